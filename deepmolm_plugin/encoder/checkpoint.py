@@ -1,0 +1,288 @@
+"""Loading DeepEncoder weights from every public layout, with one function.
+
+`load_deepencoder(path)` detects the layout from the tensor names:
+
+- ``deepseek-ocr``: DeepSeek-OCR / DeepMoLM's `sam_clip_ckpt` (`model.sam_model.*`, 179
+  tensors; `model.vision_model.*`, 293 tensors). DeepSeek's trained tower. Everything
+  else in the file (projector, `image_newline`, LM) is not the tower's and is ignored.
+- ``sam+clip``: Meta's SAM ViT-B (`image_encoder.*`) plus OpenAI CLIP ViT-L/14 in
+  open_clip (`visual.*`) or Hugging Face (`vision_model.*` or bare `encoder.layers.*`)
+  layout. This is an *initialisation*: the two compressor convs are new, random
+  weights, and the loader says so.
+- ``deepmolm``: our own `DeepEncoder.save_pretrained` folder.
+
+Within the tower's own prefixes, a missing, unexpected or mis-shaped tensor is an error
+that lists all of them: there is no silently random tower.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint
+from .config import CONFIG_NAME, DeepEncoderConfig, resolve_dtype
+from .model import DeepEncoder
+
+logger = logging.getLogger(__name__)
+
+_SLOTS = {"i": r"\d+", "p": r"weight|bias", "n": r"net_\d+\.weight", "rest": r".+"}
+
+
+class KeyRule:
+    """A two-way name rule, e.g. 'clip.ln_pre.{p}' <-> 'visual.ln_pre.{p}'."""
+
+    def __init__(self, ours: str, theirs: str):
+        self.ours, self.theirs = ours, theirs
+        self._ours_re, self._theirs_re = self._compile(ours), self._compile(theirs)
+
+    @staticmethod
+    def _compile(template: str) -> "re.Pattern[str]":
+        pattern = re.escape(template)
+        for slot, rx in _SLOTS.items():
+            pattern = pattern.replace(re.escape("{" + slot + "}"), f"(?P<{slot}>{rx})")
+        return re.compile(pattern + "$")
+
+    def to_ours(self, key: str) -> Optional[str]:
+        m = self._theirs_re.match(key)
+        return self.ours.format(**m.groupdict()) if m else None
+
+    def to_theirs(self, key: str) -> Optional[str]:
+        m = self._ours_re.match(key)
+        return self.theirs.format(**m.groupdict()) if m else None
+
+
+def _clip_rules(prefix: str, layers: str) -> List[KeyRule]:
+    """DeepSeek's / Hugging Face's CLIP names (packed qkv) <-> open_clip's."""
+    blk = "clip.transformer.resblocks.{i}"
+    their = f"{prefix}{layers}.{{i}}"
+    return [
+        KeyRule("clip.class_embedding", f"{prefix}embeddings.class_embedding"),
+        KeyRule("clip.positional_embedding", f"{prefix}embeddings.position_embedding.weight"),
+        KeyRule("clip.ln_pre.{p}", f"{prefix}pre_layrnorm.{{p}}"),
+        KeyRule(f"{blk}.ln_1.{{p}}", f"{their}.layer_norm1.{{p}}"),
+        KeyRule(f"{blk}.ln_2.{{p}}", f"{their}.layer_norm2.{{p}}"),
+        KeyRule(f"{blk}.attn.in_proj_weight", f"{their}.self_attn.qkv_proj.weight"),
+        KeyRule(f"{blk}.attn.in_proj_bias", f"{their}.self_attn.qkv_proj.bias"),
+        KeyRule(f"{blk}.attn.out_proj.{{p}}", f"{their}.self_attn.out_proj.{{p}}"),
+        KeyRule(f"{blk}.mlp.c_fc.{{p}}", f"{their}.mlp.fc1.{{p}}"),
+        KeyRule(f"{blk}.mlp.c_proj.{{p}}", f"{their}.mlp.fc2.{{p}}"),
+    ]
+
+
+DEEPSEEK_RULES = [
+    KeyRule("compressor.{n}", "model.sam_model.{n}"),
+    KeyRule("sam.{rest}", "model.sam_model.{rest}"),
+    *_clip_rules("model.vision_model.", "transformer.layers"),
+]
+META_SAM_RULES = [KeyRule("sam.{rest}", "image_encoder.{rest}")]
+OPEN_CLIP_RULES = [
+    KeyRule("clip.class_embedding", "visual.class_embedding"),
+    KeyRule("clip.positional_embedding", "visual.positional_embedding"),
+    KeyRule("clip.ln_pre.{p}", "visual.ln_pre.{p}"),
+    KeyRule("clip.transformer.{rest}", "visual.transformer.{rest}"),
+]
+
+# Tensors a layout carries that the tower deliberately does not use.
+_CLIP_UNUSED = r"(embeddings\.patch_embedding\.weight|embeddings\.position_ids|post_layernorm\..*)"
+IGNORED = {
+    # CLIP's patch conv is bypassed: the compressor map is the patch embedding.
+    "deepseek-ocr": re.compile(r"model\.vision_model\." + _CLIP_UNUSED + "$"),
+    "sam+clip": re.compile(
+        r"(visual\.(conv1\.weight|ln_post\..*|proj)|(vision_model\.)?" + _CLIP_UNUSED + ")$"
+    ),
+    "deepmolm": re.compile(r"(?!)"),
+}
+# The name spaces a layout owns: inside them, every tensor must be used or ignored above.
+OWNED = {
+    "deepseek-ocr": re.compile(r"model\.(sam_model|vision_model)\."),
+    "sam+clip": re.compile(r"(image_encoder|visual|vision_model|embeddings|pre_layrnorm|encoder|post_layernorm)\."),
+    "deepmolm": re.compile(r""),
+}
+
+
+@dataclass
+class LoadReport:
+    """What a load did: the layout, the files, and what was new or left out."""
+
+    format: str
+    files: List[str]
+    loaded: int
+    newly_initialized: List[str] = field(default_factory=list)
+    ignored_in_tower_namespace: List[str] = field(default_factory=list)
+    ignored_other: int = 0  # tensors outside the tower (LLM, projector, text tower...)
+
+    @property
+    def is_initialisation(self) -> bool:
+        return bool(self.newly_initialized)
+
+    def summary(self) -> str:
+        s = f"DeepEncoder: {self.loaded} tensors from {self.format} checkpoint ({', '.join(self.files)})"
+        if self.newly_initialized:
+            s += (
+                f"; INITIALISATION ONLY, not DeepSeek's trained tower: {len(self.newly_initialized)} "
+                f"tensors newly initialised ({', '.join(self.newly_initialized)}) — train them"
+            )
+        if self.ignored_in_tower_namespace:
+            s += f"; unused by design: {', '.join(self.ignored_in_tower_namespace)}"
+        if self.ignored_other:
+            s += f"; {self.ignored_other} tensors outside the tower ignored"
+        return s
+
+
+def detect_format(keys: Sequence[str], paths: Sequence[Path]) -> str:
+    if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
+        return "deepseek-ocr"
+    if any((p / CONFIG_NAME).is_file() for p in paths if p.is_dir()) or any(
+        k.startswith("compressor.") for k in keys
+    ):
+        return "deepmolm"
+    has_sam = any(k.startswith("image_encoder.") for k in keys)
+    has_clip = any(
+        k.startswith(("visual.transformer.", "vision_model.encoder.", "encoder.layers.")) for k in keys
+    )
+    if has_sam and has_clip:
+        return "sam+clip"
+    if has_sam or has_clip:
+        found, lacking = ("SAM", "CLIP ViT-L/14") if has_sam else ("CLIP", "SAM ViT-B (image_encoder.*)")
+        raise CheckpointError(
+            f"found {found} weights but no {lacking} weights in {[str(p) for p in paths]}; "
+            "an initialisation from public weights needs both files: "
+            "load_deepencoder([sam_vit_b.pth, clip_vit_l14_file])"
+        )
+    raise CheckpointError(
+        f"unrecognised checkpoint layout in {[str(p) for p in paths]}: expected DeepSeek-OCR "
+        "(model.sam_model.*, model.vision_model.*), Meta SAM (image_encoder.*) + CLIP "
+        f"(visual.* / vision_model.*), or a DeepEncoder.save_pretrained folder; first keys: {list(keys)[:5]}"
+    )
+
+
+Source = Tuple[Tuple[int, ...], Callable[[], torch.Tensor]]  # (shape, lazy loader)
+
+
+def _pack_hf_qkv(sources: Dict[str, Source]) -> None:
+    """Hugging Face CLIP has separate q/k/v; replace them by DeepSeek-style packed qkv."""
+    for key in list(sources):
+        m = re.match(r"((?:vision_model\.)?encoder\.layers\.\d+\.self_attn\.)q_proj\.(weight|bias)$", key)
+        if not m:
+            continue
+        parts = [f"{m.group(1)}{x}_proj.{m.group(2)}" for x in "qkv"]
+        absent = [p for p in parts if p not in sources]
+        if absent:
+            raise CheckpointError(f"Hugging Face CLIP checkpoint lacks {absent} next to {key}")
+        shapes = [sources[p][0] for p in parts]
+        loaders = [sources.pop(p)[1] for p in parts]
+        packed_shape = (sum(s[0] for s in shapes), *shapes[0][1:])
+        sources[f"{m.group(1)}qkv_proj.{m.group(2)}"] = (
+            packed_shape,
+            lambda loaders=loaders: torch.cat([load() for load in loaders], dim=0),
+        )
+
+
+def _rules_for(fmt: str, keys: Sequence[str]) -> List[KeyRule]:
+    if fmt == "deepseek-ocr":
+        return DEEPSEEK_RULES
+    if fmt == "deepmolm":
+        return [KeyRule("{rest}", "{rest}")]
+    hf_prefix = "vision_model." if any(k.startswith("vision_model.") for k in keys) else ""
+    return META_SAM_RULES + OPEN_CLIP_RULES + _clip_rules(hf_prefix, "encoder.layers")
+
+
+def plan_load(
+    sources: Dict[str, Source],
+    fmt: str,
+    expected: Dict[str, Tuple[int, ...]],
+) -> Tuple[Dict[str, Callable[[], torch.Tensor]], LoadReport]:
+    """Match checkpoint tensors (name -> (shape, loader)) to the tower's expected shapes.
+
+    Works on shapes alone, so full-size layouts can be checked without reading weights.
+    Raises CheckpointError listing every missing, unexpected and mis-shaped tensor.
+    """
+    rules = _rules_for(fmt, list(sources))
+    plan: Dict[str, Callable[[], torch.Tensor]] = {}
+    unexpected, mismatched, ignored, other = [], [], [], 0
+    mismatched_ours = set()
+    for key, (shape, load) in sources.items():
+        ours = next((o for o in (r.to_ours(key) for r in rules) if o is not None), None)
+        if ours is None or ours not in expected:
+            if IGNORED[fmt].match(key):
+                ignored.append(key)
+            elif OWNED[fmt].match(key):
+                unexpected.append(key)
+            else:
+                other += 1
+            continue
+        if tuple(shape) != tuple(expected[ours]):
+            mismatched.append(f"{key}: checkpoint {list(shape)} vs tower {list(expected[ours])}")
+            mismatched_ours.add(ours)
+            continue
+        plan[ours] = load
+    missing = sorted(set(expected) - set(plan) - mismatched_ours)
+    new = [k for k in missing if fmt == "sam+clip" and k.startswith("compressor.")]
+    missing = [k for k in missing if k not in new]
+    if missing or unexpected or mismatched:
+        lines = [f"DeepEncoder checkpoint ({fmt}) does not match the tower configuration:"]
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if items:
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
+        raise CheckpointError("\n".join(lines))
+    report = LoadReport(fmt, [], len(plan), new, ignored, other)
+    return plan, report
+
+
+def load_deepencoder(
+    path: Union[PathLike, Sequence[PathLike]],
+    config: Optional[DeepEncoderConfig] = None,
+    dtype: "str | torch.dtype | None" = None,
+) -> DeepEncoder:
+    """Build a DeepEncoder and load its weights from any supported checkpoint layout.
+
+    path: a file, a folder (sharded safetensors with an index are followed), or a list of
+      them (e.g. ``[sam_vit_b_01ec64.pth, clip_vit_l14.safetensors]``).
+    config: tower sizes; default: the folder's deepencoder_config.json for our own
+      format, else DeepSeek-OCR's sizes.
+    dtype: weights dtype (default: config.dtype).
+    The returned model carries ``load_report`` (a LoadReport) describing the load.
+    """
+    paths = [Path(p) for p in ([path] if isinstance(path, (str, os.PathLike)) else path)]
+    store = open_checkpoint(paths)
+    fmt = detect_format(list(store), paths)
+    if config is None:
+        config_files = [p / CONFIG_NAME for p in paths if p.is_dir() and (p / CONFIG_NAME).is_file()]
+        config = DeepEncoderConfig.load(config_files[0]) if config_files else DeepEncoderConfig()
+
+    sources: Dict[str, Source] = {k: (store.shape(k), (lambda k=k: store[k])) for k in store}
+    if fmt == "sam+clip":
+        _pack_hf_qkv(sources)
+
+    model = DeepEncoder(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    plan, report = plan_load(sources, fmt, expected)
+    report.files = [str(f) for f in store.files]
+    state = {k: load() for k, load in plan.items()}
+    model.load_state_dict(state, strict=not report.newly_initialized)
+    model.to(dtype=resolve_dtype(dtype) or resolve_dtype(config.dtype))
+    model.load_report = report
+    (logger.warning if report.is_initialisation else logger.info)(report.summary())
+    return model
+
+
+def to_deepseek_layout(model_or_state: "DeepEncoder | Dict[str, torch.Tensor]") -> Dict[str, torch.Tensor]:
+    """Our tower's tensors under DeepSeek-OCR's names (the inverse of its loader).
+
+    CLIP's unused patch conv is not part of our tower and is not produced.
+    """
+    state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
+    out = {}
+    for key, value in state.items():
+        theirs = next((t for t in (r.to_theirs(key) for r in DEEPSEEK_RULES) if t), None)
+        if theirs is None:
+            raise KeyError(f"no DeepSeek-OCR name for tower tensor {key!r}")
+        out[theirs] = value
+    return out

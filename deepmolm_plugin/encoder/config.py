@@ -1,0 +1,134 @@
+"""DeepEncoderConfig: every size of the DeepEncoder vision tower in one place.
+
+The defaults are DeepSeek-OCR's DeepEncoder (design.md section 2): SAM ViT-B at 1024 px,
+a 16x conv compressor (256 -> 512 -> 1024 channels, two stride-2 convs), and a CLIP-L/14
+body that takes the compressor map as its patch embeddings. Tests build tiny variants
+(e.g. 128 px, width 32, depth 2) through the same code by overriding fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Tuple
+
+import torch
+
+CONFIG_NAME = "deepencoder_config.json"
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: "str | torch.dtype | None") -> "torch.dtype | None":
+    """'bfloat16' / torch.bfloat16 / None -> torch.dtype or None; anything else is an error."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+@dataclass
+class DeepEncoderConfig:
+    # --- input views -----------------------------------------------------------------
+    image_size: int = 1024  # base (global) view side, pixels
+    tile_size: int = 640  # local tile side in "tiles" mode
+    patch_size: int = 16  # SAM patch; the compressor adds another 4x: one token per 64 px
+
+    # --- SAM ViT-B (segment-anything ImageEncoderViT) -------------------------------
+    sam_width: int = 768
+    sam_depth: int = 12
+    sam_heads: int = 12
+    sam_mlp_ratio: float = 4.0
+    sam_window_size: int = 14
+    sam_global_attn_indexes: Tuple[int, ...] = (2, 5, 8, 11)
+    sam_out_chans: int = 256  # neck output
+    sam_layer_norm_eps: float = 1e-6
+    # "sdpa": scaled_dot_product_attention with the decomposed rel-pos bias as a float
+    # mask (same math, no fp32 score matrices); "eager": segment-anything's own Attention.
+    sam_attention: str = "sdpa"
+
+    # --- 16x compressor: bias-free 3x3 stride-2 convs (`net_2`, `net_3`) -------------
+    compressor_channels: Tuple[int, ...] = (512, 1024)
+
+    # --- CLIP-L/14 body (open_clip Transformer, QuickGELU) ---------------------------
+    clip_width: int = 1024
+    clip_layers: int = 24
+    clip_heads: int = 16
+    clip_mlp_ratio: float = 4.0
+    clip_layer_norm_eps: float = 1e-5
+    # Side of the CLIP position table (without CLS). CLIP-L/14 at 224 px has 16x16
+    # patches, which DeepEncoder reuses for its 16x16 compressor grid at 1024 px.
+    clip_position_grid: int = 16
+
+    # --- runtime -----------------------------------------------------------------------
+    gradient_checkpointing: bool = False
+    dtype: str = "float32"  # weights dtype when loading; "bfloat16" for training
+
+    extra: Dict[str, Any] = field(default_factory=dict)  # free-form, saved verbatim
+
+    def __post_init__(self) -> None:
+        self.sam_global_attn_indexes = tuple(self.sam_global_attn_indexes)
+        self.compressor_channels = tuple(self.compressor_channels)
+        if self.clip_width != self.compressor_channels[-1]:
+            raise ValueError(
+                f"clip_width ({self.clip_width}) must equal the compressor's last channel "
+                f"count ({self.compressor_channels[-1]}): compressor tokens are CLIP's patch "
+                "embeddings"
+            )
+        if self.sam_attention not in ("sdpa", "eager"):
+            raise ValueError(f"sam_attention must be 'sdpa' or 'eager', got {self.sam_attention!r}")
+        if any(i >= self.sam_depth for i in self.sam_global_attn_indexes):
+            raise ValueError(
+                f"sam_global_attn_indexes {self.sam_global_attn_indexes} exceed sam_depth "
+                f"{self.sam_depth}"
+            )
+        resolve_dtype(self.dtype)
+        for side in (self.image_size, self.tile_size):
+            if side % self.token_stride:
+                raise ValueError(f"view side {side} is not a multiple of {self.token_stride} px")
+
+    # --- derived sizes -------------------------------------------------------------------
+    @property
+    def token_stride(self) -> int:
+        """Pixels per output token: SAM patch x 2^(number of stride-2 convs)."""
+        return self.patch_size * 2 ** len(self.compressor_channels)
+
+    @property
+    def hidden_size(self) -> int:
+        """Channels per output token: CLIP features + compressor features (2048)."""
+        return self.clip_width + self.compressor_channels[-1]
+
+    def tokens_per_side(self, side: int) -> int:
+        """Output tokens per row for a square view of `side` pixels (16 at 1024)."""
+        return side // self.token_stride
+
+    # --- (de)serialisation ----------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sam_global_attn_indexes"] = list(self.sam_global_attn_indexes)
+        d["compressor_channels"] = list(self.compressor_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "DeepEncoderConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown DeepEncoderConfig fields: {unknown}")
+        return cls(**d)
+
+    def save(self, directory: "str | os.PathLike") -> str:
+        path = os.path.join(directory, CONFIG_NAME)
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        return path
+
+    @classmethod
+    def load(cls, path: "str | os.PathLike") -> "DeepEncoderConfig":
+        if os.path.isdir(path):
+            path = os.path.join(path, CONFIG_NAME)
+        with open(path) as f:
+            return cls.from_dict(json.load(f))

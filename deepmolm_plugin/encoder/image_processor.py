@@ -1,0 +1,413 @@
+"""Image processor for DeepEncoder: images -> normalised square views.
+
+DeepEncoder (DeepSeek-OCR's vision tower) sees square RGB views and emits one token per
+64 px, so a 1024 px global view gives 16x16 = 256 tokens and a 640 px tile 10x10 = 100.
+
+Two modes, as in DeepSeek-OCR:
+
+- ``"base"``: one global view. The image is resized (bicubic, aspect preserved) to fit
+  ``image_size`` x ``image_size`` and padded with the mean colour (127 gray), so padding
+  normalises to ~0 and no content is cropped or stretched.
+- ``"tiles"`` ("gundam"): the global view plus a grid of ``tile_size`` tiles cut from the
+  image stretched to the grid (DeepSeek-OCR's ``dynamic_preprocess``), which gives small
+  text and thin bonds more pixels. Images that fit in one tile get no tiles.
+
+This is a plain class rather than a ``transformers.BaseImageProcessor``: the LLaVA host only
+needs ``preprocess(img, return_tensors="pt")["pixel_values"]``, ``image_mean`` (for its own
+pad colour) and ``crop_size``, and the tiles mode returns ragged per-image tile stacks that
+``BaseImageProcessor``'s tensor conversion does not handle.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from transformers import BatchFeature
+
+from .config import DeepEncoderConfig
+
+MODES = ("base", "tiles")
+TOKEN_STRIDE = 64  # pixels per output token: SAM patch 16 x two stride-2 convs
+
+ImageInput = Union[Image.Image, str, "os.PathLike[str]", np.ndarray, torch.Tensor]
+Grid = Tuple[int, int]  # (cols, rows)
+
+# Modes whose pixels carry their own alpha; "transparency" in img.info covers the rest
+# (palette "P", "L" and "RGB" PNGs with a tRNS chunk).
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def load_image(image: ImageInput, name: Optional[str] = None) -> Image.Image:
+    """Return `image` as an RGB PIL image; transparent pixels become white.
+
+    Accepts a PIL image, a path (str / os.PathLike), a numpy array or a torch tensor
+    (H x W, H x W x 1, H x W x 3 or H x W x 4, channels last; uint8, or float in [0, 1]).
+    16-bit grayscale files are rescaled to 8 bits; 32-bit int / float PIL modes are refused.
+    `name` (e.g. "images[3]") is put in error messages to say which input was bad.
+
+    Alpha is composited onto white, not dropped: molecule drawings are usually black
+    on a transparent background, and dropping alpha would leave black on black.
+    """
+    where = f" ({name})" if name else ""
+    if isinstance(image, Image.Image):
+        return _to_rgb(image, where)
+    if isinstance(image, (str, os.PathLike)):
+        return _open_image(os.fspath(image), name)
+    if isinstance(image, torch.Tensor):
+        if image.dtype == torch.bfloat16:  # numpy has no bfloat16
+            image = image.float()
+        image = image.detach().cpu().numpy()
+    if isinstance(image, np.ndarray):
+        return _to_rgb(Image.fromarray(_array_to_uint8(image, where)), where)
+    raise TypeError(
+        f"unsupported image type {type(image).__name__}{where}; expected a PIL image, a path, "
+        "a numpy array or a torch tensor"
+    )
+
+
+def _open_image(path: str, name: Optional[str]) -> Image.Image:
+    """Open, fully decode and close `path`. Not-an-image -> ValueError naming the path."""
+    where = f" ({name})" if name else ""
+    label = f"{path!r}{where}"
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, f"image file not found{where}", path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now; leaving the block closes the file and invalidates
+            # `img` itself, which is why _to_rgb always returns a new image.
+            return _to_rgb(img, f" {label}")
+    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
+        raise ValueError(f"{label} is not a readable image: {e}") from e
+    except OSError as e:
+        if isinstance(e, (PermissionError, IsADirectoryError, NotADirectoryError)):
+            raise
+        # Truncated or corrupt image data ("image file is truncated", broken PNG chunks).
+        raise ValueError(f"{label} is not a readable image: {e}") from e
+
+
+def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
+    """Check shape/dtype/range of an H x W [x C] array and return it as uint8."""
+    shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))
+    if not shape_ok or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(
+            f"image array{where} has shape {tuple(array.shape)}; expected H x W, H x W x 1, "
+            "H x W x 3 or H x W x 4 (channels last, non-empty)"
+        )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError(f"float image array{where} contains NaN or inf")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"float image array{where} has values in [{lo:g}, {hi:g}]; expected [0, 1]"
+            )
+        return np.round(array.astype(np.float64) * 255.0).astype(np.uint8)
+    raise ValueError(
+        f"image array{where} has dtype {array.dtype}; expected uint8, or float in [0, 1]"
+    )
+
+
+def _to_rgb(img: Image.Image, where: str) -> Image.Image:
+    """Any 8-bit (or 16-bit gray) PIL mode -> RGB, alpha composited onto white."""
+    if img.mode in _16BIT_MODES:
+        # convert("L") would clip 16-bit values at 255 (almost everything white); rescale.
+        gray = np.asarray(img).astype(np.float64) / 257.0
+        img = Image.fromarray(np.round(gray).astype(np.uint8))
+    elif img.mode in ("I", "F"):
+        raise ValueError(
+            f"image{where} has mode {img.mode!r} (32-bit int / float pixels) with no defined "
+            "range; convert it to an 8-bit mode first"
+        )
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode == "RGB":
+        return img.copy()  # a new object: the caller's may be mutated or closed later
+    return img.convert("RGB")
+
+
+# --------------------------------------------------------------------------------------
+# Tiling and token counts
+# --------------------------------------------------------------------------------------
+
+
+def best_tile_grid(
+    width: int, height: int, tile_size: int = 640, min_tiles: int = 2, max_tiles: int = 6
+) -> Optional[Grid]:
+    """Grid (cols, rows) of tiles for a `width` x `height` image, or None for no tiles.
+
+    Same choice as DeepSeek-OCR's `dynamic_preprocess` / InternVL's
+    `find_closest_aspect_ratio`, so tiles match what the pretrained encoder saw: the grid
+    whose aspect cols/rows is closest to width/height, among min_tiles..max_tiles tiles;
+    on an exact tie the larger grid wins only if the image has enough pixels to fill more
+    than half of it.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if not 1 <= min_tiles <= max_tiles:
+        raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles}, {max_tiles}")
+    if width <= tile_size and height <= tile_size:
+        return None
+    candidates = sorted(
+        set(
+            (i, j)
+            for n in range(min_tiles, max_tiles + 1)
+            for i in range(1, n + 1)
+            for j in range(1, n + 1)
+            if min_tiles <= i * j <= max_tiles
+        ),
+        key=lambda x: x[0] * x[1],
+    )
+    aspect = width / height
+    area = width * height
+    best, best_diff = (1, 1), float("inf")
+    for i, j in candidates:
+        diff = abs(aspect - i / j)
+        if diff < best_diff:
+            best, best_diff = (i, j), diff
+        elif diff == best_diff and area > 0.5 * tile_size * tile_size * i * j:
+            best = (i, j)
+    return best
+
+
+def num_llm_positions_for_grid(
+    image_size: int, tile_size: int, grid: Optional[Grid], token_stride: int = TOKEN_STRIDE
+) -> int:
+    """LLM positions for one image laid out by the projector.
+
+    Layout: the local mosaic (tiles in their grid) as rows of tokens, each row followed by
+    a newline position; then the global view's rows, each followed by a newline; then one
+    view separator. grid=None (no tiles) leaves only the global part: g * (g + 1) + 1,
+    273 at 1024 px.
+    """
+    for side in (image_size, tile_size):
+        if side <= 0 or side % token_stride:
+            raise ValueError(f"view side {side} is not a positive multiple of {token_stride} px")
+    g = image_size // token_stride
+    n = g * (g + 1) + 1
+    if grid is not None:
+        cols, rows = grid
+        if cols < 1 or rows < 1:
+            raise ValueError(f"tile grid must be at least 1x1, got {grid}")
+        t = tile_size // token_stride
+        n += (rows * t) * (cols * t + 1)
+    return n
+
+
+# --------------------------------------------------------------------------------------
+# Processor
+# --------------------------------------------------------------------------------------
+
+
+class DeepEncoderImageProcessor:
+    """Images -> DeepEncoder input views (see the module docstring for the two modes)."""
+
+    def __init__(
+        self,
+        image_size: int = 1024,
+        tile_size: int = 640,
+        mode: str = "base",
+        min_tiles: int = 2,
+        max_tiles: int = 6,
+        image_mean: Sequence[float] = (0.5, 0.5, 0.5),
+        image_std: Sequence[float] = (0.5, 0.5, 0.5),
+        token_stride: int = TOKEN_STRIDE,
+    ):
+        self._check_mode(mode)
+        for name, side in (("image_size", image_size), ("tile_size", tile_size)):
+            if side <= 0 or side % token_stride:
+                raise ValueError(f"{name}={side} is not a positive multiple of {token_stride} px")
+        if not 1 <= min_tiles <= max_tiles:
+            raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles}, {max_tiles}")
+        if len(image_mean) != 3 or len(image_std) != 3:
+            raise ValueError(
+                f"image_mean and image_std need 3 values, got {image_mean}, {image_std}"
+            )
+        if any(s <= 0 for s in image_std):
+            raise ValueError(f"image_std must be positive, got {image_std}")
+        self.image_size = int(image_size)
+        self.tile_size = int(tile_size)
+        self.mode = mode
+        self.min_tiles = int(min_tiles)
+        self.max_tiles = int(max_tiles)
+        self.image_mean = [float(m) for m in image_mean]
+        self.image_std = [float(s) for s in image_std]
+        self.token_stride = int(token_stride)
+        # The LLaVA host reads these (dummy images, its own pad colour).
+        self.crop_size = {"height": self.image_size, "width": self.image_size}
+        self.size = {"height": self.image_size, "width": self.image_size}
+
+    @classmethod
+    def from_config(
+        cls, config: DeepEncoderConfig, mode: str = "base"
+    ) -> "DeepEncoderImageProcessor":
+        return cls(
+            image_size=config.image_size,
+            tile_size=config.tile_size,
+            mode=mode,
+            token_stride=config.token_stride,
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "image_processor_type": type(self).__name__,
+            "image_size": self.image_size,
+            "tile_size": self.tile_size,
+            "mode": self.mode,
+            "min_tiles": self.min_tiles,
+            "max_tiles": self.max_tiles,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "token_stride": self.token_stride,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "DeepEncoderImageProcessor":
+        d = dict(d)
+        kind = d.pop("image_processor_type", cls.__name__)
+        if kind != cls.__name__:
+            raise ValueError(f"image_processor_type is {kind!r}, expected {cls.__name__!r}")
+        known = {"image_size", "tile_size", "mode", "min_tiles", "max_tiles", "image_mean",
+                 "image_std", "token_stride"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown DeepEncoderImageProcessor fields: {unknown}")
+        return cls(**d)
+
+    def __repr__(self) -> str:
+        fields = {k: v for k, v in self.to_dict().items() if k != "image_processor_type"}
+        args = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+        return f"{type(self).__name__}({args})"
+
+    # --- views -----------------------------------------------------------------------------
+
+    @property
+    def pad_color(self) -> Tuple[int, int, int]:
+        """Global-view pad colour, (127, 127, 127) for mean 0.5: the same rule the host uses."""
+        return tuple(int(m * 255) for m in self.image_mean)
+
+    def global_view(self, image: Image.Image) -> Image.Image:
+        """RGB image -> image_size x image_size, aspect kept, centred, mean-colour padding."""
+        size = (self.image_size, self.image_size)
+        return ImageOps.pad(
+            image, size, method=Image.Resampling.BICUBIC, color=self.pad_color, centering=(0.5, 0.5)
+        )
+
+    def tiles(self, image: Image.Image) -> Tuple[List[Image.Image], Optional[Grid]]:
+        """RGB image -> (tiles, row-major, and grid (cols, rows)); ([], None) if it fits one tile."""
+        grid = best_tile_grid(*image.size, self.tile_size, self.min_tiles, self.max_tiles)
+        if grid is None:
+            return [], None
+        cols, rows = grid
+        t = self.tile_size
+        # Stretched, not padded: the grid already matches the aspect as well as it can.
+        resized = image.resize((t * cols, t * rows), resample=Image.Resampling.BICUBIC)
+        boxes = [(c * t, r * t, (c + 1) * t, (r + 1) * t) for r in range(rows) for c in range(cols)]
+        crops = [resized.crop(box) for box in boxes]  # row by row, left to right
+        return crops, grid
+
+    def normalize(self, image: Image.Image) -> torch.Tensor:
+        """RGB PIL image (W x H) -> float32 (3, H, W), (x / 255 - mean) / std."""
+        x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())  # (H, W, 3) uint8
+        x = x.permute(2, 0, 1).to(torch.float32).div_(255.0)  # (3, H, W) in [0, 1]
+        mean = torch.tensor(self.image_mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.image_std, dtype=torch.float32).view(3, 1, 1)
+        return (x - mean) / std
+
+    # --- public API ------------------------------------------------------------------------
+
+    def preprocess(
+        self,
+        images: Union[ImageInput, Sequence[ImageInput]],
+        return_tensors: str = "pt",
+        mode: Optional[str] = None,
+    ) -> BatchFeature:
+        """One image or a list -> BatchFeature.
+
+        pixel_values: float32 (n_images, 3, image_size, image_size), global views.
+        tiles mode also: tile_pixel_values, a list of float32 (t_k, 3, tile_size, tile_size)
+        (t_k may be 0), and tile_grids, a list of (cols, rows) or None.
+        """
+        if return_tensors != "pt":
+            raise ValueError(f"only return_tensors='pt' is supported, got {return_tensors!r}")
+        mode = self.mode if mode is None else self._check_mode(mode)
+        batch = list(images) if isinstance(images, (list, tuple)) else [images]
+        if not batch:
+            raise ValueError("preprocess got an empty list of images")
+
+        global_views, tile_stacks, grids = [], [], []
+        for k, item in enumerate(batch):
+            name = f"images[{k}]" if isinstance(images, (list, tuple)) else None
+            image = load_image(item, name=name)
+            global_views.append(self.normalize(self.global_view(image)))  # (3, S, S)
+            if mode == "tiles":
+                crops, grid = self.tiles(image)
+                if crops:
+                    stack = torch.stack([self.normalize(c) for c in crops])  # (t_k, 3, T, T)
+                else:
+                    stack = torch.empty(0, 3, self.tile_size, self.tile_size, dtype=torch.float32)
+                tile_stacks.append(stack)
+                grids.append(grid)
+
+        data: Dict[str, Any] = {"pixel_values": torch.stack(global_views)}  # (n, 3, S, S)
+        if mode == "tiles":
+            data["tile_pixel_values"] = tile_stacks
+            data["tile_grids"] = grids
+        # No tensor_type: everything is already a tensor, and the ragged tile list must
+        # not go through BatchFeature's conversion.
+        return BatchFeature(data=data)
+
+    __call__ = preprocess
+
+    def num_llm_positions(
+        self, image_or_size: Union[ImageInput, Tuple[int, int]], mode: Optional[str] = None
+    ) -> int:
+        """LLM positions this image takes after the projector (273 at 1024 px in base mode).
+
+        `image_or_size` is an image (anything `load_image` takes) or a (width, height) tuple.
+        """
+        mode = self.mode if mode is None else self._check_mode(mode)
+        width, height = self._image_size_of(image_or_size)  # checked in both modes
+        grid = None
+        if mode == "tiles":
+            grid = best_tile_grid(width, height, self.tile_size, self.min_tiles, self.max_tiles)
+        return num_llm_positions_for_grid(self.image_size, self.tile_size, grid, self.token_stride)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_mode(mode: str) -> str:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        return mode
+
+    @staticmethod
+    def _image_size_of(image_or_size: Union[ImageInput, Tuple[int, int]]) -> Tuple[int, int]:
+        """(width, height) of an image, or a (width, height) tuple checked and returned."""
+        if isinstance(image_or_size, tuple):
+            if len(image_or_size) != 2 or not all(
+                isinstance(v, (int, np.integer)) and v > 0 for v in image_or_size
+            ):
+                raise ValueError(
+                    f"image size must be (width, height) positive ints, got {image_or_size}"
+                )
+            return int(image_or_size[0]), int(image_or_size[1])
+        if isinstance(image_or_size, Image.Image):
+            return image_or_size.size  # no need to convert just to read the size
+        return load_image(image_or_size).size

@@ -1,0 +1,84 @@
+"""DeepEncoder: SAM-base -> 16x conv compressor -> CLIP-L, one view at a time.
+
+    pixels (B, 3, S, S)
+      -> SamEncoder            (B, 256, S/16, S/16)
+      -> Compressor            (B, 1024, S/64, S/64)  -> tokens (B, N, 1024), N = (S/64)^2
+      -> ClipTrunk(tokens)     (B, 1 + N, 1024)
+      -> concat[CLIP without CLS, tokens]  (B, N, 2048)
+
+S = 1024 gives 256 tokens, a 640 tile 100, 512 px 64. Gradients flow through every
+part (DeepSeek-OCR's training code ran the encoder under no_grad: tuning it did nothing);
+freezing is the caller's choice via requires_grad_.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .clip import ClipTrunk
+from .compressor import Compressor
+from .config import DeepEncoderConfig
+from .sam import SamEncoder
+
+WEIGHTS_NAME = "deepencoder.safetensors"
+
+
+class DeepEncoder(nn.Module):
+    def __init__(self, config: DeepEncoderConfig | None = None):
+        super().__init__()
+        self.config = config or DeepEncoderConfig()
+        self.sam = SamEncoder(self.config)
+        self.compressor = Compressor(self.config.sam_out_chans, self.config.compressor_channels)
+        self.clip = ClipTrunk(self.config)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.compressor.net_2.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.compressor.net_2.weight.device
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        self._check_input(pixel_values)
+        pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
+        feats = self.compressor(self.sam(pixel_values))  # (B, 1024, S/64, S/64)
+        tokens = feats.flatten(2).transpose(1, 2)  # (B, N, 1024)
+        clip_out = self.clip(tokens)  # (B, 1 + N, 1024)
+        return torch.cat([clip_out[:, 1:], tokens], dim=-1)  # (B, N, 2048)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        stride = self.config.token_stride
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[2] % stride:
+            raise ValueError(
+                f"DeepEncoder takes square RGB views (B, 3, S, S) with S a multiple of "
+                f"{stride}; got shape {tuple(x.shape)}"
+            )
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        self.config.gradient_checkpointing = enabled
+        self.sam.gradient_checkpointing = enabled
+        self.clip.transformer.grad_checkpointing = enabled
+
+    def save_pretrained(self, directory: "str | os.PathLike") -> None:
+        """Our own format: deepencoder_config.json + deepencoder.safetensors."""
+        from safetensors.torch import save_file
+
+        os.makedirs(directory, exist_ok=True)
+        self.config.save(directory)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, os.path.join(directory, WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, path: "str | os.PathLike", dtype=None) -> "DeepEncoder":
+        """Any supported checkpoint layout; see `load_deepencoder`."""
+        from .checkpoint import load_deepencoder
+
+        return load_deepencoder(path, dtype=dtype)

@@ -1,0 +1,137 @@
+"""Safe, lazy reading of checkpoint tensors from files, folders and shard sets.
+
+Formats are recognised by content, not by suffix: safetensors (an 8-byte header length
+followed by a JSON header) or PyTorch's zip/pickle format, which is only ever read with
+``weights_only=True``. Folders resolve through a ``*.safetensors.index.json`` shard index
+when there is one. safetensors tensors are read one key at a time, so taking the vision
+tower out of a multi-GB DeepSeek-OCR checkpoint reads only the tower's tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple, Union
+
+import torch
+
+PathLike = Union[str, os.PathLike]
+TENSOR_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked; the message says which file and why."""
+
+
+def _sniff(path: Path) -> str:
+    """'safetensors' | 'torch' by file content; CheckpointError otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return "safetensors"
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # zip archive / pickle protocol marker
+        return "torch"
+    raise CheckpointError(
+        f"{path} is not a tensor file: expected safetensors or a PyTorch checkpoint "
+        f"(first bytes {head[:9]!r})"
+    )
+
+
+def find_tensor_files(path: PathLike) -> List[Path]:
+    """One path (file or folder) -> the tensor files it stands for, in a stable order."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint path does not exist: {path}")
+    if path.is_file():
+        return [path]
+    indexes = sorted(path.glob("*.safetensors.index.json"))
+    if len(indexes) > 1:
+        raise CheckpointError(f"{path} holds several shard indexes: {[p.name for p in indexes]}")
+    if indexes:
+        with open(indexes[0]) as f:
+            weight_map = json.load(f).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{indexes[0]} has no 'weight_map'")
+        shards = sorted(set(weight_map.values()))
+        missing = [s for s in shards if not (path / s).is_file()]
+        if missing:
+            raise CheckpointError(f"{indexes[0]} names shards that are not in {path}: {missing}")
+        return [path / s for s in shards]
+    for suffixes in ((".safetensors",), (".bin", ".pth", ".pt")):
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in suffixes)
+        if files:
+            return files
+    raise CheckpointError(f"no tensor files ({', '.join(TENSOR_SUFFIXES)}) in folder {path}")
+
+
+def _load_torch_state(path: Path) -> Dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path} is not a readable PyTorch tensor file: {e}") from e
+    # Training frameworks often wrap the weights one level down.
+    for wrapper in ("state_dict", "model", "module"):
+        if isinstance(obj, dict) and set(obj) == {wrapper} and isinstance(obj[wrapper], dict):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise CheckpointError(f"{path} does not hold a flat mapping of names to tensors")
+    return obj
+
+
+class TensorStore(Mapping[str, torch.Tensor]):
+    """Read-only mapping over the tensors of several files; a key is loaded on access."""
+
+    def __init__(self, files: Sequence[PathLike]):
+        from safetensors import SafetensorError, safe_open
+
+        self.files = [Path(f) for f in files]
+        self._where: Dict[str, Tuple[Path, object]] = {}
+        for path in self.files:
+            kind = _sniff(path)
+            if kind == "safetensors":
+                try:
+                    handle = safe_open(str(path), framework="pt", device="cpu")
+                except SafetensorError as e:
+                    raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
+                keys: Iterable[str] = handle.keys()
+            else:
+                handle = _load_torch_state(path)
+                keys = handle.keys()
+            for key in keys:
+                if key in self._where:
+                    raise CheckpointError(
+                        f"tensor {key!r} appears in both {self._where[key][0]} and {path}"
+                    )
+                self._where[key] = (path, handle)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        _, handle = self._where[key]
+        return handle[key] if isinstance(handle, dict) else handle.get_tensor(key)
+
+    def shape(self, key: str) -> Tuple[int, ...]:
+        _, handle = self._where[key]
+        if isinstance(handle, dict):
+            return tuple(handle[key].shape)
+        return tuple(handle.get_slice(key).get_shape())
+
+    def file_of(self, key: str) -> Path:
+        return self._where[key][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+def open_checkpoint(paths: Union[PathLike, Sequence[PathLike]]) -> TensorStore:
+    """A file, a folder, or a list of either -> one TensorStore over all their tensors."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = [f for p in paths for f in find_tensor_files(p)]
+    return TensorStore(files)
