@@ -1,0 +1,114 @@
+"""Our DeepEncoder vs an independent transformers-only build of the same network.
+
+The reference (deepmolm_plugin.encoder.hf_reference) is loaded from our weights in
+DeepSeek-OCR's layout, so these tests check the architecture, the DeepSeek name mapping
+and the loader together: equal outputs from equal weights, at the base size, at other
+view sizes (position tables resized) and at the real full size.
+"""
+
+import gc
+import time
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, load_deepencoder, to_deepseek_layout
+from deepmolm_plugin.encoder.hf_reference import DeepEncoderReference
+from conftest import tiny_encoder_config
+
+ATOL = 1e-4
+
+
+def _random_positions(model: DeepEncoder, std: float) -> DeepEncoder:
+    """SAM's rel-pos tables and pos_embed start at zero; make them count in the comparison."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "rel_pos" in name or name == "sam.pos_embed":
+                p.normal_(0.0, std)
+    return model
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return (a.float() - b.float()).abs().max().item()
+
+
+# HF's SAM encoder resizes its absolute pos_embed (bicubic, antialias, fp32) and
+# interpolates rel-pos tables like segment-anything, so every view size is comparable:
+# 64 px (1 token, CLIP table 2x2 -> 1x1), 128 (base), 192 (3x3 grid, windows padded).
+@pytest.mark.parametrize("side", [128, 64, 192])
+def test_tiny_matches_reference(tiny_config, side):
+    ours = _random_positions(DeepEncoder(tiny_config), std=0.5).eval()
+    ref = DeepEncoderReference.from_deepseek_state(to_deepseek_layout(ours), tiny_config)
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        out, expected = ours(x), ref(x)
+    assert out.shape == (2, (side // 64) ** 2, 64)
+    assert _max_diff(out, expected) <= ATOL
+
+
+def test_reference_eager_attention_matches_sdpa(tiny_config):
+    ours = _random_positions(DeepEncoder(tiny_config), std=0.5).eval()
+    state = to_deepseek_layout(ours)
+    x = torch.randn(1, 3, 192, 192)
+    with torch.no_grad():
+        sdpa = DeepEncoderReference.from_deepseek_state(state, tiny_config)(x)
+        eager = DeepEncoderReference.from_deepseek_state(state, tiny_config, attn_implementation="eager")(x)
+    assert _max_diff(sdpa, eager) <= 1e-5
+
+
+def test_sam_eager_and_sdpa_agree_with_gradients():
+    cfg_sdpa = tiny_encoder_config(sam_attention="sdpa")
+    cfg_eager = tiny_encoder_config(sam_attention="eager")
+    sdpa = _random_positions(DeepEncoder(cfg_sdpa), std=0.5)
+    eager = DeepEncoder(cfg_eager)
+    eager.load_state_dict(sdpa.state_dict())
+    x = torch.randn(2, 3, 192, 192)  # 12x12 SAM grid: padded windows and a resized global rel-pos
+    grads = {}
+    for name, model in (("sdpa", sdpa), ("eager", eager)):
+        xi = x.clone().requires_grad_(True)
+        out = model(xi)
+        out.square().mean().backward()
+        grads[name] = (out.detach(), xi.grad, model.sam.blocks[0].attn.rel_pos_h.grad,
+                       model.sam.blocks[1].attn.rel_pos_w.grad)
+    for a, b in zip(grads["sdpa"], grads["eager"]):
+        assert b.abs().sum() > 0
+        assert _max_diff(a, b) <= 1e-5
+
+
+def test_loaded_deepseek_file_matches_reference(tmp_path, tiny_config):
+    source = _random_positions(DeepEncoder(tiny_config), std=0.5)
+    state = {k: v.detach().clone().contiguous() for k, v in to_deepseek_layout(source).items()}
+    # The real file also carries CLIP's patch conv, which neither tower uses.
+    state["model.vision_model.embeddings.patch_embedding.weight"] = torch.randn(32, 3, 14, 14)
+    save_file(state, str(tmp_path / "model-00001-of-000001.safetensors"))
+    del source
+
+    loaded = load_deepencoder(tmp_path, config=tiny_config).eval()
+    assert loaded.load_report.format == "deepseek-ocr"
+    ref = DeepEncoderReference.from_deepseek_state(state, tiny_config)
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        assert _max_diff(loaded(x), ref(x)) <= ATOL
+
+
+def test_full_size_1024px_fp32_matches_reference():
+    """The real DeepSeek-OCR sizes (398.7 M parameters), one 1024 px view, random weights."""
+    start = time.perf_counter()
+    config = DeepEncoderConfig()
+    x = torch.randn(1, 3, 1024, 1024)
+    ours = _random_positions(DeepEncoder(config), std=0.02).eval()
+    with torch.no_grad():
+        out = ours(x)  # (1, 256, 2048)
+        ref = DeepEncoderReference.from_deepseek_state(to_deepseek_layout(ours), config)
+        del ours
+        gc.collect()
+        expected = ref(x)
+    del ref
+    gc.collect()
+    assert out.shape == (1, 256, 2048)
+    diff = _max_diff(out, expected)
+    print(f"full size max |diff| {diff:.2e}, output max |{out.abs().max().item():.2f}|, "
+          f"{time.perf_counter() - start:.1f} s")
+    assert diff <= ATOL
