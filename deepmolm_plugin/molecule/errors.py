@@ -1,0 +1,107 @@
+"""The one error type of the molecule package, and RDKit log capture.
+
+Every per-molecule failure (unparseable input, valence error, flat 3D input, embedding
+failure, E3FP failure, blank depiction, size cap) is a ``MoleculeError`` naming the
+molecule and the reason. Batch tools catch exactly this type, report it and go on;
+anything else is a bug and propagates.
+
+RDKit reports *why* a parse failed only through its log (``MolFromMolBlock`` returns
+None and logs "Counts line too short ..."). ``rdkit_messages()`` routes RDKit's log
+through Python's ``logging`` (``rdBase.LogToPythonLogger``; RDKit's own "rdkit" logger
+keeps printing to stderr outside our capture, as before) and, while active, collects
+the messages instead of printing them: into the error's reason when the step fails, into
+the record's notes ("RDKit: ...") when it succeeds with warnings. The capture is
+process-wide while active: do not read molecules from several threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import Iterator
+
+from rdkit import rdBase
+
+__all__ = ["MoleculeError", "as_notes", "first_line", "rdkit_messages", "with_messages"]
+
+
+class MoleculeError(ValueError):
+    """A molecule could not be read, embedded, fingerprinted or drawn.
+
+    ``id`` names the molecule (record title, SMILES, or ``file#index``) and ``reason``
+    says what went wrong; ``str(error)`` contains both. ``source`` (``path#index``) is
+    filled in by the file readers.
+    """
+
+    def __init__(self, id: str, reason: str, source: str | None = None):
+        self.id = str(id)
+        self.reason = str(reason)
+        self.source = source
+        super().__init__(f"molecule {self.id!r}: {self.reason}")
+
+    def __reduce__(self):
+        # Picklable with its fields, so errors cross multiprocessing boundaries.
+        return (type(self), (self.id, self.reason, self.source))
+
+
+_TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*(ERROR:\s*|WARNING:\s*)?")
+_NOISE = ("moving to the beginning of the next",)
+
+
+class _Collect(logging.Filter):
+    """Logger filter: hands each message to every open capture and stops it printing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[list[str]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for line in record.getMessage().splitlines():
+            line = _TIMESTAMP.sub("", line).strip()
+            if line and not any(n in line for n in _NOISE):
+                for messages in self.stack:
+                    messages.append(line)
+        return False
+
+
+_collect = _Collect()
+_routed = False
+
+
+@contextlib.contextmanager
+def rdkit_messages() -> Iterator[list[str]]:
+    """Collect RDKit's warnings and errors raised inside the block (timestamps removed).
+
+    Captures may nest: every open capture sees every message.
+    """
+    global _routed
+    if not _routed:
+        rdBase.LogToPythonLogger()
+        _routed = True
+    if not _collect.stack:
+        logging.getLogger("rdkit").addFilter(_collect)
+    messages: list[str] = []
+    _collect.stack.append(messages)
+    try:
+        yield messages
+    finally:
+        _collect.stack.remove(messages)
+        if not _collect.stack:
+            logging.getLogger("rdkit").removeFilter(_collect)
+
+
+def with_messages(reason: str, messages: list[str]) -> str:
+    """``reason`` followed by RDKit's own words, when it said anything."""
+    said = "; ".join(dict.fromkeys(messages))
+    return f"{reason} (RDKit: {said})" if said else reason
+
+
+def as_notes(messages: list[str]) -> list[str]:
+    """RDKit warnings on a record that succeeded: kept in its notes, not lost on stderr."""
+    return [f"RDKit: {m}" for m in dict.fromkeys(messages)]
+
+
+def first_line(error: Exception) -> str:
+    """RDKit invariant violations carry a stack trace; their first line says what failed."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

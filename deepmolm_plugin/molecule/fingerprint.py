@@ -1,0 +1,220 @@
+"""``molecule_fp``: per-atom E3FP tokens, exactly as DeepMoLM feeds its fusion projector.
+
+Token tensor of one molecule: int64 ``[heavy_atoms, level + 1]`` (``[N, 4]`` by default).
+Entry ``(a, l)`` = ``unsigned(identifier) mod bits`` of the E3FP shell centred on heavy
+atom ``a`` at iteration ``l`` (radius ``l * 1.718`` angstrom), or ``-1`` where E3FP made no
+shell for that atom and level.
+
+How the shells are read (design.md section 3)
+- From the Fingerprinter's ``all_shells``: one shell per (heavy atom, iteration) that was
+  run, including shells E3FP flags as duplicate substructures. Each shell carries its
+  ``center_atom`` and its ``radius``; the level is ``radius / radius_multiplier``. Never
+  from list positions, never from ``level_shells``/``get_shells_at_level`` (cumulative and
+  de-duplicated).
+- Settings are DeepMoLM's: bits 4096, level 3, radius multiplier 1.718, stereo on, RDKit
+  (Morgan) invariants, ``include_disconnected`` on, ``exclude_floating`` off, and e3fp's
+  default ``remove_duplicate_substructs=True`` (DeepMoLM called ``fprints_dict_from_mol``
+  without overriding it). With it, E3FP stops iterating once no new substructure appears
+  (e.g. ethanol: every level-2 shell already covers the whole molecule), so small
+  molecules have ``-1`` at the higher levels (most drug-sized ones at level 3); a single
+  heavy atom only has level 0. A level exists for every atom or for none.
+
+Defined behaviours
+- Hydrogens are not tokens. The fingerprint runs on ``Chem.RemoveAllHs(mol)``: rows are
+  the heavy atoms in the molecule's own order, and each heavy atom's hydrogen count (an
+  E3FP invariant) is the same whether the source file had explicit hydrogen atoms or not.
+  Deuterium/tritium count as hydrogens there.
+- Isotopes on heavy atoms are kept; e3fp's invariant is ``int(mass - standard weight)``,
+  so 14C or 18O change the level-0 token while 13C and 15N (delta < 1) do not.
+- Charges are kept (formal charge is an invariant). Metals and every other element are
+  fingerprinted like any heavy atom; E3FP shells are spheres, not bonds, so a molecule
+  whose every interatomic distance exceeds the level-1 radius (1.718 A; e.g. cisplatin,
+  Pt-N 2.0 A, Pt-Cl 2.3 A) converges after level 0 and has -1 at levels 1-3.
+  Disconnected fragments (salts) are all fingerprinted, and with ``include_disconnected``
+  a counter-ion within a shell's radius changes that shell's token.
+- Failures raise ``MoleculeError``: no conformer, a 2D conformer (``conformer_is_3d``), non-finite
+  or overlapping coordinates, no heavy atoms, dummy atoms (atomic number 0, which E3FP
+  would silently skip), or an error inside e3fp. Never zeros, never an all-padding row.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from .errors import MoleculeError
+
+# Importing e3fp calls logging.basicConfig(level=INFO) on the root logger; undo that so
+# importing this package leaves the user's logging configuration alone.
+_root = logging.getLogger()
+_saved = (list(_root.handlers), _root.level)
+from e3fp.fingerprint.fprinter import Fingerprinter, signed_to_unsigned_int  # noqa: E402
+from e3fp.fingerprint.structs import FormatError  # noqa: E402
+from e3fp.util import E3FPError  # noqa: E402
+
+_root.handlers[:] = _saved[0]
+_root.setLevel(_saved[1])
+
+__all__ = [
+    "E3FP_SETTINGS",
+    "PAD",
+    "check_coordinates",
+    "collate_molecule_fp",
+    "conformer_is_3d",
+    "fingerprint_record",
+    "molecule_fp",
+]
+
+PAD = -1
+RADIUS_MULTIPLIER = 1.718
+E3FP_SETTINGS = dict(
+    radius_multiplier=RADIUS_MULTIPLIER,
+    stereo=True,
+    counts=False,
+    include_disconnected=True,
+    rdkit_invariants=True,
+    exclude_floating=False,
+    remove_duplicate_substructs=True,
+)
+_E3FP_FAILURES = (E3FPError, FormatError, ValueError, IndexError, KeyError, TypeError, ArithmeticError)
+_OVERLAP = 0.01  # angstrom: two atoms closer than this are a broken structure
+
+
+def _name(mol: Chem.Mol) -> str:
+    return mol.GetProp("_Name") if mol.HasProp("_Name") and mol.GetProp("_Name") else "molecule"
+
+
+def check_coordinates(positions: np.ndarray, id: str) -> None:
+    """Raise ``MoleculeError`` for non-finite or overlapping coordinates. positions: [N, 3]."""
+    bad = np.where(~np.isfinite(positions).all(axis=1))[0]
+    if len(bad):
+        raise MoleculeError(id, f"non-finite coordinates for atoms {bad.tolist()[:10]}")
+    for start in range(0, len(positions), 512):  # blocks keep memory O(512 N)
+        block = positions[start : start + 512]  # [b, 3]
+        dist = np.linalg.norm(block[:, None, :] - positions[None, :, :], axis=-1)  # [b, N]
+        rows, cols = np.where(dist < _OVERLAP)
+        pairs = [(start + r, c) for r, c in zip(rows.tolist(), cols.tolist()) if start + r < c]
+        if pairs:
+            i, j = pairs[0]
+            raise MoleculeError(id, f"atoms {i} and {j} overlap (distance < {_OVERLAP} A)")
+
+
+def conformer_is_3d(mol: Chem.Mol, conf_id: int = -1) -> bool:
+    """Whether conformer ``conf_id`` holds real 3D coordinates rather than a 2D depiction.
+
+    Trusts the source's declaration as RDKit reads it (molfile header ``2D``/blank with all
+    z = 0 -> 2D; XYZ, PDB, MOL2, atom arrays and generated conformers -> 3D), so a planar
+    molecule lying in the xy plane of a DFT geometry stays 3D. One correction: a conformer
+    with all z = 0 that contains a carbon with four neighbours is a depiction whatever its
+    flag says (no sp3 carbon is planar).
+    """
+    conf = mol.GetConformer(conf_id)
+    if not conf.Is3D():
+        return False
+    if np.any(np.abs(conf.GetPositions()[:, 2]) > 1e-4):
+        return True
+    return not any(a.GetAtomicNum() == 6 and a.GetDegree() == 4 for a in mol.GetAtoms())
+
+
+def molecule_fp(
+    mol: Chem.Mol, conf_id: int = -1, bits: int = 4096, level: int = 3, id: str | None = None
+) -> torch.Tensor:
+    """E3FP tokens of ``mol``'s conformer ``conf_id``: int64 ``[heavy_atoms, level + 1]``."""
+    id = id if id is not None else _name(mol)
+    if level < 0 or bits < 1:
+        raise ValueError(f"level must be >= 0 and bits >= 1, got level={level}, bits={bits}")
+    dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
+    if dummies:
+        raise MoleculeError(id, f"dummy/query atoms {dummies} cannot be fingerprinted")
+    if mol.GetNumConformers() == 0:
+        raise MoleculeError(id, "no conformer: E3FP needs 3D coordinates")
+    try:
+        conf = mol.GetConformer(conf_id)
+    except ValueError as error:
+        raise MoleculeError(id, f"no conformer with id {conf_id}") from error
+    positions = conf.GetPositions()  # [atoms, 3]
+    check_coordinates(positions, id)
+    if not conformer_is_3d(mol, conf_id):
+        raise MoleculeError(id, "conformer is 2D (a depiction): E3FP needs 3D coordinates")
+
+    try:
+        heavy = Chem.RemoveAllHs(mol)  # sanitised copy, conformer ids kept
+    except Chem.MolSanitizeException as error:
+        raise MoleculeError(id, f"sanitization failed: {error}") from error
+    heavy_conf_id = conf.GetId()
+    n_heavy = heavy.GetNumAtoms()
+    if n_heavy == 0:
+        raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
+
+    fprinter = Fingerprinter(bits=bits, level=level, **E3FP_SETTINGS)
+    try:
+        fprinter.run(conf=heavy_conf_id, mol=heavy)
+    except _E3FP_FAILURES as error:
+        raise MoleculeError(id, f"E3FP failed: {type(error).__name__}: {error}") from error
+
+    rows = {int(atom): row for row, atom in enumerate(fprinter.atoms)}  # atom index -> row
+    if len(rows) != n_heavy:
+        raise MoleculeError(id, f"E3FP saw {len(rows)} heavy atoms, the molecule has {n_heavy}")
+    tokens = np.full((n_heavy, level + 1), PAD, dtype=np.int64)  # [heavy_atoms, levels]
+    for shell in fprinter.all_shells:
+        lvl = int(round(shell.radius / RADIUS_MULTIPLIER))
+        if abs(shell.radius - lvl * RADIUS_MULTIPLIER) > 1e-6 or not 0 <= lvl <= level:
+            raise MoleculeError(id, f"E3FP returned a shell of unexpected radius {shell.radius}")
+        row = rows[int(shell.center_atom)]
+        if tokens[row, lvl] != PAD:
+            raise MoleculeError(id, f"E3FP returned two shells for atom {row} at level {lvl}")
+        tokens[row, lvl] = int(signed_to_unsigned_int(int(shell.identifier))) % bits
+    if (tokens[:, 0] == PAD).any():
+        raise MoleculeError(id, "E3FP returned no level-0 shell for some atoms")
+    return torch.from_numpy(tokens)
+
+
+def fingerprint_record(record, bits: int = 4096, level: int = 3) -> torch.Tensor:
+    """Tokens of a ``MoleculeRecord``, truncated to ``record.keep_atoms`` rows when set.
+
+    Truncation (``max_atoms`` with ``too_large='truncate'``) keeps the first rows: the
+    fingerprint is computed on the whole molecule, so kept atoms still see their full 3D
+    environment. The record's notes already say how many rows were dropped.
+    """
+    tokens = molecule_fp(record.mol, bits=bits, level=level, id=record.id)
+    if record.keep_atoms is not None:
+        tokens = tokens[: record.keep_atoms].clone()
+    return tokens
+
+
+def collate_molecule_fp(batch: Sequence[torch.Tensor], pad_to: int | None = None) -> torch.Tensor:
+    """Stack per-molecule tokens ``[N_i, L]`` into ``(B, max N_i, L)`` padded with -1.
+
+    ``pad_to`` fixes the atom dimension (an error if a molecule is longer). Rejects an
+    empty batch, empty or non-2D tensors, mixed widths, non-int64 dtypes, values below -1
+    and rows without a level-0 token: those are upstream bugs, not padding.
+    """
+    if len(batch) == 0:
+        raise ValueError("collate_molecule_fp: empty batch")
+    widths = set()
+    for i, tokens in enumerate(batch):
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64 or tokens.dim() != 2:
+            raise ValueError(
+                f"collate_molecule_fp: item {i} must be an int64 [atoms, levels] tensor, got "
+                f"{getattr(tokens, 'dtype', type(tokens))} {tuple(getattr(tokens, 'shape', ()))}"
+            )
+        if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+            raise ValueError(f"collate_molecule_fp: item {i} is empty {tuple(tokens.shape)}")
+        if (tokens < PAD).any():
+            raise ValueError(f"collate_molecule_fp: item {i} has values below {PAD}")
+        if (tokens[:, 0] == PAD).any():
+            raise ValueError(f"collate_molecule_fp: item {i} has atoms without a level-0 token")
+        widths.add(tokens.shape[1])
+    if len(widths) > 1:
+        raise ValueError(f"collate_molecule_fp: items have different widths {sorted(widths)}")
+    longest = max(t.shape[0] for t in batch)
+    if pad_to is not None and pad_to < longest:
+        raise ValueError(f"collate_molecule_fp: a molecule has {longest} atoms > pad_to={pad_to}")
+    out = torch.full((len(batch), pad_to or longest, widths.pop()), PAD, dtype=torch.int64)
+    for i, tokens in enumerate(batch):
+        out[i, : tokens.shape[0]] = tokens
+    return out  # (B, max_atoms, levels)

@@ -1,0 +1,102 @@
+"""The one depiction function: data preparation, the CLI and the GUI all call it.
+
+``render_molecule`` -> PIL RGB image, ``size x size`` (1024 for DeepMoLM), white
+background, RDKit 2D depiction drawn by ``rdMolDraw2D`` (Cairo).
+
+Why each step
+- A copy is drawn; the caller's molecule and its 3D conformer are never touched.
+- Stereo shown: chiral tags and double-bond stereo are read from the 3D geometry when
+  the molecule has a 3D conformer, then drawn as wedges/hashes and E/Z geometry.
+  ``stereo_labels=True`` also writes CIP labels (off by default, like DeepMoLM's images).
+- Hydrogens are removed for drawing (RDKit keeps the ones it needs, e.g. isotopic ones).
+- Deterministic: atoms are put in RDKit's canonical order and laid out by RDKit's own
+  depictor (``forceRDKit``, ignoring the global CoordGen preference), so the same
+  molecule gives identical pixels and PNG bytes, whatever its atom order in the file.
+- A depiction of one colour, or without a white background, is an error, never a
+  blank training image.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+from rdkit import Chem
+from rdkit.Chem import rdDepictor
+from rdkit.Chem.Draw import rdMolDraw2D
+
+from .errors import MoleculeError, first_line
+
+__all__ = ["render_molecule"]
+
+_HAS_CAIRO = hasattr(rdMolDraw2D, "MolDraw2DCairo")
+
+
+def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
+    if isinstance(molecule, str):
+        from .structures import molecule_from_smiles  # local: structures imports heavy deps
+
+        record = molecule_from_smiles(molecule, id, policy="keep")
+        return record.mol, record.id
+    if isinstance(molecule, Chem.Mol):
+        name = molecule.GetProp("_Name") if molecule.HasProp("_Name") else ""
+        return molecule, id or name or "molecule"
+    if hasattr(molecule, "mol") and hasattr(molecule, "id"):  # a MoleculeRecord
+        return molecule.mol, id or molecule.id
+    raise TypeError(
+        f"render_molecule needs a SMILES, an RDKit Mol or a MoleculeRecord, got {type(molecule)}"
+    )
+
+
+def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
+    """Canonically ordered, hydrogen-free copy with fresh 2D coordinates and stereo tags."""
+    work = Chem.Mol(mol)
+    if work.GetNumConformers() and work.GetConformer().Is3D():
+        Chem.AssignStereochemistryFrom3D(work)
+    try:
+        work = Chem.RemoveHs(work)
+    except Chem.MolSanitizeException as error:  # exceptions carry RDKit's message
+        raise MoleculeError(id, f"cannot prepare for drawing: {error}") from error
+    if work.GetNumAtoms() == 0:
+        raise MoleculeError(id, "nothing to draw: no atoms")
+    ranks = list(Chem.CanonicalRankAtoms(work, breakTies=True))
+    work = Chem.RenumberAtoms(work, sorted(range(len(ranks)), key=ranks.__getitem__))
+    try:
+        rdDepictor.Compute2DCoords(work, canonOrient=True, clearConfs=True, forceRDKit=True)
+    except (RuntimeError, ValueError) as error:  # RDKit invariant violations
+        raise MoleculeError(id, f"2D layout failed: RDKit error: {first_line(error)}") from error
+    return work
+
+
+def _draw(work: Chem.Mol, size: int, stereo_labels: bool) -> Image.Image:
+    if not _HAS_CAIRO:  # RDKit built without Cairo: its default (PIL) drawer
+        from rdkit.Chem import Draw
+
+        return Draw.MolToImage(work, size=(size, size), kekulize=True, wedgeBonds=True).convert("RGB")
+    drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
+    options = drawer.drawOptions()
+    options.clearBackground = True
+    options.setBackgroundColour((1.0, 1.0, 1.0, 1.0))
+    options.addStereoAnnotation = stereo_labels
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, work)  # kekulise, wedges from chiral tags
+    drawer.FinishDrawing()
+    return Image.open(io.BytesIO(drawer.GetDrawingText())).convert("RGB")
+
+
+def render_molecule(
+    molecule, size: int = 1024, id: str | None = None, stereo_labels: bool = False
+) -> Image.Image:
+    """Draw ``molecule`` (SMILES, RDKit Mol or MoleculeRecord) as a ``size`` x ``size`` RGB image."""
+    mol, id = _as_mol(molecule, id)
+    work = _depiction(mol, id)
+    try:
+        image = _draw(work, size, stereo_labels)
+    except (RuntimeError, ValueError) as error:  # RDKit invariant violations, kekulisation
+        raise MoleculeError(id, f"drawing failed: RDKit error: {first_line(error)}") from error
+    if image.size != (size, size):
+        raise MoleculeError(id, f"drawing has size {image.size}, expected {size}")
+    if all(low == high for low, high in image.getextrema()):  # one colour everywhere
+        raise MoleculeError(id, "drawing came out blank")
+    if image.getpixel((0, 0)) != (255, 255, 255):
+        raise MoleculeError(id, f"drawing background is {image.getpixel((0, 0))}, not white")
+    return image

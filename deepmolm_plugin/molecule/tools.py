@@ -1,0 +1,220 @@
+"""Command-line tools: ``deepmolm-fingerprint`` and ``deepmolm-render``.
+
+Inputs are structure files (format from the suffix, see ``structures.py``); with
+``--smiles`` every input is a SMILES string instead. There is no guessing: without
+``--smiles`` an input that is not an existing file is a failed record.
+
+Both tools report every failed record (one ``FAILED`` line on stderr, a ``--failures``
+JSONL line if asked, and for ``deepmolm-fingerprint`` an output line with ``error`` set
+and ``molecule_fp`` null), keep going, and exit 1 if any record failed (0 otherwise,
+2 for usage errors). A tqdm progress bar goes to stderr.
+
+``deepmolm-fingerprint`` writes one JSON line per record:
+``{id, molecule_fp, num_atoms, source, conformer, notes, error}``; ``molecule_fp`` is the
+``[num_atoms, 4]`` token list (-1 = no shell) and ``num_atoms`` its row count.
+``deepmolm-render --out DIR`` writes ``DIR/<id>.png`` (1024 px by default; unsafe
+characters in ids become ``_``, ids repeated (ignoring case) get ``__2``, ``__3``...) and
+``DIR/index.jsonl`` with ``{id, image, source, error}`` per record.
+
+Also runnable as ``python -m deepmolm_plugin.molecule.tools {fingerprint,render} ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from .errors import MoleculeError
+from .fingerprint import fingerprint_record
+from .render import render_molecule
+from .structures import POLICIES, SUFFIXES, MoleculeRecord, molecule_from_smiles, read_structures
+
+__all__ = ["fingerprint_main", "render_main", "main"]
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="structure files (.sdf .mol .mol2 .xyz .pdb .smi .txt .csv), or SMILES with --smiles",
+    )
+    parser.add_argument("--smiles", action="store_true", help="treat every INPUT as a SMILES string")
+    parser.add_argument(
+        "--fragments", choices=("all", "largest"), default="all",
+        help="keep all fragments (default) or only the largest",
+    )
+    parser.add_argument(
+        "--failures", type=Path, help="also write failed records as JSON lines {id, source, error} here"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
+    """Every record of every input, failures included, in input order."""
+    for n, item in enumerate(args.inputs):
+        if args.smiles:
+            try:
+                yield molecule_from_smiles(item, item, source=f"argv#{n}", **options)
+            except MoleculeError as error:
+                error.source = f"argv#{n}"
+                yield error
+            continue
+        path = Path(item)
+        if not path.is_file():
+            reason = "no such file (use --smiles to pass SMILES strings)"
+            yield MoleculeError(item, reason, source=item)
+            continue
+        if path.suffix.lower() not in SUFFIXES:
+            reason = f"unknown structure format {path.suffix!r}; known: {' '.join(SUFFIXES)}"
+            yield MoleculeError(item, reason, source=item)
+            continue
+        yield from read_structures(path, **options)
+
+
+class _Reporter:
+    """Counts failures, prints them above the progress bar, and mirrors them to a file."""
+
+    def __init__(self, failures: Path | None, desc: str, quiet: bool):
+        self.failed = 0
+        self.done = 0
+        self.file = open(failures, "w", encoding="utf-8") if failures else None
+        self.bar = tqdm(desc=desc, unit="mol", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+
+    def ok(self) -> None:
+        self.done += 1
+        self.bar.update(1)
+
+    def fail(self, error: MoleculeError) -> None:
+        self.done += 1
+        self.failed += 1
+        self.bar.update(1)
+        tqdm.write(f"FAILED {error.id} ({error.source}): {error.reason}", file=sys.stderr)
+        if self.file:
+            line = {"id": error.id, "source": error.source, "error": error.reason}
+            self.file.write(json.dumps(line) + "\n")
+
+    def close(self, what: str) -> int:
+        self.bar.close()
+        if self.file:
+            self.file.close()
+        summary = f"{what} {self.done - self.failed} of {self.done} records; {self.failed} failed"
+        print(summary, file=sys.stderr)
+        return 1 if self.failed else 0
+
+
+def fingerprint_main(argv: list[str] | None = None) -> int:
+    """``deepmolm-fingerprint``: E3FP tokens as JSON lines."""
+    parser = argparse.ArgumentParser(
+        prog="deepmolm-fingerprint",
+        description="Per-atom E3FP tokens (DeepMoLM molecule_fp) as JSON lines.",
+    )
+    _common_arguments(parser)
+    parser.add_argument(
+        "--policy", choices=[p for p in POLICIES if p != "keep"], default="auto",
+        help="3D policy (default auto: the file's 3D conformer, else generate one)",
+    )
+    parser.add_argument("--max-atoms", type=int, help="cap on heavy atoms per molecule")
+    parser.add_argument(
+        "--too-large", choices=("error", "truncate"), default="error",
+        help="over --max-atoms: fail the record (default) or keep the first rows (noted)",
+    )
+    parser.add_argument("--out", default="-", help="output JSONL file (default stdout)")
+    args = parser.parse_args(argv)
+
+    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
+    report = _Reporter(args.failures, "fingerprint", args.no_progress)
+    try:
+        options = dict(
+            policy=args.policy, max_atoms=args.max_atoms, too_large=args.too_large,
+            fragments=args.fragments,
+        )
+        for item in _records(args, **options):
+            line = dict(id=item.id, molecule_fp=None, num_atoms=None, source=item.source,
+                        conformer=None, notes=[], error=None)
+            if isinstance(item, MoleculeRecord):
+                try:
+                    tokens = fingerprint_record(item)  # [num_atoms, 4]
+                    line.update(molecule_fp=tokens.tolist(), num_atoms=int(tokens.shape[0]),
+                                conformer=item.conformer, notes=item.notes)
+                    report.ok()
+                except MoleculeError as error:
+                    error.source = item.source
+                    item = error
+            if isinstance(item, MoleculeError):
+                line.update(error=item.reason)
+                report.fail(item)
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return report.close("fingerprinted")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _file_name(id: str, used: set[str]) -> str:
+    """A safe, unique PNG name for ``id`` (unique ignoring case, for macOS/Windows disks)."""
+    base = _UNSAFE.sub("_", id).strip("._")[:100] or "molecule"
+    name, n = base, 1
+    while name.lower() in used:
+        n += 1
+        name = f"{base}__{n}"
+    used.add(name.lower())
+    return name + ".png"
+
+
+def render_main(argv: list[str] | None = None) -> int:
+    """``deepmolm-render``: one PNG depiction per record."""
+    parser = argparse.ArgumentParser(
+        prog="deepmolm-render",
+        description="DeepMoLM depictions (RDKit 2D, white background) as PNG files.",
+    )
+    _common_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    parser.add_argument("--size", type=int, default=1024, help="image side in pixels (default 1024)")
+    parser.add_argument("--stereo-labels", action="store_true", help="also write CIP labels")
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    report = _Reporter(args.failures, "render", args.no_progress)
+    with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
+        # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
+        for item in _records(args, policy="keep", fragments=args.fragments):
+            line = {"id": item.id, "image": None, "source": item.source, "error": None}
+            if isinstance(item, MoleculeRecord):
+                try:
+                    image = render_molecule(item, size=args.size,
+                                            stereo_labels=args.stereo_labels)
+                    name = _file_name(item.id, used)
+                    image.save(args.out / name)
+                    line["image"] = name
+                    report.ok()
+                except MoleculeError as error:
+                    error.source = item.source
+                    item = error
+            if isinstance(item, MoleculeError):
+                line["error"] = item.reason
+                report.fail(item)
+            index.write(json.dumps(line) + "\n")
+    return report.close("rendered")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deepmolm_plugin.molecule.tools {fingerprint,render} ...``"""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    tools = {"fingerprint": fingerprint_main, "render": render_main}
+    if not argv or argv[0] not in tools:
+        print("usage: python -m deepmolm_plugin.molecule.tools {fingerprint,render} ...", file=sys.stderr)
+        return 2
+    return tools[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

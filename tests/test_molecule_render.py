@@ -1,0 +1,74 @@
+"""render_molecule: 1024x1024 RGB, white background, deterministic, stereo shown."""
+
+import io
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Geometry import Point3D
+
+from deepmolm_plugin.molecule import MoleculeError, molecule_from_smiles, render_molecule
+from deepmolm_plugin.molecule import render as render_module
+
+ALA = "C[C@H](N)C(=O)O"
+
+
+def png_bytes(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ala():
+    return molecule_from_smiles(ALA, "ala")
+
+
+def test_size_mode_and_white_background(ala):
+    image = render_molecule(ala)
+    assert image.size == (1024, 1024) and image.mode == "RGB"
+    pixels = np.asarray(image)
+    for corner in (pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]):
+        assert corner.tolist() == [255, 255, 255]
+    assert (pixels < 128).any()  # something is drawn
+    assert render_molecule("CCO", size=256).size == (256, 256)
+
+
+def test_deterministic_bytes_and_independent_of_atom_order(ala):
+    first, second = render_molecule(ala.mol), render_molecule(ala.mol)
+    assert first.tobytes() == second.tobytes() and png_bytes(first) == png_bytes(second)
+    perm = [int(i) for i in np.random.default_rng(2).permutation(ala.mol.GetNumAtoms())]
+    permuted = render_molecule(Chem.RenumberAtoms(ala.mol, perm))
+    assert permuted.tobytes() == first.tobytes()
+    assert render_molecule(ALA).tobytes() == first.tobytes()  # SMILES or 3D record: same picture
+
+
+def test_caller_molecule_and_its_3d_conformer_are_untouched(ala):
+    before = ala.mol.GetConformer().GetPositions().copy()
+    atoms = ala.mol.GetNumAtoms()
+    render_molecule(ala.mol)
+    assert ala.mol.GetNumConformers() == 1 and ala.mol.GetNumAtoms() == atoms
+    assert np.array_equal(ala.mol.GetConformer().GetPositions(), before)
+    assert ala.mol.GetConformer().Is3D()
+
+
+def test_stereo_is_shown(ala):
+    mirror = Chem.Mol(ala.mol)  # the enantiomer, from 3D geometry alone
+    conf = mirror.GetConformer()
+    for i in range(mirror.GetNumAtoms()):
+        p = conf.GetAtomPosition(i)
+        conf.SetAtomPosition(i, Point3D(p.x, p.y, -p.z))
+    Chem.AssignStereochemistryFrom3D(mirror)
+    assert render_molecule(mirror).tobytes() != render_molecule(ala).tobytes()
+    assert render_molecule("C[C@@H](N)C(=O)O").tobytes() == render_molecule(mirror).tobytes()
+    assert render_molecule("C/C=C/C").tobytes() != render_molecule("C/C=C\\C").tobytes()
+    assert render_molecule("CC(N)C(=O)O").tobytes() != render_molecule(ALA).tobytes()
+
+
+def test_failures_are_errors_not_blank_images(monkeypatch):
+    with pytest.raises(MoleculeError, match="unparseable SMILES"):
+        render_molecule("C1CC")
+    monkeypatch.setattr(render_module.rdMolDraw2D, "PrepareAndDrawMolecule", lambda drawer, mol: None)
+    with pytest.raises(MoleculeError, match="blank") as info:
+        render_molecule("CCO", id="ethanol")
+    assert info.value.id == "ethanol"

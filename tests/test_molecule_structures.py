@@ -1,0 +1,420 @@
+"""Readers, the 3D policy and every defined behaviour of deepmolm_plugin.molecule.structures.
+
+All input files are written here with RDKit's own writers (MOL2 by hand), into tmp_path.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import AllChem
+from rdkit.Geometry import Point3D
+
+from deepmolm_plugin.molecule import (
+    MoleculeError,
+    MoleculeRecord,
+    generate_conformer,
+    molecule_from_atoms,
+    molecule_from_smiles,
+    read_structures,
+)
+from deepmolm_plugin.molecule import conformer as conformer_module
+
+ALA = "C[C@H](N)C(=O)O"
+
+
+@pytest.fixture(scope="module")
+def ala() -> MoleculeRecord:
+    """L-alanine with hydrogens and a generated 3D conformer."""
+    record = molecule_from_smiles(ALA, "ala")
+    record.mol.SetProp("_Name", "ala")
+    return record
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def sdf(*blocks):
+    """SDF text: each MOL block followed by a $$$$ line."""
+    return "".join(block.rstrip("\n") + "\n$$$$\n" for block in blocks)
+
+
+def read_all(path, **options):
+    return list(read_structures(path, **options))
+
+
+def canonical(mol):
+    return Chem.MolToSmiles(Chem.RemoveHs(mol))
+
+
+def positions(mol):
+    return mol.GetConformer().GetPositions()
+
+
+def flat_block(smiles, name):
+    mol = Chem.MolFromSmiles(smiles)
+    AllChem.Compute2DCoords(mol)
+    mol.SetProp("_Name", name)
+    return Chem.MolToMolBlock(mol)
+
+
+def chain(n):
+    """Linear alkane C_n with hand-made zig-zag 3D coordinates (no embedding needed)."""
+    mol = Chem.MolFromSmiles("C" * n)
+    conf = Chem.Conformer(n)
+    for i in range(n):
+        conf.SetAtomPosition(i, Point3D(1.26 * i, 0.89 * (i % 2), 0.1 * (i % 2)))
+    conf.Set3D(True)
+    mol.AddConformer(conf)
+    mol.SetProp("_Name", f"C{n}")
+    return mol
+
+
+# --- formats -------------------------------------------------------------------------
+
+
+def test_sdf_v2000_keeps_every_coordinate_on_its_atom(tmp_path, ala):
+    path = write(tmp_path / "ala.sdf", sdf(Chem.MolToMolBlock(ala.mol)))
+    (record,) = read_all(path, policy="from-file")
+    assert (record.id, record.source, record.conformer) == ("ala", f"{path}#0", "file")
+    assert record.mol.GetNumAtoms() == ala.mol.GetNumAtoms()  # explicit H kept
+    np.testing.assert_allclose(positions(record.mol), positions(ala.mol), atol=1e-4)
+    assert [a.GetSymbol() for a in record.mol.GetAtoms()] == [a.GetSymbol() for a in ala.mol.GetAtoms()]
+    assert Chem.FindMolChiralCenters(record.mol) == [(1, "S")]
+
+
+def test_v3000_record(tmp_path, ala):
+    path = write(tmp_path / "ala3k.mol", Chem.MolToV3KMolBlock(ala.mol))
+    (record,) = read_all(path, policy="from-file")
+    assert record.conformer == "file" and canonical(record.mol) == canonical(ala.mol)
+    np.testing.assert_allclose(positions(record.mol), positions(ala.mol), atol=1e-4)
+
+
+def test_multi_record_sdf_with_a_bad_record_in_the_middle(tmp_path, ala):
+    good2 = molecule_from_smiles("CCO", "ethanol").mol
+    good2.SetProp("_Name", "ethanol")
+    pentavalent = Chem.MolFromSmiles("FC(F)(F)(F)F", sanitize=False)
+    pentavalent.SetProp("_Name", "pentafluoro")
+    bad_block = Chem.MolToMolBlock(pentavalent, kekulize=False)
+    path = write(tmp_path / "three.sdf", sdf(Chem.MolToMolBlock(ala.mol), bad_block, Chem.MolToMolBlock(good2)))
+    items = read_all(path, policy="from-file")
+    assert [type(i) for i in items] == [MoleculeRecord, MoleculeError, MoleculeRecord]
+    assert items[1].id == "pentafluoro" and items[1].source == f"{path}#1"
+    assert "valence" in items[1].reason.lower()
+    assert items[2].id == "ethanol"
+    with pytest.raises(MoleculeError, match="pentafluoro"):
+        read_all(path, policy="from-file", errors="raise")
+
+
+MOL2 = """@<TRIPOS>MOLECULE
+{name}
+ 9 8 0 0 0
+SMALL
+NO_CHARGES
+
+@<TRIPOS>ATOM
+      1 C1         -0.9300    0.0580    0.0490 C.3     1  UNL1        0.0000
+      2 C2          0.5030   -0.3880   -0.1200 C.3     1  UNL1        0.0000
+      3 O1          1.3040    0.7540    0.0890 O.3     1  UNL1        0.0000
+      4 H1         -1.2220    0.7650   -0.7340 H       1  UNL1        0.0000
+      5 H2         -1.5820   -0.8170   -0.0290 H       1  UNL1        0.0000
+      6 H3         -1.0500    0.5360    1.0280 H       1  UNL1        0.0000
+      7 H4          0.6570   -0.8240   -1.1160 H       1  UNL1        0.0000
+      8 H5          0.7690   -1.1390    0.6350 H       1  UNL1        0.0000
+      9 H6          1.1720    1.0910    0.9970 H       1  UNL1        0.0000
+@<TRIPOS>BOND
+     1     1     2    1
+     2     2     3    1
+     3     1     4    1
+     4     1     5    1
+     5     1     6    1
+     6     2     7    1
+     7     2     8    1
+     8     3     9    1
+"""
+
+
+def test_mol2_multi_record(tmp_path):
+    path = write(tmp_path / "two.mol2", MOL2.format(name="ethanol") + MOL2.format(name="again"))
+    first, second = read_all(path, policy="from-file")
+    assert (first.id, second.id) == ("ethanol", "again")
+    assert canonical(first.mol) == "CCO" and first.mol.GetNumAtoms() == 9
+    assert positions(first.mol)[2].tolist() == pytest.approx([1.304, 0.754, 0.089])
+
+
+def test_xyz_frames_perceive_bonds_charge_and_stereo(tmp_path, ala):
+    acetate = molecule_from_smiles("CC(=O)[O-]", "acetate").mol
+    frame2 = Chem.MolToXYZBlock(acetate).split("\n", 2)
+    text = Chem.MolToXYZBlock(ala.mol) + f"{frame2[0]}\ncharge=-1\n{frame2[2]}"
+    path = write(tmp_path / "two.xyz", text)
+    first, second = read_all(path, policy="from-file")
+    assert first.id == "two.xyz#0" and canonical(first.mol) == canonical(ala.mol)  # incl. stereo
+    np.testing.assert_allclose(positions(first.mol), positions(ala.mol), atol=1e-5)
+    assert canonical(second.mol) == "CC(=O)[O-]"
+    assert any("bonds perceived" in n for n in first.notes)
+
+
+def test_xyz_without_hydrogens_needs_a_smiles(tmp_path, ala):
+    heavy = Chem.RemoveHs(ala.mol)
+    path = write(tmp_path / "heavy.xyz", Chem.MolToXYZBlock(heavy))
+    (error,) = read_all(path)
+    assert isinstance(error, MoleculeError) and "no hydrogens" in error.reason
+
+
+def test_pdb_with_and_without_conect(tmp_path):
+    benzoate = molecule_from_smiles("O=C([O-])c1ccccc1", "benzoate").mol
+    block = Chem.MolToPDBBlock(benzoate)
+    (with_conect,) = read_all(write(tmp_path / "a.pdb", block), policy="from-file")
+    assert canonical(with_conect.mol) == "O=C([O-])c1ccccc1"
+    np.testing.assert_allclose(positions(with_conect.mol), positions(benzoate), atol=1e-3)
+    no_conect = "\n".join(l for l in block.splitlines() if not l.startswith("CONECT"))
+    (perceived,) = read_all(write(tmp_path / "b.pdb", no_conect), policy="from-file")
+    assert canonical(perceived.mol) == "O=C([O-])c1ccccc1"
+
+
+def test_smiles_and_csv_files(tmp_path):
+    smi = write(tmp_path / "a.smi", "smiles name\n# comment\nCCO ethanol\n\nc1ccccc1\n")
+    items = read_all(smi)
+    assert [(i.id, i.source) for i in items] == [("ethanol", f"{smi}#2"), ("a.smi#4", f"{smi}#4")]
+    csv = write(tmp_path / "b.csv", 'Name,SMILES,y\nwater,O,1\n"x, y",CC,2\n')
+    assert [(i.id, canonical(i.mol)) for i in read_all(csv)] == [("water", "O"), ("x, y", "CC")]
+
+
+# --- 3D policy -------------------------------------------------------------------------
+
+
+def test_flat_2d_sdf_follows_the_policy(tmp_path):
+    path = write(tmp_path / "flat.sdf", sdf(flat_block(ALA, "ala2d")))
+    (error,) = read_all(path, policy="from-file")
+    assert isinstance(error, MoleculeError) and "conformer is 2D" in error.reason
+    (auto,) = read_all(path, policy="auto")
+    assert auto.conformer == "generated"
+    assert auto.notes == ["file conformer is 2D: generated a 3D conformer"]
+    (generated,) = read_all(path, policy="generate")
+    assert generated.conformer == "generated"
+    assert Chem.FindMolChiralCenters(generated.mol) == [(1, "S")]  # wedge stereo kept
+    (kept,) = read_all(path, policy="keep")
+    assert kept.conformer == "file" and kept.mol.GetNumAtoms() == 6
+
+
+def test_planar_3d_geometries_are_3d_and_mislabelled_depictions_are_not(tmp_path):
+    benzene = molecule_from_smiles("c1ccccc1").mol
+    centred = positions(benzene) - positions(benzene).mean(0)
+    planar = centred @ np.linalg.svd(centred)[2].T  # principal axes: the ring in the xy plane
+    assert np.abs(planar[:, 2]).max() < 0.05
+    lines = ["12", "benzene in the xy plane"] + [
+        f"{a.GetSymbol()} {x:.6f} {y:.6f} 0.0" for a, (x, y, _) in zip(benzene.GetAtoms(), planar)
+    ]
+    (record,) = read_all(write(tmp_path / "benzene.xyz", "\n".join(lines) + "\n"), policy="from-file")
+    assert record.conformer == "file" and canonical(record.mol) == "c1ccccc1"
+    # a depiction (explicit H, every z = 0) whose header wrongly says 3D
+    depiction = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    AllChem.Compute2DCoords(depiction)
+    block = Chem.MolToMolBlock(depiction).replace("2D", "3D", 1)
+    (error,) = read_all(write(tmp_path / "wrong.sdf", sdf(block)), policy="from-file")
+    assert isinstance(error, MoleculeError) and "conformer is 2D" in error.reason
+
+
+def test_auto_uses_the_file_when_3d_and_generate_keeps_stereo(tmp_path, ala):
+    mirror = Chem.Mol(ala.mol)
+    for i, p in enumerate(positions(mirror)):
+        mirror.GetConformer().SetAtomPosition(i, Point3D(p[0], p[1], -p[2]))
+    mirror.SetProp("_Name", "d-ala")
+    path = write(tmp_path / "d.sdf", sdf(Chem.MolToMolBlock(mirror)))
+    (auto,) = read_all(path)
+    assert auto.conformer == "file" and auto.notes == []
+    (generated,) = read_all(path, policy="generate")
+    assert generated.conformer == "generated"
+    assert Chem.FindMolChiralCenters(generated.mol) == [(1, "R")]  # from the 3D geometry
+
+
+def test_smiles_policies():
+    with pytest.raises(MoleculeError, match="no coordinates"):
+        molecule_from_smiles("CCO", policy="from-file")
+    record = molecule_from_smiles("CCO")
+    assert record.id == "CCO" and record.conformer == "generated"
+    assert record.notes == ["no coordinates: generated a 3D conformer"]
+    assert molecule_from_smiles("CCO", policy="keep").conformer == "none"
+    with pytest.raises(ValueError, match="policy"):
+        molecule_from_smiles("CCO", policy="sometimes")
+
+
+def test_conformer_generation_is_deterministic():
+    a = molecule_from_smiles("CC(=O)Oc1ccccc1C(=O)O").mol
+    b = molecule_from_smiles("CC(=O)Oc1ccccc1C(=O)O").mol
+    assert np.array_equal(positions(a), positions(b))
+    assert a.GetConformer().Is3D() and np.abs(positions(a)[:, 2]).max() > 0.1
+
+
+def test_embedding_failure_is_an_error(monkeypatch):
+    monkeypatch.setattr(conformer_module.rdDistGeom, "EmbedMolecule", lambda mol, params: -1)
+    with pytest.raises(MoleculeError, match="embedding failed") as info:
+        molecule_from_smiles("CCO", "ethanol")
+    assert info.value.id == "ethanol"
+
+
+# --- SMILES + coordinates (3D-MoIT form) --------------------------------------------------
+
+
+def test_atoms_with_smiles_are_mapped_not_assigned_by_index(ala):
+    elements = [a.GetSymbol() for a in ala.mol.GetAtoms()]
+    coords = positions(ala.mol)
+    order = np.random.default_rng(0).permutation(len(elements))  # coordinates' own order
+    shuffled = [elements[i] for i in order]
+    record = molecule_from_atoms(shuffled, coords[order], "ala", smiles=ALA)
+    assert [a.GetSymbol() for a in record.mol.GetAtoms()] == shuffled
+    np.testing.assert_array_equal(positions(record.mol), coords[order])
+    assert canonical(record.mol) == canonical(ala.mol)
+    assert "SMILES verified against the coordinates atom by atom" in record.notes
+    # heavy atoms only: the SMILES supplies hydrogens, bond orders and charges
+    heavy = [i for i in order if elements[i] != "H"]
+    record = molecule_from_atoms([elements[i] for i in heavy], coords[heavy], "ala", smiles=ALA)
+    assert canonical(record.mol) == canonical(ala.mol)
+
+
+def test_atoms_with_mismatching_smiles_are_rejected(ala):
+    elements = [a.GetSymbol() for a in ala.mol.GetAtoms()]
+    coords = positions(ala.mol)
+    with pytest.raises(MoleculeError, match="SMILES"):  # same formula, other graph
+        molecule_from_atoms(elements, coords, "ala", smiles="NCC(=O)OC")
+    wrong = ["S" if e == "O" else e for e in elements]
+    with pytest.raises(MoleculeError, match="SMILES") as info:
+        molecule_from_atoms(wrong, coords, "ala-s", smiles=ALA)
+    assert info.value.id == "ala-s"
+
+
+def test_sdf_smiles_field_is_verified(tmp_path, ala):
+    good, bad = Chem.Mol(ala.mol), Chem.Mol(ala.mol)
+    good.SetProp("smiles", ALA)
+    bad.SetProp("smiles", "CCC(=O)O")
+    path = tmp_path / "f.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        writer.write(good)
+        writer.write(bad)
+    ok, error = read_all(path, smiles_field="smiles")
+    assert isinstance(ok, MoleculeRecord) and isinstance(error, MoleculeError)
+    assert "SMILES" in error.reason
+
+
+# --- bad-input battery ---------------------------------------------------------------
+
+
+def test_empty_file(tmp_path):
+    (error,) = read_all(write(tmp_path / "empty.sdf", ""))
+    assert isinstance(error, MoleculeError) and error.reason == "file contains no molecules"
+
+
+def test_garbage_text(tmp_path):
+    (error,) = read_all(write(tmp_path / "g.sdf", "this is not\na molecule file\n"))
+    assert isinstance(error, MoleculeError) and "unparseable" in error.reason
+    (error,) = read_all(write(tmp_path / "g.smi", "this is not a molecule\n"))
+    assert isinstance(error, MoleculeError) and "unparseable SMILES" in error.reason
+
+
+def test_smiles_with_valence_error():
+    with pytest.raises(MoleculeError, match="valence") as info:
+        molecule_from_smiles("C(C)(C)(C)(C)C", "pentavalent")
+    assert info.value.id == "pentavalent" and "pentavalent" in str(info.value)
+
+
+def test_sdf_with_zero_atoms(tmp_path):
+    empty = Chem.Mol()
+    (error,) = read_all(write(tmp_path / "zero.sdf", sdf(Chem.MolToMolBlock(empty))))
+    assert isinstance(error, MoleculeError) and error.reason == "no atoms"
+
+
+def test_truncated_sdf(tmp_path, ala):
+    block = Chem.MolToMolBlock(ala.mol)
+    path = write(tmp_path / "t.sdf", sdf(block) + block[: len(block) // 2])
+    good, error = read_all(path)
+    assert isinstance(good, MoleculeRecord) and isinstance(error, MoleculeError)
+    assert error.source == f"{path}#1"
+
+
+def test_wrong_atom_count_for_coordinates(tmp_path, ala):
+    with pytest.raises(MoleculeError, match="3 elements but 2 coordinate rows"):
+        molecule_from_atoms(["C", "C", "O"], np.zeros((2, 3)), "x")
+    lines = Chem.MolToXYZBlock(ala.mol).splitlines()
+    for bad_count in (len(lines) - 3, len(lines) - 1):  # one atom too few / too many
+        (error,) = read_all(write(tmp_path / "n.xyz", "\n".join([str(bad_count)] + lines[1:])))
+        assert isinstance(error, MoleculeError) and "count line says" in error.reason
+
+
+def test_nan_coordinates(tmp_path, ala):
+    coords = positions(ala.mol)
+    coords[3, 1] = np.nan
+    with pytest.raises(MoleculeError, match=r"non-finite coordinates for atoms \[3\]"):
+        molecule_from_atoms([a.GetSymbol() for a in ala.mol.GetAtoms()], coords, "nan")
+    block = Chem.MolToMolBlock(ala.mol).splitlines()
+    block[4] = "       nan" + block[4][10:]
+    (error,) = read_all(write(tmp_path / "nan.sdf", sdf("\n".join(block))))
+    assert isinstance(error, MoleculeError) and "coordinates" in error.reason
+
+
+def test_overlapping_atoms_are_an_error(ala):
+    coords = positions(ala.mol)
+    coords[1] = coords[0]
+    with pytest.raises(MoleculeError, match="overlap"):
+        molecule_from_atoms([a.GetSymbol() for a in ala.mol.GetAtoms()], coords, "x")
+
+
+def test_400_atom_molecule_and_max_atoms(tmp_path):
+    path = write(tmp_path / "c400.sdf", sdf(Chem.MolToMolBlock(chain(400))))
+    (record,) = read_all(path, policy="from-file")
+    assert record.num_heavy_atoms == 400 and record.keep_atoms is None
+    (error,) = read_all(path, max_atoms=256)
+    assert isinstance(error, MoleculeError) and error.reason == "400 heavy atoms > max_atoms=256"
+    (cut,) = read_all(path, max_atoms=256, too_large="truncate")
+    assert cut.keep_atoms == 256 and cut.mol.GetNumHeavyAtoms() == 400
+    assert cut.notes == ["truncated: tokens for the first 256 of 400 heavy atoms (144 dropped, max_atoms=256)"]
+
+
+def test_salt_keeps_all_fragments_or_the_largest():
+    record = molecule_from_smiles("O=C([O-])c1ccccc1.[Na+]")
+    assert record.num_heavy_atoms == 10 and "2 fragments, all kept" in record.notes
+    assert any("embedded together" in n for n in record.notes)
+    conf = positions(Chem.RemoveHs(record.mol))
+    assert np.linalg.norm(conf[:9] - conf[9], axis=1).min() > 1.5  # not stacked on the anion
+    largest = molecule_from_smiles("O=C([O-])c1ccccc1.[Na+]", fragments="largest")
+    assert canonical(largest.mol) == "O=C([O-])c1ccccc1"
+    assert largest.notes[0] == "kept the largest of 2 fragments (9 heavy atoms); dropped [Na+]"
+
+
+def test_metal_complex_keeps_etkdg_geometry_with_a_note():
+    record = molecule_from_smiles("N[Pt](N)(Cl)Cl", "cisplatin")
+    assert record.conformer == "generated" and record.num_heavy_atoms == 5
+    assert any("MMFF94 has no parameters" in n and "Pt" in n for n in record.notes)
+    with pytest.raises(MoleculeError, match="MMFF94 has no parameters"):
+        generate_conformer(Chem.MolFromSmiles("N[Pt](N)(Cl)Cl"), "cisplatin", require_mmff=True)
+
+
+def test_charges_isotopes_and_hydrogens_are_kept(tmp_path, ala):
+    record = molecule_from_smiles("[14CH3]C(=O)[O-]")
+    assert record.mol.GetAtomWithIdx(0).GetIsotope() == 14
+    assert record.mol.GetAtomWithIdx(3).GetFormalCharge() == -1
+    heavy = Chem.RemoveHs(ala.mol)
+    (no_h,) = read_all(write(tmp_path / "noh.sdf", sdf(Chem.MolToMolBlock(heavy))), policy="from-file")
+    assert no_h.mol.GetNumAtoms() == 6  # no hydrogens invented for a file conformer
+
+
+def test_dummy_atoms_and_hydrogen_only_molecules_are_errors():
+    with pytest.raises(MoleculeError, match="dummy"):
+        molecule_from_smiles("*CC")
+    with pytest.raises(MoleculeError, match="no heavy atoms"):
+        molecule_from_smiles("[H][H]")
+
+
+def test_molecule_error_pickles_with_its_fields():
+    error = pickle.loads(pickle.dumps(MoleculeError("m1", "why", source="f.sdf#3")))
+    assert (error.id, error.reason, error.source) == ("m1", "why", "f.sdf#3")
+    assert str(error) == "molecule 'm1': why" and isinstance(error, ValueError)
+
+
+def test_rdkit_warnings_on_a_good_record_become_notes(tmp_path, ala):
+    block = Chem.MolToMolBlock(ala.mol).replace("3D", "2D", 1)  # z != 0 under a 2D flag
+    (record,) = read_all(write(tmp_path / "tagged.sdf", sdf(block)), policy="from-file")
+    assert record.conformer == "file"
+    assert any(n.startswith("RDKit: ") and "tagged as 2D" in n for n in record.notes)

@@ -1,0 +1,95 @@
+"""deepmolm-fingerprint / deepmolm-render: JSONL content, failure reports, exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from rdkit import Chem
+
+from deepmolm_plugin.molecule import molecule_from_smiles, molecule_fp
+from deepmolm_plugin.molecule.tools import fingerprint_main, main, render_main
+
+
+@pytest.fixture(scope="module")
+def mixed_sdf(tmp_path_factory):
+    """good (aspirin, 3D) / bad (pentavalent carbon) / good (ethanol, 3D)."""
+    aspirin = molecule_from_smiles("CC(=O)Oc1ccccc1C(=O)O").mol
+    aspirin.SetProp("_Name", "aspirin")
+    ethanol = molecule_from_smiles("CCO").mol
+    ethanol.SetProp("_Name", "ethanol")
+    bad = Chem.MolFromSmiles("FC(F)(F)(F)F", sanitize=False)
+    bad.SetProp("_Name", "pentafluoro")
+    blocks = [Chem.MolToMolBlock(aspirin), Chem.MolToMolBlock(bad, kekulize=False), Chem.MolToMolBlock(ethanol)]
+    path = tmp_path_factory.mktemp("tools") / "mixed.sdf"
+    path.write_text("".join(b + "$$$$\n" for b in blocks))
+    return path, aspirin
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_fingerprint_reports_keeps_going_and_exits_1(tmp_path, mixed_sdf, capsys):
+    path, aspirin = mixed_sdf
+    out, failures = tmp_path / "fp.jsonl", tmp_path / "failed.jsonl"
+    code = fingerprint_main([str(path), "--out", str(out), "--failures", str(failures), "--no-progress"])
+    assert code == 1
+    lines = read_jsonl(out)
+    assert [l["id"] for l in lines] == ["aspirin", "pentafluoro", "ethanol"]
+    good, bad, _ = lines
+    assert set(good) == {"id", "molecule_fp", "num_atoms", "source", "conformer", "notes", "error"}
+    assert good["error"] is None and good["conformer"] == "file" and good["source"] == f"{path}#0"
+    assert good["molecule_fp"] == molecule_fp(aspirin).tolist()
+    assert good["num_atoms"] == len(good["molecule_fp"]) == 13
+    assert bad["molecule_fp"] is None and bad["num_atoms"] is None
+    assert "valence" in bad["error"].lower() and bad["source"] == f"{path}#1"
+    assert read_jsonl(failures) == [{"id": "pentafluoro", "source": f"{path}#1", "error": bad["error"]}]
+    err = capsys.readouterr().err
+    assert f"FAILED pentafluoro ({path}#1)" in err and "2 of 3 records; 1 failed" in err
+
+
+def test_fingerprint_smiles_inputs_and_policy(capsys):
+    assert fingerprint_main(["--smiles", "CCO", "c1ccccc1", "--no-progress"]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [(l["id"], l["conformer"], l["num_atoms"]) for l in lines] == [("CCO", "generated", 3), ("c1ccccc1", "generated", 6)]
+    assert fingerprint_main(["--smiles", "CCO", "--policy", "from-file", "--no-progress"]) == 1
+    (line,) = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert "no coordinates" in line["error"]
+
+
+def test_missing_file_and_max_atoms(tmp_path, mixed_sdf, capsys):
+    path, _ = mixed_sdf
+    code = fingerprint_main([str(tmp_path / "nope.sdf"), str(path), "--max-atoms", "5", "--too-large", "truncate", "--no-progress"])
+    assert code == 1
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert "no such file" in lines[0]["error"] and "--smiles" in lines[0]["error"]
+    assert lines[1]["num_atoms"] == 5 and "truncated" in lines[1]["notes"][0]
+    assert lines[3]["num_atoms"] == 3 and lines[3]["notes"] == []
+
+
+def test_render_writes_pngs_and_an_index(tmp_path, mixed_sdf):
+    path, _ = mixed_sdf
+    out = tmp_path / "png"
+    assert render_main([str(path), "--out", str(out), "--size", "256", "--no-progress"]) == 1
+    index = read_jsonl(out / "index.jsonl")
+    assert [(l["id"], l["image"]) for l in index] == [("aspirin", "aspirin.png"), ("pentafluoro", None), ("ethanol", "ethanol.png")]
+    assert index[1]["error"] and index[1]["source"] == f"{path}#1"
+    image = Image.open(out / "aspirin.png")
+    assert image.size == (256, 256) and image.mode == "RGB"
+    assert render_main(["--smiles", "CCO", "CCO", "--out", str(out / "dup"), "--size", "128", "--no-progress"]) == 0
+    assert sorted(p.name for p in (out / "dup").glob("*.png")) == ["CCO.png", "CCO__2.png"]
+
+
+def test_dispatcher_and_usage_errors(tmp_path, capsys):
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as info:
+        fingerprint_main([])
+    assert info.value.code == 2
+    result = subprocess.run(
+        [sys.executable, "-m", "deepmolm_plugin.molecule.tools", "fingerprint", "--smiles", "C", "--no-progress"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["molecule_fp"][0][1:] == [-1, -1, -1]
