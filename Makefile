@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
-REQS   := requirements/constraints.txt requirements/base.txt requirements/host.txt setup.cfg pyproject.toml
+REQS   := requirements/constraints.txt requirements/base.txt requirements/nodeps.txt setup.cfg pyproject.toml
 PYTEST_ARGS ?=
 
 .PHONY: install test demo bench clean
@@ -17,8 +17,12 @@ install: $(STAMP)
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c requirements/constraints.txt -r requirements/base.txt
-	# The host's own metadata pins torch 2.0.1 / gradio 4: never let pip resolve it.
-	$(PIP) install -q --no-deps -r requirements/host.txt
+	# DeepSpeed builds against the torch installed above; its CPU comm op is compiled once
+	# here (needs g++, ~1 min) instead of inside the first multi-process run.
+	DS_BUILD_OPS=0 $(PIP) install -q -c requirements/constraints.txt --no-build-isolation deepspeed
+	$(PY) -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
+	# llava-torch (pins torch 2.0.1 / gradio 4) and datamol: never let pip resolve them.
+	$(PIP) install -q --no-deps -r requirements/nodeps.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

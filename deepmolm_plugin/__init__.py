@@ -4,7 +4,35 @@ The package tree mirrors the architecture:
 
 - ``deepmolm_plugin.encoder``: the DeepEncoder vision tower (SAM-base -> 16x conv
   compressor -> CLIP-L), its image processor and its checkpoint loaders.
+- ``deepmolm_plugin.molecule``: structures, E3FP ``molecule_fp`` tokens, depictions.
+- ``deepmolm_plugin.projector``: ``fusion`` and the ablation projectors, token layout.
+- ``deepmolm_plugin.model``: LlavaQwen2ForCausalLM and the Qwen2-family loaders.
 - ``deepmolm_plugin.patches``: small runtime patches to the host (top-level ``patches/``).
+
+``register()`` applies the patches; every launcher (``python -m deepmolm_plugin.train``,
+``.cli``, ``.eval.model_vqa``) calls it before running the host's own module.
 """
 
 __version__ = "0.1.0"
+
+# Order matters: trainer_imports must run before anything imports llava.train.*.
+_PATCHES = (
+    "trainer_imports",
+    "registry",
+    "arguments",
+    "model_dispatch",
+    "conversation_qwen2",
+    "trainer_api",
+    "deepspeed_optional",
+    "llama_forward_kwargs",
+    "molecule_data",
+    "cli_reply",
+)
+
+
+def register() -> None:
+    """Install DeepMoLM into the llava-torch host. Idempotent: safe to call again."""
+    import importlib
+
+    for name in _PATCHES:
+        importlib.import_module(f"deepmolm_plugin.patches.{name}").apply()

@@ -35,3 +35,21 @@ def tiny_config() -> DeepEncoderConfig:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(tmp_path_factory):
+    """Tiny Qwen2 + tokenizer, tiny encoder config, training records (host_fixtures)."""
+    from host_fixtures import write_tiny_setup
+
+    return write_tiny_setup(tmp_path_factory.mktemp("tiny_setup"))
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tiny_setup, tmp_path_factory):
+    """A full DeepMoLM checkpoint folder, trained a few steps through the launcher."""
+    from host_fixtures import run_module, train_args
+
+    out = tmp_path_factory.mktemp("trained") / "checkpoint"
+    run_module("deepmolm_plugin.train", train_args(tiny_setup, out, "--mm_projector", "fusion"), cwd=out.parent)
+    return out

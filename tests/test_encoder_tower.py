@@ -30,16 +30,33 @@ def test_contract_attributes_and_forward(tiny_config):
     assert [o.shape for o in outs] == [(1, 4, 64), (1, 9, 64)]
 
 
-def test_delay_load_and_weights_from_a_checkpoint(tmp_path, tiny_config):
+def test_weights_from_a_checkpoint(tmp_path, tiny_config):
     source = DeepEncoder(tiny_config).eval()
     source.save_pretrained(tmp_path)
-    tower = DeepEncoderVisionTower("deepencoder", _args(tiny_config, vision_tower_weights=str(tmp_path)), delay_load=True)
-    assert not tower.is_loaded and tower.hidden_size == 64  # known before loading, as the host needs
-    tower.load_model()
+    tower = DeepEncoderVisionTower("deepencoder", _args(tiny_config, vision_tower_weights=str(tmp_path)))
+    assert tower.is_loaded and tower.weights_from == str(tmp_path)
     x = torch.randn(1, 3, 128, 128)
     torch.testing.assert_close(tower(x), source(x))
     tower.load_model()  # idempotent
-    assert tower.is_loaded
+    torch.testing.assert_close(tower(x), source(x))
+
+
+def test_delay_load_builds_structure_and_never_rereads_the_weights_path(tmp_path, tiny_config):
+    # How the host rebuilds a saved model: the recorded path may be relative or gone.
+    args = _args(tiny_config, vision_tower_weights=str(tmp_path / "gone"))
+    tower = DeepEncoderVisionTower("deepencoder", args, delay_load=True)
+    assert tower.is_loaded and tower.weights_from == "model checkpoint"
+    assert [k for k in tower.state_dict()][0].startswith("vision_tower.sam.")  # saved as model.vision_tower.vision_tower.*
+    tower.load_model()  # the host calls this; nothing is read
+
+
+def test_float16_on_cpu_stays_float32(tiny_config):
+    # llava's train.py: vision_tower.to(dtype=torch.bfloat16 if bf16 else torch.float16, device=...)
+    tower = DeepEncoderVisionTower("deepencoder", _args(tiny_config, vision_tower_weights="random"))
+    tower.to(dtype=torch.float16, device="cpu")
+    assert tower.dtype == torch.float32
+    tower.to(dtype=torch.bfloat16, device="cpu")
+    assert tower.dtype == torch.bfloat16
 
 
 def test_no_weights_is_an_error_not_a_random_tower(tiny_config):
@@ -53,9 +70,8 @@ def test_frozen_by_default_trainable_when_unfrozen(tiny_config):
     assert not frozen(torch.randn(1, 3, 128, 128)).requires_grad  # no graph is built
 
     trainable = DeepEncoderVisionTower(
-        "deepencoder", _args(tiny_config, vision_tower_weights="random", unfreeze_mm_vision_tower=True), delay_load=True
+        "deepencoder", _args(tiny_config, vision_tower_weights="random", unfreeze_mm_vision_tower=True)
     )
-    assert trainable.is_loaded  # the host loads a tower it will train straight away
     trainable(torch.randn(1, 3, 128, 128)).sum().backward()
     assert trainable.vision_tower.sam.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
 

@@ -15,6 +15,12 @@ arguments / model config object (`args`):
 - `image_mode`: "base" (one 1024 view) or "tiles" (plus 640 tiles).
 - `unfreeze_mm_vision_tower`: train the tower (default: frozen, as the host's towers).
 
+`delay_load=True` is how the host rebuilds a *saved* model (LlavaMetaModel.__init__):
+the tower then only builds its module structure, and its weights come from the model
+checkpoint being loaded, never from `vision_tower_weights` again (that path may be
+relative, or gone). Loaders check that the checkpoint really held them
+(deepmolm_plugin.model.loading).
+
 As in the host, the encoder module lives at `.vision_tower`, so its weights are saved
 under `model.vision_tower.vision_tower.*`.
 """
@@ -59,7 +65,9 @@ class DeepEncoderVisionTower(nn.Module):
             self.encoder_config, mode=getattr(args, "image_mode", None) or "base"
         )
         self.is_loaded = False
-        if not delay_load or self.trainable:
+        if delay_load:
+            self._build(weights_from="model checkpoint")
+        else:
             self.load_model()
 
     def load_model(self, device_map=None) -> None:
@@ -73,15 +81,34 @@ class DeepEncoderVisionTower(nn.Module):
                 "from scratch"
             )
         if self.weights == RANDOM_WEIGHTS:
-            encoder = DeepEncoder(self.encoder_config)
-            encoder.to(dtype=resolve_dtype(self.encoder_config.dtype))
+            self._build(weights_from="random initialisation")
         else:
-            encoder = load_deepencoder(self.weights, config=self.encoder_config)
+            self._install(load_deepencoder(self.weights, config=self.encoder_config), str(self.weights))
         if device_map is not None and device_map != "auto":
-            encoder.to(device=device_map)
+            self.vision_tower.to(device=device_map)
+
+    def _build(self, weights_from: str) -> None:
+        encoder = DeepEncoder(self.encoder_config)
+        self._install(encoder.to(dtype=resolve_dtype(self.encoder_config.dtype)), weights_from)
+
+    def _install(self, encoder: DeepEncoder, weights_from: str) -> None:
         encoder.requires_grad_(self.trainable)
         self.vision_tower = encoder
+        self.weights_from = weights_from
         self.is_loaded = True
+
+    def to(self, *args, **kwargs):
+        """As nn.Module.to, except that float16 on CPU becomes float32.
+
+        llava's train.py casts every tower to float16 unless --bf16, also on CPU, where
+        half precision is slow and loses accuracy for nothing; CUDA keeps float16.
+        """
+        device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        target = device or (self.device if self.is_loaded else torch.device("cpu"))
+        if dtype == torch.float16 and torch.device(target).type == "cpu":
+            kwargs = {"device": device, "dtype": torch.float32} if device else {"dtype": torch.float32}
+            return super().to(**kwargs)
+        return super().to(*args, **kwargs)
 
     # --- the host's contract -------------------------------------------------------------
     @property

@@ -45,11 +45,6 @@ class ProjectorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ProjectorConfig.{name} must be a positive int, got {value!r}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"ProjectorConfig.num_heads={self.num_heads} does not divide "
-                f"hidden_size={self.hidden_size}"
-            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ProjectorConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:

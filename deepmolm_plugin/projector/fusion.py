@@ -41,6 +41,8 @@ class FusionProjector(ProjectorBase):
     def __init__(self, config: ProjectorConfig):
         super().__init__(config)
         hidden = config.hidden_size
+        if hidden % config.num_heads:
+            raise ValueError(f"fusion: num_heads={config.num_heads} does not divide hidden_size={hidden}")
         self.image_proj = nn.Linear(config.mm_hidden_size, hidden)
         self.molecule_embed = nn.Embedding(config.fp_bits + 1, hidden, padding_idx=0)
         self.cross_attn = nn.MultiheadAttention(

@@ -1,0 +1,194 @@
+"""`python -m deepmolm_plugin.cli`: the host's chat CLI (llava/serve/cli.py) with DeepMoLM.
+
+    python -m deepmolm_plugin.cli --model-path CKPT --conv-mode auto --smiles CCO
+    python -m deepmolm_plugin.cli --model-path CKPT --structure mol.sdf --image-file mol.png
+
+Takes the host CLI's own options plus the molecule (`--smiles` or `--structure`, whose
+first molecule is used, with the `--conformer-policy` 3D policy). A model whose projector
+uses molecules (`fusion`, `concat`) needs one. Without `--image-file` the molecule's
+depiction is drawn with `render_molecule`, the function that drew the training images.
+`--conv-mode auto` picks the template from the checkpoint's config (`qwen2` for Qwen2).
+
+The host's `main(args)` runs unchanged; three things are bound around it, for this
+process only:
+- `patches.cli_reply`: the host stored every reply as '' (multi-turn lost all history);
+- the loaded model's `generate` gets this molecule's `molecule_fp` (batch 1): the host
+  CLI calls `generate(input_ids, images=..., image_sizes=...)` with no molecule slot;
+- images reach `generate` in the model's dtype. The host casts them to float16; our tower
+  runs in its own dtype anyway, but casts its output back to the input's dtype, so a
+  float32 (CPU) model would see float16-rounded tower features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+# = deepmolm_plugin.molecule.POLICIES (importing it here would load RDKit/E3FP for --help).
+CONFORMER_POLICIES = ("auto", "from-file", "generate", "keep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepmolm_plugin.cli",
+        description="Chat about a molecule with a DeepMoLM (or any llava-torch) checkpoint.",
+    )
+    # The host's own options (llava/serve/cli.py, llava-torch 1.2.2), same names and defaults,
+    # except: --model-path is required, --image-file is optional with a molecule, and
+    # --conv-mode defaults to auto.
+    parser.add_argument("--model-path", type=str, required=True)
+    parser.add_argument("--model-base", type=str, default=None)
+    parser.add_argument("--image-file", type=str, default=None,
+                        help="the image; default: the molecule's depiction")
+    parser.add_argument("--device", type=str, default="cuda", help="falls back to cpu without CUDA")
+    parser.add_argument("--conv-mode", type=str, default="auto",
+                        help="conversation template; auto: from the model's config")
+    parser.add_argument("--temperature", type=float, default=0.2, help="0: greedy")
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--load-8bit", action="store_true")
+    parser.add_argument("--load-4bit", action="store_true")
+    parser.add_argument("--debug", action="store_true")
+    # Ours.
+    molecule = parser.add_mutually_exclusive_group()
+    molecule.add_argument("--smiles", type=str, default=None, help="the molecule as SMILES")
+    molecule.add_argument("--structure", type=str, default=None,
+                          help="structure file (SDF/MOL/MOL2/XYZ/PDB/SMI); its first molecule is used")
+    parser.add_argument("--conformer-policy", default="auto", choices=CONFORMER_POLICIES,
+                        help="3D policy for the molecule (see deepmolm_plugin.molecule)")
+    return parser
+
+
+def projector_uses_molecules(config) -> bool:
+    """True when the model's projector reads molecule_fp (fusion, concat)."""
+    from deepmolm_plugin.projector import PROJECTORS
+
+    projector = PROJECTORS.get(getattr(config, "mm_projector_type", None) or "")
+    return bool(projector is not None and projector.uses_molecule)
+
+
+def load_molecule(smiles: Optional[str], structure: Optional[str], policy: str):
+    """The CLI's molecule as a MoleculeRecord (a conformer is generated for a SMILES)."""
+    from deepmolm_plugin.molecule import molecule_from_smiles, read_structures
+
+    if smiles is not None:
+        return molecule_from_smiles(smiles, id=smiles, policy="generate" if policy == "from-file" else policy)
+    records = read_structures(structure, policy=policy, errors="yield")
+    record = next(records)
+    if isinstance(record, Exception):  # a MoleculeError for the first molecule
+        raise record
+    if next(records, None) is not None:  # a bad later record does not matter here
+        print(f"note: {structure} holds more than one molecule; using the first ({record.id})", file=sys.stderr)
+    return record
+
+
+def images_in_dtype(images, dtype: torch.dtype):
+    """Floating image tensors (or a list of them) cast to `dtype`; anything else as is."""
+    if torch.is_tensor(images) and images.is_floating_point():
+        return images.to(dtype=dtype)
+    if isinstance(images, (list, tuple)):
+        return type(images)(images_in_dtype(image, dtype) for image in images)
+    return images
+
+
+def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor]):
+    """`generate` with this chat's molecule_fp (1, atoms, levels) and images in the model's dtype."""
+
+    @functools.wraps(generate)
+    def wrapper(inputs=None, *args, **kwargs):
+        if "images" in kwargs:
+            kwargs["images"] = images_in_dtype(kwargs["images"], model.dtype)
+        if molecule_fp is not None:
+            if kwargs.get("molecule_fp") is not None:
+                raise RuntimeError("generate got a molecule_fp of its own and the CLI's molecule")
+            kwargs["molecule_fp"] = molecule_fp
+        return generate(inputs, *args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor]):
+    """While active, the model `host_module.load_pretrained_model` returns is bound by
+    `bind_model_inputs`. The name is restored on exit."""
+    loader = host_module.load_pretrained_model
+
+    def load(*args, **kwargs):
+        tokenizer, model, image_processor, context_len = loader(*args, **kwargs)
+        model.generate = bind_model_inputs(model.generate, model, molecule_fp)
+        return tokenizer, model, image_processor, context_len
+
+    host_module.load_pretrained_model = load
+    try:
+        yield
+    finally:
+        host_module.load_pretrained_model = loader
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    has_molecule = args.smiles is not None or args.structure is not None
+    if args.image_file is None and not has_molecule:
+        parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
+    if args.structure is not None and not Path(args.structure).is_file():
+        parser.error(f"--structure {args.structure}: no such file")
+
+    import deepmolm_plugin
+
+    deepmolm_plugin.register()
+    import llava.serve.cli as host_cli
+    from llava.mm_utils import get_model_name_from_path
+    from transformers import AutoConfig
+
+    from deepmolm_plugin.molecule import MoleculeError, fingerprint_record, render_molecule
+    from deepmolm_plugin.patches import cli_reply
+    from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
+
+    cli_reply.apply()
+    config = AutoConfig.from_pretrained(args.model_path)
+    try:
+        args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
+    except ValueError as e:
+        parser.error(str(e))
+    uses_molecules = projector_uses_molecules(config)
+    if uses_molecules and not has_molecule:
+        parser.error(
+            f"{args.model_path} has a {config.mm_projector_type!r} projector, which needs the molecule: "
+            "give --smiles or --structure (the image alone is not enough)"
+        )
+
+    molecule_fp, record = None, None
+    if has_molecule:
+        try:
+            record = load_molecule(args.smiles, args.structure, args.conformer_policy)
+            if uses_molecules:
+                tokens = fingerprint_record(record, bits=getattr(config, "fp_bits", 4096),
+                                            level=getattr(config, "fp_levels", 4) - 1)
+                molecule_fp = tokens.unsqueeze(0)  # (1, atoms, levels)
+        except ValueError as e:  # a MoleculeError, or a structure format we do not read
+            raise SystemExit(f"error: {e}") from e
+        if not uses_molecules:
+            print(f"note: {args.model_path}'s projector does not use molecules; the molecule only "
+                  "provides the depiction", file=sys.stderr)
+
+    with contextlib.ExitStack() as stack:
+        if args.image_file is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deepmolm_cli_")))
+            args.image_file = str(folder / "molecule.png")
+            try:
+                render_molecule(args.smiles if args.smiles is not None else record).save(args.image_file)
+            except MoleculeError as e:
+                raise SystemExit(f"error: cannot draw the molecule: {e}") from e
+        stack.enter_context(loader_binding_inputs(host_cli, molecule_fp))
+        host_cli.main(args)
+
+
+if __name__ == "__main__":
+    main()

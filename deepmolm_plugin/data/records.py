@@ -1,0 +1,122 @@
+"""Molecule fields of a host training record -> model inputs.
+
+A record is the host's JSON (`id`, `image`, `conversations`) plus one molecule field:
+
+- `molecule_fp`: inline tokens, a list of [atoms][levels] integer hashes (-1 = none);
+- `structure`: a structure file (SDF/MOL/MOL2/XYZ/PDB, one molecule) under
+  `--structure_folder`, fingerprinted with the `--conformer_policy` 3D policy;
+- `smiles`: a SMILES string; a conformer is generated (ETKDGv3 + MMFF, seeded).
+
+A record with a molecule but no `image` gets its depiction rendered once, with the one
+rendering function (`render_molecule`), into the render folder, and the record points
+at it. Every failure is a RecordError that names the record and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..molecule import MoleculeError, fingerprint_record, molecule_from_smiles, read_structures, render_molecule
+
+MOLECULE_FIELDS = ("molecule_fp", "structure", "smiles")
+
+
+class RecordError(ValueError):
+    def __init__(self, record_id: str, reason: str):
+        super().__init__(f"record {record_id!r}: {reason}")
+        self.record_id, self.reason = record_id, reason
+
+
+def record_id(record: dict, index: int) -> str:
+    return str(record.get("id", f"#{index}"))
+
+
+class MoleculeInputs:
+    """Turns records' molecule fields into `molecule_fp` tensors and depictions."""
+
+    def __init__(self, structure_folder: Optional[str] = None, policy: str = "auto",
+                 fp_bits: int = 4096, fp_levels: int = 4, render_folder: Optional[str] = None):
+        self.structure_folder = structure_folder
+        self.policy = policy
+        self.fp_bits, self.fp_levels = fp_bits, fp_levels
+        self.render_folder = render_folder
+        self._cache: dict = {}  # record id -> tokens: conformers are deterministic, so once per record
+
+    @staticmethod
+    def has_molecule(record: dict) -> bool:
+        return any(record.get(f) not in (None, "") for f in MOLECULE_FIELDS)
+
+    def molecule_fp(self, record: dict, rid: str) -> torch.Tensor:
+        """(atoms, levels) int64 tokens of the record's molecule (computed once per record)."""
+        if rid not in self._cache:
+            self._cache[rid] = self._compute(record, rid)
+        return self._cache[rid]
+
+    def _compute(self, record: dict, rid: str) -> torch.Tensor:
+        try:
+            if record.get("molecule_fp") is not None:
+                return self._inline(record["molecule_fp"], rid)
+            return fingerprint_record(self._molecule(record, rid), bits=self.fp_bits, level=self.fp_levels - 1)
+        except MoleculeError as e:
+            raise RecordError(rid, e.reason if hasattr(e, "reason") else str(e)) from e
+
+    def _inline(self, value, rid: str) -> torch.Tensor:
+        try:
+            tokens = torch.tensor(value, dtype=torch.long)
+        except (TypeError, ValueError) as e:
+            raise RecordError(rid, f"molecule_fp is not a list of integer rows: {e}") from e
+        if tokens.dim() != 2 or tokens.shape[1] != self.fp_levels or tokens.shape[0] == 0:
+            raise RecordError(rid, f"molecule_fp must be [atoms][{self.fp_levels}], got shape {list(tokens.shape)}")
+        bad = (tokens < -1) | (tokens >= self.fp_bits)
+        if bad.any():
+            raise RecordError(rid, f"molecule_fp holds hashes outside [-1, {self.fp_bits}): {tokens[bad][:5].tolist()}")
+        if (tokens == -1).all():
+            raise RecordError(rid, "molecule_fp has no valid token (all -1)")
+        return tokens
+
+    def _molecule(self, record: dict, rid: str):
+        if record.get("structure"):
+            path = Path(record["structure"])
+            if not path.is_absolute():
+                if self.structure_folder is None:
+                    raise RecordError(rid, f"structure {path} is relative but --structure_folder is not set")
+                path = Path(self.structure_folder) / path
+            if not path.is_file():
+                raise RecordError(rid, f"structure file {path} does not exist")
+            records = list(read_structures(path, policy=self.policy, errors="raise"))
+            if len(records) != 1:
+                raise RecordError(rid, f"structure file {path} holds {len(records)} molecules, expected 1")
+            return records[0]
+        if record.get("smiles"):
+            policy = "generate" if self.policy == "from-file" else self.policy
+            return molecule_from_smiles(record["smiles"], id=rid, policy=policy)
+        raise RecordError(rid, f"no molecule field ({', '.join(MOLECULE_FIELDS)})")
+
+    def ensure_image(self, record: dict, rid: str) -> None:
+        """Render the depiction of a record that has a molecule but no image (once)."""
+        if record.get("image") or not self.has_molecule(record):
+            return
+        if self.render_folder is None:
+            raise RecordError(rid, "has no image and no render folder is set")
+        if record.get("smiles"):
+            source = record["smiles"]
+        elif record.get("structure"):
+            source = self._molecule(record, rid)
+        else:
+            raise RecordError(rid, "has no image, and inline molecule_fp cannot be drawn: add `image` or `smiles`")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rid)
+        path = Path(self.render_folder) / f"{safe}.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                image = render_molecule(source, id=rid)
+            except MoleculeError as e:
+                raise RecordError(rid, f"cannot render a depiction: {e}") from e
+            tmp = path.with_suffix(f".tmp{os.getpid()}.png")
+            image.save(tmp)
+            os.replace(tmp, path)  # atomic: a killed run leaves no half-written image
+        record["image"] = str(path.resolve())

@@ -1,0 +1,1 @@
+"""Evaluation launchers and scoring (host-integration and evaluation issues)."""

@@ -1,0 +1,150 @@
+"""Arguments: DeepMoLM's settings become real host arguments, saved in the model config.
+
+- `--mm_projector fusion` (VILA/DeepMoLM spelling) is rejected by stock argparse as an
+  ambiguous prefix of `--mm_projector_type` / `--mm_projector_lr`. An exact
+  `mm_projector` field removes the ambiguity; it sets `mm_projector_type`, and giving
+  both spellings with different values is an error.
+- Our settings are fields of subclasses of the host's `ModelArguments` /
+  `DataArguments`, which `llava.train.train.train()` looks up as module globals when
+  it builds its HfArgumentParser, so `--help` lists them.
+- `--warmup_ratio` (every LLaVA/DeepMoLM recipe uses it) is gone from transformers 5's
+  TrainingArguments, where `--warmup_steps` takes a ratio in [0, 1) instead. A
+  TrainingArguments subclass accepts `--warmup_ratio` and passes it on as that ratio
+  (only where transformers lacks the field; giving both is an error).
+- `initialize_vision_modules` is wrapped to copy the model-side settings into the model
+  config before the projector is built (the projector reads them there) and the tower's
+  full configuration after, so a saved checkpoint is self-describing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import _host
+
+# ModelArguments fields that are copied into the model config (same names there).
+CONFIG_FIELDS = ("fusion_heads", "fusion_dropout", "fp_bits", "fp_levels", "image_mode", "vision_tower_weights")
+
+
+def _model_arguments(host_cls):
+    @dataclass
+    class ModelArguments(host_cls):
+        mm_projector: Optional[str] = field(
+            default=None, metadata={"help": "alias of --mm_projector_type (VILA/DeepMoLM spelling)"}
+        )
+        vision_tower_weights: Optional[str] = field(
+            default=None,
+            metadata={"help": "deepencoder weights: DeepSeek-OCR checkpoint, 'SAM.pth,CLIP_FILE', a saved "
+                              "DeepEncoder folder, or 'random' to train from scratch"},
+        )
+        deepencoder_config: Optional[str] = field(
+            default=None, metadata={"help": "JSON file of DeepEncoderConfig fields (default: DeepSeek-OCR sizes)"}
+        )
+        unfreeze_mm_vision_tower: bool = field(default=False, metadata={"help": "train the vision tower"})
+        image_mode: str = field(default="base", metadata={"help": "deepencoder views: base (1024) or tiles (+640 tiles)"})
+        fp_bits: int = field(default=4096, metadata={"help": "E3FP fingerprint bits (hash range)"})
+        fp_levels: int = field(default=4, metadata={"help": "E3FP levels per atom (iterations 0..3)"})
+        fusion_heads: int = field(default=8, metadata={"help": "fusion projector cross-attention heads"})
+        fusion_dropout: float = field(default=0.0, metadata={"help": "fusion projector dropout"})
+
+        def __post_init__(self):
+            if self.mm_projector is not None:
+                default = next(f.default for f in dataclasses.fields(host_cls) if f.name == "mm_projector_type")
+                if self.mm_projector_type not in (default, self.mm_projector):
+                    raise ValueError(
+                        f"--mm_projector {self.mm_projector} contradicts --mm_projector_type "
+                        f"{self.mm_projector_type}; give one of them"
+                    )
+                self.mm_projector_type = self.mm_projector
+            if self.image_mode not in ("base", "tiles"):
+                raise ValueError(f"--image_mode must be 'base' or 'tiles', got {self.image_mode!r}")
+            if self.vision_tower_weights and "," in self.vision_tower_weights:
+                self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
+
+    ModelArguments.__qualname__ = ModelArguments.__name__ = "ModelArguments"
+    return ModelArguments
+
+
+def _data_arguments(host_cls):
+    @dataclass
+    class DataArguments(host_cls):
+        structure_folder: Optional[str] = field(
+            default=None, metadata={"help": "folder of structure files named by records' `structure` field"}
+        )
+        conformer_policy: str = field(
+            default="auto", metadata={"help": "3D policy for molecule_fp: from-file, generate or auto"}
+        )
+        render_folder: Optional[str] = field(
+            default=None,
+            metadata={"help": "where depictions of records without `image` are written (default: <data_path>.renders)"},
+        )
+
+    DataArguments.__qualname__ = DataArguments.__name__ = "DataArguments"
+    return DataArguments
+
+
+def _training_arguments(host_cls):
+    import transformers
+
+    if any(f.name == "warmup_ratio" for f in dataclasses.fields(transformers.TrainingArguments)):
+        return host_cls  # transformers 4.x: the host's arguments work as they are
+
+    @dataclass
+    class TrainingArguments(host_cls):
+        warmup_ratio: Optional[float] = field(
+            default=None, metadata={"help": "linear warmup over this fraction of the steps (transformers 4.x spelling)"}
+        )
+
+        def __post_init__(self):
+            if self.warmup_ratio is not None:
+                if self.warmup_steps:
+                    raise ValueError("give --warmup_ratio or --warmup_steps, not both")
+                if not 0 <= self.warmup_ratio < 1:
+                    raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+                self.warmup_steps = self.warmup_ratio
+            super().__post_init__()
+
+    TrainingArguments.__qualname__ = TrainingArguments.__name__ = "TrainingArguments"
+    return TrainingArguments
+
+
+def _wrap_initialize_vision_modules(original):
+    def initialize_vision_modules(self, model_args, fsdp=None):
+        for name in CONFIG_FIELDS:
+            if hasattr(model_args, name):
+                value = getattr(model_args, name)
+                setattr(self.config, name, list(value) if isinstance(value, (list, tuple)) else value)
+        result = original(self, model_args, fsdp=fsdp)
+        tower = self.get_vision_tower()
+        if getattr(tower, "encoder_config", None) is not None:
+            self.config.deepencoder_config = tower.encoder_config.to_dict()
+        return result
+
+    return initialize_vision_modules
+
+
+def _publish(cls):
+    """Make a subclass importable as `deepmolm_plugin.patches.arguments.<Name>`: the
+    Trainer pickles its arguments (training_args.bin), and pickle finds classes by name."""
+    cls.__module__ = __name__
+    globals()[cls.__name__] = cls
+    return cls
+
+
+def apply() -> None:
+    _host.require_host("arguments")
+    import llava.model.llava_arch as arch
+    import llava.train.train as host_train
+
+    def _apply():
+        for name, make in (("ModelArguments", _model_arguments), ("DataArguments", _data_arguments),
+                           ("TrainingArguments", _training_arguments)):
+            host_cls = _host.original(host_train, name)
+            cls = make(host_cls)
+            _host.replace(host_train, name, _publish(cls) if cls is not host_cls else cls)
+        meta = arch.LlavaMetaModel
+        meta.initialize_vision_modules = _wrap_initialize_vision_modules(meta.initialize_vision_modules)
+
+    _host.apply_once(host_train, "arguments", _apply)

@@ -1,0 +1,192 @@
+"""The host's chat CLI and model_vqa eval through our launchers, on a tiny trained checkpoint.
+
+Subprocess tests run `python -m deepmolm_plugin.cli` / `.eval.model_vqa` as a user would
+(CPU, no CUDA); the unit tests drive the host's own eval loop with a stub model to check
+that each question's molecule reaches its `generate` call.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from host_fixtures import run_module
+
+QUESTIONS = "What is this molecule?\nAnd its formula?\n"
+
+
+def _debug_turns(stdout: str) -> list:
+    """The `{'prompt': ..., 'outputs': ...}` dicts the host CLI prints with --debug."""
+    return [ast.literal_eval(line.strip()) for line in stdout.splitlines() if line.strip().startswith("{'prompt'")]
+
+
+def test_chat_cli_two_turns_keep_replies(trained_checkpoint, tmp_path):
+    proc = run_module("deepmolm_plugin.cli", [
+        "--model-path", str(trained_checkpoint), "--conv-mode", "auto", "--smiles", "CCO",
+        "--max-new-tokens", "8", "--temperature", "0", "--debug"], cwd=tmp_path, stdin=QUESTIONS)
+    turns = _debug_turns(proc.stdout)
+    assert len(turns) == 2, proc.stdout
+    assert all(turn["outputs"].strip() for turn in turns), turns
+    # What the streamer printed after each assistant role prompt is the stored reply.
+    streamed = [part.split("\n", 1)[0].strip() for part in proc.stdout.split("assistant\n: ")[1:]]
+    assert streamed == [turn["outputs"].split("\n", 1)[0].strip() for turn in turns]
+    # Multi-turn: the second prompt holds the first reply, once terminated (cli_reply).
+    first = turns[0]["outputs"]
+    assert f"<|im_start|>assistant\n{first}<|im_end|>\n<|im_start|>user\nAnd its formula?<|im_end|>\n" \
+        in turns[1]["prompt"]
+    assert turns[0]["prompt"].startswith("<|im_start|>system\n")  # --conv-mode auto -> qwen2
+    assert proc.stdout.rstrip().endswith("exit...")
+
+
+def test_chat_cli_fusion_model_needs_a_molecule(trained_checkpoint, tmp_path):
+    image = tmp_path / "any.png"
+    image.write_bytes(b"")  # never read: the check comes first
+    proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--image-file", str(image)],
+                      cwd=tmp_path, stdin=QUESTIONS, check=False)
+    assert proc.returncode != 0
+    assert "'fusion' projector, which needs the molecule" in proc.stderr
+    assert "--smiles or --structure" in proc.stderr
+
+
+def _write_questions(path, lines):
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def _vqa_args(checkpoint, questions, answers, structures, *extra):
+    return ["--model-path", str(checkpoint), "--question-file", str(questions), "--answers-file", str(answers),
+            "--image-folder", str(questions.parent), "--structure-folder", str(structures),
+            "--conv-mode", "auto", "--temperature", "0", "--max-new-tokens", "8", *extra]
+
+
+def test_model_vqa_chunks_cover_every_question(trained_checkpoint, tiny_setup, tmp_path):
+    from deepmolm_plugin.molecule import render_molecule
+
+    render_molecule("CC(=O)O").save(tmp_path / "acid.png")
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [
+        {"question_id": "q-image", "image": "acid.png", "smiles": "CC(=O)O", "text": "What is this molecule?"},
+        {"question_id": "q-smiles", "smiles": "CCO", "text": "What is this molecule?"},
+        {"question_id": "q-structure", "structure": "mol1.sdf", "text": "Describe this molecule."},
+    ])
+    answers = [tmp_path / "answers" / f"chunk{i}.jsonl" for i in range(2)]
+    procs = [None, None]
+
+    def chunk(i):  # two chunks at once, as on two GPUs
+        procs[i] = run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(
+            trained_checkpoint, questions, answers[i], tiny_setup["structures"],
+            "--num-chunks", "2", "--chunk-idx", str(i)), cwd=tmp_path, check=False)
+
+    threads = [threading.Thread(target=chunk, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = [json.loads(line) for path in answers for line in path.read_text().splitlines()]
+    assert sorted(row["question_id"] for row in rows) == ["q-image", "q-smiles", "q-structure"]
+    assert all(len(path.read_text().splitlines()) >= 1 for path in answers)
+    assert all(isinstance(row["text"], str) and row["text"].strip() for row in rows), rows
+    renders = sorted(p.name for p in (tmp_path / "answers" / "renders").iterdir())
+    assert len(renders) == 2 and not any(name.startswith("q-image") for name in renders)
+
+
+def test_model_vqa_bad_smiles_names_the_question(trained_checkpoint, tiny_setup, tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [
+        {"question_id": "q-ok", "smiles": "CCO", "text": "What is this molecule?"},
+        {"question_id": "q-bad", "smiles": "C1CC", "text": "What is this molecule?"},
+    ])
+    proc = run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(
+        trained_checkpoint, questions, tmp_path / "answers.jsonl", tiny_setup["structures"]),
+        cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "question 'q-bad'" in proc.stderr and "C1CC" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+FUSION_CONFIG = SimpleNamespace(mm_projector_type="fusion", fp_bits=4096, fp_levels=4)
+
+
+def _expected_fp(smiles):
+    from deepmolm_plugin.molecule import fingerprint_record, molecule_from_smiles
+
+    return fingerprint_record(molecule_from_smiles(smiles, id=smiles, policy="auto"))
+
+
+def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
+    """The host's own eval loop, a stub model: generate sees each question's molecule_fp."""
+    import llava.eval.model_vqa as host
+    from llava.model import builder
+
+    from deepmolm_plugin.eval import model_vqa
+
+    calls = []
+
+    class StubModel:
+        config = SimpleNamespace(mm_use_im_start_end=False, image_aspect_ratio=None)
+        device, dtype = torch.device("cpu"), torch.float32
+
+        def generate(self, inputs, images=None, image_sizes=None, molecule_fp=None, **kwargs):
+            calls.append((molecule_fp, images.dtype, kwargs["max_new_tokens"]))
+            return torch.tensor([[5]])
+
+    class StubTokenizer:
+        bos_token_id = None
+
+        def __call__(self, text):
+            return SimpleNamespace(input_ids=[1, 2])
+
+        def batch_decode(self, ids, skip_special_tokens=True):
+            return ["an answer"]
+
+    def processor(images, return_tensors):
+        return {"pixel_values": torch.zeros(len(images), 3, 8, 8)}
+
+    monkeypatch.setattr(builder, "load_pretrained_model", lambda *a, **k: (StubTokenizer(), StubModel(), processor, 64))
+    # The host's eval_model calls llava.utils.disable_torch_init(), which replaces these two
+    # methods for the whole process (fine in its own process); restore them after this test.
+    for layer in (torch.nn.Linear, torch.nn.LayerNorm):
+        monkeypatch.setattr(layer, "reset_parameters", layer.reset_parameters)
+    smiles = ["CCO", "c1ccccc1", "CCO"]
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": f"q{i}", "smiles": s, "text": "What?"} for i, s in enumerate(smiles)])
+    args = model_vqa.build_parser().parse_args([
+        "--model-path", "stub", "--question-file", str(questions), "--answers-file", str(tmp_path / "a.jsonl"),
+        "--conv-mode", "llava_v1", "--max-new-tokens", "3"])
+    model_vqa.run_host_eval(host, args, FUSION_CONFIG)
+
+    assert len(calls) == 3
+    for (fp, dtype, max_new), s in zip(calls, smiles):
+        assert torch.equal(fp, _expected_fp(s).unsqueeze(0)) and max_new == 3
+        if not torch.cuda.is_available():
+            assert dtype == torch.float32  # the host's .half() followed the model's dtype
+    assert not torch.equal(calls[0][0], calls[1][0])
+    assert [json.loads(line)["question_id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == \
+        ["q0", "q1", "q2"]
+    assert host.load_pretrained_model is not None and host.Image.__name__ == "PIL.Image"  # names restored
+    assert "cuda" not in torch.Tensor.__dict__ and "half" not in torch.Tensor.__dict__
+
+
+def test_questions_sharing_an_image_need_the_same_molecule(tmp_path):
+    from deepmolm_plugin.eval.model_vqa import QuestionError, prepare_questions
+
+    same = [{"question_id": "a", "image": "x.png", "smiles": "CCO", "text": "?"},
+            {"question_id": "b", "image": "x.png", "smiles": "CCO", "text": "?"}]
+    _, table = prepare_questions(same, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
+    assert len(table) == 1
+    different = same[:1] + [{"question_id": "b", "image": "x.png", "smiles": "CCN", "text": "?"}]
+    with pytest.raises(QuestionError, match="question 'b': shares image .* with question 'a'"):
+        prepare_questions(different, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
+
+
+def test_cli_conformer_policies_match_the_molecule_package():
+    from deepmolm_plugin.cli import CONFORMER_POLICIES
+    from deepmolm_plugin.molecule import POLICIES
+
+    assert CONFORMER_POLICIES == tuple(POLICIES)

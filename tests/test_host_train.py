@@ -1,0 +1,223 @@
+"""DeepMoLM inside llava-torch: the host's train.py, builder, loader and registry, for real.
+
+Training runs go through `python -m deepmolm_plugin.train` as subprocesses (tiny Qwen2,
+tiny DeepEncoder, fusion projector); loading and registry checks run in-process.
+"""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import deepmolm_plugin
+from host_fixtures import MOLECULES, QUESTION, losses, run_module, train_args
+
+deepmolm_plugin.register()
+
+import llava.model.llava_arch as llava_arch  # noqa: E402  (after register: patched host)
+import llava.train.train as host_train  # noqa: E402
+from llava.constants import IMAGE_TOKEN_INDEX  # noqa: E402
+from llava.conversation import conv_templates  # noqa: E402
+from llava.mm_utils import process_images, tokenizer_image_token  # noqa: E402
+from llava.model.builder import load_pretrained_model  # noqa: E402
+from llava.model.multimodal_encoder import builder as encoder_builder  # noqa: E402
+from llava.model.multimodal_projector import builder as projector_builder  # noqa: E402
+
+from deepmolm_plugin.encoder.tower import DeepEncoderVisionTower  # noqa: E402
+from deepmolm_plugin.model import LlavaQwen2ForCausalLM  # noqa: E402
+from deepmolm_plugin.molecule import collate_molecule_fp, fingerprint_record, molecule_from_smiles, render_molecule  # noqa: E402
+from deepmolm_plugin.projector import FusionProjector, ProjectorConfig  # noqa: E402
+from deepmolm_plugin.tensor_files import CheckpointError  # noqa: E402
+
+
+# --- training through the launcher ---------------------------------------------------------
+
+def test_training_loss_falls_and_config_is_self_describing(trained_checkpoint):
+    history = losses(trained_checkpoint)
+    assert len(history) == 6 and history[-1] < history[0]
+    config = json.loads((trained_checkpoint / "config.json").read_text())
+    assert config["model_type"] == "llava_qwen2"
+    assert config["mm_vision_tower"] == "deepencoder" and config["mm_projector_type"] == "fusion"
+    assert config["fusion_heads"] == 2 and config["fp_bits"] == 4096 and config["fp_levels"] == 4
+    assert config["deepencoder_config"]["image_size"] == 128 and config["mm_hidden_size"] == 64
+    weights = load_file(str(trained_checkpoint / "model.safetensors"))
+    assert any(k.startswith("model.vision_tower.vision_tower.sam.") for k in weights)
+    assert "model.mm_projector.view_seperator" in weights
+
+
+def _generate(tokenizer, model, processor, smiles, max_new_tokens=6):
+    conv = conv_templates["qwen2"].copy()
+    conv.append_message(conv.roles[0], QUESTION)
+    conv.append_message(conv.roles[1], None)
+    ids = tokenizer_image_token(conv.get_prompt(), tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt").unsqueeze(0)
+    images = process_images([render_molecule(smiles)], processor, model.config)
+    fp = collate_molecule_fp([fingerprint_record(molecule_from_smiles(smiles))])
+    return model.generate(ids, images=images, image_sizes=[(1024, 1024)], molecule_fp=fp,
+                          max_new_tokens=max_new_tokens, do_sample=False)
+
+
+def test_full_checkpoint_reloads_with_the_host_loader_from_the_folder_alone(trained_checkpoint, tmp_path):
+    # Move the folder: nothing may be re-read from a path recorded at training time.
+    moved = tmp_path / "moved"
+    trained_checkpoint.rename(moved)
+    try:
+        tokenizer, model, processor, context_len = load_pretrained_model(str(moved), None, "anything", device="cpu")
+        assert isinstance(model, LlavaQwen2ForCausalLM) and model.dtype == torch.float32
+        saved = load_file(str(moved / "model.safetensors"))
+        tower_key = "model.vision_tower.vision_tower.sam.blocks.0.attn.qkv.weight"
+        assert torch.equal(model.state_dict()[tower_key], saved[tower_key])
+        assert isinstance(model.get_model().mm_projector, FusionProjector)
+        assert processor.crop_size == {"height": 128, "width": 128}
+        out = _generate(tokenizer, model, processor, "CCO")
+        assert out.shape[0] == 1 and 0 < out.shape[1] <= 6  # new tokens only
+        # The molecule changes what the model sees: logits differ between two molecules.
+        a, b = (_generate(tokenizer, model, processor, s, max_new_tokens=1) for s in ("CCO", "c1ccccc1"))
+        assert a.shape == b.shape
+    finally:
+        moved.rename(trained_checkpoint)
+
+
+def test_checkpoint_missing_tower_weights_is_an_error(trained_checkpoint, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in trained_checkpoint.iterdir():
+        if f.name != "model.safetensors":
+            (broken / f.name).write_bytes(f.read_bytes())
+    weights = load_file(str(trained_checkpoint / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if ".vision_tower." not in k}, str(broken / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="vision_tower"):
+        load_pretrained_model(str(broken), None, "x", device="cpu")
+
+
+def test_stage1_adapter_then_stage2_from_it(tiny_setup, tmp_path):
+    stage1 = tmp_path / "stage1"
+    run_module("deepmolm_plugin.train",
+               train_args(tiny_setup, stage1, "--mm_projector", "fusion", "--tune_mm_mlp_adapter", "True", steps=3),
+               cwd=tmp_path)
+    adapter = torch.load(stage1 / "mm_projector.bin", weights_only=True)
+    projector = FusionProjector(ProjectorConfig(hidden_size=64, mm_hidden_size=64, num_heads=2))
+    expected = {f"model.mm_projector.{k}" for k in projector.state_dict()}
+    assert set(adapter) == expected  # every fusion parameter, newline and separator included
+
+    # Stage 2 with learning rate 0: the projector it saves is exactly stage 1's.
+    stage2 = tmp_path / "stage2"
+    run_module("deepmolm_plugin.train",
+               train_args(tiny_setup, stage2, "--mm_projector", "fusion",
+                          "--pretrain_mm_mlp_adapter", str(stage1 / "mm_projector.bin"),
+                          "--learning_rate", "0", steps=1),
+               cwd=tmp_path)
+    saved = load_file(str(stage2 / "model.safetensors"))
+    for key, value in adapter.items():
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_mm_projector_type_spelling_and_conflict(tiny_setup, tmp_path):
+    out = tmp_path / "concat"
+    run_module("deepmolm_plugin.train",
+               train_args(tiny_setup, out, "--mm_projector_type", "concat", steps=1), cwd=tmp_path)
+    assert json.loads((out / "config.json").read_text())["mm_projector_type"] == "concat"
+    bad = run_module("deepmolm_plugin.train",
+                     train_args(tiny_setup, tmp_path / "bad", "--mm_projector", "fusion",
+                                "--mm_projector_type", "concat", steps=1),
+                     cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and "contradicts --mm_projector_type" in bad.stderr
+
+
+# --- in-process: arguments, registry, dispatch --------------------------------------------
+
+def _parse(argv):
+    import transformers
+
+    parser = transformers.HfArgumentParser((host_train.ModelArguments, host_train.DataArguments))
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def test_both_projector_spellings_parse_and_our_settings_are_host_arguments():
+    model_args, data_args = _parse(["--mm_projector", "fusion", "--fusion_heads", "4", "--image_mode", "tiles",
+                                    "--conformer_policy", "generate", "--structure_folder", "/s"])
+    assert model_args.mm_projector_type == "fusion" and model_args.fusion_heads == 4
+    assert model_args.image_mode == "tiles"
+    assert data_args.conformer_policy == "generate" and data_args.structure_folder == "/s"
+    model_args, _ = _parse(["--mm_projector_type", "fusion"])
+    assert model_args.mm_projector_type == "fusion"
+
+
+def test_registry_resolves_ours_in_both_places_and_falls_through():
+    assert llava_arch.build_vision_tower is encoder_builder.build_vision_tower  # rebound in llava_arch too
+    assert llava_arch.build_vision_projector is projector_builder.build_vision_projector
+    from conftest import tiny_encoder_config
+
+    cfg = SimpleNamespace(mm_vision_tower="deepencoder", vision_tower_weights="random",
+                          deepencoder_config=tiny_encoder_config().to_dict())
+    assert isinstance(llava_arch.build_vision_tower(cfg), DeepEncoderVisionTower)
+    with pytest.raises(ValueError, match="Unknown vision tower: no-such-tower"):
+        llava_arch.build_vision_tower(SimpleNamespace(mm_vision_tower="no-such-tower"))
+    # `linear` with a non-DeepEncoder tower stays the host's plain nn.Linear (stock LLaVA keeps loading).
+    host_linear = llava_arch.build_vision_projector(
+        SimpleNamespace(mm_projector_type="linear", mm_hidden_size=8, hidden_size=4, mm_vision_tower="openai/clip"))
+    assert type(host_linear) is torch.nn.Linear
+    ours = llava_arch.build_vision_projector(
+        SimpleNamespace(mm_projector_type="linear", mm_hidden_size=8, hidden_size=4, mm_vision_tower="deepencoder"))
+    assert hasattr(ours, "view_seperator")
+    with pytest.raises(ValueError, match="Unknown projector type"):
+        llava_arch.build_vision_projector(SimpleNamespace(mm_projector_type="nope", mm_hidden_size=8, hidden_size=4))
+
+
+def test_register_is_idempotent():
+    before = (host_train.ModelArguments, llava_arch.build_vision_tower, host_train.LazySupervisedDataset.__getitem__)
+    deepmolm_plugin.register()
+    assert (host_train.ModelArguments, llava_arch.build_vision_tower, host_train.LazySupervisedDataset.__getitem__) == before
+
+
+def test_qwen2_checkpoint_is_built_as_qwen2_in_every_layout(tiny_setup, tmp_path):
+    dispatch = host_train.LlavaLlamaForCausalLM  # what the host's train() calls
+    plain = dispatch.from_pretrained(str(tiny_setup["llm"]))
+    assert isinstance(plain, LlavaQwen2ForCausalLM)
+    reference = {k: v.clone() for k, v in plain.state_dict().items()}
+
+    # VILA-style: the LLM in llm/ (as DeepMoLM / VILA release it)
+    vila = tmp_path / "vila"
+    (vila / "llm").mkdir(parents=True)
+    for f in tiny_setup["llm"].iterdir():
+        (vila / "llm" / f.name).write_bytes(f.read_bytes())
+    (vila / "mm_projector").mkdir()
+    assert isinstance(dispatch.from_pretrained(str(vila)), LlavaQwen2ForCausalLM)
+
+    # Official Qwen2-VL: language-model weights taken out of the VL checkpoint.
+    vl = tmp_path / "qwen2vl"
+    vl.mkdir()
+    qwen_config = json.loads((tiny_setup["llm"] / "config.json").read_text())
+    theta = qwen_config.pop("rope_parameters")["rope_theta"]
+    # The official Qwen2-VL config.json layout: flat text fields, rope_theta, M-RoPE scaling.
+    vl_config = {**qwen_config, "model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"],
+                 "vision_config": {"depth": 1, "embed_dim": 16, "hidden_size": 64, "num_heads": 2},
+                 "rope_theta": theta, "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}}
+    (vl / "config.json").write_text(json.dumps(vl_config))
+    weights = {k: v for k, v in reference.items()}
+    weights["visual.patch_embed.proj.weight"] = torch.zeros(16, 3, 2, 14, 14)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(vl / "model.safetensors"))
+    from_vl = dispatch.from_pretrained(str(vl))
+    assert isinstance(from_vl, LlavaQwen2ForCausalLM)
+    for key, value in reference.items():
+        torch.testing.assert_close(from_vl.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    torch.testing.assert_close(from_vl(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_record_molecule_errors_name_the_record(tmp_path):
+    from deepmolm_plugin.data.records import MoleculeInputs, RecordError
+
+    inputs = MoleculeInputs(render_folder=str(tmp_path))
+    with pytest.raises(RecordError, match="record 'r1'.*"):
+        inputs.molecule_fp({"smiles": "C1CC"}, "r1")  # unclosed ring
+    with pytest.raises(RecordError, match="record 'r2': molecule_fp has no valid token"):
+        inputs.molecule_fp({"molecule_fp": [[-1, -1, -1, -1]]}, "r2")
+    with pytest.raises(RecordError, match="record 'r3': .*outside"):
+        inputs.molecule_fp({"molecule_fp": [[5000, 1, 2, 3]]}, "r3")
+    with pytest.raises(RecordError, match="record 'r4': structure .* --structure_folder"):
+        inputs.molecule_fp({"structure": "x.sdf"}, "r4")
+    record = {"smiles": MOLECULES[0][0]}
+    inputs.ensure_image(record, "r/5")
+    assert record["image"].endswith("r_5.png") and (tmp_path / "r_5.png").is_file()
