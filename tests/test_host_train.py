@@ -221,3 +221,48 @@ def test_record_molecule_errors_name_the_record(tmp_path):
     record = {"smiles": MOLECULES[0][0]}
     inputs.ensure_image(record, "r/5")
     assert record["image"].endswith("r_5.png") and (tmp_path / "r_5.png").is_file()
+
+
+def test_tiles_mode_trains_and_saves_its_mode(tiny_setup, tmp_path):
+    # Depictions are 1024 px, the tiny tiles 64 px: every image gets a 2x2 grid of local
+    # tiles next to its global view, and the projector lays both out for the LLM.
+    out = tmp_path / "tiles"
+    run_module("deepmolm_plugin.train",
+               train_args(tiny_setup, out, "--mm_projector", "fusion", "--image_mode", "tiles", steps=2), cwd=tmp_path)
+    assert json.loads((out / "config.json").read_text())["image_mode"] == "tiles"
+    assert len(losses(out)) == 2
+    tokenizer, model, processor, _ = load_pretrained_model(str(out), None, "x", device="cpu")
+    assert processor.mode == "tiles"
+    # 2x2 tiles of 1x1 tokens -> mosaic 2 rows of (2 + newline), global 2 rows of (2 + newline), separator
+    assert processor.num_llm_positions((1024, 1024)) == 2 * 3 + 2 * 3 + 1
+
+
+def test_host_dataset_and_collator_carry_molecule_fp_and_tiles(tiny_setup, tmp_path):
+    from llava import conversation as conversation_lib
+    from transformers import AutoTokenizer
+
+    from conftest import tiny_encoder_config
+    from deepmolm_plugin.encoder import DeepEncoderImageProcessor
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_setup["llm"]))
+    previous = conversation_lib.default_conversation
+    conversation_lib.default_conversation = conv_templates["qwen2"]
+    try:
+        data_args = host_train.DataArguments(
+            data_path=str(tiny_setup["data"]), lazy_preprocess=True, is_multimodal=True, image_aspect_ratio="pad",
+            structure_folder=str(tiny_setup["structures"]), render_folder=str(tmp_path / "renders"))
+        data_args.image_processor = DeepEncoderImageProcessor.from_config(tiny_encoder_config(), mode="tiles")
+        data_args.mm_use_im_start_end = False
+        dataset = host_train.LazySupervisedDataset(str(tiny_setup["data"]), tokenizer, data_args)
+        items = [dataset[0], dataset[1]]  # ethanol (smiles), benzene (structure file)
+        expected = [fingerprint_record(molecule_from_smiles("CCO"))]
+        assert torch.equal(items[0]["molecule_fp"], expected[0])
+        assert items[0]["tile_images"].shape == (4, 3, 64, 64) and items[0]["tile_grid"] == (2, 2)
+        batch = host_train.DataCollatorForSupervisedDataset(tokenizer=tokenizer)(items)
+        fp = batch["molecule_fp"]
+        assert fp.shape == (2, 6, 4)  # benzene has 6 heavy atoms, ethanol 3
+        assert (fp[0, 3:] == -1).all() and torch.equal(fp[0, :3], expected[0])
+        assert batch["images"].shape == (2, 3, 128, 128) and len(batch["tile_images"]) == 2
+        assert batch["tile_grids"] == [(2, 2), (2, 2)]
+    finally:
+        conversation_lib.default_conversation = previous

@@ -1,0 +1,77 @@
+"""The contract between dataset readers and the preparation engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+
+@dataclass(frozen=True)
+class MoleculeSpec:
+    """Where a record's molecule comes from; exactly one form is set.
+
+    - smiles: a SMILES string (backslashes already repaired); a conformer is generated;
+    - structure: (path, index) of a record in a structure file (SDF/MOL/MOL2/XYZ/PDB);
+    - atoms + coordinates: element symbols (hydrogens included) and (n, 3) coordinates,
+      the truth for 3D-MoIT / PubChemQC; `smiles`, if also given, is verified against them.
+    """
+
+    smiles: Optional[str] = None
+    structure: Optional[tuple] = None  # (path: str, index: int)
+    atoms: Optional[Sequence[str]] = None
+    coordinates: Optional[Sequence[Sequence[float]]] = None
+    charge: int = 0
+
+    def __post_init__(self):
+        forms = [self.structure is not None, self.atoms is not None]
+        if self.atoms is not None and self.coordinates is None:
+            raise ValueError("atoms without coordinates")
+        if sum(forms) > 1 or (not any(forms) and not self.smiles):
+            raise ValueError("a MoleculeSpec needs exactly one of smiles, structure, atoms+coordinates")
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One training/evaluation example: a question about one molecule and its answer.
+
+    id: unique within the dataset and stable across runs (it names outputs);
+    split: train / valid / test (as the source defines them);
+    task: the task name, a key of deepmolm_plugin.data.prompts.TASKS;
+    answer: the target text; instruction: only when the source's own wording must be
+    kept (else the shared prompt table supplies it); image: an existing depiction to
+    copy (e.g. Vis-CheBI20's), else one is rendered; properties: numeric labels, e.g.
+    {"Molecular Weight": 180.16}; extra: source fields worth keeping (CID, ...).
+    """
+
+    id: str
+    split: str
+    task: str
+    molecule: MoleculeSpec
+    answer: str
+    instruction: Optional[str] = None
+    image: Optional[str] = None
+    properties: Dict[str, float] = field(default_factory=dict)
+    extra: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """A source record that cannot be made correct: reported, never silently dropped."""
+
+    id: str
+    stage: str  # e.g. "read", "schema", "atoms"
+    reason: str
+
+
+Reader = Callable[[str, dict], Iterator[Union[SourceItem, SourceError]]]
+READERS: Dict[str, Reader] = {}
+
+
+def register_reader(name: str) -> Callable[[Reader], Reader]:
+    def deco(fn: Reader) -> Reader:
+        if name in READERS:
+            raise ValueError(f"reader {name!r} registered twice")
+        READERS[name] = fn
+        return fn
+
+    return deco

@@ -1,0 +1,84 @@
+"""ChEBI-20 reader (``--format chebi20``): MolT5's SMILES -> description TSV files.
+
+Input folder (design.md section 9): ``train.txt``, ``validation.txt``, ``test.txt``
+(26,407 / 3,301 / 3,300 rows), header ``CID<TAB>SMILES<TAB>description``. The files are
+not quoted CSV: descriptions contain ``"``, so a line is split on tabs and must give
+exactly three fields (a ``csv`` reader would eat the quotes). Every backslash in the
+SMILES is doubled in the files; ``\\\\`` is collapsed to ``\\`` (a doubled backslash is
+never valid SMILES, so this cannot damage a correct one). Split ``validation`` is
+called ``valid``.
+
+One item per row: task ``description``, answer = the description, molecule = the SMILES.
+A row with the wrong number of fields, a non-numeric CID or a blank SMILES/description is
+a ``SourceError`` naming its line; fully empty lines are not rows. Options: ``splits``
+(default: all present). IDs: ``chebi20-<split>-<CID>`` (``-2``, ``-3``... for a repeated
+CID), ``chebi20-<split>-line<n>`` when the CID is unusable.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+
+FILES = {"train": "train.txt", "valid": "validation.txt", "test": "test.txt"}
+HEADER = ["CID", "SMILES", "description"]
+
+
+def collapse_backslashes(smiles: str) -> str:
+    """Undo ChEBI-20's doubled backslashes: ``F/C=C\\\\F`` -> ``F/C=C\\F``."""
+    return smiles.replace("\\\\", "\\")
+
+
+def choose_splits(fmt: str, root: Path, files: dict, requested) -> list:
+    """The requested splits (default: those whose file exists); a missing one is an error."""
+    present = [s for s, name in files.items() if (root / name).is_file()]
+    splits = [requested] if isinstance(requested, str) else list(requested or present)
+    missing = [s for s in splits if s not in present]
+    if missing or not splits:
+        names = [files.get(s, s) for s in missing] or list(files.values())
+        raise FileNotFoundError(f"{fmt}: no {names} in {root}")
+    return splits
+
+
+def unique(seen: Counter, base: str) -> str:
+    seen[base] += 1
+    return base if seen[base] == 1 else f"{base}-{seen[base]}"
+
+
+def _rows(path: Path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        header = handle.readline().rstrip("\r\n").split("\t")
+        if header != HEADER:
+            raise ValueError(f"chebi20: {path} header is {header}, expected {HEADER}")
+        for number, line in enumerate(handle, start=2):
+            line = line.rstrip("\r\n")
+            if line:
+                yield number, line.split("\t")
+
+
+@register_reader("chebi20")
+def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
+    root = Path(input_path)
+    for split in choose_splits("chebi20", root, FILES, options.get("splits")):
+        seen: Counter = Counter()
+        for number, fields in _rows(root / FILES[split]):
+            cid = fields[0].strip()
+            ok_cid = len(fields) == 3 and cid.isdigit()
+            id = unique(seen, f"chebi20-{split}-{cid}" if ok_cid else f"chebi20-{split}-line{number}")
+            if len(fields) != 3:
+                yield SourceError(id, "schema",
+                                  f"line {number}: {len(fields)} tab-separated fields, expected 3")
+                continue
+            if not ok_cid:
+                yield SourceError(id, "schema", f"line {number}: CID {cid!r} is not a number")
+                continue
+            smiles, text = collapse_backslashes(fields[1].strip()), fields[2].strip()
+            if not smiles or not text:
+                blank = "SMILES" if not smiles else "description"
+                yield SourceError(id, "schema", f"line {number}: blank {blank}")
+                continue
+            yield SourceItem(id=id, split=split, task="description", molecule=MoleculeSpec(smiles=smiles),
+                             answer=text, extra={"cid": cid})

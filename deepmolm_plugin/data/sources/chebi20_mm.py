@@ -1,0 +1,169 @@
+"""ChEBI-20-MM reader (``--format chebi20-mm``): ChEBI-20 with properties, names, images.
+
+Input folder (design.md section 9): ``train.csv``, ``validation.csv``, ``test.csv``
+(26,406 / 3,300 / 3,300 rows), quoted CSV with header ``CID,SMILES,description,
+polararea,xlogp,inchi,iupacname,SELFIES``; ``xlogp``, ``iupacname`` and ``SELFIES`` may be
+blank. Doubled backslashes in SMILES are collapsed as for ChEBI-20; ``validation`` ->
+``valid``.
+
+Items per row (task names aligned with DeepMoLM's 3D-MoIT property tasks, because
+``polararea`` and ``xlogp`` are PubChem's computed TPSA and XLogP3, the same quantities):
+
+- ``description``: the description;
+- ``iupac_naming``: the IUPAC name, when not blank;
+- ``Topological Polar Surface Area``: ``polararea``; ``LogP``: ``xlogp``, when not blank;
+  answer = the value as written, ``properties={task: value}``.
+
+A blank IUPAC name or xlogp is the source's documented gap: that row simply has no such
+item (not an error). A row with the wrong number of fields or a non-numeric CID, a blank
+SMILES, description or polararea (columns design.md never lists as blank) and a property
+that is not a finite number are ``SourceError``s.
+
+Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option
+``image_dir`` (a cache folder), each row's picture is extracted there once, as
+``CID_<CID>.png``, and becomes ``image``; a CID without a picture gets ``image=None``
+(the engine renders one) and ``extra["image_note"]``. Without ``image_dir`` the zip is
+not used. Options: ``splits``, ``tasks`` (subset of ``TASKS``), ``image_dir``. IDs:
+``chebi20-mm-<split>-<CID>-<task slug>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import zipfile
+import zlib
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Optional
+
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .chebi20 import choose_splits, collapse_backslashes, unique
+
+FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
+HEADER = ["CID", "SMILES", "description", "polararea", "xlogp", "inchi", "iupacname", "SELFIES"]
+PROPERTIES = {"Topological Polar Surface Area": "polararea", "LogP": "xlogp"}
+TASKS = ("description", "iupac_naming") + tuple(PROPERTIES)
+NEVER_BLANK = {"description": "description", "Topological Polar Surface Area": "polararea"}
+SLUGS = {"description": "description", "iupac_naming": "iupac-naming",
+         "Topological Polar Surface Area": "topological-polar-surface-area", "LogP": "logp"}
+_IMAGE = re.compile(r"CID_(\d+)\.png", re.I)
+
+
+class _Images:
+    """CID -> picture extracted from image.zip into the cache folder (once per file)."""
+
+    def __init__(self, zip_path: Path, cache: Path):
+        try:
+            self.zip = zipfile.ZipFile(zip_path)
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"chebi20-mm: {zip_path} is not a zip file: {error}") from error
+        self.members = defaultdict(list)
+        for info in self.zip.infolist():
+            match = _IMAGE.fullmatch(PurePosixPath(info.filename).name)
+            if match and not info.is_dir():
+                self.members[match.group(1)].append(info)
+        self.cache = cache
+        cache.mkdir(parents=True, exist_ok=True)
+
+    def get(self, cid: str) -> tuple[Optional[str], Optional[str]]:
+        """(image path, note): (None, why) when image.zip has no single picture for cid."""
+        infos = self.members.get(cid, [])
+        if len(infos) != 1:
+            return None, f"image.zip holds {len(infos)} CID_{cid}.png files; the depiction is rendered"
+        target = self.cache / f"CID_{cid}.png"  # our own name: member paths never reach the disk
+        if not (target.is_file() and target.stat().st_size == infos[0].file_size):
+            partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+            try:
+                with self.zip.open(infos[0]) as source, open(partial, "wb") as out:
+                    while chunk := source.read(1 << 20):
+                        out.write(chunk)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        return str(target), None
+
+
+def _rows(path: Path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != HEADER:
+            raise ValueError(f"chebi20-mm: {path} header is {header}, expected {HEADER}")
+        for fields in reader:
+            if fields:
+                yield reader.line_num, fields
+
+
+def _number(text: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{column} {text!r} is not a finite number")
+    return value
+
+
+def _row_items(split: str, key: str, cid: str, row: dict, tasks, image: Optional[str],
+               note: Optional[str]):
+    smiles = collapse_backslashes(row["SMILES"])
+    extra = {"cid": cid, **({"image_note": note} if note else {})}
+    extra.update({k: row[c] for k, c in (("inchi", "inchi"), ("selfies", "SELFIES")) if row[c]})
+    answers = {"description": row["description"], "iupac_naming": row["iupacname"]}
+    answers.update({task: row[column] for task, column in PROPERTIES.items()})
+    for task in tasks:
+        id = f"chebi20-mm-{split}-{key}-{SLUGS[task]}"
+        if not answers[task]:
+            if task in NEVER_BLANK:
+                yield SourceError(id, "schema", f"blank {NEVER_BLANK[task]}")
+            continue
+        properties = {}
+        if task in PROPERTIES:
+            try:
+                properties = {task: _number(answers[task], PROPERTIES[task])}
+            except ValueError as error:
+                yield SourceError(id, "schema", str(error))
+                continue
+        yield SourceItem(id=id, split=split, task=task, molecule=MoleculeSpec(smiles=smiles),
+                         answer=answers[task], image=image, properties=properties, extra=dict(extra))
+
+
+@register_reader("chebi20-mm")
+def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
+    root = Path(input_path)
+    splits = choose_splits("chebi20-mm", root, FILES, options.get("splits"))
+    tasks = options.get("tasks") or TASKS
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"chebi20-mm: unknown tasks {unknown}; choose from {list(TASKS)}")
+    tasks = [t for t in TASKS if t in tasks]
+    zip_path = root / "image.zip"
+    use_zip = bool(options.get("image_dir")) and zip_path.is_file()
+    images = _Images(zip_path, Path(options["image_dir"])) if use_zip else None
+    for split in splits:
+        seen: Counter = Counter()
+        for line, fields in _rows(root / FILES[split]):
+            cid = fields[0].strip()
+            ok_cid = len(fields) == len(HEADER) and cid.isdigit()
+            key = unique(seen, cid if ok_cid else f"line{line}")  # a repeated CID: -2, -3 ...
+            where = f"chebi20-mm-{split}-{key}"
+            if len(fields) != len(HEADER):
+                yield SourceError(where, "schema", f"line {line}: {len(fields)} fields, expected {len(HEADER)}")
+                continue
+            if not ok_cid:
+                yield SourceError(where, "schema", f"line {line}: CID {cid!r} is not a number")
+                continue
+            row = {name: value.strip() for name, value in zip(HEADER, fields)}
+            if not row["SMILES"]:
+                yield SourceError(where, "schema", f"line {line}: blank SMILES")
+                continue
+            try:
+                image, note = images.get(cid) if images else (None, None)
+            except (zipfile.BadZipFile, zlib.error) as error:
+                yield SourceError(where, "image", f"CID_{cid}.png in image.zip is damaged: {error}")
+                continue
+            yield from _row_items(split, key, cid, row, tasks, image, note)

@@ -1,0 +1,326 @@
+"""3D-MoIT reader (``--format 3d-moit``): PubChem and PubChemQC instruction data.
+
+Input: the ``3d-mol-dataset/`` root (or a folder holding it). Layout (design.md section 9):
+
+- ``pubchem/<split>/3d-pubchem.lmdb`` (split = train, valid, test, pretrain; 12,000 /
+  1,000 / 2,000 / 301,658 CIDs): key = CID, value = pickled dict ``cid``, ``smiles``,
+  ``atoms`` (symbols incl. H), ``coordinates`` (one (n, 3) array per conformer; the
+  first is used), ``description``, ``enriched_description``. A split without its own
+  LMDB falls back to ``pubchem/3d-pubchem-all.lmdb``.
+- ``pubchem/<split>/2d_computed_properties.json`` and ``2d_descriptive_properties.json``:
+  arrays (or JSON lines) of ``{instruction, input, output, task}``, ``input`` = CID.
+- captions: no JSON; one per record of the split LMDB (task ``Caption``, answer =
+  ``description``, or ``enriched_description`` with ``caption_field``).
+- ``pubchemqc/pubchemqc_database.lmdb``: key = running index string, value = ``cid``,
+  ``smi``, ``atoms``, ``coordinates_list`` (one DFT geometry) and
+  ``pubchemqc/<split>/3d_computed_properties_unit.json`` (``input`` = that key).
+
+Molecules: atoms + first conformer are the truth; the record's SMILES rides along only to
+be verified (the engine maps it onto the coordinate graph): PubChemQC ``smi`` is
+canonical and does not follow the coordinate order, and 3D-MoLM wrote those records
+through RDKit's SDF supplier, which drops hydrogens, so bond orders need that SMILES.
+A count mismatch between atoms and coordinates is an error, never padded or truncated.
+LMDB values are unpickled with ``safe_loads``: unpickle only files you trust.
+
+Options: ``splits`` (default: all present), ``tasks`` (subset of ``TASKS``), ``include``
+(``"pubchem"``, ``"pubchemqc"`` or both; default both that are present),
+``caption_field`` (``"description"`` default, or ``"enriched_description"``).
+Items: ``instruction=None`` (the shared prompt table words the question; the source's
+text is kept in ``extra["source_instruction"]``); numeric tasks get ``properties={task:
+value}`` when the answer holds exactly one number (unit exponents such as ``^2`` or
+``10^4`` do not count), in the answer's own units. IDs:
+``<source>-<split>-<cid or key>-<task slug>``, ``-2``, ``-3`` ... for repeats (the
+descriptive QA has several questions per CID and task).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, Optional
+
+import lmdb
+import numpy as np
+
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .safe_pickle import safe_loads
+
+SPLITS = ("train", "valid", "test", "pretrain")
+PUBCHEM_TASKS = ("Caption", "Description", "Molecular Weight", "LogP",
+                 "Topological Polar Surface Area", "Complexity")
+PUBCHEMQC_TASKS = ("HOMO", "LUMO", "HOMO-LUMO Gap", "SCF Energy")
+TASKS = PUBCHEM_TASKS + PUBCHEMQC_TASKS
+TEXT_TASKS = ("Caption", "Description")
+# First name: the released files (design.md); second: the name 3D-MoLM's own loader used.
+PUBCHEM_JSONS = (("2d_computed_properties.json", "2d_computed_properties_unit.json"),
+                 ("2d_descriptive_properties.json", "descriptive_properties.json"))
+PUBCHEMQC_JSON = "3d_computed_properties_unit.json"
+
+# A number not glued to a word or a unit exponent: "Å^2", "10^4", "C10" do not count.
+_NUMBER = re.compile(r"(?<![\w.^])[-+\u2212]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\d^]|\.\d)")
+
+
+class _Reject(Exception):
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
+
+
+class _Ids:
+    """``base``, then ``base-2``, ``base-3``... in input order: unique and deterministic."""
+
+    def __init__(self):
+        self.seen: Counter = Counter()
+
+    def __call__(self, base: str) -> str:
+        self.seen[base] += 1
+        n = self.seen[base]
+        return base if n == 1 else f"{base}-{n}"
+
+
+def slug(task: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")
+
+
+def single_number(text: str) -> Optional[float]:
+    """The one number in ``text`` (None when there are none or several)."""
+    found = _NUMBER.findall(text)
+    return float(found[0].replace("\u2212", "-")) if len(found) == 1 else None
+
+
+class _Lmdb:
+    """A single-file LMDB opened read-only without locks (design.md section 9)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.env = lmdb.open(str(path), subdir=False, readonly=True, lock=False,
+                                 readahead=False, meminit=False)
+        except lmdb.Error as error:
+            raise ValueError(f"{path}: cannot open as an LMDB file: {error}") from error
+
+    def get(self, key: str) -> Optional[bytes]:
+        with self.env.begin() as txn:
+            return txn.get(key.encode())
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """(key, value) in key order, streamed: a split's LMDB is never read whole."""
+        with self.env.begin() as txn:
+            for key, value in txn.cursor():
+                yield key.decode("utf-8", "replace"), value
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _record(raw: Optional[bytes], key: str, where: _Lmdb) -> dict:
+    if raw is None:
+        raise _Reject("lookup", f"key {key!r} not in {where.path}")
+    try:
+        value = safe_loads(raw)
+    except pickle.UnpicklingError as error:
+        raise _Reject("read", f"LMDB value {key!r} in {where.path}: {error}") from error
+    if not isinstance(value, dict):
+        raise _Reject("schema", f"LMDB value {key!r} is a {type(value).__name__}, not a dict")
+    return value
+
+
+def _first_conformer(value) -> np.ndarray:
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise _Reject("atoms", "no conformers")
+        value = value[0]
+    try:
+        coords = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise _Reject("atoms", f"coordinates are not numeric: {error}") from error
+    if coords.ndim == 3:  # (conformers, atoms, 3) stored as one array
+        coords = coords[0] if len(coords) else coords.reshape(0, 3)
+    if coords.ndim != 2 or coords.shape[1] != 3:
+        raise _Reject("atoms", f"coordinates must be (atoms, 3), got shape {coords.shape}")
+    return coords
+
+
+def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
+    atoms, coords = record.get("atoms"), record.get(coord_field)
+    if atoms is None or coords is None:
+        missing = "atoms" if atoms is None else coord_field
+        raise _Reject("schema", f"record has no {missing!r}")
+    atoms = [int(a) if isinstance(a, (int, np.integer)) else str(a) for a in atoms]
+    coords = _first_conformer(coords)
+    if len(atoms) != len(coords):
+        raise _Reject("atoms", f"{len(atoms)} atoms but {len(coords)} coordinate rows in "
+                               f"{coord_field!r}[0] (never padded or truncated)")
+    smiles = record.get(smiles_field)
+    smiles = smiles.strip() if isinstance(smiles, str) and smiles.strip() else None
+    return MoleculeSpec(atoms=atoms, coordinates=coords.tolist(), smiles=smiles)
+
+
+def _text(value, what: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise _Reject("answer", f"blank {what}")
+    return value.strip()
+
+
+def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
+    """(index, entry) of a JSON array, or of JSON lines (3D-MoLM loads both)."""
+    with open(path, encoding="utf-8") as handle:
+        head = handle.read(1024).lstrip()
+        handle.seek(0)
+        if head.startswith("["):
+            try:
+                entries = json.load(handle)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: not valid JSON: {error}") from error
+            yield from enumerate(entries)
+            return
+        for index, line in enumerate(handle):
+            if not line.strip():
+                continue
+            try:
+                yield index, json.loads(line)
+            except json.JSONDecodeError as error:
+                yield index, _Reject("read", f"line {index + 1}: not valid JSON: {error}")
+
+
+def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: set,
+                       ids: _Ids, coord_field: str, smiles_field: str):
+    for index, entry in _json_entries(path):
+        where = f"{source}-{split}-{path.stem}#{index}"
+        if isinstance(entry, _Reject):
+            yield SourceError(where, entry.stage, entry.reason)
+            continue
+        if not isinstance(entry, dict) or not all(k in entry for k in ("input", "output", "task")):
+            yield SourceError(where, "schema", "expected {instruction, input, output, task}")
+            continue
+        task, key = entry["task"], str(entry["input"]).strip()
+        if task not in TASKS:
+            yield SourceError(where, "schema", f"unknown task {task!r}")
+            continue
+        if task not in tasks:
+            continue
+        id = ids(f"{source}-{split}-{key}-{slug(task)}")
+        try:
+            record = _record(db.get(key), key, db)
+            if source == "pubchem" and "cid" in record and str(record["cid"]) != key:
+                raise _Reject("lookup", f"LMDB key {key!r} holds CID {record['cid']!r}")
+            answer = _text(entry["output"], "output")
+            molecule = _spec(record, coord_field, smiles_field)
+        except _Reject as reject:
+            yield SourceError(id, reject.stage, reject.reason)
+            continue
+        value = None if task in TEXT_TASKS else single_number(answer)
+        extra = {"source": source, "source_instruction": entry.get("instruction"), "cid": key}
+        if source == "pubchemqc":  # the key is a running index; the record names the CID
+            cid = record.get("cid")
+            extra.update(lmdb_key=key, cid=None if cid is None else str(cid))
+        yield SourceItem(id=id, split=split, task=task, molecule=molecule, answer=answer,
+                         properties={} if value is None else {task: value}, extra=extra)
+
+
+def _captions(split: str, db: _Lmdb, field: str, ids: _Ids):
+    for cid, raw in db.items():
+        id = ids(f"pubchem-{split}-{cid}-caption")
+        try:
+            record = _record(raw, cid, db)
+            answer = _text(record.get(field), field)
+            molecule = _spec(record, "coordinates", "smiles")
+        except _Reject as reject:
+            yield SourceError(id, reject.stage, reject.reason)
+            continue
+        yield SourceItem(id=id, split=split, task="Caption", molecule=molecule, answer=answer,
+                         extra={"source": "pubchem", "cid": cid,
+                                "source_instruction": "Describe the input molecule."})
+
+
+def _as_list(value, allowed: tuple, name: str) -> Optional[list]:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"3d-moit: unknown {name} {unknown}; choose from {list(allowed)}")
+    return values
+
+
+def _root(input_path: str) -> Path:
+    root = Path(input_path)
+    if not (root / "pubchem").is_dir() and not (root / "pubchemqc").is_dir():
+        if (root / "3d-mol-dataset").is_dir():
+            return root / "3d-mol-dataset"
+        raise FileNotFoundError(f"3d-moit: {root} holds neither pubchem/ nor pubchemqc/ "
+                                "(give the 3d-mol-dataset/ folder)")
+    return root
+
+
+def _present(root: Path) -> dict:
+    """source -> the splits it has (a pubchem split is a folder; a PubChemQC one its JSON)."""
+    return {"pubchem": [s for s in SPLITS if (root / "pubchem" / s).is_dir()],
+            "pubchemqc": [s for s in SPLITS if (root / "pubchemqc" / s / PUBCHEMQC_JSON).is_file()]}
+
+
+def _pubchem(root: Path, splits: list, tasks: set, field: str):
+    base = root / "pubchem"
+    for split in splits:
+        folder = base / split
+        db_path = folder / "3d-pubchem.lmdb"
+        if not db_path.is_file():
+            db_path = base / "3d-pubchem-all.lmdb"
+        if not db_path.is_file():
+            raise FileNotFoundError(f"3d-moit: no {folder / '3d-pubchem.lmdb'} nor {db_path}")
+        db, ids = _Lmdb(db_path), _Ids()
+        try:
+            if "Caption" in tasks and (folder / "3d-pubchem.lmdb").is_file():
+                yield from _captions(split, db, field, ids)
+            for names in PUBCHEM_JSONS:
+                path = next((folder / n for n in names if (folder / n).is_file()), None)
+                if path is not None:
+                    yield from _instruction_items(path, "pubchem", split, db, tasks, ids,
+                                                  "coordinates", "smiles")
+        finally:
+            db.close()
+
+
+def _pubchemqc(root: Path, splits: list, tasks: set):
+    base = root / "pubchemqc"
+    db_path = base / "pubchemqc_database.lmdb"
+    if not db_path.is_file():
+        raise FileNotFoundError(f"3d-moit: {db_path} not found")
+    db = _Lmdb(db_path)
+    try:
+        for split in splits:
+            path = base / split / PUBCHEMQC_JSON
+            yield from _instruction_items(path, "pubchemqc", split, db, tasks, _Ids(),
+                                          "coordinates_list", "smi")
+    finally:
+        db.close()
+
+
+@register_reader("3d-moit")
+def read_moit(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
+    """Yield 3D-MoIT items: per source, per split, captions then the instruction JSONs."""
+    root = _root(input_path)
+    splits = _as_list(options.get("splits"), SPLITS, "splits")
+    tasks = set(_as_list(options.get("tasks"), TASKS, "tasks") or TASKS)
+    include = _as_list(options.get("include"), ("pubchem", "pubchemqc"), "include")
+    include = include or [s for s in ("pubchem", "pubchemqc") if (root / s).is_dir()]
+    present = _present(root)
+    found = {s for source in include for s in present[source]}
+    missing = [s for s in splits or () if s not in found]
+    if missing or not found:
+        raise FileNotFoundError(f"3d-moit: splits {missing or 'any'} not found under {root} "
+                                f"for {include} (present: {present})")
+    field = options.get("caption_field", "description")
+    if field not in ("description", "enriched_description"):
+        raise ValueError(f"3d-moit: caption_field must be description or enriched_description, got {field!r}")
+    if "pubchem" in include and tasks & set(PUBCHEM_TASKS):
+        chosen = [s for s in present["pubchem"] if splits is None or s in splits]
+        yield from _pubchem(root, chosen, tasks, field)
+    if "pubchemqc" in include and tasks & set(PUBCHEMQC_TASKS):
+        chosen = [s for s in present["pubchemqc"] if splits is None or s in splits]
+        yield from _pubchemqc(root, chosen, tasks)

@@ -1,0 +1,186 @@
+"""Vis-CheBI20 reader (``--format vis-chebi20``): molecule images with five OCSU tasks.
+
+Input folder (design.md section 9): ``train.json``, ``test.json``, ``imgs/``. Records
+``{messages, images, task_name}``: ``messages[0]`` the user turn (``<image>`` + prompt),
+``messages[1]`` the answer; ``images`` one path relative to the folder. Tasks map to
+DeepMoLM names: struct_recog -> recognition, struct_cap -> caption, general_desp ->
+description, trans_iupac -> iupac_naming, trans_smiles -> smiles.
+
+The dataset has no SMILES or CID field: the only molecule identity is the SMILES inside
+trans_smiles answers ("The SMILES is ..."). So every trans_smiles answer is parsed first
+into an image -> SMILES map (over all files, so a test image's molecule is known from its
+own trans_smiles record wherever it is), and every other record takes its molecule from
+the trans_smiles record of the same image. No such record, or several disagreeing ones,
+is a per-record ``SourceError`` (stage "molecule"). Doubled backslashes (the ChEBI-20
+quirk) are collapsed in the parsed SMILES and in trans_smiles answers.
+
+``image`` is the dataset's own file (the engine copies it); a path that does not exist
+under the folder is retried as ``imgs/<file name>``, then is a ``SourceError`` (stage
+"image"). Items carry ``instruction=None`` unless ``source_instructions`` is true (the
+prompt, without ``<image>``, is always kept in ``extra["source_instruction"]``); answers
+are the source's text verbatim.
+
+Options: ``splits`` (train, test; default both present), ``tasks`` (DeepMoLM names),
+``source_instructions`` (bool, default False). IDs: ``vis-chebi20-<split>-<image
+stem>-<task>``, ``-2``, ``-3`` ... for repeats, ``...-record<index>`` without an image.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Optional
+
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .chebi20 import choose_splits, collapse_backslashes, unique
+
+TASK_NAMES = {
+    "struct_recog": "recognition",
+    "struct_cap": "caption",
+    "general_desp": "description",
+    "trans_iupac": "iupac_naming",
+    "trans_smiles": "smiles",
+}
+FILES = {"train": "train.json", "test": "test.json"}
+_SMILES_ANSWER = re.compile(r"\s*(?:the smiles(?: of [^:]*?)? is\s*:?\s*)?(\S+?)\.?\s*", re.I)
+
+
+class _Reject(Exception):
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
+
+
+def _turn(message) -> str:
+    text = message.get("content", message.get("value")) if isinstance(message, dict) else None
+    if not isinstance(text, str):
+        raise _Reject("schema", "a message without text content")
+    return text
+
+
+def _parse(record) -> tuple[str, str, str, str]:
+    """(source task, image path, prompt, answer) of a record, or _Reject("schema")."""
+    if not isinstance(record, dict):
+        raise _Reject("schema", f"record is a {type(record).__name__}, not an object")
+    task, messages, images = record.get("task_name"), record.get("messages"), record.get("images")
+    if task not in TASK_NAMES:
+        raise _Reject("schema", f"unknown task_name {task!r}")
+    if not isinstance(messages, list) or len(messages) != 2:
+        raise _Reject("schema", "expected messages = [user turn, answer]")
+    if isinstance(images, list) and len(images) == 1:
+        images = images[0]
+    if not isinstance(images, str) or not images.strip():
+        raise _Reject("schema", "expected images = one relative path")
+    answer = _turn(messages[1]).strip()
+    if not answer:
+        raise _Reject("answer", "blank answer")
+    prompt = _turn(messages[0]).replace("<image>", "").strip()
+    return task, images.strip(), prompt, answer
+
+
+def _image_key(path: str) -> str:
+    return str(PurePosixPath(path.replace("\\", "/")))
+
+
+def smiles_from_answer(answer: str) -> Optional[str]:
+    """The SMILES of a trans_smiles answer ("The SMILES is X."), backslashes repaired."""
+    match = _SMILES_ANSWER.fullmatch(answer)
+    return collapse_backslashes(match.group(1)) if match else None
+
+
+def _load(path: Path) -> list:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            records = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"vis-chebi20: {path} is not valid JSON: {error}") from error
+    if not isinstance(records, list):
+        raise ValueError(f"vis-chebi20: {path} must hold a JSON array of records")
+    return records
+
+
+def _smiles_map(files: dict) -> dict:
+    """image key -> set of SMILES from all trans_smiles answers."""
+    found = defaultdict(set)
+    for records in files.values():
+        for record in records:
+            try:
+                task, image, _, answer = _parse(record)
+            except _Reject:
+                continue  # reported as an error when the record itself is read
+            smiles = smiles_from_answer(answer) if task == "trans_smiles" else None
+            if smiles:
+                found[_image_key(image)].add(smiles)
+    return found
+
+
+def _resolve_image(root: Path, image: str) -> Path:
+    """The image file, which must lie inside the dataset folder (the engine copies it)."""
+    for candidate in (root / image, root / "imgs" / PurePosixPath(_image_key(image)).name):
+        if candidate.is_file() and candidate.resolve().is_relative_to(root.resolve()):
+            return candidate
+    raise _Reject("image", f"image file {image!r} not found under {root}")
+
+
+def _molecule(task: str, image: str, answer: str, smiles_map: dict) -> tuple[str, str]:
+    if task == "trans_smiles":
+        smiles = smiles_from_answer(answer)
+        if not smiles:
+            raise _Reject("molecule", f"no SMILES in the trans_smiles answer {answer[:80]!r}")
+        return smiles, "answer"
+    candidates = smiles_map.get(_image_key(image), set())
+    if len(candidates) != 1:
+        why = "no trans_smiles record" if not candidates else f"{len(candidates)} different SMILES"
+        raise _Reject("molecule", f"molecule unknown: {why} for image {image!r}")
+    return next(iter(candidates)), "trans_smiles record of the same image"
+
+
+def _id_base(split: str, record, index: int) -> tuple[str, Optional[str]]:
+    """(id before de-duplication, DeepMoLM task or None), read leniently: bad records need ids too."""
+    record = record if isinstance(record, dict) else {}
+    task_name, image = record.get("task_name"), record.get("images")
+    task = TASK_NAMES.get(task_name) if isinstance(task_name, str) else None
+    image = image[0] if isinstance(image, list) and len(image) == 1 else image
+    if not isinstance(image, str) or not image.strip():
+        return f"vis-chebi20-{split}-record{index}", task
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", PurePosixPath(_image_key(image.strip())).stem)
+    return f"vis-chebi20-{split}-{stem}-{task or 'unknown'}", task
+
+
+@register_reader("vis-chebi20")
+def read_vis_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
+    root = Path(input_path)
+    splits = choose_splits("vis-chebi20", root, FILES, options.get("splits"))
+    tasks = options.get("tasks") or list(TASK_NAMES.values())
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    unknown = [t for t in tasks if t not in TASK_NAMES.values()]
+    if unknown:
+        raise ValueError(f"vis-chebi20: unknown tasks {unknown}; choose from {list(TASK_NAMES.values())}")
+    keep_instruction = bool(options.get("source_instructions", False))
+
+    files = {s: _load(root / name) for s, name in FILES.items() if (root / name).is_file()}
+    smiles_map = _smiles_map(files)
+    for split in splits:
+        seen: Counter = Counter()
+        for index, record in enumerate(files[split]):
+            base, task = _id_base(split, record, index)
+            id = unique(seen, base)
+            if task is not None and task not in tasks:
+                continue
+            try:
+                source_task, image, prompt, answer = _parse(record)
+                path = _resolve_image(root, image)
+                smiles, origin = _molecule(source_task, image, answer, smiles_map)
+            except _Reject as reject:
+                yield SourceError(id, reject.stage, reject.reason)
+                continue
+            if source_task == "trans_smiles":
+                answer = collapse_backslashes(answer)
+            yield SourceItem(
+                id=id, split=split, task=task, molecule=MoleculeSpec(smiles=smiles), answer=answer,
+                instruction=prompt if keep_instruction and prompt else None, image=str(path),
+                extra={"source_task": source_task, "source_instruction": prompt,
+                       "image_path": image, "smiles_from": origin},
+            )
