@@ -10,7 +10,12 @@ STAMP  := $(VENV)/.installed
 REQS   := requirements/constraints.txt requirements/base.txt requirements/nodeps.txt setup.cfg pyproject.toml
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean wordnet
+
+# WordNet 3.0 for METEOR, built offline from Debian's wordnet-base + wordnet-sense-index
+# (deepmolm_plugin.eval.metrics.wordnet); the code looks in $NLTK_DATA, else <venv>/nltk_data.
+NLTK_DATA ?= $(abspath $(VENV))/nltk_data
+WORDNET   := $(NLTK_DATA)/corpora/wordnet/lexnames
 
 install: $(STAMP)
 
@@ -26,7 +31,16 @@ $(STAMP): $(REQS)
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+wordnet: $(WORDNET)
+
+$(WORDNET): | $(STAMP)
+	test -f /usr/share/wordnet/index.sense -a -f /usr/share/wordnet/data.noun || \
+	  { test "$$(id -u)" = 0 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends wordnet-base wordnet-sense-index; } || \
+	  { echo "WordNet 3.0 is missing: sudo apt-get install -y wordnet-base wordnet-sense-index; then make wordnet" >&2; exit 1; }
+	$(PY) -m deepmolm_plugin.eval.metrics.wordnet --nltk-data $(NLTK_DATA) --check
+
+test: $(STAMP) $(WORDNET)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 demo: $(STAMP)

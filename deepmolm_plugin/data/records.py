@@ -2,7 +2,10 @@
 
 A record is the host's JSON (`id`, `image`, `conversations`) plus one molecule field:
 
-- `molecule_fp`: inline tokens, a list of [atoms][levels] integer hashes (-1 = none);
+- `molecule_fp`: inline tokens, a list of [atoms][levels] integer hashes (-1 = none), or
+  a reference into a sidecar file, `{"sidecar": "fp/train.npy", "offset": 123, "atoms": 17}`
+  (`deepmolm_plugin.data.sidecar`; the path is relative to `record_folder`, the folder of
+  the record file), as `deepmolm-prepare` writes them;
 - `structure`: a structure file (SDF/MOL/MOL2/XYZ/PDB, one molecule) under
   `--structure_folder`, fingerprinted with the `--conformer_policy` 3D policy;
 - `smiles`: a SMILES string; a conformer is generated (ETKDGv3 + MMFF, seeded).
@@ -21,6 +24,7 @@ from typing import Optional
 import torch
 
 from ..molecule import MoleculeError, fingerprint_record, molecule_from_smiles, read_structures, render_molecule
+from .sidecar import SidecarError, SidecarFiles, is_reference
 
 MOLECULE_FIELDS = ("molecule_fp", "structure", "smiles")
 
@@ -39,8 +43,11 @@ class MoleculeInputs:
     """Turns records' molecule fields into `molecule_fp` tensors and depictions."""
 
     def __init__(self, structure_folder: Optional[str] = None, policy: str = "auto",
-                 fp_bits: int = 4096, fp_levels: int = 4, render_folder: Optional[str] = None):
+                 fp_bits: int = 4096, fp_levels: int = 4, render_folder: Optional[str] = None,
+                 record_folder: Optional[str] = None):
         self.structure_folder = structure_folder
+        self.record_folder = record_folder
+        self._sidecars = SidecarFiles(record_folder)
         self.policy = policy
         self.fp_bits, self.fp_levels = fp_bits, fp_levels
         self.render_folder = render_folder
@@ -51,24 +58,40 @@ class MoleculeInputs:
         return any(record.get(f) not in (None, "") for f in MOLECULE_FIELDS)
 
     def molecule_fp(self, record: dict, rid: str) -> torch.Tensor:
-        """(atoms, levels) int64 tokens of the record's molecule (computed once per record)."""
+        """(atoms, levels) int64 tokens of the record's molecule (computed once per record;
+        sidecar rows are read each time: a memory-mapped slice is cheaper than a cache
+        holding every molecule of an epoch in each dataloader worker)."""
+        if is_reference(record.get("molecule_fp")):
+            return self._compute(record, rid)
         if rid not in self._cache:
             self._cache[rid] = self._compute(record, rid)
         return self._cache[rid]
 
     def _compute(self, record: dict, rid: str) -> torch.Tensor:
         try:
+            if is_reference(record.get("molecule_fp")):
+                return self._sidecar(record["molecule_fp"], rid)
             if record.get("molecule_fp") is not None:
                 return self._inline(record["molecule_fp"], rid)
             return fingerprint_record(self._molecule(record, rid), bits=self.fp_bits, level=self.fp_levels - 1)
         except MoleculeError as e:
             raise RecordError(rid, e.reason if hasattr(e, "reason") else str(e)) from e
 
+    def _sidecar(self, ref: dict, rid: str) -> torch.Tensor:
+        try:
+            rows = self._sidecars.rows(ref, self.fp_levels)
+        except SidecarError as e:
+            raise RecordError(rid, str(e)) from e
+        return self._checked(torch.from_numpy(rows.astype("int64")), rid)
+
     def _inline(self, value, rid: str) -> torch.Tensor:
         try:
             tokens = torch.tensor(value, dtype=torch.long)
         except (TypeError, ValueError) as e:
             raise RecordError(rid, f"molecule_fp is not a list of integer rows: {e}") from e
+        return self._checked(tokens, rid)
+
+    def _checked(self, tokens: torch.Tensor, rid: str) -> torch.Tensor:
         if tokens.dim() != 2 or tokens.shape[1] != self.fp_levels or tokens.shape[0] == 0:
             raise RecordError(rid, f"molecule_fp must be [atoms][{self.fp_levels}], got shape {list(tokens.shape)}")
         bad = (tokens < -1) | (tokens >= self.fp_bits)

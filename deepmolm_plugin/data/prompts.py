@@ -1,0 +1,95 @@
+"""The one prompt table: a task's instruction wording, shared by preparation and evaluation.
+
+A model learns the exact wording it was trained with, so a task must be asked the same
+way when records are prepared, when the model is trained on them and when it is
+evaluated. Data preparation (`deepmolm_plugin.data.prepare`) and evaluation import
+`TASKS` / `instruction_for` from here; nothing else spells an instruction.
+
+Tasks (DeepMoLM's, design section 5):
+
+- PubChem text: ``Caption``, ``Description``;
+- PubChem computed properties: ``Molecular Weight``, ``LogP``,
+  ``Topological Polar Surface Area``, ``Complexity``;
+- PubChemQC DFT properties: ``HOMO``, ``LUMO``, ``HOMO-LUMO Gap``, ``SCF Energy``;
+- ChEBI-20 (Vis-CheBI20 / ChEBI-20-MM / MolT5): ``caption``, ``description``,
+  ``iupac_naming``, ``smiles``, ``recognition``;
+- any labelled property (CSV / SDF columns): ``property:<name>``, asked as
+  "What is the <name> of this molecule?" and answered "The <name> is <value>."
+
+`conversation` builds the host's two-turn record with the image token first in the
+human turn (``"<image>\\n" + instruction``), exactly as LLaVA's training data has it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+IMAGE_TOKEN = "<image>"  # llava.constants.DEFAULT_IMAGE_TOKEN, spelled here to stay import-light
+PROPERTY_PREFIX = "property:"
+PROPERTY_INSTRUCTION = "What is the {name} of this molecule?"
+PROPERTY_ANSWER = "The {name} is {value}."
+
+TASKS: Dict[str, str] = {
+    # PubChem (3D-MoIT): text
+    "Caption": "Describe the input molecule.",
+    "Description": "Describe the input molecule.",
+    # PubChem computed properties (3D-MoIT)
+    "Molecular Weight": "What is the molecular weight of this molecule?",
+    "LogP": "What is the LogP of this molecule?",
+    "Topological Polar Surface Area": "What is the topological polar surface area (TPSA) of this molecule?",
+    "Complexity": "What is the complexity of this molecule?",
+    # PubChemQC DFT properties (3D-MoIT)
+    "HOMO": "What is the HOMO energy of this molecule?",
+    "LUMO": "What is the LUMO energy of this molecule?",
+    "HOMO-LUMO Gap": "What is the HOMO-LUMO gap of this molecule?",
+    "SCF Energy": "What is the SCF energy of this molecule?",
+    # ChEBI-20 family (Vis-CheBI20 task names mapped to DeepMoLM's)
+    "caption": "Provide a caption for the input molecule.",
+    "description": "Describe the input molecule.",
+    "iupac_naming": "What is the IUPAC name of the input molecule?",
+    "smiles": "What is the SMILES of the input molecule?",
+    "recognition": "Recognize the structure of the input molecule.",
+}
+
+
+def property_task(name: str) -> str:
+    """The task name of a labelled property column, e.g. ``property:expt``."""
+    if not name or not name.strip():
+        raise ValueError("a property task needs a non-empty name")
+    return PROPERTY_PREFIX + name.strip()
+
+
+def is_known_task(task: str) -> bool:
+    return task in TASKS or (task.startswith(PROPERTY_PREFIX) and bool(task[len(PROPERTY_PREFIX):].strip()))
+
+
+def instruction_for(task: str, name: Optional[str] = None) -> str:
+    """The instruction of `task`; ``property:<name>`` (or ``"property"`` with `name`) is the
+    generic labelled-property question. Unknown task -> KeyError listing the known ones."""
+    if task == "property" and name:
+        task = property_task(name)
+    if task in TASKS:
+        return TASKS[task]
+    if task.startswith(PROPERTY_PREFIX) and task[len(PROPERTY_PREFIX):].strip():
+        return PROPERTY_INSTRUCTION.format(name=task[len(PROPERTY_PREFIX):].strip())
+    known = ", ".join(repr(t) for t in TASKS)
+    raise KeyError(f"unknown task {task!r}: known tasks are {known} and 'property:<name>'")
+
+
+def property_answer(name: str, value: str) -> str:
+    """The answer text of a labelled property, the value written as the source wrote it."""
+    return PROPERTY_ANSWER.format(name=name, value=value)
+
+
+def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
+    """The host's record turns: the image token, a newline, the instruction; then the answer.
+
+    A source instruction that already carries ``<image>`` (Vis-CheBI20's user turns) has it
+    moved to the front, so every record holds exactly one image token in the same place.
+    """
+    text = " ".join(part.strip() for part in instruction.split(IMAGE_TOKEN) if part.strip())
+    if not text:
+        raise ValueError(f"empty instruction {instruction!r}")
+    if not isinstance(answer, str) or not answer.strip():
+        raise ValueError(f"empty answer {answer!r}")
+    return [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"}, {"from": "gpt", "value": answer}]

@@ -1,0 +1,122 @@
+"""The compact `molecule_fp` store: one ``.npy`` file of token rows per split.
+
+Millions of molecules as inline JSON lists would make the record file huge and slow to
+parse in every dataloader worker; ``fp/<split>.npy`` holds every record's rows instead,
+``[total_atoms, levels]``, int16 (hashes < 4096 and the -1 pad fit; int32 when ``bits``
+is larger), rows of one molecule contiguous. A record points at its rows with
+
+    "molecule_fp": {"sidecar": "fp/train.npy", "offset": 123, "atoms": 17}
+
+(a dict, so it is told apart from an inline list; the path is relative to the folder of
+the record file). Why ``.npy``: a plain header plus raw rows, so the same rows give the
+same bytes, and ``np.load(mmap_mode="r")`` gives dataloader workers random access without
+reading the file. `SidecarBuilder` fills a temporary file and renames it into place: a
+killed writer leaves no half-written sidecar.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+__all__ = ["SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference", "reference"]
+
+
+class SidecarError(ValueError):
+    """A sidecar reference that cannot be served; the caller names the record."""
+
+
+def dtype_for(bits: int) -> np.dtype:
+    """The narrowest signed integer type holding hashes ``[0, bits)`` and the -1 pad."""
+    return np.dtype(np.int16) if bits <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
+
+
+def reference(path: str, offset: int, atoms: int) -> dict:
+    return {"sidecar": path, "offset": int(offset), "atoms": int(atoms)}
+
+
+def is_reference(value) -> bool:
+    return isinstance(value, dict) and "sidecar" in value
+
+
+class SidecarBuilder:
+    """Writes one sidecar: rows appended in order into a temporary ``.npy`` of known size,
+    renamed into place by `commit` only once every row is there.
+
+    The row count is in the ``.npy`` header, so it must be known up front (assembly counts
+    first); the file is filled through a memory map, so no split is held in memory.
+    """
+
+    def __init__(self, tmp: Path, rows: int, levels: int, dtype: np.dtype):
+        self.tmp, self.rows, self.at = Path(tmp), rows, 0
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self._map = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=(rows, levels))
+
+    def append(self, block: np.ndarray) -> int:
+        """Store ``[n, levels]`` rows; returns their offset."""
+        if block.ndim != 2 or block.shape[1] != self._map.shape[1] or self.at + len(block) > self.rows:
+            raise SidecarError(f"{self.tmp}: rows of shape {block.shape} do not fit at {self.at} of "
+                               f"{self._map.shape}")
+        offset = self.at
+        self._map[offset:offset + len(block)] = block
+        self.at += len(block)
+        return offset
+
+    def commit(self, path: Path) -> None:
+        if self.at != self.rows:
+            raise SidecarError(f"{path}: {self.at} rows written, {self.rows} expected")
+        self._map.flush()
+        del self._map
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.tmp, path)
+
+
+class SidecarFiles:
+    """Read-only, memory-mapped sidecars, opened once per file and process.
+
+    Dataloader workers fork after the dataset is built; a map opened in the parent stays
+    valid (read-only) in the children, and each process opens what it lacks lazily.
+    """
+
+    def __init__(self, folder: Optional[str] = None):
+        self.folder = folder
+        self._open: Dict[str, np.ndarray] = {}
+
+    def rows(self, ref: dict, levels: int) -> np.ndarray:
+        """The ``[atoms, levels]`` rows a reference points at, after checking it."""
+        path, offset, atoms = ref.get("sidecar"), ref.get("offset"), ref.get("atoms")
+        if not isinstance(path, str) or not path:
+            raise SidecarError(f"molecule_fp sidecar reference has no file name: {ref}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, atoms)):
+            raise SidecarError(f"molecule_fp sidecar offset and atoms must be integers: {ref}")
+        if offset < 0 or atoms <= 0:
+            raise SidecarError(f"molecule_fp sidecar needs offset >= 0 and atoms > 0: {ref}")
+        table = self._table(path)
+        if table.shape[1] != levels:
+            raise SidecarError(f"sidecar {path} has {table.shape[1]} levels per atom, expected {levels}")
+        if offset + atoms > table.shape[0]:
+            raise SidecarError(f"sidecar {path} has {table.shape[0]} rows; "
+                               f"rows {offset}..{offset + atoms} are out of range")
+        return np.asarray(table[offset:offset + atoms])
+
+    def _table(self, name: str) -> np.ndarray:
+        if name not in self._open:
+            path = Path(name)
+            if not path.is_absolute():
+                if self.folder is None:
+                    raise SidecarError(f"sidecar {name} is relative but the record file's folder is unknown")
+                path = Path(self.folder) / path
+            if not path.is_file():
+                raise SidecarError(f"sidecar file {path} does not exist")
+            try:
+                table = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as e:  # not an .npy file, truncated, or an object array
+                raise SidecarError(f"sidecar file {path} is not a readable .npy file: {e}") from e
+            if table.ndim != 2 or not np.issubdtype(table.dtype, np.integer):
+                raise SidecarError(f"sidecar file {path} must hold integer rows [atoms, levels], "
+                                   f"got {table.dtype} {table.shape}")
+            self._open[name] = table
+        return self._open[name]

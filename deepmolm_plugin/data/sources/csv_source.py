@@ -1,0 +1,162 @@
+"""CSV reader (``--format csv``): a SMILES column plus the label / text columns you name.
+
+For MoleculeNet-style files (``../shared/data/moleculenet``) and any table of molecules.
+Options (from the ``deepmolm-prepare`` command line):
+
+- ``smiles_column`` (default: the column called ``smiles``, any case);
+- ``label_columns``: numeric columns, each ``COLUMN`` or ``COLUMN=NAME``; one item per
+  row and column, task ``property:NAME``, asked with the shared property question and
+  answered "The NAME is VALUE." (the value as the file writes it), with
+  ``properties={NAME: float(VALUE)}``. A blank cell is a missing label (Tox21 has many):
+  that row simply has no item for that task - never a zero;
+- ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
+  of the prompt table (``description``); one item per row and column, blank cells skipped;
+- ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header);
+- ``split_column`` (default: every row in ``train``).
+
+Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
+reason), whose split is blank or not a plain name, that has the wrong number of fields, or
+that has no label or text at all is one ``SourceError`` naming the row; a label that is
+not a finite number is a ``SourceError`` for that item. A named column missing from the
+header, or an unknown option, is a configuration error raised at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+from ...molecule import MoleculeError, molecule_from_smiles
+from ..prompts import TASKS, is_known_task, property_answer, property_task
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+
+OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def as_list(value) -> List[str]:
+    """Column lists arrive as a list or one comma-separated string."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [v.strip() for v in items if v.strip()]
+
+
+def named(spec: str) -> Tuple[str, str]:
+    """``COLUMN=NAME`` -> (COLUMN, NAME); ``COLUMN`` -> (COLUMN, COLUMN)."""
+    column, _, name = spec.partition("=")
+    return column.strip(), (name.strip() or column.strip())
+
+
+def text_task(spec: str, fmt: str) -> Tuple[str, str]:
+    """(column, task) of a text column; the task must be one the prompt table knows."""
+    column, task = named(spec)
+    if "=" not in spec:
+        task = next((t for t in TASKS if t.lower() == column.lower()), column)
+    if not is_known_task(task):
+        raise ValueError(f"{fmt}: text column {column!r} needs a task of the prompt table "
+                         f"({', '.join(TASKS)}): write {column}=TASK")
+    return column, task
+
+
+def check_options(fmt: str, options: dict, allowed: set) -> None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"{fmt}: unknown option(s) {unknown}; this reader takes {sorted(allowed)}")
+    if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
+        raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
+
+
+def label_item(row_id: str, split: str, column: str, name: str, value: str, molecule: MoleculeSpec,
+               extra: dict) -> SourceItem | SourceError | None:
+    """The property item of one label cell; None for a blank (missing) label."""
+    value = (value or "").strip()
+    task = property_task(name)
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {value!r} is not a finite number")
+    return SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
+                      answer=property_answer(name, value), properties={name: number}, extra=extra)
+
+
+def _columns(fmt: str, header: List[str], options: dict) -> dict:
+    def need(column: str, what: str) -> str:
+        if column not in header:
+            raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}")
+        return column
+
+    smiles = options.get("smiles_column") or next((c for c in header if c.strip().lower() == "smiles"), None)
+    if smiles is None:
+        raise ValueError(f"{fmt}: no 'smiles' column in the header {header}; name it with --smiles-column")
+    return {
+        "smiles": need(smiles, "SMILES"),
+        "labels": [(need(c, "label"), n) for c, n in map(named, as_list(options.get("label_columns")))],
+        "texts": [(need(c, "text"), t) for c, t in (text_task(s, fmt) for s in as_list(options.get("text_columns")))],
+        "id": need(options["id_column"], "id") if options.get("id_column") else None,
+        "split": need(options["split_column"], "split") if options.get("split_column") else None,
+    }
+
+
+@register_reader("csv")
+def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
+    path = Path(input_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"csv: {path} is not a file")
+    check_options("csv", options, OPTIONS)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header:
+            raise ValueError(f"csv: {path} is empty")
+        columns = _columns("csv", header, options)
+        at = {name: i for i, name in enumerate(header)}
+        for index, fields in enumerate(reader):
+            if not fields:
+                continue  # a blank line is not a row
+            yield from _row(path, index, fields, header, at, columns)
+
+
+def _row(path: Path, index: int, fields: list, header: list, at: dict, columns: dict):
+    row_id = f"{path.stem}#{index}"
+    if columns["id"] and len(fields) == len(header) and fields[at[columns["id"]]].strip():
+        row_id = fields[at[columns["id"]]].strip()
+    if len(fields) != len(header):
+        yield SourceError(row_id, "read", f"row {index} has {len(fields)} fields, the header {len(header)}")
+        return
+    split = fields[at[columns["split"]]].strip() if columns["split"] else "train"
+    if not SPLIT_NAME.match(split):
+        yield SourceError(row_id, "split", f"split {split!r} is not a plain name (letters, digits, _ and -)")
+        return
+    smiles = fields[at[columns["smiles"]]].strip()
+    if not smiles:
+        yield SourceError(row_id, "smiles", "blank SMILES")
+        return
+    try:
+        molecule_from_smiles(smiles, row_id, policy="keep")  # parse + sanitise only: cheap
+    except MoleculeError as e:
+        yield SourceError(row_id, "smiles", f"SMILES {smiles!r} does not parse: {e.reason}")
+        return
+    molecule, extra = MoleculeSpec(smiles=smiles), {"row": index}
+    produced = False
+    for column, task in columns["texts"]:
+        text = fields[at[column]].strip()
+        if text:
+            produced = True
+            yield SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
+                             answer=text, extra=extra)
+    for column, name in columns["labels"]:
+        item = label_item(row_id, split, column, name, fields[at[column]], molecule, extra)
+        if item is not None:
+            produced = True
+            yield item
+    if not produced:
+        names = [c for c, _ in columns["texts"]] + [c for c, _ in columns["labels"]]
+        yield SourceError(row_id, "labels", f"no label or text in any of the columns {names}")

@@ -1,0 +1,124 @@
+"""SDF reader (``--format sdf``): SDF files, or folders of them, with property data fields.
+
+The molecule of every item is ``structure=(file, record index)``: the engine builds it from
+the file's own atoms and coordinates (3D kept, per ``--conformer-policy``), never from a
+SMILES. Records are counted exactly as ``deepmolm_plugin.molecule.read_structures`` counts
+them (`sdf_blocks`), so an index names the same record for both.
+
+Input: one ``.sdf`` / ``.sd`` / ``.mol`` file, or a folder searched recursively for them
+(sorted by relative path). Options:
+
+- ``label_columns``: numeric data fields (``> <FIELD>``), each ``FIELD`` or
+  ``FIELD=NAME``; one ``property:NAME`` item per record and field, blank or absent
+  fields skipped (a missing label, never a zero);
+- ``text_columns``: text fields, ``FIELD=TASK`` (or a field named like a task);
+- ``id_field``: the data field holding the record id, or ``_Name`` for the title line
+  (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``;
+- ``split_column``: a data field holding the split (default: ``train``).
+
+Item ids are ``<record id>:<task>``. Only the data fields are read here (text); a record
+whose structure is broken still yields its items, and the engine reports the structure
+failure for each of them with RDKit's reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Iterator, List, Tuple
+
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .csv_source import SPLIT_NAME, as_list, check_options, label_item, named, text_task
+
+OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
+SUFFIXES = (".sdf", ".sd", ".mol")
+FIELD = re.compile(r"^>.*?<([^>]+)>")
+
+
+def sdf_blocks(lines: Iterable[str]) -> Iterator[str]:
+    """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts."""
+    block: List[str] = []
+    for line in lines:
+        if line.strip() == "$$$$":
+            yield "".join(block)
+            block = []
+        else:
+            block.append(line)
+    if "".join(block).strip():
+        yield "".join(block)
+
+
+def data_fields(block: str) -> dict:
+    """``> <NAME>`` data items after ``M  END``: name -> value (lines joined by newlines)."""
+    lines = block.splitlines()
+    end = next((i for i, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
+    fields, name, value = {}, None, []
+    for line in lines[end + 1:]:
+        match = FIELD.match(line)
+        if match and name is None:
+            name, value = match.group(1).strip(), []
+        elif name is not None and not line.strip():
+            fields[name], name = "\n".join(value).strip(), None
+        elif name is not None:
+            value.append(line)
+    if name is not None:
+        fields[name] = "\n".join(value).strip()
+    return fields
+
+
+def sdf_files(path: Path) -> List[Tuple[Path, str]]:
+    """(file, name used in ids) for a file or every SDF under a folder, in a fixed order."""
+    if path.is_file():
+        return [(path, path.name)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"sdf: {path} does not exist")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"sdf: no {'/'.join(SUFFIXES)} files under {path}")
+    return [(p, p.relative_to(path).as_posix()) for p in files]
+
+
+@register_reader("sdf")
+def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
+    check_options("sdf", options, OPTIONS)
+    labels = [named(c) for c in as_list(options.get("label_columns"))]
+    texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
+    for path, name in sdf_files(Path(input_path)):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for index, block in enumerate(sdf_blocks(handle)):
+                yield from _record(path.resolve(), name, index, block, labels, texts, options)
+
+
+def _record(path: Path, name: str, index: int, block: str, labels, texts, options):
+    fields = data_fields(block)
+    title = block.splitlines()[0].strip() if block.strip() else ""
+    fields["_Name"] = title
+    record_id = f"{name}#{index}"
+    id_field = options.get("id_field")
+    if id_field:
+        if not fields.get(id_field):
+            what = "title" if id_field == "_Name" else "field"
+            yield SourceError(record_id, "id", f"record has no {id_field!r} {what}")
+            return
+        record_id = fields[id_field]
+    split = fields.get(options["split_column"], "").strip() if options.get("split_column") else "train"
+    if not SPLIT_NAME.match(split):
+        yield SourceError(record_id, "split", f"split {split!r} is not a plain name (letters, digits, _ and -)")
+        return
+    molecule = MoleculeSpec(structure=(str(path), index))
+    extra = {"file": name, "index": index}
+    if title:
+        extra["title"] = title
+    produced = False
+    for field, task in texts:
+        if fields.get(field):
+            produced = True
+            yield SourceItem(id=f"{record_id}:{task}", split=split, task=task, molecule=molecule,
+                             answer=fields[field], extra=extra)
+    for field, label in labels:
+        item = label_item(record_id, split, field, label, fields.get(field, ""), molecule, extra)
+        if item is not None:
+            produced = True
+            yield item
+    if not produced:
+        yield SourceError(record_id, "labels", f"no value in any of the fields {[f for f, _ in texts + labels]}")

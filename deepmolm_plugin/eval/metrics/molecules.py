@@ -1,0 +1,148 @@
+"""Molecule answers: SMILES generation metrics (as MolT5's evaluation) and IUPAC names.
+
+SMILES (`smiles_metrics(preds, refs)`), after `extract_smiles` on both sides:
+
+- validity: predictions RDKit parses into a molecule with at least one atom, over all
+  scored pairs (MolT5's validity);
+- exact_match: RDKit canonical isomeric SMILES equal (`Chem.MolToSmiles`), over all
+  scored pairs, an invalid prediction being a miss (MolT5 compares InChI strings; the
+  canonical SMILES keeps what InChI normalises away, such as tautomers);
+- maccs_fts, rdk_fts, morgan_fts: mean Tanimoto similarity over the pairs whose
+  prediction is valid (MolT5's "fingerprint Tanimoto similarity"), with MACCS keys
+  (`MACCSkeys.GenMACCSKeys`), the RDKit fingerprint (`Chem.RDKFingerprint`, defaults) and
+  Morgan bits of radius 2 in 2048 bits (`rdFingerprintGenerator.GetMorganGenerator(
+  radius=2, fpSize=2048)`; MolT5 used unfolded Morgan counts, which score a little
+  differently). Scores in [0, 1] are reported x100, like every other score here.
+
+A pair whose reference SMILES does not parse is left out of every score and counted
+(`n_invalid_references`): it is a data problem, not a model error.
+
+`extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
+"SMILES: X", "SMILES of the molecule = X", case-insensitive), the first whitespace-free run
+after the first `is`, `:` or `=` following the word SMILES; else, when the text is a single
+whitespace-free run, that run; else the whole text (which will not parse: a SMILES is not
+guessed out of prose). Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed
+(a SMILES never ends with them).
+
+IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" or
+"IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
+quotes and a final period; exact_match (x100) compares these strings exactly (case
+matters: `(2r)` and `(2R)` are different descriptors), and the text metrics
+(`metrics.text`) are computed on them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Sequence
+
+SCALE = 100.0
+MORGAN_RADIUS, MORGAN_BITS = 2, 2048
+
+_SMILES_NAMED = re.compile(r"\bSMILES\b[^:=\n]*?(?:\bis\b|:|=)\s*(?P<smiles>\S+)", re.IGNORECASE)
+_IUPAC_NAMED = re.compile(r"\bIUPAC\s+name\b[^:\n]*?(?:\bis\b|:)\s*(?P<name>[^\n]+)", re.IGNORECASE)
+_QUOTES = "\"'`“”‘’"
+
+
+def _strip(text: str, trailing: str) -> str:
+    text = text.strip().strip(_QUOTES).strip()
+    text = text.rstrip(trailing)
+    return text.strip().strip(_QUOTES).strip()
+
+
+def extract_smiles(text: str) -> str:
+    text = (text or "").strip()
+    match = _SMILES_NAMED.search(text)
+    if match:
+        candidate = match.group("smiles")
+    else:
+        candidate = text
+    return _strip(candidate, ".,;")
+
+
+def extract_iupac(text: str) -> str:
+    text = (text or "").strip()
+    match = _IUPAC_NAMED.search(text)
+    candidate = match.group("name") if match else text
+    candidate = " ".join(candidate.split())
+    candidate = _strip(candidate, "")
+    if candidate.endswith("."):
+        candidate = candidate[:-1]
+    return _strip(candidate, "")
+
+
+def mol_from_smiles(smiles: str):
+    """An RDKit molecule with at least one atom, or None (RDKit's parse errors silenced)."""
+    from rdkit import Chem, rdBase
+
+    if not smiles or any(c.isspace() for c in smiles):
+        return None
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles)
+    return mol if mol is not None and mol.GetNumAtoms() > 0 else None
+
+
+def canonical_smiles(smiles: str) -> Optional[str]:
+    from rdkit import Chem
+
+    mol = mol_from_smiles(smiles)
+    return None if mol is None else Chem.MolToSmiles(mol)
+
+
+def fingerprints(mol) -> Dict[str, object]:
+    from rdkit import Chem
+    from rdkit.Chem import MACCSkeys, rdFingerprintGenerator
+
+    morgan = rdFingerprintGenerator.GetMorganGenerator(radius=MORGAN_RADIUS, fpSize=MORGAN_BITS)
+    return {"maccs": MACCSkeys.GenMACCSKeys(mol), "rdk": Chem.RDKFingerprint(mol), "morgan": morgan.GetFingerprint(mol)}
+
+
+def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = True) -> Dict[str, object]:
+    """validity, exact_match and MACCS/RDK/Morgan FTS (x100) of predicted SMILES answers."""
+    from rdkit import Chem, DataStructs
+
+    if len(preds) != len(refs):
+        raise ValueError(f"{len(preds)} predictions but {len(refs)} references")
+    n = n_valid = n_exact = n_bad_refs = 0
+    sims: Dict[str, List[float]] = {"maccs": [], "rdk": [], "morgan": []}
+    for pred, ref in zip(preds, refs):
+        if extract:
+            pred, ref = extract_smiles(pred), extract_smiles(ref)
+        ref_mol = mol_from_smiles(ref)
+        if ref_mol is None:
+            n_bad_refs += 1
+            continue
+        n += 1
+        pred_mol = mol_from_smiles(pred)
+        if pred_mol is None:
+            continue
+        n_valid += 1
+        n_exact += Chem.MolToSmiles(pred_mol) == Chem.MolToSmiles(ref_mol)
+        fp_pred, fp_ref = fingerprints(pred_mol), fingerprints(ref_mol)
+        for key in sims:
+            sims[key].append(DataStructs.TanimotoSimilarity(fp_ref[key], fp_pred[key]))
+    result: Dict[str, object] = {
+        "n": n, "n_valid": n_valid, "n_invalid_references": n_bad_refs,
+        "validity": SCALE * n_valid / n if n else None,
+        "exact_match": SCALE * n_exact / n if n else None,
+    }
+    for key, values in sims.items():
+        result[f"{key}_fts"] = SCALE * sum(values) / len(values) if values else None
+    return result
+
+
+def iupac_metrics(preds: Sequence[str], refs: Sequence[str], tokenizer=None, wordnet=None,
+                  nltk_data=None) -> Dict[str, object]:
+    """Exact match (x100) of extracted IUPAC names, plus the text metrics on those names."""
+    from .text import text_metrics
+
+    if len(preds) != len(refs):
+        raise ValueError(f"{len(preds)} predictions but {len(refs)} references")
+    names = [extract_iupac(p) for p in preds]
+    targets = [extract_iupac(r) for r in refs]
+    result: Dict[str, object] = {
+        "n": len(names),
+        "exact_match": SCALE * sum(a == b for a, b in zip(names, targets)) / len(names) if names else None,
+    }
+    result.update(text_metrics(names, targets, tokenizer=tokenizer, wordnet=wordnet, nltk_data=nltk_data))
+    return result

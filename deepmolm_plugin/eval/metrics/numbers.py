@@ -1,0 +1,219 @@
+"""Property answers: the number in free text, per-property valid ranges, valid ratio and MAE.
+
+`parse_number(text)` returns the answer's value (the first number that is a value, see
+the rules) or None when the answer gives no single value. Rules, in order:
+
+1. Text is normalised: superscript powers of ten (`10⁻³`) become `10^-3`; digit groups
+   separated by a thin, narrow no-break or no-break space (`1 234`) are joined; then
+   Unicode NFKC (full-width digits, ...) and every minus-like dash (U+2212 minus, U+2012
+   figure dash, U+2013 en dash, U+2014 em dash, U+FE63, U+FF0D) becomes `-`.
+2. A number is `[sign][digits][.digits]` or `.digits`, with optional thousands commas
+   (`1,234,567.5`: groups of exactly three digits) and an optional exponent: `e-3`,
+   `E+03`, `× 10^-3`, `x10**3`, `* 10^(-3)`, `·10⁻³`; a bare `10^3` is 1000. A sign
+   directly before the digits, or separated by one space from them when the sign itself
+   follows a space, `(`, `:`, `=` or the start (`is - 5.2 eV`), belongs to the number.
+3. Candidates that are not values are skipped and the scan goes on: digits inside a word
+   or formula (`C6H12O6`, `XLogP3`, `H2O`: preceded by a letter), IUPAC locants (`2-`,
+   `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
+   ordinals (`1st`, `2nd`).
+4. The first remaining number decides. The answer is invalid (None) when that number is
+   malformed (`1.2.3`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
+   which could be a decimal comma or a list), is one end of a range (`3-4`, `3 to 4`,
+   `3 eV - 4 eV`, `3 ~ 4`, `between 3 and 4`: a range is not one predicted value), is a
+   bound (`< 5`, `>= 5`, `≤ 5`), or is not finite (`1e999`).
+5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
+   `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45); units are not converted. Number
+   words (`twelve`), `N/A`, `nan`, `inf` and text without digits are invalid.
+
+`PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
+value outside it counts as invalid. Names match case-, space- and punctuation-
+insensitively, with aliases (`MW`, `TPSA`, `XLogP`, `HOMO-LUMO gap`, ...), and a task
+`property:<name>` (deepmolm_plugin.data.prompts) means the property `<name>`. A property
+not listed (any other property in the data) has no range: every finite number is valid.
+
+`property_metrics(preds, refs, name)`: n, n_valid, valid_ratio (x100), MAE and RMSE over
+the valid predictions (None when none is valid), plus the property's unit and range.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+# --------------------------------------------------------------------------- parsing
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+_SUPERSCRIPT_POWER = re.compile(r"10\s*([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+_SPACED_GROUPS = re.compile(r"(?<=\d)[\u2009\u202f\u00a0](?=\d{3}(?!\d))")
+_MINUS = str.maketrans({"\u2212": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
+
+_NUMBER = re.compile(r"""
+    (?<![\w.])                                   # not inside a word, formula or number
+    (?: (?P<sign>[+-]) (?P<gap>[ ]?) )?
+    (?P<mant> \d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?  # thousands-grouped
+            | \d+(?:\.\d+)?
+            | \.\d+ )
+    (?P<exp>  [eE][+-]?\d+(?![\w.])
+            | \s*[x×*·⋅]\s*10\s*(?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\)) )?
+    """, re.VERBOSE)
+_BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))")
+_SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
+_LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
+_ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
+_MALFORMED = re.compile(r"^(?:\.\d|,\d)")
+_UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
+_RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
+_RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
+_BOUND_BEFORE = re.compile(r"(?:<|>|≤|≥|<=|>=|=<|=>)\s*$")
+
+
+def normalise(text: str) -> str:
+    """Rule 1 of the module docstring."""
+    text = _SUPERSCRIPT_POWER.sub(lambda m: "10^" + m.group(1).translate(_SUPERSCRIPTS), text)
+    text = _SPACED_GROUPS.sub("", text)
+    return unicodedata.normalize("NFKC", text).translate(_MINUS)
+
+
+def parse_number(text) -> Optional[float]:
+    """The value an answer states, or None (rules in the module docstring)."""
+    if not isinstance(text, str):
+        return None
+    text = normalise(text)
+    for match in _NUMBER.finditer(text):
+        start, end = match.start(), match.end()
+        sign = match.group("sign") or ""
+        if sign and match.group("gap") and not _SIGN_CONTEXT.search(text[:start]):
+            sign = ""  # "a - 5": a dash between words, not a sign
+            start = match.start("mant")
+        after = text[end:]
+        if not match.group("exp") and (_LOCANT.match(after) or _ORDINAL.match(after)):
+            continue
+        if _MALFORMED.match(after):
+            return None
+        before = text[:start]
+        if _RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _RANGE_AFTER.match(after):
+            return None
+        mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
+        try:
+            if exp[:1] in ("e", "E"):
+                value = float(mant + exp)
+            elif exp:  # "× 10^-3", "x10**(3)"
+                value = float(f"{mant}e{int(re.search(r'([+-]?[0-9]+)[ )]*$', exp).group(1))}")
+            else:
+                value = float(mant)
+                bare = _BARE_POWER.match(after) if mant == "10" else None
+                if bare:  # "10^3"
+                    value = float(f"1e{int(bare.group(1) or bare.group(2))}")
+                    if _RANGE_AFTER.match(after[bare.end():]):
+                        return None
+        except OverflowError:
+            return None
+        if sign == "-":
+            value = -value
+        return value if math.isfinite(value) else None
+    return None
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    name: str
+    unit: Optional[str]
+    low: Optional[float]
+    high: Optional[float]
+    aliases: Tuple[str, ...] = field(default=())
+    note: str = ""
+
+    def in_range(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def describe(self) -> Dict[str, object]:
+        out = {"property": self.name, "unit": self.unit, "range": [self.low, self.high]
+               if self.low is not None or self.high is not None else None}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+#: Valid ranges, inclusive: physically possible and wide enough for every molecule in
+#: PubChem / PubChemQC, so that only nonsense falls outside.
+PROPERTY_RANGES: Dict[str, PropertySpec] = {spec.name: spec for spec in (
+    PropertySpec("Molecular Weight", "g/mol", 1.0, 10000.0, ("MW", "mol weight", "molecular mass", "MolWt")),
+    PropertySpec("LogP", "log units", -30.0, 30.0, ("XLogP", "XLogP3", "log P", "octanol-water partition coefficient")),
+    PropertySpec("Topological Polar Surface Area", "Å²", 0.0, 5000.0, ("TPSA", "polar surface area", "polararea")),
+    PropertySpec("Complexity", "PubChem complexity (unitless)", 0.0, 100000.0, ("molecular complexity",)),
+    PropertySpec("HOMO", "eV", -50.0, 10.0, ("HOMO energy",)),
+    PropertySpec("LUMO", "eV", -30.0, 30.0, ("LUMO energy",)),
+    PropertySpec("HOMO-LUMO Gap", "eV", 0.0, 50.0, ("gap", "HOMO LUMO gap", "HL gap", "band gap")),
+    PropertySpec("SCF Energy", "as in the data (eV, 10^4 eV or Hartree)", -1.0e7, 0.0, ("SCF", "total energy"),
+                 note="always negative; the range covers every unit the sources use"),
+    PropertySpec("Log Solubility", "log(mol/L)", -20.0, 5.0, ("ESOL", "solubility", "logS")),
+    PropertySpec("Hydration Free Energy", "kcal/mol", -50.0, 20.0, ("FreeSolv", "SAMPL", "hydration energy")),
+    PropertySpec("LogD", "log units", -15.0, 15.0, ("Lipophilicity", "logD7.4")),
+)}
+_BY_KEY = {_key(alias): spec for spec in PROPERTY_RANGES.values() for alias in (spec.name,) + spec.aliases}
+
+
+PROPERTY_PREFIX = "property:"  # deepmolm_plugin.data.prompts: labelled-property tasks "property:<name>"
+
+
+def property_name(task: str) -> str:
+    """The property a task asks for: the task name, without a `property:` prefix."""
+    return task[len(PROPERTY_PREFIX):].strip() if task.startswith(PROPERTY_PREFIX) else task
+
+
+def property_spec(name: str) -> PropertySpec:
+    """The spec of a property name or alias (or `property:<name>` task); an unknown
+    property gets one with no range."""
+    name = property_name(name)
+    return _BY_KEY.get(_key(name)) or PropertySpec(name, None, None, None)
+
+
+def is_property(name: str) -> bool:
+    """A known property, or any `property:<name>` task."""
+    return name.startswith(PROPERTY_PREFIX) or _key(name) in _BY_KEY
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def parse_prediction(text: str, spec: PropertySpec) -> Optional[float]:
+    """The parsed value, or None if it is not a number or out of the property's range."""
+    value = parse_number(text)
+    return value if value is not None and spec.in_range(value) else None
+
+
+def property_metrics(preds: Sequence[str], refs: Sequence[float], name: str) -> Dict[str, object]:
+    """Valid ratio (x100) and MAE/RMSE over valid predictions for one property.
+
+    preds: answer texts; refs: reference values (finite numbers)."""
+    if len(preds) != len(refs):
+        raise ValueError(f"{len(preds)} predictions but {len(refs)} references")
+    spec = property_spec(name)
+    values: List[Optional[float]] = [parse_prediction(p, spec) for p in preds]
+    errors = []
+    for value, ref in zip(values, refs):
+        ref = float(ref)
+        if not math.isfinite(ref):
+            raise ValueError(f"{name}: reference value {ref} is not finite")
+        if value is not None:
+            errors.append(abs(value - ref))
+    n, n_valid = len(preds), len(errors)
+    result = spec.describe()
+    result.update({
+        "n": n,
+        "n_valid": n_valid,
+        "valid_ratio": 100.0 * n_valid / n if n else None,
+        "mae": sum(errors) / n_valid if n_valid else None,
+        "rmse": math.sqrt(sum(e * e for e in errors) / n_valid) if n_valid else None,
+    })
+    return result

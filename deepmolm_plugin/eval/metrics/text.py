@@ -1,0 +1,202 @@
+"""Text metrics: BLEU-2, BLEU-4, ROUGE-1/2/L F1 and METEOR, all x100, on a declared tokenizer.
+
+Every score is computed by the reference library itself on one token list per text:
+
+- BLEU-2 / BLEU-4: `nltk.translate.bleu_score.corpus_bleu`, one reference per hypothesis,
+  weights (0.5, 0.5) and (0.25, 0.25, 0.25, 0.25), no smoothing (as MolT5 / 3D-MoLM);
+- ROUGE-1 / ROUGE-2 / ROUGE-L: `rouge_score.rouge_scorer.RougeScorer` F1 (`fmeasure`),
+  no stemming, mean over pairs; the scorer is handed our tokens (its own tokenizer, which
+  drops every non-[a-z0-9] character, is not used);
+- METEOR: `nltk.translate.meteor_score.meteor_score([reference], hypothesis)` with NLTK's
+  defaults (alpha 0.9, beta 3, gamma 0.5, Porter stemmer, WordNet 3.0 synonyms, tokens
+  lower-cased by NLTK itself), mean over pairs. WordNet comes from `metrics.wordnet`.
+
+Each text is tokenized exactly once, hypotheses and references alike, and the same tokens
+go to all three libraries. The tokenizer is named in every result (`tokenizer`), so scores
+are only compared when computed with the same one. Tokenizers (`TOKENIZERS`):
+
+- `words` (default): Unicode NFKC normalisation, lower-casing, then the tokens are the
+  maximal runs of word characters and each single other non-space character, i.e.
+  `re.findall(r"\\w+|[^\\w\\s]", text)` with Python's Unicode `re`. "C6H12O6" is one token,
+  "2-hydroxypropanoic" is "2", "-", "hydroxypropanoic", "g/mol." is "g", "/", "mol", ".".
+  It does not depend on the model under test, and it will never change: a different
+  rule gets a different name.
+- `words-cased`: the same without lower-casing (METEOR still lower-cases, as NLTK does).
+- `whitespace`: `text.split()`, nothing else.
+- `hf:<folder>`: a Hugging Face tokenizer's `tokenize()` (no special tokens), loaded from a
+  local folder only, e.g. SciBERT's uncased vocabulary to reproduce MolT5-style numbers.
+  It is recorded by that name; results are comparable only for the same folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Union
+
+DEFAULT_TOKENIZER = "words"
+SCALE = 100.0
+BLEU2_WEIGHTS = (0.5, 0.5)
+BLEU4_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+METRIC_NAMES = ("bleu2", "bleu4", "rouge1", "rouge2", "rougeL", "meteor")
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    name: str
+    description: str
+    fn: Callable[[str], List[str]]
+
+    def __call__(self, text: str) -> List[str]:
+        return self.fn(text)
+
+    def declaration(self) -> Dict[str, str]:
+        """What reports record about the tokenizer."""
+        return {"name": self.name, "description": self.description}
+
+
+def _words(text: str) -> List[str]:
+    return _WORDS.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def _words_cased(text: str) -> List[str]:
+    return _WORDS.findall(unicodedata.normalize("NFKC", text))
+
+
+TOKENIZERS: Dict[str, Tokenizer] = {
+    "words": Tokenizer(
+        "words",
+        r"NFKC, lower-cased, re.findall(r'\w+|[^\w\s]') (Unicode word runs and single "
+        "punctuation/symbol characters); deepmolm_plugin.eval.metrics.text",
+        _words),
+    "words-cased": Tokenizer(
+        "words-cased",
+        r"NFKC, case kept, re.findall(r'\w+|[^\w\s]'); deepmolm_plugin.eval.metrics.text",
+        _words_cased),
+    "whitespace": Tokenizer("whitespace", "str.split() (whitespace only, case kept)", str.split),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _hf_tokenizer(folder: str) -> Tokenizer:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return Tokenizer(f"hf:{folder}", f"{type(tok).__name__}.tokenize() from {folder}, no special tokens",
+                     lambda text: list(tok.tokenize(text)))
+
+
+def get_tokenizer(tokenizer: Union[str, Tokenizer, None] = None) -> Tokenizer:
+    if tokenizer is None:
+        tokenizer = DEFAULT_TOKENIZER
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    if tokenizer.startswith("hf:"):
+        return _hf_tokenizer(tokenizer[3:])
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {tokenizer!r}: use one of {', '.join(TOKENIZERS)} or hf:<folder>")
+    return TOKENIZERS[tokenizer]
+
+
+def tokenize_all(texts: Sequence[str], tokenizer: Union[str, Tokenizer, None] = None) -> List[List[str]]:
+    """Each text tokenized once. Tokens hold no whitespace (ROUGE receives them space-joined)."""
+    tok = get_tokenizer(tokenizer)
+    out = []
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__}")
+        tokens = [t for t in tok(text) if t]
+        if any(any(c.isspace() for c in t) for t in tokens):
+            raise ValueError(f"tokenizer {tok.name!r} returned a token with whitespace in {text!r}")
+        out.append(tokens)
+    return out
+
+
+class _PreTokenized:
+    """rouge_score tokenizer for text that is already our space-joined tokens."""
+
+    @staticmethod
+    def tokenize(text: str) -> List[str]:
+        return text.split(" ") if text else []
+
+
+def bleu(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> Dict[str, float]:
+    """Corpus BLEU-2 and BLEU-4 (x100): nltk corpus_bleu, one reference each, no smoothing."""
+    from nltk.translate.bleu_score import corpus_bleu
+
+    references = [[list(r)] for r in ref_tokens]
+    hypotheses = [list(h) for h in hyp_tokens]
+    with warnings.catch_warnings():  # nltk warns when an n-gram order has no match: the score is 0
+        warnings.simplefilter("ignore", UserWarning)
+        return {"bleu2": SCALE * corpus_bleu(references, hypotheses, weights=BLEU2_WEIGHTS),
+                "bleu4": SCALE * corpus_bleu(references, hypotheses, weights=BLEU4_WEIGHTS)}
+
+
+def rouge(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> Dict[str, float]:
+    """Mean ROUGE-1/2/L F1 (x100): rouge_score, no stemming, on our tokens."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False, tokenizer=_PreTokenized())
+    sums = dict.fromkeys(ROUGE_TYPES, 0.0)
+    for hyp, ref in zip(hyp_tokens, ref_tokens):
+        scores = scorer.score(" ".join(ref), " ".join(hyp))  # score(target, prediction)
+        for key in ROUGE_TYPES:
+            sums[key] += scores[key].fmeasure
+    n = len(hyp_tokens)
+    return {key: SCALE * value / n for key, value in sums.items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _wordnet_at(folder: str):
+    from .wordnet import wordnet_reader
+
+    return wordnet_reader(Path(folder).parent.parent)
+
+
+def load_wordnet(nltk_data=None):
+    """NLTK's WordNet reader for the folder `metrics.wordnet.find_wordnet` finds now
+    (loaded once per folder; WordNetMissing says how to install it)."""
+    from .wordnet import find_wordnet
+
+    return _wordnet_at(str(find_wordnet(nltk_data)))
+
+
+def meteor(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]], wordnet=None) -> float:
+    """Mean METEOR (x100): nltk meteor_score with its defaults, one reference each."""
+    from nltk.translate.meteor_score import meteor_score
+
+    wordnet = load_wordnet() if wordnet is None else wordnet
+    total = sum(meteor_score([list(ref)], list(hyp), wordnet=wordnet) for hyp, ref in zip(hyp_tokens, ref_tokens))
+    return SCALE * total / len(hyp_tokens)
+
+
+def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str, Tokenizer, None] = None,
+                 wordnet=None, nltk_data=None) -> Dict[str, object]:
+    """BLEU-2/4, ROUGE-1/2/L F1 and METEOR, x100, of hypotheses against one reference each.
+
+    Returns {bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n, tokenizer: {name, description}}.
+    `wordnet`: an NLTK WordNet reader; default the one `metrics.wordnet` finds (`nltk_data`).
+    """
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+    if not hyps:
+        raise ValueError("no hypotheses to score")
+    tok = get_tokenizer(tokenizer)
+    if wordnet is None:
+        wordnet = load_wordnet(nltk_data)  # first: a missing WordNet fails before any work
+    hyp_tokens = tokenize_all(hyps, tok)
+    ref_tokens = tokenize_all(refs, tok)
+    result: Dict[str, object] = {}
+    result.update(bleu(hyp_tokens, ref_tokens))
+    result.update(rouge(hyp_tokens, ref_tokens))
+    result["meteor"] = meteor(hyp_tokens, ref_tokens, wordnet)
+    result["n"] = len(hyps)
+    result["tokenizer"] = tok.declaration()
+    return result

@@ -1,0 +1,139 @@
+"""`python -m deepmolm_plugin.eval.questions DATA QUESTIONS.jsonl`: a prepared split (host
+records) -> the question file of `deepmolm_plugin.eval.model_vqa`, which is also the
+reference file of `deepmolm_plugin.eval.report`.
+
+DATA is a JSON list of host records `{id, image?, conversations: [{from: human, value:
+"<image>\\n<instruction>"}, {from: gpt, value: <answer>}], task?, properties?, smiles?,
+structure?, molecule_fp?}`. Each record gives one line:
+
+- `question_id`: the record's `id` (required, unique);
+- `text`: the human turn without the image token (`<image>` and the newline next to it):
+  the host's model_vqa puts `<image>\\n` (or the start/end-wrapped form) in front itself;
+- `image`: copied when present (relative to the image folder given to model_vqa; without
+  one, model_vqa draws the molecule's depiction);
+- molecule fields copied: `smiles`, `structure`, and `molecule_fp` as an inline
+  `[atoms][levels]` list. A sidecar reference `{"sidecar": path, "offset": n, "atoms":
+  n}` is resolved to the inline list through `deepmolm_plugin.data.records.MoleculeInputs`
+  (sidecar paths relative to DATA's folder);
+- `answer`: the gpt turn (the reference answer), `task` (default "unspecified"),
+  `properties` (a dict of reference values) and `metric` when present.
+
+Only single-turn records (one human turn, one gpt turn) can be asked by model_vqa; any
+other record is an error naming it, as is a missing or duplicated id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import functools
+import re
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+IMAGE_TOKEN = "<image>"
+COPIED = ("image", "smiles", "structure", "properties", "metric")
+
+
+class QuestionFileError(ValueError):
+    pass
+
+
+def strip_image_token(text: str) -> str:
+    """The instruction without `<image>` (and the newline that separates it)."""
+    text = re.sub(r"^\s*<image>\s*|\s*<image>\s*$", "", text)
+    return re.sub(r"\s*<image>\s*", " ", text).strip()
+
+
+@functools.lru_cache(maxsize=8)
+def _molecule_inputs(data_dir: str, fp_bits: int, fp_levels: int):
+    """One reader per data folder: sidecar files are opened once, not once per record."""
+    from ..data.records import MoleculeInputs
+
+    return MoleculeInputs(fp_bits=fp_bits, fp_levels=fp_levels, record_folder=data_dir)
+
+
+def _sidecar_fp(value: dict, rid: str, data_dir: Path, fp_bits: int, fp_levels: int) -> list:
+    """Inline tokens for a sidecar reference, read by MoleculeInputs (data preparation's
+    reader, `deepmolm_plugin.data.sidecar`), paths relative to the data file's folder."""
+    from ..data.records import RecordError
+
+    inputs = _molecule_inputs(str(data_dir), fp_bits, fp_levels)
+    try:
+        tokens = inputs.molecule_fp({"id": rid, "molecule_fp": value}, rid)
+    except RecordError as e:
+        raise QuestionFileError(f"record {rid!r}: cannot read its molecule_fp sidecar reference {value!r}: "
+                                f"{e.reason}") from e
+    return tokens.tolist()
+
+
+def record_to_question(record: dict, index: int, data_dir: Path, fp_bits: int = 4096, fp_levels: int = 4) -> dict:
+    rid = record.get("id")
+    if rid is None or rid == "":
+        raise QuestionFileError(f"record #{index} has no id")
+    turns = record.get("conversations")
+    if not isinstance(turns, list) or len(turns) != 2 or [t.get("from") for t in turns] != ["human", "gpt"]:
+        shape = [t.get("from") for t in turns] if isinstance(turns, list) else turns
+        raise QuestionFileError(f"record {rid!r}: needs exactly one human turn then one gpt turn, got {shape!r}")
+    question = {"question_id": rid, "text": strip_image_token(str(turns[0].get("value", ""))),
+                "answer": str(turns[1].get("value", "")), "task": record.get("task") or "unspecified"}
+    if not question["text"]:
+        raise QuestionFileError(f"record {rid!r}: the human turn holds no instruction")
+    for name in COPIED:
+        if record.get(name) not in (None, ""):
+            question[name] = record[name]
+    fp = record.get("molecule_fp")
+    if isinstance(fp, dict):
+        question["molecule_fp"] = _sidecar_fp(fp, str(rid), data_dir, fp_bits, fp_levels)
+    elif fp is not None:
+        question["molecule_fp"] = fp
+    return question
+
+
+def convert(records: Iterable[dict], data_dir: Path, fp_bits: int = 4096, fp_levels: int = 4) -> List[dict]:
+    questions, seen = [], set()
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise QuestionFileError(f"record #{index} is not a JSON object")
+        question = record_to_question(record, index, data_dir, fp_bits, fp_levels)
+        key = str(question["question_id"])
+        if key in seen:
+            raise QuestionFileError(f"record id {question['question_id']!r} appears more than once")
+        seen.add(key)
+        questions.append(question)
+    if not questions:
+        raise QuestionFileError("the data file holds no records")
+    return questions
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deepmolm_plugin.eval.questions",
+                                     description="Host records (a prepared split) -> model_vqa question file.")
+    parser.add_argument("data", help="JSON list of host records")
+    parser.add_argument("out", help="question file to write (JSONL)")
+    parser.add_argument("--fp-bits", type=int, default=4096, help="for sidecar molecule_fp checks")
+    parser.add_argument("--fp-levels", type=int, default=4, help="for sidecar molecule_fp checks")
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    try:
+        records = json.loads(data.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"error: cannot read {data}: {e}") from e
+    if not isinstance(records, list):
+        raise SystemExit(f"error: {data} must hold a JSON list of records")
+    try:
+        questions = convert(records, data.resolve().parent, args.fp_bits, args.fp_levels)
+    except QuestionFileError as e:
+        raise SystemExit(f"error: {data}: {e}") from e
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in questions)
+    os.replace(tmp, out)
+    print(f"{len(questions)} questions -> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""deepmolm-prepare end to end: molecules per second, 1 worker vs all cores, rerun cost.
+
+Runs the real command (``deepmolm_plugin.data.prepare.main``, in this process so that
+interpreter start-up is not counted) on a real set, by default FreeSolv/SAMPL via the
+``csv`` format (one label, so one item per molecule): reading, conformers, E3FP tokens,
+1024 px depictions, chunk commits and the final assembly, all included. Then:
+
+- the same with ``--workers N`` (default: every core this process may use): speedup, and
+  CPU seconds (parent and workers) against the 1-worker run's, which shows the scaling
+  independently of other load on a shared machine;
+- both outputs compared file by file (they must be byte-identical);
+- a rerun on the finished output, in this process and as a new process (imports
+  included): it must do no work, so its cost should be close to zero.
+
+Prints a table; ``--json`` also writes the numbers.
+
+    python scripts/bench_prepare.py --limit 200
+    python scripts/bench_prepare.py --csv ../shared/data/moleculenet/delaney-processed.csv \\
+        --label-columns "measured log solubility in mols per litre" --limit 500 --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deepmolm_plugin.data.prepare import main as prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CSV = ROOT.parent / "shared" / "data" / "moleculenet" / "SAMPL.csv"
+
+
+def cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv: list) -> tuple:
+    """(seconds, exit code, printed text, CPU seconds of this process, of its workers)."""
+    printed = io.StringIO()
+    began, own, children = time.perf_counter(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    with contextlib.redirect_stdout(printed):
+        code = prepare(argv)
+    return (time.perf_counter() - began, code, printed.getvalue(),
+            cpu(resource.RUSAGE_SELF) - own, cpu(resource.RUSAGE_CHILDREN) - children)
+
+
+def files(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    p.add_argument("--label-columns", default="expt")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--image-size", type=int, default=1024)
+    p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
+        common = ["--format", "csv", "--input", str(args.csv), "--label-columns", args.label_columns,
+                  "--limit", str(args.limit), "--image-size", str(args.image_size),
+                  "--chunk-size", str(args.chunk_size), "--no-progress"]
+        one, many = Path(tmp) / "one", Path(tmp) / "many"
+        t1, code1, _, single_cpu, _ = run([*common, "--out", str(one), "--workers", "1"])
+        tn, coden, _, parent_cpu, worker_cpu = run([*common, "--out", str(many), "--workers", str(args.workers)])
+        if code1 != 0 or coden != 0:
+            raise SystemExit(f"prepare exited {code1} / {coden}")
+        manifest = json.loads((one / "manifest.json").read_text())
+        identical = files(one) == files(many)
+        t_rerun, _, printed, *_ = run([*common, "--out", str(many), "--workers", str(args.workers)])
+        if "processed 0 items" not in printed:
+            raise SystemExit(f"the rerun did work:\n{printed}")
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "deepmolm_plugin.data.prepare", *common, "--out", str(many)],
+                       check=True, capture_output=True, cwd=ROOT)
+        t_process = time.perf_counter() - began
+
+    items, records = manifest["counts"]["items"], manifest["counts"]["records"]
+    result = {
+        "input": str(args.csv), "items": items, "records": records, "failures": manifest["counts"]["failures"],
+        "image_size": args.image_size, "chunk_size": args.chunk_size, "workers": args.workers,
+        "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(), "versions": manifest["versions"],
+        "one_worker_s": round(t1, 3), "one_worker_items_per_s": round(items / t1, 2),
+        "n_workers_s": round(tn, 3), "n_workers_items_per_s": round(items / tn, 2),
+        "speedup": round(t1 / tn, 2), "efficiency": round(t1 / tn / args.workers, 2),
+        "one_worker_cpu_s": round(single_cpu, 3),
+        "parent_cpu_s": round(parent_cpu, 3), "worker_cpu_s": round(worker_cpu, 3),
+        "cpu_overhead": round((parent_cpu + worker_cpu) / single_cpu, 3),
+        "parent_cpu_share": round(parent_cpu / (parent_cpu + worker_cpu), 4),
+        "outputs_identical": identical,
+        "rerun_in_process_s": round(t_rerun, 3), "rerun_ratio": round(t_rerun / t1, 4),
+        "rerun_new_process_s": round(t_process, 3),
+    }
+    rows = [
+        ("input", f"{args.csv.name}: {items} items, {records} records, {result['failures']} failures"),
+        ("1 worker", f"{t1:8.2f} s  {result['one_worker_items_per_s']:8.2f} molecules/s"),
+        (f"{args.workers} workers", f"{tn:8.2f} s  {result['n_workers_items_per_s']:8.2f} molecules/s"),
+        ("speedup", f"{result['speedup']:.2f}x on {args.workers} workers (efficiency {result['efficiency']:.2f})"),
+        ("parent CPU share", f"{100 * result['parent_cpu_share']:.2f} % of the {args.workers}-worker run's CPU "
+                             "(reading, commits, assembly: the serial part bounding the speedup)"),
+        ("CPU overhead", f"{result['cpu_overhead']:.2f}x the 1-worker run's CPU seconds in total "
+                         "(1.00 = no duplicated work; speedup = workers / overhead on idle cores)"),
+        ("identical outputs", str(identical)),
+        ("rerun, in process", f"{t_rerun:8.3f} s  ({100 * result['rerun_ratio']:.2f} % of the 1-worker run)"),
+        ("rerun, new process", f"{t_process:8.3f} s  (interpreter and imports included)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

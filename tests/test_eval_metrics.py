@@ -1,0 +1,399 @@
+"""Evaluation metrics (issue 6): each metric against its reference library on hand-made
+examples, the property-answer parser on a table of tricky answers, SMILES metrics against
+RDKit, shard merging, and WordNet's offline set-up and its error message."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from deepmolm_plugin.eval.metrics import molecules, numbers, text
+from deepmolm_plugin.eval.metrics import wordnet as wn_setup
+
+
+@pytest.fixture(scope="session")
+def nltk_data(tmp_path_factory):
+    """The NLTK data folder holding WordNet: the one `make test` builds (<venv>/nltk_data or
+    $NLTK_DATA), else one built now from the Debian packages (WordNetMissing says how)."""
+    try:
+        return wn_setup.find_wordnet().parent.parent
+    except wn_setup.WordNetMissing:
+        return wn_setup.ensure_wordnet(tmp_path_factory.mktemp("nltk_data")).parent.parent
+
+
+@pytest.fixture(scope="session")
+def wordnet(nltk_data):
+    return text.load_wordnet(nltk_data)
+
+
+# ----------------------------------------------------------------------------- text
+
+HYPS = [
+    "The molecule is an aromatic compound with a hydroxy group.",
+    "ETHANOL is a primary alcohol; it is used as a solvent.",
+    "It is a carboxylic acid.",
+    "",
+    "2-Hydroxypropanoic acid is a 2-hydroxy monocarboxylic acid.",
+]
+REFS = [
+    "The molecule is a phenol, an aromatic compound carrying a hydroxy group.",
+    "Ethanol is a primary alcohol that is used as a solvent and fuel.",
+    "It is a dicarboxylic acid found in plants.",
+    "Benzene is an aromatic hydrocarbon.",
+    "(S)-2-hydroxypropanoic acid is a 2-hydroxy monocarboxylic acid.",
+]
+
+
+def test_default_tokenizer_is_fixed_and_declared():
+    assert text.DEFAULT_TOKENIZER == "words"
+    assert text.get_tokenizer()("The MW is 180.16 g/mol (2-Hydroxy).") == \
+        ["the", "mw", "is", "180", ".", "16", "g", "/", "mol", "(", "2", "-", "hydroxy", ")", "."]
+    assert text.get_tokenizer("words-cased")("C6H12O6 Å") == ["C6H12O6", "Å"]
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        text.get_tokenizer("llama")
+
+
+@pytest.mark.parametrize("tokenizer", ["words", "whitespace"])
+def test_text_metrics_equal_the_libraries_on_the_same_tokens(tokenizer, wordnet):
+    from nltk.translate.bleu_score import corpus_bleu
+    from nltk.translate.meteor_score import meteor_score
+    from rouge_score import rouge_scorer
+
+    tok = text.get_tokenizer(tokenizer)
+    hyp_tokens, ref_tokens = [tok(h) for h in HYPS], [tok(r) for r in REFS]
+    refs = [[r] for r in ref_tokens]
+    expected = {
+        "bleu2": 100 * corpus_bleu(refs, hyp_tokens, weights=(0.5, 0.5)),
+        "bleu4": 100 * corpus_bleu(refs, hyp_tokens),
+        "meteor": 100 * sum(meteor_score([r], h, wordnet=wordnet) for h, r in zip(hyp_tokens, ref_tokens)) / len(HYPS),
+    }
+    # rouge_score's own n-gram and LCS scorers on the token lists (no text round trip)
+    for n in (1, 2):
+        expected[f"rouge{n}"] = 100 * sum(
+            rouge_scorer._score_ngrams(rouge_scorer._create_ngrams(r, n), rouge_scorer._create_ngrams(h, n)).fmeasure
+            for h, r in zip(hyp_tokens, ref_tokens)) / len(HYPS)
+    expected["rougeL"] = 100 * sum(rouge_scorer._score_lcs(r, h).fmeasure
+                                   for h, r in zip(hyp_tokens, ref_tokens)) / len(HYPS)
+
+    got = text.text_metrics(HYPS, REFS, tokenizer=tokenizer, wordnet=wordnet)
+    assert got["tokenizer"]["name"] == tokenizer and got["n"] == len(HYPS)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+    assert 0 < got["bleu2"] < 100 and 0 < got["meteor"] < 100
+
+
+def test_rouge_equals_the_public_scorer_when_tokens_agree(wordnet):
+    """On lower-case alphanumeric text rouge_score's own tokenizer gives our tokens."""
+    from rouge_score import rouge_scorer
+
+    hyps, refs = ["the cat sat on the mat", "a dog ran"], ["the cat lay on a mat", "the dog ran away"]
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+    got = text.text_metrics(hyps, refs, wordnet=wordnet)
+    for key in ("rouge1", "rouge2", "rougeL"):
+        want = 100 * sum(scorer.score(r, h)[key].fmeasure for h, r in zip(hyps, refs)) / 2
+        assert got[key] == pytest.approx(want)
+
+
+def test_hypotheses_and_references_get_the_same_tokenization(wordnet):
+    """Case and punctuation are normalised on both sides (DeepMoLM's copy did references only)."""
+    got = text.text_metrics(["ETHANOL IS AN ALCOHOL ."], ["ethanol is an alcohol."], wordnet=wordnet)
+    same = text.text_metrics(["ethanol is an alcohol."], ["ethanol is an alcohol."], wordnet=wordnet)
+    for key in text.METRIC_NAMES:
+        assert got[key] == same[key], key
+    assert got["bleu4"] == pytest.approx(100.0) and got["rougeL"] == pytest.approx(100.0)
+
+
+def test_text_metrics_check_their_inputs(wordnet):
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        text.text_metrics(["a", "b"], ["a"], wordnet=wordnet)
+    with pytest.raises(ValueError, match="no hypotheses"):
+        text.text_metrics([], [], wordnet=wordnet)
+
+
+# ----------------------------------------------------------------------------- numbers
+
+NUMBER_TABLE = [
+    ("12", 12.0),
+    ("-3", -3.0),
+    ("+3", 3.0),
+    ("\u22123.2", -3.2),                     # unicode minus
+    ("\u20133.2 eV", -3.2),                  # en dash as a minus
+    ("1,234.5", 1234.5),
+    ("1,234,567 g/mol", 1234567.0),
+    ("1.2e-3", 0.0012),
+    ("1.2E+03", 1200.0),
+    ("1.2 \u00d7 10^-3", 0.0012),
+    ("-2.1 x 10^(4) eV", -21000.0),
+    ("1.2\u00b710\u207b\u00b3", 0.0012),     # 1.2·10⁻³
+    ("10^3", 1000.0),
+    ("\u2248 5", 5.0),                       # ≈ 5
+    ("~5", 5.0),
+    ("about 180 g/mol", 180.0),
+    ("-0.5 eV", -0.5),
+    ("The value is 12", 12.0),
+    ("The molecular weight is 180.16 g/mol.", 180.16),
+    (".5", 0.5),
+    ("-.5", -0.5),
+    ("3.2 \u00b1 0.1", 3.2),                 # the uncertainty is not the value
+    ("45%", 45.0),
+    ("5eV", 5.0),
+    ("\uff11\uff12\uff13", 123.0),           # full-width digits
+    ("1\u202f234.5", 1234.5),                # narrow no-break space as thousands separator
+    ("The HOMO energy is - 5.2 eV", -5.2),
+    ("C6H12O6 weighs 180.16", 180.16),       # digits inside a formula are skipped
+    ("The XLogP3 value is 2.1", 2.1),
+    ("Complexity of 2-methylpropan-1-ol is 25", 25.0),  # locants are skipped
+    ("(2R,3S)-2,3-butanediol: 45", 45.0),
+    ("1H-indole has a TPSA of 15.8", 15.8),
+    ("The 1st estimate is 7", 7.0),
+    # invalid
+    ("N/A", None),
+    ("twelve", None),
+    ("", None),
+    ("nan", None),
+    ("inf", None),
+    ("1.2.3", None),                         # malformed
+    ("12,5", None),                          # decimal comma or a list: ambiguous
+    ("1,2,3", None),
+    ("between 3 and 4", None),               # a range is not one value
+    ("3-4", None),
+    ("3 to 4 eV", None),
+    ("3 eV - 4 eV", None),
+    ("< 5", None),                           # a bound is not a value
+    (">= 5", None),
+    ("\u2264 5", None),
+    ("1e999", None),                         # not finite
+]
+
+
+@pytest.mark.parametrize("answer, value", NUMBER_TABLE)
+def test_parse_number(answer, value):
+    got = numbers.parse_number(answer)
+    if value is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(value, rel=1e-12)
+
+
+def test_parse_number_table_is_big_enough():
+    assert len(NUMBER_TABLE) >= 25 and sum(v is None for _, v in NUMBER_TABLE) >= 10
+    assert numbers.parse_number(None) is None
+
+
+def test_property_specs_ranges_and_aliases():
+    mw = numbers.property_spec("MW")
+    assert mw.name == "Molecular Weight" and mw.unit == "g/mol"
+    assert numbers.property_spec("tpsa").name == "Topological Polar Surface Area"
+    assert numbers.property_spec("homo-lumo gap").name == "HOMO-LUMO Gap"
+    for name in ("Molecular Weight", "LogP", "Topological Polar Surface Area", "Complexity", "HOMO", "LUMO",
+                 "HOMO-LUMO Gap", "SCF Energy"):
+        assert name in numbers.PROPERTY_RANGES
+    other = numbers.property_spec("property:expt")  # a labelled property of the data
+    assert other.name == "expt" and other.low is None and other.in_range(-1e6)
+    assert numbers.is_property("property:expt") and not numbers.is_property("description")
+
+
+def test_property_metrics_valid_ratio_and_mae():
+    preds = ["The molecular weight is 180.2 g/mol.", "about 46", "N/A", "-5 g/mol", "1e9", "78 g/mol"]
+    refs = [180.16, 46.07, 18.02, 32.04, 100.0, 78.11]
+    got = numbers.property_metrics(preds, refs, "Molecular Weight")
+    # "-5" and "1e9" parse but fall outside [1, 10000]: invalid, like "N/A".
+    errors = [abs(180.2 - 180.16), abs(46 - 46.07), abs(78 - 78.11)]
+    assert got["n"] == 6 and got["n_valid"] == 3 and got["valid_ratio"] == pytest.approx(50.0)
+    assert got["mae"] == pytest.approx(sum(errors) / 3)
+    assert got["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / 3))
+    assert got["unit"] == "g/mol" and got["range"] == [1.0, 10000.0]
+    gap = numbers.property_metrics(["-0.3 eV", "4.1"], [4.0, 4.0], "HOMO-LUMO Gap")  # a gap is >= 0
+    assert gap["n_valid"] == 1 and gap["mae"] == pytest.approx(0.1)
+    none = numbers.property_metrics(["?"], [1.0], "LogP")
+    assert none["valid_ratio"] == 0 and none["mae"] is None
+
+
+# ----------------------------------------------------------------------------- molecules
+
+
+@pytest.mark.parametrize("answer, smiles", [
+    ("The SMILES is CCO.", "CCO"),
+    ("SMILES: C=CC(=O)O", "C=CC(=O)O"),
+    ("The SMILES of this molecule is `c1ccccc1`.", "c1ccccc1"),
+    ("  CC(C)O  ", "CC(C)O"),
+    ("This is ethanol", "This is ethanol"),  # prose: not guessed
+])
+def test_extract_smiles(answer, smiles):
+    assert molecules.extract_smiles(answer) == smiles
+
+
+def test_smiles_metrics_match_rdkit():
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import MACCSkeys, rdFingerprintGenerator
+
+    preds = ["The SMILES is OCC.", "C1=CC=CC=C1", "C1CC", "CCN", "CC(=O)Oc1ccccc1C(=O)O"]
+    refs = ["CCO", "c1ccccc1", "CCC", "CCO", "CC(=O)Oc1ccccc1C(O)=O", "C1CC"]
+    preds.append("CCO")  # its reference does not parse: left out, counted
+    got = molecules.smiles_metrics(preds, refs)
+
+    morgan = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    fps = {"maccs": MACCSkeys.GenMACCSKeys, "rdk": Chem.RDKFingerprint, "morgan": morgan.GetFingerprint}
+    sims = {k: [] for k in fps}
+    exact = 0
+    pairs = [(p, r) for p, r in zip(["OCC", "C1=CC=CC=C1", "C1CC", "CCN", preds[4]], refs[:5])]
+    for p, r in pairs:
+        pm, rm = Chem.MolFromSmiles(p), Chem.MolFromSmiles(r)
+        if pm is None:
+            continue
+        exact += Chem.MolToSmiles(pm) == Chem.MolToSmiles(rm)
+        for k, fn in fps.items():
+            sims[k].append(DataStructs.TanimotoSimilarity(fn(rm), fn(pm)))
+    assert got["n"] == 5 and got["n_valid"] == 4 and got["n_invalid_references"] == 1
+    assert got["validity"] == pytest.approx(80.0)
+    assert got["exact_match"] == pytest.approx(100 * exact / 5) == pytest.approx(60.0)
+    for k in fps:
+        assert got[f"{k}_fts"] == pytest.approx(100 * sum(sims[k]) / len(sims[k])), k
+    assert got["morgan_fts"] < 100
+
+
+def test_iupac_exact_match_and_text_metrics(wordnet):
+    assert molecules.extract_iupac("The IUPAC name is 2-hydroxypropanoic acid.") == "2-hydroxypropanoic acid"
+    assert molecules.extract_iupac("IUPAC name: (2R)-butan-2-ol") == "(2R)-butan-2-ol"
+    preds = ["The IUPAC name is ethanol.", "(2r)-butan-2-ol", "propan-2-ol"]
+    refs = ["ethanol", "(2R)-butan-2-ol", "propan-1-ol"]
+    got = molecules.iupac_metrics(preds, refs, wordnet=wordnet)
+    assert got["exact_match"] == pytest.approx(100 / 3)  # case matters: r is not R
+    names = [molecules.extract_iupac(p) for p in preds]
+    assert got["bleu2"] == pytest.approx(text.text_metrics(names, refs, wordnet=wordnet)["bleu2"])
+
+
+# ----------------------------------------------------------------------------- merging
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _answer(qid, text_, model="tiny"):
+    return {"question_id": qid, "prompt": "?", "text": text_, "answer_id": "x", "model_id": model, "metadata": {}}
+
+
+@pytest.fixture
+def shards(tmp_path):
+    refs = _jsonl(tmp_path / "questions.jsonl", [
+        {"question_id": "q0", "task": "Molecular Weight", "answer": "46.07 g/mol", "text": "?"},
+        {"question_id": "q1", "task": "Molecular Weight", "answer": "78.11 g/mol", "text": "?"},
+        {"question_id": "q2", "task": "smiles", "answer": "The SMILES is CCO.", "text": "?"},
+        {"question_id": "q3", "task": "smiles", "answer": "The SMILES is c1ccccc1.", "text": "?"},
+    ])
+    a0 = _jsonl(tmp_path / "0.jsonl", [_answer("q0", "46"), _answer("q1", "80 g/mol")])
+    a1 = _jsonl(tmp_path / "1.jsonl", [_answer("q2", "CCO"), _answer("q3", "C1CC")])
+    return refs, a0, a1
+
+
+def test_merge_all_shards(shards):
+    from deepmolm_plugin.eval.report import load_references, merge_answers
+
+    refs, a0, a1 = shards
+    merged, counts = merge_answers([a0, a1], list(load_references(refs)))
+    assert sorted(merged) == ["q0", "q1", "q2", "q3"] and list(counts.values()) == [2, 2]
+
+
+def test_merge_names_missing_and_duplicated_shards(shards, tmp_path):
+    from deepmolm_plugin.eval.report import MergeError, load_references, merge_answers
+
+    refs, a0, a1 = shards
+    expected = list(load_references(refs))
+    with pytest.raises(MergeError, match=r"2 question\(s\) have no answer in any shard: 'q2', 'q3'"):
+        merge_answers([a0], expected)  # shard 1 left out
+    with pytest.raises(MergeError, match=r"answer file\(s\) missing: .*2\.jsonl"):
+        merge_answers([a0, a1, tmp_path / "2.jsonl"], expected)
+    copy = _jsonl(tmp_path / "copy.jsonl", [_answer("q1", "80"), _answer("q3", "CCO")])
+    with pytest.raises(MergeError) as info:
+        merge_answers([a0, a1, copy], expected)  # a duplicated shard
+    message = str(info.value)
+    assert "answered more than once" in message
+    assert f"'q1' in {a0}, {copy}" in message and f"'q3' in {a1}, {copy}" in message
+    extra = _jsonl(tmp_path / "extra.jsonl", [_answer("q9", "1")])
+    with pytest.raises(MergeError, match=r"1 answer\(s\) to questions not in the references: 'q9'"):
+        merge_answers([a0, a1, extra], expected)
+    other = _jsonl(tmp_path / "other.jsonl", [_answer("q2", "CCO", model="old"), _answer("q3", "CCO", model="old")])
+    with pytest.raises(MergeError, match="answers come from 2 models"):
+        merge_answers([a0, other], expected)
+
+
+def test_report_cli_scores_and_reports_merge_errors(shards, tmp_path, capsys):
+    from deepmolm_plugin.eval import report
+
+    refs, a0, a1 = shards
+    out = tmp_path / "out"
+    aux = _jsonl(tmp_path / "0.aux_properties.jsonl", [{"question_id": "q0", "aux_properties": {"x": 1.0}}])
+    report.main([str(a0), str(aux), str(a1), "--references", str(refs), "--out", str(out), "--no-plots"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counts"]["questions"] == 4 and metrics["tokenizer"]["name"] == "words"
+    mw, sm = metrics["tasks"]["Molecular Weight"], metrics["tasks"]["smiles"]
+    assert mw["kind"] == "property" and mw["metrics"]["mae"] == pytest.approx((0.07 + 1.89) / 2)
+    assert sm["kind"] == "smiles" and sm["metrics"]["validity"] == 50.0 and sm["metrics"]["exact_match"] == 50.0
+    captured = capsys.readouterr()
+    assert "| Molecular Weight | 2 | g/mol | 100.00 | 0.98 |" in captured.out
+    assert "skipping 1 property-head file" in captured.err  # model_vqa's side file, matched by answers/*.jsonl
+    assert metrics["inputs"]["answers"] == [str(a0), str(a1)]
+    with pytest.raises(SystemExit, match=r"(?s)error: cannot merge .*'q2', 'q3'"):
+        report.main([str(a0), "--references", str(refs), "--out", str(out)])
+    with pytest.raises(SystemExit, match="references file .* is also listed among the answer files"):
+        report.main([str(a0), str(a1), str(refs), "--references", str(refs), "--out", str(out)])
+
+
+# ----------------------------------------------------------------------------- WordNet
+
+
+def test_wordnet_missing_says_how_to_install(tmp_path, monkeypatch):
+    empty = tmp_path / "empty_nltk_data"
+    empty.mkdir()
+    monkeypatch.setenv("NLTK_DATA", str(empty))
+    with pytest.raises(wn_setup.WordNetMissing) as info:
+        text.text_metrics(["a cat"], ["a cat"])
+    message = str(info.value)
+    assert str(empty) in message
+    assert "apt-get install -y wordnet-base wordnet-sense-index" in message and "make wordnet" in message
+    with pytest.raises(wn_setup.WordNetMissing, match="apt-get install -y wordnet-base wordnet-sense-index"):
+        wn_setup.ensure_wordnet(tmp_path / "built", source=tmp_path / "no_debian_files")
+
+
+def test_lexnames_rebuilt_from_the_man_page():
+    page = wn_setup.LEXNAMES_MAN_PAGE
+    if not page.is_file():
+        pytest.skip(f"{page} not installed (apt-get install wordnet-base)")
+    rebuilt = wn_setup.lexnames_from_man_page(wn_setup._read_man_page(page))
+    assert rebuilt == wn_setup.lexnames_file()  # the built-in fallback table is the same
+    lines = rebuilt.splitlines()
+    assert len(lines) == 45
+    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
+    assert lines[29] == "29\tverb.body\t2" and lines[2] == "02\tadv.all\t4"
+
+
+def test_ensure_wordnet_builds_from_debian_files(tmp_path, nltk_data):
+    """Built from the dict files (here: the already built corpus as the source folder)."""
+    source = wn_setup.corpus_dir(nltk_data)
+    folder = wn_setup.ensure_wordnet(tmp_path / "nd", source=source, man_page=tmp_path / "no_man_page.gz")
+    assert folder == tmp_path / "nd" / "corpora" / "wordnet" and wn_setup.is_complete(folder)
+    assert (folder / "lexnames").read_text() == wn_setup.lexnames_file()
+    assert (folder / "data.noun").read_bytes() == (source / "data.noun").read_bytes()
+    assert wn_setup.find_wordnet(tmp_path / "nd") == folder
+    assert wn_setup.ensure_wordnet(tmp_path / "nd", source=tmp_path / "nothing") == folder  # idempotent
+    (folder / "index.sense").unlink()
+    with pytest.raises(wn_setup.WordNetMissing, match="lacks some of"):
+        wn_setup.find_wordnet(tmp_path / "nd")
+
+
+def test_offline_wordnet_is_complete_and_serves_meteor(nltk_data, wordnet):
+    from nltk.translate.meteor_score import meteor_score
+
+    folder = wn_setup.corpus_dir(nltk_data)
+    assert wn_setup.is_complete(folder)
+    assert len((folder / "lexnames").read_text().splitlines()) == 45
+    assert wordnet.get_version() == "3.0"
+    assert "car" in {lemma.name() for s in wordnet.synsets("automobile") for lemma in s.lemmas()}
+    # METEOR's synonym stage uses it: hypothesis "car" matches reference "auto" (NLTK looks
+    # up the Porter stems, which for these two are the words themselves)
+    assert meteor_score([["the", "auto"]], ["the", "car"], wordnet=wordnet) > 0.9
+    assert meteor_score([["the", "auto"]], ["the", "banana"], wordnet=wordnet) < 0.5
