@@ -27,6 +27,7 @@ _PATCHES = (
     "llama_forward_kwargs",
     "molecule_data",
     "cli_reply",
+    "aux_property_logging",
 )
 
 

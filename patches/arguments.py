@@ -25,7 +25,8 @@ from typing import Optional
 from . import _host
 
 # ModelArguments fields that are copied into the model config (same names there).
-CONFIG_FIELDS = ("fusion_heads", "fusion_dropout", "fp_bits", "fp_levels", "image_mode", "vision_tower_weights")
+CONFIG_FIELDS = ("fusion_heads", "fusion_dropout", "fp_bits", "fp_levels", "image_mode", "vision_tower_weights",
+                 "aux_property_task", "aux_property_weight", "aux_properties")
 
 
 def _model_arguments(host_cls):
@@ -48,6 +49,13 @@ def _model_arguments(host_cls):
         fp_levels: int = field(default=4, metadata={"help": "E3FP levels per atom (iterations 0..3)"})
         fusion_heads: int = field(default=8, metadata={"help": "fusion projector cross-attention heads"})
         fusion_dropout: float = field(default=0.0, metadata={"help": "fusion projector dropout"})
+        aux_property_task: Optional[str] = field(
+            default=None, metadata={"help": "auxiliary property head trained with the LM loss: 'kflm2'"}
+        )
+        aux_property_weight: float = field(default=0.1, metadata={"help": "weight of the auxiliary property loss"})
+        aux_properties: Optional[str] = field(
+            default=None, metadata={"help": "comma-separated property names (records' `properties` keys) the head predicts"}
+        )
 
         def __post_init__(self):
             if self.mm_projector is not None:
@@ -60,6 +68,17 @@ def _model_arguments(host_cls):
                 self.mm_projector_type = self.mm_projector
             if self.image_mode not in ("base", "tiles"):
                 raise ValueError(f"--image_mode must be 'base' or 'tiles', got {self.image_mode!r}")
+            if self.aux_property_task not in (None, "kflm2"):
+                raise ValueError(f"--aux_property_task must be 'kflm2', got {self.aux_property_task!r}")
+            if self.aux_property_task and not self.aux_properties:
+                raise ValueError("--aux_property_task needs --aux_properties (the property names to predict)")
+            if self.aux_property_task and self.tune_mm_mlp_adapter:
+                raise ValueError(
+                    "--aux_property_task trains its head together with the LLM (stage 2); with "
+                    "--tune_mm_mlp_adapter only the projector trains and the head would stay random"
+                )
+            if self.aux_properties:
+                self.aux_properties = [p.strip() for p in self.aux_properties.split(",") if p.strip()]
             if self.vision_tower_weights and "," in self.vision_tower_weights:
                 self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
 
@@ -117,6 +136,8 @@ def _wrap_initialize_vision_modules(original):
                 value = getattr(model_args, name)
                 setattr(self.config, name, list(value) if isinstance(value, (list, tuple)) else value)
         result = original(self, model_args, fsdp=fsdp)
+        if hasattr(self, "ensure_aux_property_head"):  # our LlavaQwen2Model: the KFLM2 head
+            self.ensure_aux_property_head()
         tower = self.get_vision_tower()
         if getattr(tower, "encoder_config", None) is not None:
             self.config.deepencoder_config = tower.encoder_config.to_dict()

@@ -7,6 +7,8 @@ input_ids, labels, attention_mask and images. Their methods are wrapped to add:
   records with a molecule but no image get their depiction rendered once at start-up,
   into `--render_folder` (default `<data_path>.renders/`);
 - in `--image_mode tiles`, the record's 640 px tiles and their grid;
+- for records with `properties`, those labels and the molecule's 2D graph (the KFLM2
+  auxiliary head's inputs; the head masks properties a record lacks);
 - in the batch, `molecule_fp` (B, max_atoms, levels) padded with -1, next to `images`,
   which the Trainer hands to the model's forward as a keyword.
 A record the projector cannot serve is an error naming the record.
@@ -26,20 +28,25 @@ def _patch_dataset(cls) -> None:
     from PIL import Image
     from tqdm import tqdm
 
-    from deepmolm_plugin.data.records import MoleculeInputs, record_id
+    from deepmolm_plugin.data.graphs import record_graph
+    from deepmolm_plugin.data.records import MoleculeInputs, RecordError, record_id
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
 
     def __init__(self, data_path, tokenizer, data_args):
         host_init(self, data_path, tokenizer, data_args)
         if data_args.image_folder is None:
-            data_args.image_folder = ""  # the host joins it with every image path
+            # The host joins it with every image path; prepared data (deepmolm-prepare) keeps
+            # image paths relative to the data file, as it does sidecar paths.
+            data_args.image_folder = os.path.dirname(os.path.abspath(data_path))
         render_folder = getattr(data_args, "render_folder", None) or f"{data_path}.renders"
         self.molecules = MoleculeInputs(
             structure_folder=getattr(data_args, "structure_folder", None),
             policy=getattr(data_args, "conformer_policy", "auto"),
             render_folder=render_folder,
+            record_folder=os.path.dirname(os.path.abspath(data_path)),  # sidecar paths are relative to it
         )
+        self.graphs = {}  # index -> MolGraph, for records with `properties`
         todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and self.molecules.has_molecule(r)]
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
             record = self.list_data_dict[i]
@@ -50,6 +57,15 @@ def _patch_dataset(cls) -> None:
         record = self.list_data_dict[i]
         if self.molecules.has_molecule(record):
             item["molecule_fp"] = self.molecules.molecule_fp(record, record_id(record, i))
+        if record.get("properties") is not None:  # labels for the KFLM2 auxiliary head
+            item["properties"] = dict(record["properties"])
+            if i not in self.graphs:
+                graph = record_graph(record, record_id(record, i), self.molecules.structure_folder)
+                if graph is None:
+                    raise RecordError(record_id(record, i), "has `properties` but no `smiles` or `structure` "
+                                                            "to build the molecular graph the property head needs")
+                self.graphs[i] = graph
+            item["graph"] = self.graphs[i]
         processor = getattr(self.data_args, "image_processor", None)
         if "image" in record and getattr(processor, "mode", "base") == "tiles":
             path = os.path.join(self.data_args.image_folder, record["image"])
@@ -78,6 +94,10 @@ def _patch_collator(cls) -> None:
                     "of a molecule-aware model needs a molecule field (molecule_fp, structure or smiles)"
                 )
             batch["molecule_fp"] = collate_molecule_fp(fps)  # (B, max_atoms, levels), -1 padded
+        if any("properties" in inst for inst in instances):
+            # Raw labels and graphs: the model's auxiliary head knows its property names.
+            batch["properties"] = [inst.get("properties") for inst in instances]
+            batch["graphs"] = [inst.get("graph") for inst in instances]
         if any("tile_images" in inst for inst in instances):
             batch["tile_images"] = [inst.get("tile_images") for inst in instances]
             batch["tile_grids"] = [inst.get("tile_grid") for inst in instances]

@@ -178,7 +178,7 @@ def test_questions_sharing_an_image_need_the_same_molecule(tmp_path):
 
     same = [{"question_id": "a", "image": "x.png", "smiles": "CCO", "text": "?"},
             {"question_id": "b", "image": "x.png", "smiles": "CCO", "text": "?"}]
-    _, table = prepare_questions(same, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
+    _, table, _ = prepare_questions(same, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
     assert len(table) == 1
     different = same[:1] + [{"question_id": "b", "image": "x.png", "smiles": "CCN", "text": "?"}]
     with pytest.raises(QuestionError, match="question 'b': shares image .* with question 'a'"):

@@ -156,17 +156,28 @@ def image_key(image_folder: str, image: str) -> str:
 
 def prepare_questions(questions: List[dict], image_folder: str, render_folder: Path, config,
                       structure_folder: Optional[str] = None, policy: str = "auto",
-                      ) -> Tuple[List[dict], Dict[str, Tuple[object, torch.Tensor]]]:
-    """Lines for the host (every one with an `image`) and, for a molecule-aware model, the
-    table {image path the host will open: (question_id, molecule_fp (atoms, levels))}."""
+                      ) -> Tuple[List[dict], Dict[str, Tuple[object, torch.Tensor]], Optional[dict]]:
+    """Lines for the host (every one with an `image`), for a molecule-aware model the
+    table {image path the host will open: (question_id, molecule_fp (atoms, levels))}, and
+    for a model with the KFLM2 property head {question_id: molecular graph} (else None)."""
     from ..data.records import MoleculeInputs
 
     uses_molecules = projector_uses_molecules(config)
     inputs = MoleculeInputs(structure_folder, policy, fp_bits=getattr(config, "fp_bits", 4096),
                             fp_levels=getattr(config, "fp_levels", 4))
     prepared, table = [], {}
+    aux_graphs = {} if getattr(config, "aux_property_task", None) else None  # qid -> MolGraph
     for line in questions:
         qid = line["question_id"]
+        if aux_graphs is not None:
+            from ..data.graphs import record_graph
+
+            try:
+                aux_graphs[qid] = record_graph(line, str(qid), structure_folder)
+            except ValueError as e:
+                raise QuestionError(qid, getattr(e, "reason", str(e))) from e
+            if aux_graphs[qid] is None:
+                raise QuestionError(qid, "the model's property head needs `smiles` or `structure`")
         if uses_molecules and not MoleculeInputs.has_molecule(line):
             raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
                                      f"{config.mm_projector_type!r} projector needs one")
@@ -186,7 +197,7 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
             raise QuestionError(qid, f"shares image {key} with question {table[key][0]!r} but has a different "
                                      "molecule; the host reads questions by image, so give each its own image")
         table[key] = (qid, fp)
-    return prepared, table
+    return prepared, table, aux_graphs
 
 
 class _ImageOpener:
@@ -208,10 +219,12 @@ class QuestionInputs:
     """Delivers each question's molecule_fp to the `generate` call made for it."""
 
     def __init__(self, table: Dict[str, Tuple[object, torch.Tensor]], uses_molecules: bool,
-                 max_new_tokens: Optional[int] = None):
+                 max_new_tokens: Optional[int] = None, aux_graphs: Optional[dict] = None):
+        self.aux_graphs = aux_graphs
         self.table, self.uses_molecules, self.max_new_tokens = table, uses_molecules, max_new_tokens
         self.pending: Optional[Tuple[object, torch.Tensor]] = None
         self.model = None
+        self.aux_predictions: List[dict] = []  # {question_id, aux_properties}, written next to the answers
 
     def opened(self, fp) -> None:
         if not self.uses_molecules:
@@ -232,8 +245,13 @@ class QuestionInputs:
                 if self.pending is None:
                     raise RuntimeError("generate was called with no question image opened since the last call; "
                                        "cannot tell which molecule it is for")
-                (_, fp), self.pending = self.pending, None
+                (qid, fp), self.pending = self.pending, None
                 kwargs["molecule_fp"] = fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
+                if self.aux_graphs is not None:  # the KFLM2 head's prediction for the same prompt
+                    predicted = self.model.predict_properties(
+                        inputs, kwargs["images"], [self.aux_graphs[qid]], image_sizes=kwargs.get("image_sizes"),
+                        molecule_fp=kwargs["molecule_fp"])
+                    self.aux_predictions.append({"question_id": qid, "aux_properties": predicted[0]})
             return generate(inputs, *args, **kwargs)
 
         return wrapper
@@ -287,8 +305,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     chunks = host.split_list(read_questions(args.question_file), args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
-    prepared, table = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
-                                        args.structure_folder, args.conformer_policy)
+    prepared, table, aux_graphs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
+                                                    args.structure_folder, args.conformer_policy)
     if not prepared:  # more chunks than questions: the host's get_chunk would raise IndexError
         print(f"chunk {args.chunk_idx} of {args.num_chunks} has no questions: empty answers file", file=sys.stderr)
         answers.parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +316,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     if not uses_molecules and any(q.get(f) is not None for q in chunk for f in ("molecule_fp", "structure", "smiles")):
         print(f"note: {args.model_path}'s projector does not use molecules; molecule fields only provide "
               "missing depictions", file=sys.stderr)
-    state = QuestionInputs(table, uses_molecules, args.max_new_tokens)
+    state = QuestionInputs(table, uses_molecules, args.max_new_tokens, aux_graphs)
     with tempfile.TemporaryDirectory(prefix="deepmolm_vqa_") as folder:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
@@ -307,6 +325,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             handle.writelines(json.dumps(line) + "\n" for line in prepared)
         with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
             host.eval_model(host_args)
+    if state.aux_predictions:
+        aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
+        aux_file.write_text("".join(json.dumps(p) + "\n" for p in state.aux_predictions))
+        print(f"property head predictions: {aux_file}", file=sys.stderr)
 
 
 def main(argv=None) -> None:

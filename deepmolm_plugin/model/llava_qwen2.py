@@ -35,6 +35,14 @@ class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):
 
     def __init__(self, config: Qwen2Config):
         super().__init__(config)
+        self.ensure_aux_property_head()
+
+    def ensure_aux_property_head(self) -> None:
+        """The KFLM2 auxiliary head (`--aux_property_task kflm2`), as the config asks."""
+        if getattr(self.config, "aux_property_task", None) and getattr(self, "aux_property_head", None) is None:
+            from deepmolm_plugin.property.aux_head import AuxPropertyHead
+
+            self.aux_property_head = AuxPropertyHead(self.config.hidden_size, self.config.aux_properties)
 
 
 class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
@@ -46,6 +54,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         self.vocab_size = config.vocab_size
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self._mm_extra: Optional[dict] = None
+        self.aux_property_losses: List[float] = []  # logged by patches.aux_property_logging
         self.post_init()
 
     def get_model(self) -> LlavaQwen2Model:
@@ -99,6 +108,8 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         molecule_fp: Optional[torch.LongTensor] = None,
         tile_images: Optional[Sequence[torch.Tensor]] = None,
         tile_grids=None,
+        properties: Optional[Sequence[dict]] = None,
+        graphs=None,
         **kwargs,
     ):
         if inputs_embeds is None:
@@ -108,7 +119,11 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
                         input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes
                     )
                 )
-        return super().forward(
+        head = getattr(self.get_model(), "aux_property_head", None)
+        aux = head is not None and properties is not None and labels is not None
+        if aux:
+            kwargs["output_hidden_states"] = True
+        out = super().forward(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -118,6 +133,45 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             use_cache=use_cache,
             **kwargs,
         )
+        if aux:
+            aux_loss = self._aux_loss(head, out.hidden_states[-1], attention_mask, labels, properties, graphs)
+            if self.training:
+                self.aux_property_losses.append(float(aux_loss.detach()))
+            out.loss = out.loss + self.config.aux_property_weight * aux_loss
+        return out
+
+    def _aux_loss(self, head, hidden, attention_mask, labels, properties, graphs) -> torch.Tensor:
+        """KFLM2 auxiliary loss: pooled unsupervised positions + molecular graph -> properties."""
+        from deepmolm_plugin.property.aux_head import pool_unsupervised
+        from deepmolm_plugin.property.features import collate_graphs
+
+        # Records without `properties` carry no labels (and no graph): the head sees the rest.
+        rows = [i for i, p in enumerate(properties) if p is not None]
+        if not rows:
+            return hidden.sum() * 0.0
+        values, mask = head.targets([properties[i] for i in rows], hidden.device)
+        if self.training:
+            head.update_stats(values, mask)
+        pooled = pool_unsupervised(hidden, attention_mask, labels)[rows]  # (R, H)
+        prediction = head(pooled, collate_graphs([graphs[i] for i in rows]))
+        return head.loss(prediction, values, mask)
+
+    @torch.no_grad()
+    def predict_properties(self, input_ids, images, graphs, image_sizes=None, molecule_fp=None,
+                           tile_images=None, tile_grids=None, attention_mask=None) -> List[dict]:
+        """The auxiliary head's predictions for prompts (no answers): one {name: value} per sample."""
+        from deepmolm_plugin.property.aux_head import pool_unsupervised
+        from deepmolm_plugin.property.features import collate_graphs
+
+        head = getattr(self.get_model(), "aux_property_head", None)
+        if head is None:
+            raise ValueError("this model has no auxiliary property head (trained without --aux_property_task)")
+        with self._multimodal_inputs(molecule_fp, tile_images, tile_grids):
+            (_, position_ids, attention_mask, _, inputs_embeds, _) = self.prepare_inputs_labels_for_multimodal(
+                input_ids, None, attention_mask, None, None, images, image_sizes)
+        hidden = self.get_model()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                  position_ids=position_ids).last_hidden_state
+        return head.predict_dicts(head(pool_unsupervised(hidden, attention_mask, None), collate_graphs(graphs)))
 
     @torch.no_grad()
     def generate(

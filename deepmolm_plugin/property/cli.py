@@ -1,0 +1,351 @@
+"""``deepmolm-kflm2``: KFLM2-style property prediction under an honest protocol.
+
+    deepmolm-kflm2 --data delaney-processed.csv --targets "measured log solubility in mols per litre" \\
+        --task regression --split scaffold --seeds 10 --features rdkit2d+morgan --fusion concat --out runs/esol
+
+(``python -m deepmolm_plugin.property.cli`` is the same.) For every seed 0..N-1: a seeded
+8:1:1 split (``--split random|scaffold|scaffold-sorted``; with ``--test-file`` the given
+files are the test sets and the training file is split train : valid = 8 : 1), training
+with early stopping on validation, one evaluation of the selected model on test. Written
+to ``--out``: ``config.json``, ``data_report.json`` (unparseable SMILES with row numbers and
+reasons, unlabelled rows, missing-label counts), ``splits/seed_<k>.json`` (indices into the
+used molecules and CSV row numbers), ``seeds/seed_<k>.json`` (metrics, learning curves,
+predictions, seconds), ``results.json`` / ``results.md`` (mean ± std over all seeds) and
+``plots/``. A rerun with the same configuration skips seeds whose results exist (resume);
+a different configuration in the same folder is refused unless ``--overwrite``.
+
+Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
+it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or
+several joined with ``+``; ``none`` to drop it), fused by ``--fusion concat|gated|attention``
+(attention needs an ``llm:`` featuriser: it attends over the LLM's token states).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .features import mol_to_graph, parse_smiles
+from .splits import SPLITS, make_split, scaffold_sets, train_valid_split
+from .train import Inputs, TrainConfig, primary_metric, run_seed
+
+SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
+
+
+# ---------------------------------------------------------------------------------- data
+@dataclass
+class Table:
+    """The usable molecules of one CSV file, and what was excluded and why."""
+
+    path: str
+    smiles: list[str]
+    mols: list
+    y: np.ndarray  # (n, tasks), NaN = missing
+    rows: np.ndarray  # CSV data-row number (0-based) of each molecule
+    task_names: list[str]
+    rows_read: int = 0
+    invalid: list[dict] = field(default_factory=list)  # {"row", "smiles", "reason"}
+    unlabelled_rows: list[int] = field(default_factory=list)
+    bad_labels: int = 0
+
+    def report(self) -> dict:
+        return {
+            "file": self.path, "rows": self.rows_read, "molecules": len(self.smiles),
+            "invalid_smiles": len(self.invalid), "invalid": self.invalid,
+            "unlabelled_rows": len(self.unlabelled_rows), "unparseable_labels": self.bad_labels,
+            "missing_labels": int(np.isnan(self.y).sum()),
+            "missing_labels_per_task": {t: int(np.isnan(self.y[:, k]).sum()) for k, t in enumerate(self.task_names)},
+        }
+
+    def subset(self, keep: np.ndarray) -> "Table":
+        return Table(self.path, [self.smiles[i] for i in keep], [self.mols[i] for i in keep], self.y[keep],
+                     self.rows[keep], self.task_names, self.rows_read, self.invalid, self.unlabelled_rows,
+                     self.bad_labels)
+
+
+def _label(text: str | None) -> float:
+    text = (text or "").strip()
+    if text == "" or text.lower() in ("nan", "na", "none", "null"):
+        return math.nan
+    return float(text)
+
+
+def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: str | None = None,
+               task: str = "regression", max_rows: int | None = None) -> Table:
+    path = os.fspath(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        column = smiles_column or next((c for c in SMILES_COLUMNS if c in header), None)
+        if column is None or column not in header:
+            raise SystemExit(f"{path}: no SMILES column {smiles_column or SMILES_COLUMNS} in {header}")
+        missing = [t for t in targets if t not in header]
+        if missing:
+            raise SystemExit(f"{path}: target column(s) {missing} not in {header}")
+        smiles, mols, ys, rows, invalid, unlabelled = [], [], [], [], [], []
+        bad = 0
+        rows_read = 0
+        for n, row in enumerate(reader):
+            if max_rows is not None and n >= max_rows:
+                break
+            rows_read += 1
+            labels = []
+            for t in targets:
+                try:
+                    labels.append(_label(row.get(t)))
+                except ValueError:
+                    labels.append(math.nan)
+                    bad += 1
+            if task == "classification":
+                for v in labels:
+                    if not math.isnan(v) and v not in (0.0, 1.0):
+                        raise SystemExit(f"{path} row {n}: classification label {v} is not 0/1")
+            text = (row.get(column) or "").strip()
+            mol, reason = parse_smiles(text)
+            if mol is None:
+                invalid.append({"row": n, "smiles": text, "reason": reason})
+                continue
+            if all(math.isnan(v) for v in labels):
+                unlabelled.append(n)
+                continue
+            smiles.append(text)
+            mols.append(mol)
+            ys.append(labels)
+            rows.append(n)
+    y = np.asarray(ys, dtype=np.float64).reshape(-1, len(targets))
+    return Table(path, smiles, mols, y, np.asarray(rows, dtype=np.int64), list(targets), rows_read, invalid,
+                 unlabelled, bad)
+
+
+def canonical(mol) -> str:
+    from rdkit import Chem
+
+    return Chem.MolToSmiles(mol)
+
+
+def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
+    from .embeddings import FeatureScaler, llm_featurizer
+
+    graphs = [mol_to_graph(m) for m in table.mols] if graph else None
+    embed = blocks = tok = None
+    if featurizer is not None:
+        embed = featurizer(table.mols, table.smiles)
+        blocks = FeatureScaler.for_featurizer(featurizer).blocks
+    if tokens:
+        llm = llm_featurizer(featurizer)
+        if llm is None:
+            raise SystemExit("--fusion attention attends over LLM token states: use --features llm:<folder>")
+        tok = llm.tokens(table.mols, table.smiles)
+    return Inputs(graphs=graphs, embed=embed, tokens=tok, scaler_blocks=blocks)
+
+
+# ----------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deepmolm-kflm2", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="CSV file, one molecule per row")
+    p.add_argument("--smiles-column", default=None, help="default: the first of smiles/SMILES/Smiles")
+    p.add_argument("--targets", nargs="+", required=True, help="label column(s); empty cells are missing")
+    p.add_argument("--task", choices=("regression", "classification"), required=True)
+    p.add_argument("--split", choices=SPLITS, default="random")
+    p.add_argument("--sizes", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VALID", "TEST"))
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (split and model)")
+    p.add_argument("--test-file", action="append", default=[],
+                   help="fixed test set (repeatable; e.g. Llinas 2020 set 1 / set 2): the training file is split "
+                        "train:valid 8:1 only")
+    p.add_argument("--out", default=None, help="output folder (default kflm2_runs/<data>_<split>)")
+    p.add_argument("--features", default="rdkit2d+morgan",
+                   help="embedding featuriser(s): llm:<folder>, rdkit2d, morgan[:radius:bits], joined by '+'; "
+                        "'none' for the graph alone")
+    p.add_argument("--no-graph", action="store_true", help="embedding MLP only")
+    p.add_argument("--fusion", choices=("concat", "gated", "attention"), default="concat")
+    p.add_argument("--hidden", type=int, default=300)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--ffn-hidden", type=int, default=300)
+    p.add_argument("--ffn-layers", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--aggregation", choices=("mean", "sum", "norm"), default="mean")
+    p.add_argument("--fusion-dim", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--ensemble", type=int, default=1, help="models per seed, predictions averaged (declared)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with bf16 units)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
+    p.add_argument("--cache-dir", default=None, help="featuriser cache (default $DEEPMOLM_PROPERTY_CACHE or "
+                                                     "~/.cache/deepmolm_plugin/property)")
+    p.add_argument("--llm-batch-size", type=int, default=32)
+    p.add_argument("--max-rows", type=int, default=None, help="read only the first N rows (smoke tests)")
+    p.add_argument("--overwrite", action="store_true", help="discard results of a different configuration")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _config(args) -> tuple[dict, TrainConfig]:
+    cfg = TrainConfig(
+        task=args.task, graph=not args.no_graph, fusion=args.fusion, hidden=args.hidden, depth=args.depth,
+        ffn_hidden=args.ffn_hidden, ffn_layers=args.ffn_layers, dropout=args.dropout,
+        aggregation=args.aggregation, fusion_dim=args.fusion_dim, heads=args.heads, epochs=args.epochs,
+        patience=args.patience, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        ensemble=args.ensemble, bf16=args.bf16,
+    )
+    run = {
+        "data_file": os.path.abspath(args.data), "smiles_column": args.smiles_column, "targets": list(args.targets),
+        "task": args.task, "split": args.split, "sizes": list(args.sizes), "features": args.features,
+        "test_files": [os.path.abspath(t) for t in args.test_file], "max_rows": args.max_rows,
+        "train": cfg.to_dict(),
+    }
+    return run, cfg
+
+
+def _fingerprint(run: dict) -> str:
+    return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_from_args(args) -> dict:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    if args.no_graph and args.features == "none":
+        raise SystemExit("nothing to train: --no-graph with --features none")
+    if args.fusion == "attention" and ("llm:" not in args.features or args.no_graph):
+        raise SystemExit("--fusion attention needs the graph and an llm:<folder> featuriser (token states)")
+    run, cfg = _config(args)
+    out = Path(args.out or Path("kflm2_runs") / f"{Path(args.data).stem}_{args.split}")
+    (out / "seeds").mkdir(parents=True, exist_ok=True)
+    (out / "splits").mkdir(exist_ok=True)
+    fp = _fingerprint(run)
+    config_path = out / "config.json"
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        if old.get("fingerprint") != fp:
+            if not args.overwrite:
+                raise SystemExit(f"{out} holds results of a different configuration; use another --out or "
+                                 f"--overwrite")
+            for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
+                f.unlink()
+    config_path.write_text(json.dumps({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
+
+    t_load = time.perf_counter()
+    table = load_table(args.data, args.targets, args.smiles_column, args.task, args.max_rows)
+    tests = {Path(t).stem: load_table(t, args.targets, args.smiles_column, args.task) for t in args.test_file}
+    data_report = table.report()
+    data_report["test_files"] = {}
+    if tests:  # a training molecule identical to a fixed-test molecule would leak: drop it from training
+        test_keys = {canonical(m) for t in tests.values() for m in t.mols}
+        keep = np.array([i for i, m in enumerate(table.mols) if canonical(m) not in test_keys], dtype=np.int64)
+        removed = len(table.smiles) - len(keep)
+        for name, t in tests.items():
+            keys = {canonical(m) for m in t.mols}
+            data_report["test_files"][name] = t.report() | {
+                "removed_from_train": sum(canonical(m) in keys for m in table.mols)}
+        table = table.subset(keep)
+        data_report["removed_as_in_test_files"] = removed
+        data_report["molecules"] = len(table.smiles)
+    if len(table.smiles) < 10:
+        raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}")
+    (out / "data_report.json").write_text(json.dumps(data_report, indent=1))
+    if table.invalid and not args.quiet:
+        print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
+
+    featurizer = None
+    if args.features != "none":
+        from .embeddings import make_featurizer
+
+        featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size) \
+            if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
+    need_tokens = args.fusion == "attention"
+    inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
+    test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
+                   for name, t in tests.items()}
+    featurise_seconds = time.perf_counter() - t_load
+    scaffolds = scaffold_sets(table.mols) if args.split.startswith("scaffold") else None
+
+    from tqdm.auto import tqdm
+
+    seeds = list(range(args.seeds))
+    results = []
+    bar = tqdm(seeds, desc=f"{Path(args.data).stem} {args.split}", disable=args.quiet, file=sys.stderr)
+    metric, _ = primary_metric(args.task)
+    for seed in bar:
+        seed_path = out / "seeds" / f"seed_{seed}.json"
+        if seed_path.exists():
+            results.append(json.loads(seed_path.read_text()))
+            bar.set_postfix_str(f"seed {seed} done before")
+            continue
+        split = _split(args, table, seed, scaffolds, bool(tests))
+        (out / "splits" / f"seed_{seed}.json").write_text(json.dumps({
+            "seed": seed, "kind": args.split, **{k: v.tolist() for k, v in split.items()},
+            **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()},
+        }))
+
+        def progress(epoch, score, seed=seed):
+            bar.set_postfix_str(f"seed {seed} epoch {epoch} valid {metric} {score:.3f}")
+
+        result = run_seed(inputs, table.y, split, cfg, seed, table.task_names, test_inputs, progress)
+        result["split_sizes"] = {k: int(len(v)) for k, v in split.items()}
+        seed_path.write_text(json.dumps(result))
+        results.append(result)
+
+    from .embeddings import Concatenated
+
+    feats = "none" if featurizer is None else (
+        "+".join(p.name for p in featurizer.parts) if isinstance(featurizer, Concatenated) else featurizer.name)
+    from .report import summarise, write_reports
+
+    summary = summarise(args.task, results)
+    results_doc = {
+        "dataset": Path(args.data).stem, "data_file": os.path.abspath(args.data), "split": args.split,
+        "targets": list(args.targets), "seeds": seeds, "config": cfg.to_dict(), "run": run, "fingerprint": fp,
+        "featurisers": ("graph D-MPNN + " if not args.no_graph else "") + feats +
+                       (f" ({args.fusion} fusion)" if (not args.no_graph and featurizer is not None) else ""),
+        "data": data_report | {"rows": table.rows_read}, "featurise_seconds": featurise_seconds,
+        "summary": summary, "per_seed": results,
+        "seconds_total": float(sum(r["seconds"] for r in results)),
+    }
+    paths = write_reports(results_doc, out, plots=not args.no_plots)
+    results_doc["paths"] = {k: [os.fspath(x) for x in v] if isinstance(v, list) else os.fspath(v)
+                            for k, v in paths.items()}
+    if not args.quiet:
+        test_key = "test" if "test" in summary else next((k for k in summary if k not in ("train", "valid")), "valid")
+        e = summary[test_key][metric]
+        print(f"{Path(args.data).stem} {args.split}: {test_key} {metric} {e['mean']:.3f} ± {e['std']:.3f} "
+              f"over {e['n']} seeds -> {paths['markdown']}", file=sys.stderr)
+    return results_doc
+
+
+def _split(args, table: Table, seed: int, scaffolds, fixed_test: bool) -> dict:
+    if not fixed_test:
+        return make_split(args.split, table.mols, seed, args.sizes, scaffolds)
+    train_f, valid_f = args.sizes[0], args.sizes[1]
+    if args.split == "random":
+        return train_valid_split(len(table.mols), seed, valid_f / (train_f + valid_f))
+    sizes = (train_f / (train_f + valid_f), valid_f / (train_f + valid_f), 0.0)
+    split = make_split(args.split, table.mols, seed, sizes, scaffolds)
+    valid = np.sort(np.concatenate([split["valid"], split["test"]]))  # no test here: leftovers to valid
+    return {"train": split["train"], "valid": valid}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_from_args(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""Molecular graph featuriser: full atom and bond features, both edge directions.
+
+KFLM2 cut its 70 atom features to 64 (losing aromaticity and H counts), kept one edge
+direction and no bond features. Here every atom keeps all of its features and every bond
+becomes two directed edges (u->v and v->u) carrying the bond's features, laid out so that
+edge ``e`` and edge ``e ^ 1`` are the two directions of the same bond (what a directed
+message-passing network needs to exclude the reverse message).
+
+Atom features (one-hot blocks end with an "other" slot):
+
+- element: atomic number 1..100 (slot 0: dummy/unknown, e.g. ``*``)
+- heavy degree 0..5, formal charge -2..+2, chirality tag (CW/CCW/unspecified/other),
+  total H count 0..4, hybridisation (S, SP, SP2, SP3, SP3D, SP3D2), radical electrons 0..2
+- aromatic, in ring, ring sizes 3..8 (one flag each)
+- mass / 100
+
+Bond features: type (single, double, triple, aromatic), conjugated, in ring, stereo
+(none, any, Z, E, cis, trans). Molecules with several fragments (salts) keep them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from rdkit import Chem, RDLogger
+
+MAX_ATOMIC_NUM = 100
+DEGREES = (0, 1, 2, 3, 4, 5)
+FORMAL_CHARGES = (-2, -1, 0, 1, 2)
+CHIRAL_TAGS = (
+    Chem.ChiralType.CHI_UNSPECIFIED,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CW,
+    Chem.ChiralType.CHI_TETRAHEDRAL_CCW,
+)
+TOTAL_HS = (0, 1, 2, 3, 4)
+HYBRIDISATIONS = (
+    Chem.HybridizationType.S,
+    Chem.HybridizationType.SP,
+    Chem.HybridizationType.SP2,
+    Chem.HybridizationType.SP3,
+    Chem.HybridizationType.SP3D,
+    Chem.HybridizationType.SP3D2,
+)
+RADICALS = (0, 1, 2)
+RING_SIZES = (3, 4, 5, 6, 7, 8)
+BOND_TYPES = (
+    Chem.BondType.SINGLE,
+    Chem.BondType.DOUBLE,
+    Chem.BondType.TRIPLE,
+    Chem.BondType.AROMATIC,
+)
+BOND_STEREO = (
+    Chem.BondStereo.STEREONONE,
+    Chem.BondStereo.STEREOANY,
+    Chem.BondStereo.STEREOZ,
+    Chem.BondStereo.STEREOE,
+    Chem.BondStereo.STEREOCIS,
+    Chem.BondStereo.STEREOTRANS,
+)
+
+
+def _one_hot(value, choices) -> list[float]:
+    out = [0.0] * (len(choices) + 1)
+    try:
+        out[choices.index(value)] = 1.0
+    except ValueError:
+        out[-1] = 1.0
+    return out
+
+
+def atom_features(atom: Chem.Atom) -> list[float]:
+    z = atom.GetAtomicNum()
+    element = [0.0] * (MAX_ATOMIC_NUM + 1)
+    element[z if 0 < z <= MAX_ATOMIC_NUM else 0] = 1.0
+    ring = atom.GetOwningMol().GetRingInfo()
+    idx = atom.GetIdx()
+    return (
+        element
+        + _one_hot(atom.GetDegree(), DEGREES)
+        + _one_hot(atom.GetFormalCharge(), FORMAL_CHARGES)
+        + _one_hot(atom.GetChiralTag(), CHIRAL_TAGS)
+        + _one_hot(atom.GetTotalNumHs(), TOTAL_HS)
+        + _one_hot(atom.GetHybridization(), HYBRIDISATIONS)
+        + _one_hot(atom.GetNumRadicalElectrons(), RADICALS)
+        + [float(atom.GetIsAromatic()), float(atom.IsInRing())]
+        + [float(ring.IsAtomInRingOfSize(idx, k)) for k in RING_SIZES]
+        + [atom.GetMass() / 100.0]
+    )
+
+
+def bond_features(bond: Chem.Bond) -> list[float]:
+    return (
+        _one_hot(bond.GetBondType(), BOND_TYPES)
+        + [float(bond.GetIsConjugated()), float(bond.IsInRing())]
+        + _one_hot(bond.GetStereo(), BOND_STEREO)
+    )
+
+
+ATOM_DIM = len(atom_features(Chem.MolFromSmiles("C").GetAtomWithIdx(0)))
+BOND_DIM = len(bond_features(Chem.MolFromSmiles("CC").GetBondWithIdx(0)))
+
+
+@dataclass
+class MolGraph:
+    """One molecule: atoms (n, ATOM_DIM), directed edges (2, 2b) src->dst, edge features (2b, BOND_DIM).
+
+    Edges 2i and 2i+1 are the two directions of bond i, so ``rev(e) = e ^ 1``.
+    """
+
+    atoms: np.ndarray
+    edge_index: np.ndarray
+    edges: np.ndarray
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atoms.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+
+def mol_to_graph(mol: Chem.Mol) -> MolGraph:
+    atoms = np.asarray([atom_features(a) for a in mol.GetAtoms()], dtype=np.float32).reshape(-1, ATOM_DIM)
+    src, dst, feats = [], [], []
+    for bond in mol.GetBonds():
+        u, v = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        f = bond_features(bond)
+        src += [u, v]
+        dst += [v, u]
+        feats += [f, f]
+    edge_index = np.asarray([src, dst], dtype=np.int64).reshape(2, -1)
+    edges = np.asarray(feats, dtype=np.float32).reshape(-1, BOND_DIM)
+    return MolGraph(atoms, edge_index, edges)
+
+
+def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
+    """RDKit molecule (sanitised) or None plus the reason, with RDKit's own logging silenced."""
+    text = (smiles or "").strip() if isinstance(smiles, str) else ""
+    if not text:
+        return None, "empty SMILES"
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(text)
+    except Exception as error:  # noqa: BLE001 - RDKit raises assorted errors on odd input
+        mol, reason = None, f"RDKit error: {error}"
+    else:
+        reason = "RDKit could not parse or sanitise it" if mol is None else ""
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    if mol is not None and mol.GetNumAtoms() == 0:
+        return None, "no atoms"
+    return mol, reason
+
+
+@dataclass
+class GraphBatch:
+    """Several molecules as one disjoint graph (torch tensors)."""
+
+    atoms: "torch.Tensor"  # (N, ATOM_DIM)
+    edges: "torch.Tensor"  # (E, BOND_DIM)
+    src: "torch.Tensor"  # (E,)
+    dst: "torch.Tensor"  # (E,)
+    rev: "torch.Tensor"  # (E,)
+    atom_mol: "torch.Tensor"  # (N,) molecule index of each atom
+    num_mols: int
+
+    def to(self, device) -> "GraphBatch":
+        return GraphBatch(*(t.to(device) for t in (self.atoms, self.edges, self.src, self.dst, self.rev,
+                                                   self.atom_mol)), self.num_mols)
+
+
+def collate_graphs(graphs: Sequence[MolGraph]) -> GraphBatch:
+    import torch
+
+    n_atoms = np.fromiter((g.num_atoms for g in graphs), dtype=np.int64, count=len(graphs))
+    n_edges = np.fromiter((g.num_edges for g in graphs), dtype=np.int64, count=len(graphs))
+    atom_off = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
+    edge_off = np.concatenate([[0], np.cumsum(n_edges)[:-1]])
+    atoms = np.concatenate([g.atoms for g in graphs]) if graphs else np.zeros((0, ATOM_DIM), np.float32)
+    edges = np.concatenate([g.edges for g in graphs]) if graphs else np.zeros((0, BOND_DIM), np.float32)
+    index = np.concatenate([g.edge_index + o for g, o in zip(graphs, atom_off)], axis=1) if graphs else \
+        np.zeros((2, 0), np.int64)
+    rev = np.concatenate([np.arange(m, dtype=np.int64) ^ 1 if m else np.zeros(0, np.int64) for m in n_edges]
+                         ) if graphs else np.zeros(0, np.int64)
+    rev = rev + np.repeat(edge_off, n_edges)
+    atom_mol = np.repeat(np.arange(len(graphs), dtype=np.int64), n_atoms)
+    return GraphBatch(
+        torch.from_numpy(atoms), torch.from_numpy(edges), torch.from_numpy(index[0].copy()),
+        torch.from_numpy(index[1].copy()), torch.from_numpy(rev), torch.from_numpy(atom_mol), len(graphs),
+    )

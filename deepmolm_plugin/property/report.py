@@ -1,0 +1,222 @@
+"""Summaries and reports: mean +- std over *all* seeds, JSON, a markdown table, plots.
+
+The standard deviation is the sample standard deviation (ddof = 1) over every seed that
+ran; no seed is dropped (KFLM2 reported the best 5 of 10). Plots (matplotlib, Agg):
+learning curves (training loss and the validation metric per epoch, every seed and
+ensemble member), parity plots of test predictions against labels (regression, every
+seed, per task) and ROC curves from the test probabilities (classification, per seed;
+the first tasks of a multi-task set).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .train import primary_metric, roc_curve
+
+SECONDARY = {"regression": ("rmse", "mae", "r2"), "classification": ("roc_auc",)}
+
+
+def mean_std(values: Sequence[float]) -> dict:
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
+    return {"mean": float(v.mean()) if v.size else float("nan"),
+            "std": float(v.std(ddof=1)) if v.size > 1 else 0.0 if v.size else float("nan"),
+            "n": int(v.size), "values": [float(x) for x in values]}
+
+
+def summarise(task: str, seed_results: Sequence[dict]) -> dict:
+    """{subset: {metric: mean_std}} over the seeds, plus skipped-task counts."""
+    names = {name for r in seed_results for name in r["metrics"]}
+    subsets = [s for s in ("train", "valid", "test") if s in names] + sorted(names - {"train", "valid", "test"})
+    out: dict = {}
+    for subset in subsets:
+        rows = [r["metrics"][subset] for r in seed_results if subset in r["metrics"]]
+        entry = {m: mean_std([row.get(m, float("nan")) for row in rows]) for m in SECONDARY[task]}
+        if task == "classification":
+            skipped: dict[str, int] = {}
+            for row in rows:
+                for t in row.get("skipped_tasks", []):
+                    skipped[t] = skipped.get(t, 0) + 1
+            entry["skipped_tasks_seed_counts"] = skipped
+        out[subset] = entry
+    return out
+
+
+def fmt(entry: dict, digits: int = 3) -> str:
+    if entry is None or math.isnan(entry["mean"]):
+        return "n/a"
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    task = results["config"]["task"]
+    metric, higher = primary_metric(task)
+    lines = [f"# {results['dataset']} ({results['split']} split, {task})", ""]
+    d = results["data"]
+    lines += [
+        f"- data: `{results['data_file']}`; targets: {', '.join(results['targets'])}",
+        f"- rows read: {d['rows']}; unparseable SMILES excluded: {d['invalid_smiles']}; rows without any label "
+        f"excluded: {d['unlabelled_rows']}; molecules used: {d['molecules']}; missing labels (masked): "
+        f"{d['missing_labels']}",
+        f"- featurisers: {results['featurisers']}; ensemble per seed: {results['config']['ensemble']}",
+        f"- seeds: {results['seeds']} (all reported; std = sample std over seeds)",
+        f"- model selection and early stopping on validation only; test evaluated once per seed",
+        "",
+    ]
+    for name, ext in d.get("test_files", {}).items():
+        lines.insert(-1, f"- fixed test set `{name}`: {ext['molecules']} molecules ({ext['invalid_smiles']} "
+                         f"unparseable excluded); {ext['removed_from_train']} training molecules identical to it "
+                         f"removed from training")
+    summary = results["summary"]
+    cols = SECONDARY[task]
+    lines.append("| subset | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for subset, entry in summary.items():
+        lines.append(f"| {subset} | " + " | ".join(fmt(entry[c]) for c in cols) + " |")
+    lines += ["", f"Per seed ({metric}, {'higher' if higher else 'lower'} is better; seconds):", "",
+              "| seed | valid | test | best epochs | seconds |", "|---|---|---|---|---|"]
+    for r in results["per_seed"]:
+        tests = [k for k in r["metrics"] if k not in ("train", "valid")]
+        test_txt = ", ".join(f"{k}: {r['metrics'][k][metric]:.3f}" for k in tests)
+        epochs = ",".join(str(m["best_epoch"]) for m in r["members"])
+        lines.append(f"| {r['seed']} | {r['metrics']['valid'][metric]:.3f} | {test_txt} | {epochs} | "
+                     f"{r['seconds']:.1f} |")
+    if task == "classification":
+        skipped = {s: e.get("skipped_tasks_seed_counts") for s, e in summary.items() if
+                   e.get("skipped_tasks_seed_counts")}
+        if skipped:
+            lines += ["", "Tasks without an AUC (one class only in the subset), as {task: number of seeds}: "
+                      + json.dumps(skipped)]
+    return "\n".join(lines) + "\n"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(seed_results: Sequence[dict], task: str, path: Path) -> None:
+    plt = _plt()
+    metric, _ = primary_metric(task)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for r in seed_results:
+        for m in r["members"]:
+            ep = [c["epoch"] for c in m["curve"]]
+            ax1.plot(ep, [c["train_loss"] for c in m["curve"]], lw=0.8, alpha=0.7)
+            ax2.plot(ep, [c["valid_" + metric] for c in m["curve"]], lw=0.8, alpha=0.7, label=f"seed {r['seed']}")
+            ax2.axvline(m["best_epoch"], lw=0.4, ls=":", color="grey")
+    ax1.set(xlabel="epoch", ylabel="training loss (scaled targets)" if task == "regression" else "training BCE",
+            yscale="log", title="training loss")
+    ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric} (dotted: selected epoch)")
+    if len(seed_results) <= 10:
+        ax2.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _test_names(seed_results) -> list[str]:
+    return sorted({k for r in seed_results for k in r["predictions"] if k != "valid"})
+
+
+def plot_parity(seed_results: Sequence[dict], task_names: Sequence[str], path_stem: Path) -> list[Path]:
+    plt = _plt()
+    paths = []
+    for subset in _test_names(seed_results):
+        for t, name in enumerate(task_names[:4]):
+            fig, ax = plt.subplots(figsize=(4.5, 4.5))
+            lo, hi = np.inf, -np.inf
+            for r in seed_results:
+                p = r["predictions"].get(subset)
+                if not p:
+                    continue
+                y = np.array([row[t] if row[t] is not None else np.nan for row in p["y"]], dtype=float)
+                pr = np.array([row[t] for row in p["pred"]], dtype=float)
+                m = ~np.isnan(y)
+                ax.scatter(y[m], pr[m], s=6, alpha=0.5, label=f"seed {r['seed']}")
+                if m.any():
+                    lo, hi = min(lo, y[m].min(), pr[m].min()), max(hi, y[m].max(), pr[m].max())
+            if np.isfinite(lo):
+                ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set(xlabel=f"measured {name}", ylabel="predicted", title=f"{subset}: parity ({name})")
+            fig.tight_layout()
+            out = path_stem.with_name(f"{path_stem.name}_{subset}_{t}.png")
+            fig.savefig(out, dpi=110)
+            plt.close(fig)
+            paths.append(out)
+    return paths
+
+
+def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem: Path) -> list[Path]:
+    plt = _plt()
+    paths = []
+    for subset in _test_names(seed_results):
+        n = min(len(task_names), 4)
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
+        for t in range(n):
+            ax = axes[0, t]
+            for r in seed_results:
+                p = r["predictions"].get(subset)
+                if not p:
+                    continue
+                y = np.array([row[t] if row[t] is not None else np.nan for row in p["y"]], dtype=float)
+                pr = np.array([row[t] for row in p["pred"]], dtype=float)
+                m = ~np.isnan(y)
+                if m.sum() == 0 or len(np.unique(y[m])) < 2:
+                    continue
+                fpr, tpr = roc_curve(y[m], pr[m])
+                auc = r["metrics"][subset]["per_task"].get(task_names[t], {}).get("roc_auc", float("nan"))
+                ax.plot(fpr, tpr, lw=0.8, label=f"seed {r['seed']} ({auc:.3f})")
+            ax.plot([0, 1], [0, 1], "k--", lw=0.6)
+            ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{subset}: ROC ({task_names[t]})")
+            ax.legend(fontsize=6)
+        fig.tight_layout()
+        out = path_stem.with_name(f"{path_stem.name}_{subset}.png")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        paths.append(out)
+    return paths
+
+
+def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True) -> dict:
+    """results.json, results.md and plots/ in ``out_dir``; returns the written paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "markdown": out / "results.md"}
+    slim = dict(results)
+    slim["per_seed"] = [{k: v for k, v in r.items() if k != "predictions"} for r in results["per_seed"]]
+    paths["json"].write_text(json.dumps(slim, indent=1, default=_json_default))
+    paths["markdown"].write_text(markdown(results))
+    if plots:
+        pdir = out / "plots"
+        pdir.mkdir(exist_ok=True)
+        task = results["config"]["task"]
+        plot_learning_curves(results["per_seed"], task, pdir / "learning_curves.png")
+        paths["learning_curves"] = pdir / "learning_curves.png"
+        if task == "regression":
+            paths["parity"] = plot_parity(results["per_seed"], results["targets"], pdir / "parity")
+        else:
+            paths["roc"] = plot_roc(results["per_seed"], results["targets"], pdir / "roc")
+    return paths
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return os.fspath(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
