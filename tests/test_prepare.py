@@ -306,7 +306,7 @@ def test_a_slow_task_does_not_stall_the_workers_and_commits_stay_in_order(monkey
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    import deepmolm_plugin.data.prepare as prepare_module
+    import deepmolm_plugin.data.prepare.schedule as prepare_module  # the scheduler's own `_work`
 
     fast_done, reached = [], threading.Event()
 
@@ -368,7 +368,7 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
 def test_crash_during_assembly_then_rerun_gives_the_same_output(fake_inputs, tmp_path, monkeypatch):
     import shutil
 
-    import deepmolm_plugin.data.prepare as prepare_module
+    import deepmolm_plugin.data.prepare.output as prepare_module  # assembly writes through its `atomic_bytes`
 
     reference_out, crashed = tmp_path / "reference", tmp_path / "crashed"
     assert prepare(*fake_args(fake_inputs, reference_out))[0] == 0

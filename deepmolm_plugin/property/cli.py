@@ -1,7 +1,7 @@
 """``deepmolm-kflm2``: KFLM2-style property prediction under an honest protocol.
 
     deepmolm-kflm2 --data delaney-processed.csv --targets "measured log solubility in mols per litre" \\
-        --task regression --split scaffold --seeds 10 --features rdkit2d+morgan --fusion concat --out runs/esol
+        --task regression --split scaffold --seeds 10 --features rdkit2d --fusion concat --out runs/esol
 
 (``python -m deepmolm_plugin.property.cli`` is the same.) For every seed 0..N-1: a seeded
 8:1:1 split (``--split random|scaffold|scaffold-sorted``; with ``--test-file`` the given
@@ -165,20 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed test set (repeatable; e.g. Llinas 2020 set 1 / set 2): the training file is split "
                         "train:valid 8:1 only")
     p.add_argument("--out", default=None, help="output folder (default kflm2_runs/<data>_<split>)")
-    p.add_argument("--features", default="rdkit2d+morgan",
+    p.add_argument("--features", default="rdkit2d",
                    help="embedding featuriser(s): llm:<folder>, rdkit2d, morgan[:radius:bits], joined by '+'; "
                         "'none' for the graph alone")
     p.add_argument("--no-graph", action="store_true", help="embedding MLP only")
     p.add_argument("--fusion", choices=("concat", "gated", "attention"), default="concat")
-    p.add_argument("--hidden", type=int, default=300)
+    p.add_argument("--hidden", type=int, default=200)
     p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--ffn-hidden", type=int, default=300)
+    p.add_argument("--ffn-hidden", type=int, default=200)
     p.add_argument("--ffn-layers", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--aggregation", choices=("mean", "sum", "norm"), default="mean")
     p.add_argument("--fusion-dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--lr", type=float, default=1e-3)

@@ -1,0 +1,73 @@
+"""deepmolm-prepare: a public dataset -> host training records, ready for the launcher.
+
+    deepmolm-prepare --format csv --input ESOL.csv --out data/esol \\
+        --label-columns "measured log solubility in mols per litre=log solubility" --workers 8
+
+A reader (`deepmolm_plugin.data.sources`, one module per ``--format``) turns the input into
+`SourceItem`s; this engine turns each into a record, in input order:
+
+1. molecule: `MoleculeSpec` -> `MoleculeRecord` (SMILES: conformer per
+   ``--conformer-policy``; structure file + index; atoms + coordinates);
+2. ``molecule_fp`` E3FP tokens, stored in the split's sidecar (`sidecar.py`);
+3. depiction: rendered with `render_molecule` (from the SMILES when the item has one, else
+   from the structure), or the item's own image copied; stored content-addressed;
+4. conversation: the shared prompt table's instruction (`prompts.py`) and the answer.
+
+A record that cannot be made correct (`SourceError` from the reader, `MoleculeError` while
+building, fingerprinting or drawing, an empty answer) becomes a line of the failures file
+naming it and the stage; the run goes on. A reader that breaks the contract (unknown task,
+bad split name, not a `SourceItem`) is a bug and stops the run.
+
+Output (``--out DIR``):
+
+- ``<split>.json``: the host's JSON list of records ``{id, image, conversations, task,
+  smiles, properties?, molecule_fp, conformer, notes?, source?}``; ``image`` and the
+  sidecar path are relative to DIR: train with ``--data_path DIR/train.json --image_folder
+  DIR`` (the host joins ``--image_folder`` with ``image``; sidecars resolve against the
+  data file's folder);
+- ``fp/<split>.npy``: int16 ``[total_atoms, 4]`` token rows; a record's ``molecule_fp`` is
+  ``{"sidecar": "fp/<split>.npy", "offset": o, "atoms": n}``;
+- ``images/<h[:2]>/<h[2:32]>.png``: depictions named by the SHA-256 ``h`` of their bytes,
+  so the several tasks of one molecule share one file and a rerun can never produce a
+  different file under the same name;
+- ``failures.jsonl``: ``{id, stage, reason}`` per failure, in input order;
+- ``manifest.json``: counts per split and task, failures per stage, settings, package
+  versions, input checksums. No timestamps: the same inputs and settings give the same
+  bytes in every file, whatever ``--workers``/``--shard``, and whatever kills happened.
+
+Resume. Items are numbered in input order and cut into chunks of ``--chunk-size``; chunk
+``c`` is items ``[c*S, (c+1)*S)``. A finished chunk is committed to
+``DIR/.progress/chunk-<c>.<run>.npy`` (its token rows), then ``chunk-<c>.<run>.json`` (its
+records and failures: the commit point), each written to a temporary file and renamed;
+``<run>`` is a digest of the run's identity, so chunks made with other settings are never
+mixed in. A rerun of the same command checks that inputs (SHA-256, cached by size and
+mtime), settings and package versions match the interrupted run's (``.progress/run.json``;
+else it refuses, unless ``--overwrite``), skips committed chunks and computes the rest.
+Once every chunk is committed the outputs are assembled from the chunk files alone (a pure
+function of them, so identical however the chunks were produced), each written to a
+temporary file and renamed; the manifest goes last and marks the output complete, then
+``.progress`` is removed. A rerun on complete output checks the identity and does nothing.
+Images are written by the workers (temporary file, then rename) before their chunk
+commits; a killed chunk's images are remade byte-identical under the same names.
+
+Exit status: 0 done (failures may exist: see the failures file), 1 no record at all,
+2 a run that cannot start or finish (changed settings, foreign folder, reader
+configuration); a reader that breaks the contract raises.
+
+Shards. ``--shard I/N`` processes the chunks ``c`` with ``c % N == I`` (round robin over
+chunks, so every shard gets a fair share wherever the slow molecules are) and commits
+them into the same ``DIR/.progress`` (chunk names are global, images content-addressed:
+array jobs never collide; each writes ``.progress/shard-I-of-N.json`` when done). Every
+shard reads the whole input (readers stream; only its own chunks are computed). Then
+``--merge`` (same command, no ``--shard``) assembles the final output without reading the
+input; the same command without ``--shard`` or ``--merge`` also works, computing any chunk
+a failed shard left. The result is byte-identical to a single unsharded run.
+"""
+
+from __future__ import annotations
+
+from .cli import main
+from .common import PrepareError
+from .output import summary
+
+__all__ = ["main", "summary", "PrepareError"]

@@ -1,0 +1,180 @@
+"""The deepmolm-prepare command line: arguments, the checks a run makes before it starts
+(foreign or stale --out, changed identity), and the order of compute, shard marker, merge
+and assembly. The engine itself lives in the sibling modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from ..sidecar import SidecarError
+from ..sources.base import READERS
+from .common import PrepareError, atomic_bytes, dumps
+from .identity import checksum_inputs, differences, identity_of, run_id, versions
+from .items import FP_BITS, FP_LEVELS
+from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, summary
+from .schedule import FORMAT_MODULES, compute
+
+# The first line of the package docstring (deepmolm_plugin.data.prepare), as --help shows it.
+DESCRIPTION = "deepmolm-prepare: a public dataset -> host training records, ready for the launcher."
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    formats = sorted(set(FORMAT_MODULES) | set(READERS))
+    p = argparse.ArgumentParser(prog="deepmolm-prepare", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--format", required=True, choices=formats)
+    p.add_argument("--input", required=True, help="input file or folder (as the format's reader expects)")
+    p.add_argument("--out", required=True, help="output folder (created; resumable)")
+    p.add_argument("--workers", type=int, default=1, help="processes computing molecules (default 1)")
+    p.add_argument("--shard", default="0/1", help="I/N: compute only chunks c with c %% N == I (array jobs)")
+    p.add_argument("--merge", action="store_true",
+                   help="only assemble the chunks committed by --shard runs (does not read the input)")
+    p.add_argument("--chunk-size", type=int, default=256, help="items per resumable commit (default 256)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N items of the input")
+    p.add_argument("--conformer-policy", default="auto", choices=("auto", "generate", "from-file"))
+    p.add_argument("--image-size", type=int, default=1024, help="depiction size in pixels (DeepMoLM: 1024)")
+    p.add_argument("--overwrite", action="store_true", help="discard earlier outputs made with other settings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("reader options (passed to the format's reader)")
+    g.add_argument("--smiles-column")
+    g.add_argument("--label-columns", nargs="+", help="numeric columns/fields: COL or COL=NAME (comma lists too)")
+    g.add_argument("--text-columns", nargs="+", help="text columns/fields: COL=TASK")
+    g.add_argument("--id-column")
+    g.add_argument("--split-column")
+    g.add_argument("--id-field")
+    g.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a format-specific reader option (repeatable); VALUE is parsed as JSON when it can be")
+    args = p.parse_args(argv)
+    match = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+    if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
+        p.error(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}")
+    args.shard = (int(match.group(1)), int(match.group(2)))
+    if args.workers < 1 or args.chunk_size < 1 or args.image_size < 16:
+        p.error("--workers and --chunk-size must be >= 1 and --image-size >= 16")
+    if args.merge and args.shard != (0, 1):
+        p.error("--merge assembles all shards: give it no --shard")
+    return args
+
+
+def reader_options(args) -> dict:
+    options = {}
+    for name in ("smiles_column", "id_column", "split_column", "id_field"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    for name in ("label_columns", "text_columns"):
+        if getattr(args, name):
+            options[name] = [c.strip() for v in getattr(args, name) for c in v.split(",") if c.strip()]
+    for pair in args.option:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PrepareError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return dict(sorted(options.items()))
+
+
+def settings_of(args) -> dict:
+    """Everything that changes the output (so not --out, --workers, --shard)."""
+    return {"format": args.format, "input": str(Path(args.input).resolve()), "reader_options": reader_options(args),
+            "conformer_policy": args.conformer_policy, "image_size": args.image_size, "chunk_size": args.chunk_size,
+            "limit": args.limit, "fp_bits": FP_BITS, "fp_levels": FP_LEVELS}
+
+
+def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
+    """This run's state (settings, versions, inputs) and the finished manifest if the
+    output is already complete with the same identity. Refuses foreign or stale folders."""
+    root = out.root
+    if root.exists() and not root.is_dir():
+        raise PrepareError(f"--out {root} is a file")
+    if root.is_dir() and any(root.iterdir()) and not out.is_ours():
+        raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
+    manifest, run = out.read_json(MANIFEST), out.read_json(f"{PROGRESS}/run.json")
+    known = (manifest or run or {}).get("inputs", [])
+    settings = settings_of(args)
+    state = {"schema": SCHEMA, "settings": settings, "versions": versions(),
+             "inputs": checksum_inputs(Path(args.input), root.resolve(), known)}
+    previous = manifest or run
+    if manifest is None and run is not None and not out.committed(any_run=True):
+        previous = run = None  # an earlier start that committed nothing: nothing to protect
+    if previous is not None and identity_of(previous) != identity_of(state):
+        if not args.overwrite:
+            changes = "; ".join(differences(previous, state))
+            raise PrepareError(f"--out {root} holds output of a different run ({changes}); "
+                               "use --overwrite to discard it, or another --out")
+        out.remove_outputs()
+        manifest = run = None
+    if manifest is not None and run is None:
+        return state, manifest
+    if manifest is not None:  # killed after the manifest, before .progress was removed
+        shutil.rmtree(out.progress)
+        return state, manifest
+    out.progress.mkdir(parents=True, exist_ok=True)
+    out.clean_tmp()
+    if run is None or identity_of(run) != identity_of(state):
+        atomic_bytes(out.progress / "run.json", dumps(state).encode(), out.tmp)
+    return state, None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    tag = f"s{args.shard[0]}of{args.shard[1]}"
+    out = Output(Path(args.out), tag)
+    began = time.perf_counter()
+    try:
+        state, finished = start(args, out)
+        out.run_id = run_id(state)
+        if finished is not None:
+            print(summary(finished))
+            print(f"already complete: processed 0 items ({out.root / MANIFEST})")
+            return 0 if finished["counts"]["records"] else 1
+        if args.merge:
+            n_chunks, computed = merge_chunks(out), (0, 0)
+        else:
+            n_chunks, *computed = compute(args, out, state, args.shard)
+            if args.shard != (0, 1):
+                marker = {"run": out.run_id, "shard": list(args.shard), "chunks": n_chunks,
+                          "computed_chunks": computed[0]}
+                atomic_bytes(out.progress / f"shard-{args.shard[0]}-of-{args.shard[1]}.json",
+                             dumps(marker).encode(), out.tmp)
+                print(f"shard {args.shard[0]}/{args.shard[1]}: computed {computed[1]} items in {computed[0]} "
+                      f"chunks of {n_chunks} ({time.perf_counter() - began:.1f} s); when every shard is done, "
+                      "run the same command with --merge instead of --shard")
+                return 0
+        manifest = assemble(out, n_chunks, state)
+    except (PrepareError, SidecarError) as e:
+        print(f"deepmolm-prepare: error: {e}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - began
+    print(summary(manifest))
+    rate = computed[1] / seconds if seconds > 0 else 0.0
+    print(f"processed {computed[1]} items in {computed[0]} chunks now ({n_chunks - computed[0]} chunks were already "
+          f"done) in {seconds:.1f} s, {rate:.1f} items/s -> {out.root}")
+    return 0 if manifest["counts"]["records"] else 1
+
+
+def merge_chunks(out: Output) -> int:
+    """The chunk count for --merge, from the shards' markers; every chunk must be there."""
+    markers = [json.loads(p.read_text()) for p in sorted(out.progress.glob("shard-*-of-*.json"))]
+    markers = [m for m in markers if m["run"] == out.run_id]
+    if not markers:
+        raise PrepareError(f"--merge: no finished shard in {out.progress}; run the --shard I/N jobs first")
+    counts = {m["chunks"] for m in markers}
+    if len(counts) != 1:
+        raise PrepareError(f"--merge: shards saw different inputs ({sorted(counts)} chunks)")
+    n_chunks = counts.pop()
+    missing = sorted(set(range(n_chunks)) - out.committed())
+    if missing:
+        n = markers[0]["shard"][1]
+        shards = sorted({c % n for c in missing})
+        raise PrepareError(f"--merge: {len(missing)} chunks are not committed (shards {shards} of {n} are "
+                           "unfinished); rerun those shards, or run without --shard/--merge to compute them here")
+    return n_chunks

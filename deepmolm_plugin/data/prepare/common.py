@@ -1,0 +1,42 @@
+"""What every part of deepmolm-prepare shares: the error for a run that cannot start or
+finish, the one JSON spelling of its files, atomic writes and file checksums. Kept apart so
+that the per-item, identity, output and scheduling modules need nothing from each other."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+class PrepareError(RuntimeError):
+    """A run that cannot start or finish as asked (settings changed, chunk damaged...)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Small atomic-write helpers: every output goes to a temporary file, then os.replace.
+
+
+def atomic_bytes(path: Path, data: bytes, tmp_dir: Path) -> None:
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{path.name}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, path)
+
+
+def dumps(value) -> str:
+    """The one JSON spelling of every output: ASCII, keys in insertion order, no spaces."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

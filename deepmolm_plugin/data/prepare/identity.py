@@ -1,0 +1,73 @@
+"""The identity of a run: input checksums, settings and package versions. Committed chunks
+and finished outputs are reused only by a run with the same identity, so this is what makes
+a run resumable (and what a changed run is refused with)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import List, Tuple
+
+from .common import PrepareError, dumps, sha256_file
+
+
+def input_files(path: Path, out: Path) -> List[Tuple[Path, str]]:
+    """(file, name) of the input: the file, or every file under the folder, sorted
+    (hidden files and the output folder, if inside, are not inputs)."""
+    path = path.resolve()
+    if path.is_file():
+        return [(path, path.name)]
+    if not path.is_dir():
+        raise PrepareError(f"--input {path} does not exist")
+    files = []
+    for p in sorted(path.rglob("*")):
+        relative = p.relative_to(path)
+        if p.is_file() and not any(part.startswith(".") for part in relative.parts) and out not in p.parents:
+            files.append((p, relative.as_posix()))
+    return files
+
+
+def checksum_inputs(path: Path, out: Path, known: List[dict]) -> List[dict]:
+    """SHA-256 of every input file; reused from an earlier run when size and mtime match."""
+    cache = {(e["path"], e["bytes"], e.get("mtime_ns")): e["sha256"] for e in known}
+    entries = []
+    for file, name in input_files(path, out):
+        stat = file.stat()
+        sha = cache.get((name, stat.st_size, stat.st_mtime_ns)) or sha256_file(file)
+        entries.append({"path": name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha})
+    return entries
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import deepmolm_plugin
+
+    out = {"deepmolm_plugin": deepmolm_plugin.__version__}
+    for name in ("rdkit", "e3fp", "numpy", "torch", "pillow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def run_id(state: dict) -> str:
+    return hashlib.sha256(dumps(identity_of(state)).encode()).hexdigest()[:12]
+
+
+def identity_of(state: dict) -> dict:
+    """What must match for outputs to be reused: settings, versions, input contents."""
+    return {"schema": state.get("schema"), "settings": state.get("settings"), "versions": state.get("versions"),
+            "inputs": [(e["path"], e["sha256"]) for e in state.get("inputs", [])]}
+
+
+def differences(old: dict, new: dict) -> List[str]:
+    a, b = identity_of(old), identity_of(new)
+    out = [f"{k}: {a[k]} -> {b[k]}" for k in ("schema", "versions") if a[k] != b[k]]
+    for k in sorted(set(a["settings"] or {}) | set(b["settings"] or {})):
+        if (a["settings"] or {}).get(k) != (b["settings"] or {}).get(k):
+            out.append(f"setting {k}: {(a['settings'] or {}).get(k)!r} -> {(b['settings'] or {}).get(k)!r}")
+    if a["inputs"] != b["inputs"]:
+        out.append("input files changed (SHA-256)")
+    return out

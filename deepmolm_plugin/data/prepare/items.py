@@ -1,0 +1,322 @@
+"""One item -> one record (molecule, E3FP tokens, depiction, conversation) or a failure.
+This runs in the worker processes, so `_init_worker` and `_work` stay at module top level
+(picklable by their real names); nothing here knows about chunks, resume or the output
+folder beyond writing content-addressed images."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import math
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+from ..prompts import conversation, instruction_for, is_known_task
+from ..sidecar import dtype_for
+from ..sources.base import MoleculeSpec, SourceError, SourceItem
+from .common import dumps
+
+FP_BITS, FP_LEVELS = 4096, 4
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class WorkSettings:
+    out: str
+    tmp: str
+    input_root: str
+    policy: str
+    image_size: int
+    bits: int = FP_BITS
+    levels: int = FP_LEVELS
+
+
+@dataclass
+class Made:
+    """One item's outcome: a record (+ its token rows) or a failure."""
+
+    split: Optional[str] = None
+    record: Optional[dict] = None
+    tokens: Optional[np.ndarray] = None
+    failure: Optional[dict] = None
+
+
+class Failed(Exception):
+    """Internal: an item failed at `stage` (turned into a failures-file line)."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
+
+
+def molecule_key(spec: MoleculeSpec) -> tuple:
+    """Identity of a molecule input, so consecutive items about one molecule reuse its work."""
+    if spec.structure is not None:
+        return ("structure", str(spec.structure[0]), int(spec.structure[1]))
+    if spec.atoms is not None:
+        digest = hashlib.sha256(repr([str(a) for a in spec.atoms]).encode())
+        digest.update(np.ascontiguousarray(np.asarray(spec.coordinates, dtype=np.float64)).tobytes())
+        return ("atoms", digest.hexdigest(), spec.smiles, spec.charge)
+    return ("smiles", spec.smiles)
+
+
+class SdfCursor:
+    """Random access to the records of SDF files without parsing the records in between.
+
+    Workers get items in input order but skip the ones other workers took; re-reading
+    the file from the top for every record would be quadratic, and parsing the skipped
+    records would repeat other workers' conformer work. Records are counted exactly as
+    `read_structures` counts them (`sdf_source.sdf_blocks`).
+    """
+
+    def __init__(self):
+        self.path: Optional[str] = None
+        self.blocks: Optional[Iterator[str]] = None
+        self.handle = None
+        self.next_index = 0
+
+    def block(self, path: str, index: int) -> Optional[str]:
+        from ..sources.sdf_source import sdf_blocks
+
+        if path != self.path or index < self.next_index:
+            self.close()
+            self.handle = open(path, encoding="utf-8", errors="replace")
+            self.path, self.blocks, self.next_index = path, sdf_blocks(self.handle), 0
+        for block in self.blocks:
+            self.next_index += 1
+            if self.next_index - 1 == index:
+                return block
+        return None
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        self.path, self.blocks, self.handle = None, None, None
+
+
+class ItemMaker:
+    """Makes records from items; one per process (holds a small cache and file cursors)."""
+
+    def __init__(self, settings: WorkSettings):
+        self.s = settings
+        self.dtype = dtype_for(settings.bits)
+        self.cache: "OrderedDict[tuple, object]" = OrderedDict()
+        self.sdf = SdfCursor()
+        self.tmp = Path(settings.tmp) / f"w{os.getpid()}"
+        self.written = 0
+
+    # -- the item -----------------------------------------------------------------------
+    def make(self, item) -> Made:
+        if isinstance(item, SourceError):
+            return Made(failure={"id": str(item.id), "stage": str(item.stage), "reason": str(item.reason)})
+        check_contract(item)
+        try:
+            turns = self._conversation(item)
+            properties = self._properties(item)
+            mol_record, tokens, smiles = self._molecule(item)
+            image = self._image(item, mol_record)
+        except Failed as e:
+            return Made(failure={"id": item.id, "stage": e.stage, "reason": e.reason})
+        record = {"id": item.id, "image": image, "conversations": turns, "task": item.task, "smiles": smiles}
+        if properties:
+            record["properties"] = properties
+        record["molecule_fp"] = None  # the sidecar reference, filled in at assembly
+        record["conformer"] = mol_record.conformer
+        if mol_record.notes:
+            record["notes"] = [str(n) for n in mol_record.notes]
+        if item.extra:
+            record["source"] = dict(item.extra)
+        return Made(split=item.split, record=record, tokens=tokens)
+
+    def _conversation(self, item: SourceItem) -> list:
+        if not isinstance(item.answer, str) or not item.answer.strip():
+            raise Failed("answer", f"empty answer {item.answer!r}")
+        instruction = item.instruction if item.instruction else instruction_for(item.task)
+        try:
+            return conversation(instruction, item.answer.strip())
+        except ValueError as e:  # an instruction that is only "<image>"
+            raise Failed("answer", str(e)) from e
+
+    @staticmethod
+    def _properties(item: SourceItem) -> dict:
+        out = {}
+        for name, value in item.properties.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if not math.isfinite(number):
+                raise Failed("properties", f"property {name!r} value {value!r} is not a finite number")
+            out[str(name)] = number
+        return out
+
+    # -- molecule and tokens (cached per molecule: one CSV row with 12 labels is 12 items) --
+    def _molecule(self, item: SourceItem):
+        from ...molecule import MoleculeError, fingerprint_record
+
+        key = molecule_key(item.molecule) + (self.s.policy,)
+        if key not in self.cache:
+            try:
+                try:
+                    built = self._build(item.molecule)
+                except MoleculeError as e:
+                    raise Failed("molecule", e.reason) from e
+                try:
+                    tokens = fingerprint_record(built, bits=self.s.bits, level=self.s.levels - 1).numpy()
+                except MoleculeError as e:
+                    raise Failed("fingerprint", e.reason) from e
+                smiles = item.molecule.smiles or canonical_smiles(built.mol)
+                self._remember(key, (built, tokens.astype(self.dtype), smiles))
+            except Failed as e:
+                self._remember(key, e)
+        value = self.cache[key]
+        self.cache.move_to_end(key)
+        if isinstance(value, Failed):
+            raise Failed(value.stage, value.reason)
+        return value
+
+    def _remember(self, key: tuple, value) -> None:
+        self.cache[key] = value
+        while len(self.cache) > 16:
+            self.cache.popitem(last=False)
+
+    def _build(self, spec: MoleculeSpec):
+        """The molecule, named after its input (never an item id): an item whose result came
+        from the cache must get exactly what a fresh computation would give it."""
+        from ...molecule import molecule_from_atoms, molecule_from_smiles
+
+        id = molecule_name(spec)
+        if spec.atoms is not None:
+            return molecule_from_atoms(spec.atoms, spec.coordinates, id, smiles=spec.smiles,
+                                       charge=spec.charge, policy=self.s.policy)
+        if spec.structure is not None:
+            return self._structure(spec.structure, id)
+        # A SMILES has no coordinates: 'from-file' generates, as records.py does at training.
+        policy = "generate" if self.s.policy == "from-file" else self.s.policy
+        return molecule_from_smiles(spec.smiles, id, policy=policy)
+
+    def _structure(self, structure: tuple, id: str):
+        from ...molecule import MoleculeError, read_structures
+
+        path, index = self.resolve(structure[0]), int(structure[1])
+        if not path.is_file():
+            raise MoleculeError(id, f"structure file {path} does not exist")
+        if path.suffix.lower() in (".sdf", ".sd", ".mol"):
+            block = self.sdf.block(str(path), index)
+            if block is None:
+                raise MoleculeError(id, f"{path} has no record {index}")
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            one = self.tmp / f"record{path.suffix.lower()}"
+            one.write_text(block.rstrip("\n") + "\n$$$$\n", encoding="utf-8")
+            found = list(read_structures(one, policy=self.s.policy, errors="raise"))
+        else:  # MOL2 / XYZ / PDB: usually one molecule per file; re-read per record
+            found = list(itertools.islice(read_structures(path, policy=self.s.policy), index, index + 1))
+        if not found:
+            raise MoleculeError(id, f"{path} has no record {index}")
+        if isinstance(found[0], MoleculeError):
+            raise MoleculeError(id, found[0].reason)
+        return replace(found[0], id=id, source=f"{path}#{index}")
+
+    def resolve(self, name) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else Path(self.s.input_root) / path
+
+    # -- depiction ----------------------------------------------------------------------
+    def _image(self, item: SourceItem, mol_record) -> str:
+        from PIL import Image, UnidentifiedImageError
+
+        from ...molecule import MoleculeError, render_molecule
+
+        if item.image:
+            path = self.resolve(item.image)
+            try:
+                data = path.read_bytes()
+                with Image.open(io.BytesIO(data)) as image:
+                    image.verify()
+            except OSError as e:  # missing file, or UnidentifiedImageError (an OSError)
+                reason = "not an image" if isinstance(e, UnidentifiedImageError) else (e.strerror or str(e))
+                raise Failed("image", f"cannot copy image {path}: {reason}") from e
+            return self._store(data, path.suffix.lower() or ".png")
+        key = molecule_key(item.molecule) + ("image", self.s.image_size)
+        if key not in self.cache:
+            spec = item.molecule
+            source = spec.smiles if spec.structure is None and spec.atoms is None else mol_record
+            try:
+                image = render_molecule(source, size=self.s.image_size, id=molecule_name(item.molecule))
+            except MoleculeError as e:
+                self._remember(key, Failed("image", e.reason))
+            else:
+                buffer = io.BytesIO()
+                image.save(buffer, format="PNG")
+                self._remember(key, self._store(buffer.getvalue(), ".png"))
+        value = self.cache[key]
+        if isinstance(value, Failed):
+            raise Failed(value.stage, value.reason)
+        return value
+
+    def _store(self, data: bytes, suffix: str) -> str:
+        """Content-addressed, atomic: a file under its name is always complete and right."""
+        digest = hashlib.sha256(data).hexdigest()
+        relative = f"images/{digest[:2]}/{digest[2:32]}{suffix}"
+        target = Path(self.s.out) / relative
+        if not target.is_file():
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            tmp = self.tmp / f"image{self.written}{suffix}"
+            self.written += 1
+            tmp.write_bytes(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        return relative
+
+
+def molecule_name(spec: MoleculeSpec) -> str:
+    if spec.structure is not None:
+        return f"{Path(spec.structure[0]).name}#{spec.structure[1]}"
+    return spec.smiles if spec.atoms is None or spec.smiles else "atoms"
+
+
+def canonical_smiles(mol) -> str:
+    from rdkit import Chem
+
+    return Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False))
+
+
+def check_contract(item) -> None:
+    """What a reader must guarantee; a violation is a bug in the reader, not bad data."""
+    if not isinstance(item, SourceItem):
+        raise TypeError(f"a reader yielded {type(item).__name__}, expected SourceItem or SourceError")
+    if not isinstance(item.id, str) or not item.id:
+        raise ValueError(f"reader bug: item with id {item.id!r}: ids must be non-empty strings")
+    if not isinstance(item.split, str) or not SPLIT_NAME.match(item.split) or item.split == "manifest":
+        raise ValueError(f"reader bug: item {item.id!r} has split {item.split!r}; use letters, digits, _ and - "
+                         "(not 'manifest': <split>.json is the record file)")
+    if not is_known_task(item.task):
+        raise ValueError(f"reader bug: item {item.id!r} has task {item.task!r}, which the prompt table "
+                         "(deepmolm_plugin.data.prompts) does not know")
+    try:
+        dumps(item.extra)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"reader bug: item {item.id!r}: extra is not plain JSON: {e}") from e
+
+
+_MAKER: Optional[ItemMaker] = None
+
+
+def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
+    global _MAKER
+    if pool_worker:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core: no oversubscription
+    _MAKER = ItemMaker(settings)
+
+
+def _work(batch: list) -> List[Made]:
+    return [_MAKER.make(item) for item in batch]

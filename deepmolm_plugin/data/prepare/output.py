@@ -1,0 +1,241 @@
+"""The output folder: committed chunks under `.progress`, then the final assembly (split
+files, sidecars, failures, manifest) as a pure function of those chunks. Kept apart from
+the computation so that --merge can assemble without reading the input."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..sidecar import SidecarBuilder, dtype_for, reference
+from .common import PrepareError, atomic_bytes, dumps
+from .items import Made
+
+SCHEMA = 1
+PROGRESS, MANIFEST, FAILURES = ".progress", "manifest.json", "failures.jsonl"
+
+
+class Output:
+    """The files of one output folder and the rules for touching them."""
+
+    def __init__(self, root: Path, tag: str):
+        self.root = root
+        self.progress = root / PROGRESS
+        self.tmp = self.progress / "tmp" / f"{tag}-{os.getpid()}"
+        self.tag = tag
+        self.run_id = ""  # digest of the run's identity, set once it is known (`start`)
+
+    def chunk_json(self, c: int) -> Path:
+        return self.progress / f"chunk-{c:07d}.{self.run_id}.json"
+
+    def chunk_npy(self, c: int) -> Path:
+        return self.progress / f"chunk-{c:07d}.{self.run_id}.npy"
+
+    def committed(self, any_run: bool = False) -> set:
+        """Chunks committed by this run's identity (chunk names carry it, so chunks made
+        with other settings, e.g. by a misconfigured array job, are never mixed in)."""
+        if not self.progress.is_dir():
+            return set()
+        pattern = "chunk-*.json" if any_run else f"chunk-*.{self.run_id}.json"
+        return {int(p.name.split(".")[0][len("chunk-"):]) for p in self.progress.glob(pattern)}
+
+    def read_json(self, name: str) -> Optional[dict]:
+        path = self.root / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def is_ours(self) -> bool:
+        return (self.root / MANIFEST).is_file() or self.progress.is_dir()
+
+    def clean_tmp(self) -> None:
+        """Temporary files of earlier, killed runs of this shard: never part of an output."""
+        base = self.progress / "tmp"
+        if base.is_dir():
+            for stale in base.glob(f"{self.tag}-*"):
+                shutil.rmtree(stale, ignore_errors=False)
+
+    def remove_outputs(self) -> None:
+        """--overwrite: delete what earlier runs wrote (only names this tool writes)."""
+        names = {MANIFEST, FAILURES}
+        for state in (self.read_json(MANIFEST), self.read_json(f"{PROGRESS}/assembly.json")):
+            for split in (state or {}).get("splits", {}):
+                names.add(f"{split}.json")
+        for name in names:
+            (self.root / name).unlink(missing_ok=True)
+        for folder in ("fp", "images", PROGRESS):
+            if (self.root / folder).is_dir():
+                shutil.rmtree(self.root / folder)
+
+    def commit_chunk(self, c: int, first: int, made: List[Made], levels: int, dtype) -> None:
+        """Token rows first, then the JSON that names them: the JSON is the commit point."""
+        rows = [m.tokens for m in made if m.record is not None]
+        tokens = np.concatenate(rows).astype(dtype) if rows else np.zeros((0, levels), dtype=dtype)
+        buffer = io.BytesIO()
+        np.save(buffer, tokens, allow_pickle=False)
+        data = buffer.getvalue()
+        atomic_bytes(self.chunk_npy(c), data, self.tmp)
+        items = []
+        for m in made:
+            if m.record is None:
+                items.append({"failure": m.failure})
+            else:
+                digest = hashlib.blake2b(m.tokens.astype(dtype).tobytes(), digest_size=16).hexdigest()
+                items.append({"split": m.split, "atoms": int(len(m.tokens)), "fp": digest, "record": m.record})
+        meta = {"chunk": c, "first": first, "items": items, "rows": int(len(tokens)),
+                "tokens_sha256": hashlib.sha256(data).hexdigest()}
+        atomic_bytes(self.chunk_json(c), dumps(meta).encode(), self.tmp)
+
+    def load_chunk(self, c: int, with_tokens: bool) -> Tuple[dict, Optional[np.ndarray]]:
+        try:
+            meta = json.loads(self.chunk_json(c).read_text())
+        except FileNotFoundError as e:
+            raise PrepareError(f"chunk {c} is not committed: rerun without --merge to compute it") from e
+        if not with_tokens:
+            return meta, None
+        path = self.chunk_npy(c)
+        data = path.read_bytes() if path.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != meta["tokens_sha256"]:
+            raise PrepareError(f"{path} is missing or damaged (checksum): delete {self.chunk_json(c)} "
+                               "and rerun to recompute that chunk")
+        return meta, np.load(io.BytesIO(data), allow_pickle=False)
+
+
+@dataclass
+class Tally:
+    """Pass 1 of assembly: what the chunks hold, before anything is written."""
+
+    items: int = 0
+    splits: Dict[str, dict] = field(default_factory=dict)  # split -> records, rows, tasks
+    stages: Counter = field(default_factory=Counter)
+    duplicates: set = field(default_factory=set)  # (chunk, item) of repeated ids
+    images: int = 0
+
+
+def tally(out: Output, n_chunks: int) -> Tally:
+    """Counts, sidecar sizes (rows shared by records with equal tokens counted once),
+    repeated ids (the later ones fail), and a check that every image is there."""
+    t, seen, images, fps = Tally(), set(), set(), {}
+    for c in range(n_chunks):
+        meta, _ = out.load_chunk(c, with_tokens=False)
+        for k, entry in enumerate(meta["items"]):
+            t.items += 1
+            if "failure" in entry:
+                t.stages[entry["failure"]["stage"]] += 1
+                continue
+            record = entry["record"]
+            if record["id"] in seen:
+                t.duplicates.add((c, k))
+                t.stages["duplicate-id"] += 1
+                continue
+            seen.add(record["id"])
+            if record["image"] not in images:
+                if not (out.root / record["image"]).is_file():
+                    raise PrepareError(f"record {record['id']!r}: image {record['image']} is missing: delete "
+                                       f"{out.chunk_json(c)} and rerun to recompute its chunk")
+                images.add(record["image"])
+            split = t.splits.setdefault(entry["split"], {"records": 0, "rows": 0, "tasks": Counter()})
+            split["records"] += 1
+            split["tasks"][record["task"]] += 1
+            if entry["fp"] not in fps.setdefault(entry["split"], set()):
+                fps[entry["split"]].add(entry["fp"])
+                split["rows"] += entry["atoms"]
+    t.images = len(images)
+    return t
+
+
+def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> None:
+    """Pass 2: records, sidecars and failures into temporary files, then renamed into place
+    (sidecars first, so a record file never points at a sidecar that is not there yet)."""
+    names = sorted(t.splits)
+    atomic_bytes(out.progress / "assembly.json", dumps({"splits": names}).encode(), out.tmp)
+    sidecars = {s: SidecarBuilder(out.tmp / f"fp-{s}.npy", t.splits[s]["rows"], levels, dtype) for s in names}
+    placed: Dict[str, Dict[str, int]] = {s: {} for s in names}  # tokens digest -> offset
+    with contextlib.ExitStack() as files:
+        writers = {s: files.enter_context(open(out.tmp / f"{s}.json", "w", encoding="ascii")) for s in names}
+        failures = files.enter_context(open(out.tmp / FAILURES, "w", encoding="ascii"))
+        separator = {s: "[\n" for s in names}
+        for c in range(n_chunks):
+            meta, tokens = out.load_chunk(c, with_tokens=True)
+            at = 0
+            for k, entry in enumerate(meta["items"]):
+                if "failure" in entry:
+                    failures.write(dumps(entry["failure"]) + "\n")
+                    continue
+                n, split, record = entry["atoms"], entry["split"], entry["record"]
+                rows, at = tokens[at:at + n], at + n
+                if (c, k) in t.duplicates:
+                    failures.write(dumps({"id": record["id"], "stage": "duplicate-id",
+                                          "reason": "an earlier record has the same id"}) + "\n")
+                    continue
+                if entry["fp"] not in placed[split]:
+                    placed[split][entry["fp"]] = sidecars[split].append(rows)
+                record["molecule_fp"] = reference(f"fp/{split}.npy", placed[split][entry["fp"]], n)
+                writers[split].write(separator[split] + dumps(record))
+                separator[split] = ",\n"
+            if at != len(tokens):
+                raise PrepareError(f"chunk {c}: {len(tokens)} token rows, its records account for {at}")
+        for s in names:
+            writers[s].write("\n]\n")
+    for s in names:
+        sidecars[s].commit(out.root / "fp" / f"{s}.npy")
+    for s in names:
+        os.replace(out.tmp / f"{s}.json", out.root / f"{s}.json")
+    os.replace(out.tmp / FAILURES, out.root / FAILURES)
+
+
+def assemble(out: Output, n_chunks: int, state: dict) -> dict:
+    """All committed chunks -> split files, sidecars, failures, then the manifest.
+
+    A pure function of the chunk files, so the output is the same however the chunks were
+    made. Two passes (tally, then write): one chunk in memory at a time, and the sidecar
+    sizes known before writing them. The manifest is written last: it marks the output
+    complete; `.progress` is removed after it.
+    """
+    settings = state["settings"]
+    t = tally(out, n_chunks)
+    write_outputs(out, n_chunks, t, settings["fp_levels"], dtype_for(settings["fp_bits"]))
+    manifest = {
+        "schema": SCHEMA,
+        "tool": "deepmolm-prepare",
+        "settings": settings,
+        "versions": state["versions"],
+        "inputs": state["inputs"],
+        "counts": {"items": t.items, "records": sum(v["records"] for v in t.splits.values()),
+                   "failures": sum(t.stages.values()), "images": t.images},
+        "splits": {s: {"file": f"{s}.json", "sidecar": f"fp/{s}.npy", "records": v["records"],
+                       "sidecar_rows": v["rows"], "tasks": dict(sorted(v["tasks"].items()))}
+                   for s, v in sorted(t.splits.items())},
+        "failures": {"file": FAILURES, "by_stage": dict(sorted(t.stages.items()))},
+    }
+    atomic_bytes(out.root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), out.tmp)
+    shutil.rmtree(out.progress)
+    return manifest
+
+
+def summary(manifest: dict) -> str:
+    """The end-of-run table, made from the manifest itself (so the two always agree)."""
+    counts, settings = manifest["counts"], manifest["settings"]
+    lines = [f"deepmolm-prepare {settings['format']}: {counts['items']} items -> "
+             f"{counts['records']} records, {counts['failures']} failures, {counts['images']} images"]
+    rows = [(split, task, n) for split, info in manifest["splits"].items() for task, n in info["tasks"].items()]
+    width = max([len("task")] + [len(t) for _, t, _ in rows])
+    split_width = max([len("split")] + [len(s) for s, _, _ in rows])
+    lines.append(f"  {'split':<{split_width}}  {'task':<{width}}  {'records':>8}")
+    for split, task, n in rows:
+        lines.append(f"  {split:<{split_width}}  {task:<{width}}  {n:>8}")
+    for split, info in manifest["splits"].items():
+        lines.append(f"  {split:<{split_width}}  {'(all)':<{width}}  {info['records']:>8}")
+    stages = manifest["failures"]["by_stage"]
+    if stages:
+        lines.append("  failures by stage: " + ", ".join(f"{k} {v}" for k, v in stages.items())
+                     + f"  (see {manifest['failures']['file']})")
+    return "\n".join(lines)
