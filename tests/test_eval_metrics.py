@@ -361,8 +361,7 @@ def test_wordnet_missing_says_how_to_install(tmp_path, monkeypatch):
 
 def test_lexnames_rebuilt_from_the_man_page():
     page = wn_setup.LEXNAMES_MAN_PAGE
-    if not page.is_file():
-        pytest.skip(f"{page} not installed (apt-get install wordnet-base)")
+    assert page.is_file(), f"{page} missing: `make test` installs wordnet-base (apt-get install wordnet-base)"
     rebuilt = wn_setup.lexnames_from_man_page(wn_setup._read_man_page(page))
     assert rebuilt == wn_setup.lexnames_file()  # the built-in fallback table is the same
     lines = rebuilt.splitlines()
