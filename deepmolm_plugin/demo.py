@@ -111,7 +111,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="demo_out", help="working folder (recreated)")
     parser.add_argument("--freesolv", type=int, default=40, help="FreeSolv training molecules")
     parser.add_argument("--solubility", type=int, default=16, help="solubility SDF training molecules")
-    parser.add_argument("--epochs", type=float, default=20)
+    parser.add_argument("--epochs", type=float, default=12)
     args = parser.parse_args(argv)
 
     out = Path(args.out).resolve()
