@@ -226,6 +226,15 @@ def run_from_args(args) -> dict:
     if args.fusion == "attention" and ("llm:" not in args.features or args.no_graph):
         raise SystemExit("--fusion attention needs the graph and an llm:<folder> featuriser (token states)")
     run, cfg = _config(args)
+    featurizer = None
+    if args.features != "none":
+        from .embeddings import llm_featurizer, make_featurizer
+
+        featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size) \
+            if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
+        llm = llm_featurizer(featurizer)
+        if llm is not None:  # an llm: folder's contents can change under the same path
+            run["llm_fingerprint"] = llm.fingerprint
     out = Path(args.out or Path("kflm2_runs") / f"{Path(args.data).stem}_{args.split}")
     (out / "seeds").mkdir(parents=True, exist_ok=True)
     (out / "splits").mkdir(exist_ok=True)
@@ -263,12 +272,6 @@ def run_from_args(args) -> dict:
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
 
-    featurizer = None
-    if args.features != "none":
-        from .embeddings import make_featurizer
-
-        featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size) \
-            if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
     need_tokens = args.fusion == "attention"
     inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
     test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)

@@ -263,6 +263,7 @@ class LLMEmbedding(Featurizer):
         from transformers import AutoConfig
 
         self.dim = int(AutoConfig.from_pretrained(self._resolved()).hidden_size)
+        self.name = f"llm[{Path(self.folder).name}]"
         super().__init__(cache_dir)
         self.token_cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key() + "|tokens")
         self._model = None
