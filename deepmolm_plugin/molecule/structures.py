@@ -491,7 +491,8 @@ def _from_atoms(elements, coords, id, smiles, charge, policy, max_atoms, too_lar
 # others are read whole. Bytes that are not UTF-8 (titles, data fields) become U+FFFD.
 
 
-def _sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
+def sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
+    """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts."""
     block: list[str] = []
     for line in lines:
         if line.strip() == "$$$$":
@@ -528,7 +529,7 @@ def _parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str
 
 def _sdf_records(lines: Iterator[str], name: str):
     """Yields (index, id, sanitised molecule or MoleculeError, notes)."""
-    for i, block in enumerate(_sdf_blocks(lines)):
+    for i, block in enumerate(sdf_blocks(lines)):
         fallback = f"{name}#{i}"
         try:
             id, mol, notes = _parse_sdf_block(block, fallback)

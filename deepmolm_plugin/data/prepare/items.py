@@ -73,7 +73,7 @@ class SdfCursor:
     Workers get items in input order but skip the ones other workers took; re-reading
     the file from the top for every record would be quadratic, and parsing the skipped
     records would repeat other workers' conformer work. Records are counted exactly as
-    `read_structures` counts them (`sdf_source.sdf_blocks`).
+    `read_structures` counts them (`molecule.structures.sdf_blocks`).
     """
 
     def __init__(self):
@@ -83,7 +83,7 @@ class SdfCursor:
         self.next_index = 0
 
     def block(self, path: str, index: int) -> Optional[str]:
-        from ..sources.sdf_source import sdf_blocks
+        from ...molecule.structures import sdf_blocks
 
         if path != self.path or index < self.next_index:
             self.close()

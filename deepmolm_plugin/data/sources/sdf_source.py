@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator, List, Tuple
 
+from ...molecule.structures import sdf_blocks
 from .base import MoleculeSpec, SourceError, SourceItem, register_reader
 from .csv_source import SPLIT_NAME, as_list, check_options, label_item, named, text_task
 
@@ -34,18 +35,6 @@ OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
 FIELD = re.compile(r"^>.*?<([^>]+)>")
 
-
-def sdf_blocks(lines: Iterable[str]) -> Iterator[str]:
-    """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts."""
-    block: List[str] = []
-    for line in lines:
-        if line.strip() == "$$$$":
-            yield "".join(block)
-            block = []
-        else:
-            block.append(line)
-    if "".join(block).strip():
-        yield "".join(block)
 
 
 def data_fields(block: str) -> dict:
