@@ -47,6 +47,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules
+from .jsonl import read_jsonl
 
 
 class EvalInputError(ValueError):
@@ -88,19 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_questions(path: str) -> List[dict]:
     """The question file's JSON lines (blank lines skipped); a bad line names its number."""
-    questions = []
-    with open(os.path.expanduser(path)) as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise EvalInputError(f"{path}, line {number}: not JSON: {e}") from e
-            if not isinstance(line, dict) or "question_id" not in line or "text" not in line:
-                raise EvalInputError(f"{path}, line {number}: needs question_id and text")
-            questions.append(line)
-    return questions
+    return read_jsonl(path, required=("question_id", "text"), error=EvalInputError)
 
 
 def _digest(text: str, length: int = 10) -> str:

@@ -60,6 +60,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from . import jsonl
+
 SCHEMA = "deepmolm-eval-metrics/1"
 KINDS = ("text", "iupac", "property", "smiles")
 SMILES_TASKS = frozenset({"smiles", "transsmiles", "smilesgeneration", "text2smiles", "text2mol",
@@ -88,19 +90,7 @@ def _ids(ids: Iterable, limit: int = MAX_IDS_SHOWN) -> str:
 
 
 def read_jsonl(path: os.PathLike) -> List[dict]:
-    rows = []
-    with open(path) as handle:
-        for number, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ReportError(f"{path}, line {number}: not JSON: {e}") from e
-            if not isinstance(row, dict) or "question_id" not in row:
-                raise ReportError(f"{path}, line {number}: a JSON object with question_id is needed")
-            rows.append(row)
-    return rows
+    return jsonl.read_jsonl(path, required=("question_id",), error=ReportError)
 
 
 def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = None) -> Tuple[Dict[str, dict], dict]:

@@ -137,12 +137,10 @@ def plot_parity(seed_results: Sequence[dict], task_names: Sequence[str], path_st
             fig, ax = plt.subplots(figsize=(4.5, 4.5))
             lo, hi = np.inf, -np.inf
             for r in seed_results:
-                p = r["predictions"].get(subset)
-                if not p:
+                points = _task_points(r, subset, t)
+                if points is None:
                     continue
-                y = np.array([row[t] if row[t] is not None else np.nan for row in p["y"]], dtype=float)
-                pr = np.array([row[t] for row in p["pred"]], dtype=float)
-                m = ~np.isnan(y)
+                y, pr, m = points
                 ax.scatter(y[m], pr[m], s=6, alpha=0.5, label=f"seed {r['seed']}")
                 if m.any():
                     lo, hi = min(lo, y[m].min(), pr[m].min()), max(hi, y[m].max(), pr[m].max())
@@ -157,6 +155,16 @@ def plot_parity(seed_results: Sequence[dict], task_names: Sequence[str], path_st
     return paths
 
 
+def _task_points(seed_result: dict, subset: str, t: int):
+    """Task t's (labels, predictions, labelled mask) in one seed's subset, or None."""
+    p = seed_result["predictions"].get(subset)
+    if not p:
+        return None
+    y = np.array([row[t] if row[t] is not None else np.nan for row in p["y"]], dtype=float)
+    pr = np.array([row[t] for row in p["pred"]], dtype=float)
+    return y, pr, ~np.isnan(y)
+
+
 def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem: Path) -> list[Path]:
     plt = _plt()
     paths = []
@@ -166,12 +174,10 @@ def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem:
         for t in range(n):
             ax = axes[0, t]
             for r in seed_results:
-                p = r["predictions"].get(subset)
-                if not p:
+                points = _task_points(r, subset, t)
+                if points is None:
                     continue
-                y = np.array([row[t] if row[t] is not None else np.nan for row in p["y"]], dtype=float)
-                pr = np.array([row[t] for row in p["pred"]], dtype=float)
-                m = ~np.isnan(y)
+                y, pr, m = points
                 if m.sum() == 0 or len(np.unique(y[m])) < 2:
                     continue
                 fpr, tpr = roc_curve(y[m], pr[m])
