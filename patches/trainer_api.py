@@ -5,7 +5,11 @@
   host's method reads `self.train_dataset`, which is the same dataset.
 - `Trainer(tokenizer=...)` became `Trainer(processing_class=...)` (5.x); the host's
   train.py passes `tokenizer=`. Renamed on the way in.
-Both are no-ops on a transformers that still has the old API.
+- `Trainer._save_checkpoint(model, trial, metrics)` lost `metrics` (5.x); the host's
+  override passes it on positionally, so every periodic checkpoint (`--save_strategy
+  steps|epoch`) of a full model raised TypeError at its first save. The wrapper keeps the
+  host's adapter-only branch and calls Trainer's method with the arguments it takes.
+All are no-ops on a transformers that still has the old API.
 """
 
 from __future__ import annotations
@@ -44,5 +48,16 @@ def apply() -> None:
                 host_init(self, *args, **kwargs)
 
             cls.__init__ = __init__
+
+        if "metrics" not in inspect.signature(Trainer._save_checkpoint).parameters:
+            host_save = cls._save_checkpoint
+
+            @functools.wraps(host_save)
+            def _save_checkpoint(self, model, trial, metrics=None):
+                if getattr(self.args, "tune_mm_mlp_adapter", False):
+                    return host_save(self, model, trial, metrics)  # never reaches Trainer's method
+                return Trainer._save_checkpoint(self, model, trial)
+
+            cls._save_checkpoint = _save_checkpoint
 
     _host.apply_once(llava_trainer, "trainer_api", _apply)

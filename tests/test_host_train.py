@@ -266,3 +266,26 @@ def test_host_dataset_and_collator_carry_molecule_fp_and_tiles(tiny_setup, tmp_p
         assert batch["tile_grids"] == [(2, 2), (2, 2)]
     finally:
         conversation_lib.default_conversation = previous
+
+
+def test_periodic_checkpoints_save_and_reload(tiny_setup, tmp_path):
+    # transformers 5 dropped `metrics` from Trainer._save_checkpoint; the host passed it on,
+    # so the first periodic save of a full model raised TypeError (patches.trainer_api).
+    out = tmp_path / "periodic"
+    args = train_args(tiny_setup, out, "--mm_projector", "fusion", steps=4)
+    args[args.index("--save_strategy") + 1] = "steps"
+    run_module("deepmolm_plugin.train", args + ["--save_steps", "2", "--save_only_model", "True"], cwd=tmp_path)
+    first, last = out / "checkpoint-2", out / "checkpoint-4"
+    assert (first / "model.safetensors").is_file() and (last / "model.safetensors").is_file()
+    tokenizer, model, processor, _ = load_pretrained_model(str(first), None, "x", device="cpu")
+    assert isinstance(model, LlavaQwen2ForCausalLM)
+    key = "model.mm_projector.image_proj.weight"
+    assert torch.equal(model.state_dict()[key], load_file(str(first / "model.safetensors"))[key])
+    assert not torch.equal(load_file(str(first / "model.safetensors"))[key], load_file(str(last / "model.safetensors"))[key])
+
+    # Stage 1 (adapter only) keeps the host's own periodic save: mm_projector.bin per checkpoint.
+    stage1 = tmp_path / "stage1-periodic"
+    args = train_args(tiny_setup, stage1, "--mm_projector", "fusion", "--tune_mm_mlp_adapter", "True", steps=2)
+    args[args.index("--save_strategy") + 1] = "steps"
+    run_module("deepmolm_plugin.train", args + ["--save_steps", "2"], cwd=tmp_path)
+    assert (stage1 / "checkpoint-2" / "mm_projector.bin").is_file()
