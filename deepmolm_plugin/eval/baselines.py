@@ -1,0 +1,65 @@
+"""Reference answers that are not a model's, scored by the same report code as a model's.
+
+A model's property score means little without the score of the simplest predictor on the
+same questions. `mean_baseline` answers every property question with the training-set mean
+of that task (the mean of the reference values of the training records, read with the
+report's own `reference_value`); `score_answers` scores any {question_id: answer text}
+exactly as `deepmolm_plugin.eval.report` scores a model's answers. Used by `make demo` and
+`scripts/experiment_fusion.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Dict, Iterable, List
+
+from .jsonl import read_jsonl
+from .questions import convert
+from .report import reference_value, task_kind, write_outputs, build_report
+
+
+class BaselineError(ValueError):
+    pass
+
+
+def task_means(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[str, float]:
+    """{task: mean reference value} over the property questions of training records (host
+    records, as in a prepared split). A task whose records hold no value is an error."""
+    sums: Dict[str, List[float]] = {}
+    for question in convert(train_records, Path(data_dir)):
+        task = question["task"]
+        if task_kind(task, question) != "property":
+            continue
+        value = reference_value(task, question)
+        if value is None:
+            raise BaselineError(f"training record {question['question_id']!r} ({task}): no reference value")
+        sums.setdefault(task, []).append(value)
+    if not sums:
+        raise BaselineError("the training records hold no property question")
+    return {task: math.fsum(v) / len(v) for task, v in sums.items()}
+
+
+def mean_baseline(questions: Iterable[dict], means: Dict[str, float]) -> Dict[str, str]:
+    """{question_id: answer} for the property questions whose task has a training mean."""
+    return {str(q["question_id"]): f"{means[q['task']]:.4f}" for q in questions if q.get("task") in means}
+
+
+def score_answers(answers: Dict[str, str], questions: os.PathLike, out: os.PathLike) -> dict:
+    """Write `answers` as a model_vqa answer file in `out` and score it against the questions
+    it answers (a subset of `questions`: the others are left out); returns the report."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    asked = [q for q in read_jsonl(questions) if str(q["question_id"]) in answers]
+    if len(asked) != len(answers):
+        raise BaselineError(f"{len(answers) - len(asked)} answer(s) to questions not in {questions}")
+    references = out / "questions.jsonl"
+    references.write_text("".join(json.dumps(q) + "\n" for q in asked))
+    answer_file = out / "answers.jsonl"
+    answer_file.write_text("".join(json.dumps({"question_id": q["question_id"], "text": answers[str(q["question_id"])]})
+                                   + "\n" for q in asked))
+    report, rows = build_report([answer_file], references)
+    write_outputs(report, rows, out, make_plots=False)
+    return report

@@ -1,0 +1,689 @@
+"""Does DeepMoLM learn, and does the fusion projector earn its place?
+
+    python scripts/experiment_fusion.py                  # the full experiment (~90 min on 2 CPU cores)
+    python scripts/experiment_fusion.py --quick --out /tmp/q   # every arm for a few steps (a smoke run)
+    python scripts/experiment_fusion.py --device cuda --size large  # on a GPU
+
+An end-to-end benchmark through exactly the public commands a user runs:
+`deepmolm-prepare` -> `python -m deepmolm_plugin.train` (the host's train.py) ->
+`scripts/eval/run_eval.sh` (questions -> the host's model_vqa -> `deepmolm_plugin.eval.report`).
+
+Data: real molecules, ESOL (delaney-processed.csv) and FreeSolv (SAMPL.csv) from
+`../shared/data/moleculenet`, deduplicated by canonical SMILES, one fixed balanced
+scaffold split (80/10/10, seed 0) saved with the results. Three question types in one
+multi-task training set, each answered "The <name> is <value>." (the shared prompt table's
+labelled-property template, `deepmolm_plugin.data.prompts`):
+
+- `log solubility`: ESOL's measured log solubility (ESOL molecules only);
+- `radius of gyration`: of the heavy atoms of the very conformer that produced the
+  molecule's `molecule_fp` (the project's seeded ETKDG + MMFF conformer; after
+  preparation every molecule's tokens are checked to equal the tokens of the conformer
+  the target was computed on), in Angstrom, 2 decimals;
+- `heavy atom count`: a 2D-computable integer.
+
+Arms (identical except for what is named; same LLM, encoder config, data, steps, seeds):
+`fusion` (DeepEncoder -> fusion projector with molecule_fp -> Qwen2), `image_only` (the
+`linear` projector: DeepMoLM's image path without molecule_fp), `fusion_shuffled_fp`
+(each seed's selected fusion model, evaluated with molecule_fp permuted across test
+molecules), `mean_baseline` (training-set mean per target) and `classical` (a random
+forest on Morgan count fingerprints). Every arm is scored by the project's eval code.
+
+Models: a from-scratch tiny Qwen2 (ChatML BPE tokenizer trained on the training answers)
+and a trainable tiny DeepEncoder, trained from random weights (nothing can be downloaded).
+Model selection uses the validation split only: each run's checkpoint
+of the last two epochs (--select-last) is
+scored on valid, the best (mean over targets of the MAE normalised by the mean baseline's,
+an invalid answer counting as the mean baseline's error) is kept, and the test split is
+scored once per run with it.
+
+Outputs in --out: experiment_fusion.json (schema below), experiment_fusion.md, and
+experiment_fusion.png (per-target MAE bars, mean +- std over seeds) plus
+experiment_fusion_parity.png (fusion, one parity plot per target). JSON:
+`{"targets": [...], "seeds": [...], "arms": {ARM: {"mae": {TARGET: [per seed]},
+"valid_ratio": {TARGET: [per seed]}}}, "paired": ..., "verdict": ..., "timings_s": ...}`.
+
+The work folder (--work) keeps every intermediate result: rerunning the same command
+resumes (prepared data, finished trainings and evaluations are reused); a work folder
+made with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "moleculenet"
+sys.path.insert(0, str(REPO))  # run from a checkout without installing too
+
+from deepmolm_plugin.data.prompts import PROPERTY_PREFIX  # noqa: E402
+from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means  # noqa: E402
+from deepmolm_plugin.eval.jsonl import read_jsonl  # noqa: E402
+
+SCHEMA = "deepmolm-experiment-fusion/1"
+ARMS = ("fusion", "image_only", "fusion_shuffled_fp", "mean_baseline", "classical")
+TRAINED = {"fusion": "fusion", "image_only": "linear"}  # arm -> --mm_projector
+# target name (the question's property name) -> CSV column written by build_dataset
+TARGETS = {"log solubility": "log_solubility", "radius of gyration": "radius_of_gyration",
+           "heavy atom count": "heavy_atom_count"}
+TARGET_KIND = {"log solubility": "measured (ESOL)", "radius of gyration": "3D shape of the molecule_fp conformer",
+               "heavy atom count": "2D-computable"}
+SPLIT_SEED = 0
+
+# Model and training sizes. `small` is what fits the 90-minute CPU budget; `large` is for a GPU.
+SIZES = {
+    "quick": dict(llm=dict(hidden_size=64, layers=2, heads=4, kv_heads=2, intermediate=128),
+                  epochs=1, max_steps=3, batch=8, lr=3e-3, molecules=48),
+    "small": dict(llm=dict(hidden_size=192, layers=3, heads=4, kv_heads=2, intermediate=512),
+                  epochs=4, max_steps=-1, batch=16, lr=2e-3, molecules=None),
+    "large": dict(llm=dict(hidden_size=512, layers=6, heads=8, kv_heads=4, intermediate=1536),
+                  epochs=12, max_steps=-1, batch=32, lr=1e-3, molecules=None),
+}
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+class Clock:
+    """Wall time of each part, printed as it ends and kept for the report."""
+
+    def __init__(self):
+        self.parts: dict[str, float] = {}
+
+    @contextmanager
+    def part(self, name: str):
+        start = time.perf_counter()
+        print(f"--- {name}", flush=True)
+        yield
+        took = time.perf_counter() - start
+        self.parts[name] = self.parts.get(name, 0.0) + took
+        print(f"--- {name}: {took:.1f} s", flush=True)
+
+
+def run(cmd: list, log: Path, env: dict | None = None) -> None:
+    """One public command, its output in `log`; a failure shows the end of the log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", **(env or {})}
+    with open(log, "w") as handle:
+        handle.write("$ " + " ".join(map(str, cmd)) + "\n")
+        handle.flush()
+        proc = subprocess.run([str(c) for c in cmd], stdout=handle, stderr=subprocess.STDOUT, env=full_env)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-40:])
+        raise SystemExit(f"error: command failed ({proc.returncode}), log {log}:\n{tail}")
+
+
+def write_json(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def read_molecules(limit: int | None) -> tuple[list[dict], dict]:
+    """ESOL then FreeSolv rows, deduplicated by canonical SMILES (first occurrence kept)."""
+    from rdkit import Chem
+
+    sources = [("esol", SHARED_DATA / "delaney-processed.csv", "smiles", "measured log solubility in mols per litre"),
+               ("freesolv", SHARED_DATA / "SAMPL.csv", "smiles", None)]
+    rows, seen, counts = [], set(), {"read": 0, "unparseable": 0, "duplicates": 0}
+    for name, path, smiles_col, label_col in sources:
+        if not path.is_file():
+            raise SystemExit(f"error: {path} is missing: the experiment reads ../shared/data/moleculenet")
+        with open(path, newline="") as handle:
+            for i, row in enumerate(csv.DictReader(handle)):
+                counts["read"] += 1
+                smiles = row[smiles_col].strip()
+                mol = Chem.MolFromSmiles(smiles)
+                if mol is None:
+                    counts["unparseable"] += 1
+                    continue
+                canonical = Chem.MolToSmiles(mol)
+                if canonical in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(canonical)
+                rows.append({"id": f"{name}{i}", "smiles": canonical,
+                             "log_solubility": row[label_col].strip() if label_col else ""})
+    if limit:
+        rows = rows[::max(1, len(rows) // limit)][:limit]
+    return rows, counts
+
+
+def heavy_atom_geometry(record) -> float:
+    """Radius of gyration (unweighted, Angstrom) of the heavy atoms of the record's conformer."""
+    mol = record.mol
+    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+    pos = mol.GetConformer().GetPositions()[heavy]
+    return float(np.sqrt(((pos - pos.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def build_dataset(work: Path, limit: int | None) -> dict:
+    """molecules.csv (id, smiles, split, targets) + the split; conformers from the project's
+    own `molecule_from_smiles` (the same call data preparation makes)."""
+    from rdkit import Chem
+    from tqdm import tqdm
+
+    from deepmolm_plugin.molecule import MoleculeError, molecule_from_smiles
+    from deepmolm_plugin.property.splits import scaffold_split
+
+    out = work / "molecules.csv"
+    info_path = work / "dataset.json"
+    if out.is_file() and info_path.is_file():
+        return json.loads(info_path.read_text())
+    rows, counts = read_molecules(limit)
+    kept, failures = [], []
+    for row in tqdm(rows, desc="conformers + targets", mininterval=5):
+        try:
+            record = molecule_from_smiles(row["smiles"], row["smiles"], policy="generate")
+        except MoleculeError as e:
+            failures.append({"id": row["id"], "smiles": row["smiles"], "reason": str(e)})
+            continue
+        row["radius_of_gyration"] = f"{heavy_atom_geometry(record):.2f}"
+        row["heavy_atom_count"] = str(record.mol.GetNumHeavyAtoms())
+        kept.append(row)
+    split = scaffold_split([Chem.MolFromSmiles(r["smiles"]) for r in kept], seed=SPLIT_SEED)
+    for name, indices in split.items():
+        for i in indices:
+            kept[int(i)]["split"] = name
+    with open(out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "smiles", "split", *TARGETS.values()])
+        writer.writeheader()
+        for row in kept:
+            writer.writerow({k: row.get(k, "") for k in writer.fieldnames})
+    info = {"sources": ["delaney-processed.csv (ESOL)", "SAMPL.csv (FreeSolv)"], "counts": counts,
+            "conformer_failures": failures, "molecules": len(kept),
+            "split": {"kind": "scaffold (balanced Bemis-Murcko, deepmolm_plugin.property.splits)",
+                      "seed": SPLIT_SEED, "sizes": {k: int(len(v)) for k, v in split.items()},
+                      "ids": {k: [kept[int(i)]["id"] for i in v] for k, v in split.items()}}}
+    write_json(info_path, info)
+    return info
+
+
+def prepare(work: Path, image_size: int, workers: int, clock: Clock) -> Path:
+    """`deepmolm-prepare --format csv` on molecules.csv (resumable by itself)."""
+    out = work / "prepared"
+    labels = [f"{column}={name}" for name, column in TARGETS.items()]
+    run([Path(sys.executable).parent / "deepmolm-prepare", "--format", "csv",
+         "--input", work / "molecules.csv", "--out", out, "--id-column", "id", "--split-column", "split",
+         "--smiles-column", "smiles", "--label-columns", *labels, "--image-size", str(image_size),
+         "--conformer-policy", "generate", "--workers", str(workers), "--no-progress"],
+        work / "logs" / "prepare.log")
+    return out
+
+
+def check_conformers(work: Path, prepared: Path) -> int:
+    """Every prepared molecule's molecule_fp equals the tokens of the conformer its radius of
+    gyration was computed on (both come from the same seeded generator): the 3D target
+    describes exactly the geometry the model's fingerprint saw."""
+    from deepmolm_plugin.data.records import MoleculeInputs
+    from deepmolm_plugin.molecule import fingerprint_record, molecule_from_smiles
+
+    marker = work / "conformers-checked"
+    if marker.is_file():
+        return int(marker.read_text())
+    inputs = MoleculeInputs(fp_bits=4096, fp_levels=4, record_folder=str(prepared))
+    checked, seen = 0, set()
+    for split in ("train", "valid", "test"):
+        for record in json.loads((prepared / f"{split}.json").read_text()):
+            if record["smiles"] in seen:
+                continue
+            seen.add(record["smiles"])
+            stored = inputs.molecule_fp(record, record["id"])
+            fresh = fingerprint_record(molecule_from_smiles(record["smiles"], record["smiles"], policy="generate"))
+            if not np.array_equal(np.asarray(stored), fresh.numpy()):
+                raise SystemExit(f"error: record {record['id']}: prepared molecule_fp differs from the conformer "
+                                 "the radius of gyration was computed on")
+            checked += 1
+    marker.write_text(str(checked))
+    return checked
+
+
+# --------------------------------------------------------------------------- models
+
+
+def corpus(prepared: Path) -> list:
+    lines = ["You are a helpful assistant.", "system", "user", "assistant"]
+    for record in json.loads((prepared / "train.json").read_text()):
+        lines += [t["value"] for t in record["conversations"]]
+    return lines
+
+
+def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, device: str) -> Path:
+    """One training run through the host's train.py; a checkpoint every epoch."""
+    from deepmolm_plugin.demo import DEMO_ENCODER
+    from deepmolm_plugin.encoder import DeepEncoderConfig
+    from deepmolm_plugin.tiny_llm import build_qwen2, train_chatml_tokenizer
+
+    out = work / "runs" / f"{arm}-seed{seed}"
+    if (out / "done").is_file():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    tokenizer = train_chatml_tokenizer(corpus(prepared), vocab_size=600)
+    build_qwen2(out / "llm", tokenizer, seed=seed, **size["llm"])
+    (out / "deepencoder.json").write_text(json.dumps(DeepEncoderConfig(**DEMO_ENCODER).to_dict()))
+    cmd = [sys.executable, "-m", "deepmolm_plugin.train",
+           "--model_name_or_path", out / "llm", "--version", "qwen2",
+           "--vision_tower", "deepencoder", "--vision_tower_weights", "random",
+           "--deepencoder_config", out / "deepencoder.json", "--unfreeze_mm_vision_tower", "True",
+           "--mm_projector", TRAINED[arm], "--fusion_heads", "4",
+           "--mm_use_im_patch_token", "False", "--image_aspect_ratio", "pad",
+           "--data_path", prepared / "train.json", "--image_folder", prepared,
+           "--output_dir", out / "checkpoints", "--num_train_epochs", str(size["epochs"]),
+           "--max_steps", str(size["max_steps"]),
+           "--per_device_train_batch_size", str(size["batch"]), "--learning_rate", str(size["lr"]),
+           "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.03", "--weight_decay", "0",
+           "--logging_steps", "20", "--save_strategy", "epoch" if size["max_steps"] < 0 else "steps",
+           "--save_steps", str(max(1, size["max_steps"])), "--save_only_model", "True",
+           "--report_to", "none", "--model_max_length", "128", "--dataloader_num_workers", "1",
+           "--lazy_preprocess", "True", "--seed", str(seed), "--data_seed", str(seed)]
+    if device == "cuda":
+        cmd += ["--bf16", "True"]
+    run(cmd, out / "train.log", env=device_env(device))
+    (out / "done").write_text("ok")
+    return out
+
+
+def device_env(device: str) -> dict:
+    return {"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {}
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    found = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if not found:
+        raise SystemExit(f"error: {run_dir}: training saved no checkpoint")
+    return found
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(model: Path, data: Path, out: Path, device: str, image_folder: Path | None = None) -> dict:
+    """`scripts/eval/run_eval.sh MODEL DATA OUT 1`: questions -> host model_vqa -> report.
+    Images are looked up in `image_folder` (default: DATA's folder, as deepmolm-prepare writes them)."""
+    if not (out / "metrics.json").is_file():
+        folder = str(image_folder or data.parent)
+        env = {**device_env(device), "PYTHON": sys.executable, "REPORT_ARGS": "--no-plots",
+               "IMAGE_FOLDER": folder, "STRUCTURE_FOLDER": folder}
+        run(["bash", REPO / "scripts" / "eval" / "run_eval.sh", model, data, out, "1",
+             "--", "--max-new-tokens", "24"], out.parent / f"{out.name}.log", env=env)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def question_file(data: Path, out: Path) -> Path:
+    if not out.is_file():
+        run([sys.executable, "-m", "deepmolm_plugin.eval.questions", data, out], out.with_suffix(".log"))
+    return out
+
+
+def target_of(task: str) -> str:
+    return task[len(PROPERTY_PREFIX):] if task.startswith(PROPERTY_PREFIX) else task
+
+
+def per_target(metrics: dict) -> dict:
+    """{target: (mae, valid_ratio in [0, 1])} from a report's metrics.json."""
+    result = {}
+    for task, entry in metrics["tasks"].items():
+        m = entry["metrics"]
+        result[target_of(task)] = (m["mae"], None if m["valid_ratio"] is None else m["valid_ratio"] / 100.0)
+    return result
+
+
+def rows_of(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines() if line.strip()]
+
+
+def selection_score(out: Path, means: dict, baseline_mae: dict) -> float:
+    """Mean over targets of MAE / mean-baseline MAE; an invalid answer counts as the mean's error."""
+    errors: dict[str, list] = {}
+    for row in rows_of(out):
+        target = target_of(row["task"])
+        ref = row["reference_value"]
+        value = row["value"] if row["valid"] else means[target]
+        errors.setdefault(target, []).append(abs(value - ref))
+    return float(np.mean([np.mean(errors[t]) / baseline_mae[t] for t in errors]))
+
+
+def shuffled_split(data: Path, out: Path, seed: int) -> Path:
+    """The test split with molecule_fp permuted across molecules (a derangement: no molecule
+    keeps its own tokens; every question about one molecule gets the same other tokens)."""
+    if out.is_file():
+        return out
+    from deepmolm_plugin.data.records import MoleculeInputs
+
+    records = json.loads(data.read_text())
+    inputs = MoleculeInputs(fp_bits=4096, fp_levels=4, record_folder=str(data.parent))
+    molecules = sorted({r["smiles"] for r in records})
+    rng = np.random.default_rng(1000 + seed)
+    while True:
+        order = rng.permutation(len(molecules))
+        if len(molecules) < 2 or not np.any(order == np.arange(len(molecules))):
+            break
+    donor = {m: molecules[order[i]] for i, m in enumerate(molecules)}
+    tokens = {}
+    for r in records:
+        tokens.setdefault(r["smiles"], np.asarray(inputs.molecule_fp(r, r["id"])).tolist())
+    shuffled = [{**r, "molecule_fp": tokens[donor[r["smiles"]]]} for r in records]
+    write_json(out, shuffled)
+    return out
+
+
+def classical_predictions(prepared: Path, seed: int) -> dict:
+    """A random forest (500 trees) on Morgan count fingerprints (radius 2, 2048), one per target."""
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+    from sklearn.ensemble import RandomForestRegressor
+
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+
+    def table(split):
+        data: dict[str, tuple[list, list, list]] = {}
+        for r in json.loads((prepared / f"{split}.json").read_text()):
+            target = target_of(r["task"])
+            x = gen.GetCountFingerprintAsNumPy(Chem.MolFromSmiles(r["smiles"]))
+            xs, ys, ids = data.setdefault(target, ([], [], []))
+            xs.append(x)
+            ys.append(r["properties"][target])
+            ids.append(r["id"])
+        return data
+
+    train, test = table("train"), table("test")
+    answers = {}
+    for target, (xs, ys, _) in train.items():
+        model = RandomForestRegressor(n_estimators=500, n_jobs=-1, random_state=seed).fit(np.array(xs), np.array(ys))
+        txs, _, tids = test[target]
+        for qid, value in zip(tids, model.predict(np.array(txs))):
+            answers[qid] = f"{value:.4f}"
+    return answers
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def run_seed(seed: int, args, size: dict, prepared: Path, means: dict, valid_baseline: dict, results: dict,
+             clock: Clock) -> None:
+    work = Path(args.work)
+    for arm in TRAINED:
+        with clock.part(f"train {arm} seed {seed}"):
+            run_dir = train_arm(arm, seed, work, prepared, size, args.device)
+        with clock.part(f"select {arm} seed {seed} on valid"):
+            scored = []
+            for ckpt in checkpoints(run_dir)[-args.select_last:]:
+                out = run_dir / "eval" / f"valid-{ckpt.name}"
+                evaluate(ckpt, prepared / "valid.json", out, args.device)
+                scored.append((selection_score(out, means, valid_baseline), ckpt))
+            best_score, best = min(scored, key=lambda s: s[0])
+            print(f"    {arm} seed {seed}: selected {best.name} (valid score {best_score:.3f}; "
+                  + ", ".join(f"{c.name}={s:.3f}" for s, c in scored) + ")", flush=True)
+        with clock.part(f"test {arm} seed {seed}"):
+            test = per_target(evaluate(best, prepared / "test.json", run_dir / "eval" / "test", args.device))
+            record(results, arm, test)
+            results["arms"][arm].setdefault("selected", []).append(
+                {"seed": seed, "checkpoint": best.name, "valid_score": best_score,
+                 "candidates": {c.name: s for s, c in scored}})
+            if arm == "fusion":
+                shuffled = shuffled_split(prepared / "test.json", run_dir / "eval" / "test_shuffled_fp.json", seed)
+                shuf = per_target(evaluate(best, shuffled, run_dir / "eval" / "test-shuffled-fp", args.device,
+                                           image_folder=prepared))
+                record(results, "fusion_shuffled_fp", shuf)
+    with clock.part(f"classical seed {seed}"):
+        out = work / "classical" / f"seed{seed}"
+        if not (out / "metrics.json").is_file():
+            score_answers(classical_predictions(prepared, seed), question_file(prepared / "test.json",
+                                                                               work / "test-questions.jsonl"), out)
+        record(results, "classical", per_target(json.loads((out / "metrics.json").read_text())))
+
+
+def record(results: dict, arm: str, values: dict) -> None:
+    entry = results["arms"].setdefault(arm, {"mae": {}, "valid_ratio": {}})
+    for target in results["targets"]:
+        mae, ratio = values[target]
+        entry["mae"].setdefault(target, []).append(mae)
+        entry["valid_ratio"].setdefault(target, []).append(ratio)
+
+
+def values(xs) -> np.ndarray:
+    """Per-seed numbers; None (no valid answer at all, so no MAE) becomes NaN."""
+    return np.array([np.nan if x is None else x for x in xs], float)
+
+
+def finite(x):
+    """A float for the JSON, or None where it is undefined (NaN)."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def paired(results: dict, a: str, b: str) -> dict:
+    """Per target: mean and standard error of MAE(a) - MAE(b) over seeds (negative: a is better).
+    Undefined (None) when a seed has no MAE or there is only one seed (SE)."""
+    out = {}
+    for target in results["targets"]:
+        diffs = values(results["arms"][a]["mae"][target]) - values(results["arms"][b]["mae"][target])
+        se = diffs.std(ddof=1) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+        out[target] = {"mean": finite(diffs.mean()), "se": finite(se), "per_seed": [finite(d) for d in diffs]}
+    return out
+
+
+def verdict(results: dict) -> dict:
+    """The issue's targets, each true or false, per target."""
+    p = results["paired"]
+    out = {}
+    for t in results["targets"]:
+        better = lambda d: d["se"] is not None and d["mean"] is not None and d["mean"] < -2 * d["se"]  # noqa: E731
+        gain = -(p["fusion-image_only"][t]["mean"] or 0.0)
+        lost = p["fusion_shuffled_fp-fusion"][t]["mean"] or 0.0
+        out[t] = {
+            "fusion beats mean_baseline by > 2 SE": bool(better(p["fusion-mean_baseline"][t])),
+            "fusion beats image_only by > 2 SE": bool(better(p["fusion-image_only"][t])),
+            "shuffled fp loses most of fusion's gain over image_only": bool(gain > 0 and lost > 0.5 * gain),
+            "fusion valid ratio >= 0.95 (every seed)": bool(values(results["arms"]["fusion"]["valid_ratio"][t]).min()
+                                                             >= 0.95),
+            "fusion MAE / classical MAE": finite(values(results["arms"]["fusion"]["mae"][t]).mean()
+                                                 / values(results["arms"]["classical"]["mae"][t]).mean()),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def mean_std(xs) -> str:
+    v = values(xs)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+
+
+def fmt(x, spec: str = "+.3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def markdown(results: dict) -> str:
+    t = results["targets"]
+    lines = [f"# Does it learn? ({'quick smoke run' if results['quick'] else 'experiment'})", "",
+             f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
+             f"Seeds: {results['seeds']}; molecules: {results['data']['molecules']} "
+             f"(split {results['data']['split']['sizes']}); wall time {results['timings_s']['total']:.0f} s", "",
+             "Test MAE, mean ± std over seeds (valid-number ratio, mean):", "",
+             "| arm | " + " | ".join(f"{x} ({TARGET_KIND[x]})" for x in t) + " |",
+             "|---|" + "---:|" * len(t)]
+    for arm in ARMS:
+        a = results["arms"][arm]
+        lines.append(f"| {arm} | " + " | ".join(
+            f"{mean_std(a['mae'][x])} ({values(a['valid_ratio'][x]).mean():.2f})" for x in t) + " |")
+    lines += ["", "Paired differences of test MAE (mean ± SE over seeds; negative: the first arm is better):", "",
+              "| comparison | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
+    for name, diffs in results["paired"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{fmt(diffs[x]['mean'])} ± {fmt(diffs[x]['se'], '.3f')}" for x in t) + " |")
+    lines += ["", "Targets:", "", "| target | " + " | ".join(next(iter(results["verdict"].values()))) + " |",
+              "|---|" + "---:|" * len(next(iter(results["verdict"].values())))]
+    for x, checks in results["verdict"].items():
+        lines.append(f"| {x} | " + " | ".join(("yes" if v else "**no**") if isinstance(v, bool) else fmt(v, ".2f")
+                                              for v in checks.values()) + " |")
+    lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()), ""]
+    return "\n".join(lines)
+
+
+def plots(results: dict, out: Path, parity_rows: dict) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = results["targets"]
+    fig, axes = plt.subplots(1, len(t), figsize=(4.2 * len(t), 3.6))
+    for ax, target in zip(np.atleast_1d(axes), t):
+        means = [values(results["arms"][a]["mae"][target]).mean() for a in ARMS]
+        stds = [values(results["arms"][a]["mae"][target]).std(ddof=1) if len(results["seeds"]) > 1 else 0 for a in ARMS]
+        ax.bar(range(len(ARMS)), means, yerr=stds, capsize=4,
+               color=["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#2ca02c"])
+        ax.set_xticks(range(len(ARMS)), [a.replace("_", "\n") for a in ARMS], fontsize=8)
+        ax.set_title(f"{target}\n({TARGET_KIND[target]})", fontsize=9)
+        ax.set_ylabel("test MAE (mean ± std over seeds)")
+    fig.tight_layout()
+    bars = out.with_suffix(".png")
+    fig.savefig(bars, dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(t), figsize=(4 * len(t), 4))
+    for ax, target in zip(np.atleast_1d(axes), t):
+        pts = np.array([(r["reference_value"], r["value"]) for r in parity_rows.get(target, []) if r["valid"]])
+        if len(pts):
+            ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.5)
+            lo, hi = pts.min(), pts.max()
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("reference")
+        ax.set_ylabel("fusion answer")
+        ax.set_title(f"{target} (test, all seeds)", fontsize=9)
+    fig.tight_layout()
+    parity = out.with_name(out.name + "_parity.png")
+    fig.savefig(parity, dpi=120)
+    plt.close(fig)
+    return [bars, parity]
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
+
+
+def settings_digest(args, size: dict) -> str:
+    key = {"size": size, "image_size": args.image_size, "device": args.device, "schema": SCHEMA}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="every arm for a few steps on 48 molecules, one seed")
+    p.add_argument("--size", choices=("small", "large"), default="small", help="model and training size")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; quick: 0)")
+    p.add_argument("--select-last", type=int, default=2,
+                   help="validation picks among the last K epoch checkpoints (default 2)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--image-size", type=int, default=256, help="depiction size (the tiny encoder's input size)")
+    p.add_argument("--workers", type=int, default=2, help="deepmolm-prepare worker processes")
+    p.add_argument("--work", default=None, help="work folder (default: experiments/fusion[-quick] in the repo)")
+    p.add_argument("--out", default=str(REPO / "scripts" / "results"), help="where the JSON, markdown and plots go")
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    size = dict(SIZES["quick" if args.quick else args.size])
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise SystemExit(f"error: --seeds must be distinct non-negative integers, got {seeds}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("error: --device cuda but torch sees no CUDA device")
+    name = "fusion-quick" if args.quick else f"fusion-{args.size}-{args.device}"
+    work = Path(args.work or REPO / "experiments" / name).resolve()
+    args.work = str(work)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    digest = settings_digest(args, size)
+    stamp = work / "settings"
+    if stamp.is_file() and stamp.read_text() != digest:
+        raise SystemExit(f"error: {work} was made with other settings: use another --work or delete it")
+    stamp.write_text(digest)
+
+    clock = Clock()
+    start = time.perf_counter()
+    with clock.part("data: molecules, conformers, targets, scaffold split"):
+        info = build_dataset(work, size["molecules"])
+    with clock.part("deepmolm-prepare"):
+        prepared = prepare(work, args.image_size, args.workers, clock)
+        checked = check_conformers(work, prepared)
+        print(f"    {checked} molecules: molecule_fp equals the tokens of the target's conformer", flush=True)
+    train_records = json.loads((prepared / "train.json").read_text())
+    means = {target_of(task): v for task, v in task_means(train_records, prepared).items()}
+    targets = [t for t in TARGETS if t in means]
+    results = {"schema": SCHEMA, "quick": args.quick, "command": " ".join(["python scripts/experiment_fusion.py",
+                                                                          *(argv if argv is not None else sys.argv[1:])]),
+               "machine": machine(), "device": args.device, "targets": targets, "seeds": seeds,
+               "arms": {arm: {"mae": {}, "valid_ratio": {}} for arm in ARMS},
+               "settings": {"size": size, "image_size": args.image_size, "encoder": "deepmolm_plugin.demo.DEMO_ENCODER "
+                            "(256 px, trainable, random init)", "selection": "best epoch checkpoint on valid",
+                            "training_means": means},
+               "data": info | {"conformers_checked": checked}}
+    with clock.part("mean baseline"):
+        valid_q = question_file(prepared / "valid.json", work / "valid-questions.jsonl")
+        test_q = question_file(prepared / "test.json", work / "test-questions.jsonl")
+        task_mean = {PROPERTY_PREFIX + t: v for t, v in means.items()}
+        valid_report = score_answers(mean_baseline(read_jsonl(valid_q), task_mean), valid_q,
+                                     work / "mean_baseline" / "valid")
+        valid_baseline = {t: v[0] for t, v in per_target(valid_report).items()}
+        test_report = score_answers(mean_baseline(read_jsonl(test_q), task_mean), test_q,
+                                    work / "mean_baseline" / "test")
+        for _ in seeds:  # deterministic: the same value for every seed, kept per seed for the paired statistics
+            record(results, "mean_baseline", per_target(test_report))
+    for seed in seeds:
+        run_seed(seed, args, size, prepared, means, valid_baseline, results, clock)
+
+    results["paired"] = {f"{a}-{b}": paired(results, a, b) for a, b in (
+        ("fusion", "mean_baseline"), ("fusion", "image_only"), ("fusion_shuffled_fp", "fusion"),
+        ("image_only", "mean_baseline"), ("fusion", "classical"))}
+    results["verdict"] = verdict(results)
+    results["timings_s"] = {**{k: round(v, 1) for k, v in clock.parts.items()},
+                            "total": round(time.perf_counter() - start, 1)}
+    parity_rows: dict[str, list] = {}
+    for seed in seeds:
+        for row in rows_of(work / "runs" / f"fusion-seed{seed}" / "eval" / "test"):
+            parity_rows.setdefault(target_of(row["task"]), []).append(row)
+    stem = out / ("experiment_fusion_quick" if args.quick else "experiment_fusion")
+    write_json(stem.with_suffix(".json"), results)
+    text = markdown(results)
+    stem.with_suffix(".md").write_text(text)
+    figures = plots(results, stem, parity_rows)
+    print(text)
+    print("wrote", stem.with_suffix(".json"), stem.with_suffix(".md"), *figures)
+
+
+if __name__ == "__main__":
+    main()
