@@ -5,10 +5,12 @@ tiny DeepEncoder, fusion projector); loading and registry checks run in-process.
 """
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import deepmolm_plugin
@@ -220,7 +222,20 @@ def test_record_molecule_errors_name_the_record(tmp_path):
         inputs.molecule_fp({"structure": "x.sdf"}, "r4")
     record = {"smiles": MOLECULES[0][0]}
     inputs.ensure_image(record, "r/5")
-    assert record["image"].endswith("r_5.png") and (tmp_path / "r_5.png").is_file()
+    assert Path(record["image"]).parent == tmp_path and Path(record["image"]).is_file()
+
+
+def test_rendered_depictions_are_keyed_by_molecule_not_record_id(tmp_path):
+    from deepmolm_plugin.data.records import MoleculeInputs
+
+    inputs = MoleculeInputs(render_folder=str(tmp_path))
+    a, b, c = {"smiles": "CCO"}, {"smiles": "CCO"}, {"smiles": "c1ccccc1"}
+    inputs.ensure_image(a, "q1")
+    inputs.ensure_image(b, "q2")  # another question about the same molecule: the same file
+    assert a["image"] == b["image"] and len(list(tmp_path.iterdir())) == 1
+    inputs.ensure_image(c, "q1")  # the same id about another molecule never reuses the first picture
+    assert c["image"] != a["image"]
+    assert Image.open(c["image"]).tobytes() == render_molecule("c1ccccc1").tobytes()
 
 
 def test_tiles_mode_trains_and_saves_its_mode(tiny_setup, tmp_path):

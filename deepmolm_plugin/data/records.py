@@ -11,13 +11,16 @@ A record is the host's JSON (`id`, `image`, `conversations`) plus one molecule f
 - `smiles`: a SMILES string; a conformer is generated (ETKDGv3 + MMFF, seeded).
 
 A record with a molecule but no `image` gets its depiction rendered once, with the one
-rendering function (`render_molecule`), into the render folder, and the record points
-at it. Every failure is a RecordError that names the record and the reason.
+rendering function (`render_molecule`), into the render folder under a name made of a
+digest of the molecule source (SMILES, or structure file bytes and 3D policy) and the
+render settings, so records of one molecule share it; the record points at it. Every failure is a RecordError that names the record and the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +30,7 @@ from ..molecule import MoleculeError, fingerprint_record, molecule_from_smiles, 
 from .sidecar import SidecarError, SidecarFiles, is_reference
 
 MOLECULE_FIELDS = ("molecule_fp", "structure", "smiles")
+RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
 
 
 class RecordError(ValueError):
@@ -101,15 +105,19 @@ class MoleculeInputs:
             raise RecordError(rid, "molecule_fp has no valid token (all -1)")
         return tokens
 
+    def _structure_path(self, record: dict, rid: str) -> Path:
+        path = Path(record["structure"])
+        if not path.is_absolute():
+            if self.structure_folder is None:
+                raise RecordError(rid, f"structure {path} is relative but --structure_folder is not set")
+            path = Path(self.structure_folder) / path
+        if not path.is_file():
+            raise RecordError(rid, f"structure file {path} does not exist")
+        return path
+
     def _molecule(self, record: dict, rid: str):
         if record.get("structure"):
-            path = Path(record["structure"])
-            if not path.is_absolute():
-                if self.structure_folder is None:
-                    raise RecordError(rid, f"structure {path} is relative but --structure_folder is not set")
-                path = Path(self.structure_folder) / path
-            if not path.is_file():
-                raise RecordError(rid, f"structure file {path} does not exist")
+            path = self._structure_path(record, rid)
             records = list(read_structures(path, policy=self.policy, errors="raise"))
             if len(records) != 1:
                 raise RecordError(rid, f"structure file {path} holds {len(records)} molecules, expected 1")
@@ -125,21 +133,24 @@ class MoleculeInputs:
             return
         if self.render_folder is None:
             raise RecordError(rid, "has no image and no render folder is set")
+        # The file is named by what is drawn, not by the record: records about one molecule
+        # share one depiction, and an edited SMILES or structure never reuses a stale one.
         if record.get("smiles"):
-            source = record["smiles"]
+            content = b"smiles:" + record["smiles"].encode()
         elif record.get("structure"):
-            source = self._molecule(record, rid)
+            content = b"structure:" + self.policy.encode() + b":" + self._structure_path(record, rid).read_bytes()
         else:
             raise RecordError(rid, "has no image, and inline molecule_fp cannot be drawn: add `image` or `smiles`")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in rid)
-        path = Path(self.render_folder) / f"{safe}.png"
+        digest = hashlib.sha256(content + f":render_molecule:{RENDER_SIZE}".encode()).hexdigest()[:32]
+        path = Path(self.render_folder) / f"{digest}.png"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                image = render_molecule(source, id=rid)
+                source = record["smiles"] if record.get("smiles") else self._molecule(record, rid)
+                image = render_molecule(source, size=RENDER_SIZE, id=rid)
             except MoleculeError as e:
                 raise RecordError(rid, f"cannot render a depiction: {e}") from e
-            tmp = path.with_suffix(f".tmp{os.getpid()}.png")
+            tmp = path.with_suffix(f".tmp{socket.gethostname()}-{os.getpid()}.png")
             image.save(tmp)
             os.replace(tmp, path)  # atomic: a killed run leaves no half-written image
         record["image"] = str(path.resolve())
