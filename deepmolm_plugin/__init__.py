@@ -28,6 +28,7 @@ _PATCHES = (
     "molecule_data",
     "cli_reply",
     "aux_property_logging",
+    "aux_property_stats",
 )
 
 

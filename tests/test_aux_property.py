@@ -1,6 +1,7 @@
 """KFLM2 as DeepMoLM's auxiliary task: trained with the LM loss through the host launcher."""
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -47,8 +48,76 @@ def test_aux_head_trains_through_the_launcher_and_is_saved(aux_checkpoint):
     config = json.loads((aux_checkpoint / "config.json").read_text())
     assert config["aux_property_task"] == "kflm2" and config["aux_properties"] == ["MW", "LogP"]
     weights = load_file(str(aux_checkpoint / "model.safetensors"))
-    assert torch.equal(weights["model.aux_property_head.count"], torch.tensor([48.0, 36.0], dtype=torch.float64))
     assert any(k.startswith("model.aux_property_head.model.graph.") for k in weights)
+
+
+def test_normalisation_is_the_training_sets_fixed_before_training_and_saved(aux_setup, aux_checkpoint):
+    """The launcher's training forward refuses an unfitted head, so these were set before step 1;
+    after 12 steps over the same 4 records they are still the 4 records' statistics (a running
+    update would have counted 48 MW labels)."""
+    records = json.loads(aux_setup["data"].read_text())
+    weights = load_file(str(aux_checkpoint / "model.safetensors"))
+    for j, name in enumerate(["MW", "LogP"]):
+        values = [r["properties"][name] for r in records if name in r["properties"]]
+        count = weights["model.aux_property_head.count"][j].item()
+        mean = weights["model.aux_property_head.mean"][j].item()
+        m2 = weights["model.aux_property_head.m2"][j].item()
+        assert count == len(values) == (4 if name == "MW" else 3)
+        assert mean == pytest.approx(statistics.fmean(values), rel=1e-12)
+        assert (m2 / (count - 1)) ** 0.5 == pytest.approx(statistics.stdev(values), rel=1e-12)
+    assert weights["model.aux_property_head.mean"].dtype == torch.float64
+
+
+class _Records:
+    """A stand-in for the host's dataset: the full record list, as every rank loads it."""
+
+    def __init__(self, records):
+        self.list_data_dict = records
+
+
+def _props_records():
+    return [{"id": "a", "properties": {"MW": 46.0, "LogP": -0.1}}, {"id": "b", "properties": {"MW": 78.0}},
+            {"id": "c"}, {"id": "d", "properties": {"MW": 94.0, "LogP": 1.5}}]
+
+
+def test_fitted_statistics_do_not_move_during_training():
+    from deepmolm_plugin.patches.aux_property_stats import fit_aux_normalisation
+
+    torch.manual_seed(0)
+    head = AuxPropertyHead(16, ["MW", "LogP"], hidden=8, depth=2)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        head.check_fitted()
+    fit_aux_normalisation(torch.nn.Sequential(head), _Records(_props_records()))
+    head.check_fitted()
+    assert head.count.tolist() == [3.0, 2.0]
+    assert head.mean.tolist() == pytest.approx([statistics.fmean([46.0, 78.0, 94.0]), 0.7])
+    assert head.std.tolist() == pytest.approx([statistics.stdev([46.0, 78.0, 94.0]), statistics.stdev([-0.1, 1.5])])
+    before = {k: v.clone() for k, v in head.state_dict().items() if k in ("count", "mean", "m2")}
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    graphs = collate_graphs([mol_to_graph(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1", "c1ccccc1O")])
+    records = [r for r in _props_records() if "properties" in r]
+    for _ in range(3):
+        values, mask = head.targets([r["properties"] for r in records], "cpu")
+        loss = head.loss(head(torch.randn(3, 16), graphs), values, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(torch.equal(head.state_dict()[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "nan", "heavy"])
+def test_a_non_finite_property_is_an_error_naming_the_record(bad):
+    from deepmolm_plugin.patches.aux_property_stats import fit_aux_normalisation
+
+    head = AuxPropertyHead(16, ["MW", "LogP"], hidden=8, depth=2)
+    records = _props_records()
+    records[3]["properties"]["LogP"] = bad
+    with pytest.raises(ValueError, match=r"record 'd': property 'LogP' is .*not a"):
+        fit_aux_normalisation(torch.nn.Sequential(head), _Records(records))
+    assert not head.fitted and head.count.tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="no value in any"):
+        fit_aux_normalisation(torch.nn.Sequential(AuxPropertyHead(16, ["MW", "pKa"], hidden=8, depth=2)),
+                              _Records(_props_records()))
 
 
 def test_predictions_are_written_next_to_the_answers(aux_checkpoint, tmp_path):

@@ -376,3 +376,83 @@ def test_fixed_test_sets_llinas(tmp_path):
     split = json.loads((out / "splits" / "seed_0.json").read_text())
     assert "test" not in split and len(split["valid"]) > 0
     assert results["data"]["test_files"]["llinas2020_set1_test"]["molecules"] == 100
+
+
+# ------------------------------------------------------------------ resume and label hygiene
+def _small_csv(path, labels=None):
+    """A 40-row regression CSV from SMALL (twice over), labels 0.1 * row unless given."""
+    smiles = (SMALL * 2)[:40]
+    labels = labels or [f"{0.1 * i:.1f}" for i in range(len(smiles))]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["smiles", "y"])
+        w.writerows(zip(smiles, labels))
+    return path
+
+
+def _tiny_run(data, out, extra=()):
+    return ["--data", str(data), "--targets", "y", "--task", "regression", "--seeds", "1", "--epochs", "2",
+            "--hidden", "8", "--ffn-hidden", "8", "--features", "none", "--out", str(out), "--quiet", "--no-plots",
+            *extra]
+
+
+def test_an_edited_data_file_is_not_resumed(tmp_path):
+    data, out = _small_csv(tmp_path / "d.csv"), tmp_path / "run"
+    assert kcli.main(_tiny_run(data, out)) == 0
+    seed_file = out / "seeds" / "seed_0.json"
+    before = seed_file.stat().st_mtime_ns
+    assert kcli.main(_tiny_run(data, out)) == 0  # same bytes: resumed
+    assert seed_file.stat().st_mtime_ns == before
+    labels = [f"{0.1 * i:.1f}" for i in range(40)]
+    labels[5] = "9.9"  # same path, same rows, one label edited
+    _small_csv(data, labels)
+    with pytest.raises(SystemExit, match="different configuration.*data_sha256"):
+        kcli.main(_tiny_run(data, out))
+    assert kcli.main(_tiny_run(data, out, ["--overwrite"])) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_sha256"] == kcli.file_sha256(data)
+    assert json.loads(seed_file.read_text())["fingerprint"] == config["fingerprint"]
+
+
+def test_a_truncated_seed_file_is_trained_again(tmp_path, capsys):
+    data, out = _small_csv(tmp_path / "d.csv"), tmp_path / "run"
+    assert kcli.main(_tiny_run(data, out)) == 0
+    seed_file = out / "seeds" / "seed_0.json"
+    complete = json.loads(seed_file.read_text())
+    seed_file.write_text(seed_file.read_text()[: len(seed_file.read_text()) // 2])  # a writer killed midway
+    capsys.readouterr()
+    assert kcli.main(_tiny_run(data, out)) == 0
+    assert "seed_0.json is not a complete JSON result" in capsys.readouterr().err
+    redone = json.loads(seed_file.read_text())
+    assert redone["metrics"] == complete["metrics"]  # seeded: the same numbers again
+    assert sorted(p.name for p in (out / "seeds").iterdir()) == ["seed_0.json"]  # no temporary files left
+
+
+def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    from deepmolm_plugin.property import report
+
+    target = tmp_path / "seed_0.json"
+    target.write_text('{"old": true}')
+
+    def killed(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report.os, "fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_atomic(target, '{"new": true}')
+    assert target.read_text() == '{"old": true}' and list(tmp_path.iterdir()) == [target]
+
+
+def test_non_finite_labels_are_rejected_with_their_rows(tmp_path):
+    labels = [f"{0.1 * i:.1f}" for i in range(40)]
+    labels[3], labels[7], labels[12], labels[20] = "inf", "-inf", "nan", "1e999"
+    labels[5], labels[9] = "", "NA"  # missing, as before
+    data = _small_csv(tmp_path / "bad.csv", labels)
+    message = r"4 non-finite label\(s\).*row 3 \(y='inf'\), row 7 \(y='-inf'\), row 12 \(y='nan'\), row 20"
+    with pytest.raises(SystemExit, match=message) as error:
+        kcli.main(_tiny_run(data, tmp_path / "run"))
+    assert "row 5" not in str(error.value) and "row 9" not in str(error.value)
+    labels[3], labels[7], labels[12], labels[20] = "1", "2", "3", "4"
+    table = kcli.load_table(_small_csv(tmp_path / "ok.csv", labels), ["y"])
+    assert table.unlabelled_rows == [5, 9] and not table.invalid  # missing: masked, the rows kept out
+    assert len(table.smiles) == 38 and np.isfinite(table.y).all()

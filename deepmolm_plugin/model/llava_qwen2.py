@@ -149,9 +149,9 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         rows = [i for i, p in enumerate(properties) if p is not None]
         if not rows:
             return hidden.sum() * 0.0
-        values, mask = head.targets([properties[i] for i in rows], hidden.device)
         if self.training:
-            head.update_stats(values, mask)
+            head.check_fitted()  # standardised by the training set's statistics, fixed before step 1
+        values, mask = head.targets([properties[i] for i in rows], hidden.device)
         pooled = pool_unsupervised(hidden, attention_mask, labels)[rows]  # (R, H)
         prediction = head(pooled, collate_graphs([graphs[i] for i in rows]))
         return head.loss(prediction, values, mask)

@@ -6,14 +6,21 @@ tool uses (gated fusion by default). Pooling covers the positions the LM loss do
 supervise — image tokens and prompt — so training and evaluation, where no answer exists
 yet, pool over the same positions.
 
-Targets come from records' `properties: {name: value}` and are normalised with running
-per-property statistics (Welford, updated in training only; buffers, so they are saved
-with the model and frozen at evaluation). A record without a property contributes
-nothing to that property's loss: the loss is a mean over the labels present.
+Targets come from records' `properties: {name: value}` and are standardised with each
+property's mean and sample std over the whole training set, fitted once before the first
+step (`fit_normalisation`, called by the `aux_property_stats` patch when the trainer
+starts) and never updated by training: every step, and every rank, standardises with the
+same numbers (a running mean would give early steps targets on a scale that later steps
+no longer use, and a rank's shard would give each rank its own scale). They are buffers
+(`count`, `mean`, `m2` = sum of squared deviations), so they are saved with the model and
+used unchanged at inference. A non-finite or non-numeric property value is an error naming
+the record. A record without a property contributes nothing to that property's loss: the
+loss is a mean over the labels present.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -36,27 +43,53 @@ class AuxPropertyHead(nn.Module):
         self.register_buffer("count", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("mean", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("m2", torch.zeros(n, dtype=torch.float64))
+        self.fitted = False  # set by fit_normalisation; training refuses to start without it
 
-    def targets(self, properties: Sequence[Optional[Dict[str, float]]], device) -> tuple:
-        """Records' property dicts -> values (B, n) float64 and mask (B, n) bool."""
+    def targets(self, properties: Sequence[Optional[Dict[str, float]]], device,
+                record_ids: Optional[Sequence[str]] = None) -> tuple:
+        """Records' property dicts -> values (B, n) float64 and mask (B, n) bool.
+
+        A value that is not a finite number raises, naming the record (``record_ids``, else
+        its position in ``properties``): a NaN or inf target would turn every later loss,
+        gradient and weight into NaN.
+        """
         values = torch.zeros(len(properties), len(self.names), dtype=torch.float64)
         mask = torch.zeros_like(values, dtype=torch.bool)
         for i, props in enumerate(properties):
+            where = record_ids[i] if record_ids is not None else f"#{i} of the batch"
             for j, name in enumerate(self.names):
-                value = (props or {}).get(name)
+                value = _finite_value(props, name, where)
                 if value is not None:
-                    values[i, j], mask[i, j] = float(value), True
+                    values[i, j], mask[i, j] = value, True
         return values.to(device), mask.to(device)
 
     @torch.no_grad()
-    def update_stats(self, values: torch.Tensor, mask: torch.Tensor) -> None:
-        """Welford update of the per-property mean and variance with the labels present."""
-        for j in range(len(self.names)):
-            for x in values[mask[:, j], j].tolist():
-                self.count[j] += 1
-                delta = x - self.mean[j]
-                self.mean[j] += delta / self.count[j]
-                self.m2[j] += delta * (x - self.mean[j])
+    def fit_normalisation(self, properties: Sequence[Optional[Dict[str, float]]],
+                          record_ids: Sequence[str]) -> None:
+        """Set the per-property mean and variance from the training set's labels, once, before training.
+
+        ``properties`` holds every training record's property dict (None: no properties), the
+        whole training list rather than one rank's shard, so all ranks get the same numbers.
+        New float64 tensors replace the buffers: exact whatever dtype the model was cast to.
+        """
+        values, mask = self.targets(properties, "cpu", record_ids)
+        count = mask.sum(0).to(torch.float64)
+        absent = [name for name, c in zip(self.names, count.tolist()) if c == 0]
+        if absent:
+            raise ValueError(f"auxiliary properties {absent} have no value in any of the {len(properties)} training "
+                             f"records: check --aux_properties against the records' `properties` keys")
+        mean = (values * mask).sum(0) / count
+        m2 = (((values - mean) * mask) ** 2).sum(0)
+        device = self.mean.device
+        self.count, self.mean, self.m2 = count.to(device), mean.to(device), m2.to(device)
+        self.fitted = True
+
+    def check_fitted(self) -> None:
+        """Training must standardise with the training set's statistics, not the zeros of a fresh head."""
+        if not self.fitted:
+            raise RuntimeError("the auxiliary property head's target normalisation was not fitted: call "
+                               "fit_normalisation with the training records before training (the "
+                               "aux_property_stats patch does so when the host's trainer starts)")
 
     @property
     def std(self) -> torch.Tensor:
@@ -80,6 +113,21 @@ class AuxPropertyHead(nn.Module):
     def predict_dicts(self, prediction: torch.Tensor) -> List[Dict[str, float]]:
         values = self.denormalize(prediction).tolist()
         return [dict(zip(self.names, row)) for row in values]
+
+
+def _finite_value(props: Optional[Dict[str, float]], name: str, where: str) -> Optional[float]:
+    """Property ``name`` of one record as a finite float, None if the record lacks it."""
+    value = (props or {}).get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"record {where!r}: property {name!r} is {value!r}, not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"record {where!r}: property {name!r} is {value!r}, not a finite number "
+                         f"(leave it out of `properties` if it was not measured)")
+    return number
 
 
 def pool_unsupervised(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor],

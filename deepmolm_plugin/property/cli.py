@@ -11,8 +11,13 @@ to ``--out``: ``config.json``, ``data_report.json`` (unparseable SMILES with row
 reasons, unlabelled rows, missing-label counts), ``splits/seed_<k>.json`` (indices into the
 used molecules and CSV row numbers), ``seeds/seed_<k>.json`` (metrics, learning curves,
 predictions, seconds), ``results.json`` / ``results.md`` (mean ± std over all seeds) and
-``plots/``. A rerun with the same configuration skips seeds whose results exist (resume);
-a different configuration in the same folder is refused unless ``--overwrite``.
+``plots/``; every file is written atomically (temporary file, fsync, rename). A rerun with
+the same configuration skips seeds whose results exist (resume); the configuration
+includes the sha256 of the data and test files' contents, so a different configuration or
+an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
+is truncated or corrupt (or from another run) is reported and that seed trained again.
+Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
+cells are an error listing their rows.
 
 Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
 it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or
@@ -37,6 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from .features import mol_to_graph, parse_smiles
+from .report import write_atomic
 from .splits import SPLITS, make_split, scaffold_sets, train_valid_split
 from .train import Inputs, TrainConfig, primary_metric, run_seed
 
@@ -74,11 +80,50 @@ class Table:
                      self.bad_labels)
 
 
-def _label(text: str | None) -> float:
+MISSING_LABELS = ("", "na", "none", "null")  # cells that mean "no measurement": masked
+
+
+def _label(text: str | None) -> float | None:
+    """A label cell as a float, or None when the cell says "missing".
+
+    ``nan`` / ``inf`` are not missing markers: they parse to non-finite floats, which the
+    caller rejects (a NaN written by a broken upstream step must not pass as "unmeasured",
+    and an infinite target would make every loss and metric infinite).
+    """
     text = (text or "").strip()
-    if text == "" or text.lower() in ("nan", "na", "none", "null"):
-        return math.nan
+    if text.lower() in MISSING_LABELS:
+        return None
     return float(text)
+
+
+def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list) -> tuple[list[float], int]:
+    """Row ``n``'s labels (NaN = missing or unparseable) and its count of unparseable cells;
+    non-finite cells are appended to ``nonfinite`` as (row, column, text) and become NaN here
+    so that the later checks of this row still run (the caller raises after the last row)."""
+    labels, bad = [], 0
+    for t in targets:
+        try:
+            value = _label(row.get(t))
+        except ValueError:
+            labels.append(math.nan)
+            bad += 1
+            continue
+        if value is not None and not math.isfinite(value):
+            nonfinite.append((n, t, (row.get(t) or "").strip()))
+            value = None
+        labels.append(math.nan if value is None else value)
+    return labels, bad
+
+
+def _reject_nonfinite(path: str, nonfinite: list, shown: int = 20) -> None:
+    """One error listing every non-finite label (the first ``shown`` of them), by data row."""
+    if not nonfinite:
+        return
+    cells = ", ".join(f"row {n} ({column}={text!r})" for n, column, text in nonfinite[:shown])
+    more = f" and {len(nonfinite) - shown} more" if len(nonfinite) > shown else ""
+    raise SystemExit(f"{path}: {len(nonfinite)} non-finite label(s) (nan/inf): {cells}{more}. Rows are data rows "
+                     f"numbered from 0 after the header, as in data_report.json; leave a cell empty (or NA) to "
+                     f"mark a label missing")
 
 
 def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: str | None = None,
@@ -93,20 +138,15 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
         missing = [t for t in targets if t not in header]
         if missing:
             raise SystemExit(f"{path}: target column(s) {missing} not in {header}")
-        smiles, mols, ys, rows, invalid, unlabelled = [], [], [], [], [], []
+        smiles, mols, ys, rows, invalid, unlabelled, nonfinite = [], [], [], [], [], [], []
         bad = 0
         rows_read = 0
         for n, row in enumerate(reader):
             if max_rows is not None and n >= max_rows:
                 break
             rows_read += 1
-            labels = []
-            for t in targets:
-                try:
-                    labels.append(_label(row.get(t)))
-                except ValueError:
-                    labels.append(math.nan)
-                    bad += 1
+            labels, row_bad = _row_labels(row, targets, n, nonfinite)
+            bad += row_bad
             if task == "classification":
                 for v in labels:
                     if not math.isnan(v) and v not in (0.0, 1.0):
@@ -123,6 +163,7 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             mols.append(mol)
             ys.append(labels)
             rows.append(n)
+    _reject_nonfinite(path, nonfinite)
     y = np.asarray(ys, dtype=np.float64).reshape(-1, len(targets))
     return Table(path, smiles, mols, y, np.asarray(rows, dtype=np.int64), list(targets), rows_read, invalid,
                  unlabelled, bad)
@@ -217,6 +258,74 @@ def _fingerprint(run: dict) -> str:
     return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in chunks (data files can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _data_digests(args) -> dict:
+    """The contents of the data and test files, for the run fingerprint: a file edited under
+    the same path must not resume the seeds computed from its old contents."""
+    return {"data_sha256": file_sha256(args.data),
+            "test_files_sha256": [file_sha256(t) for t in args.test_file]}
+
+
+def _changed_settings(old: dict, run: dict) -> list[str]:
+    """The run settings in which a folder's config.json differs from this run, for the refusal."""
+    keys = (set(old) | set(run)) - {"fingerprint", "argv"}
+    return sorted(k for k in keys if old.get(k) != run.get(k))
+
+
+def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
+    """Create ``out``; refuse (or, with ``overwrite``, clear) results of a different configuration."""
+    (out / "seeds").mkdir(parents=True, exist_ok=True)
+    (out / "splits").mkdir(exist_ok=True)
+    config_path = out / "config.json"
+    if config_path.exists():
+        old = _read_json(config_path)
+        if old is None or old.get("fingerprint") != fp:
+            if not overwrite:
+                changed = "unreadable config.json" if old is None else ", ".join(_changed_settings(old, run))
+                raise SystemExit(f"{out} holds results of a different configuration (changed: {changed}); "
+                                 f"use another --out or --overwrite")
+            for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
+                f.unlink()
+    write_atomic(config_path, json.dumps({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
+
+
+def _read_json(path: Path):
+    """A JSON file's value, or None if it is truncated or otherwise not JSON (a killed writer)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+SEED_RESULT_KEYS = ("seed", "fingerprint", "metrics", "members", "predictions", "seconds")
+
+
+def load_seed_result(path: Path, seed: int, fp: str) -> tuple[dict | None, str]:
+    """A finished seed's result for resuming, or (None, why it cannot be used).
+
+    A file that is not JSON (truncated, empty), lacks a result's keys, or belongs to another
+    seed or configuration is not a result: the caller trains that seed again instead of
+    crashing or reporting a stale number.
+    """
+    result = _read_json(path)
+    if not isinstance(result, dict):
+        return None, "is not a complete JSON result (truncated or corrupt)"
+    missing = [k for k in SEED_RESULT_KEYS if k not in result]
+    if missing:
+        return None, f"lacks {', '.join(missing)}"
+    if result["seed"] != seed or result["fingerprint"] != fp:
+        return None, f"is seed {result['seed']} of run {result['fingerprint']}, not seed {seed} of run {fp}"
+    return result, ""
+
+
 def run_from_args(args) -> dict:
     import torch
 
@@ -235,20 +344,10 @@ def run_from_args(args) -> dict:
         llm = llm_featurizer(featurizer)
         if llm is not None:  # an llm: folder's contents can change under the same path
             run["llm_fingerprint"] = llm.fingerprint
+    run.update(_data_digests(args))
     out = Path(args.out or Path("kflm2_runs") / f"{Path(args.data).stem}_{args.split}")
-    (out / "seeds").mkdir(parents=True, exist_ok=True)
-    (out / "splits").mkdir(exist_ok=True)
     fp = _fingerprint(run)
-    config_path = out / "config.json"
-    if config_path.exists():
-        old = json.loads(config_path.read_text())
-        if old.get("fingerprint") != fp:
-            if not args.overwrite:
-                raise SystemExit(f"{out} holds results of a different configuration; use another --out or "
-                                 f"--overwrite")
-            for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
-                f.unlink()
-    config_path.write_text(json.dumps({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
+    _prepare_out(out, run, fp, args.overwrite)
 
     t_load = time.perf_counter()
     table = load_table(args.data, args.targets, args.smiles_column, args.task, args.max_rows)
@@ -268,7 +367,7 @@ def run_from_args(args) -> dict:
         data_report["molecules"] = len(table.smiles)
     if len(table.smiles) < 10:
         raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}")
-    (out / "data_report.json").write_text(json.dumps(data_report, indent=1))
+    write_atomic(out / "data_report.json", json.dumps(data_report, indent=1))
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
 
@@ -288,11 +387,14 @@ def run_from_args(args) -> dict:
     for seed in bar:
         seed_path = out / "seeds" / f"seed_{seed}.json"
         if seed_path.exists():
-            results.append(json.loads(seed_path.read_text()))
-            bar.set_postfix_str(f"seed {seed} done before")
-            continue
+            done, why = load_seed_result(seed_path, seed, fp)
+            if done is not None:
+                results.append(done)
+                bar.set_postfix_str(f"seed {seed} done before")
+                continue
+            print(f"{seed_path} {why}: training seed {seed} again", file=sys.stderr)
         split = _split(args, table, seed, scaffolds, bool(tests))
-        (out / "splits" / f"seed_{seed}.json").write_text(json.dumps({
+        write_atomic(out / "splits" / f"seed_{seed}.json", json.dumps({
             "seed": seed, "kind": args.split, **{k: v.tolist() for k, v in split.items()},
             **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()},
         }))
@@ -302,7 +404,8 @@ def run_from_args(args) -> dict:
 
         result = run_seed(inputs, table.y, split, cfg, seed, table.task_names, test_inputs, progress)
         result["split_sizes"] = {k: int(len(v)) for k, v in split.items()}
-        seed_path.write_text(json.dumps(result))
+        result["fingerprint"] = fp
+        write_atomic(seed_path, json.dumps(result))
         results.append(result)
 
     from .embeddings import Concatenated

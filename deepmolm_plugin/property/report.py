@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +22,40 @@ import numpy as np
 from .train import primary_metric, roc_curve
 
 SECONDARY = {"regression": ("rmse", "mae", "r2"), "classification": ("roc_auc",)}
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a resumed run) sees the old file or the
+    whole new one, never a truncated one: a killed job must not leave half a seed result.
+
+    The text goes to a hidden temporary file in the same folder (so ``seed_*.json`` globs never
+    match it), is flushed and fsynced, then renamed over ``path`` (``os.replace`` is atomic on
+    one file system); the folder is fsynced too where the platform allows, so the rename
+    survives a crash. A failed write removes the temporary file and leaves ``path`` untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # re-raised: only the temporary file is cleaned up here
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist a rename in ``folder`` (POSIX; folders cannot be opened for fsync on Windows)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def mean_std(values: Sequence[float]) -> dict:
@@ -201,8 +236,8 @@ def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
     slim = dict(results)
     slim["per_seed"] = [{k: v for k, v in r.items() if k != "predictions"} for r in results["per_seed"]]
-    paths["json"].write_text(json.dumps(slim, indent=1, default=_json_default))
-    paths["markdown"].write_text(markdown(results))
+    write_atomic(paths["json"], json.dumps(slim, indent=1, default=_json_default))
+    write_atomic(paths["markdown"], markdown(results))
     if plots:
         pdir = out / "plots"
         pdir.mkdir(exist_ok=True)
