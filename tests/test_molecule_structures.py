@@ -4,6 +4,7 @@ All input files are written here with RDKit's own writers (MOL2 by hand), into t
 """
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -361,15 +362,68 @@ def test_overlapping_atoms_are_an_error(ala):
         molecule_from_atoms([a.GetSymbol() for a in ala.mol.GetAtoms()], coords, "x")
 
 
+CAP_REASON = ("too large: 400 heavy atoms > max_atoms=256 (the heavy-atom cap; raise it with "
+              "max_atoms / --max-atoms, 'none' lifts it)")
+
+
 def test_400_atom_molecule_and_max_atoms(tmp_path):
     path = write(tmp_path / "c400.sdf", sdf(Chem.MolToMolBlock(chain(400))))
-    (record,) = read_all(path, policy="from-file")
+    (error,) = read_all(path, policy="from-file")  # the default cap, DeepMoLM's 256
+    assert isinstance(error, MoleculeError) and error.reason == CAP_REASON
+    (record,) = read_all(path, policy="from-file", max_atoms=None)
     assert record.num_heavy_atoms == 400 and record.keep_atoms is None
     (error,) = read_all(path, max_atoms=256)
-    assert isinstance(error, MoleculeError) and error.reason == "400 heavy atoms > max_atoms=256"
+    assert isinstance(error, MoleculeError) and error.reason == CAP_REASON
     (cut,) = read_all(path, max_atoms=256, too_large="truncate")
     assert cut.keep_atoms == 256 and cut.mol.GetNumHeavyAtoms() == 400
     assert cut.notes == ["truncated: tokens for the first 256 of 400 heavy atoms (144 dropped, max_atoms=256)"]
+
+
+def test_default_cap_fails_before_any_conformer_work(monkeypatch):
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("a molecule over the cap must not be embedded")
+
+    monkeypatch.setattr(conformer_module.rdDistGeom, "EmbedMolecule", no_embedding)
+    with pytest.raises(MoleculeError) as info:
+        molecule_from_smiles("C" * 400, "c400")
+    assert info.value.id == "c400" and info.value.reason == CAP_REASON
+    atoms = chain(257)
+    with pytest.raises(MoleculeError, match=r"257 heavy atoms > max_atoms=256"):
+        molecule_from_atoms(["C"] * 257, positions(atoms), "c257", smiles="C" * 257)
+
+
+def test_embedding_time_limit_fails_fast_and_names_the_limit():
+    # Uncapped, this chain takes minutes (one random-coordinate ETKDG attempt, then MMFF94
+    # on 602 atoms); with a 1 s limit it stops within RDKit's next stage check.
+    began = time.monotonic()
+    with pytest.raises(MoleculeError) as info:
+        molecule_from_smiles("C" * 200, "c200", max_atoms=None, embed_timeout=1)
+    assert time.monotonic() - began < 60
+    assert info.value.reason.startswith("3D embedding stopped at the time limit embed_timeout=1 s")
+    assert "200 heavy atoms (602 with hydrogens)" in info.value.reason
+
+
+def test_limits_do_not_change_normal_molecules_and_mmff_steps_are_bounded():
+    smiles = "CC(=O)Oc1ccccc1C(=O)O"
+    limited = molecule_from_smiles(smiles)
+    free = molecule_from_smiles(smiles, max_atoms=None, embed_timeout=None)
+    assert positions(limited.mol).tobytes() == positions(free.mol).tobytes()
+    assert limited.notes == free.notes
+    one_step = molecule_from_smiles(smiles, mmff_max_iters=1)
+    assert "MMFF94 did not converge in mmff_max_iters=1 iterations: kept the last geometry" in one_step.notes
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_atoms": 0}, "max_atoms must be an integer >= 1 or None"),
+    ({"max_atoms": 2.5}, "max_atoms must be an integer >= 1 or None"),
+    ({"embed_timeout": 0}, "embed_timeout must be > 0 seconds"),
+    ({"embed_timeout": float("inf")}, "embed_timeout must be > 0 seconds"),
+    ({"mmff_max_iters": 0}, "mmff_max_iters must be an integer >= 1"),
+])
+def test_bad_limits_are_usage_errors(options, message):
+    with pytest.raises(ValueError, match=message) as info:
+        molecule_from_smiles("CCO", **options)
+    assert not isinstance(info.value, MoleculeError)
 
 
 def test_salt_keeps_all_fragments_or_the_largest():

@@ -93,3 +93,38 @@ def test_dispatcher_and_usage_errors(tmp_path, capsys):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["molecule_fp"][0][1:] == [-1, -1, -1]
+
+
+def test_fingerprint_of_a_400_carbon_chain_ends_at_the_cap():
+    # Before the cap this ran for more than five minutes (ETKDG + MMFF94 on 1202 atoms).
+    result = subprocess.run(
+        [sys.executable, "-m", "deepmolm_plugin.molecule.tools", "fingerprint", "--smiles", "C" * 400,
+         "--no-progress"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "too large: 400 heavy atoms > max_atoms=256" in result.stderr
+    assert "0 of 1 records; 1 failed" in result.stderr
+    (line,) = [json.loads(l) for l in result.stdout.splitlines()]
+    assert line["molecule_fp"] is None and "400 heavy atoms > max_atoms=256" in line["error"]
+
+
+def test_max_atoms_and_embed_timeout_flags(tmp_path, capsys):
+    assert fingerprint_main(["--smiles", "CCCO", "CCO", "--max-atoms", "3", "--no-progress"]) == 1
+    first, second = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert "4 heavy atoms > max_atoms=3" in first["error"] and second["num_atoms"] == 3
+    assert fingerprint_main(["--smiles", "CCCO", "--max-atoms", "none", "--embed-timeout", "none",
+                             "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_atoms"] == 4
+    out = tmp_path / "png"
+    assert render_main(["--smiles", "CCCO", "CCO", "--max-atoms", "3", "--out", str(out), "--size", "64",
+                        "--no-progress"]) == 1
+    index = read_jsonl(out / "index.jsonl")
+    assert "4 heavy atoms > max_atoms=3" in index[0]["error"] and index[1]["image"] == "CCO.png"
+    for flag, value in (("--max-atoms", "0"), ("--max-atoms", "ten"), ("--embed-timeout", "0"),
+                        ("--embed-timeout", "nan")):
+        with pytest.raises(SystemExit) as info:
+            fingerprint_main(["--smiles", "CCO", flag, value])
+        assert info.value.code == 2
+        assert f"argument {flag}" in capsys.readouterr().err

@@ -182,6 +182,52 @@ def test_csv_configuration_errors(tmp_path, capsys):
     assert code == 2 and "holds no deepmolm-prepare output" in capsys.readouterr().err
 
 
+def test_an_unknown_reader_option_is_one_error_line_before_anything_is_read(tmp_path):
+    """A typo must not be ignored (reading every split): one line, exit 2, --out untouched."""
+    source = tmp_path / "chebi20"
+    source.mkdir()
+    (source / "train.txt").write_text("CID\tSMILES\tdescription\n702\tCCO\tEthanol.\n")
+    out = tmp_path / "out"
+    proc = run_module("deepmolm_plugin.data.prepare", ["--format", "chebi20", "--input", str(source), "--out",
+                      str(out), "--option", "splt=train", *FAST], cwd=tmp_path, check=False, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "error" in line.lower()] == [
+        "deepmolm-prepare: error: --format chebi20: unknown option(s) ['splt']; it takes ['splits']"]
+    assert not out.exists()
+
+
+def test_a_400_carbon_row_is_a_failure_and_the_other_rows_succeed(tmp_path):
+    """Bounded work per molecule: the chain fails at the heavy-atom cap in seconds (it ran
+    for more than five minutes before the cap); the rows around it are unaffected."""
+    data = tmp_path / "big.csv"
+    data.write_text(f"name,smiles,y\nethanol,CCO,1.0\nc400,{'C' * 400},2.0\nbenzene,c1ccccc1,3.0\n")
+    began = time.monotonic()
+    code, printed = prepare("--format", "csv", "--input", data, "--out", tmp_path / "out", "--id-column", "name",
+                            "--label-columns", "y", "--image-size", "64", "--no-progress")
+    assert time.monotonic() - began < 120
+    assert code == 0, printed
+    assert [r["id"] for r in records(tmp_path / "out" / "train.json")] == ["ethanol:property:y", "benzene:property:y"]
+    (failure,) = jsonl(tmp_path / "out" / "failures.jsonl")
+    assert failure["id"].startswith("c400") and "400 heavy atoms > max_atoms=256" in failure["reason"], failure
+
+
+def test_prepare_max_atoms_flag_is_a_setting(tmp_path, capsys):
+    data = tmp_path / "small.csv"
+    data.write_text("name,smiles,y\nethanol,CCO,1.0\npropanol,CCCO,2.0\n")
+    args = ["--format", "csv", "--input", data, "--out", tmp_path / "out", "--id-column", "name",
+            "--label-columns", "y", "--image-size", "64", "--no-progress"]
+    code, _ = prepare(*args, "--max-atoms", "3")
+    assert code == 0
+    (failure,) = jsonl(tmp_path / "out" / "failures.jsonl")
+    assert failure == {"id": "propanol:property:y", "stage": "molecule", "reason": failure["reason"]}
+    assert failure["reason"].startswith("too large: 4 heavy atoms > max_atoms=3")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["settings"]["max_atoms"] == 3 and manifest["settings"]["embed_timeout"] == 60
+    code, _ = prepare(*args, "--max-atoms", "none")
+    assert code == 2 and "setting max_atoms: 3 -> None" in capsys.readouterr().err
+
+
 # --- sdf ------------------------------------------------------------------------------
 
 
@@ -219,7 +265,7 @@ def test_sdf_keeps_file_coordinates_and_reports_the_broken_record(tmp_path):
 # --- engine: every item form, failures, determinism, shards ---------------------------
 
 
-@register_reader("test-fake")
+@register_reader("test-fake", options={"sdf", "png"})
 def fake_reader(input_path, options):
     """Every kind of item the engine meets, over several chunks and splits."""
     sdf, png = options["sdf"], options["png"]
@@ -281,7 +327,7 @@ def test_engine_items_failures_and_two_workers_equal_one(fake_inputs, tmp_path):
 
 
 def test_reader_contract_violation_stops_the_run(tmp_path):
-    @register_reader("test-bad-task")
+    @register_reader("test-bad-task", options=())
     def bad(input_path, options):
         yield SourceItem("x", "train", "Boiling Point", MoleculeSpec(smiles="C"), "100")
 

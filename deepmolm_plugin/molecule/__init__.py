@@ -3,8 +3,10 @@
 - ``structures``: read SDF/MOL (V2000, V3000), MOL2, XYZ, PDB, SMILES files and
   element + coordinate arrays (3D-MoIT) into ``MoleculeRecord`` objects, keeping each
   coordinate on its own atom, with an explicit 3D policy (``from-file``, ``generate``,
-  ``auto``) and defined behaviour for salts, charges, isotopes, hydrogens, metals and size.
-- ``conformer``: deterministic ETKDGv3 + MMFF94 conformers.
+  ``auto``) and defined behaviour for salts, charges, isotopes, hydrogens, metals and size
+  (``MAX_ATOMS`` = 256 heavy atoms per molecule by default).
+- ``conformer``: deterministic ETKDGv3 + MMFF94 conformers, with bounded work
+  (``EMBED_TIMEOUT`` seconds of embedding, ``MMFF_MAX_ITERS`` MMFF94 steps).
 - ``fingerprint``: ``molecule_fp`` -> int64 ``[heavy_atoms, 4]`` E3FP tokens (-1 = no
   shell) and ``collate_molecule_fp`` -> ``(B, max_atoms, 4)`` padded with -1.
 - ``render``: ``render_molecule`` -> the 1024x1024 RGB depiction used everywhere.
@@ -15,7 +17,7 @@ Every per-molecule failure is a ``MoleculeError`` (a ``ValueError``) carrying ``
 list each defined behaviour.
 """
 
-from .conformer import ETKDG_SEED, generate_conformer
+from .conformer import EMBED_TIMEOUT, ETKDG_SEED, MMFF_MAX_ITERS, generate_conformer
 from .errors import MoleculeError
 from .fingerprint import (
     E3FP_SETTINGS,
@@ -27,6 +29,7 @@ from .fingerprint import (
 )
 from .render import render_molecule
 from .structures import (
+    MAX_ATOMS,
     POLICIES,
     MoleculeRecord,
     molecule_from_atoms,
@@ -35,8 +38,11 @@ from .structures import (
 )
 
 __all__ = [
+    "EMBED_TIMEOUT",
     "ETKDG_SEED",
     "E3FP_SETTINGS",
+    "MAX_ATOMS",
+    "MMFF_MAX_ITERS",
     "PAD",
     "POLICIES",
     "MoleculeError",

@@ -2,7 +2,8 @@
 
 Used by the ``generate`` and ``auto`` 3D policies (``structures.py``) whenever a molecule
 has no usable 3D coordinates (SMILES, flat 2D files). Same input molecule (same atoms in
-the same order) -> same coordinates, bit for bit: a fixed seed, one thread, no timeout.
+the same order) -> same coordinates, bit for bit: a fixed seed, one thread; the time
+limit can only turn a result into an error, never change its coordinates.
 
 Defined behaviours
 - Hydrogens: all missing hydrogens are added (``Chem.AddHs``) before embedding, appended
@@ -22,24 +23,45 @@ Defined behaviours
   coordinates. A failed try is retried once from random starting coordinates (the usual
   remedy for macrocycles and cages, noted); if that fails too, ``MoleculeError`` naming the
   ETKDG checks that failed. No fallback to cruder embeddings.
+- Time limit: a count alone does not bound the time, since one attempt on a long chain
+  costs minutes (ETKDG work grows with the cube of the atom count). ``embed_timeout``
+  (``EMBED_TIMEOUT``, 60 s; ``None`` = none) is a wall-clock budget for the whole embedding
+  (both tries), handed to RDKit's ``EmbedParameters.timeout``; running out is a
+  ``MoleculeError`` naming the limit, and the random-coordinates try is not started once the
+  budget is spent. RDKit checks the clock between its stages, so a try can overrun by one
+  stage (its bounds-matrix set-up, cubic in the atom count, is never interrupted); the
+  heavy-atom cap (``structures.MAX_ATOMS``) is what keeps that stage short. The limit is a
+  safety net far above what drug-like molecules need (well under a second), so their
+  coordinates stay those of the seeded embedding, bit for bit; only a molecule near the
+  limit can succeed on one machine and fail on a slower one.
 - MMFF94 without parameters (most metals, some unusual valences): the ETKDGv3 geometry is
   kept unoptimised and a note says so (``require_mmff=True`` makes it an error instead).
   ETKDG geometries already have sensible bond lengths and angles, which is what E3FP's
   distance shells need; dropping every organometallic would be the worse default.
-- MMFF94 not converged after ``MMFF_MAX_ITERS`` steps: the last geometry is kept, with a note.
+- MMFF94 not converged after ``mmff_max_iters`` steps (``MMFF_MAX_ITERS``, 2000): the last
+  geometry is kept, with a note. A count, not a time limit: stopping a minimisation at a
+  time would make coordinates depend on machine speed. Each step costs O(atoms^2), so the
+  heavy-atom cap bounds it too.
 """
 
 from __future__ import annotations
+
+import math
+import time
 
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
 from .errors import MoleculeError, as_notes, first_line, rdkit_messages, with_messages
 
-__all__ = ["ETKDG_SEED", "EMBED_ATTEMPTS", "MMFF_MAX_ITERS", "generate_conformer"]
+__all__ = [
+    "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
+    "generate_conformer",
+]
 
 ETKDG_SEED = 0xDEE9
-EMBED_ATTEMPTS = 30  # per try; a count, not a timeout, so success never depends on speed
+EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
+EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
 _MMFF_ORGANIC = {"H", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I"}
 
@@ -47,6 +69,17 @@ _MMFF_ORGANIC = {"H", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I"}
 _FAILURE_CAUSES = [  # names in the order of EmbedParameters.GetFailureCounts()
     name for name, value in sorted(rdDistGeom.EmbedFailureCauses.names.items(), key=lambda kv: int(kv[1]))
 ]
+# RDKit >= 2025.03 stops an embedding at EmbedParameters.timeout; older ones only let the
+# time limit be checked between our two tries.
+_RDKIT_TIMEOUT = "EXCEEDED_TIMEOUT" in _FAILURE_CAUSES
+
+
+def check_limits(embed_timeout: float | None, mmff_max_iters: int) -> None:
+    """Reject nonsensical limits up front (a usage error, not a molecule's failure)."""
+    if embed_timeout is not None and not 0 < embed_timeout < 2**31:  # RDKit: unsigned seconds
+        raise ValueError(f"embed_timeout must be > 0 seconds (finite) or None, got {embed_timeout!r}")
+    if isinstance(mmff_max_iters, bool) or not isinstance(mmff_max_iters, int) or mmff_max_iters < 1:
+        raise ValueError(f"mmff_max_iters must be an integer >= 1, got {mmff_max_iters!r}")
 
 
 def _etkdg(seed: int, random_coords: bool, together: bool) -> rdDistGeom.EmbedParameters:
@@ -60,20 +93,7 @@ def _etkdg(seed: int, random_coords: bool, together: bool) -> rdDistGeom.EmbedPa
     return params
 
 
-def generate_conformer(
-    mol: Chem.Mol, id: str, seed: int = ETKDG_SEED, require_mmff: bool = False
-) -> tuple[Chem.Mol, list[str]]:
-    """Return ``(new molecule with explicit hydrogens and exactly one 3D conformer, notes)``.
-
-    ``mol`` is not modified. Raises ``MoleculeError`` when embedding fails, or when
-    ``require_mmff`` is set and MMFF94 has no parameters for the molecule.
-    """
-    notes: list[str] = []
-    work = Chem.AddHs(Chem.Mol(mol), addCoords=False)
-    work.RemoveAllConformers()
-    n_fragments = len(Chem.GetMolFrags(work))
-    together = n_fragments > 1
-
+def _unassigned_note(work: Chem.Mol) -> list[str]:
     unassigned = [
         idx
         for idx, label in Chem.FindMolChiralCenters(
@@ -81,18 +101,32 @@ def generate_conformer(
         )
         if label == "?"
     ]
-    if unassigned:
-        notes.append(
-            f"stereocentres {unassigned} are unassigned: the generated conformer fixes "
-            "one configuration for them"
-        )
+    if not unassigned:
+        return []
+    return [
+        f"stereocentres {unassigned} are unassigned: the generated conformer fixes "
+        "one configuration for them"
+    ]
 
+
+def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: float | None) -> list[str]:
+    """Embed ``work`` in place (one conformer); returns notes. Raises ``MoleculeError``
+    when no try succeeds or the time limit runs out first."""
     tries = [_etkdg(seed, together, together)]
     if not together:
         tries.append(_etkdg(seed, True, False))
+    deadline = None if embed_timeout is None else time.monotonic() + embed_timeout
     failures: dict[str, int] = {}
+    conf_id, timed_out = -1, False
     with rdkit_messages() as messages:
         for attempt, params in enumerate(tries):
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                if _RDKIT_TIMEOUT:
+                    params.timeout = max(1, math.ceil(left))  # whole seconds; 0 would mean none
             try:
                 conf_id = rdDistGeom.EmbedMolecule(work, params)
             except (RuntimeError, ValueError) as error:  # RDKit invariant violations
@@ -102,23 +136,36 @@ def generate_conformer(
                 break
             for cause, count in zip(_FAILURE_CAUSES, params.GetFailureCounts()):
                 failures[cause] = failures.get(cause, 0) + count
+            if failures.get("EXCEEDED_TIMEOUT"):
+                timed_out = True
+                break
     if conf_id < 0:
-        causes = ", ".join(f"{c} x{n}" for c, n in sorted(failures.items(), key=lambda x: -x[1]) if n)
-        how = "from random starting coordinates" if together else "also from random starting coordinates"
-        reason = (
-            f"3D embedding failed: ETKDGv3 (seed {seed:#x}) found no conformer in "
-            f"{EMBED_ATTEMPTS} attempts, {how}" + (f" (failed checks: {causes})" if causes else "")
-        )
-        raise MoleculeError(id, with_messages(reason, messages))
-    if attempt == 1:
-        notes.append("ETKDGv3 needed random starting coordinates (second try)")
-    notes.extend(as_notes(messages))
-    if together:
-        notes.append(
-            f"{n_fragments} fragments embedded together; their relative placement is "
-            "arbitrary (deterministic for a given seed)"
-        )
+        raise MoleculeError(id, with_messages(_embed_failure(work, seed, together, embed_timeout,
+                                                             timed_out, failures), messages))
+    notes = ["ETKDGv3 needed random starting coordinates (second try)"] if attempt == 1 else []
+    return notes + as_notes(messages)
 
+
+def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: float | None,
+                   timed_out: bool, failures: dict[str, int]) -> str:
+    """The reason for a failed embedding: the time limit when it ran out, else the checks."""
+    if timed_out:
+        return (
+            f"3D embedding stopped at the time limit embed_timeout={embed_timeout:g} s: "
+            f"ETKDGv3 (seed {seed:#x}) found no conformer in time for "
+            f"{work.GetNumHeavyAtoms()} heavy atoms ({work.GetNumAtoms()} with hydrogens)"
+        )
+    causes = ", ".join(f"{c} x{n}" for c, n in sorted(failures.items(), key=lambda x: -x[1]) if n)
+    how = "from random starting coordinates" if together else "also from random starting coordinates"
+    return (
+        f"3D embedding failed: ETKDGv3 (seed {seed:#x}) found no conformer in "
+        f"{EMBED_ATTEMPTS} attempts, {how}" + (f" (failed checks: {causes})" if causes else "")
+    )
+
+
+def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int) -> list[str]:
+    """MMFF94 in place, at most ``mmff_max_iters`` steps; returns notes. Without MMFF94
+    parameters the ETKDGv3 geometry is kept (noted) unless ``require_mmff``."""
     with rdkit_messages() as messages:
         try:
             has_params = rdForceFieldHelpers.MMFFHasAllMoleculeParams(work)
@@ -132,23 +179,51 @@ def generate_conformer(
             raise MoleculeError(
                 id, with_messages(f"MMFF94 has no parameters for this molecule{what}", messages)
             )
+        note = (f"MMFF94 has no parameters for this molecule{what}: kept the unoptimised "
+                "ETKDGv3 geometry")
+        return [note] + as_notes(messages)
+    with rdkit_messages() as messages:
+        try:
+            status = rdForceFieldHelpers.MMFFOptimizeMolecule(work, maxIters=mmff_max_iters)
+        except (RuntimeError, ValueError) as error:
+            reason = f"MMFF94 optimisation failed: RDKit error: {first_line(error)}"
+            raise MoleculeError(id, reason) from error
+    if status == -1:
+        raise MoleculeError(id, with_messages("MMFF94 set-up failed", messages))
+    notes = []
+    if status == 1:
         notes.append(
-            f"MMFF94 has no parameters for this molecule{what}: kept the unoptimised "
-            "ETKDGv3 geometry"
+            f"MMFF94 did not converge in mmff_max_iters={mmff_max_iters} iterations: "
+            "kept the last geometry"
         )
-        notes.extend(as_notes(messages))
-    else:
-        with rdkit_messages() as messages:
-            try:
-                status = rdForceFieldHelpers.MMFFOptimizeMolecule(work, maxIters=MMFF_MAX_ITERS)
-            except (RuntimeError, ValueError) as error:
-                reason = f"MMFF94 optimisation failed: RDKit error: {first_line(error)}"
-                raise MoleculeError(id, reason) from error
-        if status == -1:
-            raise MoleculeError(id, with_messages("MMFF94 set-up failed", messages))
-        if status == 1:
-            notes.append(
-                f"MMFF94 did not converge in {MMFF_MAX_ITERS} iterations: kept the last geometry"
-            )
-        notes.extend(as_notes(messages))
+    return notes + as_notes(messages)
+
+
+def generate_conformer(
+    mol: Chem.Mol,
+    id: str,
+    seed: int = ETKDG_SEED,
+    require_mmff: bool = False,
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
+) -> tuple[Chem.Mol, list[str]]:
+    """Return ``(new molecule with explicit hydrogens and exactly one 3D conformer, notes)``.
+
+    ``mol`` is not modified. Raises ``MoleculeError`` when embedding fails or runs out of
+    ``embed_timeout`` seconds (``None``: no limit), or when ``require_mmff`` is set and
+    MMFF94 has no parameters for the molecule. MMFF94 stops after ``mmff_max_iters`` steps.
+    """
+    check_limits(embed_timeout, mmff_max_iters)
+    work = Chem.AddHs(Chem.Mol(mol), addCoords=False)
+    work.RemoveAllConformers()
+    n_fragments = len(Chem.GetMolFrags(work))
+    together = n_fragments > 1
+    notes = _unassigned_note(work)
+    notes.extend(_embed(work, id, seed, together, embed_timeout))
+    if together:
+        notes.append(
+            f"{n_fragments} fragments embedded together; their relative placement is "
+            "arbitrary (deterministic for a given seed)"
+        )
+    notes.extend(_optimise(work, id, require_mmff, mmff_max_iters))
     return work, notes

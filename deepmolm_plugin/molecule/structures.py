@@ -44,7 +44,9 @@ the SMILES then supplies bond orders and charges, mapped onto the coordinate ato
   neighbours (a depiction with a wrong flag: no sp3 carbon is planar).
 - ``generate``: always a fresh conformer (``conformer.generate_conformer``: ETKDGv3 with a
   fixed seed, then MMFF94; deterministic). File stereo is kept (read from the 3D
-  coordinates or 2D wedges first).
+  coordinates or 2D wedges first). Its work is bounded: ``embed_timeout`` seconds of
+  embedding (``EMBED_TIMEOUT``, 60; ``None`` = no limit; running out fails the record,
+  naming the limit) and ``mmff_max_iters`` MMFF94 steps (``MMFF_MAX_ITERS``, 2000).
 - ``auto`` (default): the file's conformer when it is 3D, else generate; the record says
   which (``record.conformer`` is ``'file'`` or ``'generated'``, and a note says why).
 - ``keep``: no 3D handling at all (conformer as read, possibly flat or absent;
@@ -61,10 +63,15 @@ Defined behaviours:
   generation adds the missing ones. Tokens are per heavy atom either way.
 - Metals: read like any atom (RDKit's valence rules apply); generated conformers of
   molecules MMFF94 cannot parameterise keep the ETKDGv3 geometry, with a note.
-- Size: ``max_atoms`` caps *heavy* atoms (the token rows). ``too_large='error'`` (default)
-  fails the record before any conformer work; ``'truncate'`` keeps the record, sets
-  ``record.keep_atoms`` so ``fingerprint_record`` emits only the first ``max_atoms`` rows,
-  and notes how many were dropped. No cap by default.
+- Size: ``max_atoms`` caps *heavy* atoms (the token rows), ``MAX_ATOMS`` = 256 by default
+  (DeepMoLM's registry cap); ``None`` lifts it. Every builder applies it here, so data
+  preparation, the command-line tools, training records, chat and evaluation all get it.
+  Why a default: conformer work grows with the cube of the atom count (a 400-carbon chain
+  ran for more than five minutes without an end in sight), so one huge record could stall
+  a whole run. ``too_large='error'`` (default) fails the record before any conformer work,
+  naming the count and the cap; ``'truncate'`` keeps the record, sets ``record.keep_atoms``
+  so ``fingerprint_record`` emits only the first ``max_atoms`` rows, and notes how many
+  were dropped (the whole molecule is still embedded: truncation does not bound the work).
 - Bad records: a ``MoleculeError`` naming the record and the reason (RDKit's own message
   included): unparseable text, sanitisation/valence errors, no atoms, no heavy atoms,
   dummy atoms, non-finite coordinates, overlapping atoms, a truncated record, a count line
@@ -86,11 +93,12 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
-from .conformer import generate_conformer
+from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS, check_limits, generate_conformer
 from .errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from .fingerprint import check_coordinates, conformer_is_3d
 
 __all__ = [
+    "MAX_ATOMS",
     "POLICIES",
     "SUFFIXES",
     "MoleculeRecord",
@@ -100,6 +108,7 @@ __all__ = [
 ]
 
 POLICIES = ("auto", "from-file", "generate", "keep")
+MAX_ATOMS = 256  # heavy atoms per molecule, as DeepMoLM's registry; None lifts the cap
 SUFFIXES = (".sdf", ".sd", ".mol", ".mol2", ".xyz", ".pdb", ".smi", ".txt", ".csv")
 
 
@@ -130,13 +139,19 @@ class MoleculeRecord:
 # Shared finishing steps: checks, fragments, size cap, 3D policy.
 
 
-def _check_options(policy: str, too_large: str, fragments: str) -> None:
+def _check_options(policy: str, max_atoms: int | None, too_large: str, fragments: str,
+                   embed_timeout: float | None, mmff_max_iters: int) -> None:
+    """Usage errors (``ValueError``) up front, before any record is read."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if max_atoms is not None and (isinstance(max_atoms, bool) or not isinstance(max_atoms, int)
+                                  or max_atoms < 1):
+        raise ValueError(f"max_atoms must be an integer >= 1 or None, got {max_atoms!r}")
     if too_large not in ("error", "truncate"):
         raise ValueError(f"too_large must be 'error' or 'truncate', got {too_large!r}")
     if fragments not in ("all", "largest"):
         raise ValueError(f"fragments must be 'all' or 'largest', got {fragments!r}")
+    check_limits(embed_timeout, mmff_max_iters)
 
 
 def _sanitize(mol: Chem.Mol, id: str) -> list[str]:
@@ -175,13 +190,18 @@ def _finish(
     mol: Chem.Mol,
     id: str,
     source: str,
+    notes: list[str],
+    *,
     policy: str,
     max_atoms: int | None,
     too_large: str,
     fragments: str,
-    notes: list[str],
+    embed_timeout: float | None,
+    mmff_max_iters: int,
 ) -> MoleculeRecord:
-    """Common checks and the 3D policy for a parsed, sanitised molecule."""
+    """Common checks, the size cap and the 3D policy for a parsed, sanitised molecule.
+
+    Every builder ends here, so the cap and the conformer limits hold for every caller."""
     if mol.GetNumAtoms() == 0:
         raise MoleculeError(id, "no atoms")
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
@@ -205,16 +225,7 @@ def _finish(
     if n_heavy == 0:
         raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
 
-    keep_atoms = None
-    if max_atoms is not None and n_heavy > max_atoms:
-        if too_large == "error":
-            raise MoleculeError(id, f"{n_heavy} heavy atoms > max_atoms={max_atoms}")
-        keep_atoms = max_atoms
-        notes.append(
-            f"truncated: tokens for the first {max_atoms} of {n_heavy} heavy atoms "
-            f"({n_heavy - max_atoms} dropped, max_atoms={max_atoms})"
-        )
-
+    keep_atoms = _size_cap(id, n_heavy, max_atoms, too_large, notes)
     has_coords = mol.GetNumConformers() > 0
     is_3d = _is_3d(mol)
     if is_3d:
@@ -240,12 +251,33 @@ def _finish(
                 else "no coordinates: generated a 3D conformer"
             )
         name = mol.GetProp("_Name") if mol.HasProp("_Name") else None
-        mol, conf_notes = generate_conformer(mol, id)
+        mol, conf_notes = generate_conformer(mol, id, embed_timeout=embed_timeout,
+                                             mmff_max_iters=mmff_max_iters)
         if name:
             mol.SetProp("_Name", name)
         notes.extend(conf_notes)
         conformer = "generated"
     return MoleculeRecord(id, mol, source, conformer, notes, keep_atoms)
+
+
+def _size_cap(id: str, n_heavy: int, max_atoms: int | None, too_large: str,
+              notes: list[str]) -> int | None:
+    """``record.keep_atoms`` for a molecule of ``n_heavy`` heavy atoms: None under the cap,
+    the cap when truncating (noted); over the cap with ``too_large='error'`` it fails the
+    record before any conformer work, naming the count and the cap."""
+    if max_atoms is None or n_heavy <= max_atoms:
+        return None
+    if too_large == "error":
+        raise MoleculeError(
+            id,
+            f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
+            "raise it with max_atoms / --max-atoms, 'none' lifts it)",
+        )
+    notes.append(
+        f"truncated: tokens for the first {max_atoms} of {n_heavy} heavy atoms "
+        f"({n_heavy - max_atoms} dropped, max_atoms={max_atoms})"
+    )
+    return max_atoms
 
 
 # ---------------------------------------------------------------------------------------
@@ -356,17 +388,21 @@ def molecule_from_smiles(
     smiles: str,
     id: str | None = None,
     policy: str = "auto",
-    max_atoms: int | None = None,
+    max_atoms: int | None = MAX_ATOMS,
     too_large: str = "error",
     fragments: str = "all",
     source: str = "smiles",
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
 ) -> MoleculeRecord:
     """A record from a SMILES string: ``auto``/``generate`` embed a conformer, ``keep``
     leaves it without one, ``from-file`` is an error (a SMILES has no coordinates)."""
-    _check_options(policy, too_large, fragments)
+    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
+                   embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
+    _check_options(**options)
     id = smiles if id is None else id
     mol, notes = _parse_smiles(smiles, id)
-    return _finish(mol, id, source, policy, max_atoms, too_large, fragments, notes)
+    return _finish(mol, id, source, notes, **options)
 
 
 _ELEMENTS = {
@@ -392,10 +428,12 @@ def molecule_from_atoms(
     smiles: str | None = None,
     charge: int = 0,
     policy: str = "auto",
-    max_atoms: int | None = None,
+    max_atoms: int | None = MAX_ATOMS,
     too_large: str = "error",
     fragments: str = "all",
     source: str = "atoms",
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
 ) -> MoleculeRecord:
     """A record from element symbols (or atomic numbers) and coordinates ``[N, 3]``.
 
@@ -406,13 +444,15 @@ def molecule_from_atoms(
     orders, charges and isotopes copied from the SMILES through that mapping. Atom order
     and coordinates are the input's, always.
     """
-    _check_options(policy, too_large, fragments)
-    return _from_atoms(elements, coords, id, smiles, charge, policy, max_atoms, too_large,
-                       fragments, source, [])
+    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
+                   embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
+    _check_options(**options)
+    return _from_atoms(elements, coords, id, smiles, charge, source, [], **options)
 
 
-def _from_atoms(elements, coords, id, smiles, charge, policy, max_atoms, too_large, fragments,
-                source, notes: list[str]) -> MoleculeRecord:
+def _from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
+                **options) -> MoleculeRecord:
+    """``molecule_from_atoms`` after the option check; ``options`` go to ``_finish``."""
     coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 3:
         raise MoleculeError(id, f"coordinates must be [atoms, 3], got shape {coords.shape}")
@@ -483,7 +523,7 @@ def _from_atoms(elements, coords, id, smiles, charge, policy, max_atoms, too_lar
         notes.append("SMILES verified against the coordinates atom by atom")
         notes.extend(_stereo_note(mol, _parse_smiles(smiles, id)[0], mapping))
     mol.SetProp("_Name", str(id))
-    return _finish(mol, id, source, policy, max_atoms, too_large, fragments, notes)
+    return _finish(mol, id, source, notes, **options)
 
 
 # ---------------------------------------------------------------------------------------
@@ -651,11 +691,13 @@ def _smiles_rows(handle, suffix: str, name: str):
 def read_structures(
     path,
     policy: str = "auto",
-    max_atoms: int | None = None,
+    max_atoms: int | None = MAX_ATOMS,
     too_large: str = "error",
     fragments: str = "all",
     smiles_field: str | None = None,
     errors: str = "yield",
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
 ) -> Iterator[MoleculeRecord | MoleculeError]:
     """Yield one ``MoleculeRecord`` (or ``MoleculeError``) per record of ``path``.
 
@@ -663,14 +705,15 @@ def read_structures(
     record, as batch tools need; ``errors='raise'`` raises it. ``smiles_field`` names an
     SDF data field holding the record's SMILES, verified against the file's graph.
     """
-    _check_options(policy, too_large, fragments)
+    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
+                   embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
+    _check_options(**options)
     if errors not in ("yield", "raise"):
         raise ValueError(f"errors must be 'yield' or 'raise', got {errors!r}")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unknown structure format {suffix!r}; known: {SUFFIXES}")
-    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments)
     seen = 0
     for index, item in _records(path, suffix, smiles_field, options):
         seen += 1
@@ -702,16 +745,14 @@ def _records(path: Path, suffix: str, smiles_field: str | None, options: dict):
         try:
             if mol.GetNumConformers() == 0 and suffix in (".sdf", ".sd", ".mol", ".mol2"):
                 raise MoleculeError(id, "record has no coordinates")
-            return _finish(mol, id, f"{path}#{index}", options["policy"], options["max_atoms"],
-                           options["too_large"], options["fragments"], list(notes))
+            return _finish(mol, id, f"{path}#{index}", list(notes), **options)
         except MoleculeError as error:
             return error
 
     def build(index, id, elements, coords, charge, notes=()):
         try:
-            return _from_atoms(elements, coords, id, None, charge, options["policy"],
-                               options["max_atoms"], options["too_large"], options["fragments"],
-                               f"{path}#{index}", list(notes))
+            return _from_atoms(elements, coords, id, None, charge, f"{path}#{index}", list(notes),
+                               **options)
         except MoleculeError as error:
             return error
 

@@ -9,6 +9,11 @@ JSONL line if asked, and for ``deepmolm-fingerprint`` an output line with ``erro
 and ``molecule_fp`` null), keep going, and exit 1 if any record failed (0 otherwise,
 2 for usage errors). A tqdm progress bar goes to stderr.
 
+Work per record is bounded, so one huge molecule cannot stall a batch: ``--max-atoms``
+(default 256 heavy atoms, ``none`` lifts it) fails a larger record before any conformer
+work, and ``deepmolm-fingerprint --embed-timeout`` (default 60 s, ``none`` lifts it) stops a
+conformer embedding that runs too long; both failures name the limit.
+
 ``deepmolm-fingerprint`` writes one JSON line per record:
 ``{id, molecule_fp, num_atoms, source, conformer, notes, error}``; ``molecule_fp`` is the
 ``[num_atoms, 4]`` token list (-1 = no shell) and ``num_atoms`` its row count.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -30,12 +36,43 @@ from typing import Iterator
 
 from tqdm import tqdm
 
+from .conformer import EMBED_TIMEOUT
 from .errors import MoleculeError
 from .fingerprint import fingerprint_record
 from .render import render_molecule
-from .structures import POLICIES, SUFFIXES, MoleculeRecord, molecule_from_smiles, read_structures
+from .structures import (
+    MAX_ATOMS,
+    POLICIES,
+    SUFFIXES,
+    MoleculeRecord,
+    molecule_from_smiles,
+    read_structures,
+)
 
-__all__ = ["fingerprint_main", "render_main", "main"]
+__all__ = ["fingerprint_main", "render_main", "main", "max_atoms_arg", "embed_timeout_arg"]
+
+
+def max_atoms_arg(text: str) -> int | None:
+    """``--max-atoms``: a positive integer, or ``none`` for no cap."""
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'none', got {text!r}")
+    return int(text)
+
+
+def embed_timeout_arg(text: str) -> float | None:
+    """``--embed-timeout``: seconds (> 0), or ``none`` for no time limit."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 2**31:  # also rejects nan and inf
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 or 'none', got {text!r}")
+    return int(value) if value.is_integer() else value  # '60' equals the default 60 in settings
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +81,10 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="structure files (.sdf .mol .mol2 .xyz .pdb .smi .txt .csv), or SMILES with --smiles",
     )
     parser.add_argument("--smiles", action="store_true", help="treat every INPUT as a SMILES string")
+    parser.add_argument(
+        "--max-atoms", type=max_atoms_arg, default=MAX_ATOMS, metavar="N",
+        help=f"cap on heavy atoms per molecule (default {MAX_ATOMS}; 'none' lifts it)",
+    )
     parser.add_argument(
         "--fragments", choices=("all", "largest"), default="all",
         help="keep all fragments (default) or only the largest",
@@ -118,10 +159,13 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         "--policy", choices=[p for p in POLICIES if p != "keep"], default="auto",
         help="3D policy (default auto: the file's 3D conformer, else generate one)",
     )
-    parser.add_argument("--max-atoms", type=int, help="cap on heavy atoms per molecule")
     parser.add_argument(
         "--too-large", choices=("error", "truncate"), default="error",
         help="over --max-atoms: fail the record (default) or keep the first rows (noted)",
+    )
+    parser.add_argument(
+        "--embed-timeout", type=embed_timeout_arg, default=EMBED_TIMEOUT, metavar="SECONDS",
+        help=f"time limit for embedding one conformer (default {EMBED_TIMEOUT}; 'none' lifts it)",
     )
     parser.add_argument("--out", default="-", help="output JSONL file (default stdout)")
     args = parser.parse_args(argv)
@@ -131,7 +175,7 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
     try:
         options = dict(
             policy=args.policy, max_atoms=args.max_atoms, too_large=args.too_large,
-            fragments=args.fragments,
+            fragments=args.fragments, embed_timeout=args.embed_timeout,
         )
         for item in _records(args, **options):
             line = dict(id=item.id, molecule_fp=None, num_atoms=None, source=item.source,
@@ -186,7 +230,7 @@ def render_main(argv: list[str] | None = None) -> int:
     report = _Reporter(args.failures, "render", args.no_progress)
     with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
         # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
-        for item in _records(args, policy="keep", fragments=args.fragments):
+        for item in _records(args, policy="keep", fragments=args.fragments, max_atoms=args.max_atoms):
             line = {"id": item.id, "image": None, "source": item.source, "error": None}
             if isinstance(item, MoleculeRecord):
                 try:

@@ -7,7 +7,10 @@ A reader (`deepmolm_plugin.data.sources`, one module per ``--format``) turns the
 `SourceItem`s; this engine turns each into a record, in input order:
 
 1. molecule: `MoleculeSpec` -> `MoleculeRecord` (SMILES: conformer per
-   ``--conformer-policy``; structure file + index; atoms + coordinates);
+   ``--conformer-policy``; structure file + index; atoms + coordinates), with bounded work:
+   at most ``--max-atoms`` heavy atoms (default 256) and ``--embed-timeout`` seconds of
+   conformer embedding (default 60), so one huge molecule becomes a failure line naming
+   the limit instead of stalling the run;
 2. ``molecule_fp`` E3FP tokens, stored in the split's sidecar (`sidecar.py`);
 3. depiction: rendered with `render_molecule` (from the SMILES when the item has one, else
    from the structure), or the item's own image copied; stored content-addressed;

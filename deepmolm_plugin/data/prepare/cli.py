@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
+from ...molecule.tools import embed_timeout_arg, max_atoms_arg
 from ..sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, atomic_bytes, dumps
 from .identity import checksum_inputs, differences, identity_of, run_id, versions
 from .items import FP_BITS, FP_LEVELS
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, summary
-from .schedule import FORMAT_MODULES, compute
+from .schedule import FORMAT_MODULES, check_reader_options, compute
 
 # The first line of the package docstring (deepmolm_plugin.data.prepare), as --help shows it.
 DESCRIPTION = "deepmolm-prepare: a public dataset -> host training records, ready for the launcher."
@@ -39,6 +41,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=256, help="items per resumable commit (default 256)")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of the input")
     p.add_argument("--conformer-policy", default="auto", choices=("auto", "generate", "from-file"))
+    p.add_argument("--max-atoms", type=max_atoms_arg, default=MAX_ATOMS, metavar="N",
+                   help=f"heavy atoms per molecule; a larger one is a failure (default {MAX_ATOMS}; 'none': no cap)")
+    p.add_argument("--embed-timeout", type=embed_timeout_arg, default=EMBED_TIMEOUT, metavar="SECONDS",
+                   help=f"time limit for one conformer embedding (default {EMBED_TIMEOUT}; 'none': no limit)")
     p.add_argument("--image-size", type=int, default=1024, help="depiction size in pixels (DeepMoLM: 1024)")
     p.add_argument("--overwrite", action="store_true", help="discard earlier outputs made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -86,7 +92,8 @@ def settings_of(args) -> dict:
     """Everything that changes the output (so not --out, --workers, --shard)."""
     return {"format": args.format, "input": str(Path(args.input).resolve()), "reader_options": reader_options(args),
             "conformer_policy": args.conformer_policy, "image_size": args.image_size, "chunk_size": args.chunk_size,
-            "limit": args.limit, "fp_bits": FP_BITS, "fp_levels": FP_LEVELS}
+            "limit": args.limit, "fp_bits": FP_BITS, "fp_levels": FP_LEVELS, "max_atoms": args.max_atoms,
+            "embed_timeout": args.embed_timeout}
 
 
 def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
@@ -130,6 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Output(Path(args.out), tag)
     began = time.perf_counter()
     try:
+        check_reader_options(args.format, reader_options(args))
         state, finished = start(args, out)
         out.run_id = run_id(state)
         if finished is not None:

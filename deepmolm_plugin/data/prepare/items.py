@@ -18,6 +18,7 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
+from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
 from ..prompts import conversation, instruction_for, is_known_task
 from ..sidecar import dtype_for
 from ..sources.base import MoleculeSpec, SourceError, SourceItem
@@ -36,6 +37,8 @@ class WorkSettings:
     image_size: int
     bits: int = FP_BITS
     levels: int = FP_LEVELS
+    max_atoms: Optional[int] = MAX_ATOMS  # heavy atoms per molecule; None: no cap
+    embed_timeout: Optional[float] = EMBED_TIMEOUT  # seconds per conformer embedding
 
 
 @dataclass
@@ -195,12 +198,17 @@ class ItemMaker:
         id = molecule_name(spec)
         if spec.atoms is not None:
             return molecule_from_atoms(spec.atoms, spec.coordinates, id, smiles=spec.smiles,
-                                       charge=spec.charge, policy=self.s.policy)
+                                       charge=spec.charge, **self._limits(self.s.policy))
         if spec.structure is not None:
             return self._structure(spec.structure, id)
         # A SMILES has no coordinates: 'from-file' generates, as records.py does at training.
         policy = "generate" if self.s.policy == "from-file" else self.s.policy
-        return molecule_from_smiles(spec.smiles, id, policy=policy)
+        return molecule_from_smiles(spec.smiles, id, **self._limits(policy))
+
+    def _limits(self, policy: str) -> dict:
+        """Builder options: the 3D policy and this run's bounds on the work per molecule
+        (heavy-atom cap, embedding time limit), the same for every way a molecule comes in."""
+        return dict(policy=policy, max_atoms=self.s.max_atoms, embed_timeout=self.s.embed_timeout)
 
     def _structure(self, structure: tuple, id: str):
         from ...molecule import MoleculeError, read_structures
@@ -215,9 +223,9 @@ class ItemMaker:
             self.tmp.mkdir(parents=True, exist_ok=True)
             one = self.tmp / f"record{path.suffix.lower()}"
             one.write_text(block.rstrip("\n") + "\n$$$$\n", encoding="utf-8")
-            found = list(read_structures(one, policy=self.s.policy, errors="raise"))
+            found = list(read_structures(one, errors="raise", **self._limits(self.s.policy)))
         else:  # MOL2 / XYZ / PDB: usually one molecule per file; re-read per record
-            found = list(itertools.islice(read_structures(path, policy=self.s.policy), index, index + 1))
+            found = list(itertools.islice(read_structures(path, **self._limits(self.s.policy)), index, index + 1))
         if not found:
             raise MoleculeError(id, f"{path} has no record {index}")
         if isinstance(found[0], MoleculeError):
@@ -232,7 +240,7 @@ class ItemMaker:
     def _image(self, item: SourceItem, mol_record) -> str:
         from PIL import Image, UnidentifiedImageError
 
-        from ...molecule import MoleculeError, render_molecule
+        from ...molecule import MoleculeError, molecule_from_smiles, render_molecule
 
         if item.image:
             path = self.resolve(item.image)
@@ -247,8 +255,11 @@ class ItemMaker:
         key = molecule_key(item.molecule) + ("image", self.s.image_size)
         if key not in self.cache:
             spec = item.molecule
-            source = spec.smiles if spec.structure is None and spec.atoms is None else mol_record
             try:
+                source = mol_record
+                if spec.structure is None and spec.atoms is None:  # drawn from the SMILES alone
+                    source = molecule_from_smiles(spec.smiles, molecule_name(spec), policy="keep",
+                                                  max_atoms=self.s.max_atoms)
                 image = render_molecule(source, size=self.s.image_size, id=molecule_name(item.molecule))
             except MoleculeError as e:
                 self._remember(key, Failed("image", e.reason))

@@ -18,7 +18,7 @@ from typing import Dict, Iterable, Iterator, List, Tuple
 from tqdm import tqdm
 
 from ..sidecar import dtype_for
-from ..sources.base import READERS
+from ..sources.base import READERS, check_options
 from . import items as items_module
 from .common import PrepareError
 from .items import Made, WorkSettings, _init_worker, _work
@@ -46,6 +46,16 @@ def load_reader(fmt: str):
     if fmt not in READERS:
         raise PrepareError(f"--format {fmt}: no reader registered under that name")
     return READERS[fmt]
+
+
+def check_reader_options(fmt: str, options: dict) -> None:
+    """Refuse options the format's reader does not take (a typo such as ``splt``) before
+    the run creates or changes anything in --out; the message lists the valid ones."""
+    load_reader(fmt)
+    try:
+        check_options(fmt, options)
+    except ValueError as e:
+        raise PrepareError(f"--format {e}") from e
 
 
 def checked_reader(fmt: str, items: Iterable) -> Iterator:
@@ -142,7 +152,8 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
         items = itertools.islice(items, settings["limit"])
     work = WorkSettings(out=str(out.root), tmp=str(out.tmp), input_root=str(input_root(Path(settings["input"]))),
                         policy=settings["conformer_policy"], image_size=settings["image_size"],
-                        bits=settings["fp_bits"], levels=settings["fp_levels"])
+                        bits=settings["fp_bits"], levels=settings["fp_levels"], max_atoms=settings["max_atoms"],
+                        embed_timeout=settings["embed_timeout"])
     done = out.committed()
     dtype = dtype_for(work.bits)
     task_size = max(1, min(16, args.chunk_size // (2 * args.workers)))

@@ -6,9 +6,11 @@ that cannot be made correct, with the reason). `deepmolm_plugin.data.prepare` do
 rest: molecules, fingerprints, depictions, records, sidecars, manifest, failures.
 
 `READERS` maps a `--format` name to `reader(input_path, options) -> Iterator[SourceItem |
-SourceError]`; readers register themselves in their module.
+SourceError]`; readers register themselves in their module, with the option names they
+take (`READER_OPTIONS`): an unknown option is refused, with the valid ones, before reading.
 """
 
-from .base import READERS, MoleculeSpec, SourceError, SourceItem, register_reader
+from .base import READERS, READER_OPTIONS, MoleculeSpec, SourceError, SourceItem, check_options, register_reader
 
-__all__ = ["READERS", "MoleculeSpec", "SourceError", "SourceItem", "register_reader"]
+__all__ = ["READERS", "READER_OPTIONS", "MoleculeSpec", "SourceError", "SourceItem", "check_options",
+           "register_reader"]

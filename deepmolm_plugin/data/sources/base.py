@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,38 @@ class SourceError:
 
 Reader = Callable[[str, dict], Iterator[Union[SourceItem, SourceError]]]
 READERS: Dict[str, Reader] = {}
+READER_OPTIONS: Dict[str, FrozenSet[str]] = {}
 
 
-def register_reader(name: str) -> Callable[[Reader], Reader]:
+def check_options(name: str, options: dict) -> None:
+    """Refuse an option the reader ``name`` did not declare, listing the ones it takes: a
+    typo (``splt=train``) would otherwise be ignored and the whole input read."""
+    allowed = READER_OPTIONS[name]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        takes = f"it takes {sorted(allowed)}" if allowed else "it takes no options"
+        raise ValueError(f"{name}: unknown option(s) {unknown}; {takes}")
+
+
+def register_reader(name: str, *, options: Iterable[str]) -> Callable[[Reader], Reader]:
+    """Register a reader under a ``--format`` name with the option names it takes.
+
+    ``options`` is required (``()`` for none) so that no reader can forget it: the
+    registered reader checks its options when called, before it reads anything.
+    """
+    allowed = frozenset(options)
+
     def deco(fn: Reader) -> Reader:
         if name in READERS:
             raise ValueError(f"reader {name!r} registered twice")
-        READERS[name] = fn
-        return fn
+
+        @functools.wraps(fn)
+        def checked(input_path: str, reader_options: dict):
+            check_options(name, reader_options)
+            return fn(input_path, reader_options)
+
+        READERS[name] = checked
+        READER_OPTIONS[name] = allowed
+        return checked
 
     return deco

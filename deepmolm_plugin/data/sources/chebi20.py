@@ -59,7 +59,7 @@ def _rows(path: Path):
                 yield number, line.split("\t")
 
 
-@register_reader("chebi20")
+@register_reader("chebi20", options={"splits"})
 def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     for split in choose_splits("chebi20", root, FILES, options.get("splits")):

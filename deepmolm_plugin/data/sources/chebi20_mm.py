@@ -131,7 +131,7 @@ def _row_items(split: str, key: str, cid: str, row: dict, tasks, image: Optional
                          answer=answers[task], image=image, properties=properties, extra=dict(extra))
 
 
-@register_reader("chebi20-mm")
+@register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"})
 def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("chebi20-mm", root, FILES, options.get("splits"))

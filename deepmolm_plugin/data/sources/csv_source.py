@@ -62,10 +62,9 @@ def text_task(spec: str, fmt: str) -> Tuple[str, str]:
     return column, task
 
 
-def check_options(fmt: str, options: dict, allowed: set) -> None:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(f"{fmt}: unknown option(s) {unknown}; this reader takes {sorted(allowed)}")
+def require_columns(fmt: str, options: dict) -> None:
+    """A table read for no column would yield nothing but errors: say so at once.
+    (Unknown options are refused by the registry, see ``base.check_options``.)"""
     if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
 
@@ -105,12 +104,12 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
     }
 
 
-@register_reader("csv")
+@register_reader("csv", options=OPTIONS)
 def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     path = Path(input_path)
     if not path.is_file():
         raise FileNotFoundError(f"csv: {path} is not a file")
-    check_options("csv", options, OPTIONS)
+    require_columns("csv", options)
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -140,7 +139,7 @@ def _row(path: Path, index: int, fields: list, header: list, at: dict, columns: 
         yield SourceError(row_id, "smiles", "blank SMILES")
         return
     try:
-        molecule_from_smiles(smiles, row_id, policy="keep")  # parse + sanitise only: cheap
+        molecule_from_smiles(smiles, row_id, policy="keep", max_atoms=None)  # parse + sanitise only; the size cap is the worker's
     except MoleculeError as e:
         yield SourceError(row_id, "smiles", f"SMILES {smiles!r} does not parse: {e.reason}")
         return

@@ -20,7 +20,9 @@ be verified (the engine maps it onto the coordinate graph): PubChemQC ``smi`` is
 canonical and does not follow the coordinate order, and 3D-MoLM wrote those records
 through RDKit's SDF supplier, which drops hydrogens, so bond orders need that SMILES.
 A count mismatch between atoms and coordinates is an error, never padded or truncated.
-LMDB values are unpickled with ``safe_loads``: unpickle only files you trust.
+LMDB values are unpickled with ``safe_loads``: unpickle only files you trust. A value it
+refuses (a forbidden global, an object, structured or void dtype, a damaged pickle) is
+that record's ``SourceError`` (stage ``read``, naming the LMDB key); the read goes on.
 
 Options: ``splits`` (default: all present), ``tasks`` (subset of ``TASKS``), ``include``
 (``"pubchem"``, ``"pubchemqc"`` or both; default both that are present),
@@ -144,12 +146,22 @@ def _first_conformer(value) -> np.ndarray:
     return coords
 
 
+def _atom_list(value) -> list:
+    """Element symbols (or atomic numbers) from a list, tuple or 1-D array; anything else
+    is a per-record schema error, not an exception that would end the whole read."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise _Reject("schema", f"atoms is a {type(value).__name__}, not a list of element symbols")
+    return [int(a) if isinstance(a, (int, np.integer)) else str(a) for a in value]
+
+
 def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
     atoms, coords = record.get("atoms"), record.get(coord_field)
     if atoms is None or coords is None:
         missing = "atoms" if atoms is None else coord_field
         raise _Reject("schema", f"record has no {missing!r}")
-    atoms = [int(a) if isinstance(a, (int, np.integer)) else str(a) for a in atoms]
+    atoms = _atom_list(atoms)
     coords = _first_conformer(coords)
     if len(atoms) != len(coords):
         raise _Reject("atoms", f"{len(atoms)} atoms but {len(coords)} coordinate rows in "
@@ -301,7 +313,7 @@ def _pubchemqc(root: Path, splits: list, tasks: set):
         db.close()
 
 
-@register_reader("3d-moit")
+@register_reader("3d-moit", options={"splits", "tasks", "include", "caption_field"})
 def read_moit(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     """Yield 3D-MoIT items: per source, per split, captions then the instruction JSONs."""
     root = _root(input_path)

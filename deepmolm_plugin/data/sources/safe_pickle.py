@@ -1,14 +1,30 @@
-"""Unpickle LMDB values that may hold only numpy arrays and builtin containers.
+"""Unpickle LMDB values that may hold only plain numpy arrays and builtin containers.
 
 3D-MoIT's LMDB files (design.md section 9) store each molecule as a pickled dict of
 numpy arrays, lists and strings. ``pickle.loads`` on such a value runs whatever callable
 the bytes name, so a crafted value executes code the moment it is read. Unpickle only
-files from a source you trust; ``safe_loads`` is the safety net on top of that: its
-``find_class`` resolves only the globals that numpy arrays, numpy scalars and builtin
-values need, and refuses any other global (``os.system``, ``builtins.eval``,
-``subprocess.Popen``, ...) with ``pickle.UnpicklingError`` before anything is called.
+files from a source you trust; ``safe_loads`` is the safety net on top of that, and a
+value it refuses is a ``pickle.UnpicklingError`` naming the reason, never a crash:
 
-The allowed globals are exactly what ``pickle.dumps`` emits for arrays, dtypes and
+1. ``find_class`` resolves only the globals that numpy arrays, numpy scalars and builtin
+   values need, and refuses any other global (``os.system``, ``builtins.eval``,
+   ``subprocess.Popen``, ...) before anything is called.
+2. The numpy globals are not numpy's own callables but checking stand-ins. Allowed
+   globals alone are not harmless: ``numpy.dtype``'s ``__setstate__`` rewrites fields
+   and flags in place (even of the process-wide ``float64`` singleton), so a value can
+   build a structured dtype with an object field but its object flag cleared, and an
+   array of it from raw bytes: pointers numpy then dereferences (a segfault, or worse).
+   So only plain dtypes are admitted - numeric, bool, bytes and unicode strings (kinds
+   ``biufcSU``), no void/structured/subarray/object/datetime dtypes - checked when a
+   dtype is constructed and again after each ``__setstate__`` (applied to a throwaway
+   copy; what is used is a fresh dtype rebuilt from its type string), and every array
+   is made by this module from such a dtype and may get its state once. ``bytes`` and
+   ``bytearray`` refuse an integer size (``bytes(10**12)`` would exhaust memory).
+3. The unpickled value is walked (dicts, lists, tuples, sets) and every array, scalar
+   and dtype in it checked once more; anything that is not a builtin value or a plain
+   numpy value is refused.
+
+The allowed globals are exactly what ``pickle.dumps`` emits for plain arrays, dtypes and
 scalars with protocols 0-5 under numpy 2.4 (checked by pickling them), plus their numpy 1
 spellings (``numpy.core.*``: the published files were written with numpy 1):
 
@@ -21,7 +37,8 @@ spellings (``numpy.core.*``: the published files were written with numpy 1):
 - ``_codecs.encode``, which protocols 0-2 use for ``bytes``: accepted only as
   ``encode(text, "latin1")``.
 
-``copyreg._reconstructor`` is not needed by any of these and stays forbidden.
+``copyreg._reconstructor`` is not needed by any of these and stays forbidden. Object and
+structured arrays, which numpy can pickle, are refused.
 """
 
 from __future__ import annotations
@@ -37,6 +54,131 @@ from numpy._core import numeric as _numeric
 
 __all__ = ["SafeUnpickler", "safe_loads"]
 
+PLAIN_KINDS = frozenset("biufcSU")  # bool, ints, floats, complex, bytes, unicode
+_OBJECT_FLAGS = 0x01 | 0x02 | 0x04  # NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER
+MAX_DEPTH = 64  # containers nested deeper are refused (a record is a dict of lists of arrays)
+
+
+def _refuse(reason: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"refused pickled value: {reason} (deepmolm_plugin.data.sources.safe_pickle)")
+
+
+def check_plain(dtype: np.dtype, what: str) -> None:
+    """Refuse any dtype but a plain numeric, bool or string one: only those are raw bytes
+    that numpy never reads as pointers, whatever the bytes are."""
+    if dtype.kind not in PLAIN_KINDS:
+        raise _refuse(f"{what} has dtype kind {dtype.kind!r}; only plain numeric, bool and string "
+                      "dtypes may be unpickled (no void, structured, object or datetime dtypes)")
+    if dtype.fields is not None or dtype.names is not None or dtype.subdtype is not None:
+        raise _refuse(f"{what} has a structured or subarray dtype")
+    if dtype.hasobject or dtype.flags & _OBJECT_FLAGS:
+        raise _refuse(f"{what} has a dtype flagged as holding objects")
+
+
+def check_code_points(array: np.ndarray, what: str) -> None:
+    """Refuse unicode data holding a code unit above U+10FFFF: numpy turns such an element
+    into a SystemError wherever it is read, which would end the whole dataset read."""
+    if array.dtype.kind != "U" or array.size == 0 or array.dtype.itemsize == 0:
+        return
+    units = np.ascontiguousarray(array).reshape(-1).view(array.dtype.str[0] + "u4")
+    if int(units.max()) > 0x10FFFF:
+        raise _refuse(f"{what} holds a code point above U+10FFFF")
+
+
+class _Dtype:
+    """What ``numpy.dtype(spec, align, copy)`` gives inside a pickle: a checked plain dtype.
+
+    ``__setstate__`` (the pickle's BUILD) is applied to a throwaway copy, never to a
+    dtype in use, and the result checked; ``dtype`` is then a fresh dtype rebuilt from
+    the copy's type string, so whatever else the state set is dropped.
+    """
+
+    def __init__(self, spec, align=False, copy=False):
+        if not isinstance(spec, str):
+            raise _refuse(f"numpy.dtype({type(spec).__name__}): only a type string is accepted")
+        self.spec = spec
+        self.dtype = np.dtype(spec)
+        check_plain(self.dtype, f"numpy.dtype({spec!r})")
+        self.built = False
+
+    def __setstate__(self, state) -> None:
+        if self.built:
+            raise _refuse(f"numpy.dtype({self.spec!r}) given its state twice")
+        self.built = True
+        scratch = np.dtype(self.spec, False, True)  # a copy: never numpy's shared singleton
+        scratch.__setstate__(state)
+        check_plain(scratch, f"numpy.dtype({self.spec!r}) with its pickled state")
+        self.dtype = np.dtype(scratch.str)
+        check_plain(self.dtype, f"numpy.dtype({self.spec!r}) with its pickled state")
+
+
+def _plain_dtype(value) -> np.dtype:
+    if not isinstance(value, _Dtype):
+        raise _refuse(f"an array or scalar needs a pickled numpy.dtype, got {type(value).__name__}")
+    return value.dtype
+
+
+class _NdarrayName:
+    """``numpy.ndarray`` inside a pickle: only a name for ``_reconstruct`` to accept (the
+    real class, called or instantiated, would build an array over any buffer)."""
+
+
+_NDARRAY = _NdarrayName()
+
+
+class _Array:
+    """An array being unpickled: ``_reconstruct`` makes it empty, one ``__setstate__`` fills
+    it from a plain dtype; ``_frombuffer`` makes it full. The walk swaps it for ``.array``."""
+
+    def __init__(self, array=None):
+        self.array = array
+
+    def __setstate__(self, state) -> None:
+        if self.array is not None:
+            raise _refuse("a numpy array given its state twice")
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise _refuse("a numpy array's state must be (version, shape, dtype, fortran, data)")
+        version, shape, dtype, fortran, data = state
+        array = _multiarray._reconstruct(np.ndarray, (0,), b"b")
+        array.__setstate__((version, shape, _plain_dtype(dtype), fortran, data))
+        self.array = array
+
+
+def _reconstruct(cls, shape, typecode) -> _Array:
+    """``numpy._core.multiarray._reconstruct(numpy.ndarray, (0,), b"b")``: an empty array."""
+    if cls is not _NDARRAY:
+        raise _refuse("_reconstruct builds only numpy.ndarray")
+    return _Array()
+
+
+def _frombuffer(buffer, dtype, shape, order) -> _Array:
+    """``numpy._core.numeric._frombuffer`` (protocol 5) with a checked plain dtype."""
+    if not isinstance(buffer, (bytes, bytearray)):
+        raise _refuse(f"_frombuffer needs bytes, got {type(buffer).__name__}")
+    return _Array(_numeric._frombuffer(buffer, _plain_dtype(dtype), shape, order))
+
+
+def _scalar(dtype, data=None):
+    """``numpy._core.multiarray.scalar(dtype, raw bytes)``, for plain dtypes only."""
+    if not isinstance(data, bytes):
+        raise _refuse(f"a numpy scalar needs raw bytes, got {type(data).__name__}")
+    dtype = _plain_dtype(dtype)
+    if dtype.kind == "U":
+        check_code_points(np.frombuffer(data[:dtype.itemsize], dtype=dtype), "a numpy str_ scalar")
+    return _multiarray.scalar(dtype, data)
+
+
+def _sized_free(constructor):
+    """``bytes``/``bytearray`` without their ``(size)`` form: ``bytes(10**12)`` would
+    allocate that much memory, and pickles never need it."""
+
+    def build(*args):
+        if args and isinstance(args[0], int):
+            raise _refuse(f"{constructor.__name__}(size) is not accepted")
+        return constructor(*args)
+
+    return build
+
 
 def _latin1_encode(text, encoding="latin1"):
     """``_codecs.encode`` as protocols 0-2 use it for bytes; any other codec is refused."""
@@ -46,11 +188,11 @@ def _latin1_encode(text, encoding="latin1"):
 
 
 _NUMPY = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("multiarray", "scalar"): _multiarray.scalar,
-    ("numeric", "_frombuffer"): _numeric._frombuffer,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Dtype,
+    ("multiarray", "_reconstruct"): _reconstruct,
+    ("multiarray", "scalar"): _scalar,
+    ("numeric", "_frombuffer"): _frombuffer,
 }
 _NUMPY_MODULES = {  # numpy 2 and numpy 1 spellings of the same modules
     "numpy._core.multiarray": "multiarray",
@@ -58,10 +200,10 @@ _NUMPY_MODULES = {  # numpy 2 and numpy 1 spellings of the same modules
     "numpy._core.numeric": "numeric",
     "numpy.core.numeric": "numeric",
 }
-_BUILTINS = frozenset(
-    {"list", "dict", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int",
-     "float", "complex", "bool"}
-)
+_BUILTINS = {name: getattr(builtins, name) for name in (
+    "list", "dict", "tuple", "set", "frozenset", "str", "int", "float", "complex", "bool")}
+_BUILTINS.update(bytes=_sized_free(bytes), bytearray=_sized_free(bytearray))
+_ATOMS = (str, bytes, bytearray, int, float, complex, type(None))  # bool is an int
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -69,7 +211,7 @@ class SafeUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if module in ("builtins", "__builtin__") and name in _BUILTINS:
-            return getattr(builtins, name)
+            return _BUILTINS[name]
         if module == "_codecs" and name == "encode":
             return _latin1_encode
         key = (_NUMPY_MODULES.get(module, module), name)
@@ -81,15 +223,85 @@ class SafeUnpickler(pickle.Unpickler):
         )
 
 
+class _Walk:
+    """The unpickled value with every stand-in swapped for its numpy value and every
+    numpy value checked again. Lists and dicts are updated in place (so shared and
+    cyclic ones stay so); each object is visited once."""
+
+    def __init__(self):
+        self.done: dict = {}  # id -> (original, result); the original is kept alive
+        self.tuples_open: set = set()
+
+    def __call__(self, value, depth: int = 0):
+        if isinstance(value, _ATOMS):
+            return value
+        if id(value) in self.tuples_open:
+            raise _refuse("a tuple that contains itself")
+        if id(value) in self.done:
+            return self.done[id(value)][1]
+        if depth > MAX_DEPTH:
+            raise _refuse(f"containers nested deeper than {MAX_DEPTH} levels")
+        result = self._visit(value, depth + 1)
+        self.done[id(value)] = (value, result)
+        return result
+
+    def _visit(self, value, depth: int):
+        kind = type(value)
+        if kind is list:
+            self.done[id(value)] = (value, value)
+            value[:] = [self(item, depth) for item in value]
+            return value
+        if kind is dict:
+            self.done[id(value)] = (value, value)
+            items = [(self._key(key, depth), self(item, depth)) for key, item in value.items()]
+            value.clear()
+            value.update(items)
+            return value
+        if kind is tuple:
+            self.tuples_open.add(id(value))
+            result = tuple(self(item, depth) for item in value)
+            self.tuples_open.discard(id(value))
+            return result
+        if kind in (set, frozenset):
+            return kind(self._key(item, depth) for item in value)
+        return self._numpy(value)
+
+    def _key(self, value, depth: int):
+        """A dict key or set member: an array there (unhashable) is refused."""
+        if isinstance(value, _Array):
+            raise _refuse("a numpy array as a dict key or set member")
+        return self(value, depth)
+
+    @staticmethod
+    def _numpy(value):
+        if isinstance(value, _Array):
+            if value.array is None:
+                raise _refuse("a numpy array that was never given its state")
+            value = value.array
+        if isinstance(value, _Dtype):
+            value = value.dtype
+        if isinstance(value, np.dtype):
+            check_plain(value, "a dtype")
+        elif isinstance(value, np.ndarray):
+            check_plain(value.dtype, "a numpy array")
+            check_code_points(value, "a numpy array")
+        elif isinstance(value, np.generic):
+            check_plain(value.dtype, f"a numpy {type(value).__name__}")
+        else:
+            raise _refuse(f"a {type(value).__name__} is not a builtin or plain numpy value")
+        return value
+
+
 def safe_loads(data: bytes) -> object:
-    """Unpickle ``data`` with ``SafeUnpickler``.
+    """Unpickle ``data`` with ``SafeUnpickler``, then check what came out (``_Walk``).
 
     Every failure is a ``pickle.UnpicklingError``: a forbidden global (named in the
-    message) or a damaged value (truncated bytes, a bad argument to an allowed callable).
+    message), a refused dtype or value (the reason in the message) or a damaged value
+    (truncated bytes, a bad argument to an allowed callable).
     """
     try:
-        return SafeUnpickler(io.BytesIO(data)).load()
+        return _Walk()(SafeUnpickler(io.BytesIO(data)).load())
     except pickle.UnpicklingError:
         raise
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
+    except (EOFError, ValueError, TypeError, AttributeError, LookupError, OverflowError) as error:
         raise pickle.UnpicklingError(f"damaged pickled value: {type(error).__name__}: {error}") from error

@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, List, Tuple
 
 from ...molecule.structures import sdf_blocks
 from .base import MoleculeSpec, SourceError, SourceItem, register_reader
-from .csv_source import SPLIT_NAME, as_list, check_options, label_item, named, text_task
+from .csv_source import SPLIT_NAME, as_list, label_item, named, require_columns, text_task
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
@@ -67,9 +67,9 @@ def sdf_files(path: Path) -> List[Tuple[Path, str]]:
     return [(p, p.relative_to(path).as_posix()) for p in files]
 
 
-@register_reader("sdf")
+@register_reader("sdf", options=OPTIONS)
 def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
-    check_options("sdf", options, OPTIONS)
+    require_columns("sdf", options)
     labels = [named(c) for c in as_list(options.get("label_columns"))]
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
     for path, name in sdf_files(Path(input_path)):

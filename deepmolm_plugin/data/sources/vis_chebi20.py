@@ -149,7 +149,7 @@ def _id_base(split: str, record, index: int) -> tuple[str, Optional[str]]:
     return f"vis-chebi20-{split}-{stem}-{task or 'unknown'}", task
 
 
-@register_reader("vis-chebi20")
+@register_reader("vis-chebi20", options={"splits", "tasks", "source_instructions"})
 def read_vis_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("vis-chebi20", root, FILES, options.get("splits"))
