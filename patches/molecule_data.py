@@ -11,7 +11,14 @@ input_ids, labels, attention_mask and images. Their methods are wrapped to add:
   auxiliary head's inputs; the head masks properties a record lacks);
 - in the batch, `molecule_fp` (B, max_atoms, levels) padded with -1, next to `images`,
   which the Trainer hands to the model's forward as a keyword.
-A record the projector cannot serve is an error naming the record.
+A record the projector cannot serve is an error naming the record; two records with one
+`id` are an error naming the id (ids name depictions' records, answers and failures).
+
+The fingerprint settings (`fp_bits`, `fp_levels`) have one source: the model config, which
+chat and eval read too. The dataset is built before the trainer, without the model, so
+when the host's trainer starts (`LLaVATrainer.train`) the dataset takes them from
+`trainer.model.config`; a prepared dataset (deepmolm-prepare's `manifest.json` next to the
+data file) made with other settings is an error then, before any step, never a re-hash.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ def _patch_dataset(cls) -> None:
 
     def __init__(self, data_path, tokenizer, data_args):
         host_init(self, data_path, tokenizer, data_args)
+        check_unique_ids(self.list_data_dict, data_path)
         if data_args.image_folder is None:
             # The host joins it with every image path; prepared data (deepmolm-prepare) keeps
             # image paths relative to the data file, as it does sidecar paths.
@@ -78,6 +86,51 @@ def _patch_dataset(cls) -> None:
     cls.__init__, cls.__getitem__ = __init__, __getitem__
 
 
+def check_unique_ids(records: list, data_path: str) -> None:
+    seen, repeated = set(), []
+    for record in records:
+        rid = record.get("id") if isinstance(record, dict) else None
+        if rid is None:
+            continue
+        if rid in seen and rid not in repeated:
+            repeated.append(rid)
+        seen.add(rid)
+    if repeated:
+        shown = ", ".join(repr(r) for r in repeated[:20]) + (f" ({len(repeated)} ids in all)" if len(repeated) > 20 else "")
+        raise ValueError(f"{data_path}: record id(s) used more than once: {shown}; every record needs its own id")
+
+
+def use_model_fp_settings(dataset, config) -> None:
+    """The training dataset fingerprints with the model config's settings; a prepared dataset
+    whose manifest records other settings is an error naming both."""
+    import json
+
+    molecules = getattr(dataset, "molecules", None)
+    if molecules is None:  # not the host's dataset: nothing of ours to configure
+        return
+    bits, levels = int(getattr(config, "fp_bits", 4096)), int(getattr(config, "fp_levels", 4))
+    manifest = os.path.join(molecules.record_folder or "", "manifest.json")
+    if molecules.record_folder and os.path.isfile(manifest):
+        with open(manifest) as handle:
+            settings = json.load(handle).get("settings", {})
+        made = (settings.get("fp_bits"), settings.get("fp_levels"))
+        if None not in made and made != (bits, levels):
+            raise ValueError(f"{manifest}: the data was prepared with fp_bits={made[0]}, fp_levels={made[1]} but the "
+                             f"model uses fp_bits={bits}, fp_levels={levels} (--fp_bits/--fp_levels): prepare "
+                             "the data again with the model's settings or train with the data's")
+    molecules.fp_bits, molecules.fp_levels = bits, levels
+
+
+def _patch_trainer_start(cls) -> None:
+    host_train = cls.train
+
+    def train(self, *args, **kwargs):
+        use_model_fp_settings(self.train_dataset, self.model.config)
+        return host_train(self, *args, **kwargs)
+
+    cls.train = train
+
+
 def _patch_collator(cls) -> None:
     from deepmolm_plugin.molecule import collate_molecule_fp
 
@@ -109,9 +162,11 @@ def _patch_collator(cls) -> None:
 def apply() -> None:
     _host.require_host("molecule_data")
     import llava.train.train as host_train
+    from llava.train import llava_trainer
 
     def _apply():
         _patch_dataset(host_train.LazySupervisedDataset)
         _patch_collator(host_train.DataCollatorForSupervisedDataset)
+        _patch_trainer_start(llava_trainer.LLaVATrainer)
 
     _host.apply_once(host_train, "molecule_data", _apply)

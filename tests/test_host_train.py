@@ -304,3 +304,62 @@ def test_periodic_checkpoints_save_and_reload(tiny_setup, tmp_path):
     args[args.index("--save_strategy") + 1] = "steps"
     run_module("deepmolm_plugin.train", args + ["--save_steps", "2"], cwd=tmp_path)
     assert (stage1 / "checkpoint-2" / "mm_projector.bin").is_file()
+
+
+def _host_dataset(data_path, tmp_path, tiny_setup):
+    from llava import conversation as conversation_lib
+    from transformers import AutoTokenizer
+
+    from conftest import tiny_encoder_config
+    from deepmolm_plugin.encoder import DeepEncoderImageProcessor
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_setup["llm"]))
+    data_args = host_train.DataArguments(
+        data_path=str(data_path), lazy_preprocess=True, is_multimodal=True, image_aspect_ratio="pad",
+        structure_folder=str(tiny_setup["structures"]), render_folder=str(tmp_path / "renders"))
+    data_args.image_processor = DeepEncoderImageProcessor.from_config(tiny_encoder_config())
+    data_args.mm_use_im_start_end = False
+    previous = conversation_lib.default_conversation
+    conversation_lib.default_conversation = conv_templates["qwen2"]
+    try:
+        return host_train.LazySupervisedDataset(str(data_path), tokenizer, data_args)
+    finally:
+        conversation_lib.default_conversation = previous
+
+
+def test_duplicate_record_ids_are_an_error_naming_them(tiny_setup, tmp_path):
+    records = [dict(r) for r in tiny_setup["records"]]
+    records[2]["id"] = records[0]["id"]
+    data = tmp_path / "dup.json"
+    data.write_text(json.dumps(records))
+    with pytest.raises(ValueError, match="used more than once: 'mol0'"):
+        _host_dataset(data, tmp_path, tiny_setup)
+
+
+def test_training_data_takes_fp_settings_from_the_model_config(tiny_setup, tmp_path):
+    from patches.molecule_data import use_model_fp_settings
+
+    dataset = _host_dataset(tiny_setup["data"], tmp_path, tiny_setup)
+    use_model_fp_settings(dataset, SimpleNamespace(fp_bits=1024, fp_levels=3))
+    tokens = dataset[0]["molecule_fp"]
+    expected = fingerprint_record(molecule_from_smiles("CCO"), bits=1024, level=2)
+    assert tokens.shape[1] == 3 and torch.equal(tokens, expected)
+
+    # A prepared dataset records its settings; other settings in the model are an error at start.
+    (tmp_path / "prepared").mkdir()
+    data = tmp_path / "prepared" / "train.json"
+    data.write_text(json.dumps(tiny_setup["records"]))
+    (tmp_path / "prepared" / "manifest.json").write_text(json.dumps({"settings": {"fp_bits": 4096, "fp_levels": 4}}))
+    prepared = _host_dataset(data, tmp_path, tiny_setup)
+    with pytest.raises(ValueError, match="prepared with fp_bits=4096, fp_levels=4 but the model uses fp_bits=1024"):
+        use_model_fp_settings(prepared, SimpleNamespace(fp_bits=1024, fp_levels=4))
+    use_model_fp_settings(prepared, SimpleNamespace(fp_bits=4096, fp_levels=4))  # agreeing settings: fine
+
+
+def test_training_with_other_fp_bits_hashes_with_them(tiny_setup, tmp_path):
+    # Before: the dataset hashed with 4096 bits whatever --fp_bits said, and the projector
+    # (built with the model's 1024) refused the tokens.
+    out = tmp_path / "bits1024"
+    run_module("deepmolm_plugin.train", train_args(tiny_setup, out, "--mm_projector", "fusion", "--fp_bits", "1024",
+                                                   steps=1), cwd=tmp_path)
+    assert json.loads((out / "config.json").read_text())["fp_bits"] == 1024
