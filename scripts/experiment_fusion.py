@@ -25,8 +25,9 @@ Arms (identical except for what is named; same LLM, encoder config, data, steps,
 `fusion` (DeepEncoder -> fusion projector with molecule_fp -> Qwen2), `image_only` (the
 `linear` projector: DeepMoLM's image path without molecule_fp), `fusion_shuffled_fp`
 (each seed's selected fusion model, evaluated with molecule_fp permuted across test
-molecules), `mean_baseline` (training-set mean per target) and `classical` (a random
-forest on Morgan count fingerprints). Every arm is scored by the project's eval code.
+molecules), `mean_baseline` (training-set mean per target), `median_baseline` (the training
+median: the constant with the lowest MAE, which a model that learned one typical answer
+lands near) and `classical` (a random forest on Morgan count fingerprints). Every arm is scored by the project's eval code.
 
 Models: a from-scratch tiny Qwen2 (ChatML BPE tokenizer trained on the training answers)
 and a trainable tiny DeepEncoder, trained from random weights (nothing can be downloaded).
@@ -70,11 +71,11 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "moleculenet"
 sys.path.insert(0, str(REPO))  # run from a checkout without installing too
 
 from deepmolm_plugin.data.prompts import PROPERTY_PREFIX  # noqa: E402
-from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means  # noqa: E402
+from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means, task_medians  # noqa: E402
 from deepmolm_plugin.eval.jsonl import read_jsonl  # noqa: E402
 
 SCHEMA = "deepmolm-experiment-fusion/1"
-ARMS = ("fusion", "image_only", "fusion_shuffled_fp", "mean_baseline", "classical")
+ARMS = ("fusion", "image_only", "fusion_shuffled_fp", "mean_baseline", "median_baseline", "classical")
 TRAINED = {"fusion": "fusion", "image_only": "linear"}  # arm -> --mm_projector
 # target name (the question's property name) -> CSV column written by build_dataset
 TARGETS = {"log solubility": "log_solubility", "radius of gyration": "radius_of_gyration",
@@ -88,7 +89,7 @@ SIZES = {
     "quick": dict(llm=dict(hidden_size=64, layers=2, heads=4, kv_heads=2, intermediate=128),
                   epochs=1, max_steps=3, batch=8, lr=3e-3, molecules=48),
     "small": dict(llm=dict(hidden_size=192, layers=3, heads=4, kv_heads=2, intermediate=512),
-                  epochs=4, max_steps=-1, batch=16, lr=2e-3, molecules=None),
+                  epochs=3, max_steps=-1, batch=16, lr=2e-3, molecules=None),
     "large": dict(llm=dict(hidden_size=512, layers=6, heads=8, kv_heads=4, intermediate=1536),
                   epochs=12, max_steps=-1, batch=32, lr=1e-3, molecules=None),
 }
@@ -98,7 +99,8 @@ SIZES = {
 
 
 class Clock:
-    """Wall time of each part, printed as it ends and kept for the report."""
+    """Wall time of each part, printed as it ends and kept for the report (parts of trained
+    units overlap in time when --jobs > 1)."""
 
     def __init__(self):
         self.parts: dict[str, float] = {}
@@ -292,7 +294,7 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
            "--logging_steps", "20", "--save_strategy", "epoch" if size["max_steps"] < 0 else "steps",
            "--save_steps", str(max(1, size["max_steps"])), "--save_only_model", "True",
            "--report_to", "none", "--model_max_length", "128", "--dataloader_num_workers", "1",
-           "--lazy_preprocess", "True", "--seed", str(seed), "--data_seed", str(seed)]
+           "--lazy_preprocess", "True", "--seed", str(seed), "--data_seed", str(seed), *size.get("extra", ())]
     if device == "cuda":
         cmd += ["--bf16", "True"]
     run(cmd, out / "train.log", env=device_env(device))
@@ -300,8 +302,14 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
     return out
 
 
+THREADS = {"n": None}  # CPU threads per command when --jobs commands share the cores (set by main)
+
+
 def device_env(device: str) -> dict:
-    return {"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {}
+    if device != "cpu":
+        return {}
+    threads = {} if THREADS["n"] is None else {"OMP_NUM_THREADS": str(THREADS["n"]), "MKL_NUM_THREADS": str(THREADS["n"])}
+    return {"CUDA_VISIBLE_DEVICES": "", **threads}
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -343,6 +351,15 @@ def per_target(metrics: dict) -> dict:
         m = entry["metrics"]
         result[target_of(task)] = (m["mae"], None if m["valid_ratio"] is None else m["valid_ratio"] / 100.0)
     return result
+
+
+def distinct_answers(out: Path) -> dict:
+    """{target: distinct valid values / questions}: near 0 means one answer for every molecule
+    (a model that learned the answer format and a constant, not the molecule)."""
+    values: dict[str, list] = {}
+    for row in rows_of(out):
+        values.setdefault(target_of(row["task"]), []).append(row["value"] if row["valid"] else None)
+    return {t: len({v for v in vs if v is not None}) / len(vs) for t, vs in values.items()}
 
 
 def rows_of(out: Path) -> list[dict]:
@@ -416,46 +433,83 @@ def classical_predictions(prepared: Path, seed: int) -> dict:
 # --------------------------------------------------------------------------- the experiment
 
 
-def run_seed(seed: int, args, size: dict, prepared: Path, means: dict, valid_baseline: dict, results: dict,
-             clock: Clock) -> None:
+def run_unit(arm: str, seed: int, args, size: dict, prepared: Path, means: dict, valid_baseline: dict,
+             clock: Clock) -> dict:
+    """One trained arm and seed: train, pick the checkpoint on valid, score test once (and,
+    for fusion, test with shuffled molecule_fp). Independent of every other unit."""
     work = Path(args.work)
-    for arm in TRAINED:
-        with clock.part(f"train {arm} seed {seed}"):
-            run_dir = train_arm(arm, seed, work, prepared, size, args.device)
-        with clock.part(f"select {arm} seed {seed} on valid"):
-            scored = []
-            for ckpt in checkpoints(run_dir)[-args.select_last:]:
-                out = run_dir / "eval" / f"valid-{ckpt.name}"
-                evaluate(ckpt, prepared / "valid.json", out, args.device)
-                scored.append((selection_score(out, means, valid_baseline), ckpt))
-            best_score, best = min(scored, key=lambda s: s[0])
-            print(f"    {arm} seed {seed}: selected {best.name} (valid score {best_score:.3f}; "
-                  + ", ".join(f"{c.name}={s:.3f}" for s, c in scored) + ")", flush=True)
-        with clock.part(f"test {arm} seed {seed}"):
-            test = per_target(evaluate(best, prepared / "test.json", run_dir / "eval" / "test", args.device))
-            record(results, arm, test)
-            results["arms"][arm].setdefault("selected", []).append(
-                {"seed": seed, "checkpoint": best.name, "valid_score": best_score,
-                 "candidates": {c.name: s for s, c in scored}})
-            if arm == "fusion":
-                shuffled = shuffled_split(prepared / "test.json", run_dir / "eval" / "test_shuffled_fp.json", seed)
-                shuf = per_target(evaluate(best, shuffled, run_dir / "eval" / "test-shuffled-fp", args.device,
-                                           image_folder=prepared))
-                record(results, "fusion_shuffled_fp", shuf)
-    with clock.part(f"classical seed {seed}"):
-        out = work / "classical" / f"seed{seed}"
-        if not (out / "metrics.json").is_file():
-            score_answers(classical_predictions(prepared, seed), question_file(prepared / "test.json",
-                                                                               work / "test-questions.jsonl"), out)
-        record(results, "classical", per_target(json.loads((out / "metrics.json").read_text())))
+    with clock.part(f"train {arm} seed {seed}"):
+        run_dir = train_arm(arm, seed, work, prepared, size, args.device)
+    with clock.part(f"select {arm} seed {seed} on valid"):
+        scored = []
+        for ckpt in checkpoints(run_dir)[-args.select_last:]:
+            out = run_dir / "eval" / f"valid-{ckpt.name}"
+            evaluate(ckpt, prepared / "valid.json", out, args.device)
+            scored.append((selection_score(out, means, valid_baseline), ckpt))
+        best_score, best = min(scored, key=lambda s: s[0])
+        print(f"    {arm} seed {seed}: selected {best.name} (valid score {best_score:.3f}; "
+              + ", ".join(f"{c.name}={s:.3f}" for s, c in scored) + ")", flush=True)
+    result = {"selected": {"seed": seed, "checkpoint": best.name, "valid_score": best_score,
+                           "candidates": {c.name: s for s, c in scored}}}
+    with clock.part(f"test {arm} seed {seed}"):
+        result["test"] = per_target(evaluate(best, prepared / "test.json", run_dir / "eval" / "test", args.device))
+        result["distinct"] = distinct_answers(run_dir / "eval" / "test")
+        if arm == "fusion":
+            shuffled = shuffled_split(prepared / "test.json", run_dir / "eval" / "test_shuffled_fp.json", seed)
+            result["shuffled"] = per_target(evaluate(best, shuffled, run_dir / "eval" / "test-shuffled-fp",
+                                                     args.device, image_folder=prepared))
+            result["shuffled_distinct"] = distinct_answers(run_dir / "eval" / "test-shuffled-fp")
+    return result
 
 
-def record(results: dict, arm: str, values: dict) -> None:
+def run_trained_arms(seeds: list, args, size: dict, prepared: Path, means: dict, valid_baseline: dict,
+                     results: dict, clock: Clock) -> None:
+    """Every (arm, seed) unit, `--jobs` at a time (each its own processes and threads), then
+    recorded in a fixed order so the results do not depend on which finished first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    units = [(arm, seed) for seed in seeds for arm in TRAINED]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {u: pool.submit(run_unit, *u, args, size, prepared, means, valid_baseline, clock) for u in units}
+        done = {u: f.result() for u, f in futures.items()}
+    for arm, seed in units:
+        unit = done[(arm, seed)]
+        record(results, arm, unit["test"], unit["distinct"])
+        results["arms"][arm].setdefault("selected", []).append(unit["selected"])
+        if "shuffled" in unit:
+            record(results, "fusion_shuffled_fp", unit["shuffled"], unit["shuffled_distinct"])
+
+
+def run_classical(seeds: list, work: Path, prepared: Path, results: dict, clock: Clock) -> None:
+    for seed in seeds:
+        with clock.part(f"classical seed {seed}"):
+            out = work / "classical" / f"seed{seed}"
+            if not (out / "metrics.json").is_file():
+                score_answers(classical_predictions(prepared, seed), question_file(prepared / "test.json",
+                                                                                   work / "test-questions.jsonl"), out)
+            record(results, "classical", per_target(json.loads((out / "metrics.json").read_text())), distinct_answers(out))
+
+
+def record(results: dict, arm: str, values: dict, distinct: dict) -> None:
     entry = results["arms"].setdefault(arm, {"mae": {}, "valid_ratio": {}})
     for target in results["targets"]:
         mae, ratio = values[target]
         entry["mae"].setdefault(target, []).append(mae)
         entry["valid_ratio"].setdefault(target, []).append(ratio)
+        entry.setdefault("distinct_answers", {}).setdefault(target, []).append(distinct[target])
+
+
+def timings(work: Path, clock: Clock, total: float) -> dict:
+    """Wall seconds per part, kept across resumed invocations in <work>/timings.json: a part
+    that ran keeps the time it took (a resumed part that found its result takes ~0 s), and
+    `total` adds up every invocation's wall time."""
+    path = work / "timings.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {"parts": {}, "invocations": []}
+    for name, took in clock.parts.items():
+        saved["parts"][name] = round(max(took, saved["parts"].get(name, 0.0)), 1)
+    saved["invocations"].append(round(total, 1))
+    write_json(path, saved)
+    return {**saved["parts"], "total": round(sum(saved["invocations"]), 1)}
 
 
 def values(xs) -> np.ndarray:
@@ -489,6 +543,7 @@ def verdict(results: dict) -> dict:
         lost = p["fusion_shuffled_fp-fusion"][t]["mean"] or 0.0
         out[t] = {
             "fusion beats mean_baseline by > 2 SE": bool(better(p["fusion-mean_baseline"][t])),
+            "fusion beats median_baseline by > 2 SE": bool(better(p["fusion-median_baseline"][t])),
             "fusion beats image_only by > 2 SE": bool(better(p["fusion-image_only"][t])),
             "shuffled fp loses most of fusion's gain over image_only": bool(gain > 0 and lost > 0.5 * gain),
             "fusion valid ratio >= 0.95 (every seed)": bool(values(results["arms"]["fusion"]["valid_ratio"][t]).min()
@@ -524,6 +579,11 @@ def markdown(results: dict) -> str:
         a = results["arms"][arm]
         lines.append(f"| {arm} | " + " | ".join(
             f"{mean_std(a['mae'][x])} ({values(a['valid_ratio'][x]).mean():.2f})" for x in t) + " |")
+    lines += ["", "Distinct answers per question (mean over seeds; 1 = a different number for every question, "
+              "near 0 = one constant answer):", "", "| arm | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
+    for arm in ARMS:
+        a = results["arms"][arm]
+        lines.append(f"| {arm} | " + " | ".join(f"{values(a['distinct_answers'][x]).mean():.3f}" for x in t) + " |")
     lines += ["", "Paired differences of test MAE (mean ± SE over seeds; negative: the first arm is better):", "",
               "| comparison | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
     for name, diffs in results["paired"].items():
@@ -549,7 +609,7 @@ def plots(results: dict, out: Path, parity_rows: dict) -> list:
         means = [values(results["arms"][a]["mae"][target]).mean() for a in ARMS]
         stds = [values(results["arms"][a]["mae"][target]).std(ddof=1) if len(results["seeds"]) > 1 else 0 for a in ARMS]
         ax.bar(range(len(ARMS)), means, yerr=stds, capsize=4,
-               color=["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#2ca02c"])
+               color=["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#c7c7c7", "#2ca02c"])
         ax.set_xticks(range(len(ARMS)), [a.replace("_", "\n") for a in ARMS], fontsize=8)
         ax.set_title(f"{target}\n({TARGET_KIND[target]})", fontsize=9)
         ax.set_ylabel("test MAE (mean ± std over seeds)")
@@ -605,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--image-size", type=int, default=256, help="depiction size (the tiny encoder's input size)")
     p.add_argument("--workers", type=int, default=2, help="deepmolm-prepare worker processes")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="trained units (arm x seed) run at once, the CPU cores split between them (default 2: "
+                        "on a 2-core CPU two one-thread trainings do ~1.5x the work of one two-thread training)")
     p.add_argument("--work", default=None, help="work folder (default: experiments/fusion[-quick] in the repo)")
     p.add_argument("--out", default=str(REPO / "scripts" / "results"), help="where the JSON, markdown and plots go")
     return p
@@ -614,6 +677,8 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     size = dict(SIZES["quick" if args.quick else args.size])
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    if args.jobs < 1 or args.select_last < 1:
+        raise SystemExit("error: --jobs and --select-last must be at least 1")
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
         raise SystemExit(f"error: --seeds must be distinct non-negative integers, got {seeds}")
     if args.device == "cuda":
@@ -661,17 +726,22 @@ def main(argv=None) -> None:
         valid_baseline = {t: v[0] for t, v in per_target(valid_report).items()}
         test_report = score_answers(mean_baseline(read_jsonl(test_q), task_mean), test_q,
                                     work / "mean_baseline" / "test")
+        medians = {PROPERTY_PREFIX + target_of(t): v for t, v in task_medians(train_records, prepared).items()}
+        median_report = score_answers(mean_baseline(read_jsonl(test_q), medians), test_q,
+                                      work / "median_baseline" / "test")
         for _ in seeds:  # deterministic: the same value for every seed, kept per seed for the paired statistics
-            record(results, "mean_baseline", per_target(test_report))
-    for seed in seeds:
-        run_seed(seed, args, size, prepared, means, valid_baseline, results, clock)
+            record(results, "mean_baseline", per_target(test_report), distinct_answers(work / "mean_baseline" / "test"))
+            record(results, "median_baseline", per_target(median_report),
+                   distinct_answers(work / "median_baseline" / "test"))
+    THREADS["n"] = max(1, (os.cpu_count() or 1) // args.jobs) if args.device == "cpu" else None
+    run_trained_arms(seeds, args, size, prepared, means, valid_baseline, results, clock)
+    run_classical(seeds, work, prepared, results, clock)
 
     results["paired"] = {f"{a}-{b}": paired(results, a, b) for a, b in (
-        ("fusion", "mean_baseline"), ("fusion", "image_only"), ("fusion_shuffled_fp", "fusion"),
-        ("image_only", "mean_baseline"), ("fusion", "classical"))}
+        ("fusion", "mean_baseline"), ("fusion", "median_baseline"), ("fusion", "image_only"),
+        ("fusion_shuffled_fp", "fusion"), ("image_only", "mean_baseline"), ("fusion", "classical"))}
     results["verdict"] = verdict(results)
-    results["timings_s"] = {**{k: round(v, 1) for k, v in clock.parts.items()},
-                            "total": round(time.perf_counter() - start, 1)}
+    results["timings_s"] = timings(work, clock, time.perf_counter() - start)
     parity_rows: dict[str, list] = {}
     for seed in seeds:
         for row in rows_of(work / "runs" / f"fusion-seed{seed}" / "eval" / "test"):

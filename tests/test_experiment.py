@@ -12,7 +12,7 @@ import pytest
 
 from host_fixtures import ROOT
 
-from deepmolm_plugin.eval.baselines import BaselineError, mean_baseline, score_answers, task_means
+from deepmolm_plugin.eval.baselines import BaselineError, mean_baseline, score_answers, task_means, task_medians
 from deepmolm_plugin.eval.questions import convert
 
 
@@ -28,6 +28,8 @@ def test_mean_baseline_is_the_training_mean_scored_by_the_report(tmp_path):
              _record("d", "description", "An alcohol.")]  # not a property: no mean
     means = task_means(train)
     assert means == {"Molecular Weight": 50.0, "property:heavy atom count": 3.0}
+    skewed = train + [_record("e", "Molecular Weight", "The molecular weight is 200.0 g/mol.")]
+    assert task_medians(skewed)["Molecular Weight"] == 60.0 and task_means(skewed)["Molecular Weight"] == 100.0
     test = [_record("t1", "Molecular Weight", "The molecular weight is 46.0 g/mol."),
             _record("t2", "Molecular Weight", "The molecular weight is 78.0 g/mol."),
             _record("t3", "property:heavy atom count", "The heavy atom count is 6.")]
@@ -52,13 +54,14 @@ def test_quick_experiment_reports_every_arm_and_target(tmp_path):
     result = json.loads((out / "experiment_fusion_quick.json").read_text())
     targets = ["log solubility", "radius of gyration", "heavy atom count"]
     assert result["targets"] == targets and result["seeds"] == [0]
-    assert set(result["arms"]) == {"fusion", "image_only", "fusion_shuffled_fp", "mean_baseline", "classical"}
+    assert set(result["arms"]) == {"fusion", "image_only", "fusion_shuffled_fp", "mean_baseline", "median_baseline",
+                                   "classical"}
     for arm, entry in result["arms"].items():
         for key in ("mae", "valid_ratio"):
             assert set(entry[key]) == set(targets), (arm, key)
             assert all(len(v) == 1 for v in entry[key].values()), (arm, key)
     # the two references that are not LLMs always give a number for every test question
-    for arm in ("mean_baseline", "classical"):
+    for arm in ("mean_baseline", "median_baseline", "classical"):
         assert all(v == [1.0] for v in result["arms"][arm]["valid_ratio"].values())
     split = result["data"]["split"]
     assert sum(split["sizes"].values()) == result["data"]["molecules"] == result["data"]["conformers_checked"]

@@ -1,10 +1,13 @@
 """Reference answers that are not a model's, scored by the same report code as a model's.
 
 A model's property score means little without the score of the simplest predictor on the
-same questions. `mean_baseline` answers every property question with the training-set mean
-of that task (the mean of the reference values of the training records, read with the
-report's own `reference_value`); `score_answers` scores any {question_id: answer text}
-exactly as `deepmolm_plugin.eval.report` scores a model's answers. Used by `make demo` and
+same questions. `mean_baseline` answers every property question with one number per task,
+a statistic of the training records' reference values (read with the report's own
+`reference_value`): `task_means` gives the training-set mean, `task_medians` the median,
+which is the constant with the lowest MAE: a model that learned only the answer format
+and one typical value lands near it, so a model must beat the median too before its MAE
+says it read the molecule. `score_answers` scores any {question_id: answer text} exactly
+as `deepmolm_plugin.eval.report` scores a model's answers. Used by `make demo` and
 `scripts/experiment_fusion.py`.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 from typing import Dict, Iterable, List
 
@@ -27,7 +31,17 @@ class BaselineError(ValueError):
 
 def task_means(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[str, float]:
     """{task: mean reference value} over the property questions of training records (host
-    records, as in a prepared split). A task whose records hold no value is an error."""
+    records, as in a prepared split). A record without a value is an error."""
+    return {task: math.fsum(v) / len(v) for task, v in task_values(train_records, data_dir).items()}
+
+
+def task_medians(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[str, float]:
+    """{task: median reference value}, as `task_means`."""
+    return {task: statistics.median(v) for task, v in task_values(train_records, data_dir).items()}
+
+
+def task_values(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[str, List[float]]:
+    """{task: reference values} of the property questions of training records."""
     sums: Dict[str, List[float]] = {}
     for question in convert(train_records, Path(data_dir)):
         task = question["task"]
@@ -39,11 +53,12 @@ def task_means(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[s
         sums.setdefault(task, []).append(value)
     if not sums:
         raise BaselineError("the training records hold no property question")
-    return {task: math.fsum(v) / len(v) for task, v in sums.items()}
+    return sums
 
 
 def mean_baseline(questions: Iterable[dict], means: Dict[str, float]) -> Dict[str, str]:
-    """{question_id: answer} for the property questions whose task has a training mean."""
+    """{question_id: answer} for the property questions whose task has a value in `means`
+    (a task's training mean or median)."""
     return {str(q["question_id"]): f"{means[q['task']]:.4f}" for q in questions if q.get("task") in means}
 
 
