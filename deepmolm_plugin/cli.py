@@ -8,6 +8,9 @@ first molecule is used, with the `--conformer-policy` 3D policy). A model whose 
 uses molecules (`fusion`, `concat`) needs one. Without `--image-file` the molecule's
 depiction is drawn with `render_molecule`, the function that drew the training images.
 `--conv-mode auto` picks the template from the checkpoint's config (`qwen2` for Qwen2).
+Bad input (no such --model-path folder, --structure or --image-file; an unreadable
+molecule; --max-new-tokens below 1) is one line on stderr and exit status 2, before the
+host or the model loads.
 
 The host's `main(args)` runs unchanged; three things are bound around it, for this
 process only:
@@ -27,9 +30,12 @@ import functools
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
+from deepmolm_plugin import usage
+
+if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
+    import torch
 
 # = deepmolm_plugin.molecule.POLICIES (importing it here would load RDKit/E3FP for --help).
 CONFORMER_POLICIES = ("auto", "from-file", "generate", "keep")
@@ -90,6 +96,8 @@ def load_molecule(smiles: Optional[str], structure: Optional[str], policy: str):
 
 def images_in_dtype(images, dtype: torch.dtype):
     """Floating image tensors (or a list of them) cast to `dtype`; anything else as is."""
+    import torch
+
     if torch.is_tensor(images) and images.is_floating_point():
         return images.to(dtype=dtype)
     if isinstance(images, (list, tuple)):
@@ -131,6 +139,17 @@ def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor]):
         host_module.load_pretrained_model = loader
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Paths and numbers, before anything heavy loads: a UsageError names the first problem."""
+    usage.model_folder(args.model_path, "--model-path")
+    if args.model_base is not None:
+        usage.model_folder(args.model_base, "--model-base")
+    if args.image_file is not None:
+        usage.existing_file(args.image_file, "--image-file")
+    usage.at_least(args.max_new_tokens, "--max-new-tokens")
+    usage.at_least(args.temperature, "--temperature", 0)
+
+
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -139,6 +158,16 @@ def main(argv=None) -> None:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
     if args.structure is not None and not Path(args.structure).is_file():
         parser.error(f"--structure {args.structure}: no such file")
+    try:
+        check_arguments(args)
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
+    record = None
+    if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
+        try:
+            record = load_molecule(args.smiles, args.structure, args.conformer_policy)
+        except ValueError as e:  # a MoleculeError, or a structure format we do not read
+            usage.fail(parser.prog, f"{'--smiles' if args.smiles is not None else '--structure'}: {e}")
 
     import deepmolm_plugin
 
@@ -164,17 +193,16 @@ def main(argv=None) -> None:
             "give --smiles or --structure (the image alone is not enough)"
         )
 
-    molecule_fp, record = None, None
+    molecule_fp = None
     if has_molecule:
-        try:
-            record = load_molecule(args.smiles, args.structure, args.conformer_policy)
-            if uses_molecules:
+        if uses_molecules:
+            try:
                 tokens = fingerprint_record(record, bits=getattr(config, "fp_bits", 4096),
                                             level=getattr(config, "fp_levels", 4) - 1)
-                molecule_fp = tokens.unsqueeze(0)  # (1, atoms, levels)
-        except ValueError as e:  # a MoleculeError, or a structure format we do not read
-            raise SystemExit(f"error: {e}") from e
-        if not uses_molecules:
+            except ValueError as e:  # a MoleculeError
+                raise SystemExit(f"error: {e}") from e
+            molecule_fp = tokens.unsqueeze(0)  # (1, atoms, levels)
+        else:
             print(f"note: {args.model_path}'s projector does not use molecules; the molecule only "
                   "provides the depiction", file=sys.stderr)
 

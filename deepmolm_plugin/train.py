@@ -10,11 +10,72 @@ ours (see `--help`), e.g.
 Works under `torchrun` and `deepspeed` (they set the rank variables; the host reads them).
 A VILA-style `--model_name_or_path` folder (LLM in `llm/`) is resolved to its `llm/`
 folder here, so the host's tokenizer loading finds the tokenizer too.
+
+Bad input stops the launcher in seconds, before the host loads the model (which it does
+before it reads the data): a missing or empty `--data_path`, one that is not a JSON list
+of records, a `--model_name_or_path` that is no model folder (nor a Hub id), a missing
+`--image_folder` / `--structure_folder` / `--deepencoder_config` / `--vision_tower_weights`
+/ `--pretrain_mm_mlp_adapter`, or a value our argument classes refuse, is one line on
+stderr (`python -m deepmolm_plugin.train: error: ...`) and exit status 2.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+
+from deepmolm_plugin import usage
+
+PROG = "python -m deepmolm_plugin.train"
+
+
+def option_value(argv, name):
+    """The last value given to `--name` (also spelled `--name=V`, `--na-me V`), else None:
+    as the host's HfArgumentParser reads it (the last occurrence wins)."""
+    spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
+    value = None
+    for i, arg in enumerate(argv):
+        option, sep, inline = arg.partition("=")
+        if option in spellings:
+            if sep:
+                value = inline
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+    return value
+
+
+def check_inputs(argv) -> None:
+    """The user-given files and folders, checked before anything heavy is imported; the
+    first problem is a UsageError naming the option and the path."""
+    data = option_value(argv, "data_path")
+    if data is None:
+        raise usage.UsageError("--data_path is required (the JSON list of training records)")
+    usage.json_list_file(data, "--data_path", "records")
+    usage.model_folder(option_value(argv, "model_name_or_path") or "facebook/opt-125m", "--model_name_or_path")
+    for name in ("image_folder", "structure_folder"):
+        if option_value(argv, name):
+            usage.existing_folder(option_value(argv, name), f"--{name}")
+    for name in ("deepencoder_config", "pretrain_mm_mlp_adapter"):
+        if option_value(argv, name):
+            usage.existing_file(option_value(argv, name), f"--{name}")
+    weights = option_value(argv, "vision_tower_weights")
+    if weights and weights != "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
+        for path in (p for p in weights.split(",") if p):
+            if not os.path.exists(os.path.expanduser(path)):
+                raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+
+
+def check_argument_values(host_train, argv) -> None:
+    """Builds the host's model and data argument classes (ours, after register) from argv,
+    so that a value they refuse (their ValueError) is a UsageError now, not a traceback from
+    inside the host's train(). Training arguments are left to the host."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((host_train.ModelArguments, host_train.DataArguments), prog=PROG, allow_abbrev=False)
+    try:
+        parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True, look_for_args_file=False)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from e
 
 
 def resolve_model_path_argument(argv):
@@ -58,12 +119,24 @@ def prepare_cpu_distributed(argv):
 
 
 def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    asks_help = any(a in ("-h", "--help") for a in argv)
+    if not asks_help:
+        try:
+            check_inputs(argv)
+        except usage.UsageError as e:
+            usage.fail(PROG, e)
     import deepmolm_plugin
 
     deepmolm_plugin.register()
     from llava.train import train as host_train
 
-    argv = resolve_model_path_argument(sys.argv[1:] if argv is None else argv)
+    argv = resolve_model_path_argument(argv)
+    if not asks_help:
+        try:
+            check_argument_values(host_train, argv)
+        except usage.UsageError as e:
+            usage.fail(PROG, e)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     host_train.train(attn_implementation="sdpa")
 

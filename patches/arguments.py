@@ -66,6 +66,13 @@ def _model_arguments(host_cls):
                         f"{self.mm_projector_type}; give one of them"
                     )
                 self.mm_projector_type = self.mm_projector
+            for name in ("fp_bits", "fp_levels", "fusion_heads"):
+                if getattr(self, name) < 1:
+                    raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+            if not 0 <= self.fusion_dropout < 1:
+                raise ValueError(f"--fusion_dropout must be in [0, 1), got {self.fusion_dropout}")
+            if self.aux_property_weight < 0:
+                raise ValueError(f"--aux_property_weight must be >= 0, got {self.aux_property_weight}")
             if self.image_mode not in ("base", "tiles"):
                 raise ValueError(f"--image_mode must be 'base' or 'tiles', got {self.image_mode!r}")
             if self.aux_property_task not in (None, "kflm2"):

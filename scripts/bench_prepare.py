@@ -76,7 +76,9 @@ def main() -> int:
                   "--limit", str(args.limit), "--image-size", str(args.image_size),
                   "--chunk-size", str(args.chunk_size), "--no-progress"]
         one, many = Path(tmp) / "one", Path(tmp) / "many"
-        t1, code1, _, single_cpu, _ = run([*common, "--out", str(one), "--workers", "1"])
+        # --workers 1 makes records in one worker process too: its CPU is this process's plus that one's
+        t1, code1, _, single_own, single_worker = run([*common, "--out", str(one), "--workers", "1"])
+        single_cpu = single_own + single_worker
         tn, coden, _, parent_cpu, worker_cpu = run([*common, "--out", str(many), "--workers", str(args.workers)])
         if code1 != 0 or coden != 0:
             raise SystemExit(f"prepare exited {code1} / {coden}")

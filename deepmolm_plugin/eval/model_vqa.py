@@ -12,7 +12,10 @@ uses molecules (fusion, concat) needs one on every line; for other models the fi
 serve to draw missing images. A line without `image` gets its molecule's depiction
 (`render_molecule`), written once to `renders/` next to the answers file under a
 name made of the question id and a digest of the molecule source. Any problem with a
-line is an error naming its question_id, raised before the model is loaded.
+line is an error naming its question_id, raised before the model is loaded. So is bad
+input on the command line: no such --model-path folder, --question-file, --image-folder or
+--structure-folder, a question file with no questions, nonsense chunk or token numbers
+(one line on stderr, exit status 2 for options, 1 for the question file's content).
 
 The host's `eval_model(args)` runs unchanged on this chunk's lines (taken with the host's
 own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound around it:
@@ -42,12 +45,14 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-import torch
-
+from .. import usage
 from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules
 from .jsonl import read_jsonl
+
+if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
+    import torch
 
 
 class EvalInputError(ValueError):
@@ -182,11 +187,17 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         if fp is None:
             continue
         key = image_key(image_folder, line["image"])
-        if key in table and not torch.equal(table[key][1], fp):
+        if key in table and not _same(table[key][1], fp):
             raise QuestionError(qid, f"shares image {key} with question {table[key][0]!r} but has a different "
                                      "molecule; the host reads questions by image, so give each its own image")
         table[key] = (qid, fp)
     return prepared, table, aux_graphs
+
+
+def _same(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)
 
 
 class _ImageOpener:
@@ -320,6 +331,29 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         print(f"property head predictions: {aux_file}", file=sys.stderr)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Paths, the question file and numbers, before anything heavy loads: an EvalInputError
+    (a usage.UsageError for a path or a number) names the first problem."""
+    usage.model_folder(os.path.expanduser(args.model_path), "--model-path")
+    if args.model_base is not None:
+        usage.model_folder(args.model_base, "--model-base")
+    usage.existing_file(args.question_file, "--question-file")
+    if not read_questions(args.question_file):
+        raise EvalInputError(f"--question-file {args.question_file}: holds no questions")
+    if args.image_folder:
+        usage.existing_folder(args.image_folder, "--image-folder")
+    if args.structure_folder is not None:
+        usage.existing_folder(args.structure_folder, "--structure-folder")
+    answers = Path(os.path.expanduser(args.answers_file))
+    if answers.is_dir():
+        raise usage.UsageError(f"--answers-file {args.answers_file}: is a folder, not a file")
+    usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it
+    usage.at_least(args.temperature, "--temperature", 0)
+    usage.at_least(args.num_beams, "--num_beams")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise usage.UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
+
+
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -327,6 +361,12 @@ def main(argv=None) -> None:
         parser.error(f"--chunk-idx must be in [0, --num-chunks), got {args.chunk_idx} of {args.num_chunks}")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be positive")
+    try:
+        check_arguments(args)
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
+    except EvalInputError as e:
+        raise SystemExit(f"error: {e}") from e
     try:
         run(args)
     except EvalInputError as e:

@@ -32,6 +32,8 @@ import re
 from pathlib import Path
 from typing import Iterable, List, Optional
 
+from .. import usage
+
 IMAGE_TOKEN = "<image>"
 COPIED = ("image", "smiles", "structure", "properties", "metric")
 
@@ -115,10 +117,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--fp-bits", type=int, default=4096, help="for sidecar molecule_fp checks")
     parser.add_argument("--fp-levels", type=int, default=4, help="for sidecar molecule_fp checks")
     args = parser.parse_args(argv)
+    try:
+        usage.existing_file(args.data, "DATA", allow_empty=False)
+        if Path(args.out).is_dir():
+            raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
+        usage.at_least(args.fp_bits, "--fp-bits")
+        usage.at_least(args.fp_levels, "--fp-levels")
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
     data = Path(args.data)
     try:
         records = json.loads(data.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SystemExit(f"error: cannot read {data}: {e}") from e
     if not isinstance(records, list):
         raise SystemExit(f"error: {data} must hold a JSON list of records")

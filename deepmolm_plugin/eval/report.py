@@ -18,7 +18,9 @@ answer line must carry `task` and `answer` itself (top level or in `metadata`).
 
 Merging. Every file named must exist (an empty file is an empty chunk); files named
 `*.aux_properties.jsonl` (model_vqa's property-head side files, which `answers/*.jsonl`
-also matches) are skipped with a note, and a line without `text` is an error. A question_id
+also matches) are skipped with a note, and a line without `text` is an error, as are
+answer files that hold no answer at all (without `--references`) and a references file
+with no question. A question_id
 answered twice (in two shards or within one), a reference question with no answer, and an
 answer to no reference question are errors naming the ids and files; so are answers
 from several different `model_id`s (stale files of another run).
@@ -60,6 +62,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .. import usage
 from . import jsonl
 
 SCHEMA = "deepmolm-eval-metrics/1"
@@ -134,6 +137,8 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
     if problems:
         raise MergeError("cannot merge the answer shards " + ", ".join(str(p) for p in paths) + ":\n  "
                          + "\n  ".join(problems))
+    if not merged and expected is None:
+        raise MergeError(f"the answer files hold no answers: {', '.join(str(p) for p in paths)}")
     models = sorted({str(row.get("model_id")) for row in merged.values() if row.get("model_id") is not None})
     if len(models) > 1:
         raise MergeError(f"answers come from {len(models)} models ({', '.join(models)}): stale shards of "
@@ -151,6 +156,8 @@ def load_references(path: os.PathLike) -> "OrderedDict[str, dict]":
         refs[qid] = row
     if duplicated:
         raise ReportError(f"{path}: question_id listed more than once: {_ids(duplicated)}")
+    if not refs:
+        raise ReportError(f"--references {path}: holds no questions")
     return refs
 
 
@@ -475,10 +482,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Paths and the tokenizer name, before any file is read: a UsageError names the problem
+    (missing answer files are reported by `merge_answers`, all of them at once)."""
+    from .metrics.text import TOKENIZERS
+
+    if args.references is not None:
+        usage.existing_file(args.references, "--references")
+    usage.output_folder(args.out, "--out")
+    if args.tokenizer.startswith("hf:"):
+        usage.existing_folder(args.tokenizer[3:], "--tokenizer hf:")
+    elif args.tokenizer not in TOKENIZERS:
+        raise usage.UsageError(f"--tokenizer {args.tokenizer!r}: use one of {', '.join(TOKENIZERS)} or hf:<folder>")
+
+
 def main(argv=None) -> None:
     from .metrics.wordnet import WordNetMissing
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_arguments(args)
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
     side = [p for p in args.answers if str(p).endswith(AUX_SUFFIX)]
     if side:  # `answers/*.jsonl` also matches model_vqa's property-head side files
         print(f"note: skipping {len(side)} property-head file(s) (*{AUX_SUFFIX}): not answers", file=sys.stderr)

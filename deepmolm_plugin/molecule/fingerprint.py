@@ -40,10 +40,9 @@ Defined behaviours
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 from rdkit import Chem
 
 from .errors import MoleculeError
@@ -58,6 +57,9 @@ from e3fp.util import E3FPError  # noqa: E402
 
 _root.handlers[:] = _saved[0]
 _root.setLevel(_saved[1])
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the tools and CLIs start without it
+    import torch
 
 __all__ = [
     "E3FP_SETTINGS",
@@ -170,6 +172,8 @@ def molecule_fp(
         tokens[row, lvl] = int(signed_to_unsigned_int(int(shell.identifier))) % bits
     if (tokens[:, 0] == PAD).any():
         raise MoleculeError(id, "E3FP returned no level-0 shell for some atoms")
+    import torch
+
     return torch.from_numpy(tokens)
 
 
@@ -193,6 +197,8 @@ def collate_molecule_fp(batch: Sequence[torch.Tensor], pad_to: int | None = None
     empty batch, empty or non-2D tensors, mixed widths, non-int64 dtypes, values below -1
     and rows without a level-0 token: those are upstream bugs, not padding.
     """
+    import torch
+
     if len(batch) == 0:
         raise ValueError("collate_molecule_fp: empty batch")
     widths = set()

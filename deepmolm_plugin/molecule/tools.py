@@ -7,7 +7,9 @@ Inputs are structure files (format from the suffix, see ``structures.py``); with
 Both tools report every failed record (one ``FAILED`` line on stderr, a ``--failures``
 JSONL line if asked, and for ``deepmolm-fingerprint`` an output line with ``error`` set
 and ``molecule_fp`` null), keep going, and exit 1 if any record failed (0 otherwise,
-2 for usage errors). A tqdm progress bar goes to stderr.
+2 for usage errors: one line, before any record is read, e.g. an ``--out`` or
+``--failures`` file in a folder that does not exist, an ``--out`` folder that is a file,
+``--size`` below 16). A tqdm progress bar goes to stderr.
 
 Work per record is bounded, so one huge molecule cannot stall a batch: ``--max-atoms``
 (default 256 heavy atoms, ``none`` lifts it) fails a larger record before any conformer
@@ -36,6 +38,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
+from .. import usage
 from .conformer import EMBED_TIMEOUT
 from .errors import MoleculeError
 from .fingerprint import fingerprint_record
@@ -169,6 +172,13 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="-", help="output JSONL file (default stdout)")
     args = parser.parse_args(argv)
+    try:
+        if args.out != "-":
+            usage.output_file(args.out, "--out")
+        if args.failures is not None:
+            usage.output_file(args.failures, "--failures")
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
 
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
     report = _Reporter(args.failures, "fingerprint", args.no_progress)
@@ -224,8 +234,15 @@ def render_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1024, help="image side in pixels (default 1024)")
     parser.add_argument("--stereo-labels", action="store_true", help="also write CIP labels")
     args = parser.parse_args(argv)
+    try:
+        usage.at_least(args.size, "--size", 16)
+        usage.output_folder(args.out, "--out")
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.failures is not None:  # may be inside --out
+            usage.output_file(args.failures, "--failures")
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     report = _Reporter(args.failures, "render", args.no_progress)
     with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:

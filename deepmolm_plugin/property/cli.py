@@ -17,7 +17,10 @@ includes the sha256 of the data and test files' contents, so a different configu
 an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
 is truncated or corrupt (or from another run) is reported and that seed trained again.
 Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
-cells are an error listing their rows.
+cells are an error listing their rows. Bad input is refused before anything is computed
+or written (one line on stderr, exit status 2): a missing or empty --data / --test-file, a
+--smiles-column or --targets column not in the CSV header, an unknown --features item or
+missing llm: folder, nonsense numbers (--seeds 0, --epochs 0, --dropout 1, ...).
 
 Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
 it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or
@@ -33,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,6 +45,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import usage
 from .features import mol_to_graph, parse_smiles
 from .report import write_atomic
 from .splits import SPLITS, make_split, scaffold_sets, train_valid_split
@@ -126,18 +131,29 @@ def _reject_nonfinite(path: str, nonfinite: list, shown: int = 20) -> None:
                      f"mark a label missing")
 
 
+def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
+    """What is wrong with a CSV header for these options (a missing column), else None."""
+    if smiles_column is not None and smiles_column not in header:
+        return f"--smiles-column {smiles_column!r} is not in the header {list(header)}"
+    if smiles_column is None and not any(c in header for c in SMILES_COLUMNS):
+        return f"no SMILES column (any of {', '.join(SMILES_COLUMNS)}; else name it with --smiles-column) " \
+               f"in the header {list(header)}"
+    missing = [t for t in targets if t not in header]
+    if missing:
+        return f"--targets column(s) {missing} not in the header {list(header)}"
+    return None
+
+
 def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: str | None = None,
                task: str = "regression", max_rows: int | None = None) -> Table:
     path = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
-        column = smiles_column or next((c for c in SMILES_COLUMNS if c in header), None)
-        if column is None or column not in header:
-            raise SystemExit(f"{path}: no SMILES column {smiles_column or SMILES_COLUMNS} in {header}")
-        missing = [t for t in targets if t not in header]
-        if missing:
-            raise SystemExit(f"{path}: target column(s) {missing} not in {header}")
+        problem = column_problem(header, targets, smiles_column)
+        if problem:
+            raise SystemExit(f"{path}: {problem}")
+        column = smiles_column or next(c for c in SMILES_COLUMNS if c in header)
         smiles, mols, ys, rows, invalid, unlabelled, nonfinite = [], [], [], [], [], [], []
         bad = 0
         rows_read = 0
@@ -447,8 +463,59 @@ def _split(args, table: Table, seed: int, scaffolds, fixed_test: bool) -> dict:
     return {"train": split["train"], "valid": valid}
 
 
+POSITIVE = ("seeds", "hidden", "depth", "ffn_hidden", "ffn_layers", "fusion_dim", "heads", "epochs", "patience",
+            "batch_size", "ensemble", "threads", "llm_batch_size", "max_rows")
+
+
+def check_arguments(args) -> None:
+    """The files, their CSV headers, the featuriser spec and the numbers, before anything
+    is computed or written: a UsageError names the first problem (option, path, column)."""
+    for name in POSITIVE:
+        usage.at_least(getattr(args, name), "--" + name.replace("_", "-"))
+    if not 0 <= args.dropout < 1:
+        raise usage.UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if not args.lr > 0:
+        raise usage.UsageError(f"--lr must be > 0, got {args.lr}")
+    usage.at_least(args.weight_decay, "--weight-decay", 0)
+    train, valid, test = args.sizes
+    if not (train > 0 and valid > 0 and test >= 0 and (test > 0 or args.test_file)):
+        raise usage.UsageError(f"--sizes {train} {valid} {test}: TRAIN and VALID must be > 0, and TEST too "
+                               "unless --test-file gives the test sets")
+    for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
+        usage.existing_file(path, option, allow_empty=False)
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f), [])
+        except UnicodeDecodeError as e:
+            raise usage.UsageError(f"{option} {path}: not a UTF-8 CSV file ({e.reason} at byte {e.start})") from e
+        problem = column_problem(header, args.targets, args.smiles_column)
+        if problem:
+            raise usage.UsageError(f"{option} {path}: {problem}")
+    if args.features != "none":
+        from .embeddings import _split_spec
+
+        items = _split_spec(args.features)
+        if not items:
+            raise usage.UsageError(f"--features {args.features!r}: empty")
+        for item in items:
+            if item.startswith("llm:"):
+                usage.existing_folder(item[4:], "--features llm:")
+            elif item != "rdkit2d" and not re.fullmatch(r"morgan(:[0-9]+(:[1-9][0-9]*)?)?", item):
+                raise usage.UsageError(f"--features: unknown featuriser {item!r}: use rdkit2d, "
+                                       "morgan[:radius[:bits]], llm:<folder>, several joined by '+', or none")
+    if args.out is not None:
+        usage.output_folder(args.out, "--out")
+    if args.cache_dir is not None:
+        usage.output_folder(args.cache_dir, "--cache-dir")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_arguments(args)
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
     run_from_args(args)
     return 0
 

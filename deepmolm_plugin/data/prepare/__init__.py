@@ -18,8 +18,17 @@ A reader (`deepmolm_plugin.data.sources`, one module per ``--format``) turns the
 
 A record that cannot be made correct (`SourceError` from the reader, `MoleculeError` while
 building, fingerprinting or drawing, an empty answer) becomes a line of the failures file
-naming it and the stage; the run goes on. A reader that breaks the contract (unknown task,
-bad split name, not a `SourceItem`) is a bug and stops the run.
+naming it and the stage; the run goes on. So does any other exception while one record is
+made (a library's error: reason ``unexpected <Type>: ...`` with where it was raised), and a
+copied picture that Pillow cannot decode completely (``load()``, not only ``verify()``) or
+that exceeds its decompression-bomb limit. Readers make a row they cannot parse (a CSV field
+over ``csv.field_size_limit()``, a damaged LMDB page) a `SourceError` and read on. Records
+are made in worker processes (also with ``--workers 1``); a worker that dies (segfault,
+OOM kill) breaks its pool, whose unfinished records are then made again one per fresh
+process: the one whose process dies again is a failure (stage ``worker``, naming the
+signal or exit code) committed with its chunk, so no resume meets that crash again. A
+reader that breaks the contract (unknown task, bad split name, not a `SourceItem`) is a
+bug and stops the run.
 
 Output (``--out DIR``):
 
@@ -35,8 +44,10 @@ Output (``--out DIR``):
   different file under the same name;
 - ``failures.jsonl``: ``{id, stage, reason}`` per failure, in input order;
 - ``manifest.json``: counts per split and task, failures per stage, settings, package
-  versions, input checksums. No timestamps: the same inputs and settings give the same
-  bytes in every file, whatever ``--workers``/``--shard``, and whatever kills happened.
+  versions, input checksums, and the size and SHA-256 of every record, sidecar and
+  failures file (``files``; an image's checksum is its name). No timestamps: the same
+  inputs and settings give the same bytes in every file, whatever ``--workers``/``--shard``,
+  and whatever kills happened.
 
 Resume. Items are numbered in input order and cut into chunks of ``--chunk-size``; chunk
 ``c`` is items ``[c*S, (c+1)*S)``. A finished chunk is committed to
@@ -48,10 +59,17 @@ mtime), settings and package versions match the interrupted run's (``.progress/r
 else it refuses, unless ``--overwrite``), skips committed chunks and computes the rest.
 Once every chunk is committed the outputs are assembled from the chunk files alone (a pure
 function of them, so identical however the chunks were produced), each written to a
-temporary file and renamed; the manifest goes last and marks the output complete, then
-``.progress`` is removed. A rerun on complete output checks the identity and does nothing.
-Images are written by the workers (temporary file, then rename) before their chunk
-commits; a killed chunk's images are remade byte-identical under the same names.
+temporary file, synced and renamed; the manifest goes last, once the files and the folders
+holding them are synced, and marks the output complete, then ``.progress`` is removed. A
+rerun on complete output checks the identity and the files against the manifest's
+checksums (images against their names); it does nothing if they match, else it reports
+what differs and redoes the run (intact images are kept). Images are written by the
+workers (temporary file, synced, then rename) before their chunk commits; a killed chunk's
+images are remade byte-identical under the same names. A run holds ``DIR/.lock``
+(``fcntl.flock``; removed when it ends, dropped by the kernel if it dies): a second run on
+the same folder is refused naming the holder's pid; ``--shard`` jobs share it.
+``--overwrite`` deletes only what the tool wrote (the files its manifest and progress files
+name, content-addressed images, ``.progress``): other files in DIR stay.
 
 Exit status: 0 done (failures may exist: see the failures file), 1 no record at all,
 2 a run that cannot start or finish (changed settings, foreign folder, reader

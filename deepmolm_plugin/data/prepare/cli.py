@@ -20,6 +20,7 @@ from ..sources.base import READERS
 from .common import PrepareError, atomic_bytes, dumps
 from .identity import checksum_inputs, differences, identity_of, run_id, versions
 from .items import FP_BITS, FP_LEVELS
+from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, summary
 from .schedule import FORMAT_MODULES, check_reader_options, compute
 
@@ -64,6 +65,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     args.shard = (int(match.group(1)), int(match.group(2)))
     if args.workers < 1 or args.chunk_size < 1 or args.image_size < 16:
         p.error("--workers and --chunk-size must be >= 1 and --image-size >= 16")
+    if args.limit is not None and args.limit < 1:
+        p.error(f"--limit must be >= 1 (the first N items), got {args.limit}")
     if args.merge and args.shard != (0, 1):
         p.error("--merge assembles all shards: give it no --shard")
     return args
@@ -102,7 +105,7 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     root = out.root
     if root.exists() and not root.is_dir():
         raise PrepareError(f"--out {root} is a file")
-    if root.is_dir() and any(root.iterdir()) and not out.is_ours():
+    if root.is_dir() and not out.is_empty() and not out.is_ours():
         raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
     manifest, run = out.read_json(MANIFEST), out.read_json(f"{PROGRESS}/run.json")
     known = (manifest or run or {}).get("inputs", [])
@@ -119,6 +122,8 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
                                "use --overwrite to discard it, or another --out")
         out.remove_outputs()
         manifest = run = None
+    if manifest is not None and redo(out, manifest):
+        manifest = None
     if manifest is not None and run is None:
         return state, manifest
     if manifest is not None:  # killed after the manifest, before .progress was removed
@@ -131,13 +136,28 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     return state, None
 
 
+def redo(out: Output, manifest: dict) -> bool:
+    """Whether a finished output must be made again: its files no longer match the
+    manifest's checksums (edited, truncated, deleted). Reported, then the manifest and the
+    damaged files go and the run computes again (intact images are kept)."""
+    problems = out.verify(manifest)
+    if problems:
+        listed = "; ".join(f"{name}: {problem}" for name, problem in sorted(problems.items()))
+        print(f"deepmolm-prepare: {out.root} does not match its manifest ({listed}): redoing the run",
+              file=sys.stderr)
+        out.discard(problems)
+    return bool(problems)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     tag = f"s{args.shard[0]}of{args.shard[1]}"
     out = Output(Path(args.out), tag)
+    lock = OutputLock(out.root, args.shard)
     began = time.perf_counter()
     try:
         check_reader_options(args.format, reader_options(args))
+        lock.acquire()
         state, finished = start(args, out)
         out.run_id = run_id(state)
         if finished is not None:
@@ -161,6 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (PrepareError, SidecarError) as e:
         print(f"deepmolm-prepare: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        lock.release()
     seconds = time.perf_counter() - began
     print(summary(manifest))
     rate = computed[1] / seconds if seconds > 0 else 0.0

@@ -29,6 +29,16 @@ def atomic_bytes(path: Path, data: bytes, tmp_dir: Path) -> None:
     os.replace(tmp, path)
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (the renames into it), to the disk: a
+    rename alone can be lost in a crash even though the renamed file's data was synced."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def dumps(value) -> str:
     """The one JSON spelling of every output: ASCII, keys in insertion order, no spaces."""
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)

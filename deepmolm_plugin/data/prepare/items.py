@@ -11,6 +11,9 @@ import itertools
 import math
 import os
 import re
+import traceback
+import warnings
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,13 +123,19 @@ class ItemMaker:
         if isinstance(item, SourceError):
             return Made(failure={"id": str(item.id), "stage": str(item.stage), "reason": str(item.reason)})
         check_contract(item)
+        stage = "answer"
         try:
             turns = self._conversation(item)
+            stage = "properties"
             properties = self._properties(item)
+            stage = "molecule"
             mol_record, tokens, smiles = self._molecule(item)
+            stage = "image"
             image = self._image(item, mol_record)
         except Failed as e:
             return Made(failure={"id": item.id, "stage": e.stage, "reason": e.reason})
+        except Exception as e:  # noqa: BLE001 - the one place: whatever one record raises is its failure line
+            return Made(failure={"id": item.id, "stage": stage, "reason": unexpected(e)})
         record = {"id": item.id, "image": image, "conversations": turns, "task": item.task, "smiles": smiles}
         if properties:
             record["properties"] = properties
@@ -238,7 +247,7 @@ class ItemMaker:
 
     # -- depiction ----------------------------------------------------------------------
     def _image(self, item: SourceItem, mol_record) -> str:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         from ...molecule import MoleculeError, molecule_from_smiles, render_molecule
 
@@ -246,11 +255,14 @@ class ItemMaker:
             path = self.resolve(item.image)
             try:
                 data = path.read_bytes()
-                with Image.open(io.BytesIO(data)) as image:
-                    image.verify()
-            except OSError as e:  # missing file, or UnidentifiedImageError (an OSError)
-                reason = "not an image" if isinstance(e, UnidentifiedImageError) else (e.strerror or str(e))
-                raise Failed("image", f"cannot copy image {path}: {reason}") from e
+            except OSError as e:
+                raise Failed("image", f"cannot copy image {path}: {e.strerror or e}") from e
+            try:
+                decode_image(data)
+            except UnidentifiedImageError as e:
+                raise Failed("image", f"cannot copy image {path}: not an image") from e
+            except _image_errors() as e:
+                raise Failed("image", f"cannot copy image {path}: {type(e).__name__}: {e}") from e
             return self._store(data, path.suffix.lower() or ".png")
         key = molecule_key(item.molecule) + ("image", self.s.image_size)
         if key not in self.cache:
@@ -281,10 +293,50 @@ class ItemMaker:
             self.tmp.mkdir(parents=True, exist_ok=True)
             tmp = self.tmp / f"image{self.written}{suffix}"
             self.written += 1
-            tmp.write_bytes(data)
+            with open(tmp, "wb") as handle:  # on disk before the chunk that names it commits
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, target)
         return relative
+
+
+def _image_errors() -> tuple:
+    """What a damaged picture raises while Pillow decodes it (evaluated only when one does)."""
+    from PIL import Image
+
+    # SyntaxError: a PNG chunk with a bad checksum; the bomb warning is made an error below.
+    return (OSError, SyntaxError, EOFError, ValueError, zlib.error, Image.DecompressionBombError,
+            Image.DecompressionBombWarning)
+
+
+def decode_image(data: bytes) -> None:
+    """Decode the whole picture now, at preparation, not in a training data loader hours later.
+
+    ``verify()`` checks only the file's structure and chunk checksums: a truncated stream
+    or damaged compressed data passes it and fails only in ``load()``. Pillow's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is an error here, not a warning:
+    such a picture would cost the loader gigabytes for one record.
+    """
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+
+
+def unexpected(error: Exception) -> str:
+    """The reason for an exception no stage anticipated (a library bug or limit, a corrupt
+    input it chokes on): its type, message and the innermost frames that raised it, so the
+    failures file alone is enough to report it (file names without folders: the same text
+    on every machine, whichever process made the record)."""
+    frames = traceback.extract_tb(error.__traceback__)[-3:]
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+    return f"unexpected {type(error).__name__}: {error} (at {where})"
 
 
 def molecule_name(spec: MoleculeSpec) -> str:
@@ -331,3 +383,18 @@ def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
 
 def _work(batch: list) -> List[Made]:
     return [_MAKER.make(item) for item in batch]
+
+
+def _work_alone(send, settings: WorkSettings, item) -> None:
+    """One item in a fresh process of its own (after a pool worker died): the outcome goes
+    back through the pipe ``send``. If this process dies too, the parent sees the pipe
+    close without a message and knows the item itself kills its process. An exception
+    (a reader breaking the contract) is sent back to be raised in the parent, as a pool
+    would."""
+    _init_worker(settings)
+    try:
+        outcome = ("made", _MAKER.make(item))
+    except Exception as e:  # noqa: BLE001 - not swallowed: re-raised by the parent
+        outcome = ("error", e)
+    send.send(outcome)
+    send.close()

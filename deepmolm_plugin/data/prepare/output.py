@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,11 +19,21 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..sidecar import SidecarBuilder, dtype_for, reference
-from .common import PrepareError, atomic_bytes, dumps
+from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file
 from .items import Made
+from .lock import is_lock_file
 
 SCHEMA = 1
 PROGRESS, MANIFEST, FAILURES = ".progress", "manifest.json", "failures.jsonl"
+# images/<h[:2]>/<h[2:32]><suffix>, h the SHA-256 of the file's bytes (`ItemMaker._store`)
+IMAGE_NAME = re.compile(r"images/([0-9a-f]{2})/([0-9a-f]{30})(\.[^/]*)?")
+# The other files a run writes (split names as `items.SPLIT_NAME` allows them).
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+\.json|fp/[A-Za-z0-9_-]+\.npy|" + re.escape(FAILURES))
+
+
+def is_output_name(name: str) -> bool:
+    """A relative path this tool writes: never anything else is deleted or trusted."""
+    return bool(OUTPUT_NAME.fullmatch(name) or IMAGE_NAME.fullmatch(name))
 
 
 class Output:
@@ -56,6 +67,10 @@ class Output:
     def is_ours(self) -> bool:
         return (self.root / MANIFEST).is_file() or self.progress.is_dir()
 
+    def is_empty(self) -> bool:
+        """Nothing in the folder but this tool's lock files (held by this very run)."""
+        return not any(not is_lock_file(p.name) for p in self.root.iterdir())
+
     def clean_tmp(self) -> None:
         """Temporary files of earlier, killed runs of this shard: never part of an output."""
         base = self.progress / "tmp"
@@ -64,16 +79,64 @@ class Output:
                 shutil.rmtree(stale, ignore_errors=False)
 
     def remove_outputs(self) -> None:
-        """--overwrite: delete what earlier runs wrote (only names this tool writes)."""
+        """--overwrite: delete what earlier runs wrote, and only that: the files the manifest
+        and the progress files name, images under their content-addressed names and the
+        `.progress` folder. A user's own files in --out stay, even inside images/ or fp/."""
+        for name in sorted(self._written()):
+            (self.root / name).unlink(missing_ok=True)
+        images = self.root / "images"
+        for folder in [*sorted(images.glob("*/")), images, self.root / "fp"]:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if self.progress.is_dir():
+            shutil.rmtree(self.progress)
+
+    def _written(self) -> set:
+        """Relative paths of the files earlier runs wrote here (names this tool writes only)."""
         names = {MANIFEST, FAILURES}
         for state in (self.read_json(MANIFEST), self.read_json(f"{PROGRESS}/assembly.json")):
             for split in (state or {}).get("splits", {}):
-                names.add(f"{split}.json")
-        for name in names:
+                names.update({f"{split}.json", f"fp/{split}.npy"})
+            names.update((state or {}).get("files", {}))
+        names.update(p.relative_to(self.root).as_posix() for p in self.root.glob("images/*/*"))
+        return set(filter(is_output_name, names))
+
+    def verify(self, manifest: dict) -> Dict[str, str]:
+        """What of a finished output no longer matches its manifest: relative path -> the
+        problem (a file edited, truncated or deleted after the run; an image whose bytes do
+        not hash to its name). Empty when everything the manifest vouches for is intact."""
+        if "files" not in manifest:
+            return {MANIFEST: "it has no checksums (written by an older deepmolm-prepare)"}
+        problems = {}
+        for name, expected in manifest["files"].items():
+            path = self.root / name
+            if not is_output_name(name):
+                problems[MANIFEST] = f"it names {name!r}, not a file this tool writes"
+            elif not path.is_file():
+                problems[name] = "missing"
+            elif path.stat().st_size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
+                problems[name] = "does not match its SHA-256 in the manifest"
+        for path in sorted(self.root.glob("images/*/*")):  # content-addressed: the name is the checksum
+            name = path.relative_to(self.root).as_posix()
+            match = IMAGE_NAME.fullmatch(name)
+            if match and sha256_file(path)[:32] != match.group(1) + match.group(2):
+                problems[name] = "its bytes do not hash to its name"
+        if problems:
+            return problems  # redone anyway (and the record files may not list the images right)
+        images = {record["image"] for split in manifest["splits"].values()
+                  for record in json.loads((self.root / split["file"]).read_text())}
+        problems.update({name: "missing" for name in sorted(images) if not (self.root / name).is_file()})
+        if len(images) != manifest["counts"]["images"]:
+            problems[MANIFEST] = f"the records name {len(images)} images, the manifest counts " \
+                                 f"{manifest['counts']['images']}"
+        return problems
+
+    def discard(self, problems: Dict[str, str]) -> None:
+        """Before redoing a damaged output: the manifest no longer vouches for it, and the
+        damaged files go (an image is rewritten only where no file has its name)."""
+        (self.root / MANIFEST).unlink()
+        for name in filter(is_output_name, problems):
             (self.root / name).unlink(missing_ok=True)
-        for folder in ("fp", "images", PROGRESS):
-            if (self.root / folder).is_dir():
-                shutil.rmtree(self.root / folder)
 
     def commit_chunk(self, c: int, first: int, made: List[Made], levels: int, dtype) -> None:
         """Token rows first, then the JSON that names them: the JSON is the commit point."""
@@ -185,11 +248,32 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                 raise PrepareError(f"chunk {c}: {len(tokens)} token rows, its records account for {at}")
         for s in names:
             writers[s].write("\n]\n")
+        for handle in [*writers.values(), failures]:
+            handle.flush()
+            os.fsync(handle.fileno())
     for s in names:
         sidecars[s].commit(out.root / "fp" / f"{s}.npy")
+        fsync_path(out.root / "fp" / f"{s}.npy")
     for s in names:
         os.replace(out.tmp / f"{s}.json", out.root / f"{s}.json")
     os.replace(out.tmp / FAILURES, out.root / FAILURES)
+
+
+def sync_folders(out: Output) -> None:
+    """The renames into the output's folders (records, sidecars, every image folder) on
+    disk before the manifest vouches for them; file contents were synced when written."""
+    folders = [out.root / "fp", out.root / "images"]
+    if (out.root / "images").is_dir():
+        folders += sorted(p for p in (out.root / "images").iterdir() if p.is_dir())
+    for folder in folders + [out.root]:
+        if folder.is_dir():
+            fsync_path(folder)
+
+
+def checksums(out: Output, names: List[str]) -> Dict[str, dict]:
+    """Size and SHA-256 of each output file, for the manifest (a rerun verifies them)."""
+    return {name: {"bytes": (out.root / name).stat().st_size, "sha256": sha256_file(out.root / name)}
+            for name in names}
 
 
 def assemble(out: Output, n_chunks: int, state: dict) -> dict:
@@ -197,12 +281,15 @@ def assemble(out: Output, n_chunks: int, state: dict) -> dict:
 
     A pure function of the chunk files, so the output is the same however the chunks were
     made. Two passes (tally, then write): one chunk in memory at a time, and the sidecar
-    sizes known before writing them. The manifest is written last: it marks the output
-    complete; `.progress` is removed after it.
+    sizes known before writing them. The manifest is written last, once every file it
+    vouches for (with its SHA-256) and every folder holding them is on disk: it marks the
+    output complete; `.progress` is removed after it.
     """
     settings = state["settings"]
     t = tally(out, n_chunks)
     write_outputs(out, n_chunks, t, settings["fp_levels"], dtype_for(settings["fp_bits"]))
+    sync_folders(out)
+    files = [name for s in sorted(t.splits) for name in (f"{s}.json", f"fp/{s}.npy")] + [FAILURES]
     manifest = {
         "schema": SCHEMA,
         "tool": "deepmolm-prepare",
@@ -215,8 +302,10 @@ def assemble(out: Output, n_chunks: int, state: dict) -> dict:
                        "sidecar_rows": v["rows"], "tasks": dict(sorted(v["tasks"].items()))}
                    for s, v in sorted(t.splits.items())},
         "failures": {"file": FAILURES, "by_stage": dict(sorted(t.stages.items()))},
+        "files": checksums(out, files),
     }
     atomic_bytes(out.root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), out.tmp)
+    fsync_path(out.root)
     shutil.rmtree(out.progress)
     return manifest
 

@@ -4,24 +4,27 @@ This is where the reader, the workers (`items`) and the output folder (`output`)
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import multiprocessing
 import operator
+import signal
 import sys
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import connection
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from tqdm import tqdm
 
 from ..sidecar import dtype_for
 from ..sources.base import READERS, check_options
-from . import items as items_module
 from .common import PrepareError
-from .items import Made, WorkSettings, _init_worker, _work
+from .items import Made, WorkSettings, _init_worker, _work, _work_alone
 from .output import Output
 
 FORMAT_MODULES = {
@@ -100,30 +103,43 @@ class Scheduler:
 
     Workers never wait for the oldest task: a slow molecule holds back only the commit of
     its own chunk, while the others go on computing up to `ahead` items beyond it (a
-    bound on memory). With no pool, tasks run here, at once.
+    bound on memory).
+
+    A worker that dies (a segfault in a library, the kernel's OOM killer) breaks the whole
+    pool, and the pool cannot say which task killed it. So every task that was on it and
+    has no result is redone one record per fresh process (`isolate`); the record that
+    kills its process again becomes a failure line (stage ``worker``) inside its chunk, so
+    the chunk commits and a resume never meets that crash again. Then a new pool
+    (`restart`) takes the remaining tasks.
     """
 
-    def __init__(self, pool, workers: int, ahead: int, commit, progress):
+    def __init__(self, pool, workers: int, ahead: int, commit, progress, restart=None, isolate=None):
         self.pool, self.workers, self.ahead = pool, workers, ahead
         self.commit, self.progress = commit, progress
-        self.pending: Dict[object, Tuple[_Open, int]] = {}  # future -> (chunk, slot)
+        self.restart, self.isolate = restart, isolate
+        self.pending: Dict[object, Tuple[_Open, int, list]] = {}  # future -> (chunk, slot, task)
         self.open: deque = deque()
 
     def add(self, chunk: _Open, tasks: List[list]) -> None:
         self.open.append(chunk)
         for k, task in enumerate(tasks):
-            if self.pool is None:
-                self._fill(chunk, k, _work(task))
-                continue
             while len(self.pending) >= 2 * self.workers or (
                     len(self.open) > 1 and sum(ch.size for ch in self.open) > self.ahead):
                 self._harvest(block=True)
-            self.pending[self.pool.submit(_work, task)] = (chunk, k)
+            self.pending[self._submit(task)] = (chunk, k, task)
         self._harvest(block=False)
 
     def finish(self) -> None:
         while self.open:
             self._harvest(block=True)
+
+    def _submit(self, task: list) -> Future:
+        try:
+            return self.pool.submit(_work, task)
+        except BrokenProcessPool as e:  # broke since the last harvest: that task is redone too
+            future: Future = Future()
+            future.set_exception(e)
+            return future
 
     def _fill(self, chunk: _Open, k: int, part: list) -> None:
         chunk.parts[k] = part
@@ -133,12 +149,94 @@ class Scheduler:
     def _harvest(self, block: bool) -> None:
         if block and self.pending:
             wait(self.pending, return_when=FIRST_COMPLETED)
-        for future in [f for f in self.pending if f.done()]:
-            chunk, k = self.pending.pop(future)
-            self._fill(chunk, k, future.result())
+        broken = self._collect([f for f in self.pending if f.done()])
+        if broken:
+            self._recover(broken)
         while self.open and self.open[0].waiting == 0:
             chunk = self.open.popleft()
             self.commit(chunk.c, chunk.first, [made for part in chunk.parts for made in part])
+
+    def _collect(self, futures: list) -> list:
+        """Fill the slots of finished futures; returns the tasks a dead worker took along."""
+        broken = []
+        for future in futures:
+            chunk, k, task = self.pending.pop(future)
+            try:
+                part = future.result()
+            except BrokenProcessPool:
+                broken.append((chunk, k, task))
+                continue
+            self._fill(chunk, k, part)
+        return broken
+
+    def _recover(self, broken: list) -> None:
+        if self.isolate is None or self.restart is None:
+            raise PrepareError("a worker process died and this scheduler cannot redo its tasks")
+        wait(self.pending)  # a broken pool fails every task it still had at once
+        broken += self._collect(list(self.pending))
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        made = iter(self.isolate([item for _, _, task in broken for item in task]))
+        for chunk, k, task in broken:
+            self._fill(chunk, k, [next(made) for _ in task])
+        self.pool = self.restart()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def isolated(context, settings: WorkSettings, workers: int, items: list) -> List[Made]:
+    """Each of `items` in a fresh process of its own, `workers` at a time: an item
+    whose process dies is that item's failure (stage ``worker``, naming the signal or exit
+    code), and takes nothing else with it. Slow (a process per item), so used only for
+    the tasks of a pool that broke."""
+    results: List[Optional[Made]] = [None] * len(items)
+    waiting = deque(enumerate(items))
+    running: Dict[object, tuple] = {}  # receiving end of the pipe -> (slot, item, process)
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                k, item = waiting.popleft()
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_work_alone, args=(send, settings, item), daemon=True)
+                process.start()
+                send.close()  # ours: so that the child's death reads as end of file
+                running[receive] = (k, item, process)
+            for receive in connection.wait(list(running)):
+                k, item, process = running.pop(receive)
+                results[k] = _outcome(receive, item, process)
+    finally:
+        for receive, (_, _, process) in running.items():  # only after an error: stop the rest
+            process.kill()
+            process.join()
+            receive.close()
+    return results
+
+
+def _outcome(receive, item, process) -> Made:
+    """What one isolated process sent back: its record or failure, or - if it died before
+    sending - a ``worker`` failure for its item; an exception it sent is raised here."""
+    try:
+        kind, value = receive.recv()
+    except EOFError:
+        kind, value = "died", None
+    finally:
+        receive.close()
+    process.join()
+    if kind == "error":
+        raise value
+    if kind == "made":
+        return value
+    code = process.exitcode
+    how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    return Made(failure={"id": str(getattr(item, "id", "?")), "stage": "worker",
+                         "reason": f"the process making this record {how} (also when it ran alone)"})
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int, int, int]:
@@ -157,16 +255,13 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
     done = out.committed()
     dtype = dtype_for(work.bits)
     task_size = max(1, min(16, args.chunk_size // (2 * args.workers)))
-    pool = None
-    if args.workers > 1:
-        # A process pool that fails loudly (BrokenProcessPool) if a worker dies, e.g. out of
-        # memory, where multiprocessing.Pool would wait forever; the run is then resumable.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context(method),
-                                   initializer=_init_worker, initargs=(work,))
-        pool.submit(int).result()  # start the workers now, before the progress bar's thread
-    else:
-        _init_worker(work, pool_worker=False)
+    # Records are made in worker processes even with --workers 1: a record that crashes its
+    # process (segfault, OOM kill) must not take the run down with it (see `Scheduler`).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    context = multiprocessing.get_context(method)
+    restart = functools.partial(start_pool, context, work, args.workers)
+    isolate = functools.partial(isolated, context, work, args.workers)
+    pool = restart()  # the workers start now, before the progress bar's thread
     total = operator.length_hint(raw, 0) or None
     if total is not None and settings["limit"] is not None:
         total = min(total, settings["limit"])
@@ -180,7 +275,7 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
         counts["chunks"] += 1
         counts["items"] += len(made)
 
-    scheduler = Scheduler(pool, args.workers, 8 * args.chunk_size, commit, progress)
+    scheduler = Scheduler(pool, args.workers, 8 * args.chunk_size, commit, progress, restart, isolate)
     n_chunks = 0
     try:
         for c, first, batch in chunks_of(items, args.chunk_size):
@@ -194,11 +289,16 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
         scheduler.finish()
     finally:
         progress.close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        else:
-            items_module._MAKER.sdf.close()  # set by _init_worker in this process
+        scheduler.close()
     return n_chunks, counts["chunks"], counts["items"]
+
+
+def start_pool(context, settings: WorkSettings, workers: int) -> ProcessPoolExecutor:
+    """A process pool that fails loudly (BrokenProcessPool) when a worker dies, where
+    multiprocessing.Pool would wait forever; its workers are running when it returns."""
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,))
+    pool.submit(int).result()
+    return pool
 
 
 def input_root(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Union
@@ -77,6 +78,20 @@ def check_options(name: str, options: dict) -> None:
     if unknown:
         takes = f"it takes {sorted(allowed)}" if allowed else "it takes no options"
         raise ValueError(f"{name}: unknown option(s) {unknown}; {takes}")
+
+
+def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:
+    """The rows of a ``csv.reader``, with a row it cannot parse (a field over
+    ``csv.field_size_limit()``, a NUL byte) in its place as the `csv.Error`: the reader
+    makes that row a `SourceError` and reads on from the next line, where a plain ``for``
+    loop would end the whole read at the first such row."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield error
 
 
 def register_reader(name: str, *, options: Iterable[str]) -> Callable[[Reader], Reader]:

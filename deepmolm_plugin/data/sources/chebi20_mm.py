@@ -15,9 +15,10 @@ Items per row (task names aligned with DeepMoLM's 3D-MoIT property tasks, becaus
   answer = the value as written, ``properties={task: value}``.
 
 A blank IUPAC name or xlogp is the source's documented gap: that row simply has no such
-item (not an error). A row with the wrong number of fields or a non-numeric CID, a blank
-SMILES, description or polararea (columns design.md never lists as blank) and a property
-that is not a finite number are ``SourceError``s.
+item (not an error). A row the csv module cannot parse (a field over
+``csv.field_size_limit()``), a row with the wrong number of fields or a non-numeric CID, a
+blank SMILES, description or polararea (columns design.md never lists as blank) and a
+property that is not a finite number are ``SourceError``s.
 
 Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option
 ``image_dir`` (a cache folder), each row's picture is extracted there once, as
@@ -39,7 +40,7 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_reader
 from .chebi20 import choose_splits, collapse_backslashes, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
@@ -92,8 +93,8 @@ def _rows(path: Path):
         header = next(reader, None)
         if header != HEADER:
             raise ValueError(f"chebi20-mm: {path} header is {header}, expected {HEADER}")
-        for fields in reader:
-            if fields:
+        for fields in csv_rows(reader):
+            if fields:  # a csv.Error (e.g. an oversized field): that row's failure, read on
                 yield reader.line_num, fields
 
 
@@ -147,6 +148,10 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
     for split in splits:
         seen: Counter = Counter()
         for line, fields in _rows(root / FILES[split]):
+            if isinstance(fields, csv.Error):
+                yield SourceError(f"chebi20-mm-{split}-{unique(seen, f'line{line}')}", "read",
+                                  f"line {line}: {fields}")
+                continue
             cid = fields[0].strip()
             ok_cid = len(fields) == len(HEADER) and cid.isdigit()
             key = unique(seen, cid if ok_cid else f"line{line}")  # a repeated CID: -2, -3 ...

@@ -15,10 +15,11 @@ Options (from the ``deepmolm-prepare`` command line):
 - ``split_column`` (default: every row in ``train``).
 
 Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
-reason), whose split is blank or not a plain name, that has the wrong number of fields, or
-that has no label or text at all is one ``SourceError`` naming the row; a label that is
-not a finite number is a ``SourceError`` for that item. A named column missing from the
-header, or an unknown option, is a configuration error raised at once.
+reason), whose split is blank or not a plain name, that has the wrong number of fields, that
+the csv module cannot parse (a field over ``csv.field_size_limit()``), or that has no label
+or text at all is one ``SourceError`` naming the row; a label that is not a finite number
+is a ``SourceError`` for that item. A named column missing from the header, or an unknown
+option, is a configuration error raised at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Iterator, List, Tuple
 
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_reader
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -117,10 +118,11 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
             raise ValueError(f"csv: {path} is empty")
         columns = _columns("csv", header, options)
         at = {name: i for i, name in enumerate(header)}
-        for index, fields in enumerate(reader):
-            if not fields:
-                continue  # a blank line is not a row
-            yield from _row(path, index, fields, header, at, columns)
+        for index, fields in enumerate(csv_rows(reader)):
+            if isinstance(fields, csv.Error):
+                yield SourceError(f"{path.stem}#{index}", "read", f"row {index} (line {reader.line_num}): {fields}")
+            elif fields:  # a blank line is not a row
+                yield from _row(path, index, fields, header, at, columns)
 
 
 def _row(path: Path, index: int, fields: list, header: list, at: dict, columns: dict):

@@ -22,7 +22,10 @@ through RDKit's SDF supplier, which drops hydrogens, so bond orders need that SM
 A count mismatch between atoms and coordinates is an error, never padded or truncated.
 LMDB values are unpickled with ``safe_loads``: unpickle only files you trust. A value it
 refuses (a forbidden global, an object, structured or void dtype, a damaged pickle) is
-that record's ``SourceError`` (stage ``read``, naming the LMDB key); the read goes on.
+that record's ``SourceError`` (stage ``read``, naming the LMDB key); the read goes on. So
+is a damaged LMDB page (``lmdb.Error``) met looking a key up; one met walking the captions
+ends that walk with one ``SourceError`` naming the last key read, and the read goes on with
+the instruction files.
 
 Options: ``splits`` (default: all present), ``tasks`` (subset of ``TASKS``), ``include``
 (``"pubchem"``, ``"pubchemqc"`` or both; default both that are present),
@@ -105,14 +108,25 @@ class _Lmdb:
             raise ValueError(f"{path}: cannot open as an LMDB file: {error}") from error
 
     def get(self, key: str) -> Optional[bytes]:
-        with self.env.begin() as txn:
-            return txn.get(key.encode())
+        """The value of `key`; a damaged page on its way is that record's error."""
+        try:
+            with self.env.begin() as txn:
+                return txn.get(key.encode())
+        except lmdb.Error as error:
+            raise _Reject("read", f"LMDB key {key!r} in {self.path}: {error}") from error
 
-    def items(self) -> Iterator[tuple[str, bytes]]:
-        """(key, value) in key order, streamed: a split's LMDB is never read whole."""
+    def items(self) -> Iterator[tuple[str, bytes | lmdb.Error]]:
+        """(key, value) in key order, streamed: a split's LMDB is never read whole. A
+        damaged page ends the walk (the keys behind it cannot be found) with one last
+        (last key read, the error) pair, and the caller reads on elsewhere."""
+        last = ""
         with self.env.begin() as txn:
-            for key, value in txn.cursor():
-                yield key.decode("utf-8", "replace"), value
+            try:
+                for key, value in txn.cursor():
+                    last = key.decode("utf-8", "replace")
+                    yield last, value
+            except lmdb.Error as error:
+                yield last, error
 
     def close(self) -> None:
         self.env.close()
@@ -237,6 +251,11 @@ def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: se
 
 def _captions(split: str, db: _Lmdb, field: str, ids: _Ids):
     for cid, raw in db.items():
+        if isinstance(raw, lmdb.Error):
+            yield SourceError(ids(f"pubchem-{split}-lmdb-after-{cid or 'start'}"), "read",
+                              f"{db.path} is damaged after key {cid!r}: {raw}; its other captions "
+                              "are not read")
+            return
         id = ids(f"pubchem-{split}-{cid}-caption")
         try:
             record = _record(raw, cid, db)

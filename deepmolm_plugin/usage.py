@@ -1,0 +1,127 @@
+"""Checks of what a user typed, for every command line: paths, files, numbers.
+
+Each check raises `UsageError` naming the option and the value; a command turns it into
+one line on stderr (`PROG: error: ...`) and exit status 2 with `fail`, before anything
+heavy is imported or loaded. Only this error type is turned into a message: any other
+exception is a bug and keeps its traceback.
+
+Light on purpose: no torch, transformers or RDKit here (the checks run before those load).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional
+
+
+class UsageError(ValueError):
+    """A user-given path, file or value that cannot work: one line, exit status 2."""
+
+
+def fail(prog: str, message: object) -> NoReturn:
+    """`PROG: error: MESSAGE` on stderr, then exit status 2 (argparse's usage-error status)."""
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    raise SystemExit(2)
+
+
+def _path(value: "str | os.PathLike") -> Path:
+    return Path(os.path.expanduser(os.fspath(value)))
+
+
+def existing_file(value: "str | os.PathLike", option: str, allow_empty: bool = True) -> Path:
+    """`value` as a Path to an existing (and, unless `allow_empty`, non-empty) file."""
+    path = _path(value)
+    if path.is_dir():
+        raise UsageError(f"{option} {value}: is a folder, not a file")
+    if not path.is_file():
+        raise UsageError(f"{option} {value}: no such file")
+    if not allow_empty and path.stat().st_size == 0:
+        raise UsageError(f"{option} {value}: the file is empty")
+    return path
+
+
+def existing_folder(value: "str | os.PathLike", option: str) -> Path:
+    path = _path(value)
+    if path.is_file():
+        raise UsageError(f"{option} {value}: is a file, not a folder")
+    if not path.is_dir():
+        raise UsageError(f"{option} {value}: no such folder")
+    return path
+
+
+def output_folder(value: "str | os.PathLike", option: str) -> Path:
+    """A folder to create (or reuse): neither it nor the nearest existing folder above it
+    may be a file."""
+    path = _path(value)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f"{existing} "
+        raise UsageError(f"{option} {value}: {where}is a file, not a folder")
+    return path
+
+
+def output_file(value: "str | os.PathLike", option: str) -> Path:
+    """A file to write: not a folder, and its folder must exist."""
+    path = _path(value)
+    if path.is_dir():
+        raise UsageError(f"{option} {value}: is a folder, not a file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {value}: no such folder {parent}" if not parent.exists()
+                         else f"{option} {value}: {parent} is not a folder")
+    return path
+
+
+def at_least(value: Optional[float], option: str, minimum: float = 1) -> None:
+    """`value` (when given) must be >= `minimum`."""
+    if value is not None and value < minimum:
+        raise UsageError(f"{option} must be >= {minimum}, got {value}")
+
+
+def json_list_file(value: "str | os.PathLike", option: str, what: str = "records") -> list:
+    """The non-empty JSON list of objects a file holds (e.g. training records)."""
+    path = existing_file(value, option, allow_empty=False)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{option} {value}: not a UTF-8 text file ({e.reason} at byte {e.start})") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{option} {value}: not JSON ({e})") from e
+    if not isinstance(data, list):
+        raise UsageError(f"{option} {value}: must hold a JSON list of {what}, found a JSON {type(data).__name__}")
+    if not data:
+        raise UsageError(f"{option} {value}: holds no {what} (an empty JSON list)")
+    bad = next((i for i, item in enumerate(data) if not isinstance(item, dict)), None)
+    if bad is not None:
+        raise UsageError(f"{option} {value}: item #{bad} is a JSON {type(data[bad]).__name__}, "
+                         f"not an object: every one of the {what} must be a JSON object")
+    return data
+
+
+def model_folder(value: str, option: str) -> None:
+    """A model to load: a local folder with a config.json (or a VILA-style `llm/config.json`),
+    or a Hugging Face Hub id. A value that cannot be a Hub id (an absolute or relative path
+    spelled with ./ ../ ~, several slashes...) must be an existing folder; offline, a Hub
+    id must be in the local cache."""
+    path = _path(value)
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "llm" / "config.json").is_file():
+            raise UsageError(f"{option} {value}: the folder holds no config.json (not a model checkpoint folder)")
+        return
+    if path.exists():
+        raise UsageError(f"{option} {value}: is a file, not a model folder")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        raise UsageError(f"{option} {value}: no such folder") from None
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(value, "config.json"), str):
+        raise UsageError(f"{option} {value}: no such folder, and not a model in the Hugging Face cache "
+                         "(HF_HUB_OFFLINE is set)")
