@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -150,7 +151,7 @@ class MoleculeInputs:
                 image = render_molecule(source, size=RENDER_SIZE, id=rid)
             except MoleculeError as e:
                 raise RecordError(rid, f"cannot render a depiction: {e}") from e
-            tmp = path.with_suffix(f".tmp{socket.gethostname()}-{os.getpid()}.png")
+            tmp = path.with_suffix(f".tmp{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.png")
             image.save(tmp)
             os.replace(tmp, path)  # atomic: a killed run leaves no half-written image
         record["image"] = str(path.resolve())

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import uuid
 from pathlib import Path
 
 
@@ -18,9 +20,15 @@ class PrepareError(RuntimeError):
 # Small atomic-write helpers: every output goes to a temporary file, then os.replace.
 
 
+def writer_tag() -> str:
+    """A name part no other writer uses, also across hosts sharing one filesystem (where two
+    processes can have the same pid): host name, pid and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def atomic_bytes(path: Path, data: bytes, tmp_dir: Path) -> None:
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{path.name}.{os.getpid()}.tmp"
+    tmp = tmp_dir / f"{path.name}.{writer_tag()}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

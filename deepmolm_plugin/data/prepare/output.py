@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..sidecar import SidecarBuilder, dtype_for, reference
-from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file
+from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file, writer_tag
 from .items import Made
 from .lock import is_lock_file
 
@@ -42,7 +42,7 @@ class Output:
     def __init__(self, root: Path, tag: str):
         self.root = root
         self.progress = root / PROGRESS
-        self.tmp = self.progress / "tmp" / f"{tag}-{os.getpid()}"
+        self.tmp = self.progress / "tmp" / f"{tag}-{writer_tag()}"
         self.tag = tag
         self.run_id = ""  # digest of the run's identity, set once it is known (`start`)
 

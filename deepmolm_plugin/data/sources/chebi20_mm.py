@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import socket
 import re
 import zipfile
 import zlib
@@ -76,7 +77,7 @@ class _Images:
             return None, f"image.zip holds {len(infos)} CID_{cid}.png files; the depiction is rendered"
         target = self.cache / f"CID_{cid}.png"  # our own name: member paths never reach the disk
         if not (target.is_file() and target.stat().st_size == infos[0].file_size):
-            partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+            partial = target.with_name(f".{target.name}.{socket.gethostname()}-{os.getpid()}.part")
             try:
                 with self.zip.open(infos[0]) as source, open(partial, "wb") as out:
                     while chunk := source.read(1 << 20):
