@@ -12,14 +12,21 @@ Bad input (no such --model-path folder, --structure or --image-file; an unreadab
 molecule; --max-new-tokens below 1) is one line on stderr and exit status 2, before the
 host or the model loads.
 
-The host's `main(args)` runs unchanged; three things are bound around it, for this
+The host's `main(args)` runs unchanged; these things are bound around it, for this
 process only:
 - `patches.cli_reply`: the host stored every reply as '' (multi-turn lost all history);
+- `patches.cli_display`: the chat shows `USER: ` / `ASSISTANT: `, not the template's raw
+  ChatML roles (the prompts the model sees are unchanged); when `--conv-mode auto` was
+  resolved here, the host's "auto inferred conversation mode is llava_v0" warning (from
+  the model's folder name) is not printed;
 - the loaded model's `generate` gets this molecule's `molecule_fp` (batch 1): the host
   CLI calls `generate(input_ids, images=..., image_sizes=...)` with no molecule slot;
 - images reach `generate` in the model's dtype. The host casts them to float16; our tower
   runs in its own dtype anyway, but casts its output back to the input's dtype, so a
-  float32 (CPU) model would see float16-rounded tower features.
+  float32 (CPU) model would see float16-rounded tower features;
+- greedy decoding (`--temperature 0`: the host passes `do_sample=False, temperature=0`)
+  reaches `generate` without the sampling-only flags, which transformers would warn are
+  ignored.
 """
 
 from __future__ import annotations
@@ -105,11 +112,19 @@ def images_in_dtype(images, dtype: torch.dtype):
     return images
 
 
+# Only used when sampling: with do_sample=False transformers warns that they are ignored.
+SAMPLING_FLAGS = ("temperature", "top_p")
+
+
 def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor]):
-    """`generate` with this chat's molecule_fp (1, atoms, levels) and images in the model's dtype."""
+    """`generate` with this chat's molecule_fp (1, atoms, levels) and images in the model's
+    dtype; with `do_sample=False`, without the sampling-only flags."""
 
     @functools.wraps(generate)
     def wrapper(inputs=None, *args, **kwargs):
+        if kwargs.get("do_sample") is False:
+            for flag in SAMPLING_FLAGS:
+                kwargs.pop(flag, None)
         if "images" in kwargs:
             kwargs["images"] = images_in_dtype(kwargs["images"], model.dtype)
         if molecule_fp is not None:
@@ -177,11 +192,13 @@ def main(argv=None) -> None:
     from transformers import AutoConfig
 
     from deepmolm_plugin.molecule import MoleculeError, fingerprint_record, render_molecule
-    from deepmolm_plugin.patches import cli_reply
+    from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
 
     cli_reply.apply()
+    cli_display.apply()
     config = AutoConfig.from_pretrained(args.model_path)
+    conv_mode_is_ours = args.conv_mode == "auto"
     try:
         args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
     except ValueError as e:
@@ -215,6 +232,8 @@ def main(argv=None) -> None:
             except MoleculeError as e:
                 raise SystemExit(f"error: cannot draw the molecule: {e}") from e
         stack.enter_context(loader_binding_inputs(host_cli, molecule_fp))
+        if conv_mode_is_ours:
+            stack.enter_context(cli_display.launcher_chose_conv_mode(args.conv_mode))
         host_cli.main(args)
 
 

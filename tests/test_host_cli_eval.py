@@ -33,7 +33,7 @@ def test_chat_cli_two_turns_keep_replies(trained_checkpoint, tmp_path):
     assert len(turns) == 2, proc.stdout
     assert all(turn["outputs"].strip() for turn in turns), turns
     # What the streamer printed after each assistant role prompt is the stored reply.
-    streamed = [part.split("\n", 1)[0].strip() for part in proc.stdout.split("assistant\n: ")[1:]]
+    streamed = [part.split("\n", 1)[0].strip() for part in proc.stdout.split("ASSISTANT: ")[1:]]
     assert streamed == [turn["outputs"].split("\n", 1)[0].strip() for turn in turns]
     # Multi-turn: the second prompt holds the first reply, once terminated (cli_reply).
     first = turns[0]["outputs"]
@@ -41,6 +41,44 @@ def test_chat_cli_two_turns_keep_replies(trained_checkpoint, tmp_path):
         in turns[1]["prompt"]
     assert turns[0]["prompt"].startswith("<|im_start|>system\n")  # --conv-mode auto -> qwen2
     assert proc.stdout.rstrip().endswith("exit...")
+
+
+def test_chat_cli_screen_is_readable(trained_checkpoint, tmp_path):
+    """What a person sees on the default path: plain role names, replies, no spurious warnings."""
+    proc = run_module("deepmolm_plugin.cli", [
+        "--model-path", str(trained_checkpoint), "--conv-mode", "auto", "--smiles", "CCO",
+        "--max-new-tokens", "8", "--temperature", "0"], cwd=tmp_path, stdin=QUESTIONS)
+    screen = proc.stdout + proc.stderr
+    assert "USER: " in proc.stdout and "ASSISTANT: " in proc.stdout, screen
+    assert "<|im_start|>" not in screen, screen
+    assert "auto inferred conversation mode" not in screen, screen
+    assert "generation flags are not valid" not in screen, screen
+    # Two questions (then EOF): three input prompts, two replies, each with text.
+    assert proc.stdout.count("USER: ") == 3, proc.stdout
+    replies = [part.split("USER: ", 1)[0].strip() for part in proc.stdout.split("ASSISTANT: ")[1:]]
+    assert len(replies) == 2 and all(replies), proc.stdout
+    assert proc.stdout.rstrip().endswith("exit...")
+
+
+def test_cli_display_changes_the_screen_only(capsys):
+    """Role names on screen only; the host's conv-mode warning dropped only for the launcher's mode."""
+    import llava.serve.cli as host_cli
+
+    from deepmolm_plugin.patches import cli_display
+    from deepmolm_plugin.patches.conversation_qwen2 import QWEN2_TEMPLATE, _RENDER_CHECK, _render
+
+    cli_display.apply()
+    cli_display.apply()  # idempotent
+    roles = QWEN2_TEMPLATE.roles
+    warning = cli_display.HOST_CONV_MODE_WARNING.format("llava_v0", "qwen2", "qwen2")
+    with cli_display.launcher_chose_conv_mode("qwen2"):
+        host_cli.print(warning)
+        host_cli.print(f"{roles[1]}: ", end="")
+        host_cli.print("exit...")
+    host_cli.print(warning)  # a mode the user named: the host's warning stays
+    assert capsys.readouterr().out == f"ASSISTANT: exit...\n{warning}\n"
+    assert roles == ("<|im_start|>user\n", "<|im_start|>assistant\n")
+    assert _render(QWEN2_TEMPLATE, _RENDER_CHECK[0]) == _RENDER_CHECK[1]  # prompts unchanged
 
 
 def test_chat_cli_fusion_model_needs_a_molecule(trained_checkpoint, tmp_path):
