@@ -173,10 +173,7 @@ def main(argv=None) -> None:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
     if args.structure is not None and not Path(args.structure).is_file():
         parser.error(f"--structure {args.structure}: no such file")
-    try:
-        check_arguments(args)
-    except usage.UsageError as e:
-        usage.fail(parser.prog, e)
+    usage.checked(parser, check_arguments, args)
     record = None
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
         try:

@@ -27,6 +27,14 @@ def fail(prog: str, message: object) -> NoReturn:
     raise SystemExit(2)
 
 
+def checked(parser, check, args) -> None:
+    """Run `check(args)`; a UsageError it raises becomes `fail` with the parser's name."""
+    try:
+        check(args)
+    except UsageError as e:
+        fail(parser.prog, e)
+
+
 def _path(value: "str | os.PathLike") -> Path:
     return Path(os.path.expanduser(os.fspath(value)))
 

@@ -8,7 +8,6 @@ a damaged output, one run at a time writes a folder, and --overwrite deletes onl
 the tool wrote.
 """
 
-import contextlib
 import io
 import json
 import os
@@ -31,24 +30,9 @@ from deepmolm_plugin.data.prepare.common import PrepareError
 from deepmolm_plugin.data.sources import moit  # noqa: F401 (registers 3d-moit)
 from deepmolm_plugin.data.sources.base import READERS, MoleculeSpec, SourceError, SourceItem, register_reader
 from deepmolm_plugin.molecule import molecule_from_smiles
+from test_prepare import prepare, records, tree
 
 FAST = ["--image-size", "256", "--no-progress"]
-
-
-def prepare(*args) -> tuple:
-    """main() in-process: (exit code, printed text)."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main([str(a) for a in args])
-    return code, printed.getvalue()
-
-
-def tree(root: Path) -> dict:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def records(path: Path) -> list:
-    return json.loads(path.read_text())
 
 
 def failures(out: Path) -> list:

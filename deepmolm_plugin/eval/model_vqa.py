@@ -362,9 +362,7 @@ def main(argv=None) -> None:
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be positive")
     try:
-        check_arguments(args)
-    except usage.UsageError as e:
-        usage.fail(parser.prog, e)
+        usage.checked(parser, check_arguments, args)
     except EvalInputError as e:
         raise SystemExit(f"error: {e}") from e
     try:

@@ -501,10 +501,7 @@ def main(argv=None) -> None:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        check_arguments(args)
-    except usage.UsageError as e:
-        usage.fail(parser.prog, e)
+    usage.checked(parser, check_arguments, args)
     side = [p for p in args.answers if str(p).endswith(AUX_SUFFIX)]
     if side:  # `answers/*.jsonl` also matches model_vqa's property-head side files
         print(f"note: skipping {len(side)} property-head file(s) (*{AUX_SUFFIX}): not answers", file=sys.stderr)

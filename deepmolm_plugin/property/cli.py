@@ -512,10 +512,7 @@ def check_arguments(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        check_arguments(args)
-    except usage.UsageError as e:
-        usage.fail(parser.prog, e)
+    usage.checked(parser, check_arguments, args)
     run_from_args(args)
     return 0
 
