@@ -83,6 +83,7 @@ TARGETS = {"log solubility": "log_solubility", "radius of gyration": "radius_of_
 TARGET_KIND = {"log solubility": "measured (ESOL)", "radius of gyration": "3D shape of the molecule_fp conformer",
                "heavy atom count": "2D-computable"}
 SPLIT_SEED = 0
+TARGET_FP = "target_conformer_fp.npz"  # molecule_fp of each target's conformer, {smiles, fp<i>}
 
 # Model and training sizes. `small` is what fits the 90-minute CPU budget; `large` is for a GPU.
 SIZES = {
@@ -184,12 +185,14 @@ def build_dataset(work: Path, limit: int | None) -> dict:
     from deepmolm_plugin.molecule import MoleculeError, molecule_from_smiles
     from deepmolm_plugin.property.splits import scaffold_split
 
+    from deepmolm_plugin.molecule import fingerprint_record
+
     out = work / "molecules.csv"
     info_path = work / "dataset.json"
-    if out.is_file() and info_path.is_file():
+    if out.is_file() and info_path.is_file() and (work / TARGET_FP).is_file():
         return json.loads(info_path.read_text())
     rows, counts = read_molecules(limit)
-    kept, failures = [], []
+    kept, failures, tokens = [], [], {}
     for row in tqdm(rows, desc="conformers + targets", mininterval=5):
         try:
             record = molecule_from_smiles(row["smiles"], row["smiles"], policy="generate")
@@ -198,6 +201,7 @@ def build_dataset(work: Path, limit: int | None) -> dict:
             continue
         row["radius_of_gyration"] = f"{heavy_atom_geometry(record):.2f}"
         row["heavy_atom_count"] = str(record.mol.GetNumHeavyAtoms())
+        tokens[row["smiles"]] = fingerprint_record(record).numpy()
         kept.append(row)
     split = scaffold_split([Chem.MolFromSmiles(r["smiles"]) for r in kept], seed=SPLIT_SEED)
     for name, indices in split.items():
@@ -213,6 +217,8 @@ def build_dataset(work: Path, limit: int | None) -> dict:
             "split": {"kind": "scaffold (balanced Bemis-Murcko, deepmolm_plugin.property.splits)",
                       "seed": SPLIT_SEED, "sizes": {k: int(len(v)) for k, v in split.items()},
                       "ids": {k: [kept[int(i)]["id"] for i in v] for k, v in split.items()}}}
+    np.savez(work / TARGET_FP, smiles=np.array(list(tokens)),
+             **{f"fp{i}": t for i, t in enumerate(tokens.values())})
     write_json(info_path, info)
     return info
 
@@ -231,14 +237,15 @@ def prepare(work: Path, image_size: int, workers: int, clock: Clock) -> Path:
 
 def check_conformers(work: Path, prepared: Path) -> int:
     """Every prepared molecule's molecule_fp equals the tokens of the conformer its radius of
-    gyration was computed on (both come from the same seeded generator): the 3D target
-    describes exactly the geometry the model's fingerprint saw."""
+    gyration was computed on (`build_dataset` saved them; both come from the same seeded
+    generator): the 3D target describes exactly the geometry the model's fingerprint saw."""
     from deepmolm_plugin.data.records import MoleculeInputs
-    from deepmolm_plugin.molecule import fingerprint_record, molecule_from_smiles
 
     marker = work / "conformers-checked"
     if marker.is_file():
         return int(marker.read_text())
+    with np.load(work / TARGET_FP) as saved:
+        target_fp = {str(smiles): saved[f"fp{i}"] for i, smiles in enumerate(saved["smiles"])}
     inputs = MoleculeInputs(fp_bits=4096, fp_levels=4, record_folder=str(prepared))
     checked, seen = 0, set()
     for split in ("train", "valid", "test"):
@@ -246,9 +253,9 @@ def check_conformers(work: Path, prepared: Path) -> int:
             if record["smiles"] in seen:
                 continue
             seen.add(record["smiles"])
-            stored = inputs.molecule_fp(record, record["id"])
-            fresh = fingerprint_record(molecule_from_smiles(record["smiles"], record["smiles"], policy="generate"))
-            if not np.array_equal(np.asarray(stored), fresh.numpy()):
+            if record["smiles"] not in target_fp:
+                raise SystemExit(f"error: record {record['id']}: SMILES {record['smiles']!r} is not in molecules.csv")
+            if not np.array_equal(np.asarray(inputs.molecule_fp(record, record["id"])), target_fp[record["smiles"]]):
                 raise SystemExit(f"error: record {record['id']}: prepared molecule_fp differs from the conformer "
                                  "the radius of gyration was computed on")
             checked += 1
