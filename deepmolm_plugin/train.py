@@ -8,6 +8,8 @@ ours (see `--help`), e.g.
         --data_path train.json --image_folder images/ --output_dir out/ ...
 
 Works under `torchrun` and `deepspeed` (they set the rank variables; the host reads them).
+Runs are reproducible: `--seed` seeds the model's random initialisation too (the host
+builds the model before its Trainer seeds anything).
 A VILA-style `--model_name_or_path` folder (LLM in `llm/`) is resolved to its `llm/`
 folder here, so the host's tokenizer loading finds the tokenizer too.
 
@@ -138,7 +140,18 @@ def main(argv=None) -> None:
         except usage.UsageError as e:
             usage.fail(PROG, e)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
+    seed_model_init(argv)
     host_train.train(attn_implementation="sdpa")
+
+
+def seed_model_init(argv) -> None:
+    """Seed every RNG with `--seed` before the host builds the model. The host's train()
+    creates the vision tower and projector (random weights) before its Trainer calls
+    `set_seed`, so without this two runs with one seed start from different weights."""
+    from transformers import set_seed
+
+    seed = option_value(argv, "seed")
+    set_seed(int(seed) if seed is not None else 42)  # 42: TrainingArguments' default seed
 
 
 if __name__ == "__main__":
