@@ -31,6 +31,8 @@ _PATCHES = (
     "aux_property_stats",
 )
 
+_HEADS = ("deepmolm_plugin.property.aux_head",)
+
 
 def register() -> None:
     """Install DeepMoLM into the llava-torch host. Idempotent: safe to call again."""
@@ -38,3 +40,5 @@ def register() -> None:
 
     for name in _PATCHES:
         importlib.import_module(f"deepmolm_plugin.patches.{name}").apply()
+    for module in _HEADS:  # each registers its optional head (deepmolm_plugin.model.heads)
+        importlib.import_module(module)

@@ -4,9 +4,11 @@
     python -m deepmolm_plugin.cli --model-path CKPT --structure mol.sdf --image-file mol.png
 
 Takes the host CLI's own options plus the molecule (`--smiles` or `--structure`, whose
-first molecule is used, with the `--conformer-policy` 3D policy). A model whose projector
-uses molecules (`fusion`, `concat`) needs one. Without `--image-file` the molecule's
-depiction is drawn with `render_molecule`, the function that drew the training images.
+first molecule is used, with the `--conformer-policy` 3D policy), resolved into the
+depiction and `molecule_fp` by the input resolver that training and eval use
+(`deepmolm_plugin.molecule.inputs`). A model whose projector uses molecules (`fusion`,
+`concat`) needs one. Without `--image-file` the molecule's depiction is drawn as the
+training images were.
 `--conv-mode auto` picks the template from the checkpoint's config (`qwen2` for Qwen2).
 Bad input (no such --model-path folder, --structure or --image-file; an unreadable
 molecule; --max-new-tokens below 1) is one line on stderr and exit status 2, before the
@@ -19,11 +21,14 @@ process only:
   ChatML roles (the prompts the model sees are unchanged); when `--conv-mode auto` was
   resolved here, the host's "auto inferred conversation mode is llava_v0" warning (from
   the model's folder name) is not printed;
-- the loaded model's `generate` gets this molecule's `molecule_fp` (batch 1): the host
-  CLI calls `generate(input_ids, images=..., image_sizes=...)` with no molecule slot;
+- the one seam with the host CLI: the model its `load_pretrained_model` returns gets a
+  `generate` that passes this chat's `molecule_fp` (batch 1) as the explicit argument;
+  the host calls `generate(input_ids, images=..., image_sizes=...)`, with no molecule slot;
 - images reach `generate` in the model's dtype. The host casts them to float16; our tower
   runs in its own dtype anyway, but casts its output back to the input's dtype, so a
   float32 (CPU) model would see float16-rounded tower features;
+- in tiles mode, `generate` gets the image's tiles too (the image processor's
+  `tile_inputs`, as the training batch): the host makes only the global view;
 - greedy decoding (`--temperature 0`: the host passes `do_sample=False, temperature=0`)
   reaches `generate` without the sampling-only flags, which transformers would warn are
   ignored.
@@ -86,19 +91,17 @@ def projector_uses_molecules(config) -> bool:
     return bool(projector is not None and projector.uses_molecule)
 
 
-def load_molecule(smiles: Optional[str], structure: Optional[str], policy: str):
-    """The CLI's molecule as a MoleculeRecord (a conformer is generated for a SMILES)."""
-    from deepmolm_plugin.molecule import molecule_from_smiles, read_structures
+def molecule_resolver(policy: str):
+    """The one input resolver, set up for the CLI's molecule (a structure file's first
+    molecule, errors naming the molecule). Its fingerprint settings become the model's
+    once the model config is read; until then they are DeepMoLM's."""
+    from deepmolm_plugin.molecule.inputs import InputResolver
 
-    if smiles is not None:
-        return molecule_from_smiles(smiles, id=smiles, policy="generate" if policy == "from-file" else policy)
-    records = read_structures(structure, policy=policy, errors="yield")
-    record = next(records)
-    if isinstance(record, Exception):  # a MoleculeError for the first molecule
-        raise record
-    if next(records, None) is not None:  # a bad later record does not matter here
-        print(f"note: {structure} holds more than one molecule; using the first ({record.id})", file=sys.stderr)
-    return record
+    return InputResolver(policy=policy, first_of_many=True, kind="molecule")
+
+
+def molecule_fields(smiles: Optional[str], structure: Optional[str]) -> dict:
+    return {"smiles": smiles} if smiles is not None else {"structure": str(Path(structure).resolve())}
 
 
 def images_in_dtype(images, dtype: torch.dtype):
@@ -116,35 +119,57 @@ def images_in_dtype(images, dtype: torch.dtype):
 SAMPLING_FLAGS = ("temperature", "top_p")
 
 
-def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor]):
-    """`generate` with this chat's molecule_fp (1, atoms, levels) and images in the model's
-    dtype; with `do_sample=False`, without the sampling-only flags."""
+def without_sampling_flags(kwargs: dict) -> dict:
+    """With `do_sample=False`, the host's sampling-only flags dropped (transformers would
+    warn that they are ignored)."""
+    if kwargs.get("do_sample") is False:
+        for flag in SAMPLING_FLAGS:
+            kwargs.pop(flag, None)
+    return kwargs
+
+
+def tile_arguments(image_processor, image, model) -> dict:
+    """In tiles mode, the image's tiles as `generate` takes them (the host's scripts make
+    only the global view); in base mode nothing. Same tiles as the training batch."""
+    if getattr(image_processor, "mode", "base") != "tiles":
+        return {}
+    from PIL import Image
+
+    with Image.open(image) as opened:
+        tiles, grid = image_processor.tile_inputs(opened.convert("RGB"))  # (T, 3, t, t), (cols, rows)
+    return {"tile_images": [images_in_dtype(tiles.to(model.device), model.dtype)], "tile_grids": [grid]}
+
+
+def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tiles: Optional[dict] = None):
+    """`generate` with this chat's molecule_fp (1, atoms, levels), its tiles (tiles mode)
+    and images in the model's dtype; with `do_sample=False`, without the sampling-only flags."""
 
     @functools.wraps(generate)
     def wrapper(inputs=None, *args, **kwargs):
-        if kwargs.get("do_sample") is False:
-            for flag in SAMPLING_FLAGS:
-                kwargs.pop(flag, None)
+        without_sampling_flags(kwargs)
         if "images" in kwargs:
             kwargs["images"] = images_in_dtype(kwargs["images"], model.dtype)
         if molecule_fp is not None:
             if kwargs.get("molecule_fp") is not None:
                 raise RuntimeError("generate got a molecule_fp of its own and the CLI's molecule")
             kwargs["molecule_fp"] = molecule_fp
+        kwargs.update(tiles or {})
         return generate(inputs, *args, **kwargs)
 
     return wrapper
 
 
 @contextlib.contextmanager
-def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor]):
+def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], image_file: Optional[str] = None):
     """While active, the model `host_module.load_pretrained_model` returns is bound by
-    `bind_model_inputs`. The name is restored on exit."""
+    `bind_model_inputs` (with the tiles of `image_file` when the model works in tiles
+    mode). The name is restored on exit."""
     loader = host_module.load_pretrained_model
 
     def load(*args, **kwargs):
         tokenizer, model, image_processor, context_len = loader(*args, **kwargs)
-        model.generate = bind_model_inputs(model.generate, model, molecule_fp)
+        tiles = tile_arguments(image_processor, image_file, model) if image_file else {}
+        model.generate = bind_model_inputs(model.generate, model, molecule_fp, tiles)
         return tokenizer, model, image_processor, context_len
 
     host_module.load_pretrained_model = load
@@ -174,11 +199,14 @@ def main(argv=None) -> None:
     if args.structure is not None and not Path(args.structure).is_file():
         parser.error(f"--structure {args.structure}: no such file")
     usage.checked(parser, check_arguments, args)
-    record = None
+    resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
+        fields, name = molecule_fields(args.smiles, args.structure), args.smiles or args.structure
         try:
-            record = load_molecule(args.smiles, args.structure, args.conformer_policy)
-        except ValueError as e:  # a MoleculeError, or a structure format we do not read
+            for note in resolver.molecule(fields, name).notes:
+                if "more than one molecule" in note:
+                    print(f"note: {note}", file=sys.stderr)
+        except ValueError as e:  # an InputError naming the molecule and the reason
             usage.fail(parser.prog, f"{'--smiles' if args.smiles is not None else '--structure'}: {e}")
 
     import deepmolm_plugin
@@ -188,7 +216,7 @@ def main(argv=None) -> None:
     from llava.mm_utils import get_model_name_from_path
     from transformers import AutoConfig
 
-    from deepmolm_plugin.molecule import MoleculeError, fingerprint_record, render_molecule
+    from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
 
@@ -207,28 +235,25 @@ def main(argv=None) -> None:
             "give --smiles or --structure (the image alone is not enough)"
         )
 
-    molecule_fp = None
-    if has_molecule:
-        if uses_molecules:
-            try:
-                tokens = fingerprint_record(record, bits=getattr(config, "fp_bits", 4096),
-                                            level=getattr(config, "fp_levels", 4) - 1)
-            except ValueError as e:  # a MoleculeError
-                raise SystemExit(f"error: {e}") from e
-            molecule_fp = tokens.unsqueeze(0)  # (1, atoms, levels)
-        else:
-            print(f"note: {args.model_path}'s projector does not use molecules; the molecule only "
-                  "provides the depiction", file=sys.stderr)
+    if has_molecule and not uses_molecules:
+        print(f"note: {args.model_path}'s projector does not use molecules; the molecule only "
+              "provides the depiction", file=sys.stderr)
 
     with contextlib.ExitStack() as stack:
-        if args.image_file is None:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deepmolm_cli_")))
-            args.image_file = str(folder / "molecule.png")
-            try:
-                render_molecule(args.smiles if args.smiles is not None else record).save(args.image_file)
-            except MoleculeError as e:
-                raise SystemExit(f"error: cannot draw the molecule: {e}") from e
-        stack.enter_context(loader_binding_inputs(host_cli, molecule_fp))
+        molecule_fp = None
+        if has_molecule:
+            resolver.fp = FingerprintSettings.from_config(config)
+            resolver.render_folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepmolm_cli_"))
+            if args.image_file is not None:
+                fields["image"] = args.image_file
+            try:  # the conformer made above is reused (the resolver keeps it)
+                resolved = resolver.resolve(fields, name, fingerprint=uses_molecules)
+            except ValueError as e:  # an InputError naming the molecule and the reason
+                raise SystemExit(f"error: {e}") from e
+            args.image_file = resolved.image
+            if uses_molecules:
+                molecule_fp = resolved.molecule_fp.unsqueeze(0)  # (1, atoms, levels)
+        stack.enter_context(loader_binding_inputs(host_cli, molecule_fp, args.image_file))
         if conv_mode_is_ours:
             stack.enter_context(cli_display.launcher_chose_conv_mode(args.conv_mode))
         host_cli.main(args)

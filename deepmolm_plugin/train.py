@@ -16,9 +16,11 @@ folder here, so the host's tokenizer loading finds the tokenizer too.
 Bad input stops the launcher in seconds, before the host loads the model (which it does
 before it reads the data): a missing or empty `--data_path`, one that is not a JSON list
 of records, a `--model_name_or_path` that is no model folder (nor a Hub id), a missing
-`--image_folder` / `--structure_folder` / `--deepencoder_config` / `--vision_tower_weights`
-/ `--pretrain_mm_mlp_adapter`, or a value our argument classes refuse, is one line on
-stderr (`python -m deepmolm_plugin.train: error: ...`) and exit status 2.
+`--image_folder` / `--structure_folder` / `--vision_tower_weights` /
+`--pretrain_mm_mlp_adapter`, a `--deepencoder_config` that is neither a file nor a preset
+name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), or a value our
+argument classes refuse, is one line on stderr (`python -m deepmolm_plugin.train: error:
+...`) and exit status 2.
 """
 
 from __future__ import annotations
@@ -57,14 +59,29 @@ def check_inputs(argv) -> None:
     for name in ("image_folder", "structure_folder"):
         if option_value(argv, name):
             usage.existing_folder(option_value(argv, name), f"--{name}")
-    for name in ("deepencoder_config", "pretrain_mm_mlp_adapter"):
-        if option_value(argv, name):
-            usage.existing_file(option_value(argv, name), f"--{name}")
+    if option_value(argv, "deepencoder_config"):
+        check_encoder_config(option_value(argv, "deepencoder_config"))
+    if option_value(argv, "pretrain_mm_mlp_adapter"):
+        usage.existing_file(option_value(argv, "pretrain_mm_mlp_adapter"), "--pretrain_mm_mlp_adapter")
     weights = option_value(argv, "vision_tower_weights")
     if weights and weights != "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
         for path in (p for p in weights.split(",") if p):
             if not os.path.exists(os.path.expanduser(path)):
                 raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+
+
+def check_encoder_config(value: str) -> None:
+    """`--deepencoder_config`: a JSON file of DeepEncoderConfig fields, or a preset name
+    (deepmolm_plugin.encoder.presets; the arguments class turns it into the preset's
+    fields). The presets are imported (and torch with them) only for a value that is no file."""
+    if os.path.isfile(os.path.expanduser(value)):
+        return
+    from deepmolm_plugin.encoder.presets import config_argument
+
+    try:
+        config_argument(value)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from e
 
 
 def check_argument_values(host_train, argv) -> None:

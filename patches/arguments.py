@@ -30,6 +30,9 @@ CONFIG_FIELDS = ("fusion_heads", "fusion_dropout", "fp_bits", "fp_levels", "imag
 
 
 def _model_arguments(host_cls):
+    from deepmolm_plugin.encoder.presets import ENCODER_PRESETS, config_argument
+    from deepmolm_plugin.molecule_fp import DEEPMOLM
+
     @dataclass
     class ModelArguments(host_cls):
         mm_projector: Optional[str] = field(
@@ -41,12 +44,14 @@ def _model_arguments(host_cls):
                               "DeepEncoder folder, or 'random' to train from scratch"},
         )
         deepencoder_config: Optional[str] = field(
-            default=None, metadata={"help": "JSON file of DeepEncoderConfig fields (default: DeepSeek-OCR sizes)"}
+            default=None, metadata={"help": "JSON file of DeepEncoderConfig fields, or a preset name: "
+                                            f"{', '.join(ENCODER_PRESETS)} (default: DeepSeek-OCR sizes)"}
         )
         unfreeze_mm_vision_tower: bool = field(default=False, metadata={"help": "train the vision tower"})
         image_mode: str = field(default="base", metadata={"help": "deepencoder views: base (1024) or tiles (+640 tiles)"})
-        fp_bits: int = field(default=4096, metadata={"help": "E3FP fingerprint bits (hash range)"})
-        fp_levels: int = field(default=4, metadata={"help": "E3FP levels per atom (iterations 0..3)"})
+        # Saved in the model config (CONFIG_FIELDS): the molecule_fp settings every later caller reads.
+        fp_bits: int = field(default=DEEPMOLM.bits, metadata={"help": "E3FP fingerprint bits (hash range)"})
+        fp_levels: int = field(default=DEEPMOLM.levels, metadata={"help": "E3FP levels per atom (iterations 0..3)"})
         fusion_heads: int = field(default=8, metadata={"help": "fusion projector cross-attention heads"})
         fusion_dropout: float = field(default=0.0, metadata={"help": "fusion projector dropout"})
         aux_property_task: Optional[str] = field(
@@ -88,6 +93,8 @@ def _model_arguments(host_cls):
                 self.aux_properties = [p.strip() for p in self.aux_properties.split(",") if p.strip()]
             if self.vision_tower_weights and "," in self.vision_tower_weights:
                 self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
+            if isinstance(self.deepencoder_config, str):  # a JSON file stays a path, a preset name becomes its fields
+                self.deepencoder_config = config_argument(self.deepencoder_config)
 
     ModelArguments.__qualname__ = ModelArguments.__name__ = "ModelArguments"
     return ModelArguments
@@ -143,8 +150,8 @@ def _wrap_initialize_vision_modules(original):
                 value = getattr(model_args, name)
                 setattr(self.config, name, list(value) if isinstance(value, (list, tuple)) else value)
         result = original(self, model_args, fsdp=fsdp)
-        if hasattr(self, "ensure_aux_property_head"):  # our LlavaQwen2Model: the KFLM2 head
-            self.ensure_aux_property_head()
+        if hasattr(self, "ensure_optional_head"):  # our LlavaQwen2Model: e.g. the KFLM2 head
+            self.ensure_optional_head()
         tower = self.get_vision_tower()
         if getattr(tower, "encoder_config", None) is not None:
             self.config.deepencoder_config = tower.encoder_config.to_dict()

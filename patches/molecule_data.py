@@ -3,9 +3,10 @@
 The host's `LazySupervisedDataset` yields input_ids, labels and image; its collator keeps
 input_ids, labels, attention_mask and images. Their methods are wrapped to add:
 
-- per record, `molecule_fp` from its molecule field (deepmolm_plugin.data.records);
-  records with a molecule but no image get their depiction rendered once at start-up,
-  into `--render_folder` (default `<data_path>.renders/`);
+- per record, `molecule_fp` from its molecule field, by the one input resolver
+  (`deepmolm_plugin.molecule.inputs.InputResolver`); records with a molecule but no image
+  get their depiction drawn once at start-up, into `--render_folder` (default
+  `<data_path>.renders/`);
 - in `--image_mode tiles`, the record's 640 px tiles and their grid;
 - for records with `properties`, those labels and the molecule's 2D graph (the KFLM2
   auxiliary head's inputs; the head masks properties a record lacks);
@@ -35,8 +36,9 @@ def _patch_dataset(cls) -> None:
     from PIL import Image
     from tqdm import tqdm
 
-    from deepmolm_plugin.data.graphs import record_graph
-    from deepmolm_plugin.data.records import MoleculeInputs, RecordError, record_id
+    from deepmolm_plugin.data.graphs import graph_resolver, record_graph
+    from deepmolm_plugin.data.records import RecordError, has_molecule, record_id
+    from deepmolm_plugin.molecule.inputs import InputResolver
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
 
@@ -48,27 +50,30 @@ def _patch_dataset(cls) -> None:
             # image paths relative to the data file, as it does sidecar paths.
             data_args.image_folder = os.path.dirname(os.path.abspath(data_path))
         render_folder = getattr(data_args, "render_folder", None) or f"{data_path}.renders"
-        self.molecules = MoleculeInputs(
-            structure_folder=getattr(data_args, "structure_folder", None),
+        structure_folder = getattr(data_args, "structure_folder", None)
+        # The fingerprint settings are the model's: use_model_fp_settings sets them when the trainer starts.
+        self.molecules = InputResolver(
+            structure_folder=structure_folder,
             policy=getattr(data_args, "conformer_policy", "auto"),
             render_folder=render_folder,
             record_folder=os.path.dirname(os.path.abspath(data_path)),  # sidecar paths are relative to it
         )
+        self.graph_molecules = graph_resolver(structure_folder)
         self.graphs = {}  # index -> MolGraph, for records with `properties`
-        todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and self.molecules.has_molecule(r)]
+        todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and has_molecule(r)]
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
             record = self.list_data_dict[i]
-            self.molecules.ensure_image(record, record_id(record, i))
+            record["image"] = self.molecules.draw(record, record_id(record, i))
 
     def __getitem__(self, i):
         item = host_getitem(self, i)
         record = self.list_data_dict[i]
-        if self.molecules.has_molecule(record):
+        if has_molecule(record):
             item["molecule_fp"] = self.molecules.molecule_fp(record, record_id(record, i))
         if record.get("properties") is not None:  # labels for the KFLM2 auxiliary head
             item["properties"] = dict(record["properties"])
             if i not in self.graphs:
-                graph = record_graph(record, record_id(record, i), self.molecules.structure_folder)
+                graph = record_graph(record, record_id(record, i), self.graph_molecules)
                 if graph is None:
                     raise RecordError(record_id(record, i), "has `properties` but no `smiles` or `structure` "
                                                             "to build the molecular graph the property head needs")
@@ -78,9 +83,7 @@ def _patch_dataset(cls) -> None:
         if "image" in record and getattr(processor, "mode", "base") == "tiles":
             path = os.path.join(self.data_args.image_folder, record["image"])
             with Image.open(path) as image:
-                views = processor.preprocess(image.convert("RGB"), return_tensors="pt", mode="tiles")
-            item["tile_images"] = views["tile_pixel_values"][0]  # (T, 3, 640, 640)
-            item["tile_grid"] = views["tile_grids"][0]
+                item["tile_images"], item["tile_grid"] = processor.tile_inputs(image.convert("RGB"))  # (T, 3, 640, 640)
         return item
 
     cls.__init__, cls.__getitem__ = __init__, __getitem__
@@ -105,20 +108,23 @@ def use_model_fp_settings(dataset, config) -> None:
     whose manifest records other settings is an error naming both."""
     import json
 
+    from deepmolm_plugin.molecule_fp import FingerprintSettings
+
     molecules = getattr(dataset, "molecules", None)
     if molecules is None:  # not the host's dataset: nothing of ours to configure
         return
-    bits, levels = int(getattr(config, "fp_bits", 4096)), int(getattr(config, "fp_levels", 4))
+    settings = FingerprintSettings.from_config(config)
+    bits, levels = settings.bits, settings.levels
     manifest = os.path.join(molecules.record_folder or "", "manifest.json")
     if molecules.record_folder and os.path.isfile(manifest):
         with open(manifest) as handle:
-            settings = json.load(handle).get("settings", {})
-        made = (settings.get("fp_bits"), settings.get("fp_levels"))
+            prepared = json.load(handle).get("settings", {})
+        made = (prepared.get("fp_bits"), prepared.get("fp_levels"))
         if None not in made and made != (bits, levels):
             raise ValueError(f"{manifest}: the data was prepared with fp_bits={made[0]}, fp_levels={made[1]} but the "
                              f"model uses fp_bits={bits}, fp_levels={levels} (--fp_bits/--fp_levels): prepare "
                              "the data again with the model's settings or train with the data's")
-    molecules.fp_bits, molecules.fp_levels = bits, levels
+    molecules.fp = settings
 
 
 def _patch_trainer_start(cls) -> None:
@@ -132,7 +138,7 @@ def _patch_trainer_start(cls) -> None:
 
 
 def _patch_collator(cls) -> None:
-    from deepmolm_plugin.molecule import collate_molecule_fp
+    from deepmolm_plugin.molecule_fp import collate
 
     host_call = cls.__call__
 
@@ -146,7 +152,7 @@ def _patch_collator(cls) -> None:
                     f"batch positions {lacking} have no molecule while others do: every record "
                     "of a molecule-aware model needs a molecule field (molecule_fp, structure or smiles)"
                 )
-            batch["molecule_fp"] = collate_molecule_fp(fps)  # (B, max_atoms, levels), -1 padded
+            batch["molecule_fp"] = collate(fps)  # (B, max_atoms, levels), -1 padded
         if any("properties" in inst for inst in instances):
             # Raw labels and graphs: the model's auxiliary head knows its property names.
             batch["properties"] = [inst.get("properties") for inst in instances]

@@ -1,8 +1,8 @@
 """Registry: `deepencoder` and our projectors become names in the host's builders.
 
 `llava.model.llava_arch` imports `build_vision_tower` / `build_vision_projector` by
-name, so rebinding them only in the builder modules has no effect (design.md
-section 1): both places are rebound. Resolution:
+name (`from .multimodal_encoder.builder import build_vision_tower`), so rebinding them
+only in the builder modules has no effect: both places are rebound. Resolution:
 
 - vision tower `deepencoder` -> DeepEncoderVisionTower; any other name -> the host's
   builder, unchanged (so an unknown name still reaches the host's own error).

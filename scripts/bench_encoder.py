@@ -36,7 +36,7 @@ from typing import Tuple, Callable, Dict, List
 import torch
 import transformers
 
-from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, to_deepseek_layout
+from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, encoder_config, to_deepseek_layout
 from deepmolm_plugin.encoder.config import resolve_dtype
 from deepmolm_plugin.encoder.hf_reference import DeepEncoderReference
 
@@ -45,15 +45,10 @@ try:
 except ImportError:  # optional: only used where /proc/self/statm is absent
     psutil = None
 
-# design.md section 2: forward cost of one 1024 px view, counting matmuls and convs as
+# DeepSeek-OCR's DeepEncoder: forward cost of one 1024 px view, counting matmuls and convs as
 # 2 FLOPs per multiply-add. encoder_flops() reproduces it from the config (1.138e12).
 DESIGN_FLOPS_1024 = 1.14e12
 
-TINY = dict(
-    image_size=128, tile_size=64, sam_width=32, sam_depth=2, sam_heads=2, sam_window_size=4,
-    sam_global_attn_indexes=(1,), sam_out_chans=16, compressor_channels=(24, 32),
-    clip_width=32, clip_layers=2, clip_heads=2, clip_position_grid=2,
-)
 
 
 def encoder_flops(config: DeepEncoderConfig, side: int) -> float:
@@ -199,7 +194,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
 
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    config = DeepEncoderConfig(**TINY) if args.tiny else DeepEncoderConfig()
+    config = encoder_config("tiny" if args.tiny else "deepseek-ocr")
     side = args.image_size or config.image_size
     flops = args.batch * encoder_flops(config, side)
     base = random_encoder(config)
@@ -211,7 +206,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
         "reference": lambda dtype: DeepEncoderReference.from_deepseek_state(state, config, dtype=dtype).to(device),
     }
     print(f"device {device} ({torch.get_num_threads()} CPU threads), batch {args.batch}, {side} px, "
-          f"{flops / 1e12:.4g} TFLOP per forward (design.md: {DESIGN_FLOPS_1024 / 1e12:.2f} per 1024 view)",
+          f"{flops / 1e12:.4g} TFLOP per forward (DeepEncoder: {DESIGN_FLOPS_1024 / 1e12:.2f} per 1024 view)",
           flush=True)
     results, diffs = [], {}
     fp32_out = None  # ours in fp32, once measured: (B, N, 2048)

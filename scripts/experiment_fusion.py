@@ -83,6 +83,7 @@ TARGETS = {"log solubility": "log_solubility", "radius of gyration": "radius_of_
 TARGET_KIND = {"log solubility": "measured (ESOL)", "radius of gyration": "3D shape of the molecule_fp conformer",
                "heavy atom count": "2D-computable"}
 SPLIT_SEED = 0
+ENCODER_PRESET = "demo"  # deepmolm_plugin.encoder.presets: 256 px views, widths of 64, as `make demo`
 TARGET_FP = "target_conformer_fp.npz"  # molecule_fp of each target's conformer, {smiles, fp<i>}
 
 # Model and training sizes. `small` is what fits the 90-minute CPU budget; `large` is for a GPU.
@@ -239,14 +240,14 @@ def check_conformers(work: Path, prepared: Path) -> int:
     """Every prepared molecule's molecule_fp equals the tokens of the conformer its radius of
     gyration was computed on (`build_dataset` saved them; both come from the same seeded
     generator): the 3D target describes exactly the geometry the model's fingerprint saw."""
-    from deepmolm_plugin.data.records import MoleculeInputs
+    from deepmolm_plugin.molecule.inputs import InputResolver
 
     marker = work / "conformers-checked"
     if marker.is_file():
         return int(marker.read_text())
     with np.load(work / TARGET_FP) as saved:
         target_fp = {str(smiles): saved[f"fp{i}"] for i, smiles in enumerate(saved["smiles"])}
-    inputs = MoleculeInputs(fp_bits=4096, fp_levels=4, record_folder=str(prepared))
+    inputs = InputResolver(record_folder=str(prepared))
     checked, seen = 0, set()
     for split in ("train", "valid", "test"):
         for record in json.loads((prepared / f"{split}.json").read_text()):
@@ -275,8 +276,7 @@ def corpus(prepared: Path) -> list:
 
 def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, device: str) -> Path:
     """One training run through the host's train.py; a checkpoint every epoch."""
-    from deepmolm_plugin.demo import DEMO_ENCODER
-    from deepmolm_plugin.encoder import DeepEncoderConfig
+    from deepmolm_plugin.encoder import encoder_config
     from deepmolm_plugin.tiny_llm import build_qwen2, train_chatml_tokenizer
 
     out = work / "runs" / f"{arm}-seed{seed}"
@@ -286,7 +286,7 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
     out.mkdir(parents=True)
     tokenizer = train_chatml_tokenizer(corpus(prepared), vocab_size=600)
     build_qwen2(out / "llm", tokenizer, seed=seed, **size["llm"])
-    (out / "deepencoder.json").write_text(json.dumps(DeepEncoderConfig(**DEMO_ENCODER).to_dict()))
+    (out / "deepencoder.json").write_text(json.dumps(encoder_config(ENCODER_PRESET).to_dict()))
     cmd = [sys.executable, "-m", "deepmolm_plugin.train",
            "--model_name_or_path", out / "llm", "--version", "qwen2",
            "--vision_tower", "deepencoder", "--vision_tower_weights", "random",
@@ -389,10 +389,10 @@ def shuffled_split(data: Path, out: Path, seed: int) -> Path:
     keeps its own tokens; every question about one molecule gets the same other tokens)."""
     if out.is_file():
         return out
-    from deepmolm_plugin.data.records import MoleculeInputs
+    from deepmolm_plugin.molecule.inputs import InputResolver
 
     records = json.loads(data.read_text())
-    inputs = MoleculeInputs(fp_bits=4096, fp_levels=4, record_folder=str(data.parent))
+    inputs = InputResolver(record_folder=str(data.parent))
     molecules = sorted({r["smiles"] for r in records})
     rng = np.random.default_rng(1000 + seed)
     while True:
@@ -605,40 +605,27 @@ def markdown(results: dict) -> str:
 
 
 def plots(results: dict, out: Path, parity_rows: dict) -> list:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from deepmolm_plugin import plots as draw
 
     t = results["targets"]
-    fig, axes = plt.subplots(1, len(t), figsize=(4.2 * len(t), 3.6))
-    for ax, target in zip(np.atleast_1d(axes), t):
+    fig, axes = draw.panels(len(t), figsize=(4.2 * len(t), 3.6))
+    for ax, target in zip(axes, t):
         means = [values(results["arms"][a]["mae"][target]).mean() for a in ARMS]
         stds = [values(results["arms"][a]["mae"][target]).std(ddof=1) if len(results["seeds"]) > 1 else 0 for a in ARMS]
-        ax.bar(range(len(ARMS)), means, yerr=stds, capsize=4,
-               color=["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#c7c7c7", "#2ca02c"])
-        ax.set_xticks(range(len(ARMS)), [a.replace("_", "\n") for a in ARMS], fontsize=8)
+        draw.bars(ax, [a.replace("_", "\n") for a in ARMS], [means], errors=[stds],
+                  colors=[["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#c7c7c7", "#2ca02c"]], tick_fontsize=8)
         ax.set_title(f"{target}\n({TARGET_KIND[target]})", fontsize=9)
         ax.set_ylabel("test MAE (mean ± std over seeds)")
-    fig.tight_layout()
-    bars = out.with_suffix(".png")
-    fig.savefig(bars, dpi=120)
-    plt.close(fig)
+    bars = draw.save(fig, out.with_suffix(".png"), 120)
 
-    fig, axes = plt.subplots(1, len(t), figsize=(4 * len(t), 4))
-    for ax, target in zip(np.atleast_1d(axes), t):
+    fig, axes = draw.panels(len(t), figsize=(4 * len(t), 4))
+    for ax, target in zip(axes, t):
         pts = np.array([(r["reference_value"], r["value"]) for r in parity_rows.get(target, []) if r["valid"]])
-        if len(pts):
-            ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.5)
-            lo, hi = pts.min(), pts.max()
-            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        draw.parity(ax, [(pts[:, 0], pts[:, 1], None)] if len(pts) else [], size=6, alpha=0.5)
         ax.set_xlabel("reference")
         ax.set_ylabel("fusion answer")
         ax.set_title(f"{target} (test, all seeds)", fontsize=9)
-    fig.tight_layout()
-    parity = out.with_name(out.name + "_parity.png")
-    fig.savefig(parity, dpi=120)
-    plt.close(fig)
+    parity = draw.save(fig, out.with_name(out.name + "_parity.png"), 120)
     return [bars, parity]
 
 
@@ -720,7 +707,7 @@ def main(argv=None) -> None:
                                                                           *(argv if argv is not None else sys.argv[1:])]),
                "machine": machine(), "device": args.device, "targets": targets, "seeds": seeds,
                "arms": {arm: {"mae": {}, "valid_ratio": {}} for arm in ARMS},
-               "settings": {"size": size, "image_size": args.image_size, "encoder": "deepmolm_plugin.demo.DEMO_ENCODER "
+               "settings": {"size": size, "image_size": args.image_size, "encoder": f"encoder preset {ENCODER_PRESET!r} "
                             "(256 px, trainable, random init)", "selection": "best epoch checkpoint on valid",
                             "training_means": means},
                "data": info | {"conformers_checked": checked}}

@@ -3,28 +3,13 @@
 import pytest
 import torch
 
-from deepmolm_plugin.encoder import DeepEncoderConfig
+from deepmolm_plugin.encoder import DeepEncoderConfig, encoder_config
 
 
 def tiny_encoder_config(**overrides) -> DeepEncoderConfig:
-    """128 px base view (2x2 tokens), 64 px tiles, width 32, depth 2: runs in milliseconds."""
-    fields = dict(
-        image_size=128,
-        tile_size=64,
-        sam_width=32,
-        sam_depth=2,
-        sam_heads=2,
-        sam_window_size=4,
-        sam_global_attn_indexes=(1,),
-        sam_out_chans=16,
-        compressor_channels=(24, 32),
-        clip_width=32,
-        clip_layers=2,
-        clip_heads=2,
-        clip_position_grid=2,
-    )
-    fields.update(overrides)
-    return DeepEncoderConfig(**fields)
+    """The `tiny` preset (128 px base view, 2x2 tokens, width 32, depth 2: runs in
+    milliseconds), with `overrides` on top."""
+    return encoder_config("tiny", **overrides)
 
 
 @pytest.fixture

@@ -240,7 +240,7 @@ def test_unknown_layout_and_missing_path(tmp_path, tiny_config):
 
 
 def _published_deepseek_shapes():
-    """The full-size DeepSeek-OCR tower tensors (design.md section 2), written out by hand."""
+    """The full-size DeepSeek-OCR tower tensors (names and shapes of its released checkpoint), written out by hand."""
     shapes = {"model.sam_model.patch_embed.proj.weight": (768, 3, 16, 16), "model.sam_model.patch_embed.proj.bias": (768,),
               "model.sam_model.pos_embed": (1, 64, 64, 768)}
     for i in range(12):

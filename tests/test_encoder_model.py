@@ -35,9 +35,9 @@ def test_full_size_parameter_counts():
     with torch.device("meta"):
         model = DeepEncoder()
     count = lambda m: sum(p.numel() for p in m.parameters())
-    assert count(model.sam) == 89_670_912  # design.md: 89.67 M
+    assert count(model.sam) == 89_670_912  # SAM ViT-B image encoder: 89.67 M
     assert count(model.compressor) == 5_898_240  # 5.90 M
-    # 303.18 M in design.md includes CLIP's patch conv (1024*3*14*14), which we bypass.
+    # CLIP-L/14's 303.18 M include its patch conv (1024*3*14*14), which we bypass.
     assert count(model.clip) + 1024 * 3 * 14 * 14 == 303_177_728
 
 

@@ -291,7 +291,7 @@ def shards(tmp_path):
 
 
 def test_merge_all_shards(shards):
-    from deepmolm_plugin.eval.report import load_references, merge_answers
+    from deepmolm_plugin.eval.merge import load_references, merge_answers
 
     refs, a0, a1 = shards
     merged, counts = merge_answers([a0, a1], list(load_references(refs)))
@@ -299,7 +299,7 @@ def test_merge_all_shards(shards):
 
 
 def test_merge_names_missing_and_duplicated_shards(shards, tmp_path):
-    from deepmolm_plugin.eval.report import MergeError, load_references, merge_answers
+    from deepmolm_plugin.eval.merge import MergeError, load_references, merge_answers
 
     refs, a0, a1 = shards
     expected = list(load_references(refs))

@@ -197,6 +197,7 @@ def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
     args = model_vqa.build_parser().parse_args([
         "--model-path", "stub", "--question-file", str(questions), "--answers-file", str(tmp_path / "a.jsonl"),
         "--conv-mode", "llava_v1", "--max-new-tokens", "3"])
+    original = host.load_pretrained_model
     model_vqa.run_host_eval(host, args, FUSION_CONFIG)
 
     assert len(calls) == 3
@@ -207,20 +208,36 @@ def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
     assert not torch.equal(calls[0][0], calls[1][0])
     assert [json.loads(line)["question_id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == \
         ["q0", "q1", "q2"]
-    assert host.load_pretrained_model is not None and host.Image.__name__ == "PIL.Image"  # names restored
+    assert host.load_pretrained_model is original  # bound only during the run
+    assert host.Image.__name__ == "PIL.Image"  # the host module's PIL is never replaced
     assert "cuda" not in torch.Tensor.__dict__ and "half" not in torch.Tensor.__dict__
 
 
-def test_questions_sharing_an_image_need_the_same_molecule(tmp_path):
-    from deepmolm_plugin.eval.model_vqa import QuestionError, prepare_questions
+def test_questions_sharing_an_image_each_get_their_own_molecule(tmp_path):
+    """Questions are matched to generate calls by order, not by image: two lines with one
+    image file and different molecules each get their own tokens, in file order."""
+    from PIL import Image
 
-    same = [{"question_id": "a", "image": "x.png", "smiles": "CCO", "text": "?"},
-            {"question_id": "b", "image": "x.png", "smiles": "CCO", "text": "?"}]
-    _, table, _ = prepare_questions(same, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
-    assert len(table) == 1
-    different = same[:1] + [{"question_id": "b", "image": "x.png", "smiles": "CCN", "text": "?"}]
-    with pytest.raises(QuestionError, match="question 'b': shares image .* with question 'a'"):
-        prepare_questions(different, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
+    from deepmolm_plugin.eval.model_vqa import QuestionInputs, prepare_questions
+
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "x.png")
+    lines = [{"question_id": "a", "image": "x.png", "smiles": "CCO", "text": "?"},
+             {"question_id": "b", "image": "x.png", "smiles": "CCN", "text": "?"}]
+    _, inputs = prepare_questions(lines, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)
+    assert [q.question_id for q in inputs] == ["a", "b"]
+    assert torch.equal(inputs[0].molecule_fp, _expected_fp("CCO"))
+    assert torch.equal(inputs[1].molecule_fp, _expected_fp("CCN"))
+    seen = []
+    state = QuestionInputs(inputs, uses_molecules=True)
+    generate = state.bind(lambda inputs=None, **kwargs: seen.append(kwargs["molecule_fp"]))
+    generate(None, images=torch.zeros(1, 3, 8, 8), image_sizes=[(8, 8)])
+    with pytest.raises(RuntimeError, match="questions never generated for.*'b'"):
+        state.finish()
+    with pytest.raises(RuntimeError, match="question 'b' got image size \\[\\(9, 9\\)\\].*out of step"):
+        generate(None, images=torch.zeros(1, 3, 8, 8), image_sizes=[(9, 9)])
+    with pytest.raises(RuntimeError, match="more often than there are questions"):
+        generate(None, images=torch.zeros(1, 3, 8, 8), image_sizes=[(8, 8)])
+    assert torch.equal(seen[0], _expected_fp("CCO").unsqueeze(0))
 
 
 def test_cli_conformer_policies_match_the_molecule_package():
@@ -228,3 +245,33 @@ def test_cli_conformer_policies_match_the_molecule_package():
     from deepmolm_plugin.molecule import POLICIES
 
     assert CONFORMER_POLICIES == tuple(POLICIES)
+
+
+def test_tiles_mode_models_get_their_tiles_in_chat_and_eval(tmp_path):
+    """The host's scripts make only the global view; a tiles-mode model gets the same tiles
+    as the training batch (the processor's tile_inputs) from the CLI and eval seams."""
+    from PIL import Image
+
+    from conftest import tiny_encoder_config
+    from deepmolm_plugin.cli import bind_model_inputs, tile_arguments
+    from deepmolm_plugin.encoder import DeepEncoderImageProcessor
+    from deepmolm_plugin.eval.model_vqa import QuestionInput, QuestionInputs
+
+    Image.new("RGB", (300, 150), "white").save(tmp_path / "wide.png")
+    tiles_mode = DeepEncoderImageProcessor.from_config(tiny_encoder_config(), mode="tiles")
+    model = SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32)
+    expected, grid = tiles_mode.tile_inputs(Image.open(tmp_path / "wide.png").convert("RGB"))
+    assert grid is not None and len(expected) == grid[0] * grid[1]
+    assert tile_arguments(DeepEncoderImageProcessor.from_config(tiny_encoder_config()), tmp_path / "wide.png",
+                          model) == {}  # base mode: nothing added
+    seen = []
+    chat = bind_model_inputs(lambda inputs=None, **kw: seen.append(kw), model, None,
+                             tile_arguments(tiles_mode, tmp_path / "wide.png", model))
+    chat(None, images=torch.zeros(1, 3, 128, 128), do_sample=False, temperature=0, top_p=None)
+    state = QuestionInputs([QuestionInput("q", str(tmp_path / "wide.png"))], uses_molecules=False)
+    state.model, state.image_processor = model, tiles_mode
+    state.bind(lambda inputs=None, **kw: seen.append(kw))(None, images=torch.zeros(1, 3, 128, 128),
+                                                         image_sizes=[(300, 150)], do_sample=False, temperature=0)
+    for kwargs in seen:
+        assert torch.equal(kwargs["tile_images"][0], expected) and kwargs["tile_grids"] == [grid]
+        assert "temperature" not in kwargs and "top_p" not in kwargs  # greedy: no sampling-only flags

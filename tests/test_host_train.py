@@ -27,9 +27,11 @@ from llava.model.builder import load_pretrained_model  # noqa: E402
 from llava.model.multimodal_encoder import builder as encoder_builder  # noqa: E402
 from llava.model.multimodal_projector import builder as projector_builder  # noqa: E402
 
+from deepmolm_plugin.molecule_fp import FingerprintSettings
 from deepmolm_plugin.encoder.tower import DeepEncoderVisionTower  # noqa: E402
 from deepmolm_plugin.model import LlavaQwen2ForCausalLM  # noqa: E402
-from deepmolm_plugin.molecule import collate_molecule_fp, fingerprint_record, molecule_from_smiles, render_molecule  # noqa: E402
+from deepmolm_plugin.molecule import fingerprint_record, molecule_from_smiles, render_molecule  # noqa: E402
+from deepmolm_plugin.molecule_fp import collate as collate_molecule_fp  # noqa: E402
 from deepmolm_plugin.projector import FusionProjector, ProjectorConfig  # noqa: E402
 from deepmolm_plugin.tensor_files import CheckpointError  # noqa: E402
 
@@ -209,9 +211,10 @@ def test_qwen2_checkpoint_is_built_as_qwen2_in_every_layout(tiny_setup, tmp_path
 
 
 def test_record_molecule_errors_name_the_record(tmp_path):
-    from deepmolm_plugin.data.records import MoleculeInputs, RecordError
+    from deepmolm_plugin.data.records import RecordError
+    from deepmolm_plugin.molecule.inputs import InputResolver
 
-    inputs = MoleculeInputs(render_folder=str(tmp_path))
+    inputs = InputResolver(render_folder=str(tmp_path))
     with pytest.raises(RecordError, match="record 'r1'.*"):
         inputs.molecule_fp({"smiles": "C1CC"}, "r1")  # unclosed ring
     with pytest.raises(RecordError, match="record 'r2': molecule_fp has no valid token"):
@@ -220,22 +223,20 @@ def test_record_molecule_errors_name_the_record(tmp_path):
         inputs.molecule_fp({"molecule_fp": [[5000, 1, 2, 3]]}, "r3")
     with pytest.raises(RecordError, match="record 'r4': structure .* --structure_folder"):
         inputs.molecule_fp({"structure": "x.sdf"}, "r4")
-    record = {"smiles": MOLECULES[0][0]}
-    inputs.ensure_image(record, "r/5")
-    assert Path(record["image"]).parent == tmp_path and Path(record["image"]).is_file()
+    image = inputs.draw({"smiles": MOLECULES[0][0]}, "r/5")
+    assert Path(image).parent == tmp_path and Path(image).is_file()
 
 
 def test_rendered_depictions_are_keyed_by_molecule_not_record_id(tmp_path):
-    from deepmolm_plugin.data.records import MoleculeInputs
+    from deepmolm_plugin.molecule.inputs import InputResolver
 
-    inputs = MoleculeInputs(render_folder=str(tmp_path))
-    a, b, c = {"smiles": "CCO"}, {"smiles": "CCO"}, {"smiles": "c1ccccc1"}
-    inputs.ensure_image(a, "q1")
-    inputs.ensure_image(b, "q2")  # another question about the same molecule: the same file
-    assert a["image"] == b["image"] and len(list(tmp_path.iterdir())) == 1
-    inputs.ensure_image(c, "q1")  # the same id about another molecule never reuses the first picture
-    assert c["image"] != a["image"]
-    assert Image.open(c["image"]).tobytes() == render_molecule("c1ccccc1").tobytes()
+    inputs = InputResolver(render_folder=str(tmp_path))
+    a = inputs.draw({"smiles": "CCO"}, "q1")
+    b = inputs.draw({"smiles": "CCO"}, "q2")  # another question about the same molecule: the same file
+    assert a == b and len(list(tmp_path.iterdir())) == 1
+    c = inputs.draw({"smiles": "c1ccccc1"}, "q1")  # the same id about another molecule never reuses the first picture
+    assert c != a
+    assert Image.open(c).tobytes() == render_molecule("c1ccccc1").tobytes()
 
 
 def test_tiles_mode_trains_and_saves_its_mode(tiny_setup, tmp_path):
@@ -342,7 +343,7 @@ def test_training_data_takes_fp_settings_from_the_model_config(tiny_setup, tmp_p
     dataset = _host_dataset(tiny_setup["data"], tmp_path, tiny_setup)
     use_model_fp_settings(dataset, SimpleNamespace(fp_bits=1024, fp_levels=3))
     tokens = dataset[0]["molecule_fp"]
-    expected = fingerprint_record(molecule_from_smiles("CCO"), bits=1024, level=2)
+    expected = fingerprint_record(molecule_from_smiles("CCO"), FingerprintSettings(bits=1024, levels=3))
     assert tokens.shape[1] == 3 and torch.equal(tokens, expected)
 
     # A prepared dataset records its settings; other settings in the model are an error at start.

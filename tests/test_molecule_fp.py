@@ -1,4 +1,6 @@
-"""molecule_fp: E3FP per-atom tokens exactly per design.md section 3, and the collate."""
+"""molecule_fp: E3FP per-atom tokens read from every shell E3FP made, the contract and its collate."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,13 +13,14 @@ from e3fp.fingerprint.fprinter import Fingerprinter
 
 from deepmolm_plugin.molecule import (
     MoleculeError,
-    collate_molecule_fp,
     fingerprint_record,
     molecule_from_smiles,
     molecule_fp,
     read_structures,
 )
 from deepmolm_plugin.molecule import fingerprint as fingerprint_module
+from deepmolm_plugin.molecule_fp import DEEPMOLM, PAD, FingerprintSettings, MoleculeFpError, validate, validate_batch
+from deepmolm_plugin.molecule_fp import collate as collate_molecule_fp
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 ALA = "C[C@H](N)C(=O)O"
@@ -210,3 +213,39 @@ def test_collate_rejects_bad_items(batch, message):
         collate_molecule_fp(batch)
     with pytest.raises(ValueError, match="pad_to"):
         collate_molecule_fp([torch.zeros((3, 4), dtype=torch.int64)], pad_to=2)
+
+
+def test_settings_come_from_the_model_config_and_size_the_tokens(aspirin):
+    assert (DEEPMOLM.bits, DEEPMOLM.levels, DEEPMOLM.last_level, PAD) == (4096, 4, 3, -1)
+    small = FingerprintSettings.from_config(SimpleNamespace(fp_bits=1024, fp_levels=2))
+    assert small == FingerprintSettings(1024, 2) == FingerprintSettings.from_config({"fp_bits": 1024, "fp_levels": 2})
+    assert FingerprintSettings.from_config(SimpleNamespace()) == DEEPMOLM  # a config without them: DeepMoLM's
+    assert small.config_fields() == {"fp_bits": 1024, "fp_levels": 2}
+    tokens = fingerprint_record(aspirin, small)
+    assert tokens.shape[1] == 2 and int(tokens.max()) < 1024
+    np.testing.assert_array_equal(tokens.numpy(), direct_tokens(aspirin.mol, bits=1024, level=1))
+    with pytest.raises(ValueError, match="levels >= 1"):
+        FingerprintSettings(4096, 0)
+
+
+@pytest.mark.parametrize("tokens, message", [
+    ([[1, 2]], r"must be \[atoms\]\[4\], got shape \[1, 2\]"),
+    ([], r"must be \[atoms\]\[4\]"),
+    ([[4096, 1, 2, 3]], r"outside \[-1, 4096\): \[4096\]"),
+    ([[-1, -1, -1, -1]], r"no valid token \(all -1\)"),
+    ([[1, 2, 3, 4], [-1, 5, -1, -1]], r"atoms without a level-0 token \(rows \[1\]\)"),
+    ([[1.5, 2, 3, 4]], "must hold integers"),
+    ("CCO", "not a list of integer rows"),
+])
+def test_validate_names_what_breaks_the_contract(tokens, message):
+    with pytest.raises(MoleculeFpError, match=message):
+        validate(tokens)
+
+
+def test_validate_accepts_lists_and_tensors_and_validate_batch_allows_padding_rows():
+    assert validate([[1, 2, -1, -1]]).dtype == torch.int64
+    batch = collate_molecule_fp([validate([[1, 2, -1, -1]]), validate([[3, -1, -1, -1], [4, -1, -1, -1]])])
+    assert batch[0, 1].tolist() == [PAD] * 4  # a padding row: fine in a batch
+    validate_batch(batch, 2)
+    with pytest.raises(MoleculeFpError, match="fp_levels=2"):
+        validate_batch(batch, 2, FingerprintSettings(4096, 2))

@@ -1,4 +1,4 @@
-"""Readers, the 3D policy and every defined behaviour of deepmolm_plugin.molecule.structures.
+"""Readers, the 3D policy and every defined behaviour of deepmolm_plugin.molecule (io/, policy.py, builders.py).
 
 All input files are written here with RDKit's own writers (MOL2 by hand), into tmp_path.
 """

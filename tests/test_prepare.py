@@ -21,8 +21,10 @@ from rdkit import Chem
 
 from deepmolm_plugin.data.prepare import main, summary
 from deepmolm_plugin.data.prompts import TASKS, conversation, instruction_for
-from deepmolm_plugin.data.records import MoleculeInputs, RecordError
-from deepmolm_plugin.data.sidecar import SidecarBuilder, SidecarFiles, reference
+from deepmolm_plugin.data.records import RecordError
+from deepmolm_plugin.molecule.inputs import InputResolver
+from deepmolm_plugin.molecule_fp import FingerprintSettings
+from deepmolm_plugin.molecule.sidecar import SidecarBuilder, SidecarFiles, reference
 from deepmolm_plugin.data.sources.base import MoleculeSpec, SourceError, SourceItem, register_reader
 from deepmolm_plugin.molecule import fingerprint_record, molecule_from_smiles, read_structures
 from host_fixtures import ROOT, run_module, train_args, write_tiny_setup
@@ -89,7 +91,7 @@ def test_sidecar_round_trip_and_record_errors(tmp_path):
     assert np.load(tmp_path / "fp" / "train.npy").dtype == np.int16
     assert SidecarFiles(str(tmp_path)).rows(reference("fp/train.npy", 2, 1), 4).tolist() == b.tolist()
 
-    inputs = MoleculeInputs(record_folder=str(tmp_path))
+    inputs = InputResolver(record_folder=str(tmp_path))
     tokens = inputs.molecule_fp({"molecule_fp": reference("fp/train.npy", 0, 2)}, "r0")
     assert tokens.dtype == torch.int64 and tokens.tolist() == a.tolist()
     cases = {
@@ -102,10 +104,10 @@ def test_sidecar_round_trip_and_record_errors(tmp_path):
         with pytest.raises(RecordError, match=message):
             inputs.molecule_fp({"molecule_fp": ref}, rid)
     with pytest.raises(RecordError, match="record 'r5': sidecar fp/train.npy has 4 levels per atom, expected 3"):
-        MoleculeInputs(record_folder=str(tmp_path), fp_levels=3).molecule_fp(
+        InputResolver(FingerprintSettings(levels=3), record_folder=str(tmp_path)).molecule_fp(
             {"molecule_fp": reference("fp/train.npy", 0, 1)}, "r5")
     with pytest.raises(RecordError, match="record 'r6': .*relative but the record file's folder is unknown"):
-        MoleculeInputs().molecule_fp({"molecule_fp": reference("fp/train.npy", 0, 1)}, "r6")
+        InputResolver().molecule_fp({"molecule_fp": reference("fp/train.npy", 0, 1)}, "r6")
 
 
 # --- csv ------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def test_csv_records_sidecar_images_failures_manifest(sampl_run):
     with Image.open(out / first["image"]) as image:
         assert image.size == (256, 256)
 
-    inputs = MoleculeInputs(record_folder=str(out))
+    inputs = InputResolver(record_folder=str(out))
     expected = fingerprint_record(molecule_from_smiles(first["smiles"]))
     assert torch.equal(inputs.molecule_fp(first, first["id"]), expected)
     fp = np.load(out / "fp" / "train.npy")
@@ -257,7 +259,7 @@ def test_sdf_keeps_file_coordinates_and_reports_the_broken_record(tmp_path):
     assert failure["id"] == "pentafluoro:property:logS" and failure["stage"] == "molecule"
     assert "valence" in failure["reason"].lower()
     file_records = [r for r in read_structures(path) if not isinstance(r, Exception)]
-    inputs = MoleculeInputs(record_folder=str(out))
+    inputs = InputResolver(record_folder=str(out))
     for record, expected in zip(train, file_records):  # tokens of the file's own 3D coordinates
         assert torch.equal(inputs.molecule_fp(record, record["id"]), fingerprint_record(expected))
 
@@ -320,7 +322,7 @@ def test_engine_items_failures_and_two_workers_equal_one(fake_inputs, tmp_path):
     (copied,) = test
     assert copied["conversations"][0]["value"] == "<image>\nWhat is drawn here?"
     assert (one / copied["image"]).read_bytes() == (fake_inputs / "given.png").read_bytes()
-    inputs = MoleculeInputs(record_folder=str(one))
+    inputs = InputResolver(record_folder=str(one))
     structure = list(read_structures(fake_inputs / "two.sdf"))[1]
     assert torch.equal(inputs.molecule_fp(valid[1], "structure"), fingerprint_record(structure))
     assert valid[1]["molecule_fp"]["sidecar"] == "fp/valid.npy"

@@ -131,16 +131,17 @@ def hardening_args(tmp_path: Path, out: Path, *extra) -> list:
 
 def test_an_unexpected_library_error_is_that_records_failure(tmp_path, monkeypatch):
     """Before: a RuntimeError from the fingerprint library ended the whole run."""
-    import deepmolm_plugin.molecule as molecule
+    import deepmolm_plugin.molecule.fingerprint as fingerprint_module
 
-    real = molecule.fingerprint_record
+    real = fingerprint_module.fingerprint_record
 
-    def fingerprint(record, **kwargs):
+    def fingerprint(record, *args, **kwargs):
         if record.id == "CCN":
             raise RuntimeError("e3fp exploded")
-        return real(record, **kwargs)
+        return real(record, *args, **kwargs)
 
-    monkeypatch.setattr(molecule, "fingerprint_record", fingerprint)  # inherited by the forked workers
+    # Where the input resolver looks it up; inherited by the forked workers.
+    monkeypatch.setattr(fingerprint_module, "fingerprint_record", fingerprint)
     out = tmp_path / "out"
     code, printed = prepare(*hardening_args(tmp_path, out))
     assert code == 0, printed

@@ -1,4 +1,4 @@
-"""Projectors: design.md section 4 state dict, padding invariance, gradients, layout, checks."""
+"""Projectors: the original DeepMoLM state dict, padding invariance, gradients, layout, checks."""
 
 import types
 
@@ -42,7 +42,7 @@ def batch_fp(mols, max_atoms=None) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------
-# State dict (design.md section 4)
+# State dict (the original DeepMoLM projector's names and shapes)
 # --------------------------------------------------------------------------------------
 
 # DeepMoLM's fusion projector at Qwen2-0.5B width (H = 896), 8 heads, 4096 bits.

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from deepmolm_plugin.property import cli as kcli
-from deepmolm_plugin.property.embeddings import (
-    EmbeddingCache, LLMEmbedding, lm_batch, lora_finetune, make_featurizer, model_fingerprint)
+from deepmolm_plugin.property.embedding_cache import EmbeddingCache, model_fingerprint
+from deepmolm_plugin.property.featurizers import LLMEmbedding, make_featurizer
+from deepmolm_plugin.property.lora import lm_batch, lora_finetune
 from deepmolm_plugin.property.features import ATOM_DIM, BOND_DIM, collate_graphs, mol_to_graph, parse_smiles
 from deepmolm_plugin.property.models import CrossAttention, PropertyModel
 from deepmolm_plugin.property.splits import make_split, murcko_scaffold, scaffold_sets

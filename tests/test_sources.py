@@ -1,6 +1,6 @@
 """Dataset readers (3d-moit, vis-chebi20, chebi20, chebi20-mm) and the safe unpickler.
 
-Every fixture file is written here, following design.md section 9 and its quirks:
+Every fixture file is written here, following the released files' layouts and quirks:
 LMDB single files of pickled dicts with numpy arrays, a PubChemQC record whose canonical
 SMILES does not follow its (permuted) atom order, doubled backslashes in ChEBI SMILES,
 unquoted TSV descriptions with '"', blank optional CSV columns, missing images.

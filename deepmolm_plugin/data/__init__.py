@@ -1,6 +1,6 @@
 """Training records: the host's JSON records plus molecule fields, and their converters."""
 
-__all__ = ["MoleculeInputs", "RecordError", "record_id"]
+__all__ = ["RecordError", "has_molecule", "record_id"]
 
 
 def __getattr__(name):

@@ -5,7 +5,7 @@ way when records are prepared, when the model is trained on them and when it is
 evaluated. Data preparation (`deepmolm_plugin.data.prepare`) and evaluation import
 `TASKS` / `instruction_for` from here; nothing else spells an instruction.
 
-Tasks (DeepMoLM's, design section 5):
+Tasks (the ones DeepMoLM trains on):
 
 - PubChem text: ``Caption``, ``Description``;
 - PubChem computed properties: ``Molecular Weight``, ``LogP``,

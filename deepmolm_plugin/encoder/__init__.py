@@ -5,12 +5,14 @@ Public API:
     DeepEncoder                the tower: (B, 3, S, S) -> (B, (S/64)^2, 2048)
     DeepEncoderImageProcessor  images -> normalised views (base or 640-tile mode)
     load_deepencoder           one loader for DeepSeek-OCR, SAM+CLIP and our own layouts
+    encoder_config             a named size: deepseek-ocr, tiny, demo (ENCODER_PRESETS)
 """
 
-from .checkpoint import LoadReport, load_deepencoder, to_deepseek_layout
+from .checkpoint import LoadReport, to_deepseek_layout
 from .config import DeepEncoderConfig
 from .image_processor import DeepEncoderImageProcessor
-from .model import DeepEncoder
+from .model import DeepEncoder, load_deepencoder
+from .presets import ENCODER_PRESETS, encoder_config
 
 __all__ = [
     "DeepEncoderConfig",
@@ -19,5 +21,7 @@ __all__ = [
     "load_deepencoder",
     "LoadReport",
     "to_deepseek_layout",
+    "ENCODER_PRESETS",
+    "encoder_config",
 ]
 

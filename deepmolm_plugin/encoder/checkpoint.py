@@ -1,6 +1,7 @@
 """Loading DeepEncoder weights from every public layout, with one function.
 
-`load_deepencoder(path)` detects the layout from the tensor names:
+`load_weights(model, path)` (behind `DeepEncoder.from_pretrained` / `load_deepencoder`)
+detects the layout from the tensor names:
 
 - ``deepseek-ocr``: DeepSeek-OCR / DeepMoLM's `sam_clip_ckpt` (`model.sam_model.*`, 179
   tensors; `model.vision_model.*`, 293 tensors). DeepSeek's trained tower. Everything
@@ -27,8 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint
-from .config import CONFIG_NAME, DeepEncoderConfig, resolve_dtype
-from .model import DeepEncoder
+from .config import CONFIG_NAME, DeepEncoderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -236,44 +236,41 @@ def plan_load(
     return plan, report
 
 
-def load_deepencoder(
-    path: Union[PathLike, Sequence[PathLike]],
-    config: Optional[DeepEncoderConfig] = None,
-    dtype: "str | torch.dtype | None" = None,
-) -> DeepEncoder:
-    """Build a DeepEncoder and load its weights from any supported checkpoint layout.
+def checkpoint_config(path: Union[PathLike, Sequence[PathLike]]) -> DeepEncoderConfig:
+    """The tower sizes a checkpoint implies: its folder's deepencoder_config.json (our own
+    format), else DeepSeek-OCR's sizes."""
+    paths = _paths(path)
+    config_files = [p / CONFIG_NAME for p in paths if p.is_dir() and (p / CONFIG_NAME).is_file()]
+    return DeepEncoderConfig.load(config_files[0]) if config_files else DeepEncoderConfig()
+
+
+def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike]]) -> LoadReport:
+    """Load a built DeepEncoder's weights from any supported checkpoint layout.
 
     path: a file, a folder (sharded safetensors with an index are followed), or a list of
       them (e.g. ``[sam_vit_b_01ec64.pth, clip_vit_l14.safetensors]``).
-    config: tower sizes; default: the folder's deepencoder_config.json for our own
-      format, else DeepSeek-OCR's sizes.
-    dtype: weights dtype (default: config.dtype).
-    The returned model carries ``load_report`` (a LoadReport) describing the load.
+    Every tensor is matched by shape before any is read; returns the LoadReport.
     """
-    paths = [Path(p) for p in ([path] if isinstance(path, (str, os.PathLike)) else path)]
+    paths = _paths(path)
     store = open_checkpoint(paths)
     fmt = detect_format(list(store), paths)
-    if config is None:
-        config_files = [p / CONFIG_NAME for p in paths if p.is_dir() and (p / CONFIG_NAME).is_file()]
-        config = DeepEncoderConfig.load(config_files[0]) if config_files else DeepEncoderConfig()
-
     sources: Dict[str, Source] = {k: (store.shape(k), (lambda k=k: store[k])) for k in store}
     if fmt == "sam+clip":
         _pack_hf_qkv(sources)
-
-    model = DeepEncoder(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     plan, report = plan_load(sources, fmt, expected)
     report.files = [str(f) for f in store.files]
     state = {k: load() for k, load in plan.items()}
     model.load_state_dict(state, strict=not report.newly_initialized)
-    model.to(dtype=resolve_dtype(dtype) or resolve_dtype(config.dtype))
-    model.load_report = report
     (logger.warning if report.is_initialisation else logger.info)(report.summary())
-    return model
+    return report
 
 
-def to_deepseek_layout(model_or_state: "DeepEncoder | Dict[str, torch.Tensor]") -> Dict[str, torch.Tensor]:
+def _paths(path: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
+    return [Path(p) for p in ([path] if isinstance(path, (str, os.PathLike)) else path)]
+
+
+def to_deepseek_layout(model_or_state: "torch.nn.Module | Dict[str, torch.Tensor]") -> Dict[str, torch.Tensor]:
     """Our tower's tensors under DeepSeek-OCR's names (the inverse of its loader).
 
     CLIP's unused patch conv is not part of our tower and is not produced.

@@ -1,6 +1,6 @@
 """DeepEncoderConfig: every size of the DeepEncoder vision tower in one place.
 
-The defaults are DeepSeek-OCR's DeepEncoder (design.md section 2): SAM ViT-B at 1024 px,
+The defaults are DeepSeek-OCR's DeepEncoder: SAM ViT-B at 1024 px,
 a 16x conv compressor (256 -> 512 -> 1024 channels, two stride-2 convs), and a CLIP-L/14
 body that takes the compressor map as its patch embeddings. Tests build tiny variants
 (e.g. 128 px, width 32, depth 2) through the same code by overriding fields.

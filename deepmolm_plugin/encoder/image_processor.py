@@ -375,6 +375,13 @@ class DeepEncoderImageProcessor:
 
     __call__ = preprocess
 
+    def tile_inputs(self, image: ImageInput) -> Tuple[torch.Tensor, Optional[Grid]]:
+        """One image's tiles-mode inputs, as the training batch and `generate` take them:
+        float32 (T, 3, tile_size, tile_size) (T = 0 when the image fits one tile) and the
+        grid (cols, rows) or None."""
+        views = self.preprocess(image, return_tensors="pt", mode="tiles")
+        return views["tile_pixel_values"][0], views["tile_grids"][0]
+
     def num_llm_positions(
         self, image_or_size: Union[ImageInput, Tuple[int, int]], mode: Optional[str] = None
     ) -> int:

@@ -14,13 +14,14 @@ freezing is the caller's choice via requires_grad_.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import torch
 from torch import nn
 
 from .clip import ClipTrunk
 from .compressor import Compressor
-from .config import DeepEncoderConfig
+from .config import DeepEncoderConfig, resolve_dtype
 from .sam import SamEncoder
 
 WEIGHTS_NAME = "deepencoder.safetensors"
@@ -77,8 +78,20 @@ class DeepEncoder(nn.Module):
         save_file(state, os.path.join(directory, WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
-    def from_pretrained(cls, path: "str | os.PathLike", dtype=None) -> "DeepEncoder":
-        """Any supported checkpoint layout; see `load_deepencoder`."""
-        from .checkpoint import load_deepencoder
+    def from_pretrained(cls, path, config: Optional[DeepEncoderConfig] = None, dtype=None) -> "DeepEncoder":
+        """Build the tower and load its weights from any supported checkpoint layout
+        (`encoder.checkpoint`: DeepSeek-OCR, SAM + CLIP, our own folder; a file, a folder or
+        a list of them). config: default the folder's deepencoder_config.json, else
+        DeepSeek-OCR's sizes; dtype: default config.dtype. The model carries `load_report`."""
+        from .checkpoint import checkpoint_config, load_weights
 
-        return load_deepencoder(path, dtype=dtype)
+        config = config or checkpoint_config(path)
+        model = cls(config)
+        model.load_report = load_weights(model, path)
+        model.to(dtype=resolve_dtype(dtype) or resolve_dtype(config.dtype))
+        return model
+
+
+def load_deepencoder(path, config: Optional[DeepEncoderConfig] = None, dtype=None) -> DeepEncoder:
+    """`DeepEncoder.from_pretrained`: one loader for every public checkpoint layout."""
+    return DeepEncoder.from_pretrained(path, config=config, dtype=dtype)

@@ -33,10 +33,9 @@ from typing import List, Union
 import torch
 from torch import nn
 
-from .checkpoint import load_deepencoder
 from .config import DeepEncoderConfig, resolve_dtype
 from .image_processor import DeepEncoderImageProcessor
-from .model import DeepEncoder
+from .model import DeepEncoder, load_deepencoder
 
 RANDOM_WEIGHTS = "random"
 

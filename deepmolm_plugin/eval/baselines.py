@@ -22,7 +22,9 @@ from typing import Dict, Iterable, List
 
 from .jsonl import read_jsonl
 from .questions import convert
-from .report import reference_value, task_kind, write_outputs, build_report
+from .outputs import write_outputs
+from .scoring import build_report
+from .task_kinds import reference_value, task_kind
 
 
 class BaselineError(ValueError):

@@ -9,9 +9,10 @@ Question lines are the host's `{question_id, image, text}` plus, as in training 
 one molecule field: `molecule_fp` (inline [[4 ints] per atom]), `structure` (a file under
 `--structure-folder`, 3D policy `--conformer-policy`) or `smiles`. A model whose projector
 uses molecules (fusion, concat) needs one on every line; for other models the fields only
-serve to draw missing images. A line without `image` gets its molecule's depiction
-(`render_molecule`), written once to `renders/` next to the answers file under a
-name made of the question id and a digest of the molecule source. Any problem with a
+serve to draw missing images. Lines are resolved by the input resolver that training,
+the chat CLI and the GUI use (`deepmolm_plugin.molecule.inputs`): a line without `image`
+gets its molecule's depiction, written once to `renders/` next to the answers file under
+the resolver's name for it (a digest of what is drawn). Any problem with a
 line is an error naming its question_id, raised before the model is loaded. So is bad
 input on the command line: no such --model-path folder, --question-file, --image-folder or
 --structure-folder, a question file with no questions, nonsense chunk or token numbers
@@ -20,35 +21,40 @@ input on the command line: no such --model-path folder, --question-file, --image
 The host's `eval_model(args)` runs unchanged on this chunk's lines (taken with the host's
 own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound around it:
 
-- molecules: the host loop has no per-question hook, but it opens each question's image
-  with `Image.open(os.path.join(image_folder, image))` right before that question's
-  `generate`. We replace the `Image` name in the host module with a proxy whose `open`
-  looks the path up in a table {image path: (question_id, molecule_fp)} built from the
-  question lines, and the loaded model's `generate` takes the pending molecule (and
-  clears it, so a molecule is never reused). Two lines sharing an image with different
-  molecules would make this ambiguous and are an error naming both; an opened image not
-  in the table, or a `generate` with no pending molecule, is an error too.
+- molecules, the one seam (`QuestionInputs`): the host loop has no per-question hook, but
+  it calls `model.generate` exactly once per question line, in file order. The model
+  returned by the host's `load_pretrained_model` (the one name we bind in the host
+  module) gets a `generate` that takes the next question's inputs and passes its
+  `molecule_fp` as the explicit argument. Every call is checked against its question
+  (the image size the host passes must be that question's image's), and a run that ends
+  with questions left over, or calls `generate` once too often, is an error.
 - devices: the host hard-codes `.cuda()`/`.half()`; without CUDA,
   `patches.eval_device` maps them to the model's device and dtype for the run. Images
   reach `generate` in the model's dtype in any case (as in `deepmolm_plugin.cli`).
 - `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it.
+- tiles mode: each question's tiles are passed too (the host makes only the global view),
+  from its image by the image processor's `tile_inputs`, as in training;
+- greedy decoding (`--temperature 0`) reaches `generate` without the sampling-only flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import copy
-import hashlib
+import functools
 import json
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
-from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules
+from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules, tile_arguments, without_sampling_flags
+from ..molecule.inputs import InputError
 from .jsonl import read_jsonl
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
@@ -97,185 +103,128 @@ def read_questions(path: str) -> List[dict]:
     return read_jsonl(path, required=("question_id", "text"), error=EvalInputError)
 
 
-def _digest(text: str, length: int = 10) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()[:length]
+@dataclass
+class QuestionInput:
+    """What one question's `generate` call gets besides the host's prompt and image."""
 
-
-def _structure_path(line: dict, qid, structure_folder: Optional[str]) -> Path:
-    path = Path(line["structure"])
-    if not path.is_absolute():
-        if structure_folder is None:
-            raise QuestionError(qid, f"structure {path} is relative but --structure-folder is not set")
-        path = Path(structure_folder) / path
-    if not path.is_file():
-        raise QuestionError(qid, f"structure file {path} does not exist")
-    return path
-
-
-def render_depiction(line: dict, qid, render_folder: Path, structure_folder: Optional[str], policy: str) -> str:
-    """Absolute path of the depiction of this line's molecule (`smiles` first, else
-    `structure`), drawn unless a file for the same question and molecule source exists."""
-    from ..molecule import read_structures, render_molecule
-
-    if line.get("smiles"):
-        source, key = line["smiles"], "smiles:" + line["smiles"]
-    elif line.get("structure"):
-        path = _structure_path(line, qid, structure_folder)
-        source, key = path, "structure:" + hashlib.sha1(path.read_bytes()).hexdigest()
-    elif line.get("molecule_fp") is not None:
-        raise QuestionError(qid, "has no image, and an inline molecule_fp cannot be drawn: add `image` or `smiles`")
-    else:
-        raise QuestionError(qid, "has no image and no molecule to draw")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(qid))[:80]
-    target = render_folder / f"{safe}-{_digest(str(qid) + chr(0) + key)}.png"
-    if target.is_file():
-        return str(target.resolve())
-    try:
-        if isinstance(source, Path):
-            source = next(read_structures(source, policy=policy, errors="raise"))
-        image = render_molecule(source, id=str(qid))
-    except ValueError as e:  # a MoleculeError, or a structure format we do not read
-        raise QuestionError(qid, f"cannot draw the molecule: {e}") from e
-    render_folder.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.stem}.tmp{os.getpid()}.png")
-    image.save(tmp)
-    os.replace(tmp, target)  # atomic: concurrent chunks or a killed run leave no half image
-    return str(target.resolve())
-
-
-def image_key(image_folder: str, image: str) -> str:
-    """The path the host opens for a line (`os.path.join(image_folder, image)`), normalised."""
-    return os.path.abspath(os.path.join(image_folder, image))
+    question_id: object
+    image: str  # the path the host opens (image folder + the line's image)
+    molecule_fp: Optional["torch.Tensor"] = None  # (atoms, levels)
+    graph: object = None  # the KFLM2 head's molecular graph
 
 
 def prepare_questions(questions: List[dict], image_folder: str, render_folder: Path, config,
                       structure_folder: Optional[str] = None, policy: str = "auto",
-                      ) -> Tuple[List[dict], Dict[str, Tuple[object, torch.Tensor]], Optional[dict]]:
-    """Lines for the host (every one with an `image`), for a molecule-aware model the
-    table {image path the host will open: (question_id, molecule_fp (atoms, levels))}, and
-    for a model with the KFLM2 property head {question_id: molecular graph} (else None)."""
-    from ..data.records import MoleculeInputs
+                      ) -> Tuple[List[dict], List[QuestionInput]]:
+    """Lines for the host (every one with an `image`, drawn by the input resolver where
+    missing) and, in the same order, each question's inputs for `generate`."""
+    from ..data.graphs import graph_resolver, record_graph
+    from ..molecule.inputs import InputResolver, has_molecule
+    from ..molecule_fp import FingerprintSettings
 
+    options = dict(kind="question", option_names={"structure_folder": "--structure-folder"})
+    resolver = InputResolver(FingerprintSettings.from_config(config), structure_folder=structure_folder,
+                             policy=policy, render_folder=str(render_folder), **options)
+    graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
     uses_molecules = projector_uses_molecules(config)
-    inputs = MoleculeInputs(structure_folder, policy, fp_bits=getattr(config, "fp_bits", 4096),
-                            fp_levels=getattr(config, "fp_levels", 4))
-    prepared, table = [], {}
-    aux_graphs = {} if getattr(config, "aux_property_task", None) else None  # qid -> MolGraph
+    prepared, inputs = [], []
     for line in questions:
         qid = line["question_id"]
-        if aux_graphs is not None:
-            from ..data.graphs import record_graph
-
-            try:
-                aux_graphs[qid] = record_graph(line, str(qid), structure_folder)
-            except ValueError as e:
-                raise QuestionError(qid, getattr(e, "reason", str(e))) from e
-            if aux_graphs[qid] is None:
-                raise QuestionError(qid, "the model's property head needs `smiles` or `structure`")
-        if uses_molecules and not MoleculeInputs.has_molecule(line):
+        if uses_molecules and not has_molecule(line):
             raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
                                      f"{config.mm_projector_type!r} projector needs one")
-        fp = None
-        if uses_molecules:
-            try:
-                fp = inputs.molecule_fp(line, str(qid))
-            except ValueError as e:  # RecordError, MoleculeError, or a structure format we do not read
-                raise QuestionError(qid, getattr(e, "reason", str(e))) from e
-        if not line.get("image"):
-            line = dict(line, image=render_depiction(line, qid, render_folder, structure_folder, policy))
+        try:
+            graph = None
+            if graphs is not None:
+                graph = record_graph(line, str(qid), graphs)
+                if graph is None:
+                    raise QuestionError(qid, "the model's property head needs `smiles` or `structure`")
+            resolved = resolver.resolve(line, str(qid), fingerprint=uses_molecules, depiction=True)
+        except InputError as e:
+            raise QuestionError(qid, e.reason) from e
+        line = dict(line, image=resolved.image)
         prepared.append(line)
-        if fp is None:
-            continue
-        key = image_key(image_folder, line["image"])
-        if key in table and not _same(table[key][1], fp):
-            raise QuestionError(qid, f"shares image {key} with question {table[key][0]!r} but has a different "
-                                     "molecule; the host reads questions by image, so give each its own image")
-        table[key] = (qid, fp)
-    return prepared, table, aux_graphs
+        inputs.append(QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph))
+    return prepared, inputs
 
 
-def _same(a, b) -> bool:
-    import torch
-
-    return torch.equal(a, b)
-
-
-class _ImageOpener:
-    """Stands in for the `PIL.Image` module inside the host's eval module: `open` notes which
-    question's image was opened; everything else is PIL's."""
-
-    def __init__(self, image_module, on_open):
-        self._image, self._on_open = image_module, on_open
-
-    def open(self, fp, *args, **kwargs):
-        self._on_open(fp)
-        return self._image.open(fp, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._image, name)
+def image_path(image_folder: str, image: str) -> str:
+    """The path the host opens for a line (`os.path.join(image_folder, image)`), normalised."""
+    return os.path.abspath(os.path.join(image_folder, image))
 
 
 class QuestionInputs:
-    """Delivers each question's molecule_fp to the `generate` call made for it."""
+    """The seam with the host's loop: it calls `generate` once per question, in the
+    question file's order. The bound `generate` takes the next question's inputs and
+    passes its `molecule_fp` as the explicit argument; each call is checked against that
+    question (the image size the host reports must be its image's), and `finish` checks
+    that every question got its call."""
 
-    def __init__(self, table: Dict[str, Tuple[object, torch.Tensor]], uses_molecules: bool,
-                 max_new_tokens: Optional[int] = None, aux_graphs: Optional[dict] = None):
-        self.aux_graphs = aux_graphs
-        self.table, self.uses_molecules, self.max_new_tokens = table, uses_molecules, max_new_tokens
-        self.pending: Optional[Tuple[object, torch.Tensor]] = None
-        self.model = None
+    def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None):
+        self.queue = collections.deque(inputs)
+        self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
+        self.model = self.image_processor = None
         self.aux_predictions: List[dict] = []  # {question_id, aux_properties}, written next to the answers
 
-    def opened(self, fp) -> None:
-        if not self.uses_molecules:
-            return
-        key = os.path.abspath(os.fspath(fp)) if isinstance(fp, (str, os.PathLike)) else None
-        if key not in self.table:
-            raise RuntimeError(f"the host opened image {fp!r}, which belongs to no question with a molecule")
-        self.pending = self.table[key]
+    def next_question(self, image_sizes) -> QuestionInput:
+        from PIL import Image
+
+        if not self.queue:
+            raise RuntimeError("the host called generate more often than there are questions")
+        question = self.queue.popleft()
+        with Image.open(question.image) as image:
+            size = image.size
+        if image_sizes is not None and [tuple(s) for s in image_sizes] != [size]:
+            raise RuntimeError(f"generate for question {question.question_id!r} got image size {image_sizes}, but "
+                               f"its image {question.image} is {size}: the host's loop is out of step")
+        return question
 
     def bind(self, generate):
+        @functools.wraps(generate)
         def wrapper(inputs=None, *args, **kwargs):
+            question = self.next_question(kwargs.get("image_sizes"))
+            without_sampling_flags(kwargs)
+            kwargs.update(tile_arguments(self.image_processor, question.image, self.model))
             if self.max_new_tokens is not None:
                 kwargs["max_new_tokens"] = self.max_new_tokens
             if "images" in kwargs and self.model is not None:
                 # The host sends float16; our tower would cast its features back to that.
                 kwargs["images"] = images_in_dtype(kwargs["images"], self.model.dtype)
             if self.uses_molecules:
-                if self.pending is None:
-                    raise RuntimeError("generate was called with no question image opened since the last call; "
-                                       "cannot tell which molecule it is for")
-                (qid, fp), self.pending = self.pending, None
-                kwargs["molecule_fp"] = fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
-                if self.aux_graphs is not None:  # the KFLM2 head's prediction for the same prompt
-                    predicted = self.model.predict_properties(
-                        inputs, kwargs["images"], [self.aux_graphs[qid]], image_sizes=kwargs.get("image_sizes"),
-                        molecule_fp=kwargs["molecule_fp"])
-                    self.aux_predictions.append({"question_id": qid, "aux_properties": predicted[0]})
+                kwargs["molecule_fp"] = question.molecule_fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
+            if question.graph is not None:  # the KFLM2 head's prediction for the same prompt
+                predicted = self.model.predict_properties(
+                    inputs, kwargs["images"], [question.graph], image_sizes=kwargs.get("image_sizes"),
+                    molecule_fp=kwargs.get("molecule_fp"))
+                self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
             return generate(inputs, *args, **kwargs)
 
         return wrapper
 
+    def finish(self) -> None:
+        if self.queue:
+            raise RuntimeError(f"the host finished with {len(self.queue)} questions never generated for "
+                               f"(first: {self.queue[0].question_id!r})")
+
     @contextlib.contextmanager
     def installed(self, host_module):
-        """Bind `host_module`'s `Image` and `load_pretrained_model` names for the run."""
+        """Bind `host_module`'s `load_pretrained_model` name for the run: the model it
+        returns has the bound `generate`."""
         from llava.model import builder
 
         def load(*args, **kwargs):
             # builder's name, looked up now: model_dispatch routes DeepMoLM checkpoints to our loader.
             tokenizer, model, image_processor, context_len = builder.load_pretrained_model(*args, **kwargs)
             model.generate = self.bind(model.generate)
-            self.model = model
+            self.model, self.image_processor = model, image_processor
             return tokenizer, model, image_processor, context_len
 
-        saved = {name: getattr(host_module, name) for name in ("Image", "load_pretrained_model")}
-        host_module.Image = _ImageOpener(saved["Image"], self.opened)
+        saved = host_module.load_pretrained_model
         host_module.load_pretrained_model = load
         try:
             yield self
         finally:
-            for name, value in saved.items():
-                setattr(host_module, name, value)
+            host_module.load_pretrained_model = saved
 
 
 def run(args: argparse.Namespace) -> None:
@@ -305,8 +254,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     chunks = host.split_list(read_questions(args.question_file), args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
-    prepared, table, aux_graphs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
-                                                    args.structure_folder, args.conformer_policy)
+    prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
+                                         args.structure_folder, args.conformer_policy)
     if not prepared:  # more chunks than questions: the host's get_chunk would raise IndexError
         print(f"chunk {args.chunk_idx} of {args.num_chunks} has no questions: empty answers file", file=sys.stderr)
         answers.parent.mkdir(parents=True, exist_ok=True)
@@ -316,7 +265,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     if not uses_molecules and any(q.get(f) is not None for q in chunk for f in ("molecule_fp", "structure", "smiles")):
         print(f"note: {args.model_path}'s projector does not use molecules; molecule fields only provide "
               "missing depictions", file=sys.stderr)
-    state = QuestionInputs(table, uses_molecules, args.max_new_tokens, aux_graphs)
+    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens)
     with tempfile.TemporaryDirectory(prefix="deepmolm_vqa_") as folder:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
@@ -325,6 +274,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             handle.writelines(json.dumps(line) + "\n" for line in prepared)
         with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
             host.eval_model(host_args)
+        state.finish()
     if state.aux_predictions:
         aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
         aux_file.write_text("".join(json.dumps(p) + "\n" for p in state.aux_predictions))

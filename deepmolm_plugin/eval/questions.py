@@ -13,7 +13,7 @@ structure?, molecule_fp?}`. Each record gives one line:
   one, model_vqa draws the molecule's depiction);
 - molecule fields copied: `smiles`, `structure`, and `molecule_fp` as an inline
   `[atoms][levels]` list. A sidecar reference `{"sidecar": path, "offset": n, "atoms":
-  n}` is resolved to the inline list through `deepmolm_plugin.data.records.MoleculeInputs`
+  n}` is resolved to the inline list through `deepmolm_plugin.molecule.inputs.InputResolver`
   (sidecar paths relative to DATA's folder);
 - `answer`: the gpt turn (the reference answer), `task` (default "unspecified"),
   `properties` (a dict of reference values) and `metric` when present.
@@ -49,28 +49,30 @@ def strip_image_token(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _molecule_inputs(data_dir: str, fp_bits: int, fp_levels: int):
-    """One reader per data folder: sidecar files are opened once, not once per record."""
-    from ..data.records import MoleculeInputs
+def _resolver(data_dir: str, fp):
+    """One resolver per data folder: sidecar files are opened once, not once per record."""
+    from ..molecule.inputs import InputResolver
+    from ..molecule_fp import DEEPMOLM
 
-    return MoleculeInputs(fp_bits=fp_bits, fp_levels=fp_levels, record_folder=data_dir)
+    return InputResolver(fp or DEEPMOLM, record_folder=data_dir)
 
 
-def _sidecar_fp(value: dict, rid: str, data_dir: Path, fp_bits: int, fp_levels: int) -> list:
-    """Inline tokens for a sidecar reference, read by MoleculeInputs (data preparation's
-    reader, `deepmolm_plugin.data.sidecar`), paths relative to the data file's folder."""
-    from ..data.records import RecordError
+def _sidecar_fp(value: dict, rid: str, data_dir: Path, fp) -> list:
+    """Inline tokens for a sidecar reference, read by the input resolver (the reader of data
+    preparation's sidecars), paths relative to the data file's folder."""
+    from ..molecule.inputs import InputError
 
-    inputs = _molecule_inputs(str(data_dir), fp_bits, fp_levels)
     try:
-        tokens = inputs.molecule_fp({"id": rid, "molecule_fp": value}, rid)
-    except RecordError as e:
+        tokens = _resolver(str(data_dir), fp).molecule_fp({"id": rid, "molecule_fp": value}, rid)
+    except InputError as e:
         raise QuestionFileError(f"record {rid!r}: cannot read its molecule_fp sidecar reference {value!r}: "
                                 f"{e.reason}") from e
     return tokens.tolist()
 
 
-def record_to_question(record: dict, index: int, data_dir: Path, fp_bits: int = 4096, fp_levels: int = 4) -> dict:
+def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dict:
+    """One host record -> one question line; `fp`: the FingerprintSettings sidecar rows are
+    checked against (default DeepMoLM's)."""
     rid = record.get("id")
     if rid is None or rid == "":
         raise QuestionFileError(f"record #{index} has no id")
@@ -85,20 +87,20 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp_bits: int = 
     for name in COPIED:
         if record.get(name) not in (None, ""):
             question[name] = record[name]
-    fp = record.get("molecule_fp")
-    if isinstance(fp, dict):
-        question["molecule_fp"] = _sidecar_fp(fp, str(rid), data_dir, fp_bits, fp_levels)
-    elif fp is not None:
-        question["molecule_fp"] = fp
+    settings, tokens = fp, record.get("molecule_fp")
+    if isinstance(tokens, dict):
+        question["molecule_fp"] = _sidecar_fp(tokens, str(rid), data_dir, settings)
+    elif tokens is not None:
+        question["molecule_fp"] = tokens
     return question
 
 
-def convert(records: Iterable[dict], data_dir: Path, fp_bits: int = 4096, fp_levels: int = 4) -> List[dict]:
+def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
     questions, seen = [], set()
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise QuestionFileError(f"record #{index} is not a JSON object")
-        question = record_to_question(record, index, data_dir, fp_bits, fp_levels)
+        question = record_to_question(record, index, data_dir, fp)
         key = str(question["question_id"])
         if key in seen:
             raise QuestionFileError(f"record id {question['question_id']!r} appears more than once")
@@ -114,15 +116,16 @@ def main(argv: Optional[List[str]] = None) -> None:
                                      description="Host records (a prepared split) -> model_vqa question file.")
     parser.add_argument("data", help="JSON list of host records")
     parser.add_argument("out", help="question file to write (JSONL)")
-    parser.add_argument("--fp-bits", type=int, default=4096, help="for sidecar molecule_fp checks")
-    parser.add_argument("--fp-levels", type=int, default=4, help="for sidecar molecule_fp checks")
+    parser.add_argument("--fp-bits", type=int, default=None, help="for sidecar molecule_fp checks (default: DeepMoLM's 4096)")
+    parser.add_argument("--fp-levels", type=int, default=None, help="for sidecar molecule_fp checks (default: DeepMoLM's 4)")
     args = parser.parse_args(argv)
     try:
         usage.existing_file(args.data, "DATA", allow_empty=False)
         if Path(args.out).is_dir():
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
-        usage.at_least(args.fp_bits, "--fp-bits")
-        usage.at_least(args.fp_levels, "--fp-levels")
+        for value, option in ((args.fp_bits, "--fp-bits"), (args.fp_levels, "--fp-levels")):
+            if value is not None:
+                usage.at_least(value, option)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
     data = Path(args.data)
@@ -133,7 +136,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not isinstance(records, list):
         raise SystemExit(f"error: {data} must hold a JSON list of records")
     try:
-        questions = convert(records, data.resolve().parent, args.fp_bits, args.fp_levels)
+        from ..molecule_fp import DEEPMOLM, FingerprintSettings
+
+        fp = FingerprintSettings(args.fp_bits or DEEPMOLM.bits, args.fp_levels or DEEPMOLM.levels)
+        questions = convert(records, data.resolve().parent, fp)
     except QuestionFileError as e:
         raise SystemExit(f"error: {data}: {e}") from e
     out = Path(args.out)

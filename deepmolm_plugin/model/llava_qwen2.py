@@ -5,18 +5,24 @@ loaded through them is silently built as Llama. This class is the host's own rec
 (LlavaMetaModel + LlavaMetaForCausalLM mixed into the HF model, as llava_llama.py)
 on Qwen2, registered with the Auto classes as model type `llava_qwen2`.
 
-molecule_fp: the host's `prepare_inputs_labels_for_multimodal(..., images, image_sizes)`
-has no slot for extra per-sample inputs (design.md section 1). `forward` and `generate`
-therefore take `molecule_fp` (B, atoms, levels) and, in tiles mode, `tile_images`
-(per sample (T_i, 3, 640, 640)) and `tile_grids`, bind them for the duration of the call,
-and our `encode_images` hands them to the projector. The projector returns each image's
-LLM positions in DeepEncoder's layout (rows + `image_newline`, one `view_seperator`):
-a list of (P_i, H) tensors, which the host's splicing code indexes per image.
+molecule_fp is an explicit argument all the way down: `forward` and `generate` take
+`molecule_fp` (B, atoms, levels) and, in tiles mode, `tile_images` (per sample
+(T_i, 3, 640, 640)) and `tile_grids`, and hand them to `encode_images(images,
+molecule_fp, tile_images, tile_grids)`. The host's `prepare_inputs_labels_for_multimodal
+(..., images, image_sizes)` has no slot for them, and it calls `self.encode_images(images)`
+itself before splicing image positions into the text. The one seam: our override of
+`prepare_inputs_labels_for_multimodal` encodes the images first, with their molecules,
+and hands the host an `EncodedImages` in place of the pixel batch; the host passes it to
+`encode_images`, which returns the features it carries. The projector returns each image's
+LLM positions in DeepEncoder's layout (rows + `image_newline`, one `view_seperator`): a
+list of (P_i, H) tensors, which the host's splicing code indexes per image.
+
+Optional heads (the KFLM2 property head) come from `deepmolm_plugin.model.heads`, as the
+config asks; this class only calls their `batch_loss` / `predict`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import List, Optional, Sequence
 
 import torch
@@ -24,6 +30,20 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen2Model
 
 from llava.model.llava_arch import LlavaMetaForCausalLM, LlavaMetaModel
+
+from .heads import ATTRIBUTE as HEAD_ATTRIBUTE
+from .heads import build_head
+
+
+class EncodedImages:
+    """Image features already encoded with their molecules (one (P_i, H) tensor per image),
+    passed to the host's splicing code where it expects the pixel batch. `ndim` = 4 sends
+    the host down its one-tensor-per-image path, which hands this to `encode_images`."""
+
+    ndim = 4
+
+    def __init__(self, features: List[torch.Tensor]):
+        self.features = features
 
 
 class LlavaQwen2Config(Qwen2Config):
@@ -35,14 +55,18 @@ class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):
 
     def __init__(self, config: Qwen2Config):
         super().__init__(config)
-        self.ensure_aux_property_head()
+        self.ensure_optional_head()
 
-    def ensure_aux_property_head(self) -> None:
-        """The KFLM2 auxiliary head (`--aux_property_task kflm2`), as the config asks."""
-        if getattr(self.config, "aux_property_task", None) and getattr(self, "aux_property_head", None) is None:
-            from deepmolm_plugin.property.aux_head import AuxPropertyHead
+    def ensure_optional_head(self) -> None:
+        """Build the optional head the config asks for (`aux_property_task`), once."""
+        if getattr(self, HEAD_ATTRIBUTE, None) is None:
+            head = build_head(self.config)
+            if head is not None:
+                setattr(self, HEAD_ATTRIBUTE, head)
 
-            self.aux_property_head = AuxPropertyHead(self.config.hidden_size, self.config.aux_properties)
+    @property
+    def optional_head(self) -> Optional[nn.Module]:
+        return getattr(self, HEAD_ATTRIBUTE, None)
 
 
 class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
@@ -53,7 +77,6 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         self.model = LlavaQwen2Model(config)
         self.vocab_size = config.vocab_size
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self._mm_extra: Optional[dict] = None
         self.aux_property_losses: List[float] = []  # logged by patches.aux_property_logging
         self.post_init()
 
@@ -71,27 +94,34 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         return super().initialize_vision_tokenizer(model_args, tokenizer)
 
     # --- molecule-aware image encoding -------------------------------------------------
-    @contextlib.contextmanager
-    def _multimodal_inputs(self, molecule_fp, tile_images, tile_grids):
-        self._mm_extra = {"molecule_fp": molecule_fp, "tile_images": tile_images, "tile_grids": tile_grids}
-        try:
-            yield
-        finally:
-            self._mm_extra = None
-
-    def encode_images(self, images: torch.Tensor) -> List[torch.Tensor]:
-        """(B, 3, S, S) global views (+ bound molecule_fp / tiles) -> B tensors (P_i, H)."""
-        extra = self._mm_extra or {}
+    def encode_images(self, images, molecule_fp: Optional[torch.Tensor] = None,
+                      tile_images: Optional[Sequence[Optional[torch.Tensor]]] = None,
+                      tile_grids=None) -> List[torch.Tensor]:
+        """(B, 3, S, S) global views + molecule_fp (B, atoms, levels) [+ tiles] -> B tensors
+        (P_i, H). Given an `EncodedImages` (the host calling back from the seam), its features."""
+        if isinstance(images, EncodedImages):
+            return images.features
         tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
         global_features = tower(images)  # (B, (S/64)^2, 2048)
         tile_features = None
-        if extra.get("tile_images") is not None:
-            tile_features = [
-                tower(t) if t is not None and len(t) else None for t in extra["tile_images"]
-            ]  # per sample (T_i, 100, 2048) or None
-        return projector.embed_images(
-            global_features, extra.get("molecule_fp"), tile_features, extra.get("tile_grids")
-        )
+        if tile_images is not None:
+            tile_features = [tower(t) if t is not None and len(t) else None for t in tile_images]  # (T_i, 100, 2048)
+        return projector.embed_images(global_features, molecule_fp, tile_features, tile_grids)
+
+    def prepare_inputs_labels_for_multimodal(self, input_ids, position_ids, attention_mask, past_key_values, labels,
+                                             images, image_sizes=None, molecule_fp=None, tile_images=None,
+                                             tile_grids=None):
+        """The host's splicing of image positions into the text, with images encoded here,
+        together with their molecules (the seam described at the top of this module)."""
+        host = super().prepare_inputs_labels_for_multimodal
+        if self.get_vision_tower() is None or images is None or input_ids.shape[1] == 1:
+            if molecule_fp is not None and images is None:
+                raise ValueError("molecule_fp was given without images: the projector needs both")
+            return host(input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes)
+        if isinstance(images, (list, tuple)) or images.ndim == 5:
+            raise ValueError("DeepMoLM takes one (B, 3, S, S) batch of global views; tiles come as tile_images")
+        encoded = EncodedImages(self.encode_images(images, molecule_fp, tile_images, tile_grids))
+        return host(input_ids, position_ids, attention_mask, past_key_values, labels, encoded, image_sizes)
 
     # --- the HF entry points ---------------------------------------------------------------
     def forward(
@@ -113,13 +143,13 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         **kwargs,
     ):
         if inputs_embeds is None:
-            with self._multimodal_inputs(molecule_fp, tile_images, tile_grids):
-                (input_ids, position_ids, attention_mask, past_key_values, inputs_embeds, labels) = (
-                    self.prepare_inputs_labels_for_multimodal(
-                        input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes
-                    )
+            (input_ids, position_ids, attention_mask, past_key_values, inputs_embeds, labels) = (
+                self.prepare_inputs_labels_for_multimodal(
+                    input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes,
+                    molecule_fp=molecule_fp, tile_images=tile_images, tile_grids=tile_grids,
                 )
-        head = getattr(self.get_model(), "aux_property_head", None)
+            )
+        head = self.get_model().optional_head
         aux = head is not None and properties is not None and labels is not None
         if aux:
             kwargs["output_hidden_states"] = True
@@ -134,44 +164,26 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             **kwargs,
         )
         if aux:
-            aux_loss = self._aux_loss(head, out.hidden_states[-1], attention_mask, labels, properties, graphs)
+            aux_loss = head.batch_loss(out.hidden_states[-1], attention_mask, labels,
+                                       {"properties": properties, "graphs": graphs})
             if self.training:
                 self.aux_property_losses.append(float(aux_loss.detach()))
             out.loss = out.loss + self.config.aux_property_weight * aux_loss
         return out
 
-    def _aux_loss(self, head, hidden, attention_mask, labels, properties, graphs) -> torch.Tensor:
-        """KFLM2 auxiliary loss: pooled unsupervised positions + molecular graph -> properties."""
-        from deepmolm_plugin.property.aux_head import pool_unsupervised
-        from deepmolm_plugin.property.features import collate_graphs
-
-        # Records without `properties` carry no labels (and no graph): the head sees the rest.
-        rows = [i for i, p in enumerate(properties) if p is not None]
-        if not rows:
-            return hidden.sum() * 0.0
-        if self.training:
-            head.check_fitted()  # standardised by the training set's statistics, fixed before step 1
-        values, mask = head.targets([properties[i] for i in rows], hidden.device)
-        pooled = pool_unsupervised(hidden, attention_mask, labels)[rows]  # (R, H)
-        prediction = head(pooled, collate_graphs([graphs[i] for i in rows]))
-        return head.loss(prediction, values, mask)
-
     @torch.no_grad()
     def predict_properties(self, input_ids, images, graphs, image_sizes=None, molecule_fp=None,
                            tile_images=None, tile_grids=None, attention_mask=None) -> List[dict]:
-        """The auxiliary head's predictions for prompts (no answers): one {name: value} per sample."""
-        from deepmolm_plugin.property.aux_head import pool_unsupervised
-        from deepmolm_plugin.property.features import collate_graphs
-
-        head = getattr(self.get_model(), "aux_property_head", None)
+        """The optional head's predictions for prompts (no answers): one {name: value} per sample."""
+        head = self.get_model().optional_head
         if head is None:
             raise ValueError("this model has no auxiliary property head (trained without --aux_property_task)")
-        with self._multimodal_inputs(molecule_fp, tile_images, tile_grids):
-            (_, position_ids, attention_mask, _, inputs_embeds, _) = self.prepare_inputs_labels_for_multimodal(
-                input_ids, None, attention_mask, None, None, images, image_sizes)
+        (_, position_ids, attention_mask, _, inputs_embeds, _) = self.prepare_inputs_labels_for_multimodal(
+            input_ids, None, attention_mask, None, None, images, image_sizes,
+            molecule_fp=molecule_fp, tile_images=tile_images, tile_grids=tile_grids)
         hidden = self.get_model()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                   position_ids=position_ids).last_hidden_state
-        return head.predict_dicts(head(pool_unsupervised(hidden, attention_mask, None), collate_graphs(graphs)))
+        return head.predict(hidden, attention_mask, {"graphs": graphs})
 
     @torch.no_grad()
     def generate(
@@ -191,12 +203,9 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if "inputs_embeds" in kwargs:
             raise NotImplementedError("`inputs_embeds` is not supported; pass input ids and images")
         if images is not None:
-            with self._multimodal_inputs(molecule_fp, tile_images, tile_grids):
-                (inputs, position_ids, attention_mask, _, inputs_embeds, _) = (
-                    self.prepare_inputs_labels_for_multimodal(
-                        inputs, position_ids, attention_mask, None, None, images, image_sizes=image_sizes
-                    )
-                )
+            (inputs, position_ids, attention_mask, _, inputs_embeds, _) = self.prepare_inputs_labels_for_multimodal(
+                inputs, position_ids, attention_mask, None, None, images, image_sizes,
+                molecule_fp=molecule_fp, tile_images=tile_images, tile_grids=tile_grids)
         else:
             if molecule_fp is not None:
                 raise ValueError("molecule_fp was given without images: the projector needs both")

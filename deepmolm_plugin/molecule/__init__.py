@@ -1,14 +1,22 @@
 """Molecules in, DeepMoLM inputs out: 3D structures, E3FP tokens, 1024 px depictions.
 
-- ``structures``: read SDF/MOL (V2000, V3000), MOL2, XYZ, PDB, SMILES files and
-  element + coordinate arrays (3D-MoIT) into ``MoleculeRecord`` objects, keeping each
-  coordinate on its own atom, with an explicit 3D policy (``from-file``, ``generate``,
-  ``auto``) and defined behaviour for salts, charges, isotopes, hydrogens, metals and size
-  (``MAX_ATOMS`` = 256 heavy atoms per molecule by default).
+- ``io``: ``read_structures`` reads SDF/MOL (V2000, V3000), MOL2, XYZ, PDB, SMILES and
+  CSV files, one reader module per format behind a suffix registry (``SUFFIXES``).
+- ``builders``: ``molecule_from_smiles`` and ``molecule_from_atoms`` (element + coordinate
+  arrays, 3D-MoIT), keeping each coordinate on its own atom (``matching``: SMILES graph
+  mapped onto the coordinate atoms).
+- ``record``: ``MoleculeRecord``, what every builder and reader returns.
+- ``finish``, ``policy``, ``fragments``, ``checks``: the steps every record ends with:
+  structure checks, salts, the heavy-atom cap (``MAX_ATOMS`` = 256 by default) and the
+  explicit 3D policy (``POLICIES``: ``auto``, ``from-file``, ``generate``, ``keep``).
 - ``conformer``: deterministic ETKDGv3 + MMFF94 conformers, with bounded work
   (``EMBED_TIMEOUT`` seconds of embedding, ``MMFF_MAX_ITERS`` MMFF94 steps).
-- ``fingerprint``: ``molecule_fp`` -> int64 ``[heavy_atoms, 4]`` E3FP tokens (-1 = no
-  shell) and ``collate_molecule_fp`` -> ``(B, max_atoms, 4)`` padded with -1.
+- ``fingerprint``: ``molecule_fp`` -> int64 ``[heavy_atoms, levels]`` E3FP tokens (-1 = no
+  shell), the contract of ``deepmolm_plugin.molecule_fp`` (settings, ``PAD``, checks,
+  ``collate``).
+- ``inputs``: ``InputResolver``, the one way from any input form (structure file, SMILES,
+  atoms + coordinates, inline or sidecar tokens, image) to one molecule's model inputs
+  (depiction, ``molecule_fp``, notes); ``sidecar``: the compact on-disk token store.
 - ``render``: ``render_molecule`` -> the 1024x1024 RGB depiction used everywhere.
 - ``tools``: the ``deepmolm-fingerprint`` and ``deepmolm-render`` command-line tools.
 
@@ -17,25 +25,15 @@ Every per-molecule failure is a ``MoleculeError`` (a ``ValueError``) carrying ``
 list each defined behaviour.
 """
 
+from .builders import molecule_from_atoms, molecule_from_smiles
+from .checks import conformer_is_3d
 from .conformer import EMBED_TIMEOUT, ETKDG_SEED, MMFF_MAX_ITERS, generate_conformer
 from .errors import MoleculeError
-from .fingerprint import (
-    E3FP_SETTINGS,
-    PAD,
-    collate_molecule_fp,
-    conformer_is_3d,
-    fingerprint_record,
-    molecule_fp,
-)
+from .fingerprint import E3FP_SETTINGS, fingerprint_record, molecule_fp
+from .io import SUFFIXES, read_structures
+from .policy import MAX_ATOMS, POLICIES
+from .record import MoleculeRecord
 from .render import render_molecule
-from .structures import (
-    MAX_ATOMS,
-    POLICIES,
-    MoleculeRecord,
-    molecule_from_atoms,
-    molecule_from_smiles,
-    read_structures,
-)
 
 __all__ = [
     "EMBED_TIMEOUT",
@@ -43,11 +41,10 @@ __all__ = [
     "E3FP_SETTINGS",
     "MAX_ATOMS",
     "MMFF_MAX_ITERS",
-    "PAD",
     "POLICIES",
+    "SUFFIXES",
     "MoleculeError",
     "MoleculeRecord",
-    "collate_molecule_fp",
     "conformer_is_3d",
     "fingerprint_record",
     "generate_conformer",

@@ -1,6 +1,6 @@
 """Deterministic 3D conformer generation: ETKDGv3 (fixed seed) then MMFF94.
 
-Used by the ``generate`` and ``auto`` 3D policies (``structures.py``) whenever a molecule
+Used by the ``generate`` and ``auto`` 3D policies (``policy.py``) whenever a molecule
 has no usable 3D coordinates (SMILES, flat 2D files). Same input molecule (same atoms in
 the same order) -> same coordinates, bit for bit: a fixed seed, one thread; the time
 limit can only turn a result into an error, never change its coordinates.
@@ -30,7 +30,7 @@ Defined behaviours
   ``MoleculeError`` naming the limit, and the random-coordinates try is not started once the
   budget is spent. RDKit checks the clock between its stages, so a try can overrun by one
   stage (its bounds-matrix set-up, cubic in the atom count, is never interrupted); the
-  heavy-atom cap (``structures.MAX_ATOMS``) is what keeps that stage short. The limit is a
+  heavy-atom cap (``policy.MAX_ATOMS``) is what keeps that stage short. The limit is a
   safety net far above what drug-like molecules need (well under a second), so their
   coordinates stay those of the seeded embedding, bit for bit; only a molecule near the
   limit can succeed on one machine and fail on a slower one.

@@ -1,11 +1,12 @@
 """``molecule_fp``: per-atom E3FP tokens, exactly as DeepMoLM feeds its fusion projector.
 
-Token tensor of one molecule: int64 ``[heavy_atoms, level + 1]`` (``[N, 4]`` by default).
+Token tensor of one molecule: int64 ``[heavy_atoms, levels]`` (``[N, 4]`` by default), the
+contract of ``deepmolm_plugin.molecule_fp`` (whose ``FingerprintSettings`` give bits and levels).
 Entry ``(a, l)`` = ``unsigned(identifier) mod bits`` of the E3FP shell centred on heavy
 atom ``a`` at iteration ``l`` (radius ``l * 1.718`` angstrom), or ``-1`` where E3FP made no
 shell for that atom and level.
 
-How the shells are read (design.md section 3)
+How the shells are read
 - From the Fingerprinter's ``all_shells``: one shell per (heavy atom, iteration) that was
   run, including shells E3FP flags as duplicate substructures. Each shell carries its
   ``center_atom`` and its ``radius``; the level is ``radius / radius_multiplier``. Never
@@ -40,11 +41,13 @@ Defined behaviours
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rdkit import Chem
 
+from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
+from .checks import check_coordinates, conformer_is_3d
 from .errors import MoleculeError
 
 # Importing e3fp calls logging.basicConfig(level=INFO) on the root logger; undo that so
@@ -63,15 +66,10 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: the tools and CLI
 
 __all__ = [
     "E3FP_SETTINGS",
-    "PAD",
-    "check_coordinates",
-    "collate_molecule_fp",
-    "conformer_is_3d",
     "fingerprint_record",
     "molecule_fp",
 ]
 
-PAD = -1
 RADIUS_MULTIPLIER = 1.718
 E3FP_SETTINGS = dict(
     radius_multiplier=RADIUS_MULTIPLIER,
@@ -83,52 +81,18 @@ E3FP_SETTINGS = dict(
     remove_duplicate_substructs=True,
 )
 _E3FP_FAILURES = (E3FPError, FormatError, ValueError, IndexError, KeyError, TypeError, ArithmeticError)
-_OVERLAP = 0.01  # angstrom: two atoms closer than this are a broken structure
 
 
 def _name(mol: Chem.Mol) -> str:
     return mol.GetProp("_Name") if mol.HasProp("_Name") and mol.GetProp("_Name") else "molecule"
 
 
-def check_coordinates(positions: np.ndarray, id: str) -> None:
-    """Raise ``MoleculeError`` for non-finite or overlapping coordinates. positions: [N, 3]."""
-    bad = np.where(~np.isfinite(positions).all(axis=1))[0]
-    if len(bad):
-        raise MoleculeError(id, f"non-finite coordinates for atoms {bad.tolist()[:10]}")
-    for start in range(0, len(positions), 512):  # blocks keep memory O(512 N)
-        block = positions[start : start + 512]  # [b, 3]
-        dist = np.linalg.norm(block[:, None, :] - positions[None, :, :], axis=-1)  # [b, N]
-        rows, cols = np.where(dist < _OVERLAP)
-        pairs = [(start + r, c) for r, c in zip(rows.tolist(), cols.tolist()) if start + r < c]
-        if pairs:
-            i, j = pairs[0]
-            raise MoleculeError(id, f"atoms {i} and {j} overlap (distance < {_OVERLAP} A)")
-
-
-def conformer_is_3d(mol: Chem.Mol, conf_id: int = -1) -> bool:
-    """Whether conformer ``conf_id`` holds real 3D coordinates rather than a 2D depiction.
-
-    Trusts the source's declaration as RDKit reads it (molfile header ``2D``/blank with all
-    z = 0 -> 2D; XYZ, PDB, MOL2, atom arrays and generated conformers -> 3D), so a planar
-    molecule lying in the xy plane of a DFT geometry stays 3D. One correction: a conformer
-    with all z = 0 that contains a carbon with four neighbours is a depiction whatever its
-    flag says (no sp3 carbon is planar).
-    """
-    conf = mol.GetConformer(conf_id)
-    if not conf.Is3D():
-        return False
-    if np.any(np.abs(conf.GetPositions()[:, 2]) > 1e-4):
-        return True
-    return not any(a.GetAtomicNum() == 6 and a.GetDegree() == 4 for a in mol.GetAtoms())
-
-
 def molecule_fp(
-    mol: Chem.Mol, conf_id: int = -1, bits: int = 4096, level: int = 3, id: str | None = None
+    mol: Chem.Mol, conf_id: int = -1, settings: FingerprintSettings = DEEPMOLM, id: str | None = None
 ) -> torch.Tensor:
-    """E3FP tokens of ``mol``'s conformer ``conf_id``: int64 ``[heavy_atoms, level + 1]``."""
+    """E3FP tokens of ``mol``'s conformer ``conf_id``: int64 ``[heavy_atoms, settings.levels]``."""
     id = id if id is not None else _name(mol)
-    if level < 0 or bits < 1:
-        raise ValueError(f"level must be >= 0 and bits >= 1, got level={level}, bits={bits}")
+    bits, level = settings.bits, settings.last_level
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {dummies} cannot be fingerprinted")
@@ -177,50 +141,14 @@ def molecule_fp(
     return torch.from_numpy(tokens)
 
 
-def fingerprint_record(record, bits: int = 4096, level: int = 3) -> torch.Tensor:
+def fingerprint_record(record, settings: FingerprintSettings = DEEPMOLM) -> torch.Tensor:
     """Tokens of a ``MoleculeRecord``, truncated to ``record.keep_atoms`` rows when set.
 
     Truncation (``max_atoms`` with ``too_large='truncate'``) keeps the first rows: the
     fingerprint is computed on the whole molecule, so kept atoms still see their full 3D
     environment. The record's notes already say how many rows were dropped.
     """
-    tokens = molecule_fp(record.mol, bits=bits, level=level, id=record.id)
+    tokens = molecule_fp(record.mol, settings=settings, id=record.id)
     if record.keep_atoms is not None:
         tokens = tokens[: record.keep_atoms].clone()
     return tokens
-
-
-def collate_molecule_fp(batch: Sequence[torch.Tensor], pad_to: int | None = None) -> torch.Tensor:
-    """Stack per-molecule tokens ``[N_i, L]`` into ``(B, max N_i, L)`` padded with -1.
-
-    ``pad_to`` fixes the atom dimension (an error if a molecule is longer). Rejects an
-    empty batch, empty or non-2D tensors, mixed widths, non-int64 dtypes, values below -1
-    and rows without a level-0 token: those are upstream bugs, not padding.
-    """
-    import torch
-
-    if len(batch) == 0:
-        raise ValueError("collate_molecule_fp: empty batch")
-    widths = set()
-    for i, tokens in enumerate(batch):
-        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64 or tokens.dim() != 2:
-            raise ValueError(
-                f"collate_molecule_fp: item {i} must be an int64 [atoms, levels] tensor, got "
-                f"{getattr(tokens, 'dtype', type(tokens))} {tuple(getattr(tokens, 'shape', ()))}"
-            )
-        if tokens.shape[0] == 0 or tokens.shape[1] == 0:
-            raise ValueError(f"collate_molecule_fp: item {i} is empty {tuple(tokens.shape)}")
-        if (tokens < PAD).any():
-            raise ValueError(f"collate_molecule_fp: item {i} has values below {PAD}")
-        if (tokens[:, 0] == PAD).any():
-            raise ValueError(f"collate_molecule_fp: item {i} has atoms without a level-0 token")
-        widths.add(tokens.shape[1])
-    if len(widths) > 1:
-        raise ValueError(f"collate_molecule_fp: items have different widths {sorted(widths)}")
-    longest = max(t.shape[0] for t in batch)
-    if pad_to is not None and pad_to < longest:
-        raise ValueError(f"collate_molecule_fp: a molecule has {longest} atoms > pad_to={pad_to}")
-    out = torch.full((len(batch), pad_to or longest, widths.pop()), PAD, dtype=torch.int64)
-    for i, tokens in enumerate(batch):
-        out[i, : tokens.shape[0]] = tokens
-    return out  # (B, max_atoms, levels)

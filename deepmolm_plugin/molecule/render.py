@@ -34,7 +34,7 @@ _HAS_CAIRO = hasattr(rdMolDraw2D, "MolDraw2DCairo")
 
 def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
     if isinstance(molecule, str):
-        from .structures import molecule_from_smiles  # local: structures imports heavy deps
+        from .builders import molecule_from_smiles  # local: builders import the conformer stack
 
         record = molecule_from_smiles(molecule, id, policy="keep")
         return record.mol, record.id

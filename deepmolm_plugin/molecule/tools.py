@@ -1,6 +1,6 @@
 """Command-line tools: ``deepmolm-fingerprint`` and ``deepmolm-render``.
 
-Inputs are structure files (format from the suffix, see ``structures.py``); with
+Inputs are structure files (format from the suffix, see ``io/__init__.py``); with
 ``--smiles`` every input is a SMILES string instead. There is no guessing: without
 ``--smiles`` an input that is not an existing file is a failed record.
 
@@ -43,14 +43,10 @@ from .conformer import EMBED_TIMEOUT
 from .errors import MoleculeError
 from .fingerprint import fingerprint_record
 from .render import render_molecule
-from .structures import (
-    MAX_ATOMS,
-    POLICIES,
-    SUFFIXES,
-    MoleculeRecord,
-    molecule_from_smiles,
-    read_structures,
-)
+from .builders import molecule_from_smiles
+from .io import SUFFIXES, read_structures
+from .policy import MAX_ATOMS, POLICIES
+from .record import MoleculeRecord
 
 __all__ = ["fingerprint_main", "render_main", "main", "max_atoms_arg", "embed_timeout_arg"]
 

@@ -19,7 +19,6 @@ from .ablations import ConcatProjector, LinearProjector, MLP2xGeluProjector
 from .config import HOST_ATTRIBUTES, ProjectorConfig
 from .fusion import FusionProjector
 from .layout import ProjectorBase, assemble_tokens
-from .validation import PAD_HASH, check_molecule_fp
 
 PROJECTORS: Dict[str, Type[ProjectorBase]] = {
     "fusion": FusionProjector,
@@ -50,6 +49,4 @@ __all__ = [
     "LinearProjector",
     "MLP2xGeluProjector",
     "assemble_tokens",
-    "check_molecule_fp",
-    "PAD_HASH",
 ]

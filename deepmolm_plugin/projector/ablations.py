@@ -1,4 +1,4 @@
-"""Ablation projectors for the fusion study (design.md section 4).
+"""Ablation projectors for the fusion study: what DeepMoLM's projector is compared with.
 
 All share `ProjectorBase` (forward signature, checks, image_newline / view_seperator,
 embed_images); parameter names are those of the original DeepMoLM code (`layers`,

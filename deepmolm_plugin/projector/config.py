@@ -1,6 +1,6 @@
 """ProjectorConfig: every size of the multimodal projectors in one dataclass.
 
-Defaults are DeepMoLM's (design.md section 4): DeepEncoder features of width 2048, E3FP
+Defaults are DeepMoLM's: DeepEncoder features of width 2048, E3FP
 hashes folded to 4096 bits at 4 levels (0..3), 8 cross-attention heads (the original had
 no head setting and fell back to 8). `hidden_size` is the LLM width H and has no default.
 
@@ -15,6 +15,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
+
+from ..molecule_fp import FingerprintSettings
 
 # ProjectorConfig field -> attribute name on the host (HF / LLaVA) model config.
 HOST_ATTRIBUTES = {
@@ -35,8 +37,8 @@ class ProjectorConfig:
     mm_hidden_size: int = 2048  # vision tower width (CLIP 1024 + compressor 1024)
     num_heads: int = 8  # fusion cross-attention heads; must divide hidden_size
     dropout: float = 0.0  # fusion only: attention-probability and residual dropout
-    fp_bits: int = 4096  # E3FP hashes lie in [0, fp_bits); -1 is padding
-    fp_levels: int = 4  # E3FP iterations per atom (levels 0..3)
+    fp_bits: int = FingerprintSettings.bits  # E3FP hashes lie in [0, fp_bits); -1 is padding
+    fp_levels: int = FingerprintSettings.levels  # E3FP iterations per atom (levels 0..3)
     layer_norm_eps: float = 1e-5  # fusion's two LayerNorms
     concat_embed_dim: Optional[int] = None  # concat's molecule embedding width; None -> H // 4
 
@@ -63,6 +65,11 @@ class ProjectorConfig:
                 f"hidden_size={self.hidden_size} is too small for the default concat_embed_dim "
                 "(hidden_size // 4); set concat_embed_dim"
             )
+
+    @property
+    def fingerprint(self) -> FingerprintSettings:
+        """The molecule_fp settings the embedding tables were sized for."""
+        return FingerprintSettings(self.fp_bits, self.fp_levels)
 
     @property
     def molecule_embed_dim(self) -> int:

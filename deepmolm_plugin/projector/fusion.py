@@ -1,6 +1,7 @@
 """`fusion`: DeepMoLM's projector, image tokens cross-attending to E3FP atom tokens.
 
-One post-norm transformer decoder layer without self-attention (design.md section 4):
+One post-norm transformer decoder layer without self-attention (the original DeepMoLM
+projector's structure):
 
     q   = image_proj(x)                                   (B, N, H)   queries
     kv  = molecule_embed(hash + 1), -1 -> 0               (B, A*L, H) keys = values

@@ -1,6 +1,6 @@
 """The LLM token layout of one image, and the base class every projector shares.
 
-Layout (DeepSeek-OCR / DeepMoLM, design.md section 2), for one image:
+Layout (DeepSeek-OCR's, which DeepMoLM keeps), for one image:
 
     local mosaic: the tiles placed in their grid form rows*t token rows of cols*t tokens
                   (t = tokens per tile side); each row is followed by `image_newline`
@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from .config import ProjectorConfig
-from .validation import check_image_features, check_molecule_fp
+from ..molecule_fp import validate_batch
+from .validation import check_image_features
 
 Grid = Tuple[int, int]  # (cols, rows), as the image processor's `tile_grids`
 
@@ -139,9 +140,7 @@ class ProjectorBase(nn.Module):
             raise ValueError(f"the {self.projector_type!r} projector needs molecule_fp")
         if molecule_fp is not None:
             # Checked even where unused, so image-only ablations see the same data rules.
-            check_molecule_fp(
-                molecule_fp, image_features.shape[0], self.config.fp_bits, self.config.fp_levels
-            )
+            validate_batch(molecule_fp, image_features.shape[0], self.config.fingerprint)
             molecule_fp = molecule_fp.to(self.device) if self.uses_molecule else None
         x = image_features.to(device=self.device, dtype=self.dtype)  # (B, N, mm_hidden_size)
         return self.project(x, molecule_fp, return_attention)

@@ -1,7 +1,7 @@
 """KFLM2-style molecular property prediction, standalone (command ``deepmolm-kflm2``).
 
 An LLM embedding of the SMILES (mean-pooled last hidden state of any local causal LM
-folder, ``embeddings.LLMEmbedding``; optional LoRA fine-tuning on SMILES) and/or
+folder, ``featurizers.LLMEmbedding``; optional LoRA fine-tuning on SMILES, ``lora``) and/or
 descriptor / fingerprint embeddings, a directed message-passing graph network over full
 atom + bond features (``features``, ``models.DMPNN``), and their fusions (concat, gated,
 cross-attention over token and atom states), trained and evaluated under an honest

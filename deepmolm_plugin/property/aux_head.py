@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from .features import GraphBatch
+from ..model.heads import register_head
+from .features import GraphBatch, collate_graphs
 from .models import PropertyModel
 
 
@@ -113,6 +114,36 @@ class AuxPropertyHead(nn.Module):
     def predict_dicts(self, prediction: torch.Tensor) -> List[Dict[str, float]]:
         values = self.denormalize(prediction).tolist()
         return [dict(zip(self.names, row)) for row in values]
+
+    # --- the optional-head interface (deepmolm_plugin.model.heads) ---------------------
+    def batch_loss(self, hidden: torch.Tensor, attention_mask: Optional[torch.Tensor], labels: torch.Tensor,
+                   batch: dict) -> torch.Tensor:
+        """KFLM2 auxiliary loss: pooled unsupervised positions (B, T, H) + molecular graph ->
+        properties. Records without `properties` carry no labels (and no graph): the head
+        sees the rest; a batch without any gives a zero that keeps the graph connected."""
+        properties, graphs = batch.get("properties"), batch.get("graphs")
+        rows = [i for i, p in enumerate(properties or ()) if p is not None]
+        if not rows:
+            return hidden.sum() * 0.0
+        if self.training:
+            self.check_fitted()  # standardised by the training set's statistics, fixed before step 1
+        values, mask = self.targets([properties[i] for i in rows], hidden.device)
+        pooled = pool_unsupervised(hidden, attention_mask, labels)[rows]  # (R, H)
+        prediction = self(pooled, collate_graphs([graphs[i] for i in rows]))
+        return self.loss(prediction, values, mask)
+
+    def predict(self, hidden: torch.Tensor, attention_mask: Optional[torch.Tensor], batch: dict) -> List[dict]:
+        """Predictions for prompts without answers (B, T, H): one {name: value} per sample."""
+        pooled = pool_unsupervised(hidden, attention_mask, None)  # (B, H)
+        return self.predict_dicts(self(pooled, collate_graphs(batch["graphs"])))
+
+
+def build_kflm2_head(config) -> AuxPropertyHead:
+    """`--aux_property_task kflm2`: the head over the LLM width, one output per property."""
+    return AuxPropertyHead(config.hidden_size, config.aux_properties)
+
+
+register_head("kflm2", build_kflm2_head)
 
 
 def _finite_value(props: Optional[Dict[str, float]], name: str, where: str) -> Optional[float]:

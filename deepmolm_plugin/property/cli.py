@@ -192,7 +192,8 @@ def canonical(mol) -> str:
 
 
 def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
-    from .embeddings import FeatureScaler, llm_featurizer
+    from .featurizers import llm_featurizer
+    from .scaling import FeatureScaler
 
     graphs = [mol_to_graph(m) for m in table.mols] if graph else None
     embed = blocks = tok = None
@@ -353,7 +354,7 @@ def run_from_args(args) -> dict:
     run, cfg = _config(args)
     featurizer = None
     if args.features != "none":
-        from .embeddings import llm_featurizer, make_featurizer
+        from .featurizers import llm_featurizer, make_featurizer
 
         featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size) \
             if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
@@ -424,7 +425,7 @@ def run_from_args(args) -> dict:
         write_atomic(seed_path, json.dumps(result))
         results.append(result)
 
-    from .embeddings import Concatenated
+    from .featurizers import Concatenated
 
     feats = "none" if featurizer is None else (
         "+".join(p.name for p in featurizer.parts) if isinstance(featurizer, Concatenated) else featurizer.name)
@@ -492,7 +493,7 @@ def check_arguments(args) -> None:
         if problem:
             raise usage.UsageError(f"{option} {path}: {problem}")
     if args.features != "none":
-        from .embeddings import _split_spec
+        from .featurizers import split_spec as _split_spec
 
         items = _split_spec(args.features)
         if not items:

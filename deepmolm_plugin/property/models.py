@@ -1,6 +1,6 @@
 """Property models: embedding MLP, directed message-passing graph network, and fusions.
 
-- ``MLP``: the embedding branch alone (any featuriser of ``embeddings.py``).
+- ``MLP``: the embedding branch alone (any featuriser of ``featurizers.py``).
 - ``DMPNN``: a directed message-passing network (Chemprop's D-MPNN) over the graphs of
   ``features.py``: hidden states live on directed edges, a message u->v never comes
   straight back (v->u is subtracted), atom and bond features both enter, and the

@@ -1,7 +1,7 @@
 """Summaries and reports: mean +- std over *all* seeds, JSON, a markdown table, plots.
 
 The standard deviation is the sample standard deviation (ddof = 1) over every seed that
-ran; no seed is dropped (KFLM2 reported the best 5 of 10). Plots (matplotlib, Agg):
+ran; no seed is dropped (KFLM2 reported the best 5 of 10). Plots (`deepmolm_plugin.plots`):
 learning curves (training loss and the validation metric per epoch, every seed and
 ensemble member), parity plots of test predictions against labels (regression, every
 seed, per task) and ROC curves from the test probabilities (classification, per seed;
@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import plots as draw
 from .train import primary_metric, roc_curve
 
 SECONDARY = {"regression": ("rmse", "mae", "r2"), "classification": ("roc_auc",)}
@@ -101,7 +102,7 @@ def markdown(results: dict) -> str:
         f"{d['missing_labels']}",
         f"- featurisers: {results['featurisers']}; ensemble per seed: {results['config']['ensemble']}",
         f"- seeds: {results['seeds']} (all reported; std = sample std over seeds)",
-        f"- model selection and early stopping on validation only; test evaluated once per seed",
+        "- model selection and early stopping on validation only; test evaluated once per seed",
         "",
     ]
     for name, ext in d.get("test_files", {}).items():
@@ -131,33 +132,21 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+DPI = 110
 
 
 def plot_learning_curves(seed_results: Sequence[dict], task: str, path: Path) -> None:
-    plt = _plt()
     metric, _ = primary_metric(task)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for r in seed_results:
-        for m in r["members"]:
-            ep = [c["epoch"] for c in m["curve"]]
-            ax1.plot(ep, [c["train_loss"] for c in m["curve"]], lw=0.8, alpha=0.7)
-            ax2.plot(ep, [c["valid_" + metric] for c in m["curve"]], lw=0.8, alpha=0.7, label=f"seed {r['seed']}")
-            ax2.axvline(m["best_epoch"], lw=0.4, ls=":", color="grey")
+    fig, (ax1, ax2) = draw.panels(2, figsize=(10, 4))
+    draw.learning_curves(ax1, ax2, [([c["epoch"] for c in m["curve"]], [c["train_loss"] for c in m["curve"]],
+                                     [c["valid_" + metric] for c in m["curve"]], f"seed {r['seed']}", m["best_epoch"])
+                                    for r in seed_results for m in r["members"]])
     ax1.set(xlabel="epoch", ylabel="training loss (scaled targets)" if task == "regression" else "training BCE",
             yscale="log", title="training loss")
     ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric} (dotted: selected epoch)")
     if len(seed_results) <= 10:
         ax2.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    draw.save(fig, path, DPI)
 
 
 def _test_names(seed_results) -> list[str]:
@@ -165,28 +154,20 @@ def _test_names(seed_results) -> list[str]:
 
 
 def plot_parity(seed_results: Sequence[dict], task_names: Sequence[str], path_stem: Path) -> list[Path]:
-    plt = _plt()
+    """One figure per test subset and task (the first 4 tasks): every seed's labelled test molecules."""
     paths = []
     for subset in _test_names(seed_results):
         for t, name in enumerate(task_names[:4]):
-            fig, ax = plt.subplots(figsize=(4.5, 4.5))
-            lo, hi = np.inf, -np.inf
+            fig, (ax,) = draw.panels(1, figsize=(4.5, 4.5))
+            series = []
             for r in seed_results:
                 points = _task_points(r, subset, t)
-                if points is None:
-                    continue
-                y, pr, m = points
-                ax.scatter(y[m], pr[m], s=6, alpha=0.5, label=f"seed {r['seed']}")
-                if m.any():
-                    lo, hi = min(lo, y[m].min(), pr[m].min()), max(hi, y[m].max(), pr[m].max())
-            if np.isfinite(lo):
-                ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+                if points is not None:
+                    y, pr, m = points
+                    series.append((y[m], pr[m], f"seed {r['seed']}"))
+            draw.parity(ax, series, size=6, alpha=0.5)
             ax.set(xlabel=f"measured {name}", ylabel="predicted", title=f"{subset}: parity ({name})")
-            fig.tight_layout()
-            out = path_stem.with_name(f"{path_stem.name}_{subset}_{t}.png")
-            fig.savefig(out, dpi=110)
-            plt.close(fig)
-            paths.append(out)
+            paths.append(draw.save(fig, path_stem.with_name(f"{path_stem.name}_{subset}_{t}.png"), DPI))
     return paths
 
 
@@ -201,13 +182,13 @@ def _task_points(seed_result: dict, subset: str, t: int):
 
 
 def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem: Path) -> list[Path]:
-    plt = _plt()
+    """One figure per test subset, a panel per task (the first 4), a curve per seed with its AUC."""
     paths = []
     for subset in _test_names(seed_results):
         n = min(len(task_names), 4)
-        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
-        for t in range(n):
-            ax = axes[0, t]
+        fig, axes = draw.panels(n, figsize=(4.2 * n, 4.2))
+        for t, ax in enumerate(axes):
+            curves = []
             for r in seed_results:
                 points = _task_points(r, subset, t)
                 if points is None:
@@ -217,15 +198,10 @@ def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem:
                     continue
                 fpr, tpr = roc_curve(y[m], pr[m])
                 auc = r["metrics"][subset]["per_task"].get(task_names[t], {}).get("roc_auc", float("nan"))
-                ax.plot(fpr, tpr, lw=0.8, label=f"seed {r['seed']} ({auc:.3f})")
-            ax.plot([0, 1], [0, 1], "k--", lw=0.6)
+                curves.append((fpr, tpr, f"seed {r['seed']} ({auc:.3f})"))
+            draw.roc(ax, curves)
             ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{subset}: ROC ({task_names[t]})")
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        out = path_stem.with_name(f"{path_stem.name}_{subset}.png")
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
-        paths.append(out)
+        paths.append(draw.save(fig, path_stem.with_name(f"{path_stem.name}_{subset}.png"), DPI))
     return paths
 
 

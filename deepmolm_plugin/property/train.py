@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from .embeddings import FeatureScaler
+from .scaling import FeatureScaler
 from .features import MolGraph, collate_graphs
 from .models import PropertyModel
 

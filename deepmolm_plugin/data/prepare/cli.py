@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
 from ...molecule.tools import embed_timeout_arg, max_atoms_arg
-from ..sidecar import SidecarError
+from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, atomic_bytes, dumps
 from .identity import checksum_inputs, differences, identity_of, run_id, versions

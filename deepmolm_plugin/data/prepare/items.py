@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import math
 import os
 import re
@@ -22,12 +21,14 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
+from ...molecule.inputs import InputError, InputResolver, write_depiction
+from ...molecule.sidecar import dtype_for
+from ...molecule_fp import DEEPMOLM, FingerprintSettings
 from ..prompts import conversation, instruction_for, is_known_task
-from ..sidecar import dtype_for
 from ..sources.base import MoleculeSpec, SourceError, SourceItem
 from .common import dumps
 
-FP_BITS, FP_LEVELS = 4096, 4
+FP_BITS, FP_LEVELS = DEEPMOLM.bits, DEEPMOLM.levels
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -79,7 +80,7 @@ class SdfCursor:
     Workers get items in input order but skip the ones other workers took; re-reading
     the file from the top for every record would be quadratic, and parsing the skipped
     records would repeat other workers' conformer work. Records are counted exactly as
-    `read_structures` counts them (`molecule.structures.sdf_blocks`).
+    `read_structures` counts them (`molecule.io.sdf_blocks`).
     """
 
     def __init__(self):
@@ -89,7 +90,7 @@ class SdfCursor:
         self.next_index = 0
 
     def block(self, path: str, index: int) -> Optional[str]:
-        from ...molecule.structures import sdf_blocks
+        from ...molecule.io import sdf_blocks
 
         if path != self.path or index < self.next_index:
             self.close()
@@ -113,10 +114,14 @@ class ItemMaker:
     def __init__(self, settings: WorkSettings):
         self.s = settings
         self.dtype = dtype_for(settings.bits)
+        # The one input resolver, without its caches (this maker keeps a small one of its own).
+        self.resolver = InputResolver(FingerprintSettings(settings.bits, settings.levels), policy=settings.policy,
+                                      structure_folder=settings.input_root, kind="molecule", cache=False,
+                                      render_size=settings.image_size,
+                                      limits=dict(max_atoms=settings.max_atoms, embed_timeout=settings.embed_timeout))
         self.cache: "OrderedDict[tuple, object]" = OrderedDict()
         self.sdf = SdfCursor()
         self.tmp = Path(settings.tmp) / f"w{os.getpid()}"
-        self.written = 0
 
     # -- the item -----------------------------------------------------------------------
     def make(self, item) -> Made:
@@ -171,18 +176,16 @@ class ItemMaker:
 
     # -- molecule and tokens (cached per molecule: one CSV row with 12 labels is 12 items) --
     def _molecule(self, item: SourceItem):
-        from ...molecule import MoleculeError, fingerprint_record
-
         key = molecule_key(item.molecule) + (self.s.policy,)
         if key not in self.cache:
             try:
                 try:
                     built = self._build(item.molecule)
-                except MoleculeError as e:
+                except InputError as e:
                     raise Failed("molecule", e.reason) from e
                 try:
-                    tokens = fingerprint_record(built, bits=self.s.bits, level=self.s.levels - 1).numpy()
-                except MoleculeError as e:
+                    tokens = self.resolver.fingerprint(built, built.id).numpy()
+                except InputError as e:
                     raise Failed("fingerprint", e.reason) from e
                 smiles = item.molecule.smiles or canonical_smiles(built.mol)
                 self._remember(key, (built, tokens.astype(self.dtype), smiles))
@@ -202,44 +205,22 @@ class ItemMaker:
     def _build(self, spec: MoleculeSpec):
         """The molecule, named after its input (never an item id): an item whose result came
         from the cache must get exactly what a fresh computation would give it."""
-        from ...molecule import molecule_from_atoms, molecule_from_smiles
-
         id = molecule_name(spec)
-        if spec.atoms is not None:
-            return molecule_from_atoms(spec.atoms, spec.coordinates, id, smiles=spec.smiles,
-                                       charge=spec.charge, **self._limits(self.s.policy))
-        if spec.structure is not None:
-            return self._structure(spec.structure, id)
-        # A SMILES has no coordinates: 'from-file' generates, as records.py does at training.
-        policy = "generate" if self.s.policy == "from-file" else self.s.policy
-        return molecule_from_smiles(spec.smiles, id, **self._limits(policy))
-
-    def _limits(self, policy: str) -> dict:
-        """Builder options: the 3D policy and this run's bounds on the work per molecule
-        (heavy-atom cap, embedding time limit), the same for every way a molecule comes in."""
-        return dict(policy=policy, max_atoms=self.s.max_atoms, embed_timeout=self.s.embed_timeout)
-
-    def _structure(self, structure: tuple, id: str):
-        from ...molecule import MoleculeError, read_structures
-
-        path, index = self.resolve(structure[0]), int(structure[1])
-        if not path.is_file():
-            raise MoleculeError(id, f"structure file {path} does not exist")
-        if path.suffix.lower() in (".sdf", ".sd", ".mol"):
+        if spec.structure is None:
+            return self.resolver.molecule(spec_fields(spec), id)
+        path, index = self.resolve(spec.structure[0]), int(spec.structure[1])
+        if path.suffix.lower() in (".sdf", ".sd", ".mol") and path.is_file():
+            # One record's text, taken by the cursor and read from a one-record file.
             block = self.sdf.block(str(path), index)
             if block is None:
-                raise MoleculeError(id, f"{path} has no record {index}")
+                raise InputError(id, f"{path} has no record {index}", "molecule")
             self.tmp.mkdir(parents=True, exist_ok=True)
             one = self.tmp / f"record{path.suffix.lower()}"
             one.write_text(block.rstrip("\n") + "\n$$$$\n", encoding="utf-8")
-            found = list(read_structures(one, errors="raise", **self._limits(self.s.policy)))
+            found = self.resolver.molecule({"structure": str(one)}, id)
         else:  # MOL2 / XYZ / PDB: usually one molecule per file; re-read per record
-            found = list(itertools.islice(read_structures(path, **self._limits(self.s.policy)), index, index + 1))
-        if not found:
-            raise MoleculeError(id, f"{path} has no record {index}")
-        if isinstance(found[0], MoleculeError):
-            raise MoleculeError(id, found[0].reason)
-        return replace(found[0], id=id, source=f"{path}#{index}")
+            found = self.resolver.molecule({"structure": str(path), "structure_index": index}, id)
+        return replace(found, id=id, source=f"{path}#{index}")
 
     def resolve(self, name) -> Path:
         path = Path(name)
@@ -248,8 +229,6 @@ class ItemMaker:
     # -- depiction ----------------------------------------------------------------------
     def _image(self, item: SourceItem, mol_record) -> str:
         from PIL import UnidentifiedImageError
-
-        from ...molecule import MoleculeError, molecule_from_smiles, render_molecule
 
         if item.image:
             path = self.resolve(item.image)
@@ -267,13 +246,11 @@ class ItemMaker:
         key = molecule_key(item.molecule) + ("image", self.s.image_size)
         if key not in self.cache:
             spec = item.molecule
+            # Drawn from the SMILES alone when that is all the item has, else from its structure.
+            fields = {"smiles": spec.smiles} if spec.structure is None and spec.atoms is None else {}
             try:
-                source = mol_record
-                if spec.structure is None and spec.atoms is None:  # drawn from the SMILES alone
-                    source = molecule_from_smiles(spec.smiles, molecule_name(spec), policy="keep",
-                                                  max_atoms=self.s.max_atoms)
-                image = render_molecule(source, size=self.s.image_size, id=molecule_name(item.molecule))
-            except MoleculeError as e:
+                image = self.resolver.depiction(fields, molecule_name(spec), molecule=mol_record)
+            except InputError as e:
                 self._remember(key, Failed("image", e.reason))
             else:
                 buffer = io.BytesIO()
@@ -289,16 +266,8 @@ class ItemMaker:
         digest = hashlib.sha256(data).hexdigest()
         relative = f"images/{digest[:2]}/{digest[2:32]}{suffix}"
         target = Path(self.s.out) / relative
-        if not target.is_file():
-            self.tmp.mkdir(parents=True, exist_ok=True)
-            tmp = self.tmp / f"image{self.written}{suffix}"
-            self.written += 1
-            with open(tmp, "wb") as handle:  # on disk before the chunk that names it commits
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+        if not target.is_file():  # durable: on disk before the chunk that names it commits
+            write_depiction(data, target, durable=True, tmp_folder=self.tmp)
         return relative
 
 
@@ -337,6 +306,13 @@ def unexpected(error: Exception) -> str:
     frames = traceback.extract_tb(error.__traceback__)[-3:]
     where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
     return f"unexpected {type(error).__name__}: {error} (at {where})"
+
+
+def spec_fields(spec: MoleculeSpec) -> dict:
+    """A source's atom list or SMILES as the input resolver's fields."""
+    if spec.atoms is not None:
+        return {"atoms": spec.atoms, "coordinates": spec.coordinates, "smiles": spec.smiles, "charge": spec.charge}
+    return {"smiles": spec.smiles}
 
 
 def molecule_name(spec: MoleculeSpec) -> str:

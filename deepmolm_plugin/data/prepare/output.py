@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..sidecar import SidecarBuilder, dtype_for, reference
+from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
 from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file, writer_tag
 from .items import Made
 from .lock import is_lock_file

@@ -1,6 +1,6 @@
 """ChEBI-20 reader (``--format chebi20``): MolT5's SMILES -> description TSV files.
 
-Input folder (design.md section 9): ``train.txt``, ``validation.txt``, ``test.txt``
+Input folder (MolT5's release): ``train.txt``, ``validation.txt``, ``test.txt``
 (26,407 / 3,301 / 3,300 rows), header ``CID<TAB>SMILES<TAB>description``. The files are
 not quoted CSV: descriptions contain ``"``, so a line is split on tabs and must give
 exactly three fields (a ``csv`` reader would eat the quotes). Every backslash in the

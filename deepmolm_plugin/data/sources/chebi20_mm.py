@@ -1,6 +1,6 @@
 """ChEBI-20-MM reader (``--format chebi20-mm``): ChEBI-20 with properties, names, images.
 
-Input folder (design.md section 9): ``train.csv``, ``validation.csv``, ``test.csv``
+Input folder (the ChEBI-20-MM release): ``train.csv``, ``validation.csv``, ``test.csv``
 (26,406 / 3,300 / 3,300 rows), quoted CSV with header ``CID,SMILES,description,
 polararea,xlogp,inchi,iupacname,SELFIES``; ``xlogp``, ``iupacname`` and ``SELFIES`` may be
 blank. Doubled backslashes in SMILES are collapsed as for ChEBI-20; ``validation`` ->
@@ -17,7 +17,7 @@ Items per row (task names aligned with DeepMoLM's 3D-MoIT property tasks, becaus
 A blank IUPAC name or xlogp is the source's documented gap: that row simply has no such
 item (not an error). A row the csv module cannot parse (a field over
 ``csv.field_size_limit()``), a row with the wrong number of fields or a non-numeric CID, a
-blank SMILES, description or polararea (columns design.md never lists as blank) and a
+blank SMILES, description or polararea (columns the release never leaves blank) and a
 property that is not a finite number are ``SourceError``s.
 
 Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option

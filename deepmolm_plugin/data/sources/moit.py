@@ -1,6 +1,6 @@
 """3D-MoIT reader (``--format 3d-moit``): PubChem and PubChemQC instruction data.
 
-Input: the ``3d-mol-dataset/`` root (or a folder holding it). Layout (design.md section 9):
+Input: the ``3d-mol-dataset/`` root (or a folder holding it). Layout (the released 3D-MoIT files):
 
 - ``pubchem/<split>/3d-pubchem.lmdb`` (split = train, valid, test, pretrain; 12,000 /
   1,000 / 2,000 / 301,658 CIDs): key = CID, value = pickled dict ``cid``, ``smiles``,
@@ -59,7 +59,7 @@ PUBCHEM_TASKS = ("Caption", "Description", "Molecular Weight", "LogP",
 PUBCHEMQC_TASKS = ("HOMO", "LUMO", "HOMO-LUMO Gap", "SCF Energy")
 TASKS = PUBCHEM_TASKS + PUBCHEMQC_TASKS
 TEXT_TASKS = ("Caption", "Description")
-# First name: the released files (design.md); second: the name 3D-MoLM's own loader used.
+# First name: the released files; second: the name 3D-MoLM's own loader used.
 PUBCHEM_JSONS = (("2d_computed_properties.json", "2d_computed_properties_unit.json"),
                  ("2d_descriptive_properties.json", "descriptive_properties.json"))
 PUBCHEMQC_JSON = "3d_computed_properties_unit.json"
@@ -97,7 +97,7 @@ def single_number(text: str) -> Optional[float]:
 
 
 class _Lmdb:
-    """A single-file LMDB opened read-only without locks (design.md section 9)."""
+    """One 3D-MoIT LMDB: a single file (not a folder), opened read-only without a lock file."""
 
     def __init__(self, path: Path):
         self.path = path

@@ -1,6 +1,6 @@
 """Unpickle LMDB values that may hold only plain numpy arrays and builtin containers.
 
-3D-MoIT's LMDB files (design.md section 9) store each molecule as a pickled dict of
+3D-MoIT's LMDB files (one file per split, key = CID) store each molecule as a pickled dict of
 numpy arrays, lists and strings. ``pickle.loads`` on such a value runs whatever callable
 the bytes name, so a crafted value executes code the moment it is read. Unpickle only
 files from a source you trust; ``safe_loads`` is the safety net on top of that, and a

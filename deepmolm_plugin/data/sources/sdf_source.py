@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator, List, Tuple
 
-from ...molecule.structures import sdf_blocks
+from ...molecule.io import sdf_blocks
 from .base import MoleculeSpec, SourceError, SourceItem, register_reader
 from .csv_source import SPLIT_NAME, as_list, label_item, named, require_columns, text_task
 

@@ -1,6 +1,6 @@
 """Vis-CheBI20 reader (``--format vis-chebi20``): molecule images with five OCSU tasks.
 
-Input folder (design.md section 9): ``train.json``, ``test.json``, ``imgs/``. Records
+Input folder (the Vis-CheBI20 release): ``train.json``, ``test.json``, ``imgs/``. Records
 ``{messages, images, task_name}``: ``messages[0]`` the user turn (``<image>`` + prompt),
 ``messages[1]`` the answer; ``images`` one path relative to the folder. Tasks map to
 DeepMoLM names: struct_recog -> recognition, struct_cap -> caption, general_desp ->

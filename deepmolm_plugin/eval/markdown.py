@@ -1,0 +1,46 @@
+"""metrics.json -> metrics.md: one markdown table per kind of task (text, IUPAC, property, SMILES)."""
+
+from __future__ import annotations
+
+from .task_kinds import KINDS
+
+# kind -> the table's (column header, metrics key); the bar chart of text metrics uses TABLES["text"] too
+TABLES = {
+    "text": (("BLEU-2", "bleu2"), ("BLEU-4", "bleu4"), ("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"),
+             ("ROUGE-L", "rougeL"), ("METEOR", "meteor")),
+    "iupac": (("exact %", "exact_match"), ("BLEU-2", "bleu2"), ("BLEU-4", "bleu4"), ("ROUGE-1", "rouge1"),
+              ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeL"), ("METEOR", "meteor")),
+    "property": (("unit", "unit"), ("valid %", "valid_ratio"), ("MAE", "mae"), ("RMSE", "rmse")),
+    "smiles": (("validity %", "validity"), ("exact %", "exact_match"), ("MACCS FTS", "maccs_fts"),
+               ("RDK FTS", "rdk_fts"), ("Morgan FTS", "morgan_fts")),
+}
+TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties", "smiles": "SMILES generation"}
+
+
+def fmt(value, digits: int = 2) -> str:
+    """A table cell: floats to `digits` decimals, a missing value as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Evaluation: {', '.join(report['model_ids']) or 'model'}", "",
+             f"{report['counts']['answers']} answers to {report['counts']['questions']} questions from "
+             f"{len(report['counts']['shards'])} shard(s). Text metrics on tokenizer `{report['tokenizer']['name']}` "
+             f"({report['tokenizer']['description']}). Scores x100; MAE/RMSE in the property's unit.", ""]
+    for kind in KINDS:
+        tasks = [(t, r) for t, r in report["tasks"].items() if r["kind"] == kind]
+        if not tasks:
+            continue
+        columns = TABLES[kind]
+        lines += [f"## {TITLES[kind]}", "",
+                  "| task | n | " + " | ".join(c for c, _ in columns) + " |",
+                  "|---|---:|" + "|".join("---" if key == "unit" else "---:" for _, key in columns) + "|"]
+        for task, result in tasks:
+            cells = [fmt(result["metrics"].get(key)) for _, key in columns]
+            lines.append(f"| {task} | {result['n']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Answer shards -> one answer per question, and the reference records they answer.
+
+Answer lines are the host's model_vqa `{question_id, prompt, text, answer_id, model_id,
+metadata}`, one file per chunk/rank. Reference lines (the question file
+`deepmolm_plugin.eval.questions` writes) carry `question_id`, `task`, `answer` (the
+reference answer text) and, for property tasks, `properties` ({name: value}); an optional
+`metric` field overrides the kind of task the name implies. Without a references file,
+each answer line must carry `task` and `answer` itself (top level or in `metadata`).
+
+Every file named must exist (an empty file is an empty chunk) and a line without `text`
+is an error, as are answer files that hold no answer at all (without references) and a
+references file with no question. A question_id answered twice (in two shards or within
+one), a reference question with no answer, and an answer to no reference question are
+errors naming the ids and files; so are answers from several different `model_id`s
+(stale files of another run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from . import jsonl
+
+MAX_IDS_SHOWN = 20  # an error names at most this many ids, then the count
+
+
+class ReportError(ValueError):
+    """Bad inputs to the report; printed without a traceback."""
+
+
+class MergeError(ReportError):
+    pass
+
+
+def format_ids(ids: Iterable, limit: int = MAX_IDS_SHOWN) -> str:
+    """'q1', 'q2', ... (N in all): ids for an error message, the first `limit` of them."""
+    ids = list(ids)
+    shown = ", ".join(repr(i) for i in ids[:limit])
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
+
+
+def read_jsonl(path: os.PathLike) -> List[dict]:
+    return jsonl.read_jsonl(path, required=("question_id",), error=ReportError)
+
+
+def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = None) -> Tuple[Dict[str, dict], dict]:
+    """{str(question_id): answer line} from all shards, and {path: line count}.
+
+    MergeError (naming ids and files) for a missing file, an id answered more than once,
+    and, when `expected` ids are given, an expected id with no answer or an answer to an
+    unexpected id."""
+    if not paths:
+        raise MergeError("no answer files given")
+    missing_files = [str(p) for p in paths if not Path(p).is_file()]
+    if missing_files:
+        raise MergeError(f"answer file(s) missing: {', '.join(missing_files)} (a chunk that did not run or "
+                         "failed; an empty chunk still writes an empty file)")
+    merged: Dict[str, dict] = {}
+    where: Dict[str, List[str]] = {}
+    counts = OrderedDict()
+    for path in paths:
+        rows = read_jsonl(path)
+        counts[str(path)] = len(rows)
+        for row in rows:
+            if "text" not in row:
+                raise MergeError(f"{path}: question {row['question_id']!r} has no `text`: not a model_vqa answer file")
+            qid = str(row["question_id"])
+            where.setdefault(qid, []).append(str(path))
+            merged.setdefault(qid, row)
+    problems = []
+    duplicated = {qid: files for qid, files in where.items() if len(files) > 1}
+    if duplicated:
+        detail = "; ".join(f"{qid!r} in {', '.join(files)}" for qid, files in list(duplicated.items())[:MAX_IDS_SHOWN])
+        more = f" ({len(duplicated)} ids in all)" if len(duplicated) > MAX_IDS_SHOWN else ""
+        problems.append(f"question_id answered more than once: {detail}{more}")
+    if expected is not None:
+        expected_set = {str(q) for q in expected}
+        missing = [str(q) for q in expected if str(q) not in merged]
+        unexpected = [qid for qid in merged if qid not in expected_set]
+        if missing:
+            problems.append(f"{len(missing)} question(s) have no answer in any shard: {format_ids(missing)}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} answer(s) to questions not in the references: {format_ids(unexpected)}")
+    if problems:
+        raise MergeError("cannot merge the answer shards " + ", ".join(str(p) for p in paths) + ":\n  "
+                         + "\n  ".join(problems))
+    if not merged and expected is None:
+        raise MergeError(f"the answer files hold no answers: {', '.join(str(p) for p in paths)}")
+    models = sorted({str(row.get("model_id")) for row in merged.values() if row.get("model_id") is not None})
+    if len(models) > 1:
+        raise MergeError(f"answers come from {len(models)} models ({', '.join(models)}): stale shards of "
+                         "another run among the files?")
+    return merged, counts
+
+
+def load_references(path: os.PathLike) -> "OrderedDict[str, dict]":
+    """{str(question_id): reference record} of a question file, in file order."""
+    refs: "OrderedDict[str, dict]" = OrderedDict()
+    duplicated = []
+    for row in read_jsonl(path):
+        qid = str(row["question_id"])
+        if qid in refs:
+            duplicated.append(qid)
+        refs[qid] = row
+    if duplicated:
+        raise ReportError(f"{path}: question_id listed more than once: {format_ids(duplicated)}")
+    if not refs:
+        raise ReportError(f"--references {path}: holds no questions")
+    return refs
+
+
+def references_from_answers(answers: Dict[str, dict]) -> "OrderedDict[str, dict]":
+    """Reference records carried by the answer lines themselves (no references file):
+    `task`, `answer`, `properties`, `metric` at top level win over the same keys in `metadata`."""
+    refs: "OrderedDict[str, dict]" = OrderedDict()
+    lacking = []
+    for qid, row in answers.items():
+        top = {k: v for k, v in row.items() if k in ("task", "answer", "properties", "metric")}
+        source = {**(row.get("metadata") or {}), **top}
+        if "answer" not in source:
+            lacking.append(qid)
+            continue
+        refs[qid] = {"question_id": row["question_id"], **source}
+    if lacking:
+        raise ReportError(f"no --references given and {len(lacking)} answer(s) carry no reference `answer` "
+                          f"(top level or metadata): {format_ids(lacking)}")
+    return refs

@@ -1,0 +1,156 @@
+"""Answers + reference records -> per-task scores: the metrics.json document.
+
+metrics.json:
+    {"schema": "deepmolm-eval-metrics/1",
+     "scales": "...",                      # every score in [0, 1] is x100; MAE/RMSE in the unit
+     "tokenizer": {"name", "description"}, # the text metrics' tokenizer
+     "settings": {...},                    # BLEU weights, ROUGE/METEOR/fingerprint settings
+     "versions": {"nltk", "rouge-score", "rdkit", "deepmolm-plugin"},
+     "inputs": {"answers": [paths], "references": path | null},
+     "model_ids": [...],
+     "counts": {"questions", "answers", "shards": {path: lines}, "tasks": {task: n}},
+     "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
+                      "metrics": {...}}}}
+    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor
+    iupac:    exact_match + the text metrics
+    property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
+    smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts
+
+A property question without a reference value (`task_kinds.reference_value`) is left out
+of its task's scores, counted (`n_without_reference`) and named on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .merge import ReportError, format_ids, load_references, merge_answers, references_from_answers
+from .task_kinds import reference_value, task_kind
+
+SCHEMA = "deepmolm-eval-metrics/1"
+
+
+def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str, List[str]]]":
+    """{task: (kind, [question ids])}, tasks in order of first appearance."""
+    groups: "OrderedDict[str, Tuple[str, List[str]]]" = OrderedDict()
+    for qid, record in refs.items():
+        task = str(record.get("task") or "unspecified")
+        if "answer" not in record:
+            raise ReportError(f"question {record['question_id']!r}: the reference record has no `answer`")
+        kind = task_kind(task, record)
+        if task in groups and groups[task][0] != kind:
+            raise ReportError(f"task {task!r}: question {record['question_id']!r} is scored as {kind}, "
+                              f"earlier ones as {groups[task][0]} (check `metric` / `properties`)")
+        groups.setdefault(task, (kind, []))[1].append(qid)
+    return groups
+
+
+def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=None, nltk_data=None
+          ) -> Tuple["OrderedDict[str, dict]", List[dict]]:
+    """Per-task results {task: {kind, n, metrics}} and per-question rows."""
+    from .metrics import molecules, numbers, text
+
+    groups = group_by_task(refs)
+    wordnet = None
+    if any(kind in ("text", "iupac") for kind, _ in groups.values()):
+        wordnet = text.load_wordnet(nltk_data)  # fails early, with the install command
+    results: "OrderedDict[str, dict]" = OrderedDict()
+    rows: List[dict] = []
+    for task, (kind, qids) in groups.items():
+        preds = [str(answers[q].get("text", "")) for q in qids]
+        ref_texts = [str(refs[q].get("answer", "")) for q in qids]
+        if kind == "text":
+            metrics = text.text_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
+            extra = [{} for _ in qids]
+        elif kind == "iupac":
+            metrics = molecules.iupac_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
+            extra = [{"name": molecules.extract_iupac(p), "reference_name": molecules.extract_iupac(r)}
+                     for p, r in zip(preds, ref_texts)]
+        elif kind == "property":
+            values = [reference_value(task, refs[q]) for q in qids]
+            lacking = [refs[q]["question_id"] for q, v in zip(qids, values) if v is None]
+            if lacking:
+                print(f"warning: {task}: {len(lacking)} question(s) without a reference value (no number in the "
+                      f"reference answer, no properties entry), left out: {format_ids(lacking)}", file=sys.stderr)
+                kept = [i for i, v in enumerate(values) if v is not None]
+                qids, preds, ref_texts = [qids[i] for i in kept], [preds[i] for i in kept], [ref_texts[i] for i in kept]
+                values = [values[i] for i in kept]
+            if not qids:
+                raise ReportError(f"task {task!r}: no question has a reference value")
+            metrics = numbers.property_metrics(preds, values, task)
+            metrics["n_without_reference"] = len(lacking)
+            spec = numbers.property_spec(task)
+            extra = [{"value": numbers.parse_number(p), "valid": numbers.parse_prediction(p, spec) is not None,
+                      "reference_value": v} for p, v in zip(preds, values)]
+        else:
+            metrics = molecules.smiles_metrics(preds, ref_texts)
+            extra = []
+            for p, r in zip(preds, ref_texts):
+                ps, rs = molecules.extract_smiles(p), molecules.extract_smiles(r)
+                extra.append({"smiles": ps, "reference_smiles": rs, "canonical": molecules.canonical_smiles(ps),
+                              "reference_canonical": molecules.canonical_smiles(rs)})
+        metrics = {k: v for k, v in metrics.items() if k != "tokenizer"}
+        results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
+        for q, p, r, e in zip(qids, preds, ref_texts, extra):
+            rows.append({"question_id": answers[q]["question_id"], "task": task, "kind": kind,
+                         "prediction": p, "reference": r, **e})
+    return results, rows
+
+
+def _versions() -> Dict[str, Optional[str]]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("nltk", "rouge-score", "rdkit", "deepmolm-plugin"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.PathLike] = None,
+                 tokenizer=None, nltk_data=None) -> Tuple[dict, List[dict]]:
+    """The metrics.json document and the per-question rows for answer shards scored against
+    a references file (or, without one, the references the answer lines carry)."""
+    from .metrics import molecules, text
+
+    tok = text.get_tokenizer(tokenizer)
+    if references is not None:
+        if any(Path(p).resolve() == Path(references).resolve() for p in answer_paths):
+            raise ReportError(f"the references file {references} is also listed among the answer files")
+        refs = load_references(references)
+        answers, counts = merge_answers(answer_paths, list(refs))
+    else:
+        answers, counts = merge_answers(answer_paths)
+        refs = references_from_answers(answers)
+    results, rows = score(answers, refs, tokenizer=tok, nltk_data=nltk_data)
+    report = {
+        "schema": SCHEMA,
+        "scales": "every score in [0, 1] (BLEU, ROUGE, METEOR, validity, exact match, valid ratio, "
+                  "Tanimoto) is reported x100; MAE and RMSE are in the property's unit",
+        "tokenizer": tok.declaration(),
+        "settings": {
+            "bleu": f"nltk corpus_bleu, one reference per answer, BLEU-2 weights {list(text.BLEU2_WEIGHTS)}, "
+                    f"BLEU-4 weights {list(text.BLEU4_WEIGHTS)}, no smoothing",
+            "rouge": "rouge_score RougeScorer F1 (rouge1, rouge2, rougeL), no stemming, on the declared tokens, "
+                     "mean over answers",
+            "meteor": "nltk meteor_score defaults (alpha 0.9, beta 3, gamma 0.5, WordNet 3.0), mean over answers",
+            "smiles": f"RDKit canonical SMILES; MACCS keys, RDKFingerprint, Morgan radius {molecules.MORGAN_RADIUS} "
+                      f"{molecules.MORGAN_BITS} bits; Tanimoto means over valid predictions",
+            "property": "first number in the answer (metrics.numbers.parse_number), invalid outside the "
+                        "property's range; MAE over valid answers",
+        },
+        "versions": _versions(),
+        "inputs": {"answers": [str(p) for p in answer_paths],
+                   "references": None if references is None else str(references)},
+        "model_ids": sorted({str(a.get("model_id")) for a in answers.values() if a.get("model_id") is not None}),
+        "counts": {"questions": len(refs), "answers": len(answers), "shards": dict(counts),
+                   "tasks": {task: r["n"] for task, r in results.items()}},
+        "tasks": results,
+    }
+    return report, rows

@@ -1,0 +1,149 @@
+"""Single records: ``molecule_from_smiles`` and ``molecule_from_atoms`` (3D-MoIT's form).
+
+``molecule_from_atoms`` takes element symbols (or atomic numbers) and coordinates, and
+optionally the record's SMILES. Coordinates without any hydrogen need a SMILES (bond
+orders cannot be perceived without them); with hydrogens, all of them must be there
+(they are matched too, ``matching.py``). Element symbols are case-insensitive; ``D``/``T``
+are hydrogen isotopes. Both builders end in ``finish.finish`` (checks, fragments, size
+cap, 3D policy), as the file readers do.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from rdkit import Chem
+from rdkit.Chem import rdDetermineBonds
+from rdkit.Geometry import Point3D
+
+from .checks import check_coordinates
+from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
+from .errors import MoleculeError, as_notes, rdkit_messages, with_messages
+from .finish import finish
+from .matching import apply_smiles
+from .policy import MAX_ATOMS, check_options
+from .record import MoleculeRecord
+from .sanitize import parse_smiles, sanitize
+
+__all__ = ["from_atoms", "from_smiles", "molecule_from_atoms", "molecule_from_smiles"]
+
+
+def molecule_from_smiles(
+    smiles: str,
+    id: str | None = None,
+    policy: str = "auto",
+    max_atoms: int | None = MAX_ATOMS,
+    too_large: str = "error",
+    fragments: str = "all",
+    source: str = "smiles",
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
+) -> MoleculeRecord:
+    """A record from a SMILES string: ``auto``/``generate`` embed a conformer, ``keep``
+    leaves it without one, ``from-file`` is an error (a SMILES has no coordinates)."""
+    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
+                   embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
+    check_options(**options)
+    return from_smiles(smiles, smiles if id is None else id, source, **options)
+
+
+def from_smiles(smiles: str, id: str, source: str, **options) -> MoleculeRecord:
+    """``molecule_from_smiles`` after the option check; ``options`` go to ``finish``."""
+    mol, notes = parse_smiles(smiles, id)
+    return finish(mol, id, source, notes, **options)
+
+
+_ELEMENTS = {
+    Chem.GetPeriodicTable().GetElementSymbol(z).lower(): (z, 0) for z in range(1, 119)
+}
+_ELEMENTS.update({"d": (1, 2), "t": (1, 3)})
+
+
+def _element(symbol, id: str) -> tuple[int, int]:
+    """(atomic number, isotope) from a symbol (any case, D/T allowed) or an atomic number."""
+    if isinstance(symbol, (int, np.integer)) and 1 <= int(symbol) <= 118:
+        return int(symbol), 0
+    key = str(symbol).strip().lower()
+    if key not in _ELEMENTS:
+        raise MoleculeError(id, f"unknown element {symbol!r}")
+    return _ELEMENTS[key]
+
+
+def molecule_from_atoms(
+    elements: Sequence,
+    coords,
+    id: str,
+    smiles: str | None = None,
+    charge: int = 0,
+    policy: str = "auto",
+    max_atoms: int | None = MAX_ATOMS,
+    too_large: str = "error",
+    fragments: str = "all",
+    source: str = "atoms",
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
+) -> MoleculeRecord:
+    """A record from element symbols (or atomic numbers) and coordinates ``[N, 3]``.
+
+    Without ``smiles``: bonds, bond orders and charges perceived with
+    ``rdDetermineBonds.DetermineBonds`` (total charge ``charge``; needs the hydrogens).
+    With ``smiles``: connectivity perceived from the coordinates, the SMILES graph mapped
+    onto it and verified element by element (a mismatch fails the record), then bond
+    orders, charges and isotopes copied from the SMILES through that mapping. Atom order
+    and coordinates are the input's, always.
+    """
+    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
+                   embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
+    check_options(**options)
+    return from_atoms(elements, coords, id, smiles, charge, source, [], **options)
+
+
+def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
+               **options) -> MoleculeRecord:
+    """``molecule_from_atoms`` after the option check; ``options`` go to ``finish``."""
+    coords = np.asarray(coords, dtype=float)  # [N, 3]
+    if coords.ndim != 2 or coords.shape[1] != 3:
+        raise MoleculeError(id, f"coordinates must be [atoms, 3], got shape {coords.shape}")
+    if len(elements) != len(coords):
+        raise MoleculeError(
+            id, f"{len(elements)} elements but {len(coords)} coordinate rows"
+        )
+    if len(elements) == 0:
+        raise MoleculeError(id, "no atoms")
+    check_coordinates(coords, id)  # before bond perception, which would choke on them
+
+    rw = Chem.RWMol()
+    conf = Chem.Conformer(len(elements))
+    for i, (symbol, xyz) in enumerate(zip(elements, coords)):
+        z, isotope = _element(symbol, id)
+        atom = Chem.Atom(z)
+        atom.SetIsotope(isotope)
+        rw.AddAtom(atom)
+        conf.SetAtomPosition(i, Point3D(*map(float, xyz)))
+    conf.Set3D(True)  # atom lists are a 3D format, even when planar (DFT geometries)
+    rw.AddConformer(conf, assignId=True)
+    mol = rw.GetMol()
+    has_h = any(a.GetAtomicNum() == 1 for a in mol.GetAtoms())
+
+    with rdkit_messages() as messages:
+        try:
+            if smiles is None:
+                rdDetermineBonds.DetermineBonds(mol, charge=int(charge), embedChiral=False)
+            else:
+                rdDetermineBonds.DetermineConnectivity(mol)
+        except (ValueError, RuntimeError) as error:
+            hint = "" if has_h else " (no hydrogens in the coordinates: pass smiles=)"
+            raise MoleculeError(
+                id, with_messages(f"bond perception failed: {error}{hint}", messages)
+            ) from error
+    notes.extend(as_notes(messages))
+
+    if smiles is None:
+        notes.append(f"bonds perceived from coordinates (total charge {int(charge)})")
+        notes.extend(sanitize(mol, id))
+    else:
+        mol, smiles_notes = apply_smiles(mol, smiles, id, has_h)
+        notes.extend(smiles_notes)
+    mol.SetProp("_Name", str(id))
+    return finish(mol, id, source, notes, **options)

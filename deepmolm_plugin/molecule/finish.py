@@ -1,0 +1,59 @@
+"""The common finishing steps every builder and file reader ends with.
+
+Order: structure checks (no atoms, dummy atoms, non-finite coordinates), first conformer
+only, fragments, no heavy atoms, the heavy-atom size cap, the 3D policy. Ending every
+path here is what makes the cap and the conformer limits hold for every caller.
+
+What finishing leaves alone:
+
+- Charges and isotopes: kept as given (``fingerprint.py`` says how they change tokens).
+- Explicit hydrogens: kept as the source had them (readers use ``removeHs=False``);
+  conformer generation adds the missing ones. Tokens are per heavy atom either way.
+- Metals: read like any atom (RDKit's valence rules apply); generated conformers of
+  molecules MMFF94 cannot parameterise keep the ETKDGv3 geometry, with a note.
+"""
+
+from __future__ import annotations
+
+from rdkit import Chem
+
+from .checks import check_atoms
+from .errors import MoleculeError
+from .fragments import keep_fragments
+from .policy import apply_3d_policy, size_cap
+from .record import MoleculeRecord
+
+__all__ = ["finish"]
+
+
+def finish(
+    mol: Chem.Mol,
+    id: str,
+    source: str,
+    notes: list[str],
+    *,
+    policy: str,
+    max_atoms: int | None,
+    too_large: str,
+    fragments: str,
+    embed_timeout: float | None,
+    mmff_max_iters: int,
+) -> MoleculeRecord:
+    """Checks, the size cap and the 3D policy for a parsed, sanitised molecule.
+
+    The options were validated by ``policy.check_options`` before reading began.
+    """
+    check_atoms(mol, id)
+    if mol.GetNumConformers() > 1:
+        notes.append(f"file has {mol.GetNumConformers()} conformers: used the first")
+        keep = Chem.Conformer(mol.GetConformer())
+        mol.RemoveAllConformers()
+        mol.AddConformer(keep, assignId=True)
+    mol = keep_fragments(mol, fragments, notes)
+    n_heavy = mol.GetNumHeavyAtoms()
+    if n_heavy == 0:
+        raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
+    keep_atoms = size_cap(id, n_heavy, max_atoms, too_large, notes)
+    mol, conformer = apply_3d_policy(mol, id, notes, policy=policy, embed_timeout=embed_timeout,
+                                     mmff_max_iters=mmff_max_iters)
+    return MoleculeRecord(id, mol, source, conformer, notes, keep_atoms)

@@ -1,0 +1,309 @@
+"""One molecule in any input form -> the model inputs of that molecule.
+
+Every caller goes through `InputResolver.resolve`: the training dataset (host records),
+evaluation (question lines), the chat CLI, the GUI and data preparation's checks. Input
+forms, as fields of a record-like dict:
+
+==================  ===========================================================================
+``molecule_fp``     inline tokens ``[[levels ints] per atom]``, or a sidecar reference
+                    ``{"sidecar": "fp/train.npy", "offset": 123, "atoms": 17}`` (relative to
+                    ``record_folder``, as ``deepmolm-prepare`` writes them)
+``structure``       a structure file (SDF/MOL, MOL2, XYZ, PDB, SMI, CSV) under ``structure_folder``
+``atoms``           element symbols, with ``coordinates`` (angstrom) and optionally ``charge``
+                    and ``smiles`` (the 3D-MoIT form)
+``smiles``          a SMILES string: a conformer is generated (ETKDGv3 + MMFF94, seeded)
+``image``           the depiction to use instead of drawing one
+==================  ===========================================================================
+
+Precedence for the tokens: ``molecule_fp``, then ``structure``, ``atoms``, ``smiles``. The
+3D policy (``auto``, ``from-file``, ``generate``, ``keep``) applies to structures and atom
+lists; a SMILES has no coordinates, so ``from-file`` generates for it. A structure file
+must hold exactly one molecule (``first_of_many=True``: its first, with a note), unless
+``structure_index`` picks one record of a multi-record file. ``limits`` (``max_atoms``,
+``embed_timeout``, ``mmff_max_iters``) bound the work per molecule, the same for every form.
+
+The depiction: ``image`` when given; else drawn with ``render_molecule`` from the SMILES
+when there is one, else from the structure (or atoms), and written once by
+`write_depiction` (atomic) under `depiction_name` — the one file-name rule: a digest of
+what is drawn (the SMILES, or the structure file's bytes and the 3D policy) and the render
+settings, so inputs about one molecule share one file and an edited input never reuses a
+stale one. Inline tokens alone cannot be drawn.
+
+Every failure is an `InputError` naming the input (``rid``) and the reason; callers that
+speak of records, questions or options re-word only the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Mapping, Optional
+
+from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, validate
+from .errors import MoleculeError
+from .sidecar import SidecarError, SidecarFiles, is_reference
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from .record import MoleculeRecord
+
+MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")
+RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
+
+
+class InputError(ValueError):
+    def __init__(self, rid: str, reason: str, kind: str = "record"):
+        super().__init__(f"{kind} {rid!r}: {reason}")
+        self.record_id, self.reason, self.kind = rid, reason, kind
+
+
+@dataclass
+class MoleculeInput:
+    """What the model gets for one molecule, and where it came from."""
+
+    id: str
+    molecule: Optional["MoleculeRecord"] = None  # the structure whose conformer gave molecule_fp
+    molecule_fp: Optional["torch.Tensor"] = None  # (atoms, levels) int64
+    image: Optional[str] = None  # path of the depiction (given, or drawn and written)
+    notes: List[str] = field(default_factory=list)
+
+
+def has_molecule(fields: Mapping) -> bool:
+    return any(fields.get(name) not in (None, "") for name in MOLECULE_FIELDS)
+
+
+def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
+    """The one file-name rule for drawn depictions: digest of what is drawn + settings."""
+    return hashlib.sha256(source_key + f":render_molecule:{size}".encode()).hexdigest()[:32] + ".png"
+
+
+def write_depiction(image: "Image.Image | bytes", path: Path, durable: bool = False,
+                    tmp_folder: Optional[Path] = None) -> Path:
+    """Write ``image`` (a PIL image, saved as PNG, or an image file's bytes) at ``path``
+    atomically (a temporary file renamed into place): a killed run or a concurrent writer
+    never leaves a half image under the name. ``durable`` also syncs it to disk before the
+    rename (for outputs a manifest will name). The temporary file is made next to ``path``,
+    or in ``tmp_folder`` (on the same file system) to keep ``path``'s folder clean."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = f"{path.stem}.tmp{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}"
+    if tmp_folder is not None:
+        Path(tmp_folder).mkdir(parents=True, exist_ok=True)
+    tmp = (Path(tmp_folder) if tmp_folder is not None else path.parent) / name
+    with open(tmp, "wb") as handle:
+        if isinstance(image, bytes):
+            handle.write(image)
+        else:
+            image.save(handle, format="PNG")
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+class InputResolver:
+    """Resolves molecule fields into `MoleculeInput`s with one set of settings."""
+
+    def __init__(self, fp: FingerprintSettings = DEEPMOLM, *, structure_folder: Optional[str] = None,
+                 record_folder: Optional[str] = None, policy: str = "auto", render_folder: Optional[str] = None,
+                 first_of_many: bool = False, kind: str = "record", option_names: Optional[Mapping] = None,
+                 limits: Optional[Mapping] = None, render_size: int = RENDER_SIZE, cache: bool = True):
+        self.fp = fp
+        self.structure_folder = structure_folder
+        self.record_folder = record_folder  # sidecar paths are relative to it
+        self.policy = policy
+        self.render_folder = render_folder
+        self.first_of_many = first_of_many
+        self.limits = dict(limits or {})  # builder bounds: max_atoms, embed_timeout, mmff_max_iters
+        self.render_size = render_size
+        self.cache = cache  # off for one-pass jobs over millions of molecules (they keep their own)
+        self.kind = kind  # "record", "question", ...: how errors name an input
+        # How the caller's user sets the folders (training: --structure_folder; eval: --structure-folder).
+        self.option_names = {"structure_folder": "--structure_folder", **(option_names or {})}
+        self._sidecars = SidecarFiles(record_folder)
+        # Conformers are deterministic, so each input's tokens are made once (per process:
+        # dataloader workers each keep their own) and its last molecules are kept for drawing.
+        self._tokens: dict = {}  # input key -> (atoms, levels) tokens
+        self._molecules: "OrderedDict[tuple, MoleculeRecord]" = OrderedDict()
+
+    # --- the one entry point -------------------------------------------------------------
+    def resolve(self, fields: Mapping, rid: str, *, fingerprint: bool = True, depiction: bool = True) -> MoleculeInput:
+        """The inputs of ``fields``' molecule: tokens when ``fingerprint``, the depiction's
+        path when ``depiction`` (the given ``image`` as is, else drawn into ``render_folder``)."""
+        out = MoleculeInput(id=rid)
+        if fingerprint:
+            out.molecule_fp = self.molecule_fp(fields, rid, out)
+        if depiction:
+            out.image = fields.get("image") or self.draw(fields, rid, out)
+        return out
+
+    def fail(self, rid: str, reason: str) -> InputError:
+        return InputError(rid, reason, self.kind)
+
+    # --- tokens ------------------------------------------------------------------------
+    def molecule_fp(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> "torch.Tensor":
+        """(atoms, levels) int64 tokens, checked against the contract."""
+        import torch
+
+        value = fields.get("molecule_fp")
+        try:
+            if is_reference(value):
+                try:
+                    rows = self._sidecars.rows(value, self.fp.levels)
+                except SidecarError as e:
+                    raise self.fail(rid, str(e)) from e
+                return validate(torch.from_numpy(rows.astype("int64")), self.fp)
+            if value is not None:
+                return validate(value, self.fp)
+        except MoleculeFpError as e:
+            raise self.fail(rid, str(e)) from e
+        key = self._key(fields, rid, self.policy) + (self.fp,)
+        if out is not None or key not in self._tokens:
+            record = self.molecule(fields, rid)
+            if out is not None:
+                out.molecule, out.notes = record, list(record.notes)
+        if key in self._tokens:
+            return self._tokens[key]
+        tokens = self.fingerprint(record, rid)
+        if self.cache:
+            self._tokens[key] = tokens
+        return tokens
+
+    def fingerprint(self, record: "MoleculeRecord", rid: str) -> "torch.Tensor":
+        """(atoms, levels) tokens of a built molecule's conformer, with these settings."""
+        from .fingerprint import fingerprint_record
+
+        try:
+            return fingerprint_record(record, self.fp)
+        except MoleculeError as e:
+            raise self.fail(rid, e.reason) from e
+
+    @staticmethod
+    def _key(fields: Mapping, rid: str, policy: str) -> tuple:
+        """An input's identity: its name, its molecule fields and the 3D policy."""
+        return (rid, policy, repr([fields.get(name) for name in ("structure", "structure_index", "atoms",
+                                                                 "coordinates", "charge", "smiles")]))
+
+    def molecule(self, fields: Mapping, rid: str) -> "MoleculeRecord":
+        """The 3D molecule of ``fields`` (structure, atom list or SMILES) under the resolver's policy."""
+        key = self._key(fields, rid, self.policy)
+        if not self.cache:
+            return self._build(fields, rid, self.policy)
+        if key not in self._molecules:
+            self._molecules[key] = self._build(fields, rid, self.policy)
+            while len(self._molecules) > 32:
+                self._molecules.popitem(last=False)
+        self._molecules.move_to_end(key)
+        return self._molecules[key]
+
+    def _build(self, fields: Mapping, rid: str, policy: str) -> "MoleculeRecord":
+        from .builders import molecule_from_atoms, molecule_from_smiles
+
+        try:
+            if fields.get("structure"):
+                return self._read_one(self.structure_path(fields, rid), rid, policy, fields.get("structure_index"))
+            if fields.get("atoms"):
+                if fields.get("coordinates") is None:
+                    raise self.fail(rid, "has `atoms` but no `coordinates`")
+                return molecule_from_atoms(fields["atoms"], fields["coordinates"], rid, smiles=fields.get("smiles"),
+                                           charge=fields.get("charge", 0), policy=policy, **self.limits)
+            if fields.get("smiles"):
+                # A SMILES has no coordinates: 'from-file' generates, as for any SMILES.
+                return molecule_from_smiles(fields["smiles"], id=rid,
+                                            policy="generate" if policy == "from-file" else policy, **self.limits)
+        except MoleculeError as e:
+            raise self.fail(rid, e.reason) from e
+        raise self.fail(rid, f"no molecule field ({', '.join(MOLECULE_FIELDS)})")
+
+    def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None) -> "MoleculeRecord":
+        """The file's one molecule (its first, with a note, when ``first_of_many``; record
+        ``index`` of a multi-record file when given)."""
+        from .io import read_structures
+
+        try:
+            records = read_structures(path, policy=policy, errors="yield", **self.limits)
+            if index is not None:
+                found = next(itertools.islice(records, int(index), None), None)
+                if found is None:
+                    raise self.fail(rid, f"{path} has no record {index}")
+                if isinstance(found, MoleculeError):
+                    raise self.fail(rid, found.reason)
+                return found
+            records = list(records)
+        except InputError:
+            raise
+        except ValueError as e:  # a format we do not read (the suffix), or a file with no record at all
+            raise self.fail(rid, getattr(e, "reason", str(e))) from e
+        if not records:
+            raise self.fail(rid, f"structure file {path} holds no molecule")
+        first = records[0]
+        if isinstance(first, MoleculeError):
+            raise self.fail(rid, first.reason)
+        if len(records) > 1 and not self.first_of_many:
+            bad = next((r for r in records[1:] if isinstance(r, MoleculeError)), None)
+            raise self.fail(rid, f"structure file {path} holds {len(records)} molecules, expected 1"
+                                 + (f" (and one of them is broken: {bad.reason})" if bad else ""))
+        if len(records) > 1:
+            first.notes.append(f"{path} holds more than one molecule; using the first ({first.id})")
+        return first
+
+    def structure_path(self, fields: Mapping, rid: str) -> Path:
+        path = Path(fields["structure"])
+        if not path.is_absolute():
+            if self.structure_folder is None:
+                raise self.fail(rid, f"structure {path} is relative but {self.option_names['structure_folder']} "
+                                     "is not set")
+            path = Path(self.structure_folder) / path
+        if not path.is_file():
+            raise self.fail(rid, f"structure file {path} does not exist")
+        return path
+
+    # --- depiction -----------------------------------------------------------------------
+    def source_key(self, fields: Mapping, rid: str) -> bytes:
+        """What a drawn depiction shows, as bytes (the SMILES, else the structure and policy)."""
+        if fields.get("smiles"):
+            return b"smiles:" + fields["smiles"].encode()
+        if fields.get("structure"):
+            return b"structure:" + self.policy.encode() + b":" + self.structure_path(fields, rid).read_bytes()
+        if fields.get("atoms"):
+            return b"atoms:" + self.policy.encode() + b":" + repr((fields["atoms"], fields.get("coordinates"),
+                                                                   fields.get("charge", 0))).encode()
+        if fields.get("molecule_fp") is not None:
+            raise self.fail(rid, "has no image, and inline molecule_fp cannot be drawn: add `image` or `smiles`")
+        raise self.fail(rid, "has no image and no molecule to draw")
+
+    def draw(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> str:
+        """Absolute path of the drawn depiction, written once under `depiction_name`."""
+        key = self.source_key(fields, rid)
+        if self.render_folder is None:
+            raise self.fail(rid, "has no image and no render folder is set")
+        path = Path(self.render_folder) / depiction_name(key, self.render_size)
+        if not path.is_file():
+            write_depiction(self.depiction(fields, rid, out.molecule if out is not None else None), path)
+        return str(path.resolve())
+
+    def depiction(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "Image.Image":
+        """The depiction of ``fields``' molecule: drawn from the SMILES when there is one (the
+        graph alone, no conformer work), else from ``molecule`` when given (already built),
+        else from the structure or atom list."""
+        from .builders import molecule_from_smiles
+        from .render import render_molecule
+
+        if not fields.get("smiles") and molecule is None:
+            self.source_key(fields, rid)  # inline tokens alone, or nothing: the error that says so
+            molecule = self.molecule(fields, rid)
+        try:
+            if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap
+                cap = {"max_atoms": self.limits["max_atoms"]} if "max_atoms" in self.limits else {}
+                molecule = molecule_from_smiles(fields["smiles"], rid, policy="keep", **cap)
+            return render_molecule(molecule, size=self.render_size, id=rid)
+        except MoleculeError as e:
+            raise self.fail(rid, f"cannot render a depiction: {e}") from e

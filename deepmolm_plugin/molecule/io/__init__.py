@@ -1,0 +1,48 @@
+"""Structure files in, ``MoleculeRecord``s out: one reader module per format.
+
+The file format comes from the suffix (any case); ``read_structures`` yields one item per
+record. Each reader registers its suffixes in ``READERS`` (``base.register_reader``) and
+yields one ``ParsedStructure`` per record; ``read_structures`` applies the common
+finishing steps (checks, fragments, size cap, 3D policy: ``finish.py``, ``policy.py``).
+
+==========  ===============================================================================
+``.sdf``    MDL V2000 and V3000, any number of ``$$$$``-separated records (``.mol``, ``.sd``
+``.mol``    the same reader, ``sdf.py``). Record id: the title line, else ``file#index``.
+``.mol2``   Tripos MOL2, records start at ``@<TRIPOS>MOLECULE`` (``mol2.py``). Id: the
+            molecule name.
+``.xyz``    One or more frames (count line, comment line, ``symbol x y z`` lines); bonds,
+            bond orders and formal charges perceived by RDKit's ``rdDetermineBonds``
+            (needs the hydrogens). Total charge 0 unless the comment holds ``charge=N``.
+            Element symbols are case-insensitive; ``D``/``T`` are hydrogen isotopes
+            (``xyz.py``).
+``.pdb``    One molecule per file (first MODEL). Bonds and bond orders from the CONECT
+            records (RDKit writes a double bond as a repeated CONECT pair); a PDB without
+            CONECT records gets bonds perceived from coordinates, as for XYZ (``pdb.py``).
+``.smi``    One ``SMILES [id]`` per line; blank lines and ``#`` comments skipped; a first
+``.txt``    line whose first word is ``smiles`` is a header. Id: the words after the
+            SMILES, else ``file#line`` (``smiles.py``).
+``.csv``    Column ``smiles`` (any case); id from the first of ``id, name, cid,
+            compound_id`` (any case), else ``file#row`` (``csv.py``).
+==========  ===============================================================================
+
+Files are read as UTF-8; bytes that are not (in titles or data fields) become U+FFFD.
+SDF, SMILES and CSV files are streamed (data sets can be large); the others are read
+whole. Bad records: a ``MoleculeError`` naming the record and the reason (RDKit's own
+message included): unparseable text, a truncated record, a count line that disagrees with
+the atom lines, sanitisation/valence errors, a SMILES field that does not match the
+coordinates, and the structure checks of ``checks.py``. A file with no records at all is
+one error. ``read_structures`` yields the error and goes on with the next record
+(``errors='raise'`` raises it instead).
+"""
+
+# Importing a reader module registers it; this order is SUFFIXES' order (keep it).
+from . import sdf, mol2, xyz, pdb, smiles, csv  # noqa: F401,I001
+from .base import READERS, ParsedStructure, ReaderSpec, reader_for, register_reader
+from .read import read_structures
+from .sdf import sdf_blocks
+
+# Every suffix with a reader, in registration order (the order error messages list them).
+SUFFIXES = tuple(READERS)
+
+__all__ = ["READERS", "SUFFIXES", "ParsedStructure", "ReaderSpec", "read_structures",
+           "reader_for", "register_reader", "sdf_blocks"]

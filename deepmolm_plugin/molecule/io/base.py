@@ -1,0 +1,111 @@
+"""The contract between structure-file readers and ``read_structures``.
+
+A reader knows one format's text and nothing about the 3D policy: it turns an open file
+into ``ParsedStructure`` items, one per record, and registers itself for its suffixes
+with ``register_reader``. ``read_structures`` finds the reader by suffix
+(``reader_for``) and builds each record (``finish.finish`` or the atom/SMILES builders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+from rdkit import Chem
+
+from ..errors import MoleculeError
+
+__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "reader_for", "register_reader", "title_of"]
+
+
+@dataclass
+class ParsedStructure:
+    """One record of a structure file as its reader found it; exactly one form is set.
+
+    - ``mol``: a sanitised molecule with the file's bonds and conformer (SDF/MOL, MOL2,
+      PDB with CONECT records);
+    - ``elements`` + ``coords`` ``[N, 3]`` (+ total ``charge``): atoms whose bonds are still
+      to be perceived from the coordinates (XYZ, PDB without CONECT records);
+    - ``smiles``: a SMILES string, no coordinates (SMI/TXT, CSV);
+    - ``error``: the record cannot be read; ``read_structures`` yields it as it is.
+
+    ``index`` is the record's number in the file (its source is ``path#index``), or None
+    for a problem of the whole file (CSV without a ``smiles`` column, text before the first
+    MOL2 record). ``notes`` are what the reader already knows (RDKit warnings, a verified
+    SMILES field).
+    """
+
+    index: Optional[int]
+    id: str
+    mol: Optional[Chem.Mol] = None
+    elements: Optional[Sequence[str]] = None
+    coords: Optional[np.ndarray] = None  # [N, 3] angstrom
+    charge: int = 0
+    smiles: Optional[str] = None
+    error: Optional[MoleculeError] = None
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        forms = [self.mol is not None, self.elements is not None, self.smiles is not None,
+                 self.error is not None]
+        if sum(forms) != 1:
+            raise ValueError(f"ParsedStructure {self.id!r}: needs exactly one of mol, "
+                             f"elements+coords, smiles, error (got {sum(forms)})")
+        if (self.elements is None) != (self.coords is None):
+            raise ValueError(f"ParsedStructure {self.id!r}: elements and coords come together")
+
+
+# reader(handle, file name, **options): handle is the open text file (UTF-8, undecodable
+# bytes as U+FFFD), the name makes fallback ids (``file#index``).
+Reader = Callable[..., Iterator[ParsedStructure]]
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """A registered reader: the function, the option names it takes, and how its files are
+    opened (``newline=''`` for CSV, as the ``csv`` module requires)."""
+
+    read: Reader
+    options: FrozenSet[str]
+    newline: Optional[str]
+
+
+READERS: Dict[str, ReaderSpec] = {}  # suffix (lower case, with the dot) -> reader
+
+
+def register_reader(*suffixes: str, options: Iterable[str] = (),
+                    newline: Optional[str] = None) -> Callable[[Reader], Reader]:
+    """Register a reader for file suffixes (``'.sdf'``) with the option names it takes."""
+
+    def deco(fn: Reader) -> Reader:
+        for suffix in suffixes:
+            if suffix in READERS:
+                raise ValueError(f"structure reader for {suffix!r} registered twice")
+            READERS[suffix] = ReaderSpec(fn, frozenset(options), newline)
+        return fn
+
+    return deco
+
+
+def reader_for(path: Path, options: dict) -> ReaderSpec:
+    """The reader of ``path`` by its suffix (any case); a ``ValueError`` naming the file for
+    an unknown suffix or an option that reader does not take (it would be ignored)."""
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise ValueError(f"{path}: unknown structure format {suffix!r}; known: {tuple(READERS)}")
+    spec = READERS[suffix]
+    unknown = sorted(set(options) - spec.options)
+    if unknown:
+        takes = f"it takes {sorted(spec.options)}" if spec.options else "it takes no options"
+        raise ValueError(f"{path}: the {suffix} reader has no option(s) {unknown}; {takes}")
+    return spec
+
+
+def title_of(mol: Optional[Chem.Mol], fallback: str) -> str:
+    """The molecule's non-blank ``_Name`` (the record title), else ``fallback``."""
+    if mol is not None and mol.HasProp("_Name") and mol.GetProp("_Name").strip():
+        return mol.GetProp("_Name").strip()
+    return fallback
+

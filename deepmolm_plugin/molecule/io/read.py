@@ -1,0 +1,95 @@
+"""``read_structures``: a structure file in, one record (or error) per record out.
+
+The reader comes from the registry by suffix; every ``ParsedStructure`` it yields becomes
+a ``MoleculeRecord`` through the same builders single molecules use: ``finish.finish`` for
+a parsed molecule, ``builders.from_atoms`` for atoms whose bonds are perceived,
+``builders.from_smiles`` for a SMILES. A bad record's ``MoleculeError`` gets
+``.source = path#index`` (the path alone for a problem of the whole file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from ..builders import from_atoms, from_smiles
+from ..conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
+from ..errors import MoleculeError
+from ..finish import finish
+from ..policy import MAX_ATOMS, check_options
+from ..record import MoleculeRecord
+from .base import ParsedStructure, reader_for
+
+__all__ = ["read_structures"]
+
+
+def read_structures(
+    path,
+    policy: str = "auto",
+    max_atoms: int | None = MAX_ATOMS,
+    too_large: str = "error",
+    fragments: str = "all",
+    smiles_field: str | None = None,
+    errors: str = "yield",
+    embed_timeout: float | None = EMBED_TIMEOUT,
+    mmff_max_iters: int = MMFF_MAX_ITERS,
+) -> Iterator[MoleculeRecord | MoleculeError]:
+    """Yield one ``MoleculeRecord`` (or ``MoleculeError``) per record of ``path``.
+
+    ``errors='yield'`` (default) yields a bad record's error and continues with the next
+    record, as batch tools need; ``errors='raise'`` raises it. ``smiles_field`` names an
+    SDF data field holding the record's SMILES, verified against the file's graph (an
+    error for other formats, which have no data fields). A file with no records at all is
+    one error. Usage errors (options, unknown suffix) are ``ValueError``s, raised before
+    anything is read.
+    """
+    options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
+                   embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
+    check_options(**options)
+    if errors not in ("yield", "raise"):
+        raise ValueError(f"errors must be 'yield' or 'raise', got {errors!r}")
+    path = Path(path)
+    reader_options = {} if smiles_field is None else {"smiles_field": smiles_field}
+    spec = reader_for(path, reader_options)
+    seen = 0
+    for index, item in _records(path, spec, reader_options, options):
+        seen += 1
+        if isinstance(item, MoleculeError):
+            if item.source is None:
+                item.source = str(path) if index is None else f"{path}#{index}"
+            if errors == "raise":
+                raise item
+        yield item
+    if seen == 0:
+        error = MoleculeError(path.name, "file contains no molecules", source=str(path))
+        if errors == "raise":
+            raise error
+        yield error
+
+
+def _records(path: Path, spec, reader_options: dict, options: dict):
+    """Yields (record index or None, MoleculeRecord | MoleculeError)."""
+    try:
+        handle = open(path, encoding="utf-8", errors="replace", newline=spec.newline)
+    except OSError as error:
+        yield None, MoleculeError(path.name, f"cannot read {path}: {error.strerror or error}")
+        return
+    with handle:
+        for parsed in spec.read(handle, path.name, **reader_options):
+            try:
+                yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options)
+            except MoleculeError as error:
+                yield parsed.index, error
+
+
+def _build(parsed: ParsedStructure, source: str, options: dict) -> MoleculeRecord | MoleculeError:
+    """The record of one parsed item; its own error as it is."""
+    if parsed.error is not None:
+        return parsed.error
+    notes = list(parsed.notes)
+    if parsed.mol is not None:
+        return finish(parsed.mol, parsed.id, source, notes, **options)
+    if parsed.elements is not None:
+        return from_atoms(parsed.elements, parsed.coords, parsed.id, None, parsed.charge, source,
+                          notes, **options)
+    return from_smiles(parsed.smiles, parsed.id, source, **options)

@@ -1,0 +1,75 @@
+"""SDF / MOL reader (``.sdf``, ``.sd``, ``.mol``): MDL V2000 and V3000, streamed.
+
+Any number of ``$$$$``-separated records; a trailing unterminated record counts. Record
+id: the title line, else ``file#index``. A record without an ``M  END`` line is truncated
+and fails. Option ``smiles_field`` names a data field holding the record's SMILES, which
+is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from rdkit import Chem
+
+from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
+from ..matching import map_smiles
+from ..sanitize import parse_smiles, sanitize
+from .base import ParsedStructure, register_reader, title_of
+
+__all__ = ["read_sdf", "sdf_blocks"]
+
+
+def sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
+    """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts."""
+    block: list[str] = []
+    for line in lines:
+        if line.strip() == "$$$$":
+            yield "".join(block)
+            block = []
+        else:
+            block.append(line)
+    if "".join(block).strip():
+        yield "".join(block)
+
+
+def _parse_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]]:
+    """(id, unsanitised molecule, RDKit warnings as notes) of one MOL block."""
+    if not block.strip():
+        raise MoleculeError(fallback, "empty record")
+    title = block.splitlines()[0].strip() or fallback
+    supplier = Chem.SDMolSupplier()
+    with rdkit_messages() as messages:
+        text = block.rstrip("\n") + "\n$$$$\n"
+        supplier.SetData(text, sanitize=False, removeHs=False, strictParsing=True)
+        mol = next(supplier, None)
+    if mol is None:
+        raise MoleculeError(title, with_messages("unparseable MOL/SDF record", messages))
+    if not any(line.strip() == "M  END" for line in block.splitlines()):
+        raise MoleculeError(title, "truncated record: no 'M  END' line")
+    return title_of(mol, fallback), mol, as_notes(messages)
+
+
+def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
+    if not mol.HasProp(smiles_field):
+        raise MoleculeError(id, f"SDF field {smiles_field!r} missing")
+    template, _ = parse_smiles(mol.GetProp(smiles_field), id)
+    map_smiles(mol, template, id, with_h=False)
+    return [f"SDF field {smiles_field!r} verified against the file's atoms"]
+
+
+@register_reader(".sdf", ".sd", ".mol", options=("smiles_field",))
+def read_sdf(handle, name: str, smiles_field: Optional[str] = None) -> Iterator[ParsedStructure]:
+    for i, block in enumerate(sdf_blocks(handle)):
+        id = f"{name}#{i}"
+        try:
+            id, mol, notes = _parse_block(block, id)
+            notes += sanitize(mol, id)
+            if smiles_field:
+                notes += _verify_field(mol, id, smiles_field)
+            if mol.GetNumConformers() == 0:
+                raise MoleculeError(id, "record has no coordinates")
+        except MoleculeError as error:
+            yield ParsedStructure(i, error.id, error=error)
+        else:
+            yield ParsedStructure(i, id, mol=mol, notes=notes)

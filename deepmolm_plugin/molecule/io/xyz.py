@@ -1,0 +1,66 @@
+"""XYZ reader (``.xyz``): one or more frames, read whole.
+
+Each frame: a count line, a comment line, ``symbol x y z`` lines. Bonds, bond orders and
+formal charges are perceived later by RDKit's ``rdDetermineBonds`` (needs the hydrogens),
+with total charge 0 unless the comment holds ``charge=N``. Element symbols are
+case-insensitive; ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``. A count line that
+disagrees with the atom lines fails that frame and stops reading: the next frame boundary
+cannot be trusted after it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import MoleculeError
+from .base import ParsedStructure, register_reader
+
+__all__ = ["read_xyz"]
+
+_CHARGE = re.compile(r"\bcharge\s*=\s*([+-]?\d+)", re.IGNORECASE)
+
+
+def _is_atom_line(line: str) -> bool:
+    words = line.split()
+    try:
+        [float(w) for w in words[1:4]]
+    except ValueError:
+        return False
+    return len(words) >= 4
+
+
+@register_reader(".xyz")
+def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
+    lines = handle.read().splitlines()
+    pos, index = 0, 0
+    while pos < len(lines):
+        if not lines[pos].strip():
+            pos += 1
+            continue
+        id = f"{name}#{index}"
+        try:
+            count = int(lines[pos].split()[0])
+        except ValueError:
+            reason = f"line {pos + 1}: expected an atom count, got {lines[pos].strip()[:40]!r}"
+            yield ParsedStructure(index, id, error=MoleculeError(id, reason))
+            return
+        comment = lines[pos + 1] if pos + 1 < len(lines) else ""
+        body = lines[pos + 2 : pos + 2 + count]
+        pos += 2 + count
+        found = sum(_is_atom_line(b) for b in body)
+        extra = 0
+        while pos + extra < len(lines) and _is_atom_line(lines[pos + extra]):
+            extra += 1
+        if found != count or extra:
+            reason = f"count line says {count} atoms, found {found + extra} atom lines"
+            yield ParsedStructure(index, id, error=MoleculeError(id, reason))
+            return
+        elements = [b.split()[0] for b in body]
+        coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
+        match = _CHARGE.search(comment)
+        yield ParsedStructure(index, id, elements=elements, coords=coords,
+                              charge=int(match.group(1)) if match else 0)
+        index += 1

@@ -1,0 +1,148 @@
+"""The ``molecule_fp`` contract: what every producer writes and every consumer reads.
+
+One molecule's tokens are an int64 tensor ``(atoms, levels)``: entry ``(a, l)`` is the E3FP
+hash, folded to ``[0, bits)``, of the shell centred on heavy atom ``a`` at E3FP iteration
+``l`` (radius ``l * 1.718`` angstrom), or ``PAD`` (-1) where E3FP made no shell for that atom
+at that level. Every atom has a level-0 shell. A batch is ``(B, max atoms, levels)``,
+molecules shorter than the longest padded with whole rows of ``PAD``.
+
+DeepMoLM's settings are 4096 bits and 4 levels (E3FP iterations 0..3). They are model
+hyper-parameters: the projector's embedding table has ``bits + 1`` rows (``PAD`` maps to
+the padding row 0), so the settings travel inside the model config (``fp_bits``,
+``fp_levels``) and every producer (training data, eval, chat, data preparation, GUI)
+reads them from there through ``FingerprintSettings.from_config``.
+
+Only torch is imported here (no RDKit, no E3FP): the projector and the data loaders check
+tokens without loading the chemistry stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import torch
+
+PAD = -1
+
+
+class MoleculeFpError(ValueError):
+    """Tokens that break the contract; the message says which value and why."""
+
+
+@dataclass(frozen=True)
+class FingerprintSettings:
+    bits: int = 4096  # hashes lie in [0, bits)
+    levels: int = 4  # E3FP iterations per atom: levels 0 .. levels - 1
+
+    def __post_init__(self) -> None:
+        if int(self.bits) < 1 or int(self.levels) < 1:
+            raise ValueError(f"fingerprint settings need bits >= 1 and levels >= 1, got bits={self.bits}, "
+                             f"levels={self.levels}")
+
+    @property
+    def last_level(self) -> int:
+        """E3FP's own `level` argument: the last iteration it runs (levels - 1)."""
+        return self.levels - 1
+
+    @classmethod
+    def from_config(cls, config: Any) -> "FingerprintSettings":
+        """The settings a model was built with (`fp_bits`, `fp_levels` of its config, a
+        dict or an object; absent fields are DeepMoLM's defaults)."""
+        get = config.get if isinstance(config, dict) else lambda name, default: getattr(config, name, default)
+        return cls(bits=int(get("fp_bits", cls.bits)), levels=int(get("fp_levels", cls.levels)))
+
+    def config_fields(self) -> dict:
+        """The config fields these settings are stored as."""
+        return {"fp_bits": self.bits, "fp_levels": self.levels}
+
+
+DEEPMOLM = FingerprintSettings()
+
+
+def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Tensor:
+    """One molecule's tokens (a tensor or nested lists) -> int64 ``(atoms, levels)``, or a
+    MoleculeFpError: wrong shape, a hash outside ``[PAD, bits)``, no valid token at all, or
+    an atom without its level-0 token."""
+    if not torch.is_tensor(tokens):
+        try:
+            tokens = torch.tensor(tokens)  # dtype inferred: a float in the list must not be truncated
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise MoleculeFpError(f"molecule_fp is not a list of integer rows: {e}") from e
+    if tokens.dim() != 2 or tokens.shape[1] != settings.levels or tokens.shape[0] == 0:
+        raise MoleculeFpError(f"molecule_fp must be [atoms][{settings.levels}], got shape {list(tokens.shape)}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise MoleculeFpError(f"molecule_fp must hold integers (E3FP hashes), got {tokens.dtype}")
+    tokens = tokens.long()
+    bad = (tokens < PAD) | (tokens >= settings.bits)
+    if bad.any():
+        raise MoleculeFpError(f"molecule_fp holds hashes outside [{PAD}, {settings.bits}): {tokens[bad][:5].tolist()}")
+    if (tokens == PAD).all():
+        raise MoleculeFpError(f"molecule_fp has no valid token (all {PAD})")
+    missing = (tokens[:, 0] == PAD).nonzero()[:, 0]
+    if len(missing):
+        raise MoleculeFpError(f"molecule_fp has atoms without a level-0 token (rows {missing[:5].tolist()}): "
+                              "E3FP gives every atom one")
+    return tokens
+
+
+def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSettings = DEEPMOLM) -> None:
+    """A padded batch as a projector receives it: an integer ``(batch_size, atoms, levels)``
+    tensor, values in ``[PAD, bits)``, every molecule with at least one valid token. The
+    message names the molecule (batch index) and the value."""
+    if not isinstance(molecule_fp, torch.Tensor):
+        raise TypeError(f"molecule_fp must be a tensor, got {type(molecule_fp).__name__}")
+    if molecule_fp.is_floating_point() or molecule_fp.is_complex() or molecule_fp.dtype == torch.bool:
+        raise MoleculeFpError(f"molecule_fp must be an integer tensor (int64 E3FP hashes), got {molecule_fp.dtype}")
+    if molecule_fp.dim() != 3:
+        raise MoleculeFpError("molecule_fp must have shape (batch, atoms, levels) padded with -1, got shape "
+                              f"{tuple(molecule_fp.shape)}")
+    if molecule_fp.shape[2] != settings.levels:
+        raise MoleculeFpError(f"molecule_fp has {molecule_fp.shape[2]} levels per atom, the projector expects "
+                              f"fp_levels={settings.levels} (shape {tuple(molecule_fp.shape)})")
+    if molecule_fp.shape[0] != batch_size:
+        raise MoleculeFpError(f"molecule_fp holds {molecule_fp.shape[0]} molecules but there are {batch_size} "
+                              "images: one molecule per image")
+    bad = (molecule_fp < PAD) | (molecule_fp >= settings.bits)  # (B, A, L)
+    if bad.any():
+        b, a, l = (int(i) for i in bad.nonzero()[0])
+        raise MoleculeFpError(
+            f"molecule {b} has E3FP hash {int(molecule_fp[b, a, l])} at molecule_fp[{b}, {a}, {l}] "
+            f"({int(bad.sum())} bad entries in the batch): hashes must be in [0, {settings.bits}) "
+            f"(fp_bits) or {PAD} for padding; were the fingerprints folded to {settings.bits} bits?")
+    empty = (molecule_fp == PAD).flatten(1).all(dim=1)  # (B,)
+    if empty.any():
+        which = [int(i) for i in empty.nonzero()[:, 0]]
+        raise MoleculeFpError(f"molecule {which[0]} has no valid fingerprint token (all entries are {PAD}); "
+                              f"molecules without tokens in this batch: {which}")
+
+
+def collate(batch: Sequence[torch.Tensor], pad_to: Optional[int] = None) -> torch.Tensor:
+    """Per-molecule int64 ``(N_i, L)`` tokens -> ``(B, max N_i, L)`` padded with whole ``PAD``
+    rows. ``pad_to`` fixes the atom dimension (an error if a molecule is longer). An empty
+    batch, a non-int64 or non-2D item, mixed widths, values below ``PAD`` or an atom
+    without a level-0 token is an upstream bug, reported with the item's index."""
+    if len(batch) == 0:
+        raise MoleculeFpError("collate_molecule_fp: empty batch")
+    widths = set()
+    for i, tokens in enumerate(batch):
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64 or tokens.dim() != 2:
+            raise MoleculeFpError(
+                f"collate_molecule_fp: item {i} must be an int64 [atoms, levels] tensor, got "
+                f"{getattr(tokens, 'dtype', type(tokens))} {tuple(getattr(tokens, 'shape', ()))}")
+        if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+            raise MoleculeFpError(f"collate_molecule_fp: item {i} is empty {tuple(tokens.shape)}")
+        if (tokens < PAD).any():
+            raise MoleculeFpError(f"collate_molecule_fp: item {i} has values below {PAD}")
+        if (tokens[:, 0] == PAD).any():
+            raise MoleculeFpError(f"collate_molecule_fp: item {i} has atoms without a level-0 token")
+        widths.add(tokens.shape[1])
+    if len(widths) > 1:
+        raise MoleculeFpError(f"collate_molecule_fp: items have different widths {sorted(widths)}")
+    longest = max(t.shape[0] for t in batch)
+    if pad_to is not None and pad_to < longest:
+        raise MoleculeFpError(f"collate_molecule_fp: a molecule has {longest} atoms > pad_to={pad_to}")
+    out = torch.full((len(batch), pad_to or longest, widths.pop()), PAD, dtype=torch.int64)
+    for i, tokens in enumerate(batch):
+        out[i, : tokens.shape[0]] = tokens
+    return out  # (B, max_atoms, levels)

@@ -1,0 +1,111 @@
+"""Every figure the project's reports draw, on matplotlib's Agg backend (files, no display).
+
+Callers: the evaluation report (`eval.outputs`: text-metric bars, one parity plot per
+property task), the KFLM2 report (`property.report`: learning curves, parity, ROC) and
+`scripts/experiment_fusion.py` (MAE bars with error bars, parity per target). A caller
+takes a figure from `panels`, draws each panel with one of the functions below from plain
+numbers, labels the axes itself, and writes the file with `save`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+ERROR_CAPSIZE = 4  # points: the caps of error bars
+
+
+def pyplot():
+    """matplotlib.pyplot on Agg: reports are written from scripts and servers without a
+    display, whatever backend the environment (MPLBACKEND) asks for."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def panels(n: int, figsize: Tuple[float, float]):
+    """A figure of `n` panels side by side: (figure, [axes, ...])."""
+    fig, axes = pyplot().subplots(1, n, figsize=figsize, squeeze=False)
+    return fig, list(axes[0])
+
+
+def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
+    """Lay out, write and close `fig` (closing frees it: pyplot keeps every open figure)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
+
+
+def bars(ax, categories: Sequence[str], series: Sequence[Sequence[float]], *, labels: Optional[Sequence[str]] = None,
+         errors: Optional[Sequence[Sequence[float]]] = None, colors: Optional[Sequence] = None,
+         tick_fontsize=None) -> None:
+    """Grouped bars: a group per category, in it one bar per series (the group 0.8 wide).
+
+    labels: the series' legend entries; errors: per series, each bar's error-bar half
+    height (e.g. a std over seeds); colors: per series, one colour or one per bar. Without
+    colors each series takes the next colour of matplotlib's cycle."""
+    width = 0.8 / len(series)
+    for i, values in enumerate(series):
+        options = {}
+        if labels is not None:
+            options["label"] = labels[i]
+        if errors is not None:
+            options.update(yerr=errors[i], capsize=ERROR_CAPSIZE)
+        if colors is not None:
+            options["color"] = colors[i]
+        ax.bar([x + i * width for x in range(len(categories))], values, width, **options)
+    ticks = {} if tick_fontsize is None else {"fontsize": tick_fontsize}
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(categories))], categories, **ticks)
+
+
+def parity(ax, series: Sequence[tuple], *, size: float, alpha: float, linewidth: float = 0.8,
+           pad: Optional[float] = None) -> None:
+    """Predicted against reference values, with the y = x diagonal (black dashes).
+
+    series: [(reference values, predicted values, legend label or None)], each scattered
+    (an empty one still takes its colour of the cycle, so a seed keeps its colour). The
+    diagonal spans the smallest to the largest value of all points; with `pad` (a fraction
+    of that range, +-1 when the range is 0) it is extended by that margin on both ends and
+    both axes are limited to it, so the plot is square in data units."""
+    points = [np.asarray(v, dtype=float).ravel() for x, y, _ in series for v in (x, y)]
+    for x, y, label in series:
+        ax.scatter(x, y, s=size, alpha=alpha, **({} if label is None else {"label": label}))
+    points = np.concatenate(points) if points else np.zeros(0)
+    if not points.size:
+        return
+    low, high = points.min(), points.max()
+    if pad is not None:
+        margin = (high - low) * pad or 1.0
+        low, high = low - margin, high + margin
+    ax.plot([low, high], [low, high], "k--", linewidth=linewidth)
+    if pad is not None:
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+
+
+def learning_curves(loss_ax, metric_ax, runs: Sequence[tuple]) -> None:
+    """Training runs: loss per epoch on `loss_ax`, the validation metric per epoch on
+    `metric_ax` with a dotted grey line at the epoch selected.
+
+    runs: [(epochs, training losses, validation metric values, label, selected epoch)];
+    the label names the run in `metric_ax`'s legend (the caller decides whether to show one)."""
+    for epochs, losses, metric, label, selected in runs:
+        loss_ax.plot(epochs, losses, lw=0.8, alpha=0.7)
+        metric_ax.plot(epochs, metric, lw=0.8, alpha=0.7, label=label)
+        metric_ax.axvline(selected, lw=0.4, ls=":", color="grey")
+
+
+def roc(ax, curves: Sequence[tuple]) -> None:
+    """ROC curves [(false positive rates, true positive rates, label)], the chance diagonal
+    and a legend of the labels."""
+    for fpr, tpr, label in curves:
+        ax.plot(fpr, tpr, lw=0.8, label=label)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.6)
+    ax.legend(fontsize=6)

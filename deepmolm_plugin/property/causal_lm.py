@@ -1,0 +1,31 @@
+"""A local causal LM folder -> (tokenizer, model), for the ``llm:`` featuriser and LoRA tuning.
+
+Accepts a plain Hugging Face causal LM folder (Qwen2, DeepSeek-R1-Distill-Qwen, any
+``AutoModelForCausalLM`` folder) or a DeepMoLM / VILA / Qwen2-VL folder, whose LLM
+``deepmolm_plugin.model.loading`` extracts. The tokenizer pads on the right with its pad
+token, else its eos token (KFLM2's LLMs have no pad token).
+"""
+
+from __future__ import annotations
+
+
+def load_causal_lm(folder: str, dtype=None):
+    """(tokenizer, model in eval mode); float32 unless `dtype` says otherwise."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ..model.loading import QWEN2_VL_TYPES, resolve_llm_path
+
+    path = resolve_llm_path(folder)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model_type = AutoConfig.from_pretrained(path).model_type
+    if model_type == "llava_qwen2" or model_type in QWEN2_VL_TYPES:
+        from ..model.loading import load_llm
+
+        model = load_llm(path, dtype=dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer, model.eval()

@@ -1,0 +1,121 @@
+"""On-disk cache of per-SMILES feature arrays, and the model-folder fingerprint that keys it.
+
+Everything a featuriser computes is cached per (featuriser key, SMILES), so a second call
+for the same SMILES computes nothing. The key of an ``llm:`` featuriser includes
+``model_fingerprint`` of the model folder (every small file's SHA-256: config, tokenizer;
+every weight file's name, size, mtime and the SHA-256 of its first and last 4 MiB), so a
+fine-tuned or replaced model never reuses stale vectors. The cache is append-only shard
+files written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+CACHE_ENV = "DEEPMOLM_PROPERTY_CACHE"
+_SMALL_FILE = 16 << 20  # files up to this size are hashed whole
+_SAMPLE = 4 << 20  # of larger (weight) files, the first and last this many bytes
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "deepmolm_plugin" / "property")
+
+
+class EmbeddingCache:
+    """Append-only on-disk store of per-SMILES arrays under ``root/<key hash>/``.
+
+    Each ``put`` writes one ``.npz`` shard (SMILES, row offsets, values) via a temporary
+    file and ``os.replace``, so concurrent writers never corrupt each other. Values are
+    2-D per SMILES (one row for a vector, one row per token for token states).
+    """
+
+    def __init__(self, root: str | os.PathLike, key: str):
+        self.key = key
+        self.dir = Path(root) / hashlib.sha256(key.encode()).hexdigest()[:24]
+        self._data: dict[str, np.ndarray] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._data is None:
+            self._data = {}
+            if self.dir.is_dir():
+                for shard in sorted(self.dir.glob("*.npz")):
+                    with np.load(shard, allow_pickle=False) as z:
+                        smiles, offsets, values = z["smiles"], z["offsets"], z["values"]
+                    for i, s in enumerate(smiles.tolist()):
+                        self._data[s] = values[offsets[i]:offsets[i + 1]]
+        return self._data
+
+    def get_many(self, smiles: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+        data = self._load()
+        found = {s: data[s] for s in smiles if s in data}
+        missing = list(dict.fromkeys(s for s in smiles if s not in data))
+        self.hits += len(smiles) - sum(1 for s in smiles if s not in data)
+        self.misses += len(missing)
+        return found, missing
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        if not items:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "key.json"
+        if not meta.exists():
+            meta.write_text(json.dumps({"key": self.key}))
+        smiles = list(items)
+        arrays = [np.atleast_2d(items[s]) for s in smiles]
+        offsets = np.concatenate([[0], np.cumsum([a.shape[0] for a in arrays])]).astype(np.int64)
+        values = np.concatenate(arrays, axis=0)
+        tmp = self.dir / f".{uuid.uuid4().hex}.tmp.npz"
+        np.savez(tmp, smiles=np.asarray(smiles, dtype=str), offsets=offsets, values=values)
+        os.replace(tmp, self.dir / f"{uuid.uuid4().hex}.npz")
+        self._load().update({s: a for s, a in zip(smiles, arrays)})
+
+
+def cached(cache: EmbeddingCache, smiles: Sequence[str],
+           compute: Callable[[list[str]], list[np.ndarray]]) -> list[np.ndarray]:
+    """The arrays of `smiles` in order, computing (and storing) only those not cached yet."""
+    found, missing = cache.get_many(smiles)
+    if missing:
+        new = dict(zip(missing, compute(missing)))
+        cache.put_many(new)
+        found.update({s: np.atleast_2d(v) for s, v in new.items()})
+    return [found[s] for s in smiles]
+
+
+def _sha_file(path: Path, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= _SMALL_FILE:
+            h.update(f.read())
+        else:
+            h.update(f.read(_SAMPLE))
+            f.seek(size - _SAMPLE)
+            h.update(f.read(_SAMPLE))
+    return h.hexdigest()
+
+
+def model_fingerprint(folder: str | os.PathLike) -> str:
+    """Identity of a model folder: small files by content, weight files by name, size, mtime and samples."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a Hugging Face model folder (no config.json)")
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        st = path.stat()
+        h.update(rel.encode())
+        h.update(str(st.st_size).encode())
+        if st.st_size > _SMALL_FILE:
+            h.update(str(st.st_mtime_ns).encode())
+        h.update(_sha_file(path, st.st_size).encode())
+    return h.hexdigest()

@@ -1,0 +1,268 @@
+"""Molecule featurisers of the embedding branch, by name: ``make_featurizer(spec)``.
+
+A featuriser spec is a ``+``-joined list of registered featurisers (``FEATURIZERS``):
+
+- ``llm:<folder>``: KFLM2's featuriser. The SMILES (no prompt) goes through a local causal
+  LM folder (``causal_lm.load_causal_lm``); the embedding is the mean of the last hidden
+  state (after the final norm) over the SMILES tokens, padding excluded. Batched (sorted
+  by length), in float32 unless ``dtype`` says otherwise. Token states (for the attention
+  fusion) come from the same pass.
+- ``rdkit2d``: the 217 RDKit 2D descriptors (``Descriptors.descList``; a descriptor RDKit
+  fails on is NaN, imputed later). Normalised by ``scaling.FeatureScaler`` ("quantile":
+  the empirical CDF of the *training* molecules, as Chemprop's ``rdkit_2d_normalized``
+  uses a CDF, but fitted on the split's own training set).
+- ``morgan`` (or ``morgan:<radius>:<bits>``, default 2:2048): Morgan count fingerprint,
+  ``log1p(count)``.
+
+Every featuriser caches its rows per SMILES (``embedding_cache``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .causal_lm import load_causal_lm
+from .embedding_cache import EmbeddingCache, cached, default_cache_dir, model_fingerprint
+
+
+class Featurizer:
+    """Maps RDKit molecules (and their SMILES, the cache key) to an (n, dim) float32 matrix."""
+
+    name = "base"
+    scaling = "standard"  # how FeatureScaler normalises it: standard | quantile | none
+    dim = 0
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None):
+        self.cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key())
+
+    def cache_key(self) -> str:
+        raise NotImplementedError
+
+    def compute(self, mols: list, smiles: list[str]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, mols: Sequence, smiles: Sequence[str]) -> np.ndarray:
+        by_smiles = dict(zip(smiles, mols))
+        rows = cached(self.cache, list(smiles), lambda miss: self.compute([by_smiles[s] for s in miss], miss))
+        return np.concatenate(rows, axis=0).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
+
+
+class RDKit2D(Featurizer):
+    name = "rdkit2d"
+    scaling = "quantile"
+
+    def __init__(self, cache_dir=None):
+        from rdkit.Chem import Descriptors
+
+        self._functions = list(Descriptors.descList)
+        self.dim = len(self._functions)
+        super().__init__(cache_dir)
+
+    def cache_key(self) -> str:
+        import rdkit
+
+        names = ",".join(n for n, _ in self._functions)
+        return f"rdkit2d|rdkit {rdkit.__version__}|{hashlib.sha256(names.encode()).hexdigest()}"
+
+    def compute(self, mols, smiles):
+        from rdkit import RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        out = []
+        try:
+            for mol in mols:
+                row = np.empty(self.dim, dtype=np.float64)
+                for j, (_, fn) in enumerate(self._functions):
+                    try:
+                        row[j] = float(fn(mol))
+                    except Exception:  # noqa: BLE001 - some descriptors fail on odd molecules
+                        row[j] = np.nan
+                row[~np.isfinite(row)] = np.nan
+                # float32 overflow (e.g. Ipc) -> +-inf would poison the scaler: keep it finite
+                out.append(np.clip(row, -3e38, 3e38).astype(np.float32)[None])
+        finally:
+            RDLogger.EnableLog("rdApp.*")
+        return out
+
+
+class Morgan(Featurizer):
+    name = "morgan"
+    scaling = "none"
+
+    def __init__(self, radius: int = 2, bits: int = 2048, cache_dir=None):
+        self.radius, self.bits, self.dim = radius, bits, bits
+        super().__init__(cache_dir)
+
+    def cache_key(self) -> str:
+        import rdkit
+
+        return f"morgan-count|r{self.radius}|b{self.bits}|rdkit {rdkit.__version__}"
+
+    def compute(self, mols, smiles):
+        from rdkit.Chem import rdFingerprintGenerator
+
+        gen = rdFingerprintGenerator.GetMorganGenerator(radius=self.radius, fpSize=self.bits)
+        return [np.log1p(gen.GetCountFingerprintAsNumPy(m).astype(np.float32))[None] for m in mols]
+
+
+class LLMEmbedding(Featurizer):
+    """Mean-pooled last hidden state of a local causal LM over the SMILES tokens (padding excluded).
+
+    ``tokens(mols, smiles)`` returns the per-token states themselves (one (n_tokens, d)
+    array per molecule, float16 in the cache) for the attention fusion.
+    """
+
+    name = "llm"
+    scaling = "standard"
+
+    def __init__(self, folder: str, cache_dir=None, batch_size: int = 32, max_length: int = 512, dtype=None,
+                 device: str = "cpu"):
+        self.folder = os.fspath(folder)
+        self.batch_size, self.max_length, self.dtype, self.device = batch_size, max_length, dtype, device
+        self.fingerprint = model_fingerprint(self.folder)
+        from transformers import AutoConfig
+
+        self.dim = int(AutoConfig.from_pretrained(self._resolved()).hidden_size)
+        self.name = f"llm[{Path(self.folder).name}]"
+        super().__init__(cache_dir)
+        self.token_cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key() + "|tokens")
+        self._model = None
+
+    def _resolved(self) -> str:
+        from ..model.loading import resolve_llm_path
+
+        return resolve_llm_path(self.folder)
+
+    def cache_key(self) -> str:
+        return f"llm-mean|{self.fingerprint}|max_length {self.max_length}|dtype {self.dtype}"
+
+    def model(self):
+        if self._model is None:
+            tokenizer, model = load_causal_lm(self.folder, self.dtype)
+            self._model = (tokenizer, model.to(self.device))
+        return self._model
+
+    def _states(self, smiles: list[str]) -> list[np.ndarray]:
+        """Last hidden state of each SMILES, (n_tokens, d) float32, padding removed."""
+        import torch
+
+        tokenizer, model = self.model()
+        base = model.base_model  # the decoder (post-norm last_hidden_state), no lm_head
+        order = sorted(range(len(smiles)), key=lambda i: len(smiles[i]))
+        out: list[np.ndarray | None] = [None] * len(smiles)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                enc = tokenizer([smiles[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
+                                max_length=self.max_length, add_special_tokens=True)
+                enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+                hidden = base(**enc).last_hidden_state.float()  # (batch, tokens, d)
+                mask = enc["attention_mask"].bool()  # (batch, tokens)
+                for row, i in enumerate(idx):
+                    out[i] = hidden[row][mask[row]].cpu().numpy()
+        return out  # type: ignore[return-value]
+
+    def compute(self, mols, smiles):
+        states = self._states(list(smiles))
+        return [s.mean(axis=0, keepdims=True).astype(np.float32) for s in states]
+
+    def tokens(self, mols: Sequence, smiles: Sequence[str]) -> list[np.ndarray]:
+        def compute(miss):
+            return [s.astype(np.float16) for s in self._states(list(miss))]
+
+        return [t.astype(np.float32) for t in cached(self.token_cache, list(smiles), compute)]
+
+
+class Concatenated(Featurizer):
+    def __init__(self, parts: list[Featurizer]):
+        self.parts = parts
+        self.dim = sum(p.dim for p in parts)
+        self.name = "+".join(p.name for p in parts)
+
+    def __call__(self, mols, smiles):
+        return np.concatenate([p(mols, smiles) for p in self.parts], axis=1)
+
+
+# ------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class Registered:
+    """How a spec item names a featuriser: ``<name>`` and/or ``<name>:<argument>``."""
+
+    build: Callable[[str | None, object, dict], Featurizer]  # (argument or None, cache_dir, llm options)
+    argument: str  # "none", "optional" or "required"
+    usage: str  # as the error message spells it
+
+    def accepts(self, has_argument: bool) -> bool:
+        return self.argument == "optional" or has_argument == (self.argument == "required")
+
+
+def _morgan(argument, cache_dir, llm_options) -> Morgan:
+    bits = argument.split(":") if argument is not None else []
+    return Morgan(int(bits[0]) if bits else 2, int(bits[1]) if len(bits) > 1 else 2048, cache_dir)
+
+
+FEATURIZERS = {
+    "rdkit2d": Registered(lambda argument, cache_dir, llm_options: RDKit2D(cache_dir), "none", "rdkit2d"),
+    "morgan": Registered(_morgan, "optional", "morgan[:radius:bits]"),
+    "llm": Registered(lambda argument, cache_dir, llm_options: LLMEmbedding(argument, cache_dir, **llm_options),
+                      "required", "llm:<folder>"),
+}
+
+
+def make_featurizer(spec: str, cache_dir=None, **llm_options) -> Featurizer:
+    """``rdkit2d``, ``morgan[:radius:bits]``, ``llm:<folder>``, or several joined by ``+``;
+    ``llm_options`` (batch_size, max_length, dtype, device) go to every ``llm:`` part."""
+    parts: list[Featurizer] = []
+    for item in split_spec(spec):
+        name, sep, argument = item.partition(":")
+        entry = FEATURIZERS.get(name)
+        if entry is None or not entry.accepts(bool(sep)):
+            usages = [e.usage for e in FEATURIZERS.values()]
+            raise ValueError(f"unknown featuriser {item!r}: use {', '.join(usages[:-1])} or {usages[-1]}")
+        parts.append(entry.build(argument if sep else None, cache_dir, llm_options))
+    if not parts:
+        raise ValueError("empty featuriser spec")
+    return parts[0] if len(parts) == 1 else Concatenated(parts)
+
+
+def _starts_item(piece: str) -> bool:
+    """Whether a '+'-separated piece begins a new featuriser (else it continues an llm: path)."""
+    for name, entry in FEATURIZERS.items():
+        if entry.argument == "none" and piece == name:
+            return True
+        if entry.argument == "optional" and piece.startswith(name):
+            return True
+        if entry.argument == "required" and piece.startswith(name + ":"):
+            return True
+    return False
+
+
+def split_spec(spec: str) -> list[str]:
+    """Split on '+' except inside an llm: path (an llm: item runs to the next '+rdkit2d'/'+morgan'/'+llm:')."""
+    items, current = [], ""
+    for piece in spec.split("+"):
+        if current and (_starts_item(piece) or not current.startswith("llm:")):
+            items.append(current)
+            current = piece
+        else:
+            current = f"{current}+{piece}" if current else piece
+    if current:
+        items.append(current)
+    return [i.strip() for i in items if i.strip()]
+
+
+def llm_featurizer(featurizer: Featurizer | None) -> LLMEmbedding | None:
+    """The LLM part of a (possibly concatenated) featuriser, for token states."""
+    if isinstance(featurizer, LLMEmbedding):
+        return featurizer
+    if isinstance(featurizer, Concatenated):
+        for p in featurizer.parts:
+            if isinstance(p, LLMEmbedding):
+                return p
+    return None

@@ -1,0 +1,126 @@
+"""The one input resolver: every input form -> one molecule's model inputs, one naming rule."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from rdkit import Chem
+
+from deepmolm_plugin.molecule import fingerprint_record, molecule_from_smiles, read_structures, render_molecule
+from deepmolm_plugin.molecule.inputs import (
+    InputError,
+    InputResolver,
+    depiction_name,
+    has_molecule,
+    write_depiction,
+)
+from deepmolm_plugin.molecule.sidecar import SidecarBuilder, reference
+from deepmolm_plugin.molecule_fp import FingerprintSettings
+
+ETHANOL = "CCO"
+
+
+@pytest.fixture(scope="module")
+def ethanol():
+    return molecule_from_smiles(ETHANOL, "ethanol")
+
+
+def _sdf(path, record, copies=1):
+    block = Chem.MolToMolBlock(record.mol)
+    path.write_text((block + "$$$$\n") * copies)
+    return path
+
+
+def test_every_form_gives_the_same_tokens_for_the_same_conformer(tmp_path, ethanol):
+    expected = fingerprint_record(ethanol)
+    resolver = InputResolver(structure_folder=str(tmp_path), record_folder=str(tmp_path), policy="auto",
+                             render_folder=str(tmp_path / "renders"))
+    _sdf(tmp_path / "e.sdf", ethanol)
+    positions = ethanol.mol.GetConformer().GetPositions()
+    atoms = [a.GetSymbol() for a in ethanol.mol.GetAtoms()]
+    builder = SidecarBuilder(tmp_path / "tmp.npy", rows=len(expected), levels=4, dtype=np.dtype(np.int16))
+    builder.append(expected.numpy().astype(np.int16))
+    builder.commit(tmp_path / "fp.npy")
+    forms = {
+        "structure": {"structure": "e.sdf"},
+        "atoms": {"atoms": atoms, "coordinates": positions.tolist()},
+        "smiles": {"smiles": ETHANOL},
+        "inline": {"molecule_fp": expected.tolist()},
+        "sidecar": {"molecule_fp": reference("fp.npy", 0, len(expected))},
+    }
+    for name, fields in forms.items():
+        assert has_molecule(fields)
+        got = resolver.resolve(fields, name, depiction=False)
+        assert torch.equal(got.molecule_fp, expected), name
+        assert (got.molecule is None) == (name in ("inline", "sidecar")), name
+    assert not has_molecule({"image": "x.png"})
+
+
+def test_depictions_follow_one_naming_rule_and_are_shared(tmp_path):
+    one = InputResolver(render_folder=str(tmp_path), kind="question")
+    two = InputResolver(render_folder=str(tmp_path))  # another caller, same folder
+    a = one.resolve({"smiles": ETHANOL}, "q1", fingerprint=False).image
+    b = two.resolve({"smiles": ETHANOL}, "record-7", fingerprint=False).image
+    assert a == b == str((tmp_path / depiction_name(b"smiles:" + ETHANOL.encode())).resolve())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [depiction_name(b"smiles:CCO")]  # no temporary left
+    assert Image.open(a).tobytes() == render_molecule(ETHANOL).tobytes()
+    given = one.resolve({"smiles": ETHANOL, "image": "mine.png"}, "q2", fingerprint=False)
+    assert given.image == "mine.png"  # a given image is used as is
+    assert depiction_name(b"smiles:CCO", 512) != depiction_name(b"smiles:CCO")  # settings are in the name
+
+
+def test_write_depiction_takes_images_and_bytes(tmp_path):
+    image = Image.new("RGB", (4, 4), "white")
+    write_depiction(image, tmp_path / "a.png")
+    write_depiction((tmp_path / "a.png").read_bytes(), tmp_path / "sub" / "b.png", durable=True,
+                    tmp_folder=tmp_path / "tmp")
+    assert (tmp_path / "sub" / "b.png").read_bytes() == (tmp_path / "a.png").read_bytes()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_structure_files_one_molecule_or_the_first_or_an_index(tmp_path, ethanol):
+    _sdf(tmp_path / "two.sdf", ethanol, copies=2)
+    with pytest.raises(InputError, match=r"record 'r': structure file .*two.sdf holds 2 molecules, expected 1"):
+        InputResolver(structure_folder=str(tmp_path)).molecule({"structure": "two.sdf"}, "r")
+    first = InputResolver(structure_folder=str(tmp_path), first_of_many=True).molecule({"structure": "two.sdf"}, "r")
+    assert any("more than one molecule" in note for note in first.notes)
+    second = InputResolver(structure_folder=str(tmp_path)).molecule({"structure": "two.sdf", "structure_index": 1}, "r")
+    assert second.mol.GetNumAtoms() == list(read_structures(tmp_path / "two.sdf"))[1].mol.GetNumAtoms()
+    with pytest.raises(InputError, match="has no record 5"):
+        InputResolver(structure_folder=str(tmp_path)).molecule({"structure": "two.sdf", "structure_index": 5}, "r")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({}, "no molecule field"),
+    ({"smiles": "C1CC"}, "unparseable|ring"),
+    ({"structure": "missing.sdf"}, "structure file .*missing.sdf does not exist"),
+    ({"structure": "x.cif"}, "unknown structure format"),
+    ({"atoms": ["C", "O"]}, "has `atoms` but no `coordinates`"),
+    ({"molecule_fp": [[5000, 1, 2, 3]]}, r"outside \[-1, 4096\)"),
+    ({"molecule_fp": {"sidecar": "none.npy", "offset": 0, "atoms": 1}}, "sidecar file .* does not exist"),
+])
+def test_bad_inputs_name_the_input_and_the_reason(tmp_path, fields, message):
+    (tmp_path / "x.cif").write_text("data_x\n")
+    resolver = InputResolver(structure_folder=str(tmp_path), record_folder=str(tmp_path), kind="question")
+    with pytest.raises(InputError, match=f"question 'q9': .*({message})") as info:
+        resolver.resolve(fields, "q9", depiction=False)
+    assert info.value.record_id == "q9" and info.value.reason
+
+
+def test_depiction_errors(tmp_path):
+    resolver = InputResolver(render_folder=str(tmp_path))
+    with pytest.raises(InputError, match="inline molecule_fp cannot be drawn"):
+        resolver.resolve({"molecule_fp": [[1, 2, 3, 4]]}, "r", fingerprint=False)
+    with pytest.raises(InputError, match="no render folder is set"):
+        InputResolver().resolve({"smiles": ETHANOL}, "r", fingerprint=False)
+    with pytest.raises(InputError, match="relative but --structure-folder is not set"):
+        InputResolver(option_names={"structure_folder": "--structure-folder"}).resolve(
+            {"structure": "a.sdf"}, "r", fingerprint=False)
+
+
+def test_settings_are_the_resolvers_and_cached_tokens_follow_them(ethanol):
+    resolver = InputResolver()
+    full = resolver.molecule_fp({"smiles": ETHANOL}, "r")
+    resolver.fp = FingerprintSettings(1024, 2)  # e.g. the model's, known once the trainer starts
+    small = resolver.molecule_fp({"smiles": ETHANOL}, "r")
+    assert full.shape[1] == 4 and small.shape[1] == 2 and int(small.max()) < 1024
