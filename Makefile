@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 REQS   := requirements/constraints.txt requirements/base.txt requirements/nodeps.txt setup.cfg pyproject.toml
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean wordnet
+.PHONY: install test demo bench clean wordnet chromium
 
 # WordNet 3.0 for METEOR, built offline from Debian's wordnet-base + wordnet-sense-index
 # (deepmolm_plugin.eval.metrics.wordnet); the code looks in $NLTK_DATA, else <venv>/nltk_data.
@@ -40,7 +40,14 @@ $(WORDNET): | $(STAMP)
 	  { echo "WordNet 3.0 is missing: sudo apt-get install -y wordnet-base wordnet-sense-index; then make wordnet" >&2; exit 1; }
 	$(PY) -m deepmolm_plugin.eval.metrics.wordnet --nltk-data $(NLTK_DATA) --check
 
-test: $(STAMP) $(WORDNET)
+# Headless Chromium + its WebDriver for the GUI's browser test (tests/test_gui.py), from Debian.
+chromium:
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  { test "$$(id -u)" = 0 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium chromium-driver; } || \
+	  { echo "Chromium is missing (the GUI's browser test drives it): sudo apt-get install -y chromium chromium-driver; then make chromium" >&2; exit 1; }
+
+test: $(STAMP) $(WORDNET) chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 demo: $(STAMP)

@@ -19,11 +19,17 @@ both residual branches, functionally, so `ffn` keeps its indices 0 and 2 at any 
 No all-padding guard: the original unmasked the first key of an all-padding molecule to
 avoid NaN; here such a molecule is rejected by the input check, so every query always has
 at least one valid key and the guard would be dead code.
+
+Looking inside (the GUI's attention maps): `recording_attention()` is an opt-in context in
+which every call also keeps its cross-attention weights per head. Outside it the layer
+asks `nn.MultiheadAttention` for no weights at all (its fused kernel runs), so recording
+costs nothing and changes nothing when off.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +59,24 @@ class FusionProjector(ProjectorBase):
         self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
         self.ffn_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self._init_weights()
+        self._attention_log: Optional[List[torch.Tensor]] = None  # a list only inside recording_attention()
+
+    @contextlib.contextmanager
+    def recording_attention(self) -> Iterator[List[torch.Tensor]]:
+        """Within the block, each forward call appends its softmax cross-attention weights,
+        detached, as one (B, heads, N, atoms, levels) tensor to the list yielded, in call
+        order (`embed_images` projects the batch's global views first, then all its tiles
+        in one call). Padding keys (-1 tokens) have weight 0; over (atoms, levels) each
+        head's weights of one image token sum to 1. Run the model in eval() mode: in
+        training mode these are the dropped-out weights the layer used."""
+        if self._attention_log is not None:
+            raise RuntimeError("the fusion projector is already recording its attention")
+        log: List[torch.Tensor] = []
+        self._attention_log = log
+        try:
+            yield log
+        finally:
+            self._attention_log = None
 
     @torch.no_grad()
     def _init_weights(self) -> None:
@@ -76,15 +100,20 @@ class FusionProjector(ProjectorBase):
         layer used; call in eval() mode for interpretation.
         """
         batch, atoms, levels = molecule_fp.shape
+        recording = self._attention_log is not None
         query = self.image_proj(image_features)  # (B, N, H)
         indices, valid = fingerprint_indices(molecule_fp)  # (B, A*L), (B, A*L)
         keys = self.molecule_embed(indices)  # (B, A*L, H)
         attended, weights = self.cross_attn(
             query, keys, keys,
             key_padding_mask=~valid,  # True = ignore
-            need_weights=return_attention,
-            average_attn_weights=True,
-        )  # (B, N, H), (B, N, A*L) or None
+            need_weights=return_attention or recording,
+            average_attn_weights=not recording,
+        )  # (B, N, H); weights (B, N, A*L), (B, heads, N, A*L) when recording, or None
+        if recording:
+            heads = weights.shape[1]
+            self._attention_log.append(weights.detach().reshape(batch, heads, -1, atoms, levels))
+            weights = weights.mean(dim=1)  # (B, N, A*L): what average_attn_weights=True returns
         x = self.cross_attn_norm(query + F.dropout(attended, self.config.dropout, self.training))
         x = self.ffn_norm(x + F.dropout(self.ffn(x), self.config.dropout, self.training))  # (B, N, H)
         if not return_attention:

@@ -1,0 +1,76 @@
+"""`python -m deepmolm_plugin.gui` (console script `deepmolm-gui`): DeepMoLM Chat in a browser.
+
+    python -m deepmolm_plugin.gui --model-path CKPT [--host 127.0.0.1 --port 7860]
+
+Loads the checkpoint once (the host's `load_pretrained_model`; CUDA when there is one,
+else CPU), then serves the page until interrupted. Nothing is fetched from the internet:
+gradio serves its own scripts, styles and fonts from the installed package, its usage
+analytics are off, and no share link is made. Bad options (no such --model-path folder,
+a port out of range) are one line on stderr and exit status 2, before the model loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+from .. import usage
+
+# = deepmolm_plugin.molecule.POLICIES (importing it here would load RDKit for --help).
+CONFORMER_POLICIES = ("auto", "from-file", "generate", "keep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepmolm-gui",
+                                     description="DeepMoLM Chat: chat about a molecule in the browser, and see "
+                                                 "what the model sees and where it looks.")
+    parser.add_argument("--model-path", required=True, help="a saved DeepMoLM checkpoint folder")
+    parser.add_argument("--model-base", default=None)
+    parser.add_argument("--device", default="cuda", help="falls back to cpu without CUDA")
+    parser.add_argument("--conv-mode", default="auto", help="conversation template; auto: from the model's config")
+    parser.add_argument("--conformer-policy", default="auto", choices=CONFORMER_POLICIES,
+                        help="3D policy for uploaded structures (see deepmolm_plugin.molecule)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    return parser
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    usage.model_folder(args.model_path, "--model-path")
+    if args.model_base is not None:
+        usage.model_folder(args.model_base, "--model-base")
+    if not 1 <= args.port <= 65535:
+        raise usage.UsageError(f"--port must be in 1..65535, got {args.port}")
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    usage.checked(parser, check_arguments, args)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no calls home
+
+    import deepmolm_plugin
+
+    deepmolm_plugin.register()
+    from llava.mm_utils import get_model_name_from_path
+    from transformers import AutoConfig
+
+    from ..patches.conversation_qwen2 import resolve_conv_mode
+    from .app import build_app, launch_kwargs
+    from .session import ChatSession
+
+    config = AutoConfig.from_pretrained(args.model_path)
+    try:
+        conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
+    except ValueError as e:  # an unknown --conv-mode, named with the known ones
+        usage.fail(parser.prog, f"--conv-mode: {e}")
+    with tempfile.TemporaryDirectory(prefix="deepmolm_gui_") as renders:  # drawn depictions, this run only
+        session = ChatSession.load(args.model_path, renders, model_base=args.model_base, device=args.device,
+                                   conv_mode=conv_mode, policy=args.conformer_policy)
+        print(f"{parser.prog}: {session.describe()}", flush=True)
+        build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

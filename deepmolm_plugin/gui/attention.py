@@ -1,0 +1,164 @@
+"""Where the model looks: the fusion projector's cross-attention, mapped back onto the image.
+
+In the fusion projector every image token (a query) attends over the molecule's E3FP
+tokens (the keys: one per heavy atom and E3FP level, -1 padding masked). The weights come
+from the projector's opt-in `recording_attention()`, around the same `encode_images` call
+that `generate` makes, so they are the weights of the tokens the LLM reads.
+
+Token layout (DeepEncoder: one token per 64 px, row-major within a view):
+- global view: the depiction padded to a square and resized to S x S; token (r, c) covers
+  pixels [64r, 64r + 64) x [64c, 64c + 64) of it: a (S/64) x (S/64) grid;
+- tiles mode: also the depiction stretched to cols x rows tiles of T px, each a
+  (T/64) x (T/64) grid, row-major over the tile grid; placed in their grid they form a
+  (rows T/64) x (cols T/64) token grid over the stretched image (the "mosaic").
+
+The two reductions shown (`HEATMAP_REDUCTION`, `ATOM_REDUCTION` are the page's words):
+- heatmap for atom a: per image token, its softmax weights to a's E3FP tokens summed over
+  the levels, averaged over the heads: the share of that token's attention that goes to
+  atom a (each token's shares over all atoms sum to 1);
+- attention received by atom a: the weights summed over every image token of every view,
+  every head and every level, divided by (tokens x heads), so all atoms' shares sum to 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..projector.layout import tokens_per_side
+
+Grid = Tuple[int, int]  # (cols, rows), as the image processor's `tile_grids`
+
+HEATMAP_REDUCTION = (
+    "Heatmap: for each image token (one 64 px patch of the view the encoder sees), the share of its "
+    "cross-attention that goes to the chosen atom: softmax weights summed over the atom's E3FP levels "
+    "and averaged over the heads (a token's shares over all atoms sum to 1). "
+    "Colour scale: from the smallest to the largest share of any atom and token in that view (the "
+    "numbers at the ends of the bar)."
+)
+ATOM_REDUCTION = (
+    "3D colours: attention received by each heavy atom = softmax weights summed over all image tokens "
+    "(global view and tiles), all heads and all E3FP levels, divided by tokens x heads, so the atoms' "
+    "shares sum to 1, coloured from the smallest to the largest share. Hydrogens have no E3FP tokens "
+    "and stay grey."
+)
+
+# One colour scale for the heatmaps, the 3D view and the page's legend (YlOrBr, light -> dark).
+COLOR_STOPS: Sequence[Tuple[float, str]] = (
+    (0.0, "#fff7bc"), (0.25, "#fec44f"), (0.5, "#fe9929"), (0.75, "#d95f0e"), (1.0, "#8c2d04"),
+)
+
+
+@dataclass
+class AttentionMaps:
+    """One molecule's cross-attention, reduced for display.
+
+    global_map (g, g, A): per global-view token, its share to each atom (mean over heads,
+    sum over levels); tile_map (rows*t, cols*t, A) the same over the tiles mosaic, or None;
+    received (A,): each atom's share of all attention (sums to 1); heads: head count.
+    """
+
+    global_map: np.ndarray
+    tile_map: Optional[np.ndarray]
+    received: np.ndarray
+    heads: int
+
+    @property
+    def atoms(self) -> int:
+        return int(self.received.shape[0])
+
+
+def attention_maps(calls: List[torch.Tensor], grid: Optional[Grid]) -> AttentionMaps:
+    """The fusion projector's recorded calls for one image -> AttentionMaps.
+
+    calls[0]: the global view, (1, heads, g*g, A, L); calls[1] (tiles mode, when the image
+    has tiles, grid = (cols, rows)): all tiles, (cols*rows, heads, t*t, A, L).
+    """
+    expected = 1 if grid is None else 2
+    if len(calls) != expected:
+        raise ValueError(f"expected {expected} recorded projector call(s) for one image "
+                         f"({'with' if grid else 'without'} tiles), got {len(calls)}")
+    first = calls[0].float().cpu()
+    if first.dim() != 5 or first.shape[0] != 1:
+        raise ValueError(f"the global view's attention must be (1, heads, tokens, atoms, levels), "
+                         f"got {tuple(first.shape)}")
+    heads, atoms = first.shape[1], first.shape[3]
+    g = tokens_per_side(first.shape[2], "the global view")
+    per_atom = first[0].sum(dim=-1)  # (heads, g*g, A): levels summed
+    global_map = per_atom.mean(dim=0).reshape(g, g, atoms)  # (g, g, A)
+    total = per_atom.sum(dim=(0, 1))  # (A,)
+    tokens = first.shape[2]
+    tile_map = None
+    if grid is not None:
+        cols, rows = grid
+        tiles = calls[1].float().cpu()
+        if tiles.dim() != 5 or tiles.shape[0] != cols * rows or tuple(tiles.shape[1::2]) != (heads, atoms):
+            raise ValueError(f"the tiles' attention must be ({cols * rows}, {heads}, tokens, {atoms}, levels) "
+                             f"for a {cols}x{rows} grid, got {tuple(tiles.shape)}")
+        t = tokens_per_side(tiles.shape[2], "a tile")
+        tile_atoms = tiles.sum(dim=-1)  # (T, heads, t*t, A)
+        total = total + tile_atoms.sum(dim=(0, 1, 2))
+        tokens += tiles.shape[0] * tiles.shape[2]
+        tile_map = (
+            tile_atoms.mean(dim=1)  # (T, t*t, A)
+            .reshape(rows, cols, t, t, atoms)  # (tile row, tile col, token row, token col, A)
+            .permute(0, 2, 1, 3, 4)  # (tile row, token row, tile col, token col, A)
+            .reshape(rows * t, cols * t, atoms)
+        ).numpy()
+    received = (total / (tokens * heads)).numpy()  # (A,)
+    return AttentionMaps(global_map=global_map.numpy(), tile_map=tile_map, received=received, heads=heads)
+
+
+def colorize(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (any shape) -> RGB uint8 (..., 3) on COLOR_STOPS."""
+    stops = np.array([s for s, _ in COLOR_STOPS])
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for _, c in COLOR_STOPS], dtype=np.float64)
+    v = np.clip(values, 0.0, 1.0)
+    out = np.stack([np.interp(v, stops, rgb[:, k]) for k in range(3)], axis=-1)
+    return np.round(out).astype(np.uint8)
+
+
+def value_range(values: np.ndarray) -> Tuple[float, float]:
+    """(smallest, largest) of `values`: the ends of a colour scale."""
+    return (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+
+
+def scaled(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """`values` mapped to [0, 1] between low and high (all 0 when they are equal)."""
+    if high <= low:
+        return np.zeros_like(values, dtype=np.float64)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
+
+
+def heatmap_overlay(view: Image.Image, token_map: np.ndarray, low: float, high: float,
+                    size: int = 768) -> Image.Image:
+    """The view with one atom's token shares laid over it, one cell per token.
+
+    token_map (rows, cols): shares of each token (`AttentionMaps.global_map[..., a]` or
+    `.tile_map[..., a]`); low, high: the values drawn lightest and darkest (`value_range` of
+    the whole map, all atoms, so atoms compare on one scale). The cell colour's opacity grows with
+    the share, so the drawing stays readable where the atom gets little attention; thin
+    lines mark the token grid. Returned at `size` px on the longer side.
+    """
+    rows, cols = token_map.shape
+    scale = size / max(view.size)
+    width, height = round(view.width * scale), round(view.height * scale)
+    base = view.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    level = scaled(token_map, low, high)  # (rows, cols) in [0, 1]
+    color = colorize(level)  # (rows, cols, 3)
+    alpha = np.round(255 * (0.05 + 0.55 * level)).astype(np.uint8)  # (rows, cols)
+    cells = Image.fromarray(np.dstack([color, alpha]), mode="RGBA")  # one pixel per token
+    overlay = cells.resize((width, height), Image.Resampling.NEAREST)  # token cells, no smoothing
+    out = Image.alpha_composite(base.convert("RGBA"), overlay)
+    draw = ImageDraw.Draw(out)
+    for c in range(1, cols):
+        x = round(c * width / cols)
+        draw.line([(x, 0), (x, height)], fill=(120, 120, 120, 110), width=1)
+    for r in range(1, rows):
+        y = round(r * height / rows)
+        draw.line([(0, y), (width, y)], fill=(120, 120, 120, 110), width=1)
+    return out.convert("RGB")

@@ -1,0 +1,114 @@
+"""The chat: prompts from the host's conversation template, replies streamed token by token.
+
+A conversation is a list of (question, reply) turns about one molecule. Each turn the
+whole prompt is rendered again from the template (`llava.conversation.conv_templates`,
+`qwen2` for DeepMoLM checkpoints), the first question prefixed with the image token,
+exactly as training and the chat CLI build it; stored replies are the text the model
+produced (special tokens dropped), so later turns see the history as it was said.
+
+`generate` gets the molecule's `molecule_fp` (1, atoms, levels) as its explicit argument,
+the image inputs in the model's dtype (and the tiles in tiles mode), and a transformers
+`TextIteratorStreamer`; it runs in a worker thread while the caller yields the text.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
+
+
+def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True,
+                 im_start_end: bool = False) -> str:
+    """The template's prompt for `turns`; the last reply is None (the model's turn)."""
+    from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_TOKEN
+    from llava.conversation import conv_templates
+
+    image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if im_start_end else DEFAULT_IMAGE_TOKEN
+    conv = conv_templates[conv_mode].copy()
+    for k, (question, reply) in enumerate(turns):
+        conv.append_message(conv.roles[0], f"{image}\n{question}" if k == 0 and image_first else question)
+        conv.append_message(conv.roles[1], reply)
+    return conv.get_prompt()
+
+
+def stop_string(conv_mode: str) -> str:
+    from llava.conversation import SeparatorStyle, conv_templates
+
+    conv = conv_templates[conv_mode]
+    return conv.sep if conv.sep_style != SeparatorStyle.TWO else conv.sep2
+
+
+def sampling_kwargs(temperature: float, max_new_tokens: int) -> dict:
+    """Greedy at temperature 0 (without the sampling-only flags transformers would warn
+    about), sampling otherwise."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max new tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be at least 0, got {temperature}")
+    if temperature == 0:
+        return {"do_sample": False, "max_new_tokens": int(max_new_tokens)}
+    return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": int(max_new_tokens)}
+
+
+def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_new_tokens: int) -> Iterator[str]:
+    """Yield the reply to the last turn as it grows (the whole text so far each time).
+
+    session: a `ChatSession` (model, tokenizer, template, lock); molecule: the
+    `LoadedMolecule` the conversation is about.
+    """
+    import torch
+    from llava.constants import IMAGE_TOKEN_INDEX
+    from llava.mm_utils import KeywordsStoppingCriteria, tokenizer_image_token
+    from transformers import StoppingCriteria, TextIteratorStreamer
+
+    cancelled = threading.Event()
+
+    class StopWhenCancelled(StoppingCriteria):
+        """Ends generation once the page has stopped reading the reply (tab closed, reload)."""
+
+        def __call__(self, ids, scores, **kwargs):
+            return torch.full((ids.shape[0],), cancelled.is_set(), dtype=torch.bool, device=ids.device)
+
+    model, tokenizer = session.model, session.tokenizer
+    prompt = build_prompt(session.conv_mode, turns, im_start_end=bool(getattr(model.config, "mm_use_im_start_end",
+                                                                                False)))
+    input_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
+    input_ids = input_ids.unsqueeze(0).to(model.device)  # (1, T)
+    # `generate` returns the new tokens only (the prompt goes in as embeddings), so the
+    # host's stop criterion counts from an empty prompt.
+    stopping = KeywordsStoppingCriteria([stop_string(session.conv_mode)], tokenizer, input_ids[:, :0])
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+    kwargs = dict(
+        molecule.views.generate_kwargs(model.device, model.dtype),
+        molecule_fp=molecule.batch_fp(model.device),  # (1, atoms, levels) or None (image-only projector)
+        streamer=streamer, use_cache=True, stopping_criteria=[stopping, StopWhenCancelled()],
+        **sampling_kwargs(temperature, max_new_tokens),
+    )
+    failure: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(input_ids, **kwargs)
+        except BaseException as e:  # handed to the page's thread below, never swallowed
+            failure.append(e)
+            streamer.end()
+
+    with session.lock:  # one generation at a time on the one model
+        worker = threading.Thread(target=run, name="deepmolm-gui-generate", daemon=True)
+        worker.start()
+        text = ""
+        try:
+            for piece in streamer:
+                text += piece
+                yield text
+        finally:  # also when the page stops listening (GeneratorExit): the model stops too
+            cancelled.set()
+            worker.join()
+    if failure:
+        raise failure[0]
+    stop = stop_string(session.conv_mode).strip()
+    if stop and text.rstrip().endswith(stop):  # a stop string that is not a special token
+        yield text.rstrip()[: -len(stop)].rstrip()

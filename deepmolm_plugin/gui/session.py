@@ -1,0 +1,144 @@
+"""The model behind the page, and one molecule turned into everything the page shows.
+
+`ChatSession.load` loads a checkpoint with the host's `load_pretrained_model` (after
+`deepmolm_plugin.register()`, `patches.model_dispatch` routes DeepMoLM checkpoints to our
+loader; the device falls back to CPU without CUDA) and resolves the conversation template
+as the chat CLI does (`--conv-mode auto`: from the model's config).
+
+`ChatSession.molecule` takes the user's input through the one input resolver that
+training, the chat CLI and eval use (`deepmolm_plugin.molecule.inputs.InputResolver`,
+fingerprint settings from the model config): the depiction (drawn, or the user's image),
+the conformer whose coordinates made `molecule_fp`, and the tokens. Then the model's image
+inputs (`views.model_views`) and, for a fusion model, the cross-attention of exactly those
+inputs (`attention`), recorded around the model's own `encode_images`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Mapping, Optional
+
+import torch
+
+from .attention import AttentionMaps, attention_maps
+from .views import ModelViews, model_views
+
+
+@dataclass
+class LoadedMolecule:
+    """One molecule as the page shows it and the model reads it."""
+
+    name: str
+    item: object  # the resolver's MoleculeInput: .molecule (MoleculeRecord), .molecule_fp, .image, .notes
+    views: ModelViews
+    image_given: bool = False  # the user's image (True) or the drawn depiction (False)
+    uses_molecules: bool = True  # False: the projector ignores molecule_fp (image-only ablation)
+    attention: Optional[AttentionMaps] = None
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def mol(self):
+        """The RDKit molecule whose conformer produced molecule_fp."""
+        return self.item.molecule.mol
+
+    @property
+    def atoms(self) -> int:
+        """Token rows (heavy atoms) of molecule_fp."""
+        return int(self.item.molecule_fp.shape[0])
+
+    def batch_fp(self, device) -> Optional[torch.Tensor]:
+        """(1, atoms, levels) for `generate`, or None for a model that reads no molecule."""
+        if not self.uses_molecules:
+            return None
+        return self.item.molecule_fp.unsqueeze(0).to(device)
+
+
+def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> Mapping:
+    """The page's input as the resolver's fields (one molecule source, an optional image)."""
+    smiles = (smiles or "").strip()
+    if bool(smiles) == bool(structure):
+        raise ValueError("give either a SMILES or a structure file")
+    fields = {"smiles": smiles} if smiles else {"structure": str(Path(structure).resolve())}
+    if image:
+        fields["image"] = str(Path(image).resolve())
+    return fields
+
+
+class ChatSession:
+    """A loaded model and what the page needs to talk to it (one generation at a time)."""
+
+    def __init__(self, model_path: str, tokenizer, model, image_processor, conv_mode: str, render_folder: str,
+                 policy: str = "auto"):
+        from ..cli import projector_uses_molecules
+        from ..molecule.inputs import InputResolver
+        from ..molecule_fp import FingerprintSettings
+
+        self.model_path, self.tokenizer, self.model = model_path, tokenizer, model
+        self.image_processor = image_processor
+        self.config = model.config
+        self.conv_mode = conv_mode
+        self.lock = threading.Lock()
+        self.projector = model.get_model().mm_projector
+        self.projector_type = getattr(self.config, "mm_projector_type", None) or type(self.projector).__name__
+        self.uses_molecules = projector_uses_molecules(self.config)
+        # Only a projector that records its cross-attention (fusion) has maps to show.
+        self.has_attention = hasattr(self.projector, "recording_attention")
+        self.image_mode = getattr(image_processor, "mode", "base")
+        self.resolver = InputResolver(FingerprintSettings.from_config(self.config), structure_folder=None,
+                                      policy=policy, render_folder=render_folder, first_of_many=True,
+                                      kind="molecule")
+
+    @classmethod
+    def load(cls, model_path: str, render_folder: str, model_base: Optional[str] = None, device: str = "cuda",
+             conv_mode: str = "auto", policy: str = "auto") -> "ChatSession":
+        import deepmolm_plugin
+
+        deepmolm_plugin.register()
+        from llava.mm_utils import get_model_name_from_path
+        from llava.model import builder  # its load_pretrained_model is model_dispatch's after register()
+
+        from ..patches.conversation_qwen2 import resolve_conv_mode
+
+        name = get_model_name_from_path(model_path)
+        tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
+                                                                             device=device)
+        mode = resolve_conv_mode(conv_mode, model.config, name)
+        return cls(model_path, tokenizer, model, image_processor, mode, render_folder, policy)
+
+    def describe(self) -> str:
+        device = f"{self.model.device.type} · {str(self.model.dtype).replace('torch.', '')}"
+        return (f"{Path(self.model_path).name} · projector {self.projector_type} · "
+                f"{self.image_mode} image mode · {device}")
+
+    def molecule(self, smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> LoadedMolecule:
+        """The page's input -> LoadedMolecule. Bad input is a ValueError whose message is the
+        one the CLIs give (the resolver's, naming the molecule and the reason)."""
+        from ..encoder.image_processor import load_image
+
+        fields = molecule_fields(smiles, structure, image)
+        name = fields.get("smiles") or Path(structure).name
+        # Tokens always (the 3D view shows the conformer that made them), even when the
+        # projector ignores them.
+        item = self.resolver.resolve(fields, name, fingerprint=True, depiction=True)
+        depiction = load_image(item.image, name="the image")  # RGB; a file that is no image: ValueError
+        views = model_views(depiction, self.image_processor, self.config)
+        notes = list(item.notes)
+        if not self.uses_molecules:  # as the chat CLI says it
+            notes.append(f"this model's {self.projector_type} projector does not use molecules: the molecule only "
+                         "provides the depiction (and the 3D view)")
+        loaded = LoadedMolecule(name=name, item=item, views=views, notes=notes, image_given="image" in fields,
+                                uses_molecules=self.uses_molecules)
+        if self.has_attention:
+            loaded.attention = self.attention(loaded)
+        return loaded
+
+    def attention(self, loaded: LoadedMolecule) -> AttentionMaps:
+        """The projector's cross-attention for this molecule and image, from the same
+        `encode_images` call `generate` makes."""
+        inputs = loaded.views.generate_kwargs(self.model.device, self.model.dtype)
+        with self.lock, torch.inference_mode(), self.projector.recording_attention() as calls:
+            self.model.encode_images(inputs["images"], loaded.batch_fp(self.model.device),
+                                     inputs.get("tile_images"), inputs.get("tile_grids"))
+        return attention_maps(calls, loaded.views.tile_grid)

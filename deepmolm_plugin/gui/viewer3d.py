@@ -1,0 +1,205 @@
+"""The 3D panel: the conformer whose coordinates produced `molecule_fp`, as ball and stick.
+
+Drawn with plotly (the figure is built here; gradio's `gr.Plot` renders it with the
+plotly.js that ships inside gradio's own front end, so nothing is fetched at run time):
+atoms are shaded spheres and bonds half-coloured cylinders (one `Mesh3d`), heavy atoms
+carry their index, which is their row in `molecule_fp` (the fingerprint runs on the
+molecule without hydrogens, keeping the heavy atoms' order). Rotate by dragging, zoom
+with the wheel; hovering an atom shows its index, element and, with attention, its share.
+
+Colours: by element (Jmol's palette), or by the attention each heavy atom receives on
+the same colour scale as the heatmaps; hydrogens have no tokens and stay grey then.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+import plotly.graph_objects as go
+from rdkit import Chem
+
+from .attention import COLOR_STOPS, colorize, scaled, value_range
+
+# Jmol's element colours for what molecules usually hold; anything else is pink.
+ELEMENT_COLORS = {
+    "H": "#ffffff", "C": "#909090", "N": "#3050f8", "O": "#ff0d0d", "F": "#90e050", "P": "#ff8000",
+    "S": "#ffff30", "Cl": "#1ff01f", "Br": "#a62929", "I": "#940094", "B": "#ffb5b5", "Si": "#f0c8a0",
+    "Na": "#ab5cf2", "K": "#8f40d4", "Mg": "#8aff00", "Ca": "#3dff00", "Fe": "#e06633", "Zn": "#7d80b0",
+    "Cu": "#c88033", "Pt": "#d0d0e0", "Se": "#ffa100", "Li": "#cc80ff",
+}
+OTHER_ELEMENT = "#ff1493"
+NO_TOKEN = "#d9d9d9"  # hydrogens (and truncated atoms) when colouring by attention
+SELECTED = "#2563eb"
+BOND_RADIUS = 0.11  # angstrom
+
+
+def heavy_atom_rows(mol: Chem.Mol) -> List[Optional[int]]:
+    """Per atom of `mol`, its row in molecule_fp (heavy atoms in order), None for hydrogens.
+    Deuterium and tritium are hydrogens here, as in the fingerprint."""
+    rows, k = [], 0
+    for atom in mol.GetAtoms():
+        if atom.GetAtomicNum() == 1:
+            rows.append(None)
+        else:
+            rows.append(k)
+            k += 1
+    return rows
+
+
+def _hex_rgb(color: str) -> Tuple[int, int, int]:
+    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _unit_sphere(rings: int = 10) -> Tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3) and triangles (F, 3) of a UV sphere of radius 1."""
+    segments = 2 * rings
+    theta = np.linspace(0, np.pi, rings + 1)  # pole to pole
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    t, p = np.meshgrid(theta, phi, indexing="ij")  # (rings+1, segments)
+    vertices = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1).reshape(-1, 3)
+    faces = []
+    for i in range(rings):
+        for j in range(segments):
+            a, b = i * segments + j, i * segments + (j + 1) % segments
+            c, d = a + segments, b + segments
+            faces += [(a, b, c), (b, d, c)]
+    return vertices, np.array(faces)
+
+
+def _cylinder(start: np.ndarray, end: np.ndarray, radius: float, sides: int = 12) -> Tuple[np.ndarray, np.ndarray]:
+    """Open cylinder from start to end: vertices (2*sides, 3), triangles (2*sides, 3)."""
+    axis = end - start
+    axis = axis / np.linalg.norm(axis)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = np.cross(axis, helper)
+    u /= np.linalg.norm(u)
+    w = np.cross(axis, u)
+    angles = np.linspace(0, 2 * np.pi, sides, endpoint=False)
+    ring = radius * (np.outer(np.cos(angles), u) + np.outer(np.sin(angles), w))  # (sides, 3)
+    vertices = np.concatenate([start + ring, end + ring])
+    faces = []
+    for j in range(sides):
+        k = (j + 1) % sides
+        faces += [(j, k, sides + j), (k, sides + k, sides + j)]
+    return vertices, np.array(faces)
+
+
+def atom_colors(mol: Chem.Mol, received: Optional[np.ndarray]) -> List[str]:
+    """Per atom: its element colour, or (with `received`, one share per token row) its place
+    on the attention scale (smallest to largest share)."""
+    rows = heavy_atom_rows(mol)
+    if received is None:
+        return [ELEMENT_COLORS.get(a.GetSymbol(), OTHER_ELEMENT) for a in mol.GetAtoms()]
+    level = scaled(received, *value_range(received))  # (A,) in [0, 1]
+    colors = []
+    for row in rows:
+        if row is None or row >= len(received):  # no token: hydrogen, or cut by a max-atoms truncation
+            colors.append(NO_TOKEN)
+        else:
+            r, g, b = colorize(np.array(level[row]))
+            colors.append(f"#{r:02x}{g:02x}{b:02x}")
+    return colors
+
+
+def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, selected: Optional[int] = None,
+                    revision: str = "") -> go.Figure:
+    """Ball-and-stick figure of `mol`'s conformer.
+
+    received: per molecule_fp row, the attention share (colours atoms by attention) or None
+    (element colours); selected: a token row to ring in blue; revision: keeps the user's
+    camera across redraws of the same molecule (plotly's uirevision).
+    """
+    positions = mol.GetConformer().GetPositions()  # (atoms, 3), angstrom
+    rows = heavy_atom_rows(mol)
+    colors = atom_colors(mol, received)
+    table = Chem.GetPeriodicTable()
+    sphere_v, sphere_f = _unit_sphere(10 if mol.GetNumAtoms() <= 150 else 6)  # coarser for big molecules
+    vertices, faces, vertex_colors = [], [], []  # pieces of one mesh: (V_k, 3), (F_k, 3), V_k colours each
+    count = [0]  # vertices so far: each piece's triangles index past them
+
+    def add(v: np.ndarray, f: np.ndarray, color: str) -> None:
+        faces.append(f + count[0])
+        vertices.append(v)
+        vertex_colors.extend([color] * len(v))
+        count[0] += len(v)
+
+    for i, atom in enumerate(mol.GetAtoms()):
+        radius = 0.12 + 0.3 * table.GetRcovalent(atom.GetAtomicNum())  # C 0.35, H 0.21, Cl 0.43
+        add(positions[i] + radius * sphere_v, sphere_f, colors[i])
+    for bond in mol.GetBonds():
+        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        middle = (positions[i] + positions[j]) / 2
+        for end, atom in ((positions[i], i), (positions[j], j)):  # each half in its atom's colour
+            add(*_cylinder(end, middle, BOND_RADIUS), colors[atom])
+    v, f = np.concatenate(vertices), np.concatenate(faces)
+    traces: list = [go.Mesh3d(
+        x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], vertexcolor=vertex_colors,
+        lighting=dict(ambient=0.5, diffuse=0.75, specular=0.35, roughness=0.35, fresnel=0.1),
+        lightposition=dict(x=100, y=200, z=1000), hoverinfo="skip", showscale=False, name="atoms",
+    )]
+    heavy = [i for i, row in enumerate(rows) if row is not None]
+    # Labels sit just outside their atom, away from the middle of the molecule and towards
+    # the first camera (+z), so spheres do not hide them.
+    outward = positions[heavy] - positions.mean(axis=0)  # (heavy, 3)
+    outward[:, 2] = 0.0
+    norms = np.linalg.norm(outward, axis=1, keepdims=True)
+    outward = np.where(norms > 1e-6, outward / np.maximum(norms, 1e-6), np.array([0.7, 0.7, 0.0]))
+    label_at = positions[heavy] + 0.42 * outward + np.array([0.0, 0.0, 0.45])
+    hover = []
+    for i in heavy:
+        text = f"atom {rows[i]} · {mol.GetAtomWithIdx(i).GetSymbol()}"
+        if received is not None and rows[i] < len(received):
+            text += f" · attention {received[rows[i]]:.3f}"
+        hover.append(text)
+    traces.append(go.Scatter3d(
+        x=label_at[:, 0], y=label_at[:, 1], z=label_at[:, 2], mode="text", text=[str(rows[i]) for i in heavy],
+        textposition="middle center", textfont=dict(size=15, color="#111827", family="Source Sans Pro, sans-serif"),
+        hoverinfo="skip", name="atom index",
+    ))
+    marker = dict(size=6, opacity=0.01, color="#000000")
+    if received is not None:  # the marker colours carry the colour bar of the attention scale
+        low, high = value_range(received)
+        marker.update(
+            color=[float(received[rows[i]]) if rows[i] < len(received) else low for i in heavy], cmin=low,
+            cmax=high, colorscale=[[s, c] for s, c in COLOR_STOPS], showscale=True,
+            colorbar=dict(title=dict(text="share", side="right"), thickness=12, len=0.6, x=0.98, tickformat=".3f"),
+        )
+    traces.append(go.Scatter3d(  # near-invisible points on the heavy atoms: what hovering reads
+        x=positions[heavy, 0], y=positions[heavy, 1], z=positions[heavy, 2], mode="markers", marker=marker,
+        hovertext=hover, hoverinfo="text", name="atom info",
+    ))
+    if selected is not None and selected in rows:
+        i = rows.index(selected)
+        radius = 0.12 + 0.3 * table.GetRcovalent(mol.GetAtomWithIdx(i).GetAtomicNum())
+        traces.append(go.Mesh3d(  # a translucent shell around the chosen atom
+            x=positions[i, 0] + 1.6 * radius * sphere_v[:, 0], y=positions[i, 1] + 1.6 * radius * sphere_v[:, 1],
+            z=positions[i, 2] + 1.6 * radius * sphere_v[:, 2], i=sphere_f[:, 0], j=sphere_f[:, 1],
+            k=sphere_f[:, 2], color=SELECTED, opacity=0.3, hoverinfo="skip", name="chosen atom",
+        ))
+    figure = go.Figure(traces)
+    hidden = dict(visible=False, showspikes=False)
+    figure.update_layout(
+        scene=dict(xaxis=hidden, yaxis=hidden, zaxis=hidden, aspectmode="data", bgcolor="#ffffff",
+                   camera=dict(eye=dict(x=0.0, y=0.0, z=2.0), up=dict(x=0, y=1, z=0))),
+        margin=dict(l=0, r=0, t=0, b=0), showlegend=False, paper_bgcolor="#ffffff",
+        uirevision=revision or None, height=460,
+    )
+    return figure
+
+
+def oriented(mol: Chem.Mol) -> Chem.Mol:
+    """A copy whose conformer is centred and turned so its widest extent lies in the screen
+    plane (principal axes: largest along x, smallest along z, the viewing direction)."""
+    copy = Chem.Mol(mol)
+    conf = copy.GetConformer()
+    positions = conf.GetPositions()  # (atoms, 3)
+    centred = positions - positions.mean(axis=0)
+    if len(positions) > 2:
+        _, _, axes = np.linalg.svd(centred, full_matrices=False)  # rows: principal axes, largest first
+        if np.linalg.det(axes) < 0:  # keep a rotation (no mirror image: chirality must survive)
+            axes[2] *= -1
+        centred = centred @ axes.T
+    for i, p in enumerate(centred):
+        conf.SetAtomPosition(i, p.tolist())
+    return copy
