@@ -10,6 +10,7 @@ tokenizer as a plain Qwen2 checkpoint folder — the same kind of folder a user 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Iterable
 
 import torch
@@ -50,6 +51,9 @@ def train_chatml_tokenizer(corpus: Iterable[str], vocab_size: int = 800,
     )
 
 
+_BUILD_LOCK = threading.Lock()
+
+
 def build_qwen2(path, tokenizer, hidden_size: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                 intermediate: int = 128, seed: int = 0):
     """Save a seeded random Qwen2ForCausalLM + `tokenizer` in `path` (global RNG untouched)."""
@@ -64,7 +68,10 @@ def build_qwen2(path, tokenizer, hidden_size: int = 64, layers: int = 2, heads: 
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    with torch.random.fork_rng(devices=[]):
+    # The weights come from torch's global generator: two threads building at once (the
+    # experiment trains arms in parallel threads) would draw from it in turns and each get
+    # other weights than its seed's. One build at a time.
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.Qwen2ForCausalLM(config)
     model.save_pretrained(os.fspath(path))  # safetensors
