@@ -159,6 +159,18 @@ def main(argv=None) -> None:
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     seed_model_init(argv)
     host_train.train(attn_implementation="sdpa")
+    finish_distributed()
+
+
+def finish_distributed() -> None:
+    """All ranks leave together and take the process group down. The host's train() just
+    returns: a rank that exited while rank 0 still wrote the checkpoint could abort in the
+    communication library's threads ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def seed_model_init(argv) -> None:
