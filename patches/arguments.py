@@ -48,6 +48,11 @@ def _model_arguments(host_cls):
                                             f"{', '.join(ENCODER_PRESETS)} (default: DeepSeek-OCR sizes)"}
         )
         unfreeze_mm_vision_tower: bool = field(default=False, metadata={"help": "train the vision tower"})
+        vision_feature_cache: Optional[str] = field(
+            default=None,
+            metadata={"help": "folder where the frozen deepencoder keeps each view's features, so a view is "
+                              "encoded once across epochs, ranks and runs (not with --unfreeze_mm_vision_tower)"},
+        )
         image_mode: str = field(default="base", metadata={"help": "deepencoder views: base (1024) or tiles (+640 tiles)"})
         # Saved in the model config (CONFIG_FIELDS): the molecule_fp settings every later caller reads.
         fp_bits: int = field(default=DEEPMOLM.bits, metadata={"help": "E3FP fingerprint bits (hash range)"})
@@ -95,6 +100,9 @@ def _model_arguments(host_cls):
                 self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
             if isinstance(self.deepencoder_config, str):  # a JSON file stays a path, a preset name becomes its fields
                 self.deepencoder_config = config_argument(self.deepencoder_config)
+            if self.vision_feature_cache and self.unfreeze_mm_vision_tower:
+                raise ValueError("--vision_feature_cache keeps features of a frozen tower; with "
+                                 "--unfreeze_mm_vision_tower they change every step: give one of them")
 
     ModelArguments.__qualname__ = ModelArguments.__name__ = "ModelArguments"
     return ModelArguments
@@ -155,6 +163,10 @@ def _wrap_initialize_vision_modules(original):
         tower = self.get_vision_tower()
         if getattr(tower, "encoder_config", None) is not None:
             self.config.deepencoder_config = tower.encoder_config.to_dict()
+        if getattr(model_args, "vision_feature_cache", None):  # also for a tower that existed before
+            if not hasattr(tower, "enable_feature_cache"):
+                raise ValueError(f"--vision_feature_cache needs --vision_tower deepencoder, not {type(tower).__name__}")
+            tower.enable_feature_cache(model_args.vision_feature_cache)
         return result
 
     return initialize_vision_modules

@@ -101,7 +101,7 @@ def _vqa_args(checkpoint, questions, answers, structures, *extra):
             "--conv-mode", "auto", "--temperature", "0", "--max-new-tokens", "8", *extra]
 
 
-def test_model_vqa_chunks_cover_every_question(trained_checkpoint, tiny_setup, tmp_path):
+def test_model_vqa_chunks_cover_every_question_and_share_the_feature_cache(trained_checkpoint, tiny_setup, tmp_path):
     from deepmolm_plugin.molecule import render_molecule
 
     render_molecule("CC(=O)O").save(tmp_path / "acid.png")
@@ -117,7 +117,8 @@ def test_model_vqa_chunks_cover_every_question(trained_checkpoint, tiny_setup, t
     def chunk(i):  # two chunks at once, as on two GPUs
         procs[i] = run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(
             trained_checkpoint, questions, answers[i], tiny_setup["structures"],
-            "--num-chunks", "2", "--chunk-idx", str(i)), cwd=tmp_path, check=False)
+            "--num-chunks", "2", "--chunk-idx", str(i), "--vision-feature-cache", str(tmp_path / "features")),
+            cwd=tmp_path, check=False)
 
     threads = [threading.Thread(target=chunk, args=(i,)) for i in range(2)]
     for thread in threads:
@@ -132,6 +133,8 @@ def test_model_vqa_chunks_cover_every_question(trained_checkpoint, tiny_setup, t
     assert all(isinstance(row["text"], str) and row["text"].strip() for row in rows), rows
     renders = sorted(p.name for p in (tmp_path / "answers" / "renders").iterdir())
     assert len(renders) == 2 and not any(name.startswith("q-image") for name in renders)
+    # Both chunks kept their views' tower features in the one shared folder: three views, three files.
+    assert len(list((tmp_path / "features").rglob("*.safetensors"))) == 3
 
 
 def test_model_vqa_bad_smiles_names_the_question(trained_checkpoint, tiny_setup, tmp_path):

@@ -112,3 +112,63 @@ def test_full_size_1024px_fp32_matches_reference():
     print(f"full size max |diff| {diff:.2e}, output max |{out.abs().max().item():.2f}|, "
           f"{time.perf_counter() - start:.1f} s")
     assert diff <= ATOL
+
+
+# --- the fast paths (sam_attention.py, ClipBlock): same numbers as upstream's modules ---------
+
+
+@pytest.mark.parametrize("mask_elements", [None, 1])  # None: one shot; 1: one query row per band
+def test_padded_windows_and_banded_global_attention_match_upstream(monkeypatch, mask_elements):
+    """Window 5 on a 12x12 grid pads the last window row and column (qkv on real tokens, the
+    padding filled with qkv's bias); bands of one query row build the rel-pos bias piecewise.
+    Forward and every gradient equal upstream's eager modules and the transformers reference."""
+    from deepmolm_plugin.encoder import sam_attention
+
+    if mask_elements is not None:
+        monkeypatch.setattr(sam_attention, "MASK_ELEMENTS", mask_elements)
+    fast = _random_positions(DeepEncoder(tiny_encoder_config(sam_window_size=5)), std=0.5)
+    eager = DeepEncoder(tiny_encoder_config(sam_window_size=5, sam_attention="eager"))
+    eager.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 3, 192, 192)
+    grads = {}
+    for name, model in (("fast", fast), ("eager", eager)):
+        xi = x.clone().requires_grad_(True)
+        out = model(xi)
+        out.square().mean().backward()
+        grads[name] = [out.detach(), xi.grad] + [p.grad for p in model.parameters()]
+    for a, b in zip(grads["fast"], grads["eager"]):
+        assert _max_diff(a, b) <= 1e-5
+    ref = DeepEncoderReference.from_deepseek_state(to_deepseek_layout(fast), fast.config)
+    with torch.no_grad():
+        assert _max_diff(fast.eval()(x), ref(x)) <= ATOL
+
+
+def test_rel_pos_bands_reuse_one_buffer(monkeypatch):
+    """Without autograd the bands are built in one reused buffer; the result is unchanged."""
+    from deepmolm_plugin.encoder import sam_attention
+
+    B, heads, h, w, d = 2, 3, 5, 4, 8
+    q, k, v = (torch.randn(B, heads, h * w, d) for _ in range(3))
+    rel_h, rel_w = torch.randn(B, heads, h, w, h), torch.randn(B, heads, h, w, w)
+    whole = sam_attention.rel_pos_attention(q, k, v, rel_h, rel_w)
+    monkeypatch.setattr(sam_attention, "MASK_ELEMENTS", 2 * B * heads * w * h * w)  # bands of 2 rows: 2+2+1
+    with torch.no_grad():
+        banded = sam_attention.rel_pos_attention(q, k, v, rel_h, rel_w)
+    expected = torch.softmax(q @ k.transpose(-1, -2) / d**0.5
+                             + (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, heads, h * w, h * w), -1) @ v
+    assert _max_diff(whole, expected) <= 1e-5 and _max_diff(banded, expected) <= 1e-5
+
+
+def test_bfloat16_fast_path_tracks_the_reference():
+    """bf16 (the dtype "auto" picks on AMX / AVX512-BF16 CPUs and on CUDA): both towers round
+    alike, so they stay close; each is within bf16 rounding of the fp32 result."""
+    config = tiny_encoder_config(sam_window_size=5)
+    ours = _random_positions(DeepEncoder(config), std=0.5).eval()
+    ref = DeepEncoderReference.from_deepseek_state(to_deepseek_layout(ours), config)
+    x = torch.randn(2, 3, 192, 192)
+    with torch.no_grad():
+        fp32 = ours(x)
+        a, b = ours.to(torch.bfloat16)(x), ref.to(torch.bfloat16)(x)
+    scale = fp32.abs().max().item()
+    assert _max_diff(a, fp32) <= 0.05 * scale and _max_diff(b, fp32) <= 0.05 * scale
+    assert _max_diff(a, b) <= 0.05 * scale

@@ -63,6 +63,16 @@ class DeepEncoder(nn.Module):
                 f"{stride}; got shape {tuple(x.shape)}"
             )
 
+    def compile_blocks(self, **options) -> "DeepEncoder":
+        """torch.compile every SAM and CLIP block in place; parameter names and checkpoints
+        are unchanged. Optional and off by default: inductor fuses the norms, activations
+        and residual adds around the matmuls, but on a 2-core AVX2 EPYC compiled blocks ran
+        within 3 % of eager ones (they are matmul-bound), after 5-19 s of compilation per
+        block kind and view size."""
+        for block in [*self.sam.blocks, *self.clip.transformer.resblocks]:
+            block.compile(**options)
+        return self
+
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.config.gradient_checkpointing = enabled
         self.sam.gradient_checkpointing = enabled

@@ -1,15 +1,17 @@
 """SAM ViT-B image encoder: segment-anything's ImageEncoderViT, made resolution-flexible.
 
-Two changes to the upstream module, both keeping its parameter names (so Meta's and
+Changes to the upstream module, all keeping its parameter names (so Meta's and
 DeepSeek's checkpoints load unchanged):
 
 1. ``forward`` resizes the absolute position embedding to the input grid (bicubic,
    antialiased, computed in fp32 as DeepSeek-OCR does). Upstream adds the 64x64 table as
    is, which crashes for 640/512/1280 px views.
-2. Attention runs through ``scaled_dot_product_attention`` with the decomposed
-   relative-position term passed as an additive float mask. Upstream materialises full
-   fp32 score matrices; this is the same math, but lets PyTorch pick a fused kernel.
-   ``sam_attention="eager"`` keeps upstream's module, for reference checks.
+2. With ``sam_attention="sdpa"`` (the default) the blocks run `SdpaBlock`: attention
+   through scaled_dot_product_attention with the decomposed relative-position bias built
+   a band of query rows at a time, qkv/proj only on real (unpadded) tokens
+   (sam_attention.py), and, when no graph is recorded, GELU and residual adds in place
+   (no new 50 MB buffers per block). Same math as upstream; ``sam_attention="eager"``
+   keeps upstream's modules, for reference checks.
 """
 
 from __future__ import annotations
@@ -21,41 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from segment_anything.modeling.image_encoder import Attention, ImageEncoderViT, get_rel_pos
+from segment_anything.modeling.image_encoder import Block, ImageEncoderViT
 
 from .config import DeepEncoderConfig
-
-
-def rel_pos_bias(
-    q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: Tuple[int, int]
-) -> torch.Tensor:
-    """Decomposed relative-position logits (MViTv2), as an additive attention mask.
-
-    q: (B, heads, h*w, head_dim), unscaled, as upstream's add_decomposed_rel_pos uses it.
-    Returns (B, heads, h*w, h*w) in q's dtype.
-    """
-    h, w = size
-    Rh = get_rel_pos(h, h, rel_pos_h).to(q.dtype)  # (h, h, head_dim)
-    Rw = get_rel_pos(w, w, rel_pos_w).to(q.dtype)  # (w, w, head_dim)
-    B, heads, _, dim = q.shape
-    r_q = q.reshape(B, heads, h, w, dim)
-    rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, Rh)  # (B, heads, h, w, h)
-    rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, Rw)  # (B, heads, h, w, w)
-    bias = rel_h[..., :, None] + rel_w[..., None, :]  # (B, heads, h, w, h, w)
-    return bias.reshape(B, heads, h * w, h * w)
-
-
-class SdpaAttention(Attention):
-    """segment-anything's Attention (same parameters), computed with SDPA."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, _ = x.shape  # x: (B, H, W, C), one window or the whole grid
-        qkv = self.qkv(x).reshape(B, H * W, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, H*W, head_dim)
-        bias = rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, (H, W)) if self.use_rel_pos else None
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, heads, H*W, head_dim)
-        x = x.transpose(1, 2).reshape(B, H, W, -1)
-        return self.proj(x)
+from .sam_attention import SdpaAttention
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
@@ -92,11 +63,14 @@ class SamEncoder(ImageEncoderViT):
         )
         if config.sam_attention == "sdpa":
             for blk in self.blocks:
-                blk.attn = _to_sdpa(blk.attn)
+                # Same parameters and buffers, only the forward differs: swapping the
+                # classes keeps the modules (and their initialised tensors) as they are.
+                blk.__class__ = SdpaBlock
+                blk.attn.__class__ = SdpaAttention
         self.gradient_checkpointing = config.gradient_checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)  # (B, S/16, S/16, 768)
+        x = self.patch_embed(x).contiguous()  # (B, S/16, S/16, 768), tokens' channels adjacent
         x = x + resize_pos_embed(self.pos_embed, x.shape[1:3])
         for blk in self.blocks:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -106,16 +80,28 @@ class SamEncoder(ImageEncoderViT):
         return self.neck(x.permute(0, 3, 1, 2))  # (B, 256, S/16, S/16)
 
 
-def _to_sdpa(attn: Attention) -> SdpaAttention:
-    """Same-shaped SdpaAttention carrying `attn`'s parameters."""
-    head_dim, dim = attn.rel_pos_h.shape[1], attn.qkv.in_features
-    new = SdpaAttention(
-        dim,
-        num_heads=attn.num_heads,
-        qkv_bias=attn.qkv.bias is not None,
-        use_rel_pos=attn.use_rel_pos,
-        input_size=((attn.rel_pos_h.shape[0] + 1) // 2, (attn.rel_pos_w.shape[0] + 1) // 2),
-    )
-    assert new.rel_pos_h.shape[1] == head_dim
-    new.load_state_dict(attn.state_dict())
-    return new
+def _recording(x: torch.Tensor) -> bool:
+    """Whether autograd records ops on x (then no op may overwrite a saved tensor)."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+class SdpaBlock(Block):
+    """segment-anything's Block (same parameters): norm -> attention -> residual -> MLP.
+
+    `attn` is an SdpaAttention; windowing happens inside it (see sam_attention.py).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        h = self.norm1(x)
+        h = self.attn.windowed(h, self.window_size) if self.window_size > 0 else self.attn(h)
+        h += x  # proj's fresh output, which no backward needs: adding in place is safe
+        x = h
+        h = self.mlp.lin1(self.norm2(x))  # (B, H, W, mlp_dim)
+        if _recording(h) or type(self.mlp.act) is not nn.GELU:
+            h = self.mlp.act(h)
+        else:  # nothing keeps lin1's output: GELU overwrites it instead of allocating
+            h = torch.ops.aten.gelu_(h, approximate=self.mlp.act.approximate)
+        h = self.mlp.lin2(h)
+        h += x  # lin2's fresh output, as above
+        return h

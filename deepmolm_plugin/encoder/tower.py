@@ -14,6 +14,12 @@ arguments / model config object (`args`):
   (default: DeepSeek-OCR's sizes).
 - `image_mode`: "base" (one 1024 view) or "tiles" (plus 640 tiles).
 - `unfreeze_mm_vision_tower`: train the tower (default: frozen, as the host's towers).
+- `vision_feature_cache`: a folder where a frozen tower keeps each view's features
+  (feature_cache.py), so a view is encoded once across epochs, ranks and runs; also
+  `enable_feature_cache(folder)`. A tower with trainable weights refuses to use it.
+
+A list of views (the host's per-image list, tiles) is encoded with one batched call per
+view size rather than one call per element.
 
 `delay_load=True` is how the host rebuilds a *saved* model (LlavaMetaModel.__init__):
 the tower then only builds its module structure, and its weights come from the model
@@ -28,12 +34,13 @@ under `model.vision_tower.vision_tower.*`.
 from __future__ import annotations
 
 import os
-from typing import List, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from .config import DeepEncoderConfig, resolve_dtype
+from .feature_cache import FeatureCache, weights_digest, weights_signature
 from .image_processor import DeepEncoderImageProcessor
 from .model import DeepEncoder, load_deepencoder
 
@@ -64,6 +71,9 @@ class DeepEncoderVisionTower(nn.Module):
             self.encoder_config, mode=getattr(args, "image_mode", None) or "base"
         )
         self.is_loaded = False
+        self.feature_cache: Optional[FeatureCache] = None
+        self._weights_digest: Tuple[tuple, str] = ((), "")  # (weights_signature, digest)
+        self.enable_feature_cache(getattr(args, "vision_feature_cache", None))
         if delay_load:
             self._build(weights_from="model checkpoint")
         else:
@@ -134,16 +144,85 @@ class DeepEncoderVisionTower(nn.Module):
     def device(self) -> torch.device:
         return self.vision_tower.device
 
-    def forward(self, images: Union[torch.Tensor, List[torch.Tensor]]):
-        """(B, 3, S, S) -> (B, (S/64)^2, 2048); a list of (3, S, S) / (n, 3, S, S) -> a list."""
+    def forward(self, images: Union[torch.Tensor, Sequence[Optional[torch.Tensor]]]):
+        """(B, 3, S, S) -> (B, (S/64)^2, 2048).
+
+        A list of (3, S, S) / (n, 3, S, S) views (or None) -> a list of (n, N, 2048) (or
+        None, also for an empty entry); views of one size go through one batched call.
+        """
         # Build a graph only when something in the tower trains: a frozen tower needs
         # none, a trainable one must get gradients (DeepSeek's code always used no_grad).
         needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.vision_tower.parameters())
         with torch.set_grad_enabled(needs_grad):
             if isinstance(images, (list, tuple)):
-                return [self._encode(img if img.dim() == 4 else img.unsqueeze(0)) for img in images]
+                return self._encode_list(images)
             return self._encode(images)
 
+    def _encode_list(self, images: Sequence[Optional[torch.Tensor]]) -> List[Optional[torch.Tensor]]:
+        views = [None if img is None else (img if img.dim() == 4 else img.unsqueeze(0)) for img in images]
+        groups: Dict[tuple, List[int]] = {}  # (view shape, dtype, device) -> positions in `views`
+        for i, v in enumerate(views):
+            if v is not None and len(v):
+                groups.setdefault((tuple(v.shape[1:]), v.dtype, v.device), []).append(i)
+        out: List[Optional[torch.Tensor]] = [None] * len(views)
+        for positions in groups.values():
+            batch = torch.cat([views[i] for i in positions]) if len(positions) > 1 else views[positions[0]]
+            features = self._encode(batch)  # (sum n, N, 2048)
+            for i, part in zip(positions, features.split([len(views[i]) for i in positions])):
+                out[i] = part
+        return out
+
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.vision_tower(images.to(device=self.device, dtype=self.dtype))
+        if self.feature_cache is None:
+            features = self.vision_tower(images.to(device=self.device, dtype=self.dtype))
+        else:
+            features = self._encode_cached(images)
         return features.to(images.dtype) if images.is_floating_point() else features
+
+    # --- the feature cache -----------------------------------------------------------------
+    def enable_feature_cache(self, folder: "str | os.PathLike | None") -> Optional[FeatureCache]:
+        """Look views up in (and add them to) the cache in `folder`; None turns it off."""
+        self.feature_cache = None if folder is None else FeatureCache(folder)
+        return self.feature_cache
+
+    def _encode_cached(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, N, 2048) in the tower's dtype: stored views are read, the
+        others encoded together in one call and stored."""
+        if any(p.requires_grad for p in self.vision_tower.parameters()):
+            raise RuntimeError(
+                "the vision feature cache needs a frozen tower, but some of its weights train "
+                "(--unfreeze_mm_vision_tower): their features change every step. Drop "
+                "--vision_feature_cache, or keep the tower frozen"
+            )
+        cache, weights = self.feature_cache, self.weights_digest()
+        keys = [cache.key(view, weights, self.image_processor.mode, self.dtype) for view in images]
+        found = [cache.get(key) for key in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if self._any_rank_encodes(bool(missing)):
+            # A rank with nothing to encode still runs one view (its output unused) so
+            # that ZeRO-3's weight gathers happen on every rank together.
+            batch = images[missing] if missing else images[:1]
+            computed = self.vision_tower(batch.to(device=self.device, dtype=self.dtype))
+            for i, features in zip(missing, computed):
+                cache.put(keys[i], features)
+                found[i] = features
+        return torch.stack([f.to(device=self.device, dtype=self.dtype) for f in found])
+
+    def _any_rank_encodes(self, encodes: bool) -> bool:
+        """Whether this rank must run the encoder. Under DeepSpeed ZeRO-3 every forward of
+        the (partitioned) tower gathers its weights from all ranks, so a rank that found
+        all its views in the cache while another did not would leave that one waiting
+        forever: there the ranks agree (one all-reduce) and all encode if any must."""
+        partitioned = any(hasattr(p, "ds_id") for p in self.vision_tower.parameters())
+        if not (partitioned and torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return encodes
+        flag = torch.tensor([int(encodes)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def weights_digest(self) -> str:
+        """sha256 of the encoder's weights, redone only when they were written or replaced."""
+        signature = weights_signature(self.vision_tower)
+        if signature != self._weights_digest[0]:
+            self._weights_digest = (signature, weights_digest(self.vision_tower))
+        return self._weights_digest[1]

@@ -32,6 +32,8 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
   `patches.eval_device` maps them to the model's device and dtype for the run. Images
   reach `generate` in the model's dtype in any case (as in `deepmolm_plugin.cli`).
 - `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it.
+- `--vision-feature-cache DIR`: the frozen tower's features of each view are kept in DIR
+  (`deepmolm_plugin.encoder.feature_cache`) and reused by later questions and runs.
 - tiles mode: each question's tiles are passed too (the host makes only the global view),
   from its image by the image processor's `tile_inputs`, as in training;
 - greedy decoding (`--temperature 0`) reaches `generate` without the sampling-only flags.
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="3D policy for `structure` and `smiles` fields")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="cap on generated tokens (the host's script always uses 1024)")
+    parser.add_argument("--vision-feature-cache", type=str, default=None,
+                        help="folder where the (frozen) deepencoder keeps each view's features: a view asked "
+                             "about again, in this run or a later one, is not encoded again")
     return parser
 
 
@@ -160,7 +165,9 @@ class QuestionInputs:
     question (the image size the host reports must be its image's), and `finish` checks
     that every question got its call."""
 
-    def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None):
+    def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None,
+                 feature_cache: Optional[str] = None):
+        self.feature_cache = feature_cache
         self.queue = collections.deque(inputs)
         self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
         self.model = self.image_processor = None
@@ -217,6 +224,12 @@ class QuestionInputs:
             tokenizer, model, image_processor, context_len = builder.load_pretrained_model(*args, **kwargs)
             model.generate = self.bind(model.generate)
             self.model, self.image_processor = model, image_processor
+            if self.feature_cache:
+                tower = model.get_vision_tower()
+                if not hasattr(tower, "enable_feature_cache"):
+                    raise EvalInputError(f"--vision-feature-cache needs a deepencoder model, not {type(tower).__name__}")
+                tower.requires_grad_(False)  # evaluation trains nothing: the tower's features are fixed
+                tower.enable_feature_cache(self.feature_cache)
             return tokenizer, model, image_processor, context_len
 
         saved = host_module.load_pretrained_model
@@ -265,7 +278,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     if not uses_molecules and any(q.get(f) is not None for q in chunk for f in ("molecule_fp", "structure", "smiles")):
         print(f"note: {args.model_path}'s projector does not use molecules; molecule fields only provide "
               "missing depictions", file=sys.stderr)
-    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens)
+    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens, args.vision_feature_cache)
     with tempfile.TemporaryDirectory(prefix="deepmolm_vqa_") as folder:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
@@ -298,6 +311,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     if answers.is_dir():
         raise usage.UsageError(f"--answers-file {args.answers_file}: is a folder, not a file")
     usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it
+    if args.vision_feature_cache is not None:
+        usage.output_folder(Path(args.vision_feature_cache), "--vision-feature-cache")
     usage.at_least(args.temperature, "--temperature", 0)
     usage.at_least(args.num_beams, "--num_beams")
     if args.top_p is not None and not 0 < args.top_p <= 1:

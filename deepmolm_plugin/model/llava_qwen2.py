@@ -104,8 +104,8 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
         global_features = tower(images)  # (B, (S/64)^2, 2048)
         tile_features = None
-        if tile_images is not None:
-            tile_features = [tower(t) if t is not None and len(t) else None for t in tile_images]  # (T_i, 100, 2048)
+        if tile_images is not None:  # every sample's tiles in one batched call; None where a sample has none
+            tile_features = tower(list(tile_images))  # per sample (T_i, 100, 2048) or None
         return projector.embed_images(global_features, molecule_fp, tile_features, tile_grids)
 
     def prepare_inputs_labels_for_multimodal(self, input_ids, position_ids, attention_mask, past_key_values, labels,

@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import torch
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 
+from ..dtypes import AUTO, resolve_dtype
 from ..tensor_files import CheckpointError, open_checkpoint
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
@@ -112,16 +113,15 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
     return model
 
 
-def pick_device_and_dtype(device: str, dtype: Optional[torch.dtype]) -> Tuple[str, torch.dtype]:
+def pick_device_and_dtype(device: str, dtype: "torch.dtype | str | None") -> Tuple[str, torch.dtype]:
     """The host defaults to device='cuda' and float16; on a machine without CUDA that
-    cannot run, so fall back to CPU in float32 (bf16 on a GPU that supports it)."""
+    cannot run, so fall back to CPU. dtype None or "auto": `deepmolm_plugin.dtypes`
+    picks bf16 on CUDA and on CPUs with native bf16, float32 on other CPUs (float16 on
+    GPUs without bf16); a name ("float32") or a torch.dtype is kept."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("CUDA is not available: loading on CPU")
         device = "cpu"
-    if dtype is None:
-        cuda_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-        dtype = torch.bfloat16 if cuda_bf16 else (torch.float16 if device.startswith("cuda") else torch.float32)
-    return device, dtype
+    return device, resolve_dtype(AUTO if dtype is None else dtype, device)
 
 
 def load_pretrained_model(

@@ -1,0 +1,166 @@
+"""Frozen-tower features computed once: DeepEncoder outputs kept on disk, one file per view.
+
+In both DeepMoLM training stages the vision tower is frozen, so its output for a view
+never changes, yet every epoch (and every run on the same data) encodes every view again:
+at 1024 px that is ~1.1 TFLOP per view, far more than a tiny LLM's step. With a cache
+folder the tower (`DeepEncoderVisionTower`) looks each view up first and encodes only the
+views it has not seen.
+
+Key: sha256 over this format's version, the view tensor as the tower receives it (dtype,
+shape, bytes), the tower weights' digest (every tensor of its state dict), the image mode
+and the compute dtype. Changing the weights, the preprocessing (which changes the view
+bytes) or the dtype therefore misses instead of returning stale features.
+
+Files: `<root>/<key[:2]>/<key>.safetensors`, one tensor `features` (tokens, hidden) in the
+tower's dtype, with the key and the sha256 of the tensor's bytes in the metadata.
+
+Concurrency: a writer writes a temporary file in the same folder (host, pid and a random
+part in its name) and renames it into place, so a reader sees a whole file or none, and
+ranks sharing the folder (a shared file system) never see each other's half-written
+files; two ranks that encode the same view write the same bytes and the last rename wins.
+Readers check the stored key and digest: a file damaged after the fact (a machine crash
+before its data reached the disk, an edit) is reported, recomputed and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save_file
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "deepencoder-features-1"
+TENSOR = "features"
+
+
+def _raw_bytes(t: torch.Tensor) -> memoryview:
+    """The tensor's bytes in C order, on the CPU (bf16 included: numpy has no bf16)."""
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy())
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and bytes."""
+    h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(_raw_bytes(t))
+    return h.hexdigest()
+
+
+def _gathered(module: torch.nn.Module):
+    """DeepSpeed ZeRO-3 keeps only a shard of each parameter on a rank: gather them for
+    the digest (a collective: every rank gets here on its first cached forward)."""
+    params = [p for p in module.parameters() if hasattr(p, "ds_id")]
+    if not params:
+        return contextlib.nullcontext()
+    import deepspeed  # only ever reached inside a DeepSpeed run
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 over every state-dict tensor of `module`: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    with _gathered(module):
+        for name, t in sorted(module.state_dict().items()):
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(_raw_bytes(t))
+    return h.hexdigest()
+
+
+def weights_signature(module: torch.nn.Module) -> tuple:
+    """Cheap fingerprint of the weights' identity: which tensors, where, how often written.
+
+    Any in-place write (load_state_dict, an optimiser step) bumps a tensor's version and a
+    replaced parameter changes its id and address, so the (expensive) digest is redone
+    exactly when this changes. Under ZeRO-3 the rank's shard (`ds_tensor`) stands for the
+    parameter, whose full data comes and goes with every gather.
+    """
+    signature = []
+    for t in list(module.parameters()) + list(module.buffers()):
+        t = getattr(t, "ds_tensor", t)
+        signature.append((id(t), t.data_ptr(), t._version))
+    return tuple(signature)
+
+
+class FeatureCache:
+    """On-disk cache of per-view encoder outputs under `root` (see the module docstring)."""
+
+    def __init__(self, root: "str | os.PathLike"):
+        self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"feature cache {self.root} is a file, not a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.hits = self.misses = self.damaged = 0
+
+    def key(self, view: torch.Tensor, weights: str, mode: str, dtype: torch.dtype) -> str:
+        """The cache key of one view (3, S, S) for a tower with weights digest `weights`."""
+        parts = (FORMAT, tensor_digest(view), weights, mode, str(dtype))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def get(self, key: str) -> Optional[torch.Tensor]:
+        """The stored features (tokens, hidden) on the CPU, or None (counted as a miss)."""
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        try:
+            features = _entry(key, data)
+        except ValueError as e:
+            self.damaged += 1
+            self.misses += 1
+            logger.warning("feature cache file %s is damaged (%s): encoding that view again", path, e)
+            return None
+        self.hits += 1
+        return features
+
+    def put(self, key: str, features: torch.Tensor) -> None:
+        """Store one view's features (tokens, hidden); atomic, see the module docstring."""
+        features = features.detach().to("cpu").contiguous()
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        metadata = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(_raw_bytes(features)).hexdigest()}
+        try:
+            save_file({TENSOR: features}, str(tmp), metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():  # the write or the rename failed: leave no stray file
+                tmp.unlink()
+
+    def stats(self) -> dict:
+        return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "root": str(self.root)}
+
+
+def _entry(key: str, data: bytes) -> torch.Tensor:
+    """The features in a cache file's bytes; ValueError saying why they are not usable."""
+    if len(data) < 8:
+        raise ValueError("shorter than a safetensors header")
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8:
+        raise ValueError("header runs past the end of the file")
+    try:
+        metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+        features = load(data).get(TENSOR)
+    except (SafetensorError, ValueError, AttributeError) as e:  # JSON / header / layout errors
+        raise ValueError(f"unreadable: {e}") from e
+    if features is None or metadata.get("key") != key:
+        raise ValueError("holds another entry")
+    if metadata.get("sha256") != hashlib.sha256(_raw_bytes(features)).hexdigest():
+        raise ValueError("contents do not match their digest")
+    return features

@@ -1,0 +1,96 @@
+"""What every benchmark script writes: the machine it ran on, JSON and a markdown table.
+
+Used by scripts/bench_*.py (imported as a sibling module: `python scripts/bench_x.py`
+puts scripts/ on sys.path). Results go to scripts/results/<name>.json and .md; the .md
+starts with the machine line that the README quotes next to each table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Iterable, List, Sequence
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: platform's answer below
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Where and under which load a benchmark ran (load averages: 1, 5, 15 minutes)."""
+    import torch
+
+    info = {
+        "cpu": cpu_model(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE", "0"),
+    }
+    from deepmolm_plugin.dtypes import cpu_has_native_bf16
+
+    info["cpu_native_bf16"] = cpu_has_native_bf16()
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def machine_line(m: dict) -> str:
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    load = m.get("load_average")
+    return (f"{m['cpu']} ({m['usable_cores']} cores, {m['cpu_capability']}, native bf16: "
+            f"{'yes' if m['cpu_native_bf16'] else 'no'}){gpu}; torch {m['torch']}, {m['torch_threads']} threads; "
+            f"load average {load[0] if load else '?'} at the start")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A markdown table; numbers right-aligned."""
+    rows = [list(r) for r in rows]
+    align = ["---:" if rows and all(isinstance(r[i], (int, float)) for r in rows) else "---"
+             for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def write(name: str, report: dict, markdown: List[str], out_dir: "str | os.PathLike" = RESULTS) -> List[Path]:
+    """scripts/results/<name>.json (every number) and <name>.md (the tables)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{name}.json", out / f"{name}.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text("\n\n".join(markdown).rstrip() + "\n")
+    return [json_path, md_path]
+
+
+def publish(name: str, report: dict, markdown: List[str], out_dir: "str | os.PathLike" = RESULTS,
+            show: bool = True) -> None:
+    """Print the tables (all but the first, machine line), write both files, say where,
+    and the runtime when the report has one."""
+    if show:
+        print("\n" + "\n\n".join(markdown[1:]))
+    for path in write(name, report, markdown, out_dir):
+        print(f"wrote {path}")
+    if "runtime_s" in report:
+        print(f"runtime {report['runtime_s']:.0f} s")

@@ -1,0 +1,248 @@
+"""Frozen-tower feature cache: one encode per view, keyed by content, weights, mode and dtype;
+safe against damaged files and concurrent writers; refused for a training tower."""
+
+import logging
+import multiprocessing
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from deepmolm_plugin.encoder.feature_cache import FeatureCache, tensor_digest
+from deepmolm_plugin.encoder.tower import DeepEncoderVisionTower
+
+
+def _tower(config, cache=None, **kw):
+    args = SimpleNamespace(deepencoder_config=config.to_dict(), vision_tower_weights="random",
+                           vision_feature_cache=None if cache is None else str(cache), **kw)
+    return DeepEncoderVisionTower("deepencoder", args)
+
+
+class Calls:
+    """Counts encoder forwards and the views they took."""
+
+    def __init__(self, tower):
+        self.calls, self.views = 0, 0
+        tower.vision_tower.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, inputs):
+        self.calls += 1
+        self.views += inputs[0].shape[0]
+
+
+def _files(root):
+    return sorted(p for p in root.rglob("*.safetensors"))
+
+
+def test_second_pass_reads_every_view(tmp_path, tiny_config):
+    tower = _tower(tiny_config, tmp_path / "cache")
+    plain = _tower(tiny_config)
+    plain.vision_tower.load_state_dict(tower.vision_tower.state_dict())
+    calls = Calls(tower)
+    x = torch.randn(3, 3, 128, 128)
+    first = tower(x)
+    assert (calls.calls, calls.views) == (1, 3) and len(_files(tmp_path / "cache")) == 3
+    second = tower(x)
+    assert calls.calls == 1  # nothing encoded again
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(second, plain(x))
+    assert tower.feature_cache.stats()["hits"] == 3
+
+    # A new batch mixing seen and unseen views encodes only the unseen ones, in one call.
+    y = torch.cat([x[1:2], torch.randn(2, 3, 128, 128)])
+    torch.testing.assert_close(tower(y), plain(y))
+    assert (calls.calls, calls.views) == (2, 5)
+
+
+def test_shared_across_towers_and_runs_with_the_same_weights(tmp_path, tiny_config):
+    first = _tower(tiny_config, tmp_path)
+    x = torch.randn(2, 3, 128, 128)
+    expected = first(x)
+    again = _tower(tiny_config, tmp_path)
+    again.vision_tower.load_state_dict(first.vision_tower.state_dict())
+    calls = Calls(again)
+    torch.testing.assert_close(again(x), expected)
+    assert calls.calls == 0
+
+
+def test_other_weights_mode_or_dtype_miss(tmp_path, tiny_config):
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    tower(x)
+    calls = Calls(tower)
+    with torch.no_grad():  # weights changed in place: the digest notices
+        tower.vision_tower.clip.ln_pre.weight.add_(1.0)
+    tower(x)
+    assert calls.calls == 1
+    other_mode = _tower(tiny_config, tmp_path, image_mode="tiles")
+    other_mode.vision_tower.load_state_dict(tower.vision_tower.state_dict())
+    mode_calls = Calls(other_mode)
+    other_mode(x)
+    assert mode_calls.calls == 1
+    tower.vision_tower.to(torch.bfloat16)
+    tower(x)
+    assert calls.calls == 2
+    assert len(_files(tmp_path)) == 4
+
+
+def test_training_tower_refuses_the_cache(tmp_path, tiny_config):
+    tower = _tower(tiny_config, tmp_path, unfreeze_mm_vision_tower=True)
+    with pytest.raises(RuntimeError, match="frozen tower.*--unfreeze_mm_vision_tower"):
+        tower(torch.randn(1, 3, 128, 128))
+
+
+def test_damaged_file_is_reported_recomputed_and_replaced(tmp_path, tiny_config, caplog):
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    expected = tower(x)
+    (path,) = _files(tmp_path)
+    for damage in (lambda b: b[: len(b) // 2], lambda b: b[:-4] + b"\x00\x00\x80\x7f", lambda b: b""):
+        path.write_bytes(damage(path.read_bytes()))
+        with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+            torch.testing.assert_close(tower(x), expected)
+        assert "damaged" in caplog.text and str(path) in caplog.text
+        caplog.clear()
+        assert tower.feature_cache.get(path.stem) is not None  # replaced by a whole entry
+    assert tower.feature_cache.damaged == 3
+
+
+def test_stray_temporary_files_are_ignored(tmp_path, tiny_config):
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    expected = tower(x)
+    (path,) = _files(tmp_path)
+    (path.parent / ".tmp-otherhost-1-deadbeef").write_bytes(b"half a file")  # a writer that died
+    calls = Calls(tower)
+    torch.testing.assert_close(tower(x), expected)
+    assert calls.calls == 0
+
+
+def _writer(root, key, value, rounds):
+    cache = FeatureCache(root)
+    for _ in range(rounds):
+        cache.put(key, torch.full((64, 256), value))
+
+
+def test_concurrent_writers_never_expose_partial_files(tmp_path):
+    key = "ab" + "0" * 62
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_writer, args=(tmp_path, key, 1.0, 200)) for _ in range(2)]
+    for w in writers:
+        w.start()
+    reader = FeatureCache(tmp_path)
+    seen = 0
+    while any(w.is_alive() for w in writers):
+        features = reader.get(key)
+        if features is not None:
+            seen += 1
+            assert torch.equal(features, torch.full((64, 256), 1.0))
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert seen > 0 and reader.damaged == 0 and reader.get(key) is not None
+    assert [p.name for p in (tmp_path / "ab").iterdir()] == [f"{key}.safetensors"]  # no temporary left
+
+
+def test_list_of_views_is_one_call_per_size(tiny_config):
+    tower = _tower(tiny_config)
+    calls = Calls(tower)
+    tiles = [torch.randn(2, 3, 64, 64), None, torch.randn(3, 3, 64, 64), torch.randn(0, 3, 64, 64),
+             torch.randn(3, 128, 128)]
+    out = tower(tiles)
+    assert calls.calls == 2  # all 64 px tiles together, the 128 px view alone
+    assert [None if o is None else tuple(o.shape) for o in out] == [(2, 1, 64), None, (3, 1, 64), None, (1, 4, 64)]
+    torch.testing.assert_close(out[2], tower(tiles[2]))
+
+
+def test_key_depends_on_view_bytes_dtype_and_shape():
+    x = torch.zeros(3, 8, 8)
+    assert tensor_digest(x) == tensor_digest(x.clone())
+    assert tensor_digest(x) != tensor_digest(x.to(torch.bfloat16))
+    assert tensor_digest(x) != tensor_digest(x.reshape(3, 4, 16))
+    y = x.clone()
+    y[0, 0, 0] = 1e-7
+    assert tensor_digest(x) != tensor_digest(y)
+
+
+def test_cache_folder_that_is_a_file_is_an_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        FeatureCache(tmp_path / "f")
+
+
+def test_launcher_option_fills_the_cache_once(tiny_setup, tmp_path):
+    """`--vision_feature_cache` through the real launcher: the first run stores every view
+    it encodes, a second run on the same data and weights writes nothing new."""
+    from host_fixtures import run_module, train_args
+
+    cache = tmp_path / "features"
+    weights = tmp_path / "tower"
+    from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig
+
+    DeepEncoder(DeepEncoderConfig.load(tiny_setup["encoder_config"])).save_pretrained(weights)
+    for run in ("first", "second"):
+        args = train_args(tiny_setup, tmp_path / run, "--vision_feature_cache", str(cache), steps=4)
+        args[args.index("--vision_tower_weights") + 1] = str(weights)
+        run_module("deepmolm_plugin.train", args, cwd=tmp_path)
+        files = {p: p.stat().st_mtime_ns for p in _files(cache)}
+        if run == "first":
+            assert len(files) == len(tiny_setup["records"])  # one global view per record
+            stored = files
+    assert files == stored  # nothing encoded (nor written) again
+
+    refused = run_module("deepmolm_plugin.train", [*train_args(tiny_setup, tmp_path / "bad"),
+                                                   "--vision_feature_cache", str(cache),
+                                                   "--unfreeze_mm_vision_tower", "True"], cwd=tmp_path, check=False)
+    assert refused.returncode != 0 and "--vision_feature_cache" in refused.stderr
+
+
+def test_zero3_ranks_share_the_cache_and_stay_in_step(tiny_setup, tmp_path):
+    """Two CPU ranks under DeepSpeed ZeRO-3 (every tower weight partitioned): the digest
+    gathers the weights, and a rank whose views are all cached still joins the encoder's
+    weight gathers when the other rank encodes (without that it would wait forever).
+    The second run adds unseen records, so its batches mix hits and misses per rank."""
+    import json
+    import subprocess
+    import sys
+
+    from host_fixtures import ROOT, train_args
+
+    cache = tmp_path / "features"
+    more = json.loads(tiny_setup["data"].read_text()) + [
+        {"id": f"new{i}", "smiles": s, "conversations": [
+            {"from": "human", "value": "<image>\nWhat is this molecule?"},
+            {"from": "gpt", "value": f"It is molecule {i}."}]}
+        for i, s in enumerate(["CCCC", "CCCl", "c1ccncc1", "OCCO"])]
+    (tmp_path / "more.json").write_text(json.dumps(more))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    counts = []
+    for run, data in (("first", tiny_setup["data"]), ("second", tmp_path / "more.json")):
+        args = train_args(tiny_setup, tmp_path / run, "--deepspeed", str(ROOT / "scripts" / "zero3.json"),
+                          "--use_cpu", "True", "--vision_feature_cache", str(cache),
+                          "--per_device_train_batch_size", "1", steps=4)
+        args[args.index("--data_path") + 1] = str(data)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "deepmolm_plugin.train", *args]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=env, text=True, capture_output=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-6000:]
+        counts.append(len(_files(cache)))
+    assert counts[0] == 4 and counts[1] > 4
+
+
+def test_all_hits_rank_joins_another_ranks_encode_under_zero3(tmp_path, tiny_config, monkeypatch):
+    """The lockstep rule alone: weights marked as ZeRO-3 partitioned, another rank
+    reporting a miss (the all-reduce returns 1): this rank runs one view, output unused."""
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(2, 3, 128, 128)
+    expected = tower(x)  # fills the cache
+    for p in tower.vision_tower.parameters():
+        p.ds_id = 0
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda flag, op=None: flag.fill_(1))
+    calls = Calls(tower)
+    torch.testing.assert_close(tower(x), expected)
+    assert (calls.calls, calls.views) == (1, 1)
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda flag, op=None: flag)  # nobody misses
+    tower(x)
+    assert calls.calls == 1
