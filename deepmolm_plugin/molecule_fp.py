@@ -12,16 +12,19 @@ the padding row 0), so the settings travel inside the model config (``fp_bits``,
 ``fp_levels``) and every producer (training data, eval, chat, data preparation, GUI)
 reads them from there through ``FingerprintSettings.from_config``.
 
-Only torch is imported here (no RDKit, no E3FP): the projector and the data loaders check
-tokens without loading the chemistry stack.
+Nothing else of ours, no RDKit and no E3FP is imported here, and torch only inside the
+functions that make or check tensors: the projector and the data loaders check tokens
+without the chemistry stack, and commands that only need the settings (a
+`deepmolm-prepare` rerun on finished output) start without torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PAD = -1
 
@@ -64,6 +67,8 @@ def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Ten
     """One molecule's tokens (a tensor or nested lists) -> int64 ``(atoms, levels)``, or a
     MoleculeFpError: wrong shape, a hash outside ``[PAD, bits)``, no valid token at all, or
     an atom without its level-0 token."""
+    import torch
+
     if not torch.is_tensor(tokens):
         try:
             tokens = torch.tensor(tokens)  # dtype inferred: a float in the list must not be truncated
@@ -90,6 +95,8 @@ def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSetti
     """A padded batch as a projector receives it: an integer ``(batch_size, atoms, levels)``
     tensor, values in ``[PAD, bits)``, every molecule with at least one valid token. The
     message names the molecule (batch index) and the value."""
+    import torch
+
     if not isinstance(molecule_fp, torch.Tensor):
         raise TypeError(f"molecule_fp must be a tensor, got {type(molecule_fp).__name__}")
     if molecule_fp.is_floating_point() or molecule_fp.is_complex() or molecule_fp.dtype == torch.bool:
@@ -122,6 +129,8 @@ def collate(batch: Sequence[torch.Tensor], pad_to: Optional[int] = None) -> torc
     rows. ``pad_to`` fixes the atom dimension (an error if a molecule is longer). An empty
     batch, a non-int64 or non-2D item, mixed widths, values below ``PAD`` or an atom
     without a level-0 token is an upstream bug, reported with the item's index."""
+    import torch
+
     if len(batch) == 0:
         raise MoleculeFpError("collate_molecule_fp: empty batch")
     widths = set()

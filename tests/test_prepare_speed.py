@@ -32,3 +32,14 @@ def test_reader_failures_stand_alone():
     batch = [_item(0, "C"), failure, _item(1, "C")]
     tasks = molecule_tasks(batch, 1)
     assert tasks == [[batch[0]], [failure], [batch[2]]]
+
+
+def test_the_prepare_command_starts_without_torch():
+    """A rerun on finished output is mostly start-up: the command's modules (and the
+    molecule_fp contract they read the settings from) must not pull in torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, deepmolm_plugin.data.prepare.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
