@@ -276,9 +276,13 @@ class InputResolver:
         if fields.get("atoms"):
             return b"atoms:" + self.policy.encode() + b":" + repr((fields["atoms"], fields.get("coordinates"),
                                                                    fields.get("charge", 0))).encode()
+        raise self._undrawable(fields, rid)
+
+    def _undrawable(self, fields: Mapping, rid: str) -> InputError:
+        """The error for fields with nothing to draw (inline tokens alone, or nothing)."""
         if fields.get("molecule_fp") is not None:
-            raise self.fail(rid, "has no image, and inline molecule_fp cannot be drawn: add `image` or `smiles`")
-        raise self.fail(rid, "has no image and no molecule to draw")
+            return self.fail(rid, "has no image, and inline molecule_fp cannot be drawn: add `image` or `smiles`")
+        return self.fail(rid, "has no image and no molecule to draw")
 
     def draw(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> str:
         """Absolute path of the drawn depiction, written once under `depiction_name`."""
@@ -298,7 +302,8 @@ class InputResolver:
         from .render import render_molecule
 
         if not fields.get("smiles") and molecule is None:
-            self.source_key(fields, rid)  # inline tokens alone, or nothing: the error that says so
+            if not (fields.get("structure") or fields.get("atoms")):
+                raise self._undrawable(fields, rid)  # checked without reading a structure file again
             molecule = self.molecule(fields, rid)
         try:
             if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap
