@@ -143,20 +143,33 @@ def test_padded_windows_and_banded_global_attention_match_upstream(monkeypatch, 
         assert _max_diff(fast.eval()(x), ref(x)) <= ATOL
 
 
-def test_rel_pos_bands_reuse_one_buffer(monkeypatch):
-    """Without autograd the bands are built in one reused buffer; the result is unchanged."""
+@pytest.mark.parametrize("pieces", ["4 pairs: 4+2", "one pair, 2 rows: 2+2+1"])
+def test_rel_pos_pieces_match_the_whole_bias(monkeypatch, pieces):
+    """The bias built a piece at a time (groups of (batch, head) pairs, or bands of one
+    pair's query rows) gives the whole-bias result, in the reused buffer without autograd
+    and as joined graph nodes with it (gradients too)."""
     from deepmolm_plugin.encoder import sam_attention
 
     B, heads, h, w, d = 2, 3, 5, 4, 8
     q, k, v = (torch.randn(B, heads, h * w, d) for _ in range(3))
     rel_h, rel_w = torch.randn(B, heads, h, w, h), torch.randn(B, heads, h, w, w)
-    whole = sam_attention.rel_pos_attention(q, k, v, rel_h, rel_w)
-    monkeypatch.setattr(sam_attention, "MASK_ELEMENTS", 2 * B * heads * w * h * w)  # bands of 2 rows: 2+2+1
-    with torch.no_grad():
-        banded = sam_attention.rel_pos_attention(q, k, v, rel_h, rel_w)
+    budget = 4 * h * w * h * w if pieces.startswith("4 pairs") else 2 * w * h * w
+    monkeypatch.setattr(sam_attention, "MASK_ELEMENTS", budget)
     expected = torch.softmax(q @ k.transpose(-1, -2) / d**0.5
                              + (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, heads, h * w, h * w), -1) @ v
-    assert _max_diff(whole, expected) <= 1e-5 and _max_diff(banded, expected) <= 1e-5
+    with torch.no_grad():
+        assert _max_diff(sam_attention.rel_pos_attention(q, k, v, rel_h, rel_w), expected) <= 1e-5
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v, rel_h, rel_w)]
+    out = sam_attention.rel_pos_attention(*leaves)
+    assert _max_diff(out, expected) <= 1e-5
+    out.square().sum().backward()
+    grads = [t.grad for t in leaves]
+    leaves = [t.clone().requires_grad_(True) for t in (q, k, v, rel_h, rel_w)]
+    qq, kk, vv, rh, rw = leaves
+    bias = (rh[..., :, None] + rw[..., None, :]).reshape(B, heads, h * w, h * w)
+    (torch.softmax(qq @ kk.transpose(-1, -2) / d**0.5 + bias, -1) @ vv).square().sum().backward()
+    for a, b in zip(grads, (t.grad for t in leaves)):
+        assert _max_diff(a, b) <= 1e-4
 
 
 def test_bfloat16_fast_path_tracks_the_reference():
@@ -172,3 +185,24 @@ def test_bfloat16_fast_path_tracks_the_reference():
     scale = fp32.abs().max().item()
     assert _max_diff(a, fp32) <= 0.05 * scale and _max_diff(b, fp32) <= 0.05 * scale
     assert _max_diff(a, b) <= 0.05 * scale
+
+
+@pytest.mark.parametrize("H, W", [(10, 10), (12, 7), (3, 4), (5, 11)])  # exact, partial, one partial window, mixed
+def test_windowed_attention_matches_upstream_partition(H, W):
+    """SdpaAttention.windowed (qkv on real tokens, one copy into windows and one back) equals
+    segment-anything's window_partition -> Attention -> window_unpartition, window 5."""
+    from segment_anything.modeling.image_encoder import Attention, window_partition, window_unpartition
+
+    from deepmolm_plugin.encoder.sam_attention import SdpaAttention
+
+    torch.manual_seed(0)
+    upstream = Attention(32, num_heads=4, qkv_bias=True, use_rel_pos=True, input_size=(5, 5))
+    with torch.no_grad():
+        for p in upstream.parameters():
+            p.normal_(0.0, 0.5)
+    x = torch.randn(2, H, W, 32)
+    with torch.no_grad():
+        windows, padded = window_partition(x, 5)
+        expected = window_unpartition(upstream(windows), 5, padded, (H, W))
+        upstream.__class__ = SdpaAttention
+        assert _max_diff(upstream.windowed(x, 5), expected) <= 1e-6 * expected.abs().max().item()  # fp32 rounding

@@ -7,31 +7,37 @@ per head). Upstream builds the whole (B, heads, h*w, h*w) fp32 score matrix; Dee
 and transformers build the whole bias as an SDPA mask. At 1024 px a global block has
 4096 tokens, so either is 12 x 4096^2 floats = 805 MB per block, written and read again
 (and, from einsum's output layout, copied once more): that, not the matmuls, was most of a
-global block's time. Here the bias exists only for a band of query rows at a time
-(`MASK_ELEMENTS`), built by one broadcasting add into a reused buffer, and each band goes
-through scaled_dot_product_attention (PyTorch's fused CPU/CUDA kernels take an additive
-mask). Same math as upstream; the band only changes which queries run together.
+global block's time. Here the bias exists only for a piece at a time, a few (batch, head)
+pairs or a band of one pair's query rows, small enough to stay in cache (`MASK_ELEMENTS`),
+built by one broadcasting add into a reused buffer, and each piece goes through
+scaled_dot_product_attention (PyTorch's fused CPU/CUDA kernels take an additive mask).
+Same math as upstream; the pieces only change which queries run together.
 
 Windowed blocks: upstream pads the (B, H, W, C) map with zeros to a multiple of the window
 and runs qkv and proj on the padding too (4900 instead of 4096 tokens at 1024 px, 18 %
 more of those matmuls). A zero token's qkv is exactly qkv's bias, so qkv runs on the real
-tokens and the padding is filled with the bias; proj runs after cropping.
+tokens and the padding is filled with the bias; proj runs after cropping. qkv goes from
+the map into windows in one copy (the padding filled in place: no padded map first), the
+output back into the cropped map in one copy.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
-# Bias elements built at once in a global block: 32 M (128 MiB fp32, against 805 MB for
-# the whole map) is 10 of the 64 query rows at 1024 px, batch 1: 7 bands. Bands of 4 to
-# 16 rows ran equally fast on an AVX2 EPYC; one row was 25 % slower (per-call overhead,
-# worse on a busy machine), the whole map 35 % slower (memory traffic).
-MASK_ELEMENTS = 1 << 25
+# Bias elements built at once: 4 M (16 MiB fp32). The bias is built and read back by the
+# attention kernel while it is still in cache, so the piece is small: at 1024 px, batch 1,
+# a global block runs one (batch, head) pair at a time in bands of 16 of its 64 query rows
+# (48 pieces), a windowed block 109 of its 300 (window, head) pairs at once. Measured on a
+# 2-core AVX2 EPYC, one global block: 0.41 s this way, 0.46 s with bands of 10 rows over
+# all heads at once (32 M elements), 0.55 s with one row over all heads (per-call
+# overhead), 0.35 s for the same attention with no bias at all.
+MASK_ELEMENTS = 1 << 22
 
 
 def rel_pos_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -93,34 +99,64 @@ def rel_pos_mask(rel_h: torch.Tensor, rel_w: torch.Tensor, out: Optional[torch.T
 def rel_pos_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor
 ) -> torch.Tensor:
-    """softmax(q k^T / sqrt(dim) + rel_h + rel_w) v, in bands of query rows.
+    """softmax(q k^T / sqrt(dim) + rel_h + rel_w) v, a piece of the bias at a time.
 
     q, k, v: (B, heads, h*w, dim) contiguous; rel_h, rel_w from `rel_pos_terms`.
-    Returns (B, heads, h*w, dim).
+    Returns (B, heads, h*w, dim). A piece is a group of (batch, head) pairs with all their
+    query rows, or one pair with a band of its rows, so that its bias has at most
+    `MASK_ELEMENTS` elements (see there).
     """
-    B, heads, r_all, w, h = rel_h.shape
-    per_row = B * heads * w * q.shape[2]  # bias elements of one query row
-    rows = max(1, MASK_ELEMENTS // per_row)
-    if rows >= r_all:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=rel_pos_mask(rel_h, rel_w))
-    graph = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, rel_h, rel_w))
-    if graph:  # autograd: each band a node of its own
-        bands = []
-        for start, stop in _bands(r_all, rows):
-            mask = rel_pos_mask(rel_h[:, :, start:stop], rel_w[:, :, start:stop])
-            bands.append(F.scaled_dot_product_attention(q[:, :, start * w : stop * w], k, v, attn_mask=mask))
-        return torch.cat(bands, dim=2)
-    buffer = q.new_empty(rows * per_row)  # every band's bias, in turn
+    B, heads, rows, w, h = rel_h.shape
+    shape = q.shape
+    # Every (batch, head) pair as one head of a single batch: pieces slice one dimension.
+    q, k, v, rel_h, rel_w = (t.reshape(1, B * heads, *t.shape[2:]) for t in (q, k, v, rel_h, rel_w))
+    groups = _pieces(B * heads, rows, w * k.shape[2])
+
+    def attend(pairs: slice, band: slice, buffer: Optional[torch.Tensor] = None) -> torch.Tensor:
+        mask = rel_pos_mask(rel_h[:, pairs, band], rel_w[:, pairs, band], buffer)  # (1, n, band*w, h*w)
+        queries = q[:, pairs, band.start * w : band.stop * w]
+        return F.scaled_dot_product_attention(queries, k[:, pairs], v[:, pairs], attn_mask=mask)
+
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, rel_h, rel_w)):
+        # autograd: each piece a node of its own, joined by cat
+        out = torch.cat([torch.cat([attend(pairs, band) for band in bands], dim=2) for pairs, bands in groups], 1)
+        return out.view(shape)
+    largest = max((p.stop - p.start) * (b.stop - b.start) for p, bands in groups for b in bands)
+    buffer = q.new_empty(largest * w * k.shape[2])  # every piece's bias, in turn
     out = torch.empty_like(q)
-    for start, stop in _bands(r_all, rows):
-        mask = rel_pos_mask(rel_h[:, :, start:stop], rel_w[:, :, start:stop], buffer)
-        out[:, :, start * w : stop * w] = F.scaled_dot_product_attention(q[:, :, start * w : stop * w], k, v,
-                                                                         attn_mask=mask)
-    return out
+    for pairs, bands in groups:
+        for band in bands:
+            out[:, pairs, band.start * w : band.stop * w] = attend(pairs, band, buffer)
+    return out.view(shape)
 
 
-def _bands(rows: int, step: int):
-    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+def _pieces(pairs: int, rows: int, per_row: int) -> List[Tuple[slice, List[slice]]]:
+    """Split (pairs x rows) query rows, `per_row` bias elements each, into pieces of at most
+    MASK_ELEMENTS: [(pair slice, [row band slices])], pairs grouped whole where one fits."""
+    per_pair = rows * per_row
+    if per_pair <= MASK_ELEMENTS:
+        step = MASK_ELEMENTS // per_pair
+        return [(slice(p, min(p + step, pairs)), [slice(0, rows)]) for p in range(0, pairs, step)]
+    step = max(1, MASK_ELEMENTS // per_row)
+    bands = [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
+    return [(slice(p, p + 1), bands) for p in range(pairs)]
+
+
+def _window_regions(H: int, W: int, window: int):
+    """The map cut into at most four regions of whole or partial windows: yields
+    (row slice, column slice, index into the tiled view (B, nh, win, nw, win, ...)), where
+    the region of the (B, H, W, ...) map and the indexed tiles have the same elements in
+    an order a view converts between."""
+    def parts(size: int):
+        whole, rest = divmod(size, window)
+        if whole:  # rows [0, whole*win): window rows 0..whole-1, every row in them
+            yield slice(0, whole * window), (slice(0, whole), slice(None))
+        if rest:  # the last, partial window row: its first `rest` rows
+            yield slice(whole * window, size), (whole, slice(0, rest))
+
+    for rows, row_index in parts(H):
+        for cols, col_index in parts(W):
+            yield rows, cols, (slice(None), *row_index, *col_index)
 
 
 class SdpaAttention(Attention):
@@ -143,26 +179,30 @@ class SdpaAttention(Attention):
         and proj run on real tokens only (see the module docstring).
         """
         B, H, W, C = x.shape
-        Hp, Wp = -(-H // window) * window, -(-W // window) * window
-        qkv = self.qkv(x)  # (B, H, W, 3C)
-        if (Hp, Wp) != (H, W):
-            padded = qkv.new_empty(B, Hp, Wp, 3 * C)
+        nh, nw, heads = -(-H // window), -(-W // window), self.num_heads
+        qkv = self.qkv(x).view(B, H, W, 3, heads, C // heads)
+        # Straight from the map into windows, q, k, v each (B*nh*nw, heads, win*win, hd)
+        # contiguous as the fused kernels want them, in upstream's window order (batch,
+        # window row, window column): one copy, padding included.
+        windows = qkv.new_empty(3, B, nh, nw, heads, window, window, C // heads)
+        tiled = windows.permute(1, 2, 5, 3, 6, 0, 4, 7)  # (B, nh, win, nw, win, 3, heads, hd), the padded map
+        for rows, cols, tile_index in _window_regions(H, W, window):
+            target = tiled[tile_index]
+            target.copy_(qkv[:, rows, cols].reshape(target.shape))
+        if (nh * window, nw * window) != (H, W):
             # What qkv gives the zero tokens upstream pads with: its bias (or zero).
-            fill = 0.0 if self.qkv.bias is None else self.qkv.bias
-            padded[:, H:] = fill
-            padded[:, :H, W:] = fill
-            padded[:, :H, :W] = qkv
-            qkv = padded
-        nh, nw, heads = Hp // window, Wp // window, self.num_heads
-        # (B, nh, win, nw, win, 3, heads, hd) -> (3, B, nh, nw, heads, win, win, hd): one copy
-        # into windows in upstream's order (batch, window row, window column).
-        qkv = qkv.view(B, nh, window, nw, window, 3, heads, -1).permute(5, 0, 1, 3, 6, 2, 4, 7)
-        q, k, v = qkv.reshape(3, B * nh * nw, heads, window * window, -1).contiguous().unbind(0)
+            fill = 0.0 if self.qkv.bias is None else self.qkv.bias.view(3, heads, -1)
+            tiled[:, -1, H - (nh - 1) * window :] = fill
+            tiled[:, :, :, -1, W - (nw - 1) * window :] = fill
+        q, k, v = windows.view(3, B * nh * nw, heads, window * window, -1).unbind(0)
         out = self._attend(q, k, v, (window, window))  # (B*nh*nw, heads, win*win, hd)
-        # (B, nh, nw, heads, win, win, hd) -> (B, nh, win, nw, win, heads, hd): one copy back.
-        out = out.reshape(B, nh, nw, heads, window, window, -1).permute(0, 1, 4, 2, 5, 3, 6)
-        out = out.reshape(B, Hp, Wp, C)[:, :H, :W]
-        return self.proj(out)
+        # Back to the map, cropped, tokens' channels (heads, hd) adjacent for proj: one copy.
+        tiled = out.view(B, nh, nw, heads, window, window, -1).permute(0, 1, 4, 2, 5, 3, 6)
+        merged = out.new_empty(B, H, W, heads, C // heads)
+        for rows, cols, tile_index in _window_regions(H, W, window):
+            source = tiled[tile_index]
+            merged[:, rows, cols].view(source.shape).copy_(source)
+        return self.proj(merged.view(B, H, W, C))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         """q, k, v (N, heads, h*w, head_dim), contiguous -> (N, heads, h*w, head_dim)."""
