@@ -69,6 +69,8 @@ def test_full_checkpoint_reloads_with_the_host_loader_from_the_folder_alone(trai
     try:
         tokenizer, model, processor, context_len = load_pretrained_model(str(moved), None, "anything", device="cpu")
         assert isinstance(model, LlavaQwen2ForCausalLM) and model.dtype == torch.float32
+        from deepmolm_plugin import cpu_memory
+        assert cpu_memory._state == {"applied": True}  # CPU inference keeps freed memory (glibc here)
         saved = load_file(str(moved / "model.safetensors"))
         tower_key = "model.vision_tower.vision_tower.sam.blocks.0.attn.qkv.weight"
         assert torch.equal(model.state_dict()[tower_key], saved[tower_key])

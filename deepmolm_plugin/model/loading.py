@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import torch
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 
+from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
 from ..tensor_files import CheckpointError, open_checkpoint
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
@@ -131,7 +132,8 @@ def load_pretrained_model(
     """The host's `load_pretrained_model` contract for a saved DeepMoLM (llava_qwen2) folder.
 
     Returns (tokenizer, model, image_processor, context_len). Unlike the host's, it does
-    not force float16 and works on CPU; the tower comes from the checkpoint itself.
+    not force float16 and works on CPU; the tower comes from the checkpoint itself. On CPU
+    the process keeps freed memory for reuse (`cpu_memory.keep_freed_memory`).
     """
     if load_8bit or load_4bit:
         raise NotImplementedError("8/4-bit loading of DeepMoLM checkpoints is not supported")
@@ -141,6 +143,8 @@ def load_pretrained_model(
             "llava_qwen2; save a full checkpoint (train without --lora_enable) and load that"
         )
     device, dtype = pick_device_and_dtype(device, dtype)
+    if torch.device(device).type == "cpu":  # inference on CPU: freed activations reused, not re-faulted
+        keep_freed_memory()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = load_llm(model_path, dtype=dtype).to(device).eval()
     if tokenizer.pad_token_id is not None:
