@@ -6,25 +6,29 @@ process and from the same random weights:
   measured before and after the models;
 - the bound: the encoder's FLOPs (1.14 TFLOP per 1024 view, `encoder_flops`) / that peak;
 - each implementation's latency (median of alternating rounds, the order flipping each
-  round, so load on the machine hits both alike), the fraction of the bound it reaches,
-  its peak memory and its max |difference| from the reference;
+  round, so load on the machine hits both alike; in a round each runs twice, the second
+  forward timed), the fraction of the bound it reaches,
+  its peak memory (in a separate forward after the timed rounds) and its max |difference|
+  from the reference;
 - the goal of issue 14: ours <= max(0.5 x the reference's latency, 1.15 x the bound),
   and max |diff| <= 1e-4 in fp32.
 
 Usage (runtimes on a 2-core AVX2 EPYC, idle; the reference's bf16 is emulated there, so
 the default dtypes are float32 plus bfloat16 only where it is native or on CUDA):
-    .venv/bin/python scripts/bench_encoder.py            # 1024 px, batch 1, 3 rounds: ~4 min
-    .venv/bin/python scripts/bench_encoder.py --quick    # 1 round, smaller GEMM probe: ~2 min
+    .venv/bin/python scripts/bench_encoder.py            # 1024 px, batch 1, 3 rounds: ~3.5 min
+    .venv/bin/python scripts/bench_encoder.py --quick    # 1 round, smaller GEMM probe: ~1.5 min
     .venv/bin/python scripts/bench_encoder.py --tiny     # tiny preset, 128 px: seconds (tests)
     .venv/bin/python scripts/bench_encoder.py --device cuda --dtypes bfloat16 --batch 8
 
 Writes scripts/results/bench_encoder_<device>.json and .md (--out-dir, --name). On CPU,
 PyTorch's transparent-huge-page allocation (THP_MEM_ALLOC_ENABLE=1) is switched on for
 the run, for both implementations alike (--no-thp: off): a fresh 50 MB activation costs
-~6x less in page faults with it. Peak memory is the forward's own: on CUDA
+~6x less in page faults with it; and glibc keeps freed memory for reuse
+(`deepmolm_plugin.cpu_memory.keep_freed_memory`, as the CPU inference loader does;
+--no-keep-freed: off), 3-4 % off a forward. Peak memory is the forward's own: on CUDA
 max_memory_allocated above the resident weights; on CPU the process RSS, sampled every
-2 ms in a thread, above its value before the forward (each implementation's forward
-of the first round is the one sampled). "process CPU s" is the CPU time of all threads
+2 ms in a thread, above its value before the forward (one more forward per
+implementation after the timed rounds, from a trimmed heap). "process CPU s" is the CPU time of all threads
 per forward.
 """
 
@@ -50,6 +54,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 import transformers
 
+from deepmolm_plugin.cpu_memory import keep_freed_memory
 from deepmolm_plugin.dtypes import cpu_has_native_bf16
 from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, encoder_config, to_deepseek_layout
 from deepmolm_plugin.encoder.config import resolve_dtype
@@ -193,8 +198,16 @@ def timed_forward(model: torch.nn.Module, x: torch.Tensor, sample_memory: bool) 
 
 
 def measure_interleaved(models: Dict[str, torch.nn.Module], x: torch.Tensor, repeats: int) -> Dict[str, Dict]:
-    """A warm-up forward per model (its output is kept), then `repeats` timed rounds over
-    all models, alternating their order; the first round also samples peak memory."""
+    """A warm-up forward per model (its output is kept), `repeats` timed rounds over all
+    models, alternating their order, then one forward per model that samples peak memory.
+
+    In a round each model runs twice and the second forward is timed: the first one after
+    the other model pays for the heap that model left (on a 2-core AVX2 EPYC ours took
+    7.16 s right after the reference, 6.96 s after itself), which a process running one
+    encoder never sees. Memory comes last and apart from the timing: sampling it starts
+    from a trimmed heap (`release_cpu_memory`), and on CPU a trim also splits the heap's
+    huge pages, which slowed every later forward of ours by 4-6 % there.
+    """
     results = {}
     with torch.inference_mode():
         for name, model in models.items():
@@ -205,11 +218,12 @@ def measure_interleaved(models: Dict[str, torch.nn.Module], x: torch.Tensor, rep
         names = list(models)
         for round_ in range(repeats):
             for name in names if round_ % 2 == 0 else names[::-1]:
-                wall, cpu, peak = timed_forward(models[name], x, sample_memory=round_ == 0)
+                models[name](x)  # untimed: after the other model (see above)
+                wall, cpu, _ = timed_forward(models[name], x, sample_memory=False)
                 results[name]["times_s"].append(wall)
                 results[name]["cpu_times_s"].append(cpu)
-                if round_ == 0:
-                    results[name]["peak_mib"] = peak
+        for name in names:
+            results[name]["peak_mib"] = timed_forward(models[name], x, sample_memory=True)[2]
     for r in results.values():
         r["latency_s"] = statistics.median(r["times_s"])
         r["best_s"] = min(r["times_s"])
@@ -237,6 +251,8 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile'd blocks")
     parser.add_argument("--no-thp", action="store_true", help="leave PyTorch's huge-page allocation off")
+    parser.add_argument("--no-keep-freed", action="store_true",
+                        help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=str(bench_report.RESULTS))
     parser.add_argument("--name", default=None, help="result file name (default bench_encoder_<device>[_tiny])")
@@ -249,6 +265,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     began = time.perf_counter()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
+    keeps_freed = device.type == "cpu" and not args.no_keep_freed and keep_freed_memory()
     machine = bench_report.machine()
     config = encoder_config("tiny" if args.tiny else "deepseek-ocr")
     side = args.image_size or config.image_size
@@ -303,7 +320,8 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
 
     md = [f"Machine: {bench_report.machine_line(machine)}, {machine['load_average_end'][0]} at the end; "
-          f"THP allocation {'on' if machine['thp_mem_alloc'] == '1' else 'off'}. {side} px, batch {args.batch}, "
+          f"THP allocation {'on' if machine['thp_mem_alloc'] == '1' else 'off'}, freed memory kept "
+          f"{'on' if keeps_freed else 'off'}. {side} px, batch {args.batch}, "
           f"{flops / 1e12:.3g} TFLOP per forward, {args.repeats} rounds (median).",
           bench_report.table(
               ["impl", "dtype", "latency s", "TFLOP/s", "% of bound", "peak MiB", "process CPU s"],
@@ -319,7 +337,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     report = {
         "machine": machine, "device": str(device), "transformers": transformers.__version__,
         "config": config.to_dict(), "image_size": side, "batch": args.batch, "repeats": args.repeats,
-        "gemm_n": args.gemm_n, "compile": args.compile, "flops_per_forward": flops,
+        "gemm_n": args.gemm_n, "compile": args.compile, "keep_freed_memory": keeps_freed, "flops_per_forward": flops,
         "results": results, "per_dtype": per_dtype, "runtime_s": time.perf_counter() - began,
     }
     name = args.name or f"bench_encoder_{device.type}{'_tiny' if args.tiny else ''}"
