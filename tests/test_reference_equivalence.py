@@ -206,3 +206,15 @@ def test_windowed_attention_matches_upstream_partition(H, W):
         expected = window_unpartition(upstream(windows), 5, padded, (H, W))
         upstream.__class__ = SdpaAttention
         assert _max_diff(upstream.windowed(x, 5), expected) <= 1e-6 * expected.abs().max().item()  # fp32 rounding
+
+
+def test_bias_pieces_fit_the_device():
+    """CPU: cache-sized pieces (a head's band of 16 rows at 1024 px); GPU: few, large launches."""
+    from deepmolm_plugin.encoder.sam_attention import _pieces, mask_budget
+
+    def calls(device: str, batch: int) -> int:  # global block at 1024 px: 12 heads, 64 x 64 tokens
+        return sum(len(bands) for _, bands in _pieces(batch * 12, 64, 64 * 4096, mask_budget(torch.device(device))))
+
+    assert calls("cpu", 1) == 12 * 4 and calls("cuda", 1) == 2 and calls("cuda", 32) == 48
+    groups = _pieces(300, 14, 14 * 196, mask_budget(torch.device("cpu")))  # windowed block: 25 windows x 12 heads
+    assert [g.stop - g.start for g, _ in groups] == [109, 109, 82]

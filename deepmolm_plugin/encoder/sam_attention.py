@@ -38,6 +38,15 @@ from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 # all heads at once (32 M elements), 0.55 s with one row over all heads (per-call
 # overhead), 0.35 s for the same attention with no bias at all.
 MASK_ELEMENTS = 1 << 22
+# On a GPU the bias costs little memory time and every piece is a kernel launch that
+# should fill the device: 128 M elements (256 MiB bf16), so batch 1 is two calls per global
+# block and batch 32 is 48, where the CPU's budget would make them 1536 small ones.
+MASK_ELEMENTS_GPU = 1 << 27
+
+
+def mask_budget(device: torch.device) -> int:
+    """Bias elements built at once on `device`: MASK_ELEMENTS on CPU, MASK_ELEMENTS_GPU else."""
+    return MASK_ELEMENTS if device.type == "cpu" else MASK_ELEMENTS_GPU
 
 
 def rel_pos_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -104,13 +113,13 @@ def rel_pos_attention(
     q, k, v: (B, heads, h*w, dim) contiguous; rel_h, rel_w from `rel_pos_terms`.
     Returns (B, heads, h*w, dim). A piece is a group of (batch, head) pairs with all their
     query rows, or one pair with a band of its rows, so that its bias has at most
-    `MASK_ELEMENTS` elements (see there).
+    `mask_budget(device)` elements (see MASK_ELEMENTS).
     """
     B, heads, rows, w, h = rel_h.shape
     shape = q.shape
     # Every (batch, head) pair as one head of a single batch: pieces slice one dimension.
     q, k, v, rel_h, rel_w = (t.reshape(1, B * heads, *t.shape[2:]) for t in (q, k, v, rel_h, rel_w))
-    groups = _pieces(B * heads, rows, w * k.shape[2])
+    groups = _pieces(B * heads, rows, w * k.shape[2], mask_budget(q.device))
 
     def attend(pairs: slice, band: slice, buffer: Optional[torch.Tensor] = None) -> torch.Tensor:
         mask = rel_pos_mask(rel_h[:, pairs, band], rel_w[:, pairs, band], buffer)  # (1, n, band*w, h*w)
@@ -130,14 +139,14 @@ def rel_pos_attention(
     return out.view(shape)
 
 
-def _pieces(pairs: int, rows: int, per_row: int) -> List[Tuple[slice, List[slice]]]:
+def _pieces(pairs: int, rows: int, per_row: int, budget: int) -> List[Tuple[slice, List[slice]]]:
     """Split (pairs x rows) query rows, `per_row` bias elements each, into pieces of at most
-    MASK_ELEMENTS: [(pair slice, [row band slices])], pairs grouped whole where one fits."""
+    `budget` elements: [(pair slice, [row band slices])], pairs grouped whole where one fits."""
     per_pair = rows * per_row
-    if per_pair <= MASK_ELEMENTS:
-        step = MASK_ELEMENTS // per_pair
+    if per_pair <= budget:
+        step = budget // per_pair
         return [(slice(p, min(p + step, pairs)), [slice(0, rows)]) for p in range(0, pairs, step)]
-    step = max(1, MASK_ELEMENTS // per_row)
+    step = max(1, budget // per_row)
     bands = [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
     return [(slice(p, p + 1), bands) for p in range(pairs)]
 
