@@ -7,9 +7,8 @@ process and from the same random weights:
 - the bound: the encoder's FLOPs (1.14 TFLOP per 1024 view, `encoder_flops`) / that peak;
 - each implementation's latency (median of alternating rounds, the order flipping each
   round, so load on the machine hits both alike; in a round each runs twice, the second
-  forward timed), the fraction of the bound it reaches,
-  its peak memory (in a separate forward after the timed rounds) and its max |difference|
-  from the reference;
+  forward timed), the fraction of the bound it reaches, its peak memory (in a separate
+  forward after the timed rounds) and its max |difference| from the reference;
 - the goal of issue 14: ours <= max(0.5 x the reference's latency, 1.15 x the bound),
   and max |diff| <= 1e-4 in fp32.
 
@@ -25,11 +24,10 @@ PyTorch's transparent-huge-page allocation (THP_MEM_ALLOC_ENABLE=1) is switched 
 the run, for both implementations alike (--no-thp: off): a fresh 50 MB activation costs
 ~6x less in page faults with it; and glibc keeps freed memory for reuse
 (`deepmolm_plugin.cpu_memory.keep_freed_memory`, as the CPU inference loader does;
---no-keep-freed: off), 3-4 % off a forward. Peak memory is the forward's own: on CUDA
-max_memory_allocated above the resident weights; on CPU the process RSS, sampled every
-2 ms in a thread, above its value before the forward (one more forward per
-implementation after the timed rounds, from a trimmed heap). "process CPU s" is the CPU time of all threads
-per forward.
+--no-keep-freed: off). Peak memory is the forward's own: on CUDA max_memory_allocated
+above the resident weights; on CPU the process RSS, sampled every 2 ms in a thread, above
+its value before the forward (one more forward per implementation after the timed rounds,
+from a trimmed heap). "process CPU s" is the CPU time of all threads per forward.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def rel_pos_mask(rel_h: torch.Tensor, rel_w: torch.Tensor, out: Optional[torch.T
     B, heads, r, w, h = rel_h.shape
     shape = (B, heads, r, w, h, rel_w.shape[-1])
     if out is None:
-        bias = rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)  # contiguous inputs -> contiguous sum
+        bias = rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)  # row-major inputs (slices too) -> contiguous sum
     else:
         bias = torch.add(rel_h.unsqueeze(-1), rel_w.unsqueeze(-2), out=out[: rel_h.numel() * shape[-1]].view(shape))
     return bias.view(B, heads, r * w, h * shape[-1])
