@@ -62,9 +62,11 @@ _ELEMENTS.update({"d": (1, 2), "t": (1, 3)})
 
 def _element(symbol, id: str) -> tuple[int, int]:
     """(atomic number, isotope) from a symbol (any case, D/T allowed) or an atomic number."""
-    if isinstance(symbol, (int, np.integer)) and 1 <= int(symbol) <= 118:
+    if isinstance(symbol, (int, np.integer)) and not isinstance(symbol, bool) and 1 <= int(symbol) <= 118:
         return int(symbol), 0
-    key = str(symbol).strip().lower()
+    if not isinstance(symbol, str):  # True would be hydrogen, 6.0 carbon: say what was meant
+        raise MoleculeError(id, f"unknown element {symbol!r}: give a symbol or an atomic number 1..118")
+    key = symbol.strip().lower()
     if key not in _ELEMENTS:
         raise MoleculeError(id, f"unknown element {symbol!r}")
     return _ELEMENTS[key]
@@ -99,18 +101,41 @@ def molecule_from_atoms(
     return from_atoms(elements, coords, id, smiles, charge, source, [], **options)
 
 
+def _coordinates(coords, id: str) -> np.ndarray:
+    """``coords`` as a float ``[N, 3]`` array; text or nested objects are an error, not a crash."""
+    try:
+        array = np.asarray(coords, dtype=float)  # [N, 3]
+    except (TypeError, ValueError) as error:
+        raise MoleculeError(id, f"coordinates must be numbers [atoms, 3]: {error}") from error
+    if array.ndim != 2 or array.shape[1] != 3:
+        raise MoleculeError(id, f"coordinates must be [atoms, 3], got shape {array.shape}")
+    return array
+
+
+def _charge(charge, id: str) -> int:
+    """The total charge as an int: 0.7 must not silently become 0, nor True become 1."""
+    if isinstance(charge, (int, np.integer)) and not isinstance(charge, bool):
+        return int(charge)
+    if isinstance(charge, float) and charge.is_integer():
+        return int(charge)
+    if isinstance(charge, str) and charge.strip().lstrip("+-").isdigit():
+        return int(charge)
+    raise MoleculeError(id, f"total charge must be an integer, got {charge!r}")
+
+
 def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
                **options) -> MoleculeRecord:
     """``molecule_from_atoms`` after the option check; ``options`` go to ``finish``."""
-    coords = np.asarray(coords, dtype=float)  # [N, 3]
-    if coords.ndim != 2 or coords.shape[1] != 3:
-        raise MoleculeError(id, f"coordinates must be [atoms, 3], got shape {coords.shape}")
+    if isinstance(elements, str):  # "CCO" would be three atoms C, C, O
+        raise MoleculeError(id, f"elements must be a list of symbols, got the string {elements!r}")
+    if len(elements) == 0:
+        raise MoleculeError(id, "no atoms")
+    coords = _coordinates(coords, id)  # [N, 3]
     if len(elements) != len(coords):
         raise MoleculeError(
             id, f"{len(elements)} elements but {len(coords)} coordinate rows"
         )
-    if len(elements) == 0:
-        raise MoleculeError(id, "no atoms")
+    charge = _charge(charge, id)
     check_coordinates(coords, id)  # before bond perception, which would choke on them
 
     rw = Chem.RWMol()

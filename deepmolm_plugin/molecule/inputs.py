@@ -77,7 +77,21 @@ class MoleculeInput:
 
 
 def has_molecule(fields: Mapping) -> bool:
-    return any(fields.get(name) not in (None, "") for name in MOLECULE_FIELDS)
+    return any(_given(fields.get(name)) for name in MOLECULE_FIELDS)
+
+
+def _given(value) -> bool:
+    """Whether a molecule field holds something: not None, '' or []. Arrays count by their
+    length (numpy refuses a truth value for arrays of several atoms)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return bool(value)
+    return len(value) > 0 if hasattr(value, "__len__") else True
+
+
+def _plain(value):
+    """Arrays as lists for keys: numpy's repr elides long arrays ('...'), so two different
+    atom lists could share a cache key or a depiction name."""
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
@@ -189,7 +203,7 @@ class InputResolver:
     @staticmethod
     def _key(fields: Mapping, rid: str, policy: str) -> tuple:
         """An input's identity: its name, its molecule fields and the 3D policy."""
-        return (rid, policy, repr([fields.get(name) for name in ("structure", "structure_index", "atoms",
+        return (rid, policy, repr([_plain(fields.get(name)) for name in ("structure", "structure_index", "atoms",
                                                                  "coordinates", "charge", "smiles")]))
 
     def molecule(self, fields: Mapping, rid: str) -> "MoleculeRecord":
@@ -208,13 +222,14 @@ class InputResolver:
         from .builders import molecule_from_atoms, molecule_from_smiles
 
         try:
-            if fields.get("structure"):
-                return self._read_one(self.structure_path(fields, rid), rid, policy, fields.get("structure_index"))
-            if fields.get("atoms"):
+            if _given(fields.get("structure")):
+                index = self.structure_index(fields, rid)
+                return self._read_one(self.structure_path(fields, rid), rid, policy, index)
+            if _given(fields.get("atoms")):
                 if fields.get("coordinates") is None:
                     raise self.fail(rid, "has `atoms` but no `coordinates`")
                 return molecule_from_atoms(fields["atoms"], fields["coordinates"], rid, smiles=fields.get("smiles"),
-                                           charge=fields.get("charge", 0), policy=policy, **self.limits)
+                                           charge=self._charge(fields), policy=policy, **self.limits)
             if fields.get("smiles"):
                 # A SMILES has no coordinates: 'from-file' generates, as for any SMILES.
                 return molecule_from_smiles(fields["smiles"], id=rid,
@@ -255,13 +270,36 @@ class InputResolver:
             first.notes.append(f"{path} holds more than one molecule; using the first ({first.id})")
         return first
 
+    @staticmethod
+    def _charge(fields: Mapping):
+        """An atom list's total charge: absent or null (JSON) is 0; anything else is checked
+        by ``molecule_from_atoms``."""
+        return 0 if fields.get("charge") is None else fields["charge"]
+
+    def structure_index(self, fields: Mapping, rid: str) -> Optional[int]:
+        """``structure_index`` as a record number >= 0, or None. 1.5 or True must not pick
+        record 1, and -1 is not 'the last' (records are streamed)."""
+        value = fields.get("structure_index")
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise self.fail(rid, f"structure_index must be an integer >= 0, got {value!r}")
+
     def structure_path(self, fields: Mapping, rid: str) -> Path:
-        path = Path(fields["structure"])
+        value = fields["structure"]
+        if not isinstance(value, (str, os.PathLike)):
+            raise self.fail(rid, f"structure must be a file path, got {type(value).__name__} {value!r}")
+        path = Path(value)
         if not path.is_absolute():
             if self.structure_folder is None:
                 raise self.fail(rid, f"structure {path} is relative but {self.option_names['structure_folder']} "
                                      "is not set")
             path = Path(self.structure_folder) / path
+        if path.is_dir():
+            raise self.fail(rid, f"structure {path} is a folder, not a file")
         if not path.is_file():
             raise self.fail(rid, f"structure file {path} does not exist")
         return path
@@ -270,12 +308,14 @@ class InputResolver:
     def source_key(self, fields: Mapping, rid: str) -> bytes:
         """What a drawn depiction shows, as bytes (the SMILES, else the structure and policy)."""
         if fields.get("smiles"):
+            if not isinstance(fields["smiles"], str):
+                raise self.fail(rid, f"SMILES must be a string, got {type(fields['smiles']).__name__}")
             return b"smiles:" + fields["smiles"].encode()
-        if fields.get("structure"):
+        if _given(fields.get("structure")):
             return b"structure:" + self.policy.encode() + b":" + self.structure_path(fields, rid).read_bytes()
-        if fields.get("atoms"):
-            return b"atoms:" + self.policy.encode() + b":" + repr((fields["atoms"], fields.get("coordinates"),
-                                                                   fields.get("charge", 0))).encode()
+        if _given(fields.get("atoms")):
+            atoms = (_plain(fields["atoms"]), _plain(fields.get("coordinates")), self._charge(fields))
+            return b"atoms:" + self.policy.encode() + b":" + repr(atoms).encode()
         raise self._undrawable(fields, rid)
 
     def _undrawable(self, fields: Mapping, rid: str) -> InputError:
@@ -302,7 +342,7 @@ class InputResolver:
         from .render import render_molecule
 
         if not fields.get("smiles") and molecule is None:
-            if not (fields.get("structure") or fields.get("atoms")):
+            if not (_given(fields.get("structure")) or _given(fields.get("atoms"))):
                 raise self._undrawable(fields, rid)  # checked without reading a structure file again
             molecule = self.molecule(fields, rid)
         try:

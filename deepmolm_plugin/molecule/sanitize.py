@@ -2,6 +2,13 @@
 
 Failures (unparseable SMILES, valence errors) are a ``MoleculeError`` whose reason includes
 RDKit's message; warnings on a molecule that succeeds become its notes ("RDKit: ...").
+
+A SMILES is checked before RDKit sees it, because RDKit reads some bad strings as another
+molecule without a word: it stops at the first whitespace or non-ASCII byte and takes the
+rest as a name (``'CC O'`` is ethane, ``'CC(=O)Oé'`` acetic acid, ``'CC\\nO'`` ethane). So
+leading and trailing whitespace is stripped, and text after an inner space (other than a
+CXSMILES ``|...|`` extension), control characters and non-ASCII characters are errors.
+(Non-ASCII text also crashed RDKit's error log: it cuts messages inside a UTF-8 character.)
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from rdkit import Chem
 
 from .errors import MoleculeError, as_notes, rdkit_messages, with_messages
 
-__all__ = ["parse_smiles", "sanitize"]
+__all__ = ["check_smiles_text", "parse_smiles", "sanitize"]
 
 
 def sanitize(mol: Chem.Mol, id: str) -> list[str]:
@@ -23,12 +30,29 @@ def sanitize(mol: Chem.Mol, id: str) -> list[str]:
     return as_notes(messages)
 
 
+def check_smiles_text(smiles, id: str) -> str:
+    """The stripped SMILES, or a ``MoleculeError`` for text RDKit would misread (see above)."""
+    if not isinstance(smiles, str):
+        raise MoleculeError(id, f"SMILES must be a string, got {type(smiles).__name__} {smiles!r}")
+    text = smiles.strip()
+    if not text:
+        raise MoleculeError(id, "empty SMILES")
+    bad = next((i for i, ch in enumerate(text) if not (ch == " " or 32 < ord(ch) < 127)), None)
+    if bad is not None:
+        what = "non-ASCII" if ord(text[bad]) > 127 else "control"
+        raise MoleculeError(id, f"SMILES {smiles!r} has a {what} character {text[bad]!r} at position {bad}")
+    head, _, rest = text.partition(" ")
+    if rest.strip() and not rest.lstrip().startswith("|"):
+        raise MoleculeError(id, f"SMILES {smiles!r} has text after a space ({rest.strip()!r}); RDKit would "
+                                f"ignore it as a name: give the SMILES alone")
+    return text
+
+
 def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
     """(sanitised molecule, RDKit warnings as notes)."""
-    if not smiles or not smiles.strip():
-        raise MoleculeError(id, "empty SMILES")
+    text = check_smiles_text(smiles, id)
     with rdkit_messages() as messages:
-        mol = Chem.MolFromSmiles(smiles.strip(), sanitize=False)
+        mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
         raise MoleculeError(id, with_messages(f"unparseable SMILES {smiles!r}", messages))
     return mol, as_notes(messages) + sanitize(mol, id)

@@ -9,7 +9,7 @@ JSONL line if asked, and for ``deepmolm-fingerprint`` an output line with ``erro
 and ``molecule_fp`` null), keep going, and exit 1 if any record failed (0 otherwise,
 2 for usage errors: one line, before any record is read, e.g. an ``--out`` or
 ``--failures`` file in a folder that does not exist, an ``--out`` folder that is a file,
-``--size`` below 16). A tqdm progress bar goes to stderr.
+``--size`` below 16 or above 8192). A tqdm progress bar goes to stderr.
 
 Work per record is bounded, so one huge molecule cannot stall a batch: ``--max-atoms``
 (default 256 heavy atoms, ``none`` lifts it) fails a larger record before any conformer
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -105,6 +106,9 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
                 yield error
             continue
         path = Path(item)
+        if path.is_dir():
+            yield MoleculeError(item, "is a folder, not a structure file", source=item)
+            continue
         if not path.is_file():
             reason = "no such file (use --smiles to pass SMILES strings)"
             yield MoleculeError(item, reason, source=item)
@@ -199,13 +203,29 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
                 line.update(error=item.reason)
                 report.fail(item)
             out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        out.flush()  # here, where a closed pipe is caught, not at interpreter exit
+    except BrokenPipeError:
+        if out is not sys.stdout:
+            raise
+        return _stdout_closed(parser.prog, report)
     finally:
         if out is not sys.stdout:
             out.close()
     return report.close("fingerprinted")
 
 
+def _stdout_closed(prog: str, report: _Reporter) -> int:
+    """The reader of stdout went away (``| head``): stop, as Unix tools do, with one line
+    instead of a BrokenPipeError traceback; exit 1 (not every record was written)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # else Python's final flush of stdout fails again
+    report.close("fingerprinted")
+    print(f"{prog}: stdout was closed by its reader after {report.done} records; stopped", file=sys.stderr)
+    return 1
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_SIZE = 8192  # pixels a side: 256 MB per image already; Cairo fails above 32767
 
 
 def _file_name(id: str, used: set[str]) -> str:
@@ -232,6 +252,8 @@ def render_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         usage.at_least(args.size, "--size", 16)
+        if args.size > MAX_SIZE:  # else every record fails in Cairo, or the machine runs out of memory
+            raise usage.UsageError(f"--size must be <= {MAX_SIZE} pixels, got {args.size}")
         usage.output_folder(args.out, "--out")
         args.out.mkdir(parents=True, exist_ok=True)
         if args.failures is not None:  # may be inside --out

@@ -25,7 +25,10 @@ finishing steps (checks, fragments, size cap, 3D policy: ``finish.py``, ``policy
             compound_id`` (any case), else ``file#row`` (``csv.py``).
 ==========  ===============================================================================
 
-Files are read as UTF-8; bytes that are not (in titles or data fields) become U+FFFD.
+Files are read as UTF-8 (a leading byte-order mark is dropped); bytes that are not (in
+titles or data fields) become U+FFFD. A UTF-16 or binary file (NUL bytes) is one error for
+the file, and non-ASCII text where numbers and symbols belong (an SDF connection table,
+PDB atom and CONECT records) fails that record.
 SDF, SMILES and CSV files are streamed (data sets can be large); the others are read
 whole. Bad records: a ``MoleculeError`` naming the record and the reason (RDKit's own
 message included): unparseable text, a truncated record, a count line that disagrees with

@@ -17,7 +17,7 @@ from rdkit import Chem
 
 from ..errors import MoleculeError
 
-__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "reader_for", "register_reader", "title_of"]
+__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "check_ascii", "reader_for", "register_reader", "title_of"]
 
 
 @dataclass
@@ -109,3 +109,15 @@ def title_of(mol: Optional[Chem.Mol], fallback: str) -> str:
         return mol.GetProp("_Name").strip()
     return fallback
 
+
+
+def check_ascii(lines: Sequence[str], id: str, what: str, first: int = 1) -> None:
+    """Raise ``MoleculeError`` for a line with non-ASCII text in a fixed-column part of a
+    format (numbers and element symbols). Such text is never valid there, and RDKit, which
+    cuts these lines by byte position, logs half a UTF-8 character: Python's logging bridge
+    then fails with a SystemError instead of an error message. ``first``: the number of
+    ``lines[0]`` in the record."""
+    for n, line in enumerate(lines, first):
+        if not line.isascii():
+            raise MoleculeError(id, f"line {n}: non-ASCII text in the {what} ({line.strip()[:40]!r}): "
+                                    "a binary or non-UTF-8 file?")

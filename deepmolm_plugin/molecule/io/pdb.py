@@ -14,9 +14,11 @@ from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from ..sanitize import sanitize
-from .base import ParsedStructure, register_reader, title_of
+from .base import ParsedStructure, check_ascii, register_reader, title_of
 
 __all__ = ["read_pdb"]
+
+_FIXED = ("ATOM", "HETATM", "CONECT", "MODEL")  # fixed-column records RDKit reads (titles may be any text)
 
 
 @register_reader(".pdb")
@@ -24,13 +26,15 @@ def read_pdb(handle, name: str) -> Iterator[ParsedStructure]:
     text = handle.read()
     id = f"{name}#0"
     try:
+        lines = text.splitlines()
+        check_ascii([line if line.startswith(_FIXED) else "" for line in lines], id, "atom or CONECT records")
         with rdkit_messages() as messages:
             mol = Chem.MolFromPDBBlock(text, sanitize=False, removeHs=False, proximityBonding=False)
         if mol is None or mol.GetNumAtoms() == 0:
             raise MoleculeError(id, with_messages("no atoms read from PDB", messages))
         id = title_of(mol, id)
         notes = as_notes(messages)
-        if any(line.startswith("CONECT") for line in text.splitlines()):
+        if any(line.startswith("CONECT") for line in lines):
             notes += sanitize(mol, id)
             yield ParsedStructure(0, id, mol=mol, notes=notes)
             return

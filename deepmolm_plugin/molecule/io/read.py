@@ -67,12 +67,29 @@ def read_structures(
         yield error
 
 
+def _not_text(path: Path) -> str | None:
+    """Why ``path`` is no UTF-8 text file (UTF-16, or NUL bytes: binary), else None. Read as
+    UTF-8, such a file gives records with garbage ids and misleading reasons."""
+    with open(path, "rb") as raw:
+        head = raw.read(65536)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "file is UTF-16 text; save it as UTF-8"
+    if b"\0" in head:
+        return "file holds NUL bytes: a binary file, not a text structure file"
+    return None
+
+
 def _records(path: Path, spec, reader_options: dict, options: dict):
     """Yields (record index or None, MoleculeRecord | MoleculeError)."""
     try:
-        handle = open(path, encoding="utf-8", errors="replace", newline=spec.newline)
+        problem = _not_text(path)
+        # utf-8-sig: a byte-order mark (Excel's CSVs) must not become part of a header or title
+        handle = open(path, encoding="utf-8-sig", errors="replace", newline=spec.newline)
     except OSError as error:
         yield None, MoleculeError(path.name, f"cannot read {path}: {error.strerror or error}")
+        return
+    if problem:
+        yield None, MoleculeError(path.name, problem)
         return
     with handle:
         for parsed in spec.read(handle, path.name, **reader_options):

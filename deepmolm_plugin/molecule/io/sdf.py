@@ -15,7 +15,7 @@ from rdkit import Chem
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from ..matching import map_smiles
 from ..sanitize import parse_smiles, sanitize
-from .base import ParsedStructure, register_reader, title_of
+from .base import ParsedStructure, check_ascii, register_reader, title_of
 
 __all__ = ["read_sdf", "sdf_blocks"]
 
@@ -37,15 +37,20 @@ def _parse_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]]:
     """(id, unsanitised molecule, RDKit warnings as notes) of one MOL block."""
     if not block.strip():
         raise MoleculeError(fallback, "empty record")
-    title = block.splitlines()[0].strip() or fallback
+    lines = block.splitlines()
+    title = lines[0].strip() or fallback
+    end = next((n for n, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
+    check_ascii(lines[3:end], title, "connection table", first=4)  # the title and data may be any text
     supplier = Chem.SDMolSupplier()
     with rdkit_messages() as messages:
-        text = block.rstrip("\n") + "\n$$$$\n"
+        # A blank line before $$$$ ends the last data item: without it RDKit read every
+        # field's value with "\n$$$$" appended (a SMILES field then parsed only by luck).
+        text = block.rstrip("\r\n") + "\n\n$$$$\n"
         supplier.SetData(text, sanitize=False, removeHs=False, strictParsing=True)
         mol = next(supplier, None)
     if mol is None:
         raise MoleculeError(title, with_messages("unparseable MOL/SDF record", messages))
-    if not any(line.strip() == "M  END" for line in block.splitlines()):
+    if end == len(lines):
         raise MoleculeError(title, "truncated record: no 'M  END' line")
     return title_of(mol, fallback), mol, as_notes(messages)
 

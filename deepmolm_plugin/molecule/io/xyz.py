@@ -43,6 +43,8 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         id = f"{name}#{index}"
         try:
             count = int(lines[pos].split()[0])
+            if count < 0:  # a negative count would slice the frame from the end of the file
+                raise ValueError(count)
         except ValueError:
             reason = f"line {pos + 1}: expected an atom count, got {lines[pos].strip()[:40]!r}"
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
@@ -55,7 +57,9 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         while pos + extra < len(lines) and _is_atom_line(lines[pos + extra]):
             extra += 1
         if found != count or extra:
-            reason = f"count line says {count} atoms, found {found + extra} atom lines"
+            # both numbers: a blank line inside a frame read as "says 9, found 9" before
+            reason = (f"count line says {count} atoms; the {len(body)} lines after the comment hold {found} "
+                      f"atom lines" + (f", and {extra} more atom lines follow" if extra else ""))
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
             return
         elements = [b.split()[0] for b in body]

@@ -1,0 +1,248 @@
+"""Hostile molecule inputs: each one once crashed, hung or silently gave another molecule.
+
+Every case here must end in a ``MoleculeError``/``InputError`` naming the input and the
+reason (or, for the tools, a failure line / a one-line usage error), never a traceback and
+never a different molecule.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from deepmolm_plugin.molecule import MoleculeError, molecule_from_atoms, molecule_from_smiles, read_structures
+from deepmolm_plugin.molecule.inputs import InputError, InputResolver, has_molecule
+from deepmolm_plugin.molecule.tools import fingerprint_main, render_main
+
+ETHANOL_ATOMS = ["C", "C", "O", "H", "H", "H", "H", "H", "H"]
+ETHANOL_XYZ = [[-0.92, -0.02, 0.05], [0.53, 0.41, -0.03], [1.34, -0.74, 0.05], [-1.16, -0.54, 0.99],
+               [-1.57, 0.86, 0.01], [-1.15, -0.70, -0.79], [0.76, 1.12, 0.78], [0.73, 0.93, -0.98],
+               [1.25, -1.21, -0.80]]
+
+
+@pytest.fixture(scope="module")
+def ethanol_block():
+    mol = molecule_from_smiles("CCO", "ethanol").mol
+    mol.SetProp("_Name", "ethanol")  # the title line
+    return Chem.MolToMolBlock(mol)
+
+
+def _items(path, **options):
+    return list(read_structures(path, policy="keep", **options))
+
+
+# --- SMILES that RDKit reads as another molecule, or crashes on -------------------------
+@pytest.mark.parametrize("smiles, message", [
+    ("CC O", "text after a space ('O')"),          # RDKit: ethane named 'O'
+    ("CC(=O)Oé", "non-ASCII character 'é'"),        # RDKit: acetic acid, stops at the byte
+    ("CC\nO", "control character '\\n'"),            # RDKit: ethane
+    ("C–C", "non-ASCII character '–'"),             # an en dash pasted from a paper
+    ("c1ccccc1 benzene", "text after a space ('benzene')"),
+    ("\ufffd\ufffdQ", "non-ASCII"),                  # RDKit's error log crashed (SystemError)
+])
+def test_smiles_that_rdkit_would_misread_are_errors(smiles, message):
+    with pytest.raises(MoleculeError, match="SMILES") as info:
+        molecule_from_smiles(smiles, "m", policy="keep")
+    assert message in info.value.reason and info.value.id == "m"
+
+
+def test_surrounding_spaces_and_cxsmiles_extensions_still_parse():
+    assert molecule_from_smiles("  CCO \n", "m", policy="keep").mol.GetNumHeavyAtoms() == 3
+    assert molecule_from_smiles("CCO |$;;foo$|", "m", policy="keep").mol.GetNumHeavyAtoms() == 3
+
+
+def test_smiles_file_with_undecodable_bytes_is_one_failure_per_line(tmp_path):
+    path = tmp_path / "bad.smi"
+    path.write_bytes(b"CCO good\n\xc3\xa9\xe2\x80 broken\n")  # bytes RDKit's log cut mid-character
+    first, second = _items(path)
+    assert first.id == "good" and first.mol.GetNumHeavyAtoms() == 3
+    assert isinstance(second, MoleculeError) and second.id == "broken" and "non-ASCII" in second.reason
+
+
+def test_csv_smiles_with_a_name_fails_that_row_not_the_next(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("id,smiles\na,CCO ethanol\nb,CCN\n")
+    first, second = _items(path)
+    assert isinstance(first, MoleculeError) and first.id == "a" and "text after a space" in first.reason
+    assert second.id == "b" and second.mol.GetNumHeavyAtoms() == 3
+
+
+# --- structure files: encodings, binary garbage ------------------------------------------
+def test_byte_order_mark_does_not_hide_the_csv_id_column_or_reach_the_title(tmp_path, ethanol_block):
+    csv = tmp_path / "excel.csv"
+    csv.write_bytes(b"\xef\xbb\xbfid,smiles\nA,CCO\nB,c1ccccc1\n")
+    assert [r.id for r in _items(csv)] == ["A", "B"]  # were 'excel.csv#0', 'excel.csv#1'
+    sdf = tmp_path / "bom.sdf"
+    sdf.write_bytes(b"\xef\xbb\xbf" + ethanol_block.encode())
+    assert [r.id for r in _items(sdf)] == ["ethanol"]  # was '\ufeffethanol'
+
+
+@pytest.mark.parametrize("suffix", [".sdf", ".mol2", ".xyz", ".csv", ".smi"])
+def test_utf16_and_binary_files_are_one_clear_error(tmp_path, ethanol_block, suffix):
+    utf16 = tmp_path / f"u16{suffix}"
+    utf16.write_bytes(ethanol_block.encode("utf-16"))
+    binary = tmp_path / f"bin{suffix}"
+    binary.write_bytes(bytes(range(256)) * 4)
+    (error,) = _items(utf16)
+    assert isinstance(error, MoleculeError) and "UTF-16" in error.reason and error.id == utf16.name
+    (error,) = _items(binary)
+    assert isinstance(error, MoleculeError) and "binary" in error.reason and error.id == binary.name
+
+
+def test_non_ascii_in_a_connection_table_is_an_error_not_a_crash(tmp_path, ethanol_block):
+    lines = ethanol_block.split("\n")
+    lines[3] = "  \ufffd\ufffd\ufffd" + lines[3][5:]  # RDKit logged half of U+FFFD: SystemError
+    path = tmp_path / "mangled.sdf"
+    path.write_text("\n".join(lines) + "$$$$\n" + ethanol_block + "$$$$\n", encoding="utf-8")
+    bad, good = _items(path)
+    assert isinstance(bad, MoleculeError) and "line 4: non-ASCII" in bad.reason and bad.source.endswith("#0")
+    assert good.mol.GetNumHeavyAtoms() == 3  # the next record is still read
+
+
+def test_non_ascii_in_pdb_conect_is_an_error_not_a_crash(tmp_path):
+    mol = molecule_from_smiles("CCO", "ethanol").mol
+    text = Chem.MolToPDBBlock(mol).replace("CONECT    1", "CONECT   \ufffd1", 1)
+    path = tmp_path / "x.pdb"
+    path.write_text(text, encoding="utf-8")
+    (error,) = _items(path)
+    assert isinstance(error, MoleculeError) and "non-ASCII" in error.reason and "CONECT" in error.reason
+
+
+# --- atom lists ----------------------------------------------------------------------------
+@pytest.mark.parametrize("atoms, coordinates, charge, message", [
+    (ETHANOL_ATOMS, [["a", "b", "c"]] * 9, 0, "coordinates must be numbers"),  # was a bare ValueError
+    (ETHANOL_ATOMS, {"x": 1}, 0, "coordinates must be"),                        # was a TypeError
+    (ETHANOL_ATOMS, ETHANOL_XYZ, 0.7, "total charge must be an integer"),        # was silently 0
+    (ETHANOL_ATOMS, ETHANOL_XYZ, True, "total charge must be an integer"),
+    ([True] + ETHANOL_ATOMS[1:], ETHANOL_XYZ, 0, "unknown element True"),       # was hydrogen
+    ([6.0] + ETHANOL_ATOMS[1:], ETHANOL_XYZ, 0, "unknown element 6.0"),
+    ("CCOHHHHHH", ETHANOL_XYZ, 0, "list of symbols"),                           # 'Cl' would be C + l
+])
+def test_bad_atom_lists_are_errors(atoms, coordinates, charge, message):
+    with pytest.raises(MoleculeError, match=message):
+        molecule_from_atoms(atoms, coordinates, "a", charge=charge, policy="keep")
+
+
+def test_atom_list_integer_charges_are_accepted():
+    for charge in (0, np.int64(0), 0.0, "0", "+0"):
+        assert molecule_from_atoms(ETHANOL_ATOMS, ETHANOL_XYZ, "a", charge=charge).mol.GetNumHeavyAtoms() == 3
+
+
+def test_resolver_takes_numpy_atom_lists_and_a_null_charge(tmp_path):
+    resolver = InputResolver(render_folder=str(tmp_path))
+    fields = {"atoms": np.array(ETHANOL_ATOMS), "coordinates": np.array(ETHANOL_XYZ), "charge": None}
+    assert has_molecule(fields)  # was "truth value of an array ... is ambiguous"
+    item = resolver.resolve(fields, "np")
+    assert item.molecule_fp.shape == (3, 4) and item.image.endswith(".png")
+
+
+def test_long_numpy_atom_lists_get_distinct_depiction_names(tmp_path):
+    # numpy's repr elides arrays over 1000 numbers: two different molecules shared a key
+    resolver = InputResolver(render_folder=str(tmp_path))
+    a = np.zeros((400, 3))
+    b = a.copy()
+    b[200, 0] = 1.0
+    key_a = resolver.source_key({"atoms": ["C"] * 400, "coordinates": a}, "a")
+    key_b = resolver.source_key({"atoms": ["C"] * 400, "coordinates": b}, "b")
+    assert key_a != key_b
+
+
+# --- structure fields ----------------------------------------------------------------------
+@pytest.fixture
+def two_records(tmp_path, ethanol_block):
+    benzene = Chem.MolToMolBlock(molecule_from_smiles("c1ccccc1", "benzene").mol)
+    (tmp_path / "two.sdf").write_text(ethanol_block + "$$$$\n" + benzene + "$$$$\n")
+    return InputResolver(structure_folder=str(tmp_path), render_folder=str(tmp_path / "r"))
+
+
+@pytest.mark.parametrize("index", [1.5, True, -1, "x"])
+def test_structure_index_must_be_a_record_number(two_records, index):
+    # 1.5 and True picked record 1 (benzene) without a word; -1 and 'x' gave islice/int messages
+    with pytest.raises(InputError, match=r"structure_index must be an integer >= 0") as info:
+        two_records.resolve({"structure": "two.sdf", "structure_index": index}, "q", depiction=False)
+    assert info.value.record_id == "q"
+
+
+def test_structure_index_as_a_number_or_digit_string(two_records):
+    for index in (1, "1"):
+        item = two_records.resolve({"structure": "two.sdf", "structure_index": index}, f"q{index!r}")
+        assert item.molecule.mol.GetNumHeavyAtoms() == 6
+
+
+@pytest.mark.parametrize("structure, message", [
+    (["two.sdf"], "structure must be a file path, got list"),  # was a TypeError
+    (5, "structure must be a file path, got int"),
+    (".", "is a folder, not a file"),                          # was 'does not exist'
+])
+def test_structure_field_that_is_not_a_file(two_records, structure, message):
+    with pytest.raises(InputError, match=message):
+        two_records.resolve({"structure": structure}, "q")
+
+
+def test_non_string_smiles_is_an_error_when_only_drawing(tmp_path):
+    resolver = InputResolver(render_folder=str(tmp_path))
+    with pytest.raises(InputError, match="SMILES must be a string"):  # was AttributeError: .encode
+        resolver.resolve({"smiles": 123}, "q", fingerprint=False)
+
+
+# --- command-line tools --------------------------------------------------------------------
+def test_fingerprint_tool_fails_a_smiles_with_a_name_and_a_folder_input(tmp_path, capsys):
+    out = tmp_path / "fp.jsonl"
+    assert fingerprint_main(["--smiles", "CC O", "CCO", "--out", str(out), "--no-progress"]) == 1
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["error"] and "text after a space" in lines[0]["error"] and lines[0]["molecule_fp"] is None
+    assert lines[1]["num_atoms"] == 3
+    assert fingerprint_main([str(tmp_path), "--out", str(out), "--no-progress"]) == 1
+    assert "is a folder" in json.loads(out.read_text())["error"]
+
+
+def test_render_size_above_the_limit_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        render_main(["--smiles", "CCO", "--out", str(tmp_path / "o"), "--size", "100000"])
+    assert info.value.code == 2
+    assert "--size must be <= 8192" in capsys.readouterr().err
+
+
+def test_sdf_data_fields_are_read_without_the_record_separator(tmp_path, ethanol_block):
+    # Each value was read as "CCO\n$$$$": a SMILES field then parsed only because RDKit stops
+    # at the newline, and the control-character check above rejected it.
+    path = tmp_path / "fields.sdf"
+    path.write_text(ethanol_block + "> <smiles>\nCCO\n\n> <note>\nx y\n\n$$$$\n"
+                    + ethanol_block + "> <smiles>\nCCO\n")  # last record: no blank line, no $$$$
+    first, last = _items(path, smiles_field="smiles")
+    assert first.mol.GetProp("smiles") == "CCO" and first.mol.GetProp("note") == "x y"
+    assert last.mol.GetProp("smiles") == "CCO"
+    assert any("verified" in note for note in last.notes)
+
+
+def test_fingerprint_to_a_pipe_closed_early_stops_with_one_line():
+    # `deepmolm-fingerprint ... | head -1` ended in a BrokenPipeError traceback
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "deepmolm_plugin.molecule.tools", "fingerprint", "--no-progress",
+               "--smiles", *(["C"] * 2000)]  # more than run before the reader closes
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["num_atoms"] == 1
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "stdout was closed by its reader" in err
+
+
+def test_xyz_frame_with_a_blank_line_says_what_is_wrong(tmp_path):
+    body = [f"{e} {x} {y} {z}" for e, (x, y, z) in zip(ETHANOL_ATOMS, ETHANOL_XYZ)]
+    path = tmp_path / "gap.xyz"
+    path.write_text("9\ncomment\n" + "\n".join(body[:4] + [""] + body[4:]) + "\n")
+    (error,) = _items(path)
+    # was "count line says 9 atoms, found 9 atom lines"
+    assert "hold 8 atom lines, and 1 more atom lines follow" in error.reason
+    empty = tmp_path / "empty.xyz"
+    empty.write_text("0\nno atoms\n")
+    (error,) = _items(empty)
+    assert error.reason == "no atoms"  # was "coordinates must be [atoms, 3], got shape (0,)"
+    negative = tmp_path / "negative.xyz"
+    negative.write_text("-3\ncomment\n" + "\n".join(body) + "\n")
+    (error,) = _items(negative)
+    assert "line 1: expected an atom count, got '-3'" in error.reason
