@@ -8,8 +8,9 @@ reference answer text) and, for property tasks, `properties` ({name: value}); an
 each answer line must carry `task` and `answer` itself (top level or in `metadata`).
 
 Every file named must exist (an empty file is an empty chunk) and a line without `text`
-is an error, as are answer files that hold no answer at all (without references) and a
-references file with no question. A question_id answered twice (in two shards or within
+(or whose `text` is not a string: null is no answer, not the answer "None") is an error,
+as are answer files that hold no answer at all (without references) and a references
+file with no question. A question_id answered twice (in two shards or within
 one), a reference question with no answer, and an answer to no reference question are
 errors naming the ids and files; so are answers from several different `model_id`s
 (stale files of another run).
@@ -67,6 +68,9 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
         for row in rows:
             if "text" not in row:
                 raise MergeError(f"{path}: question {row['question_id']!r} has no `text`: not a model_vqa answer file")
+            if not isinstance(row["text"], str):  # str(None) would be scored as the answer "None"
+                raise MergeError(f"{path}: question {row['question_id']!r}: `text` is "
+                                 f"{type(row['text']).__name__} {row['text']!r}, not a string")
             qid = str(row["question_id"])
             where.setdefault(qid, []).append(str(path))
             merged.setdefault(qid, row)
@@ -119,7 +123,11 @@ def references_from_answers(answers: Dict[str, dict]) -> "OrderedDict[str, dict]
     lacking = []
     for qid, row in answers.items():
         top = {k: v for k, v in row.items() if k in ("task", "answer", "properties", "metric")}
-        source = {**(row.get("metadata") or {}), **top}
+        metadata = row.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ReportError(f"question {row['question_id']!r}: `metadata` is {type(metadata).__name__} "
+                              f"{metadata!r}, not a JSON object")
+        source = {**metadata, **top}
         if "answer" not in source:
             lacking.append(qid)
             continue

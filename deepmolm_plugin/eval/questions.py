@@ -77,11 +77,15 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
     if rid is None or rid == "":
         raise QuestionFileError(f"record #{index} has no id")
     turns = record.get("conversations")
-    if not isinstance(turns, list) or len(turns) != 2 or [t.get("from") for t in turns] != ["human", "gpt"]:
-        shape = [t.get("from") for t in turns] if isinstance(turns, list) else turns
+    shape = [t.get("from") if isinstance(t, dict) else t for t in turns] if isinstance(turns, list) else turns
+    if shape != ["human", "gpt"]:
         raise QuestionFileError(f"record {rid!r}: needs exactly one human turn then one gpt turn, got {shape!r}")
-    question = {"question_id": rid, "text": strip_image_token(str(turns[0].get("value", ""))),
-                "answer": str(turns[1].get("value", "")), "task": record.get("task") or "unspecified"}
+    for turn in turns:  # str(None) would become the question or the reference answer "None"
+        if not isinstance(turn.get("value"), str):
+            raise QuestionFileError(f"record {rid!r}: the {turn['from']} turn's value is "
+                                    f"{turn.get('value')!r}, not a string")
+    question = {"question_id": rid, "text": strip_image_token(turns[0]["value"]),
+                "answer": turns[1]["value"], "task": record.get("task") or "unspecified"}
     if not question["text"]:
         raise QuestionFileError(f"record {rid!r}: the human turn holds no instruction")
     for name in COPIED:

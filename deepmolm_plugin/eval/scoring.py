@@ -41,6 +41,9 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
         task = str(record.get("task") or "unspecified")
         if "answer" not in record:
             raise ReportError(f"question {record['question_id']!r}: the reference record has no `answer`")
+        if not isinstance(record["answer"], str):  # str(None) would be scored as the reference "None"
+            raise ReportError(f"question {record['question_id']!r}: the reference `answer` is "
+                              f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
         kind = task_kind(task, record)
         if task in groups and groups[task][0] != kind:
             raise ReportError(f"task {task!r}: question {record['question_id']!r} is scored as {kind}, "
@@ -84,7 +87,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             metrics = numbers.property_metrics(preds, values, task)
             metrics["n_without_reference"] = len(lacking)
             spec = numbers.property_spec(task)
-            extra = [{"value": numbers.parse_number(p), "valid": numbers.parse_prediction(p, spec) is not None,
+            extra = [{"value": numbers.parse_number(p), "valid": numbers.scored_value(p, spec, v) is not None,
                       "reference_value": v} for p, v in zip(preds, values)]
         else:
             metrics = molecules.smiles_metrics(preds, ref_texts)

@@ -21,7 +21,7 @@ from .common import PrepareError, atomic_bytes, dumps
 from .identity import checksum_inputs, differences, identity_of, run_id, versions
 from .items import FP_BITS, FP_LEVELS
 from .lock import OutputLock
-from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, summary
+from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
 from .schedule import FORMAT_MODULES, check_reader_options, compute
 
 # The first line of the package docstring (deepmolm_plugin.data.prepare), as --help shows it.
@@ -107,7 +107,7 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
         raise PrepareError(f"--out {root} is a file")
     if root.is_dir() and not out.is_empty() and not out.is_ours():
         raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
-    manifest, run = out.read_json(MANIFEST), out.read_json(f"{PROGRESS}/run.json")
+    manifest, run = read_manifest(out), out.read_json(f"{PROGRESS}/run.json")
     known = (manifest or run or {}).get("inputs", [])
     settings = settings_of(args)
     state = {"schema": SCHEMA, "settings": settings, "versions": versions(),
@@ -134,6 +134,18 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     if run is None or identity_of(run) != identity_of(state):
         atomic_bytes(out.progress / "run.json", dumps(state).encode(), out.tmp)
     return state, None
+
+
+def read_manifest(out: Output) -> Optional[dict]:
+    """The finished output's manifest. A damaged one (truncated, not JSON) vouches for
+    nothing, like a manifest whose files do not match (`redo`): said, removed, and the run
+    is made again with this command's settings."""
+    try:
+        return out.read_json(MANIFEST, remedy="redoing the run")
+    except PrepareError as e:
+        print(f"deepmolm-prepare: {e}", file=sys.stderr)
+        (out.root / MANIFEST).unlink()
+        return None
 
 
 def redo(out: Output, manifest: dict) -> bool:
@@ -193,7 +205,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def merge_chunks(out: Output) -> int:
     """The chunk count for --merge, from the shards' markers; every chunk must be there."""
-    markers = [json.loads(p.read_text()) for p in sorted(out.progress.glob("shard-*-of-*.json"))]
+    markers = [read_object(p, "delete it and rerun that shard") for p in sorted(out.progress.glob("shard-*-of-*.json"))]
     markers = [m for m in markers if m["run"] == out.run_id]
     if not markers:
         raise PrepareError(f"--merge: no finished shard in {out.progress}; run the --shard I/N jobs first")

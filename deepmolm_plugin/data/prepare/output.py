@@ -36,6 +36,19 @@ def is_output_name(name: str) -> bool:
     return bool(OUTPUT_NAME.fullmatch(name) or IMAGE_NAME.fullmatch(name))
 
 
+def read_object(path: Path, remedy: str = "delete it, or use --overwrite") -> dict:
+    """A JSON object this tool wrote (manifest, run state, chunk, shard marker). Written
+    atomically, so damage comes from outside (an edit, a disk fault): a PrepareError
+    naming the file and what to do, never a JSONDecodeError traceback."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PrepareError(f"{path} is damaged ({e}): {remedy}") from e
+    if not isinstance(value, dict):
+        raise PrepareError(f"{path} is damaged (a JSON {type(value).__name__}, not an object): {remedy}")
+    return value
+
+
 class Output:
     """The files of one output folder and the rules for touching them."""
 
@@ -60,9 +73,9 @@ class Output:
         pattern = "chunk-*.json" if any_run else f"chunk-*.{self.run_id}.json"
         return {int(p.name.split(".")[0][len("chunk-"):]) for p in self.progress.glob(pattern)}
 
-    def read_json(self, name: str) -> Optional[dict]:
+    def read_json(self, name: str, remedy: str = "delete it, or use --overwrite") -> Optional[dict]:
         path = self.root / name
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_object(path, remedy) if path.is_file() else None
 
     def is_ours(self) -> bool:
         return (self.root / MANIFEST).is_file() or self.progress.is_dir()
@@ -158,10 +171,9 @@ class Output:
         atomic_bytes(self.chunk_json(c), dumps(meta).encode(), self.tmp)
 
     def load_chunk(self, c: int, with_tokens: bool) -> Tuple[dict, Optional[np.ndarray]]:
-        try:
-            meta = json.loads(self.chunk_json(c).read_text())
-        except FileNotFoundError as e:
-            raise PrepareError(f"chunk {c} is not committed: rerun without --merge to compute it") from e
+        if not self.chunk_json(c).is_file():
+            raise PrepareError(f"chunk {c} is not committed: rerun without --merge to compute it")
+        meta = read_object(self.chunk_json(c), f"delete it and rerun to recompute chunk {c}")
         if not with_tokens:
             return meta, None
         path = self.chunk_npy(c)

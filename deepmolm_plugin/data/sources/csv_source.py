@@ -11,15 +11,19 @@ Options (from the ``deepmolm-prepare`` command line):
   that row simply has no item for that task - never a zero;
 - ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
   of the prompt table (``description``); one item per row and column, blank cells skipped;
-- ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header);
+- ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; with
+  the option, a row whose id is blank is a ``SourceError`` named ``<file stem>#<row>``);
 - ``split_column`` (default: every row in ``train``).
 
 Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
-reason), whose split is blank or not a plain name, that has the wrong number of fields, that
-the csv module cannot parse (a field over ``csv.field_size_limit()``), or that has no label
-or text at all is one ``SourceError`` naming the row; a label that is not a finite number
-is a ``SourceError`` for that item. A named column missing from the header, or an unknown
-option, is a configuration error raised at once.
+reason), that holds bytes that are not UTF-8, whose split is blank or not a plain name,
+that has the wrong number of fields, that the csv module cannot parse (a field over
+``csv.field_size_limit()``), or that has no label or text at all is one ``SourceError``
+naming the row; a label that is not a finite number
+(or not written in plain decimals: ``1_000``) is a ``SourceError`` for that item. A named
+column missing from the header or appearing in it twice, a label name holding a number
+(evaluation would read that number as the value), or an unknown option, is a
+configuration error raised at once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_read
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# A label as the answer writes it: evaluation (eval.metrics.numbers) must read it back the same.
+NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def as_list(value) -> List[str]:
@@ -68,6 +75,8 @@ def require_columns(fmt: str, options: dict) -> None:
     (Unknown options are refused by the registry, see ``base.check_options``.)"""
     if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
+    for _, name in map(named, as_list(options.get("label_columns"))):
+        check_label_name(fmt, name)
 
 
 def label_item(row_id: str, split: str, column: str, name: str, value: str, molecule: MoleculeSpec,
@@ -77,20 +86,37 @@ def label_item(row_id: str, split: str, column: str, name: str, value: str, mole
     task = property_task(name)
     if not value:
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
+    # float() also takes "1_000" (evaluation would read the answer "The y is 1_000." as 1)
+    number = float(value) if PLAIN_NUMBER.fullmatch(value) else math.nan
     if not math.isfinite(number):
-        return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {value!r} is not a finite number")
+        return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {value!r} is not a finite number "
+                                                         "in plain decimals (digits, '.', e-notation)")
     return SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
                       answer=property_answer(name, value), properties={name: number}, extra=extra)
+
+
+def check_label_name(fmt: str, name: str) -> None:
+    """A label's answer ("The NAME is VALUE.") must read back as VALUE in evaluation, which
+    takes the first number of the reference answer: a name holding a number ("Tox 21",
+    "solubility at pH 7") would make every reference value that number."""
+    from ...eval.metrics.numbers import parse_number
+
+    for probe in ("0.5", "-1.5e-3"):
+        got = parse_number(property_answer(name, probe))
+        if got != float(probe):
+            raise ValueError(f"{fmt}: label name {name!r}: evaluation would read the answer "
+                             f"{property_answer(name, probe)!r} as {got}, not {probe} (the name holds a "
+                             "number): give the column a name without one, COLUMN=NAME")
 
 
 def _columns(fmt: str, header: List[str], options: dict) -> dict:
     def need(column: str, what: str) -> str:
         if column not in header:
             raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}")
+        if header.count(column) > 1:  # else the last one would be read, silently
+            where = [i for i, name in enumerate(header) if name == column]
+            raise ValueError(f"{fmt}: {what} column {column!r} appears {len(where)} times in the header "
+                             f"(columns {where}): rename them apart")
         return column
 
     smiles = options.get("smiles_column") or next((c for c in header if c.strip().lower() == "smiles"), None)
@@ -111,16 +137,23 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     if not path.is_file():
         raise FileNotFoundError(f"csv: {path} is not a file")
     require_columns("csv", options)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    # surrogateescape: a byte that is not UTF-8 fails its own row (below), not the whole read
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if not header:
             raise ValueError(f"csv: {path} is empty")
+        if any(NOT_UTF8.search(name) for name in header):
+            raise ValueError(f"csv: {path}: the header is not UTF-8 text: {header}")
         columns = _columns("csv", header, options)
         at = {name: i for i, name in enumerate(header)}
         for index, fields in enumerate(csv_rows(reader)):
             if isinstance(fields, csv.Error):
                 yield SourceError(f"{path.stem}#{index}", "read", f"row {index} (line {reader.line_num}): {fields}")
+            elif any(NOT_UTF8.search(field) for field in fields):
+                bad = next(f for f in fields if NOT_UTF8.search(f)).encode("utf-8", "surrogateescape")
+                yield SourceError(f"{path.stem}#{index}", "read",
+                                  f"row {index} (line {reader.line_num}): not UTF-8 text: {bad!r}")
             elif fields:  # a blank line is not a row
                 yield from _row(path, index, fields, header, at, columns)
 
@@ -131,6 +164,9 @@ def _row(path: Path, index: int, fields: list, header: list, at: dict, columns: 
         row_id = fields[at[columns["id"]]].strip()
     if len(fields) != len(header):
         yield SourceError(row_id, "read", f"row {index} has {len(fields)} fields, the header {len(header)}")
+        return
+    if columns["id"] and not fields[at[columns["id"]]].strip():  # a made-up id could collide or shift on edits
+        yield SourceError(row_id, "id", f"row {index} has a blank id in the column {columns['id']!r}")
         return
     split = fields[at[columns["split"]]].strip() if columns["split"] else "train"
     if not SPLIT_NAME.match(split):

@@ -16,7 +16,9 @@ Input: one ``.sdf`` / ``.sd`` / ``.mol`` file, or a folder searched recursively 
   (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``;
 - ``split_column``: a data field holding the split (default: ``train``).
 
-Item ids are ``<record id>:<task>``. Only the data fields are read here (text); a record
+Item ids are ``<record id>:<task>``. A record whose id, split, label or text field holds
+bytes that are not UTF-8 is a ``SourceError`` (stage ``read``). Only the data fields are
+read here (text); a record
 whose structure is broken still yields its items, and the engine reports the structure
 failure for each of them with RDKit's reason.
 """
@@ -84,6 +86,11 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
     fields["_Name"] = title
     record_id = f"{name}#{index}"
     id_field = options.get("id_field")
+    used = [id_field, options.get("split_column")] + [f for f, _ in texts + labels]
+    damaged = [f for f in used if f and "\ufffd" in fields.get(f, "")]
+    if damaged:  # the file is read with errors="replace": an answer or id would carry U+FFFD
+        yield SourceError(record_id, "read", f"field(s) {damaged} hold bytes that are not UTF-8")
+        return
     if id_field:
         if not fields.get(id_field):
             what = "title" if id_field == "_Name" else "field"

@@ -9,7 +9,7 @@ the rules) or None when the answer gives no single value. Rules, in order:
    figure dash, U+2013 en dash, U+2014 em dash, U+FE63, U+FF0D) becomes `-`.
 2. A number is `[sign][digits][.digits]` or `.digits`, with optional thousands commas
    (`1,234,567.5`: groups of exactly three digits) and an optional exponent: `e-3`,
-   `E+03`, `× 10^-3`, `x10**3`, `* 10^(-3)`, `·10⁻³`; a bare `10^3` is 1000. A sign
+   `E+03` (a sentence's final period may follow: `is 1.5e3.` is 1500), `× 10^-3`, `x10**3`, `* 10^(-3)`, `·10⁻³`; a bare `10^3` is 1000. A sign
    directly before the digits, or separated by one space from them when the sign itself
    follows a space, `(`, `:`, `=` or the start (`is - 5.2 eV`), belongs to the number.
 3. Candidates that are not values are skipped and the scan goes on: digits inside a word
@@ -32,7 +32,9 @@ insensitively, with aliases (`MW`, `TPSA`, `XLogP`, `HOMO-LUMO gap`, ...), and a
 not listed (any other property in the data) has no range: every finite number is valid.
 
 `property_metrics(preds, refs, name)`: n, n_valid, valid_ratio (x100), MAE and RMSE over
-the valid predictions (None when none is valid), plus the property's unit and range.
+the valid predictions (None when none is valid), plus the property's unit and range. A
+prediction whose error with the reference is not a finite float (1e308 against -1e308) is
+invalid, so MAE and RMSE are always finite numbers (computed without overflow).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ _NUMBER = re.compile(r"""
     (?P<mant> \d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?  # thousands-grouped
             | \d+(?:\.\d+)?
             | \.\d+ )
-    (?P<exp>  [eE][+-]?\d+(?![\w.])
+    (?P<exp>  [eE][+-]?\d+(?!\w|\.\d)           # a period may end the sentence: "is 1.5e3."
             | \s*[x×*·⋅]\s*10\s*(?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\)) )?
     """, re.VERBOSE)
 _BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))")
@@ -199,21 +201,40 @@ def property_metrics(preds: Sequence[str], refs: Sequence[float], name: str) -> 
     if len(preds) != len(refs):
         raise ValueError(f"{len(preds)} predictions but {len(refs)} references")
     spec = property_spec(name)
-    values: List[Optional[float]] = [parse_prediction(p, spec) for p in preds]
     errors = []
-    for value, ref in zip(values, refs):
+    for pred, ref in zip(preds, refs):
         ref = float(ref)
         if not math.isfinite(ref):
             raise ValueError(f"{name}: reference value {ref} is not finite")
+        value = scored_value(pred, spec, ref)
         if value is not None:
             errors.append(abs(value - ref))
     n, n_valid = len(preds), len(errors)
     result = spec.describe()
-    result.update({
-        "n": n,
-        "n_valid": n_valid,
-        "valid_ratio": 100.0 * n_valid / n if n else None,
-        "mae": sum(errors) / n_valid if n_valid else None,
-        "rmse": math.sqrt(sum(e * e for e in errors) / n_valid) if n_valid else None,
-    })
+    result.update({"n": n, "n_valid": n_valid, "valid_ratio": 100.0 * n_valid / n if n else None,
+                   "mae": mean_error(errors), "rmse": root_mean_square(errors)})
     return result
+
+
+def scored_value(text: str, spec: PropertySpec, reference: float) -> Optional[float]:
+    """The value a prediction is scored with, or None when it is invalid: not a number, out
+    of range, or so far from the reference that the error is beyond the float range (a
+    property without a range, the model answering 1e308): that error is no number."""
+    value = parse_prediction(text, spec)
+    return value if value is not None and math.isfinite(value - reference) else None
+
+
+def mean_error(errors: Sequence[float]) -> Optional[float]:
+    """The mean, summed as e/n: a plain sum of large errors overflows to inf."""
+    return sum(e / len(errors) for e in errors) if errors else None
+
+
+def root_mean_square(errors: Sequence[float]) -> Optional[float]:
+    """RMSE scaled by the largest error: e*e overflows to inf above 1.3e154 (an answer of
+    1e200 for a property without a range), and metrics.json would hold `Infinity`."""
+    if not errors:
+        return None
+    scale = max(errors)
+    if scale == 0:
+        return 0.0
+    return scale * math.sqrt(sum((e / scale) ** 2 for e in errors) / len(errors))

@@ -1,0 +1,204 @@
+"""Hostile input to deepmolm-prepare's readers and engine and to the eval files: each test
+is a bug that was found with such input (a traceback, or a record silently changed)."""
+
+import contextlib
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from deepmolm_plugin.data.prepare import main as prepare_main
+from deepmolm_plugin.data.sources.base import SourceError, SourceItem
+from deepmolm_plugin.data.sources.csv_source import read_csv
+from deepmolm_plugin.data.sources.sdf_source import read_sdf
+from deepmolm_plugin.eval import questions as eval_questions
+from deepmolm_plugin.eval import report as eval_report
+from deepmolm_plugin.eval.jsonl import read_jsonl
+from deepmolm_plugin.eval.merge import MergeError, ReportError, merge_answers, references_from_answers
+from deepmolm_plugin.eval.metrics.numbers import parse_number, property_metrics
+
+FAST = ["--image-size", "64", "--no-progress"]
+
+
+def csv_items(tmp_path: Path, data: bytes, **options) -> dict:
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+    return {item.id: item for item in read_csv(str(path), {"id_column": "id", "label_columns": ["y"], **options})}
+
+
+def prepare(*args) -> tuple:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = prepare_main([str(a) for a in args])
+    return code, printed.getvalue()
+
+
+# --- CSV reader --------------------------------------------------------------------------
+
+
+def test_a_duplicated_header_name_of_a_used_column_is_refused(tmp_path):
+    """It used to read the last `y` column silently (labels 5 and 6, not 1 and 2)."""
+    with pytest.raises(ValueError, match=r"label column 'y' appears 2 times in the header \(columns \[2, 3\]\)"):
+        csv_items(tmp_path, b"id,smiles,y,y\na,CCO,1.0,5\nb,CCC,2.0,6\n")
+    # an unused duplicated column is harmless
+    items = csv_items(tmp_path, b"id,smiles,y,z,z\na,CCO,1.0,5,6\n")
+    assert items["a:property:y"].properties == {"y": 1.0}
+
+
+def test_a_blank_id_is_a_failure_not_a_made_up_id(tmp_path):
+    """With --id-column, a blank id used to become `<stem>#<row>` silently."""
+    items = csv_items(tmp_path, b"id,smiles,y\n ,CCO,1.0\nb,CCC,2.0\n")
+    assert set(items) == {"t#0", "b:property:y"}
+    assert isinstance(items["t#0"], SourceError) and items["t#0"].stage == "id"
+    assert "blank id in the column 'id'" in items["t#0"].reason
+
+
+def test_a_label_not_in_plain_decimals_is_a_failure(tmp_path):
+    """float() takes "1_000" (1000) while evaluation reads the answer "The y is 1_000." as 1."""
+    items = csv_items(tmp_path, "id,smiles,y\na,CCO,1_000\nb,CCC,\u0663\nc,CCN, -1.5e3 \nd,CO,.5\n".encode())
+    for bad in ("a:property:y", "b:property:y"):
+        assert isinstance(items[bad], SourceError) and items[bad].stage == "label", items[bad]
+        assert "not a finite number in plain decimals" in items[bad].reason
+    assert items["c:property:y"].properties == {"y": -1500.0}
+    assert items["d:property:y"].properties == {"y": 0.5}
+    for ok in ("c:property:y", "d:property:y"):  # and evaluation reads the answer back the same
+        assert parse_number(items[ok].answer) == next(iter(items[ok].properties.values()))
+
+
+@pytest.mark.parametrize("name", ["Tox 21", "solubility at pH 7.4"])
+def test_a_label_name_holding_a_number_is_refused(tmp_path, name):
+    """Evaluation takes the first number of "The Tox 21 is 0.5." as the reference value: 21."""
+    with pytest.raises(ValueError, match=f"label name '{name}': evaluation would read"):
+        csv_items(tmp_path, b"id,smiles,y\na,CCO,0.5\n", label_columns=[f"y={name}"])
+    items = csv_items(tmp_path, b"id,smiles,y\na,CCO,0.5\n", label_columns=["y=Tox21 NR-AR"])
+    assert parse_number(items["a:property:Tox21 NR-AR"].answer) == 0.5
+
+
+def test_a_row_that_is_not_utf8_is_its_own_failure_and_the_read_goes_on(tmp_path):
+    """A byte that is not UTF-8 used to stop the whole run (exit 2) at that row."""
+    items = csv_items(tmp_path, b"id,smiles,y\na,CCO,1\xff\nb,CCC,2\n")
+    assert isinstance(items["t#0"], SourceError) and items["t#0"].stage == "read"
+    assert "not UTF-8" in items["t#0"].reason and "\\xff" in items["t#0"].reason
+    assert isinstance(items["b:property:y"], SourceItem)
+    with pytest.raises(ValueError, match="header is not UTF-8"):
+        csv_items(tmp_path, b"id,smiles,y\xff\na,CCO,1\n")
+
+
+def test_an_sdf_field_that_is_not_utf8_is_a_failure(tmp_path):
+    """The SDF is read with errors="replace": the id would have carried U+FFFD."""
+    block = "{name}\n  RDKit          3D\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\n" \
+            "    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0\nM  END\n> <SOL>\n1.5\n\n$$$$\n"
+    path = tmp_path / "t.sdf"
+    path.write_bytes((block.format(name="ok") + block.format(name="bad\udcff")).encode("utf-8", "surrogateescape"))
+    items = list(read_sdf(str(path), {"label_columns": ["SOL"], "id_field": "_Name"}))
+    assert [i.id for i in items] == ["ok:property:SOL", "t.sdf#1"]
+    assert items[1].stage == "read" and "['_Name'] hold bytes that are not UTF-8" in items[1].reason
+
+
+# --- engine: damaged files of its own ---------------------------------------------------
+
+
+def test_a_damaged_manifest_or_chunk_is_a_clear_message_not_a_traceback(tmp_path, capsys):
+    data = tmp_path / "m.csv"
+    data.write_text("id,smiles,y\na,CCO,1.0\nb,CCC,2.0\n")
+    out = tmp_path / "out"
+    args = ["--format", "csv", "--input", data, "--out", out, "--label-columns", "y", "--id-column", "id",
+            "--chunk-size", "1", *FAST]
+    assert prepare(*args)[0] == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    manifest = out / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:100])  # truncated: used to be a JSONDecodeError traceback
+    capsys.readouterr()
+    assert prepare(*args)[0] == 0
+    assert "manifest.json is damaged" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == first  # redone, identical
+
+    sharded = tmp_path / "sharded"
+    shard_args = [a if a != out else sharded for a in args]
+    assert prepare(*shard_args, "--shard", "0/2")[0] == 0
+    (chunk,) = sharded.glob(".progress/chunk-0000000.*.json")
+    chunk.write_text(chunk.read_text()[:20])
+    capsys.readouterr()
+    assert prepare(*shard_args)[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepmolm-prepare: error: ") and "is damaged" in err and "recompute chunk 0" in err
+    chunk.unlink()  # as the message says: then the rerun recomputes that chunk
+    assert prepare(*shard_args)[0] == 0
+    assert (sharded / "train.json").read_bytes() == first["train.json"]
+
+
+# --- eval files ---------------------------------------------------------------------------
+
+
+def test_an_answer_file_that_is_not_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"question_id": "q1", "text": "ok"}\n{"question_id": "q2", "text": "\xff"}\n')
+    with pytest.raises(ReportError, match=r"a\.jsonl, line 2: not UTF-8"):
+        merge_answers([path])
+    path.write_bytes(b'\xef\xbb\xbf{"question_id": "q1", "text": "ok"}\n')  # a BOM is fine
+    assert read_jsonl(path) == [{"question_id": "q1", "text": "ok"}]
+
+
+def test_a_null_answer_text_or_bad_metadata_is_an_error_not_the_answer_none(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"question_id": "q1", "text": null, "answer": "x"}\n')
+    with pytest.raises(MergeError, match="question 'q1': `text` is NoneType None, not a string"):
+        merge_answers([path])
+    path.write_text('{"question_id": "q1", "text": "x", "answer": "y", "metadata": "oops"}\n')
+    answers, _ = merge_answers([path])
+    with pytest.raises(ReportError, match="`metadata` is str 'oops', not a JSON object"):
+        references_from_answers(answers)  # was: TypeError traceback
+
+
+def test_report_exits_1_for_a_null_reference_answer(tmp_path, capsys):
+    (tmp_path / "r.jsonl").write_text('{"question_id": "q1", "task": "description", "answer": null}\n')
+    (tmp_path / "a.jsonl").write_text('{"question_id": "q1", "text": "a molecule"}\n')
+    with pytest.raises(SystemExit) as exit:
+        eval_report.main([str(tmp_path / "a.jsonl"), "--references", str(tmp_path / "r.jsonl"),
+                          "--out", str(tmp_path / "o"), "--no-plots"])
+    assert "reference `answer` is NoneType None, not a string" in str(exit.value.code)
+
+
+def test_questions_refuses_turns_that_are_not_objects_or_hold_no_text(tmp_path):
+    bad = [{"id": "a", "conversations": ["hi", "there"]},  # was: AttributeError traceback
+           {"id": "b", "conversations": [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": None}]}]
+    for record, message in zip(bad, ["got ['hi', 'there']", "the gpt turn's value is None, not a string"]):
+        data = tmp_path / "d.json"
+        data.write_text(json.dumps([record]))
+        with pytest.raises(SystemExit) as exit:
+            eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
+        assert message in str(exit.value.code)
+        assert not (tmp_path / "q.jsonl").exists()
+
+
+@pytest.mark.parametrize("text, value", [("The LogP is 1.5e3.", 1500.0), ("The X is 1e-05.", 1e-05),
+                                         ("1.5E+03.", 1500.0), ("It is 2e3, I think", 2000.0),
+                                         ("value 3.2e5.5", 3.2)])
+def test_scientific_notation_before_a_sentence_period(text, value):
+    """"The LogP is 1.5e3." (the answer deepmolm-prepare writes for a label 1.5e3) read 1.5."""
+    assert parse_number(text) == value
+
+
+def test_property_metrics_stay_finite_for_huge_predictions():
+    """RMSE of an answer 1e200 was `Infinity` in metrics.json; an error beyond the float
+    range (-1.7e308 against 1.7e308) made MAE inf and crashed the parity plot."""
+    m = property_metrics(["1e200", "2"], [1.0, 2.0], "property:Foo")
+    assert m["n_valid"] == 2 and m["mae"] == pytest.approx(5e199) and m["rmse"] == pytest.approx(1e200 / math.sqrt(2))
+    m = property_metrics(["-1.7e308", "2"], [1.7e308, 2.0], "property:Foo")
+    assert m["n_valid"] == 1 and m["mae"] == 0.0 and m["rmse"] == 0.0
+
+
+def test_report_with_an_overflowing_prediction_writes_strict_json_and_plots(tmp_path, capsys):
+    (tmp_path / "r.jsonl").write_text('{"question_id": "1", "task": "property:Foo", "answer": "The Foo is 1.7e308."}\n'
+                                      '{"question_id": "2", "task": "property:Foo", "answer": "The Foo is 2."}\n')
+    (tmp_path / "a.jsonl").write_text('{"question_id": "1", "text": "-1.7e308"}\n{"question_id": "2", "text": "1e200"}\n')
+    eval_report.main([str(tmp_path / "a.jsonl"), "--references", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o")])
+    text = (tmp_path / "o" / "metrics.json").read_text()
+    metrics = json.loads(text, parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
+    m = metrics["tasks"]["property:Foo"]["metrics"]
+    assert m["n_valid"] == 1 and m["mae"] == pytest.approx(1e200) and m["rmse"] == pytest.approx(1e200)
+    rows = [json.loads(line) for line in (tmp_path / "o" / "per_question.jsonl").read_text().splitlines()]
+    assert [r["reference_value"] for r in rows] == [1.7e308, 2.0] and [r["valid"] for r in rows] == [False, True]
+    assert (tmp_path / "o" / "plots" / "parity_property_Foo.png").is_file()
