@@ -124,6 +124,12 @@ def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
 
 def _to_rgb(img: Image.Image, where: str) -> Image.Image:
     """Any 8-bit (or 16-bit gray) PIL mode -> RGB, alpha composited onto white."""
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:  # PIL would hand over the first frame and silently drop the others
+        raise ValueError(f"image{where} has {frames} frames (an animation or a multi-page file); "
+                         "give a single image")
+    if img.mode == "La":  # premultiplied alpha: PIL converts it to nothing but "LA"
+        img = img.convert("LA")
     if img.mode in _16BIT_MODES:
         # convert("L") would clip 16-bit values at 255 (almost everything white); rescale.
         gray = np.asarray(img).astype(np.float64) / 257.0
@@ -184,6 +190,19 @@ def best_tile_grid(
         elif diff == best_diff and area > 0.5 * tile_size * tile_size * i * j:
             best = (i, j)
     return best
+
+
+def check_fits_view(width: int, height: int, side: int, where: str = "") -> None:
+    """Refuse an image whose aspect ratio is so extreme that, resized to fit the
+    ``side`` x ``side`` global view, its short side would round to 0 px: PIL would fail
+    with "height and width must be > 0", and nothing of the image would be left to see."""
+    short = round(min(width, height) / max(width, height) * side)
+    if short < 1:
+        raise ValueError(
+            f"image{where} is {width}x{height} px: fitted into the {side} px view its short side would be "
+            f"{min(width, height) / max(width, height) * side:.2f} px, so nothing of it would be left; "
+            "crop it or pad it to a less extreme aspect ratio"
+        )
 
 
 def num_llm_positions_for_grid(
@@ -355,6 +374,8 @@ class DeepEncoderImageProcessor:
         for k, item in enumerate(batch):
             name = f"images[{k}]" if isinstance(images, (list, tuple)) else None
             image = load_image(item, name=name)
+            label = name or (repr(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else None)
+            check_fits_view(*image.size, self.image_size, f" ({label})" if label else "")
             global_views.append(self.normalize(self.global_view(image)))  # (3, S, S)
             if mode == "tiles":
                 crops, grid = self.tiles(image)
@@ -391,6 +412,7 @@ class DeepEncoderImageProcessor:
         """
         mode = self.mode if mode is None else self._check_mode(mode)
         width, height = self._image_size_of(image_or_size)  # checked in both modes
+        check_fits_view(width, height, self.image_size)  # what preprocess would refuse has no count
         grid = None
         if mode == "tiles":
             grid = best_tile_grid(width, height, self.tile_size, self.min_tiles, self.max_tiles)

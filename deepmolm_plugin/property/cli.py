@@ -17,10 +17,13 @@ includes the sha256 of the data and test files' contents, so a different configu
 an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
 is truncated or corrupt (or from another run) is reported and that seed trained again.
 Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
-cells are an error listing their rows. Bad input is refused before anything is computed
-or written (one line on stderr, exit status 2): a missing or empty --data / --test-file, a
---smiles-column or --targets column not in the CSV header, an unknown --features item or
-missing llm: folder, nonsense numbers (--seeds 0, --epochs 0, --dropout 1, ...).
+cells, other text that is not a number, and rows whose field count differs from the
+header's are errors listing their rows; so are a target without any label, a one-class
+classification target and a split that leaves a subset empty (before anything is
+written). Bad arguments are refused before anything is computed or written (one line on
+stderr, exit status 2): a missing or empty --data / --test-file, a --smiles-column or
+--targets column not in the CSV header, an unknown --features item or missing llm:
+folder, nonsense numbers (--seeds 0, --epochs 0, --dropout 1, ...).
 
 Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
 it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or
@@ -101,15 +104,19 @@ def _label(text: str | None) -> float | None:
     return float(text)
 
 
-def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list) -> tuple[list[float], int]:
-    """Row ``n``'s labels (NaN = missing or unparseable) and its count of unparseable cells;
-    non-finite cells are appended to ``nonfinite`` as (row, column, text) and become NaN here
-    so that the later checks of this row still run (the caller raises after the last row)."""
+def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
+                unparseable: list) -> tuple[list[float], int]:
+    """Row ``n``'s labels (NaN = missing) and its count of unparseable cells. Non-finite
+    and unparseable cells (text such as ``abc``, ``<0.5``, ``1,5``) are appended to
+    ``nonfinite`` / ``unparseable`` as (row, column, text) and become NaN here so that the
+    later checks of this row still run (the caller raises after the last row): masking
+    them would silently drop measured values."""
     labels, bad = [], 0
     for t in targets:
         try:
             value = _label(row.get(t))
         except ValueError:
+            unparseable.append((n, t, (row.get(t) or "").strip()))
             labels.append(math.nan)
             bad += 1
             continue
@@ -131,8 +138,39 @@ def _reject_nonfinite(path: str, nonfinite: list, shown: int = 20) -> None:
                      f"mark a label missing")
 
 
+def _reject_unparseable(path: str, unparseable: list, shown: int = 20) -> None:
+    """One error listing every label cell that is not a number (the first ``shown``), by data row."""
+    if not unparseable:
+        return
+    cells = ", ".join(f"row {n} ({column}={text!r})" for n, column, text in unparseable[:shown])
+    more = f" and {len(unparseable) - shown} more" if len(unparseable) > shown else ""
+    raise SystemExit(f"{path}: {len(unparseable)} label(s) that are not numbers: {cells}{more}. Rows are data "
+                     f"rows numbered from 0 after the header; leave a cell empty (or NA) to mark a label missing")
+
+
+def _reject_ragged(path: str, ragged: list, width: int, shown: int = 20) -> None:
+    """One error listing the rows whose number of fields differs from the header's: an extra
+    field has no column and a missing one would read as empty, so the row's cells may sit
+    under the wrong column (an unquoted comma) without any other sign."""
+    if not ragged:
+        return
+    rows = ", ".join(f"row {n} ({fields} fields)" for n, fields in ragged[:shown])
+    more = f" and {len(ragged) - shown} more" if len(ragged) > shown else ""
+    raise SystemExit(f"{path}: {len(ragged)} row(s) whose number of fields differs from the header's {width}: "
+                     f"{rows}{more}. Rows are data rows numbered from 0 after the header; quote cells that "
+                     f"contain commas")
+
+
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
-    """What is wrong with a CSV header for these options (a missing column), else None."""
+    """What is wrong with a CSV header for these options (a missing or repeated column), else None."""
+    used = [smiles_column] if smiles_column is not None else [c for c in SMILES_COLUMNS if c in header][:1]
+    repeated = sorted({c for c in [*used, *targets] if list(header).count(c) > 1})
+    if repeated:  # the CSV reader would silently keep only the last column of that name
+        return f"column(s) {repeated} appear more than once in the header {list(header)}"
+    if len(set(targets)) < len(targets):
+        return f"--targets names a column more than once: {list(targets)}"
+    if used and used[0] in targets:
+        return f"--targets {used[0]!r} is the SMILES column"
     if smiles_column is not None and smiles_column not in header:
         return f"--smiles-column {smiles_column!r} is not in the header {list(header)}"
     if smiles_column is None and not any(c in header for c in SMILES_COLUMNS):
@@ -148,20 +186,23 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
                task: str = "regression", max_rows: int | None = None) -> Table:
     path = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
+        reader = csv.reader(f)
+        header = next(reader, [])
         problem = column_problem(header, targets, smiles_column)
         if problem:
             raise SystemExit(f"{path}: {problem}")
         column = smiles_column or next(c for c in SMILES_COLUMNS if c in header)
-        smiles, mols, ys, rows, invalid, unlabelled, nonfinite = [], [], [], [], [], [], []
+        smiles, mols, ys, rows, invalid, unlabelled, nonfinite, unparseable, ragged = ([] for _ in range(9))
         bad = 0
         rows_read = 0
-        for n, row in enumerate(reader):
+        for n, cells in enumerate(cells for cells in reader if cells):  # blank lines are no rows
             if max_rows is not None and n >= max_rows:
                 break
             rows_read += 1
-            labels, row_bad = _row_labels(row, targets, n, nonfinite)
+            if len(cells) != len(header):
+                ragged.append((n, len(cells)))
+            row = dict(zip(header, cells))
+            labels, row_bad = _row_labels(row, targets, n, nonfinite, unparseable)
             bad += row_bad
             if task == "classification":
                 for v in labels:
@@ -179,7 +220,9 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             mols.append(mol)
             ys.append(labels)
             rows.append(n)
+    _reject_ragged(path, ragged, len(header))
     _reject_nonfinite(path, nonfinite)
+    _reject_unparseable(path, unparseable)
     y = np.asarray(ys, dtype=np.float64).reshape(-1, len(targets))
     return Table(path, smiles, mols, y, np.asarray(rows, dtype=np.int64), list(targets), rows_read, invalid,
                  unlabelled, bad)
@@ -364,9 +407,8 @@ def run_from_args(args) -> dict:
     run.update(_data_digests(args))
     out = Path(args.out or Path("kflm2_runs") / f"{Path(args.data).stem}_{args.split}")
     fp = _fingerprint(run)
-    _prepare_out(out, run, fp, args.overwrite)
 
-    t_load = time.perf_counter()
+    t_load = time.perf_counter()  # the data are read and checked before anything is written
     table = load_table(args.data, args.targets, args.smiles_column, args.task, args.max_rows)
     tests = {Path(t).stem: load_table(t, args.targets, args.smiles_column, args.task) for t in args.test_file}
     data_report = table.report()
@@ -384,6 +426,12 @@ def run_from_args(args) -> dict:
         data_report["molecules"] = len(table.smiles)
     if len(table.smiles) < 10:
         raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}")
+    check_labels(table, args.task)
+    scaffolds = scaffold_sets(table.mols) if args.split.startswith("scaffold") else None
+    splits = {seed: _split(args, table, seed, scaffolds, bool(tests)) for seed in range(args.seeds)}
+    for seed, split in splits.items():
+        check_split(split, seed, args.split, len(table.smiles), scaffolds)
+    _prepare_out(out, run, fp, args.overwrite)
     write_atomic(out / "data_report.json", json.dumps(data_report, indent=1))
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
@@ -393,7 +441,6 @@ def run_from_args(args) -> dict:
     test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
                    for name, t in tests.items()}
     featurise_seconds = time.perf_counter() - t_load
-    scaffolds = scaffold_sets(table.mols) if args.split.startswith("scaffold") else None
 
     from tqdm.auto import tqdm
 
@@ -410,7 +457,7 @@ def run_from_args(args) -> dict:
                 bar.set_postfix_str(f"seed {seed} done before")
                 continue
             print(f"{seed_path} {why}: training seed {seed} again", file=sys.stderr)
-        split = _split(args, table, seed, scaffolds, bool(tests))
+        split = splits[seed]
         write_atomic(out / "splits" / f"seed_{seed}.json", json.dumps({
             "seed": seed, "kind": args.split, **{k: v.tolist() for k, v in split.items()},
             **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()},
@@ -429,7 +476,7 @@ def run_from_args(args) -> dict:
 
     feats = "none" if featurizer is None else (
         "+".join(p.name for p in featurizer.parts) if isinstance(featurizer, Concatenated) else featurizer.name)
-    from .report import summarise, write_reports
+    from .report import fmt, summarise, write_reports
 
     summary = summarise(args.task, results)
     results_doc = {
@@ -447,9 +494,35 @@ def run_from_args(args) -> dict:
     if not args.quiet:
         test_key = "test" if "test" in summary else next((k for k in summary if k not in ("train", "valid")), "valid")
         e = summary[test_key][metric]
-        print(f"{Path(args.data).stem} {args.split}: {test_key} {metric} {e['mean']:.3f} ± {e['std']:.3f} "
+        print(f"{Path(args.data).stem} {args.split}: {test_key} {metric} {fmt(e)} "
               f"over {e['n']} seeds -> {paths['markdown']}", file=sys.stderr)
     return results_doc
+
+
+def check_labels(table: Table, task: str) -> None:
+    """Every target must be learnable from the usable molecules: a column without a single
+    label would be trained on nothing and silently left out of every averaged metric, and a
+    classification target with one class has no ROC-AUC anywhere."""
+    for k, name in enumerate(table.task_names):
+        labelled = table.y[~np.isnan(table.y[:, k]), k]
+        if labelled.size == 0:
+            raise SystemExit(f"{table.path}: target {name!r} has no label in the {len(table.smiles)} usable "
+                             f"molecules; drop it from --targets")
+        if task == "classification" and np.unique(labelled).size < 2:
+            raise SystemExit(f"{table.path}: classification target {name!r} has only class {labelled[0]:g} in its "
+                             f"{labelled.size} labelled molecules: no ROC-AUC can be computed")
+
+
+def check_split(split: dict, seed: int, kind: str, n: int, scaffolds) -> None:
+    """A subset left empty by a split (too few molecules, or one scaffold holding most of
+    them) would train on nothing, select the model on nothing, or report no test: refuse it."""
+    empty = [name for name, idx in split.items() if len(idx) == 0]
+    if empty:
+        sizes = ", ".join(f"{name} {len(idx)}" for name, idx in split.items())
+        sets = f" in {len(scaffolds)} scaffold set(s), the largest of {max(map(len, scaffolds.values()))}" \
+            if scaffolds else ""
+        raise SystemExit(f"--split {kind} seed {seed}: the {' and '.join(empty)} subset(s) would be empty ({sizes} "
+                         f"of {n} molecules{sets}); use more data, other --sizes or --split random")
 
 
 def _split(args, table: Table, seed: int, scaffolds, fixed_test: bool) -> dict:
@@ -482,6 +555,8 @@ def check_arguments(args) -> None:
     if not (train > 0 and valid > 0 and test >= 0 and (test > 0 or args.test_file)):
         raise usage.UsageError(f"--sizes {train} {valid} {test}: TRAIN and VALID must be > 0, and TEST too "
                                "unless --test-file gives the test sets")
+    if not args.test_file and abs(train + valid + test - 1.0) > 1e-6:  # the splits take fractions of the data
+        raise usage.UsageError(f"--sizes {train} {valid} {test}: the three fractions must sum to 1")
     for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
         usage.existing_file(path, option, allow_empty=False)
         try:

@@ -74,12 +74,11 @@ def summarise(task: str, seed_results: Sequence[dict]) -> dict:
     for subset in subsets:
         rows = [r["metrics"][subset] for r in seed_results if subset in r["metrics"]]
         entry = {m: mean_std([row.get(m, float("nan")) for row in rows]) for m in SECONDARY[task]}
-        if task == "classification":
-            skipped: dict[str, int] = {}
-            for row in rows:
-                for t in row.get("skipped_tasks", []):
-                    skipped[t] = skipped.get(t, 0) + 1
-            entry["skipped_tasks_seed_counts"] = skipped
+        skipped: dict[str, int] = {}
+        for row in rows:
+            for t in row.get("skipped_tasks", []):
+                skipped[t] = skipped.get(t, 0) + 1
+        entry["skipped_tasks_seed_counts"] = skipped
         out[subset] = entry
     return out
 
@@ -88,6 +87,11 @@ def fmt(entry: dict, digits: int = 3) -> str:
     if entry is None or math.isnan(entry["mean"]):
         return "n/a"
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def _number(value: float, digits: int = 3) -> str:
+    """A per-seed metric, or "n/a" where it is undefined (NaN), as in the summary table."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def markdown(results: dict) -> str:
@@ -119,16 +123,16 @@ def markdown(results: dict) -> str:
               "| seed | valid | test | best epochs | seconds |", "|---|---|---|---|---|"]
     for r in results["per_seed"]:
         tests = [k for k in r["metrics"] if k not in ("train", "valid")]
-        test_txt = ", ".join(f"{k}: {r['metrics'][k][metric]:.3f}" for k in tests)
+        test_txt = ", ".join(f"{k}: {_number(r['metrics'][k][metric])}" for k in tests)
         epochs = ",".join(str(m["best_epoch"]) for m in r["members"])
-        lines.append(f"| {r['seed']} | {r['metrics']['valid'][metric]:.3f} | {test_txt} | {epochs} | "
+        lines.append(f"| {r['seed']} | {_number(r['metrics']['valid'][metric])} | {test_txt} | {epochs} | "
                      f"{r['seconds']:.1f} |")
-    if task == "classification":
-        skipped = {s: e.get("skipped_tasks_seed_counts") for s, e in summary.items() if
-                   e.get("skipped_tasks_seed_counts")}
-        if skipped:
-            lines += ["", "Tasks without an AUC (one class only in the subset), as {task: number of seeds}: "
-                      + json.dumps(skipped)]
+    skipped = {s: e.get("skipped_tasks_seed_counts") for s, e in summary.items() if
+               e.get("skipped_tasks_seed_counts")}
+    if skipped:  # the averages above leave these tasks out: say so
+        why = "an AUC (one class only in the subset)" if task == "classification" else "a label in the subset"
+        lines += ["", f"Tasks without {why}, left out of the averages, as {{task: number of seeds}}: "
+                  + json.dumps(skipped)]
     return "\n".join(lines) + "\n"
 
 

@@ -93,10 +93,13 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str]) -> dict:
-    per_task, rmses, maes, r2s = {}, [], [], []
+    """Per-task and task-averaged RMSE / MAE / R²; a task without labels in this subset is
+    listed in ``skipped_tasks`` (the averages are over the other tasks, which must be said)."""
+    per_task, rmses, maes, r2s, skipped = {}, [], [], [], []
     for t, name in enumerate(task_names):
         m = ~np.isnan(y[:, t])
         if not m.any():
+            skipped.append(name)
             continue
         err = pred[m, t] - y[m, t]
         rmse = float(np.sqrt(np.mean(err ** 2)))
@@ -105,9 +108,11 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str
         r2 = float(1 - np.sum(err ** 2) / var) if var > 0 else float("nan")
         per_task[name] = {"rmse": rmse, "mae": mae, "r2": r2, "n": int(m.sum())}
         rmses.append(rmse), maes.append(mae), r2s.append(r2)
+    finite_r2 = [r for r in r2s if not math.isnan(r)]  # R² is undefined for a constant subset
     return {"rmse": float(np.mean(rmses)) if rmses else float("nan"),
             "mae": float(np.mean(maes)) if maes else float("nan"),
-            "r2": float(np.nanmean(r2s)) if r2s else float("nan"), "per_task": per_task}
+            "r2": float(np.mean(finite_r2)) if finite_r2 else float("nan"), "per_task": per_task,
+            "skipped_tasks": skipped}
 
 
 def classification_metrics(y: np.ndarray, prob: np.ndarray, task_names: Sequence[str]) -> dict:
@@ -253,8 +258,8 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
         total, count = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            if len(idx) < 2 and len(order) > 2:
-                continue  # a 1-molecule tail batch only adds noise
+            if len(idx) == 1 and start > 0 and cfg.batch_size > 1:
+                continue  # a 1-molecule tail batch only adds noise (with --batch-size 1 every batch is one)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, steps_per_epoch, cfg)
             batch = prepared.batch(idx)
