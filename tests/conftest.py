@@ -22,6 +22,17 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny models), restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def tiny_setup(tmp_path_factory):
     """Tiny Qwen2 + tokenizer, tiny encoder config, training records (host_fixtures)."""

@@ -23,12 +23,7 @@ SMALL = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N", "O=C(O)c1ccccc1"
 ACYCLIC = ["C" * k for k in range(1, 16)] + ["C" * k + "O" for k in range(1, 16)] + ["C" * k + "N" for k in range(1, 11)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads cost more than they give
 
 
 def _csv(path, header, rows):

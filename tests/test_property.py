@@ -31,12 +31,7 @@ ESOL_TARGET = "measured log solubility in mols per litre"
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads cost more than they give
 
 
 def _graphs(smiles):

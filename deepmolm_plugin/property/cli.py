@@ -127,38 +127,27 @@ def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
     return labels, bad
 
 
-def _reject_nonfinite(path: str, nonfinite: list, shown: int = 20) -> None:
-    """One error listing every non-finite label (the first ``shown`` of them), by data row."""
-    if not nonfinite:
+def _reject(path: str, found: list, what: str, hint: str, shown: int = 20) -> None:
+    """One error listing every bad row of a kind (``found``: "row N (...)" texts, the first
+    ``shown`` of them) and what to do, instead of masking the cells or shifting them."""
+    if not found:
         return
-    cells = ", ".join(f"row {n} ({column}={text!r})" for n, column, text in nonfinite[:shown])
-    more = f" and {len(nonfinite) - shown} more" if len(nonfinite) > shown else ""
-    raise SystemExit(f"{path}: {len(nonfinite)} non-finite label(s) (nan/inf): {cells}{more}. Rows are data rows "
-                     f"numbered from 0 after the header, as in data_report.json; leave a cell empty (or NA) to "
-                     f"mark a label missing")
+    more = f" and {len(found) - shown} more" if len(found) > shown else ""
+    raise SystemExit(f"{path}: {len(found)} {what}: {', '.join(found[:shown])}{more}. Rows are data rows numbered "
+                     f"from 0 after the header, as in data_report.json; {hint}")
 
 
-def _reject_unparseable(path: str, unparseable: list, shown: int = 20) -> None:
-    """One error listing every label cell that is not a number (the first ``shown``), by data row."""
-    if not unparseable:
-        return
-    cells = ", ".join(f"row {n} ({column}={text!r})" for n, column, text in unparseable[:shown])
-    more = f" and {len(unparseable) - shown} more" if len(unparseable) > shown else ""
-    raise SystemExit(f"{path}: {len(unparseable)} label(s) that are not numbers: {cells}{more}. Rows are data "
-                     f"rows numbered from 0 after the header; leave a cell empty (or NA) to mark a label missing")
-
-
-def _reject_ragged(path: str, ragged: list, width: int, shown: int = 20) -> None:
-    """One error listing the rows whose number of fields differs from the header's: an extra
-    field has no column and a missing one would read as empty, so the row's cells may sit
-    under the wrong column (an unquoted comma) without any other sign."""
-    if not ragged:
-        return
-    rows = ", ".join(f"row {n} ({fields} fields)" for n, fields in ragged[:shown])
-    more = f" and {len(ragged) - shown} more" if len(ragged) > shown else ""
-    raise SystemExit(f"{path}: {len(ragged)} row(s) whose number of fields differs from the header's {width}: "
-                     f"{rows}{more}. Rows are data rows numbered from 0 after the header; quote cells that "
-                     f"contain commas")
+def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unparseable: list) -> None:
+    """Rows whose field count differs from the header's (an extra field has no column and a
+    missing one reads as empty: an unquoted comma puts cells under the wrong column), then
+    nan/inf labels, then label text that is not a number."""
+    missing = "leave a cell empty (or NA) to mark a label missing"
+    _reject(path, [f"row {n} ({fields} fields)" for n, fields in ragged],
+            f"row(s) whose number of fields differs from the header's {width}", "quote cells that contain commas")
+    _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in nonfinite],
+            "non-finite label(s) (nan/inf)", missing)
+    _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in unparseable],
+            "label(s) that are not numbers", missing)
 
 
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
@@ -220,9 +209,7 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             mols.append(mol)
             ys.append(labels)
             rows.append(n)
-    _reject_ragged(path, ragged, len(header))
-    _reject_nonfinite(path, nonfinite)
-    _reject_unparseable(path, unparseable)
+    _reject_bad_rows(path, ragged, len(header), nonfinite, unparseable)
     y = np.asarray(ys, dtype=np.float64).reshape(-1, len(targets))
     return Table(path, smiles, mols, y, np.asarray(rows, dtype=np.int64), list(targets), rows_read, invalid,
                  unlabelled, bad)
