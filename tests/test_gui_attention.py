@@ -13,7 +13,7 @@ from PIL import Image
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from deepmolm_plugin.gui.attention import attention_maps, colorize, heatmap_overlay, value_range
+from deepmolm_plugin.gui.attention import attention_maps, colorize, heatmap_overlay, mark_atom, value_range
 from deepmolm_plugin.projector import FusionProjector, ProjectorConfig
 
 HEADS, LEVELS = 2, 4
@@ -124,6 +124,38 @@ def test_heatmap_cells_follow_the_token_grid():
     np.testing.assert_array_equal(colorize(np.array([0.0, 1.0])), [[255, 247, 188], [140, 45, 4]])
     flat = heatmap_overlay(view, np.full((2, 2), 0.3), 0.3, 0.3, size=128)  # no spread: drawn lightest
     assert np.asarray(flat)[32, 32].sum() > 700
+
+
+def test_the_chosen_atom_is_ringed_where_it_was_drawn():
+    view = Image.new("RGB", (200, 100), (200, 220, 240))
+    out = np.asarray(mark_atom(view, np.array([0.25, 0.5]))).astype(int)  # (50, 50) in pixels
+    radius = 0.035 * 200 if 0.035 * 200 > 6 else 6
+    assert out[50, 50].tolist() == [200, 220, 240]  # the atom itself stays visible
+    ring = out[50, int(50 + radius) - 2:int(50 + radius) + 1].sum(axis=1)
+    assert ring.min() < 100, ring  # black ring at the radius (PIL draws the outline inwards)
+    assert (out[:, 100:] == [200, 220, 240]).all()  # nothing drawn away from the atom
+    assert np.asarray(view).tolist() == np.asarray(Image.new("RGB", (200, 100), (200, 220, 240))).tolist()
+    unplaced = mark_atom(view, np.array([np.nan, np.nan]))  # an atom the drawing does not show
+    assert np.asarray(unplaced).tolist() == np.asarray(view).tolist()
+
+
+def test_depiction_panel_rings_the_chosen_atom_only_on_a_drawn_depiction():
+    from deepmolm_plugin.gui.app import DISPLAY_SIZE, depiction_images
+
+    view = Image.new("RGB", (64, 64), "white")
+    views = SimpleNamespace(view=view, mosaic=None)
+    maps = SimpleNamespace(global_map=np.zeros((1, 1, 2)), tile_map=None)
+    drawn = SimpleNamespace(views=views, attention=maps, atom_xy=np.array([[0.25, 0.25], [0.75, 0.75]]))
+    for overlay in (True, False):
+        out = np.asarray(depiction_images(drawn, 1, overlay)[0]).astype(int)
+        assert out.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
+        r = 0.035 * DISPLAY_SIZE
+        centre = round(0.75 * DISPLAY_SIZE)
+        assert out[centre, int(centre + r) - 2:int(centre + r) + 1].sum(axis=1).min() < 100  # ring around atom 1
+        other = round(0.25 * DISPLAY_SIZE)
+        assert out[other, int(other + r) - 2:int(other + r) + 1].sum(axis=1).min() > 600  # none around atom 0
+    given = SimpleNamespace(views=views, attention=maps, atom_xy=None)  # the user's own image
+    assert (np.asarray(depiction_images(given, 1, False)[0]) == 255).all()
 
 
 # --- what the encoder sees ---------------------------------------------------------------------------

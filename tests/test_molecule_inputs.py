@@ -69,6 +69,22 @@ def test_depictions_follow_one_naming_rule_and_are_shared(tmp_path):
     assert depiction_name(b"smiles:CCO", 512) != depiction_name(b"smiles:CCO")  # settings are in the name
 
 
+def test_depiction_atoms_are_the_drawn_atoms_in_molecule_fp_order(tmp_path, ethanol):
+    from deepmolm_plugin.molecule.render import depiction_atom_positions
+
+    resolver = InputResolver(render_folder=str(tmp_path))
+    xy = resolver.depiction_atoms({"smiles": "OCC"}, "r")  # as fractions of the 1024 px depiction
+    np.testing.assert_allclose(xy, depiction_atom_positions("OCC") / 1024)
+    assert xy.shape == (3, 2) and (0 < xy).all() and (xy < 1).all()
+    sdf = _sdf(tmp_path / "ethanol.sdf", ethanol)
+    from_file = resolver.depiction_atoms({"structure": str(sdf)}, "r")
+    np.testing.assert_allclose(from_file, xy[::-1])  # the file's order C, C, O; same drawing
+    atoms = [a.GetSymbol() for a in ethanol.mol.GetAtoms()]
+    with pytest.raises(InputError, match="drawn from its SMILES, given next to a structure"):
+        resolver.depiction_atoms({"smiles": "OCC", "atoms": atoms,
+                                  "coordinates": ethanol.mol.GetConformer().GetPositions().tolist()}, "r")
+
+
 def test_write_depiction_takes_images_and_bytes(tmp_path):
     image = Image.new("RGB", (4, 4), "white")
     write_depiction(image, tmp_path / "a.png")

@@ -72,3 +72,36 @@ def test_failures_are_errors_not_blank_images(monkeypatch):
     with pytest.raises(MoleculeError, match="blank") as info:
         render_molecule("CCO", id="ethanol")
     assert info.value.id == "ethanol"
+
+
+def _colour_near(image, xy, radius=25):
+    """Counts of red (O) and blue (N) label pixels within `radius` px of `xy` in `image`."""
+    pixels = np.asarray(image).astype(int)
+    x, y = (int(round(v)) for v in xy)
+    window = pixels[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1].reshape(-1, 3)
+    red = ((window[:, 0] > 150) & (window[:, 1] < 110) & (window[:, 2] < 110)).sum()
+    blue = ((window[:, 2] > 150) & (window[:, 0] < 110)).sum()
+    return int(red), int(blue)
+
+
+@pytest.mark.parametrize("smiles, oxygen", [("CCO", 2), ("OCC", 0)])
+def test_atom_positions_are_where_each_molecule_fp_row_is_drawn(smiles, oxygen):
+    image = render_molecule(smiles, size=512)
+    xy = render_module.depiction_atom_positions(smiles, size=512)
+    assert xy.shape == (3, 2) and np.isfinite(xy).all()
+    for row, point in enumerate(xy):
+        red, _ = _colour_near(image, point)
+        assert (red > 20) == (row == oxygen), (row, red)  # the red 'OH' label sits on the O row only
+    # the same picture in either atom order: the O is drawn at the same place
+    other = render_module.depiction_atom_positions("OCC" if smiles == "CCO" else "CCO", size=512)
+    np.testing.assert_allclose(xy[oxygen], other[2 - oxygen])
+
+
+def test_atom_positions_of_a_3d_record_skip_its_hydrogens(ala):
+    image = render_molecule(ala)
+    xy = render_module.depiction_atom_positions(ala)
+    heavy = [a.GetSymbol() for a in ala.mol.GetAtoms() if a.GetAtomicNum() != 1]
+    assert ala.mol.GetNumAtoms() > len(heavy) and xy.shape == (len(heavy), 2)
+    for symbol, point in zip(heavy, xy):
+        red, blue = _colour_near(image, point, radius=40)
+        assert (red > 20) == (symbol == "O") and (blue > 20) == (symbol == "N"), (symbol, red, blue)

@@ -20,7 +20,7 @@ from typing import List, Optional
 
 import gradio as gr
 
-from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, value_range
+from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
 from .chat import Turn, stream_reply
 from .session import ChatSession, LoadedMolecule
 from .viewer3d import molecule_figure, oriented
@@ -108,7 +108,9 @@ def _heavy_symbols(molecule: LoadedMolecule) -> List[str]:
 
 
 def depiction_images(molecule: Optional[LoadedMolecule], atom: Optional[int], overlay: bool):
-    """(global view, tiles mosaic or None), with the chosen atom's heatmap when asked."""
+    """(global view, tiles mosaic or None), with the chosen atom's heatmap when asked and a
+    ring on the chosen atom in the global view (a drawn depiction: the view is the square
+    depiction resized, so the atom's fractional position carries over)."""
     if molecule is None:
         return None, None
     views, maps = molecule.views, molecule.attention
@@ -116,11 +118,14 @@ def depiction_images(molecule: Optional[LoadedMolecule], atom: Optional[int], ov
         size = DISPLAY_SIZE / max(views.view.size)
         view = views.view.resize((round(views.view.width * size), round(views.view.height * size)))
         mosaic = views.mosaic
-        return view, mosaic
-    view = heatmap_overlay(views.view, maps.global_map[..., atom], *value_range(maps.global_map), DISPLAY_SIZE)
-    mosaic = None
-    if views.mosaic is not None and maps.tile_map is not None:
-        mosaic = heatmap_overlay(views.mosaic, maps.tile_map[..., atom], *value_range(maps.tile_map), DISPLAY_SIZE)
+    else:
+        view = heatmap_overlay(views.view, maps.global_map[..., atom], *value_range(maps.global_map), DISPLAY_SIZE)
+        mosaic = None
+        if views.mosaic is not None and maps.tile_map is not None:
+            mosaic = heatmap_overlay(views.mosaic, maps.tile_map[..., atom], *value_range(maps.tile_map),
+                                     DISPLAY_SIZE)
+    if atom is not None and molecule.atom_xy is not None:
+        view = mark_atom(view, molecule.atom_xy[atom])
     return view, mosaic
 
 

@@ -38,7 +38,8 @@ HEATMAP_REDUCTION = (
     "cross-attention that goes to the chosen atom: softmax weights summed over the atom's E3FP levels "
     "and averaged over the heads (a token's shares over all atoms sum to 1). "
     "Colour scale: from the smallest to the largest share of any atom and token in that view (the "
-    "numbers at the ends of the bar)."
+    "numbers at the ends of the bar). A ring marks the chosen atom where the depiction was drawn "
+    "here (not on an image you gave)."
 )
 ATOM_REDUCTION = (
     "3D colours: attention received by each heavy atom = softmax weights summed over all image tokens "
@@ -162,3 +163,18 @@ def heatmap_overlay(view: Image.Image, token_map: np.ndarray, low: float, high: 
         y = round(r * height / rows)
         draw.line([(0, y), (width, y)], fill=(120, 120, 120, 110), width=1)
     return out.convert("RGB")
+
+
+def mark_atom(image: Image.Image, xy: np.ndarray) -> Image.Image:
+    """`image` (a view of the square depiction, any size) with a ring around the point
+    `xy` = (x, y) given as fractions of the side: the chosen atom. Black inside white, so it
+    shows on the drawing and on every heatmap colour."""
+    out = image.convert("RGB")  # a copy: the caller's image is kept
+    if not np.all(np.isfinite(xy)):
+        return out
+    x, y = float(xy[0]) * out.width, float(xy[1]) * out.height
+    radius = max(6.0, 0.035 * max(out.size))
+    draw = ImageDraw.Draw(out)
+    for r, colour, width in ((radius + 2, (255, 255, 255), 5), (radius, (0, 0, 0), 2)):
+        draw.ellipse([(x - r, y - r), (x + r, y + r)], outline=colour, width=width)
+    return out

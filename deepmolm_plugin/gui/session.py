@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Mapping, Optional
 
+import numpy as np
 import torch
 
 from .attention import AttentionMaps, attention_maps
@@ -34,6 +35,9 @@ class LoadedMolecule:
     item: object  # the resolver's MoleculeInput: .molecule (MoleculeRecord), .molecule_fp, .image, .notes
     views: ModelViews
     image_given: bool = False  # the user's image (True) or the drawn depiction (False)
+    # float [atoms, 2]: each heavy atom's (x, y) in the drawn depiction, fractions of its side
+    # (None for the user's image, where nobody knows)
+    atom_xy: Optional[np.ndarray] = None
     uses_molecules: bool = True  # False: the projector ignores molecule_fp (image-only ablation)
     attention: Optional[AttentionMaps] = None
     notes: List[str] = field(default_factory=list)
@@ -128,8 +132,9 @@ class ChatSession:
         if not self.uses_molecules:  # as the chat CLI says it
             notes.append(f"this model's {self.projector_type} projector does not use molecules: the molecule only "
                          "provides the depiction (and the 3D view)")
+        atom_xy = None if "image" in fields else self.resolver.depiction_atoms(fields, name, item.molecule)
         loaded = LoadedMolecule(name=name, item=item, views=views, notes=notes, image_given="image" in fields,
-                                uses_molecules=self.uses_molecules)
+                                uses_molecules=self.uses_molecules, atom_xy=atom_xy)
         if self.has_attention:
             loaded.attention = self.attention(loaded)
         return loaded

@@ -335,20 +335,40 @@ class InputResolver:
         return str(path.resolve())
 
     def depiction(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "Image.Image":
-        """The depiction of ``fields``' molecule: drawn from the SMILES when there is one (the
-        graph alone, no conformer work), else from ``molecule`` when given (already built),
-        else from the structure or atom list."""
-        from .builders import molecule_from_smiles
+        """The depiction of ``fields``' molecule (see ``_drawn`` for which molecule is drawn)."""
         from .render import render_molecule
 
-        if not fields.get("smiles") and molecule is None:
+        try:
+            return render_molecule(self._drawn(fields, rid, molecule), size=self.render_size, id=rid)
+        except MoleculeError as e:
+            raise self.fail(rid, f"cannot render a depiction: {e}") from e
+
+    def depiction_atoms(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "np.ndarray":
+        """float [heavy_atoms, 2]: where each heavy atom (``molecule_fp``'s rows) lies in the
+        drawn depiction, (x, y) as fractions of its side."""
+        from .render import depiction_atom_positions
+
+        if fields.get("smiles") and (_given(fields.get("structure")) or _given(fields.get("atoms"))):
+            # drawn from the SMILES, whose atom order need not be the structure's (molecule_fp's)
+            raise self.fail(rid, "atom positions are known only for a depiction drawn from the molecule's "
+                                 "own atoms; this one is drawn from its SMILES, given next to a structure")
+        try:
+            drawn = self._drawn(fields, rid, molecule)
+            return depiction_atom_positions(drawn, size=self.render_size, id=rid) / self.render_size
+        except MoleculeError as e:
+            raise self.fail(rid, f"cannot place the atoms in the depiction: {e}") from e
+
+    def _drawn(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"]) -> "MoleculeRecord":
+        """The molecule a depiction draws: the SMILES parsed when there is one (the graph
+        alone, no conformer work; its heavy atoms in the order of the record's), else
+        ``molecule`` when given (already built), else the structure or atom list's."""
+        from .builders import molecule_from_smiles
+
+        if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap
+            cap = {"max_atoms": self.limits["max_atoms"]} if "max_atoms" in self.limits else {}
+            return molecule_from_smiles(fields["smiles"], rid, policy="keep", **cap)
+        if molecule is None:
             if not (_given(fields.get("structure")) or _given(fields.get("atoms"))):
                 raise self._undrawable(fields, rid)  # checked without reading a structure file again
             molecule = self.molecule(fields, rid)
-        try:
-            if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap
-                cap = {"max_atoms": self.limits["max_atoms"]} if "max_atoms" in self.limits else {}
-                molecule = molecule_from_smiles(fields["smiles"], rid, policy="keep", **cap)
-            return render_molecule(molecule, size=self.render_size, id=rid)
-        except MoleculeError as e:
-            raise self.fail(rid, f"cannot render a depiction: {e}") from e
+        return molecule

@@ -14,12 +14,17 @@ Why each step
   molecule gives identical pixels and PNG bytes, whatever its atom order in the file.
 - A depiction of one colour, or without a white background, is an error, never a
   blank training image.
+
+``depiction_atom_positions`` gives where each heavy atom lands in that same drawing (the
+GUI marks the atom whose attention it shows): the rows are the heavy atoms in the
+molecule's own order, as in ``molecule_fp``, although the drawing renumbers them.
 """
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 from PIL import Image
 from rdkit import Chem
 from rdkit.Chem import rdDepictor
@@ -27,9 +32,12 @@ from rdkit.Chem.Draw import rdMolDraw2D
 
 from .errors import MoleculeError, first_line
 
-__all__ = ["render_molecule"]
+__all__ = ["depiction_atom_positions", "render_molecule"]
 
 _HAS_CAIRO = hasattr(rdMolDraw2D, "MolDraw2DCairo")
+# Atom property: a heavy atom's row in molecule_fp (its rank among the molecule's heavy
+# atoms), carried through RemoveHs and the canonical renumbering of the drawn copy.
+_ROW = "_deepmolm_heavy_row"
 
 
 def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
@@ -51,6 +59,9 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
     """Canonically ordered, hydrogen-free copy with fresh 2D coordinates and stereo tags."""
     work = Chem.Mol(mol)
+    heavy = [atom for atom in work.GetAtoms() if atom.GetAtomicNum() != 1]
+    for row, atom in enumerate(heavy):
+        atom.SetIntProp(_ROW, row)  # not an invariant of the canonical ranking: the drawing is unchanged
     if work.GetNumConformers() and work.GetConformer().Is3D():
         Chem.AssignStereochemistryFrom3D(work)
     try:
@@ -68,11 +79,8 @@ def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
     return work
 
 
-def _draw(work: Chem.Mol, size: int, stereo_labels: bool) -> Image.Image:
-    if not _HAS_CAIRO:  # RDKit built without Cairo: its default (PIL) drawer
-        from rdkit.Chem import Draw
-
-        return Draw.MolToImage(work, size=(size, size), kekulize=True, wedgeBonds=True).convert("RGB")
+def _drawer(work: Chem.Mol, size: int, stereo_labels: bool) -> "rdMolDraw2D.MolDraw2DCairo":
+    """A Cairo drawer that has drawn ``work``: its PNG, and its pixel coordinates of each atom."""
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
     options = drawer.drawOptions()
     options.clearBackground = True
@@ -80,7 +88,15 @@ def _draw(work: Chem.Mol, size: int, stereo_labels: bool) -> Image.Image:
     options.addStereoAnnotation = stereo_labels
     rdMolDraw2D.PrepareAndDrawMolecule(drawer, work)  # kekulise, wedges from chiral tags
     drawer.FinishDrawing()
-    return Image.open(io.BytesIO(drawer.GetDrawingText())).convert("RGB")
+    return drawer
+
+
+def _draw(work: Chem.Mol, size: int, stereo_labels: bool) -> Image.Image:
+    if not _HAS_CAIRO:  # RDKit built without Cairo: its default (PIL) drawer
+        from rdkit.Chem import Draw
+
+        return Draw.MolToImage(work, size=(size, size), kekulize=True, wedgeBonds=True).convert("RGB")
+    return Image.open(io.BytesIO(_drawer(work, size, stereo_labels).GetDrawingText())).convert("RGB")
 
 
 def render_molecule(
@@ -100,3 +116,25 @@ def render_molecule(
     if image.getpixel((0, 0)) != (255, 255, 255):
         raise MoleculeError(id, f"drawing background is {image.getpixel((0, 0))}, not white")
     return image
+
+
+def depiction_atom_positions(
+    molecule, size: int = 1024, id: str | None = None, stereo_labels: bool = False
+) -> np.ndarray:
+    """float ``[heavy_atoms, 2]``: the (x, y) pixel of each heavy atom (rows in the
+    molecule's own order, as ``molecule_fp``'s) in ``render_molecule`` with the same
+    arguments; NaN for a heavy atom the drawing does not show (none so far)."""
+    mol, id = _as_mol(molecule, id)
+    if not _HAS_CAIRO:  # the PIL drawer tells no coordinates
+        raise MoleculeError(id, "atom positions need RDKit's Cairo drawer (rdMolDraw2D.MolDraw2DCairo)")
+    work = _depiction(mol, id)
+    try:
+        drawer = _drawer(work, size, stereo_labels)
+    except (RuntimeError, ValueError) as error:
+        raise MoleculeError(id, f"drawing failed: RDKit error: {first_line(error)}") from error
+    xy = np.full((sum(atom.GetAtomicNum() != 1 for atom in mol.GetAtoms()), 2), np.nan)
+    for atom in work.GetAtoms():
+        if atom.HasProp(_ROW):
+            point = drawer.GetDrawCoords(atom.GetIdx())
+            xy[atom.GetIntProp(_ROW)] = (point.x, point.y)
+    return xy
