@@ -70,6 +70,8 @@ def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Ten
     import torch
 
     if not torch.is_tensor(tokens):
+        if _holds_bool(tokens):  # torch.tensor([[True, 5, 6, 7]]) is int64 [[1, 5, 6, 7]]
+            raise MoleculeFpError("molecule_fp holds true/false values, not integer E3FP hashes")
         try:
             tokens = torch.tensor(tokens)  # dtype inferred: a float in the list must not be truncated
         except (TypeError, ValueError, RuntimeError) as e:
@@ -89,6 +91,13 @@ def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Ten
         raise MoleculeFpError(f"molecule_fp has atoms without a level-0 token (rows {missing[:5].tolist()}): "
                               "E3FP gives every atom one")
     return tokens
+
+
+def _holds_bool(value: Any) -> bool:
+    """Whether nested lists hold a bool (JSON true/false) anywhere."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_bool(v) for v in value)
+    return isinstance(value, bool)
 
 
 def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSettings = DEEPMOLM) -> None:

@@ -15,7 +15,10 @@ folder here, so the host's tokenizer loading finds the tokenizer too.
 
 Bad input stops the launcher in seconds, before the host loads the model (which it does
 before it reads the data): a missing or empty `--data_path`, one that is not a JSON list
-of records, a `--model_name_or_path` that is no model folder (nor a Hub id), a missing
+of records, a record with malformed fields (conversation turns, `<image>` placeholders
+that do not match its image, `image`, `properties`, `id`, overlapping sidecar rows:
+`data.records.check_records`), a `--model_name_or_path` that is no model folder (nor a
+Hub id), a missing
 `--image_folder` / `--structure_folder` / `--vision_tower_weights` /
 `--pretrain_mm_mlp_adapter`, a `--deepencoder_config` that is neither a file nor a preset
 name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), or a value our
@@ -54,7 +57,7 @@ def check_inputs(argv) -> None:
     data = option_value(argv, "data_path")
     if data is None:
         raise usage.UsageError("--data_path is required (the JSON list of training records)")
-    usage.json_list_file(data, "--data_path", "records")
+    check_records(usage.json_list_file(data, "--data_path", "records"), data)
     usage.model_folder(option_value(argv, "model_name_or_path") or "facebook/opt-125m", "--model_name_or_path")
     for name in ("image_folder", "structure_folder"):
         if option_value(argv, name):
@@ -68,6 +71,17 @@ def check_inputs(argv) -> None:
         for path in (p for p in weights.split(",") if p):
             if not os.path.exists(os.path.expanduser(path)):
                 raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+
+
+def check_records(records: list, data_path: str) -> None:
+    """The records' fields, ids and sidecar references (data.records.check_records): a bad
+    record is one line now, not a traceback after the model has loaded."""
+    from deepmolm_plugin.data.records import check_records as check
+
+    try:
+        check(records, data_path)
+    except ValueError as e:
+        raise usage.UsageError(f"--data_path {e}") from e
 
 
 def check_encoder_config(value: str) -> None:

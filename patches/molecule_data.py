@@ -14,6 +14,9 @@ input_ids, labels, attention_mask and images. Their methods are wrapped to add:
   which the Trainer hands to the model's forward as a keyword.
 A record the projector cannot serve is an error naming the record; two records with one
 `id` are an error naming the id (ids name depictions' records, answers and failures).
+Every record's fields are checked when the dataset is built (`data.records.check_records`);
+an image the host cannot open, a conversation its preprocess refuses, or `molecule_fp` rows
+that disagree with the record's SMILES are an error naming the record when it is read.
 
 The fingerprint settings (`fp_bits`, `fp_levels`) have one source: the model config, which
 chat and eval read too. The dataset is built before the trainer, without the model, so
@@ -37,14 +40,14 @@ def _patch_dataset(cls) -> None:
     from tqdm import tqdm
 
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
-    from deepmolm_plugin.data.records import RecordError, has_molecule, record_id
+    from deepmolm_plugin.data.records import RecordError, check_heavy_atoms, check_records, has_molecule, record_id
     from deepmolm_plugin.molecule.inputs import InputResolver
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
 
     def __init__(self, data_path, tokenizer, data_args):
         host_init(self, data_path, tokenizer, data_args)
-        check_unique_ids(self.list_data_dict, data_path)
+        check_records(self.list_data_dict, data_path)
         if data_args.image_folder is None:
             # The host joins it with every image path; prepared data (deepmolm-prepare) keeps
             # image paths relative to the data file, as it does sidecar paths.
@@ -66,10 +69,21 @@ def _patch_dataset(cls) -> None:
             record["image"] = self.molecules.draw(record, record_id(record, i))
 
     def __getitem__(self, i):
-        item = host_getitem(self, i)
         record = self.list_data_dict[i]
+        rid = record_id(record, i)
+        image = image_path(record, self.data_args.image_folder, rid)
+        try:
+            item = host_getitem(self, i)
+        except RecordError:  # names the record already
+            raise
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            # The host's image loading and preprocess say neither which record nor, for a
+            # conversation, which file ("conversation 0 has no gpt reply").
+            raise RecordError(rid, f"{type(e).__name__}: {e}") from e
+        item["record_id"] = rid  # for the collator's messages; the batch does not carry it
         if has_molecule(record):
-            item["molecule_fp"] = self.molecules.molecule_fp(record, record_id(record, i))
+            item["molecule_fp"] = self.molecules.molecule_fp(record, rid)
+            check_heavy_atoms(record, rid, len(item["molecule_fp"]))
         if record.get("properties") is not None:  # labels for the KFLM2 auxiliary head
             item["properties"] = dict(record["properties"])
             if i not in self.graphs:
@@ -80,27 +94,30 @@ def _patch_dataset(cls) -> None:
                 self.graphs[i] = graph
             item["graph"] = self.graphs[i]
         processor = getattr(self.data_args, "image_processor", None)
-        if "image" in record and getattr(processor, "mode", "base") == "tiles":
-            path = os.path.join(self.data_args.image_folder, record["image"])
-            with Image.open(path) as image:
-                item["tile_images"], item["tile_grid"] = processor.tile_inputs(image.convert("RGB"))  # (T, 3, 640, 640)
+        if image is not None and getattr(processor, "mode", "base") == "tiles":
+            try:
+                with Image.open(image) as picture:
+                    item["tile_images"], item["tile_grid"] = processor.tile_inputs(picture.convert("RGB"))  # (T, 3, 640, 640)
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                raise RecordError(rid, f"image {image}: {type(e).__name__}: {e}") from e
         return item
 
     cls.__init__, cls.__getitem__ = __init__, __getitem__
 
 
-def check_unique_ids(records: list, data_path: str) -> None:
-    seen, repeated = set(), []
-    for record in records:
-        rid = record.get("id") if isinstance(record, dict) else None
-        if rid is None:
-            continue
-        if rid in seen and rid not in repeated:
-            repeated.append(rid)
-        seen.add(rid)
-    if repeated:
-        shown = ", ".join(repr(r) for r in repeated[:20]) + (f" ({len(repeated)} ids in all)" if len(repeated) > 20 else "")
-        raise ValueError(f"{data_path}: record id(s) used more than once: {shown}; every record needs its own id")
+def image_path(record: dict, image_folder: str, rid: str):
+    """The file the host will open for the record's image (None: no image), checked first:
+    the host's own error names the path only, or for an empty name opens the folder."""
+    from deepmolm_plugin.data.records import RecordError
+
+    if "image" not in record:
+        return None
+    path = os.path.join(image_folder, record["image"])
+    if os.path.isdir(path):
+        raise RecordError(rid, f"image {path} is a folder, not an image file")
+    if not os.path.isfile(path):
+        raise RecordError(rid, f"image file {path} does not exist")
+    return path
 
 
 def use_model_fp_settings(dataset, config) -> None:
@@ -127,11 +144,32 @@ def use_model_fp_settings(dataset, config) -> None:
     molecules.fp = settings
 
 
+def require_molecules(dataset, model) -> None:
+    """A projector that fuses molecules (fusion) needs one for every record: the host gives a
+    record without an image a blank one, and a record without a molecule (text-only or
+    image-only) failed at its step, possibly hours in, with "the 'fusion' projector needs
+    molecule_fp" and no record named. Refused before the first step instead."""
+    from deepmolm_plugin.data.records import has_molecule, record_id
+
+    records = getattr(dataset, "list_data_dict", None)
+    get_model = getattr(model, "get_model", None)
+    projector = getattr(get_model(), "mm_projector", None) if callable(get_model) else None
+    if records is None or not getattr(projector, "uses_molecule", False):
+        return
+    lacking = [record_id(r, i) for i, r in enumerate(records) if not has_molecule(r)]
+    if lacking:
+        shown = ", ".join(repr(r) for r in lacking[:20]) + (f" ({len(lacking)} in all)" if len(lacking) > 20 else "")
+        raise ValueError(f"records {shown} have no molecule (molecule_fp, structure, atoms or smiles), but the "
+                         f"{getattr(projector, 'projector_type', type(projector).__name__)!r} projector fuses every "
+                         "image with its molecule: give them one, or leave them out")
+
+
 def _patch_trainer_start(cls) -> None:
     host_train = cls.train
 
     def train(self, *args, **kwargs):
         use_model_fp_settings(self.train_dataset, self.model.config)
+        require_molecules(self.train_dataset, self.model)
         return host_train(self, *args, **kwargs)
 
     cls.train = train
@@ -146,10 +184,11 @@ def _patch_collator(cls) -> None:
         batch = host_call(self, instances)
         fps = [inst.get("molecule_fp") for inst in instances]
         if any(fp is not None for fp in fps):
-            lacking = [i for i, fp in enumerate(fps) if fp is None]
+            lacking = [inst.get("record_id", f"batch position {i}") for i, inst in enumerate(instances)
+                       if inst.get("molecule_fp") is None]
             if lacking:
                 raise ValueError(
-                    f"batch positions {lacking} have no molecule while others do: every record "
+                    f"records {lacking} have no molecule while others in their batch do: every record "
                     "of a molecule-aware model needs a molecule field (molecule_fp, structure or smiles)"
                 )
             batch["molecule_fp"] = collate(fps)  # (B, max_atoms, levels), -1 padded

@@ -1,21 +1,176 @@
-"""Host training records: the names the data pipeline uses for them.
+"""Host training records: the names the data pipeline uses for them, and their checks.
 
 A record is the host's JSON (`id`, `image`, `conversations`) plus one molecule field
 (`molecule_fp` inline or as a sidecar reference, `structure`, `atoms` + `coordinates`, or
 `smiles`), resolved into model inputs by the one input resolver,
 `deepmolm_plugin.molecule.inputs.InputResolver`, which every other caller uses too.
 A record that cannot be served is a `RecordError` naming it and the reason.
+
+The host's dataset reads records as they are: a conversation value that is not a string,
+a second `<image>` placeholder or a `properties` list crashed deep inside it without the
+record's name, or trained on something else than what the record says (a placeholder
+without an image became the literal text "<image>" next to a blank image; two placeholders
+for one image took the next record's image for the second). `check_record` refuses them
+when the dataset is built, before the first step.
 """
 
 from __future__ import annotations
+
+import math
 
 from ..molecule.inputs import InputError, has_molecule
 
 RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
-__all__ = ["RecordError", "has_molecule", "record_id"]
+IMAGE_PLACEHOLDER = "<image>"  # llava.constants.DEFAULT_IMAGE_TOKEN (the host is not imported here)
+ROLES = ("human", "gpt")
+
+__all__ = ["RecordError", "check_heavy_atoms", "check_record", "check_records", "has_molecule", "record_id"]
 
 
 def record_id(record: dict, index: int) -> str:
     """A record's name in messages and file names: its `id`, else its position."""
     return str(record.get("id", f"#{index}"))
+
+
+def check_records(records: list, data_path: str) -> None:
+    """Every record's fields (data.records.check_record), its id unique, sidecar rows of
+    different records apart; the first problem is an error naming the record."""
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"{data_path}: item #{i} is a JSON {type(record).__name__}, not a record object")
+        check_record(record, i)
+    check_unique_ids(records, data_path)
+    check_sidecar_overlaps(records, data_path)
+
+
+def check_unique_ids(records: list, data_path: str) -> None:
+    """Ids are compared as the text that names records (1 and "1" are one name; so are a
+    record without id at position 0 and the id "#0")."""
+    seen, repeated = set(), []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            continue
+        rid = record_id(record, i)
+        if rid in seen and rid not in repeated:
+            repeated.append(rid)
+        seen.add(rid)
+    if repeated:
+        shown = ", ".join(repr(r) for r in repeated[:20]) + (f" ({len(repeated)} ids in all)" if len(repeated) > 20 else "")
+        raise ValueError(f"{data_path}: record id(s) used more than once: {shown}; every record needs its own id")
+
+
+def check_sidecar_overlaps(records: list, data_path: str) -> None:
+    """Sidecar references of different records point at the same rows (deepmolm-prepare
+    stores a molecule's tokens once) or at disjoint rows. Rows that only partly overlap mean
+    an offset or atom count is off, and a record would read part of another's tokens."""
+    from ..molecule.sidecar import is_reference
+
+    spans = {}  # sidecar -> [(offset, atoms, record name)]
+    for i, record in enumerate(records):
+        ref = record.get("molecule_fp")
+        if is_reference(ref) and isinstance(ref["sidecar"], str) and all(type(ref.get(k)) is int for k in ("offset", "atoms")):
+            spans.setdefault(ref["sidecar"], []).append((ref["offset"], ref["atoms"], record_id(record, i)))
+    for sidecar, refs in spans.items():
+        refs.sort()
+        end, last = -1, None  # the furthest row end so far, and whose it is
+        for offset, atoms, rid in refs:
+            if offset < end and (offset, atoms) != last[:2]:
+                raise ValueError(f"{data_path}: records {last[2]!r} and {rid!r} read partly the same rows of sidecar "
+                                 f"{sidecar} (offset {last[0]} atoms {last[1]}, offset {offset} atoms {atoms}): "
+                                 "an offset or atom count is wrong")
+            if offset + atoms > end:
+                end, last = offset + atoms, (offset, atoms, rid)
+
+
+def check_record(record: dict, index: int) -> None:
+    """What the host's dataset and the property head read, checked before training."""
+    rid = record_id(record, index)
+    check_id(record, index)
+    check_image_field(record, rid)
+    check_conversations(record, rid)
+    check_properties(record, rid)
+
+
+def check_id(record: dict, index: int) -> None:
+    """An id names depictions' records, answers and failures as text: a string or an integer."""
+    value = record.get("id")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+        raise RecordError(f"#{index}", f"id must be a string or an integer, got {type(value).__name__} {value!r}")
+
+
+def check_conversations(record: dict, rid: str) -> None:
+    """A list of {from: human|gpt, value: text} turns, with one `<image>` placeholder, in a
+    human turn, exactly when the record has an image (given, or drawn from its molecule)."""
+    turns = record.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise RecordError(rid, f"`conversations` must be a non-empty list of turns, got {_shown(turns)}")
+    placeholders = []
+    for j, turn in enumerate(turns):
+        if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
+            raise RecordError(rid, f"conversation turn {j} must be {{\"from\": \"human\"|\"gpt\", \"value\": text}}, "
+                                   f"got {_shown(turn)}")
+        placeholders += [(j, turn["from"])] * turn["value"].count(IMAGE_PLACEHOLDER)
+    has_image = bool(record.get("image")) or has_molecule(record)
+    if has_image and len(placeholders) != 1:
+        raise RecordError(rid, f"has an image (given or drawn from its molecule) and {len(placeholders)} "
+                               f"{IMAGE_PLACEHOLDER} placeholders in its conversation: it needs exactly one")
+    if not has_image and placeholders:
+        raise RecordError(rid, f"has an {IMAGE_PLACEHOLDER} placeholder but no image and no molecule to draw one "
+                               "from (the placeholder would be plain text next to a blank image)")
+    if placeholders and placeholders[0][1] != "human":
+        raise RecordError(rid, f"the {IMAGE_PLACEHOLDER} placeholder is in a gpt reply (turn {placeholders[0][0]}); "
+                               "the image belongs to a human turn")
+
+
+def check_image_field(record: dict, rid: str) -> None:
+    """`image`: a file name. Empty or null means none, which only a record with a molecule
+    can do without (its depiction is drawn)."""
+    if "image" not in record:
+        return
+    value = record["image"]
+    if value in (None, "") and not has_molecule(record):
+        raise RecordError(rid, f"`image` is {value!r} and there is no molecule to draw a depiction from")
+    if value not in (None, "") and not isinstance(value, str):
+        raise RecordError(rid, f"`image` must be a file name, got {type(value).__name__} {value!r}")
+
+
+def check_properties(record: dict, rid: str) -> None:
+    """`properties`: {name: finite JSON number}; a property not measured is left out (or null).
+    True would be the label 1.0 and the text "1_000" the label 1000 (Python's float())."""
+    props = record.get("properties")
+    if props is None:
+        return
+    if not isinstance(props, dict):
+        raise RecordError(rid, f"`properties` must be an object {{name: number}}, got {_shown(props)}")
+    for name, value in props.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RecordError(rid, f"property {name!r} is {value!r}, not a finite number (leave it out of "
+                                   "`properties` if it was not measured)")
+
+
+def check_heavy_atoms(record: dict, rid: str, rows: int) -> None:
+    """A record giving `molecule_fp` (one row per heavy atom) and a SMILES must speak of one
+    molecule: a sidecar offset off by a record, or tokens pasted from another record, would
+    otherwise pair this record's depiction and text with another molecule's tokens."""
+    from ..molecule.errors import MoleculeError
+    from ..molecule.sanitize import parse_smiles
+
+    smiles = record.get("smiles")
+    if record.get("molecule_fp") is None or not smiles:
+        return
+    try:
+        heavy = parse_smiles(smiles, rid)[0].GetNumHeavyAtoms()
+    except MoleculeError as e:
+        raise RecordError(rid, e.reason) from e
+    if heavy != rows:
+        raise RecordError(rid, f"molecule_fp has {rows} atom rows but its SMILES {smiles!r} has {heavy} heavy "
+                               "atoms: the tokens belong to another molecule (a sidecar offset or atom count off?) "
+                               "or to part of it (fingerprinted with --fragments largest: then leave out `smiles`)")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"

@@ -1,0 +1,247 @@
+"""Hostile training records through the host's dataset and collator (in-process, tiny).
+
+Each case is a record a user could write; before, each one crashed without naming the
+record, or trained silently on something else than the record says (a literal "<image>"
+next to a blank image, a second placeholder fed the next record's image, the label True
+as 1.0, another molecule's tokens next to this record's depiction).
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import deepmolm_plugin
+from conftest import tiny_encoder_config
+from tiny_models import make_tiny_tokenizer
+
+deepmolm_plugin.register()
+
+import llava.train.train as host_train  # noqa: E402  (after register: patched host)
+from llava import conversation as conversation_lib  # noqa: E402
+from llava.conversation import conv_templates  # noqa: E402
+
+from deepmolm_plugin.data.records import RecordError  # noqa: E402
+from deepmolm_plugin.encoder import DeepEncoderImageProcessor  # noqa: E402
+from deepmolm_plugin.molecule_fp import MoleculeFpError, validate  # noqa: E402
+
+QUESTION = "<image>\nWhat is this molecule?"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok = make_tiny_tokenizer()
+    tok.model_max_length = 256
+    return tok
+
+
+@pytest.fixture(autouse=True)
+def qwen2_template():
+    previous = conversation_lib.default_conversation
+    conversation_lib.default_conversation = conv_templates["qwen2"]
+    yield
+    conversation_lib.default_conversation = previous
+
+
+def turns(question=QUESTION, answer="It is a molecule."):
+    return [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+
+
+def dataset(tmp_path, tokenizer, records, mode="base"):
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps(records))
+    args = host_train.DataArguments(data_path=str(data), lazy_preprocess=True, is_multimodal=True,
+                                    image_aspect_ratio="pad", render_folder=str(tmp_path / "renders"))
+    args.image_folder = str(tmp_path)
+    args.image_processor = DeepEncoderImageProcessor.from_config(tiny_encoder_config(), mode=mode)
+    args.mm_use_im_start_end = False
+    return host_train.LazySupervisedDataset(str(data), tokenizer, args)
+
+
+def white_png(tmp_path, name="white.png"):
+    Image.new("RGB", (64, 64), "white").save(tmp_path / name)
+    return name
+
+
+# --- conversations and <image> placeholders, refused when the dataset is built -------------
+
+@pytest.mark.parametrize("conversations, reason", [
+    (turns() + turns(), "2 <image> placeholders"),  # the second took the next record's image
+    (turns("<image> left <image> right"), "2 <image> placeholders"),  # the host merged them silently
+    (turns("What is it?", "<image> this"), "placeholder is in a gpt reply"),
+    (turns("What is it?"), "0 <image> placeholders"),
+    ([{"from": "human", "value": QUESTION}, {"from": "gpt", "value": 5}], "turn 1 must be"),  # TypeError
+    ("hello", "must be a non-empty list"),  # TypeError: string indices
+    (None, "must be a non-empty list"),  # KeyError 'conversations'
+])
+def test_bad_conversations_name_the_record(tmp_path, tokenizer, conversations, reason):
+    record = {"id": "bad", "smiles": "CCO", "conversations": conversations}
+    if conversations is None:
+        del record["conversations"]
+    good = {"id": "good", "smiles": "CC", "conversations": turns()}
+    with pytest.raises(RecordError, match=f"record 'bad': .*{reason}"):
+        dataset(tmp_path, tokenizer, [good, record])
+
+
+def test_placeholder_without_image_or_molecule_is_refused(tmp_path, tokenizer):
+    # Before: "<image>" was tokenized as plain text and the model got an all-zero image.
+    with pytest.raises(RecordError, match="record 'text': has an <image> placeholder but no image"):
+        dataset(tmp_path, tokenizer, [{"id": "text", "conversations": turns()}])
+    plain = dataset(tmp_path, tokenizer, [{"id": "text", "conversations": turns("Hello?")}])
+    assert (plain[0]["input_ids"] == -200).sum() == 0  # a text-only record stays allowed
+
+
+def test_preprocess_errors_name_the_record(tmp_path, tokenizer):
+    # The qwen2 preprocess said "conversation 0 has no gpt reply": 0 is its batch position.
+    ds = dataset(tmp_path, tokenizer, [{"id": "ok", "smiles": "CCO", "conversations": turns()},
+                                       {"id": "mute", "smiles": "CC", "conversations": turns()[:1]}])
+    assert ds[0]["molecule_fp"].shape == (3, 4)
+    with pytest.raises(RecordError, match="record 'mute': .*no gpt reply"):
+        ds[1]
+
+
+# --- images -----------------------------------------------------------------------------
+
+def test_image_problems_name_the_record(tmp_path, tokenizer):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    records = [{"id": "missing", "image": "nope.png", "smiles": "CCO", "conversations": turns()},
+               {"id": "dir", "image": "folder", "smiles": "CCO", "conversations": turns()},
+               {"id": "corrupt", "image": "corrupt.png", "smiles": "CCO", "conversations": turns()}]
+    ds = dataset(tmp_path, tokenizer, records)
+    with pytest.raises(RecordError, match="record 'missing': image file .*nope.png does not exist"):
+        ds[0]
+    with pytest.raises(RecordError, match="record 'dir': image .*folder is a folder"):
+        ds[1]
+    with pytest.raises(RecordError, match="record 'corrupt': "):
+        ds[2]
+    tiles = dataset(tmp_path, tokenizer, records[2:], mode="tiles")
+    with pytest.raises(RecordError, match="record 'corrupt': "):
+        tiles[0]
+
+
+@pytest.mark.parametrize("image, reason", [
+    (None, "`image` is None and there is no molecule"),  # TypeError in os.path.join
+    ("", "`image` is '' and there is no molecule"),  # opened the image folder
+    (5, "`image` must be a file name"),
+])
+def test_bad_image_field_is_refused(tmp_path, tokenizer, image, reason):
+    record = {"id": "r", "image": image, "conversations": turns()}
+    if image == 5:
+        record["smiles"] = "CCO"
+    with pytest.raises(RecordError, match=f"record 'r': {reason}"):
+        dataset(tmp_path, tokenizer, [record])
+
+
+# --- molecule_fp --------------------------------------------------------------------------
+
+def test_inline_true_false_tokens_are_refused():
+    # torch.tensor([[True, 5, 6, 7]]) is int64 [[1, 5, 6, 7]]: true silently became hash 1.
+    with pytest.raises(MoleculeFpError, match="true/false"):
+        validate([[True, 5, 6, 7]])
+    assert validate([[1, 5, 6, 7]]).tolist() == [[1, 5, 6, 7]]
+
+
+def test_tokens_that_disagree_with_the_smiles_are_refused(tmp_path, tokenizer):
+    # A sidecar offset/atoms off by a record gives another molecule's rows: the record's
+    # SMILES (deepmolm-prepare writes it next to every reference) no longer matches them.
+    rows = np.array([[1, 2, 3, 4], [5, 6, 7, -1], [8, 9, -1, -1], [10, 11, 12, 13], [14, 15, -1, -1]], np.int16)
+    np.save(tmp_path / "fp.npy", rows)
+    image = white_png(tmp_path)
+    records = [{"id": "ethanol", "image": image, "smiles": "CCO", "conversations": turns(),
+                "molecule_fp": {"sidecar": "fp.npy", "offset": 0, "atoms": 3}},
+               {"id": "methylamine", "image": image, "smiles": "CN", "conversations": turns(),
+                "molecule_fp": {"sidecar": "fp.npy", "offset": 2, "atoms": 3}}]
+    with pytest.raises(ValueError, match="records 'ethanol' and 'methylamine' read partly the same rows"):
+        dataset(tmp_path, tokenizer, records)
+    records[1]["molecule_fp"] = {"sidecar": "fp.npy", "offset": 2, "atoms": 2}  # disjoint, but off by one
+    records[0]["molecule_fp"]["atoms"] = 2
+    ds = dataset(tmp_path, tokenizer, records)
+    with pytest.raises(RecordError, match="record 'ethanol': molecule_fp has 2 atom rows but its SMILES 'CCO' "
+                                          "has 3 heavy atoms"):
+        ds[0]
+    records[0]["molecule_fp"] = [[1, 2, 3, 4]] * 3
+    assert torch.equal(dataset(tmp_path, tokenizer, records[:1])[0]["molecule_fp"], torch.tensor([[1, 2, 3, 4]] * 3))
+
+
+def test_shared_sidecar_rows_stay_allowed(tmp_path, tokenizer):
+    # deepmolm-prepare stores one molecule's rows once; two records may point at them.
+    np.save(tmp_path / "fp.npy", np.array([[1, 2, 3, 4], [5, 6, 7, -1], [8, 9, -1, -1]], np.int16))
+    ref = {"sidecar": "fp.npy", "offset": 0, "atoms": 3}
+    records = [{"id": i, "smiles": "CCO", "image": white_png(tmp_path), "conversations": turns(), "molecule_fp": ref}
+               for i in ("a", "b")]
+    ds = dataset(tmp_path, tokenizer, records)
+    assert torch.equal(ds[0]["molecule_fp"], ds[1]["molecule_fp"])
+
+
+def test_mixed_batch_names_the_records_without_molecule(tmp_path, tokenizer):
+    records = [{"id": "mol", "smiles": "CCO", "conversations": turns()},
+               {"id": "picture-only", "image": white_png(tmp_path), "conversations": turns()}]
+    ds = dataset(tmp_path, tokenizer, records)
+    collator = host_train.DataCollatorForSupervisedDataset(tokenizer=tokenizer)
+    with pytest.raises(ValueError, match=r"records \['picture-only'\] have no molecule"):
+        collator([ds[0], ds[1]])
+    batch = collator([ds[0], ds[0]])
+    assert "record_id" not in batch and batch["molecule_fp"].shape == (2, 3, 4)
+
+
+# --- properties and ids -------------------------------------------------------------------
+
+@pytest.mark.parametrize("properties, reason", [
+    ([1.0, 2.0], "must be an object"),  # TypeError in dict()
+    ("logP", "must be an object"),
+    ({"logP": True}, "'logP' is True, not a finite number"),  # float(True) == 1.0
+    ({"logP": "1_000"}, "'logP' is '1_000', not a finite number"),  # float('1_000') == 1000.0
+    ({"logP": float("nan")}, "'logP' is nan, not a finite number"),
+])
+def test_bad_properties_are_refused(tmp_path, tokenizer, properties, reason):
+    record = {"id": "p", "smiles": "CCO", "conversations": turns(), "properties": properties}
+    with pytest.raises(RecordError, match=f"record 'p': .*{reason}"):
+        dataset(tmp_path, tokenizer, [record])
+
+
+def test_ids_that_print_alike_are_duplicates(tmp_path, tokenizer):
+    # 1 and "1" both name files and answers "1"; an id that is a list crashed (unhashable).
+    records = [{"id": 1, "smiles": "CCO", "conversations": turns()},
+               {"id": "1", "smiles": "CC", "conversations": turns()}]
+    with pytest.raises(ValueError, match="used more than once: '1'"):
+        dataset(tmp_path, tokenizer, records)
+    with pytest.raises(RecordError, match="record '#0': id must be a string or an integer"):
+        dataset(tmp_path, tokenizer, [{"id": ["x"], "smiles": "CCO", "conversations": turns()}])
+
+
+def test_launcher_refuses_bad_records_before_loading_the_model(tmp_path):
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.train import check_inputs
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": turns() + turns()}]))
+    with pytest.raises(usage.UsageError, match="record 'a': .*2 <image> placeholders"):
+        check_inputs(["--data_path", str(data), "--model_name_or_path", str(model)])
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": turns()}]))
+    check_inputs(["--data_path", str(data), "--model_name_or_path", str(model)])
+
+
+def test_fusion_training_refuses_records_without_molecule_before_the_first_step(tmp_path, tokenizer):
+    # Before: the text-only record crashed at its step ("the 'fusion' projector needs
+    # molecule_fp"), after the steps before it had run, naming no record.
+    from types import SimpleNamespace
+
+    from patches.molecule_data import require_molecules
+
+    records = [{"id": "mol", "smiles": "CCO", "conversations": turns()},
+               {"id": "text", "conversations": turns("Hello?")}]
+    ds = dataset(tmp_path, tokenizer, records)
+
+    def model(uses_molecule):
+        projector = SimpleNamespace(uses_molecule=uses_molecule, projector_type="fusion")
+        return SimpleNamespace(get_model=lambda: SimpleNamespace(mm_projector=projector))
+
+    with pytest.raises(ValueError, match="records 'text' have no molecule .* 'fusion' projector"):
+        require_molecules(ds, model(True))
+    require_molecules(ds, model(False))  # an image-only projector trains text-only records as the host does
