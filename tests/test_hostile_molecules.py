@@ -246,3 +246,13 @@ def test_xyz_frame_with_a_blank_line_says_what_is_wrong(tmp_path):
     negative.write_text("-3\ncomment\n" + "\n".join(body) + "\n")
     (error,) = _items(negative)
     assert "line 1: expected an atom count, got '-3'" in error.reason
+
+
+def test_a_uint64_sidecar_is_refused_not_read_as_padding(tmp_path):
+    from deepmolm_plugin.molecule.sidecar import SidecarError, SidecarFiles, reference
+
+    np.save(tmp_path / "fp.npy", np.array([[2**64 - 1, 5, 6, 7]], dtype=np.uint64))  # -1 (PAD) as int64
+    with pytest.raises(SidecarError, match="holds uint64"):
+        SidecarFiles(str(tmp_path)).rows(reference("fp.npy", 0, 1), 4)
+    np.save(tmp_path / "ok.npy", np.array([[4, 5, 6, 7]], dtype=np.uint32))  # fits int64: read as is
+    assert SidecarFiles(str(tmp_path)).rows(reference("ok.npy", 0, 1), 4).tolist() == [[4, 5, 6, 7]]

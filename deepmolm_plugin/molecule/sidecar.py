@@ -118,5 +118,8 @@ class SidecarFiles:
             if table.ndim != 2 or not np.issubdtype(table.dtype, np.integer):
                 raise SidecarError(f"sidecar file {path} must hold integer rows [atoms, levels], "
                                    f"got {table.dtype} {table.shape}")
+            if table.dtype == np.uint64:  # 2**64 - 1 would become -1 (PAD) as int64: a token silently lost
+                raise SidecarError(f"sidecar file {path} holds uint64, which int64 tokens cannot represent: "
+                                   "save it as a signed integer type (deepmolm-prepare writes int16/int32)")
             self._open[name] = table
         return self._open[name]
