@@ -10,9 +10,13 @@ depiction and `molecule_fp` by the input resolver that training and eval use
 `concat`) needs one. Without `--image-file` the molecule's depiction is drawn as the
 training images were.
 `--conv-mode auto` picks the template from the checkpoint's config (`qwen2` for Qwen2).
-Bad input (no such --model-path folder, --structure or --image-file; an unreadable
-molecule; --max-new-tokens below 1) is one line on stderr and exit status 2, before the
-host or the model loads.
+Bad input (no such --model-path folder, --structure or --image-file; an --image-file that
+is not a readable image; an unreadable molecule; --max-new-tokens below 1; --model-base /
+--load-8bit / --load-4bit with a Qwen2-family checkpoint, which our loader cannot honour)
+is one line on stderr and exit status 2, before the host or the model loads. A checkpoint
+that cannot be loaded as it is (missing, extra or NaN tensors, no tokenizer) is one line
+naming the folder and exit status 1. A question holding the image placeholder `<image>`
+is refused and asked again (the host would make a second image slot and crash).
 
 The host's `main(args)` runs unchanged; these things are bound around it, for this
 process only:
@@ -179,6 +183,53 @@ def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], imag
         host_module.load_pretrained_model = loader
 
 
+def readable_image(path: str, option: str) -> None:
+    """The image decodes as the image processor reads it (not an image, truncated, an
+    animation...): a UsageError now, not the host's PIL traceback once the model is loaded."""
+    from deepmolm_plugin.encoder.image_processor import load_image
+
+    try:
+        load_image(path)
+    except (ValueError, OSError) as e:
+        raise usage.UsageError(f"{option} {path}: {e}") from e
+
+
+def refuse_image_placeholder(host_input):
+    """The host CLI's `input`, asking again when a question holds the image placeholder: the
+    host would add a second image slot for the one image and fail with an IndexError."""
+    from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_TOKEN
+
+    @functools.wraps(host_input)
+    def ask(prompt=""):
+        while True:
+            text = host_input(prompt)
+            typed = [t for t in (DEFAULT_IMAGE_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IM_END_TOKEN) if t in text]
+            if not typed:
+                return text
+            print(f"error: the question contains {typed[0]!r}, the image placeholder: the image is already "
+                  "given once; write it another way", file=sys.stderr)
+
+    return ask
+
+
+@contextlib.contextmanager
+def questions_without_placeholder(host_module):
+    """While active, `host_module`'s `input` name (the patched display input, or the
+    builtin) refuses questions holding the image placeholder. Restored on exit."""
+    import builtins
+
+    had = "input" in host_module.__dict__
+    saved = host_module.__dict__.get("input", builtins.input)
+    host_module.input = refuse_image_placeholder(saved)
+    try:
+        yield
+    finally:
+        if had:
+            host_module.input = saved
+        else:
+            del host_module.input
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Paths and numbers, before anything heavy loads: a UsageError names the first problem."""
     usage.model_folder(args.model_path, "--model-path")
@@ -216,13 +267,19 @@ def main(argv=None) -> None:
     from llava.mm_utils import get_model_name_from_path
     from transformers import AutoConfig
 
+    from deepmolm_plugin.model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
+    from deepmolm_plugin.tensor_files import CheckpointError
     from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
 
     cli_reply.apply()
     cli_display.apply()
     config = AutoConfig.from_pretrained(args.model_path)
+    if model_type_of(args.model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader
+        unsupported = unsupported_load_options(args.model_base, args.load_8bit, args.load_4bit)
+        if unsupported:
+            parser.error(unsupported)
     conv_mode_is_ours = args.conv_mode == "auto"
     try:
         args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
@@ -234,6 +291,9 @@ def main(argv=None) -> None:
             f"{args.model_path} has a {config.mm_projector_type!r} projector, which needs the molecule: "
             "give --smiles or --structure (the image alone is not enough)"
         )
+
+    if args.image_file is not None:  # after the model's own needs: those say more
+        usage.checked(parser, lambda a: readable_image(a.image_file, "--image-file"), args)
 
     if has_molecule and not uses_molecules:
         print(f"note: {args.model_path}'s projector does not use molecules; the molecule only "
@@ -254,9 +314,13 @@ def main(argv=None) -> None:
             if uses_molecules:
                 molecule_fp = resolved.molecule_fp.unsqueeze(0)  # (1, atoms, levels)
         stack.enter_context(loader_binding_inputs(host_cli, molecule_fp, args.image_file))
+        stack.enter_context(questions_without_placeholder(host_cli))
         if conv_mode_is_ours:
             stack.enter_context(cli_display.launcher_chose_conv_mode(args.conv_mode))
-        host_cli.main(args)
+        try:
+            host_cli.main(args)
+        except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader
+            raise SystemExit(f"error: {e}") from e
 
 
 if __name__ == "__main__":

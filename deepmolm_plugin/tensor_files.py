@@ -51,10 +51,17 @@ def find_tensor_files(path: PathLike) -> List[Path]:
     if len(indexes) > 1:
         raise CheckpointError(f"{path} holds several shard indexes: {[p.name for p in indexes]}")
     if indexes:
-        with open(indexes[0]) as f:
-            weight_map = json.load(f).get("weight_map")
+        try:
+            index = json.loads(indexes[0].read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited
+            raise CheckpointError(f"{indexes[0]} is not a readable JSON shard index: {e}") from e
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
         if not isinstance(weight_map, dict):
-            raise CheckpointError(f"{indexes[0]} has no 'weight_map'")
+            raise CheckpointError(f"{indexes[0]} has no 'weight_map' object")
+        odd = [k for k, v in weight_map.items() if not isinstance(v, str)]
+        if odd:
+            raise CheckpointError(f"{indexes[0]}: 'weight_map' must map tensor names to shard file names; "
+                                  f"not so for {odd[:5]}")
         shards = sorted(set(weight_map.values()))
         missing = [s for s in shards if not (path / s).is_file()]
         if missing:

@@ -13,7 +13,9 @@ detects the layout from the tensor names:
 - ``deepmolm``: our own `DeepEncoder.save_pretrained` folder.
 
 Within the tower's own prefixes, a missing, unexpected or mis-shaped tensor is an error
-that lists all of them: there is no silently random tower.
+that lists all of them: there is no silently random tower. So is a NaN/inf or integer
+tensor, and (our own folder) a tower configuration that differs from the one saved with
+the weights in a field no tensor shape shows (heads, norm eps, ...).
 """
 
 from __future__ import annotations
@@ -239,9 +241,68 @@ def plan_load(
 def checkpoint_config(path: Union[PathLike, Sequence[PathLike]]) -> DeepEncoderConfig:
     """The tower sizes a checkpoint implies: its folder's deepencoder_config.json (our own
     format), else DeepSeek-OCR's sizes."""
-    paths = _paths(path)
-    config_files = [p / CONFIG_NAME for p in paths if p.is_dir() and (p / CONFIG_NAME).is_file()]
-    return DeepEncoderConfig.load(config_files[0]) if config_files else DeepEncoderConfig()
+    saved = saved_config(path)
+    return saved if saved is not None else DeepEncoderConfig()
+
+
+def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEncoderConfig]:
+    """The deepencoder_config.json saved with our own format's folder, or None; a file
+    that cannot be read as a DeepEncoderConfig is a CheckpointError naming it."""
+    files = [p / CONFIG_NAME for p in _paths(path) if p.is_dir() and (p / CONFIG_NAME).is_file()]
+    if not files:
+        return None
+    try:
+        return DeepEncoderConfig.load(files[0])
+    except (ValueError, TypeError) as e:  # bad JSON (JSONDecodeError is a ValueError), fields or values
+        raise CheckpointError(f"{files[0]} is not a usable DeepEncoder configuration: {e}") from e
+
+
+# Fields that change what the weights compute without changing any tensor's shape (or
+# that do both): a tower built with other values than the checkpoint's own
+# deepencoder_config.json would load every tensor and compute something else.
+ARCHITECTURE_FIELDS = (
+    "image_size", "patch_size", "sam_width", "sam_depth", "sam_heads", "sam_mlp_ratio", "sam_window_size",
+    "sam_global_attn_indexes", "sam_out_chans", "sam_layer_norm_eps", "compressor_channels", "clip_width",
+    "clip_layers", "clip_heads", "clip_mlp_ratio", "clip_layer_norm_eps", "clip_position_grid",
+)
+
+
+def architecture(config: DeepEncoderConfig) -> Dict[str, object]:
+    """The fields of `config` that define the network (not runtime choices: dtype,
+    attention kernel, checkpointing, tile size)."""
+    return {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
+
+
+def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequence[PathLike]]) -> None:
+    """A tower config given for our own format's folder must describe the saved network."""
+    saved = saved_config(path)
+    if saved is None:
+        return
+    ours, theirs = architecture(config), architecture(saved)
+    differ = [f"{k}: given {ours[k]!r} vs saved {theirs[k]!r}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
+    if differ:
+        raise CheckpointError(
+            f"the DeepEncoder configuration given does not match the one saved with the weights "
+            f"({[str(p) for p in _paths(path) if (p / CONFIG_NAME).is_file()][0]}): " + "; ".join(differ)
+        )
+
+
+def _check_values(state: Dict[str, torch.Tensor], model: torch.nn.Module, files: Sequence[Path]) -> None:
+    """Every loaded tensor must be finite and, for a floating-point weight, floating point:
+    load_state_dict would copy integer tensors into float weights without a word, and
+    NaN/inf weights give a tower whose every output is NaN."""
+    expected = model.state_dict()
+    bad = []
+    for name, t in state.items():
+        if expected[name].is_floating_point() and not t.is_floating_point():
+            bad.append(f"{name}: dtype {t.dtype}, not floating point")
+        elif t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append(f"{name}: {int((~torch.isfinite(t)).sum())} NaN/inf values")
+    if bad:
+        raise CheckpointError(
+            f"DeepEncoder checkpoint {', '.join(str(f) for f in files)} has unusable tensors ({len(bad)}): "
+            + ", ".join(bad)
+        )
 
 
 def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike]]) -> LoadReport:
@@ -252,6 +313,8 @@ def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike
     Every tensor is matched by shape before any is read; returns the LoadReport.
     """
     paths = _paths(path)
+    if isinstance(getattr(model, "config", None), DeepEncoderConfig):
+        check_config_matches(model.config, paths)
     store = open_checkpoint(paths)
     fmt = detect_format(list(store), paths)
     sources: Dict[str, Source] = {k: (store.shape(k), (lambda k=k: store[k])) for k in store}
@@ -261,6 +324,7 @@ def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike
     plan, report = plan_load(sources, fmt, expected)
     report.files = [str(f) for f in store.files]
     state = {k: load() for k, load in plan.items()}
+    _check_values(state, model, store.files)
     model.load_state_dict(state, strict=not report.newly_initialized)
     (logger.warning if report.is_initialisation else logger.info)(report.summary())
     return report

@@ -7,9 +7,11 @@ folder the tower (`DeepEncoderVisionTower`) looks each view up first and encodes
 views it has not seen.
 
 Key: sha256 over this format's version, the view tensor as the tower receives it (dtype,
-shape, bytes), the tower weights' digest (every tensor of its state dict), the image mode
-and the compute dtype. Changing the weights, the preprocessing (which changes the view
-bytes) or the dtype therefore misses instead of returning stale features.
+shape, bytes), the tower's digest (every tensor of its state dict, and the architecture
+fields of its configuration: heads or norm eps change the output, not the tensors), the
+image mode and the compute dtype. Changing the weights, the architecture, the
+preprocessing (which changes the view bytes) or the dtype therefore misses instead of
+returning stale features.
 
 Files: `<root>/<key[:2]>/<key>.safetensors`, one tensor `features` (tokens, hidden) in the
 tower's dtype, with the key and the sha256 of the tensor's bytes in the metadata.
@@ -18,8 +20,9 @@ Concurrency: a writer writes a temporary file in the same folder (host, pid and 
 part in its name) and renames it into place, so a reader sees a whole file or none, and
 ranks sharing the folder (a shared file system) never see each other's half-written
 files; two ranks that encode the same view write the same bytes and the last rename wins.
-Readers check the stored key and digest: a file damaged after the fact (a machine crash
-before its data reached the disk, an edit) is reported, recomputed and replaced.
+Readers check the stored key and digest, and the features' shape and dtype: a file damaged
+after the fact (a machine crash before its data reached the disk, an edit) is reported,
+recomputed and replaced.
 """
 
 from __future__ import annotations
@@ -100,7 +103,13 @@ class FeatureCache:
         self.root = Path(root).expanduser()
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"feature cache {self.root} is a file, not a folder")
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a parent that is a file, no permission, read-only file system
+            raise ValueError(f"feature cache {self.root}: cannot create the folder ({e.strerror or e})") from e
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            # Found now rather than at the first put, in the middle of a run.
+            raise ValueError(f"feature cache {self.root}: the folder is not writable")
         self.hits = self.misses = self.damaged = 0
 
     def key(self, view: torch.Tensor, weights: str, mode: str, dtype: torch.dtype) -> str:
@@ -111,8 +120,11 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
 
-    def get(self, key: str) -> Optional[torch.Tensor]:
-        """The stored features (tokens, hidden) on the CPU, or None (counted as a miss)."""
+    def get(self, key: str, shape: Optional[tuple] = None, dtype: Optional[torch.dtype] = None
+            ) -> Optional[torch.Tensor]:
+        """The stored features (tokens, hidden) on the CPU, or None (counted as a miss).
+        With `shape` / `dtype`, an entry of another shape or dtype counts as damaged: it
+        would fail the batch, or be silently converted."""
         path = self.path(key)
         try:
             data = path.read_bytes()
@@ -121,6 +133,7 @@ class FeatureCache:
             return None
         try:
             features = _entry(key, data)
+            _check_layout(features, shape, dtype)
         except ValueError as e:
             self.damaged += 1
             self.misses += 1
@@ -145,6 +158,13 @@ class FeatureCache:
 
     def stats(self) -> dict:
         return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "root": str(self.root)}
+
+
+def _check_layout(features: torch.Tensor, shape: Optional[tuple], dtype: Optional[torch.dtype]) -> None:
+    if shape is not None and tuple(features.shape) != tuple(shape):
+        raise ValueError(f"holds features of shape {tuple(features.shape)}, expected {tuple(shape)}")
+    if dtype is not None and features.dtype != dtype:
+        raise ValueError(f"holds {features.dtype} features, expected {dtype}")
 
 
 def _entry(key: str, data: bytes) -> torch.Tensor:

@@ -33,6 +33,8 @@ under `model.vision_tower.vision_tower.*`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -194,9 +196,11 @@ class DeepEncoderVisionTower(nn.Module):
                 "(--unfreeze_mm_vision_tower): their features change every step. Drop "
                 "--vision_feature_cache, or keep the tower frozen"
             )
-        cache, weights = self.feature_cache, self.weights_digest()
-        keys = [cache.key(view, weights, self.image_processor.mode, self.dtype) for view in images]
-        found = [cache.get(key) for key in keys]
+        cache, tower = self.feature_cache, self.tower_digest()
+        keys = [cache.key(view, tower, self.image_processor.mode, self.dtype) for view in images]
+        side = self.encoder_config.tokens_per_side(images.shape[-1])
+        shape = (side * side, self.encoder_config.hidden_size)  # what the encoder gives for one view
+        found = [cache.get(key, shape, self.dtype) for key in keys]
         missing = [i for i, f in enumerate(found) if f is None]
         if self._any_rank_encodes(bool(missing)):
             # A rank with nothing to encode still runs one view (its output unused) so
@@ -219,6 +223,14 @@ class DeepEncoderVisionTower(nn.Module):
         flag = torch.tensor([int(encodes)], device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
+
+    def tower_digest(self) -> str:
+        """What the cache keys the tower by: its weights' digest and the architecture fields
+        of its configuration (heads, norm eps... change the output but not the weights)."""
+        from .checkpoint import architecture
+
+        spec = json.dumps(architecture(self.encoder_config), sort_keys=True, default=list)
+        return hashlib.sha256(f"{self.weights_digest()}|{spec}".encode()).hexdigest()
 
     def weights_digest(self) -> str:
         """sha256 of the encoder's weights, redone only when they were written or replaced."""

@@ -13,7 +13,10 @@ serve to draw missing images. Lines are resolved by the input resolver that trai
 the chat CLI and the GUI use (`deepmolm_plugin.molecule.inputs`): a line without `image`
 gets its molecule's depiction, written once to `renders/` next to the answers file under
 the resolver's name for it (a digest of what is drawn). Any problem with a
-line is an error naming its question_id, raised before the model is loaded. So is bad
+line is an error naming its question_id, raised before the model is loaded: among them a
+question_id that is not a string or integer or appears twice, a `text` that is not a
+string or holds the image placeholder, and a line's `image` that is missing, a folder or
+not a readable image. So is bad
 input on the command line: no such --model-path folder, --question-file, --image-folder or
 --structure-folder, a question file with no questions, nonsense chunk or token numbers
 (one line on stderr, exit status 2 for options, 1 for the question file's content).
@@ -103,9 +106,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Typed in a question, one of these becomes a second image slot for the line's one image
+# (the host prepends the placeholder itself): the model's inputs would not match.
+IMAGE_PLACEHOLDERS = ("<image>", "<im_start>", "<im_end>")
+
+
 def read_questions(path: str) -> List[dict]:
-    """The question file's JSON lines (blank lines skipped); a bad line names its number."""
-    return read_jsonl(path, required=("question_id", "text"), error=EvalInputError)
+    """The question file's JSON lines (blank lines skipped); a bad line names its number,
+    a bad field its question_id. Ids are unique: answers are matched to references by id."""
+    questions = read_jsonl(path, required=("question_id", "text"), error=EvalInputError)
+    seen = set()
+    for line in questions:
+        qid = line["question_id"]
+        if isinstance(qid, bool) or not isinstance(qid, (str, int)):
+            raise EvalInputError(f"{path}: question_id {json.dumps(qid)} is a JSON {_json_kind(qid)}; "
+                                 "a string or an integer is needed")
+        if qid in seen:
+            raise EvalInputError(f"{path}: question_id {qid!r} appears twice (its answers could not be told apart)")
+        seen.add(qid)
+        text = line["text"]
+        if not isinstance(text, str):
+            raise QuestionError(qid, f"`text` is a JSON {_json_kind(text)}, not a string")
+        typed = [t for t in IMAGE_PLACEHOLDERS if t in text]
+        if typed:
+            raise QuestionError(qid, f"`text` contains {typed[0]!r}, the image placeholder: the image is given "
+                                     "once, before the question")
+    return questions
+
+
+def _json_kind(value) -> str:
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+    return names.get(type(value), "string")
+
+
+def check_image(qid, path: str) -> None:
+    """A line's own image exists and decodes as the image processor reads it; the host
+    would otherwise stop mid-run (model loaded, answers half written) with a PIL traceback."""
+    from ..encoder.image_processor import load_image
+
+    if not os.path.isfile(path):
+        raise QuestionError(qid, f"image {path}: {'is a folder' if os.path.isdir(path) else 'no such file'}")
+    try:
+        load_image(path)
+    except (ValueError, OSError) as e:
+        raise QuestionError(qid, f"image {path}: {e}") from e
 
 
 @dataclass
@@ -147,6 +191,10 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
             resolved = resolver.resolve(line, str(qid), fingerprint=uses_molecules, depiction=True)
         except InputError as e:
             raise QuestionError(qid, e.reason) from e
+        if not isinstance(resolved.image, str):
+            raise QuestionError(qid, f"`image` is a JSON {_json_kind(resolved.image)}, not a file name")
+        if line.get("image") is not None:  # the line's own image (drawn ones are ours, written whole)
+            check_image(qid, image_path(image_folder, resolved.image))
         line = dict(line, image=resolved.image)
         prepared.append(line)
         inputs.append(QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph))
@@ -250,8 +298,13 @@ def run(args: argparse.Namespace) -> None:
 
     from ..patches.conversation_qwen2 import resolve_conv_mode
 
+    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
+
     model_path = os.path.expanduser(args.model_path)
     config = AutoConfig.from_pretrained(model_path)
+    unsupported = unsupported_load_options(args.model_base)
+    if unsupported and model_type_of(model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:
+        raise EvalInputError(f"--model-base: {unsupported}")
     try:
         args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(model_path))
     except ValueError as e:
@@ -330,9 +383,11 @@ def main(argv=None) -> None:
         usage.checked(parser, check_arguments, args)
     except EvalInputError as e:
         raise SystemExit(f"error: {e}") from e
+    from ..tensor_files import CheckpointError
+
     try:
         run(args)
-    except EvalInputError as e:
+    except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why
         raise SystemExit(f"error: {e}") from e
 
 

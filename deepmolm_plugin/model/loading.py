@@ -9,8 +9,10 @@
   all text-only input ever has, is plain RoPE);
 - a saved DeepMoLM checkpoint (`model_type: llava_qwen2`), tower and projector included.
 
-Loading is strict: a tensor the model expects but the checkpoint lacks is an error that
-lists them (transformers would initialise it randomly and only warn).
+Loading is strict: a tensor the model expects but the checkpoint lacks, or one of the wrong
+shape, is an error that lists them (transformers would initialise it randomly and only
+warn); so are NaN/inf weights and, in a saved DeepMoLM checkpoint, tensors its config.json
+builds no place for (a tower or projector the config lost would be dropped).
 """
 
 from __future__ import annotations
@@ -60,15 +62,38 @@ def _qwen2_config_from_vl(vl_config) -> Qwen2Config:
     return Qwen2Config(**fields)
 
 
-def _check_loading_info(info: dict, path: str) -> None:
+def _check_loading_info(info: dict, path: str, strict_unexpected: bool = False) -> None:
     missing = list(info.get("missing_keys", []))
     if missing:
         raise CheckpointError(
             f"{path} lacks {len(missing)} tensors the model needs (they would be random): {', '.join(missing)}"
         )
-    mismatched = list(info.get("mismatched_keys", []))
+    mismatched = [_shape_note(entry) for entry in info.get("mismatched_keys", [])]
     if mismatched:
-        raise CheckpointError(f"{path} has tensors of the wrong shape: {mismatched}")
+        raise CheckpointError(f"{path} has {len(mismatched)} tensors of the wrong shape: {', '.join(mismatched)}")
+    unexpected = sorted(info.get("unexpected_keys", []))
+    if strict_unexpected and unexpected:
+        # A saved DeepMoLM checkpoint holds exactly its model: tensors its config.json does not
+        # build (a tower or projector the config lost or renamed) would be dropped silently.
+        raise CheckpointError(
+            f"{path} holds {len(unexpected)} tensors its config.json builds no place for (they would be "
+            f"dropped): {', '.join(unexpected)}"
+        )
+
+
+def _shape_note(entry) -> str:
+    """transformers' (name, checkpoint shape, model shape) as 'name: checkpoint [..] vs model [..]'."""
+    if isinstance(entry, (tuple, list)) and len(entry) == 3:
+        name, theirs, ours = entry
+        return f"{name}: checkpoint {list(theirs)} vs model {list(ours)}"
+    return str(entry)
+
+
+def _check_finite(model: torch.nn.Module, path: str) -> None:
+    """NaN/inf weights (a diverged run, a damaged file) make every output NaN: an error naming them."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{path} has NaN/inf values in {len(bad)} tensors: {', '.join(bad)}")
 
 
 def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
@@ -107,10 +132,18 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
     if config is None:
         config = LlavaQwen2Config(**AutoConfig.from_pretrained(path).to_dict())
     kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "torch_dtype"}
-    model, info = LlavaQwen2ForCausalLM.from_pretrained(
-        path, config=config, dtype=dtype, output_loading_info=True, **kwargs
-    )
-    _check_loading_info(info, path)
+    try:
+        # ignore_mismatched_sizes: the wrong shapes come back in `info`, and the error below
+        # names them (transformers' own only points at a log table).
+        model, info = LlavaQwen2ForCausalLM.from_pretrained(
+            path, config=config, dtype=dtype, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+        )
+    except CheckpointError:
+        raise
+    except ValueError as e:  # the host's builders ("Unknown projector type: x"), tower settings...
+        raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
+    _check_loading_info(info, path, strict_unexpected=model_type == "llava_qwen2")
+    _check_finite(model, path)
     return model
 
 
@@ -125,6 +158,29 @@ def pick_device_and_dtype(device: str, dtype: "torch.dtype | str | None") -> Tup
     return device, resolve_dtype(AUTO if dtype is None else dtype, device)
 
 
+def unsupported_load_options(model_base=None, load_8bit=False, load_4bit=False) -> Optional[str]:
+    """Why `load_pretrained_model` cannot honour these host options, or None. The launchers
+    ask before anything loads, so the option is refused in a line, not ignored or a traceback."""
+    if load_8bit or load_4bit:
+        return "8/4-bit loading of DeepMoLM checkpoints is not supported"
+    if model_base is not None:
+        return ("model_base (LoRA / projector-only checkpoints on a base LLM) is not supported for "
+                "llava_qwen2; save a full checkpoint (train without --lora_enable) and load that")
+    return None
+
+
+def load_tokenizer(model_path: str):
+    """The checkpoint's tokenizer; a folder without a usable one is an error naming it
+    (transformers says it cannot convert a slow tokenizer, or that sentencepiece is missing)."""
+    try:
+        return AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{model_path}: no usable tokenizer (tokenizer.json + tokenizer_config.json, as the "
+            f"training run saved them): {str(e).splitlines()[0]}"
+        ) from e
+
+
 def load_pretrained_model(
     model_path, model_base=None, model_name=None, load_8bit=False, load_4bit=False,
     device_map="auto", device="cuda", use_flash_attn=False, dtype=None, **kwargs,
@@ -135,17 +191,13 @@ def load_pretrained_model(
     not force float16 and works on CPU; the tower comes from the checkpoint itself. On CPU
     the process keeps freed memory for reuse (`cpu_memory.keep_freed_memory`).
     """
-    if load_8bit or load_4bit:
-        raise NotImplementedError("8/4-bit loading of DeepMoLM checkpoints is not supported")
-    if model_base is not None:
-        raise NotImplementedError(
-            "model_base (LoRA / projector-only checkpoints on a base LLM) is not supported for "
-            "llava_qwen2; save a full checkpoint (train without --lora_enable) and load that"
-        )
+    unsupported = unsupported_load_options(model_base, load_8bit, load_4bit)
+    if unsupported:
+        raise NotImplementedError(unsupported)
     device, dtype = pick_device_and_dtype(device, dtype)
     if torch.device(device).type == "cpu":  # inference on CPU: freed activations reused, not re-faulted
         keep_freed_memory()
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_tokenizer(model_path)
     model = load_llm(model_path, dtype=dtype).to(device).eval()
     if tokenizer.pad_token_id is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -156,6 +208,11 @@ def load_pretrained_model(
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         model.generation_config.eos_token_id = sorted(set(eos + [im_end]))
     tower = model.get_vision_tower()
+    if tower is not None and tower.dtype != dtype:
+        # The tower is built in its saved config's dtype (float32 for a tower trained in
+        # mixed precision), whatever from_pretrained was asked: without this, "auto" would
+        # run the LLM in bf16 on a GPU and the encoder, most of the compute, in fp32.
+        tower.to(dtype=dtype)
     image_processor = tower.image_processor if tower is not None else None
     context_len = getattr(model.config, "max_sequence_length", None) or getattr(
         model.config, "max_position_embeddings", 2048
