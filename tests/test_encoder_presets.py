@@ -79,7 +79,8 @@ def test_config_argument_takes_a_file_or_a_preset_name(tmp_path, monkeypatch):
 
 def _launcher_argv(tmp_path, encoder):
     data = tmp_path / "train.json"
-    data.write_text(json.dumps([{"id": "x", "conversations": []}]))
+    turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "Ethanol."}]
+    data.write_text(json.dumps([{"id": "x", "smiles": "CCO", "conversations": turns}]))
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")
