@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Union
 
@@ -92,6 +93,40 @@ def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:
             return
         except csv.Error as error:
             yield error
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a non-UTF-8 byte
+
+
+def undecodable(text: str) -> bool:
+    """Whether text read with ``errors="surrogateescape"`` held a byte that is not UTF-8:
+    readers open files that way so that such a byte is its own row's failure, where a
+    strict decode would end the whole read (naming neither the file nor the line)."""
+    return _UNDECODABLE.search(text) is not None
+
+
+def option_list(fmt: str, name: str, value) -> Optional[list]:
+    """An option that names one or several things (``splits``, ``tasks``): None, a string or
+    a list of strings; anything else (``--option splits=1`` arrives as the int 1) is a
+    configuration error, not a TypeError from deep inside the reader."""
+    if value is None or value == []:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{fmt}: option {name} must be a name or a list of names, got {value!r}")
+    return list(dict.fromkeys(values))  # a name given twice is read once, not duplicated
+
+
+def option_bool(fmt: str, name: str, value, default: bool) -> bool:
+    """A yes/no option: JSON true/false (or the words); ``bool("False")`` would be True."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("true", "yes", "1", "false", "no", "0"):
+        return word in ("true", "yes", "1")
+    raise ValueError(f"{fmt}: option {name} must be true or false, got {value!r}")
 
 
 def register_reader(name: str, *, options: Iterable[str]) -> Callable[[Reader], Reader]:

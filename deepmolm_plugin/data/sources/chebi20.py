@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .base import MoleculeSpec, SourceError, SourceItem, option_list, register_reader, undecodable
 
 FILES = {"train": "train.txt", "valid": "validation.txt", "test": "test.txt"}
 HEADER = ["CID", "SMILES", "description"]
@@ -35,7 +35,7 @@ def collapse_backslashes(smiles: str) -> str:
 def choose_splits(fmt: str, root: Path, files: dict, requested) -> list:
     """The requested splits (default: those whose file exists); a missing one is an error."""
     present = [s for s, name in files.items() if (root / name).is_file()]
-    splits = [requested] if isinstance(requested, str) else list(requested or present)
+    splits = option_list(fmt, "splits", requested) or present
     missing = [s for s in splits if s not in present]
     if missing or not splits:
         names = [files.get(s, s) for s in missing] or list(files.values())
@@ -49,14 +49,17 @@ def unique(seen: Counter, base: str) -> str:
 
 
 def _rows(path: Path):
-    with open(path, encoding="utf-8", newline="") as handle:
+    # Lines end at "\n" only (CRLF too): with universal newlines a lone "\r" inside a
+    # description cut it short and made its tail a bogus row. "utf-8-sig": a BOM is not
+    # part of the header. A non-UTF-8 byte is that line's failure (None), not the run's end.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="\n") as handle:
         header = handle.readline().rstrip("\r\n").split("\t")
         if header != HEADER:
             raise ValueError(f"chebi20: {path} header is {header}, expected {HEADER}")
         for number, line in enumerate(handle, start=2):
             line = line.rstrip("\r\n")
             if line:
-                yield number, line.split("\t")
+                yield number, None if undecodable(line) else line.split("\t")
 
 
 @register_reader("chebi20", options={"splits"})
@@ -65,8 +68,12 @@ def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | Source
     for split in choose_splits("chebi20", root, FILES, options.get("splits")):
         seen: Counter = Counter()
         for number, fields in _rows(root / FILES[split]):
+            if fields is None:
+                yield SourceError(unique(seen, f"chebi20-{split}-line{number}"), "read",
+                                  f"line {number}: bytes that are not UTF-8")
+                continue
             cid = fields[0].strip()
-            ok_cid = len(fields) == 3 and cid.isdigit()
+            ok_cid = len(fields) == 3 and cid.isascii() and cid.isdigit()  # not "³" or "٩"
             id = unique(seen, f"chebi20-{split}-{cid}" if ok_cid else f"chebi20-{split}-line{number}")
             if len(fields) != 3:
                 yield SourceError(id, "schema",

@@ -31,6 +31,7 @@ not used. Options: ``splits``, ``tasks`` (subset of ``TASKS``), ``image_dir``. I
 from __future__ import annotations
 
 import csv
+import lzma
 import math
 import os
 import socket
@@ -41,7 +42,8 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_reader
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_rows, option_list, register_reader,
+                   undecodable)
 from .chebi20 import choose_splits, collapse_backslashes, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
@@ -51,7 +53,18 @@ TASKS = ("description", "iupac_naming") + tuple(PROPERTIES)
 NEVER_BLANK = {"description": "description", "Topological Polar Surface Area": "polararea"}
 SLUGS = {"description": "description", "iupac_naming": "iupac-naming",
          "Topological Polar Surface Area": "topological-polar-surface-area", "LogP": "logp"}
-_IMAGE = re.compile(r"CID_(\d+)\.png", re.I)
+_IMAGE = re.compile(r"CID_([0-9]+)\.png", re.I)
+# A ChEBI-20-MM depiction is tens of KB; a member over this is refused before a byte is
+# extracted (a decompression bomb would otherwise fill the image_dir's disk).
+MAX_IMAGE_BYTES = 64 << 20
+# What reading one damaged member can raise: a bad CRC or header, a bad deflate/lzma
+# stream, a truncated one, an encrypted member ("password required" is a RuntimeError),
+# an unsupported compression method.
+MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError, NotImplementedError)
+
+
+class TooLarge(Exception):
+    """A member over MAX_IMAGE_BYTES (its header's size: zipfile never unpacks more)."""
 
 
 class _Images:
@@ -63,8 +76,8 @@ class _Images:
         except zipfile.BadZipFile as error:
             raise ValueError(f"chebi20-mm: {zip_path} is not a zip file: {error}") from error
         self.members = defaultdict(list)
-        for info in self.zip.infolist():
-            match = _IMAGE.fullmatch(PurePosixPath(info.filename).name)
+        for info in self.zip.infolist():  # a zip made on Windows may use "\\" in member names
+            match = _IMAGE.fullmatch(PurePosixPath(info.filename.replace("\\", "/")).name)
             if match and not info.is_dir():
                 self.members[match.group(1)].append(info)
         self.cache = cache
@@ -75,11 +88,14 @@ class _Images:
         infos = self.members.get(cid, [])
         if len(infos) != 1:
             return None, f"image.zip holds {len(infos)} CID_{cid}.png files; the depiction is rendered"
+        info = infos[0]
+        if info.file_size > MAX_IMAGE_BYTES:
+            raise TooLarge(f"{info.filename} unpacks to {info.file_size} bytes, over {MAX_IMAGE_BYTES}")
         target = self.cache / f"CID_{cid}.png"  # our own name: member paths never reach the disk
-        if not (target.is_file() and target.stat().st_size == infos[0].file_size):
+        if not _same(target, info):
             partial = target.with_name(f".{target.name}.{socket.gethostname()}-{os.getpid()}.part")
             try:
-                with self.zip.open(infos[0]) as source, open(partial, "wb") as out:
+                with self.zip.open(info) as source, open(partial, "wb") as out:
                     while chunk := source.read(1 << 20):
                         out.write(chunk)
                 os.replace(partial, target)
@@ -88,8 +104,18 @@ class _Images:
         return str(target), None
 
 
+def _same(target: Path, info: zipfile.ZipInfo) -> bool:
+    """Whether the cached file is this member's content: size and CRC-32, since a cache
+    folder reused with another image.zip (or holding the user's own CID_<n>.png) has
+    same-sized pictures of other molecules."""
+    if not target.is_file() or target.stat().st_size != info.file_size:
+        return False
+    return zlib.crc32(target.read_bytes()) == info.CRC
+
+
 def _rows(path: Path):
-    with open(path, encoding="utf-8", newline="") as handle:
+    # utf-8-sig: a BOM is not part of "CID"; a non-UTF-8 byte is its row's failure
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header != HEADER:
@@ -133,19 +159,29 @@ def _row_items(split: str, key: str, cid: str, row: dict, tasks, image: Optional
                          answer=answers[task], image=image, properties=properties, extra=dict(extra))
 
 
+def _images(root: Path, image_dir) -> Optional[_Images]:
+    """The image.zip reader when ``image_dir`` is set. image_dir without image.zip is a
+    configuration error: every picture would silently be rendered instead."""
+    if image_dir is None or image_dir == "":
+        return None
+    if not isinstance(image_dir, str):
+        raise ValueError(f"chebi20-mm: option image_dir must be a folder path, got {image_dir!r}")
+    zip_path = root / "image.zip"
+    if not zip_path.is_file():
+        raise FileNotFoundError(f"chebi20-mm: image_dir is set but {zip_path} does not exist")
+    return _Images(zip_path, Path(image_dir))
+
+
 @register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"})
 def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("chebi20-mm", root, FILES, options.get("splits"))
-    tasks = options.get("tasks") or TASKS
-    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    tasks = option_list("chebi20-mm", "tasks", options.get("tasks")) or TASKS
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"chebi20-mm: unknown tasks {unknown}; choose from {list(TASKS)}")
     tasks = [t for t in TASKS if t in tasks]
-    zip_path = root / "image.zip"
-    use_zip = bool(options.get("image_dir")) and zip_path.is_file()
-    images = _Images(zip_path, Path(options["image_dir"])) if use_zip else None
+    images = _images(root, options.get("image_dir"))
     for split in splits:
         seen: Counter = Counter()
         for line, fields in _rows(root / FILES[split]):
@@ -153,8 +189,12 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
                 yield SourceError(f"chebi20-mm-{split}-{unique(seen, f'line{line}')}", "read",
                                   f"line {line}: {fields}")
                 continue
+            if any(undecodable(value) for value in fields):
+                yield SourceError(f"chebi20-mm-{split}-{unique(seen, f'line{line}')}", "read",
+                                  f"line {line}: bytes that are not UTF-8")
+                continue
             cid = fields[0].strip()
-            ok_cid = len(fields) == len(HEADER) and cid.isdigit()
+            ok_cid = len(fields) == len(HEADER) and cid.isascii() and cid.isdigit()
             key = unique(seen, cid if ok_cid else f"line{line}")  # a repeated CID: -2, -3 ...
             where = f"chebi20-mm-{split}-{key}"
             if len(fields) != len(HEADER):
@@ -169,7 +209,10 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
                 continue
             try:
                 image, note = images.get(cid) if images else (None, None)
-            except (zipfile.BadZipFile, zlib.error) as error:
+            except TooLarge as error:
+                yield SourceError(where, "image", f"CID_{cid}.png in image.zip refused: {error}")
+                continue
+            except MEMBER_ERRORS as error:
                 yield SourceError(where, "image", f"CID_{cid}.png in image.zip is damaged: {error}")
                 continue
             yield from _row_items(split, key, cid, row, tasks, image, note)

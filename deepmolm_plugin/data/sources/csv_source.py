@@ -36,12 +36,11 @@ from typing import Iterator, List, Tuple
 
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
-from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_reader
+from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_reader, undecodable
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 # A label as the answer writes it: evaluation (eval.metrics.numbers) must read it back the same.
-NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
@@ -143,15 +142,15 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
         header = next(reader, None)
         if not header:
             raise ValueError(f"csv: {path} is empty")
-        if any(NOT_UTF8.search(name) for name in header):
+        if any(map(undecodable, header)):
             raise ValueError(f"csv: {path}: the header is not UTF-8 text: {header}")
         columns = _columns("csv", header, options)
         at = {name: i for i, name in enumerate(header)}
         for index, fields in enumerate(csv_rows(reader)):
             if isinstance(fields, csv.Error):
                 yield SourceError(f"{path.stem}#{index}", "read", f"row {index} (line {reader.line_num}): {fields}")
-            elif any(NOT_UTF8.search(field) for field in fields):
-                bad = next(f for f in fields if NOT_UTF8.search(f)).encode("utf-8", "surrogateescape")
+            elif any(map(undecodable, fields)):
+                bad = next(f for f in fields if undecodable(f)).encode("utf-8", "surrogateescape")
                 yield SourceError(f"{path.stem}#{index}", "read",
                                   f"row {index} (line {reader.line_num}): not UTF-8 text: {bad!r}")
             elif fields:  # a blank line is not a row

@@ -50,7 +50,7 @@ from typing import Iterator, Optional
 import lmdb
 import numpy as np
 
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .base import MoleculeSpec, SourceError, SourceItem, option_list, register_reader, undecodable
 from .safe_pickle import safe_loads
 
 SPLITS = ("train", "valid", "test", "pretrain")
@@ -106,6 +106,17 @@ class _Lmdb:
                                  readahead=False, meminit=False)
         except lmdb.Error as error:
             raise ValueError(f"{path}: cannot open as an LMDB file: {error}") from error
+        self._check_length()
+
+    def _check_length(self) -> None:
+        """Refuse a file shorter than its own last page (a cut-off download or copy): LMDB
+        maps the file, and reading a page past its end is a SIGBUS that kills the process
+        with no message. LMDB never follows a page number past the last page."""
+        needed = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        size = self.path.stat().st_size
+        if size < needed:
+            self.env.close()
+            raise ValueError(f"{self.path}: truncated LMDB file ({size} bytes; its pages need {needed})")
 
     def get(self, key: str) -> Optional[bytes]:
         """The value of `key`; a damaged page on its way is that record's error."""
@@ -195,23 +206,31 @@ def _text(value, what: str) -> str:
 
 def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
     """(index, entry) of a JSON array, or of JSON lines (3D-MoLM loads both)."""
-    with open(path, encoding="utf-8") as handle:
+    # utf-8-sig: a BOM hid the "[" (every line became a failure); surrogateescape: a
+    # non-UTF-8 byte is its JSON line's failure; RecursionError: thousands of nested "["
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         head = handle.read(1024).lstrip()
         handle.seek(0)
         if head.startswith("["):
+            text = handle.read()
             try:
-                entries = json.load(handle)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: not valid JSON: {error}") from error
+                if undecodable(text):
+                    raise ValueError("bytes that are not UTF-8")
+                entries = json.loads(text)
+            except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+                raise ValueError(f"{path}: not valid UTF-8 JSON: {error}") from error
             yield from enumerate(entries)
             return
         for index, line in enumerate(handle):
             if not line.strip():
                 continue
             try:
-                yield index, json.loads(line)
-            except json.JSONDecodeError as error:
-                yield index, _Reject("read", f"line {index + 1}: not valid JSON: {error}")
+                if undecodable(line):
+                    raise ValueError("bytes that are not UTF-8")
+                entry = json.loads(line)
+            except (ValueError, RecursionError) as error:
+                entry = _Reject("read", f"line {index + 1}: not valid JSON: {error}")
+            yield index, entry
 
 
 def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: set,
@@ -261,6 +280,8 @@ def _captions(split: str, db: _Lmdb, field: str, ids: _Ids):
             record = _record(raw, cid, db)
             answer = _text(record.get(field), field)
             molecule = _spec(record, "coordinates", "smiles")
+            if "cid" in record and str(record["cid"]) != cid:  # as for the instruction items
+                raise _Reject("lookup", f"LMDB key {cid!r} holds CID {record['cid']!r}")
         except _Reject as reject:
             yield SourceError(id, reject.stage, reject.reason)
             continue
@@ -270,9 +291,9 @@ def _captions(split: str, db: _Lmdb, field: str, ids: _Ids):
 
 
 def _as_list(value, allowed: tuple, name: str) -> Optional[list]:
-    if value is None:
+    values = option_list("3d-moit", name, value)
+    if values is None:
         return None
-    values = [value] if isinstance(value, str) else list(value)
     unknown = [v for v in values if v not in allowed]
     if unknown:
         raise ValueError(f"3d-moit: unknown {name} {unknown}; choose from {list(allowed)}")

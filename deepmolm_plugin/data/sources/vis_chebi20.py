@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader
+from .base import MoleculeSpec, SourceError, SourceItem, option_bool, option_list, register_reader
 from .chebi20 import choose_splits, collapse_backslashes, unique
 
 TASK_NAMES = {
@@ -53,10 +53,17 @@ class _Reject(Exception):
         self.stage, self.reason = stage, reason
 
 
-def _turn(message) -> str:
+USER, ASSISTANT = ("user", "human"), ("assistant", "gpt")  # OpenAI and ShareGPT role names
+
+
+def _turn(message, roles: tuple) -> str:
     text = message.get("content", message.get("value")) if isinstance(message, dict) else None
     if not isinstance(text, str):
         raise _Reject("schema", "a message without text content")
+    # turns in the other order would make the question the answer
+    role = message.get("role", message.get("from"))
+    if role is not None and not (isinstance(role, str) and role.lower() in roles):
+        raise _Reject("schema", f"a turn with role {role!r} where {roles[0]!r} was expected")
     return text
 
 
@@ -65,7 +72,7 @@ def _parse(record) -> tuple[str, str, str, str]:
     if not isinstance(record, dict):
         raise _Reject("schema", f"record is a {type(record).__name__}, not an object")
     task, messages, images = record.get("task_name"), record.get("messages"), record.get("images")
-    if task not in TASK_NAMES:
+    if not isinstance(task, str) or task not in TASK_NAMES:  # a list or object is unhashable
         raise _Reject("schema", f"unknown task_name {task!r}")
     if not isinstance(messages, list) or len(messages) != 2:
         raise _Reject("schema", "expected messages = [user turn, answer]")
@@ -73,10 +80,10 @@ def _parse(record) -> tuple[str, str, str, str]:
         images = images[0]
     if not isinstance(images, str) or not images.strip():
         raise _Reject("schema", "expected images = one relative path")
-    answer = _turn(messages[1]).strip()
+    answer = _turn(messages[1], ASSISTANT).strip()
     if not answer:
         raise _Reject("answer", "blank answer")
-    prompt = _turn(messages[0]).replace("<image>", "").strip()
+    prompt = _turn(messages[0], USER).replace("<image>", "").strip()
     return task, images.strip(), prompt, answer
 
 
@@ -91,11 +98,12 @@ def smiles_from_answer(answer: str) -> Optional[str]:
 
 
 def _load(path: Path) -> list:
+    # utf-8-sig: json refuses a BOM; RecursionError: thousands of nested "[" in the file
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             records = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"vis-chebi20: {path} is not valid JSON: {error}") from error
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"vis-chebi20: {path} is not valid UTF-8 JSON: {error}") from error
     if not isinstance(records, list):
         raise ValueError(f"vis-chebi20: {path} must hold a JSON array of records")
     return records
@@ -153,12 +161,11 @@ def _id_base(split: str, record, index: int) -> tuple[str, Optional[str]]:
 def read_vis_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("vis-chebi20", root, FILES, options.get("splits"))
-    tasks = options.get("tasks") or list(TASK_NAMES.values())
-    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    tasks = option_list("vis-chebi20", "tasks", options.get("tasks")) or list(TASK_NAMES.values())
     unknown = [t for t in tasks if t not in TASK_NAMES.values()]
     if unknown:
         raise ValueError(f"vis-chebi20: unknown tasks {unknown}; choose from {list(TASK_NAMES.values())}")
-    keep_instruction = bool(options.get("source_instructions", False))
+    keep_instruction = option_bool("vis-chebi20", "source_instructions", options.get("source_instructions"), False)
 
     files = {s: _load(root / name) for s, name in FILES.items() if (root / name).is_file()}
     smiles_map = _smiles_map(files)

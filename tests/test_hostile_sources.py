@@ -1,0 +1,237 @@
+"""Hostile inputs for the chebi20, chebi20-mm, vis-chebi20 and 3d-moit readers.
+
+Each case crashed (a traceback or a SIGBUS), ended the whole read over one bad record, or
+silently gave something else (a truncated caption, another molecule's picture) before.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from deepmolm_plugin.data.sources import READERS, SourceError, chebi20_mm
+
+from test_sources import embedded, errors, items, read, vis_record, write_json, write_lmdb
+
+HEADER_TSV = b"CID\tSMILES\tdescription\n"
+
+
+# ---------------------------------------------------------------------------------------
+# chebi20
+
+
+def test_chebi20_lone_cr_bom_and_non_utf8(tmp_path):
+    body = (b"9\tCCO\tEthanol.\rA solvent.\r\n"      # a lone CR inside the description
+            b"10\tC\tM\xe9thane (latin-1).\n"        # not UTF-8: that line only
+            b"11\tCC\tEthane.\n")
+    (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbf" + HEADER_TSV + body)  # a BOM
+    out = read("chebi20", tmp_path)
+    got, bad = items(out), errors(out)
+    assert got["chebi20-train-9"].answer == "Ethanol.\rA solvent."  # not cut at the CR
+    assert got["chebi20-train-11"].answer == "Ethane."
+    assert bad["chebi20-train-line3"].stage == "read" and "not UTF-8" in bad["chebi20-train-line3"].reason
+    assert len(out) == 3
+
+
+def test_chebi20_unicode_digit_cid_is_not_a_cid(tmp_path):
+    (tmp_path / "train.txt").write_bytes(HEADER_TSV + "\u0663\tCCO\tEthanol.\n".encode())
+    [error] = read("chebi20", tmp_path)
+    assert isinstance(error, SourceError) and error.id == "chebi20-train-line2"
+
+
+# ---------------------------------------------------------------------------------------
+# chebi20-mm
+
+
+def write_mm(root, rows, raw_tail=b""):
+    with open(root / "train.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(chebi20_mm.HEADER)
+        writer.writerows(rows)
+    if raw_tail:
+        with open(root / "train.csv", "ab") as handle:
+            handle.write(raw_tail)
+
+
+def row(cid, smiles="CCO", text="Ethanol."):
+    return [cid, smiles, text, "20.2", "", "", "", ""]
+
+
+def test_chebi20_mm_bom_and_non_utf8_row(tmp_path):
+    write_mm(tmp_path, [row("9")], raw_tail=b"10,C,M\xe9thane.,0,,,,\n11,CC,Ethane.,0,,,,\n")
+    data = (tmp_path / "train.csv").read_bytes()
+    (tmp_path / "train.csv").write_bytes(b"\xef\xbb\xbf" + data)
+    out = read("chebi20-mm", tmp_path, tasks="description")
+    got, bad = items(out), errors(out)
+    assert set(got) == {"chebi20-mm-train-9-description", "chebi20-mm-train-11-description"}
+    assert bad["chebi20-mm-train-line3"].stage == "read" and "not UTF-8" in bad["chebi20-mm-train-line3"].reason
+
+
+def set_encrypted(path, name):
+    """Set the 'encrypted' flag of member `name` (zipfile cannot write encrypted zips)."""
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        while at >= 0:
+            header = data.find(name.encode(), at)
+            if header >= 0 and data.find(signature, at + 4, header) < 0:
+                data[at + offset] |= 1
+                break
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_chebi20_mm_encrypted_and_oversized_members(tmp_path, monkeypatch):
+    write_mm(tmp_path, [row("9"), row("10"), row("11")])
+    with zipfile.ZipFile(tmp_path / "image.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("img/CID_9.png", b"\x89PNG nine")
+        archive.writestr("img/CID_10.png", b"\x89PNG ten")
+        archive.writestr("img/CID_11.png", b"\0" * 5000)  # "a bomb": over the (lowered) cap
+    set_encrypted(tmp_path / "image.zip", "img/CID_10.png")
+    monkeypatch.setattr(chebi20_mm, "MAX_IMAGE_BYTES", 1000)
+    cache = tmp_path / "cache"
+    out = read("chebi20-mm", tmp_path, tasks="description", image_dir=str(cache))
+    got, bad = items(out), errors(out)
+    assert got["chebi20-mm-train-9-description"].image == str(cache / "CID_9.png")
+    assert bad["chebi20-mm-train-10"].stage == "image" and "encrypted" in bad["chebi20-mm-train-10"].reason
+    assert bad["chebi20-mm-train-11"].stage == "image" and "over 1000" in bad["chebi20-mm-train-11"].reason
+    assert sorted(p.name for p in cache.iterdir()) == ["CID_9.png"]  # nothing of the bomb written
+
+
+def test_chebi20_mm_cache_of_another_zip_is_not_reused(tmp_path):
+    write_mm(tmp_path, [row("9")])
+    cache = tmp_path / "cache"
+    for picture in (b"\x89PNG old!", b"\x89PNG new!"):  # same size, other content
+        with zipfile.ZipFile(tmp_path / "image.zip", "w") as archive:
+            archive.writestr("CID_9.png", picture)
+        [item] = read("chebi20-mm", tmp_path, tasks="description", image_dir=str(cache))
+        assert open(item.image, "rb").read() == picture
+
+
+def test_chebi20_mm_windows_member_names(tmp_path):
+    write_mm(tmp_path, [row("9")])
+    with zipfile.ZipFile(tmp_path / "image.zip", "w") as archive:
+        archive.writestr("image\\CID_9.png", b"\x89PNG nine")
+    [item] = read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache"))
+    assert item.image == str(tmp_path / "cache" / "CID_9.png")
+
+
+def test_chebi20_mm_image_dir_without_zip_or_not_a_path(tmp_path):
+    write_mm(tmp_path, [row("9")])
+    with pytest.raises(FileNotFoundError, match="image.zip"):
+        read("chebi20-mm", tmp_path, image_dir=str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="image_dir"):
+        read("chebi20-mm", tmp_path, image_dir=5)
+
+
+# ---------------------------------------------------------------------------------------
+# options of the wrong type (what --option KEY=VALUE gives after json.loads)
+
+
+@pytest.mark.parametrize("fmt,options", [
+    ("chebi20", {"splits": 1}), ("chebi20-mm", {"tasks": 1}), ("chebi20-mm", {"splits": {"train": 1}}),
+    ("vis-chebi20", {"tasks": 1}), ("vis-chebi20", {"source_instructions": "maybe"}),
+    ("3d-moit", {"include": 1}), ("3d-moit", {"splits": True}),
+])
+def test_options_of_the_wrong_type_are_config_errors(tmp_path, fmt, options):
+    (tmp_path / "train.txt").write_bytes(HEADER_TSV)  # an input each reader accepts
+    write_mm(tmp_path, [])
+    write_json(tmp_path / "train.json", [])
+    (tmp_path / "pubchem" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match="option|must be"):
+        list(READERS[fmt](str(tmp_path), options))
+
+
+def test_a_split_named_twice_is_read_once(tmp_path):
+    (tmp_path / "train.txt").write_bytes(HEADER_TSV + b"9\tCCO\tEthanol.\n")
+    assert [o.id for o in read("chebi20", tmp_path, splits=["train", "train"])] == ["chebi20-train-9"]
+
+
+# ---------------------------------------------------------------------------------------
+# vis-chebi20
+
+
+@pytest.fixture
+def vis_root(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "1.png").write_bytes(b"\x89PNG fake")
+    return tmp_path
+
+
+def test_vis_unhashable_task_name_and_reversed_turns(vis_root):
+    reversed_turns = vis_record("trans_iupac", "imgs/1.png", "IUPAC name?", "ethanol")
+    reversed_turns["messages"].reverse()
+    write_json(vis_root / "train.json", [
+        vis_record("trans_smiles", "imgs/1.png", "SMILES?", "The SMILES is CCO."),
+        dict(vis_record("general_desp", "imgs/1.png", "Describe.", "Ethanol."), task_name=["general_desp"]),
+        reversed_turns,
+    ])
+    out = read("vis-chebi20", vis_root)
+    got, bad = items(out), errors(out)
+    assert list(got) == ["vis-chebi20-train-1-smiles"]
+    assert bad["vis-chebi20-train-1-unknown"].stage == "schema"  # the list task_name
+    assert "where 'assistant' was expected" in bad["vis-chebi20-train-1-iupac_naming"].reason
+    # ShareGPT turns in the right order are fine
+    sharegpt = {"messages": [{"from": "human", "value": "<image>Name?"}, {"from": "gpt", "value": "ethanol"}],
+                "images": ["imgs/1.png"], "task_name": "trans_iupac"}
+    write_json(vis_root / "train.json", [vis_record("trans_smiles", "imgs/1.png", "S?", "CCO"), sharegpt])
+    assert items(read("vis-chebi20", vis_root))["vis-chebi20-train-1-iupac_naming"].answer == "ethanol"
+
+
+def test_vis_bom_deep_json_and_bool_words(vis_root):
+    records = [vis_record("trans_smiles", "imgs/1.png", "SMILES?", "The SMILES is CCO.")]
+    (vis_root / "train.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(records).encode())
+    [item] = read("vis-chebi20", vis_root, source_instructions="False")
+    assert item.instruction is None  # bool("False") was True
+    assert read("vis-chebi20", vis_root, source_instructions="true")[0].instruction == "SMILES?"
+    (vis_root / "train.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="train.json"):
+        read("vis-chebi20", vis_root)
+
+
+# ---------------------------------------------------------------------------------------
+# 3d-moit
+
+
+def moit_record(cid):
+    _, atoms, coords = embedded("CCO")
+    return {"cid": cid, "smiles": "CCO", "atoms": atoms, "coordinates": [coords], "description": "Ethanol " * 300}
+
+
+def test_moit_truncated_lmdb_is_refused_not_sigbus(tmp_path):
+    db = tmp_path / "pubchem/train/3d-pubchem.lmdb"
+    write_lmdb(db, {str(i): moit_record(str(i)) for i in range(1, 300)}, protocol=4)
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+    code = ("import sys; sys.path.insert(0, 'tests'); from test_sources import read\n"
+            f"try:\n    read('3d-moit', {str(tmp_path)!r}, tasks='Caption')\n"
+            "except ValueError as e:\n    print('REFUSED', e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])  # -7 was SIGBUS
+    assert "REFUSED" in done.stdout and "truncated LMDB" in done.stdout
+
+
+def test_moit_json_bom_bad_lines_and_caption_cid(tmp_path):
+    folder = tmp_path / "pubchem/train"
+    write_lmdb(folder / "3d-pubchem.lmdb", {"702": moit_record("702"), "703": moit_record("180")}, protocol=4)
+    entry = {"instruction": "MW?", "input": "702", "output": "46.07", "task": "Molecular Weight"}
+    (folder / "2d_computed_properties.json").write_bytes(b"\xef\xbb\xbf" + json.dumps([entry]).encode())
+    lines = [json.dumps(dict(entry, task="Description", output="An alcohol.")).encode(),
+             b'{"instruction": "\xff", "input": "702", "output": "x", "task": "Description"}',
+             b"[" * 50000 + b"]" * 50000]
+    (folder / "2d_descriptive_properties.json").write_bytes(b"\n".join(lines) + b"\n")
+    out = read("3d-moit", tmp_path)
+    got, bad = items(out), errors(out)
+    assert got["pubchem-train-702-molecular-weight"].properties == {"Molecular Weight": 46.07}
+    assert got["pubchem-train-702-description"].answer == "An alcohol."
+    assert "not UTF-8" in bad["pubchem-train-2d_descriptive_properties#1"].reason
+    assert bad["pubchem-train-2d_descriptive_properties#2"].stage == "read"
+    assert bad["pubchem-train-703-caption"].stage == "lookup"  # key 703 holds CID 180
+    assert "pubchem-train-702-caption" in got
+    assert len(out) == 6
+    (folder / "2d_computed_properties.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="not valid UTF-8 JSON"):
+        read("3d-moit", tmp_path)
