@@ -16,6 +16,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 ERROR_CAPSIZE = 4  # points: the caps of error bars
+# Largest |value| a parity plot places: beyond ~1.6e308 the padded limits, or matplotlib's
+# tick steps, overflow to inf and drawing fails (ValueError / OverflowError at save).
+MAX_DRAWABLE = 1e300
 
 
 def pyplot():
@@ -73,8 +76,13 @@ def parity(ax, series: Sequence[tuple], *, size: float, alpha: float, linewidth:
     (an empty one still takes its colour of the cycle, so a seed keeps its colour). The
     diagonal spans the smallest to the largest value of all points; with `pad` (a fraction
     of that range, +-1 when the range is 0) it is extended by that margin on both ends and
-    both axes are limited to it, so the plot is square in data units."""
+    both axes are limited to it, so the plot is square in data units. A value beyond
+    +-MAX_DRAWABLE (or not finite) is a ValueError: the caller leaves it out and says so."""
     points = [np.asarray(v, dtype=float).ravel() for x, y, _ in series for v in (x, y)]
+    beyond = [v for p in points for v in p[~drawable(p)]]
+    if beyond:
+        raise ValueError(f"parity plot: {len(beyond)} value(s) beyond +-{MAX_DRAWABLE:g} (e.g. {beyond[0]:g}), "
+                         "more than matplotlib can lay out on an axis")
     for x, y, label in series:
         ax.scatter(x, y, s=size, alpha=alpha, **({} if label is None else {"label": label}))
     points = np.concatenate(points) if points else np.zeros(0)
@@ -88,6 +96,12 @@ def parity(ax, series: Sequence[tuple], *, size: float, alpha: float, linewidth:
     if pad is not None:
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
+
+
+def drawable(values) -> np.ndarray:
+    """Mask of the values a parity plot can place (finite, within +-MAX_DRAWABLE)."""
+    values = np.asarray(values, dtype=float)
+    return np.isfinite(values) & (np.abs(values) <= MAX_DRAWABLE)
 
 
 def learning_curves(loss_ax, metric_ax, runs: Sequence[tuple]) -> None:

@@ -18,12 +18,19 @@ TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties
 
 
 def fmt(value, digits: int = 2) -> str:
-    """A table cell: floats to `digits` decimals, a missing value as an en dash."""
+    """A table cell: floats to `digits` decimals (from 1e9 on in scientific notation: the
+    MAE of an answer of 1e300 would be a 300-digit cell), a missing value as an en dash."""
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.{digits}e}" if abs(value) >= 1e9 else f"{value:.{digits}f}"
     return str(value)
+
+
+def cell(text: str) -> str:
+    """Text as one table cell: a `|` would start a new column and a line break end the row
+    (task names are free text in the question file)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def markdown(report: dict) -> str:
@@ -41,6 +48,6 @@ def markdown(report: dict) -> str:
                   "|---|---:|" + "|".join("---" if key == "unit" else "---:" for _, key in columns) + "|"]
         for task, result in tasks:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
-            lines.append(f"| {task} | {result['n']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -4,15 +4,22 @@
 - `metrics.md`: markdown tables, one per kind of task (`markdown.markdown`);
 - `per_question.jsonl`: each question's prediction, reference and what was parsed;
 - `plots/`: `text_metrics.png` (bar chart of the text metrics per text/IUPAC task) and
-  `parity_<task>.png` per property task (predicted vs reference, valid answers only).
+  `parity_<task>.png` per property task (predicted vs reference, valid answers only; the
+  task name made file-safe, with a hash of the name when two tasks would share a file:
+  `a/b` and `a b`). Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
+  such an axis) are left out of the plot, and its title says how many.
+
+A rerun into the same folder first removes the figures an earlier report wrote there
+(`text_metrics.png`, `parity_*.png`), so `plots/` never mixes two runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 from .. import plots as draw
 from .markdown import TABLES, fmt, markdown
@@ -25,10 +32,32 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "task"
 
 
+def _file_names(tasks: List[str]) -> Dict[str, str]:
+    """{task: file name part}, unique even case-insensitively (macOS, Windows): a name that
+    another task already has gets the first 8 hex digits of its task name's SHA-1."""
+    names, taken = {}, set()
+    for task in tasks:
+        name = _safe(task)
+        if name.lower() in taken:
+            name = f"{name}-{hashlib.sha1(task.encode()).hexdigest()[:8]}"
+        taken.add(name.lower())
+        names[task] = name
+    return names
+
+
+def remove_stale(folder: Path) -> None:
+    """Delete the figures an earlier report wrote in `folder`: a task of that run that this
+    one lacks would otherwise keep its parity plot beside the new ones."""
+    if folder.is_dir():
+        for path in [folder / "text_metrics.png", *folder.glob("parity_*.png")]:
+            path.unlink(missing_ok=True)
+
+
 def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
     """The figures of a report in `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    names = _file_names([t for t, r in report["tasks"].items() if r["kind"] == "property"])
     text_tasks = [(t, r) for t, r in report["tasks"].items() if r["kind"] in ("text", "iupac")]
     if text_tasks:
         keys = [k for _, k in TABLES["text"]]
@@ -44,14 +73,18 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
         if result["kind"] != "property":
             continue
         pairs = [(r["reference_value"], r["value"]) for r in rows if r["task"] == task and r["valid"]]
+        shown = [p for p in pairs if draw.drawable(p).all()]  # 1e308 for a property without a range
         fig, (ax,) = draw.panels(1, figsize=(4.5, 4.5))
-        draw.parity(ax, [(*zip(*pairs), None)] if pairs else [], size=12, alpha=0.7, linewidth=1, pad=0.05)
+        draw.parity(ax, [(*zip(*shown), None)] if shown else [], size=12, alpha=0.7, linewidth=1, pad=0.05)
         m = result["metrics"]
         unit = f" ({m['unit']})" if m.get("unit") else ""
         ax.set_xlabel(f"reference{unit}")
         ax.set_ylabel(f"predicted{unit}")
-        ax.set_title(f"{task}: MAE {fmt(m.get('mae'))}, valid {fmt(m.get('valid_ratio'), 1)}%", fontsize="medium")
-        written.append(draw.save(fig, folder / f"parity_{_safe(task)}.png", DPI))
+        left_out = len(pairs) - len(shown)
+        note = f"\n{left_out} beyond ±{draw.MAX_DRAWABLE:g} not drawn" if left_out else ""
+        ax.set_title(f"{task}: MAE {fmt(m.get('mae'))}, valid {fmt(m.get('valid_ratio'), 1)}%{note}",
+                     fontsize="medium")
+        written.append(draw.save(fig, folder / f"parity_{names[task]}.png", DPI))
     return written
 
 
@@ -59,6 +92,7 @@ def write_outputs(report: dict, rows: List[dict], out: Path, make_plots: bool = 
     """All the files in `out` (the figures unless `make_plots` is False, their paths then
     listed in the report's `plots`); returns the markdown tables."""
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale(out / "plots")  # also with make_plots False: old figures would not match metrics.json
     if make_plots:
         report["plots"] = [str(p.relative_to(out)) for p in plots(report, rows, out / "plots")]
     (out / "metrics.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -58,6 +58,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv=None) -> None:
+    from .metrics.text import TextTooLong
     from .metrics.wordnet import WordNetMissing
 
     parser = build_parser()
@@ -70,7 +71,7 @@ def main(argv=None) -> None:
     try:
         report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data)
         table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)
-    except (ReportError, WordNetMissing) as e:
+    except (ReportError, WordNetMissing, TextTooLong) as e:
         raise SystemExit(f"error: {e}") from e
     print(table)
     print(f"\nwrote {Path(args.out) / 'metrics.json'}", file=sys.stderr)

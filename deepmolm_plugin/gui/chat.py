@@ -9,6 +9,12 @@ produced (special tokens dropped), so later turns see the history as it was said
 `generate` gets the molecule's `molecule_fp` (1, atoms, levels) as its explicit argument,
 the image inputs in the model's dtype (and the tiles in tiles mode), and a transformers
 `TextIteratorStreamer`; it runs in a worker thread while the caller yields the text.
+
+A prompt longer than the model's context (`tokenizer_model_max_length` in its config, the
+training `--model_max_length`), counting the image's LLM positions, is a ValueError before
+`generate`: the host's `prepare_inputs_labels_for_multimodal` silently cuts the sequence
+at that length, from the end, so the model would continue the history with the new
+question and the assistant's turn cut off.
 """
 
 from __future__ import annotations
@@ -51,11 +57,27 @@ def sampling_kwargs(temperature: float, max_new_tokens: int) -> dict:
     about), sampling otherwise."""
     if max_new_tokens < 1:
         raise ValueError(f"max new tokens must be at least 1, got {max_new_tokens}")
-    if temperature < 0:
+    if not temperature >= 0:  # also NaN, which every comparison fails
         raise ValueError(f"temperature must be at least 0, got {temperature}")
     if temperature == 0:
         return {"do_sample": False, "max_new_tokens": int(max_new_tokens)}
     return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": int(max_new_tokens)}
+
+
+def check_context(session, molecule, input_ids) -> None:
+    """ValueError when the prompt takes more LLM positions than the model's context (the
+    host would cut it from the end: module docstring). No limit in the config, no cut."""
+    from llava.constants import IMAGE_TOKEN_INDEX
+
+    limit = getattr(session.model.config, "tokenizer_model_max_length", None)
+    if limit is None:
+        return
+    text = int((input_ids != IMAGE_TOKEN_INDEX).sum())
+    image = session.image_processor.num_llm_positions(molecule.views.image_size)
+    if text + image > limit:
+        raise ValueError(f"the conversation is {text + image} positions long ({text} text tokens + {image} for the "
+                         f"image), more than this model's context of {limit}: the end, with your question, would "
+                         "be cut off. Clear the chat or ask a shorter question.")
 
 
 def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_new_tokens: int) -> Iterator[str]:
@@ -81,6 +103,7 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
     prompt = build_prompt(session.conv_mode, turns, im_start_end=bool(getattr(model.config, "mm_use_im_start_end",
                                                                                 False)))
     input_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
+    check_context(session, molecule, input_ids)
     input_ids = input_ids.unsqueeze(0).to(model.device)  # (1, T)
     # `generate` returns the new tokens only (the prompt goes in as embeddings), so the
     # host's stop criterion counts from an empty prompt.

@@ -15,7 +15,9 @@ SMILES (`smiles_metrics(preds, refs)`), after `extract_smiles` on both sides:
   differently). Scores in [0, 1] are reported x100, like every other score here.
 
 A pair whose reference SMILES does not parse is left out of every score and counted
-(`n_invalid_references`): it is a data problem, not a model error.
+(`n_invalid_references`): it is a data problem, not a model error. A SMILES of more than
+`MAX_ATOMS` atoms counts as not parsing: RDKit's canonical writer recurses once per atom of
+a chain and overflows the C stack (a segmentation fault, no Python error) near 19,000.
 
 `extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
 "SMILES: X", "SMILES of the molecule = X", case-insensitive), the first whitespace-free run
@@ -27,8 +29,9 @@ guessed out of prose). Surrounding quotes/backticks and trailing `.`, `,`, `;` a
 IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" or
 "IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
 quotes and a final period; exact_match (x100) compares these strings exactly (case
-matters: `(2r)` and `(2R)` are different descriptors), and the text metrics
-(`metrics.text`) are computed on them.
+matters: `(2r)` and `(2R)` are different descriptors; an empty name matches nothing, so
+an empty answer to an empty reference is no hit), and the text metrics (`metrics.text`)
+are computed on them. Empty reference names are counted (`n_empty_references`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from typing import Dict, List, Optional, Sequence
 
 SCALE = 100.0
 MORGAN_RADIUS, MORGAN_BITS = 2, 2048
+# Atoms of the largest molecule scored: far above any small molecule or peptide in the
+# data, far below the ~19,000-atom chain whose MolToSmiles kills the process (8 MB stack).
+MAX_ATOMS = 5000
 
 _SMILES_NAMED = re.compile(r"\bSMILES\b[^:=\n]*?(?:\bis\b|:|=)\s*(?P<smiles>\S+)", re.IGNORECASE)
 _IUPAC_NAMED = re.compile(r"\bIUPAC\s+name\b[^:\n]*?(?:\bis\b|:)\s*(?P<name>[^\n]+)", re.IGNORECASE)
@@ -72,14 +78,14 @@ def extract_iupac(text: str) -> str:
 
 
 def mol_from_smiles(smiles: str):
-    """An RDKit molecule with at least one atom, or None (RDKit's parse errors silenced)."""
+    """An RDKit molecule with 1 to MAX_ATOMS atoms, or None (RDKit's parse errors silenced)."""
     from rdkit import Chem, rdBase
 
     if not smiles or any(c.isspace() for c in smiles):
         return None
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(smiles)
-    return mol if mol is not None and mol.GetNumAtoms() > 0 else None
+    return mol if mol is not None and 0 < mol.GetNumAtoms() <= MAX_ATOMS else None
 
 
 def canonical_smiles(smiles: str) -> Optional[str]:
@@ -142,7 +148,10 @@ def iupac_metrics(preds: Sequence[str], refs: Sequence[str], tokenizer=None, wor
     targets = [extract_iupac(r) for r in refs]
     result: Dict[str, object] = {
         "n": len(names),
-        "exact_match": SCALE * sum(a == b for a, b in zip(names, targets)) / len(names) if names else None,
+        # `a and`: an empty answer to an empty reference (a data problem) is not a right name
+        "exact_match": SCALE * sum(bool(a) and a == b for a, b in zip(names, targets)) / len(names)
+        if names else None,
+        "n_empty_references": sum(not b for b in targets),
     }
     result.update(text_metrics(names, targets, tokenizer=tokenizer, wordnet=wordnet, nltk_data=nltk_data))
     return result

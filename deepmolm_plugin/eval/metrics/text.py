@@ -26,6 +26,11 @@ are only compared when computed with the same one. Tokenizers (`TOKENIZERS`):
 - `hf:<folder>`: a Hugging Face tokenizer's `tokenize()` (no special tokens), loaded from a
   local folder only, e.g. SciBERT's uncased vocabulary to reproduce MolT5-style numbers.
   It is recorded by that name; results are comparable only for the same folder.
+
+A text of more than `MAX_TOKENS` tokens is refused (`TextTooLong`, naming the text):
+rouge_score's ROUGE-L keeps the whole LCS table in Python lists, len(hyp) x len(ref)
+cells, so two 100,000-token texts need about 10^10 cells (the process is killed for
+memory after minutes); 10,000 tokens take about 40 s and 1.5 GB per pair.
 """
 
 from __future__ import annotations
@@ -44,8 +49,13 @@ BLEU2_WEIGHTS = (0.5, 0.5)
 BLEU4_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 METRIC_NAMES = ("bleu2", "bleu4", "rouge1", "rouge2", "rougeL", "meteor")
+MAX_TOKENS = 10_000  # per text: ROUGE-L's LCS table is quadratic (module docstring)
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+class TextTooLong(ValueError):
+    """A hypothesis or reference longer than MAX_TOKENS tokens."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,15 @@ def meteor(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]], wor
     return SCALE * total / len(hyp_tokens)
 
 
+def check_lengths(token_lists: Sequence[List[str]], what: str) -> None:
+    """TextTooLong for the first text over MAX_TOKENS, before any metric allocates its table."""
+    for k, tokens in enumerate(token_lists):
+        if len(tokens) > MAX_TOKENS:
+            raise TextTooLong(f"{what} {k + 1} of {len(token_lists)} has {len(tokens)} tokens, more than the "
+                              f"{MAX_TOKENS} the text metrics take (ROUGE-L's LCS table grows with the product "
+                              f"of the lengths): {' '.join(tokens[:8])} ...")
+
+
 def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str, Tokenizer, None] = None,
                  wordnet=None, nltk_data=None) -> Dict[str, object]:
     """BLEU-2/4, ROUGE-1/2/L F1 and METEOR, x100, of hypotheses against one reference each.
@@ -193,6 +212,8 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
         wordnet = load_wordnet(nltk_data)  # first: a missing WordNet fails before any work
     hyp_tokens = tokenize_all(hyps, tok)
     ref_tokens = tokenize_all(refs, tok)
+    check_lengths(hyp_tokens, "answer")
+    check_lengths(ref_tokens, "reference")
     result: Dict[str, object] = {}
     result.update(bleu(hyp_tokens, ref_tokens))
     result.update(rouge(hyp_tokens, ref_tokens))
