@@ -256,3 +256,10 @@ def test_a_uint64_sidecar_is_refused_not_read_as_padding(tmp_path):
         SidecarFiles(str(tmp_path)).rows(reference("fp.npy", 0, 1), 4)
     np.save(tmp_path / "ok.npy", np.array([[4, 5, 6, 7]], dtype=np.uint32))  # fits int64: read as is
     assert SidecarFiles(str(tmp_path)).rows(reference("ok.npy", 0, 1), 4).tolist() == [[4, 5, 6, 7]]
+
+
+def test_fingerprint_out_on_a_full_disk_stops_with_one_line(capsys):
+    assert fingerprint_main(["--smiles", "CCO", "CCN", "--out", "/dev/full", "--no-progress"]) == 1  # Linux's full disk
+    err = capsys.readouterr().err
+    assert "cannot write --out /dev/full: No space left on device (after 2 records); stopped" in err
+    assert "Traceback" not in err

@@ -9,7 +9,9 @@ JSONL line if asked, and for ``deepmolm-fingerprint`` an output line with ``erro
 and ``molecule_fp`` null), keep going, and exit 1 if any record failed (0 otherwise,
 2 for usage errors: one line, before any record is read, e.g. an ``--out`` or
 ``--failures`` file in a folder that does not exist, an ``--out`` folder that is a file,
-``--size`` below 16 or above 8192). A tqdm progress bar goes to stderr.
+``--size`` below 16 or above 8192). An output that cannot be written any more (stdout
+closed by ``| head``, ``--out`` on a full disk) stops with one line and exit 1. A tqdm
+progress bar goes to stderr.
 
 Work per record is bounded, so one huge molecule cannot stall a batch: ``--max-atoms``
 (default 256 heavy atoms, ``none`` lifts it) fails a larger record before any conformer
@@ -208,10 +210,27 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         if out is not sys.stdout:
             raise
         return _stdout_closed(parser.prog, report)
+    except OSError as error:  # the --out file's disk is full (or its device failed)
+        if out is sys.stdout:
+            raise
+        return _out_failed(parser.prog, args.out, error, out, report)
     finally:
-        if out is not sys.stdout:
+        if out is not sys.stdout and not out.closed:
             out.close()
     return report.close("fingerprinted")
+
+
+def _out_failed(prog: str, path: str, error: OSError, out, report: _Reporter) -> int:
+    """--out could not be written: stop with one line naming the file and the reason
+    instead of a traceback (twice: closing the file retries the failed write); exit 1."""
+    try:
+        out.close()
+    except OSError:  # the same failed write, retried by close: reported once, below
+        pass
+    report.close("fingerprinted")
+    print(f"{prog}: cannot write --out {path}: {error.strerror or error} (after {report.done} records); "
+          "stopped", file=sys.stderr)
+    return 1
 
 
 def _stdout_closed(prog: str, report: _Reporter) -> int:
