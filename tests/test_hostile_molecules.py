@@ -263,3 +263,30 @@ def test_fingerprint_out_on_a_full_disk_stops_with_one_line(capsys):
     err = capsys.readouterr().err
     assert "cannot write --out /dev/full: No space left on device (after 2 records); stopped" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda pos: pos.__setitem__(2, pos[2] + 9999.0), "bond C1-O2 is 1.73e+04 A long"),  # one atom thrown away
+    (lambda pos: pos.__imul__(0.1), "x the sum of their covalent radii: the coordinates do not fit"),  # nanometres
+    (lambda pos: pos.__imul__(1.8897), "are the coordinates in angstrom"),             # bohr: all bonds scaled
+])
+def test_a_3d_file_whose_coordinates_do_not_fit_its_bonds_is_an_error(tmp_path, edit, message):
+    from rdkit.Geometry import Point3D
+
+    mol = molecule_from_smiles("CCO", "ethanol").mol
+    conf = mol.GetConformer()
+    pos = conf.GetPositions()
+    edit(pos)
+    for i, (x, y, z) in enumerate(pos):
+        conf.SetAtomPosition(i, Point3D(x, y, z))
+    path = tmp_path / "ethanol.sdf"
+    path.write_text(Chem.MolToMolBlock(mol) + "$$$$\n")
+    (item,) = list(read_structures(path, policy="from-file"))
+    assert isinstance(item, MoleculeError) and message in item.reason, item
+
+
+def test_a_3d_file_with_real_bond_lengths_passes(tmp_path, ethanol_block):
+    path = tmp_path / "ethanol.sdf"
+    path.write_text(ethanol_block + "$$$$\n")
+    (item,) = list(read_structures(path, policy="from-file"))
+    assert not isinstance(item, Exception) and item.mol.GetNumHeavyAtoms() == 3

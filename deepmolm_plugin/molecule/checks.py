@@ -3,7 +3,11 @@
 Each check raises ``MoleculeError`` naming the molecule and the reason; none repairs
 anything. A record fails on: no atoms, dummy/query atoms (atomic number 0, which E3FP
 would silently skip), non-finite coordinates, overlapping atoms (closer than ``OVERLAP``
-= 0.01 angstrom). Valence errors come from ``sanitize.sanitize``. ``conformer_is_3d`` is
+= 0.01 angstrom), and a file's 3D conformer whose bonds do not fit its coordinates
+(``check_bond_lengths``: a bond far longer or shorter than its atoms' covalent radii allow,
+or every bond scaled, as by coordinates in nanometres or bohr; E3FP's shells are spheres
+in angstrom, so such a fingerprint would describe another geometry). Valence errors come
+from ``sanitize.sanitize``. ``conformer_is_3d`` is
 the one place that decides whether a conformer is 3D or a 2D depiction.
 """
 
@@ -17,6 +21,7 @@ from .errors import MoleculeError
 __all__ = [
     "OVERLAP",
     "check_atoms",
+    "check_bond_lengths",
     "check_coordinates",
     "check_finite",
     "conformer_is_3d",
@@ -24,6 +29,12 @@ __all__ = [
 ]
 
 OVERLAP = 0.01  # angstrom: two atoms closer than this are a broken structure
+# A bond's length over the sum of its atoms' covalent radii (Cordero's, RDKit's table): real
+# bonds lie within about 0.77 (triple bonds) to 1.2 (H-H, long metal bonds). Any bond outside
+# BOND_RATIO is not a bond; a median outside MEDIAN_BOND_RATIO means the unit is not the
+# angstrom (nanometres give ~0.1, bohr ~1.9).
+BOND_RATIO = (0.5, 2.5)
+MEDIAN_BOND_RATIO = (0.7, 1.4)
 
 
 def check_finite(positions: np.ndarray, id: str) -> None:
@@ -83,3 +94,26 @@ def has_3d_conformer(mol: Chem.Mol) -> bool:
     """A conformer exists and ``conformer_is_3d`` accepts it."""
     return mol.GetNumConformers() > 0 and conformer_is_3d(mol)
 
+
+
+def check_bond_lengths(mol: Chem.Mol, id: str) -> None:
+    """Raise ``MoleculeError`` when the conformer's geometry does not fit the bonds (see
+    ``BOND_RATIO``): naming the first bad bond, or the median scale of all of them."""
+    if mol.GetNumBonds() == 0 or mol.GetNumConformers() == 0:
+        return
+    positions = mol.GetConformer().GetPositions()  # [N, 3] angstrom
+    radius = Chem.GetPeriodicTable().GetRcovalent
+    ratios = []
+    for bond in mol.GetBonds():
+        a, b = bond.GetBeginAtom(), bond.GetEndAtom()
+        length = float(np.linalg.norm(positions[a.GetIdx()] - positions[b.GetIdx()]))
+        ratio = length / (radius(a.GetAtomicNum()) + radius(b.GetAtomicNum()))
+        if not BOND_RATIO[0] <= ratio <= BOND_RATIO[1]:
+            raise MoleculeError(id, f"bond {a.GetSymbol()}{a.GetIdx()}-{b.GetSymbol()}{b.GetIdx()} is {length:.3g} A "
+                                    f"long, {ratio:.2f} x the sum of their covalent radii: the coordinates do not "
+                                    "fit the bonds")
+        ratios.append(ratio)
+    median = float(np.median(ratios))
+    if not MEDIAN_BOND_RATIO[0] <= median <= MEDIAN_BOND_RATIO[1]:
+        raise MoleculeError(id, f"the bonds are {median:.2f} x their covalent length on median: are the "
+                                "coordinates in angstrom? (nanometres give about 0.1, bohr about 1.9)")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .checks import check_coordinates, has_3d_conformer
+from .checks import check_bond_lengths, check_coordinates, has_3d_conformer
 from .conformer import check_limits, generate_conformer
 from .errors import MoleculeError
 
@@ -104,6 +104,7 @@ def apply_3d_policy(mol: Chem.Mol, id: str, notes: list[str], *, policy: str,
                 "as 3D; use policy 'auto' or 'generate'",
             )
         check_coordinates(mol.GetConformer().GetPositions(), id)
+        check_bond_lengths(mol, id)
         return mol, "file"
     if policy == "auto":
         notes.append(
