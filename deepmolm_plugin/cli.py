@@ -197,16 +197,16 @@ def readable_image(path: str, option: str) -> None:
 def refuse_image_placeholder(host_input):
     """The host CLI's `input`, asking again when a question holds the image placeholder: the
     host would add a second image slot for the one image and fail with an IndexError."""
-    from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_TOKEN
+    from deepmolm_plugin.data.prompts import typed_placeholder
 
     @functools.wraps(host_input)
     def ask(prompt=""):
         while True:
             text = host_input(prompt)
-            typed = [t for t in (DEFAULT_IMAGE_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IM_END_TOKEN) if t in text]
+            typed = typed_placeholder(text)
             if not typed:
                 return text
-            print(f"error: the question contains {typed[0]!r}, the image placeholder: the image is already "
+            print(f"error: the question contains {typed!r}, the image placeholder: the image is already "
                   "given once; write it another way", file=sys.stderr)
 
     return ask

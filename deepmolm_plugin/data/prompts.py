@@ -25,6 +25,9 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 IMAGE_TOKEN = "<image>"  # llava.constants.DEFAULT_IMAGE_TOKEN, spelled here to stay import-light
+# IMAGE_TOKEN and llava's DEFAULT_IM_START_TOKEN / DEFAULT_IM_END_TOKEN: typed in a user's
+# question, each becomes a second image slot for the one image (chat, GUI, eval questions)
+IMAGE_PLACEHOLDERS = (IMAGE_TOKEN, "<im_start>", "<im_end>")
 PROPERTY_PREFIX = "property:"
 PROPERTY_INSTRUCTION = "What is the {name} of this molecule?"
 PROPERTY_ANSWER = "The {name} is {value}."
@@ -93,3 +96,9 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     if not isinstance(answer, str) or not answer.strip():
         raise ValueError(f"empty answer {answer!r}")
     return [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"}, {"from": "gpt", "value": answer}]
+
+
+def typed_placeholder(question: str) -> Optional[str]:
+    """The first image placeholder a user's question holds (see IMAGE_PLACEHOLDERS), else None:
+    the image is given once, before the first question, and the model's inputs must match it."""
+    return next((token for token in IMAGE_PLACEHOLDERS if token in question), None)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 
 from ..molecule.inputs import InputError, has_molecule
+from .prompts import IMAGE_TOKEN as IMAGE_PLACEHOLDER
 
 RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
-IMAGE_PLACEHOLDER = "<image>"  # llava.constants.DEFAULT_IMAGE_TOKEN (the host is not imported here)
 ROLES = ("human", "gpt")
 
 __all__ = ["RecordError", "check_heavy_atoms", "check_record", "check_records", "has_molecule", "record_id"]

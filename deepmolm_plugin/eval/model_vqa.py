@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
 from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules, tile_arguments, without_sampling_flags
+from ..data.prompts import typed_placeholder
 from ..molecule.inputs import InputError
 from .jsonl import read_jsonl
 
@@ -106,11 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Typed in a question, one of these becomes a second image slot for the line's one image
-# (the host prepends the placeholder itself): the model's inputs would not match.
-IMAGE_PLACEHOLDERS = ("<image>", "<im_start>", "<im_end>")
-
-
 def read_questions(path: str) -> List[dict]:
     """The question file's JSON lines (blank lines skipped); a bad line names its number,
     a bad field its question_id. Ids are unique: answers are matched to references by id."""
@@ -127,9 +123,9 @@ def read_questions(path: str) -> List[dict]:
         text = line["text"]
         if not isinstance(text, str):
             raise QuestionError(qid, f"`text` is a JSON {_json_kind(text)}, not a string")
-        typed = [t for t in IMAGE_PLACEHOLDERS if t in text]
+        typed = typed_placeholder(text)  # the host prepends the placeholder itself
         if typed:
-            raise QuestionError(qid, f"`text` contains {typed[0]!r}, the image placeholder: the image is given "
+            raise QuestionError(qid, f"`text` contains {typed!r}, the image placeholder: the image is given "
                                      "once, before the question")
     return questions
 

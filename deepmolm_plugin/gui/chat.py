@@ -22,6 +22,8 @@ from __future__ import annotations
 import threading
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from ..data.prompts import typed_placeholder
+
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
 
 
@@ -34,11 +36,9 @@ def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True
     image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if im_start_end else DEFAULT_IMAGE_TOKEN
     conv = conv_templates[conv_mode].copy()
     for k, (question, reply) in enumerate(turns):
-        # Typed in a question, the placeholder would become a second image slot for the one
-        # image: the model's inputs would no longer match its image tokens.
-        typed = [t for t in (DEFAULT_IMAGE_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IM_END_TOKEN) if t in question]
+        typed = typed_placeholder(question)
         if typed:
-            raise ValueError(f"question {k + 1} contains {typed[0]!r}, the image placeholder: the image is "
+            raise ValueError(f"question {k + 1} contains {typed!r}, the image placeholder: the image is "
                              "already given once; write it another way")
         conv.append_message(conv.roles[0], f"{image}\n{question}" if k == 0 and image_first else question)
         conv.append_message(conv.roles[1], reply)
