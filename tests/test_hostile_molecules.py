@@ -290,3 +290,12 @@ def test_a_3d_file_with_real_bond_lengths_passes(tmp_path, ethanol_block):
     path.write_text(ethanol_block + "$$$$\n")
     (item,) = list(read_structures(path, policy="from-file"))
     assert not isinstance(item, Exception) and item.mol.GetNumHeavyAtoms() == 3
+
+
+@pytest.mark.parametrize("smiles, bond", [("[Pt](Cl)(Cl)([NH3])[NH3]", "dative bond N3-Pt0"), ("N->[Pt]", "dative bond N0-Pt1")])
+def test_a_dative_bond_is_named_not_e3fps_key_error(smiles, bond):
+    from deepmolm_plugin.molecule import molecule_fp
+
+    mol = molecule_from_smiles(smiles).mol
+    with pytest.raises(MoleculeError, match=f"{bond}: E3FP encodes single, double, triple and aromatic bonds only"):
+        molecule_fp(mol, id=smiles)

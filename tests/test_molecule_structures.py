@@ -217,6 +217,20 @@ def test_planar_3d_geometries_are_3d_and_mislabelled_depictions_are_not(tmp_path
     block = Chem.MolToMolBlock(depiction).replace("2D", "3D", 1)
     (error,) = read_all(write(tmp_path / "wrong.sdf", sdf(block)), policy="from-file")
     assert isinstance(error, MoleculeError) and "conformer is 2D" in error.reason
+    # the same without hydrogens in the file: the tetrahedral carbons with three or four
+    # carbons around them still give it away (isobutane, neopentane, tert-butanol)
+    for smiles in ("CC(C)C", "CC(C)(C)C", "CC(C)(C)O"):
+        heavy = Chem.MolFromSmiles(smiles)
+        AllChem.Compute2DCoords(heavy)
+        block = Chem.MolToMolBlock(heavy).replace("2D", "3D", 1)
+        (error,) = read_all(write(tmp_path / "heavy.sdf", sdf(block)), policy="from-file")
+        assert isinstance(error, MoleculeError) and "conformer is 2D" in error.reason, smiles
+    # three heavy atoms are always coplanar: a flat 3D-flagged ethanol skeleton stays 3D
+    skeleton = Chem.MolFromSmiles("CCO")
+    AllChem.Compute2DCoords(skeleton)
+    block = Chem.MolToMolBlock(skeleton).replace("2D", "3D", 1)
+    (record,) = read_all(write(tmp_path / "skeleton.sdf", sdf(block)), policy="from-file")
+    assert record.conformer == "file"
 
 
 def test_auto_uses_the_file_when_3d_and_generate_keeps_stereo(tmp_path, ala):

@@ -79,15 +79,19 @@ def conformer_is_3d(mol: Chem.Mol, conf_id: int = -1) -> bool:
     Trusts the source's declaration as RDKit reads it (molfile header ``2D``/blank with all
     z = 0 -> 2D; XYZ, PDB, MOL2, atom arrays and generated conformers -> 3D), so a planar
     molecule lying in the xy plane of a DFT geometry stays 3D. One correction: a conformer
-    with all z = 0 that contains a carbon with four neighbours is a depiction whatever its
-    flag says (no sp3 carbon is planar).
+    with all z = 0 that contains a tetrahedral carbon (four neighbours, hydrogens counted
+    whether they are atoms of the file or implicit) with at least three of them in the
+    file is a depiction whatever its flag says: a carbon and three of its tetrahedral
+    neighbours are never coplanar. Heavy-atom-only files count too (isobutane's central
+    carbon has three carbons in the file and one implicit H); fewer than three neighbours
+    in the file (ethanol without H) are always coplanar and prove nothing.
     """
     conf = mol.GetConformer(conf_id)
     if not conf.Is3D():
         return False
     if np.any(np.abs(conf.GetPositions()[:, 2]) > 1e-4):
         return True
-    return not any(a.GetAtomicNum() == 6 and a.GetDegree() == 4 for a in mol.GetAtoms())
+    return not any(a.GetAtomicNum() == 6 and a.GetTotalDegree() == 4 and a.GetDegree() >= 3 for a in mol.GetAtoms())
 
 
 def has_3d_conformer(mol: Chem.Mol) -> bool:

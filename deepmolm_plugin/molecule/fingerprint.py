@@ -54,7 +54,7 @@ from .errors import MoleculeError
 # importing this package leaves the user's logging configuration alone.
 _root = logging.getLogger()
 _saved = (list(_root.handlers), _root.level)
-from e3fp.fingerprint.fprinter import Fingerprinter, signed_to_unsigned_int  # noqa: E402
+from e3fp.fingerprint.fprinter import BOND_TYPES as E3FP_BOND_TYPES, Fingerprinter, signed_to_unsigned_int  # noqa: E402
 from e3fp.fingerprint.structs import FormatError  # noqa: E402
 from e3fp.util import E3FPError  # noqa: E402
 
@@ -81,6 +81,19 @@ E3FP_SETTINGS = dict(
     remove_duplicate_substructs=True,
 )
 _E3FP_FAILURES = (E3FPError, FormatError, ValueError, IndexError, KeyError, TypeError, ArithmeticError)
+
+
+def _check_bond_types(mol: Chem.Mol, id: str) -> None:
+    """E3FP encodes single, double, triple and aromatic bonds only (its fprinter.BOND_TYPES);
+    another type (dative, as RDKit reads `[NH3][Pt]` or `->` in SMILES) is named here
+    rather than surfacing as E3FP's bare KeyError. Mapping it to single would change what
+    the fingerprint means, so it stays an error."""
+    for bond in mol.GetBonds():
+        kind = bond.GetBondType()
+        if kind not in E3FP_BOND_TYPES:
+            a, b = bond.GetBeginAtom(), bond.GetEndAtom()
+            raise MoleculeError(id, f"{str(kind).lower()} bond {a.GetSymbol()}{a.GetIdx()}-{b.GetSymbol()}{b.GetIdx()}:"
+                                    " E3FP encodes single, double, triple and aromatic bonds only")
 
 
 def _name(mol: Chem.Mol) -> str:
@@ -116,6 +129,7 @@ def molecule_fp(
     if n_heavy == 0:
         raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
 
+    _check_bond_types(heavy, id)
     fprinter = Fingerprinter(bits=bits, level=level, **E3FP_SETTINGS)
     try:
         fprinter.run(conf=heavy_conf_id, mol=heavy)

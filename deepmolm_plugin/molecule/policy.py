@@ -6,9 +6,9 @@
   that record. 2D means what the source declares as RDKit reads it: a molfile whose
   header says ``2D`` (or nothing) and whose z are all 0. XYZ, PDB, MOL2 and atom arrays
   are 3D formats, so a planar molecule in the xy plane (common for DFT geometries) stays
-  3D. A molfile flagged ``3D`` with all z = 0 is taken as 3D unless a carbon has four
-  neighbours (a depiction with a wrong flag: no sp3 carbon is planar). The decision is
-  ``checks.conformer_is_3d``.
+  3D. A molfile flagged ``3D`` with all z = 0 is taken as 3D unless a tetrahedral carbon
+  has three or more of its neighbours in the file (a depiction with a wrong flag: such a
+  carbon is never coplanar with them). The decision is ``checks.conformer_is_3d``.
 - ``generate``: always a fresh conformer (``conformer.generate_conformer``: ETKDGv3 with a
   fixed seed, then MMFF94; deterministic). File stereo is kept (read from the 3D
   coordinates or 2D wedges first). Its work is bounded: ``embed_timeout`` seconds of
