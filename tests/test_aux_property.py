@@ -175,3 +175,21 @@ def test_argument_errors(extra, message):
     parser = transformers.HfArgumentParser((host_train.ModelArguments,))
     with pytest.raises(ValueError, match=message):
         parser.parse_args_into_dataclasses(extra)
+
+
+def test_property_names_the_head_does_not_train_are_reported(caplog):
+    head = AuxPropertyHead(16, ["MW"], hidden=8, depth=2)
+    properties = [{"MW": 46.0}, {"MW": 78.0, "logS": -1.0}, {"logS": 0.5}, {"log S": 0.1}, None]
+    with caplog.at_level("WARNING", logger="deepmolm_plugin.property.aux_head"):
+        head.fit_normalisation(properties, [f"r{i}" for i in range(5)])
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "properties ['log S', 'logS'] are not in its names ['MW']" in message
+    assert "{'logS': 2, 'log S': 1}" in message and "2 records with properties have none of its names" in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deepmolm_plugin.property.aux_head"):
+        head.fit_normalisation(properties[:2] + [None], ["a", "b", "c"])
+    assert "logS" in caplog.text  # one record's extra name is still worth a line
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deepmolm_plugin.property.aux_head"):
+        head.fit_normalisation([{"MW": 1.0}, {"MW": 2.0}, None], ["a", "b", "c"])
+    assert not caplog.records  # every name trained: nothing to say

@@ -15,12 +15,15 @@ no longer use, and a rank's shard would give each rank its own scale). They are 
 (`count`, `mean`, `m2` = sum of squared deviations), so they are saved with the model and
 used unchanged at inference. A non-finite or non-numeric property value is an error naming
 the record. A record without a property contributes nothing to that property's loss: the
-loss is a mean over the labels present.
+loss is a mean over the labels present. Property names in the records that the head does
+not train are named in one warning when the statistics are fitted.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -29,6 +32,8 @@ from torch import nn
 from ..model.heads import register_head
 from .features import GraphBatch, collate_graphs
 from .models import PropertyModel
+
+logger = logging.getLogger(__name__)
 
 
 class AuxPropertyHead(nn.Module):
@@ -79,11 +84,26 @@ class AuxPropertyHead(nn.Module):
         if absent:
             raise ValueError(f"auxiliary properties {absent} have no value in any of the {len(properties)} training "
                              f"records: check --aux_properties against the records' `properties` keys")
+        self._report_untrained(properties)
         mean = (values * mask).sum(0) / count
         m2 = (((values - mean) * mask) ** 2).sum(0)
         device = self.mean.device
         self.count, self.mean, self.m2 = count.to(device), mean.to(device), m2.to(device)
         self.fitted = True
+
+    def _report_untrained(self, properties: Sequence[Optional[Dict[str, float]]]) -> None:
+        """Say which of the records' property names the head does not train, and how many
+        records carry none of its names: a spelling that differs between sources
+        ("log solubility" / "logS") would otherwise drop those labels without a word.
+        Training on a subset of the properties is legitimate, so this is a warning."""
+        known = set(self.names)
+        other = Counter(name for props in properties if props for name in props if name not in known)
+        if not other:
+            return
+        without = sum(1 for props in properties if props and not known.intersection(props))
+        logger.warning("auxiliary property head: the training records' properties %s are not in its names %s and "
+                       "are not trained (records carrying them: %s); %d records with properties have none of its "
+                       "names and give it no label", sorted(other), self.names, dict(other.most_common()), without)
 
     def check_fitted(self) -> None:
         """Training must standardise with the training set's statistics, not the zeros of a fresh head."""
