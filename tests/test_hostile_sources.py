@@ -235,3 +235,14 @@ def test_moit_json_bom_bad_lines_and_caption_cid(tmp_path):
     (folder / "2d_computed_properties.json").write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(ValueError, match="not valid UTF-8 JSON"):
         read("3d-moit", tmp_path)
+
+
+def test_moit_task_asked_for_that_no_split_gives_is_a_failure_line(tmp_path):
+    folder = tmp_path / "pubchem/train"  # a split with its LMDB but no instruction JSON
+    write_lmdb(folder / "3d-pubchem.lmdb", {"702": moit_record("702")}, protocol=4)
+    out = read("3d-moit", tmp_path, tasks=["Caption", "LogP", "Description"])
+    got, bad = items(out), errors(out)
+    assert list(got) == ["pubchem-train-702-caption"]
+    assert set(bad) == {"3d-moit-logp", "3d-moit-description"}
+    assert "task 'LogP' was asked for" in bad["3d-moit-logp"].reason and "instruction JSON" in bad["3d-moit-logp"].reason
+    assert errors(read("3d-moit", tmp_path)) == {}  # all tasks by default: captions only, as pretrain is

@@ -355,7 +355,8 @@ def _pubchemqc(root: Path, splits: list, tasks: set):
 
 @register_reader("3d-moit", options={"splits", "tasks", "include", "caption_field"})
 def read_moit(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
-    """Yield 3D-MoIT items: per source, per split, captions then the instruction JSONs."""
+    """Yield 3D-MoIT items: per source, per split, captions then the instruction JSONs;
+    then one failure per task named in ``tasks`` that no item was given for."""
     root = _root(input_path)
     splits = _as_list(options.get("splits"), SPLITS, "splits")
     tasks = set(_as_list(options.get("tasks"), TASKS, "tasks") or TASKS)
@@ -370,9 +371,23 @@ def read_moit(input_path: str, options: dict) -> Iterator[SourceItem | SourceErr
     field = options.get("caption_field", "description")
     if field not in ("description", "enriched_description"):
         raise ValueError(f"3d-moit: caption_field must be description or enriched_description, got {field!r}")
+    given = set()  # tasks that gave at least one item
+    chosen = {source: [s for s in present[source] if splits is None or s in splits] for source in include}
+    parts = []
     if "pubchem" in include and tasks & set(PUBCHEM_TASKS):
-        chosen = [s for s in present["pubchem"] if splits is None or s in splits]
-        yield from _pubchem(root, chosen, tasks, field)
+        parts.append(_pubchem(root, chosen["pubchem"], tasks, field))
     if "pubchemqc" in include and tasks & set(PUBCHEMQC_TASKS):
-        chosen = [s for s in present["pubchemqc"] if splits is None or s in splits]
-        yield from _pubchemqc(root, chosen, tasks)
+        parts.append(_pubchemqc(root, chosen["pubchemqc"], tasks))
+    for part in parts:
+        for item in part:
+            if isinstance(item, SourceItem):
+                given.add(item.task)
+            yield item
+    if options.get("tasks") is not None:
+        # A task asked for by name that nothing gave is a failure line, not an empty
+        # table row: a split without its instruction JSON (an incomplete download, or
+        # `pretrain`, which has captions only) gives no computed or descriptive items.
+        for task in sorted(tasks - given):
+            yield SourceError(f"3d-moit-{slug(task)}", "read",
+                              f"task {task!r} was asked for, but no entry of the chosen splits {chosen} gives it "
+                              "(for a PubChem task other than Caption, is the split's instruction JSON there?)")
