@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +308,7 @@ def test_cli_on_a_small_subset_writes_reports_and_resumes(tmp_path):
     split = json.loads((out / "splits" / "seed_0.json").read_text())
     assert split["kind"] == "scaffold" and len(split["train"]) + len(split["valid"]) + len(split["test"]) == 60
     assert (out / "results.md").read_text().count("| 1 |") == 1
+    assert re.search(r"^\| 0 \| \d+\.\d{3} \| \d+\.\d{3} \| ", (out / "results.md").read_text(), re.M)  # test: a number
     assert (out / "plots" / "learning_curves.png").stat().st_size > 0
     assert list((out / "plots").glob("parity_test_*.png"))
     before = (out / "seeds" / "seed_0.json").stat().st_mtime_ns
@@ -372,6 +374,7 @@ def test_fixed_test_sets_llinas(tmp_path):
     split = json.loads((out / "splits" / "seed_0.json").read_text())
     assert "test" not in split and len(split["valid"]) > 0
     assert results["data"]["test_files"]["llinas2020_set1_test"]["molecules"] == 100
+    assert "| llinas2020_set1_test: " in (out / "results.md").read_text()  # several test sets: named
 
 
 # ------------------------------------------------------------------ resume and label hygiene

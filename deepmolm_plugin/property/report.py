@@ -123,7 +123,8 @@ def markdown(results: dict) -> str:
               "| seed | valid | test | best epochs | seconds |", "|---|---|---|---|---|"]
     for r in results["per_seed"]:
         tests = [k for k in r["metrics"] if k not in ("train", "valid")]
-        test_txt = ", ".join(f"{k}: {_number(r['metrics'][k][metric])}" for k in tests)
+        test_txt = ", ".join(_number(r["metrics"][k][metric]) if tests == ["test"] else  # the split's own test set
+                             f"{k}: {_number(r['metrics'][k][metric])}" for k in tests)  # named --test-file sets
         epochs = ",".join(str(m["best_epoch"]) for m in r["members"])
         lines.append(f"| {r['seed']} | {_number(r['metrics']['valid'][metric])} | {test_txt} | {epochs} | "
                      f"{r['seconds']:.1f} |")
