@@ -116,10 +116,13 @@ def learning_curves(loss_ax, metric_ax, runs: Sequence[tuple]) -> None:
         metric_ax.axvline(selected, lw=0.4, ls=":", color="grey")
 
 
-def roc(ax, curves: Sequence[tuple]) -> None:
+def roc(ax, curves: Sequence[tuple], empty: str = "no curve") -> None:
     """ROC curves [(false positive rates, true positive rates, label)], the chance diagonal
-    and a legend of the labels."""
+    and a legend of the labels; without curves, `empty` written in the panel instead."""
     for fpr, tpr, label in curves:
         ax.plot(fpr, tpr, lw=0.8, label=label)
     ax.plot([0, 1], [0, 1], "k--", lw=0.6)
-    ax.legend(fontsize=6)
+    if curves:
+        ax.legend(fontsize=6)
+    else:  # an empty legend box (and matplotlib's warning about it) would say nothing
+        ax.text(0.5, 0.75, empty, ha="center", va="center", fontsize=8, bbox=dict(facecolor="white", edgecolor="none"))

@@ -455,3 +455,17 @@ def test_non_finite_labels_are_rejected_with_their_rows(tmp_path):
     table = kcli.load_table(_small_csv(tmp_path / "ok.csv", labels), ["y"])
     assert table.unlabelled_rows == [5, 9] and not table.invalid  # missing: masked, the rows kept out
     assert len(table.smiles) == 38 and np.isfinite(table.y).all()
+
+
+def test_an_roc_panel_without_curves_says_why_without_a_warning():
+    import warnings
+
+    from deepmolm_plugin import plots as draw
+
+    fig, axes = draw.panels(2, figsize=(4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned about the empty legend
+        draw.roc(axes[0], [], empty="no ROC: one class only")
+        draw.roc(axes[1], [([0, 1], [0, 1], "seed 0 (0.500)")])
+    assert [t.get_text() for t in axes[0].texts] == ["no ROC: one class only"] and axes[0].get_legend() is None
+    assert not axes[1].texts and axes[1].get_legend() is not None

@@ -204,7 +204,7 @@ def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem:
                 fpr, tpr = roc_curve(y[m], pr[m])
                 auc = r["metrics"][subset]["per_task"].get(task_names[t], {}).get("roc_auc", float("nan"))
                 curves.append((fpr, tpr, f"seed {r['seed']} ({auc:.3f})"))
-            draw.roc(ax, curves)
+            draw.roc(ax, curves, empty="no ROC: one class only in this subset\n(for every seed)")
             ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{subset}: ROC ({task_names[t]})")
         paths.append(draw.save(fig, path_stem.with_name(f"{path_stem.name}_{subset}.png"), DPI))
     return paths
