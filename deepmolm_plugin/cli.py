@@ -185,11 +185,14 @@ def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], imag
 
 def readable_image(path: str, option: str) -> None:
     """The image decodes as the image processor reads it (not an image, truncated, an
-    animation...): a UsageError now, not the host's PIL traceback once the model is loaded."""
-    from deepmolm_plugin.encoder.image_processor import load_image
+    animation...), and the host's own `convert("RGB")` sees the same picture (not a
+    transparent or 16-bit file it would read as black or white): a UsageError now, not the
+    host's PIL traceback once the model is loaded, nor an answer about another picture."""
+    from deepmolm_plugin.encoder.image_processor import check_host_conversion, load_image
 
     try:
         load_image(path)
+        check_host_conversion(path)
     except (ValueError, OSError) as e:
         raise usage.UsageError(f"{option} {path}: {e}") from e
 

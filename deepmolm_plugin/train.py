@@ -21,8 +21,9 @@ that do not match its image, `image`, `properties`, `id`, overlapping sidecar ro
 Hub id), a missing
 `--image_folder` / `--structure_folder` / `--vision_tower_weights` /
 `--pretrain_mm_mlp_adapter`, a `--deepencoder_config` that is neither a file nor a preset
-name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), or a value our
-argument classes refuse, is one line on stderr (`python -m deepmolm_plugin.train: error:
+name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), a value our
+argument classes refuse, or a `--version` template that does not fit a Qwen2 model's
+tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.train: error:
 ...`) and exit status 2.
 """
 
@@ -111,6 +112,31 @@ def check_argument_values(host_train, argv) -> None:
         raise usage.UsageError(str(e)) from e
 
 
+QWEN2_TEMPLATES = ("qwen2", "plain")  # the host templates whose preprocess fits a Qwen2 tokenizer
+
+
+def check_template(argv) -> None:
+    """A Qwen2-family model trains with `--version qwen2` (ChatML, what chat and eval use with
+    --conv-mode auto) or `plain` (stage-1 captions). The host's other templates, among them
+    `v0` (the default, which trains with vicuna_v1) and unknown names, miscount Qwen2 tokens:
+    the host then masks every label of every record, printing only "WARNING: tokenization
+    mismatch ... (ignored)", and the run learns nothing (loss 0)."""
+    from deepmolm_plugin.model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of
+
+    version = option_value(argv, "version") or "v0"  # the host's ModelArguments default
+    model = option_value(argv, "model_name_or_path") or "facebook/opt-125m"
+    if version in QWEN2_TEMPLATES:
+        return
+    try:
+        model_type = model_type_of(model)
+    except (OSError, ValueError) as e:
+        raise usage.UsageError(f"--model_name_or_path {model}: {e}") from e
+    if model_type in QWEN2_TYPES + QWEN2_VL_TYPES:
+        raise usage.UsageError(f"--version {version} does not fit the {model_type!r} model's tokenizer (the host would "
+                               "mask every label: 'tokenization mismatch', nothing learned); use --version qwen2, or "
+                               "plain for stage-1 captions")
+
+
 def resolve_model_path_argument(argv):
     from deepmolm_plugin.model.loading import resolve_llm_path
 
@@ -168,6 +194,7 @@ def main(argv=None) -> None:
     if not asks_help:
         try:
             check_argument_values(host_train, argv)
+            check_template(argv)
         except usage.UsageError as e:
             usage.fail(PROG, e)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)

@@ -15,8 +15,11 @@ input_ids, labels, attention_mask and images. Their methods are wrapped to add:
 A record the projector cannot serve is an error naming the record; two records with one
 `id` are an error naming the id (ids name depictions' records, answers and failures).
 Every record's fields are checked when the dataset is built (`data.records.check_records`);
-an image the host cannot open, a conversation its preprocess refuses, or `molecule_fp` rows
-that disagree with the record's SMILES are an error naming the record when it is read.
+an image the host cannot open or would read as another picture than the image processor
+(`check_host_conversion`: transparency, 16-bit grey, animations), a conversation its
+preprocess refuses, a prompt that leaves no answer token within --model_max_length
+(`check_answer_fits`), or `molecule_fp` rows that disagree with the record's SMILES are an
+error naming the record when it is read.
 
 The fingerprint settings (`fp_bits`, `fp_levels`) have one source: the model config, which
 chat and eval read too. The dataset is built before the trainer, without the model, so
@@ -41,6 +44,7 @@ def _patch_dataset(cls) -> None:
 
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
     from deepmolm_plugin.data.records import RecordError, check_heavy_atoms, check_records, has_molecule, record_id
+    from deepmolm_plugin.encoder.image_processor import check_host_conversion
     from deepmolm_plugin.molecule.inputs import InputResolver
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
@@ -73,6 +77,8 @@ def _patch_dataset(cls) -> None:
         rid = record_id(record, i)
         image = image_path(record, self.data_args.image_folder, rid)
         try:
+            if image is not None:  # the host's own loading would silently see another picture
+                check_host_conversion(image)
             item = host_getitem(self, i)
         except RecordError:  # names the record already
             raise
@@ -100,6 +106,7 @@ def _patch_dataset(cls) -> None:
                     item["tile_images"], item["tile_grid"] = processor.tile_inputs(picture.convert("RGB"))  # (T, 3, 640, 640)
             except (OSError, ValueError, Image.DecompressionBombError) as e:
                 raise RecordError(rid, f"image {image}: {type(e).__name__}: {e}") from e
+        check_answer_fits(item, rid, self.tokenizer.model_max_length, image_positions(processor, item))
         return item
 
     cls.__init__, cls.__getitem__ = __init__, __getitem__
@@ -115,9 +122,49 @@ def image_path(record: dict, image_folder: str, rid: str):
     path = os.path.join(image_folder, record["image"])
     if os.path.isdir(path):
         raise RecordError(rid, f"image {path} is a folder, not an image file")
+    if os.path.islink(path) and not os.path.exists(path):  # isfile() says no to both alike
+        raise RecordError(rid, f"image {path} is a symbolic link to nothing (broken, or a loop)")
     if not os.path.isfile(path):
         raise RecordError(rid, f"image file {path} does not exist")
     return path
+
+
+def image_positions(processor, item: dict):
+    """LLM positions the model gives the record's image (its grid in tiles mode); None for
+    another tower's processor, whose layout is not ours to know."""
+    from deepmolm_plugin.encoder.image_processor import DeepEncoderImageProcessor, num_llm_positions_for_grid
+
+    if not isinstance(processor, DeepEncoderImageProcessor):
+        return None
+    return num_llm_positions_for_grid(processor.image_size, processor.tile_size, item.get("tile_grid"),
+                                      processor.token_stride)
+
+
+def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) -> None:
+    """The host cuts a record to --model_max_length twice: its tokens (preprocess), then the
+    model's inputs once each image placeholder has become the image's positions. A record
+    whose first answer token lies past the cut has every label masked: it trains nothing
+    (adds 0 to the loss; a batch of such records makes it NaN), silently. Refused, with the
+    numbers. A cut inside the answer is the host's ordinary truncation and is left alone."""
+    from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+
+    from deepmolm_plugin.data.records import RecordError
+
+    ids, labels = item["input_ids"], item["labels"]
+    answer = (labels != IGNORE_INDEX).nonzero()
+    if not len(answer) and len(ids) >= max_length:
+        raise RecordError(rid, f"no answer token is left within --model_max_length {max_length}: the prompt before "
+                               "the first reply is longer, so the record would train nothing; shorten the prompt or "
+                               "raise --model_max_length")
+    if not len(answer):  # nothing cut: a template that does not fit the tokenizer (train.check_template)
+        return
+    first = int(answer[0])
+    images = int((ids[:first] == IMAGE_TOKEN_INDEX).sum())
+    if images and image_positions is not None and first + images * (image_positions - 1) >= max_length:
+        raise RecordError(rid, f"its first answer token comes after {first - images} text tokens and {image_positions} "
+                               f"image positions, past --model_max_length {max_length}: the model's inputs are cut "
+                               "there, so the record would train nothing; shorten the prompt or raise "
+                               "--model_max_length")
 
 
 def use_model_fp_settings(dataset, config) -> None:

@@ -100,8 +100,9 @@ def check_id(record: dict, index: int) -> None:
 
 
 def check_conversations(record: dict, rid: str) -> None:
-    """A list of {from: human|gpt, value: text} turns, with one `<image>` placeholder, in a
-    human turn, exactly when the record has an image (given, or drawn from its molecule)."""
+    """A list of {from: human|gpt, value: text} turns, alternating from a human one, none
+    blank, with one `<image>` placeholder, in a human turn, exactly when the record has an
+    image (given, or drawn from its molecule)."""
     turns = record.get("conversations")
     if not isinstance(turns, list) or not turns:
         raise RecordError(rid, f"`conversations` must be a non-empty list of turns, got {_shown(turns)}")
@@ -110,6 +111,15 @@ def check_conversations(record: dict, rid: str) -> None:
         if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
             raise RecordError(rid, f"conversation turn {j} must be {{\"from\": \"human\"|\"gpt\", \"value\": text}}, "
                                    f"got {_shown(turn)}")
+        if turn["from"] != ROLES[j % 2]:
+            # Every host template reads turns as human/gpt pairs: its v1 preprocess silently
+            # dropped a leading gpt turn, the qwen2 one refused it only when read, hours in.
+            raise RecordError(rid, f"conversation turn {j} is from {turn['from']!r}: turns must alternate human, gpt, "
+                                   "human, ... starting with a human turn")
+        if not turn["value"].strip():
+            # An empty reply trains the model to stop at once; qwen2's preprocess refused ""
+            # only when read and trained on a reply of spaces.
+            raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")
         placeholders += [(j, turn["from"])] * turn["value"].count(IMAGE_PLACEHOLDER)
     has_image = bool(record.get("image")) or has_molecule(record)
     if has_image and len(placeholders) != 1:

@@ -96,6 +96,26 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
         raise ValueError(f"{label} is not a readable image: {e}") from e
 
 
+def check_host_conversion(path: str) -> None:
+    """ValueError naming `path` when PIL's plain `Image.open(path).convert("RGB")`, which the
+    host's loaders use (its training dataset, model_vqa, the chat CLI), reads other pixels
+    than `load_image`: it keeps the colour under transparent pixels (a black drawing on a
+    transparent black background became all black), clips 16-bit grey at 255 (all white),
+    reads float grey in [0, 1] as black and takes an animation's first frame. Only files in
+    the modes where the two differ (the branches of `_to_rgb`) are decoded here."""
+    with Image.open(path) as img:
+        transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
+        if not (transparent or img.mode in _16BIT_MODES + ("I", "F") or getattr(img, "n_frames", 1) > 1):
+            return
+        img.load()
+        ours = _to_rgb(img, f" {path!r}")  # refuses animations and 32-bit modes itself
+        if img.convert("RGB").tobytes() != ours.tobytes():
+            how = "keeps the colour under transparent pixels" if transparent else "clips 16-bit values at 255"
+            raise ValueError(f"image {path!r} (mode {img.mode}{', transparent' if transparent else ''}): the host "
+                             f"reads it with PIL's convert('RGB'), which {how}, so it would see another picture; "
+                             "save it as 8-bit RGB (transparent areas on white) first")
+
+
 def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
     """Check shape/dtype/range of an H x W [x C] array and return it as uint8."""
     shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))

@@ -137,13 +137,16 @@ def _json_kind(value) -> str:
 
 def check_image(qid, path: str) -> None:
     """A line's own image exists and decodes as the image processor reads it; the host
-    would otherwise stop mid-run (model loaded, answers half written) with a PIL traceback."""
-    from ..encoder.image_processor import load_image
+    would otherwise stop mid-run (model loaded, answers half written) with a PIL traceback.
+    The host's own `convert("RGB")` must see the same picture (`check_host_conversion`:
+    transparent or 16-bit files it reads as black or white)."""
+    from ..encoder.image_processor import check_host_conversion, load_image
 
     if not os.path.isfile(path):
         raise QuestionError(qid, f"image {path}: {'is a folder' if os.path.isdir(path) else 'no such file'}")
     try:
         load_image(path)
+        check_host_conversion(path)
     except (ValueError, OSError) as e:
         raise QuestionError(qid, f"image {path}: {e}") from e
 

@@ -1,0 +1,223 @@
+"""Hostile training records and images, second sweep (in-process, tiny).
+
+Each case once trained silently on something else than the record says: the host reads
+images with PIL's `convert("RGB")` (a 16-bit grey depiction became all white, a black
+drawing on a transparent background all black, an animation its first frame), a prompt
+longer than --model_max_length left no answer token (the record trained nothing), a
+conversation starting with a gpt turn lost it, an empty reply taught the model to stop.
+Now each is an error naming the record, before the model loads where the record alone
+tells.
+"""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepmolm_plugin.data.records import RecordError
+from deepmolm_plugin.encoder.image_processor import load_image
+# The dataset built through the patched host, its tokenizer and the qwen2 template.
+from test_hostile_training import dataset, qwen2_template, tokenizer, turns  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def record(rid, image, **fields):
+    return {"id": rid, "image": image, "smiles": "CCO", "conversations": turns(), **fields}
+
+
+def save(tmp_path, name, picture, **options):
+    picture.save(tmp_path / name, **options)
+    return name
+
+
+# --- image modes the host's convert("RGB") mangles ----------------------------------------------
+
+def grey16(tmp_path):
+    pixels = np.full((64, 64), 60000, np.uint16)
+    pixels[20:40, 20:40] = 1000  # a dark square on a near-white background
+    return save(tmp_path, "grey16.png", Image.fromarray(pixels))
+
+
+def black_on_transparent(tmp_path):
+    picture = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    picture.paste((0, 0, 0, 255), (20, 20, 40, 40))
+    return save(tmp_path, "transparent.png", picture)
+
+
+def transparent_palette(tmp_path):
+    picture = Image.new("P", (64, 64), 0)
+    picture.putpalette([0, 0, 0, 255, 0, 0])
+    picture.paste(1, (20, 20, 40, 40))
+    return save(tmp_path, "palette.png", picture, transparency=0)
+
+
+def float_grey(tmp_path):
+    return save(tmp_path, "float.tif", Image.fromarray(np.full((64, 64), 0.9, np.float32)))
+
+
+def animation(tmp_path):
+    frames = [Image.new("RGB", (64, 64), c) for c in ("red", "green")]
+    return save(tmp_path, "anim.gif", frames[0], save_all=True, append_images=frames[1:])
+
+
+@pytest.mark.parametrize("make, reason", [
+    (grey16, r"mode I;16\): .*clips 16-bit values at 255"),  # was all white
+    (black_on_transparent, r"mode RGBA, transparent\): .*keeps the colour under transparent pixels"),  # all black
+    (transparent_palette, r"mode P, transparent\)"),
+    (float_grey, r"mode 'F' \(32-bit int / float pixels\)"),  # was all black
+    (animation, "has 2 frames"),  # was its first frame
+])
+@pytest.mark.parametrize("mode", ["base", "tiles"])
+def test_images_the_host_would_read_as_another_picture_are_refused(tmp_path, tokenizer, make, reason, mode):
+    name = make(tmp_path)
+    host_reads = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+    assert len(np.unique(host_reads)) == 1 or make is animation or make is transparent_palette  # the mangling
+    ds = dataset(tmp_path, tokenizer, [record("bad", name)], mode=mode)
+    with pytest.raises(RecordError, match=f"record 'bad': ValueError: image .*{name}.*{reason}"):
+        ds[0]
+
+
+def test_images_the_host_reads_alike_still_train(tmp_path, tokenizer):
+    opaque = Image.new("RGBA", (64, 64), (255, 255, 255, 255))
+    opaque.paste((0, 0, 0, 255), (20, 20, 40, 40))
+    on_white = opaque.copy()
+    on_white.paste((255, 255, 255, 0), (0, 0, 10, 10))  # transparent, white underneath: same picture
+    names = [save(tmp_path, "opaque.png", opaque), save(tmp_path, "on_white.png", on_white),
+             save(tmp_path, "bits.png", opaque.convert("1")), save(tmp_path, "cmyk.jpg", opaque.convert("CMYK"))]
+    ds = dataset(tmp_path, tokenizer, [record(f"r{k}", name) for k, name in enumerate(names)])
+    for k, name in enumerate(names):
+        host = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+        assert np.array_equal(host, np.asarray(load_image(str(tmp_path / name))))
+        assert ds[k]["image"].shape == (3, 128, 128)
+
+
+def test_zero_byte_and_oversized_images_name_the_record(tmp_path, tokenizer, monkeypatch):
+    (tmp_path / "empty.png").write_bytes(b"")
+    save(tmp_path, "big.png", Image.new("RGB", (100, 100), "white"))
+    ds = dataset(tmp_path, tokenizer, [record("empty", "empty.png"), record("big", "big.png")])
+    with pytest.raises(RecordError, match="record 'empty': UnidentifiedImageError: cannot identify image file"):
+        ds[0]
+    assert ds[1]["image"].shape == (3, 128, 128)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 px is now a decompression bomb
+    with pytest.raises(RecordError, match="record 'big': DecompressionBombError: Image size"):
+        ds[1]
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("conversations, reason", [
+    # the host's v1 preprocess dropped a leading gpt turn silently; qwen2's refused it when read
+    ([{"from": "gpt", "value": "Hello."}] + turns(), "turn 0 is from 'gpt': turns must alternate"),
+    (turns() + [{"from": "gpt", "value": "More."}], "turn 2 is from 'gpt'"),
+    (turns(answer=""), r"turn 1 \(gpt\) is empty or only white space"),  # trained to stop at once
+    (turns(answer="  \n"), r"turn 1 \(gpt\) is empty"),  # qwen2 trained on the spaces
+    ([{"from": "system", "value": "Be brief."}] + turns(), "turn 0 must be"),
+])
+def test_conversations_out_of_turn_or_blank_are_refused_before_training(tmp_path, tokenizer, conversations, reason):
+    with pytest.raises(RecordError, match=f"record 'bad': .*{reason}"):
+        dataset(tmp_path, tokenizer, [{"id": "bad", "smiles": "CCO", "conversations": conversations}])
+
+
+def test_launcher_refuses_a_conversation_out_of_turn_before_loading_the_model(tmp_path):
+    import json
+
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.train import check_inputs
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": turns()[::-1]}]))
+    with pytest.raises(usage.UsageError, match="record 'a': conversation turn 0 is from 'gpt'"):
+        check_inputs(["--data_path", str(data), "--model_name_or_path", str(tmp_path / "model")])
+
+
+# --- --model_max_length cutting every answer token ----------------------------------------------
+
+def test_a_prompt_longer_than_model_max_length_is_refused(tmp_path, tokenizer, monkeypatch):
+    answer = "It is ethanol."
+    ds = dataset(tmp_path, tokenizer, [record("long", None, conversations=turns(QUESTION_LONG, answer)),
+                                       {"id": "ok", "smiles": "CCO", "conversations": turns(answer=answer)}])
+    # Before: labels all IGNORE_INDEX, the record added nothing to the loss (alone in a batch: NaN).
+    with pytest.raises(RecordError, match="record 'long': no answer token is left within --model_max_length 256"):
+        ds[0]
+    item = ds[1]
+    first = int((item["labels"] != -100).nonzero()[0])
+    length = len(item["input_ids"])
+    # The text keeps its answer, but the image's 7 positions (tiny encoder: 2x2 tokens) push
+    # it past the cut the model makes after splicing them in.
+    monkeypatch.setattr(tokenizer, "model_max_length", first + 3)
+    with pytest.raises(RecordError, match=rf"record 'ok': its first answer token comes after {first - 1} text tokens "
+                                          r"and 7 image positions, past --model_max_length"):
+        ds[1]
+    # The first answer token fits, the rest is cut: the host's ordinary truncation, which trains.
+    monkeypatch.setattr(tokenizer, "model_max_length", first + 7)
+    assert len(ds[1]["input_ids"]) + 6 > first + 7
+
+
+QUESTION_LONG = "<image>\n" + "Tell me about this molecule. " * 60
+
+
+def test_tiles_mode_counts_the_tiles_positions(tmp_path, tokenizer, monkeypatch):
+    name = save(tmp_path, "wide.png", Image.new("RGB", (400, 100), "white"))  # tiny encoder: 64 px tiles
+    ds = dataset(tmp_path, tokenizer, [record("wide", name)], mode="tiles")
+    item = ds[0]
+    first = int((item["labels"] != -100).nonzero()[0])
+    positions = ds.data_args.image_processor.num_llm_positions(str(tmp_path / name))
+    assert positions > 7 and item["tile_grid"] is not None
+    monkeypatch.setattr(tokenizer, "model_max_length", first + positions - 1)
+    with pytest.raises(RecordError, match=f"and {positions} image positions"):
+        ds[0]
+    monkeypatch.setattr(tokenizer, "model_max_length", first + positions)
+    assert torch.is_tensor(ds[0]["tile_images"])
+
+
+# --- a --version template that does not fit a Qwen2 tokenizer -----------------------------------
+
+@pytest.mark.parametrize("version", [None, "v1", "chatml_direct", "no-such-template"])
+def test_a_template_that_masks_every_label_is_refused_by_the_launcher(tmp_path, capsys, version):
+    # Before: the host's vicuna_v1 (what the default --version v0 trains with) and the others
+    # miscount Qwen2 tokens, mask every label of every record ("WARNING: tokenization
+    # mismatch ... (ignored)") and the run trained with loss 0.
+    import json
+
+    from deepmolm_plugin.train import check_template, main
+
+    model = tmp_path / "qwen2"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": turns()}]))
+    argv = ["--data_path", str(data), "--model_name_or_path", str(model), "--output_dir", str(tmp_path / "out")]
+    argv += ["--version", version] if version else []
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert (f"train: error: --version {version or 'v0'} does not fit the 'qwen2' model's tokenizer"
+            in capsys.readouterr().err)
+    for fitting in ("qwen2", "plain"):
+        check_template(["--model_name_or_path", str(model), "--version", fitting])
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    check_template(["--model_name_or_path", str(model), "--version", "v1"])  # the host's own models keep theirs
+
+
+def test_a_symbolic_link_loop_is_named_as_such(tmp_path, tokenizer):
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    ds = dataset(tmp_path, tokenizer, [record("loop", "loop.png")])
+    with pytest.raises(RecordError, match="record 'loop': image .*loop.png is a symbolic link to nothing"):
+        ds[0]  # was: "does not exist", next to a file listing that shows it
+
+
+@pytest.mark.parametrize("make", [grey16, black_on_transparent])
+def test_chat_and_model_vqa_refuse_images_the_host_would_read_as_another_picture(tmp_path, make):
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.cli import readable_image
+    from deepmolm_plugin.eval.model_vqa import QuestionError, check_image
+
+    path = str(tmp_path / make(tmp_path))
+    load_image(path)  # our own loading reads it correctly: only the host's would not
+    with pytest.raises(usage.UsageError, match="--image-file .*the host reads it with PIL's convert"):
+        readable_image(path, "--image-file")
+    with pytest.raises(QuestionError, match="the host reads it with PIL's convert"):
+        check_image("q1", path)
