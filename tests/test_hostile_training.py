@@ -94,12 +94,15 @@ def test_placeholder_without_image_or_molecule_is_refused(tmp_path, tokenizer):
 
 
 def test_preprocess_errors_name_the_record(tmp_path, tokenizer):
-    # The qwen2 preprocess said "conversation 0 has no gpt reply": 0 is its batch position.
+    # The qwen2 preprocess said "conversation 0: the reply ... merges": 0 is its batch position.
     ds = dataset(tmp_path, tokenizer, [{"id": "ok", "smiles": "CCO", "conversations": turns()},
-                                       {"id": "mute", "smiles": "CC", "conversations": turns()[:1]}])
+                                       {"id": "merged", "smiles": "CC", "conversations": turns(answer="\nEthane.")}])
     assert ds[0]["molecule_fp"].shape == (3, 4)
-    with pytest.raises(RecordError, match="record 'mute': .*no gpt reply"):
+    with pytest.raises(RecordError, match="record 'merged': .*merges into a token with the assistant header"):
         ds[1]
+    # a question without a reply is refused up front, with the other record checks
+    with pytest.raises(RecordError, match="record 'mute': conversation has no gpt reply"):
+        dataset(tmp_path, tokenizer, [{"id": "mute", "smiles": "CC", "conversations": turns()[:1]}])
 
 
 # --- images -----------------------------------------------------------------------------

@@ -100,8 +100,8 @@ def check_id(record: dict, index: int) -> None:
 
 
 def check_conversations(record: dict, rid: str) -> None:
-    """A list of {from: human|gpt, value: text} turns, alternating from a human one, none
-    blank, with one `<image>` placeholder, in a human turn, exactly when the record has an
+    """A list of {from: human|gpt, value: text} turns, alternating from a human one, at
+    least one reply, none blank, with one `<image>` placeholder, in a human turn, exactly when the record has an
     image (given, or drawn from its molecule)."""
     turns = record.get("conversations")
     if not isinstance(turns, list) or not turns:
@@ -121,6 +121,8 @@ def check_conversations(record: dict, rid: str) -> None:
             # only when read and trained on a reply of spaces.
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")
         placeholders += [(j, turn["from"])] * turn["value"].count(IMAGE_PLACEHOLDER)
+    if len(turns) < 2:  # a question alone: nothing to learn (the qwen2 preprocess refused it only when read)
+        raise RecordError(rid, "conversation has no gpt reply to learn from")
     has_image = bool(record.get("image")) or has_molecule(record)
     if has_image and len(placeholders) != 1:
         raise RecordError(rid, f"has an image (given or drawn from its molecule) and {len(placeholders)} "
