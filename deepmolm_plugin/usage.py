@@ -98,7 +98,10 @@ def json_list_file(value: "str | os.PathLike", option: str, what: str = "records
     except UnicodeDecodeError as e:
         raise UsageError(f"{option} {value}: not a UTF-8 text file ({e.reason} at byte {e.start})") from e
     except json.JSONDecodeError as e:
-        raise UsageError(f"{option} {value}: not JSON ({e})") from e
+        hint = ""
+        if e.msg == "Extra data" and e.lineno > 1 and e.colno == 1:  # a second value at a line start
+            hint = f"; JSON lines? it must be one JSON list of {what}: [{{...}}, {{...}}]"
+        raise UsageError(f"{option} {value}: not JSON ({e}){hint}") from e
     if not isinstance(data, list):
         raise UsageError(f"{option} {value}: must hold a JSON list of {what}, found a JSON {type(data).__name__}")
     if not data:

@@ -221,3 +221,18 @@ def test_chat_and_model_vqa_refuse_images_the_host_would_read_as_another_picture
         readable_image(path, "--image-file")
     with pytest.raises(QuestionError, match="the host reads it with PIL's convert"):
         check_image("q1", path)
+
+
+def test_a_json_lines_records_file_gets_a_hint(tmp_path):
+    from deepmolm_plugin import usage
+
+    lines = tmp_path / "train.jsonl"
+    lines.write_text('{"id": "a"}\n{"id": "b"}\n')
+    with pytest.raises(usage.UsageError, match=r"not JSON \(Extra data: line 2 .*\); JSON lines\? it must be one JSON "
+                                               r"list of records: \[\{\.\.\.\}, \{\.\.\.\}\]"):
+        usage.json_list_file(lines, "--data_path")
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"id": "a"}, {"id": ')
+    with pytest.raises(usage.UsageError) as error:
+        usage.json_list_file(broken, "--data_path")
+    assert "JSON lines?" not in str(error.value)  # only where a second value starts a line
