@@ -2,8 +2,9 @@
 
 ``molecule_from_atoms`` takes element symbols (or atomic numbers) and coordinates, and
 optionally the record's SMILES. Coordinates without any hydrogen need a SMILES (bond
-orders cannot be perceived without them); with hydrogens, all of them must be there
-(they are matched too, ``matching.py``). Element symbols are case-insensitive; ``D``/``T``
+orders cannot be perceived without them: it is an error, not another molecule); with
+hydrogens, all of them must be there (they are matched too, ``matching.py``; perceived
+bonds that leave a radical are an error). Element symbols are case-insensitive; ``D``/``T``
 are hydrogen isotopes. Both builders end in ``finish.finish`` (checks, fragments, size
 cap, 3D policy), as the file readers do.
 """
@@ -61,12 +62,15 @@ _ELEMENTS.update({"d": (1, 2), "t": (1, 3)})
 
 
 def _element(symbol, id: str) -> tuple[int, int]:
-    """(atomic number, isotope) from a symbol (any case, D/T allowed) or an atomic number."""
+    """(atomic number, isotope) from a symbol (any case, D/T allowed) or an atomic number
+(an int, or digits as text)."""
     if isinstance(symbol, (int, np.integer)) and not isinstance(symbol, bool) and 1 <= int(symbol) <= 118:
         return int(symbol), 0
     if not isinstance(symbol, str):  # True would be hydrogen, 6.0 carbon: say what was meant
         raise MoleculeError(id, f"unknown element {symbol!r}: give a symbol or an atomic number 1..118")
     key = symbol.strip().lower()
+    if key.isdigit() and 1 <= int(key) <= 118:  # XYZ writers that give atomic numbers ("6 0.0 0.0 0.0")
+        return int(key), 0
     if key not in _ELEMENTS:
         raise MoleculeError(id, f"unknown element {symbol!r}")
     return _ELEMENTS[key]
@@ -150,6 +154,12 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
     rw.AddConformer(conf, assignId=True)
     mol = rw.GetMol()
     has_h = any(a.GetAtomicNum() == 1 for a in mol.GetAtoms())
+    if smiles is None and not has_h:
+        # rdDetermineBonds takes every atom's missing valence for bonds or charges: on 642
+        # SAMPL molecules without H it gave another molecule (benzene: a cyclic triyne,
+        # ethanol: a cumulene, ethane: radicals) or failed for all but 16 H-free ones.
+        raise MoleculeError(id, "no hydrogens in the coordinates: bond orders and charges cannot be perceived "
+                                "without them (pass smiles=, or use a format with bonds: SDF, MOL2)")
 
     with rdkit_messages() as messages:
         try:
@@ -159,12 +169,17 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
                 rdDetermineBonds.DetermineConnectivity(mol)
         except (ValueError, RuntimeError) as error:
             hint = "" if has_h else " (no hydrogens in the coordinates: pass smiles=)"
+            total = "" if smiles is not None else f" with total charge {charge}"
             raise MoleculeError(
-                id, with_messages(f"bond perception failed: {error}{hint}", messages)
+                id, with_messages(f"bond perception{total} failed: {error}{hint}", messages)
             ) from error
     notes.extend(as_notes(messages))
 
     if smiles is None:
+        radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
+        if radicals:  # hydrogens missing on some atoms (polar-H files), or a wrong total charge
+            raise MoleculeError(id, f"bond perception with total charge {charge} left unpaired electrons on atoms "
+                                    f"{radicals[:10]}: hydrogens are missing, or the total charge is wrong")
         notes.append(f"bonds perceived from coordinates (total charge {int(charge)})")
         notes.extend(sanitize(mol, id))
     else:

@@ -6,9 +6,10 @@ would silently skip), non-finite coordinates, overlapping atoms (closer than ``O
 = 0.01 angstrom), and a file's 3D conformer whose bonds do not fit its coordinates
 (``check_bond_lengths``: a bond far longer or shorter than its atoms' covalent radii allow,
 or every bond scaled, as by coordinates in nanometres or bohr; E3FP's shells are spheres
-in angstrom, so such a fingerprint would describe another geometry). Valence errors come
-from ``sanitize.sanitize``. ``conformer_is_3d`` is
-the one place that decides whether a conformer is 3D or a 2D depiction.
+in angstrom, so such a fingerprint would describe another geometry), and fragments of a 3D
+conformer at bonding distance (``check_missing_bonds``: the file lost bonds). Valence
+errors come from ``sanitize.sanitize``. ``conformer_is_3d`` is the one place that decides
+whether a conformer is 3D or a 2D depiction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "check_atoms",
     "check_bond_lengths",
     "check_coordinates",
+    "check_missing_bonds",
     "check_finite",
     "conformer_is_3d",
     "has_3d_conformer",
@@ -35,6 +37,11 @@ OVERLAP = 0.01  # angstrom: two atoms closer than this are a broken structure
 # angstrom (nanometres give ~0.1, bohr ~1.9).
 BOND_RATIO = (0.5, 2.5)
 MEDIAN_BOND_RATIO = (0.7, 1.4)
+# Two atoms of different fragments closer than this (same ratio) are a bond the file left
+# out: real single bonds measure 0.9-1.1, hydrogen bonds 1.25 and more. Metals are exempt
+# (a Na+...O- contact or a Pt-Cl drawn without its bond measures about 1.0).
+UNBONDED_RATIO = 1.15
+NONMETALS = frozenset((1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 33, 34, 35, 52, 53))
 
 
 def check_finite(positions: np.ndarray, id: str) -> None:
@@ -121,3 +128,32 @@ def check_bond_lengths(mol: Chem.Mol, id: str) -> None:
     if not MEDIAN_BOND_RATIO[0] <= median <= MEDIAN_BOND_RATIO[1]:
         raise MoleculeError(id, f"the bonds are {median:.2f} x their covalent length on median: are the "
                                 "coordinates in angstrom? (nanometres give about 0.1, bohr about 1.9)")
+
+
+def check_missing_bonds(mol: Chem.Mol, id: str) -> None:
+    """Raise ``MoleculeError`` when two non-metal atoms of different fragments of a 3D
+    conformer lie at bonding distance (``UNBONDED_RATIO``): the file lost a bond (a PDB
+    whose CONECT records cover part of the molecule, or several MODELs, had no bonds at
+    all and was fingerprinted atom by atom). Only molecules of several fragments are
+    checked; a bond missing inside one fragment cannot be told from the geometry."""
+    fragment = np.zeros(mol.GetNumAtoms(), dtype=int)  # [N] fragment number of each atom
+    for n, atoms in enumerate(Chem.GetMolFrags(mol)):
+        fragment[list(atoms)] = n
+    if fragment.max() == 0:
+        return
+    z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])  # [N]
+    keep = np.where(np.isin(z, list(NONMETALS)))[0]
+    positions = mol.GetConformer().GetPositions()[keep]  # [K, 3]
+    table = Chem.GetPeriodicTable()
+    radii = np.array([table.GetRcovalent(int(z[i])) for i in keep])  # [K]
+    for start in range(0, len(keep), 512):  # blocks keep memory O(512 K)
+        dist = np.linalg.norm(positions[start : start + 512, None] - positions[None], axis=-1)  # [b, K]
+        ratio = dist / (radii[start : start + 512, None] + radii[None])
+        apart = fragment[keep[start : start + 512], None] != fragment[keep][None]
+        rows, cols = np.where(apart & (ratio < UNBONDED_RATIO))
+        if len(rows):
+            i, j = keep[start + rows[0]], keep[cols[0]]
+            a, b = mol.GetAtomWithIdx(int(i)), mol.GetAtomWithIdx(int(j))
+            raise MoleculeError(id, f"atoms {a.GetSymbol()}{i} and {b.GetSymbol()}{j} are {dist[rows[0], cols[0]]:.3g} "
+                                    "A apart, a bond length, but not bonded: the file left out bonds (incomplete "
+                                    "CONECT records?)")

@@ -1,7 +1,8 @@
 """The common finishing steps every builder and file reader ends with.
 
 Order: structure checks (no atoms, dummy atoms, non-finite coordinates), first conformer
-only, fragments, no heavy atoms, the heavy-atom size cap, the 3D policy. Ending every
+only, bonds missing between fragments of a 3D conformer (whatever the policy: the graph is
+wrong), fragments, no heavy atoms, the heavy-atom size cap, the 3D policy. Ending every
 path here is what makes the cap and the conformer limits hold for every caller.
 
 What finishing leaves alone:
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .checks import check_atoms
+from .checks import check_atoms, check_missing_bonds, has_3d_conformer
 from .errors import MoleculeError
 from .fragments import keep_fragments
 from .policy import apply_3d_policy, size_cap
@@ -49,6 +50,8 @@ def finish(
         keep = Chem.Conformer(mol.GetConformer())
         mol.RemoveAllConformers()
         mol.AddConformer(keep, assignId=True)
+    if has_3d_conformer(mol):  # before fragments='largest' could drop the pieces
+        check_missing_bonds(mol, id)
     mol = keep_fragments(mol, fragments, notes)
     n_heavy = mol.GetNumHeavyAtoms()
     if n_heavy == 0:

@@ -25,8 +25,8 @@ must hold exactly one molecule (``first_of_many=True``: its first, with a note),
 The depiction: ``image`` when given; else drawn with ``render_molecule`` from the SMILES
 when there is one, else from the structure (or atoms), and written once by
 `write_depiction` (atomic) under `depiction_name` — the one file-name rule: a digest of
-what is drawn (the SMILES, or the structure file's bytes and the 3D policy) and the render
-settings, so inputs about one molecule share one file and an edited input never reuses a
+what is drawn (the SMILES, or the structure file's bytes, the record number and the 3D
+policy) and the render settings, so inputs about one molecule share one file and an edited input never reuses a
 stale one. Inline tokens alone cannot be drawn.
 
 Every failure is an `InputError` naming the input (``rid``) and the reason; callers that
@@ -312,7 +312,10 @@ class InputResolver:
                 raise self.fail(rid, f"SMILES must be a string, got {type(fields['smiles']).__name__}")
             return b"smiles:" + fields["smiles"].encode()
         if _given(fields.get("structure")):
-            return b"structure:" + self.policy.encode() + b":" + self.structure_path(fields, rid).read_bytes()
+            # the record number too: records 0 and 1 of one file shared record 0's drawing
+            index = self.structure_index(fields, rid)
+            record = b"" if index is None else f"#{index}:".encode()
+            return b"structure:" + self.policy.encode() + b":" + record + self.structure_path(fields, rid).read_bytes()
         if _given(fields.get("atoms")):
             atoms = (_plain(fields["atoms"]), _plain(fields.get("coordinates")), self._charge(fields))
             return b"atoms:" + self.policy.encode() + b":" + repr(atoms).encode()

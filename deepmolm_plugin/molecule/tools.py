@@ -47,7 +47,7 @@ from .errors import MoleculeError
 from .fingerprint import fingerprint_record
 from .render import render_molecule
 from .builders import molecule_from_smiles
-from .io import SUFFIXES, read_structures
+from .io import read_structures, unknown_format
 from .policy import MAX_ATOMS, POLICIES
 from .record import MoleculeRecord
 
@@ -115,9 +115,9 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
             reason = "no such file (use --smiles to pass SMILES strings)"
             yield MoleculeError(item, reason, source=item)
             continue
-        if path.suffix.lower() not in SUFFIXES:
-            reason = f"unknown structure format {path.suffix!r}; known: {' '.join(SUFFIXES)}"
-            yield MoleculeError(item, reason, source=item)
+        problem = unknown_format(path)
+        if problem:
+            yield MoleculeError(item, problem, source=item)
             continue
         yield from read_structures(path, **options)
 

@@ -1,28 +1,31 @@
 """Structure files in, ``MoleculeRecord``s out: one reader module per format.
 
-The file format comes from the suffix (any case); ``read_structures`` yields one item per
-record. Each reader registers its suffixes in ``READERS`` (``base.register_reader``) and
-yields one ``ParsedStructure`` per record; ``read_structures`` applies the common
+The file format comes from the suffix (any case); compressed files (``.sdf.gz``) are not
+read, and say so. ``read_structures`` yields one item per record. Each reader registers
+its suffixes in ``READERS`` (``base.register_reader``) and yields one ``ParsedStructure``
+per record; ``read_structures`` applies the common
 finishing steps (checks, fragments, size cap, 3D policy: ``finish.py``, ``policy.py``).
 
 ==========  ===============================================================================
 ``.sdf``    MDL V2000 and V3000, any number of ``$$$$``-separated records (``.mol``, ``.sd``
 ``.mol``    the same reader, ``sdf.py``). Record id: the title line, else ``file#index``.
 ``.mol2``   Tripos MOL2, records start at ``@<TRIPOS>MOLECULE`` (``mol2.py``). Id: the
-            molecule name.
+            molecule name. Counts must match the lines; all hydrogens needed.
 ``.xyz``    One or more frames (count line, comment line, ``symbol x y z`` lines); bonds,
             bond orders and formal charges perceived by RDKit's ``rdDetermineBonds``
-            (needs the hydrogens). Total charge 0 unless the comment holds ``charge=N``.
-            Element symbols are case-insensitive; ``D``/``T`` are hydrogen isotopes
-            (``xyz.py``).
-``.pdb``    One molecule per file (first MODEL). Bonds and bond orders from the CONECT
-            records (RDKit writes a double bond as a repeated CONECT pair); a PDB without
-            CONECT records gets bonds perceived from coordinates, as for XYZ (``pdb.py``).
-``.smi``    One ``SMILES [id]`` per line; blank lines and ``#`` comments skipped; a first
-``.txt``    line whose first word is ``smiles`` is a header. Id: the words after the
-            SMILES, else ``file#line`` (``smiles.py``).
+            (needs all the hydrogens). Total charge 0 unless the comment holds an integer
+            ``charge=N``. Element symbols are case-insensitive, or atomic numbers;
+            ``D``/``T`` are hydrogen isotopes (``xyz.py``).
+``.pdb``    One molecule per file (first MODEL, noted). Bonds and bond orders from the
+            CONECT records (RDKit writes a double bond as a repeated CONECT pair); a PDB
+            without CONECT records, or whose CONECT records hold no bond orders and leave
+            atoms short, gets bonds perceived from coordinates, as for XYZ (``pdb.py``).
+``.smi``    One ``SMILES [|cxsmiles|] [id]`` per line; blank lines and ``#`` comments
+``.txt``    skipped; the first other line is a header if its first word is ``smiles``.
+            Id: the words after the SMILES, else ``file#line`` (``smiles.py``).
 ``.csv``    Column ``smiles`` (any case); id from the first of ``id, name, cid,
-            compound_id`` (any case), else ``file#row`` (``csv.py``).
+            compound_id`` (any case), else ``file#row``; a column named twice, or a row
+            of another width than the header, is an error (``csv.py``).
 ==========  ===============================================================================
 
 Files are read as UTF-8 (a leading byte-order mark is dropped); bytes that are not (in
@@ -40,7 +43,7 @@ one error. ``read_structures`` yields the error and goes on with the next record
 
 # Importing a reader module registers it; this order is SUFFIXES' order (keep it).
 from . import sdf, mol2, xyz, pdb, smiles, csv  # noqa: F401,I001
-from .base import READERS, ParsedStructure, ReaderSpec, reader_for, register_reader
+from .base import READERS, ParsedStructure, ReaderSpec, reader_for, register_reader, unknown_format
 from .read import read_structures
 from .sdf import sdf_blocks
 
@@ -48,4 +51,4 @@ from .sdf import sdf_blocks
 SUFFIXES = tuple(READERS)
 
 __all__ = ["READERS", "SUFFIXES", "ParsedStructure", "ReaderSpec", "read_structures",
-           "reader_for", "register_reader", "sdf_blocks"]
+           "reader_for", "register_reader", "sdf_blocks", "unknown_format"]

@@ -17,7 +17,8 @@ from rdkit import Chem
 
 from ..errors import MoleculeError
 
-__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "check_ascii", "reader_for", "register_reader", "title_of"]
+__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "check_ascii", "reader_for", "register_reader", "title_of",
+           "unknown_format"]
 
 
 @dataclass
@@ -89,12 +90,26 @@ def register_reader(*suffixes: str, options: Iterable[str] = (),
     return deco
 
 
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".7z")  # not read: say so, not "unknown format"
+
+
+def unknown_format(path: Path) -> Optional[str]:
+    """Why no reader takes ``path`` (its suffix, any case), or None when one does."""
+    suffix = path.suffix.lower()
+    if suffix in READERS:
+        return None
+    if suffix in COMPRESSED:
+        return f"compressed file ({suffix}): decompress it first (structure files are read as plain text)"
+    return f"unknown structure format {suffix!r}; known: {' '.join(READERS)}"
+
+
 def reader_for(path: Path, options: dict) -> ReaderSpec:
     """The reader of ``path`` by its suffix (any case); a ``ValueError`` naming the file for
     an unknown suffix or an option that reader does not take (it would be ignored)."""
+    problem = unknown_format(path)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     suffix = path.suffix.lower()
-    if suffix not in READERS:
-        raise ValueError(f"{path}: unknown structure format {suffix!r}; known: {tuple(READERS)}")
     spec = READERS[suffix]
     unknown = sorted(set(options) - spec.options)
     if unknown:

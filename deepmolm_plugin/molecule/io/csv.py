@@ -1,10 +1,12 @@
 """CSV reader (``.csv``): a table with a SMILES column, streamed.
 
 Column ``smiles`` (any case) is required; a file without it is one error naming the
-columns it has. Id from the first of the columns ``id, name, cid, compound_id`` (any
-case) that the file has; a blank id there, or no such column, gives ``file#row``
-(0-based data rows). A short row has an empty
-SMILES, which fails that record. No coordinates: the 3D policy generates them.
+columns it has, and so is a ``smiles`` or id column named twice (any case: ``SMILES`` and
+``smiles`` side by side gave the last one's molecule). Id from the first of the columns
+``id, name, cid, compound_id`` (any case) that the file has; a blank id there, or no such
+column, gives ``file#row`` (0-based data rows). A row whose field count differs from the
+header's fails (an unquoted comma shifts every field after it; extra fields were dropped
+without a word). Blank lines are skipped. No coordinates: the 3D policy generates them.
 """
 
 from __future__ import annotations
@@ -20,15 +22,30 @@ __all__ = ["read_csv"]
 ID_COLUMNS = ("id", "name", "cid", "compound_id")  # first present wins, any case
 
 
+def _column(header: list[str], name: str, file: str) -> int | None:
+    """Position of column ``name`` (any case), or None; a ``MoleculeError`` if named twice."""
+    at = [i for i, column in enumerate(header) if column.strip().lower() == name]
+    if len(at) > 1:
+        raise MoleculeError(file, f"column {name!r} appears {len(at)} times (any case): {[header[i] for i in at]}")
+    return at[0] if at else None
+
+
 @register_reader(".csv", newline="")  # newline="": the csv module handles line ends
 def read_csv(handle, name: str) -> Iterator[ParsedStructure]:
-    reader = csv.DictReader(handle)
-    columns = {c.lower(): c for c in reader.fieldnames or []}
-    if "smiles" not in columns:
-        error = MoleculeError(name, f"CSV has no 'smiles' column (columns: {reader.fieldnames})")
+    reader = csv.reader(handle)
+    header = next(reader, [])
+    try:
+        smiles = _column(header, "smiles", name)
+        if smiles is None:
+            raise MoleculeError(name, f"CSV has no 'smiles' column (columns: {header})")
+        id_at = next((i for i in (_column(header, c, name) for c in ID_COLUMNS) if i is not None), None)
+    except MoleculeError as error:
         yield ParsedStructure(None, name, error=error)
         return
-    id_column = next((columns[c] for c in ID_COLUMNS if c in columns), None)
-    for i, row in enumerate(reader):
-        id = (row.get(id_column) or "").strip() if id_column else ""
-        yield ParsedStructure(i, id or f"{name}#{i}", smiles=row[columns["smiles"]] or "")
+    for i, row in enumerate(r for r in reader if r):
+        id = (row[id_at].strip() if id_at is not None and id_at < len(row) else "") or f"{name}#{i}"
+        if len(row) != len(header):
+            reason = f"row {i} (line {reader.line_num}) has {len(row)} fields, the header {len(header)}"
+            yield ParsedStructure(i, id, error=MoleculeError(id, reason))
+        else:
+            yield ParsedStructure(i, id, smiles=row[smiles])

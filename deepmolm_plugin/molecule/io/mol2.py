@@ -2,6 +2,16 @@
 
 Id: the molecule name (the line after ``@<TRIPOS>MOLECULE``), else ``file#index``. Text
 before the first record other than ``#`` comments is an error for the file.
+
+Two things RDKit's MOL2 reader does silently fail the record here:
+
+- it reads as many atom and bond lines as the counts line says and ignores the rest (an
+  atom count one short turned ethanol into ethoxide), so the counts must match the
+  ``@<TRIPOS>ATOM`` and ``@<TRIPOS>BOND`` lines;
+- it adds no hydrogens: an atom short of its hydrogens (heavy-atom or polar-hydrogen-only
+  files, as docking tools write) becomes a radical, and without any hydrogen it guesses
+  charges (ethanol read as ``[C][C][O-]``). MOL2 cannot mark radicals, so a radical, or a
+  charge guessed without hydrogens, is an error.
 """
 
 from __future__ import annotations
@@ -18,6 +28,36 @@ from .base import ParsedStructure, register_reader
 __all__ = ["read_mol2"]
 
 
+def _check_counts(block: str, id: str) -> None:
+    """The counts line (line 3) against the ATOM and BOND section lines."""
+    lines = block.splitlines()
+    found = {"ATOM": 0, "BOND": 0}
+    section = None
+    for line in lines:
+        if line.startswith("@<TRIPOS>"):
+            section = line.strip()[len("@<TRIPOS>"):].upper()
+        elif section in found and line.strip() and not line.lstrip().startswith("#"):
+            found[section] += 1
+    counts = lines[2].split()[:2] if len(lines) > 2 else []
+    for what, said in zip(("ATOM", "BOND"), counts):
+        if said.isdigit() and int(said) != found[what]:
+            raise MoleculeError(id, f"counts line says {said} {what.lower()}s, the @<TRIPOS>{what} section holds "
+                                    f"{found[what]} lines")
+
+
+def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str]) -> None:
+    """Radicals, or charges RDKit guessed without hydrogens: see the module docstring."""
+    radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
+    if radicals:
+        raise MoleculeError(id, f"atoms {radicals[:10]} lack bonds or hydrogens (RDKit's MOL2 reader adds no "
+                                "hydrogens, and MOL2 cannot mark radicals): give all hydrogens, or use SDF")
+    guessed = any("no explicit hydrogens" in m for m in messages)
+    charged = [a.GetIdx() for a in mol.GetAtoms() if a.GetFormalCharge()]
+    if guessed and charged:
+        raise MoleculeError(id, f"no hydrogens, and RDKit guessed charges on atoms {charged[:10]}: give all "
+                                "hydrogens, or use SDF")
+
+
 @register_reader(".mol2")
 def read_mol2(handle, name: str) -> Iterator[ParsedStructure]:
     blocks = re.split(r"(?m)^(?=@<TRIPOS>MOLECULE)", handle.read())
@@ -28,12 +68,14 @@ def read_mol2(handle, name: str) -> Iterator[ParsedStructure]:
     for i, block in enumerate(blocks):
         lines = block.splitlines()
         id = lines[1].strip() if len(lines) > 1 and lines[1].strip() else f"{name}#{i}"
-        with rdkit_messages() as messages:
-            mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
         try:
+            _check_counts(block, id)
+            with rdkit_messages() as messages:
+                mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
             if mol is None:
                 raise MoleculeError(id, with_messages("unparseable MOL2 record", messages))
             notes = as_notes(messages) + sanitize(mol, id)
+            _check_hydrogens(mol, id, messages)
             if mol.GetNumConformers() == 0:
                 raise MoleculeError(id, "record has no coordinates")
         except MoleculeError as error:

@@ -68,12 +68,14 @@ def read_structures(
 
 
 def _not_text(path: Path) -> str | None:
-    """Why ``path`` is no UTF-8 text file (UTF-16, or NUL bytes: binary), else None. Read as
+    """Why ``path`` is no UTF-8 text file (UTF-16, compressed, or NUL bytes: binary), else None. Read as
     UTF-8, such a file gives records with garbage ids and misleading reasons."""
     with open(path, "rb") as raw:
         head = raw.read(65536)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "file is UTF-16 text; save it as UTF-8"
+    if head.startswith((b"\x1f\x8b", b"PK\x03\x04")):  # whatever its name says
+        return "file is gzip- or zip-compressed: decompress it first"
     if b"\0" in head:
         return "file holds NUL bytes: a binary file, not a text structure file"
     return None

@@ -2,7 +2,8 @@
 
 Any number of ``$$$$``-separated records; a trailing unterminated record counts. Record
 id: the title line, else ``file#index``. A record without an ``M  END`` line is truncated
-and fails. Option ``smiles_field`` names a data field holding the record's SMILES, which
+and fails; one with two (a missing ``$$$$``: RDKit read the first molecule and dropped the
+second as bad data) fails too. Option ``smiles_field`` names a data field holding the record's SMILES, which
 is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record).
 """
 
@@ -39,7 +40,11 @@ def _parse_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]]:
         raise MoleculeError(fallback, "empty record")
     lines = block.splitlines()
     title = lines[0].strip() or fallback
-    end = next((n for n, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
+    ends = [n for n, line in enumerate(lines) if line.strip() == "M  END"]
+    if len(ends) > 1:  # RDKit reads the first molecule and drops the rest as bad data fields
+        raise MoleculeError(title, f"lines {ends[0] + 1} and {ends[1] + 1} both end a molecule ('M  END'): the "
+                                   "'$$$$' line between two records is missing")
+    end = ends[0] if ends else len(lines)
     check_ascii(lines[3:end], title, "connection table", first=4)  # the title and data may be any text
     supplier = Chem.SDMolSupplier()
     with rdkit_messages() as messages:

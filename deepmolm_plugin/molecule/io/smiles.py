@@ -1,8 +1,11 @@
 """SMILES list reader (``.smi``, ``.txt``): one ``SMILES [id]`` per line, streamed.
 
-Blank lines and ``#`` comments are skipped; a first line whose first word is ``smiles``
-is a header. Id: the words after the SMILES, else ``file#line`` (0-based).
-No coordinates: the 3D policy generates them (``from-file`` fails every record).
+Blank lines and ``#`` comments are skipped; the first other line is a header if its first
+word is ``smiles`` (comment lines may come before it). A CXSMILES extension
+(``C[C@H](O)CC |&1:1| name``) stays with its SMILES: it was taken for the start of the id,
+and its enhanced stereo or labels were lost. Id: the words after the SMILES, else
+``file#line`` (0-based). No coordinates: the 3D policy generates them (``from-file``
+fails every record).
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ __all__ = ["read_smiles"]
 
 @register_reader(".smi", ".txt")
 def read_smiles(handle, name: str) -> Iterator[ParsedStructure]:
+    first = True
     for i, line in enumerate(handle):
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
-        if i == 0 and words[0].lower() == "smiles":
+        if first and words[0].lower() == "smiles":
+            first = False
             continue
-        yield ParsedStructure(i, " ".join(words[1:]) or f"{name}#{i}", smiles=words[0])
+        first = False
+        smiles, rest = words[0], words[1:]
+        if rest and rest[0].startswith("|"):  # the extension ends at the next '|' (it may hold spaces)
+            end = next((n for n, word in enumerate(rest) if word.endswith("|") and (n or len(word) > 1)), len(rest) - 1)
+            smiles, rest = " ".join([smiles] + rest[: end + 1]), rest[end + 1 :]
+        yield ParsedStructure(i, " ".join(rest) or f"{name}#{i}", smiles=smiles)

@@ -2,8 +2,9 @@
 
 Each frame: a count line, a comment line, ``symbol x y z`` lines. Bonds, bond orders and
 formal charges are perceived later by RDKit's ``rdDetermineBonds`` (needs the hydrogens),
-with total charge 0 unless the comment holds ``charge=N``. Element symbols are
-case-insensitive; ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``. A count line that
+with total charge 0 unless the comment holds ``charge=N`` (an integer: ``charge=0.5`` fails
+the frame). Element symbols are case-insensitive, or atomic numbers; ``D``/``T`` are
+hydrogen isotopes. Id: ``file#frame``. A count line that
 disagrees with the atom lines fails that frame and stops reading: the next frame boundary
 cannot be trusted after it.
 """
@@ -20,7 +21,8 @@ from .base import ParsedStructure, register_reader
 
 __all__ = ["read_xyz"]
 
-_CHARGE = re.compile(r"\bcharge\s*=\s*([+-]?\d+)", re.IGNORECASE)
+# The number as written, decimals included: 'charge=-1.5' read as -1 before.
+_CHARGE = re.compile(r"\bcharge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNORECASE)
 
 
 def _is_atom_line(line: str) -> bool:
@@ -65,6 +67,10 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         elements = [b.split()[0] for b in body]
         coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
         match = _CHARGE.search(comment)
-        yield ParsedStructure(index, id, elements=elements, coords=coords,
-                              charge=int(match.group(1)) if match else 0)
+        charge = float(match.group(1)) if match else 0
+        if not charge == int(charge):
+            reason = f"line {pos - count}: total charge {match.group(1)} in the comment line is not an integer"
+            yield ParsedStructure(index, id, error=MoleculeError(id, reason))
+        else:
+            yield ParsedStructure(index, id, elements=elements, coords=coords, charge=int(charge))
         index += 1

@@ -1,0 +1,239 @@
+"""Hostile structure files, second sweep: each case once gave another molecule, dropped a
+record or a bond, or drew the wrong record, without a failure line.
+
+Every case must end in a ``MoleculeError``/``InputError`` naming the record and the
+reason (or a failure line from the tools), or in the right molecule.
+"""
+
+import json
+
+import pytest
+from rdkit import Chem
+
+from deepmolm_plugin.molecule import MoleculeError, molecule_from_smiles, read_structures
+from deepmolm_plugin.molecule.inputs import InputResolver
+from deepmolm_plugin.molecule.tools import fingerprint_main, render_main
+
+
+def _mol(smiles, name):
+    mol = molecule_from_smiles(smiles, name, policy="generate").mol  # seeded: the same every run
+    mol.SetProp("_Name", name)
+    return mol
+
+
+@pytest.fixture(scope="module")
+def apap():
+    return _mol("CC(=O)Nc1ccc(O)cc1", "apap")
+
+
+@pytest.fixture(scope="module")
+def ethanol():
+    return _mol("CCO", "ethanol")
+
+
+def _items(path, policy="from-file", **options):
+    return list(read_structures(path, policy=policy, **options))
+
+
+def _smiles(record):
+    return Chem.MolToSmiles(Chem.RemoveHs(record.mol))
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+# --- SDF ----------------------------------------------------------------------------------
+def test_sdf_record_without_its_separator_fails_instead_of_swallowing_the_next(tmp_path, ethanol, apap):
+    # RDKit read ethanol and dropped benzene as "bad data fields" (a note only)
+    benzene = Chem.MolToMolBlock(_mol("c1ccccc1", "benzene"))
+    path = _write(tmp_path / "x.sdf", Chem.MolToMolBlock(ethanol) + benzene + "$$$$\n" + Chem.MolToMolBlock(apap))
+    merged, last = _items(path)
+    assert isinstance(merged, MoleculeError) and merged.source == f"{path}#0"
+    assert "'$$$$' line between two records is missing" in merged.reason
+    assert last.id == "apap" and last.source == f"{path}#1"
+
+
+# --- MOL2 ---------------------------------------------------------------------------------
+def _mol2(mol, name):
+    """A Tripos MOL2 record of ``mol`` (types from RDKit's hybridisation; enough for RDKit)."""
+    conf = mol.GetConformer()
+    lines = ["@<TRIPOS>MOLECULE", name, f" {mol.GetNumAtoms()} {mol.GetNumBonds()} 0 0 0", "SMALL",
+             "NO_CHARGES", "", "@<TRIPOS>ATOM"]
+    for atom in mol.GetAtoms():
+        p, symbol = conf.GetAtomPosition(atom.GetIdx()), atom.GetSymbol()
+        kind = {Chem.HybridizationType.SP2: ".2", Chem.HybridizationType.SP3: ".3"}.get(atom.GetHybridization(), "")
+        kind = ".ar" if atom.GetIsAromatic() else kind
+        if symbol == "H" or (symbol == "N" and kind == ".2"):
+            kind = "" if symbol == "H" else ".am"
+        lines.append(f"{atom.GetIdx() + 1:7d} {symbol}{atom.GetIdx() + 1:<4d} {p.x:10.4f} {p.y:10.4f} {p.z:10.4f} "
+                     f"{symbol + kind:<6s} 1 UNL1 0.0000")
+    lines.append("@<TRIPOS>BOND")
+    for bond in mol.GetBonds():
+        order = {1.0: "1", 2.0: "2", 1.5: "ar"}[bond.GetBondTypeAsDouble()]
+        lines.append(f"{bond.GetIdx() + 1:6d} {bond.GetBeginAtomIdx() + 1:5d} {bond.GetEndAtomIdx() + 1:5d} {order}")
+    return "\n".join(lines) + "\n"
+
+
+def test_mol2_counts_must_match_the_atom_and_bond_lines(tmp_path, ethanol):
+    text = _mol2(ethanol, "ethanol")
+    assert _smiles(_items(_write(tmp_path / "ok.mol2", text))[0]) == "CCO"
+    # one atom short: RDKit read 8 of the 9 atoms, and ethanol came out as ethoxide
+    (error,) = _items(_write(tmp_path / "a.mol2", text.replace(" 9 8 0 0 0", " 8 8 0 0 0")))
+    assert isinstance(error, MoleculeError) and error.id == "ethanol"
+    assert "counts line says 8 atoms, the @<TRIPOS>ATOM section holds 9 lines" in error.reason
+    (error,) = _items(_write(tmp_path / "b.mol2", text.replace(" 9 8 0 0 0", " 9 7 0 0 0")))
+    assert "counts line says 7 bonds" in error.reason
+
+
+@pytest.mark.parametrize("keep_h", ["none", "polar"])
+def test_mol2_without_all_hydrogens_is_an_error_not_radicals(tmp_path, apap, keep_h):
+    # RDKit's MOL2 reader adds no hydrogens: ring carbons became radicals ([c]), with no
+    # note for polar-H files; a file without H also got guessed charges (ethanol: [C][C][O-])
+    drop = [a.GetIdx() for a in apap.GetAtoms()
+            if a.GetAtomicNum() == 1 and (keep_h == "none" or a.GetNeighbors()[0].GetAtomicNum() == 6)]
+    rw = Chem.RWMol(apap)
+    for idx in sorted(drop, reverse=True):
+        rw.RemoveAtom(idx)
+    (error,) = _items(_write(tmp_path / "x.mol2", _mol2(rw.GetMol(), "apap")))
+    assert isinstance(error, MoleculeError) and error.id == "apap"
+    assert "lack bonds or hydrogens" in error.reason
+    assert _smiles(_items(_write(tmp_path / "full.mol2", _mol2(apap, "apap")))[0]) == "CC(=O)Nc1ccc(O)cc1"
+
+
+# --- coordinates without hydrogens (XYZ, PDB without CONECT) -------------------------------
+@pytest.mark.parametrize("smiles", ["c1ccccc1", "CC", "ClCCl"])
+def test_xyz_without_hydrogens_is_an_error_not_another_molecule(tmp_path, smiles):
+    # perceived: benzene as c1c#cc#cc#1, ethane as [C][C], CH2Cl2 as a carbene
+    heavy = Chem.RemoveHs(_mol(smiles, "m"))
+    (error,) = _items(_write(tmp_path / "x.xyz", Chem.MolToXYZBlock(heavy)), policy="keep")
+    assert isinstance(error, MoleculeError) and "no hydrogens in the coordinates" in error.reason
+
+
+def test_xyz_atomic_numbers_and_a_non_integer_charge(tmp_path, ethanol):
+    lines = Chem.MolToXYZBlock(ethanol).splitlines()
+    numbers = [str(Chem.GetPeriodicTable().GetAtomicNumber(l.split()[0])) + l[len(l.split()[0]):] for l in lines[2:]]
+    (record,) = _items(_write(tmp_path / "z.xyz", "\n".join(lines[:2] + numbers) + "\n"))
+    assert _smiles(record) == "CCO"  # was "unknown element '6'"
+    (error,) = _items(_write(tmp_path / "q.xyz", "\n".join([lines[0], "charge=0.5"] + lines[2:]) + "\n"))
+    assert isinstance(error, MoleculeError) and "total charge 0.5 in the comment line is not an integer" in error.reason
+
+
+# --- PDB ----------------------------------------------------------------------------------
+def _single_conect(block):
+    """Each bond written once (the wwPDB's way): no repeated pair, so no bond orders."""
+    out = []
+    for line in block.splitlines():
+        if line.startswith("CONECT"):
+            partners = [line[i:i + 5] for i in range(11, len(line), 5)]
+            line = line[:11] + "".join(dict.fromkeys(partners))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_pdb_conect_without_bond_orders_is_perceived_not_saturated(tmp_path, apap):
+    # RDKit read every bond as single and filled valences: CC(O)NC1CCC(O)CC1
+    (record,) = _items(_write(tmp_path / "a.pdb", _single_conect(Chem.MolToPDBBlock(apap))))
+    assert _smiles(record) == "CC(=O)Nc1ccc(O)cc1" and record.conformer == "file"
+    assert any("CONECT records hold no bond orders" in n for n in record.notes)
+    heavy = _single_conect(Chem.MolToPDBBlock(Chem.RemoveHs(apap)))
+    (error,) = _items(_write(tmp_path / "b.pdb", heavy))
+    assert isinstance(error, MoleculeError) and "no hydrogens" in error.reason
+
+
+def test_pdb_with_missing_bonds_fails_instead_of_loose_atoms(tmp_path, apap):
+    lines = Chem.MolToPDBBlock(apap).splitlines()
+    atoms = [l for l in lines if l.startswith("HETATM")]
+    conect = [l for l in lines if l.startswith("CONECT")]
+    # CONECT records for part of the molecule: 9 fragments were fingerprinted atom by atom
+    partial = "\n".join(atoms + [l for l in conect if int(l[6:11]) > 4]) + "\nEND\n"
+    # two MODELs and CONECT records after them: RDKit kept no bond at all
+    models = "\n".join(["MODEL        1"] + atoms + ["ENDMDL", "MODEL        2"] + atoms + ["ENDMDL"] + conect)
+    for name, text in [("partial.pdb", partial), ("models.pdb", models + "\nEND\n")]:
+        for policy in ("from-file", "keep", "generate"):  # the graph is wrong whatever the policy
+            (error,) = _items(_write(tmp_path / name, text), policy=policy)
+            assert isinstance(error, MoleculeError), (name, policy)
+            assert "a bond length, but not bonded" in error.reason
+
+
+def test_pdb_models_note_which_one_is_used(tmp_path, ethanol):
+    atoms = [l for l in Chem.MolToPDBBlock(ethanol).splitlines() if l.startswith("HETATM")]
+    text = "\n".join(["MODEL        1"] + atoms + ["ENDMDL", "MODEL        2"] + atoms + ["ENDMDL", "END"])
+    (record,) = _items(_write(tmp_path / "m.pdb", text))
+    assert _smiles(record) == "CCO" and "file has 2 MODELs: used the first" in record.notes
+
+
+def test_an_ion_pair_with_a_metal_at_contact_distance_is_not_a_missing_bond(tmp_path):
+    mol = Chem.MolFromMolBlock(Chem.MolToMolBlock(_mol("CC(=O)[O-].[Na+]", "salt")), removeHs=False)
+    conf = mol.GetConformer()
+    na = next(a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "Na")
+    o = next(a.GetIdx() for a in mol.GetAtoms() if a.GetFormalCharge() == -1)
+    p = conf.GetAtomPosition(o)
+    conf.SetAtomPosition(na, (p.x + 2.3, p.y, p.z))  # a crystal's Na...O contact
+    (record,) = _items(_write(tmp_path / "salt.sdf", Chem.MolToMolBlock(mol)))
+    assert record.conformer == "file" and "2 fragments, all kept" in record.notes
+
+
+# --- SMILES lists and CSV -------------------------------------------------------------------
+def test_smi_header_after_comments_and_cxsmiles_extension(tmp_path):
+    path = _write(tmp_path / "a.smi", "# made by hand\nSMILES\tName\r\nC[C@H](O)CC |&1:1| rac-butanol\nCCO\tethanol\n")
+    first, second = _items(path, policy="keep")  # the header was a failed record
+    assert first.id == "rac-butanol" and second.id == "ethanol"
+    assert len(first.mol.GetStereoGroups()) == 1  # the extension was taken for the id, stereo lost
+
+
+def test_csv_column_named_twice_or_rows_of_another_width_fail(tmp_path):
+    (error,) = _items(_write(tmp_path / "a.csv", "SMILES,id,smiles\nCCO,1,CCN\n"), policy="keep")
+    assert isinstance(error, MoleculeError) and "column 'smiles' appears 2 times" in error.reason  # gave CCN
+    items = _items(_write(tmp_path / "b.csv", "smiles,id\nCCO,ethanol,95%\n\nCCN,2\n"), policy="keep")
+    assert isinstance(items[0], MoleculeError) and "row 0 (line 2) has 3 fields, the header 2" in items[0].reason
+    assert items[1].id == "2" and _smiles(items[1]) == "CCN"
+
+
+# --- compressed files ---------------------------------------------------------------------
+def test_compressed_files_say_so(tmp_path, ethanol, capsys):
+    import gzip
+
+    data = gzip.compress(Chem.MolToMolBlock(ethanol).encode())
+    (tmp_path / "a.sdf.gz").write_bytes(data)
+    (tmp_path / "b.sdf").write_bytes(data)
+    with pytest.raises(ValueError, match=r"compressed file \(\.gz\): decompress it first"):
+        _items(tmp_path / "a.sdf.gz")
+    (error,) = _items(tmp_path / "b.sdf")
+    assert "gzip- or zip-compressed" in error.reason
+    assert fingerprint_main([str(tmp_path / "a.sdf.gz"), "--no-progress"]) == 1
+    assert "compressed file (.gz): decompress it first" in capsys.readouterr().err
+
+
+# --- depictions of one record of a multi-record file ----------------------------------------
+def test_each_record_of_a_file_gets_its_own_depiction(tmp_path, ethanol, apap):
+    path = _write(tmp_path / "two.sdf", Chem.MolToMolBlock(ethanol) + "$$$$\n" + Chem.MolToMolBlock(apap) + "$$$$\n")
+    resolver = InputResolver(render_folder=str(tmp_path / "renders"))
+    first = resolver.resolve({"structure": str(path), "structure_index": 0}, "r0")
+    second = resolver.resolve({"structure": str(path), "structure_index": 1}, "r1")
+    assert first.image != second.image  # record 1 was given record 0's drawing
+
+
+# --- the tools ------------------------------------------------------------------------------
+@pytest.mark.parametrize("policy", ["auto", "from-file"])
+def test_fingerprint_tool_reports_the_merged_record_and_goes_on(tmp_path, ethanol, apap, capsys, policy):
+    text = Chem.MolToMolBlock(ethanol) + Chem.MolToMolBlock(apap) + "$$$$\n" + Chem.MolToMolBlock(apap)
+    path = _write(tmp_path / "x.SDF", text)  # suffixes in any case
+    out, failures = tmp_path / "fp.jsonl", tmp_path / "failed.jsonl"
+    code = fingerprint_main([str(path), "--policy", policy, "--out", str(out), "--failures", str(failures),
+                             "--no-progress"])
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert code == 1 and [l["error"] is None for l in lines] == [False, True]
+    (failed,) = [json.loads(l) for l in failures.read_text().splitlines()]
+    assert failed["source"] == f"{path}#0" and "'$$$$'" in failed["error"]
+    assert "FAILED ethanol" in capsys.readouterr().err
+
+
+def test_render_tool_fails_a_mol2_without_hydrogens(tmp_path, ethanol, capsys):
+    heavy = _mol2(Chem.RemoveHs(ethanol), "ethanol")
+    path = _write(tmp_path / "x.mol2", heavy + _mol2(ethanol, "ethanol-h"))
+    assert render_main([str(path), "--out", str(tmp_path / "png"), "--size", "64", "--no-progress"]) == 1
+    index = [json.loads(l) for l in (tmp_path / "png" / "index.jsonl").read_text().splitlines()]
+    assert [(l["id"], l["image"] is None) for l in index] == [("ethanol", True), ("ethanol-h", False)]
+    assert "lack bonds or hydrogens" in index[0]["error"]
