@@ -208,7 +208,7 @@ def test_moit_pubchemqc_keeps_atoms_and_maps_the_canonical_smiles(moit_root):
     got, bad = items(out), errors(out)
     assert bad["pubchemqc-train-7-homo-lumo-gap"].stage == "lookup"
     assert got["pubchemqc-train-0-homo"].properties == {"HOMO": -0.2351}
-    assert got["pubchemqc-train-1-scf-energy"].properties == {"SCF Energy": -2.8}
+    assert got["pubchemqc-train-1-scf-energy"].properties == {"SCF Energy": -28000.0}  # as the report reads it
     assert got["pubchemqc-train-0-homo"].extra == {
         "source": "pubchemqc", "source_instruction": "HOMO?", "lmdb_key": "0", "cid": "750"}
 
@@ -261,7 +261,7 @@ def test_moit_options(moit_root):
 def test_single_number():
     assert single_number("The molecular weight is 180.16 g/mol.") == 180.16
     assert single_number("-0.2351") == -0.2351 and single_number("1e-3 eV") == 0.001
-    assert single_number("TPSA: 63.6 Å^2") == 63.6 and single_number("−2.5 × 10^4 eV") == -2.5
+    assert single_number("TPSA: 63.6 Å^2") == 63.6 and single_number("−2.5 × 10^4 eV") == -25000.0
     assert single_number("between 1 and 2") is None and single_number("no number") is None
     assert single_number("HOMO-LUMO gap of C10H12 is 5.2") == 5.2
 

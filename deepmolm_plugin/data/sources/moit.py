@@ -32,8 +32,8 @@ Options: ``splits`` (default: all present), ``tasks`` (subset of ``TASKS``), ``i
 ``caption_field`` (``"description"`` default, or ``"enriched_description"``).
 Items: ``instruction=None`` (the shared prompt table words the question; the source's
 text is kept in ``extra["source_instruction"]``); numeric tasks get ``properties={task:
-value}`` when the answer holds exactly one number (unit exponents such as ``^2`` or
-``10^4`` do not count), in the answer's own units. IDs:
+value}`` when the answer gives one value as evaluation reads it (``single_number``:
+``-2.8 × 10^4 eV`` is -28000, ``Å^2`` is a unit), in the answer's own units. IDs:
 ``<source>-<split>-<cid or key>-<task slug>``, ``-2``, ``-3`` ... for repeats (the
 descriptive QA has several questions per CID and task).
 """
@@ -64,8 +64,6 @@ PUBCHEM_JSONS = (("2d_computed_properties.json", "2d_computed_properties_unit.js
                  ("2d_descriptive_properties.json", "descriptive_properties.json"))
 PUBCHEMQC_JSON = "3d_computed_properties_unit.json"
 
-# A number not glued to a word or a unit exponent: "Å^2", "10^4", "C10" do not count.
-_NUMBER = re.compile(r"(?<![\w.^])[-+\u2212]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\d^]|\.\d)")
 
 
 class _Reject(Exception):
@@ -91,9 +89,14 @@ def slug(task: str) -> str:
 
 
 def single_number(text: str) -> Optional[float]:
-    """The one number in ``text`` (None when there are none or several)."""
-    found = _NUMBER.findall(text)
-    return float(found[0].replace("\u2212", "-")) if len(found) == 1 else None
+    """The value of an answer, read as evaluation reads the reference
+    (``eval.metrics.numbers.parse_number``; None when it gives no single value), so a
+    record's ``properties`` label and the number it is scored against are one number:
+    "-2.8 × 10^4 eV" is -28000 (a reader of its own stored the mantissa, -2.8), "20.2 Å^2"
+    is 20.2, a range is None."""
+    from ...eval.metrics.numbers import parse_number  # stdlib only: prepare starts without torch
+
+    return parse_number(text)
 
 
 class _Lmdb:
