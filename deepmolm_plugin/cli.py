@@ -16,7 +16,9 @@ is not a readable image; an unreadable molecule; --max-new-tokens below 1; --mod
 is one line on stderr and exit status 2, before the host or the model loads. A checkpoint
 that cannot be loaded as it is (missing, extra or NaN tensors, no tokenizer) is one line
 naming the folder and exit status 1. A question holding the image placeholder `<image>`
-is refused and asked again (the host would make a second image slot and crash).
+is refused and asked again (the host would make a second image slot and crash). An empty
+line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C, at the prompt or while a
+reply is written, ends it too, with "interrupted" and exit status 130, not a traceback.
 
 The host's `main(args)` runs unchanged; these things are bound around it, for this
 process only:
@@ -324,6 +326,9 @@ def main(argv=None) -> None:
             host_cli.main(args)
         except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader
             raise SystemExit(f"error: {e}") from e
+        except KeyboardInterrupt:  # Ctrl-C at the prompt or mid-reply ends the chat, as Ctrl-D does
+            print("\ninterrupted", file=sys.stderr)
+            raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def output_file(value: "str | os.PathLike", option: str) -> Path:
 
 
 def at_least(value: Optional[float], option: str, minimum: float = 1) -> None:
-    """`value` (when given) must be >= `minimum`."""
-    if value is not None and value < minimum:
+    """`value` (when given) must be >= `minimum`; NaN, which argparse's float takes from
+    "nan" and which compares false both ways, is refused too (--temperature nan ran greedy)."""
+    if value is not None and not value >= minimum:
         raise UsageError(f"{option} must be >= {minimum}, got {value}")
 
 

@@ -13,7 +13,9 @@ as are answer files that hold no answer at all (without references) and a refere
 file with no question. A question_id answered twice (in two shards or within
 one), a reference question with no answer, and an answer to no reference question are
 errors naming the ids and files; so are answers from several different `model_id`s
-(stale files of another run).
+(stale files of another run), and answers whose `prompt` (the question the host asked)
+is not their reference record's `text` (answers to another question file whose ids
+happen to match, such as the numbered ids of two splits: `check_prompts`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,20 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
         raise MergeError(f"answers come from {len(models)} models ({', '.join(models)}): stale shards of "
                          "another run among the files?")
     return merged, counts
+
+
+def check_prompts(answers: Dict[str, dict], refs: "OrderedDict[str, dict]") -> None:
+    """MergeError when an answer's `prompt` differs from its reference record's `text`
+    (both present: the host's model_vqa writes the question's `text` as `prompt`
+    unchanged): the answers were asked another question file's questions, and ids alone
+    would pair them with the wrong references."""
+    differ = [qid for qid, row in answers.items() if isinstance(row.get("prompt"), str)
+              and isinstance(refs.get(qid, {}).get("text"), str) and row["prompt"] != refs[qid]["text"]]
+    if differ:
+        first = differ[0]
+        raise MergeError(f"{len(differ)} answer(s) were asked another question than the references hold "
+                         f"(answers to another question file?): {format_ids(differ)}; first: asked "
+                         f"{answers[first]['prompt'][:80]!r}, reference text {refs[first]['text'][:80]!r}")
 
 
 def load_references(path: os.PathLike) -> "OrderedDict[str, dict]":

@@ -14,11 +14,13 @@ the chat CLI and the GUI use (`deepmolm_plugin.molecule.inputs`): a line without
 gets its molecule's depiction, written once to `renders/` next to the answers file under
 the resolver's name for it (a digest of what is drawn). Any problem with a
 line is an error naming its question_id, raised before the model is loaded: among them a
-question_id that is not a string or integer or appears twice, a `text` that is not a
+question_id that is not a string or integer or appears twice (as text: `1` and `"1"` are
+one id to the report), a `text` that is not a
 string or holds the image placeholder, and a line's `image` that is missing, a folder or
 not a readable image. So is bad
 input on the command line: no such --model-path folder, --question-file, --image-folder or
---structure-folder, a question file with no questions, nonsense chunk or token numbers
+--structure-folder, a question file with no questions, an --answers-file that is the
+--question-file (the host would overwrite it), nonsense chunk or token numbers
 (one line on stderr, exit status 2 for options, 1 for the question file's content).
 
 The host's `eval_model(args)` runs unchanged on this chunk's lines (taken with the host's
@@ -35,6 +37,8 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
   `patches.eval_device` maps them to the model's device and dtype for the run. Images
   reach `generate` in the model's dtype in any case (as in `deepmolm_plugin.cli`).
 - `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it.
+- the property head's side file (`<answers stem>.aux_properties.jsonl`) is removed when the
+  run starts and written only by a run that made predictions: never an earlier run's.
 - `--vision-feature-cache DIR`: the frozen tower's features of each view are kept in DIR
   (`deepmolm_plugin.encoder.feature_cache`) and reused by later questions and runs.
 - tiles mode: each question's tiles are passed too (the host makes only the global view),
@@ -117,9 +121,10 @@ def read_questions(path: str) -> List[dict]:
         if isinstance(qid, bool) or not isinstance(qid, (str, int)):
             raise EvalInputError(f"{path}: question_id {json.dumps(qid)} is a JSON {_json_kind(qid)}; "
                                  "a string or an integer is needed")
-        if qid in seen:
-            raise EvalInputError(f"{path}: question_id {qid!r} appears twice (its answers could not be told apart)")
-        seen.add(qid)
+        if str(qid) in seen:  # as text: the report matches answers to references by str(question_id)
+            raise EvalInputError(f"{path}: question_id {qid!r} appears twice (as text; its answers could not be "
+                                 "told apart)")
+        seen.add(str(qid))
         text = line["text"]
         if not isinstance(text, str):
             raise QuestionError(qid, f"`text` is a JSON {_json_kind(text)}, not a string")
@@ -321,6 +326,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
                                          args.structure_folder, args.conformer_policy)
+    # The answers file is rewritten from here on: an earlier run's property-head
+    # predictions would otherwise stay beside this run's answers.
+    aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
+    aux_file.unlink(missing_ok=True)
     if not prepared:  # more chunks than questions: the host's get_chunk would raise IndexError
         print(f"chunk {args.chunk_idx} of {args.num_chunks} has no questions: empty answers file", file=sys.stderr)
         answers.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +350,6 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             host.eval_model(host_args)
         state.finish()
     if state.aux_predictions:
-        aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
         aux_file.write_text("".join(json.dumps(p) + "\n" for p in state.aux_predictions))
         print(f"property head predictions: {aux_file}", file=sys.stderr)
 
@@ -362,6 +370,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     answers = Path(os.path.expanduser(args.answers_file))
     if answers.is_dir():
         raise usage.UsageError(f"--answers-file {args.answers_file}: is a folder, not a file")
+    if answers.resolve() == Path(os.path.expanduser(args.question_file)).resolve():  # the host opens it with "w"
+        raise usage.UsageError(f"--answers-file {args.answers_file}: is the --question-file; the host would "
+                               "overwrite the questions with the answers")
     usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it
     if args.vision_feature_cache is not None:
         usage.output_folder(Path(args.vision_feature_cache), "--vision-feature-cache")

@@ -19,7 +19,8 @@ structure?, molecule_fp?}`. Each record gives one line:
   `properties` (a dict of reference values) and `metric` when present.
 
 Only single-turn records (one human turn, one gpt turn) can be asked by model_vqa; any
-other record is an error naming it, as is a missing or duplicated id.
+other record is an error naming it, as is a missing or duplicated id, or a gpt turn
+(the reference answer) that is empty or only white space.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
         if not isinstance(turn.get("value"), str):
             raise QuestionFileError(f"record {rid!r}: the {turn['from']} turn's value is "
                                     f"{turn.get('value')!r}, not a string")
+    if not turns[1]["value"].strip():  # a reference no answer can match: the task's scores drop silently
+        raise QuestionFileError(f"record {rid!r}: the gpt turn (the reference answer) is empty")
     question = {"question_id": rid, "text": strip_image_token(turns[0]["value"]),
                 "answer": turns[1]["value"], "task": record.get("task") or "unspecified"}
     if not question["text"]:

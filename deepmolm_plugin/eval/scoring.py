@@ -16,8 +16,11 @@ metrics.json:
     property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts
 
-A property question without a reference value (`task_kinds.reference_value`) is left out
-of its task's scores, counted (`n_without_reference`) and named on stderr.
+A reference `answer` that is empty or only white space is an error (property questions
+may take their value from `properties` instead). A property question without a reference
+value (`task_kinds.reference_value`) is left out of its task's scores, counted
+(`n_without_reference`) and named on stderr. Answers whose `prompt` is not their
+reference's `text` are refused (`merge.check_prompts`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .merge import ReportError, format_ids, load_references, merge_answers, references_from_answers
+from .merge import ReportError, check_prompts, format_ids, load_references, merge_answers, references_from_answers
 from .task_kinds import reference_value, task_kind
 
 SCHEMA = "deepmolm-eval-metrics/1"
@@ -45,6 +48,9 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
             raise ReportError(f"question {record['question_id']!r}: the reference `answer` is "
                               f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
         kind = task_kind(task, record)
+        if kind != "property" and not record["answer"].strip():  # (property: `properties` may hold it)
+            # Every answer scores 0 against it: the task's means would drop without a word.
+            raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` is empty")
         if task in groups and groups[task][0] != kind:
             raise ReportError(f"task {task!r}: question {record['question_id']!r} is scored as {kind}, "
                               f"earlier ones as {groups[task][0]} (check `metric` / `properties`)")
@@ -128,6 +134,7 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
             raise ReportError(f"the references file {references} is also listed among the answer files")
         refs = load_references(references)
         answers, counts = merge_answers(answer_paths, list(refs))
+        check_prompts(answers, refs)
     else:
         answers, counts = merge_answers(answer_paths)
         refs = references_from_answers(answers)

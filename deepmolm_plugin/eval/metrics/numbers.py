@@ -18,9 +18,11 @@ the rules) or None when the answer gives no single value. Rules, in order:
    ordinals (`1st`, `2nd`).
 4. The first remaining number decides. The answer is invalid (None) when that number is
    malformed (`1.2.3`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
-   which could be a decimal comma or a list), is one end of a range (`3-4`, `3 to 4`,
-   `3 eV - 4 eV`, `3 ~ 4`, `between 3 and 4`: a range is not one predicted value), is a
-   bound (`< 5`, `>= 5`, `≤ 5`), or is not finite (`1e999`).
+   which could be a decimal comma or a list; a fraction or ratio `1/2`, `4.5/5`; one to
+   three digits, a plain space and three digits, `1 234.5`, which could be a thousands
+   group or two numbers), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
+   `between 3 and 4`: a range is not one predicted value), is a bound (`< 5`, `>= 5`,
+   `≤ 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45); units are not converted. Number
    words (`twelve`), `N/A`, `nan`, `inf` and text without digits are invalid.
@@ -65,7 +67,9 @@ _BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))"
 _SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
 _LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
 _ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
-_MALFORMED = re.compile(r"^(?:\.\d|,\d)")
+_MALFORMED = re.compile(r"^(?:\.\d|,\d|\s*/\s*\d)")  # "1.2.3", "12,5", "1/2" (a fraction or ratio)
+# "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
+_SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 _RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
@@ -93,7 +97,8 @@ def parse_number(text) -> Optional[float]:
         after = text[end:]
         if not match.group("exp") and (_LOCANT.match(after) or _ORDINAL.match(after)):
             continue
-        if _MALFORMED.match(after):
+        if _MALFORMED.match(after) or (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
+                                       and _SPACE_GROUP.match(after)):
             return None
         before = text[:start]
         if _RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _RANGE_AFTER.match(after):

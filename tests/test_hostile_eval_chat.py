@@ -1,0 +1,161 @@
+"""Hostile input to evaluation and chat, second sweep: answers that silently pair with the
+wrong references, references no answer can match, number formats read as another value,
+question files model_vqa would overwrite or mis-key, and Ctrl-C in the chat CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from deepmolm_plugin.eval import model_vqa, questions as eval_questions, report
+from deepmolm_plugin.eval.metrics.numbers import parse_number
+from deepmolm_plugin.eval.scoring import build_report
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _refs(tmp_path, rows):
+    return _jsonl(tmp_path / "questions.jsonl", rows)
+
+
+def _answer(qid, text, prompt="What is the LogP?"):
+    return {"question_id": qid, "prompt": prompt, "text": text, "answer_id": "x", "model_id": "m", "metadata": {}}
+
+
+# --- answers to another question file ------------------------------------------------------------
+def test_answers_asked_other_questions_are_refused(tmp_path):
+    """Two splits with numbered ids: the ids matched, so the other split's answers were scored."""
+    refs = _refs(tmp_path, [{"question_id": i, "task": "LogP", "answer": f"The LogP is {i}.",
+                             "text": "What is the LogP?"} for i in range(3)])
+    ours = _jsonl(tmp_path / "ours.jsonl", [_answer(i, "1.0") for i in range(3)])
+    report_, _ = build_report([ours], refs)
+    assert report_["tasks"]["LogP"]["n"] == 3  # the same questions: scored
+    other = _jsonl(tmp_path / "other.jsonl", [_answer(0, "1.0")] + [
+        _answer(i, "1.0", prompt="What is the molecular weight?") for i in (1, 2)])
+    with pytest.raises(SystemExit) as exit:
+        report.main([str(other), "--references", str(refs), "--out", str(tmp_path / "o"), "--no-plots"])
+    message = str(exit.value.code)
+    assert "2 answer(s) were asked another question than the references hold" in message
+    assert "'1', '2'" in message and "'What is the molecular weight?'" in message
+    assert not (tmp_path / "o" / "metrics.json").exists()
+    # Answer lines without `prompt` (other producers) or references without `text` are not compared.
+    bare = _jsonl(tmp_path / "bare.jsonl", [{"question_id": i, "text": "1.0"} for i in range(3)])
+    assert build_report([bare], refs)[0]["counts"]["answers"] == 3
+
+
+# --- references no answer can match --------------------------------------------------------------
+def test_a_blank_reference_answer_is_an_error_naming_it(tmp_path):
+    """A caption task with an empty reference scored every answer 0 there, without a word."""
+    record = {"id": "r1", "conversations": [{"from": "human", "value": "<image>\nDescribe it."},
+                                            {"from": "gpt", "value": "  \n"}]}
+    with pytest.raises(eval_questions.QuestionFileError, match=r"record 'r1': the gpt turn .* is empty"):
+        eval_questions.convert([record], tmp_path)
+    refs = _refs(tmp_path, [{"question_id": "a", "task": "caption", "answer": "An alcohol.", "text": "?"},
+                            {"question_id": "b", "task": "caption", "answer": " ", "text": "?"}])
+    answers = _jsonl(tmp_path / "a.jsonl", [{"question_id": q, "text": "An alcohol."} for q in "ab"])
+    with pytest.raises(SystemExit, match=r"question 'b' \(caption\): the reference `answer` is empty"):
+        report.main([str(answers), "--references", str(refs), "--out", str(tmp_path / "o"), "--no-plots"])
+    # A property question may still take its value from `properties`.
+    refs = _refs(tmp_path, [{"question_id": "p", "task": "LogP", "answer": "", "properties": {"LogP": 1.5},
+                             "text": "?"}])
+    answers = _jsonl(tmp_path / "a.jsonl", [{"question_id": "p", "text": "1.0"}])
+    assert build_report([answers], refs)[0]["tasks"]["LogP"]["metrics"]["mae"] == pytest.approx(0.5)
+
+
+# --- numbers read as another value ---------------------------------------------------------------
+@pytest.mark.parametrize("text, value", [
+    ("1 234.5", None),        # read 1: a thousands group after a plain space, or two numbers
+    ("12 345 g/mol", None),   # read 12
+    ("1/2", None),            # read 1: a fraction
+    ("4.5/5", None),          # read 4.5: a rating
+    ("3 / 4", None),
+    ("180 g/mol", 180.0),     # a unit after a slash is still a unit
+    ("5 eV/atom", 5.0),
+    ("12.5 100", 12.5),       # a decimal number is no thousands group: the first number decides
+    ("-0.0 eV", 0.0),
+    ("\u22122.5 kcal/mol", -2.5),
+])
+def test_ambiguous_number_formats_are_invalid(text, value):
+    got = parse_number(text)
+    assert got == value if value is not None else got is None
+
+
+# --- model_vqa -----------------------------------------------------------------------------------
+def test_question_ids_are_unique_as_text(tmp_path):
+    """1 and "1" were two questions to model_vqa; the report then refused the run's answers."""
+    path = _jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "text": "a?"}, {"question_id": "1", "text": "b?"}])
+    with pytest.raises(model_vqa.EvalInputError, match="question_id '1' appears twice"):
+        model_vqa.read_questions(str(path))
+
+
+def test_answers_file_that_is_the_question_file_is_refused(tmp_path, capsys):
+    """The host opens the answers file with "w": the question file was lost."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    lines = [{"question_id": "q0", "text": "What?", "smiles": "CCO"}]
+    path = _jsonl(tmp_path / "q.jsonl", lines)
+    with pytest.raises(SystemExit) as exit:
+        model_vqa.main(["--model-path", str(model), "--question-file", str(path),
+                        "--answers-file", str(tmp_path / "." / "q.jsonl")])
+    assert exit.value.code == 2
+    assert "is the --question-file" in capsys.readouterr().err
+    assert [json.loads(line) for line in path.read_text().splitlines()] == lines
+
+
+def test_a_rerun_never_leaves_an_earlier_property_head_file(tmp_path):
+    """A run that makes no property-head predictions (here an empty chunk) left the
+    earlier run's `*.aux_properties.jsonl` beside its new answers."""
+    import llava.eval.model_vqa as host
+
+    path = _jsonl(tmp_path / "q.jsonl", [{"question_id": "q0", "text": "What?", "smiles": "CCO"}])
+    answers, aux = tmp_path / "a.jsonl", tmp_path / "a.aux_properties.jsonl"
+    aux.write_text(json.dumps({"question_id": "old", "aux_properties": {"LogP": 1.0}}) + "\n")
+    args = model_vqa.build_parser().parse_args(["--model-path", "stub", "--question-file", str(path),
+                                                "--answers-file", str(answers), "--num-chunks", "2",
+                                                "--chunk-idx", "1"])
+    config = SimpleNamespace(mm_projector_type="fusion", fp_bits=4096, fp_levels=4)
+    model_vqa.run_host_eval(host, args, config)
+    assert answers.read_text() == "" and not aux.exists()
+
+
+# --- chat CLI ------------------------------------------------------------------------------------
+def test_chat_cli_ctrl_c_ends_with_one_line(trained_checkpoint, tmp_path):
+    """Ctrl-C printed a KeyboardInterrupt traceback through the host and torch."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "deepmolm_plugin.cli", "--model-path", str(trained_checkpoint),
+                             "--smiles", "CCO", "--max-new-tokens", "4", "--temperature", "0"],
+                            cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    seen, deadline = b"", time.monotonic() + 120
+    while b"USER: " not in seen and time.monotonic() < deadline:  # the model is loaded: the first prompt
+        chunk = os.read(proc.stdout.fileno(), 1024)
+        if not chunk:
+            break
+        seen += chunk
+    assert b"USER: " in seen, (seen, proc.stderr.read() if proc.poll() is not None else "")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in err and "Traceback" not in err, err[-3000:]
+
+
+def test_nan_is_refused_where_a_minimum_is_checked():
+    from deepmolm_plugin import usage
+
+    with pytest.raises(usage.UsageError, match="--temperature must be >= 0, got nan"):  # ran greedy before
+        usage.at_least(float("nan"), "--temperature", 0)
+    usage.at_least(0.0, "--temperature", 0)
+    usage.at_least(None, "--temperature", 0)
