@@ -17,13 +17,18 @@ includes the sha256 of the data and test files' contents, so a different configu
 an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
 is truncated or corrupt (or from another run) is reported and that seed trained again.
 Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
-cells, other text that is not a number, and rows whose field count differs from the
-header's are errors listing their rows; so are a target without any label, a one-class
-classification target and a split that leaves a subset empty (before anything is
-written). Bad arguments are refused before anything is computed or written (one line on
-stderr, exit status 2): a missing or empty --data / --test-file, a --smiles-column or
---targets column not in the CSV header, an unknown --features item or missing llm:
-folder, nonsense numbers (--seeds 0, --epochs 0, --dropout 1, ...).
+cells, labels beyond +-1e100, other text that is not a number, and rows whose field count
+differs from the header's are errors listing their rows; so are a target without any
+label, a target with one value only (one class, or a constant regression target) and a
+split that leaves a subset empty (before anything is written). Copies of one molecule
+(``splits.molecule_keys``: the same parent molecule, salts and charges aside) stay in the
+data but always in one subset; data_report.json and results.md count them and list those
+whose labels disagree; training rows of a molecule in a --test-file are removed. Bad
+arguments are refused before anything is computed or written (one line on stderr, exit
+status 2): a missing or empty --data / --test-file, a --smiles-column or --targets column
+not in the CSV header, an unknown --features item or missing llm: folder, nonsense
+numbers (--seeds 0, --epochs 0, --dropout 1, ...), two --test-file names alike or named
+train / valid.
 
 Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
 it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or
@@ -51,7 +56,7 @@ import numpy as np
 from .. import usage
 from .features import mol_to_graph, parse_smiles
 from .report import write_atomic
-from .splits import SPLITS, make_split, scaffold_sets, train_valid_split
+from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
 from .train import Inputs, TrainConfig, primary_metric, run_seed
 
 SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
@@ -89,6 +94,7 @@ class Table:
 
 
 MISSING_LABELS = ("", "na", "none", "null")  # cells that mean "no measurement": masked
+LABEL_LIMIT = 1e100  # beyond it squared errors overflow float64: every loss and metric would be NaN / inf
 
 
 def _label(text: str | None) -> float | None:
@@ -107,10 +113,10 @@ def _label(text: str | None) -> float | None:
 def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
                 unparseable: list) -> tuple[list[float], int]:
     """Row ``n``'s labels (NaN = missing) and its count of unparseable cells. Non-finite
-    and unparseable cells (text such as ``abc``, ``<0.5``, ``1,5``) are appended to
-    ``nonfinite`` / ``unparseable`` as (row, column, text) and become NaN here so that the
-    later checks of this row still run (the caller raises after the last row): masking
-    them would silently drop measured values."""
+    (or beyond +-LABEL_LIMIT) and unparseable cells (text such as ``abc``, ``<0.5``,
+    ``1,5``) are appended to ``nonfinite`` / ``unparseable`` as (row, column, text) and
+    become NaN here so that the later checks of this row still run (the caller raises
+    after the last row): masking them would silently drop measured values."""
     labels, bad = [], 0
     for t in targets:
         try:
@@ -120,7 +126,7 @@ def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
             labels.append(math.nan)
             bad += 1
             continue
-        if value is not None and not math.isfinite(value):
+        if value is not None and not abs(value) <= LABEL_LIMIT:  # also false for nan
             nonfinite.append((n, t, (row.get(t) or "").strip()))
             value = None
         labels.append(math.nan if value is None else value)
@@ -145,7 +151,7 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
     _reject(path, [f"row {n} ({fields} fields)" for n, fields in ragged],
             f"row(s) whose number of fields differs from the header's {width}", "quote cells that contain commas")
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in nonfinite],
-            "non-finite label(s) (nan/inf)", missing)
+            f"non-finite label(s) (nan/inf) or beyond +-{LABEL_LIMIT:g}", missing)
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in unparseable],
             "label(s) that are not numbers", missing)
 
@@ -213,12 +219,6 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
     y = np.asarray(ys, dtype=np.float64).reshape(-1, len(targets))
     return Table(path, smiles, mols, y, np.asarray(rows, dtype=np.int64), list(targets), rows_read, invalid,
                  unlabelled, bad)
-
-
-def canonical(mol) -> str:
-    from rdkit import Chem
-
-    return Chem.MolToSmiles(mol)
 
 
 def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
@@ -297,6 +297,8 @@ def _config(args) -> tuple[dict, TrainConfig]:
         "task": args.task, "split": args.split, "sizes": list(args.sizes), "features": args.features,
         "test_files": [os.path.abspath(t) for t in args.test_file], "max_rows": args.max_rows,
         "train": cfg.to_dict(),
+        # splits keep a molecule's copies together (seed files of ungrouped splits must not be resumed)
+        "split_groups": "molecule_key",
     }
     return run, cfg
 
@@ -400,28 +402,35 @@ def run_from_args(args) -> dict:
     tests = {Path(t).stem: load_table(t, args.targets, args.smiles_column, args.task) for t in args.test_file}
     data_report = table.report()
     data_report["test_files"] = {}
-    if tests:  # a training molecule identical to a fixed-test molecule would leak: drop it from training
-        test_keys = {canonical(m) for t in tests.values() for m in t.mols}
-        keep = np.array([i for i, m in enumerate(table.mols) if canonical(m) not in test_keys], dtype=np.int64)
-        removed = len(table.smiles) - len(keep)
+    keys = molecule_keys(table.mols)
+    if tests:  # a training row of a molecule in a fixed test set (any salt / charge form) would leak: drop it
+        test_keys = {name: set(molecule_keys(t.mols)) for name, t in tests.items()}
         for name, t in tests.items():
-            keys = {canonical(m) for m in t.mols}
-            data_report["test_files"][name] = t.report() | {
-                "removed_from_train": sum(canonical(m) in keys for m in table.mols)}
-        table = table.subset(keep)
-        data_report["removed_as_in_test_files"] = removed
+            removed = sum(k in test_keys[name] for k in keys)
+            data_report["test_files"][name] = t.report() | {"removed_from_train": removed}
+        in_tests = set().union(*test_keys.values())
+        keep = np.array([i for i, k in enumerate(keys) if k not in in_tests], dtype=np.int64)
+        data_report["removed_as_in_test_files"] = len(keys) - len(keep)
+        table, keys = table.subset(keep), [keys[i] for i in keep]
         data_report["molecules"] = len(table.smiles)
     if len(table.smiles) < 10:
-        raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}")
+        removed = f" after removing {data_report['removed_as_in_test_files']} in the --test-file(s)" if tests else ""
+        raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}")
     check_labels(table, args.task)
-    scaffolds = scaffold_sets(table.mols) if args.split.startswith("scaffold") else None
-    splits = {seed: _split(args, table, seed, scaffolds, bool(tests)) for seed in range(args.seeds)}
+    groups = key_groups(keys)
+    data_report["duplicates"] = duplicate_report(table, groups)
+    scaffolds = join_groups(scaffold_sets(table.mols), groups) if args.split.startswith("scaffold") else None
+    splits = {seed: _split(args, table, seed, scaffolds, groups, bool(tests)) for seed in range(args.seeds)}
     for seed, split in splits.items():
         check_split(split, seed, args.split, len(table.smiles), scaffolds)
     _prepare_out(out, run, fp, args.overwrite)
     write_atomic(out / "data_report.json", json.dumps(data_report, indent=1))
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
+    dups = data_report["duplicates"]
+    if dups["molecules_with_copies"] and not args.quiet:
+        print(f"{dups['molecules_with_copies']} molecules occur in several rows ({dups['conflicting']} with labels "
+              f"that disagree); each is kept in one subset (see {out / 'data_report.json'})", file=sys.stderr)
 
     need_tokens = args.fusion == "attention"
     inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
@@ -488,16 +497,38 @@ def run_from_args(args) -> dict:
 
 def check_labels(table: Table, task: str) -> None:
     """Every target must be learnable from the usable molecules: a column without a single
-    label would be trained on nothing and silently left out of every averaged metric, and a
-    classification target with one class has no ROC-AUC anywhere."""
+    label would be trained on nothing and silently left out of every averaged metric; a
+    classification target with one class has no ROC-AUC anywhere, and a constant
+    regression target has no R² and an RMSE that measures nothing but the model's noise."""
     for k, name in enumerate(table.task_names):
         labelled = table.y[~np.isnan(table.y[:, k]), k]
         if labelled.size == 0:
             raise SystemExit(f"{table.path}: target {name!r} has no label in the {len(table.smiles)} usable "
                              f"molecules; drop it from --targets")
-        if task == "classification" and np.unique(labelled).size < 2:
-            raise SystemExit(f"{table.path}: classification target {name!r} has only class {labelled[0]:g} in its "
-                             f"{labelled.size} labelled molecules: no ROC-AUC can be computed")
+        if np.unique(labelled).size < 2:
+            value, why = ("class", "no ROC-AUC can be computed") if task == "classification" else (
+                "the value", "nothing to learn and no R²")
+            raise SystemExit(f"{table.path}: {task} target {name!r} has only {value} {labelled[0]:g} in its "
+                             f"{labelled.size} labelled molecules: {why}")
+
+
+DUPLICATES_SHOWN = 20
+
+
+def duplicate_report(table: Table, groups: list[list[int]]) -> dict:
+    """Copies of one molecule (``groups`` of one ``molecule_key``) and those whose labels
+    disagree. The rows stay (benchmark files have copies and published numbers use them),
+    but nobody should learn of them from a leak: the splits keep copies together, and
+    this says how many there are and lists the conflicting ones (CSV rows, SMILES, labels)."""
+    copies = [g for g in groups if len(g) > 1]
+    conflicting = [g for g in copies if any(np.unique(c[~np.isnan(c)]).size > 1 for c in table.y[g].T)]
+    return {
+        "key": "canonical SMILES of the largest fragment, neutralised", "molecules_with_copies": len(copies),
+        "rows_in_copies": sum(map(len, copies)), "conflicting": len(conflicting),
+        "conflicts": [{"csv_rows": table.rows[g].tolist(), "smiles": [table.smiles[i] for i in g],
+                       "labels": [[None if math.isnan(v) else v for v in table.y[i]] for i in g]}
+                      for g in conflicting[:DUPLICATES_SHOWN]],
+    }
 
 
 def check_split(split: dict, seed: int, kind: str, n: int, scaffolds) -> None:
@@ -512,12 +543,12 @@ def check_split(split: dict, seed: int, kind: str, n: int, scaffolds) -> None:
                          f"of {n} molecules{sets}); use more data, other --sizes or --split random")
 
 
-def _split(args, table: Table, seed: int, scaffolds, fixed_test: bool) -> dict:
+def _split(args, table: Table, seed: int, scaffolds, groups: list[list[int]], fixed_test: bool) -> dict:
     if not fixed_test:
-        return make_split(args.split, table.mols, seed, args.sizes, scaffolds)
+        return make_split(args.split, table.mols, seed, args.sizes, scaffolds, groups)
     train_f, valid_f = args.sizes[0], args.sizes[1]
     if args.split == "random":
-        return train_valid_split(len(table.mols), seed, valid_f / (train_f + valid_f))
+        return train_valid_split(len(table.mols), seed, valid_f / (train_f + valid_f), groups)
     sizes = (train_f / (train_f + valid_f), valid_f / (train_f + valid_f), 0.0)
     split = make_split(args.split, table.mols, seed, sizes, scaffolds)
     valid = np.sort(np.concatenate([split["valid"], split["test"]]))  # no test here: leftovers to valid
@@ -535,6 +566,10 @@ def check_arguments(args) -> None:
         usage.at_least(getattr(args, name), "--" + name.replace("_", "-"))
     if not 0 <= args.dropout < 1:
         raise usage.UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    # argparse's float takes "inf" and "nan": training with them gives NaN weights
+    for option, value in [("--lr", args.lr), ("--weight-decay", args.weight_decay)] + [("--sizes", s) for s in args.sizes]:
+        if not math.isfinite(value):
+            raise usage.UsageError(f"{option} must be a finite number, got {value}")
     if not args.lr > 0:
         raise usage.UsageError(f"--lr must be > 0, got {args.lr}")
     usage.at_least(args.weight_decay, "--weight-decay", 0)
@@ -544,6 +579,11 @@ def check_arguments(args) -> None:
                                "unless --test-file gives the test sets")
     if not args.test_file and abs(train + valid + test - 1.0) > 1e-6:  # the splits take fractions of the data
         raise usage.UsageError(f"--sizes {train} {valid} {test}: the three fractions must sum to 1")
+    names = [Path(t).stem for t in args.test_file]  # results are keyed by them, next to "train" and "valid"
+    clash = sorted({n for n in names if names.count(n) > 1 or n in ("train", "valid")})
+    if clash:
+        raise usage.UsageError(f"--test-file: the name(s) {clash} (file name without extension) would overwrite "
+                               "another test set's or the train/valid results; copy or rename the file(s)")
     for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
         usage.existing_file(path, option, allow_empty=False)
         try:

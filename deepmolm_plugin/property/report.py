@@ -83,15 +83,22 @@ def summarise(task: str, seed_results: Sequence[dict]) -> dict:
     return out
 
 
+def _spec(value: float, digits: int) -> str:
+    """Fixed decimals, or exponent notation where they would print 0.000 (an RMSE of labels
+    around 1e-12) or dozens of digits (labels around 1e12)."""
+    return f".{digits}e" if value != 0 and not 1e-2 <= abs(value) < 1e6 else f".{digits}f"
+
+
 def fmt(entry: dict, digits: int = 3) -> str:
     if entry is None or math.isnan(entry["mean"]):
         return "n/a"
-    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+    spec = _spec(entry["mean"], digits)
+    return f"{entry['mean']:{spec}} ± {entry['std']:{spec}}"
 
 
 def _number(value: float, digits: int = 3) -> str:
     """A per-seed metric, or "n/a" where it is undefined (NaN), as in the summary table."""
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+    return "n/a" if value is None or math.isnan(value) else f"{value:{_spec(value, digits)}}"
 
 
 def markdown(results: dict) -> str:
@@ -111,8 +118,14 @@ def markdown(results: dict) -> str:
     ]
     for name, ext in d.get("test_files", {}).items():
         lines.insert(-1, f"- fixed test set `{name}`: {ext['molecules']} molecules ({ext['invalid_smiles']} "
-                         f"unparseable excluded); {ext['removed_from_train']} training molecules identical to it "
-                         f"removed from training")
+                         f"unparseable excluded); {ext['removed_from_train']} training rows of its molecules (same "
+                         f"parent, salts and charges aside) removed from training")
+    dups = d.get("duplicates")
+    if dups and dups["molecules_with_copies"]:  # copies: grouped by the split, conflicts listed in data_report
+        lines.insert(-1, f"- molecules in several rows (same parent, salts and charges aside): "
+                         f"{dups['molecules_with_copies']} ({dups['rows_in_copies']} rows), {dups['conflicting']} of "
+                         f"them with labels that disagree (the first 20 in data_report.json); each molecule's rows "
+                         f"are in one subset of every split")
     summary = results["summary"]
     cols = SECONDARY[task]
     lines.append("| subset | " + " | ".join(cols) + " |")

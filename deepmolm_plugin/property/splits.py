@@ -16,6 +16,12 @@
   not change it (seeds then only vary the model initialisation).
 - Fixed test sets (Llinas 2020): ``train_valid_split`` splits the training file only
   (train : valid = 8 : 1) and every test file is evaluated as given.
+- Copies of one molecule (``molecule_keys``: the same canonical SMILES of the largest
+  fragment, neutralised, so ``OCC`` / ``CCO``, a salt and its free base, charge states)
+  always land in one subset: ``random_split`` / ``train_valid_split`` shuffle and assign
+  whole ``groups`` (a copy in train and one in test would be a leak that inflates the test
+  score), and ``join_groups`` merges scaffold sets that copies span. Without copies the
+  splits are the same as without groups.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-from rdkit import Chem
+from rdkit import Chem, RDLogger
+from rdkit.Chem.MolStandardize import rdMolStandardize
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 SPLITS = ("random", "scaffold", "scaffold-sorted")
@@ -38,13 +45,50 @@ def _check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
     return tuple(float(s) for s in sizes)  # type: ignore[return-value]
 
 
-def random_split(n: int, seed: int, sizes: Sequence[float] = DEFAULT_SIZES) -> dict[str, np.ndarray]:
+def molecule_keys(mols: Sequence) -> list[str]:
+    """Each molecule's identity for finding copies: the canonical SMILES of its largest
+    fragment with charges neutralised (RDKit MolStandardize, without its slower
+    normalisation), so that one molecule written differently, as a salt or in another
+    charge state shares a key (a mixture is keyed by its largest component)."""
+    chooser, uncharger = rdMolStandardize.LargestFragmentChooser(), rdMolStandardize.Uncharger()
+    RDLogger.DisableLog("rdApp.*")  # the standardiser logs every step of every molecule
+    try:
+        return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(mol))) for mol in mols]
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+
+
+def _grouped(keys: Sequence[str]) -> dict[str, list[int]]:
+    """Indices by key, keys in order of their first index."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        groups[key].append(i)
+    return dict(groups)
+
+
+def key_groups(keys: Sequence[str]) -> list[list[int]]:
+    """The indices of each molecule's copies (one group per key, singletons included)."""
+    return list(_grouped(keys).values())
+
+
+def _assign(groups: Sequence[list[int]], order: np.ndarray, targets: Sequence[int],
+            names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Whole groups in ``order`` to the first subset still under its target size (the last
+    subset takes the rest): with singleton groups, exactly the first targets[0] of the
+    order, then the next targets[1], ..."""
+    subsets: list[list[int]] = [[] for _ in names]
+    for g in order:
+        k = next((j for j, size in enumerate(targets) if len(subsets[j]) < size), len(targets))
+        subsets[k] += groups[g]
+    return {name: np.sort(np.asarray(s, dtype=np.int64)) for name, s in zip(names, subsets)}
+
+
+def random_split(n: int, seed: int, sizes: Sequence[float] = DEFAULT_SIZES,
+                 groups: Sequence[list[int]] | None = None) -> dict[str, np.ndarray]:
     train_f, valid_f, _ = _check_sizes(sizes)
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(train_f * n)
-    n_valid = int(valid_f * n)
-    return {"train": np.sort(order[:n_train]), "valid": np.sort(order[n_train:n_train + n_valid]),
-            "test": np.sort(order[n_train + n_valid:])}
+    groups = groups if groups is not None else [[i] for i in range(n)]
+    order = np.random.default_rng(seed).permutation(len(groups))
+    return _assign(groups, order, (int(train_f * n), int(valid_f * n)), ("train", "valid", "test"))
 
 
 def murcko_scaffold(mol_or_smiles) -> str:
@@ -55,10 +99,29 @@ def murcko_scaffold(mol_or_smiles) -> str:
 
 
 def scaffold_sets(mols: Sequence) -> dict[str, list[int]]:
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, mol in enumerate(mols):
-        groups[murcko_scaffold(mol)].append(i)
-    return dict(groups)
+    return _grouped([murcko_scaffold(mol) for mol in mols])
+
+
+def join_groups(sets: dict[str, list[int]], groups: Sequence[list[int]]) -> dict[str, list[int]]:
+    """Scaffold sets merged where one molecule's copies span several (a salt's counter-ion
+    ring changes the scaffold), so that the copies land in one subset. Sets that no group
+    spans are returned unchanged and in their order (the split is then the same)."""
+    owner = {i: name for name, members in sets.items() for i in members}
+    root = {name: name for name in sets}
+
+    def find(name: str) -> str:
+        while root[name] != name:
+            name = root[name]
+        return name
+
+    for group in groups:
+        first = find(owner[group[0]])
+        for i in group[1:]:
+            root[find(owner[i])] = first
+    merged: dict[str, list[int]] = defaultdict(list)
+    for name, members in sets.items():
+        merged[find(name)] += members
+    return {name: sorted(members) for name, members in merged.items()}
 
 
 def scaffold_split(mols: Sequence, seed: int, sizes: Sequence[float] = DEFAULT_SIZES,
@@ -91,17 +154,22 @@ def scaffold_split(mols: Sequence, seed: int, sizes: Sequence[float] = DEFAULT_S
             "test": np.sort(np.asarray(test, dtype=np.int64))}
 
 
-def train_valid_split(n: int, seed: int, valid_fraction: float = 1 / 9) -> dict[str, np.ndarray]:
+def train_valid_split(n: int, seed: int, valid_fraction: float = 1 / 9,
+                      groups: Sequence[list[int]] | None = None) -> dict[str, np.ndarray]:
     """For fixed external test sets: split the training file into train and valid only."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_valid = int(round(valid_fraction * n))
-    return {"train": np.sort(order[n_valid:]), "valid": np.sort(order[:n_valid])}
+    groups = groups if groups is not None else [[i] for i in range(n)]
+    order = np.random.default_rng(seed).permutation(len(groups))
+    split = _assign(groups, order, (int(round(valid_fraction * n)),), ("valid", "train"))
+    return {"train": split["train"], "valid": split["valid"]}
 
 
 def make_split(kind: str, mols: Sequence, seed: int, sizes: Sequence[float] = DEFAULT_SIZES,
-               scaffolds: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+               scaffolds: dict[str, list[int]] | None = None,
+               groups: Sequence[list[int]] | None = None) -> dict[str, np.ndarray]:
+    """``groups`` (copies of one molecule) keep the random split from separating copies;
+    scaffold splits get them through ``scaffolds`` joined by ``join_groups``."""
     if kind == "random":
-        return random_split(len(mols), seed, sizes)
+        return random_split(len(mols), seed, sizes, groups)
     if kind == "scaffold":
         return scaffold_split(mols, seed, sizes, balanced=True, scaffolds=scaffolds)
     if kind == "scaffold-sorted":

@@ -1,0 +1,174 @@
+"""deepmolm-kflm2, second hostile sweep: inputs that used to give numbers that were wrong
+without a word (copies of a molecule on both sides of a split, a fixed test set whose salt
+forms stayed in training, a test file named like a subset, a constant target, labels
+whose squares overflow, metrics printed as 0.000) now give a clear error or a grouped,
+reported result."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from deepmolm_plugin.property import cli as kcli
+from deepmolm_plugin.property.report import fmt
+from deepmolm_plugin.property.splits import join_groups, key_groups, molecule_keys, random_split
+
+SMALL = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N", "O=C(O)c1ccccc1", "CCN(CC)CC", "Clc1ccc(Cl)cc1",
+         "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "C#N", "OCC(O)CO", "c1ccncc1", "CCCCCCCC", "CS(C)=O", "c1ccc2ccccc2c1",
+         "FC(F)(F)c1ccccc1", "CCOC(=O)C", "NC(=O)N", "C1=CC=CN1", "CCCl", "CCBr"]
+FORTY = SMALL + ["C" * k + "O" for k in range(2, 22)]
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads cost more than they give
+
+
+def _csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _run(data, out, targets=("y",), extra=()):
+    return ["--data", str(data), "--targets", *targets, "--task", "regression", "--seeds", "1", "--epochs", "1",
+            "--hidden", "8", "--ffn-hidden", "8", "--features", "none", "--out", str(out), "--quiet", "--no-plots",
+            *extra]
+
+
+# ------------------------------------------------------------------- copies of a molecule
+def _copies_csv(path):
+    """Each SMALL molecule three times: as written, written another way, as its HCl salt;
+    row 1 (a copy of row 0) gets a label that disagrees."""
+    rows = []
+    for i, s in enumerate(SMALL):
+        mol = Chem.MolFromSmiles(s)
+        other = Chem.MolToSmiles(mol, canonical=False, rootedAtAtom=mol.GetNumAtoms() - 1)
+        rows += [(s, i), (other, i), (f"{s}.Cl", i)]
+    rows[1] = (rows[1][0], 99)
+    return _csv(path, ["smiles", "y"], rows)
+
+
+def test_copies_of_a_molecule_stay_in_one_subset_and_are_reported(tmp_path):
+    # was: the random split put copies in train and test (BBBP: 12 of 205 test rows, DataWarrior
+    # pKa: 220 of 792, had a copy in train) and nothing said the file had copies or conflicts
+    data, out = _copies_csv(tmp_path / "copies.csv"), tmp_path / "run"
+    assert kcli.main(_run(data, out, extra=["--seeds", "3"])) == 0
+    keys = molecule_keys([Chem.MolFromSmiles(r[0]) for r in csv.reader(open(data)) if r[0] != "smiles"])
+    assert len(set(keys)) == len(SMALL)
+    for seed in range(3):
+        split = json.loads((out / "splits" / f"seed_{seed}.json").read_text())
+        subsets = [{keys[r] for r in split[f"{s}_csv_rows"]} for s in ("train", "valid", "test")]
+        assert not (subsets[0] & subsets[1] or subsets[0] & subsets[2] or subsets[1] & subsets[2]), seed
+    dups = json.loads((out / "data_report.json").read_text())["duplicates"]
+    assert (dups["molecules_with_copies"], dups["rows_in_copies"], dups["conflicting"]) == (20, 60, 1)
+    assert dups["conflicts"][0]["csv_rows"] == [0, 1, 2] and dups["conflicts"][0]["labels"] == [[0.0], [99.0], [0.0]]
+    assert "molecules in several rows (same parent, salts and charges aside): 20 (60 rows), 1 of them" in \
+        (out / "results.md").read_text()
+
+
+def test_grouping_changes_no_split_without_copies():
+    n = 57
+    singles = [[i] for i in range(n)]
+    for seed in range(4):  # the split every earlier run used: a permutation cut at 80 % and 90 %
+        order = np.random.default_rng(seed).permutation(n)
+        split = random_split(n, seed, groups=singles)
+        assert split["train"].tolist() == sorted(order[:45]) and split["test"].tolist() == sorted(order[50:])
+    sets = {"a": [0, 2], "b": [1], "c": [3], "d": [4]}
+    assert join_groups(sets, key_groups("vwxyz")) == sets
+    assert join_groups(sets, [[0], [1, 3], [2], [4]]) == {"a": [0, 2], "b": [1, 3], "d": [4]}  # a salt's ring
+
+
+def test_a_fixed_test_set_removes_the_training_rows_of_its_molecules_in_any_form(tmp_path):
+    train = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    test = _csv(tmp_path / "ext.csv", ["smiles", "y"],
+                [("OCC", 0), ("[O-]C(=O)c1ccccc1.[Na+]", 1), ("NC1CCCCC1.Cl", 2), ("CCCCCCCCCCCCCCCCCCCCCCCCO", 3)])
+    out = tmp_path / "run"
+    assert kcli.main(_run(train, out, extra=["--test-file", str(test)])) == 0
+    report = json.loads((out / "data_report.json").read_text())
+    # was 2: CCO (twice in FORTY) only; benzoic acid and cyclohexylamine stayed in training
+    assert report["test_files"]["ext"]["removed_from_train"] == 4 and report["molecules"] == 36
+
+
+@pytest.mark.parametrize("names", [("valid",), ("a/ext", "b/ext")])
+def test_test_files_named_like_a_subset_or_each_other_are_refused(tmp_path, capsys, names):
+    # was: valid.csv's metrics replaced the validation metrics, and of two ext.csv files one vanished
+    train = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    extra = []
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        extra += ["--test-file", str(_csv(tmp_path / f"{name}.csv", ["smiles", "y"], [("CCCl", 1), ("CCBr", 2)]))]
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_run(train, tmp_path / "run", extra=extra))
+    assert exit_.value.code == 2
+    assert f"--test-file: the name(s) ['{names[-1].split('/')[-1]}']" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- labels
+def test_a_constant_regression_target_is_refused(tmp_path):
+    # was: trained, an RMSE of the model's noise reported, R² n/a, and with a second target
+    # the averaged R² silently that target's alone
+    data = _csv(tmp_path / "d.csv", ["smiles", "y", "z"], [(s, 3.0, i) for i, s in enumerate(FORTY)])
+    with pytest.raises(SystemExit, match="regression target 'y' has only the value 3 in its 40 labelled molecules"):
+        kcli.main(_run(data, tmp_path / "run", targets=("z", "y")))
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_labels_whose_squares_overflow_are_refused(tmp_path):
+    # was: 1e200 overflowed the standard deviation, which fell back to 1: every metric NaN
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, f"{1 + i}e200" if i % 2 else i) for i, s in enumerate(FORTY)])
+    with pytest.raises(SystemExit, match=r"20 non-finite label\(s\) \(nan/inf\) or beyond \+-1e\+100: row 1 "
+                                         r"\(y='2e200'\)"):
+        kcli.main(_run(data, tmp_path / "run"))
+
+
+def test_tiny_and_huge_labels_give_the_same_fit_and_readable_numbers(tmp_path):
+    r2 = {}
+    for scale in (1.0, 1e-12, 1e12):
+        data = _csv(tmp_path / f"{scale}.csv", ["smiles", "y"], [(s, repr(scale * i)) for i, s in enumerate(FORTY)])
+        assert kcli.main(_run(data, tmp_path / f"run{scale}")) == 0
+        results = json.loads((tmp_path / f"run{scale}" / "results.json").read_text())
+        r2[scale] = results["summary"]["test"]["r2"]["mean"]
+        rmse = results["summary"]["test"]["rmse"]
+        assert np.isclose(rmse["mean"] / scale, json.loads((tmp_path / "run1.0" / "results.json").read_text())[
+            "summary"]["test"]["rmse"]["mean"], rtol=1e-4)  # standardised targets: the same model up to scale
+        assert fmt(rmse) in (tmp_path / f"run{scale}" / "results.md").read_text()
+    assert np.allclose(list(r2.values()), r2[1.0], rtol=1e-4)
+    assert fmt({"mean": 3.9e-13, "std": 0.0}) == "3.900e-13 ± 0.000e+00"  # was 0.000 ± 0.000
+    assert fmt({"mean": 3.9e11, "std": 1e10}) == "3.900e+11 ± 1.000e+10"
+    assert fmt({"mean": 0.652, "std": 0.031}) == "0.652 ± 0.031"  # ordinary metrics: as before
+
+
+# -------------------------------------------------------------------------- resume, graphs
+def test_a_folder_from_the_ungrouped_split_is_not_resumed(tmp_path):
+    data, out = _copies_csv(tmp_path / "copies.csv"), tmp_path / "run"
+    assert kcli.main(_run(data, out)) == 0
+    config = json.loads((out / "config.json").read_text())
+    del config["split_groups"]  # as written before splits grouped copies: its seeds split copies apart
+    config["fingerprint"] = "0123456789abcdef"
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match=r"different configuration \(changed: split_groups\)"):
+        kcli.main(_run(data, out))
+
+
+def test_molecules_without_bonds_or_with_odd_atoms_train(tmp_path):
+    odd = ["C", "O", "[Na+].[Cl-]", "[13CH4]", "[2H]O[2H]", "[NH3]->[Cu+2]", "*C", "[He]", "[Og]", "C.C.C",
+           "F[P-](F)(F)(F)(F)F.[Li+]", "[Ti+4]", "[CH3]", "S"]
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i % 7) for i, s in enumerate(odd * 3)])
+    # batches of 2 include batches with no bond at all
+    assert kcli.main(_run(data, tmp_path / "run", extra=["--batch-size", "2"])) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert np.isfinite(results["summary"]["test"]["rmse"]["mean"]) and results["data"]["invalid_smiles"] == 0
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "nan"), ("--weight-decay", "inf")])
+def test_non_finite_training_numbers_are_refused(tmp_path, capsys, option, value):
+    # argparse's float takes them; --lr inf trained to NaN weights
+    train = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_run(train, tmp_path / "run", extra=[option, value]))
+    assert exit_.value.code == 2 and f"{option} must be a finite number, got {value}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
