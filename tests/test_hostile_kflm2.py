@@ -17,20 +17,14 @@ from deepmolm_plugin.property import cli as kcli
 from deepmolm_plugin.property.report import fmt
 from deepmolm_plugin.property.splits import join_groups, key_groups, molecule_keys, random_split
 
+from test_hostile_property_images import _csv
+
 SMALL = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N", "O=C(O)c1ccccc1", "CCN(CC)CC", "Clc1ccc(Cl)cc1",
          "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "C#N", "OCC(O)CO", "c1ccncc1", "CCCCCCCC", "CS(C)=O", "c1ccc2ccccc2c1",
          "FC(F)(F)c1ccccc1", "CCOC(=O)C", "NC(=O)N", "C1=CC=CN1", "CCCl", "CCBr"]
 FORTY = SMALL + ["C" * k + "O" for k in range(2, 22)]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads cost more than they give
-
-
-def _csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
 
 
 def _run(data, out, targets=("y",), extra=()):
