@@ -190,11 +190,10 @@ def readable_image(path: str, option: str) -> None:
     animation...), and the host's own `convert("RGB")` sees the same picture (not a
     transparent or 16-bit file it would read as black or white): a UsageError now, not the
     host's PIL traceback once the model is loaded, nor an answer about another picture."""
-    from deepmolm_plugin.encoder.image_processor import check_host_conversion, load_image
+    from deepmolm_plugin.encoder.image_processor import check_host_readable
 
     try:
-        load_image(path)
-        check_host_conversion(path)
+        check_host_readable(path)
     except (ValueError, OSError) as e:
         raise usage.UsageError(f"{option} {path}: {e}") from e
 

@@ -209,6 +209,26 @@ def test_a_symbolic_link_loop_is_named_as_such(tmp_path, tokenizer):
         ds[0]  # was: "does not exist", next to a file listing that shows it
 
 
+def test_a_checked_image_is_not_decoded_again_each_epoch_but_a_changed_one_is(tmp_path, tokenizer):
+    import os
+
+    from deepmolm_plugin.encoder import image_processor
+
+    opaque = Image.new("RGBA", (64, 64), (255, 255, 255, 255))  # a mode the check decodes: alpha
+    opaque.paste((0, 0, 0, 255), (20, 20, 40, 40))
+    name = save(tmp_path, "drawing.png", opaque)
+    ds = dataset(tmp_path, tokenizer, [record("a", name)])
+    before = image_processor._host_conversion_verdict.cache_info()
+    ds[0], ds[0], ds[0]  # three epochs
+    after = image_processor._host_conversion_verdict.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+    black_on_transparent(tmp_path)  # the file is replaced by one the host misreads
+    os.replace(tmp_path / "transparent.png", tmp_path / name)
+    os.utime(tmp_path / name, ns=(1, 1))  # a new mtime even on coarse-clock file systems
+    with pytest.raises(RecordError, match="record 'a': ValueError: .*keeps the colour under transparent pixels"):
+        ds[0]
+
+
 @pytest.mark.parametrize("make", [grey16, black_on_transparent])
 def test_chat_and_model_vqa_refuse_images_the_host_would_read_as_another_picture(tmp_path, make):
     from deepmolm_plugin import usage

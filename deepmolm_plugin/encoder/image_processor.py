@@ -21,6 +21,7 @@ pad colour) and ``crop_size``, and the tiles mode returns ragged per-image tile 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -96,13 +97,32 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
         raise ValueError(f"{label} is not a readable image: {e}") from e
 
 
+def check_host_readable(path: str) -> None:
+    """`path` decodes as `load_image` reads it (ValueError / OSError: not an image,
+    truncated, an animation...) and the host's own `convert("RGB")` sees the same picture
+    (`check_host_conversion`). What the chat CLI and model_vqa check before the model loads."""
+    load_image(path)
+    check_host_conversion(path)
+
+
 def check_host_conversion(path: str) -> None:
     """ValueError naming `path` when PIL's plain `Image.open(path).convert("RGB")`, which the
     host's loaders use (its training dataset, model_vqa, the chat CLI), reads other pixels
     than `load_image`: it keeps the colour under transparent pixels (a black drawing on a
     transparent black background became all black), clips 16-bit grey at 255 (all white),
     reads float grey in [0, 1] as black and takes an animation's first frame. Only files in
-    the modes where the two differ (the branches of `_to_rgb`) are decoded here."""
+    the modes where the two differ (the branches of `_to_rgb`) are decoded here.
+
+    The training dataset checks every image each time it is read, so a file that passed is
+    remembered by (path, modification time, size) and costs a stat() the next epoch; a
+    changed file is checked again."""
+    stat = os.stat(path)
+    _host_conversion_verdict(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1 << 15)  # 32k files, ~10 MB per process; beyond that some are checked again
+def _host_conversion_verdict(path: str, mtime_ns: int, size: int) -> None:
+    """check_host_conversion's work; returns (and so is cached) only when the file passes."""
     with Image.open(path) as img:
         transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
         if not (transparent or img.mode in _16BIT_MODES + ("I", "F") or getattr(img, "n_frames", 1) > 1):

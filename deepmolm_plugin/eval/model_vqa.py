@@ -145,13 +145,12 @@ def check_image(qid, path: str) -> None:
     would otherwise stop mid-run (model loaded, answers half written) with a PIL traceback.
     The host's own `convert("RGB")` must see the same picture (`check_host_conversion`:
     transparent or 16-bit files it reads as black or white)."""
-    from ..encoder.image_processor import check_host_conversion, load_image
+    from ..encoder.image_processor import check_host_readable
 
     if not os.path.isfile(path):
         raise QuestionError(qid, f"image {path}: {'is a folder' if os.path.isdir(path) else 'no such file'}")
     try:
-        load_image(path)
-        check_host_conversion(path)
+        check_host_readable(path)
     except (ValueError, OSError) as e:
         raise QuestionError(qid, f"image {path}: {e}") from e
 
