@@ -166,3 +166,32 @@ def test_non_finite_training_numbers_are_refused(tmp_path, capsys, option, value
         kcli.main(_run(train, tmp_path / "run", extra=[option, value]))
     assert exit_.value.code == 2 and f"{option} must be a finite number, got {value}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------- SMILES and RDKit's log
+def test_smiles_rdkit_would_misread_are_invalid_rows_with_rdkit_words(tmp_path):
+    rows = [("CCO", 1.0), ("CC O", 2.0), ("C(C)(C)(C)(C)C", 3.0), ("CCé", 4.0), ("c1ccccc1O", 5.0)]
+    table = kcli.load_table(_csv(tmp_path / "d.csv", ["smiles", "y"], rows), ["y"])
+    assert table.smiles == ["CCO", "c1ccccc1O"]  # 'CC O' was read as ethane, 'CCé' as ethane
+    reasons = {r["smiles"]: r["reason"] for r in table.invalid}
+    assert "text after a space" in reasons["CC O"]
+    assert "Explicit valence for atom # 0 C, 5" in reasons["C(C)(C)(C)(C)C"]  # was "RDKit could not parse"
+    assert "non-ASCII character" in reasons["CCé"]
+
+
+def test_kflm2_leaves_rdkit_logging_as_it_found_it():
+    from rdkit import RDLogger, rdBase
+
+    from deepmolm_plugin.property.features import parse_smiles
+    from deepmolm_plugin.property.featurizers import RDKit2D
+
+    RDLogger.DisableLog("rdApp.warning")  # a user's own setting
+    try:
+        quiet = rdBase.LogStatus()
+        parse_smiles("C(C)(C)(C)(C)C")
+        mols = [Chem.MolFromSmiles(s) for s in ("CCO", "[Na+].CC(=O)[O-]")]
+        molecule_keys(mols)
+        RDKit2D().compute(mols, ["CCO", "[Na+].CC(=O)[O-]"])
+        assert rdBase.LogStatus() == quiet  # EnableLog("rdApp.*") turned warnings and debug/info on
+    finally:
+        RDLogger.EnableLog("rdApp.warning")

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem
+
+from ..molecule import sanitize
+from ..molecule.errors import MoleculeError
 
 MAX_ATOMIC_NUM = 100
 DEGREES = (0, 1, 2, 3, 4, 5)
@@ -137,22 +140,16 @@ def mol_to_graph(mol: Chem.Mol) -> MolGraph:
 
 
 def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
-    """RDKit molecule (sanitised) or None plus the reason, with RDKit's own logging silenced."""
-    text = (smiles or "").strip() if isinstance(smiles, str) else ""
-    if not text:
-        return None, "empty SMILES"
-    RDLogger.DisableLog("rdApp.*")
+    """RDKit molecule (sanitised) or None plus the reason, in RDKit's own words where it
+    gave any: the molecule package's parser (`molecule.sanitize.parse_smiles`), which also
+    refuses text RDKit would read as another molecule ('CC O' is ethane to RDKit)."""
     try:
-        mol = Chem.MolFromSmiles(text)
-    except Exception as error:  # noqa: BLE001 - RDKit raises assorted errors on odd input
-        mol, reason = None, f"RDKit error: {error}"
-    else:
-        reason = "RDKit could not parse or sanitise it" if mol is None else ""
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    if mol is not None and mol.GetNumAtoms() == 0:
+        mol, _ = sanitize.parse_smiles(smiles, smiles)
+    except MoleculeError as error:
+        return None, error.reason
+    if mol.GetNumAtoms() == 0:
         return None, "no atoms"
-    return mol, reason
+    return mol, ""
 
 
 @dataclass

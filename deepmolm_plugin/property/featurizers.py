@@ -71,11 +71,10 @@ class RDKit2D(Featurizer):
         return f"rdkit2d|rdkit {rdkit.__version__}|{hashlib.sha256(names.encode()).hexdigest()}"
 
     def compute(self, mols, smiles):
-        from rdkit import RDLogger
+        from rdkit import rdBase
 
-        RDLogger.DisableLog("rdApp.*")
         out = []
-        try:
+        with rdBase.BlockLogs():  # descriptors warn on many molecules; a failure is NaN below
             for mol in mols:
                 row = np.empty(self.dim, dtype=np.float64)
                 for j, (_, fn) in enumerate(self._functions):
@@ -86,8 +85,6 @@ class RDKit2D(Featurizer):
                 row[~np.isfinite(row)] = np.nan
                 # float32 overflow (e.g. Ipc) -> +-inf would poison the scaler: keep it finite
                 out.append(np.clip(row, -3e38, 3e38).astype(np.float32)[None])
-        finally:
-            RDLogger.EnableLog("rdApp.*")
         return out
 
 

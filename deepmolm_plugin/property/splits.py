@@ -31,7 +31,7 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 from rdkit.Chem.MolStandardize import rdMolStandardize
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
@@ -51,11 +51,8 @@ def molecule_keys(mols: Sequence) -> list[str]:
     normalisation), so that one molecule written differently, as a salt or in another
     charge state shares a key (a mixture is keyed by its largest component)."""
     chooser, uncharger = rdMolStandardize.LargestFragmentChooser(), rdMolStandardize.Uncharger()
-    RDLogger.DisableLog("rdApp.*")  # the standardiser logs every step of every molecule
-    try:
+    with rdBase.BlockLogs():  # the standardiser logs every step of every molecule
         return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(mol))) for mol in mols]
-    finally:
-        RDLogger.EnableLog("rdApp.*")
 
 
 def _grouped(keys: Sequence[str]) -> dict[str, list[int]]:
