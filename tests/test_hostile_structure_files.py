@@ -111,6 +111,40 @@ def test_xyz_without_hydrogens_is_an_error_not_another_molecule(tmp_path, smiles
     assert isinstance(error, MoleculeError) and "no hydrogens in the coordinates" in error.reason
 
 
+def _without_h_on(mol, heavy_atoms):
+    """`mol` with one hydrogen removed from each listed heavy atom (an index twice: two)."""
+    edit, gone = Chem.RWMol(mol), []
+    for i in heavy_atoms:
+        gone.append(next(n.GetIdx() for n in mol.GetAtomWithIdx(i).GetNeighbors()
+                         if n.GetAtomicNum() == 1 and n.GetIdx() not in gone))
+    for h in sorted(gone, reverse=True):
+        edit.RemoveAtom(h)
+    return edit.GetMol()
+
+
+@pytest.mark.parametrize("smiles, heavy_atoms, reason", [
+    ("C1CCCCC1", [0, 1], "C0 (a double or aromatic bond, neighbours not in one plane"),  # was cyclohexene
+    ("CCO", [1, 2], "C1 (a double or aromatic bond"),  # was acetaldehyde
+    ("CC", [0, 0, 1, 1], "C0 (triple or cumulated bonds, neighbours at 1"),  # was ethyne
+    ("c1ccccc1", [0, 1], "(triple or cumulated bonds"),  # was a cyclic alkyne
+    ("CCC", [1, 1], "left unpaired electrons on atoms [1]"),  # was C[C]C: radicals are assigned in sanitising
+])
+def test_xyz_with_some_hydrogens_missing_is_an_error_not_another_molecule(tmp_path, smiles, heavy_atoms, reason):
+    partial = _without_h_on(_mol(smiles, "m"), heavy_atoms)
+    (error,) = _items(_write(tmp_path / "x.xyz", Chem.MolToXYZBlock(partial)), policy="keep")
+    assert isinstance(error, MoleculeError) and reason in error.reason, error
+
+
+@pytest.mark.parametrize("smiles", ["N#CCC#C", "C=C=CC(=O)O", "CN=[N+]=[N-]", "O=[N+]([O-])c1ccccc1",
+                                    "Cc1cc(=O)n(-c2ccccc2)n1C", "CC(=O)Nc1ccc(O)cc1"])
+def test_xyz_with_all_hydrogens_keeps_linear_planar_and_pyramidal_groups(tmp_path, smiles):
+    # nitrile, alkyne, allene, azide (linear); nitro, aromatic, amide (planar); the
+    # pyrazolone's N, which MMFF leaves pyramidal next to aromatic bonds
+    (record,) = _items(_write(tmp_path / "x.xyz", Chem.MolToXYZBlock(_mol(smiles, "m"))), policy="keep")
+    assert not isinstance(record, Exception), record
+    assert _smiles(record) == Chem.CanonSmiles(smiles)
+
+
 def test_xyz_atomic_numbers_and_a_non_integer_charge(tmp_path, ethanol):
     lines = Chem.MolToXYZBlock(ethanol).splitlines()
     numbers = [str(Chem.GetPeriodicTable().GetAtomicNumber(l.split()[0])) + l[len(l.split()[0]):] for l in lines[2:]]

@@ -18,7 +18,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
-from .checks import check_coordinates
+from .checks import check_coordinates, check_perceived_orders
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
 from .errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from .finish import finish
@@ -176,12 +176,15 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
     notes.extend(as_notes(messages))
 
     if smiles is None:
+        sanitize_notes = sanitize(mol, id)
+        # Sanitising assigns the radicals: checked before it, an atom missing two H passed.
         radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
         if radicals:  # hydrogens missing on some atoms (polar-H files), or a wrong total charge
             raise MoleculeError(id, f"bond perception with total charge {charge} left unpaired electrons on atoms "
                                     f"{radicals[:10]}: hydrogens are missing, or the total charge is wrong")
+        check_perceived_orders(mol, id)  # missing H taken for double or triple bonds
         notes.append(f"bonds perceived from coordinates (total charge {int(charge)})")
-        notes.extend(sanitize(mol, id))
+        notes.extend(sanitize_notes)
     else:
         mol, smiles_notes = apply_smiles(mol, smiles, id, has_h)
         notes.extend(smiles_notes)

@@ -7,7 +7,9 @@ would silently skip), non-finite coordinates, overlapping atoms (closer than ``O
 (``check_bond_lengths``: a bond far longer or shorter than its atoms' covalent radii allow,
 or every bond scaled, as by coordinates in nanometres or bohr; E3FP's shells are spheres
 in angstrom, so such a fingerprint would describe another geometry), and fragments of a 3D
-conformer at bonding distance (``check_missing_bonds``: the file lost bonds). Valence
+conformer at bonding distance (``check_missing_bonds``: the file lost bonds), and bond
+orders perceived from coordinates that the geometry contradicts (``check_perceived_orders``:
+hydrogens missing from the file turned ethane into ethyne). Valence
 errors come from ``sanitize.sanitize``. ``conformer_is_3d`` is the one place that decides
 whether a conformer is 3D or a 2D depiction.
 """
@@ -25,6 +27,7 @@ __all__ = [
     "check_bond_lengths",
     "check_coordinates",
     "check_missing_bonds",
+    "check_perceived_orders",
     "check_finite",
     "conformer_is_3d",
     "has_3d_conformer",
@@ -42,6 +45,14 @@ MEDIAN_BOND_RATIO = (0.7, 1.4)
 # (a Na+...O- contact or a Pt-Cl drawn without its bond measures about 1.0).
 UNBONDED_RATIO = 1.15
 NONMETALS = frozenset((1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 33, 34, 35, 52, 53))
+# Geometry a perceived multiple bond needs (degrees): two neighbours of a triple-bonded or
+# cumulated (=X=) carbon or nitrogen lie in a line (180; strained cyclooctyne 155), and three
+# neighbours of a double- or aromatic-bonded carbon lie in its plane, their angles summing
+# to 360 (pyramidalised C60 348). A tetrahedral atom, whose missing hydrogen the perception
+# took as a bond, has 109.5 between two neighbours and 328.5 over three. Not nitrogen's
+# plane: MMFF leaves aromatic N of pyrazolones pyramidal (337).
+LINEAR_MIN_ANGLE = 140.0
+PLANAR_MIN_ANGLE_SUM = 340.0
 
 
 def check_finite(positions: np.ndarray, id: str) -> None:
@@ -157,3 +168,40 @@ def check_missing_bonds(mol: Chem.Mol, id: str) -> None:
             raise MoleculeError(id, f"atoms {a.GetSymbol()}{i} and {b.GetSymbol()}{j} are {dist[rows[0], cols[0]]:.3g} "
                                     "A apart, a bond length, but not bonded: the file left out bonds (incomplete "
                                     "CONECT records?)")
+
+
+def check_perceived_orders(mol: Chem.Mol, id: str) -> None:
+    """Raise ``MoleculeError`` when bond orders perceived from coordinates (rdDetermineBonds,
+    sanitised) ask for a geometry the atoms do not have (``LINEAR_MIN_ANGLE``,
+    ``PLANAR_MIN_ANGLE_SUM``). Perception gives every atom's unused valence to a multiple
+    bond, so a file lacking some hydrogens became another molecule without a word:
+    cyclohexane with two H missing cyclohexene, ethane with four missing ethyne, benzene a
+    cyclic alkyne. Only carbon and nitrogen are checked (SO2 is bent, sulfones tetrahedral).
+    On 2026 SAMPL, ESOL and BBBP molecules with all hydrogens (ETKDG + MMFF) it refused
+    one, whose perception (charge 0) had given an N a triple bond: not the molecule either."""
+    positions = mol.GetConformer().GetPositions()  # [N, 3] angstrom
+    bad = []
+    for atom in mol.GetAtoms():
+        if atom.GetAtomicNum() not in (6, 7):
+            continue
+        i, neighbours = atom.GetIdx(), [n.GetIdx() for n in atom.GetNeighbors()]
+        orders = [b.GetBondTypeAsDouble() for b in atom.GetBonds()]
+        vectors = positions[neighbours] - positions[i]  # [k, 3]
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        if len(neighbours) == 2 and (3.0 in orders or orders.count(2.0) == 2):
+            angle = float(np.degrees(np.arccos(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))))
+            if angle < LINEAR_MIN_ANGLE:
+                bad.append(f"{atom.GetSymbol()}{i} (triple or cumulated bonds, neighbours at {angle:.0f} degrees, "
+                           "not in a line)")
+        elif len(neighbours) == 3 and atom.GetAtomicNum() == 6 and any(o in (1.5, 2.0) for o in orders):
+            cosines = [vectors[a] @ vectors[b] for a, b in ((0, 1), (0, 2), (1, 2))]
+            total = float(np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0))).sum())
+            if total < PLANAR_MIN_ANGLE_SUM:
+                bad.append(f"{atom.GetSymbol()}{i} (a double or aromatic bond, neighbours not in one plane: "
+                           f"angles sum to {total:.0f} degrees)")
+    if bad:
+        raise MoleculeError(id, f"bond orders perceived from the coordinates do not fit the geometry at atoms "
+                                f"{'; '.join(bad[:5])}{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}: "
+                                "the perceived molecule is not the file's: hydrogens are missing (some atoms have "
+                                "them, others not), the total charge is wrong, or the perception failed; pass the "
+                                "SMILES, add the hydrogens or use a format with bonds (SDF, MOL2)")
