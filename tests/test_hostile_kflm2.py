@@ -168,6 +168,14 @@ def test_non_finite_training_numbers_are_refused(tmp_path, capsys, option, value
     assert not (tmp_path / "run").exists()
 
 
+def test_a_seed_count_beyond_any_experiment_is_refused_before_splitting(tmp_path, capsys):
+    train = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    with pytest.raises(SystemExit) as exit_:  # was: splits built until memory ran out
+        kcli.main(_run(train, tmp_path / "run", extra=["--seeds", "1000000000"]))
+    assert exit_.value.code == 2 and "--seeds 1000000000: at most 1000" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------- SMILES and RDKit's log
 def test_smiles_rdkit_would_misread_are_invalid_rows_with_rdkit_words(tmp_path):
     rows = [("CCO", 1.0), ("CC O", 2.0), ("C(C)(C)(C)(C)C", 3.0), ("CCé", 4.0), ("c1ccccc1O", 5.0)]

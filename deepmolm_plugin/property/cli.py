@@ -555,6 +555,7 @@ def _split(args, table: Table, seed: int, scaffolds, groups: list[list[int]], fi
     return {"train": split["train"], "valid": valid}
 
 
+MAX_SEEDS = 1000  # --seeds 1e9 built splits until memory ran out, silently
 POSITIVE = ("seeds", "hidden", "depth", "ffn_hidden", "ffn_layers", "fusion_dim", "heads", "epochs", "patience",
             "batch_size", "ensemble", "threads", "llm_batch_size", "max_rows")
 
@@ -564,6 +565,9 @@ def check_arguments(args) -> None:
     is computed or written: a UsageError names the first problem (option, path, column)."""
     for name in POSITIVE:
         usage.at_least(getattr(args, name), "--" + name.replace("_", "-"))
+    if args.seeds > MAX_SEEDS:  # every seed's split is built and checked before the first is trained
+        raise usage.UsageError(f"--seeds {args.seeds}: at most {MAX_SEEDS} (each seed trains a model; the splits "
+                               "of all of them are built before the first)")
     if not 0 <= args.dropout < 1:
         raise usage.UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     # argparse's float takes "inf" and "nan": training with them gives NaN weights
