@@ -85,6 +85,12 @@ def test_a_blank_reference_answer_is_an_error_naming_it(tmp_path):
     ("12.5 100", 12.5),       # a decimal number is no thousands group: the first number decides
     ("-0.0 eV", 0.0),
     ("\u22122.5 kcal/mol", -2.5),
+    ("1.5 \u00d7 10\u22123 M", 1.5e-3),  # read 1.5: a superscript exponent lost in copying
+    ("1.5 x 10-3", 1.5e-3),
+    ("2.0 \u00b7 10+4", 2.0e4),
+    ("1.5 \u00d7 10", None),     # read 1.5: a product, not evaluated
+    ("2 x 3", None),
+    ("1.5 x 10-3.5", None),
 ])
 def test_ambiguous_number_formats_are_invalid(text, value):
     got = parse_number(text)

@@ -9,7 +9,9 @@ the rules) or None when the answer gives no single value. Rules, in order:
    figure dash, U+2013 en dash, U+2014 em dash, U+FE63, U+FF0D) becomes `-`.
 2. A number is `[sign][digits][.digits]` or `.digits`, with optional thousands commas
    (`1,234,567.5`: groups of exactly three digits) and an optional exponent: `e-3`,
-   `E+03` (a sentence's final period may follow: `is 1.5e3.` is 1500), `× 10^-3`, `x10**3`, `* 10^(-3)`, `·10⁻³`; a bare `10^3` is 1000. A sign
+   `E+03` (a sentence's final period may follow: `is 1.5e3.` is 1500), `× 10^-3`, `x10**3`,
+   `* 10^(-3)`, `·10⁻³`, and `× 10-3` (a superscript lost in copying: it read 1.5 from
+   `1.5 × 10−3`); a bare `10^3` is 1000. A sign
    directly before the digits, or separated by one space from them when the sign itself
    follows a space, `(`, `:`, `=` or the start (`is - 5.2 eV`), belongs to the number.
 3. Candidates that are not values are skipped and the scan goes on: digits inside a word
@@ -20,7 +22,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    malformed (`1.2.3`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
    which could be a decimal comma or a list; a fraction or ratio `1/2`, `4.5/5`; one to
    three digits, a plain space and three digits, `1 234.5`, which could be a thousands
-   group or two numbers), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
+   group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
+   is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
    `between 3 and 4`: a range is not one predicted value), is a bound (`< 5`, `>= 5`,
    `≤ 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
@@ -61,13 +64,15 @@ _NUMBER = re.compile(r"""
             | \d+(?:\.\d+)?
             | \.\d+ )
     (?P<exp>  [eE][+-]?\d+(?!\w|\.\d)           # a period may end the sentence: "is 1.5e3."
-            | \s*[x×*·⋅]\s*10\s*(?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\)) )?
+            | \s*[x×*·⋅]\s*10\s*(?: (?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\))
+                                  | [+-]\d+(?![\d.]) ) )?   # "× 10-3": a superscript lost in copying
     """, re.VERBOSE)
 _BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))")
 _SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
 _LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
 _ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
 _MALFORMED = re.compile(r"^(?:\.\d|,\d|\s*/\s*\d)")  # "1.2.3", "12,5", "1/2" (a fraction or ratio)
+_PRODUCT = re.compile(r"^\s*[x×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
 # "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
 _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
@@ -97,7 +102,7 @@ def parse_number(text) -> Optional[float]:
         after = text[end:]
         if not match.group("exp") and (_LOCANT.match(after) or _ORDINAL.match(after)):
             continue
-        if _MALFORMED.match(after) or (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
+        if _MALFORMED.match(after) or _PRODUCT.match(after) or (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
                                        and _SPACE_GROUP.match(after)):
             return None
         before = text[:start]
