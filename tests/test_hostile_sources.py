@@ -92,7 +92,7 @@ def test_chebi20_mm_encrypted_and_oversized_members(tmp_path, monkeypatch):
         archive.writestr("img/CID_11.png", b"\0" * 5000)  # "a bomb": over the (lowered) cap
     set_encrypted(tmp_path / "image.zip", "img/CID_10.png")
     monkeypatch.setattr(chebi20_mm, "MAX_IMAGE_BYTES", 1000)
-    cache = tmp_path / "cache"
+    cache = tmp_path / ".cache"  # hidden: not an input file
     out = read("chebi20-mm", tmp_path, tasks="description", image_dir=str(cache))
     got, bad = items(out), errors(out)
     assert got["chebi20-mm-train-9-description"].image == str(cache / "CID_9.png")
@@ -103,7 +103,7 @@ def test_chebi20_mm_encrypted_and_oversized_members(tmp_path, monkeypatch):
 
 def test_chebi20_mm_cache_of_another_zip_is_not_reused(tmp_path):
     write_mm(tmp_path, [row("9")])
-    cache = tmp_path / "cache"
+    cache = tmp_path / ".cache"  # hidden: not an input file
     for picture in (b"\x89PNG old!", b"\x89PNG new!"):  # same size, other content
         with zipfile.ZipFile(tmp_path / "image.zip", "w") as archive:
             archive.writestr("CID_9.png", picture)
@@ -115,8 +115,8 @@ def test_chebi20_mm_windows_member_names(tmp_path):
     write_mm(tmp_path, [row("9")])
     with zipfile.ZipFile(tmp_path / "image.zip", "w") as archive:
         archive.writestr("image\\CID_9.png", b"\x89PNG nine")
-    [item] = read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache"))
-    assert item.image == str(tmp_path / "cache" / "CID_9.png")
+    [item] = read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / ".cache"))
+    assert item.image == str(tmp_path / ".cache" / "CID_9.png")
 
 
 def test_chebi20_mm_image_dir_without_zip_or_not_a_path(tmp_path):

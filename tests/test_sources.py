@@ -389,7 +389,7 @@ def test_chebi20_mm(tmp_path):
         archive.writestr("image/CID_9.png", b"\x89PNG nine")
         archive.writestr("../evil/CID_702.png", b"\x89PNG seven")
 
-    cache = tmp_path / "cache"
+    cache = tmp_path / ".cache"  # hidden: not an input file
     out = read("chebi20-mm", tmp_path, image_dir=str(cache))
     got, bad = items(out), errors(out)
     desc = got["chebi20-mm-train-9-description"]

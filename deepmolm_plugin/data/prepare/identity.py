@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import List, Tuple
 
+from ..sources.base import visible_files
 from .common import PrepareError, dumps, sha256_file
 
 
@@ -19,12 +20,8 @@ def input_files(path: Path, out: Path) -> List[Tuple[Path, str]]:
         return [(path, path.name)]
     if not path.is_dir():
         raise PrepareError(f"--input {path} does not exist")
-    files = []
-    for p in sorted(path.rglob("*")):
-        relative = p.relative_to(path)
-        if p.is_file() and not any(part.startswith(".") for part in relative.parts) and out not in p.parents:
-            files.append((p, relative.as_posix()))
-    return files
+    # The readers list a folder's files with the same function (`visible_files`).
+    return [(p, name) for p, name in visible_files(path) if out not in p.parents]
 
 
 def checksum_inputs(path: Path, out: Path, known: List[dict]) -> List[dict]:

@@ -9,7 +9,6 @@ import hashlib
 import io
 import math
 import os
-import re
 import traceback
 import warnings
 import zlib
@@ -25,11 +24,10 @@ from ...molecule.inputs import InputError, InputResolver, write_depiction
 from ...molecule.sidecar import dtype_for
 from ...molecule_fp import DEEPMOLM, FingerprintSettings
 from ..prompts import conversation, instruction_for, is_known_task
-from ..sources.base import MoleculeSpec, SourceError, SourceItem
+from ..sources.base import MoleculeSpec, SourceError, SourceItem, split_problem
 from .common import dumps
 
 FP_BITS, FP_LEVELS = DEEPMOLM.bits, DEEPMOLM.levels
-SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,13 @@ class WorkSettings:
     levels: int = FP_LEVELS
     max_atoms: Optional[int] = MAX_ATOMS  # heavy atoms per molecule; None: no cap
     embed_timeout: Optional[float] = EMBED_TIMEOUT  # seconds per conformer embedding
+
+    def __post_init__(self):
+        # Absolute, since the resolver reads a relative structure path against input_root:
+        # with a relative --out, every SDF record's one-record file under `tmp` was looked
+        # for inside the input folder, and every record failed ("does not exist").
+        for name in ("out", "tmp", "input_root"):
+            object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
 
 
 @dataclass
@@ -333,9 +338,9 @@ def check_contract(item) -> None:
         raise TypeError(f"a reader yielded {type(item).__name__}, expected SourceItem or SourceError")
     if not isinstance(item.id, str) or not item.id:
         raise ValueError(f"reader bug: item with id {item.id!r}: ids must be non-empty strings")
-    if not isinstance(item.split, str) or not SPLIT_NAME.match(item.split) or item.split == "manifest":
-        raise ValueError(f"reader bug: item {item.id!r} has split {item.split!r}; use letters, digits, _ and - "
-                         "(not 'manifest': <split>.json is the record file)")
+    if split_problem(item.split):
+        raise ValueError(f"reader bug: item {item.id!r}: {split_problem(item.split)} (a reader checks the "
+                         "splits that come from the data with sources.base.split_problem)")
     if not is_known_task(item.task):
         raise ValueError(f"reader bug: item {item.id!r} has task {item.task!r}, which the prompt table "
                          "(deepmolm_plugin.data.prompts) does not know")

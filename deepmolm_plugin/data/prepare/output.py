@@ -27,7 +27,7 @@ SCHEMA = 1
 PROGRESS, MANIFEST, FAILURES = ".progress", "manifest.json", "failures.jsonl"
 # images/<h[:2]>/<h[2:32]><suffix>, h the SHA-256 of the file's bytes (`ItemMaker._store`)
 IMAGE_NAME = re.compile(r"images/([0-9a-f]{2})/([0-9a-f]{30})(\.[^/]*)?")
-# The other files a run writes (split names as `items.SPLIT_NAME` allows them).
+# The other files a run writes (split names as `sources.base.SPLIT_NAME` allows them).
 OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+\.json|fp/[A-Za-z0-9_-]+\.npy|" + re.escape(FAILURES))
 
 

@@ -6,7 +6,8 @@ import csv
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Union
+from pathlib import Path
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,59 @@ def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:
             return
         except csv.Error as error:
             yield error
+
+
+def csv_header(reader, path, fmt: str) -> list:
+    """The first non-blank row of a ``csv.reader``: its header. Blank lines before it are
+    skipped (as between rows); a header the csv module cannot parse (a field over
+    ``csv.field_size_limit()``) is a configuration error naming the file, not a csv.Error
+    traceback; a file with no row at all is "empty"."""
+    try:
+        header = next((row for row in reader if row), None)
+    except csv.Error as error:
+        raise ValueError(f"{fmt}: {path}: cannot read the header (line {reader.line_num}): {error}") from error
+    if header is None:
+        raise ValueError(f"{fmt}: {path} is empty (no header line)")
+    return header
+
+
+def line_span(first: int, last: int) -> str:
+    """Where a csv row lies in its file: "line 7", or "lines 7-46" for a row with quoted
+    line breaks - one quote never closed joins every later line into that one row."""
+    if last <= first:
+        return f"line {last}"
+    return f"lines {first}-{last} joined by quotes; a quote never closed joins all later lines into one row"
+
+
+# Split names become file names (<split>.json, fp/<split>.npy) next to manifest.json.
+SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def split_problem(split) -> Optional[str]:
+    """Why `split` cannot name a split's files, or None. "manifest" in any case would be
+    (on a case-insensitive file system: macOS, Windows) the run's own manifest.json."""
+    if not isinstance(split, str) or not SPLIT_NAME.fullmatch(split):
+        return f"split {split!r} is not a plain name (letters, digits, _ and -)"
+    if split.lower() == "manifest":
+        return f"split {split!r} would name its records {split}.json, which is the run's manifest.json"
+    return None
+
+
+def is_hidden(relative: Path) -> bool:
+    """A hidden file, or one in a hidden folder (``.git``, ``.progress``): never an input."""
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def visible_files(folder: Path) -> List[Tuple[Path, str]]:
+    """(file, relative POSIX name) of every file under `folder` that is not hidden, sorted:
+    the files that make up a folder input, for a reader and for the run's input checksums
+    alike (a file one of them saw and the other did not would go unnoticed when edited)."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not is_hidden(relative):
+            files.append((path, relative.as_posix()))
+    return files
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a non-UTF-8 byte

@@ -42,8 +42,8 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_rows, option_list, register_reader,
-                   undecodable)
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, csv_rows, is_hidden, option_list,
+                   register_reader, undecodable)
 from .chebi20 import choose_splits, collapse_backslashes, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
@@ -117,7 +117,7 @@ def _rows(path: Path):
     # utf-8-sig: a BOM is not part of "CID"; a non-UTF-8 byte is its row's failure
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
+        header = csv_header(reader, path, "chebi20-mm")
         if header != HEADER:
             raise ValueError(f"chebi20-mm: {path} header is {header}, expected {HEADER}")
         for fields in csv_rows(reader):
@@ -169,7 +169,16 @@ def _images(root: Path, image_dir) -> Optional[_Images]:
     zip_path = root / "image.zip"
     if not zip_path.is_file():
         raise FileNotFoundError(f"chebi20-mm: image_dir is set but {zip_path} does not exist")
-    return _Images(zip_path, Path(image_dir))
+    # Absolute: the engine reads a relative image path against the input folder, so a
+    # relative image_dir made every picture "not found" (or another file of that name).
+    folder = Path(os.path.abspath(image_dir))
+    inside = folder.resolve().is_relative_to(root.resolve())
+    if inside and not is_hidden(folder.resolve().relative_to(root.resolve())):
+        # Its extracted pictures would count among the input files: the next run (a resume
+        # or a rerun) was refused with "input files changed".
+        raise ValueError(f"chebi20-mm: image_dir {folder} is inside the input folder {root}, whose files are the "
+                         "run's inputs: put it elsewhere (or in a hidden folder such as .images)")
+    return _Images(zip_path, folder)
 
 
 @register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"})

@@ -36,10 +36,10 @@ from typing import Iterator, List, Tuple
 
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
-from .base import MoleculeSpec, SourceError, SourceItem, csv_rows, register_reader, undecodable
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, csv_rows, line_span, register_reader,
+                   split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
-SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 # A label as the answer writes it: evaluation (eval.metrics.numbers) must read it back the same.
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
@@ -76,6 +76,23 @@ def require_columns(fmt: str, options: dict) -> None:
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
     for _, name in map(named, as_list(options.get("label_columns"))):
         check_label_name(fmt, name)
+    check_one_column_per_task(fmt, options)
+
+
+def check_one_column_per_task(fmt: str, options: dict) -> None:
+    """Item ids are ``<row id>:<task>``: two columns answering one task (``a=Y b=Y``, a
+    column named twice) would give every row two items with one id, and the later one of
+    each would fail as a duplicate id after the whole run."""
+    columns: dict = {}
+    for column, name in map(named, as_list(options.get("label_columns"))):
+        columns.setdefault(property_task(name), []).append(column)
+    for column, task in (text_task(spec, fmt) for spec in as_list(options.get("text_columns"))):
+        columns.setdefault(task, []).append(column)
+    shared = {task: names for task, names in columns.items() if len(names) > 1}
+    if shared:
+        listed = "; ".join(f"task {task!r} from columns {names}" for task, names in shared.items())
+        raise ValueError(f"{fmt}: each task needs its own column ({listed}): give them different names, "
+                         "COLUMN=NAME")
 
 
 def label_item(row_id: str, split: str, column: str, name: str, value: str, molecule: MoleculeSpec,
@@ -139,37 +156,37 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     # surrogateescape: a byte that is not UTF-8 fails its own row (below), not the whole read
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"csv: {path} is empty")
+        header = csv_header(reader, path, "csv")
         if any(map(undecodable, header)):
             raise ValueError(f"csv: {path}: the header is not UTF-8 text: {header}")
         columns = _columns("csv", header, options)
         at = {name: i for i, name in enumerate(header)}
+        ended = reader.line_num  # the line the previous row ended on
         for index, fields in enumerate(csv_rows(reader)):
+            where = f"row {index} ({line_span(ended + 1, reader.line_num)})"
+            ended = reader.line_num
             if isinstance(fields, csv.Error):
-                yield SourceError(f"{path.stem}#{index}", "read", f"row {index} (line {reader.line_num}): {fields}")
+                yield SourceError(f"{path.stem}#{index}", "read", f"{where}: {fields}")
             elif any(map(undecodable, fields)):
                 bad = next(f for f in fields if undecodable(f)).encode("utf-8", "surrogateescape")
-                yield SourceError(f"{path.stem}#{index}", "read",
-                                  f"row {index} (line {reader.line_num}): not UTF-8 text: {bad!r}")
+                yield SourceError(f"{path.stem}#{index}", "read", f"{where}: not UTF-8 text: {bad!r}")
             elif fields:  # a blank line is not a row
-                yield from _row(path, index, fields, header, at, columns)
+                yield from _row(path, index, where, fields, header, at, columns)
 
 
-def _row(path: Path, index: int, fields: list, header: list, at: dict, columns: dict):
+def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict):
     row_id = f"{path.stem}#{index}"
     if columns["id"] and len(fields) == len(header) and fields[at[columns["id"]]].strip():
         row_id = fields[at[columns["id"]]].strip()
     if len(fields) != len(header):
-        yield SourceError(row_id, "read", f"row {index} has {len(fields)} fields, the header {len(header)}")
+        yield SourceError(row_id, "read", f"{where} has {len(fields)} fields, the header {len(header)}")
         return
     if columns["id"] and not fields[at[columns["id"]]].strip():  # a made-up id could collide or shift on edits
         yield SourceError(row_id, "id", f"row {index} has a blank id in the column {columns['id']!r}")
         return
     split = fields[at[columns["split"]]].strip() if columns["split"] else "train"
-    if not SPLIT_NAME.match(split):
-        yield SourceError(row_id, "split", f"split {split!r} is not a plain name (letters, digits, _ and -)")
+    if split_problem(split):
+        yield SourceError(row_id, "split", split_problem(split))
         return
     smiles = fields[at[columns["smiles"]]].strip()
     if not smiles:

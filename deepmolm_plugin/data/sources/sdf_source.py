@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Tuple
 
 from ...molecule.io import sdf_blocks
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader
-from .csv_source import SPLIT_NAME, as_list, label_item, named, require_columns, text_task
+from .base import MoleculeSpec, SourceError, SourceItem, register_reader, split_problem, visible_files
+from .csv_source import as_list, label_item, named, require_columns, text_task
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
@@ -63,10 +63,12 @@ def sdf_files(path: Path) -> List[Tuple[Path, str]]:
         return [(path, path.name)]
     if not path.is_dir():
         raise FileNotFoundError(f"sdf: {path} does not exist")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    # The folder's files as the run's input checksums see them: a hidden file (``.old/x.sdf``,
+    # an output's ``.progress``) was read here but, unchecked, reused stale after an edit.
+    files = [(p, name) for p, name in visible_files(path) if p.suffix.lower() in SUFFIXES]
     if not files:
-        raise FileNotFoundError(f"sdf: no {'/'.join(SUFFIXES)} files under {path}")
-    return [(p, p.relative_to(path).as_posix()) for p in files]
+        raise FileNotFoundError(f"sdf: no {'/'.join(SUFFIXES)} files under {path} (hidden ones are not read)")
+    return files
 
 
 @register_reader("sdf", options=OPTIONS)
@@ -98,8 +100,8 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
             return
         record_id = fields[id_field]
     split = fields.get(options["split_column"], "").strip() if options.get("split_column") else "train"
-    if not SPLIT_NAME.match(split):
-        yield SourceError(record_id, "split", f"split {split!r} is not a plain name (letters, digits, _ and -)")
+    if split_problem(split):
+        yield SourceError(record_id, "split", split_problem(split))
         return
     molecule = MoleculeSpec(structure=(str(path), index))
     extra = {"file": name, "index": index}

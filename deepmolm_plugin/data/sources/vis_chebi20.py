@@ -33,7 +33,8 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .base import MoleculeSpec, SourceError, SourceItem, option_bool, option_list, register_reader
+from .base import (MoleculeSpec, SourceError, SourceItem, is_hidden, option_bool, option_list,
+                   register_reader)
 from .chebi20 import choose_splits, collapse_backslashes, unique
 
 TASK_NAMES = {
@@ -125,11 +126,14 @@ def _smiles_map(files: dict) -> dict:
 
 
 def _resolve_image(root: Path, image: str) -> Path:
-    """The image file, which must lie inside the dataset folder (the engine copies it)."""
+    """The image file, which must be one of the dataset folder's files (the engine copies
+    it): inside it and not hidden, as the run's input checksums see them (a picture in a
+    hidden folder was copied, but an edit to it went unnoticed on a rerun)."""
     for candidate in (root / image, root / "imgs" / PurePosixPath(_image_key(image)).name):
-        if candidate.is_file() and candidate.resolve().is_relative_to(root.resolve()):
+        inside = candidate.is_file() and candidate.resolve().is_relative_to(root.resolve())
+        if inside and not is_hidden(candidate.resolve().relative_to(root.resolve())):
             return candidate
-    raise _Reject("image", f"image file {image!r} not found under {root}")
+    raise _Reject("image", f"image file {image!r} not found under {root} (hidden files are not read)")
 
 
 def _molecule(task: str, image: str, answer: str, smiles_map: dict) -> tuple[str, str]:

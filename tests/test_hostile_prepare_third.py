@@ -1,0 +1,174 @@
+"""Third hostile-input sweep of deepmolm-prepare and the dataset readers.
+
+Each case crashed the run, lost records without naming them, reused stale output or
+refused with a misleading message before (the "was:" comments).
+"""
+
+import csv
+import json
+import os
+import zipfile
+
+import pytest
+
+from deepmolm_plugin.data.prepare import schedule
+from deepmolm_plugin.data.sources import READERS, chebi20_mm
+
+from test_prepare import prepare
+from test_sources import errors, items, read, vis_record, write_json
+
+# One SDF record (ethanol's heavy atoms, 3D), with a data field Y = {value}.
+MOLBLOCK = """{title}
+     RDKit          3D
+
+  3  2  0  0  0  0  0  0  0  0999 V2000
+    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    1.5200    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    2.0300    1.3400    0.0000 O   0  0  0  0  0  0  0  0  0  0  0  0
+  1  2  1  0
+  2  3  1  0
+M  END
+> <Y>
+{value}
+
+$$$$
+"""
+
+
+def write_sdf(path, *values):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(MOLBLOCK.format(title=f"m{v}", value=v) for v in values))
+
+
+def small_run(*extra):
+    return ["--image-size", "32", "--no-progress", "--label-columns", "y", *extra]
+
+
+def failures(out):
+    return [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+
+
+def test_a_split_named_manifest_or_spelled_in_other_case_is_a_failure_not_a_crash(tmp_path):
+    # was: a row with split "manifest" ended the whole run with a "reader bug" traceback;
+    # "MANIFEST" and "Train" (next to "train") were accepted, and on a case-insensitive
+    # file system MANIFEST.json / Train.json are manifest.json / train.json.
+    (tmp_path / "t.csv").write_text("smiles,y,split\nCCO,1,train\nCCC,2,manifest\nCCN,3,Train\nCCCl,4,MANIFEST\n")
+    out = tmp_path / "out"
+    code, _ = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", out,
+                      *small_run("--split-column", "split"))
+    assert code == 0 and sorted(p.name for p in out.glob("*.json")) == ["manifest.json", "train.json"]
+    reasons = {f["id"]: (f["stage"], f["reason"]) for f in failures(out)}
+    assert reasons["t#1"][0] == "split" and "manifest.json" in reasons["t#1"][1]
+    assert reasons["t#3"][0] == "split" and "'MANIFEST'" in reasons["t#3"][1]
+    assert reasons["t#2:property:y"][0] == "split" and "only by case from the split 'train'" in reasons["t#2:property:y"][1]
+
+
+def test_a_relative_out_folder_makes_sdf_records(tmp_path, monkeypatch):
+    # was: with a relative --out every SDF record failed ("structure file
+    # out/.progress/tmp/.../record.sdf does not exist": looked for inside the input folder).
+    write_sdf(tmp_path / "in" / "a.sdf", 1, 2)
+    monkeypatch.chdir(tmp_path)
+    code, _ = prepare("--format", "sdf", "--input", "in", "--out", "out", "--image-size", "32", "--no-progress",
+                      "--label-columns", "Y")
+    assert code == 0 and failures(tmp_path / "out") == []
+    assert len(json.loads((tmp_path / "out" / "train.json").read_text())) == 2
+
+
+def test_hidden_sdf_files_are_not_inputs(tmp_path):
+    # was: the reader read .old/h.sdf, the run's input checksums skipped it (hidden): after
+    # editing it a rerun said "already complete" and kept the stale records.
+    write_sdf(tmp_path / "a.sdf", 1)
+    write_sdf(tmp_path / ".old" / "h.sdf", 2)
+    assert list(items(read("sdf", tmp_path, label_columns="Y"))) == ["a.sdf#0:property:Y"]
+    (tmp_path / "a.sdf").unlink()
+    with pytest.raises(FileNotFoundError, match="hidden ones are not read"):
+        read("sdf", tmp_path, label_columns="Y")
+
+
+def test_vis_picture_in_a_hidden_folder_is_not_read(tmp_path):
+    # was: copied, though the input checksums skip hidden files (an edit went unnoticed).
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "1.png").write_bytes(b"\x89PNG fake")
+    write_json(tmp_path / "train.json", [vis_record("trans_smiles", ".cache/1.png", "SMILES?", "CCO")])
+    bad = errors(read("vis-chebi20", tmp_path))
+    assert bad["vis-chebi20-train-1-smiles"].stage == "image"
+    assert "hidden files are not read" in bad["vis-chebi20-train-1-smiles"].reason
+
+
+@pytest.mark.parametrize("fmt,options", [
+    ("csv", {"label_columns": ["a=Y", "b=Y"]}),
+    ("csv", {"label_columns": ["a", "a"]}),
+    ("sdf", {"label_columns": ["a"], "text_columns": ["b=property:a"]}),
+])
+def test_two_columns_for_one_task_are_refused_at_once(tmp_path, fmt, options):
+    # was: both read; every row's second item failed as "duplicate-id" after the whole run.
+    (tmp_path / "t.csv").write_text("smiles,a,b\nCCO,1,2\n")
+    write_sdf(tmp_path / "t.sdf", 1)
+    with pytest.raises(ValueError, match=r"each task needs its own column \(task 'property:.' from columns"):
+        list(READERS[fmt](str(tmp_path / f"t.{fmt}"), options))
+
+
+def test_csv_header_after_blank_lines_or_unreadable(tmp_path):
+    # was: blank lines before the header: "is empty"; a header field over the csv field
+    # limit: a csv.Error traceback instead of an error line.
+    (tmp_path / "t.csv").write_text("\n\nsmiles,y\nCCO,1\n")
+    assert list(items(read("csv", tmp_path / "t.csv", label_columns="y"))) == ["t#0:property:y"]
+    (tmp_path / "h.csv").write_text("smiles,y," + "x" * (csv.field_size_limit() + 1) + "\nCCO,1,2\n")
+    with pytest.raises(ValueError, match=r"h.csv: cannot read the header \(line 1\): field larger"):
+        list(READERS["csv"](str(tmp_path / "h.csv"), {"label_columns": ["y"]}))
+    (tmp_path / "e.csv").write_text("\n\n")
+    with pytest.raises(ValueError, match="is empty"):
+        list(READERS["csv"](str(tmp_path / "e.csv"), {"label_columns": ["y"]}))
+
+
+def test_an_unclosed_quote_names_the_lines_it_swallowed(tmp_path):
+    # was: "row 1 has 1 fields, the header 2" and the 3 rows after it gone unnamed.
+    (tmp_path / "t.csv").write_text('smiles,y\nCCO,0\n"CC,1\nCN,2\nCCC,3\nCO,4\n')
+    out = read("csv", tmp_path / "t.csv", label_columns="y")
+    assert list(items(out)) == ["t#0:property:y"]
+    assert "row 1 (lines 3-6 joined by quotes; a quote never closed" in errors(out)["t#1"].reason
+
+
+def test_chebi20_mm_relative_image_dir(tmp_path, monkeypatch):
+    # was: a relative image_dir gave relative image paths, which the engine reads against the
+    # input folder (every picture "not found", or another file of that name there).
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(data / "train.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(chebi20_mm.HEADER)
+        writer.writerow(["9", "CCO", "Ethanol.", "20.2", "-0.1", "", "ethanol", ""])
+    with zipfile.ZipFile(data / "image.zip", "w") as archive:
+        archive.writestr("CID_9.png", b"\x89PNG fake")
+    monkeypatch.chdir(tmp_path)
+    got = items(read("chebi20-mm", data, tasks="description", image_dir="cache"))
+    assert got["chebi20-mm-train-9-description"].image == str(tmp_path / "cache" / "CID_9.png")
+
+
+def test_more_workers_than_cores_are_capped(tmp_path, monkeypatch, capsys):
+    # was: --workers 16 on 2 cores took 61 s for 2 records (1 worker: 3 s): every worker
+    # imports the chemistry and torch stack before the first record.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    started = []
+    real = schedule.start_pool
+    monkeypatch.setattr(schedule, "start_pool", lambda ctx, work, n: started.append(n) or real(ctx, work, n))
+    (tmp_path / "t.csv").write_text("smiles,y\nCCO,1\n")
+    code, _ = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", tmp_path / "out",
+                      *small_run("--workers", "8"))
+    assert code == 0 and started == [1]
+    assert "--workers 8 > 1 usable cores: using 1" in capsys.readouterr().err
+
+
+def test_chebi20_mm_image_dir_among_the_input_files_is_refused(tmp_path):
+    # was: the extracted CID_*.png files became input files, so every rerun or resume was
+    # refused with "input files changed (SHA-256)"
+    with open(tmp_path / "train.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(chebi20_mm.HEADER)
+        writer.writerow(["9", "CCO", "Ethanol.", "20.2", "-0.1", "", "ethanol", ""])
+    with zipfile.ZipFile(tmp_path / "image.zip", "w") as archive:
+        archive.writestr("CID_9.png", b"\x89PNG fake")
+    with pytest.raises(ValueError, match="image_dir .*cache is inside the input folder"):
+        items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache")))
+    got = items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / ".images")))
+    assert got["chebi20-mm-train-9-description"].image == str(tmp_path / ".images" / "CID_9.png")
