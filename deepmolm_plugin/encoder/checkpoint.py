@@ -14,8 +14,9 @@ detects the layout from the tensor names:
 
 Within the tower's own prefixes, a missing, unexpected or mis-shaped tensor is an error
 that lists all of them: there is no silently random tower. So is a NaN/inf or integer
-tensor, and (our own folder) a tower configuration that differs from the one saved with
-the weights in a field no tensor shape shows (heads, norm eps, ...).
+tensor, or one that overflows the tower's dtype once cast, and (our own folder) a tower configuration that differs from the one saved with
+the weights in a field no tensor shape shows (heads, norm eps, ...). A file whose every
+name carries a training wrapper's prefix (`module.`, `_orig_mod.`) is read without it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint
-from .config import CONFIG_NAME, DeepEncoderConfig
+from .config import CONFIG_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class LoadReport:
     newly_initialized: List[str] = field(default_factory=list)
     ignored_in_tower_namespace: List[str] = field(default_factory=list)
     ignored_other: int = 0  # tensors outside the tower (LLM, projector, text tower...)
+    stripped_prefixes: Dict[str, str] = field(default_factory=dict)  # file -> 'module.' / '_orig_mod.' removed
 
     @property
     def is_initialisation(self) -> bool:
@@ -135,6 +137,8 @@ class LoadReport:
             s += f"; unused by design: {', '.join(self.ignored_in_tower_namespace)}"
         if self.ignored_other:
             s += f"; {self.ignored_other} tensors outside the tower ignored"
+        for path, prefix in self.stripped_prefixes.items():
+            s += f"; names in {path} read without their wrapper prefix {prefix!r}"
         return s
 
 
@@ -287,17 +291,42 @@ def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequen
         )
 
 
+def _target_dtypes(model: torch.nn.Module, expected: torch.Tensor) -> List[torch.dtype]:
+    """The dtypes tensor `name` will live in: the weight's now, and the config's (the tower
+    is cast to config.dtype after loading)."""
+    dtypes = [expected.dtype]
+    config = getattr(model, "config", None)
+    if isinstance(config, DeepEncoderConfig) and expected.is_floating_point():
+        dtypes.append(resolve_dtype(config.dtype))
+    return dtypes
+
+
+def _value_problem(t: torch.Tensor, expected: torch.Tensor, dtypes: Sequence[torch.dtype]) -> Optional[str]:
+    if expected.is_floating_point() and not t.is_floating_point():
+        return f"dtype {t.dtype}, not floating point"
+    if not t.is_floating_point():
+        return None
+    if not bool(torch.isfinite(t).all()):
+        return f"{int((~torch.isfinite(t)).sum())} NaN/inf values"
+    # Finite in the file is not enough: a float64 (or float32 -> float16) value beyond the
+    # target's range becomes inf in the copy, silently.
+    peak = float(t.abs().max()) if t.numel() else 0.0
+    for dtype in dtypes:
+        if dtype.is_floating_point and peak > torch.finfo(dtype).max:
+            return f"values up to {peak:.3g} overflow {dtype} (max {torch.finfo(dtype).max:.6g}) and would be inf"
+    return None
+
+
 def _check_values(state: Dict[str, torch.Tensor], model: torch.nn.Module, files: Sequence[Path]) -> None:
-    """Every loaded tensor must be finite and, for a floating-point weight, floating point:
-    load_state_dict would copy integer tensors into float weights without a word, and
-    NaN/inf weights give a tower whose every output is NaN."""
+    """Every loaded tensor must be finite, also once cast to the tower's dtype, and, for a
+    floating-point weight, floating point: load_state_dict would copy integer tensors into
+    float weights without a word, and NaN/inf weights give a tower whose every output is NaN."""
     expected = model.state_dict()
     bad = []
     for name, t in state.items():
-        if expected[name].is_floating_point() and not t.is_floating_point():
-            bad.append(f"{name}: dtype {t.dtype}, not floating point")
-        elif t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad.append(f"{name}: {int((~torch.isfinite(t)).sum())} NaN/inf values")
+        problem = _value_problem(t, expected[name], _target_dtypes(model, expected[name]))
+        if problem:
+            bad.append(f"{name}: {problem}")
     if bad:
         raise CheckpointError(
             f"DeepEncoder checkpoint {', '.join(str(f) for f in files)} has unusable tensors ({len(bad)}): "
@@ -316,18 +345,61 @@ def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike
     if isinstance(getattr(model, "config", None), DeepEncoderConfig):
         check_config_matches(model.config, paths)
     store = open_checkpoint(paths)
-    fmt = detect_format(list(store), paths)
-    sources: Dict[str, Source] = {k: (store.shape(k), (lambda k=k: store[k])) for k in store}
+    names, stripped = unwrapped_names(store)
+    fmt = detect_format(list(names), paths)
+    sources: Dict[str, Source] = {k: (store.shape(o), (lambda o=o: store[o])) for k, o in names.items()}
     if fmt == "sam+clip":
         _pack_hf_qkv(sources)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     plan, report = plan_load(sources, fmt, expected)
     report.files = [str(f) for f in store.files]
+    report.stripped_prefixes = stripped
     state = {k: load() for k, load in plan.items()}
     _check_values(state, model, store.files)
     model.load_state_dict(state, strict=not report.newly_initialized)
     (logger.warning if report.is_initialisation else logger.info)(report.summary())
     return report
+
+
+# What wrappers put in front of every name: DistributedDataParallel / DataParallel
+# (`module.`) and torch.compile (`_orig_mod.`), possibly both.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrapped_names(store: TensorStore) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """{name without wrapper prefix: name in the file}, and {file: prefix removed}.
+
+    A prefix is removed only where every tensor of a file carries it (a training wrapper
+    saved the file), so a name that merely starts so inside a real layout is kept.
+    """
+    by_file: Dict[Path, List[str]] = {}
+    for key in store:
+        by_file.setdefault(store.file_of(key), []).append(key)
+    names: Dict[str, str] = {}
+    stripped: Dict[str, str] = {}
+    for path, keys in by_file.items():
+        prefix = common_wrapper_prefix(keys)
+        if prefix:
+            stripped[str(path)] = prefix
+        for key in keys:
+            name = key[len(prefix):]
+            if name in names:
+                raise CheckpointError(
+                    f"tensor {name!r} appears in both {store.file_of(names[name])} ({names[name]!r}) and {path} ({key!r})"
+                )
+            names[name] = key
+    return names, stripped
+
+
+def common_wrapper_prefix(keys: Sequence[str]) -> str:
+    """The wrapper prefixes every key starts with ('', 'module.', 'module._orig_mod.', ...)."""
+    prefix = ""
+    while True:
+        rest = [k[len(prefix):] for k in keys]
+        step = next((w for w in WRAPPER_PREFIXES if rest and all(r.startswith(w) for r in rest)), None)
+        if step is None:
+            return prefix
+        prefix += step
 
 
 def _paths(path: Union[PathLike, Sequence[PathLike]]) -> List[Path]:

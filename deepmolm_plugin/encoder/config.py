@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Tuple
@@ -28,6 +29,27 @@ def resolve_dtype(dtype: "str | torch.dtype | None") -> "torch.dtype | None":
     if dtype not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
     return _DTYPES[dtype]
+
+
+_POSITIVE_INTS = ("image_size", "tile_size", "patch_size", "sam_width", "sam_depth", "sam_heads", "sam_out_chans",
+                  "clip_width", "clip_layers", "clip_heads", "clip_position_grid")
+_POSITIVE_FLOATS = ("sam_mlp_ratio", "sam_layer_norm_eps", "clip_mlp_ratio", "clip_layer_norm_eps")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a size
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require(name: str, value, kind, least, what: str) -> None:
+    """value must be of `kind` and (least None) > 0 or (else) >= least."""
+    ok = kind(value) and math.isfinite(value) and (value > 0 if least is None else value >= least)
+    if not ok:
+        side = " (views are square: one side in pixels)" if name in ("image_size", "tile_size") else ""
+        raise ValueError(f"DeepEncoderConfig.{name} must be {what}{side}, got {value!r}")
 
 
 @dataclass
@@ -70,8 +92,12 @@ class DeepEncoderConfig:
     extra: Dict[str, Any] = field(default_factory=dict)  # free-form, saved verbatim
 
     def __post_init__(self) -> None:
+        self._check_field_types()
         self.sam_global_attn_indexes = tuple(self.sam_global_attn_indexes)
         self.compressor_channels = tuple(self.compressor_channels)
+        for width, heads in (("sam_width", "sam_heads"), ("clip_width", "clip_heads")):
+            if getattr(self, width) % getattr(self, heads):
+                raise ValueError(f"DeepEncoderConfig.{heads} ({getattr(self, heads)}) must divide {width} ({getattr(self, width)})")
         if self.clip_width != self.compressor_channels[-1]:
             raise ValueError(
                 f"clip_width ({self.clip_width}) must equal the compressor's last channel "
@@ -80,15 +106,35 @@ class DeepEncoderConfig:
             )
         if self.sam_attention not in ("sdpa", "eager"):
             raise ValueError(f"sam_attention must be 'sdpa' or 'eager', got {self.sam_attention!r}")
-        if any(i >= self.sam_depth for i in self.sam_global_attn_indexes):
+        if any(not 0 <= i < self.sam_depth for i in self.sam_global_attn_indexes):
             raise ValueError(
-                f"sam_global_attn_indexes {self.sam_global_attn_indexes} exceed sam_depth "
-                f"{self.sam_depth}"
+                f"sam_global_attn_indexes {self.sam_global_attn_indexes} must be block indexes in "
+                f"[0, sam_depth={self.sam_depth})"
             )
         resolve_dtype(self.dtype)
         for side in (self.image_size, self.tile_size):
             if side % self.token_stride:
                 raise ValueError(f"view side {side} is not a multiple of {self.token_stride} px")
+
+    def _check_field_types(self) -> None:
+        """Every size must be a number of the right kind: a config file is user input, and a
+        string, list, float or zero would otherwise fail deep inside the network build (or a
+        forward pass) with a message that names no field."""
+        for name in _POSITIVE_INTS:
+            _require(name, getattr(self, name), _is_int, 1, "a positive int")
+        _require("sam_window_size", self.sam_window_size, _is_int, 0, "an int >= 0 (0: global attention)")
+        for name in _POSITIVE_FLOATS:
+            _require(name, getattr(self, name), _is_number, None, "a positive number")
+        for name, least in (("compressor_channels", 1), ("sam_global_attn_indexes", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+                raise ValueError(f"DeepEncoderConfig.{name} must be a list of ints, got {value!r}")
+        if not self.compressor_channels or min(self.compressor_channels) < 1:
+            raise ValueError(f"DeepEncoderConfig.compressor_channels must be positive ints, got {self.compressor_channels!r}")
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ValueError(f"DeepEncoderConfig.gradient_checkpointing must be true or false, got {self.gradient_checkpointing!r}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"DeepEncoderConfig.extra must be a mapping, got {self.extra!r}")
 
     # --- derived sizes -------------------------------------------------------------------
     @property

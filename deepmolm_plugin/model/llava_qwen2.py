@@ -55,7 +55,21 @@ class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):
 
     def __init__(self, config: Qwen2Config):
         super().__init__(config)
+        self.check_tower_feeds_projector()
         self.ensure_optional_head()
+
+    def check_tower_feeds_projector(self) -> None:
+        """The projector's input width must be the tower's output width. A config.json whose
+        mm_hidden_size (with projector weights of that width) disagrees with its
+        deepencoder_config built a model that loaded and failed at its first image."""
+        tower, projector = self.get_vision_tower(), getattr(self, "mm_projector", None)
+        expects = getattr(getattr(projector, "config", None), "mm_hidden_size", None)
+        gives = getattr(tower, "hidden_size", None)
+        if expects is not None and gives is not None and expects != gives:
+            raise ValueError(
+                f"the projector takes features of width mm_hidden_size={expects}, but the vision tower "
+                f"{getattr(self.config, 'mm_vision_tower', '?')!r} gives {gives} (its configuration disagrees)"
+            )
 
     def ensure_optional_head(self) -> None:
         """Build the optional head the config asks for (`aux_property_task`), once."""

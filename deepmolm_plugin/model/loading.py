@@ -12,21 +12,25 @@
 Loading is strict: a tensor the model expects but the checkpoint lacks, or one of the wrong
 shape, is an error that lists them (transformers would initialise it randomly and only
 warn); so are NaN/inf weights and, in a saved DeepMoLM checkpoint, tensors its config.json
-builds no place for (a tower or projector the config lost would be dropped).
+builds no place for (a tower or projector the config lost would be dropped), and float
+weights stored as integers or booleans (safetensors headers; transformers casts them).
+Names under a DDP / torch.compile prefix (`module.`, `_orig_mod.`) are read without it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Tuple
+import re
+from typing import Dict, Optional, Tuple
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 
 from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
-from ..tensor_files import CheckpointError, open_checkpoint
+from ..encoder.checkpoint import common_wrapper_prefix
+from ..tensor_files import CheckpointError, find_tensor_files, open_checkpoint
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -89,11 +93,50 @@ def _shape_note(entry) -> str:
     return str(entry)
 
 
-def _check_finite(model: torch.nn.Module, path: str) -> None:
-    """NaN/inf weights (a diverged run, a damaged file) make every output NaN: an error naming them."""
-    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+def _check_finite(model: torch.nn.Module, path: str, prefix: str = "") -> None:
+    """NaN/inf weights (a diverged run, a damaged file) make every output NaN: an error naming
+    them (`prefix`: where `model` sits in the checkpoint's names)."""
+    bad = [prefix + name for name, t in model.state_dict().items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise CheckpointError(f"{path} has NaN/inf values in {len(bad)} tensors: {', '.join(bad)}")
+
+
+def _stored_float_flags(path: str) -> Dict[str, bool]:
+    """{tensor name: is it floating point} for a checkpoint folder's safetensors files,
+    from their headers alone (no tensor is read)."""
+    from safetensors import safe_open
+
+    flags: Dict[str, bool] = {}
+    for file in find_tensor_files(path):
+        if file.suffix != ".safetensors":
+            continue  # pytorch_model.bin: not checked (it would have to be read twice)
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            for key in handle.keys():
+                flags[key] = handle.get_slice(key).get_dtype().startswith(_SAFETENSORS_FLOATS)
+    return flags
+
+
+_SAFETENSORS_FLOATS = ("F", "BF")  # F16, F32, F64, F8_*, BF16; not I*, U*, BOOL, C64
+
+
+def _check_stored_dtypes(is_float: Dict[str, bool], model: torch.nn.Module, path: str) -> None:
+    """A float weight stored as integers or booleans is a damaged or foreign file: transformers
+    and load_state_dict cast it to float without a word (a weight of ones, zeros...)."""
+    expected = model.state_dict()
+    bad = sorted(k for k, flt in is_float.items() if not flt and k in expected and expected[k].is_floating_point())
+    if bad:
+        raise CheckpointError(f"{path} stores {len(bad)} floating-point weights as integers or booleans: {', '.join(bad)}")
+
+
+def _wrapper_prefix(names, path: str) -> str:
+    """DDP (`module.`) and torch.compile (`_orig_mod.`) saves put a prefix before every name;
+    they are read without it, as the tower loader does (transformers reported every tensor missing)."""
+    prefix = common_wrapper_prefix(list(names))
+    if prefix:
+        logger.warning("%s: tensor names carry the wrapper prefix %r (a DDP / torch.compile save); read without it",
+                       path, prefix)
+    return prefix
 
 
 def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
@@ -108,6 +151,7 @@ def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
         else:
             dropped += 1  # visual.* / model.visual.*: the Qwen2-VL vision tower
     model = LlavaQwen2ForCausalLM(config)
+    _check_stored_dtypes({k: v.is_floating_point() for k, v in state.items()}, model, path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if config.tie_word_embeddings:
         missing = [k for k in missing if k != "lm_head.weight"]
@@ -132,6 +176,11 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
     if config is None:
         config = LlavaQwen2Config(**AutoConfig.from_pretrained(path).to_dict())
     kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "torch_dtype"}
+    is_float = _stored_float_flags(path) if os.path.isdir(path) else {}
+    prefix = _wrapper_prefix(is_float, path)
+    if prefix:
+        kwargs["key_mapping"] = {"^" + re.escape(prefix): ""}
+        is_float = {k[len(prefix):]: v for k, v in is_float.items()}
     try:
         # ignore_mismatched_sizes: the wrong shapes come back in `info`, and the error below
         # names them (transformers' own only points at a log table).
@@ -143,6 +192,7 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
     except ValueError as e:  # the host's builders ("Unknown projector type: x"), tower settings...
         raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
     _check_loading_info(info, path, strict_unexpected=model_type == "llava_qwen2")
+    _check_stored_dtypes(is_float, model, path)
     _check_finite(model, path)
     return model
 
@@ -213,6 +263,10 @@ def load_pretrained_model(
         # mixed precision), whatever from_pretrained was asked: without this, "auto" would
         # run the LLM in bf16 on a GPU and the encoder, most of the compute, in fp32.
         tower.to(dtype=dtype)
+        # A tower weight finite in float32 can overflow to inf in float16 / bf16: checked
+        # again once cast (the LLM was loaded in `dtype` and checked by load_llm already).
+        where = next(name for name, module in model.named_modules() if module is tower)
+        _check_finite(tower, model_path, prefix=f"{where}.")
     image_processor = tower.image_processor if tower is not None else None
     context_len = getattr(model.config, "max_sequence_length", None) or getattr(
         model.config, "max_position_embeddings", 2048

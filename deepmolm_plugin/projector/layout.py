@@ -26,6 +26,7 @@ from torch import nn
 from .config import ProjectorConfig
 from ..molecule_fp import validate_batch
 from .validation import check_image_features
+from .weights import check_projector_state
 
 Grid = Tuple[int, int]  # (cols, rows), as the image processor's `tile_grids`
 
@@ -112,6 +113,13 @@ class ProjectorBase(nn.Module):
         self.view_seperator = nn.Parameter(torch.empty(hidden))  # (H,), sic
         nn.init.normal_(self.image_newline, std=hidden**-0.5)
         nn.init.normal_(self.view_seperator, std=hidden**-0.5)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module.load_state_dict after `check_projector_state`: the host loads a stage-1
+        adapter through this; torch alone cast integer or NaN weights in silently and named
+        neither the adapter's projector type nor the setting behind a wrong shape."""
+        check_projector_state(self, state_dict, strict=strict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @property
     def dtype(self) -> torch.dtype:
