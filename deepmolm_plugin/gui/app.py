@@ -6,17 +6,23 @@ Layout (gradio Blocks, every asset from the installed gradio package):
     [ molecule: SMILES | structure file (+ image) tabs, examples, status ]  [ chat ]
     [ what the encoder sees (+ heatmap for a chosen atom) ]  [ 3D conformer ]
 
-Every handler gets the session's state (the loaded molecule, the turns) as gradio State,
-so two browser tabs hold two conversations. Bad input (a ValueError: the resolver's
-message naming the molecule and the reason, or an unreadable image) is shown in the
-status box and the previous molecule is cleared; the app keeps running. Anything else is
-a bug and reaches gradio's error report with its traceback.
+Every handler gets the browser tab's `Tab` (its molecule and conversation) as gradio
+State, so two browser tabs hold two conversations. gradio runs a tab's events side by side
+(each listener has its own queue), so the handlers (`Page`) keep a tab to one thing at a
+time: no load and no clearing while a reply is written, no question while a molecule
+loads, and of two loads in flight only the later one's molecule is shown. Bad input (a
+ValueError: the resolver's message naming the molecule and the reason, or an unreadable
+image) is shown in the status box and the previous molecule is cleared; the app keeps
+running. Anything else is a bug and reaches gradio's error report with its traceback.
 """
 
 from __future__ import annotations
 
 import html
-from typing import List, Optional
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, List, Optional
 
 import gradio as gr
 
@@ -151,11 +157,178 @@ def chat_messages(turns: List[Turn]) -> list:
     return messages
 
 
+WAIT_FOR_REPLY = "A reply is being written: wait for it to end."
+WAIT_FOR_MOLECULE = "A molecule is being loaded: ask once it shows (the question would be about the one before)."
+NO_MOLECULE = "Load a molecule first: the model answers about the molecule it sees."
+NO_QUESTION = "Type a question first."
+
+
+@dataclass
+class Tab:
+    """One browser tab's molecule and conversation, and what the tab is doing.
+
+    The value of a gr.State: gradio gives every event of the tab this same object, so a
+    load sees that a reply is being written and a question that a molecule is loading
+    (separate State values are copies taken when each event started). Read and changed
+    only under `Page.guard`.
+    """
+
+    molecule: Optional[LoadedMolecule] = None
+    turns: List[Turn] = field(default_factory=list)  # [(question, reply)] about `molecule`
+    answering: bool = False
+    loading: int = 0  # loads in flight
+    loads: int = 0  # loads started: the number of the latest, the only one whose molecule is shown
+
+
+PANELS = 7  # what `Page.panels` fills: chat, status, depiction, tiles, 3D view, atom choice, attention text
+
+
+class Page:
+    """The page's event handlers for `session`'s model; `build_app` wires them up.
+
+    busy_controls: how many controls `ask` switches off while it writes (and on again).
+    """
+
+    def __init__(self, session: ChatSession, busy_controls: int = 4):
+        self.session = session
+        self.busy_controls = busy_controls
+        self.guard = threading.Lock()  # every tab's flags, molecule and turns change under it
+
+    # --- a molecule ----------------------------------------------------------------------------
+    def panels(self, molecule: Optional[LoadedMolecule], error: Optional[str] = None) -> tuple:
+        """Every panel for a newly loaded molecule (or for none, after bad input): chat,
+        status, depiction, tiles, 3D view, atom choice, attention text."""
+        chosen = None
+        if molecule is not None and molecule.attention is not None:
+            chosen = int(molecule.attention.received.argmax())
+        view, mosaic = depiction_images(molecule, chosen, True)
+        color = COLOR_BY[0] if self.session.has_attention else COLOR_BY[1]
+        choices = atom_choices(molecule) if chosen is not None else []
+        return ([], status_html(molecule, error), view, gr.update(value=mosaic, visible=mosaic is not None),
+                figure_for(molecule, color, chosen), gr.update(choices=choices, value=chosen),
+                attention_html(self.session, molecule, chosen))
+
+    def load(self, tab: Tab, smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> tuple:
+        """Load a molecule into the tab: its panels, or the input's error with none shown."""
+        unchanged = (gr.skip(),) * PANELS
+        with self._loading(tab) as ticket:
+            if ticket is None:  # the conversation's next reply would land on the new molecule's chat
+                gr.Warning(WAIT_FOR_REPLY)
+                return unchanged
+            try:
+                molecule, error = self.session.molecule(smiles, structure, image), None
+            except ValueError as e:  # the resolver's message (names the molecule and the reason), or a bad image
+                molecule, error = None, str(e)
+            with self.guard:
+                if ticket != tab.loads:  # a later load is under way: its molecule is the one asked for
+                    return unchanged
+                tab.molecule, tab.turns = molecule, []
+        return self.panels(molecule, error)
+
+    @contextmanager
+    def _loading(self, tab: Tab) -> Iterator[Optional[int]]:
+        """The load's number (None: refused, a reply is being written); counted as in flight
+        until the block ends, so no question starts on the molecule it is replacing."""
+        with self.guard:
+            if tab.answering:
+                ticket = None
+            else:
+                tab.loads += 1
+                tab.loading += 1
+                ticket = tab.loads
+        try:
+            yield ticket
+        finally:
+            if ticket is not None:
+                with self.guard:
+                    tab.loading -= 1
+
+    # --- the attention view ----------------------------------------------------------------------
+    def _atom(self, molecule: Optional[LoadedMolecule], atom: Optional[int]) -> Optional[int]:
+        """The chosen atom, checked against the tab's molecule: a choice made on the molecule
+        before (the list is replaced a moment after the molecule) would index another atom."""
+        if atom is None or molecule is None:
+            return None
+        if not 0 <= int(atom) < molecule.atoms:
+            raise gr.Error(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy atoms "
+                           f"(0-{molecule.atoms - 1}): choose again")
+        return int(atom)
+
+    def choose(self, tab: Tab, atom: Optional[int], overlay: bool, colour: str) -> tuple:
+        molecule = tab.molecule
+        atom = self._atom(molecule, atom)
+        view, mosaic = depiction_images(molecule, atom, overlay)
+        return (view, gr.update(value=mosaic, visible=mosaic is not None), figure_for(molecule, colour, atom),
+                attention_html(self.session, molecule, atom))
+
+    def recolour(self, tab: Tab, colour: str, atom: Optional[int]):
+        molecule = tab.molecule
+        return figure_for(molecule, colour, self._atom(molecule, atom))
+
+    # --- the chat ------------------------------------------------------------------------------
+    def _switches(self, on: bool) -> tuple:
+        return (gr.update(interactive=True) if on else gr.update(),) * self.busy_controls
+
+    def _refusal(self, tab: Tab, text: str) -> Optional[str]:
+        """Why the tab cannot take this question now (None: it can)."""
+        if tab.answering:
+            return WAIT_FOR_REPLY
+        if tab.loading:
+            return WAIT_FOR_MOLECULE
+        if tab.molecule is None:
+            return NO_MOLECULE
+        return None if text else NO_QUESTION
+
+    def ask(self, tab: Tab, text: Optional[str], temperature: float, max_tokens: int):
+        """Stream the reply to `text` about the tab's molecule: yields (question box, chat,
+        *switches). The question box and the switches come back on when it ends."""
+        text = (text or "").strip()
+        with self.guard:
+            refusal = self._refusal(tab, text)
+            if refusal is None:
+                tab.answering = True
+            molecule, history = tab.molecule, list(tab.turns)
+        if refusal is not None:
+            gr.Warning(refusal)
+            yield (gr.update(interactive=True), chat_messages(history), *self._switches(True))
+            return
+        try:
+            yield ("", chat_messages(history + [(text, None)]), *self._switches(False))
+            reply = ""
+            try:
+                for reply in stream_reply(self.session, molecule, history + [(text, None)], float(temperature),
+                                          int(max_tokens)):
+                    yield (gr.update(), chat_messages(history + [(text, reply)]), *self._switches(False))
+            except Exception:  # re-raised: gradio reports it; the page is usable again first
+                self._answered(tab)
+                yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
+                raise
+            self._answered(tab, history + [(text, reply.strip())])
+            yield (gr.update(interactive=True), chat_messages(tab.turns), *self._switches(True))
+        finally:  # also when the page stops listening (GeneratorExit)
+            self._answered(tab)
+
+    def _answered(self, tab: Tab, turns: Optional[List[Turn]] = None) -> None:
+        """The reply has ended: the tab may load and clear again; `turns`, when given, is
+        the conversation with it."""
+        with self.guard:
+            if turns is not None:
+                tab.turns = turns
+            tab.answering = False
+
+    def clear(self, tab: Tab):
+        with self.guard:
+            if tab.answering:  # the reply still being written would bring the conversation back
+                gr.Warning(WAIT_FOR_REPLY)
+                return gr.skip()
+            tab.turns = []
+        return []
+
+
 def build_app(session: ChatSession) -> gr.Blocks:
     """The page for `session`'s model. Launch it with `launch_kwargs()`."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        molecule_state = gr.State(None)  # LoadedMolecule or None
-        turns_state = gr.State([])  # [(question, reply)]
+        tab = gr.State(Tab())  # this browser tab's molecule and conversation (gradio copies it per tab)
         gr.HTML(f"<h1>{TITLE}</h1><p>{html.escape(session.describe())}</p>", elem_id="header")
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=360):
@@ -168,8 +341,11 @@ def build_app(session: ChatSession) -> gr.Blocks:
                     with gr.Tab("Structure file", id="structure-tab"):
                         structure = gr.File(label="Structure: SDF/MOL, MOL2, XYZ or PDB (first molecule)",
                                             file_types=STRUCTURE_TYPES, type="filepath", elem_id="structure-input")
+                        # image_mode=None: the file as uploaded, read by `load_image` as the CLIs read it.
+                        # gradio's default ("RGB") re-saves other modes after dropping the alpha
+                        # (a drawing on a transparent background turned black) and turning by EXIF.
                         image = gr.Image(label="Image (optional; else the structure is drawn)", type="filepath",
-                                         sources=["upload"], height=160, elem_id="image-input")
+                                         image_mode=None, sources=["upload"], height=160, elem_id="image-input")
                         load_structure = gr.Button("Load structure", variant="primary", elem_id="load-structure")
                 status = gr.HTML(status_html(None), elem_id="molecule-status")
             with gr.Column(scale=6, min_width=420):
@@ -207,75 +383,24 @@ def build_app(session: ChatSession) -> gr.Blocks:
                 viewer = gr.Plot(label="Drag to rotate, scroll to zoom; labels are molecule_fp rows",
                                  elem_id="viewer3d")
 
-        molecule_outputs = [molecule_state, turns_state, chatbot, status, depiction, tiles, viewer, atom,
-                            attention_info]
-
-        def show(molecule: Optional[LoadedMolecule], error: Optional[str] = None):
-            """Every panel for a newly loaded molecule (or for none, after bad input)."""
-            chosen = None
-            if molecule is not None and molecule.attention is not None:
-                chosen = int(molecule.attention.received.argmax())
-            view, mosaic = depiction_images(molecule, chosen, True)
-            color = COLOR_BY[0] if session.has_attention else COLOR_BY[1]
-            choices = atom_choices(molecule) if chosen is not None else []
-            return (molecule, [], [], status_html(molecule, error), view,
-                    gr.update(value=mosaic, visible=mosaic is not None), figure_for(molecule, color, chosen),
-                    gr.update(choices=choices, value=chosen), attention_html(session, molecule, chosen))
-
-        def load(smiles_text, structure_path, image_path):
-            try:
-                molecule = session.molecule(smiles_text, structure_path, image_path)
-            except ValueError as e:  # the resolver's message (names the molecule and the reason), or a bad image
-                return show(None, str(e))
-            return show(molecule)
-
-        load_smiles.click(lambda s: load(s, None, None), [smiles], molecule_outputs)
-        smiles.submit(lambda s: load(s, None, None), [smiles], molecule_outputs)
-        examples.load_input_event.then(lambda s: load(s, None, None), [smiles], molecule_outputs)
-        load_structure.click(lambda f, i: load(None, f, i), [structure, image], molecule_outputs)
-
-        def choose(molecule, chosen, show_overlay, colour):
-            view, mosaic = depiction_images(molecule, chosen, show_overlay)
-            return (view, gr.update(value=mosaic, visible=mosaic is not None), figure_for(molecule, colour, chosen),
-                    attention_html(session, molecule, chosen))
+        # The browser switches asking, clearing and loading off at once (a click would otherwise
+        # reach the server); `ask` switches them on again when it ends, even by an error.
+        busy = [send, clear, load_smiles, load_structure]
+        page = Page(session, len(busy))
+        panels = [chatbot, status, depiction, tiles, viewer, atom, attention_info]
+        load_smiles.click(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
+        smiles.submit(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
+        examples.load_input_event.then(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
+        load_structure.click(lambda t, f, i: page.load(t, None, f, i), [tab, structure, image], panels)
 
         for control in (atom, overlay):
-            control.input(choose, [molecule_state, atom, overlay, color_by],
-                          [depiction, tiles, viewer, attention_info])
-        color_by.input(lambda m, c, a: figure_for(m, c, a), [molecule_state, color_by, atom], [viewer])
+            control.input(page.choose, [tab, atom, overlay, color_by], [depiction, tiles, viewer, attention_info])
+        color_by.input(page.recolour, [tab, color_by, atom], [viewer])
 
-        # While a reply is written, asking, clearing and loading are off: a second question would
-        # be built on a history whose last reply is not there yet, and a new molecule's empty
-        # chat would be overwritten by the old conversation's last words. They are switched
-        # off at once in the browser and on again by `ask` when it ends, even by an error.
-        busy = [send, clear, load_smiles, load_structure]
-        on, same = (gr.update(interactive=True),), (gr.update(),)
-
-        def ask(text, molecule, turns, temp, max_tokens):
-            text = (text or "").strip()
-            if not text or molecule is None:
-                if molecule is None:
-                    gr.Warning("Load a molecule first: the model answers about the molecule it sees.")
-                yield (gr.update(interactive=True), turns, chat_messages(turns), *on * len(busy))
-                return
-            turns = list(turns) + [(text, None)]
-            yield ("", turns, chat_messages(turns), *same * len(busy))
-            reply = ""
-            try:
-                for reply in stream_reply(session, molecule, turns, float(temp), int(max_tokens)):
-                    yield (gr.update(), turns, chat_messages(turns[:-1] + [(text, reply)]), *same * len(busy))
-            except Exception:  # re-raised: gradio reports it; the page is usable again first
-                yield (gr.update(value=text, interactive=True), turns[:-1], chat_messages(turns[:-1]), *on * len(busy))
-                raise
-            turns[-1] = (text, reply.strip())
-            yield (gr.update(interactive=True), turns, chat_messages(turns), *on * len(busy))
-
-        ask_inputs = [question, molecule_state, turns_state, temperature, max_new_tokens]
-        ask_outputs = [question, turns_state, chatbot, *busy]
         for trigger in (send.click, question.submit):
             trigger(lambda: [gr.update(interactive=False)] * (1 + len(busy)), None, [question, *busy], queue=False) \
-                .then(ask, ask_inputs, ask_outputs)
-        clear.click(lambda: ([], []), None, [turns_state, chatbot])
+                .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy])
+        clear.click(page.clear, [tab], [chatbot])
     return app
 
 

@@ -1,0 +1,155 @@
+"""Hostile input to the GUI's handlers (no browser), third sweep: each test is a case that
+showed another molecule's state, held the page, or gave the model another image than the
+one uploaded before its fix. One real session (the demo-size fusion checkpoint) per module."""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from deepmolm_plugin.gui.app import (COLOR_BY, NO_QUESTION, WAIT_FOR_MOLECULE, WAIT_FOR_REPLY, Page, Tab,
+                                     build_app)
+from deepmolm_plugin.gui.session import ChatSession
+
+
+@pytest.fixture(scope="module")
+def session(trained_checkpoint, tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)  # the tiny model: threads only cost
+    return ChatSession.load(str(trained_checkpoint), str(tmp_path_factory.mktemp("renders")), device="cpu")
+
+
+def _loaded(page: Page, smiles: str) -> Tab:
+    tab = Tab()
+    page.load(tab, smiles, None, None)
+    assert tab.molecule is not None and tab.molecule.name == smiles
+    return tab
+
+
+def _warnings(record) -> list:
+    return [str(w.message) for w in record]
+
+
+# --- one thing at a time per tab ---------------------------------------------------------------
+def test_a_load_or_clear_while_a_reply_is_written_is_refused(session):
+    # Was: gradio ran the load beside the streaming reply; the new molecule's empty chat was
+    # then overwritten by the old conversation, and the next question was asked about the new
+    # molecule with the old one's history (a SMILES' Enter key and the examples stayed active).
+    page = Page(session)
+    tab = _loaded(page, "CCO")
+    reply = page.ask(tab, "What is it?", 0.0, 4)
+    next(reply)  # the question is in; the reply is being written
+    with pytest.warns(UserWarning, match=WAIT_FOR_REPLY):
+        assert all(out == gr.skip() for out in page.load(tab, "c1ccccc1", None, None))
+    with pytest.warns(UserWarning, match=WAIT_FOR_REPLY):
+        assert page.clear(tab) == gr.skip()
+    list(reply)
+    assert tab.molecule.name == "CCO" and [q for q, _ in tab.turns] == ["What is it?"] and not tab.answering
+    page.load(tab, "c1ccccc1", None, None)  # once it has ended: a new molecule, a new chat
+    assert tab.molecule.name == "c1ccccc1" and tab.turns == []
+
+
+def test_a_question_while_a_molecule_loads_waits_and_the_latest_load_wins(session, monkeypatch):
+    # Was: a question sent while a molecule loaded was asked about the molecule before, and
+    # its reply landed in the new molecule's chat; of two loads in flight, the one that ended
+    # last was shown, so a slow first SMILES replaced the second one the user asked for.
+    page = Page(session)
+    tab = _loaded(page, "CCO")
+    entered, release = threading.Event(), threading.Event()
+    resolve = session.molecule
+
+    def slow_first(smiles, *args):
+        if smiles == "CCN":
+            entered.set()
+            release.wait(30)
+        return resolve(smiles, *args)
+
+    monkeypatch.setattr(session, "molecule", slow_first)
+    slow = threading.Thread(target=page.load, args=(tab, "CCN", None, None))
+    slow.start()
+    assert entered.wait(30)
+    with pytest.warns(UserWarning, match="being loaded") as record:
+        outputs = list(page.ask(tab, "What is it?", 0.0, 4))
+    assert _warnings(record) == [WAIT_FOR_MOLECULE] and len(outputs) == 1 and tab.turns == []
+    page.load(tab, "CCC", None, None)  # started later, ends first
+    release.set()
+    slow.join(30)
+    assert tab.molecule.name == "CCC" and tab.loading == 0
+
+
+def test_an_empty_question_is_named(session):
+    page = Page(session)
+    tab = _loaded(page, "CCO")
+    with pytest.warns(UserWarning) as record:  # was: nothing happened, and nothing said why
+        list(page.ask(tab, "   \n ", 0.0, 4))
+    assert _warnings(record) == [NO_QUESTION] and tab.turns == [] and not tab.answering
+
+
+# --- the attention view ------------------------------------------------------------------------
+def test_an_atom_not_in_the_molecule_is_refused_by_name(session):
+    # Was: -1 showed the last atom's heatmap as if chosen, and a row of the molecule before
+    # (still in the list for a moment after a smaller one loaded) an IndexError traceback.
+    page = Page(session)
+    tab = _loaded(page, "c1ccccc1")
+    for atom in (6, -1):
+        with pytest.raises(gr.Error, match=r"atom .* is not in 'c1ccccc1', which has 6 heavy atoms \(0-5\)"):
+            page.choose(tab, atom, True, COLOR_BY[0])
+        with pytest.raises(gr.Error, match="choose again"):
+            page.recolour(tab, COLOR_BY[0], atom)
+    view, _, figure, text = page.choose(tab, 5, True, COLOR_BY[0])
+    assert "Atom 5 (C)" in text and figure is not None and view is not None
+
+
+# --- uploads -----------------------------------------------------------------------------------
+def test_an_uploaded_transparent_image_reaches_the_model_as_the_cli_reads_it(session, tmp_path):
+    # Was: gradio's Image input re-saved any non-RGB upload as RGB by dropping the alpha: a
+    # black drawing on a transparent background (RGB 0 under alpha 0) became all black.
+    from gradio.data_classes import ImageData
+
+    from deepmolm_plugin.encoder.image_processor import load_image
+
+    drawing = np.zeros((64, 64, 4), dtype=np.uint8)
+    drawing[20:44, 30:34, 3] = 255  # a black bond; the rest transparent black
+    path = tmp_path / "drawing.png"
+    Image.fromarray(drawing, mode="RGBA").save(path)
+    app = build_app(session)
+    upload = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "image-input")
+    given = upload.preprocess(ImageData(path=str(path), orig_name="drawing.png"))
+    seen = np.asarray(load_image(given))
+    np.testing.assert_array_equal(seen, np.asarray(load_image(str(path))))
+    assert seen[0, 0].tolist() == [255, 255, 255]  # the background is white, as the CLIs read it
+
+
+def test_a_many_molecule_file_builds_only_the_record_it_uses(session, tmp_path, monkeypatch):
+    # Was: every record was built with its 3D work and all but the first thrown away: 300
+    # 2D records took 12 s, a 10,000-molecule library held the page for many minutes.
+    import deepmolm_plugin.molecule.io as io
+
+    path = tmp_path / "library.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        for k in range(30):
+            mol = Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O" if k == 0 else "c1ccccc1O")
+            AllChem.Compute2DCoords(mol)
+            writer.write(mol)
+    built = []  # records taken from each read, by 3D policy
+    read = io.read_structures
+
+    def counted(*args, **kwargs):
+        built.append([kwargs.get("policy"), 0])
+        for record in read(*args, **kwargs):
+            built[-1][1] += 1
+            yield record
+
+    monkeypatch.setattr(io, "read_structures", counted)
+    molecule = session.molecule(None, str(path), None)
+    assert molecule.atoms == 13
+    assert max(n for policy, n in built if policy != "keep") == 1, built
+    assert max(n for policy, n in built if policy == "keep") <= 2, built  # only to say there are more
+    assert "library.sdf holds more than one molecule; using the first" in " ".join(molecule.notes)
