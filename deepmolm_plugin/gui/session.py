@@ -15,7 +15,6 @@ inputs (`attention`), recorded around the model's own `encode_images`.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,29 +60,14 @@ class LoadedMolecule:
 
 
 def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> Mapping:
-    """The page's input as the resolver's fields (one molecule source, an optional image).
-    A structure file's first record: picked by number, so the records after it are not read
-    (the resolver's "first of many" built every record, with its 3D work, and kept one: a
-    10,000-molecule SDF held the page for many minutes)."""
+    """The page's input as the resolver's fields (one molecule source, an optional image)."""
     smiles = (smiles or "").strip()
     if bool(smiles) == bool(structure):
         raise ValueError("give either a SMILES or a structure file")
-    fields = {"smiles": smiles} if smiles else {"structure": str(Path(structure).resolve()), "structure_index": 0}
+    fields = {"smiles": smiles} if smiles else {"structure": str(Path(structure).resolve())}
     if image:
         fields["image"] = str(Path(image).resolve())
     return fields
-
-
-def has_second_record(path: str) -> bool:
-    """Whether the structure file holds a record after its first, found without building
-    it in 3D (policy 'keep'; a broken record counts too)."""
-    from ..molecule.io import read_structures
-
-    records = read_structures(path, policy="keep", errors="yield")
-    try:
-        return next(itertools.islice(records, 1, 2), None) is not None
-    finally:
-        records.close()
 
 
 class ChatSession:
@@ -145,8 +129,6 @@ class ChatSession:
         depiction = load_image(item.image, name="the image")  # RGB; a file that is no image: ValueError
         views = model_views(depiction, self.image_processor, self.config)
         notes = list(item.notes)
-        if "structure" in fields and has_second_record(fields["structure"]):
-            notes.append(f"{name} holds more than one molecule; using the first ({item.molecule.id})")
         if not self.uses_molecules:  # as the chat CLI says it
             notes.append(f"this model's {self.projector_type} projector does not use molecules: the molecule only "
                          "provides the depiction (and the 3D view)")

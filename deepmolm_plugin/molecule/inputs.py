@@ -240,35 +240,48 @@ class InputResolver:
 
     def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None) -> "MoleculeRecord":
         """The file's one molecule (its first, with a note, when ``first_of_many``; record
-        ``index`` of a multi-record file when given)."""
+        ``index`` of a multi-record file when given). Only that record is built under
+        ``policy``; the others are only counted, read without 3D work (policy ``keep``):
+        building every record of a 10,000-molecule library to keep its first held the chat
+        and the GUI for many minutes."""
         from .io import read_structures
 
         try:
             records = read_structures(path, policy=policy, errors="yield", **self.limits)
-            if index is not None:
-                found = next(itertools.islice(records, int(index), None), None)
-                if found is None:
-                    raise self.fail(rid, f"{path} has no record {index}")
-                if isinstance(found, MoleculeError):
-                    raise self.fail(rid, found.reason)
-                return found
-            records = list(records)
+            try:
+                found = next(itertools.islice(records, int(index or 0), None), None)
+            finally:
+                records.close()
         except InputError:
             raise
         except ValueError as e:  # a format we do not read (the suffix), or a file with no record at all
             raise self.fail(rid, getattr(e, "reason", str(e))) from e
-        if not records:
-            raise self.fail(rid, f"structure file {path} holds no molecule")
-        first = records[0]
-        if isinstance(first, MoleculeError):
-            raise self.fail(rid, first.reason)
-        if len(records) > 1 and not self.first_of_many:
-            bad = next((r for r in records[1:] if isinstance(r, MoleculeError)), None)
-            raise self.fail(rid, f"structure file {path} holds {len(records)} molecules, expected 1"
+        if found is None:
+            raise self.fail(rid, f"{path} has no record {index}" if index is not None
+                            else f"structure file {path} holds no molecule")
+        if isinstance(found, MoleculeError):
+            raise self.fail(rid, found.reason)
+        if index is not None:
+            return found
+        others = self._others(path)
+        if others and not self.first_of_many:
+            bad = next((r for r in others if isinstance(r, MoleculeError)), None)
+            raise self.fail(rid, f"structure file {path} holds {1 + len(others)} molecules, expected 1"
                                  + (f" (and one of them is broken: {bad.reason})" if bad else ""))
-        if len(records) > 1:
-            first.notes.append(f"{path} holds more than one molecule; using the first ({first.id})")
-        return first
+        if others:
+            found.notes.append(f"{path.name} holds more than one molecule; using the first ({found.id})")
+        return found
+
+    def _others(self, path: Path) -> list:
+        """The file's records after its first, read without 3D work: all of them where one
+        molecule is expected (the error counts them), else only whether there is one."""
+        from .io import read_structures
+
+        records = read_structures(path, policy="keep", errors="yield", **self.limits)
+        try:
+            return list(itertools.islice(records, 1, 2 if self.first_of_many else None))
+        finally:
+            records.close()
 
     @staticmethod
     def _charge(fields: Mapping):
