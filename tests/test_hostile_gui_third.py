@@ -153,3 +153,15 @@ def test_a_many_molecule_file_builds_only_the_record_it_uses(session, tmp_path, 
     assert max(n for policy, n in built if policy != "keep") == 1, built
     assert max(n for policy, n in built if policy == "keep") <= 2, built  # only to say there are more
     assert "library.sdf holds more than one molecule; using the first" in " ".join(molecule.notes)
+
+
+def test_a_question_the_chat_refuses_shows_its_reason_and_keeps_the_question(session):
+    # Was: the refusal (here: the image placeholder typed into the question) reached gradio
+    # as a plain ValueError: a bare "Error" pop-up and a traceback in the server's log.
+    page = Page(session)
+    tab = _loaded(page, "CCO")
+    reply = page.ask(tab, "What is <image> here?", 0.0, 4)
+    outputs = [next(reply), next(reply)]  # the question shown, then put back in its box
+    with pytest.raises(gr.Error, match="contains '<image>', the image placeholder"):
+        next(reply)
+    assert outputs[-1][0]["value"] == "What is <image> here?" and tab.turns == [] and not tab.answering

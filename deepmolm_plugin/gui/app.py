@@ -27,7 +27,7 @@ from typing import Iterator, List, Optional
 import gradio as gr
 
 from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
-from .chat import Turn, stream_reply
+from .chat import ChatRefusal, Turn, stream_reply
 from .session import ChatSession, LoadedMolecule
 from .viewer3d import molecule_figure, oriented
 
@@ -299,9 +299,11 @@ class Page:
                 for reply in stream_reply(self.session, molecule, history + [(text, None)], float(temperature),
                                           int(max_tokens)):
                     yield (gr.update(), chat_messages(history + [(text, reply)]), *self._switches(False))
-            except Exception:  # re-raised: gradio reports it; the page is usable again first
+            except Exception as error:  # re-raised: gradio reports it; the page is usable again first
                 self._answered(tab)
                 yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
+                if isinstance(error, ChatRefusal):  # the message, not "Error" and a server traceback
+                    raise gr.Error(str(error)) from error
                 raise
             self._answered(tab, history + [(text, reply.strip())])
             yield (gr.update(interactive=True), chat_messages(tab.turns), *self._switches(True))

@@ -11,7 +11,7 @@ the image inputs in the model's dtype (and the tiles in tiles mode), and a trans
 `TextIteratorStreamer`; it runs in a worker thread while the caller yields the text.
 
 A prompt longer than the model's context (`tokenizer_model_max_length` in its config, the
-training `--model_max_length`), counting the image's LLM positions, is a ValueError before
+training `--model_max_length`), counting the image's LLM positions, is a ChatRefusal before
 `generate`: the host's `prepare_inputs_labels_for_multimodal` silently cuts the sequence
 at that length, from the end, so the model would continue the history with the new
 question and the assistant's turn cut off.
@@ -27,6 +27,11 @@ from ..data.prompts import typed_placeholder
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
 
 
+class ChatRefusal(ValueError):
+    """A question the chat does not send (the placeholder in it, a setting out of range, a
+    conversation longer than the context): the page shows the message, not a traceback."""
+
+
 def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True,
                  im_start_end: bool = False) -> str:
     """The template's prompt for `turns`; the last reply is None (the model's turn)."""
@@ -38,7 +43,7 @@ def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True
     for k, (question, reply) in enumerate(turns):
         typed = typed_placeholder(question)
         if typed:
-            raise ValueError(f"question {k + 1} contains {typed!r}, the image placeholder: the image is "
+            raise ChatRefusal(f"question {k + 1} contains {typed!r}, the image placeholder: the image is "
                              "already given once; write it another way")
         conv.append_message(conv.roles[0], f"{image}\n{question}" if k == 0 and image_first else question)
         conv.append_message(conv.roles[1], reply)
@@ -56,9 +61,9 @@ def sampling_kwargs(temperature: float, max_new_tokens: int) -> dict:
     """Greedy at temperature 0 (without the sampling-only flags transformers would warn
     about), sampling otherwise."""
     if max_new_tokens < 1:
-        raise ValueError(f"max new tokens must be at least 1, got {max_new_tokens}")
+        raise ChatRefusal(f"max new tokens must be at least 1, got {max_new_tokens}")
     if not temperature >= 0:  # also NaN, which every comparison fails
-        raise ValueError(f"temperature must be at least 0, got {temperature}")
+        raise ChatRefusal(f"temperature must be at least 0, got {temperature}")
     if temperature == 0:
         return {"do_sample": False, "max_new_tokens": int(max_new_tokens)}
     return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": int(max_new_tokens)}
@@ -75,7 +80,7 @@ def check_context(session, molecule, input_ids) -> None:
     text = int((input_ids != IMAGE_TOKEN_INDEX).sum())
     image = session.image_processor.num_llm_positions(molecule.views.image_size)
     if text + image > limit:
-        raise ValueError(f"the conversation is {text + image} positions long ({text} text tokens + {image} for the "
+        raise ChatRefusal(f"the conversation is {text + image} positions long ({text} text tokens + {image} for the "
                          f"image), more than this model's context of {limit}: the end, with your question, would "
                          "be cut off. Clear the chat or ask a shorter question.")
 
