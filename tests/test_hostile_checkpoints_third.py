@@ -213,3 +213,11 @@ def test_tower_weight_that_overflows_the_requested_dtype_is_an_error(tiny_checkp
     # was: the float32 tower was checked, then cast to bfloat16 with inf weights
     with pytest.raises(CheckpointError, match=rf"{path} has NaN/inf values in 1 tensors: {TOWER}"):
         _load(path, dtype="bfloat16")
+
+
+def test_saved_checkpoint_naming_a_tower_config_file_that_is_gone_names_the_checkpoint(tiny_checkpoint, tmp_path):
+    gone = tmp_path / "moved" / "deepencoder_config.json"
+    path = _variant(tiny_checkpoint, tmp_path / "gone", config=lambda c: c.update(deepencoder_config=str(gone)))
+    # was: a bare FileNotFoundError naming the config file, not the checkpoint that points at it
+    with pytest.raises(CheckpointError, match=rf"{path}: cannot build the model its config.json describes: .*moved"):
+        _load(path)

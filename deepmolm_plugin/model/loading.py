@@ -189,7 +189,8 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
         )
     except CheckpointError:
         raise
-    except ValueError as e:  # the host's builders ("Unknown projector type: x"), tower settings...
+    except (ValueError, FileNotFoundError) as e:  # the host's builders ("Unknown projector type: x"), tower
+        # settings, a deepencoder_config file the config names that is gone...
         raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
     _check_loading_info(info, path, strict_unexpected=model_type == "llava_qwen2")
     _check_stored_dtypes(is_float, model, path)
