@@ -172,3 +172,16 @@ def test_chebi20_mm_image_dir_among_the_input_files_is_refused(tmp_path):
         items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache")))
     got = items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / ".images")))
     assert got["chebi20-mm-train-9-description"].image == str(tmp_path / ".images" / "CID_9.png")
+
+
+def test_an_id_that_failed_is_not_also_a_record(tmp_path):
+    # was: row "a" with a bad SMILES failed, the later row "a" became record "a:property:Y": row
+    # "a" both failed and trained
+    data = tmp_path / "d.csv"
+    data.write_text("id,smiles,Y\na,C1CC,1\na,CCO,2\nb,CCC,3\n")
+    code, _ = prepare("--format", "csv", "--input", data, "--out", tmp_path / "out", "--image-size", "32",
+                      "--no-progress", "--label-columns", "Y", "--option", "id_column=id")
+    assert code == 0
+    assert [(f["id"], f["stage"]) for f in failures(tmp_path / "out")] == [("a", "smiles"), ("a", "id")]
+    assert "row 1: id 'a' is also the id of row 0" in failures(tmp_path / "out")[1]["reason"]
+    assert [r["id"] for r in json.loads((tmp_path / "out" / "train.json").read_text())] == ["b:property:Y"]

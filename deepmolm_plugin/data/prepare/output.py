@@ -197,7 +197,8 @@ class Tally:
 
 def tally(out: Output, n_chunks: int) -> Tally:
     """Counts, sidecar sizes (rows shared by records with equal tokens counted once),
-    repeated ids (the later ones fail), and a check that every image is there."""
+    repeated ids (the later ones fail, also after an earlier one failed), and a check that
+    every image is there."""
     t, seen, images, fps = Tally(), set(), set(), {}
     for c in range(n_chunks):
         meta, _ = out.load_chunk(c, with_tokens=False)
@@ -205,6 +206,9 @@ def tally(out: Output, n_chunks: int) -> Tally:
             t.items += 1
             if "failure" in entry:
                 t.stages[entry["failure"]["stage"]] += 1
+                # A failed record's id is taken too: a later record with it would otherwise
+                # appear in the records and in failures.jsonl under one id.
+                seen.add(entry["failure"].get("id"))
                 continue
             record = entry["record"]
             if record["id"] in seen:

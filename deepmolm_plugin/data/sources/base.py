@@ -118,6 +118,15 @@ def line_span(first: int, last: int) -> str:
     return f"lines {first}-{last} joined by quotes; a quote never closed joins all later lines into one row"
 
 
+def repeated_id(seen: Dict[str, str], row_id: str, where: str) -> Optional[str]:
+    """Why `row_id` (from the data's id column or field) cannot name the row at `where`: an
+    earlier row has it (None: it is new, and now taken). Checked when the row is read, so
+    the second row fails whether or not the first one made records (a failed first row
+    and a good second one gave one id in failures.jsonl and in the records)."""
+    first = seen.setdefault(row_id, where)
+    return None if first == where else f"{where}: id {row_id!r} is also the id of {first}"
+
+
 # Split names become file names (<split>.json, fp/<split>.npy) next to manifest.json.
 SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 

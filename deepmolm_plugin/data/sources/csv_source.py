@@ -37,7 +37,7 @@ from typing import Iterator, List, Tuple
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, csv_rows, line_span, register_reader,
-                   split_problem, undecodable)
+                   repeated_id, split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it: evaluation (eval.metrics.numbers) must read it back the same.
@@ -162,6 +162,7 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
         columns = _columns("csv", header, options)
         at = {name: i for i, name in enumerate(header)}
         ended = reader.line_num  # the line the previous row ended on
+        ids: dict = {}  # id column value -> the row that has it
         for index, fields in enumerate(csv_rows(reader)):
             where = f"row {index} ({line_span(ended + 1, reader.line_num)})"
             ended = reader.line_num
@@ -171,10 +172,10 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
                 bad = next(f for f in fields if undecodable(f)).encode("utf-8", "surrogateescape")
                 yield SourceError(f"{path.stem}#{index}", "read", f"{where}: not UTF-8 text: {bad!r}")
             elif fields:  # a blank line is not a row
-                yield from _row(path, index, where, fields, header, at, columns)
+                yield from _row(path, index, where, fields, header, at, columns, ids)
 
 
-def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict):
+def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict, ids: dict):
     row_id = f"{path.stem}#{index}"
     if columns["id"] and len(fields) == len(header) and fields[at[columns["id"]]].strip():
         row_id = fields[at[columns["id"]]].strip()
@@ -183,6 +184,10 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
         return
     if columns["id"] and not fields[at[columns["id"]]].strip():  # a made-up id could collide or shift on edits
         yield SourceError(row_id, "id", f"row {index} has a blank id in the column {columns['id']!r}")
+        return
+    problem = repeated_id(ids, row_id, f"row {index}") if columns["id"] else None
+    if problem:
+        yield SourceError(row_id, "id", problem)
         return
     split = fields[at[columns["split"]]].strip() if columns["split"] else "train"
     if split_problem(split):

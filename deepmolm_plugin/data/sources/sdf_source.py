@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Tuple
 
 from ...molecule.io import sdf_blocks
-from .base import MoleculeSpec, SourceError, SourceItem, register_reader, split_problem, visible_files
+from .base import (MoleculeSpec, SourceError, SourceItem, register_reader, repeated_id, split_problem,
+                   visible_files)
 from .csv_source import as_list, label_item, named, require_columns, text_task
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
@@ -76,13 +77,14 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     require_columns("sdf", options)
     labels = [named(c) for c in as_list(options.get("label_columns"))]
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
+    ids: dict = {}  # --id-field value -> the record that has it
     for path, name in sdf_files(Path(input_path)):
         with open(path, encoding="utf-8", errors="replace") as handle:
             for index, block in enumerate(sdf_blocks(handle)):
-                yield from _record(path.resolve(), name, index, block, labels, texts, options)
+                yield from _record(path.resolve(), name, index, block, labels, texts, options, ids)
 
 
-def _record(path: Path, name: str, index: int, block: str, labels, texts, options):
+def _record(path: Path, name: str, index: int, block: str, labels, texts, options, ids: dict):
     fields = data_fields(block)
     title = block.splitlines()[0].strip() if block.strip() else ""
     fields["_Name"] = title
@@ -99,6 +101,10 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
             yield SourceError(record_id, "id", f"record has no {id_field!r} {what}")
             return
         record_id = fields[id_field]
+        problem = repeated_id(ids, record_id, f"{name}#{index}")
+        if problem:
+            yield SourceError(record_id, "id", problem)
+            return
     split = fields.get(options["split_column"], "").strip() if options.get("split_column") else "train"
     if split_problem(split):
         yield SourceError(record_id, "split", split_problem(split))
