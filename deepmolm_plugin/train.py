@@ -29,6 +29,7 @@ tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -102,14 +103,96 @@ def check_encoder_config(value: str) -> None:
 def check_argument_values(host_train, argv) -> None:
     """Builds the host's model and data argument classes (ours, after register) from argv,
     so that a value they refuse (their ValueError) is a UsageError now, not a traceback from
-    inside the host's train(). Training arguments are left to the host."""
+    inside the host's train(). Training arguments are only parsed into a namespace here
+    (building TrainingArguments would start the distributed state before
+    prepare_cpu_distributed) and their values checked (patches.arguments.check_training_values).
+    Then: no option given twice with different values, and no resumed checkpoint made
+    with other settings."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser((host_train.ModelArguments, host_train.DataArguments), prog=PROG, allow_abbrev=False)
+    from deepmolm_plugin.patches.arguments import check_training_values, ignored_projector_options
+
+    model_parser = HfArgumentParser((host_train.ModelArguments, host_train.DataArguments), prog=PROG,
+                                    allow_abbrev=False)
+    check_repeated_options(model_parser, argv)
     try:
-        parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True, look_for_args_file=False)
+        model_args, data_args, _ = model_parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True,
+                                                                    look_for_args_file=False)
+        parser = HfArgumentParser(host_train.TrainingArguments, prog=PROG, allow_abbrev=False)
+        options, _ = parser.parse_known_args(list(argv))
+        check_training_values(options)
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
+    check_output_folders(options, model_args, data_args)
+    check_resumed_settings(options.output_dir, model_args)
+    defaults = {f.name: f.default for f in dataclasses.fields(model_args)}
+    for warning in ignored_projector_options(model_args, defaults):
+        sys.stderr.write(f"{PROG}: warning: {warning}\n")
+
+
+def check_repeated_options(parser, argv) -> None:
+    """A model or data option given twice (in any spelling: --fp_bits, --fp-bits,
+    --fp_bits=) with two values: argparse silently keeps the last, so `... --fp_bits 2048
+    ... --fp_bits 4096` trained with 4096 whichever the user meant. The same value twice is
+    harmless, and training options (hyper-parameters) keep argparse's last-wins, which
+    scripts use to override a base command line."""
+    seen = {}  # dest -> (spelling, value)
+    for i, arg in enumerate(argv):
+        option, sep, inline = arg.partition("=")
+        action = parser._option_string_actions.get(option) if arg.startswith("--") else None
+        if action is None:
+            continue
+        value = inline if sep else (argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None)
+        if action.dest in seen and seen[action.dest][1] != value:
+            first, before = seen[action.dest]
+            raise usage.UsageError(f"{first} is given twice, with {before!r} and then {option} {value!r}: give it once")
+        seen[action.dest] = (option, value)
+
+
+def check_output_folders(options, model_args, data_args) -> None:
+    """Folders the run writes into must be folders (or creatable): a --render_folder that is a
+    file failed when the dataset drew its first depiction, after the model had loaded."""
+    for name, value in (("output_dir", options.output_dir), ("render_folder", data_args.render_folder),
+                        ("vision_feature_cache", model_args.vision_feature_cache)):
+        if value:
+            usage.output_folder(value, f"--{name}")
+
+
+# Model settings the config of a saved checkpoint records (patches.arguments.CONFIG_FIELDS and
+# the host's own), as ModelArguments field -> config key.
+RESUMED_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_projector_type", "fp_bits": "fp_bits",
+                    "fp_levels": "fp_levels", "image_mode": "image_mode", "fusion_heads": "fusion_heads",
+                    "fusion_dropout": "fusion_dropout", "aux_property_task": "aux_property_task",
+                    "aux_properties": "aux_properties"}
+
+
+def check_resumed_settings(output_dir, model_args) -> None:
+    """The host resumes from the last `checkpoint-N` of --output_dir whenever there is one.
+    A checkpoint saved with other model settings resumed silently when no tensor shape
+    changed (--image_mode, --fp_levels, --fusion_heads: the run went on computing something
+    else than its first part) or failed after the model had loaded (a size mismatch for
+    --fp_bits, unexpected keys for another projector). Refused now, naming the settings."""
+    import json
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output = os.path.expanduser(output_dir or "")
+    checkpoint = get_last_checkpoint(output) if os.path.isdir(output) else None
+    config_path = os.path.join(checkpoint, "config.json") if checkpoint else ""
+    if not os.path.isfile(config_path):
+        return
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError) as e:
+        raise usage.UsageError(f"--output_dir {output_dir}: the checkpoint it resumes has an unreadable "
+                               f"{config_path} ({e})") from e
+    differ = [f"--{name} {getattr(model_args, name)!r} (the checkpoint: {saved[key]!r})"
+              for name, key in RESUMED_SETTINGS.items() if key in saved and saved[key] != getattr(model_args, name)]
+    if differ:
+        raise usage.UsageError(f"--output_dir {output_dir} holds {os.path.basename(checkpoint)}, which the host "
+                               f"resumes, but it was trained with other settings: {'; '.join(differ)}; give its "
+                               "settings, or another --output_dir to start afresh")
 
 
 QWEN2_TEMPLATES = ("qwen2", "plain")  # the host templates whose preprocess fits a Qwen2 tokenizer

@@ -28,6 +28,69 @@ from . import _host
 CONFIG_FIELDS = ("fusion_heads", "fusion_dropout", "fp_bits", "fp_levels", "image_mode", "vision_tower_weights",
                  "aux_property_task", "aux_property_weight", "aux_properties")
 
+# Our options that only one tower or projector reads (registry: TOWER_NAME, MOLECULE_PROJECTORS):
+# with another, a value other than the default was accepted, saved in the config and ignored
+# (`--image_mode tiles` with a CLIP tower trained without tiles; the config then said tiles).
+TOWER_OPTIONS = ("vision_tower_weights", "deepencoder_config", "unfreeze_mm_vision_tower", "image_mode",
+                 "vision_feature_cache")
+PROJECTOR_OPTIONS = {"fusion_heads": ("fusion",), "fusion_dropout": ("fusion",),
+                     "fp_bits": ("fusion", "concat"), "fp_levels": ("fusion", "concat")}
+
+# TrainingArguments values transformers takes without a check, and what each must be: NaN
+# passes every comparison, so `--learning_rate nan` trained to NaN weights; 0 accumulation
+# steps, epochs or batch size, or a --model_max_length below 2, failed deep in the Trainer
+# or trained nothing, after the model had loaded. (name, smallest value, whether it may equal it)
+# (A learning rate of 0 is allowed: it keeps weights as they are, which a check may want.)
+TRAINING_LIMITS = (("learning_rate", 0, True), ("weight_decay", 0, True), ("max_grad_norm", 0, True),
+                   ("num_train_epochs", 0, False), ("gradient_accumulation_steps", 1, True),
+                   ("per_device_train_batch_size", 1, True), ("model_max_length", 2, True),
+                   ("mm_projector_lr", 0, True), ("adam_epsilon", 0, False))
+
+
+def check_number(option: str, value, minimum: float, inclusive: bool = True) -> None:
+    """`value` (None: not given) is a finite number >= minimum (> minimum unless inclusive);
+    NaN and inf are refused by name (they pass or break every comparison)."""
+    import math
+
+    if value is None:
+        return
+    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        relation = ">=" if inclusive else ">"
+        raise ValueError(f"--{option} must be a finite number {relation} {minimum}, got {value}")
+
+
+def check_training_values(args) -> None:
+    """The TRAINING_LIMITS of `args` (a TrainingArguments, or the parsed option namespace the
+    launcher checks before anything is built). `--max_steps N > 0` overrides the epochs."""
+    for name, minimum, inclusive in TRAINING_LIMITS:
+        if name == "num_train_epochs" and (getattr(args, "max_steps", -1) or -1) > 0:
+            continue
+        check_number(name, getattr(args, name, None), minimum, inclusive)
+
+
+def check_tower_options(args, defaults) -> None:
+    """TOWER_OPTIONS given (not their default) with another tower, which never reads them,
+    are an error naming both. Without any tower the host builds no vision modules and ignores
+    every vision option, its own too (`--mm_projector_type`): that case is left to it."""
+    from .registry import TOWER_NAME
+
+    tower = getattr(args, "vision_tower", None)
+    for name in TOWER_OPTIONS:
+        if tower not in (None, TOWER_NAME) and getattr(args, name) != defaults[name]:
+            raise ValueError(f"--{name} is a setting of --vision_tower {TOWER_NAME}, but the tower is {tower}: it "
+                             "would be ignored; leave it out or use the deepencoder tower")
+
+
+def ignored_projector_options(args, defaults) -> list:
+    """PROJECTOR_OPTIONS given (not their default) with a projector that never reads them:
+    one sentence each. A warning, not an error: a shared command line (the tests' own) keeps
+    `--fusion_heads` for every projector, and the value changes nothing there."""
+    projector = getattr(args, "mm_projector_type", None)
+    return [f"--{name} {getattr(args, name)} is ignored: only the {' and '.join(projectors)} projector(s) read it, "
+            f"and the projector is {projector}"
+            for name, projectors in PROJECTOR_OPTIONS.items()
+            if projector not in projectors and getattr(args, name) != defaults[name]]
+
 
 def _model_arguments(host_cls):
     from deepmolm_plugin.encoder.presets import ENCODER_PRESETS, config_argument
@@ -81,8 +144,7 @@ def _model_arguments(host_cls):
                     raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
             if not 0 <= self.fusion_dropout < 1:
                 raise ValueError(f"--fusion_dropout must be in [0, 1), got {self.fusion_dropout}")
-            if self.aux_property_weight < 0:
-                raise ValueError(f"--aux_property_weight must be >= 0, got {self.aux_property_weight}")
+            check_number("aux_property_weight", self.aux_property_weight, 0)  # NaN passed `< 0`
             if self.image_mode not in ("base", "tiles"):
                 raise ValueError(f"--image_mode must be 'base' or 'tiles', got {self.image_mode!r}")
             if self.aux_property_task not in (None, "kflm2"):
@@ -103,6 +165,7 @@ def _model_arguments(host_cls):
             if self.vision_feature_cache and self.unfreeze_mm_vision_tower:
                 raise ValueError("--vision_feature_cache keeps features of a frozen tower; with "
                                  "--unfreeze_mm_vision_tower they change every step: give one of them")
+            check_tower_options(self, {f.name: f.default for f in dataclasses.fields(self)})
 
     ModelArguments.__qualname__ = ModelArguments.__name__ = "ModelArguments"
     return ModelArguments
@@ -122,33 +185,38 @@ def _data_arguments(host_cls):
             metadata={"help": "where depictions of records without `image` are written (default: <data_path>.renders)"},
         )
 
+        def __post_init__(self):
+            from deepmolm_plugin.molecule import POLICIES
+
+            # An unknown policy was accepted here and failed at the first record read, after the model loaded.
+            if self.conformer_policy not in POLICIES:
+                raise ValueError(f"--conformer_policy must be one of {', '.join(POLICIES)}, got {self.conformer_policy!r}")
+
     DataArguments.__qualname__ = DataArguments.__name__ = "DataArguments"
     return DataArguments
 
 
 def _training_arguments(host_cls):
+    """A subclass that checks TRAINING_LIMITS and, on transformers 5 (which lacks the field),
+    accepts `--warmup_ratio` as the ratio `--warmup_steps` now takes."""
     import transformers
 
-    if any(f.name == "warmup_ratio" for f in dataclasses.fields(transformers.TrainingArguments)):
-        return host_cls  # transformers 4.x: the host's arguments work as they are
+    adds_ratio = not any(f.name == "warmup_ratio" for f in dataclasses.fields(transformers.TrainingArguments))
 
-    @dataclass
-    class TrainingArguments(host_cls):
-        warmup_ratio: Optional[float] = field(
-            default=None, metadata={"help": "linear warmup over this fraction of the steps (transformers 4.x spelling)"}
-        )
+    def __post_init__(self):
+        check_training_values(self)
+        if adds_ratio and self.warmup_ratio is not None:
+            if self.warmup_steps:
+                raise ValueError("give --warmup_ratio or --warmup_steps, not both")
+            if not 0 <= self.warmup_ratio < 1:
+                raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            self.warmup_steps = self.warmup_ratio
+        host_cls.__post_init__(self)
 
-        def __post_init__(self):
-            if self.warmup_ratio is not None:
-                if self.warmup_steps:
-                    raise ValueError("give --warmup_ratio or --warmup_steps, not both")
-                if not 0 <= self.warmup_ratio < 1:
-                    raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-                self.warmup_steps = self.warmup_ratio
-            super().__post_init__()
-
-    TrainingArguments.__qualname__ = TrainingArguments.__name__ = "TrainingArguments"
-    return TrainingArguments
+    ratio = field(default=None, metadata={"help": "linear warmup over this fraction of the steps (transformers 4.x spelling)"})
+    fields = [("warmup_ratio", Optional[float], ratio)] if adds_ratio else []
+    return dataclasses.make_dataclass("TrainingArguments", fields, bases=(host_cls,),
+                                      namespace={"__post_init__": __post_init__})
 
 
 def _wrap_initialize_vision_modules(original):
@@ -189,8 +257,7 @@ def apply() -> None:
         for name, make in (("ModelArguments", _model_arguments), ("DataArguments", _data_arguments),
                            ("TrainingArguments", _training_arguments)):
             host_cls = _host.original(host_train, name)
-            cls = make(host_cls)
-            _host.replace(host_train, name, _publish(cls) if cls is not host_cls else cls)
+            _host.replace(host_train, name, _publish(make(host_cls)))
         meta = arch.LlavaMetaModel
         meta.initialize_vision_modules = _wrap_initialize_vision_modules(meta.initialize_vision_modules)
 

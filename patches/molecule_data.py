@@ -67,6 +67,7 @@ def _patch_dataset(cls) -> None:
         )
         self.graph_molecules = graph_resolver(structure_folder)
         self.graphs = {}  # index -> MolGraph, for records with `properties`
+        self.smiles_checked = set()  # indices whose SMILES was checked against their structure
         todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and has_molecule(r)]
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
             record = self.list_data_dict[i]
@@ -89,7 +90,8 @@ def _patch_dataset(cls) -> None:
         item["record_id"] = rid  # for the collator's messages; the batch does not carry it
         if has_molecule(record):
             item["molecule_fp"] = self.molecules.molecule_fp(record, rid)
-            check_heavy_atoms(record, rid, len(item["molecule_fp"]))
+            check_heavy_atoms(record, rid, len(item["molecule_fp"]), self._tokens_molecule(i, record, rid))
+            self.smiles_checked.add(i)
         if record.get("properties") is not None:  # labels for the KFLM2 auxiliary head
             item["properties"] = dict(record["properties"])
             if i not in self.graphs:
@@ -109,7 +111,14 @@ def _patch_dataset(cls) -> None:
         check_answer_fits(item, rid, self.tokenizer.model_max_length, image_positions(processor, item))
         return item
 
-    cls.__init__, cls.__getitem__ = __init__, __getitem__
+    def _tokens_molecule(self, i, record, rid):
+        """The structure or atom list a record's tokens come from when it also has a SMILES (the
+        depiction's source), once per record: the resolver built it for the tokens."""
+        if i in self.smiles_checked or not record.get("smiles") or not (record.get("structure") or record.get("atoms")):
+            return None
+        return self.molecules.molecule(record, rid)
+
+    cls.__init__, cls.__getitem__, cls._tokens_molecule = __init__, __getitem__, _tokens_molecule
 
 
 def image_path(record: dict, image_folder: str, rid: str):

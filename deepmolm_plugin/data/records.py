@@ -42,6 +42,7 @@ def check_records(records: list, data_path: str) -> None:
         check_record(record, i)
     check_unique_ids(records, data_path)
     check_sidecar_overlaps(records, data_path)
+    check_property_names(records, data_path)
 
 
 def check_unique_ids(records: list, data_path: str) -> None:
@@ -58,6 +59,22 @@ def check_unique_ids(records: list, data_path: str) -> None:
     if repeated:
         shown = ", ".join(repr(r) for r in repeated[:20]) + (f" ({len(repeated)} ids in all)" if len(repeated) > 20 else "")
         raise ValueError(f"{data_path}: record id(s) used more than once: {shown}; every record needs its own id")
+
+
+def check_property_names(records: list, data_path: str) -> None:
+    """Property names are compared as written: `logP` in one record and `LogP` or ` logP` in
+    another are two properties, so --aux_properties logP silently treated the second
+    spelling's records as unmeasured. Names equal but for case and surrounding spaces are an
+    error naming both spellings and a record of each."""
+    first = {}  # folded name -> (spelling, record name)
+    for i, record in enumerate(records):
+        props = record.get("properties")
+        for name in props if isinstance(props, dict) else ():
+            spelling, rid = first.setdefault(name.strip().casefold(), (name, record_id(record, i)))
+            if spelling != name:
+                raise ValueError(f"{data_path}: property names {spelling!r} (record {rid!r}) and {name!r} (record "
+                                 f"{record_id(record, i)!r}) differ only in case or spaces: they would be two "
+                                 "properties; spell them alike")
 
 
 def check_sidecar_overlaps(records: list, data_path: str) -> None:
@@ -163,24 +180,44 @@ def check_properties(record: dict, rid: str) -> None:
                                    "`properties` if it was not measured)")
 
 
-def check_heavy_atoms(record: dict, rid: str, rows: int) -> None:
-    """A record giving `molecule_fp` (one row per heavy atom) and a SMILES must speak of one
-    molecule: a sidecar offset off by a record, or tokens pasted from another record, would
-    otherwise pair this record's depiction and text with another molecule's tokens."""
+def check_heavy_atoms(record: dict, rid: str, rows: int, molecule=None) -> None:
+    """A record giving a SMILES and another molecule source must speak of one molecule: the
+    depiction is drawn from the SMILES, the tokens come from the other source.
+    `molecule_fp` (one row per heavy atom): a sidecar offset off by a record, or tokens pasted
+    from another record, would pair this record's depiction and text with another molecule's
+    tokens. A `structure` file (`molecule`, the built MoleculeRecord) of another molecule
+    was fingerprinted silently next to the SMILES's depiction."""
+    smiles = record.get("smiles")
+    if not smiles or (record.get("molecule_fp") is None and molecule is None):
+        return
+    parsed = _parsed(smiles, rid)
+    if record.get("molecule_fp") is not None and parsed.GetNumHeavyAtoms() != rows:
+        raise RecordError(rid, f"molecule_fp has {rows} atom rows but its SMILES {smiles!r} has "
+                               f"{parsed.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another molecule (a "
+                               "sidecar offset or atom count off?) or to part of it (fingerprinted with --fragments "
+                               "largest: then leave out `smiles`)")
+    if molecule is not None and _skeleton(molecule.mol) != _skeleton(parsed):
+        raise RecordError(rid, f"its structure ({molecule.source}) is {_skeleton(molecule.mol)!r} but its SMILES is "
+                               f"{_skeleton(parsed)!r}: the depiction is drawn from the SMILES and the tokens from "
+                               "the structure; give the structure's SMILES, or leave `smiles` out")
+
+
+def _parsed(smiles: str, rid: str):
     from ..molecule.errors import MoleculeError
     from ..molecule.sanitize import parse_smiles
 
-    smiles = record.get("smiles")
-    if record.get("molecule_fp") is None or not smiles:
-        return
     try:
-        heavy = parse_smiles(smiles, rid)[0].GetNumHeavyAtoms()
+        return parse_smiles(smiles, rid)[0]
     except MoleculeError as e:
         raise RecordError(rid, e.reason) from e
-    if heavy != rows:
-        raise RecordError(rid, f"molecule_fp has {rows} atom rows but its SMILES {smiles!r} has {heavy} heavy "
-                               "atoms: the tokens belong to another molecule (a sidecar offset or atom count off?) "
-                               "or to part of it (fingerprinted with --fragments largest: then leave out `smiles`)")
+
+
+def _skeleton(mol) -> str:
+    """Canonical SMILES without hydrogens or stereo: a 3D file and a SMILES of one molecule
+    agree on it (stereo perceived from coordinates may be missing from the SMILES)."""
+    from rdkit import Chem
+
+    return Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False), isomericSmiles=False)
 
 
 def _shown(value) -> str:

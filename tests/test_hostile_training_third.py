@@ -1,0 +1,167 @@
+"""Training launcher, third hostile sweep: option values, repeated options, options for
+another tower or projector, resuming with other settings, and records whose SMILES, structure
+or property names disagree (in-process, no model is loaded).
+
+Before, each case was accepted and ignored, trained on something else than it said, or failed
+after the model had loaded, far from its cause.
+"""
+
+import json
+
+import pytest
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+import deepmolm_plugin
+from test_hostile_training import dataset, tokenizer, turns, white_png  # noqa: F401  (fixtures)
+
+deepmolm_plugin.register()
+
+import llava.train.train as host_train  # noqa: E402  (after register: patched host)
+
+from deepmolm_plugin import usage  # noqa: E402
+from deepmolm_plugin.data.records import RecordError  # noqa: E402
+from deepmolm_plugin.train import check_argument_values, main  # noqa: E402
+
+DEEPMOLM = ["--vision_tower", "deepencoder", "--mm_projector", "fusion"]
+
+
+def checked(tmp_path, *extra):
+    check_argument_values(host_train, ["--output_dir", str(tmp_path / "out"), "--data_path", "x.json", *extra])
+
+
+# --- option values -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, value, reason", [
+    ("learning_rate", "nan", "finite number >= 0"),  # was: trained to NaN weights
+    ("learning_rate", "inf", "finite number >= 0"),
+    ("learning_rate", "-0.001", "finite number >= 0"),
+    ("weight_decay", "nan", "finite number >= 0"),
+    ("max_grad_norm", "nan", "finite number >= 0"),  # was: NaN gradients after clipping
+    ("gradient_accumulation_steps", "0", ">= 1"),  # was: accepted, failed in the Trainer
+    ("num_train_epochs", "0", "> 0"),  # was: 0 steps, an untrained model saved
+    ("per_device_train_batch_size", "0", ">= 1"),
+    ("model_max_length", "1", ">= 2"),  # was: every record refused at its step
+    ("aux_property_weight", "nan", "finite number >= 0"),  # was: NaN passed `< 0`
+    ("aux_property_weight", "inf", "finite number >= 0"),
+    ("conformer_policy", "gen", "must be one of auto, from-file"),  # was: failed at the first record read
+])
+def test_option_values_out_of_range_are_refused_before_the_model_loads(tmp_path, option, value, reason):
+    with pytest.raises(usage.UsageError, match=f"--{option} .*{reason}.*|--{option} must be one of"):
+        checked(tmp_path, *DEEPMOLM, f"--{option}", value)
+
+
+def test_sane_values_and_max_steps_pass_and_the_arguments_class_checks_too(tmp_path):
+    checked(tmp_path, *DEEPMOLM, "--learning_rate", "0", "--conformer_policy", "generate")  # 0: weights kept
+    checked(tmp_path, *DEEPMOLM, "--num_train_epochs", "0", "--max_steps", "3")  # steps override epochs
+    # the host's own parse (inside train()) refuses them as well
+    with pytest.raises(ValueError, match="--learning_rate must be a finite number"):
+        host_train.TrainingArguments(output_dir=str(tmp_path / "out"), learning_rate=float("nan"), report_to="none")
+
+
+def test_launcher_prints_one_line_and_exits_2(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": turns()}]))
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data_path", str(data), "--model_name_or_path", str(model), "--version", "qwen2",
+              "--output_dir", str(tmp_path / "out"), "--gradient_accumulation_steps", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "error: --gradient_accumulation_steps must be a finite number >= 1, got 0" in err
+
+
+# --- options given twice, options for another tower or projector ----------------------------
+
+def test_a_model_option_given_twice_with_two_values_is_refused(tmp_path):
+    # was: argparse kept the last value silently (--fp_bits 4096 trained after --fp_bits 2048)
+    with pytest.raises(usage.UsageError, match="--fp_bits is given twice, with '2048' and then --fp-bits '4096'"):
+        checked(tmp_path, *DEEPMOLM, "--fp_bits", "2048", "--fp-bits", "4096")
+    with pytest.raises(usage.UsageError, match="--image_mode is given twice"):
+        checked(tmp_path, *DEEPMOLM, "--image_mode=tiles", "--image_mode", "base")
+    checked(tmp_path, *DEEPMOLM, "--fp_bits", "2048", "--fp_bits=2048")  # the same value twice is harmless
+    checked(tmp_path, *DEEPMOLM, "--learning_rate", "1e-4", "--learning_rate", "0")  # a training override
+
+
+@pytest.mark.parametrize("extra, reason", [
+    # was: accepted, saved in the config and ignored (a CLIP tower trained without tiles)
+    (["--image_mode", "tiles"], "--image_mode is a setting of --vision_tower deepencoder"),
+    (["--vision_tower_weights", "random"], "--vision_tower_weights is a setting"),
+    (["--unfreeze_mm_vision_tower", "True"], "--unfreeze_mm_vision_tower is a setting"),
+])
+def test_deepencoder_options_with_another_tower_are_refused(tmp_path, extra, reason):
+    clip = ["--vision_tower", "openai/clip-vit-large-patch14", "--mm_projector", "mlp2x_gelu"]
+    with pytest.raises(usage.UsageError, match=reason):
+        checked(tmp_path, *clip, *extra)
+    checked(tmp_path, *clip)  # defaults stay fine
+
+
+def test_projector_options_another_projector_ignores_are_named(tmp_path, capsys):
+    # was: accepted without a word; a warning, as shared command lines keep --fusion_heads
+    checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "linear", "--fusion_heads", "4",
+            "--fp_bits", "2048")
+    err = capsys.readouterr().err
+    assert "warning: --fusion_heads 4 is ignored: only the fusion projector(s) read it, and the projector is linear" in err
+    assert "warning: --fp_bits 2048 is ignored: only the fusion and concat projector(s)" in err
+    checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "concat", "--fp_bits", "2048")
+    assert "warning" not in capsys.readouterr().err
+
+
+# --- resuming an output_dir ---------------------------------------------------------------
+
+def test_resuming_a_checkpoint_made_with_other_settings_is_refused(tmp_path):
+    # was: the host resumed checkpoint-N whatever the settings: --image_mode / --fp_levels
+    # silently, --fp_bits with a size-mismatch traceback after the model loaded
+    checkpoint = tmp_path / "out" / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    saved = {"mm_vision_tower": "deepencoder", "mm_projector_type": "fusion", "fp_bits": 4096, "fp_levels": 4,
+             "image_mode": "base", "fusion_heads": 8}
+    (checkpoint / "config.json").write_text(json.dumps(saved))
+    checked(tmp_path, *DEEPMOLM)  # the same settings resume
+    with pytest.raises(usage.UsageError, match=r"holds checkpoint-5, .*--fp_bits 2048 \(the checkpoint: 4096\); "
+                                               r"--image_mode 'tiles' \(the checkpoint: 'base'\)"):
+        checked(tmp_path, *DEEPMOLM, "--fp_bits", "2048", "--image_mode", "tiles")
+    with pytest.raises(usage.UsageError, match="--mm_projector_type 'concat' .*'fusion'"):
+        checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "concat")
+
+
+def test_a_render_folder_that_is_a_file_is_refused(tmp_path):
+    # was: NotADirectoryError when the dataset drew its first depiction, after the model loaded
+    (tmp_path / "renders").write_text("")
+    with pytest.raises(usage.UsageError, match="--render_folder .*renders: is a file, not a folder"):
+        checked(tmp_path, *DEEPMOLM, "--render_folder", str(tmp_path / "renders"))
+
+
+# --- records ------------------------------------------------------------------------------
+
+def benzene_sdf(tmp_path):
+    mol = Chem.AddHs(Chem.MolFromSmiles("c1ccccc1"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    path = tmp_path / "benzene.sdf"
+    path.write_text(Chem.MolToMolBlock(mol) + "$$$$\n")
+    return str(path)
+
+
+def test_a_smiles_that_is_not_the_structure_is_refused(tmp_path, tokenizer):  # noqa: F811
+    # was: benzene's tokens from the structure next to a depiction of ethanol drawn from the SMILES
+    sdf = benzene_sdf(tmp_path)
+    ds = dataset(tmp_path, tokenizer, [{"id": "mixed", "smiles": "CCO", "structure": sdf, "conversations": turns()},
+                                       {"id": "same", "smiles": "C1=CC=CC=C1", "structure": sdf,
+                                        "conversations": turns()}])
+    with pytest.raises(RecordError, match="record 'mixed': its structure .*benzene.sdf#0.* is 'c1ccccc1' but its "
+                                          "SMILES is 'CCO'"):
+        ds[0]
+    assert ds[1]["molecule_fp"].shape == (6, 4)  # a Kekulé spelling of the same molecule passes
+
+
+def test_property_names_that_differ_only_in_case_are_refused(tmp_path, tokenizer):  # noqa: F811
+    # was: two properties, so --aux_properties logP treated the LogP records as unmeasured
+    records = [{"id": "a", "smiles": "CCO", "conversations": turns(), "properties": {"logP": 1.0}},
+               {"id": "b", "smiles": "CC", "conversations": turns(), "properties": {"LogP ": 2.0}}]
+    with pytest.raises(ValueError, match=r"property names 'logP' \(record 'a'\) and 'LogP ' \(record 'b'\) differ "
+                                         "only in case or spaces"):
+        dataset(tmp_path, tokenizer, records)
+    records[1]["properties"] = {"logP": 2.0, "logS": 1.0}
+    assert dataset(tmp_path, tokenizer, records)[1]["properties"] == {"logP": 2.0, "logS": 1.0}
