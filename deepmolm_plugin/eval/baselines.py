@@ -7,7 +7,8 @@ a statistic of the training records' reference values (read with the report's ow
 which is the constant with the lowest MAE: a model that learned only the answer format
 and one typical value lands near it, so a model must beat the median too before its MAE
 says it read the molecule. `score_answers` scores any {question_id: answer text} exactly
-as `deepmolm_plugin.eval.report` scores a model's answers. Used by `make demo` and
+as `deepmolm_plugin.eval.report` scores a model's answers (its `questions` may not be one of
+the files it writes in `out`). Used by `make demo` and
 `scripts/experiment_fusion.py`.
 """
 
@@ -22,7 +23,7 @@ from typing import Dict, Iterable, List
 
 from .jsonl import read_jsonl
 from .questions import convert
-from .outputs import write_outputs
+from .outputs import FILES, overwritten_inputs, write_outputs
 from .scoring import build_report
 from .task_kinds import reference_value, task_kind
 
@@ -68,6 +69,9 @@ def score_answers(answers: Dict[str, str], questions: os.PathLike, out: os.PathL
     """Write `answers` as a model_vqa answer file in `out` and score it against the questions
     it answers (a subset of `questions`: the others are left out); returns the report."""
     out = Path(out)
+    if overwritten_inputs([questions], out, (*FILES, "questions.jsonl", "answers.jsonl")):
+        # it was replaced by the subset asked, and the questions of other tasks were lost
+        raise BaselineError(f"{questions}: is one of the files written in {out}; score into another folder")
     out.mkdir(parents=True, exist_ok=True)
     asked = [q for q in read_jsonl(questions) if str(q["question_id"]) in answers]
     if len(asked) != len(answers):

@@ -2,14 +2,17 @@
 
 Blank lines are skipped; a line that is not UTF-8, not JSON or lacks a field raises
 `error` naming the file and line number (callers pass their own error type, so their CLIs
-report it).
+report it). So does a `question_id` (when required) that is not a JSON string or integer:
+ids are matched as text, so null was the id "None", true "True", 1.0 "1.0" (no match for
+the 1 of the other file). A byte-order mark that starts a later line (files joined with
+`cat`) and lines ended by a lone carriage return are named as such.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import List, Sequence, Type
+from typing import List, Optional, Sequence, Type
 
 
 def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_id",),
@@ -28,8 +31,32 @@ def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_i
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
-                raise error(f"{path}, line {number}: not JSON: {e}") from e
+                raise error(f"{path}, line {number}: not JSON: {e}{_hint(text)}") from e
             if not isinstance(row, dict) or any(field not in row for field in required):
                 raise error(f"{path}, line {number}: a JSON object with {', '.join(required)} is needed")
+            if "question_id" in required and question_id_problem(row["question_id"]):
+                raise error(f"{path}, line {number}: {question_id_problem(row['question_id'])}")
             rows.append(row)
     return rows
+
+
+def _hint(text: str) -> str:
+    """Why a line that json refuses may look fine in an editor."""
+    if text.startswith("\ufeff"):
+        return " (a byte-order mark starts this line: files joined with `cat`, one of them saved with a BOM?)"
+    if "\r" in text.rstrip("\r\n"):
+        return " (lines end with a lone carriage return, \\r: convert the file to \\n line ends)"
+    return ""
+
+
+def json_kind(value) -> str:
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+    return names.get(type(value), "string")
+
+
+def question_id_problem(qid) -> Optional[str]:
+    """Why `qid` cannot be a question id, or None: a JSON string or integer is needed (ids
+    are matched as text, and str() of null, true or 1.0 is "None", "True", "1.0")."""
+    if isinstance(qid, bool) or not isinstance(qid, (str, int)):
+        return f"question_id {json.dumps(qid)} is a JSON {json_kind(qid)}; a string or an integer is needed"
+    return None

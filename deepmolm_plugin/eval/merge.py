@@ -12,15 +12,18 @@ Every file named must exist (an empty file is an empty chunk) and a line without
 as are answer files that hold no answer at all (without references) and a references
 file with no question. A question_id answered twice (in two shards or within
 one), a reference question with no answer, and an answer to no reference question are
-errors naming the ids and files; so are answers from several different `model_id`s
+errors naming the ids and files; so are answers holding chat special tokens
+(`<|im_end|>`: decoded without skip_special_tokens), answers from several different `model_id`s
 (stale files of another run), and answers whose `prompt` (the question the host asked)
 is not their reference record's `text` (answers to another question file whose ids
-happen to match, such as the numbered ids of two splits: `check_prompts`).
+happen to match, such as the numbered ids of two splits), or which carry a `task` or
+`answer` (top level or in `metadata`) other than their reference record's: `check_pairing`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -28,6 +31,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from . import jsonl
 
 MAX_IDS_SHOWN = 20  # an error names at most this many ids, then the count
+SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z_]+\|>|</s>")  # Qwen2's <|im_end|>, <|endoftext|>; Llama's </s>
 
 
 class ReportError(ValueError):
@@ -93,6 +97,7 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
     if problems:
         raise MergeError("cannot merge the answer shards " + ", ".join(str(p) for p in paths) + ":\n  "
                          + "\n  ".join(problems))
+    _check_special_tokens(merged)
     if not merged and expected is None:
         raise MergeError(f"the answer files hold no answers: {', '.join(str(p) for p in paths)}")
     models = sorted({str(row.get("model_id")) for row in merged.values() if row.get("model_id") is not None})
@@ -102,18 +107,50 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
     return merged, counts
 
 
-def check_prompts(answers: Dict[str, dict], refs: "OrderedDict[str, dict]") -> None:
-    """MergeError when an answer's `prompt` differs from its reference record's `text`
-    (both present: the host's model_vqa writes the question's `text` as `prompt`
-    unchanged): the answers were asked another question file's questions, and ids alone
-    would pair them with the wrong references."""
-    differ = [qid for qid, row in answers.items() if isinstance(row.get("prompt"), str)
-              and isinstance(refs.get(qid, {}).get("text"), str) and row["prompt"] != refs[qid]["text"]]
-    if differ:
-        first = differ[0]
-        raise MergeError(f"{len(differ)} answer(s) were asked another question than the references hold "
-                         f"(answers to another question file?): {format_ids(differ)}; first: asked "
-                         f"{answers[first]['prompt'][:80]!r}, reference text {refs[first]['text'][:80]!r}")
+# (answer line's field, reference record's field, what a mismatch means) that must agree
+# when both are strings: the host writes the question's `text` as `prompt`; other
+# producers may copy `task` / `answer` into the line or its `metadata`.
+PAIRED_FIELDS = (("prompt", "text", "were asked another question than the references hold"),
+                 ("task", "task", "carry another `task` than their references"),
+                 ("answer", "answer", "carry another reference `answer` than their references"))
+
+
+def _check_special_tokens(answers: Dict[str, dict]) -> None:
+    """MergeError for answers holding chat-template special tokens (`<|im_end|>`,
+    `<|endoftext|>`, `</s>`): the text was decoded without skip_special_tokens (the host's
+    model_vqa skips them). Scored as they were, they cost text metrics their last n-grams
+    and made a SMILES answer invalid ("CCO<|im_end|>")."""
+    held = [qid for qid, row in answers.items() if SPECIAL_TOKEN.search(row["text"])]
+    if held:
+        first = SPECIAL_TOKEN.search(answers[held[0]]["text"]).group()
+        raise MergeError(f"{len(held)} answer(s) hold chat special tokens such as {first!r}: decoded without "
+                         f"skip_special_tokens? Remove them before scoring: {format_ids(held)}")
+
+
+def check_pairing(answers: Dict[str, dict], refs: "OrderedDict[str, dict]") -> None:
+    """MergeError when an answer line says it answers something else than its reference
+    record: its `prompt` is not the record's `text` (answers to another question file whose
+    ids happen to match), or the `task` or reference `answer` it carries (top level or in
+    `metadata`) differ from the record's (the references file won silently)."""
+    for mine, theirs, meaning in PAIRED_FIELDS:
+        differ = []
+        for qid, row in answers.items():
+            got, want = _carried(row, mine), refs.get(qid, {}).get(theirs)
+            if isinstance(got, str) and isinstance(want, str) and got != want:
+                differ.append(qid)
+        if differ:
+            first = differ[0]
+            raise MergeError(f"{len(differ)} answer(s) {meaning} (answers to another question file?): "
+                             f"{format_ids(differ)}; first: {mine} {_carried(answers[first], mine)[:80]!r} "
+                             f"in the answers, {theirs} {refs[first][theirs][:80]!r} in the references")
+
+
+def _carried(row: dict, field: str):
+    """A field of an answer line, top level first, else in its `metadata`."""
+    if field in row:
+        return row[field]
+    metadata = row.get("metadata")
+    return metadata.get(field) if isinstance(metadata, dict) else None
 
 
 def load_references(path: os.PathLike) -> "OrderedDict[str, dict]":

@@ -65,7 +65,7 @@ from .. import usage
 from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules, tile_arguments, without_sampling_flags
 from ..data.prompts import typed_placeholder
 from ..molecule.inputs import InputError
-from .jsonl import read_jsonl
+from .jsonl import json_kind, read_jsonl
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
     import torch
@@ -117,27 +117,19 @@ def read_questions(path: str) -> List[dict]:
     questions = read_jsonl(path, required=("question_id", "text"), error=EvalInputError)
     seen = set()
     for line in questions:
-        qid = line["question_id"]
-        if isinstance(qid, bool) or not isinstance(qid, (str, int)):
-            raise EvalInputError(f"{path}: question_id {json.dumps(qid)} is a JSON {_json_kind(qid)}; "
-                                 "a string or an integer is needed")
+        qid = line["question_id"]  # a string or an integer (read_jsonl checks it)
         if str(qid) in seen:  # as text: the report matches answers to references by str(question_id)
             raise EvalInputError(f"{path}: question_id {qid!r} appears twice (as text; its answers could not be "
                                  "told apart)")
         seen.add(str(qid))
         text = line["text"]
         if not isinstance(text, str):
-            raise QuestionError(qid, f"`text` is a JSON {_json_kind(text)}, not a string")
+            raise QuestionError(qid, f"`text` is a JSON {json_kind(text)}, not a string")
         typed = typed_placeholder(text)  # the host prepends the placeholder itself
         if typed:
             raise QuestionError(qid, f"`text` contains {typed!r}, the image placeholder: the image is given "
                                      "once, before the question")
     return questions
-
-
-def _json_kind(value) -> str:
-    names = {type(None): "null", bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
-    return names.get(type(value), "string")
 
 
 def check_image(qid, path: str) -> None:
@@ -195,7 +187,7 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         except InputError as e:
             raise QuestionError(qid, e.reason) from e
         if not isinstance(resolved.image, str):
-            raise QuestionError(qid, f"`image` is a JSON {_json_kind(resolved.image)}, not a file name")
+            raise QuestionError(qid, f"`image` is a JSON {json_kind(resolved.image)}, not a file name")
         if line.get("image") is not None:  # the line's own image (drawn ones are ours, written whole)
             check_image(qid, image_path(image_folder, resolved.image))
         line = dict(line, image=resolved.image)

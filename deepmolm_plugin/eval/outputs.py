@@ -10,7 +10,9 @@
   such an axis) are left out of the plot, and its title says how many.
 
 A rerun into the same folder first removes the figures an earlier report wrote there
-(`text_metrics.png`, `parity_*.png`), so `plots/` never mixes two runs.
+(`text_metrics.png`, `parity_*.png`), so `plots/` never mixes two runs. An input that is one
+of these files (`overwritten_inputs`: an earlier report's `per_question.jsonl` caught by
+`results/*.jsonl`) is refused before anything is read or written.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from .. import plots as draw
 from .markdown import TABLES, fmt, markdown
 
 DPI = 100
+FILES = ("metrics.json", "metrics.md", "per_question.jsonl")  # written by write_outputs
+
+
+def overwritten_inputs(inputs, out, files=FILES) -> List[str]:
+    """The `inputs` that are one of `files` in the folder `out` (resolved, links followed):
+    writing the outputs would replace them, and an earlier report's output read as input
+    gives errors about the wrong file."""
+    targets = {(Path(out) / name).resolve() for name in files}
+    return [str(p) for p in inputs if Path(p).resolve() in targets]
 
 
 def _safe(name: str) -> str:

@@ -20,7 +20,8 @@ structure?, molecule_fp?}`. Each record gives one line:
 
 Only single-turn records (one human turn, one gpt turn) can be asked by model_vqa; any
 other record is an error naming it, as is a missing or duplicated id, or a gpt turn
-(the reference answer) that is empty or only white space.
+(the reference answer) that is empty or only white space. QUESTIONS may not be DATA itself
+(the prepared split was replaced by its questions).
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         usage.existing_file(args.data, "DATA", allow_empty=False)
         if Path(args.out).is_dir():
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
+        if Path(args.out).resolve() == Path(args.data).resolve():  # it was replaced by the questions
+            raise usage.UsageError(f"QUESTIONS {args.out}: is the DATA file; it would be overwritten")
         for value, option in ((args.fp_bits, "--fp-bits"), (args.fp_levels, "--fp-levels")):
             if value is not None:
                 usage.at_least(value, option)

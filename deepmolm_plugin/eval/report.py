@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import usage
 from .merge import ReportError
-from .outputs import write_outputs
+from .outputs import overwritten_inputs, write_outputs
 from .scoring import build_report
 
 AUX_SUFFIX = ".aux_properties.jsonl"  # model_vqa's KFLM2 property-head predictions, next to the answers
@@ -51,10 +51,22 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.references is not None:
         usage.existing_file(args.references, "--references")
     usage.output_folder(args.out, "--out")
+    inputs = [*args.answers, *([args.references] if args.references is not None else [])]
+    clash = overwritten_inputs(inputs, args.out)
+    if clash:
+        raise usage.UsageError(f"{', '.join(clash)}: this report's own output in --out {args.out} (an earlier "
+                               f"report's file among the inputs?); it would be overwritten")
     if args.tokenizer.startswith("hf:"):
         usage.existing_folder(args.tokenizer[3:], "--tokenizer hf:")
     elif args.tokenizer not in TOKENIZERS:
         raise usage.UsageError(f"--tokenizer {args.tokenizer!r}: use one of {', '.join(TOKENIZERS)} or hf:<folder>")
+
+
+def _earlier_report(out: Path) -> str:
+    """A note for a failed run whose --out holds an earlier report: its files are not this run's."""
+    if (out / "metrics.json").is_file():
+        return f"\nnote: nothing was written; the metrics.json in {out} is an earlier run's"
+    return ""
 
 
 def main(argv=None) -> None:
@@ -72,7 +84,7 @@ def main(argv=None) -> None:
         report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data)
         table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)
     except (ReportError, WordNetMissing, TextTooLong) as e:
-        raise SystemExit(f"error: {e}") from e
+        raise SystemExit(f"error: {e}{_earlier_report(Path(args.out))}") from e
     print(table)
     print(f"\nwrote {Path(args.out) / 'metrics.json'}", file=sys.stderr)
 

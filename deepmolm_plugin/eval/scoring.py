@@ -16,25 +16,61 @@ metrics.json:
     property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts
 
-A reference `answer` that is empty or only white space is an error (property questions
-may take their value from `properties` instead). A property question without a reference
-value (`task_kinds.reference_value`) is left out of its task's scores, counted
-(`n_without_reference`) and named on stderr. Answers whose `prompt` is not their
-reference's `text` are refused (`merge.check_prompts`).
+A reference `answer` that is empty or only white space, an IUPAC reference that names no
+name ("The IUPAC name is ."), or a list of several acceptable answers is an error (property
+questions may take their value from `properties` instead); so are two task names that
+differ only in case, spaces or punctuation (`LogP`, `logp`: they were two rows). A property
+question without a reference value (`task_kinds.reference_value`) and a SMILES question
+whose reference does not parse are left out of their task's scores and of its `n`, counted
+(`n_without_reference`, `n_invalid_references`) and named on stderr. Answers whose `prompt` is not their
+reference's `text`, or whose own `task` / `answer` differ from their reference's, are
+refused (`merge.check_pairing`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import unicodedata
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .merge import ReportError, check_prompts, format_ids, load_references, merge_answers, references_from_answers
+from .merge import ReportError, check_pairing, format_ids, load_references, merge_answers, references_from_answers
 from .task_kinds import reference_value, task_kind
 
 SCHEMA = "deepmolm-eval-metrics/1"
+
+
+def _check_reference_text(record: dict, task: str, kind: str) -> None:
+    """ReportError for a reference no answer can match: every answer would score 0 against
+    it, and the task's means would drop without a word. An empty `answer` (a property
+    question may take its value from `properties`), or an IUPAC reference naming nothing
+    ("The IUPAC name is ."), which was only counted (`n_empty_references`) and scored 0."""
+    from .metrics.molecules import extract_iupac
+
+    if kind != "property" and not record["answer"].strip():
+        raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` is empty")
+    if kind == "iupac" and not extract_iupac(record["answer"]):
+        raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` "
+                          f"{record['answer']!r} holds no IUPAC name")
+
+
+def _check_spelling(task: str, groups: dict) -> None:
+    """ReportError when `task` and an earlier task differ only in case, spaces or punctuation
+    (`LogP` and `logp`): one task spelled two ways, which the report showed as two tasks,
+    each with part of the questions."""
+    if task in groups:
+        return
+    other = next((t for t in groups if _spelling_key(t) == _spelling_key(task)), None)
+    if other is not None:
+        raise ReportError(f"tasks {other!r} and {task!r} differ only in case, spaces or punctuation: one task "
+                          "spelled two ways? Use one name in the question file (or two clearly different ones)")
+
+
+def _spelling_key(task: str) -> str:
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", task).casefold())
 
 
 def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str, List[str]]]":
@@ -44,18 +80,35 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
         task = str(record.get("task") or "unspecified")
         if "answer" not in record:
             raise ReportError(f"question {record['question_id']!r}: the reference record has no `answer`")
+        if isinstance(record["answer"], list):  # several acceptable answers: every metric takes one
+            raise ReportError(f"question {record['question_id']!r}: the reference `answer` is a list of "
+                              f"{len(record['answer'])}; one reference answer per question is scored (give "
+                              "each acceptable answer its own question, or pick one)")
         if not isinstance(record["answer"], str):  # str(None) would be scored as the reference "None"
             raise ReportError(f"question {record['question_id']!r}: the reference `answer` is "
                               f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
         kind = task_kind(task, record)
-        if kind != "property" and not record["answer"].strip():  # (property: `properties` may hold it)
-            # Every answer scores 0 against it: the task's means would drop without a word.
-            raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` is empty")
+        _check_reference_text(record, task, kind)
+        _check_spelling(task, groups)
         if task in groups and groups[task][0] != kind:
             raise ReportError(f"task {task!r}: question {record['question_id']!r} is scored as {kind}, "
                               f"earlier ones as {groups[task][0]} (check `metric` / `properties`)")
         groups.setdefault(task, (kind, []))[1].append(qid)
     return groups
+
+
+def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], references: list, why: str) -> List[int]:
+    """Indices of the questions whose reference (`references[i]`) is not None. The others
+    are a data problem, not a model error: named on stderr and left out of the task's
+    scores (ReportError when none is left)."""
+    lacking = [refs[q]["question_id"] for q, r in zip(qids, references) if r is None]
+    if lacking:
+        print(f"warning: {task}: {len(lacking)} question(s) {why}, left out: {format_ids(lacking)}",
+              file=sys.stderr)
+    kept = [i for i, r in enumerate(references) if r is not None]
+    if not kept:
+        raise ReportError(f"task {task!r}: no question is left to score: every one is {why}")
+    return kept
 
 
 def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=None, nltk_data=None
@@ -81,22 +134,20 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":
             values = [reference_value(task, refs[q]) for q in qids]
-            lacking = [refs[q]["question_id"] for q, v in zip(qids, values) if v is None]
-            if lacking:
-                print(f"warning: {task}: {len(lacking)} question(s) without a reference value (no number in the "
-                      f"reference answer, no properties entry), left out: {format_ids(lacking)}", file=sys.stderr)
-                kept = [i for i, v in enumerate(values) if v is not None]
-                qids, preds, ref_texts = [qids[i] for i in kept], [preds[i] for i in kept], [ref_texts[i] for i in kept]
-                values = [values[i] for i in kept]
-            if not qids:
-                raise ReportError(f"task {task!r}: no question has a reference value")
+            kept = _leave_out(task, refs, qids, values, "without a reference value (no number in the reference "
+                                                        "answer, no properties entry)")
+            qids, preds, ref_texts, values = ([x[i] for i in kept] for x in (qids, preds, ref_texts, values))
             metrics = numbers.property_metrics(preds, values, task)
-            metrics["n_without_reference"] = len(lacking)
+            metrics["n_without_reference"] = len(groups[task][1]) - len(kept)
             spec = numbers.property_spec(task)
             extra = [{"value": numbers.parse_number(p), "valid": numbers.scored_value(p, spec, v) is not None,
                       "reference_value": v} for p, v in zip(preds, values)]
         else:
+            canonical = [molecules.canonical_smiles(molecules.extract_smiles(r)) for r in ref_texts]
+            kept = _leave_out(task, refs, qids, canonical, "whose reference SMILES does not parse")
+            qids, preds, ref_texts = ([x[i] for i in kept] for x in (qids, preds, ref_texts))
             metrics = molecules.smiles_metrics(preds, ref_texts)
+            metrics["n_invalid_references"] = len(groups[task][1]) - len(kept)
             extra = []
             for p, r in zip(preds, ref_texts):
                 ps, rs = molecules.extract_smiles(p), molecules.extract_smiles(r)
@@ -134,7 +185,7 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
             raise ReportError(f"the references file {references} is also listed among the answer files")
         refs = load_references(references)
         answers, counts = merge_answers(answer_paths, list(refs))
-        check_prompts(answers, refs)
+        check_pairing(answers, refs)
     else:
         answers, counts = merge_answers(answer_paths)
         refs = references_from_answers(answers)

@@ -7,7 +7,10 @@ optional `metric` field (one of KINDS) overrides the kind the task name implies.
 
 The reference value of a property question is the number parsed from the reference answer
 by the same parser as the predictions (`metrics.numbers.parse_number`, so both sides read
-"-2.3 × 10^4 eV" alike), else `properties[<property>]`.
+"-2.3 × 10^4 eV" alike), else `properties[<property>]`; when a record has both, they must
+agree within 5 % (or 0.05), else the report stops naming the question (another unit or
+scale on one side). Two `properties` keys that both name the task's property (`LogP` and
+`logp`) with different values are an error too.
 """
 
 from __future__ import annotations
@@ -47,33 +50,55 @@ def task_kind(task: str, record: dict) -> str:
     return "text"
 
 
+# How far the number a reference answer states may be from its `properties` value: rounding
+# in the answer text passes; another unit (eV and Hartree, kcal and kJ), another scale (a
+# mantissa without its x 10^4), a lost sign or another property's value does not.
+AGREE_REL, AGREE_ABS = 0.05, 0.05
+
+
 def _property_value(task: str, record: dict):
-    """`properties[<property>]` of a record for a task (name, alias or `property:<name>`)."""
+    """`properties[<property>]` of a record for a task (name, alias or `property:<name>`):
+    the key spelled as the task, else as the property, else alike but for case and
+    punctuation, else an alias of it. Two keys of one kind with different values are an
+    error (which one was used depended on their order in the file)."""
     from .metrics.numbers import property_name, property_spec
 
     props = record.get("properties") or {}
     if not isinstance(props, dict):
         return None
     name = property_name(task)
-    for key in (task, name):
-        if key in props:
-            return props[key]
     wanted = _key(property_spec(name).name)
-    for key, value in props.items():
-        if _key(key) == _key(name) or _key(property_spec(key).name) == wanted:
-            return value
+    for same in (lambda k: k == task, lambda k: k == name, lambda k: _key(k) == _key(name),
+                 lambda k: _key(property_spec(k).name) == wanted):
+        keys = [k for k in props if same(k)]
+        if len({repr(props[k]) for k in keys}) > 1:
+            raise ReportError(f"question {record.get('question_id')!r} ({task}): `properties` keys "
+                              f"{', '.join(repr(k) for k in keys)} all name this property, with different values "
+                              f"{[props[k] for k in keys]}; keep one")
+        if keys:
+            return props[keys[0]]
     return None
 
 
 def reference_value(task: str, record: dict) -> Optional[float]:
     """The reference value: the number the reference answer states, read with the same
     parser as the predictions (so "-2.3 × 10^4 eV" means the same on both sides), else
-    `properties[<property>]`, else None."""
+    `properties[<property>]`, else None. When both exist they must agree (AGREE_REL,
+    AGREE_ABS): a ReportError names the question otherwise (the answer's number won
+    silently, "-0.25 Hartree" against `properties` -6.8 eV)."""
     from .metrics.numbers import parse_number
 
-    value = parse_number(record.get("answer", ""))
-    if value is None:
-        value = _property_value(task, record)
+    stated, labelled = parse_number(record.get("answer", "")), _finite(_property_value(task, record))
+    if stated is not None and labelled is not None and not math.isclose(stated, labelled, rel_tol=AGREE_REL,
+                                                                         abs_tol=AGREE_ABS):
+        raise ReportError(f"question {record.get('question_id')!r} ({task}): the reference answer states "
+                          f"{stated:g} ({record['answer'][:80]!r}) but `properties` holds {labelled:g}: another "
+                          "unit, scale or property on one side? Fix the question file")
+    return stated if stated is not None else labelled
+
+
+def _finite(value) -> Optional[float]:
+    """`value` as a finite float, or None."""
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -14,6 +14,13 @@ SMILES (`smiles_metrics(preds, refs)`), after `extract_smiles` on both sides:
   radius=2, fpSize=2048)`; MolT5 used unfolded Morgan counts, which score a little
   differently). Scores in [0, 1] are reported x100, like every other score here.
 
+A SMILES holding anything but printable ASCII (a space, a control character, `é`, a
+full-width letter) does not parse: RDKit would stop there and read the rest as a name, so
+`CCOé` was ethanol. What exact match ignores and keeps: aromatic and Kekulé forms, atom
+order, explicit hydrogens (`[H]OC`, `[CH3][OH]`) are one molecule; stereo (`C/C=C/C` vs
+`CC=CC`), charges, isotopes and salts or other fragments (`CC(=O)[O-].[Na+]` vs `CC(=O)O`)
+make another one.
+
 A pair whose reference SMILES does not parse is left out of every score and counted
 (`n_invalid_references`): it is a data problem, not a model error. A SMILES of more than
 `MAX_ATOMS` atoms counts as not parsing: RDKit's canonical writer recurses once per atom of
@@ -21,13 +28,14 @@ a chain and overflows the C stack (a segmentation fault, no Python error) near 1
 
 `extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
 "SMILES: X", "SMILES of the molecule = X", case-insensitive), the first whitespace-free run
-after the first `is`, `:` or `=` following the word SMILES; else, when the text is a single
+after the first `is`, `:` or `=` (`is:` and `is =` count as one) following the word SMILES
+on its line; else, when the text is a single
 whitespace-free run, that run; else the whole text (which will not parse: a SMILES is not
 guessed out of prose). Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed
 (a SMILES never ends with them).
 
-IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" or
-"IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
+IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" (or
+"is:") or "IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
 quotes and a final period; exact_match (x100) compares these strings exactly (case
 matters: `(2r)` and `(2R)` are different descriptors; an empty name matches nothing, so
 an empty answer to an empty reference is no hit), and the text metrics (`metrics.text`)
@@ -45,8 +53,17 @@ MORGAN_RADIUS, MORGAN_BITS = 2, 2048
 # data, far below the ~19,000-atom chain whose MolToSmiles kills the process (8 MB stack).
 MAX_ATOMS = 5000
 
-_SMILES_NAMED = re.compile(r"\bSMILES\b[^:=\n]*?(?:\bis\b|:|=)\s*(?P<smiles>\S+)", re.IGNORECASE)
-_IUPAC_NAMED = re.compile(r"\bIUPAC\s+name\b[^:\n]*?(?:\bis\b|:)\s*(?P<name>[^\n]+)", re.IGNORECASE)
+# "<keyword> ... <separator> <value>": keyword and separator on one line. Searched in steps
+# (`_named`), not as one regex: `keyword[^\n]*?separator` restarts at every keyword and
+# scans to the line's end each time, quadratic in a degenerate answer repeating the
+# keyword (a 100k-character "SMILES SMILES ..." took 46 s).
+_SMILES_KEY = re.compile(r"\bSMILES\b", re.IGNORECASE)
+# "is:" and "is =" are one separator ("The SMILES is: CCO" gave the SMILES ":")
+_SMILES_SEP = re.compile(r"\bis\b(?:\s*[:=])?|:|=", re.IGNORECASE)
+_SMILES_VALUE = re.compile(r"\s*(\S+)")
+_IUPAC_KEY = re.compile(r"\bIUPAC\s+name\b", re.IGNORECASE)
+_IUPAC_SEP = re.compile(r"\bis\b(?:\s*:)?|:", re.IGNORECASE)
+_IUPAC_VALUE = re.compile(r"\s*([^\n]+)")
 _QUOTES = "\"'`“”‘’"
 
 
@@ -56,20 +73,36 @@ def _strip(text: str, trailing: str) -> str:
     return text.strip().strip(_QUOTES).strip()
 
 
+def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern") -> Optional[str]:
+    """The value after the first separator that follows a keyword on its line, or None.
+
+    In linear time: a keyword whose line has no separator after it leaves none for the
+    later keywords of that line either, so they are skipped."""
+    position = 0
+    while True:
+        found = key.search(text, position)
+        if found is None:
+            return None
+        line_end = text.find("\n", found.end())
+        line_end = len(text) if line_end < 0 else line_end
+        separator = sep.search(text, found.end(), line_end)
+        if separator is None:
+            position = line_end
+            continue
+        match = value.match(text, separator.end())
+        return match.group(1) if match else None
+
+
 def extract_smiles(text: str) -> str:
     text = (text or "").strip()
-    match = _SMILES_NAMED.search(text)
-    if match:
-        candidate = match.group("smiles")
-    else:
-        candidate = text
-    return _strip(candidate, ".,;")
+    candidate = _named(text, _SMILES_KEY, _SMILES_SEP, _SMILES_VALUE)
+    return _strip(text if candidate is None else candidate, ".,;")
 
 
 def extract_iupac(text: str) -> str:
     text = (text or "").strip()
-    match = _IUPAC_NAMED.search(text)
-    candidate = match.group("name") if match else text
+    candidate = _named(text, _IUPAC_KEY, _IUPAC_SEP, _IUPAC_VALUE)
+    candidate = text if candidate is None else candidate
     candidate = " ".join(candidate.split())
     candidate = _strip(candidate, "")
     if candidate.endswith("."):
@@ -81,7 +114,9 @@ def mol_from_smiles(smiles: str):
     """An RDKit molecule with 1 to MAX_ATOMS atoms, or None (RDKit's parse errors silenced)."""
     from rdkit import Chem, rdBase
 
-    if not smiles or any(c.isspace() for c in smiles):
+    # Printable ASCII only: RDKit stops at a space or a non-ASCII byte and takes the rest as
+    # a name, so "CCOé" was ethanol, an exact match (as molecule.sanitize.check_smiles_text).
+    if not smiles or not all(33 <= ord(c) <= 126 for c in smiles):
         return None
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(smiles)
