@@ -139,6 +139,7 @@ def _variant(src, dst, state=None, config=None, remove=()):
     for name in remove:
         (dst / name).unlink()
     return dst
+    return dst
 
 
 def _load(path):

@@ -5,14 +5,14 @@ error naming the file / field / tensor, or (training-wrapper prefixes) a correct
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import tiny_encoder_config
-from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, load_deepencoder, to_deepseek_layout
+from test_hostile_checkpoints import _variant
+from deepmolm_plugin.encoder import DeepEncoder, load_deepencoder, to_deepseek_layout
 from deepmolm_plugin.projector import ProjectorConfig, build_projector
 from deepmolm_plugin.tensor_files import CheckpointError
 
@@ -147,18 +147,6 @@ def tiny_checkpoint(tmp_path_factory):
     LlavaQwen2ForCausalLM(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
-
-
-def _variant(src, dst, state=None, config=None):
-    shutil.copytree(src, dst)
-    if state is not None:
-        tensors = load_file(str(dst / "model.safetensors"))
-        save_file(state(tensors), str(dst / "model.safetensors"), metadata={"format": "pt"})
-    if config is not None:
-        data = json.loads((dst / "config.json").read_text())
-        config(data)
-        (dst / "config.json").write_text(json.dumps(data))
-    return dst
 
 
 def _load(path, dtype="float32"):

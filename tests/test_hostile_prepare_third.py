@@ -129,17 +129,22 @@ def test_an_unclosed_quote_names_the_lines_it_swallowed(tmp_path):
     assert "row 1 (lines 3-6 joined by quotes; a quote never closed" in errors(out)["t#1"].reason
 
 
-def test_chebi20_mm_relative_image_dir(tmp_path, monkeypatch):
-    # was: a relative image_dir gave relative image paths, which the engine reads against the
-    # input folder (every picture "not found", or another file of that name there).
-    data = tmp_path / "data"
-    data.mkdir()
-    with open(data / "train.csv", "w", newline="") as handle:
+def _mm_input(folder):
+    """A one-row chebi20-mm input folder with its image.zip."""
+    folder.mkdir(exist_ok=True)
+    with open(folder / "train.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(chebi20_mm.HEADER)
         writer.writerow(["9", "CCO", "Ethanol.", "20.2", "-0.1", "", "ethanol", ""])
-    with zipfile.ZipFile(data / "image.zip", "w") as archive:
+    with zipfile.ZipFile(folder / "image.zip", "w") as archive:
         archive.writestr("CID_9.png", b"\x89PNG fake")
+    return folder
+
+
+def test_chebi20_mm_relative_image_dir(tmp_path, monkeypatch):
+    # was: a relative image_dir gave relative image paths, which the engine reads against the
+    # input folder (every picture "not found", or another file of that name there).
+    data = _mm_input(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
     got = items(read("chebi20-mm", data, tasks="description", image_dir="cache"))
     assert got["chebi20-mm-train-9-description"].image == str(tmp_path / "cache" / "CID_9.png")
@@ -162,12 +167,7 @@ def test_more_workers_than_cores_are_capped(tmp_path, monkeypatch, capsys):
 def test_chebi20_mm_image_dir_among_the_input_files_is_refused(tmp_path):
     # was: the extracted CID_*.png files became input files, so every rerun or resume was
     # refused with "input files changed (SHA-256)"
-    with open(tmp_path / "train.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(chebi20_mm.HEADER)
-        writer.writerow(["9", "CCO", "Ethanol.", "20.2", "-0.1", "", "ethanol", ""])
-    with zipfile.ZipFile(tmp_path / "image.zip", "w") as archive:
-        archive.writestr("CID_9.png", b"\x89PNG fake")
+    _mm_input(tmp_path)
     with pytest.raises(ValueError, match="image_dir .*cache is inside the input folder"):
         items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache")))
     got = items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / ".images")))
