@@ -42,6 +42,11 @@ Grid = Tuple[int, int]  # (cols, rows)
 # (palette "P", "L" and "RGB" PNGs with a tRNS chunk).
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+# Modes `_to_rgb` converts or refuses itself because PIL's plain convert("RGB") reads
+# them as another picture: 16-bit grey clipped at 255, 32-bit pixels with no range, and
+# CIELAB turned into wrong colours (white became cyan).
+_OWN_MODES = _16BIT_MODES + ("I", "F", "LAB")
+_EXIF_ORIENTATION = 274  # the EXIF / TIFF tag; 1 is "as stored", 2..8 mirror and turn
 
 
 # --------------------------------------------------------------------------------------
@@ -66,15 +71,30 @@ def load_image(image: ImageInput, name: Optional[str] = None) -> Image.Image:
     if isinstance(image, (str, os.PathLike)):
         return _open_image(os.fspath(image), name)
     if isinstance(image, torch.Tensor):
-        if image.dtype == torch.bfloat16:  # numpy has no bfloat16
-            image = image.float()
-        image = image.detach().cpu().numpy()
+        image = _tensor_to_numpy(image, where)
     if isinstance(image, np.ndarray):
         return _to_rgb(Image.fromarray(_array_to_uint8(image, where)), where)
     raise TypeError(
         f"unsupported image type {type(image).__name__}{where}; expected a PIL image, a path, "
         "a numpy array or a torch tensor"
     )
+
+
+def _tensor_to_numpy(tensor: torch.Tensor, where: str) -> np.ndarray:
+    """A dense tensor's pixels as a numpy array, for `_array_to_uint8` to check. Tensors
+    numpy cannot hold are a ValueError naming the input (they were torch's TypeError or
+    NotImplementedError: "Got unsupported ScalarType Float8_e4m3fn", "Cannot copy out of
+    meta tensor")."""
+    if tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type == "meta":
+        kind = "quantized" if tensor.is_quantized else ("on the meta device" if tensor.device.type == "meta"
+                                                       else f"of layout {tensor.layout}")
+        raise ValueError(f"image tensor{where} is {kind}; give a dense tensor holding its pixels")
+    if tensor.is_floating_point():
+        if tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+            tensor = tensor.float()  # bfloat16, float8: numpy has neither; float32 holds them exactly
+    elif tensor.dtype != torch.uint8:  # the array check's message, also for dtypes numpy lacks
+        raise ValueError(f"image tensor{where} has dtype {tensor.dtype}; expected uint8, or float in [0, 1]")
+    return tensor.detach().cpu().numpy()
 
 
 def _open_image(path: str, name: Optional[str]) -> Image.Image:
@@ -85,6 +105,7 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
         raise FileNotFoundError(errno.ENOENT, f"image file not found{where}", path)
     try:
         with Image.open(path) as img:
+            check_pixel_count(img, label)  # before decoding it
             img.load()  # decode now; leaving the block closes the file and invalidates
             # `img` itself, which is why _to_rgb always returns a new image.
             return _to_rgb(img, f" {label}")
@@ -111,7 +132,11 @@ def check_host_conversion(path: str) -> None:
     than `load_image`: it keeps the colour under transparent pixels (a black drawing on a
     transparent black background became all black), clips 16-bit grey at 255 (all white),
     reads float grey in [0, 1] as black and takes an animation's first frame. Only files in
-    the modes where the two differ (the branches of `_to_rgb`) are decoded here.
+    the modes where the two differ (the branches of `_to_rgb`) are decoded here. Files that
+    both read as another picture than the file shows are refused too (`load_image` refuses
+    them as well): an EXIF orientation (viewers turn the picture, neither loader does),
+    CIELAB (PIL's conversion changes the colours) and more pixels than PIL's
+    decompression-bomb limit (gigabytes for one view; deepmolm-prepare refuses them).
 
     The training dataset checks every image each time it is read, so a file that passed is
     remembered by (path, modification time, size) and costs a stat() the next epoch; a
@@ -124,8 +149,10 @@ def check_host_conversion(path: str) -> None:
 def _host_conversion_verdict(path: str, mtime_ns: int, size: int) -> None:
     """check_host_conversion's work; returns (and so is cached) only when the file passes."""
     with Image.open(path) as img:
+        check_pixel_count(img, repr(path))
+        check_orientation(img, f" {path!r}")
         transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
-        if not (transparent or img.mode in _16BIT_MODES + ("I", "F") or getattr(img, "n_frames", 1) > 1):
+        if not (transparent or img.mode in _OWN_MODES or getattr(img, "n_frames", 1) > 1):
             return
         img.load()
         ours = _to_rgb(img, f" {path!r}")  # refuses animations and 32-bit modes itself
@@ -136,13 +163,43 @@ def _host_conversion_verdict(path: str, mtime_ns: int, size: int) -> None:
                              "save it as 8-bit RGB (transparent areas on white) first")
 
 
+def check_pixel_count(img: Image.Image, label: str) -> None:
+    """ValueError naming `label` for an image over PIL's decompression-bomb limit
+    (`Image.MAX_IMAGE_PIXELS`, ~89 M px; None turns it off). PIL only warns up to twice that
+    and decodes it: hundreds of MB to GB for a view of 1024 px, every time it is read.
+    Checked from the header, before decoding; deepmolm-prepare refuses the same images."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        raise ValueError(f"image {label} is {img.width}x{img.height} = {img.width * img.height} px, over PIL's "
+                         f"decompression-bomb limit of {limit} px (Image.MAX_IMAGE_PIXELS): decoding it would "
+                         "cost gigabytes for one view; resize it first")
+
+
+def check_orientation(img: Image.Image, where: str) -> None:
+    """ValueError for an image with an EXIF orientation other than "as stored": viewers
+    (the GUI's preview, a browser) show it mirrored or turned, while the host's loaders,
+    like `load_image`, read the stored pixels, so the model would see another picture
+    than the user. Applying it here only would make the global view (the host's) and the
+    tiles (ours) disagree. TIFFs are fine: PIL itself turns them when it opens them."""
+    if hasattr(img, "tag_v2"):  # a TIFF: every loader gets the picture turned already
+        return
+    # The base class's getexif: PNG's own would decode the whole image to look for it.
+    orientation = Image.Image.getexif(img).get(_EXIF_ORIENTATION, 1)
+    if orientation in range(2, 9):
+        raise ValueError(f"image{where} has EXIF orientation {orientation} (viewers show it mirrored or turned), "
+                         "but the model reads its pixels as stored and would see another picture; save it with "
+                         "the orientation applied (PIL: ImageOps.exif_transpose(image))")
+
+
 def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
     """Check shape/dtype/range of an H x W [x C] array and return it as uint8."""
     shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))
     if not shape_ok or array.shape[0] == 0 or array.shape[1] == 0:
+        channels_first = array.ndim == 3 and array.shape[0] in (1, 3, 4)  # torchvision's C x H x W
+        hint = "; it looks channels-first (C x H x W): move the channels last" if channels_first else ""
         raise ValueError(
             f"image array{where} has shape {tuple(array.shape)}; expected H x W, H x W x 1, "
-            "H x W x 3 or H x W x 4 (channels last, non-empty)"
+            f"H x W x 3 or H x W x 4 (channels last, non-empty){hint}"
         )
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
@@ -168,17 +225,19 @@ def _to_rgb(img: Image.Image, where: str) -> Image.Image:
     if frames > 1:  # PIL would hand over the first frame and silently drop the others
         raise ValueError(f"image{where} has {frames} frames (an animation or a multi-page file); "
                          "give a single image")
+    check_orientation(img, where)
     if img.mode == "La":  # premultiplied alpha: PIL converts it to nothing but "LA"
         img = img.convert("LA")
     if img.mode in _16BIT_MODES:
-        # convert("L") would clip 16-bit values at 255 (almost everything white); rescale.
-        gray = np.asarray(img).astype(np.float64) / 257.0
-        img = Image.fromarray(np.round(gray).astype(np.uint8))
+        img = _gray16_to_8bit(img)
     elif img.mode in ("I", "F"):
         raise ValueError(
             f"image{where} has mode {img.mode!r} (32-bit int / float pixels) with no defined "
             "range; convert it to an 8-bit mode first"
         )
+    elif img.mode == "LAB":
+        raise ValueError(f"image{where} is CIELAB (mode 'LAB'), which PIL converts to RGB with wrong colours "
+                         "(white becomes cyan); save it as RGB with a colour-managed tool first")
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -186,6 +245,21 @@ def _to_rgb(img: Image.Image, where: str) -> Image.Image:
     if img.mode == "RGB":
         return img.copy()  # a new object: the caller's may be mutated or closed later
     return img.convert("RGB")
+
+
+def _gray16_to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit grey -> "L", rescaled: convert("L") would clip at 255 (almost everything
+    white). A transparent grey value (PNG tRNS) becomes an alpha channel ("LA"), matched on
+    the 16-bit values: `Image.fromarray` keeps no `info`, so it used to be dropped."""
+    gray = np.asarray(img)
+    # == round(gray / 257): x / 257 is never halfway between integers (257 is odd); in
+    # uint32, not float64, which took 8 bytes a pixel, twice over.
+    img8 = Image.fromarray(((gray.astype(np.uint32) + 128) // 257).astype(np.uint8))
+    key = img.info.get("transparency")
+    if key is None:
+        return img8
+    alpha = Image.fromarray(np.where(gray == key, 0, 255).astype(np.uint8))
+    return Image.merge("LA", (img8, alpha))
 
 
 # --------------------------------------------------------------------------------------

@@ -62,6 +62,20 @@ def config_from_args(args) -> DeepEncoderConfig:
     raise TypeError(f"deepencoder_config must be a DeepEncoderConfig, dict or path, got {type(value)}")
 
 
+def _checked_views(views, name: str) -> torch.Tensor:
+    """`views` if it is a floating-point tensor, else a TypeError / ValueError naming it.
+    Integer views were encoded as they were: raw 0..255 pixels (or 0/1 booleans) cast to
+    float, where the encoder expects the processor's normalised values; a list or an array
+    was an AttributeError ("'list' object has no attribute 'dim'")."""
+    if not isinstance(views, torch.Tensor):
+        raise TypeError(f"vision tower {name} is a {type(views).__name__}; expected a float tensor of views "
+                        "(B, 3, S, S) / (3, S, S) from the image processor, or a list of them")
+    if not views.is_floating_point():
+        raise ValueError(f"vision tower {name} has dtype {views.dtype}; views are the image processor's "
+                         "normalised float tensors (image_processor.preprocess(...)['pixel_values']), not pixels")
+    return views
+
+
 class DeepEncoderVisionTower(nn.Module):
     def __init__(self, vision_tower: str, args=None, delay_load: bool = False):
         super().__init__()
@@ -151,6 +165,7 @@ class DeepEncoderVisionTower(nn.Module):
 
         A list of (3, S, S) / (n, 3, S, S) views (or None) -> a list of (n, N, 2048) (or
         None, also for an empty entry); views of one size go through one batched call.
+        Views are the image processor's float tensors: integer pixels are refused.
         """
         # Build a graph only when something in the tower trains: a frozen tower needs
         # none, a trainable one must get gradients (DeepSeek's code always used no_grad).
@@ -158,10 +173,11 @@ class DeepEncoderVisionTower(nn.Module):
         with torch.set_grad_enabled(needs_grad):
             if isinstance(images, (list, tuple)):
                 return self._encode_list(images)
-            return self._encode(images)
+            return self._encode(_checked_views(images, "images"))
 
     def _encode_list(self, images: Sequence[Optional[torch.Tensor]]) -> List[Optional[torch.Tensor]]:
-        views = [None if img is None else (img if img.dim() == 4 else img.unsqueeze(0)) for img in images]
+        views = [None if img is None else _checked_views(img, f"images[{k}]") for k, img in enumerate(images)]
+        views = [v if v is None or v.dim() == 4 else v.unsqueeze(0) for v in views]
         groups: Dict[tuple, List[int]] = {}  # (view shape, dtype, device) -> positions in `views`
         for i, v in enumerate(views):
             if v is not None and len(v):
@@ -175,6 +191,10 @@ class DeepEncoderVisionTower(nn.Module):
         return out
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() == 4 and not images.shape[0]:  # (0, 3, S, S): the encoder's reshapes fail on it
+            self.vision_tower._check_input(images)  # still a clear error for a wrong shape
+            side = self.encoder_config.tokens_per_side(images.shape[-1])
+            return images.new_zeros((0, side * side, self.hidden_size))
         if self.feature_cache is None:
             features = self.vision_tower(images.to(device=self.device, dtype=self.dtype))
         else:
