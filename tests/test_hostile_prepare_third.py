@@ -185,3 +185,27 @@ def test_an_id_that_failed_is_not_also_a_record(tmp_path):
     assert [(f["id"], f["stage"]) for f in failures(tmp_path / "out")] == [("a", "smiles"), ("a", "id")]
     assert "row 1: id 'a' is also the id of row 0" in failures(tmp_path / "out")[1]["reason"]
     assert [r["id"] for r in json.loads((tmp_path / "out" / "train.json").read_text())] == ["b:property:Y"]
+
+
+def test_a_picture_training_would_refuse_fails_at_preparation(tmp_path):
+    # was: copied into the prepared data; training then refused the record when it read it
+    # (an EXIF-turned photo, a black drawing on transparent black), hours into a run
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    exif = Image.Exif()
+    exif[274] = 6  # "turn 90 degrees": viewers show it turned, every loader reads it as stored
+    Image.new("RGB", (40, 20), "white").save(tmp_path / "imgs" / "1.jpg", exif=exif)
+    dark = Image.new("RGBA", (40, 20), (0, 0, 0, 0))
+    dark.paste((0, 0, 0, 255), (5, 5, 15, 15))
+    dark.save(tmp_path / "imgs" / "2.png")
+    Image.new("RGB", (40, 20), "white").save(tmp_path / "imgs" / "3.png")
+    write_json(tmp_path / "train.json", [vis_record("trans_smiles", f"imgs/{k}.{ext}", "SMILES?", "CCO")
+                                         for k, ext in ((1, "jpg"), (2, "png"), (3, "png"))])
+    code, _ = prepare("--format", "vis-chebi20", "--input", tmp_path, "--out", tmp_path / "out",
+                      "--image-size", "32", "--no-progress")
+    reasons = {f["id"]: f["reason"] for f in failures(tmp_path / "out") if f["stage"] == "image"}
+    assert code == 0 and len(reasons) == 2, reasons
+    assert any("EXIF orientation 6" in r for r in reasons.values())
+    assert any("keeps the colour under transparent pixels" in r for r in reasons.values())
+    assert len(json.loads((tmp_path / "out" / "train.json").read_text())) == 1

@@ -149,18 +149,24 @@ def check_host_conversion(path: str) -> None:
 def _host_conversion_verdict(path: str, mtime_ns: int, size: int) -> None:
     """check_host_conversion's work; returns (and so is cached) only when the file passes."""
     with Image.open(path) as img:
-        check_pixel_count(img, repr(path))
-        check_orientation(img, f" {path!r}")
-        transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
-        if not (transparent or img.mode in _OWN_MODES or getattr(img, "n_frames", 1) > 1):
-            return
-        img.load()
-        ours = _to_rgb(img, f" {path!r}")  # refuses animations and 32-bit modes itself
-        if img.convert("RGB").tobytes() != ours.tobytes():
-            how = "keeps the colour under transparent pixels" if transparent else "clips 16-bit values at 255"
-            raise ValueError(f"image {path!r} (mode {img.mode}{', transparent' if transparent else ''}): the host "
-                             f"reads it with PIL's convert('RGB'), which {how}, so it would see another picture; "
-                             "save it as 8-bit RGB (transparent areas on white) first")
+        check_host_reads_alike(img, repr(path))
+
+
+def check_host_reads_alike(img: Image.Image, label: str) -> None:
+    """`check_host_conversion` on an opened, not yet decoded image (`label` names it):
+    deepmolm-prepare checks the bytes it copies with it, training the file it reads."""
+    check_pixel_count(img, label)
+    check_orientation(img, f" {label}")
+    transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
+    if not (transparent or img.mode in _OWN_MODES or getattr(img, "n_frames", 1) > 1):
+        return
+    img.load()
+    ours = _to_rgb(img, f" {label}")  # refuses animations and 32-bit modes itself
+    if img.convert("RGB").tobytes() != ours.tobytes():
+        how = "keeps the colour under transparent pixels" if transparent else "clips 16-bit values at 255"
+        raise ValueError(f"image {label} (mode {img.mode}{', transparent' if transparent else ''}): the host "
+                         f"reads it with PIL's convert('RGB'), which {how}, so it would see another picture; "
+                         "save it as 8-bit RGB (transparent areas on white) first")
 
 
 def check_pixel_count(img: Image.Image, label: str) -> None:

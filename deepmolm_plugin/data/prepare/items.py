@@ -242,7 +242,7 @@ class ItemMaker:
             except OSError as e:
                 raise Failed("image", f"cannot copy image {path}: {e.strerror or e}") from e
             try:
-                decode_image(data)
+                decode_image(data, str(path))
             except UnidentifiedImageError as e:
                 raise Failed("image", f"cannot copy image {path}: not an image") from e
             except _image_errors() as e:
@@ -285,21 +285,27 @@ def _image_errors() -> tuple:
             Image.DecompressionBombWarning)
 
 
-def decode_image(data: bytes) -> None:
+def decode_image(data: bytes, label: str) -> None:
     """Decode the whole picture now, at preparation, not in a training data loader hours later.
 
     ``verify()`` checks only the file's structure and chunk checksums: a truncated stream
     or damaged compressed data passes it and fails only in ``load()``. Pillow's
     decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is an error here, not a warning:
-    such a picture would cost the loader gigabytes for one record.
+    such a picture would cost the loader gigabytes for one record. A picture the training
+    loader would refuse as read by the host as another picture (an EXIF orientation,
+    transparency over a dark colour, 16-bit grey, CIELAB: ``check_host_reads_alike``) is
+    refused here too, not when training reads it.
     """
     from PIL import Image
+
+    from ...encoder.image_processor import check_host_reads_alike
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
         with Image.open(io.BytesIO(data)) as image:
+            check_host_reads_alike(image, label)
             image.load()
 
 
