@@ -20,6 +20,7 @@ without the chemistry stack, and commands that only need the settings (a
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -33,15 +34,29 @@ class MoleculeFpError(ValueError):
     """Tokens that break the contract; the message says which value and why."""
 
 
+# Upper bounds of the settings. E3FP identifiers are unsigned 32-bit, so folding to more
+# than 2**32 bits changes nothing (the projector's table of bits + 1 rows would only grow).
+# Shells of radius 63 * 1.718 = 108 angstrom span any molecule under the heavy-atom cap, and
+# the tokens, the sidecar rows and the projector's attention all grow with the levels.
+MAX_BITS = 2**32
+MAX_LEVELS = 64
+
+
 @dataclass(frozen=True)
 class FingerprintSettings:
     bits: int = 4096  # hashes lie in [0, bits)
     levels: int = 4  # E3FP iterations per atom: levels 0 .. levels - 1
 
     def __post_init__(self) -> None:
-        if int(self.bits) < 1 or int(self.levels) < 1:
-            raise ValueError(f"fingerprint settings need bits >= 1 and levels >= 1, got bits={self.bits}, "
-                             f"levels={self.levels}")
+        # was: only `>= 1` was checked, so bits=4096.7, "4096" or True (1) were kept and failed,
+        # or folded every hash to 0, at the first molecule; bits=2**40 and levels=2**31 were
+        # taken (a table that fits nowhere; a 48 GB token array at the first molecule)
+        bits = _check_setting("bits", self.bits, 2, MAX_BITS, "bits=1 folds every hash to 0; "
+                              f"E3FP hashes are 32-bit, so more than {MAX_BITS} bits fold nothing")
+        levels = _check_setting("levels", self.levels, 1, MAX_LEVELS, f"E3FP iterations 0..{MAX_LEVELS - 1} "
+                                f"(radius up to {MAX_LEVELS - 1} x 1.718 A) span any molecule")
+        object.__setattr__(self, "bits", bits)  # numpy integers as plain ints: equal settings hash alike
+        object.__setattr__(self, "levels", levels)
 
     @property
     def last_level(self) -> int:
@@ -51,13 +66,26 @@ class FingerprintSettings:
     @classmethod
     def from_config(cls, config: Any) -> "FingerprintSettings":
         """The settings a model was built with (`fp_bits`, `fp_levels` of its config, a
-        dict or an object; absent fields are DeepMoLM's defaults)."""
+        dict or an object; absent or null fields are DeepMoLM's defaults)."""
         get = config.get if isinstance(config, dict) else lambda name, default: getattr(config, name, default)
-        return cls(bits=int(get("fp_bits", cls.bits)), levels=int(get("fp_levels", cls.levels)))
+        bits, levels = get("fp_bits", None), get("fp_levels", None)
+        # was: int(...) of the value, so fp_bits 4096.9 became 4096 and null a TypeError
+        return cls(bits=cls.bits if bits is None else bits, levels=cls.levels if levels is None else levels)
 
     def config_fields(self) -> dict:
         """The config fields these settings are stored as."""
         return {"fp_bits": self.bits, "fp_levels": self.levels}
+
+
+def _check_setting(name: str, value: Any, low: int, high: int, why: str) -> int:
+    """A setting is an integer (numpy's too, never a bool) in [low, high]; the message names
+    it, its value and why."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"fingerprint setting {name} (fp_{name}) must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"fingerprint settings need {name} >= {low} and {name} <= {high}, got {name}={value} "
+                         f"({why})")
+    return int(value)
 
 
 DEEPMOLM = FingerprintSettings()

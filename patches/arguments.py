@@ -94,7 +94,7 @@ def ignored_projector_options(args, defaults) -> list:
 
 def _model_arguments(host_cls):
     from deepmolm_plugin.encoder.presets import ENCODER_PRESETS, config_argument
-    from deepmolm_plugin.molecule_fp import DEEPMOLM
+    from deepmolm_plugin.molecule_fp import DEEPMOLM, FingerprintSettings
 
     @dataclass
     class ModelArguments(host_cls):
@@ -139,9 +139,12 @@ def _model_arguments(host_cls):
                         f"{self.mm_projector_type}; give one of them"
                     )
                 self.mm_projector_type = self.mm_projector
-            for name in ("fp_bits", "fp_levels", "fusion_heads"):
-                if getattr(self, name) < 1:
-                    raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+            if self.fusion_heads < 1:
+                raise ValueError(f"--fusion_heads must be >= 1, got {self.fusion_heads}")
+            try:  # the settings' own bounds (--fp_bits 2**40 filled memory)
+                FingerprintSettings(self.fp_bits, self.fp_levels)
+            except ValueError as e:
+                raise ValueError(f"--fp_bits {self.fp_bits} / --fp_levels {self.fp_levels}: {e}") from e
             if not 0 <= self.fusion_dropout < 1:
                 raise ValueError(f"--fusion_dropout must be in [0, 1), got {self.fusion_dropout}")
             check_number("aux_property_weight", self.aux_property_weight, 0)  # NaN passed `< 0`

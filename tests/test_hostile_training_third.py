@@ -45,6 +45,8 @@ def checked(tmp_path, *extra):
     ("aux_property_weight", "nan", "finite number >= 0"),  # was: NaN passed `< 0`
     ("aux_property_weight", "inf", "finite number >= 0"),
     ("conformer_policy", "gen", "must be one of auto, from-file"),  # was: failed at the first record read
+    ("fp_bits", "1099511627776", "bits <= 4294967296"),  # was: passed `>= 1`, failed allocating the table
+    ("fp_levels", "99", "levels <= 64"),
 ])
 def test_option_values_out_of_range_are_refused_before_the_model_loads(tmp_path, option, value, reason):
     with pytest.raises(usage.UsageError, match=f"--{option} .*{reason}.*|--{option} must be one of"):

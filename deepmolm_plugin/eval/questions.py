@@ -133,9 +133,13 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
         if Path(args.out).resolve() == Path(args.data).resolve():  # it was replaced by the questions
             raise usage.UsageError(f"QUESTIONS {args.out}: is the DATA file; it would be overwritten")
-        for value, option in ((args.fp_bits, "--fp-bits"), (args.fp_levels, "--fp-levels")):
-            if value is not None:
-                usage.at_least(value, option)
+        from ..molecule_fp import DEEPMOLM, FingerprintSettings
+
+        try:
+            fp = FingerprintSettings(DEEPMOLM.bits if args.fp_bits is None else args.fp_bits,
+                                     DEEPMOLM.levels if args.fp_levels is None else args.fp_levels)
+        except ValueError as e:  # the settings' bounds, naming the setting
+            raise usage.UsageError(f"--fp-bits / --fp-levels: {e}") from e
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
     data = Path(args.data)
@@ -146,9 +150,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not isinstance(records, list):
         raise SystemExit(f"error: {data} must hold a JSON list of records")
     try:
-        from ..molecule_fp import DEEPMOLM, FingerprintSettings
-
-        fp = FingerprintSettings(args.fp_bits or DEEPMOLM.bits, args.fp_levels or DEEPMOLM.levels)
         questions = convert(records, data.resolve().parent, fp)
     except QuestionFileError as e:
         raise SystemExit(f"error: {data}: {e}") from e

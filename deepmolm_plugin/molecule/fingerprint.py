@@ -24,7 +24,8 @@ Defined behaviours
 - Hydrogens are not tokens. The fingerprint runs on ``Chem.RemoveAllHs(mol)``: rows are
   the heavy atoms in the molecule's own order, and each heavy atom's hydrogen count (an
   E3FP invariant) is the same whether the source file had explicit hydrogen atoms or not.
-  Deuterium/tritium count as hydrogens there.
+  Deuterium/tritium count as hydrogens there. A hydrogen bonded to no heavy atom (H+, H-,
+  H2 as a fragment) would be in no token, so it is an error (``fragments='largest'`` drops it).
 - Isotopes on heavy atoms are kept; e3fp's invariant is ``int(mass - standard weight)``,
   so 14C or 18O change the level-0 token while 13C and 15N (delta < 1) do not.
 - Charges are kept (formal charge is an invariant). Metals and every other element are
@@ -35,11 +36,15 @@ Defined behaviours
   a counter-ion within a shell's radius changes that shell's token.
 - Failures raise ``MoleculeError``: no conformer, a 2D conformer (``conformer_is_3d``), non-finite
   or overlapping coordinates, no heavy atoms, dummy atoms (atomic number 0, which E3FP
-  would silently skip), or an error inside e3fp. Never zeros, never an all-padding row.
+  would silently skip), hydrogens bonded to no heavy atom, or an error inside e3fp. Never
+  zeros, never an all-padding row.
+- The fold to ``bits`` is ours (``unsigned(identifier) % bits``); the Fingerprinter runs with
+  E3FP's own 2**32 bits, which ``all_shells`` never fold, so any allowed ``bits`` works alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -50,16 +55,28 @@ from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
 from .checks import check_coordinates, conformer_is_3d
 from .errors import MoleculeError
 
-# Importing e3fp calls logging.basicConfig(level=INFO) on the root logger; undo that so
-# importing this package leaves the user's logging configuration alone.
-_root = logging.getLogger()
-_saved = (list(_root.handlers), _root.level)
-from e3fp.fingerprint.fprinter import BOND_TYPES as E3FP_BOND_TYPES, Fingerprinter, signed_to_unsigned_int  # noqa: E402
-from e3fp.fingerprint.structs import FormatError  # noqa: E402
-from e3fp.util import E3FPError  # noqa: E402
 
-_root.handlers[:] = _saved[0]
-_root.setLevel(_saved[1])
+@contextlib.contextmanager
+def _root_logging_kept():
+    """e3fp configures the root logger: its import calls logging.basicConfig(level=INFO),
+    and Fingerprinter.run logs through the module-level logging.debug, which calls
+    basicConfig on a root without handlers. Both are undone, so the user's logging stays as
+    it was (was: after the first molecule the root had a stderr handler, and the user's own
+    later logging.basicConfig(...) did nothing)."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+with _root_logging_kept():
+    from e3fp.fingerprint.fprinter import BITS as E3FP_BITS, BOND_TYPES as E3FP_BOND_TYPES
+    from e3fp.fingerprint.fprinter import Fingerprinter, signed_to_unsigned_int
+    from e3fp.fingerprint.structs import FormatError
+    from e3fp.util import E3FPError
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: the tools and CLIs start without it
     import torch
@@ -96,6 +113,21 @@ def _check_bond_types(mol: Chem.Mol, id: str) -> None:
                                     " E3FP encodes single, double, triple and aromatic bonds only")
 
 
+def _check_lone_hydrogens(mol: Chem.Mol, id: str) -> None:
+    """A hydrogen bonded to no heavy atom (H+, H-, H2) is counted nowhere: tokens are per
+    heavy atom and carry only the hydrogens bonded to it, so HCl as ions had Cl-'s tokens and
+    ethanol + H2 ethanol's, while the depiction drew them. Named here; `fragments="largest"`
+    drops such fragments with a note."""
+    lone = [atom for atom in mol.GetAtoms() if atom.GetAtomicNum() == 1
+            and all(n.GetAtomicNum() == 1 for n in atom.GetNeighbors())]
+    if lone:
+        names = [f"H{a.GetIdx()} (charge {a.GetFormalCharge():+d})" if a.GetFormalCharge() else f"H{a.GetIdx()}"
+                 for a in lone]
+        raise MoleculeError(id, f"{len(lone)} hydrogen atom(s) bonded to no heavy atom ({', '.join(names[:5])}): "
+                                "E3FP tokens are per heavy atom and would leave them out; drop such fragments "
+                                "(--fragments largest) or give the molecule without them")
+
+
 def _name(mol: Chem.Mol) -> str:
     return mol.GetProp("_Name") if mol.HasProp("_Name") and mol.GetProp("_Name") else "molecule"
 
@@ -129,10 +161,15 @@ def molecule_fp(
     if n_heavy == 0:
         raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
 
+    _check_lone_hydrogens(mol, id)  # was: dropped without a word by RemoveAllHs
     _check_bond_types(heavy, id)
-    fprinter = Fingerprinter(bits=bits, level=level, **E3FP_SETTINGS)
+    # E3FP's own (unfolded) bits: the fold to `bits` is ours, below. was: Fingerprinter(bits=bits),
+    # which for bits that are no power of two logged a warning per molecule through the root
+    # logger (installing a root handler, undoing the import fix above); all_shells never fold.
     try:
-        fprinter.run(conf=heavy_conf_id, mol=heavy)
+        with _root_logging_kept():
+            fprinter = Fingerprinter(bits=E3FP_BITS, level=level, **E3FP_SETTINGS)
+            fprinter.run(conf=heavy_conf_id, mol=heavy)
     except _E3FP_FAILURES as error:
         raise MoleculeError(id, f"E3FP failed: {type(error).__name__}: {error}") from error
 

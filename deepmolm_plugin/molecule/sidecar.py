@@ -2,8 +2,8 @@
 
 Millions of molecules as inline JSON lists would make the record file huge and slow to
 parse in every dataloader worker; ``fp/<split>.npy`` holds every record's rows instead,
-``[total_atoms, levels]``, int16 (hashes < 4096 and the -1 pad fit; int32 when ``bits``
-is larger), rows of one molecule contiguous. A record points at its rows with
+``[total_atoms, levels]``, int16 (hashes < 4096 and the -1 pad fit; int32 or int64 when
+``bits`` is larger), rows of one molecule contiguous. A record points at its rows with
 
     "molecule_fp": {"sidecar": "fp/train.npy", "offset": 123, "atoms": 17}
 
@@ -11,14 +11,18 @@ is larger), rows of one molecule contiguous. A record points at its rows with
 the record file). Why ``.npy``: a plain header plus raw rows, so the same rows give the
 same bytes, and ``np.load(mmap_mode="r")`` gives dataloader workers random access without
 reading the file. `SidecarBuilder` fills a temporary file and renames it into place: a
-killed writer leaves no half-written sidecar.
+killed writer leaves no half-written sidecar; it refuses rows its dtype cannot hold.
+
+`SidecarFiles` refuses a file that is not ``.npy``, whose size is not what its header
+declares, or that changed (replaced, rewritten, cut) after it was opened: the record file's
+offsets belong to the sidecar written with it, so a changed one is never read on.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -30,8 +34,12 @@ class SidecarError(ValueError):
 
 
 def dtype_for(bits: int) -> np.dtype:
-    """The narrowest signed integer type holding hashes ``[0, bits)`` and the -1 pad."""
-    return np.dtype(np.int16) if bits <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
+    """The narrowest signed integer type holding hashes ``[0, bits)`` and the -1 pad.
+    (was: int32 above int16, so hashes from 2**31 on wrapped to negative numbers)"""
+    for dtype in (np.int16, np.int32):
+        if bits <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
 
 
 def reference(path: str, offset: int, atoms: int) -> dict:
@@ -60,6 +68,7 @@ class SidecarBuilder:
         if block.ndim != 2 or block.shape[1] != self._map.shape[1] or self.at + len(block) > self.rows:
             raise SidecarError(f"{self.tmp}: rows of shape {block.shape} do not fit at {self.at} of "
                                f"{self._map.shape}")
+        _check_fits(block, self._map.dtype, self.tmp)
         offset = self.at
         self._map[offset:offset + len(block)] = block
         self.at += len(block)
@@ -74,6 +83,19 @@ class SidecarBuilder:
         os.replace(self.tmp, path)
 
 
+def _check_fits(block: np.ndarray, dtype: np.dtype, path: Path) -> None:
+    """Rows go in only as they are: numpy's assignment casts unsafely, so 70000 became 4464
+    in an int16 sidecar and a float was truncated (was: written without a word)."""
+    if block.size == 0:
+        return
+    if not np.issubdtype(block.dtype, np.integer):
+        raise SidecarError(f"{path}: molecule_fp rows must be integers, got {block.dtype}")
+    low, high = int(block.min()), int(block.max())
+    if low < -1 or high > np.iinfo(dtype).max:
+        raise SidecarError(f"{path}: molecule_fp values {low}..{high} do not fit this {dtype} sidecar "
+                           f"(-1..{np.iinfo(dtype).max}): was it sized for these fp_bits?")
+
+
 class SidecarFiles:
     """Read-only, memory-mapped sidecars, opened once per file and process.
 
@@ -83,7 +105,7 @@ class SidecarFiles:
 
     def __init__(self, folder: Optional[str] = None):
         self.folder = folder
-        self._open: Dict[str, np.ndarray] = {}
+        self._open: Dict[str, Tuple[np.ndarray, Path, tuple]] = {}  # name -> (map, path, file stamp)
 
     def rows(self, ref: dict, levels: int) -> np.ndarray:
         """The ``[atoms, levels]`` rows a reference points at, after checking it."""
@@ -103,23 +125,61 @@ class SidecarFiles:
         return np.asarray(table[offset:offset + atoms])
 
     def _table(self, name: str) -> np.ndarray:
-        if name not in self._open:
-            path = Path(name)
-            if not path.is_absolute():
-                if self.folder is None:
-                    raise SidecarError(f"sidecar {name} is relative but the record file's folder is unknown")
-                path = Path(self.folder) / path
-            if not path.is_file():
-                raise SidecarError(f"sidecar file {path} does not exist")
-            try:
-                table = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as e:  # not an .npy file, truncated, or an object array
-                raise SidecarError(f"sidecar file {path} is not a readable .npy file: {e}") from e
-            if table.ndim != 2 or not np.issubdtype(table.dtype, np.integer):
-                raise SidecarError(f"sidecar file {path} must hold integer rows [atoms, levels], "
-                                   f"got {table.dtype} {table.shape}")
-            if table.dtype == np.uint64:  # 2**64 - 1 would become -1 (PAD) as int64: a token silently lost
-                raise SidecarError(f"sidecar file {path} holds uint64, which int64 tokens cannot represent: "
-                                   "save it as a signed integer type (deepmolm-prepare writes int16/int32)")
-            self._open[name] = table
-        return self._open[name]
+        if name in self._open:
+            table, path, stamp = self._open[name]
+            # was: a map kept serving the file as first opened, so a sidecar replaced by a
+            # new run gave the old file's rows for the new offsets, and one cut short in
+            # place killed the process with SIGBUS
+            if _stamp(path) != stamp:
+                raise SidecarError(f"sidecar file {path} changed since it was opened (rewritten, replaced or "
+                                   "cut): its record file's offsets may point at other rows; restart the reader "
+                                   "with the record file written with it")
+            return table
+        path = self._path(name)
+        stamp = _stamp(path)
+        self._open[name] = (_load(path), path, stamp)
+        return self._open[name][0]
+
+    def _path(self, name: str) -> Path:
+        path = Path(name)
+        if not path.is_absolute():
+            if self.folder is None:
+                raise SidecarError(f"sidecar {name} is relative but the record file's folder is unknown")
+            path = Path(self.folder) / path
+        if not path.is_file():
+            raise SidecarError(f"sidecar file {path} does not exist")
+        return path
+
+
+def _stamp(path: Path) -> tuple:
+    """What tells a file changed: identity, size and modification time."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise SidecarError(f"sidecar file {path} cannot be read any more: {e.strerror or e}") from e
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _load(path: Path) -> np.ndarray:
+    """The memory-mapped ``[rows, levels]`` integer table of a sidecar, checked."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":  # was: numpy's "contains pickled (object) data" for any other file
+        raise SidecarError(f"sidecar file {path} is not a .npy file (it starts with {magic!r}, not "
+                           "b'\\x93NUMPY')")
+    try:
+        table = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:  # truncated, a damaged header, or an object array
+        raise SidecarError(f"sidecar file {path} is not a readable .npy file: {e}") from e
+    if table.ndim != 2 or not np.issubdtype(table.dtype, np.integer):
+        raise SidecarError(f"sidecar file {path} must hold integer rows [atoms, levels], "
+                           f"got {table.dtype} {table.shape}")
+    if table.dtype == np.uint64:  # 2**64 - 1 would become -1 (PAD) as int64: a token silently lost
+        raise SidecarError(f"sidecar file {path} holds uint64, which int64 tokens cannot represent: "
+                           "save it as a signed integer type (deepmolm-prepare writes int16/int32)")
+    size = os.path.getsize(path)
+    if table.offset + table.nbytes != size:  # was: bytes after the rows the header declares were ignored
+        raise SidecarError(f"sidecar file {path} is {size} bytes but its header declares "
+                           f"{table.offset + table.nbytes} ({table.dtype} {table.shape}): header and rows "
+                           "disagree (edited or appended to?)")
+    return table

@@ -35,6 +35,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -122,6 +123,38 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
         yield from read_structures(path, **options)
 
 
+def _file_key(path: Path) -> tuple | None:
+    """One key per file, however it is named: device and inode of an existing file (links,
+    `./`), else the absolute resolved path; None for a device or pipe (/dev/null may be
+    every output)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(Path(path).resolve()),)
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _check_outputs(args, outputs: dict) -> None:
+    """Each output file (``{option: path}``) is none of the inputs and no other output: they
+    are opened for writing before the first record is read. was: ``--out`` or ``--failures``
+    naming an input emptied it (every record lost, one "CSV has no 'smiles' column" failure),
+    and ``--failures`` equal to ``--out`` wrote both into one file, cut into each other."""
+    inputs = {} if args.smiles else {_file_key(Path(i)): i for i in args.inputs if Path(i).is_file()}
+    seen: dict = {}
+    for option, path in outputs.items():
+        if path is None:  # not given, or stdout
+            continue
+        key = _file_key(path)
+        if key is None:
+            continue
+        if key in inputs:
+            raise usage.UsageError(f"{option} {path} is the input file {inputs[key]}: it would be emptied "
+                                   "before it is read")
+        if key in seen:
+            raise usage.UsageError(f"{option} {path} is also {seen[key]}: give each output its own file")
+        seen[key] = option
+
+
 class _Reporter:
     """Counts failures, prints them above the progress bar, and mirrors them to a file."""
 
@@ -179,6 +212,7 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
             usage.output_file(args.out, "--out")
         if args.failures is not None:
             usage.output_file(args.failures, "--failures")
+        _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures})
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
 
@@ -277,6 +311,7 @@ def render_main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         if args.failures is not None:  # may be inside --out
             usage.output_file(args.failures, "--failures")
+        _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures})
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
 

@@ -31,6 +31,11 @@ HOST_ATTRIBUTES = {
 }
 
 
+# The embedding table has fp_bits + 1 rows of hidden_size: 4096 bits at H 3584 are 15 M
+# elements; 2**24 bits would be 60 G, a model that fits nowhere (was: found at allocation).
+MAX_TABLE_ELEMENTS = 2**31
+
+
 @dataclass(kw_only=True)
 class ProjectorConfig:
     hidden_size: int  # H, the LLM width: every projector outputs (B, N, H)
@@ -47,6 +52,11 @@ class ProjectorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ProjectorConfig.{name} must be a positive int, got {value!r}")
+        self.fingerprint  # the settings' own bounds (fp_bits 2..2**32, fp_levels 1..64), named
+        if (self.fp_bits + 1) * self.hidden_size > MAX_TABLE_ELEMENTS:
+            raise ValueError(f"ProjectorConfig.fp_bits {self.fp_bits} makes a fingerprint embedding table of "
+                             f"({self.fp_bits} + 1) x {self.hidden_size} = {(self.fp_bits + 1) * self.hidden_size} "
+                             f"elements, more than {MAX_TABLE_ELEMENTS} (8 GiB in float32): use fewer bits")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ProjectorConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:
