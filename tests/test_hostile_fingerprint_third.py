@@ -173,3 +173,18 @@ def test_settings_beyond_their_bounds_are_refused_by_every_entry_point(tmp_path,
     with pytest.raises(SystemExit) as exit_:
         questions.main([str(data), str(tmp_path / "q.jsonl"), "--fp-bits", "1"])
     assert exit_.value.code == 2 and "--fp-bits / --fp-levels: fingerprint settings need bits >= 2" in capsys.readouterr().err
+
+
+def test_a_render_rerun_leaves_no_picture_of_a_record_that_now_fails(tmp_path):
+    # was: every picture of the earlier run stayed (a record of an edited input that now
+    # fails kept its old PNG beside an index line saying it failed); the earlier index's
+    # pictures go, files in --out that no index listed are not ours and stay
+    out = tmp_path / "pngs"
+    assert render_main(["--smiles", "CCO", "CCN", "--out", str(out), "--no-progress", "--size", "64"]) == 0
+    (out / "mine.png").write_bytes(b"not the tool's")
+    assert render_main(["--smiles", "CCO", "C1CC", "--out", str(out), "--no-progress", "--size", "64"]) == 1
+    assert sorted(p.name for p in out.glob("*.png")) == ["CCO.png", "mine.png"]
+    (out / "index.jsonl").write_text("not json\n")
+    with pytest.raises(SystemExit) as exit_:
+        render_main(["--smiles", "CCO", "--out", str(out), "--no-progress", "--size", "64"])
+    assert exit_.value.code == 2

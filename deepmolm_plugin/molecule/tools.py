@@ -292,6 +292,27 @@ def _file_name(id: str, used: set[str]) -> str:
     return name + ".png"
 
 
+def _remove_earlier_images(out: Path) -> None:
+    """Delete the PNGs an earlier run's `index.jsonl` in `out` lists (only those: other files
+    in the folder are not ours). A record that failed in this run kept the earlier run's
+    picture beside an index line that says it failed; a folder listing showed it as made."""
+    index = out / "index.jsonl"
+    if not index.is_file():
+        return
+    names = []
+    for number, text in enumerate(index.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            image = json.loads(text).get("image") if text.strip() else None
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise usage.UsageError(f"--out {out}: line {number} of the earlier run's index.jsonl is not a JSON "
+                                   f"object ({e}); delete the folder's earlier images and index, or use another "
+                                   "--out") from e
+        if isinstance(image, str) and Path(image).name == image:  # a name inside `out`, nothing else
+            names.append(image)
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+
+
 def render_main(argv: list[str] | None = None) -> int:
     """``deepmolm-render``: one PNG depiction per record."""
     parser = argparse.ArgumentParser(
@@ -315,6 +336,10 @@ def render_main(argv: list[str] | None = None) -> int:
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
 
+    try:
+        _remove_earlier_images(args.out)
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
     used: set[str] = set()
     report = _Reporter(args.failures, "render", args.no_progress)
     with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
