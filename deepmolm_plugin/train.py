@@ -126,8 +126,9 @@ def check_argument_values(host_train, argv) -> None:
     check_output_folders(options, model_args, data_args)
     check_resumed_settings(options.output_dir, model_args)
     defaults = {f.name: f.default for f in dataclasses.fields(model_args)}
-    for warning in ignored_projector_options(model_args, defaults):
-        sys.stderr.write(f"{PROG}: warning: {warning}\n")
+    ignored = ignored_projector_options(model_args, defaults)
+    if ignored:  # accepted, saved in the config and never read: the run is not what the line says
+        raise usage.UsageError("; ".join(ignored) + ": leave them out or use a projector that reads them")
 
 
 def check_repeated_options(parser, argv) -> None:

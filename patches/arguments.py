@@ -83,8 +83,11 @@ def check_tower_options(args, defaults) -> None:
 
 def ignored_projector_options(args, defaults) -> list:
     """PROJECTOR_OPTIONS given (not their default) with a projector that never reads them:
-    one sentence each. A warning, not an error: a shared command line (the tests' own) keeps
-    `--fusion_heads` for every projector, and the value changes nothing there."""
+    one sentence each, which the launcher refuses (they were accepted, saved in the config
+    and ignored). Without a vision tower the host builds no projector and ignores every
+    vision option: that case is left to it, as for the tower's options."""
+    if getattr(args, "vision_tower", None) is None:
+        return []
     projector = getattr(args, "mm_projector_type", None)
     return [f"--{name} {getattr(args, name)} is ignored: only the {' and '.join(projectors)} projector(s) read it, "
             f"and the projector is {projector}"

@@ -291,7 +291,7 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
            "--model_name_or_path", out / "llm", "--version", "qwen2",
            "--vision_tower", "deepencoder", "--vision_tower_weights", "random",
            "--deepencoder_config", out / "deepencoder.json", "--unfreeze_mm_vision_tower", "True",
-           "--mm_projector", TRAINED[arm], "--fusion_heads", "4",
+           "--mm_projector", TRAINED[arm], *(["--fusion_heads", "4"] if TRAINED[arm] == "fusion" else []),
            "--mm_use_im_patch_token", "False", "--image_aspect_ratio", "pad",
            "--data_path", prepared / "train.json", "--image_folder", prepared,
            "--output_dir", out / "checkpoints", "--num_train_epochs", str(size["epochs"]),

@@ -53,11 +53,13 @@ def write_tiny_setup(root: Path) -> dict:
 
 
 def train_args(setup: dict, output_dir: Path, *extra: str, steps: int = 6) -> list:
+    # --fusion_heads only for the fusion projector: the launcher refuses options the projector ignores
+    heads = ["--fusion_heads", "2"] if "fusion" in extra else []
     return [
         "--model_name_or_path", str(setup["llm"]), "--version", "qwen2",
         "--vision_tower", "deepencoder", "--vision_tower_weights", "random",
         "--deepencoder_config", str(setup["encoder_config"]),
-        "--fusion_heads", "2", "--mm_use_im_patch_token", "False",
+        *heads, "--mm_use_im_patch_token", "False",
         "--data_path", str(setup["data"]), "--structure_folder", str(setup["structures"]),
         "--image_aspect_ratio", "pad", "--lazy_preprocess", "True",
         "--output_dir", str(output_dir), "--max_steps", str(steps),

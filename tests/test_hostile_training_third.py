@@ -100,15 +100,15 @@ def test_deepencoder_options_with_another_tower_are_refused(tmp_path, extra, rea
     checked(tmp_path, *clip)  # defaults stay fine
 
 
-def test_projector_options_another_projector_ignores_are_named(tmp_path, capsys):
-    # was: accepted without a word; a warning, as shared command lines keep --fusion_heads
-    checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "linear", "--fusion_heads", "4",
-            "--fp_bits", "2048")
-    err = capsys.readouterr().err
-    assert "warning: --fusion_heads 4 is ignored: only the fusion projector(s) read it, and the projector is linear" in err
-    assert "warning: --fp_bits 2048 is ignored: only the fusion and concat projector(s)" in err
+def test_projector_options_another_projector_ignores_are_refused(tmp_path):
+    # was: accepted without a word, saved in the config and ignored
+    with pytest.raises(usage.UsageError) as error:
+        checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "linear", "--fusion_heads", "4",
+                "--fp_bits", "2048")
+    assert "--fusion_heads 4 is ignored: only the fusion projector(s) read it, and the projector is linear" in str(
+        error.value)
+    assert "--fp_bits 2048 is ignored: only the fusion and concat projector(s)" in str(error.value)
     checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "concat", "--fp_bits", "2048")
-    assert "warning" not in capsys.readouterr().err
 
 
 # --- resuming an output_dir ---------------------------------------------------------------
