@@ -14,7 +14,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -142,3 +142,21 @@ def open_checkpoint(paths: Union[PathLike, Sequence[PathLike]]) -> TensorStore:
         paths = [paths]
     files = [f for p in paths for f in find_tensor_files(p)]
     return TensorStore(files)
+
+
+def value_problem(t: torch.Tensor, expected: torch.Tensor, dtypes: Sequence[torch.dtype]) -> Optional[str]:
+    """Why checkpoint tensor `t` cannot fill weight `expected`, or None: an integer or bool
+    tensor for a float weight (load_state_dict casts it without a word), NaN/inf values, or
+    values finite in the file but beyond one of `dtypes` (the weight's dtype, the dtype it
+    will be cast to), which become inf in the copy."""
+    if expected.is_floating_point() and not t.is_floating_point():
+        return f"dtype {t.dtype}, not floating point"
+    if not t.is_floating_point() or t.is_meta or not t.numel():
+        return None
+    if not bool(torch.isfinite(t).all()):
+        return f"{int((~torch.isfinite(t)).sum())} NaN/inf values"
+    peak = float(t.abs().max())
+    for dtype in dtypes:
+        if dtype.is_floating_point and peak > torch.finfo(dtype).max:
+            return f"values up to {peak:.3g} overflow {dtype} (max {torch.finfo(dtype).max:.6g}) and would be inf"
+    return None

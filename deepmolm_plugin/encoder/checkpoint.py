@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint
+from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint, value_problem
 from .config import CONFIG_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -301,22 +301,6 @@ def _target_dtypes(model: torch.nn.Module, expected: torch.Tensor) -> List[torch
     return dtypes
 
 
-def _value_problem(t: torch.Tensor, expected: torch.Tensor, dtypes: Sequence[torch.dtype]) -> Optional[str]:
-    if expected.is_floating_point() and not t.is_floating_point():
-        return f"dtype {t.dtype}, not floating point"
-    if not t.is_floating_point():
-        return None
-    if not bool(torch.isfinite(t).all()):
-        return f"{int((~torch.isfinite(t)).sum())} NaN/inf values"
-    # Finite in the file is not enough: a float64 (or float32 -> float16) value beyond the
-    # target's range becomes inf in the copy, silently.
-    peak = float(t.abs().max()) if t.numel() else 0.0
-    for dtype in dtypes:
-        if dtype.is_floating_point and peak > torch.finfo(dtype).max:
-            return f"values up to {peak:.3g} overflow {dtype} (max {torch.finfo(dtype).max:.6g}) and would be inf"
-    return None
-
-
 def _check_values(state: Dict[str, torch.Tensor], model: torch.nn.Module, files: Sequence[Path]) -> None:
     """Every loaded tensor must be finite, also once cast to the tower's dtype, and, for a
     floating-point weight, floating point: load_state_dict would copy integer tensors into
@@ -324,7 +308,7 @@ def _check_values(state: Dict[str, torch.Tensor], model: torch.nn.Module, files:
     expected = model.state_dict()
     bad = []
     for name, t in state.items():
-        problem = _value_problem(t, expected[name], _target_dtypes(model, expected[name]))
+        problem = value_problem(t, expected[name], _target_dtypes(model, expected[name]))
         if problem:
             bad.append(f"{name}: {problem}")
     if bad:

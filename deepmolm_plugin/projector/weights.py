@@ -13,6 +13,8 @@ from typing import List, Mapping, Optional, Tuple
 
 import torch
 
+from ..tensor_files import value_problem
+
 # A tensor name only one projector type has -> where such weights come from (ours, then
 # the host's own projectors, which have no newline / separator vectors).
 _SIGNATURES = (
@@ -55,13 +57,5 @@ def _problems(name: str, t: torch.Tensor, ours: torch.Tensor) -> List[str]:
     if tuple(t.shape) != tuple(ours.shape):
         setting = f" (sized by {_SIZED_BY[name]})" if name in _SIZED_BY else ""
         return [f"{name}: shape {list(t.shape)} vs projector {list(ours.shape)}{setting}"]
-    if ours.is_floating_point() and not t.is_floating_point():
-        return [f"{name}: dtype {t.dtype}, not floating point"]
-    if not t.is_floating_point() or t.is_meta or not t.numel():
-        return []
-    if not bool(torch.isfinite(t).all()):
-        return [f"{name}: {int((~torch.isfinite(t)).sum())} NaN/inf values"]
-    peak = float(t.abs().max())
-    if ours.is_floating_point() and peak > torch.finfo(ours.dtype).max:
-        return [f"{name}: values up to {peak:.3g} overflow {ours.dtype}"]
-    return []
+    problem = value_problem(t, ours, [ours.dtype])
+    return [f"{name}: {problem}"] if problem else []
