@@ -195,6 +195,20 @@ def test_property_specs_ranges_and_aliases():
     assert numbers.is_property("property:expt") and not numbers.is_property("description")
 
 
+def test_task_and_property_names_compare_by_one_key():
+    """Property ranges, task kinds and the report's spelling check share `name_key`: case,
+    spaces, punctuation and full-width forms do not make another name; letters outside
+    ASCII are kept (they once were dropped, so `ΔE gap` read as the property `gap`)."""
+    from deepmolm_plugin.eval.names import name_key
+    from deepmolm_plugin.eval.task_kinds import task_kind
+
+    assert name_key("HOMO-LUMO Gap") == name_key("homo lumo_gap") == "homolumogap"
+    assert name_key("ＬｏｇＰ") == name_key("log-P")
+    assert numbers.property_spec("ＬｏｇＰ").name == "LogP"
+    assert numbers.is_property("gap") and not numbers.is_property("ΔE gap")
+    assert task_kind("Text2Mol", {}) == "smiles" and task_kind("ΔE gap", {}) == "text"
+
+
 def test_property_metrics_valid_ratio_and_mae():
     preds = ["The molecular weight is 180.2 g/mol.", "about 46", "N/A", "-5 g/mol", "1e9", "78 g/mol"]
     refs = [180.16, 46.07, 18.02, 32.04, 100.0, 78.11]

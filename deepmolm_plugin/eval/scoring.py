@@ -30,14 +30,13 @@ refused (`merge.check_pairing`).
 from __future__ import annotations
 
 import os
-import re
 import sys
-import unicodedata
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .merge import ReportError, check_pairing, format_ids, load_references, merge_answers, references_from_answers
+from .names import name_key
 from .task_kinds import reference_value, task_kind
 
 SCHEMA = "deepmolm-eval-metrics/1"
@@ -63,14 +62,10 @@ def _check_spelling(task: str, groups: dict) -> None:
     each with part of the questions."""
     if task in groups:
         return
-    other = next((t for t in groups if _spelling_key(t) == _spelling_key(task)), None)
+    other = next((t for t in groups if name_key(t) == name_key(task)), None)
     if other is not None:
         raise ReportError(f"tasks {other!r} and {task!r} differ only in case, spaces or punctuation: one task "
                           "spelled two ways? Use one name in the question file (or two clearly different ones)")
-
-
-def _spelling_key(task: str) -> str:
-    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", task).casefold())
 
 
 def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str, List[str]]]":

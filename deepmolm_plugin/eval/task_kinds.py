@@ -16,20 +16,16 @@ scale on one side). Two `properties` keys that both name the task's property (`L
 from __future__ import annotations
 
 import math
-import re
 from typing import Optional
 
 from .merge import ReportError
+from .names import name_key
 
 KINDS = ("text", "iupac", "property", "smiles")
-# task names compared by `_key`: lower case, letters and digits only
+# task names compared by `name_key`: case-folded, letters and digits only
 SMILES_TASKS = frozenset({"smiles", "transsmiles", "smilesgeneration", "text2smiles", "text2mol",
                           "moleculegeneration", "molgen", "descriptiontosmiles"})
 IUPAC_TASKS = frozenset({"iupac", "iupacnaming", "transiupac", "iupacname", "smiles2iupac"})
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
 def task_kind(task: str, record: dict) -> str:
@@ -43,9 +39,9 @@ def task_kind(task: str, record: dict) -> str:
         return metric
     if is_property(task) or _property_value(task, record) is not None:
         return "property"
-    if _key(task) in SMILES_TASKS:
+    if name_key(task) in SMILES_TASKS:
         return "smiles"
-    if _key(task) in IUPAC_TASKS:
+    if name_key(task) in IUPAC_TASKS:
         return "iupac"
     return "text"
 
@@ -67,9 +63,9 @@ def _property_value(task: str, record: dict):
     if not isinstance(props, dict):
         return None
     name = property_name(task)
-    wanted = _key(property_spec(name).name)
-    for same in (lambda k: k == task, lambda k: k == name, lambda k: _key(k) == _key(name),
-                 lambda k: _key(property_spec(k).name) == wanted):
+    wanted = name_key(property_spec(name).name)
+    for same in (lambda k: k == task, lambda k: k == name, lambda k: name_key(k) == name_key(name),
+                 lambda k: name_key(property_spec(k).name) == wanted):
         keys = [k for k in props if same(k)]
         if len({repr(props[k]) for k in keys}) > 1:
             raise ReportError(f"question {record.get('question_id')!r} ({task}): `properties` keys "

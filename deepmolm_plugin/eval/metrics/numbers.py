@@ -48,7 +48,9 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
+
+from ..names import name_key
 
 # --------------------------------------------------------------------------- parsing
 
@@ -132,10 +134,6 @@ def parse_number(text) -> Optional[float]:
 # --------------------------------------------------------------------------- ranges
 
 
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 @dataclass(frozen=True)
 class PropertySpec:
     name: str
@@ -172,7 +170,7 @@ PROPERTY_RANGES: Dict[str, PropertySpec] = {spec.name: spec for spec in (
     PropertySpec("Hydration Free Energy", "kcal/mol", -50.0, 20.0, ("FreeSolv", "SAMPL", "hydration energy")),
     PropertySpec("LogD", "log units", -15.0, 15.0, ("Lipophilicity", "logD7.4")),
 )}
-_BY_KEY = {_key(alias): spec for spec in PROPERTY_RANGES.values() for alias in (spec.name,) + spec.aliases}
+_BY_KEY = {name_key(alias): spec for spec in PROPERTY_RANGES.values() for alias in (spec.name,) + spec.aliases}
 
 
 PROPERTY_PREFIX = "property:"  # deepmolm_plugin.data.prompts: labelled-property tasks "property:<name>"
@@ -187,12 +185,12 @@ def property_spec(name: str) -> PropertySpec:
     """The spec of a property name or alias (or `property:<name>` task); an unknown
     property gets one with no range."""
     name = property_name(name)
-    return _BY_KEY.get(_key(name)) or PropertySpec(name, None, None, None)
+    return _BY_KEY.get(name_key(name)) or PropertySpec(name, None, None, None)
 
 
 def is_property(name: str) -> bool:
     """A known property, or any `property:<name>` task."""
-    return name.startswith(PROPERTY_PREFIX) or _key(name) in _BY_KEY
+    return name.startswith(PROPERTY_PREFIX) or name_key(name) in _BY_KEY
 
 
 # --------------------------------------------------------------------------- metrics
