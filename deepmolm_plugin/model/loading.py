@@ -30,7 +30,7 @@ from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
-from ..tensor_files import CheckpointError, find_tensor_files, open_checkpoint
+from ..tensor_files import CheckpointError, find_tensor_files, open_checkpoint, value_problem
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,8 @@ def _shape_note(entry) -> str:
 def _check_finite(model: torch.nn.Module, path: str, prefix: str = "") -> None:
     """NaN/inf weights (a diverged run, a damaged file) make every output NaN: an error naming
     them (`prefix`: where `model` sits in the checkpoint's names)."""
-    bad = [prefix + name for name, t in model.state_dict().items()
-           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = [f"{prefix}{name} ({problem})" for name, t in model.state_dict().items()
+           if (problem := value_problem(t, t, ())) is not None]
     if bad:
         raise CheckpointError(f"{path} has NaN/inf values in {len(bad)} tensors: {', '.join(bad)}")
 
