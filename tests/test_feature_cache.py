@@ -86,6 +86,25 @@ def test_other_weights_mode_or_dtype_miss(tmp_path, tiny_config):
     assert len(_files(tmp_path)) == 4
 
 
+def test_weights_written_through_param_data_miss(tmp_path, tiny_config):
+    """`p.data.copy_(w)` (hand-written weight loaders) bumps no version counter: the cache
+    served the old weights' features for the new weights until the sampled values joined
+    the signature."""
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    before = tower(x)
+    calls = Calls(tower)
+    for p in tower.vision_tower.sam.parameters():
+        p.data.copy_(torch.randn_like(p))
+    after = tower(x)
+    assert calls.calls == 1 and not torch.allclose(before, after)
+    plain = _tower(tiny_config)
+    plain.vision_tower.load_state_dict(tower.vision_tower.state_dict())
+    torch.testing.assert_close(after, plain(x))
+    tower(x)
+    assert calls.calls == 1  # the new weights' features are served from the cache
+
+
 def test_training_tower_refuses_the_cache(tmp_path, tiny_config):
     tower = _tower(tiny_config, tmp_path, unfreeze_mm_vision_tower=True)
     with pytest.raises(RuntimeError, match="frozen tower.*--unfreeze_mm_vision_tower"):

@@ -81,18 +81,32 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def weights_signature(module: torch.nn.Module) -> tuple:
-    """Cheap fingerprint of the weights' identity: which tensors, where, how often written.
+SIGNATURE_SAMPLES = 64  # values per tensor, evenly spaced, in the cheap signature
 
-    Any in-place write (load_state_dict, an optimiser step) bumps a tensor's version and a
-    replaced parameter changes its id and address, so the (expensive) digest is redone
-    exactly when this changes. Under ZeRO-3 the rank's shard (`ds_tensor`) stands for the
-    parameter, whose full data comes and goes with every gather.
+
+def weights_signature(module: torch.nn.Module) -> tuple:
+    """Cheap fingerprint of the weights: which tensors, where, how often written, and a
+    sample of their values; the (expensive) digest is redone whenever it changes.
+
+    An in-place write through the parameter (load_state_dict, an optimiser step) bumps its
+    version, a replaced parameter changes its id and address. A write through `param.data`
+    (`p.data.copy_(w)`, as hand-written weight loaders do) bumps neither: `.data` is a
+    tensor with a version counter of its own. For those, SIGNATURE_SAMPLES evenly spaced
+    values of every tensor are part of the signature (one gather and one transfer for the
+    whole module, far cheaper than reading every weight): loading other weights changes
+    them; an edit that leaves all of them equal goes unnoticed. Under ZeRO-3 the rank's
+    shard (`ds_tensor`) stands for the parameter, whose full data comes and goes.
     """
-    signature = []
+    signature, samples = [], []
     for t in list(module.parameters()) + list(module.buffers()):
         t = getattr(t, "ds_tensor", t)
         signature.append((id(t), t.data_ptr(), t._version))
+        flat = t.detach().reshape(-1)
+        if flat.numel():
+            index = torch.linspace(0, flat.numel() - 1, min(SIGNATURE_SAMPLES, flat.numel()), device=flat.device)
+            samples.append(flat[index.long()].to(torch.float64))
+    if samples:  # bytes, so that NaN samples compare equal to themselves
+        signature.append(_raw_bytes(torch.cat(samples)).tobytes())
     return tuple(signature)
 
 
