@@ -213,13 +213,19 @@ def test_cli_corrupt_image_is_one_line_before_loading(trained_checkpoint, tmp_pa
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("option", [["--load-8bit"], ["--load-4bit"], ["--model-base", "MODEL"]])
-def test_cli_options_our_loader_cannot_honour_are_refused(trained_checkpoint, tmp_path, option):
-    option = [str(trained_checkpoint) if o == "MODEL" else o for o in option]
-    proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--smiles", "CCO", *option],
+def test_cli_options_our_loader_cannot_honour_are_refused(trained_checkpoint, tmp_path):
+    """The CLI asks `unsupported_load_options` before loading: one option end to end, every
+    option against the function (a CLI process costs ~10 s of imports)."""
+    from deepmolm_plugin.model.loading import unsupported_load_options
+
+    proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--smiles", "CCO",
+                                              "--model-base", str(trained_checkpoint)],
                       cwd=tmp_path, check=False, stdin="hi\n")
-    assert proc.returncode == 2 and "is not supported" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "model_base" in proc.stderr and "is not supported" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    for options in ({"load_8bit": True}, {"load_4bit": True}, {"model_base": "base"}):
+        assert "is not supported" in unsupported_load_options(**options)
+    assert unsupported_load_options() is None
 
 
 def test_cli_broken_checkpoint_is_one_line(trained_checkpoint, tmp_path):
@@ -260,9 +266,12 @@ def test_bad_question_lines_are_refused(tmp_path, lines, message):
         read_questions(str(path))
 
 
-@pytest.mark.parametrize("image,reason", [("missing.png", "no such file"), ("bad.png", "is not a readable image"),
-                                          ("sub", "is a folder")])
-def test_question_image_is_checked_before_the_model_loads(trained_checkpoint, tmp_path, image, reason):
+def test_question_image_is_checked_before_the_model_loads(trained_checkpoint, tmp_path):
+    """model_vqa checks every line's image (`check_image`) before the model loads: one bad
+    image end to end, every kind against the function (a model_vqa process costs ~10 s)."""
+    from deepmolm_plugin.eval.model_vqa import QuestionError, check_image
+
+    image, reason = "bad.png", "is not a readable image"
     images = tmp_path / "images"
     (images / "sub").mkdir(parents=True)
     (images / "bad.png").write_text("junk")
@@ -277,6 +286,10 @@ def test_question_image_is_checked_before_the_model_loads(trained_checkpoint, tm
     assert proc.returncode == 1 and f"error: question 'q': image {images / image}" in proc.stderr, proc.stderr
     assert reason in proc.stderr and "Traceback" not in proc.stderr
     assert not answers.exists()  # stopped before the host wrote anything
+    check_image("ok", str(images / "ok.png"))
+    for name, why in (("missing.png", "no such file"), ("bad.png", "is not a readable image"), ("sub", "is a folder")):
+        with pytest.raises(QuestionError, match=rf"question 'q': image {images / name}: .*{why}"):
+            check_image("q", str(images / name))
 
 
 @pytest.mark.parametrize("text, reason", [
