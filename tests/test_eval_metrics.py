@@ -195,6 +195,55 @@ def test_property_specs_ranges_and_aliases():
     assert numbers.is_property("property:expt") and not numbers.is_property("description")
 
 
+@pytest.mark.parametrize("answer,prop,value", [
+    ("The HOMO is -0.25 Hartree.", "HOMO", -0.25 * 27.211386245988),
+    ("HOMO: -0.25 a.u.", "HOMO", -0.25 * 27.211386245988),
+    ("-0.25 Ha", "HOMO", -0.25 * 27.211386245988),
+    ("-250 meV", "LUMO", -0.25),
+    ("-5.2 eV", "HOMO", -5.2),
+    ("-5.2 electron volts", "HOMO", -5.2),
+    ("-5.2", "HOMO", -5.2),  # no unit: the property's
+    ("-5.2 units", "HOMO", -5.2),  # not a known unit: as stated
+    ("-3.2 kcal/mol", "Hydration Free Energy", -3.2),  # its own unit: exactly as stated
+    ("-25 kJ/mol", "Hydration Free Energy", -25 / 4.184),
+    ("-25 kJ mol⁻¹", "Hydration Free Energy", -25 / 4.184),
+    ("-0.1 eV", "Hydration Free Energy", -0.1 * 23.060547830619),
+    ("0.18 kDa", "Molecular Weight", 180.0),
+    ("180 Da", "Molecular Weight", 180.0),
+    ("180.2 g mol-1", "Molecular Weight", 180.2),
+    ("0.2 nm^2", "TPSA", 20.0),
+    ("20.2 Å²", "TPSA", 20.2),
+    ("2.5 × 10^-1 Hartree", "HOMO-LUMO Gap", 0.25 * 27.211386245988),
+    ("-0.25 Hartree", "SCF Energy", -0.25),  # "as in the data": never converted
+    ("1.5 eV", "LogP", 1.5),  # a unitless property: as stated
+    ("180 g/mol", "HOMO", None),  # a unit of another kind: invalid
+    ("-5 kcal/mol", "TPSA", None),
+])
+def test_answers_in_another_unit_are_converted_to_the_propertys(answer, prop, value):
+    spec = numbers.property_spec(prop)
+    got = numbers.parse_value(answer, spec)
+    assert got == (None if value is None else pytest.approx(value, rel=1e-9))
+    if "kcal/mol" in answer:
+        assert got == value
+    assert (numbers.unit_problem(answer, spec) is not None) == (value is None)
+    if value is not None and spec.in_range(value):
+        assert numbers.scored_value(answer, spec, value) == pytest.approx(value, rel=1e-9)
+
+
+def test_property_report_scores_converted_answers_and_checks_reference_units(tmp_path):
+    """A Hartree prediction to an eV question was read as eV (-0.25 against -6.8: error
+    6.55); a reference stating a unit of another kind names its question."""
+    from deepmolm_plugin.eval.merge import ReportError
+    from deepmolm_plugin.eval.task_kinds import reference_value
+
+    m = numbers.property_metrics(["-0.25 Hartree", "-6.9 eV"], [-6.8, -6.8], "HOMO")
+    assert m["n_valid"] == 2 and m["mae"] == pytest.approx((abs(-0.25 * 27.211386245988 + 6.8) + 0.1) / 2)
+    record = {"question_id": "q1", "answer": "The HOMO is -0.25 Hartree.", "properties": {"HOMO": -6.8}}
+    assert reference_value("HOMO", record) == pytest.approx(-0.25 * 27.211386245988)  # agrees with properties
+    with pytest.raises(ReportError, match=r"question 'q1' \(HOMO\): the reference answer states '180 g/mol'"):
+        reference_value("HOMO", {"question_id": "q1", "answer": "180 g/mol"})
+
+
 def test_task_and_property_names_compare_by_one_key():
     """Property ranges, task kinds and the report's spelling check share `name_key`: case,
     spaces, punctuation and full-width forms do not make another name; letters outside

@@ -118,13 +118,18 @@ def test_several_reference_answers_say_one_is_scored(tmp_path):
 
 
 def test_reference_answer_and_properties_must_agree(tmp_path):
-    """Was: the answer's number won silently ("-0.25 Hartree" against properties -6.8 eV:
-    the prediction -6.8 scored an MAE of 6.55). Rounding in the answer text still passes."""
+    """Was: the answer's number won silently (a scale or unit on one side only: the
+    prediction -28000 scored an MAE of 27997). Rounding in the answer text still passes,
+    and so does a unit the report converts ("-0.25 Hartree" is -6.80 eV)."""
+    refs = _questions(tmp_path, [{"question_id": "q", "task": "SCF Energy", "answer": "The SCF energy is -2.8 eV.",
+                                  "properties": {"SCF Energy": -28000.0}}])
+    with pytest.raises(ReportError, match=r"question 'q' \(SCF Energy\): the reference answer states -2.8 .* "
+                                          r"`properties` holds -28000"):
+        build_report([_answers(tmp_path, {"q": "-28000 eV"})], refs)
     refs = _questions(tmp_path, [{"question_id": "q", "task": "HOMO", "answer": "The HOMO is -0.25 Hartree.",
                                   "properties": {"HOMO": -6.8}}])
-    with pytest.raises(ReportError, match=r"question 'q' \(HOMO\): the reference answer states -0.25 .* "
-                                          r"`properties` holds -6.8"):
-        build_report([_answers(tmp_path, {"q": "-6.8 eV"})], refs)
+    homo = build_report([_answers(tmp_path, {"q": "-0.25 Hartree"})], refs)[0]["tasks"]["HOMO"]["metrics"]
+    assert homo["n_valid"] == 1 and homo["mae"] == 0.0
     refs = _questions(tmp_path, [{"question_id": "q", "task": "LogP", "answer": "The LogP is 2.35.",
                                   "properties": {"LogP": 2.3456}}])
     assert build_report([_answers(tmp_path, {"q": "2.35"})], refs)[0]["tasks"]["LogP"]["metrics"]["mae"] == 0.0

@@ -279,7 +279,7 @@ def fake_reader(input_path, options):
     mol = molecule_from_smiles("CC").mol  # with hydrogens and a 3D conformer
     yield SourceItem("atoms", "valid", "HOMO", MoleculeSpec(
         atoms=[a.GetSymbol() for a in mol.GetAtoms()], coordinates=mol.GetConformer().GetPositions().tolist()),
-        "-0.3 Hartree", properties={"HOMO": -0.3})
+        "-0.3 eV", properties={"HOMO": -0.3})
     yield SourceItem("structure", "valid", "description", MoleculeSpec(structure=(sdf, 1)), "A molecule from a file.")
     yield SourceItem("unclosed-ring", "train", "Caption", MoleculeSpec(smiles="C1CC"), "Never.")
     yield SourceItem("copied", "test", "recognition", MoleculeSpec(smiles="CCO"), "It is CCO.", image=png,

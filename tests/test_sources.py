@@ -207,7 +207,8 @@ def test_moit_pubchemqc_keeps_atoms_and_maps_the_canonical_smiles(moit_root):
     out = read("3d-moit", root, include="pubchemqc")
     got, bad = items(out), errors(out)
     assert bad["pubchemqc-train-7-homo-lumo-gap"].stage == "lookup"
-    assert got["pubchemqc-train-0-homo"].properties == {"HOMO": -0.2351}
+    # "-0.2351 Hartree": the label is in eV, HOMO's unit, as evaluation reads the answer
+    assert got["pubchemqc-train-0-homo"].properties == {"HOMO": pytest.approx(-0.2351 * 27.211386245988)}
     assert got["pubchemqc-train-1-scf-energy"].properties == {"SCF Energy": -28000.0}  # as the report reads it
     assert got["pubchemqc-train-0-homo"].extra == {
         "source": "pubchemqc", "source_instruction": "HOMO?", "lmdb_key": "0", "cid": "750"}
@@ -259,11 +260,15 @@ def test_moit_options(moit_root):
 
 
 def test_single_number():
-    assert single_number("The molecular weight is 180.16 g/mol.") == 180.16
-    assert single_number("-0.2351") == -0.2351 and single_number("1e-3 eV") == 0.001
-    assert single_number("TPSA: 63.6 Å^2") == 63.6 and single_number("−2.5 × 10^4 eV") == -25000.0
-    assert single_number("between 1 and 2") is None and single_number("no number") is None
-    assert single_number("HOMO-LUMO gap of C10H12 is 5.2") == 5.2
+    assert single_number("The molecular weight is 180.16 g/mol.", "Molecular Weight") == 180.16
+    assert single_number("-0.2351", "HOMO") == -0.2351 and single_number("1e-3 eV", "HOMO") == 0.001
+    assert single_number("TPSA: 63.6 Å^2", "TPSA") == 63.6
+    assert single_number("−2.5 × 10^4 eV", "SCF Energy") == -25000.0
+    assert single_number("between 1 and 2", "LogP") is None and single_number("no number", "LogP") is None
+    assert single_number("HOMO-LUMO gap of C10H12 is 5.2", "HOMO-LUMO Gap") == 5.2
+    # the label is the value evaluation scores: in the property's unit
+    assert single_number("-0.25 Hartree", "HOMO") == pytest.approx(-0.25 * 27.211386245988)
+    assert single_number("-0.25 Hartree", "SCF Energy") == -0.25  # "as in the data": not converted
 
 
 # ---------------------------------------------------------------------------------------

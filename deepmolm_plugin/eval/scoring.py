@@ -135,7 +135,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             metrics = numbers.property_metrics(preds, values, task)
             metrics["n_without_reference"] = len(groups[task][1]) - len(kept)
             spec = numbers.property_spec(task)
-            extra = [{"value": numbers.parse_number(p), "valid": numbers.scored_value(p, spec, v) is not None,
+            extra = [{"value": numbers.parse_value(p, spec), "valid": numbers.scored_value(p, spec, v) is not None,
                       "reference_value": v} for p, v in zip(preds, values)]
         else:
             canonical = [molecules.canonical_smiles(molecules.extract_smiles(r)) for r in ref_texts]
@@ -198,8 +198,8 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
             "meteor": "nltk meteor_score defaults (alpha 0.9, beta 3, gamma 0.5, WordNet 3.0), mean over answers",
             "smiles": f"RDKit canonical SMILES; MACCS keys, RDKFingerprint, Morgan radius {molecules.MORGAN_RADIUS} "
                       f"{molecules.MORGAN_BITS} bits; Tanimoto means over valid predictions",
-            "property": "first number in the answer (metrics.numbers.parse_number), invalid outside the "
-                        "property's range; MAE over valid answers",
+            "property": "first number in the answer, in the property's unit (metrics.numbers.parse_value), "
+                        "invalid outside the property's range; MAE over valid answers",
         },
         "versions": _versions(),
         "inputs": {"answers": [str(p) for p in answer_paths],

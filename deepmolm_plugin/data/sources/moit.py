@@ -33,7 +33,8 @@ Options: ``splits`` (default: all present), ``tasks`` (subset of ``TASKS``), ``i
 Items: ``instruction=None`` (the shared prompt table words the question; the source's
 text is kept in ``extra["source_instruction"]``); numeric tasks get ``properties={task:
 value}`` when the answer gives one value as evaluation reads it (``single_number``:
-``-2.8 × 10^4 eV`` is -28000, ``Å^2`` is a unit), in the answer's own units. IDs:
+``-2.8 × 10^4 eV`` is -28000, ``Å^2`` is a unit), in the property's unit where
+evaluation converts one (``-0.25 Hartree`` for HOMO is -6.80 eV), else as stated. IDs:
 ``<source>-<split>-<cid or key>-<task slug>``, ``-2``, ``-3`` ... for repeats (the
 descriptive QA has several questions per CID and task).
 """
@@ -88,15 +89,15 @@ def slug(task: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")
 
 
-def single_number(text: str) -> Optional[float]:
-    """The value of an answer, read as evaluation reads the reference
-    (``eval.metrics.numbers.parse_number``; None when it gives no single value), so a
+def single_number(text: str, task: str) -> Optional[float]:
+    """The value of an answer to `task`, read as evaluation reads the reference
+    (``eval.metrics.numbers.parse_value``; None when it gives no single value), so a
     record's ``properties`` label and the number it is scored against are one number:
     "-2.8 × 10^4 eV" is -28000 (a reader of its own stored the mantissa, -2.8), "20.2 Å^2"
-    is 20.2, a range is None."""
-    from ...eval.metrics.numbers import parse_number  # stdlib only: prepare starts without torch
+    is 20.2, "-0.25 Hartree" for HOMO is -6.80 (eV), a range is None."""
+    from ...eval.metrics.numbers import parse_value, property_spec  # stdlib only: prepare starts without torch
 
-    return parse_number(text)
+    return parse_value(text, property_spec(task))
 
 
 class _Lmdb:
@@ -262,7 +263,7 @@ def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: se
         except _Reject as reject:
             yield SourceError(id, reject.stage, reject.reason)
             continue
-        value = None if task in TEXT_TASKS else single_number(answer)
+        value = None if task in TEXT_TASKS else single_number(answer, task)
         extra = {"source": source, "source_instruction": entry.get("instruction"), "cid": key}
         if source == "pubchemqc":  # the key is a running index; the record names the CID
             cid = record.get("cid")

@@ -2,8 +2,8 @@
 
 - `text`: BLEU-2/4 (nltk corpus_bleu), ROUGE-1/2/L F1 (rouge_score), METEOR (nltk), x100,
   on a declared tokenizer (default `words`);
-- `numbers`: the value in a free-text property answer, per-property valid ranges, valid
-  ratio and MAE;
+- `numbers`: the value in a free-text property answer (a stated energy, molar mass or
+  area unit converted to the property's), per-property valid ranges, valid ratio and MAE;
 - `molecules`: SMILES validity / canonical exact match / MACCS, RDK, Morgan Tanimoto (as
   MolT5), IUPAC exact match;
 - `wordnet`: WordNet 3.0 for METEOR, built offline from Debian packages.
@@ -13,7 +13,7 @@ NLTK nor RDKit; each module imports its library when first used.
 """
 
 from .molecules import extract_iupac, extract_smiles, iupac_metrics, smiles_metrics
-from .numbers import PROPERTY_RANGES, parse_number, property_metrics, property_spec
+from .numbers import PROPERTY_RANGES, parse_number, parse_value, property_metrics, property_spec
 from .text import DEFAULT_TOKENIZER, TOKENIZERS, text_metrics
 
 
@@ -29,6 +29,6 @@ def __getattr__(name):
 
 __all__ = [
     "DEFAULT_TOKENIZER", "PROPERTY_RANGES", "TOKENIZERS", "WordNetMissing", "ensure_wordnet", "extract_iupac",
-    "extract_smiles", "iupac_metrics", "parse_number", "property_metrics", "property_spec", "smiles_metrics",
+    "extract_smiles", "iupac_metrics", "parse_number", "parse_value", "property_metrics", "property_spec", "smiles_metrics",
     "text_metrics",
 ]

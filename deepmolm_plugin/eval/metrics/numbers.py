@@ -27,8 +27,16 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `between 3 and 4`: a range is not one predicted value), is a bound (`< 5`, `>= 5`,
    `≤ 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
-   `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45); units are not converted. Number
-   words (`twelve`), `N/A`, `nan`, `inf` and text without digits are invalid.
+   `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45). Number words (`twelve`), `N/A`,
+   `nan`, `inf` and text without digits are invalid.
+6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
+   kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
+   number and converts it: `-0.25 Hartree` (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is
+   -0.1 eV, `-25 kJ/mol` is -5.98 kcal/mol, `0.18 kDa` is 180 g/mol, `0.2 nm^2` is 20 Å²;
+   per-molecule and molar energies convert alike. A unit of another kind (`180 g/mol` for
+   HOMO) makes the answer invalid. No unit, a word that is not a known unit, and
+   properties without such a unit (LogP, complexity, SCF energy, the data's own
+   properties) take the number as stated. `parse_number` alone converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
 value outside it counts as invalid. Names match case-, space- and punctuation-
@@ -92,6 +100,12 @@ def normalise(text: str) -> str:
 
 def parse_number(text) -> Optional[float]:
     """The value an answer states, or None (rules in the module docstring)."""
+    parsed = _parse(text)
+    return None if parsed is None else parsed[0]
+
+
+def _parse(text) -> Optional[Tuple[float, str]]:
+    """(the value an answer states, the text after its number), or None."""
     if not isinstance(text, str):
         return None
     text = normalise(text)
@@ -121,14 +135,76 @@ def parse_number(text) -> Optional[float]:
                 bare = _BARE_POWER.match(after) if mant == "10" else None
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
-                    if _RANGE_AFTER.match(after[bare.end():]):
+                    after = after[bare.end():]
+                    if _RANGE_AFTER.match(after):
                         return None
         except OverflowError:
             return None
         if sign == "-":
             value = -value
-        return value if math.isfinite(value) else None
+        return (value, after) if math.isfinite(value) else None
     return None
+
+
+# --------------------------------------------------------------------------- units
+
+# A unit stated right after the number, as (kind, factor to the kind's base unit: eV,
+# g/mol, Å²). Energies per molecule and per mole convert alike (1 eV per molecule is
+# 96.485 kJ/mol). Matched case-insensitively, not followed by a letter or digit.
+_HARTREE_EV = 27.211386245988  # CODATA 2018
+_KCAL_MOL_EV = 1 / 23.060547830619
+_KJ_MOL_EV = 1 / 96.48533212331
+_PER_MOL = r"\s*(?:/|per\s|·|⋅|\s)\s*mole?(?:\s*\^?\s*-1)?"  # "/mol", " mol-1" ("mol⁻¹" after NFKC)
+_SQUARED = r"\s*(?:\^|\*\*)?\s*2"
+_UNITS = [(re.compile(r"\s*(?:" + pattern + r")(?![^\W_])", re.IGNORECASE), kind, factor) for pattern, kind, factor in (
+    (r"mev", "energy", 1e-3),
+    (r"e\.?v|electron[\s-]?volts?", "energy", 1.0),
+    (r"hartrees?|ha|e_?h|a\.\s?u\.?|au|atomic\s+units?", "energy", _HARTREE_EV),
+    (r"kcal" + _PER_MOL, "energy", _KCAL_MOL_EV),
+    (r"kj" + _PER_MOL, "energy", _KJ_MOL_EV),
+    (r"g" + _PER_MOL + r"|daltons?|da|amu|u", "mass", 1.0),
+    (r"kda|kilodaltons?", "mass", 1000.0),
+    (r"(?:å|angstroms?)" + _SQUARED + r"|a\s*(?:\^|\*\*)\s*2|square\s+(?:å|angstroms?)", "area", 1.0),
+    (r"nm" + _SQUARED + r"|square\s+nanometers?", "area", 100.0),
+)]
+# A property's own unit, as (kind, factor): the unit its values are scored in.
+_SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("mass", 1.0),
+               "Å²": ("area", 1.0)}
+
+
+def stated_unit(after: str) -> Optional[Tuple[str, float, str]]:
+    """(kind, factor, as written) of the unit at the start of `after` (the text after a
+    number), or None."""
+    for pattern, kind, factor in _UNITS:
+        match = pattern.match(after)
+        if match:
+            return kind, factor, match.group(0).strip()
+    return None
+
+
+def parse_value(text, spec: "PropertySpec") -> Optional[float]:
+    """The value an answer states, in the property's unit (rule 6), or None."""
+    return _value_in_unit(text, spec)[0]
+
+
+def unit_problem(text, spec: "PropertySpec") -> Optional[str]:
+    """Why the unit an answer states cannot be a value of this property, or None."""
+    return _value_in_unit(text, spec)[1]
+
+
+def _value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional[str]]:
+    parsed = _parse(text)
+    if parsed is None:
+        return None, None
+    value, after = parsed
+    own, stated = _SPEC_UNITS.get(spec.unit or ""), stated_unit(after)
+    if own is None or stated is None:
+        return value, None  # a property without a convertible unit, or no unit given: as stated
+    if stated[0] != own[0]:
+        return None, f"states {f'{value:g} {stated[2]}'!r}, a {stated[0]}, for {spec.name} in {spec.unit}"
+    if stated[1] != own[1]:  # the property's own unit stays bit-exact
+        value = value * stated[1] / own[1]
+    return (value, None) if math.isfinite(value) else (None, None)
 
 
 # --------------------------------------------------------------------------- ranges
@@ -197,8 +273,9 @@ def is_property(name: str) -> bool:
 
 
 def parse_prediction(text: str, spec: PropertySpec) -> Optional[float]:
-    """The parsed value, or None if it is not a number or out of the property's range."""
-    value = parse_number(text)
+    """The parsed value in the property's unit, or None if it is not a number, states a
+    unit of another kind, or is out of the property's range."""
+    value = parse_value(text, spec)
     return value if value is not None and spec.in_range(value) else None
 
 
