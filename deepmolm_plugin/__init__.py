@@ -13,7 +13,7 @@ The package tree mirrors the architecture:
 ``.cli``, ``.eval.model_vqa``) calls it before running the host's own module.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Order matters: trainer_imports must run before anything imports llava.train.*.
 _PATCHES = (
