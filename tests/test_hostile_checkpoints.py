@@ -182,6 +182,30 @@ def test_saved_checkpoint_tensors_are_checked(trained_checkpoint, tmp_path, case
         _load(path)
 
 
+def test_config_edits_no_tensor_shape_shows_are_refused(trained_checkpoint, tmp_path):
+    """fusion_heads, fp_levels or a tower field edited in a saved config.json loaded without a
+    word and computed something else with the trained weights; the config records the
+    settings it was saved with. Run-time tower fields (dtype) may change."""
+    saved = json.loads((trained_checkpoint / "config.json").read_text())
+    assert saved["deepmolm_saved_settings"]["fusion_heads"] == saved["fusion_heads"]
+
+    def edit(data):
+        data["fusion_heads"] = 1
+        data["fp_levels"] = data["fp_levels"] - 1
+        data["deepencoder_config"]["clip_layer_norm_eps"] = 0.5
+        data["deepencoder_config"]["dtype"] = "bfloat16"  # run time: allowed
+
+    path = _variant(trained_checkpoint, tmp_path / "edited", config=edit)
+    with pytest.raises(CheckpointError, match=rf"{path}: config.json was edited after the model was saved: "
+                                              r"deepencoder_config.clip_layer_norm_eps 0.5 \(saved with 1e-05\); "
+                                              rf"fp_levels {saved['fp_levels'] - 1} \(saved with {saved['fp_levels']}\); "
+                                              rf"fusion_heads 1 \(saved with {saved['fusion_heads']}\)\. "):
+        _load(path)
+    runtime = _variant(trained_checkpoint, tmp_path / "runtime",
+                       config=lambda data: data["deepencoder_config"].update(dtype="bfloat16"))
+    _load(runtime)
+
+
 def test_config_that_lost_its_tower_does_not_drop_the_tower(trained_checkpoint, tmp_path):
     """Without mm_vision_tower the model is built text-only: its tower and projector were dropped."""
     path = _variant(trained_checkpoint, tmp_path / "no_tower", config=lambda c: c.pop("mm_vision_tower"))

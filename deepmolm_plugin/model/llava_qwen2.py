@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, Qwen2Config, Qwen2For
 
 from llava.model.llava_arch import LlavaMetaForCausalLM, LlavaMetaModel
 
+from . import config_record
 from .heads import ATTRIBUTE as HEAD_ATTRIBUTE
 from .heads import build_head
 
@@ -48,6 +49,13 @@ class EncodedImages:
 
 class LlavaQwen2Config(Qwen2Config):
     model_type = "llava_qwen2"
+
+    def to_dict(self) -> dict:
+        """Qwen2's fields plus the record of the settings no tensor shape shows
+        (config_record.py), taken from the values being written."""
+        values = super().to_dict()
+        values[config_record.RECORD] = config_record.settings_of(values)
+        return values
 
 
 class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):

@@ -31,6 +31,7 @@ from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
 from ..tensor_files import CheckpointError, find_tensor_files, open_checkpoint, value_problem
+from . import config_record
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,17 @@ def _check_loading_info(info: dict, path: str, strict_unexpected: bool = False) 
             f"{path} holds {len(unexpected)} tensors its config.json builds no place for (they would be "
             f"dropped): {', '.join(unexpected)}"
         )
+
+
+def _check_recorded_settings(config: LlavaQwen2Config, path: str) -> None:
+    """Settings no tensor shape shows (fusion heads, E3FP levels, the tower's architecture)
+    must be those the checkpoint was saved with (model/config_record.py)."""
+    edits = config_record.edited_settings(Qwen2Config.to_dict(config))
+    if edits:
+        raise CheckpointError(
+            f"{path}: config.json was edited after the model was saved: {'; '.join(edits)}. These settings "
+            "define what the trained weights compute (no tensor shape shows the change): restore the saved "
+            "values, or train a model with the new ones")
 
 
 def _shape_note(entry) -> str:
@@ -193,6 +205,8 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
         # settings, a deepencoder_config file the config names that is gone...
         raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
     _check_loading_info(info, path, strict_unexpected=model_type == "llava_qwen2")
+    if model_type == "llava_qwen2":  # after the build and shape checks, whose errors say more
+        _check_recorded_settings(config, path)
     _check_stored_dtypes(is_float, model, path)
     _check_finite(model, path)
     return model
