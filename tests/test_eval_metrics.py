@@ -148,6 +148,9 @@ NUMBER_TABLE = [
     ("(2R,3S)-2,3-butanediol: 45", 45.0),
     ("1H-indole has a TPSA of 15.8", 15.8),
     ("The 1st estimate is 7", 7.0),
+    ("The molar mass is 180.16 g·mol⁻¹.", 180.16),  # g·mol⁻¹: the -1 is an exponent (was: a range)
+    ("-5 kJ·mol−1", -5.0),
+    ("5 kcal mol^-1", 5.0),
     # invalid
     ("N/A", None),
     ("twelve", None),
@@ -161,6 +164,8 @@ NUMBER_TABLE = [
     ("3-4", None),
     ("3 to 4 eV", None),
     ("3 eV - 4 eV", None),
+    ("3 eV-4 eV", None),
+    ("5 kcal·mol-1 - 6", None),
     ("< 5", None),                           # a bound is not a value
     (">= 5", None),
     ("\u2264 5", None),

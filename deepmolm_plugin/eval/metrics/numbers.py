@@ -24,7 +24,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    three digits, a plain space and three digits, `1 234.5`, which could be a thousands
    group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
    is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
-   `between 3 and 4`: a range is not one predicted value), is a bound (`< 5`, `>= 5`,
+   `between 3 and 4`: a range is not one predicted value; the exponent of a known unit,
+   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), is a bound (`< 5`, `>= 5`,
    `≤ 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45). Number words (`twelve`), `N/A`,
@@ -122,7 +123,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                                        and _SPACE_GROUP.match(after)):
             return None
         before = text[:start]
-        if _RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _RANGE_AFTER.match(after):
+        if _RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _range_after(after):
             return None
         mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
         try:
@@ -136,7 +137,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
                     after = after[bare.end():]
-                    if _RANGE_AFTER.match(after):
+                    if _range_after(after):
                         return None
         except OverflowError:
             return None
@@ -180,6 +181,15 @@ def stated_unit(after: str) -> Optional[Tuple[str, float, str]]:
         if match:
             return kind, factor, match.group(0).strip()
     return None
+
+
+def _range_after(after: str) -> bool:
+    """Whether the text after a number makes it one end of a range (rule 4). A known unit
+    is skipped first: the `-1` of `kcal·mol-1` (`mol⁻¹`) is an exponent, not `to 1`."""
+    unit = stated_unit(after)
+    if unit is not None:
+        after = after.lstrip()[len(unit[2]):]
+    return bool(_RANGE_AFTER.match(after))
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
