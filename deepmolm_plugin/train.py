@@ -116,13 +116,16 @@ def check_argument_values(host_train, argv) -> None:
                                     allow_abbrev=False)
     check_repeated_options(model_parser, argv)
     try:
-        model_args, data_args, _ = model_parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True,
-                                                                    look_for_args_file=False)
+        model_args, data_args, remaining = model_parser.parse_args_into_dataclasses(
+            args=list(argv), return_remaining_strings=True, look_for_args_file=False)
         parser = HfArgumentParser(host_train.TrainingArguments, prog=PROG, allow_abbrev=False)
-        options, _ = parser.parse_known_args(list(argv))
+        options, unknown = parser.parse_known_args(remaining)
         check_training_values(options)
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
+    if unknown:  # a misspelt option: the host's parser stopped with a traceback after the imports
+        raise usage.UsageError(f"unrecognized arguments: {' '.join(unknown)} (python -m deepmolm_plugin.train "
+                               "--help lists the options)")
     check_output_folders(options, model_args, data_args)
     check_resumed_settings(options.output_dir, model_args)
     defaults = {f.name: f.default for f in dataclasses.fields(model_args)}
@@ -283,7 +286,13 @@ def main(argv=None) -> None:
             usage.fail(PROG, e)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     seed_model_init(argv)
-    host_train.train(attn_implementation="sdpa")
+    try:
+        host_train.train(attn_implementation="sdpa")
+    except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
+        usage.fail(PROG, e)
+    except usage.DataError as e:  # the data, found bad once the model is built: one line, exit 1
+        sys.stderr.write(f"{PROG}: error: {usage.data_error_line(e)}\n")
+        raise SystemExit(1) from None
     finish_distributed()
 
 

@@ -21,6 +21,24 @@ class UsageError(ValueError):
     """A user-given path, file or value that cannot work: one line, exit status 2."""
 
 
+class DataError(ValueError):
+    """Data found unusable after the run started (a record, a prepared dataset's manifest,
+    property labels): the launchers print it as one line naming the record or file, exit
+    status 1, instead of a traceback."""
+
+
+def data_error_line(error: Exception) -> str:
+    """A DataError as one line. Raised in a DataLoader worker, torch re-raises it in the main
+    process with the worker's traceback as its text, whose last line is the error itself
+    (`package.module.InputError: record 'x': reason`): that line, without the class name."""
+    text = str(error).strip()
+    if "Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and head.endswith(type(error).__name__) else last
+    return text
+
+
 def fail(prog: str, message: object) -> NoReturn:
     """`PROG: error: MESSAGE` on stderr, then exit status 2 (argparse's usage-error status)."""
     sys.stderr.write(f"{prog}: error: {message}\n")

@@ -210,14 +210,24 @@ def _training_arguments(host_cls):
     adds_ratio = not any(f.name == "warmup_ratio" for f in dataclasses.fields(transformers.TrainingArguments))
 
     def __post_init__(self):
-        check_training_values(self)
-        if adds_ratio and self.warmup_ratio is not None:
-            if self.warmup_steps:
-                raise ValueError("give --warmup_ratio or --warmup_steps, not both")
-            if not 0 <= self.warmup_ratio < 1:
-                raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-            self.warmup_steps = self.warmup_ratio
-        host_cls.__post_init__(self)
+        from deepmolm_plugin.usage import UsageError
+
+        try:
+            check_training_values(self)
+            if adds_ratio and self.warmup_ratio is not None:
+                if self.warmup_steps:
+                    raise ValueError("give --warmup_ratio or --warmup_steps, not both")
+                if not 0 <= self.warmup_ratio < 1:
+                    raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+                self.warmup_steps = self.warmup_ratio
+            host_cls.__post_init__(self)
+        except UsageError:
+            raise
+        except ValueError as e:
+            # transformers' own checks of the values (`--bf16 True` without a bf16 GPU or
+            # --use_cpu, ...): a usage error the launcher prints as one line, not a traceback
+            # from inside the host's train().
+            raise UsageError(str(e)) from e
 
     ratio = field(default=None, metadata={"help": "linear warmup over this fraction of the steps (transformers 4.x spelling)"})
     fields = [("warmup_ratio", Optional[float], ratio)] if adds_ratio else []

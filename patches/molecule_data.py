@@ -194,7 +194,9 @@ def use_model_fp_settings(dataset, config) -> None:
             prepared = json.load(handle).get("settings", {})
         made = (prepared.get("fp_bits"), prepared.get("fp_levels"))
         if None not in made and made != (bits, levels):
-            raise ValueError(f"{manifest}: the data was prepared with fp_bits={made[0]}, fp_levels={made[1]} but the "
+            from deepmolm_plugin.usage import DataError
+
+            raise DataError(f"{manifest}: the data was prepared with fp_bits={made[0]}, fp_levels={made[1]} but the "
                              f"model uses fp_bits={bits}, fp_levels={levels} (--fp_bits/--fp_levels): prepare "
                              "the data again with the model's settings or train with the data's")
     molecules.fp = settings
@@ -214,8 +216,10 @@ def require_molecules(dataset, model) -> None:
         return
     lacking = [record_id(r, i) for i, r in enumerate(records) if not has_molecule(r)]
     if lacking:
+        from deepmolm_plugin.usage import DataError
+
         shown = ", ".join(repr(r) for r in lacking[:20]) + (f" ({len(lacking)} in all)" if len(lacking) > 20 else "")
-        raise ValueError(f"records {shown} have no molecule (molecule_fp, structure, atoms or smiles), but the "
+        raise DataError(f"records {shown} have no molecule (molecule_fp, structure, atoms or smiles), but the "
                          f"{getattr(projector, 'projector_type', type(projector).__name__)!r} projector fuses every "
                          "image with its molecule: give them one, or leave them out")
 
@@ -243,7 +247,9 @@ def _patch_collator(cls) -> None:
             lacking = [inst.get("record_id", f"batch position {i}") for i, inst in enumerate(instances)
                        if inst.get("molecule_fp") is None]
             if lacking:
-                raise ValueError(
+                from deepmolm_plugin.usage import DataError
+
+                raise DataError(
                     f"records {lacking} have no molecule while others in their batch do: every record "
                     "of a molecule-aware model needs a molecule field (molecule_fp, structure or smiles)"
                 )

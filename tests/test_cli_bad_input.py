@@ -128,6 +128,13 @@ CASES = {
                                        ["--structure_folder", "{missing}", "no such folder"], 2),
     "train-zero-fp-bits": ("train", "--model_name_or_path {model} --data_path {train_json} --fp_bits 0 "
                            "--output_dir {out} --report_to none", ["--fp_bits", "0"], 2),
+    # transformers' own checks of TrainingArguments (`--bf16 True` on a CPU without
+    # --use_cpu is the common one; this one fails on any hardware): was a traceback
+    "train-transformers-check": ("train", "--model_name_or_path {model} --data_path {train_json} --output_dir {out} "
+                                 "--report_to none --version qwen2 --load_best_model_at_end True --eval_strategy no",
+                                 ["load_best_model_at_end"], 2),
+    "train-misspelt-option": ("train", "--model_name_or_path {model} --data_path {train_json} --output_dir {out} "
+                              "--learing_rate 1e-3", ["unrecognized arguments", "--learing_rate 1e-3"], 2),
     # python -m deepmolm_plugin.cli (chat)
     "chat-missing-model": ("chat", "--model-path {missing} --smiles CCO", ["--model-path", "{missing}",
                                                                             "no such folder"], 2),

@@ -248,3 +248,39 @@ def test_fusion_training_refuses_records_without_molecule_before_the_first_step(
     with pytest.raises(ValueError, match="records 'text' have no molecule .* 'fusion' projector"):
         require_molecules(ds, model(True))
     require_molecules(ds, model(False))  # an image-only projector trains text-only records as the host does
+
+
+def test_data_errors_found_after_the_model_loads_are_one_line(tiny_setup, tmp_path):
+    """A record whose SMILES does not parse is found when the depictions are drawn, after the
+    model loaded: the launcher printed two chained tracebacks; now one line naming the
+    record, exit 1."""
+    from host_fixtures import ROOT, run_module, train_args
+
+    records = tiny_setup["records"][:2] + [{"id": "bad", "smiles": "xyz123", "conversations": turns()}]
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps(records))
+    args = train_args(tiny_setup, tmp_path / "out", "--mm_projector_type", "fusion", steps=1)
+    args[args.index("--data_path") + 1] = str(data)
+    proc = run_module("deepmolm_plugin.train", args, cwd=ROOT, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "python -m deepmolm_plugin.train: error: record 'bad': cannot render a depiction" in proc.stderr
+
+
+def test_a_data_error_raised_in_a_dataloader_worker_prints_as_its_own_line():
+    """torch re-raises a worker's error in the main process with the worker's traceback as its
+    text; the launcher prints the error's own line (usage.data_error_line)."""
+    from torch._utils import ExceptionWrapper
+
+    from deepmolm_plugin.molecule.inputs import InputError
+    from deepmolm_plugin.usage import data_error_line
+
+    try:
+        raise InputError("b", "cannot render a depiction: unparseable SMILES 'xyz123'")
+    except InputError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(InputError) as caught:
+        wrapped.reraise()
+    assert "Traceback" in str(caught.value)
+    assert data_error_line(caught.value) == "record 'b': cannot render a depiction: unparseable SMILES 'xyz123'"
+    assert data_error_line(InputError("c", "no molecule")) == "record 'c': no molecule"

@@ -46,10 +46,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Mapping, Optional
 
 from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, validate
+from ..usage import DataError
 from .errors import MoleculeError
 from .sidecar import SidecarError, SidecarFiles, is_reference
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -59,8 +61,16 @@ MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")
 RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
 
 
-class InputError(ValueError):
-    def __init__(self, rid: str, reason: str, kind: str = "record"):
+class InputError(DataError):
+    """A record (or question, molecule file entry) that cannot be served: "record 'ID': reason"."""
+
+    def __init__(self, rid: str, reason: Optional[str] = None, kind: str = "record"):
+        if reason is None:
+            # One whole message: how torch's DataLoader re-raises a worker's error in the
+            # main process (its text ends with the worker's "InputError: record ...: reason").
+            super().__init__(rid)
+            self.record_id, self.reason, self.kind = None, rid, kind
+            return
         super().__init__(f"{kind} {rid!r}: {reason}")
         self.record_id, self.reason, self.kind = rid, reason, kind
 

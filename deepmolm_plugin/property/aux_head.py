@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..model.heads import register_head
+from ..usage import DataError
 from .features import GraphBatch, collate_graphs
 from .models import PropertyModel
 
@@ -82,7 +83,7 @@ class AuxPropertyHead(nn.Module):
         count = mask.sum(0).to(torch.float64)
         absent = [name for name, c in zip(self.names, count.tolist()) if c == 0]
         if absent:
-            raise ValueError(f"auxiliary properties {absent} have no value in any of the {len(properties)} training "
+            raise DataError(f"auxiliary properties {absent} have no value in any of the {len(properties)} training "
                              f"records: check --aux_properties against the records' `properties` keys")
         self._report_untrained(properties)
         mean = (values * mask).sum(0) / count
