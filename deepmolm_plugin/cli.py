@@ -280,6 +280,12 @@ def main(argv=None) -> None:
     cli_reply.apply()
     cli_display.apply()
     config = AutoConfig.from_pretrained(args.model_path)
+    if not getattr(config, "mm_vision_tower", None):
+        # A language model alone (the base Qwen2 folder, a Qwen2-VL folder whose LLM our loader
+        # takes out): the host's CLI crashed in process_images with no image processor.
+        parser.error(f"--model-path {args.model_path} is a {config.model_type!r} model without a vision tower "
+                     "(its config.json has no mm_vision_tower): the chat shows the model a picture, so it needs "
+                     "a DeepMoLM checkpoint (trained with --vision_tower)")
     if model_type_of(args.model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader
         unsupported = unsupported_load_options(args.model_base, args.load_8bit, args.load_4bit)
         if unsupported:

@@ -75,6 +75,10 @@ def make_inputs(root: Path) -> dict:
     model.mkdir()
     (model / "config.json").write_text("{}")
     f["model"] = model
+    llm = root / "llm-only"  # a language model's folder (no vision tower), also never loaded
+    llm.mkdir()
+    (llm / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    f["llm_only"] = llm
     f["missing"] = root / "missing"
     return f
 
@@ -142,6 +146,8 @@ CASES = {
                                ["--structure", "{missing}.sdf", "no such file"], 2),
     "chat-empty-structure": ("chat", "--model-path {model} --structure {empty_sdf}",
                              ["--structure", "empty.sdf", "no molecules"], 2),
+    "chat-llm-without-tower": ("chat", "--model-path {llm_only} --smiles CCO",  # was: TypeError in process_images
+                               ["--model-path", "{llm_only}", "without a vision tower"], 2),
     "chat-bad-smiles": ("chat", "--model-path {model} --smiles C1CC", ["--smiles", "C1CC", "unparseable"], 2),
     "chat-missing-image": ("chat", "--model-path {model} --image-file {missing}.png",
                            ["--image-file", "{missing}.png", "no such file"], 2),

@@ -256,6 +256,23 @@ def test_llm_embedding_mean_pools_without_padding_and_caches(tiny_llm, tmp_path)
     assert [t.shape[0] for t in tokens] == [len(tokenizer(s)["input_ids"]) for s in SMALL[:3]]
 
 
+def test_llm_embedding_reads_a_deepmolm_checkpoint(trained_checkpoint, tmp_path, monkeypatch):
+    """`--features llm:<DeepMoLM checkpoint>` (documented) stopped with KeyError 'llava_qwen2'
+    in a fresh process: nothing had registered our Auto classes (or the host's tower)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from deepmolm_plugin.model.llava_qwen2 import LlavaQwen2Config
+
+    # as in a fresh `deepmolm-kflm2` process: transformers does not know llava_qwen2
+    monkeypatch.delitem(CONFIG_MAPPING._extra_content, "llava_qwen2", raising=False)
+    monkeypatch.delitem(AutoModelForCausalLM._model_mapping._extra_content, LlavaQwen2Config, raising=False)
+    feat = LLMEmbedding(trained_checkpoint, cache_dir=tmp_path / "cache", batch_size=4)
+    hidden = json.loads((trained_checkpoint / "config.json").read_text())["hidden_size"]
+    emb = feat([parse_smiles(s)[0] for s in SMALL[:3]], SMALL[:3])
+    assert feat.dim == hidden and emb.shape == (3, hidden) and np.isfinite(emb).all()
+
+
 def test_cache_key_follows_the_model_files(tiny_llm, tmp_path):
     import shutil
 

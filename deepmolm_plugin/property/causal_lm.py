@@ -9,18 +9,40 @@ token, else its eos token (KFLM2's LLMs have no pad token).
 from __future__ import annotations
 
 
+def llm_config(path: str):
+    """The folder's transformers config. A DeepMoLM folder (model type `llava_qwen2`) is read
+    after our Auto classes are registered: transformers alone stopped with KeyError
+    'llava_qwen2' (the kflm2 `llm:<DeepMoLM checkpoint>` feature did not work)."""
+    import json
+    import os
+
+    from transformers import AutoConfig
+
+    with open(os.path.join(path, "config.json")) as handle:
+        model_type = json.load(handle).get("model_type")
+    if model_type == "llava_qwen2":
+        from ..model.llava_qwen2 import register_auto_classes
+
+        register_auto_classes()
+    return AutoConfig.from_pretrained(path)
+
+
 def load_causal_lm(folder: str, dtype=None):
     """(tokenizer, model in eval mode); float32 unless `dtype` says otherwise."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..model.loading import QWEN2_VL_TYPES, resolve_llm_path
 
     path = resolve_llm_path(folder)
+    model_type = llm_config(path).model_type
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model_type = AutoConfig.from_pretrained(path).model_type
     if model_type == "llava_qwen2" or model_type in QWEN2_VL_TYPES:
+        import deepmolm_plugin
+
         from ..model.loading import load_llm
+
+        deepmolm_plugin.register()  # a DeepMoLM folder builds its tower and projector through the host's registry
 
         model = load_llm(path, dtype=dtype)
     else:

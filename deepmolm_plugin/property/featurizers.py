@@ -123,9 +123,10 @@ class LLMEmbedding(Featurizer):
         self.folder = os.fspath(folder)
         self.batch_size, self.max_length, self.dtype, self.device = batch_size, max_length, dtype, device
         self.fingerprint = model_fingerprint(self.folder)
-        from transformers import AutoConfig
+        from .causal_lm import llm_config
 
-        self.dim = int(AutoConfig.from_pretrained(self._resolved()).hidden_size)
+        config = llm_config(self._resolved())
+        self.dim = int(config.get_text_config().hidden_size)  # a Qwen2-VL folder: its LLM's width
         self.name = f"llm[{Path(self.folder).name}]"
         super().__init__(cache_dir)
         self.token_cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key() + "|tokens")
