@@ -134,9 +134,9 @@ def json_list_file(value: "str | os.PathLike", option: str, what: str = "records
 
 def model_folder(value: str, option: str) -> None:
     """A model to load: a local folder with a config.json (or a VILA-style `llm/config.json`),
-    or a Hugging Face Hub id. A value that cannot be a Hub id (an absolute or relative path
-    spelled with ./ ../ ~, several slashes...) must be an existing folder; offline, a Hub
-    id must be in the local cache."""
+    or a Hugging Face Hub id `owner/name`. A value that cannot be one (an absolute or
+    relative path spelled with ./ ../ ~, several slashes, a bare name) must be an existing
+    folder; offline, a Hub id must be in the local cache."""
     path = _path(value)
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "llm" / "config.json").is_file():
@@ -150,6 +150,11 @@ def model_folder(value: str, option: str) -> None:
         validate_repo_id(value)
     except HFValidationError:
         raise UsageError(f"{option} {value}: no such folder") from None
+    if "/" not in value:
+        # `checkpoint` typed in the wrong folder: transformers took it for a Hub model, retried
+        # huggingface.co for ~20 s offline and ended in a traceback. The Qwen2-family and
+        # DeepMoLM models this loads are Hub ids of the form owner/name.
+        raise UsageError(f"{option} {value}: no such folder (a Hugging Face Hub model would be owner/name)")
     from huggingface_hub import constants, try_to_load_from_cache
 
     if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(value, "config.json"), str):

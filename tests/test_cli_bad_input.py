@@ -146,6 +146,8 @@ CASES = {
                                ["--structure", "{missing}.sdf", "no such file"], 2),
     "chat-empty-structure": ("chat", "--model-path {model} --structure {empty_sdf}",
                              ["--structure", "empty.sdf", "no molecules"], 2),
+    "chat-bare-name-not-a-folder": ("chat", "--model-path nosuchmodel --smiles CCO",  # was: ~20 s of Hub retries
+                                    ["--model-path", "nosuchmodel", "no such folder", "owner/name"], 2),
     "chat-llm-without-tower": ("chat", "--model-path {llm_only} --smiles CCO",  # was: TypeError in process_images
                                ["--model-path", "{llm_only}", "without a vision tower"], 2),
     "chat-bad-smiles": ("chat", "--model-path {model} --smiles C1CC", ["--smiles", "C1CC", "unparseable"], 2),
