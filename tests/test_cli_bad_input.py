@@ -61,6 +61,7 @@ def make_inputs(root: Path) -> dict:
     for name in ("empty.csv", "empty.sdf", "empty.json", "empty.jsonl"):
         write(name, "")
     write("ok.csv", "smiles,y\nCCO,1.0\nCCC,2.0\nCCCO,1.5\n")
+    write("header_only.csv", "smiles,y\n")
     write("ok.smi", "CCO ethanol\n")
     write("dict.json", json.dumps({"id": "a"}))
     write("truncated.json", '[{"id": "a", "conversations": [')
@@ -94,6 +95,8 @@ CASES = {
                             ["{empty_csv}", "is empty"], 2),
     "prepare-wrong-smiles-column": ("deepmolm-prepare", "--format csv --input {ok_csv} --out {out} --label-columns y "
                                     "--smiles-column nope", ["'nope'", "SMILES column"], 2),
+    "prepare-header-only": ("deepmolm-prepare", "--format csv --input {header_only_csv} --out {out} --label-columns y",
+                            ["no records", "no items"], 1),  # was: exit 1 and only "0 items -> 0 records"
     "prepare-negative-limit": ("deepmolm-prepare", "--format csv --input {ok_csv} --out {out} --label-columns y "
                                "--limit -1", ["--limit", "-1"], 2),
     # deepmolm-fingerprint / deepmolm-render: a bad record is a FAILED line and exit 1 (the batch goes on)
@@ -195,7 +198,9 @@ CASES = {
 # Cases whose output folder must not be created by the refused run.
 UNTOUCHED_OUT = {"kflm2-missing-data", "kflm2-empty-data", "kflm2-wrong-targets", "kflm2-wrong-smiles-column",
                  "kflm2-zero-seeds", "train-missing-data", "train-zero-fp-bits", "report-unknown-tokenizer",
-                 "questions-zero-fp-bits"}
+                 "questions-zero-fp-bits",
+                 # a refused deepmolm-prepare leaves no --out behind (it left an empty folder or .progress/)
+                 "prepare-missing-input", "prepare-empty-input", "prepare-wrong-smiles-column"}
 
 
 def _fill(text: str, files: dict, out: Path) -> str:

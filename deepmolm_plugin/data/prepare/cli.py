@@ -167,8 +167,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Output(Path(args.out), tag)
     lock = OutputLock(out.root, args.shard)
     began = time.perf_counter()
+    made_out = not out.root.exists()  # a refused run removes the --out it created (nothing committed)
+    failed = False
     try:
         check_reader_options(args.format, reader_options(args))
+        if not Path(args.input).exists():  # before --out is created
+            raise PrepareError(f"--input {Path(args.input).resolve()} does not exist")
         lock.acquire()
         state, finished = start(args, out)
         out.run_id = run_id(state)
@@ -192,15 +196,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         manifest = assemble(out, n_chunks, state)
     except (PrepareError, SidecarError) as e:
         print(f"deepmolm-prepare: error: {e}", file=sys.stderr)
+        failed = True
         return 2
     finally:
         lock.release()
+        if failed and made_out and out.root.is_dir() and not out.committed(any_run=True):
+            shutil.rmtree(out.root)  # only what this refused run created: no chunk was committed
     seconds = time.perf_counter() - began
     print(summary(manifest))
     rate = computed[1] / seconds if seconds > 0 else 0.0
     print(f"processed {computed[1]} items in {computed[0]} chunks now ({n_chunks - computed[0]} chunks were already "
           f"done) in {seconds:.1f} s, {rate:.1f} items/s -> {out.root}")
-    return 0 if manifest["counts"]["records"] else 1
+    if not manifest["counts"]["records"]:
+        reason = ("every item failed: see failures.jsonl" if manifest["counts"].get("items")
+                  else "the input gave no items (a CSV with a header and no rows, an empty SDF?)")
+        print(f"deepmolm-prepare: error: no records: {reason}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def merge_chunks(out: Output) -> int:
