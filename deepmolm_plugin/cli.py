@@ -251,8 +251,8 @@ def main(argv=None) -> None:
     has_molecule = args.smiles is not None or args.structure is not None
     if args.image_file is None and not has_molecule:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
-    if args.structure is not None and not Path(args.structure).is_file():
-        parser.error(f"--structure {args.structure}: no such file")
+    if args.structure is not None:  # a folder is named as one (it was "no such file")
+        usage.checked(parser, lambda a: usage.existing_file(a.structure, "--structure"), args)
     usage.checked(parser, check_arguments, args)
     resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds

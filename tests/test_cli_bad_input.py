@@ -153,6 +153,8 @@ CASES = {
                                     ["--model-path", "nosuchmodel", "no such folder", "owner/name"], 2),
     "chat-llm-without-tower": ("chat", "--model-path {llm_only} --smiles CCO",  # was: TypeError in process_images
                                ["--model-path", "{llm_only}", "without a vision tower"], 2),
+    "chat-structure-is-a-folder": ("chat", "--model-path {model} --structure {root}",
+                                   ["--structure", "{root}", "is a folder"], 2),
     "chat-bad-smiles": ("chat", "--model-path {model} --smiles C1CC", ["--smiles", "C1CC", "unparseable"], 2),
     "chat-missing-image": ("chat", "--model-path {model} --image-file {missing}.png",
                            ["--image-file", "{missing}.png", "no such file"], 2),

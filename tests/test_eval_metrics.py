@@ -169,6 +169,10 @@ NUMBER_TABLE = [
     ("< 5", None),                           # a bound is not a value
     (">= 5", None),
     ("\u2264 5", None),
+    ("less than 200 g/mol", None),           # bounds in words (they were read as the value)
+    ("It is at least 150.", None),
+    ("up to 5 eV", None),
+    ("Above 3", None),
     ("1e999", None),                         # not finite
 ]
 
@@ -212,6 +216,8 @@ def test_property_specs_ranges_and_aliases():
     ("-3.2 kcal/mol", "Hydration Free Energy", -3.2),  # its own unit: exactly as stated
     ("-25 kJ/mol", "Hydration Free Energy", -25 / 4.184),
     ("-25 kJ mol⁻¹", "Hydration Free Energy", -25 / 4.184),
+    ("-5 kJ", "Hydration Free Energy", -5 / 4.184),  # bare kJ / kcal: per mole (were taken as stated)
+    ("-6.5 kcal", "HOMO", -6.5 / 23.060547830619),
     ("-0.1 eV", "Hydration Free Energy", -0.1 * 23.060547830619),
     ("0.18 kDa", "Molecular Weight", 180.0),
     ("180 Da", "Molecular Weight", 180.0),

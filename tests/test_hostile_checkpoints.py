@@ -204,6 +204,11 @@ def test_config_edits_no_tensor_shape_shows_are_refused(trained_checkpoint, tmp_
     runtime = _variant(trained_checkpoint, tmp_path / "runtime",
                        config=lambda data: data["deepencoder_config"].update(dtype="bfloat16"))
     _load(runtime)
+    # the GUI says it in one line too (it printed the loader's traceback)
+    proc = run_module("deepmolm_plugin.gui", ["--model-path", str(path), "--device", "cpu", "--port", "7999"],
+                      cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"deepmolm-gui: error: {path}: config.json was edited after the model was saved" in proc.stderr
 
 
 def test_config_that_lost_its_tower_does_not_drop_the_tower(trained_checkpoint, tmp_path):
@@ -219,6 +224,17 @@ def test_unknown_component_names_the_checkpoint(trained_checkpoint, tmp_path, fi
     path = _variant(trained_checkpoint, tmp_path / "bogus", config=lambda c: c.update({field: value}))
     with pytest.raises(CheckpointError, match=rf"{path}: cannot build the model its config\.json describes: {reason}"):
         _load(path)
+
+
+def test_a_tower_that_cannot_be_fetched_names_the_checkpoint(trained_checkpoint, tmp_path):
+    """`mm_vision_tower` a Hub CLIP that is neither cached nor reachable: transformers' OSError
+    came out of the chat CLI as a traceback (after ~35 s of retries without HF_HUB_OFFLINE)."""
+    path = _variant(trained_checkpoint, tmp_path / "clip",
+                    config=lambda c: c.update(mm_vision_tower="openai/clip-vit-large-patch14"))
+    proc = run_module("deepmolm_plugin.cli", ["--model-path", str(path), "--smiles", "CCO"], cwd=tmp_path,
+                      check=False, stdin="hi\n", env={"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"error: {path}: cannot build the model its config.json describes: " in proc.stderr
 
 
 def test_missing_tokenizer_names_the_checkpoint(trained_checkpoint, tmp_path):

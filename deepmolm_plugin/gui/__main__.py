@@ -65,9 +65,14 @@ def main(argv=None) -> None:
         conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
     except ValueError as e:  # an unknown --conv-mode, named with the known ones
         usage.fail(parser.prog, f"--conv-mode: {e}")
+    from ..tensor_files import CheckpointError
+
     with tempfile.TemporaryDirectory(prefix="deepmolm_gui_") as renders:  # drawn depictions, this run only
-        session = ChatSession.load(args.model_path, renders, model_base=args.model_base, device=args.device,
-                                   conv_mode=conv_mode, policy=args.conformer_policy)
+        try:
+            session = ChatSession.load(args.model_path, renders, model_base=args.model_base, device=args.device,
+                                       conv_mode=conv_mode, policy=args.conformer_policy)
+        except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader (as the chat CLI)
+            raise SystemExit(f"{parser.prog}: error: {e}") from None
         print(f"{parser.prog}: {session.describe()}", flush=True)
         build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
 

@@ -201,8 +201,9 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
         )
     except CheckpointError:
         raise
-    except (ValueError, FileNotFoundError) as e:  # the host's builders ("Unknown projector type: x"), tower
-        # settings, a deepencoder_config file the config names that is gone...
+    except (ValueError, OSError) as e:  # the host's builders ("Unknown projector type: x"), tower settings,
+        # a deepencoder_config file the config names that is gone, a Hub tower (`mm_vision_tower`
+        # openai/clip-...) that is neither cached nor reachable...
         raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
     _check_loading_info(info, path, strict_unexpected=model_type == "llava_qwen2")
     if model_type == "llava_qwen2":  # after the build and shape checks, whose errors say more

@@ -25,16 +25,16 @@ the rules) or None when the answer gives no single value. Rules, in order:
    group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
    is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
    `between 3 and 4`: a range is not one predicted value; the exponent of a known unit,
-   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), is a bound (`< 5`, `>= 5`,
-   `≤ 5`), or is not finite (`1e999`).
+   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), is a bound (`< 5`, `>= 5`, `≤ 5`,
+   `less than 5`, `at least 5`, `up to 5`, `above 5`, `over 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45). Number words (`twelve`), `N/A`,
    `nan`, `inf` and text without digits are invalid.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
    number and converts it: `-0.25 Hartree` (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is
-   -0.1 eV, `-25 kJ/mol` is -5.98 kcal/mol, `0.18 kDa` is 180 g/mol, `0.2 nm^2` is 20 Å²;
-   per-molecule and molar energies convert alike. A unit of another kind (`180 g/mol` for
+   -0.1 eV, `-25 kJ/mol` is -5.98 kcal/mol (a bare `kJ` or `kcal` is per mole), `0.18 kDa`
+   is 180 g/mol, `0.2 nm^2` is 20 Å²; per-molecule and molar energies convert alike. A unit of another kind (`180 g/mol` for
    HOMO) makes the answer invalid. No unit, a word that is not a known unit, and
    properties without such a unit (LogP, complexity, SCF energy, the data's own
    properties) take the number as stated. `parse_number` alone converts nothing.
@@ -89,7 +89,8 @@ _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 _RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
-_BOUND_BEFORE = re.compile(r"(?:<|>|≤|≥|<=|>=|=<|=>)\s*$")
+_BOUND_BEFORE = re.compile(r"(?:<|>|≤|≥|<=|>=|=<|=>|\b(?:(?:less|more|greater|fewer|lower|higher)\s+than|at\s+(?:least|most)"
+                           r"|up\s+to|below|above|under|over|exceeds?|exceeding))\s*$", re.IGNORECASE)
 
 
 def normalise(text: str) -> str:
@@ -163,6 +164,8 @@ _UNITS = [(re.compile(r"\s*(?:" + pattern + r")(?![^\W_])", re.IGNORECASE), kind
     (r"hartrees?|ha|e_?h|a\.\s?u\.?|au|atomic\s+units?", "energy", _HARTREE_EV),
     (r"kcal" + _PER_MOL, "energy", _KCAL_MOL_EV),
     (r"kj" + _PER_MOL, "energy", _KJ_MOL_EV),
+    (r"kcal", "energy", _KCAL_MOL_EV),  # bare: per mole, as chemists write it (`-5 kcal`)
+    (r"kj", "energy", _KJ_MOL_EV),
     (r"g" + _PER_MOL + r"|daltons?|da|amu|u", "mass", 1.0),
     (r"kda|kilodaltons?", "mass", 1000.0),
     (r"(?:å|angstroms?)" + _SQUARED + r"|a\s*(?:\^|\*\*)\s*2|square\s+(?:å|angstroms?)", "area", 1.0),
