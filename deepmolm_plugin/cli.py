@@ -241,6 +241,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         usage.model_folder(args.model_base, "--model-base")
     if args.image_file is not None:
         usage.existing_file(args.image_file, "--image-file")
+    if args.structure is not None:  # a folder is named as one (it was "no such file")
+        usage.existing_file(args.structure, "--structure")
     usage.at_least(args.max_new_tokens, "--max-new-tokens")
     usage.at_least(args.temperature, "--temperature", 0)
 
@@ -251,8 +253,6 @@ def main(argv=None) -> None:
     has_molecule = args.smiles is not None or args.structure is not None
     if args.image_file is None and not has_molecule:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
-    if args.structure is not None:  # a folder is named as one (it was "no such file")
-        usage.checked(parser, lambda a: usage.existing_file(a.structure, "--structure"), args)
     usage.checked(parser, check_arguments, args)
     resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
@@ -280,12 +280,7 @@ def main(argv=None) -> None:
     cli_reply.apply()
     cli_display.apply()
     config = AutoConfig.from_pretrained(args.model_path)
-    if not getattr(config, "mm_vision_tower", None):
-        # A language model alone (the base Qwen2 folder, a Qwen2-VL folder whose LLM our loader
-        # takes out): the host's CLI crashed in process_images with no image processor.
-        parser.error(f"--model-path {args.model_path} is a {config.model_type!r} model without a vision tower "
-                     "(its config.json has no mm_vision_tower): the chat shows the model a picture, so it needs "
-                     "a DeepMoLM checkpoint (trained with --vision_tower)")
+    usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
     if model_type_of(args.model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader
         unsupported = unsupported_load_options(args.model_base, args.load_8bit, args.load_4bit)
         if unsupported:

@@ -39,6 +39,17 @@ def data_error_line(error: Exception) -> str:
     return text
 
 
+def vision_model(config, value: str, option: str) -> None:
+    """The chat CLI, the GUI and model_vqa show the model a picture: a language model alone
+    (a base Qwen2 folder, a Qwen2-VL folder whose LLM our loader takes out) has no vision
+    tower, and the host crashed on it (process_images without an image processor, a missing
+    mm_projector)."""
+    if not getattr(config, "mm_vision_tower", None):
+        raise UsageError(f"{option} {value} is a {config.model_type!r} model without a vision tower (its "
+                         "config.json has no mm_vision_tower): this shows the model a picture, so it needs a "
+                         "DeepMoLM checkpoint (trained with --vision_tower)")
+
+
 def fail(prog: str, message: object) -> NoReturn:
     """`PROG: error: MESSAGE` on stderr, then exit status 2 (argparse's usage-error status)."""
     sys.stderr.write(f"{prog}: error: {message}\n")

@@ -37,6 +37,7 @@ MODULES = {
     "vqa": "deepmolm_plugin.eval.model_vqa",
     "report": "deepmolm_plugin.eval.report",
     "questions": "deepmolm_plugin.eval.questions",
+    "gui": "deepmolm_plugin.gui",
 }
 JOBS = max(2, min(4, os.cpu_count() or 2))
 
@@ -155,6 +156,12 @@ CASES = {
                                ["--model-path", "{llm_only}", "without a vision tower"], 2),
     "chat-structure-is-a-folder": ("chat", "--model-path {model} --structure {root}",
                                    ["--structure", "{root}", "is a folder"], 2),
+    # the GUI and model_vqa share the chat's check (the GUI crashed on a missing mm_projector)
+    "gui-llm-without-tower": ("gui", "--model-path {llm_only} --device cpu",
+                              ["--model-path", "{llm_only}", "without a vision tower"], 2),
+    "vqa-llm-without-tower": ("vqa", "--model-path {llm_only} --question-file {questions_jsonl} "
+                              "--answers-file {out}/a.jsonl", ["--model-path", "{llm_only}", "without a vision tower"],
+                              None),
     "chat-bad-smiles": ("chat", "--model-path {model} --smiles C1CC", ["--smiles", "C1CC", "unparseable"], 2),
     "chat-missing-image": ("chat", "--model-path {model} --image-file {missing}.png",
                            ["--image-file", "{missing}.png", "no such file"], 2),

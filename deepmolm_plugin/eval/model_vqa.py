@@ -297,6 +297,10 @@ def run(args: argparse.Namespace) -> None:
 
     model_path = os.path.expanduser(args.model_path)
     config = AutoConfig.from_pretrained(model_path)
+    try:
+        usage.vision_model(config, args.model_path, "--model-path")
+    except usage.UsageError as e:
+        raise EvalInputError(str(e)) from e
     unsupported = unsupported_load_options(args.model_base)
     if unsupported and model_type_of(model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:
         raise EvalInputError(f"--model-base: {unsupported}")

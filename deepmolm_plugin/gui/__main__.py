@@ -61,6 +61,7 @@ def main(argv=None) -> None:
     from .session import ChatSession
 
     config = AutoConfig.from_pretrained(args.model_path)
+    usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
     try:
         conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
     except ValueError as e:  # an unknown --conv-mode, named with the known ones
