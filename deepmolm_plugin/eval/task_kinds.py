@@ -7,8 +7,8 @@ optional `metric` field (one of KINDS) overrides the kind the task name implies.
 
 The reference value of a property question is the number parsed from the reference answer
 by the same parser as the predictions (`metrics.numbers.parse_value`, so both sides read
-"-2.3 × 10^4 eV" alike and convert a stated unit to the property's), else `properties[<property>]`; when a record has both, they must
-agree within 5 % (or 0.05), else the report stops naming the question (another unit or
+"-2.3 × 10^4 eV" alike and convert a stated unit to the property's), else
+`properties[<property>]`; when a record has both, they must agree within 5 % (or 0.05), else the report stops naming the question (another unit or
 scale on one side). Two `properties` keys that both name the task's property (`LogP` and
 `logp`) with different values are an error too.
 """
@@ -84,13 +84,12 @@ def reference_value(task: str, record: dict) -> Optional[float]:
     silently, "-0.25 Hartree" against `properties` -6.8 eV, before units were read). The
     answer's unit is converted to the property's as in the predictions
     (`metrics.numbers.parse_value`); a unit of another kind is an error naming the question."""
-    from .metrics.numbers import parse_value, property_spec, unit_problem
+    from .metrics.numbers import property_spec, value_in_unit
 
-    spec, answer = property_spec(task), record.get("answer", "")
-    problem = unit_problem(answer, spec)
+    stated, problem = value_in_unit(record.get("answer", ""), property_spec(task))
     if problem is not None:
         raise ReportError(f"question {record.get('question_id')!r} ({task}): the reference answer {problem}")
-    stated, labelled = parse_value(answer, spec), _finite(_property_value(task, record))
+    labelled = _finite(_property_value(task, record))
     if stated is not None and labelled is not None and not math.isclose(stated, labelled, rel_tol=AGREE_REL,
                                                                          abs_tol=AGREE_ABS):
         raise ReportError(f"question {record.get('question_id')!r} ({task}): the reference answer states "

@@ -3,8 +3,9 @@
 Some settings change what the weights compute but no tensor's shape: the fusion
 projector's heads (one width split into 8 or 4 heads), its layer-norm eps, the E3FP levels
 of `molecule_fp`, the image mode, the tower's architecture fields (SAM / CLIP heads, norm
-eps, windows; its widths do show, as tensor shapes). An edit of one of them in a saved config.json, taken for a run-time option,
-loaded without a word and computed something else with the trained weights. So every
+eps, windows; its widths do show, as tensor shapes). An edit of one of them in a saved
+config.json, taken for a run-time option, loaded without a word and computed something
+else with the trained weights. So every
 config this package writes carries, under RECORD, those settings' values when it was
 written; `edited_settings` lists what differs at load time, and the loader refuses it.
 Run-time fields of the tower config (its dtype, gradient checkpointing, attention

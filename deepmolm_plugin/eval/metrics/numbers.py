@@ -197,15 +197,16 @@ def _range_after(after: str) -> bool:
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
     """The value an answer states, in the property's unit (rule 6), or None."""
-    return _value_in_unit(text, spec)[0]
+    return value_in_unit(text, spec)[0]
 
 
 def unit_problem(text, spec: "PropertySpec") -> Optional[str]:
     """Why the unit an answer states cannot be a value of this property, or None."""
-    return _value_in_unit(text, spec)[1]
+    return value_in_unit(text, spec)[1]
 
 
-def _value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional[str]]:
+def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional[str]]:
+    """(`parse_value`, `unit_problem`) from one parse."""
     parsed = _parse(text)
     if parsed is None:
         return None, None
