@@ -229,6 +229,18 @@ def test_property_specs_ranges_and_aliases():
     ("1.5 eV", "LogP", 1.5),  # a unitless property: as stated
     ("180 g/mol", "HOMO", None),  # a unit of another kind: invalid
     ("-5 kcal/mol", "TPSA", None),
+    ("180 mg", "Molecular Weight", None),  # a mass, not a molar mass (was read as 180 g/mol)
+    ("180 grams", "MW", None),
+    ("180 g/L", "MW", None),
+    ("180.2 grams per mole", "MW", 180.2),
+    ("-25 kilojoules per mole", "Hydration Free Energy", -25 / 4.184),
+    ("300 K", "HOMO-LUMO Gap", None),  # a temperature
+    ("25 °C", "Hydration Free Energy", None),
+    ("25 ℃", "Hydration Free Energy", None),
+    ("45%", "TPSA", None),  # a percentage
+    ("45 percent", "TPSA", None),
+    ("45%", "LogP", 45.0),  # a unitless property: as stated (rule 5)
+    ("5 k", "HOMO-LUMO Gap", 5.0),  # lower-case k is no kelvin: not a known unit
 ])
 def test_answers_in_another_unit_are_converted_to_the_propertys(answer, prop, value):
     spec = numbers.property_spec(prop)

@@ -34,10 +34,12 @@ the rules) or None when the answer gives no single value. Rules, in order:
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
    number and converts it: `-0.25 Hartree` (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is
    -0.1 eV, `-25 kJ/mol` is -5.98 kcal/mol (a bare `kJ` or `kcal` is per mole), `0.18 kDa`
-   is 180 g/mol, `0.2 nm^2` is 20 Å²; per-molecule and molar energies convert alike. A unit of another kind (`180 g/mol` for
-   HOMO) makes the answer invalid. No unit, a word that is not a known unit, and
-   properties without such a unit (LogP, complexity, SCF energy, the data's own
-   properties) take the number as stated. `parse_number` alone converts nothing.
+   is 180 g/mol, `0.2 nm^2` is 20 Å²; per-molecule and molar energies convert alike. A
+   unit of another kind makes the answer invalid: another of these (`180 g/mol` for HOMO),
+   a mass (`180 mg` for a molar mass), a temperature (`300 K`, `25 °C`) or a percentage
+   (`45%`). No unit, a word that is not a known unit, and properties without such a unit
+   (LogP, complexity, SCF energy, the data's own properties) take the number as stated.
+   `parse_number` alone converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
 value outside it counts as invalid. Names match case-, space- and punctuation-
@@ -162,17 +164,23 @@ _UNITS = [(re.compile(r"\s*(?:" + pattern + r")(?![^\W_])", re.IGNORECASE), kind
     (r"mev", "energy", 1e-3),
     (r"e\.?v|electron[\s-]?volts?", "energy", 1.0),
     (r"hartrees?|ha|e_?h|a\.\s?u\.?|au|atomic\s+units?", "energy", _HARTREE_EV),
-    (r"kcal" + _PER_MOL, "energy", _KCAL_MOL_EV),
-    (r"kj" + _PER_MOL, "energy", _KJ_MOL_EV),
-    (r"kcal", "energy", _KCAL_MOL_EV),  # bare: per mole, as chemists write it (`-5 kcal`)
-    (r"kj", "energy", _KJ_MOL_EV),
-    (r"g" + _PER_MOL + r"|daltons?|da|amu|u", "mass", 1.0),
-    (r"kda|kilodaltons?", "mass", 1000.0),
+    (r"(?:kcal|kilocalories?)" + _PER_MOL, "energy", _KCAL_MOL_EV),
+    (r"(?:kj|kilojoules?)" + _PER_MOL, "energy", _KJ_MOL_EV),
+    (r"kcal|kilocalories?", "energy", _KCAL_MOL_EV),  # bare: per mole, as chemists write it (`-5 kcal`)
+    (r"kj|kilojoules?", "energy", _KJ_MOL_EV),
+    (r"(?:g|grams?)" + _PER_MOL + r"|daltons?|da|amu|u", "molar mass", 1.0),
+    (r"kda|kilodaltons?", "molar mass", 1000.0),
     (r"(?:å|angstroms?)" + _SQUARED + r"|a\s*(?:\^|\*\*)\s*2|square\s+(?:å|angstroms?)", "area", 1.0),
     (r"nm" + _SQUARED + r"|square\s+nanometers?", "area", 100.0),
+    # Kinds no property here is scored in: recognised only so that an answer stating one
+    # (`180 mg` for a molar mass, `300 K` for an energy) is invalid instead of read as
+    # the property's unit. Never converted, so their factors are unused.
+    (r"[µμu]g|mg|kg|g|(?:micro|milli|kilo)?grams?", "mass", None),
+    (r"°\s*[cf]|(?-i:K)|kelvins?|degrees?(?:\s+(?:celsius|fahrenheit))?", "temperature", None),
+    (r"%|percent", "percentage", None),
 )]
 # A property's own unit, as (kind, factor): the unit its values are scored in.
-_SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("mass", 1.0),
+_SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("molar mass", 1.0),
                "Å²": ("area", 1.0)}
 
 
