@@ -120,6 +120,21 @@ def test_bad_records_are_typed_errors(tmp_path):
     assert item.index is None and "no 'smiles' column" in item.error.reason
 
 
+@pytest.mark.parametrize("suffix,fmt", [(".xyz", "XYZ"), (".mol", "MDL molfile"), (".mol2", "MOL2"), (".pdb", "PDB")])
+def test_another_format_saved_as_a_smiles_list_is_one_error_naming_it(tmp_path, suffix, fmt):
+    """Read line by line as SMILES, an XYZ file in a .txt gave an oxygen atom named
+    '0.0 0.0 0.0' from 'O 0.0 0.0 0.0' (and a molfile title that is a SMILES, a molecule)."""
+    path = tmp_path / "ethanol.txt"
+    path.write_text(FILES[suffix][0]())
+    (item,) = list(read_structures(path))
+    assert isinstance(item, MoleculeError) and item.source == str(path)
+    assert fmt in item.reason and f"name it {suffix}" in item.reason and "SMILES lists" in item.reason
+    smi = tmp_path / "mixed.smi"
+    smi.write_text("O 0.0 0.0 0.0\nCCO ethanol\n")  # atom lines without their count line
+    bad, good = list(read_structures(smi, policy="keep"))
+    assert isinstance(bad, MoleculeError) and "XYZ atom line" in bad.reason and good.id == "ethanol"
+
+
 def test_unknown_suffix_names_the_file(tmp_path):
     path = tmp_path / "molecule.cif"
     path.write_text("data_x\n")

@@ -6,21 +6,61 @@ word is ``smiles`` (comment lines may come before it). A CXSMILES extension
 and its enhanced stereo or labels were lost. Id: the words after the SMILES, else
 ``file#line`` (0-based). No coordinates: the 3D policy generates them (``from-file``
 fails every record).
+
+A file of another structure format saved as ``.txt`` (or ``.smi``) is one error for the
+file, naming the format and its suffix: an XYZ file (a first line that is only an atom
+count), an MDL molfile (a ``V2000``/``V3000`` count line among the first four lines),
+MOL2 (``@<TRIPOS>``) or PDB (a first line starting with a PDB record name). Read as
+SMILES lines, some of their lines parsed: ``O 0.0 0.0 0.0`` gave an oxygen atom named
+``0.0 0.0 0.0``. For the same reason a line that is an element symbol and three numbers
+(an XYZ atom line) fails as that, not as the element's SMILES.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import itertools
+import re
+from typing import Iterator, Optional, Sequence
 
+from ..errors import MoleculeError
 from .base import ParsedStructure, register_reader
 
 __all__ = ["read_smiles"]
 
+_PDB_RECORDS = ("HEADER", "TITLE", "COMPND", "REMARK", "CRYST1", "MODEL", "ATOM", "HETATM")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_ELEMENT = re.compile(r"[A-Z][a-z]?|[a-z]{1,2}|\d{1,3}")  # as an XYZ atom line writes it
+
+
+def other_format(head: Sequence[str]) -> Optional[str]:
+    """Which other structure format the first lines of a file are, as 'format (why):
+    suffix', or None."""
+    first = head[0].split() if head else []
+    if len(first) == 1 and first[0].isdigit():
+        return f"an XYZ file (its first line is only an atom count, {first[0]}): name it .xyz"
+    if any(line.split()[-1:] in (["V2000"], ["V3000"]) for line in head[:4]):
+        return "an MDL molfile (a V2000/V3000 count line): name it .mol or .sdf"
+    if any(line.startswith("@<TRIPOS>") for line in head):
+        return "a Tripos MOL2 file (@<TRIPOS> sections): name it .mol2"
+    if first and head[0][:6].rstrip() in _PDB_RECORDS:
+        return f"a PDB file (a {head[0][:6].rstrip()} record): name it .pdb"
+    return None
+
+
+def _xyz_atom_line(words: Sequence[str]) -> bool:
+    return len(words) == 4 and bool(_ELEMENT.fullmatch(words[0])) and all(_NUMBER.fullmatch(w) for w in words[1:])
+
 
 @register_reader(".smi", ".txt")
 def read_smiles(handle, name: str) -> Iterator[ParsedStructure]:
+    head = list(itertools.islice(handle, 4))
+    problem = other_format(head)
+    if problem:
+        reason = f"looks like {problem}; .smi and .txt files are SMILES lists ('SMILES [id]' per line)"
+        yield ParsedStructure(None, name, error=MoleculeError(name, reason))
+        return
     first = True
-    for i, line in enumerate(handle):
+    for i, line in enumerate(itertools.chain(head, handle)):
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
@@ -28,6 +68,10 @@ def read_smiles(handle, name: str) -> Iterator[ParsedStructure]:
             first = False
             continue
         first = False
+        if _xyz_atom_line(words):
+            yield ParsedStructure(i, f"{name}#{i}", error=MoleculeError(
+                f"{name}#{i}", f"line {line.strip()!r} is an XYZ atom line (element x y z), not 'SMILES [id]'"))
+            continue
         smiles, rest = words[0], words[1:]
         if rest and rest[0].startswith("|"):  # the extension ends at the next '|' (it may hold spaces)
             end = next((n for n, word in enumerate(rest) if word.endswith("|") and (n or len(word) > 1)), len(rest) - 1)
