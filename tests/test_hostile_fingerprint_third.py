@@ -61,9 +61,9 @@ def test_bits_of_no_power_of_two_fold_alike_and_fingerprinting_leaves_logging_al
 
 # --- hydrogens bonded to no heavy atom ----------------------------------------------------
 @pytest.mark.parametrize("smiles, named", [
-    ("[H+].[Cl-]", "H0 (charge +1)"),     # was: the tokens of Cl- alone
-    ("[Na+].[H-]", "H1 (charge -1)"),     # was: the tokens of Na+ alone
-    ("[H][H].CCO", "H0, H1"),             # was: the tokens of ethanol
+    ("[H+].[Cl-]", "H1 (charge +1)"),     # was: the tokens of Cl- alone
+    ("[Na+].[H-]", "H2 (charge -1)"),     # was: the tokens of Na+ alone
+    ("[H][H].CCO", "H1, H2"),             # was: the tokens of ethanol
 ])
 def test_hydrogens_bonded_to_no_heavy_atom_are_an_error_not_left_out(smiles, named):
     record = molecule_from_smiles(smiles, "salt", policy="generate")

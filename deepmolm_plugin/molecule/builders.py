@@ -20,7 +20,7 @@ from rdkit.Geometry import Point3D
 
 from .checks import check_coordinates, check_perceived_orders
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
-from .errors import MoleculeError, as_notes, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from .finish import finish
 from .matching import apply_smiles
 from .policy import MAX_ATOMS, check_options
@@ -181,7 +181,7 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
         radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
         if radicals:  # hydrogens missing on some atoms (polar-H files), or a wrong total charge
             raise MoleculeError(id, f"bond perception with total charge {charge} left unpaired electrons on atoms "
-                                    f"{radicals[:10]}: hydrogens are missing, or the total charge is wrong")
+                                    f"{atom_names(radicals, mol)}: hydrogens are missing, or the total charge is wrong")
         check_perceived_orders(mol, id)  # missing H taken for double or triple bonds
         notes.append(f"bonds perceived from coordinates (total charge {int(charge)})")
         notes.extend(sanitize_notes)

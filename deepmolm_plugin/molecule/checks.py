@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from rdkit import Chem
 
-from .errors import MoleculeError
+from .errors import MoleculeError, atom_names, bond_name
 
 __all__ = [
     "OVERLAP",
@@ -59,7 +59,7 @@ def check_finite(positions: np.ndarray, id: str) -> None:
     """Raise for NaN/inf coordinates, naming the first ten atoms. positions: [N, 3]."""
     bad = np.where(~np.isfinite(positions).all(axis=1))[0]
     if len(bad):
-        raise MoleculeError(id, f"non-finite coordinates for atoms {bad.tolist()[:10]}")
+        raise MoleculeError(id, f"non-finite coordinates for atoms {atom_names(bad)}")
 
 
 def check_coordinates(positions: np.ndarray, id: str) -> None:
@@ -72,7 +72,7 @@ def check_coordinates(positions: np.ndarray, id: str) -> None:
         pairs = [(start + r, c) for r, c in zip(rows.tolist(), cols.tolist()) if start + r < c]
         if pairs:
             i, j = pairs[0]
-            raise MoleculeError(id, f"atoms {i} and {j} overlap (distance < {OVERLAP} A)")
+            raise MoleculeError(id, f"atoms {atom_names([i, j])} overlap (distance < {OVERLAP} A)")
 
 
 def check_atoms(mol: Chem.Mol, id: str) -> None:
@@ -86,7 +86,7 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
         raise MoleculeError(id, "no atoms")
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
-        raise MoleculeError(id, f"dummy/query atoms {dummies}: not a concrete structure")
+        raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
     if mol.GetNumConformers() > 0:
         check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
 
@@ -131,7 +131,7 @@ def check_bond_lengths(mol: Chem.Mol, id: str) -> None:
         length = float(np.linalg.norm(positions[a.GetIdx()] - positions[b.GetIdx()]))
         ratio = length / (radius(a.GetAtomicNum()) + radius(b.GetAtomicNum()))
         if not BOND_RATIO[0] <= ratio <= BOND_RATIO[1]:
-            raise MoleculeError(id, f"bond {a.GetSymbol()}{a.GetIdx()}-{b.GetSymbol()}{b.GetIdx()} is {length:.3g} A "
+            raise MoleculeError(id, f"bond {bond_name(bond)} is {length:.3g} A "
                                     f"long, {ratio:.2f} x the sum of their covalent radii: the coordinates do not "
                                     "fit the bonds")
         ratios.append(ratio)
@@ -164,8 +164,7 @@ def check_missing_bonds(mol: Chem.Mol, id: str) -> None:
         rows, cols = np.where(apart & (ratio < UNBONDED_RATIO))
         if len(rows):
             i, j = keep[start + rows[0]], keep[cols[0]]
-            a, b = mol.GetAtomWithIdx(int(i)), mol.GetAtomWithIdx(int(j))
-            raise MoleculeError(id, f"atoms {a.GetSymbol()}{i} and {b.GetSymbol()}{j} are {dist[rows[0], cols[0]]:.3g} "
+            raise MoleculeError(id, f"atoms {atom_names([i, j], mol)} are {dist[rows[0], cols[0]]:.3g} "
                                     "A apart, a bond length, but not bonded: the file left out bonds (incomplete "
                                     "CONECT records?)")
 
@@ -191,13 +190,13 @@ def check_perceived_orders(mol: Chem.Mol, id: str) -> None:
         if len(neighbours) == 2 and (3.0 in orders or orders.count(2.0) == 2):
             angle = float(np.degrees(np.arccos(np.clip(vectors[0] @ vectors[1], -1.0, 1.0))))
             if angle < LINEAR_MIN_ANGLE:
-                bad.append(f"{atom.GetSymbol()}{i} (triple or cumulated bonds, neighbours at {angle:.0f} degrees, "
+                bad.append(f"{atom_names([i], mol)} (triple or cumulated bonds, neighbours at {angle:.0f} degrees, "
                            "not in a line)")
         elif len(neighbours) == 3 and atom.GetAtomicNum() == 6 and any(o in (1.5, 2.0) for o in orders):
             cosines = [vectors[a] @ vectors[b] for a, b in ((0, 1), (0, 2), (1, 2))]
             total = float(np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0))).sum())
             if total < PLANAR_MIN_ANGLE_SUM:
-                bad.append(f"{atom.GetSymbol()}{i} (a double or aromatic bond, neighbours not in one plane: "
+                bad.append(f"{atom_names([i], mol)} (a double or aromatic bond, neighbours not in one plane: "
                            f"angles sum to {total:.0f} degrees)")
     if bad:
         raise MoleculeError(id, f"bond orders perceived from the coordinates do not fit the geometry at atoms "

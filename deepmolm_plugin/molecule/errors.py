@@ -23,7 +23,7 @@ from typing import Iterator
 
 from rdkit import rdBase
 
-__all__ = ["MoleculeError", "as_notes", "first_line", "rdkit_messages", "with_messages"]
+__all__ = ["MoleculeError", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages", "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -43,6 +43,24 @@ class MoleculeError(ValueError):
     def __reduce__(self):
         # Picklable with its fields, so errors cross multiprocessing boundaries.
         return (type(self), (self.id, self.reason, self.source))
+
+
+def atom_names(indices, mol=None, limit: int = 10) -> str:
+    """Atoms as error messages name them: element and 1-based number, `C1, O3`, the number
+    counting the molecule's atoms in order, as the file's atom lines (SDF, MOL2, XYZ, PDB)
+    or a SMILES' atoms come; RDKit's indices start at 0, files and chemists count from 1
+    (a message naming atom 0 pointed at the line before the one meant). Without `mol`, the
+    numbers alone. At most `limit` are named, then how many more."""
+    indices = [int(i) for i in indices]
+    names = [f"{mol.GetAtomWithIdx(i).GetSymbol() if mol is not None else ''}{i + 1}" for i in indices[:limit]]
+    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
+    return ", ".join(names) + more
+
+
+def bond_name(bond) -> str:
+    """A bond as error messages name it: its atoms as ``atom_names`` does, `C1-O2`."""
+    mol = bond.GetOwningMol()
+    return f"{atom_names([bond.GetBeginAtomIdx()], mol)}-{atom_names([bond.GetEndAtomIdx()], mol)}"
 
 
 _TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*(ERROR:\s*|WARNING:\s*)?")

@@ -53,7 +53,7 @@ from rdkit import Chem
 
 from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
 from .checks import check_coordinates, conformer_is_3d
-from .errors import MoleculeError
+from .errors import MoleculeError, atom_names, bond_name
 
 
 @contextlib.contextmanager
@@ -108,8 +108,7 @@ def _check_bond_types(mol: Chem.Mol, id: str) -> None:
     for bond in mol.GetBonds():
         kind = bond.GetBondType()
         if kind not in E3FP_BOND_TYPES:
-            a, b = bond.GetBeginAtom(), bond.GetEndAtom()
-            raise MoleculeError(id, f"{str(kind).lower()} bond {a.GetSymbol()}{a.GetIdx()}-{b.GetSymbol()}{b.GetIdx()}:"
+            raise MoleculeError(id, f"{str(kind).lower()} bond {bond_name(bond)}:"
                                     " E3FP encodes single, double, triple and aromatic bonds only")
 
 
@@ -121,7 +120,7 @@ def _check_lone_hydrogens(mol: Chem.Mol, id: str) -> None:
     lone = [atom for atom in mol.GetAtoms() if atom.GetAtomicNum() == 1
             and all(n.GetAtomicNum() == 1 for n in atom.GetNeighbors())]
     if lone:
-        names = [f"H{a.GetIdx()} (charge {a.GetFormalCharge():+d})" if a.GetFormalCharge() else f"H{a.GetIdx()}"
+        names = [atom_names([a.GetIdx()], mol) + (f" (charge {a.GetFormalCharge():+d})" if a.GetFormalCharge() else "")
                  for a in lone]
         raise MoleculeError(id, f"{len(lone)} hydrogen atom(s) bonded to no heavy atom ({', '.join(names[:5])}): "
                                 "E3FP tokens are per heavy atom and would leave them out; drop such fragments "
@@ -140,7 +139,7 @@ def molecule_fp(
     bits, level = settings.bits, settings.last_level
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
-        raise MoleculeError(id, f"dummy/query atoms {dummies} cannot be fingerprinted")
+        raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)} cannot be fingerprinted")
     if mol.GetNumConformers() == 0:
         raise MoleculeError(id, "no conformer: E3FP needs 3D coordinates")
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .errors import MoleculeError
+from .errors import MoleculeError, atom_names
 from .sanitize import parse_smiles, sanitize
 
 __all__ = ["apply_smiles", "map_smiles", "stereo_note"]
@@ -89,8 +89,8 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> l
         a, b = template.GetAtomWithIdx(s_atom), target.GetAtomWithIdx(full[s_atom])
         if a.GetAtomicNum() != b.GetAtomicNum():
             raise MoleculeError(
-                id, f"SMILES atom {s_atom} is {a.GetSymbol()}, coordinate atom {b.GetIdx()} "
-                f"is {b.GetSymbol()}"
+                id, f"SMILES atom {atom_names([s_atom], template)} is not coordinate atom "
+                f"{atom_names([b.GetIdx()], target)}"
             )
     return full
 

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from rdkit import Chem
 
-from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
+from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from ..sanitize import sanitize
 from .base import ParsedStructure, register_reader
 
@@ -49,12 +49,12 @@ def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str]) -> None:
     """Radicals, or charges RDKit guessed without hydrogens: see the module docstring."""
     radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
     if radicals:
-        raise MoleculeError(id, f"atoms {radicals[:10]} lack bonds or hydrogens (RDKit's MOL2 reader adds no "
+        raise MoleculeError(id, f"atoms {atom_names(radicals, mol)} lack bonds or hydrogens (RDKit's MOL2 reader adds no "
                                 "hydrogens, and MOL2 cannot mark radicals): give all hydrogens, or use SDF")
     guessed = any("no explicit hydrogens" in m for m in messages)
     charged = [a.GetIdx() for a in mol.GetAtoms() if a.GetFormalCharge()]
     if guessed and charged:
-        raise MoleculeError(id, f"no hydrogens, and RDKit guessed charges on atoms {charged[:10]}: give all "
+        raise MoleculeError(id, f"no hydrogens, and RDKit guessed charges on atoms {atom_names(charged, mol)}: give all "
                                 "hydrogens, or use SDF")
 
 
