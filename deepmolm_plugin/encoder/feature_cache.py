@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import functools
 import json
 import logging
 import os
@@ -84,6 +85,13 @@ def weights_digest(module: torch.nn.Module) -> str:
 SIGNATURE_SAMPLES = 64  # values per tensor, evenly spaced, in the cheap signature
 
 
+@functools.lru_cache(maxsize=4096)
+def _sample_index(numel: int, device: torch.device) -> torch.Tensor:
+    """SIGNATURE_SAMPLES evenly spaced positions in a tensor of `numel` values: built once
+    per size and device, not per tensor on every forward (~470 tensors in the tower)."""
+    return torch.linspace(0, numel - 1, min(SIGNATURE_SAMPLES, numel), device=device).long()
+
+
 def weights_signature(module: torch.nn.Module) -> tuple:
     """Cheap fingerprint of the weights: which tensors, where, how often written, and a
     sample of their values; the (expensive) digest is redone whenever it changes.
@@ -103,8 +111,7 @@ def weights_signature(module: torch.nn.Module) -> tuple:
         signature.append((id(t), t.data_ptr(), t._version))
         flat = t.detach().reshape(-1)
         if flat.numel():
-            index = torch.linspace(0, flat.numel() - 1, min(SIGNATURE_SAMPLES, flat.numel()), device=flat.device)
-            samples.append(flat[index.long()].to(torch.float64))
+            samples.append(flat[_sample_index(flat.numel(), flat.device)].to(torch.float64))
     if samples:  # bytes, so that NaN samples compare equal to themselves
         signature.append(_raw_bytes(torch.cat(samples)).tobytes())
     return tuple(signature)
