@@ -158,7 +158,7 @@ def check_output_folders(options, model_args, data_args) -> None:
     file failed when the dataset drew its first depiction, after the model had loaded."""
     for name, value in (("output_dir", options.output_dir), ("render_folder", data_args.render_folder),
                         ("vision_feature_cache", model_args.vision_feature_cache)):
-        if value:
+        if value is not None:
             usage.output_folder(value, f"--{name}")
 
 

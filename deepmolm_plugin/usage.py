@@ -91,12 +91,19 @@ def existing_folder(value: "str | os.PathLike", option: str) -> Path:
 
 def output_folder(value: "str | os.PathLike", option: str) -> Path:
     """A folder to create (or reuse): neither it nor the nearest existing folder above it
-    may be a file."""
+    may be a file, and that folder must be writable (a read-only file system failed at the
+    first write, after the model had loaded). An empty name is refused: it meant the
+    current folder, or (`if value:`) no folder at all, without a word."""
+    if not os.fspath(value).strip():
+        raise UsageError(f"{option}: the folder name is empty")
     path = _path(value)
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         where = "" if existing == path else f"{existing} "
         raise UsageError(f"{option} {value}: {where}is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f"{existing} "
+        raise UsageError(f"{option} {value}: {where}is not writable (read-only file system, or no permission)")
     return path
 
 

@@ -168,7 +168,7 @@ def _model_arguments(host_cls):
                 self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
             if isinstance(self.deepencoder_config, str):  # a JSON file stays a path, a preset name becomes its fields
                 self.deepencoder_config = config_argument(self.deepencoder_config)
-            if self.vision_feature_cache and self.unfreeze_mm_vision_tower:
+            if self.vision_feature_cache is not None and self.unfreeze_mm_vision_tower:
                 raise ValueError("--vision_feature_cache keeps features of a frozen tower; with "
                                  "--unfreeze_mm_vision_tower they change every step: give one of them")
             check_tower_options(self, {f.name: f.default for f in dataclasses.fields(self)})
@@ -247,7 +247,7 @@ def _wrap_initialize_vision_modules(original):
         tower = self.get_vision_tower()
         if getattr(tower, "encoder_config", None) is not None:
             self.config.deepencoder_config = tower.encoder_config.to_dict()
-        if getattr(model_args, "vision_feature_cache", None):  # also for a tower that existed before
+        if getattr(model_args, "vision_feature_cache", None) is not None:  # also for a tower that existed before
             if not hasattr(tower, "enable_feature_cache"):
                 raise ValueError(f"--vision_feature_cache needs --vision_tower deepencoder, not {type(tower).__name__}")
             tower.enable_feature_cache(model_args.vision_feature_cache)

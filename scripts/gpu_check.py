@@ -73,7 +73,9 @@ def training_checks(args, tmp: Path) -> list:
         out = tmp / f"{stage}_{cache or 'nocache'}"
         argv = launcher_args(setup, out, args.steps, args.train_batch)
         argv += ["--deepspeed", str(ROOT / "scripts" / f"{stage}.json")]
-        argv += ["--use_cpu", "True"] if args.dry_run else ["--bf16", "True"]
+        # The dry run trains in bf16 too (CPU autocast): the same mixed-precision path, where
+        # the projector's fp32 parameters meet bf16 activations (a crash found only there).
+        argv += ["--bf16", "True"] + (["--use_cpu", "True"] if args.dry_run else [])
         if cache:
             argv += ["--vision_feature_cache", str(tmp / "features")]
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",

@@ -105,6 +105,78 @@ def test_weights_written_through_param_data_miss(tmp_path, tiny_config):
     assert calls.calls == 1  # the new weights' features are served from the cache
 
 
+def _fresh(tower):
+    """An uncached copy of `tower` as it is now: what a forward must give."""
+    import copy
+
+    plain = copy.deepcopy(tower)
+    plain.feature_cache = None
+    return plain
+
+
+@pytest.mark.parametrize("edit", ["activation", "eps", "encoder"])
+def test_edits_that_change_no_tensor_miss(tmp_path, tiny_config, edit):
+    """A swapped activation, an edited norm eps, or an encoder of another configuration put
+    in the tower's place with the same weights: the output changes, no tensor does. The
+    cache served the old features for all three."""
+    from deepmolm_plugin.encoder.model import DeepEncoder
+
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    before = tower(x)
+    if edit == "activation":
+        tower.vision_tower.sam.blocks[0].mlp.act = torch.nn.ReLU()
+    elif edit == "eps":
+        tower.vision_tower.clip.ln_pre.eps = 10.0
+    else:
+        other = DeepEncoder(tiny_config.__class__(**{**tiny_config.to_dict(), "clip_layer_norm_eps": 1.0}))
+        other.load_state_dict(tower.vision_tower.state_dict())
+        tower.vision_tower = other.requires_grad_(False)
+    expected = _fresh(tower)(x)
+    assert not torch.allclose(before, expected)
+    torch.testing.assert_close(tower(x), expected)
+    assert tower.feature_cache.stats()["hits"] == 0
+
+
+def test_autocast_and_plain_forwards_keep_their_own_entries(tmp_path, tiny_config, caplog):
+    """Under autocast (bf16 on an fp32 tower: `--bf16 True` training) entries were filled
+    with bf16 features that every later read called damaged, and plain fp32 entries were
+    served to autocast forwards."""
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    plain = tower(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = _fresh(tower)(x)
+        with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+            first, second = tower(x), tower(x)
+    assert not torch.equal(expected, plain)
+    torch.testing.assert_close(first, expected, rtol=0, atol=0)
+    torch.testing.assert_close(second, expected, rtol=0, atol=0)
+    assert "damaged" not in caplog.text
+    assert tower.feature_cache.stats()["hits"] == 1 and len(_files(tmp_path)) == 2
+    torch.testing.assert_close(tower(x), plain, rtol=0, atol=0)  # the plain entry still serves
+
+
+def test_entries_that_cannot_be_read_or_written_cost_no_run(tmp_path, tiny_config, caplog):
+    """A folder in an entry's place crashed the run (IsADirectoryError), as did a write that
+    failed (a full disk): the features are computed and used, the problem reported once."""
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(2, 3, 128, 128)
+    expected = _fresh(tower)(x)
+    tower(x)
+    blocked = _files(tmp_path)[0]
+    blocked.unlink()
+    blocked.mkdir()  # neither readable nor replaceable
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+        torch.testing.assert_close(tower(x), expected)
+        torch.testing.assert_close(tower(x), expected)
+    stats = tower.feature_cache.stats()
+    assert stats["hits"] == 2 and stats["damaged"] == 2 and stats["unstored"] == 2
+    assert caplog.text.count("cannot store") == 1 and "cannot be read" in caplog.text
+    with pytest.raises(ValueError, match="folder name is empty"):
+        FeatureCache("")
+
+
 def test_training_tower_refuses_the_cache(tmp_path, tiny_config):
     tower = _tower(tiny_config, tmp_path, unfreeze_mm_vision_tower=True)
     with pytest.raises(RuntimeError, match="frozen tower.*--unfreeze_mm_vision_tower"):

@@ -136,6 +136,19 @@ def test_a_render_folder_that_is_a_file_is_refused(tmp_path):
         checked(tmp_path, *DEEPMOLM, "--render_folder", str(tmp_path / "renders"))
 
 
+def test_an_empty_or_read_only_feature_cache_folder_is_refused(tmp_path, monkeypatch):
+    # was: "" trained without a cache, without a word; a read-only folder was a traceback
+    # after the model loaded (the first store)
+    with pytest.raises(usage.UsageError, match="--vision_feature_cache: the folder name is empty"):
+        checked(tmp_path, *DEEPMOLM, "--vision_feature_cache", "")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    real_access = usage.os.access
+    monkeypatch.setattr(usage.os, "access", lambda p, mode: False if str(p) == str(shared) else real_access(p, mode))
+    with pytest.raises(usage.UsageError, match=f"--vision_feature_cache {shared}/cache: {shared} is not writable"):
+        checked(tmp_path, *DEEPMOLM, "--vision_feature_cache", str(shared / "cache"))
+
+
 # --- records ------------------------------------------------------------------------------
 
 def benzene_sdf(tmp_path):

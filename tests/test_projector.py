@@ -231,6 +231,20 @@ def test_bfloat16(name):
     assert all(o.dtype == torch.bfloat16 and torch.isfinite(o).all() for o in out)
 
 
+@pytest.mark.parametrize("name", MOLECULE_PROJECTORS)
+def test_fp32_parameters_under_bf16_autocast(name):
+    """`--bf16 True` training without DeepSpeed runs the fp32 projector under autocast:
+    its tokens come out bf16 while image_newline / view_seperator stay fp32 parameters,
+    which the layout refused ("newline must be a (H,) torch.bfloat16 vector")."""
+    proj = build_projector(name, tiny_config()).train()
+    tiles = [torch.randn(2, 4, C), None]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = proj.embed_images(torch.randn(2, 4, C), batch_fp([molecule(2), molecule(3)]), tiles, [(2, 1), None])
+    assert all(o.dtype == torch.bfloat16 and torch.isfinite(o).all() for o in out)
+    sum((o.float() * torch.randn_like(o.float())).sum() for o in out).backward()
+    assert proj.image_newline.grad is not None and proj.image_newline.grad.abs().sum() > 0
+
+
 # --------------------------------------------------------------------------------------
 # Input validation
 # --------------------------------------------------------------------------------------

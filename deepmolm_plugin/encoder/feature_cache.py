@@ -7,9 +7,11 @@ folder the tower (`DeepEncoderVisionTower`) looks each view up first and encodes
 views it has not seen.
 
 Key: sha256 over this format's version, the view tensor as the tower receives it (dtype,
-shape, bytes), the tower's digest (every tensor of its state dict, and the architecture
-fields of its configuration: heads or norm eps change the output, not the tensors), the
-image mode and the compute dtype. Changing the weights, the architecture, the
+shape, bytes), the tower's digest (every tensor of its state dict, the architecture
+fields of its configuration, and `module_structure`: each submodule's class and reported
+settings, so a swapped activation or an edited norm eps, which change the output but no
+tensor, miss too), the image mode and the compute dtype (with the autocast dtype when
+the forward runs under autocast). Changing the weights, the architecture, the
 preprocessing (which changes the view bytes) or the dtype therefore misses instead of
 returning stale features.
 
@@ -21,8 +23,11 @@ part in its name) and renames it into place, so a reader sees a whole file or no
 ranks sharing the folder (a shared file system) never see each other's half-written
 files; two ranks that encode the same view write the same bytes and the last rename wins.
 Readers check the stored key and digest, and the features' shape and dtype: a file damaged
-after the fact (a machine crash before its data reached the disk, an edit) is reported,
-recomputed and replaced.
+after the fact (a machine crash before its data reached the disk, an edit), or an entry
+that cannot be read (a folder in its place), is reported, recomputed and replaced. A cache
+is a speed-up, never a reason to lose a run: an entry that cannot be written (disk full,
+a folder in its place) is reported once per reason and counted (`unstored`), and the
+computed features are used.
 """
 
 from __future__ import annotations
@@ -85,6 +90,27 @@ def weights_digest(module: torch.nn.Module) -> str:
 SIGNATURE_SAMPLES = 64  # values per tensor, evenly spaced, in the cheap signature
 
 
+def module_structure(module: torch.nn.Module) -> str:
+    """sha256 over each submodule's name, class and the settings it reports (`extra_repr`:
+    a LayerNorm's eps, a GELU's approximation, a Linear's sizes): what changes the output
+    besides the tensors. Not every attribute: DeepSpeed ZeRO-3 keeps counters on every
+    module (`ds_grads_remaining`, `applied_pre_backward_ref_cnt`) that differ between ranks
+    and steps, and made each rank key the same view differently. ~2 ms for the real-size
+    encoder's 401 modules."""
+    h = hashlib.sha256()
+    for name, sub in module.named_modules():
+        h.update(f"{name}|{type(sub).__module__}.{type(sub).__qualname__}|{sub.extra_repr()}\n".encode())
+    return h.hexdigest()
+
+
+def compute_dtype(dtype: torch.dtype, device: torch.device) -> str:
+    """The dtype part of a key: the tower's dtype, and the autocast dtype when a forward on
+    `device` runs under autocast (its matmuls then run in that dtype: other features)."""
+    if torch.is_autocast_enabled(device.type):
+        return f"{dtype} autocast {torch.get_autocast_dtype(device.type)}"
+    return str(dtype)
+
+
 @functools.lru_cache(maxsize=4096)
 def _sample_index(numel: int, device: torch.device) -> torch.Tensor:
     """SIGNATURE_SAMPLES evenly spaced positions in a tensor of `numel` values: built once
@@ -121,6 +147,8 @@ class FeatureCache:
     """On-disk cache of per-view encoder outputs under `root` (see the module docstring)."""
 
     def __init__(self, root: "str | os.PathLike"):
+        if not os.fspath(root).strip():
+            raise ValueError("feature cache: the folder name is empty")
         self.root = Path(root).expanduser()
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"feature cache {self.root} is a file, not a folder")
@@ -131,10 +159,12 @@ class FeatureCache:
         if not os.access(self.root, os.W_OK | os.X_OK):
             # Found now rather than at the first put, in the middle of a run.
             raise ValueError(f"feature cache {self.root}: the folder is not writable")
-        self.hits = self.misses = self.damaged = 0
+        self.hits = self.misses = self.damaged = self.unstored = 0
+        self._store_problems: set = set()
 
-    def key(self, view: torch.Tensor, weights: str, mode: str, dtype: torch.dtype) -> str:
-        """The cache key of one view (3, S, S) for a tower with weights digest `weights`."""
+    def key(self, view: torch.Tensor, weights: str, mode: str, dtype: "torch.dtype | str") -> str:
+        """The cache key of one view (3, S, S) for a tower with weights digest `weights`;
+        `dtype` as `compute_dtype` gives it."""
         parts = (FORMAT, tensor_digest(view), weights, mode, str(dtype))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
@@ -152,7 +182,11 @@ class FeatureCache:
         except FileNotFoundError:
             self.misses += 1
             return None
+        except OSError as e:  # a folder in the entry's place, or a file where its sub-folder belongs
+            data = e
         try:
+            if isinstance(data, OSError):
+                raise ValueError(f"cannot be read: {data.strerror or data}")
             features = _entry(key, data)
             _check_layout(features, shape, dtype)
         except ValueError as e:
@@ -167,18 +201,27 @@ class FeatureCache:
         """Store one view's features (tokens, hidden); atomic, see the module docstring."""
         features = features.detach().to("cpu").contiguous()
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         metadata = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(_raw_bytes(features)).hexdigest()}
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             save_file({TENSOR: features}, str(tmp), metadata=metadata)
             os.replace(tmp, path)
+        except (OSError, SafetensorError) as e:  # disk full, a folder in the entry's place...
+            self.unstored += 1
+            reason = getattr(e, "strerror", None) or str(e)
+            if reason not in self._store_problems:  # once per reason: a full disk fails every view
+                self._store_problems.add(reason)
+                logger.warning("feature cache %s: cannot store %s (%s); the computed features are used, "
+                               "not stored (counted in stats()['unstored'])", self.root, path, reason)
         finally:
-            if tmp.exists():  # the write or the rename failed: leave no stray file
-                tmp.unlink()
+            with contextlib.suppress(OSError):  # the write or the rename failed: leave no stray file
+                if tmp.exists():
+                    tmp.unlink()
 
     def stats(self) -> dict:
-        return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "root": str(self.root)}
+        return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "unstored": self.unstored,
+                "root": str(self.root)}
 
 
 def _check_layout(features: torch.Tensor, shape: Optional[tuple], dtype: Optional[torch.dtype]) -> None:

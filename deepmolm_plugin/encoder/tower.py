@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from .config import DeepEncoderConfig, resolve_dtype
-from .feature_cache import FeatureCache, weights_digest, weights_signature
+from .feature_cache import FeatureCache, compute_dtype, module_structure, weights_digest, weights_signature
 from .image_processor import DeepEncoderImageProcessor
 from .model import DeepEncoder, load_deepencoder
 
@@ -216,11 +216,14 @@ class DeepEncoderVisionTower(nn.Module):
                 "(--unfreeze_mm_vision_tower): their features change every step. Drop "
                 "--vision_feature_cache, or keep the tower frozen"
             )
-        cache, tower = self.feature_cache, self.tower_digest()
-        keys = [cache.key(view, tower, self.image_processor.mode, self.dtype) for view in images]
+        cache, tower, dtype = self.feature_cache, self.tower_digest(), compute_dtype(self.dtype, self.device)
+        keys = [cache.key(view, tower, self.image_processor.mode, dtype) for view in images]
         side = self.encoder_config.tokens_per_side(images.shape[-1])
         shape = (side * side, self.encoder_config.hidden_size)  # what the encoder gives for one view
-        found = [cache.get(key, shape, self.dtype) for key in keys]
+        # Under autocast the features come out in the autocast dtype or the tower's (the last
+        # op decides); the key holds both, so the stored dtype is not checked there.
+        expected = self.dtype if dtype == str(self.dtype) else None
+        found = [cache.get(key, shape, expected) for key in keys]
         missing = [i for i, f in enumerate(found) if f is None]
         if self._any_rank_encodes(bool(missing)):
             # A rank with nothing to encode still runs one view (its output unused) so
@@ -245,12 +248,16 @@ class DeepEncoderVisionTower(nn.Module):
         return bool(flag.item())
 
     def tower_digest(self) -> str:
-        """What the cache keys the tower by: its weights' digest and the architecture fields
-        of its configuration (heads, norm eps... change the output but not the weights)."""
+        """What the cache keys the tower by: its weights' digest, the architecture fields of
+        the running encoder's configuration (heads, norm eps... change the output but not
+        the weights; the encoder's own, as one put in `vision_tower`'s place may differ from
+        the tower's `encoder_config`) and its module structure (a swapped activation)."""
         from .checkpoint import architecture
 
-        spec = json.dumps(architecture(self.encoder_config), sort_keys=True, default=list)
-        return hashlib.sha256(f"{self.weights_digest()}|{spec}".encode()).hexdigest()
+        config = getattr(self.vision_tower, "config", None) or self.encoder_config
+        spec = json.dumps(architecture(config), sort_keys=True, default=list)
+        structure = module_structure(self.vision_tower)
+        return hashlib.sha256(f"{self.weights_digest()}|{spec}|{structure}".encode()).hexdigest()
 
     def weights_digest(self) -> str:
         """sha256 of the encoder's weights, redone only when they were written or replaced."""

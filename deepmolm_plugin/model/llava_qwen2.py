@@ -142,8 +142,15 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             return host(input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes)
         if isinstance(images, (list, tuple)) or images.ndim == 5:
             raise ValueError("DeepMoLM takes one (B, 3, S, S) batch of global views; tiles come as tile_images")
-        encoded = EncodedImages(self.encode_images(images, molecule_fp, tile_images, tile_grids))
-        return host(input_ids, position_ids, attention_mask, past_key_values, labels, encoded, image_sizes)
+        # The image tokens join the text embeddings in the embeddings' dtype. The projector
+        # is built after the LLM is loaded (in bf16 under `--bf16 True`) and stays in fp32
+        # where nothing casts it (DeepSpeed ZeRO-3 casts only weights created under its
+        # zero.Init): the host's torch.cat then promoted the whole sequence to fp32, and the
+        # LLM's bf16 linears refused it ("expected m1 and m2 to have the same dtype").
+        dtype = self.get_model().embed_tokens.weight.dtype
+        features = [f.to(dtype) for f in self.encode_images(images, molecule_fp, tile_images, tile_grids)]
+        return host(input_ids, position_ids, attention_mask, past_key_values, labels, EncodedImages(features),
+                    image_sizes)
 
     # --- the HF entry points ---------------------------------------------------------------
     def forward(

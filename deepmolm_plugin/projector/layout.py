@@ -55,11 +55,12 @@ def assemble_tokens(
         raise ValueError(f"global_tokens must be (tokens, H), got shape {tuple(global_tokens.shape)}")
     hidden = global_tokens.shape[1]
     for name, vec in (("newline", newline), ("separator", separator)):
-        if vec.shape != (hidden,) or vec.dtype != global_tokens.dtype:
-            raise ValueError(
-                f"{name} must be a ({hidden},) {global_tokens.dtype} vector like the tokens, "
-                f"got {tuple(vec.shape)} {vec.dtype}"
-            )
+        if vec.shape != (hidden,) or not vec.is_floating_point():
+            raise ValueError(f"{name} must be a ({hidden},) float vector like the tokens, got {tuple(vec.shape)} {vec.dtype}")
+    # Under autocast (`--bf16 True` training: the host keeps the projector's parameters in
+    # fp32 and runs its matmuls in bf16) the tokens come out bf16 while these two stay fp32
+    # parameters; they join the tokens in the tokens' dtype (the cast is differentiable).
+    newline, separator = newline.to(global_tokens.dtype), separator.to(global_tokens.dtype)
     g = tokens_per_side(global_tokens.shape[0], "the global view")
     glob = global_tokens.view(g, g, hidden)  # (g, g, H)
     glob = torch.cat([glob, newline.view(1, 1, hidden).expand(g, 1, hidden)], dim=1)  # (g, g+1, H)
