@@ -209,3 +209,117 @@ def test_a_picture_training_would_refuse_fails_at_preparation(tmp_path):
     assert any("EXIF orientation 6" in r for r in reasons.values())
     assert any("keeps the colour under transparent pixels" in r for r in reasons.values())
     assert len(json.loads((tmp_path / "out" / "train.json").read_text())) == 1
+
+
+# --- fourth sweep: processes, locks and limits ------------------------------------------
+
+def _csv(tmp_path, n=3):
+    path = tmp_path / "t.csv"
+    path.write_text("id,smiles,y\n" + "".join(f"m{i},{'C' * (i + 1)}O,{i}\n" for i in range(n)))
+    return ["--format", "csv", "--input", path, "--id-column", "id", *small_run()]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--image-size", "100000"], "--image-size must be <= 8192 pixels, got 100000"),  # was: every record drawn, then failed
+    (["--chunk-size", "0"], "--chunk-size must be >= 1, got 0"),  # was: one message for three options
+])
+def test_option_limits_are_refused_up_front(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_:
+        prepare(*_csv(tmp_path), "--out", tmp_path / "out", *extra)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit):  # was: NotADirectoryError
+        prepare(*_csv(tmp_path), "--out", tmp_path / "afile" / "sub")
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    code, _ = prepare(*_csv(tmp_path), "--out", "/proc/deepmolm-test")  # was: FileNotFoundError
+    assert code == 2 and "--out /proc/deepmolm-test: cannot create or lock it" in capsys.readouterr().err
+
+
+def test_a_run_refused_by_anothers_lock_keeps_that_runs_folder(tmp_path, monkeypatch, capsys):
+    """Was: a run that found no --out, then lost the race for the lock, removed the folder
+    (lock and progress) of the run that won it."""
+    from deepmolm_plugin.data.prepare.common import PrepareError
+    from deepmolm_plugin.data.prepare.lock import OutputLock
+
+    out = tmp_path / "out"
+
+    def lost_race(self):
+        out.mkdir()
+        (out / "run.json").write_text("{}")  # the winner's files
+        raise PrepareError(f"another deepmolm-prepare is writing {out} (pid 1)")
+
+    monkeypatch.setattr(OutputLock, "acquire", lost_race)
+    code, _ = prepare(*_csv(tmp_path), "--out", out)
+    assert code == 2 and "another deepmolm-prepare" in capsys.readouterr().err
+    assert (out / "run.json").exists()
+
+
+def test_a_record_process_killed_once_from_outside_is_made_again(tmp_path, monkeypatch):
+    """Was: one outside kill of the pool worker and one of the record's own process (an
+    OOM kill of another job) made a good molecule a `worker` failure that every rerun kept."""
+    import signal
+
+    from deepmolm_plugin.data.prepare import items as items_module
+
+    parent, real_make, kills = os.getpid(), items_module.ItemMaker.make, tmp_path / "kills"
+
+    def make(self, item):
+        if item.id.startswith("m1") and os.getpid() != parent and len(kills.read_text() if kills.exists() else "") < 2:
+            with open(kills, "a") as f:
+                f.write("k")
+            os.kill(os.getpid(), signal.SIGKILL)  # the pool's worker, then its first process alone
+        return real_make(self, item)
+
+    monkeypatch.setattr(items_module.ItemMaker, "make", make)
+    out = tmp_path / "out"
+    code, printed = prepare(*_csv(tmp_path), "--out", out, "--workers", "1")
+    assert code == 0, printed
+    assert kills.read_text() == "kk" and not (out / "failures.jsonl").read_text().strip()
+    assert sorted(r["id"].split(":")[0] for r in json.loads((out / "train.json").read_text())) == ["m0", "m1", "m2"]
+
+
+def test_a_pool_whose_worker_dies_at_start_is_one_error(monkeypatch):
+    """Was: BrokenProcessPool's traceback (a worker killed while the pool started)."""
+    import multiprocessing
+
+    from deepmolm_plugin.data.prepare.common import PrepareError
+
+    monkeypatch.setattr(schedule, "_init_worker", lambda settings: os._exit(9))  # inherited by fork
+    with pytest.raises(PrepareError, match="died while the worker pool started.*rerun the same command"):
+        schedule.start_pool(multiprocessing.get_context("fork"), None, 1)
+
+
+def test_workers_end_when_the_run_is_killed(tmp_path):
+    """Was: after a kill -9 of deepmolm-prepare its workers waited forever (~600 MB each)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, time\n"
+        "from deepmolm_plugin.data.prepare.items import _die_with_parent\n"
+        "def child():\n    _die_with_parent()\n    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    p = multiprocessing.get_context('fork').Process(target=child)\n    p.start()\n"
+        "    print(p.pid, flush=True)\n    time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)  # the child has called prctl
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(50):
+        try:  # gone, or a zombie not yet reaped by whoever adopted it
+            if "\nState:\tZ" in open(f"/proc/{child}/status").read():
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
-from ...molecule.tools import embed_timeout_arg, max_atoms_arg
+from ... import usage
+from ...molecule.tools import MAX_SIZE, embed_timeout_arg, max_atoms_arg
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, atomic_bytes, dumps
@@ -63,8 +64,16 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
         p.error(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}")
     args.shard = (int(match.group(1)), int(match.group(2)))
-    if args.workers < 1 or args.chunk_size < 1 or args.image_size < 16:
-        p.error("--workers and --chunk-size must be >= 1 and --image-size >= 16")
+    for option, value, low in (("--workers", args.workers, 1), ("--chunk-size", args.chunk_size, 1),
+                               ("--image-size", args.image_size, 16)):
+        if value < low:
+            p.error(f"{option} must be >= {low}, got {value}")
+    if args.image_size > MAX_SIZE:  # every record was computed, then failed drawing ("PNG header not recognized")
+        p.error(f"--image-size must be <= {MAX_SIZE} pixels, got {args.image_size}")
+    try:  # a path under a file, or a read-only folder: a traceback when the lock was taken
+        usage.output_folder(args.out, "--out")
+    except usage.UsageError as e:
+        p.error(str(e))
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit must be >= 1 (the first N items), got {args.limit}")
     if args.merge and args.shard != (0, 1):
@@ -168,12 +177,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     lock = OutputLock(out.root, args.shard)
     began = time.perf_counter()
     made_out = not out.root.exists()  # a refused run removes the --out it created (nothing committed)
-    failed = False
+    failed = locked = False
     try:
         check_reader_options(args.format, reader_options(args))
         if not Path(args.input).exists():  # before --out is created
             raise PrepareError(f"--input {Path(args.input).resolve()} does not exist")
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as e:  # /proc/x, a folder this user cannot write
+            raise PrepareError(f"--out {out.root}: cannot create or lock it ({e.strerror or e})") from e
+        locked = True
         state, finished = start(args, out)
         out.run_id = run_id(state)
         if finished is not None:
@@ -199,9 +212,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         failed = True
         return 2
     finally:
+        # Only what this refused run created, while it still holds the lock alone: a run
+        # refused by another's lock removed the folder that other run was writing (shard
+        # jobs share the lock: another shard may be writing there too).
+        alone = locked and args.shard == (0, 1)
+        if failed and made_out and alone and out.root.is_dir() and not out.committed(any_run=True):
+            shutil.rmtree(out.root)
         lock.release()
-        if failed and made_out and out.root.is_dir() and not out.committed(any_run=True):
-            shutil.rmtree(out.root)  # only what this refused run created: no chunk was committed
     seconds = time.perf_counter() - began
     print(summary(manifest))
     rate = computed[1] / seconds if seconds > 0 else 0.0

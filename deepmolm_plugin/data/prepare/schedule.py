@@ -252,26 +252,32 @@ class Scheduler:
 
 def isolated(context, settings: WorkSettings, workers: int, items: list) -> List[Made]:
     """Each of `items` in a fresh process of its own, `workers` at a time: an item
-    whose process dies is that item's failure (stage ``worker``, naming the signal or exit
-    code), and takes nothing else with it. Slow (a process per item), so used only for
-    the tasks of a pool that broke."""
+    whose process dies twice is that item's failure (stage ``worker``, naming the signal or
+    exit code), and takes nothing else with it. The second try is for a kill from outside
+    (another job's OOM kill, a user's kill -9): one such kill made a good molecule a
+    failure the output keeps. Slow (a process per item), so used only for the tasks of a
+    pool that broke."""
     results: List[Optional[Made]] = [None] * len(items)
-    waiting = deque(enumerate(items))
-    running: Dict[object, tuple] = {}  # receiving end of the pipe -> (slot, item, process)
+    waiting = deque((k, item, 1) for k, item in enumerate(items))
+    running: Dict[object, tuple] = {}  # receiving end of the pipe -> (slot, item, try, process)
     try:
         while waiting or running:
             while waiting and len(running) < workers:
-                k, item = waiting.popleft()
+                k, item, attempt = waiting.popleft()
                 receive, send = context.Pipe(duplex=False)
                 process = context.Process(target=_work_alone, args=(send, settings, item), daemon=True)
                 process.start()
                 send.close()  # ours: so that the child's death reads as end of file
-                running[receive] = (k, item, process)
+                running[receive] = (k, item, attempt, process)
             for receive in connection.wait(list(running)):
-                k, item, process = running.pop(receive)
-                results[k] = _outcome(receive, item, process)
+                k, item, attempt, process = running.pop(receive)
+                made = _outcome(receive, item, process)
+                if made.failure is not None and made.failure["stage"] == "worker" and attempt < 2:
+                    waiting.append((k, item, attempt + 1))
+                else:
+                    results[k] = made
     finally:
-        for receive, (_, _, process) in running.items():  # only after an error: stop the rest
+        for receive, (_, _, _, process) in running.items():  # only after an error: stop the rest
             process.kill()
             process.join()
             receive.close()
@@ -295,7 +301,7 @@ def _outcome(receive, item, process) -> Made:
     code = process.exitcode
     how = f"was killed by signal {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
     return Made(failure={"id": str(getattr(item, "id", "?")), "stage": "worker",
-                         "reason": f"the process making this record {how} (also when it ran alone)"})
+                         "reason": f"the process making this record {how} (also twice when it ran alone)"})
 
 
 def _signal_name(number: int) -> str:
@@ -363,7 +369,12 @@ def start_pool(context, settings: WorkSettings, workers: int) -> ProcessPoolExec
     """A process pool that fails loudly (BrokenProcessPool) when a worker dies, where
     multiprocessing.Pool would wait forever; its workers are running when it returns."""
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,))
-    pool.submit(int).result()
+    try:
+        pool.submit(int).result()
+    except BrokenProcessPool:  # a worker killed while starting: a traceback before
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise PrepareError("a worker process died while the worker pool started (killed from outside?); "
+                           "the chunks committed so far are kept: rerun the same command to resume") from None
     return pool
 
 
