@@ -323,3 +323,40 @@ def test_workers_end_when_the_run_is_killed(tmp_path):
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the worker outlived its parent")
+
+
+def test_an_input_edited_while_the_run_reads_it_is_refused(tmp_path, monkeypatch, capsys):
+    """Was: exit 0, and a manifest vouching for the input as it was before the edit."""
+    from deepmolm_plugin.data.prepare import cli
+
+    args = _csv(tmp_path)
+    real = cli.compute
+
+    def compute_then_append(*a, **k):
+        done = real(*a, **k)
+        with open(tmp_path / "t.csv", "a") as f:
+            f.write("late,CCCCO,9\n")
+        return done
+
+    monkeypatch.setattr(cli, "compute", compute_then_append)
+    code, _ = prepare(*args, "--out", tmp_path / "out")
+    assert code == 2 and "--input changed while this run read it (t.csv)" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_resume_checks_the_images_it_vouches_for(tmp_path, capsys):
+    """Was: a resumed run wrote a manifest for an image damaged after it was written; only
+    the rerun after that found it."""
+    from deepmolm_plugin.data.prepare.output import Output
+
+    args, out = _csv(tmp_path), tmp_path / "out"
+    assert prepare(*args, "--out", tmp_path / "ref")[0] == 0
+    assert prepare(*args, "--out", out)[0] == 0
+    (out / "manifest.json").unlink()  # as a run killed before its assembly leaves it
+    Output(out, "s0of1").progress.mkdir(exist_ok=True)
+    image = sorted(out.glob("images/*/*"))[0]
+    image.write_bytes(image.read_bytes() + b"x")
+    assert prepare(*args, "--out", out)[0] == 2
+    assert "does not hash to its name" in capsys.readouterr().err
+    assert prepare(*args, "--out", out)[0] == 0
+    assert image.read_bytes() == (tmp_path / "ref" / image.relative_to(out)).read_bytes()

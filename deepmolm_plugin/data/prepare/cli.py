@@ -19,7 +19,7 @@ from ...molecule.tools import MAX_SIZE, embed_timeout_arg, max_atoms_arg
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, atomic_bytes, dumps
-from .identity import checksum_inputs, differences, identity_of, run_id, versions
+from .identity import changed_inputs, checksum_inputs, differences, identity_of, run_id, versions
 from .items import FP_BITS, FP_LEVELS
 from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
@@ -206,6 +206,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"chunks of {n_chunks} ({time.perf_counter() - began:.1f} s); when every shard is done, "
                       "run the same command with --merge instead of --shard")
                 return 0
+        changed = changed_inputs(Path(args.input), out.root.resolve(), state["inputs"])
+        if changed:
+            raise PrepareError(f"--input changed while this run read it ({', '.join(changed[:5])}): its records may "
+                               "mix the old and the new contents; rerun the same command with --overwrite")
         manifest = assemble(out, n_chunks, state)
     except (PrepareError, SidecarError) as e:
         print(f"deepmolm-prepare: error: {e}", file=sys.stderr)

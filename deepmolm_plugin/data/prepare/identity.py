@@ -35,6 +35,18 @@ def checksum_inputs(path: Path, out: Path, known: List[dict]) -> List[dict]:
     return entries
 
 
+def changed_inputs(path: Path, out: Path, entries: List[dict]) -> List[str]:
+    """Input files whose size or mtime differ from `entries` (checksummed at the start), or
+    that came or went: an input edited while the run read it. A run that read a file while
+    it grew wrote the checksum of the file as it was before into its manifest."""
+    now = {name: file.stat() for file, name in input_files(path, out)}
+    before = {e["path"]: e for e in entries}
+    changed = sorted(set(now) ^ set(before))
+    changed += sorted(name for name in set(now) & set(before)
+                      if (now[name].st_size, now[name].st_mtime_ns) != (before[name]["bytes"], before[name]["mtime_ns"]))
+    return changed
+
+
 def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 

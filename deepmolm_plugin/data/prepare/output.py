@@ -31,6 +31,12 @@ IMAGE_NAME = re.compile(r"images/([0-9a-f]{2})/([0-9a-f]{30})(\.[^/]*)?")
 OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+\.json|fp/[A-Za-z0-9_-]+\.npy|" + re.escape(FAILURES))
 
 
+def image_intact(root: Path, name: str) -> bool:
+    """Whether a content-addressed image's bytes still hash to its name (other names: True)."""
+    match = IMAGE_NAME.fullmatch(name)
+    return not match or sha256_file(root / name)[:32] == match.group(1) + match.group(2)
+
+
 def is_output_name(name: str) -> bool:
     """A relative path this tool writes: never anything else is deleted or trusted."""
     return bool(OUTPUT_NAME.fullmatch(name) or IMAGE_NAME.fullmatch(name))
@@ -131,8 +137,7 @@ class Output:
                 problems[name] = "does not match its SHA-256 in the manifest"
         for path in sorted(self.root.glob("images/*/*")):  # content-addressed: the name is the checksum
             name = path.relative_to(self.root).as_posix()
-            match = IMAGE_NAME.fullmatch(name)
-            if match and sha256_file(path)[:32] != match.group(1) + match.group(2):
+            if not image_intact(self.root, name):
                 problems[name] = "its bytes do not hash to its name"
         if problems:
             return problems  # redone anyway (and the record files may not list the images right)
@@ -220,6 +225,14 @@ def tally(out: Output, n_chunks: int) -> Tally:
                 if not (out.root / record["image"]).is_file():
                     raise PrepareError(f"record {record['id']!r}: image {record['image']} is missing: delete "
                                        f"{out.chunk_json(c)} and rerun to recompute its chunk")
+                if not image_intact(out.root, record["image"]):
+                    # A resumed run vouched for an image damaged since it was written (only
+                    # the next rerun's check found it): it and its chunk go, and are redone.
+                    (out.root / record["image"]).unlink()
+                    out.chunk_json(c).unlink()
+                    raise PrepareError(f"record {record['id']!r}: image {record['image']} does not hash to its name "
+                                       f"(edited or damaged since it was written); it and chunk {c} were removed: "
+                                       "rerun the same command to recompute them")
                 images.add(record["image"])
             split = t.splits.setdefault(entry["split"], {"records": 0, "rows": 0, "tasks": Counter()})
             split["records"] += 1
