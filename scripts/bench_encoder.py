@@ -241,10 +241,11 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16", "float16"],
                         help="default: float32, plus bfloat16 where native (CUDA, AMX/AVX512-BF16)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--image-size", type=int, default=None, help="default: the config's (1024)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per implementation")
-    parser.add_argument("--gemm-n", type=int, default=4096, help="side of the matmul probing the peak")
+    parser.add_argument("--batch", type=bench_report.at_least(1), default=1)
+    parser.add_argument("--image-size", type=bench_report.at_least(64), default=None,
+                        help="default: the config's (1024); a multiple of 64")
+    parser.add_argument("--repeats", type=bench_report.at_least(1), default=3, help="timed rounds per implementation")
+    parser.add_argument("--gemm-n", type=bench_report.at_least(64), default=4096, help="side of the matmul probing the peak")
     parser.add_argument("--quick", action="store_true", help="1 round, GEMM probe n=2048")
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile'd blocks")
@@ -252,9 +253,17 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     parser.add_argument("--no-keep-freed", action="store_true",
                         help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default=str(bench_report.RESULTS))
+    parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     parser.add_argument("--name", default=None, help="result file name (default bench_encoder_<device>[_tiny])")
     args = parser.parse_args(argv)
+    if args.image_size is not None and args.image_size % 64:
+        parser.error(f"--image-size must be a multiple of 64 (16x16 patches, then 4x compression), got {args.image_size}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        parser.error(f"--device {args.device!r}: {e}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this machine has no CUDA device")
     if args.quick:
         args.repeats, args.gemm_n = 1, min(args.gemm_n, 2048)
     if args.tiny:
@@ -262,7 +271,6 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
 
     began = time.perf_counter()
     torch.manual_seed(args.seed)
-    device = torch.device(args.device)
     keeps_freed = device.type == "cpu" and not args.no_keep_freed and keep_freed_memory()
     machine = bench_report.machine()
     config = encoder_config("tiny" if args.tiny else "deepseek-ocr")

@@ -100,10 +100,10 @@ def train(setup: dict, out: Path, steps: int, batch: int, cache: "Path | None") 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", nargs="+", default=["demo", "deepseek-ocr"], choices=["tiny", "demo", "deepseek-ocr"])
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=bench_report.at_least(1), default=3)  # -1 was "no limit": negative s/step
+    p.add_argument("--batch", type=bench_report.at_least(1), default=2)
     p.add_argument("--quick", action="store_true", help="the demo size only")
-    p.add_argument("--out-dir", type=Path, default=bench_report.RESULTS)
+    p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     p.add_argument("--name", default="bench_feature_cache")
     args = p.parse_args()
     if args.quick:

@@ -28,6 +28,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bench_report
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "moleculenet"
 
@@ -69,8 +71,8 @@ def run_cell(name: str, split: str, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} {split} failed:\n{proc.stderr[-3000:]}")
+    if proc.returncode != 0:  # deepmolm-kflm2 says why in its last lines: no traceback of ours on top
+        raise SystemExit(f"bench_kflm2: {name} {split} failed (exit {proc.returncode}):\n{proc.stderr[-3000:].strip()}")
     res = json.loads((out / "results.json").read_text())
     print(f"{name:14s} {split:8s} done in {wall:6.1f} s", flush=True)
     return {"results": res, "process_wall_seconds": wall, "out": str(out)}
@@ -151,15 +153,19 @@ def markdown(doc: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="bench_kflm2")
-    p.add_argument("--data", default=str(DATA))
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--jobs", type=int, default=2, help="(dataset, split) runs side by side, one thread each")
+    p.add_argument("--out", type=bench_report.out_dir, default="bench_kflm2")
+    p.add_argument("--data", default=str(DATA), help="folder of the MoleculeNet CSVs")
+    p.add_argument("--seeds", type=bench_report.at_least(1), default=10)
+    p.add_argument("--jobs", type=bench_report.at_least(1), default=2,
+                   help="(dataset, split) runs side by side, one thread each")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--fp32", action="store_true", help="train in fp32 (for CPUs without native bf16)")
     args = p.parse_args(argv)
+    missing = [DATASETS[d][0] for d in args.datasets if not (Path(args.data) / DATASETS[d][0]).is_file()]
+    if missing:
+        p.error(f"--data {args.data}: no {', '.join(missing)} there")
     started, load = time.perf_counter(), os.getloadavg()
     # largest first, so two workers finish together
     order = sorted(((d, s) for d in args.datasets for s in args.splits),

@@ -72,16 +72,19 @@ def files(root: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    p.add_argument("--csv", type=bench_report.input_file, default=DEFAULT_CSV)
     p.add_argument("--label-columns", default="expt")
-    p.add_argument("--limit", type=int, default=200)
-    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--image-size", type=int, default=1024)
-    p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--limit", type=bench_report.at_least(1), default=200)
+    p.add_argument("--workers", type=bench_report.at_least(1), default=len(os.sched_getaffinity(0)))
+    p.add_argument("--image-size", type=bench_report.at_least(16), default=1024)
+    p.add_argument("--chunk-size", type=bench_report.at_least(1), default=64)
     p.add_argument("--quick", action="store_true", help="48 molecules at 512 px (a smoke run)")
-    p.add_argument("--out-dir", type=Path, default=bench_report.RESULTS)
+    p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     p.add_argument("--name", default="bench_prepare")
     args = p.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    if args.workers > cores:  # prepare caps it at the cores: the report said "5 workers" for 2
+        p.error(f"--workers {args.workers}: this machine has {cores} usable cores")
     if args.quick:
         args.limit, args.image_size, args.chunk_size = min(args.limit, 48), min(args.image_size, 512), 16
     machine = bench_report.machine()

@@ -16,6 +16,47 @@ from typing import Iterable, List, Sequence
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+# --- command-line values, checked by argparse before any work (a benchmark that ran for
+# minutes and then failed on its own arguments, or published negative timings, wasted the run)
+
+def at_least(low: int):
+    """argparse type: an integer >= `low`."""
+    def parse(text: str) -> int:
+        import argparse
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def out_dir(text: str) -> Path:
+    """argparse type: a results folder that exists or can be made (not a file, writable)."""
+    import argparse
+
+    from deepmolm_plugin import usage
+
+    try:
+        return usage.output_folder(text, "folder")
+    except usage.UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def input_file(text: str) -> Path:
+    """argparse type: an existing file, made absolute (the benchmarks run tools elsewhere)."""
+    import argparse
+
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
