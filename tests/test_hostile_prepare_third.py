@@ -360,3 +360,16 @@ def test_a_resume_checks_the_images_it_vouches_for(tmp_path, capsys):
     assert "does not hash to its name" in capsys.readouterr().err
     assert prepare(*args, "--out", out)[0] == 0
     assert image.read_bytes() == (tmp_path / "ref" / image.relative_to(out)).read_bytes()
+
+
+def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    """Was: a KeyboardInterrupt traceback from the parent (and one per worker: they now
+    leave SIGINT to the parent)."""
+    from deepmolm_plugin.data.prepare import cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "compute", interrupted)
+    code, _ = prepare(*_csv(tmp_path), "--out", tmp_path / "out")
+    assert code == 130 and "interrupted; the chunks committed so far are kept" in capsys.readouterr().err

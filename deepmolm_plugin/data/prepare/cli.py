@@ -215,6 +215,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"deepmolm-prepare: error: {e}", file=sys.stderr)
         failed = True
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: a traceback before, and one per worker
+        print("\ndeepmolm-prepare: interrupted; the chunks committed so far are kept: rerun the same command "
+              "to resume", file=sys.stderr)
+        failed = True
+        return 130
     finally:
         # Only what this refused run created, while it still holds the lock alone: a run
         # refused by another's lock removed the folder that other run was writing (shard

@@ -379,6 +379,11 @@ def _die_with_parent() -> None:
 def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
     global _MAKER
     _die_with_parent()
+    # Ctrl-C reaches the whole process group: the parent stops the run (and says so once);
+    # each worker printed a KeyboardInterrupt traceback of its own.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if pool_worker:
         import torch
 
