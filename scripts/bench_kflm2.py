@@ -119,6 +119,11 @@ def _machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
 
 
+def spread(row: dict) -> str:
+    """mean ± sample std; one seed has no spread (it printed "± 0.000")."""
+    return f"{row['mean']:.3f}" + (f" ± {row['std']:.3f}" if row["seeds"] > 1 else " (one seed)")
+
+
 def markdown(doc: dict) -> str:
     rows = doc["rows"]
     feats = rows[0]["featurisers"] if rows else ""
@@ -130,7 +135,7 @@ def markdown(doc: dict) -> str:
     for r in rows:
         arrow = "ROC-AUC ↑" if r["metric"] == "roc_auc" else "RMSE ↓"
         lines.append(
-            f"| {r['dataset']} | {arrow} | {r['split']} | {r['kflm2']:.3f} | {r['mean']:.3f} ± {r['std']:.3f} | "
+            f"| {r['dataset']} | {arrow} | {r['split']} | {r['kflm2']:.3f} | {spread(r)} | "
             f"{'yes' if r['beaten'] else '**no**'} | {r['seconds_per_run']:.1f} | {r['cpu_seconds_per_run']:.1f} |")
     n_beaten = sum(r["beaten"] for r in rows)
     m = doc["machine"]

@@ -97,9 +97,11 @@ def main() -> int:
         # --workers 1 makes records in one worker process too: its CPU is this process's plus that one's
         t1, code1, _, single_own, single_worker = run([*common, "--out", str(one), "--workers", "1"])
         single_cpu = single_own + single_worker
+        if code1 != 0:  # its message is above; the n-worker run would only print it again
+            raise SystemExit(f"bench_prepare: deepmolm-prepare exited {code1} on the 1-worker run")
         tn, coden, _, parent_cpu, worker_cpu = run([*common, "--out", str(many), "--workers", str(args.workers)])
-        if code1 != 0 or coden != 0:
-            raise SystemExit(f"prepare exited {code1} / {coden}")
+        if coden != 0:
+            raise SystemExit(f"bench_prepare: deepmolm-prepare exited {coden} on the {args.workers}-worker run")
         manifest = json.loads((one / "manifest.json").read_text())
         identical = files(one) == files(many)
         t_rerun, _, printed, *_ = run([*common, "--out", str(many), "--workers", str(args.workers)])

@@ -183,7 +183,8 @@ def test_an_id_that_failed_is_not_also_a_record(tmp_path):
                       "--no-progress", "--label-columns", "Y", "--option", "id_column=id")
     assert code == 0
     assert [(f["id"], f["stage"]) for f in failures(tmp_path / "out")] == [("a", "smiles"), ("a", "id")]
-    assert "row 1: id 'a' is also the id of row 0" in failures(tmp_path / "out")[1]["reason"]
+    # with the file's lines (the row numbers count from 0 and include blank lines)
+    assert "row 1 (line 3): id 'a' is also the id of row 0 (line 2)" in failures(tmp_path / "out")[1]["reason"]
     assert [r["id"] for r in json.loads((tmp_path / "out" / "train.json").read_text())] == ["b:property:Y"]
 
 

@@ -33,8 +33,8 @@ computed features are used.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -183,19 +183,21 @@ class FeatureCache:
             self.misses += 1
             return None
         except OSError as e:  # a folder in the entry's place, or a file where its sub-folder belongs
-            data = e
+            return self._damaged(path, f"cannot be read: {e.strerror or e}")
         try:
-            if isinstance(data, OSError):
-                raise ValueError(f"cannot be read: {data.strerror or data}")
             features = _entry(key, data)
             _check_layout(features, shape, dtype)
         except ValueError as e:
-            self.damaged += 1
-            self.misses += 1
-            logger.warning("feature cache file %s is damaged (%s): encoding that view again", path, e)
-            return None
+            return self._damaged(path, e)
         self.hits += 1
         return features
+
+    def _damaged(self, path: Path, why) -> None:
+        """An entry that is there but unusable: reported, counted as a miss (encoded again)."""
+        self.damaged += 1
+        self.misses += 1
+        logger.warning("feature cache file %s is damaged (%s): encoding that view again", path, why)
+        return None
 
     def put(self, key: str, features: torch.Tensor) -> None:
         """Store one view's features (tokens, hidden); atomic, see the module docstring."""

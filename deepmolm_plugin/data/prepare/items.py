@@ -9,6 +9,8 @@ import hashlib
 import io
 import math
 import os
+import signal
+import sys
 import traceback
 import warnings
 import zlib
@@ -365,12 +367,9 @@ def _die_with_parent() -> None:
     `deepmolm-prepare ... | cat` pipeline never ended. Linux's PR_SET_PDEATHSIG sends them
     SIGKILL when the parent dies (a parent that died in the instant between this process's
     start and this call is not noticed). Elsewhere nothing changes."""
-    import sys
-
     if not sys.platform.startswith("linux"):
         return
     import ctypes
-    import signal
 
     pr_set_pdeathsig = 1  # <linux/prctl.h>
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
@@ -381,8 +380,6 @@ def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
     _die_with_parent()
     # Ctrl-C reaches the whole process group: the parent stops the run (and says so once);
     # each worker printed a KeyboardInterrupt traceback of its own.
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if pool_worker:
         import torch

@@ -183,9 +183,10 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
         yield SourceError(row_id, "read", f"{where} has {len(fields)} fields, the header {len(header)}")
         return
     if columns["id"] and not fields[at[columns["id"]]].strip():  # a made-up id could collide or shift on edits
-        yield SourceError(row_id, "id", f"row {index} has a blank id in the column {columns['id']!r}")
+        yield SourceError(row_id, "id", f"{where} has a blank id in the column {columns['id']!r}")
         return
-    problem = repeated_id(ids, row_id, f"row {index}") if columns["id"] else None
+    # `where` names the file lines too: the row number counts blank lines, as the ids do
+    problem = repeated_id(ids, row_id, where) if columns["id"] else None
     if problem:
         yield SourceError(row_id, "id", problem)
         return
