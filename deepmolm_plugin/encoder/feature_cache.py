@@ -41,7 +41,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from safetensors import SafetensorError
@@ -103,12 +103,14 @@ def module_structure(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def compute_dtype(dtype: torch.dtype, device: torch.device) -> str:
-    """The dtype part of a key: the tower's dtype, and the autocast dtype when a forward on
-    `device` runs under autocast (its matmuls then run in that dtype: other features)."""
+def compute_dtype(dtype: torch.dtype, device: torch.device) -> Tuple[str, Optional[torch.dtype]]:
+    """(the dtype part of a key, the dtype stored features have). The key holds the tower's
+    dtype, and the autocast dtype when a forward on `device` runs under autocast (its
+    matmuls then run in that dtype: other features); there the features come out in either
+    dtype (the last op decides), so theirs is not checked (None)."""
     if torch.is_autocast_enabled(device.type):
-        return f"{dtype} autocast {torch.get_autocast_dtype(device.type)}"
-    return str(dtype)
+        return f"{dtype} autocast {torch.get_autocast_dtype(device.type)}", None
+    return str(dtype), dtype
 
 
 @functools.lru_cache(maxsize=4096)
@@ -164,7 +166,7 @@ class FeatureCache:
 
     def key(self, view: torch.Tensor, weights: str, mode: str, dtype: "torch.dtype | str") -> str:
         """The cache key of one view (3, S, S) for a tower with weights digest `weights`;
-        `dtype` as `compute_dtype` gives it."""
+        `dtype` as `compute_dtype`'s first value."""
         parts = (FORMAT, tensor_digest(view), weights, mode, str(dtype))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 

@@ -216,13 +216,11 @@ class DeepEncoderVisionTower(nn.Module):
                 "(--unfreeze_mm_vision_tower): their features change every step. Drop "
                 "--vision_feature_cache, or keep the tower frozen"
             )
-        cache, tower, dtype = self.feature_cache, self.tower_digest(), compute_dtype(self.dtype, self.device)
+        cache, tower = self.feature_cache, self.tower_digest()
+        dtype, expected = compute_dtype(self.dtype, self.device)
         keys = [cache.key(view, tower, self.image_processor.mode, dtype) for view in images]
         side = self.encoder_config.tokens_per_side(images.shape[-1])
         shape = (side * side, self.encoder_config.hidden_size)  # what the encoder gives for one view
-        # Under autocast the features come out in the autocast dtype or the tower's (the last
-        # op decides); the key holds both, so the stored dtype is not checked there.
-        expected = self.dtype if dtype == str(self.dtype) else None
         found = [cache.get(key, shape, expected) for key in keys]
         missing = [i for i, f in enumerate(found) if f is None]
         if self._any_rank_encodes(bool(missing)):

@@ -8,9 +8,10 @@ optional `metric` field (one of KINDS) overrides the kind the task name implies.
 The reference value of a property question is the number parsed from the reference answer
 by the same parser as the predictions (`metrics.numbers.parse_value`, so both sides read
 "-2.3 × 10^4 eV" alike and convert a stated unit to the property's), else
-`properties[<property>]`; when a record has both, they must agree within 5 % (or 0.05), else the report stops naming the question (another unit or
-scale on one side). Two `properties` keys that both name the task's property (`LogP` and
-`logp`) with different values are an error too.
+`properties[<property>]`; when a record has both, they must agree within 5 % (or 0.05),
+else the report stops naming the question (another unit or scale on one side). Two
+`properties` keys that both name the task's property (`LogP` and `logp`) with different
+values are an error too.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ projector's heads (one width split into 8 or 4 heads), its layer-norm eps, the E
 of `molecule_fp`, the image mode, the tower's architecture fields (SAM / CLIP heads, norm
 eps, windows; its widths do show, as tensor shapes). An edit of one of them in a saved
 config.json, taken for a run-time option, loaded without a word and computed something
-else with the trained weights. So every
-config this package writes carries, under RECORD, those settings' values when it was
-written; `edited_settings` lists what differs at load time, and the loader refuses it.
+else with the trained weights. So every config this package writes carries, under
+RECORD, those settings' values when it was written; `edited_settings` lists what differs
+at load time, and the loader refuses it.
 Run-time fields of the tower config (its dtype, gradient checkpointing, attention
 implementation) may change freely, and so may `mm_vision_tower` (a hub name repointed to a
 local copy of the same tower). A config.json without the record (written before it
