@@ -13,7 +13,9 @@
   (only where transformers lacks the field; giving both is an error).
 - `initialize_vision_modules` is wrapped to copy the model-side settings into the model
   config before the projector is built (the projector reads them there) and the tower's
-  full configuration after, so a saved checkpoint is self-describing.
+  full configuration after, so a saved checkpoint is self-describing; and to give a tower
+  that came with a saved model this run's --unfreeze_mm_vision_tower and
+  --vision_feature_cache (the host passes them only to a tower it builds).
 """
 
 from __future__ import annotations
@@ -245,6 +247,10 @@ def _wrap_initialize_vision_modules(original):
         if hasattr(self, "ensure_optional_head"):  # our LlavaQwen2Model: e.g. the KFLM2 head
             self.ensure_optional_head()
         tower = self.get_vision_tower()
+        if hasattr(tower, "set_trainable"):
+            # A tower reloaded with a saved model was built from its config, which does not
+            # say whether this run trains it; the host only calls its load_model() again.
+            tower.set_trainable(getattr(model_args, "unfreeze_mm_vision_tower", False))
         if getattr(tower, "encoder_config", None) is not None:
             self.config.deepencoder_config = tower.encoder_config.to_dict()
         if getattr(model_args, "vision_feature_cache", None) is not None:  # also for a tower that existed before

@@ -97,6 +97,37 @@ def test_checkpoint_missing_tower_weights_is_an_error(trained_checkpoint, tmp_pa
         load_pretrained_model(str(broken), None, "x", device="cpu")
 
 
+def test_a_reloaded_tower_is_frozen_unless_the_run_trains_it(trained_checkpoint):
+    # transformers' from_pretrained replaced the frozen parameters with trainable ones
+    model = LlavaQwen2ForCausalLM.from_pretrained(str(trained_checkpoint))
+    tower = model.get_vision_tower()
+    assert not any(p.requires_grad for p in tower.parameters()) and not tower.trainable
+    tower.enable_feature_cache(trained_checkpoint.parent / "reload-cache")
+    view = torch.zeros(1, 3, 128, 128)
+    assert tower(view).shape[0] == 1 and tower.feature_cache.stats()["misses"] == 1  # no "needs a frozen tower"
+
+
+@pytest.mark.parametrize("option", ["--vision_feature_cache", "--unfreeze_mm_vision_tower"])
+def test_training_from_a_full_checkpoint_trains_the_tower_only_when_asked(trained_checkpoint, tiny_setup,
+                                                                          tmp_path, option):
+    # Stage 2 from a saved model: without --unfreeze_mm_vision_tower the tower trained anyway
+    # (and --vision_feature_cache refused it, naming an option never given); with it, the
+    # reloaded tower now gets the run's setting, which the host never passes it.
+    value = str(tmp_path / "cache") if option == "--vision_feature_cache" else "True"
+    args = train_args(tiny_setup, tmp_path / "out", "--mm_projector", "fusion", option, value, steps=2)
+    args[args.index("--model_name_or_path") + 1] = str(trained_checkpoint)
+    run_module("deepmolm_plugin.train", args, cwd=tmp_path)
+    before = load_file(str(trained_checkpoint / "model.safetensors"))
+    after = load_file(str(tmp_path / "out" / "model.safetensors"))
+    tower = [k for k in before if k.startswith("model.vision_tower.")]
+    changed = [k for k in tower if not before[k].equal(after[k])]
+    if option == "--vision_feature_cache":
+        assert changed == [] and len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4
+    else:
+        assert len(changed) == len(tower)
+    assert any(not before[k].equal(after[k]) for k in before if k.startswith("model.mm_projector."))
+
+
 def test_stage1_adapter_then_stage2_from_it(tiny_setup, tmp_path):
     stage1 = tmp_path / "stage1"
     run_module("deepmolm_plugin.train",

@@ -117,10 +117,18 @@ class DeepEncoderVisionTower(nn.Module):
         self._install(encoder.to(dtype=resolve_dtype(self.encoder_config.dtype)), weights_from)
 
     def _install(self, encoder: DeepEncoder, weights_from: str) -> None:
-        encoder.requires_grad_(self.trainable)
         self.vision_tower = encoder
+        self.set_trainable(self.trainable)
         self.weights_from = weights_from
         self.is_loaded = True
+
+    def set_trainable(self, trainable: bool) -> None:
+        """Train the encoder's weights or freeze them (requires_grad), and remember which.
+        Called again after anything that replaces the parameters: transformers'
+        from_pretrained puts new ones (requires_grad=True) in place of those built here,
+        and a stage-2 run gets its --unfreeze_mm_vision_tower only after the tower exists."""
+        self.trainable = bool(trainable)
+        self.vision_tower.requires_grad_(self.trainable)
 
     def to(self, *args, **kwargs):
         """As nn.Module.to, except that float16 on CPU becomes float32.
@@ -210,11 +218,13 @@ class DeepEncoderVisionTower(nn.Module):
     def _encode_cached(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, N, 2048) in the tower's dtype: stored views are read, the
         others encoded together in one call and stored."""
-        if any(p.requires_grad for p in self.vision_tower.parameters()):
+        if self.trainable or any(p.requires_grad for p in self.vision_tower.parameters()):
+            why = ("it is set to train (--unfreeze_mm_vision_tower)" if self.trainable else
+                   "some of its weights have requires_grad=True, set from outside the tower "
+                   "(e.g. model.requires_grad_(True))")
             raise RuntimeError(
-                "the vision feature cache needs a frozen tower, but some of its weights train "
-                "(--unfreeze_mm_vision_tower): their features change every step. Drop "
-                "--vision_feature_cache, or keep the tower frozen"
+                f"the vision feature cache needs a frozen tower, but {why}: its features would "
+                "change every step. Drop the feature cache, or keep the tower frozen"
             )
         cache, tower = self.feature_cache, self.tower_digest()
         dtype, expected = compute_dtype(self.dtype, self.device)

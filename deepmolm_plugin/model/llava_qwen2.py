@@ -105,6 +105,19 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
     def get_model(self) -> LlavaQwen2Model:
         return self.model
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As transformers', except that a loaded vision tower is frozen again (unless it is
+        set to train): transformers puts new parameters, all with requires_grad=True, in
+        place of the ones the tower froze when it was built, so a stage-2 run trained the
+        tower it was never asked to, and the feature cache refused it."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        tower = model.get_vision_tower()
+        if hasattr(tower, "set_trainable") and getattr(tower, "is_loaded", False):
+            tower.set_trainable(tower.trainable)
+        return loaded
+
     def initialize_vision_tokenizer(self, model_args, tokenizer):
         """llava's train.py sets `pad_token = unk_token` for every template but v0; Qwen2
         tokenizers have no unk token, so that leaves no pad token at all. Qwen's own pad
