@@ -97,6 +97,13 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     if not os.fspath(value).strip():
         raise UsageError(f"{option}: the folder name is empty")
     path = _path(value)
+    for p in (path, *path.parents):
+        # A link to nothing (or a loop) "does not exist", so it passed, and creating the
+        # folder failed after the model had loaded ("File exists").
+        if p.is_symlink() and not p.exists():
+            where = "" if p == path else f"{p} "
+            raise UsageError(f"{option} {value}: {where}is a symbolic link to {os.readlink(p)}, which does not "
+                             "exist (or is a loop of links)")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         where = "" if existing == path else f"{existing} "

@@ -171,16 +171,68 @@ def test_entries_that_cannot_be_read_or_written_cost_no_run(tmp_path, tiny_confi
         torch.testing.assert_close(tower(x), expected)
         torch.testing.assert_close(tower(x), expected)
     stats = tower.feature_cache.stats()
-    assert stats["hits"] == 2 and stats["damaged"] == 2 and stats["unstored"] == 2
-    assert caplog.text.count("cannot store") == 1 and "cannot be read" in caplog.text
+    assert stats["hits"] == 2 and stats["unreadable"] == 2 and stats["unstored"] == 2 and stats["damaged"] == 0
+    assert caplog.text.count("cannot store") == 1 and caplog.text.count("cannot be read") == 1
     with pytest.raises(ValueError, match="folder name is empty"):
         FeatureCache("")
+
+
+def test_unreadable_entries_are_reported_once_not_as_damaged_per_view(tmp_path, tiny_config, caplog):
+    # was: "damaged" for every view on every forward (here: a file where the entries'
+    # sub-folders belong, ENOTDIR; a cache copied without read permission is alike)
+    import shutil
+
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(2, 3, 128, 128)
+    expected = tower(x)
+    for folder in {path.parent for path in _files(tmp_path)}:
+        shutil.rmtree(folder)
+        folder.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+        for _ in range(3):
+            torch.testing.assert_close(tower(x), expected)
+    stats = tower.feature_cache.stats()
+    assert stats["unreadable"] == 6 and stats["damaged"] == 0 and stats["hits"] == 0
+    assert caplog.text.count("cannot be read") == 1 and "damaged" not in caplog.text
+
+
+def test_a_store_failure_is_reported_once_whatever_its_text(tmp_path, tiny_config, caplog, monkeypatch):
+    # safetensors' error text names the random temporary file: every view was a "new" reason
+    from safetensors import SafetensorError
+
+    import deepmolm_plugin.encoder.feature_cache as feature_cache
+
+    def failing_save(tensors, filename, metadata=None):
+        raise SafetensorError(f"Error while serializing: I/O error writing {filename}")
+
+    monkeypatch.setattr(feature_cache, "save_file", failing_save)
+    tower = _tower(tiny_config, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+        tower(torch.randn(3, 3, 128, 128))
+    assert tower.feature_cache.unstored == 3 and caplog.text.count("cannot store") == 1
+
+
+def test_a_deeply_nested_header_is_damage_not_a_crash(tmp_path, tiny_config):
+    # json.loads raised RecursionError, which ended the forward
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    expected = tower(x)
+    (path,) = _files(tmp_path)
+    header = b"[" * 100_000 + b"]" * 100_000
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    torch.testing.assert_close(tower(x), expected)
+    assert tower.feature_cache.damaged == 1
 
 
 def test_training_tower_refuses_the_cache(tmp_path, tiny_config):
     tower = _tower(tiny_config, tmp_path, unfreeze_mm_vision_tower=True)
     with pytest.raises(RuntimeError, match="frozen tower.*--unfreeze_mm_vision_tower"):
         tower(torch.randn(1, 3, 128, 128))
+    frozen = _tower(tiny_config, tmp_path)
+    frozen.requires_grad_(True)  # from outside: the message must not name an option never given
+    with pytest.raises(RuntimeError, match="frozen tower.*set from outside the tower") as error:
+        frozen(torch.randn(1, 3, 128, 128))
+    assert "--unfreeze" not in str(error.value)
 
 
 def test_damaged_file_is_reported_recomputed_and_replaced(tmp_path, tiny_config, caplog):

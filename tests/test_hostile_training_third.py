@@ -149,6 +149,24 @@ def test_an_empty_or_read_only_feature_cache_folder_is_refused(tmp_path, monkeyp
         checked(tmp_path, *DEEPMOLM, "--vision_feature_cache", str(shared / "cache"))
 
 
+def test_a_feature_cache_link_to_nothing_is_refused_before_loading(tmp_path):
+    # was accepted ("does not exist"), then the tower failed after the model had loaded,
+    # with a traceback ending "cannot create the folder (File exists)"; a loop alike
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for name, inside in (("dangling", ""), ("loop", ""), ("dangling", "/sub")):
+        value = f"{tmp_path / name}{inside}"
+        where = f"{tmp_path / name} " if inside else ""
+        with pytest.raises(usage.UsageError, match=f"--vision_feature_cache {value}: {where}is a symbolic link to "):
+            checked(tmp_path, *DEEPMOLM, "--vision_feature_cache", value)
+    from deepmolm_plugin.encoder.feature_cache import FeatureCache
+
+    with pytest.raises(ValueError, match="feature cache .*dangling: is a symbolic link to .*gone, which does not exist"):
+        FeatureCache(tmp_path / "dangling")
+    (tmp_path / "gone").mkdir()  # a link to a real folder is a folder
+    assert FeatureCache(tmp_path / "dangling").root == tmp_path / "dangling"
+
+
 # --- records ------------------------------------------------------------------------------
 
 def benzene_sdf(tmp_path):

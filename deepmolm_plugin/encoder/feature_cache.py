@@ -23,10 +23,10 @@ part in its name) and renames it into place, so a reader sees a whole file or no
 ranks sharing the folder (a shared file system) never see each other's half-written
 files; two ranks that encode the same view write the same bytes and the last rename wins.
 Readers check the stored key and digest, and the features' shape and dtype: a file damaged
-after the fact (a machine crash before its data reached the disk, an edit), or an entry
-that cannot be read (a folder in its place), is reported, recomputed and replaced. A cache
-is a speed-up, never a reason to lose a run: an entry that cannot be written (disk full,
-a folder in its place) is reported once per reason and counted (`unstored`), and the
+after the fact (a machine crash before its data reached the disk, an edit) is reported,
+recomputed and replaced. A cache is a speed-up, never a reason to lose a run: an entry
+that cannot be read (no permission, a folder in its place) or written (disk full) is
+reported once per kind of reason and counted (`unreadable`, `unstored`), and the
 computed features are used.
 """
 
@@ -46,6 +46,8 @@ from typing import Optional, Tuple
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
+
+from .. import usage
 
 logger = logging.getLogger(__name__)
 
@@ -149,20 +151,16 @@ class FeatureCache:
     """On-disk cache of per-view encoder outputs under `root` (see the module docstring)."""
 
     def __init__(self, root: "str | os.PathLike"):
-        if not os.fspath(root).strip():
-            raise ValueError("feature cache: the folder name is empty")
-        self.root = Path(root).expanduser()
-        if self.root.exists() and not self.root.is_dir():
-            raise ValueError(f"feature cache {self.root} is a file, not a folder")
+        # The launchers check their option the same way before the model loads; this is
+        # for enable_feature_cache called from code. Problems are found now, not at the
+        # first put in the middle of a run. (usage.UsageError is a ValueError.)
+        self.root = usage.output_folder(root, "feature cache")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # a parent that is a file, no permission, read-only file system
+        except OSError as e:  # no permission, a race with another process
             raise ValueError(f"feature cache {self.root}: cannot create the folder ({e.strerror or e})") from e
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            # Found now rather than at the first put, in the middle of a run.
-            raise ValueError(f"feature cache {self.root}: the folder is not writable")
-        self.hits = self.misses = self.damaged = self.unstored = 0
-        self._store_problems: set = set()
+        self.hits = self.misses = self.damaged = self.unreadable = self.unstored = 0
+        self._reported: set = set()  # (what, reason kind): each is logged once per cache
 
     def key(self, view: torch.Tensor, weights: str, mode: str, dtype: "torch.dtype | str") -> str:
         """The cache key of one view (3, S, S) for a tower with weights digest `weights`;
@@ -184,22 +182,24 @@ class FeatureCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except OSError as e:  # a folder in the entry's place, or a file where its sub-folder belongs
-            return self._damaged(path, f"cannot be read: {e.strerror or e}")
+        except OSError as e:  # no permission, a folder in the entry's place, a file where its sub-folder belongs
+            # Not damaged data: the same cause fails every view on every forward, so it is
+            # reported once per kind (errno), counted, and the view encoded.
+            self.unreadable += 1
+            self.misses += 1
+            self._report_once("read", e, "feature cache %s: entry %s cannot be read (%s); encoding the views "
+                              "this affects (counted in stats()['unreadable'])", self.root, path)
+            return None
         try:
             features = _entry(key, data)
             _check_layout(features, shape, dtype)
         except ValueError as e:
-            return self._damaged(path, e)
+            self.damaged += 1
+            self.misses += 1
+            logger.warning("feature cache file %s is damaged (%s): encoding that view again", path, e)
+            return None
         self.hits += 1
         return features
-
-    def _damaged(self, path: Path, why) -> None:
-        """An entry that is there but unusable: reported, counted as a miss (encoded again)."""
-        self.damaged += 1
-        self.misses += 1
-        logger.warning("feature cache file %s is damaged (%s): encoding that view again", path, why)
-        return None
 
     def put(self, key: str, features: torch.Tensor) -> None:
         """Store one view's features (tokens, hidden); atomic, see the module docstring."""
@@ -213,18 +213,25 @@ class FeatureCache:
             os.replace(tmp, path)
         except (OSError, SafetensorError) as e:  # disk full, a folder in the entry's place...
             self.unstored += 1
-            reason = getattr(e, "strerror", None) or str(e)
-            if reason not in self._store_problems:  # once per reason: a full disk fails every view
-                self._store_problems.add(reason)
-                logger.warning("feature cache %s: cannot store %s (%s); the computed features are used, "
-                               "not stored (counted in stats()['unstored'])", self.root, path, reason)
+            self._report_once("store", e, "feature cache %s: cannot store %s (%s); the computed features are "
+                              "used, not stored (counted in stats()['unstored'])", self.root, path)
         finally:
             with contextlib.suppress(OSError):  # the write or the rename failed: leave no stray file
                 if tmp.exists():
                     tmp.unlink()
 
+    def _report_once(self, what: str, error: Exception, message: str, *args) -> None:
+        """Log `message % (*args, reason)` the first time this kind of `error` happens for
+        `what`. The kind is the errno, or the exception type: the text can hold a random
+        temporary file name (safetensors' errors), which made every view a new reason."""
+        kind = (what, getattr(error, "errno", None) or type(error).__name__)
+        if kind not in self._reported:
+            self._reported.add(kind)
+            logger.warning(message, *args, getattr(error, "strerror", None) or str(error))
+
     def stats(self) -> dict:
-        return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "unstored": self.unstored,
+        return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "unreadable": self.unreadable,
+                "unstored": self.unstored,
                 "root": str(self.root)}
 
 
@@ -245,7 +252,8 @@ def _entry(key: str, data: bytes) -> torch.Tensor:
     try:
         metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
         features = load(data).get(TENSOR)
-    except (SafetensorError, ValueError, AttributeError) as e:  # JSON / header / layout errors
+    except (SafetensorError, ValueError, AttributeError, RecursionError) as e:  # JSON / header / layout errors
+        # (RecursionError: a header of deeply nested JSON, which json.loads cannot parse)
         raise ValueError(f"unreadable: {e}") from e
     if features is None or metadata.get("key") != key:
         raise ValueError("holds another entry")
