@@ -203,3 +203,13 @@ def test_kflm2_leaves_rdkit_logging_as_it_found_it():
         assert rdBase.LogStatus() == quiet  # EnableLog("rdApp.*") turned warnings and debug/info on
     finally:
         RDLogger.EnableLog("rdApp.warning")
+
+
+def test_a_row_the_csv_module_cannot_parse_is_an_error_naming_it(tmp_path):
+    # was: a csv.Error traceback; a blank line before the header made it empty
+    path = tmp_path / "t.csv"
+    path.write_text("\n\nsmiles,y\nCCO,1.0\nCCN," + "9" * 140_000 + "\nCCC,2.0\n")
+    with pytest.raises(SystemExit, match=r"t.csv row 1 \(line 5\): cannot be parsed as CSV: field larger"):
+        kcli.load_table(path, ["y"])
+    path.write_text("\nsmiles,y\nCCO,1.0\nCCN,2.0\n")
+    assert kcli.load_table(path, ["y"]).smiles == ["CCO", "CCN"]

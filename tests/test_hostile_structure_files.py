@@ -225,6 +225,22 @@ def test_csv_column_named_twice_or_rows_of_another_width_fail(tmp_path):
     assert items[1].id == "2" and _smiles(items[1]) == "CCN"
 
 
+def test_csv_rows_the_csv_module_cannot_parse_fail_alone_and_blank_lines_lead_nowhere(tmp_path):
+    # was: a csv.Error traceback (deepmolm-fingerprint, deepmolm-render) and every later row lost;
+    # a blank line before the header made it an empty row ("no 'smiles' column (columns: [])")
+    big = "C" * 140_000
+    items = _items(_write(tmp_path / "a.csv", f"\n\nid,smiles\na,CCO\nb,{big}\nc,CCN\n"), policy="keep")
+    assert [_smiles(items[0]), _smiles(items[2])] == ["CCO", "CCN"]
+    assert isinstance(items[1], MoleculeError) and items[1].id == "a.csv#1"
+    assert "row 1 (line 5) cannot be parsed as CSV: field larger than field limit" in items[1].reason
+    # a quote never closed joins the later lines into one field: a failure that says so
+    items = _items(_write(tmp_path / "b.csv", 'id,smiles\na,CCO\nb,"CC\nc,CCN\n'), policy="keep")
+    assert _smiles(items[0]) == "CCO" and len(items) == 2
+    assert "row 1 (lines 3-4 joined by quotes" in items[1].reason and "line break" in items[1].reason
+    (header,) = _items(_write(tmp_path / "c.csv", f"id,{big}\nCCO\n"), policy="keep")
+    assert "cannot read the header (line 1): field larger than field limit" in header.reason
+
+
 # --- compressed files ---------------------------------------------------------------------
 def test_compressed_files_say_so(tmp_path, ethanol, capsys):
     import gzip

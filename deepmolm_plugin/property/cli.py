@@ -54,6 +54,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import usage
+from ..csv_table import csv_rows, first_row
 from .features import mol_to_graph, parse_smiles
 from .report import write_atomic
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
@@ -182,7 +183,10 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
     path = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = next(reader, [])
+        try:
+            header = first_row(reader) or []  # blank lines before it are skipped, as between rows
+        except csv.Error as e:  # a header field over csv.field_size_limit()
+            raise SystemExit(f"{path}: cannot read the header (line {reader.line_num}): {e}") from e
         problem = column_problem(header, targets, smiles_column)
         if problem:
             raise SystemExit(f"{path}: {problem}")
@@ -190,9 +194,12 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
         smiles, mols, ys, rows, invalid, unlabelled, nonfinite, unparseable, ragged = ([] for _ in range(9))
         bad = 0
         rows_read = 0
-        for n, cells in enumerate(cells for cells in reader if cells):  # blank lines are no rows
+        for n, cells in enumerate(cells for cells in csv_rows(reader) if cells):  # blank lines are no rows
             if max_rows is not None and n >= max_rows:
                 break
+            if isinstance(cells, csv.Error):  # was a traceback; a model needs every labelled row it was given
+                raise SystemExit(f"{path} row {n} (line {reader.line_num}): cannot be parsed as CSV: {cells} "
+                                 "(a quote never closed, or a field over csv.field_size_limit())")
             rows_read += 1
             if len(cells) != len(header):
                 ragged.append((n, len(cells)))

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from ...csv_table import first_row
+
 
 @dataclass(frozen=True)
 class MoleculeSpec:
@@ -82,40 +84,18 @@ def check_options(name: str, options: dict) -> None:
         raise ValueError(f"{name}: unknown option(s) {unknown}; {takes}")
 
 
-def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:
-    """The rows of a ``csv.reader``, with a row it cannot parse (a field over
-    ``csv.field_size_limit()``, a NUL byte) in its place as the `csv.Error`: the reader
-    makes that row a `SourceError` and reads on from the next line, where a plain ``for``
-    loop would end the whole read at the first such row."""
-    while True:
-        try:
-            yield next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            yield error
-
-
 def csv_header(reader, path, fmt: str) -> list:
     """The first non-blank row of a ``csv.reader``: its header. Blank lines before it are
     skipped (as between rows); a header the csv module cannot parse (a field over
     ``csv.field_size_limit()``) is a configuration error naming the file, not a csv.Error
     traceback; a file with no row at all is "empty"."""
     try:
-        header = next((row for row in reader if row), None)
+        header = first_row(reader)
     except csv.Error as error:
         raise ValueError(f"{fmt}: {path}: cannot read the header (line {reader.line_num}): {error}") from error
     if header is None:
         raise ValueError(f"{fmt}: {path} is empty (no header line)")
     return header
-
-
-def line_span(first: int, last: int) -> str:
-    """Where a csv row lies in its file: "line 7", or "lines 7-46" for a row with quoted
-    line breaks - one quote never closed joins every later line into that one row."""
-    if last <= first:
-        return f"line {last}"
-    return f"lines {first}-{last} joined by quotes; a quote never closed joins all later lines into one row"
 
 
 def repeated_id(seen: Dict[str, str], row_id: str, where: str) -> Optional[str]:

@@ -42,8 +42,9 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, csv_rows, is_hidden, option_list,
-                   register_reader, undecodable)
+from ...csv_table import csv_rows
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, is_hidden, option_list, register_reader,
+                   undecodable)
 from .chebi20 import choose_splits, collapse_backslashes, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}

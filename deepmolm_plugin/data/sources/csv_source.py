@@ -34,10 +34,11 @@ import re
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
+from ...csv_table import csv_rows, line_span
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, csv_rows, line_span, register_reader,
-                   repeated_id, split_problem, undecodable)
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, register_reader, repeated_id,
+                   split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it: evaluation (eval.metrics.numbers) must read it back the same.

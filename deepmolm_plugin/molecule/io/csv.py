@@ -6,7 +6,10 @@ columns it has, and so is a ``smiles`` or id column named twice (any case: ``SMI
 ``id, name, cid, compound_id`` (any case) that the file has; a blank id there, or no such
 column, gives ``file#row`` (0-based data rows). A row whose field count differs from the
 header's fails (an unquoted comma shifts every field after it; extra fields were dropped
-without a word). Blank lines are skipped. No coordinates: the 3D policy generates them.
+without a word), and so does a row the csv module cannot parse (a field over its size
+limit, which a quote never closed makes of the rest of the file; a NUL byte), alone:
+reading goes on after it (it was a traceback that lost every later row). Blank lines are
+skipped, before the header too. No coordinates: the 3D policy generates them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import csv
 from typing import Iterator
 
+from ...csv_table import csv_rows, first_row, line_span
 from ..errors import MoleculeError
 from .base import ParsedStructure, register_reader
 
@@ -33,19 +37,32 @@ def _column(header: list[str], name: str, file: str) -> int | None:
 @register_reader(".csv", newline="")  # newline="": the csv module handles line ends
 def read_csv(handle, name: str) -> Iterator[ParsedStructure]:
     reader = csv.reader(handle)
-    header = next(reader, [])
     try:
+        header = first_row(reader) or []
         smiles = _column(header, "smiles", name)
         if smiles is None:
             raise MoleculeError(name, f"CSV has no 'smiles' column (columns: {header})")
         id_at = next((i for i in (_column(header, c, name) for c in ID_COLUMNS) if i is not None), None)
+    except csv.Error as error:  # e.g. a header field over csv.field_size_limit()
+        yield ParsedStructure(None, name, error=MoleculeError(name, f"cannot read the header "
+                                                                    f"(line {reader.line_num}): {error}"))
+        return
     except MoleculeError as error:
         yield ParsedStructure(None, name, error=error)
         return
-    for i, row in enumerate(r for r in reader if r):
+    ended = reader.line_num  # the line the previous row ended on
+    for i, row in enumerate(r for r in csv_rows(reader) if r):
+        where = f"row {i} ({line_span(ended + 1, reader.line_num)})"
+        ended = reader.line_num
+        if isinstance(row, csv.Error):  # a field over the size limit, a NUL byte: this row only
+            id = f"{name}#{i}"
+            yield ParsedStructure(i, id, error=MoleculeError(id, f"{where} cannot be parsed as CSV: {row}"))
+            continue
         id = (row[id_at].strip() if id_at is not None and id_at < len(row) else "") or f"{name}#{i}"
         if len(row) != len(header):
-            reason = f"row {i} (line {reader.line_num}) has {len(row)} fields, the header {len(header)}"
+            reason = f"{where} has {len(row)} fields, the header {len(header)}"
             yield ParsedStructure(i, id, error=MoleculeError(id, reason))
+        elif "\n" in row[smiles] or "\r" in row[smiles]:  # no SMILES has a line break: a stray quote
+            yield ParsedStructure(i, id, error=MoleculeError(id, f"{where}: its smiles field holds a line break"))
         else:
             yield ParsedStructure(i, id, smiles=row[smiles])

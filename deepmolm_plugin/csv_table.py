@@ -1,0 +1,44 @@
+"""Reading a CSV table row by row without losing rows: every reader of tables uses this
+(deepmolm-prepare's sources, the molecule CSV reader behind deepmolm-fingerprint and
+deepmolm-render, and the property tables of deepmolm-kflm2).
+
+A plain ``for row in csv.reader(f)`` ends the whole read at the first row the csv module
+cannot parse (a field over ``csv.field_size_limit()``, which a quote never closed makes
+of every later line, or a NUL byte) with a ``csv.Error`` traceback, and the rows after it
+are lost. Here that row comes as its error, and reading goes on from the next line.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Iterator, Optional, Union
+
+__all__ = ["csv_rows", "first_row", "line_span"]
+
+
+def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:
+    """The rows of a ``csv.reader``, with a row it cannot parse in its place as the
+    ``csv.Error``: the caller makes that row a failure naming it and reads on."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield error
+
+
+def first_row(reader) -> Optional[list]:
+    """The first non-blank row of a ``csv.reader`` (a header), or None for a file without
+    one. Blank lines before it are skipped, as between rows (the header was read as an
+    empty row, so "no 'smiles' column (columns: [])"). A ``csv.Error`` is the caller's to
+    report: a header that cannot be read leaves no columns to read the rows by."""
+    return next((row for row in reader if row), None)
+
+
+def line_span(first: int, last: int) -> str:
+    """Where a csv row lies in its file: "line 7", or "lines 7-46" for a row with quoted
+    line breaks - one quote never closed joins every later line into that one row."""
+    if last <= first:
+        return f"line {last}"
+    return f"lines {first}-{last} joined by quotes; a quote never closed joins all later lines into one row"
