@@ -374,3 +374,22 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "compute", interrupted)
     code, _ = prepare(*_csv(tmp_path), "--out", tmp_path / "out")
     assert code == 130 and "interrupted; the chunks committed so far are kept" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_ends_the_report_not_the_finished_run(tmp_path):
+    # `deepmolm-prepare ... | head -1`: a BrokenPipeError traceback and exit 1 after the run
+    # had finished and committed its output
+    import subprocess
+    import sys
+
+    (tmp_path / "t.csv").write_text("smiles,y\nCCO,1\nCCN,2\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "deepmolm_plugin.data.prepare", "--format", "csv", "--input",
+               str(tmp_path / "t.csv"), "--option", "label_columns=y", "--image-size", "256", "--no-progress"]
+    for _ in range(2):  # the run, then the "already complete" rerun
+        proc = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader goes away before the first line
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 0, err
+        assert "Traceback" not in err and "Exception ignored" not in err
+        assert len(json.loads((out / "train.json").read_text())) == 2

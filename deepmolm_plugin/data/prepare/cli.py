@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -170,6 +171,18 @@ def redo(out: Output, manifest: dict) -> bool:
     return bool(problems)
 
 
+def say(text: str) -> None:
+    """Print a line of the run's report on stdout. A reader that went away (`| head -1`)
+    ends the report, not the run: the output folder is what the run makes, and it is
+    complete; the rest of the report goes nowhere and the exit status stays the run's (it
+    was a BrokenPipeError traceback and exit 1 after the run had finished)."""
+    try:
+        print(text, flush=True)  # flushed here, where the closed pipe is caught, not at exit
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # else Python's final flush fails again
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     tag = f"s{args.shard[0]}of{args.shard[1]}"
@@ -190,8 +203,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         state, finished = start(args, out)
         out.run_id = run_id(state)
         if finished is not None:
-            print(summary(finished))
-            print(f"already complete: processed 0 items ({out.root / MANIFEST})")
+            say(summary(finished))
+            say(f"already complete: processed 0 items ({out.root / MANIFEST})")
             return 0 if finished["counts"]["records"] else 1
         if args.merge:
             n_chunks, computed = merge_chunks(out), (0, 0)
@@ -202,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                           "computed_chunks": computed[0]}
                 atomic_bytes(out.progress / f"shard-{args.shard[0]}-of-{args.shard[1]}.json",
                              dumps(marker).encode(), out.tmp)
-                print(f"shard {args.shard[0]}/{args.shard[1]}: computed {computed[1]} items in {computed[0]} "
+                say(f"shard {args.shard[0]}/{args.shard[1]}: computed {computed[1]} items in {computed[0]} "
                       f"chunks of {n_chunks} ({time.perf_counter() - began:.1f} s); when every shard is done, "
                       "run the same command with --merge instead of --shard")
                 return 0
@@ -229,9 +242,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             shutil.rmtree(out.root)
         lock.release()
     seconds = time.perf_counter() - began
-    print(summary(manifest))
+    say(summary(manifest))
     rate = computed[1] / seconds if seconds > 0 else 0.0
-    print(f"processed {computed[1]} items in {computed[0]} chunks now ({n_chunks - computed[0]} chunks were already "
+    say(f"processed {computed[1]} items in {computed[0]} chunks now ({n_chunks - computed[0]} chunks were already "
           f"done) in {seconds:.1f} s, {rate:.1f} items/s -> {out.root}")
     if not manifest["counts"]["records"]:
         reason = ("every item failed: see failures.jsonl" if manifest["counts"].get("items")
