@@ -393,3 +393,31 @@ def test_a_closed_stdout_ends_the_report_not_the_finished_run(tmp_path):
         assert proc.wait(timeout=300) == 0, err
         assert "Traceback" not in err and "Exception ignored" not in err
         assert len(json.loads((out / "train.json").read_text())) == 2
+
+
+def test_label_names_that_differ_only_in_case_are_refused_at_once(tmp_path):
+    # was: prepared, then the launcher refused the records as two spellings of one property
+    (tmp_path / "t.csv").write_text("smiles,a,b\nCCO,1,2\n")
+    with pytest.raises(ValueError, match=r"label names 'LogP' and 'logp' differ only in case"):
+        list(READERS["csv"](str(tmp_path / "t.csv"), {"label_columns": ["a=LogP", "b=logp"]}))
+
+
+def test_sider_columns_holding_a_comma_are_given_as_json(tmp_path):
+    # SIDER: 5 column names hold a comma, which the command line's comma lists cut apart
+    column = "Injury, poisoning and procedural complications"
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "moleculenet", "sider.csv")
+    with open(source, newline="") as handle:
+        rows = list(csv.reader(handle))[:4]
+    assert column in rows[0]
+    with open(tmp_path / "sider.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    code, _ = prepare("--format", "csv", "--input", tmp_path / "sider.csv", "--out", tmp_path / "cut",
+                      "--label-columns", column, "--no-progress", "--image-size", "256")
+    assert code == 2  # the error names the JSON form (checked below, where it is raised)
+    with pytest.raises(ValueError, match=r"'Injury' is not in the header .*give the list as JSON, --option"):
+        list(READERS["csv"](str(tmp_path / "sider.csv"), {"label_columns": column}))
+    code, _ = prepare("--format", "csv", "--input", tmp_path / "sider.csv", "--out", tmp_path / "json",
+                      "--option", "label_columns=" + json.dumps([f"{column}=injury"]),
+                      "--no-progress", "--image-size", "256")
+    records = json.loads((tmp_path / "json" / "train.json").read_text())
+    assert code == 0 and len(records) == 3 and all("injury" in r["properties"] for r in records)

@@ -22,8 +22,11 @@ that has the wrong number of fields, that the csv module cannot parse (a field o
 naming the row; a label that is not a finite number
 (or not written in plain decimals: ``1_000``) is a ``SourceError`` for that item. A named
 column missing from the header or appearing in it twice, a label name holding a number
-(evaluation would read that number as the value), or an unknown option, is a
-configuration error raised at once.
+(evaluation would read that number as the value), two label names that differ only in
+case (training refuses them as two spellings of one property), or an unknown option, is
+a configuration error raised at once. Column names holding a comma (5 of SIDER's) are
+given as a JSON list, ``--option 'label_columns=["Injury, poisoning ..."]'``: the comma
+lists of the command line would cut them apart (the error for the missing piece says so).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-
 
 
 def as_list(value) -> List[str]:
-    """Column lists arrive as a list or one comma-separated string."""
+    """Column lists arrive as a list or one comma-separated string. A list (the JSON form,
+    ``--option 'label_columns=["a, b"]'``) keeps names that hold a comma whole."""
     if value is None:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -75,8 +79,13 @@ def require_columns(fmt: str, options: dict) -> None:
     (Unknown options are refused by the registry, see ``base.check_options``.)"""
     if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
+    folded: dict = {}  # name, case and spaces folded -> its first spelling
     for _, name in map(named, as_list(options.get("label_columns"))):
         check_label_name(fmt, name)
+        first = folded.setdefault(name.casefold(), name)
+        if first != name:  # training (data.records.check_property_names) would refuse the records
+            raise ValueError(f"{fmt}: label names {first!r} and {name!r} differ only in case: training refuses "
+                             "them as two spellings of one property; name them apart, COLUMN=NAME")
     check_one_column_per_task(fmt, options)
 
 
@@ -129,7 +138,10 @@ def check_label_name(fmt: str, name: str) -> None:
 def _columns(fmt: str, header: List[str], options: dict) -> dict:
     def need(column: str, what: str) -> str:
         if column not in header:
-            raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}")
+            with_comma = [c for c in header if "," in c]
+            hint = (f"; a name holding a comma ({with_comma[0]!r}) is cut apart in a comma list: give the list as "
+                    f"JSON, --option 'label_columns=[\"{with_comma[0]}\"]' (or text_columns)" if with_comma else "")
+            raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}{hint}")
         if header.count(column) > 1:  # else the last one would be read, silently
             where = [i for i, name in enumerate(header) if name == column]
             raise ValueError(f"{fmt}: {what} column {column!r} appears {len(where)} times in the header "
