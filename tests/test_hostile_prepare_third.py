@@ -421,3 +421,23 @@ def test_sider_columns_holding_a_comma_are_given_as_json(tmp_path):
                       "--no-progress", "--image-size", "256")
     records = json.loads((tmp_path / "json" / "train.json").read_text())
     assert code == 0 and len(records) == 3 and all("injury" in r["properties"] for r in records)
+
+
+def test_outputs_inside_a_folder_input_are_not_inputs(tmp_path):
+    # was: run 2 counted run 1's output (inside the input folder) as input and run 1 then
+    # counted run 2's: rerunning run 1 failed, "input changed"
+    write_sdf(tmp_path / "in" / "a.sdf", 1, 2)
+    run = ["--format", "sdf", "--input", tmp_path / "in", "--image-size", "32", "--no-progress",
+           "--label-columns", "Y"]
+    assert prepare(*run, "--out", tmp_path / "in" / "out1")[0] == 0
+    assert prepare(*run, "--out", tmp_path / "in" / "out2")[0] == 0
+    code, printed = prepare(*run, "--out", tmp_path / "in" / "out1")
+    assert code == 0 and "already complete" in printed
+    manifest = json.loads((tmp_path / "in" / "out2" / "manifest.json").read_text())
+    assert [e["path"] for e in manifest["inputs"]] == ["a.sdf"]
+    # a folder with a manifest.json of its own (not this tool's) is input as before
+    (tmp_path / "in" / "mine").mkdir()
+    (tmp_path / "in" / "mine" / "manifest.json").write_text('{"tool": "other"}')
+    write_sdf(tmp_path / "in" / "mine" / "b.sdf", 3)
+    assert list(items(read("sdf", tmp_path / "in", label_columns="Y"))) == [
+        "a.sdf#0:property:Y", "a.sdf#1:property:Y", "mine/b.sdf#0:property:Y"]

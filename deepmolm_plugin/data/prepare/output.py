@@ -19,12 +19,13 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
+from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL
 from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file, writer_tag
 from .items import Made
 from .lock import is_lock_file
 
 SCHEMA = 1
-PROGRESS, MANIFEST, FAILURES = ".progress", "manifest.json", "failures.jsonl"
+PROGRESS, MANIFEST, FAILURES = OUTPUT_PROGRESS, OUTPUT_MANIFEST, "failures.jsonl"
 # images/<h[:2]>/<h[2:32]><suffix>, h the SHA-256 of the file's bytes (`ItemMaker._store`)
 IMAGE_NAME = re.compile(r"images/([0-9a-f]{2})/([0-9a-f]{30})(\.[^/]*)?")
 # The other files a run writes (split names as `sources.base.SPLIT_NAME` allows them).
@@ -321,7 +322,7 @@ def assemble(out: Output, n_chunks: int, state: dict) -> dict:
     files = [name for s in sorted(t.splits) for name in (f"{s}.json", f"fp/{s}.npy")] + [FAILURES]
     manifest = {
         "schema": SCHEMA,
-        "tool": "deepmolm-prepare",
+        "tool": OUTPUT_TOOL,  # with the manifest's name, how a folder input knows an output
         "settings": settings,
         "versions": state["versions"],
         "inputs": state["inputs"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,16 +128,40 @@ def is_hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
+# What a deepmolm-prepare output folder (its --out) holds: `.progress/` while a run works
+# on it, and `manifest.json` naming the tool once it is finished.
+OUTPUT_PROGRESS, OUTPUT_MANIFEST, OUTPUT_TOOL = ".progress", "manifest.json", "deepmolm-prepare"
+
+
+def is_prepared_output(folder: Path) -> bool:
+    """Whether `folder` is (or is becoming) a deepmolm-prepare output."""
+    if (folder / OUTPUT_PROGRESS).is_dir():
+        return True
+    try:
+        with open(folder / OUTPUT_MANIFEST, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):  # none, unreadable, or not JSON: a user's own file
+        return False
+    return isinstance(manifest, dict) and manifest.get("tool") == OUTPUT_TOOL
+
+
 def visible_files(folder: Path) -> List[Tuple[Path, str]]:
     """(file, relative POSIX name) of every file under `folder` that is not hidden, sorted:
     the files that make up a folder input, for a reader and for the run's input checksums
-    alike (a file one of them saw and the other did not would go unnoticed when edited)."""
+    alike (a file one of them saw and the other did not would go unnoticed when edited).
+    A deepmolm-prepare output folder inside it is another run's output, never input: its
+    files counted in this run's input checksums, so whichever run wrote last made the
+    other's rerun fail as "input changed"."""
     files = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and not is_hidden(relative):
-            files.append((path, relative.as_posix()))
-    return files
+    for root, dirs, names in os.walk(folder):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if not is_hidden(Path(d)) and not is_prepared_output(here / d)]
+        for name in names:
+            path = here / name
+            relative = path.relative_to(folder)
+            if not is_hidden(relative) and path.is_file():
+                files.append((path, relative.as_posix()))
+    return sorted(files)
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a non-UTF-8 byte
