@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from deepmolm_plugin.data.prepare import schedule
-from deepmolm_plugin.data.sources import READERS, chebi20_mm
+from deepmolm_plugin.data.sources import READERS, chebi20_mm, csv_source, sdf_source  # noqa: F401  (registered)
 
 from test_prepare import prepare
 from test_sources import errors, items, read, vis_record, write_json
@@ -441,3 +441,30 @@ def test_outputs_inside_a_folder_input_are_not_inputs(tmp_path):
     write_sdf(tmp_path / "in" / "mine" / "b.sdf", 3)
     assert list(items(read("sdf", tmp_path / "in", label_columns="Y"))) == [
         "a.sdf#0:property:Y", "a.sdf#1:property:Y", "mine/b.sdf#0:property:Y"]
+
+
+def test_an_sdf_record_that_is_no_molfile_fails_for_that_reason(tmp_path):
+    # was: "no value in any of the fields" / "record has no 'ID' field": a record without
+    # M  END (truncated, or a CSV given as --format sdf) has no data fields to read
+    truncated = MOLBLOCK.format(title="m1", value=1).split("M  END")[0]
+    (tmp_path / "t.sdf").write_text(MOLBLOCK.format(title="m0", value=0) + truncated)
+    found = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y"))
+    assert found["t.sdf#1"].stage == "molecule" and "unparseable MOL/SDF record (RDKit" in found["t.sdf#1"].reason
+    (tmp_path / "c.sdf").write_text("smiles,ID\nCCO,a\n")
+    found = errors(read("sdf", tmp_path / "c.sdf", label_columns="Y", id_field="ID"))
+    assert [(e.stage, "unparseable MOL/SDF record" in e.reason) for e in found.values()] == [("molecule", True)]
+    # a molfile whose atom block is broken, without the field: RDKit's reason, not "no value"
+    broken = MOLBLOCK.format(title="m2", value=2).replace("  3  2  0", "  9  2  0").replace("> <Y>\n2\n", "")
+    (tmp_path / "b.sdf").write_text(broken)
+    (error,) = errors(read("sdf", tmp_path / "b.sdf", label_columns="Y")).values()
+    assert error.stage == "molecule" and "no value" not in error.reason
+
+
+def test_an_sdf_data_field_given_twice_is_a_failure_not_the_last_value(tmp_path):
+    twice = MOLBLOCK.format(title="m0", value=1).replace("$$$$", "> <Y>\n2\n\n$$$$")
+    (tmp_path / "t.sdf").write_text(twice + MOLBLOCK.format(title="m1", value=3))
+    out = read("sdf", tmp_path / "t.sdf", label_columns="Y")
+    assert errors(out)["t.sdf#0"].reason == "data field(s) appear more than once in the record: 'Y' 2 times"
+    assert items(out)["t.sdf#1:property:Y"].properties == {"Y": 3.0}
+    # a repeated field no option reads is harmless
+    assert items(read("sdf", tmp_path / "t.sdf", text_columns="_Name=description"))

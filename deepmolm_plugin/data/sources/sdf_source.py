@@ -17,19 +17,24 @@ Input: one ``.sdf`` / ``.sd`` / ``.mol`` file, or a folder searched recursively 
 - ``split_column``: a data field holding the split (default: ``train``).
 
 Item ids are ``<record id>:<task>``. A record whose id, split, label or text field holds
-bytes that are not UTF-8 is a ``SourceError`` (stage ``read``). Only the data fields are
-read here (text); a record
-whose structure is broken still yields its items, and the engine reports the structure
-failure for each of them with RDKit's reason.
+bytes that are not UTF-8, or appears twice in the record, is a ``SourceError`` (stage
+``read``). Only the data fields are read here (text); a record whose structure is broken
+still yields its items, and the engine reports the structure failure for each of them
+with RDKit's reason. A record without an ``M  END`` line (no molfile: a truncated record,
+a CSV given as ``--format sdf``) has no data fields to read, and a record that yields no
+item for want of a field: those fail with the structure's reason (stage ``molecule``)
+when it has one, not "no value in any of the fields".
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
-from ...molecule.io import sdf_blocks
+from ...molecule import MoleculeError
+from ...molecule.io.sdf import parse_sdf_block, sdf_blocks
 from .base import (MoleculeSpec, SourceError, SourceItem, register_reader, repeated_id, split_problem,
                    visible_files)
 from .csv_source import as_list, label_item, named, require_columns, text_task
@@ -40,22 +45,36 @@ FIELD = re.compile(r"^>.*?<([^>]+)>")
 
 
 
-def data_fields(block: str) -> dict:
-    """``> <NAME>`` data items after ``M  END``: name -> value (lines joined by newlines)."""
+def data_fields(block: str) -> Tuple[dict, dict]:
+    """``> <NAME>`` data items after ``M  END``: (name -> value, lines joined by newlines;
+    name -> how often it appears, for names that appear more than once)."""
     lines = block.splitlines()
     end = next((i for i, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
-    fields, name, value = {}, None, []
+    fields, seen, name, value = {}, Counter(), None, []
     for line in lines[end + 1:]:
         match = FIELD.match(line)
         if match and name is None:
             name, value = match.group(1).strip(), []
+            seen[name] += 1
         elif name is not None and not line.strip():
             fields[name], name = "\n".join(value).strip(), None
         elif name is not None:
             value.append(line)
     if name is not None:
         fields[name] = "\n".join(value).strip()
-    return fields
+    return fields, {n: count for n, count in seen.items() if count > 1}
+
+
+def structure_problem(block: str, record_id: str) -> Optional[str]:
+    """Why the record is no molecule (the structure reader's words: RDKit's reason, "no
+    'M  END' line"...), or None. Asked before a record is failed for a missing field: a
+    record that is no molfile at all (a CSV given as --format sdf, a truncated record) has
+    no fields either, and "no value in any of the fields" hid the real reason."""
+    try:
+        parse_sdf_block(block, record_id)
+    except MoleculeError as error:
+        return error.reason
+    return None
 
 
 def sdf_files(path: Path) -> List[Tuple[Path, str]]:
@@ -85,12 +104,20 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
 
 
 def _record(path: Path, name: str, index: int, block: str, labels, texts, options, ids: dict):
-    fields = data_fields(block)
+    fields, repeated = data_fields(block)
     title = block.splitlines()[0].strip() if block.strip() else ""
     fields["_Name"] = title
     record_id = f"{name}#{index}"
+    if not any(line.strip() == "M  END" for line in block.splitlines()):  # no molfile: no fields to read
+        yield SourceError(record_id, "molecule", structure_problem(block, record_id) or "no 'M  END' line")
+        return
     id_field = options.get("id_field")
     used = [id_field, options.get("split_column")] + [f for f, _ in texts + labels]
+    twice = {f: repeated[f] for f in used if f in repeated}
+    if twice:  # the last value was taken, without a word (a CSV column named twice is an error)
+        listed = ", ".join(f"{f!r} {n} times" for f, n in twice.items())
+        yield SourceError(record_id, "read", f"data field(s) appear more than once in the record: {listed}")
+        return
     damaged = [f for f in used if f and "\ufffd" in fields.get(f, "")]
     if damaged:  # the file is read with errors="replace": an answer or id would carry U+FFFD
         yield SourceError(record_id, "read", f"field(s) {damaged} hold bytes that are not UTF-8")
@@ -98,7 +125,7 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
     if id_field:
         if not fields.get(id_field):
             what = "title" if id_field == "_Name" else "field"
-            yield SourceError(record_id, "id", f"record has no {id_field!r} {what}")
+            yield SourceError(record_id, "id", structure_problem(block, record_id) or f"record has no {id_field!r} {what}")
             return
         record_id = fields[id_field]
         problem = repeated_id(ids, record_id, f"{name}#{index}")
@@ -125,4 +152,6 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
             produced = True
             yield item
     if not produced:
-        yield SourceError(record_id, "labels", f"no value in any of the fields {[f for f, _ in texts + labels]}")
+        problem = structure_problem(block, record_id)
+        yield (SourceError(record_id, "molecule", problem) if problem else
+               SourceError(record_id, "labels", f"no value in any of the fields {[f for f, _ in texts + labels]}"))

@@ -18,7 +18,7 @@ from ..matching import map_smiles
 from ..sanitize import parse_smiles, sanitize
 from .base import ParsedStructure, check_ascii, register_reader, title_of
 
-__all__ = ["read_sdf", "sdf_blocks"]
+__all__ = ["parse_sdf_block", "read_sdf", "sdf_blocks"]
 
 
 def sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
@@ -34,7 +34,7 @@ def sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
         yield "".join(block)
 
 
-def _parse_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]]:
+def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]]:
     """(id, unsanitised molecule, RDKit warnings as notes) of one MOL block."""
     if not block.strip():
         raise MoleculeError(fallback, "empty record")
@@ -73,7 +73,7 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None) -> Iterator[
     for i, block in enumerate(sdf_blocks(handle)):
         id = f"{name}#{i}"
         try:
-            id, mol, notes = _parse_block(block, id)
+            id, mol, notes = parse_sdf_block(block, id)
             notes += sanitize(mol, id)
             if smiles_field:
                 notes += _verify_field(mol, id, smiles_field)
