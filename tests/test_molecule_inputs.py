@@ -1,5 +1,6 @@
 """The one input resolver: every input form -> one molecule's model inputs, one naming rule."""
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -140,3 +141,19 @@ def test_settings_are_the_resolvers_and_cached_tokens_follow_them(ethanol):
     resolver.fp = FingerprintSettings(1024, 2)  # e.g. the model's, known once the trainer starts
     small = resolver.molecule_fp({"smiles": ETHANOL}, "r")
     assert full.shape[1] == 4 and small.shape[1] == 2 and int(small.max()) < 1024
+
+
+def test_from_file_refuses_a_smiles_in_every_caller(tmp_path):
+    # was: the resolver (training, chat, GUI, deepmolm-prepare) generated a conformer for a
+    # SMILES under 'from-file', while deepmolm-fingerprint and the README refused it
+    from deepmolm_plugin.data.prepare import main as prepare_main
+    from deepmolm_plugin.molecule.inputs import InputError
+
+    with pytest.raises(InputError, match="record 'r': no coordinates: policy 'from-file' needs a 3D structure"):
+        InputResolver(policy="from-file").molecule({"smiles": "CCO"}, "r")
+    (tmp_path / "t.csv").write_text("smiles,y\nCCO,1\n")
+    out = tmp_path / "out"
+    code = prepare_main(["--format", "csv", "--input", str(tmp_path / "t.csv"), "--out", str(out), "--label-columns",
+                         "y", "--conformer-policy", "from-file", "--image-size", "32", "--no-progress"])
+    (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert code == 1 and "no coordinates: policy 'from-file'" in failure["reason"]

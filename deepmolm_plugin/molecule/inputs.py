@@ -16,8 +16,9 @@ forms, as fields of a record-like dict:
 ==================  ===========================================================================
 
 Precedence for the tokens: ``molecule_fp``, then ``structure``, ``atoms``, ``smiles``. The
-3D policy (``auto``, ``from-file``, ``generate``, ``keep``) applies to structures and atom
-lists; a SMILES has no coordinates, so ``from-file`` generates for it. A structure file
+3D policy (``auto``, ``from-file``, ``generate``, ``keep``) applies to every form; a SMILES
+has no coordinates, so ``from-file`` refuses it ("no coordinates: policy 'from-file'
+needs a 3D structure"). A structure file
 must hold exactly one molecule (``first_of_many=True``: its first, with a note), unless
 ``structure_index`` picks one record of a multi-record file. ``limits`` (``max_atoms``,
 ``embed_timeout``, ``mmff_max_iters``) bound the work per molecule, the same for every form.
@@ -241,9 +242,9 @@ class InputResolver:
                 return molecule_from_atoms(fields["atoms"], fields["coordinates"], rid, smiles=fields.get("smiles"),
                                            charge=self._charge(fields), policy=policy, **self.limits)
             if fields.get("smiles"):
-                # A SMILES has no coordinates: 'from-file' generates, as for any SMILES.
-                return molecule_from_smiles(fields["smiles"], id=rid,
-                                            policy="generate" if policy == "from-file" else policy, **self.limits)
+                # A SMILES has no coordinates: under 'from-file' it is an error, as in every
+                # other reader (a generated conformer was used without a word).
+                return molecule_from_smiles(fields["smiles"], id=rid, policy=policy, **self.limits)
         except MoleculeError as e:
             raise self.fail(rid, e.reason) from e
         raise self.fail(rid, f"no molecule field ({', '.join(MOLECULE_FIELDS)})")
