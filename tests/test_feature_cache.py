@@ -389,3 +389,19 @@ def test_all_hits_rank_joins_another_ranks_encode_under_zero3(tmp_path, tiny_con
     monkeypatch.setattr(torch.distributed, "all_reduce", lambda flag, op=None: flag)  # nobody misses
     tower(x)
     assert calls.calls == 1
+
+
+def test_killed_writers_temporary_files_are_removed_once_stale(tmp_path, tiny_config):
+    # was: left in the entry folders for ever (a killed run, every restart)
+    tower = _tower(tiny_config, tmp_path)
+    tower(torch.randn(2, 3, 128, 128))
+    tmp = tmp_path / ".tmp"
+    assert len(_files(tmp_path)) == 2 and list(tmp.iterdir()) == []  # written, renamed away
+    stale, fresh = tmp / "host-1-aa.part", tmp / "host-2-bb.part"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")  # a live writer on another rank
+    old = stale.stat().st_mtime - 2 * 3600
+    os.utime(stale, (old, old))
+    again = FeatureCache(tmp_path)
+    assert again.removed_stale == 1 and not stale.exists() and fresh.exists()
+    assert len(_files(tmp_path)) == 2

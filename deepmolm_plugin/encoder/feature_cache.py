@@ -18,10 +18,13 @@ returning stale features.
 Files: `<root>/<key[:2]>/<key>.safetensors`, one tensor `features` (tokens, hidden) in the
 tower's dtype, with the key and the sha256 of the tensor's bytes in the metadata.
 
-Concurrency: a writer writes a temporary file in the same folder (host, pid and a random
+Concurrency: a writer writes a temporary file in `<root>/.tmp/` (host, pid and a random
 part in its name) and renames it into place, so a reader sees a whole file or none, and
 ranks sharing the folder (a shared file system) never see each other's half-written
 files; two ranks that encode the same view write the same bytes and the last rename wins.
+A writer killed between the two leaves its temporary file: a cache opened later removes
+those older than STALE_SECONDS (writing one file takes milliseconds, so no live writer's
+file is that old), one folder listing, not a walk of the whole cache.
 Readers check the stored key and digest, and the features' shape and dtype: a file damaged
 after the fact (a machine crash before its data reached the disk, an edit) is reported,
 recomputed and replaced. A cache is a speed-up, never a reason to lose a run: an entry
@@ -40,6 +43,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -53,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "deepencoder-features-1"
 TENSOR = "features"
+STALE_SECONDS = 3600  # a temporary file this old belongs to a killed writer
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
@@ -161,6 +166,26 @@ class FeatureCache:
             raise ValueError(f"feature cache {self.root}: cannot create the folder ({e.strerror or e})") from e
         self.hits = self.misses = self.damaged = self.unreadable = self.unstored = 0
         self._reported: set = set()  # (what, reason kind): each is logged once per cache
+        self.tmp = self.root / ".tmp"
+        self.removed_stale = self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> int:
+        """Remove killed writers' temporary files (older than STALE_SECONDS); how many."""
+        removed, now = 0, time.time()
+        try:
+            entries = list(os.scandir(self.tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_SECONDS:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:  # another process opening the cache removed it first
+                pass
+        if removed:
+            logger.info("feature cache %s: removed %d temporary file(s) of killed writers", self.root, removed)
+        return removed
 
     def key(self, view: torch.Tensor, weights: str, mode: str, dtype: "torch.dtype | str") -> str:
         """The cache key of one view (3, S, S) for a tower with weights digest `weights`;
@@ -205,9 +230,10 @@ class FeatureCache:
         """Store one view's features (tokens, hidden); atomic, see the module docstring."""
         features = features.detach().to("cpu").contiguous()
         path = self.path(key)
-        tmp = path.parent / f".tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = self.tmp / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.part"
         metadata = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(_raw_bytes(features)).hexdigest()}
         try:
+            self.tmp.mkdir(exist_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({TENSOR: features}, str(tmp), metadata=metadata)
             os.replace(tmp, path)
