@@ -112,9 +112,7 @@ def settings_of(args) -> dict:
 def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     """This run's state (settings, versions, inputs) and the finished manifest if the
     output is already complete with the same identity. Refuses foreign or stale folders."""
-    root = out.root
-    if root.exists() and not root.is_dir():
-        raise PrepareError(f"--out {root} is a file")
+    root = out.root  # a folder: the lock (OutputLock.acquire) made it, or refused a file there
     if root.is_dir() and not out.is_empty() and not out.is_ours():
         raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
     manifest, run = read_manifest(out), out.read_json(f"{PROGRESS}/run.json")

@@ -208,13 +208,9 @@ def parse_value(text, spec: "PropertySpec") -> Optional[float]:
     return value_in_unit(text, spec)[0]
 
 
-def unit_problem(text, spec: "PropertySpec") -> Optional[str]:
-    """Why the unit an answer states cannot be a value of this property, or None."""
-    return value_in_unit(text, spec)[1]
-
-
 def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional[str]]:
-    """(`parse_value`, `unit_problem`) from one parse."""
+    """(`parse_value`, why the unit the answer states cannot be a value of this property or
+    None) from one parse."""
     parsed = _parse(text)
     if parsed is None:
         return None, None
