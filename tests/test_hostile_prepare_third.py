@@ -468,3 +468,23 @@ def test_an_sdf_data_field_given_twice_is_a_failure_not_the_last_value(tmp_path)
     assert items(out)["t.sdf#1:property:Y"].properties == {"Y": 3.0}
     # a repeated field no option reads is harmless
     assert items(read("sdf", tmp_path / "t.sdf", text_columns="_Name=description"))
+
+
+def test_a_rerun_on_a_read_only_finished_output_is_complete_not_refused(tmp_path, monkeypatch, capsys):
+    # was: "--out ... is not writable" (a pipeline's rerun on a shared read-only dataset)
+    (tmp_path / "t.csv").write_text("smiles,y\nCCO,1\nCCN,2\n")
+    out = tmp_path / "out"
+    run = ["--format", "csv", "--input", tmp_path / "t.csv", "--out", out, *small_run()]
+    assert prepare(*run)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: (False if str(p) == str(out) and mode & os.W_OK
+                                                       else real_access(p, mode)))
+    code, printed = prepare(*run)
+    assert code == 0 and "already complete (read-only)" in printed
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # no lock file, nothing written
+    code, _ = prepare(*run[:-len(small_run())], *small_run("--conformer-policy", "generate"))
+    assert code == 2 and "is read-only and holds output of a different run" in capsys.readouterr().err
+    (out / "train.json").write_text("[]")
+    code, _ = prepare(*run)
+    assert code == 2 and "is read-only and does not match its manifest (train.json" in capsys.readouterr().err

@@ -74,7 +74,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     try:  # a path under a file, or a read-only folder: a traceback when the lock was taken
         usage.output_folder(args.out, "--out")
     except usage.UsageError as e:
-        p.error(str(e))
+        if not read_only_output(Path(args.out)):  # that one is checked, not written (main)
+            p.error(str(e))
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit must be >= 1 (the first N items), got {args.limit}")
     if args.merge and args.shard != (0, 1):
@@ -109,6 +110,36 @@ def settings_of(args) -> dict:
             "embed_timeout": args.embed_timeout}
 
 
+def run_state(args, out: Output, known: List[dict]) -> dict:
+    """What this run would make: settings, versions and input checksums (`known`: an earlier
+    run's, reused for files whose size and mtime are unchanged)."""
+    return {"schema": SCHEMA, "settings": settings_of(args), "versions": versions(),
+            "inputs": checksum_inputs(Path(args.input), out.root.resolve(), known)}
+
+
+def read_only_output(root: Path) -> bool:
+    """A finished output this user cannot write (a shared dataset on a read-only mount)."""
+    return (root / MANIFEST).is_file() and not os.access(root, os.W_OK | os.X_OK)
+
+
+def confirm_read_only(args, out: Output) -> dict:
+    """The manifest of a read-only finished output, when this command would make exactly
+    it and its files are intact: the rerun a pipeline does before training is then
+    "already complete", as on a writable copy (it failed taking the lock). Anything else
+    cannot be redone there: an error saying why."""
+    manifest = out.read_json(MANIFEST, remedy="it cannot be redone on a read-only --out")
+    state = run_state(args, out, manifest.get("inputs", []))
+    if identity_of(manifest) != identity_of(state):
+        raise PrepareError(f"--out {out.root} is read-only and holds output of a different run "
+                           f"({'; '.join(differences(manifest, state))}): use another --out")
+    problems = out.verify(manifest)
+    if problems:
+        listed = "; ".join(f"{name}: {problem}" for name, problem in sorted(problems.items()))
+        raise PrepareError(f"--out {out.root} is read-only and does not match its manifest ({listed}): it cannot "
+                           "be redone there; use another --out")
+    return manifest
+
+
 def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     """This run's state (settings, versions, inputs) and the finished manifest if the
     output is already complete with the same identity. Refuses foreign or stale folders."""
@@ -116,10 +147,7 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     if root.is_dir() and not out.is_empty() and not out.is_ours():
         raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
     manifest, run = read_manifest(out), out.read_json(f"{PROGRESS}/run.json")
-    known = (manifest or run or {}).get("inputs", [])
-    settings = settings_of(args)
-    state = {"schema": SCHEMA, "settings": settings, "versions": versions(),
-             "inputs": checksum_inputs(Path(args.input), root.resolve(), known)}
+    state = run_state(args, out, (manifest or run or {}).get("inputs", []))
     previous = manifest or run
     if manifest is None and run is not None and not out.committed(any_run=True):
         previous = run = None  # an earlier start that committed nothing: nothing to protect
@@ -193,6 +221,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_reader_options(args.format, reader_options(args))
         if not Path(args.input).exists():  # before --out is created
             raise PrepareError(f"--input {Path(args.input).resolve()} does not exist")
+        if read_only_output(out.root) and not args.merge and args.shard == (0, 1):
+            finished = confirm_read_only(args, out)
+            say(summary(finished))
+            say(f"already complete (read-only): processed 0 items ({out.root / MANIFEST})")
+            return 0 if finished["counts"]["records"] else 1
         try:
             lock.acquire()
         except OSError as e:  # /proc/x, a folder this user cannot write
