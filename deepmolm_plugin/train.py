@@ -156,10 +156,11 @@ def check_repeated_options(parser, argv) -> None:
 def check_output_folders(options, model_args, data_args) -> None:
     """Folders the run writes into must be folders (or creatable): a --render_folder that is a
     file failed when the dataset drew its first depiction, after the model had loaded."""
-    for name, value in (("output_dir", options.output_dir), ("render_folder", data_args.render_folder),
-                        ("vision_feature_cache", model_args.vision_feature_cache)):
+    for name, value in (("output_dir", options.output_dir), ("render_folder", data_args.render_folder)):
         if value is not None:
             usage.output_folder(value, f"--{name}")
+    if model_args.vision_feature_cache is not None:  # a read-only one serves what it holds
+        usage.cache_folder(model_args.vision_feature_cache, "--vision_feature_cache")
 
 
 # Model settings the config of a saved checkpoint records (patches.arguments.CONFIG_FIELDS and

@@ -114,6 +114,16 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     return path
 
 
+def cache_folder(value: "str | os.PathLike", option: str) -> Path:
+    """`output_folder`, except that an existing folder this user can read but not write is
+    accepted: a cache shared on a read-only mount serves what it holds (the cache then
+    stores nothing, and says so)."""
+    path = _path(value)
+    if path.is_dir() and os.access(path, os.R_OK | os.X_OK) and not os.access(path, os.W_OK):
+        return path
+    return output_folder(value, option)
+
+
 def output_file(value: "str | os.PathLike", option: str) -> Path:
     """A file to write: not a folder, and its folder must exist."""
     path = _path(value)

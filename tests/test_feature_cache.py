@@ -405,3 +405,27 @@ def test_killed_writers_temporary_files_are_removed_once_stale(tmp_path, tiny_co
     again = FeatureCache(tmp_path)
     assert again.removed_stale == 1 and not stale.exists() and fresh.exists()
     assert len(_files(tmp_path)) == 2
+
+
+def test_a_read_only_cache_serves_what_it_holds(tmp_path, tiny_config, monkeypatch, caplog):
+    # was: refused ("not writable"): a cache filled once and shared on a read-only mount
+    from deepmolm_plugin import usage
+
+    filled = _tower(tiny_config, tmp_path)
+    x, new = torch.randn(2, 3, 128, 128), torch.randn(1, 3, 128, 128)
+    expected = filled(x)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: (False if str(p) == str(tmp_path) and mode & os.W_OK
+                                                       else real_access(p, mode)))
+    assert usage.cache_folder(tmp_path, "--vision_feature_cache") == tmp_path
+    with pytest.raises(usage.UsageError, match="is not writable"):  # a new cache there still cannot be made
+        usage.cache_folder(tmp_path / "new", "--vision_feature_cache")
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+        tower = filled
+        tower.enable_feature_cache(tmp_path)  # the same weights, the cache opened read-only
+        torch.testing.assert_close(tower(x), expected, rtol=0, atol=0)
+        tower(new)
+        tower(new)
+    stats = tower.feature_cache.stats()
+    assert (stats["hits"], stats["unstored"]) == (2, 2) and len(_files(tmp_path)) == 2
+    assert caplog.text.count("is read-only") == 1 and "cannot store" not in caplog.text

@@ -159,7 +159,7 @@ class FeatureCache:
         # The launchers check their option the same way before the model loads; this is
         # for enable_feature_cache called from code. Problems are found now, not at the
         # first put in the middle of a run. (usage.UsageError is a ValueError.)
-        self.root = usage.output_folder(root, "feature cache")
+        self.root = usage.cache_folder(root, "feature cache")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # no permission, a race with another process
@@ -167,7 +167,13 @@ class FeatureCache:
         self.hits = self.misses = self.damaged = self.unreadable = self.unstored = 0
         self._reported: set = set()  # (what, reason kind): each is logged once per cache
         self.tmp = self.root / ".tmp"
-        self.removed_stale = self._remove_stale_temporaries()
+        # A cache shared on a read-only mount serves the views it holds; the others are
+        # encoded and not stored (counted in `unstored`), said once here, not per view.
+        self.read_only = not os.access(self.root, os.W_OK | os.X_OK)
+        if self.read_only:
+            logger.warning("feature cache %s is read-only: stored views are read, new ones are encoded and not "
+                           "stored (counted in stats()['unstored'])", self.root)
+        self.removed_stale = 0 if self.read_only else self._remove_stale_temporaries()
 
     def _remove_stale_temporaries(self) -> int:
         """Remove killed writers' temporary files (older than STALE_SECONDS); how many."""
@@ -181,7 +187,7 @@ class FeatureCache:
                 if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_SECONDS:
                     os.unlink(entry.path)
                     removed += 1
-            except FileNotFoundError:  # another process opening the cache removed it first
+            except OSError:  # another process removed it first, or no permission: only a leftover
                 pass
         if removed:
             logger.info("feature cache %s: removed %d temporary file(s) of killed writers", self.root, removed)
@@ -228,6 +234,9 @@ class FeatureCache:
 
     def put(self, key: str, features: torch.Tensor) -> None:
         """Store one view's features (tokens, hidden); atomic, see the module docstring."""
+        if self.read_only:
+            self.unstored += 1
+            return
         features = features.detach().to("cpu").contiguous()
         path = self.path(key)
         tmp = self.tmp / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.part"

@@ -370,7 +370,7 @@ def check_arguments(args: argparse.Namespace) -> None:
                                "overwrite the questions with the answers")
     usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it
     if args.vision_feature_cache is not None:
-        usage.output_folder(Path(args.vision_feature_cache), "--vision-feature-cache")
+        usage.cache_folder(Path(args.vision_feature_cache), "--vision-feature-cache")
     usage.at_least(args.temperature, "--temperature", 0)
     usage.at_least(args.num_beams, "--num_beams")
     if args.top_p is not None and not 0 < args.top_p <= 1:
