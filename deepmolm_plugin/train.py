@@ -174,18 +174,33 @@ RESUMED_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_
 def check_resumed_settings(output_dir, model_args) -> None:
     """The host resumes from the last `checkpoint-N` of --output_dir whenever there is one.
     A checkpoint saved with other model settings resumed silently when no tensor shape
-    changed (--image_mode, --fp_levels, --fusion_heads: the run went on computing something
-    else than its first part) or failed after the model had loaded (a size mismatch for
-    --fp_bits, unexpected keys for another projector). Refused now, naming the settings."""
+    changed (--image_mode, --fp_levels, --fusion_heads, the tower's heads or norm eps in
+    --deepencoder_config: the run went on computing something else than its first part) or
+    failed after the model had loaded (a size mismatch for --fp_bits, unexpected keys for
+    another projector). Refused now, naming the settings; so is a `checkpoint-*` the host
+    would try to resume and cannot (transformers' traceback after the model had loaded)."""
     import json
+    from pathlib import Path
 
     from transformers.trainer_utils import get_last_checkpoint
 
     output = os.path.expanduser(output_dir or "")
-    checkpoint = get_last_checkpoint(output) if os.path.isdir(output) else None
-    config_path = os.path.join(checkpoint, "config.json") if checkpoint else ""
-    if not os.path.isfile(config_path):
+    # The host resumes when anything matches `checkpoint-*` (llava/train/train.py).
+    found = sorted(p.name for p in Path(output).glob("checkpoint-*")) if os.path.isdir(output) else []
+    if not found:
         return
+    checkpoint = get_last_checkpoint(output)
+    if checkpoint is None:  # transformers takes only checkpoint-<number> folders
+        raise usage.UsageError(f"--output_dir {output_dir} holds {', '.join(found[:3])}, so the host resumes, but "
+                               "no checkpoint-<step> folder to resume from: move it away, or use another --output_dir")
+    name = os.path.basename(checkpoint)
+    missing = [f for f in ("trainer_state.json", "config.json") if not os.path.isfile(os.path.join(checkpoint, f))]
+    if missing:
+        raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, which has no "
+                               f"{' or '.join(missing)} (a save that did not finish, or a --tune_mm_mlp_adapter "
+                               "checkpoint, which holds only the projector): move it away to resume from an "
+                               "earlier one, or use another --output_dir")
+    config_path = os.path.join(checkpoint, "config.json")
     try:
         with open(config_path, encoding="utf-8") as handle:
             saved = json.load(handle)
@@ -194,10 +209,27 @@ def check_resumed_settings(output_dir, model_args) -> None:
                                f"{config_path} ({e})") from e
     differ = [f"--{name} {getattr(model_args, name)!r} (the checkpoint: {saved[key]!r})"
               for name, key in RESUMED_SETTINGS.items() if key in saved and saved[key] != getattr(model_args, name)]
+    differ += tower_differences(saved, model_args)
     if differ:
-        raise usage.UsageError(f"--output_dir {output_dir} holds {os.path.basename(checkpoint)}, which the host "
+        raise usage.UsageError(f"--output_dir {output_dir} holds {name}, which the host "
                                f"resumes, but it was trained with other settings: {'; '.join(differ)}; give its "
                                "settings, or another --output_dir to start afresh")
+
+
+def tower_differences(saved: dict, model_args) -> list:
+    """The network fields of --deepencoder_config that differ from those a checkpoint's
+    config.json saved (heads, norm eps, windows: no tensor shape shows them)."""
+    from deepmolm_plugin.patches.registry import TOWER_NAME
+
+    if not (saved.get("mm_vision_tower") == TOWER_NAME == getattr(model_args, "vision_tower", None)
+            and isinstance(saved.get("deepencoder_config"), dict)):
+        return []
+    from deepmolm_plugin.encoder.checkpoint import architecture
+    from deepmolm_plugin.encoder.config import DeepEncoderConfig
+    from deepmolm_plugin.encoder.tower import config_from_args
+
+    ours, theirs = architecture(config_from_args(model_args)), architecture(DeepEncoderConfig.from_dict(saved["deepencoder_config"]))
+    return [f"--deepencoder_config {k}={ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in ours if ours[k] != theirs[k]]
 
 
 QWEN2_TEMPLATES = ("qwen2", "plain")  # the host templates whose preprocess fits a Qwen2 tokenizer

@@ -121,12 +121,46 @@ def test_resuming_a_checkpoint_made_with_other_settings_is_refused(tmp_path):
     saved = {"mm_vision_tower": "deepencoder", "mm_projector_type": "fusion", "fp_bits": 4096, "fp_levels": 4,
              "image_mode": "base", "fusion_heads": 8}
     (checkpoint / "config.json").write_text(json.dumps(saved))
+    (checkpoint / "trainer_state.json").write_text("{}")
     checked(tmp_path, *DEEPMOLM)  # the same settings resume
     with pytest.raises(usage.UsageError, match=r"holds checkpoint-5, .*--fp_bits 2048 \(the checkpoint: 4096\); "
                                                r"--image_mode 'tiles' \(the checkpoint: 'base'\)"):
         checked(tmp_path, *DEEPMOLM, "--fp_bits", "2048", "--image_mode", "tiles")
     with pytest.raises(usage.UsageError, match="--mm_projector_type 'concat' .*'fusion'"):
         checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "concat")
+
+
+def test_resuming_with_another_tower_network_is_refused(tmp_path):
+    # was: resumed, the saved tower weights then ran with 4 CLIP heads instead of 2
+    from deepmolm_plugin.encoder.presets import encoder_config
+
+    tiny = encoder_config("tiny")
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    (checkpoint / "config.json").write_text(json.dumps({"mm_vision_tower": "deepencoder",
+                                                        "deepencoder_config": tiny.to_dict()}))
+    checked(tmp_path, *DEEPMOLM, "--deepencoder_config", "tiny")
+    other = tmp_path / "enc.json"
+    other.write_text(json.dumps({**tiny.to_dict(), "clip_heads": tiny.clip_heads * 2, "dtype": "bfloat16"}))
+    with pytest.raises(usage.UsageError, match=rf"--deepencoder_config clip_heads={tiny.clip_heads * 2} \(the "
+                                               rf"checkpoint: {tiny.clip_heads}\); give its settings"):
+        checked(tmp_path, *DEEPMOLM, "--deepencoder_config", str(other))  # dtype is no network field
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"checkpoint-best": None}, r"holds checkpoint-best, so the host resumes, but no checkpoint-<step> folder"),
+    ({"checkpoint-4": None}, r"would resume checkpoint-4, which has no trainer_state.json or config.json"),
+    ({"checkpoint-4": "config.json"}, r"would resume checkpoint-4, which has no trainer_state.json \("),
+])
+def test_a_checkpoint_the_host_cannot_resume_is_one_line_before_loading(tmp_path, layout, message):
+    # was: transformers' "Can't find a valid checkpoint" traceback after the model had loaded
+    for folder, file in layout.items():
+        (tmp_path / "out" / folder).mkdir(parents=True)
+        if file:
+            (tmp_path / "out" / folder / file).write_text("{}")
+    with pytest.raises(usage.UsageError, match=message):
+        checked(tmp_path, *DEEPMOLM)
 
 
 def test_a_render_folder_that_is_a_file_is_refused(tmp_path):
