@@ -112,9 +112,11 @@ def _patch_dataset(cls) -> None:
         return item
 
     def _tokens_molecule(self, i, record, rid):
-        """The structure or atom list a record's tokens come from when it also has a SMILES (the
-        depiction's source), once per record: the resolver built it for the tokens."""
-        if i in self.smiles_checked or not record.get("smiles") or not (record.get("structure") or record.get("atoms")):
+        """A record's structure or atom list when another molecule source comes with it (a
+        SMILES, the depiction's source; `molecule_fp`, the tokens'), once per record, for
+        check_heavy_atoms: every source must be the one molecule."""
+        other = record.get("smiles") or record.get("molecule_fp") is not None
+        if i in self.smiles_checked or not other or not (record.get("structure") or record.get("atoms")):
             return None
         return self.molecules.molecule(record, rid)
 

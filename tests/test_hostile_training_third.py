@@ -223,6 +223,19 @@ def test_a_smiles_that_is_not_the_structure_is_refused(tmp_path, tokenizer):  # 
     assert ds[1]["molecule_fp"].shape == (6, 4)  # a Kekulé spelling of the same molecule passes
 
 
+def test_tokens_of_another_molecule_than_the_structure_are_refused(tmp_path, tokenizer):  # noqa: F811
+    # was: without a SMILES, benzene's depiction (from the structure) next to ethanol's tokens
+    sdf = benzene_sdf(tmp_path)
+    ds = dataset(tmp_path, tokenizer, [{"id": "mixed", "structure": sdf, "molecule_fp": [[1, 2, 3, 4]] * 3,
+                                        "conversations": turns()},
+                                       {"id": "same", "structure": sdf, "molecule_fp": [[1, 2, 3, 4]] * 6,
+                                        "conversations": turns()}])
+    with pytest.raises(RecordError, match="record 'mixed': molecule_fp has 3 atom rows but its structure "
+                                          r"\(.*benzene.sdf#0.*\) has 6 heavy atoms"):
+        ds[0]
+    assert ds[1]["molecule_fp"].shape == (6, 4)
+
+
 def test_property_names_that_differ_only_in_case_are_refused(tmp_path, tokenizer):  # noqa: F811
     # was: two properties, so --aux_properties logP treated the LogP records as unmeasured
     records = [{"id": "a", "smiles": "CCO", "conversations": turns(), "properties": {"logP": 1.0}},

@@ -186,9 +186,17 @@ def check_heavy_atoms(record: dict, rid: str, rows: int, molecule=None) -> None:
     `molecule_fp` (one row per heavy atom): a sidecar offset off by a record, or tokens pasted
     from another record, would pair this record's depiction and text with another molecule's
     tokens. A `structure` file (`molecule`, the built MoleculeRecord) of another molecule
-    was fingerprinted silently next to the SMILES's depiction."""
+    was fingerprinted silently next to the SMILES's depiction; and `molecule_fp` must have a
+    row per heavy atom of a structure given with it too."""
     smiles = record.get("smiles")
-    if not smiles or (record.get("molecule_fp") is None and molecule is None):
+    given_fp = record.get("molecule_fp") is not None
+    if given_fp and molecule is not None and molecule.mol.GetNumHeavyAtoms() != rows:
+        # without a SMILES the depiction comes from the structure: it was benzene's next to
+        # ethanol's tokens, without a word
+        raise RecordError(rid, f"molecule_fp has {rows} atom rows but its structure ({molecule.source}) has "
+                               f"{molecule.mol.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another molecule "
+                               "or to part of it; give one molecule's structure and tokens, or leave one out")
+    if not smiles or (not given_fp and molecule is None):
         return
     parsed = _parsed(smiles, rid)
     if record.get("molecule_fp") is not None and parsed.GetNumHeavyAtoms() != rows:
