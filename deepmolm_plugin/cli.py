@@ -274,6 +274,7 @@ def main(argv=None) -> None:
     from deepmolm_plugin.model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
     from deepmolm_plugin.tensor_files import CheckpointError
     from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
 
@@ -324,7 +325,7 @@ def main(argv=None) -> None:
             stack.enter_context(cli_display.launcher_chose_conv_mode(args.conv_mode))
         try:
             host_cli.main(args)
-        except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader
+        except (CheckpointError, PromptTooLong) as e:  # the loader's words for the folder; a question too long
             raise SystemExit(f"error: {e}") from e
         except KeyboardInterrupt:  # Ctrl-C at the prompt or mid-reply ends the chat, as Ctrl-D does
             print("\ninterrupted", file=sys.stderr)

@@ -151,6 +151,28 @@ def test_model_vqa_bad_smiles_names_the_question(trained_checkpoint, tiny_setup,
     assert "Traceback" not in proc.stderr
 
 
+def test_model_vqa_and_chat_refuse_a_prompt_longer_than_the_context(trained_checkpoint, tiny_setup, tmp_path):
+    # was: the host cut the prompt (question and assistant turn) at the model's context of
+    # 256 and the cut prompt was answered and scored; and a bare --answers-file name (the
+    # host's default answer.jsonl) was a FileNotFoundError after the model had loaded
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [
+        {"question_id": "q-ok", "smiles": "CCO", "text": "What is this molecule?"},
+        {"question_id": "q-long", "smiles": "CCO", "text": "word " * 400 + "What is this molecule?"},
+    ])
+    proc = run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(
+        trained_checkpoint, questions, "answers.jsonl", tiny_setup["structures"]), cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "question 'q-long': the prompt is" in proc.stderr and "more than this model's context of 256" in proc.stderr
+    assert [json.loads(line)["question_id"] for line in (tmp_path / "answers.jsonl").read_text().splitlines()] == [
+        "q-ok"]
+    proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--smiles", "CCO",
+                                              "--temperature", "0", "--max-new-tokens", "4"],
+                      cwd=tmp_path, stdin="What is it?\n" + "word " * 400 + "\n", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "error: the prompt is" in proc.stderr and "start a new one" in proc.stderr
+
+
 FUSION_CONFIG = SimpleNamespace(mm_projector_type="fusion", fp_bits=4096, fp_levels=4)
 
 

@@ -230,6 +230,8 @@ class QuestionInputs:
         return question
 
     def bind(self, generate):
+        from ..model.llava_qwen2 import PromptTooLong
+
         @functools.wraps(generate)
         def wrapper(inputs=None, *args, **kwargs):
             question = self.next_question(kwargs.get("image_sizes"))
@@ -242,12 +244,15 @@ class QuestionInputs:
                 kwargs["images"] = images_in_dtype(kwargs["images"], self.model.dtype)
             if self.uses_molecules:
                 kwargs["molecule_fp"] = question.molecule_fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
-            if question.graph is not None:  # the KFLM2 head's prediction for the same prompt
-                predicted = self.model.predict_properties(
-                    inputs, kwargs["images"], [question.graph], image_sizes=kwargs.get("image_sizes"),
-                    molecule_fp=kwargs.get("molecule_fp"))
-                self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
-            return generate(inputs, *args, **kwargs)
+            try:
+                if question.graph is not None:  # the KFLM2 head's prediction for the same prompt
+                    predicted = self.model.predict_properties(
+                        inputs, kwargs["images"], [question.graph], image_sizes=kwargs.get("image_sizes"),
+                        molecule_fp=kwargs.get("molecule_fp"))
+                    self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
+                return generate(inputs, *args, **kwargs)
+            except PromptTooLong as e:  # the answers so far stay in the answers file
+                raise QuestionError(question.question_id, str(e)) from e
 
         return wrapper
 
@@ -338,6 +343,9 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     with tempfile.TemporaryDirectory(prefix="deepmolm_vqa_") as folder:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
+        # absolute: the host makes os.path.dirname(answers_file), "" for a bare file name
+        # (its own default, answer.jsonl), and failed after the model had loaded
+        host_args.answers_file = str(answers)
         host_args.num_chunks, host_args.chunk_idx = 1, 0
         with open(host_args.question_file, "w") as handle:
             handle.writelines(json.dumps(line) + "\n" for line in prepared)

@@ -58,6 +58,10 @@ class LlavaQwen2Config(Qwen2Config):
         return values
 
 
+class PromptTooLong(ValueError):
+    """A generation prompt longer than the model's context (`check_prompt_fits`)."""
+
+
 class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):
     config_class = LlavaQwen2Config
 
@@ -162,8 +166,34 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         # LLM's bf16 linears refused it ("expected m1 and m2 to have the same dtype").
         dtype = self.get_model().embed_tokens.weight.dtype
         features = [f.to(dtype) for f in self.encode_images(images, molecule_fp, tile_images, tile_grids)]
+        if labels is None:  # generating: a cut prompt would be answered as if whole
+            self.check_prompt_fits(input_ids, attention_mask, features)
         return host(input_ids, position_ids, attention_mask, past_key_values, labels, EncodedImages(features),
                     image_sizes)
+
+    def check_prompt_fits(self, input_ids, attention_mask, features: List[torch.Tensor]) -> None:
+        """PromptTooLong when a prompt (text tokens plus its images' positions) is longer
+        than the context the model was trained with (`tokenizer_model_max_length`): the
+        host cuts every sequence there, from the end, which holds the question and the
+        assistant's turn, and the model answered the cut prompt without a word (model_vqa,
+        the chat CLI). Training records are checked when they are read instead."""
+        from llava.constants import IMAGE_TOKEN_INDEX
+
+        limit = getattr(self.config, "tokenizer_model_max_length", None)
+        if limit is None:
+            return
+        k = 0  # the next image's features; the host gives a sample without images one too
+        for b, ids in enumerate(input_ids):  # ids (L,)
+            if attention_mask is not None:
+                ids = ids[attention_mask[b].bool()]
+            n_images = int((ids == IMAGE_TOKEN_INDEX).sum())
+            image = sum(len(f) for f in features[k:k + n_images])
+            k += max(n_images, 1)
+            text = len(ids) - n_images
+            if text + image > limit:
+                raise PromptTooLong(f"the prompt is {text + image} positions long ({text} text tokens + {image} for "
+                                    f"the image), more than this model's context of {limit}: the end, with the "
+                                    "question, would be cut off; ask a shorter question (in a chat: start a new one)")
 
     # --- the HF entry points ---------------------------------------------------------------
     def forward(
