@@ -164,8 +164,17 @@ def _model_arguments(host_cls):
                     "--aux_property_task trains its head together with the LLM (stage 2); with "
                     "--tune_mm_mlp_adapter only the projector trains and the head would stay random"
                 )
+            weight_default = next(f.default for f in dataclasses.fields(self) if f.name == "aux_property_weight")
+            given = [f"--{n}" for n, v in (("aux_properties", self.aux_properties),
+                                           ("aux_property_weight", self.aux_property_weight != weight_default)) if v]
+            if given and not self.aux_property_task:  # were saved in the config and never read
+                raise ValueError(f"{' and '.join(given)}: settings of --aux_property_task kflm2, which is not given; "
+                                 "give it, or leave them out")
             if self.aux_properties:
-                self.aux_properties = [p.strip() for p in self.aux_properties.split(",") if p.strip()]
+                names = [p.strip() for p in self.aux_properties.split(",") if p.strip()]
+                if len(set(names)) != len(names):
+                    raise ValueError(f"--aux_properties names a property twice: {self.aux_properties!r}")
+                self.aux_properties = names
             if self.vision_tower_weights and "," in self.vision_tower_weights:
                 self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
             if isinstance(self.deepencoder_config, str):  # a JSON file stays a path, a preset name becomes its fields

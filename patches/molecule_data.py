@@ -66,6 +66,10 @@ def _patch_dataset(cls) -> None:
             record_folder=os.path.dirname(os.path.abspath(data_path)),  # sidecar paths are relative to it
         )
         self.graph_molecules = graph_resolver(structure_folder)
+        # Whether items carry `properties` and molecular graphs: only a model with the
+        # property head reads them (set when training starts, `require_graphs`); without
+        # one, a record whose properties have no graph source stopped the run at its step.
+        self.needs_graphs = True
         self.graphs = {}  # index -> MolGraph, for records with `properties`
         self.smiles_checked = set()  # indices whose SMILES was checked against their structure
         todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and has_molecule(r)]
@@ -92,7 +96,7 @@ def _patch_dataset(cls) -> None:
             item["molecule_fp"] = self.molecules.molecule_fp(record, rid)
             check_heavy_atoms(record, rid, len(item["molecule_fp"]), self._tokens_molecule(i, record, rid))
             self.smiles_checked.add(i)
-        if record.get("properties") is not None:  # labels for the KFLM2 auxiliary head
+        if record.get("properties") is not None and self.needs_graphs:  # labels for the KFLM2 auxiliary head
             item["properties"] = dict(record["properties"])
             if i not in self.graphs:
                 graph = record_graph(record, record_id(record, i), self.graph_molecules)
@@ -226,12 +230,37 @@ def require_molecules(dataset, model) -> None:
                          "image with its molecule: give them one, or leave them out")
 
 
+def require_graphs(dataset, model) -> None:
+    """Records' `properties` are labels for the property head, which reads each molecule's
+    graph: with the head, every record with properties needs a `smiles`, `structure` or
+    `atoms` to build it from (it failed at the record's step, hours in); without it,
+    properties are not read at all (a record without a graph source stopped the run)."""
+    from deepmolm_plugin.data.records import record_id
+
+    records = getattr(dataset, "list_data_dict", None)
+    get_model = getattr(model, "get_model", None)
+    if records is None or not hasattr(dataset, "needs_graphs"):
+        return
+    dataset.needs_graphs = callable(get_model) and getattr(get_model(), "optional_head", None) is not None
+    if not dataset.needs_graphs:
+        return
+    lacking = [record_id(r, i) for i, r in enumerate(records) if r.get("properties") is not None
+               and not any(r.get(name) for name in ("smiles", "structure", "atoms"))]
+    if lacking:
+        from deepmolm_plugin.usage import DataError
+
+        shown = ", ".join(repr(r) for r in lacking[:20]) + (f" ({len(lacking)} in all)" if len(lacking) > 20 else "")
+        raise DataError(f"records {shown} have `properties` but no `smiles`, `structure` or `atoms` to build the "
+                        "molecular graph the property head reads: give them one, or leave their properties out")
+
+
 def _patch_trainer_start(cls) -> None:
     host_train = cls.train
 
     def train(self, *args, **kwargs):
         use_model_fp_settings(self.train_dataset, self.model.config)
         require_molecules(self.train_dataset, self.model)
+        require_graphs(self.train_dataset, self.model)
         return host_train(self, *args, **kwargs)
 
     cls.train = train

@@ -198,6 +198,8 @@ def test_mixed_batch_names_the_records_without_molecule(tmp_path, tokenizer):
     ({"logP": True}, "'logP' is True, not a finite number"),  # float(True) == 1.0
     ({"logP": "1_000"}, "'logP' is '1_000', not a finite number"),  # float('1_000') == 1000.0
     ({"logP": float("nan")}, "'logP' is nan, not a finite number"),
+    ({"logP": 10 ** 400}, r"'logP' is 1000000000.*\(401 characters\), not a finite number"),  # OverflowError
+    ({"logP": 1e200}, r"'logP' is 1e\+200, beyond \+-1e\+100"),  # the head's std became inf: targets all 0
 ])
 def test_bad_properties_are_refused(tmp_path, tokenizer, properties, reason):
     record = {"id": "p", "smiles": "CCO", "conversations": turns(), "properties": properties}

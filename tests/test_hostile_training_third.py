@@ -77,6 +77,16 @@ def test_launcher_prints_one_line_and_exits_2(tmp_path, capsys):
 
 # --- options given twice, options for another tower or projector ----------------------------
 
+def test_aux_property_settings_without_the_task_are_refused(tmp_path):
+    # was: saved in the config and never read, no head built, without a word
+    with pytest.raises(usage.UsageError, match="--aux_properties and --aux_property_weight: settings of "
+                                               "--aux_property_task kflm2, which is not given"):
+        checked(tmp_path, *DEEPMOLM, "--aux_properties", "LogP", "--aux_property_weight", "0.5")
+    with pytest.raises(usage.UsageError, match="--aux_properties names a property twice"):
+        checked(tmp_path, *DEEPMOLM, "--aux_property_task", "kflm2", "--aux_properties", "LogP,MW,LogP")
+    checked(tmp_path, *DEEPMOLM, "--aux_property_task", "kflm2", "--aux_properties", "LogP,MW")
+
+
 def test_a_model_option_given_twice_with_two_values_is_refused(tmp_path):
     # was: argparse kept the last value silently (--fp_bits 4096 trained after --fp_bits 2048)
     with pytest.raises(usage.UsageError, match="--fp_bits is given twice, with '2048' and then --fp-bits '4096'"):
@@ -245,3 +255,25 @@ def test_property_names_that_differ_only_in_case_are_refused(tmp_path, tokenizer
         dataset(tmp_path, tokenizer, records)
     records[1]["properties"] = {"logP": 2.0, "logS": 1.0}
     assert dataset(tmp_path, tokenizer, records)[1]["properties"] == {"logP": 2.0, "logS": 1.0}
+
+
+def test_properties_are_read_only_for_a_model_with_the_property_head(tmp_path, tokenizer):  # noqa: F811
+    # was: a record with properties and only inline tokens stopped the run at its step ("no
+    # smiles or structure to build the molecular graph"), with no property head to read them
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.patches.molecule_data import require_graphs
+    from deepmolm_plugin.usage import DataError
+
+    records = [{"id": "tokens-only", "image": white_png(tmp_path), "molecule_fp": [[1, 2, 3, 4]] * 3,
+                "conversations": turns(), "properties": {"LogP": 1.0}},
+               {"id": "ok", "smiles": "CCO", "conversations": turns(), "properties": {"LogP": 2.0}}]
+    ds = dataset(tmp_path, tokenizer, records)
+    without_head = SimpleNamespace(get_model=lambda: SimpleNamespace(optional_head=None))
+    require_graphs(ds, without_head)
+    assert "properties" not in ds[0] and "graph" not in ds[1]
+    with_head = SimpleNamespace(get_model=lambda: SimpleNamespace(optional_head=object()))
+    with pytest.raises(DataError, match=r"records 'tokens-only' have `properties` but no `smiles`, `structure` or "
+                                        "`atoms`"):
+        require_graphs(ds, with_head)  # before the first step, not at the record's
+    require_graphs(dataset(tmp_path, tokenizer, records[1:]), with_head)

@@ -172,12 +172,26 @@ def check_properties(record: dict, rid: str) -> None:
         return
     if not isinstance(props, dict):
         raise RecordError(rid, f"`properties` must be an object {{name: number}}, got {_shown(props)}")
+    from ..property.cli import LABEL_LIMIT  # the property head standardises: beyond it squares overflow
+
     for name, value in props.items():
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RecordError(rid, f"property {name!r} is {value!r}, not a finite number (leave it out of "
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:60] + f"... ({len(repr(value))} characters)"
+            raise RecordError(rid, f"property {name!r} is {shown}, not a finite number (leave it out of "
                                    "`properties` if it was not measured)")
+        if not abs(value) <= LABEL_LIMIT:  # 1e200 made the head's std inf: every target 0, nothing learnt
+            raise RecordError(rid, f"property {name!r} is {value:g}, beyond +-{LABEL_LIMIT:g} (no measured property "
+                                   "is; the property head's statistics would overflow)")
+
+
+def _finite(value) -> bool:
+    """math.isfinite, also for a JSON integer too large for a float (OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def check_heavy_atoms(record: dict, rid: str, rows: int, molecule=None) -> None:
