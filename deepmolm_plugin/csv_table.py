@@ -1,4 +1,4 @@
-"""Reading a CSV table row by row without losing rows: every reader of tables uses this
+"""Reading a CSV table row by row without losing rows, and its numbers: every reader of tables uses this
 (deepmolm-prepare's sources, the molecule CSV reader behind deepmolm-fingerprint and
 deepmolm-render, and the property tables of deepmolm-kflm2).
 
@@ -11,9 +11,15 @@ are lost. Here that row comes as its error, and reading goes on from the next li
 from __future__ import annotations
 
 import csv
+import re
 from typing import Iterator, Optional, Union
 
-__all__ = ["csv_rows", "first_row", "line_span"]
+__all__ = ["PLAIN_NUMBER", "csv_rows", "first_row", "line_span"]
+
+# A number as a table cell should write it: digits, one '.', e-notation. Python's float()
+# also takes "1_000" (1000.0) and other scripts' digits ("١٢", 12.0), which no
+# spreadsheet writes as a number and evaluation would not read back alike.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:

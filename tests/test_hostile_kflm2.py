@@ -213,3 +213,37 @@ def test_a_row_the_csv_module_cannot_parse_is_an_error_naming_it(tmp_path):
         kcli.load_table(path, ["y"])
     path.write_text("\nsmiles,y\nCCO,1.0\nCCN,2.0\n")
     assert kcli.load_table(path, ["y"]).smiles == ["CCO", "CCN"]
+
+
+def test_a_fixed_test_set_without_usable_labels_is_refused(tmp_path):
+    # was: exit 0 with "0 molecules" and a test metric "n/a"
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY[:30])])
+    blank = _csv(tmp_path / "blank.csv", ["smiles", "y"], [(s, "") for s in FORTY[30:]])
+    with pytest.raises(SystemExit, match=r"blank.csv: target 'y' has no label in the 0 usable molecules"):
+        kcli.main(_run(data, tmp_path / "o", extra=("--test-file", str(blank))))
+
+
+def test_a_target_without_a_label_in_a_subset_is_refused(tmp_path):
+    # was: the sparse target's two labels fell in valid/test; trained on nothing, its test
+    # error was averaged into the seed's
+    rows = [(s, i, {0: 7.0, 1: 8.0}.get(i, "")) for i, s in enumerate(FORTY)]
+    data = _csv(tmp_path / "d.csv", ["smiles", "y", "sparse"], rows)
+    with pytest.raises(SystemExit, match=r"seed \d+: the (train|valid|test) subset \(\d+ molecules\) has no label of "
+                                         r"target\(s\) 'sparse' \(2 labels in all\)"):
+        kcli.main(_run(data, tmp_path / "o", targets=("y", "sparse"), extra=("--seeds", "4")))
+
+
+def test_labels_not_in_plain_decimals_are_refused_and_overwrite_clears_old_reports(tmp_path):
+    # was: "1_000" read as 1000, "١٢" as 12; and --overwrite left the old run's plots
+    rows = [(s, i) for i, s in enumerate(FORTY)]
+    odd = _csv(tmp_path / "odd.csv", ["smiles", "y"], [(FORTY[0], "1_000"), (FORTY[1], "١٢"), *rows[2:]])
+    with pytest.raises(SystemExit) as refused:
+        kcli.load_table(odd, ["y"])
+    assert "1_000" in str(refused.value) and "١٢" in str(refused.value), str(refused.value)
+    out = tmp_path / "o2"
+    two = _csv(tmp_path / "two.csv", ["smiles", "y", "z"], [(s, i, i % 7) for i, s in enumerate(FORTY)])
+    plotted = [a for a in _run(two, out, targets=("y", "z")) if a != "--no-plots"]
+    kcli.main(plotted)
+    assert (out / "plots" / "parity_test_1.png").is_file()
+    kcli.main([a for a in _run(two, out) if a != "--no-plots"] + ["--overwrite"])
+    assert not (out / "plots" / "parity_test_1.png").exists() and (out / "plots" / "parity_test_0.png").is_file()

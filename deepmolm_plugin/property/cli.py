@@ -54,9 +54,9 @@ from typing import Sequence
 import numpy as np
 
 from .. import usage
-from ..csv_table import csv_rows, first_row
+from ..csv_table import PLAIN_NUMBER, csv_rows, first_row
 from .features import mol_to_graph, parse_smiles
-from .report import write_atomic
+from .report import remove_reports, write_atomic
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
 from .train import Inputs, TrainConfig, primary_metric, run_seed
 
@@ -108,7 +108,10 @@ def _label(text: str | None) -> float | None:
     text = (text or "").strip()
     if text.lower() in MISSING_LABELS:
         return None
-    return float(text)
+    value = float(text)  # ValueError for text that is no number at all
+    if math.isfinite(value) and not PLAIN_NUMBER.fullmatch(text):  # "1_000", "١٢": float() reads 1000, 12
+        raise ValueError(f"{text!r} is not written in plain decimals")
+    return value
 
 
 def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
@@ -350,6 +353,7 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
                                  f"use another --out or --overwrite")
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
                 f.unlink()
+            remove_reports(out)  # else the old configuration's results stood until the new run ended
     write_atomic(config_path, json.dumps({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
 
 
@@ -424,12 +428,15 @@ def run_from_args(args) -> dict:
         removed = f" after removing {data_report['removed_as_in_test_files']} in the --test-file(s)" if tests else ""
         raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}")
     check_labels(table, args.task)
+    for t in tests.values():  # a fixed test set without usable labels reported "n/a" and exit 0
+        check_labels(t, args.task)
     groups = key_groups(keys)
     data_report["duplicates"] = duplicate_report(table, groups)
     scaffolds = join_groups(scaffold_sets(table.mols), groups) if args.split.startswith("scaffold") else None
     splits = {seed: _split(args, table, seed, scaffolds, groups, bool(tests)) for seed in range(args.seeds)}
     for seed, split in splits.items():
         check_split(split, seed, args.split, len(table.smiles), scaffolds)
+        check_split_labels(split, seed, table)
     _prepare_out(out, run, fp, args.overwrite)
     write_atomic(out / "data_report.json", json.dumps(data_report, indent=1))
     if table.invalid and not args.quiet:
@@ -548,6 +555,23 @@ def check_split(split: dict, seed: int, kind: str, n: int, scaffolds) -> None:
             if scaffolds else ""
         raise SystemExit(f"--split {kind} seed {seed}: the {' and '.join(empty)} subset(s) would be empty ({sizes} "
                          f"of {n} molecules{sets}); use more data, other --sizes or --split random")
+
+
+def check_split_labels(split: dict, seed: int, table: Table) -> None:
+    """Every target needs a label in every non-empty subset of every seed: a sparse target
+    whose few labels all fell in valid/test was trained on nothing, and its untrained
+    output's test error was averaged into the seed's (only numpy's "Mean of empty slice"
+    warning said so); one without a validation or test label has no number there."""
+    for name, idx in split.items():
+        if not len(idx):
+            continue
+        counts = (~np.isnan(table.y[idx])).sum(0)  # (targets,) labels in this subset
+        lacking = [t for t, c in zip(table.task_names, counts) if c == 0]
+        if lacking:
+            total = (~np.isnan(table.y)).sum(0)
+            listed = ", ".join(f"{t!r} ({int(total[table.task_names.index(t)])} labels in all)" for t in lacking)
+            raise SystemExit(f"seed {seed}: the {name} subset ({len(idx)} molecules) has no label of target(s) "
+                             f"{listed}: use more labelled data, other --sizes, or leave the target out")
 
 
 def _split(args, table: Table, seed: int, scaffolds, groups: list[list[int]], fixed_test: bool) -> dict:

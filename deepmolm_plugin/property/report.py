@@ -223,10 +223,24 @@ def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem:
     return paths
 
 
+PLOT_FILES = ("learning_curves.png", "parity*.png", "roc*.png")  # what write_reports draws in plots/
+
+
+def remove_reports(out_dir: str | os.PathLike) -> None:
+    """Delete the reports and plots ``write_reports`` writes (nothing else): plots are named
+    by target position, so an earlier configuration's parity_test_1.png stayed beside a new
+    run's plots as if it were one of them."""
+    out = Path(out_dir)
+    for path in [out / "results.json", out / "results.md"] + [p for g in PLOT_FILES for p in (out / "plots").glob(g)]:
+        path.unlink(missing_ok=True)
+
+
 def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True) -> dict:
-    """results.json, results.md and plots/ in ``out_dir``; returns the written paths."""
+    """results.json, results.md and plots/ in ``out_dir`` (those of an earlier run replaced);
+    returns the written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_reports(out)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
     slim = dict(results)
     slim["per_seed"] = [{k: v for k, v in r.items() if k != "predictions"} for r in results["per_seed"]]

@@ -33,19 +33,17 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-from ...csv_table import csv_rows, line_span
+from ...csv_table import PLAIN_NUMBER, csv_rows, line_span
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, register_reader, repeated_id,
                    split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
-# A label as the answer writes it: evaluation (eval.metrics.numbers) must read it back the same.
-PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+# A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
 
 
 def as_list(value) -> List[str]:
