@@ -201,17 +201,16 @@ def readable_image(path: str, option: str) -> None:
 def refuse_image_placeholder(host_input):
     """The host CLI's `input`, asking again when a question holds the image placeholder: the
     host would add a second image slot for the one image and fail with an IndexError."""
-    from deepmolm_plugin.data.prompts import typed_placeholder
+    from deepmolm_plugin.data.prompts import question_problem
 
     @functools.wraps(host_input)
     def ask(prompt=""):
         while True:
             text = host_input(prompt)
-            typed = typed_placeholder(text)
-            if not typed:
+            problem = question_problem(text)
+            if not problem:
                 return text
-            print(f"error: the question contains {typed!r}, the image placeholder: the image is already "
-                  "given once; write it another way", file=sys.stderr)
+            print(f"error: the question {problem}", file=sys.stderr)
 
     return ask
 

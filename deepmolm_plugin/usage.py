@@ -137,10 +137,14 @@ def output_file(value: "str | os.PathLike", option: str) -> Path:
 
 
 def at_least(value: Optional[float], option: str, minimum: float = 1) -> None:
-    """`value` (when given) must be >= `minimum`; NaN, which argparse's float takes from
-    "nan" and which compares false both ways, is refused too (--temperature nan ran greedy)."""
-    if value is not None and not value >= minimum:
-        raise UsageError(f"{option} must be >= {minimum}, got {value}")
+    """`value` (when given) must be a finite number >= `minimum`; NaN, which argparse's
+    float takes from "nan" and which compares false both ways, is refused too (--temperature
+    nan ran greedy), and so is inf (--temperature inf sampled uniformly: noise, scored as
+    answers)."""
+    import math
+
+    if value is not None and not (value >= minimum and math.isfinite(value)):
+        raise UsageError(f"{option} must be a finite number >= {minimum}, got {value}")
 
 
 def json_list_file(value: "str | os.PathLike", option: str, what: str = "records") -> list:

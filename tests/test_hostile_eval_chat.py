@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,6 +119,16 @@ def test_answers_file_that_is_the_question_file_is_refused(tmp_path, capsys):
     assert exit.value.code == 2
     assert "is the --question-file" in capsys.readouterr().err
     assert [json.loads(line) for line in path.read_text().splitlines()] == lines
+    os.link(path, tmp_path / "linked.jsonl")  # the same file under another name
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "renders").write_text("")  # was: a FileExistsError traceback drawing the first depiction
+    for answers, message in ((tmp_path / "linked.jsonl", "is the --question-file"),
+                             (tmp_path / "out" / "a.jsonl", "renders/ folder .*renders: is a file, not a folder")):
+        with pytest.raises(SystemExit) as exit:
+            model_vqa.main(["--model-path", str(model), "--question-file", str(path), "--answers-file", str(answers)])
+        assert exit.value.code == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert [json.loads(line) for line in path.read_text().splitlines()] == lines
 
 
 def test_a_rerun_never_leaves_an_earlier_property_head_file(tmp_path):
@@ -161,7 +172,9 @@ def test_chat_cli_ctrl_c_ends_with_one_line(trained_checkpoint, tmp_path):
 def test_nan_is_refused_where_a_minimum_is_checked():
     from deepmolm_plugin import usage
 
-    with pytest.raises(usage.UsageError, match="--temperature must be >= 0, got nan"):  # ran greedy before
+    with pytest.raises(usage.UsageError, match="--temperature must be a finite number >= 0, got nan"):  # ran greedy
         usage.at_least(float("nan"), "--temperature", 0)
+    with pytest.raises(usage.UsageError, match="--temperature must be a finite number >= 0, got inf"):  # sampled noise
+        usage.at_least(float("inf"), "--temperature", 0)
     usage.at_least(0.0, "--temperature", 0)
     usage.at_least(None, "--temperature", 0)

@@ -98,6 +98,27 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     return [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"}, {"from": "gpt", "value": answer}]
 
 
+# The ChatML template's own tokens (Qwen2): typed in a question, the tokenizer reads them as
+# template structure, ending the user's turn early or opening another speaker's.
+CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
+def question_problem(question: str) -> Optional[str]:
+    """Why a user's question cannot be put into a prompt as it is, or None; worded to follow
+    "the question ...". Every place that takes questions (chat CLI, GUI, model_vqa) asks."""
+    typed = typed_placeholder(question)
+    if typed:
+        return (f"contains {typed!r}, the image placeholder: the image is already given once; write it "
+                "another way")
+    control = next((token for token in CONTROL_TOKENS if token in question), None)
+    if control:  # was taken as template structure, changing the prompt without a word
+        return f"contains {control!r}, a control token of the chat template; write it another way"
+    bad = next((i for i, c in enumerate(question) if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:  # stdin's surrogateescape: the tokenizer failed with a TypeError traceback
+        return f"holds bytes that are not UTF-8 (at character {bad}): type or save it as UTF-8"
+    return None
+
+
 def typed_placeholder(question: str) -> Optional[str]:
     """The first image placeholder a user's question holds (see IMAGE_PLACEHOLDERS), else None:
     the image is given once, before the first question, and the model's inputs must match it."""

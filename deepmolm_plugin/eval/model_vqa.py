@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
 from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules, tile_arguments, without_sampling_flags
-from ..data.prompts import typed_placeholder
+from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from .jsonl import json_kind, read_jsonl
 
@@ -125,10 +125,9 @@ def read_questions(path: str) -> List[dict]:
         text = line["text"]
         if not isinstance(text, str):
             raise QuestionError(qid, f"`text` is a JSON {json_kind(text)}, not a string")
-        typed = typed_placeholder(text)  # the host prepends the placeholder itself
-        if typed:
-            raise QuestionError(qid, f"`text` contains {typed!r}, the image placeholder: the image is given "
-                                     "once, before the question")
+        problem = question_problem(text)  # the host prepends the placeholder itself
+        if problem:
+            raise QuestionError(qid, f"`text` {problem}")
     return questions
 
 
@@ -373,10 +372,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     answers = Path(os.path.expanduser(args.answers_file))
     if answers.is_dir():
         raise usage.UsageError(f"--answers-file {args.answers_file}: is a folder, not a file")
-    if answers.resolve() == Path(os.path.expanduser(args.question_file)).resolve():  # the host opens it with "w"
+    questions = Path(os.path.expanduser(args.question_file))
+    # the host opens the answers with "w": also the same file under another name (a hard link)
+    if answers.resolve() == questions.resolve() or (answers.exists() and os.path.samefile(answers, questions)):
         raise usage.UsageError(f"--answers-file {args.answers_file}: is the --question-file; the host would "
                                "overwrite the questions with the answers")
     usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it
+    usage.output_folder(answers.parent / "renders", "--answers-file's renders/ folder")  # drawn depictions
     if args.vision_feature_cache is not None:
         usage.cache_folder(Path(args.vision_feature_cache), "--vision-feature-cache")
     usage.at_least(args.temperature, "--temperature", 0)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-from ..data.prompts import typed_placeholder
+from ..data.prompts import question_problem
 
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
 
@@ -41,10 +41,9 @@ def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True
     image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if im_start_end else DEFAULT_IMAGE_TOKEN
     conv = conv_templates[conv_mode].copy()
     for k, (question, reply) in enumerate(turns):
-        typed = typed_placeholder(question)
-        if typed:
-            raise ChatRefusal(f"question {k + 1} contains {typed!r}, the image placeholder: the image is "
-                             "already given once; write it another way")
+        problem = question_problem(question)
+        if problem:
+            raise ChatRefusal(f"question {k + 1} {problem}")
         conv.append_message(conv.roles[0], f"{image}\n{question}" if k == 0 and image_first else question)
         conv.append_message(conv.roles[1], reply)
     return conv.get_prompt()
