@@ -232,9 +232,6 @@ def tower_differences(saved: dict, model_args) -> list:
     return [f"--deepencoder_config {k}={ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in ours if ours[k] != theirs[k]]
 
 
-QWEN2_TEMPLATES = ("qwen2", "plain")  # the host templates whose preprocess fits a Qwen2 tokenizer
-
-
 def check_template(argv) -> None:
     """A Qwen2-family model trains with `--version qwen2` (ChatML, what chat and eval use with
     --conv-mode auto) or `plain` (stage-1 captions). The host's other templates, among them
@@ -242,10 +239,11 @@ def check_template(argv) -> None:
     the host then masks every label of every record, printing only "WARNING: tokenization
     mismatch ... (ignored)", and the run learns nothing (loss 0)."""
     from deepmolm_plugin.model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of
+    from deepmolm_plugin.patches.conversation_qwen2 import QWEN2_MODES  # the templates whose preprocess fits
 
     version = option_value(argv, "version") or "v0"  # the host's ModelArguments default
     model = option_value(argv, "model_name_or_path") or "facebook/opt-125m"
-    if version in QWEN2_TEMPLATES:
+    if version in QWEN2_MODES:
         return
     try:
         model_type = model_type_of(model)

@@ -30,6 +30,9 @@ PATCH = "conversation_qwen2"
 QWEN2_VERSION = "qwen2"
 REPLY_END = "<|im_end|>"  # closes every reply; supervised so the model learns to stop
 QWEN2_MODEL_TYPES = ("qwen2", "llava_qwen2")
+# The templates a Qwen2-family model trains with (the launcher refuses others: their
+# preprocess miscounts Qwen2 tokens) and so the only ones it can answer in.
+QWEN2_MODES = (QWEN2_VERSION, "plain")
 
 # Host MPT style renders `system + sep + (role + message + sep)*` and a bare role for a None
 # message, which with these strings is exactly Qwen's ChatML.
@@ -123,20 +126,24 @@ def resolve_conv_mode(mode: str, model_config_or_type, model_name: str = None) -
     type string): llama-2 -> llava_llama_2, mistral -> mistral_instruct, v1.6-34b ->
     chatml_direct, v1 -> llava_v1, mpt -> mpt, else llava_v0.
     """
-    if mode != "auto":
-        known = sorted(set(conversation_lib.conv_templates) | {QWEN2_VERSION})
-        if mode not in known:
-            raise ValueError(f"unknown conversation mode {mode!r}; known: auto, {', '.join(known)}")
-        return mode
-    if model_config_or_type is None:
-        raise ValueError("conv mode 'auto' needs a model config or model type")
     if isinstance(model_config_or_type, str):
         model_type, path = model_config_or_type, ""
     else:
         model_type = getattr(model_config_or_type, "model_type", None)
-        if not model_type:
-            raise ValueError(f"cannot tell the model type of {type(model_config_or_type).__name__}")
         path = getattr(model_config_or_type, "_name_or_path", "") or ""
+    if mode != "auto":
+        known = sorted(set(conversation_lib.conv_templates) | {QWEN2_VERSION})
+        if mode not in known:
+            raise ValueError(f"unknown conversation mode {mode!r}; known: auto, {', '.join(known)}")
+        if model_type in QWEN2_MODEL_TYPES and mode not in QWEN2_MODES:  # was: garbage answers, no word
+            raise ValueError(f"conversation mode {mode!r} does not fit this {model_type} model: it trains and answers "
+                             f"in {' or '.join(map(repr, QWEN2_MODES))} (another template builds prompts it never "
+                             "saw); use auto")
+        return mode
+    if model_config_or_type is None:
+        raise ValueError("conv mode 'auto' needs a model config or model type")
+    if not model_type:
+        raise ValueError(f"cannot tell the model type of {type(model_config_or_type).__name__}")
     if model_type in QWEN2_MODEL_TYPES:
         return QWEN2_VERSION
     name = (model_name or path or model_type).lower()

@@ -266,7 +266,8 @@ def test_host_loaded_checkpoint_trains_on_replies(tokenizer, tmp_path):
     ("auto", "llava_llama", "llava-v1.6-34b", "chatml_direct"),
     ("auto", "mpt", None, "mpt"),
     ("auto", "llava_llama", None, "llava_v0"),
-    ("llava_v1", "qwen2", None, "llava_v1"),
+    ("plain", "qwen2", None, "plain"),
+    ("llava_v1", "llava_llama", None, "llava_v1"),
     ("qwen2", "llava_llama", None, "qwen2"),
 ])
 def test_resolve_conv_mode(mode, model, name, expected):
@@ -279,3 +280,6 @@ def test_resolve_conv_mode_rejects_unknown_modes():
     assert "qwen2" in str(err.value)
     with pytest.raises(ValueError, match="model config or model type"):
         cq.resolve_conv_mode("auto", None)
+    # a host template on a Qwen2 model: answers were garbage, without a word
+    with pytest.raises(ValueError, match="mode 'llava_v1' does not fit this llava_qwen2 model: .*'qwen2' or 'plain'"):
+        cq.resolve_conv_mode("llava_v1", "llava_qwen2")

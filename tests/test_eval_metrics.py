@@ -120,6 +120,9 @@ NUMBER_TABLE = [
     ("+3", 3.0),
     ("\u22123.2", -3.2),                     # unicode minus
     ("\u20133.2 eV", -3.2),                  # en dash as a minus
+    ("The LogP is \u20101.7", -1.7),          # hyphen, non-breaking hyphen, modifier minus: the sign was lost
+    ("The LogP is \u20111.7", -1.7),
+    ("The LogP is \u02d71.7", -1.7),
     ("1,234.5", 1234.5),
     ("1,234,567 g/mol", 1234567.0),
     ("1.2e-3", 0.0012),
@@ -482,3 +485,11 @@ def test_offline_wordnet_is_complete_and_serves_meteor(nltk_data, wordnet):
     # up the Porter stems, which for these two are the words themselves)
     assert meteor_score([["the", "auto"]], ["the", "car"], wordnet=wordnet) > 0.9
     assert meteor_score([["the", "auto"]], ["the", "banana"], wordnet=wordnet) < 0.5
+
+
+def test_a_reference_outside_the_valid_range_widens_it_for_its_question():
+    # was: the exact answer to a 12500 g/mol reference was "invalid" (the range ends at 10000)
+    got = numbers.property_metrics(["The Molecular Weight is 12500.3.", "The Molecular Weight is 180.2.",
+                                    "The Molecular Weight is 12500.3."], [12500.3, 180.2, 180.2], "Molecular Weight")
+    assert (got["n_valid"], got["n_references_out_of_range"]) == (2, 1)  # the third: out of range for its reference
+    assert got["mae"] == 0.0

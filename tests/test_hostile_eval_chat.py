@@ -55,6 +55,18 @@ def test_answers_asked_other_questions_are_refused(tmp_path):
     assert build_report([bare], refs)[0]["counts"]["answers"] == 3
 
 
+def test_a_tokenizer_folder_without_a_tokenizer_is_one_line(tmp_path, capsys):
+    # was: transformers' "Couldn't instantiate the backend tokenizer" traceback
+    refs = _refs(tmp_path, [{"question_id": 0, "task": "caption", "answer": "Ethanol.", "text": "What?"}])
+    ours = _jsonl(tmp_path / "ours.jsonl", [_answer(0, "Ethanol.", prompt="What?")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit:
+        report.main([str(ours), "--references", str(refs), "--out", str(tmp_path / "o"), "--no-plots",
+                     "--tokenizer", f"hf:{tmp_path / 'empty'}"])
+    assert exit.value.code == 2
+    assert "--tokenizer hf:" in capsys.readouterr().err and not (tmp_path / "o" / "metrics.json").exists()
+
+
 # --- references no answer can match --------------------------------------------------------------
 def test_a_blank_reference_answer_is_an_error_naming_it(tmp_path):
     """A caption task with an empty reference scored every answer 0 there, without a word."""

@@ -58,6 +58,13 @@ def check_arguments(args: argparse.Namespace) -> None:
                                f"report's file among the inputs?); it would be overwritten")
     if args.tokenizer.startswith("hf:"):
         usage.existing_folder(args.tokenizer[3:], "--tokenizer hf:")
+        from .metrics.text import hf_tokenizer
+
+        try:  # loaded now (and kept: the scorer reuses it), not in a traceback after the answers are read
+            hf_tokenizer(args.tokenizer[3:])
+        except (OSError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise usage.UsageError(f"--tokenizer {args.tokenizer}: no tokenizer loads from this folder ({reason})") from e
     elif args.tokenizer not in TOKENIZERS:
         raise usage.UsageError(f"--tokenizer {args.tokenizer!r}: use one of {', '.join(TOKENIZERS)} or hf:<folder>")
 

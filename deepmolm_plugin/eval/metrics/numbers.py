@@ -68,7 +68,9 @@ from ..names import name_key
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_POWER = re.compile(r"10\s*([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 _SPACED_GROUPS = re.compile(r"(?<=\d)[\u2009\u202f\u00a0](?=\d{3}(?!\d))")
-_MINUS = str.maketrans({"\u2212": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
+# Characters typed or copied as a minus sign (hyphens and the modifier minus too: "‐1.7"
+# read 1.7, the sign lost). NFKC runs first, so U+2011 arrives as U+2010.
+_MINUS = str.maketrans({c: "-" for c in "\u2212\u2012\u2013\u2014\ufe63\uff0d\u2010\u2011\u02d7\u2796"})
 
 _NUMBER = re.compile(r"""
     (?<![\w.])                                   # not inside a word, formula or number
@@ -237,8 +239,13 @@ class PropertySpec:
     aliases: Tuple[str, ...] = field(default=())
     note: str = ""
 
-    def in_range(self, value: float) -> bool:
-        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+    def in_range(self, value: float, reference: Optional[float] = None) -> bool:
+        """Within the valid range, widened to take in `reference` when one is given: a
+        reference value outside the range (a 12500 g/mol molecule) made every prediction
+        of it invalid, the exact one included."""
+        low = self.low if self.low is None or reference is None else min(self.low, reference)
+        high = self.high if self.high is None or reference is None else max(self.high, reference)
+        return (low is None or value >= low) and (high is None or value <= high)
 
     def describe(self) -> Dict[str, object]:
         out = {"property": self.name, "unit": self.unit, "range": [self.low, self.high]
@@ -315,16 +322,20 @@ def property_metrics(preds: Sequence[str], refs: Sequence[float], name: str) -> 
     n, n_valid = len(preds), len(errors)
     result = spec.describe()
     result.update({"n": n, "n_valid": n_valid, "valid_ratio": 100.0 * n_valid / n if n else None,
+                   "n_references_out_of_range": sum(not spec.in_range(float(r)) for r in refs),
                    "mae": mean_error(errors), "rmse": root_mean_square(errors)})
     return result
 
 
 def scored_value(text: str, spec: PropertySpec, reference: float) -> Optional[float]:
     """The value a prediction is scored with, or None when it is invalid: not a number, out
-    of range, or so far from the reference that the error is beyond the float range (a
+    of range (widened to take in the reference), or so far from the reference that the
+    error is beyond the float range (a
     property without a range, the model answering 1e308): that error is no number."""
-    value = parse_prediction(text, spec)
-    return value if value is not None and math.isfinite(value - reference) else None
+    value = parse_value(text, spec)
+    if value is None or not spec.in_range(value, reference):
+        return None
+    return value if math.isfinite(value - reference) else None
 
 
 def mean_error(errors: Sequence[float]) -> Optional[float]:

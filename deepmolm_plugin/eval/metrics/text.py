@@ -95,7 +95,7 @@ TOKENIZERS: Dict[str, Tokenizer] = {
 
 
 @functools.lru_cache(maxsize=4)
-def _hf_tokenizer(folder: str) -> Tokenizer:
+def hf_tokenizer(folder: str) -> Tokenizer:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -109,7 +109,7 @@ def get_tokenizer(tokenizer: Union[str, Tokenizer, None] = None) -> Tokenizer:
     if isinstance(tokenizer, Tokenizer):
         return tokenizer
     if tokenizer.startswith("hf:"):
-        return _hf_tokenizer(tokenizer[3:])
+        return hf_tokenizer(tokenizer[3:])
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"unknown tokenizer {tokenizer!r}: use one of {', '.join(TOKENIZERS)} or hf:<folder>")
     return TOKENIZERS[tokenizer]
