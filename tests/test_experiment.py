@@ -40,6 +40,8 @@ def test_mean_baseline_is_the_training_mean_scored_by_the_report(tmp_path):
     mw = report["tasks"]["Molecular Weight"]["metrics"]
     assert mw["mae"] == pytest.approx((4.0 + 28.0) / 2) and mw["valid_ratio"] == 100.0
     assert report["tasks"]["property:heavy atom count"]["metrics"]["mae"] == pytest.approx(3.0)
+    tiny = mean_baseline([{"question_id": "x", "task": "LogP"}], {"LogP": 1.25e-05})
+    assert tiny == {"x": "1.25e-05"}  # was "0.0000"
     with pytest.raises(BaselineError, match="no property question"):
         task_means([train[-1]])
     with pytest.raises(BaselineError, match="not in"):

@@ -62,7 +62,9 @@ def task_values(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[
 def mean_baseline(questions: Iterable[dict], means: Dict[str, float]) -> Dict[str, str]:
     """{question_id: answer} for the property questions whose task has a value in `means`
     (a task's training mean or median)."""
-    return {str(q["question_id"]): f"{means[q['task']]:.4f}" for q in questions if q.get("task") in means}
+    # repr: the shortest text that reads back as the same float (".4f" made a mean of 1e-05
+    # the answer "0.0000")
+    return {str(q["question_id"]): repr(float(means[q["task"]])) for q in questions if q.get("task") in means}
 
 
 def score_answers(answers: Dict[str, str], questions: os.PathLike, out: os.PathLike) -> dict:
