@@ -105,26 +105,27 @@ def test_a_reloaded_tower_is_frozen_unless_the_run_trains_it(trained_checkpoint)
     tower.enable_feature_cache(trained_checkpoint.parent / "reload-cache")
     view = torch.zeros(1, 3, 128, 128)
     assert tower(view).shape[0] == 1 and tower.feature_cache.stats()["misses"] == 1  # no "needs a frozen tower"
+    tower.enable_feature_cache(None)
+    # a stage-2 run's --unfreeze_mm_vision_tower reaches the reloaded tower (the host only
+    # calls its load_model() again)
+    args = host_train.ModelArguments(vision_tower="deepencoder", mm_projector_type="fusion", fusion_heads=2,
+                                     unfreeze_mm_vision_tower=True, mm_use_im_patch_token=False)
+    model.get_model().initialize_vision_modules(model_args=args)
+    assert tower.trainable and all(p.requires_grad for p in tower.parameters())
 
 
-@pytest.mark.parametrize("option", ["--vision_feature_cache", "--unfreeze_mm_vision_tower"])
-def test_training_from_a_full_checkpoint_trains_the_tower_only_when_asked(trained_checkpoint, tiny_setup,
-                                                                          tmp_path, option):
-    # Stage 2 from a saved model: without --unfreeze_mm_vision_tower the tower trained anyway
-    # (and --vision_feature_cache refused it, naming an option never given); with it, the
-    # reloaded tower now gets the run's setting, which the host never passes it.
-    value = str(tmp_path / "cache") if option == "--vision_feature_cache" else "True"
-    args = train_args(tiny_setup, tmp_path / "out", "--mm_projector", "fusion", option, value, steps=2)
+def test_training_from_a_full_checkpoint_leaves_the_tower_frozen(trained_checkpoint, tiny_setup, tmp_path):
+    # Stage 2 from a saved model without --unfreeze_mm_vision_tower: the tower trained anyway,
+    # and --vision_feature_cache refused it, naming an option never given.
+    args = train_args(tiny_setup, tmp_path / "out", "--mm_projector", "fusion",
+                      "--vision_feature_cache", str(tmp_path / "cache"), steps=2)
     args[args.index("--model_name_or_path") + 1] = str(trained_checkpoint)
     run_module("deepmolm_plugin.train", args, cwd=tmp_path)
     before = load_file(str(trained_checkpoint / "model.safetensors"))
     after = load_file(str(tmp_path / "out" / "model.safetensors"))
     tower = [k for k in before if k.startswith("model.vision_tower.")]
-    changed = [k for k in tower if not before[k].equal(after[k])]
-    if option == "--vision_feature_cache":
-        assert changed == [] and len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4
-    else:
-        assert len(changed) == len(tower)
+    assert tower and all(before[k].equal(after[k]) for k in tower)
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 4
     assert any(not before[k].equal(after[k]) for k in before if k.startswith("model.mm_projector."))
 
 
