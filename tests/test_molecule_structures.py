@@ -290,6 +290,27 @@ def test_atoms_with_smiles_are_mapped_not_assigned_by_index(ala):
     assert canonical(record.mol) == canonical(ala.mol)
 
 
+@pytest.mark.parametrize("smiles, heavy", [("C1=CCCC=C1", True), ("CC(=O)O", True), ("OC(=O)c1ccccc1", True),
+                                           ("C1=CC=CC=CC=C1", False)])
+def test_symmetric_graphs_take_the_smiles_bond_orders_where_the_geometry_has_them(smiles, heavy):
+    # was: the first of the graph's symmetric matches: 1,3-cyclohexadiene's double bonds on
+    # its 1.50 A bonds, acetic acid's C=O on the hydroxyl oxygen, with the note "verified"
+    truth = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    AllChem.EmbedMolecule(truth, randomSeed=7)
+    AllChem.MMFFOptimizeMolecule(truth)
+    if heavy:
+        truth = Chem.RemoveHs(truth)
+    for seed in range(4):
+        order = [int(i) for i in np.random.default_rng(seed).permutation(truth.GetNumAtoms())]
+        mol = Chem.RenumberAtoms(truth, order)
+        record = molecule_from_atoms([a.GetSymbol() for a in mol.GetAtoms()], positions(mol), "x", smiles=smiles)
+        for bond in mol.GetBonds():
+            mine = record.mol.GetBondBetweenAtoms(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())
+            assert mine.GetBondTypeAsDouble() == bond.GetBondTypeAsDouble(), (smiles, seed)
+        assert [a.GetTotalNumHs() for a in record.mol.GetAtoms()][:mol.GetNumAtoms()] == \
+            [a.GetTotalNumHs() for a in mol.GetAtoms()]
+
+
 def test_atoms_with_mismatching_smiles_are_rejected(ala):
     elements = [a.GetSymbol() for a in ala.mol.GetAtoms()]
     coords = positions(ala.mol)

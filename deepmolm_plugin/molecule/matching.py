@@ -52,40 +52,56 @@ def _heavy_skeleton(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
     return out, keep
 
 
+# Symmetric graphs match in several ways (automorphisms); at most this many are compared.
+MAX_MATCHES = 10000
+
+
 def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> list[int]:
     """Map every template atom onto a target atom with the same element and bonds.
 
     Returns ``mapping[template_idx] = target_idx``. Compares the whole graph including
     hydrogens when ``with_h`` (both sides carry them), else the heavy-atom graph (then
     indices refer to the full molecules). Any difference is a ``MoleculeError``.
+
+    A symmetric graph maps in several ways, and which one carries the SMILES' bond orders
+    (and with them its H counts and charges) onto the atoms matters: the first match put
+    1,3-cyclohexadiene's double bonds on its 1.50 A bonds, and acetic acid's C=O on the C-OH
+    oxygen, with the note "verified". With a conformer, the heavy-atom match whose higher
+    orders fall on the shorter bonds is taken (sum of order x length, least); hydrogens,
+    when given, go with the heavy atom they are bonded to.
     """
-    if with_h:
-        t_skel, t_idx = _skeleton(target), list(range(target.GetNumAtoms()))
-        s_skel, s_idx = _skeleton(template), list(range(template.GetNumAtoms()))
-    else:
-        t_skel, t_idx = _heavy_skeleton(target)
-        s_skel, s_idx = _heavy_skeleton(template)
     what = "atoms (with hydrogens)" if with_h else "heavy atoms"
-    if t_skel.GetNumAtoms() != s_skel.GetNumAtoms():
-        raise MoleculeError(
-            id,
-            f"SMILES has {s_skel.GetNumAtoms()} {what}, the coordinates "
-            f"{t_skel.GetNumAtoms()}",
-        )
-    if t_skel.GetNumBonds() != s_skel.GetNumBonds():
-        raise MoleculeError(
-            id,
-            f"SMILES has {s_skel.GetNumBonds()} bonds between {what}, the coordinates "
-            f"imply {t_skel.GetNumBonds()}",
-        )
-    match = t_skel.GetSubstructMatch(s_skel)
-    if not match:
+    t_all, s_all = (_skeleton(target), _skeleton(template)) if with_h else (None, None)
+    t_skel, t_idx = _heavy_skeleton(target)
+    s_skel, s_idx = _heavy_skeleton(template)
+    counts = [(m.GetNumAtoms(), m.GetNumBonds()) for m in ((s_all, t_all) if with_h else (s_skel, t_skel))]
+    if counts[0][0] != counts[1][0]:
+        raise MoleculeError(id, f"SMILES has {counts[0][0]} {what}, the coordinates {counts[1][0]}")
+    if counts[0][1] != counts[1][1]:
+        raise MoleculeError(id, f"SMILES has {counts[0][1]} bonds between {what}, the coordinates "
+                                f"imply {counts[1][1]}")
+    matches = t_skel.GetSubstructMatches(s_skel, uniquify=False, maxMatches=MAX_MATCHES)
+    if with_h:  # each heavy atom must carry as many hydrogens in both
+        matches = [m for m in matches if all(_h_count(target, t_idx[t]) == _h_count(template, s_idx[s])
+                                             for s, t in enumerate(m))]
+    if not matches:
         raise MoleculeError(id, "SMILES graph does not match the coordinates' graph")
-    mapping = [t_idx[m] for m in match]  # template skeleton order -> target index
+    match = min(matches, key=lambda m: _bond_length_score(target, template, s_idx, t_idx, m))
     full = [0] * template.GetNumAtoms()
-    for s_pos, t_target in enumerate(mapping):
-        full[s_idx[s_pos]] = t_target
-    for s_pos, s_atom in enumerate(s_idx):  # element by element
+    for s_pos, t_pos in enumerate(match):
+        full[s_idx[s_pos]] = t_idx[t_pos]
+    if with_h:
+        for s_pos, t_pos in enumerate(match):
+            hydrogens = [n.GetIdx() for n in target.GetAtomWithIdx(t_idx[t_pos]).GetNeighbors()
+                         if n.GetAtomicNum() == 1]
+            for s_h, t_h in zip([n.GetIdx() for n in template.GetAtomWithIdx(s_idx[s_pos]).GetNeighbors()
+                                 if n.GetAtomicNum() == 1], hydrogens):
+                full[s_h] = t_h
+        lone = [a.GetIdx() for a in template.GetAtoms()
+                if a.GetAtomicNum() == 1 and not any(n.GetAtomicNum() != 1 for n in a.GetNeighbors())]
+        if lone:  # H2, or an H+ / H- ion: nothing to hang them on
+            raise MoleculeError(id, "SMILES has hydrogen atoms bonded to no heavy atom")
+    for s_atom in s_idx:  # element by element
         a, b = template.GetAtomWithIdx(s_atom), target.GetAtomWithIdx(full[s_atom])
         if a.GetAtomicNum() != b.GetAtomicNum():
             raise MoleculeError(
@@ -93,6 +109,25 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> l
                 f"{atom_names([b.GetIdx()], target)}"
             )
     return full
+
+
+def _h_count(mol: Chem.Mol, idx: int) -> int:
+    return sum(n.GetAtomicNum() == 1 for n in mol.GetAtomWithIdx(idx).GetNeighbors())
+
+
+def _bond_length_score(target: Chem.Mol, template: Chem.Mol, s_idx: list, t_idx: list, match) -> float:
+    """Sum over the template's heavy-atom bonds of (bond order x the length of the target bond
+    it lands on): least when higher orders sit on shorter bonds. 0 without a conformer."""
+    if not target.GetNumConformers():
+        return 0.0
+    pos = target.GetConformer().GetPositions()
+    where = {s_idx[s]: t_idx[t] for s, t in enumerate(match)}
+    score = 0.0
+    for bond in template.GetBonds():
+        a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        if a in where and b in where:
+            score += bond.GetBondTypeAsDouble() * float(((pos[where[a]] - pos[where[b]]) ** 2).sum() ** 0.5)
+    return score
 
 
 def stereo_note(mol: Chem.Mol, template: Chem.Mol, mapping: list[int]) -> list[str]:
