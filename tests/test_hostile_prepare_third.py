@@ -488,3 +488,20 @@ def test_a_rerun_on_a_read_only_finished_output_is_complete_not_refused(tmp_path
     (out / "train.json").write_text("[]")
     code, _ = prepare(*run)
     assert code == 2 and "is read-only and does not match its manifest (train.json" in capsys.readouterr().err
+
+
+def test_links_in_a_folder_input_are_followed_once_and_a_bom_is_no_title(tmp_path):
+    # was: a link to a file of the input read its records twice (two ids), a linked folder
+    # was skipped without a word, a link to an ancestor would loop; a UTF-8 BOM stayed in
+    # the first record's title (the id with --id-field _Name)
+    write_sdf(tmp_path / "in" / "a.sdf", 1)
+    write_sdf(tmp_path / "elsewhere" / "b.sdf", 2)
+    (tmp_path / "in" / "sub").mkdir()
+    (tmp_path / "in" / "sub" / "again.sdf").symlink_to(tmp_path / "in" / "a.sdf")
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "in" / "sub" / "up").symlink_to(tmp_path / "in")
+    assert sorted(items(read("sdf", tmp_path / "in", label_columns="Y"))) == [
+        "a.sdf#0:property:Y", "linked/b.sdf#0:property:Y"]
+    bom = tmp_path / "bom.sdf"
+    bom.write_bytes(b"\xef\xbb\xbf" + MOLBLOCK.format(title="ethanol", value=1).encode())
+    assert list(items(read("sdf", bom, label_columns="Y", id_field="_Name"))) == ["ethanol:property:Y"]

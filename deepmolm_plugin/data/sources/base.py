@@ -152,16 +152,27 @@ def visible_files(folder: Path) -> List[Tuple[Path, str]]:
     A deepmolm-prepare output folder inside it is another run's output, never input: its
     files counted in this run's input checksums, so whichever run wrote last made the
     other's rerun fail as "input changed"."""
-    files = []
-    for root, dirs, names in os.walk(folder):
+    files, walked = [], set()
+    # Links are followed (a folder of links to data is common on clusters; a linked folder
+    # was skipped without a word), each real folder walked once (a link to an ancestor is
+    # no loop) and each real file listed once, under its first name in sorted order (a
+    # link to a file also in the input read its records twice, under two ids).
+    for root, dirs, names in os.walk(folder, followlinks=True):
         here = Path(root)
-        dirs[:] = [d for d in dirs if not is_hidden(Path(d)) and not is_prepared_output(here / d)]
+        if os.path.realpath(here) in walked:
+            dirs[:] = []
+            continue
+        walked.add(os.path.realpath(here))
+        dirs[:] = sorted(d for d in dirs if not is_hidden(Path(d)) and not is_prepared_output(here / d))
         for name in names:
             path = here / name
             relative = path.relative_to(folder)
             if not is_hidden(relative) and path.is_file():
                 files.append((path, relative.as_posix()))
-    return sorted(files)
+    unique = {}
+    for path, name in sorted(files):
+        unique.setdefault(os.path.realpath(path), (path, name))
+    return sorted(unique.values())
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a non-UTF-8 byte

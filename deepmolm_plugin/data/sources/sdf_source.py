@@ -98,7 +98,8 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
     ids: dict = {}  # --id-field value -> the record that has it
     for path, name in sdf_files(Path(input_path)):
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        # utf-8-sig: a byte-order mark (Excel, Windows tools) was kept in the first title
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
             for index, block in enumerate(sdf_blocks(handle)):
                 yield from _record(path.resolve(), name, index, block, labels, texts, options, ids)
 
