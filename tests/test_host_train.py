@@ -243,6 +243,40 @@ def test_qwen2_checkpoint_is_built_as_qwen2_in_every_layout(tiny_setup, tmp_path
     ids = torch.tensor([[1, 2, 3, 4]])
     torch.testing.assert_close(from_vl(input_ids=ids).logits, plain(input_ids=ids).logits)
 
+    # The Qwen2-VL path checks as the Qwen2 path does (it loaded NaN weights, kept a
+    # `module.` prefix as "missing", refused a dtype name, gave torch's bare shape error).
+    from deepmolm_plugin.model.loading import load_llm
+
+    assert load_llm(str(vl), dtype="bfloat16").dtype == torch.bfloat16
+    save_file({f"module.{k}": v.contiguous() for k, v in weights.items()}, str(vl / "model.safetensors"))
+    assert isinstance(load_llm(str(vl)), LlavaQwen2ForCausalLM)
+    for edit, message in ((lambda w: w.__setitem__(key, torch.full_like(w[key], float("nan"))), "NaN/inf values"),
+                          (lambda w: w.__setitem__(key, w[key][:3]), "of the wrong shape")):
+        broken = dict(weights)
+        key = "model.layers.0.mlp.up_proj.weight"
+        edit(broken)
+        save_file({k: v.contiguous() for k, v in broken.items()}, str(vl / "model.safetensors"))
+        with pytest.raises(CheckpointError, match=message):
+            load_llm(str(vl))
+
+
+def test_a_qwen2_folder_whose_config_has_no_place_for_a_tensor_is_refused(tiny_setup, tmp_path):
+    # was: a 2-layer checkpoint under a config.json saying 1 layer loaded as 1 layer (the
+    # second dropped; transformers only printed a table)
+    from deepmolm_plugin.model.loading import load_llm
+
+    folder = tmp_path / "qwen2"
+    folder.mkdir()
+    for f in tiny_setup["llm"].iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config["num_hidden_layers"] -= 1
+    config.pop("layer_types", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"holds \d+ tensors its config.json builds no place for .*"
+                                              r"model\.layers\.1\."):
+        load_llm(str(folder))
+
 
 def test_record_molecule_errors_name_the_record(tmp_path):
     from deepmolm_plugin.data.records import RecordError

@@ -67,7 +67,11 @@ def _qwen2_config_from_vl(vl_config) -> Qwen2Config:
     return Qwen2Config(**fields)
 
 
-def _check_loading_info(info: dict, path: str, strict_unexpected: bool = False) -> None:
+# Extra tensors some savers write that the model rebuilds itself: rotary inverse frequencies.
+HARMLESS_EXTRA = re.compile(r"\.rotary_emb\.inv_freq$")
+
+
+def _check_loading_info(info: dict, path: str) -> None:
     missing = list(info.get("missing_keys", []))
     if missing:
         raise CheckpointError(
@@ -76,10 +80,12 @@ def _check_loading_info(info: dict, path: str, strict_unexpected: bool = False) 
     mismatched = [_shape_note(entry) for entry in info.get("mismatched_keys", [])]
     if mismatched:
         raise CheckpointError(f"{path} has {len(mismatched)} tensors of the wrong shape: {', '.join(mismatched)}")
-    unexpected = sorted(info.get("unexpected_keys", []))
-    if strict_unexpected and unexpected:
-        # A saved DeepMoLM checkpoint holds exactly its model: tensors its config.json does not
-        # build (a tower or projector the config lost or renamed) would be dropped silently.
+    unexpected = sorted(k for k in info.get("unexpected_keys", []) if not HARMLESS_EXTRA.search(k))
+    if unexpected:
+        # Tensors its config.json builds no place for would be dropped silently (transformers
+        # only prints a table): a tower or projector a DeepMoLM config lost, a second layer
+        # a Qwen2 config.json says is not there, fp8 `weight_scale_inv` scales without a
+        # quantization_config (the weights then load unscaled: 448 for 0.07).
         raise CheckpointError(
             f"{path} holds {len(unexpected)} tensors its config.json builds no place for (they would be "
             f"dropped): {', '.join(unexpected)}"
@@ -152,17 +158,28 @@ def _wrapper_prefix(names, path: str) -> str:
 
 
 def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
+    """The language model of a Qwen2-VL checkpoint, checked as strictly as a Qwen2 folder:
+    wrapper prefixes, tensor shapes, integer-stored floats, NaN/inf values (also those the
+    requested dtype makes: 1e5 in float16)."""
     config = LlavaQwen2Config(**_qwen2_config_from_vl(AutoConfig.from_pretrained(path)).to_dict())
     store = open_checkpoint(path)
+    prefix = _wrapper_prefix(list(store), path)
     state, dropped = {}, 0
-    for key in store:
+    for stored in store:
+        key = stored[len(prefix):]
         if key.startswith("model.language_model."):
-            state["model." + key[len("model.language_model."):]] = store[key]
+            state["model." + key[len("model.language_model."):]] = store[stored]
         elif key.startswith(("model.layers.", "model.embed_tokens.", "model.norm.", "lm_head.")):
-            state[key] = store[key]
+            state[key] = store[stored]
         else:
             dropped += 1  # visual.* / model.visual.*: the Qwen2-VL vision tower
     model = LlavaQwen2ForCausalLM(config)
+    expected = model.state_dict()
+    wrong = [f"{k}: checkpoint {list(v.shape)} vs model {list(expected[k].shape)}"
+             for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise CheckpointError(f"Qwen2-VL checkpoint {path} has {len(wrong)} tensors of the wrong shape: "
+                              f"{', '.join(wrong)}")
     _check_stored_dtypes({k: v.is_floating_point() for k, v in state.items()}, model, path)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if config.tie_word_embeddings:
@@ -173,7 +190,10 @@ def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
             f"Qwen2-VL checkpoint {path}: language-model tensors missing {missing}, unexpected {unexpected}"
         )
     logger.info("took the language model out of Qwen2-VL checkpoint %s (%d vision tensors dropped)", path, dropped)
-    return model.to(dtype) if dtype is not None else model
+    dtype = resolve_dtype(dtype, "cpu")  # a name ("bfloat16"), as the Qwen2 path takes it
+    model = model.to(dtype) if dtype is not None else model
+    _check_finite(model, path)
+    return model
 
 
 def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQwen2ForCausalLM:
@@ -205,7 +225,7 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
         # a deepencoder_config file the config names that is gone, a Hub tower (`mm_vision_tower`
         # openai/clip-...) that is neither cached nor reachable...
         raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
-    _check_loading_info(info, path, strict_unexpected=model_type == "llava_qwen2")
+    _check_loading_info(info, path)
     if model_type == "llava_qwen2":  # after the build and shape checks, whose errors say more
         _check_recorded_settings(config, path)
     _check_stored_dtypes(is_float, model, path)
