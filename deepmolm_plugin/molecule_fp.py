@@ -108,6 +108,9 @@ def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Ten
         raise MoleculeFpError(f"molecule_fp must be [atoms][{settings.levels}], got shape {list(tokens.shape)}")
     if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
         raise MoleculeFpError(f"molecule_fp must hold integers (E3FP hashes), got {tokens.dtype}")
+    if tokens.dtype in (torch.uint64, torch.uint32):  # .long() wraps 2**64-1 to -1, the padding value
+        if bool((tokens.double() >= settings.bits).any()):
+            raise MoleculeFpError(f"molecule_fp holds hashes outside [{PAD}, {settings.bits}) (unsigned {tokens.dtype})")
     tokens = tokens.long()
     bad = (tokens < PAD) | (tokens >= settings.bits)
     if bad.any():

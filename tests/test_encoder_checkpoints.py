@@ -1,5 +1,6 @@
 """load_deepencoder: every public layout, fabricated with the real key names, and the errors."""
 
+import dataclasses
 import json
 import pickle
 
@@ -181,7 +182,8 @@ def test_own_format_round_trip_with_dtype(tmp_path, tiny_config, source, x):
     source.save_pretrained(tmp_path)
     model = load_deepencoder(tmp_path, dtype="bfloat16")
     assert model.dtype == torch.bfloat16 and model.load_report.format == "deepmolm"
-    assert model.config == tiny_config  # read from deepencoder_config.json
+    # read from deepencoder_config.json, with the dtype the weights now live in
+    assert model.config == dataclasses.replace(tiny_config, dtype="bfloat16")
     ref = _by_hand(tiny_config, source.state_dict()).to(torch.bfloat16)
     torch.testing.assert_close(model.eval()(x), ref(x), rtol=0, atol=0)
 

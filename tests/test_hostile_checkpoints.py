@@ -61,11 +61,35 @@ def test_half_precision_file_still_loads_in_the_config_dtype(tmp_path, tiny_conf
     assert load_deepencoder(path, config=tiny_config).dtype == torch.float32
 
 
+def test_the_requested_dtype_is_checked_and_recorded(tmp_path, tiny_config):
+    # was: 1e6 became inf under dtype="float16" (only config.dtype was checked), and the
+    # tower then said float32 in its config (a save and reload gave float32)
+    def big(state):
+        state[QKV] = state[QKV].clone()
+        state[QKV][0, 0] = 1e6
+
+    with pytest.raises(CheckpointError, match=r"values up to 1e\+06 overflow torch\.float16"):
+        load_deepencoder(_deepseek_file(tmp_path, tiny_config, big), config=tiny_config, dtype="float16")
+    tower = load_deepencoder(_deepseek_file(tmp_path, tiny_config), config=tiny_config, dtype=torch.bfloat16)
+    assert tower.dtype == torch.bfloat16 and tower.config.dtype == "bfloat16" and tiny_config.dtype == "float32"
+    tower.save_pretrained(tmp_path / "saved")
+    assert load_deepencoder(tmp_path / "saved").dtype == torch.bfloat16
+    # float8 values (no NaN/max in torch for them) were a NotImplementedError: read as numbers
+    eight = _deepseek_file(tmp_path, tiny_config, lambda s: s.update({k: v.to(torch.float8_e4m3fn) for k, v in s.items()}))
+    assert load_deepencoder(eight, config=tiny_config).dtype == torch.float32
+
+
 def test_own_folder_with_another_architecture_is_an_error(tmp_path, tiny_config):
     DeepEncoder(tiny_config).save_pretrained(tmp_path / "tower")
     other_heads = tiny_encoder_config(clip_heads=tiny_config.clip_heads * 2)  # same tensor shapes
     with pytest.raises(CheckpointError, match=r"clip_heads: given 4 vs saved 2"):
         load_deepencoder(tmp_path / "tower", config=other_heads)
+    # its weights file given directly: the configuration beside it was ignored (loaded
+    # with 4 heads), and without a config the full DeepSeek-OCR sizes were built
+    weights = tmp_path / "tower" / "deepencoder.safetensors"
+    with pytest.raises(CheckpointError, match=r"saved with the weights \(.*tower\): clip_heads: given 4 vs saved 2"):
+        load_deepencoder(weights, config=other_heads)
+    assert load_deepencoder(weights).config.clip_heads == tiny_config.clip_heads
     # Runtime choices are not the architecture: they still load.
     same = tiny_encoder_config(sam_attention="eager", dtype="bfloat16", tile_size=256)
     assert load_deepencoder(tmp_path / "tower", config=same).dtype == torch.bfloat16

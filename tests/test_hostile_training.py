@@ -145,6 +145,10 @@ def test_inline_true_false_tokens_are_refused():
     with pytest.raises(MoleculeFpError, match="true/false"):
         validate([[True, 5, 6, 7]])
     assert validate([[1, 5, 6, 7]]).tolist() == [[1, 5, 6, 7]]
+    # an unsigned 2**64-1 wrapped to -1 (the padding value) in the int64 cast
+    with pytest.raises(MoleculeFpError, match="outside"):
+        validate(torch.tensor([[5, 2**64 - 1, 2, 3]], dtype=torch.uint64))
+    assert validate(torch.tensor([[5, 4, 2, 3]], dtype=torch.uint64)).tolist() == [[5, 4, 2, 3]]
 
 
 def test_tokens_that_disagree_with_the_smiles_are_refused(tmp_path, tokenizer):

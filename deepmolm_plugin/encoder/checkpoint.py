@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint, value_problem
-from .config import CONFIG_NAME, DeepEncoderConfig, resolve_dtype
+from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class LoadReport:
 def detect_format(keys: Sequence[str], paths: Sequence[Path]) -> str:
     if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
         return "deepseek-ocr"
-    if any((p / CONFIG_NAME).is_file() for p in paths if p.is_dir()) or any(
+    if any(_config_file(p) for p in paths) or any(
         k.startswith("compressor.") for k in keys
     ):
         return "deepmolm"
@@ -249,10 +249,18 @@ def checkpoint_config(path: Union[PathLike, Sequence[PathLike]]) -> DeepEncoderC
     return saved if saved is not None else DeepEncoderConfig()
 
 
+def _config_file(path: Path) -> Optional[Path]:
+    """The deepencoder_config.json that belongs to `path` in our own format: inside it (a
+    folder), or beside it (its weights file, given directly: the configuration next to it
+    was ignored, and a tower of other heads loaded and computed something else)."""
+    folder = path if path.is_dir() else path.parent if path.name == WEIGHTS_NAME else None
+    return folder / CONFIG_NAME if folder is not None and (folder / CONFIG_NAME).is_file() else None
+
+
 def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEncoderConfig]:
     """The deepencoder_config.json saved with our own format's folder, or None; a file
     that cannot be read as a DeepEncoderConfig is a CheckpointError naming it."""
-    files = [p / CONFIG_NAME for p in _paths(path) if p.is_dir() and (p / CONFIG_NAME).is_file()]
+    files = [f for f in map(_config_file, _paths(path)) if f is not None]
     if not files:
         return None
     try:
@@ -287,7 +295,7 @@ def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequen
     if differ:
         raise CheckpointError(
             f"the DeepEncoder configuration given does not match the one saved with the weights "
-            f"({[str(p) for p in _paths(path) if (p / CONFIG_NAME).is_file()][0]}): " + "; ".join(differ)
+            f"({next(f for f in map(_config_file, _paths(path)) if f is not None).parent}): " + "; ".join(differ)
         )
 
 

@@ -18,8 +18,18 @@ from typing import Any, Dict, Tuple
 import torch
 
 CONFIG_NAME = "deepencoder_config.json"
+WEIGHTS_NAME = "deepencoder.safetensors"  # our own format: the two files side by side (save_pretrained)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def dtype_name(dtype: "str | torch.dtype") -> str:
+    """The config's name for a dtype ('bfloat16' for torch.bfloat16 or 'bfloat16')."""
+    target = resolve_dtype(dtype)
+    for name, value in _DTYPES.items():
+        if value == target:
+            return name
+    raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
 
 
 def resolve_dtype(dtype: "str | torch.dtype | None") -> "torch.dtype | None":

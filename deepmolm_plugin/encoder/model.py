@@ -13,6 +13,7 @@ freezing is the caller's choice via requires_grad_.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Optional
 
@@ -21,10 +22,9 @@ from torch import nn
 
 from .clip import ClipTrunk
 from .compressor import Compressor
-from .config import DeepEncoderConfig, resolve_dtype
+from .config import WEIGHTS_NAME, DeepEncoderConfig, dtype_name, resolve_dtype
 from .sam import SamEncoder
 
-WEIGHTS_NAME = "deepencoder.safetensors"
 
 
 class DeepEncoder(nn.Module):
@@ -96,9 +96,14 @@ class DeepEncoder(nn.Module):
         from .checkpoint import checkpoint_config, load_weights
 
         config = config or checkpoint_config(path)
+        if dtype is not None:
+            # The config carries the dtype the weights will live in: the value check
+            # (overflow to inf once cast: 1e6 in float16) and a later save_pretrained read
+            # it there (they saw the config's float32 while the tower became float16).
+            config = dataclasses.replace(config, dtype=dtype_name(dtype))
         model = cls(config)
         model.load_report = load_weights(model, path)
-        model.to(dtype=resolve_dtype(dtype) or resolve_dtype(config.dtype))
+        model.to(dtype=resolve_dtype(config.dtype))
         return model
 
 
