@@ -222,6 +222,11 @@ def test_qwen2_checkpoint_is_built_as_qwen2_in_every_layout(tiny_setup, tmp_path
         (vila / "llm" / f.name).write_bytes(f.read_bytes())
     (vila / "mm_projector").mkdir()
     assert isinstance(dispatch.from_pretrained(str(vila)), LlavaQwen2ForCausalLM)
+    # VILA's releases also carry a top-level config.json (llava_llama with llm_cfg): it was
+    # refused as "not Qwen2-family"
+    (vila / "config.json").write_text(json.dumps({"model_type": "llava_llama", "llm_cfg": {"architectures": []},
+                                                   "vision_tower_cfg": {}, "mm_projector_cfg": {}}))
+    assert isinstance(dispatch.from_pretrained(str(vila)), LlavaQwen2ForCausalLM)
 
     # Official Qwen2-VL: language-model weights taken out of the VL checkpoint.
     vl = tmp_path / "qwen2vl"
@@ -275,6 +280,15 @@ def test_a_qwen2_folder_whose_config_has_no_place_for_a_tensor_is_refused(tiny_s
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"holds \d+ tensors its config.json builds no place for .*"
                                               r"model\.layers\.1\."):
+        load_llm(str(folder))
+    # a pytorch_model.bin whose float weight is stored as integers was cast without a word
+    config["num_hidden_layers"] += 1
+    (folder / "config.json").write_text(json.dumps(config))
+    state = load_file(str(folder / "model.safetensors"))
+    state["model.norm.weight"] = torch.full_like(state["model.norm.weight"], 3, dtype=torch.int64)
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="stores 1 floating-point weights as integers or booleans: model.norm"):
         load_llm(str(folder))
 
 

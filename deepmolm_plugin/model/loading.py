@@ -46,11 +46,23 @@ _TEXT_FIELDS = (
 
 
 def resolve_llm_path(path: str) -> str:
-    """A VILA-style folder keeps its LLM (and tokenizer) in `llm/`."""
+    """A VILA-style folder keeps its LLM (and tokenizer) in `llm/`. VILA's own releases
+    also have a top-level config.json (model_type llava_llama, with `llm_cfg`,
+    `vision_tower_cfg`...): such a folder was refused as "not Qwen2-family"."""
+    import json
+
     llm = os.path.join(path, "llm")
-    if os.path.isfile(os.path.join(llm, "config.json")) and not os.path.isfile(os.path.join(path, "config.json")):
+    if not os.path.isfile(os.path.join(llm, "config.json")):
+        return path
+    top = os.path.join(path, "config.json")
+    if not os.path.isfile(top):
         return llm
-    return path
+    try:
+        with open(top, encoding="utf-8") as handle:
+            vila = "llm_cfg" in json.load(handle)
+    except (OSError, ValueError, TypeError):  # not a readable JSON object: transformers will say so for `path`
+        return path
+    return llm if vila else path
 
 
 def model_type_of(path: str) -> str:
@@ -121,14 +133,18 @@ def _check_finite(model: torch.nn.Module, path: str, prefix: str = "") -> None:
 
 
 def _stored_float_flags(path: str) -> Dict[str, bool]:
-    """{tensor name: is it floating point} for a checkpoint folder's safetensors files,
-    from their headers alone (no tensor is read)."""
+    """{tensor name: is it floating point} for a checkpoint folder's tensor files, from
+    safetensors headers and memory-mapped .bin files (no tensor data is read)."""
     from safetensors import safe_open
 
     flags: Dict[str, bool] = {}
     for file in find_tensor_files(path):
         if file.suffix != ".safetensors":
-            continue  # pytorch_model.bin: not checked (it would have to be read twice)
+            # pytorch_model.bin: memory-mapped, so only the dtypes are read (an int64 norm
+            # weight of 3s was cast to 3.0 without a word)
+            state = torch.load(str(file), map_location="cpu", mmap=True, weights_only=True)
+            flags.update({k: v.is_floating_point() for k, v in state.items() if torch.is_tensor(v)})
+            continue
         with safe_open(str(file), framework="pt", device="cpu") as handle:
             for key in handle.keys():
                 flags[key] = handle.get_slice(key).get_dtype().startswith(_SAFETENSORS_FLOATS)
