@@ -61,6 +61,8 @@ def test_an_exif_turned_image_is_refused_by_every_loader(tmp_path, processor, su
     with Image.open(path) as opened:  # the training tiles' and the chat's call: convert("RGB") keeps the EXIF
         with pytest.raises(ValueError, match="EXIF orientation 6"):
             processor.tile_inputs(opened.convert("RGB"))
+        with pytest.raises(ValueError, match="EXIF orientation 6"):  # was: counted, 11 positions
+            processor.num_llm_positions(opened)
         upright = ImageOps.exif_transpose(opened)  # what the message asks for
     assert processor.preprocess(upright)["pixel_values"].shape == (1, 3, 128, 128)
 

@@ -225,25 +225,31 @@ def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
     )
 
 
-def _to_rgb(img: Image.Image, where: str) -> Image.Image:
-    """Any 8-bit (or 16-bit gray) PIL mode -> RGB, alpha composited onto white."""
+def _check_convertible(img: Image.Image, where: str) -> None:
+    """ValueError for what `_to_rgb` refuses, read from the header alone (no pixel decoded):
+    an animation, an EXIF orientation, 32-bit int / float pixels, CIELAB."""
     frames = getattr(img, "n_frames", 1)
     if frames > 1:  # PIL would hand over the first frame and silently drop the others
         raise ValueError(f"image{where} has {frames} frames (an animation or a multi-page file); "
                          "give a single image")
     check_orientation(img, where)
-    if img.mode == "La":  # premultiplied alpha: PIL converts it to nothing but "LA"
-        img = img.convert("LA")
-    if img.mode in _16BIT_MODES:
-        img = _gray16_to_8bit(img)
-    elif img.mode in ("I", "F"):
+    if img.mode in ("I", "F"):
         raise ValueError(
             f"image{where} has mode {img.mode!r} (32-bit int / float pixels) with no defined "
             "range; convert it to an 8-bit mode first"
         )
-    elif img.mode == "LAB":
+    if img.mode == "LAB":
         raise ValueError(f"image{where} is CIELAB (mode 'LAB'), which PIL converts to RGB with wrong colours "
                          "(white becomes cyan); save it as RGB with a colour-managed tool first")
+
+
+def _to_rgb(img: Image.Image, where: str) -> Image.Image:
+    """Any 8-bit (or 16-bit gray) PIL mode -> RGB, alpha composited onto white."""
+    _check_convertible(img, where)
+    if img.mode == "La":  # premultiplied alpha: PIL converts it to nothing but "LA"
+        img = img.convert("LA")
+    if img.mode in _16BIT_MODES:
+        img = _gray16_to_8bit(img)
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -557,6 +563,19 @@ class DeepEncoderImageProcessor:
                     f"image size must be (width, height) positive ints, got {image_or_size}"
                 )
             return int(image_or_size[0]), int(image_or_size[1])
+        # An image's size from its header; what preprocess would refuse has no count (an
+        # animation and an EXIF-rotated photo got one), and a file is not decoded for it
+        # (an 8000 x 8000 PNG took 244 MB to count).
         if isinstance(image_or_size, Image.Image):
-            return image_or_size.size  # no need to convert just to read the size
+            _check_convertible(image_or_size, "")
+            return image_or_size.size
+        if isinstance(image_or_size, (str, os.PathLike)):
+            path = os.fspath(image_or_size)
+            try:
+                with Image.open(path) as img:
+                    check_pixel_count(img, repr(path))
+                    _check_convertible(img, f" {path!r}")
+                    return img.size
+            except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
+                raise ValueError(f"{path!r} is not a readable image: {e}") from e
         return load_image(image_or_size).size
