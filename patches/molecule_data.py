@@ -208,6 +208,11 @@ def use_model_fp_settings(dataset, config) -> None:
     molecules.fp = settings
 
 
+def _listed(ids: list) -> str:
+    """The first 20 record names, and how many there are when more."""
+    return ", ".join(repr(r) for r in ids[:20]) + (f" ({len(ids)} in all)" if len(ids) > 20 else "")
+
+
 def require_molecules(dataset, model) -> None:
     """A projector that fuses molecules (fusion) needs one for every record: the host gives a
     record without an image a blank one, and a record without a molecule (text-only or
@@ -224,7 +229,7 @@ def require_molecules(dataset, model) -> None:
     if lacking:
         from deepmolm_plugin.usage import DataError
 
-        shown = ", ".join(repr(r) for r in lacking[:20]) + (f" ({len(lacking)} in all)" if len(lacking) > 20 else "")
+        shown = _listed(lacking)
         raise DataError(f"records {shown} have no molecule (molecule_fp, structure, atoms or smiles), but the "
                          f"{getattr(projector, 'projector_type', type(projector).__name__)!r} projector fuses every "
                          "image with its molecule: give them one, or leave them out")
@@ -249,7 +254,7 @@ def require_graphs(dataset, model) -> None:
     if lacking:
         from deepmolm_plugin.usage import DataError
 
-        shown = ", ".join(repr(r) for r in lacking[:20]) + (f" ({len(lacking)} in all)" if len(lacking) > 20 else "")
+        shown = _listed(lacking)
         raise DataError(f"records {shown} have `properties` but no `smiles`, `structure` or `atoms` to build the "
                         "molecular graph the property head reads: give them one, or leave their properties out")
 

@@ -86,7 +86,8 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> l
                                              for s, t in enumerate(m))]
     if not matches:
         raise MoleculeError(id, "SMILES graph does not match the coordinates' graph")
-    match = min(matches, key=lambda m: _bond_length_score(target, template, s_idx, t_idx, m))
+    pos = target.GetConformer().GetPositions() if target.GetNumConformers() else None
+    match = min(matches, key=lambda m: _bond_length_score(pos, template, s_idx, t_idx, m))
     full = [0] * template.GetNumAtoms()
     for s_pos, t_pos in enumerate(match):
         full[s_idx[s_pos]] = t_idx[t_pos]
@@ -115,12 +116,12 @@ def _h_count(mol: Chem.Mol, idx: int) -> int:
     return sum(n.GetAtomicNum() == 1 for n in mol.GetAtomWithIdx(idx).GetNeighbors())
 
 
-def _bond_length_score(target: Chem.Mol, template: Chem.Mol, s_idx: list, t_idx: list, match) -> float:
+def _bond_length_score(pos, template: Chem.Mol, s_idx: list, t_idx: list, match) -> float:
     """Sum over the template's heavy-atom bonds of (bond order x the length of the target bond
-    it lands on): least when higher orders sit on shorter bonds. 0 without a conformer."""
-    if not target.GetNumConformers():
+    it lands on): least when higher orders sit on shorter bonds. `pos`: the target's (N, 3)
+    coordinates; None (no conformer) scores 0."""
+    if pos is None:
         return 0.0
-    pos = target.GetConformer().GetPositions()
     where = {s_idx[s]: t_idx[t] for s, t in enumerate(match)}
     score = 0.0
     for bond in template.GetBonds():
