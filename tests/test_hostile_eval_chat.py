@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from deepmolm_plugin.eval import model_vqa, questions as eval_questions, report
+from deepmolm_plugin.eval.merge import ReportError
 from deepmolm_plugin.eval.metrics.numbers import parse_number
 from deepmolm_plugin.eval.scoring import build_report
 
@@ -65,6 +66,23 @@ def test_a_tokenizer_folder_without_a_tokenizer_is_one_line(tmp_path, capsys):
                      "--tokenizer", f"hf:{tmp_path / 'empty'}"])
     assert exit.value.code == 2
     assert "--tokenizer hf:" in capsys.readouterr().err and not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_a_blank_or_boolean_task_and_a_boolean_reference_value_are_not_scored(tmp_path):
+    # was: `true` scored as a text task "True", "" merged with the questions without a task,
+    # and properties {"LogP": true} the reference value 1.0
+    for task in ("", True):
+        refs = _refs(tmp_path, [{"question_id": 0, "task": task, "answer": "Ethanol.", "text": "What?"}])
+        ours = _jsonl(tmp_path / "ours.jsonl", [_answer(0, "Ethanol.", prompt="What?")])
+        with pytest.raises(ReportError, match=r"question 0: `task` is (''|True); give a task name"):
+            build_report([ours], refs)
+    refs = _refs(tmp_path, [{"question_id": 0, "task": "LogP", "answer": "The LogP is unknown.", "text": "What?",
+                             "properties": {"LogP": True}},
+                            {"question_id": 1, "task": "LogP", "answer": "The LogP is 2.0.", "text": "What?"}])
+    ours = _jsonl(tmp_path / "ours.jsonl", [_answer(0, "The LogP is 1.0.", prompt="What?"),
+                                            _answer(1, "The LogP is 2.0.", prompt="What?")])
+    metrics = build_report([ours], refs)[0]["tasks"]["LogP"]["metrics"]
+    assert metrics["n"] == 1 and metrics["n_without_reference"] == 1
 
 
 # --- references no answer can match --------------------------------------------------------------

@@ -165,3 +165,10 @@ def test_a_question_the_chat_refuses_shows_its_reason_and_keeps_the_question(ses
     with pytest.raises(gr.Error, match="contains '<image>', the image placeholder"):
         next(reply)
     assert outputs[-1][0]["value"] == "What is <image> here?" and tab.turns == [] and not tab.answering
+
+
+def test_an_image_file_that_is_gone_is_a_message_not_a_traceback(session, tmp_path):
+    # was: FileNotFoundError out of the handler (gradio's temporary copy cleaned up, or the API)
+    page, tab = Page(session), Tab()
+    outputs = page.load(tab, "CCO", None, str(tmp_path / "missing.png"))
+    assert tab.molecule is None and "image file not found" in str(outputs[1])

@@ -160,3 +160,7 @@ def test_a_question_with_the_image_placeholder_is_refused():
     with pytest.raises(ValueError, match="question 2 contains '<image>'"):
         build_prompt("qwen2", [("hi", "hello"), ("what is <image>?", None)])
     assert build_prompt("qwen2", [("what is this?", None)]).count("<image>") == 1
+    # an earlier empty reply left its assistant turn open: the next question landed in it
+    prompt = build_prompt("qwen2", [("first?", "  "), ("second?", None)])
+    assert "first?" not in prompt and prompt.count("<image>") == 1
+    assert prompt.endswith("<image>\nsecond?<|im_end|>\n<|im_start|>assistant\n")

@@ -72,7 +72,12 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
     """{task: (kind, [question ids])}, tasks in order of first appearance."""
     groups: "OrderedDict[str, Tuple[str, List[str]]]" = OrderedDict()
     for qid, record in refs.items():
-        task = str(record.get("task") or "unspecified")
+        given = record.get("task")
+        if isinstance(given, bool) or (isinstance(given, str) and not given.strip()):
+            # `true` was scored as a text task "True"; "" joined the questions without a task
+            raise ReportError(f"question {record['question_id']!r}: `task` is {given!r}; give a task name, or "
+                              "leave `task` out")
+        task = str(given if given is not None else "unspecified")
         if "answer" not in record:
             raise ReportError(f"question {record['question_id']!r}: the reference record has no `answer`")
         if isinstance(record["answer"], list):  # several acceptable answers: every metric takes one

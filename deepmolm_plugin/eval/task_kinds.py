@@ -100,7 +100,9 @@ def reference_value(task: str, record: dict) -> Optional[float]:
 
 
 def _finite(value) -> Optional[float]:
-    """`value` as a finite float, or None."""
+    """`value` as a finite float, or None (also for true/false: float(True) is 1.0)."""
+    if isinstance(value, bool):
+        return None
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -217,7 +217,8 @@ class Page:
                 return unchanged
             try:
                 molecule, error = self.session.molecule(smiles, structure, image), None
-            except ValueError as e:  # the resolver's message (names the molecule and the reason), or a bad image
+            except (ValueError, OSError) as e:  # the resolver's message (names the molecule and the reason), a bad
+                # image, or an image file gone (gradio's temporary copy cleaned up): shown, not a server traceback
                 molecule, error = None, str(e)
             with self.guard:
                 if ticket != tab.loads:  # a later load is under way: its molecule is the one asked for

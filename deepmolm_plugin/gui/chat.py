@@ -40,12 +40,18 @@ def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True
 
     image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if im_start_end else DEFAULT_IMAGE_TOKEN
     conv = conv_templates[conv_mode].copy()
+    first = True  # the image goes with the first question that is put in
     for k, (question, reply) in enumerate(turns):
         problem = question_problem(question)
         if problem:
             raise ChatRefusal(f"question {k + 1} {problem}")
-        conv.append_message(conv.roles[0], f"{image}\n{question}" if k == 0 and image_first else question)
+        if k < len(turns) - 1 and not (reply or "").strip():
+            # An earlier question the model answered with nothing is left out: the template
+            # leaves an empty turn open, so the next question landed inside the reply.
+            continue
+        conv.append_message(conv.roles[0], f"{image}\n{question}" if first and image_first else question)
         conv.append_message(conv.roles[1], reply)
+        first = False
     return conv.get_prompt()
 
 
