@@ -172,3 +172,20 @@ def test_an_image_file_that_is_gone_is_a_message_not_a_traceback(session, tmp_pa
     page, tab = Page(session), Tab()
     outputs = page.load(tab, "CCO", None, str(tmp_path / "missing.png"))
     assert tab.molecule is None and "image file not found" in str(outputs[1])
+
+
+@pytest.mark.parametrize("temperature, tokens, message", [
+    (None, 5, "temperature must be a number, got None"), ("abc", 5, "temperature must be a number"),
+    (0.2, float("nan"), "max new tokens must be a whole number"), (0.2, None, "max new tokens must be a whole"),
+    (float("inf"), 5, "temperature must be a finite number"),
+])
+def test_settings_no_slider_sends_are_a_message(session, temperature, tokens, message):
+    # was: Python's TypeError / ValueError out of the handler (through the page's API)
+    page = Page(session)
+    tab = _loaded(page, "CCO")
+    with pytest.raises(gr.Error, match=message):
+        list(page.ask(tab, "What is it?", temperature, tokens))
+    assert not tab.answering and tab.turns == []
+    for atom in (True, 1.7, "x"):  # True was atom 1, 1.7 atom 1, "x" a ValueError
+        with pytest.raises(gr.Error, match="is not an atom number"):
+            page.choose(tab, atom, False, COLOR_BY[0])

@@ -27,7 +27,7 @@ from typing import Iterator, List, Optional
 import gradio as gr
 
 from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
-from .chat import ChatRefusal, Turn, stream_reply
+from .chat import ChatRefusal, Turn, reply_settings, stream_reply
 from .session import ChatSession, LoadedMolecule
 from .viewer3d import molecule_figure, oriented
 
@@ -250,6 +250,9 @@ class Page:
         before (the list is replaced a moment after the molecule) would index another atom."""
         if atom is None or molecule is None:
             return None
+        if isinstance(atom, bool) or not isinstance(atom, (int, float)) or atom != int(atom):
+            # through the page's API: True was atom 1, 1.7 atom 1, "x" a ValueError traceback
+            raise gr.Error(f"atom {atom!r} is not an atom number: choose one from the list")
         if not 0 <= int(atom) < molecule.atoms:
             raise gr.Error(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy atoms "
                            f"(0-{molecule.atoms - 1}): choose again")
@@ -297,8 +300,8 @@ class Page:
             yield ("", chat_messages(history + [(text, None)]), *self._switches(False))
             reply = ""
             try:
-                for reply in stream_reply(self.session, molecule, history + [(text, None)], float(temperature),
-                                          int(max_tokens)):
+                for reply in stream_reply(self.session, molecule, history + [(text, None)],
+                                          *reply_settings(temperature, max_tokens)):
                     yield (gr.update(), chat_messages(history + [(text, reply)]), *self._switches(False))
             except Exception as error:  # re-raised: gradio reports it; the page is usable again first
                 self._answered(tab)

@@ -62,6 +62,24 @@ def stop_string(conv_mode: str) -> str:
     return conv.sep if conv.sep_style != SeparatorStyle.TWO else conv.sep2
 
 
+def reply_settings(temperature, max_new_tokens) -> tuple:
+    """(temperature, max new tokens) as numbers. What no slider sends but the page's API
+    takes (None, text, NaN, inf, a fraction of a token) is a ChatRefusal naming it, not
+    Python's TypeError / ValueError as a server traceback."""
+    import math
+
+    try:
+        temperature = float(temperature)
+    except (TypeError, ValueError):
+        raise ChatRefusal(f"temperature must be a number, got {temperature!r}") from None
+    if not math.isfinite(temperature):
+        raise ChatRefusal(f"temperature must be a finite number, got {temperature}")
+    if (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, float))
+            or not math.isfinite(max_new_tokens) or max_new_tokens != int(max_new_tokens)):
+        raise ChatRefusal(f"max new tokens must be a whole number, got {max_new_tokens!r}")
+    return temperature, int(max_new_tokens)
+
+
 def sampling_kwargs(temperature: float, max_new_tokens: int) -> dict:
     """Greedy at temperature 0 (without the sampling-only flags transformers would warn
     about), sampling otherwise."""
