@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import zipfile
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -142,6 +143,8 @@ def _stored_float_flags(path: str) -> Dict[str, bool]:
         if file.suffix != ".safetensors":
             # pytorch_model.bin: memory-mapped, so only the dtypes are read (an int64 norm
             # weight of 3s was cast to 3.0 without a word)
+            if not zipfile.is_zipfile(file):  # torch's legacy format cannot be memory-mapped: not checked
+                continue
             state = torch.load(str(file), map_location="cpu", mmap=True, weights_only=True)
             flags.update({k: v.is_floating_point() for k, v in state.items() if torch.is_tensor(v)})
             continue

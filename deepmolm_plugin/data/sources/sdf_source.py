@@ -105,13 +105,14 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
 
 
 def _record(path: Path, name: str, index: int, block: str, labels, texts, options, ids: dict):
-    fields, repeated = data_fields(block)
-    title = block.splitlines()[0].strip() if block.strip() else ""
-    fields["_Name"] = title
     record_id = f"{name}#{index}"
-    if not any(line.strip() == "M  END" for line in block.splitlines()):  # no molfile: no fields to read
+    lines = block.splitlines()
+    if not any(line.strip() == "M  END" for line in lines):  # no molfile: no fields to read
         yield SourceError(record_id, "molecule", structure_problem(block, record_id) or "no 'M  END' line")
         return
+    fields, repeated = data_fields(block)
+    title = lines[0].strip() if block.strip() else ""
+    fields["_Name"] = title
     id_field = options.get("id_field")
     used = [id_field, options.get("split_column")] + [f for f, _ in texts + labels]
     twice = {f: repeated[f] for f in used if f in repeated}
