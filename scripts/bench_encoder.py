@@ -254,7 +254,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
                         help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
-    parser.add_argument("--name", default=None, help="result file name (default bench_encoder_<device>[_tiny])")
+    parser.add_argument("--name", type=bench_report.result_name, default=None, help="result file name (default bench_encoder_<device>[_tiny])")
     args = parser.parse_args(argv)
     if args.image_size is not None and args.image_size % 64:
         parser.error(f"--image-size must be a multiple of 64 (16x16 patches, then 4x compression), got {args.image_size}")
@@ -262,8 +262,11 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
         device = torch.device(args.device)
     except RuntimeError as e:
         parser.error(f"--device {args.device!r}: {e}")
+    if device.type not in ("cpu", "cuda"):  # meta / mps...: the reference's weights cannot be copied there
+        parser.error(f"--device {args.device!r}: the benchmark runs on cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA device")
+    bench_report.refuse_repeats(parser, "--dtypes", args.dtypes or [])
     if args.quick:
         args.repeats, args.gemm_n = 1, min(args.gemm_n, 2048)
     if args.tiny:

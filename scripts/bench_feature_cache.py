@@ -104,8 +104,9 @@ def main() -> int:
     p.add_argument("--batch", type=bench_report.at_least(1), default=2)
     p.add_argument("--quick", action="store_true", help="the demo size only")
     p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
-    p.add_argument("--name", default="bench_feature_cache")
+    p.add_argument("--name", type=bench_report.result_name, default="bench_feature_cache")
     args = p.parse_args()
+    bench_report.refuse_repeats(p, "--presets", args.presets)
     if args.quick:
         args.presets = [x for x in args.presets if x != "deepseek-ocr"] or ["demo"]
     if args.steps * args.batch > len(MOLECULES):

@@ -168,6 +168,8 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--fp32", action="store_true", help="train in fp32 (for CPUs without native bf16)")
     args = p.parse_args(argv)
+    bench_report.refuse_repeats(p, "--datasets", args.datasets)
+    bench_report.refuse_repeats(p, "--splits", args.splits)
     missing = [DATASETS[d][0] for d in args.datasets if not (Path(args.data) / DATASETS[d][0]).is_file()]
     if missing:
         p.error(f"--data {args.data}: no {', '.join(missing)} there")

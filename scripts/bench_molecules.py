@@ -6,21 +6,19 @@ Per molecule: parse the SMILES, generate the conformer (ETKDGv3 + MMFF94), E3FP 
 same molecules once in one process and once in a ``multiprocessing`` pool of
 ``--workers`` processes (pool start-up included), prints a table with the speedup, the
 mean per-stage times of the single-process run, the failures, and whether both runs gave
-identical tokens and pixels (CRC32). ``--json`` also writes the numbers to a file.
+identical tokens and pixels (CRC32); writes scripts/results/bench_molecules.json and .md
+(--out-dir, --name).
 
     python scripts/bench_molecules.py --limit 200
-    python scripts/bench_molecules.py --csv ../shared/data/moleculenet/SAMPL.csv \
-        --workers 2 --json bench.json
+    python scripts/bench_molecules.py --csv ../shared/data/moleculenet/SAMPL.csv --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import multiprocessing
 import os
-import platform
 import sys
 import time
 import zlib
@@ -32,6 +30,8 @@ from deepmolm_plugin.molecule import (
     molecule_from_smiles,
     render_molecule,
 )
+
+import bench_report
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "moleculenet" / "SAMPL.csv"
 
@@ -77,21 +77,22 @@ def run(items: list[tuple[str, str]], workers: int) -> tuple[float, list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--csv", type=Path, default=DEFAULT_CSV, help=f"CSV with a smiles column (default {DEFAULT_CSV})"
-    )
-    parser.add_argument("--limit", type=int, default=200, help="first N molecules (default 200)")
-    parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1,
-        help="pool size for the parallel run (default: all cores)",
-    )
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--csv", type=bench_report.input_file, default=DEFAULT_CSV,
+                        help=f"CSV with a smiles column (default {DEFAULT_CSV})")
+    parser.add_argument("--limit", type=bench_report.at_least(1), default=200, help="first N molecules (default 200)")
+    # 2 at least: with 1 the "parallel" run was the same run again, and "identical" compared it with itself
+    parser.add_argument("--workers", type=bench_report.at_least(2), default=max(2, os.cpu_count() or 1),
+                        help="pool size for the parallel run (default: all cores)")
+    parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    parser.add_argument("--name", type=bench_report.result_name, default="bench_molecules")
     args = parser.parse_args(argv)
 
+    machine = bench_report.machine()
+    began = time.perf_counter()
     items = load(args.csv, args.limit)
     runs = []
     outputs = {}
-    for workers in sorted({1, args.workers}):
+    for workers in (1, args.workers):
         wall, results = run(items, workers)
         ok = [r for r in results if r["error"] is None]
         outputs[workers] = [(r["id"], r.get("crc")) for r in results]
@@ -105,23 +106,23 @@ def main(argv: list[str] | None = None) -> int:
             failures = [{"id": r["id"], "error": r["error"]} for r in results if r["error"]]
     for row in runs:
         row["speedup"] = round(row["mol_per_s"] / runs[0]["mol_per_s"], 2)
-    identical = len({tuple(v) for v in outputs.values()}) == 1
+    identical = outputs[1] == outputs[args.workers]
 
-    cores = os.cpu_count()
-    print(f"{args.csv.name}: {len(items)} molecules, {cores} cores, python {platform.python_version()}")
-    print(f"mean per molecule (1 process): parse+conformer {stages['structure']} ms, "
-          f"E3FP {stages['e3fp']} ms, 1024 px render {stages['render']} ms")
-    print(f"{'processes':>9} {'molecules':>9} {'failed':>6} {'wall_s':>8} {'mol/s':>8} {'speedup':>7}")
-    for row in runs:
-        print(f"{row['processes']:>9} {row['molecules']:>9} {row['failed']:>6} {row['wall_s']:>8} "
-              f"{row['mol_per_s']:>8} {row['speedup']:>7}")
-    print(f"identical tokens and pixels across runs: {'yes' if identical else 'NO'}")
     for failure in failures:
         print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
-    if args.json:
-        result = {"csv": str(args.csv), "cores": cores, "stages_ms": stages, "runs": runs,
-                  "identical": identical, "failures": failures}
-        args.json.write_text(json.dumps(result, indent=2))
+    result = {"csv": str(args.csv), "machine": machine, "stages_ms": stages, "runs": runs,
+              "identical": identical, "failures": failures, "runtime_s": time.perf_counter() - began}
+    markdown = [
+        bench_report.machine_line(machine),
+        f"{args.csv.name}: {len(items)} molecules; mean per molecule (1 process): parse+conformer "
+        f"{stages['structure']} ms, E3FP {stages['e3fp']} ms, render {stages['render']} ms",
+        bench_report.table(["processes", "molecules", "failed", "wall s", "mol/s", "speedup"],
+                           [[r["processes"], r["molecules"], r["failed"], r["wall_s"], r["mol_per_s"], r["speedup"]]
+                            for r in runs]),
+        f"identical tokens and pixels across runs: {'yes' if identical else 'NO'}",
+    ]
+    print(markdown[0])
+    bench_report.publish(args.name, result, markdown, args.out_dir)
     return 0 if identical else 1
 
 

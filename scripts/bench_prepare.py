@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 from deepmolm_plugin.data.prepare import main as prepare
+from deepmolm_plugin.molecule.tools import MAX_SIZE
 
 import bench_report
 
@@ -70,23 +71,33 @@ def files(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def main() -> int:
+def arguments(argv: "list[str] | None" = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--csv", type=bench_report.input_file, default=DEFAULT_CSV)
     p.add_argument("--label-columns", default="expt")
-    p.add_argument("--limit", type=bench_report.at_least(1), default=200)
+    # --quick's values (48, 512, 16) stand in for the ones not given (None here)
+    p.add_argument("--limit", type=bench_report.at_least(1), default=None, help="molecules (default 200)")
     p.add_argument("--workers", type=bench_report.at_least(1), default=len(os.sched_getaffinity(0)))
-    p.add_argument("--image-size", type=bench_report.at_least(16), default=1024)
-    p.add_argument("--chunk-size", type=bench_report.at_least(1), default=64)
-    p.add_argument("--quick", action="store_true", help="48 molecules at 512 px (a smoke run)")
+    p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=None, help="pixels (default 1024)")
+    p.add_argument("--chunk-size", type=bench_report.at_least(1), default=None, help="records per chunk (default 64)")
+    p.add_argument("--quick", action="store_true",
+                   help="48 molecules at 512 px in chunks of 16 (a smoke run), where not given")
     p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
-    p.add_argument("--name", default="bench_prepare")
-    args = p.parse_args()
+    p.add_argument("--name", type=bench_report.result_name, default="bench_prepare")
+    args = p.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     if args.workers > cores:  # prepare caps it at the cores: the report said "5 workers" for 2
         p.error(f"--workers {args.workers}: this machine has {cores} usable cores")
-    if args.quick:
-        args.limit, args.image_size, args.chunk_size = min(args.limit, 48), min(args.image_size, 512), 16
+    # an explicit value wins over --quick's (--quick --image-size 1024 used to run at 512 px, and say so
+    # only in the JSON)
+    for option, full, quick in (("limit", 200, 48), ("image_size", 1024, 512), ("chunk_size", 64, 16)):
+        if getattr(args, option) is None:
+            setattr(args, option, quick if args.quick else full)
+    return args
+
+
+def main() -> int:
+    args = arguments()
     machine = bench_report.machine()
 
     with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:

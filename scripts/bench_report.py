@@ -19,8 +19,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # --- command-line values, checked by argparse before any work (a benchmark that ran for
 # minutes and then failed on its own arguments, or published negative timings, wasted the run)
 
-def at_least(low: int):
-    """argparse type: an integer >= `low`."""
+def at_least(low: int, at_most: "int | None" = None):
+    """argparse type: an integer >= `low` (and <= `at_most`)."""
     def parse(text: str) -> int:
         import argparse
 
@@ -30,9 +30,32 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"an integer >= {low}, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be <= {at_most}, got {value}")
         return value
     parse.__name__ = f"integer >= {low}"
     return parse
+
+
+def result_name(text: str) -> str:
+    """argparse type: the stem of the result files (<name>.json, <name>.md) inside --out-dir:
+    a plain file name (a/b failed after the whole run, ".." left the folder, "" wrote
+    hidden files)."""
+    import argparse
+
+    if not text or text.startswith(".") or any(c in text for c in "/\\\0"):
+        raise argparse.ArgumentTypeError(f"a plain file name (no folder, not starting with '.'), got {text!r}")
+    return text
+
+
+def refuse_repeats(parser, option: str, values: Sequence) -> None:
+    """parser.error when a list option names one value twice (two runs of one cell wrote one
+    folder side by side; a second dtype row overwrote the first in the summary)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            parser.error(f"{option}: {v} is given twice")
+        seen.add(v)
 
 
 def out_dir(text: str) -> Path:

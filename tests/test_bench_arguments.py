@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_encoder  # noqa: E402
 import bench_feature_cache  # noqa: E402
 import bench_kflm2  # noqa: E402
+import bench_molecules  # noqa: E402
 import bench_prepare  # noqa: E402
 
 
@@ -27,6 +28,27 @@ import bench_prepare  # noqa: E402
     (bench_kflm2, ["--data", "{missing}"], "no delaney-processed.csv"),  # was: FileNotFoundError
     (bench_prepare, ["--csv", "{missing}/x.csv"], "--csv: no such file"),
     (bench_prepare, ["--workers", "64"], "--workers 64: this machine has"),  # was: "64 workers" in the report
+    # a result name with a folder failed after the whole run; "" wrote hidden files; ".." left --out-dir
+    (bench_prepare, ["--name", "sub/x"], "--name: a plain file name"),
+    (bench_prepare, ["--name", ""], "--name: a plain file name"),
+    (bench_feature_cache, ["--name", "../x"], "--name: a plain file name"),
+    (bench_encoder, ["--tiny", "--name", ".hidden"], "--name: a plain file name"),
+    (bench_molecules, ["--name", "a\\b"], "--name: a plain file name"),
+    (bench_prepare, ["--image-size", "9000"], "--image-size: must be <= 8192, got 9000"),  # was: prepare's usage text
+    # one value twice: a crash after the first preset's training; two writers of one cell's folder;
+    # a dtype's summary row overwritten by its second measurement
+    (bench_feature_cache, ["--presets", "tiny", "tiny"], "--presets: tiny is given twice"),
+    (bench_kflm2, ["--datasets", "FreeSolv", "FreeSolv"], "--datasets: FreeSolv is given twice"),
+    (bench_kflm2, ["--splits", "random", "random"], "--splits: random is given twice"),
+    (bench_encoder, ["--tiny", "--dtypes", "float32", "float32"], "--dtypes: float32 is given twice"),
+    (bench_encoder, ["--tiny", "--device", "meta"], "the benchmark runs on cpu or cuda"),  # was: a copy error
+    # bench_molecules checked nothing: ZeroDivisionError for --limit 0 and --workers 0, a traceback for a
+    # missing CSV, "all but the last" for --limit -1, a run compared with itself for --workers 1
+    (bench_molecules, ["--limit", "0"], "--limit: must be >= 1, got 0"),
+    (bench_molecules, ["--limit", "-1"], "--limit: must be >= 1, got -1"),
+    (bench_molecules, ["--workers", "1"], "--workers: must be >= 2, got 1"),
+    (bench_molecules, ["--csv", "{missing}.csv"], "--csv: no such file"),
+    (bench_molecules, ["--out-dir", "{file}"], "--out-dir: folder {file}: is a file"),
 ])
 def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, script, argv, message):
     (tmp_path / "file").write_text("")
@@ -34,6 +56,26 @@ def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsy
     argv = [a.format(**fill) for a in argv]
     monkeypatch.setattr(sys, "argv", [script.__name__ + ".py", *argv])
     with pytest.raises(SystemExit) as exit_:
-        script.main(argv) if script in (bench_encoder, bench_kflm2) else script.main()
+        script.main(argv) if script in (bench_encoder, bench_kflm2, bench_molecules) else script.main()
     assert exit_.value.code == 2
     assert message.format(**fill) in capsys.readouterr().err
+
+
+def test_quick_fills_only_the_values_not_given():
+    # --quick --image-size 1024 ran at 512 px, and said so only in the JSON
+    quick = bench_prepare.arguments(["--quick"])
+    assert (quick.limit, quick.image_size, quick.chunk_size) == (48, 512, 16)
+    given = bench_prepare.arguments(["--quick", "--image-size", "1024", "--chunk-size", "64", "--limit", "100"])
+    assert (given.limit, given.image_size, given.chunk_size) == (100, 1024, 64)
+    full = bench_prepare.arguments([])
+    assert (full.limit, full.image_size, full.chunk_size) == (200, 1024, 64)
+
+
+def test_bench_molecules_writes_json_and_markdown(tmp_path):
+    # it wrote JSON only on request, and no markdown table (every benchmark writes both)
+    assert bench_molecules.main(["--limit", "3", "--workers", "2", "--out-dir", str(tmp_path), "--name", "m"]) == 0
+    import json
+
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert [r["processes"] for r in result["runs"]] == [1, 2] and result["identical"] is True
+    assert "| processes |" in (tmp_path / "m.md").read_text()
