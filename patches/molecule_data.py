@@ -43,7 +43,7 @@ def _patch_dataset(cls) -> None:
     from tqdm import tqdm
 
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
-    from deepmolm_plugin.data.records import RecordError, check_heavy_atoms, check_records, has_molecule, record_id
+    from deepmolm_plugin.data.records import RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
     from deepmolm_plugin.molecule.inputs import InputResolver
 
@@ -71,7 +71,6 @@ def _patch_dataset(cls) -> None:
         # one, a record whose properties have no graph source stopped the run at its step.
         self.needs_graphs = True
         self.graphs = {}  # index -> MolGraph, for records with `properties`
-        self.smiles_checked = set()  # indices whose SMILES was checked against their structure
         todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and has_molecule(r)]
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
             record = self.list_data_dict[i]
@@ -93,9 +92,8 @@ def _patch_dataset(cls) -> None:
             raise RecordError(rid, f"{type(e).__name__}: {e}") from e
         item["record_id"] = rid  # for the collator's messages; the batch does not carry it
         if has_molecule(record):
+            # (the resolver also checks that the record's SMILES, structure and tokens are one molecule)
             item["molecule_fp"] = self.molecules.molecule_fp(record, rid)
-            check_heavy_atoms(record, rid, len(item["molecule_fp"]), self._tokens_molecule(i, record, rid))
-            self.smiles_checked.add(i)
         if record.get("properties") is not None and self.needs_graphs:  # labels for the KFLM2 auxiliary head
             item["properties"] = dict(record["properties"])
             if i not in self.graphs:
@@ -115,16 +113,7 @@ def _patch_dataset(cls) -> None:
         check_answer_fits(item, rid, self.tokenizer.model_max_length, image_positions(processor, item))
         return item
 
-    def _tokens_molecule(self, i, record, rid):
-        """A record's structure or atom list when another molecule source comes with it (a
-        SMILES, the depiction's source; `molecule_fp`, the tokens'), once per record, for
-        check_heavy_atoms: every source must be the one molecule."""
-        other = record.get("smiles") or record.get("molecule_fp") is not None
-        if i in self.smiles_checked or not other or not (record.get("structure") or record.get("atoms")):
-            return None
-        return self.molecules.molecule(record, rid)
-
-    cls.__init__, cls.__getitem__, cls._tokens_molecule = __init__, __getitem__, _tokens_molecule
+    cls.__init__, cls.__getitem__ = __init__, __getitem__
 
 
 def image_path(record: dict, image_folder: str, rid: str):

@@ -300,3 +300,33 @@ def test_tiles_mode_models_get_their_tiles_in_chat_and_eval(tmp_path):
     for kwargs in seen:
         assert torch.equal(kwargs["tile_images"][0], expected) and kwargs["tile_grids"] == [grid]
         assert "temperature" not in kwargs and "top_p" not in kwargs  # greedy: no sampling-only flags
+
+
+def test_a_questions_molecule_sources_must_be_one_molecule(tmp_path):
+    """A question's SMILES (its depiction), structure and inline tokens went into the model
+    side by side without a check: ethanol's picture with benzene's tokens, or with 9 token
+    rows for 3 atoms. The same check as training's, in the one input resolver."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.eval.model_vqa import QuestionError, prepare_questions
+
+    benzene = Chem.AddHs(Chem.MolFromSmiles("c1ccccc1"))
+    AllChem.EmbedMolecule(benzene, randomSeed=1)
+    Chem.MolToMolFile(benzene, str(tmp_path / "benzene.sdf"))
+    tokens = [[1, 2, 3, 4]] * 9
+
+    def prepare(**fields):
+        line = {"question_id": "q1", "text": "What is this molecule?", **fields}
+        return prepare_questions([line], str(tmp_path), tmp_path / "renders", FUSION_CONFIG,
+                                 structure_folder=str(tmp_path))
+
+    with pytest.raises(QuestionError, match=r"question 'q1': its structure \(.*benzene.sdf.*\) is 'c1ccccc1' but "
+                                            r"its SMILES is 'CCO'"):
+        prepare(smiles="CCO", structure="benzene.sdf")
+    with pytest.raises(QuestionError, match="molecule_fp has 9 atom rows but its SMILES 'CCO' has 3 heavy atoms"):
+        prepare(smiles="CCO", molecule_fp=tokens)
+    with pytest.raises(QuestionError, match=r"molecule_fp has 2 atom rows but its structure \(.*\) has 6 heavy"):
+        prepare(structure="benzene.sdf", molecule_fp=tokens[:2])
+    _, inputs = prepare(smiles="c1ccccc1", structure="benzene.sdf")  # one molecule twice: fine
+    assert inputs[0].molecule_fp.shape == (6, 4)

@@ -25,7 +25,7 @@ RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
 ROLES = ("human", "gpt")
 
-__all__ = ["RecordError", "check_heavy_atoms", "check_record", "check_records", "has_molecule", "record_id"]
+__all__ = ["RecordError", "check_record", "check_records", "has_molecule", "record_id"]
 
 
 def record_id(record: dict, index: int) -> str:
@@ -192,54 +192,6 @@ def _finite(value) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
-
-
-def check_heavy_atoms(record: dict, rid: str, rows: int, molecule=None) -> None:
-    """A record giving a SMILES and another molecule source must speak of one molecule: the
-    depiction is drawn from the SMILES, the tokens come from the other source.
-    `molecule_fp` (one row per heavy atom): a sidecar offset off by a record, or tokens pasted
-    from another record, would pair this record's depiction and text with another molecule's
-    tokens. A `structure` file (`molecule`, the built MoleculeRecord) of another molecule
-    was fingerprinted silently next to the SMILES's depiction; and `molecule_fp` must have a
-    row per heavy atom of a structure given with it too."""
-    smiles = record.get("smiles")
-    given_fp = record.get("molecule_fp") is not None
-    if given_fp and molecule is not None and molecule.mol.GetNumHeavyAtoms() != rows:
-        # without a SMILES the depiction comes from the structure: it was benzene's next to
-        # ethanol's tokens, without a word
-        raise RecordError(rid, f"molecule_fp has {rows} atom rows but its structure ({molecule.source}) has "
-                               f"{molecule.mol.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another molecule "
-                               "or to part of it; give one molecule's structure and tokens, or leave one out")
-    if not smiles or (not given_fp and molecule is None):
-        return
-    parsed = _parsed(smiles, rid)
-    if record.get("molecule_fp") is not None and parsed.GetNumHeavyAtoms() != rows:
-        raise RecordError(rid, f"molecule_fp has {rows} atom rows but its SMILES {smiles!r} has "
-                               f"{parsed.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another molecule (a "
-                               "sidecar offset or atom count off?) or to part of it (fingerprinted with --fragments "
-                               "largest: then leave out `smiles`)")
-    if molecule is not None and _skeleton(molecule.mol) != _skeleton(parsed):
-        raise RecordError(rid, f"its structure ({molecule.source}) is {_skeleton(molecule.mol)!r} but its SMILES is "
-                               f"{_skeleton(parsed)!r}: the depiction is drawn from the SMILES and the tokens from "
-                               "the structure; give the structure's SMILES, or leave `smiles` out")
-
-
-def _parsed(smiles: str, rid: str):
-    from ..molecule.errors import MoleculeError
-    from ..molecule.sanitize import parse_smiles
-
-    try:
-        return parse_smiles(smiles, rid)[0]
-    except MoleculeError as e:
-        raise RecordError(rid, e.reason) from e
-
-
-def _skeleton(mol) -> str:
-    """Canonical SMILES without hydrogens or stereo: a 3D file and a SMILES of one molecule
-    agree on it (stereo perceived from coordinates may be missing from the SMILES)."""
-    from rdkit import Chem
-
-    return Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False), isomericSmiles=False)
 
 
 def _shown(value) -> str:

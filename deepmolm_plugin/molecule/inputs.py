@@ -105,6 +105,14 @@ def _plain(value):
     return value.tolist() if hasattr(value, "tolist") else value
 
 
+def _skeleton(mol) -> str:
+    """Canonical SMILES without hydrogens or stereo: a 3D file and a SMILES of one molecule
+    agree on it (stereo perceived from coordinates may be missing from the SMILES)."""
+    from rdkit import Chem
+
+    return Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False), isomericSmiles=False)
+
+
 def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
     """The one file-name rule for drawn depictions: digest of what is drawn + settings."""
     return hashlib.sha256(source_key + f":render_molecule:{size}".encode()).hexdigest()[:32] + ".png"
@@ -158,6 +166,7 @@ class InputResolver:
         # dataloader workers each keep their own) and its last molecules are kept for drawing.
         self._tokens: dict = {}  # input key -> (atoms, levels) tokens
         self._molecules: "OrderedDict[tuple, MoleculeRecord]" = OrderedDict()
+        self._checked: set = set()  # input keys whose molecule sources agree (check_one_molecule)
 
     # --- the one entry point -------------------------------------------------------------
     def resolve(self, fields: Mapping, rid: str, *, fingerprint: bool = True, depiction: bool = True) -> MoleculeInput:
@@ -178,18 +187,25 @@ class InputResolver:
         """(atoms, levels) int64 tokens, checked against the contract."""
         import torch
 
-        value = fields.get("molecule_fp")
+        value, tokens = fields.get("molecule_fp"), None
         try:
             if is_reference(value):
                 try:
                     rows = self._sidecars.rows(value, self.fp.levels)
                 except SidecarError as e:
                     raise self.fail(rid, str(e)) from e
-                return validate(torch.from_numpy(rows.astype("int64")), self.fp)
-            if value is not None:
-                return validate(value, self.fp)
+                tokens = validate(torch.from_numpy(rows.astype("int64")), self.fp)
+            elif value is not None:
+                tokens = validate(value, self.fp)
         except MoleculeFpError as e:
             raise self.fail(rid, str(e)) from e
+        if tokens is None:
+            tokens = self._computed_tokens(fields, rid, out)
+        self.check_one_molecule(fields, rid, len(tokens))
+        return tokens
+
+    def _computed_tokens(self, fields: Mapping, rid: str, out: Optional[MoleculeInput]) -> "torch.Tensor":
+        """Tokens of the record's structure, atom list or SMILES, made once per input."""
         key = self._key(fields, rid, self.policy) + (self.fp,)
         if out is not None or key not in self._tokens:
             record = self.molecule(fields, rid)
@@ -208,6 +224,55 @@ class InputResolver:
 
         try:
             return fingerprint_record(record, self.fp)
+        except MoleculeError as e:
+            raise self.fail(rid, e.reason) from e
+
+    def check_one_molecule(self, fields: Mapping, rid: str, rows: int) -> None:
+        """Fields giving a SMILES or tokens next to another molecule source must speak of one
+        molecule: the depiction is drawn from the SMILES (else the structure), the tokens
+        come from `molecule_fp` (else the structure or atom list). Checked once per input
+        (every caller: training, eval, chat, the GUI). `rows`: the tokens' atom rows.
+
+        `molecule_fp` has a row per heavy atom: a sidecar offset off by a record, or tokens
+        pasted from another record, paired this record's depiction and text with another
+        molecule's tokens. A `structure` of another molecule than the SMILES was fingerprinted
+        silently next to the SMILES's depiction (in eval too: a question's ethanol picture
+        went with benzene's tokens)."""
+        smiles, given_fp = fields.get("smiles"), fields.get("molecule_fp") is not None
+        structure = _given(fields.get("structure")) or _given(fields.get("atoms"))
+        if not (structure and (smiles or given_fp)) and not (smiles and given_fp):
+            return  # one source: nothing to disagree with
+        key = self._key(fields, rid, self.policy) + (given_fp, rows)
+        if key in self._checked:
+            return
+        molecule = self.molecule(fields, rid) if structure else None
+        if given_fp and molecule is not None and molecule.mol.GetNumHeavyAtoms() != rows:
+            # without a SMILES the depiction comes from the structure: it was benzene's next to
+            # ethanol's tokens, without a word
+            raise self.fail(rid, f"molecule_fp has {rows} atom rows but its structure ({molecule.source}) has "
+                                 f"{molecule.mol.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another "
+                                 "molecule or to part of it; give one molecule's structure and tokens, or leave one out")
+        if smiles:
+            parsed = self._parsed(smiles, rid)
+            if given_fp and parsed.GetNumHeavyAtoms() != rows:
+                raise self.fail(rid, f"molecule_fp has {rows} atom rows but its SMILES {smiles!r} has "
+                                     f"{parsed.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another molecule "
+                                     "(a sidecar offset or atom count off?) or to part of it (fingerprinted with "
+                                     "--fragments largest: then leave out `smiles`)")
+            if molecule is not None and _skeleton(molecule.mol) != _skeleton(parsed):
+                raise self.fail(rid, f"its structure ({molecule.source}) is {_skeleton(molecule.mol)!r} but its "
+                                     f"SMILES is {_skeleton(parsed)!r}: the depiction is drawn from the SMILES and the "
+                                     "tokens from the structure; give the structure's SMILES, or leave `smiles` out")
+        if self.cache:
+            self._checked.add(key)
+
+    def _parsed(self, smiles, rid: str):
+        from .sanitize import parse_smiles
+
+        if not isinstance(smiles, str):
+            raise self.fail(rid, f"SMILES must be a string, got {type(smiles).__name__}")
+        try:
+            return parse_smiles(smiles, rid)[0]
         except MoleculeError as e:
             raise self.fail(rid, e.reason) from e
 
