@@ -208,3 +208,19 @@ def test_nan_is_refused_where_a_minimum_is_checked():
         usage.at_least(float("inf"), "--temperature", 0)
     usage.at_least(0.0, "--temperature", 0)
     usage.at_least(None, "--temperature", 0)
+
+
+def test_questions_keep_every_molecule_field_of_their_records(tmp_path):
+    """The questions converter copied `smiles` and `structure` only: a 3D-MoIT record
+    (`atoms` + `coordinates`) became a question with no molecule, or one whose SMILES got a
+    generated conformer (other tokens than training's), and `structure_index` was dropped
+    (`holds 2 molecules, expected 1`). Every molecule field is copied, charge 0 and index 0
+    included."""
+    turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "butanol"}]
+    atoms = {"id": "a", "conversations": turns, "atoms": ["C", "O"], "coordinates": [[0, 0, 0], [1.43, 0, 0]],
+             "charge": 0, "smiles": "CO"}
+    indexed = {"id": "b", "conversations": turns, "structure": "lib.sdf", "structure_index": 0}
+    first, second = eval_questions.convert([atoms, indexed], tmp_path)
+    assert {k: first[k] for k in ("atoms", "coordinates", "charge", "smiles")} == \
+        {k: atoms[k] for k in ("atoms", "coordinates", "charge", "smiles")}
+    assert second["structure"] == "lib.sdf" and second["structure_index"] == 0

@@ -35,9 +35,13 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 from .. import usage
+from ..molecule.inputs import MOLECULE_KEYS
 
 IMAGE_TOKEN = "<image>"
-COPIED = ("image", "smiles", "structure", "properties", "metric")
+# molecule_fp is converted (a sidecar reference becomes inline tokens); the other molecule
+# fields are copied as they are: `atoms` without `coordinates` was "no molecule field", and
+# `structure` without `structure_index` "holds 2 molecules"
+COPIED = ("image", "properties", "metric") + tuple(k for k in MOLECULE_KEYS if k != "molecule_fp")
 
 
 class QuestionFileError(ValueError):

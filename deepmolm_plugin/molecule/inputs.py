@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from .record import MoleculeRecord
 
 MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")
+# MOLECULE_FIELDS with their companions: everything that says which molecule an input is.
+# Whatever copies an input into another file copies all of them (a converter that kept
+# `atoms` but not `coordinates`, or `structure` but not `structure_index`, changed the molecule).
+MOLECULE_KEYS = ("molecule_fp", "structure", "structure_index", "atoms", "coordinates", "charge", "smiles")
 RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
 
 
@@ -279,8 +283,7 @@ class InputResolver:
     @staticmethod
     def _key(fields: Mapping, rid: str, policy: str) -> tuple:
         """An input's identity: its name, its molecule fields and the 3D policy."""
-        return (rid, policy, repr([_plain(fields.get(name)) for name in ("structure", "structure_index", "atoms",
-                                                                 "coordinates", "charge", "smiles")]))
+        return (rid, policy, repr([_plain(fields.get(name)) for name in MOLECULE_KEYS if name != "molecule_fp"]))
 
     def molecule(self, fields: Mapping, rid: str) -> "MoleculeRecord":
         """The 3D molecule of ``fields`` (structure, atom list or SMILES) under the resolver's policy."""
