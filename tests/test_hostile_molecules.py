@@ -299,3 +299,44 @@ def test_a_dative_bond_is_named_not_e3fps_key_error(smiles, bond):
     mol = molecule_from_smiles(smiles).mol
     with pytest.raises(MoleculeError, match=f"{bond}: E3FP encodes single, double, triple and aromatic bonds only"):
         molecule_fp(mol, id=smiles)
+
+
+# --- CXSMILES extensions that change the molecule ---------------------------------------------
+def test_cxsmiles_coordinates_are_refused_not_taken_for_a_3d_file(tmp_path):
+    """They became the conformer ("conformer": "file", even under from-file, which refuses a
+    SMILES) and RDKit set the chiral tags from them: the written @@ was flipped silently."""
+    smiles = "C[C@@H](O)F |(0,0,0;1.5,0,0;2.0,1.2,0.5;2.0,-1.0,-0.8)|"
+    for policy in ("from-file", "auto"):
+        with pytest.raises(MoleculeError, match="carries CXSMILES coordinates"):
+            molecule_from_smiles(smiles, "cx", policy=policy)
+    with pytest.raises(InputError, match="record 'cx': .*carries CXSMILES coordinates"):
+        InputResolver(render_folder=str(tmp_path)).resolve({"smiles": smiles}, "cx")
+
+
+def test_polymer_repeat_units_are_refused_in_smiles_and_molfiles(tmp_path):
+    """`|Sg:n:...|` (and a molfile's SRU group) was fingerprinted and drawn as the bare unit."""
+    with pytest.raises(MoleculeError, match=r"polymer substance group \(SRU\)"):
+        molecule_from_smiles("CC |Sg:n:0,1::ht|", "poly")
+    block = Chem.MolToMolBlock(Chem.MolFromSmiles("CCO |Sg:n:0,1::ht|"))
+    assert "SRU" in block
+    (tmp_path / "poly.sdf").write_text(block + "$$$$\n")
+    [item] = _items(tmp_path / "poly.sdf")
+    assert isinstance(item, MoleculeError) and "polymer substance group (SRU)" in item.reason
+    molecule_from_smiles("CC(=O)O |SgD:2:note:hello::::|", "data")  # a data group keeps the molecule whole
+
+
+@pytest.mark.parametrize("smiles", ["C[C@@H](O)F |&1:1|", "C[C@@H](O)F |o1:1|"])
+def test_enhanced_stereo_groups_are_noted(smiles):
+    """A racemate (&1) was fingerprinted as the written enantiomer without a word."""
+    notes = molecule_from_smiles(smiles, "rac").notes
+    assert any("enhanced stereo group" in n and "as written" in n for n in notes), notes
+    assert not any("enhanced stereo" in n for n in molecule_from_smiles("C[C@@H](O)F", "abs").notes)
+
+
+def test_lone_hydrogen_error_names_no_option_the_caller_lacks():
+    """It told chat and eval users to pass --fragments largest, which only two tools have."""
+    from deepmolm_plugin.molecule import fingerprint_record
+
+    with pytest.raises(MoleculeError) as info:
+        fingerprint_record(molecule_from_smiles("[Na+].[H-]", "nah"))
+    assert "deepmolm-fingerprint and deepmolm-render drop such fragments" in info.value.reason

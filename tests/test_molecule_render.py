@@ -105,3 +105,15 @@ def test_atom_positions_of_a_3d_record_skip_its_hydrogens(ala):
     for symbol, point in zip(heavy, xy):
         red, blue = _colour_near(image, point, radius=40)
         assert (red > 20) == (symbol == "O") and (blue > 20) == (symbol == "N"), (symbol, red, blue)
+
+
+@pytest.mark.parametrize("annotated, plain", [
+    ("CC[O-] |$;;OMe$|", "CC[O-]"),  # a CXSMILES atom label: "OMe" was drawn over ethoxide's O
+    ("CCO |$R1;;$|", "CCO"),  # "R1" in a carbon's place
+    ("[OH:3][CH2:1][CH3:2]", "OCC"),  # map numbers: drawn as "C:1", and they changed the atom order
+    ("CC(=O)O |SgD:2:note:hello::::|", "CC(=O)O"),  # a data S-group, drawn as text
+])
+def test_display_annotations_are_not_drawn(annotated, plain):
+    """The depiction shows the molecule the tokens describe, not the labels written on it."""
+    drawn = np.asarray(render_molecule(annotated, size=256))
+    assert np.array_equal(drawn, np.asarray(render_molecule(plain, size=256)))

@@ -23,6 +23,7 @@ from .errors import MoleculeError, atom_names, bond_name
 
 __all__ = [
     "OVERLAP",
+    "POLYMER_GROUPS",
     "check_atoms",
     "check_bond_lengths",
     "check_coordinates",
@@ -75,8 +76,14 @@ def check_coordinates(positions: np.ndarray, id: str) -> None:
             raise MoleculeError(id, f"atoms {atom_names([i, j])} overlap (distance < {OVERLAP} A)")
 
 
+# Substance-group types of polymers and repeat units (V3000 / CXSMILES `Sg`): not one molecule.
+# Abbreviations (SUP), data (DAT), multiples (MUL) and mixtures keep every atom: allowed.
+POLYMER_GROUPS = {"SRU", "COP", "ALT", "RAN", "BLO", "GRA", "CRO", "MON", "MER", "MOD", "ANY"}
+
+
 def check_atoms(mol: Chem.Mol, id: str) -> None:
-    """A concrete structure: some atoms, none of them dummies, finite coordinates (if any).
+    """A concrete structure: some atoms, none of them dummies, no polymer repeat unit,
+    finite coordinates (if any).
 
     Overlaps are not checked here: a conformer that is about to be replaced by a generated
     one may be a depiction with stacked atoms; ``check_coordinates`` runs on the conformer
@@ -87,6 +94,10 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
+    polymer = sorted({g.GetProp("TYPE") for g in Chem.GetMolSubstanceGroups(mol) if g.HasProp("TYPE")} & POLYMER_GROUPS)
+    if polymer:  # CXSMILES `Sg:n`, molfile SRU: was fingerprinted and drawn as the bare repeat unit
+        raise MoleculeError(id, f"a polymer substance group ({', '.join(polymer)}): a repeat unit is not one "
+                                "concrete molecule; give an oligomer with its end groups")
     if mol.GetNumConformers() > 0:
         check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
 

@@ -123,8 +123,9 @@ def _check_lone_hydrogens(mol: Chem.Mol, id: str) -> None:
         names = [atom_names([a.GetIdx()], mol) + (f" (charge {a.GetFormalCharge():+d})" if a.GetFormalCharge() else "")
                  for a in lone]
         raise MoleculeError(id, f"{len(lone)} hydrogen atom(s) bonded to no heavy atom ({', '.join(names[:5])}): "
-                                "E3FP tokens are per heavy atom and would leave them out; drop such fragments "
-                                "(--fragments largest) or give the molecule without them")
+                                "E3FP tokens are per heavy atom and would leave them out; give the molecule "
+                                "without them (deepmolm-fingerprint and deepmolm-render drop such fragments with "
+                                "--fragments largest)")
 
 
 def _name(mol: Chem.Mol) -> str:

@@ -45,6 +45,10 @@ def finish(
     The options were validated by ``policy.check_options`` before reading began.
     """
     check_atoms(mol, id)
+    groups = [g for g in mol.GetStereoGroups() if g.GetGroupType() != Chem.StereoGroupType.STEREO_ABSOLUTE]
+    if groups:  # `|&1:1|` (racemic), `|o1:1|` (one unknown enantiomer), V3000 STERAC / STEREL
+        notes.append(f"{len(groups)} enhanced stereo group(s) (AND / OR: a mixture, or an unknown configuration) "
+                     "are not encoded: the tokens and the depiction are of the configuration as written")
     if mol.GetNumConformers() > 1:
         notes.append(f"file has {mol.GetNumConformers()} conformers: used the first")
         keep = Chem.Conformer(mol.GetConformer())

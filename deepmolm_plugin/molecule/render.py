@@ -56,9 +56,29 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
     )
 
 
+# What RDKit draws that is not the molecule: a label in an atom's place (CXSMILES `$...$`,
+# molfile pseudo-atom labels: "OMe" was drawn over ethoxide's O, "R1" over a carbon), atom-map
+# numbers ("C:1", common in reaction-derived data), notes. The depiction must show the
+# molecule the tokens describe; map numbers also enter the canonical ranking, so one molecule
+# was drawn in two ways, with and without them. Substance groups (data fields drawn as text,
+# bracketed repeat units) go for the same reason; polymers are refused before drawing.
+_DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
+
+
+def _without_annotations(work: Chem.Mol) -> None:
+    for atom in work.GetAtoms():
+        for name in _DISPLAY_ATOM_PROPS:
+            atom.ClearProp(name)
+    for bond in work.GetBonds():
+        bond.ClearProp("bondNote")
+    Chem.ClearMolSubstanceGroups(work)
+
+
 def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
-    """Canonically ordered, hydrogen-free copy with fresh 2D coordinates and stereo tags."""
+    """Canonically ordered, hydrogen-free copy with fresh 2D coordinates and stereo tags,
+    without display annotations (labels, map numbers, notes, substance groups)."""
     work = Chem.Mol(mol)
+    _without_annotations(work)
     heavy = [atom for atom in work.GetAtoms() if atom.GetAtomicNum() != 1]
     for row, atom in enumerate(heavy):
         atom.SetIntProp(_ROW, row)  # not an invariant of the canonical ranking: the drawing is unchanged

@@ -55,4 +55,11 @@ def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
         mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
         raise MoleculeError(id, with_messages(f"unparseable SMILES {smiles!r}", messages))
+    if mol.GetNumConformers():
+        # CXSMILES coordinates `|(x,y,z;...)|` became the 3D conformer without a word (under
+        # 'from-file' too, which refuses a SMILES), and RDKit had set the chiral tags from them:
+        # the written @@ was silently flipped
+        raise MoleculeError(id, f"SMILES {smiles!r} carries CXSMILES coordinates; a SMILES is given a generated "
+                                "conformer: drop the coordinates, or give them as a structure file (SDF, XYZ) or "
+                                "as `atoms` + `coordinates`")
     return mol, as_notes(messages) + sanitize(mol, id)
