@@ -117,3 +117,13 @@ def test_display_annotations_are_not_drawn(annotated, plain):
     """The depiction shows the molecule the tokens describe, not the labels written on it."""
     drawn = np.asarray(render_molecule(annotated, size=256))
     assert np.array_equal(drawn, np.asarray(render_molecule(plain, size=256)))
+
+
+def test_depiction_names_change_with_the_drawing_rules(monkeypatch):
+    """A render folder filled before the renderer changed (labels and map numbers were drawn)
+    served the old drawings: the rules' number is part of every drawn depiction's name."""
+    from deepmolm_plugin.molecule.inputs import depiction_name
+
+    before = depiction_name(b"smiles:[CH3:1][OH:2]")
+    monkeypatch.setattr(render_module, "DRAWING_RULES", render_module.DRAWING_RULES + 1)
+    assert depiction_name(b"smiles:[CH3:1][OH:2]") != before

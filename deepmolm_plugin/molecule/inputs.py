@@ -118,8 +118,11 @@ def _skeleton(mol) -> str:
 
 
 def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
-    """The one file-name rule for drawn depictions: digest of what is drawn + settings."""
-    return hashlib.sha256(source_key + f":render_molecule:{size}".encode()).hexdigest()[:32] + ".png"
+    """The one file-name rule for drawn depictions: digest of what is drawn + settings + the
+    renderer's rules."""
+    from .render import DRAWING_RULES
+
+    return hashlib.sha256(source_key + f":render_molecule:{size}:rules{DRAWING_RULES}".encode()).hexdigest()[:32] + ".png"
 
 
 def write_depiction(image: "Image.Image | bytes", path: Path, durable: bool = False,

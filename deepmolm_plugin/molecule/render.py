@@ -62,6 +62,10 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # molecule the tokens describe; map numbers also enter the canonical ranking, so one molecule
 # was drawn in two ways, with and without them. Substance groups (data fields drawn as text,
 # bracketed repeat units) go for the same reason; polymers are refused before drawing.
+# Part of every drawn depiction's file name (inputs.depiction_name): raised whenever one input
+# is drawn differently, so a render folder never serves a drawing made under older rules
+# (2: annotations left out).
+DRAWING_RULES = 2
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 
