@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from typing import Optional
 
 from deepmolm_plugin import usage
 
@@ -59,7 +60,8 @@ def check_inputs(argv) -> None:
     data = option_value(argv, "data_path")
     if data is None:
         raise usage.UsageError("--data_path is required (the JSON list of training records)")
-    check_records(usage.json_list_file(data, "--data_path", "records"), data)
+    records = usage.json_list_file(data, "--data_path", "records")
+    check_records(records, data, plain=option_value(argv, "version") == "plain")
     usage.model_folder(option_value(argv, "model_name_or_path") or "facebook/opt-125m", "--model_name_or_path")
     for name in ("image_folder", "structure_folder"):
         if option_value(argv, name):
@@ -75,13 +77,16 @@ def check_inputs(argv) -> None:
                 raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
 
 
-def check_records(records: list, data_path: str) -> None:
-    """The records' fields, ids and sidecar references (data.records.check_records): a bad
-    record is one line now, not a traceback after the model has loaded."""
-    from deepmolm_plugin.data.records import check_records as check
+def check_records(records: list, data_path: str, plain: bool = False) -> None:
+    """The records' fields, ids and sidecar references (data.records.check_records), and
+    their shape under the plain template: a bad record is one line now, not a traceback
+    after the model has loaded."""
+    from deepmolm_plugin.data.records import check_plain_records, check_records as check
 
     try:
         check(records, data_path)
+        if plain:
+            check_plain_records(records)
     except ValueError as e:
         raise usage.UsageError(f"--data_path {e}") from e
 
@@ -127,7 +132,16 @@ def check_argument_values(host_train, argv) -> None:
         raise usage.UsageError(f"unrecognized arguments: {' '.join(unknown)} (python -m deepmolm_plugin.train "
                                "--help lists the options)")
     check_output_folders(options, model_args, data_args)
+    from deepmolm_plugin.patches.arguments import ASPECT_RATIOS
+    from deepmolm_plugin.patches.registry import TOWER_NAME
+
+    if model_args.vision_tower == TOWER_NAME and data_args.image_aspect_ratio not in ASPECT_RATIOS:
+        raise usage.UsageError(f"--image_aspect_ratio {data_args.image_aspect_ratio} is not served by --vision_tower "
+                               f"{TOWER_NAME} (it trained as 'pad', and the saved model failed in eval): use "
+                               f"{' or '.join(ASPECT_RATIOS)}; --image_mode tiles gives it more resolution")
     check_resumed_settings(options.output_dir, model_args)
+    check_model_checkpoint(model_args)
+    check_adapter_settings(model_args)
     defaults = {f.name: f.default for f in dataclasses.fields(model_args)}
     ignored = ignored_projector_options(model_args, defaults)
     if ignored:  # accepted, saved in the config and never read: the run is not what the line says
@@ -164,11 +178,90 @@ def check_output_folders(options, model_args, data_args) -> None:
 
 
 # Model settings the config of a saved checkpoint records (patches.arguments.CONFIG_FIELDS and
-# the host's own), as ModelArguments field -> config key.
-RESUMED_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_projector_type", "fp_bits": "fp_bits",
-                    "fp_levels": "fp_levels", "image_mode": "image_mode", "fusion_heads": "fusion_heads",
-                    "fusion_dropout": "fusion_dropout", "aux_property_task": "aux_property_task",
-                    "aux_properties": "aux_properties"}
+# the host's own), as ModelArguments field -> config key: the network a checkpoint holds.
+MODEL_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_projector_type", "fp_bits": "fp_bits",
+                  "fp_levels": "fp_levels", "image_mode": "image_mode", "fusion_heads": "fusion_heads",
+                  "fusion_dropout": "fusion_dropout", "aux_property_task": "aux_property_task",
+                  "aux_properties": "aux_properties"}
+# What a resumed run must keep besides: its trainable set (the optimizer state is per parameter
+# group: another set failed after the model had loaded) and its tokens (start/end tokens resize
+# the embeddings); the template and the tower's training are in `deepmolm_run`
+# (patches.arguments.RUN_FIELDS).
+RESUMED_SETTINGS = {**MODEL_SETTINGS, "tune_mm_mlp_adapter": "tune_mm_mlp_adapter",
+                    "mm_use_im_start_end": "mm_use_im_start_end", "mm_use_im_patch_token": "mm_use_im_patch_token"}
+# What a stage-1 projector (--pretrain_mm_mlp_adapter) was built with, where no tensor shape
+# shows it (the heads) or the shapes would only fail later.
+ADAPTER_SETTINGS = ("mm_projector_type", "fp_bits", "fp_levels", "fusion_heads")
+
+
+def settings_differences(saved: dict, model_args, settings: dict) -> list:
+    """`--option value (the checkpoint: saved)` for each of `settings` (ModelArguments field ->
+    config key) that the saved config records with another value."""
+    return [f"--{name} {getattr(model_args, name)!r} (the checkpoint: {saved[key]!r})"
+            for name, key in settings.items() if key in saved and saved[key] != getattr(model_args, name)]
+
+
+def run_differences(saved: dict, model_args) -> list:
+    from deepmolm_plugin.patches.arguments import RUN_FIELDS
+
+    run = saved.get("deepmolm_run") if isinstance(saved.get("deepmolm_run"), dict) else {}
+    return settings_differences(run, model_args, {name: name for name in RUN_FIELDS})
+
+
+def saved_config(path: str, option: str) -> Optional[dict]:
+    """The config.json in folder `path` (None when there is none); UsageError when unreadable."""
+    import json
+
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError) as e:
+        raise usage.UsageError(f"{option}: {config_path} is unreadable ({e})") from e
+    if not isinstance(saved, dict):
+        raise usage.UsageError(f"{option}: {config_path} holds a JSON {type(saved).__name__}, not an object")
+    return saved
+
+
+def check_model_checkpoint(model_args) -> None:
+    """--model_name_or_path a saved DeepMoLM model (its config names a vision tower): the host
+    keeps its tower and projector, so other network settings on the command line were
+    ignored by the run yet written into its new config (--fusion_heads 4 for a 2-head
+    projector reloaded to other outputs; --mm_projector linear, --fp_bits 1024 saved a model
+    that could not be loaded). Refused, naming them; --vision_tower_weights too (the
+    checkpoint's tower weights are the ones used)."""
+    path = os.path.expanduser(model_args.model_name_or_path or "")
+    saved = saved_config(path, "--model_name_or_path") if os.path.isdir(path) else None
+    if not saved or not saved.get("mm_vision_tower"):
+        return
+    differ = settings_differences(saved, model_args, MODEL_SETTINGS) + tower_differences(saved, model_args)
+    weights = getattr(model_args, "vision_tower_weights", None)
+    if weights not in (None, saved.get("vision_tower_weights")):
+        differ.append(f"--vision_tower_weights {weights!r} (the checkpoint's own tower weights are loaded)")
+    if differ:
+        raise usage.UsageError(f"--model_name_or_path {model_args.model_name_or_path} is a saved multimodal model "
+                               f"whose tower and projector the run keeps, but the command line says otherwise: "
+                               f"{'; '.join(differ)}; give its settings (they would only have been written into "
+                               "the new config)")
+
+
+def check_adapter_settings(model_args) -> None:
+    """--pretrain_mm_mlp_adapter: the stage-1 run's config.json beside it records how its
+    projector was built. A fusion projector trained with 2 heads loaded into 8 without a word
+    (no tensor shape shows the heads); refused, naming the settings."""
+    adapter = getattr(model_args, "pretrain_mm_mlp_adapter", None)
+    if not adapter:
+        return
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(adapter)))
+    saved = saved_config(folder, "--pretrain_mm_mlp_adapter")
+    if not saved or "mm_projector_type" not in saved:
+        return  # an adapter from elsewhere: only its tensor shapes can be checked (when it loads)
+    differ = settings_differences(saved, model_args, {name: name for name in ADAPTER_SETTINGS})
+    if differ:
+        raise usage.UsageError(f"--pretrain_mm_mlp_adapter {adapter} was trained with other projector settings "
+                               f"(its {os.path.join(folder, 'config.json')}): {'; '.join(differ)}; give its settings")
 
 
 def check_resumed_settings(output_dir, model_args) -> None:
@@ -178,8 +271,9 @@ def check_resumed_settings(output_dir, model_args) -> None:
     --deepencoder_config: the run went on computing something else than its first part) or
     failed after the model had loaded (a size mismatch for --fp_bits, unexpected keys for
     another projector). Refused now, naming the settings; so is a `checkpoint-*` the host
-    would try to resume and cannot (transformers' traceback after the model had loaded)."""
-    import json
+    would try to resume and cannot (transformers' traceback after the model had loaded).
+    Also its trainable set, start/end tokens and template (RESUMED_SETTINGS, `deepmolm_run`):
+    an optimizer-state or embedding size traceback, or a silent switch of template."""
     from pathlib import Path
 
     from transformers.trainer_utils import get_last_checkpoint
@@ -200,15 +294,8 @@ def check_resumed_settings(output_dir, model_args) -> None:
                                f"{' or '.join(missing)} (a save that did not finish, or a --tune_mm_mlp_adapter "
                                "checkpoint, which holds only the projector): move it away to resume from an "
                                "earlier one, or use another --output_dir")
-    config_path = os.path.join(checkpoint, "config.json")
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError) as e:
-        raise usage.UsageError(f"--output_dir {output_dir}: the checkpoint it resumes has an unreadable "
-                               f"{config_path} ({e})") from e
-    differ = [f"--{name} {getattr(model_args, name)!r} (the checkpoint: {saved[key]!r})"
-              for name, key in RESUMED_SETTINGS.items() if key in saved and saved[key] != getattr(model_args, name)]
+    saved = saved_config(checkpoint, f"--output_dir {output_dir} (the checkpoint it resumes)")
+    differ = settings_differences(saved, model_args, RESUMED_SETTINGS) + run_differences(saved, model_args)
     differ += tower_differences(saved, model_args)
     if differ:
         raise usage.UsageError(f"--output_dir {output_dir} holds {name}, which the host "

@@ -30,6 +30,16 @@ from . import _host
 CONFIG_FIELDS = ("fusion_heads", "fusion_dropout", "fp_bits", "fp_levels", "image_mode", "vision_tower_weights",
                  "aux_property_task", "aux_property_weight", "aux_properties")
 
+# The host's tower options DeepEncoder never reads (no layer or CLS feature to select, no
+# anyres grid to merge): other values were saved in the config and ignored.
+HOST_OPTIONS_NOT_READ = ("mm_vision_select_layer", "mm_vision_select_feature", "mm_patch_merge_type")
+# The host's --image_aspect_ratio values a DeepEncoder tower serves (`anyres` trained as `pad`,
+# then eval failed: the config had no image_grid_pinpoints).
+ASPECT_RATIOS = ("square", "pad")
+
+# Run settings saved in the config under `deepmolm_run` (ModelArguments fields).
+RUN_FIELDS = ("version", "unfreeze_mm_vision_tower")
+
 # Our options that only one tower or projector reads (registry: TOWER_NAME, MOLECULE_PROJECTORS):
 # with another, a value other than the default was accepted, saved in the config and ignored
 # (`--image_mode tiles` with a CLIP tower trained without tiles; the config then said tiles).
@@ -77,6 +87,11 @@ def check_tower_options(args, defaults) -> None:
     from .registry import TOWER_NAME
 
     tower = getattr(args, "vision_tower", None)
+    for name in HOST_OPTIONS_NOT_READ:
+        if tower == TOWER_NAME and getattr(args, name, defaults.get(name)) != defaults.get(name):
+            raise ValueError(f"--{name} {getattr(args, name)!r} is a setting of the host's CLIP towers, which "
+                             f"--vision_tower {TOWER_NAME} does not read (it gives its own compressed image tokens): "
+                             "it would be saved in the config and ignored; leave it out")
     for name in TOWER_OPTIONS:
         if tower not in (None, TOWER_NAME) and getattr(args, name) != defaults[name]:
             raise ValueError(f"--{name} is a setting of --vision_tower {TOWER_NAME}, but the tower is {tower}: it "
@@ -262,6 +277,11 @@ def _wrap_initialize_vision_modules(original):
             tower.set_trainable(getattr(model_args, "unfreeze_mm_vision_tower", False))
         if getattr(tower, "encoder_config", None) is not None:
             self.config.deepencoder_config = tower.encoder_config.to_dict()
+        # How this run trains (read by the launcher's resume check, never by a loaded model: a
+        # config key `unfreeze_mm_vision_tower` would make an inference tower trainable). A
+        # resumed run with another template or trainable set went on silently or failed in
+        # the optimizer's state after the model had loaded.
+        self.config.deepmolm_run = {name: getattr(model_args, name, None) for name in RUN_FIELDS}
         if getattr(model_args, "vision_feature_cache", None) is not None:  # also for a tower that existed before
             if not hasattr(tower, "enable_feature_cache"):
                 raise ValueError(f"--vision_feature_cache needs --vision_tower deepencoder, not {type(tower).__name__}")

@@ -149,7 +149,9 @@ def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) ->
     model's inputs once each image placeholder has become the image's positions. A record
     whose first answer token lies past the cut has every label masked: it trains nothing
     (adds 0 to the loss; a batch of such records makes it NaN), silently. Refused, with the
-    numbers. A cut inside the answer is the host's ordinary truncation and is left alone."""
+    numbers. So is a record whose image is cut (its placeholder in a later turn of a long
+    conversation: the record trained on text alone, without a word). A cut inside the answer
+    is the host's ordinary truncation and is left alone."""
     from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
     from deepmolm_plugin.data.records import RecordError
@@ -168,6 +170,26 @@ def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) ->
         raise RecordError(rid, f"its first answer token comes after {first - images} text tokens and {image_positions} "
                                f"image positions, past --model_max_length {max_length}: the model's inputs are cut "
                                "there, so the record would train nothing; shorten the prompt or raise "
+                               "--model_max_length")
+    check_image_fits(item, rid, max_length, image_positions)
+
+
+def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> None:
+    """A record's image placeholder in a later turn of a long conversation was cut with the
+    text (or its positions partly by the model), and the record trained on text alone,
+    without a word. Refused, with the numbers."""
+    from llava.constants import IMAGE_TOKEN_INDEX
+
+    from deepmolm_plugin.data.records import RecordError
+
+    if "image" not in item:
+        return
+    at = (item["input_ids"] == IMAGE_TOKEN_INDEX).nonzero()
+    end = int(at[0]) + (image_positions or 1) if len(at) else None
+    if end is None or end > max_length:
+        where = "its <image> placeholder lies" if end is None else f"its image takes positions {int(at[0])}-{end - 1},"
+        raise RecordError(rid, f"{where} past --model_max_length {max_length}: the record would train without (all "
+                               "of) its image and molecule, silently; shorten the turns before it or raise "
                                "--model_max_length")
 
 

@@ -159,6 +159,24 @@ def test_a_prompt_longer_than_model_max_length_is_refused(tmp_path, tokenizer, m
 QUESTION_LONG = "<image>\n" + "Tell me about this molecule. " * 60
 
 
+def test_an_image_in_a_later_turn_cut_by_model_max_length_is_refused(tmp_path, tokenizer, monkeypatch):
+    # was: the placeholder was cut with the text (or the image's positions by the model), and
+    # the record trained its first answer on text alone, without a word
+    chat = [{"from": "human", "value": "Hello, what can you do?"}, {"from": "gpt", "value": "I describe molecules."},
+            {"from": "human", "value": "<image>\nWhat is this molecule?"}, {"from": "gpt", "value": "Ethanol."}]
+    ds = dataset(tmp_path, tokenizer, [{"id": "chat", "smiles": "CCO", "conversations": chat}])
+    ids = ds[0]["input_ids"]
+    at = int((ids == -200).nonzero()[0])
+    monkeypatch.setattr(tokenizer, "model_max_length", at - 1)
+    with pytest.raises(RecordError, match=f"record 'chat': its <image> placeholder lies past --model_max_length {at - 1}"):
+        ds[0]
+    monkeypatch.setattr(tokenizer, "model_max_length", at + 3)  # the tiny encoder's 7 positions do not fit
+    with pytest.raises(RecordError, match=f"record 'chat': its image takes positions {at}-{at + 6}, past"):
+        ds[0]
+    monkeypatch.setattr(tokenizer, "model_max_length", at + 7)  # the image fits; the later text is cut, as usual
+    assert ds[0]["input_ids"].shape[0] == at + 7
+
+
 def test_tiles_mode_counts_the_tiles_positions(tmp_path, tokenizer, monkeypatch):
     name = save(tmp_path, "wide.png", Image.new("RGB", (400, 100), "white"))  # tiny encoder: 64 px tiles
     ds = dataset(tmp_path, tokenizer, [record("wide", name)], mode="tiles")

@@ -277,3 +277,93 @@ def test_properties_are_read_only_for_a_model_with_the_property_head(tmp_path, t
                                         "`atoms`"):
         require_graphs(ds, with_head)  # before the first step, not at the record's
     require_graphs(dataset(tmp_path, tokenizer, records[1:]), with_head)
+
+
+# --- a run's trainable set, tokens and template; saved models and stage-1 adapters -------------
+
+def test_resuming_with_another_trainable_set_tokens_or_template_is_refused(tmp_path):
+    # was: an optimizer-state traceback (--unfreeze_mm_vision_tower, --tune_mm_mlp_adapter), an
+    # embedding size mismatch (--mm_use_im_start_end) after the model loaded, or a silent switch
+    # of template (--version plain)
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    (checkpoint / "config.json").write_text(json.dumps({
+        "mm_vision_tower": "deepencoder", "tune_mm_mlp_adapter": False, "mm_use_im_start_end": False,
+        "deepmolm_run": {"version": "qwen2", "unfreeze_mm_vision_tower": False}}))
+    checked(tmp_path, *DEEPMOLM, "--version", "qwen2")
+    for extra, message in ((["--unfreeze_mm_vision_tower", "True"], r"--unfreeze_mm_vision_tower True \(the "
+                                                                      r"checkpoint: False\)"),
+                           (["--tune_mm_mlp_adapter", "True"], r"--tune_mm_mlp_adapter True \(the checkpoint: False\)"),
+                           (["--mm_use_im_start_end", "True"], r"--mm_use_im_start_end True"),
+                           ([], r"--version 'v0' \(the checkpoint: 'qwen2'\)")):
+        with pytest.raises(usage.UsageError, match=r"holds checkpoint-2, .*" + message):
+            checked(tmp_path, *DEEPMOLM, *([] if not extra else ["--version", "qwen2"]), *extra)
+
+
+def saved_model(folder, **settings):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"mm_vision_tower": "deepencoder", "mm_projector_type": "fusion",
+                                                    "fp_bits": 4096, "fp_levels": 4, "fusion_heads": 2,
+                                                    "image_mode": "base", "vision_tower_weights": "random",
+                                                    **settings}))
+    return folder
+
+
+def test_training_from_a_saved_model_with_other_network_settings_is_refused(tmp_path):
+    # was: the host kept the checkpoint's projector and tower, and the new config said
+    # --fusion_heads 4 (reloaded to other outputs), linear or --fp_bits 1024 (could not load)
+    model = saved_model(tmp_path / "stage2")
+    base = [*DEEPMOLM, "--model_name_or_path", str(model), "--fusion_heads", "2"]
+    checked(tmp_path, *base)  # its own settings: fine
+    with pytest.raises(usage.UsageError, match=r"stage2 is a saved multimodal model .*--fp_bits 1024 \(the "
+                                               r"checkpoint: 4096\); --fusion_heads 4 \(the checkpoint: 2\)"):
+        checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(model), "--fusion_heads", "4", "--fp_bits", "1024")
+    with pytest.raises(usage.UsageError, match=r"--vision_tower_weights '.*enc' \(the checkpoint's own tower"):
+        checked(tmp_path, *base, "--vision_tower_weights", str(tmp_path / "enc"))
+
+
+def test_a_stage1_adapter_trained_with_other_projector_settings_is_refused(tmp_path):
+    # was: a 2-head fusion projector loaded into the default 8 heads, without a word
+    stage1 = saved_model(tmp_path / "stage1")
+    (stage1 / "mm_projector.bin").write_bytes(b"")
+    adapter = ["--pretrain_mm_mlp_adapter", str(stage1 / "mm_projector.bin")]
+    checked(tmp_path, *DEEPMOLM, *adapter, "--fusion_heads", "2")
+    with pytest.raises(usage.UsageError, match=r"mm_projector.bin was trained with other projector settings .*"
+                                               r"--fusion_heads 8 \(the checkpoint: 2\)"):
+        checked(tmp_path, *DEEPMOLM, *adapter)
+
+
+@pytest.mark.parametrize("option, value", [("mm_vision_select_layer", "-5"), ("mm_vision_select_feature", "cls_patch"),
+                                           ("mm_patch_merge_type", "spatial_unpad")])
+def test_host_tower_options_deepencoder_does_not_read_are_refused(tmp_path, option, value):
+    # was: accepted, saved in config.json and ignored (the same loss as without them)
+    with pytest.raises(usage.UsageError, match=f"--{option} '?{value}'? is a setting of the host's CLIP towers"):
+        checked(tmp_path, *DEEPMOLM, f"--{option}", value)
+
+
+def test_anyres_is_refused_for_deepencoder(tmp_path):
+    # was: trained as 'pad', then the saved model's eval failed on the missing image_grid_pinpoints
+    with pytest.raises(usage.UsageError, match="--image_aspect_ratio anyres is not served by --vision_tower deepencoder"):
+        checked(tmp_path, *DEEPMOLM, "--image_aspect_ratio", "anyres")
+    checked(tmp_path, *DEEPMOLM, "--image_aspect_ratio", "pad")
+
+
+def test_plain_template_records_must_be_one_reply_to_the_image(tmp_path, capsys):
+    # was: a bare AssertionError in the host's preprocess_plain at the first step, after the
+    # model had loaded, naming no record
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    data = tmp_path / "train.json"
+    for records, message in (
+            ([{"id": "chat", "smiles": "CCO", "conversations": turns() + [{"from": "human", "value": "More?"},
+                                                                          {"from": "gpt", "value": "No."}]}],
+             "record 'chat': has 4 turns, but the plain template"),
+            ([{"id": "text", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}],
+             "record 'text': has no <image> in its human turn")):
+        data.write_text(json.dumps(records))
+        with pytest.raises(SystemExit) as exit_:
+            main(["--data_path", str(data), "--model_name_or_path", str(model), "--version", "plain",
+                  "--output_dir", str(tmp_path / "out")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -25,7 +25,7 @@ RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
 ROLES = ("human", "gpt")
 
-__all__ = ["RecordError", "check_record", "check_records", "has_molecule", "record_id"]
+__all__ = ["RecordError", "check_plain_records", "check_record", "check_records", "has_molecule", "record_id"]
 
 
 def record_id(record: dict, index: int) -> str:
@@ -43,6 +43,25 @@ def check_records(records: list, data_path: str) -> None:
     check_unique_ids(records, data_path)
     check_sidecar_overlaps(records, data_path)
     check_property_names(records, data_path)
+
+
+def check_plain_records(records: list) -> None:
+    """The `plain` template (--version plain, stage-1 captions) trains one reply to the image:
+    the host keeps only the image placeholder of the human turn and asserts two turns. A
+    conversation, or a record without a picture, stopped the run at its first step with a
+    bare AssertionError, after the model had loaded."""
+    for i, record in enumerate(records):
+        turns = record.get("conversations")
+        if not isinstance(turns, list):
+            continue  # check_record names it
+        rid = record_id(record, i)
+        if len(turns) != 2:
+            raise RecordError(rid, f"has {len(turns)} turns, but the plain template (--version plain) trains one human "
+                                   "turn and one reply: use --version qwen2 for conversations")
+        first = turns[0].get("value") if isinstance(turns[0], dict) else None
+        if not isinstance(first, str) or IMAGE_PLACEHOLDER not in first:
+            raise RecordError(rid, f"has no {IMAGE_PLACEHOLDER} in its human turn, but the plain template (--version "
+                                   "plain) trains a reply to the image alone: use --version qwen2 for text records")
 
 
 def check_unique_ids(records: list, data_path: str) -> None:
