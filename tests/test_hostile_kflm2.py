@@ -247,3 +247,37 @@ def test_labels_not_in_plain_decimals_are_refused_and_overwrite_clears_old_repor
     assert (out / "plots" / "parity_test_1.png").is_file()
     kcli.main([a for a in _run(two, out) if a != "--no-plots"] + ["--overwrite"])
     assert not (out / "plots" / "parity_test_1.png").exists() and (out / "plots" / "parity_test_0.png").is_file()
+
+
+# --------------------------------------------------------------------- files as users bring them
+def test_a_non_utf8_byte_anywhere_is_one_line_naming_its_line(tmp_path, capsys):
+    # was: a UnicodeDecodeError traceback when the byte lay after the first 8 KB read
+    rows = "".join(f"{s},{i}\n" for i, s in enumerate(FORTY * 8))
+    data = tmp_path / "latin1.csv"
+    data.write_bytes(b"smiles,y,name\n" + rows.replace("\n", ",x\n").encode() + b"CCO,1,Caf\xe9\n")
+    line = 2 + len(FORTY) * 8
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_run(data, tmp_path / "run"))
+    assert exit_.value.code == 2
+    assert f"not a UTF-8 CSV file (invalid continuation byte: byte 0xe9 on line {line}); save it as UTF-8" in \
+        capsys.readouterr().err
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path):
+    # was: "no SMILES column ... in the header []" (the README says every CSV reader skips them)
+    data = tmp_path / "blank.csv"
+    data.write_text("\n\n" + _csv(tmp_path / "t.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)]).read_text())
+    kcli.check_arguments(kcli.build_parser().parse_args(_run(data, tmp_path / "run")))
+
+
+def test_two_smiles_columns_are_refused_unless_one_is_named(tmp_path, capsys):
+    # was: kflm2 read `smiles`, deepmolm-prepare `SMILES`: one label went with two molecules
+    data = _csv(tmp_path / "two.csv", ["SMILES", "smiles", "y"], [(s, t, i) for i, (s, t) in
+                                                                 enumerate(zip(FORTY, FORTY[::-1]))])
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_run(data, tmp_path / "run"))
+    assert exit_.value.code == 2
+    assert "several SMILES columns (smiles, SMILES): name the one to read with --smiles-column" in \
+        capsys.readouterr().err
+    kcli.check_arguments(kcli.build_parser().parse_args(_run(data, tmp_path / "run", extra=["--smiles-column",
+                                                                                            "smiles"])))

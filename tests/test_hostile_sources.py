@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from deepmolm_plugin.data.sources import READERS, SourceError, chebi20_mm
+from deepmolm_plugin.data.sources import READERS, SourceError, chebi20_mm, csv_source  # noqa: F401  (registered)
 
 from test_sources import embedded, errors, items, read, vis_record, write_json, write_lmdb
 
@@ -246,3 +246,13 @@ def test_moit_task_asked_for_that_no_split_gives_is_a_failure_line(tmp_path):
     assert set(bad) == {"3d-moit-logp", "3d-moit-description"}
     assert "task 'LogP' was asked for" in bad["3d-moit-logp"].reason and "instruction JSON" in bad["3d-moit-logp"].reason
     assert errors(read("3d-moit", tmp_path)) == {}  # all tasks by default: captions only, as pretrain is
+
+
+def test_a_csv_with_two_smiles_columns_needs_smiles_column(tmp_path):
+    # was: the first (`SMILES`) was read, while deepmolm-kflm2 read `smiles`: one label, two molecules
+    path = tmp_path / "two.csv"
+    path.write_text("SMILES,smiles,y\nCCO,c1ccccc1,1.5\n")
+    with pytest.raises(ValueError, match=r"several SMILES columns \['SMILES', 'smiles'\]: name the one"):
+        read("csv", path, label_columns="y")
+    [item] = read("csv", path, label_columns="y", smiles_column="smiles")
+    assert item.molecule.smiles == "c1ccccc1"

@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -162,6 +163,11 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
 
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
     """What is wrong with a CSV header for these options (a missing or repeated column), else None."""
+    if smiles_column is None:  # `SMILES` and `smiles` of other molecules: prepare read one, kflm2 the other
+        found = [c for c in SMILES_COLUMNS if c in header]
+        if len(found) > 1:
+            return (f"the header has several SMILES columns ({', '.join(found)}): name the one to read with "
+                    "--smiles-column")
     used = [smiles_column] if smiles_column is not None else [c for c in SMILES_COLUMNS if c in header][:1]
     repeated = sorted({c for c in [*used, *targets] if list(header).count(c) > 1})
     if repeated:  # the CSV reader would silently keep only the last column of that name
@@ -621,11 +627,18 @@ def check_arguments(args) -> None:
                                "another test set's or the train/valid results; copy or rename the file(s)")
     for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
         usage.existing_file(path, option, allow_empty=False)
+        with open(path, "rb") as f:  # the whole file: a bad byte after the first read (8 KB) was a traceback
+            data = f.read()
         try:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                header = next(csv.reader(f), [])
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise usage.UsageError(f"{option} {path}: not a UTF-8 CSV file ({e.reason} at byte {e.start})") from e
+            line = data.count(b"\n", 0, e.start) + 1
+            raise usage.UsageError(f"{option} {path}: not a UTF-8 CSV file ({e.reason}: byte 0x{data[e.start]:02x} "
+                                   f"on line {line}); save it as UTF-8") from e
+        try:  # blank lines before the header are skipped, as load_table does
+            header = first_row(csv.reader(io.StringIO(text, newline=""))) or []
+        except csv.Error as e:
+            raise usage.UsageError(f"{option} {path}: cannot read the header: {e}") from e
         problem = column_problem(header, args.targets, args.smiles_column)
         if problem:
             raise usage.UsageError(f"{option} {path}: {problem}")

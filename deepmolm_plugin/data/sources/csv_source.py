@@ -146,7 +146,11 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
                              f"(columns {where}): rename them apart")
         return column
 
-    smiles = options.get("smiles_column") or next((c for c in header if c.strip().lower() == "smiles"), None)
+    found = [c for c in header if c.strip().lower() == "smiles"]
+    if not options.get("smiles_column") and len(found) > 1:  # `SMILES` and `smiles`: the first was read, silently
+        raise ValueError(f"{fmt}: the header has several SMILES columns {found}: name the one to read with "
+                         "--smiles-column")
+    smiles = options.get("smiles_column") or next(iter(found), None)
     if smiles is None:
         raise ValueError(f"{fmt}: no 'smiles' column in the header {header}; name it with --smiles-column")
     return {
