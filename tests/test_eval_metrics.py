@@ -139,6 +139,8 @@ NUMBER_TABLE = [
     ("The molecular weight is 180.16 g/mol.", 180.16),
     (".5", 0.5),
     ("-.5", -0.5),
+    ("1.E+05", 1e5),                         # Fortran / C style: was read as 1
+    ("The solubility is -3.e-2.", -0.03),
     ("3.2 \u00b1 0.1", 3.2),                 # the uncertainty is not the value
     ("45%", 45.0),
     ("5eV", 5.0),
@@ -187,6 +189,16 @@ def test_parse_number(answer, value):
         assert got is None
     else:
         assert got == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("label", ["1.E+05", "-3.e-2", "5.", "-.5", "+1.5", "1E5", "007", "5.e3", "2.50"])
+def test_every_label_preparation_accepts_is_read_back_alike(label):
+    # deepmolm-prepare writes a label cell into the reference answer as it is: evaluation must
+    # read the same number from it (it read "1.E+05" as 1, and then refused the reference)
+    from deepmolm_plugin.csv_table import PLAIN_NUMBER
+
+    assert PLAIN_NUMBER.fullmatch(label)
+    assert numbers.parse_number(f"The solubility is {label}.") == float(label)
 
 
 def test_parse_number_table_is_big_enough():

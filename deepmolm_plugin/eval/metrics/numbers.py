@@ -76,6 +76,7 @@ _NUMBER = re.compile(r"""
     (?<![\w.])                                   # not inside a word, formula or number
     (?: (?P<sign>[+-]) (?P<gap>[ ]?) )?
     (?P<mant> \d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?  # thousands-grouped
+            | \d+\.(?=[eE][+-]?\d)                  # "1.E+05", "5.e3" (Fortran / C style): was read as 1, 5
             | \d+(?:\.\d+)?
             | \.\d+ )
     (?P<exp>  [eE][+-]?\d+(?!\w|\.\d)           # a period may end the sentence: "is 1.5e3."
