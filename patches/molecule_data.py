@@ -110,7 +110,8 @@ def _patch_dataset(cls) -> None:
                     item["tile_images"], item["tile_grid"] = processor.tile_inputs(picture.convert("RGB"))  # (T, 3, 640, 640)
             except (OSError, ValueError, Image.DecompressionBombError) as e:
                 raise RecordError(rid, f"image {image}: {type(e).__name__}: {e}") from e
-        check_answer_fits(item, rid, self.tokenizer.model_max_length, image_positions(processor, item))
+        check_answer_fits(item, rid, self.tokenizer.model_max_length, image_positions(processor, item),
+                          has_image=image is not None)
         return item
 
     cls.__init__, cls.__getitem__ = __init__, __getitem__
@@ -144,7 +145,7 @@ def image_positions(processor, item: dict):
                                       processor.token_stride)
 
 
-def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) -> None:
+def check_answer_fits(item: dict, rid: str, max_length: int, image_positions, *, has_image: bool) -> None:
     """The host cuts a record to --model_max_length twice: its tokens (preprocess), then the
     model's inputs once each image placeholder has become the image's positions. A record
     whose first answer token lies past the cut has every label masked: it trains nothing
@@ -171,7 +172,8 @@ def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) ->
                                f"image positions, past --model_max_length {max_length}: the model's inputs are cut "
                                "there, so the record would train nothing; shorten the prompt or raise "
                                "--model_max_length")
-    check_image_fits(item, rid, max_length, image_positions)
+    if has_image:
+        check_image_fits(item, rid, max_length, image_positions)
 
 
 def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> None:
@@ -182,8 +184,6 @@ def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> 
 
     from deepmolm_plugin.data.records import RecordError
 
-    if "image" not in item:
-        return
     at = (item["input_ids"] == IMAGE_TOKEN_INDEX).nonzero()
     end = int(at[0]) + (image_positions or 1) if len(at) else None
     if end is None or end > max_length:

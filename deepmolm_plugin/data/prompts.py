@@ -95,6 +95,11 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
         raise ValueError(f"empty instruction {instruction!r}")
     if not isinstance(answer, str) or not answer.strip():
         raise ValueError(f"empty answer {answer!r}")
+    # Texts training would refuse (a second placeholder) or read as template structure (a
+    # control token): deepmolm-prepare wrote them, and the whole dataset was refused later.
+    for what, problem in (("instruction", question_problem(text)), ("answer", question_problem(answer))):
+        if problem:
+            raise ValueError(f"the {what} {problem}")
     return [{"from": "human", "value": f"{IMAGE_TOKEN}\n{text}"}, {"from": "gpt", "value": answer}]
 
 
@@ -110,7 +115,7 @@ def question_problem(question: str) -> Optional[str]:
     if typed:
         return (f"contains {typed!r}, the image placeholder: the image is already given once; write it "
                 "another way")
-    control = next((token for token in CONTROL_TOKENS if token in question), None)
+    control = min((t for t in CONTROL_TOKENS if t in question), key=question.index, default=None)  # the first one
     if control:  # was taken as template structure, changing the prompt without a word
         return f"contains {control!r}, a control token of the chat template; write it another way"
     bad = next((i for i, c in enumerate(question) if "\ud800" <= c <= "\udfff"), None)
