@@ -340,3 +340,18 @@ def test_lone_hydrogen_error_names_no_option_the_caller_lacks():
     with pytest.raises(MoleculeError) as info:
         fingerprint_record(molecule_from_smiles("[Na+].[H-]", "nah"))
     assert "deepmolm-fingerprint and deepmolm-render drop such fragments" in info.value.reason
+
+
+@pytest.mark.parametrize("name, body", [
+    ("latin1.csv", b"name,smiles\nCaf\xe9,CCO\nCaf\xe8,c1ccccc1\nok,CC\n"),
+    ("latin1.sdf", None),
+])
+def test_names_that_are_not_utf8_fail_their_records(tmp_path, ethanol_block, name, body):
+    # was: both became "Caf\ufffd" (the file is read with errors="replace"): two records under
+    # one id in the fingerprint and render outputs, which joins then attached to the wrong molecule
+    if body is None:
+        blocks = [ethanol_block.replace("ethanol", title, 1) for title in ("Caf\udce9", "Caf\udce8", "ok")]
+        body = "$$$$\n".join(blocks).encode("utf-8", "surrogateescape") + b"$$$$\n"
+    (tmp_path / name).write_bytes(body)
+    found = _items(tmp_path / name)
+    assert [isinstance(r, MoleculeError) and "not UTF-8" in r.reason for r in found] == [True, True, False]

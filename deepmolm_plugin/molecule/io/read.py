@@ -105,6 +105,11 @@ def _build(parsed: ParsedStructure, source: str, options: dict) -> MoleculeRecor
     """The record of one parsed item; its own error as it is."""
     if parsed.error is not None:
         return parsed.error
+    if "\ufffd" in str(parsed.id):  # the file is read with errors="replace"
+        # Latin-1 titles "Caf\xe9" and "Caf\xe8" both became "Caf\ufffd": two records under one
+        # id, which joins attach to the wrong molecule
+        return MoleculeError(parsed.id, "its name holds bytes that are not UTF-8 (shown as \ufffd), so names "
+                                        "would collide; save the file as UTF-8")
     notes = list(parsed.notes)
     if parsed.mol is not None:
         return finish(parsed.mol, parsed.id, source, notes, **options)
