@@ -131,9 +131,9 @@ def test_tiny_and_huge_labels_give_the_same_fit_and_readable_numbers(tmp_path):
             "summary"]["test"]["rmse"]["mean"], rtol=1e-4)  # standardised targets: the same model up to scale
         assert fmt(rmse) in (tmp_path / f"run{scale}" / "results.md").read_text()
     assert np.allclose(list(r2.values()), r2[1.0], rtol=1e-4)
-    assert fmt({"mean": 3.9e-13, "std": 0.0}) == "3.900e-13 ± 0.000e+00"  # was 0.000 ± 0.000
-    assert fmt({"mean": 3.9e11, "std": 1e10}) == "3.900e+11 ± 1.000e+10"
-    assert fmt({"mean": 0.652, "std": 0.031}) == "0.652 ± 0.031"  # ordinary metrics: as before
+    assert fmt({"mean": 3.9e-13, "std": 0.0, "n": 2, "values": [3.9e-13] * 2}) == "3.900e-13 ± 0.000e+00"  # was 0.000 ± 0.000
+    assert fmt({"mean": 3.9e11, "std": 1e10, "n": 2, "values": [3.8e11, 4e11]}) == "3.900e+11 ± 1.000e+10"
+    assert fmt({"mean": 0.652, "std": 0.031, "n": 2, "values": [0.63, 0.674]}) == "0.652 ± 0.031"  # ordinary metrics: as before
 
 
 # -------------------------------------------------------------------------- resume, graphs
@@ -281,3 +281,23 @@ def test_two_smiles_columns_are_refused_unless_one_is_named(tmp_path, capsys):
         capsys.readouterr().err
     kcli.check_arguments(kcli.build_parser().parse_args(_run(data, tmp_path / "run", extra=["--smiles-column",
                                                                                             "smiles"])))
+
+
+def test_one_seeds_metric_has_no_spread_and_fewer_seeds_are_counted():
+    # was "0.333 ± 0.000" for a metric defined in 1 of 5 seeds (one class in the others' test sets)
+    from deepmolm_plugin.property.report import mean_std
+
+    nan = float("nan")
+    assert fmt(mean_std([0.333, nan, nan, nan, nan])) == "0.333 (1 of 5 seeds)"
+    assert fmt(mean_std([0.5])) == "0.500 (1 seed)"
+    assert fmt(mean_std([0.5, 0.7, nan])) == "0.600 ± 0.141 (2 of 3 seeds)"
+    assert fmt(mean_std([nan, nan])) == "n/a"
+
+
+def test_a_validation_loss_is_not_stored_or_shown_as_the_metric(tmp_path):
+    # With one class in the validation subset ROC-AUC is undefined and selection uses the loss:
+    # -BCE was stored as "valid_roc_auc" (drawn on the ROC-AUC axis, printed "valid roc_auc -0.664")
+    data = _csv(tmp_path / "c.csv", ["smiles", "y"], [(s, int(i in (3, 17))) for i, s in enumerate(FORTY)])
+    kcli.main(_run(data, tmp_path / "run", extra=["--task", "classification", "--sizes", "0.8", "0.1", "0.1"]))
+    curve = json.loads((tmp_path / "run" / "seeds" / "seed_0.json").read_text())["members"][0]["curve"]
+    assert all(np.isnan(p["valid_roc_auc"]) and p["valid_loss"] > 0 for p in curve), curve

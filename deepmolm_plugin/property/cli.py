@@ -479,8 +479,8 @@ def run_from_args(args) -> dict:
             **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()},
         }))
 
-        def progress(epoch, score, seed=seed):
-            bar.set_postfix_str(f"seed {seed} epoch {epoch} valid {metric} {score:.3f}")
+        def progress(epoch, shown, seed=seed):
+            bar.set_postfix_str(f"seed {seed} epoch {epoch} {shown}")
 
         result = run_seed(inputs, table.y, split, cfg, seed, table.task_names, test_inputs, progress)
         result["split_sizes"] = {k: int(len(v)) for k, v in split.items()}

@@ -62,7 +62,8 @@ def _fsync_folder(folder: Path) -> None:
 def mean_std(values: Sequence[float]) -> dict:
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
     return {"mean": float(v.mean()) if v.size else float("nan"),
-            "std": float(v.std(ddof=1)) if v.size > 1 else 0.0 if v.size else float("nan"),
+            # a sample std needs two values: one seed's "± 0.000" read as a result that never varies
+            "std": float(v.std(ddof=1)) if v.size > 1 else float("nan"),
             "n": int(v.size), "values": [float(x) for x in values]}
 
 
@@ -93,7 +94,10 @@ def fmt(entry: dict, digits: int = 3) -> str:
     if entry is None or math.isnan(entry["mean"]):
         return "n/a"
     spec = _spec(entry["mean"], digits)
-    return f"{entry['mean']:{spec}} ± {entry['std']:{spec}}"
+    spread = f" ± {entry['std']:{spec}}" if entry["n"] > 1 else ""
+    seeds = len(entry["values"])  # a metric undefined for some seeds (one class in a subset) has fewer values
+    count = f" ({entry['n']} of {seeds} seeds)" if entry["n"] < seeds else (" (1 seed)" if seeds == 1 else "")
+    return f"{entry['mean']:{spec}}{spread}{count}"
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -112,7 +116,8 @@ def markdown(results: dict) -> str:
         f"excluded: {d['unlabelled_rows']}; molecules used: {d['molecules']}; missing labels (masked): "
         f"{d['missing_labels']}",
         f"- featurisers: {results['featurisers']}; ensemble per seed: {results['config']['ensemble']}",
-        f"- seeds: {results['seeds']} (all reported; std = sample std over seeds)",
+        f"- seeds: {results['seeds']} (all reported; mean ± sample std over the seeds where the metric is "
+        "defined, their count when not all)",
         "- model selection and early stopping on validation only; test evaluated once per seed",
         "",
     ]

@@ -236,7 +236,7 @@ def predict(model: PropertyModel, prepared: _Prepared, idx: np.ndarray, cfg: Tra
 class MemberResult:
     best_epoch: int
     epochs_run: int
-    curve: list = field(default_factory=list)  # per epoch: {"epoch", "train_loss", "valid": metric}
+    curve: list = field(default_factory=list)  # per epoch: {"epoch", "train_loss", "valid_<metric>"[, "valid_loss"]}
 
 
 def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict, cfg: TrainConfig, seed: int,
@@ -275,10 +275,14 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
         valid_pred = predict(model, prepared, valid_idx, cfg, y_mean, y_std)
         valid_metrics = compute_metrics(cfg.task, y[valid_idx], valid_pred, task_names)
         score = valid_metrics[metric_name]
-        if math.isnan(score):  # no valid task with two classes: fall back to the validation loss
-            score = -_plain_loss(cfg.task, valid_pred, y[valid_idx]) if higher else _plain_loss(
-                cfg.task, valid_pred, y[valid_idx])
-        curve.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "valid_" + metric_name: score})
+        point = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "valid_" + metric_name: score}
+        shown = f"valid {metric_name} {score:.3f}"
+        if math.isnan(score):  # no valid task with two classes: selection falls back to the validation loss
+            # (kept apart: stored as the metric, -BCE was drawn and printed as a negative "roc_auc")
+            point["valid_loss"] = _plain_loss(cfg.task, valid_pred, y[valid_idx])
+            score = -point["valid_loss"] if higher else point["valid_loss"]
+            shown = f"valid loss {point['valid_loss']:.3f} ({metric_name} undefined: one class)"
+        curve.append(point)
         improved = best_score is None or (score > best_score if higher else score < best_score)
         if improved:
             best_score, best_epoch, bad = score, epoch + 1, 0
@@ -286,7 +290,7 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
         else:
             bad += 1
         if progress is not None:
-            progress(epoch + 1, score)
+            progress(epoch + 1, shown)
         if bad >= cfg.patience and epoch + 1 >= cfg.min_epochs:
             break
     model.load_state_dict(best_state)
