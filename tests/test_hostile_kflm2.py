@@ -301,3 +301,20 @@ def test_a_validation_loss_is_not_stored_or_shown_as_the_metric(tmp_path):
     kcli.main(_run(data, tmp_path / "run", extra=["--task", "classification", "--sizes", "0.8", "0.1", "0.1"]))
     curve = json.loads((tmp_path / "run" / "seeds" / "seed_0.json").read_text())["members"][0]["curve"]
     assert all(np.isnan(p["valid_roc_auc"]) and p["valid_loss"] > 0 for p in curve), curve
+
+
+def test_test_file_predictions_name_their_csv_rows_and_molecules(tmp_path, capsys):
+    # was: `index` 0, 1, ... counted usable molecules: with an invalid and an unlabelled row
+    # first, index 0 was CSV row 2, and nothing said so
+    train = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    ext = _csv(tmp_path / "ext.csv", ["smiles", "y"], [("C1CC", 1.0), ("CCCCCCO", ""), ("CCCl", 1), ("CCBr", 2)])
+    kcli.main(_run(train, tmp_path / "run", extra=["--test-file", str(ext), "--sizes", "0.8", "0.2", "0"]))
+    predictions = json.loads((tmp_path / "run" / "seeds" / "seed_0.json").read_text())["predictions"]
+    assert predictions["ext"]["csv_rows"] == [2, 3] and predictions["ext"]["smiles"] == ["CCCl", "CCBr"]
+    valid = predictions["valid"]
+    assert [FORTY[r] for r in valid["csv_rows"]] == valid["smiles"]
+    # a --test-file named like the split's own test subset would replace its results
+    with pytest.raises(SystemExit):
+        kcli.main(_run(train, tmp_path / "run2", extra=["--test-file", str(_csv(tmp_path / "test.csv", ["smiles", "y"],
+                                                                                  [("CCCl", 1), ("CCBr", 2)]))]))
+    assert "--test-file: the name(s) ['test']" in capsys.readouterr().err

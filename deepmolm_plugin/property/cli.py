@@ -484,6 +484,10 @@ def run_from_args(args) -> dict:
 
         result = run_seed(inputs, table.y, split, cfg, seed, table.task_names, test_inputs, progress)
         result["split_sizes"] = {k: int(len(v)) for k, v in split.items()}
+        for name, pred in result["predictions"].items():  # `index` counts usable molecules, not CSV rows
+            source = tests.get(name, table)  # a --test-file's predictions index its own table
+            pred["csv_rows"] = source.rows[pred["index"]].tolist()
+            pred["smiles"] = [source.smiles[i] for i in pred["index"]]
         result["fingerprint"] = fp
         write_atomic(seed_path, json.dumps(result))
         results.append(result)
@@ -621,7 +625,8 @@ def check_arguments(args) -> None:
     if not args.test_file and abs(train + valid + test - 1.0) > 1e-6:  # the splits take fractions of the data
         raise usage.UsageError(f"--sizes {train} {valid} {test}: the three fractions must sum to 1")
     names = [Path(t).stem for t in args.test_file]  # results are keyed by them, next to "train" and "valid"
-    clash = sorted({n for n in names if names.count(n) > 1 or n in ("train", "valid")})
+    own = ("train", "valid") + (("test",) if args.sizes[2] > 0 else ())  # the split's own subsets
+    clash = sorted({n for n in names if names.count(n) > 1 or n in own})
     if clash:
         raise usage.UsageError(f"--test-file: the name(s) {clash} (file name without extension) would overwrite "
                                "another test set's or the train/valid results; copy or rename the file(s)")
