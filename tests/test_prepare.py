@@ -474,3 +474,22 @@ def test_texts_training_would_refuse_are_failures_of_their_records(tmp_path):
     assert "contains '<image>', the image placeholder" in failures["texts#0:Description"]["reason"]
     assert "a control token of the chat template" in failures["texts#1:Description"]["reason"]
     assert [r["id"] for r in records(out / "train.json")] == ["texts#2:Description"]
+
+
+def test_records_merged_from_two_prepared_sets_do_not_read_each_others_rows(tmp_path):
+    # was: B's references resolved into A's sidecar and, atom counts being equal, silently gave
+    # B's amine A's alcohol tokens (level-0 O where the record has N)
+    from deepmolm_plugin.molecule.inputs import InputError, InputResolver
+
+    for name, rows in (("a", "CCO,1\nc1ccccc1,2\n"), ("b", "CCN,1\nC1CCCCC1,2\n")):
+        (tmp_path / f"{name}.csv").write_text("smiles,y\n" + rows)
+        code, _ = prepare("--format", "csv", "--input", tmp_path / f"{name}.csv", "--out", tmp_path / name,
+                          "--label-columns", "y=LogP", *FAST)
+        assert code == 0
+    a, b = records(tmp_path / "a" / "train.json"), records(tmp_path / "b" / "train.json")
+    assert all(r["molecule_fp"]["digest"] for r in a + b)
+    resolver = InputResolver(record_folder=str(tmp_path / "a"))
+    assert resolver.molecule_fp(a[0], "a0").shape == (3, 4)
+    with pytest.raises(InputError, match=r"record 'b0': rows 0..3 of sidecar fp/train.npy are not the rows this "
+                                         r"reference was written with"):
+        resolver.molecule_fp(b[0], "b0")  # B's ethylamine, read against A's folder

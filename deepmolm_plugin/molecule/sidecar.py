@@ -5,10 +5,11 @@ parse in every dataloader worker; ``fp/<split>.npy`` holds every record's rows i
 ``[total_atoms, levels]``, int16 (hashes < 4096 and the -1 pad fit; int32 or int64 when
 ``bits`` is larger), rows of one molecule contiguous. A record points at its rows with
 
-    "molecule_fp": {"sidecar": "fp/train.npy", "offset": 123, "atoms": 17}
+    "molecule_fp": {"sidecar": "fp/train.npy", "offset": 123, "atoms": 17, "digest": "9f2c..."}
 
 (a dict, so it is told apart from an inline list; the path is relative to the folder of
-the record file). Why ``.npy``: a plain header plus raw rows, so the same rows give the
+the record file; `digest`, written by deepmolm-prepare, is checked when the rows are read:
+a reference resolved against another run's sidecar gave another molecule's rows). Why ``.npy``: a plain header plus raw rows, so the same rows give the
 same bytes, and ``np.load(mmap_mode="r")`` gives dataloader workers random access without
 reading the file. `SidecarBuilder` fills a temporary file and renames it into place: a
 killed writer leaves no half-written sidecar; it refuses rows its dtype cannot hold.
@@ -26,7 +27,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference", "reference"]
+__all__ = ["SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference", "reference", "rows_digest"]
 
 
 class SidecarError(ValueError):
@@ -42,8 +43,19 @@ def dtype_for(bits: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def reference(path: str, offset: int, atoms: int) -> dict:
-    return {"sidecar": path, "offset": int(offset), "atoms": int(atoms)}
+def rows_digest(rows: np.ndarray) -> str:
+    """A short digest of token rows, whatever their integer dtype (16 hex digits of sha256)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def reference(path: str, offset: int, atoms: int, rows: Optional[np.ndarray] = None) -> dict:
+    """A record's pointer at its rows; with `rows`, also their digest, which the reader checks."""
+    ref = {"sidecar": path, "offset": int(offset), "atoms": int(atoms)}
+    if rows is not None:
+        ref["digest"] = rows_digest(rows)
+    return ref
 
 
 def is_reference(value) -> bool:
@@ -122,7 +134,16 @@ class SidecarFiles:
         if offset + atoms > table.shape[0]:
             raise SidecarError(f"sidecar {path} has {table.shape[0]} rows; "
                                f"rows {offset}..{offset + atoms} are out of range")
-        return np.asarray(table[offset:offset + atoms])
+        rows = np.asarray(table[offset:offset + atoms])
+        digest = ref.get("digest")
+        if digest is not None and digest != rows_digest(rows):
+            # Records of two prepared sets merged into one file: the other set's references
+            # resolved into this folder's sidecar and read another molecule's rows (of the
+            # same atom count, so nothing else noticed)
+            raise SidecarError(f"rows {offset}..{offset + atoms} of sidecar {path} are not the rows this reference "
+                               "was written with (their digest differs): the record file and the sidecar come from "
+                               "different runs (records merged from several prepared folders, a sidecar copied over)")
+        return rows
 
     def _table(self, name: str) -> np.ndarray:
         if name in self._open:

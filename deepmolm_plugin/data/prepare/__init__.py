@@ -38,7 +38,8 @@ Output (``--out DIR``):
   DIR`` (the host joins ``--image_folder`` with ``image``; sidecars resolve against the
   data file's folder);
 - ``fp/<split>.npy``: int16 ``[total_atoms, 4]`` token rows; a record's ``molecule_fp`` is
-  ``{"sidecar": "fp/<split>.npy", "offset": o, "atoms": n}``;
+  ``{"sidecar": "fp/<split>.npy", "offset": o, "atoms": n, "digest": d}`` (``d``: the rows'
+  digest, checked when they are read);
 - ``images/<h[:2]>/<h[2:32]>.png``: depictions named by the SHA-256 ``h`` of their bytes,
   so the several tasks of one molecule share one file and a rerun can never produce a
   different file under the same name;

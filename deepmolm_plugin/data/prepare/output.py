@@ -271,7 +271,7 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                     continue
                 if entry["fp"] not in placed[split]:
                     placed[split][entry["fp"]] = sidecars[split].append(rows)
-                record["molecule_fp"] = reference(f"fp/{split}.npy", placed[split][entry["fp"]], n)
+                record["molecule_fp"] = reference(f"fp/{split}.npy", placed[split][entry["fp"]], n, rows)
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
             if at != len(tokens):
