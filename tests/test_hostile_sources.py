@@ -256,3 +256,12 @@ def test_a_csv_with_two_smiles_columns_needs_smiles_column(tmp_path):
         read("csv", path, label_columns="y")
     [item] = read("csv", path, label_columns="y", smiles_column="smiles")
     assert item.molecule.smiles == "c1ccccc1"
+
+
+def test_a_column_whose_name_holds_an_equals_sign_can_be_named(tmp_path):
+    # was: split at the first '=' ("logD (pH" / "7.4)=logD"), and the error advised the very
+    # COLUMN=NAME form that had been given
+    path = tmp_path / "logd.csv"
+    path.write_text('smiles,logD (pH=7.4)\nCCO,-0.3\n')
+    [renamed] = read("csv", path, label_columns=["logD (pH=7.4)=logD"])
+    assert renamed.properties == {"logD": -0.3}

@@ -34,7 +34,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 from ...csv_table import PLAIN_NUMBER, csv_rows, line_span
 from ...molecule import MoleculeError, molecule_from_smiles
@@ -55,16 +55,20 @@ def as_list(value) -> List[str]:
     return [v.strip() for v in items if v.strip()]
 
 
-def named(spec: str) -> Tuple[str, str]:
-    """``COLUMN=NAME`` -> (COLUMN, NAME); ``COLUMN`` -> (COLUMN, COLUMN)."""
-    column, _, name = spec.partition("=")
+def named(spec: str, header: Sequence[str] = ()) -> Tuple[str, str]:
+    """``COLUMN=NAME`` -> (COLUMN, NAME); ``COLUMN`` -> (COLUMN, COLUMN). A spec that is a
+    whole column of `header` is that column ("logD (pH=7.4)"); else it is split at its last
+    '=' ("logD (pH=7.4)=logD": split at the first, the column could not be named at all)."""
+    if spec.strip() in header or "=" not in spec:
+        return spec.strip(), spec.strip()
+    column, _, name = spec.rpartition("=")
     return column.strip(), (name.strip() or column.strip())
 
 
-def text_task(spec: str, fmt: str) -> Tuple[str, str]:
+def text_task(spec: str, fmt: str, header: Sequence[str] = ()) -> Tuple[str, str]:
     """(column, task) of a text column; the task must be one the prompt table knows."""
-    column, task = named(spec)
-    if "=" not in spec:
+    column, task = named(spec, header)
+    if column == spec.strip():
         task = next((t for t in TASKS if t.lower() == column.lower()), column)
     if not is_known_task(task):
         raise ValueError(f"{fmt}: text column {column!r} needs a task of the prompt table "
@@ -155,8 +159,9 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
         raise ValueError(f"{fmt}: no 'smiles' column in the header {header}; name it with --smiles-column")
     return {
         "smiles": need(smiles, "SMILES"),
-        "labels": [(need(c, "label"), n) for c, n in map(named, as_list(options.get("label_columns")))],
-        "texts": [(need(c, "text"), t) for c, t in (text_task(s, fmt) for s in as_list(options.get("text_columns")))],
+        "labels": [(need(c, "label"), n) for c, n in (named(s, header) for s in as_list(options.get("label_columns")))],
+        "texts": [(need(c, "text"), t) for c, t in (text_task(s, fmt, header)
+                                                    for s in as_list(options.get("text_columns")))],
         "id": need(options["id_column"], "id") if options.get("id_column") else None,
         "split": need(options["split_column"], "split") if options.get("split_column") else None,
     }
