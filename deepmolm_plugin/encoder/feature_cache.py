@@ -56,6 +56,9 @@ from .. import usage
 
 logger = logging.getLogger(__name__)
 
+# Part of every key: raise it whenever the encoder's forward code gives other numbers for the
+# same weights and view (a kernel or layout change that is not a rounding difference), so a
+# cache shared across an upgrade never serves features of the older code.
 FORMAT = "deepencoder-features-1"
 TENSOR = "features"
 STALE_SECONDS = 3600  # a temporary file this old belongs to a killed writer
