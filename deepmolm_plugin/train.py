@@ -236,7 +236,9 @@ def check_model_checkpoint(model_args) -> None:
     saved = saved_config(path, "--model_name_or_path") if os.path.isdir(path) else None
     if not saved or not saved.get("mm_vision_tower"):
         return
-    differ = settings_differences(saved, model_args, MODEL_SETTINGS) + tower_differences(saved, model_args)
+    differ = settings_differences(saved, model_args, MODEL_SETTINGS)
+    if getattr(model_args, "deepencoder_config", None) is not None:  # left out, the saved tower's own is kept and saved
+        differ += tower_differences(saved, model_args)
     weights = getattr(model_args, "vision_tower_weights", None)
     if weights not in (None, saved.get("vision_tower_weights")):
         differ.append(f"--vision_tower_weights {weights!r} (the checkpoint's own tower weights are loaded)")

@@ -330,3 +330,7 @@ def test_a_questions_molecule_sources_must_be_one_molecule(tmp_path):
         prepare(structure="benzene.sdf", molecule_fp=tokens[:2])
     _, inputs = prepare(smiles="c1ccccc1", structure="benzene.sdf")  # one molecule twice: fine
     assert inputs[0].molecule_fp.shape == (6, 4)
+    for atom in benzene.GetAtoms():  # a reaction tool's atom-map numbers are no other molecule
+        atom.SetAtomMapNum(atom.GetIdx() + 1 if atom.GetAtomicNum() > 1 else 0)
+    Chem.MolToMolFile(benzene, str(tmp_path / "mapped.sdf"))
+    prepare(smiles="c1ccccc1", structure="mapped.sdf")

@@ -321,6 +321,14 @@ def test_training_from_a_saved_model_with_other_network_settings_is_refused(tmp_
         checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(model), "--fusion_heads", "4", "--fp_bits", "1024")
     with pytest.raises(usage.UsageError, match=r"--vision_tower_weights '.*enc' \(the checkpoint's own tower"):
         checked(tmp_path, *base, "--vision_tower_weights", str(tmp_path / "enc"))
+    # its tower network: compared when --deepencoder_config is given; left out, the saved tower is kept as it is
+    from deepmolm_plugin.encoder.presets import encoder_config
+
+    tiny = saved_model(tmp_path / "tiny_model", deepencoder_config=encoder_config("tiny").to_dict())
+    checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(tiny), "--fusion_heads", "2")
+    with pytest.raises(usage.UsageError, match=r"--deepencoder_config image_size=1024 \(the checkpoint: "):
+        checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(tiny), "--fusion_heads", "2",
+                "--deepencoder_config", "deepseek-ocr")
 
 
 def test_a_stage1_adapter_trained_with_other_projector_settings_is_refused(tmp_path):

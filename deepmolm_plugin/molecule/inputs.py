@@ -110,11 +110,15 @@ def _plain(value):
 
 
 def _skeleton(mol) -> str:
-    """Canonical SMILES without hydrogens or stereo: a 3D file and a SMILES of one molecule
-    agree on it (stereo perceived from coordinates may be missing from the SMILES)."""
+    """Canonical SMILES without hydrogens, stereo or atom-map numbers: a 3D file and a SMILES
+    of one molecule agree on it (stereo perceived from coordinates may be missing from the
+    SMILES; a reaction tool's molfile numbers its atoms, the plain SMILES does not)."""
     from rdkit import Chem
 
-    return Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False), isomericSmiles=False)
+    work = Chem.RemoveHs(mol, sanitize=False)
+    for atom in work.GetAtoms():
+        atom.SetAtomMapNum(0)
+    return Chem.MolToSmiles(work, isomericSmiles=False)
 
 
 def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:

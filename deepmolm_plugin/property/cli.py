@@ -625,8 +625,9 @@ def check_arguments(args) -> None:
     if not args.test_file and abs(train + valid + test - 1.0) > 1e-6:  # the splits take fractions of the data
         raise usage.UsageError(f"--sizes {train} {valid} {test}: the three fractions must sum to 1")
     names = [Path(t).stem for t in args.test_file]  # results are keyed by them, next to "train" and "valid"
-    own = ("train", "valid") + (("test",) if args.sizes[2] > 0 else ())  # the split's own subsets
-    clash = sorted({n for n in names if names.count(n) > 1 or n in own})
+    # with --test-file the split makes train and valid only (its TEST fraction goes to them): a file
+    # named test.csv takes no one's place
+    clash = sorted({n for n in names if names.count(n) > 1 or n in ("train", "valid")})
     if clash:
         raise usage.UsageError(f"--test-file: the name(s) {clash} (file name without extension) would overwrite "
                                "another test set's or the train/valid results; copy or rename the file(s)")
