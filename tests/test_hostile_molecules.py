@@ -355,3 +355,21 @@ def test_names_that_are_not_utf8_fail_their_records(tmp_path, ethanol_block, nam
     (tmp_path / name).write_bytes(body)
     found = _items(tmp_path / name)
     assert [isinstance(r, MoleculeError) and "not UTF-8" in r.reason for r in found] == [True, True, False]
+
+
+def test_an_inputs_smiles_gives_an_xyz_file_its_bonds_and_charges(tmp_path):
+    # the README said so, but the SMILES was not used: acetate's XYZ with its SMILES failed in
+    # bond perception ("total charge 0"), as without one
+    from rdkit.Chem import AllChem
+
+    acetate = Chem.AddHs(Chem.MolFromSmiles("CC(=O)[O-]"))
+    AllChem.EmbedMolecule(acetate, randomSeed=1)
+    Chem.MolToXYZFile(acetate, str(tmp_path / "acetate.xyz"))
+    resolver = InputResolver(structure_folder=str(tmp_path), render_folder=str(tmp_path / "r"))
+    made = resolver.resolve({"smiles": "CC(=O)[O-]", "structure": "acetate.xyz"}, "a")
+    assert made.molecule_fp.shape == (4, 4) and "SMILES verified against the coordinates atom by atom" in made.notes
+    assert Chem.MolToSmiles(Chem.RemoveHs(made.molecule.mol)) == "CC(=O)[O-]"
+    with pytest.raises(InputError, match="record 'b': bond perception with total charge 0 failed"):
+        resolver.resolve({"structure": "acetate.xyz"}, "b")  # without it: the comment line's charge=N
+    with pytest.raises(InputError, match="record 'c': SMILES has 9 atoms"):
+        resolver.resolve({"smiles": "CC(=O)N", "structure": "acetate.xyz"}, "c")  # another molecule

@@ -310,7 +310,7 @@ class InputResolver:
         try:
             if _given(fields.get("structure")):
                 index = self.structure_index(fields, rid)
-                return self._read_one(self.structure_path(fields, rid), rid, policy, index)
+                return self._read_one(self.structure_path(fields, rid), rid, policy, index, fields.get("smiles"))
             if _given(fields.get("atoms")):
                 if fields.get("coordinates") is None:
                     raise self.fail(rid, "has `atoms` but no `coordinates`")
@@ -324,7 +324,8 @@ class InputResolver:
             raise self.fail(rid, e.reason) from e
         raise self.fail(rid, f"no molecule field ({', '.join(MOLECULE_FIELDS)})")
 
-    def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None) -> "MoleculeRecord":
+    def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None,
+                  smiles: Optional[str] = None) -> "MoleculeRecord":
         """The file's one molecule (its first, with a note, when ``first_of_many``; record
         ``index`` of a multi-record file when given). Only that record is built under
         ``policy``; the others are only counted, read without 3D work (policy ``keep``):
@@ -333,7 +334,9 @@ class InputResolver:
         from .io import read_structures
 
         try:
-            records = read_structures(path, policy=policy, errors="yield", **self.limits)
+            # the input's SMILES gives an XYZ file its bonds and charges (perception from
+            # coordinates alone failed for acetate: "total charge 0")
+            records = read_structures(path, policy=policy, errors="yield", smiles=smiles or None, **self.limits)
             try:
                 found = next(itertools.islice(records, int(index or 0), None), None)
             finally:

@@ -30,6 +30,7 @@ def read_structures(
     too_large: str = "error",
     fragments: str = "all",
     smiles_field: str | None = None,
+    smiles: str | None = None,
     errors: str = "yield",
     embed_timeout: float | None = EMBED_TIMEOUT,
     mmff_max_iters: int = MMFF_MAX_ITERS,
@@ -39,7 +40,10 @@ def read_structures(
     ``errors='yield'`` (default) yields a bad record's error and continues with the next
     record, as batch tools need; ``errors='raise'`` raises it. ``smiles_field`` names an
     SDF data field holding the record's SMILES, verified against the file's graph (an
-    error for other formats, which have no data fields). A file with no records at all is
+    error for other formats, which have no data fields). ``smiles`` (an input's own SMILES)
+    gives the bonds, orders and charges of a format that has only atoms and coordinates
+    (XYZ), mapped onto them and verified, as for an atom list; files with bonds keep their
+    own. A file with no records at all is
     one error. Usage errors (options, unknown suffix) are ``ValueError``s, raised before
     anything is read.
     """
@@ -52,7 +56,7 @@ def read_structures(
     reader_options = {} if smiles_field is None else {"smiles_field": smiles_field}
     spec = reader_for(path, reader_options)
     seen = 0
-    for index, item in _records(path, spec, reader_options, options):
+    for index, item in _records(path, spec, reader_options, options, smiles):
         seen += 1
         if isinstance(item, MoleculeError):
             if item.source is None:
@@ -81,7 +85,7 @@ def _not_text(path: Path) -> str | None:
     return None
 
 
-def _records(path: Path, spec, reader_options: dict, options: dict):
+def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str | None = None):
     """Yields (record index or None, MoleculeRecord | MoleculeError)."""
     try:
         problem = _not_text(path)
@@ -96,12 +100,13 @@ def _records(path: Path, spec, reader_options: dict, options: dict):
     with handle:
         for parsed in spec.read(handle, path.name, **reader_options):
             try:
-                yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options)
+                yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options, smiles)
             except MoleculeError as error:
                 yield parsed.index, error
 
 
-def _build(parsed: ParsedStructure, source: str, options: dict) -> MoleculeRecord | MoleculeError:
+def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | None = None
+           ) -> MoleculeRecord | MoleculeError:
     """The record of one parsed item; its own error as it is."""
     if parsed.error is not None:
         return parsed.error
@@ -114,6 +119,6 @@ def _build(parsed: ParsedStructure, source: str, options: dict) -> MoleculeRecor
     if parsed.mol is not None:
         return finish(parsed.mol, parsed.id, source, notes, **options)
     if parsed.elements is not None:
-        return from_atoms(parsed.elements, parsed.coords, parsed.id, None, parsed.charge, source,
+        return from_atoms(parsed.elements, parsed.coords, parsed.id, smiles, parsed.charge, source,
                           notes, **options)
     return from_smiles(parsed.smiles, parsed.id, source, **options)
