@@ -403,7 +403,10 @@ def shuffled_split(data: Path, out: Path, seed: int) -> Path:
     tokens = {}
     for r in records:
         tokens.setdefault(r["smiles"], np.asarray(inputs.molecule_fp(r, r["id"])).tolist())
-    shuffled = [{**r, "molecule_fp": tokens[donor[r["smiles"]]]} for r in records]
+    # Without `smiles`: the depiction stays the record's own `image`, and a SMILES next to
+    # another molecule's tokens is (rightly) refused by the input resolver as a mismatch.
+    shuffled = [{**{k: v for k, v in r.items() if k != "smiles"}, "molecule_fp": tokens[donor[r["smiles"]]]}
+                for r in records]
     write_json(out, shuffled)
     return out
 

@@ -277,10 +277,14 @@ def test_two_smiles_columns_are_refused_unless_one_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         kcli.main(_run(data, tmp_path / "run"))
     assert exit_.value.code == 2
-    assert "several SMILES columns (smiles, SMILES): name the one to read with --smiles-column" in \
+    assert "several SMILES columns (SMILES, smiles): name the one to read with --smiles-column" in \
         capsys.readouterr().err
     kcli.check_arguments(kcli.build_parser().parse_args(_run(data, tmp_path / "run", extra=["--smiles-column",
                                                                                             "smiles"])))
+    # a canonical_smiles column next to smiles is no second spelling (prepare's rule too): smiles is read
+    canonical = _csv(tmp_path / "canon.csv", ["smiles", "canonical_smiles", "y"],
+                     [(s, s, i) for i, s in enumerate(FORTY)])
+    kcli.check_arguments(kcli.build_parser().parse_args(_run(canonical, tmp_path / "run")))
 
 
 def test_one_seeds_metric_has_no_spread_and_fewer_seeds_are_counted():

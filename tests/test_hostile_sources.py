@@ -265,3 +265,13 @@ def test_a_column_whose_name_holds_an_equals_sign_can_be_named(tmp_path):
     path.write_text('smiles,logD (pH=7.4)\nCCO,-0.3\n')
     [renamed] = read("csv", path, label_columns=["logD (pH=7.4)=logD"])
     assert renamed.properties == {"logD": -0.3}
+
+
+def test_label_names_are_checked_as_the_header_reads_them(tmp_path):
+    # the checks split specs without the header: `A=B,B` (a column "A=B" and a column "B") was
+    # refused as two columns answering task B, and "logD (pH=7.4)" was named as label '7.4)'
+    path = tmp_path / "eq.csv"
+    path.write_text('smiles,A=B,B,logD (pH=7.4)\nCCO,1,2,3\n')
+    assert {i.task for i in read("csv", path, label_columns=["A=B", "B"])} == {"property:A=B", "property:B"}
+    with pytest.raises(ValueError, match=r"label name 'logD \(pH=7.4\)'"):
+        read("csv", path, label_columns=["logD (pH=7.4)"])

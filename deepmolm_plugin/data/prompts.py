@@ -95,8 +95,9 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
         raise ValueError(f"empty instruction {instruction!r}")
     if not isinstance(answer, str) or not answer.strip():
         raise ValueError(f"empty answer {answer!r}")
-    # Texts training would refuse (a second placeholder) or read as template structure (a
-    # control token): deepmolm-prepare wrote them, and the whole dataset was refused later.
+    # Texts training refuses (a second placeholder, a control token or the image's start/end
+    # tokens, which it would read as template structure): deepmolm-prepare wrote them, and the
+    # whole dataset was refused later.
     for what, problem in (("instruction", question_problem(text)), ("answer", question_problem(answer))):
         if problem:
             raise ValueError(f"the {what} {problem}")
@@ -115,7 +116,7 @@ def question_problem(question: str) -> Optional[str]:
     if typed:
         return (f"contains {typed!r}, the image placeholder: the image is already given once; write it "
                 "another way")
-    control = min((t for t in CONTROL_TOKENS if t in question), key=question.index, default=None)  # the first one
+    control = first_of(CONTROL_TOKENS, question)
     if control:  # was taken as template structure, changing the prompt without a word
         return f"contains {control!r}, a control token of the chat template; write it another way"
     bad = next((i for i, c in enumerate(question) if "\ud800" <= c <= "\udfff"), None)
@@ -124,7 +125,12 @@ def question_problem(question: str) -> Optional[str]:
     return None
 
 
+def first_of(tokens, text: str) -> Optional[str]:
+    """The first of `tokens` (in their order) that `text` holds, else None."""
+    return next((t for t in tokens if t in text), None)
+
+
 def typed_placeholder(question: str) -> Optional[str]:
     """The first image placeholder a user's question holds (see IMAGE_PLACEHOLDERS), else None:
     the image is given once, before the first question, and the model's inputs must match it."""
-    return next((token for token in IMAGE_PLACEHOLDERS if token in question), None)
+    return first_of(IMAGE_PLACEHOLDERS, question)

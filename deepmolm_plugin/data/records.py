@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from ..molecule.inputs import InputError, has_molecule
-from .prompts import CONTROL_TOKENS, IMAGE_TOKEN as IMAGE_PLACEHOLDER
+from .prompts import CONTROL_TOKENS, IMAGE_PLACEHOLDERS, IMAGE_TOKEN as IMAGE_PLACEHOLDER, first_of
 
 RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
@@ -156,10 +156,10 @@ def check_conversations(record: dict, rid: str) -> None:
             # An empty reply trains the model to stop at once; qwen2's preprocess refused ""
             # only when read and trained on a reply of spaces.
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")
-        control = min((t for t in CONTROL_TOKENS if t in turn["value"]), key=turn["value"].index, default=None)
+        control = first_of(CONTROL_TOKENS + IMAGE_PLACEHOLDERS[1:], turn["value"])
         if control:  # the tokenizer reads it as template structure: a turn ended early, another speaker's began
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) contains {control!r}, a control token of "
-                                   "the chat template; write it another way")
+                                   "the chat or image template; write it another way")
         placeholders += [(j, turn["from"])] * turn["value"].count(IMAGE_PLACEHOLDER)
     if len(turns) < 2:  # a question alone: nothing to learn (the qwen2 preprocess refused it only when read)
         raise RecordError(rid, "conversation has no gpt reply to learn from")

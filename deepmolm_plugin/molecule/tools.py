@@ -120,7 +120,7 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
         if problem:
             yield MoleculeError(item, problem, source=item)
             continue
-        yield from read_structures(path, **options)
+        yield from read_structures(path, names_are_keys=True, **options)  # outputs are keyed by the name
 
 
 def _file_key(path: Path) -> tuple | None:

@@ -39,9 +39,9 @@ several joined with ``+``; ``none`` to drop it), fused by ``--fusion concat|gate
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -164,7 +164,7 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
     """What is wrong with a CSV header for these options (a missing or repeated column), else None."""
     if smiles_column is None:  # `SMILES` and `smiles` of other molecules: prepare read one, kflm2 the other
-        found = [c for c in SMILES_COLUMNS if c in header]
+        found = [c for c in header if c.strip().lower() == "smiles"]  # prepare's rule (csv_source._columns)
         if len(found) > 1:
             return (f"the header has several SMILES columns ({', '.join(found)}): name the one to read with "
                     "--smiles-column")
@@ -633,16 +633,10 @@ def check_arguments(args) -> None:
                                "another test set's or the train/valid results; copy or rename the file(s)")
     for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
         usage.existing_file(path, option, allow_empty=False)
-        with open(path, "rb") as f:  # the whole file: a bad byte after the first read (8 KB) was a traceback
-            data = f.read()
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise usage.UsageError(f"{option} {path}: not a UTF-8 CSV file ({e.reason}: byte 0x{data[e.start]:02x} "
-                                   f"on line {line}); save it as UTF-8") from e
+        check_utf8(path, option)  # the whole file: a bad byte after the first read (8 KB) was a traceback
         try:  # blank lines before the header are skipped, as load_table does
-            header = first_row(csv.reader(io.StringIO(text, newline=""))) or []
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                header = first_row(csv.reader(f)) or []
         except csv.Error as e:
             raise usage.UsageError(f"{option} {path}: cannot read the header: {e}") from e
         problem = column_problem(header, args.targets, args.smiles_column)
@@ -664,6 +658,26 @@ def check_arguments(args) -> None:
         usage.output_folder(args.out, "--out")
     if args.cache_dir is not None:
         usage.output_folder(args.cache_dir, "--cache-dir")
+
+
+def check_utf8(path: str, option: str) -> None:
+    """UsageError naming the line of the first byte that is not UTF-8; read in blocks, so a
+    large table is never held twice."""
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:  # e.object: the block after a character split across blocks
+                line += e.object.count(b"\n", 0, e.start)
+                raise usage.UsageError(f"{option} {path}: not a UTF-8 CSV file ({e.reason}: byte "
+                                       f"0x{e.object[e.start]:02x} on line {line}); save it as UTF-8") from e
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            raise usage.UsageError(f"{option} {path}: not a UTF-8 CSV file (it ends inside a character); "
+                                   "save it as UTF-8") from e
 
 
 def main(argv: list[str] | None = None) -> int:

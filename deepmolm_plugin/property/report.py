@@ -63,7 +63,8 @@ def mean_std(values: Sequence[float]) -> dict:
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
     return {"mean": float(v.mean()) if v.size else float("nan"),
             # a sample std needs two values: one seed's "± 0.000" read as a result that never varies
-            "std": float(v.std(ddof=1)) if v.size > 1 else float("nan"),
+            # (None, not NaN: results.json stays strict JSON)
+            "std": float(v.std(ddof=1)) if v.size > 1 else None,
             "n": int(v.size), "values": [float(x) for x in values]}
 
 

@@ -269,9 +269,9 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                     failures.write(dumps({"id": record["id"], "stage": "duplicate-id",
                                           "reason": "an earlier record has the same id"}) + "\n")
                     continue
-                if entry["fp"] not in placed[split]:
-                    placed[split][entry["fp"]] = sidecars[split].append(rows)
-                record["molecule_fp"] = reference(f"fp/{split}.npy", placed[split][entry["fp"]], n, rows)
+                if entry["fp"] not in placed[split]:  # rows shared by a molecule's records: stored and digested once
+                    placed[split][entry["fp"]] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows)
+                record["molecule_fp"] = dict(placed[split][entry["fp"]])
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
             if at != len(tokens):

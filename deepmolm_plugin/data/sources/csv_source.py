@@ -76,29 +76,30 @@ def text_task(spec: str, fmt: str, header: Sequence[str] = ()) -> Tuple[str, str
     return column, task
 
 
-def require_columns(fmt: str, options: dict) -> None:
-    """A table read for no column would yield nothing but errors: say so at once.
+def require_columns(fmt: str, options: dict, header: Sequence[str] = ()) -> None:
+    """A table read for no column would yield nothing but errors: say so at once. Label
+    names and tasks are checked as the reader will read them (`named` with the `header`).
     (Unknown options are refused by the registry, see ``base.check_options``.)"""
     if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
     folded: dict = {}  # name, case and spaces folded -> its first spelling
-    for _, name in map(named, as_list(options.get("label_columns"))):
+    for _, name in (named(spec, header) for spec in as_list(options.get("label_columns"))):
         check_label_name(fmt, name)
         first = folded.setdefault(name.casefold(), name)
         if first != name:  # training (data.records.check_property_names) would refuse the records
             raise ValueError(f"{fmt}: label names {first!r} and {name!r} differ only in case: training refuses "
                              "them as two spellings of one property; name them apart, COLUMN=NAME")
-    check_one_column_per_task(fmt, options)
+    check_one_column_per_task(fmt, options, header)
 
 
-def check_one_column_per_task(fmt: str, options: dict) -> None:
+def check_one_column_per_task(fmt: str, options: dict, header: Sequence[str] = ()) -> None:
     """Item ids are ``<row id>:<task>``: two columns answering one task (``a=Y b=Y``, a
     column named twice) would give every row two items with one id, and the later one of
     each would fail as a duplicate id after the whole run."""
     columns: dict = {}
-    for column, name in map(named, as_list(options.get("label_columns"))):
+    for column, name in (named(spec, header) for spec in as_list(options.get("label_columns"))):
         columns.setdefault(property_task(name), []).append(column)
-    for column, task in (text_task(spec, fmt) for spec in as_list(options.get("text_columns"))):
+    for column, task in (text_task(spec, fmt, header) for spec in as_list(options.get("text_columns"))):
         columns.setdefault(task, []).append(column)
     shared = {task: names for task, names in columns.items() if len(names) > 1}
     if shared:
@@ -172,13 +173,13 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     path = Path(input_path)
     if not path.is_file():
         raise FileNotFoundError(f"csv: {path} is not a file")
-    require_columns("csv", options)
     # surrogateescape: a byte that is not UTF-8 fails its own row (below), not the whole read
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         header = csv_header(reader, path, "csv")
         if any(map(undecodable, header)):
             raise ValueError(f"csv: {path}: the header is not UTF-8 text: {header}")
+        require_columns("csv", options, header)  # the names as read with the header ("logD (pH=7.4)" whole)
         columns = _columns("csv", header, options)
         at = {name: i for i, name in enumerate(header)}
         ended = reader.line_num  # the line the previous row ended on

@@ -31,6 +31,7 @@ def read_structures(
     fragments: str = "all",
     smiles_field: str | None = None,
     smiles: str | None = None,
+    names_are_keys: bool = False,
     errors: str = "yield",
     embed_timeout: float | None = EMBED_TIMEOUT,
     mmff_max_iters: int = MMFF_MAX_ITERS,
@@ -43,7 +44,9 @@ def read_structures(
     error for other formats, which have no data fields). ``smiles`` (an input's own SMILES)
     gives the bonds, orders and charges of a format that has only atoms and coordinates
     (XYZ), mapped onto them and verified, as for an atom list; files with bonds keep their
-    own. A file with no records at all is
+    own. ``names_are_keys``: a record whose name holds bytes that are not UTF-8 (U+FFFD
+    after decoding) fails, for tools whose outputs are keyed by the name (Latin-1 "Caf\xe9"
+    and "Caf\xe8" both became "Caf\ufffd"); elsewhere the name is only shown. A file with no records at all is
     one error. Usage errors (options, unknown suffix) are ``ValueError``s, raised before
     anything is read.
     """
@@ -56,7 +59,7 @@ def read_structures(
     reader_options = {} if smiles_field is None else {"smiles_field": smiles_field}
     spec = reader_for(path, reader_options)
     seen = 0
-    for index, item in _records(path, spec, reader_options, options, smiles):
+    for index, item in _records(path, spec, reader_options, options, smiles, names_are_keys):
         seen += 1
         if isinstance(item, MoleculeError):
             if item.source is None:
@@ -85,7 +88,8 @@ def _not_text(path: Path) -> str | None:
     return None
 
 
-def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str | None = None):
+def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str | None = None,
+             names_are_keys: bool = False):
     """Yields (record index or None, MoleculeRecord | MoleculeError)."""
     try:
         problem = _not_text(path)
@@ -100,17 +104,17 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
     with handle:
         for parsed in spec.read(handle, path.name, **reader_options):
             try:
-                yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options, smiles)
+                yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options, smiles, names_are_keys)
             except MoleculeError as error:
                 yield parsed.index, error
 
 
-def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | None = None
-           ) -> MoleculeRecord | MoleculeError:
+def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | None = None,
+           names_are_keys: bool = False) -> MoleculeRecord | MoleculeError:
     """The record of one parsed item; its own error as it is."""
     if parsed.error is not None:
         return parsed.error
-    if "\ufffd" in str(parsed.id):  # the file is read with errors="replace"
+    if names_are_keys and "\ufffd" in str(parsed.id):  # the file is read with errors="replace"
         # Latin-1 titles "Caf\xe9" and "Caf\xe8" both became "Caf\ufffd": two records under one
         # id, which joins attach to the wrong molecule
         return MoleculeError(parsed.id, "its name holds bytes that are not UTF-8 (shown as \ufffd), so names "
