@@ -14,7 +14,7 @@ import csv
 import re
 from typing import Iterator, Optional, Union
 
-__all__ = ["PLAIN_NUMBER", "csv_rows", "first_row", "line_span"]
+__all__ = ["PLAIN_NUMBER", "columns_named", "csv_rows", "first_row", "line_span"]
 
 # A number as a table cell should write it: digits, one '.', e-notation. Python's float()
 # also takes "1_000" (1000.0) and other scripts' digits ("١٢", 12.0), which no
@@ -40,6 +40,14 @@ def first_row(reader) -> Optional[list]:
     empty row, so "no 'smiles' column (columns: [])"). A ``csv.Error`` is the caller's to
     report: a header that cannot be read leaves no columns to read the rows by."""
     return next((row for row in reader if row), None)
+
+
+def columns_named(header, name: str) -> list:
+    """Positions of the header's columns called `name` in any case, spaces around it aside:
+    the one rule every reader finds its `smiles` column by. Two of them (`SMILES` and
+    `smiles`, of other molecules) are each reader's error: prepare read the first, kflm2 the
+    second, and one label went with two molecules."""
+    return [i for i, column in enumerate(header) if column.strip().lower() == name]
 
 
 def line_span(first: int, last: int) -> str:

@@ -18,8 +18,9 @@ Every record's fields are checked when the dataset is built (`data.records.check
 an image the host cannot open or would read as another picture than the image processor
 (`check_host_conversion`: transparency, 16-bit grey, animations), a conversation its
 preprocess refuses, a prompt that leaves no answer token within --model_max_length
-(`check_answer_fits`), or `molecule_fp` rows that disagree with the record's SMILES are an
-error naming the record when it is read.
+(`check_answer_fits`), an image cut by it (`check_image_fits`), or molecule sources that
+disagree (the input resolver's `check_one_molecule`) are an error naming the record when
+it is read.
 
 The fingerprint settings (`fp_bits`, `fp_levels`) have one source: the model config, which
 chat and eval read too. The dataset is built before the trainer, without the model, so
@@ -110,8 +111,10 @@ def _patch_dataset(cls) -> None:
                     item["tile_images"], item["tile_grid"] = processor.tile_inputs(picture.convert("RGB"))  # (T, 3, 640, 640)
             except (OSError, ValueError, Image.DecompressionBombError) as e:
                 raise RecordError(rid, f"image {image}: {type(e).__name__}: {e}") from e
-        check_answer_fits(item, rid, self.tokenizer.model_max_length, image_positions(processor, item),
-                          has_image=image is not None)
+        positions = image_positions(processor, item)
+        check_answer_fits(item, rid, self.tokenizer.model_max_length, positions)
+        if image is not None:  # (a text-only record gets the host's zero image: nothing to cut)
+            check_image_fits(item, rid, self.tokenizer.model_max_length, positions)
         return item
 
     cls.__init__, cls.__getitem__ = __init__, __getitem__
@@ -145,14 +148,12 @@ def image_positions(processor, item: dict):
                                       processor.token_stride)
 
 
-def check_answer_fits(item: dict, rid: str, max_length: int, image_positions, *, has_image: bool) -> None:
+def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) -> None:
     """The host cuts a record to --model_max_length twice: its tokens (preprocess), then the
     model's inputs once each image placeholder has become the image's positions. A record
     whose first answer token lies past the cut has every label masked: it trains nothing
     (adds 0 to the loss; a batch of such records makes it NaN), silently. Refused, with the
-    numbers. So is a record whose image is cut (its placeholder in a later turn of a long
-    conversation: the record trained on text alone, without a word). A cut inside the answer
-    is the host's ordinary truncation and is left alone."""
+    numbers. A cut inside the answer is the host's ordinary truncation and is left alone."""
     from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
     from deepmolm_plugin.data.records import RecordError
@@ -172,8 +173,6 @@ def check_answer_fits(item: dict, rid: str, max_length: int, image_positions, *,
                                f"image positions, past --model_max_length {max_length}: the model's inputs are cut "
                                "there, so the record would train nothing; shorten the prompt or raise "
                                "--model_max_length")
-    if has_image:
-        check_image_fits(item, rid, max_length, image_positions)
 
 
 def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> None:

@@ -55,7 +55,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import usage
-from ..csv_table import PLAIN_NUMBER, csv_rows, first_row
+from ..csv_table import PLAIN_NUMBER, columns_named, csv_rows, first_row
 from .features import mol_to_graph, parse_smiles
 from .report import remove_reports, write_atomic
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
@@ -164,7 +164,7 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
     """What is wrong with a CSV header for these options (a missing or repeated column), else None."""
     if smiles_column is None:  # `SMILES` and `smiles` of other molecules: prepare read one, kflm2 the other
-        found = [c for c in header if c.strip().lower() == "smiles"]  # prepare's rule (csv_source._columns)
+        found = [header[i] for i in columns_named(header, "smiles")]
         if len(found) > 1:
             return (f"the header has several SMILES columns ({', '.join(found)}): name the one to read with "
                     "--smiles-column")

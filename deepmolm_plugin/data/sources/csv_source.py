@@ -36,7 +36,7 @@ import math
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
-from ...csv_table import PLAIN_NUMBER, csv_rows, line_span
+from ...csv_table import PLAIN_NUMBER, columns_named, csv_rows, line_span
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, register_reader, repeated_id,
@@ -151,7 +151,7 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
                              f"(columns {where}): rename them apart")
         return column
 
-    found = [c for c in header if c.strip().lower() == "smiles"]
+    found = [header[i] for i in columns_named(header, "smiles")]
     if not options.get("smiles_column") and len(found) > 1:  # `SMILES` and `smiles`: the first was read, silently
         raise ValueError(f"{fmt}: the header has several SMILES columns {found}: name the one to read with "
                          "--smiles-column")

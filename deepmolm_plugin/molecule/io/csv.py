@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 from typing import Iterator
 
-from ...csv_table import csv_rows, first_row, line_span
+from ...csv_table import columns_named, csv_rows, first_row, line_span
 from ..errors import MoleculeError
 from .base import ParsedStructure, register_reader
 
@@ -28,7 +28,7 @@ ID_COLUMNS = ("id", "name", "cid", "compound_id")  # first present wins, any cas
 
 def _column(header: list[str], name: str, file: str) -> int | None:
     """Position of column ``name`` (any case), or None; a ``MoleculeError`` if named twice."""
-    at = [i for i, column in enumerate(header) if column.strip().lower() == name]
+    at = columns_named(header, name)
     if len(at) > 1:
         raise MoleculeError(file, f"column {name!r} appears {len(at)} times (any case): {[header[i] for i in at]}")
     return at[0] if at else None
