@@ -2,8 +2,8 @@
 
 Why: the tower should run at the machine's compute bound. Per dtype this measures, in one
 process and from the same random weights:
-- the GEMM peak: the best of a large square matmul (n = 4096, --gemm-n) in that dtype,
-  measured before and after the models;
+- the GEMM peak: the best of a large square matmul in that dtype (n = 4096 on CPU, 8192
+  on CUDA; --gemm-n), measured before and after the models;
 - the bound: the encoder's FLOPs (1.14 TFLOP per 1024 view, `encoder_flops`) / that peak;
 - each implementation's latency (median of alternating rounds, the order flipping each
   round, so load on the machine hits both alike; in a round each runs twice, the second
@@ -41,6 +41,7 @@ if __name__ == "__main__" and "--no-thp" not in sys.argv[1:]:
 
 import argparse
 import copy
+import dataclasses
 import ctypes
 import gc
 import math
@@ -55,7 +56,7 @@ import transformers
 from deepmolm_plugin.cpu_memory import keep_freed_memory
 from deepmolm_plugin.dtypes import cpu_has_native_bf16
 from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, encoder_config, to_deepseek_layout
-from deepmolm_plugin.encoder.config import resolve_dtype
+from deepmolm_plugin.encoder.config import SAM_ATTENTION, resolve_dtype
 from deepmolm_plugin.encoder.hf_reference import DeepEncoderReference
 
 import bench_report
@@ -157,18 +158,25 @@ def _sync(device: torch.device) -> None:
 
 
 def gemm_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 3) -> float:
-    """FLOP/s of the best of `repeats` (n x n) @ (n x n) matmuls in `dtype`."""
+    """FLOP/s of the best of `repeats` samples of (n x n) @ (n x n) matmuls in `dtype`.
+
+    On CUDA a sample is 10 back-to-back products: one 8192^3 bf16 product takes ~1.4 ms
+    on an H100-class GPU, where the launch and the synchronising wait are not negligible;
+    on CPU one product (seconds) is a sample."""
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
+    per_sample = 10 if device.type == "cuda" else 1
     best = math.inf
     with torch.inference_mode():
-        a @ b  # warm-up (kernel selection, first-touch of the output)
+        for _ in range(1 + 2 * (device.type == "cuda")):  # warm-up: kernel selection, clocks up
+            a @ b
         _sync(device)
         for _ in range(repeats):
             start = time.perf_counter()
-            a @ b
+            for _ in range(per_sample):
+                a @ b
             _sync(device)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, (time.perf_counter() - start) / per_sample)
     return 2.0 * n**3 / best
 
 
@@ -229,6 +237,28 @@ def measure_interleaved(models: Dict[str, torch.nn.Module], x: torch.Tensor, rep
     return results
 
 
+def profile_forward(model: torch.nn.Module, x: torch.Tensor, rows: int) -> List[Dict[str, object]]:
+    """The `rows` operators taking most self time in one forward (on CUDA: kernel time on
+    the device; on CPU: CPU time), as torch.profiler counts them: where the time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == "cuda" else [])
+    with torch.inference_mode():
+        model(x)  # warm: kernel selection and caches outside the profile
+        _sync(x.device)
+        with profile(activities=activities) as prof:
+            model(x)
+            _sync(x.device)
+    on_device = x.device.type == "cuda"
+    events = prof.key_averages()
+    if on_device:  # kernels and copies only: an aten op's row repeats its kernels' time (counted twice)
+        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    key = (lambda e: e.self_device_time_total) if on_device else (lambda e: e.self_cpu_time_total)
+    total = sum(key(e) for e in events) or 1.0
+    return [{"op": e.key[:100], "calls": e.count, "self_ms": key(e) / 1e3, "share": key(e) / total}
+            for e in sorted(events, key=key, reverse=True)[:rows]]
+
+
 def default_dtypes(device: torch.device) -> List[str]:
     """float32, plus bfloat16 where it is native (CUDA, AMX / AVX512-BF16 CPUs)."""
     if device.type == "cuda" or cpu_has_native_bf16():
@@ -245,10 +275,15 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     parser.add_argument("--image-size", type=bench_report.at_least(64), default=None,
                         help="default: the config's (1024); a multiple of 64")
     parser.add_argument("--repeats", type=bench_report.at_least(1), default=3, help="timed rounds per implementation")
-    parser.add_argument("--gemm-n", type=bench_report.at_least(64), default=4096, help="side of the matmul probing the peak")
+    parser.add_argument("--gemm-n", type=bench_report.at_least(64), default=None,
+                        help="side of the matmul probing the peak (default 4096 on CPU, 8192 on CUDA)")
     parser.add_argument("--quick", action="store_true", help="1 round, GEMM probe n=2048")
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile'd blocks")
+    parser.add_argument("--sam-attention", choices=SAM_ATTENTION, default="sdpa",
+                        help="ours: SAM's attention path (DeepEncoderConfig.sam_attention; 'flex' is for CUDA)")
+    parser.add_argument("--profile", type=bench_report.at_least(1), default=None, metavar="ROWS",
+                        help="also profile one forward of ours per dtype: the ROWS operators taking most self time")
     parser.add_argument("--no-thp", action="store_true", help="leave PyTorch's huge-page allocation off")
     parser.add_argument("--no-keep-freed", action="store_true",
                         help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
@@ -267,6 +302,8 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA device")
     bench_report.refuse_repeats(parser, "--dtypes", args.dtypes or [])
+    if args.gemm_n is None:  # a GPU needs a larger product to reach its peak
+        args.gemm_n = 8192 if device.type == "cuda" else 4096
     if args.quick:
         args.repeats, args.gemm_n = 1, min(args.gemm_n, 2048)
     if args.tiny:
@@ -276,7 +313,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     torch.manual_seed(args.seed)
     keeps_freed = device.type == "cpu" and not args.no_keep_freed and keep_freed_memory()
     machine = bench_report.machine()
-    config = encoder_config("tiny" if args.tiny else "deepseek-ocr")
+    config = dataclasses.replace(encoder_config("tiny" if args.tiny else "deepseek-ocr"), sam_attention=args.sam_attention)
     side = args.image_size or config.image_size
     flops = args.batch * encoder_flops(config, side)
     base = random_encoder(config)
@@ -301,6 +338,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
         x = pixels.to(device=device, dtype=dtype)
         models = {impl: build(dtype) for impl, build in builders.items()}
         measured = measure_interleaved(models, x, args.repeats)
+        profiles = {dtype_name: profile_forward(models["ours"], x, args.profile)} if args.profile else {}
         del models
         release_cpu_memory()
         if device.type == "cuda":
@@ -325,13 +363,15 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
                                              if measured["reference"]["peak_mib"] > 0 else None),
             "max_abs_diff": diff,
             "numerics_ok": diff <= FP32_ATOL if dtype == torch.float32 else None,
+            **({"profile_ours": profiles[dtype_name]} if profiles else {}),
         }
     machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
 
     md = [f"Machine: {bench_report.machine_line(machine)}, {machine['load_average_end'][0]} at the end; "
           f"THP allocation {'on' if machine['thp_mem_alloc'] == '1' else 'off'}, freed memory kept "
           f"{'on' if keeps_freed else 'off'}. {side} px, batch {args.batch}, "
-          f"{flops / 1e12:.3g} TFLOP per forward, {args.repeats} rounds (median).",
+          f"{flops / 1e12:.3g} TFLOP per forward, {args.repeats} rounds (median); ours: sam_attention "
+          f"{args.sam_attention!r}{', compiled blocks' if args.compile else ''}.",
           bench_report.table(
               ["impl", "dtype", "latency s", "TFLOP/s", "% of bound", "peak MiB", "process CPU s"],
               [[r["impl"], r["dtype"], r["latency_s"], r["tflops"], round(100 * r["fraction_of_bound"], 1),
@@ -342,11 +382,19 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
               [[d, v["gemm_peak_tflops"], v["bound_s"], v["target_s"], v["latency_ours_over_reference"],
                 "n/a" if v["peak_mib_ours_over_reference"] is None else v["peak_mib_ours_over_reference"],
                 f"{v['max_abs_diff']:.2e}", "yes" if v["meets_target"] else "no"] for d, v in per_dtype.items()])]
+    for dtype_name, v in per_dtype.items():
+        if "profile_ours" in v:
+            md.append(f"Ours, {dtype_name}: operators by self {'device' if device.type == 'cuda' else 'CPU'} time "
+                      f"in one forward\n\n" + bench_report.table(
+                          ["operator", "calls", "self ms", "share %"],
+                          [[r["op"], r["calls"], r["self_ms"], round(100 * r["share"], 1)]
+                           for r in v["profile_ours"]]))
     print("\n" + "\n\n".join(md[1:]))
     report = {
         "machine": machine, "device": str(device), "transformers": transformers.__version__,
         "config": config.to_dict(), "image_size": side, "batch": args.batch, "repeats": args.repeats,
-        "gemm_n": args.gemm_n, "compile": args.compile, "keep_freed_memory": keeps_freed, "flops_per_forward": flops,
+        "gemm_n": args.gemm_n, "compile": args.compile, "sam_attention": args.sam_attention,
+        "keep_freed_memory": keeps_freed, "flops_per_forward": flops,
         "results": results, "per_dtype": per_dtype, "runtime_s": time.perf_counter() - began,
     }
     name = args.name or f"bench_encoder_{device.type}{'_tiny' if args.tiny else ''}"

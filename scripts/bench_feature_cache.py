@@ -41,10 +41,14 @@ MOLECULES = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCC", "CCCl", "c1ccncc1", "O
              "CC(C)O", "C1CCCCC1", "CC(=O)C", "NCC(=O)O"]
 
 
+TEXT_LENGTH = 256  # tokens of a record's text: its prompt and answer fit with room to spare
+
+
 def write_setup(root: Path, preset: str, **llm_size) -> dict:
     """Tiny Qwen2 + tokenizer (`llm_size`: build_qwen2's sizes, default 2 layers of width
     64), records, a saved random tower of `preset`'s sizes."""
     from deepmolm_plugin.encoder import DeepEncoder, encoder_config
+    from deepmolm_plugin.encoder.image_processor import num_llm_positions_for_grid
     from deepmolm_plugin.tiny_llm import build_qwen2, train_chatml_tokenizer
 
     corpus = [f"The molecule {s} is number {i}." for i, s in enumerate(MOLECULES)] * 20
@@ -56,7 +60,13 @@ def write_setup(root: Path, preset: str, **llm_size) -> dict:
         {"from": "human", "value": "<image>\nWhat is this molecule?"},
         {"from": "gpt", "value": f"The molecule {s} is number {i}."}]} for i, s in enumerate(MOLECULES)]
     (root / "train.json").write_text(json.dumps(records))
-    return {"llm": llm, "config": root / "deepencoder.json", "tower": root / "tower", "data": root / "train.json"}
+    # The image's LLM positions (273 for a 1024 px view) plus room for the turns' text: a
+    # fixed 256 left no answer inside the cut at the real size, and the launcher refuses
+    # such records.
+    positions = num_llm_positions_for_grid(config.image_size, config.image_size, None, config.token_stride)
+    max_length = positions + TEXT_LENGTH
+    return {"llm": llm, "config": root / "deepencoder.json", "tower": root / "tower", "data": root / "train.json",
+            "model_max_length": max_length}
 
 
 def launcher_args(setup: dict, out: Path, steps: int, batch: int) -> list:
@@ -68,7 +78,7 @@ def launcher_args(setup: dict, out: Path, steps: int, batch: int) -> list:
         "--data_path", str(setup["data"]), "--image_aspect_ratio", "pad", "--lazy_preprocess", "True",
         "--output_dir", str(out), "--max_steps", str(steps), "--per_device_train_batch_size", str(batch),
         "--learning_rate", "1e-3", "--logging_steps", "1", "--report_to", "none", "--save_strategy", "no",
-        "--model_max_length", "256", "--dataloader_num_workers", "0", "--seed", "0",
+        "--model_max_length", str(setup["model_max_length"]), "--dataloader_num_workers", "0", "--seed", "0",
         "--tune_mm_mlp_adapter", "True",
     ]
 

@@ -3,12 +3,20 @@
 
 1. Encoder throughput: `bench_encoder.py` on CUDA in bf16 at batch 1, 8 and 32 (1024 px
    views): ours against the transformers reference, TFLOP/s and the fraction of the
-   device's bf16 matmul peak measured in the same run, peak memory, max |diff|.
+   device's bf16 matmul peak measured in the same run, peak memory, max |diff|; ours with
+   each SAM attention path (`--sam-attention`, default sdpa and flex).
 2. Training: a few steps of the real launcher under DeepSpeed ZeRO-2 and ZeRO-3
    (scripts/zero2.json, zero3.json; one process via torch.distributed.run) with the
    real-size DeepEncoder (random weights, frozen) and a small from-scratch Qwen2
    (4 layers, width 512), in bf16: s/step, samples/s, losses, and again with the
-   feature cache cold and warm.
+   feature cache cold and warm. --model_max_length leaves room for the view's 273 image
+   positions (bench_feature_cache.write_setup).
+
+A check that fails (a launcher that exits non-zero or runs past --run-timeout, an encoder
+batch that runs out of memory) is recorded under "failures" with its error, and the
+other checks still run; the script then exits 1. The result files are rewritten after the
+encoder check and after each launcher run, so a run cut short keeps what it measured.
+`--only encoder|training` runs one of the two.
 
 `--dry-run` runs the same code on the CPU at tiny sizes (the `tiny` encoder preset at
 batch 1 and 2, a width-64 Qwen2, fp32, `--use_cpu True`): what tests/test_gpu_check.py
@@ -31,6 +39,7 @@ if __name__ == "__main__":
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as bench_encoder.py: before torch
 
 import argparse
+import signal
 import subprocess
 import tempfile
 import time
@@ -40,34 +49,59 @@ import bench_encoder
 import bench_report
 from bench_feature_cache import launcher_args, trainer_metrics, write_setup
 
+from deepmolm_plugin.encoder.config import SAM_ATTENTION
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_QWEN2 = dict(hidden_size=512, layers=4, heads=8, kv_heads=2, intermediate=1408)
 
 
-def encoder_checks(args) -> list:
+def encoder_checks(args, failures: list) -> list:
     rows = []
-    for batch in args.batches:
+    for attention, batch in ((a, b) for a in args.sam_attention for b in args.batches):
+        suffix = "" if attention == "sdpa" else f"_{attention}"
         argv = ["--device", args.device, "--dtypes", args.dtype, "--batch", str(batch), "--repeats", str(args.repeats),
-                "--out-dir", str(args.out_dir), "--name", f"gpu_encoder_b{batch}"]
+                "--sam-attention", attention, "--out-dir", str(args.out_dir), "--name", f"gpu_encoder_b{batch}{suffix}"]
         if args.dry_run:
             argv += ["--tiny"]
-        report = bench_encoder.main(argv)
+        check = f"encoder batch {batch} ({attention})"
+        try:
+            report = bench_encoder.main(argv)
+        except RuntimeError as e:  # CUDA out of memory is one: the other batches' rows stand
+            failures.append({"check": check, "error": f"{type(e).__name__}: {e}"[-2000:]})
+            print(f"{check} FAILED: {failures[-1]['error']}", flush=True)
+            continue
         for r in report["results"]:
             d = report["per_dtype"][r["dtype"]]
-            rows.append({"batch": batch, "impl": r["impl"], "dtype": r["dtype"], "latency_s": r["latency_s"],
+            rows.append({"batch": batch, "impl": r["impl"], "sam_attention": attention if r["impl"] == "ours" else "-",
+                         "dtype": r["dtype"], "latency_s": r["latency_s"],
                          "tflops": r["tflops"], "device_peak_tflops": d["gemm_peak_tflops"],
                          "fraction_of_peak": r["fraction_of_bound"], "peak_mib": r["peak_mib"],
                          "max_abs_diff": d["max_abs_diff"]})
     return rows
 
 
-def training_checks(args, tmp: Path) -> list:
+def run_group(cmd: list, cwd: Path, env: dict, timeout: float) -> "tuple[int | None, str]":
+    """Run `cmd` in its own process group: (exit code, or None when it ran past `timeout`
+    and the whole group was killed; its stderr). The launcher's workers are grandchildren:
+    killing only the launcher would leave them holding the GPU."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        stderr = proc.communicate(timeout=timeout)[1]
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return None, proc.communicate()[1]
+
+
+def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None:
+    """Append a row per launcher run to `rows` (a failure to `failures`), calling `report()`
+    after each run."""
     preset = "tiny" if args.dry_run else "deepseek-ocr"
     setup = write_setup(tmp / "setup", preset, **({} if args.dry_run else SMALL_QWEN2))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     if args.dry_run:
         env["OMP_NUM_THREADS"] = "1"
-    rows = []
     runs = [("zero2", None), ("zero3", None), ("zero2", "cold"), ("zero2", "warm")]
     for stage, cache in runs:
         out = tmp / f"{stage}_{cache or 'nocache'}"
@@ -81,56 +115,88 @@ def training_checks(args, tmp: Path) -> list:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
                "-m", "deepmolm_plugin.train", *argv]
         began = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=tmp, env=env, text=True, capture_output=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{stage} ({cache or 'no cache'}) exited {proc.returncode}:\n{proc.stderr[-6000:]}")
+        check = f"{stage} (feature cache {cache or 'off'})"
+        returncode, stderr = run_group(cmd, tmp, env, args.run_timeout)
+        if returncode != 0:
+            error = f"no result after {args.run_timeout} s" if returncode is None else f"exited {returncode}"
+            failures.append({"check": check, "error": error, "stderr": stderr[-4000:]})
+            print(f"{check} FAILED: {error}\n{stderr[-4000:]}", flush=True)
+            report()
+            continue
         metrics = trainer_metrics(out, args.steps)
         rows.append({"zero": stage, "feature_cache": cache or "off", **metrics,
                      "process_s": time.perf_counter() - began})
         print(f"{stage} cache {cache or 'off':4s} {metrics['step_s']:.3f} s/step {metrics['samples_per_s']:.2f} "
               f"samples/s losses {[round(x, 3) for x in metrics['losses']]}", flush=True)
-    return rows
+        report()
+
+
+def write_report(args, machine: dict, encoder: list, training: list, failures: list, began: float,
+                 final: bool) -> None:
+    """gpu_check.json / .md: written after each check, so a run cut short keeps what it
+    measured; the final one is also printed."""
+    md = [f"Machine: {bench_report.machine_line(machine)}. {'CPU dry run, tiny sizes' if args.dry_run else ''}",
+          bench_report.table(
+              ["batch", "impl", "SAM attention", "dtype", "latency s", "TFLOP/s", "device peak TFLOP/s", "% of peak",
+               "peak MiB"],
+              [[r["batch"], r["impl"], r["sam_attention"], r["dtype"], r["latency_s"], r["tflops"], r["device_peak_tflops"],
+                round(100 * r["fraction_of_peak"], 1), round(r["peak_mib"], 1)] for r in encoder]),
+          bench_report.table(
+              ["ZeRO", "feature cache", "s/step", "samples/s", "first loss", "last loss"],
+              [[r["zero"], r["feature_cache"], r["step_s"], r["samples_per_s"], r["losses"][0], r["losses"][-1]]
+               for r in training])]
+    if failures:
+        md.append("Failed: " + "; ".join(f"{f['check']}: {f['error']}" for f in failures))
+    report = {"machine": machine, "dry_run": args.dry_run, "encoder": encoder, "training": training,
+              "failures": failures, "runtime_s": time.perf_counter() - began}
+    (bench_report.publish if final else bench_report.write)(args.name, report, md, args.out_dir)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: the same code path")
-    p.add_argument("--batches", type=int, nargs="+", default=None, help="encoder batches (default 1 8 32)")
-    p.add_argument("--steps", type=int, default=4, help="training steps per launcher run")
-    p.add_argument("--train-batch", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out-dir", type=Path, default=bench_report.RESULTS)
-    p.add_argument("--name", default="gpu_check")
+    p.add_argument("--only", choices=["encoder", "training"], help="run one of the two checks")
+    p.add_argument("--batches", type=bench_report.at_least(1), nargs="+", default=None,
+                   help="encoder batches (default 1 8 32)")
+    p.add_argument("--sam-attention", nargs="+", choices=SAM_ATTENTION, default=None,
+                   help="ours' SAM attention paths to measure (default: sdpa flex on CUDA, sdpa in the dry run)")
+    p.add_argument("--steps", type=bench_report.at_least(1), default=4, help="training steps per launcher run")
+    p.add_argument("--train-batch", type=bench_report.at_least(1), default=2)
+    p.add_argument("--repeats", type=bench_report.at_least(1), default=5)
+    p.add_argument("--run-timeout", type=bench_report.at_least(1), default=240,
+                   help="seconds one launcher run may take before it counts as failed")
+    p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    p.add_argument("--name", type=bench_report.result_name, default="gpu_check")
     args = p.parse_args(argv)
     import torch
 
     if args.dry_run:
         args.device, args.dtype, args.repeats = "cpu", "float32", 1
         args.batches = args.batches or [1, 2]
+        args.sam_attention = args.sam_attention or ["sdpa"]
     else:
         if not torch.cuda.is_available():
             raise SystemExit("no CUDA device: run with --dry-run for the CPU rehearsal")
         args.device, args.dtype = "cuda", "bfloat16"
         args.batches = args.batches or [1, 8, 32]
+        args.sam_attention = args.sam_attention or ["sdpa", "flex"]
+    bench_report.refuse_repeats(p, "--sam-attention", args.sam_attention)
+    bench_report.refuse_repeats(p, "--batches", args.batches)
 
     began = time.perf_counter()
     machine = bench_report.machine()
-    encoder = encoder_checks(args)
-    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
-        training = training_checks(args, Path(tmp))
-    md = [f"Machine: {bench_report.machine_line(machine)}. {'CPU dry run, tiny sizes' if args.dry_run else ''}",
-          bench_report.table(
-              ["batch", "impl", "dtype", "latency s", "TFLOP/s", "device peak TFLOP/s", "% of peak", "peak MiB"],
-              [[r["batch"], r["impl"], r["dtype"], r["latency_s"], r["tflops"], r["device_peak_tflops"],
-                round(100 * r["fraction_of_peak"], 1), round(r["peak_mib"], 1)] for r in encoder]),
-          bench_report.table(
-              ["ZeRO", "feature cache", "s/step", "samples/s", "first loss", "last loss"],
-              [[r["zero"], r["feature_cache"], r["step_s"], r["samples_per_s"], r["losses"][0], r["losses"][-1]]
-               for r in training])]
-    report = {"machine": machine, "dry_run": args.dry_run, "encoder": encoder, "training": training,
-              "runtime_s": time.perf_counter() - began}
-    bench_report.publish(args.name, report, md, args.out_dir)
-    return 0
+    encoder, training, failures = [], [], []
+    if args.only != "training":
+        encoder = encoder_checks(args, failures)
+        write_report(args, machine, encoder, training, failures, began, final=False)
+    if args.only != "encoder":
+        with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+            training_checks(args, Path(tmp), failures, training,
+                            lambda: write_report(args, machine, encoder, training, failures, began, final=False))
+    write_report(args, machine, encoder, training, failures, began, final=True)
+    if failures:
+        print(f"{len(failures)} check(s) FAILED: " + "; ".join(f["check"] for f in failures), flush=True)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import bench_feature_cache  # noqa: E402
 import bench_kflm2  # noqa: E402
 import bench_molecules  # noqa: E402
 import bench_prepare  # noqa: E402
+import gpu_check  # noqa: E402
 
 
 @pytest.mark.parametrize("script, argv, message", [
@@ -49,6 +50,10 @@ import bench_prepare  # noqa: E402
     (bench_molecules, ["--workers", "1"], "--workers: must be >= 2, got 1"),
     (bench_molecules, ["--csv", "{missing}.csv"], "--csv: no such file"),
     (bench_molecules, ["--out-dir", "{file}"], "--out-dir: folder {file}: is a file"),
+    (gpu_check, ["--dry-run", "--batches", "0"], "--batches: must be >= 1, got 0"),
+    (gpu_check, ["--dry-run", "--sam-attention", "sdpa", "sdpa"], "--sam-attention: sdpa is given twice"),
+    (gpu_check, ["--dry-run", "--run-timeout", "0"], "--run-timeout: must be >= 1, got 0"),
+    (bench_encoder, ["--tiny", "--profile", "0"], "--profile: must be >= 1, got 0"),
 ])
 def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, script, argv, message):
     (tmp_path / "file").write_text("")
@@ -56,7 +61,7 @@ def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsy
     argv = [a.format(**fill) for a in argv]
     monkeypatch.setattr(sys, "argv", [script.__name__ + ".py", *argv])
     with pytest.raises(SystemExit) as exit_:
-        script.main(argv) if script in (bench_encoder, bench_kflm2, bench_molecules) else script.main()
+        script.main(argv) if script in (bench_encoder, bench_kflm2, bench_molecules, gpu_check) else script.main()
     assert exit_.value.code == 2
     assert message.format(**fill) in capsys.readouterr().err
 
@@ -79,3 +84,17 @@ def test_bench_molecules_writes_json_and_markdown(tmp_path):
     result = json.loads((tmp_path / "m.json").read_text())
     assert [r["processes"] for r in result["runs"]] == [1, 2] and result["identical"] is True
     assert "| processes |" in (tmp_path / "m.md").read_text()
+
+
+def test_encoder_profile_lists_where_the_time_goes(tmp_path):
+    """`bench_encoder.py --profile N`: the N operators with most self time in one forward
+    of ours, in the JSON and as a markdown table (on CUDA: kernels only, an aten op's row
+    would count its kernels' time twice)."""
+    import json
+
+    bench_encoder.main(["--tiny", "--repeats", "1", "--profile", "4", "--out-dir", str(tmp_path), "--name", "p"])
+    rows = json.loads((tmp_path / "p.json").read_text())["per_dtype"]["float32"]["profile_ours"]
+    assert len(rows) == 4 and all(r["op"] and r["calls"] >= 1 and r["self_ms"] > 0 for r in rows)
+    assert [r["self_ms"] for r in rows] == sorted((r["self_ms"] for r in rows), reverse=True)
+    assert 0 < sum(r["share"] for r in rows) <= 1
+    assert "operators by self CPU time in one forward" in (tmp_path / "p.md").read_text()

@@ -1,5 +1,5 @@
 """scripts/gpu_check.py rehearsed on the CPU (--dry-run: tiny sizes, no CUDA): the encoder
-benchmark per batch, the launcher under ZeRO-2 and ZeRO-3 and with the feature cache, and
+benchmark per batch and SAM attention path (sdpa, and flex compiled for the CPU), the launcher under ZeRO-2 and ZeRO-3 and with the feature cache, and
 its result files, through the same code the GPU run takes."""
 
 import json
@@ -14,14 +14,15 @@ from host_fixtures import ROOT
 def test_dry_run_exercises_every_check(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--steps", "2",
-                           "--out-dir", str(tmp_path)], cwd=tmp_path, env=env, text=True, capture_output=True,
+                           "--sam-attention", "sdpa", "flex", "--out-dir", str(tmp_path)], cwd=tmp_path, env=env, text=True, capture_output=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["dry_run"] is True
     encoder = report["encoder"]
-    assert sorted({(r["batch"], r["impl"]) for r in encoder}) == [
-        (1, "ours"), (1, "reference"), (2, "ours"), (2, "reference")]
+    assert sorted((r["batch"], r["impl"], r["sam_attention"]) for r in encoder) == [
+        (1, "ours", "flex"), (1, "ours", "sdpa"), (1, "reference", "-"), (1, "reference", "-"),
+        (2, "ours", "flex"), (2, "ours", "sdpa"), (2, "reference", "-"), (2, "reference", "-")]
     for r in encoder:
         assert r["latency_s"] > 0 and r["device_peak_tflops"] > 0 and r["max_abs_diff"] <= 1e-4
     training = report["training"]
@@ -29,6 +30,43 @@ def test_dry_run_exercises_every_check(tmp_path):
         ("zero2", "off"), ("zero3", "off"), ("zero2", "cold"), ("zero2", "warm")]
     for r in training:
         assert len(r["losses"]) == 2 and all(math.isfinite(x) for x in r["losses"]) and r["samples_per_s"] > 0
-    for name in ("gpu_check.md", "gpu_encoder_b1.json", "gpu_encoder_b2.md"):
+    for name in ("gpu_check.md", "gpu_encoder_b1.json", "gpu_encoder_b2.md", "gpu_encoder_b2_flex.md"):
         assert (tmp_path / name).is_file()
     assert "| zero3 | off |" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_a_failed_launcher_run_is_recorded_and_the_others_still_run(tmp_path):
+    """A launcher run past --run-timeout is killed with its workers, named under
+    "failures", and the script goes on to the next run and exits 1 (device time is too
+    scarce to lose the remaining checks to one hang)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--only", "training",
+                           "--run-timeout", "1", "--out-dir", str(tmp_path)], cwd=tmp_path, env=env, text=True,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["encoder"] == [] and report["training"] == []
+    assert [f["check"] for f in report["failures"]] == [
+        "zero2 (feature cache off)", "zero3 (feature cache off)", "zero2 (feature cache cold)",
+        "zero2 (feature cache warm)"]
+    assert all(f["error"] == "no result after 1 s" for f in report["failures"])
+    assert "4 check(s) FAILED" in proc.stdout
+
+
+def test_the_real_size_setup_trains_on_the_cpu(tmp_path):
+    """The CPU-size sibling of the GPU training check at the real encoder size (the dry run
+    uses the tiny preset): one launcher step on write_setup's deepseek-ocr setup. A fixed
+    --model_max_length 256 was shorter than a 1024 px view's 273 image positions, and the
+    launcher refused every record; only the GPU run had the real size."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_feature_cache import launcher_args, trainer_metrics, write_setup
+
+    setup = write_setup(tmp_path / "setup", "deepseek-ocr")
+    assert setup["model_max_length"] >= 273 + 64
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, "-m", "deepmolm_plugin.train", *launcher_args(setup, out, 1, 1)],
+                          cwd=tmp_path, env=env, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    losses = trainer_metrics(out, 1)["losses"]
+    assert len(losses) == 1 and math.isfinite(losses[0])

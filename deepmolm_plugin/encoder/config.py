@@ -20,6 +20,7 @@ import torch
 CONFIG_NAME = "deepencoder_config.json"
 WEIGHTS_NAME = "deepencoder.safetensors"  # our own format: the two files side by side (save_pretrained)
 
+SAM_ATTENTION = ("sdpa", "flex", "eager")  # DeepEncoderConfig.sam_attention's values
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -79,7 +80,10 @@ class DeepEncoderConfig:
     sam_out_chans: int = 256  # neck output
     sam_layer_norm_eps: float = 1e-6
     # "sdpa": scaled_dot_product_attention with the decomposed rel-pos bias as a float
-    # mask (same math, no fp32 score matrices); "eager": segment-anything's own Attention.
+    # mask built a piece at a time (same math, no fp32 score matrices); "flex": PyTorch's
+    # FlexAttention, compiled, the bias added per score inside the fused kernel (never
+    # built; for CUDA, where the mask's memory traffic dominates); "eager":
+    # segment-anything's own Attention.
     sam_attention: str = "sdpa"
 
     # --- 16x compressor: bias-free 3x3 stride-2 convs (`net_2`, `net_3`) -------------
@@ -114,8 +118,9 @@ class DeepEncoderConfig:
                 f"count ({self.compressor_channels[-1]}): compressor tokens are CLIP's patch "
                 "embeddings"
             )
-        if self.sam_attention not in ("sdpa", "eager"):
-            raise ValueError(f"sam_attention must be 'sdpa' or 'eager', got {self.sam_attention!r}")
+        if self.sam_attention not in SAM_ATTENTION:
+            raise ValueError(f"sam_attention must be one of {', '.join(map(repr, SAM_ATTENTION))}, "
+                             f"got {self.sam_attention!r}")
         if any(not 0 <= i < self.sam_depth for i in self.sam_global_attn_indexes):
             raise ValueError(
                 f"sam_global_attn_indexes {self.sam_global_attn_indexes} must be block indexes in "
