@@ -281,7 +281,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile'd blocks")
     parser.add_argument("--sam-attention", choices=SAM_ATTENTION, default="sdpa",
-                        help="ours: SAM's attention path (DeepEncoderConfig.sam_attention; 'flex' is for CUDA)")
+                        help="ours: SAM's attention path (DeepEncoderConfig.sam_attention)")
     parser.add_argument("--profile", type=bench_report.at_least(1), default=None, metavar="ROWS",
                         help="also profile one forward of ours per dtype: the ROWS operators taking most self time")
     parser.add_argument("--no-thp", action="store_true", help="leave PyTorch's huge-page allocation off")

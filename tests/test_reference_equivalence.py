@@ -158,26 +158,6 @@ def test_a_forward_under_inference_mode_leaves_training_possible(monkeypatch):
     assert model.sam.blocks[0].attn.rel_pos_h.grad is not None
 
 
-def test_flex_attention_matches_upstream(monkeypatch):
-    """sam_attention="flex" (the rel-pos bias added per score inside FlexAttention) gives
-    upstream's numbers with padded windows. Uncompiled here: PyTorch's reference for
-    flex_attention runs the same score_mod on the CPU in seconds; compiled, it is the fused
-    kernel that scripts/gpu_check.py measures on CUDA. FlexAttention has no backward on the
-    CPU: training with it there is refused with a message naming the option."""
-    from deepmolm_plugin.encoder import sam_attention
-
-    monkeypatch.setattr(sam_attention, "FLEX_COMPILE", False)
-    flex = _random_positions(DeepEncoder(tiny_encoder_config(sam_window_size=5, sam_attention="flex")), std=0.5)
-    assert isinstance(flex.sam.blocks[0].attn, sam_attention.FlexAttention)
-    eager = DeepEncoder(tiny_encoder_config(sam_window_size=5, sam_attention="eager"))
-    eager.load_state_dict(flex.state_dict())
-    x = torch.randn(2, 3, 192, 192)
-    with torch.no_grad():
-        assert _max_diff(flex(x), eager(x)) <= 1e-5
-    with pytest.raises(RuntimeError, match="sam_attention='flex' has no backward on the CPU"):
-        flex(x.requires_grad_(True))
-
-
 @pytest.mark.parametrize("pieces", ["4 pairs: 4+2", "one pair, 2 rows: 2+2+1"])
 def test_rel_pos_pieces_match_the_whole_bias(monkeypatch, pieces):
     """The bias built a piece at a time (groups of (batch, head) pairs, or bands of one

@@ -20,7 +20,7 @@ import torch
 CONFIG_NAME = "deepencoder_config.json"
 WEIGHTS_NAME = "deepencoder.safetensors"  # our own format: the two files side by side (save_pretrained)
 
-SAM_ATTENTION = ("sdpa", "flex", "eager")  # DeepEncoderConfig.sam_attention's values
+SAM_ATTENTION = ("sdpa", "eager")  # DeepEncoderConfig.sam_attention's values
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -80,9 +80,7 @@ class DeepEncoderConfig:
     sam_out_chans: int = 256  # neck output
     sam_layer_norm_eps: float = 1e-6
     # "sdpa": scaled_dot_product_attention with the decomposed rel-pos bias as a float
-    # mask built a piece at a time (same math, no fp32 score matrices); "flex": PyTorch's
-    # FlexAttention, compiled, the bias added per score inside the fused kernel (never
-    # built; for CUDA, where the mask's memory traffic dominates); "eager":
+    # mask built a piece at a time (same math, no fp32 score matrices); "eager":
     # segment-anything's own Attention.
     sam_attention: str = "sdpa"
 

@@ -10,9 +10,8 @@ DeepSeek's checkpoints load unchanged):
    through scaled_dot_product_attention with the decomposed relative-position bias built
    a band of query rows at a time, qkv/proj only on real (unpadded) tokens
    (sam_attention.py), and, when no graph is recorded, GELU and residual adds in place
-   (no new 50 MB buffers per block). ``sam_attention="flex"``: the same blocks with the
-   bias added inside FlexAttention's compiled kernel instead (for CUDA). Same math as
-   upstream; ``sam_attention="eager"`` keeps upstream's modules, for reference checks.
+   (no new 50 MB buffers per block). Same math as upstream; ``sam_attention="eager"``
+   keeps upstream's modules, for reference checks.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from segment_anything.modeling.image_encoder import Block, ImageEncoderViT
 
 from .config import DeepEncoderConfig
-from .sam_attention import FlexAttention, SdpaAttention
+from .sam_attention import SdpaAttention
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
@@ -62,12 +61,12 @@ class SamEncoder(ImageEncoderViT):
             window_size=config.sam_window_size,
             global_attn_indexes=config.sam_global_attn_indexes,
         )
-        if config.sam_attention in ("sdpa", "flex"):
+        if config.sam_attention == "sdpa":
             for blk in self.blocks:
                 # Same parameters and buffers, only the forward differs: swapping the
                 # classes keeps the modules (and their initialised tensors) as they are.
                 blk.__class__ = SdpaBlock
-                blk.attn.__class__ = SdpaAttention if config.sam_attention == "sdpa" else FlexAttention
+                blk.attn.__class__ = SdpaAttention
         self.gradient_checkpointing = config.gradient_checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

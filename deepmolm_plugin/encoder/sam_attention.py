@@ -155,49 +155,6 @@ def _pieces(pairs: int, rows: int, per_row: int, budget: int) -> List[Tuple[slic
     return [(slice(p, p + 1), bands) for p in range(pairs)]
 
 
-def flex_rel_pos_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor
-) -> torch.Tensor:
-    """softmax(q k^T / sqrt(dim) + rel_h + rel_w) v through FlexAttention: the bias of a
-    score is two values gathered inside the fused kernel (`score_mod`), so no piece of it is
-    ever written to memory, and every block is one kernel call.
-
-    q, k, v: (B, heads, h*w, dim); rel_h (B, heads, h, w, h), rel_w (B, heads, h, w, w)
-    from `rel_pos_terms`; key j sits at row j // w, column j % w. Returns (B, heads, h*w, dim).
-    Compiled (`FLEX_COMPILE`): uncompiled, PyTorch runs an unfused reference that builds
-    the whole score matrix.
-    """
-    from torch.nn.attention.flex_attention import flex_attention
-
-    if q.device.type == "cpu" and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, rel_h, rel_w)):
-        raise RuntimeError("DeepEncoderConfig sam_attention='flex' has no backward on the CPU (PyTorch's "
-                           "FlexAttention trains on CUDA only): use sam_attention='sdpa' to train on the CPU")
-    B, heads, rows, w, h = rel_h.shape
-    key_w = rel_w.shape[-1]
-    by_row = rel_h.reshape(B, heads, rows * w, h)  # (B, heads, queries, key rows)
-    by_col = rel_w.reshape(B, heads, rows * w, key_w)  # (B, heads, queries, key columns)
-
-    def add_rel_pos(score, b, head, query, key):
-        return score + by_row[b, head, query, key // key_w] + by_col[b, head, query, key % key_w]
-
-    attend = _compiled_flex() if FLEX_COMPILE else flex_attention
-    return attend(q, k, v, score_mod=add_rel_pos)
-
-
-# Tests switch compilation off to check the math on CPU in seconds (the compiled kernel is
-# a Triton kernel on CUDA, C++ on CPU, and takes tens of seconds to build per shape).
-FLEX_COMPILE = True
-_FLEX = []
-
-
-def _compiled_flex():
-    if not _FLEX:
-        from torch.nn.attention.flex_attention import flex_attention
-
-        _FLEX.append(torch.compile(flex_attention, dynamic=False))
-    return _FLEX[0]
-
-
 def _window_regions(H: int, W: int, window: int):
     """The map cut into at most four regions of whole or partial windows: yields
     (row slice, column slice, index into the tiled view (B, nh, win, nw, win, ...)), where
@@ -267,13 +224,3 @@ class SdpaAttention(Attention):
         rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, size)
         return rel_pos_attention(q, k, v, rel_h, rel_w)
 
-
-class FlexAttention(SdpaAttention):
-    """SdpaAttention with the rel-pos bias added inside FlexAttention's fused kernel
-    (`flex_rel_pos_attention`): the same windowing, qkv and proj."""
-
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        if not self.use_rel_pos:
-            return F.scaled_dot_product_attention(q, k, v)
-        rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, size)
-        return flex_rel_pos_attention(q, k, v, rel_h, rel_w)
