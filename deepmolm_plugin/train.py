@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Optional
 
 from deepmolm_plugin import usage
 
@@ -208,23 +207,6 @@ def run_differences(saved: dict, model_args) -> list:
     return settings_differences(run, model_args, {name: name for name in RUN_FIELDS})
 
 
-def saved_config(path: str, option: str) -> Optional[dict]:
-    """The config.json in folder `path` (None when there is none); UsageError when unreadable."""
-    import json
-
-    config_path = os.path.join(path, "config.json")
-    if not os.path.isfile(config_path):
-        return None
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError) as e:
-        raise usage.UsageError(f"{option}: {config_path} is unreadable ({e})") from e
-    if not isinstance(saved, dict):
-        raise usage.UsageError(f"{option}: {config_path} holds a JSON {type(saved).__name__}, not an object")
-    return saved
-
-
 def check_model_checkpoint(model_args) -> None:
     """--model_name_or_path a saved DeepMoLM model (its config names a vision tower): the host
     keeps its tower and projector, so other network settings on the command line were
@@ -233,7 +215,7 @@ def check_model_checkpoint(model_args) -> None:
     that could not be loaded). Refused, naming them; --vision_tower_weights too (the
     checkpoint's tower weights are the ones used)."""
     path = os.path.expanduser(model_args.model_name_or_path or "")
-    saved = saved_config(path, "--model_name_or_path") if os.path.isdir(path) else None
+    saved = usage.model_config(path, "--model_name_or_path") if os.path.isdir(path) else None
     if not saved or not saved.get("mm_vision_tower"):
         return
     differ = settings_differences(saved, model_args, MODEL_SETTINGS)
@@ -257,7 +239,7 @@ def check_adapter_settings(model_args) -> None:
     if not adapter:
         return
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(adapter)))
-    saved = saved_config(folder, "--pretrain_mm_mlp_adapter")
+    saved = usage.model_config(folder, "--pretrain_mm_mlp_adapter")
     if not saved or "mm_projector_type" not in saved:
         return  # an adapter from elsewhere: only its tensor shapes can be checked (when it loads)
     differ = settings_differences(saved, model_args, {name: name for name in ADAPTER_SETTINGS})
@@ -296,7 +278,7 @@ def check_resumed_settings(output_dir, model_args) -> None:
                                f"{' or '.join(missing)} (a save that did not finish, or a --tune_mm_mlp_adapter "
                                "checkpoint, which holds only the projector): move it away to resume from an "
                                "earlier one, or use another --output_dir")
-    saved = saved_config(checkpoint, f"--output_dir {output_dir} (the checkpoint it resumes)")
+    saved = usage.model_config(checkpoint, f"--output_dir {output_dir} (the checkpoint it resumes)")
     differ = settings_differences(saved, model_args, RESUMED_SETTINGS) + run_differences(saved, model_args)
     differ += tower_differences(saved, model_args)
     if differ:

@@ -171,6 +171,25 @@ def json_list_file(value: "str | os.PathLike", option: str, what: str = "records
     return data
 
 
+def model_config(folder: "str | os.PathLike", option: str) -> Optional[dict]:
+    """The JSON object in a model folder's config.json; None when the folder has none.
+    Unreadable, not JSON or not an object: UsageError naming the option and the file (the
+    readers of saved models, adapters, checkpoints and KFLM2's llm: folders all come here)."""
+    path = _path(folder) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{option}: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{option}: {path} is unreadable ({e})") from e
+    if not isinstance(config, dict):
+        raise UsageError(f"{option}: {path} holds a JSON {type(config).__name__}, not an object")
+    return config
+
+
 def model_folder(value: str, option: str) -> None:
     """A model to load: a local folder with a config.json (or a VILA-style `llm/config.json`),
     or a Hugging Face Hub id `owner/name`. A value that cannot be one (an absolute or

@@ -322,3 +322,37 @@ def test_test_file_predictions_name_their_csv_rows_and_molecules(tmp_path):
                                                                           [("CCCl", 1), ("CCBr", 2)]))]))
     tested = json.loads((tmp_path / "run2" / "seeds" / "seed_0.json").read_text())
     assert tested["predictions"]["test"]["smiles"] == ["CCCl", "CCBr"] and set(tested["split_sizes"]) == {"train", "valid"}
+
+
+@pytest.mark.parametrize("config, message", [
+    ('{"model_type": ', "config.json is unreadable (Expecting value"),
+    ("[1]", "config.json holds a JSON list, not an object"),
+    (b"\xff\xfe{}", "config.json is not UTF-8 text"),
+])
+def test_an_llm_folder_with_a_broken_config_is_one_line(tmp_path, capsys, config, message):
+    # was: a JSONDecodeError / AttributeError traceback from causal_lm.llm_config after the data were read
+    folder = tmp_path / "llm"
+    folder.mkdir()
+    (folder / "config.json").write_bytes(config if isinstance(config, bytes) else config.encode())
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    argv = _run(data, tmp_path / "out")
+    argv[argv.index("--features") + 1] = f"llm:{folder}"
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and str(folder / "config.json") in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_llm_config_names_the_folder_of_a_broken_config(tmp_path):
+    """The featuriser's own reader (reached from Python, not only through the CLI's checks)."""
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.property.causal_lm import llm_config
+
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(usage.UsageError, match="holds a JSON list, not an object"):
+        llm_config(str(tmp_path))
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(usage.UsageError, match="holds no config.json"):
+        llm_config(str(tmp_path))

@@ -13,14 +13,14 @@ def llm_config(path: str):
     """The folder's transformers config. A DeepMoLM folder (model type `llava_qwen2`) is read
     after our Auto classes are registered: transformers alone stopped with KeyError
     'llava_qwen2' (the kflm2 `llm:<DeepMoLM checkpoint>` feature did not work)."""
-    import json
-    import os
-
     from transformers import AutoConfig
 
-    with open(os.path.join(path, "config.json")) as handle:
-        model_type = json.load(handle).get("model_type")
-    if model_type == "llava_qwen2":
+    from .. import usage
+
+    config = usage.model_config(path, f"llm:{path}")
+    if config is None:
+        raise usage.UsageError(f"llm:{path}: the folder holds no config.json (not a model checkpoint folder)")
+    if config.get("model_type") == "llava_qwen2":
         from ..model.llava_qwen2 import register_auto_classes
 
         register_auto_classes()

@@ -650,7 +650,10 @@ def check_arguments(args) -> None:
             raise usage.UsageError(f"--features {args.features!r}: empty")
         for item in items:
             if item.startswith("llm:"):
-                usage.existing_folder(item[4:], "--features llm:")
+                folder = usage.existing_folder(item[4:], "--features llm:")
+                usage.model_folder(str(folder), "--features llm:")  # a config.json (or llm/config.json)
+                for place in (folder, folder / "llm"):  # readable JSON objects: they were tracebacks
+                    usage.model_config(place, "--features")
             elif item != "rdkit2d" and not re.fullmatch(r"morgan(:[0-9]+(:[1-9][0-9]*)?)?", item):
                 raise usage.UsageError(f"--features: unknown featuriser {item!r}: use rdkit2d, "
                                        "morgan[:radius[:bits]], llm:<folder>, several joined by '+', or none")
