@@ -80,18 +80,52 @@ def encoder_checks(args, failures: list) -> list:
     return rows
 
 
-def run_group(cmd: list, cwd: Path, env: dict, timeout: float) -> "tuple[int | None, str]":
-    """Run `cmd` in its own process group: (exit code, or None when it ran past `timeout`
-    and the whole group was killed; its stderr). The launcher's workers are grandchildren:
-    killing only the launcher would leave them holding the GPU."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        stderr = proc.communicate(timeout=timeout)[1]
-        return proc.returncode, stderr
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return None, proc.communicate()[1]
+def descendants(pid: int) -> list:
+    """Every process below `pid` (Linux /proc): children, their children, ..."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+        except (OSError, IndexError):  # the process ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def run_group(cmd: list, cwd: Path, env: dict, timeout: float, grace: float = 10.0) -> "tuple[int | None, str]":
+    """Run `cmd`: (exit code, or None when it ran past `timeout` and was stopped; its stderr).
+
+    torch.distributed.run starts each worker in a session of its own, so killing the
+    launcher's process group leaves the workers running, holding the GPU and the stderr
+    pipe. Past the timeout: every descendant is listed first, the launcher gets SIGTERM
+    (on which it stops its workers itself) and `grace` seconds, then whatever is left of
+    them gets SIGKILL. stderr goes to a file, which no leftover process can hold open."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tree = descendants(proc.pid)
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            for pid in [proc.pid, *tree]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # already gone
+                    pass
+            proc.wait()
+            returncode = None
+        err.seek(0)
+        return returncode, err.read()
 
 
 def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None:
@@ -116,14 +150,24 @@ def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None
                "-m", "deepmolm_plugin.train", *argv]
         began = time.perf_counter()
         check = f"{stage} (feature cache {cache or 'off'})"
+        if cache == "warm" and any(f["check"] == "zero2 (feature cache cold)" for f in failures):
+            failures.append({"check": check, "error": "skipped: the cold run that fills the cache failed"})
+            report()
+            continue
         returncode, stderr = run_group(cmd, tmp, env, args.run_timeout)
+        error = None
         if returncode != 0:
             error = f"no result after {args.run_timeout} s" if returncode is None else f"exited {returncode}"
+        else:
+            try:
+                metrics = trainer_metrics(out, args.steps)
+            except (OSError, ValueError, KeyError, StopIteration) as e:  # exit 0 without a usable trainer_state.json
+                error = f"exited 0 but left no training metrics ({type(e).__name__}: {e})"
+        if error:
             failures.append({"check": check, "error": error, "stderr": stderr[-4000:]})
             print(f"{check} FAILED: {error}\n{stderr[-4000:]}", flush=True)
             report()
             continue
-        metrics = trainer_metrics(out, args.steps)
         rows.append({"zero": stage, "feature_cache": cache or "off", **metrics,
                      "process_s": time.perf_counter() - began})
         print(f"{stage} cache {cache or 'off':4s} {metrics['step_s']:.3f} s/step {metrics['samples_per_s']:.2f} "

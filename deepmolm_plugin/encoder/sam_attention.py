@@ -223,4 +223,3 @@ class SdpaAttention(Attention):
             return F.scaled_dot_product_attention(q, k, v)
         rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, size)
         return rel_pos_attention(q, k, v, rel_h, rel_w)
-

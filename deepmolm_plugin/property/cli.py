@@ -652,8 +652,11 @@ def check_arguments(args) -> None:
             if item.startswith("llm:"):
                 folder = usage.existing_folder(item[4:], "--features llm:")
                 usage.model_folder(str(folder), "--features llm:")  # a config.json (or llm/config.json)
-                for place in (folder, folder / "llm"):  # readable JSON objects: they were tracebacks
-                    usage.model_config(place, "--features")
+                # readable JSON objects (they were tracebacks): the folder's own config.json, and
+                # llm/config.json where that is the one loaded (none on top, or a VILA one)
+                top = usage.model_config(folder, "--features")
+                if top is None or "llm_cfg" in top:
+                    usage.model_config(folder / "llm", "--features")
             elif item != "rdkit2d" and not re.fullmatch(r"morgan(:[0-9]+(:[1-9][0-9]*)?)?", item):
                 raise usage.UsageError(f"--features: unknown featuriser {item!r}: use rdkit2d, "
                                        "morgan[:radius[:bits]], llm:<folder>, several joined by '+', or none")
