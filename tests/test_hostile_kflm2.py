@@ -356,3 +356,43 @@ def test_llm_config_names_the_folder_of_a_broken_config(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(usage.UsageError, match="holds no config.json"):
         llm_config(str(tmp_path))
+
+
+# ------------------------------------------------------------------- the featurisers' cache
+def _morgan_run(tmp_path, out, monkeypatch, cache):
+    monkeypatch.setenv("DEEPMOLM_PROPERTY_CACHE", str(cache))
+    data = tmp_path / "d.csv"
+    if not data.exists():
+        _csv(data, ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    argv = _run(data, out)
+    argv[argv.index("--features") + 1] = "morgan"
+    return kcli.main(argv)
+
+
+def test_a_damaged_or_half_written_cache_shard_is_set_aside_and_recomputed(tmp_path, monkeypatch, caplog):
+    # was: a shard cut short (BadZipFile) or a killed writer's ".<uuid>.tmp.npz" (EOFError) stopped every later run
+    cache = tmp_path / "cache"
+    assert _morgan_run(tmp_path, tmp_path / "a", monkeypatch, cache) == 0
+    shard = next(cache.rglob("[!.]*.npz"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    (shard.parent / ".deadbeef.tmp.npz").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        assert _morgan_run(tmp_path, tmp_path / "b", monkeypatch, cache) == 0
+    assert f"embedding cache shard {shard} is damaged" in caplog.text
+    assert (shard.parent / (shard.name + ".damaged")).is_file() and not shard.exists()
+    a, b = (json.loads((tmp_path / r / "seeds" / "seed_0.json").read_text()) for r in ("a", "b"))
+    assert a["metrics"] == b["metrics"] and a["predictions"] == b["predictions"]  # recomputed: the same model
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # set aside once: the next run reads only good shards
+        assert _morgan_run(tmp_path, tmp_path / "c", monkeypatch, cache) == 0
+    assert "damaged" not in caplog.text
+
+
+def test_a_cache_folder_from_the_environment_is_checked_first(tmp_path, monkeypatch, capsys):
+    # was: NotADirectoryError after --out had been written (--cache-dir itself was checked)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        _morgan_run(tmp_path, tmp_path / "out", monkeypatch, tmp_path / "file")
+    assert exit_.value.code == 2
+    assert f"$DEEPMOLM_PROPERTY_CACHE {tmp_path / 'file'}: is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

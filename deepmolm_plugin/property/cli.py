@@ -664,6 +664,11 @@ def check_arguments(args) -> None:
         usage.output_folder(args.out, "--out")
     if args.cache_dir is not None:
         usage.output_folder(args.cache_dir, "--cache-dir")
+    elif args.features != "none":  # the featurisers' cache from the environment (or ~/.cache): checked alike,
+        # it failed with NotADirectoryError after --out had been written
+        from .embedding_cache import CACHE_ENV, default_cache_dir
+
+        usage.output_folder(default_cache_dir(), f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache")
 
 
 def check_utf8(path: str, option: str) -> None:

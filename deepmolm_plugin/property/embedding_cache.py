@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "DEEPMOLM_PROPERTY_CACHE"
 _SMALL_FILE = 16 << 20  # files up to this size are hashed whole
@@ -47,12 +51,31 @@ class EmbeddingCache:
         if self._data is None:
             self._data = {}
             if self.dir.is_dir():
-                for shard in sorted(self.dir.glob("*.npz")):
-                    with np.load(shard, allow_pickle=False) as z:
-                        smiles, offsets, values = z["smiles"], z["offsets"], z["values"]
-                    for i, s in enumerate(smiles.tolist()):
-                        self._data[s] = values[offsets[i]:offsets[i + 1]]
+                # "[!.]": a writer's temporary file (".<uuid>.tmp.npz", left behind when it was
+                # killed) is no shard; pathlib's "*" matched it and every later run crashed on it.
+                for shard in sorted(self.dir.glob("[!.]*.npz")):
+                    self._data.update(self._read_shard(shard))
         return self._data
+
+    def _read_shard(self, shard: Path) -> dict[str, np.ndarray]:
+        """A shard's arrays; a damaged one (a disk error, a copy cut short) is named in a
+        warning and set aside as `<name>.damaged`, and its SMILES are computed again: it
+        stopped every later run with a BadZipFile / EOFError traceback."""
+        try:
+            with np.load(shard, allow_pickle=False) as z:
+                smiles, offsets, values = z["smiles"].tolist(), z["offsets"], z["values"]
+            if (offsets.ndim != 1 or len(offsets) != len(smiles) + 1 or offsets[0] != 0
+                    or np.any(np.diff(offsets) < 0) or offsets[-1] != len(values)):
+                raise ValueError(f"row offsets do not fit its {len(smiles)} SMILES and {len(values)} rows")
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            logger.warning("embedding cache shard %s is damaged (%s): set aside as %s.damaged, its molecules are "
+                           "computed again", shard, e, shard.name)
+            try:
+                os.replace(shard, shard.with_name(shard.name + ".damaged"))
+            except OSError:  # a read-only cache: it stays, and is skipped again next time
+                pass
+            return {}
+        return {s: values[offsets[i]:offsets[i + 1]] for i, s in enumerate(smiles)}
 
     def get_many(self, smiles: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
         data = self._load()
