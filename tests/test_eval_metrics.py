@@ -156,6 +156,20 @@ NUMBER_TABLE = [
     ("The molar mass is 180.16 g·mol⁻¹.", 180.16),  # g·mol⁻¹: the -1 is an exponent (was: a range)
     ("-5 kJ·mol−1", -5.0),
     ("5 kcal mol^-1", 5.0),
+    # LaTeX as models write it (was: the mantissa alone, 1.5 and 1.2, and "$<$ 5" read as 5)
+    ("$1.5 \\times 10^{-3}$", 0.0015),
+    ("1.2 \\cdot 10^{3}", 1200.0),
+    ("10^{3}", 1000.0),
+    ("$\\mathrm{LogP} = 2.3$", 2.3),
+    ("$<$ 5", None),
+    # a superscript after a number other than 10 is a power, not more digits (was: 52, 5.21)
+    ("5\u00b2", None),
+    ("5.2\u00b9", None),
+    ("2**10", None),
+    # an exponent that is none (was: 1.2, 1, 1000)
+    ("1.2e3.5", None),
+    ("1e5e5", None),
+    ("10^3.5", None),
     # invalid
     ("N/A", None),
     ("twelve", None),

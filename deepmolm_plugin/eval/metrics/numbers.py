@@ -3,7 +3,9 @@
 `parse_number(text)` returns the answer's value (the first number that is a value, see
 the rules) or None when the answer gives no single value. Rules, in order:
 
-1. Text is normalised: superscript powers of ten (`10⁻³`) become `10^-3`; digit groups
+1. Text is normalised: superscript powers of ten (`10⁻³`) become `10^-3`, and a
+   superscript after another number a power (`5²` is `5^2`, not 52); LaTeX's `\times`,
+   `\cdot`, `^{-3}` and `$` become `×`, `·`, `^(-3)` and a space; digit groups
    separated by a thin, narrow no-break or no-break space (`1 234`) are joined; then
    Unicode NFKC (full-width digits, ...) and every minus-like dash (U+2212 minus, U+2012
    figure dash, U+2013 en dash, U+2014 em dash, U+FE63, U+FF0D) becomes `-`.
@@ -19,7 +21,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
    ordinals (`1st`, `2nd`).
 4. The first remaining number decides. The answer is invalid (None) when that number is
-   malformed (`1.2.3`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
+   malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, a power of
+   another base than 10, `5^2`, `2**10`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
    which could be a decimal comma or a list; a fraction or ratio `1/2`, `4.5/5`; one to
    three digits, a plain space and three digits, `1 234.5`, which could be a thousands
    group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
@@ -68,6 +71,13 @@ from ..names import name_key
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_POWER = re.compile(r"10\s*([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 _SPACED_GROUPS = re.compile(r"(?<=\d)[\u2009\u202f\u00a0](?=\d{3}(?!\d))")
+# A superscript right after a number other than 10 (`5²`, a footnote mark `5.2¹`): NFKC
+# made it a digit of the number (52, 5.21). Written as a power, which rule 4 refuses.
+_SUPERSCRIPT_AFTER_DIGIT = re.compile(r"(?<=[0-9])([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+# LaTeX as models write it: `$1.5 \times 10^{-3}$` was read as 1.5 (the product operator
+# and the braced exponent were not seen), `$<$ 5` as 5 (the bound was not seen).
+_LATEX = [(re.compile(r"\\(?:times|cdot|ast)(?![A-Za-z])"), "×"), (re.compile(r"\^\{\s*([+-]?[0-9]+)\s*\}"), r"^(\1)"),
+          (re.compile(r"\\[,;:! ]|\$"), " ")]
 # Characters typed or copied as a minus sign (hyphens and the modifier minus too: "‐1.7"
 # read 1.7, the sign lost). NFKC runs first, so U+2011 arrives as U+2010.
 _MINUS = str.maketrans({c: "-" for c in "\u2212\u2012\u2013\u2014\ufe63\uff0d\u2010\u2011\u02d7\u2796"})
@@ -87,7 +97,10 @@ _BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))"
 _SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
 _LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
 _ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
-_MALFORMED = re.compile(r"^(?:\.\d|,\d|\s*/\s*\d)")  # "1.2.3", "12,5", "1/2" (a fraction or ratio)
+# "1.2.3", "12,5", "1/2" (a fraction or ratio), an exponent that is none ("1.2e3.5", "1e5e5":
+# read as 1.2 and 1)
+_MALFORMED = re.compile(r"^(?:\.\d|,\d|\s*/\s*\d|[eE][+-]?\d)")
+_POWER = re.compile(r"^\s*(?:\^|\*\*)\s*[(+-]?\s*\d")  # "5^2", "2**10": a power of another base than 10
 _PRODUCT = re.compile(r"^\s*[x×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
 # "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
 _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
@@ -101,6 +114,9 @@ _BOUND_BEFORE = re.compile(r"(?:<|>|≤|≥|<=|>=|=<|=>|\b(?:(?:less|more|greate
 def normalise(text: str) -> str:
     """Rule 1 of the module docstring."""
     text = _SUPERSCRIPT_POWER.sub(lambda m: "10^" + m.group(1).translate(_SUPERSCRIPTS), text)
+    text = _SUPERSCRIPT_AFTER_DIGIT.sub(lambda m: "^" + m.group(1).translate(_SUPERSCRIPTS), text)
+    for pattern, replacement in _LATEX:
+        text = pattern.sub(replacement, text)
     text = _SPACED_GROUPS.sub("", text)
     return unicodedata.normalize("NFKC", text).translate(_MINUS)
 
@@ -125,8 +141,10 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         after = text[end:]
         if not match.group("exp") and (_LOCANT.match(after) or _ORDINAL.match(after)):
             continue
-        if _MALFORMED.match(after) or _PRODUCT.match(after) or (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
-                                       and _SPACE_GROUP.match(after)):
+        power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
+        space_group = (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
+                       and _SPACE_GROUP.match(after))
+        if _MALFORMED.match(after) or _PRODUCT.match(after) or power or space_group:
             return None
         before = text[:start]
         if _RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _range_after(after):
@@ -143,7 +161,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
                     after = after[bare.end():]
-                    if _range_after(after):
+                    if _range_after(after) or _MALFORMED.match(after):  # "10^3.5": was 1000
                         return None
         except OverflowError:
             return None
