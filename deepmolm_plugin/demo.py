@@ -144,7 +144,8 @@ def score(out: Path, checkpoint: Path, train_records: list, evaluation: list) ->
     median = score_answers(mean_baseline(asked, task_medians(train, out)), questions, folder / "median_baseline")["tasks"]
     answers: dict = {}
     for row in read_jsonl(folder / "model" / "per_question.jsonl"):
-        answers.setdefault(row["task"], set()).add(row["value"] if row["valid"] else None)
+        if row.get("scored", True):  # a question left out (no reference value) has no value to count
+            answers.setdefault(row["task"], set()).add(row["value"] if row["valid"] else None)
     lines = ["| held-out question | n | model MAE (valid answers) | distinct model answers | training mean MAE "
              "| training median MAE | model better than both? |", "|---|---:|---:|---:|---:|---:|---|"]
     for task, entry in model.items():

@@ -83,9 +83,14 @@ def test_invalid_reference_smiles_are_named_and_not_in_n(tmp_path, capsys):
     refs = _questions(tmp_path, [{"question_id": i, "task": "smiles", "answer": s}
                                  for i, s in enumerate(["CCO", "C1CC", "c1ccccc1"])])
     answers = _answers(tmp_path, {0: "CCO", 1: "CCO", 2: "CCO"})
-    result = build_report([answers], refs)[0]["tasks"]["smiles"]
+    report, rows = build_report([answers], refs)
+    result = report["tasks"]["smiles"]
     assert result["n"] == result["metrics"]["n"] == 2 and result["metrics"]["n_invalid_references"] == 1
     assert "smiles: 1 question(s) whose reference SMILES does not parse, left out: 1" in capsys.readouterr().err
+    # and in the per-question rows, with the reason (it was named on stderr only)
+    assert [(r["question_id"], r["scored"]) for r in sorted(rows, key=lambda r: r["question_id"])] == [
+        (0, True), (1, False), (2, True)]
+    assert next(r for r in rows if not r["scored"])["reason"] == "whose reference SMILES does not parse"
     refs = _questions(tmp_path, [{"question_id": 0, "task": "smiles", "answer": "C1CC"}])
     with pytest.raises(ReportError, match="task 'smiles': no question is left to score"):
         build_report([_answers(tmp_path, {0: "CCO"})], refs)

@@ -83,7 +83,7 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
     for task, result in report["tasks"].items():
         if result["kind"] != "property":
             continue
-        pairs = [(r["reference_value"], r["value"]) for r in rows if r["task"] == task and r["valid"]]
+        pairs = [(r["reference_value"], r["value"]) for r in rows if r["task"] == task and r.get("valid")]
         shown = [p for p in pairs if draw.drawable(p).all()]  # 1e308 for a property without a range
         fig, (ax,) = draw.panels(1, figsize=(4.5, 4.5))
         draw.parity(ax, [(*zip(*shown), None)] if shown else [], size=12, alpha=0.7, linewidth=1, pad=0.05)

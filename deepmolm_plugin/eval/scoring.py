@@ -22,7 +22,9 @@ questions may take their value from `properties` instead); so are two task names
 differ only in case, spaces or punctuation (`LogP`, `logp`: they were two rows). A property
 question without a reference value (`task_kinds.reference_value`) and a SMILES question
 whose reference does not parse are left out of their task's scores and of its `n`, counted
-(`n_without_reference`, `n_invalid_references`) and named on stderr. Answers whose `prompt` is not their
+(`n_without_reference`, `n_invalid_references`), named on stderr, and kept in
+`per_question.jsonl` as rows with `"scored": false` and the reason (every scored row has
+`"scored": true`). Answers whose `prompt` is not their
 reference's `text`, or whose own `task` / `answer` differ from their reference's, are
 refused (`merge.check_pairing`).
 """
@@ -125,6 +127,13 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
     for task, (kind, qids) in groups.items():
         preds = [str(answers[q].get("text", "")) for q in qids]
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
+
+        def left_out(kept: List[int], why: str) -> None:
+            """Rows for the questions a task leaves out (a data problem): named in
+            per_question.jsonl with the reason, not only in a warning on stderr."""
+            for i in sorted(set(range(len(qids))) - set(kept)):
+                rows.append({"question_id": answers[qids[i]]["question_id"], "task": task, "kind": kind,
+                             "prediction": preds[i], "reference": ref_texts[i], "scored": False, "reason": why})
         if kind == "text":
             metrics = text.text_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
             extra = [{} for _ in qids]
@@ -134,8 +143,9 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":
             values = [reference_value(task, refs[q]) for q in qids]
-            kept = _leave_out(task, refs, qids, values, "without a reference value (no number in the reference "
-                                                        "answer, no properties entry)")
+            why = "without a reference value (no number in the reference answer, no properties entry)"
+            kept = _leave_out(task, refs, qids, values, why)
+            left_out(kept, why)
             qids, preds, ref_texts, values = ([x[i] for i in kept] for x in (qids, preds, ref_texts, values))
             metrics = numbers.property_metrics(preds, values, task)
             metrics["n_without_reference"] = len(groups[task][1]) - len(kept)
@@ -144,7 +154,9 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                       "reference_value": v} for p, v in zip(preds, values)]
         else:
             canonical = [molecules.canonical_smiles(molecules.extract_smiles(r)) for r in ref_texts]
-            kept = _leave_out(task, refs, qids, canonical, "whose reference SMILES does not parse")
+            why = "whose reference SMILES does not parse"
+            kept = _leave_out(task, refs, qids, canonical, why)
+            left_out(kept, why)
             qids, preds, ref_texts = ([x[i] for i in kept] for x in (qids, preds, ref_texts))
             metrics = molecules.smiles_metrics(preds, ref_texts)
             metrics["n_invalid_references"] = len(groups[task][1]) - len(kept)
@@ -157,7 +169,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
         for q, p, r, e in zip(qids, preds, ref_texts, extra):
             rows.append({"question_id": answers[q]["question_id"], "task": task, "kind": kind,
-                         "prediction": p, "reference": r, **e})
+                         "prediction": p, "reference": r, "scored": True, **e})
     return results, rows
 
 
