@@ -126,7 +126,8 @@ def test_the_report_says_which_text_is_too_long(tmp_path, wordnet):
     refs.write_text(json.dumps({"question_id": "1", "task": "description", "answer": "an alcohol"}) + "\n")
     answers.write_text(json.dumps({"question_id": "1", "text": "loop " * 20000}) + "\n")
     nltk_data = str(wn_setup.find_wordnet().parent.parent)
-    with pytest.raises(SystemExit, match="error: answer 1 of 1 has 20000 tokens"):
+    # the question too (it said only "answer 1 of 1": the position within its task)
+    with pytest.raises(SystemExit, match="error: task 'description', question '1': answer 1 of 1 has 20000 tokens"):
         report.main([str(answers), "--references", str(refs), "--out", str(tmp_path / "out"),
                      "--nltk-data", nltk_data, "--no-plots"])
     assert not (tmp_path / "out" / "metrics.json").exists()

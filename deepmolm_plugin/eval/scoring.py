@@ -134,11 +134,18 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             for i in sorted(set(range(len(qids))) - set(kept)):
                 rows.append({"question_id": answers[qids[i]]["question_id"], "task": task, "kind": kind,
                              "prediction": preds[i], "reference": ref_texts[i], "scored": False, "reason": why})
+
+        try:
+            if kind == "text":
+                metrics = text.text_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
+            elif kind == "iupac":
+                metrics = molecules.iupac_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
+        except text.TextTooLong as e:  # "answer 3 of 40": name the question, as every other error here does
+            raise text.TextTooLong(f"task {task!r}, question {answers[qids[e.index]]['question_id']!r}: {e}",
+                                   e.index) from e
         if kind == "text":
-            metrics = text.text_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
             extra = [{} for _ in qids]
         elif kind == "iupac":
-            metrics = molecules.iupac_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
             extra = [{"name": molecules.extract_iupac(p), "reference_name": molecules.extract_iupac(r)}
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":

@@ -55,7 +55,12 @@ _WORDS = re.compile(r"\w+|[^\w\s]")
 
 
 class TextTooLong(ValueError):
-    """A hypothesis or reference longer than MAX_TOKENS tokens."""
+    """A hypothesis or reference longer than MAX_TOKENS tokens; `index`: its position in
+    the list given (the caller names the question)."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,7 @@ def check_lengths(token_lists: Sequence[List[str]], what: str) -> None:
         if len(tokens) > MAX_TOKENS:
             raise TextTooLong(f"{what} {k + 1} of {len(token_lists)} has {len(tokens)} tokens, more than the "
                               f"{MAX_TOKENS} the text metrics take (ROUGE-L's LCS table grows with the product "
-                              f"of the lengths): {' '.join(tokens[:8])} ...")
+                              f"of the lengths): {' '.join(tokens[:8])} ...", k)
 
 
 def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str, Tokenizer, None] = None,
