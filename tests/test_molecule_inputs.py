@@ -157,3 +157,19 @@ def test_from_file_refuses_a_smiles_in_every_caller(tmp_path):
                          "y", "--conformer-policy", "from-file", "--image-size", "32", "--no-progress"])
     (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert code == 1 and "no coordinates: policy 'from-file'" in failure["reason"]
+
+
+def test_a_structure_file_rewritten_at_the_same_path_is_read_again(tmp_path, ethanol):
+    """A long-lived resolver (the GUI's, chat's) keyed a structure by its path: a file
+    rewritten in place gave back the molecule read before, for the tokens, the 3D view and
+    a depiction named for the new bytes but drawn from the old molecule."""
+    resolver = InputResolver(FingerprintSettings(bits=1024, levels=3), render_folder=str(tmp_path / "renders"))
+    path = _sdf(tmp_path / "edit.sdf", ethanol)
+    fields = {"structure": str(path)}
+    first = resolver.resolve(fields, "m")
+    assert first.molecule.mol.GetNumHeavyAtoms() == 3 and len(first.molecule_fp) == 3
+    _sdf(path, molecule_from_smiles("c1ccccc1", "benzene"))
+    second = resolver.resolve(fields, "m")
+    assert second.molecule.mol.GetNumHeavyAtoms() == 6 and len(second.molecule_fp) == 6
+    assert second.image != first.image
+    assert Chem.MolToSmiles(Chem.RemoveHs(second.molecule.mol)) == "c1ccccc1"

@@ -287,10 +287,20 @@ class InputResolver:
         except MoleculeError as e:
             raise self.fail(rid, e.reason) from e
 
-    @staticmethod
-    def _key(fields: Mapping, rid: str, policy: str) -> tuple:
-        """An input's identity: its name, its molecule fields and the 3D policy."""
-        return (rid, policy, repr([_plain(fields.get(name)) for name in MOLECULE_KEYS if name != "molecule_fp"]))
+    def _key(self, fields: Mapping, rid: str, policy: str) -> tuple:
+        """An input's identity: its name, its molecule fields, the 3D policy and, for a
+        structure file, the file's identity (size, modification time, inode): a file
+        rewritten at the same path (the GUI's and chat's long-lived resolver) gave back the
+        molecule read before, and a depiction named for the new bytes was drawn from it."""
+        stamp = None
+        if _given(fields.get("structure")):
+            try:
+                st = os.stat(self.structure_path(fields, rid))
+                stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+            except (OSError, InputError):  # reading it says what is wrong (_build)
+                pass
+        return (rid, policy, repr([_plain(fields.get(name)) for name in MOLECULE_KEYS if name != "molecule_fp"]),
+                stamp)
 
     def molecule(self, fields: Mapping, rid: str) -> "MoleculeRecord":
         """The 3D molecule of ``fields`` (structure, atom list or SMILES) under the resolver's policy."""
