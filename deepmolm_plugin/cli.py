@@ -199,15 +199,17 @@ def readable_image(path: str, option: str) -> None:
 
 
 def refuse_image_placeholder(host_input):
-    """The host CLI's `input`, asking again when a question holds the image placeholder: the
-    host would add a second image slot for the one image and fail with an IndexError."""
+    """The host CLI's `input`, asking again when a question holds the image placeholder (the
+    host would add a second image slot for the one image and fail with an IndexError), a
+    control token, bytes that are not UTF-8, or nothing but white space (it was sent to the
+    model and answered)."""
     from deepmolm_plugin.data.prompts import question_problem
 
     @functools.wraps(host_input)
     def ask(prompt=""):
         while True:
             text = host_input(prompt)
-            problem = question_problem(text)
+            problem = question_problem(text) or ("is empty" if not text.strip() else None)  # as the GUI
             if not problem:
                 return text
             print(f"error: the question {problem}", file=sys.stderr)
@@ -244,6 +246,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         usage.existing_file(args.structure, "--structure")
     usage.at_least(args.max_new_tokens, "--max-new-tokens")
     usage.at_least(args.temperature, "--temperature", 0)
+    problem = usage.temperature_problem(args.temperature)
+    if problem:
+        raise usage.UsageError(f"--temperature {problem}")
+    if args.smiles is not None and not args.smiles.strip():  # was "molecule None: no molecule field"
+        raise usage.UsageError("--smiles: empty SMILES")
 
 
 def main(argv=None) -> None:

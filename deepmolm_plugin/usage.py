@@ -171,6 +171,22 @@ def json_list_file(value: "str | os.PathLike", option: str, what: str = "records
     return data
 
 
+# Sampling divides the logits by the temperature: below about 1e-37 they overflow to inf and
+# generation failed with "probability tensor contains either inf, nan or element < 0". A
+# practical floor far above that; 0 means greedy decoding.
+MIN_TEMPERATURE = 1e-4
+
+
+def temperature_problem(value: float) -> Optional[str]:
+    """Why `value` is no sampling temperature, or None (worded to follow the option name)."""
+    if not value >= 0:  # also NaN, which every comparison fails
+        return f"must be at least 0, got {value}"
+    if 0 < value < MIN_TEMPERATURE:
+        return (f"{value} is too small to sample with (the logits divided by it overflow); use 0 for greedy "
+                f"decoding, or at least {MIN_TEMPERATURE}")
+    return None
+
+
 def model_config(folder: "str | os.PathLike", option: str) -> Optional[dict]:
     """The JSON object in a model folder's config.json; None when the folder has none.
     Unreadable, not JSON or not an object: UsageError naming the option and the file (the

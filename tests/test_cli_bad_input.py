@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -163,6 +164,10 @@ CASES = {
                               "--answers-file {out}/a.jsonl", ["--model-path", "{llm_only}", "without a vision tower"],
                               None),
     "chat-bad-smiles": ("chat", "--model-path {model} --smiles C1CC", ["--smiles", "C1CC", "unparseable"], 2),
+    "chat-empty-smiles": ("chat", "--model-path {model} --smiles ''",  # was: "molecule None: no molecule field"
+                          ["--smiles: empty SMILES"], 2),
+    "chat-tiny-temperature": ("chat", "--model-path {model} --smiles CCO --temperature 1e-40",  # was: a sampler
+                              ["--temperature 1e-40 is too small to sample with", "use 0"], 2),  # RuntimeError
     "chat-missing-image": ("chat", "--model-path {model} --image-file {missing}.png",
                            ["--image-file", "{missing}.png", "no such file"], 2),
     "chat-zero-max-new-tokens": ("chat", "--model-path {model} --smiles CCO --max-new-tokens 0",
@@ -220,7 +225,7 @@ def _run(name: str, files: dict) -> subprocess.CompletedProcess:
     tool, args, _, _ = CASES[name]
     cwd = files["root"] / "runs" / name
     cwd.mkdir(parents=True)
-    argv = [_fill(a, files, cwd / "out") for a in args.split()]
+    argv = [_fill(a, files, cwd / "out") for a in shlex.split(args)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(command(tool) + argv, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 

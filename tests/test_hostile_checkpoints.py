@@ -292,6 +292,26 @@ def test_cli_options_our_loader_cannot_honour_are_refused(trained_checkpoint, tm
     assert unsupported_load_options() is None
 
 
+def test_gui_model_base_and_a_port_in_use_are_one_line_before_loading(trained_checkpoint, tmp_path):
+    """deepmolm-gui did not ask `unsupported_load_options` (a NotImplementedError traceback
+    from the loader), and a port in use was gradio's OSError traceback after the model had
+    loaded."""
+    import socket
+
+    proc = run_module("deepmolm_plugin.gui", ["--model-path", str(trained_checkpoint), "--device", "cpu",
+                                              "--model-base", str(trained_checkpoint)], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "--model-base: model_base" in proc.stderr and "Traceback" not in proc.stderr, \
+        proc.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_module("deepmolm_plugin.gui", ["--model-path", str(trained_checkpoint), "--device", "cpu",
+                                                  "--port", str(port)], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and f"--port {port}: cannot listen on 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_cli_broken_checkpoint_is_one_line(trained_checkpoint, tmp_path):
     path = _variant(trained_checkpoint, tmp_path / "miss", state=lambda s: {k: v for k, v in s.items() if k != TOWER_KEY})
     proc = run_module("deepmolm_plugin.cli", ["--model-path", str(path), "--smiles", "CCO"], cwd=tmp_path,
@@ -318,6 +338,10 @@ def test_cli_question_with_the_image_placeholder_is_asked_again(capsys):
     err = capsys.readouterr().err
     assert "contains '<|im_start|>', a control token of the chat template" in err
     assert "holds bytes that are not UTF-8 (at character 3)" in err
+    typed = iter(["   ", "What is it?"])  # white space alone was sent to the model and answered
+    with questions_without_placeholder(host):
+        assert host.input("USER: ") == "What is it?"
+    assert "the question is empty" in capsys.readouterr().err
 
 
 # --- model_vqa question files ----------------------------------------------------------------

@@ -190,3 +190,6 @@ def test_temperature_nan_is_refused():
     with pytest.raises(ValueError, match="temperature must be at least 0"):
         sampling_kwargs(float("nan"), 8)
     assert sampling_kwargs(1e-3, 8)["do_sample"] is True
+    # 1e-39 through the page's API: the logits / temperature overflowed, a RuntimeError from the sampler
+    with pytest.raises(ValueError, match="temperature 1e-39 is too small to sample with"):
+        sampling_kwargs(1e-39, 8)

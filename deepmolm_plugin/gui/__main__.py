@@ -42,6 +42,27 @@ def check_arguments(args: argparse.Namespace) -> None:
         usage.model_folder(args.model_base, "--model-base")
     if not 1 <= args.port <= 65535:
         raise usage.UsageError(f"--port must be in 1..65535, got {args.port}")
+    check_port_free(args.host, args.port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """UsageError when nothing could listen on host:port: a port in use (or an address
+    that is not this machine's) ended in gradio's OSError traceback, after the model had
+    loaded."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise usage.UsageError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise usage.UsageError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); is another "
+                                   "server using it? choose another --port") from None
 
 
 def main(argv=None) -> None:
@@ -60,8 +81,14 @@ def main(argv=None) -> None:
     from .app import build_app, launch_kwargs
     from .session import ChatSession
 
+    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
+
     config = AutoConfig.from_pretrained(args.model_path)
     usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
+    if model_type_of(args.model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader, as in the chat CLI
+        unsupported = unsupported_load_options(args.model_base, False, False)
+        if unsupported:  # --model-base: was a NotImplementedError traceback from the loader
+            usage.fail(parser.prog, f"--model-base: {unsupported}")
     try:
         conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
     except ValueError as e:  # an unknown --conv-mode, named with the known ones

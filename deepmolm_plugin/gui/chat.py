@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from .. import usage
 from ..data.prompts import question_problem
 
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
@@ -85,8 +86,9 @@ def sampling_kwargs(temperature: float, max_new_tokens: int) -> dict:
     about), sampling otherwise."""
     if max_new_tokens < 1:
         raise ChatRefusal(f"max new tokens must be at least 1, got {max_new_tokens}")
-    if not temperature >= 0:  # also NaN, which every comparison fails
-        raise ChatRefusal(f"temperature must be at least 0, got {temperature}")
+    problem = usage.temperature_problem(temperature)
+    if problem:  # 1e-39 came through the page's API and ended in a RuntimeError from the sampler
+        raise ChatRefusal(f"temperature {problem}")
     if temperature == 0:
         return {"do_sample": False, "max_new_tokens": int(max_new_tokens)}
     return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": int(max_new_tokens)}
