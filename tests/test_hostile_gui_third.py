@@ -172,6 +172,9 @@ def test_an_image_file_that_is_gone_is_a_message_not_a_traceback(session, tmp_pa
     page, tab = Page(session), Tab()
     outputs = page.load(tab, "CCO", None, str(tmp_path / "missing.png"))
     assert tab.molecule is None and "image file not found" in str(outputs[1])
+    # a folder in the image's place said only "[Errno 21] Is a directory", not that it was the image
+    outputs = page.load(Tab(), "CCO", None, str(tmp_path))
+    assert "image path is a folder, not an image file (the image)" in str(outputs[1])
 
 
 @pytest.mark.parametrize("temperature, tokens, message", [

@@ -103,6 +103,8 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
     label = f"{path!r}{where}"
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, f"image file not found{where}", path)
+    if os.path.isdir(path):  # was "[Errno 21] Is a directory: ...", which did not say it was the image
+        raise IsADirectoryError(errno.EISDIR, f"image path is a folder, not an image file{where}", path)
     try:
         with Image.open(path) as img:
             check_pixel_count(img, label)  # before decoding it
