@@ -173,3 +173,16 @@ def test_a_structure_file_rewritten_at_the_same_path_is_read_again(tmp_path, eth
     assert second.molecule.mol.GetNumHeavyAtoms() == 6 and len(second.molecule_fp) == 6
     assert second.image != first.image
     assert Chem.MolToSmiles(Chem.RemoveHs(second.molecule.mol)) == "c1ccccc1"
+
+
+def test_a_cache_limit_bounds_what_a_long_lived_resolver_keeps(tmp_path):
+    """The GUI's resolver kept every molecule's tokens and checks for as long as the server
+    ran; with `cache_limit` the least recently used go (training keeps all: no limit)."""
+    resolver = InputResolver(FingerprintSettings(bits=1024, levels=3), cache_limit=2)
+    for i, smiles in enumerate(["CCO", "CCN", "CCC", "CCO"]):
+        resolver.molecule_fp({"smiles": smiles}, f"m{i}")
+        assert len(resolver._tokens) <= 2
+    unbounded = InputResolver(FingerprintSettings(bits=1024, levels=3))
+    for i, smiles in enumerate(["CCO", "CCN", "CCC"]):
+        unbounded.molecule_fp({"smiles": smiles}, f"m{i}")
+    assert len(unbounded._tokens) == 3

@@ -26,6 +26,10 @@ import torch
 from .attention import AttentionMaps, attention_maps
 from .views import ModelViews, model_views
 
+# Molecules whose tokens and checks the server keeps (~1-2 KB each): they grew with every
+# molecule for as long as it ran.
+GUI_CACHE_LIMIT = 1024
+
 
 @dataclass
 class LoadedMolecule:
@@ -92,7 +96,7 @@ class ChatSession:
         self.image_mode = getattr(image_processor, "mode", "base")
         self.resolver = InputResolver(FingerprintSettings.from_config(self.config), structure_folder=None,
                                       policy=policy, render_folder=render_folder, first_of_many=True,
-                                      kind="molecule")
+                                      kind="molecule", cache_limit=GUI_CACHE_LIMIT)
 
     @classmethod
     def load(cls, model_path: str, render_folder: str, model_base: Optional[str] = None, device: str = "cuda",

@@ -159,7 +159,8 @@ class InputResolver:
     def __init__(self, fp: FingerprintSettings = DEEPMOLM, *, structure_folder: Optional[str] = None,
                  record_folder: Optional[str] = None, policy: str = "auto", render_folder: Optional[str] = None,
                  first_of_many: bool = False, kind: str = "record", option_names: Optional[Mapping] = None,
-                 limits: Optional[Mapping] = None, render_size: int = RENDER_SIZE, cache: bool = True):
+                 limits: Optional[Mapping] = None, render_size: int = RENDER_SIZE, cache: bool = True,
+                 cache_limit: Optional[int] = None):
         self.fp = fp
         self.structure_folder = structure_folder
         self.record_folder = record_folder  # sidecar paths are relative to it
@@ -169,15 +170,18 @@ class InputResolver:
         self.limits = dict(limits or {})  # builder bounds: max_atoms, embed_timeout, mmff_max_iters
         self.render_size = render_size
         self.cache = cache  # off for one-pass jobs over millions of molecules (they keep their own)
+        # Inputs whose tokens and checks are kept: None, all (training reuses them every
+        # epoch); a number for a long-lived server (the GUI), where they grew per molecule.
+        self.cache_limit = cache_limit
         self.kind = kind  # "record", "question", ...: how errors name an input
         # How the caller's user sets the folders (training: --structure_folder; eval: --structure-folder).
         self.option_names = {"structure_folder": "--structure_folder", **(option_names or {})}
         self._sidecars = SidecarFiles(record_folder)
         # Conformers are deterministic, so each input's tokens are made once (per process:
         # dataloader workers each keep their own) and its last molecules are kept for drawing.
-        self._tokens: dict = {}  # input key -> (atoms, levels) tokens
+        self._tokens: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()  # input key -> (atoms, levels) tokens
         self._molecules: "OrderedDict[tuple, MoleculeRecord]" = OrderedDict()
-        self._checked: set = set()  # input keys whose molecule sources agree (check_one_molecule)
+        self._checked: "OrderedDict[tuple, None]" = OrderedDict()  # keys whose molecule sources agree
 
     # --- the one entry point -------------------------------------------------------------
     def resolve(self, fields: Mapping, rid: str, *, fingerprint: bool = True, depiction: bool = True) -> MoleculeInput:
@@ -223,11 +227,19 @@ class InputResolver:
             if out is not None:
                 out.molecule, out.notes = record, list(record.notes)
         if key in self._tokens:
+            self._tokens.move_to_end(key)
             return self._tokens[key]
         tokens = self.fingerprint(record, rid)
         if self.cache:
-            self._tokens[key] = tokens
+            self._remember(self._tokens, key, tokens)
         return tokens
+
+    def _remember(self, cache: "OrderedDict", key: tuple, value) -> None:
+        """Store in an LRU cache of at most `cache_limit` entries (None: no limit)."""
+        cache[key] = value
+        cache.move_to_end(key)
+        while self.cache_limit is not None and len(cache) > self.cache_limit:
+            cache.popitem(last=False)
 
     def fingerprint(self, record: "MoleculeRecord", rid: str) -> "torch.Tensor":
         """(atoms, levels) tokens of a built molecule's conformer, with these settings."""
@@ -275,7 +287,7 @@ class InputResolver:
                                      f"SMILES is {_skeleton(parsed)!r}: the depiction is drawn from the SMILES and the "
                                      "tokens from the structure; give the structure's SMILES, or leave `smiles` out")
         if self.cache:
-            self._checked.add(key)
+            self._remember(self._checked, key, None)
 
     def _parsed(self, smiles, rid: str):
         from .sanitize import parse_smiles
