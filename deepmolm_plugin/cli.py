@@ -320,8 +320,9 @@ def main(argv=None) -> None:
                 fields["image"] = args.image_file
             try:  # the conformer made above is reused (the resolver keeps it)
                 resolved = resolver.resolve(fields, name, fingerprint=uses_molecules)
-            except ValueError as e:  # an InputError naming the molecule and the reason
-                raise SystemExit(f"error: {e}") from e
+            except ValueError as e:  # an InputError naming the molecule and the reason; still before the
+                # model loads, so a usage error as above (a 2D file under --conformer-policy keep was exit 1)
+                usage.fail(parser.prog, f"{'--smiles' if args.smiles is not None else '--structure'}: {e}")
             args.image_file = resolved.image
             if uses_molecules:
                 molecule_fp = resolved.molecule_fp.unsqueeze(0)  # (1, atoms, levels)

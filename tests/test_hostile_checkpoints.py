@@ -312,6 +312,23 @@ def test_gui_model_base_and_a_port_in_use_are_one_line_before_loading(trained_ch
     assert "Traceback" not in proc.stderr
 
 
+def test_cli_2d_structure_under_keep_is_a_usage_error(trained_checkpoint, tmp_path):
+    """Found when the molecule is fingerprinted (still before the model loads): it was
+    `error: ...` and exit 1, where the earlier checks give the option and exit 2."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    flat = Chem.MolFromSmiles("CC(=O)O")
+    AllChem.Compute2DCoords(flat)
+    (tmp_path / "flat.mol").write_text(Chem.MolToMolBlock(flat))
+    proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--device", "cpu",
+                                              "--structure", str(tmp_path / "flat.mol"), "--conformer-policy", "keep"],
+                      cwd=tmp_path, check=False, stdin="hi\n")
+    assert proc.returncode == 2 and "error: --structure: molecule" in proc.stderr and "conformer is 2D" in proc.stderr, \
+        proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_cli_broken_checkpoint_is_one_line(trained_checkpoint, tmp_path):
     path = _variant(trained_checkpoint, tmp_path / "miss", state=lambda s: {k: v for k, v in s.items() if k != TOWER_KEY})
     proc = run_module("deepmolm_plugin.cli", ["--model-path", str(path), "--smiles", "CCO"], cwd=tmp_path,
