@@ -41,8 +41,8 @@ if __name__ == "__main__" and "--no-thp" not in sys.argv[1:]:
 
 import argparse
 import copy
-import dataclasses
 import ctypes
+import dataclasses
 import gc
 import math
 import statistics

@@ -136,43 +136,44 @@ def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     if args.dry_run:
         env["OMP_NUM_THREADS"] = "1"
-    runs = [("zero2", None), ("zero3", None), ("zero2", "cold"), ("zero2", "warm")]
-    for stage, cache in runs:
-        out = tmp / f"{stage}_{cache or 'nocache'}"
-        argv = launcher_args(setup, out, args.steps, args.train_batch)
-        argv += ["--deepspeed", str(ROOT / "scripts" / f"{stage}.json")]
-        # The dry run trains in bf16 too (CPU autocast): the same mixed-precision path, where
-        # the projector's fp32 parameters meet bf16 activations (a crash found only there).
-        argv += ["--bf16", "True"] + (["--use_cpu", "True"] if args.dry_run else [])
-        if cache:
-            argv += ["--vision_feature_cache", str(tmp / "features")]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-               "-m", "deepmolm_plugin.train", *argv]
-        began = time.perf_counter()
+    for stage, cache in [("zero2", None), ("zero3", None), ("zero2", "cold"), ("zero2", "warm")]:
         check = f"{stage} (feature cache {cache or 'off'})"
         if cache == "warm" and any(f["check"] == "zero2 (feature cache cold)" for f in failures):
-            failures.append({"check": check, "error": "skipped: the cold run that fills the cache failed"})
-            report()
-            continue
-        returncode, stderr = run_group(cmd, tmp, env, args.run_timeout)
-        error = None
-        if returncode != 0:
-            error = f"no result after {args.run_timeout} s" if returncode is None else f"exited {returncode}"
+            error, stderr = "skipped: the cold run that fills the cache failed", ""
         else:
-            try:
-                metrics = trainer_metrics(out, args.steps)
-            except (OSError, ValueError, KeyError, StopIteration) as e:  # exit 0 without a usable trainer_state.json
-                error = f"exited 0 but left no training metrics ({type(e).__name__}: {e})"
+            error, stderr, metrics = launch(args, setup, tmp, env, stage, cache)
         if error:
             failures.append({"check": check, "error": error, "stderr": stderr[-4000:]})
             print(f"{check} FAILED: {error}\n{stderr[-4000:]}", flush=True)
-            report()
-            continue
-        rows.append({"zero": stage, "feature_cache": cache or "off", **metrics,
-                     "process_s": time.perf_counter() - began})
-        print(f"{stage} cache {cache or 'off':4s} {metrics['step_s']:.3f} s/step {metrics['samples_per_s']:.2f} "
-              f"samples/s losses {[round(x, 3) for x in metrics['losses']]}", flush=True)
+        else:
+            rows.append({"zero": stage, "feature_cache": cache or "off", **metrics})
+            print(f"{stage} cache {cache or 'off':4s} {metrics['step_s']:.3f} s/step {metrics['samples_per_s']:.2f} "
+                  f"samples/s losses {[round(x, 3) for x in metrics['losses']]}", flush=True)
         report()
+
+
+def launch(args, setup: dict, tmp: Path, env: dict, stage: str, cache: "str | None") -> tuple:
+    """One launcher run under DeepSpeed `stage` (one process via torch.distributed.run):
+    (error or None, its stderr, its metrics with `process_s`)."""
+    out = tmp / f"{stage}_{cache or 'nocache'}"
+    argv = launcher_args(setup, out, args.steps, args.train_batch)
+    argv += ["--deepspeed", str(ROOT / "scripts" / f"{stage}.json")]
+    # The dry run trains in bf16 too (CPU autocast): the same mixed-precision path, where
+    # the projector's fp32 parameters meet bf16 activations (a crash found only there).
+    argv += ["--bf16", "True"] + (["--use_cpu", "True"] if args.dry_run else [])
+    if cache:
+        argv += ["--vision_feature_cache", str(tmp / "features")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+           "-m", "deepmolm_plugin.train", *argv]
+    began = time.perf_counter()
+    returncode, stderr = run_group(cmd, tmp, env, args.run_timeout)
+    if returncode != 0:
+        return (f"no result after {args.run_timeout} s" if returncode is None else f"exited {returncode}"), stderr, None
+    try:
+        metrics = trainer_metrics(out, args.steps)
+    except (OSError, ValueError, KeyError, StopIteration) as e:  # exit 0 without a usable trainer_state.json
+        return f"exited 0 but left no training metrics ({type(e).__name__}: {e})", stderr, None
+    return None, stderr, {**metrics, "process_s": time.perf_counter() - began}
 
 
 def write_report(args, machine: dict, encoder: list, training: list, failures: list, began: float,

@@ -99,18 +99,38 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
     return groups
 
 
-def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], references: list, why: str) -> List[int]:
-    """Indices of the questions whose reference (`references[i]`) is not None. The others
-    are a data problem, not a model error: named on stderr and left out of the task's
-    scores (ReportError when none is left)."""
-    lacking = [refs[q]["question_id"] for q, r in zip(qids, references) if r is None]
-    if lacking:
-        print(f"warning: {task}: {len(lacking)} question(s) {why}, left out: {format_ids(lacking)}",
-              file=sys.stderr)
+def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], references: list, why: str
+               ) -> Tuple[List[int], List[int]]:
+    """(kept, left out): indices of the questions whose reference (`references[i]`) is not
+    None, and of the others. Those are a data problem, not a model error: named on stderr,
+    left out of the task's scores and given rows of their own (ReportError when none is
+    left)."""
     kept = [i for i, r in enumerate(references) if r is not None]
+    dropped = [i for i, r in enumerate(references) if r is None]
+    if dropped:
+        print(f"warning: {task}: {len(dropped)} question(s) {why}, left out: "
+              f"{format_ids([refs[qids[i]]['question_id'] for i in dropped])}", file=sys.stderr)
     if not kept:
         raise ReportError(f"task {task!r}: no question is left to score: every one is {why}")
-    return kept
+    return kept, dropped
+
+
+def _row(answer: dict, task: str, kind: str, prediction: str, reference: str, **fields) -> dict:
+    """One line of per_question.jsonl."""
+    return {"question_id": answer["question_id"], "task": task, "kind": kind, "prediction": prediction,
+            "reference": reference, **fields}
+
+
+def _naming_the_question(task: str, answers: Dict[str, dict], qids: List[str], metrics):
+    """`metrics()`, with a text over the token limit named by its question ("answer 3 of 40"
+    said only its place in the task)."""
+    from .metrics import text
+
+    try:
+        return metrics()
+    except text.TextTooLong as e:
+        raise text.TextTooLong(f"task {task!r}, question {answers[qids[e.index]]['question_id']!r}: {e}",
+                               e.index) from e
 
 
 def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=None, nltk_data=None
@@ -127,32 +147,21 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
     for task, (kind, qids) in groups.items():
         preds = [str(answers[q].get("text", "")) for q in qids]
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
-
-        def left_out(kept: List[int], why: str) -> None:
-            """Rows for the questions a task leaves out (a data problem): named in
-            per_question.jsonl with the reason, not only in a warning on stderr."""
-            for i in sorted(set(range(len(qids))) - set(kept)):
-                rows.append({"question_id": answers[qids[i]]["question_id"], "task": task, "kind": kind,
-                             "prediction": preds[i], "reference": ref_texts[i], "scored": False, "reason": why})
-
-        try:
-            if kind == "text":
-                metrics = text.text_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
-            elif kind == "iupac":
-                metrics = molecules.iupac_metrics(preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet)
-        except text.TextTooLong as e:  # "answer 3 of 40": name the question, as every other error here does
-            raise text.TextTooLong(f"task {task!r}, question {answers[qids[e.index]]['question_id']!r}: {e}",
-                                   e.index) from e
         if kind == "text":
+            metrics = _naming_the_question(task, answers, qids, lambda: text.text_metrics(
+                preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet))
             extra = [{} for _ in qids]
         elif kind == "iupac":
+            metrics = _naming_the_question(task, answers, qids, lambda: molecules.iupac_metrics(
+                preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet))
             extra = [{"name": molecules.extract_iupac(p), "reference_name": molecules.extract_iupac(r)}
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":
             values = [reference_value(task, refs[q]) for q in qids]
             why = "without a reference value (no number in the reference answer, no properties entry)"
-            kept = _leave_out(task, refs, qids, values, why)
-            left_out(kept, why)
+            kept, dropped = _leave_out(task, refs, qids, values, why)
+            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why)
+                     for i in dropped]
             qids, preds, ref_texts, values = ([x[i] for i in kept] for x in (qids, preds, ref_texts, values))
             metrics = numbers.property_metrics(preds, values, task)
             metrics["n_without_reference"] = len(groups[task][1]) - len(kept)
@@ -162,8 +171,9 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         else:
             canonical = [molecules.canonical_smiles(molecules.extract_smiles(r)) for r in ref_texts]
             why = "whose reference SMILES does not parse"
-            kept = _leave_out(task, refs, qids, canonical, why)
-            left_out(kept, why)
+            kept, dropped = _leave_out(task, refs, qids, canonical, why)
+            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why)
+                     for i in dropped]
             qids, preds, ref_texts = ([x[i] for i in kept] for x in (qids, preds, ref_texts))
             metrics = molecules.smiles_metrics(preds, ref_texts)
             metrics["n_invalid_references"] = len(groups[task][1]) - len(kept)
@@ -175,8 +185,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         metrics = {k: v for k, v in metrics.items() if k != "tokenizer"}
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
         for q, p, r, e in zip(qids, preds, ref_texts, extra):
-            rows.append({"question_id": answers[q]["question_id"], "task": task, "kind": kind,
-                         "prediction": p, "reference": r, "scored": True, **e})
+            rows.append(_row(answers[q], task, kind, p, r, scored=True, **e))
     return results, rows
 
 

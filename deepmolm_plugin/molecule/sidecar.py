@@ -9,9 +9,10 @@ parse in every dataloader worker; ``fp/<split>.npy`` holds every record's rows i
 
 (a dict, so it is told apart from an inline list; the path is relative to the folder of
 the record file; `digest`, written by deepmolm-prepare, is checked when the rows are read:
-a reference resolved against another run's sidecar gave another molecule's rows). Why ``.npy``: a plain header plus raw rows, so the same rows give the
-same bytes, and ``np.load(mmap_mode="r")`` gives dataloader workers random access without
-reading the file. `SidecarBuilder` fills a temporary file and renames it into place: a
+a reference resolved against another run's sidecar gave another molecule's rows). Why
+``.npy``: a plain header plus raw rows, so the same rows give the same bytes, and
+``np.load(mmap_mode="r")`` gives dataloader workers random access without reading the
+file. `SidecarBuilder` fills a temporary file and renames it into place: a
 killed writer leaves no half-written sidecar; it refuses rows its dtype cannot hold.
 
 `SidecarFiles` refuses a file that is not ``.npy``, whose size is not what its header

@@ -668,7 +668,8 @@ def check_arguments(args) -> None:
         # it failed with NotADirectoryError after --out had been written
         from .embedding_cache import CACHE_ENV, default_cache_dir
 
-        usage.output_folder(default_cache_dir(), f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache")
+        option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache"
+        usage.output_folder(default_cache_dir(), option)
 
 
 def check_utf8(path: str, option: str) -> None:
