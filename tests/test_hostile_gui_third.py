@@ -23,7 +23,7 @@ def session(trained_checkpoint, tmp_path_factory):
     import torch
 
     torch.set_num_threads(1)  # the tiny model: threads only cost
-    return ChatSession.load(str(trained_checkpoint), str(tmp_path_factory.mktemp("renders")), device="cpu")
+    return ChatSession.load(str(trained_checkpoint), device="cpu")
 
 
 def _loaded(page: Page, smiles: str) -> Tab:
@@ -192,3 +192,36 @@ def test_settings_no_slider_sends_are_a_message(session, temperature, tokens, me
     for atom in (True, 1.7, "x"):  # True was atom 1, 1.7 atom 1, "x" a ValueError
         with pytest.raises(gr.Error, match="is not an atom number"):
             page.choose(tab, atom, False, COLOR_BY[0])
+
+
+def test_a_long_running_page_leaves_no_file_per_molecule(session, tmp_path, monkeypatch):
+    # Was: every molecule's drawn depiction (a 1024 px PNG) stayed in the server's render
+    # folder, and gradio kept every image it served, for as long as the page ran.
+    import tempfile
+
+    from deepmolm_plugin.molecule import inputs
+
+    written = []
+    monkeypatch.setattr(inputs, "write_depiction", lambda image, path, **kw: written.append(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for smiles in ("CCO", "c1ccccc1O", "CC(=O)N"):
+        assert session.molecule(smiles, None, None).views.images.shape[0] == 1
+    assert written == [] and list(tmp_path.rglob("*")) == []
+    app = build_app(session)
+    assert app.delete_cache is not None and app.delete_cache[1] > 0  # gradio's own cache is swept
+
+
+def test_a_depiction_drawn_in_memory_is_the_file_training_reads(session, tmp_path):
+    # The GUI draws in memory; training, the CLI and eval draw into a render folder and read
+    # the file back: the model must get the same pixels either way.
+    from deepmolm_plugin.encoder.image_processor import load_image
+    from deepmolm_plugin.gui.views import model_views
+    from deepmolm_plugin.molecule.inputs import InputResolver
+
+    smiles = "O=C(O)c1ccccc1OC(C)=O"
+    training = InputResolver(session.resolver.fp, render_folder=str(tmp_path))
+    drawn = training.resolve({"smiles": smiles}, "r0", fingerprint=False).image
+    from_file = model_views(load_image(drawn), session.image_processor, session.config)
+    shown = session.molecule(smiles, None, None).views
+    np.testing.assert_array_equal(shown.images.numpy(), from_file.images.numpy())

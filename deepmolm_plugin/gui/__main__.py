@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 
 from .. import usage
 
@@ -95,15 +94,13 @@ def main(argv=None) -> None:
         usage.fail(parser.prog, f"--conv-mode: {e}")
     from ..tensor_files import CheckpointError
 
-    with tempfile.TemporaryDirectory(prefix="deepmolm_gui_") as renders:  # drawn depictions, this run only
-        try:
-            session = ChatSession.load(args.model_path, renders, model_base=args.model_base, device=args.device,
-                                       conv_mode=conv_mode, policy=args.conformer_policy)
-        except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader (as the chat CLI)
-            raise SystemExit(f"{parser.prog}: error: {e}") from None
-        print(f"{parser.prog}: {session.describe()}", flush=True)
-        build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
-
+    try:
+        session = ChatSession.load(args.model_path, model_base=args.model_base, device=args.device,
+                                   conv_mode=conv_mode, policy=args.conformer_policy)
+    except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader (as the chat CLI)
+        raise SystemExit(f"{parser.prog}: error: {e}") from None
+    print(f"{parser.prog}: {session.describe()}", flush=True)
+    build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
 
 if __name__ == "__main__":
     main()

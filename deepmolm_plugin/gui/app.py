@@ -42,6 +42,11 @@ EXAMPLES = [
 STRUCTURE_TYPES = [".sdf", ".sd", ".mol", ".mol2", ".xyz", ".pdb"]
 COLOR_BY = ["attention received", "element"]
 DISPLAY_SIZE = 768  # px, longer side of the depiction panels
+# gradio saves every image a handler returns (views, tiles, heatmaps: a few per click) and
+# every upload as a file in its cache folder, and by default never deletes them while the
+# server runs: a page left up for weeks filled the disk. Every hour, files this app made
+# more than a day ago go (the browser has long loaded them; uploads are read at load).
+CACHE_CLEANUP = (3600, 86400)  # (every s, older than s): gradio Blocks' delete_cache
 
 CSS = """
 .gradio-container { max-width: 1480px !important; margin: auto; }
@@ -333,7 +338,7 @@ class Page:
 
 def build_app(session: ChatSession) -> gr.Blocks:
     """The page for `session`'s model. Launch it with `launch_kwargs()`."""
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
         tab = gr.State(Tab())  # this browser tab's molecule and conversation (gradio copies it per tab)
         gr.HTML(f"<h1>{TITLE}</h1><p>{html.escape(session.describe())}</p>", elem_id="header")
         with gr.Row(equal_height=False):

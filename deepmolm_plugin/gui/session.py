@@ -8,7 +8,12 @@ as the chat CLI does (`--conv-mode auto`: from the model's config).
 `ChatSession.molecule` takes the user's input through the one input resolver that
 training, the chat CLI and eval use (`deepmolm_plugin.molecule.inputs.InputResolver`,
 fingerprint settings from the model config): the depiction (drawn, or the user's image),
-the conformer whose coordinates made `molecule_fp`, and the tokens. Then the model's image
+the conformer whose coordinates made `molecule_fp`, and the tokens. A drawn depiction is
+made in memory (`InputResolver.depiction`, the function that draws training's files): a
+server that wrote one 1024 px PNG per molecule into a folder filled its disk over weeks,
+and nothing reads the file again once the views hold its pixels. PNG is lossless and
+`load_image` normalises a PIL image and a file alike, so the pixels are the file's. Then
+the model's image
 inputs (`views.model_views`) and, for a fusion model, the cross-attention of exactly those
 inputs (`attention`), recorded around the model's own `encode_images`.
 """
@@ -36,7 +41,7 @@ class LoadedMolecule:
     """One molecule as the page shows it and the model reads it."""
 
     name: str
-    item: object  # the resolver's MoleculeInput: .molecule (MoleculeRecord), .molecule_fp, .image, .notes
+    item: object  # the resolver's MoleculeInput: .molecule (MoleculeRecord), .molecule_fp, .notes
     views: ModelViews
     image_given: bool = False  # the user's image (True) or the drawn depiction (False)
     # float [atoms, 2]: each heavy atom's (x, y) in the drawn depiction, fractions of its side
@@ -77,8 +82,7 @@ def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Opti
 class ChatSession:
     """A loaded model and what the page needs to talk to it (one generation at a time)."""
 
-    def __init__(self, model_path: str, tokenizer, model, image_processor, conv_mode: str, render_folder: str,
-                 policy: str = "auto"):
+    def __init__(self, model_path: str, tokenizer, model, image_processor, conv_mode: str, policy: str = "auto"):
         from ..cli import projector_uses_molecules
         from ..molecule.inputs import InputResolver
         from ..molecule_fp import FingerprintSettings
@@ -95,11 +99,11 @@ class ChatSession:
         self.has_attention = hasattr(self.projector, "recording_attention")
         self.image_mode = getattr(image_processor, "mode", "base")
         self.resolver = InputResolver(FingerprintSettings.from_config(self.config), structure_folder=None,
-                                      policy=policy, render_folder=render_folder, first_of_many=True,
+                                      policy=policy, render_folder=None, first_of_many=True,
                                       kind="molecule", cache_limit=GUI_CACHE_LIMIT)
 
     @classmethod
-    def load(cls, model_path: str, render_folder: str, model_base: Optional[str] = None, device: str = "cuda",
+    def load(cls, model_path: str, model_base: Optional[str] = None, device: str = "cuda",
              conv_mode: str = "auto", policy: str = "auto") -> "ChatSession":
         import deepmolm_plugin
 
@@ -113,7 +117,7 @@ class ChatSession:
         tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
                                                                              device=device)
         mode = resolve_conv_mode(conv_mode, model.config, name)
-        return cls(model_path, tokenizer, model, image_processor, mode, render_folder, policy)
+        return cls(model_path, tokenizer, model, image_processor, mode, policy)
 
     def describe(self) -> str:
         device = f"{self.model.device.type} · {str(self.model.dtype).replace('torch.', '')}"
@@ -129,8 +133,11 @@ class ChatSession:
         name = fields.get("smiles") or Path(structure).name
         # Tokens always (the 3D view shows the conformer that made them), even when the
         # projector ignores them.
-        item = self.resolver.resolve(fields, name, fingerprint=True, depiction=True)
-        depiction = load_image(item.image, name="the image")  # RGB; a file that is no image: ValueError
+        item = self.resolver.resolve(fields, name, fingerprint=True, depiction=False)
+        given = fields.get("image")
+        # RGB; a file that is no image: ValueError. Drawn in memory (see the module docstring).
+        depiction = load_image(given if given else self.resolver.depiction(fields, name, item.molecule),
+                               name="the image")
         views = model_views(depiction, self.image_processor, self.config)
         notes = list(item.notes)
         if not self.uses_molecules:  # as the chat CLI says it
