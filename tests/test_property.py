@@ -445,7 +445,7 @@ def test_a_truncated_seed_file_is_trained_again(tmp_path, capsys):
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
-    from deepmolm_plugin.property import report
+    from deepmolm_plugin import result_files
 
     target = tmp_path / "seed_0.json"
     target.write_text('{"old": true}')
@@ -453,9 +453,9 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
     def killed(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report.os, "fsync", killed)
+    monkeypatch.setattr(result_files.os, "fsync", killed)
     with pytest.raises(KeyboardInterrupt):
-        report.write_atomic(target, '{"new": true}')
+        result_files.write_atomic(target, '{"new": true}')
     assert target.read_text() == '{"old": true}' and list(tmp_path.iterdir()) == [target]
 
 
@@ -486,3 +486,54 @@ def test_an_roc_panel_without_curves_says_why_without_a_warning():
         draw.roc(axes[1], [([0, 1], [0, 1], "seed 0 (0.500)")])
     assert [t.get_text() for t in axes[0].texts] == ["no ROC: one class only"] and axes[0].get_legend() is None
     assert not axes[1].texts and axes[1].get_legend() is not None
+
+
+def _strict(path):
+    """The file parsed as strict JSON (a bare NaN or Infinity raises)."""
+    def refuse(constant):
+        raise ValueError(f"{path.name}: {constant} is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_undefined_metrics_are_null_in_strict_json_and_said_in_the_report(tmp_path, capsys):
+    # Was: a test split with one class (no ROC-AUC) or constant labels (no R²) wrote bare
+    # NaN into results.json and every seed file (jq and JavaScript refuse them), exit 0
+    # with "n/a" for the only test metric; a resumed run then also crashed on the nulls.
+    smiles = SMALL
+    with open(tmp_path / "rare.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["smiles", "y"]] + [[s, int(i in (3, 7, 11))] for i, s in enumerate(smiles)])
+    run = ["--data", str(tmp_path / "rare.csv"), "--targets", "y", "--task", "classification", "--seeds", "3",
+           "--epochs", "2", "--hidden", "8", "--ffn-hidden", "8", "--features", "none", "--out",
+           str(tmp_path / "cls"), "--quiet"]
+    assert kcli.main(run) == 1
+    assert "no seed's test subset has both classes of any target" in capsys.readouterr().err
+    files = [tmp_path / "cls" / "results.json", *sorted((tmp_path / "cls" / "seeds").glob("seed_*.json"))]
+    docs = [_strict(p) for p in files]
+    assert docs[0]["summary"]["test"]["roc_auc"]["mean"] is None
+    assert all(d["metrics"]["test"]["roc_auc"] is None for d in docs[1:])
+    first = (tmp_path / "cls" / "results.md").read_text()
+    assert kcli.main(run) == 1  # every seed resumed from its file, nulls and all
+    strip = lambda text: re.sub(r"\| [0-9.]+ \|$", "|", text, flags=re.M)  # noqa: E731 (the seconds column)
+    assert strip((tmp_path / "cls" / "results.md").read_text()) == strip(first)
+
+    labels = ["1.0"] * 36 + ["2.0"] * 4  # most random test subsets of 4 hold one value: no R² there
+    data = _small_csv(tmp_path / "flat.csv", labels)
+    assert kcli.main(_tiny_run(data, tmp_path / "reg", ["--seeds", "3"])) == 0
+    summary = _strict(tmp_path / "reg" / "results.json")["summary"]["test"]
+    assert summary["r2"]["n"] < 3 and summary["constant_tasks_seed_counts"] == {"y": 3 - summary["r2"]["n"]}
+    assert "labels in the subset are all equal (R² undefined" in (tmp_path / "reg" / "results.md").read_text()
+
+
+def test_result_files_get_the_umask_not_private_modes(tmp_path):
+    import os
+
+    from deepmolm_plugin import result_files
+
+    old = os.umask(0o022)
+    try:
+        result_files._umask.cache_clear()
+        result_files.write_atomic(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+        result_files._umask.cache_clear()
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644  # mkstemp's own mode is 0600

@@ -57,7 +57,8 @@ import numpy as np
 from .. import usage
 from ..csv_table import PLAIN_NUMBER, columns_named, csv_rows, first_row
 from .features import mol_to_graph, parse_smiles
-from .report import remove_reports, write_atomic
+from ..result_files import strict_json, write_atomic
+from .report import remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
 from .train import Inputs, TrainConfig, primary_metric, run_seed
 
@@ -360,7 +361,7 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
                 f.unlink()
             remove_reports(out)  # else the old configuration's results stood until the new run ended
-    write_atomic(config_path, json.dumps({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
+    write_atomic(config_path, strict_json({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
 
 
 def _read_json(path: Path):
@@ -444,7 +445,7 @@ def run_from_args(args) -> dict:
         check_split(split, seed, args.split, len(table.smiles), scaffolds)
         check_split_labels(split, seed, table)
     _prepare_out(out, run, fp, args.overwrite)
-    write_atomic(out / "data_report.json", json.dumps(data_report, indent=1))
+    write_atomic(out / "data_report.json", strict_json(data_report, indent=1))
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
     dups = data_report["duplicates"]
@@ -474,7 +475,7 @@ def run_from_args(args) -> dict:
                 continue
             print(f"{seed_path} {why}: training seed {seed} again", file=sys.stderr)
         split = splits[seed]
-        write_atomic(out / "splits" / f"seed_{seed}.json", json.dumps({
+        write_atomic(out / "splits" / f"seed_{seed}.json", strict_json({
             "seed": seed, "kind": args.split, **{k: v.tolist() for k, v in split.items()},
             **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()},
         }))
@@ -489,7 +490,7 @@ def run_from_args(args) -> dict:
             pred["csv_rows"] = source.rows[pred["index"]].tolist()
             pred["smiles"] = [source.smiles[i] for i in pred["index"]]
         result["fingerprint"] = fp
-        write_atomic(seed_path, json.dumps(result))
+        write_atomic(seed_path, strict_json(result))
         results.append(result)
 
     from .featurizers import Concatenated
@@ -696,8 +697,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
-    run_from_args(args)
-    return 0
+    return 1 if undefined_test_metric(run_from_args(args)) else 0
+
+
+def undefined_test_metric(results_doc: dict) -> bool:
+    """Say so (stderr) and True when a test subset has its primary metric in no seed: a
+    classification test split with one class per target in every seed. The reports are
+    written (n/a in them); the exit status must not call it a result."""
+    metric, _ = primary_metric(results_doc["config"]["task"])
+    empty = [k for k, e in results_doc["summary"].items() if k not in ("train", "valid") and e[metric]["n"] == 0]
+    for subset in empty:
+        print(f"deepmolm-kflm2: error: no seed's {subset} subset has both classes of any target, so there is no "
+              f"{subset} {metric} (the reports in {Path(results_doc['paths']['json']).parent} say n/a); give the "
+              "test subset more molecules (--sizes), more data, or a --test-file with both classes",
+              file=sys.stderr)
+    return bool(empty)
 
 
 if __name__ == "__main__":

@@ -13,59 +13,28 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .. import plots as draw
+from ..result_files import strict_json, write_atomic
 from .train import primary_metric, roc_curve
 
 SECONDARY = {"regression": ("rmse", "mae", "r2"), "classification": ("roc_auc",)}
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a resumed run) sees the old file or the
-    whole new one, never a truncated one: a killed job must not leave half a seed result.
-
-    The text goes to a hidden temporary file in the same folder (so ``seed_*.json`` globs never
-    match it), is flushed and fsynced, then renamed over ``path`` (``os.replace`` is atomic on
-    one file system); the folder is fsynced too where the platform allows, so the rename
-    survives a crash. A failed write removes the temporary file and leaves ``path`` untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # re-raised: only the temporary file is cleaned up here
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Persist a rename in ``folder`` (POSIX; folders cannot be opened for fsync on Windows)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def mean_std(values: Sequence[float]) -> dict:
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
+def mean_std(values: Sequence[float | None]) -> dict:
+    # None: a metric that was undefined (NaN) when its seed ran, as a resumed run reads it
+    # back from the seed's strict-JSON file
+    values = [float("nan") if x is None else float(x) for x in values]
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=np.float64)
     return {"mean": float(v.mean()) if v.size else float("nan"),
             # a sample std needs two values: one seed's "± 0.000" read as a result that never varies
             # (None, not NaN: results.json stays strict JSON)
             "std": float(v.std(ddof=1)) if v.size > 1 else None,
-            "n": int(v.size), "values": [float(x) for x in values]}
+            "n": int(v.size), "values": values}
 
 
 def summarise(task: str, seed_results: Sequence[dict]) -> dict:
@@ -76,11 +45,12 @@ def summarise(task: str, seed_results: Sequence[dict]) -> dict:
     for subset in subsets:
         rows = [r["metrics"][subset] for r in seed_results if subset in r["metrics"]]
         entry = {m: mean_std([row.get(m, float("nan")) for row in rows]) for m in SECONDARY[task]}
-        skipped: dict[str, int] = {}
-        for row in rows:
-            for t in row.get("skipped_tasks", []):
-                skipped[t] = skipped.get(t, 0) + 1
-        entry["skipped_tasks_seed_counts"] = skipped
+        for key in ("skipped_tasks", "constant_tasks"):  # {task: seeds} whose subset left it out
+            counts: dict[str, int] = {}
+            for row in rows:
+                for t in row.get(key, []):
+                    counts[t] = counts.get(t, 0) + 1
+            entry[f"{key}_seed_counts"] = counts
         out[subset] = entry
     return out
 
@@ -153,6 +123,10 @@ def markdown(results: dict) -> str:
         why = "an AUC (one class only in the subset)" if task == "classification" else "a label in the subset"
         lines += ["", f"Tasks without {why}, left out of the averages, as {{task: number of seeds}}: "
                   + json.dumps(skipped)]
+    constant = {s: e["constant_tasks_seed_counts"] for s, e in summary.items() if e.get("constant_tasks_seed_counts")}
+    if constant:  # an "n/a" or a count of seeds in the r2 column: this is why
+        lines += ["", "Tasks whose labels in the subset are all equal (R² undefined there, left out of the R² "
+                  "average; RMSE and MAE are kept), as {task: number of seeds}: " + json.dumps(constant)]
     return "\n".join(lines) + "\n"
 
 
@@ -250,7 +224,7 @@ def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
     slim = dict(results)
     slim["per_seed"] = [{k: v for k, v in r.items() if k != "predictions"} for r in results["per_seed"]]
-    write_atomic(paths["json"], json.dumps(slim, indent=1, default=_json_default))
+    write_atomic(paths["json"], strict_json(slim, indent=1))
     write_atomic(paths["markdown"], markdown(results))
     if plots:
         pdir = out / "plots"
@@ -263,15 +237,3 @@ def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True)
         else:
             paths["roc"] = plot_roc(results["per_seed"], results["targets"], pdir / "roc")
     return paths
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return os.fspath(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")

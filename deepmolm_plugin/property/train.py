@@ -95,7 +95,7 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
 def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str]) -> dict:
     """Per-task and task-averaged RMSE / MAE / R²; a task without labels in this subset is
     listed in ``skipped_tasks`` (the averages are over the other tasks, which must be said)."""
-    per_task, rmses, maes, r2s, skipped = {}, [], [], [], []
+    per_task, rmses, maes, r2s, skipped, constant = {}, [], [], [], [], []
     for t, name in enumerate(task_names):
         m = ~np.isnan(y[:, t])
         if not m.any():
@@ -106,13 +106,15 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str
         mae = float(np.mean(np.abs(err)))
         var = float(np.sum((y[m, t] - y[m, t].mean()) ** 2))
         r2 = float(1 - np.sum(err ** 2) / var) if var > 0 else float("nan")
+        if var == 0:  # R² is undefined where every label is the same: said in the report
+            constant.append(name)
         per_task[name] = {"rmse": rmse, "mae": mae, "r2": r2, "n": int(m.sum())}
         rmses.append(rmse), maes.append(mae), r2s.append(r2)
-    finite_r2 = [r for r in r2s if not math.isnan(r)]  # R² is undefined for a constant subset
+    finite_r2 = [r for r in r2s if not math.isnan(r)]
     return {"rmse": float(np.mean(rmses)) if rmses else float("nan"),
             "mae": float(np.mean(maes)) if maes else float("nan"),
             "r2": float(np.mean(finite_r2)) if finite_r2 else float("nan"), "per_task": per_task,
-            "skipped_tasks": skipped}
+            "skipped_tasks": skipped, "constant_tasks": constant}
 
 
 def classification_metrics(y: np.ndarray, prob: np.ndarray, task_names: Sequence[str]) -> dict:

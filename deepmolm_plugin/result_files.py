@@ -1,0 +1,90 @@
+"""Result files (reports, metrics, seed results): written whole or not at all, as strict JSON.
+
+Long jobs resume from their own files and people read them with jq or a browser, so:
+
+- `write_atomic`: a reader (or a resumed run) sees the old file or the whole new one, never
+  a truncated one, and the file gets the permissions any other file of the user gets.
+- `strict_json`: every NaN or infinite float becomes null. Python's json writes a bare
+  `NaN`, which jq, JavaScript's JSON.parse and every strict parser refuse; undefined
+  metrics are ordinary (ROC-AUC of a subset with one class, R² of constant labels, the loss
+  of a diverged run).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def strict_json(value, **kwargs) -> str:
+    """json.dumps of `value` with NaN and +-inf as null; numpy scalars and arrays as numbers
+    and lists, paths as strings. Anything else json cannot write is a TypeError."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
+
+
+def _finite(value):
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask. Reading it means setting it (then putting it straight back), a
+    moment in which another thread's new file would get no mask: done once per process."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a resumed run) sees the old file or the
+    whole new one, never a truncated one: a killed job must not leave half a seed result.
+
+    The text goes to a hidden temporary file in the same folder (so ``seed_*.json`` globs never
+    match it), is flushed and fsynced, then renamed over ``path`` (``os.replace`` is atomic on
+    one file system); the folder is fsynced too where the platform allows, so the rename
+    survives a crash. A failed write removes the temporary file and leaves ``path`` untouched.
+    mkstemp makes its file private (0600), which left run folders shared with a group
+    unreadable to it: the file gets 0666 less the umask, as open() would give it.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # re-raised: only the temporary file is cleaned up here
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist a rename in ``folder`` (POSIX; folders cannot be opened for fsync on Windows)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
