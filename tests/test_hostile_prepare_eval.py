@@ -162,9 +162,15 @@ def test_report_exits_1_for_a_null_reference_answer(tmp_path, capsys):
 
 
 def test_questions_refuses_turns_that_are_not_objects_or_hold_no_text(tmp_path):
+    turns = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "2.5"}]
     bad = [{"id": "a", "conversations": ["hi", "there"]},  # was: AttributeError traceback
-           {"id": "b", "conversations": [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": None}]}]
-    for record, message in zip(bad, ["got ['hi', 'there']", "the gpt turn's value is None, not a string"]):
+           {"id": "b", "conversations": [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": None}]},
+           # was: a bare NaN in questions.jsonl, and "no properties entry" in the report
+           {"id": "c", "conversations": turns, "smiles": "CCO", "properties": {"LogP": float("nan")}},
+           {"id": "d", "conversations": turns, "smiles": "CCO", "properties": {"LogP": "2.5"}}]
+    for record, message in zip(bad, ["got ['hi', 'there']", "the gpt turn's value is None, not a string",
+                                     "record 'c': property 'LogP' is nan, not a finite number",
+                                     "record 'd': property 'LogP' is '2.5', not a finite number"]):
         data = tmp_path / "d.json"
         data.write_text(json.dumps([record]))
         with pytest.raises(SystemExit) as exit:

@@ -193,3 +193,31 @@ def test_temperature_nan_is_refused():
     # 1e-39 through the page's API: the logits / temperature overflowed, a RuntimeError from the sampler
     with pytest.raises(ValueError, match="temperature 1e-39 is too small to sample with"):
         sampling_kwargs(1e-39, 8)
+
+
+def test_a_report_killed_while_written_leaves_no_metrics_json(tmp_path, monkeypatch):
+    # Was: metrics.json came first and plainly written; a run killed before metrics.md and
+    # per_question.jsonl left it, and a resuming caller (the fusion experiment, which takes
+    # metrics.json as "scored") read another run's per_question.jsonl or none.
+    from deepmolm_plugin.eval import outputs
+
+    out = tmp_path / "out"
+    report, rows = _report(tmp_path, [("1", "foo", "1", "1")])
+
+    def killed(report):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs, "markdown", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(report, rows, out, make_plots=False)
+    assert not (out / "metrics.json").exists()
+    assert [p.name for p in out.iterdir() if p.is_file()] == ["per_question.jsonl"]  # whole, no temporary files
+
+
+def test_questions_left_out_of_the_scores_are_said_under_the_table(tmp_path):
+    # Was: "2 answers to 2 questions" above a property row of n 1, and nothing saying why.
+    report, rows = _report(tmp_path, [("1", "foo", "1.5", "1.5"), ("2", "foo", "no number here", "2")])
+    table = markdown(report)
+    assert "| foo | 1 |" in table
+    assert "Left out of n and the scores" in table and "foo: 1 question(s) without a reference value" in table
+    assert "Left out" not in markdown(_report(tmp_path, [("1", "foo", "1.5", "1.5")], "all")[0])

@@ -50,4 +50,21 @@ def markdown(report: dict) -> str:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
+        lines += left_out_notes(tasks)
     return "\n".join(lines)
+
+
+# metrics key -> why its questions were left out of a task's scores and its n
+LEFT_OUT = {"n_without_reference": "without a reference value",
+            "n_invalid_references": "whose reference SMILES does not parse"}
+
+
+def left_out_notes(tasks) -> list:
+    """A line under a table for questions it does not count: its header's answer count
+    was larger than the rows' n, and only metrics.json and stderr said why."""
+    notes = [f"{cell(task)}: {result['metrics'][key]} question(s) {why}"
+             for task, result in tasks for key, why in LEFT_OUT.items() if result["metrics"].get(key)]
+    if not notes:
+        return []
+    return ["Left out of n and the scores (rows with `\"scored\": false` in per_question.jsonl): "
+            + "; ".join(notes) + ".", ""]

@@ -18,12 +18,12 @@ of these files (`overwritten_inputs`: an earlier report's `per_question.jsonl` c
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Dict, List
 
 from .. import plots as draw
+from ..result_files import strict_json, write_atomic
 from .markdown import TABLES, fmt, markdown
 
 DPI = 100
@@ -106,9 +106,11 @@ def write_outputs(report: dict, rows: List[dict], out: Path, make_plots: bool = 
     remove_stale(out / "plots")  # also with make_plots False: old figures would not match metrics.json
     if make_plots:
         report["plots"] = [str(p.relative_to(out)) for p in plots(report, rows, out / "plots")]
-    (out / "metrics.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    # Each file whole or not at all, metrics.json last: resuming callers (the fusion
+    # experiment) take it as the mark of a finished report, so a run killed in between left
+    # metrics.json beside no per_question.jsonl, or an older run's.
+    write_atomic(out / "per_question.jsonl", "".join(strict_json(row, ensure_ascii=False) + "\n" for row in rows))
     table = markdown(report)
-    (out / "metrics.md").write_text(table + "\n")
-    with open(out / "per_question.jsonl", "w") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_atomic(out / "metrics.md", table + "\n")
+    write_atomic(out / "metrics.json", strict_json(report, indent=2, ensure_ascii=False) + "\n")
     return table

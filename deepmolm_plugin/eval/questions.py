@@ -99,12 +99,24 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
     for name in COPIED:
         if record.get(name) not in (None, ""):
             question[name] = record[name]
+    _check_properties(record, rid)
     settings, tokens = fp, record.get("molecule_fp")
     if isinstance(tokens, dict):
         question["molecule_fp"] = _sidecar_fp(tokens, str(rid), data_dir, settings)
     elif tokens is not None:
         question["molecule_fp"] = tokens
     return question
+
+
+def _check_properties(record: dict, rid) -> None:
+    """`properties` as training takes them (finite numbers): a NaN went into the question
+    file as a bare NaN, and the report then said the question had no properties entry."""
+    from ..data.records import RecordError, check_properties
+
+    try:
+        check_properties(record, str(rid))
+    except RecordError as e:
+        raise QuestionFileError(f"record {rid!r}: {e.reason}") from e
 
 
 def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
