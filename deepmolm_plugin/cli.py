@@ -146,15 +146,23 @@ def tile_arguments(image_processor, image, model) -> dict:
     return {"tile_images": [images_in_dtype(tiles.to(model.device), model.dtype)], "tile_grids": [grid]}
 
 
-def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tiles: Optional[dict] = None):
+def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tiles: Optional[dict] = None,
+                      processed: Optional[dict] = None):
     """`generate` with this chat's molecule_fp (1, atoms, levels), its tiles (tiles mode)
-    and images in the model's dtype; with `do_sample=False`, without the sampling-only flags."""
+    and images in the model's dtype; with `do_sample=False`, without the sampling-only flags.
+    `processed["images"]`: the image processor's own tensor, which replaces the host's copy of
+    it (see `loader_binding_inputs`)."""
+
+    import torch
 
     @functools.wraps(generate)
     def wrapper(inputs=None, *args, **kwargs):
         without_sampling_flags(kwargs)
         if "images" in kwargs:
-            kwargs["images"] = images_in_dtype(kwargs["images"], model.dtype)
+            images, own = kwargs["images"], (processed or {}).get("images")
+            if torch.is_tensor(own) and torch.is_tensor(images) and own.shape == images.shape:
+                images = own.to(images.device)  # the pixels before the host's float16 rounding
+            kwargs["images"] = images_in_dtype(images, model.dtype)
         if molecule_fp is not None:
             if kwargs.get("molecule_fp") is not None:
                 raise RuntimeError("generate got a molecule_fp of its own and the CLI's molecule")
@@ -169,20 +177,35 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
 def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], image_file: Optional[str] = None):
     """While active, the model `host_module.load_pretrained_model` returns is bound by
     `bind_model_inputs` (with the tiles of `image_file` when the model works in tiles
-    mode). The name is restored on exit."""
-    loader = host_module.load_pretrained_model
+    mode). The name is restored on exit.
+
+    The host CLI casts the processed image to float16 (`.to(model.device,
+    dtype=torch.float16)`) before every `generate`: an fp32 or bf16 model then saw pixels
+    rounded through float16 (up to 2.4e-4 off, 2.7 % of the values), which training, eval
+    and the GUI never do. `process_images` is wrapped to keep its own tensor, and `generate`
+    takes that one instead (cast to the model's dtype once)."""
+    loader, process = host_module.load_pretrained_model, getattr(host_module, "process_images", None)
+    processed: dict = {}
 
     def load(*args, **kwargs):
         tokenizer, model, image_processor, context_len = loader(*args, **kwargs)
         tiles = tile_arguments(image_processor, image_file, model) if image_file else {}
-        model.generate = bind_model_inputs(model.generate, model, molecule_fp, tiles)
+        model.generate = bind_model_inputs(model.generate, model, molecule_fp, tiles, processed)
         return tokenizer, model, image_processor, context_len
 
+    def keep_processed(*args, **kwargs):
+        processed["images"] = process(*args, **kwargs)
+        return processed["images"]
+
     host_module.load_pretrained_model = load
+    if process is not None:
+        host_module.process_images = keep_processed
     try:
         yield
     finally:
         host_module.load_pretrained_model = loader
+        if process is not None:
+            host_module.process_images = process
 
 
 def readable_image(path: str, option: str) -> None:

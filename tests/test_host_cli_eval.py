@@ -334,3 +334,35 @@ def test_a_questions_molecule_sources_must_be_one_molecule(tmp_path):
         atom.SetAtomMapNum(atom.GetIdx() + 1 if atom.GetAtomicNum() > 1 else 0)
     Chem.MolToMolFile(benzene, str(tmp_path / "mapped.sdf"))
     prepare(smiles="c1ccccc1", structure="mapped.sdf")
+
+
+def test_chat_cli_gives_the_model_the_processed_pixels_not_a_float16_copy(trained_checkpoint, monkeypatch):
+    """The host CLI casts the processed image to float16 before every `generate`; the fp32
+    model saw pixels rounded through float16 (training, eval and the GUI never round them)."""
+    import builtins
+
+    import llava.serve.cli as host_cli
+
+    from deepmolm_plugin import cli
+    from deepmolm_plugin.model.llava_qwen2 import LlavaQwen2ForCausalLM
+
+    processed, seen = [], []
+    process = host_cli.process_images
+    monkeypatch.setattr(host_cli, "process_images", lambda *a, **kw: processed.append(process(*a, **kw)) or processed[-1])
+    monkeypatch.setattr(LlavaQwen2ForCausalLM, "generate",
+                        lambda self, inputs=None, **kw: seen.append((kw["images"], self.dtype)) or inputs[:, -1:])
+    questions = ["What is it?"]
+
+    def ask(prompt=""):
+        if not questions:
+            raise EOFError  # the user's Ctrl-D ends the chat
+        return questions.pop(0)
+
+    monkeypatch.setattr(builtins, "input", ask)
+    recorder = host_cli.process_images
+    cli.main(["--model-path", str(trained_checkpoint), "--smiles", "CCO", "--device", "cpu", "--temperature", "0"])
+    (images, dtype), = seen
+    assert dtype == torch.float32 and processed[0].dtype == torch.float32
+    assert torch.equal(images, processed[0])  # was: processed[0].half().float(), 2.4e-4 off
+    assert host_cli.process_images is recorder  # the CLI's wrapper is gone after the chat
+
