@@ -170,6 +170,80 @@ NUMBER_TABLE = [
     ("1.2e3.5", None),
     ("1e5e5", None),
     ("10^3.5", None),
+    # NFKC writes ½ as 1⁄2, a fraction slash (read 1 and 31); other slashes, ÷ and ratios alike
+    ("½", None),
+    ("3½", None),
+    ("1∕2", None),
+    ("1 ÷ 2", None),
+    ("3:1", None),
+    # LaTeX fractions (read 1, 3, and 2: a denominator), bounds (read 5), ranges (read 3.5)
+    ("\\frac{1}{2}", None),
+    ("$\\dfrac{3}{2}$", None),
+    ("\\frac{\\pi}{2}", None),
+    ("\\leq 5", None),
+    ("\\le 5", None),
+    ("\\geq 5", None),
+    ("\\lt 5", None),
+    ("$\\leq$ 5", None),
+    ("$3.5 \\text{ to } 4.0$", None),
+    ("$3.5\\text{--}4.0$", None),
+    ("$3.5 \\sim 4.0$", None),
+    ("3 \\to 4", None),
+    ("$C_6H_{12}O_6$ weighs 180.16", 180.16),  # a braced subscript (read 12)
+    # bound signs and words (read as the value)
+    ("≲ 5", None),                       # ≲ ≳ ⩽ ⩾ ≦ ≧ ≪ ≫ ≠
+    ("≳ 5", None),
+    ("⩽ 5", None),
+    ("⩾ 5", None),
+    ("≦ 5", None),
+    ("≧ 5", None),
+    ("≪ 5", None),
+    ("≫ 5", None),
+    ("≠ 5", None),
+    ("in excess of 5", None),
+    ("greater than or equal to 5", None),
+    ("smaller than 5", None),
+    ("a maximum of 5", None),
+    # other times signs (read as the mantissa 1.2)
+    ("1.2 X 10^3", 1200.0),
+    ("1.2X10^3", 1200.0),
+    ("1.2 ✕ 10^3", 1200.0),
+    ("1.2 ✖ 10^3", 1200.0),
+    ("2 X 3", None),
+    # Fortran's D exponent, attached to the digits (read 1.23); an exponent set apart by a
+    # space is malformed (1.2 E+3 read 1.2, 1.2 E-3 was a range)
+    ("1.23D+02", 123.0),
+    ("-1.5d-3", -0.0015),
+    ("1.2 E+3", None),
+    ("1.2 E-3", None),
+    ("1.2E 3", None),
+    # apostrophe and underscore thousands groups (read 1); other than three digits: malformed
+    ("1'000", 1000.0),
+    ("1’000", 1000.0),
+    ("1_000", 1000.0),
+    ("1'234.5", 1234.5),
+    ("1'00", None),
+    ("1_00", None),
+    # Arabic decimal and thousands separators (read 3 and 1)
+    ("٣٫٥", 3.5),
+    ("1٬234.5", 1234.5),
+    # a spaced en or em dash after a word is punctuation (read -2.1), a sign after "is"
+    ("LogP — 2.1", 2.1),
+    ("Answer — 2.1", 2.1),
+    ("Predicted value – 2.1", 2.1),
+    ("LogP (XLogP3) — 2.1", 2.1),
+    ("The HOMO is – 5.2 eV", -5.2),
+    ("3 eV – 4 eV", None),
+    # underscore emphasis (the sign was lost)
+    ("_-3.5_", -3.5),
+    ("__-3.5__", -3.5),
+    ("HOMO_-5.2", -5.2),
+    ("_3.5_", 3.5),
+    # scientific notation glued to a unit (was None); units without a slash (a mass, a range)
+    ("-1.2e4eV", -12000.0),
+    ("1.2e2g/mol", 120.0),
+    ("180.16 g.mol-1", 180.16),
+    ("120.2 gmol-1", 120.2),
     # invalid
     ("N/A", None),
     ("twelve", None),
@@ -270,6 +344,20 @@ def test_property_specs_ranges_and_aliases():
     ("45 percent", "TPSA", None),
     ("45%", "LogP", 45.0),  # a unitless property: as stated (rule 5)
     ("5 k", "HOMO-LUMO Gap", 5.0),  # lower-case k is no kelvin: not a known unit
+    ("180.16 g.mol-1", "MW", 180.16),  # was a mass (`g`): invalid
+    ("120.2 gmol-1", "MW", 120.2),  # was a range
+    ("0.1202 kg/mol", "MW", 120.2),  # was a mass
+    ("$180\\,\\mathrm{g\\,mol^{-1}}$", "MW", 180.0),
+    ("1.2e2g/mol", "MW", 120.0),  # was None
+    ("MW — 180.16 g/mol", "MW", 180.16),  # was -180.16
+    ("-5 cal/mol", "Hydration Free Energy", -0.005),  # was -5 kcal/mol
+    ("-5000 J/mol", "Hydration Free Energy", -5 / 4.184),
+    ("-5.2 MeV", "HOMO", -5.2e6),  # was meV (matched case-insensitively); out of range when scored
+    ("-5.2 MEV", "HOMO", None),  # meV or MeV: not guessed
+    ("-0.19 (Hartree)", "HOMO", -0.19 * 27.211386245988),  # a unit in brackets was not seen: eV
+    ("-0.19 [a.u.]", "HOMO", -0.19 * 27.211386245988),
+    ("$-0.25\\,\\mathrm{Ha}$", "HOMO", -0.25 * 27.211386245988),  # `\\mathrm{..}` hid the unit: eV
+    ("180 (mg)", "MW", None),
 ])
 def test_answers_in_another_unit_are_converted_to_the_propertys(answer, prop, value):
     spec = numbers.property_spec(prop)
@@ -335,9 +423,32 @@ def test_property_metrics_valid_ratio_and_mae():
     ("The SMILES of this molecule is `c1ccccc1`.", "c1ccccc1"),
     ("  CC(C)O  ", "CC(C)O"),
     ("This is ethanol", "This is ethanol"),  # prose: not guessed
+    # markdown: RDKit reads `*` as a dummy atom, so `**CCO**` was a valid molecule
+    ("**CCO**", "CCO"),
+    ("The SMILES is **CCO**.", "CCO"),
+    ("**SMILES:** CCO", "CCO"),  # was `**`
+    ("```smiles\nCCO\n```", "CCO"),  # was "smiles\nCCO"
+    ("SMILES: __CCO__", "CCO"),
+    ("*CC*", "*CC*"),  # single stars stay: a dummy atom at each end (a polymer's repeat unit)
+    ("[*]CC*", "[*]CC*"),
 ])
 def test_extract_smiles(answer, smiles):
     assert molecules.extract_smiles(answer) == smiles
+
+
+@pytest.mark.parametrize("answer, name", [
+    ("The IUPAC name is 2-hydroxypropanoic acid.", "2-hydroxypropanoic acid"),
+    ("IUPAC name: (2R)-butan-2-ol", "(2R)-butan-2-ol"),
+    ("(2R*,3S*)-2,3-dibromobutane", "(2R*,3S*)-2,3-dibromobutane"),  # relative stereo: no emphasis
+    # markdown (was no exact match)
+    ("IUPAC name: **ethanol**", "ethanol"),
+    ("**IUPAC name:** ethanol", "ethanol"),
+    ("The IUPAC name is *ethanol*.", "ethanol"),
+    ("*N*,*N*-dimethylformamide", "N,N-dimethylformamide"),
+    ("```text\nethanol\n```", "ethanol"),
+])
+def test_extract_iupac(answer, name):
+    assert molecules.extract_iupac(answer) == name
 
 
 def test_smiles_metrics_match_rdkit():
@@ -370,8 +481,6 @@ def test_smiles_metrics_match_rdkit():
 
 
 def test_iupac_exact_match_and_text_metrics(wordnet):
-    assert molecules.extract_iupac("The IUPAC name is 2-hydroxypropanoic acid.") == "2-hydroxypropanoic acid"
-    assert molecules.extract_iupac("IUPAC name: (2R)-butan-2-ol") == "(2R)-butan-2-ol"
     preds = ["The IUPAC name is ethanol.", "(2r)-butan-2-ol", "propan-2-ol"]
     refs = ["ethanol", "(2R)-butan-2-ol", "propan-1-ol"]
     got = molecules.iupac_metrics(preds, refs, wordnet=wordnet)

@@ -53,6 +53,16 @@ def test_smiles_exact_match_is_rdkits_canonical_molecule_and_non_ascii_is_invali
         assert molecules.smiles_metrics([pred], [ref])["exact_match"] == 0.0, pred
 
 
+def test_smiles_in_markdown_are_read_as_their_molecule():
+    """Was: `**CCO**` was valid and no exact match (RDKit reads `*` as a dummy atom), so its
+    Tanimoto scores were another molecule's; `**SMILES:** CCO` gave `**`, a fence's info
+    string stayed in the SMILES."""
+    preds = ["**CCO**", "The SMILES is **CCO**.", "**SMILES:** CCO", "```smiles\nCCO\n```"]
+    result = molecules.smiles_metrics(preds, ["CCO"] * 4)
+    assert result["validity"] == result["exact_match"] == result["morgan_fts"] == 100.0
+    assert molecules.smiles_metrics(["*CC*"], ["*CC*"])["exact_match"] == 100.0  # dummy atoms stay
+
+
 def test_answers_repeating_the_keyword_are_read_in_linear_time():
     """Was: 46 s for a 100k-character "SMILES SMILES ..." answer and 29 s for "IUPAC name
     ..." (the extractor's regex rescanned the line from every keyword)."""
@@ -60,6 +70,8 @@ def test_answers_repeating_the_keyword_are_read_in_linear_time():
     assert molecules.extract_smiles("SMILES " * 15000 + "is CCO.") == "CCO"
     assert molecules.extract_iupac("IUPAC name " * 10000 + "is ethanol.") == "ethanol"
     assert molecules.extract_smiles("SMILES " * 15000) == ("SMILES " * 15000).strip()  # none named: all
+    assert molecules.extract_smiles("**a " * 25000).startswith("**a")  # emphasis never closed
+    assert molecules.extract_iupac("*a " * 30000 + "\n```\n" * 3) == ("*a " * 30000).strip()
     assert time.monotonic() - start < 5
     # The same answers as before for the ordinary forms.
     assert molecules.extract_smiles("The SMILES\nof it is CCO") == "The SMILES\nof it is CCO"  # not on its line
@@ -138,6 +150,31 @@ def test_reference_answer_and_properties_must_agree(tmp_path):
     refs = _questions(tmp_path, [{"question_id": "q", "task": "LogP", "answer": "The LogP is 2.35.",
                                   "properties": {"LogP": 2.3456}}])
     assert build_report([_answers(tmp_path, {"q": "2.35"})], refs)[0]["tasks"]["LogP"]["metrics"]["mae"] == 0.0
+
+
+def test_property_answers_are_read_in_linear_time():
+    """The normalising patterns try each run of letters or underscores once: tried from every
+    position, 100k letters took minutes."""
+    from deepmolm_plugin.eval.metrics.numbers import parse_number
+
+    start = time.monotonic()
+    for text in ("a" * 100000, "_" * 100000, "ab \u2014 " * 20000 + "5", "_{" * 50000 + "5"):
+        parse_number(text)
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("task, answer, properties, value", [
+    ("LogP", "The LogP is ½.", {"LogP": 0.5}, 0.5),  # read 1 (a fraction): disagreed with `properties`
+    ("Molecular Weight", "The molecular weight is 1'234.5 g/mol.", {"Molecular Weight": 1234.5}, 1234.5),  # read 1
+    ("Molecular Weight", "The molecular weight is 180.16 g.mol-1.", {}, 180.16),  # was "a mass": an error
+    ("HOMO", "The HOMO is -0.19 (Hartree).", {"HOMO": -5.17}, -0.19 * 27.211386245988),  # read as eV: an error
+    ("LogP", "LogP — 2.1", {"LogP": 2.1}, 2.1),  # read -2.1: an error
+])
+def test_reference_answers_are_read_like_predictions(task, answer, properties, value):
+    from deepmolm_plugin.eval.task_kinds import reference_value
+
+    record = {"question_id": "q", "answer": answer, "properties": properties}
+    assert reference_value(task, record) == pytest.approx(value, rel=1e-12)
 
 
 def test_the_properties_key_closest_to_the_task_gives_its_value(tmp_path):

@@ -26,6 +26,10 @@ A pair whose reference SMILES does not parse is left out of every score and coun
 `MAX_ATOMS` atoms counts as not parsing: RDKit's canonical writer recurses once per atom of
 a chain and overflows the C stack (a segmentation fault, no Python error) near 19,000.
 
+Both extractors first remove markdown: a fenced code block becomes its contents, and
+emphasis pairs their contents (`**CCO**`, `__CCO__`; a single `*` pair only in IUPAC names:
+in a SMILES, `*CC*` is a dummy atom at each end).
+
 `extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
 "SMILES: X", "SMILES of the molecule = X", case-insensitive), the first whitespace-free run
 after the first `is`, `:` or `=` (`is:` and `is =` count as one) following the word SMILES
@@ -65,6 +69,15 @@ _IUPAC_KEY = re.compile(r"\bIUPAC\s+name\b", re.IGNORECASE)
 _IUPAC_SEP = re.compile(r"\bis\b(?:\s*:)?|:", re.IGNORECASE)
 _IUPAC_VALUE = re.compile(r"\s*([^\n]+)")
 _QUOTES = "\"'`“”‘’"
+# Markdown a model writes around its answer. A fenced block is its contents without the
+# fence's info string ("```smiles\nCCO\n```" gave "smiles\nCCO"). Emphasis pairs go
+# (`**CCO**` was a valid molecule: RDKit reads `*` as a dummy atom; `**SMILES:** CCO` gave
+# `**`): `**`, `***`, `_`, `__`, `___`, and in IUPAC names `*` as well. A single `*` pair
+# stays in a SMILES, where `*CC*` is a dummy atom at each end (a polymer's repeat unit).
+# The content holds no `*`, `_` or line break, so each try stops at the next one (linear).
+_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+_SMILES_EMPHASIS = re.compile(r"(?<![\w*])(\*{2,3}|_{1,3})([^*_\n]+)\1(?![\w*])")
+_IUPAC_EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3})([^*_\n]+)\1(?![\w*])")
 
 
 def _strip(text: str, trailing: str) -> str:
@@ -93,14 +106,18 @@ def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern")
         return match.group(1) if match else None
 
 
+def _without_markdown(text: str, emphasis: "re.Pattern") -> str:
+    return emphasis.sub(r"\2", _FENCE.sub(r"\1", text or "")).strip()
+
+
 def extract_smiles(text: str) -> str:
-    text = (text or "").strip()
+    text = _without_markdown(text, _SMILES_EMPHASIS)
     candidate = _named(text, _SMILES_KEY, _SMILES_SEP, _SMILES_VALUE)
     return _strip(text if candidate is None else candidate, ".,;")
 
 
 def extract_iupac(text: str) -> str:
-    text = (text or "").strip()
+    text = _without_markdown(text, _IUPAC_EMPHASIS)
     candidate = _named(text, _IUPAC_KEY, _IUPAC_SEP, _IUPAC_VALUE)
     candidate = text if candidate is None else candidate
     candidate = " ".join(candidate.split())

@@ -1,17 +1,26 @@
-"""Property answers: the number in free text, per-property valid ranges, valid ratio and MAE.
+r"""Property answers: the number in free text, per-property valid ranges, valid ratio and MAE.
 
 `parse_number(text)` returns the answer's value (the first number that is a value, see
 the rules) or None when the answer gives no single value. Rules, in order:
 
 1. Text is normalised: superscript powers of ten (`10⁻³`) become `10^-3`, and a
    superscript after another number a power (`5²` is `5^2`, not 52); LaTeX's `\times`,
-   `\cdot`, `^{-3}` and `$` become `×`, `·`, `^(-3)` and a space; digit groups
-   separated by a thin, narrow no-break or no-break space (`1 234`) are joined; then
-   Unicode NFKC (full-width digits, ...) and every minus-like dash (U+2212 minus, U+2012
-   figure dash, U+2013 en dash, U+2014 em dash, U+FE63, U+FF0D) becomes `-`.
+   `\cdot`, `^{-3}`, `_{12}` and `$` become `×`, `·`, `^(-3)`, `_12` and a space, `\text{..}`,
+   `\mathrm{..}` (and the like) their contents, `\frac{a}{b}` `a/{b}`, and `\le(q)`,
+   `\ge(q)`, `\lt`, `\gt`, `\ne`, `\approx`, `\sim`, `\pm`, `\to`, `\%` their symbols;
+   digit groups separated by a thin, narrow no-break or no-break space, an apostrophe or
+   an underscore (`1 234`, `1'234`, `1_234`) are joined; an underscore that opens
+   emphasis or precedes a sign (`_-3.5_`, `HOMO_-5.2`) is a space; a spaced en or em
+   dash after a word or bracket is punctuation (`LogP — 2.1` is 2.1; it becomes `~`),
+   unless the word is one a value follows (`is – 5.2` is -5.2); then Unicode NFKC
+   (full-width digits, `½` as `1⁄2`, ...), every other minus-like dash (U+2212 minus,
+   U+2012 figure dash, U+2013 en dash, U+2014 em dash, U+FE63, U+FF0D) becomes `-`, the
+   fraction and division slashes and `÷` `/`, the times signs `✕ ✖ ⨯ ∗ ∙` `×`, and the
+   Arabic decimal and thousands separators `.` and `,`.
 2. A number is `[sign][digits][.digits]` or `.digits`, with optional thousands commas
    (`1,234,567.5`: groups of exactly three digits) and an optional exponent: `e-3`,
-   `E+03` (a sentence's final period may follow: `is 1.5e3.` is 1500), `× 10^-3`, `x10**3`,
+   `E+03`, Fortran's `D+02` (attached to the digits; a unit may follow, `1.2e2g/mol`, and
+   a sentence's final period, `is 1.5e3.` is 1500), `× 10^-3`, `x10**3`, `X 10^3`,
    `* 10^(-3)`, `·10⁻³`, and `× 10-3` (a superscript lost in copying: it read 1.5 from
    `1.5 × 10−3`); a bare `10^3` is 1000. A sign
    directly before the digits, or separated by one space from them when the sign itself
@@ -21,23 +30,29 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
    ordinals (`1st`, `2nd`).
 4. The first remaining number decides. The answer is invalid (None) when that number is
-   malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, a power of
+   malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, or set
+   apart by a space, `1.2 E+3`, `1.2 e-3`; a power of
    another base than 10, `5^2`, `2**10`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
-   which could be a decimal comma or a list; a fraction or ratio `1/2`, `4.5/5`; one to
+   which could be a decimal comma or a list, and likewise `1'00`, `1_0`; a fraction or
+   ratio `1/2`, `4.5/5`, `½`, `\frac{1}{2}`, `3:1`, or its denominator, `\frac{\pi}{2}`; one to
    three digits, a plain space and three digits, `1 234.5`, which could be a thousands
    group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
    is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
    `between 3 and 4`: a range is not one predicted value; the exponent of a known unit,
-   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), is a bound (`< 5`, `>= 5`, `≤ 5`,
-   `less than 5`, `at least 5`, `up to 5`, `above 5`, `over 5`), or is not finite (`1e999`).
+   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), is a bound (`< 5`, `>= 5`, `≤ 5`, `≲ 5`,
+   `≪ 5`, `≠ 5`, `less than 5`, `greater than or equal to 5`, `at least 5`, `up to 5`,
+   `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45). Number words (`twelve`), `N/A`,
    `nan`, `inf` and text without digits are invalid.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
-   number and converts it: `-0.25 Hartree` (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is
-   -0.1 eV, `-25 kJ/mol` is -5.98 kcal/mol (a bare `kJ` or `kcal` is per mole), `0.18 kDa`
-   is 180 g/mol, `0.2 nm^2` is 20 Å²; per-molecule and molar energies convert alike. A
+   number, or alone in brackets (`-0.19 (Hartree)`), and converts it: `-0.25 Hartree`
+   (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is -0.1 eV (`MeV` is 10^6 eV; `MEV`, `mev`,
+   of unclear case, are invalid), `-25 kJ/mol` is -5.98 kcal/mol, `-5 cal/mol`
+   -0.005 kcal/mol (a bare `kJ`, `kcal`, `J` or `cal` is per mole), `0.18 kDa` and
+   `0.18 kg/mol` are 180 g/mol (`g/mol`, `g mol-1`, `g.mol-1`, `gmol-1` alike), `0.2 nm^2`
+   is 20 Å²; per-molecule and molar energies convert alike. A
    unit of another kind makes the answer invalid: another of these (`180 g/mol` for HOMO),
    a mass (`180 mg` for a molar mass), a temperature (`300 K`, `25 °C`) or a percentage
    (`45%`). No unit, a word that is not a known unit, and properties without such a unit
@@ -70,45 +85,80 @@ from ..names import name_key
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_POWER = re.compile(r"10\s*([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
-_SPACED_GROUPS = re.compile(r"(?<=\d)[\u2009\u202f\u00a0](?=\d{3}(?!\d))")
+# Thin, narrow no-break and no-break spaces, apostrophes (Swiss `1'000`, `1’000`) and
+# underscores (`1_000`) only ever group digits: joined before three digits (they read 1).
+_DIGIT_GROUPS = re.compile(r"(?<=\d)[\u2009\u202f\u00a0'’_](?=\d{3}(?!\d))")
 # A superscript right after a number other than 10 (`5²`, a footnote mark `5.2¹`): NFKC
 # made it a digit of the number (52, 5.21). Written as a power, which rule 4 refuses.
 _SUPERSCRIPT_AFTER_DIGIT = re.compile(r"(?<=[0-9])([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 # LaTeX as models write it: `$1.5 \times 10^{-3}$` was read as 1.5 (the product operator
-# and the braced exponent were not seen), `$<$ 5` as 5 (the bound was not seen).
+# and the braced exponent were not seen), `$<$ 5` and `\leq 5` as 5 (the bound was not
+# seen), `\frac{1}{2}` as 1, `3.5 \text{ to } 4.0` as 3.5 and `C_6H_{12}O_6` as 12. In order:
+# operators, exponents and subscripts, text wrappers to their contents, a fraction to
+# `a/{b}`, named symbols.
+_LATEX_SYMBOLS = {"le": "≤", "leq": "≤", "leqslant": "≤", "ge": "≥", "geq": "≥", "geqslant": "≥", "lt": "<",
+                  "gt": ">", "ll": "≪", "gg": "≫", "lesssim": "≲", "gtrsim": "≳", "ne": "≠", "neq": "≠",
+                  "approx": "≈", "sim": "~", "pm": "±", "to": " to ", "%": "%"}
 _LATEX = [(re.compile(r"\\(?:times|cdot|ast)(?![A-Za-z])"), "×"), (re.compile(r"\^\{\s*([+-]?[0-9]+)\s*\}"), r"^(\1)"),
+          (re.compile(r"_\{([^{}]*)\}"), r"_\1"),
+          (re.compile(r"\\(?:text(?:rm|it|bf|normal)?|math(?:rm|it|bf|sf|tt)|mbox|operatorname)\s*\{([^{}]*)\}"), r"\1"),
+          (re.compile(r"\\[dtc]?frac\s*\{([^{}]*)\}\s*\{"), r"\1/{"),
+          (re.compile(r"\\(" + "|".join(sorted(_LATEX_SYMBOLS, key=len, reverse=True)) + r")(?![A-Za-z])"),
+           lambda m: _LATEX_SYMBOLS[m.group(1)]),
           (re.compile(r"\\[,;:! ]|\$"), " ")]
+# Markdown emphasis by underscores, which are word characters to the number pattern: `_-3.5_`
+# and `HOMO_-5.2` read 3.5 and 5.2 (the sign was "inside a word"). An underscore not after a
+# letter or digit, or before a sign, becomes a space; `C_6` (a LaTeX subscript) stays. Each
+# run is tried from its first underscore only (linear in a line of underscores).
+_UNDERSCORE = re.compile(r"(?<!\w)_+(?=[+-]?\.?\d)|(?<!_)_+(?=[+-]\.?\d)")
+# A spaced en or em dash after a word or bracket is punctuation, not a minus: `LogP — 2.1`
+# read -2.1. It becomes `~`, which rule 5 ignores before a number and rule 4 reads as a
+# range after one (`3 eV – 4 eV`). A dash attached to the digits (`–3.5`) stays a minus, and
+# so does one after a word that a value follows (`is – 5.2`), as a spaced hyphen does.
+_PUNCTUATION_DASH = re.compile(r"((?<![^\W\d_])[^\W\d_]+|[)\]])(\s+)[\u2013\u2014](?=\s)")  # from a word's start: linear
+_BEFORE_A_VALUE = frozenset({"is", "are", "was", "were", "be", "equals", "of", "at", "about", "around",
+                             "approximately", "roughly"})
 # Characters typed or copied as a minus sign (hyphens and the modifier minus too: "‐1.7"
 # read 1.7, the sign lost). NFKC runs first, so U+2011 arrives as U+2010.
 _MINUS = str.maketrans({c: "-" for c in "\u2212\u2012\u2013\u2014\ufe63\uff0d\u2010\u2011\u02d7\u2796"})
+# Other characters written for what the parser reads: NFKC writes `½` as `1⁄2` (a fraction
+# slash: it read 1, `3½` 31); times signs (`1.2 ✕ 10^3` read 1.2); Arabic decimal and
+# thousands separators (`٣٫٥` read 3).
+_LOOKALIKES = str.maketrans({"\u2044": "/", "\u2215": "/", "\u00f7": "/", "\u2715": "×", "\u2716": "×",
+                             "\u2a2f": "×", "\u2217": "×", "\u2219": "×", "\u066b": ".", "\u066c": ","})
 
 _NUMBER = re.compile(r"""
     (?<![\w.])                                   # not inside a word, formula or number
     (?: (?P<sign>[+-]) (?P<gap>[ ]?) )?
     (?P<mant> \d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?  # thousands-grouped
-            | \d+\.(?=[eE][+-]?\d)                  # "1.E+05", "5.e3" (Fortran / C style): was read as 1, 5
+            | \d+\.(?=[eEdD][+-]?\d)                # "1.E+05", "5.e3" (Fortran / C style): was read as 1, 5
             | \d+(?:\.\d+)?
             | \.\d+ )
-    (?P<exp>  [eE][+-]?\d+(?!\w|\.\d)           # a period may end the sentence: "is 1.5e3."
-            | \s*[x×*·⋅]\s*10\s*(?: (?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\))
+    (?P<exp>  [eEdD][+-]?\d+(?!\.\d)             # Fortran's D too (1.23D+02); a unit may follow
+                                                 # (`1.2e2g/mol`), or a sentence's period (`is 1.5e3.`)
+            | \s*[xX×*·⋅]\s*10\s*(?: (?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\))
                                   | [+-]\d+(?![\d.]) ) )?   # "× 10-3": a superscript lost in copying
     """, re.VERBOSE)
 _BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))")
 _SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
 _LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
 _ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
-# "1.2.3", "12,5", "1/2" (a fraction or ratio), an exponent that is none ("1.2e3.5", "1e5e5":
-# read as 1.2 and 1)
-_MALFORMED = re.compile(r"^(?:\.\d|,\d|\s*/\s*\d|[eE][+-]?\d)")
+# "1.2.3", "12,5", "1'00" (a group not of three digits), a fraction or ratio ("1/2", "3:1",
+# `\frac{1}{\pi}` as "1/{\pi}"), an exponent that is none ("1.2e3.5", "1e5e5": read as 1.2
+# and 1) or one set apart by a space ("1.2 E+3" read 1.2, while "1.2 E-3" was a range)
+_MALFORMED = re.compile(r"^(?:\.\d|,\d|['’_]\d|\s*/\s*[{(]?\s*(?:\.?\d|\\)|:\d|[dD][+-]?\d|\s*[eE]\s*[+-]?\s*\d)")
+_DENOMINATOR = re.compile(r"/\s*[{(]?\s*$")  # `\frac{\pi}{2}` ("\pi/{2}") read 2
 _POWER = re.compile(r"^\s*(?:\^|\*\*)\s*[(+-]?\s*\d")  # "5^2", "2**10": a power of another base than 10
-_PRODUCT = re.compile(r"^\s*[x×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
+_PRODUCT = re.compile(r"^\s*[xX×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
 # "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
 _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 _RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
-_BOUND_BEFORE = re.compile(r"(?:<|>|≤|≥|<=|>=|=<|=>|\b(?:(?:less|more|greater|fewer|lower|higher)\s+than|at\s+(?:least|most)"
-                           r"|up\s+to|below|above|under|over|exceeds?|exceeding))\s*$", re.IGNORECASE)
+_BOUND_BEFORE = re.compile(r"(?:[<>≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱≠]|<=|>=|=<|=>|\b(?:(?:less|more|greater|fewer|lower|higher|smaller"
+                           r"|larger|bigger)\s+than(?:\s+or\s+equal\s+to)?|at\s+(?:least|most)|up\s+to|below|above"
+                           r"|under|over|beyond|exceeds?|exceeding|in\s+excess\s+of|upwards\s+of|(?:maximum|minimum)\s+of))"
+                           r"\s*$", re.IGNORECASE)
 
 
 def normalise(text: str) -> str:
@@ -117,8 +167,15 @@ def normalise(text: str) -> str:
     text = _SUPERSCRIPT_AFTER_DIGIT.sub(lambda m: "^" + m.group(1).translate(_SUPERSCRIPTS), text)
     for pattern, replacement in _LATEX:
         text = pattern.sub(replacement, text)
-    text = _SPACED_GROUPS.sub("", text)
-    return unicodedata.normalize("NFKC", text).translate(_MINUS)
+    text = _DIGIT_GROUPS.sub("", text)
+    text = _UNDERSCORE.sub(" ", text)
+    text = _PUNCTUATION_DASH.sub(_dash_as_punctuation, text)
+    return unicodedata.normalize("NFKC", text).translate(_MINUS).translate(_LOOKALIKES)
+
+
+def _dash_as_punctuation(match: "re.Match") -> str:
+    word, space = match.group(1), match.group(2)
+    return match.group(0) if word.lower() in _BEFORE_A_VALUE else f"{word}{space}~"
 
 
 def parse_number(text) -> Optional[float]:
@@ -147,12 +204,13 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         if _MALFORMED.match(after) or _PRODUCT.match(after) or power or space_group:
             return None
         before = text[:start]
-        if _RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _range_after(after):
+        if (_RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _DENOMINATOR.search(before)
+                or _range_after(after)):
             return None
         mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
         try:
-            if exp[:1] in ("e", "E"):
-                value = float(mant + exp)
+            if exp[:1] in ("e", "E", "d", "D"):
+                value = float(f"{mant}e{exp[1:]}")
             elif exp:  # "× 10^-3", "x10**(3)"
                 value = float(f"{mant}e{int(re.search(r'([+-]?[0-9]+)[ )]*$', exp).group(1))}")
             else:
@@ -175,21 +233,37 @@ def _parse(text) -> Optional[Tuple[float, str]]:
 
 # A unit stated right after the number, as (kind, factor to the kind's base unit: eV,
 # g/mol, Å²). Energies per molecule and per mole convert alike (1 eV per molecule is
-# 96.485 kJ/mol). Matched case-insensitively, not followed by a letter or digit.
+# 96.485 kJ/mol). Matched case-insensitively (but for `meV` and `MeV`, `K` and `J`), not
+# followed by a letter or digit, or alone in brackets: `-0.19 (Hartree)`, `[a.u.]` (read
+# as eV before).
 _HARTREE_EV = 27.211386245988  # CODATA 2018
 _KCAL_MOL_EV = 1 / 23.060547830619
 _KJ_MOL_EV = 1 / 96.48533212331
-_PER_MOL = r"\s*(?:/|per\s|·|⋅|\s)\s*mole?(?:\s*\^?\s*-1)?"  # "/mol", " mol-1" ("mol⁻¹" after NFKC)
+# "/mol", " mol-1" ("mol⁻¹" after NFKC), "mol^(-1)" (LaTeX's `^{-1}`), "gmol-1", "g.mol-1"
+_PER_MOL = r"(?:\s*(?:/|per\s|[·⋅*])\s*|\.|\s*)mole?(?:\s*\^?\s*(?:-1|\(\s*-1\s*\)))?"
 _SQUARED = r"\s*(?:\^|\*\*)?\s*2"
-_UNITS = [(re.compile(r"\s*(?:" + pattern + r")(?![^\W_])", re.IGNORECASE), kind, factor) for pattern, kind, factor in (
-    (r"mev", "energy", 1e-3),
+
+
+def _unit_regex(pattern: str) -> "re.Pattern":
+    return re.compile(r"\s*(?:\(\s*(?:{0})\s*\)|\[\s*(?:{0})\s*\]|(?:{0})(?![^\W_]))".format(pattern), re.IGNORECASE)
+
+
+_UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
+    (r"(?-i:meV)|milli-?electron[\s-]?volts?", "energy", 1e-3),
+    (r"(?-i:MeV)|mega-?electron[\s-]?volts?", "energy", 1e6),  # it was read as meV
+    (r"mev", "meV or MeV (unclear case)", None),  # `MEV`, `mev`: invalid, not a guess
     (r"e\.?v|electron[\s-]?volts?", "energy", 1.0),
     (r"hartrees?|ha|e_?h|a\.\s?u\.?|au|atomic\s+units?", "energy", _HARTREE_EV),
     (r"(?:kcal|kilocalories?)" + _PER_MOL, "energy", _KCAL_MOL_EV),
     (r"(?:kj|kilojoules?)" + _PER_MOL, "energy", _KJ_MOL_EV),
+    (r"(?:cal|calories?)" + _PER_MOL, "energy", _KCAL_MOL_EV / 1000),  # `-5 cal/mol` was -5 kcal/mol
+    (r"(?:(?-i:J)|joules?)" + _PER_MOL, "energy", _KJ_MOL_EV / 1000),
     (r"kcal|kilocalories?", "energy", _KCAL_MOL_EV),  # bare: per mole, as chemists write it (`-5 kcal`)
     (r"kj|kilojoules?", "energy", _KJ_MOL_EV),
+    (r"cal|calories?", "energy", _KCAL_MOL_EV / 1000),
+    (r"(?-i:J)|joules?", "energy", _KJ_MOL_EV / 1000),
     (r"(?:g|grams?)" + _PER_MOL + r"|daltons?|da|amu|u", "molar mass", 1.0),
+    (r"(?:kg|kilograms?)" + _PER_MOL, "molar mass", 1000.0),  # was a mass: invalid
     (r"kda|kilodaltons?", "molar mass", 1000.0),
     (r"(?:å|angstroms?)" + _SQUARED + r"|a\s*(?:\^|\*\*)\s*2|square\s+(?:å|angstroms?)", "area", 1.0),
     (r"nm" + _SQUARED + r"|square\s+nanometers?", "area", 100.0),
