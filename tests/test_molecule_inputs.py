@@ -186,3 +186,33 @@ def test_a_cache_limit_bounds_what_a_long_lived_resolver_keeps(tmp_path):
     for i, smiles in enumerate(["CCO", "CCN", "CCC"]):
         unbounded.molecule_fp({"smiles": smiles}, f"m{i}")
     assert len(unbounded._tokens) == 3
+
+
+@pytest.mark.parametrize("truth, smiles, differ", [
+    ("C[C@H](N)C(=O)O", "C[C@@H](N)C(=O)O", "atom C2 is R in the SMILES, S in the structure"),
+    ("C/C=C/C", "C/C=C\\C", "double bond C2=C3 is Z in the SMILES, E in the structure"),
+    ("CCO", "[14CH3]CO", "atom C1 is isotope 14 in the SMILES, unlabelled in the structure"),
+    ("[13CH3]CO", "OC[14CH3]", "atom C3 is isotope 14 in the SMILES, 13 in the structure"),
+])
+def test_a_smiles_stating_other_stereo_or_isotopes_than_the_structure_is_refused(tmp_path, truth, smiles, differ):
+    # was accepted: tokens of the structure's (S)-alanine / trans-butene / ethanol, the depiction
+    # of the SMILES' (R) / cis / 14C one
+    _sdf(tmp_path / "s.sdf", molecule_from_smiles(truth, "truth"))
+    resolver = InputResolver(structure_folder=str(tmp_path), render_folder=str(tmp_path / "r"))
+    with pytest.raises(InputError, match=f"record 'r1': its SMILES .* contradicts its structure .*s.sdf.*: {differ}"):
+        resolver.resolve({"structure": "s.sdf", "smiles": smiles}, "r1")
+    assert not (tmp_path / "r").exists()  # nothing drawn
+
+
+@pytest.mark.parametrize("truth, smiles", [
+    ("C[C@H](N)C(=O)O", "CC(N)C(=O)O"),  # 3D-MoIT: a stereo-free SMILES next to the coordinates
+    ("C[C@H](N)C(=O)O", "OC(=O)[C@@H](N)C"),  # the same centre, spelt in another order
+    ("[14CH3]CO", "CCO"),  # no isotopes in the SMILES: it says nothing of them
+    ("C[C@@H](O)C[C@@H](O)C", "C[C@@H](O)CC(O)C"),  # meso: either equivalent centre may be the one given
+    ("C[C@@H](O)C[C@@H](O)C", "C[C@H](O)CC(O)C"),
+])
+def test_a_smiles_leaving_out_what_the_structure_states_is_accepted(tmp_path, truth, smiles):
+    _sdf(tmp_path / "s.sdf", molecule_from_smiles(truth, "truth"))
+    resolver = InputResolver(structure_folder=str(tmp_path))
+    got = resolver.resolve({"structure": "s.sdf", "smiles": smiles}, "r1", depiction=False)
+    assert torch.equal(got.molecule_fp, resolver.resolve({"structure": "s.sdf"}, "r2", depiction=False).molecule_fp)

@@ -335,6 +335,36 @@ def test_sdf_smiles_field_is_verified(tmp_path, ala):
     assert "SMILES" in error.reason
 
 
+def test_atoms_with_smiles_stating_other_stereo_or_isotopes_are_rejected(ala):
+    # was: the coordinates won with a note, and the depiction (drawn from the SMILES) showed
+    # the other enantiomer next to the coordinates' tokens
+    elements = [a.GetSymbol() for a in ala.mol.GetAtoms()]
+    coords = positions(ala.mol)
+    with pytest.raises(MoleculeError, match=r"contradicts the coordinates: atom C2 is R in the SMILES, S in the"):
+        molecule_from_atoms(elements, coords, "ala", smiles="C[C@@H](N)C(=O)O")
+    # an atom list states no isotopes (but D and T): the SMILES' labels are the molecule's
+    labelled = molecule_from_atoms(elements, coords, "ala", smiles="[14CH3][C@H](N)C(=O)O")
+    assert canonical(labelled.mol) == "[14CH3][C@H](N)C(=O)O"
+    # what the SMILES leaves out, the coordinates say; what it gives, agrees
+    for smiles in (ALA, "CC(N)C(=O)O", "OC(=O)[C@@H](N)C"):
+        assert canonical(molecule_from_atoms(elements, coords, "ala", smiles=smiles).mol) == canonical(ala.mol)
+    trans = molecule_from_smiles("C/C=C/C", "trans")
+    butene = ([a.GetSymbol() for a in trans.mol.GetAtoms()], positions(trans.mol))
+    with pytest.raises(MoleculeError, match=r"double bond C2=C3 is Z in the SMILES, E in the"):
+        molecule_from_atoms(*butene, "butene", smiles="C/C=C\\C")
+    molecule_from_atoms(*butene, "butene", smiles="CC=CC")
+
+
+def test_sdf_smiles_field_must_state_the_files_stereo(tmp_path, ala):
+    mirror = Chem.Mol(ala.mol)
+    mirror.SetProp("smiles", "C[C@@H](N)C(=O)O")
+    path = tmp_path / "m.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        writer.write(mirror)
+    (error,) = read_all(path, smiles_field="smiles")
+    assert isinstance(error, MoleculeError) and "atom C2 is R in the SMILES, S in the structure" in error.reason
+
+
 # --- bad-input battery ---------------------------------------------------------------
 
 

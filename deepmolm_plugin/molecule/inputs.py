@@ -286,6 +286,20 @@ class InputResolver:
                 raise self.fail(rid, f"its structure ({molecule.source}) is {_skeleton(molecule.mol)!r} but its "
                                      f"SMILES is {_skeleton(parsed)!r}: the depiction is drawn from the SMILES and the "
                                      "tokens from the structure; give the structure's SMILES, or leave `smiles` out")
+            if molecule is not None:
+                # the skeleton leaves stereo and isotopes out (a stereo-free SMILES may go with a
+                # 3D structure); what the SMILES does state must be the structure's: (R)-alanine's
+                # tokens went with (S)-alanine's picture, trans-2-butene's with cis
+                from .checks import has_3d_conformer
+                from .matching import label_differences
+
+                differ = label_differences(molecule.mol, parsed)
+                if differ:
+                    raise self.fail(rid, f"its SMILES {smiles!r} contradicts its structure ({molecule.source}): "
+                                         f"{'; '.join(differ)} (the structure's stereo from its "
+                                         f"{'3D coordinates' if has_3d_conformer(molecule.mol) else 'file'}): the "
+                                         "depiction is drawn from the SMILES and the tokens from the structure; give "
+                                         "the structure's SMILES (or one without stereo or isotopes), or leave `smiles` out")
         if self.cache:
             self._remember(self._checked, key, None)
 

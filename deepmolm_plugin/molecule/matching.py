@@ -7,7 +7,9 @@ SDF), the SMILES graph is matched onto the coordinate graph (elements + connecti
 every mapped atom's element is checked; any disagreement fails the record. For atom lists
 the SMILES then supplies bond orders and charges, mapped onto the coordinate atoms
 (``apply_smiles``). Coordinates with hydrogens are matched with them (then all of them
-must be there); coordinates without any are matched on the heavy-atom graph.
+must be there); coordinates without any are matched on the heavy-atom graph. Stereo and
+isotopes the SMILES states must be the structure's (``label_differences``, which the input
+resolver uses for a structure file next to a SMILES too).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rdkit import Chem
 from .errors import MoleculeError, atom_names
 from .sanitize import parse_smiles, sanitize
 
-__all__ = ["apply_smiles", "map_smiles", "stereo_note"]
+__all__ = ["apply_smiles", "label_differences", "map_smiles"]
 
 
 def _skeleton(mol: Chem.Mol) -> Chem.Mol:
@@ -131,14 +133,108 @@ def _bond_length_score(pos, template: Chem.Mol, s_idx: list, t_idx: list, match)
     return score
 
 
-def stereo_note(mol: Chem.Mol, template: Chem.Mol, mapping: list[int]) -> list[str]:
-    """Note stereocentres where the SMILES and the 3D geometry disagree (geometry wins)."""
-    want = dict(Chem.FindMolChiralCenters(template, useLegacyImplementation=False))
-    have = dict(Chem.FindMolChiralCenters(mol, useLegacyImplementation=False))
-    differ = [mapping[i] for i, label in want.items() if have.get(mapping[i], label) != label]
-    if differ:
-        return [f"stereocentres {differ} differ from the SMILES; the coordinates are used"]
-    return []
+def _labels_of(mol: Chem.Mol, from_3d: bool) -> Chem.Mol:
+    """A copy without hydrogens (isotopic ones stay) or atom-map numbers, each atom keeping
+    its original index (``_orig``); stereo read from a 3D conformer with ``from_3d``, else
+    as written."""
+    work = Chem.Mol(mol)
+    for atom in work.GetAtoms():
+        atom.SetIntProp("_orig", atom.GetIdx())
+        atom.SetAtomMapNum(0)
+    if from_3d and work.GetNumConformers() and work.GetConformer().Is3D():
+        Chem.AssignStereochemistryFrom3D(work)
+    else:  # as written (parse_smiles leaves E/Z in single-bond directions until this)
+        Chem.AssignStereochemistry(work, cleanIt=True, force=True)
+    return Chem.RemoveHs(work, sanitize=False)
+
+
+def _stated(mol: Chem.Mol) -> tuple[list, list, list]:
+    """The SMILES' own labels: (isotope atoms, chiral atoms, stereo double bonds)."""
+    isotopes = [a for a in mol.GetAtoms() if a.GetIsotope()]
+    chiral = [a for a in mol.GetAtoms()
+              if a.GetChiralTag() in (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)]
+    double = [b for b in mol.GetBonds() if b.GetStereo() > Chem.BondStereo.STEREOANY]
+    return isotopes, chiral, double
+
+
+def _cip(mol: Chem.Mol) -> None:
+    from rdkit.Chem import rdCIPLabeler
+
+    try:
+        rdCIPLabeler.AssignCIPLabels(mol)
+    except (RuntimeError, ValueError):  # labels only word the message; the decision is the match's
+        pass
+
+
+def _label(obj) -> str:
+    return obj.GetProp("_CIPCode") if obj.HasProp("_CIPCode") else "?"
+
+
+def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
+    """The stereo and isotope labels a SMILES states that its structure contradicts; [] when
+    they agree. Only what the SMILES states is compared: a SMILES without stereo or isotopes
+    (3D-MoIT's PubChemQC SMILES, most datasets') goes with any configuration or labelling
+    of the structure; a chiral centre, a double bond's E/Z or an isotope the SMILES gives
+    must be the structure's. The structure's stereo is read from its 3D conformer when it
+    has one (the conformer its tokens come from: a file's, or one generated from a flat
+    file), else what its file states. Both graphs must already agree without labels.
+
+    The decision is RDKit's substructure match with chirality (the SMILES as the query,
+    unlabelled atoms match anything), which tries every symmetric mapping: a SMILES that
+    labels one of two equivalent centres agrees with a structure where either has it. The
+    words (CIP labels, atoms numbered in the SMILES as ``atom_names`` does) come from the
+    mapping with the fewest differences."""
+    query = _labels_of(smiles_mol, from_3d=False)
+    isotopes, chiral, double = _stated(query)
+    if not (isotopes or chiral or double):
+        return []
+    target = _labels_of(structure, from_3d=True)
+    if target.GetNumConformers() == 0 or not target.GetConformer().Is3D():
+        # no 3D: only what the file states can contradict (a centre it leaves open does not)
+        _, t_chiral, t_double = _stated(target)
+        if not t_chiral:
+            for atom in chiral:
+                atom.SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
+            chiral = []
+        if not t_double:
+            for bond in double:
+                bond.SetStereo(Chem.BondStereo.STEREONONE)
+            double = []
+    if target.HasSubstructMatch(query, useChirality=True):
+        return []
+    _cip(query)
+    _cip(target)
+    plain = Chem.Mol(query)
+    for atom in plain.GetAtoms():
+        atom.SetIsotope(0)
+    best = None
+    for match in target.GetSubstructMatches(plain, uniquify=False, useChirality=False, maxMatches=MAX_MATCHES):
+        found = []
+        for atom in isotopes:
+            other = target.GetAtomWithIdx(match[atom.GetIdx()])
+            if other.GetIsotope() != atom.GetIsotope():
+                found.append(f"atom {_name(atom, smiles_mol)} is isotope {atom.GetIsotope()} in the SMILES, "
+                             f"{other.GetIsotope() or 'unlabelled'} in the structure")
+        for atom in chiral:
+            other = target.GetAtomWithIdx(match[atom.GetIdx()])
+            if _label(other) != _label(atom):
+                found.append(f"atom {_name(atom, smiles_mol)} is {_label(atom)} in the SMILES, "
+                             f"{_label(other)} in the structure")
+        for bond in double:
+            other = target.GetBondBetweenAtoms(match[bond.GetBeginAtomIdx()], match[bond.GetEndAtomIdx()])
+            if _label(other) != _label(bond):
+                found.append(f"double bond {_name(bond.GetBeginAtom(), smiles_mol)}={_name(bond.GetEndAtom(), smiles_mol)}"
+                             f" is {_label(bond)} in the SMILES, {_label(other)} in the structure")
+        if best is None or len(found) < len(best):
+            best = found
+    # CIP labels can agree while the configuration does not (a centre ranked by another the
+    # SMILES leaves open): then the canonical SMILES say it
+    return best or [f"the SMILES' stereo or isotopes ({Chem.MolToSmiles(query)}) are not the structure's "
+                    f"({Chem.MolToSmiles(target)})"]
+
+
+def _name(atom, mol: Chem.Mol) -> str:
+    return atom_names([atom.GetIntProp("_orig")], mol)
 
 
 def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem.Mol, list[str]]:
@@ -146,8 +242,10 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
 
     ``mol`` holds the coordinate atoms with perceived connectivity only. The SMILES is
     mapped onto it (``map_smiles``, a mismatch fails the record); atom order and
-    coordinates stay ``mol``'s, and chiral tags come from the 3D geometry (a note names
-    stereocentres where the SMILES said otherwise).
+    coordinates stay ``mol``'s, and chiral tags come from the 3D geometry. Stereo or isotopes
+    the SMILES states that the coordinates contradict fail the record (``label_differences``):
+    the geometry won with a note, and the depiction, drawn from the SMILES, showed the other
+    enantiomer or isomer next to the coordinates' tokens.
     """
     template, notes = parse_smiles(smiles, id)
     if has_h:
@@ -159,7 +257,7 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
         atom = rw.GetAtomWithIdx(mapping[t_atom.GetIdx()])
         atom.SetFormalCharge(t_atom.GetFormalCharge())
         atom.SetNumRadicalElectrons(t_atom.GetNumRadicalElectrons())
-        if t_atom.GetIsotope():
+        if t_atom.GetIsotope() and not atom.GetIsotope():  # D / T of the atom list: checked below
             atom.SetIsotope(t_atom.GetIsotope())
         atom.SetNoImplicit(True)
         atom.SetNumExplicitHs(0 if has_h else t_atom.GetTotalNumHs())
@@ -171,6 +269,9 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
     mol = rw.GetMol()
     notes.extend(sanitize(mol, id))
     Chem.AssignStereochemistryFrom3D(mol)
+    differ = label_differences(mol, parse_smiles(smiles, id)[0])
+    if differ:
+        raise MoleculeError(id, f"SMILES {smiles!r} contradicts the coordinates: {'; '.join(differ)} (stereo from "
+                                "the 3D coordinates); give the coordinates' SMILES, or one without stereo or isotopes")
     notes.append("SMILES verified against the coordinates atom by atom")
-    notes.extend(stereo_note(mol, parse_smiles(smiles, id)[0], mapping))
     return mol, notes

@@ -4,7 +4,8 @@ Any number of ``$$$$``-separated records; a trailing unterminated record counts.
 id: the title line, else ``file#index``. A record without an ``M  END`` line is truncated
 and fails; one with two (a missing ``$$$$``: RDKit read the first molecule and dropped the
 second as bad data) fails too. Option ``smiles_field`` names a data field holding the record's SMILES, which
-is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record).
+is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record, and so do
+stereo or isotopes it states that the file contradicts: ``matching.label_differences``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Iterator, Optional
 from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
-from ..matching import map_smiles
+from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
 from .base import ParsedStructure, check_ascii, register_reader, title_of
 
@@ -65,6 +66,9 @@ def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
         raise MoleculeError(id, f"SDF field {smiles_field!r} missing")
     template, _ = parse_smiles(mol.GetProp(smiles_field), id)
     map_smiles(mol, template, id, with_h=False)
+    differ = label_differences(mol, template)
+    if differ:  # "verified" must mean the stereo and isotopes it states too
+        raise MoleculeError(id, f"SDF field {smiles_field!r} contradicts the file's atoms: {'; '.join(differ)}")
     return [f"SDF field {smiles_field!r} verified against the file's atoms"]
 
 
