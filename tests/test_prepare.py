@@ -493,3 +493,26 @@ def test_records_merged_from_two_prepared_sets_do_not_read_each_others_rows(tmp_
     with pytest.raises(InputError, match=r"record 'b0': rows 0..3 of sidecar fp/train.npy are not the rows this "
                                          r"reference was written with"):
         resolver.molecule_fp(b[0], "b0")  # B's ethylamine, read against A's folder
+
+
+def test_prepare_draws_what_the_resolver_draws_from_the_same_fields(tmp_path):
+    # was: an atom list with a (stereo-free, PubChemQC-style) SMILES was drawn from the atoms
+    # here, from the SMILES by the resolver (training records without an image, eval, chat)
+    from deepmolm_plugin.data.prepare.identity import versions
+    from deepmolm_plugin.data.prepare.items import ItemMaker, WorkSettings
+    from deepmolm_plugin.molecule.render import DRAWING_RULES
+
+    mol = molecule_from_smiles("C[C@H](N)C(=O)O").mol
+    atoms, xyz = [a.GetSymbol() for a in mol.GetAtoms()], mol.GetConformer().GetPositions().tolist()
+    maker = ItemMaker(WorkSettings(out=str(tmp_path / "out"), tmp=str(tmp_path / "tmp"), input_root=str(tmp_path),
+                                   policy="auto", image_size=256))
+    resolver = InputResolver(render_folder=str(tmp_path / "r"), render_size=256)
+    for smiles in ("CC(N)C(=O)O", "OC(=O)[C@@H](N)C"):
+        made = maker.make(SourceItem("ala", "train", "Caption", MoleculeSpec(smiles=smiles, atoms=atoms,
+                                                                             coordinates=xyz), "Alanine."))
+        drawn = resolver.resolve({"atoms": atoms, "coordinates": xyz, "smiles": smiles}, "ala")
+        assert np.array_equal(made.tokens.astype("int64"), drawn.molecule_fp.numpy())
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / made.record["image"]).convert("RGB")),
+                              np.asarray(Image.open(drawn.image).convert("RGB"))), smiles
+    # outputs drawn under other rules (or by the atoms-first rule before this one) are not reused
+    assert versions()["drawing_rules"] == DRAWING_RULES

@@ -24,7 +24,8 @@ must hold exactly one molecule (``first_of_many=True``: its first, with a note),
 ``embed_timeout``, ``mmff_max_iters``) bound the work per molecule, the same for every form.
 
 The depiction: ``image`` when given; else drawn with ``render_molecule`` from the SMILES
-when there is one, else from the structure (or atoms), and written once by
+when there is one, else from the structure (or atoms) (``drawn_molecule``, deepmolm-prepare's
+rule too), and written once by
 `write_depiction` (atomic) under `depiction_name` — the one file-name rule: a digest of
 what is drawn (the SMILES, or the structure file's bytes, the record number and the 3D
 policy) and the render settings, so inputs about one molecule share one file and an edited input never reuses a
@@ -476,11 +477,11 @@ class InputResolver:
         return str(path.resolve())
 
     def depiction(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "Image.Image":
-        """The depiction of ``fields``' molecule (see ``_drawn`` for which molecule is drawn)."""
+        """The depiction of ``fields``' molecule (``drawn_molecule`` says which molecule is drawn)."""
         from .render import render_molecule
 
         try:
-            return render_molecule(self._drawn(fields, rid, molecule), size=self.render_size, id=rid)
+            return render_molecule(self.drawn_molecule(fields, rid, molecule), size=self.render_size, id=rid)
         except MoleculeError as e:
             raise self.fail(rid, f"cannot render a depiction: {e}") from e
 
@@ -494,15 +495,19 @@ class InputResolver:
             raise self.fail(rid, "atom positions are known only for a depiction drawn from the molecule's "
                                  "own atoms; this one is drawn from its SMILES, given next to a structure")
         try:
-            drawn = self._drawn(fields, rid, molecule)
+            drawn = self.drawn_molecule(fields, rid, molecule)
             return depiction_atom_positions(drawn, size=self.render_size, id=rid) / self.render_size
         except MoleculeError as e:
             raise self.fail(rid, f"cannot place the atoms in the depiction: {e}") from e
 
-    def _drawn(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"]) -> "MoleculeRecord":
-        """The molecule a depiction draws: the SMILES parsed when there is one (the graph
-        alone, no conformer work; its heavy atoms in the order of the record's), else
-        ``molecule`` when given (already built), else the structure or atom list's."""
+    def drawn_molecule(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "MoleculeRecord":
+        """The molecule a depiction draws, the one rule for every caller (deepmolm-prepare
+        too, which drew an atom list next to a SMILES from the atoms, where training records
+        and eval questions with the same fields drew the SMILES): the SMILES parsed when there
+        is one (the graph alone, no conformer work; its heavy atoms in the order of the
+        record's; stereo and isotopes it leaves out are not drawn, and those it states are the
+        structure's, ``check_one_molecule``), else ``molecule`` when given (already built),
+        else the structure or atom list's."""
         from .builders import molecule_from_smiles
 
         if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap

@@ -52,7 +52,13 @@ def versions() -> dict:
 
     import deepmolm_plugin
 
+    from ...molecule.render import DRAWING_RULES
+
     out = {"deepmolm_plugin": deepmolm_plugin.__version__}
+    # What a depiction shows (raised with every change of how one input is drawn): an output
+    # drawn under older rules is not reused. Its first appearance also retires outputs that
+    # drew an atom list next to a SMILES from the atoms (the resolver draws the SMILES).
+    out["drawing_rules"] = DRAWING_RULES
     for name in ("rdkit", "e3fp", "numpy", "torch", "pillow"):
         try:
             out[name] = version(name)

@@ -253,10 +253,12 @@ class ItemMaker:
         key = molecule_key(item.molecule) + ("image", self.s.image_size)
         if key not in self.cache:
             spec = item.molecule
-            # Drawn from the SMILES alone when that is all the item has, else from its structure.
-            fields = {"smiles": spec.smiles} if spec.structure is None and spec.atoms is None else {}
+            # What is drawn is the resolver's rule (InputResolver.drawn_molecule: the SMILES when
+            # there is one, else the built molecule), so a prepared record's picture is the one
+            # training and eval draw from the same fields (an atom list with a SMILES was drawn
+            # from the atoms here and from the SMILES there).
             try:
-                image = self.resolver.depiction(fields, molecule_name(spec), molecule=mol_record)
+                image = self.resolver.depiction(spec_fields(spec), molecule_name(spec), molecule=mol_record)
             except InputError as e:
                 self._remember(key, Failed("image", e.reason))
             else:
@@ -322,7 +324,9 @@ def unexpected(error: Exception) -> str:
 
 
 def spec_fields(spec: MoleculeSpec) -> dict:
-    """A source's atom list or SMILES as the input resolver's fields."""
+    """A source's molecule as the input resolver's fields."""
+    if spec.structure is not None:
+        return {"structure": str(spec.structure[0]), "structure_index": int(spec.structure[1])}
     if spec.atoms is not None:
         return {"atoms": spec.atoms, "coordinates": spec.coordinates, "smiles": spec.smiles, "charge": spec.charge}
     return {"smiles": spec.smiles}
