@@ -15,6 +15,7 @@ from rdkit.Geometry import Point3D
 from deepmolm_plugin.molecule import (
     MoleculeError,
     MoleculeRecord,
+    fingerprint_record,
     generate_conformer,
     molecule_from_atoms,
     molecule_from_smiles,
@@ -262,6 +263,35 @@ def test_conformer_generation_is_deterministic():
     b = molecule_from_smiles("CC(=O)Oc1ccccc1C(=O)O").mol
     assert np.array_equal(positions(a), positions(b))
     assert a.GetConformer().Is3D() and np.abs(positions(a)[:, 2]).max() > 0.1
+
+
+@pytest.mark.parametrize("one, other", [("CC(=O)Oc1ccccc1C(=O)O", "OC(=O)c1ccccc1OC(C)=O"),
+                                        ("C[C@@H](C(=O)O)N", "N[C@@H](C)C(=O)O"),
+                                        ("CN1CCCC1c1cccnc1", "c1ncccc1C1CCCN1C"),
+                                        ("CC(=O)[O-].[Na+]", "[Na+].CC(=O)[O-]")])
+def test_the_conformer_and_tokens_do_not_depend_on_the_smiles_spelling(one, other):
+    # was: embedded in the input's atom order: aspirin's two spellings shared 39 of 52 tokens
+    a, b = molecule_from_smiles(one), molecule_from_smiles(other)
+    match = b.mol.GetSubstructMatch(a.mol, useChirality=True)  # a's atom -> b's atom
+    assert len(match) == a.mol.GetNumAtoms()
+    ta, tb = fingerprint_record(a), fingerprint_record(b)
+    heavy_a = [i for i, atom in enumerate(a.mol.GetAtoms()) if atom.GetAtomicNum() > 1]
+    heavy_b = [i for i, atom in enumerate(b.mol.GetAtoms()) if atom.GetAtomicNum() > 1]
+    # rows stay in each input's own heavy-atom order, and each atom has the same tokens
+    assert ta.tolist() == [tb[heavy_b.index(match[i])].tolist() for i in heavy_a]
+    da = np.linalg.norm(positions(a.mol)[heavy_a][:, None] - positions(a.mol)[heavy_a][None], axis=-1)
+    mb = [match[i] for i in heavy_a]
+    db = np.linalg.norm(positions(b.mol)[mb][:, None] - positions(b.mol)[mb][None], axis=-1)
+    assert np.allclose(da, db, atol=1e-4)  # the same geometry, up to symmetric atoms swapped
+
+
+def test_a_structure_files_own_conformer_is_kept_as_is(tmp_path, ala):
+    # canonical embedding is for generated conformers only: a 3D file's coordinates are its own
+    path = tmp_path / "a.sdf"
+    path.write_text(Chem.MolToMolBlock(ala.mol) + "$$$$\n")
+    (record,) = read_all(path, policy="auto")
+    assert record.conformer == "file"
+    np.testing.assert_allclose(positions(record.mol), positions(ala.mol), atol=1e-4)
 
 
 def test_embedding_failure_is_an_error(monkeypatch):

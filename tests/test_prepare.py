@@ -500,6 +500,7 @@ def test_prepare_draws_what_the_resolver_draws_from_the_same_fields(tmp_path):
     # here, from the SMILES by the resolver (training records without an image, eval, chat)
     from deepmolm_plugin.data.prepare.identity import versions
     from deepmolm_plugin.data.prepare.items import ItemMaker, WorkSettings
+    from deepmolm_plugin.molecule.conformer import CONFORMER_RULES
     from deepmolm_plugin.molecule.render import DRAWING_RULES
 
     mol = molecule_from_smiles("C[C@H](N)C(=O)O").mol
@@ -516,3 +517,4 @@ def test_prepare_draws_what_the_resolver_draws_from_the_same_fields(tmp_path):
                               np.asarray(Image.open(drawn.image).convert("RGB"))), smiles
     # outputs drawn under other rules (or by the atoms-first rule before this one) are not reused
     assert versions()["drawing_rules"] == DRAWING_RULES
+    assert versions()["conformer_rules"] == CONFORMER_RULES  # conformers (so tokens) likewise

@@ -1,9 +1,14 @@
 """Deterministic 3D conformer generation: ETKDGv3 (fixed seed) then MMFF94.
 
 Used by the ``generate`` and ``auto`` 3D policies (``policy.py``) whenever a molecule
-has no usable 3D coordinates (SMILES, flat 2D files). Same input molecule (same atoms in
-the same order) -> same coordinates, bit for bit: a fixed seed, one thread; the time
-limit can only turn a result into an error, never change its coordinates.
+has no usable 3D coordinates (SMILES, flat 2D files). Same molecule -> same coordinates,
+bit for bit, whatever its atom order: a fixed seed, one thread, and the embedding and
+MMFF94 run on a canonically numbered copy (``canonical.canonical_copy``: atoms and bonds)
+whose coordinates are copied back onto the input's own atoms, so the returned atom order
+(and ``molecule_fp``'s rows) stay the input's. ETKDG follows the order it is given: two
+spellings of aspirin had different conformers, sharing 39 of 52 token entries. The time
+limit can only turn a result into an error, never change its coordinates. A structure
+file's own conformer never comes here.
 
 Defined behaviours
 - Hydrogens: all missing hydrogens are added (``Chem.AddHs``) before embedding, appended
@@ -51,15 +56,21 @@ import time
 
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
+from rdkit.Geometry import Point3D
 
+from .canonical import canonical_copy
 from .errors import MoleculeError, as_notes, first_line, rdkit_messages, with_messages
 
 __all__ = [
-    "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
+    "CONFORMER_RULES", "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
     "generate_conformer",
 ]
 
 ETKDG_SEED = 0xDEE9
+# Raised whenever the same input gets other coordinates (so other tokens) than before; the
+# prepared-data manifest records it, so an output made under older rules is not reused
+# (2: embedded on the canonically numbered copy; 1 embedded in the input's atom order).
+CONFORMER_RULES = 2
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
@@ -219,11 +230,21 @@ def generate_conformer(
     n_fragments = len(Chem.GetMolFrags(work))
     together = n_fragments > 1
     notes = _unassigned_note(work)
-    notes.extend(_embed(work, id, seed, together, embed_timeout))
+    # Embedded and optimised in canonical atom and bond order, the coordinates copied back
+    # to the input's atoms: the same conformer for any spelling of one SMILES. (RDKit's own
+    # messages, passed on as notes, number atoms in the canonical copy.)
+    canon, order = canonical_copy(work)
+    notes.extend(_embed(canon, id, seed, together, embed_timeout))
     if together:
         notes.append(
             f"{n_fragments} fragments embedded together; their relative placement is "
             "arbitrary (deterministic for a given seed)"
         )
-    notes.extend(_optimise(work, id, require_mmff, mmff_max_iters))
+    notes.extend(_optimise(canon, id, require_mmff, mmff_max_iters))
+    positions = canon.GetConformer().GetPositions()
+    conformer = Chem.Conformer(work.GetNumAtoms())
+    for new, old in enumerate(order):
+        conformer.SetAtomPosition(old, Point3D(*map(float, positions[new])))
+    conformer.Set3D(True)
+    work.AddConformer(conformer, assignId=True)
     return work, notes

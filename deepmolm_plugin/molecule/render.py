@@ -9,7 +9,9 @@ Why each step
   the molecule has a 3D conformer, then drawn as wedges/hashes and E/Z geometry.
   ``stereo_labels=True`` also writes CIP labels (off by default, like DeepMoLM's images).
 - Hydrogens are removed for drawing (RDKit keeps the ones it needs, e.g. isotopic ones).
-- Deterministic: atoms are put in RDKit's canonical order and laid out by RDKit's own
+- Deterministic: atoms and bonds are put in RDKit's canonical order
+  (``canonical.canonical_copy``; with the atoms alone renumbered, the bonds kept the
+  input's order and ``CCO`` / ``OCC`` differed in 3-9 pixels) and laid out by RDKit's own
   depictor (``forceRDKit``, ignoring the global CoordGen preference), so the same
   molecule gives identical pixels and PNG bytes, whatever its atom order in the file.
 - A depiction of one colour, or without a white background, is an error, never a
@@ -30,6 +32,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDepictor
 from rdkit.Chem.Draw import rdMolDraw2D
 
+from .canonical import canonical_copy
 from .errors import MoleculeError, first_line
 
 __all__ = ["depiction_atom_positions", "render_molecule"]
@@ -64,8 +67,8 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # bracketed repeat units) go for the same reason; polymers are refused before drawing.
 # Part of every drawn depiction's file name (inputs.depiction_name): raised whenever one input
 # is drawn differently, so a render folder never serves a drawing made under older rules
-# (2: annotations left out).
-DRAWING_RULES = 2
+# (2: annotations left out; 3: bonds in canonical order too).
+DRAWING_RULES = 3
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 
@@ -94,8 +97,7 @@ def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
         raise MoleculeError(id, f"cannot prepare for drawing: {error}") from error
     if work.GetNumAtoms() == 0:
         raise MoleculeError(id, "nothing to draw: no atoms")
-    ranks = list(Chem.CanonicalRankAtoms(work, breakTies=True))
-    work = Chem.RenumberAtoms(work, sorted(range(len(ranks)), key=ranks.__getitem__))
+    work, _ = canonical_copy(work)
     try:
         rdDepictor.Compute2DCoords(work, canonOrient=True, clearConfs=True, forceRDKit=True)
     except (RuntimeError, ValueError) as error:  # RDKit invariant violations

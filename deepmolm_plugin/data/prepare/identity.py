@@ -52,6 +52,7 @@ def versions() -> dict:
 
     import deepmolm_plugin
 
+    from ...molecule.conformer import CONFORMER_RULES
     from ...molecule.render import DRAWING_RULES
 
     out = {"deepmolm_plugin": deepmolm_plugin.__version__}
@@ -59,6 +60,7 @@ def versions() -> dict:
     # drawn under older rules is not reused. Its first appearance also retires outputs that
     # drew an atom list next to a SMILES from the atoms (the resolver draws the SMILES).
     out["drawing_rules"] = DRAWING_RULES
+    out["conformer_rules"] = CONFORMER_RULES  # likewise for generated conformers (so tokens)
     for name in ("rdkit", "e3fp", "numpy", "torch", "pillow"):
         try:
             out[name] = version(name)

@@ -1,0 +1,100 @@
+"""One molecule, one atom and bond order: a canonically numbered copy.
+
+RDKit's conformer embedding (ETKDG, MMFF94) and its 2D depiction follow the order of the
+atoms *and* of the bonds they are given, so two spellings of one SMILES (``CCO``, ``OCC``)
+gave two conformers (aspirin's E3FP tokens shared 39 of 52 entries) and a few different
+pixels. ``canonical_copy`` numbers atoms by RDKit's canonical ranking (ties broken, atom-map
+numbers left out) and adds the bonds in the order of their canonically numbered atoms,
+from the lower-numbered one (a dative bond keeps its donor -> acceptor direction);
+``Chem.RenumberAtoms`` alone keeps the input's bond order. Everything that depends on the
+order is carried over: a chiral tag is relative to the order of its atom's bonds, so it is
+inverted where that order became an odd permutation; double-bond stereo keeps its reference
+atoms; conformers, enhanced stereo groups and atom properties go with their atoms. Bond
+directions (wedges, ``/`` ``\\``) are dropped: they mean something only relative to a
+bond's begin atom and to 2D coordinates, and the stereo they described is already in the
+chiral tags and bond stereo. An atom with non-tetrahedral stereo (square-planar,
+octahedral, ...) keeps the input's bond order around it, since its permutation tag is not
+re-derived here; the atoms are still in canonical order.
+"""
+
+from __future__ import annotations
+
+from rdkit import Chem
+
+__all__ = ["canonical_copy"]
+
+_PERCEIVED = ("_CIPRank", "_CIPCode", "_ChiralityPossible", "_ringStereoAtoms", "_ringStereochemCand",
+              "_ringStereoWarning")
+_DIRECTED = (Chem.BondType.DATIVE, Chem.BondType.DATIVEONE, Chem.BondType.DATIVEL, Chem.BondType.DATIVER)
+_TETRAHEDRAL = (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)
+
+
+def _odd(permutation: list[int]) -> bool:
+    """Whether ``permutation`` (distinct ints) is an odd permutation of its sorted self."""
+    odd, seen = False, list(permutation)
+    for i in range(len(seen)):
+        for j in range(i + 1, len(seen)):
+            if seen[i] > seen[j]:
+                odd = not odd
+    return odd
+
+
+def canonical_copy(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
+    """(copy of ``mol`` in canonical atom and bond order, ``order``): ``order[new] = old``
+    atom index. ``mol`` is not modified."""
+    ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=True, includeAtomMaps=False))
+    order = sorted(range(len(ranks)), key=ranks.__getitem__)
+    work = Chem.RenumberAtoms(mol, order)  # atoms canonical; chiral tags, stereo atoms, conformers follow
+    # E/Z may still be only in the single bonds' directions (a parsed SMILES, before its
+    # stereo is assigned): put it on the double bonds before the directions are dropped
+    Chem.AssignStereochemistry(work, cleanIt=True, force=False)
+    if any(a.GetChiralTag() not in _TETRAHEDRAL + (Chem.ChiralType.CHI_UNSPECIFIED,) for a in work.GetAtoms()):
+        return work, order
+    out = Chem.RWMol()
+    for atom in work.GetAtoms():
+        out.AddAtom(atom)  # a copy: element, charge, isotope, H counts, chiral tag, properties
+    for bond in sorted(work.GetBonds(), key=lambda b: sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))):
+        begin, end = sorted((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+        if bond.GetBondType() in _DIRECTED:  # donor -> acceptor: the chemistry, not the spelling
+            begin, end = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        out.AddBond(begin, end, bond.GetBondType())
+        out.GetBondBetweenAtoms(begin, end).SetIsAromatic(bond.GetIsAromatic())
+    for bond in work.GetBonds():  # once every bond exists: stereo atoms are neighbours' indices
+        if bond.GetStereo() == Chem.BondStereo.STEREONONE:
+            continue
+        new = out.GetBondBetweenAtoms(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())
+        stereo_atoms = list(bond.GetStereoAtoms())
+        if len(stereo_atoms) == 2:
+            if new.GetBeginAtomIdx() != bond.GetBeginAtomIdx():  # begin and end swapped: so are they
+                stereo_atoms.reverse()
+            new.SetStereoAtoms(*stereo_atoms)
+        new.SetStereo(bond.GetStereo())
+    for atom in work.GetAtoms():
+        if atom.GetChiralTag() in _TETRAHEDRAL:
+            before = [b.GetOtherAtomIdx(atom.GetIdx()) for b in atom.GetBonds()]
+            after = [b.GetOtherAtomIdx(atom.GetIdx()) for b in out.GetAtomWithIdx(atom.GetIdx()).GetBonds()]
+            if _odd([before.index(n) for n in after]):
+                out.GetAtomWithIdx(atom.GetIdx()).InvertChirality()
+    for conformer in work.GetConformers():
+        out.AddConformer(Chem.Conformer(conformer), assignId=False)
+    if work.GetStereoGroups():
+        out.SetStereoGroups([Chem.CreateStereoGroup(group.GetGroupType(), out,
+                                                    [a.GetIdx() for a in group.GetAtoms()])
+                             for group in work.GetStereoGroups()])
+    for name, value in work.GetPropsAsDict(includePrivate=True, includeComputed=False).items():
+        if isinstance(value, str):
+            out.SetProp(name, value)
+    copy = out.GetMol()
+    copy.UpdatePropertyCache(strict=False)
+    Chem.GetSymmSSSR(copy)  # ring info, as sanitising leaves it
+    # Perceived again on the new numbering, keeping the tags and E/Z set above: the copied
+    # atoms carried the old numbering's ranks and ring-stereo partners (a 1,4-disubstituted
+    # cyclohexane came out trans for cis)
+    for atom in copy.GetAtoms():
+        for name in _PERCEIVED:
+            atom.ClearProp(name)
+    # E/Z also as the single bonds' directions again, derived from the new numbering: RDKit's
+    # legacy perception (RemoveHs, the SMILES writer) reads them and dropped E/Z without them
+    Chem.SetDoubleBondNeighborDirections(copy)
+    Chem.AssignStereochemistry(copy, cleanIt=True, force=True)
+    return copy, order
