@@ -84,9 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
     molecule.add_argument("--smiles", type=str, default=None, help="the molecule as SMILES")
     molecule.add_argument("--structure", type=str, default=None,
                           help="structure file (SDF/MOL/MOL2/XYZ/PDB/SMI); its first molecule is used")
-    parser.add_argument("--conformer-policy", default="auto", choices=CONFORMER_POLICIES,
-                        help="3D policy for the molecule (see deepmolm_plugin.molecule)")
+    parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
+                        help="3D policy for the molecule (see deepmolm_plugin.molecule); default: the one the "
+                             "model was trained with (its config), else auto")
     return parser
+
+
+def model_conformer_policy(model_path: str, given: Optional[str], option: str = "--conformer-policy") -> str:
+    """The 3D policy for a model's molecules: the one its training used (the config's
+    `conformer_policy`, which training records), unless `given`. The chat, eval and the
+    GUI defaulted to `auto` whatever training used: a structure file's molecule got the
+    file's conformer at inference and a generated one in training, other tokens without a
+    word. A given policy other than the training's is used (an ablation may want it), with
+    a note saying so; a model saved before the config held one is `auto`."""
+    trained = (usage.model_config(model_path, "--model-path") or {}).get("conformer_policy")
+    if trained is not None and trained not in CONFORMER_POLICIES:
+        raise usage.UsageError(f"--model-path {model_path}: config.json's conformer_policy is {trained!r}, not one "
+                               f"of {', '.join(CONFORMER_POLICIES)}")
+    if given is None:
+        return trained or "auto"
+    if trained is not None and given != trained:
+        print(f"note: {option} {given}: the model was trained with conformer policy {trained!r}; its molecules "
+              "may get other conformers, and so other tokens, than in training", file=sys.stderr)
+    return given
 
 
 def projector_uses_molecules(config) -> bool:
@@ -283,6 +303,8 @@ def main(argv=None) -> None:
     if args.image_file is None and not has_molecule:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
     usage.checked(parser, check_arguments, args)
+    args.conformer_policy = usage.checked(parser, lambda a: model_conformer_policy(a.model_path, a.conformer_policy),
+                                          args)
     resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
         fields, name = molecule_fields(args.smiles, args.structure), args.smiles or args.structure
@@ -301,6 +323,7 @@ def main(argv=None) -> None:
     from transformers import AutoConfig
 
     from deepmolm_plugin.model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
+    from deepmolm_plugin.molecule.inputs import model_render_size
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
@@ -338,6 +361,7 @@ def main(argv=None) -> None:
         molecule_fp = None
         if has_molecule:
             resolver.fp = FingerprintSettings.from_config(config)
+            resolver.render_size = model_render_size(config)
             resolver.render_folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepmolm_cli_"))
             if args.image_file is not None:
                 fields["image"] = args.image_file

@@ -56,10 +56,10 @@ def fail(prog: str, message: object) -> NoReturn:
     raise SystemExit(2)
 
 
-def checked(parser, check, args) -> None:
-    """Run `check(args)`; a UsageError it raises becomes `fail` with the parser's name."""
+def checked(parser, check, args):
+    """`check(args)`'s result; a UsageError it raises becomes `fail` with the parser's name."""
     try:
-        check(args)
+        return check(args)
     except UsageError as e:
         fail(parser.prog, e)
 

@@ -27,11 +27,16 @@ chat and eval read too. The dataset is built before the trainer, without the mod
 when the host's trainer starts (`LLaVATrainer.train`) the dataset takes them from
 `trainer.model.config`; a prepared dataset (deepmolm-prepare's `manifest.json` next to the
 data file) made with other settings is an error then, before any step, never a re-hash.
+A prepared dataset made with another conformer policy than --conformer_policy is an error
+when the dataset is built; its depiction size is the one records without an image are
+drawn at. Both go into the model config (`conformer_policy`, `render_size`) for the chat,
+eval and the GUI (`use_model_molecule_settings`).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 from . import _host
 
@@ -46,7 +51,7 @@ def _patch_dataset(cls) -> None:
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
     from deepmolm_plugin.data.records import RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
-    from deepmolm_plugin.molecule.inputs import InputResolver
+    from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
 
@@ -59,12 +64,20 @@ def _patch_dataset(cls) -> None:
             data_args.image_folder = os.path.dirname(os.path.abspath(data_path))
         render_folder = getattr(data_args, "render_folder", None) or f"{data_path}.renders"
         structure_folder = getattr(data_args, "structure_folder", None)
-        # The fingerprint settings are the model's: use_model_fp_settings sets them when the trainer starts.
+        # The fingerprint settings are the model's: use_model_molecule_settings sets them when
+        # the trainer starts. A prepared dataset's policy and depiction size are its manifest's.
+        record_folder = os.path.dirname(os.path.abspath(data_path))  # sidecar paths are relative to it
+        prepared, manifest = _prepared_settings(record_folder)
+        policy = getattr(data_args, "conformer_policy", "auto")
+        if prepared.get("conformer_policy") not in (None, policy):
+            _refuse(manifest, f"conformer_policy={prepared['conformer_policy']}",
+                    f"this run uses --conformer_policy {policy}")
         self.molecules = InputResolver(
             structure_folder=structure_folder,
-            policy=getattr(data_args, "conformer_policy", "auto"),
+            policy=policy,
             render_folder=render_folder,
-            record_folder=os.path.dirname(os.path.abspath(data_path)),  # sidecar paths are relative to it
+            record_folder=record_folder,
+            render_size=int(prepared.get("image_size") or RENDER_SIZE),
         )
         self.graph_molecules = graph_resolver(structure_folder)
         # Whether items carry `properties` and molecular graphs: only a model with the
@@ -192,30 +205,50 @@ def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> 
                                "--model_max_length")
 
 
-def use_model_fp_settings(dataset, config) -> None:
-    """The training dataset fingerprints with the model config's settings; a prepared dataset
-    whose manifest records other settings is an error naming both."""
-    import json
+def use_model_molecule_settings(dataset, config) -> None:
+    """One source for the molecule settings of training and inference, set when the trainer
+    starts:
 
+    - the dataset fingerprints with the model config's settings (--fp_bits, --fp_levels);
+    - a prepared dataset's manifest records what its tokens and images were made with:
+      other fingerprint settings than the model's are an error naming both (its conformer
+      policy and depiction size were taken when the dataset was built);
+    - the conformer policy and the depiction size go into the config (`conformer_policy`,
+      `render_size`), so the saved model says how its molecules were made: the chat, eval
+      and the GUI use them (they used `auto` and 1024 whatever training saw).
+    """
     from deepmolm_plugin.molecule_fp import FingerprintSettings
 
     molecules = getattr(dataset, "molecules", None)
     if molecules is None:  # not the host's dataset: nothing of ours to configure
         return
     settings = FingerprintSettings.from_config(config)
-    bits, levels = settings.bits, settings.levels
-    manifest = os.path.join(molecules.record_folder or "", "manifest.json")
-    if molecules.record_folder and os.path.isfile(manifest):
-        with open(manifest) as handle:
-            prepared = json.load(handle).get("settings", {})
-        made = (prepared.get("fp_bits"), prepared.get("fp_levels"))
-        if None not in made and made != (bits, levels):
-            from deepmolm_plugin.usage import DataError
-
-            raise DataError(f"{manifest}: the data was prepared with fp_bits={made[0]}, fp_levels={made[1]} but the "
-                             f"model uses fp_bits={bits}, fp_levels={levels} (--fp_bits/--fp_levels): prepare "
-                             "the data again with the model's settings or train with the data's")
+    prepared, manifest = _prepared_settings(molecules.record_folder)
+    made = (prepared.get("fp_bits"), prepared.get("fp_levels"))
+    if None not in made and made != (settings.bits, settings.levels):
+        _refuse(manifest, f"fp_bits={made[0]}, fp_levels={made[1]}",
+                f"the model uses fp_bits={settings.bits}, fp_levels={settings.levels} (--fp_bits/--fp_levels)")
     molecules.fp = settings
+    config.conformer_policy, config.render_size = molecules.policy, molecules.render_size
+
+
+def _prepared_settings(record_folder: Optional[str]) -> tuple:
+    """(settings, manifest path) of the prepared dataset in `record_folder`; ({}, None) for
+    data that deepmolm-prepare did not make."""
+    import json
+
+    manifest = os.path.join(record_folder or "", "manifest.json")
+    if not record_folder or not os.path.isfile(manifest):
+        return {}, None
+    with open(manifest) as handle:
+        return json.load(handle).get("settings", {}), manifest
+
+
+def _refuse(manifest: str, made: str, used: str) -> None:
+    from deepmolm_plugin.usage import DataError
+
+    raise DataError(f"{manifest}: the data was prepared with {made} but {used}: prepare the data again with this "
+                    "run's settings or train with the data's")
 
 
 def _listed(ids: list) -> str:
@@ -273,7 +306,7 @@ def _patch_trainer_start(cls) -> None:
     host_train = cls.train
 
     def train(self, *args, **kwargs):
-        use_model_fp_settings(self.train_dataset, self.model.config)
+        use_model_molecule_settings(self.train_dataset, self.model.config)
         require_molecules(self.train_dataset, self.model)
         require_graphs(self.train_dataset, self.model)
         return host_train(self, *args, **kwargs)

@@ -366,3 +366,44 @@ def test_chat_cli_gives_the_model_the_processed_pixels_not_a_float16_copy(traine
     assert torch.equal(images, processed[0])  # was: processed[0].half().float(), 2.4e-4 off
     assert host_cli.process_images is recorder  # the CLI's wrapper is gone after the chat
 
+
+
+def _model_trained_with(checkpoint, folder, **settings):
+    """The checkpoint's files (linked), its config.json holding `settings` instead."""
+    folder.mkdir()
+    for path in checkpoint.iterdir():
+        if path.name != "config.json":
+            (folder / path.name).symlink_to(path)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **settings}))
+    return folder
+
+
+def test_inference_draws_and_embeds_molecules_as_the_model_was_trained(trained_checkpoint, tiny_setup, tmp_path,
+                                                                       capsys):
+    """Was: the chat, eval and the GUI used conformer policy auto and 1024 px depictions
+    whatever training had used (a structure's file conformer against training's generated
+    one: other tokens, without a word)."""
+    from PIL import Image
+
+    from deepmolm_plugin.cli import model_conformer_policy
+    from deepmolm_plugin.gui.session import ChatSession
+
+    saved = json.loads((trained_checkpoint / "config.json").read_text())
+    assert (saved["conformer_policy"], saved["render_size"]) == ("auto", 1024)  # training records them
+    model = _model_trained_with(trained_checkpoint, tmp_path / "model", conformer_policy="generate", render_size=512)
+    assert model_conformer_policy(str(model), None) == "generate"
+    assert model_conformer_policy(str(model), "keep") == "keep"  # an ablation may: said, not refused
+    assert "the model was trained with conformer policy 'generate'" in capsys.readouterr().err
+    assert model_conformer_policy(str(trained_checkpoint.parent), None) == "auto"  # no config: the default
+
+    session = ChatSession.load(str(model), device="cpu", policy=model_conformer_policy(str(model), None))
+    assert (session.resolver.policy, session.resolver.render_size) == ("generate", 512)
+
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": "q", "smiles": "CCO", "text": "What is this molecule?"}])
+    answers = tmp_path / "out" / "answers.jsonl"
+    run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(model, questions, answers, tiny_setup["structures"]),
+               cwd=tmp_path)
+    drawn = list((answers.parent / "renders").glob("*.png"))
+    assert drawn and all(Image.open(p).size == (512, 512) for p in drawn)

@@ -420,10 +420,12 @@ def test_duplicate_record_ids_are_an_error_naming_them(tiny_setup, tmp_path):
 
 
 def test_training_data_takes_fp_settings_from_the_model_config(tiny_setup, tmp_path):
-    from patches.molecule_data import use_model_fp_settings
+    from patches.molecule_data import use_model_molecule_settings
 
     dataset = _host_dataset(tiny_setup["data"], tmp_path, tiny_setup)
-    use_model_fp_settings(dataset, SimpleNamespace(fp_bits=1024, fp_levels=3))
+    config = SimpleNamespace(fp_bits=1024, fp_levels=3)
+    use_model_molecule_settings(dataset, config)
+    assert (config.conformer_policy, config.render_size) == ("auto", 1024)  # saved with the model
     tokens = dataset[0]["molecule_fp"]
     expected = fingerprint_record(molecule_from_smiles("CCO"), FingerprintSettings(bits=1024, levels=3))
     assert tokens.shape[1] == 3 and torch.equal(tokens, expected)
@@ -435,8 +437,37 @@ def test_training_data_takes_fp_settings_from_the_model_config(tiny_setup, tmp_p
     (tmp_path / "prepared" / "manifest.json").write_text(json.dumps({"settings": {"fp_bits": 4096, "fp_levels": 4}}))
     prepared = _host_dataset(data, tmp_path, tiny_setup)
     with pytest.raises(ValueError, match="prepared with fp_bits=4096, fp_levels=4 but the model uses fp_bits=1024"):
-        use_model_fp_settings(prepared, SimpleNamespace(fp_bits=1024, fp_levels=4))
-    use_model_fp_settings(prepared, SimpleNamespace(fp_bits=4096, fp_levels=4))  # agreeing settings: fine
+        use_model_molecule_settings(prepared, SimpleNamespace(fp_bits=1024, fp_levels=4))
+    use_model_molecule_settings(prepared, SimpleNamespace(fp_bits=4096, fp_levels=4))  # agreeing settings: fine
+
+
+def test_prepared_data_gives_training_and_the_model_its_policy_and_depiction_size(tiny_setup, tmp_path):
+    """Was: a dataset prepared with another conformer policy trained beside tokens made with
+    --conformer_policy, its records without an image were drawn at 1024 beside 512 px
+    prepared images, and the saved model said neither: chat, eval and the GUI used auto and
+    1024 whatever training saw."""
+    from PIL import Image
+
+    from patches.molecule_data import use_model_molecule_settings
+
+    (tmp_path / "prepared").mkdir()
+    data = tmp_path / "prepared" / "train.json"
+    records = [dict(r) for r in tiny_setup["records"]]
+    for r in records:
+        r.pop("image", None)  # every record drawn at start-up
+    data.write_text(json.dumps(records))
+    manifest = tmp_path / "prepared" / "manifest.json"
+    manifest.write_text(json.dumps({"settings": {"conformer_policy": "generate", "image_size": 512}}))
+    with pytest.raises(ValueError, match="prepared with conformer_policy=generate but this run uses "
+                                         "--conformer_policy auto"):
+        _host_dataset(data, tmp_path, tiny_setup)
+    manifest.write_text(json.dumps({"settings": {"conformer_policy": "auto", "image_size": 512}}))
+    dataset = _host_dataset(data, tmp_path, tiny_setup)
+    drawn = {r["image"] for r in dataset.list_data_dict if r.get("image")}
+    assert drawn and all(Image.open(path).size == (512, 512) for path in drawn)
+    config = SimpleNamespace(fp_bits=4096, fp_levels=4)
+    use_model_molecule_settings(dataset, config)
+    assert (config.conformer_policy, config.render_size) == ("auto", 512)
 
 
 def test_training_with_other_fp_bits_hashes_with_them(tiny_setup, tmp_path):

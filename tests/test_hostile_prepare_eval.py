@@ -208,3 +208,28 @@ def test_report_with_an_overflowing_prediction_writes_strict_json_and_plots(tmp_
     rows = [json.loads(line) for line in (tmp_path / "o" / "per_question.jsonl").read_text().splitlines()]
     assert [r["reference_value"] for r in rows] == [1.7e308, 2.0] and [r["valid"] for r in rows] == [False, True]
     assert (tmp_path / "o" / "plots" / "parity_property_Foo.png").is_file()
+
+
+def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_path, capsys):
+    # Was: questions from data prepared with 4096 bits went into an 8192-bit model without a
+    # word (every 4096-bit hash is a valid 8192-bit token), and --fp-bits defaulted to 4096
+    # whatever the data's manifest said.
+    from deepmolm_plugin.eval.model_vqa import QuestionError, check_fp_settings
+    from deepmolm_plugin.molecule_fp import FingerprintSettings
+
+    turns = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}]
+    data = tmp_path / "prepared" / "test.json"
+    data.parent.mkdir()
+    data.write_text(json.dumps([{"id": "m", "conversations": turns, "smiles": "CCO",
+                                 "molecule_fp": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}]))
+    (data.parent / "manifest.json").write_text(json.dumps({"settings": {"fp_bits": 1024, "fp_levels": 3}}))
+    eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
+    line = json.loads((tmp_path / "q.jsonl").read_text())
+    assert (line["fp_bits"], line["fp_levels"]) == (1024, 3)
+    with pytest.raises(SystemExit):
+        eval_questions.main([str(data), str(tmp_path / "q2.jsonl"), "--fp-bits", "4096"])
+    assert "--fp-bits 4096: DATA was prepared with fp_bits=1024" in capsys.readouterr().err
+    check_fp_settings(line, FingerprintSettings(1024, 3))  # the model's own settings: fine
+    with pytest.raises(QuestionError, match="question 'm': its molecule_fp was made with fp_bits=1024, "
+                                            "fp_levels=3 but the model uses fp_bits=8192, fp_levels=3"):
+        check_fp_settings(line, FingerprintSettings(8192, 3))

@@ -62,7 +62,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
-from ..cli import CONFORMER_POLICIES, images_in_dtype, projector_uses_molecules, tile_arguments, without_sampling_flags
+from ..cli import (CONFORMER_POLICIES, images_in_dtype, model_conformer_policy, projector_uses_molecules,
+                   tile_arguments, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from .jsonl import json_kind, read_jsonl
@@ -101,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Ours.
     parser.add_argument("--structure-folder", type=str, default=None,
                         help="folder that `structure` fields are relative to")
-    parser.add_argument("--conformer-policy", default="auto", choices=CONFORMER_POLICIES,
-                        help="3D policy for `structure` and `smiles` fields")
+    parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
+                        help="3D policy for `structure` and `smiles` fields; default: the one the model was "
+                             "trained with (its config), else auto")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="cap on generated tokens (the host's script always uses 1024)")
     parser.add_argument("--vision-feature-cache", type=str, default=None,
@@ -162,12 +164,13 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
     """Lines for the host (every one with an `image`, drawn by the input resolver where
     missing) and, in the same order, each question's inputs for `generate`."""
     from ..data.graphs import graph_resolver, record_graph
-    from ..molecule.inputs import InputResolver, has_molecule
+    from ..molecule.inputs import InputResolver, has_molecule, model_render_size
     from ..molecule_fp import FingerprintSettings
 
     options = dict(kind="question", option_names={"structure_folder": "--structure-folder"})
     resolver = InputResolver(FingerprintSettings.from_config(config), structure_folder=structure_folder,
-                             policy=policy, render_folder=str(render_folder), **options)
+                             policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
+                             **options)
     graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
     uses_molecules = projector_uses_molecules(config)
     prepared, inputs = [], []
@@ -176,6 +179,7 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         if uses_molecules and not has_molecule(line):
             raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
                                      f"{config.mm_projector_type!r} projector needs one")
+        check_fp_settings(line, resolver.fp)
         try:
             graph = None
             if graphs is not None:
@@ -193,6 +197,19 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         prepared.append(line)
         inputs.append(QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph))
     return prepared, inputs
+
+
+def check_fp_settings(line: dict, fp) -> None:
+    """Inline tokens hashed with other settings than the model's (the `fp_bits` /
+    `fp_levels` eval.questions writes next to them) are an error naming the question: hash
+    values below 4096 are valid 8192-bit tokens, so nothing else would notice."""
+    made = (line.get("fp_bits"), line.get("fp_levels"))
+    if line.get("molecule_fp") is None or made == (None, None) or made == (fp.bits, fp.levels):
+        return
+    raise QuestionError(line["question_id"], f"its molecule_fp was made with fp_bits={made[0]}, fp_levels={made[1]} "
+                        f"but the model uses fp_bits={fp.bits}, fp_levels={fp.levels}: make the question file from "
+                        "data prepared with the model's settings, or leave molecule_fp out (the tokens are then "
+                        "made from the question's molecule)")
 
 
 def image_path(image_folder: str, image: str) -> str:
@@ -396,6 +413,8 @@ def main(argv=None) -> None:
         parser.error("--max-new-tokens must be positive")
     try:
         usage.checked(parser, check_arguments, args)
+        args.conformer_policy = usage.checked(
+            parser, lambda a: model_conformer_policy(a.model_path, a.conformer_policy), args)
     except EvalInputError as e:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError

@@ -14,7 +14,10 @@ structure?, molecule_fp?}`. Each record gives one line:
 - molecule fields copied: `smiles`, `structure`, and `molecule_fp` as an inline
   `[atoms][levels]` list. A sidecar reference `{"sidecar": path, "offset": n, "atoms":
   n}` is resolved to the inline list through `deepmolm_plugin.molecule.inputs.InputResolver`
-  (sidecar paths relative to DATA's folder);
+  (sidecar paths relative to DATA's folder); a line with `molecule_fp` also gets the
+  `fp_bits` and `fp_levels` its tokens were made with (a prepared split's manifest.json
+  settings, else --fp-bits / --fp-levels, else DeepMoLM's), which model_vqa checks against
+  the model's (tokens of 4096 bits went into an 8192-bit model without a word);
 - `answer`: the gpt turn (the reference answer), `task` (default "unspecified"),
   `properties` (a dict of reference values) and `metric` when present.
 
@@ -105,6 +108,10 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
         question["molecule_fp"] = _sidecar_fp(tokens, str(rid), data_dir, settings)
     elif tokens is not None:
         question["molecule_fp"] = tokens
+    if "molecule_fp" in question:
+        from ..molecule_fp import DEEPMOLM
+
+        question["fp_bits"], question["fp_levels"] = (settings or DEEPMOLM).bits, (settings or DEEPMOLM).levels
     return question
 
 
@@ -117,6 +124,31 @@ def _check_properties(record: dict, rid) -> None:
         check_properties(record, str(rid))
     except RecordError as e:
         raise QuestionFileError(f"record {rid!r}: {e.reason}") from e
+
+
+def _fp_settings(args):
+    """The settings DATA's tokens were made with: its prepared split's manifest.json (next
+    to it) when there is one (--fp-bits / --fp-levels must then agree), else the options,
+    else DeepMoLM's."""
+    from ..molecule_fp import DEEPMOLM, FingerprintSettings
+
+    manifest = Path(args.data).resolve().parent / "manifest.json"
+    made = {}
+    if manifest.is_file():
+        try:
+            made = json.loads(manifest.read_text()).get("settings") or {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+            raise usage.UsageError(f"DATA {args.data}: its {manifest} is unreadable ({e})") from e
+    chosen = {}
+    for name, given in (("fp_bits", args.fp_bits), ("fp_levels", args.fp_levels)):
+        if given is not None and made.get(name) not in (None, given):
+            raise usage.UsageError(f"--{name.replace('_', '-')} {given}: DATA was prepared with {name}={made[name]} "
+                                   f"({manifest})")
+        chosen[name] = given if given is not None else made.get(name, getattr(DEEPMOLM, name[3:]))
+    try:
+        return FingerprintSettings(chosen["fp_bits"], chosen["fp_levels"])
+    except ValueError as e:  # the settings' bounds, naming the setting
+        raise usage.UsageError(f"--fp-bits / --fp-levels: {e}") from e
 
 
 def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
@@ -140,8 +172,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                                      description="Host records (a prepared split) -> model_vqa question file.")
     parser.add_argument("data", help="JSON list of host records")
     parser.add_argument("out", help="question file to write (JSONL)")
-    parser.add_argument("--fp-bits", type=int, default=None, help="for sidecar molecule_fp checks (default: DeepMoLM's 4096)")
-    parser.add_argument("--fp-levels", type=int, default=None, help="for sidecar molecule_fp checks (default: DeepMoLM's 4)")
+    parser.add_argument("--fp-bits", type=int, default=None,
+                        help="what DATA's molecule_fp were made with (default: its manifest.json's, else 4096)")
+    parser.add_argument("--fp-levels", type=int, default=None,
+                        help="what DATA's molecule_fp were made with (default: its manifest.json's, else 4)")
     args = parser.parse_args(argv)
     try:
         usage.existing_file(args.data, "DATA", allow_empty=False)
@@ -149,13 +183,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
         if Path(args.out).resolve() == Path(args.data).resolve():  # it was replaced by the questions
             raise usage.UsageError(f"QUESTIONS {args.out}: is the DATA file; it would be overwritten")
-        from ..molecule_fp import DEEPMOLM, FingerprintSettings
-
-        try:
-            fp = FingerprintSettings(DEEPMOLM.bits if args.fp_bits is None else args.fp_bits,
-                                     DEEPMOLM.levels if args.fp_levels is None else args.fp_levels)
-        except ValueError as e:  # the settings' bounds, naming the setting
-            raise usage.UsageError(f"--fp-bits / --fp-levels: {e}") from e
+        fp = _fp_settings(args)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
     data = Path(args.data)

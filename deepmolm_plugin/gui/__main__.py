@@ -16,8 +16,7 @@ import os
 
 from .. import usage
 
-# = deepmolm_plugin.molecule.POLICIES (importing it here would load RDKit for --help).
-CONFORMER_POLICIES = ("auto", "from-file", "generate", "keep")
+from ..cli import CONFORMER_POLICIES, model_conformer_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-base", default=None)
     parser.add_argument("--device", default="cuda", help="falls back to cpu without CUDA")
     parser.add_argument("--conv-mode", default="auto", help="conversation template; auto: from the model's config")
-    parser.add_argument("--conformer-policy", default="auto", choices=CONFORMER_POLICIES,
-                        help="3D policy for uploaded structures (see deepmolm_plugin.molecule)")
+    parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
+                        help="3D policy for molecules (see deepmolm_plugin.molecule); default: the one the model "
+                             "was trained with (its config), else auto")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     return parser
@@ -68,6 +68,8 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
+    args.conformer_policy = usage.checked(parser, lambda a: model_conformer_policy(a.model_path, a.conformer_policy),
+                                          args)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no calls home
 
     import deepmolm_plugin

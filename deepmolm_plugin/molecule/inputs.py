@@ -67,6 +67,18 @@ MOLECULE_KEYS = ("molecule_fp", "structure", "structure_index", "atoms", "coordi
 RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
 
 
+def model_render_size(config) -> int:
+    """The side, in pixels, a model's depictions are drawn at: its config's `render_size`
+    (training records the size its data's depictions had: a prepared dataset's
+    --image-size), else RENDER_SIZE. `config`: a model config or config.json's dict."""
+    value = config.get("render_size") if isinstance(config, Mapping) else getattr(config, "render_size", None)
+    if value is None:
+        return RENDER_SIZE
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 8192:
+        raise ValueError(f"the model config's render_size is {value!r}, not a depiction side of 16-8192 pixels")
+    return value
+
+
 class InputError(DataError):
     """A record (or question, molecule file entry) that cannot be served: "record 'ID': reason"."""
 
