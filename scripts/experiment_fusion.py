@@ -224,6 +224,12 @@ def build_dataset(work: Path, limit: int | None) -> dict:
     return info
 
 
+# SMILES from CSV have no coordinates: a conformer is generated. Training is told the same
+# (the trainer refuses prepared data made with another policy than --conformer_policy), and
+# the saved model records it for eval.
+CONFORMER_POLICY = "generate"
+
+
 def prepare(work: Path, image_size: int, workers: int, clock: Clock) -> Path:
     """`deepmolm-prepare --format csv` on molecules.csv (resumable by itself)."""
     out = work / "prepared"
@@ -231,7 +237,7 @@ def prepare(work: Path, image_size: int, workers: int, clock: Clock) -> Path:
     run([Path(sys.executable).parent / "deepmolm-prepare", "--format", "csv",
          "--input", work / "molecules.csv", "--out", out, "--id-column", "id", "--split-column", "split",
          "--smiles-column", "smiles", "--label-columns", *labels, "--image-size", str(image_size),
-         "--conformer-policy", "generate", "--workers", str(workers), "--no-progress"],
+         "--conformer-policy", CONFORMER_POLICY, "--workers", str(workers), "--no-progress"],
         work / "logs" / "prepare.log")
     return out
 
@@ -292,7 +298,7 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
            "--vision_tower", "deepencoder", "--vision_tower_weights", "random",
            "--deepencoder_config", out / "deepencoder.json", "--unfreeze_mm_vision_tower", "True",
            "--mm_projector", TRAINED[arm], *(["--fusion_heads", "4"] if TRAINED[arm] == "fusion" else []),
-           "--mm_use_im_patch_token", "False", "--image_aspect_ratio", "pad",
+           "--mm_use_im_patch_token", "False", "--image_aspect_ratio", "pad", "--conformer_policy", CONFORMER_POLICY,
            "--data_path", prepared / "train.json", "--image_folder", prepared,
            "--output_dir", out / "checkpoints", "--num_train_epochs", str(size["epochs"]),
            "--max_steps", str(size["max_steps"]),
