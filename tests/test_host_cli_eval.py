@@ -346,6 +346,8 @@ def test_chat_cli_gives_the_model_the_processed_pixels_not_a_float16_copy(traine
     from deepmolm_plugin import cli
     from deepmolm_plugin.model.llava_qwen2 import LlavaQwen2ForCausalLM
 
+    for layer in (torch.nn.Linear, torch.nn.LayerNorm):  # the host CLI's disable_torch_init(): as above
+        monkeypatch.setattr(layer, "reset_parameters", layer.reset_parameters)
     processed, seen = [], []
     process = host_cli.process_images
     monkeypatch.setattr(host_cli, "process_images", lambda *a, **kw: processed.append(process(*a, **kw)) or processed[-1])
