@@ -166,6 +166,18 @@ def tile_arguments(image_processor, image, model) -> dict:
     return {"tile_images": [images_in_dtype(tiles.to(model.device), model.dtype)], "tile_grids": [grid]}
 
 
+def unrounded(images, processed):
+    """`processed` (the image processor's own output) on `images`' device when `images` is
+    the host's copy of it (same shape), else `images`: the host scripts cast it to float16
+    (`.half()`, `dtype=torch.float16`) before `generate`, and a float32 or bfloat16 model
+    then saw pixels rounded through float16 (up to 2.4e-4 off), as no training batch is."""
+    import torch
+
+    if torch.is_tensor(processed) and torch.is_tensor(images) and processed.shape == images.shape:
+        return processed.to(images.device)
+    return images
+
+
 def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tiles: Optional[dict] = None,
                       processed: Optional[dict] = None):
     """`generate` with this chat's molecule_fp (1, atoms, levels), its tiles (tiles mode)
@@ -173,16 +185,12 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
     `processed["images"]`: the image processor's own tensor, which replaces the host's copy of
     it (see `loader_binding_inputs`)."""
 
-    import torch
-
     @functools.wraps(generate)
     def wrapper(inputs=None, *args, **kwargs):
         without_sampling_flags(kwargs)
         if "images" in kwargs:
-            images, own = kwargs["images"], (processed or {}).get("images")
-            if torch.is_tensor(own) and torch.is_tensor(images) and own.shape == images.shape:
-                images = own.to(images.device)  # the pixels before the host's float16 rounding
-            kwargs["images"] = images_in_dtype(images, model.dtype)
+            kwargs["images"] = images_in_dtype(unrounded(kwargs["images"], (processed or {}).get("images")),
+                                               model.dtype)
         if molecule_fp is not None:
             if kwargs.get("molecule_fp") is not None:
                 raise RuntimeError("generate got a molecule_fp of its own and the CLI's molecule")
@@ -228,15 +236,19 @@ def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], imag
             host_module.process_images = process
 
 
-def readable_image(path: str, option: str) -> None:
+def readable_image(path: str, option: str, config=None) -> None:
     """The image decodes as the image processor reads it (not an image, truncated, an
-    animation...), and the host's own `convert("RGB")` sees the same picture (not a
-    transparent or 16-bit file it would read as black or white): a UsageError now, not the
-    host's PIL traceback once the model is loaded, nor an answer about another picture."""
+    animation...), the host's own `convert("RGB")` sees the same picture (not a
+    transparent or 16-bit file it would read as black or white), and the processor of the
+    model with `config` can view it (`check_model_views`): a UsageError now, not a
+    traceback once the model is loaded, nor an answer about another picture."""
     from deepmolm_plugin.encoder.image_processor import check_host_readable
+    from deepmolm_plugin.encoder.tower import check_model_views
 
     try:
         check_host_readable(path)
+        if config is not None:
+            check_model_views(path, config)
     except (ValueError, OSError) as e:
         raise usage.UsageError(f"{option} {path}: {e}") from e
 
@@ -351,7 +363,7 @@ def main(argv=None) -> None:
         )
 
     if args.image_file is not None:  # after the model's own needs: those say more
-        usage.checked(parser, lambda a: readable_image(a.image_file, "--image-file"), args)
+        usage.checked(parser, lambda a: readable_image(a.image_file, "--image-file", config), args)
 
     if has_molecule and not uses_molecules:
         print(f"note: {args.model_path}'s projector does not use molecules; the molecule only "

@@ -409,3 +409,27 @@ def test_inference_draws_and_embeds_molecules_as_the_model_was_trained(trained_c
                cwd=tmp_path)
     drawn = list((answers.parent / "renders").glob("*.png"))
     assert drawn and all(Image.open(p).size == (512, 512) for p in drawn)
+
+
+def test_model_vqa_gives_the_model_the_processed_pixels_not_the_hosts_float16_copy(tmp_path, monkeypatch):
+    """On CUDA the host's `image_tensor.unsqueeze(0).half().cuda()` stays as it is: a float32
+    or bfloat16 model saw pixels rounded through float16 (the chat CLI's fix, in eval)."""
+    import llava.eval.model_vqa as host
+
+    from deepmolm_plugin.eval.model_vqa import QuestionInput, QuestionInputs
+
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), "white").save(tmp_path / "x.png")
+    pixels = torch.rand(1, 3, 16, 16)  # what the host's process_images returns for its one image
+    monkeypatch.setattr(host, "process_images", lambda images, processor, config: pixels)
+    state = QuestionInputs([QuestionInput("q", str(tmp_path / "x.png"))], uses_molecules=False)
+    seen = []
+    with state.installed(host):
+        state.model = SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32)
+        state.image_processor = SimpleNamespace(mode="base")
+        image_tensor = host.process_images([None], None, None)[0]  # the host's lines
+        state.bind(lambda inputs=None, **kw: seen.append(kw["images"]))(
+            None, images=image_tensor.unsqueeze(0).half(), image_sizes=[(16, 16)])
+    assert torch.equal(seen[0], pixels) and not torch.equal(pixels.half().float(), pixels)
+    assert host.process_images is not None and host.process_images.__name__ == "<lambda>"  # restored

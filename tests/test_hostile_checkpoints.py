@@ -401,10 +401,10 @@ def test_question_image_is_checked_before_the_model_loads(trained_checkpoint, tm
     assert proc.returncode == 1 and f"error: question 'q': image {images / image}" in proc.stderr, proc.stderr
     assert reason in proc.stderr and "Traceback" not in proc.stderr
     assert not answers.exists()  # stopped before the host wrote anything
-    check_image("ok", str(images / "ok.png"))
+    check_image("ok", str(images / "ok.png"), SimpleNamespace())
     for name, why in (("missing.png", "no such file"), ("bad.png", "is not a readable image"), ("sub", "is a folder")):
         with pytest.raises(QuestionError, match=rf"question 'q': image {images / name}: .*{why}"):
-            check_image("q", str(images / name))
+            check_image("q", str(images / name), SimpleNamespace())
 
 
 @pytest.mark.parametrize("text, reason", [

@@ -3,6 +3,7 @@
 Each test says what used to happen ("was: ..."); the README's "Bad input" list has one
 line per finding."""
 
+import io
 import tracemalloc
 import warnings
 from types import SimpleNamespace
@@ -65,6 +66,29 @@ def test_an_exif_turned_image_is_refused_by_every_loader(tmp_path, processor, su
             processor.num_llm_positions(opened)
         upright = ImageOps.exif_transpose(opened)  # what the message asks for
     assert processor.preprocess(upright)["pixel_values"].shape == (1, 3, 128, 128)
+
+
+def test_a_png_whose_orientation_follows_its_pixels_is_refused_too(tmp_path, processor):
+    # was: PIL reads a PNG's chunks after the image data only when it decodes, so the
+    # checks made before decoding (training's, deepmolm-prepare's) took it as stored, while
+    # load_image (chat, eval, the GUI) refused it as turned.
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    _left_red_right_blue().save(buffer, "PNG")
+    data, exif = buffer.getvalue(), Image.Exif()
+    exif[274] = 6
+    raw = exif.tobytes()
+    chunk = struct.pack(">I", len(raw)) + b"eXIf" + raw + struct.pack(">I", zlib.crc32(b"eXIf" + raw))
+    end = data.rindex(b"IEND") - 4
+    path = tmp_path / "late.png"
+    path.write_bytes(data[:end] + chunk + data[end:])
+    with Image.open(path) as opened:
+        assert Image.Image.getexif(opened).get(274) is None  # what the early check saw
+    for read in (check_host_conversion, load_image, processor.tile_inputs):  # (counting reads the header only)
+        with pytest.raises(ValueError, match="EXIF orientation 6"):
+            read(str(path))
 
 
 def test_images_without_a_turn_or_turned_by_pil_itself_still_load(tmp_path):

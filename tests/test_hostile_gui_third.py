@@ -225,3 +225,15 @@ def test_a_depiction_drawn_in_memory_is_the_file_training_reads(session, tmp_pat
     from_file = model_views(load_image(drawn), session.image_processor, session.config)
     shown = session.molecule(smiles, None, None).views
     np.testing.assert_array_equal(shown.images.numpy(), from_file.images.numpy())
+
+
+def test_an_image_the_clis_and_training_refuse_is_refused_here_too(session, tmp_path):
+    # Was: a black drawing on a transparent background (or a 16-bit grey PNG), which the chat
+    # CLI, eval and training refuse (the host's loaders read another picture), was taken by
+    # the GUI, read on white: an input no other entry point gives the model.
+    drawing = np.zeros((64, 64, 4), dtype=np.uint8)
+    drawing[20:44, 30:34, 3] = 255
+    path = tmp_path / "transparent.png"
+    Image.fromarray(drawing, mode="RGBA").save(path)
+    with pytest.raises(ValueError, match=r"transparent.png.*the host reads it with PIL's convert\('RGB'\)"):
+        session.molecule("CCO", None, str(path))

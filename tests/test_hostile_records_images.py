@@ -9,6 +9,8 @@ Now each is an error naming the record, before the model loads where the record 
 tells.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -258,7 +260,7 @@ def test_chat_and_model_vqa_refuse_images_the_host_would_read_as_another_picture
     with pytest.raises(usage.UsageError, match="--image-file .*the host reads it with PIL's convert"):
         readable_image(path, "--image-file")
     with pytest.raises(QuestionError, match="the host reads it with PIL's convert"):
-        check_image("q1", path)
+        check_image("q1", path, SimpleNamespace())
 
 
 def test_a_json_lines_records_file_gets_a_hint(tmp_path):
@@ -274,3 +276,24 @@ def test_a_json_lines_records_file_gets_a_hint(tmp_path):
     with pytest.raises(usage.UsageError) as error:
         usage.json_list_file(broken, "--data_path")
     assert "JSON lines?" not in str(error.value)  # only where a second value starts a line
+
+
+def test_chat_and_model_vqa_refuse_an_image_the_model_cannot_view_before_it_loads(tmp_path):
+    # Was: in tiles mode (or without the host's pad squaring) a 1 x 3000 px image passed the
+    # checks made before the model loads, then failed with a traceback after.
+    from conftest import tiny_encoder_config
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.cli import readable_image
+    from deepmolm_plugin.eval.model_vqa import QuestionError, check_image
+
+    path = str(tmp_path / "thin.png")
+    Image.new("RGB", (1, 3000), "white").save(path)
+    encoder = tiny_encoder_config().to_dict()
+    tiles = SimpleNamespace(image_mode="tiles", image_aspect_ratio="pad", deepencoder_config=encoder)
+    square = SimpleNamespace(image_mode="base", image_aspect_ratio="square", deepencoder_config=encoder)
+    for config in (tiles, square):
+        with pytest.raises(usage.UsageError, match="--image-file .*thin.png: image is 1x3000 px: fitted into"):
+            readable_image(path, "--image-file", config)
+        with pytest.raises(QuestionError, match="question 'q': image .*thin.png: image is 1x3000 px"):
+            check_image("q", path, config)
+    check_image("q", path, SimpleNamespace(image_mode="base", image_aspect_ratio="pad", deepencoder_config=encoder))

@@ -158,6 +158,10 @@ def check_host_reads_alike(img: Image.Image, label: str) -> None:
     """`check_host_conversion` on an opened, not yet decoded image (`label` names it):
     deepmolm-prepare checks the bytes it copies with it, training the file it reads."""
     check_pixel_count(img, label)
+    if img.format == "PNG":
+        # A PNG's eXIf chunk may follow the image data, and PIL reads such chunks only when it
+        # decodes: unseen before, so training took a file load_image refuses as turned.
+        img.load()
     check_orientation(img, f" {label}")
     transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
     if not (transparent or img.mode in _OWN_MODES or getattr(img, "n_frames", 1) > 1):
@@ -191,12 +195,24 @@ def check_orientation(img: Image.Image, where: str) -> None:
     tiles (ours) disagree. TIFFs are fine: PIL itself turns them when it opens them."""
     if hasattr(img, "tag_v2"):  # a TIFF: every loader gets the picture turned already
         return
-    # The base class's getexif: PNG's own would decode the whole image to look for it.
-    orientation = Image.Image.getexif(img).get(_EXIF_ORIENTATION, 1)
+    orientation = _orientation(img)
     if orientation in range(2, 9):
         raise ValueError(f"image{where} has EXIF orientation {orientation} (viewers show it mirrored or turned), "
                          "but the model reads its pixels as stored and would see another picture; save it with "
                          "the orientation applied (PIL: ImageOps.exif_transpose(image))")
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1: as stored). From the EXIF bytes PIL has read so far, parsed
+    afresh: getexif() keeps its first answer, which for a PNG whose eXIf chunk follows the
+    image data is "none" until the image is decoded. Without those bytes, the base class's
+    getexif (PNG's own would decode the whole image to look for them)."""
+    raw = img.info.get("exif")
+    if raw:
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(_EXIF_ORIENTATION, 1)
+    return Image.Image.getexif(img).get(_EXIF_ORIENTATION, 1)
 
 
 def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:

@@ -62,6 +62,18 @@ def config_from_args(args) -> DeepEncoderConfig:
     raise TypeError(f"deepencoder_config must be a DeepEncoderConfig, dict or path, got {type(value)}")
 
 
+def check_model_views(image: str, config) -> None:
+    """ValueError when the image processor of the model with `config` would refuse `image`
+    (a path): in tiles mode, or without the host's `pad` squaring, an image whose aspect
+    ratio leaves nothing of it in the view (1 x 3000 px). From the header, no decoding: what
+    the chat CLI and eval check before the model loads (it was a traceback after)."""
+    mode = getattr(config, "image_mode", None) or "base"
+    if mode == "base" and getattr(config, "image_aspect_ratio", "pad") == "pad":
+        return  # the host pads every image to a square first: any aspect ratio fits
+    processor = DeepEncoderImageProcessor.from_config(config_from_args(config), mode=mode)
+    processor.num_llm_positions(image)  # raises what preprocess would
+
+
 def _checked_views(views, name: str) -> torch.Tensor:
     """`views` if it is a floating-point tensor, else a TypeError / ValueError naming it.
     Integer views were encoded as they were: raw 0..255 pixels (or 0/1 booleans) cast to

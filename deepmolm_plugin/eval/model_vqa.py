@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
 from ..cli import (CONFORMER_POLICIES, images_in_dtype, model_conformer_policy, projector_uses_molecules,
-                   tile_arguments, without_sampling_flags)
+                   tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from .jsonl import json_kind, read_jsonl
@@ -133,17 +133,20 @@ def read_questions(path: str) -> List[dict]:
     return questions
 
 
-def check_image(qid, path: str) -> None:
+def check_image(qid, path: str, config) -> None:
     """A line's own image exists and decodes as the image processor reads it; the host
     would otherwise stop mid-run (model loaded, answers half written) with a PIL traceback.
     The host's own `convert("RGB")` must see the same picture (`check_host_conversion`:
-    transparent or 16-bit files it reads as black or white)."""
+    transparent or 16-bit files it reads as black or white), and the model's processor must
+    be able to view it (`check_model_views`: a 1 x 3000 px image in tiles mode)."""
     from ..encoder.image_processor import check_host_readable
+    from ..encoder.tower import check_model_views
 
     if not os.path.isfile(path):
         raise QuestionError(qid, f"image {path}: {'is a folder' if os.path.isdir(path) else 'no such file'}")
     try:
         check_host_readable(path)
+        check_model_views(path, config)
     except (ValueError, OSError) as e:
         raise QuestionError(qid, f"image {path}: {e}") from e
 
@@ -192,7 +195,7 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         if not isinstance(resolved.image, str):
             raise QuestionError(qid, f"`image` is a JSON {json_kind(resolved.image)}, not a file name")
         if line.get("image") is not None:  # the line's own image (drawn ones are ours, written whole)
-            check_image(qid, image_path(image_folder, resolved.image))
+            check_image(qid, image_path(image_folder, resolved.image), config)
         line = dict(line, image=resolved.image)
         prepared.append(line)
         inputs.append(QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph))
@@ -227,6 +230,7 @@ class QuestionInputs:
     def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None,
                  feature_cache: Optional[str] = None):
         self.feature_cache = feature_cache
+        self.processed = None  # the host's last process_images output (see `installed`)
         self.queue = collections.deque(inputs)
         self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
         self.model = self.image_processor = None
@@ -256,8 +260,8 @@ class QuestionInputs:
             if self.max_new_tokens is not None:
                 kwargs["max_new_tokens"] = self.max_new_tokens
             if "images" in kwargs and self.model is not None:
-                # The host sends float16; our tower would cast its features back to that.
-                kwargs["images"] = images_in_dtype(kwargs["images"], self.model.dtype)
+                # The host sends its float16 copy: the processor's own tensor, in the model's dtype.
+                kwargs["images"] = images_in_dtype(unrounded(kwargs["images"], self.processed), self.model.dtype)
             if self.uses_molecules:
                 kwargs["molecule_fp"] = question.molecule_fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
             try:
@@ -296,12 +300,18 @@ class QuestionInputs:
                 tower.enable_feature_cache(self.feature_cache)
             return tokenizer, model, image_processor, context_len
 
+        process = host_module.process_images
+
+        def keep_processed(*args, **kwargs):  # the question's pixels before the host's .half()
+            self.processed = process(*args, **kwargs)
+            return self.processed
+
         saved = host_module.load_pretrained_model
-        host_module.load_pretrained_model = load
+        host_module.load_pretrained_model, host_module.process_images = load, keep_processed
         try:
             yield self
         finally:
-            host_module.load_pretrained_model = saved
+            host_module.load_pretrained_model, host_module.process_images = saved, process
 
 
 def run(args: argparse.Namespace) -> None:

@@ -128,7 +128,7 @@ class ChatSession:
     def molecule(self, smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> LoadedMolecule:
         """The page's input -> LoadedMolecule. Bad input is a ValueError whose message is the
         one the CLIs give (the resolver's, naming the molecule and the reason)."""
-        from ..encoder.image_processor import load_image
+        from ..encoder.image_processor import check_host_conversion, load_image
 
         fields = molecule_fields(smiles, structure, image)
         name = fields.get("smiles") or Path(structure).name
@@ -139,6 +139,9 @@ class ChatSession:
         # RGB; a file that is no image: ValueError. Drawn in memory (see the module docstring).
         depiction = load_image(given if given else self.resolver.depiction(fields, name, item.molecule),
                                name="the image")
+        if given:  # refused as the CLIs and training refuse it (a transparent or 16-bit file the
+            # host's loaders read as another picture): the model never saw such a file read
+            check_host_conversion(given)
         views = model_views(depiction, self.image_processor, self.config)
         notes = list(item.notes)
         if not self.uses_molecules:  # as the chat CLI says it
