@@ -73,6 +73,11 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing too
 from deepmolm_plugin.data.prompts import PROPERTY_PREFIX  # noqa: E402
 from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means, task_medians  # noqa: E402
 from deepmolm_plugin.eval.jsonl import read_jsonl  # noqa: E402
+from deepmolm_plugin.molecule.tools import MAX_SIZE  # noqa: E402
+
+import bench_report  # noqa: E402  (a sibling module: scripts/ is on sys.path)
+
+
 
 SCHEMA = "deepmolm-experiment-fusion/1"
 ARMS = ("fusion", "image_only", "fusion_shuffled_fp", "mean_baseline", "median_baseline", "classical")
@@ -102,32 +107,109 @@ SIZES = {
 
 class Clock:
     """Wall time of each part, printed as it ends and kept for the report (parts of trained
-    units overlap in time when --jobs > 1)."""
+    units overlap in time when --jobs > 1). With a `path` (<work>/timings.json) the times
+    are saved as each part ends, so an interrupted or failed invocation keeps what its
+    parts took: a part that finished keeps its longest time (a resumed part that found its
+    result takes ~0 s), the time of a part cut short is added to it, and the total adds up
+    every invocation's wall time."""
 
-    def __init__(self):
+    def __init__(self, path: Path | None = None):
+        import threading
+
         self.parts: dict[str, float] = {}
+        self.path = path
+        self.start = time.perf_counter()
+        self.lock = threading.Lock()  # parts end in the --jobs threads
+        saved = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        self.saved = {"parts": saved.get("parts", {}), "interrupted": saved.get("interrupted", {}),
+                      "invocations": saved.get("invocations", []) + [0.0]}
 
     @contextmanager
     def part(self, name: str):
         start = time.perf_counter()
         print(f"--- {name}", flush=True)
-        yield
+        try:
+            yield
+        except BaseException:
+            took = time.perf_counter() - start
+            with self.lock:
+                self.saved["interrupted"][name] = round(self.saved["interrupted"].get(name, 0.0) + took, 1)
+                self.save()
+            print(f"--- {name}: stopped after {took:.1f} s", flush=True)
+            raise
         took = time.perf_counter() - start
-        self.parts[name] = self.parts.get(name, 0.0) + took
+        with self.lock:
+            self.parts[name] = self.parts.get(name, 0.0) + took
+            self.saved["parts"][name] = round(max(self.parts[name], self.saved["parts"].get(name, 0.0)), 1)
+            self.save()
         print(f"--- {name}: {took:.1f} s", flush=True)
+
+    def save(self) -> None:
+        self.saved["invocations"][-1] = round(time.perf_counter() - self.start, 1)
+        if self.path is not None:
+            write_json(self.path, self.saved)
+
+    def report(self) -> dict:
+        """Seconds per part (finished time + time of earlier runs of it that were cut short)
+        and the total over every invocation, this one up to now."""
+        with self.lock:
+            self.save()
+            names = [*self.saved["parts"], *(n for n in self.saved["interrupted"] if n not in self.saved["parts"])]
+            parts = {n: round(self.saved["parts"].get(n, 0.0) + self.saved["interrupted"].get(n, 0.0), 1)
+                     for n in names}
+            return {**parts, "total": round(sum(self.saved["invocations"]), 1)}
+
+
+# Commands running now (in the --jobs threads too): each in its own session, so that on
+# Ctrl-C or SIGTERM `stop_commands` ends its whole process tree (a trainer's dataloader
+# workers, run_eval.sh's python) and no thread starts another one.
+RUNNING: set = set()
+STOPPING = {"now": False}
+
+
+def stop_commands(grace: float = 10.0) -> None:
+    import signal
+
+    STOPPING["now"] = True
+    procs = list(RUNNING)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # what ignored SIGTERM, and anything left in its session
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def run(cmd: list, log: Path, env: dict | None = None) -> None:
     """One public command, its output in `log`; a failure shows the end of the log."""
+    if STOPPING["now"]:
+        raise SystemExit("error: interrupted")
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log, "w") as handle:
         handle.write("$ " + " ".join(map(str, cmd)) + "\n")
         handle.flush()
-        proc = subprocess.run([str(c) for c in cmd], stdout=handle, stderr=subprocess.STDOUT, env=full_env)
-    if proc.returncode != 0:
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=handle, stderr=subprocess.STDOUT, env=full_env,
+                                start_new_session=True)
+        RUNNING.add(proc)
+        try:
+            returncode = proc.wait()
+        finally:
+            RUNNING.discard(proc)
+    if STOPPING["now"]:
+        raise SystemExit("error: interrupted")
+    if returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-40:])
-        raise SystemExit(f"error: command failed ({proc.returncode}), log {log}:\n{tail}")
+        raise SystemExit(f"error: command failed ({returncode}), log {log}:\n{tail}")
 
 
 def write_json(path: Path, value) -> None:
@@ -485,9 +567,22 @@ def run_trained_arms(seeds: list, args, size: dict, prepared: Path, means: dict,
     from concurrent.futures import ThreadPoolExecutor
 
     units = [(arm, seed) for seed in seeds for arm in TRAINED]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:
         futures = {u: pool.submit(run_unit, *u, args, size, prepared, means, valid_baseline, clock) for u in units}
         done = {u: f.result() for u, f in futures.items()}
+    except KeyboardInterrupt:
+        # Ctrl-C: the queued units must not start (leaving a `with` block waited for every
+        # one of them, each training for minutes), and the running ones stop now.
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_commands()
+        pool.shutdown(wait=True)
+        raise
+    except BaseException:
+        # a unit failed: no new unit starts; the running ones finish, a rerun reuses them
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     for arm, seed in units:
         unit = done[(arm, seed)]
         record(results, arm, unit["test"], unit["distinct"])
@@ -513,19 +608,6 @@ def record(results: dict, arm: str, values: dict, distinct: dict) -> None:
         entry["mae"].setdefault(target, []).append(mae)
         entry["valid_ratio"].setdefault(target, []).append(ratio)
         entry.setdefault("distinct_answers", {}).setdefault(target, []).append(distinct[target])
-
-
-def timings(work: Path, clock: Clock, total: float) -> dict:
-    """Wall seconds per part, kept across resumed invocations in <work>/timings.json: a part
-    that ran keeps the time it took (a resumed part that found its result takes ~0 s), and
-    `total` adds up every invocation's wall time."""
-    path = work / "timings.json"
-    saved = json.loads(path.read_text()) if path.is_file() else {"parts": {}, "invocations": []}
-    for name, took in clock.parts.items():
-        saved["parts"][name] = round(max(took, saved["parts"].get(name, 0.0)), 1)
-    saved["invocations"].append(round(total, 1))
-    write_json(path, saved)
-    return {**saved["parts"], "total": round(sum(saved["invocations"]), 1)}
 
 
 def values(xs) -> np.ndarray:
@@ -663,12 +745,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="every arm for a few steps on 48 molecules, one seed")
     p.add_argument("--size", choices=("small", "large"), default="small", help="model and training size")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; quick: 0)")
-    p.add_argument("--select-last", type=int, default=2,
+    p.add_argument("--select-last", type=bench_report.at_least(1), default=2,
                    help="validation picks among the last K epoch checkpoints (default 2)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--image-size", type=int, default=256, help="depiction size (the tiny encoder's input size)")
-    p.add_argument("--workers", type=int, default=2, help="deepmolm-prepare worker processes")
-    p.add_argument("--jobs", type=int, default=2,
+    # deepmolm-prepare's own bounds, checked here: it ran only after the dataset was built
+    # (9 minutes at full size), and refused the value then
+    p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=256,
+                   help="depiction size (the tiny encoder's input size)")
+    p.add_argument("--workers", type=bench_report.at_least(1), default=2, help="deepmolm-prepare worker processes")
+    p.add_argument("--jobs", type=bench_report.at_least(1), default=2,
                    help="trained units (arm x seed) run at once, the CPU cores split between them (default 2: "
                         "on a 2-core CPU two one-thread trainings do ~1.5x the work of one two-thread training)")
     p.add_argument("--work", default=None, help="work folder (default: experiments/fusion[-quick] in the repo)")
@@ -677,32 +762,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    import signal
+
+    def stop(signum, frame):  # SIGTERM (a job scheduler) ends the run as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        experiment(argv)
+    except KeyboardInterrupt:
+        stop_commands()
+        print("interrupted: the commands it ran are stopped; rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def experiment(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     size = dict(SIZES["quick" if args.quick else args.size])
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    if args.jobs < 1 or args.select_last < 1:
-        raise SystemExit("error: --jobs and --select-last must be at least 1")
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise SystemExit(f"error: --seeds must be distinct non-negative integers, got {seeds}")
+        parser.error(f"--seeds must be distinct non-negative integers, got {seeds}")
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise SystemExit("error: --device cuda but torch sees no CUDA device")
+            parser.error("--device cuda but torch sees no CUDA device")
     name = "fusion-quick" if args.quick else f"fusion-{args.size}-{args.device}"
     work = Path(args.work or REPO / "experiments" / name).resolve()
     args.work = str(work)
     out = Path(args.out).resolve()
+    # Both folders are checked before any work: a file there was a FileExistsError traceback,
+    # and a read-only --out failed after the whole experiment, when the report was written.
+    from deepmolm_plugin import usage
+
+    for option, folder in (("--out", out), ("--work", work)):
+        try:
+            usage.output_folder(folder, option)
+        except usage.UsageError as e:
+            parser.error(str(e))
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     digest = settings_digest(args, size)
     stamp = work / "settings"
     if stamp.is_file() and stamp.read_text() != digest:
         raise SystemExit(f"error: {work} was made with other settings: use another --work or delete it")
+    # Every setting in the digest was checked by the parser above, so a stamp never locks a
+    # work folder to values that cannot run (a bad --image-size failed in deepmolm-prepare
+    # after the dataset was built, and its stamp then refused the corrected rerun).
     stamp.write_text(digest)
 
-    clock = Clock()
-    start = time.perf_counter()
+    clock = Clock(work / "timings.json")
     with clock.part("data: molecules, conformers, targets, scaffold split"):
         info = build_dataset(work, size["molecules"])
     with clock.part("deepmolm-prepare"):
@@ -744,7 +856,7 @@ def main(argv=None) -> None:
         ("fusion", "mean_baseline"), ("fusion", "median_baseline"), ("fusion", "image_only"),
         ("fusion_shuffled_fp", "fusion"), ("image_only", "mean_baseline"), ("fusion", "classical"))}
     results["verdict"] = verdict(results)
-    results["timings_s"] = timings(work, clock, time.perf_counter() - start)
+    results["timings_s"] = clock.report()
     parity_rows: dict[str, list] = {}
     for seed in seeds:
         for row in rows_of(work / "runs" / f"fusion-seed{seed}" / "eval" / "test"):

@@ -98,3 +98,98 @@ def test_encoder_profile_lists_where_the_time_goes(tmp_path):
     assert [r["self_ms"] for r in rows] == sorted((r["self_ms"] for r in rows), reverse=True)
     assert 0 < sum(r["share"] for r in rows) <= 1
     assert "operators by self CPU time in one forward" in (tmp_path / "p.md").read_text()
+
+
+# --- scripts/experiment_fusion.py: its arguments, Ctrl-C and its timings
+
+import experiment_fusion  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, message", [
+    # was: a FileExistsError traceback
+    (["--out", "{file}"], "--out {file}: is a file, not a folder"),
+    (["--work", "{file}"], "--work {file}: is a file, not a folder"),
+    # deepmolm-prepare refused these only after the dataset was built (9 minutes), and the
+    # settings stamp written before then refused the corrected rerun
+    (["--image-size", "-5"], "--image-size: must be >= 16, got -5"),
+    (["--image-size", "9000"], "--image-size: must be <= 8192, got 9000"),
+    (["--workers", "0"], "--workers: must be >= 1, got 0"),
+    (["--jobs", "0"], "--jobs: must be >= 1, got 0"),
+])
+def test_experiment_arguments_are_checked_before_any_work(tmp_path, capsys, argv, message):
+    (tmp_path / "file").write_text("")
+    fill = {"file": str(tmp_path / "file")}
+    argv = [a.format(**fill) for a in argv]
+    folders = {"--out": str(tmp_path / "out"), "--work": str(tmp_path / "work")}
+    for option, folder in folders.items():
+        if option not in argv:
+            argv += [option, folder]
+    with pytest.raises(SystemExit) as exit_:
+        experiment_fusion.main(["--quick", *argv])
+    assert exit_.value.code == 2
+    assert message.format(**fill) in capsys.readouterr().err
+    assert not (tmp_path / "work" / "settings").exists()  # nothing locks the work folder
+
+
+def test_experiment_ctrl_c_starts_no_queued_unit(monkeypatch):
+    # Ctrl-C during the first unit: leaving the thread pool's `with` block waited for the
+    # queued units, each a training of minutes
+    started = []
+
+    def unit(arm, seed, *rest):
+        started.append((arm, seed))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment_fusion, "run_unit", unit)
+    monkeypatch.setattr(experiment_fusion, "STOPPING", {"now": False})
+    args = type("Args", (), {"jobs": 1})()
+    with pytest.raises(KeyboardInterrupt):
+        experiment_fusion.run_trained_arms([0, 1], args, {}, None, {}, {}, {}, experiment_fusion.Clock())
+    assert started == [("fusion", 0)]
+
+
+def test_experiment_stop_ends_a_running_command_and_its_children(tmp_path, monkeypatch):
+    import threading
+    from pathlib import Path
+
+    monkeypatch.setattr(experiment_fusion, "STOPPING", {"now": False})
+    pid_file = tmp_path / "child.pid"
+    failure = []
+
+    def command():
+        try:
+            experiment_fusion.run(["sh", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], tmp_path / "c.log")
+        except SystemExit as e:
+            failure.append(str(e))
+
+    thread = threading.Thread(target=command)
+    thread.start()
+    while not pid_file.is_file() or not pid_file.read_text().strip():
+        thread.join(0.05)
+    experiment_fusion.stop_commands(grace=5)
+    thread.join()
+    assert failure == ["error: interrupted"]
+    grandchild = int(pid_file.read_text())
+    # the `sleep`, not only the shell, was ended (gone, or a zombie its new parent has not reaped)
+    status = Path(f"/proc/{grandchild}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()
+    with pytest.raises(SystemExit, match="interrupted"):  # and nothing new starts
+        experiment_fusion.run(["true"], tmp_path / "d.log")
+
+
+def test_experiment_timings_keep_a_part_that_was_cut_short(tmp_path):
+    # timings.json was written once, at the very end: an interrupted run's parts were lost
+    path = tmp_path / "timings.json"
+    clock = experiment_fusion.Clock(path)
+    with clock.part("done part"):
+        pass
+    with pytest.raises(KeyboardInterrupt), clock.part("train fusion seed 0"):
+        raise KeyboardInterrupt
+    saved = experiment_fusion.json.loads(path.read_text())
+    assert "done part" in saved["parts"] and "train fusion seed 0" in saved["interrupted"]
+    resumed = experiment_fusion.Clock(path)
+    with resumed.part("train fusion seed 0"):
+        pass
+    report = resumed.report()
+    assert set(report) == {"done part", "train fusion seed 0", "total"}
+    assert len(experiment_fusion.json.loads(path.read_text())["invocations"]) == 2
