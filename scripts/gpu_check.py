@@ -104,28 +104,40 @@ def run_group(cmd: list, cwd: Path, env: dict, timeout: float, grace: float = 10
     launcher's process group leaves the workers running, holding the GPU and the stderr
     pipe. Past the timeout: every descendant is listed first, the launcher gets SIGTERM
     (on which it stops its workers itself) and `grace` seconds, then whatever is left of
-    them gets SIGKILL. stderr goes to a file, which no leftover process can hold open."""
+    them gets SIGKILL. stderr goes to a file, which no leftover process can hold open.
+    Ctrl-C (or SIGTERM, which main turns into it) stops the tree the same way and is raised
+    again: the launcher, in a session of its own, does not see the terminal's Ctrl-C, and
+    kept training (on the GPU) after the script had ended and deleted its folder."""
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True)
         try:
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            tree = descendants(proc.pid)
-            proc.terminate()
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-            for pid in [proc.pid, *tree]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:  # already gone
-                    pass
-            proc.wait()
+            stop_tree(proc, grace)
             returncode = None
+        except BaseException:
+            stop_tree(proc, grace)
+            raise
         err.seek(0)
         return returncode, err.read()
+
+
+def stop_tree(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the launcher, `grace` seconds, then SIGKILL to it and to every process that
+    was below it when we started (its workers, each in a session of its own)."""
+    tree = descendants(proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in [proc.pid, *tree]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # already gone
+            pass
+    proc.wait()
 
 
 def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None:
@@ -227,6 +239,21 @@ def main(argv=None) -> int:
     bench_report.refuse_repeats(p, "--sam-attention", args.sam_attention)
     bench_report.refuse_repeats(p, "--batches", args.batches)
 
+    def stop(signum, frame):  # SIGTERM (a job's time limit) stops the launcher as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return checks(args)
+    except KeyboardInterrupt:
+        print("interrupted: the launcher run in progress was stopped; the report has the checks that ended",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def checks(args) -> int:
     began = time.perf_counter()
     machine = bench_report.machine()
     encoder, training, failures = [], [], []

@@ -96,3 +96,47 @@ def test_the_real_size_setup_trains_on_the_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     losses = trainer_metrics(out, 1)["losses"]
     assert len(losses) == 1 and math.isfinite(losses[0])
+
+
+def test_ctrl_c_stops_the_launcher_and_its_workers(tmp_path):
+    """The launcher runs in a session of its own, so the terminal's Ctrl-C did not reach it:
+    after Ctrl-C it kept training (on the GPU) with its temporary folder deleted. Now Ctrl-C
+    in run_group stops the tree as the timeout does, and is raised again."""
+    import _thread
+    import threading
+
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gpu_check import run_group
+
+    pids = tmp_path / "pids"
+    launcher = (
+        "import os, signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+        f"open({str(pids)!r} + '.tmp', 'w').write(f'{{os.getpid()}} {{w.pid}}')\n"
+        f"os.replace({str(pids)!r} + '.tmp', {str(pids)!r})\n"
+        "time.sleep(120)\n")
+
+    def interrupt_once_started():
+        while not pids.is_file():
+            time.sleep(0.05)
+        _thread.interrupt_main()  # what Ctrl-C does to the script
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_group([sys.executable, "-c", launcher], tmp_path, dict(os.environ), timeout=100, grace=1)
+    def ended(pid):  # gone, or dead and unreaped
+        state = Path("/proc") / str(pid) / "stat"
+        try:
+            return state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    for pid in map(int, pids.read_text().split()):
+        for _ in range(100):  # a SIGKILLed process takes a moment to exit
+            if ended(pid):
+                break
+            time.sleep(0.1)
+        assert ended(pid), pid
