@@ -266,7 +266,7 @@ def default_dtypes(device: torch.device) -> List[str]:
     return ["float32"]
 
 
-def main(argv: "List[str] | None" = None) -> Dict[str, object]:
+def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16", "float16"],
@@ -274,10 +274,11 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     parser.add_argument("--batch", type=bench_report.at_least(1), default=1)
     parser.add_argument("--image-size", type=bench_report.at_least(64), default=None,
                         help="default: the config's (1024); a multiple of 64")
-    parser.add_argument("--repeats", type=bench_report.at_least(1), default=3, help="timed rounds per implementation")
+    parser.add_argument("--repeats", type=bench_report.at_least(1), default=None,
+                        help="timed rounds per implementation (default 3; --quick: 1)")
     parser.add_argument("--gemm-n", type=bench_report.at_least(64), default=None,
                         help="side of the matmul probing the peak (default 4096 on CPU, 8192 on CUDA)")
-    parser.add_argument("--quick", action="store_true", help="1 round, GEMM probe n=2048")
+    parser.add_argument("--quick", action="store_true", help="1 round, GEMM probe n=2048, where not given")
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile'd blocks")
     parser.add_argument("--sam-attention", choices=SAM_ATTENTION, default="sdpa",
@@ -302,13 +303,18 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA device")
     bench_report.refuse_repeats(parser, "--dtypes", args.dtypes or [])
+    # --quick and --tiny fill in only the values not given (--quick --repeats 3 ran 1 round)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     if args.gemm_n is None:  # a GPU needs a larger product to reach its peak
-        args.gemm_n = 8192 if device.type == "cuda" else 4096
-    if args.quick:
-        args.repeats, args.gemm_n = 1, min(args.gemm_n, 2048)
-    if args.tiny:
-        args.gemm_n = min(args.gemm_n, 512)
+        args.gemm_n = 512 if args.tiny else 2048 if args.quick else 8192 if device.type == "cuda" else 4096
+    args.device = device
+    return args
 
+
+def main(argv: "List[str] | None" = None) -> Dict[str, object]:
+    args = arguments(argv)
+    device = args.device
     began = time.perf_counter()
     torch.manual_seed(args.seed)
     keeps_freed = device.type == "cpu" and not args.no_keep_freed and keep_freed_memory()

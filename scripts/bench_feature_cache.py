@@ -17,7 +17,7 @@ start-up, before the timed loop) and the entries in the cache folder.
 
 Writes scripts/results/bench_feature_cache.json and .md (--out-dir, --name).
 Runtime on a 2-core AVX2 EPYC, idle: ~1 min for `demo`, ~6 min with `deepseek-ocr`
-(fp32, 3 steps of 2 views per run); --quick: `demo` only.
+(fp32, 3 steps of 2 views per run); --quick: `demo` only, unless --presets is given.
 
     python scripts/bench_feature_cache.py
     python scripts/bench_feature_cache.py --quick
@@ -107,20 +107,27 @@ def train(setup: dict, out: Path, steps: int, batch: int, cache: "Path | None") 
             "cache_entries": len(list(cache.rglob("*.safetensors"))) if cache is not None else None}
 
 
-def main() -> int:
+def arguments(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--presets", nargs="+", default=["demo", "deepseek-ocr"], choices=["tiny", "demo", "deepseek-ocr"])
+    p.add_argument("--presets", nargs="+", default=None, choices=["tiny", "demo", "deepseek-ocr"],
+                   help="encoder sizes (default demo deepseek-ocr; --quick: demo)")
     p.add_argument("--steps", type=bench_report.at_least(1), default=3)  # -1 was "no limit": negative s/step
     p.add_argument("--batch", type=bench_report.at_least(1), default=2)
-    p.add_argument("--quick", action="store_true", help="the demo size only")
+    p.add_argument("--quick", action="store_true", help="the demo size only, where --presets is not given")
     p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     p.add_argument("--name", type=bench_report.result_name, default="bench_feature_cache")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    # --quick fills in only what is not given (--quick --presets deepseek-ocr ran demo)
+    if args.presets is None:
+        args.presets = ["demo"] if args.quick else ["demo", "deepseek-ocr"]
     bench_report.refuse_repeats(p, "--presets", args.presets)
-    if args.quick:
-        args.presets = [x for x in args.presets if x != "deepseek-ocr"] or ["demo"]
     if args.steps * args.batch > len(MOLECULES):
-        raise SystemExit(f"--steps x --batch must be <= {len(MOLECULES)}: the cold run must see each view once")
+        p.error(f"--steps x --batch must be <= {len(MOLECULES)}: the cold run must see each view once")
+    return args
+
+
+def main(argv=None) -> int:
+    args = arguments(argv)
 
     machine = bench_report.machine()
     began = time.perf_counter()

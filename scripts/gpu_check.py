@@ -209,7 +209,7 @@ def write_report(args, machine: dict, encoder: list, training: list, failures: l
     (bench_report.publish if final else bench_report.write)(args.name, report, md, args.out_dir)
 
 
-def main(argv=None) -> int:
+def arguments(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: the same code path")
     p.add_argument("--only", choices=["encoder", "training"], help="run one of the two checks")
@@ -219,7 +219,8 @@ def main(argv=None) -> int:
                    help="ours' SAM attention paths to measure (default: sdpa)")
     p.add_argument("--steps", type=bench_report.at_least(1), default=4, help="training steps per launcher run")
     p.add_argument("--train-batch", type=bench_report.at_least(1), default=2)
-    p.add_argument("--repeats", type=bench_report.at_least(1), default=5)
+    p.add_argument("--repeats", type=bench_report.at_least(1), default=None,
+                   help="encoder timing rounds (default 5; --dry-run: 1)")
     p.add_argument("--run-timeout", type=bench_report.at_least(1), default=240,
                    help="seconds one launcher run may take before it counts as failed")
     p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
@@ -228,16 +229,24 @@ def main(argv=None) -> int:
     import torch
 
     if args.dry_run:
-        args.device, args.dtype, args.repeats = "cpu", "float32", 1
+        # the dry run fills in only the values not given (--dry-run --repeats 3 ran 1 round)
+        args.device, args.dtype = "cpu", "float32"
+        args.repeats = args.repeats or 1
         args.batches = args.batches or [1, 2]
     else:
         if not torch.cuda.is_available():
             raise SystemExit("no CUDA device: run with --dry-run for the CPU rehearsal")
         args.device, args.dtype = "cuda", "bfloat16"
+        args.repeats = args.repeats or 5
         args.batches = args.batches or [1, 8, 32]
     args.sam_attention = args.sam_attention or ["sdpa"]
     bench_report.refuse_repeats(p, "--sam-attention", args.sam_attention)
     bench_report.refuse_repeats(p, "--batches", args.batches)
+    return args
+
+
+def main(argv=None) -> int:
+    args = arguments(argv)
 
     def stop(signum, frame):  # SIGTERM (a job's time limit) stops the launcher as Ctrl-C does
         raise KeyboardInterrupt

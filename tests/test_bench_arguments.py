@@ -25,6 +25,7 @@ import gpu_check  # noqa: E402
     (bench_encoder, ["--tiny", "--device", "foo"], "--device 'foo'"),
     (bench_encoder, ["--tiny", "--out-dir", "{file}"], "--out-dir: folder {file}: is a file"),  # was: after the run
     (bench_feature_cache, ["--steps", "-1"], "--steps: must be >= 1, got -1"),  # was: negative s/step published
+    (bench_feature_cache, ["--steps", "100", "--batch", "100"], "--steps x --batch must be <="),  # was: exit 1
     (bench_kflm2, ["--seeds", "0"], "--seeds: must be >= 1"),
     (bench_kflm2, ["--data", "{missing}"], "no delaney-processed.csv"),  # was: FileNotFoundError
     (bench_prepare, ["--csv", "{missing}/x.csv"], "--csv: no such file"),
@@ -193,3 +194,24 @@ def test_experiment_timings_keep_a_part_that_was_cut_short(tmp_path):
     report = resumed.report()
     assert set(report) == {"done part", "train fusion seed 0", "total"}
     assert len(experiment_fusion.json.loads(path.read_text())["invocations"]) == 2
+
+
+def test_quick_and_dry_run_fill_only_the_values_not_given():
+    # --quick --repeats 3 ran 1 round (and --gemm-n was capped), --quick --presets deepseek-ocr
+    # ran demo, --dry-run --repeats 3 ran 1 round: each without a word
+    quick = bench_encoder.arguments(["--device", "cpu", "--quick"])
+    assert (quick.repeats, quick.gemm_n) == (1, 2048)
+    given = bench_encoder.arguments(["--device", "cpu", "--quick", "--repeats", "3", "--gemm-n", "4096"])
+    assert (given.repeats, given.gemm_n) == (3, 4096)
+    tiny = bench_encoder.arguments(["--device", "cpu", "--tiny", "--quick", "--gemm-n", "1024"])
+    assert (tiny.repeats, tiny.gemm_n) == (1, 1024)
+    assert bench_encoder.arguments(["--device", "cpu", "--tiny"]).gemm_n == 512
+    full = bench_encoder.arguments(["--device", "cpu"])
+    assert (full.repeats, full.gemm_n) == (3, 4096)
+
+    assert bench_feature_cache.arguments(["--quick"]).presets == ["demo"]
+    assert bench_feature_cache.arguments(["--quick", "--presets", "deepseek-ocr"]).presets == ["deepseek-ocr"]
+    assert bench_feature_cache.arguments([]).presets == ["demo", "deepseek-ocr"]
+
+    assert gpu_check.arguments(["--dry-run"]).repeats == 1
+    assert gpu_check.arguments(["--dry-run", "--repeats", "3"]).repeats == 3
