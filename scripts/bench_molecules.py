@@ -42,7 +42,7 @@ def load(path: Path, limit: int) -> list[tuple[str, str]]:
         reader = csv.DictReader(handle)
         column = next((c for c in reader.fieldnames or [] if c.lower() == "smiles"), None)
         if column is None:
-            raise SystemExit(f"{path}: no 'smiles' column in {reader.fieldnames}")
+            raise ValueError(f"no 'smiles' column in {reader.fieldnames}")
         rows = [(f"{path.name}#{i}", row[column]) for i, row in enumerate(reader)]
     return rows[:limit]
 
@@ -81,15 +81,24 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"CSV with a smiles column (default {DEFAULT_CSV})")
     parser.add_argument("--limit", type=bench_report.at_least(1), default=200, help="first N molecules (default 200)")
     # 2 at least: with 1 the "parallel" run was the same run again, and "identical" compared it with itself
-    parser.add_argument("--workers", type=bench_report.at_least(2), default=max(2, os.cpu_count() or 1),
+    cores = len(os.sched_getaffinity(0))
+    parser.add_argument("--workers", type=bench_report.at_least(2), default=max(2, cores),
                         help="pool size for the parallel run (default: all cores)")
     parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     parser.add_argument("--name", type=bench_report.result_name, default="bench_molecules")
     args = parser.parse_args(argv)
+    # more processes than cores measure the scheduler: "64 processes" was published for 2 cores
+    if args.workers > cores:
+        parser.error(f"--workers {args.workers}: this machine has {cores} usable cores")
+    try:  # read before any work: an empty CSV was a ZeroDivisionError after the machine survey
+        items = load(args.csv, args.limit)
+    except (ValueError, UnicodeDecodeError, csv.Error) as e:
+        parser.error(f"--csv {args.csv}: {e}")
+    if not items:
+        parser.error(f"--csv {args.csv}: no molecules")
 
     machine = bench_report.machine()
     began = time.perf_counter()
-    items = load(args.csv, args.limit)
     runs = []
     outputs = {}
     for workers in (1, args.workers):

@@ -51,6 +51,10 @@ import gpu_check  # noqa: E402
     (bench_molecules, ["--workers", "1"], "--workers: must be >= 2, got 1"),
     (bench_molecules, ["--csv", "{missing}.csv"], "--csv: no such file"),
     (bench_molecules, ["--out-dir", "{file}"], "--out-dir: folder {file}: is a file"),
+    (bench_molecules, ["--csv", "{header_only}"], "no molecules"),  # was: ZeroDivisionError
+    (bench_molecules, ["--csv", "{file}"], "no 'smiles' column"),
+    (bench_molecules, ["--workers", "4096"], "--workers 4096: this machine has"),  # was: "4096 processes" published
+    (bench_prepare, ["--workers", "1"], "--workers: must be >= 2, got 1"),  # was: "speedup 1.43x on 1 workers"
     (gpu_check, ["--dry-run", "--batches", "0"], "--batches: must be >= 1, got 0"),
     (gpu_check, ["--dry-run", "--sam-attention", "sdpa", "sdpa"], "--sam-attention: sdpa is given twice"),
     (gpu_check, ["--dry-run", "--run-timeout", "0"], "--run-timeout: must be >= 1, got 0"),
@@ -58,7 +62,9 @@ import gpu_check  # noqa: E402
 ])
 def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, script, argv, message):
     (tmp_path / "file").write_text("")
-    fill = {"file": str(tmp_path / "file"), "missing": str(tmp_path / "missing")}
+    (tmp_path / "header_only.csv").write_text("smiles\n")
+    fill = {"file": str(tmp_path / "file"), "missing": str(tmp_path / "missing"),
+            "header_only": str(tmp_path / "header_only.csv")}
     argv = [a.format(**fill) for a in argv]
     monkeypatch.setattr(sys, "argv", [script.__name__ + ".py", *argv])
     with pytest.raises(SystemExit) as exit_:
