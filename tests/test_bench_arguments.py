@@ -221,3 +221,29 @@ def test_quick_and_dry_run_fill_only_the_values_not_given():
 
     assert gpu_check.arguments(["--dry-run"]).repeats == 1
     assert gpu_check.arguments(["--dry-run", "--repeats", "3"]).repeats == 3
+
+
+def test_kflm2_rerun_reports_the_reused_seeds_and_its_own_advice(tmp_path, monkeypatch):
+    # A rerun into an existing --out said "whole benchmark 0.1 min wall" of hours of reused
+    # seeds; a cell made with another configuration was refused with "--overwrite", an
+    # option of deepmolm-kflm2 that bench_kflm2 does not take.
+    import json
+    import os
+    import subprocess
+
+    cell = tmp_path / "FreeSolv_random"
+    (cell / "seeds").mkdir(parents=True)
+    (cell / "seeds" / "seed_0.json").write_text("{}")
+    os.utime(cell / "seeds" / "seed_0.json", (1, 1))  # finished by an earlier invocation
+    (cell / "results.json").write_text(json.dumps({"per_seed": [{"seed": 0, "seconds": 600.0}]}))
+    args = bench_kflm2.argparse.Namespace(out=str(tmp_path), data=str(tmp_path), seeds=1, cache_dir=None, fp32=True)
+    monkeypatch.setattr(bench_kflm2.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
+    result = bench_kflm2.run_cell("FreeSolv", "random", args)
+    assert (result["reused_seeds"], result["reused_seconds"]) == (1, 600.0)
+    assert "1 seed runs were reused from an earlier one" in bench_kflm2.reused({"reused_seeds": 1,
+                                                                                 "reused_seconds": 600.0})
+    refusal = "error: --out x holds results of a different configuration: use another --out or --overwrite"
+    monkeypatch.setattr(bench_kflm2.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 2, "", refusal))
+    with pytest.raises(SystemExit) as exit_:
+        bench_kflm2.run_cell("FreeSolv", "random", args)
+    assert "--overwrite" not in str(exit_.value) and f"delete {cell}" in str(exit_.value)
