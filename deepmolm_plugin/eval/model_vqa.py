@@ -350,8 +350,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     chunks = host.split_list(read_questions(args.question_file), args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
+    # None (not given, and not resolved by `main`): the model's own, as main would choose it
+    policy = args.conformer_policy or getattr(config, "conformer_policy", None) or "auto"
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
-                                         args.structure_folder, args.conformer_policy)
+                                         args.structure_folder, policy)
     # The answers file is rewritten from here on: an earlier run's property-head
     # predictions would otherwise stay beside this run's answers.
     aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
