@@ -212,8 +212,7 @@ def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], imag
     rounded through float16 (up to 2.4e-4 off, 2.7 % of the values), which training, eval
     and the GUI never do. `process_images` is wrapped to keep its own tensor, and `generate`
     takes that one instead (cast to the model's dtype once)."""
-    loader, process = host_module.load_pretrained_model, getattr(host_module, "process_images", None)
-    processed: dict = {}
+    loader, processed = host_module.load_pretrained_model, {}
 
     def load(*args, **kwargs):
         tokenizer, model, image_processor, context_len = loader(*args, **kwargs)
@@ -221,19 +220,33 @@ def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], imag
         model.generate = bind_model_inputs(model.generate, model, molecule_fp, tiles, processed)
         return tokenizer, model, image_processor, context_len
 
-    def keep_processed(*args, **kwargs):
+    host_module.load_pretrained_model = load
+    try:
+        with keeping_processed_images(host_module, processed):
+            yield
+    finally:
+        host_module.load_pretrained_model = loader
+
+
+@contextlib.contextmanager
+def keeping_processed_images(host_module, processed: dict):
+    """While active, `host_module.process_images` (the host script's name for it) keeps its
+    last output in `processed["images"]`: the pixels before the script's float16 cast, for
+    `unrounded`. The name is restored on exit; a module without it is left alone."""
+    process = getattr(host_module, "process_images", None)
+    if process is None:
+        yield
+        return
+
+    def keep(*args, **kwargs):
         processed["images"] = process(*args, **kwargs)
         return processed["images"]
 
-    host_module.load_pretrained_model = load
-    if process is not None:
-        host_module.process_images = keep_processed
+    host_module.process_images = keep
     try:
         yield
     finally:
-        host_module.load_pretrained_model = loader
-        if process is not None:
-            host_module.process_images = process
+        host_module.process_images = process
 
 
 def readable_image(path: str, option: str, config=None) -> None:

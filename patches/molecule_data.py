@@ -36,7 +36,6 @@ eval and the GUI (`use_model_molecule_settings`).
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from . import _host
 
@@ -51,6 +50,7 @@ def _patch_dataset(cls) -> None:
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
     from deepmolm_plugin.data.records import RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
+    from deepmolm_plugin.data.sources.base import prepared_settings
     from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
@@ -67,7 +67,8 @@ def _patch_dataset(cls) -> None:
         # The fingerprint settings are the model's: use_model_molecule_settings sets them when
         # the trainer starts. A prepared dataset's policy and depiction size are its manifest's.
         record_folder = os.path.dirname(os.path.abspath(data_path))  # sidecar paths are relative to it
-        prepared, manifest = _prepared_settings(record_folder)
+        self.prepared = prepared_settings(record_folder)  # (settings, manifest): read once, checked again at start
+        prepared, manifest = self.prepared
         policy = getattr(data_args, "conformer_policy", "auto")
         if prepared.get("conformer_policy") not in (None, policy):
             _refuse(manifest, f"conformer_policy={prepared['conformer_policy']}",
@@ -223,25 +224,13 @@ def use_model_molecule_settings(dataset, config) -> None:
     if molecules is None:  # not the host's dataset: nothing of ours to configure
         return
     settings = FingerprintSettings.from_config(config)
-    prepared, manifest = _prepared_settings(molecules.record_folder)
+    prepared, manifest = dataset.prepared
     made = (prepared.get("fp_bits"), prepared.get("fp_levels"))
     if None not in made and made != (settings.bits, settings.levels):
         _refuse(manifest, f"fp_bits={made[0]}, fp_levels={made[1]}",
                 f"the model uses fp_bits={settings.bits}, fp_levels={settings.levels} (--fp_bits/--fp_levels)")
     molecules.fp = settings
     config.conformer_policy, config.render_size = molecules.policy, molecules.render_size
-
-
-def _prepared_settings(record_folder: Optional[str]) -> tuple:
-    """(settings, manifest path) of the prepared dataset in `record_folder`; ({}, None) for
-    data that deepmolm-prepare did not make."""
-    import json
-
-    manifest = os.path.join(record_folder or "", "manifest.json")
-    if not record_folder or not os.path.isfile(manifest):
-        return {}, None
-    with open(manifest) as handle:
-        return json.load(handle).get("settings", {}), manifest
 
 
 def _refuse(manifest: str, made: str, used: str) -> None:

@@ -412,7 +412,7 @@ def test_inference_draws_and_embeds_molecules_as_the_model_was_trained(trained_c
 
 
 def test_model_vqa_gives_the_model_the_processed_pixels_not_the_hosts_float16_copy(tmp_path, monkeypatch):
-    """On CUDA the host's `image_tensor.unsqueeze(0).half().cuda()` stays as it is: a float32
+    """On CUDA the host's float16 cast of the image (`.half()`, then onto the GPU) stays: a float32
     or bfloat16 model saw pixels rounded through float16 (the chat CLI's fix, in eval)."""
     import llava.eval.model_vqa as host
 

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
 from ..cli import (CONFORMER_POLICIES, images_in_dtype, model_conformer_policy, projector_uses_molecules,
-                   tile_arguments, unrounded, without_sampling_flags)
+                   keeping_processed_images, tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from .jsonl import json_kind, read_jsonl
@@ -230,7 +230,7 @@ class QuestionInputs:
     def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None,
                  feature_cache: Optional[str] = None):
         self.feature_cache = feature_cache
-        self.processed = None  # the host's last process_images output (see `installed`)
+        self.processed: dict = {}  # the host's last process_images output (see `installed`)
         self.queue = collections.deque(inputs)
         self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
         self.model = self.image_processor = None
@@ -261,7 +261,7 @@ class QuestionInputs:
                 kwargs["max_new_tokens"] = self.max_new_tokens
             if "images" in kwargs and self.model is not None:
                 # The host sends its float16 copy: the processor's own tensor, in the model's dtype.
-                kwargs["images"] = images_in_dtype(unrounded(kwargs["images"], self.processed), self.model.dtype)
+                kwargs["images"] = images_in_dtype(unrounded(kwargs["images"], self.processed.get("images")), self.model.dtype)
             if self.uses_molecules:
                 kwargs["molecule_fp"] = question.molecule_fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
             try:
@@ -300,18 +300,13 @@ class QuestionInputs:
                 tower.enable_feature_cache(self.feature_cache)
             return tokenizer, model, image_processor, context_len
 
-        process = host_module.process_images
-
-        def keep_processed(*args, **kwargs):  # the question's pixels before the host's .half()
-            self.processed = process(*args, **kwargs)
-            return self.processed
-
         saved = host_module.load_pretrained_model
-        host_module.load_pretrained_model, host_module.process_images = load, keep_processed
+        host_module.load_pretrained_model = load
         try:
-            yield self
+            with keeping_processed_images(host_module, self.processed):  # the pixels before .half()
+                yield self
         finally:
-            host_module.load_pretrained_model, host_module.process_images = saved, process
+            host_module.load_pretrained_model = saved
 
 
 def run(args: argparse.Namespace) -> None:

@@ -130,15 +130,13 @@ def _fp_settings(args):
     """The settings DATA's tokens were made with: its prepared split's manifest.json (next
     to it) when there is one (--fp-bits / --fp-levels must then agree), else the options,
     else DeepMoLM's."""
+    from ..data.sources.base import prepared_settings
     from ..molecule_fp import DEEPMOLM, FingerprintSettings
 
-    manifest = Path(args.data).resolve().parent / "manifest.json"
-    made = {}
-    if manifest.is_file():
-        try:
-            made = json.loads(manifest.read_text()).get("settings") or {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
-            raise usage.UsageError(f"DATA {args.data}: its {manifest} is unreadable ({e})") from e
+    try:
+        made, manifest = prepared_settings(Path(args.data).resolve().parent)
+    except ValueError as e:
+        raise usage.UsageError(f"DATA {args.data}: its {e}") from e
     chosen = {}
     for name, given in (("fp_bits", args.fp_bits), ("fp_levels", args.fp_levels)):
         if given is not None and made.get(name) not in (None, given):

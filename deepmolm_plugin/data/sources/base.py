@@ -145,6 +145,22 @@ def is_prepared_output(folder: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("tool") == OUTPUT_TOOL
 
 
+def prepared_settings(folder: "str | os.PathLike | None") -> Tuple[dict, Optional[Path]]:
+    """(settings, manifest path) of the deepmolm-prepare output in `folder`: what its tokens
+    and images were made with (fp_bits, fp_levels, conformer_policy, image_size, ...);
+    ({}, None) for a folder without a manifest. An unreadable manifest is a ValueError
+    naming it (training and eval check data against these settings)."""
+    if not folder or not (Path(folder) / OUTPUT_MANIFEST).is_file():
+        return {}, None
+    manifest = Path(folder) / OUTPUT_MANIFEST
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            settings = json.load(handle).get("settings") or {}
+    except (OSError, ValueError, AttributeError) as e:  # unreadable, not JSON, not an object
+        raise ValueError(f"{manifest} is unreadable ({e})") from e
+    return settings, manifest
+
+
 def visible_files(folder: Path) -> List[Tuple[Path, str]]:
     """(file, relative POSIX name) of every file under `folder` that is not hidden, sorted:
     the files that make up a folder input, for a reader and for the run's input checksums
