@@ -280,7 +280,13 @@ def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
                         help="side of the matmul probing the peak (default 4096 on CPU, 8192 on CUDA)")
     parser.add_argument("--quick", action="store_true", help="1 round, GEMM probe n=2048, where not given")
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
-    parser.add_argument("--compile", action="store_true", help="ours with torch.compile'd blocks")
+    # No CUDA-graph modes ("reduce-overhead", "max-autotune"): every block runs one shared
+    # compiled graph, and on an H200 its replay for block i+1 overwrote block i's output
+    # before the residual add read it ("accessing tensor output of CUDAGraphs that has
+    # been overwritten by a subsequent run").
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        choices=["default", "max-autotune-no-cudagraphs"],
+                        help="ours with torch.compile'd blocks, in this torch.compile mode (default: 'default')")
     parser.add_argument("--sam-attention", choices=SAM_ATTENTION, default="sdpa",
                         help="ours: SAM's attention path (DeepEncoderConfig.sam_attention)")
     parser.add_argument("--profile", type=bench_report.at_least(1), default=None, metavar="ROWS",
@@ -329,7 +335,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
 
     def ours(dtype: torch.dtype) -> torch.nn.Module:
         model = copy.deepcopy(base).to(device=device, dtype=dtype)
-        return model.compile_blocks() if args.compile else model
+        return model.compile_blocks(mode=args.compile) if args.compile else model
 
     builders: Dict[str, Callable[[torch.dtype], torch.nn.Module]] = {
         "ours": ours,
@@ -377,7 +383,7 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
           f"THP allocation {'on' if machine['thp_mem_alloc'] == '1' else 'off'}, freed memory kept "
           f"{'on' if keeps_freed else 'off'}. {side} px, batch {args.batch}, "
           f"{flops / 1e12:.3g} TFLOP per forward, {args.repeats} rounds (median); ours: sam_attention "
-          f"{args.sam_attention!r}{', compiled blocks' if args.compile else ''}.",
+          f"{args.sam_attention!r}{f', compiled blocks ({args.compile})' if args.compile else ''}.",
           bench_report.table(
               ["impl", "dtype", "latency s", "TFLOP/s", "% of bound", "peak MiB", "process CPU s"],
               [[r["impl"], r["dtype"], r["latency_s"], r["tflops"], round(100 * r["fraction_of_bound"], 1),

@@ -4,7 +4,9 @@
 1. Encoder throughput: `bench_encoder.py` on CUDA in bf16 at batch 1, 8 and 32 (1024 px
    views): ours against the transformers reference, TFLOP/s and the fraction of the
    device's bf16 matmul peak measured in the same run, peak memory, max |diff|; ours with
-   each SAM attention path asked for (`--sam-attention`, default sdpa).
+   each SAM attention path asked for (`--sam-attention`, default sdpa and pieces), and
+   before that `bench_sam_attention.py` at the largest batch (one block's attention in
+   each way and SDPA kernel).
 2. Training: a few steps of the real launcher under DeepSpeed ZeRO-2 and ZeRO-3
    (scripts/zero2.json, zero3.json; one process via torch.distributed.run) with the
    real-size DeepEncoder (random weights, frozen) and a small from-scratch Qwen2
@@ -47,6 +49,7 @@ from pathlib import Path
 
 import bench_encoder
 import bench_report
+import bench_sam_attention
 from bench_feature_cache import launcher_args, trainer_metrics, write_setup
 
 from deepmolm_plugin.encoder.config import SAM_ATTENTION
@@ -57,6 +60,13 @@ SMALL_QWEN2 = dict(hidden_size=512, layers=4, heads=8, kv_heads=2, intermediate=
 
 def encoder_checks(args, failures: list) -> list:
     rows = []
+    batch = max(args.batches)  # SAM's attention ways alone, one block of each kind
+    argv = ["--device", args.device, "--dtype", args.dtype, "--batch", str(batch), "--repeats", str(args.repeats),
+            "--out-dir", str(args.out_dir), "--name", f"gpu_sam_attention_b{batch}"]
+    try:
+        bench_sam_attention.main(argv + (["--tiny"] if args.dry_run else []))
+    except RuntimeError as e:
+        failures.append({"check": f"SAM attention batch {batch}", "error": f"{type(e).__name__}: {e}"[-2000:]})
     for attention, batch in ((a, b) for a in args.sam_attention for b in args.batches):
         suffix = "" if attention == "sdpa" else f"_{attention}"
         argv = ["--device", args.device, "--dtypes", args.dtype, "--batch", str(batch), "--repeats", str(args.repeats),
@@ -216,7 +226,7 @@ def arguments(argv=None) -> argparse.Namespace:
     p.add_argument("--batches", type=bench_report.at_least(1), nargs="+", default=None,
                    help="encoder batches (default 1 8 32)")
     p.add_argument("--sam-attention", nargs="+", choices=SAM_ATTENTION, default=None,
-                   help="ours' SAM attention paths to measure (default: sdpa)")
+                   help="ours' SAM attention paths to measure (default: sdpa pieces)")
     p.add_argument("--steps", type=bench_report.at_least(1), default=4, help="training steps per launcher run")
     p.add_argument("--train-batch", type=bench_report.at_least(1), default=2)
     p.add_argument("--repeats", type=bench_report.at_least(1), default=None,
@@ -239,7 +249,7 @@ def arguments(argv=None) -> argparse.Namespace:
         args.device, args.dtype = "cuda", "bfloat16"
         args.repeats = args.repeats or 5
         args.batches = args.batches or [1, 8, 32]
-    args.sam_attention = args.sam_attention or ["sdpa"]
+    args.sam_attention = args.sam_attention or ["sdpa", "pieces"]
     bench_report.refuse_repeats(p, "--sam-attention", args.sam_attention)
     bench_report.refuse_repeats(p, "--batches", args.batches)
     return args

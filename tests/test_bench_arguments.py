@@ -15,6 +15,7 @@ import bench_feature_cache  # noqa: E402
 import bench_kflm2  # noqa: E402
 import bench_molecules  # noqa: E402
 import bench_prepare  # noqa: E402
+import bench_sam_attention  # noqa: E402
 import gpu_check  # noqa: E402
 
 
@@ -59,6 +60,9 @@ import gpu_check  # noqa: E402
     (gpu_check, ["--dry-run", "--sam-attention", "sdpa", "sdpa"], "--sam-attention: sdpa is given twice"),
     (gpu_check, ["--dry-run", "--run-timeout", "0"], "--run-timeout: must be >= 1, got 0"),
     (bench_encoder, ["--tiny", "--profile", "0"], "--profile: must be >= 1, got 0"),
+    (bench_encoder, ["--tiny", "--compile", "fast"], "--compile: invalid choice: 'fast'"),
+    (bench_sam_attention, ["--tiny", "--batch", "0"], "--batch: must be >= 1, got 0"),
+    (bench_sam_attention, ["--tiny", "--name", "a/b"], "--name: a plain file name"),
 ])
 def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, script, argv, message):
     (tmp_path / "file").write_text("")
@@ -105,6 +109,23 @@ def test_encoder_profile_lists_where_the_time_goes(tmp_path):
     assert [r["self_ms"] for r in rows] == sorted((r["self_ms"] for r in rows), reverse=True)
     assert 0 < sum(r["share"] for r in rows) <= 1
     assert "operators by self CPU time in one forward" in (tmp_path / "p.md").read_text()
+
+
+def test_sam_attention_bench_times_every_way_and_checks_its_numbers(tmp_path):
+    """`bench_sam_attention.py`: per block kind, the bias pieces, the folded ways (each SDPA
+    kernel forced; one that does not take the shapes is a row saying so, not a crash) and
+    the no-bias reference, every result checked against the pieces."""
+    import json
+
+    bench_sam_attention.main(["--tiny", "--repeats", "1", "--out-dir", str(tmp_path), "--name", "a"])
+    rows = json.loads((tmp_path / "a.json").read_text())["results"]
+    assert {r["block"] for r in rows} == {"global", "windowed"}
+    ran = [r for r in rows if "error" not in r]
+    assert {"sdpa (bias pieces)", "folded", "folded, v unpadded", "folded/math", "no rel-pos (reference)"} <= {r["way"] for r in ran}
+    assert all(r["max_abs_diff"] <= 1e-5 for r in ran if not r["way"].startswith("no rel-pos"))
+    assert all(r["latency_ms"] > 0 and r["tflops"] > 0 for r in ran)
+    assert [r for r in rows if r["way"] == "sdpa (bias pieces)"][0]["ratio_to_pieces"] == 1.0
+    assert "| global | folded |" in (tmp_path / "a.md").read_text()
 
 
 # --- scripts/experiment_fusion.py: its arguments, Ctrl-C and its timings

@@ -1,5 +1,6 @@
 """scripts/gpu_check.py rehearsed on the CPU (--dry-run: tiny sizes, no CUDA): the encoder
-benchmark per batch and SAM attention path (sdpa, and upstream's eager modules), the
+benchmark per batch and SAM attention path (sdpa, and the rel-pos terms folded), SAM's
+attention ways alone at the largest batch, the
 launcher under ZeRO-2 and ZeRO-3 and with the feature cache, and its result files, through
 the same code the GPU run takes."""
 
@@ -17,15 +18,15 @@ from host_fixtures import ROOT
 def test_dry_run_exercises_every_check(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--dry-run", "--steps", "2",
-                           "--sam-attention", "sdpa", "eager", "--out-dir", str(tmp_path)], cwd=tmp_path, env=env, text=True, capture_output=True,
+                           "--sam-attention", "sdpa", "folded", "--out-dir", str(tmp_path)], cwd=tmp_path, env=env, text=True, capture_output=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["dry_run"] is True
     encoder = report["encoder"]
     assert sorted((r["batch"], r["impl"], r["sam_attention"]) for r in encoder) == [
-        (1, "ours", "eager"), (1, "ours", "sdpa"), (1, "reference", "-"), (1, "reference", "-"),
-        (2, "ours", "eager"), (2, "ours", "sdpa"), (2, "reference", "-"), (2, "reference", "-")]
+        (1, "ours", "folded"), (1, "ours", "sdpa"), (1, "reference", "-"), (1, "reference", "-"),
+        (2, "ours", "folded"), (2, "ours", "sdpa"), (2, "reference", "-"), (2, "reference", "-")]
     for r in encoder:
         assert r["latency_s"] > 0 and r["device_peak_tflops"] > 0 and r["max_abs_diff"] <= 1e-4
     training = report["training"]
@@ -33,8 +34,10 @@ def test_dry_run_exercises_every_check(tmp_path):
         ("zero2", "off"), ("zero3", "off"), ("zero2", "cold"), ("zero2", "warm")]
     for r in training:
         assert len(r["losses"]) == 2 and all(math.isfinite(x) for x in r["losses"]) and r["samples_per_s"] > 0
-    for name in ("gpu_check.md", "gpu_encoder_b1.json", "gpu_encoder_b2.md", "gpu_encoder_b2_eager.md"):
+    for name in ("gpu_check.md", "gpu_encoder_b1.json", "gpu_encoder_b2.md", "gpu_encoder_b2_folded.md"):
         assert (tmp_path / name).is_file()
+    ways = json.loads((tmp_path / "gpu_sam_attention_b2.json").read_text())["results"]
+    assert {"sdpa (bias pieces)", "folded"} <= {r["way"] for r in ways if "error" not in r}
     assert "| zero3 | off |" in (tmp_path / "gpu_check.md").read_text()
 
 

@@ -117,16 +117,19 @@ def test_full_size_1024px_fp32_matches_reference():
 # --- the fast paths (sam_attention.py, ClipBlock): same numbers as upstream's modules ---------
 
 
-@pytest.mark.parametrize("mask_elements", [None, 1])  # None: one shot; 1: one query row per band
-def test_padded_windows_and_banded_global_attention_match_upstream(monkeypatch, mask_elements):
+@pytest.mark.parametrize("attention, mask_elements", [("sdpa", None), ("sdpa", 1), ("pieces", 1), ("folded", None)])
+def test_padded_windows_and_banded_global_attention_match_upstream(monkeypatch, attention, mask_elements):
     """Window 5 on a 12x12 grid pads the last window row and column (qkv on real tokens, the
-    padding filled with qkv's bias); bands of one query row build the rel-pos bias piecewise.
+    padding filled with qkv's bias); bands of one query row build the rel-pos bias piecewise
+    (mask_elements None: one shot; on the CPU "sdpa" is "pieces"); "folded" puts the
+    rel-pos terms into q and k instead.
     Forward and every gradient equal upstream's eager modules and the transformers reference."""
     from deepmolm_plugin.encoder import sam_attention
 
     if mask_elements is not None:
         monkeypatch.setattr(sam_attention, "MASK_ELEMENTS", mask_elements)
-    fast = _random_positions(DeepEncoder(tiny_encoder_config(sam_window_size=5)), std=0.5)
+    fast = _random_positions(DeepEncoder(tiny_encoder_config(sam_window_size=5, sam_attention=attention)), std=0.5)
+    assert all(b.attn.way == attention for b in fast.sam.blocks)
     eager = DeepEncoder(tiny_encoder_config(sam_window_size=5, sam_attention="eager"))
     eager.load_state_dict(fast.state_dict())
     x = torch.randn(2, 3, 192, 192)
@@ -185,6 +188,48 @@ def test_rel_pos_pieces_match_the_whole_bias(monkeypatch, pieces):
     (torch.softmax(qq @ kk.transpose(-1, -2) / d**0.5 + bias, -1) @ vv).square().sum().backward()
     for a, b in zip(grads, (t.grad for t in leaves)):
         assert _max_diff(a, b) <= 1e-4
+
+
+@pytest.mark.parametrize("h, w, d, pad_value", [(5, 4, 8, True), (5, 4, 8, False), (4, 4, 8, True)])  # 17 -> 24; 16
+def test_folded_rel_pos_attention_matches_the_whole_bias(h, w, d, pad_value):
+    """The rel-pos terms as extra q/k channels ([q/sqrt(d), rel_h, rel_w] . [k, onehot(row),
+    onehot(column)], zero padding, v padded to the same width or not, one unmasked SDPA
+    call) give the whole-bias result, forward and gradients, under autograd and without it."""
+    import functools
+    from deepmolm_plugin.encoder import sam_attention
+
+    B, heads = 2, 3
+    q, k, v = (torch.randn(B, heads, h * w, d) for _ in range(3))
+    rel_h, rel_w = torch.randn(B, heads, h, w, h), torch.randn(B, heads, h, w, w)
+
+    def whole_bias(q, k, v, rel_h, rel_w):
+        bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, heads, h * w, h * w)
+        return torch.softmax(q @ k.transpose(-1, -2) / d**0.5 + bias, -1) @ v
+
+    with torch.no_grad():
+        folded = functools.partial(sam_attention.folded_rel_pos_attention, pad_value=pad_value)
+        out = folded(q, k, v, rel_h, rel_w)
+        assert out.shape == q.shape
+        assert _max_diff(out, whole_bias(q, k, v, rel_h, rel_w)) <= 1e-5
+    grads = []
+    for attend in (folded, whole_bias):
+        leaves = [t.clone().requires_grad_(True) for t in (q, k, v, rel_h, rel_w)]
+        attend(*leaves).square().sum().backward()
+        grads.append([t.grad for t in leaves])
+    for a, b in zip(*grads):
+        assert _max_diff(a, b) <= 1e-4
+
+
+def test_sdpa_folds_the_global_blocks_off_the_cpu_only():
+    """sam_attention "sdpa" takes the way measured faster per device and block kind: global
+    blocks folded on a GPU (2.4x faster than the pieces on an H200), everything else in
+    pieces (folding doubled a global block's time on a CPU; windows: 1.3x slower on the
+    H200); "pieces" and "folded" force theirs."""
+    from deepmolm_plugin.encoder.sam_attention import folds
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert [folds("sdpa", d, w) for d in (cpu, cuda) for w in (False, True)] == [False, False, True, False]
+    assert all(folds("folded", d, w) and not folds("pieces", d, w) for d in (cpu, cuda) for w in (False, True))
 
 
 def test_bfloat16_fast_path_tracks_the_reference():

@@ -20,7 +20,7 @@ import torch
 CONFIG_NAME = "deepencoder_config.json"
 WEIGHTS_NAME = "deepencoder.safetensors"  # our own format: the two files side by side (save_pretrained)
 
-SAM_ATTENTION = ("sdpa", "eager")  # DeepEncoderConfig.sam_attention's values
+SAM_ATTENTION = ("sdpa", "pieces", "folded", "eager")  # DeepEncoderConfig.sam_attention's values
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -79,9 +79,11 @@ class DeepEncoderConfig:
     sam_global_attn_indexes: Tuple[int, ...] = (2, 5, 8, 11)
     sam_out_chans: int = 256  # neck output
     sam_layer_norm_eps: float = 1e-6
-    # "sdpa": scaled_dot_product_attention with the decomposed rel-pos bias as a float
-    # mask built a piece at a time (same math, no fp32 score matrices); "eager":
-    # segment-anything's own Attention.
+    # "sdpa": scaled_dot_product_attention, the decomposed rel-pos terms either as a
+    # float mask built a piece at a time or folded into extra q/k channels (one unmasked
+    # call per block), whichever was measured faster on the device (global blocks folded
+    # on GPUs, everything in pieces on CPUs); "pieces" / "folded": one of the two
+    # everywhere; "eager": segment-anything's own Attention. All the same math.
     sam_attention: str = "sdpa"
 
     # --- 16x compressor: bias-free 3x3 stride-2 convs (`net_2`, `net_3`) -------------

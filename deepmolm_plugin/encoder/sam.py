@@ -7,10 +7,12 @@ DeepSeek's checkpoints load unchanged):
    antialiased, computed in fp32 as DeepSeek-OCR does). Upstream adds the 64x64 table as
    is, which crashes for 640/512/1280 px views.
 2. With ``sam_attention="sdpa"`` (the default) the blocks run `SdpaBlock`: attention
-   through scaled_dot_product_attention with the decomposed relative-position bias built
-   a band of query rows at a time, qkv/proj only on real (unpadded) tokens
+   through scaled_dot_product_attention, qkv/proj only on real (unpadded) tokens
    (sam_attention.py), and, when no graph is recorded, GELU and residual adds in place
-   (no new 50 MB buffers per block). Same math as upstream; ``sam_attention="eager"``
+   (no new 50 MB buffers per block). The decomposed relative-position terms enter either
+   as a bias built a band of query rows at a time ("pieces") or as extra q/k channels
+   ("folded"); "sdpa" takes the way measured faster on the device (`sam_attention.folds`),
+   "pieces" and "folded" force one. Same math as upstream; ``sam_attention="eager"``
    keeps upstream's modules, for reference checks.
 """
 
@@ -61,12 +63,13 @@ class SamEncoder(ImageEncoderViT):
             window_size=config.sam_window_size,
             global_attn_indexes=config.sam_global_attn_indexes,
         )
-        if config.sam_attention == "sdpa":
+        if config.sam_attention != "eager":
             for blk in self.blocks:
                 # Same parameters and buffers, only the forward differs: swapping the
                 # classes keeps the modules (and their initialised tensors) as they are.
                 blk.__class__ = SdpaBlock
                 blk.attn.__class__ = SdpaAttention
+                blk.attn.way = config.sam_attention
         self.gradient_checkpointing = config.gradient_checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

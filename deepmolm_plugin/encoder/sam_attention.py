@@ -13,6 +13,11 @@ built by one broadcasting add into a reused buffer, and each piece goes through
 scaled_dot_product_attention (PyTorch's fused CPU/CUDA kernels take an additive mask).
 Same math as upstream; the pieces only change which queries run together.
 
+On a GPU the pieces' bias kernels and launches cost more than the attention itself, so
+there (`folds`) a global block folds the two terms into q and k instead,
+    [q / sqrt(dim), rel_h, rel_w] . [k, onehot(key row), onehot(key column)],
+and runs one unmasked fused-attention call (`folded_rel_pos_attention`).
+
 Windowed blocks: upstream pads the (B, H, W, C) map with zeros to a multiple of the window
 and runs qkv and proj on the padding too (4900 instead of 4096 tokens at 1024 px, 18 %
 more of those matmuls). A zero token's qkv is exactly qkv's bias, so qkv runs on the real
@@ -58,14 +63,23 @@ def rel_pos_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
     """
     if rel_pos.shape[0] != 2 * size - 1:
         return get_rel_pos(size, size, rel_pos)
+
+    def build() -> torch.Tensor:
+        coords = torch.arange(size, device=rel_pos.device)
+        return (coords[:, None] - coords[None, :] + size - 1).reshape(-1)
+
+    if torch.compiler.is_compiling():
+        # Inside a compiled graph: built there (a constant the compiler folds); a tensor
+        # the graph stored in the cache would be one of its outputs, which a CUDA graph
+        # ("reduce-overhead") overwrites on its next replay.
+        return rel_pos.index_select(0, build()).view(size, size, -1)
     key = (size, rel_pos.device)
     if key not in _REL_INDEX:
         # A normal tensor even when the first call runs under inference_mode (chat, eval,
         # a benchmark): an inference tensor in the cache made every later forward with
         # autograd in the process fail ("Inference tensors cannot be saved for backward").
         with torch.inference_mode(False):
-            coords = torch.arange(size, device=rel_pos.device)
-            _REL_INDEX[key] = (coords[:, None] - coords[None, :] + size - 1).reshape(-1)
+            _REL_INDEX[key] = build()
     return rel_pos.index_select(0, _REL_INDEX[key]).view(size, size, -1)
 
 
@@ -143,6 +157,63 @@ def rel_pos_attention(
     return out.view(shape)
 
 
+def folded_rel_pos_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+    pad_value: bool = True,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(dim) + rel_h + rel_w) v as one bias-free SDPA call.
+
+    The two terms enter the scores as extra channels of q and k:
+        [q / sqrt(dim), rel_h[q], rel_w[q]] . [k, onehot(key row), onehot(key column)]
+    so no bias exists in memory and the fused kernels run unmasked, at (dim + h + w) / dim
+    times the QK^T work (3x at a 64 x 64 global grid, 1.4x in 14 x 14 windows).
+    q, k, v: (N, heads, h*w, dim); rel_h, rel_w from `rel_pos_terms`. Returns like q.
+
+    The folded width is padded with zero channels to a multiple of 8, and (`pad_value`) v
+    with zero channels to the same width, so that the flash kernels (which want one head
+    size for q, k and v) take it; the padding's outputs are dropped. Without it only the
+    kernels that take a smaller v (cuDNN, memory-efficient, math) can run: on the H200
+    cuDNN's took a global block in 8.1 ms against 9.7 ms padded, but where cuDNN's fused
+    attention is not available the memory-efficient kernel took 28 ms, against 18 ms for
+    flash on the padded v and 24 ms for the bias pieces. Padded is the default for that.
+    """
+    N, heads, rows, w, h = rel_h.shape
+    dim = q.shape[-1]
+    width = -(-(dim + h + w) // 8) * 8
+    keys = _key_positions(h, w, width - dim, q.dtype, q.device)  # (h*w, width - dim)
+    pad = width - dim - h - w
+    q_parts = [q * dim**-0.5, rel_h.view(N, heads, rows * w, h), rel_w.view(N, heads, rows * w, w)]
+    if pad:
+        q_parts.append(q.new_zeros(()).expand(N, heads, rows * w, pad))
+    folded_q = torch.cat(q_parts, dim=-1)  # (N, heads, h*w, width)
+    folded_k = torch.cat([k, keys.expand(N, heads, -1, -1)], dim=-1)  # (N, heads, h*w, width)
+    folded_v = F.pad(v, (0, width - dim)) if pad_value else v  # (N, heads, h*w, width or dim)
+    out = F.scaled_dot_product_attention(folded_q, folded_k, folded_v, scale=1.0)
+    return out[..., :dim]
+
+
+def _key_positions(h: int, w: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(h*w, channels): key (y, x)'s one-hot row y in channels [0, h), one-hot column x in
+    [h, h + w), zeros after; cached per shape, dtype and device (not when compiling: see
+    rel_pos_table)."""
+    def build() -> torch.Tensor:
+        channel = torch.arange(channels, device=device)
+        y, x = torch.arange(h, device=device), torch.arange(w, device=device)
+        hot = (channel == y[:, None, None]) | (channel == h + x[None, :, None])  # (h, w, channels)
+        return hot.to(dtype).view(h * w, channels)
+
+    if torch.compiler.is_compiling():
+        return build()
+    key = (h, w, channels, dtype, device)
+    if key not in _KEY_POSITIONS:
+        with torch.inference_mode(False):  # a normal tensor, as in rel_pos_table
+            _KEY_POSITIONS[key] = build()
+    return _KEY_POSITIONS[key]
+
+
+_KEY_POSITIONS: dict = {}  # (h, w, channels, dtype, device) -> (h*w, channels) one-hot key positions
+
+
 def _pieces(pairs: int, rows: int, per_row: int, budget: int) -> List[Tuple[slice, List[slice]]]:
     """Split (pairs x rows) query rows, `per_row` bias elements each, into pieces of at most
     `budget` elements: [(pair slice, [row band slices])], pairs grouped whole where one fits."""
@@ -172,8 +243,30 @@ def _window_regions(H: int, W: int, window: int):
             yield rows, cols, (slice(None), *row_index, *col_index)
 
 
+def folds(way: str, device: torch.device, windowed: bool) -> bool:
+    """Whether a block's rel-pos terms go into q and k (`folded_rel_pos_attention`) rather
+    than into a bias built in pieces (`rel_pos_attention`), for DeepEncoderConfig.sam_attention
+    `way`: "folded" always, "pieces" never, "sdpa" (the default) where it was measured faster.
+
+    Measured per block at 1024 px (scripts/bench_sam_attention.py): on one H200 in bf16 at
+    32 views, a global block's attention took 23.8 ms in pieces and 9.7 ms folded (8.1 ms
+    with v unpadded), a windowed block's 2.9 ms in pieces and 3.7 ms folded (its 14 x 14
+    windows' bias is small; folding adds 44 % to its QK^T work); on a 2-core AVX2 CPU in
+    fp32 a global block took 0.74 s in pieces and 1.45 s folded (there the extra QK^T work
+    costs what it says). So "sdpa" folds the global blocks off the CPU only.
+    """
+    if way == "folded":
+        return True
+    if way == "pieces":
+        return False
+    return device.type != "cpu" and not windowed
+
+
 class SdpaAttention(Attention):
-    """segment-anything's Attention (same parameters), computed by `rel_pos_attention`."""
+    """segment-anything's Attention (same parameters), computed by `rel_pos_attention` or
+    `folded_rel_pos_attention` (`folds` decides per block kind and device)."""
+
+    way = "sdpa"  # DeepEncoderConfig.sam_attention, set per module by SamEncoder (see `folds`)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Global attention: x (B, H, W, C) -> (B, H, W, C)."""
@@ -182,7 +275,7 @@ class SdpaAttention(Attention):
         # One copy to (3, B, heads, H*W, head_dim): q, k, v contiguous, as the fused kernels
         # want them (they would otherwise copy k and v again for every band).
         q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)
-        out = self._attend(q, k, v, (H, W))  # (B, heads, H*W, head_dim)
+        out = self._attend(q, k, v, (H, W), windowed=False)  # (B, heads, H*W, head_dim)
         return self.proj(out.transpose(1, 2).reshape(B, H, W, C))
 
     def windowed(self, x: torch.Tensor, window: int) -> torch.Tensor:
@@ -208,7 +301,7 @@ class SdpaAttention(Attention):
             tiled[:, -1, H - (nh - 1) * window :] = fill
             tiled[:, :, :, -1, W - (nw - 1) * window :] = fill
         q, k, v = windows.view(3, B * nh * nw, heads, window * window, -1).unbind(0)
-        out = self._attend(q, k, v, (window, window))  # (B*nh*nw, heads, win*win, hd)
+        out = self._attend(q, k, v, (window, window), windowed=True)  # (B*nh*nw, heads, win*win, hd)
         # Back to the map, cropped, tokens' channels (heads, hd) adjacent for proj: one copy.
         tiled = out.view(B, nh, nw, heads, window, window, -1).permute(0, 1, 4, 2, 5, 3, 6)
         merged = out.new_empty(B, H, W, heads, C // heads)
@@ -217,9 +310,12 @@ class SdpaAttention(Attention):
             merged[:, rows, cols].view(source.shape).copy_(source)
         return self.proj(merged.view(B, H, W, C))
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: Tuple[int, int],
+                windowed: bool) -> torch.Tensor:
         """q, k, v (N, heads, h*w, head_dim), contiguous -> (N, heads, h*w, head_dim)."""
         if not self.use_rel_pos:
             return F.scaled_dot_product_attention(q, k, v)
         rel_h, rel_w = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, size)
-        return rel_pos_attention(q, k, v, rel_h, rel_w)
+        attend = folded_rel_pos_attention if folds(self.way, q.device, windowed) else rel_pos_attention
+        return attend(q, k, v, rel_h, rel_w)
+
