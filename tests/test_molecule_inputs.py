@@ -193,6 +193,9 @@ def test_a_cache_limit_bounds_what_a_long_lived_resolver_keeps(tmp_path):
     ("C/C=C/C", "C/C=C\\C", "double bond C2=C3 is Z in the SMILES, E in the structure"),
     ("CCO", "[14CH3]CO", "atom C1 is isotope 14 in the SMILES, unlabelled in the structure"),
     ("[13CH3]CO", "OC[14CH3]", "atom C3 is isotope 14 in the SMILES, 13 in the structure"),
+    # deuterium the structure lacks: was "its structure is 'CC(O)O' but its SMILES is '[H]C([H])([H])C(O)O'"
+    ("CC(=O)O", "[2H]C([2H])([2H])C(=O)O", r"the SMILES' stereo or isotopes \(\[2H\]"),
+    ("[2H]C([2H])([2H])C(=O)O", "[3H]C([3H])([3H])C(=O)O", "atom H1 is isotope 3 in the SMILES, 2 in the structure"),
 ])
 def test_a_smiles_stating_other_stereo_or_isotopes_than_the_structure_is_refused(tmp_path, truth, smiles, differ):
     # was accepted: tokens of the structure's (S)-alanine / trans-butene / ethanol, the depiction
@@ -208,6 +211,8 @@ def test_a_smiles_stating_other_stereo_or_isotopes_than_the_structure_is_refused
     ("C[C@H](N)C(=O)O", "CC(N)C(=O)O"),  # 3D-MoIT: a stereo-free SMILES next to the coordinates
     ("C[C@H](N)C(=O)O", "OC(=O)[C@@H](N)C"),  # the same centre, spelt in another order
     ("[14CH3]CO", "CCO"),  # no isotopes in the SMILES: it says nothing of them
+    ("[2H]C([2H])([2H])C(=O)O", "CC(=O)O"),  # deuterium too (was refused as another skeleton)
+    ("[2H]C([2H])([2H])C(=O)O", "[2H]C([2H])([2H])C(=O)O"),
     ("C[C@@H](O)C[C@@H](O)C", "C[C@@H](O)CC(O)C"),  # meso: either equivalent centre may be the one given
     ("C[C@@H](O)C[C@@H](O)C", "C[C@H](O)CC(O)C"),
 ])

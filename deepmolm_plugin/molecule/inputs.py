@@ -125,10 +125,15 @@ def _plain(value):
 def _skeleton(mol) -> str:
     """Canonical SMILES without hydrogens, stereo or atom-map numbers: a 3D file and a SMILES
     of one molecule agree on it (stereo perceived from coordinates may be missing from the
-    SMILES; a reaction tool's molfile numbers its atoms, the plain SMILES does not)."""
+    SMILES; a reaction tool's molfile numbers its atoms, the plain SMILES does not).
+    Deuterium and tritium go too (RemoveHs keeps them by default): a CD3 group next to a
+    SMILES with CH3 was "a different molecule", '[H]C([H])([H])...' against 'C...'; the
+    isotopes a SMILES states are compared afterwards (`label_differences`)."""
     from rdkit import Chem
 
-    work = Chem.RemoveHs(mol, sanitize=False)
+    params = Chem.RemoveHsParameters()
+    params.removeIsotopes = True
+    work = Chem.RemoveHs(mol, params, sanitize=False)
     for atom in work.GetAtoms():
         atom.SetAtomMapNum(0)
     return Chem.MolToSmiles(work, isomericSmiles=False)
