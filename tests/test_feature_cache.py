@@ -373,6 +373,40 @@ def test_zero3_ranks_share_the_cache_and_stay_in_step(tiny_setup, tmp_path):
     assert counts[0] == 4 and counts[1] > 4
 
 
+def test_zero3_tiles_mode_with_tiles_on_one_rank_only(tiny_setup, tmp_path):
+    """Tiles mode under ZeRO-3, two CPU ranks, one record each: a wide image (tiles) and a
+    small one (one view, no tiles). The rank without tiles projected nothing where the
+    other projected its tiles, and the run aborted at step 1 ("collective mismatch";
+    NCCL would hang). It now runs a blank tile with the others, through the feature cache."""
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image, ImageDraw
+
+    from host_fixtures import ROOT, train_args
+
+    records = []
+    for i, (smiles, size) in enumerate([("CCO", (200, 150)), ("c1ccccc1", (50, 50))]):
+        picture = Image.new("RGB", size, "white")
+        ImageDraw.Draw(picture).line((0, 0, *size), fill="black", width=3)
+        picture.save(tmp_path / f"m{i}.png")
+        records.append({"id": f"m{i}", "image": f"m{i}.png", "smiles": smiles, "conversations": [
+            {"from": "human", "value": "<image>\nWhat is this molecule?"}, {"from": "gpt", "value": f"Molecule {i}."}]})
+    (tmp_path / "train.json").write_text(json.dumps(records))
+    args = train_args(tiny_setup, tmp_path / "out", "--deepspeed", str(ROOT / "scripts" / "zero3.json"),
+                      "--use_cpu", "True", "--image_mode", "tiles", "--vision_feature_cache", str(tmp_path / "cache"),
+                      "--per_device_train_batch_size", "1", steps=2)
+    args[args.index("--data_path") + 1] = str(tmp_path / "train.json")
+    args += ["--image_folder", str(tmp_path)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "deepmolm_plugin.train", *args], cwd=tmp_path, env=env, text=True,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert proc.stdout.count("'loss'") + proc.stderr.count("'loss'") == 2
+
+
 def test_all_hits_rank_joins_another_ranks_encode_under_zero3(tmp_path, tiny_config, monkeypatch):
     """The lockstep rule alone: weights marked as ZeRO-3 partitioned, another rank
     reporting a miss (the all-reduce returns 1): this rank runs one view, output unused."""

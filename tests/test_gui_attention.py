@@ -66,6 +66,23 @@ def test_embed_images_records_the_global_view_then_the_tiles():
     assert maps.received.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_blank_tiles_are_projected_where_tiles_are_and_change_nothing():
+    """ZeRO-3 lockstep: a rank without tiles projects a blank tile in the tiles' place, with
+    sample 0's molecule, times zero into the result (so its backward runs too)."""
+    projector, fp = _projector().eval(), _molecules()[:1]  # eval: no dropout, so outputs compare
+    glob = torch.randn(1, 9, 12, requires_grad=True)
+    plain = projector.embed_images(glob, fp)
+    with projector.recording_attention() as calls:
+        projector.embed_images(glob, fp, blank_tiles=torch.randn(1, 4, 12))
+    assert [tuple(c.shape) for c in calls] == [(1, HEADS, 9, 3, LEVELS), (1, HEADS, 4, 3, LEVELS)]
+    joined = projector.embed_images(glob, fp, blank_tiles=torch.randn(1, 4, 12))  # (recording computes apart)
+    assert len(joined) == 1 and torch.equal(joined[0], plain[0])
+    joined[0].sum().backward()
+    assert all(p.grad is not None for p in projector.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="blank_tiles stand in for tiles"):
+        projector.embed_images(glob, fp, [torch.randn(6, 4, 12)], [(3, 2)], blank_tiles=torch.randn(1, 4, 12))
+
+
 # --- tokens -> atoms -> pixels -----------------------------------------------------------------------
 def _one_hot_calls(atom_of, batch: int, tokens: int, atoms: int) -> torch.Tensor:
     """(batch, heads, tokens, atoms, levels): token n of view b gives all its weight to atom_of(b, n), level 0."""

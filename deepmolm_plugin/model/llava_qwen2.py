@@ -142,10 +142,36 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             return images.features
         tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
         global_features = tower(images)  # (B, (S/64)^2, 2048)
-        tile_features = None
-        if tile_images is not None:  # every sample's tiles in one batched call; None where a sample has none
+        blank = self._blank_tile(tile_images, images)
+        tile_features = blank_features = None
+        if blank is not None:  # the other ranks' tile calls, joined (see _blank_tile)
+            blank_features = tower(blank)  # (1, 100, 2048)
+        elif tile_images is not None:  # every sample's tiles in one batched call; None where a sample has none
             tile_features = tower(list(tile_images))  # per sample (T_i, 100, 2048) or None
-        return projector.embed_images(global_features, molecule_fp, tile_features, tile_grids)
+        return projector.embed_images(global_features, molecule_fp, tile_features,
+                                      None if tile_features is None else tile_grids, blank_tiles=blank_features)
+
+    def _blank_tile(self, tile_images, images: torch.Tensor) -> Optional[torch.Tensor]:
+        """A (1, 3, T, T) blank tile when, under DeepSpeed ZeRO-3 in tiles mode, this rank's
+        batch has no tiles and another rank's has; else None. Every forward and backward
+        of the partitioned tower and projector gathers their weights from all ranks
+        together, in the same order: a rank that skipped the tile calls while another made
+        them aborted the run at its first such step (2 CPU ranks, gloo: "collective
+        mismatch"; NCCL waits for ever). The ranks agree on it with one all-reduce a step."""
+        tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
+        if getattr(getattr(tower, "image_processor", None), "mode", "base") != "tiles":
+            return None
+        parameters = [*tower.parameters(), *projector.parameters()]
+        if not (any(hasattr(p, "ds_id") for p in parameters) and torch.distributed.is_available()
+                and torch.distributed.is_initialized()):
+            return None
+        has_tiles = tile_images is not None and any(t is not None and len(t) for t in tile_images)
+        anyone = torch.tensor([int(has_tiles)], device=images.device)
+        torch.distributed.all_reduce(anyone, op=torch.distributed.ReduceOp.MAX)
+        if has_tiles or not anyone.item():
+            return None
+        side = tower.encoder_config.tile_size
+        return images.new_zeros((1, 3, side, side))
 
     def prepare_inputs_labels_for_multimodal(self, input_ids, position_ids, attention_mask, past_key_values, labels,
                                              images, image_sizes=None, molecule_fp=None, tile_images=None,

@@ -160,6 +160,7 @@ class ProjectorBase(nn.Module):
         molecule_fp: Optional[torch.Tensor] = None,
         tile_features: Optional[Sequence[Optional[torch.Tensor]]] = None,
         tile_grids: Optional[Sequence[Optional[Grid]]] = None,
+        blank_tiles: Optional[torch.Tensor] = None,
     ) -> List[torch.Tensor]:
         """Project every view of every sample and lay each image out for the LLM.
 
@@ -168,8 +169,19 @@ class ProjectorBase(nn.Module):
         T_i = 0 when the sample has no tiles); tile_grids: per sample (cols, rows) or None,
         as the image processor returns them. Every view (global and tiles) of sample i is
         projected with molecule i. Returns B tensors (P_i, H).
+
+        blank_tiles: (1, t*t, mm_hidden_size) features of a blank tile, given instead of
+        tiles by a rank with none while other ranks project theirs under DeepSpeed ZeRO-3
+        (the model's `_blank_tile`): projected where tiles are, with sample 0's molecule,
+        and added times zero, so that this rank's weight gathers, forward and backward,
+        follow the others' in number and order. It changes no value.
         """
         global_tokens = self(global_features, molecule_fp)  # (B, g*g, H)
+        if blank_tiles is not None:
+            if tile_features is not None:
+                raise ValueError("blank_tiles stand in for tiles: give one or the other")
+            blank = self(blank_tiles, None if molecule_fp is None else molecule_fp[:1])  # (1, t*t, H)
+            global_tokens = global_tokens + 0 * blank.sum()
         batch = global_tokens.shape[0]
         tiles_of: List[Optional[torch.Tensor]] = [None] * batch
         grids: List[Optional[Grid]] = [None] * batch
