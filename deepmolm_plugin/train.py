@@ -30,6 +30,7 @@ tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 
@@ -69,11 +70,45 @@ def check_inputs(argv) -> None:
         check_encoder_config(option_value(argv, "deepencoder_config"))
     if option_value(argv, "pretrain_mm_mlp_adapter"):
         usage.existing_file(option_value(argv, "pretrain_mm_mlp_adapter"), "--pretrain_mm_mlp_adapter")
+    if option_value(argv, "deepspeed"):
+        check_deepspeed_config(option_value(argv, "deepspeed"))
     weights = option_value(argv, "vision_tower_weights")
     if weights and weights != "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
         for path in (p for p in weights.split(",") if p):
             if not os.path.exists(os.path.expanduser(path)):
                 raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+
+
+def check_deepspeed_config(value: str) -> None:
+    """`--deepspeed`: a JSON file holding an object (DeepSpeed's config). A folder, a JSON
+    list or a syntax error came back as a traceback from accelerate (IsADirectoryError,
+    "'list' object has no attribute 'get'") or as a bare JSON message naming no file."""
+    path = usage.existing_file(value, "--deepspeed", allow_empty=False)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise usage.UsageError(f"--deepspeed {value}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except ValueError as e:
+        raise usage.UsageError(f"--deepspeed {value}: not JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise usage.UsageError(f"--deepspeed {value}: holds a JSON {type(config).__name__}, not DeepSpeed's "
+                               "config object")
+
+
+def single_process_environment(argv, environ=os.environ) -> None:
+    """`--deepspeed` in a plain `python -m deepmolm_plugin.train` (no torchrun or deepspeed
+    launcher): the rank variables of a one-process group, as Hugging Face's DeepSpeed notes
+    set them in a notebook. Without them DeepSpeed looked for MPI and stopped with
+    "No module named 'mpi4py'". A launcher's own variables are kept."""
+    if not option_value(argv, "deepspeed") or any(k in environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):
+        return
+    import socket
+
+    with socket.socket() as probe:  # a free port for the group's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": environ.get("MASTER_PORT", str(port))})
 
 
 def check_records(records: list, data_path: str, plain: bool = False) -> None:
@@ -127,6 +162,7 @@ def check_argument_values(host_train, argv) -> None:
         check_training_values(options)
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
+    check_training_modes(options)
     if unknown:  # a misspelt option: the host's parser stopped with a traceback after the imports
         raise usage.UsageError(f"unrecognized arguments: {' '.join(unknown)} (python -m deepmolm_plugin.train "
                                "--help lists the options)")
@@ -145,6 +181,21 @@ def check_argument_values(host_train, argv) -> None:
     ignored = ignored_projector_options(model_args, defaults)
     if ignored:  # accepted, saved in the config and never read: the run is not what the line says
         raise usage.UsageError("; ".join(ignored) + ": leave them out or use a projector that reads them")
+
+
+def check_training_modes(options) -> None:
+    """The host's training modes whose result this launcher cannot serve, refused before any
+    work: `--bits 4/8` (the model loads unquantised here, yet the host still calls peft's
+    prepare_model_for_kbit_training, which froze every LLM weight: the run trained only the
+    projector, exit 0) and `--lora_enable` (the host saves the adapter alone, which chat,
+    eval and later training here cannot load)."""
+    bits = getattr(options, "bits", 16)
+    if bits in (4, 8):
+        raise usage.UsageError(f"--bits {bits}: quantised training is not supported (the model would load unquantised "
+                               "and every LLM weight be frozen, training only the projector); leave --bits out")
+    if getattr(options, "lora_enable", False):
+        raise usage.UsageError("--lora_enable: the run would save only its LoRA adapter, which chat, eval and further "
+                               "training here cannot load; train without --lora_enable")
 
 
 def check_repeated_options(parser, argv) -> None:
@@ -380,6 +431,7 @@ def main(argv=None) -> None:
     from llava.train import train as host_train
 
     argv = resolve_model_path_argument(argv)
+    single_process_environment(argv)
     if not asks_help:
         try:
             check_argument_values(host_train, argv)

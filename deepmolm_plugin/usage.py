@@ -206,6 +206,25 @@ def model_config(folder: "str | os.PathLike", option: str) -> Optional[dict]:
     return config
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def partial_model_folder(path: Path) -> Optional[str]:
+    """Why a folder with a config.json holds no model to load, for the two training outputs
+    that are only part of one; None otherwise. A `--lora_enable` run's folder (adapter
+    only) and a stage-1 `--tune_mm_mlp_adapter` run's (mm_projector.bin only) failed in
+    chat and eval with "no usable tokenizer", and as --model_name_or_path with a traceback."""
+    if any((path / name).is_file() for name in WEIGHT_FILES) or (path / "llm").is_dir():
+        return None
+    if (path / "adapter_config.json").is_file():
+        return ("a LoRA adapter folder (adapter_config.json, no model weights): it holds only the low-rank "
+                "weights, not a model to load; use a fully trained model's folder")
+    if (path / "mm_projector.bin").is_file():
+        return ("a stage-1 projector folder (mm_projector.bin, no model weights): give its mm_projector.bin to "
+                "stage 2 with --pretrain_mm_mlp_adapter; chat and eval load the stage-2 model")
+    return None
+
+
 def model_folder(value: str, option: str) -> None:
     """A model to load: a local folder with a config.json (or a VILA-style `llm/config.json`),
     or a Hugging Face Hub id `owner/name`. A value that cannot be one (an absolute or
@@ -215,6 +234,9 @@ def model_folder(value: str, option: str) -> None:
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "llm" / "config.json").is_file():
             raise UsageError(f"{option} {value}: the folder holds no config.json (not a model checkpoint folder)")
+        partial = partial_model_folder(path)
+        if partial:
+            raise UsageError(f"{option} {value}: {partial}")
         return
     if path.exists():
         raise UsageError(f"{option} {value}: is a file, not a model folder")

@@ -53,6 +53,71 @@ def test_option_values_out_of_range_are_refused_before_the_model_loads(tmp_path,
         checked(tmp_path, *DEEPMOLM, f"--{option}", value)
 
 
+@pytest.mark.parametrize("extra, reason", [
+    # was: exit 0, the model loaded unquantised and every LLM weight frozen (only the projector trained)
+    (["--bits", "4"], "--bits 4: quantised training is not supported"),
+    (["--bits", "8"], "--bits 8: quantised training is not supported"),
+    # was: trained, then saved an adapter that chat, eval and training here could not load
+    (["--lora_enable", "True"], "--lora_enable: the run would save only its LoRA adapter"),
+])
+def test_training_modes_whose_output_cannot_be_served_are_refused(tmp_path, extra, reason):
+    with pytest.raises(usage.UsageError, match=reason):
+        checked(tmp_path, *DEEPMOLM, *extra)
+    checked(tmp_path, *DEEPMOLM, "--bits", "16", "--lora_enable", "False")  # the defaults, spelled out
+
+
+@pytest.mark.parametrize("content, reason", [
+    (None, "is a folder, not a file"),  # was: IsADirectoryError from accelerate
+    ("[1, 2]", "holds a JSON list, not DeepSpeed's config object"),  # was: 'list' object has no attribute 'get'
+    ('{"a": 1,\n}', r"not JSON \(Expecting property name"),  # was: the JSON message alone, naming no file
+    ("", "the file is empty"),
+])
+def test_a_deepspeed_config_that_is_no_json_object_is_refused(tmp_path, content, reason):
+    from deepmolm_plugin.train import check_deepspeed_config
+
+    path = tmp_path / "ds.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    with pytest.raises(usage.UsageError, match=f"--deepspeed {path}.*{reason}"):
+        check_deepspeed_config(str(path))
+
+
+def test_deepspeed_without_a_launcher_gets_a_one_process_group():
+    """`python -m deepmolm_plugin.train --deepspeed ...` (no torchrun): DeepSpeed looked for
+    MPI and stopped ("No module named 'mpi4py'"); a launcher's variables are kept."""
+    from deepmolm_plugin.train import single_process_environment
+
+    env = {}
+    single_process_environment(["--deepspeed", "scripts/zero2.json"], env)
+    assert {k: env[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")} == {
+        "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    assert 0 < int(env["MASTER_PORT"]) < 65536
+    launched = {"RANK": "1", "WORLD_SIZE": "2"}
+    single_process_environment(["--deepspeed", "scripts/zero2.json"], launched)
+    assert launched == {"RANK": "1", "WORLD_SIZE": "2"}
+    plain = {}
+    single_process_environment(["--output_dir", "x"], plain)
+    assert plain == {}
+
+
+@pytest.mark.parametrize("files, reason", [
+    (["adapter_config.json", "adapter_model.safetensors", "non_lora_trainables.bin"], "a LoRA adapter folder"),
+    (["mm_projector.bin"], "a stage-1 projector folder"),  # was: "no usable tokenizer" in chat and eval
+])
+def test_a_training_output_that_is_only_part_of_a_model_is_named_as_such(tmp_path, files, reason):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    for name in files:
+        (folder / name).write_bytes(b"x")
+    with pytest.raises(usage.UsageError, match=f"--model-path {folder}: {reason}"):
+        usage.model_folder(str(folder), "--model-path")
+    (folder / "model.safetensors").write_bytes(b"x")  # a full model saved beside them: loaded as before
+    usage.model_folder(str(folder), "--model-path")
+
+
 def test_sane_values_and_max_steps_pass_and_the_arguments_class_checks_too(tmp_path):
     checked(tmp_path, *DEEPMOLM, "--learning_rate", "0", "--conformer_policy", "generate")  # 0: weights kept
     checked(tmp_path, *DEEPMOLM, "--num_train_epochs", "0", "--max_steps", "3")  # steps override epochs
