@@ -425,6 +425,31 @@ def test_all_hits_rank_joins_another_ranks_encode_under_zero3(tmp_path, tiny_con
     assert calls.calls == 1
 
 
+def test_a_file_named_like_the_temporary_folder_costs_storing_not_the_run(tmp_path, tiny_config, caplog):
+    # was: NotADirectoryError from the cache's start-up clean-up, after the LLM had loaded
+    (tmp_path / ".tmp").write_text("x")
+    with caplog.at_level(logging.WARNING):
+        tower = _tower(tiny_config, tmp_path)
+        x = torch.randn(1, 3, 128, 128)
+        expected = tower(x)
+    assert "cannot list its temporary folder" in caplog.text
+    assert tower.feature_cache.stats()["unstored"] == 1 and _files(tmp_path) == []
+    torch.testing.assert_close(tower(x), expected)
+
+
+def test_a_tower_built_under_inference_mode_can_use_the_cache(tmp_path, tiny_config):
+    # was: "Inference tensors do not track version counter" from the weights' signature
+    with torch.inference_mode():
+        tower = _tower(tiny_config, tmp_path)
+        x = torch.randn(1, 3, 128, 128)
+        first = tower(x)
+        assert torch.equal(tower(x), first) and tower.feature_cache.hits == 1
+        for p in tower.vision_tower.parameters():  # other weights: a miss, not stale features
+            p.add_(0.5)
+        tower(x)
+        assert tower.feature_cache.misses == 2
+
+
 def test_killed_writers_temporary_files_are_removed_once_stale(tmp_path, tiny_config):
     # was: left in the entry folders for ever (a killed run, every restart)
     tower = _tower(tiny_config, tmp_path)

@@ -147,7 +147,9 @@ def weights_signature(module: torch.nn.Module) -> tuple:
     signature, samples = [], []
     for t in list(module.parameters()) + list(module.buffers()):
         t = getattr(t, "ds_tensor", t)
-        signature.append((id(t), t.data_ptr(), t._version))
+        # An inference tensor (weights made under torch.inference_mode) has no version
+        # counter ("Inference tensors do not track version counter"): its samples stand in.
+        signature.append((id(t), t.data_ptr(), None if t.is_inference() else t._version))
         flat = t.detach().reshape(-1)
         if flat.numel():
             samples.append(flat[_sample_index(flat.numel(), flat.device)].to(torch.float64))
@@ -185,6 +187,10 @@ class FeatureCache:
         try:
             entries = list(os.scandir(self.tmp))
         except FileNotFoundError:
+            return 0
+        except OSError as e:  # a file named .tmp, no permission: writes will fail and be counted, not the run
+            self._report_once("clean", e, "feature cache %s: cannot list its temporary folder %s (%s); new views "
+                              "may not be stored (counted in stats()['unstored'])", self.root, self.tmp)
             return 0
         for entry in entries:
             try:
