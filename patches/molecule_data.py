@@ -35,9 +35,12 @@ eval and the GUI (`use_model_molecule_settings`).
 
 from __future__ import annotations
 
+import logging
 import os
 
 from . import _host
+
+logger = logging.getLogger(__name__)
 
 
 def _patch_dataset(cls) -> None:
@@ -85,6 +88,11 @@ def _patch_dataset(cls) -> None:
         # property head reads them (set when training starts, `require_graphs`); without
         # one, a record whose properties have no graph source stopped the run at its step.
         self.needs_graphs = True
+        # Whether items carry `molecule_fp` (set when training starts, `require_molecules`):
+        # a projector that reads no molecules, on data where only some records have one,
+        # gets none at all; a batch mixing the two cannot be collated, and stopped the run
+        # at a random step (the host's modality grouping still mixes its leftovers).
+        self.carries_molecule_fp = True
         self.graphs = {}  # index -> MolGraph, for records with `properties`
         todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and has_molecule(r)]
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
@@ -108,7 +116,9 @@ def _patch_dataset(cls) -> None:
         item["record_id"] = rid  # for the collator's messages; the batch does not carry it
         if has_molecule(record):
             # (the resolver also checks that the record's SMILES, structure and tokens are one molecule)
-            item["molecule_fp"] = self.molecules.molecule_fp(record, rid)
+            fp = self.molecules.molecule_fp(record, rid)  # resolved (and checked) either way
+            if self.carries_molecule_fp:
+                item["molecule_fp"] = fp
         if record.get("properties") is not None and self.needs_graphs:  # labels for the KFLM2 auxiliary head
             item["properties"] = dict(record["properties"])
             if i not in self.graphs:
@@ -255,9 +265,18 @@ def require_molecules(dataset, model) -> None:
     records = getattr(dataset, "list_data_dict", None)
     get_model = getattr(model, "get_model", None)
     projector = getattr(get_model(), "mm_projector", None) if callable(get_model) else None
-    if records is None or not getattr(projector, "uses_molecule", False):
+    if records is None:
         return
     lacking = [record_id(r, i) for i, r in enumerate(records) if not has_molecule(r)]
+    if not getattr(projector, "uses_molecule", False):
+        mixed = 0 < len(lacking) < len(records)
+        if hasattr(dataset, "carries_molecule_fp"):
+            dataset.carries_molecule_fp = not mixed
+        if mixed:
+            logger.warning("%d of %d records have no molecule and the projector reads none: batches carry no "
+                           "molecule_fp in this run (records with and without one would not collate)",
+                           len(lacking), len(records))
+        return
     if lacking:
         from deepmolm_plugin.usage import DataError
 

@@ -198,6 +198,34 @@ def test_mixed_batch_names_the_records_without_molecule(tmp_path, tokenizer):
     assert "record_id" not in batch and batch["molecule_fp"].shape == (2, 3, 4)
 
 
+def test_a_projector_without_molecules_trains_on_data_where_only_some_records_have_one(tmp_path, tokenizer):
+    """--mm_projector linear on molecule records plus text-only ones: a batch mixing them
+    could not be collated, and the run stopped at a random step (the host's modality
+    grouping mixes its leftovers). Decided at the start: no batch carries molecule_fp.
+    A projector that fuses molecules still refuses such data up front."""
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.patches.molecule_data import require_molecules
+
+    records = [{"id": "mol", "smiles": "CCO", "conversations": turns()},
+               {"id": "text", "conversations": [{"from": "human", "value": "Hello"}, {"from": "gpt", "value": "Hi."}]}]
+    ds = dataset(tmp_path, tokenizer, records)
+
+    def model(uses_molecule):
+        projector = SimpleNamespace(uses_molecule=uses_molecule, projector_type="fusion")
+        return SimpleNamespace(get_model=lambda: SimpleNamespace(mm_projector=projector))
+
+    with pytest.raises(ValueError, match=r"records 'text' have no molecule .* 'fusion' projector fuses"):
+        require_molecules(ds, model(True))
+    require_molecules(ds, model(False))
+    collator = host_train.DataCollatorForSupervisedDataset(tokenizer=tokenizer)
+    batch = collator([ds[0], ds[1]])
+    assert "molecule_fp" not in batch and batch["input_ids"].shape[0] == 2
+    whole = dataset(tmp_path, tokenizer, [records[0], {**records[0], "id": "mol2"}])  # all have one: kept
+    require_molecules(whole, model(False))
+    assert collator([whole[0], whole[1]])["molecule_fp"].shape == (2, 3, 4)
+
+
 # --- properties and ids -------------------------------------------------------------------
 
 @pytest.mark.parametrize("properties, reason", [
