@@ -292,6 +292,12 @@ def check_adapter_settings(model_args) -> None:
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(adapter)))
     saved = usage.model_config(folder, "--pretrain_mm_mlp_adapter")
     if not saved or "mm_projector_type" not in saved:
+        if getattr(model_args, "mm_projector_type", None) == "fusion":
+            # its heads show in no tensor shape: a 2-head stage 1 loaded into 4 heads, exit 0
+            raise usage.UsageError(
+                f"--pretrain_mm_mlp_adapter {adapter}: no stage-1 config.json beside it, so the fusion projector's "
+                "head count (which no tensor shape shows) and fingerprint settings cannot be checked against "
+                "this run's; copy the stage-1 run's config.json next to the .bin")
         return  # an adapter from elsewhere: only its tensor shapes can be checked (when it loads)
     differ = settings_differences(saved, model_args, {name: name for name in ADAPTER_SETTINGS})
     if differ:

@@ -405,6 +405,14 @@ def test_a_stage1_adapter_trained_with_other_projector_settings_is_refused(tmp_p
     with pytest.raises(usage.UsageError, match=r"mm_projector.bin was trained with other projector settings .*"
                                                r"--fusion_heads 8 \(the checkpoint: 2\)"):
         checked(tmp_path, *DEEPMOLM, *adapter)
+    # the .bin alone (as LLaVA projectors are shared): was loaded into 4 heads without a word
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "mm_projector.bin").write_bytes(b"")
+    with pytest.raises(usage.UsageError, match="no stage-1 config.json beside it, so the fusion projector's head count"):
+        checked(tmp_path, *DEEPMOLM, "--pretrain_mm_mlp_adapter", str(alone / "mm_projector.bin"))
+    checked(tmp_path, "--vision_tower", "deepencoder", "--mm_projector", "mlp2x_gelu",
+            "--pretrain_mm_mlp_adapter", str(alone / "mm_projector.bin"))  # shapes tell an MLP's all
 
 
 @pytest.mark.parametrize("option, value", [("mm_vision_select_layer", "-5"), ("mm_vision_select_feature", "cls_patch"),
