@@ -114,6 +114,7 @@ def test_zero_byte_and_oversized_images_name_the_record(tmp_path, tokenizer, mon
     (turns() + [{"from": "gpt", "value": "More."}], "turn 2 is from 'gpt'"),
     (turns(answer=""), r"turn 1 \(gpt\) is empty or only white space"),  # trained to stop at once
     (turns(answer="  \n"), r"turn 1 \(gpt\) is empty"),  # qwen2 trained on the spaces
+    (turns(answer="\u00a0\u200b\ufeff"), r"turn 1 \(gpt\) is empty"),  # zero-width: str.strip() keeps them
     ([{"from": "system", "value": "Be brief."}] + turns(), "turn 0 must be"),
 ])
 def test_conversations_out_of_turn_or_blank_are_refused_before_training(tmp_path, tokenizer, conversations, reason):

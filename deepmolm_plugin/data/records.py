@@ -28,6 +28,15 @@ ROLES = ("human", "gpt")
 __all__ = ["RecordError", "check_plain_records", "check_record", "check_records", "has_molecule", "record_id"]
 
 
+
+def _blank(text: str) -> bool:
+    """Nothing a reader sees: white space and invisible format characters (zero-width
+    space U+200B, joiners, BOM U+FEFF, word joiner U+2060), which str.strip() keeps: a
+    reply of "\u00a0\u200b" trained the model on nothing."""
+    import unicodedata
+
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
 def record_id(record: dict, index: int) -> str:
     """A record's name in messages and file names: its `id`, else its position."""
     return str(record.get("id", f"#{index}"))
@@ -152,7 +161,7 @@ def check_conversations(record: dict, rid: str) -> None:
             # dropped a leading gpt turn, the qwen2 one refused it only when read, hours in.
             raise RecordError(rid, f"conversation turn {j} is from {turn['from']!r}: turns must alternate human, gpt, "
                                    "human, ... starting with a human turn")
-        if not turn["value"].strip():
+        if _blank(turn["value"]):
             # An empty reply trains the model to stop at once; qwen2's preprocess refused ""
             # only when read and trained on a reply of spaces.
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")
