@@ -68,19 +68,23 @@ def rel_pos_table(size: int, rel_pos: torch.Tensor) -> torch.Tensor:
         coords = torch.arange(size, device=rel_pos.device)
         return (coords[:, None] - coords[None, :] + size - 1).reshape(-1)
 
+    index = _cached(_REL_INDEX, (size, rel_pos.device), build)
+    return rel_pos.index_select(0, index).view(size, size, -1)
+
+
+def _cached(cache: dict, key: tuple, build) -> torch.Tensor:
+    """cache[key], made by build() on first use. Inside a compiled graph it is built there
+    instead (a constant the compiler folds): a tensor the graph stored in the cache would
+    be one of its outputs, which a CUDA graph overwrites on its next replay. Built as a
+    normal tensor even when the first call runs under inference_mode (chat, eval, a
+    benchmark): an inference tensor in the cache made every later forward with autograd
+    in the process fail ("Inference tensors cannot be saved for backward")."""
     if torch.compiler.is_compiling():
-        # Inside a compiled graph: built there (a constant the compiler folds); a tensor
-        # the graph stored in the cache would be one of its outputs, which a CUDA graph
-        # ("reduce-overhead") overwrites on its next replay.
-        return rel_pos.index_select(0, build()).view(size, size, -1)
-    key = (size, rel_pos.device)
-    if key not in _REL_INDEX:
-        # A normal tensor even when the first call runs under inference_mode (chat, eval,
-        # a benchmark): an inference tensor in the cache made every later forward with
-        # autograd in the process fail ("Inference tensors cannot be saved for backward").
+        return build()
+    if key not in cache:
         with torch.inference_mode(False):
-            _REL_INDEX[key] = build()
-    return rel_pos.index_select(0, _REL_INDEX[key]).view(size, size, -1)
+            cache[key] = build()
+    return cache[key]
 
 
 _REL_INDEX: dict = {}  # (size, device) -> flat (size*size,) int64 index into a rel-pos table
@@ -194,21 +198,14 @@ def folded_rel_pos_attention(
 
 def _key_positions(h: int, w: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(h*w, channels): key (y, x)'s one-hot row y in channels [0, h), one-hot column x in
-    [h, h + w), zeros after; cached per shape, dtype and device (not when compiling: see
-    rel_pos_table)."""
+    [h, h + w), zeros after; cached per shape, dtype and device (`_cached`)."""
     def build() -> torch.Tensor:
         channel = torch.arange(channels, device=device)
         y, x = torch.arange(h, device=device), torch.arange(w, device=device)
         hot = (channel == y[:, None, None]) | (channel == h + x[None, :, None])  # (h, w, channels)
         return hot.to(dtype).view(h * w, channels)
 
-    if torch.compiler.is_compiling():
-        return build()
-    key = (h, w, channels, dtype, device)
-    if key not in _KEY_POSITIONS:
-        with torch.inference_mode(False):  # a normal tensor, as in rel_pos_table
-            _KEY_POSITIONS[key] = build()
-    return _KEY_POSITIONS[key]
+    return _cached(_KEY_POSITIONS, (h, w, channels, dtype, device), build)
 
 
 _KEY_POSITIONS: dict = {}  # (h, w, channels, dtype, device) -> (h*w, channels) one-hot key positions

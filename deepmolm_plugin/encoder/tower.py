@@ -88,6 +88,14 @@ def _checked_views(views, name: str) -> torch.Tensor:
     return views
 
 
+def partitioned_across_ranks(*modules: nn.Module) -> bool:
+    """Whether DeepSpeed ZeRO-3 partitions the modules' weights (it marks each with `ds_id`)
+    across running ranks: then each of their forwards gathers the weights from every rank
+    together, and the ranks must call them alike."""
+    partitioned = any(hasattr(p, "ds_id") for m in modules for p in m.parameters())
+    return partitioned and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 class DeepEncoderVisionTower(nn.Module):
     def __init__(self, vision_tower: str, args=None, delay_load: bool = False):
         super().__init__()
@@ -260,8 +268,7 @@ class DeepEncoderVisionTower(nn.Module):
         the (partitioned) tower gathers its weights from all ranks, so a rank that found
         all its views in the cache while another did not would leave that one waiting
         forever: there the ranks agree (one all-reduce) and all encode if any must."""
-        partitioned = any(hasattr(p, "ds_id") for p in self.vision_tower.parameters())
-        if not (partitioned and torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if not partitioned_across_ranks(self.vision_tower):
             return encodes
         flag = torch.tensor([int(encodes)], device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)

@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, Qwen2Config, Qwen2For
 
 from llava.model.llava_arch import LlavaMetaForCausalLM, LlavaMetaModel
 
+from ..encoder.tower import partitioned_across_ranks
 from . import config_record
 from .heads import ATTRIBUTE as HEAD_ATTRIBUTE
 from .heads import build_head
@@ -161,9 +162,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
         if getattr(getattr(tower, "image_processor", None), "mode", "base") != "tiles":
             return None
-        parameters = [*tower.parameters(), *projector.parameters()]
-        if not (any(hasattr(p, "ds_id") for p in parameters) and torch.distributed.is_available()
-                and torch.distributed.is_initialized()):
+        if not partitioned_across_ranks(tower, projector):
             return None
         has_tiles = tile_images is not None and any(t is not None and len(t) for t in tile_images)
         anyone = torch.tensor([int(has_tiles)], device=images.device)
