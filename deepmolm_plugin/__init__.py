@@ -29,6 +29,7 @@ _PATCHES = (
     "cli_reply",
     "aux_property_logging",
     "aux_property_stats",
+    "nonfinite_training",
 )
 
 _HEADS = ("deepmolm_plugin.property.aux_head",)

@@ -446,12 +446,17 @@ def main(argv=None) -> None:
             usage.fail(PROG, e)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     seed_model_init(argv)
+    from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
+
     try:
         host_train.train(attn_implementation="sdpa")
     except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
         usage.fail(PROG, e)
     except usage.DataError as e:  # the data, found bad once the model is built: one line, exit 1
         sys.stderr.write(f"{PROG}: error: {usage.data_error_line(e)}\n")
+        raise SystemExit(1) from None
+    except NonFiniteTraining as e:  # every rank stops at the same step (the reduced gradient norm)
+        sys.stderr.write(f"{PROG}: error: {e}\n")
         raise SystemExit(1) from None
     finish_distributed()
 

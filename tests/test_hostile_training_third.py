@@ -9,6 +9,8 @@ after the model had loaded, far from its cause.
 import json
 
 import pytest
+import torch
+from transformers import PretrainedConfig
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
@@ -448,3 +450,69 @@ def test_plain_template_records_must_be_one_reply_to_the_image(tmp_path, capsys)
             main(["--data_path", str(data), "--model_name_or_path", str(model), "--version", "plain",
                   "--output_dir", str(tmp_path / "out")])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+# --- a loss or gradient that overflows ----------------------------------------------------------
+
+class _Scaled(torch.nn.Module):
+    """loss = scale * (w . x)^2: a huge scale overflows the gradient norm, a NaN the loss."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(4))
+        self.scale = scale
+        self.config = PretrainedConfig()  # the patched trainer reads the model's config at start
+
+    def forward(self, x, labels=None):
+        return {"loss": self.scale * (x @ self.w).pow(2).mean()}
+
+
+@pytest.mark.parametrize("scale, what", [(1e30, "the gradient norm is not finite"),
+                                         (float("nan"), "the loss and the gradient norm is not finite")])
+def test_a_step_whose_loss_or_gradient_norm_overflows_stops_training(tmp_path, scale, what):
+    """Was: Trainer logged the mean of the earlier losses in place of the NaN one, and the clip
+    scaled an inf-norm gradient by 0: the run stepped on learning nothing (or wrote NaN weights),
+    saved and exited 0. Now the step's check stops it before optimizer.step(), weights as before."""
+    from llava.train.llava_trainer import LLaVATrainer
+
+    from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
+
+    model = _Scaled(scale)
+    data = [{"x": torch.full((4,), 1.0 + i)} for i in range(4)]
+    args = host_train.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=2,
+                                        report_to="none", save_strategy="no", use_cpu=True, logging_steps=1)
+    trainer = LLaVATrainer(model=model, args=args, train_dataset=data)
+    with pytest.raises(NonFiniteTraining, match=f"optimizer step 1 of 3: {what}") as error:
+        trainer.train()
+    assert "gradient norm: " in str(error.value) and "loss per micro-batch: " in str(error.value)
+    assert torch.equal(model.w.detach(), torch.ones(4))  # the step was not applied
+
+
+def test_a_finite_run_is_not_stopped(tmp_path):
+    from llava.train.llava_trainer import LLaVATrainer
+
+    model = _Scaled(1.0)
+    data = [{"x": torch.full((4,), 0.1 * i)} for i in range(4)]
+    args = host_train.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=2,
+                                        gradient_accumulation_steps=2, report_to="none", save_strategy="no",
+                                        use_cpu=True)
+    trainer = LLaVATrainer(model=model, args=args, train_dataset=data)
+    assert trainer.train().global_step == 2
+    assert not torch.equal(model.w.detach(), torch.ones(4))
+
+
+def test_the_launcher_prints_a_stopped_run_as_one_line_and_exits_1(tiny_setup, tmp_path, monkeypatch, capsys):
+    from host_fixtures import train_args
+
+    from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
+
+    def diverged(**kwargs):
+        raise NonFiniteTraining("training stopped at optimizer step 3 of 6: the loss is not finite (...)")
+
+    monkeypatch.setattr(host_train, "train", diverged)
+    monkeypatch.setattr("sys.argv", ["train"])
+    with pytest.raises(SystemExit) as exit_:
+        main(train_args(tiny_setup, tmp_path / "out", "--mm_projector", "fusion"))
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("error: training stopped at optimizer step 3 of 6: the loss is not finite (...)")

@@ -1,0 +1,93 @@
+"""Stop training at the first optimizer step whose loss or gradient norm is not finite.
+
+Transformers' Trainer logs a NaN or inf loss as the mean of the losses logged before it
+(`logging_nan_inf_filter`, on by default), and gradient clipping scales gradients whose
+norm is inf by max_grad_norm / inf = 0: a run whose loss overflowed (say a huge
+`--aux_property_weight`) kept stepping without learning anything, or wrote NaN weights,
+logged plausible losses, saved the model and exited 0.
+
+This wraps the host trainer's `training_step` to keep the losses of the micro-batches since
+the last optimizer step, and `Trainer._get_grad_norm` (called once per optimizer step,
+after the gradients of all micro-batches and all ranks are reduced) to raise
+`NonFiniteTraining` (a FloatingPointError) naming the step, its losses (with the auxiliary property loss, when
+the model has the KFLM2 head) and the gradient norm. The check sits at the reduced
+gradient norm because every rank sees the same value there, so every rank stops at the
+same step. Outside DeepSpeed it runs before `optimizer.step()`, so the weights are those
+of the step before; under DeepSpeed the engine has stepped inside the backward already.
+Either way nothing more is saved: the last periodic checkpoint is the one to resume from.
+
+Not in fp16: its loss scaler skips steps whose scaled gradients overflow by design, and
+lowers the scale (an inf gradient norm there is routine, not a fault).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from . import _host
+
+
+class NonFiniteTraining(FloatingPointError):
+    """The launcher prints it as one error line and exits 1."""
+
+
+def _finite(value) -> bool:
+    """A Python number or 0-d tensor; None (no norm computed) counts as finite."""
+    if value is None:
+        return True
+    return math.isfinite(float(value))
+
+
+def _message(trainer, grad_norm, losses: list, aux: list) -> str:
+    step = trainer.state.global_step + 1
+    total = trainer.state.max_steps
+    shown = ", ".join(f"{x:.6g}" for x in losses) or "none recorded"
+    what = " and ".join(name for name, bad in (("the loss", not all(map(math.isfinite, losses))),
+                                                ("the gradient norm", not _finite(grad_norm))) if bad)
+    text = (f"training stopped at optimizer step {step}" + (f" of {total}" if total and total > 0 else "")
+            + f": {what} is not finite (loss per micro-batch: {shown}; gradient norm: "
+            f"{float(grad_norm) if grad_norm is not None else 'not computed'}")
+    if aux:
+        weight = getattr(getattr(trainer.model, "config", None), "aux_property_weight", None)
+        text += f"; auxiliary property loss: {', '.join(f'{x:.6g}' for x in aux)} x --aux_property_weight {weight}"
+    return text + (")." " Lower --learning_rate or --aux_property_weight, or check the batch's labels; "
+                   "nothing from this step was saved, resume from the last checkpoint.")
+
+
+def apply() -> None:
+    _host.require_host("nonfinite_training")
+    from transformers import Trainer
+
+    from llava.train import llava_trainer
+
+    cls = llava_trainer.LLaVATrainer
+    if not hasattr(Trainer, "_get_grad_norm"):
+        raise RuntimeError("patch 'nonfinite_training' needs transformers' Trainer._get_grad_norm (transformers "
+                           ">= 5.x as pinned in requirements/constraints.txt); check the patch against this version")
+
+    def _apply():
+        host_step, host_norm = cls.training_step, cls._get_grad_norm
+
+        @functools.wraps(host_step)
+        def training_step(self, model, inputs, *args, **kwargs):
+            loss = host_step(self, model, inputs, *args, **kwargs)
+            self.__dict__.setdefault("_deepmolm_step_losses", []).append(float(loss))
+            return loss
+
+        @functools.wraps(host_norm)
+        def _get_grad_norm(self, model, grad_norm=None):
+            grad_norm = host_norm(self, model, grad_norm=grad_norm)
+            losses = self.__dict__.pop("_deepmolm_step_losses", [])
+            if self.args.fp16:
+                return grad_norm
+            if not (_finite(grad_norm) and all(map(math.isfinite, losses))):
+                unwrapped = model.module if hasattr(model, "module") else model
+                aux = list(getattr(unwrapped, "aux_property_losses", None) or [])[-len(losses) or None:]
+                raise NonFiniteTraining(_message(self, grad_norm, losses, aux))
+            return grad_norm
+
+        cls.training_step = training_step
+        cls._get_grad_norm = _get_grad_norm
+
+    _host.apply_once(llava_trainer, "nonfinite_training", _apply)
