@@ -194,8 +194,11 @@ def test_a_cache_limit_bounds_what_a_long_lived_resolver_keeps(tmp_path):
     ("CCO", "[14CH3]CO", "atom C1 is isotope 14 in the SMILES, unlabelled in the structure"),
     ("[13CH3]CO", "OC[14CH3]", "atom C3 is isotope 14 in the SMILES, 13 in the structure"),
     # deuterium the structure lacks: was "its structure is 'CC(O)O' but its SMILES is '[H]C([H])([H])C(O)O'"
-    ("CC(=O)O", "[2H]C([2H])([2H])C(=O)O", r"the SMILES' stereo or isotopes \(\[2H\]"),
+    ("CC(=O)O", "[2H]C([2H])([2H])C(=O)O", "the SMILES labels 3 x 2H, the structure none"),
     ("[2H]C([2H])([2H])C(=O)O", "[3H]C([3H])([3H])C(=O)O", "atom H1 is isotope 3 in the SMILES, 2 in the structure"),
+    # fewer labels than the structure: each maps onto one of its labelled atoms (was accepted)
+    ("[2H]C([2H])([2H])C(=O)O", "[2H]CC(=O)O", "the SMILES labels 1 x 2H, the structure 3 x 2H"),
+    ("[13CH3][13CH2]O", "[13CH3]CO", "the SMILES labels 1 x 13C, the structure 2 x 13C"),
 ])
 def test_a_smiles_stating_other_stereo_or_isotopes_than_the_structure_is_refused(tmp_path, truth, smiles, differ):
     # was accepted: tokens of the structure's (S)-alanine / trans-butene / ethanol, the depiction

@@ -14,6 +14,8 @@ resolver uses for a structure file next to a SMILES too).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rdkit import Chem
 
 from .errors import MoleculeError, atom_names
@@ -200,8 +202,9 @@ def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
             for bond in double:
                 bond.SetStereo(Chem.BondStereo.STEREONONE)
             double = []
+    counts = _isotope_counts_differ(query, target) if isotopes else None
     if target.HasSubstructMatch(query, useChirality=True):
-        return []
+        return [counts] if counts else []
     _cip(query)
     _cip(target)
     plain = Chem.Mol(query)
@@ -229,8 +232,26 @@ def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
             best = found
     # CIP labels can agree while the configuration does not (a centre ranked by another the
     # SMILES leaves open): then the canonical SMILES say it
-    return best or [f"the SMILES' stereo or isotopes ({Chem.MolToSmiles(query)}) are not the structure's "
-                    f"({Chem.MolToSmiles(target)})"]
+    return best or ([counts] if counts else [f"the SMILES' stereo or isotopes ({Chem.MolToSmiles(query)}) are "
+                                              f"not the structure's ({Chem.MolToSmiles(target)})"])
+
+
+def _isotope_counts_differ(query: Chem.Mol, target: Chem.Mol) -> str | None:
+    """Labelled atoms by isotope, where a SMILES states isotopes: every atom it leaves
+    unlabelled is the common isotope, so '[2H]CC(=O)O' (one deuterium) is not a CD3
+    structure, though its one D maps onto one of the three. Both molecules keep their
+    isotopic hydrogens (`_labels_of`). None when the counts agree."""
+    def counted(mol):
+        return Counter(f"{a.GetIsotope()}{a.GetSymbol()}" for a in mol.GetAtoms() if a.GetIsotope())
+
+    said, has = counted(query), counted(target)
+    if said == has:
+        return None
+    def listed(counts):  # "3 x 2H, 1 x 13C"
+        return ", ".join(f"{n} x {isotope}" for isotope, n in sorted(counts.items())) or "none"
+
+    return (f"the SMILES labels {listed(said)}, the structure {listed(has)} (an atom a SMILES with isotopes "
+            "leaves unlabelled is the common isotope)")
 
 
 def _name(atom, mol: Chem.Mol) -> str:
