@@ -9,6 +9,9 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 REQS   := requirements/constraints.txt requirements/base.txt requirements/nodeps.txt setup.cfg pyproject.toml
 PYTEST_ARGS ?=
+# Test files run in parallel, one per worker (pytest-xdist; most tests wait on a subprocess's
+# imports, so 2 workers on 2 cores halve the suite's time). At most 4: each worker holds a torch.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: install test demo bench clean wordnet chromium
 
@@ -48,7 +51,8 @@ chromium:
 	  { echo "Chromium is missing (the GUI's browser test drives it): sudo apt-get install -y chromium chromium-driver; then make chromium" >&2; exit 1; }
 
 test: $(STAMP) $(WORDNET) chromium
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	# whole files per worker (module fixtures built once), slowest first (tests/conftest.py)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
 
 demo: $(STAMP)
 	$(PY) -m deepmolm_plugin.demo

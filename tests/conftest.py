@@ -6,6 +6,20 @@ import torch
 from deepmolm_plugin.encoder import DeepEncoderConfig, encoder_config
 
 
+# The files that take a minute or more on 2 CPU cores, slowest first. `make test` hands whole
+# files to its pytest-xdist workers in collection order, so these start first and the short
+# files fill in around them (one of these started last kept a worker busy alone for minutes).
+SLOW_FIRST = ("test_gpu_check", "test_experiment", "test_host_train", "test_host_cli_eval", "test_feature_cache",
+              "test_hostile_checkpoints", "test_gui", "test_distributed", "test_cli_bad_input",
+              "test_reference_equivalence", "test_eval_end_to_end")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow files first (SLOW_FIRST), each file's tests in their own order; the rest after."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: keeps the order within a file
+
+
 def tiny_encoder_config(**overrides) -> DeepEncoderConfig:
     """The `tiny` preset (128 px base view, 2x2 tokens, width 32, depth 2: runs in
     milliseconds), with `overrides` on top."""
