@@ -488,3 +488,17 @@ def test_a_read_only_cache_serves_what_it_holds(tmp_path, tiny_config, monkeypat
     stats = tower.feature_cache.stats()
     assert (stats["hits"], stats["unstored"]) == (2, 2) and len(_files(tmp_path)) == 2
     assert caplog.text.count("is read-only") == 1 and "cannot store" not in caplog.text
+
+
+def test_non_finite_features_are_used_but_never_stored(tmp_path, tiny_config, caplog):
+    """Was: a NaN output (damaged weights, float16 overflow) went into the cache and every
+    later run read it back as the view's features."""
+    tower = _tower(tiny_config, tmp_path)
+    with torch.no_grad():
+        next(tower.parameters()).fill_(float("nan"))
+    x = torch.randn(1, 3, 128, 128)
+    with caplog.at_level(logging.WARNING):
+        out = tower(x)
+    assert torch.isnan(out).any()
+    assert tower.feature_cache.stats()["unstored"] == 1 and _files(tmp_path) == []
+    assert "are not finite (NaN or inf): not stored" in caplog.text

@@ -30,7 +30,7 @@ after the fact (a machine crash before its data reached the disk, an edit) is re
 recomputed and replaced. A cache is a speed-up, never a reason to lose a run: an entry
 that cannot be read (no permission, a folder in its place) or written (disk full) is
 reported once per kind of reason and counted (`unreadable`, `unstored`), and the
-computed features are used. A cache folder this user can read but not write (filled once,
+computed features are used. Non-finite features (NaN or inf) are used but never stored. A cache folder this user can read but not write (filled once,
 shared on a read-only mount) serves what it holds and stores nothing (`read_only`).
 """
 
@@ -249,6 +249,13 @@ class FeatureCache:
             return
         features = features.detach().to("cpu").contiguous()
         path = self.path(key)
+        if not bool(torch.isfinite(features).all()):
+            # A frozen tower's NaN / inf (overflow in float16, damaged weights) is not kept: a
+            # cache hit would hand it to every later run as if it were the view's features.
+            self.unstored += 1
+            logger.warning("feature cache %s: the features of %s are not finite (NaN or inf): not stored",
+                           self.root, path.name)
+            return
         tmp = self.tmp / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.part"
         metadata = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(_raw_bytes(features)).hexdigest()}
         try:
