@@ -1,5 +1,7 @@
 """Shared fixtures: tiny DeepEncoder configs built through the real code."""
 
+import signal
+
 import pytest
 import torch
 
@@ -12,6 +14,16 @@ from deepmolm_plugin.encoder import DeepEncoderConfig, encoder_config
 SLOW_FIRST = ("test_gpu_check", "test_experiment", "test_host_train", "test_host_cli_eval", "test_feature_cache",
               "test_hostile_checkpoints", "test_gui", "test_distributed", "test_cli_bad_input",
               "test_reference_equivalence", "test_eval_end_to_end")
+
+
+def pytest_configure(config):
+    """Ctrl-C as a terminal delivers it. A test run started in the background of a script
+    (`make test &`, nohup) inherits SIGINT ignored, and an ignored signal stays ignored in
+    every process it starts: the Ctrl-C tests (the chat CLI's one-line exit, gpu_check's
+    stop of a launcher tree) then saw no interrupt at all. A handler is reset to the default
+    in each child, so the children get Python's KeyboardInterrupt again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
