@@ -39,6 +39,8 @@ def _items(path, **options):
     ("CC\nO", "control character '\\n'"),            # RDKit: ethane
     ("C–C", "non-ASCII character '–'"),             # an en dash pasted from a paper
     ("c1ccccc1 benzene", "text after a space ('benzene')"),
+    ("CC |$;$|O", "text after its CXSMILES extension ('O')"),  # RDKit: ethane, the O taken as a name
+    ("CCO |$;;$| ethanol", "text after its CXSMILES extension ('ethanol')"),
     ("\ufffd\ufffdQ", "non-ASCII"),                  # RDKit's error log crashed (SystemError)
 ])
 def test_smiles_that_rdkit_would_misread_are_errors(smiles, message):

@@ -6,8 +6,9 @@ RDKit's message; warnings on a molecule that succeeds become its notes ("RDKit: 
 A SMILES is checked before RDKit sees it, because RDKit reads some bad strings as another
 molecule without a word: it stops at the first whitespace or non-ASCII byte and takes the
 rest as a name (``'CC O'`` is ethane, ``'CC(=O)Oé'`` acetic acid, ``'CC\\nO'`` ethane). So
-leading and trailing whitespace is stripped, and text after an inner space (other than a
-CXSMILES ``|...|`` extension), control characters and non-ASCII characters are errors.
+leading and trailing whitespace is stripped, and text after an inner space (other than one
+CXSMILES ``|...|`` extension, with nothing after it: ``'CC |$;$|O'`` was ethane too), control
+characters and non-ASCII characters are errors.
 (Non-ASCII text also crashed RDKit's error log: it cuts messages inside a UTF-8 character.)
 """
 
@@ -42,9 +43,15 @@ def check_smiles_text(smiles, id: str) -> str:
         what = "non-ASCII" if ord(text[bad]) > 127 else "control"
         raise MoleculeError(id, f"SMILES {smiles!r} has a {what} character {text[bad]!r} at position {bad}")
     head, _, rest = text.partition(" ")
-    if rest.strip() and not rest.lstrip().startswith("|"):
-        raise MoleculeError(id, f"SMILES {smiles!r} has text after a space ({rest.strip()!r}); RDKit would "
+    rest = rest.strip()
+    if rest and not rest.startswith("|"):
+        raise MoleculeError(id, f"SMILES {smiles!r} has text after a space ({rest!r}); RDKit would "
                                 f"ignore it as a name: give the SMILES alone")
+    close = rest.find("|", 1)
+    if rest and close > 0 and rest[close + 1:].strip():
+        # 'CC |$;$|O' was ethane: RDKit reads the extension, then takes the rest as a name
+        raise MoleculeError(id, f"SMILES {smiles!r} has text after its CXSMILES extension "
+                                f"({rest[close + 1:].strip()!r}); RDKit would ignore it as a name: give the SMILES alone")
     return text
 
 
