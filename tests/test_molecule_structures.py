@@ -22,6 +22,7 @@ from deepmolm_plugin.molecule import (
     read_structures,
 )
 from deepmolm_plugin.molecule import conformer as conformer_module
+from deepmolm_plugin.molecule.inputs import InputError, InputResolver
 
 ALA = "C[C@H](N)C(=O)O"
 
@@ -350,6 +351,33 @@ def test_atoms_with_mismatching_smiles_are_rejected(ala):
     with pytest.raises(MoleculeError, match="SMILES") as info:
         molecule_from_atoms(wrong, coords, "ala-s", smiles=ALA)
     assert info.value.id == "ala-s"
+
+
+def test_a_stated_total_charge_must_be_the_smiles_one(tmp_path):
+    """Was ignored beside a SMILES: acetate's heavy atoms with charge -1 and the acid's SMILES
+    became the neutral acid, an XYZ with `charge=+2` and ethanol's SMILES neutral ethanol."""
+    heavy = Chem.AddHs(Chem.MolFromSmiles("CC(=O)[O-]"))
+    AllChem.EmbedMolecule(heavy, randomSeed=7)
+    heavy = Chem.RemoveHs(heavy)
+    elements, coords = [a.GetSymbol() for a in heavy.GetAtoms()], positions(heavy)
+    with pytest.raises(MoleculeError, match=r"its total charge is -1 but its SMILES' is \+0") as info:
+        molecule_from_atoms(elements, coords, "ac", smiles="CC(=O)O", charge=-1)
+    assert info.value.id == "ac"
+    assert Chem.GetFormalCharge(molecule_from_atoms(elements, coords, "ac", smiles="CC(=O)[O-]", charge=-1).mol) == -1
+    assert Chem.GetFormalCharge(molecule_from_atoms(elements, coords, "ac", smiles="CC(=O)[O-]").mol) == -1  # not stated
+    ethanol = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    AllChem.EmbedMolecule(ethanol, randomSeed=7)
+    block = Chem.MolToXYZBlock(ethanol).splitlines()
+    xyz = tmp_path / "e.xyz"
+    xyz.write_text("\n".join([block[0], "ethanol charge=+2", *block[2:]]) + "\n")
+    resolver = InputResolver()
+    with pytest.raises(InputError, match=r"its total charge is \+2 but its SMILES' is \+0"):
+        resolver.resolve({"structure": str(xyz), "smiles": "CCO"}, "e", depiction=False)
+    xyz.write_text("\n".join([block[0], "ethanol", *block[2:]]) + "\n")  # no charge stated: 0 for perception
+    assert resolver.resolve({"structure": str(xyz), "smiles": "CCO"}, "e2", depiction=False).molecule_fp is not None
+    with pytest.raises(InputError, match=r"its total charge is \+3 but its SMILES' is -1"):
+        resolver.resolve({"atoms": elements, "coordinates": coords.tolist(), "charge": 3, "smiles": "CC(=O)[O-]"}, "a",
+                         depiction=False)
 
 
 def test_sdf_smiles_field_is_verified(tmp_path, ala):

@@ -81,7 +81,7 @@ def molecule_from_atoms(
     coords,
     id: str,
     smiles: str | None = None,
-    charge: int = 0,
+    charge: int | None = None,
     policy: str = "auto",
     max_atoms: int | None = MAX_ATOMS,
     too_large: str = "error",
@@ -93,10 +93,12 @@ def molecule_from_atoms(
     """A record from element symbols (or atomic numbers) and coordinates ``[N, 3]``.
 
     Without ``smiles``: bonds, bond orders and charges perceived with
-    ``rdDetermineBonds.DetermineBonds`` (total charge ``charge``; needs the hydrogens).
-    With ``smiles``: connectivity perceived from the coordinates, the SMILES graph mapped
-    onto it and verified element by element (a mismatch fails the record), then bond
-    orders, charges and isotopes copied from the SMILES through that mapping. Atom order
+    ``rdDetermineBonds.DetermineBonds`` (total charge ``charge``, 0 when None; needs the
+    hydrogens). With ``smiles``: connectivity perceived from the coordinates, the SMILES
+    graph mapped onto it and verified element by element (a mismatch fails the record),
+    then bond orders, charges and isotopes copied from the SMILES through that mapping; a
+    ``charge`` given as well must be the SMILES' total charge (it was ignored: acetate's
+    coordinates with charge -1 and the acid's SMILES became the neutral acid). Atom order
     and coordinates are the input's, always.
     """
     options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
@@ -116,8 +118,11 @@ def _coordinates(coords, id: str) -> np.ndarray:
     return array
 
 
-def _charge(charge, id: str) -> int:
-    """The total charge as an int: 0.7 must not silently become 0, nor True become 1."""
+def _charge(charge, id: str) -> int | None:
+    """The total charge as an int (None: not stated): 0.7 must not silently become 0, nor
+    True become 1."""
+    if charge is None:
+        return None
     if isinstance(charge, (int, np.integer)) and not isinstance(charge, bool):
         return int(charge)
     if isinstance(charge, float) and charge.is_integer():
@@ -139,7 +144,8 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
         raise MoleculeError(
             id, f"{len(elements)} elements but {len(coords)} coordinate rows"
         )
-    charge = _charge(charge, id)
+    stated = _charge(charge, id)
+    charge = 0 if stated is None else stated
     check_coordinates(coords, id)  # before bond perception, which would choke on them
 
     rw = Chem.RWMol()
@@ -188,5 +194,9 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
     else:
         mol, smiles_notes = apply_smiles(mol, smiles, id, has_h)
         notes.extend(smiles_notes)
+        if stated is not None and Chem.GetFormalCharge(mol) != stated:
+            raise MoleculeError(id, f"its total charge is {stated:+d} but its SMILES' is "
+                                    f"{Chem.GetFormalCharge(mol):+d}: give the SMILES of the charged species, or "
+                                    "leave the charge out")
     mol.SetProp("_Name", str(id))
     return finish(mol, id, source, notes, **options)

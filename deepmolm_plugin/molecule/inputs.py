@@ -428,9 +428,10 @@ class InputResolver:
 
     @staticmethod
     def _charge(fields: Mapping):
-        """An atom list's total charge: absent or null (JSON) is 0; anything else is checked
-        by ``molecule_from_atoms``."""
-        return 0 if fields.get("charge") is None else fields["charge"]
+        """An atom list's total charge: absent or null (JSON) is not stated (0 for bond
+        perception, unchecked against a SMILES); anything else is checked by
+        ``molecule_from_atoms``."""
+        return fields.get("charge")
 
     def structure_index(self, fields: Mapping, rid: str) -> Optional[int]:
         """``structure_index`` as a record number >= 0, or None. 1.5 or True must not pick

@@ -43,7 +43,7 @@ class ParsedStructure:
     mol: Optional[Chem.Mol] = None
     elements: Optional[Sequence[str]] = None
     coords: Optional[np.ndarray] = None  # [N, 3] angstrom
-    charge: int = 0
+    charge: Optional[int] = None  # None: not stated (0 for bond perception)
     smiles: Optional[str] = None
     error: Optional[MoleculeError] = None
     notes: list = field(default_factory=list)

@@ -3,7 +3,7 @@
 Each frame: a count line, a comment line, ``symbol x y z`` lines. Bonds, bond orders and
 formal charges are perceived later by RDKit's ``rdDetermineBonds`` (needs the hydrogens),
 with total charge 0 unless the comment holds ``charge=N`` (an integer: ``charge=0.5`` fails
-the frame). Element symbols are case-insensitive, or atomic numbers; ``D``/``T`` are
+the frame; with a SMILES given for the file, a stated charge must be the SMILES' total). Element symbols are case-insensitive, or atomic numbers; ``D``/``T`` are
 hydrogen isotopes. Id: ``file#frame``. A count line that
 disagrees with the atom lines fails that frame and stops reading: the next frame boundary
 cannot be trusted after it.
@@ -67,10 +67,11 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         elements = [b.split()[0] for b in body]
         coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
         match = _CHARGE.search(comment)
-        charge = float(match.group(1)) if match else 0
-        if not charge == int(charge):
+        charge = float(match.group(1)) if match else None
+        if charge is not None and not charge == int(charge):
             reason = f"line {pos - count}: total charge {match.group(1)} in the comment line is not an integer"
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
         else:
-            yield ParsedStructure(index, id, elements=elements, coords=coords, charge=int(charge))
+            yield ParsedStructure(index, id, elements=elements, coords=coords,
+                                  charge=None if charge is None else int(charge))
         index += 1
