@@ -253,6 +253,9 @@ NUMBER_TABLE = [
     ("1.2.3", None),                         # malformed
     ("12,5", None),                          # decimal comma or a list: ambiguous
     ("1,2,3", None),
+    ("0,125", None),                         # a decimal comma: was read as 125 (a thousands group)
+    ("-0,250 Ha", None),
+    ("00,125", None),
     ("between 3 and 4", None),               # a range is not one value
     ("3-4", None),
     ("3 to 4 eV", None),

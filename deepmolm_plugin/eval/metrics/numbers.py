@@ -18,7 +18,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    fraction and division slashes and `÷` `/`, the times signs `✕ ✖ ⨯ ∗ ∙` `×`, and the
    Arabic decimal and thousands separators `.` and `,`.
 2. A number is `[sign][digits][.digits]` or `.digits`, with optional thousands commas
-   (`1,234,567.5`: groups of exactly three digits) and an optional exponent: `e-3`,
+   (`1,234,567.5`: groups of exactly three digits after a first group that does not start
+   with 0; `0,125` is a decimal comma, rule 4, and read 125 before) and an optional exponent: `e-3`,
    `E+03`, Fortran's `D+02` (attached to the digits; a unit may follow, `1.2e2g/mol`, and
    a sentence's final period, `is 1.5e3.` is 1500), `× 10^-3`, `x10**3`, `X 10^3`,
    `* 10^(-3)`, `·10⁻³`, and `× 10-3` (a superscript lost in copying: it read 1.5 from
@@ -130,7 +131,7 @@ _LOOKALIKES = str.maketrans({"\u2044": "/", "\u2215": "/", "\u00f7": "/", "\u271
 _NUMBER = re.compile(r"""
     (?<![\w.])                                   # not inside a word, formula or number
     (?: (?P<sign>[+-]) (?P<gap>[ ]?) )?
-    (?P<mant> \d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?  # thousands-grouped
+    (?P<mant> [1-9]\d{0,2}(?:,\d{3})+(?!\d)(?:\.\d+)?  # thousands-grouped ("0,125" is a decimal comma)
             | \d+\.(?=[eEdD][+-]?\d)                # "1.E+05", "5.e3" (Fortran / C style): was read as 1, 5
             | \d+(?:\.\d+)?
             | \.\d+ )
