@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -213,6 +214,22 @@ def test_question_ids_must_be_strings_or_integers(tmp_path, qid, shown):
     with pytest.raises(ReportError, match=re.escape(f"line 1: question_id {shown} is a JSON")
                                           + ".* a string or an integer is needed"):
         build_report([answers], refs)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("id", 1.0, r"record #0: its id becomes the question_id: question_id 1.0 is a JSON number"),
+    ("id", True, r"record #0: its id becomes the question_id: question_id true is a JSON boolean"),
+    ("id", {"a": 1}, r"question_id \{\"a\": 1\} is a JSON object"),
+    ("task", 0, r"record 'r': task 0 is not a string"),  # was written as "unspecified"
+    ("task", False, r"record 'r': task false is not a string"),
+])
+def test_question_files_are_built_only_with_ids_and_tasks_the_report_reads(field, value, message):
+    """Was: written as is (a float, boolean or object id; a falsy task became "unspecified"),
+    and the report refused the question file only when the answers were scored."""
+    record = {"id": "r", "conversations": [{"from": "human", "value": "<image>\nLogP?"},
+                                           {"from": "gpt", "value": "1.0"}], field: value}
+    with pytest.raises(eval_questions.QuestionFileError, match=message):
+        eval_questions.record_to_question(record, 0, Path("."))
 
 
 def test_answers_holding_special_tokens_are_refused(tmp_path):

@@ -39,6 +39,7 @@ from typing import Iterable, List, Optional
 
 from .. import usage
 from ..molecule.inputs import MOLECULE_KEYS
+from .jsonl import question_id_problem
 
 IMAGE_TOKEN = "<image>"
 # molecule_fp is converted (a sidecar reference becomes inline tokens); the other molecule
@@ -85,6 +86,12 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
     rid = record.get("id")
     if rid is None or rid == "":
         raise QuestionFileError(f"record #{index} has no id")
+    problem = question_id_problem(rid)
+    if problem:  # 1.0, true or an object was written as is, and the report refused the file later
+        raise QuestionFileError(f"record #{index}: its id becomes the question_id: {problem}")
+    task = record.get("task")
+    if task not in (None, "") and not isinstance(task, str):  # 0 or false became "unspecified"
+        raise QuestionFileError(f"record {rid!r}: task {json.dumps(task)} is not a string")
     turns = record.get("conversations")
     shape = [t.get("from") if isinstance(t, dict) else t for t in turns] if isinstance(turns, list) else turns
     if shape != ["human", "gpt"]:
@@ -96,7 +103,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
     if not turns[1]["value"].strip():  # a reference no answer can match: the task's scores drop silently
         raise QuestionFileError(f"record {rid!r}: the gpt turn (the reference answer) is empty")
     question = {"question_id": rid, "text": strip_image_token(turns[0]["value"]),
-                "answer": turns[1]["value"], "task": record.get("task") or "unspecified"}
+                "answer": turns[1]["value"], "task": task or "unspecified"}
     if not question["text"]:
         raise QuestionFileError(f"record {rid!r}: the human turn holds no instruction")
     for name in COPIED:
