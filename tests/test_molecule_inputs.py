@@ -224,3 +224,38 @@ def test_a_smiles_leaving_out_what_the_structure_states_is_accepted(tmp_path, tr
     resolver = InputResolver(structure_folder=str(tmp_path))
     got = resolver.resolve({"structure": "s.sdf", "smiles": smiles}, "r1", depiction=False)
     assert torch.equal(got.molecule_fp, resolver.resolve({"structure": "s.sdf"}, "r2", depiction=False).molecule_fp)
+
+
+def _flat_molfile(path, smiles, wedges=True):
+    """A 2D molfile (a depiction's coordinates); without `wedges` it states no chirality."""
+    from rdkit.Chem import AllChem
+
+    mol = Chem.MolFromSmiles(smiles)
+    AllChem.Compute2DCoords(mol)
+    if not wedges:
+        for atom in mol.GetAtoms():
+            atom.SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
+    path.write_text(Chem.MolToMolBlock(mol))
+    return path
+
+
+@pytest.mark.parametrize("smiles", ["C[C@H](N)C(=O)O", "C[C@@H](N)C(=O)O"])
+def test_stereo_a_flat_structure_leaves_open_is_refused_whichever_the_smiles_states(tmp_path, smiles):
+    """Was decided by the seeded conformer generated from the flat file: one enantiomer's
+    SMILES was accepted (its picture next to tokens of a random configuration) and the
+    other's refused as "S in the structure", a centre the file never stated."""
+    _flat_molfile(tmp_path / "ala.mol", "CC(N)C(=O)O", wedges=False)
+    resolver = InputResolver(structure_folder=str(tmp_path))
+    with pytest.raises(InputError, match=r"record 'a': its SMILES .* states the configuration of atom C2, which its "
+                                         r"structure .*ala.mol.* leaves open"):
+        resolver.resolve({"structure": "ala.mol", "smiles": smiles}, "a", depiction=False)
+    assert resolver.resolve({"structure": "ala.mol", "smiles": "CC(N)C(=O)O"}, "b", depiction=False) is not None
+
+
+def test_stereo_a_flat_structure_states_with_wedges_goes_with_its_smiles(tmp_path):
+    _flat_molfile(tmp_path / "ala.mol", "C[C@H](N)C(=O)O")
+    resolver = InputResolver(structure_folder=str(tmp_path))
+    got = resolver.resolve({"structure": "ala.mol", "smiles": "C[C@H](N)C(=O)O"}, "a", depiction=False)
+    assert torch.equal(got.molecule_fp, resolver.resolve({"structure": "ala.mol"}, "b", depiction=False).molecule_fp)
+    with pytest.raises(InputError, match="atom C2 is R in the SMILES, S in the structure"):
+        resolver.resolve({"structure": "ala.mol", "smiles": "C[C@@H](N)C(=O)O"}, "c", depiction=False)

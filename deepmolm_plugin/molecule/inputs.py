@@ -309,8 +309,16 @@ class InputResolver:
                 # 3D structure); what the SMILES does state must be the structure's: (R)-alanine's
                 # tokens went with (S)-alanine's picture, trans-2-butene's with cis
                 from .checks import has_3d_conformer
-                from .matching import label_differences
+                from .matching import label_differences, left_open
 
+                if molecule.conformer == "generated" and _given(fields.get("structure")):
+                    open_ = left_open(self._build(fields, rid, "keep").mol, parsed)
+                    if open_:
+                        raise self.fail(rid, f"its SMILES {smiles!r} states the configuration of {', '.join(open_)}, "
+                                             f"which its structure ({molecule.source}) leaves open (no 3D coordinates, "
+                                             "no wedge or E/Z): the conformer generated from it picks one that need not "
+                                             "be the SMILES'; give the structure its stereo (wedges, or 3D coordinates), "
+                                             "or a SMILES without stereo")
                 differ = label_differences(molecule.mol, parsed)
                 if differ:
                     raise self.fail(rid, f"its SMILES {smiles!r} contradicts its structure ({molecule.source}): "

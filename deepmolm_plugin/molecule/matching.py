@@ -58,6 +58,7 @@ def _heavy_skeleton(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
 
 # Symmetric graphs match in several ways (automorphisms); at most this many are compared.
 MAX_MATCHES = 10000
+_TETRAHEDRAL = (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)
 
 
 def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> list[int]:
@@ -154,7 +155,7 @@ def _stated(mol: Chem.Mol) -> tuple[list, list, list]:
     """The SMILES' own labels: (isotope atoms, chiral atoms, stereo double bonds)."""
     isotopes = [a for a in mol.GetAtoms() if a.GetIsotope()]
     chiral = [a for a in mol.GetAtoms()
-              if a.GetChiralTag() in (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)]
+              if a.GetChiralTag() in _TETRAHEDRAL]
     double = [b for b in mol.GetBonds() if b.GetStereo() > Chem.BondStereo.STEREOANY]
     return isotopes, chiral, double
 
@@ -234,6 +235,33 @@ def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
     # SMILES leaves open): then the canonical SMILES say it
     return best or ([counts] if counts else [f"the SMILES' stereo or isotopes ({Chem.MolToSmiles(query)}) are "
                                               f"not the structure's ({Chem.MolToSmiles(target)})"])
+
+
+def left_open(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
+    """The chiral centres and double bonds whose configuration a SMILES states and a flat
+    structure (read without 3D work) leaves open: no wedge, no E/Z. A conformer generated
+    from that structure picks those configurations at random (seeded, so the same every run,
+    but not the SMILES'); the SMILES check then passed for one enantiomer's SMILES and failed
+    for the other's. Named in the SMILES' atom numbers; [] when there are none (or when the
+    graphs do not match: the skeleton check says so)."""
+    query = _labels_of(smiles_mol, from_3d=False)
+    _, chiral, double = _stated(query)
+    if not (chiral or double):
+        return []
+    target = _labels_of(structure, from_3d=False)
+    plain = Chem.Mol(query)
+    for atom in plain.GetAtoms():
+        atom.SetIsotope(0)
+    match = target.GetSubstructMatch(plain, useChirality=False)
+    if not match:
+        return []
+    found = [f"atom {_name(atom, smiles_mol)}" for atom in chiral
+             if target.GetAtomWithIdx(match[atom.GetIdx()]).GetChiralTag() not in _TETRAHEDRAL]
+    for bond in double:
+        other = target.GetBondBetweenAtoms(match[bond.GetBeginAtomIdx()], match[bond.GetEndAtomIdx()])
+        if other is None or other.GetStereo() <= Chem.BondStereo.STEREOANY:
+            found.append(f"double bond {_name(bond.GetBeginAtom(), smiles_mol)}={_name(bond.GetEndAtom(), smiles_mol)}")
+    return found
 
 
 def _isotope_counts_differ(query: Chem.Mol, target: Chem.Mol) -> str | None:
