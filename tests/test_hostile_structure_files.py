@@ -207,6 +207,20 @@ def test_an_ion_pair_with_a_metal_at_contact_distance_is_not_a_missing_bond(tmp_
     conf.SetAtomPosition(na, (p.x + 2.3, p.y, p.z))  # a crystal's Na...O contact
     (record,) = _items(_write(tmp_path / "salt.sdf", Chem.MolToMolBlock(mol)))
     assert record.conformer == "file" and "2 fragments, all kept" in record.notes
+    # the same geometry as an atom list or an XYZ file with the salt's SMILES: the contact was
+    # perceived as a bond, and the bond count refused it ("SMILES has 6 bonds ..., the coordinates imply 7")
+    elements = [a.GetSymbol() for a in mol.GetAtoms()]
+    coords = mol.GetConformer().GetPositions().tolist()
+    resolver = InputResolver(structure_folder=str(tmp_path))
+    for heavy in (False, True):
+        keep = [i for i, e in enumerate(elements) if not heavy or e != "H"]
+        got = resolver.molecule({"atoms": [elements[i] for i in keep], "coordinates": [coords[i] for i in keep],
+                                 "smiles": "CC(=O)[O-].[Na+]"}, f"salt{heavy}")
+        assert Chem.MolToSmiles(Chem.RemoveHs(got.mol)) == "CC(=O)[O-].[Na+]"
+    xyz = "\n".join([str(len(elements)), "salt"] + [f"{e} {x:.4f} {y:.4f} {z:.4f}" for e, (x, y, z) in zip(elements, coords)])
+    _write(tmp_path / "salt.xyz", xyz + "\n")
+    got = resolver.molecule({"structure": "salt.xyz", "smiles": "CC(=O)[O-].[Na+]"}, "xyz")
+    assert Chem.MolToSmiles(Chem.RemoveHs(got.mol)) == "CC(=O)[O-].[Na+]"
 
 
 # --- SMILES lists and CSV -------------------------------------------------------------------

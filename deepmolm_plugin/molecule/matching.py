@@ -18,6 +18,7 @@ from collections import Counter
 
 from rdkit import Chem
 
+from .checks import NONMETALS
 from .errors import MoleculeError, atom_names
 from .sanitize import parse_smiles, sanitize
 
@@ -286,6 +287,24 @@ def _name(atom, mol: Chem.Mol) -> str:
     return atom_names([atom.GetIntProp("_orig")], mol)
 
 
+def _without_ion_contacts(mol: Chem.Mol, template: Chem.Mol) -> Chem.Mol:
+    """``mol`` without its perceived bonds to the metal elements the SMILES gives only as
+    unbonded ions (`CC(=O)[O-].[Na+]`). Connectivity perceived from distances took a crystal's
+    or a DFT geometry's Na+...O- contact (2.3 A) for a bond, and the bond count then refused
+    the salt ("SMILES has 6 bonds ..., the coordinates imply 7"); a metal contact is not a
+    bond (``checks``). Metals the SMILES bonds (`C[Mg]Br`) keep their perceived bonds."""
+    metals = [a for a in template.GetAtoms() if a.GetAtomicNum() not in NONMETALS]
+    ions = {a.GetAtomicNum() for a in metals} - {a.GetAtomicNum() for a in metals if a.GetDegree()}
+    contacts = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()
+                if b.GetBeginAtom().GetAtomicNum() in ions or b.GetEndAtom().GetAtomicNum() in ions]
+    if not contacts:
+        return mol
+    rw = Chem.RWMol(mol)
+    for begin, end in contacts:
+        rw.RemoveBond(begin, end)
+    return rw.GetMol()
+
+
 def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem.Mol, list[str]]:
     """(sanitised ``mol`` with the SMILES' bond orders, charges and isotopes, notes).
 
@@ -299,6 +318,7 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
     template, notes = parse_smiles(smiles, id)
     if has_h:
         template = Chem.AddHs(template)
+    mol = _without_ion_contacts(mol, template)
     mapping = map_smiles(mol, template, id, with_h=has_h)
     Chem.Kekulize(template, clearAromaticFlags=True)
     rw = Chem.RWMol(mol)
