@@ -198,6 +198,22 @@ def test_pdb_models_note_which_one_is_used(tmp_path, ethanol):
     assert _smiles(record) == "CCO" and "file has 2 MODELs: used the first" in record.notes
 
 
+def test_pdb_alternate_locations_are_noted_and_an_atom_without_location_a_is_an_error(tmp_path, ethanol):
+    """RDKit reads the atom lines whose alternate location is blank or A: the others were left
+    out without a note, and an atom with only locations B and C was dropped (ethanol without
+    its oxygen)."""
+    lines = [l for l in Chem.MolToPDBBlock(ethanol).splitlines() if l.startswith(("HETATM", "CONECT"))]
+    oxygen = next(i for i, l in enumerate(lines) if l.startswith("HETATM") and l[76:78].strip() == "O")
+    line = lines[oxygen]
+    second = line[:6] + "   99" + line[11:16] + "B" + line[17:31] + f"{float(line[30:38]) + 0.2:8.3f}" + line[38:]
+    a = lines[:oxygen] + [line[:16] + "A" + line[17:], second] + lines[oxygen + 1:]
+    (record,) = _items(_write(tmp_path / "a.pdb", "\n".join(a) + "\nEND\n"))
+    assert _smiles(record) == "CCO" and "alternate locations B: used location A (1 atom lines left out)" in record.notes
+    c = lines[:oxygen] + [line[:16] + "C" + line[17:], second] + lines[oxygen + 1:]
+    (error,) = _items(_write(tmp_path / "c.pdb", "\n".join(c) + "\nEND\n"))
+    assert isinstance(error, MoleculeError) and "none marked A" in error.reason and "locations C, B" in error.reason
+
+
 def test_an_ion_pair_with_a_metal_at_contact_distance_is_not_a_missing_bond(tmp_path):
     mol = Chem.MolFromMolBlock(Chem.MolToMolBlock(_mol("CC(=O)[O-].[Na+]", "salt")), removeHs=False)
     conf = mol.GetConformer()

@@ -7,12 +7,14 @@ the valences with implicit hydrogens (paracetamol became a cyclohexane). So when
 single bonds leave any atom short (it gets implicit hydrogens), the file, like one
 without CONECT records, gets its bonds perceived from the coordinates later, as for XYZ
 (all hydrogens needed), with the total of the file's formal charges. A file with several
-MODELs gives the first, with a note. Id: the title RDKit reads (COMPND or HEADER), else
+MODELs gives the first, with a note; so do alternate locations (RDKit reads blank and
+`A`; an atom none of whose locations is `A` is an error, RDKit dropped it). Id: the title RDKit reads (COMPND or HEADER), else
 ``file#0``.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 from rdkit import Chem
@@ -36,6 +38,27 @@ def _has_bond_orders(conect: list[str]) -> bool:
     return False
 
 
+def _alternate_locations(lines: list[str], id: str) -> list[str]:
+    """A note on the atom lines RDKit leaves out for their alternate-location indicator
+    (column 17: it reads blank and `A` only), or a ``MoleculeError`` for an atom none of
+    whose locations is `A`: RDKit dropped it without a word (alanine read without its N)."""
+    first_model = itertools.takewhile(lambda line: not line.startswith("ENDMDL"), lines)
+    located: dict[tuple, list[str]] = {}  # (atom name, residue, chain, residue number) -> locations
+    for line in first_model:
+        if line.startswith(("ATOM", "HETATM")) and len(line) > 16 and line[16] != " ":
+            located.setdefault((line[12:16].strip(), line[17:20].strip(), line[21:22].strip(), line[22:27].strip()),
+                               []).append(line[16])
+    lost = [key for key, locations in located.items() if "A" not in locations]
+    if lost:
+        shown = ", ".join(f"{name} ({residue} {number}: locations {', '.join(located[(name, residue, chain, number)])})"
+                          for name, residue, chain, number in lost[:5])
+        raise MoleculeError(id, f"atoms with alternate locations but none marked A, which is the one read: {shown}; "
+                                "keep one location per atom (blank or A)")
+    others = sorted({loc for locations in located.values() for loc in locations if loc != "A"})
+    left_out = sum(loc != "A" for locations in located.values() for loc in locations)
+    return [f"alternate locations {', '.join(others)}: used location A ({left_out} atom lines left out)"] if others else []
+
+
 @register_reader(".pdb")
 def read_pdb(handle, name: str) -> Iterator[ParsedStructure]:
     text = handle.read()
@@ -52,6 +75,7 @@ def read_pdb(handle, name: str) -> Iterator[ParsedStructure]:
         models = sum(line.startswith("MODEL") for line in lines)
         if models > 1:
             notes.append(f"file has {models} MODELs: used the first")
+        notes += _alternate_locations(lines, id)
         conect = [line for line in lines if line.startswith("CONECT")]
         if conect:
             notes += sanitize(mol, id)
