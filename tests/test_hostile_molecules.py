@@ -49,6 +49,15 @@ def test_smiles_that_rdkit_would_misread_are_errors(smiles, message):
     assert message in info.value.reason and info.value.id == "m"
 
 
+@pytest.mark.parametrize("smiles, atoms", [("[#6]-[#8]", "C1, O2"), ("C[CH2]", "C2"), ("[C]", "C1")])
+def test_radicals_a_smiles_writes_are_noted(smiles, atoms):
+    """Were kept without a word: '[#6]-[#8]' (atomic numbers, SMARTS style) is a C and an O
+    with no hydrogens, radicals both."""
+    record = molecule_from_smiles(smiles, "r", policy="keep")
+    assert any(n.startswith(f"radical: unpaired electrons on atoms {atoms} ") for n in record.notes), record.notes
+    assert not any(n.startswith("radical") for n in molecule_from_smiles("CCO", "e", policy="keep").notes)
+
+
 def test_surrounding_spaces_and_cxsmiles_extensions_still_parse():
     assert molecule_from_smiles("  CCO \n", "m", policy="keep").mol.GetNumHeavyAtoms() == 3
     assert molecule_from_smiles("CCO |$;;foo$|", "m", policy="keep").mol.GetNumHeavyAtoms() == 3

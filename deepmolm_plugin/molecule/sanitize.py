@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .errors import MoleculeError, as_notes, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 
 __all__ = ["check_smiles_text", "parse_smiles", "sanitize"]
 
@@ -69,4 +69,9 @@ def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
         raise MoleculeError(id, f"SMILES {smiles!r} carries CXSMILES coordinates; a SMILES is given a generated "
                                 "conformer: drop the coordinates, or give them as a structure file (SDF, XYZ) or "
                                 "as `atoms` + `coordinates`")
-    return mol, as_notes(messages) + sanitize(mol, id)
+    notes = as_notes(messages) + sanitize(mol, id)
+    radicals = [a for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
+    if radicals:  # '[#6]-[#8]', '[C]': a bracket atom has only the hydrogens it writes
+        notes.append(f"radical: unpaired electrons on atoms {atom_names([a.GetIdx() for a in radicals], mol)} "
+                     "(a bracket atom has only the hydrogens it writes: [CH3] is a methyl radical, [C] a bare carbon)")
+    return mol, notes
