@@ -73,10 +73,16 @@ def test_rows_with_the_wrong_number_of_fields_are_an_error(tmp_path):
     lines = ["smiles,y", "CCO,1", "c1ccccc1,2,3", "CCN", *[f"{s},{i}" for i, s in enumerate(SMALL[3:])]]
     data.write_text("\n".join(lines) + "\n\n")  # a trailing blank line is no row
     with pytest.raises(SystemExit, match=r"2 row\(s\) whose number of fields differs from the header's 2: "
-                                         r"row 1 \(3 fields\), row 2 \(1 fields\)"):
+                                         r"row 1 \(3 fields, line 3\), row 2 \(1 fields, line 4\)"):
         kcli.load_table(data, ["y"])
     data.write_text("\n".join(lines[:2] + lines[4:]) + "\n\n")
     assert kcli.load_table(data, ["y"]).rows_read == len(SMALL) - 2
+    # a quote never closed joins every later line into one row: said so, with its lines (was
+    # only "row 1 (1 fields)" and the advice to quote cells that contain commas)
+    data.write_text("\n".join(["smiles,y", "CCO,1", '"CCN,2', *lines[4:]]) + "\n")
+    with pytest.raises(SystemExit, match=rf"row 1 \(1 fields, lines 3-{len(lines) - 1} joined by quotes; a quote "
+                                         r"never closed joins all later lines into one row\)"):
+        kcli.load_table(data, ["y"])
 
 
 def test_a_target_without_labels_is_refused_before_anything_is_written(tmp_path):

@@ -55,7 +55,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import usage
-from ..csv_table import PLAIN_NUMBER, columns_named, csv_rows, first_row
+from ..csv_table import PLAIN_NUMBER, columns_named, csv_rows, first_row, line_span
 from .features import mol_to_graph, parse_smiles
 from ..result_files import strict_json, write_atomic
 from .report import remove_reports
@@ -154,7 +154,7 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
     missing one reads as empty: an unquoted comma puts cells under the wrong column), then
     nan/inf labels, then label text that is not a number."""
     missing = "leave a cell empty (or NA) to mark a label missing"
-    _reject(path, [f"row {n} ({fields} fields)" for n, fields in ragged],
+    _reject(path, [f"row {n} ({fields} fields, {lines})" for n, fields, lines in ragged],
             f"row(s) whose number of fields differs from the header's {width}", "quote cells that contain commas")
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in nonfinite],
             f"non-finite label(s) (nan/inf) or beyond +-{LABEL_LIMIT:g}", missing)
@@ -204,7 +204,12 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
         smiles, mols, ys, rows, invalid, unlabelled, nonfinite, unparseable, ragged = ([] for _ in range(9))
         bad = 0
         rows_read = 0
-        for n, cells in enumerate(cells for cells in csv_rows(reader) if cells):  # blank lines are no rows
+        n, last_line = -1, reader.line_num
+        for cells in csv_rows(reader):
+            first_line, last_line = last_line + 1, reader.line_num  # a row's lines: more with quoted line breaks
+            if not cells:  # blank lines are no rows
+                continue
+            n += 1
             if max_rows is not None and n >= max_rows:
                 break
             if isinstance(cells, csv.Error):  # was a traceback; a model needs every labelled row it was given
@@ -212,7 +217,7 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
                                  "(a quote never closed, or a field over csv.field_size_limit())")
             rows_read += 1
             if len(cells) != len(header):
-                ragged.append((n, len(cells)))
+                ragged.append((n, len(cells), line_span(first_line, last_line)))
             row = dict(zip(header, cells))
             labels, row_bad = _row_labels(row, targets, n, nonfinite, unparseable)
             bad += row_bad
