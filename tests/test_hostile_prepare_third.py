@@ -363,6 +363,31 @@ def test_a_resume_checks_the_images_it_vouches_for(tmp_path, capsys):
     assert image.read_bytes() == (tmp_path / "ref" / image.relative_to(out)).read_bytes()
 
 
+def test_an_image_deleted_after_its_chunk_was_committed_is_redone(tmp_path, monkeypatch, capsys):
+    """Was: "image ... is missing: delete <chunk> and rerun", and every rerun failed the same
+    way until the chunk was deleted by hand (a damaged image's chunk is removed for the rerun)."""
+    from deepmolm_plugin.data.prepare.output import Output
+
+    args, out = [*_csv(tmp_path), "--chunk-size", "1"], tmp_path / "out"
+    assert prepare(*args, "--out", tmp_path / "ref")[0] == 0
+    commit = Output.commit_chunk
+
+    def commit_then_interrupt(self, c, *a, **k):
+        commit(self, c, *a, **k)
+        raise KeyboardInterrupt  # Ctrl-C after the first chunk is committed
+
+    monkeypatch.setattr(Output, "commit_chunk", commit_then_interrupt)
+    assert prepare(*args, "--out", out)[0] == 130
+    monkeypatch.setattr(Output, "commit_chunk", commit)
+    (chunk,) = out.glob(".progress/chunk-0000000.*.json")
+    image = out / json.loads(chunk.read_text())["items"][0]["record"]["image"]
+    image.unlink()
+    assert prepare(*args, "--out", out)[0] == 2
+    assert "is missing (deleted since it was written); chunk 0 was removed" in capsys.readouterr().err
+    assert prepare(*args, "--out", out)[0] == 0
+    assert image.read_bytes() == (tmp_path / "ref" / image.relative_to(out)).read_bytes()
+
+
 def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
     """Was: a KeyboardInterrupt traceback from the parent (and one per worker: they now
     leave SIGINT to the parent)."""
@@ -505,3 +530,18 @@ def test_links_in_a_folder_input_are_followed_once_and_a_bom_is_no_title(tmp_pat
     bom = tmp_path / "bom.sdf"
     bom.write_bytes(b"\xef\xbb\xbf" + MOLBLOCK.format(title="ethanol", value=1).encode())
     assert list(items(read("sdf", bom, label_columns="Y", id_field="_Name"))) == ["ethanol:property:Y"]
+
+
+@pytest.mark.parametrize("edit", [lambda m: m.pop("splits"), lambda m: m.update(files=[1, 2]),
+                                  lambda m: m["counts"].pop("images")])
+def test_a_manifest_edited_into_another_shape_is_redone_not_a_traceback(tmp_path, capsys, edit):
+    """Was: KeyError / AttributeError tracebacks from the manifest check, exit 1."""
+    args, out = _csv(tmp_path), tmp_path / "out"
+    assert prepare(*args, "--out", out)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.glob("*.json")}
+    manifest = json.loads((out / "manifest.json").read_text())
+    edit(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert prepare(*args, "--out", out)[0] == 0
+    assert "manifest.json: it is not laid out as this tool writes it" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.glob("*.json")} == before

@@ -124,7 +124,14 @@ class Output:
     def verify(self, manifest: dict) -> Dict[str, str]:
         """What of a finished output no longer matches its manifest: relative path -> the
         problem (a file edited, truncated or deleted after the run; an image whose bytes do
-        not hash to its name). Empty when everything the manifest vouches for is intact."""
+        not hash to its name; a manifest edited into another shape, which was a KeyError
+        traceback). Empty when everything the manifest vouches for is intact."""
+        try:
+            return self._verify(manifest)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:  # JSON, but not the shape written
+            return {MANIFEST: f"it is not laid out as this tool writes it ({type(e).__name__}: {e})"}
+
+    def _verify(self, manifest: dict) -> Dict[str, str]:
         if "files" not in manifest:
             return {MANIFEST: "it has no checksums (written by an older deepmolm-prepare)"}
         problems = {}
@@ -224,8 +231,12 @@ def tally(out: Output, n_chunks: int) -> Tally:
             seen.add(record["id"])
             if record["image"] not in images:
                 if not (out.root / record["image"]).is_file():
-                    raise PrepareError(f"record {record['id']!r}: image {record['image']} is missing: delete "
-                                       f"{out.chunk_json(c)} and rerun to recompute its chunk")
+                    # Its chunk goes, as for a damaged image below: the message asked the user to
+                    # delete it by hand, and every rerun failed the same way until they did.
+                    out.chunk_json(c).unlink()
+                    raise PrepareError(f"record {record['id']!r}: image {record['image']} is missing (deleted since "
+                                       f"it was written); chunk {c} was removed: rerun the same command to "
+                                       "recompute it")
                 if not image_intact(out.root, record["image"]):
                     # A resumed run vouched for an image damaged since it was written (only
                     # the next rerun's check found it): it and its chunk go, and are redone.
