@@ -545,3 +545,24 @@ def test_a_manifest_edited_into_another_shape_is_redone_not_a_traceback(tmp_path
     assert prepare(*args, "--out", out)[0] == 0
     assert "manifest.json: it is not laid out as this tool writes it" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.glob("*.json")} == before
+
+
+def test_split_files_of_a_run_whose_manifest_was_lost_do_not_stay(tmp_path, capsys):
+    """Was: the manifest truncated, another input into the same --out was accepted (a damaged
+    manifest is redone) and the earlier run's valid.json and fp/valid.npy stayed beside the
+    new train.json for good: no manifest named them, so not even --overwrite removed them."""
+    split = tmp_path / "split.csv"
+    split.write_text("id,smiles,y,split\nA,CCO,1,train\nB,CCN,2,valid\nC,CCC,3,train\n")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id,smiles,y\nA,CCO,1\nB,CCN,2\nC,CCC,3\n")
+    out = tmp_path / "out"
+    common = ["--format", "csv", "--id-column", "id", *small_run(), "--out", out]
+    assert prepare("--input", split, *common, "--split-column", "split")[0] == 0
+    assert (out / "valid.json").is_file() and (out / "fp" / "valid.npy").is_file()
+    (out / "notes.json").write_text("{}")  # a user's own file: no sidecar, stays
+    (out / "manifest.json").write_bytes((out / "manifest.json").read_bytes()[:50])
+    assert prepare("--input", plain, *common)[0] == 0
+    assert "removed valid.json and fp/valid.npy: split files of an earlier run" in capsys.readouterr().err
+    assert not (out / "valid.json").exists() and not (out / "fp" / "valid.npy").exists()
+    assert (out / "notes.json").is_file()
+    assert [r["id"] for r in json.loads((out / "train.json").read_text())] == ["A:property:y", "B:property:y", "C:property:y"]

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,6 +299,26 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
     for s in names:
         os.replace(out.tmp / f"{s}.json", out.root / f"{s}.json")
     os.replace(out.tmp / FAILURES, out.root / FAILURES)
+    remove_stale_splits(out, names)
+
+
+def remove_stale_splits(out: Output, names: List[str]) -> None:
+    """Split files of an earlier run that this one does not make: a record file `X.json`
+    with its sidecar `fp/X.npy` beside it, X not among `names`. Only a run whose manifest
+    was lost leaves them (a damaged manifest is redone, and a run killed before its first
+    chunk protects nothing): its `valid.json` stayed next to another input's `train.json`,
+    listed by no manifest, so even --overwrite kept it. The pair is this tool's layout; a
+    user's own JSON file without its sidecar is left alone."""
+    for sidecar in sorted((out.root / "fp").glob("*.npy")):
+        split = sidecar.stem
+        records = out.root / f"{split}.json"
+        if split in names or not records.is_file() or not is_output_name(f"{split}.json") \
+                or split in (Path(MANIFEST).stem, Path(FAILURES).stem):
+            continue
+        records.unlink()
+        sidecar.unlink()
+        print(f"deepmolm-prepare: removed {records.name} and fp/{sidecar.name}: split files of an earlier run in "
+              f"{out.root} that this run does not make", file=sys.stderr)
 
 
 def sync_folders(out: Output) -> None:
