@@ -359,6 +359,10 @@ def test_cli_question_with_the_image_placeholder_is_asked_again(capsys):
     with questions_without_placeholder(host):
         assert host.input("USER: ") == "What is it?"
     assert "the question is empty" in capsys.readouterr().err
+    typed = iter(["", "What is it?"])  # an empty line ends the chat (the host exits on it): it was refused
+    with questions_without_placeholder(host):
+        assert host.input("USER: ") == ""
+    assert "the question is empty" not in capsys.readouterr().err
 
 
 # --- model_vqa question files ----------------------------------------------------------------
