@@ -160,12 +160,17 @@ def test_model_vqa_and_chat_refuse_a_prompt_longer_than_the_context(trained_chec
         {"question_id": "q-ok", "smiles": "CCO", "text": "What is this molecule?"},
         {"question_id": "q-long", "smiles": "CCO", "text": "word " * 400 + "What is this molecule?"},
     ])
+    (tmp_path / "answers.jsonl").write_text('{"question_id": "earlier"}\n')  # an earlier run's complete answers
     proc = run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(
         trained_checkpoint, questions, "answers.jsonl", tiny_setup["structures"]), cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "question 'q-long': the prompt is" in proc.stderr and "more than this model's context of 256" in proc.stderr
-    assert [json.loads(line)["question_id"] for line in (tmp_path / "answers.jsonl").read_text().splitlines()] == [
-        "q-ok"]
+    # the earlier answers stay (they were cut to the lines answered before the failure); those are kept apart
+    assert (tmp_path / "answers.jsonl").read_text() == '{"question_id": "earlier"}\n'
+    assert "the answers written before the failure are in" in proc.stderr
+    assert [json.loads(line)["question_id"] for line in (tmp_path / "answers.jsonl.partial").read_text().splitlines()
+            ] == ["q-ok"]
+    assert not list(tmp_path.glob(".answers.jsonl.partial-*"))
     proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--smiles", "CCO",
                                               "--temperature", "0", "--max-new-tokens", "4"],
                       cwd=tmp_path, stdin="What is it?\n" + "word " * 400 + "\n", check=False)

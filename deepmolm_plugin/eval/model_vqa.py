@@ -367,14 +367,28 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
         # absolute: the host makes os.path.dirname(answers_file), "" for a bare file name
-        # (its own default, answer.jsonl), and failed after the model had loaded
-        host_args.answers_file = str(answers)
+        # (its own default, answer.jsonl), and failed after the model had loaded. The host
+        # writes a partial file beside the answers, renamed into place when every question is
+        # answered: a question that fails while generating (a prompt past the context) had
+        # truncated an earlier complete answers file to the lines before it.
+        partial = answers.parent / f".{answers.name}.partial-{os.getpid()}"
+        host_args.answers_file = str(partial)
         host_args.num_chunks, host_args.chunk_idx = 1, 0
         with open(host_args.question_file, "w") as handle:
             handle.writelines(json.dumps(line) + "\n" for line in prepared)
-        with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
-            host.eval_model(host_args)
-        state.finish()
+        try:
+            with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
+                host.eval_model(host_args)
+            state.finish()
+            os.replace(partial, answers)
+        except BaseException:
+            if partial.is_file() and partial.stat().st_size:  # the answers so far are kept, apart
+                kept = answers.with_name(answers.name + ".partial")
+                os.replace(partial, kept)
+                print(f"the answers written before the failure are in {kept}; {answers} is unchanged", file=sys.stderr)
+            raise
+        finally:
+            partial.unlink(missing_ok=True)
     if state.aux_predictions:
         aux_file.write_text("".join(json.dumps(p) + "\n" for p in state.aux_predictions))
         print(f"property head predictions: {aux_file}", file=sys.stderr)
