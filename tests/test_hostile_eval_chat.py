@@ -224,3 +224,18 @@ def test_questions_keep_every_molecule_field_of_their_records(tmp_path):
     assert {k: first[k] for k in ("atoms", "coordinates", "charge", "smiles")} == \
         {k: atoms[k] for k in ("atoms", "coordinates", "charge", "smiles")}
     assert second["structure"] == "lib.sdf" and second["structure_index"] == 0
+
+
+def test_model_vqa_ctrl_c_ends_with_one_line(trained_checkpoint, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during the answers printed a KeyboardInterrupt traceback through the host."""
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question_id": "a", "text": "What is it?", "smiles": "CCO"}) + "\n")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_vqa, "run", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        model_vqa.main(["--model-path", str(trained_checkpoint), "--question-file", str(questions),
+                        "--answers-file", str(tmp_path / "a.jsonl")])
+    assert exit_.value.code == 130 and capsys.readouterr().err.strip().endswith("model_vqa: interrupted")

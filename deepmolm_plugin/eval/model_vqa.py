@@ -428,10 +428,11 @@ def check_arguments(args: argparse.Namespace) -> None:
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # one line, as every other option error (parser.error printed the whole usage block first)
     if args.num_chunks < 1 or not 0 <= args.chunk_idx < args.num_chunks:
-        parser.error(f"--chunk-idx must be in [0, --num-chunks), got {args.chunk_idx} of {args.num_chunks}")
+        usage.fail(parser.prog, f"--chunk-idx must be in [0, --num-chunks), got {args.chunk_idx} of {args.num_chunks}")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        parser.error("--max-new-tokens must be positive")
+        usage.fail(parser.prog, "--max-new-tokens must be positive")
     try:
         usage.checked(parser, check_arguments, args)
         args.conformer_policy = usage.checked(
@@ -444,6 +445,9 @@ def main(argv=None) -> None:
         run(args)
     except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why
         raise SystemExit(f"error: {e}") from e
+    except KeyboardInterrupt:  # was a traceback through the host and torch
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
