@@ -52,7 +52,8 @@ def test_a_split_named_manifest_or_spelled_in_other_case_is_a_failure_not_a_cras
     # was: a row with split "manifest" ended the whole run with a "reader bug" traceback;
     # "MANIFEST" and "Train" (next to "train") were accepted, and on a case-insensitive
     # file system MANIFEST.json / Train.json are manifest.json / train.json.
-    (tmp_path / "t.csv").write_text("smiles,y,split\nCCO,1,train\nCCC,2,manifest\nCCN,3,Train\nCCCl,4,MANIFEST\n")
+    (tmp_path / "t.csv").write_text("smiles,y,split\nCCO,1,train\nCCC,2,manifest\nCCN,3,Train\nCCCl,4,MANIFEST\n"
+                                    "CCBr,5,CON\n")  # was accepted: CON.json cannot be made on Windows
     out = tmp_path / "out"
     code, _ = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", out,
                       *small_run("--split-column", "split"))
@@ -61,6 +62,7 @@ def test_a_split_named_manifest_or_spelled_in_other_case_is_a_failure_not_a_cras
     assert reasons["t#1"][0] == "split" and "manifest.json" in reasons["t#1"][1]
     assert reasons["t#3"][0] == "split" and "'MANIFEST'" in reasons["t#3"][1]
     assert reasons["t#2:property:y"][0] == "split" and "only by case from the split 'train'" in reasons["t#2:property:y"][1]
+    assert reasons["t#4"] == ("split", "split 'CON' is a device name on Windows, where CON.json cannot be made")
 
 
 def test_a_relative_out_folder_makes_sdf_records(tmp_path, monkeypatch):

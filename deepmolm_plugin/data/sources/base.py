@@ -111,6 +111,9 @@ def repeated_id(seen: Dict[str, str], row_id: str, where: str) -> Optional[str]:
 
 # Split names become file names (<split>.json, fp/<split>.npy) next to manifest.json.
 SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Device names Windows reserves in every folder, with any suffix: CON.json cannot be made there.
+WINDOWS_DEVICES = frozenset(["con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                             *(f"lpt{i}" for i in range(1, 10))])
 
 
 def split_problem(split) -> Optional[str]:
@@ -120,6 +123,8 @@ def split_problem(split) -> Optional[str]:
         return f"split {split!r} is not a plain name (letters, digits, _ and -)"
     if split.lower() == "manifest":
         return f"split {split!r} would name its records {split}.json, which is the run's manifest.json"
+    if split.lower() in WINDOWS_DEVICES:
+        return f"split {split!r} is a device name on Windows, where {split}.json cannot be made"
     return None
 
 
