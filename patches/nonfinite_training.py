@@ -9,10 +9,10 @@ logged plausible losses, saved the model and exited 0.
 This wraps the host trainer's `training_step` to keep the losses of the micro-batches since
 the last optimizer step, and `Trainer._get_grad_norm` (called once per optimizer step,
 after the gradients of all micro-batches and all ranks are reduced) to raise
-`NonFiniteTraining` (a FloatingPointError) naming the step, its losses (with the auxiliary property loss, when
-the model has the KFLM2 head) and the gradient norm. The check sits at the reduced
-gradient norm because every rank sees the same value there, so every rank stops at the
-same step. Outside DeepSpeed it runs before `optimizer.step()`, so the weights are those
+`NonFiniteTraining` (a FloatingPointError) naming the step, its losses (with the auxiliary
+property loss, when the model has the KFLM2 head) and the gradient norm. The check sits at
+the reduced gradient norm because every rank sees the same value there (a rank's NaN loss
+gives NaN gradients, which the reduction spreads), so every rank stops at the same step. Outside DeepSpeed it runs before `optimizer.step()`, so the weights are those
 of the step before; under DeepSpeed the engine has stepped inside the backward already.
 Either way nothing more is saved: the last periodic checkpoint is the one to resume from.
 
