@@ -12,8 +12,9 @@ after the gradients of all micro-batches and all ranks are reduced) to raise
 `NonFiniteTraining` (a FloatingPointError) naming the step, its losses (with the auxiliary
 property loss, when the model has the KFLM2 head) and the gradient norm. The check sits at
 the reduced gradient norm because every rank sees the same value there (a rank's NaN loss
-gives NaN gradients, which the reduction spreads), so every rank stops at the same step. Outside DeepSpeed it runs before `optimizer.step()`, so the weights are those
-of the step before; under DeepSpeed the engine has stepped inside the backward already.
+gives NaN gradients, which the reduction spreads), so every rank stops at the same step.
+Outside DeepSpeed it runs before `optimizer.step()`, so the weights are those of the step
+before; under DeepSpeed the engine has stepped inside the backward already.
 Either way nothing more is saved: the last periodic checkpoint is the one to resume from.
 
 Not in fp16: its loss scaler skips steps whose scaled gradients overflow by design, and
@@ -39,19 +40,18 @@ def _finite(value) -> bool:
     return math.isfinite(float(value))
 
 
-def _message(trainer, grad_norm, losses: list, aux: list) -> str:
+def _message(trainer, grad_norm, losses: list, aux: list, bad_loss: bool, bad_norm: bool) -> str:
     step = trainer.state.global_step + 1
     total = trainer.state.max_steps
     shown = ", ".join(f"{x:.6g}" for x in losses) or "none recorded"
-    what = " and ".join(name for name, bad in (("the loss", not all(map(math.isfinite, losses))),
-                                                ("the gradient norm", not _finite(grad_norm))) if bad)
+    what = " and ".join(name for name, bad in (("the loss", bad_loss), ("the gradient norm", bad_norm)) if bad)
     text = (f"training stopped at optimizer step {step}" + (f" of {total}" if total and total > 0 else "")
             + f": {what} is not finite (loss per micro-batch: {shown}; gradient norm: "
             f"{float(grad_norm) if grad_norm is not None else 'not computed'}")
     if aux:
         weight = getattr(getattr(trainer.model, "config", None), "aux_property_weight", None)
         text += f"; auxiliary property loss: {', '.join(f'{x:.6g}' for x in aux)} x --aux_property_weight {weight}"
-    return text + (")." " Lower --learning_rate or --aux_property_weight, or check the batch's labels; "
+    return text + ("). Lower --learning_rate or --aux_property_weight, or check the batch's labels; "
                    "nothing from this step was saved, resume from the last checkpoint.")
 
 
@@ -81,10 +81,12 @@ def apply() -> None:
             losses = self.__dict__.pop("_deepmolm_step_losses", [])
             if self.args.fp16:
                 return grad_norm
-            if not (_finite(grad_norm) and all(map(math.isfinite, losses))):
+            bad_loss, bad_norm = not all(map(math.isfinite, losses)), not _finite(grad_norm)
+            if bad_loss or bad_norm:
                 unwrapped = model.module if hasattr(model, "module") else model
-                aux = list(getattr(unwrapped, "aux_property_losses", None) or [])[-len(losses) or None:]
-                raise NonFiniteTraining(_message(self, grad_norm, losses, aux))
+                recent = list(getattr(unwrapped, "aux_property_losses", None) or [])  # since the last log
+                aux = recent[-len(losses):] if losses else []  # this step's micro-batches
+                raise NonFiniteTraining(_message(self, grad_norm, losses, aux, bad_loss, bad_norm))
             return grad_norm
 
         cls.training_step = training_step

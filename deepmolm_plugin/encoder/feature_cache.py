@@ -30,8 +30,9 @@ after the fact (a machine crash before its data reached the disk, an edit) is re
 recomputed and replaced. A cache is a speed-up, never a reason to lose a run: an entry
 that cannot be read (no permission, a folder in its place) or written (disk full) is
 reported once per kind of reason and counted (`unreadable`, `unstored`), and the
-computed features are used. Non-finite features (NaN or inf) are used but never stored. A cache folder this user can read but not write (filled once,
-shared on a read-only mount) serves what it holds and stores nothing (`read_only`).
+computed features are used. Non-finite features (NaN or inf) are used but never stored.
+A cache folder this user can read but not write (filled once, shared on a read-only
+mount) serves what it holds and stores nothing (`read_only`).
 """
 
 from __future__ import annotations

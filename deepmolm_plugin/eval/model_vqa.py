@@ -385,7 +385,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             if partial.is_file() and partial.stat().st_size:  # the answers so far are kept, apart
                 kept = answers.with_name(answers.name + ".partial")
                 os.replace(partial, kept)
-                print(f"the answers written before the failure are in {kept}; {answers} is unchanged", file=sys.stderr)
+                print(f"the answers written before the failure are in {kept}; {answers} is unchanged",
+                      file=sys.stderr)
             raise
         finally:
             partial.unlink(missing_ok=True)
@@ -397,6 +398,11 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
 def check_arguments(args: argparse.Namespace) -> None:
     """Paths, the question file and numbers, before anything heavy loads: an EvalInputError
     (a usage.UsageError for a path or a number) names the first problem."""
+    # one line, as every other option error (parser.error printed the whole usage block first)
+    usage.at_least(args.num_chunks, "--num-chunks")
+    if not 0 <= args.chunk_idx < args.num_chunks:
+        raise usage.UsageError(f"--chunk-idx must be in [0, --num-chunks), got {args.chunk_idx} of {args.num_chunks}")
+    usage.at_least(args.max_new_tokens, "--max-new-tokens")
     usage.model_folder(os.path.expanduser(args.model_path), "--model-path")
     if args.model_base is not None:
         usage.model_folder(args.model_base, "--model-base")
@@ -428,11 +434,6 @@ def check_arguments(args: argparse.Namespace) -> None:
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # one line, as every other option error (parser.error printed the whole usage block first)
-    if args.num_chunks < 1 or not 0 <= args.chunk_idx < args.num_chunks:
-        usage.fail(parser.prog, f"--chunk-idx must be in [0, --num-chunks), got {args.chunk_idx} of {args.num_chunks}")
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        usage.fail(parser.prog, "--max-new-tokens must be positive")
     try:
         usage.checked(parser, check_arguments, args)
         args.conformer_policy = usage.checked(

@@ -312,7 +312,7 @@ class InputResolver:
                 from .matching import label_differences, left_open
 
                 if molecule.conformer == "generated" and _given(fields.get("structure")):
-                    open_ = left_open(self._build(fields, rid, "keep").mol, parsed)
+                    open_ = left_open(lambda: self._build(fields, rid, "keep").mol, parsed)
                     if open_:
                         raise self.fail(rid, f"its SMILES {smiles!r} states the configuration of {', '.join(open_)}, "
                                              f"which its structure ({molecule.source}) leaves open (no 3D coordinates, "

@@ -15,6 +15,7 @@ resolver uses for a structure file next to a SMILES too).
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable
 
 from rdkit import Chem
 
@@ -238,9 +239,10 @@ def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
                                               f"not the structure's ({Chem.MolToSmiles(target)})"])
 
 
-def left_open(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
+def left_open(flat_structure: Callable[[], Chem.Mol], smiles_mol: Chem.Mol) -> list[str]:
     """The chiral centres and double bonds whose configuration a SMILES states and a flat
-    structure (read without 3D work) leaves open: no wedge, no E/Z. A conformer generated
+    structure (read without 3D work, by ``flat_structure()``, called only when the SMILES
+    states any) leaves open: no wedge, no E/Z. A conformer generated
     from that structure picks those configurations at random (seeded, so the same every run,
     but not the SMILES'); the SMILES check then passed for one enantiomer's SMILES and failed
     for the other's. Named in the SMILES' atom numbers; [] when there are none (or when the
@@ -249,7 +251,7 @@ def left_open(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
     _, chiral, double = _stated(query)
     if not (chiral or double):
         return []
-    target = _labels_of(structure, from_3d=False)
+    target = _labels_of(flat_structure(), from_3d=False)
     plain = Chem.Mol(query)
     for atom in plain.GetAtoms():
         atom.SetIsotope(0)
@@ -276,6 +278,7 @@ def _isotope_counts_differ(query: Chem.Mol, target: Chem.Mol) -> str | None:
     said, has = counted(query), counted(target)
     if said == has:
         return None
+
     def listed(counts):  # "3 x 2H, 1 x 13C"
         return ", ".join(f"{n} x {isotope}" for isotope, n in sorted(counts.items())) or "none"
 

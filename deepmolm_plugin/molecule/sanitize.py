@@ -47,8 +47,8 @@ def check_smiles_text(smiles, id: str) -> str:
     if rest and not rest.startswith("|"):
         raise MoleculeError(id, f"SMILES {smiles!r} has text after a space ({rest!r}); RDKit would "
                                 f"ignore it as a name: give the SMILES alone")
-    close = rest.find("|", 1)
-    if rest and close > 0 and rest[close + 1:].strip():
+    close = rest.find("|", 1)  # the extension's closing bar; -1 when rest is empty or unclosed
+    if close > 0 and rest[close + 1:].strip():
         # 'CC |$;$|O' was ethane: RDKit reads the extension, then takes the rest as a name
         raise MoleculeError(id, f"SMILES {smiles!r} has text after its CXSMILES extension "
                                 f"({rest[close + 1:].strip()!r}); RDKit would ignore it as a name: give the SMILES alone")

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
-from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL
+from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, split_problem
 from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file, writer_tag
 from .items import Made
 from .lock import is_lock_file
@@ -231,21 +231,19 @@ def tally(out: Output, n_chunks: int) -> Tally:
                 continue
             seen.add(record["id"])
             if record["image"] not in images:
-                if not (out.root / record["image"]).is_file():
-                    # Its chunk goes, as for a damaged image below: the message asked the user to
-                    # delete it by hand, and every rerun failed the same way until they did.
+                image = out.root / record["image"]
+                problem = ("is missing (deleted since it was written)" if not image.is_file() else
+                           None if image_intact(out.root, record["image"]) else
+                           "does not hash to its name (edited or damaged since it was written)")
+                if problem:
+                    # A resumed run vouched for an image deleted or damaged since it was written
+                    # (only the next rerun's check found it): it and its chunk go, and are redone.
+                    # A missing one asked for the chunk to be deleted by hand, and every rerun
+                    # failed the same way until it was.
+                    image.unlink(missing_ok=True)
                     out.chunk_json(c).unlink()
-                    raise PrepareError(f"record {record['id']!r}: image {record['image']} is missing (deleted since "
-                                       f"it was written); chunk {c} was removed: rerun the same command to "
-                                       "recompute it")
-                if not image_intact(out.root, record["image"]):
-                    # A resumed run vouched for an image damaged since it was written (only
-                    # the next rerun's check found it): it and its chunk go, and are redone.
-                    (out.root / record["image"]).unlink()
-                    out.chunk_json(c).unlink()
-                    raise PrepareError(f"record {record['id']!r}: image {record['image']} does not hash to its name "
-                                       f"(edited or damaged since it was written); it and chunk {c} were removed: "
-                                       "rerun the same command to recompute them")
+                    raise PrepareError(f"record {record['id']!r}: image {record['image']} {problem}; chunk {c} was "
+                                       "removed (with the image): rerun the same command to recompute them")
                 images.add(record["image"])
             split = t.splits.setdefault(entry["split"], {"records": 0, "rows": 0, "tasks": Counter()})
             split["records"] += 1
@@ -312,8 +310,7 @@ def remove_stale_splits(out: Output, names: List[str]) -> None:
     for sidecar in sorted((out.root / "fp").glob("*.npy")):
         split = sidecar.stem
         records = out.root / f"{split}.json"
-        if split in names or not records.is_file() or not is_output_name(f"{split}.json") \
-                or split in (Path(MANIFEST).stem, Path(FAILURES).stem):
+        if split in names or split_problem(split) or not records.is_file():  # a name no run gives a split
             continue
         records.unlink()
         sidecar.unlink()

@@ -8,8 +8,8 @@ single bonds leave any atom short (it gets implicit hydrogens), the file, like o
 without CONECT records, gets its bonds perceived from the coordinates later, as for XYZ
 (all hydrogens needed), with the total of the file's formal charges. A file with several
 MODELs gives the first, with a note; so do alternate locations (RDKit reads blank and
-`A`; an atom none of whose locations is `A` is an error, RDKit dropped it). Id: the title RDKit reads (COMPND or HEADER), else
-``file#0``.
+`A`; an atom none of whose locations is `A` is an error, RDKit dropped it). Id: the title
+RDKit reads (COMPND or HEADER), else ``file#0``.
 """
 
 from __future__ import annotations
@@ -50,13 +50,14 @@ def _alternate_locations(lines: list[str], id: str) -> list[str]:
                                []).append(line[16])
     lost = [key for key, locations in located.items() if "A" not in locations]
     if lost:
-        shown = ", ".join(f"{name} ({residue} {number}: locations {', '.join(located[(name, residue, chain, number)])})"
-                          for name, residue, chain, number in lost[:5])
+        shown = ", ".join(f"{key[0]} ({key[1]} {key[3]}: locations {', '.join(located[key])})" for key in lost[:5])
         raise MoleculeError(id, f"atoms with alternate locations but none marked A, which is the one read: {shown}; "
                                 "keep one location per atom (blank or A)")
-    others = sorted({loc for locations in located.values() for loc in locations if loc != "A"})
-    left_out = sum(loc != "A" for locations in located.values() for loc in locations)
-    return [f"alternate locations {', '.join(others)}: used location A ({left_out} atom lines left out)"] if others else []
+    others = [loc for locations in located.values() for loc in locations if loc != "A"]
+    if not others:
+        return []
+    shown = ", ".join(sorted(set(others)))
+    return [f"alternate locations {shown}: used location A ({len(others)} atom lines left out)"]
 
 
 @register_reader(".pdb")

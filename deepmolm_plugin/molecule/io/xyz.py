@@ -3,8 +3,8 @@
 Each frame: a count line, a comment line, ``symbol x y z`` lines. Bonds, bond orders and
 formal charges are perceived later by RDKit's ``rdDetermineBonds`` (needs the hydrogens),
 with total charge 0 unless the comment holds ``charge=N`` (an integer: ``charge=0.5`` fails
-the frame; with a SMILES given for the file, a stated charge must be the SMILES' total). Element symbols are case-insensitive, or atomic numbers; ``D``/``T`` are
-hydrogen isotopes. Id: ``file#frame``. A count line that
+the frame; with a SMILES given for the file, a stated charge must be the SMILES' total).
+Element symbols are case-insensitive, or atomic numbers; ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``. A count line that
 disagrees with the atom lines fails that frame and stops reading: the next frame boundary
 cannot be trusted after it.
 """
