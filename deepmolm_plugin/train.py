@@ -29,6 +29,7 @@ tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -462,14 +463,32 @@ def main(argv=None) -> None:
 
 
 def finish_distributed() -> None:
-    """All ranks leave together and take the process group down. The host's train() just
-    returns: a rank that exited while rank 0 still wrote the checkpoint could abort in the
-    communication library's threads ("terminate called without an active exception")."""
+    """All ranks leave together, take the process group down, and the process ends here.
+
+    The host's train() just returns: a rank that exited while rank 0 still wrote the
+    checkpoint could abort in the communication library's threads. And after train()
+    returns, the DeepSpeed engine is still referenced from the hooks it put on the model
+    (nothing calls `engine.destroy()`), so the process groups it holds, each with gloo or
+    NCCL worker threads, live on into interpreter shutdown even after
+    destroy_process_group: there a rank aborted after the model was saved ("terminate
+    called without an active exception", SIGABRT) and torchrun reported the finished run
+    as failed. So a distributed run leaves through `leave_process`: Python's exit handlers
+    run, the streams are flushed, and only the C++ teardown of those leftovers is skipped."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+        leave_process()
+
+
+def leave_process(status: int = 0) -> None:
+    """End the process with `status` after running the atexit handlers (logging, experiment
+    trackers) and flushing stdout/stderr, without interpreter finalization."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(status)
 
 
 def seed_model_init(argv) -> None:

@@ -116,6 +116,10 @@ def __init__(self, *args, **kwargs):
 cls.training_step = training_step
 cls.__init__ = __init__
 
+import atexit
+
+atexit.register(lambda: (out / f"rank{rank}.exited").write_text("atexit ran"))  # train.leave_process runs them
+
 from deepmolm_plugin.train import main
 
 main()
@@ -168,6 +172,7 @@ def test_zero2_two_ranks_see_the_same_loss(zero2):
     assert len(set(r0["digests"])) == STEPS
     assert r0["logged_losses"][-1] < r0["logged_losses"][0]
     assert (out / "model.safetensors").is_file()
+    assert all((out / f"rank{r}.exited").read_text() == "atexit ran" for r in (0, 1))
 
 
 def test_zero3_save_gathers_full_weights(zero3, tiny_setup):
@@ -197,3 +202,36 @@ def test_zero3_save_gathers_full_weights(zero3, tiny_setup):
     for name in tower:  # frozen: saved weights are the full initial tensors
         assert torch.equal(saved[name], initial[name].to(saved[name].dtype)), name
     assert any(not torch.equal(saved[n], initial[n].to(saved[n].dtype)) for n in projector)
+
+
+LEAVE = r"""
+import atexit, os, sys, tempfile
+import torch.distributed as dist
+from deepmolm_plugin.train import finish_distributed
+
+done = sys.argv[1]
+atexit.register(lambda: open(done, "w").write("atexit ran"))
+store = dist.FileStore(os.path.join(tempfile.mkdtemp(), "store"), 1)
+dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+kept = dist.new_group([0])  # a group still referenced at the end, as the DeepSpeed engine keeps its own
+threads = lambda: sorted(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
+sys.stdout.write(f"gloo threads before: {sum(n.startswith(('gloo', 'pt_gloo')) for n in threads())}")  # no newline
+finish_distributed()
+print("after finish_distributed")
+"""
+
+
+def test_a_distributed_run_leaves_with_exit_handlers_run_and_output_flushed(tmp_path):
+    """finish_distributed ends the process (status 0) without interpreter shutdown, where
+    process groups still referenced (gloo worker threads running) once aborted a rank
+    after its model was saved; the atexit handlers still run and buffered output is kept."""
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVE)
+    done = tmp_path / "atexit.txt"
+    proc = subprocess.run([sys.executable, str(script), str(done)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    before = int(proc.stdout.split("gloo threads before: ")[1].split()[0])
+    assert before > 0  # the leftover group's threads were running when it left
+    assert "after finish_distributed" not in proc.stdout
+    assert done.read_text() == "atexit ran"
