@@ -159,17 +159,18 @@ def test_model_vqa_and_chat_refuse_a_prompt_longer_than_the_context(trained_chec
     _write_questions(questions, [
         {"question_id": "q-ok", "smiles": "CCO", "text": "What is this molecule?"},
         {"question_id": "q-long", "smiles": "CCO", "text": "word " * 400 + "What is this molecule?"},
+        {"question_id": "q-after", "smiles": "CCN", "text": "What is this molecule?"},
     ])
-    (tmp_path / "answers.jsonl").write_text('{"question_id": "earlier"}\n')  # an earlier run's complete answers
     proc = run_module("deepmolm_plugin.eval.model_vqa", _vqa_args(
         trained_checkpoint, questions, "answers.jsonl", tiny_setup["structures"]), cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "question 'q-long': the prompt is" in proc.stderr and "more than this model's context of 256" in proc.stderr
-    # the earlier answers stay (they were cut to the lines answered before the failure); those are kept apart
-    assert (tmp_path / "answers.jsonl").read_text() == '{"question_id": "earlier"}\n'
-    assert "the answers written before the failure are in" in proc.stderr
-    assert [json.loads(line)["question_id"] for line in (tmp_path / "answers.jsonl.partial").read_text().splitlines()
-            ] == ["q-ok"]
+    assert "1 of 3 questions failed" in proc.stderr
+    # the questions around it are answered; it is in the failures file
+    assert [json.loads(line)["question_id"] for line in (tmp_path / "answers.jsonl").read_text().splitlines()
+            ] == ["q-ok", "q-after"]
+    failed = [json.loads(line) for line in (tmp_path / "answers.failures.jsonl").read_text().splitlines()]
+    assert [f["question_id"] for f in failed] == ["q-long"] and "context of 256" in failed[0]["reason"]
     assert not list(tmp_path.glob(".answers.jsonl.partial-*"))
     proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--smiles", "CCO",
                                               "--temperature", "0", "--max-new-tokens", "4"],
@@ -187,12 +188,12 @@ def _expected_fp(smiles):
     return fingerprint_record(molecule_from_smiles(smiles, id=smiles, policy="auto"))
 
 
-def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
-    """The host's own eval loop, a stub model: generate sees each question's molecule_fp."""
+def _stub_host(monkeypatch, generate):
+    """The host's own model_vqa module with a stub model whose `generate(call, inputs,
+    **kwargs)` is `generate` (`call`: 0, 1, ...) and whose tokenizer decodes any tokens as
+    "an answer" (no tokens as "")."""
     import llava.eval.model_vqa as host
     from llava.model import builder
-
-    from deepmolm_plugin.eval import model_vqa
 
     calls = []
 
@@ -200,9 +201,9 @@ def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
         config = SimpleNamespace(mm_use_im_start_end=False, image_aspect_ratio=None)
         device, dtype = torch.device("cpu"), torch.float32
 
-        def generate(self, inputs, images=None, image_sizes=None, molecule_fp=None, **kwargs):
-            calls.append((molecule_fp, images.dtype, kwargs["max_new_tokens"]))
-            return torch.tensor([[5]])
+        def generate(self, inputs, **kwargs):
+            calls.append(kwargs)
+            return generate(len(calls) - 1, inputs, **kwargs)
 
     class StubTokenizer:
         bos_token_id = None
@@ -211,7 +212,7 @@ def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
             return SimpleNamespace(input_ids=[1, 2])
 
         def batch_decode(self, ids, skip_special_tokens=True):
-            return ["an answer"]
+            return ["an answer" if ids.shape[-1] else ""]
 
     def processor(images, return_tensors):
         return {"pixel_values": torch.zeros(len(images), 3, 8, 8)}
@@ -221,26 +222,117 @@ def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
     # methods for the whole process (fine in its own process); restore them after this test.
     for layer in (torch.nn.Linear, torch.nn.LayerNorm):
         monkeypatch.setattr(layer, "reset_parameters", layer.reset_parameters)
+    return host, calls
+
+
+def _stub_args(questions, answers, *extra):
+    from deepmolm_plugin.eval import model_vqa
+
+    return model_vqa.build_parser().parse_args([
+        "--model-path", "stub", "--question-file", str(questions), "--answers-file", str(answers),
+        "--conv-mode", "llava_v1", *extra])
+
+
+def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
+    """The host's own eval loop, a stub model: generate sees each question's molecule_fp."""
+    from deepmolm_plugin.eval import model_vqa
+
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
     smiles = ["CCO", "c1ccccc1", "CCO"]
     questions = tmp_path / "questions.jsonl"
     _write_questions(questions, [{"question_id": f"q{i}", "smiles": s, "text": "What?"} for i, s in enumerate(smiles)])
-    args = model_vqa.build_parser().parse_args([
-        "--model-path", "stub", "--question-file", str(questions), "--answers-file", str(tmp_path / "a.jsonl"),
-        "--conv-mode", "llava_v1", "--max-new-tokens", "3"])
+    args = _stub_args(questions, tmp_path / "a.jsonl", "--max-new-tokens", "3")
     original = host.load_pretrained_model
     model_vqa.run_host_eval(host, args, FUSION_CONFIG)
 
     assert len(calls) == 3
-    for (fp, dtype, max_new), s in zip(calls, smiles):
-        assert torch.equal(fp, _expected_fp(s).unsqueeze(0)) and max_new == 3
+    for kwargs, s in zip(calls, smiles):
+        assert torch.equal(kwargs["molecule_fp"], _expected_fp(s).unsqueeze(0)) and kwargs["max_new_tokens"] == 3
         if not torch.cuda.is_available():
-            assert dtype == torch.float32  # the host's .half() followed the model's dtype
-    assert not torch.equal(calls[0][0], calls[1][0])
+            assert kwargs["images"].dtype == torch.float32  # the host's .half() followed the model's dtype
+    assert not torch.equal(calls[0]["molecule_fp"], calls[1]["molecule_fp"])
     assert [json.loads(line)["question_id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == \
         ["q0", "q1", "q2"]
+    assert not (tmp_path / "a.failures.jsonl").exists()
     assert host.load_pretrained_model is original  # bound only during the run
     assert host.Image.__name__ == "PIL.Image"  # the host module's PIL is never replaced
     assert "cuda" not in torch.Tensor.__dict__ and "half" not in torch.Tensor.__dict__
+
+
+def test_model_vqa_keeps_going_past_failed_questions(tmp_path, monkeypatch, capsys):
+    """A batch job: a question that cannot be asked (a bad molecule, before the model loads;
+    a prompt past the context, while generating) is reported on stderr and in
+    `<answers>.failures.jsonl`, the others are answered, and the run ends with
+    QuestionsFailed (exit 1). It stopped at the first one, the questions after it unasked."""
+    from deepmolm_plugin.eval import model_vqa
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
+
+    def generate(call, inputs, **kwargs):
+        if call == 1:  # the second question asked: "long"
+            raise PromptTooLong("the prompt is 300 tokens, more than this model's context of 256")
+        return torch.tensor([[5]])
+
+    host, calls = _stub_host(monkeypatch, generate)
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": "a", "smiles": "CCO", "text": "What?"},
+                                 {"question_id": "bad", "smiles": "C1CC", "text": "What?"},
+                                 {"question_id": "long", "smiles": "CCN", "text": "What?"},
+                                 {"question_id": 7, "smiles": "CCC", "text": "What?"}])
+    answers = tmp_path / "a.jsonl"
+    with pytest.raises(model_vqa.QuestionsFailed, match=r"2 of 4 questions failed \(.*a\.failures\.jsonl"):
+        model_vqa.run_host_eval(host, _stub_args(questions, answers), FUSION_CONFIG)
+    assert len(calls) == 3  # "bad" never reached the model
+    assert [json.loads(line)["question_id"] for line in answers.read_text().splitlines()] == ["a", 7]
+    failed = [json.loads(line) for line in (tmp_path / "a.failures.jsonl").read_text().splitlines()]
+    assert [f["question_id"] for f in failed] == ["bad", "long"]
+    assert "C1CC" in failed[0]["reason"] and "context of 256" in failed[1]["reason"]
+    err = capsys.readouterr().err
+    assert "error: question 'bad': " in err and "error: question 'long': the prompt is 300 tokens" in err
+
+    # a rerun without failures leaves no failures file of the earlier run
+    _write_questions(questions, [{"question_id": "a", "smiles": "CCO", "text": "What?"}])
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
+    model_vqa.run_host_eval(host, _stub_args(questions, answers), FUSION_CONFIG)
+    assert not (tmp_path / "a.failures.jsonl").exists()
+    assert [json.loads(line)["question_id"] for line in answers.read_text().splitlines()] == ["a"]
+
+    # every question failing: an empty answers file, all of them in the failures file
+    _write_questions(questions, [{"question_id": "x", "smiles": "C1CC", "text": "What?"}])
+    with pytest.raises(model_vqa.QuestionsFailed, match="1 of 1 questions failed"):
+        model_vqa.run_host_eval(host, _stub_args(questions, answers), FUSION_CONFIG)
+    assert answers.read_text() == ""
+    assert [json.loads(line)["question_id"] for line in (tmp_path / "a.failures.jsonl").read_text().splitlines()] \
+        == ["x"]
+
+
+def test_model_vqa_stopped_midway_keeps_its_answers_apart(tmp_path, monkeypatch, capsys):
+    """A run stopped midway (Ctrl-C) leaves an earlier complete answers file as it was and
+    keeps this run's answers so far in `<answers>.partial`, failures so far in the
+    failures file; the host had truncated the answers file to the lines before the stop."""
+    from deepmolm_plugin.eval import model_vqa
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
+
+    def generate(call, inputs, **kwargs):
+        if call == 1:
+            raise PromptTooLong("the prompt is 300 tokens, more than this model's context of 256")
+        if call == 3:
+            raise KeyboardInterrupt
+        return torch.tensor([[5]])
+
+    host, calls = _stub_host(monkeypatch, generate)
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": q, "smiles": "CCO", "text": "What?"} for q in "abcd"])
+    answers = tmp_path / "a.jsonl"
+    answers.write_text('{"question_id": "earlier"}\n')
+    with pytest.raises(KeyboardInterrupt):
+        model_vqa.run_host_eval(host, _stub_args(questions, answers), FUSION_CONFIG)
+    assert answers.read_text() == '{"question_id": "earlier"}\n'
+    kept = tmp_path / "a.jsonl.partial"
+    assert [json.loads(line)["question_id"] for line in kept.read_text().splitlines()] == ["a", "c"]
+    assert [json.loads(line)["question_id"] for line in (tmp_path / "a.failures.jsonl").read_text().splitlines()] \
+        == ["b"]
+    assert f"the answers written before the failure are in {kept}" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".a.jsonl.partial-*"))
 
 
 def test_questions_sharing_an_image_each_get_their_own_molecule(tmp_path):

@@ -404,7 +404,9 @@ def test_question_image_is_checked_before_the_model_loads(trained_checkpoint, tm
         "--answers-file", str(answers), "--max-new-tokens", "2"], cwd=tmp_path, check=False)
     assert proc.returncode == 1 and f"error: question 'q': image {images / image}" in proc.stderr, proc.stderr
     assert reason in proc.stderr and "Traceback" not in proc.stderr
-    assert not answers.exists()  # stopped before the host wrote anything
+    # left out before the model loads; the other question is answered
+    assert [json.loads(line)["question_id"] for line in answers.read_text().splitlines()] == ["ok"]
+    assert json.loads((answers.parent / "a.failures.jsonl").read_text())["question_id"] == "q"
     check_image("ok", str(images / "ok.png"), SimpleNamespace())
     for name, why in (("missing.png", "no such file"), ("bad.png", "is not a readable image"), ("sub", "is a folder")):
         with pytest.raises(QuestionError, match=rf"question 'q': image {images / name}: .*{why}"):

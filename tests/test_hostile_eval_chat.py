@@ -239,3 +239,20 @@ def test_model_vqa_ctrl_c_ends_with_one_line(trained_checkpoint, tmp_path, monke
         model_vqa.main(["--model-path", str(trained_checkpoint), "--question-file", str(questions),
                         "--answers-file", str(tmp_path / "a.jsonl")])
     assert exit_.value.code == 130 and capsys.readouterr().err.strip().endswith("model_vqa: interrupted")
+
+
+def test_report_names_the_questions_model_vqa_could_not_ask(tmp_path):
+    """Questions model_vqa left out (its `<answers>.failures.jsonl`) have no answer: the
+    report still refuses to score without them, and says why they are missing."""
+    from deepmolm_plugin.eval.merge import MergeError, merge_answers
+
+    answers = tmp_path / "chunk0.jsonl"
+    answers.write_text(json.dumps({"question_id": "q1", "text": "ethanol"}) + "\n")
+    with pytest.raises(MergeError) as plain:
+        merge_answers([answers], expected=["q1", "q2", "q3"])
+    assert "could not be asked" not in str(plain.value)
+    (tmp_path / "chunk0.failures.jsonl").write_text(json.dumps({"question_id": "q2", "reason": "SMILES 'C1CC': bad"})
+                                                    + "\n")
+    with pytest.raises(MergeError, match=r"2 question\(s\) have no answer in any shard: 'q2', 'q3'; 1 of them could "
+                                         r"not be asked \(.*chunk0\.failures\.jsonl\), e\.g\. 'q2': SMILES 'C1CC': bad"):
+        merge_answers([answers], expected=["q1", "q2", "q3"])

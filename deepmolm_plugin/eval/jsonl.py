@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import List, Optional, Sequence, Type
 
 
@@ -60,3 +61,10 @@ def question_id_problem(qid) -> Optional[str]:
     if isinstance(qid, bool) or not isinstance(qid, (str, int)):
         return f"question_id {json.dumps(qid)} is a JSON {json_kind(qid)}; a string or an integer is needed"
     return None
+
+
+def failures_path(answers: "str | os.PathLike") -> Path:
+    """`<answers stem>.failures.jsonl` beside an answers file: the `{question_id, reason}`
+    lines of the questions model_vqa's run could not ask (the report names them)."""
+    answers = Path(answers)
+    return answers.with_name(answers.stem + ".failures.jsonl")

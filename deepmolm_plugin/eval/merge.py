@@ -91,7 +91,8 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
         missing = [str(q) for q in expected if str(q) not in merged]
         unexpected = [qid for qid in merged if qid not in expected_set]
         if missing:
-            problems.append(f"{len(missing)} question(s) have no answer in any shard: {format_ids(missing)}")
+            problems.append(f"{len(missing)} question(s) have no answer in any shard: {format_ids(missing)}"
+                            + _failed_note(paths, missing))
         if unexpected:
             problems.append(f"{len(unexpected)} answer(s) to questions not in the references: {format_ids(unexpected)}")
     if problems:
@@ -105,6 +106,23 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
         raise MergeError(f"answers come from {len(models)} models ({', '.join(models)}): stale shards of "
                          "another run among the files?")
     return merged, counts
+
+
+def _failed_note(paths: Sequence[os.PathLike], missing: List[str]) -> str:
+    """'; N of them could not be asked (FILE): ...' for missing ids that model_vqa's
+    failures files beside the answer files list, with the first one's reason."""
+    failed: Dict[str, Tuple[str, str]] = {}
+    for path in paths:
+        listed = jsonl.failures_path(path)
+        if listed.is_file():
+            for row in jsonl.read_jsonl(listed, required=("question_id", "reason"), error=ReportError):
+                failed.setdefault(str(row["question_id"]), (str(listed), row["reason"]))
+    named = [qid for qid in missing if qid in failed]
+    if not named:
+        return ""
+    files = sorted({failed[qid][0] for qid in named})
+    return (f"; {len(named)} of them could not be asked ({', '.join(files)}), e.g. {named[0]!r}: "
+            f"{failed[named[0]][1]}")
 
 
 # (answer line's field, reference record's field, what a mismatch means) that must agree

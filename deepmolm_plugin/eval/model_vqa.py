@@ -12,13 +12,17 @@ uses molecules (fusion, concat) needs one on every line; for other models the fi
 serve to draw missing images. Lines are resolved by the input resolver that training,
 the chat CLI and the GUI use (`deepmolm_plugin.molecule.inputs`): a line without `image`
 gets its molecule's depiction, written once to `renders/` next to the answers file under
-the resolver's name for it (a digest of what is drawn). Any problem with a
-line is an error naming its question_id, raised before the model is loaded: among them a
+the resolver's name for it (a digest of what is drawn).
+
+A question that cannot be asked is reported and left out, and the others are answered:
+its molecule or image is bad (found before the model loads), or its prompt is longer than
+the model's context (found while generating). Each is printed as `error: question ID:
+reason`, listed in `<answers stem>.failures.jsonl` as `{question_id, reason}` (an earlier
+run's file is removed when a run starts), and the run exits with status 1. Problems with
+the file itself stop the run before the model loads, naming the line or the id: a
 question_id that is not a string or integer or appears twice (as text: `1` and `"1"` are
-one id to the report), a `text` that is not a
-string or holds the image placeholder, and a line's `image` that is missing, a folder or
-not a readable image. So is bad
-input on the command line: no such --model-path folder, --question-file, --image-folder or
+one id to the report), a `text` that is not a string or holds the image placeholder. So
+is bad input on the command line: no such --model-path folder, --question-file, --image-folder or
 --structure-folder, a question file with no questions, an --answers-file that is the
 --question-file (the host would overwrite it), nonsense chunk or token numbers
 (one line on stderr, exit status 2 for options, 1 for the question file's content).
@@ -66,7 +70,7 @@ from ..cli import (CONFORMER_POLICIES, images_in_dtype, model_conformer_policy, 
                    keeping_processed_images, tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
-from .jsonl import json_kind, read_jsonl
+from .jsonl import failures_path, json_kind, read_jsonl
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
     import torch
@@ -163,11 +167,13 @@ class QuestionInput:
 
 def prepare_questions(questions: List[dict], image_folder: str, render_folder: Path, config,
                       structure_folder: Optional[str] = None, policy: str = "auto",
-                      ) -> Tuple[List[dict], List[QuestionInput]]:
+                      failures: Optional[List[dict]] = None) -> Tuple[List[dict], List[QuestionInput]]:
     """Lines for the host (every one with an `image`, drawn by the input resolver where
-    missing) and, in the same order, each question's inputs for `generate`."""
-    from ..data.graphs import graph_resolver, record_graph
-    from ..molecule.inputs import InputResolver, has_molecule, model_render_size
+    missing) and, in the same order, each question's inputs for `generate`. A bad line
+    raises its QuestionError, or, given a `failures` list, is left out and recorded there
+    as `{question_id, reason}` (printed on stderr as it happens)."""
+    from ..data.graphs import graph_resolver
+    from ..molecule.inputs import InputResolver, model_render_size
     from ..molecule_fp import FingerprintSettings
 
     options = dict(kind="question", option_names={"structure_folder": "--structure-folder"})
@@ -178,28 +184,50 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
     uses_molecules = projector_uses_molecules(config)
     prepared, inputs = [], []
     for line in questions:
-        qid = line["question_id"]
-        if uses_molecules and not has_molecule(line):
-            raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
-                                     f"{config.mm_projector_type!r} projector needs one")
-        check_fp_settings(line, resolver.fp)
         try:
-            graph = None
-            if graphs is not None:
-                graph = record_graph(line, str(qid), graphs)
-                if graph is None:
-                    raise QuestionError(qid, "the model's property head needs `smiles` or `structure`")
-            resolved = resolver.resolve(line, str(qid), fingerprint=uses_molecules, depiction=True)
-        except InputError as e:
-            raise QuestionError(qid, e.reason) from e
-        if not isinstance(resolved.image, str):
-            raise QuestionError(qid, f"`image` is a JSON {json_kind(resolved.image)}, not a file name")
-        if line.get("image") is not None:  # the line's own image (drawn ones are ours, written whole)
-            check_image(qid, image_path(image_folder, resolved.image), config)
-        line = dict(line, image=resolved.image)
+            line, question = _prepare_question(line, image_folder, config, resolver, graphs, uses_molecules)
+        except QuestionError as e:
+            if failures is None:
+                raise
+            record_failure(failures, e)
+            continue
         prepared.append(line)
-        inputs.append(QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph))
+        inputs.append(question)
     return prepared, inputs
+
+
+def record_failure(failures: List[dict], error: "QuestionError") -> None:
+    """One failed question: on stderr now, in the failures file at the end."""
+    print(f"error: {error}", file=sys.stderr)
+    failures.append({"question_id": error.question_id, "reason": error.reason})
+
+
+def _prepare_question(line: dict, image_folder: str, config, resolver, graphs, uses_molecules: bool,
+                      ) -> Tuple[dict, QuestionInput]:
+    """One question line -> (its line for the host, its inputs for `generate`)."""
+    from ..data.graphs import record_graph
+    from ..molecule.inputs import has_molecule
+
+    qid = line["question_id"]
+    if uses_molecules and not has_molecule(line):
+        raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
+                                 f"{config.mm_projector_type!r} projector needs one")
+    check_fp_settings(line, resolver.fp)
+    try:
+        graph = None
+        if graphs is not None:
+            graph = record_graph(line, str(qid), graphs)
+            if graph is None:
+                raise QuestionError(qid, "the model's property head needs `smiles` or `structure`")
+        resolved = resolver.resolve(line, str(qid), fingerprint=uses_molecules, depiction=True)
+    except InputError as e:
+        raise QuestionError(qid, e.reason) from e
+    if not isinstance(resolved.image, str):
+        raise QuestionError(qid, f"`image` is a JSON {json_kind(resolved.image)}, not a file name")
+    if line.get("image") is not None:  # the line's own image (drawn ones are ours, written whole)
+        check_image(qid, image_path(image_folder, resolved.image), config)
+    line = dict(line, image=resolved.image)
+    return line, QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph)
 
 
 def check_fp_settings(line: dict, fp) -> None:
@@ -228,8 +256,11 @@ class QuestionInputs:
     that every question got its call."""
 
     def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None,
-                 feature_cache: Optional[str] = None):
+                 feature_cache: Optional[str] = None, failures: Optional[List[dict]] = None):
         self.feature_cache = feature_cache
+        # None: a question that cannot be generated for raises; a list: it is recorded
+        # there, `generate` returns no tokens, and `unanswered` names it
+        self.failures, self.unanswered = failures, set()
         self.processed: dict = {}  # the host's last process_images output (see `installed`)
         self.queue = collections.deque(inputs)
         self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
@@ -271,8 +302,15 @@ class QuestionInputs:
                         molecule_fp=kwargs.get("molecule_fp"))
                     self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
                 return generate(inputs, *args, **kwargs)
-            except PromptTooLong as e:  # the answers so far stay in the answers file
-                raise QuestionError(question.question_id, str(e)) from e
+            except PromptTooLong as e:
+                error = QuestionError(question.question_id, str(e))
+                if self.failures is None:
+                    raise error from e
+                record_failure(self.failures, error)
+                self.unanswered.add(str(question.question_id))
+                import torch
+
+                return torch.empty((1, 0), dtype=torch.long)  # decoded as "": its line is dropped afterwards
 
         return wrapper
 
@@ -345,24 +383,30 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     chunks = host.split_list(read_questions(args.question_file), args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
+    # The answers file is rewritten from here on: an earlier run's property-head
+    # predictions or failures would otherwise stay beside this run's answers.
+    aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
+    failures_file = failures_path(answers)
+    aux_file.unlink(missing_ok=True)
+    failures_file.unlink(missing_ok=True)
     # None (not given, and not resolved by `main`): the model's own, as main would choose it
     policy = args.conformer_policy or getattr(config, "conformer_policy", None) or "auto"
+    failures: List[dict] = []
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
-                                         args.structure_folder, policy)
-    # The answers file is rewritten from here on: an earlier run's property-head
-    # predictions would otherwise stay beside this run's answers.
-    aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
-    aux_file.unlink(missing_ok=True)
-    if not prepared:  # more chunks than questions: the host's get_chunk would raise IndexError
-        print(f"chunk {args.chunk_idx} of {args.num_chunks} has no questions: empty answers file", file=sys.stderr)
+                                         args.structure_folder, policy, failures=failures)
+    if not prepared:  # more chunks than questions (the host's get_chunk would raise IndexError), or all failed
+        if not failures:
+            print(f"chunk {args.chunk_idx} of {args.num_chunks} has no questions: empty answers file",
+                  file=sys.stderr)
         answers.parent.mkdir(parents=True, exist_ok=True)
         answers.write_text("")
+        report_failures(failures, failures_file, len(chunk), answers)
         return
     uses_molecules = projector_uses_molecules(config)
     if not uses_molecules and any(q.get(f) is not None for q in chunk for f in ("molecule_fp", "structure", "smiles")):
         print(f"note: {args.model_path}'s projector does not use molecules; molecule fields only provide "
               "missing depictions", file=sys.stderr)
-    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens, args.vision_feature_cache)
+    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens, args.vision_feature_cache, failures)
     with tempfile.TemporaryDirectory(prefix="deepmolm_vqa_") as folder:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
@@ -380,19 +424,51 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
                 host.eval_model(host_args)
             state.finish()
+            drop_answers(partial, state.unanswered)
             os.replace(partial, answers)
         except BaseException:
             if partial.is_file() and partial.stat().st_size:  # the answers so far are kept, apart
+                drop_answers(partial, state.unanswered)
                 kept = answers.with_name(answers.name + ".partial")
                 os.replace(partial, kept)
                 print(f"the answers written before the failure are in {kept}; {answers} is unchanged",
                       file=sys.stderr)
+            write_failures(failures_file, failures)
             raise
         finally:
             partial.unlink(missing_ok=True)
     if state.aux_predictions:
         aux_file.write_text("".join(json.dumps(p) + "\n" for p in state.aux_predictions))
         print(f"property head predictions: {aux_file}", file=sys.stderr)
+    report_failures(failures, failures_file, len(chunk), answers)
+
+
+class QuestionsFailed(EvalInputError):
+    """Some questions could not be asked; the others were answered (exit status 1)."""
+
+
+def write_failures(path: Path, failures: List[dict]) -> None:
+    if failures:
+        path.write_text("".join(json.dumps(f) + "\n" for f in failures))
+
+
+def report_failures(failures: List[dict], path: Path, asked: int, answers: Path) -> None:
+    """Write the failures file and raise QuestionsFailed when any question failed."""
+    if not failures:
+        return
+    write_failures(path, failures)
+    raise QuestionsFailed(f"{len(failures)} of {asked} questions failed ({path}, reasons above); the "
+                          f"{asked - len(failures)} others were answered, in {answers}")
+
+
+def drop_answers(path: Path, question_ids: set) -> None:
+    """Remove the lines the host wrote for questions that failed while generating (their
+    `text` is the empty string of no tokens, not an answer)."""
+    if not question_ids:
+        return
+    kept = [line for line in path.read_text().splitlines(keepends=True)
+            if str(json.loads(line)["question_id"]) not in question_ids]
+    path.write_text("".join(kept))
 
 
 def check_arguments(args: argparse.Namespace) -> None:
