@@ -13,8 +13,9 @@ import pytest
 
 from deepmolm_plugin.data.prepare import schedule
 from deepmolm_plugin.data.sources import READERS, chebi20_mm, csv_source, sdf_source  # noqa: F401  (registered)
+from deepmolm_plugin.data.sources.base import MoleculeSpec, SourceItem, register_reader
 
-from test_prepare import prepare
+from test_prepare import FAST, jsonl, prepare, records
 from test_sources import errors, items, read, vis_record, write_json
 
 # One SDF record (ethanol's heavy atoms, 3D), with a data field Y = {value}.
@@ -568,3 +569,36 @@ def test_split_files_of_a_run_whose_manifest_was_lost_do_not_stay(tmp_path, caps
     assert not (out / "valid.json").exists() and not (out / "fp" / "valid.npy").exists()
     assert (out / "notes.json").is_file()
     assert [r["id"] for r in json.loads((out / "train.json").read_text())] == ["A:property:y", "B:property:y", "C:property:y"]
+
+
+@register_reader("test-repeated-ids", options=set())
+def repeated_ids_reader(input_path, options):
+    """A record, then a later item with its id that fails anyway; two ids that differ only
+    in Unicode normalisation (NFD 'café' then NFC 'café')."""
+    yield SourceItem("x", "train", "Caption", MoleculeSpec(smiles="CCO"), "Ethanol.")
+    yield SourceItem("x", "train", "Caption", MoleculeSpec(smiles="C1CC"), "Never.")  # unclosed ring
+    yield SourceItem("cafe\u0301", "train", "Caption", MoleculeSpec(smiles="CCN"), "Ethylamine.")
+    yield SourceItem("caf\u00e9", "train", "Caption", MoleculeSpec(smiles="CCC"), "Propane.")
+
+
+def test_a_repeated_id_fails_as_a_duplicate_even_when_the_item_failed_anyway(tmp_path):
+    """was: the later 'x' failed at its molecule, listed in failures.jsonl under the id of a
+    record that is in train.json; and 'café' written two ways made two records that look
+    identical everywhere they are shown."""
+    (tmp_path / "in.txt").write_text("")
+    out = tmp_path / "out"
+    assert prepare("--format", "test-repeated-ids", "--input", tmp_path / "in.txt", "--out", out, *FAST)[0] == 0
+    assert [r["id"] for r in records(out / "train.json")] == ["x", "cafe\u0301"]
+    failed = jsonl(out / "failures.jsonl")
+    assert [(f["id"], f["stage"]) for f in failed] == [("x", "duplicate-id"), ("caf\u00e9", "duplicate-id")]
+    assert "an earlier record has the same id" in failed[0]["reason"]
+    assert "this one also failed (molecule: " in failed[0]["reason"]
+    assert json.loads((out / "manifest.json").read_text())["failures"]["by_stage"] == {"duplicate-id": 2}
+
+
+def test_csv_ids_that_differ_only_in_unicode_normalisation_are_one_id(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("id,smiles,Y\ncafe\u0301,CCO,1.0\ncaf\u00e9,CCN,2.0\n", encoding="utf-8")
+    found = read("csv", path, id_column="id", label_columns=["Y"])
+    (error,) = errors(found).values()
+    assert error.stage == "id" and "is also the id of row 0" in error.reason

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
-from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, split_problem
+from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, id_key, split_problem
 from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file, writer_tag
 from .items import Made
 from .lock import is_lock_file
@@ -211,25 +211,29 @@ class Tally:
 
 def tally(out: Output, n_chunks: int) -> Tally:
     """Counts, sidecar sizes (rows shared by records with equal tokens counted once),
-    repeated ids (the later ones fail, also after an earlier one failed), and a check that
+    repeated ids (`id_key`: the later ones fail as duplicates, whether the earlier one
+    failed or not, and whether the later one would have failed anyway), and a check that
     every image is there."""
     t, seen, images, fps = Tally(), set(), set(), {}
     for c in range(n_chunks):
         meta, _ = out.load_chunk(c, with_tokens=False)
         for k, entry in enumerate(meta["items"]):
             t.items += 1
-            if "failure" in entry:
-                t.stages[entry["failure"]["stage"]] += 1
-                # A failed record's id is taken too: a later record with it would otherwise
-                # appear in the records and in failures.jsonl under one id.
-                seen.add(entry["failure"].get("id"))
-                continue
-            record = entry["record"]
-            if record["id"] in seen:
+            item_id = entry["failure"].get("id") if "failure" in entry else entry["record"]["id"]
+            # A failed item's id is taken too, and a failed item may repeat a record's id:
+            # either way one id would be in the records and in failures.jsonl as if it failed.
+            # (A reader's own "id" failure already says the id is repeated.)
+            repeated = item_id is not None and id_key(item_id) in seen
+            if repeated and not ("failure" in entry and entry["failure"]["stage"] == "id"):
                 t.duplicates.add((c, k))
                 t.stages["duplicate-id"] += 1
                 continue
-            seen.add(record["id"])
+            if item_id is not None:
+                seen.add(id_key(item_id))
+            if "failure" in entry:
+                t.stages[entry["failure"]["stage"]] += 1
+                continue
+            record = entry["record"]
             if record["image"] not in images:
                 image = out.root / record["image"]
                 problem = ("is missing (deleted since it was written)" if not image.is_file() else
@@ -255,6 +259,11 @@ def tally(out: Output, n_chunks: int) -> Tally:
     return t
 
 
+def duplicate_failure(item_id, more: str = "") -> dict:
+    return {"id": item_id, "stage": "duplicate-id",
+            "reason": f"an earlier record has the same id (as Unicode NFC text){more}"}
+
+
 def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> None:
     """Pass 2: records, sidecars and failures into temporary files, then renamed into place
     (sidecars first, so a record file never points at a sidecar that is not there yet)."""
@@ -271,13 +280,16 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
             at = 0
             for k, entry in enumerate(meta["items"]):
                 if "failure" in entry:
-                    failures.write(dumps(entry["failure"]) + "\n")
+                    failure = entry["failure"]
+                    if (c, k) in t.duplicates:
+                        failure = duplicate_failure(failure["id"], f"; this one also failed ({failure['stage']}: "
+                                                                   f"{failure['reason']})")
+                    failures.write(dumps(failure) + "\n")
                     continue
                 n, split, record = entry["atoms"], entry["split"], entry["record"]
                 rows, at = tokens[at:at + n], at + n
                 if (c, k) in t.duplicates:
-                    failures.write(dumps({"id": record["id"], "stage": "duplicate-id",
-                                          "reason": "an earlier record has the same id"}) + "\n")
+                    failures.write(dumps(duplicate_failure(record["id"])) + "\n")
                     continue
                 if entry["fp"] not in placed[split]:  # rows shared by a molecule's records: stored and digested once
                     placed[split][entry["fp"]] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows)

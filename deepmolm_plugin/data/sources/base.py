@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -100,12 +101,19 @@ def csv_header(reader, path, fmt: str) -> list:
     return header
 
 
+def id_key(item_id) -> str:
+    """What makes two ids one: their text in Unicode NFC. 'café' typed with a combining
+    accent (NFD) and with 'é' (NFC) look the same wherever they are shown, and were two
+    records."""
+    return unicodedata.normalize("NFC", str(item_id))
+
+
 def repeated_id(seen: Dict[str, str], row_id: str, where: str) -> Optional[str]:
     """Why `row_id` (from the data's id column or field) cannot name the row at `where`: an
-    earlier row has it (None: it is new, and now taken). Checked when the row is read, so
-    the second row fails whether or not the first one made records (a failed first row
-    and a good second one gave one id in failures.jsonl and in the records)."""
-    first = seen.setdefault(row_id, where)
+    earlier row has it (`id_key`; None: it is new, and now taken). Checked when the row is
+    read, so the second row fails whether or not the first one made records (a failed
+    first row and a good second one gave one id in failures.jsonl and in the records)."""
+    first = seen.setdefault(id_key(row_id), where)
     return None if first == where else f"{where}: id {row_id!r} is also the id of {first}"
 
 
