@@ -72,13 +72,15 @@ def apply() -> None:
         @functools.wraps(host_step)
         def training_step(self, model, inputs, *args, **kwargs):
             loss = host_step(self, model, inputs, *args, **kwargs)
-            self.__dict__.setdefault("_deepmolm_step_losses", []).append(float(loss))
+            # kept as the tensor: read once per optimizer step (below), not a device sync per micro-batch
+            self.__dict__.setdefault("_deepmolm_step_losses", []).append(loss.detach() if hasattr(loss, "detach")
+                                                                         else loss)
             return loss
 
         @functools.wraps(host_norm)
         def _get_grad_norm(self, model, grad_norm=None):
             grad_norm = host_norm(self, model, grad_norm=grad_norm)
-            losses = self.__dict__.pop("_deepmolm_step_losses", [])
+            losses = [float(x) for x in self.__dict__.pop("_deepmolm_step_losses", [])]
             if self.args.fp16:
                 return grad_norm
             bad_loss, bad_norm = not all(map(math.isfinite, losses)), not _finite(grad_norm)
