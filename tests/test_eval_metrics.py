@@ -251,6 +251,15 @@ NUMBER_TABLE = [
     ("nan", None),
     ("inf", None),
     ("1.2.3", None),                         # malformed
+    ("2..5", None),                          # a doubled point: read 2
+    ("The LogP is 3..7", None),
+    ("--2.5", None),                         # a sign after a sign: read -2.5
+    ("+-2.5", None),
+    ("2.5e", None),                          # an exponent without digits: read 2.5
+    ("2.5e-", None),
+    ("2.5E+ eV", None),
+    ("2.5eV", 2.5),                          # a unit, not an exponent
+    ("x = -3", -3.0),
     ("12,5", None),                          # decimal comma or a list: ambiguous
     ("1,2,3", None),
     ("0,125", None),                         # a decimal comma: was read as 125 (a thousands group)

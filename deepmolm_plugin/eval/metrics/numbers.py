@@ -146,8 +146,12 @@ _LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?
 _ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
 # "1.2.3", "12,5", "1'00" (a group not of three digits), a fraction or ratio ("1/2", "3:1",
 # `\frac{1}{\pi}` as "1/{\pi}"), an exponent that is none ("1.2e3.5", "1e5e5": read as 1.2
-# and 1) or one set apart by a space ("1.2 E+3" read 1.2, while "1.2 E-3" was a range)
-_MALFORMED = re.compile(r"^(?:\.\d|,\d|['’_]\d|\s*/\s*[{(]?\s*(?:\.?\d|\\)|:\d|[dD][+-]?\d|\s*[eE]\s*[+-]?\s*\d)")
+# and 1) or one set apart by a space ("1.2 E+3" read 1.2, while "1.2 E-3" was a range), a
+# doubled point ("2..5", read 2) and an exponent without digits ("2.5e", "2.5e-": read 2.5;
+# "2.5eV" is a unit)
+_MALFORMED = re.compile(r"^(?:\.\d|\.\.+\s*\d|,\d|['’_]\d|\s*/\s*[{(]?\s*(?:\.?\d|\\)|:\d|[dD][+-]?\d"
+                        r"|\s*[eE]\s*[+-]?\s*\d|[eE][+-]?(?![^\W\d_]))")
+_SIGN_BEFORE = re.compile(r"[+-]$")  # "--2.5": a sign after a sign (read -2.5)
 _DENOMINATOR = re.compile(r"/\s*[{(]?\s*$")  # `\frac{\pi}{2}` ("\pi/{2}") read 2
 _POWER = re.compile(r"^\s*(?:\^|\*\*)\s*[(+-]?\s*\d")  # "5^2", "2**10": a power of another base than 10
 _PRODUCT = re.compile(r"^\s*[xX×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
@@ -205,6 +209,8 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         if _MALFORMED.match(after) or _PRODUCT.match(after) or power or space_group:
             return None
         before = text[:start]
+        if sign and _SIGN_BEFORE.search(before):
+            return None
         if (_RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _DENOMINATOR.search(before)
                 or _range_after(after)):
             return None
