@@ -68,7 +68,7 @@ def test_a_tokenizer_folder_without_a_tokenizer_is_one_line(tmp_path, capsys):
     assert "--tokenizer hf:" in capsys.readouterr().err and not (tmp_path / "o" / "metrics.json").exists()
 
 
-def test_a_blank_or_boolean_task_and_a_boolean_reference_value_are_not_scored(tmp_path):
+def test_a_blank_or_boolean_task_and_a_boolean_reference_value_are_refused(tmp_path):
     # was: `true` scored as a text task "True", "" merged with the questions without a task,
     # and properties {"LogP": true} the reference value 1.0
     for task in ("", True):
@@ -81,8 +81,9 @@ def test_a_blank_or_boolean_task_and_a_boolean_reference_value_are_not_scored(tm
                             {"question_id": 1, "task": "LogP", "answer": "The LogP is 2.0.", "text": "What?"}])
     ours = _jsonl(tmp_path / "ours.jsonl", [_answer(0, "The LogP is 1.0.", prompt="What?"),
                                             _answer(1, "The LogP is 2.0.", prompt="What?")])
-    metrics = build_report([ours], refs)[0]["tasks"]["LogP"]["metrics"]
-    assert metrics["n"] == 1 and metrics["n_without_reference"] == 1
+    # then left out as "no reference value"; now an error, as in eval.questions and training
+    with pytest.raises(ReportError, match="question 0: property 'LogP' is True, not a finite number"):
+        build_report([ours], refs)
 
 
 # --- references no answer can match --------------------------------------------------------------
@@ -256,3 +257,21 @@ def test_report_names_the_questions_model_vqa_could_not_ask(tmp_path):
     with pytest.raises(MergeError, match=r"2 question\(s\) have no answer in any shard: 'q2', 'q3'; 1 of them could "
                                          r"not be asked \(.*chunk0\.failures\.jsonl\), e\.g\. 'q2': SMILES 'C1CC': bad"):
         merge_answers([answers], expected=["q1", "q2", "q3"])
+
+
+@pytest.mark.parametrize("value, shown", [("NaN", "nan"), ("Infinity", "inf"), ("true", "True"), ('"2.5"', "'2.5'")])
+@pytest.mark.parametrize("where", ["references", "answers"])
+def test_a_reference_property_that_is_not_a_finite_number_is_an_error_naming_it(tmp_path, value, shown, where):
+    """was: NaN, inf and true were read as no entry (the question left out as having "no
+    properties entry") and the text "2.5" as the number 2.5; eval.questions and training
+    refuse them."""
+    from deepmolm_plugin.eval.merge import ReportError, load_references, references_from_answers
+
+    line = '{"question_id": "a", "text": "2.0", "task": "LogP", "answer": "The value", "properties": {"LogP": %s}}'
+    path = tmp_path / "lines.jsonl"
+    path.write_text(line % value + "\n")
+    with pytest.raises(ReportError, match=rf"question 'a': property 'LogP' is {re.escape(shown)}, not a finite number"):
+        if where == "references":
+            load_references(path)
+        else:
+            references_from_answers({"a": json.loads(path.read_text())})

@@ -179,12 +179,25 @@ def load_references(path: os.PathLike) -> "OrderedDict[str, dict]":
         qid = str(row["question_id"])
         if qid in refs:
             duplicated.append(qid)
+        _check_properties(row)
         refs[qid] = row
     if duplicated:
         raise ReportError(f"{path}: question_id listed more than once: {format_ids(duplicated)}")
     if not refs:
         raise ReportError(f"--references {path}: holds no questions")
     return refs
+
+
+def _check_properties(record: dict) -> None:
+    """`properties` as training and eval.questions take them ({name: finite number}): a NaN,
+    inf, true or "2.5" was read as no entry (the question left out as "no properties
+    entry") or as the number 2.5."""
+    from ..data.records import RecordError, check_properties
+
+    try:
+        check_properties(record, str(record["question_id"]))
+    except RecordError as e:
+        raise ReportError(f"question {record['question_id']!r}: {e.reason}") from e
 
 
 def references_from_answers(answers: Dict[str, dict]) -> "OrderedDict[str, dict]":
@@ -203,6 +216,7 @@ def references_from_answers(answers: Dict[str, dict]) -> "OrderedDict[str, dict]
             lacking.append(qid)
             continue
         refs[qid] = {"question_id": row["question_id"], **source}
+        _check_properties(refs[qid])
     if lacking:
         raise ReportError(f"no --references given and {len(lacking)} answer(s) carry no reference `answer` "
                           f"(top level or metadata): {format_ids(lacking)}")
