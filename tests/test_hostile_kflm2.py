@@ -219,8 +219,14 @@ def test_a_fixed_test_set_without_usable_labels_is_refused(tmp_path):
     # was: exit 0 with "0 molecules" and a test metric "n/a"
     data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY[:30])])
     blank = _csv(tmp_path / "blank.csv", ["smiles", "y"], [(s, "") for s in FORTY[30:]])
-    with pytest.raises(SystemExit, match=r"blank.csv: target 'y' has no label in the 0 usable molecules"):
+    with pytest.raises(SystemExit, match=r"--test-file .*blank.csv: target 'y' has no label in the 0 usable "
+                                         r"molecules; nothing to test it on$"):
         kcli.main(_run(data, tmp_path / "o", extra=("--test-file", str(blank))))
+    constant = _csv(tmp_path / "constant.csv", ["smiles", "y"], [(s, 1.0) for s in FORTY[30:]])
+    # was: the training data's advice ("drop it from --targets", "nothing to learn")
+    with pytest.raises(SystemExit, match=r"--test-file .*constant.csv: regression target 'y' has only the value 1 in "
+                                         r"its 10 labelled molecules: no R² can be computed on it$"):
+        kcli.main(_run(data, tmp_path / "o", extra=("--test-file", str(constant))))
 
 
 def test_a_target_without_a_label_in_a_subset_is_refused(tmp_path):
@@ -396,3 +402,18 @@ def test_a_cache_folder_from_the_environment_is_checked_first(tmp_path, monkeypa
     assert exit_.value.code == 2
     assert f"$DEEPMOLM_PROPERTY_CACHE {tmp_path / 'file'}: is a file, not a folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_classification_labels_that_are_not_binary_are_listed_after_the_field_counts(tmp_path):
+    """was: `CCN,1,07,0` (an unquoted comma) failed as "classification label 7.0 is not 0/1",
+    at the first such row, without its file line; regression named the row's field count."""
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("smiles,mw,y\nCCO,46,1\nCCN,1,07,0\nCCC,44,1\n")
+    with pytest.raises(SystemExit, match=r"1 row\(s\) whose number of fields differs from the header's 3: row 1 "
+                                         r"\(4 fields, line 3\)"):
+        kcli.load_table(ragged, ["y"], task="classification")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("smiles,y\nCCO,1\nCCN,2\nCCC,0\nCCCC,0.5\n")
+    with pytest.raises(SystemExit, match=r"2 classification label\(s\) that are not 0/1: row 1 \(y=2, line 3\), "
+                                         r"row 3 \(y=0.5, line 5\)"):
+        kcli.load_table(labels, ["y"], task="classification")

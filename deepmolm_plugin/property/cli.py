@@ -149,10 +149,12 @@ def _reject(path: str, found: list, what: str, hint: str, shown: int = 20) -> No
                      f"from 0 after the header, as in data_report.json; {hint}")
 
 
-def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unparseable: list) -> None:
+def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unparseable: list,
+                     not_binary: Sequence = ()) -> None:
     """Rows whose field count differs from the header's (an extra field has no column and a
     missing one reads as empty: an unquoted comma puts cells under the wrong column), then
-    nan/inf labels, then label text that is not a number."""
+    nan/inf labels, then label text that is not a number, then classification labels that
+    are not 0/1 (after the field counts: `CCN,1,07,0` was "label 7.0 is not 0/1")."""
     missing = "leave a cell empty (or NA) to mark a label missing"
     _reject(path, [f"row {n} ({fields} fields, {lines})" for n, fields, lines in ragged],
             f"row(s) whose number of fields differs from the header's {width}", "quote cells that contain commas")
@@ -160,6 +162,8 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
             f"non-finite label(s) (nan/inf) or beyond +-{LABEL_LIMIT:g}", missing)
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in unparseable],
             "label(s) that are not numbers", missing)
+    _reject(path, [f"row {n} ({column}={value:g}, {lines})" for n, column, value, lines in not_binary],
+            "classification label(s) that are not 0/1", "--task classification takes 0/1 labels")
 
 
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
@@ -201,7 +205,8 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
         if problem:
             raise SystemExit(f"{path}: {problem}")
         column = smiles_column or next(c for c in SMILES_COLUMNS if c in header)
-        smiles, mols, ys, rows, invalid, unlabelled, nonfinite, unparseable, ragged = ([] for _ in range(9))
+        smiles, mols, ys, rows, invalid, unlabelled, nonfinite, unparseable, ragged, not_binary = (
+            [] for _ in range(10))
         bad = 0
         rows_read = 0
         n, last_line = -1, reader.line_num
@@ -222,9 +227,8 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             labels, row_bad = _row_labels(row, targets, n, nonfinite, unparseable)
             bad += row_bad
             if task == "classification":
-                for v in labels:
-                    if not math.isnan(v) and v not in (0.0, 1.0):
-                        raise SystemExit(f"{path} row {n}: classification label {v} is not 0/1")
+                not_binary += [(n, name, v, line_span(first_line, last_line)) for name, v in zip(targets, labels)
+                               if not math.isnan(v) and v not in (0.0, 1.0)]
             text = (row.get(column) or "").strip()
             mol, reason = parse_smiles(text)
             if mol is None:
@@ -237,7 +241,7 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             mols.append(mol)
             ys.append(labels)
             rows.append(n)
-    _reject_bad_rows(path, ragged, len(header), nonfinite, unparseable)
+    _reject_bad_rows(path, ragged, len(header), nonfinite, unparseable, not_binary)
     y = np.asarray(ys, dtype=np.float64).reshape(-1, len(targets))
     return Table(path, smiles, mols, y, np.asarray(rows, dtype=np.int64), list(targets), rows_read, invalid,
                  unlabelled, bad)
@@ -438,10 +442,11 @@ def run_from_args(args) -> dict:
         data_report["molecules"] = len(table.smiles)
     if len(table.smiles) < 10:
         removed = f" after removing {data_report['removed_as_in_test_files']} in the --test-file(s)" if tests else ""
-        raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}")
+        raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}; at least 10 are "
+                         "needed (train, validation and test splits)")
     check_labels(table, args.task)
     for t in tests.values():  # a fixed test set without usable labels reported "n/a" and exit 0
-        check_labels(t, args.task)
+        check_labels(t, args.task, test_file=True)
     groups = key_groups(keys)
     data_report["duplicates"] = duplicate_report(table, groups)
     scaffolds = join_groups(scaffold_sets(table.mols), groups) if args.split.startswith("scaffold") else None
@@ -525,20 +530,23 @@ def run_from_args(args) -> dict:
     return results_doc
 
 
-def check_labels(table: Table, task: str) -> None:
-    """Every target must be learnable from the usable molecules: a column without a single
-    label would be trained on nothing and silently left out of every averaged metric; a
-    classification target with one class has no ROC-AUC anywhere, and a constant
-    regression target has no R² and an RMSE that measures nothing but the model's noise."""
+def check_labels(table: Table, task: str, test_file: bool = False) -> None:
+    """Every target must be learnable from the usable molecules (and, in a `--test-file`,
+    measurable on them): a column without a single label would be trained (tested) on
+    nothing and silently left out of every averaged metric; a classification target with
+    one class has no ROC-AUC anywhere, and a constant regression target has no R² and an
+    RMSE that measures nothing but the model's noise."""
+    where = f"--test-file {table.path}" if test_file else table.path
     for k, name in enumerate(table.task_names):
         labelled = table.y[~np.isnan(table.y[:, k]), k]
         if labelled.size == 0:
-            raise SystemExit(f"{table.path}: target {name!r} has no label in the {len(table.smiles)} usable "
-                             f"molecules; drop it from --targets")
+            fix = "nothing to test it on" if test_file else "drop it from --targets"
+            raise SystemExit(f"{where}: target {name!r} has no label in the {len(table.smiles)} usable "
+                             f"molecules; {fix}")
         if np.unique(labelled).size < 2:
             value, why = ("class", "no ROC-AUC can be computed") if task == "classification" else (
-                "the value", "nothing to learn and no R²")
-            raise SystemExit(f"{table.path}: {task} target {name!r} has only {value} {labelled[0]:g} in its "
+                "the value", "no R² can be computed on it" if test_file else "nothing to learn and no R²")
+            raise SystemExit(f"{where}: {task} target {name!r} has only {value} {labelled[0]:g} in its "
                              f"{labelled.size} labelled molecules: {why}")
 
 
