@@ -233,3 +233,36 @@ def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_pa
     with pytest.raises(QuestionError, match="question 'm': its molecule_fp was made with fp_bits=1024, "
                                             "fp_levels=3 but the model uses fp_bits=8192, fp_levels=3"):
         check_fp_settings(line, FingerprintSettings(8192, 3))
+
+
+def test_questions_check_a_records_tokens_against_its_molecule(tmp_path, capsys):
+    """was: sidecar rows of ethanol next to the SMILES CCCC, inline text or out-of-range
+    hashes all went into the question file (and into the report's references)."""
+    import numpy as np
+
+    from deepmolm_plugin.molecule.inputs import InputResolver
+    from deepmolm_plugin.molecule_fp import DEEPMOLM
+
+    (tmp_path / "fp").mkdir()
+    rows = InputResolver(DEEPMOLM).molecule_fp({"smiles": "CCO"}, "ethanol").numpy().astype(np.int16)
+    np.save(tmp_path / "fp" / "good.npy", rows)
+    turns = [{"from": "human", "value": "<image>\nLogP?"}, {"from": "gpt", "value": "0.1"}]
+    sidecar = {"sidecar": "fp/good.npy", "offset": 0, "atoms": 3}
+    cases = [({"smiles": "CCCC", "molecule_fp": sidecar}, "molecule_fp has 3 atom rows but its SMILES 'CCCC' has 4"),
+             ({"smiles": "CCO", "molecule_fp": "garbage"}, "record 'a': cannot use its molecule_fp: "),
+             ({"smiles": "CCO", "molecule_fp": [[99999999, -5]]}, "record 'a': cannot use its molecule_fp: ")]
+    for fields, message in cases:
+        data = tmp_path / "d.json"
+        data.write_text(json.dumps([{"id": "a", "conversations": turns, **fields}]))
+        with pytest.raises(SystemExit) as exit:
+            eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
+        assert message in str(exit.value.code)
+        assert not (tmp_path / "q.jsonl").exists()
+    data.write_text(json.dumps([{"id": "a", "conversations": turns, "smiles": "CCO", "molecule_fp": sidecar}]))
+    eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
+    assert json.loads((tmp_path / "q.jsonl").read_text())["molecule_fp"] == rows.tolist()
+    # QUESTIONS under a file: one usage line (was a FileExistsError traceback)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit) as exit:
+        eval_questions.main([str(data), str(tmp_path / "afile" / "q.jsonl")])
+    assert exit.value.code == 2 and "afile" in capsys.readouterr().err

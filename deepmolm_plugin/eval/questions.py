@@ -67,16 +67,22 @@ def _resolver(data_dir: str, fp):
     return InputResolver(fp or DEEPMOLM, record_folder=data_dir)
 
 
-def _sidecar_fp(value: dict, rid: str, data_dir: Path, fp) -> list:
-    """Inline tokens for a sidecar reference, read by the input resolver (the reader of data
-    preparation's sidecars), paths relative to the data file's folder."""
+def _checked_fp(record: dict, rid: str, data_dir: Path, fp) -> list:
+    """The record's tokens as an inline list, read and checked by the input resolver (the
+    reader of data preparation's sidecars; paths relative to the data file's folder), as
+    training and model_vqa check them: valid tokens (shape, hash range), and as many rows
+    as its SMILES or atom list has heavy atoms. (A `structure` is checked by model_vqa,
+    which knows the --structure-folder it is relative to.) Sidecar rows of another
+    molecule, and inline text or out-of-range hashes, went into the question file."""
     from ..molecule.inputs import InputError
 
+    value = record["molecule_fp"]
+    fields = {k: record[k] for k in MOLECULE_KEYS if k not in ("structure", "structure_index") and k in record}
     try:
-        tokens = _resolver(str(data_dir), fp).molecule_fp({"id": rid, "molecule_fp": value}, rid)
+        tokens = _resolver(str(data_dir), fp).molecule_fp(fields, rid)
     except InputError as e:
-        raise QuestionFileError(f"record {rid!r}: cannot read its molecule_fp sidecar reference {value!r}: "
-                                f"{e.reason}") from e
+        what = f"its molecule_fp sidecar reference {value!r}" if isinstance(value, dict) else "its molecule_fp"
+        raise QuestionFileError(f"record {rid!r}: cannot use {what}: {e.reason}") from e
     return tokens.tolist()
 
 
@@ -110,11 +116,9 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
         if record.get(name) not in (None, ""):
             question[name] = record[name]
     _check_properties(record, rid)
-    settings, tokens = fp, record.get("molecule_fp")
-    if isinstance(tokens, dict):
-        question["molecule_fp"] = _sidecar_fp(tokens, str(rid), data_dir, settings)
-    elif tokens is not None:
-        question["molecule_fp"] = tokens
+    settings = fp
+    if record.get("molecule_fp") is not None:
+        question["molecule_fp"] = _checked_fp(record, str(rid), data_dir, settings)
     if "molecule_fp" in question:
         from ..molecule_fp import DEEPMOLM
 
@@ -188,6 +192,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
         if Path(args.out).resolve() == Path(args.data).resolve():  # it was replaced by the questions
             raise usage.UsageError(f"QUESTIONS {args.out}: is the DATA file; it would be overwritten")
+        usage.output_folder(Path(args.out).parent, "QUESTIONS's folder")  # a file there was a FileExistsError
         fp = _fp_settings(args)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
