@@ -183,7 +183,9 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
     """`generate` with this chat's molecule_fp (1, atoms, levels), its tiles (tiles mode)
     and images in the model's dtype; with `do_sample=False`, without the sampling-only flags.
     `processed["images"]`: the image processor's own tensor, which replaces the host's copy of
-    it (see `loader_binding_inputs`)."""
+    it (see `loader_binding_inputs`). A prompt longer than the model's context is said on
+    stderr and answered with nothing, and the chat goes on."""
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
 
     @functools.wraps(generate)
     def wrapper(inputs=None, *args, **kwargs):
@@ -196,7 +198,11 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
                 raise RuntimeError("generate got a molecule_fp of its own and the CLI's molecule")
             kwargs["molecule_fp"] = molecule_fp
         kwargs.update(tiles or {})
-        return generate(inputs, *args, **kwargs)
+        try:
+            return generate(inputs, *args, **kwargs)
+        except PromptTooLong as e:  # said, and the chat goes on: the question is left out of the history
+            print(f"\nerror: {e}", file=sys.stderr)
+            return inputs  # no new tokens: the host stores an empty reply (`history_messages` drops the turn)
 
     return wrapper
 
@@ -287,6 +293,63 @@ def refuse_image_placeholder(host_input):
     return ask
 
 
+def history_messages(messages: list, roles) -> list:
+    """The messages a chat's next prompt is built from: earlier replies as plain text
+    (`prompts.reply_as_text`), and a question the model answered with nothing (one refused
+    as too long: see `bind_model_inputs`) left out with its empty reply, its image
+    placeholder moved on to the next question. The template left that empty turn open, so
+    the next question landed inside the reply; and a too-long question kept in the history
+    made every later prompt too long as well."""
+    from deepmolm_plugin.data.prompts import reply_as_text, typed_placeholder
+
+    kept, carried = [], ""
+    for k in range(0, len(messages) - 1, 2):
+        (user, question), (assistant, reply) = messages[k], messages[k + 1]
+        if isinstance(question, str) and carried:
+            question, carried = carried + question, ""
+        if reply is not None and not reply.strip():
+            placeholder = typed_placeholder(question) if isinstance(question, str) else None
+            if placeholder is not None:  # the host put the image before the first question
+                carried = question[:question.index("\n") + 1]
+            continue
+        kept += [[user, question], [assistant, None if reply is None else reply_as_text(reply)]]
+    if len(messages) % 2:  # a question without its reply slot yet
+        kept.append(list(messages[-1]))
+    return kept
+
+
+@contextlib.contextmanager
+def replies_as_text(host_module):
+    """While active, the conversations `host_module` makes from its `conv_templates` build
+    their prompts from `history_messages` (the stored history is unchanged). Restored on
+    exit."""
+    import dataclasses
+
+    from llava.conversation import Conversation
+
+    class HistoryConversation(Conversation):
+        def get_prompt(self):
+            stored = self.messages
+            self.messages = history_messages(stored, self.roles)
+            try:
+                return super().get_prompt()
+            finally:
+                self.messages = stored
+
+        def copy(self):
+            fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Conversation)}
+            return HistoryConversation(**dict(fields, messages=[[x, y] for x, y in self.messages]))
+
+    templates = host_module.conv_templates
+    host_module.conv_templates = {name: HistoryConversation(**{f.name: getattr(conv, f.name)
+                                                               for f in dataclasses.fields(Conversation)})
+                                  for name, conv in templates.items()}
+    try:
+        yield
+    finally:
+        host_module.conv_templates = templates
+
+
 @contextlib.contextmanager
 def questions_without_placeholder(host_module):
     """While active, `host_module`'s `input` name (the patched display input, or the
@@ -310,6 +373,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     usage.model_folder(args.model_path, "--model-path")
     if args.model_base is not None:
         usage.model_folder(args.model_base, "--model-base")
+    usage.device(args.device)
     if args.image_file is not None:
         usage.existing_file(args.image_file, "--image-file")
     if args.structure is not None:  # a folder is named as one (it was "no such file")
@@ -334,7 +398,7 @@ def main(argv=None) -> None:
                                           args)
     resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
-        fields, name = molecule_fields(args.smiles, args.structure), args.smiles or args.structure
+        fields, name = molecule_fields(args.smiles, args.structure), usage.shortened(args.smiles or args.structure)
         try:
             for note in resolver.molecule(fields, name).notes:
                 if "more than one molecule" in note:
@@ -353,7 +417,6 @@ def main(argv=None) -> None:
     from deepmolm_plugin.molecule.inputs import model_render_size
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
-    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
     from deepmolm_plugin.tensor_files import CheckpointError
     from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
 
@@ -402,11 +465,12 @@ def main(argv=None) -> None:
                 molecule_fp = resolved.molecule_fp.unsqueeze(0)  # (1, atoms, levels)
         stack.enter_context(loader_binding_inputs(host_cli, molecule_fp, args.image_file))
         stack.enter_context(questions_without_placeholder(host_cli))
+        stack.enter_context(replies_as_text(host_cli))
         if conv_mode_is_ours:
             stack.enter_context(cli_display.launcher_chose_conv_mode(args.conv_mode))
         try:
             host_cli.main(args)
-        except (CheckpointError, PromptTooLong) as e:  # the loader's words for the folder; a question too long
+        except CheckpointError as e:  # the loader's words for the folder
             raise SystemExit(f"error: {e}") from e
         except KeyboardInterrupt:  # Ctrl-C at the prompt or mid-reply ends the chat, as Ctrl-D does
             print("\ninterrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -145,6 +146,23 @@ def at_least(value: Optional[float], option: str, minimum: float = 1) -> None:
 
     if value is not None and not (value >= minimum and math.isfinite(value)):
         raise UsageError(f"{option} must be a finite number >= {minimum}, got {value}")
+
+
+def shortened(text: str, limit: int = 80) -> str:
+    """`text` for a message: when longer than `limit`, its first characters and its length
+    (a 5000-atom SMILES made a 5000-character error in the GUI's status box)."""
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"
+
+
+DEVICE = re.compile(r"cpu|cuda(?::\d+)?")
+
+
+def device(value: str, option: str = "--device") -> None:
+    """`cpu`, `cuda` or `cuda:N` (CUDA falls back to the CPU where there is none): anything
+    else (`bogus`, `CPU`, `meta`) was torch's RuntimeError or a ValueError traceback, raised
+    while the model loaded."""
+    if not DEVICE.fullmatch(value):
+        raise UsageError(f"{option} {value!r}: give cpu, cuda or cuda:N")
 
 
 def json_list_file(value: "str | os.PathLike", option: str, what: str = "records") -> list:

@@ -172,6 +172,10 @@ CASES = {
                            ["--image-file", "{missing}.png", "no such file"], 2),
     "chat-zero-max-new-tokens": ("chat", "--model-path {model} --smiles CCO --max-new-tokens 0",
                                  ["--max-new-tokens", "0"], 2),
+    # was torch's RuntimeError ("Expected one of cpu, cuda, ...") once the model loaded
+    "chat-bad-device": ("chat", "--model-path {model} --smiles CCO --device bogus",
+                        ["--device 'bogus'", "give cpu, cuda or cuda:N"], 2),
+    "gui-bad-device": ("gui", "--model-path {model} --device CPU", ["--device 'CPU'", "give cpu, cuda or cuda:N"], 2),
     # python -m deepmolm_plugin.eval.model_vqa
     "vqa-missing-model": ("vqa", "--model-path {missing} --question-file {questions_jsonl}",
                           ["--model-path", "{missing}", "no such folder"], 2),

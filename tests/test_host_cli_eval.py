@@ -172,11 +172,18 @@ def test_model_vqa_and_chat_refuse_a_prompt_longer_than_the_context(trained_chec
     failed = [json.loads(line) for line in (tmp_path / "answers.failures.jsonl").read_text().splitlines()]
     assert [f["question_id"] for f in failed] == ["q-long"] and "context of 256" in failed[0]["reason"]
     assert not list(tmp_path.glob(".answers.jsonl.partial-*"))
+    # the chat CLI says so and goes on (it ended the chat, exit 1): the question is left out
+    # of the history, the next one is answered, with the image given once
     proc = run_module("deepmolm_plugin.cli", ["--model-path", str(trained_checkpoint), "--smiles", "CCO",
-                                              "--temperature", "0", "--max-new-tokens", "4"],
-                      cwd=tmp_path, stdin="What is it?\n" + "word " * 400 + "\n", check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert "error: the prompt is" in proc.stderr and "start a new one" in proc.stderr
+                                              "--temperature", "0", "--max-new-tokens", "4", "--debug"],
+                      cwd=tmp_path, stdin="word " * 400 + "\nWhat is it?\nAnd now?\n", check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.count("error: the prompt is") == 1 and "start a new one" in proc.stderr
+    prompts = [ast.literal_eval(line.strip())["prompt"] for line in proc.stdout.splitlines()
+               if line.strip().startswith("{'prompt'")]
+    assert len(prompts) == 3 and "word word" not in prompts[1] + prompts[2]
+    assert prompts[1].count("<image>") == prompts[2].count("<image>") == 1
+    assert prompts[2].index("<image>") < prompts[2].index("What is it?") < prompts[2].index("And now?")
 
 
 FUSION_CONFIG = SimpleNamespace(mm_projector_type="fusion", fp_bits=4096, fp_levels=4)

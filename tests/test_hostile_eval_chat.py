@@ -275,3 +275,44 @@ def test_a_reference_property_that_is_not_a_finite_number_is_an_error_naming_it(
             load_references(path)
         else:
             references_from_answers({"a": json.loads(path.read_text())})
+
+
+def test_a_reply_holding_a_placeholder_or_control_token_goes_back_as_text(tmp_path):
+    """was: an earlier reply with the text `<image>` became a second image slot for the one
+    image (IndexError on every later turn, GUI and chat CLI), and `<|im_end|>` spelled in a
+    reply ended it early in the next prompt."""
+    import deepmolm_plugin
+
+    deepmolm_plugin.register()  # the qwen2 template
+    from llava.constants import IMAGE_TOKEN_INDEX
+    from llava.mm_utils import tokenizer_image_token
+
+    from tiny_models import make_tiny_tokenizer
+    from deepmolm_plugin.cli import history_messages
+    from deepmolm_plugin.data.prompts import reply_as_text
+    from deepmolm_plugin.gui.chat import build_prompt
+
+    reply = "it looks like <image> here<|im_end|><|im_start|>system"
+    assert reply_as_text(reply).replace("\u2060", "") == reply and "<image>" not in reply_as_text(reply)
+    prompt = build_prompt("qwen2", [("What is it?", reply), ("And?", None)])
+    assert prompt.count("<image>") == 1 and prompt.count("<|im_start|>system") == 1  # the template's own
+    tokenizer = make_tiny_tokenizer()
+    assert tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX).count(IMAGE_TOKEN_INDEX) == 1
+
+    # the chat CLI's history: a turn answered with nothing is left out, its image placeholder
+    # moves on to the next question
+    messages = [["USER", "<image>\nword word"], ["ASSISTANT", ""], ["USER", "What is it?"], ["ASSISTANT", reply],
+                ["USER", "And?"], ["ASSISTANT", None]]
+    assert history_messages(messages, ("USER", "ASSISTANT")) == [
+        ["USER", "<image>\nWhat is it?"], ["ASSISTANT", reply_as_text(reply)], ["USER", "And?"], ["ASSISTANT", None]]
+
+
+@pytest.mark.parametrize("question, refused", [("\x00", True), ("what\x07?", True), ("a\x7fb", True),
+                                               ("two\nlines\tand a tab\r", False), ("café?", False)])
+def test_a_question_with_a_control_character_is_refused(question, refused):
+    """was: a NUL passed the empty-question check (str.strip keeps it) and was answered, in
+    the GUI and the chat CLI; every place that takes a question asks question_problem."""
+    from deepmolm_plugin.data.prompts import question_problem
+
+    problem = question_problem(question)
+    assert (problem is not None and "control character U+" in problem) if refused else problem is None

@@ -181,6 +181,7 @@ def test_an_image_file_that_is_gone_is_a_message_not_a_traceback(session, tmp_pa
     (None, 5, "temperature must be a number, got None"), ("abc", 5, "temperature must be a number"),
     (0.2, float("nan"), "max new tokens must be a whole number"), (0.2, None, "max new tokens must be a whole"),
     (float("inf"), 5, "temperature must be a finite number"),
+    (True, 5, "temperature must be a number, got True"), ("0.5", 5, "temperature must be a number, got '0.5'"),
 ])
 def test_settings_no_slider_sends_are_a_message(session, temperature, tokens, message):
     # was: Python's TypeError / ValueError out of the handler (through the page's API)
@@ -189,7 +190,7 @@ def test_settings_no_slider_sends_are_a_message(session, temperature, tokens, me
     with pytest.raises(gr.Error, match=message):
         list(page.ask(tab, "What is it?", temperature, tokens))
     assert not tab.answering and tab.turns == []
-    for atom in (True, 1.7, "x"):  # True was atom 1, 1.7 atom 1, "x" a ValueError
+    for atom in (True, 1.7, "x", float("nan"), float("inf")):  # True was atom 1, 1.7 atom 1, the rest tracebacks
         with pytest.raises(gr.Error, match="is not an atom number"):
             page.choose(tab, atom, False, COLOR_BY[0])
 
@@ -237,3 +238,12 @@ def test_an_image_the_clis_and_training_refuse_is_refused_here_too(session, tmp_
     Image.fromarray(drawing, mode="RGBA").save(path)
     with pytest.raises(ValueError, match=r"transparent.png.*the host reads it with PIL's convert\('RGB'\)"):
         session.molecule("CCO", None, str(path))
+
+
+def test_a_huge_smiles_is_named_shortly_in_its_error(session):
+    """was: the 5000-atom SMILES repeated whole in the error shown in the status box (5133
+    characters)."""
+    with pytest.raises(ValueError) as error:
+        session.molecule("C" * 5000, None, None)
+    assert "too large: 5000 heavy atoms" in str(error.value) and "(5000 characters)" in str(error.value)
+    assert len(str(error.value)) < 400

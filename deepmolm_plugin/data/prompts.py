@@ -22,6 +22,7 @@ human turn (``"<image>\\n" + instruction``), exactly as LLaVA's training data ha
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Dict, List, Optional
 
 IMAGE_TOKEN = "<image>"  # llava.constants.DEFAULT_IMAGE_TOKEN, spelled here to stay import-light
@@ -122,7 +123,24 @@ def question_problem(question: str) -> Optional[str]:
     bad = next((i for i, c in enumerate(question) if "\ud800" <= c <= "\udfff"), None)
     if bad is not None:  # stdin's surrogateescape: the tokenizer failed with a TypeError traceback
         return f"holds bytes that are not UTF-8 (at character {bad}): type or save it as UTF-8"
+    bad = next((i for i, c in enumerate(question) if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+    if bad is not None:  # a NUL passed the empty-question check (strip() keeps it) and was answered
+        return f"holds the control character U+{ord(question[bad]):04X} (at character {bad}): leave it out"
     return None
+
+
+WORD_JOINER = "\u2060"  # invisible; splits a token's spelling so the tokenizer cannot match it
+
+
+def reply_as_text(reply: str) -> str:
+    """A model's earlier reply, to be put back into the next prompt as plain text: an image
+    placeholder or a chat-template control token it wrote has a WORD JOINER (U+2060) put
+    after its "<", so the tokenizer reads it as text. As written, `<image>` became a
+    second image slot for the one image (an IndexError on every later turn) and
+    `<|im_end|>` ended the reply early, making the rest template structure."""
+    for token in IMAGE_PLACEHOLDERS + CONTROL_TOKENS:
+        reply = reply.replace(token, token[0] + WORD_JOINER + token[1:])
+    return reply
 
 
 def first_of(tokens, text: str) -> Optional[str]:

@@ -39,6 +39,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     usage.model_folder(args.model_path, "--model-path")
     if args.model_base is not None:
         usage.model_folder(args.model_base, "--model-base")
+    usage.device(args.device)
     if not 1 <= args.port <= 65535:
         raise usage.UsageError(f"--port must be in 1..65535, got {args.port}")
     check_port_free(args.host, args.port)

@@ -19,6 +19,7 @@ running. Anything else is a bug and reaches gradio's error report with its trace
 from __future__ import annotations
 
 import html
+import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -255,8 +256,9 @@ class Page:
         before (the list is replaced a moment after the molecule) would index another atom."""
         if atom is None or molecule is None:
             return None
-        if isinstance(atom, bool) or not isinstance(atom, (int, float)) or atom != int(atom):
-            # through the page's API: True was atom 1, 1.7 atom 1, "x" a ValueError traceback
+        if (isinstance(atom, bool) or not isinstance(atom, (int, float))
+                or (isinstance(atom, float) and not (math.isfinite(atom) and atom.is_integer()))):
+            # through the page's API: True was atom 1, 1.7 atom 1, "x", NaN and inf tracebacks
             raise gr.Error(f"atom {atom!r} is not an atom number: choose one from the list")
         if not 0 <= int(atom) < molecule.atoms:
             raise gr.Error(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy atoms "

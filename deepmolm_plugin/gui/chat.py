@@ -23,7 +23,7 @@ import threading
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from .. import usage
-from ..data.prompts import question_problem
+from ..data.prompts import question_problem, reply_as_text
 
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
 
@@ -51,7 +51,7 @@ def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True
             # leaves an empty turn open, so the next question landed inside the reply.
             continue
         conv.append_message(conv.roles[0], f"{image}\n{question}" if first and image_first else question)
-        conv.append_message(conv.roles[1], reply)
+        conv.append_message(conv.roles[1], None if reply is None else reply_as_text(reply))
         first = False
     return conv.get_prompt()
 
@@ -69,10 +69,10 @@ def reply_settings(temperature, max_new_tokens) -> tuple:
     Python's TypeError / ValueError as a server traceback."""
     import math
 
-    try:
-        temperature = float(temperature)
-    except (TypeError, ValueError):
-        raise ChatRefusal(f"temperature must be a number, got {temperature!r}") from None
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        # as max new tokens: true was the temperature 1.0 and the text "0.5" 0.5
+        raise ChatRefusal(f"temperature must be a number, got {temperature!r}")
+    temperature = float(temperature)
     if not math.isfinite(temperature):
         raise ChatRefusal(f"temperature must be a finite number, got {temperature}")
     if (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, float))

@@ -28,6 +28,7 @@ from typing import List, Mapping, Optional
 import numpy as np
 import torch
 
+from .. import usage
 from .attention import AttentionMaps, attention_maps
 from .views import ModelViews, model_views
 
@@ -131,7 +132,7 @@ class ChatSession:
         from ..encoder.image_processor import check_host_conversion, load_image
 
         fields = molecule_fields(smiles, structure, image)
-        name = fields.get("smiles") or Path(structure).name
+        name = usage.shortened(fields.get("smiles") or Path(structure).name)  # named in messages and the page
         # Tokens always (the 3D view shows the conformer that made them), even when the
         # projector ignores them.
         item = self.resolver.resolve(fields, name, fingerprint=True, depiction=False)
