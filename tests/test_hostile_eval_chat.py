@@ -316,3 +316,20 @@ def test_a_question_with_a_control_character_is_refused(question, refused):
 
     problem = question_problem(question)
     assert (problem is not None and "control character U+" in problem) if refused else problem is None
+
+
+def test_answer_files_that_are_folders_or_given_twice_are_named_as_such(tmp_path):
+    """was: a folder was "missing", and one file given twice (`a.jsonl ./a.jsonl`) listed
+    every id as answered more than once."""
+    from deepmolm_plugin.eval.jsonl import question_id_problem
+    from deepmolm_plugin.eval.merge import MergeError, merge_answers
+
+    answers = tmp_path / "a.jsonl"
+    answers.write_text(json.dumps({"question_id": "q1", "text": "x"}) + "\n")
+    with pytest.raises(MergeError, match="answer file\\(s\\) that are folders: "):
+        merge_answers([answers, tmp_path])
+    with pytest.raises(MergeError, match=r"answer file .*/\./a\.jsonl is given twice \(also as .*a\.jsonl\)"):
+        merge_answers([answers, f"{tmp_path}/./a.jsonl"])
+    # ids shown as nothing, or split over lines, in every table and message
+    assert "is blank" in question_id_problem(" ") and "control character" in question_id_problem("a\nb")
+    assert question_id_problem("q 1") is None and question_id_problem(7) is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from pathlib import Path
 from typing import List, Optional, Sequence, Type
 
@@ -60,6 +61,10 @@ def question_id_problem(qid) -> Optional[str]:
     are matched as text, and str() of null, true or 1.0 is "None", "True", "1.0")."""
     if isinstance(qid, bool) or not isinstance(qid, (str, int)):
         return f"question_id {json.dumps(qid)} is a JSON {json_kind(qid)}; a string or an integer is needed"
+    if isinstance(qid, str) and not qid.strip():  # shown as nothing in every table and message
+        return f"question_id {json.dumps(qid)} is blank"
+    if isinstance(qid, str) and any(unicodedata.category(c) == "Cc" for c in qid):
+        return f"question_id {json.dumps(qid)} holds a control character (a line break, a tab...)"
     return None
 
 

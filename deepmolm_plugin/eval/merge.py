@@ -61,10 +61,20 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
     unexpected id."""
     if not paths:
         raise MergeError("no answer files given")
+    folders = [str(p) for p in paths if Path(p).is_dir()]
+    if folders:  # were "missing"
+        raise MergeError(f"answer file(s) that are folders: {', '.join(folders)} (give the files, e.g. "
+                         "answers/*.jsonl)")
     missing_files = [str(p) for p in paths if not Path(p).is_file()]
     if missing_files:
         raise MergeError(f"answer file(s) missing: {', '.join(missing_files)} (a chunk that did not run or "
                          "failed; an empty chunk still writes an empty file)")
+    given: Dict[Path, str] = {}
+    for path in paths:  # one file named twice: every id was "answered more than once"
+        resolved = Path(path).resolve()
+        if resolved in given:
+            raise MergeError(f"answer file {path} is given twice (also as {given[resolved]})")
+        given[resolved] = str(path)
     merged: Dict[str, dict] = {}
     where: Dict[str, List[str]] = {}
     counts = OrderedDict()
