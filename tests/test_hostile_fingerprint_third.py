@@ -188,3 +188,32 @@ def test_a_render_rerun_leaves_no_picture_of_a_record_that_now_fails(tmp_path):
     with pytest.raises(SystemExit) as exit_:
         render_main(["--smiles", "CCO", "--out", str(out), "--no-progress", "--size", "64"])
     assert exit_.value.code == 2
+
+
+def test_render_never_deletes_or_overwrites_files_it_did_not_write(tmp_path, capsys):
+    """was: another dataset's index.jsonl in --out made its photo1.jpg be deleted and the
+    user's a.png be overwritten by a depiction, and `--failures out/a.png` was written over
+    by the picture of the record named a."""
+    out = tmp_path / "dataset"
+    out.mkdir()
+    (out / "photo1.jpg").write_text("data")
+    (out / "index.jsonl").write_text('{"image": "photo1.jpg", "caption": "x"}\n')
+    with pytest.raises(SystemExit) as exit_:
+        render_main(["--smiles", "CCO", "--out", str(out), "--no-progress", "--size", "64"])
+    assert exit_.value.code == 2 and "line 1 of its index.jsonl is not a line deepmolm-render writes" in \
+        capsys.readouterr().err
+    assert (out / "photo1.jpg").read_text() == "data"
+
+    smi = tmp_path / "one.smi"
+    smi.write_text("CCO a\nCCN b\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.png").write_bytes(b"my own picture")
+    assert render_main([str(smi), "--out", str(mine), "--failures", str(mine / "b.png"), "--no-progress",
+                        "--size", "64"]) == 0
+    assert (mine / "a.png").read_bytes() == b"my own picture" and (mine / "b.png").read_bytes() == b""
+    index = [json.loads(line) for line in (mine / "index.jsonl").read_text().splitlines()]
+    assert [line["image"] for line in index] == ["a__2.png", "b__2.png"]
+    # a rerun removes its own pictures only, and makes the same ones
+    assert render_main([str(smi), "--out", str(mine), "--no-progress", "--size", "64"]) == 0
+    assert sorted(p.name for p in mine.iterdir()) == ["a.png", "a__2.png", "b.png", "b__2.png", "index.jsonl"]

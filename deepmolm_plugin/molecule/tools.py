@@ -292,22 +292,35 @@ def _file_name(id: str, used: set[str]) -> str:
     return name + ".png"
 
 
+INDEX_KEYS = {"id", "image", "source", "error"}  # the lines render_main writes to index.jsonl
+
+
 def _remove_earlier_images(out: Path) -> None:
     """Delete the PNGs an earlier run's `index.jsonl` in `out` lists (only those: other files
     in the folder are not ours). A record that failed in this run kept the earlier run's
-    picture beside an index line that says it failed; a folder listing showed it as made."""
+    picture beside an index line that says it failed; a folder listing showed it as made.
+    An `index.jsonl` this tool did not write (lines of other keys, an image that is no bare
+    `.png` name) is a UsageError: another dataset's index made its pictures be deleted."""
     index = out / "index.jsonl"
     if not index.is_file():
         return
     names = []
     for number, text in enumerate(index.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not text.strip():
+            continue
         try:
-            image = json.loads(text).get("image") if text.strip() else None
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise usage.UsageError(f"--out {out}: line {number} of the earlier run's index.jsonl is not a JSON "
-                                   f"object ({e}); delete the folder's earlier images and index, or use another "
-                                   "--out") from e
-        if isinstance(image, str) and Path(image).name == image:  # a name inside `out`, nothing else
+            line = json.loads(text)
+        except json.JSONDecodeError as e:
+            line, problem = None, f"is not JSON ({e})"
+        else:
+            image = line.get("image") if isinstance(line, dict) else None
+            problem = (None if isinstance(line, dict) and set(line) == INDEX_KEYS and (
+                image is None or (isinstance(image, str) and Path(image).name == image and image.endswith(".png")))
+                else "is not a line deepmolm-render writes")
+        if problem:
+            raise usage.UsageError(f"--out {out}: line {number} of its index.jsonl {problem}: the folder holds "
+                                   "another tool's files; use another --out")
+        if image is not None:
             names.append(image)
     for name in names:
         (out / name).unlink(missing_ok=True)
@@ -340,8 +353,10 @@ def render_main(argv: list[str] | None = None) -> int:
         _remove_earlier_images(args.out)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
-    used: set[str] = set()
     report = _Reporter(args.failures, "render", args.no_progress)
+    # names taken by files already in --out (not ours, or the --failures file) are skipped: a
+    # user's a.png, or --failures r/a.png, was overwritten by a depiction
+    used: set[str] = {path.stem.lower() for path in args.out.iterdir()}
     with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
         # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
         for item in _records(args, policy="keep", fragments=args.fragments, max_atoms=args.max_atoms):
