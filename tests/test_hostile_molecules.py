@@ -56,6 +56,23 @@ def test_radicals_a_smiles_writes_are_noted(smiles, atoms):
     record = molecule_from_smiles(smiles, "r", policy="keep")
     assert any(n.startswith(f"radical: unpaired electrons on atoms {atoms} ") for n in record.notes), record.notes
     assert not any(n.startswith("radical") for n in molecule_from_smiles("CCO", "e", policy="keep").notes)
+    assert sum(n.startswith("radical") for n in record.notes) == 1  # noted once (parse, then finish)
+
+
+def test_radicals_a_structure_file_states_are_noted(tmp_path):
+    """was: a methyl radical from an SDF (`M  RAD`) was kept without the note its SMILES gets."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.molecule.io import read_structures
+
+    methyl = Chem.AddHs(Chem.MolFromSmiles("[CH3]"))
+    AllChem.EmbedMolecule(methyl, randomSeed=1)
+    (tmp_path / "methyl.sdf").write_text(Chem.MolToMolBlock(methyl) + "$$$$\n")
+    (record,) = read_structures(tmp_path / "methyl.sdf", policy="from-file")
+    assert [n for n in record.notes if n.startswith("radical")] == [
+        "radical: unpaired electrons on atoms C1 (as the structure states them: a radical mark (M  RAD), or "
+        "hydrogens it leaves out)"]
 
 
 def test_surrounding_spaces_and_cxsmiles_extensions_still_parse():
@@ -386,3 +403,19 @@ def test_an_inputs_smiles_gives_an_xyz_file_its_bonds_and_charges(tmp_path):
         resolver.resolve({"structure": "acetate.xyz"}, "b")  # without it: the comment line's charge=N
     with pytest.raises(InputError, match="record 'c': SMILES has 9 atoms"):
         resolver.resolve({"smiles": "CC(=O)N", "structure": "acetate.xyz"}, "c")  # another molecule
+
+
+def test_two_copies_of_a_molecule_at_one_place_overlap(tmp_path):
+    """was: "atoms C1, C4 are 0 A apart, a bond length, but not bonded" (a PDB of CCO.CCO
+    whose two copies got one set of coordinates): the overlap error XYZ gives."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.molecule.errors import MoleculeError
+    from deepmolm_plugin.molecule.io import read_structures
+
+    one = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    AllChem.EmbedMolecule(one, randomSeed=1)
+    (tmp_path / "two.sdf").write_text(Chem.MolToMolBlock(Chem.CombineMols(one, one)) + "$$$$\n")
+    (record,) = read_structures(tmp_path / "two.sdf", policy="from-file")
+    assert isinstance(record, MoleculeError) and "overlap (distance < " in record.reason, record

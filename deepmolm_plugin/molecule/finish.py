@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .checks import check_atoms, check_missing_bonds, has_3d_conformer
+from .checks import check_atoms, check_coordinates, check_missing_bonds, has_3d_conformer
 from .errors import MoleculeError
 from .fragments import keep_fragments
 from .policy import apply_3d_policy, size_cap
 from .record import MoleculeRecord
+from .sanitize import note_radicals
 
 __all__ = ["finish"]
 
@@ -45,6 +46,8 @@ def finish(
     The options were validated by ``policy.check_options`` before reading began.
     """
     check_atoms(mol, id)
+    # a file's radicals were kept without the note a SMILES' get
+    note_radicals(mol, notes, "as the structure states them: a radical mark (M  RAD), or hydrogens it leaves out")
     groups = [g for g in mol.GetStereoGroups() if g.GetGroupType() != Chem.StereoGroupType.STEREO_ABSOLUTE]
     if groups:  # `|&1:1|` (racemic), `|o1:1|` (one unknown enantiomer), V3000 STERAC / STEREL
         notes.append(f"{len(groups)} enhanced stereo group(s) (AND / OR: a mixture, or an unknown configuration) "
@@ -55,6 +58,9 @@ def finish(
         mol.RemoveAllConformers()
         mol.AddConformer(keep, assignId=True)
     if has_3d_conformer(mol):  # before fragments='largest' could drop the pieces
+        # overlapping atoms first: two copies of a molecule at one place were "0 A apart, a
+        # bond length, but not bonded"
+        check_coordinates(mol.GetConformer().GetPositions(), id)
         check_missing_bonds(mol, id)
     mol = keep_fragments(mol, fragments, notes)
     n_heavy = mol.GetNumHeavyAtoms()

@@ -70,8 +70,17 @@ def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
                                 "conformer: drop the coordinates, or give them as a structure file (SDF, XYZ) or "
                                 "as `atoms` + `coordinates`")
     notes = as_notes(messages) + sanitize(mol, id)
-    radicals = [a for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
-    if radicals:  # '[#6]-[#8]', '[C]': a bracket atom has only the hydrogens it writes
-        notes.append(f"radical: unpaired electrons on atoms {atom_names([a.GetIdx() for a in radicals], mol)} "
-                     "(a bracket atom has only the hydrogens it writes: [CH3] is a methyl radical, [C] a bare carbon)")
+    # '[#6]-[#8]', '[C]': a bracket atom has only the hydrogens it writes
+    note_radicals(mol, notes, "a bracket atom has only the hydrogens it writes: [CH3] is a methyl radical, [C] a "
+                              "bare carbon")
     return mol, notes
+
+
+RADICAL_NOTE = "radical: unpaired electrons on atoms"
+
+
+def note_radicals(mol: Chem.Mol, notes: list[str], why: str) -> None:
+    """A note naming the atoms with unpaired electrons, once (SMILES and structure files)."""
+    radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
+    if radicals and not any(note.startswith(RADICAL_NOTE) for note in notes):
+        notes.append(f"{RADICAL_NOTE} {atom_names(radicals, mol)} ({why})")
