@@ -23,6 +23,7 @@ __all__ = ["read_xyz"]
 
 # The number as written, decimals included: 'charge=-1.5' read as -1 before.
 _CHARGE = re.compile(r"\bcharge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNORECASE)
+_MENTIONS_CHARGE = re.compile(r"\bcharge\b", re.IGNORECASE)
 
 
 def _is_atom_line(line: str) -> bool:
@@ -68,7 +69,12 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
         match = _CHARGE.search(comment)
         charge = float(match.group(1)) if match else None
-        if charge is not None and not charge == int(charge):
+        if match is None and _MENTIONS_CHARGE.search(comment):
+            # "Charge: -1" was read as charge 0, and RDKit's bond perception then failed on it
+            reason = (f"line {pos - count}: the comment line {comment.strip()[:80]!r} states a charge, but only "
+                      "`charge=N` is read: write it so")
+            yield ParsedStructure(index, id, error=MoleculeError(id, reason))
+        elif charge is not None and not charge == int(charge):
             reason = f"line {pos - count}: total charge {match.group(1)} in the comment line is not an integer"
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
         else:
