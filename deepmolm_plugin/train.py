@@ -343,6 +343,58 @@ def check_resumed_settings(output_dir, model_args) -> None:
         raise usage.UsageError(f"--output_dir {output_dir} holds {name}, which the host "
                                f"resumes, but it was trained with other settings: {'; '.join(differ)}; give its "
                                "settings, or another --output_dir to start afresh")
+    problem = checkpoint_files_problem(checkpoint)
+    if problem:
+        raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, whose {problem} (a save "
+                               "that did not finish, or a damaged copy): move it away to resume from an earlier "
+                               "one, or use another --output_dir")
+
+
+# What transformers' Trainer reads back when it resumes (without DeepSpeed, whose engine
+# keeps and checks its own files under global_step*/): the model, the optimizer and its
+# learning-rate schedule.
+RESUMED_WEIGHTS = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
+                   "pytorch_model.bin")
+RESUMED_STATE = ("optimizer.pt", "scheduler.pt")
+
+
+def checkpoint_files_problem(checkpoint: str) -> "str | None":
+    """What keeps a `checkpoint-N` from resuming the run it was saved by, or None: a
+    trainer_state.json that is not JSON, model weights missing or unreadable, the optimizer
+    or schedule missing or unreadable. Each was a traceback after the model had loaded
+    (JSONDecodeError, SafetensorError, a zip error), or, for a missing optimizer.pt or
+    scheduler.pt, a run that went on with a fresh optimizer and schedule, exit 0."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    from deepmolm_plugin.tensor_files import CheckpointError, open_checkpoint
+
+    folder = Path(checkpoint)
+    if (folder / "latest").is_file():  # a DeepSpeed checkpoint: its engine loads its own files
+        return None
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"trainer_state.json is not readable JSON ({e})"
+    if not isinstance(state, dict):
+        return "trainer_state.json is not a JSON object"
+    weights = next((folder / name for name in RESUMED_WEIGHTS if (folder / name).is_file()), None)
+    if weights is None:
+        return f"model weights are missing (none of {', '.join(RESUMED_WEIGHTS)})"
+    if weights.name == "pytorch_model.bin" and not zipfile.is_zipfile(weights):
+        return f"{weights.name} is not a readable PyTorch file (truncated?)"
+    if weights.name.startswith("model.safetensors"):
+        try:  # headers only (a file cut short fails here); the tensors are read when the host resumes
+            open_checkpoint(folder if weights.name.endswith(".index.json") else weights)
+        except (CheckpointError, OSError) as e:
+            return f"model weights cannot be read: {e}"
+    for name in RESUMED_STATE:
+        if not (folder / name).is_file():
+            return f"{name} is missing: the run would go on with a fresh optimizer and learning-rate schedule"
+        if not zipfile.is_zipfile(folder / name):
+            return f"{name} is not a readable PyTorch file (truncated?)"
+    return None
 
 
 def tower_differences(saved: dict, model_args) -> list:

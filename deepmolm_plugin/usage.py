@@ -112,7 +112,29 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         where = "" if existing == path else f"{existing} "
         raise UsageError(f"{option} {value}: {where}is not writable (read-only file system, or no permission)")
+    if existing != path:
+        _try_to_create(path, existing, f"{option} {value}")
     return path
+
+
+def _try_to_create(path: Path, existing: Optional[Path], what: str) -> None:
+    """Create the missing folders of `path` and remove them again: access() answers yes
+    where mkdir then fails (root, /proc or other virtual and network file systems), which
+    was a traceback after the model had loaded."""
+    created = []
+    try:
+        for folder in reversed([p for p in (path, *path.parents) if existing is None or p not in (existing,
+                                                                                                 *existing.parents)]):
+            folder.mkdir()
+            created.append(folder)
+    except OSError as e:
+        raise UsageError(f"{what}: cannot be created ({e.strerror or e})") from None
+    finally:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:  # something was put there meanwhile: it stays, as a run would leave it
+                break
 
 
 def cache_folder(value: "str | os.PathLike", option: str) -> Path:

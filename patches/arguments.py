@@ -73,7 +73,13 @@ def check_number(option: str, value, minimum: float, inclusive: bool = True) -> 
 
 def check_training_values(args) -> None:
     """The TRAINING_LIMITS of `args` (a TrainingArguments, or the parsed option namespace the
-    launcher checks before anything is built). `--max_steps N > 0` overrides the epochs."""
+    launcher checks before anything is built). `--max_steps N > 0` overrides the epochs;
+    -1 (transformers' default) leaves them in charge, and any other value is an error: 0
+    ran one step at learning rate 0 and saved the untrained model, exit 0, and -5 trained
+    the epochs without a word."""
+    max_steps = getattr(args, "max_steps", None)
+    if max_steps is not None and max_steps != -1 and not max_steps >= 1:
+        raise ValueError(f"--max_steps must be >= 1 (or -1: train --num_train_epochs), got {max_steps}")
     for name, minimum, inclusive in TRAINING_LIMITS:
         if name == "num_train_epochs" and (getattr(args, "max_steps", -1) or -1) > 0:
             continue

@@ -116,6 +116,8 @@ def test_zero_byte_and_oversized_images_name_the_record(tmp_path, tokenizer, mon
     (turns(answer="  \n"), r"turn 1 \(gpt\) is empty"),  # qwen2 trained on the spaces
     (turns(answer="\u00a0\u200b\ufeff"), r"turn 1 \(gpt\) is empty"),  # zero-width: str.strip() keeps them
     ([{"from": "system", "value": "Be brief."}] + turns(), "turn 0 must be"),
+    # was trained, a question left open at the end
+    (turns() + [{"from": "human", "value": "And?"}], r"ends with a human turn \(turn 2\) that no gpt reply answers"),
 ])
 def test_conversations_out_of_turn_or_blank_are_refused_before_training(tmp_path, tokenizer, conversations, reason):
     with pytest.raises(RecordError, match=f"record 'bad': .*{reason}"):

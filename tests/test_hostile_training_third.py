@@ -7,6 +7,7 @@ after the model had loaded, far from its cause.
 """
 
 import json
+import os
 
 import pytest
 import torch
@@ -42,6 +43,8 @@ def checked(tmp_path, *extra):
     ("max_grad_norm", "nan", "finite number >= 0"),  # was: NaN gradients after clipping
     ("gradient_accumulation_steps", "0", ">= 1"),  # was: accepted, failed in the Trainer
     ("num_train_epochs", "0", "> 0"),  # was: 0 steps, an untrained model saved
+    ("max_steps", "0", "must be >= 1"),  # was: one step at learning rate 0, the untrained model saved, exit 0
+    ("max_steps", "-5", "must be >= 1"),  # was: the epochs trained without a word
     ("per_device_train_batch_size", "0", ">= 1"),
     ("model_max_length", "1", ">= 2"),  # was: every record refused at its step
     ("aux_property_weight", "nan", "finite number >= 0"),  # was: NaN passed `< 0`
@@ -190,15 +193,26 @@ def test_projector_options_another_projector_ignores_are_refused(tmp_path):
 
 # --- resuming an output_dir ---------------------------------------------------------------
 
+def resumable(checkpoint, config: dict):
+    """A checkpoint-N folder with the files the host reads back when it resumes: config,
+    trainer state, model weights (a readable safetensors file), optimizer and schedule."""
+    from safetensors.torch import save_file
+
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    (checkpoint / "trainer_state.json").write_text("{}")
+    save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({}, checkpoint / name)
+    return checkpoint
+
+
 def test_resuming_a_checkpoint_made_with_other_settings_is_refused(tmp_path):
     # was: the host resumed checkpoint-N whatever the settings: --image_mode / --fp_levels
     # silently, --fp_bits with a size-mismatch traceback after the model loaded
-    checkpoint = tmp_path / "out" / "checkpoint-5"
-    checkpoint.mkdir(parents=True)
     saved = {"mm_vision_tower": "deepencoder", "mm_projector_type": "fusion", "fp_bits": 4096, "fp_levels": 4,
              "image_mode": "base", "fusion_heads": 8}
-    (checkpoint / "config.json").write_text(json.dumps(saved))
-    (checkpoint / "trainer_state.json").write_text("{}")
+    resumable(tmp_path / "out" / "checkpoint-5", saved)
     checked(tmp_path, *DEEPMOLM)  # the same settings resume
     with pytest.raises(usage.UsageError, match=r"holds checkpoint-5, .*--fp_bits 2048 \(the checkpoint: 4096\); "
                                                r"--image_mode 'tiles' \(the checkpoint: 'base'\)"):
@@ -212,11 +226,8 @@ def test_resuming_with_another_tower_network_is_refused(tmp_path):
     from deepmolm_plugin.encoder.presets import encoder_config
 
     tiny = encoder_config("tiny")
-    checkpoint = tmp_path / "out" / "checkpoint-2"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "trainer_state.json").write_text("{}")
-    (checkpoint / "config.json").write_text(json.dumps({"mm_vision_tower": "deepencoder",
-                                                        "deepencoder_config": tiny.to_dict()}))
+    resumable(tmp_path / "out" / "checkpoint-2", {"mm_vision_tower": "deepencoder",
+                                                   "deepencoder_config": tiny.to_dict()})
     checked(tmp_path, *DEEPMOLM, "--deepencoder_config", "tiny")
     other = tmp_path / "enc.json"
     other.write_text(json.dumps({**tiny.to_dict(), "clip_heads": tiny.clip_heads * 2, "dtype": "bfloat16"}))
@@ -238,6 +249,35 @@ def test_a_checkpoint_the_host_cannot_resume_is_one_line_before_loading(tmp_path
             (tmp_path / "out" / folder / file).write_text("{}")
     with pytest.raises(usage.UsageError, match=message):
         checked(tmp_path, *DEEPMOLM)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: (c / "model.safetensors").unlink(), r"model weights are missing \(none of model.safetensors.index"),
+    (lambda c: (c / "trainer_state.json").write_text(""), "trainer_state.json is not readable JSON"),
+    (lambda c: os.truncate(c / "model.safetensors", 20), "model weights cannot be read: "),
+    (lambda c: os.truncate(c / "optimizer.pt", 30), r"optimizer.pt is not a readable PyTorch file \(truncated"),
+    (lambda c: (c / "scheduler.pt").unlink(), "scheduler.pt is missing: the run would go on with a fresh optimizer"),
+])
+def test_a_checkpoint_whose_files_are_missing_or_damaged_is_one_line_before_loading(tmp_path, damage, message):
+    """was: tracebacks after the model had loaded (Can't find a valid checkpoint,
+    JSONDecodeError, SafetensorError, a zip error), or, without optimizer.pt or scheduler.pt,
+    a resumed run with a fresh optimizer and schedule, exit 0."""
+    checkpoint = resumable(tmp_path / "out" / "checkpoint-2", {"mm_vision_tower": "deepencoder"})
+    checked(tmp_path, *DEEPMOLM)  # whole: resumed
+    damage(checkpoint)
+    with pytest.raises(usage.UsageError, match=rf"the host would resume checkpoint-2, whose {message}"):
+        checked(tmp_path, *DEEPMOLM)
+
+
+@pytest.mark.parametrize("option", ["--vision_feature_cache", "--render_folder", "--output_dir"])
+def test_a_folder_that_cannot_be_created_is_refused_before_loading(tmp_path, option):
+    # was: access() said writable (root) and mkdir then failed in /proc: a traceback after the
+    # model had loaded. (As another user /proc is "not writable", the earlier check.)
+    args = ["--data_path", "x.json"] + ([] if option == "--output_dir" else ["--output_dir", str(tmp_path / "out")])
+    with pytest.raises(usage.UsageError, match=rf"{option} /proc/deepmolm_x/y: (cannot be created|/proc is not "
+                                               "writable)"):
+        check_argument_values(host_train, [*args, *DEEPMOLM, option, "/proc/deepmolm_x/y"])
+    assert not os.path.exists("/proc/deepmolm_x")
 
 
 def test_a_render_folder_that_is_a_file_is_refused(tmp_path):
@@ -352,12 +392,9 @@ def test_resuming_with_another_trainable_set_tokens_or_template_is_refused(tmp_p
     # was: an optimizer-state traceback (--unfreeze_mm_vision_tower, --tune_mm_mlp_adapter), an
     # embedding size mismatch (--mm_use_im_start_end) after the model loaded, or a silent switch
     # of template (--version plain)
-    checkpoint = tmp_path / "out" / "checkpoint-2"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "trainer_state.json").write_text("{}")
-    (checkpoint / "config.json").write_text(json.dumps({
+    resumable(tmp_path / "out" / "checkpoint-2", {
         "mm_vision_tower": "deepencoder", "tune_mm_mlp_adapter": False, "mm_use_im_start_end": False,
-        "deepmolm_run": {"version": "qwen2", "unfreeze_mm_vision_tower": False}}))
+        "deepmolm_run": {"version": "qwen2", "unfreeze_mm_vision_tower": False}})
     checked(tmp_path, *DEEPMOLM, "--version", "qwen2")
     for extra, message in ((["--unfreeze_mm_vision_tower", "True"], r"--unfreeze_mm_vision_tower True \(the "
                                                                       r"checkpoint: False\)"),

@@ -172,6 +172,9 @@ def check_conversations(record: dict, rid: str) -> None:
         placeholders += [(j, turn["from"])] * turn["value"].count(IMAGE_PLACEHOLDER)
     if len(turns) < 2:  # a question alone: nothing to learn (the qwen2 preprocess refused it only when read)
         raise RecordError(rid, "conversation has no gpt reply to learn from")
+    if len(turns) % 2:  # trained with a question left open at the end, which nothing answers
+        raise RecordError(rid, f"conversation ends with a human turn (turn {len(turns) - 1}) that no gpt reply "
+                               "answers: drop it, or add the reply")
     has_image = bool(record.get("image")) or has_molecule(record)
     if has_image and len(placeholders) != 1:
         raise RecordError(rid, f"has an image (given or drawn from its molecule) and {len(placeholders)} "
