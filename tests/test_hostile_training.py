@@ -167,6 +167,13 @@ def test_tokens_that_disagree_with_the_smiles_are_refused(tmp_path, tokenizer):
                 "molecule_fp": {"sidecar": "fp.npy", "offset": 2, "atoms": 3}}]
     with pytest.raises(ValueError, match="records 'ethanol' and 'methylamine' read partly the same rows"):
         dataset(tmp_path, tokenizer, records)
+    # was trained: two molecules of one atom count reading the same rows (one set of tokens)
+    same_rows = [dict(records[0]), dict(records[0], id="ethylamine", smiles="NCC"),
+                 dict(records[0], id="ethanol-again", smiles="OCC")]  # the same molecule written another way: fine
+    with pytest.raises(ValueError, match=r"records 'ethanol' \(CCO\) and 'ethylamine' \(NCC\) read the same rows of "
+                                         r"sidecar fp.npy \(offset 0 atoms 3\) but are different molecules"):
+        dataset(tmp_path, tokenizer, same_rows)
+    dataset(tmp_path, tokenizer, [same_rows[0], same_rows[2]])
     records[1]["molecule_fp"] = {"sidecar": "fp.npy", "offset": 2, "atoms": 2}  # disjoint, but off by one
     records[0]["molecule_fp"]["atoms"] = 2
     ds = dataset(tmp_path, tokenizer, records)

@@ -126,6 +126,37 @@ def check_sidecar_overlaps(records: list, data_path: str) -> None:
                                  "an offset or atom count is wrong")
             if offset + atoms > end:
                 end, last = offset + atoms, (offset, atoms, rid)
+    _check_shared_rows(records, data_path)
+
+
+def _check_shared_rows(records: list, data_path: str) -> None:
+    """Records reading the same sidecar rows must be one molecule: ethanol's and
+    ethylamine's records pointing at one span (3 rows each) trained two molecules on one
+    set of tokens. Their SMILES are compared as RDKit's canonical SMILES, only where the
+    texts differ (deepmolm-prepare's records of one molecule share rows and text)."""
+    from ..molecule.sidecar import is_reference
+
+    shared: dict = {}  # (sidecar, offset, atoms) -> {smiles text: record name}
+    for i, record in enumerate(records):
+        ref, smiles = record.get("molecule_fp"), record.get("smiles")
+        if is_reference(ref) and isinstance(smiles, str) and smiles.strip():
+            key = (str(ref.get("sidecar")), str(ref.get("offset")), str(ref.get("atoms")))
+            shared.setdefault(key, {}).setdefault(smiles.strip(), record_id(record, i))
+    for (sidecar, offset, atoms), texts in shared.items():
+        if len(texts) < 2:
+            continue
+        from rdkit import Chem
+
+        canonical = {}  # canonical SMILES -> (text, record name)
+        for text, rid in texts.items():
+            mol = Chem.MolFromSmiles(text)
+            if mol is not None:  # (an unparseable one is named by the record's own SMILES check)
+                canonical.setdefault(Chem.MolToSmiles(mol), (text, rid))
+        if len(canonical) > 1:
+            (first_text, first_rid), (second_text, second_rid) = list(canonical.values())[:2]
+            raise ValueError(f"{data_path}: records {first_rid!r} ({first_text}) and {second_rid!r} ({second_text}) "
+                             f"read the same rows of sidecar {sidecar} (offset {offset} atoms {atoms}) but are "
+                             "different molecules: an offset is wrong")
 
 
 def check_record(record: dict, index: int) -> None:
