@@ -126,7 +126,7 @@ def test_bad_inputs_name_the_input_and_the_reason(tmp_path, fields, message):
 
 def test_depiction_errors(tmp_path):
     resolver = InputResolver(render_folder=str(tmp_path))
-    with pytest.raises(InputError, match="inline molecule_fp cannot be drawn"):
+    with pytest.raises(InputError, match=r"its molecule_fp \(tokens, inline or in a sidecar\) cannot be drawn"):
         resolver.resolve({"molecule_fp": [[1, 2, 3, 4]]}, "r", fingerprint=False)
     with pytest.raises(InputError, match="no render folder is set"):
         InputResolver().resolve({"smiles": ETHANOL}, "r", fingerprint=False)

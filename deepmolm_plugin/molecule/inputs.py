@@ -489,7 +489,8 @@ class InputResolver:
     def _undrawable(self, fields: Mapping, rid: str) -> InputError:
         """The error for fields with nothing to draw (inline tokens alone, or nothing)."""
         if fields.get("molecule_fp") is not None:
-            return self.fail(rid, "has no image, and inline molecule_fp cannot be drawn: add `image` or `smiles`")
+            return self.fail(rid, "has no image, and its molecule_fp (tokens, inline or in a sidecar) cannot be "
+                                  "drawn: add `image` or `smiles`")
         return self.fail(rid, "has no image and no molecule to draw")
 
     def draw(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> str:
