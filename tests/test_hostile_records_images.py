@@ -300,3 +300,38 @@ def test_chat_and_model_vqa_refuse_an_image_the_model_cannot_view_before_it_load
         with pytest.raises(QuestionError, match="question 'q': image .*thin.png: image is 1x3000 px"):
             check_image("q", path, config)
     check_image("q", path, SimpleNamespace(image_mode="base", image_aspect_ratio="pad", deepencoder_config=encoder))
+
+
+def test_launcher_refuses_a_smiles_that_is_not_text_before_loading_the_model(tmp_path):
+    # was: "SMILES must be a string" when the record was read, after the model had loaded (exit 1)
+    import json
+
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.train import check_inputs
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": 6, "conversations": turns()}]))
+    with pytest.raises(usage.UsageError, match="record 'a': `smiles` must be a string, got int 6"):
+        check_inputs(["--data_path", str(data), "--model_name_or_path", str(tmp_path / "model")])
+
+
+@pytest.mark.parametrize("ids, reason", [
+    (["", "b"], r"record '#0': id '' is blank"),
+    ([" r1", "r1"], r"record '#0': id ' r1' is blank or has white space around it"),
+    (["cafe\u0301", "caf\u00e9"], r"record id\(s\) used more than once: 'café'"),
+])
+def test_ids_that_name_nothing_or_look_alike_are_refused(tmp_path, ids, reason):
+    # was: trained as distinct ids (shown alike in every message, or as nothing)
+    import json
+
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.train import check_inputs
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"id": i, "smiles": "CCO", "conversations": turns()} for i in ids]))
+    with pytest.raises(usage.UsageError, match=reason):
+        check_inputs(["--data_path", str(data), "--model_name_or_path", str(tmp_path / "model")])

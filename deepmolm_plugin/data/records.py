@@ -75,15 +75,18 @@ def check_plain_records(records: list) -> None:
 
 def check_unique_ids(records: list, data_path: str) -> None:
     """Ids are compared as the text that names records (1 and "1" are one name; so are a
-    record without id at position 0 and the id "#0")."""
+    record without id at position 0 and the id "#0"), in Unicode NFC (`id_key`, as
+    deepmolm-prepare: 'café' written two ways looks the same everywhere it is shown)."""
+    from .sources.base import id_key
+
     seen, repeated = set(), []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             continue
         rid = record_id(record, i)
-        if rid in seen and rid not in repeated:
+        if id_key(rid) in seen and rid not in repeated:
             repeated.append(rid)
-        seen.add(rid)
+        seen.add(id_key(rid))
     if repeated:
         shown = ", ".join(repr(r) for r in repeated[:20]) + (f" ({len(repeated)} ids in all)" if len(repeated) > 20 else "")
         raise ValueError(f"{data_path}: record id(s) used more than once: {shown}; every record needs its own id")
@@ -163,6 +166,9 @@ def check_record(record: dict, index: int) -> None:
     """What the host's dataset and the property head read, checked before training."""
     rid = record_id(record, index)
     check_id(record, index)
+    smiles = record.get("smiles")
+    if smiles is not None and not isinstance(smiles, str):  # was found when the record was read, after loading
+        raise RecordError(rid, f"`smiles` must be a string, got {type(smiles).__name__} {smiles!r}")
     check_image_field(record, rid)
     check_conversations(record, rid)
     check_properties(record, rid)
@@ -173,6 +179,9 @@ def check_id(record: dict, index: int) -> None:
     value = record.get("id")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
         raise RecordError(f"#{index}", f"id must be a string or an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, str) and (not value.strip() or value != value.strip()):
+        # "" named the record as nothing; " r1" next to "r1" were two records shown alike
+        raise RecordError(f"#{index}", f"id {value!r} is blank or has white space around it")
 
 
 def check_conversations(record: dict, rid: str) -> None:
