@@ -112,29 +112,24 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         where = "" if existing == path else f"{existing} "
         raise UsageError(f"{option} {value}: {where}is not writable (read-only file system, or no permission)")
-    if existing != path:
-        _try_to_create(path, existing, f"{option} {value}")
+    if existing is not None and existing != path:
+        _try_to_create(existing, f"{option} {value}")
     return path
 
 
-def _try_to_create(path: Path, existing: Optional[Path], what: str) -> None:
-    """Create the missing folders of `path` and remove them again: access() answers yes
-    where mkdir then fails (root, /proc or other virtual and network file systems), which
-    was a traceback after the model had loaded."""
-    created = []
+def _try_to_create(existing: Path, what: str) -> None:
+    """Create a folder of a unique name in `existing` (the nearest existing folder above a
+    missing one) and remove it again: access() answers yes where mkdir then fails (root on
+    /proc, or on other virtual and network file systems), which was a traceback after the
+    model had loaded. The probe never touches the folder asked for, which other ranks or
+    runs may be creating at the same time."""
+    import tempfile
+
     try:
-        for folder in reversed([p for p in (path, *path.parents) if existing is None or p not in (existing,
-                                                                                                 *existing.parents)]):
-            folder.mkdir()
-            created.append(folder)
+        probe = tempfile.mkdtemp(prefix=".deepmolm-probe-", dir=existing)
     except OSError as e:
-        raise UsageError(f"{what}: cannot be created ({e.strerror or e})") from None
-    finally:
-        for folder in reversed(created):
-            try:
-                folder.rmdir()
-            except OSError:  # something was put there meanwhile: it stays, as a run would leave it
-                break
+        raise UsageError(f"{what}: cannot be created in {existing} ({e.strerror or e})") from None
+    os.rmdir(probe)
 
 
 def cache_folder(value: "str | os.PathLike", option: str) -> Path:

@@ -239,8 +239,10 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):  # was: NotADirectoryError
         prepare(*_csv(tmp_path), "--out", tmp_path / "afile" / "sub")
     assert "afile is a file, not a folder" in capsys.readouterr().err
-    code, _ = prepare(*_csv(tmp_path), "--out", "/proc/deepmolm-test")  # was: FileNotFoundError
-    assert code == 2 and "--out /proc/deepmolm-test: cannot create or lock it" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # was: FileNotFoundError
+        prepare(*_csv(tmp_path), "--out", "/proc/deepmolm-test")
+    assert exit_.value.code == 2
+    assert "--out /proc/deepmolm-test: cannot be created in /proc" in capsys.readouterr().err
 
 
 def test_a_run_refused_by_anothers_lock_keeps_that_runs_folder(tmp_path, monkeypatch, capsys):
