@@ -275,3 +275,28 @@ def test_label_names_are_checked_as_the_header_reads_them(tmp_path):
     assert {i.task for i in read("csv", path, label_columns=["A=B", "B"])} == {"property:A=B", "property:B"}
     with pytest.raises(ValueError, match=r"label name 'logD \(pH=7.4\)'"):
         read("csv", path, label_columns=["logD (pH=7.4)"])
+
+
+def test_moit_json_array_after_many_blank_lines_is_read_as_an_array(tmp_path):
+    """was: the "[" looked for in the first 1024 characters only: 1100 blank lines, then an
+    indented array, were read as JSON lines (the entries lost, a failure per line)."""
+    folder = tmp_path / "pubchem/train"
+    write_lmdb(folder / "3d-pubchem.lmdb", {"702": moit_record("702")}, protocol=4)
+    entry = {"instruction": "MW?", "input": "702", "output": "46.07", "task": "Molecular Weight"}
+    (folder / "2d_computed_properties.json").write_text("\n" * 1100 + json.dumps([entry], indent=1))
+    got = items(read("3d-moit", tmp_path))
+    assert got["pubchem-train-702-molecular-weight"].properties == {"Molecular Weight": 46.07}
+
+
+def test_long_crafted_answers_and_headers_are_refused_not_backtracked():
+    """Two regexes backtracked quadratically: a trans_smiles answer of 30000 spaces took 26 s
+    to refuse, an SDF data header of 60000 "<" 23 s. (Results checked here; the time is
+    what the fix is for, and a quadratic regex makes this test take minutes.)"""
+    from deepmolm_plugin.data.sources.sdf_source import FIELD
+    from deepmolm_plugin.data.sources.vis_chebi20 import smiles_from_answer
+
+    assert smiles_from_answer("The SMILES is " + " " * 200_000 + "C C") is None
+    assert smiles_from_answer("The SMILES is" + " " * 200_000 + ": CCO.") == "CCO"
+    assert smiles_from_answer("the smiles of the molecule is :CCN") == "CCN"
+    assert FIELD.match("> " + "<" * 200_000) is None
+    assert FIELD.match(">  <ID>  (7)").group(1) == "ID"

@@ -213,7 +213,12 @@ def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
     # utf-8-sig: a BOM hid the "[" (every line became a failure); surrogateescape: a
     # non-UTF-8 byte is its JSON line's failure; RecursionError: thousands of nested "["
     with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
-        head = handle.read(1024).lstrip()
+        head = ""
+        while not head:  # the first character that is not white space (1100 blank lines hid a "[")
+            chunk = handle.read(4096)
+            if not chunk:
+                break
+            head = chunk.lstrip()
         handle.seek(0)
         if head.startswith("["):
             text = handle.read()

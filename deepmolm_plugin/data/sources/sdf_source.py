@@ -41,7 +41,7 @@ from .csv_source import as_list, label_item, named, require_columns, text_task
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
-FIELD = re.compile(r"^>.*?<([^>]+)>")
+FIELD = re.compile(r"^>[^<]*<([^>]+)>")  # [^<]*, not .*?: a header of 60000 "<" took 23 s (quadratic)
 
 
 

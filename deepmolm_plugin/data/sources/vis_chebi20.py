@@ -45,7 +45,9 @@ TASK_NAMES = {
     "trans_smiles": "smiles",
 }
 FILES = {"train": "train.json", "test": "test.json"}
-_SMILES_ANSWER = re.compile(r"\s*(?:the smiles(?: of [^:]*?)? is\s*:?\s*)?(\S+?)\.?\s*", re.I)
+# Matched against the stripped answer, one way to split each run of spaces: with "\s*:?\s*"
+# and the answer's own \s* ends, an answer of 30000 spaces took 26 s to refuse.
+_SMILES_ANSWER = re.compile(r"(?:the smiles(?: of [^:]*?)? is\s*(?::\s*)?)?(\S+?)\.?", re.I)
 
 
 class _Reject(Exception):
@@ -94,7 +96,7 @@ def _image_key(path: str) -> str:
 
 def smiles_from_answer(answer: str) -> Optional[str]:
     """The SMILES of a trans_smiles answer ("The SMILES is X."), backslashes repaired."""
-    match = _SMILES_ANSWER.fullmatch(answer)
+    match = _SMILES_ANSWER.fullmatch(answer.strip())
     return collapse_backslashes(match.group(1)) if match else None
 
 
