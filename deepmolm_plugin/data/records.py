@@ -253,7 +253,9 @@ def check_properties(record: dict, rid: str) -> None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:60] + f"... ({len(repr(value))} characters)"
+            from .. import usage
+
+            shown = usage.shortened(repr(value))
             raise RecordError(rid, f"property {name!r} is {shown}, not a finite number (leave it out of "
                                    "`properties` if it was not measured)")
         if not abs(value) <= LABEL_LIMIT:  # 1e200 made the head's std inf: every target 0, nothing learnt

@@ -223,13 +223,14 @@ def tally(out: Output, n_chunks: int) -> Tally:
             # A failed item's id is taken too, and a failed item may repeat a record's id:
             # either way one id would be in the records and in failures.jsonl as if it failed.
             # (A reader's own "id" failure already says the id is repeated.)
-            repeated = item_id is not None and id_key(item_id) in seen
+            key = None if item_id is None else id_key(item_id)
+            repeated = key is not None and key in seen
             if repeated and not ("failure" in entry and entry["failure"]["stage"] == "id"):
                 t.duplicates.add((c, k))
                 t.stages["duplicate-id"] += 1
                 continue
-            if item_id is not None:
-                seen.add(id_key(item_id))
+            if key is not None:
+                seen.add(key)
             if "failure" in entry:
                 t.stages[entry["failure"]["stage"]] += 1
                 continue
