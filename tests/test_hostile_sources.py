@@ -192,6 +192,37 @@ def test_vis_bom_deep_json_and_bool_words(vis_root):
         read("vis-chebi20", vis_root)
 
 
+def test_vis_one_picture_is_one_molecule(vis_root):
+    """Spellings compared as molecules, paths as the file they name; a picture whose
+    trans_smiles answers name two molecules has no trustworthy record at all."""
+    (vis_root / "imgs" / "2.png").write_bytes(b"\x89PNG fake 2")
+    write_json(vis_root / "train.json", [
+        vis_record("trans_smiles", "imgs/1.png", "S?", "The SMILES is CCO."),
+        vis_record("trans_smiles", "imgs/1.png", "S?", "The SMILES is OCC."),  # same molecule
+        vis_record("trans_iupac", "other/1.png", "Name?", "ethanol"),  # retried as imgs/1.png
+        vis_record("trans_smiles", "imgs/2.png", "S?", "The SMILES is CCO."),
+        vis_record("trans_smiles", "imgs/2.png", "S?", "The SMILES is CCN."),  # a different one
+        vis_record("general_desp", "imgs/2.png", "Describe.", "Ethanol or ethylamine."),
+    ])
+    out = read("vis-chebi20", vis_root)
+    got, bad = items(out), errors(out)
+    assert got["vis-chebi20-train-1-smiles"].molecule.smiles == "CCO"
+    assert got["vis-chebi20-train-1-smiles-2"].molecule.smiles == "OCC"
+    assert got["vis-chebi20-train-1-iupac_naming"].molecule.smiles == "CCO"
+    assert set(bad) == {"vis-chebi20-train-2-smiles", "vis-chebi20-train-2-smiles-2", "vis-chebi20-train-2-description"}
+    for error in bad.values():
+        assert error.stage == "molecule" and "name 2 different molecules (CCO, CCN)" in error.reason
+
+
+def test_vis_image_link_out_of_the_folder_is_named(vis_root, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "5.png"
+    outside.write_bytes(b"\x89PNG elsewhere")
+    (vis_root / "imgs" / "5.png").symlink_to(outside)
+    write_json(vis_root / "train.json", [vis_record("trans_smiles", "imgs/5.png", "S?", "The SMILES is C.")])
+    [error] = read("vis-chebi20", vis_root)
+    assert error.stage == "image" and f"is {outside}, outside the dataset folder" in error.reason
+
+
 # ---------------------------------------------------------------------------------------
 # 3d-moit
 

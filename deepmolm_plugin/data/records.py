@@ -148,13 +148,13 @@ def _check_shared_rows(records: list, data_path: str) -> None:
     for (sidecar, offset, atoms), texts in shared.items():
         if len(texts) < 2:
             continue
-        from rdkit import Chem
+        from ..molecule.canonical import smiles_identity
 
         canonical = {}  # canonical SMILES -> (text, record name)
         for text, rid in texts.items():
-            mol = Chem.MolFromSmiles(text)
-            if mol is not None:  # (an unparseable one is named by the record's own SMILES check)
-                canonical.setdefault(Chem.MolToSmiles(mol), (text, rid))
+            identity = smiles_identity(text)
+            if identity is not None:  # (an unparseable one is named by the record's own SMILES check)
+                canonical.setdefault(identity, (text, rid))
         if len(canonical) > 1:
             (first_text, first_rid), (second_text, second_rid) = list(canonical.values())[:2]
             raise ValueError(f"{data_path}: records {first_rid!r} ({first_text}) and {second_rid!r} ({second_text}) "

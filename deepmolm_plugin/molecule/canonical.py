@@ -15,13 +15,17 @@ bond's begin atom and to 2D coordinates, and the stereo they described is alread
 chiral tags and bond stereo. An atom with non-tetrahedral stereo (square-planar,
 octahedral, ...) keeps the input's bond order around it, since its permutation tag is not
 re-derived here; the atoms are still in canonical order.
+
+``smiles_identity`` is the text-level question: whether two SMILES spellings are one molecule.
 """
 
 from __future__ import annotations
 
 from rdkit import Chem
 
-__all__ = ["canonical_copy"]
+from .errors import rdkit_messages
+
+__all__ = ["canonical_copy", "smiles_identity"]
 
 _PERCEIVED = ("_CIPRank", "_CIPCode", "_ChiralityPossible", "_ringStereoAtoms", "_ringStereochemCand",
               "_ringStereoWarning")
@@ -98,3 +102,13 @@ def canonical_copy(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
     Chem.SetDoubleBondNeighborDirections(copy)
     Chem.AssignStereochemistry(copy, cleanIt=True, force=True)
     return copy, order
+
+
+def smiles_identity(text: str) -> str | None:
+    """RDKit's canonical isomeric SMILES of ``text``: equal for two spellings of one molecule
+    (``CCO``, ``OCC``), so datasets are compared by molecule, not by spelling. ``None``
+    where RDKit cannot parse it (its messages are kept out of the log: the record's own
+    SMILES check names the problem, with them)."""
+    with rdkit_messages():
+        mol = Chem.MolFromSmiles(text)
+    return None if mol is None else Chem.MolToSmiles(mol)

@@ -8,15 +8,19 @@ description, trans_iupac -> iupac_naming, trans_smiles -> smiles.
 
 The dataset has no SMILES or CID field: the only molecule identity is the SMILES inside
 trans_smiles answers ("The SMILES is ..."). So every trans_smiles answer is parsed first
-into an image -> SMILES map (over all files, so a test image's molecule is known from its
-own trans_smiles record wherever it is), and every other record takes its molecule from
-the trans_smiles record of the same image. No such record, or several disagreeing ones,
-is a per-record ``SourceError`` (stage "molecule"). Doubled backslashes (the ChEBI-20
-quirk) are collapsed in the parsed SMILES and in trans_smiles answers.
+into an image file -> SMILES map (over all files, so a test image's molecule is known from
+its own trans_smiles record wherever it is), and every other record takes its molecule from
+the trans_smiles record of the same image. The map is keyed by the file a path resolves to
+(``imgs/1.png`` and ``./1.png`` retried as ``imgs/1.png`` are one picture), and its SMILES
+are compared as molecules (``CCO`` and ``OCC`` agree). No such record is a per-record
+``SourceError`` (stage "molecule"); trans_smiles answers naming different molecules for one
+picture make every record of that picture one, the trans_smiles records included (one of
+them is wrong, and nothing says which). Doubled backslashes (the ChEBI-20 quirk) are
+collapsed in the parsed SMILES and in trans_smiles answers.
 
 ``image`` is the dataset's own file (the engine copies it); a path that does not exist
 under the folder is retried as ``imgs/<file name>``, then is a ``SourceError`` (stage
-"image"). Items carry ``instruction=None`` unless ``source_instructions`` is true (the
+"image"), which says whether the file is missing, hidden, or a link out of the folder. Items carry ``instruction=None`` unless ``source_instructions`` is true (the
 prompt, without ``<image>``, is always kept in ``extra["source_instruction"]``); answers
 are the source's text verbatim.
 
@@ -33,6 +37,7 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
+from ...molecule.canonical import smiles_identity
 from .base import (MoleculeSpec, SourceError, SourceItem, is_hidden, option_bool, option_list,
                    register_reader)
 from .chebi20 import choose_splits, collapse_backslashes, unique
@@ -112,18 +117,28 @@ def _load(path: Path) -> list:
     return records
 
 
-def _smiles_map(files: dict) -> dict:
-    """image key -> set of SMILES from all trans_smiles answers."""
-    found = defaultdict(set)
+def _smiles_map(root: Path, files: dict) -> dict:
+    """image file (resolved) -> {molecule identity: first SMILES text naming it}, from all
+    trans_smiles answers; spellings are compared as molecules only where they differ."""
+    texts = defaultdict(dict)  # image file -> {SMILES text: None}, in file order
     for records in files.values():
         for record in records:
             try:
                 task, image, _, answer = _parse(record)
+                smiles = smiles_from_answer(answer) if task == "trans_smiles" else None
+                path = _resolve_image(root, image) if smiles else None
             except _Reject:
                 continue  # reported as an error when the record itself is read
-            smiles = smiles_from_answer(answer) if task == "trans_smiles" else None
-            if smiles:
-                found[_image_key(image)].add(smiles)
+            if path is not None:
+                texts[path.resolve()][smiles] = None
+    found = {}
+    for path, spellings in texts.items():
+        if len(spellings) == 1:
+            found[path] = {smiles: smiles for smiles in spellings}
+        else:  # an unparseable one stands for itself: the engine names it
+            found[path] = {}
+            for smiles in spellings:
+                found[path].setdefault(smiles_identity(smiles) or smiles, smiles)
     return found
 
 
@@ -131,24 +146,34 @@ def _resolve_image(root: Path, image: str) -> Path:
     """The image file, which must be one of the dataset folder's files (the engine copies
     it): inside it and not hidden, as the run's input checksums see them (a picture in a
     hidden folder was copied, but an edit to it went unnoticed on a rerun)."""
+    folder, why = root.resolve(), None
     for candidate in (root / image, root / "imgs" / PurePosixPath(_image_key(image)).name):
-        inside = candidate.is_file() and candidate.resolve().is_relative_to(root.resolve())
-        if inside and not is_hidden(candidate.resolve().relative_to(root.resolve())):
+        if not candidate.is_file():
+            continue
+        real = candidate.resolve()
+        if not real.is_relative_to(folder):
+            why = why or f"image file {image!r} is {real}, outside the dataset folder {root} (a link out of it?)"
+        elif is_hidden(real.relative_to(folder)):
+            why = why or f"image file {image!r} is hidden under {root} (hidden files are not read)"
+        else:
             return candidate
-    raise _Reject("image", f"image file {image!r} not found under {root} (hidden files are not read)")
+    raise _Reject("image", why or f"image file {image!r} not found under {root} (hidden files are not read)")
 
 
-def _molecule(task: str, image: str, answer: str, smiles_map: dict) -> tuple[str, str]:
+def _molecule(task: str, path: Path, image: str, answer: str, smiles_map: dict) -> tuple[str, str]:
+    candidates = smiles_map.get(path.resolve(), {})
+    if len(candidates) > 1:
+        named = ", ".join(list(candidates.values())[:3])
+        raise _Reject("molecule", f"the trans_smiles answers for image {image!r} name {len(candidates)} different "
+                                  f"molecules ({named}): one of them is wrong")
     if task == "trans_smiles":
         smiles = smiles_from_answer(answer)
         if not smiles:
             raise _Reject("molecule", f"no SMILES in the trans_smiles answer {answer[:80]!r}")
         return smiles, "answer"
-    candidates = smiles_map.get(_image_key(image), set())
-    if len(candidates) != 1:
-        why = "no trans_smiles record" if not candidates else f"{len(candidates)} different SMILES"
-        raise _Reject("molecule", f"molecule unknown: {why} for image {image!r}")
-    return next(iter(candidates)), "trans_smiles record of the same image"
+    if not candidates:
+        raise _Reject("molecule", f"molecule unknown: no trans_smiles record for image {image!r}")
+    return next(iter(candidates.values())), "trans_smiles record of the same image"
 
 
 def _id_base(split: str, record, index: int) -> tuple[str, Optional[str]]:
@@ -174,7 +199,7 @@ def read_vis_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | So
     keep_instruction = option_bool("vis-chebi20", "source_instructions", options.get("source_instructions"), False)
 
     files = {s: _load(root / name) for s, name in FILES.items() if (root / name).is_file()}
-    smiles_map = _smiles_map(files)
+    smiles_map = _smiles_map(root, files)
     for split in splits:
         seen: Counter = Counter()
         for index, record in enumerate(files[split]):
@@ -185,7 +210,7 @@ def read_vis_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | So
             try:
                 source_task, image, prompt, answer = _parse(record)
                 path = _resolve_image(root, image)
-                smiles, origin = _molecule(source_task, image, answer, smiles_map)
+                smiles, origin = _molecule(source_task, path, image, answer, smiles_map)
             except _Reject as reject:
                 yield SourceError(id, reject.stage, reject.reason)
                 continue
