@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
 from deepmolm_plugin.data.sources import READERS, SourceError, chebi20_mm, csv_source  # noqa: F401  (registered)
@@ -230,6 +231,21 @@ def test_vis_image_link_out_of_the_folder_is_named(vis_root, tmp_path_factory):
 def moit_record(cid):
     _, atoms, coords = embedded("CCO")
     return {"cid": cid, "smiles": "CCO", "atoms": atoms, "coordinates": [coords], "description": "Ethanol " * 300}
+
+
+def test_moit_coordinates_as_one_conformer_of_rows(tmp_path):
+    """`coordinates` as the (atoms, 3) rows of one conformer, not a list of conformers: its
+    first row was taken for the molecule and refused as "shape (3,)"."""
+    _, atoms, coords = embedded("CCO")
+    records = {"1": moit_record("1"), "2": dict(moit_record("2"), coordinates=coords.tolist()),
+               "3": dict(moit_record("3"), coordinates=coords), "4": dict(moit_record("4"), coordinates=[coords.tolist()]),
+               "5": dict(moit_record("5"), coordinates=[[[0.0, 0.0], [1.0]]])}
+    write_lmdb(tmp_path / "pubchem/train/3d-pubchem.lmdb", records, protocol=4)
+    out = read("3d-moit", tmp_path, tasks="Caption")
+    got, bad = items(out), errors(out)
+    for cid in "1234":
+        assert np.allclose(got[f"pubchem-train-{cid}-caption"].molecule.coordinates, coords)
+    assert bad["pubchem-train-5-caption"].stage == "atoms" and "not numeric" in bad["pubchem-train-5-caption"].reason
 
 
 def test_moit_truncated_lmdb_is_refused_not_sigbus(tmp_path):

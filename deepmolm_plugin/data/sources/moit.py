@@ -160,11 +160,15 @@ def _record(raw: Optional[bytes], key: str, where: _Lmdb) -> dict:
 
 
 def _first_conformer(value) -> np.ndarray:
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise _Reject("atoms", "no conformers")
-        value = value[0]
+    """The first conformer's (atoms, 3) coordinates from a list of conformers, one
+    (conformers, atoms, 3) array, or one conformer written as a list of rows, told apart by
+    depth: a list whose first element is one row of numbers is itself the conformer (its
+    first row was taken for the whole molecule, then refused as "shape (3,)")."""
+    if isinstance(value, (list, tuple)) and not value:
+        raise _Reject("atoms", "no conformers")
     try:
+        if isinstance(value, (list, tuple)) and np.ndim(value[0]) != 1:
+            value = value[0]
         coords = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as error:
         raise _Reject("atoms", f"coordinates are not numeric: {error}") from error
