@@ -604,3 +604,48 @@ def test_csv_ids_that_differ_only_in_unicode_normalisation_are_one_id(tmp_path):
     found = read("csv", path, id_column="id", label_columns=["Y"])
     (error,) = errors(found).values()
     assert error.stage == "id" and "is also the id of row 0" in error.reason
+
+
+def test_sdf_id_and_split_fields_say_what_is_wrong(tmp_path):
+    """was: `id_field` in the wrong case failed every record as "record has no 'id' field"
+    (no word of 'ID'); a missing split field read as "split '' is not a plain name"; a
+    data field named `_Name` was replaced by the title line without a word."""
+    block = MOLBLOCK.format(title="m0", value=1).replace("$$$$", "> <ID>\nmol-0\n\n> <_Name>\nx\n\n$$$$")
+    (tmp_path / "t.sdf").write_text(block)
+    (error,) = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y", id_field="id")).values()
+    assert error.stage == "id" and error.reason == ("record has no 'id' field (its data fields: ['Y', 'ID']); "
+                                                    "'ID' differs only in case")
+    (error,) = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y", split_column="Split")).values()
+    assert error.stage == "split" and error.reason.startswith("record has no 'Split' field (its data fields")
+    (error,) = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y", id_field="_Name")).values()
+    assert error.stage == "read" and "a data field named '_Name', which is also the name of its title line" in error.reason
+    assert list(items(read("sdf", tmp_path / "t.sdf", label_columns="Y", id_field="ID"))) == ["mol-0:property:Y"]
+
+
+@pytest.mark.parametrize("fmt, option", [("sdf", "id_field"), ("sdf", "split_column"), ("csv", "id_column"),
+                                         ("csv", "split_column"), ("csv", "smiles_column")])
+def test_a_blank_column_or_field_option_is_refused_not_ignored(tmp_path, fmt, option):
+    # was: `--id-field ""` (an unset shell variable) made the default ids without a word
+    write_sdf(tmp_path / "t.sdf", 1)
+    (tmp_path / "t.csv").write_text("smiles,Y\nCCO,1\n")
+    with pytest.raises(ValueError, match=f"{fmt}: option {option} must name a column or field, got ' '"):
+        read(fmt, tmp_path / f"t.{fmt}", label_columns="Y", **{option: " "})
+
+
+def test_an_id_with_a_line_break_or_tab_is_the_items_failure(tmp_path):
+    """was: an SDF id field over two lines (or a quoted CSV id cell with a tab) made records
+    that evaluation refused as questions, after training; now every reader's such id is
+    the item's failure when it is prepared."""
+    block = MOLBLOCK.format(title="m0", value=1).replace("$$$$", "> <ID>\nmol\n0\n\n$$$$")
+    (tmp_path / "t.sdf").write_text(block + MOLBLOCK.format(title="m1", value=2).replace("$$$$", "> <ID>\nm1\n\n$$$$"))
+    code, _ = prepare("--format", "sdf", "--input", tmp_path / "t.sdf", "--out", tmp_path / "out", "--id-field", "ID",
+                      *small_run()[:-2], "--label-columns", "Y")
+    assert code == 0
+    assert [r["id"] for r in records(tmp_path / "out" / "train.json")] == ["m1:property:Y"]
+    assert failures(tmp_path / "out") == [{"id": "mol\n0:property:Y", "stage": "id", "reason":
+                                           "id 'mol\\n0:property:Y' holds a control character ('\\n': a line "
+                                           "break, a tab...)"}]
+    (tmp_path / "t.csv").write_text('smiles,y,id\nCCO,1,"a\tb"\nCCN,2,c\n')
+    code, _ = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", tmp_path / "csv", "--id-column", "id",
+                      *small_run())
+    assert code == 0 and [f["stage"] for f in failures(tmp_path / "csv")] == ["id"]

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from tqdm import tqdm
 
 from ...molecule.sidecar import dtype_for
-from ..sources.base import READERS, SourceError, SourceItem, check_options
+from ..sources.base import READERS, SourceError, SourceItem, check_options, id_problem
 from .common import PrepareError
 from .items import Made, WorkSettings, _init_worker, _work, _work_alone, molecule_key
 from .output import Output
@@ -76,6 +76,15 @@ def checked_reader(fmt: str, items: Iterable) -> Iterator:
             raise PrepareError(f"--format {fmt} reader stopped after {position} items: {e}") from e
         position += 1
         yield item
+
+
+def usable_ids(items: Iterable) -> Iterator:
+    """The items, where one whose id is blank, has white space around it or holds a control
+    character is that item's failure (stage ``id``), whichever reader made it: a CSV id cell
+    or an SDF field over two lines gave records that evaluation refused as questions."""
+    for item in items:
+        problem = id_problem(item.id) if isinstance(item, SourceItem) and isinstance(item.id, str) else None
+        yield SourceError(item.id, "id", problem) if problem else item
 
 
 def one_spelling_per_split(items: Iterable) -> Iterator:
@@ -317,7 +326,7 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
     reader = load_reader(args.format)
     settings = state["settings"]
     raw = reader(settings["input"], dict(settings["reader_options"]))
-    items = one_spelling_per_split(checked_reader(args.format, raw))
+    items = one_spelling_per_split(usable_ids(checked_reader(args.format, raw)))
     if settings["limit"] is not None:
         items = itertools.islice(items, settings["limit"])
     work = WorkSettings(out=str(out.root), tmp=str(out.tmp), input_root=str(input_root(Path(settings["input"]))),

@@ -108,6 +108,32 @@ def id_key(item_id) -> str:
     return unicodedata.normalize("NFC", str(item_id))
 
 
+def id_problem(item_id: str) -> Optional[str]:
+    """Why the text `item_id` cannot be an id, or None. Ids are shown in tables, messages and
+    one-line files: a blank one names nothing, " r1" shows as "r1", and a line break or tab
+    (an SDF id field written over two lines) broke the lines it was shown in; evaluation
+    refuses such question ids, so they were refused only after training."""
+    if not item_id.strip():
+        return f"id {item_id!r} is blank"
+    if item_id != item_id.strip():
+        return f"id {item_id!r} has white space around it"
+    control = next((c for c in item_id if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return f"id {item_id!r} holds a control character ({control!r}: a line break, a tab...)"
+    return None
+
+
+def option_name(fmt: str, options: dict, name: str) -> Optional[str]:
+    """The column or field an option names (``id_field``, ``split_column``...), None when it
+    is not given. A blank or non-text one is a configuration error: ``--id-field ""`` was
+    taken as no option, and the default ids were made without a word."""
+    value = options.get(name)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{fmt}: option {name} must name a column or field, got {value!r} "
+                         "(leave it out for the default)")
+    return value
+
+
 def repeated_id(seen: Dict[str, str], row_id: str, where: str) -> Optional[str]:
     """Why `row_id` (from the data's id column or field) cannot name the row at `where`: an
     earlier row has it (`id_key`; None: it is new, and now taken). Checked when the row is

@@ -39,7 +39,7 @@ from typing import Iterator, List, Sequence, Tuple
 from ...csv_table import PLAIN_NUMBER, columns_named, csv_rows, line_span
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, register_reader, repeated_id,
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, option_name, register_reader, repeated_id,
                    split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
@@ -151,6 +151,8 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
                              f"(columns {where}): rename them apart")
         return column
 
+    for name in ("smiles_column", "id_column", "split_column"):
+        option_name(fmt, options, name)  # a blank one fell back to the default without a word
     found = [header[i] for i in columns_named(header, "smiles")]
     if not options.get("smiles_column") and len(found) > 1:  # `SMILES` and `smiles`: the first was read, silently
         raise ValueError(f"{fmt}: the header has several SMILES columns {found}: name the one to read with "

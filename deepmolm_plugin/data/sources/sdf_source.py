@@ -13,8 +13,13 @@ Input: one ``.sdf`` / ``.sd`` / ``.mol`` file, or a folder searched recursively 
   fields skipped (a missing label, never a zero);
 - ``text_columns``: text fields, ``FIELD=TASK`` (or a field named like a task);
 - ``id_field``: the data field holding the record id, or ``_Name`` for the title line
-  (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``;
-- ``split_column``: a data field holding the split (default: ``train``).
+  (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``
+  naming the fields it has (and one that differs only in case); a data field itself named
+  ``_Name`` is a record error where it is used (the title would replace it);
+- ``split_column``: a data field holding the split (default: ``train``); a record
+  without it, or with it blank, is a ``SourceError`` (stage ``split``) saying so.
+
+A blank ``id_field`` or ``split_column`` is a configuration error (it was ignored).
 
 Item ids are ``<record id>:<task>``. A record whose id, split, label or text field holds
 bytes that are not UTF-8, or appears twice in the record, is a ``SourceError`` (stage
@@ -35,13 +40,14 @@ from typing import Iterator, List, Optional, Tuple
 
 from ...molecule import MoleculeError
 from ...molecule.io.sdf import parse_sdf_block, sdf_blocks
-from .base import (MoleculeSpec, SourceError, SourceItem, register_reader, repeated_id, split_problem,
-                   visible_files)
+from .base import (MoleculeSpec, SourceError, SourceItem, option_name, register_reader, repeated_id,
+                   split_problem, visible_files)
 from .csv_source import as_list, label_item, named, require_columns, text_task
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
 FIELD = re.compile(r"^>[^<]*<([^>]+)>")  # [^<]*, not .*?: a header of 60000 "<" took 23 s (quadratic)
+TITLE = "_Name"  # the id_field value that means the record's title line (RDKit's name for it)
 
 
 
@@ -91,9 +97,24 @@ def sdf_files(path: Path) -> List[Tuple[Path, str]]:
     return files
 
 
+def missing_field(fields: dict, wanted: str) -> str:
+    """Why a record lacks the field `wanted`, naming the fields it has: a field asked for in
+    the wrong case (``cid`` for ``CID``) failed every record alike, without a hint."""
+    if wanted == TITLE:
+        return "record has a blank title line (its first line: the `_Name` id field)"
+    names = [n for n in fields if n != TITLE]
+    near = [n for n in names if n.casefold() == wanted.casefold()]
+    hint = f"; {near[0]!r} differs only in case" if near else ""
+    if wanted in fields:
+        return f"the record's {wanted!r} field is blank"
+    return f"record has no {wanted!r} field (its data fields: {names}){hint}"
+
+
 @register_reader("sdf", options=OPTIONS)
 def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     require_columns("sdf", options)
+    for name in ("id_field", "split_column"):
+        option_name("sdf", options, name)
     labels = [named(c) for c in as_list(options.get("label_columns"))]
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
     ids: dict = {}  # --id-field value -> the record that has it
@@ -112,9 +133,13 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         return
     fields, repeated = data_fields(block)
     title = lines[0].strip() if block.strip() else ""
-    fields["_Name"] = title
-    id_field = options.get("id_field")
-    used = [id_field, options.get("split_column")] + [f for f, _ in texts + labels]
+    id_field, split_field = options.get("id_field"), options.get("split_column")
+    used = [id_field, split_field] + [f for f, _ in texts + labels]
+    if TITLE in fields and TITLE in used:  # the title replaced it without a word
+        yield SourceError(record_id, "read", f"the record has a data field named {TITLE!r}, which is also the name "
+                                             "of its title line: rename the field")
+        return
+    fields[TITLE] = title
     twice = {f: repeated[f] for f in used if f in repeated}
     if twice:  # the last value was taken, without a word (a CSV column named twice is an error)
         listed = ", ".join(f"{f!r} {n} times" for f, n in twice.items())
@@ -126,15 +151,17 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         return
     if id_field:
         if not fields.get(id_field):
-            what = "title" if id_field == "_Name" else "field"
-            yield SourceError(record_id, "id", structure_problem(block, record_id) or f"record has no {id_field!r} {what}")
+            yield SourceError(record_id, "id", structure_problem(block, record_id) or missing_field(fields, id_field))
             return
         record_id = fields[id_field]
         problem = repeated_id(ids, record_id, f"{name}#{index}")
         if problem:
             yield SourceError(record_id, "id", problem)
             return
-    split = fields.get(options["split_column"], "").strip() if options.get("split_column") else "train"
+    if split_field and not fields.get(split_field):  # "split '' is not a plain name" said nothing of the field
+        yield SourceError(record_id, "split", structure_problem(block, record_id) or missing_field(fields, split_field))
+        return
+    split = fields[split_field] if split_field else "train"
     if split_problem(split):
         yield SourceError(record_id, "split", split_problem(split))
         return
