@@ -151,6 +151,15 @@ def test_a_split_named_twice_is_read_once(tmp_path):
     assert [o.id for o in read("chebi20", tmp_path, splits=["train", "train"])] == ["chebi20-train-9"]
 
 
+def test_names_separated_by_commas_are_a_list(tmp_path):
+    # was: `--option splits=train,test` looked for one split named "train,test"
+    (tmp_path / "train.txt").write_bytes(HEADER_TSV + b"9\tCCO\tEthanol.\n")
+    (tmp_path / "test.txt").write_bytes(HEADER_TSV + b"8\tCCN\tEthylamine.\n")
+    assert [o.id for o in read("chebi20", tmp_path, splits="test, train")] == ["chebi20-test-8", "chebi20-train-9"]
+    with pytest.raises(ValueError, match="chebi20: option splits holds a blank name: 'train,'"):
+        read("chebi20", tmp_path, splits="train,")
+
+
 # ---------------------------------------------------------------------------------------
 # vis-chebi20
 

@@ -241,15 +241,19 @@ def undecodable(text: str) -> bool:
 
 
 def option_list(fmt: str, name: str, value) -> Optional[list]:
-    """An option that names one or several things (``splits``, ``tasks``): None, a string or
-    a list of strings; anything else (``--option splits=1`` arrives as the int 1) is a
-    configuration error, not a TypeError from deep inside the reader."""
+    """An option that names one or several things (``splits``, ``tasks``): None, a string
+    (one name, or names separated by commas, as the column options take them: ``--option
+    splits=train,test`` was looked for as one split named "train,test") or a list of
+    strings; anything else (``--option splits=1`` arrives as the int 1) is a configuration
+    error, not a TypeError from deep inside the reader. No split or task name holds a comma."""
     if value is None or value == []:
         return None
-    values = [value] if isinstance(value, str) else value
+    values = value.split(",") if isinstance(value, str) else value
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
         raise ValueError(f"{fmt}: option {name} must be a name or a list of names, got {value!r}")
-    return list(dict.fromkeys(values))  # a name given twice is read once, not duplicated
+    if any(not v.strip() for v in values):
+        raise ValueError(f"{fmt}: option {name} holds a blank name: {value!r}")
+    return list(dict.fromkeys(v.strip() for v in values))  # a name given twice is read once, not duplicated
 
 
 def option_bool(fmt: str, name: str, value, default: bool) -> bool:
