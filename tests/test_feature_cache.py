@@ -502,3 +502,71 @@ def test_non_finite_features_are_used_but_never_stored(tmp_path, tiny_config, ca
     assert torch.isnan(out).any()
     assert tower.feature_cache.stats()["unstored"] == 1 and _files(tmp_path) == []
     assert "are not finite (NaN or inf): not stored" in caplog.text
+
+
+def test_only_the_writers_own_temporary_files_are_removed(tmp_path):
+    """was: every file older than an hour in `<root>/.tmp/` was deleted: a project folder
+    given as the cache by mistake lost its own `.tmp/` files."""
+    (tmp_path / "notes.txt").write_text("a folder that is not empty")
+    tmp = tmp_path / ".tmp"
+    tmp.mkdir()
+    mine, part = tmp / "my_notes.txt", tmp / "node1-4242-0123abcd.part"
+    for path in (mine, part):
+        path.write_text("old")
+        old = path.stat().st_mtime - 2 * 3600
+        os.utime(path, (old, old))
+    assert FeatureCache(tmp_path).removed_stale == 1
+    assert mine.read_text() == "old" and not part.exists()
+
+
+def _stored_entry(tmp_path, tiny_config):
+    tower = _tower(tiny_config, tmp_path)
+    x = torch.randn(1, 3, 128, 128)
+    expected = tower(x)
+    (path,) = _files(tmp_path)
+    return tower, x, expected, path
+
+
+def test_a_stored_non_finite_entry_is_damaged_not_served(tmp_path, tiny_config, caplog):
+    """was: served as a hit for ever (entries written before put() refused NaN)."""
+    import hashlib
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from deepmolm_plugin.encoder.feature_cache import _raw_bytes
+
+    tower, x, expected, path = _stored_entry(tmp_path, tiny_config)
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    features = load_file(str(path))["features"]
+    features[0, 0] = float("nan")
+    metadata["sha256"] = hashlib.sha256(_raw_bytes(features)).hexdigest()  # a whole, consistent entry
+    save_file({"features": features}, str(path), metadata=metadata)
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+        torch.testing.assert_close(tower(x), expected)
+    assert tower.feature_cache.damaged == 1 and "not finite" in caplog.text
+    assert tower.feature_cache.get(path.stem) is not None  # replaced by the finite features
+
+
+def test_an_entry_that_is_a_fifo_or_too_large_does_not_block_or_fill_memory(tmp_path, tiny_config, caplog):
+    """was: a FIFO in an entry's place blocked the forward for ever (a link to /dev/zero
+    read without end): only a regular file of a plausible size is read."""
+    import threading
+
+    tower, x, expected, path = _stored_entry(tmp_path, tiny_config)
+    path.unlink()
+    os.mkfifo(path)
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("out", tower(x)), daemon=True)
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
+        worker.start()
+        worker.join(60)
+    assert not worker.is_alive(), "the forward blocked on the FIFO"
+    torch.testing.assert_close(result["out"], expected)
+    assert tower.feature_cache.unreadable == 1 and "not a regular file" in caplog.text
+    path.unlink()
+    tower(x)  # stored again
+    path.write_bytes(path.read_bytes() + b"\0" * (2 << 20))
+    torch.testing.assert_close(tower(x), expected)
+    assert tower.feature_cache.damaged == 1 and "more than features of the expected shape take" in caplog.text

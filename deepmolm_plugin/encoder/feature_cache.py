@@ -24,13 +24,16 @@ ranks sharing the folder (a shared file system) never see each other's half-writ
 files; two ranks that encode the same view write the same bytes and the last rename wins.
 A writer killed between the two leaves its temporary file: a cache opened later removes
 those older than STALE_SECONDS (writing one file takes milliseconds, so no live writer's
-file is that old), one folder listing, not a walk of the whole cache.
+file is that old), one folder listing, not a walk of the whole cache; only files named as a
+writer names them are removed (a folder given by mistake may have its own `.tmp/`).
 Readers check the stored key and digest, and the features' shape and dtype: a file damaged
 after the fact (a machine crash before its data reached the disk, an edit) is reported,
 recomputed and replaced. A cache is a speed-up, never a reason to lose a run: an entry
 that cannot be read (no permission, a folder in its place) or written (disk full) is
 reported once per kind of reason and counted (`unreadable`, `unstored`), and the
-computed features are used. Non-finite features (NaN or inf) are used but never stored.
+computed features are used; only a regular file is read as an entry (a FIFO in its place
+blocked the forward, a link to /dev/zero filled memory). Non-finite features (NaN or inf)
+are used but never stored, and a stored one (written before that rule) is damaged.
 A cache folder this user can read but not write (filled once, shared on a read-only
 mount) serves what it holds and stores nothing (`read_only`).
 """
@@ -44,7 +47,9 @@ import json
 import logging
 import os
 import secrets
+import re
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Optional, Tuple
@@ -63,6 +68,8 @@ logger = logging.getLogger(__name__)
 FORMAT = "deepencoder-features-1"
 TENSOR = "features"
 STALE_SECONDS = 3600  # a temporary file this old belongs to a killed writer
+TEMPORARY = re.compile(r".+-\d+-[0-9a-f]+\.part")  # <host>-<pid>-<random hex>.part, as `put` names them
+HEADER_ROOM = 1 << 20  # bytes an entry may hold beyond its tensor: the safetensors header and metadata
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
@@ -195,7 +202,8 @@ class FeatureCache:
             return 0
         for entry in entries:
             try:
-                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_SECONDS:
+                if (TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)
+                        and now - entry.stat().st_mtime > STALE_SECONDS):
                     os.unlink(entry.path)
                     removed += 1
             except OSError:  # another process removed it first, or no permission: only a leftover
@@ -219,12 +227,14 @@ class FeatureCache:
         With `shape` / `dtype`, an entry of another shape or dtype counts as damaged: it
         would fail the batch, or be silently converted."""
         path = self.path(key)
+        limit = None if shape is None or dtype is None else HEADER_ROOM + _numel(shape) * dtype.itemsize
         try:
-            data = path.read_bytes()
+            features = _entry(key, _read_entry(path, limit))
+            _check_layout(features, shape, dtype)
         except FileNotFoundError:
             self.misses += 1
             return None
-        except OSError as e:  # no permission, a folder in the entry's place, a file where its sub-folder belongs
+        except OSError as e:  # no permission, a folder or a FIFO in the entry's place, a file where its sub-folder belongs
             # Not damaged data: the same cause fails every view on every forward, so it is
             # reported once per kind (errno), counted, and the view encoded.
             self.unreadable += 1
@@ -232,9 +242,6 @@ class FeatureCache:
             self._report_once("read", e, "feature cache %s: entry %s cannot be read (%s); encoding the views "
                               "this affects (counted in stats()['unreadable'])", self.root, path)
             return None
-        try:
-            features = _entry(key, data)
-            _check_layout(features, shape, dtype)
         except ValueError as e:
             self.damaged += 1
             self.misses += 1
@@ -288,11 +295,34 @@ class FeatureCache:
                 "root": str(self.root)}
 
 
+def _numel(shape: tuple) -> int:
+    count = 1
+    for size in shape:
+        count *= int(size)
+    return count
+
+
+def _read_entry(path: Path, limit: Optional[int]) -> bytes:
+    """An entry's bytes; OSError where it is no regular file: opened without blocking and
+    checked before the read (a FIFO in its place blocked the forward for ever, a link to
+    /dev/zero read without end). A file larger than `limit` is damaged (ValueError)."""
+    with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK)) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file (a FIFO or a device in the entry's place)")
+        if limit is not None and info.st_size > limit:
+            raise ValueError(f"{info.st_size} bytes, more than features of the expected shape take")
+        return handle.read()
+
+
 def _check_layout(features: torch.Tensor, shape: Optional[tuple], dtype: Optional[torch.dtype]) -> None:
     if shape is not None and tuple(features.shape) != tuple(shape):
         raise ValueError(f"holds features of shape {tuple(features.shape)}, expected {tuple(shape)}")
     if dtype is not None and features.dtype != dtype:
         raise ValueError(f"holds {features.dtype} features, expected {dtype}")
+    if features.is_floating_point() and not bool(torch.isfinite(features).all()):
+        # put() never stores them; an entry written before it refused them was served as a hit
+        raise ValueError("holds features that are not finite (NaN or inf)")
 
 
 def _entry(key: str, data: bytes) -> torch.Tensor:
