@@ -25,7 +25,6 @@ import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bench_report
@@ -69,7 +68,7 @@ def run_cell(name: str, split: str, args) -> dict:
         cmd += ["--cache-dir", args.cache_dir]
     t0, began = time.perf_counter(), time.time()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = bench_report.run_command(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:  # deepmolm-kflm2 says why in its last lines: no traceback of ours on top
         # its advice "--overwrite" is an option of deepmolm-kflm2, which this script does not take
@@ -197,9 +196,9 @@ def main(argv=None) -> int:
     # largest first, so two workers finish together
     order = sorted(((d, s) for d in args.datasets for s in args.splits),
                    key=lambda c: -os.path.getsize(Path(args.data) / DATASETS[c[0]][0]))
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {cell: pool.submit(run_cell, *cell, args) for cell in order}
-        done = {cell: f.result() for cell, f in futures.items()}
+    # Ctrl-C: the queued cells never start and the running deepmolm-kflm2 runs stop (the
+    # pool's `with` block ran every queued cell to its end, hours, before the traceback)
+    done = bench_report.run_jobs(lambda name, split: run_cell(name, split, args), order, args.jobs)
     cells = {(d, s): done[(d, s)] for d in args.datasets for s in args.splits}
     doc = summarise(cells, args, started, load)
     out = Path(args.out)
@@ -211,4 +210,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(bench_report.interruptible(main))

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Callable, Iterable, List, Sequence
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -158,3 +162,89 @@ def publish(name: str, report: dict, markdown: List[str], out_dir: "str | os.Pat
         print(f"wrote {path}")
     if "runtime_s" in report:
         print(f"runtime {report['runtime_s']:.0f} s")
+
+
+# --- long runs made of commands: Ctrl-C (or SIGTERM) stops them all, and says so once
+
+# Commands running now (in --jobs threads too): each in its own session, so that on Ctrl-C
+# or SIGTERM `stop_commands` ends its whole process tree (a trainer's dataloader workers,
+# run_eval.sh's python) and no thread starts another one.
+RUNNING: set = set()
+STOPPING = {"now": False}
+
+
+def stop_commands(grace: float = 10.0) -> None:
+    """End every running command's session (SIGTERM, then SIGKILL after `grace` s)."""
+    STOPPING["now"] = True
+    procs = list(RUNNING)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # what ignored SIGTERM, and anything left in its session
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_command(cmd: Sequence, **popen) -> subprocess.CompletedProcess:
+    """`cmd` to its end in its own session (`popen`: Popen's stdout, stderr, env, text...);
+    SystemExit("error: interrupted") once `stop_commands` was called, before or during it."""
+    if STOPPING["now"]:
+        raise SystemExit("error: interrupted")
+    proc = subprocess.Popen([str(c) for c in cmd], start_new_session=True, **popen)
+    RUNNING.add(proc)
+    try:
+        stdout, stderr = proc.communicate()
+    finally:
+        RUNNING.discard(proc)
+    if STOPPING["now"]:
+        raise SystemExit("error: interrupted")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
+    """{unit: work(*unit)} for every unit, `jobs` at a time in threads. On Ctrl-C the queued
+    units never start (leaving a ThreadPoolExecutor's `with` block waited for every one of
+    them, each minutes of training) and the running commands are stopped; when a unit fails,
+    no new one starts and the running ones finish (a rerun reuses them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        futures = {unit: pool.submit(work, *unit) for unit in units}
+        done = {unit: future.result() for unit, future in futures.items()}
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_commands()
+        pool.shutdown(wait=True)
+        raise
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return done
+
+
+def interruptible(body: Callable, *args):
+    """`body(*args)`, where Ctrl-C or SIGTERM (a job scheduler) stops the commands it runs
+    and ends the script with one line and exit status 130, not a traceback."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return body(*args)
+    except KeyboardInterrupt:
+        stop_commands()
+        print("interrupted: the commands it ran are stopped; rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

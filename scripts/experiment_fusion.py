@@ -160,53 +160,14 @@ class Clock:
             return {**parts, "total": round(sum(self.saved["invocations"]), 1)}
 
 
-# Commands running now (in the --jobs threads too): each in its own session, so that on
-# Ctrl-C or SIGTERM `stop_commands` ends its whole process tree (a trainer's dataloader
-# workers, run_eval.sh's python) and no thread starts another one.
-RUNNING: set = set()
-STOPPING = {"now": False}
-
-
-def stop_commands(grace: float = 10.0) -> None:
-    import signal
-
-    STOPPING["now"] = True
-    procs = list(RUNNING)
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # what ignored SIGTERM, and anything left in its session
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def run(cmd: list, log: Path, env: dict | None = None) -> None:
     """One public command, its output in `log`; a failure shows the end of the log."""
-    if STOPPING["now"]:
-        raise SystemExit("error: interrupted")
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log, "w") as handle:
         handle.write("$ " + " ".join(map(str, cmd)) + "\n")
         handle.flush()
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=handle, stderr=subprocess.STDOUT, env=full_env,
-                                start_new_session=True)
-        RUNNING.add(proc)
-        try:
-            returncode = proc.wait()
-        finally:
-            RUNNING.discard(proc)
-    if STOPPING["now"]:
-        raise SystemExit("error: interrupted")
+        returncode = bench_report.run_command(cmd, stdout=handle, stderr=subprocess.STDOUT, env=full_env).returncode
     if returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-40:])
         raise SystemExit(f"error: command failed ({returncode}), log {log}:\n{tail}")
@@ -564,25 +525,9 @@ def run_trained_arms(seeds: list, args, size: dict, prepared: Path, means: dict,
                      results: dict, clock: Clock) -> None:
     """Every (arm, seed) unit, `--jobs` at a time (each its own processes and threads), then
     recorded in a fixed order so the results do not depend on which finished first."""
-    from concurrent.futures import ThreadPoolExecutor
-
     units = [(arm, seed) for seed in seeds for arm in TRAINED]
-    pool = ThreadPoolExecutor(max_workers=args.jobs)
-    try:
-        futures = {u: pool.submit(run_unit, *u, args, size, prepared, means, valid_baseline, clock) for u in units}
-        done = {u: f.result() for u, f in futures.items()}
-    except KeyboardInterrupt:
-        # Ctrl-C: the queued units must not start (leaving a `with` block waited for every
-        # one of them, each training for minutes), and the running ones stop now.
-        pool.shutdown(wait=False, cancel_futures=True)
-        stop_commands()
-        pool.shutdown(wait=True)
-        raise
-    except BaseException:
-        # a unit failed: no new unit starts; the running ones finish, a rerun reuses them
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    done = bench_report.run_jobs(
+        lambda arm, seed: run_unit(arm, seed, args, size, prepared, means, valid_baseline, clock), units, args.jobs)
     for arm, seed in units:
         unit = done[(arm, seed)]
         record(results, arm, unit["test"], unit["distinct"])
@@ -762,20 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    import signal
-
-    def stop(signum, frame):  # SIGTERM (a job scheduler) ends the run as Ctrl-C does
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        experiment(argv)
-    except KeyboardInterrupt:
-        stop_commands()
-        print("interrupted: the commands it ran are stopped; rerun the same command to resume", file=sys.stderr)
-        raise SystemExit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    bench_report.interruptible(experiment, argv)
 
 
 def experiment(argv=None) -> None:

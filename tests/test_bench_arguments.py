@@ -11,6 +11,7 @@ from host_fixtures import ROOT
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_encoder  # noqa: E402
+import bench_report  # noqa: E402
 import bench_feature_cache  # noqa: E402
 import bench_kflm2  # noqa: E402
 import bench_molecules  # noqa: E402
@@ -169,18 +170,36 @@ def test_experiment_ctrl_c_starts_no_queued_unit(monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(experiment_fusion, "run_unit", unit)
-    monkeypatch.setattr(experiment_fusion, "STOPPING", {"now": False})
+    monkeypatch.setattr(bench_report, "STOPPING", {"now": False})
     args = type("Args", (), {"jobs": 1})()
     with pytest.raises(KeyboardInterrupt):
         experiment_fusion.run_trained_arms([0, 1], args, {}, None, {}, {}, {}, experiment_fusion.Clock())
     assert started == [("fusion", 0)]
 
 
+def test_bench_kflm2_ctrl_c_starts_no_queued_cell_and_exits_130(monkeypatch, tmp_path, capsys):
+    # was: Ctrl-C killed the running cell, then the queued cells ran to their end (hours on the
+    # full benchmark) before a KeyboardInterrupt traceback; SIGTERM was not handled
+    started = []
+
+    def command(cmd, **popen):
+        started.append(cmd[cmd.index("--data") + 1])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_report, "run_command", command)
+    monkeypatch.setattr(bench_report, "STOPPING", {"now": False})
+    with pytest.raises(SystemExit) as exit_:
+        bench_report.interruptible(bench_kflm2.main, ["--out", str(tmp_path / "out"), "--jobs", "1", "--seeds", "1"])
+    assert exit_.value.code == 130 and len(started) == 1
+    assert capsys.readouterr().err.strip() == ("interrupted: the commands it ran are stopped; rerun the same command "
+                                               "to resume")
+
+
 def test_experiment_stop_ends_a_running_command_and_its_children(tmp_path, monkeypatch):
     import threading
     from pathlib import Path
 
-    monkeypatch.setattr(experiment_fusion, "STOPPING", {"now": False})
+    monkeypatch.setattr(bench_report, "STOPPING", {"now": False})
     pid_file = tmp_path / "child.pid"
     failure = []
 
@@ -194,7 +213,7 @@ def test_experiment_stop_ends_a_running_command_and_its_children(tmp_path, monke
     thread.start()
     while not pid_file.is_file() or not pid_file.read_text().strip():
         thread.join(0.05)
-    experiment_fusion.stop_commands(grace=5)
+    bench_report.stop_commands(grace=5)
     thread.join()
     assert failure == ["error: interrupted"]
     grandchild = int(pid_file.read_text())
@@ -258,13 +277,13 @@ def test_kflm2_rerun_reports_the_reused_seeds_and_its_own_advice(tmp_path, monke
     os.utime(cell / "seeds" / "seed_0.json", (1, 1))  # finished by an earlier invocation
     (cell / "results.json").write_text(json.dumps({"per_seed": [{"seed": 0, "seconds": 600.0}]}))
     args = bench_kflm2.argparse.Namespace(out=str(tmp_path), data=str(tmp_path), seeds=1, cache_dir=None, fp32=True)
-    monkeypatch.setattr(bench_kflm2.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
+    monkeypatch.setattr(bench_report, "run_command", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
     result = bench_kflm2.run_cell("FreeSolv", "random", args)
     assert (result["reused_seeds"], result["reused_seconds"]) == (1, 600.0)
     assert "1 seed runs were reused from an earlier one" in bench_kflm2.reused({"reused_seeds": 1,
                                                                                  "reused_seconds": 600.0})
     refusal = "error: --out x holds results of a different configuration: use another --out or --overwrite"
-    monkeypatch.setattr(bench_kflm2.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 2, "", refusal))
+    monkeypatch.setattr(bench_report, "run_command", lambda *a, **k: subprocess.CompletedProcess(a, 2, "", refusal))
     with pytest.raises(SystemExit) as exit_:
         bench_kflm2.run_cell("FreeSolv", "random", args)
     assert "--overwrite" not in str(exit_.value) and f"delete {cell}" in str(exit_.value)
