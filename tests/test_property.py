@@ -537,3 +537,38 @@ def test_result_files_get_the_umask_not_private_modes(tmp_path):
         os.umask(old)
         result_files._umask.cache_clear()
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644  # mkstemp's own mode is 0600
+
+
+def test_ctrl_c_keeps_finished_seeds_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):
+    """was: a KeyboardInterrupt traceback and exit -2, not a word of the seeds kept."""
+    data, out = _small_csv(tmp_path / "d.csv"), tmp_path / "run"
+    real_run_seed = kcli.run_seed
+
+    def interrupted_at_seed_1(*args, **kwargs):
+        if args[4] == 1:
+            raise KeyboardInterrupt
+        return real_run_seed(*args, **kwargs)
+
+    monkeypatch.setattr(kcli, "run_seed", interrupted_at_seed_1)
+    assert kcli.main(_tiny_run(data, out, ["--seeds", "2"])) == 130
+    assert "interrupted; the seeds finished so far are kept: rerun the same command" in capsys.readouterr().err
+    kept = (out / "seeds" / "seed_0.json").stat().st_mtime_ns
+    monkeypatch.setattr(kcli, "run_seed", real_run_seed)
+    assert kcli.main(_tiny_run(data, out, ["--seeds", "2"])) == 0
+    assert (out / "seeds" / "seed_0.json").stat().st_mtime_ns == kept
+
+
+def test_reports_without_their_config_are_removed_when_a_run_starts(tmp_path, monkeypatch):
+    """was: with config.json deleted, a run of another configuration killed before its end
+    left the old run's results.json standing beside the new config.json."""
+    data, out = _small_csv(tmp_path / "d.csv"), tmp_path / "run"
+    assert kcli.main(_tiny_run(data, out)) == 0
+    (out / "config.json").unlink()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kcli, "run_seed", killed)
+    assert kcli.main(_tiny_run(data, out, ["--hidden", "9"])) == 130
+    assert json.loads((out / "config.json").read_text())["train"]["hidden"] == 9
+    assert not (out / "results.json").exists() and not (out / "results.md").exists()

@@ -360,7 +360,11 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
     (out / "seeds").mkdir(parents=True, exist_ok=True)
     (out / "splits").mkdir(exist_ok=True)
     config_path = out / "config.json"
-    if config_path.exists():
+    if not config_path.exists():
+        # reports without their config.json are of no known configuration: a run of another
+        # one left them standing (killed before its own) as if they were its results
+        remove_reports(out)
+    else:
         old = _read_json(config_path)
         if old is None or old.get("fingerprint") != fp:
             if not overwrite:
@@ -710,7 +714,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
-    return 1 if undefined_test_metric(run_from_args(args)) else 0
+    try:
+        results_doc = run_from_args(args)
+    except KeyboardInterrupt:  # was a traceback through torch and exit -2
+        print("\ndeepmolm-kflm2: interrupted; the seeds finished so far are kept: rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 1 if undefined_test_metric(results_doc) else 0
 
 
 def undefined_test_metric(results_doc: dict) -> bool:
