@@ -118,7 +118,15 @@ exec {sys.executable} "$@"
 """)
     fake.chmod(0o755)
     data = _split(tmp_path / "data" / "test.json")
+    # an earlier run's report there (another model's): was left standing beside the new
+    # questions, and metrics.json is what resuming callers take as a finished report
+    earlier = ["metrics.json", "metrics.md", "per_question.jsonl", "plots/parity_logp.png", "plots/text_metrics.png"]
+    for name in earlier:
+        (tmp_path / "out" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "out" / name).write_text("an earlier run's")
+    (tmp_path / "out" / "plots" / "mine.png").write_text("not the report's")
     proc = _run_eval(tmp_path, data, tmp_path / "out", 2, env={"PYTHON": str(fake)})
     assert proc.returncode == 1
     assert "error: chunk 1 of 2 failed" in proc.stderr and "chunk one broke" in proc.stderr
-    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert [name for name in earlier if (tmp_path / "out" / name).exists()] == []
+    assert (tmp_path / "out" / "plots" / "mine.png").exists()

@@ -64,6 +64,10 @@ NUM_CHUNKS=${NUM_CHUNKS:-$(( ${#GPUS[@]} > 0 ? ${#GPUS[@]} : 1 ))}
 
 mkdir -p "$OUT/answers" "$OUT/logs"
 rm -f "$OUT"/answers/[0-9]*.jsonl "$OUT"/logs/chunk-*.log  # stale chunks of an earlier run
+# An earlier run's report, metrics.json first (callers that resume take it as "finished"):
+# a rerun that failed or was stopped left another model's scores beside its questions.
+rm -f "$OUT/metrics.json" "$OUT/metrics.md" "$OUT/per_question.jsonl" "$OUT"/plots/text_metrics.png \
+    "$OUT"/plots/parity_*.png
 
 "$PYTHON" -m deepmolm_plugin.eval.questions "$DATA" "$OUT/questions.jsonl"
 
