@@ -394,3 +394,16 @@ def test_from_config_and_dict_round_trip():
         DeepEncoderImageProcessor.from_dict(
             {**proc.to_dict(), "image_processor_type": "CLIPImageProcessor"}
         )
+
+
+def test_position_count_of_a_path_fails_as_loading_it_does(tmp_path):
+    # was: a bare "[Errno 21] Is a directory" for a folder, and a missing file's OSError
+    # without the word "image" (load_image named both)
+    processor = DeepEncoderImageProcessor()
+    with pytest.raises(IsADirectoryError, match="image path is a folder, not an image file"):
+        processor.num_llm_positions(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="image file not found"):
+        processor.num_llm_positions(str(tmp_path / "missing.png"))
+    (tmp_path / "short.png").write_bytes(b"\x89PNG\r\n")
+    with pytest.raises(ValueError, match="short.png' is not a readable image"):
+        processor.num_llm_positions(tmp_path / "short.png")

@@ -20,10 +20,11 @@ pad colour) and ``crop_size``, and the tiles mode returns ragged per-image tile 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -97,8 +98,10 @@ def _tensor_to_numpy(tensor: torch.Tensor, where: str) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
-def _open_image(path: str, name: Optional[str]) -> Image.Image:
-    """Open, fully decode and close `path`. Not-an-image -> ValueError naming the path."""
+@contextlib.contextmanager
+def _opened(path: str, name: Optional[str]) -> Iterator[Image.Image]:
+    """`Image.open(path)`, its failures (and those of the block: a truncated file fails when
+    it is decoded) as errors naming the path: missing, a folder, not an image."""
     where = f" ({name})" if name else ""
     label = f"{path!r}{where}"
     if not os.path.exists(path):
@@ -107,10 +110,7 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
         raise IsADirectoryError(errno.EISDIR, f"image path is a folder, not an image file{where}", path)
     try:
         with Image.open(path) as img:
-            check_pixel_count(img, label)  # before decoding it
-            img.load()  # decode now; leaving the block closes the file and invalidates
-            # `img` itself, which is why _to_rgb always returns a new image.
-            return _to_rgb(img, f" {label}")
+            yield img
     except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
         raise ValueError(f"{label} is not a readable image: {e}") from e
     except OSError as e:
@@ -118,6 +118,16 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
             raise
         # Truncated or corrupt image data ("image file is truncated", broken PNG chunks).
         raise ValueError(f"{label} is not a readable image: {e}") from e
+
+
+def _open_image(path: str, name: Optional[str]) -> Image.Image:
+    """Open, fully decode and close `path`. Not-an-image -> ValueError naming the path."""
+    label = f"{path!r}" + (f" ({name})" if name else "")
+    with _opened(path, name) as img:
+        check_pixel_count(img, label)  # before decoding it
+        img.load()  # decode now; leaving the block closes the file and invalidates
+        # `img` itself, which is why _to_rgb always returns a new image.
+        return _to_rgb(img, f" {label}")
 
 
 def check_host_readable(path: str) -> None:
@@ -589,11 +599,8 @@ class DeepEncoderImageProcessor:
             return image_or_size.size
         if isinstance(image_or_size, (str, os.PathLike)):
             path = os.fspath(image_or_size)
-            try:
-                with Image.open(path) as img:
-                    check_pixel_count(img, repr(path))
-                    _check_convertible(img, f" {path!r}")
-                    return img.size
-            except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
-                raise ValueError(f"{path!r} is not a readable image: {e}") from e
+            with _opened(path, None) as img:  # a folder was a bare "[Errno 21] Is a directory"
+                check_pixel_count(img, repr(path))
+                _check_convertible(img, f" {path!r}")
+                return img.size
         return load_image(image_or_size).size
