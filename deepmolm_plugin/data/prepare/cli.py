@@ -19,8 +19,8 @@ from ... import usage
 from ...molecule.tools import MAX_SIZE, embed_timeout_arg, max_atoms_arg
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
-from .common import PrepareError, atomic_bytes, dumps
-from .identity import changed_inputs, checksum_inputs, differences, identity_of, run_id, versions
+from .common import PrepareError, Shape, atomic_bytes, dumps, need
+from .identity import changed_inputs, check_state, checksum_inputs, differences, identity_of, run_id, versions
 from .items import FP_BITS, FP_LEVELS
 from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
@@ -127,7 +127,7 @@ def confirm_read_only(args, out: Output) -> dict:
     it and its files are intact: the rerun a pipeline does before training is then
     "already complete", as on a writable copy (it failed taking the lock). Anything else
     cannot be redone there: an error saying why."""
-    manifest = out.read_json(MANIFEST, remedy="it cannot be redone on a read-only --out")
+    manifest = out.read_json(MANIFEST, "it cannot be redone on a read-only --out", check_state)
     state = run_state(args, out, manifest.get("inputs", []))
     if identity_of(manifest) != identity_of(state):
         raise PrepareError(f"--out {out.root} is read-only and holds output of a different run "
@@ -146,7 +146,9 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     root = out.root  # a folder: the lock (OutputLock.acquire) made it, or refused a file there
     if root.is_dir() and not out.is_empty() and not out.is_ours():
         raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
-    manifest, run = read_manifest(out), out.read_json(f"{PROGRESS}/run.json")
+    # A damaged run.json: --overwrite, as it said, read it again and failed the same way.
+    manifest = read_manifest(out)
+    run = out.read_json(f"{PROGRESS}/run.json", "delete it and rerun (the committed chunks are kept)", check_state)
     state = run_state(args, out, (manifest or run or {}).get("inputs", []))
     previous = manifest or run
     if manifest is None and run is not None and not out.committed(any_run=True):
@@ -177,7 +179,7 @@ def read_manifest(out: Output) -> Optional[dict]:
     nothing, like a manifest whose files do not match (`redo`): said, removed, and the run
     is made again with this command's settings."""
     try:
-        return out.read_json(MANIFEST, remedy="redoing the run")
+        return out.read_json(MANIFEST, "redoing the run", check_state)
     except PrepareError as e:
         print(f"deepmolm-prepare: {e}", file=sys.stderr)
         (out.root / MANIFEST).unlink()
@@ -287,7 +289,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def merge_chunks(out: Output) -> int:
     """The chunk count for --merge, from the shards' markers; every chunk must be there."""
-    markers = [read_object(p, "delete it and rerun that shard") for p in sorted(out.progress.glob("shard-*-of-*.json"))]
+    markers = [read_object(p, "delete it and rerun that shard", check_marker)
+               for p in sorted(out.progress.glob("shard-*-of-*.json"))]
     markers = [m for m in markers if m["run"] == out.run_id]
     if not markers:
         raise PrepareError(f"--merge: no finished shard in {out.progress}; run the --shard I/N jobs first")
@@ -302,3 +305,13 @@ def merge_chunks(out: Output) -> int:
         raise PrepareError(f"--merge: {len(missing)} chunks are not committed (shards {shards} of {n} are "
                            "unfinished); rerun those shards, or run without --shard/--merge to compute them here")
     return n_chunks
+
+
+def check_marker(marker: dict) -> None:
+    """What --merge reads from a shard marker (`main` writes it)."""
+    need(marker, "run", str)
+    if need(marker, "chunks", int) < 0:
+        raise Shape(f"'chunks' is {marker['chunks']}")
+    shard = need(marker, "shard", list)
+    if len(shard) != 2 or not all(type(v) is int for v in shard) or not 0 <= shard[0] < shard[1]:
+        raise Shape(f"'shard' is {shard!r}, not [I, N] with 0 <= I < N")

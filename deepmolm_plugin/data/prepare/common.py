@@ -16,6 +16,22 @@ class PrepareError(RuntimeError):
     """A run that cannot start or finish as asked (settings changed, chunk damaged...)."""
 
 
+class Shape(ValueError):
+    """A state file that is JSON, but not laid out as this tool writes it (`read_object`
+    names the file; the keys read from it were KeyError and TypeError tracebacks)."""
+
+
+def need(obj, key: str, kind):
+    """obj[key], when obj is an object holding `key` of type `kind` (else a `Shape` saying which)."""
+    if not isinstance(obj, dict):
+        raise Shape(f"a JSON {type(obj).__name__} where an object with {key!r} belongs")
+    if key not in obj:
+        raise Shape(f"no {key!r}")
+    if not isinstance(obj[key], kind) or isinstance(obj[key], bool) and kind is not bool:
+        raise Shape(f"{key!r} is a JSON {type(obj[key]).__name__}")
+    return obj[key]
+
+
 # ---------------------------------------------------------------------------------------
 # Small atomic-write helpers: every output goes to a temporary file, then os.replace.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..sources.base import visible_files
-from .common import PrepareError, dumps, sha256_file
+from .common import PrepareError, dumps, need, sha256_file
 
 
 def input_files(path: Path, out: Path) -> List[Tuple[Path, str]]:
@@ -71,6 +71,20 @@ def versions() -> dict:
 
 def run_id(state: dict) -> str:
     return hashlib.sha256(dumps(identity_of(state)).encode()).hexdigest()[:12]
+
+
+def check_state(state: dict) -> None:
+    """What is read from an earlier run's manifest or run.json before anything else about
+    it (`checksum_inputs`, `identity_of`, `differences`): a `Shape` when it is JSON of
+    another layout (a KeyError or TypeError traceback, before the manifest's own check).
+    A missing key is left to `differences`: that output is another run's."""
+    for key in ("settings", "versions"):
+        if key in state:
+            need(state, key, dict)
+    for entry in need(state, "inputs", list) if "inputs" in state else []:
+        need(entry, "path", str), need(entry, "bytes", int), need(entry, "sha256", str)
+        if entry.get("mtime_ns") is not None:
+            need(entry, "mtime_ns", int)
 
 
 def identity_of(state: dict) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
 from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, id_key, split_problem
-from .common import PrepareError, atomic_bytes, dumps, fsync_path, sha256_file, writer_tag
+from .common import PrepareError, Shape, atomic_bytes, dumps, fsync_path, need, sha256_file, writer_tag
 from .items import Made
 from .lock import is_lock_file
 
@@ -44,17 +44,46 @@ def is_output_name(name: str) -> bool:
     return bool(OUTPUT_NAME.fullmatch(name) or IMAGE_NAME.fullmatch(name))
 
 
-def read_object(path: Path, remedy: str = "delete it, or use --overwrite") -> dict:
+def read_object(path: Path, remedy: str = "delete it, or use --overwrite", check=None) -> dict:
     """A JSON object this tool wrote (manifest, run state, chunk, shard marker). Written
     atomically, so damage comes from outside (an edit, a disk fault): a PrepareError
-    naming the file and what to do, never a JSONDecodeError traceback."""
+    naming the file and what to do, never a JSONDecodeError traceback. `check` raises
+    `Shape` for JSON of another layout (a key removed, a list for an object), which was a
+    KeyError or TypeError traceback wherever the key was read."""
     try:
         value = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PrepareError(f"{path} is damaged ({e}): {remedy}") from e
     if not isinstance(value, dict):
         raise PrepareError(f"{path} is damaged (a JSON {type(value).__name__}, not an object): {remedy}")
+    try:
+        if check is not None:
+            check(value)
+    except Shape as e:
+        raise PrepareError(f"{path} is damaged (not laid out as this tool writes it: {e}): {remedy}") from e
     return value
+
+
+def check_chunk(meta: dict) -> None:
+    """What assembly reads from a chunk, and its items' token rows adding up to the chunk's
+    (an item repeated by an edit was caught only while writing, naming no file)."""
+    rows = 0
+    for entry in need(meta, "items", list):
+        if isinstance(entry, dict) and "failure" in entry:
+            failure = need(entry, "failure", dict)
+            need(failure, "stage", str), need(failure, "reason", str)
+            continue
+        record = need(entry, "record", dict)
+        need(record, "id", object), need(record, "task", str)
+        if not IMAGE_NAME.fullmatch(need(record, "image", str)):
+            raise Shape(f"image {record['image']!r} is not a name this tool gives")
+        if split_problem(need(entry, "split", str)):
+            raise Shape(split_problem(entry["split"]))
+        need(entry, "fp", str)
+        rows += need(entry, "atoms", int)
+    if rows != need(meta, "rows", int):
+        raise Shape(f"its items account for {rows} token rows, not {meta['rows']}")
+    need(meta, "tokens_sha256", str)
 
 
 class Output:
@@ -81,9 +110,9 @@ class Output:
         pattern = "chunk-*.json" if any_run else f"chunk-*.{self.run_id}.json"
         return {int(p.name.split(".")[0][len("chunk-"):]) for p in self.progress.glob(pattern)}
 
-    def read_json(self, name: str, remedy: str = "delete it, or use --overwrite") -> Optional[dict]:
+    def read_json(self, name: str, remedy: str = "delete it, or use --overwrite", check=None) -> Optional[dict]:
         path = self.root / name
-        return read_object(path, remedy) if path.is_file() else None
+        return read_object(path, remedy, check) if path.is_file() else None
 
     def is_ours(self) -> bool:
         return (self.root / MANIFEST).is_file() or self.progress.is_dir()
@@ -116,11 +145,13 @@ class Output:
         """Relative paths of the files earlier runs wrote here (names this tool writes only)."""
         names = {MANIFEST, FAILURES}
         for state in (self.read_json(MANIFEST), self.read_json(f"{PROGRESS}/assembly.json")):
-            for split in (state or {}).get("splits", {}):
+            # Edited into another shape, they may hold anything: only the names below are taken.
+            splits, files = ((state or {}).get(key) for key in ("splits", "files"))
+            for split in splits if isinstance(splits, (list, dict)) else []:
                 names.update({f"{split}.json", f"fp/{split}.npy"})
-            names.update((state or {}).get("files", {}))
+            names.update(files if isinstance(files, (list, dict)) else [])
         names.update(p.relative_to(self.root).as_posix() for p in self.root.glob("images/*/*"))
-        return set(filter(is_output_name, names))
+        return {name for name in names if isinstance(name, str) and is_output_name(name)}
 
     def verify(self, manifest: dict) -> Dict[str, str]:
         """What of a finished output no longer matches its manifest: relative path -> the
@@ -156,6 +187,7 @@ class Output:
         if len(images) != manifest["counts"]["images"]:
             problems[MANIFEST] = f"the records name {len(images)} images, the manifest counts " \
                                  f"{manifest['counts']['images']}"
+        summary(manifest)  # the rerun prints it from these keys: a missing one was a KeyError after this check
         return problems
 
     def discard(self, problems: Dict[str, str]) -> None:
@@ -187,7 +219,7 @@ class Output:
     def load_chunk(self, c: int, with_tokens: bool) -> Tuple[dict, Optional[np.ndarray]]:
         if not self.chunk_json(c).is_file():
             raise PrepareError(f"chunk {c} is not committed: rerun without --merge to compute it")
-        meta = read_object(self.chunk_json(c), f"delete it and rerun to recompute chunk {c}")
+        meta = read_object(self.chunk_json(c), f"delete it and rerun to recompute chunk {c}", check_chunk)
         if not with_tokens:
             return meta, None
         path = self.chunk_npy(c)
@@ -195,7 +227,11 @@ class Output:
         if hashlib.sha256(data).hexdigest() != meta["tokens_sha256"]:
             raise PrepareError(f"{path} is missing or damaged (checksum): delete {self.chunk_json(c)} "
                                "and rerun to recompute that chunk")
-        return meta, np.load(io.BytesIO(data), allow_pickle=False)
+        tokens = np.load(io.BytesIO(data), allow_pickle=False)
+        if len(tokens) != meta["rows"]:  # items and "rows" edited alike: the .npy still matches its checksum
+            raise PrepareError(f"{self.chunk_json(c)} is damaged (its items account for {meta['rows']} token rows, "
+                               f"{path.name} holds {len(tokens)}): delete it and rerun to recompute chunk {c}")
+        return meta, tokens
 
 
 @dataclass
@@ -297,8 +333,6 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                 record["molecule_fp"] = dict(placed[split][entry["fp"]])
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
-            if at != len(tokens):
-                raise PrepareError(f"chunk {c}: {len(tokens)} token rows, its records account for {at}")
         for s in names:
             writers[s].write("\n]\n")
         for handle in [*writers.values(), failures]:
