@@ -293,31 +293,6 @@ def refuse_image_placeholder(host_input):
     return ask
 
 
-def history_messages(messages: list, roles) -> list:
-    """The messages a chat's next prompt is built from: earlier replies as plain text
-    (`prompts.reply_as_text`), and a question the model answered with nothing (one refused
-    as too long: see `bind_model_inputs`) left out with its empty reply, its image
-    placeholder moved on to the next question. The template left that empty turn open, so
-    the next question landed inside the reply; and a too-long question kept in the history
-    made every later prompt too long as well."""
-    from deepmolm_plugin.data.prompts import reply_as_text, typed_placeholder
-
-    kept, carried = [], ""
-    for k in range(0, len(messages) - 1, 2):
-        (user, question), (assistant, reply) = messages[k], messages[k + 1]
-        if isinstance(question, str) and carried:
-            question, carried = carried + question, ""
-        if reply is not None and not reply.strip():
-            placeholder = typed_placeholder(question) if isinstance(question, str) else None
-            if placeholder is not None:  # the host put the image before the first question
-                carried = question[:question.index("\n") + 1]
-            continue
-        kept += [[user, question], [assistant, None if reply is None else reply_as_text(reply)]]
-    if len(messages) % 2:  # a question without its reply slot yet
-        kept.append(list(messages[-1]))
-    return kept
-
-
 @contextlib.contextmanager
 def replies_as_text(host_module):
     """While active, the conversations `host_module` makes from its `conv_templates` build
@@ -326,6 +301,8 @@ def replies_as_text(host_module):
     import dataclasses
 
     from llava.conversation import Conversation
+
+    from deepmolm_plugin.data.prompts import history_messages
 
     class HistoryConversation(Conversation):
         def get_prompt(self):

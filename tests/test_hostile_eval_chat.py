@@ -288,7 +288,7 @@ def test_a_reply_holding_a_placeholder_or_control_token_goes_back_as_text(tmp_pa
     from llava.mm_utils import tokenizer_image_token
 
     from tiny_models import make_tiny_tokenizer
-    from deepmolm_plugin.cli import history_messages
+    from deepmolm_plugin.data.prompts import history_messages
     from deepmolm_plugin.data.prompts import reply_as_text
     from deepmolm_plugin.gui.chat import build_prompt
 

@@ -152,3 +152,26 @@ def typed_placeholder(question: str) -> Optional[str]:
     """The first image placeholder a user's question holds (see IMAGE_PLACEHOLDERS), else None:
     the image is given once, before the first question, and the model's inputs must match it."""
     return first_of(IMAGE_PLACEHOLDERS, question)
+
+
+def history_messages(messages: list, roles) -> list:
+    """The messages a chat's next prompt is built from: earlier replies as plain text
+    (`prompts.reply_as_text`), and a question the model answered with nothing (one the chat
+    CLI refused as too long) left out with its empty reply, its image
+    placeholder moved on to the next question. The template left that empty turn open, so
+    the next question landed inside the reply; and a too-long question kept in the history
+    made every later prompt too long as well."""
+    kept, carried = [], ""
+    for k in range(0, len(messages) - 1, 2):
+        (user, question), (assistant, reply) = messages[k], messages[k + 1]
+        if isinstance(question, str) and carried:
+            question, carried = carried + question, ""
+        if reply is not None and not reply.strip():
+            placeholder = typed_placeholder(question) if isinstance(question, str) else None
+            if placeholder is not None:  # the host put the image before the first question
+                carried = question[:question.index("\n") + 1]
+            continue
+        kept += [[user, question], [assistant, None if reply is None else reply_as_text(reply)]]
+    if len(messages) % 2:  # a question without its reply slot yet
+        kept.append(list(messages[-1]))
+    return kept

@@ -23,7 +23,7 @@ import threading
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from .. import usage
-from ..data.prompts import question_problem, reply_as_text
+from ..data.prompts import history_messages, question_problem
 
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
 
@@ -33,26 +33,24 @@ class ChatRefusal(ValueError):
     conversation longer than the context): the page shows the message, not a traceback."""
 
 
-def build_prompt(conv_mode: str, turns: Sequence[Turn], image_first: bool = True,
-                 im_start_end: bool = False) -> str:
-    """The template's prompt for `turns`; the last reply is None (the model's turn)."""
+def build_prompt(conv_mode: str, turns: Sequence[Turn], im_start_end: bool = False) -> str:
+    """The template's prompt for `turns`, the image before the first question; the last
+    reply is None (the model's turn). Earlier turns go in as the chat CLI puts them
+    (`history_messages`): a question the model answered with nothing is left out, since the
+    template leaves its empty turn open and the next question landed inside the reply."""
     from llava.constants import DEFAULT_IM_END_TOKEN, DEFAULT_IM_START_TOKEN, DEFAULT_IMAGE_TOKEN
     from llava.conversation import conv_templates
 
     image = DEFAULT_IM_START_TOKEN + DEFAULT_IMAGE_TOKEN + DEFAULT_IM_END_TOKEN if im_start_end else DEFAULT_IMAGE_TOKEN
     conv = conv_templates[conv_mode].copy()
-    first = True  # the image goes with the first question that is put in
+    messages = []
     for k, (question, reply) in enumerate(turns):
         problem = question_problem(question)
         if problem:
             raise ChatRefusal(f"question {k + 1} {problem}")
-        if k < len(turns) - 1 and not (reply or "").strip():
-            # An earlier question the model answered with nothing is left out: the template
-            # leaves an empty turn open, so the next question landed inside the reply.
-            continue
-        conv.append_message(conv.roles[0], f"{image}\n{question}" if first and image_first else question)
-        conv.append_message(conv.roles[1], None if reply is None else reply_as_text(reply))
-        first = False
+        messages += [[conv.roles[0], f"{image}\n{question}" if k == 0 else question], [conv.roles[1], reply]]
+    for role, text in history_messages(messages, conv.roles):
+        conv.append_message(role, text)
     return conv.get_prompt()
 
 
