@@ -240,13 +240,21 @@ def check_image_field(record: dict, rid: str) -> None:
 
 
 def check_properties(record: dict, rid: str) -> None:
-    """`properties`: {name: finite JSON number}; a property not measured is left out (or null).
-    True would be the label 1.0 and the text "1_000" the label 1000 (Python's float())."""
-    props = record.get("properties")
+    """`properties`: {name: finite JSON number} (see `properties_problem`)."""
+    problem = properties_problem(record.get("properties"))
+    if problem:
+        raise RecordError(rid, problem)
+
+
+def properties_problem(props) -> "str | None":
+    """Why a record's `properties` cannot be labels, or None: {name: finite JSON number}; a
+    property not measured is left out (or null). True would be the label 1.0 and the text
+    "1_000" the label 1000 (Python's float()). Training, eval.questions and the report
+    (its references) ask this one rule."""
     if props is None:
-        return
+        return None
     if not isinstance(props, dict):
-        raise RecordError(rid, f"`properties` must be an object {{name: number}}, got {_shown(props)}")
+        return f"`properties` must be an object {{name: number}}, got {_shown(props)}"
     from ..property.cli import LABEL_LIMIT  # the property head standardises: beyond it squares overflow
 
     for name, value in props.items():
@@ -256,11 +264,12 @@ def check_properties(record: dict, rid: str) -> None:
             from .. import usage
 
             shown = usage.shortened(repr(value))
-            raise RecordError(rid, f"property {name!r} is {shown}, not a finite number (leave it out of "
-                                   "`properties` if it was not measured)")
+            return (f"property {name!r} is {shown}, not a finite number (leave it out of `properties` if it was "
+                    "not measured)")
         if not abs(value) <= LABEL_LIMIT:  # 1e200 made the head's std inf: every target 0, nothing learnt
-            raise RecordError(rid, f"property {name!r} is {value:g}, beyond +-{LABEL_LIMIT:g} (no measured property "
-                                   "is; the property head's statistics would overflow)")
+            return (f"property {name!r} is {value:g}, beyond +-{LABEL_LIMIT:g} (no measured property is; the "
+                    "property head's statistics would overflow)")
+    return None
 
 
 def _finite(value) -> bool:

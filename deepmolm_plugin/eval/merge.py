@@ -202,12 +202,11 @@ def _check_properties(record: dict) -> None:
     """`properties` as training and eval.questions take them ({name: finite number}): a NaN,
     inf, true or "2.5" was read as no entry (the question left out as "no properties
     entry") or as the number 2.5."""
-    from ..data.records import RecordError, check_properties
+    from ..data.records import properties_problem
 
-    try:
-        check_properties(record, str(record["question_id"]))
-    except RecordError as e:
-        raise ReportError(f"question {record['question_id']!r}: {e.reason}") from e
+    problem = properties_problem(record.get("properties"))
+    if problem:
+        raise ReportError(f"question {record['question_id']!r}: {problem}")
 
 
 def references_from_answers(answers: Dict[str, dict]) -> "OrderedDict[str, dict]":

@@ -129,12 +129,11 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
 def _check_properties(record: dict, rid) -> None:
     """`properties` as training takes them (finite numbers): a NaN went into the question
     file as a bare NaN, and the report then said the question had no properties entry."""
-    from ..data.records import RecordError, check_properties
+    from ..data.records import properties_problem
 
-    try:
-        check_properties(record, str(rid))
-    except RecordError as e:
-        raise QuestionFileError(f"record {rid!r}: {e.reason}") from e
+    problem = properties_problem(record.get("properties"))
+    if problem:
+        raise QuestionFileError(f"record {rid!r}: {problem}")
 
 
 def _fp_settings(args):
