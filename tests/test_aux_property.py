@@ -132,6 +132,12 @@ def test_predictions_are_written_next_to_the_answers(aux_checkpoint, tmp_path):
     assert [x["question_id"] for x in lines] == ["q0", "q1"]
     assert all(set(x["aux_properties"]) == {"MW", "LogP"} for x in lines)
     assert len(answers.read_text().splitlines()) == 2
+    # --resume keeps both answers, and with them the predictions made for those questions
+    run_module("deepmolm_plugin.eval.model_vqa", [
+        "--model-path", str(aux_checkpoint), "--question-file", str(questions), "--image-folder", str(tmp_path),
+        "--answers-file", str(answers), "--temperature", "0", "--max-new-tokens", "4", "--resume"], cwd=tmp_path)
+    again = [json.loads(x) for x in (answers.parent / "0.aux_properties.jsonl").read_text().splitlines()]
+    assert [x["aux_properties"] for x in again] == [x["aux_properties"] for x in lines]
 
 
 def test_masked_labels_give_no_gradient():

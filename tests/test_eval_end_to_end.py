@@ -4,6 +4,7 @@ chunks of the host's eval on a tiny trained checkpoint (CPU) -> merged, scored m
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -84,6 +85,14 @@ def test_run_eval_writes_metrics(trained_checkpoint, tmp_path, tmp_path_factory)
     assert "| description | 2 |" in proc.stdout  # the table is printed
     assert {"plots/text_metrics.png", "plots/parity_Molecular_Weight.png"} <= set(metrics["plots"])
     assert all((out / p).stat().st_size > 0 for p in metrics["plots"])
+
+    # RESUME=1: every answer is kept (same settings, same questions), nothing is asked again
+    proc = _run_eval(trained_checkpoint, data, out, 2, "--", "--max-new-tokens", "8",
+                     env={"NLTK_DATA": _nltk_data(tmp_path_factory), "RESUME": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for i in range(2):
+        assert re.search(r"--resume: (\d) of \1 questions keep", (out / "logs" / f"chunk-{i}.log").read_text())
+    assert json.loads((out / "metrics.json").read_text())["tasks"] == tasks
 
     # The scoring step alone, on the same answers, gives the same numbers.
     from deepmolm_plugin.eval import report

@@ -338,8 +338,41 @@ def test_model_vqa_stopped_midway_keeps_its_answers_apart(tmp_path, monkeypatch,
     assert [json.loads(line)["question_id"] for line in kept.read_text().splitlines()] == ["a", "c"]
     assert [json.loads(line)["question_id"] for line in (tmp_path / "a.failures.jsonl").read_text().splitlines()] \
         == ["b"]
-    assert f"the answers written before the failure are in {kept}" in capsys.readouterr().err
+    assert f"the answers made so far are in {kept} (--resume keeps them)" in capsys.readouterr().err
     assert not list(tmp_path.glob(".a.jsonl.partial-*"))
+
+
+def test_model_vqa_resume_asks_only_what_was_not_answered(tmp_path, monkeypatch, capsys):
+    """was: no way to resume: a run stopped after hours asked every question again. With
+    --resume an answer is kept only when it was made with the same settings for the same
+    question (line, image, tokens); the rest is asked, in question order."""
+    from deepmolm_plugin.eval import model_vqa
+
+    def run(lines, *extra, stop_at=None):
+        def generate(call, inputs, **kwargs):
+            if call == stop_at:
+                raise KeyboardInterrupt
+            return torch.tensor([[5]])
+
+        host, calls = _stub_host(monkeypatch, generate)
+        _write_questions(questions, lines)
+        model_vqa.run_host_eval(host, _stub_args(questions, answers, *extra), FUSION_CONFIG)
+        return len(calls)
+
+    questions, answers = tmp_path / "questions.jsonl", tmp_path / "a.jsonl"
+    lines = [{"question_id": q, "smiles": "CCO", "text": f"What is {q}?"} for q in "abcd"]
+    with pytest.raises(KeyboardInterrupt):
+        run(lines, stop_at=2)
+    assert run(lines, "--resume") == 2  # c and d
+    assert "--resume: 2 of 4 questions keep the answers" in capsys.readouterr().err
+    assert [json.loads(x)["question_id"] for x in answers.read_text().splitlines()] == list("abcd")
+    assert not (tmp_path / "a.jsonl.partial").exists()
+    assert run(lines, "--resume") == 0  # all answered: the model is not asked at all
+    assert [json.loads(x)["question_id"] for x in answers.read_text().splitlines()] == list("abcd")
+    lines[2] = dict(lines[2], smiles="CCN")  # another molecule under the same id
+    assert run(lines, "--resume") == 1
+    assert run(lines, "--resume", "--max-new-tokens", "3") == 4  # other settings: nothing kept
+    assert run(lines) == 4  # without --resume every question is asked
 
 
 def test_questions_sharing_an_image_each_get_their_own_molecule(tmp_path):

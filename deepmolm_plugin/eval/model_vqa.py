@@ -43,6 +43,10 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 - `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it.
 - the property head's side file (`<answers stem>.aux_properties.jsonl`) is removed when the
   run starts and written only by a run that made predictions: never an earlier run's.
+- `--resume` (`deepmolm_plugin.eval.resume`): every answer line carries digests of the
+  run's settings and of its question; a rerun with `--resume` keeps the earlier answers
+  (the finished file's, and `<answers>.partial` of a run stopped by Ctrl-C, SIGTERM or a
+  failure) whose digests equal its own, and asks only the other questions.
 - `--vision-feature-cache DIR`: the frozen tower's features of each view are kept in DIR
   (`deepmolm_plugin.encoder.feature_cache`) and reused by later questions and runs.
 - tiles mode: each question's tiles are passed too (the host makes only the global view),
@@ -70,6 +74,7 @@ from ..cli import (CONFORMER_POLICIES, images_in_dtype, model_conformer_policy, 
                    keeping_processed_images, tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
+from . import resume
 from .jsonl import failures_path, json_kind, read_jsonl
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
@@ -111,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "trained with (its config), else auto")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="cap on generated tokens (the host's script always uses 1024)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the answers an earlier run into this --answers-file made with the same settings "
+                             "for unchanged questions (also those of a stopped run), and ask only the others")
     parser.add_argument("--vision-feature-cache", type=str, default=None,
                         help="folder where the (frozen) deepencoder keeps each view's features: a view asked "
                              "about again, in this run or a later one, is not encoded again")
@@ -387,6 +395,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     # predictions or failures would otherwise stay beside this run's answers.
     aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
     failures_file = failures_path(answers)
+    earlier_aux = resume.answer_lines(aux_file) if args.resume else []
     aux_file.unlink(missing_ok=True)
     failures_file.unlink(missing_ok=True)
     # None (not given, and not resolved by `main`): the model's own, as main would choose it
@@ -394,12 +403,29 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     failures: List[dict] = []
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
                                          args.structure_folder, policy, failures=failures)
-    if not prepared:  # more chunks than questions (the host's get_chunk would raise IndexError), or all failed
-        if not failures:
+    settings = resume.settings_digest(args, os.path.expanduser(args.model_path))
+    digests = {str(q.question_id): resume.question_digest(line, q.image, q.molecule_fp)
+               for line, q in zip(prepared, inputs)}
+    order = list(digests)
+    kept = resume.kept_answers(answers, settings, digests) if args.resume else {}
+    if args.resume:
+        print(f"--resume: {len(kept)} of {len(order)} questions keep the answers an earlier run made with these "
+              f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
+        prepared, inputs = _not_kept(prepared, inputs, kept)
+
+    def merged(new_lines: List[dict]) -> List[dict]:
+        """The kept answers and this run's (tagged for a later --resume), in question order."""
+        by_id = {**kept, **{str(line["question_id"]): line for line in resume.tagged(new_lines, settings, digests)}}
+        return [by_id[qid] for qid in order if qid in by_id]
+
+    if not prepared:  # more chunks than questions (the host's get_chunk would raise IndexError), all failed or kept
+        if not failures and not kept:
             print(f"chunk {args.chunk_idx} of {args.num_chunks} has no questions: empty answers file",
                   file=sys.stderr)
         answers.parent.mkdir(parents=True, exist_ok=True)
-        answers.write_text("")
+        resume.write_lines(answers, merged([]))
+        resume.partial_path(answers).unlink(missing_ok=True)
+        _write_aux(aux_file, earlier_aux, [], kept, settings, digests)
         report_failures(failures, failures_file, len(chunk), answers)
         return
     uses_molecules = projector_uses_molecules(config)
@@ -412,7 +438,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         host_args.question_file = os.path.join(folder, "questions.jsonl")
         # absolute: the host makes os.path.dirname(answers_file), "" for a bare file name
         # (its own default, answer.jsonl), and failed after the model had loaded. The host
-        # writes a partial file beside the answers, renamed into place when every question is
+        # writes a partial file beside the answers, put into place when every question is
         # answered: a question that fails while generating (a prompt past the context) had
         # truncated an earlier complete answers file to the lines before it.
         partial = answers.parent / f".{answers.name}.partial-{os.getpid()}"
@@ -425,22 +451,38 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                 host.eval_model(host_args)
             state.finish()
             drop_answers(partial, state.unanswered)
-            os.replace(partial, answers)
+            resume.write_lines(answers, merged(resume.answer_lines(partial)))
+            resume.partial_path(answers).unlink(missing_ok=True)  # its answers are in the file now
         except BaseException:
-            if partial.is_file() and partial.stat().st_size:  # the answers so far are kept, apart
-                drop_answers(partial, state.unanswered)
-                kept = answers.with_name(answers.name + ".partial")
-                os.replace(partial, kept)
-                print(f"the answers written before the failure are in {kept}; {answers} is unchanged",
-                      file=sys.stderr)
+            drop_answers(partial, state.unanswered)
+            so_far = merged(resume.answer_lines(partial))
+            if so_far:  # kept apart, for --resume
+                resume.write_lines(resume.partial_path(answers), so_far)
+                print(f"the answers made so far are in {resume.partial_path(answers)} (--resume keeps them); "
+                      f"{answers} is unchanged", file=sys.stderr)
             write_failures(failures_file, failures)
             raise
         finally:
             partial.unlink(missing_ok=True)
-    if state.aux_predictions:
-        aux_file.write_text("".join(json.dumps(p) + "\n" for p in state.aux_predictions))
-        print(f"property head predictions: {aux_file}", file=sys.stderr)
+    _write_aux(aux_file, earlier_aux, state.aux_predictions, kept, settings, digests)
     report_failures(failures, failures_file, len(chunk), answers)
+
+
+def _not_kept(prepared: List[dict], inputs: List["QuestionInput"], kept: dict) -> tuple:
+    """The questions (lines, inputs) still to ask: those without a kept answer."""
+    ask = [i for i, q in enumerate(inputs) if str(q.question_id) not in kept]
+    return [prepared[i] for i in ask], [inputs[i] for i in ask]
+
+
+def _write_aux(aux_file: Path, earlier: List[dict], new: List[dict], kept: dict, settings: str,
+               digests: dict) -> None:
+    """The property head's predictions: this run's, and with --resume those an earlier run
+    made for the answers it keeps (with the same settings, for the same question)."""
+    carried = resume.kept_lines(earlier, settings, digests, set(kept))
+    lines = carried + resume.tagged(new, settings, digests)
+    if lines:
+        resume.write_lines(aux_file, lines)
+        print(f"property head predictions: {aux_file}", file=sys.stderr)
 
 
 class QuestionsFailed(EvalInputError):
@@ -518,6 +560,12 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError
 
+    import signal
+
+    def stop(signum, frame):  # SIGTERM (run_eval.sh's Ctrl-C, a job scheduler): as Ctrl-C, answers so far kept
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         run(args)
     except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why

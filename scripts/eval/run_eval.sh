@@ -15,7 +15,9 @@
 # Environment: PYTHON (default python), IMAGE_FOLDER and STRUCTURE_FOLDER (default: DATA's
 # folder, which deepmolm-prepare's image paths are relative to), REPORT_ARGS (extra options
 # for deepmolm_plugin.eval.report, e.g. "--tokenizer words --no-plots"), NLTK_DATA (where
-# WordNet is; default <venv>/nltk_data, see deepmolm_plugin.eval.metrics.wordnet).
+# WordNet is; default <venv>/nltk_data, see deepmolm_plugin.eval.metrics.wordnet), RESUME=1
+# (keep the chunks' answers an earlier run into OUT made with the same settings, also those
+# of a stopped run, and ask only the other questions: model_vqa --resume).
 #
 # Steps: DATA -> OUT/questions.jsonl (deepmolm_plugin.eval.questions); one model_vqa
 # process per chunk (--num-chunks N --chunk-idx i, greedy); any failed chunk stops the run
@@ -63,7 +65,13 @@ NUM_CHUNKS=${NUM_CHUNKS:-$(( ${#GPUS[@]} > 0 ? ${#GPUS[@]} : 1 ))}
 [[ $NUM_CHUNKS =~ ^[1-9][0-9]*$ ]] || { echo "error: NUM_CHUNKS must be a positive integer, got $NUM_CHUNKS" >&2; exit 2; }
 
 mkdir -p "$OUT/answers" "$OUT/logs"
-rm -f "$OUT"/answers/[0-9]*.jsonl "$OUT"/logs/chunk-*.log  # stale chunks of an earlier run
+RESUME_ARGS=()
+if [[ ${RESUME:-0} == 1 ]]; then
+    RESUME_ARGS=(--resume)  # model_vqa keeps only answers made with these settings for these questions
+else
+    rm -f "$OUT"/answers/[0-9]*.jsonl "$OUT"/answers/[0-9]*.jsonl.partial  # stale chunks of an earlier run
+fi
+rm -f "$OUT"/logs/chunk-*.log
 # An earlier run's report, metrics.json first (callers that resume take it as "finished"):
 # a rerun that failed or was stopped left another model's scores beside its questions.
 rm -f "$OUT/metrics.json" "$OUT/metrics.md" "$OUT/per_question.jsonl" "$OUT"/plots/text_metrics.png \
@@ -89,7 +97,7 @@ for (( i = 0; i < NUM_CHUNKS; i++ )); do
             --model-path "$MODEL" --question-file "$OUT/questions.jsonl" \
             --image-folder "$IMAGE_FOLDER" --structure-folder "$STRUCTURE_FOLDER" \
             --answers-file "$OUT/answers/$i.jsonl" --num-chunks "$NUM_CHUNKS" --chunk-idx "$i" \
-            --conv-mode auto --temperature 0 ${EXTRA[@]+"${EXTRA[@]}"}
+            --conv-mode auto --temperature 0 ${RESUME_ARGS[@]+"${RESUME_ARGS[@]}"} ${EXTRA[@]+"${EXTRA[@]}"}
     ) > "$OUT/logs/chunk-$i.log" 2>&1 &
     PIDS+=($!)
 done

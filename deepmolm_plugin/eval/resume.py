@@ -1,0 +1,99 @@
+"""model_vqa `--resume`: answers an earlier run made are kept, the other questions asked.
+
+Every answer line a run writes carries, in its `metadata`, two digests: of the settings
+that change an answer (`settings_digest`: the model folder's files by size and time, the
+template, the decoding options, the conformer policy) and of its question as the model saw
+it (`question_digest`: the line the host got, its image file's size and time, the molecule
+tokens). With `--resume`, an earlier answer is kept only when both equal this run's;
+every other question is asked again. Earlier answers are read from the answers file (a
+finished run) and from `<answers>.partial` (what a run stopped by Ctrl-C, SIGTERM or a
+failure had answered). Lines without the digests (a run before them, or a hand edit)
+are never kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Dict, List
+
+SETTINGS, QUESTION = "settings_digest", "question_digest"
+
+
+def settings_digest(args, model_folder: str) -> str:
+    """What an answer depends on besides its question."""
+    folder = Path(model_folder).resolve()
+    listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
+    files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed if p.is_file()}
+    settings = {"model": str(folder), "model_files": files, "model_base": args.model_base,
+                "conv_mode": args.conv_mode, "temperature": args.temperature, "top_p": args.top_p,
+                "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
+                "conformer_policy": args.conformer_policy}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def question_digest(line: dict, image: str, molecule_fp) -> str:
+    """One question as the model sees it: its line, its image file and its tokens."""
+    digest = hashlib.sha256(json.dumps(line, sort_keys=True, default=str).encode())
+    if os.path.isfile(image):
+        info = os.stat(image)
+        digest.update(f"|{info.st_size}|{info.st_mtime_ns}".encode())
+    if molecule_fp is not None:
+        digest.update(molecule_fp.cpu().numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def partial_path(answers: Path) -> Path:
+    return answers.with_name(answers.name + ".partial")
+
+
+def answer_lines(path: Path) -> List[dict]:
+    """The whole lines of `path` that are JSON objects with a question_id (answers, or the
+    property head's predictions); none when it is missing."""
+    if not path.is_file():
+        return []
+    lines = []
+    for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict) and "question_id" in line:
+            lines.append(line)
+    return lines
+
+
+def kept_lines(lines: List[dict], settings: str, digests: Dict[str, str], wanted=None) -> List[dict]:
+    """The lines made with `settings` for a question that now has the digest they carry
+    (and, given `wanted`, whose question_id is in it), the first one per question."""
+    kept: Dict[str, dict] = {}
+    for line in lines:
+        qid, made = str(line["question_id"]), line.get("metadata")
+        if (qid not in kept and isinstance(made, dict) and made.get(SETTINGS) == settings
+                and qid in digests and made.get(QUESTION) == digests[qid] and (wanted is None or qid in wanted)):
+            kept[qid] = line
+    return list(kept.values())
+
+
+def kept_answers(answers: Path, settings: str, digests: Dict[str, str]) -> Dict[str, dict]:
+    """{question_id as text: earlier answer line} from the answers file and its `.partial`."""
+    lines = kept_lines(answer_lines(answers) + answer_lines(partial_path(answers)), settings, digests)
+    return {str(line["question_id"]): line for line in lines}
+
+
+def tagged(lines: List[dict], settings: str, digests: Dict[str, str]) -> List[dict]:
+    """This run's answer lines with the digests a later `--resume` checks."""
+    out = []
+    for line in lines:
+        metadata = line.get("metadata") if isinstance(line.get("metadata"), dict) else {}
+        out.append(dict(line, metadata={**metadata, SETTINGS: settings, QUESTION: digests[str(line["question_id"])]}))
+    return out
+
+
+def write_lines(path: Path, lines: List[dict]) -> None:
+    """Answer lines, whole or not at all (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
