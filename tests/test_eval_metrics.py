@@ -370,6 +370,10 @@ def test_property_specs_ranges_and_aliases():
     ("-0.19 [a.u.]", "HOMO", -0.19 * 27.211386245988),
     ("$-0.25\\,\\mathrm{Ha}$", "HOMO", -0.25 * 27.211386245988),  # `\\mathrm{..}` hid the unit: eV
     ("180 (mg)", "MW", None),
+    ("-0.25 ± 0.01 Hartree", "HOMO", -0.25 * 27.211386245988),  # the unit after an uncertainty: was eV
+    ("0.18 ± 0.01 kDa", "MW", 180.0),  # was 0.18 g/mol
+    ("-250 (+/- 10) meV", "HOMO", -0.25),  # was -250 eV
+    ("-0.25 ± 0.01 K", "HOMO", None),  # a temperature, also after the uncertainty
 ])
 def test_answers_in_another_unit_are_converted_to_the_propertys(answer, prop, value):
     spec = numbers.property_spec(prop)

@@ -44,7 +44,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `≪ 5`, `≠ 5`, `less than 5`, `greater than or equal to 5`, `at least 5`, `up to 5`,
    `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`), or is not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
-   `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45). Number words (`twelve`), `N/A`,
+   `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
+   `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
    `nan`, `inf` and text without digits are invalid.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
@@ -160,6 +161,9 @@ _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 _RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
+# "3.2 ± 0.1 eV", "3.2 (+/- 0.1) eV": the uncertainty after the number is passed over, so
+# that the unit after it is read (it was not: "-0.25 ± 0.01 Hartree" was -0.25 eV)
+_UNCERTAINTY = re.compile(r"^\s*(\()?\s*(?:±|\+/-|\+-)\s*\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?(1)\s*\))")
 _BOUND_BEFORE = re.compile(r"(?:[<>≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱≠]|<=|>=|=<|=>|\b(?:(?:less|more|greater|fewer|lower|higher|smaller"
                            r"|larger|bigger)\s+than(?:\s+or\s+equal\s+to)?|at\s+(?:least|most)|up\s+to|below|above"
                            r"|under|over|beyond|exceeds?|exceeding|in\s+excess\s+of|upwards\s+of|(?:maximum|minimum)\s+of))"
@@ -232,6 +236,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
             return None
         if sign == "-":
             value = -value
+        after = _UNCERTAINTY.sub("", after, count=1)
         return (value, after) if math.isfinite(value) else None
     return None
 
