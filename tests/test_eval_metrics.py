@@ -561,6 +561,26 @@ def test_merge_names_missing_and_duplicated_shards(shards, tmp_path):
         merge_answers([a0, other], expected)
 
 
+def test_merge_refuses_shards_of_runs_with_other_settings(shards, tmp_path):
+    """was: the host's model_id is the model folder's name only: exp1/checkpoint and
+    exp2/checkpoint (or one chunk at another temperature) were scored as one run."""
+    from deepmolm_plugin.eval.merge import MergeError, load_references, merge_answers
+
+    refs, a0, a1 = shards
+    expected = list(load_references(refs))
+
+    def run(path, **changed):
+        settings = {"model": "/exp1/checkpoint", "conv_mode": "qwen2", "temperature": 0.0, **changed}
+        lines = [dict(json.loads(x), metadata={"settings": settings}) for x in path.read_text().splitlines()]
+        return _jsonl(tmp_path / f"{path.stem}-{len(changed)}.jsonl", lines)
+
+    assert len(merge_answers([run(a0), run(a1)], expected)[0]) == 4  # one run's chunks
+    with pytest.raises(MergeError) as info:
+        merge_answers([run(a0), run(a1, model="/exp2/checkpoint", temperature=0.7)], expected)
+    assert "runs with different settings" in str(info.value)
+    assert "model='/exp2/checkpoint', temperature=0.7" in str(info.value) and "conv_mode" not in str(info.value)
+
+
 def test_report_cli_scores_and_reports_merge_errors(shards, tmp_path, capsys):
     from deepmolm_plugin.eval import report
 

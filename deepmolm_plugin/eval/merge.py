@@ -22,6 +22,7 @@ happen to match, such as the numbered ids of two splits), or which carry a `task
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import OrderedDict
@@ -115,7 +116,31 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
     if len(models) > 1:
         raise MergeError(f"answers come from {len(models)} models ({', '.join(models)}): stale shards of "
                          "another run among the files?")
+    _check_one_run(merged, where)
     return merged, counts
+
+
+def _check_one_run(merged: Dict[str, dict], where: Dict[str, List[str]]) -> None:
+    """The model_vqa settings the answers carry (`metadata.settings`: model folder, template,
+    decoding options) must be one run's: the host's `model_id` is only the model folder's
+    name, so exp1/checkpoint and exp2/checkpoint, or a chunk run at another temperature,
+    were scored as one run."""
+    from .resume import SHOWN
+
+    runs: Dict[str, Tuple[dict, set]] = OrderedDict()  # settings as JSON -> (settings, files)
+    for qid, row in merged.items():
+        made = row.get("metadata")
+        shown = made.get(SHOWN) if isinstance(made, dict) else None
+        if isinstance(shown, dict):
+            runs.setdefault(json.dumps(shown, sort_keys=True), (shown, set()))[1].update(where[qid])
+    if len(runs) < 2:
+        return
+    (first, _), *others = runs.values()
+    differ = sorted({k for other, _ in others for k in set(first) | set(other) if first.get(k) != other.get(k)})
+    listed = "; ".join(", ".join(sorted(files)) + ": " + ", ".join(f"{k}={shown.get(k)!r}" for k in differ)
+                       for shown, files in runs.values())
+    raise MergeError(f"the answers come from model_vqa runs with different settings ({listed}): stale shards of "
+                     "another run, or chunks run with other options?")
 
 
 def _failed_note(paths: Sequence[os.PathLike], missing: List[str]) -> str:

@@ -403,7 +403,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     failures: List[dict] = []
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
                                          args.structure_folder, policy, failures=failures)
-    settings = resume.settings_digest(args, os.path.expanduser(args.model_path))
+    shown = resume.run_settings(args)
+    settings = resume.settings_digest(shown)
     digests = {str(q.question_id): resume.question_digest(line, q.image, q.molecule_fp)
                for line, q in zip(prepared, inputs)}
     order = list(digests)
@@ -415,7 +416,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
 
     def merged(new_lines: List[dict]) -> List[dict]:
         """The kept answers and this run's (tagged for a later --resume), in question order."""
-        by_id = {**kept, **{str(line["question_id"]): line for line in resume.tagged(new_lines, settings, digests)}}
+        by_id = {**kept, **{str(line["question_id"]): line
+                            for line in resume.tagged(new_lines, settings, digests, shown)}}
         return [by_id[qid] for qid in order if qid in by_id]
 
     if not prepared:  # more chunks than questions (the host's get_chunk would raise IndexError), all failed or kept

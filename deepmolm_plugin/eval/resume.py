@@ -1,10 +1,10 @@
 """model_vqa `--resume`: answers an earlier run made are kept, the other questions asked.
 
-Every answer line a run writes carries, in its `metadata`, two digests: of the settings
-that change an answer (`settings_digest`: the model folder's files by size and time, the
-template, the decoding options, the conformer policy) and of its question as the model saw
-it (`question_digest`: the line the host got, its image file's size and time, the molecule
-tokens). With `--resume`, an earlier answer is kept only when both equal this run's;
+Every answer line a run writes carries, in its `metadata`, the run's `settings` (model
+folder, template, decoding options, conformer policy: `run_settings`) and two digests: of
+those settings with the model folder's files by size and time (`settings_digest`) and of
+its question as the model saw it (`question_digest`: the line the host got, its image
+file's size and time, the molecule tokens). With `--resume`, an earlier answer is kept only when both equal this run's;
 every other question is asked again. Earlier answers are read from the answers file (a
 finished run) and from `<answers>.partial` (what a run stopped by Ctrl-C, SIGTERM or a
 failure had answered). Lines without the digests (a run before them, or a hand edit)
@@ -17,21 +17,27 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-SETTINGS, QUESTION = "settings_digest", "question_digest"
+SETTINGS, QUESTION, SHOWN = "settings_digest", "question_digest", "settings"
 
 
-def settings_digest(args, model_folder: str) -> str:
-    """What an answer depends on besides its question."""
-    folder = Path(model_folder).resolve()
+def run_settings(args) -> dict:
+    """The options an answer depends on besides the model's files, as the answer lines
+    show them (`metadata.settings`): the report refuses shards made with different ones."""
+    return {"model": str(Path(os.path.expanduser(args.model_path)).resolve()), "model_base": args.model_base,
+            "conv_mode": args.conv_mode, "temperature": args.temperature, "top_p": args.top_p,
+            "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
+            "conformer_policy": args.conformer_policy}
+
+
+def settings_digest(settings: dict) -> str:
+    """`settings` and the model folder's files by size and time (a model retrained into the
+    same folder is another model)."""
+    folder = Path(settings["model"])
     listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
     files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed if p.is_file()}
-    settings = {"model": str(folder), "model_files": files, "model_base": args.model_base,
-                "conv_mode": args.conv_mode, "temperature": args.temperature, "top_p": args.top_p,
-                "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
-                "conformer_policy": args.conformer_policy}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
+    return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()[:24]
 
 
 def question_digest(line: dict, image: str, molecule_fp) -> str:
@@ -83,12 +89,14 @@ def kept_answers(answers: Path, settings: str, digests: Dict[str, str]) -> Dict[
     return {str(line["question_id"]): line for line in lines}
 
 
-def tagged(lines: List[dict], settings: str, digests: Dict[str, str]) -> List[dict]:
-    """This run's answer lines with the digests a later `--resume` checks."""
+def tagged(lines: List[dict], settings: str, digests: Dict[str, str], shown: Optional[dict] = None) -> List[dict]:
+    """This run's lines with the digests a later `--resume` checks (and, given `shown`, the
+    run's settings as the report compares them across shards)."""
     out = []
     for line in lines:
         metadata = line.get("metadata") if isinstance(line.get("metadata"), dict) else {}
-        out.append(dict(line, metadata={**metadata, SETTINGS: settings, QUESTION: digests[str(line["question_id"])]}))
+        metadata = {**metadata, SETTINGS: settings, QUESTION: digests[str(line["question_id"])]}
+        out.append(dict(line, metadata={**metadata, SHOWN: shown} if shown is not None else metadata))
     return out
 
 
