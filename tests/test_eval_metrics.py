@@ -664,3 +664,19 @@ def test_a_reference_outside_the_valid_range_widens_it_for_its_question():
                                     "The Molecular Weight is 12500.3."], [12500.3, 180.2, 180.2], "Molecular Weight")
     assert (got["n_valid"], got["n_references_out_of_range"]) == (2, 1)  # the third: out of range for its reference
     assert got["mae"] == 0.0
+
+
+def test_empty_answers_are_counted_and_named(tmp_path, capsys):
+    """was: scored as wrong without a word (an empty reply is most often the pipeline's)."""
+    from deepmolm_plugin.eval import report
+
+    refs = _jsonl(tmp_path / "q.jsonl", [
+        {"question_id": f"q{i}", "text": "?", "task": "Molecular Weight", "answer": "46.07 g/mol"} for i in range(3)])
+    answers = _jsonl(tmp_path / "a.jsonl", [_answer("q0", "46.1"), _answer("q1", ""), _answer("q2", "  ")])
+    report.main([str(answers), "--references", str(refs), "--out", str(tmp_path / "out"), "--no-plots"])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["tasks"]["Molecular Weight"]["metrics"]["n_empty"] == 2
+    assert "Empty answers, scored as wrong" in (tmp_path / "out" / "metrics.md").read_text()
+    rows = [json.loads(x) for x in (tmp_path / "out" / "per_question.jsonl").read_text().splitlines()]
+    assert [r["empty"] for r in rows] == [False, True, True]
+    assert "note: 2 answer(s) are empty, scored as wrong: 'q1', 'q2'" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def markdown(report: dict) -> str:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
-        lines += left_out_notes(tasks)
+        lines += left_out_notes(tasks) + empty_notes(tasks)
     return "\n".join(lines)
 
 
@@ -68,3 +68,14 @@ def left_out_notes(tasks) -> list:
         return []
     return ["Left out of n and the scores (rows with `\"scored\": false` in per_question.jsonl): "
             + "; ".join(notes) + ".", ""]
+
+
+def empty_notes(tasks) -> list:
+    """A line under a table for its empty answers: scored as wrong, but most often the
+    pipeline's (generation stopped at once), which the scores alone did not say."""
+    counts = [f"{cell(task)}: {result['metrics']['n_empty']}" for task, result in tasks
+              if result["metrics"].get("n_empty")]
+    if not counts:
+        return []
+    return ["Empty answers, scored as wrong (`\"empty\": true` in per_question.jsonl; most often generation "
+            "stopped at once: check --max-new-tokens and the template's stop token): " + "; ".join(counts) + ".", ""]

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .. import usage
-from .merge import ReportError
+from .merge import ReportError, format_ids
 from .outputs import overwritten_inputs, write_outputs
 from .scoring import build_report
 
@@ -93,6 +93,9 @@ def main(argv=None) -> None:
     except (ReportError, WordNetMissing, TextTooLong) as e:
         raise SystemExit(f"error: {e}{_earlier_report(Path(args.out))}") from e
     print(table)
+    empty = [row["question_id"] for row in rows if row.get("empty")]
+    if empty:
+        print(f"note: {len(empty)} answer(s) are empty, scored as wrong: {format_ids(empty)}", file=sys.stderr)
     print(f"\nwrote {Path(args.out) / 'metrics.json'}", file=sys.stderr)
 
 

@@ -183,9 +183,12 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                 extra.append({"smiles": ps, "reference_smiles": rs, "canonical": molecules.canonical_smiles(ps),
                               "reference_canonical": molecules.canonical_smiles(rs)})
         metrics = {k: v for k, v in metrics.items() if k != "tokenizer"}
+        # scored as wrong, and counted apart: an empty reply is most often the pipeline's
+        # (generation stopped at once), which a low score alone did not say
+        metrics["n_empty"] = sum(not p.strip() for p in preds)
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
         for q, p, r, e in zip(qids, preds, ref_texts, extra):
-            rows.append(_row(answers[q], task, kind, p, r, scored=True, **e))
+            rows.append(_row(answers[q], task, kind, p, r, scored=True, empty=not p.strip(), **e))
     return results, rows
 
 
