@@ -276,13 +276,16 @@ def refuse_image_placeholder(host_input):
     """The host CLI's `input`, asking again when a question holds the image placeholder (the
     host would add a second image slot for the one image and fail with an IndexError), a
     control token, bytes that are not UTF-8, or nothing but white space (it was sent to the
-    model and answered). An empty line goes through: the host ends the chat on it."""
+    model and answered). An empty line goes through: the host ends the chat on it. A
+    Windows line end's `\r` (questions piped from a CRLF file) is not part of the question:
+    it went into the prompt, a token the model never saw in training."""
     from deepmolm_plugin.data.prompts import question_problem
 
     @functools.wraps(host_input)
     def ask(prompt=""):
         while True:
             text = host_input(prompt)
+            text = text[:-1] if text.endswith("\r") else text
             if text == "":  # an empty line ends the chat (the host's "exit..."), as Ctrl-D does
                 return text
             problem = question_problem(text) or ("is empty" if not text.strip() else None)  # as the GUI

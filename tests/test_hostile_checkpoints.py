@@ -363,6 +363,9 @@ def test_cli_question_with_the_image_placeholder_is_asked_again(capsys):
     with questions_without_placeholder(host):
         assert host.input("USER: ") == ""
     assert "the question is empty" not in capsys.readouterr().err
+    typed = iter(["What is it?\r", "\r"])  # a CRLF file piped in: the \r went into the prompt
+    with questions_without_placeholder(host):
+        assert host.input("USER: ") == "What is it?" and host.input("USER: ") == ""
 
 
 # --- model_vqa question files ----------------------------------------------------------------
