@@ -222,6 +222,7 @@ def test_question_ids_must_be_strings_or_integers(tmp_path, qid, shown):
     ("id", {"a": 1}, r"question_id \{\"a\": 1\} is a JSON object"),
     ("task", 0, r"record 'r': task 0 is not a string"),  # was written as "unspecified"
     ("task", False, r"record 'r': task false is not a string"),
+    ("task", "  ", r"record 'r': task '  ' is blank"),  # was written, and refused by the report after the model ran
 ])
 def test_question_files_are_built_only_with_ids_and_tasks_the_report_reads(field, value, message):
     """Was: written as is (a float, boolean or object id; a falsy task became "unspecified"),

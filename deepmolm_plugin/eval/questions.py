@@ -98,6 +98,8 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
     task = record.get("task")
     if task not in (None, "") and not isinstance(task, str):  # 0 or false became "unspecified"
         raise QuestionFileError(f"record {rid!r}: task {json.dumps(task)} is not a string")
+    if isinstance(task, str) and task and not task.strip():  # the report refused it, after the model had run
+        raise QuestionFileError(f"record {rid!r}: task {task!r} is blank; give a task name, or leave `task` out")
     turns = record.get("conversations")
     shape = [t.get("from") if isinstance(t, dict) else t for t in turns] if isinstance(turns, list) else turns
     if shape != ["human", "gpt"]:
