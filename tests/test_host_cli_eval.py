@@ -342,6 +342,25 @@ def test_model_vqa_stopped_midway_keeps_its_answers_apart(tmp_path, monkeypatch,
     assert not list(tmp_path.glob(".a.jsonl.partial-*"))
 
 
+def test_a_relative_sidecar_is_read_from_the_question_files_folder(tmp_path, monkeypatch):
+    """was: "sidecar side/ethanol.npy is relative but the record file's folder is unknown",
+    with the --question-file (and its folder) given."""
+    import numpy as np
+
+    from deepmolm_plugin.eval import model_vqa
+
+    tokens = _expected_fp("CCO")
+    (tmp_path / "side").mkdir()
+    np.save(tmp_path / "side" / "ethanol.npy", tokens.numpy())
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": "q1", "smiles": "CCO", "text": "What?", "molecule_fp": {
+        "sidecar": "side/ethanol.npy", "offset": 0, "atoms": len(tokens)}}])
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
+    monkeypatch.chdir(tmp_path.parent)  # not the question file's folder
+    model_vqa.run_host_eval(host, _stub_args(questions, tmp_path / "out" / "a.jsonl"), FUSION_CONFIG)
+    assert len(calls) == 1 and torch.equal(calls[0]["molecule_fp"], tokens.unsqueeze(0))
+
+
 def test_model_vqa_resume_asks_only_what_was_not_answered(tmp_path, monkeypatch, capsys):
     """was: no way to resume: a run stopped after hours asked every question again. With
     --resume an answer is kept only when it was made with the same settings for the same

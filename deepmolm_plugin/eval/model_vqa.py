@@ -175,18 +175,21 @@ class QuestionInput:
 
 def prepare_questions(questions: List[dict], image_folder: str, render_folder: Path, config,
                       structure_folder: Optional[str] = None, policy: str = "auto",
-                      failures: Optional[List[dict]] = None) -> Tuple[List[dict], List[QuestionInput]]:
+                      failures: Optional[List[dict]] = None, question_folder: Optional[str] = None,
+                      ) -> Tuple[List[dict], List[QuestionInput]]:
     """Lines for the host (every one with an `image`, drawn by the input resolver where
     missing) and, in the same order, each question's inputs for `generate`. A bad line
     raises its QuestionError, or, given a `failures` list, is left out and recorded there
-    as `{question_id, reason}` (printed on stderr as it happens)."""
+    as `{question_id, reason}` (printed on stderr as it happens). A relative `molecule_fp`
+    sidecar is read from `question_folder` (the question file's), as training reads a
+    record file's."""
     from ..data.graphs import graph_resolver
     from ..molecule.inputs import InputResolver, model_render_size
     from ..molecule_fp import FingerprintSettings
 
     options = dict(kind="question", option_names={"structure_folder": "--structure-folder"})
     resolver = InputResolver(FingerprintSettings.from_config(config), structure_folder=structure_folder,
-                             policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
+                             record_folder=question_folder, policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
                              **options)
     graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
     uses_molecules = projector_uses_molecules(config)
@@ -402,7 +405,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     policy = args.conformer_policy or getattr(config, "conformer_policy", None) or "auto"
     failures: List[dict] = []
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
-                                         args.structure_folder, policy, failures=failures)
+                                         args.structure_folder, policy, failures=failures,
+                                         question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
     settings = resume.settings_digest(shown)
     digests = {str(q.question_id): resume.question_digest(line, q.image, q.molecule_fp)
