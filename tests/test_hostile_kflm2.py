@@ -18,6 +18,7 @@ from deepmolm_plugin.property.report import fmt
 from deepmolm_plugin.property.splits import join_groups, key_groups, molecule_keys, random_split
 
 from test_hostile_property_images import _csv
+from test_property import tiny_llm  # noqa: F401 (a fixture)
 
 SMALL = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCCCC1N", "O=C(O)c1ccccc1", "CCN(CC)CC", "Clc1ccc(Cl)cc1",
          "CC(C)Cc1ccc(C(C)C(=O)O)cc1", "C#N", "OCC(O)CO", "c1ccncc1", "CCCCCCCC", "CS(C)=O", "c1ccc2ccccc2c1",
@@ -417,3 +418,123 @@ def test_classification_labels_that_are_not_binary_are_listed_after_the_field_co
     with pytest.raises(SystemExit, match=r"2 classification label\(s\) that are not 0/1: row 1 \(y=2, line 3\), "
                                          r"row 3 \(y=0.5, line 5\)"):
         kcli.load_table(labels, ["y"], task="classification")
+
+
+# ------------------------------------------------------------------- llm: folders (fourth sweep)
+def _llm_copy(tiny_llm, path, **config_changes):
+    import shutil
+
+    shutil.copytree(tiny_llm, path)
+    if config_changes:
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, **config_changes}))
+    return path
+
+
+def _llm_run(data, out, folder):
+    return _run(data, out, extra=["--features", f"llm:{folder}", "--cache-dir", str(out.parent / "cache")])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"num_hidden_layers": 3, "layer_types": ["full_attention"] * 3},  # was: a random third layer
+     "tensors the model needs (they would be random)"),
+    ({"num_hidden_layers": 1, "layer_types": ["full_attention"]},  # was: the second layer dropped
+     "tensors its config.json builds no place for"),
+    ({"hidden_size": 64}, "tensors of the wrong shape"),  # was a RuntimeError traceback
+])
+def test_an_llm_folder_that_loads_wrong_is_refused(tiny_llm, tmp_path, capsys, changes, message):
+    """was: transformers printed a table of missing / unexpected keys and the run exited 0."""
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    folder = _llm_copy(tiny_llm, tmp_path / "llm", **changes)
+    assert kcli.main(_llm_run(data, tmp_path / "run", folder)) == 2
+    err = capsys.readouterr().err
+    assert "deepmolm-kflm2: error: " in err and message in err and "Traceback" not in err
+
+
+def test_an_llm_with_nan_weights_is_refused_not_imputed(tiny_llm, tmp_path, capsys):
+    # was: every embedding NaN, cached, imputed as zeros: a graph-only model labelled llm
+    from safetensors.torch import load_file, save_file
+
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    folder = _llm_copy(tiny_llm, tmp_path / "llm")
+    weights = folder / "model.safetensors"
+    tensors = load_file(str(weights))
+    name = next(k for k in tensors if k.endswith("norm.weight"))
+    tensors[name][:] = float("nan")
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    assert kcli.main(_llm_run(data, tmp_path / "run", folder)) == 2
+    assert f"has NaN/inf values in 1 tensors: {name}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("remove, message", [
+    (("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"),
+     "its tokenizer makes no tokens of a SMILES"),
+    (("model.safetensors",), "no tensor files"),
+])
+def test_an_llm_folder_missing_its_tokenizer_or_weights_is_refused_before_out(tiny_llm, tmp_path, capsys, remove,
+                                                                                message):
+    # was: a traceback (an empty tokenizer's reshape error; "no file named model.safetensors")
+    # after --out had been written
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    folder = _llm_copy(tiny_llm, tmp_path / "llm")
+    for name in remove:
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_llm_run(data, tmp_path / "run", folder))
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_smiles_longer_than_the_context_is_named_not_cut(tiny_llm, tmp_path):
+    """was: cut at 512 tokens without a word: a 300-mer acid and its amide had one embedding."""
+    from deepmolm_plugin.property.featurizers import FeaturizerError, LLMEmbedding
+    from deepmolm_plugin.property.features import parse_smiles
+
+    feat = LLMEmbedding(tiny_llm, cache_dir=tmp_path / "cache", max_length=12)
+    long = "CC(=O)Nc1ccc(O)cc1" + "C(O)" * 12
+    with pytest.raises(FeaturizerError, match=r"SMILES 'CC\(=O\)Nc1ccc.*' is \d+ tokens, more than the model's 12"):
+        feat([parse_smiles(s)[0] for s in ("CCO", long)], ["CCO", long])
+    assert LLMEmbedding(tiny_llm, cache_dir=tmp_path / "cache").max_length == 2048  # the model's context
+
+
+def test_a_linked_llm_folder_is_part_of_the_fingerprint(tiny_llm, tmp_path):
+    """was: the walk did not enter a linked llm/ (a VILA layout), so pointing it at another
+    model kept the fingerprint and the old model's embeddings were served."""
+    from deepmolm_plugin.property.featurizers import LLMEmbedding
+
+    other = _llm_copy(tiny_llm, tmp_path / "other")
+    (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
+    vila = tmp_path / "vila"
+    vila.mkdir()
+    (vila / "config.json").write_text(json.dumps({"llm_cfg": {}}))
+    (vila / "llm").symlink_to(tiny_llm)
+    before = LLMEmbedding(vila, cache_dir=tmp_path / "cache").fingerprint
+    (vila / "llm").unlink()
+    (vila / "llm").symlink_to(other)
+    assert LLMEmbedding(vila, cache_dir=tmp_path / "cache").fingerprint != before
+    (vila / "config.json").unlink()  # llm/config.json alone: a folder the checks accept (was FileNotFoundError)
+    assert LLMEmbedding(vila, cache_dir=tmp_path / "cache").dim == 32
+
+
+@pytest.mark.parametrize("spec", ["morgan:99999999999", "morgan:2:4294967297", "morgan:2:100000000"])
+def test_morgan_settings_beyond_bounds_are_refused_before_out(tmp_path, capsys, spec):
+    # was: an OverflowError traceback after --out was written, or 400 MB per molecule
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_run(data, tmp_path / "run", extra=["--features", spec]))
+    assert exit_.value.code == 2 and "the radius must be 0..32 and the bits 1..1048576" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_imputed_descriptors_are_reported(tmp_path, capsys):
+    """was: RDKit descriptors that fail on salts, metals and dummy atoms (NaN) were imputed by
+    the training median without a word in data_report.json or on screen."""
+    rows = [(s, i) for i, s in enumerate(FORTY)] + [("[Na+].[Cl-]", 1), ("C[Hg]C", 2)]
+    data, out = _csv(tmp_path / "d.csv", ["smiles", "y"], rows), tmp_path / "run"
+    args = _run(data, out, extra=["--features", "rdkit2d", "--cache-dir", str(tmp_path / "cache")])
+    args.remove("--quiet")
+    assert kcli.main(args) == 0
+    imputed = json.loads((out / "data_report.json").read_text())["imputed_features"]["rdkit2d"]
+    assert imputed["molecules"] >= 2 and imputed["values"] >= imputed["molecules"]
+    assert any(name.startswith("BCUT2D") for name in imputed["columns"])
+    assert "feature values RDKit could not compute, imputed by the training median" in capsys.readouterr().err

@@ -252,6 +252,24 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
     return model
 
 
+def load_causal_lm_checked(path: str, dtype: Optional[torch.dtype] = None) -> torch.nn.Module:
+    """Any `AutoModelForCausalLM` folder, held to `load_llm`'s rules: tensors its config.json
+    has no place for, lacks or shapes otherwise, and NaN/inf weights are a CheckpointError
+    naming them (transformers only printed a table: a 2-layer checkpoint under a config
+    saying 3 layers got a random third layer, and the kflm2 run went on to exit 0)."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype or torch.float32, output_loading_info=True, ignore_mismatched_sizes=True)
+    except (ValueError, OSError, RuntimeError) as e:  # no weight file, a config transformers cannot build
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot load a causal LM from it: {reason}") from e
+    _check_loading_info(info, path)
+    _check_finite(model, path)
+    return model
+
+
 def pick_device_and_dtype(device: str, dtype: "torch.dtype | str | None") -> Tuple[str, torch.dtype]:
     """The host defaults to device='cuda' and float16; on a machine without CUDA that
     cannot run, so fall back to CPU. dtype None or "auto": `deepmolm_plugin.dtypes`

@@ -27,16 +27,33 @@ def llm_config(path: str):
     return AutoConfig.from_pretrained(path)
 
 
-def load_causal_lm(folder: str, dtype=None):
-    """(tokenizer, model in eval mode); float32 unless `dtype` says otherwise."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(path: str):
+    """The folder's tokenizer; one that makes no tokens of a SMILES is a UsageError (a folder
+    without tokenizer files gave an empty tokenizer, and a reshape error at the first SMILES)."""
+    from transformers import AutoTokenizer
 
-    from ..model.loading import QWEN2_VL_TYPES, resolve_llm_path
+    from .. import usage
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (ValueError, OSError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise usage.UsageError(f"llm:{path}: no tokenizer loads from it: {reason}") from e
+    if not tokenizer("CCO")["input_ids"]:
+        raise usage.UsageError(f"llm:{path}: its tokenizer makes no tokens of a SMILES (no tokenizer.json, or "
+                               "vocab.json + merges.txt, in the folder?)")
+    return tokenizer
+
+
+def load_causal_lm(folder: str, dtype=None):
+    """(tokenizer, model in eval mode); float32 unless `dtype` says otherwise. Loaded
+    strictly (`model.loading`): missing, extra or misshapen tensors and NaN weights are a
+    CheckpointError naming the folder."""
+    from ..model.loading import QWEN2_VL_TYPES, load_causal_lm_checked, resolve_llm_path
 
     path = resolve_llm_path(folder)
     model_type = llm_config(path).model_type
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     if model_type == "llava_qwen2" or model_type in QWEN2_VL_TYPES:
         import deepmolm_plugin
 
@@ -46,7 +63,7 @@ def load_causal_lm(folder: str, dtype=None):
 
         model = load_llm(path, dtype=dtype)
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        model = load_causal_lm_checked(path, dtype)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"

@@ -247,6 +247,26 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
                  unlabelled, bad)
 
 
+def imputed_features(featurizer, embed) -> dict:
+    """{featuriser: {molecules, values, columns: {column: molecules}}} of the values a
+    featuriser could not compute (NaN: a descriptor RDKit fails on, for a salt, a metal or a
+    dummy atom), which the scaler imputes by the training median: said nowhere before."""
+    from .featurizers import Concatenated
+
+    if featurizer is None:
+        return {}
+    parts = featurizer.parts if isinstance(featurizer, Concatenated) else [featurizer]
+    found, start = {}, 0
+    for part in parts:
+        missing = np.isnan(embed[:, start:start + part.dim])  # (molecules, part.dim)
+        start += part.dim
+        if missing.any():
+            names = getattr(part, "columns", None) or [str(j) for j in range(part.dim)]
+            found[part.name] = {"molecules": int(missing.any(1).sum()), "values": int(missing.sum()),
+                                "columns": {names[j]: int(n) for j, n in enumerate(missing.sum(0)) if n}}
+    return found
+
+
 def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
     from .featurizers import llm_featurizer
     from .scaling import FeatureScaler
@@ -459,7 +479,6 @@ def run_from_args(args) -> dict:
         check_split(split, seed, args.split, len(table.smiles), scaffolds)
         check_split_labels(split, seed, table)
     _prepare_out(out, run, fp, args.overwrite)
-    write_atomic(out / "data_report.json", strict_json(data_report, indent=1))
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
     dups = data_report["duplicates"]
@@ -469,6 +488,12 @@ def run_from_args(args) -> dict:
 
     need_tokens = args.fusion == "attention"
     inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
+    data_report["imputed_features"] = imputed_features(featurizer, inputs.embed)
+    write_atomic(out / "data_report.json", strict_json(data_report, indent=1))
+    for name, counts in data_report["imputed_features"].items():
+        if not args.quiet:
+            print(f"{counts['molecules']} molecules have {counts['values']} {name} feature values RDKit could not "
+                  f"compute, imputed by the training median (see {out / 'data_report.json'})", file=sys.stderr)
     test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
                    for name, t in tests.items()}
     featurise_seconds = time.perf_counter() - t_load
@@ -668,16 +693,17 @@ def check_arguments(args) -> None:
             raise usage.UsageError(f"--features {args.features!r}: empty")
         for item in items:
             if item.startswith("llm:"):
-                folder = usage.existing_folder(item[4:], "--features llm:")
-                usage.model_folder(str(folder), "--features llm:")  # a config.json (or llm/config.json)
-                # readable JSON objects (they were tracebacks): the folder's own config.json, and
-                # llm/config.json where that is the one loaded (none on top, or a VILA one)
-                top = usage.model_config(folder, "--features")
-                if top is None or "llm_cfg" in top:
-                    usage.model_config(folder / "llm", "--features")
+                check_llm_folder(item[4:])
             elif item != "rdkit2d" and not re.fullmatch(r"morgan(:[0-9]+(:[1-9][0-9]*)?)?", item):
                 raise usage.UsageError(f"--features: unknown featuriser {item!r}: use rdkit2d, "
                                        "morgan[:radius[:bits]], llm:<folder>, several joined by '+', or none")
+            elif item.startswith("morgan"):
+                from .featurizers import morgan_settings
+
+                try:
+                    morgan_settings(item.partition(":")[2] or None)
+                except ValueError as e:
+                    raise usage.UsageError(f"--features {e}") from e
     if args.out is not None:
         usage.output_folder(args.out, "--out")
     if args.cache_dir is not None:
@@ -688,6 +714,39 @@ def check_arguments(args) -> None:
 
         option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache"
         usage.output_folder(default_cache_dir(), option)
+
+
+def check_llm_folder(given: str) -> None:
+    """What an `llm:` folder must hold, checked before --out is written (each was a
+    traceback after it, or a model that loaded wrong): readable config.json files, a
+    configuration transformers knows, a tokenizer with a vocabulary, and a weight file."""
+    from ..tensor_files import CheckpointError, find_tensor_files
+
+    folder = usage.existing_folder(given, "--features llm:")
+    usage.model_folder(str(folder), "--features llm:")  # a config.json (or llm/config.json)
+    # readable JSON objects (they were tracebacks): the folder's own config.json, and
+    # llm/config.json where that is the one loaded (none on top, or a VILA one)
+    top = usage.model_config(folder, "--features")
+    if top is None or "llm_cfg" in top:
+        usage.model_config(folder / "llm", "--features")
+    from ..model.loading import resolve_llm_path
+    from .causal_lm import llm_config, load_tokenizer
+
+    from huggingface_hub.errors import StrictDataclassError
+
+    path = resolve_llm_path(str(folder))
+    try:
+        llm_config(path)
+    except (ValueError, KeyError, StrictDataclassError) as e:  # an unknown model_type, fields that disagree
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise usage.UsageError(f"--features llm:{given}: transformers cannot read its config.json: {reason}") from e
+    load_tokenizer(path)
+    try:
+        weights = find_tensor_files(path)
+    except (CheckpointError, OSError) as e:  # two shard indexes, an index naming a missing shard
+        raise usage.UsageError(f"--features llm:{given}: {e}") from e
+    if not weights:
+        raise usage.UsageError(f"--features llm:{given}: {path} holds no weight file (*.safetensors or *.bin)")
 
 
 def check_utf8(path: str, option: str) -> None:
@@ -714,8 +773,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
+    from ..tensor_files import CheckpointError
+    from .featurizers import FeaturizerError
+
     try:
         results_doc = run_from_args(args)
+    except (usage.UsageError, CheckpointError, FeaturizerError) as e:  # a model or molecule the run cannot use
+        print(f"deepmolm-kflm2: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # was a traceback through torch and exit -2
         print("\ndeepmolm-kflm2: interrupted; the seeds finished so far are kept: rerun the same command to resume",
               file=sys.stderr)

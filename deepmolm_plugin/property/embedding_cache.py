@@ -125,12 +125,24 @@ def _sha_file(path: Path, size: int) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(folder: str | os.PathLike) -> str:
-    """Identity of a model folder: small files by content, weight files by name, size, mtime and samples."""
+def model_fingerprint(folder: str | os.PathLike, loaded: str | os.PathLike | None = None) -> str:
+    """Identity of a model folder: small files by content, weight files by name, size, mtime
+    and samples. `loaded`: the folder the LLM is read from when it is another one (a VILA
+    folder's `llm/`), walked too: a linked `llm/` is not entered by the walk of `folder`
+    (Python's rglob), so pointing the link at another model kept the fingerprint, and the
+    old model's cached embeddings were served."""
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a Hugging Face model folder (no config.json)")
+    if not (folder / "config.json").is_file() and not (folder / "llm" / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a Hugging Face model folder (no config.json or llm/config.json)")
     h = hashlib.sha256()
+    _hash_files(h, folder)
+    if loaded is not None and Path(loaded).resolve() != folder.resolve():
+        h.update(b"|loaded|")
+        _hash_files(h, Path(loaded).resolve())
+    return h.hexdigest()
+
+
+def _hash_files(h, folder: Path) -> None:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
         if rel.startswith(".") or "/." in rel:
@@ -141,4 +153,3 @@ def model_fingerprint(folder: str | os.PathLike) -> str:
         if st.st_size > _SMALL_FILE:
             h.update(str(st.st_mtime_ns).encode())
         h.update(_sha_file(path, st.st_size).encode())
-    return h.hexdigest()

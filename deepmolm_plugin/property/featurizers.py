@@ -6,7 +6,8 @@ A featuriser spec is a ``+``-joined list of registered featurisers (``FEATURIZER
   LM folder (``causal_lm.load_causal_lm``); the embedding is the mean of the last hidden
   state (after the final norm) over the SMILES tokens, padding excluded. Batched (sorted
   by length), in float32 unless ``dtype`` says otherwise. Token states (for the attention
-  fusion) come from the same pass.
+  fusion) come from the same pass. A SMILES is never cut: one longer than the model's
+  context, or whose states are not finite, is a FeaturizerError naming it.
 - ``rdkit2d``: the 217 RDKit 2D descriptors (``Descriptors.descList``; a descriptor RDKit
   fails on is NaN, imputed later). Normalised by ``scaling.FeatureScaler`` ("quantile":
   the empirical CDF of the *training* molecules, as Chemprop's ``rdkit_2d_normalized``
@@ -27,8 +28,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import usage
 from .causal_lm import load_causal_lm
 from .embedding_cache import EmbeddingCache, cached, default_cache_dir, model_fingerprint
+
+
+class FeaturizerError(ValueError):
+    """A molecule or model a featuriser cannot use; the message names it (one line in the CLI)."""
 
 
 class Featurizer:
@@ -62,6 +68,7 @@ class RDKit2D(Featurizer):
 
         self._functions = list(Descriptors.descList)
         self.dim = len(self._functions)
+        self.columns = [name for name, _ in self._functions]
         super().__init__(cache_dir)
 
     def cache_key(self) -> str:
@@ -118,15 +125,19 @@ class LLMEmbedding(Featurizer):
     name = "llm"
     scaling = "standard"
 
-    def __init__(self, folder: str, cache_dir=None, batch_size: int = 32, max_length: int = 512, dtype=None,
-                 device: str = "cpu"):
+    def __init__(self, folder: str, cache_dir=None, batch_size: int = 32, max_length: int | None = None,
+                 dtype=None, device: str = "cpu"):
         self.folder = os.fspath(folder)
-        self.batch_size, self.max_length, self.dtype, self.device = batch_size, max_length, dtype, device
-        self.fingerprint = model_fingerprint(self.folder)
+        self.batch_size, self.dtype, self.device = batch_size, dtype, device
+        self.fingerprint = model_fingerprint(self.folder, self._resolved())
         from .causal_lm import llm_config
 
         config = llm_config(self._resolved())
-        self.dim = int(config.get_text_config().hidden_size)  # a Qwen2-VL folder: its LLM's width
+        text = config.get_text_config()
+        self.dim = int(text.hidden_size)  # a Qwen2-VL folder: its LLM's width
+        # Never cut: a longer SMILES is an error naming it (cut at 512 tokens, a 300-mer
+        # acid and its amide had one embedding, without a word)
+        self.max_length = max_length or getattr(text, "max_position_embeddings", None)
         self.name = f"llm[{Path(self.folder).name}]"
         super().__init__(cache_dir)
         self.token_cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key() + "|tokens")
@@ -138,7 +149,7 @@ class LLMEmbedding(Featurizer):
         return resolve_llm_path(self.folder)
 
     def cache_key(self) -> str:
-        return f"llm-mean|{self.fingerprint}|max_length {self.max_length}|dtype {self.dtype}"
+        return f"llm-mean|{self.fingerprint}|uncut, at most {self.max_length} tokens|dtype {self.dtype}"
 
     def model(self):
         if self._model is None:
@@ -157,13 +168,22 @@ class LLMEmbedding(Featurizer):
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                enc = tokenizer([smiles[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                                max_length=self.max_length, add_special_tokens=True)
+                enc = tokenizer([smiles[i] for i in idx], return_tensors="pt", padding=True,
+                                add_special_tokens=True)
                 enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-                hidden = base(**enc).last_hidden_state.float()  # (batch, tokens, d)
                 mask = enc["attention_mask"].bool()  # (batch, tokens)
+                lengths = mask.sum(1).tolist()
+                if self.max_length is not None and max(lengths) > self.max_length:
+                    i = idx[lengths.index(max(lengths))]
+                    raise FeaturizerError(f"llm:{self.folder}: SMILES {usage.shortened(smiles[i])!r} is {max(lengths)} "
+                                     f"tokens, more than the model's {self.max_length}: leave such molecules out")
+                hidden = base(**enc).last_hidden_state.float()  # (batch, tokens, d)
                 for row, i in enumerate(idx):
                     out[i] = hidden[row][mask[row]].cpu().numpy()
+                    if not np.isfinite(out[i]).all():  # a float16 overflow: cached, it was every later run's
+                        raise FeaturizerError(f"llm:{self.folder}: its hidden states for SMILES "
+                                         f"{usage.shortened(smiles[i])!r} are not finite (NaN or inf): try "
+                                         "another dtype")
         return out  # type: ignore[return-value]
 
     def compute(self, mols, smiles):
@@ -200,9 +220,22 @@ class Registered:
         return self.argument == "optional" or has_argument == (self.argument == "required")
 
 
+MORGAN_MAX_RADIUS, MORGAN_MAX_BITS = 32, 1 << 20  # RDKit overflows past int32; 2^20 floats: 4 MB per molecule
+
+
+def morgan_settings(argument: str | None) -> tuple[int, int]:
+    """(radius, bits) of ``morgan[:radius[:bits]]``; out of bounds is a ValueError (an
+    OverflowError from RDKit, or 400 MB per molecule, after --out was written)."""
+    parts = argument.split(":") if argument is not None else []
+    radius, bits = int(parts[0]) if parts else 2, int(parts[1]) if len(parts) > 1 else 2048
+    if not 0 <= radius <= MORGAN_MAX_RADIUS or not 1 <= bits <= MORGAN_MAX_BITS:
+        raise ValueError(f"morgan:{argument}: the radius must be 0..{MORGAN_MAX_RADIUS} and the bits "
+                         f"1..{MORGAN_MAX_BITS}")
+    return radius, bits
+
+
 def _morgan(argument, cache_dir, llm_options) -> Morgan:
-    bits = argument.split(":") if argument is not None else []
-    return Morgan(int(bits[0]) if bits else 2, int(bits[1]) if len(bits) > 1 else 2048, cache_dir)
+    return Morgan(*morgan_settings(argument), cache_dir)
 
 
 FEATURIZERS = {
