@@ -199,3 +199,13 @@ def test_property_names_the_head_does_not_train_are_reported(caplog):
     with caplog.at_level("WARNING", logger="deepmolm_plugin.property.aux_head"):
         head.fit_normalisation([{"MW": 1.0}, {"MW": 2.0}, None], ["a", "b", "c"])
     assert not caplog.records  # every name trained: nothing to say
+
+
+def test_a_constant_auxiliary_property_is_refused():
+    # was: its std clamped to 1e-6, every target 0: a head that learnt nothing, without a word
+    from deepmolm_plugin.property.aux_head import DataError
+
+    head = AuxPropertyHead(16, ["MW", "logS"], hidden=8, depth=2)
+    with pytest.raises(DataError, match=r"nothing to learn: logS \(3 labels, all -1\)"):
+        head.fit_normalisation([{"MW": 46.0, "logS": -1.0}, {"MW": 78.0, "logS": -1.0}, {"logS": -1.0}],
+                               ["a", "b", "c"])

@@ -88,6 +88,11 @@ class AuxPropertyHead(nn.Module):
         self._report_untrained(properties)
         mean = (values * mask).sum(0) / count
         m2 = (((values - mean) * mask) ** 2).sum(0)
+        constant = [f"{name} ({int(c)} labels, all {m:g})" for name, c, m, v in
+                    zip(self.names, count.tolist(), mean.tolist(), m2.tolist()) if c > 1 and v == 0]
+        if constant:  # std clamped to 1e-6 made every target 0: a head that learnt nothing, without a word
+            raise DataError(f"auxiliary properties with one value in every training record have nothing to learn: "
+                            f"{', '.join(constant)}; leave them out of --aux_properties")
         device = self.mean.device
         self.count, self.mean, self.m2 = count.to(device), mean.to(device), m2.to(device)
         self.fitted = True
