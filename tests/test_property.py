@@ -301,6 +301,9 @@ def test_lora_finetune_excludes_padding_from_the_loss(tiny_llm, tmp_path):
         assert torch.allclose(model(**batch).loss, model(**longer).loss, atol=1e-6)
     info = lora_finetune(tiny_llm, SMALL, tmp_path / "tuned", r=4, alpha=8, max_steps=2, batch_size=8)
     assert info["steps"] == 2 and all(np.isfinite(info["losses"])) and info["trainable_parameters"] > 0
+    assert info["cut_smiles"] == 0
+    short = lora_finetune(tiny_llm, SMALL, tmp_path / "short", r=4, alpha=8, max_steps=1, max_length=3)
+    assert 0 < short["cut_smiles"] < len(SMALL)  # was cut without a word
     tuned = make_featurizer(f"llm:{tmp_path / 'tuned'}", cache_dir=tmp_path / "cache")
     emb = tuned([parse_smiles(s)[0] for s in SMALL[:4]], SMALL[:4])
     assert emb.shape == (4, 32)

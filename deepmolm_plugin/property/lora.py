@@ -8,6 +8,7 @@ merged model + tokenizer as a plain folder usable as the featuriser ``llm:<out_d
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .causal_lm import load_causal_lm
+
+logger = logging.getLogger(__name__)
 
 
 def lm_batch(tokenizer, smiles: Sequence[str], max_length: int = 256, pad_to: int | None = None) -> dict:
@@ -34,7 +37,9 @@ def lora_finetune(model_dir: str | os.PathLike, smiles_corpus: Iterable[str], ou
                   max_length: int = 256, max_steps: int | None = None, seed: int = 0, dropout: float = 0.05) -> dict:
     """LoRA next-token fine-tuning on SMILES (pad excluded from the loss); saves the merged model.
 
-    Returns ``{"steps", "losses", "out_dir", "trainable_parameters"}``. The saved folder is a
+    Returns ``{"steps", "losses", "out_dir", "cut_smiles", "trainable_parameters"}``
+    (``cut_smiles``: SMILES longer than ``max_length`` tokens, trained on their first
+    ``max_length`` tokens, also logged as a warning). The saved folder is a
     plain causal-LM folder (weights + tokenizer) for ``llm:<out_dir>``.
     """
     import torch
@@ -44,6 +49,11 @@ def lora_finetune(model_dir: str | os.PathLike, smiles_corpus: Iterable[str], ou
     if not corpus:
         raise ValueError("empty SMILES corpus")
     tokenizer, model = load_causal_lm(os.fspath(model_dir))
+    eos = tokenizer.eos_token or ""
+    cut = [s for s in corpus if len(tokenizer(s + eos)["input_ids"]) > max_length]
+    if cut:  # trained on their first max_length tokens: said, and counted in the result (was silent)
+        logger.warning("lora_finetune: %d of %d SMILES are longer than max_length=%d tokens and are trained on "
+                       "their first %d tokens only (e.g. %.80s)", len(cut), len(corpus), max_length, max_length, cut[0])
     targets = list(target_modules)
     if lm_head:
         targets.append("lm_head")
@@ -77,5 +87,5 @@ def lora_finetune(model_dir: str | os.PathLike, smiles_corpus: Iterable[str], ou
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(os.fspath(out_dir))
     tokenizer.save_pretrained(os.fspath(out_dir))
-    return {"steps": steps, "losses": losses, "out_dir": os.fspath(out_dir),
+    return {"steps": steps, "losses": losses, "out_dir": os.fspath(out_dir), "cut_smiles": len(cut),
             "trainable_parameters": int(sum(p.numel() for p in params))}
