@@ -127,6 +127,12 @@ def _model_arguments(host_cls):
         mm_projector: Optional[str] = field(
             default=None, metadata={"help": "alias of --mm_projector_type (VILA/DeepMoLM spelling)"}
         )
+        # None until __post_init__ (then the host's default, linear): an explicit
+        # `--mm_projector_type linear` next to `--mm_projector fusion` was taken for "not
+        # given", and the contradiction trained a fusion model without a word
+        mm_projector_type: Optional[str] = field(
+            default=None, metadata={"help": "projector: linear (the host's default), mlp2x_gelu, fusion, ..."}
+        )
         vision_tower_weights: Optional[str] = field(
             default=None,
             metadata={"help": "deepencoder weights: DeepSeek-OCR checkpoint, 'SAM.pth,CLIP_FILE', a saved "
@@ -134,7 +140,7 @@ def _model_arguments(host_cls):
         )
         deepencoder_config: Optional[str] = field(
             default=None, metadata={"help": "JSON file of DeepEncoderConfig fields, or a preset name: "
-                                            f"{', '.join(ENCODER_PRESETS)} (default: DeepSeek-OCR sizes)"}
+                                            f"{', '.join(ENCODER_PRESETS)}; not given: DeepSeek-OCR's sizes"}
         )
         unfreeze_mm_vision_tower: bool = field(default=False, metadata={"help": "train the vision tower"})
         vision_feature_cache: Optional[str] = field(
@@ -158,13 +164,15 @@ def _model_arguments(host_cls):
 
         def __post_init__(self):
             if self.mm_projector is not None:
-                default = next(f.default for f in dataclasses.fields(host_cls) if f.name == "mm_projector_type")
-                if self.mm_projector_type not in (default, self.mm_projector):
+                if self.mm_projector_type not in (None, self.mm_projector):
                     raise ValueError(
                         f"--mm_projector {self.mm_projector} contradicts --mm_projector_type "
                         f"{self.mm_projector_type}; give one of them"
                     )
                 self.mm_projector_type = self.mm_projector
+            elif self.mm_projector_type is None:
+                self.mm_projector_type = next(f.default for f in dataclasses.fields(host_cls)
+                                              if f.name == "mm_projector_type")
             if self.fusion_heads < 1:
                 raise ValueError(f"--fusion_heads must be >= 1, got {self.fusion_heads}")
             try:  # the settings' own bounds (--fp_bits 2**40 filled memory)
@@ -216,11 +224,12 @@ def _data_arguments(host_cls):
             default=None, metadata={"help": "folder of structure files named by records' `structure` field"}
         )
         conformer_policy: str = field(
-            default="auto", metadata={"help": "3D policy for molecule_fp: from-file, generate or auto"}
+            default="auto", metadata={"help": "3D policy for molecule_fp: auto, from-file, generate or keep"}
         )
         render_folder: Optional[str] = field(
             default=None,
-            metadata={"help": "where depictions of records without `image` are written (default: <data_path>.renders)"},
+            metadata={"help": "where depictions of records without `image` are written; not given: "
+                              "<data_path>.renders"},
         )
 
         def __post_init__(self):

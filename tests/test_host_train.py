@@ -180,6 +180,10 @@ def test_both_projector_spellings_parse_and_our_settings_are_host_arguments():
     assert data_args.conformer_policy == "generate" and data_args.structure_folder == "/s"
     model_args, _ = _parse(["--mm_projector_type", "fusion"])
     assert model_args.mm_projector_type == "fusion"
+    assert _parse([])[0].mm_projector_type == "linear"  # the host's default
+    # was accepted (an explicit `linear` read as "not given"), and a fusion model trained
+    with pytest.raises(ValueError, match="--mm_projector fusion contradicts --mm_projector_type linear"):
+        _parse(["--mm_projector", "fusion", "--mm_projector_type", "linear"])
 
 
 def test_registry_resolves_ours_in_both_places_and_falls_through():
