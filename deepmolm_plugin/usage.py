@@ -18,6 +18,34 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 
+import argparse
+import copy
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """`--help` of our command-line tools: each option with a default shows it, "(default:
+    X)", unless its help already speaks of it; no default (None) or a flag's False is not
+    shown (argparse's own formatter printed "(default: None)" next to a help's own words)."""
+
+    @staticmethod
+    def _shows_default(action) -> bool:
+        default = action.default
+        return (bool(action.option_strings) and default not in (None, False, argparse.SUPPRESS) and default != []
+                and "default" not in (action.help or "").lower())
+
+    def _format_action(self, action):
+        if not action.help and self._shows_default(action):  # argparse prints no help line at all
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        help = (action.help or "").strip()
+        if not self._shows_default(action):
+            return help
+        return f"{help} (default: %(default)s)" if help else "(default: %(default)s)"
+
+
 class UsageError(ValueError):
     """A user-given path, file or value that cannot work: one line, exit status 2."""
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""SAM's rel-pos attention alone: the bias built in pieces ("sdpa") against the rel-pos
-terms folded into q and k ("folded"), per SDPA kernel, at one block's shapes.
+"""SAM's rel-pos attention alone: the bias built in pieces ("pieces") against the rel-pos
+terms folded into q and k ("folded"), per SDPA kernel, at one block's shapes (results
+before this naming called the pieces way "sdpa (bias pieces)").
 
 For each block kind of the 1024 px encoder (global: 64 x 64 tokens; windowed: 25 windows
 of 14 x 14) at --batch views, times the attention of one block (its rel-pos terms and the
@@ -66,7 +67,7 @@ def ways() -> Dict[str, Callable]:
     def no_bias(q, k, v, rh, rw, size):
         return F.scaled_dot_product_attention(q, k, v)
 
-    found = {"sdpa (bias pieces)": pieces}
+    found = {"pieces": pieces}
     for label, pad_value in (("folded", True), ("folded, v unpadded", False)):
         found[label] = folded(pad_value)
         found.update({f"{label}/{name}": forced(kernel, folded(pad_value)) for name, kernel in kernels().items()})
@@ -127,7 +128,7 @@ def main(argv=None) -> dict:
         flops = 4.0 * n * heads * tokens**2 * dim
         inputs = (q, k, v, rel_h, rel_w, (side, side))
         with torch.inference_mode():
-            expected = ways()["sdpa (bias pieces)"](*inputs).float()
+            expected = ways()["pieces"](*inputs).float()
             base = None
             for name, fn in ways().items():
                 row = {"block": kind, "way": name, "views": args.batch, "tokens": tokens}

@@ -1,6 +1,6 @@
 """Does DeepMoLM learn, and does the fusion projector earn its place?
 
-    python scripts/experiment_fusion.py                  # the full experiment (~90 min on 2 CPU cores)
+    python scripts/experiment_fusion.py --jobs 2         # the full experiment (~70 min on 2 CPU cores)
     python scripts/experiment_fusion.py --quick --out /tmp/q   # every arm for a few steps (a smoke run)
     python scripts/experiment_fusion.py --device cuda --size large  # on a GPU
 
@@ -701,7 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=bench_report.at_least(1), default=2,
                    help="trained units (arm x seed) run at once, the CPU cores split between them (default 2: "
                         "on a 2-core CPU two one-thread trainings do ~1.5x the work of one two-thread training)")
-    p.add_argument("--work", default=None, help="work folder (default: experiments/fusion[-quick] in the repo)")
+    p.add_argument("--work", default=None,
+                   help="work folder (default: experiments/fusion-<size>-<device>, or fusion-quick, in the repo)")
     p.add_argument("--out", default=str(REPO / "scripts" / "results"), help="where the JSON, markdown and plots go")
     return p
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The GPU checks of issue 14, as one prepared script for a machine with one CUDA device.
+"""The GPU speed checks (encoder throughput, ZeRO training steps), as one prepared script
+for a machine with one CUDA device.
 
 1. Encoder throughput: `bench_encoder.py` on CUDA in bf16 at batch 1, 8 and 32 (1024 px
    views): ours against the transformers reference, TFLOP/s and the fraction of the

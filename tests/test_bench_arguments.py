@@ -122,10 +122,10 @@ def test_sam_attention_bench_times_every_way_and_checks_its_numbers(tmp_path):
     rows = json.loads((tmp_path / "a.json").read_text())["results"]
     assert {r["block"] for r in rows} == {"global", "windowed"}
     ran = [r for r in rows if "error" not in r]
-    assert {"sdpa (bias pieces)", "folded", "folded, v unpadded", "folded/math", "no rel-pos (reference)"} <= {r["way"] for r in ran}
+    assert {"pieces", "folded", "folded, v unpadded", "folded/math", "no rel-pos (reference)"} <= {r["way"] for r in ran}
     assert all(r["max_abs_diff"] <= 1e-5 for r in ran if not r["way"].startswith("no rel-pos"))
     assert all(r["latency_ms"] > 0 and r["tflops"] > 0 for r in ran)
-    assert [r for r in rows if r["way"] == "sdpa (bias pieces)"][0]["ratio_to_pieces"] == 1.0
+    assert [r for r in rows if r["way"] == "pieces"][0]["ratio_to_pieces"] == 1.0
     assert "| global | folded |" in (tmp_path / "a.md").read_text()
 
 

@@ -14,6 +14,8 @@ its own), so the battery costs about its slowest few commands, not their sum.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shlex
@@ -262,3 +264,22 @@ def test_bad_input_is_one_clear_line(outcomes, name):
         f"no stderr line names {wanted}\n{shown}"
     if name in UNTOUCHED_OUT:
         assert not out.exists(), f"{out} was created by a refused run\n{shown}"
+
+
+def test_help_shows_defaults_once():
+    """was: kflm2, prepare and the GUI showed no defaults (--epochs, --split, --port...), and
+    the training launcher printed "(default: DeepSeek-OCR sizes) (default: None)"."""
+    from deepmolm_plugin.data.prepare import cli as prepare_cli
+    from deepmolm_plugin.gui.__main__ import build_parser as gui_parser
+    from deepmolm_plugin.property.cli import build_parser as kflm2_parser
+
+    kflm2 = " ".join(kflm2_parser().format_help().split())
+    assert "--epochs EPOCHS (default: 40)" in kflm2 and "--split {random,scaffold,scaffold-sorted} (default: random)" in kflm2
+    gui = " ".join(gui_parser().format_help().split())
+    assert "--port PORT (default: 7860)" in gui
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as shown:
+        prepare_cli.parse_args(["--help"])
+    prepare = " ".join(shown.getvalue().split())
+    assert "(default: auto)" in prepare and "(default 256)" in prepare
+    for text in (kflm2, gui, prepare):
+        assert "(default: None)" not in text and "(default: False)" not in text

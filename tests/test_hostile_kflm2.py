@@ -538,3 +538,15 @@ def test_imputed_descriptors_are_reported(tmp_path, capsys):
     assert imputed["molecules"] >= 2 and imputed["values"] >= imputed["molecules"]
     assert any(name.startswith("BCUT2D") for name in imputed["columns"])
     assert "feature values RDKit could not compute, imputed by the training median" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--no-graph", "--features", "none"], "nothing to train: --no-graph with --features none"),
+    (["--fusion", "attention", "--features", "rdkit2d"], "--fusion attention needs the graph and an llm:<folder>"),
+])
+def test_option_combinations_without_a_model_are_usage_errors(tmp_path, capsys, extra, message):
+    # was: a bare message and exit 1, after the data had been read
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(_run(data, tmp_path / "run", extra=extra))
+    assert exit_.value.code == 2 and f"deepmolm-kflm2: error: {message}" in capsys.readouterr().err

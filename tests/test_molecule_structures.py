@@ -595,3 +595,11 @@ def test_rdkit_warnings_on_a_good_record_become_notes(tmp_path, ala):
     (record,) = read_all(write(tmp_path / "tagged.sdf", sdf(block)), policy="from-file")
     assert record.conformer == "file"
     assert any(n.startswith("RDKit: ") and "tagged as 2D" in n for n in record.notes)
+
+
+def test_unassigned_stereocentres_are_named_as_atoms_are():
+    # was "stereocentres [1, 4] are unassigned": RDKit's 0-based indices, no element
+    from deepmolm_plugin.molecule import molecule_from_smiles
+
+    notes = molecule_from_smiles("CC(O)CC(N)C", id="x").notes
+    assert any(n.startswith("stereocentres C2, C5 are unassigned") for n in notes), notes

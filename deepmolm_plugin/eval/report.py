@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("answers", nargs="+", help="answer JSONL files (one per chunk/rank)")
     parser.add_argument("--references", default=None,
                         help="question file with question_id, task, answer, properties (eval.questions writes it)")
-    parser.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, plots/")
+    parser.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, per_question.jsonl, plots/")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER,
                         help=f"text-metric tokenizer: {', '.join(TOKENIZERS)} or hf:<local folder> "
                              f"(default {DEFAULT_TOKENIZER})")

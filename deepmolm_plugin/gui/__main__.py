@@ -20,7 +20,7 @@ from ..cli import CONFORMER_POLICIES, model_conformer_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deepmolm-gui",
+    parser = argparse.ArgumentParser(prog="deepmolm-gui", formatter_class=usage.HelpFormatter,
                                      description="DeepMoLM Chat: chat about a molecule in the browser, and see "
                                                  "what the model sees and where it looks.")
     parser.add_argument("--model-path", required=True, help="a saved DeepMoLM checkpoint folder")

@@ -59,7 +59,7 @@ from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from rdkit.Geometry import Point3D
 
 from .canonical import canonical_copy
-from .errors import MoleculeError, as_notes, first_line, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, first_line, rdkit_messages, with_messages
 
 __all__ = [
     "CONFORMER_RULES", "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
@@ -114,8 +114,10 @@ def _unassigned_note(work: Chem.Mol) -> list[str]:
     ]
     if not unassigned:
         return []
+    # named as every message names atoms (element, 1-based): RDKit's 0-based indices pointed
+    # at the atom before the one meant
     return [
-        f"stereocentres {unassigned} are unassigned: the generated conformer fixes "
+        f"stereocentres {atom_names(unassigned, work)} are unassigned: the generated conformer fixes "
         "one configuration for them"
     ]
 

@@ -287,7 +287,7 @@ def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
 # ----------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepmolm-kflm2", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=usage.HelpFormatter)
     p.add_argument("--data", required=True, help="CSV file, one molecule per row")
     p.add_argument("--smiles-column", default=None, help="default: the first of smiles/SMILES/Smiles")
     p.add_argument("--targets", nargs="+", required=True, help="label column(s); empty cells are missing")
@@ -430,10 +430,6 @@ def run_from_args(args) -> dict:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    if args.no_graph and args.features == "none":
-        raise SystemExit("nothing to train: --no-graph with --features none")
-    if args.fusion == "attention" and ("llm:" not in args.features or args.no_graph):
-        raise SystemExit("--fusion attention needs the graph and an llm:<folder> featuriser (token states)")
     run, cfg = _config(args)
     featurizer = None
     if args.features != "none":
@@ -654,6 +650,11 @@ def check_arguments(args) -> None:
                                "of all of them are built before the first)")
     if not 0 <= args.dropout < 1:
         raise usage.UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    # (they were a bare message and exit 1, after the data had been read)
+    if args.no_graph and args.features == "none":
+        raise usage.UsageError("nothing to train: --no-graph with --features none")
+    if args.fusion == "attention" and ("llm:" not in args.features or args.no_graph):
+        raise usage.UsageError("--fusion attention needs the graph and an llm:<folder> featuriser (token states)")
     # argparse's float takes "inf" and "nan": training with them gives NaN weights
     for option, value in [("--lr", args.lr), ("--weight-decay", args.weight_decay)] + [("--sizes", s) for s in args.sizes]:
         if not math.isfinite(value):

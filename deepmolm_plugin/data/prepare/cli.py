@@ -33,7 +33,7 @@ DESCRIPTION = "deepmolm-prepare: a public dataset -> host training records, read
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     formats = sorted(set(FORMAT_MODULES) | set(READERS))
     p = argparse.ArgumentParser(prog="deepmolm-prepare", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=usage.HelpFormatter)
     p.add_argument("--format", required=True, choices=formats)
     p.add_argument("--input", required=True, help="input file or folder (as the format's reader expects)")
     p.add_argument("--out", required=True, help="output folder (created; resumable)")
