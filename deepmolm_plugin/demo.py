@@ -182,6 +182,7 @@ def main(argv=None) -> None:
     print(f"[2/5] tiny Qwen2 ({len(tokenizer)} tokens) and DeepEncoder ({DEMO_ENCODER.image_size} px) built")
 
     checkpoint = out / "checkpoint"
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the demo's own earlier model: trained again from the new LLM
     start = time.perf_counter()
     run([sys.executable, "-m", "deepmolm_plugin.train",
          "--model_name_or_path", str(out / "qwen2-tiny"), "--version", "qwen2",

@@ -175,6 +175,10 @@ def check_argument_values(host_train, argv) -> None:
         raise usage.UsageError(f"--image_aspect_ratio {data_args.image_aspect_ratio} is not served by --vision_tower "
                                f"{TOWER_NAME} (it trained as 'pad', and the saved model failed in eval): use "
                                f"{' or '.join(ASPECT_RATIOS)}; --image_mode tiles gives it more resolution")
+    if getattr(options, "resume_from_checkpoint", None):  # accepted, and a fresh run trained from step 1
+        raise usage.UsageError(f"--resume_from_checkpoint {options.resume_from_checkpoint}: the host's train.py does "
+                               "not read it; it resumes by itself from the last checkpoint-<step> of --output_dir: "
+                               "give that run's --output_dir and leave this option out")
     check_resumed_settings(options.output_dir, model_args)
     check_model_checkpoint(model_args)
     check_adapter_settings(model_args)
@@ -301,9 +305,28 @@ def check_adapter_settings(model_args) -> None:
                 "this run's; copy the stage-1 run's config.json next to the .bin")
         return  # an adapter from elsewhere: only its tensor shapes can be checked (when it loads)
     differ = settings_differences(saved, model_args, {name: name for name in ADAPTER_SETTINGS})
+    # the tower whose features the projector learnt to map: another one's (other heads, other
+    # weights) was loaded without a word
+    differ += tower_differences(saved, model_args)
+    weights = getattr(model_args, "vision_tower_weights", None)
+    if None not in (weights, saved.get("vision_tower_weights")) and weights != saved.get("vision_tower_weights"):
+        differ.append(f"--vision_tower_weights {weights!r} (stage 1: {saved['vision_tower_weights']!r})")
     if differ:
         raise usage.UsageError(f"--pretrain_mm_mlp_adapter {adapter} was trained with other projector settings "
                                f"(its {os.path.join(folder, 'config.json')}): {'; '.join(differ)}; give its settings")
+
+
+def check_finished_run(output: str, output_dir: str) -> None:
+    """An --output_dir holding a saved model (a finished run) and no checkpoint to resume:
+    the run would write over it without a word (another projector's model replaced a
+    finished one, exit 0). Refused."""
+    saved = [name for name in ("mm_projector.bin", "model.safetensors", "model.safetensors.index.json",
+                               "pytorch_model.bin", "pytorch_model.bin.index.json")
+             if os.path.isfile(os.path.join(output, name))]
+    if saved:
+        raise usage.UsageError(f"--output_dir {output_dir} holds a finished run ({saved[0]}) and no checkpoint to "
+                               "resume: this run would overwrite it; give another --output_dir, or move that run "
+                               "away first")
 
 
 def check_resumed_settings(output_dir, model_args) -> None:
@@ -324,6 +347,7 @@ def check_resumed_settings(output_dir, model_args) -> None:
     # The host resumes when anything matches `checkpoint-*` (llava/train/train.py).
     found = sorted(p.name for p in Path(output).glob("checkpoint-*")) if os.path.isdir(output) else []
     if not found:
+        check_finished_run(output, output_dir)
         return
     checkpoint = get_last_checkpoint(output)
     if checkpoint is None:  # transformers takes only checkpoint-<number> folders
@@ -343,11 +367,58 @@ def check_resumed_settings(output_dir, model_args) -> None:
         raise usage.UsageError(f"--output_dir {output_dir} holds {name}, which the host "
                                f"resumes, but it was trained with other settings: {'; '.join(differ)}; give its "
                                "settings, or another --output_dir to start afresh")
+    differ = llm_differences(model_args, checkpoint)
+    if differ:
+        raise usage.UsageError(f"--output_dir {output_dir} holds {name}, which the host resumes, but "
+                               f"--model_name_or_path {model_args.model_name_or_path} is another language model: "
+                               f"{'; '.join(differ)}; give the run's own, or another --output_dir to start afresh")
+    if model_only(output):
+        raise usage.UsageError(f"--output_dir {output_dir}: its checkpoints were saved without the optimizer and "
+                               "schedule (--save_only_model), so none can resume the run; start afresh in another "
+                               "--output_dir (--save_only_model False keeps what resuming needs)")
     problem = checkpoint_files_problem(checkpoint)
     if problem:
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, whose {problem} (a save "
                                "that did not finish, or a damaged copy): move it away to resume from an earlier "
                                "one, or use another --output_dir")
+    if os.environ.get("RANK", "0") == "0":  # said once, not by every rank (nothing said the run resumed)
+        print(f"{PROG}: resuming {checkpoint} (the host resumes the last checkpoint of --output_dir)", file=sys.stderr)
+
+
+# The language model's own shape, which a resumed checkpoint must share with
+# --model_name_or_path: another size failed after loading ("parameter group that doesn't match
+# the size of optimizer's group"), and another tokenizer of the same size resumed without a word.
+LLM_FIELDS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+              "vocab_size")
+
+
+def llm_differences(model_args, checkpoint: str) -> list:
+    """How the language model of --model_name_or_path differs from the one `checkpoint` was
+    trained from: LLM_FIELDS of their config.json, and their tokenizer.json."""
+    path = os.path.expanduser(model_args.model_name_or_path or "")
+    if not os.path.isdir(path):
+        return []
+    ours = usage.model_config(path, "--model_name_or_path") or {}
+    theirs = usage.model_config(checkpoint, "the resumed checkpoint") or {}
+    differ = [f"{k} {ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in LLM_FIELDS
+              if k in ours and k in theirs and ours[k] != theirs[k]]
+    tokenizers = [os.path.join(folder, "tokenizer.json") for folder in (path, checkpoint)]
+    if all(os.path.isfile(t) for t in tokenizers):
+        with open(tokenizers[0], "rb") as a, open(tokenizers[1], "rb") as b:
+            if a.read() != b.read():
+                differ.append("its tokenizer.json is not the checkpoint's (the checkpoint's embeddings were learnt "
+                              "with the other one)")
+    return differ
+
+
+def model_only(output: str) -> bool:
+    """Every checkpoint of `output` was saved without optimizer.pt and scheduler.pt
+    (--save_only_model): "move the last one away" would not help."""
+    from pathlib import Path
+
+    checkpoints = [p for p in Path(output).glob("checkpoint-*") if p.is_dir() and not (p / "latest").is_file()]
+    return bool(checkpoints) and all(not (p / "optimizer.pt").exists() and not (p / "scheduler.pt").exists()
+                                     and (p / "trainer_state.json").is_file() for p in checkpoints)
 
 
 # What transformers' Trainer reads back when it resumes (without DeepSpeed, whose engine
@@ -394,6 +465,9 @@ def checkpoint_files_problem(checkpoint: str) -> "str | None":
             return f"{name} is missing: the run would go on with a fresh optimizer and learning-rate schedule"
         if not zipfile.is_zipfile(folder / name):
             return f"{name} is not a readable PyTorch file (truncated?)"
+    for path in sorted(folder.glob("rng_state*.pth")) + [p for p in [folder / "scaler.pt"] if p.is_file()]:
+        if not zipfile.is_zipfile(path):  # read when the host resumes: a zip error after the model had loaded
+            return f"{path.name} is not a readable PyTorch file (truncated?)"
     return None
 
 

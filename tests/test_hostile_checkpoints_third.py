@@ -209,3 +209,18 @@ def test_saved_checkpoint_naming_a_tower_config_file_that_is_gone_names_the_chec
     # was: a bare FileNotFoundError naming the config file, not the checkpoint that points at it
     with pytest.raises(CheckpointError, match=rf"{path}: cannot build the model its config.json describes: .*moved"):
         _load(path)
+
+
+def test_a_cut_safetensors_file_is_named_when_its_dtypes_are_read(tmp_path):
+    # was: a bare "SafetensorError: Error while deserializing header" traceback from model_vqa,
+    # the chat CLI and the GUI, naming neither folder nor file
+    from safetensors.torch import save_file
+
+    from deepmolm_plugin.model.loading import _stored_float_flags
+    from deepmolm_plugin.tensor_files import CheckpointError
+
+    save_file({"w": torch.zeros(64)}, str(tmp_path / "model.safetensors"))
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"model.safetensors cannot be read as safetensors \(cut short"):
+        _stored_float_flags(str(tmp_path))

@@ -553,3 +553,78 @@ def test_the_launcher_prints_a_stopped_run_as_one_line_and_exits_1(tiny_setup, t
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("error: training stopped at optimizer step 3 of 6: the loss is not finite (...)")
+
+
+# --- restarting runs (fourth sweep) ----------------------------------------------------------
+
+def test_resume_from_checkpoint_is_refused_not_ignored(tmp_path):
+    # was: accepted, and a fresh run trained from step 1 (the host never reads it)
+    with pytest.raises(usage.UsageError, match="--resume_from_checkpoint .*the host's train.py does not read it"):
+        checked(tmp_path, *DEEPMOLM, "--resume_from_checkpoint", str(tmp_path / "old" / "checkpoint-2"))
+
+
+@pytest.mark.parametrize("saved", ["model.safetensors", "mm_projector.bin"])
+def test_a_finished_run_is_not_overwritten(tmp_path, saved):
+    # was: a finished fusion model replaced by a linear one without a word, exit 0
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / saved).write_bytes(b"weights")
+    with pytest.raises(usage.UsageError, match=rf"holds a finished run \({saved}\) and no checkpoint to resume"):
+        checked(tmp_path, *DEEPMOLM)
+
+
+def test_resuming_with_another_language_model_or_tokenizer_is_refused(tmp_path, capsys):
+    """was: another size failed after loading (an optimizer group size error), and another
+    tokenizer of the same size resumed without a word; a resume said nothing at all."""
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2}))
+    (llm / "tokenizer.json").write_text('{"model": "a"}')
+    checkpoint = resumable(tmp_path / "out" / "checkpoint-2", {"mm_vision_tower": "deepencoder", "hidden_size": 64,
+                                                               "num_hidden_layers": 2})
+    (checkpoint / "tokenizer.json").write_text('{"model": "a"}')
+    checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(llm))
+    assert f"resuming {checkpoint} (the host resumes the last checkpoint" in capsys.readouterr().err
+    (checkpoint / "tokenizer.json").write_text('{"model": "b"}')
+    with pytest.raises(usage.UsageError, match="is another language model: its tokenizer.json is not the checkpoint's"):
+        checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(llm))
+    (llm / "config.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 3}))
+    with pytest.raises(usage.UsageError, match=r"num_hidden_layers 3 \(the checkpoint: 2\)"):
+        checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(llm))
+
+
+def test_model_only_checkpoints_say_so_and_damaged_rng_state_is_named(tmp_path):
+    """was: "optimizer.pt is missing ... move it away to resume from an earlier one" for a
+    --save_only_model run, none of whose checkpoints can; a cut rng_state.pth passed, then
+    failed after the model had loaded."""
+    for step in (2, 4):
+        checkpoint = resumable(tmp_path / "out" / f"checkpoint-{step}", {"mm_vision_tower": "deepencoder"})
+        (checkpoint / "optimizer.pt").unlink()
+        (checkpoint / "scheduler.pt").unlink()
+    with pytest.raises(usage.UsageError, match=r"saved without the optimizer and schedule \(--save_only_model\)"):
+        checked(tmp_path, *DEEPMOLM)
+    whole = resumable(tmp_path / "other" / "out" / "checkpoint-2", {"mm_vision_tower": "deepencoder"})
+    (whole / "rng_state.pth").write_bytes(b"PK\x03\x04cut")
+    with pytest.raises(usage.UsageError, match=r"whose rng_state.pth is not a readable PyTorch file"):
+        checked(tmp_path / "other", *DEEPMOLM)
+
+
+def test_a_stage1_adapter_of_another_tower_is_refused(tmp_path):
+    # was: a projector that learnt another tower's features (other heads, other weights) loaded silently
+    from deepmolm_plugin.encoder.presets import encoder_config
+
+    tiny = encoder_config("tiny")
+    stage1 = tmp_path / "stage1"
+    stage1.mkdir()
+    (stage1 / "mm_projector.bin").write_bytes(b"")
+    (stage1 / "config.json").write_text(json.dumps({
+        "mm_vision_tower": "deepencoder", "mm_projector_type": "fusion", "fp_bits": 4096, "fp_levels": 4,
+        "fusion_heads": 8, "deepencoder_config": tiny.to_dict(), "vision_tower_weights": "random"}))
+    adapter = ["--pretrain_mm_mlp_adapter", str(stage1 / "mm_projector.bin")]
+    checked(tmp_path, *DEEPMOLM, *adapter, "--deepencoder_config", "tiny", "--vision_tower_weights", "random")
+    other = tmp_path / "enc.json"
+    other.write_text(json.dumps({**tiny.to_dict(), "clip_heads": tiny.clip_heads * 2}))
+    with pytest.raises(usage.UsageError, match=rf"clip_heads={tiny.clip_heads * 2} \(the checkpoint"):
+        checked(tmp_path, *DEEPMOLM, *adapter, "--deepencoder_config", str(other), "--vision_tower_weights", "random")
+    with pytest.raises(usage.UsageError, match=r"--vision_tower_weights '.*sam.pth' \(stage 1: 'random'\)"):
+        checked(tmp_path, *DEEPMOLM, *adapter, "--deepencoder_config", "tiny", "--vision_tower_weights",
+                str(tmp_path / "sam.pth"))

@@ -136,7 +136,7 @@ def _check_finite(model: torch.nn.Module, path: str, prefix: str = "") -> None:
 def _stored_float_flags(path: str) -> Dict[str, bool]:
     """{tensor name: is it floating point} for a checkpoint folder's tensor files, from
     safetensors headers and memory-mapped .bin files (no tensor data is read)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     flags: Dict[str, bool] = {}
     for file in find_tensor_files(path):
@@ -148,9 +148,12 @@ def _stored_float_flags(path: str) -> Dict[str, bool]:
             state = torch.load(str(file), map_location="cpu", mmap=True, weights_only=True)
             flags.update({k: v.is_floating_point() for k, v in state.items() if torch.is_tensor(v)})
             continue
-        with safe_open(str(file), framework="pt", device="cpu") as handle:
-            for key in handle.keys():
-                flags[key] = handle.get_slice(key).get_dtype().startswith(_SAFETENSORS_FLOATS)
+        try:
+            with safe_open(str(file), framework="pt", device="cpu") as handle:
+                for key in handle.keys():
+                    flags[key] = handle.get_slice(key).get_dtype().startswith(_SAFETENSORS_FLOATS)
+        except (SafetensorError, OSError) as e:  # a file cut short: was a bare SafetensorError traceback
+            raise CheckpointError(f"{file} cannot be read as safetensors (cut short or damaged?): {e}") from e
     return flags
 
 
