@@ -579,6 +579,14 @@ def test_merge_refuses_shards_of_runs_with_other_settings(shards, tmp_path):
         merge_answers([run(a0), run(a1, model="/exp2/checkpoint", temperature=0.7)], expected)
     assert "runs with different settings" in str(info.value)
     assert "model='/exp2/checkpoint', temperature=0.7" in str(info.value) and "conv_mode" not in str(info.value)
+    # one model retrained in place between the chunks: same options, other files (settings_digest)
+    retrained = _jsonl(tmp_path / "retrained.jsonl", [dict(json.loads(x), metadata={
+        "settings": {"model": "/exp1/checkpoint", "conv_mode": "qwen2", "temperature": 0.0}, "settings_digest": "b"})
+        for x in a1.read_text().splitlines()])
+    with pytest.raises(MergeError, match="the model folder's files changed between them, retrained in place"):
+        merge_answers([run(a0), retrained], expected)
+    with pytest.raises(MergeError, match="carry no model_vqa settings while those in"):  # a shard of an older run
+        merge_answers([a0, run(a1)], expected)
 
 
 def test_report_cli_scores_and_reports_merge_errors(shards, tmp_path, capsys):

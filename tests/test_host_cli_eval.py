@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import threading
 from types import SimpleNamespace
 
@@ -212,6 +213,9 @@ def _stub_host(monkeypatch, generate):
             calls.append(kwargs)
             return generate(len(calls) - 1, inputs, **kwargs)
 
+        def predict_properties(self, inputs, images, graphs, **kwargs):  # the KFLM2 head's
+            return [{"p": float(len(calls))}]
+
     class StubTokenizer:
         bos_token_id = None
 
@@ -392,6 +396,66 @@ def test_model_vqa_resume_asks_only_what_was_not_answered(tmp_path, monkeypatch,
     assert run(lines, "--resume") == 1
     assert run(lines, "--resume", "--max-new-tokens", "3") == 4  # other settings: nothing kept
     assert run(lines) == 4  # without --resume every question is asked
+    edited = [json.loads(x) for x in answers.read_text().splitlines()]
+    edited[0]["text"] = "HAND EDIT"  # was kept: only the digests were compared
+    answers.write_text("".join(json.dumps(x) + "\n" for x in edited))
+    assert run(lines, "--resume") == 1
+
+
+def test_model_vqa_resume_keeps_what_belongs_together(tmp_path, monkeypatch):
+    """was: the property head's predictions lost after a stopped --resume; nothing kept when
+    the answers were written inside the model folder (they changed its digest); a picture
+    copied with its size and time kept taken as unchanged; a prediction made before its
+    question failed kept without an answer."""
+    from PIL import Image
+
+    from deepmolm_plugin.eval import model_vqa
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
+
+    aux_config = SimpleNamespace(mm_projector_type="fusion", fp_bits=4096, fp_levels=4, aux_property_task="kflm2")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    questions, answers = tmp_path / "q.jsonl", model / "a.jsonl"  # the answers beside the model's files
+    aux = model / "a.aux_properties.jsonl"
+
+    def run(lines, *extra, stop_at=None, fail_at=None):
+        def generate(call, inputs, **kwargs):
+            if call == stop_at:
+                raise KeyboardInterrupt
+            if call == fail_at:
+                raise PromptTooLong("too long")
+            return torch.tensor([[5]])
+
+        host, calls = _stub_host(monkeypatch, generate)
+        _write_questions(questions, lines)
+        args = model_vqa.build_parser().parse_args(["--model-path", str(model), "--question-file", str(questions),
+                                                    "--answers-file", str(answers), "--conv-mode", "llava_v1",
+                                                    "--image-folder", str(tmp_path), *extra])
+        model_vqa.run_host_eval(host, args, aux_config)
+        return len(calls)
+
+    ids = lambda path: [json.loads(x)["question_id"] for x in path.read_text().splitlines()]  # noqa: E731
+    lines = [{"question_id": q, "smiles": "CCO", "text": f"What is {q}?"} for q in "ab"]
+    assert run(lines) == 2 and ids(aux) == ["a", "b"]
+    lines.append({"question_id": "c", "smiles": "CCN", "text": "What is c?"})
+    with pytest.raises(KeyboardInterrupt):
+        run(lines, "--resume", stop_at=0)
+    assert run(lines, "--resume") == 1 and ids(answers) == ["a", "b", "c"] and ids(aux) == ["a", "b", "c"]
+    assert run(lines, "--resume") == 0
+
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "x.bmp")
+    pictured = [{"question_id": "p", "image": "x.bmp", "smiles": "CCO", "text": "Colour?"}]
+    assert run(pictured) == 1
+    stat = (tmp_path / "x.bmp").stat()
+    Image.new("RGB", (64, 64), "blue").save(tmp_path / "x.bmp")  # same size, and the time put back
+    assert (tmp_path / "x.bmp").stat().st_size == stat.st_size
+    os.utime(tmp_path / "x.bmp", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run(pictured, "--resume") == 1
+
+    with pytest.raises(model_vqa.QuestionsFailed):
+        run(lines, fail_at=1)
+    assert ids(answers) == ["a", "c"] and ids(aux) == ["a", "c"]
 
 
 def test_questions_sharing_an_image_each_get_their_own_molecule(tmp_path):

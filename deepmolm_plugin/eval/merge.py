@@ -122,25 +122,37 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
 
 def _check_one_run(merged: Dict[str, dict], where: Dict[str, List[str]]) -> None:
     """The model_vqa settings the answers carry (`metadata.settings`: model folder, template,
-    decoding options) must be one run's: the host's `model_id` is only the model folder's
-    name, so exp1/checkpoint and exp2/checkpoint, or a chunk run at another temperature,
-    were scored as one run."""
-    from .resume import SHOWN
+    decoding options, and `settings_digest`, which adds the model folder's files) must be one
+    run's: the host's `model_id` is only the model folder's name, so exp1/checkpoint and
+    exp2/checkpoint, a chunk run at another temperature, or one after the model was
+    retrained in place, were scored as one run. Answers without them beside answers with
+    them are refused too (a shard of an older run, or of another tool)."""
+    from .resume import SETTINGS, SHOWN
 
-    runs: Dict[str, Tuple[dict, set]] = OrderedDict()  # settings as JSON -> (settings, files)
+    runs: Dict[str, Tuple[dict, set]] = OrderedDict()  # settings and digest as JSON -> (settings, files)
+    bare: set = set()  # files of answers that carry no settings
     for qid, row in merged.items():
         made = row.get("metadata")
         shown = made.get(SHOWN) if isinstance(made, dict) else None
-        if isinstance(shown, dict):
-            runs.setdefault(json.dumps(shown, sort_keys=True), (shown, set()))[1].update(where[qid])
+        if not isinstance(shown, dict):
+            bare.update(where[qid])
+            continue
+        key = json.dumps([shown, made.get(SETTINGS)], sort_keys=True)
+        runs.setdefault(key, (dict(shown, settings_digest=made.get(SETTINGS)), set()))[1].update(where[qid])
+    if runs and bare:
+        raise MergeError(f"answers in {', '.join(sorted(bare))} carry no model_vqa settings while those in "
+                         f"{', '.join(sorted(set().union(*(files for _, files in runs.values()))))} do: a shard of "
+                         "an older run or of another tool among the files?")
     if len(runs) < 2:
         return
     (first, _), *others = runs.values()
     differ = sorted({k for other, _ in others for k in set(first) | set(other) if first.get(k) != other.get(k)})
+    why = (" (the same options: the model folder's files changed between them, retrained in place?)"
+           if differ == ["settings_digest"] else "")
     listed = "; ".join(", ".join(sorted(files)) + ": " + ", ".join(f"{k}={shown.get(k)!r}" for k in differ)
                        for shown, files in runs.values())
-    raise MergeError(f"the answers come from model_vqa runs with different settings ({listed}): stale shards of "
-                     "another run, or chunks run with other options?")
+    raise MergeError(f"the answers come from model_vqa runs with different settings ({listed}){why}: stale "
+                     "shards of another run, or chunks run with other options?")
 
 
 def _failed_note(paths: Sequence[os.PathLike], missing: List[str]) -> str:

@@ -325,6 +325,11 @@ class QuestionInputs:
 
         return wrapper
 
+    def answered_aux(self) -> List[dict]:
+        """The property head's predictions for the questions that were answered (one made
+        before its question failed while generating had no answer beside it)."""
+        return [p for p in self.aux_predictions if str(p["question_id"]) not in self.unanswered]
+
     def finish(self) -> None:
         if self.queue:
             raise RuntimeError(f"the host finished with {len(self.queue)} questions never generated for "
@@ -398,8 +403,11 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     # predictions or failures would otherwise stay beside this run's answers.
     aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
     failures_file = failures_path(answers)
-    earlier_aux = resume.answer_lines(aux_file) if args.resume else []
-    aux_file.unlink(missing_ok=True)
+    aux_partial = resume.partial_path(aux_file)
+    earlier_aux = resume.answer_lines(aux_file) + resume.answer_lines(aux_partial) if args.resume else []
+    if not args.resume:  # (with --resume the earlier file stays until this run's replaces it)
+        aux_file.unlink(missing_ok=True)
+        aux_partial.unlink(missing_ok=True)
     failures_file.unlink(missing_ok=True)
     # None (not given, and not resolved by `main`): the model's own, as main would choose it
     policy = args.conformer_policy or getattr(config, "conformer_policy", None) or "auto"
@@ -408,8 +416,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                                          args.structure_folder, policy, failures=failures,
                                          question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
-    settings = resume.settings_digest(shown)
-    digests = {str(q.question_id): resume.question_digest(line, q.image, q.molecule_fp)
+    settings = resume.settings_digest(shown, answers)
+    digests = {str(q.question_id): resume.question_digest(line, [q.image, *_structure_file(line, args)], q.molecule_fp)
                for line, q in zip(prepared, inputs)}
     order = list(digests)
     kept = resume.kept_answers(answers, settings, digests) if args.resume else {}
@@ -431,7 +439,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         answers.parent.mkdir(parents=True, exist_ok=True)
         resume.write_lines(answers, merged([]))
         resume.partial_path(answers).unlink(missing_ok=True)
-        _write_aux(aux_file, earlier_aux, [], kept, settings, digests)
+        _write_aux(aux_file, _aux_lines(earlier_aux, [], kept, settings, digests))
         report_failures(failures, failures_file, len(chunk), answers)
         return
     uses_molecules = projector_uses_molecules(config)
@@ -462,16 +470,30 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         except BaseException:
             drop_answers(partial, state.unanswered)
             so_far = merged(resume.answer_lines(partial))
-            if so_far:  # kept apart, for --resume
+            if so_far:  # kept apart, for --resume, with their property predictions
                 resume.write_lines(resume.partial_path(answers), so_far)
+                answered = {str(line["question_id"]) for line in so_far}
+                aux = [line for line in _aux_lines(earlier_aux, state.answered_aux(), kept, settings, digests)
+                       if str(line["question_id"]) in answered]
+                if aux:
+                    resume.write_lines(aux_partial, aux)
                 print(f"the answers made so far are in {resume.partial_path(answers)} (--resume keeps them); "
                       f"{answers} is unchanged", file=sys.stderr)
             write_failures(failures_file, failures)
             raise
         finally:
             partial.unlink(missing_ok=True)
-    _write_aux(aux_file, earlier_aux, state.aux_predictions, kept, settings, digests)
+    _write_aux(aux_file, _aux_lines(earlier_aux, state.answered_aux(), kept, settings, digests))
+    aux_partial.unlink(missing_ok=True)
     report_failures(failures, failures_file, len(chunk), answers)
+
+
+def _structure_file(line: dict, args) -> List[str]:
+    """The structure file a question names (its bytes are part of the question), if any."""
+    structure = line.get("structure")
+    if not isinstance(structure, str):
+        return []
+    return [structure if os.path.isabs(structure) else os.path.join(args.structure_folder or "", structure)]
 
 
 def _not_kept(prepared: List[dict], inputs: List["QuestionInput"], kept: dict) -> tuple:
@@ -480,12 +502,13 @@ def _not_kept(prepared: List[dict], inputs: List["QuestionInput"], kept: dict) -
     return [prepared[i] for i in ask], [inputs[i] for i in ask]
 
 
-def _write_aux(aux_file: Path, earlier: List[dict], new: List[dict], kept: dict, settings: str,
-               digests: dict) -> None:
+def _aux_lines(earlier: List[dict], new: List[dict], kept: dict, settings: str, digests: dict) -> List[dict]:
     """The property head's predictions: this run's, and with --resume those an earlier run
     made for the answers it keeps (with the same settings, for the same question)."""
-    carried = resume.kept_lines(earlier, settings, digests, set(kept))
-    lines = carried + resume.tagged(new, settings, digests)
+    return resume.kept_lines(earlier, settings, digests, set(kept)) + resume.tagged(new, settings, digests)
+
+
+def _write_aux(aux_file: Path, lines: List[dict]) -> None:
     if lines:
         resume.write_lines(aux_file, lines)
         print(f"property head predictions: {aux_file}", file=sys.stderr)

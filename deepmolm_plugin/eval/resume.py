@@ -1,14 +1,15 @@
 """model_vqa `--resume`: answers an earlier run made are kept, the other questions asked.
 
 Every answer line a run writes carries, in its `metadata`, the run's `settings` (model
-folder, template, decoding options, conformer policy: `run_settings`) and two digests: of
-those settings with the model folder's files by size and time (`settings_digest`) and of
-its question as the model saw it (`question_digest`: the line the host got, its image
-file's size and time, the molecule tokens). With `--resume`, an earlier answer is kept only when both equal this run's;
+folder, template, decoding options, conformer policy: `run_settings`) and three digests:
+of those settings with the model folder's files by size and time (`settings_digest`), of
+its question as the model saw it (`question_digest`: the line the host got, the bytes of
+its image and structure files, the molecule tokens) and of the line itself
+(`content_digest`). With `--resume`, an earlier answer is kept only when all equal this run's;
 every other question is asked again. Earlier answers are read from the answers file (a
 finished run) and from `<answers>.partial` (what a run stopped by Ctrl-C, SIGTERM or a
-failure had answered). Lines without the digests (a run before them, or a hand edit)
-are never kept.
+failure had answered). Lines without the digests (a run before them), or edited by hand,
+are never kept. The property head's predictions are kept with their answers, alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
-SETTINGS, QUESTION, SHOWN = "settings_digest", "question_digest", "settings"
+SETTINGS, QUESTION, SHOWN, CONTENT = "settings_digest", "question_digest", "settings", "content_digest"
+# The files of a model folder that make the model (weights, configs, tokenizer): the run's own
+# outputs written beside them (answers, failures) changed the digest on every run.
+MODEL_FILES = (".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth", ".tiktoken", ".py")
 
 
 def run_settings(args) -> dict:
@@ -31,27 +35,39 @@ def run_settings(args) -> dict:
             "conformer_policy": args.conformer_policy}
 
 
-def settings_digest(settings: dict) -> str:
+def settings_digest(settings: dict, answers: Path) -> str:
     """`settings` and the model folder's files by size and time (a model retrained into the
-    same folder is another model)."""
+    same folder is another model); files named after the answers (this run's own) are not
+    the model's."""
     folder = Path(settings["model"])
     listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
-    files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed if p.is_file()}
+    files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed
+             if p.is_file() and p.suffix in MODEL_FILES and not p.name.startswith(answers.stem)}
     return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()[:24]
 
 
-def question_digest(line: dict, image: str, molecule_fp) -> str:
-    """One question as the model sees it: its line, its image file and its tokens."""
+def question_digest(line: dict, files: List[str], molecule_fp) -> str:
+    """One question as the model sees it: its line, the bytes of its files (image, structure:
+    by size and time, a picture copied with its time kept was taken as unchanged) and its
+    tokens."""
     digest = hashlib.sha256(json.dumps(line, sort_keys=True, default=str).encode())
-    if os.path.isfile(image):
-        info = os.stat(image)
-        digest.update(f"|{info.st_size}|{info.st_mtime_ns}".encode())
+    for path in files:
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                digest.update(hashlib.sha256(handle.read()).digest())
     if molecule_fp is not None:
         digest.update(molecule_fp.cpu().numpy().tobytes())
     return digest.hexdigest()[:24]
 
 
+def content_digest(line: dict) -> str:
+    """A line's own content (not its metadata): an answer edited by hand is not kept."""
+    body = {k: v for k, v in line.items() if k != "metadata"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
 def partial_path(answers: Path) -> Path:
+    """Where a stopped run keeps what it made (answers, or the property head's predictions)."""
     return answers.with_name(answers.name + ".partial")
 
 
@@ -78,7 +94,8 @@ def kept_lines(lines: List[dict], settings: str, digests: Dict[str, str], wanted
     for line in lines:
         qid, made = str(line["question_id"]), line.get("metadata")
         if (qid not in kept and isinstance(made, dict) and made.get(SETTINGS) == settings
-                and qid in digests and made.get(QUESTION) == digests[qid] and (wanted is None or qid in wanted)):
+                and qid in digests and made.get(QUESTION) == digests[qid] and (wanted is None or qid in wanted)
+                and made.get(CONTENT) == content_digest(line)):
             kept[qid] = line
     return list(kept.values())
 
@@ -95,7 +112,8 @@ def tagged(lines: List[dict], settings: str, digests: Dict[str, str], shown: Opt
     out = []
     for line in lines:
         metadata = line.get("metadata") if isinstance(line.get("metadata"), dict) else {}
-        metadata = {**metadata, SETTINGS: settings, QUESTION: digests[str(line["question_id"])]}
+        metadata = {**metadata, SETTINGS: settings, QUESTION: digests[str(line["question_id"])],
+                    CONTENT: content_digest(line)}
         out.append(dict(line, metadata={**metadata, SHOWN: shown} if shown is not None else metadata))
     return out
 
