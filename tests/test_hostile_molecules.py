@@ -289,7 +289,7 @@ def test_a_uint64_sidecar_is_refused_not_read_as_padding(tmp_path):
 def test_fingerprint_out_on_a_full_disk_stops_with_one_line(capsys):
     assert fingerprint_main(["--smiles", "CCO", "CCN", "--out", "/dev/full", "--no-progress"]) == 1  # Linux's full disk
     err = capsys.readouterr().err
-    assert "cannot write --out /dev/full: No space left on device (after 2 records); stopped" in err
+    assert "cannot write --out /dev/full: No space left on device (after 1 records); stopped" in err  # flushed per line
     assert "Traceback" not in err
 
 

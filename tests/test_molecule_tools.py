@@ -128,3 +128,43 @@ def test_max_atoms_and_embed_timeout_flags(tmp_path, capsys):
             fingerprint_main(["--smiles", "CCO", flag, value])
         assert info.value.code == 2
         assert f"argument {flag}" in capsys.readouterr().err
+
+
+def test_render_names_are_stable_and_a_rerun_says_what_it_removes(tmp_path, capsys):
+    """was: a record named `index` was index.png, then index__2.png on a rerun (the tool's
+    own index.jsonl took the name); the earlier run's pictures went without a word."""
+    out = tmp_path / "pngs"
+    assert render_main(["--smiles", "CCO", "--out", str(out), "--size", "64", "--no-progress"]) == 0
+    (tmp_path / "ids.csv").write_text("smiles,id\nCCO,index\n")
+    for _ in range(2):
+        assert render_main([str(tmp_path / "ids.csv"), "--out", str(out), "--size", "64", "--no-progress"]) == 0
+        assert [json.loads(x)["image"] for x in (out / "index.jsonl").read_text().splitlines()] == ["index.png"]
+    assert "removed 1 pictures an earlier run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["index.jsonl", "index.png"]  # no hidden .part left
+
+
+def test_tools_stop_on_ctrl_c_with_one_line_and_escape_control_characters(tmp_path, capsys, monkeypatch):
+    """was: a KeyboardInterrupt traceback from inside RDKit and no word of the partial output;
+    an id with a line break split its FAILED line in two."""
+    from deepmolm_plugin.molecule import tools
+
+    assert fingerprint_main(["--smiles", "C1CC\nC", "--no-progress", "--out", str(tmp_path / "fp.jsonl")]) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "C1CC\\nC" in failed[0]
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tools, "render_molecule", stop)
+    assert render_main(["--smiles", "CCO", "--out", str(tmp_path / "pngs"), "--no-progress"]) == 130
+    assert "deepmolm-render: interrupted after 0 records" in capsys.readouterr().err
+    monkeypatch.setattr(tools, "fingerprint_record", stop)
+    assert fingerprint_main(["--smiles", "CCO", "--no-progress", "--out", str(tmp_path / "fp.jsonl")]) == 130
+    assert "deepmolm-fingerprint: interrupted after 0 records; --out" in capsys.readouterr().err
+
+
+def test_render_index_that_is_a_folder_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "pngs" / "index.jsonl").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_:
+        render_main(["--smiles", "CCO", "--out", str(tmp_path / "pngs"), "--no-progress"])
+    assert exit_.value.code == 2 and "index.jsonl" in capsys.readouterr().err

@@ -338,7 +338,7 @@ def test_cli_on_a_small_subset_writes_reports_and_resumes(tmp_path):
         kcli.main(args + ["--epochs", "4"])
 
 
-def test_cli_llm_branch_end_to_end(tiny_llm, tmp_path):
+def test_cli_llm_branch_end_to_end(tiny_llm, tmp_path, capsys):
     for fusion in ("concat", "attention"):
         out = tmp_path / fusion
         args = _common(out, ["--split", "random", "--features", f"llm:{tiny_llm}", "--fusion", fusion,
@@ -348,8 +348,9 @@ def test_cli_llm_branch_end_to_end(tiny_llm, tmp_path):
         assert results["featurisers"].endswith(f"llm[qwen2-smiles] ({fusion} fusion)")
         assert results["run"]["llm_fingerprint"] == model_fingerprint(tiny_llm)
         assert np.isfinite(results["summary"]["test"]["rmse"]["mean"])
-    with pytest.raises(SystemExit, match="llm"):
+    with pytest.raises(SystemExit) as exit_:  # a usage error, before the data are read
         kcli.main(_common(tmp_path / "bad", ["--features", "rdkit2d", "--fusion", "attention"]))
+    assert exit_.value.code == 2 and "needs the graph and an llm:<folder>" in capsys.readouterr().err
 
 
 def test_unparseable_smiles_are_reported_and_excluded(tmp_path):

@@ -37,6 +37,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Iterator
 
@@ -155,6 +156,11 @@ def _check_outputs(args, outputs: dict) -> None:
         seen[key] = option
 
 
+def _printable(text) -> str:
+    """`text` on one terminal line: control characters (line breaks, ESC) escaped."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in str(text))
+
+
 class _Reporter:
     """Counts failures, prints them above the progress bar, and mirrors them to a file."""
 
@@ -172,10 +178,20 @@ class _Reporter:
         self.done += 1
         self.failed += 1
         self.bar.update(1)
-        tqdm.write(f"FAILED {error.id} ({error.source}): {error.reason}", file=sys.stderr)
+        # one line per failure: an id with a line break split it, an ESC sequence rewrote the terminal
+        tqdm.write(f"FAILED {_printable(error.id)} ({_printable(error.source)}): {_printable(error.reason)}",
+                   file=sys.stderr)
         if self.file:
             line = {"id": error.id, "source": error.source, "error": error.reason}
             self.file.write(json.dumps(line) + "\n")
+            self.file.flush()  # on disk as it is reported: a killed run had written none
+
+    def interrupted(self, prog: str, outputs: str) -> int:
+        """Ctrl-C: one line saying how far it came and where the partial output is; exit 130."""
+        self.close("done:")
+        print(f"{prog}: interrupted after {self.done} records; {outputs} hold those only (a rerun starts over)",
+              file=sys.stderr)
+        return 130
 
     def close(self, what: str) -> int:
         self.bar.close()
@@ -239,7 +255,9 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
                 line.update(error=item.reason)
                 report.fail(item)
             out.write(json.dumps(line, separators=(",", ":")) + "\n")
-        out.flush()  # here, where a closed pipe is caught, not at interpreter exit
+            out.flush()  # each line on disk as it is made (a killed run had written none); a closed pipe is caught here
+    except KeyboardInterrupt:
+        return report.interrupted(parser.prog, "stdout" if out is sys.stdout else f"--out {args.out}")
     except BrokenPipeError:
         if out is not sys.stdout:
             raise
@@ -322,8 +340,14 @@ def _remove_earlier_images(out: Path) -> None:
                                    "another tool's files; use another --out")
         if image is not None:
             names.append(image)
-    for name in names:
-        (out / name).unlink(missing_ok=True)
+    removed = 0
+    for path in [out / name for name in names] + sorted(out.glob(".*.png.part")):  # (.part: a killed run's)
+        if path.is_file() or path.is_symlink():  # a folder of that name is not a picture of ours
+            path.unlink()
+            removed += 1
+    if removed:  # the earlier run's pictures, said (they went without a word)
+        print(f"deepmolm-render: removed {removed} pictures an earlier run into {out} listed in its index.jsonl",
+              file=sys.stderr)
 
 
 def render_main(argv: list[str] | None = None) -> int:
@@ -343,6 +367,7 @@ def render_main(argv: list[str] | None = None) -> int:
             raise usage.UsageError(f"--size must be <= {MAX_SIZE} pixels, got {args.size}")
         usage.output_folder(args.out, "--out")
         args.out.mkdir(parents=True, exist_ok=True)
+        usage.output_file(args.out / "index.jsonl", "--out's index.jsonl")  # a folder there was a traceback
         if args.failures is not None:  # may be inside --out
             usage.output_file(args.failures, "--failures")
         _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures})
@@ -356,26 +381,45 @@ def render_main(argv: list[str] | None = None) -> int:
     report = _Reporter(args.failures, "render", args.no_progress)
     # names taken by files already in --out (not ours, or the --failures file) are skipped: a
     # user's a.png, or --failures r/a.png, was overwritten by a depiction
-    used: set[str] = {path.stem.lower() for path in args.out.iterdir()}
-    with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
-        # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
-        for item in _records(args, policy="keep", fragments=args.fragments, max_atoms=args.max_atoms):
-            line = {"id": item.id, "image": None, "source": item.source, "error": None}
-            if isinstance(item, MoleculeRecord):
-                try:
-                    image = render_molecule(item, size=args.size,
-                                            stereo_labels=args.stereo_labels)
-                    name = _file_name(item.id, used)
-                    image.save(args.out / name)
-                    line["image"] = name
-                    report.ok()
-                except MoleculeError as error:
-                    error.source = item.source
-                    item = error
-            if isinstance(item, MoleculeError):
-                line["error"] = item.reason
-                report.fail(item)
-            index.write(json.dumps(line) + "\n")
+    # (only pictures: the tool's own index.jsonl made a record named `index` index__2.png on a rerun)
+    used: set[str] = {path.stem.lower() for path in args.out.iterdir() if path.suffix.lower() == ".png"}
+    part = None
+    try:
+        with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
+            # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
+            for item in _records(args, policy="keep", fragments=args.fragments, max_atoms=args.max_atoms):
+                line = {"id": item.id, "image": None, "source": item.source, "error": None}
+                if isinstance(item, MoleculeRecord):
+                    try:
+                        image = render_molecule(item, size=args.size,
+                                                stereo_labels=args.stereo_labels)
+                        name = _file_name(item.id, used)
+                        # written under a hidden name, listed, then put in place: a killed run left
+                        # pictures its index did not list, and the rerun named them __2
+                        part = args.out / f".{name}.part"
+                        image.save(part, format="PNG")
+                        line["image"] = name
+                        report.ok()
+                    except MoleculeError as error:
+                        error.source = item.source
+                        item = error
+                if isinstance(item, MoleculeError):
+                    line["error"] = item.reason
+                    report.fail(item)
+                index.write(json.dumps(line) + "\n")
+                index.flush()
+                if part is not None:
+                    os.replace(part, args.out / line["image"])
+                    part = None
+    except KeyboardInterrupt:
+        return report.interrupted(parser.prog, f"{args.out} and its index.jsonl")
+    except OSError as error:  # a full disk: one line, as deepmolm-fingerprint says it
+        if part is not None:
+            part.unlink(missing_ok=True)
+        report.close("rendered")
+        print(f"{parser.prog}: cannot write into --out {args.out}: {error.strerror or error} (after {report.done} "
+              "records); stopped", file=sys.stderr)
+        return 1
     return report.close("rendered")
 
 
