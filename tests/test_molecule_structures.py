@@ -603,3 +603,11 @@ def test_unassigned_stereocentres_are_named_as_atoms_are():
 
     notes = molecule_from_smiles("CC(O)CC(N)C", id="x").notes
     assert any(n.startswith("stereocentres C2, C5 are unassigned") for n in notes), notes
+
+
+def test_rdkit_valence_messages_name_atoms_one_based():
+    # was "Explicit valence for atom # 1 N": RDKit's 0-based index, the atom before the one meant
+    from deepmolm_plugin.molecule import MoleculeError, molecule_from_smiles
+
+    with pytest.raises(MoleculeError, match="Explicit valence for atom N2, 5, is greater than permitted"):
+        molecule_from_smiles("C[N](C)(C)(C)C", id="x")

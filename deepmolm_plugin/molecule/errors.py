@@ -109,15 +109,29 @@ def rdkit_messages() -> Iterator[list[str]]:
             logging.getLogger("rdkit").removeFilter(_collect)
 
 
+_RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
+
+
+def one_based(text: str) -> str:
+    """RDKit's words with its atoms named as ours are (`atom_names`): "Explicit valence for
+    atom # 1 N" is atom N2 of the SMILES or file (the 0-based index pointed at the atom before)."""
+    return _RDKIT_ATOM.sub(lambda m: f"atom {m.group(2)}{int(m.group(1)) + 1}", text)
+
+
+def sanitization_failed(id: str, error: Exception) -> "MoleculeError":
+    """RDKit's sanitisation refused the molecule: its words, atoms named 1-based."""
+    return MoleculeError(id, f"sanitization failed: {one_based(str(error))}")
+
+
 def with_messages(reason: str, messages: list[str]) -> str:
     """``reason`` followed by RDKit's own words, when it said anything."""
-    said = "; ".join(dict.fromkeys(messages))
+    said = "; ".join(dict.fromkeys(one_based(m) for m in messages))
     return f"{reason} (RDKit: {said})" if said else reason
 
 
 def as_notes(messages: list[str]) -> list[str]:
     """RDKit warnings on a record that succeeded: kept in its notes, not lost on stderr."""
-    return [f"RDKit: {m}" for m in dict.fromkeys(messages)]
+    return [f"RDKit: {m}" for m in dict.fromkeys(one_based(m) for m in messages)]
 
 
 def first_line(error: Exception) -> str:

@@ -53,7 +53,7 @@ from rdkit import Chem
 
 from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
 from .checks import check_coordinates, conformer_is_3d
-from .errors import MoleculeError, atom_names, bond_name
+from .errors import MoleculeError, atom_names, bond_name, sanitization_failed
 
 
 @contextlib.contextmanager
@@ -155,7 +155,7 @@ def molecule_fp(
     try:
         heavy = Chem.RemoveAllHs(mol)  # sanitised copy, conformer ids kept
     except Chem.MolSanitizeException as error:
-        raise MoleculeError(id, f"sanitization failed: {error}") from error
+        raise sanitization_failed(id, error) from error
     heavy_conf_id = conf.GetId()
     n_heavy = heavy.GetNumAtoms()
     if n_heavy == 0:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, rdkit_messages, sanitization_failed, with_messages
 
 __all__ = ["check_smiles_text", "parse_smiles", "sanitize"]
 
@@ -27,7 +27,7 @@ def sanitize(mol: Chem.Mol, id: str) -> list[str]:
         try:
             Chem.SanitizeMol(mol)
         except Chem.MolSanitizeException as error:  # the exception carries the message
-            raise MoleculeError(id, f"sanitization failed: {error}") from error
+            raise sanitization_failed(id, error) from error
     return as_notes(messages)
 
 
