@@ -402,13 +402,26 @@ def llm_differences(model_args, checkpoint: str) -> list:
     theirs = usage.model_config(checkpoint, "the resumed checkpoint") or {}
     differ = [f"{k} {ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in LLM_FIELDS
               if k in ours and k in theirs and ours[k] != theirs[k]]
-    tokenizers = [os.path.join(folder, "tokenizer.json") for folder in (path, checkpoint)]
-    if all(os.path.isfile(t) for t in tokenizers):
-        with open(tokenizers[0], "rb") as a, open(tokenizers[1], "rb") as b:
-            if a.read() != b.read():
-                differ.append("its tokenizer.json is not the checkpoint's (the checkpoint's embeddings were learnt "
-                              "with the other one)")
+    moved = tokens_moved(os.path.join(path, "tokenizer.json"), os.path.join(checkpoint, "tokenizer.json"))
+    if moved:
+        differ.append(f"its tokenizer gives {moved} (the checkpoint's embeddings were learnt with the other one)")
     return differ
+
+
+def tokens_moved(base: str, saved: str) -> "str | None":
+    """How the tokenizer `base` (--model_name_or_path's) differs from `saved` (a checkpoint's),
+    or None: every token of it must keep its id there. Compared by vocabulary, not bytes:
+    the host saves the tokenizer with its added tokens and in another serialisation."""
+    if not (os.path.isfile(base) and os.path.isfile(saved)):
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        ours, theirs = (Tokenizer.from_file(p).get_vocab(with_added_tokens=True) for p in (base, saved))
+    except Exception as e:  # noqa: BLE001 - the tokenizers library raises its own Exception type
+        return f"a tokenizer.json that cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    moved = [token for token, index in ours.items() if theirs.get(token) != index]
+    return f"{len(moved)} of its {len(ours)} tokens other ids (e.g. {moved[0]!r})" if moved else None
 
 
 def model_only(output: str) -> bool:

@@ -385,6 +385,19 @@ def test_periodic_checkpoints_save_and_reload(tiny_setup, tmp_path):
     assert torch.equal(model.state_dict()[key], load_file(str(first / "model.safetensors"))[key])
     assert not torch.equal(load_file(str(first / "model.safetensors"))[key], load_file(str(last / "model.safetensors"))[key])
 
+    # A run killed after its first checkpoint resumes with the same command: the launcher's
+    # checks (language model, tokenizer as the host saved it, files) refuse nothing legitimate.
+    resumed = tmp_path / "resumed"
+    args = train_args(tiny_setup, resumed, "--mm_projector", "fusion", steps=2)
+    args[args.index("--save_strategy") + 1] = "steps"
+    run_module("deepmolm_plugin.train", args + ["--save_steps", "2"], cwd=tmp_path)
+    for name in ("model.safetensors", "config.json"):  # as if killed before the final save
+        (resumed / name).unlink()
+    args[args.index("--max_steps") + 1] = "3"
+    done = run_module("deepmolm_plugin.train", args + ["--save_steps", "2"], cwd=tmp_path)
+    assert f"resuming {resumed / 'checkpoint-2'}" in done.stderr
+    assert json.loads((resumed / "trainer_state.json").read_text())["global_step"] == 3
+
     # Stage 1 (adapter only) keeps the host's own periodic save: mm_projector.bin per checkpoint.
     stage1 = tmp_path / "stage1-periodic"
     args = train_args(tiny_setup, stage1, "--mm_projector", "fusion", "--tune_mm_mlp_adapter", "True", steps=2)

@@ -575,17 +575,27 @@ def test_a_finished_run_is_not_overwritten(tmp_path, saved):
 def test_resuming_with_another_language_model_or_tokenizer_is_refused(tmp_path, capsys):
     """was: another size failed after loading (an optimizer group size error), and another
     tokenizer of the same size resumed without a word; a resume said nothing at all."""
+    from deepmolm_plugin.tiny_llm import train_chatml_tokenizer
+
     llm = tmp_path / "llm"
     llm.mkdir()
     (llm / "config.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2}))
-    (llm / "tokenizer.json").write_text('{"model": "a"}')
+    corpus = ["The molecule is ethanol.", "CCO", "c1ccccc1", "It is benzene."] * 20
+    tokenizer = train_chatml_tokenizer(corpus, vocab_size=300)
+    tokenizer.save_pretrained(llm)
     checkpoint = resumable(tmp_path / "out" / "checkpoint-2", {"mm_vision_tower": "deepencoder", "hidden_size": 64,
                                                                "num_hidden_layers": 2})
-    (checkpoint / "tokenizer.json").write_text('{"model": "a"}')
-    checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(llm))
+    # as the host saves it: with a token added, written by another serialiser (not the same bytes)
+    tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
+    tokenizer.save_pretrained(checkpoint)
+    saved = json.loads((checkpoint / "tokenizer.json").read_text())
+    (checkpoint / "tokenizer.json").write_text(json.dumps(saved, indent=3))
+    checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(llm))  # the same tokenizer: resumed
     assert f"resuming {checkpoint} (the host resumes the last checkpoint" in capsys.readouterr().err
-    (checkpoint / "tokenizer.json").write_text('{"model": "b"}')
-    with pytest.raises(usage.UsageError, match="is another language model: its tokenizer.json is not the checkpoint's"):
+    train_chatml_tokenizer(list(reversed(corpus)) + ["CCN", "ethylamine"] * 30, vocab_size=300).save_pretrained(
+        checkpoint)
+    with pytest.raises(usage.UsageError, match=r"is another language model: its tokenizer gives \d+ of its \d+ "
+                                               r"tokens other ids"):
         checked(tmp_path, *DEEPMOLM, "--model_name_or_path", str(llm))
     (llm / "config.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 3}))
     with pytest.raises(usage.UsageError, match=r"num_hidden_layers 3 \(the checkpoint: 2\)"):
