@@ -388,8 +388,9 @@ def check_resumed_settings(output_dir, model_args) -> None:
 # The language model's own shape, which a resumed checkpoint must share with
 # --model_name_or_path: another size failed after loading ("parameter group that doesn't match
 # the size of optimizer's group"), and another tokenizer of the same size resumed without a word.
-LLM_FIELDS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "num_key_value_heads",
-              "vocab_size")
+# (Not vocab_size: the host resizes the embeddings for the tokens it adds, --mm_use_im_start_end;
+# the tokenizer comparison covers the vocabulary.)
+LLM_FIELDS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "num_key_value_heads")
 
 
 def llm_differences(model_args, checkpoint: str) -> list:
