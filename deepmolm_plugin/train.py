@@ -309,7 +309,7 @@ def check_adapter_settings(model_args) -> None:
     # weights) was loaded without a word
     differ += tower_differences(saved, model_args)
     weights = getattr(model_args, "vision_tower_weights", None)
-    if None not in (weights, saved.get("vision_tower_weights")) and weights != saved.get("vision_tower_weights"):
+    if None not in (weights, saved.get("vision_tower_weights")) and not same_weights(weights, saved["vision_tower_weights"]):
         differ.append(f"--vision_tower_weights {weights!r} (stage 1: {saved['vision_tower_weights']!r})")
     if differ:
         raise usage.UsageError(f"--pretrain_mm_mlp_adapter {adapter} was trained with other projector settings "
@@ -327,6 +327,24 @@ def check_finished_run(output: str, output_dir: str) -> None:
         raise usage.UsageError(f"--output_dir {output_dir} holds a finished run ({saved[0]}) and no checkpoint to "
                                "resume: this run would overwrite it; give another --output_dir, or move that run "
                                "away first")
+
+
+def same_weights(given, saved) -> bool:
+    """Whether two --vision_tower_weights values name the same weights: 'random' only itself;
+    paths as the files they are (stage 1 saved the path as typed: `ocr/` and `/abs/ocr` are
+    one), and a path that does not exist here (another machine's) cannot be told apart."""
+    given, saved = ([v] if isinstance(v, str) else list(v) for v in (given, saved))
+    if len(given) != len(saved):
+        return False
+    for a, b in zip(given, saved):
+        if "random" in (a, b):
+            if a != b:
+                return False
+            continue
+        pa, pb = (os.path.expanduser(str(x)) for x in (a, b))
+        if os.path.exists(pa) and os.path.exists(pb) and not os.path.samefile(pa, pb):
+            return False
+    return True
 
 
 def check_resumed_settings(output_dir, model_args) -> None:

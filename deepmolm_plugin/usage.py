@@ -30,8 +30,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     @staticmethod
     def _shows_default(action) -> bool:
         default = action.default
-        return (bool(action.option_strings) and default not in (None, False, argparse.SUPPRESS) and default != []
-                and "default" not in (action.help or "").lower())
+        return (bool(action.option_strings) and not any(default is v for v in (None, False, argparse.SUPPRESS))
+                and default != [] and "default" not in (action.help or "").lower())
 
     def _format_action(self, action):
         if not action.help and self._shows_default(action):  # argparse prints no help line at all

@@ -209,3 +209,6 @@ def test_a_constant_auxiliary_property_is_refused():
     with pytest.raises(DataError, match=r"nothing to learn: logS \(3 labels, all -1\)"):
         head.fit_normalisation([{"MW": 46.0, "logS": -1.0}, {"MW": 78.0, "logS": -1.0}, {"logS": -1.0}],
                                ["a", "b", "c"])
+    with pytest.raises(DataError, match=r"logS \(3 labels, all 0.1\)"):  # m2 is 5.8e-34 there, not 0
+        head.fit_normalisation([{"MW": 46.0, "logS": 0.1}, {"MW": 78.0, "logS": 0.1}, {"logS": 0.1}],
+                               ["a", "b", "c"])

@@ -275,6 +275,7 @@ def test_help_shows_defaults_once():
 
     kflm2 = " ".join(kflm2_parser().format_help().split())
     assert "--epochs EPOCHS (default: 40)" in kflm2 and "--split {random,scaffold,scaffold-sorted} (default: random)" in kflm2
+    assert "--dropout DROPOUT (default: 0.0)" in kflm2  # a zero default (0 == False) was hidden
     gui = " ".join(gui_parser().format_help().split())
     assert "--port PORT (default: 7860)" in gui
     with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as shown:

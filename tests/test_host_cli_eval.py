@@ -457,6 +457,15 @@ def test_model_vqa_resume_keeps_what_belongs_together(tmp_path, monkeypatch):
         run(lines, fail_at=1)
     assert ids(answers) == ["a", "c"] and ids(aux) == ["a", "c"]
 
+    # the model folder's own files stay in its digest wherever the answers are (a stem rule
+    # left model.safetensors out for --answers-file results/model.jsonl)
+    from deepmolm_plugin.eval import resume
+
+    settings = {"model": str(model)}
+    before = resume.settings_digest(settings, tmp_path / "results" / "config.jsonl")
+    (model / "config.json").write_text('{"retrained": true}')
+    assert resume.settings_digest(settings, tmp_path / "results" / "config.jsonl") != before
+
 
 def test_questions_sharing_an_image_each_get_their_own_molecule(tmp_path):
     """Questions are matched to generate calls by order, not by image: two lines with one

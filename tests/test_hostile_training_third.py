@@ -638,3 +638,8 @@ def test_a_stage1_adapter_of_another_tower_is_refused(tmp_path):
     with pytest.raises(usage.UsageError, match=r"--vision_tower_weights '.*sam.pth' \(stage 1: 'random'\)"):
         checked(tmp_path, *DEEPMOLM, *adapter, "--deepencoder_config", "tiny", "--vision_tower_weights",
                 str(tmp_path / "sam.pth"))
+    # the same weights spelt another way (stage 1 saved the path as typed) are the same weights
+    (tmp_path / "ocr").mkdir()
+    config = json.loads((stage1 / "config.json").read_text())
+    (stage1 / "config.json").write_text(json.dumps({**config, "vision_tower_weights": f"{tmp_path}/./ocr/"}))
+    checked(tmp_path, *DEEPMOLM, *adapter, "--deepencoder_config", "tiny", "--vision_tower_weights", str(tmp_path / "ocr"))

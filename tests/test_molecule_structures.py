@@ -611,3 +611,5 @@ def test_rdkit_valence_messages_name_atoms_one_based():
 
     with pytest.raises(MoleculeError, match="Explicit valence for atom N2, 5, is greater than permitted"):
         molecule_from_smiles("C[N](C)(C)(C)C", id="x")
+    with pytest.raises(MoleculeError, match="Unkekulized atoms: 1 2 3 4 5"):
+        molecule_from_smiles("c1cccc1", id="x")

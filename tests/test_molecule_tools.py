@@ -139,7 +139,7 @@ def test_render_names_are_stable_and_a_rerun_says_what_it_removes(tmp_path, caps
     for _ in range(2):
         assert render_main([str(tmp_path / "ids.csv"), "--out", str(out), "--size", "64", "--no-progress"]) == 0
         assert [json.loads(x)["image"] for x in (out / "index.jsonl").read_text().splitlines()] == ["index.png"]
-    assert "removed 1 pictures an earlier run" in capsys.readouterr().err
+    assert "removed 1 pictures (and unfinished ones) an earlier run" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["index.jsonl", "index.png"]  # no hidden .part left
 
 

@@ -512,6 +512,8 @@ def _write_aux(aux_file: Path, lines: List[dict]) -> None:
     if lines:
         resume.write_lines(aux_file, lines)
         print(f"property head predictions: {aux_file}", file=sys.stderr)
+    else:  # never an earlier run's beside these answers (kept predictions are among `lines`)
+        aux_file.unlink(missing_ok=True)
 
 
 class QuestionsFailed(EvalInputError):

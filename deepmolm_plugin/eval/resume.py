@@ -41,8 +41,9 @@ def settings_digest(settings: dict, answers: Path) -> str:
     the model's."""
     folder = Path(settings["model"])
     listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
+    ours = answers.parent.resolve() == folder.resolve()  # the answers written inside the model folder
     files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed
-             if p.is_file() and p.suffix in MODEL_FILES and not p.name.startswith(answers.stem)}
+             if p.is_file() and p.suffix in MODEL_FILES and not (ours and p.name.startswith(answers.stem + "."))}
     return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()[:24]
 
 

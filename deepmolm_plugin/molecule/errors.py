@@ -110,12 +110,15 @@ def rdkit_messages() -> Iterator[list[str]]:
 
 
 _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
+_RDKIT_ATOMS = re.compile(r"\b(Unkekulized atoms:|non-ring atom)((?: \d+)+)")
 
 
 def one_based(text: str) -> str:
     """RDKit's words with its atoms named as ours are (`atom_names`): "Explicit valence for
-    atom # 1 N" is atom N2 of the SMILES or file (the 0-based index pointed at the atom before)."""
-    return _RDKIT_ATOM.sub(lambda m: f"atom {m.group(2)}{int(m.group(1)) + 1}", text)
+    atom # 1 N" is atom N2 of the SMILES or file (the 0-based index pointed at the atom before),
+    "Unkekulized atoms: 0 1" atoms 1 2, "non-ring atom 0 marked aromatic" atom 1."""
+    text = _RDKIT_ATOM.sub(lambda m: f"atom {m.group(2)}{int(m.group(1)) + 1}", text)
+    return _RDKIT_ATOMS.sub(lambda m: m.group(1) + "".join(f" {int(i) + 1}" for i in m.group(2).split()), text)
 
 
 def sanitization_failed(id: str, error: Exception) -> "MoleculeError":

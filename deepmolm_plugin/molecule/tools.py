@@ -31,6 +31,7 @@ Also runnable as ``python -m deepmolm_plugin.molecule.tools {fingerprint,render}
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -346,8 +347,20 @@ def _remove_earlier_images(out: Path) -> None:
             path.unlink()
             removed += 1
     if removed:  # the earlier run's pictures, said (they went without a word)
-        print(f"deepmolm-render: removed {removed} pictures an earlier run into {out} listed in its index.jsonl",
+        print(f"deepmolm-render: removed {removed} pictures (and unfinished ones) an earlier run into {out} made",
               file=sys.stderr)
+
+
+class _Unwritable(Exception):
+    """Writing into --out failed (its OSError is the cause); an input's read error is not this."""
+
+
+@contextlib.contextmanager
+def _writing():
+    try:
+        yield
+    except OSError as error:
+        raise _Unwritable() from error
 
 
 def render_main(argv: list[str] | None = None) -> int:
@@ -385,7 +398,9 @@ def render_main(argv: list[str] | None = None) -> int:
     used: set[str] = {path.stem.lower() for path in args.out.iterdir() if path.suffix.lower() == ".png"}
     part = None
     try:
-        with open(args.out / "index.jsonl", "w", encoding="utf-8") as index:
+        with _writing():
+            index = open(args.out / "index.jsonl", "w", encoding="utf-8")
+        with index:
             # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
             for item in _records(args, policy="keep", fragments=args.fragments, max_atoms=args.max_atoms):
                 line = {"id": item.id, "image": None, "source": item.source, "error": None}
@@ -397,7 +412,8 @@ def render_main(argv: list[str] | None = None) -> int:
                         # written under a hidden name, listed, then put in place: a killed run left
                         # pictures its index did not list, and the rerun named them __2
                         part = args.out / f".{name}.part"
-                        image.save(part, format="PNG")
+                        with _writing():
+                            image.save(part, format="PNG")
                         line["image"] = name
                         report.ok()
                     except MoleculeError as error:
@@ -406,14 +422,16 @@ def render_main(argv: list[str] | None = None) -> int:
                 if isinstance(item, MoleculeError):
                     line["error"] = item.reason
                     report.fail(item)
-                index.write(json.dumps(line) + "\n")
-                index.flush()
-                if part is not None:
-                    os.replace(part, args.out / line["image"])
-                    part = None
+                with _writing():
+                    index.write(json.dumps(line) + "\n")
+                    index.flush()
+                    if part is not None:
+                        os.replace(part, args.out / line["image"])
+                part = None
     except KeyboardInterrupt:
         return report.interrupted(parser.prog, f"{args.out} and its index.jsonl")
-    except OSError as error:  # a full disk: one line, as deepmolm-fingerprint says it
+    except _Unwritable as unwritable:  # a full disk: one line, as deepmolm-fingerprint says it
+        error = unwritable.__cause__
         if part is not None:
             part.unlink(missing_ok=True)
         report.close("rendered")

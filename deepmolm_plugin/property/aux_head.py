@@ -88,8 +88,11 @@ class AuxPropertyHead(nn.Module):
         self._report_untrained(properties)
         mean = (values * mask).sum(0) / count
         m2 = (((values - mean) * mask) ** 2).sum(0)
-        constant = [f"{name} ({int(c)} labels, all {m:g})" for name, c, m, v in
-                    zip(self.names, count.tolist(), mean.tolist(), m2.tolist()) if c > 1 and v == 0]
+        # all labels equal (min == max: their m2 is rounding, 1e-34, not always 0)
+        low = torch.where(mask, values, torch.full_like(values, float("inf"))).amin(0)
+        high = torch.where(mask, values, torch.full_like(values, float("-inf"))).amax(0)
+        constant = [f"{name} ({int(c)} labels, all {lo:g})" for name, c, lo, hi in
+                    zip(self.names, count.tolist(), low.tolist(), high.tolist()) if c > 1 and lo == hi]
         if constant:  # std clamped to 1e-6 made every target 0: a head that learnt nothing, without a word
             raise DataError(f"auxiliary properties with one value in every training record have nothing to learn: "
                             f"{', '.join(constant)}; leave them out of --aux_properties")
