@@ -168,3 +168,14 @@ def test_render_index_that_is_a_folder_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         render_main(["--smiles", "CCO", "--out", str(tmp_path / "pngs"), "--no-progress"])
     assert exit_.value.code == 2 and "index.jsonl" in capsys.readouterr().err
+
+
+def test_a_pipe_given_as_input_is_named_as_one(tmp_path, capsys):
+    # was "no such file" for a path that exists (a FIFO, `<(...)`, /dev/stdin)
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    assert fingerprint_main([str(tmp_path / "pipe"), "--no-progress", "--out", str(tmp_path / "fp.jsonl")]) == 1
+    assert "is not a regular file (a pipe or a device)" in capsys.readouterr().err
+    assert render_main(["--smiles", "[H][H]", "--out", str(tmp_path / "pngs"), "--no-progress"]) == 1
+    assert "no heavy atoms: DeepMoLM's tokens and depictions are of heavy atoms" in capsys.readouterr().err

@@ -65,7 +65,8 @@ def finish(
     mol = keep_fragments(mol, fragments, notes)
     n_heavy = mol.GetNumHeavyAtoms()
     if n_heavy == 0:
-        raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
+        # (said for drawing too: the reason named only the tokens, in deepmolm-render's output)
+        raise MoleculeError(id, "no heavy atoms: DeepMoLM's tokens and depictions are of heavy atoms")
     keep_atoms = size_cap(id, n_heavy, max_atoms, too_large, notes)
     mol, conformer = apply_3d_policy(mol, id, notes, policy=policy, embed_timeout=embed_timeout,
                                      mmff_max_iters=mmff_max_iters)

@@ -115,7 +115,9 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
             yield MoleculeError(item, "is a folder, not a structure file", source=item)
             continue
         if not path.is_file():
-            reason = "no such file (use --smiles to pass SMILES strings)"
+            # a pipe or device (`<(...)`, /dev/stdin) exists: "no such file" sent users looking for it
+            reason = ("is not a regular file (a pipe or a device): save it to a file first" if path.exists()
+                      else "no such file (use --smiles to pass SMILES strings)")
             yield MoleculeError(item, reason, source=item)
             continue
         problem = unknown_format(path)
