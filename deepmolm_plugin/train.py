@@ -320,9 +320,7 @@ def check_finished_run(output: str, output_dir: str) -> None:
     """An --output_dir holding a saved model (a finished run) and no checkpoint to resume:
     the run would write over it without a word (another projector's model replaced a
     finished one, exit 0). Refused."""
-    saved = [name for name in ("mm_projector.bin", "model.safetensors", "model.safetensors.index.json",
-                               "pytorch_model.bin", "pytorch_model.bin.index.json")
-             if os.path.isfile(os.path.join(output, name))]
+    saved = [name for name in ("mm_projector.bin", *RESUMED_WEIGHTS) if os.path.isfile(os.path.join(output, name))]
     if saved:
         raise usage.UsageError(f"--output_dir {output_dir} holds a finished run ({saved[0]}) and no checkpoint to "
                                "resume: this run would overwrite it; give another --output_dir, or move that run "

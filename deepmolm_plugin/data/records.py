@@ -175,13 +175,17 @@ def check_record(record: dict, index: int) -> None:
 
 
 def check_id(record: dict, index: int) -> None:
-    """An id names depictions' records, answers and failures as text: a string or an integer."""
+    """An id names depictions' records, answers and failures as text: a string or an integer,
+    one line (`sources.base.id_problem`, the rule deepmolm-prepare's items follow)."""
+    from .sources.base import id_problem
+
     value = record.get("id")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
         raise RecordError(f"#{index}", f"id must be a string or an integer, got {type(value).__name__} {value!r}")
-    if isinstance(value, str) and (not value.strip() or value != value.strip()):
-        # "" named the record as nothing; " r1" next to "r1" were two records shown alike
-        raise RecordError(f"#{index}", f"id {value!r} is blank or has white space around it")
+    # "" named the record as nothing; " r1" next to "r1" were two records shown alike
+    problem = id_problem(value) if isinstance(value, str) else None
+    if problem:
+        raise RecordError(f"#{index}", problem)
 
 
 def check_conversations(record: dict, rid: str) -> None:

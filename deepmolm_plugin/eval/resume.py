@@ -120,7 +120,7 @@ def tagged(lines: List[dict], settings: str, digests: Dict[str, str], shown: Opt
 
 
 def write_lines(path: Path, lines: List[dict]) -> None:
-    """Answer lines, whole or not at all (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    """Answer lines, whole or not at all (`result_files.write_atomic`)."""
+    from ..result_files import write_atomic
+
+    write_atomic(path, "".join(json.dumps(line) + "\n" for line in lines))

@@ -112,11 +112,10 @@ def id_problem(item_id: str) -> Optional[str]:
     """Why the text `item_id` cannot be an id, or None. Ids are shown in tables, messages and
     one-line files: a blank one names nothing, " r1" shows as "r1", and a line break or tab
     (an SDF id field written over two lines) broke the lines it was shown in; evaluation
-    refuses such question ids, so they were refused only after training."""
-    if not item_id.strip():
-        return f"id {item_id!r} is blank"
-    if item_id != item_id.strip():
-        return f"id {item_id!r} has white space around it"
+    refuses such question ids, so they were refused only after training. Training records
+    (`data.records.check_id`) and prepared items ask this one rule."""
+    if not item_id.strip() or item_id != item_id.strip():
+        return f"id {item_id!r} is blank or has white space around it"
     control = next((c for c in item_id if unicodedata.category(c) == "Cc"), None)
     if control is not None:
         return f"id {item_id!r} holds a control character ({control!r}: a line break, a tab...)"
