@@ -4,6 +4,8 @@ Long jobs resume from their own files and people read them with jq or a browser,
 
 - `write_atomic`: a reader (or a resumed run) sees the old file or the whole new one, never
   a truncated one, and the file gets the permissions any other file of the user gets.
+- `file_sha256`: what resumed jobs compare their input files by (an input edited under the
+  same path must not be resumed as if it were the old one).
 - `strict_json`: every NaN or infinite float becomes null. Python's json writes a bare
   `NaN`, which jq, JavaScript's JSON.parse and every strict parser refuse; undefined
   metrics are ordinary (ROC-AUC of a subset with one class, R² of constant labels, the loss
@@ -13,6 +15,7 @@ Long jobs resume from their own files and people read them with jq or a browser,
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -42,6 +45,15 @@ def _finite(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (hex), read in chunks: data files can be large."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)

@@ -180,12 +180,14 @@ def check_argument_values(host_train, argv) -> None:
                                "not read it; it resumes by itself from the last checkpoint-<step> of --output_dir: "
                                "give that run's --output_dir and leave this option out")
     check_resumed_settings(options.output_dir, model_args)
+    check_resumed_run(options, data_args)
     check_model_checkpoint(model_args)
     check_adapter_settings(model_args)
     defaults = {f.name: f.default for f in dataclasses.fields(model_args)}
     ignored = ignored_projector_options(model_args, defaults)
     if ignored:  # accepted, saved in the config and never read: the run is not what the line says
         raise usage.UsageError("; ".join(ignored) + ": leave them out or use a projector that reads them")
+    return options, data_args
 
 
 def check_training_modes(options) -> None:
@@ -401,6 +403,81 @@ def check_resumed_settings(output_dir, model_args) -> None:
         print(f"{PROG}: resuming {checkpoint} (the host resumes the last checkpoint of --output_dir)", file=sys.stderr)
 
 
+# What a resumed run cannot change and still be the run it resumes, written to --output_dir
+# (RUN_RECORD) when a run starts afresh and compared when it resumes. The Trainer loads the
+# checkpoint's optimizer.pt and scheduler.pt, whose learning rates, betas, epsilon and weight
+# decay replace the command line's without a word (another --learning_rate was ignored, exit 0),
+# and the resumed epoch skips as many batches as were trained, counted in the order that
+# --data_path's records and the seeds give now: other records or another seed trained some
+# records twice and others never. (Epochs, steps and schedule may change: the Trainer applies
+# them, which is how a finished run is trained for longer.)
+RUN_RECORD = "deepmolm_resume.json"
+RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
+               "seed", "data_seed", "group_by_modality_length")
+
+
+def run_record(options, data_args) -> dict:
+    """What RUN_RECORD holds for this command line: RESUME_KEPT and --data_path's content."""
+    from deepmolm_plugin.result_files import file_sha256
+
+    kept = {name: getattr(getattr(options, name, None), "value", getattr(options, name, None)) for name in RESUME_KEPT}
+    data = os.path.abspath(os.path.expanduser(data_args.data_path))
+    return {"settings": kept, "data_path": data, "data_sha256": file_sha256(data)}
+
+
+def check_resumed_run(options, data_args) -> None:
+    """A run that resumes (a checkpoint-<step> in --output_dir) with RESUME_KEPT settings or a
+    --data_path other than those it started with (its RUN_RECORD): refused, naming them. A
+    run started before RUN_RECORD existed, or by the host's own train.py, has none and is not
+    checked."""
+    from pathlib import Path
+
+    output = os.path.expanduser(options.output_dir or "")
+    record_path = os.path.join(output, RUN_RECORD)
+    if not (os.path.isfile(record_path) and resumes(output)):
+        return
+    unreadable = (f"--output_dir {options.output_dir}: its {RUN_RECORD} (the settings the run started with) cannot "
+                  "be read ({}); move it away to resume without this check")
+    try:
+        saved = json.loads(Path(record_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise usage.UsageError(unreadable.format(e)) from e
+    if not (isinstance(saved, dict) and isinstance(saved.get("settings"), dict)
+            and all(isinstance(saved.get(k), str) for k in ("data_path", "data_sha256"))):
+        raise usage.UsageError(unreadable.format("not the record this launcher writes"))
+    ours = run_record(options, data_args)
+    differ = [f"--{name} {value!r} (the run: {saved['settings'][name]!r})" for name, value in ours["settings"].items()
+              if name in saved["settings"] and saved["settings"][name] != value]
+    if ours["data_sha256"] != saved["data_sha256"]:
+        edited = ", since edited" if saved["data_path"] == ours["data_path"] else ""
+        differ.append(f"--data_path {data_args.data_path} is not the file it started with ({saved['data_path']}{edited})")
+    if differ:
+        raise usage.UsageError(f"--output_dir {options.output_dir} holds a run that this command resumes, but with "
+                               f"other settings than it started with: {'; '.join(differ)}. A resumed run keeps its "
+                               "optimizer, schedule and data order: give the run's own, or start afresh in another "
+                               "--output_dir (--model_name_or_path <a checkpoint> to go on from its weights)")
+
+
+def resumes(output: str) -> bool:
+    """Whether the host resumes a run from `output` (it does when anything there matches
+    `checkpoint-*`, llava/train/train.py)."""
+    from pathlib import Path
+
+    return os.path.isdir(output) and any(Path(output).glob("checkpoint-*"))
+
+
+def write_run_record(options, data_args) -> None:
+    """RUN_RECORD for a run that starts afresh (rank 0; a resumed run keeps the one it started
+    with)."""
+    from deepmolm_plugin.result_files import write_atomic
+
+    output = os.path.expanduser(options.output_dir or "")
+    if os.environ.get("RANK", "0") != "0" or resumes(output):
+        return
+    os.makedirs(output, exist_ok=True)
+    write_atomic(os.path.join(output, RUN_RECORD), json.dumps(run_record(options, data_args), indent=1) + "\n")
+
+
 # The language model's own shape, which a resumed checkpoint must share with
 # --model_name_or_path: another size failed after loading ("parameter group that doesn't match
 # the size of optimizer's group"), and another tokenizer of the same size resumed without a word.
@@ -597,10 +674,11 @@ def main(argv=None) -> None:
     single_process_environment(argv)
     if not asks_help:
         try:
-            check_argument_values(host_train, argv)
+            options, data_args = check_argument_values(host_train, argv)
             check_template(argv)
         except usage.UsageError as e:
             usage.fail(PROG, e)
+        write_run_record(options, data_args)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     seed_model_init(argv)
     from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining

@@ -397,6 +397,12 @@ def test_periodic_checkpoints_save_and_reload(tiny_setup, tmp_path):
     done = run_module("deepmolm_plugin.train", args + ["--save_steps", "2"], cwd=tmp_path)
     assert f"resuming {resumed / 'checkpoint-2'}" in done.stderr
     assert json.loads((resumed / "trainer_state.json").read_text())["global_step"] == 3
+    # ... and only with the settings it started with (its optimizer.pt would replace a new rate)
+    assert json.loads((resumed / "deepmolm_resume.json").read_text())["settings"]["learning_rate"] == 2e-3
+    args[args.index("--learning_rate") + 1] = "1e-4"
+    (resumed / "model.safetensors").unlink()
+    refused = run_module("deepmolm_plugin.train", args + ["--save_steps", "2"], cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "--learning_rate 0.0001 (the run: 0.002)" in refused.stderr
 
     # Stage 1 (adapter only) keeps the host's own periodic save: mm_projector.bin per checkpoint.
     stage1 = tmp_path / "stage1-periodic"

@@ -563,6 +563,46 @@ def test_resume_from_checkpoint_is_refused_not_ignored(tmp_path):
         checked(tmp_path, *DEEPMOLM, "--resume_from_checkpoint", str(tmp_path / "old" / "checkpoint-2"))
 
 
+def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path):
+    # was: resumed; the checkpoint's optimizer.pt and scheduler.pt replaced the new learning
+    # rate without a word, and another data file or seed skipped the wrong batches
+    from deepmolm_plugin.train import RUN_RECORD, write_run_record
+
+    data, other = tmp_path / "train.json", tmp_path / "other.json"
+    data.write_text('[{"id": "a"}]')
+    other.write_text('[{"id": "b"}]')
+
+    def launch(*extra, path=data):
+        return check_argument_values(host_train, ["--output_dir", str(tmp_path / "out"), "--data_path", str(path),
+                                                  *DEEPMOLM, "--learning_rate", "2e-5", *extra])
+
+    write_run_record(*launch())  # a fresh start records its settings
+    record = json.loads((tmp_path / "out" / RUN_RECORD).read_text())
+    assert record["settings"]["learning_rate"] == 2e-5 and record["data_path"] == str(data)
+    resumable(tmp_path / "out" / "checkpoint-3", {"mm_vision_tower": "deepencoder"})
+    options, data_args = launch()
+    options.learning_rate = 1e-3
+    write_run_record(options, data_args)  # resuming keeps the first record
+    assert json.loads((tmp_path / "out" / RUN_RECORD).read_text()) == record
+    launch()  # the same command resumes
+    for extra, message in ((["--learning_rate", "1e-3"], r"--learning_rate 0.001 \(the run: 2e-05\)"),
+                           (["--seed", "7"], r"--seed 7 \(the run: 42\)"),
+                           (["--weight_decay", "0.1"], r"--weight_decay 0.1 \(the run: 0.0\)")):
+        with pytest.raises(usage.UsageError, match=r"holds a run that this command resumes, but with other settings "
+                                                   r"than it started with: " + message):
+            launch(*extra)
+    with pytest.raises(usage.UsageError, match=rf"--data_path {other} is not the file it started with \({data}\)"):
+        launch(path=other)
+    data.write_text('[{"id": "a"}, {"id": "c"}]')
+    with pytest.raises(usage.UsageError, match=rf"is not the file it started with \({data}, since edited\)"):
+        launch()
+    (tmp_path / "out" / RUN_RECORD).write_text("[1]")
+    with pytest.raises(usage.UsageError, match=rf"its {RUN_RECORD} .* cannot be read \(not the record this launcher"):
+        launch()
+    (tmp_path / "out" / RUN_RECORD).unlink()
+    launch("--learning_rate", "1e-3")  # a run started without a record (the host's own) is not checked
+
+
 @pytest.mark.parametrize("saved", ["model.safetensors", "mm_projector.bin"])
 def test_a_finished_run_is_not_overwritten(tmp_path, saved):
     # was: a finished fusion model replaced by a linear one without a word, exit 0

@@ -57,7 +57,7 @@ import numpy as np
 from .. import usage
 from ..csv_table import PLAIN_NUMBER, columns_named, csv_rows, first_row, line_span
 from .features import mol_to_graph, parse_smiles
-from ..result_files import strict_json, write_atomic
+from ..result_files import file_sha256, strict_json, write_atomic
 from .report import remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
 from .train import Inputs, TrainConfig, primary_metric, run_seed
@@ -351,15 +351,6 @@ def _config(args) -> tuple[dict, TrainConfig]:
 
 def _fingerprint(run: dict) -> str:
     return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, read in chunks (data files can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _data_digests(args) -> dict:

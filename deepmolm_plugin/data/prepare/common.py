@@ -4,7 +4,6 @@ that the per-item, identity, output and scheduling modules need nothing from eac
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -68,9 +67,3 @@ def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..sources.base import visible_files
-from .common import PrepareError, dumps, need, sha256_file
+from ...result_files import file_sha256
+from .common import PrepareError, dumps, need
 
 
 def input_files(path: Path, out: Path) -> List[Tuple[Path, str]]:
@@ -30,7 +31,7 @@ def checksum_inputs(path: Path, out: Path, known: List[dict]) -> List[dict]:
     entries = []
     for file, name in input_files(path, out):
         stat = file.stat()
-        sha = cache.get((name, stat.st_size, stat.st_mtime_ns)) or sha256_file(file)
+        sha = cache.get((name, stat.st_size, stat.st_mtime_ns)) or file_sha256(file)
         entries.append({"path": name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha})
     return entries
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
 from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, id_key, split_problem
-from .common import PrepareError, Shape, atomic_bytes, dumps, fsync_path, need, sha256_file, writer_tag
+from ...result_files import file_sha256
+from .common import PrepareError, Shape, atomic_bytes, dumps, fsync_path, need, writer_tag
 from .items import Made
 from .lock import is_lock_file
 
@@ -36,7 +37,7 @@ OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+\.json|fp/[A-Za-z0-9_-]+\.npy|" + re.es
 def image_intact(root: Path, name: str) -> bool:
     """Whether a content-addressed image's bytes still hash to its name (other names: True)."""
     match = IMAGE_NAME.fullmatch(name)
-    return not match or sha256_file(root / name)[:32] == match.group(1) + match.group(2)
+    return not match or file_sha256(root / name)[:32] == match.group(1) + match.group(2)
 
 
 def is_output_name(name: str) -> bool:
@@ -173,7 +174,7 @@ class Output:
                 problems[MANIFEST] = f"it names {name!r}, not a file this tool writes"
             elif not path.is_file():
                 problems[name] = "missing"
-            elif path.stat().st_size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
+            elif path.stat().st_size != expected["bytes"] or file_sha256(path) != expected["sha256"]:
                 problems[name] = "does not match its SHA-256 in the manifest"
         for path in sorted(self.root.glob("images/*/*")):  # content-addressed: the name is the checksum
             name = path.relative_to(self.root).as_posix()
@@ -378,7 +379,7 @@ def sync_folders(out: Output) -> None:
 
 def checksums(out: Output, names: List[str]) -> Dict[str, dict]:
     """Size and SHA-256 of each output file, for the manifest (a rerun verifies them)."""
-    return {name: {"bytes": (out.root / name).stat().st_size, "sha256": sha256_file(out.root / name)}
+    return {name: {"bytes": (out.root / name).stat().st_size, "sha256": file_sha256(out.root / name)}
             for name in names}
 
 
