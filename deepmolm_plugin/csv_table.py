@@ -11,15 +11,31 @@ are lost. Here that row comes as its error, and reading goes on from the next li
 from __future__ import annotations
 
 import csv
+import math
 import re
 from typing import Iterator, Optional, Union
 
-__all__ = ["PLAIN_NUMBER", "columns_named", "csv_rows", "first_row", "line_span"]
+__all__ = ["PLAIN_NUMBER", "columns_named", "csv_rows", "first_row", "line_span", "plain_number"]
 
 # A number as a table cell should write it: digits, one '.', e-notation. Python's float()
 # also takes "1_000" (1000.0) and other scripts' digits ("١٢", 12.0), which no
 # spreadsheet writes as a number and evaluation would not read back alike.
 PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def plain_number(text: str) -> float:
+    """`text` (stripped) as a float if it is a finite number in plain decimals, else a
+    ValueError saying why. float() alone takes "1_000" and "١٢" (PLAIN_NUMBER), and turns
+    "1e400" into inf and "1e-400" into 0.0: a label stored as 0 whose answer says 1e-400."""
+    text = text.strip()
+    if not PLAIN_NUMBER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a number in plain decimals (digits, '.', e-notation)")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is beyond the range of a 64-bit float")
+    if value == 0 and re.search(r"[1-9]", re.split(r"[eE]", text)[0]):
+        raise ValueError(f"{text!r} is too small for a 64-bit float (it would be stored as 0)")
+    return value
 
 
 def csv_rows(reader) -> Iterator[Union[list, csv.Error]]:

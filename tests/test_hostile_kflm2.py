@@ -243,10 +243,12 @@ def test_a_target_without_a_label_in_a_subset_is_refused(tmp_path):
 def test_labels_not_in_plain_decimals_are_refused_and_overwrite_clears_old_reports(tmp_path):
     # was: "1_000" read as 1000, "١٢" as 12; and --overwrite left the old run's plots
     rows = [(s, i) for i, s in enumerate(FORTY)]
-    odd = _csv(tmp_path / "odd.csv", ["smiles", "y"], [(FORTY[0], "1_000"), (FORTY[1], "١٢"), *rows[2:]])
+    odd = _csv(tmp_path / "odd.csv", ["smiles", "y"], [(FORTY[0], "1_000"), (FORTY[1], "١٢"), (FORTY[2], "1e-400"),
+                                                       *rows[3:]])
     with pytest.raises(SystemExit) as refused:
         kcli.load_table(odd, ["y"])
-    assert "1_000" in str(refused.value) and "١٢" in str(refused.value), str(refused.value)
+    for text in ("1_000", "١٢", "1e-400"):  # 1e-400 was read as the label 0.0
+        assert text in str(refused.value), str(refused.value)
     out = tmp_path / "o2"
     two = _csv(tmp_path / "two.csv", ["smiles", "y", "z"], [(s, i, i % 7) for i, s in enumerate(FORTY)])
     plotted = [a for a in _run(two, out, targets=("y", "z")) if a != "--no-plots"]

@@ -57,10 +57,15 @@ def test_a_blank_id_is_a_failure_not_a_made_up_id(tmp_path):
 
 def test_a_label_not_in_plain_decimals_is_a_failure(tmp_path):
     """float() takes "1_000" (1000) while evaluation reads the answer "The y is 1_000." as 1."""
-    items = csv_items(tmp_path, "id,smiles,y\na,CCO,1_000\nb,CCC,\u0663\nc,CCN, -1.5e3 \nd,CO,.5\n".encode())
+    items = csv_items(tmp_path, "id,smiles,y\na,CCO,1_000\nb,CCC,\u0663\nc,CCN, -1.5e3 \nd,CO,.5\n"
+                                "e,CN,1e-400\nf,CC,2e308\ng,OC,0.0e-400\n".encode())
     for bad in ("a:property:y", "b:property:y"):
         assert isinstance(items[bad], SourceError) and items[bad].stage == "label", items[bad]
-        assert "not a finite number in plain decimals" in items[bad].reason
+        assert "is not a number in plain decimals" in items[bad].reason
+    # was: 1e-400 stored as the label 0.0 while its answer said 1e-400
+    assert "'1e-400' is too small for a 64-bit float (it would be stored as 0)" in items["e:property:y"].reason
+    assert "'2e308' is beyond the range of a 64-bit float" in items["f:property:y"].reason
+    assert items["g:property:y"].properties == {"y": 0.0}  # a zero written with an exponent is a zero
     assert items["c:property:y"].properties == {"y": -1500.0}
     assert items["d:property:y"].properties == {"y": 0.5}
     for ok in ("c:property:y", "d:property:y"):  # and evaluation reads the answer back the same

@@ -144,6 +144,19 @@ def _mm_input(folder):
     return folder
 
 
+def test_chebi20_mm_property_values_are_plain_decimals(tmp_path):
+    # was: float() read xlogp "1_5" as 15 and polararea "٢٠" as 20, labels the answers did not say
+    data = _mm_input(tmp_path / "data")
+    with open(data / "train.csv", "a", newline="") as handle:
+        csv.writer(handle).writerow(["10", "CCC", "Propane.", "\u0662\u0660", "1_5", "", "propane", ""])
+    out = read("chebi20-mm", data, tasks="Topological Polar Surface Area,LogP")
+    assert items(out)["chebi20-mm-train-9-logp"].properties == {"LogP": -0.1}
+    assert not any("-10-" in id for id in items(out))
+    for id, message in (("chebi20-mm-train-10-logp", "xlogp '1_5' is not a number in plain decimals"),
+                        ("chebi20-mm-train-10-topological-polar-surface-area", "polararea '\u0662\u0660' is not")):
+        assert errors(out)[id].stage == "schema" and message in errors(out)[id].reason, errors(out)[id]
+
+
 def test_chebi20_mm_relative_image_dir(tmp_path, monkeypatch):
     # was: a relative image_dir gave relative image paths, which the engine reads against the
     # input folder (every picture "not found", or another file of that name there).

@@ -55,7 +55,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import usage
-from ..csv_table import PLAIN_NUMBER, columns_named, csv_rows, first_row, line_span
+from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number
 from .features import mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import remove_reports
@@ -111,9 +111,8 @@ def _label(text: str | None) -> float | None:
     if text.lower() in MISSING_LABELS:
         return None
     value = float(text)  # ValueError for text that is no number at all
-    if math.isfinite(value) and not PLAIN_NUMBER.fullmatch(text):  # "1_000", "١٢": float() reads 1000, 12
-        raise ValueError(f"{text!r} is not written in plain decimals")
-    return value
+    # "1_000", "١٢" (float() reads 1000, 12), "1e-400" (0.0): ValueError; nan / inf go on as such
+    return plain_number(text) if math.isfinite(value) else value
 
 
 def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,

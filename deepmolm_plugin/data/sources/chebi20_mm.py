@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import lzma
-import math
 import os
 import socket
 import re
@@ -42,7 +41,7 @@ from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
-from ...csv_table import csv_rows
+from ...csv_table import csv_rows, plain_number
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, is_hidden, option_list, register_reader,
                    undecodable)
 from .chebi20 import choose_splits, collapse_backslashes, unique
@@ -128,12 +127,9 @@ def _rows(path: Path):
 
 def _number(text: str, column: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ValueError(f"{column} {text!r} is not a finite number")
-    return value
+        return plain_number(text)
+    except ValueError as e:
+        raise ValueError(f"{column} {e}") from None
 
 
 def _row_items(split: str, key: str, cid: str, row: dict, tasks, image: Optional[str],

@@ -32,11 +32,10 @@ lists of the command line would cut them apart (the error for the missing piece 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
-from ...csv_table import PLAIN_NUMBER, columns_named, csv_rows, line_span
+from ...csv_table import columns_named, csv_rows, line_span, plain_number
 from ...molecule import MoleculeError, molecule_from_smiles
 from ..prompts import TASKS, is_known_task, property_answer, property_task
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, option_name, register_reader, repeated_id,
@@ -116,10 +115,10 @@ def label_item(row_id: str, split: str, column: str, name: str, value: str, mole
     if not value:
         return None
     # float() also takes "1_000" (evaluation would read the answer "The y is 1_000." as 1)
-    number = float(value) if PLAIN_NUMBER.fullmatch(value) else math.nan
-    if not math.isfinite(number):
-        return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {value!r} is not a finite number "
-                                                         "in plain decimals (digits, '.', e-notation)")
+    try:
+        number = plain_number(value)
+    except ValueError as e:
+        return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {e}")
     return SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
                       answer=property_answer(name, value), properties={name: number}, extra=extra)
 
