@@ -257,6 +257,38 @@ def test_moit_coordinates_as_one_conformer_of_rows(tmp_path):
     assert bad["pubchem-train-5-caption"].stage == "atoms" and "not numeric" in bad["pubchem-train-5-caption"].reason
 
 
+def test_moit_values_that_are_no_text_or_no_numbers_are_failures(tmp_path):
+    # was: a NaN description became the caption "nan", True atoms hydrogens, complex
+    # coordinates lost their imaginary part, answers "nan" / "1e999 g/mol" were kept to learn,
+    # and an input that is a lone surrogate ended the whole read, naming no record
+    _, atoms, coords = embedded("CCO")
+    folder = tmp_path / "pubchem/train"
+    write_lmdb(folder / "3d-pubchem.lmdb", {
+        "702": moit_record("702"), "1": dict(moit_record("1"), description=float("nan")),
+        "2": dict(moit_record("2"), atoms=[True] * len(atoms)),
+        "3": dict(moit_record("3"), coordinates=[coords.astype(complex)]),
+        "4": dict(moit_record("4"), coordinates=[coords.astype(str).tolist()])}, protocol=4)
+    entries = [{"instruction": "MW?", "input": "702", "output": output, "task": "Molecular Weight"}
+               for output in ("nan", "-inf g/mol", "1e999 g/mol", "46.0-46.1 g/mol", "46.07 g/mol")]
+    text = json.dumps(entries + [dict(entries[-1], input="\ud800")]).replace("\\\\ud800", "\\ud800")
+    (folder / "2d_computed_properties.json").write_text(text)
+    out = read("3d-moit", tmp_path)
+    got, bad = items(out), errors(out)
+    assert bad["pubchem-train-1-caption"].stage == "answer" and "description is the number nan, not text" in \
+        bad["pubchem-train-1-caption"].reason
+    assert "atoms holds True/False" in bad["pubchem-train-2-caption"].reason
+    for cid, dtype in (("3", "complex128"), ("4", "<U")):
+        assert f"coordinates are not real numbers (dtype {dtype}" in bad[f"pubchem-train-{cid}-caption"].reason
+    mw = "pubchem-train-702-molecular-weight"
+    assert "states a non-finite value: 'nan'" in bad[mw].reason
+    assert "states a non-finite value" in bad[f"{mw}-2"].reason
+    assert "states a number beyond the range of a 64-bit float" in bad[f"{mw}-3"].reason
+    assert got[f"{mw}-4"].properties == {} and got[f"{mw}-5"].properties == {"Molecular Weight": 46.07}  # a range
+    [surrogate] = [e for id, e in bad.items() if id.startswith("pubchem-train-\ud800")]
+    assert surrogate.stage == "lookup" and "is not valid text" in surrogate.reason
+    assert "pubchem-train-702-caption" in got
+
+
 def test_moit_truncated_lmdb_is_refused_not_sigbus(tmp_path):
     db = tmp_path / "pubchem/train/3d-pubchem.lmdb"
     write_lmdb(db, {str(i): moit_record(str(i)) for i in range(1, 300)}, protocol=4)

@@ -125,8 +125,12 @@ class _Lmdb:
     def get(self, key: str) -> Optional[bytes]:
         """The value of `key`; a damaged page on its way is that record's error."""
         try:
+            raw_key = key.encode()
+        except UnicodeEncodeError as error:  # a lone surrogate (JSON "\ud800"): it ended the whole read
+            raise _Reject("lookup", f"key {key!r} is not valid text ({error.reason})") from None
+        try:
             with self.env.begin() as txn:
-                return txn.get(key.encode())
+                return txn.get(raw_key)
         except lmdb.Error as error:
             raise _Reject("read", f"LMDB key {key!r} in {self.path}: {error}") from error
 
@@ -169,9 +173,14 @@ def _first_conformer(value) -> np.ndarray:
     try:
         if isinstance(value, (list, tuple)) and np.ndim(value[0]) != 1:
             value = value[0]
-        coords = np.asarray(value, dtype=float)
+        coords = np.asarray(value)
     except (TypeError, ValueError) as error:
         raise _Reject("atoms", f"coordinates are not numeric: {error}") from error
+    # float() of anything else kept what it could: complex lost its imaginary part (a warning
+    # on stderr), strings ("1.5") and booleans became numbers
+    if coords.dtype.kind not in "iuf":
+        raise _Reject("atoms", f"coordinates are not real numbers (dtype {coords.dtype})")
+    coords = coords.astype(float)
     if coords.ndim == 3:  # (conformers, atoms, 3) stored as one array
         coords = coords[0] if len(coords) else coords.reshape(0, 3)
     if coords.ndim != 2 or coords.shape[1] != 3:
@@ -186,6 +195,8 @@ def _atom_list(value) -> list:
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
         raise _Reject("schema", f"atoms is a {type(value).__name__}, not a list of element symbols")
+    if any(isinstance(a, (bool, np.bool_)) for a in value):  # True was atomic number 1, hydrogen
+        raise _Reject("schema", "atoms holds True/False, not element symbols or atomic numbers")
     return [int(a) if isinstance(a, (int, np.integer)) else str(a) for a in value]
 
 
@@ -205,11 +216,27 @@ def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
 
 
 def _text(value, what: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        if not np.isfinite(value):  # pandas' NaN for a missing value: it became the text "nan"
+            raise _Reject("answer", f"{what} is the number {value}, not text")
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise _Reject("answer", f"blank {what}")
     return value.strip()
+
+
+def _no_value(answer: str) -> Optional[str]:
+    """Why an answer to a numeric task from which `single_number` reads no value is not one
+    (no number, a NaN or infinity, a number beyond a float64), or None: a range ("1.2-3.4")
+    or two values are answers, kept without a label."""
+    if re.search(r"\b(?:nan|inf|infinity)\b", answer, re.I):
+        return "states a non-finite value"
+    numbers = re.findall(r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?", answer)
+    if not numbers:
+        return "states no number"
+    if any(not np.isfinite(float(n)) for n in numbers):
+        return "states a number beyond the range of a 64-bit float"
+    return None
 
 
 def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
@@ -273,6 +300,10 @@ def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: se
             yield SourceError(id, reject.stage, reject.reason)
             continue
         value = None if task in TEXT_TASKS else single_number(answer, task)
+        problem = None if task in TEXT_TASKS or value is not None else _no_value(answer)
+        if problem:  # "nan" was kept as an answer to learn, without a label
+            yield SourceError(id, "answer", f"the answer to {task!r} {problem}: {answer[:80]!r}")
+            continue
         extra = {"source": source, "source_instruction": entry.get("instruction"), "cid": key}
         if source == "pubchemqc":  # the key is a running index; the record names the CID
             cid = record.get("cid")
