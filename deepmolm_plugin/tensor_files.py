@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -74,11 +75,31 @@ def find_tensor_files(path: PathLike) -> List[Path]:
     raise CheckpointError(f"no tensor files ({', '.join(TENSOR_SUFFIXES)}) in folder {path}")
 
 
-def _load_torch_state(path: Path) -> Dict[str, torch.Tensor]:
+# What torch.load raises for a damaged or foreign file: a legacy (non-zip) file cut short
+# gave a bare struct.error or IndexError traceback, a zip one RuntimeError or BadZipFile.
+_TORCH_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, struct.error, IndexError,
+                      KeyError, TypeError, ValueError, OSError)
+
+
+def load_torch_file(path: PathLike, mmap: bool = False):
+    """torch.load(path) of tensors and plain containers only (``weights_only=True``), on the
+    CPU; a file it cannot read is a CheckpointError naming it. The weights-only refusal is
+    said in a line, without torch's advice to load the file with ``weights_only=False``
+    (code execution), which for a damaged file, the usual cause here, is also wrong."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch tensor file: {e}") from e
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except _TORCH_LOAD_ERRORS as e:
+        text = str(e)
+        if "WeightsUnpickler error:" in text:  # an object torch does not read without running code
+            reason = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].split(". Please use")[0]
+            raise CheckpointError(f"{path} is not a plain PyTorch tensor file (damaged, or it holds objects that "
+                                  f"need code to load, which is never run here): {reason}") from e
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        raise CheckpointError(f"{path} is not a readable PyTorch tensor file (cut short or damaged?): {first}") from e
+
+
+def _load_torch_state(path: Path) -> Dict[str, torch.Tensor]:
+    obj = load_torch_file(path)
     # Training frameworks often wrap the weights one level down.
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(obj, dict) and set(obj) == {wrapper} and isinstance(obj[wrapper], dict):

@@ -224,3 +224,38 @@ def test_a_cut_safetensors_file_is_named_when_its_dtypes_are_read(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"model.safetensors cannot be read as safetensors \(cut short"):
         _stored_float_flags(str(tmp_path))
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_a_damaged_pytorch_file_is_named_at_every_cut(tmp_path, legacy):
+    # was: a legacy (non-zip) .bin cut short gave a bare struct.error / IndexError traceback,
+    # and a damaged one torch's advice to load it with weights_only=False (code execution)
+    from deepmolm_plugin.tensor_files import open_checkpoint
+
+    path = tmp_path / "pytorch_model.bin"
+    torch.save({"w": torch.ones(100)}, path, _use_new_zipfile_serialization=not legacy)
+    data = path.read_bytes()
+    for cut in range(2, len(data), 7):
+        path.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match=r"pytorch_model.bin is not a (readable|plain) PyTorch tensor file") \
+                as refused:
+            dict(open_checkpoint(path))
+        assert "weights_only=False" not in str(refused.value)
+    from deepmolm_plugin.model.loading import _stored_float_flags
+
+    if not legacy:
+        path.write_bytes(data[:40] + b"\xff" * 60 + data[100:])
+        with pytest.raises(CheckpointError, match=r"pytorch_model.bin is not a (readable|plain) PyTorch tensor file"):
+            _stored_float_flags(str(tmp_path))
+
+
+class _Weights:  # an object torch.load would have to import and build
+    pass
+
+
+def test_a_pytorch_file_holding_objects_says_so_without_advising_code_execution(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"w": _Weights()}, path)
+    with pytest.raises(CheckpointError, match=r"w.pt is not a plain PyTorch tensor file \(damaged, or it holds objects "
+                                              r"that need code to load, which is never run here\): Unsupported global"):
+        dict(__import__("deepmolm_plugin.tensor_files", fromlist=["x"]).open_checkpoint(path))

@@ -31,7 +31,7 @@ from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
-from ..tensor_files import CheckpointError, find_tensor_files, open_checkpoint, value_problem
+from ..tensor_files import CheckpointError, find_tensor_files, load_torch_file, open_checkpoint, value_problem
 from . import config_record
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
@@ -145,7 +145,7 @@ def _stored_float_flags(path: str) -> Dict[str, bool]:
             # weight of 3s was cast to 3.0 without a word)
             if not zipfile.is_zipfile(file):  # torch's legacy format cannot be memory-mapped: not checked
                 continue
-            state = torch.load(str(file), map_location="cpu", mmap=True, weights_only=True)
+            state = load_torch_file(file, mmap=True)
             flags.update({k: v.is_floating_point() for k, v in state.items() if torch.is_tensor(v)})
             continue
         try:
