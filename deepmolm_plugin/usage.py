@@ -210,12 +210,35 @@ def device(value: str, option: str = "--device") -> None:
         raise UsageError(f"{option} {value!r}: give cpu, cuda or cuda:N")
 
 
+def surrogate_problem(value) -> Optional[str]:
+    """Why parsed JSON `value` cannot be used as text, or None: a string (or key) holding half
+    of a UTF-16 surrogate pair, JSON "\\ud83d" alone (text cut inside an emoji by a UTF-16
+    tool). Python keeps it, and it failed far from its record: writing a report or a
+    question file ("surrogates not allowed"), tokenising a training record."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return (f"a string holds {item[e.start]!r}, half of a UTF-16 surrogate pair (text cut inside a "
+                        f"character?): {item[max(0, e.start - 30):e.start + 30]!r}")
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def json_list_file(value: "str | os.PathLike", option: str, what: str = "records") -> list:
     """The non-empty JSON list of objects a file holds (e.g. training records)."""
     path = existing_file(value, option, allow_empty=False)
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            text = handle.read()
+        data = json.loads(text)
     except UnicodeDecodeError as e:
         raise UsageError(f"{option} {value}: not a UTF-8 text file ({e.reason} at byte {e.start})") from e
     except json.JSONDecodeError as e:
@@ -231,6 +254,10 @@ def json_list_file(value: "str | os.PathLike", option: str, what: str = "records
     if bad is not None:
         raise UsageError(f"{option} {value}: item #{bad} is a JSON {type(data[bad]).__name__}, "
                          f"not an object: every one of the {what} must be a JSON object")
+    if "\\u" in text:  # a surrogate can only come from a \u escape: the common file is not walked
+        bad = next(((i, p) for i, item in enumerate(data) if (p := surrogate_problem(item))), None)
+        if bad:
+            raise UsageError(f"{option} {value}: item #{bad[0]}: {bad[1]}")
     return data
 
 

@@ -254,6 +254,32 @@ def test_joined_files_and_lone_carriage_returns_are_named(tmp_path):
         build_report([old_mac])
 
 
+def test_half_a_surrogate_pair_is_named_where_it_is_read(tmp_path, capsys):
+    """Was: a JSON "\\ud83d" alone (text cut inside an emoji) was scored, then the report
+    stopped with a UnicodeEncodeError traceback while writing; eval.questions and training
+    records the same ("surrogates not allowed")."""
+    from deepmolm_plugin import usage
+
+    refs = _questions(tmp_path, [{"question_id": i, "task": "caption", "answer": "An alcohol."} for i in range(2)])
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"question_id": 0, "text": "An alcohol."}\n{"question_id": 1, "text": "An \\ud83d"}\n')
+    with pytest.raises(ReportError, match=r"answers.jsonl, line 2: a string holds '\\ud83d', half of a UTF-16 "
+                                          r"surrogate pair .*'An \\ud83d'"):
+        build_report([answers], refs)
+    answers.write_text('{"question_id": 0, "text": "An alcohol \\ud83d\\ude00"}\n'  # a whole pair is an emoji
+                       '{"question_id": 1, "text": "An alcohol."}\n')
+    build_report([answers], refs)
+    record = {"id": "r", "conversations": [{"from": "human", "value": "<image>\nWhat is it?"},
+                                           {"from": "gpt", "value": "An \ud83d"}]}
+    data = tmp_path / "split.json"
+    data.write_text(json.dumps([{**record, "id": "ok"}, record]).replace('An \\ud83d"}]}, {', 'An"}]}, {', 1))
+    with pytest.raises(SystemExit):
+        eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
+    assert "split.json: item #1: a string holds '\\ud83d'" in capsys.readouterr().err
+    with pytest.raises(usage.UsageError, match=r"--data_path .*split.json: item #1: a string holds"):
+        usage.json_list_file(data, "--data_path")
+
+
 # --- files ----------------------------------------------------------------------------------------
 def test_report_inputs_that_are_its_outputs_are_refused(tmp_path, capsys):
     """Was: `report results/*.jsonl --out results` read the earlier report's

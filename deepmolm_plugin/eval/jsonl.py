@@ -16,6 +16,8 @@ import unicodedata
 from pathlib import Path
 from typing import List, Optional, Sequence, Type
 
+from ..usage import surrogate_problem
+
 
 def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_id",),
                error: Type[Exception] = ValueError) -> List[dict]:
@@ -36,6 +38,9 @@ def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_i
                 raise error(f"{path}, line {number}: not JSON: {e}{_hint(text)}") from e
             if not isinstance(row, dict) or any(field not in row for field in required):
                 raise error(f"{path}, line {number}: a JSON object with {', '.join(required)} is needed")
+            problem = surrogate_problem(row) if "\\u" in text else None  # only a \u escape makes one
+            if problem:  # it failed with a traceback when the report was written, after all the scoring
+                raise error(f"{path}, line {number}: {problem}")
             if "question_id" in required and question_id_problem(row["question_id"]):
                 raise error(f"{path}, line {number}: {question_id_problem(row['question_id'])}")
             rows.append(row)

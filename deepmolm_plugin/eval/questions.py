@@ -198,12 +198,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
     data = Path(args.data)
-    try:
-        records = json.loads(data.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SystemExit(f"error: cannot read {data}: {e}") from e
-    if not isinstance(records, list):
-        raise SystemExit(f"error: {data} must hold a JSON list of records")
+    try:  # the training launcher's reader: not JSON, no list, no objects, half a surrogate pair
+        records = usage.json_list_file(data, "DATA")
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
     try:
         questions = convert(records, data.resolve().parent, fp)
     except QuestionFileError as e:
