@@ -233,6 +233,24 @@ def test_question_files_are_built_only_with_ids_and_tasks_the_report_reads(field
         eval_questions.record_to_question(record, 0, Path("."))
 
 
+@pytest.mark.parametrize("extra, answer, message", [
+    ({"task": "LogP", "properties": {"LogP": 9.0}}, "The LogP is 2.0.",
+     r"question 'r' \(LogP\): the reference answer states 2"),
+    ({"task": "caption", "metric": "nope"}, "An alcohol.", r"metric 'nope' is not one of"),
+    ({"task": "iupac", "metric": "iupac"}, "The IUPAC name is .", r"holds no IUPAC name"),
+])
+def test_question_files_are_refused_where_the_report_would_refuse_them(extra, answer, message):
+    """Was: written ("1 questions -> ..."), the model asked, and the report then refused the
+    question file."""
+    record = {"id": "r", "conversations": [{"from": "human", "value": "<image>\nWhat is it?"},
+                                           {"from": "gpt", "value": answer}], **extra}
+    with pytest.raises(eval_questions.QuestionFileError, match=r"the report would refuse it: .*" + message):
+        eval_questions.convert([record], Path("."))
+    ok = dict(record, conversations=[record["conversations"][0], {"from": "gpt", "value": "The LogP is 9.0."}])
+    if extra.get("task") == "LogP":
+        assert eval_questions.convert([ok], Path("."))[0]["answer"] == "The LogP is 9.0."
+
+
 def test_answers_holding_special_tokens_are_refused(tmp_path):
     """Was: scored as text: "CCO<|im_end|>" was an invalid SMILES, a caption lost n-grams."""
     refs = _questions(tmp_path, [{"question_id": i, "task": "smiles", "answer": "CCO"} for i in range(2)])

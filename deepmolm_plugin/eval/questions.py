@@ -174,7 +174,29 @@ def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
         questions.append(question)
     if not questions:
         raise QuestionFileError("the data file holds no records")
+    _check_as_the_report_does(questions)
     return questions
+
+
+def _check_as_the_report_does(questions: List[dict]) -> None:
+    """The report's own checks of its references, run now: it refused them only after the
+    model had answered every question. scoring.group_by_task (a `metric` it does not know,
+    an empty or nameless IUPAC reference, one task spelled two ways, two kinds in one task)
+    and, for property tasks, task_kinds.reference_value (a reference answer stating 2.0 with
+    `properties` holding 9.0, a unit of another kind)."""
+    from collections import OrderedDict
+
+    from .merge import ReportError
+    from .scoring import group_by_task
+    from .task_kinds import reference_value
+
+    refs = OrderedDict((str(q["question_id"]), q) for q in questions)
+    try:
+        for task, (kind, qids) in group_by_task(refs).items():
+            for qid in qids if kind == "property" else ():
+                reference_value(task, refs[qid])
+    except ReportError as e:
+        raise QuestionFileError(f"the report would refuse it: {e}") from e
 
 
 def main(argv: Optional[List[str]] = None) -> None:
