@@ -56,6 +56,27 @@ def test_a_load_or_clear_while_a_reply_is_written_is_refused(session):
     assert tab.molecule.name == "c1ccccc1" and tab.turns == []
 
 
+def test_a_second_click_on_a_question_leaves_the_first_reply_alone(session):
+    # Was: Enter and Send (or a double click) before the switches went off: the second `ask`
+    # blanked the chat and switched every control on while the first reply was written, or,
+    # queued behind it, asked the same question a second time.
+    page = Page(session)
+    tab = _loaded(page, "CCO")
+    untouched = (gr.update(),) * (2 + page.busy_controls)
+    assert page.hold(tab) == [gr.update(interactive=False)] * (1 + page.busy_controls)
+    page.hold(tab)  # the second click, before the first reached `ask`
+    first = page.ask(tab, "What is it?", 0.0, 4)
+    next(first)
+    with pytest.warns(UserWarning, match=WAIT_FOR_REPLY):
+        assert list(page.ask(tab, "What is it?", 0.0, 4)) == [untouched]  # was: an empty chat, controls on
+    outputs = list(first)
+    assert [q for q, _ in tab.turns] == ["What is it?"] and not tab.answering and not tab.held
+    assert outputs[-1][0] == gr.update(interactive=True)  # the first reply switches them on when it ends
+    page.hold(tab)  # a later question is claimed and asked
+    list(page.ask(tab, "Why?", 0.0, 4))
+    assert [q for q, _ in tab.turns] == ["What is it?", "Why?"]
+
+
 def test_a_question_while_a_molecule_loads_waits_and_the_latest_load_wins(session, monkeypatch):
     # Was: a question sent while a molecule loaded was asked about the molecule before, and
     # its reply landed in the new molecule's chat; of two loads in flight, the one that ended

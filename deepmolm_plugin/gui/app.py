@@ -22,8 +22,9 @@ import html
 import math
 import threading
 from contextlib import contextmanager
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional
+from typing import Deque, Iterator, List, Optional
 
 import gradio as gr
 
@@ -182,6 +183,7 @@ class Tab:
     molecule: Optional[LoadedMolecule] = None
     turns: List[Turn] = field(default_factory=list)  # [(question, reply)] about `molecule`
     answering: bool = False
+    held: Deque[bool] = field(default_factory=deque)  # `Page.hold`'s claims, one per click, taken by `ask`
     loading: int = 0  # loads in flight
     loads: int = 0  # loads started: the number of the latest, the only one whose molecule is shown
 
@@ -281,24 +283,42 @@ class Page:
         return (gr.update(interactive=True) if on else gr.update(),) * self.busy_controls
 
     def _refusal(self, tab: Tab, text: str) -> Optional[str]:
-        """Why the tab cannot take this question now (None: it can)."""
-        if tab.answering:
-            return WAIT_FOR_REPLY
+        """Why the tab, claimed for this question, cannot take it now (None: it can)."""
         if tab.loading:
             return WAIT_FOR_MOLECULE
         if tab.molecule is None:
             return NO_MOLECULE
         return None if text else NO_QUESTION
 
+    def hold(self, tab: Tab) -> list:
+        """A question's first step, in the browser's round trip (queue=False): switches the
+        question box, asking, clearing and loading off, and claims the tab for the question
+        unless a reply is under way. A second click before the switches arrive (Enter and
+        Send, a double click) claims nothing, and its `ask` leaves the page alone: it blanked
+        the chat and switched the controls on under the first reply, or, queued behind it,
+        asked the same question again."""
+        with self.guard:
+            tab.held.append(not tab.answering)
+            tab.answering = True
+        return [gr.update(interactive=False)] * (1 + self.busy_controls)
+
     def ask(self, tab: Tab, text: Optional[str], temperature: float, max_tokens: int):
         """Stream the reply to `text` about the tab's molecule: yields (question box, chat,
-        *switches). The question box and the switches come back on when it ends."""
+        *switches). The question box and the switches come back on when it ends. Takes the
+        claim of its `hold` (the clicks' asks run in the order of their holds; one without
+        a hold, called directly, claims the tab itself)."""
         text = (text or "").strip()
         with self.guard:
-            refusal = self._refusal(tab, text)
-            if refusal is None:
-                tab.answering = True
+            claimed = tab.held.popleft() if tab.held else not tab.answering
+            tab.answering = True
+            refusal = self._refusal(tab, text) if claimed else WAIT_FOR_REPLY
+            if claimed and refusal is not None:
+                tab.answering = False
             molecule, history = tab.molecule, list(tab.turns)
+        if not claimed:  # another question's reply is being written: its chat and switches are left alone
+            gr.Warning(refusal)
+            yield (gr.update(),) * (2 + self.busy_controls)
+            return
         if refusal is not None:
             gr.Warning(refusal)
             yield (gr.update(interactive=True), chat_messages(history), *self._switches(True))
@@ -411,7 +431,7 @@ def build_app(session: ChatSession) -> gr.Blocks:
         color_by.input(page.recolour, [tab, color_by, atom], [viewer])
 
         for trigger in (send.click, question.submit):
-            trigger(lambda: [gr.update(interactive=False)] * (1 + len(busy)), None, [question, *busy], queue=False) \
+            trigger(page.hold, [tab], [question, *busy], queue=False) \
                 .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy])
         clear.click(page.clear, [tab], [chatbot])
     return app
