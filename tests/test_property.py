@@ -304,9 +304,49 @@ def test_lora_finetune_excludes_padding_from_the_loss(tiny_llm, tmp_path):
     assert info["cut_smiles"] == 0
     short = lora_finetune(tiny_llm, SMALL, tmp_path / "short", r=4, alpha=8, max_steps=1, max_length=3)
     assert 0 < short["cut_smiles"] < len(SMALL)  # was cut without a word
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short", "tuned"]  # no partial folder left
     tuned = make_featurizer(f"llm:{tmp_path / 'tuned'}", cache_dir=tmp_path / "cache")
     emb = tuned([parse_smiles(s)[0] for s in SMALL[:4]], SMALL[:4])
     assert emb.shape == (4, 32)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_steps": 0}, "max_steps must be an integer >= 1, got 0"),  # was: the base model saved as tuned
+    ({"epochs": 0}, "epochs must be an integer >= 1"),
+    ({"alpha": 0}, "alpha must be a finite number > 0"),  # was: a LoRA scaled by 0, the base model saved
+    ({"alpha": -8}, "alpha must be a finite number > 0"),  # was: trained with the sign flipped
+    ({"max_length": 1}, "max_length must be an integer >= 2"),  # was: NaN losses, the base model saved
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),  # was: "range() arg 3 must not be zero"
+    ({"r": 0}, "r must be an integer >= 1"),
+    ({"dropout": 2}, r"dropout must be in \[0, 1\)"),
+    ({"lr": float("nan")}, "lr must be a finite number > 0"),
+])
+def test_lora_settings_that_train_nothing_are_refused_before_loading(tmp_path, settings, message):
+    with pytest.raises(ValueError, match="lora_finetune: " + message):
+        lora_finetune(tmp_path / "no-model-needed", SMALL, tmp_path / "out", **settings)
+    assert not (tmp_path / "out").exists()
+
+
+def test_lora_corpus_and_output_folder_are_checked(tiny_llm, tmp_path):
+    # was: a string trained character by character, None an AttributeError, "xyz!!" trained on;
+    # out_dir = model_dir replaced the base model in place, another run's folder was overwritten
+    for corpus, message in (("CCO", "one string; give a list"),
+                            (["CCO", None, 5, " "], r"3 corpus item\(s\) .*#1 None .*#2 5 .*#3 ' '"),
+                            (["CCO", "xyz!!"], r"#1 'xyz!!'")):
+        with pytest.raises(ValueError, match=message):
+            lora_finetune(tiny_llm, corpus, tmp_path / "out", max_steps=1)
+    with pytest.raises(ValueError, match="is model_dir: the base model would be overwritten"):
+        lora_finetune(tiny_llm, SMALL, tiny_llm, max_steps=1)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "other-run.txt").write_text("kept")
+    with pytest.raises(ValueError, match=r"is not empty \(overwrite=True replaces it\)"):
+        lora_finetune(tiny_llm, SMALL, tmp_path / "out", max_steps=1)
+    with pytest.raises(ValueError, match=r"the loss is (nan|inf) at step [2-4] .*nothing was saved"):
+        lora_finetune(tiny_llm, SMALL, tmp_path / "out", max_steps=4, lr=1e30, overwrite=True, r=4, alpha=8)
+    assert (tmp_path / "out" / "other-run.txt").read_text() == "kept"  # a failed run replaced nothing
+    lora_finetune(tiny_llm, SMALL, tmp_path / "out", max_steps=1, overwrite=True, r=4, alpha=8)
+    assert not (tmp_path / "out" / "other-run.txt").exists() and (tmp_path / "out" / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 # --------------------------------------------------------------------------------- CLI
