@@ -66,6 +66,16 @@ def test_a_split_named_manifest_or_spelled_in_other_case_is_a_failure_not_a_cras
     assert reasons["t#4"] == ("split", "split 'CON' is a device name on Windows, where CON.json cannot be made")
 
 
+def test_line_ends_inside_a_quoted_cell_of_a_crlf_file_are_newlines(tmp_path):
+    # was: the gpt answer kept "\r\n", which the model was trained to write
+    (tmp_path / "t.csv").write_bytes(b'smiles,desc\r\nCCO,"An alcohol.\r\nIt burns."\r\n')
+    out = tmp_path / "out"
+    code, _ = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", out, "--image-size", "32",
+                      "--no-progress", "--text-columns", "desc=description")
+    [record] = records(out / "train.json")
+    assert code == 0 and record["conversations"][1]["value"] == "An alcohol.\nIt burns."
+
+
 def test_a_relative_out_folder_makes_sdf_records(tmp_path, monkeypatch):
     # was: with a relative --out every SDF record failed ("structure file
     # out/.progress/tmp/.../record.sdf does not exist": looked for inside the input folder).

@@ -90,7 +90,11 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
 
     A source instruction that already carries ``<image>`` (Vis-CheBI20's user turns) has it
     moved to the front, so every record holds exactly one image token in the same place.
+    Line ends are "\n": a quoted CSV cell of a CRLF file kept "\r\n" inside its answer,
+    which the model was then trained to write.
     """
+    instruction, answer = (v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
+                           for v in (instruction, answer))
     text = " ".join(part.strip() for part in instruction.split(IMAGE_TOKEN) if part.strip())
     if not text:
         raise ValueError(f"empty instruction {instruction!r}")
