@@ -250,13 +250,10 @@ def imputed_features(featurizer, embed) -> dict:
     """{featuriser: {molecules, values, columns: {column: molecules}}} of the values a
     featuriser could not compute (NaN: a descriptor RDKit fails on, for a salt, a metal or a
     dummy atom), which the scaler imputes by the training median: said nowhere before."""
-    from .featurizers import Concatenated
-
     if featurizer is None:
         return {}
-    parts = featurizer.parts if isinstance(featurizer, Concatenated) else [featurizer]
     found, start = {}, 0
-    for part in parts:
+    for part in featurizer.parts:
         missing = np.isnan(embed[:, start:start + part.dim])  # (molecules, part.dim)
         start += part.dim
         if missing.any():
@@ -518,10 +515,7 @@ def run_from_args(args) -> dict:
         write_atomic(seed_path, strict_json(result))
         results.append(result)
 
-    from .featurizers import Concatenated
-
-    feats = "none" if featurizer is None else (
-        "+".join(p.name for p in featurizer.parts) if isinstance(featurizer, Concatenated) else featurizer.name)
+    feats = "none" if featurizer is None else featurizer.name
     from .report import fmt, summarise, write_reports
 
     summary = summarise(args.task, results)

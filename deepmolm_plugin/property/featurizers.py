@@ -53,6 +53,12 @@ class Featurizer:
     def compute(self, mols: list, smiles: list[str]) -> list[np.ndarray]:
         raise NotImplementedError
 
+    @property
+    def parts(self) -> list:
+        """The featurisers whose columns this one's are, in order: itself; a Concatenated's
+        parts (what the scaler's blocks, the imputation report and the LLM lookup walk)."""
+        return [self]
+
     def __call__(self, mols: Sequence, smiles: Sequence[str]) -> np.ndarray:
         by_smiles = dict(zip(smiles, mols))
         rows = cached(self.cache, list(smiles), lambda miss: self.compute([by_smiles[s] for s in miss], miss))
@@ -199,9 +205,13 @@ class LLMEmbedding(Featurizer):
 
 class Concatenated(Featurizer):
     def __init__(self, parts: list[Featurizer]):
-        self.parts = parts
+        self._parts = parts
         self.dim = sum(p.dim for p in parts)
         self.name = "+".join(p.name for p in parts)
+
+    @property
+    def parts(self) -> list:
+        return self._parts
 
     def __call__(self, mols, smiles):
         return np.concatenate([p(mols, smiles) for p in self.parts], axis=1)
@@ -290,10 +300,4 @@ def split_spec(spec: str) -> list[str]:
 
 def llm_featurizer(featurizer: Featurizer | None) -> LLMEmbedding | None:
     """The LLM part of a (possibly concatenated) featuriser, for token states."""
-    if isinstance(featurizer, LLMEmbedding):
-        return featurizer
-    if isinstance(featurizer, Concatenated):
-        for p in featurizer.parts:
-            if isinstance(p, LLMEmbedding):
-                return p
-    return None
+    return next((p for p in featurizer.parts if isinstance(p, LLMEmbedding)), None) if featurizer else None

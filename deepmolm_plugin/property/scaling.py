@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .featurizers import Concatenated, Featurizer
+from .featurizers import Featurizer
 
 
 class FeatureScaler:
@@ -19,9 +19,8 @@ class FeatureScaler:
 
     @classmethod
     def for_featurizer(cls, featurizer: Featurizer) -> "FeatureScaler":
-        parts = featurizer.parts if isinstance(featurizer, Concatenated) else [featurizer]
         blocks, start = [], 0
-        for p in parts:
+        for p in featurizer.parts:
             blocks.append((start, start + p.dim, p.scaling))
             start += p.dim
         return cls(blocks)
