@@ -9,6 +9,7 @@ numbers, labels the axes itself, and writes the file with `save`.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -53,9 +54,14 @@ def bars(ax, categories: Sequence[str], series: Sequence[Sequence[float]], *, la
 
     labels: the series' legend entries; errors: per series, each bar's error-bar half
     height (e.g. a std over seeds); colors: per series, one colour or one per bar. Without
-    colors each series takes the next colour of matplotlib's cycle."""
+    colors each series takes the next colour of matplotlib's cycle. A value that is None
+    (an undefined score) gets no bar and an "n/a" mark, never a bar of height 0."""
     width = 0.8 / len(series)
     for i, values in enumerate(series):
+        missing = [x + i * width for x, v in enumerate(values) if v is None]
+        values = [math.nan if v is None else v for v in values]
+        for x in missing:
+            ax.text(x, 0, "n/a", ha="center", va="bottom", rotation=90, fontsize="x-small")
         options = {}
         if labels is not None:
             options["label"] = labels[i]

@@ -70,7 +70,7 @@ def test_run_eval_writes_metrics(trained_checkpoint, tmp_path, tmp_path_factory)
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["schema"] == "deepmolm-eval-metrics/1"
-    assert metrics["tokenizer"]["name"] == "words" and metrics["tokenizer"]["description"]
+    assert metrics["tokenizer"]["name"] == "words-v2" and metrics["tokenizer"]["description"]
     assert metrics["counts"]["questions"] == metrics["counts"]["answers"] == len(RECORDS)
     assert len(metrics["counts"]["shards"]) == 2
     tasks = metrics["tasks"]

@@ -47,7 +47,7 @@ REFS = [
 
 
 def test_default_tokenizer_is_fixed_and_declared():
-    assert text.DEFAULT_TOKENIZER == "words"
+    assert text.DEFAULT_TOKENIZER == "words-v2"
     assert text.get_tokenizer()("The MW is 180.16 g/mol (2-Hydroxy).") == \
         ["the", "mw", "is", "180", ".", "16", "g", "/", "mol", "(", "2", "-", "hydroxy", ")", "."]
     assert text.get_tokenizer("words-cased")("C6H12O6 Å") == ["C6H12O6", "Å"]
@@ -597,7 +597,7 @@ def test_report_cli_scores_and_reports_merge_errors(shards, tmp_path, capsys):
     aux = _jsonl(tmp_path / "0.aux_properties.jsonl", [{"question_id": "q0", "aux_properties": {"x": 1.0}}])
     report.main([str(a0), str(aux), str(a1), "--references", str(refs), "--out", str(out), "--no-plots"])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["counts"]["questions"] == 4 and metrics["tokenizer"]["name"] == "words"
+    assert metrics["counts"]["questions"] == 4 and metrics["tokenizer"]["name"] == "words-v2"
     mw, sm = metrics["tasks"]["Molecular Weight"], metrics["tasks"]["smiles"]
     assert mw["kind"] == "property" and mw["metrics"]["mae"] == pytest.approx((0.07 + 1.89) / 2)
     assert sm["kind"] == "smiles" and sm["metrics"]["validity"] == 50.0 and sm["metrics"]["exact_match"] == 50.0

@@ -50,7 +50,7 @@ def markdown(report: dict) -> str:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
-        lines += left_out_notes(tasks) + empty_notes(tasks)
+        lines += left_out_notes(tasks) + undefined_notes(tasks, columns) + empty_notes(tasks)
     return "\n".join(lines)
 
 
@@ -67,6 +67,19 @@ def left_out_notes(tasks) -> list:
     if not notes:
         return []
     return ["Left out of n and the scores (rows with `\"scored\": false` in per_question.jsonl): "
+            + "; ".join(notes) + ".", ""]
+
+
+def undefined_notes(tasks, columns) -> list:
+    """A line under a table for its scores that are undefined (a `–` cell) or leave pairs
+    out (metrics' `undefined`: BLEU of one-word answers, ROUGE-2 of one-word pairs, the
+    Tanimoto of two empty fingerprints): they were reported as 0, a wrong answer's score."""
+    headers = {key: header for header, key in columns}
+    notes = [f"{cell(task)}: {headers.get(key, key)} {why}" for task, result in tasks
+             for key, why in (result["metrics"].get("undefined") or {}).items()]
+    if not notes:
+        return []
+    return ["Undefined scores, left out rather than counted as 0 (`undefined` in metrics.json): "
             + "; ".join(notes) + ".", ""]
 
 

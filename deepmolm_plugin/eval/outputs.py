@@ -74,7 +74,7 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
         keys = [k for _, k in TABLES["text"]]
         fig, (ax,) = draw.panels(1, figsize=(max(6.0, 1.2 * len(keys) + 0.5 * len(text_tasks)), 4))
         draw.bars(ax, [c for c, _ in TABLES["text"]],
-                  [[result["metrics"].get(k) or 0.0 for k in keys] for _, result in text_tasks],
+                  [[result["metrics"].get(k) for k in keys] for _, result in text_tasks],  # None: "n/a", no bar
                   labels=[f"{task} (n={result['n']})" for task, result in text_tasks])
         ax.set_ylabel("score (x100)")
         ax.set_title(f"Text metrics, tokenizer {report['tokenizer']['name']}")

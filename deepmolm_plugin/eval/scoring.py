@@ -11,10 +11,12 @@ metrics.json:
      "counts": {"questions", "answers", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
                       "metrics": {...}}}}
-    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor
+    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L, undefined
     iupac:    exact_match + the text metrics
     property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
-    smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts
+    smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
+              n_undefined_maccs_fts/rdk_fts/morgan_fts, undefined
+    (`undefined`: {metric: why} for a metric that is None, 0/0, or that leaves pairs out)
 
 A reference `answer` that is empty or only white space, an IUPAC reference that names no
 name ("The IUPAC name is ."), or a list of several acceptable answers is an error (property

@@ -1,7 +1,7 @@
 """Scoring of model answers (issue 6): text, property, SMILES and IUPAC metrics.
 
 - `text`: BLEU-2/4 (nltk corpus_bleu), ROUGE-1/2/L F1 (rouge_score), METEOR (nltk), x100,
-  on a declared tokenizer (default `words`);
+  on a declared tokenizer (default `words-v2`);
 - `numbers`: the value in a free-text property answer (a stated energy, molar mass or
   area unit converted to the property's), per-property valid ranges, valid ratio and MAE;
 - `molecules`: SMILES validity / canonical exact match / MACCS, RDK, Morgan Tanimoto (as

@@ -12,7 +12,12 @@ SMILES (`smiles_metrics(preds, refs)`), after `extract_smiles` on both sides:
   (`MACCSkeys.GenMACCSKeys`), the RDKit fingerprint (`Chem.RDKFingerprint`, defaults) and
   Morgan bits of radius 2 in 2048 bits (`rdFingerprintGenerator.GetMorganGenerator(
   radius=2, fpSize=2048)`; MolT5 used unfolded Morgan counts, which score a little
-  differently). Scores in [0, 1] are reported x100, like every other score here.
+  differently). Scores in [0, 1] are reported x100, like every other score here. Two
+  empty fingerprints (no bit set: the RDK fingerprint of a molecule without a bond, `O`,
+  `[Na+]`; the MACCS keys of `[H][H]`) have no Tanimoto similarity (0/0; RDKit says 0, so
+  `O` against `O` scored 0): such a pair is left out of that fingerprint's mean and
+  counted (`n_undefined_<metric>`, e.g. `n_undefined_rdk_fts`, and a line in `undefined`,
+  {metric: why}); a mean over no pair is None.
 
 A SMILES holding anything but printable ASCII (a space, a control character, `é`, a
 full-width letter) does not parse: RDKit would stop there and read the rest as a name, so
@@ -33,10 +38,15 @@ in a SMILES, `*CC*` is a dummy atom at each end).
 `extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
 "SMILES: X", "SMILES of the molecule = X", case-insensitive), the first whitespace-free run
 after the first `is`, `:` or `=` (`is:` and `is =` count as one) following the word SMILES
-on its line; else, when the text is a single
-whitespace-free run, that run; else the whole text (which will not parse: a SMILES is not
-guessed out of prose). Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed
-(a SMILES never ends with them).
+on its line. A `:` or `=` with a non-space character on both sides, not right after the
+word SMILES, is no separator but part of a run that is the SMILES itself, and that run is
+taken whole ("SMILES string C=CC(=O)O" is `C=CC(=O)O`, "SMILES [CH3:1][OH:2]" is
+`[CH3:1][OH:2]`: the `=` or `:` inside was read as the separator, giving the valid but
+wrong `CC(=O)O` and `1][OH:2]`), while "SMILES: X", "SMILES = X", "SMILES:X", "SMILES =X"
+and "The SMILES of it: X" name X. Else, when the text is a single whitespace-free run, that
+run; else the whole text (which will not parse: a SMILES is not guessed out of prose).
+Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed (a SMILES never ends
+with them).
 
 IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" (or
 "is:") or "IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
@@ -49,7 +59,7 @@ are computed on them. Empty reference names are counted (`n_empty_references`).
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 SCALE = 100.0
 MORGAN_RADIUS, MORGAN_BITS = 2, 2048
@@ -62,7 +72,9 @@ MAX_ATOMS = 5000
 # scans to the line's end each time, quadratic in a degenerate answer repeating the
 # keyword (a 100k-character "SMILES SMILES ..." took 46 s).
 _SMILES_KEY = re.compile(r"\bSMILES\b", re.IGNORECASE)
-# "is:" and "is =" are one separator ("The SMILES is: CCO" gave the SMILES ":")
+# "is:" and "is =" are one separator ("The SMILES is: CCO" gave the SMILES ":"). A `:` or
+# `=` inside a whitespace-free run is a bond or an atom map of the SMILES itself
+# (`_smiles_start`).
 _SMILES_SEP = re.compile(r"\bis\b(?:\s*[:=])?|:|=", re.IGNORECASE)
 _SMILES_VALUE = re.compile(r"\s*(\S+)")
 _IUPAC_KEY = re.compile(r"\bIUPAC\s+name\b", re.IGNORECASE)
@@ -86,8 +98,8 @@ def _strip(text: str, trailing: str) -> str:
     return text.strip().strip(_QUOTES).strip()
 
 
-def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern") -> Optional[str]:
-    """The value after the first separator that follows a keyword on its line, or None.
+def _separator(text: str, key: "re.Pattern", sep: "re.Pattern") -> Optional[Tuple["re.Match", "re.Match"]]:
+    """(keyword, separator): the first separator that follows a keyword on its line, or None.
 
     In linear time: a keyword whose line has no separator after it leaves none for the
     later keywords of that line either, so they are skipped."""
@@ -99,11 +111,37 @@ def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern")
         line_end = text.find("\n", found.end())
         line_end = len(text) if line_end < 0 else line_end
         separator = sep.search(text, found.end(), line_end)
-        if separator is None:
-            position = line_end
-            continue
-        match = value.match(text, separator.end())
-        return match.group(1) if match else None
+        if separator is not None:
+            return found, separator
+        position = line_end
+
+
+def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern") -> Optional[str]:
+    """The value after the first separator that follows a keyword on its line, or None."""
+    found = _separator(text, key, sep)
+    match = None if found is None else value.match(text, found[1].end())
+    return match.group(1) if match else None
+
+
+def _smiles_start(text: str, keyword: "re.Match", separator: "re.Match") -> int:
+    """Where the SMILES a separator names begins: after it, unless it is a `:` or `=` with
+    a non-space character on both sides, not right after the keyword, i.e. a bond or an
+    atom map inside the SMILES (`C=CC(=O)O`, `[CH3:1]`): then the start of its run. The
+    run is scanned back to the keyword at most, once per answer (linear)."""
+    begin, end = separator.span()
+    if separator.group()[0] not in ":=" or begin == keyword.end():
+        return end
+    if text[begin - 1].isspace() or end == len(text) or text[end].isspace():
+        return end
+    while begin > keyword.end() and not text[begin - 1].isspace():
+        begin -= 1
+    return begin
+
+
+def _named_smiles(text: str) -> Optional[str]:
+    found = _separator(text, _SMILES_KEY, _SMILES_SEP)
+    match = None if found is None else _SMILES_VALUE.match(text, _smiles_start(text, *found))
+    return match.group(1) if match else None
 
 
 def _without_markdown(text: str, emphasis: "re.Pattern") -> str:
@@ -112,7 +150,7 @@ def _without_markdown(text: str, emphasis: "re.Pattern") -> str:
 
 def extract_smiles(text: str) -> str:
     text = _without_markdown(text, _SMILES_EMPHASIS)
-    candidate = _named(text, _SMILES_KEY, _SMILES_SEP, _SMILES_VALUE)
+    candidate = _named_smiles(text)
     return _strip(text if candidate is None else candidate, ".,;")
 
 
@@ -163,6 +201,7 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
         raise ValueError(f"{len(preds)} predictions but {len(refs)} references")
     n = n_valid = n_exact = n_bad_refs = 0
     sims: Dict[str, List[float]] = {"maccs": [], "rdk": [], "morgan": []}
+    undefined = dict.fromkeys(sims, 0)  # pairs of two empty fingerprints, per fingerprint
     for pred, ref in zip(preds, refs):
         if extract:
             pred, ref = extract_smiles(pred), extract_smiles(ref)
@@ -178,7 +217,10 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
         n_exact += Chem.MolToSmiles(pred_mol) == Chem.MolToSmiles(ref_mol)
         fp_pred, fp_ref = fingerprints(pred_mol), fingerprints(ref_mol)
         for key in sims:
-            sims[key].append(DataStructs.TanimotoSimilarity(fp_ref[key], fp_pred[key]))
+            if fp_ref[key].GetNumOnBits() == fp_pred[key].GetNumOnBits() == 0:
+                undefined[key] += 1  # 0/0, which RDKit returns as 0 (module docstring)
+            else:
+                sims[key].append(DataStructs.TanimotoSimilarity(fp_ref[key], fp_pred[key]))
     result: Dict[str, object] = {
         "n": n, "n_valid": n_valid, "n_invalid_references": n_bad_refs,
         "validity": SCALE * n_valid / n if n else None,
@@ -186,6 +228,10 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
     }
     for key, values in sims.items():
         result[f"{key}_fts"] = SCALE * sum(values) / len(values) if values else None
+        result[f"n_undefined_{key}_fts"] = undefined[key]
+    result["undefined"] = {f"{key}_fts": f"leaves out {count} of {n_valid} valid pair(s): both fingerprints "
+                                         "empty, no Tanimoto similarity (0/0)"
+                           for key, count in undefined.items() if count}
     return result
 
 

@@ -3,25 +3,40 @@
 Every score is computed by the reference library itself on one token list per text:
 
 - BLEU-2 / BLEU-4: `nltk.translate.bleu_score.corpus_bleu`, one reference per hypothesis,
-  weights (0.5, 0.5) and (0.25, 0.25, 0.25, 0.25), no smoothing (as MolT5 / 3D-MoLM);
+  weights (0.5, 0.5) and (0.25, 0.25, 0.25, 0.25), no smoothing (as MolT5 / 3D-MoLM).
+  BLEU-n is None (undefined) when no hypothesis has n tokens: its n-gram precision is 0/0
+  (nltk put its smoothing epsilon there, so `oxidane` against `oxidane` had BLEU-2 1.5e-152);
+  an order with n-grams but no match gives 0 itself, not nltk's 1e-152-ish epsilon;
 - ROUGE-1 / ROUGE-2 / ROUGE-L: `rouge_score.rouge_scorer.RougeScorer` F1 (`fmeasure`),
   no stemming, mean over pairs; the scorer is handed our tokens (its own tokenizer, which
-  drops every non-[a-z0-9] character, is not used);
+  drops every non-[a-z0-9] character, is not used). A pair where neither side has an
+  n-gram of the score's order (a bigram for ROUGE-2, a token for ROUGE-1 and ROUGE-L) has
+  no F1 (0/0; rouge_score says 0, so `oxidane` against `oxidane` had ROUGE-2 0): it is left
+  out of that mean and counted (`n_undefined_rouge2`, ...); a mean over no pair is None;
 - METEOR: `nltk.translate.meteor_score.meteor_score([reference], hypothesis)` with NLTK's
   defaults (alpha 0.9, beta 3, gamma 0.5, Porter stemmer, WordNet 3.0 synonyms, tokens
   lower-cased by NLTK itself), mean over pairs. WordNet comes from `metrics.wordnet`.
 
 Each text is tokenized exactly once, hypotheses and references alike, and the same tokens
 go to all three libraries. The tokenizer is named in every result (`tokenizer`), so scores
-are only compared when computed with the same one. Tokenizers (`TOKENIZERS`):
+are only compared when computed with the same one. A metric without a value (None) is
+explained in the result's `undefined` ({metric: why}), as are the pairs left out of a mean.
+Tokenizers (`TOKENIZERS`):
 
-- `words` (default): Unicode NFKC normalisation, lower-casing, then the tokens are the
-  maximal runs of word characters and each single other non-space character, i.e.
-  `re.findall(r"\\w+|[^\\w\\s]", text)` with Python's Unicode `re`. "C6H12O6" is one token,
-  "2-hydroxypropanoic" is "2", "-", "hydroxypropanoic", "g/mol." is "g", "/", "mol", ".".
-  It does not depend on the model under test, and it will never change: a different
-  rule gets a different name.
-- `words-cased`: the same without lower-casing (METEOR still lower-cases, as NLTK does).
+- `words-v2` (default): format characters (category Cf: zero-width space U+200B, soft
+  hyphen U+00AD, LRM/RLM, BOM U+FEFF, word joiner U+2060) removed, Unicode NFKC
+  normalisation, lower-casing, then the tokens are the maximal runs of word characters and
+  each single other non-space character, i.e. `re.findall(r"\\w+|[^\\w\\s]", text)` with
+  Python's Unicode `re`. "C6H12O6" is one token, "2-hydroxypropanoic" is "2", "-",
+  "hydroxypropanoic", "g/mol." is "g", "/", "mol", ".", "eth\\u00adanol" is "ethanol". It
+  does not depend on the model under test, and it will never change: a different rule gets
+  a different name.
+- `words-cased-v2`: the same without lower-casing (METEOR still lower-cases, as NLTK does).
+- `words`, `words-cased`: the first versions (the default before `words-v2`), kept so that
+  earlier reports can be reproduced: the same without removing format characters, each of
+  which was a token of its own (a zero-width space after a word took the BLEU-2 of a
+  caption otherwise identical to its reference from 100 to 87, and `eth\\u200banol`
+  scored 0 against `ethanol`).
 - `whitespace`: `text.split()`, nothing else.
 - `hf:<folder>`: a Hugging Face tokenizer's `tokenize()` (no special tokens), loaded from a
   local folder only, e.g. SciBERT's uncased vocabulary to reproduce MolT5-style numbers.
@@ -41,9 +56,9 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
-DEFAULT_TOKENIZER = "words"
+DEFAULT_TOKENIZER = "words-v2"
 SCALE = 100.0
 BLEU2_WEIGHTS = (0.5, 0.5)
 BLEU4_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
@@ -52,6 +67,10 @@ METRIC_NAMES = ("bleu2", "bleu4", "rouge1", "rouge2", "rougeL", "meteor")
 MAX_TOKENS = 10_000  # per text: ROUGE-L's LCS table is quadratic (module docstring)
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
+# BLEU's n-gram orders; BLEU-n is undefined without a hypothesis of n tokens
+BLEU_ORDERS = {"bleu2": len(BLEU2_WEIGHTS), "bleu4": len(BLEU4_WEIGHTS)}
+# ROUGE type -> (n-gram length, its name): a pair where neither side has one is left out
+ROUGE_ORDERS = {"rouge1": (1, "token"), "rouge2": (2, "bigram"), "rougeL": (1, "token")}
 
 
 class TextTooLong(ValueError):
@@ -85,7 +104,33 @@ def _words_cased(text: str) -> List[str]:
     return _WORDS.findall(unicodedata.normalize("NFKC", text))
 
 
+def _without_format(text: str) -> str:
+    """NFKC of the text without its format characters (Cf): invisible, each was a token
+    (`[^\\w\\s]`). Removed first, so that a mark they held apart composes (`e\\u200b\\u0301`
+    is `é`); NFKC makes none."""
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return unicodedata.normalize("NFKC", text)
+
+
+def _words_v2(text: str) -> List[str]:
+    return _WORDS.findall(_without_format(text).lower())
+
+
+def _words_cased_v2(text: str) -> List[str]:
+    return _WORDS.findall(_without_format(text))
+
+
 TOKENIZERS: Dict[str, Tokenizer] = {
+    "words-v2": Tokenizer(
+        "words-v2",
+        r"format characters (Unicode Cf) removed, NFKC, lower-cased, re.findall(r'\w+|[^\w\s]') (Unicode "
+        "word runs and single punctuation/symbol characters); deepmolm_plugin.eval.metrics.text",
+        _words_v2),
+    "words-cased-v2": Tokenizer(
+        "words-cased-v2",
+        r"format characters (Unicode Cf) removed, NFKC, case kept, re.findall(r'\w+|[^\w\s]'); "
+        "deepmolm_plugin.eval.metrics.text",
+        _words_cased_v2),
     "words": Tokenizer(
         "words",
         r"NFKC, lower-cased, re.findall(r'\w+|[^\w\s]') (Unicode word runs and single "
@@ -142,30 +187,64 @@ class _PreTokenized:
         return text.split(" ") if text else []
 
 
-def bleu(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> Dict[str, float]:
-    """Corpus BLEU-2 and BLEU-4 (x100): nltk corpus_bleu, one reference each, no smoothing."""
-    from nltk.translate.bleu_score import corpus_bleu
+def _corpus_bleu(references: list, hypotheses: list, weights) -> float:
+    """nltk corpus_bleu x100, without smoothing, but exactly 0 when an order has no match:
+    nltk's "no smoothing" (method0) puts the smallest float in that order's precision, so
+    a score that is 0 came out as ~1e-152 (BLEU-2) or ~1e-229 (BLEU-4)."""
+    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
 
-    references = [[list(r)] for r in ref_tokens]
-    hypotheses = [list(h) for h in hyp_tokens]
+    precisions = []
+
+    def no_smoothing(p_n, **kwargs):  # sees each order's unreduced matches / n-grams
+        precisions.extend(p_n)
+        return SmoothingFunction().method0(p_n, **kwargs)
+
     with warnings.catch_warnings():  # nltk warns when an n-gram order has no match: the score is 0
         warnings.simplefilter("ignore", UserWarning)
-        return {"bleu2": SCALE * corpus_bleu(references, hypotheses, weights=BLEU2_WEIGHTS),
-                "bleu4": SCALE * corpus_bleu(references, hypotheses, weights=BLEU4_WEIGHTS)}
+        score = corpus_bleu(references, hypotheses, weights=weights, smoothing_function=no_smoothing)
+    return 0.0 if any(p.numerator == 0 for p in precisions) else SCALE * score
 
 
-def rouge(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> Dict[str, float]:
-    """Mean ROUGE-1/2/L F1 (x100): rouge_score, no stemming, on our tokens."""
+def bleu(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> Dict[str, Optional[float]]:
+    """Corpus BLEU-2 and BLEU-4 (x100): nltk corpus_bleu, one reference each, no smoothing;
+    None where no hypothesis has n tokens (no n-gram of BLEU-n's top order: 0/0)."""
+    references = [[list(r)] for r in ref_tokens]
+    hypotheses = [list(h) for h in hyp_tokens]
+    longest = max((len(h) for h in hypotheses), default=0)
+    return {key: _corpus_bleu(references, hypotheses, weights) if longest >= BLEU_ORDERS[key] else None
+            for key, weights in (("bleu2", BLEU2_WEIGHTS), ("bleu4", BLEU4_WEIGHTS))}
+
+
+def rouge(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> Dict[str, object]:
+    """Mean ROUGE-1/2/L F1 (x100): rouge_score, no stemming, on our tokens; a pair where
+    neither side has an n-gram of the score's order is left out (0/0) and counted
+    (`n_undefined_<key>`), a mean over no pair is None."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False, tokenizer=_PreTokenized())
-    sums = dict.fromkeys(ROUGE_TYPES, 0.0)
+    scores: Dict[str, List[float]] = {key: [] for key in ROUGE_TYPES}
+    undefined = dict.fromkeys(ROUGE_TYPES, 0)
     for hyp, ref in zip(hyp_tokens, ref_tokens):
-        scores = scorer.score(" ".join(ref), " ".join(hyp))  # score(target, prediction)
+        pair = scorer.score(" ".join(ref), " ".join(hyp))  # score(target, prediction)
         for key in ROUGE_TYPES:
-            sums[key] += scores[key].fmeasure
-    n = len(hyp_tokens)
-    return {key: SCALE * value / n for key, value in sums.items()}
+            if max(len(hyp), len(ref)) < ROUGE_ORDERS[key][0]:
+                undefined[key] += 1
+            else:
+                scores[key].append(pair[key].fmeasure)
+    result: Dict[str, object] = {key: SCALE * sum(v) / len(v) if v else None for key, v in scores.items()}
+    result.update((f"n_undefined_{key}", count) for key, count in undefined.items())
+    return result
+
+
+def undefined_reasons(result: Dict[str, object], n: int) -> Dict[str, str]:
+    """{metric: why} for each BLEU without a value and each ROUGE leaving pairs out."""
+    reasons = {key: f"undefined: no answer has {order} tokens (no {order}-gram to score)"
+               for key, order in BLEU_ORDERS.items() if result[key] is None}
+    for key, (_, what) in ROUGE_ORDERS.items():
+        count = result[f"n_undefined_{key}"]
+        if count:
+            reasons[key] = f"leaves out {count} of {n} answer(s): neither it nor its reference has a {what}"
+    return reasons
 
 
 @functools.lru_cache(maxsize=2)
@@ -205,7 +284,8 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
                  wordnet=None, nltk_data=None) -> Dict[str, object]:
     """BLEU-2/4, ROUGE-1/2/L F1 and METEOR, x100, of hypotheses against one reference each.
 
-    Returns {bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n, tokenizer: {name, description}}.
+    Returns {bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n, n_undefined_rouge1/2/L,
+    undefined: {metric: why}, tokenizer: {name, description}}; a metric is None when undefined.
     `wordnet`: an NLTK WordNet reader; default the one `metrics.wordnet` finds (`nltk_data`).
     """
     if len(hyps) != len(refs):
@@ -224,5 +304,6 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
     result.update(rouge(hyp_tokens, ref_tokens))
     result["meteor"] = meteor(hyp_tokens, ref_tokens, wordnet)
     result["n"] = len(hyps)
+    result["undefined"] = undefined_reasons(result, len(hyps))
     result["tokenizer"] = tok.declaration()
     return result
