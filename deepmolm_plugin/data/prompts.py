@@ -85,6 +85,13 @@ def property_answer(name: str, value: str) -> str:
     return PROPERTY_ANSWER.format(name=name, value=value)
 
 
+def without_image_token(text: str) -> str:
+    """The text without its `<image>` placeholders, the pieces between them joined by one
+    space. In linear time: a regex with `\\s*` on both sides of the token took seconds on a
+    turn of 10^4 blanks (every position of the run rescanned it)."""
+    return " ".join(part.strip() for part in text.split(IMAGE_TOKEN) if part.strip())
+
+
 def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     """The host's record turns: the image token, a newline, the instruction; then the answer.
 
@@ -95,7 +102,7 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     """
     instruction, answer = (v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
                            for v in (instruction, answer))
-    text = " ".join(part.strip() for part in instruction.split(IMAGE_TOKEN) if part.strip())
+    text = without_image_token(instruction)
     if not text:
         raise ValueError(f"empty instruction {instruction!r}")
     if not isinstance(answer, str) or not answer.strip():

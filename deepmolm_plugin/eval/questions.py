@@ -33,15 +33,14 @@ import argparse
 import json
 import os
 import functools
-import re
 from pathlib import Path
 from typing import Iterable, List, Optional
 
 from .. import usage
+from ..data.prompts import without_image_token
 from ..molecule.inputs import MOLECULE_KEYS
 from .jsonl import question_id_problem
 
-IMAGE_TOKEN = "<image>"
 # molecule_fp is converted (a sidecar reference becomes inline tokens); the other molecule
 # fields are copied as they are: `atoms` without `coordinates` was "no molecule field", and
 # `structure` without `structure_index` "holds 2 molecules"
@@ -50,12 +49,6 @@ COPIED = ("image", "properties", "metric") + tuple(k for k in MOLECULE_KEYS if k
 
 class QuestionFileError(ValueError):
     pass
-
-
-def strip_image_token(text: str) -> str:
-    """The instruction without `<image>` (and the newline that separates it)."""
-    text = re.sub(r"^\s*<image>\s*|\s*<image>\s*$", "", text)
-    return re.sub(r"\s*<image>\s*", " ", text).strip()
 
 
 @functools.lru_cache(maxsize=8)
@@ -110,7 +103,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
                                     f"{turn.get('value')!r}, not a string")
     if not turns[1]["value"].strip():  # a reference no answer can match: the task's scores drop silently
         raise QuestionFileError(f"record {rid!r}: the gpt turn (the reference answer) is empty")
-    question = {"question_id": rid, "text": strip_image_token(turns[0]["value"]),
+    question = {"question_id": rid, "text": without_image_token(turns[0]["value"]),
                 "answer": turns[1]["value"], "task": task or "unspecified"}
     if not question["text"]:
         raise QuestionFileError(f"record {rid!r}: the human turn holds no instruction")
