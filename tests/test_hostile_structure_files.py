@@ -317,3 +317,44 @@ def test_render_tool_fails_a_mol2_without_hydrogens(tmp_path, ethanol, capsys):
     index = [json.loads(l) for l in (tmp_path / "png" / "index.jsonl").read_text().splitlines()]
     assert [(l["id"], l["image"] is None) for l in index] == [("ethanol", True), ("ethanol-h", False)]
     assert "lack bonds or hydrogens" in index[0]["error"]
+
+
+def _methanes(path, count, spacing=4.0):
+    """An XYZ file of `count` methane molecules on a grid, `spacing` angstrom apart."""
+    import itertools
+
+    side = int(round(count ** (1 / 3))) + 1
+    lines = []
+    for i, j, k in itertools.islice(itertools.product(range(side), repeat=3), count):
+        x, y, z = spacing * i, spacing * j, spacing * k
+        lines += [f"C {x} {y} {z}"] + [f"H {x + a} {y + b} {z + c}" for a, b, c in
+                                       ((0.63, 0.63, 0.63), (-0.63, -0.63, 0.63), (-0.63, 0.63, -0.63), (0.63, -0.63, -0.63))]
+    path.write_text(f"{len(lines)}\n\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_a_file_of_many_atoms_is_refused_or_read_in_near_linear_time(tmp_path):
+    # was: every atom compared with every other before the heavy-atom cap refused the file
+    # (20,000 atoms: a minute), and fragments='largest' built each of 4,000 fragments as a
+    # molecule (29 s) and named every one in the note
+    import time
+
+    import numpy as np
+
+    from deepmolm_plugin.molecule.checks import check_coordinates
+
+    big = _methanes(tmp_path / "many.xyz", 4000)
+    started = time.perf_counter()
+    [refused] = read_structures(big, policy="from-file")
+    assert "too large: 4000 heavy atoms > max_atoms=256" in str(refused)
+    assert time.perf_counter() - started < 5  # a guard against the hang, not a benchmark
+    positions = np.random.default_rng(0).uniform(0, 200, size=(20_000, 3))
+    positions[17_000] = positions[9_000] + 0.001
+    started = time.perf_counter()
+    with pytest.raises(MoleculeError, match=r"atoms .*9001.*17001.* overlap"):
+        check_coordinates(positions, "x")
+    assert time.perf_counter() - started < 5
+    [kept] = read_structures(_methanes(tmp_path / "some.xyz", 30), policy="from-file", fragments="largest")
+    assert kept.mol.GetNumAtoms() == 5
+    assert kept.notes[-1] == ("kept the largest of 30 fragments (1 heavy atoms); dropped [H]C([H])([H])[H] (x10) "
+                              "and 19 more fragments")

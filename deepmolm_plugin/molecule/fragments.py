@@ -8,10 +8,14 @@ notes what was dropped. Heavy-atom order within the kept fragment is preserved.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from rdkit import Chem
 
 __all__ = ["keep_fragments"]
+
+MAX_NAMED = 10  # dropped fragments named in the note (a file of 4,000 methanes: the first ten, and a count)
 
 
 def keep_fragments(mol: Chem.Mol, fragments: str, notes: list[str]) -> Chem.Mol:
@@ -28,15 +32,26 @@ def _largest_fragment(mol: Chem.Mol, notes: list[str]) -> Chem.Mol:
     frags = Chem.GetMolFrags(mol, asMols=False)
     if len(frags) < 2:
         return mol
-    heavy = [sum(mol.GetAtomWithIdx(i).GetAtomicNum() > 1 for i in f) for f in frags]
+    z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])  # [N]
+    heavy = [int((z[list(f)] > 1).sum()) for f in frags]
     keep = int(np.argmax(heavy))  # first on ties
-    pieces = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
-    dropped = [Chem.MolToSmiles(p) for i, p in enumerate(pieces) if i != keep]
-    notes.append(
-        f"kept the largest of {len(frags)} fragments ({heavy[keep]} heavy atoms); "
-        f"dropped {', '.join(dropped)}"
-    )
-    out = Chem.Mol(pieces[keep])
+    others = [f for i, f in enumerate(frags) if i != keep]
+    # named up to MAX_NAMED: each name costs a pass over the whole molecule
+    named = Counter(Chem.MolFragmentToSmiles(mol, atomsToUse=list(f)) for f in others[:MAX_NAMED])
+    shown = ", ".join(s if n == 1 else f"{s} (x{n})" for s, n in named.items())
+    more = len(others) - MAX_NAMED
+    notes.append(f"kept the largest of {len(frags)} fragments ({heavy[keep]} heavy atoms); dropped {shown}"
+                 f"{f' and {more} more fragments' if more > 0 else ''}")
+    # The other atoms removed in one batch: GetMolFrags(asMols=True) built every fragment as
+    # a molecule, quadratic in their number (4,000 fragments of a 20,000-atom file: 29 s).
+    out = Chem.RWMol(mol)
+    kept = set(frags[keep])
+    out.BeginBatchEdit()
+    for index in range(mol.GetNumAtoms()):
+        if index not in kept:
+            out.RemoveAtom(index)
+    out.CommitBatchEdit()
+    out = out.GetMol()
     if mol.HasProp("_Name"):
         out.SetProp("_Name", mol.GetProp("_Name"))
     return out
