@@ -358,3 +358,17 @@ def test_a_file_of_many_atoms_is_refused_or_read_in_near_linear_time(tmp_path):
     assert kept.mol.GetNumAtoms() == 5
     assert kept.notes[-1] == ("kept the largest of 30 fragments (1 heavy atoms); dropped [H]C([H])([H])[H] (x10) "
                               "and 19 more fragments")
+
+
+@pytest.mark.parametrize("counts", ["M  V30 COUNTS 100000000 100000000 0 0 0", None])
+def test_counts_beyond_the_connection_table_are_refused_before_rdkit_allocates(tmp_path, counts):
+    # was: a 200-byte V3000 record declaring 10^8 atoms made RDKit allocate 3.2 GB first
+    if counts:
+        body = ("\n  RDKit          3D\n\n  0  0  0  0  0  0  0  0  0  0999 V3000\nM  V30 BEGIN CTAB\n"
+                f"{counts}\nM  V30 BEGIN ATOM\nM  V30 END ATOM\nM  V30 END CTAB\nM  END\n$$$$\n")
+    else:  # V2000: 999 atoms and 999 bonds declared, one atom line
+        body = ("\n  RDKit          3D\n\n999999  0  0  0  0  0999 V2000\n"
+                "    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0\nM  END\n$$$$\n")
+    (tmp_path / "big.sdf").write_text(body)
+    [refused] = read_structures(tmp_path / "big.sdf", policy="from-file")
+    assert "the counts line declares " in str(refused) and "but the connection table has" in str(refused)

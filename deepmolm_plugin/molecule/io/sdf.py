@@ -47,6 +47,7 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
                                    "'$$$$' line between two records is missing")
     end = ends[0] if ends else len(lines)
     check_ascii(lines[3:end], title, "connection table", first=4)  # the title and data may be any text
+    check_counts(lines[3:end], title)
     supplier = Chem.SDMolSupplier()
     with rdkit_messages() as messages:
         # A blank line before $$$$ ends the last data item: without it RDKit read every
@@ -59,6 +60,23 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
     if end == len(lines):
         raise MoleculeError(title, "truncated record: no 'M  END' line")
     return title_of(mol, fallback), mol, as_notes(messages)
+
+
+def check_counts(table: list, id: str) -> None:
+    """MoleculeError when the counts line (V2000's 4th line, V3000's `M  V30 COUNTS`) declares
+    more atoms and bonds than the connection table has lines (each takes at least one): RDKit
+    allocated for the declared counts first, 3.2 GB for a 200-byte record declaring 10^8."""
+    if not table:
+        return
+    v3000 = next((line.split() for line in table if line.startswith("M  V30 COUNTS")), None)
+    fields = v3000[3:5] if v3000 else [table[0][0:3], table[0][3:6]]
+    try:
+        atoms, bonds = (int(f) for f in fields)
+    except ValueError:  # a malformed counts line: RDKit's own error says so
+        return
+    if atoms + bonds > len(table):
+        raise MoleculeError(id, f"the counts line declares {atoms} atoms and {bonds} bonds, but the connection "
+                                f"table has {len(table)} lines")
 
 
 def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
