@@ -372,3 +372,15 @@ def test_counts_beyond_the_connection_table_are_refused_before_rdkit_allocates(t
     (tmp_path / "big.sdf").write_text(body)
     [refused] = read_structures(tmp_path / "big.sdf", policy="from-file")
     assert "the counts line declares " in str(refused) and "but the connection table has" in str(refused)
+
+
+def test_a_pipe_given_as_a_structure_file_is_named_not_waited_on(tmp_path):
+    # was: read_structures blocked forever opening a FIFO; the resolver called it "does not exist"
+    import os
+
+    fifo = tmp_path / "f.sdf"
+    os.mkfifo(fifo)
+    [refused] = read_structures(fifo)
+    assert "is not a regular file (a pipe or a device)" in str(refused)
+    with pytest.raises(Exception, match=r"structure file .*f.sdf is not a regular file \(a pipe or a device\)"):
+        InputResolver().resolve({"structure": str(fifo)}, "r")

@@ -466,7 +466,8 @@ class InputResolver:
         if path.is_dir():
             raise self.fail(rid, f"structure {path} is a folder, not a file")
         if not path.is_file():
-            raise self.fail(rid, f"structure file {path} does not exist")
+            raise self.fail(rid, f"structure file {path} is not a regular file (a pipe or a device)" if path.exists()
+                            else f"structure file {path} does not exist")
         return path
 
     # --- depiction -----------------------------------------------------------------------

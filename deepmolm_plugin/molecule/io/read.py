@@ -91,6 +91,10 @@ def _not_text(path: Path) -> str | None:
 def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str | None = None,
              names_are_keys: bool = False):
     """Yields (record index or None, MoleculeRecord | MoleculeError)."""
+    if path.exists() and not path.is_file():  # opening a FIFO blocked until a writer came: forever
+        kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device): save it to a file first"
+        yield None, MoleculeError(path.name, f"{path} is {kind}")
+        return
     try:
         problem = _not_text(path)
         # utf-8-sig: a byte-order mark (Excel's CSVs) must not become part of a header or title
