@@ -135,3 +135,24 @@ def test_depiction_names_change_with_the_drawing_rules(monkeypatch):
     before = depiction_name(b"smiles:[CH3:1][OH:2]")
     monkeypatch.setattr(render_module, "DRAWING_RULES", render_module.DRAWING_RULES + 1)
     assert depiction_name(b"smiles:[CH3:1][OH:2]") != before
+
+
+def test_a_2d_file_whose_conformer_is_generated_is_drawn_with_the_stereo_it_states(tmp_path):
+    # was: the resolver drew the generated conformer's stereo, ETKDG's choice for a centre
+    # the file leaves open: a 2D alanine without wedges was drawn (S), while its SMILES and
+    # deepmolm-render of the same file were drawn without a wedge
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.molecule import read_structures
+    from deepmolm_plugin.molecule.inputs import InputResolver
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(N)C(=O)O"))
+    AllChem.Compute2DCoords(mol)
+    Chem.MolToMolFile(mol, str(tmp_path / "ala2d.sdf"))
+    resolver = InputResolver(policy="auto")
+    structure, smiles = {"structure": str(tmp_path / "ala2d.sdf")}, {"smiles": "CC(N)C(=O)O"}
+    assert resolver.molecule(structure, "sdf").conformer == "generated"  # its tokens use the generated one
+    drawn = np.asarray(resolver.depiction(structure, "sdf"))
+    assert np.array_equal(drawn, np.asarray(resolver.depiction(smiles, "smi")))
+    as_read = render_molecule(next(read_structures(tmp_path / "ala2d.sdf", policy="keep")), size=1024)
+    assert np.array_equal(drawn, np.asarray(as_read))

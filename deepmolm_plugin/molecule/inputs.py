@@ -545,4 +545,15 @@ class InputResolver:
             if not (_given(fields.get("structure")) or _given(fields.get("atoms"))):
                 raise self._undrawable(fields, rid)  # checked without reading a structure file again
             molecule = self.molecule(fields, rid)
+        if molecule.conformer == "generated":
+            # drawn as read: the renderer takes stereo from a 3D conformer, and a generated
+            # one's is ETKDG's choice for a centre the input leaves open (a 2D file of alanine
+            # without wedges was drawn (S), unlike its SMILES and deepmolm-render)
+            from dataclasses import replace
+
+            from rdkit import Chem
+
+            mol = Chem.Mol(molecule.mol)
+            mol.RemoveAllConformers()
+            return replace(molecule, mol=mol, conformer="none")
         return molecule

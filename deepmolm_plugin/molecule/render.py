@@ -67,8 +67,9 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # bracketed repeat units) go for the same reason; polymers are refused before drawing.
 # Part of every drawn depiction's file name (inputs.depiction_name): raised whenever one input
 # is drawn differently, so a render folder never serves a drawing made under older rules
-# (2: annotations left out; 3: bonds in canonical order too).
-DRAWING_RULES = 3
+# (2: annotations left out; 3: bonds in canonical order too; 4: a structure whose conformer
+# was generated is drawn without its stereo, inputs.InputResolver.drawn_molecule).
+DRAWING_RULES = 4
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 
