@@ -3,11 +3,13 @@ r"""Property answers: the number in free text, per-property valid ranges, valid 
 `parse_number(text)` returns the answer's value (the first number that is a value, see
 the rules) or None when the answer gives no single value. Rules, in order:
 
-1. Text is normalised: superscript powers of ten (`10⁻³`) become `10^-3`, and a
-   superscript after another number a power (`5²` is `5^2`, not 52); LaTeX's `\times`,
-   `\cdot`, `^{-3}`, `_{12}` and `$` become `×`, `·`, `^(-3)`, `_12` and a space, `\text{..}`,
-   `\mathrm{..}` (and the like) their contents, `\frac{a}{b}` `a/{b}`, and `\le(q)`,
-   `\ge(q)`, `\lt`, `\gt`, `\ne`, `\approx`, `\sim`, `\pm`, `\to`, `\%` their symbols;
+1. Text is normalised: invisible format characters (Unicode category Cf: zero-width spaces
+   and joiners, U+2060, the soft hyphen, U+FEFF, direction marks) are removed (`-\u200b2.0`
+   is -2.0: it read 2.0, the sign cut off by one); superscript powers of ten (`10⁻³`) become
+   `10^-3`, and a superscript after another number a power (`5²` is `5^2`, not 52);
+   LaTeX's `\times`, `\cdot`, `^{-3}`, `_{12}` and `$` become `×`, `·`, `^(-3)`, `_12` and a
+   space, `\text{..}`, `\mathrm{..}` (and the like) their contents, `\frac{a}{b}` `a/{b}`,
+   and `\le(q)`, `\ge(q)`, `\lt`, `\gt`, `\ne`, `\approx`, `\sim`, `\pm`, `\to`, `\%` their symbols;
    digit groups separated by a thin, narrow no-break or no-break space, an apostrophe or
    an underscore (`1 234`, `1'234`, `1_234`) are joined; an underscore that opens
    emphasis or precedes a sign (`_-3.5_`, `HOMO_-5.2`) is a space; a spaced en or em
@@ -25,7 +27,9 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `* 10^(-3)`, `·10⁻³`, and `× 10-3` (a superscript lost in copying: it read 1.5 from
    `1.5 × 10−3`); a bare `10^3` is 1000. A sign
    directly before the digits, or separated by one space from them when the sign itself
-   follows a space, `(`, `:`, `=` or the start (`is - 5.2 eV`), belongs to the number.
+   follows a space, `(`, `:`, `=` or the start (`is - 5.2 eV`), belongs to the number. Any
+   other sign right before the number is not dropped (that read a negative answer as
+   positive) but makes it invalid, rule 4.
 3. Candidates that are not values are skipped and the scan goes on: digits inside a word
    or formula (`C6H12O6`, `XLogP3`, `H2O`: preceded by a letter), IUPAC locants (`2-`,
    `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
@@ -40,9 +44,14 @@ the rules) or None when the answer gives no single value. Rules, in order:
    group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
    is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
    `between 3 and 4`: a range is not one predicted value; the exponent of a known unit,
-   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), is a bound (`< 5`, `>= 5`, `≤ 5`, `≲ 5`,
-   `≪ 5`, `≠ 5`, `less than 5`, `greater than or equal to 5`, `at least 5`, `up to 5`,
-   `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`), or is not finite (`1e999`).
+   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), has a sign before it that is not its own (a
+   sign after a sign, `--2.5`; one glued to a word or point, `HOMO-5.2`, `LogP−2.3`,
+   `It is−2`, `HOMO-1`; one set apart by other or more whitespace than rule 2's one space,
+   `-\t5.2`, `-\n5.2`, `-  5.2`, or after other punctuation, `,- 5`; the words `minus 2.5`,
+   `negative 2.5`: a minus or a dash, each was read as the positive number), is a bound
+   (`< 5`, `>= 5`, `≤ 5`, `≲ 5`, `≪ 5`, `≠ 5`, `less than 5`, `greater than or equal to 5`,
+   `at least 5`, `up to 5`, `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`), or is
+   not finite (`1e999`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
@@ -85,6 +94,19 @@ from ..names import name_key
 
 # --------------------------------------------------------------------------- parsing
 
+
+class _FormatCharacters(dict):
+    r"""A `str.translate` table deleting the invisible format characters (Unicode category Cf):
+    a zero-width space or soft hyphen between a sign and its digits (`-\u200b2.0`) cut the
+    sign off, and the digits read positive. Filled as characters are met: a table of all of
+    Unicode would be built at every import, a test per character is slower."""
+
+    def __missing__(self, code: int) -> Optional[int]:
+        kept = self[code] = None if unicodedata.category(chr(code)) == "Cf" else code
+        return kept
+
+
+_FORMAT_CHARACTERS = _FormatCharacters()
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_POWER = re.compile(r"10\s*([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 # Thin, narrow no-break and no-break spaces, apostrophes (Swiss `1'000`, `1’000`) and
@@ -141,20 +163,26 @@ _NUMBER = re.compile(r"""
             | \s*[xX×*·⋅]\s*10\s*(?: (?:\^|\*\*)\s*(?:[+-]?\d+|\(\s*[+-]?\d+\s*\))
                                   | [+-]\d+(?![\d.]) ) )?   # "× 10-3": a superscript lost in copying
     """, re.VERBOSE)
+# The power in a `× 10^n` exponent; `[ )]` here found none in "× 10^(3\t)", an AttributeError
+_POWER_OF_TEN = re.compile(r"([+-]?[0-9]+)[\s)]*$")
 _BARE_POWER = re.compile(r"\s*(?:\^|\*\*)\s*(?:([+-]?\d+)|\(\s*([+-]?\d+)\s*\))")
 _SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
-_LOCANT = re.compile(r"^'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
-_ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b")
+# Matched at a position in the text (pattern.match(text, pos)), not on a copy of its rest:
+# a copy per skipped locant or ordinal was quadratic in a long answer.
+_LOCANT = re.compile(r"'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
+_ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # "1.2.3", "12,5", "1'00" (a group not of three digits), a fraction or ratio ("1/2", "3:1",
 # `\frac{1}{\pi}` as "1/{\pi}"), an exponent that is none ("1.2e3.5", "1e5e5": read as 1.2
 # and 1) or one set apart by a space ("1.2 E+3" read 1.2, while "1.2 E-3" was a range), a
 # doubled point ("2..5", read 2) and an exponent without digits ("2.5e", "2.5e-": read 2.5;
-# "2.5eV" is a unit)
-_MALFORMED = re.compile(r"^(?:\.\d|\.\.+\s*\d|,\d|['’_]\d|\s*/\s*[{(]?\s*(?:\.?\d|\\)|:\d|[dD][+-]?\d"
-                        r"|\s*[eE]\s*[+-]?\s*\d|[eE][+-]?(?![^\W\d_]))")
+# "2.5eV" is a unit). No two `\s*` meet around an optional token here or below: on a long
+# run of spaces they tried every split of it (`5/` and 20000 spaces took 8.7 s).
+_MALFORMED = re.compile(r"^(?:\.\d|\.\.+\s*\d|,\d|['’_]\d|\s*/\s*(?:[{(]\s*)?(?:\.?\d|\\)|:\d|[dD][+-]?\d"
+                        r"|\s*[eE]\s*(?:[+-]\s*)?\d|[eE][+-]?(?![^\W\d_]))")
 _SIGN_BEFORE = re.compile(r"[+-]$")  # "--2.5": a sign after a sign (read -2.5)
-_DENOMINATOR = re.compile(r"/\s*[{(]?\s*$")  # `\frac{\pi}{2}` ("\pi/{2}") read 2
-_POWER = re.compile(r"^\s*(?:\^|\*\*)\s*[(+-]?\s*\d")  # "5^2", "2**10": a power of another base than 10
+_SIGN_WORD = re.compile(r"\b(?:minus|negative)\s*$", re.IGNORECASE)  # "minus 2.5" read 2.5
+_DENOMINATOR = re.compile(r"/\s*(?:[{(]\s*)?$")  # `\frac{\pi}{2}` ("\pi/{2}") read 2
+_POWER = re.compile(r"^\s*(?:\^|\*\*)\s*(?:[(+-]\s*)?\d")  # "5^2", "2**10": a power of another base than 10
 _PRODUCT = re.compile(r"^\s*[xX×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
 # "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
 _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
@@ -162,8 +190,9 @@ _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 _RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
 # "3.2 ± 0.1 eV", "3.2 (+/- 0.1) eV": the uncertainty after the number is passed over, so
-# that the unit after it is read (it was not: "-0.25 ± 0.01 Hartree" was -0.25 eV)
-_UNCERTAINTY = re.compile(r"^\s*(\()?\s*(?:±|\+/-|\+-)\s*\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?(1)\s*\))")
+# that the unit after it is read (it was not: "-0.25 ± 0.01 Hartree" was -0.25 eV). Matched
+# at the start of that text (a `^` pattern in `sub` is tried at every position).
+_UNCERTAINTY = re.compile(r"\s*(\(\s*)?(?:±|\+/-|\+-)\s*\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?(1)\s*\))")
 _BOUND_BEFORE = re.compile(r"(?:[<>≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱≠]|<=|>=|=<|=>|\b(?:(?:less|more|greater|fewer|lower|higher|smaller"
                            r"|larger|bigger)\s+than(?:\s+or\s+equal\s+to)?|at\s+(?:least|most)|up\s+to|below|above"
                            r"|under|over|beyond|exceeds?|exceeding|in\s+excess\s+of|upwards\s+of|(?:maximum|minimum)\s+of))"
@@ -172,14 +201,23 @@ _BOUND_BEFORE = re.compile(r"(?:[<>≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱≠
 
 def normalise(text: str) -> str:
     """Rule 1 of the module docstring."""
+    text = _without_format_characters(text)
     text = _SUPERSCRIPT_POWER.sub(lambda m: "10^" + m.group(1).translate(_SUPERSCRIPTS), text)
     text = _SUPERSCRIPT_AFTER_DIGIT.sub(lambda m: "^" + m.group(1).translate(_SUPERSCRIPTS), text)
     for pattern, replacement in _LATEX:
         text = pattern.sub(replacement, text)
     text = _DIGIT_GROUPS.sub("", text)
-    text = _UNDERSCORE.sub(" ", text)
-    text = _PUNCTUATION_DASH.sub(_dash_as_punctuation, text)
+    # These two are tried at every position of the text (neither starts with a fixed
+    # character): only where what they change is there (most of a long answer's time).
+    if "_" in text:
+        text = _UNDERSCORE.sub(" ", text)
+    if "\u2013" in text or "\u2014" in text:
+        text = _PUNCTUATION_DASH.sub(_dash_as_punctuation, text)
     return unicodedata.normalize("NFKC", text).translate(_MINUS).translate(_LOOKALIKES)
+
+
+def _without_format_characters(text: str) -> str:
+    return text if text.isascii() else text.translate(_FORMAT_CHARACTERS)
 
 
 def _dash_as_punctuation(match: "re.Match") -> str:
@@ -200,20 +238,15 @@ def _parse(text) -> Optional[Tuple[float, str]]:
     text = normalise(text)
     for match in _NUMBER.finditer(text):
         start, end = match.start(), match.end()
-        sign = match.group("sign") or ""
-        if sign and match.group("gap") and not _SIGN_CONTEXT.search(text[:start]):
-            sign = ""  # "a - 5": a dash between words, not a sign
-            start = match.start("mant")
-        after = text[end:]
-        if not match.group("exp") and (_LOCANT.match(after) or _ORDINAL.match(after)):
+        if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
             continue
+        before, after = text[:start], text[end:]
+        if _stray_sign(before, match):
+            return None
         power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
         space_group = (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
                        and _SPACE_GROUP.match(after))
         if _MALFORMED.match(after) or _PRODUCT.match(after) or power or space_group:
-            return None
-        before = text[:start]
-        if sign and _SIGN_BEFORE.search(before):
             return None
         if (_RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _DENOMINATOR.search(before)
                 or _range_after(after)):
@@ -223,7 +256,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
             if exp[:1] in ("e", "E", "d", "D"):
                 value = float(f"{mant}e{exp[1:]}")
             elif exp:  # "× 10^-3", "x10**(3)"
-                value = float(f"{mant}e{int(re.search(r'([+-]?[0-9]+)[ )]*$', exp).group(1))}")
+                value = float(f"{mant}e{int(_POWER_OF_TEN.search(exp).group(1))}")
             else:
                 value = float(mant)
                 bare = _BARE_POWER.match(after) if mant == "10" else None
@@ -234,11 +267,22 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                         return None
         except OverflowError:
             return None
-        if sign == "-":
+        if match.group("sign") == "-":
             value = -value
-        after = _UNCERTAINTY.sub("", after, count=1)
+        uncertainty = _UNCERTAINTY.match(after)
+        after = after[uncertainty.end():] if uncertainty else after
         return (value, after) if math.isfinite(value) else None
     return None
+
+
+def _stray_sign(before: str, match: "re.Match") -> bool:
+    """Whether a sign or sign word before the number is not the number's own (rules 2 and 4):
+    read without it, a negative answer scored as positive."""
+    if match.group("sign"):  # "--2.5"; "x,- 5" (a one-space gap outside rule 2's places)
+        stray = _SIGN_BEFORE.search(before) or (match.group("gap") and not _SIGN_CONTEXT.search(before))
+    else:  # "HOMO-5.2" (glued to a word: `_NUMBER` does not take it), "-\t5.2", "-  5.2"
+        stray = before.rstrip()[-1:] in ("+", "-")
+    return bool(stray or _SIGN_WORD.search(before))  # "minus 2.5", "negative -2.5"
 
 
 # --------------------------------------------------------------------------- units
@@ -252,12 +296,16 @@ _HARTREE_EV = 27.211386245988  # CODATA 2018
 _KCAL_MOL_EV = 1 / 23.060547830619
 _KJ_MOL_EV = 1 / 96.48533212331
 # "/mol", " mol-1" ("mol⁻¹" after NFKC), "mol^(-1)" (LaTeX's `^{-1}`), "gmol-1", "g.mol-1"
-_PER_MOL = r"(?:\s*(?:/|per\s|[·⋅*])\s*|\.|\s*)mole?(?:\s*\^?\s*(?:-1|\(\s*-1\s*\)))?"
-_SQUARED = r"\s*(?:\^|\*\*)?\s*2"
+_PER_MOL = r"(?:\s*(?:/|per\s|[·⋅*])\s*|\.|\s*)mole?(?:\s*(?:\^\s*)?(?:-1|\(\s*-1\s*\)))?"
+_SQUARED = r"\s*(?:(?:\^|\*\*)\s*)?2"  # no two `\s*` meet around an optional token: quadratic
 
 
 def _unit_regex(pattern: str) -> "re.Pattern":
-    return re.compile(r"\s*(?:\(\s*(?:{0})\s*\)|\[\s*(?:{0})\s*\]|(?:{0})(?![^\W_]))".format(pattern), re.IGNORECASE)
+    # `(?=(\s*))\1` takes the spaces after a bracket whole (no unit starts with one): given
+    # back one at a time, each of the patterns below retried its unit at every space of a
+    # long run (`5 (` and 100000 spaces took 0.3 s). `pattern` has no capturing group.
+    return re.compile(r"\s*(?:\((?=(\s*))\1(?:{0})\s*\)|\[(?=(\s*))\2(?:{0})\s*\]|(?:{0})(?![^\W_]))".format(pattern),
+                      re.IGNORECASE)
 
 
 _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
@@ -294,6 +342,7 @@ _SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/m
 def stated_unit(after: str) -> Optional[Tuple[str, float, str]]:
     """(kind, factor, as written) of the unit at the start of `after` (the text after a
     number), or None."""
+    after = after.lstrip()  # once, not by each pattern's `\s*` (a long run of spaces was slow)
     for pattern, kind, factor in _UNITS:
         match = pattern.match(after)
         if match:
