@@ -282,6 +282,25 @@ def test_a_turn_of_blanks_is_converted_in_linear_time():
     assert time.perf_counter() - started < 1.0  # a guard against the hang, not a benchmark
 
 
+@pytest.mark.parametrize("turn", ["Look at <image> and name it.", "Name it. <image>\n\nPlease.",
+                                  "<image>\nWhat is it?", "What is it?\n<image>"])
+def test_eval_asks_the_words_training_saw(turn):
+    """Was: eval.questions joined the pieces around a mid-text <image> with one space, while
+    the host's training removed the token and kept both spaces: other prompt tokens, no message."""
+    from types import SimpleNamespace
+
+    import deepmolm_plugin
+
+    deepmolm_plugin.register()
+    from llava.train.train import preprocess_multimodal
+
+    record = {"id": "r", "conversations": [{"from": "human", "value": turn}, {"from": "gpt", "value": "Ethanol."}]}
+    [[trained, _]] = preprocess_multimodal([[dict(t) for t in record["conversations"]]],
+                                           SimpleNamespace(is_multimodal=True, mm_use_im_start_end=False))
+    asked = eval_questions.record_to_question(record, 0, Path("."))["text"]
+    assert trained["value"] == "<image>\n" + asked  # model_vqa puts the token before the question
+
+
 def test_half_a_surrogate_pair_is_named_where_it_is_read(tmp_path, capsys):
     """Was: a JSON "\\ud83d" alone (text cut inside an emoji) was scored, then the report
     stopped with a UnicodeEncodeError traceback while writing; eval.questions and training

@@ -92,6 +92,14 @@ def without_image_token(text: str) -> str:
     return " ".join(part.strip() for part in text.split(IMAGE_TOKEN) if part.strip())
 
 
+def trained_question_text(turn: str) -> str:
+    """The words of a record's human turn as training sees them: the host's
+    preprocess_multimodal (llava/train/train.py) removes every `<image>`, strips the ends and
+    puts one `<image>\n` in front, so eval must ask exactly these words ("Look at <image>
+    and name it." trains as "Look at  and name it.", two spaces; eval asked it with one)."""
+    return turn.replace(IMAGE_TOKEN, "").strip()
+
+
 def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     """The host's record turns: the image token, a newline, the instruction; then the answer.
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 from .. import usage
-from ..data.prompts import without_image_token
+from ..data.prompts import trained_question_text
 from ..molecule.inputs import MOLECULE_KEYS
 from .jsonl import question_id_problem
 
@@ -103,7 +103,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
                                     f"{turn.get('value')!r}, not a string")
     if not turns[1]["value"].strip():  # a reference no answer can match: the task's scores drop silently
         raise QuestionFileError(f"record {rid!r}: the gpt turn (the reference answer) is empty")
-    question = {"question_id": rid, "text": without_image_token(turns[0]["value"]),
+    question = {"question_id": rid, "text": trained_question_text(turns[0]["value"]),
                 "answer": turns[1]["value"], "task": task or "unspecified"}
     if not question["text"]:
         raise QuestionFileError(f"record {rid!r}: the human turn holds no instruction")
