@@ -91,6 +91,21 @@ def _check_setting(name: str, value: Any, low: int, high: int, why: str) -> int:
 DEEPMOLM = FingerprintSettings()
 
 
+def stamp_problem(fields: Any, settings: FingerprintSettings) -> Optional[str]:
+    """Why inline tokens cannot serve `settings`, judged by the settings stamped next to them
+    (`fp_bits` / `fp_levels` of the same record, question or line, as deepmolm-fingerprint
+    and eval.questions write them), or None (no stamp, or the same settings). Hash values
+    below 4096 are valid 8192-bit tokens, so nothing else would notice: a model trained with
+    fp_bits 8192 took rows hashed at 4096 without a word."""
+    made = (fields.get("fp_bits"), fields.get("fp_levels"))
+    if fields.get("molecule_fp") is None or made == (None, None):
+        return None
+    if made == (settings.bits, settings.levels):
+        return None
+    return (f"its molecule_fp was made with fp_bits={made[0]}, fp_levels={made[1]}, but the model uses "
+            f"fp_bits={settings.bits}, fp_levels={settings.levels}")
+
+
 def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Tensor:
     """One molecule's tokens (a tensor or nested lists) -> int64 ``(atoms, levels)``, or a
     MoleculeFpError: wrong shape, a hash outside ``[PAD, bits)``, no valid token at all, or

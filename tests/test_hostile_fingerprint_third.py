@@ -35,6 +35,31 @@ def test_absurd_fingerprint_settings_are_refused_where_they_are_made(fields, mes
         FingerprintSettings(**fields)
 
 
+def test_tool_rows_carry_their_settings_and_a_model_with_others_refuses_them(tmp_path, capsys):
+    # was: deepmolm-fingerprint always hashed at 4096 bits and said nothing of it; its rows,
+    # pasted into training records of an fp_bits 8192 model, were taken (hashes below 4096 are
+    # valid 8192-bit tokens) while the same molecule's SMILES was hashed at 8192 everywhere else
+    from deepmolm_plugin.molecule.inputs import InputError, InputResolver
+
+    out = tmp_path / "fp.jsonl"
+    assert fingerprint_main(["--smiles", "CCO", "--fp-bits", "8192", "--out", str(out), "--no-progress"]) == 0
+    [line] = [json.loads(text) for text in out.read_text().splitlines()]
+    assert (line["fp_bits"], line["fp_levels"]) == (8192, 4)
+    wide = InputResolver(fp=FingerprintSettings(8192, 4), policy="generate")
+    assert wide.molecule_fp(line, "r").tolist() == line["molecule_fp"]  # the model takes its own rows
+    with pytest.raises(SystemExit):
+        fingerprint_main(["--smiles", "CCO", "--fp-bits", "1"])
+    assert "--fp-bits / --fp-levels: fingerprint settings need bits >= 2" in capsys.readouterr().err
+    assert fingerprint_main(["--smiles", "CCO", "--out", str(out), "--no-progress"]) == 0
+    default = json.loads(out.read_text())
+    record = {"smiles": "CCO", "molecule_fp": default["molecule_fp"], "fp_bits": 4096, "fp_levels": 4}
+    with pytest.raises(InputError, match=r"record 'r': its molecule_fp was made with fp_bits=4096, fp_levels=4, but "
+                                         r"the model uses fp_bits=8192, fp_levels=4: make them with the model's"):
+        wide.molecule_fp(record, "r")
+    unstamped = {k: v for k, v in record.items() if not k.startswith("fp_")}
+    assert wide.molecule_fp(unstamped, "r").shape[0] == 3  # rows without a stamp cannot be told apart
+
+
 def test_settings_from_a_config_are_not_truncated_and_null_is_the_default():
     with pytest.raises(ValueError, match="got 4096.9"):  # was: int(4096.9) = 4096
         FingerprintSettings.from_config({"fp_bits": 4096.9})

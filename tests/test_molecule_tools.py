@@ -39,7 +39,8 @@ def test_fingerprint_reports_keeps_going_and_exits_1(tmp_path, mixed_sdf, capsys
     lines = read_jsonl(out)
     assert [l["id"] for l in lines] == ["aspirin", "pentafluoro", "ethanol"]
     good, bad, _ = lines
-    assert set(good) == {"id", "molecule_fp", "num_atoms", "source", "conformer", "notes", "error"}
+    assert set(good) == {"id", "molecule_fp", "num_atoms", "fp_bits", "fp_levels", "source", "conformer", "notes",
+                         "error"}
     assert good["error"] is None and good["conformer"] == "file" and good["source"] == f"{path}#0"
     assert good["molecule_fp"] == molecule_fp(aspirin).tolist()
     assert good["num_atoms"] == len(good["molecule_fp"]) == 13

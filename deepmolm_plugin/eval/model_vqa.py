@@ -245,13 +245,13 @@ def check_fp_settings(line: dict, fp) -> None:
     """Inline tokens hashed with other settings than the model's (the `fp_bits` /
     `fp_levels` eval.questions writes next to them) are an error naming the question: hash
     values below 4096 are valid 8192-bit tokens, so nothing else would notice."""
-    made = (line.get("fp_bits"), line.get("fp_levels"))
-    if line.get("molecule_fp") is None or made == (None, None) or made == (fp.bits, fp.levels):
-        return
-    raise QuestionError(line["question_id"], f"its molecule_fp was made with fp_bits={made[0]}, fp_levels={made[1]} "
-                        f"but the model uses fp_bits={fp.bits}, fp_levels={fp.levels}: make the question file from "
-                        "data prepared with the model's settings, or leave molecule_fp out (the tokens are then "
-                        "made from the question's molecule)")
+    from ..molecule_fp import stamp_problem
+
+    problem = stamp_problem(line, fp)
+    if problem:
+        raise QuestionError(line["question_id"], f"{problem}: make the question file from data prepared with the "
+                            "model's settings, or leave molecule_fp out (the tokens are then made from the "
+                            "question's molecule)")
 
 
 def image_path(image_folder: str, image: str) -> str:

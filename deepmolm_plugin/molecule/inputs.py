@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Mapping, Optional
 
-from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, validate
+from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, stamp_problem, validate
 from ..usage import DataError
 from .errors import MoleculeError
 from .sidecar import SidecarError, SidecarFiles, is_reference
@@ -229,6 +229,11 @@ class InputResolver:
                     raise self.fail(rid, str(e)) from e
                 tokens = validate(torch.from_numpy(rows.astype("int64")), self.fp)
             elif value is not None:
+                problem = stamp_problem(fields, self.fp)
+                if problem:  # rows of deepmolm-fingerprint at 4096 bits passed as valid 8192-bit tokens
+                    raise self.fail(rid, f"{problem}: make them with the model's settings (deepmolm-fingerprint "
+                                         "--fp-bits / --fp-levels), or leave molecule_fp out (the tokens are then "
+                                         "made from the molecule)")
                 tokens = validate(value, self.fp)
         except MoleculeFpError as e:
             raise self.fail(rid, str(e)) from e

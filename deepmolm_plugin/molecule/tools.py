@@ -45,6 +45,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from .. import usage
+from ..molecule_fp import DEEPMOLM, FingerprintSettings
 from .conformer import EMBED_TIMEOUT
 from .errors import MoleculeError
 from .fingerprint import fingerprint_record
@@ -224,9 +225,17 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         "--embed-timeout", type=embed_timeout_arg, default=EMBED_TIMEOUT, metavar="SECONDS",
         help=f"time limit for embedding one conformer (default {EMBED_TIMEOUT}; 'none' lifts it)",
     )
+    parser.add_argument("--fp-bits", type=int, default=DEEPMOLM.bits,
+                        help=f"hash bits, the model's fp_bits (default {DEEPMOLM.bits}, DeepMoLM's)")
+    parser.add_argument("--fp-levels", type=int, default=DEEPMOLM.levels,
+                        help=f"E3FP levels, the model's fp_levels (default {DEEPMOLM.levels})")
     parser.add_argument("--out", default="-", help="output JSONL file (default stdout)")
     args = parser.parse_args(argv)
     try:
+        try:  # every line is stamped with them: training and eval refuse rows made for another model
+            settings = FingerprintSettings(args.fp_bits, args.fp_levels)
+        except ValueError as e:  # the settings' bounds, naming the setting
+            raise usage.UsageError(f"--fp-bits / --fp-levels: {e}") from e
         if args.out != "-":
             usage.output_file(args.out, "--out")
         if args.failures is not None:
@@ -243,11 +252,11 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
             fragments=args.fragments, embed_timeout=args.embed_timeout,
         )
         for item in _records(args, **options):
-            line = dict(id=item.id, molecule_fp=None, num_atoms=None, source=item.source,
-                        conformer=None, notes=[], error=None)
+            line = dict(id=item.id, molecule_fp=None, num_atoms=None, fp_bits=settings.bits,
+                        fp_levels=settings.levels, source=item.source, conformer=None, notes=[], error=None)
             if isinstance(item, MoleculeRecord):
                 try:
-                    tokens = fingerprint_record(item)  # [num_atoms, 4]
+                    tokens = fingerprint_record(item, settings)  # [num_atoms, levels]
                     line.update(molecule_fp=tokens.tolist(), num_atoms=int(tokens.shape[0]),
                                 conformer=item.conformer, notes=item.notes)
                     report.ok()
