@@ -552,3 +552,32 @@ def test_option_combinations_without_a_model_are_usage_errors(tmp_path, capsys, 
     with pytest.raises(SystemExit) as exit_:
         kcli.main(_run(data, tmp_path / "run", extra=extra))
     assert exit_.value.code == 2 and f"deepmolm-kflm2: error: {message}" in capsys.readouterr().err
+
+
+def test_reruns_name_what_changed_restore_splits_and_count_the_rows_trained_on(tmp_path):
+    # was: `--targets y --targets z` trained on z alone; a changed --epochs was "changed:
+    # train"; a deleted split file of a resumed seed stayed deleted; a seed file that is a
+    # folder an IsADirectoryError traceback; with --test-file, the missing-label counts were
+    # of the table before its test molecules were removed
+    rows = [(s, i if i % 2 else "", i % 7) for i, s in enumerate(FORTY)]
+    data = _csv(tmp_path / "d.csv", ["smiles", "y", "z"], rows)
+    test = _csv(tmp_path / "t.csv", ["smiles", "y", "z"], [(s, i, 2 * i) for i, s in enumerate(FORTY[:6])])
+    out = tmp_path / "o"
+    extra = ("--seeds", "2", "--test-file", str(test))
+    assert kcli.main(_run(data, out, targets=("y",), extra=("--targets", "z", *extra))) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["targets"] == ["y", "z"]
+    report = json.loads((out / "data_report.json").read_text())
+    # 7 rows removed (the six test molecules and a salt form of one); 16 of the 33 kept lack y, not 20
+    assert report["removed_as_in_test_files"] == 7 and report["molecules"] == 33
+    assert report["missing_labels_per_task"] == {"y": 16, "z": 0} and report["missing_labels"] == 16
+    (out / "splits" / "seed_1.json").unlink()
+    (out / "seeds" / "seed_0.json").unlink()
+    (out / "seeds" / "seed_0.json").mkdir()
+    with pytest.raises(SystemExit, match=r"seed_0.json is a folder, not a seed result: move it away"):
+        kcli.main(_run(data, out, targets=("y", "z"), extra=extra))
+    (out / "seeds" / "seed_0.json").rmdir()
+    assert kcli.main(_run(data, out, targets=("y", "z"), extra=extra)) == 0  # seed 0 trained again, seed 1 kept
+    assert (out / "splits" / "seed_1.json").is_file() and (out / "seeds" / "seed_0.json").is_file()
+    with pytest.raises(SystemExit, match=r"different configuration \(changed: train.epochs: 1 -> 2\)"):
+        kcli.main(_run(data, out, targets=("y", "z"), extra=(*extra, "--epochs", "2")))

@@ -286,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=usage.HelpFormatter)
     p.add_argument("--data", required=True, help="CSV file, one molecule per row")
     p.add_argument("--smiles-column", default=None, help="default: the first of smiles/SMILES/Smiles")
-    p.add_argument("--targets", nargs="+", required=True, help="label column(s); empty cells are missing")
+    # extend: `--targets a --targets b` kept b alone without a word (argparse's last-wins)
+    p.add_argument("--targets", nargs="+", action="extend", required=True,
+                   help="label column(s); empty cells are missing")
     p.add_argument("--task", choices=("regression", "classification"), required=True)
     p.add_argument("--split", choices=SPLITS, default="random")
     p.add_argument("--sizes", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VALID", "TEST"))
@@ -359,7 +361,15 @@ def _data_digests(args) -> dict:
 def _changed_settings(old: dict, run: dict) -> list[str]:
     """The run settings in which a folder's config.json differs from this run, for the refusal."""
     keys = (set(old) | set(run)) - {"fingerprint", "argv"}
-    return sorted(k for k in keys if old.get(k) != run.get(k))
+    changed = []
+    for k in sorted(keys):
+        before, now = old.get(k), run.get(k)
+        if isinstance(before, dict) and isinstance(now, dict):  # "train" holds ~24 settings: name the one
+            changed += [f"{k}.{name}: {before.get(name)!r} -> {now.get(name)!r}" for name in sorted(set(before) | set(now))
+                        if before.get(name) != now.get(name)]
+        elif before != now:
+            changed.append(k)
+    return changed
 
 
 def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
@@ -390,6 +400,16 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def _write_split(out: Path, seed: int, kind: str, split: dict, table, only_if_missing: bool = False) -> None:
+    """splits/seed_<seed>.json, the indices of every subset (rows of the data and of its CSV);
+    `only_if_missing` for a resumed seed, whose deleted split file was not written again."""
+    path = out / "splits" / f"seed_{seed}.json"
+    if only_if_missing and path.is_file():
+        return
+    write_atomic(path, strict_json({"seed": seed, "kind": kind, **{k: v.tolist() for k, v in split.items()},
+                                    **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()}}))
 
 
 SEED_RESULT_KEYS = ("seed", "fingerprint", "metrics", "members", "predictions", "seconds")
@@ -446,7 +466,9 @@ def run_from_args(args) -> dict:
         keep = np.array([i for i, k in enumerate(keys) if k not in in_tests], dtype=np.int64)
         data_report["removed_as_in_test_files"] = len(keys) - len(keep)
         table, keys = table.subset(keep), [keys[i] for i in keep]
-        data_report["molecules"] = len(table.smiles)
+        # the counts of the rows trained on (missing labels in removed rows were counted too)
+        used = table.report()
+        data_report.update({k: used[k] for k in ("molecules", "missing_labels", "missing_labels_per_task")})
     if len(table.smiles) < 10:
         removed = f" after removing {data_report['removed_as_in_test_files']} in the --test-file(s)" if tests else ""
         raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}; at least 10 are "
@@ -489,18 +511,19 @@ def run_from_args(args) -> dict:
     metric, _ = primary_metric(args.task)
     for seed in bar:
         seed_path = out / "seeds" / f"seed_{seed}.json"
+        if seed_path.is_dir():  # its result could not be written there (an IsADirectoryError traceback)
+            raise SystemExit(f"{seed_path} is a folder, not a seed result: move it away (the seed is then trained "
+                             "again)")
         if seed_path.exists():
             done, why = load_seed_result(seed_path, seed, fp)
             if done is not None:
                 results.append(done)
                 bar.set_postfix_str(f"seed {seed} done before")
+                _write_split(out, seed, args.split, splits[seed], table, only_if_missing=True)
                 continue
             print(f"{seed_path} {why}: training seed {seed} again", file=sys.stderr)
         split = splits[seed]
-        write_atomic(out / "splits" / f"seed_{seed}.json", strict_json({
-            "seed": seed, "kind": args.split, **{k: v.tolist() for k, v in split.items()},
-            **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()},
-        }))
+        _write_split(out, seed, args.split, split, table)
 
         def progress(epoch, shown, seed=seed):
             bar.set_postfix_str(f"seed {seed} epoch {epoch} {shown}")
