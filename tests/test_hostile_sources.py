@@ -233,6 +233,26 @@ def test_vis_image_link_out_of_the_folder_is_named(vis_root, tmp_path_factory):
     assert error.stage == "image" and f"is {outside}, outside the dataset folder" in error.reason
 
 
+def test_vis_copies_of_one_picture_are_one_picture_and_unreadable_answers_are_named(vis_root):
+    # was: imgs/7.png, a copy of imgs/1.png, labelled CCCCO while 1.png was CCO: records of
+    # one image file with both labels; and a caption whose picture's trans_smiles answer
+    # holds no SMILES was "no trans_smiles record for image", which existed
+    (vis_root / "imgs" / "7.png").write_bytes((vis_root / "imgs" / "1.png").read_bytes())
+    (vis_root / "imgs" / "8.png").write_bytes(b"\x89PNG another picture")
+    write_json(vis_root / "train.json", [
+        vis_record("trans_smiles", "imgs/1.png", "SMILES?", "The SMILES is CCO."),
+        vis_record("trans_smiles", "imgs/7.png", "SMILES?", "The SMILES is CCCCO."),
+        vis_record("struct_cap", "imgs/7.png", "Caption it.", "An alcohol."),
+        vis_record("trans_smiles", "imgs/8.png", "SMILES?", "The SMILES is CCO. It is ethanol."),
+        vis_record("struct_cap", "imgs/8.png", "Caption it.", "Ethanol."),
+    ])
+    bad = errors(read("vis-chebi20", vis_root, splits="train"))
+    for id in ("vis-chebi20-train-1-smiles", "vis-chebi20-train-7-smiles", "vis-chebi20-train-7-caption"):
+        assert bad[id].stage == "molecule" and "(or a file of the same bytes) name 2 different molecules" in bad[id].reason
+    assert ("the trans_smiles answer for image 'imgs/8.png' names no SMILES ('The SMILES is CCO. It is ethanol.')"
+            in bad["vis-chebi20-train-8-caption"].reason)
+
+
 # ---------------------------------------------------------------------------------------
 # 3d-moit
 

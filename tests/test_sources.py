@@ -284,8 +284,8 @@ def vis_record(task, image, prompt, answer):
 @pytest.fixture
 def vis_root(tmp_path):
     (tmp_path / "imgs").mkdir()
-    for name in ("1.png", "2.png", "4.png"):
-        (tmp_path / "imgs" / name).write_bytes(b"\x89PNG fake")
+    for name in ("1.png", "2.png", "4.png"):  # three pictures: a picture is its bytes
+        (tmp_path / "imgs" / name).write_bytes(b"\x89PNG fake " + name.encode())
     write_json(tmp_path / "train.json", [
         vis_record("struct_recog", "imgs/1.png", "Which groups are highlighted?", "A carboxylic acid."),
         vis_record("struct_cap", "imgs/1.png", "Caption the structure.", "A two-carbon acid."),
@@ -411,7 +411,7 @@ def test_chebi20_mm(tmp_path):
     assert not (tmp_path / "evil").exists()
     assert got["chebi20-mm-train-703-description"].image is None
     assert "rendered" in got["chebi20-mm-train-703-description"].extra["image_note"]
-    assert "not a finite number" in bad["chebi20-mm-train-703-topological-polar-surface-area"].reason
+    assert "is not a number in plain decimals" in bad["chebi20-mm-train-703-topological-polar-surface-area"].reason
     assert "blank SMILES" in bad["chebi20-mm-train-704"].reason
     assert "blank polararea" in bad["chebi20-mm-train-706-topological-polar-surface-area"].reason
     assert "3 fields" in bad["chebi20-mm-train-line7"].reason

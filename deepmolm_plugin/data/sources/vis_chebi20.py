@@ -34,10 +34,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
 from ...molecule.canonical import smiles_identity
+from ...result_files import file_sha256
 from .base import (MoleculeSpec, SourceError, SourceItem, is_hidden, option_bool, option_list,
                    register_reader)
 from .chebi20 import choose_splits, collapse_backslashes, unique
@@ -117,21 +119,45 @@ def _load(path: Path) -> list:
     return records
 
 
-def _smiles_map(root: Path, files: dict) -> dict:
-    """image file (resolved) -> {molecule identity: first SMILES text naming it}, from all
-    trans_smiles answers; spellings are compared as molecules only where they differ."""
-    texts = defaultdict(dict)  # image file -> {SMILES text: None}, in file order
+@dataclass
+class _Pictures:
+    """What the trans_smiles answers say of each picture, keyed by its content (`_picture`):
+    {molecule identity: first SMILES text naming it}, and the answers that name no SMILES."""
+
+    smiles: dict
+    unreadable: dict
+    digests: dict = field(default_factory=dict)  # resolved path -> content digest, each file read once
+
+    def key(self, path: Path) -> str:
+        """A picture is its bytes: two files of one picture (a copy under another name) with
+        answers naming two molecules gave records of one image file with both labels."""
+        real = path.resolve()
+        if real not in self.digests:
+            try:
+                self.digests[real] = file_sha256(real)
+            except OSError as error:
+                raise _Reject("image", f"cannot read image file {path}: {error.strerror or error}") from error
+        return self.digests[real]
+
+
+def _smiles_map(root: Path, files: dict) -> _Pictures:
+    """The pictures' SMILES from all trans_smiles answers; spellings are compared as
+    molecules only where they differ."""
+    pictures = _Pictures(smiles={}, unreadable={})
+    texts = defaultdict(dict)  # picture -> {SMILES text: None}, in file order
     for records in files.values():
         for record in records:
             try:
                 task, image, _, answer = _parse(record)
                 smiles = smiles_from_answer(answer) if task == "trans_smiles" else None
-                path = _resolve_image(root, image) if smiles else None
+                picture = pictures.key(_resolve_image(root, image)) if task == "trans_smiles" else None
             except _Reject:
                 continue  # reported as an error when the record itself is read
-            if path is not None:
-                texts[path.resolve()][smiles] = None
-    found = {}
+            if picture is not None and smiles:
+                texts[picture][smiles] = None
+            elif picture is not None:  # the other tasks' records of this picture say why they have no molecule
+                pictures.unreadable.setdefault(picture, answer)
+    found = pictures.smiles
     for path, spellings in texts.items():
         if len(spellings) == 1:
             found[path] = {smiles: smiles for smiles in spellings}
@@ -139,7 +165,7 @@ def _smiles_map(root: Path, files: dict) -> dict:
             found[path] = {}
             for smiles in spellings:
                 found[path].setdefault(smiles_identity(smiles) or smiles, smiles)
-    return found
+    return pictures
 
 
 def _resolve_image(root: Path, image: str) -> Path:
@@ -160,17 +186,20 @@ def _resolve_image(root: Path, image: str) -> Path:
     raise _Reject("image", why or f"image file {image!r} not found under {root} (hidden files are not read)")
 
 
-def _molecule(task: str, path: Path, image: str, answer: str, smiles_map: dict) -> tuple[str, str]:
-    candidates = smiles_map.get(path.resolve(), {})
+def _molecule(task: str, path: Path, image: str, answer: str, pictures: _Pictures) -> tuple[str, str]:
+    candidates = pictures.smiles.get(pictures.key(path), {})
     if len(candidates) > 1:
         named = ", ".join(list(candidates.values())[:3])
-        raise _Reject("molecule", f"the trans_smiles answers for image {image!r} name {len(candidates)} different "
-                                  f"molecules ({named}): one of them is wrong")
+        raise _Reject("molecule", f"the trans_smiles answers for image {image!r} (or a file of the same bytes) name "
+                                  f"{len(candidates)} different molecules ({named}): one of them is wrong")
     if task == "trans_smiles":
         smiles = smiles_from_answer(answer)
         if not smiles:
             raise _Reject("molecule", f"no SMILES in the trans_smiles answer {answer[:80]!r}")
         return smiles, "answer"
+    if not candidates and pictures.key(path) in pictures.unreadable:
+        raise _Reject("molecule", f"molecule unknown: the trans_smiles answer for image {image!r} names no SMILES "
+                                  f"({pictures.unreadable[pictures.key(path)][:80]!r})")
     if not candidates:
         raise _Reject("molecule", f"molecule unknown: no trans_smiles record for image {image!r}")
     return next(iter(candidates.values())), "trans_smiles record of the same image"
