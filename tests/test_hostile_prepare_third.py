@@ -672,3 +672,36 @@ def test_an_id_with_a_line_break_or_tab_is_the_items_failure(tmp_path):
     code, _ = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", tmp_path / "csv", "--id-column", "id",
                       *small_run())
     assert code == 0 and [f["stage"] for f in failures(tmp_path / "csv")] == ["id"]
+
+
+def test_a_folder_that_lost_its_manifest_or_holds_a_start_that_committed_nothing_is_redone(tmp_path, monkeypatch,
+                                                                                            capsys):
+    # was: a finished folder whose manifest.json was deleted was "not empty and holds no
+    # deepmolm-prepare output", --overwrite included; and the pictures of a start killed
+    # before its first chunk stayed among the next run's (other settings), in no record
+    from deepmolm_plugin.data.prepare import cli
+
+    args = _csv(tmp_path)
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    assert prepare(*args, "--out", clean)[0] == 0
+    assert prepare(*args, "--out", out)[0] == 0
+    (out / "manifest.json").unlink()
+    assert prepare(*args, "--out", out)[0] == 0
+    assert "holds output without its manifest.json: redoing the run" in capsys.readouterr().err
+    assert records(out / "train.json") == records(clean / "train.json") and (out / "manifest.json").is_file()
+
+    started = tmp_path / "started"
+    started.mkdir()
+    real = cli.compute
+
+    def killed_after_a_picture(a, o, *rest, **kw):
+        (o.root / "images" / "ab").mkdir(parents=True)
+        (o.root / "images" / "ab" / ("c" * 30 + ".png")).write_bytes(b"a picture of other settings")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "compute", killed_after_a_picture)
+    assert prepare(*args, "--out", started, "--image-size", "48")[0] == 130
+    monkeypatch.setattr(cli, "compute", real)
+    assert prepare(*args, "--out", started)[0] == 0
+    assert sorted(p.relative_to(started) for p in started.rglob("*") if p.is_file() and ".lock" not in p.name) == \
+        sorted(p.relative_to(clean) for p in clean.rglob("*") if p.is_file() and ".lock" not in p.name)

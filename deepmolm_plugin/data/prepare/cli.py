@@ -145,14 +145,23 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     output is already complete with the same identity. Refuses foreign or stale folders."""
     root = out.root  # a folder: the lock (OutputLock.acquire) made it, or refused a file there
     if root.is_dir() and not out.is_empty() and not out.is_ours():
-        raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
+        if not out.lost_its_manifest():
+            raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
+        # like a damaged manifest (read_manifest): nothing vouches for the files, so they go
+        print(f"deepmolm-prepare: {root} holds output without its {MANIFEST}: redoing the run", file=sys.stderr)
+        out.remove_outputs()
     # A damaged run.json: --overwrite, as it said, read it again and failed the same way.
     manifest = read_manifest(out)
     run = out.read_json(f"{PROGRESS}/run.json", "delete it and rerun (the committed chunks are kept)", check_state)
     state = run_state(args, out, (manifest or run or {}).get("inputs", []))
     previous = manifest or run
     if manifest is None and run is not None and not out.committed(any_run=True):
-        previous = run = None  # an earlier start that committed nothing: nothing to protect
+        # an earlier start that committed nothing: nothing to protect, and nothing of it may
+        # stay (its pictures, of other settings, were left among this run's, in no record).
+        # Only by a run alone on the folder: a sharded one's siblings may be computing now.
+        if args.shard == (0, 1) and not args.merge:
+            out.remove_outputs()
+        previous = run = None
     if previous is not None and identity_of(previous) != identity_of(state):
         if not args.overwrite:
             changes = "; ".join(differences(previous, state))

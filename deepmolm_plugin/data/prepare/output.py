@@ -118,6 +118,13 @@ class Output:
     def is_ours(self) -> bool:
         return (self.root / MANIFEST).is_file() or self.progress.is_dir()
 
+    def lost_its_manifest(self) -> bool:
+        """Finished output of this tool whose manifest.json was deleted: a split's records
+        beside its sidecar (`<split>.json`, `fp/<split>.npy`). It was refused as holding "no
+        deepmolm-prepare output", --overwrite included, so it could not be redone."""
+        return any((self.root / f"{p.stem}.json").is_file() and is_output_name(f"fp/{p.name}")
+                   for p in (self.root / "fp").glob("*.npy"))
+
     def is_empty(self) -> bool:
         """Nothing in the folder but this tool's lock files (held by this very run)."""
         return not any(not is_lock_file(p.name) for p in self.root.iterdir())
