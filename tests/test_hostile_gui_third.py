@@ -74,6 +74,14 @@ def test_a_second_click_on_a_question_leaves_the_first_reply_alone(session):
     assert outputs[-1][0] == gr.update(interactive=True)  # the first reply switches them on when it ends
     page.hold(tab)  # a later question is claimed and asked
     list(page.ask(tab, "Why?", 0.0, 4))
+    # a double click whose second ask ran after the first reply ended: it is dropped, and
+    # leaves the tab free (it set `answering` again, refusing every later question)
+    page.hold(tab)
+    page.hold(tab)
+    list(page.ask(tab, "And?", 0.0, 4))
+    with pytest.warns(UserWarning, match=WAIT_FOR_REPLY):
+        list(page.ask(tab, "And?", 0.0, 4))
+    assert not tab.answering and not tab.held
     assert [q for q, _ in tab.turns] == ["What is it?", "Why?"]
 
 

@@ -310,10 +310,9 @@ class Page:
         text = (text or "").strip()
         with self.guard:
             claimed = tab.held.popleft() if tab.held else not tab.answering
-            tab.answering = True
             refusal = self._refusal(tab, text) if claimed else WAIT_FOR_REPLY
-            if claimed and refusal is not None:
-                tab.answering = False
+            if claimed:  # an unclaimed ask leaves the flag to the reply that holds it (it locked the tab for good)
+                tab.answering = refusal is None
             molecule, history = tab.molecule, list(tab.turns)
         if not claimed:  # another question's reply is being written: its chat and switches are left alone
             gr.Warning(refusal)
