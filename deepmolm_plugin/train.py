@@ -160,6 +160,9 @@ def check_argument_values(host_train, argv) -> None:
             args=list(argv), return_remaining_strings=True, look_for_args_file=False)
         parser = HfArgumentParser(host_train.TrainingArguments, prog=PROG, allow_abbrev=False)
         options, unknown = parser.parse_known_args(remaining)
+        # the folder the Trainer writes when none is given (TrainingArguments.__post_init__,
+        # not run on this namespace): the checks below and the resume record are about it
+        options.output_dir = options.output_dir or "trainer_output"
         check_training_values(options)
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
@@ -421,6 +424,9 @@ def run_record(options, data_args) -> dict:
     from deepmolm_plugin.result_files import file_sha256
 
     kept = {name: getattr(getattr(options, name, None), "value", getattr(options, name, None)) for name in RESUME_KEPT}
+    # transformers' default --optim is adamw_torch before torch 2.8 and adamw_torch_fused from
+    # it: one AdamW, whose state either loads; a resume after a torch upgrade is no other run
+    kept["optim"] = {"adamw_torch_fused": "adamw_torch"}.get(kept["optim"], kept["optim"])
     data = os.path.abspath(os.path.expanduser(data_args.data_path))
     return {"settings": kept, "data_path": data, "data_sha256": file_sha256(data)}
 

@@ -603,6 +603,19 @@ def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path):
     launch("--learning_rate", "1e-3")  # a run started without a record (the host's own) is not checked
 
 
+def test_a_run_without_output_dir_records_its_settings_in_the_trainers_default_folder(tmp_path, monkeypatch):
+    # was: os.makedirs("") FileNotFoundError when --output_dir was left out (transformers
+    # trains into trainer_output/ then)
+    from deepmolm_plugin.train import RUN_RECORD, write_run_record
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.json").write_text('[{"id": "a"}]')
+    options, data_args = check_argument_values(host_train, ["--data_path", "train.json", *DEEPMOLM])
+    write_run_record(options, data_args)
+    assert json.loads((tmp_path / "trainer_output" / RUN_RECORD).read_text())["data_path"] == str(
+        tmp_path / "train.json")
+
+
 @pytest.mark.parametrize("saved", ["model.safetensors", "mm_projector.bin"])
 def test_a_finished_run_is_not_overwritten(tmp_path, saved):
     # was: a finished fusion model replaced by a linear one without a word, exit 0
