@@ -147,8 +147,10 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     if root.is_dir() and not out.is_empty() and not out.is_ours():
         if not out.lost_its_manifest():
             raise PrepareError(f"--out {root} is not empty and holds no deepmolm-prepare output: use an empty folder")
-        # like a damaged manifest (read_manifest): nothing vouches for the files, so they go
-        print(f"deepmolm-prepare: {root} holds output without its {MANIFEST}: redoing the run", file=sys.stderr)
+        if not args.overwrite:  # it may be a folder put together by hand: nothing goes unasked
+            raise PrepareError(f"--out {root} holds records and sidecars but no {MANIFEST} (deleted?): nothing vouches "
+                               "for them; --overwrite redoes the run there (deleting this tool's files), or use "
+                               "another --out")
         out.remove_outputs()
     # A damaged run.json: --overwrite, as it said, read it again and failed the same way.
     manifest = read_manifest(out)
