@@ -45,6 +45,11 @@ def _metrics_md(tmp_path, rows):
     ("SMILES [CH3:1][OH:2]", "[CH3:1][OH:2]"),  # was 1][OH:2] (an atom map's colon)
     ("SMILES O=CCO", "O=CCO"),                 # was CCO
     ("The SMILES `O=CCO`.", "O=CCO"),
+    # a word glued to its separator is no molecule: the separator stays one
+    ("SMILES (canonical):CCO", "CCO"),
+    ("SMILES code:C1=CC=CC=C1", "C1=CC=CC=C1"),
+    ("SMILES notation=CCO", "CCO"),
+    ("The SMILES of ethanol:CCO", "CCO"),
 ])
 def test_a_bond_or_atom_map_inside_the_smiles_is_no_separator(answer, smiles):
     assert molecules.extract_smiles(answer) == smiles

@@ -35,8 +35,7 @@ def test_format_characters_inside_a_number_are_not_there(answer, value):
     # a sign apart from its digits by more or other whitespace than rule 2's one space
     "-\t5.2", "-\n5.2", "-\r\n5.2", "\u2212\u2009 5.2", "-  5.2", "The HOMO is -\t5.2 eV", "+\t5",
     # a sign glued to a word or a point (the number pattern does not take it)
-    "HOMO-5.2 eV", "LogP\u22122.3", "It is\u22122", "value.-5", "HOMO-1 energy is -5.2 eV", "LUMO+1 is 2",
-    "HOMO- 5.2",
+    "HOMO-5.2 eV", "LogP\u22122.3", "It is\u22122", "value.-5", "HOMO- 5.2",
     # a spaced sign after other punctuation (it was dropped as "a dash between words")
     "x,- 5", "[- 5.2]", '"- 5"', "-- 5",
     # sign words
@@ -45,6 +44,14 @@ def test_format_characters_inside_a_number_are_not_there(answer, value):
 def test_a_sign_that_is_not_the_numbers_own_makes_the_answer_invalid(answer):
     """Each read as the positive number (or, for `-1` after HOMO, as 1)."""
     assert numbers.parse_number(answer) is None
+
+
+@pytest.mark.parametrize("answer, value", [
+    ("HOMO-1 energy is -5.2 eV", -5.2), ("LUMO+1 is 2", 2.0), ("CID-702 has MW 46.07", 46.07),
+])
+def test_a_whole_number_glued_to_a_name_is_the_names_not_the_value(answer, value):
+    """Was 1 (HOMO-1), then the whole answer invalid: an orbital's or an id's number is skipped."""
+    assert numbers.parse_number(answer) == value
 
 
 def test_a_dropped_sign_is_no_longer_scored_as_an_exact_answer():

@@ -125,17 +125,21 @@ def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern")
 
 def _smiles_start(text: str, keyword: "re.Match", separator: "re.Match") -> int:
     """Where the SMILES a separator names begins: after it, unless it is a `:` or `=` with
-    a non-space character on both sides, not right after the keyword, i.e. a bond or an
-    atom map inside the SMILES (`C=CC(=O)O`, `[CH3:1]`): then the start of its run. The
-    run is scanned back to the keyword at most, once per answer (linear)."""
+    a non-space character on both sides, not right after the keyword, inside a run that is
+    a molecule, i.e. a bond or an atom map inside the SMILES
+    (`C=CC(=O)O`, `[CH3:1]`): then the start of its run. The run is scanned back to the
+    keyword at most, once per answer (linear)."""
     begin, end = separator.span()
     if separator.group()[0] not in ":=" or begin == keyword.end():
         return end
     if text[begin - 1].isspace() or end == len(text) or text[end].isspace():
         return end
-    while begin > keyword.end() and not text[begin - 1].isspace():
-        begin -= 1
-    return begin
+    start = begin
+    while start > keyword.end() and not text[start - 1].isspace():
+        start -= 1
+    # the whole run when it is a molecule: in `SMILES code:C1=CC=CC=C1` or
+    # `SMILES (canonical):CCO` (no molecule) the `:` is the separator
+    return start if mol_from_smiles(_strip(_SMILES_VALUE.match(text, start).group(1), ".,;")) is not None else end
 
 
 def _named_smiles(text: str) -> Optional[str]:

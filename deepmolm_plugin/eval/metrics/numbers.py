@@ -180,6 +180,7 @@ _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 _MALFORMED = re.compile(r"^(?:\.\d|\.\.+\s*\d|,\d|['’_]\d|\s*/\s*(?:[{(]\s*)?(?:\.?\d|\\)|:\d|[dD][+-]?\d"
                         r"|\s*[eE]\s*(?:[+-]\s*)?\d|[eE][+-]?(?![^\W\d_]))")
 _SIGN_BEFORE = re.compile(r"[+-]$")  # "--2.5": a sign after a sign (read -2.5)
+_LABEL_BEFORE = re.compile(r"[^\W\d_][+-]$")  # a whole number glued to a word by a sign: HOMO-1, LUMO+1
 _SIGN_WORD = re.compile(r"\b(?:minus|negative)\s*$", re.IGNORECASE)  # "minus 2.5" read 2.5
 _DENOMINATOR = re.compile(r"/\s*(?:[{(]\s*)?$")  # `\frac{\pi}{2}` ("\pi/{2}") read 2
 _POWER = re.compile(r"^\s*(?:\^|\*\*)\s*(?:[(+-]\s*)?\d")  # "5^2", "2**10": a power of another base than 10
@@ -241,6 +242,9 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
             continue
         before, after = text[:start], text[end:]
+        if _LABEL_BEFORE.search(before) and not match.group("sign") and not match.group("exp") \
+                and match.group("mant").isdigit():
+            continue  # "HOMO-1", "LUMO+1", "CID-702": a name's number, not the value (it made the answer invalid)
         if _stray_sign(before, match):
             return None
         power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
