@@ -97,13 +97,23 @@ def stamp_problem(fields: Any, settings: FingerprintSettings) -> Optional[str]:
     and eval.questions write them), or None (no stamp, or the same settings). Hash values
     below 4096 are valid 8192-bit tokens, so nothing else would notice: a model trained with
     fp_bits 8192 took rows hashed at 4096 without a word."""
-    made = (fields.get("fp_bits"), fields.get("fp_levels"))
-    if fields.get("molecule_fp") is None or made == (None, None):
+    if fields.get("molecule_fp") is None:
         return None
-    if made == (settings.bits, settings.levels):
+    # each stamp on its own (one may be left out), as a number (8192.0 and "8192" are 8192)
+    differ = [f"{name}={fields[name]!r}" for name, ours in (("fp_bits", settings.bits), ("fp_levels", settings.levels))
+              if fields.get(name) is not None and _stamped(fields[name]) != ours]
+    if not differ:
         return None
-    return (f"its molecule_fp was made with fp_bits={made[0]}, fp_levels={made[1]}, but the model uses "
-            f"fp_bits={settings.bits}, fp_levels={settings.levels}")
+    return (f"its molecule_fp was made with {', '.join(differ)}, but the model uses fp_bits={settings.bits}, "
+            f"fp_levels={settings.levels}")
+
+
+def _stamped(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value  # not a number: differs from every setting
+    return int(number) if number.is_integer() else number
 
 
 def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Tensor:

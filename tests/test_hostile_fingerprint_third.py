@@ -53,9 +53,11 @@ def test_tool_rows_carry_their_settings_and_a_model_with_others_refuses_them(tmp
     assert fingerprint_main(["--smiles", "CCO", "--out", str(out), "--no-progress"]) == 0
     default = json.loads(out.read_text())
     record = {"smiles": "CCO", "molecule_fp": default["molecule_fp"], "fp_bits": 4096, "fp_levels": 4}
-    with pytest.raises(InputError, match=r"record 'r': its molecule_fp was made with fp_bits=4096, fp_levels=4, but "
+    with pytest.raises(InputError, match=r"record 'r': its molecule_fp was made with fp_bits=4096, but "
                                          r"the model uses fp_bits=8192, fp_levels=4: make them with the model's"):
         wide.molecule_fp(record, "r")
+    for stamp in ({"fp_bits": 8192, "fp_levels": None}, {"fp_bits": "8192", "fp_levels": 4.0}):  # one, or as text
+        assert wide.molecule_fp({**line, **stamp}, "r").shape[0] == 3
     unstamped = {k: v for k, v in record.items() if not k.startswith("fp_")}
     assert wide.molecule_fp(unstamped, "r").shape[0] == 3  # rows without a stamp cannot be told apart
 

@@ -236,7 +236,7 @@ def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_pa
     assert "--fp-bits 4096: DATA was prepared with fp_bits=1024" in capsys.readouterr().err
     check_fp_settings(line, FingerprintSettings(1024, 3))  # the model's own settings: fine
     with pytest.raises(QuestionError, match="question 'm': its molecule_fp was made with fp_bits=1024, "
-                                            "fp_levels=3, but the model uses fp_bits=8192, fp_levels=3"):
+                                            "but the model uses fp_bits=8192, fp_levels=3"):
         check_fp_settings(line, FingerprintSettings(8192, 3))
 
 

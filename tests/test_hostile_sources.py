@@ -289,7 +289,7 @@ def test_moit_values_that_are_no_text_or_no_numbers_are_failures(tmp_path):
         "3": dict(moit_record("3"), coordinates=[coords.astype(complex)]),
         "4": dict(moit_record("4"), coordinates=[coords.astype(str).tolist()])}, protocol=4)
     entries = [{"instruction": "MW?", "input": "702", "output": output, "task": "Molecular Weight"}
-               for output in ("nan", "-inf g/mol", "1e999 g/mol", "46.0-46.1 g/mol", "46.07 g/mol")]
+               for output in ("nan", "-inf g/mol", "1e999 g/mol", "46.0-46.1 g/mol", "46.07 g/mol", 10 ** 20)]
     text = json.dumps(entries + [dict(entries[-1], input="\ud800")]).replace("\\\\ud800", "\\ud800")
     (folder / "2d_computed_properties.json").write_text(text)
     out = read("3d-moit", tmp_path)
@@ -304,6 +304,7 @@ def test_moit_values_that_are_no_text_or_no_numbers_are_failures(tmp_path):
     assert "states a non-finite value" in bad[f"{mw}-2"].reason
     assert "states a number beyond the range of a 64-bit float" in bad[f"{mw}-3"].reason
     assert got[f"{mw}-4"].properties == {} and got[f"{mw}-5"].properties == {"Molecular Weight": 46.07}  # a range
+    assert got[f"{mw}-6"].answer == str(10 ** 20)  # an int beyond int64 was a TypeError that ended the read
     [surrogate] = [e for id, e in bad.items() if id.startswith("pubchem-train-\ud800")]
     assert surrogate.stage == "lookup" and "is not valid text" in surrogate.reason
     assert "pubchem-train-702-caption" in got

@@ -344,7 +344,7 @@ def test_lora_corpus_and_output_folder_are_checked(tiny_llm, tmp_path):
     with pytest.raises(ValueError, match=r"the loss is (nan|inf) at step [2-4] .*nothing was saved"):
         lora_finetune(tiny_llm, SMALL, tmp_path / "out", max_steps=4, lr=1e30, overwrite=True, r=4, alpha=8)
     assert (tmp_path / "out" / "other-run.txt").read_text() == "kept"  # a failed run replaced nothing
-    lora_finetune(tiny_llm, SMALL, tmp_path / "out", max_steps=1, overwrite=True, r=4, alpha=8)
+    lora_finetune(tiny_llm, SMALL, tmp_path / "out", max_steps=np.int64(1), overwrite=True, r=np.int64(4), alpha=8)
     assert not (tmp_path / "out" / "other-run.txt").exists() and (tmp_path / "out" / "config.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 

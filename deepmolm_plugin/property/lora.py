@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -36,12 +37,13 @@ def _check_settings(r, alpha, epochs, max_steps, batch_size, lr, max_length, dro
     as "fine-tuned" (epochs or max_steps 0, alpha 0: a LoRA scaled by 0), trained the other way
     (alpha < 0), gave NaN losses (max_length 1: no next token to predict), or failed after
     the model had loaded with an error naming no argument (batch_size 0, r 0, dropout 2)."""
-    def whole(value, name, least):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+    def whole(value, name, least):  # numpy integers too (a value from a numpy grid)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < least:
             raise ValueError(f"lora_finetune: {name} must be an integer >= {least}, got {value!r}")
 
     def positive(value, name):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or value <= 0:
             raise ValueError(f"lora_finetune: {name} must be a finite number > 0, got {value!r}")
 
     whole(r, "r", 1)
@@ -53,7 +55,7 @@ def _check_settings(r, alpha, epochs, max_steps, batch_size, lr, max_length, dro
         whole(max_steps, "max_steps", 1)
     positive(alpha, "alpha")
     positive(lr, "lr")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+    if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"lora_finetune: dropout must be in [0, 1), got {dropout!r}")
 
 
@@ -137,6 +139,8 @@ def lora_finetune(model_dir: str | os.PathLike, smiles_corpus: Iterable[str], ou
     from peft import LoraConfig, get_peft_model
 
     _check_settings(r, alpha, epochs, max_steps, batch_size, lr, max_length, dropout)
+    r, epochs, batch_size, max_length = int(r), int(epochs), int(batch_size), int(max_length)  # numpy ints to peft
+    max_steps = None if max_steps is None else int(max_steps)
     corpus = _checked_corpus(smiles_corpus)
     out = _check_out_dir(model_dir, out_dir, overwrite)
     tokenizer, model = load_causal_lm(os.fspath(model_dir))

@@ -217,7 +217,9 @@ def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
 
 def _text(value, what: str) -> str:
     if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
-        if not np.isfinite(value):  # pandas' NaN for a missing value: it became the text "nan"
+        # pandas' NaN for a missing value became the text "nan" (an int is finite, however
+        # large: np.isfinite raised TypeError for one beyond int64, ending the read)
+        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
             raise _Reject("answer", f"{what} is the number {value}, not text")
         value = str(value)
     if not isinstance(value, str) or not value.strip():
