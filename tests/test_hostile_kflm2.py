@@ -581,3 +581,14 @@ def test_reruns_name_what_changed_restore_splits_and_count_the_rows_trained_on(t
     assert (out / "splits" / "seed_1.json").is_file() and (out / "seeds" / "seed_0.json").is_file()
     with pytest.raises(SystemExit, match=r"different configuration \(changed: train.epochs: 1 -> 2\)"):
         kcli.main(_run(data, out, targets=("y", "z"), extra=(*extra, "--epochs", "2")))
+
+
+def test_an_empty_split_of_copies_names_them_not_the_split_already_used(tmp_path):
+    # was: 30 rows of one molecule were told to "use more data, other --sizes or --split random"
+    # while the run already used --split random; the copies, kept together, were not named
+    data = _csv(tmp_path / "same.csv", ["smiles", "y"], [("CCO", i) for i in range(30)])
+    with pytest.raises(SystemExit) as refused:
+        kcli.main(_run(data, tmp_path / "o"))
+    message = str(refused.value)
+    assert "of 30 molecules; they are 1 distinct molecules (copies stay in one subset)" in message
+    assert message.endswith("use more data, other --sizes")

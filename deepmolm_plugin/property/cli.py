@@ -481,7 +481,7 @@ def run_from_args(args) -> dict:
     scaffolds = join_groups(scaffold_sets(table.mols), groups) if args.split.startswith("scaffold") else None
     splits = {seed: _split(args, table, seed, scaffolds, groups, bool(tests)) for seed in range(args.seeds)}
     for seed, split in splits.items():
-        check_split(split, seed, args.split, len(table.smiles), scaffolds)
+        check_split(split, seed, args.split, len(table.smiles), scaffolds, len(groups))
         check_split_labels(split, seed, table)
     _prepare_out(out, run, fp, args.overwrite)
     if table.invalid and not args.quiet:
@@ -601,16 +601,20 @@ def duplicate_report(table: Table, groups: list[list[int]]) -> dict:
     }
 
 
-def check_split(split: dict, seed: int, kind: str, n: int, scaffolds) -> None:
-    """A subset left empty by a split (too few molecules, or one scaffold holding most of
-    them) would train on nothing, select the model on nothing, or report no test: refuse it."""
+def check_split(split: dict, seed: int, kind: str, n: int, scaffolds, distinct: int) -> None:
+    """A subset left empty by a split (too few molecules, copies of a few molecules kept
+    together, or one scaffold holding most of them) would train on nothing, select the model
+    on nothing, or report no test: refuse it, naming the cause (`distinct`: molecules once
+    copies are joined; 30 rows of one molecule were told to use --split random, which they did)."""
     empty = [name for name, idx in split.items() if len(idx) == 0]
     if empty:
         sizes = ", ".join(f"{name} {len(idx)}" for name, idx in split.items())
         sets = f" in {len(scaffolds)} scaffold set(s), the largest of {max(map(len, scaffolds.values()))}" \
             if scaffolds else ""
+        copies = f"; they are {distinct} distinct molecules (copies stay in one subset)" if distinct < n else ""
+        advice = "more data, other --sizes" + (" or --split random" if kind != "random" else "")
         raise SystemExit(f"--split {kind} seed {seed}: the {' and '.join(empty)} subset(s) would be empty ({sizes} "
-                         f"of {n} molecules{sets}); use more data, other --sizes or --split random")
+                         f"of {n} molecules{sets}{copies}); use {advice}")
 
 
 def check_split_labels(split: dict, seed: int, table: Table) -> None:
