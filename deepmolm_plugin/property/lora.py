@@ -171,7 +171,7 @@ def lora_finetune(model_dir: str | os.PathLike, smiles_corpus: Iterable[str], ou
             batch = lm_batch(tokenizer, [corpus[i] for i in order[start:start + batch_size]], max_length)
             loss = peft_model(**batch).loss  # HF shifts labels and ignores -100 (the padding)
             if not torch.isfinite(loss):  # the merged model would be saved as if tuned
-                raise ValueError(f"lora_finetune: the loss is {float(loss)} at step {steps + 1} (a learning rate "
+                raise ValueError(f"lora_finetune: the loss is {float(loss.detach())} at step {steps + 1} (a learning rate "
                                  f"too high for this model, lr={lr}? or a batch of one-token SMILES and a tokenizer "
                                  "without an eos token: nothing to predict); nothing was saved")
             optimizer.zero_grad()
