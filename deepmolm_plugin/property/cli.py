@@ -60,7 +60,7 @@ from .features import mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
-from .train import Inputs, TrainConfig, primary_metric, run_seed
+from .train import Inputs, TrainConfig, primary_metric, run_seed, warm_up
 
 SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
 
@@ -501,6 +501,7 @@ def run_from_args(args) -> dict:
                   f"compute, imputed by the training median (see {out / 'data_report.json'})", file=sys.stderr)
     test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
                    for name, t in tests.items()}
+    warm_up()  # counted here, with the data loading, not in the first trained seed's seconds
     featurise_seconds = time.perf_counter() - t_load
 
     from tqdm.auto import tqdm

@@ -241,6 +241,12 @@ class MemberResult:
     curve: list = field(default_factory=list)  # per epoch: {"epoch", "train_loss", "valid_<metric>"[, "valid_loss"]}
 
 
+def warm_up() -> None:
+    """Pay torch's one-time optimizer set-up now: the first optimizer imports torch._dynamo
+    (2-4 s on a 2-core CPU), which was counted in the runtime of whichever seed trained first."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict, cfg: TrainConfig, seed: int,
                  y_mean: np.ndarray, y_std: np.ndarray, task_names: Sequence[str], progress=None):
     torch.manual_seed(seed)
