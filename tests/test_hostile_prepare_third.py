@@ -391,6 +391,31 @@ def test_a_resume_checks_the_images_it_vouches_for(tmp_path, capsys):
     assert image.read_bytes() == (tmp_path / "ref" / image.relative_to(out)).read_bytes()
 
 
+def test_every_chunk_whose_images_are_gone_is_removed_in_one_rerun(tmp_path, monkeypatch, capsys):
+    """Was: one failed rerun per chunk (the check stopped at the first): 1,000 chunks, 1,001 runs."""
+    from deepmolm_plugin.data.prepare.output import Output
+
+    args, out = [*_csv(tmp_path), "--chunk-size", "1"], tmp_path / "out"
+    assert prepare(*args, "--out", tmp_path / "ref")[0] == 0
+    commit = Output.commit_chunk
+
+    def commit_two_then_interrupt(self, c, *a, **k):
+        commit(self, c, *a, **k)
+        if c == 1:
+            raise KeyboardInterrupt  # Ctrl-C after two chunks are committed
+
+    monkeypatch.setattr(Output, "commit_chunk", commit_two_then_interrupt)
+    assert prepare(*args, "--out", out)[0] == 130
+    monkeypatch.setattr(Output, "commit_chunk", commit)
+    for image in out.glob("images/*/*"):
+        image.unlink()
+    assert prepare(*args, "--out", out)[0] == 2
+    assert "2 chunk(s) with missing or damaged images were removed (with those images: chunk 0, 1)" in \
+        capsys.readouterr().err
+    assert prepare(*args, "--out", out)[0] == 0
+    assert records(out / "train.json") == records(tmp_path / "ref" / "train.json")
+
+
 def test_an_image_deleted_after_its_chunk_was_committed_is_redone(tmp_path, monkeypatch, capsys):
     """Was: "image ... is missing: delete <chunk> and rerun", and every rerun failed the same
     way until the chunk was deleted by hand (a damaged image's chunk is removed for the rerun)."""
@@ -411,7 +436,8 @@ def test_an_image_deleted_after_its_chunk_was_committed_is_redone(tmp_path, monk
     image = out / json.loads(chunk.read_text())["items"][0]["record"]["image"]
     image.unlink()
     assert prepare(*args, "--out", out)[0] == 2
-    assert "is missing (deleted since it was written); chunk 0 was removed" in capsys.readouterr().err
+    assert ("is missing (deleted since it was written); 1 chunk(s) with missing or damaged images were removed "
+            "(with those images: chunk 0)") in capsys.readouterr().err
     assert prepare(*args, "--out", out)[0] == 0
     assert image.read_bytes() == (tmp_path / "ref" / image.relative_to(out)).read_bytes()
 

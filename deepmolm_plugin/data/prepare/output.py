@@ -259,6 +259,7 @@ def tally(out: Output, n_chunks: int) -> Tally:
     failed or not, and whether the later one would have failed anyway), and a check that
     every image is there."""
     t, seen, images, fps = Tally(), set(), set(), {}
+    damaged: Dict[int, str] = {}  # chunk -> the first of its images found missing or damaged
     for c in range(n_chunks):
         meta, _ = out.load_chunk(c, with_tokens=False)
         for k, entry in enumerate(meta["items"]):
@@ -287,12 +288,10 @@ def tally(out: Output, n_chunks: int) -> Tally:
                 if problem:
                     # A resumed run vouched for an image deleted or damaged since it was written
                     # (only the next rerun's check found it): it and its chunk go, and are redone.
-                    # A missing one asked for the chunk to be deleted by hand, and every rerun
-                    # failed the same way until it was.
+                    # Every such chunk is found in this one pass (a rerun per chunk, before).
                     image.unlink(missing_ok=True)
-                    out.chunk_json(c).unlink()
-                    raise PrepareError(f"record {record['id']!r}: image {record['image']} {problem}; chunk {c} was "
-                                       "removed (with the image): rerun the same command to recompute them")
+                    damaged.setdefault(c, f"record {record['id']!r}: image {record['image']} {problem}")
+                    continue
                 images.add(record["image"])
             split = t.splits.setdefault(entry["split"], {"records": 0, "rows": 0, "tasks": Counter()})
             split["records"] += 1
@@ -300,6 +299,13 @@ def tally(out: Output, n_chunks: int) -> Tally:
             if entry["fp"] not in fps.setdefault(entry["split"], set()):
                 fps[entry["split"]].add(entry["fp"])
                 split["rows"] += entry["atoms"]
+    if damaged:
+        for c in damaged:
+            out.chunk_json(c).unlink()
+        first = next(iter(damaged.values()))
+        raise PrepareError(f"{first}; {len(damaged)} chunk(s) with missing or damaged images were removed (with those "
+                           f"images: chunk {', '.join(map(str, list(damaged)[:10]))}{' ...' if len(damaged) > 10 else ''}"
+                           "): rerun the same command to recompute them")
     t.images = len(images)
     return t
 
