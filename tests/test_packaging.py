@@ -33,3 +33,32 @@ def test_wheel_contains_patches_as_subpackage(tmp_path):
     assert not any(n.startswith("patches/") for n in names)
     for package in _source_packages():
         assert package.replace(".", "/") + "/__init__.py" in names, package
+
+
+def test_console_scripts_start_their_tool_and_a_ctrl_c_while_it_loads_is_one_line(monkeypatch, capsys):
+    # was: a Ctrl-C in the first second or two (importing RDKit, torch) was a 25-line
+    # KeyboardInterrupt traceback from inside an import, not one line and exit 130
+    import importlib.util
+
+    from deepmolm_plugin import entry_points
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    scripts = dict(line.split(" = ") for line in cfg["options.entry_points"]["console_scripts"].split("\n") if line)
+    called = {}
+    monkeypatch.setattr(entry_points, "_run", lambda module, function, prog: called.setdefault(prog, (module, function)))
+    for prog, target in scripts.items():
+        module, function = target.split(":")
+        assert module == "deepmolm_plugin.entry_points"
+        getattr(entry_points, function)()
+        tool, main = called[prog]
+        spec = importlib.util.find_spec(tool)
+        assert spec is not None and f"def {main}(" in Path(spec.origin).read_text(), (prog, tool, main)
+    monkeypatch.undo()
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry_points.importlib, "import_module", interrupted)
+    assert entry_points.prepare() == 130
+    assert capsys.readouterr().err == "deepmolm-prepare: interrupted while starting\n"
