@@ -415,4 +415,4 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
 
 
 if __name__ == "__main__":
-    main()
+    bench_report.interruptible(main, resumes=False)

@@ -99,8 +99,8 @@ def train(setup: dict, out: Path, steps: int, batch: int, cache: "Path | None") 
         args += ["--vision_feature_cache", str(cache)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "deepmolm_plugin.train", *args], cwd=out.parent, env=env,
-                          text=True, capture_output=True)
+    proc = bench_report.run_command([sys.executable, "-m", "deepmolm_plugin.train", *args], cwd=out.parent, env=env,
+                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if proc.returncode != 0:
         raise SystemExit(f"launcher exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return {**trainer_metrics(out, steps), "process_s": time.perf_counter() - began,
@@ -164,4 +164,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_report.interruptible(main, resumes=False))

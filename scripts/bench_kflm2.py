@@ -184,11 +184,14 @@ def main(argv=None) -> int:
                    help="(dataset, split) runs side by side, one thread each")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache-dir", type=bench_report.out_dir, default=None)  # '' was no cache, silently
     p.add_argument("--fp32", action="store_true", help="train in fp32 (for CPUs without native bf16)")
     args = p.parse_args(argv)
     bench_report.refuse_repeats(p, "--datasets", args.datasets)
     bench_report.refuse_repeats(p, "--splits", args.splits)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if args.jobs > cores:  # single-threaded runs beyond the cores only share them; the report said "999 side by side"
+        p.error(f"--jobs {args.jobs}: this machine has {cores} usable cores")
     missing = [DATASETS[d][0] for d in args.datasets if not (Path(args.data) / DATASETS[d][0]).is_file()]
     if missing:
         p.error(f"--data {args.data}: no {', '.join(missing)} there")
@@ -198,6 +201,7 @@ def main(argv=None) -> int:
                    key=lambda c: -os.path.getsize(Path(args.data) / DATASETS[c[0]][0]))
     # Ctrl-C: the queued cells never start and the running deepmolm-kflm2 runs stop (the
     # pool's `with` block ran every queued cell to its end, hours, before the traceback)
+    args.jobs = min(args.jobs, len(order))  # as many as ran side by side, in the report
     done = bench_report.run_jobs(lambda name, split: run_cell(name, split, args), order, args.jobs)
     cells = {(d, s): done[(d, s)] for d in args.datasets for s in args.splits}
     doc = summarise(cells, args, started, load)

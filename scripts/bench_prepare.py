@@ -109,9 +109,13 @@ def main() -> int:
         # --workers 1 makes records in one worker process too: its CPU is this process's plus that one's
         t1, code1, _, single_own, single_worker = run([*common, "--out", str(one), "--workers", "1"])
         single_cpu = single_own + single_worker
+        if code1 == 130:  # Ctrl-C reached deepmolm-prepare, which said so: exit 130 (was 1, and a second line)
+            raise SystemExit(130)
         if code1 != 0:  # its message is above; the n-worker run would only print it again
             raise SystemExit(f"bench_prepare: deepmolm-prepare exited {code1} on the 1-worker run")
         tn, coden, _, parent_cpu, worker_cpu = run([*common, "--out", str(many), "--workers", str(args.workers)])
+        if coden == 130:
+            raise SystemExit(130)
         if coden != 0:
             raise SystemExit(f"bench_prepare: deepmolm-prepare exited {coden} on the {args.workers}-worker run")
         manifest = json.loads((one / "manifest.json").read_text())
@@ -171,4 +175,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_report.interruptible(main, resumes=False))

@@ -7,7 +7,6 @@ starts with the machine line that the README quotes next to each table.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -16,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, List, Sequence
+
+from deepmolm_plugin.result_files import strict_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -147,7 +148,7 @@ def write(name: str, report: dict, markdown: List[str], out_dir: "str | os.PathL
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / f"{name}.json", out / f"{name}.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    json_path.write_text(strict_json(report, indent=2) + "\n")  # NaN as null: jq and browsers refuse a bare NaN
     md_path.write_text("\n\n".join(markdown).rstrip() + "\n")
     return [json_path, md_path]
 
@@ -233,9 +234,10 @@ def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
     return done
 
 
-def interruptible(body: Callable, *args):
+def interruptible(body: Callable, *args, resumes: bool = True):
     """`body(*args)`, where Ctrl-C or SIGTERM (a job scheduler) stops the commands it runs
-    and ends the script with one line and exit status 130, not a traceback."""
+    and ends the script with one line and exit status 130, not a traceback (`resumes`:
+    whether a rerun goes on from where it stopped, or starts again)."""
     def stop(signum, frame):
         raise KeyboardInterrupt
 
@@ -244,7 +246,8 @@ def interruptible(body: Callable, *args):
         return body(*args)
     except KeyboardInterrupt:
         stop_commands()
-        print("interrupted: the commands it ran are stopped; rerun the same command to resume", file=sys.stderr)
+        then = "rerun the same command to resume" if resumes else "no results were written"
+        print(f"interrupted: the commands it ran are stopped; {then}", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -106,6 +106,8 @@ def arguments(argv=None) -> argparse.Namespace:
         args.device = torch.device(args.device)
     except RuntimeError as e:
         parser.error(f"--device {args.device!r}: {e}")
+    if args.device.type not in ("cpu", "cuda"):  # meta: a .item() traceback; mps, xla: dispatcher errors
+        parser.error(f"--device {str(args.device)!r}: the benchmark runs on cpu or cuda")
     if args.device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA device")
     args.dtype = args.dtype or ("bfloat16" if args.device.type == "cuda" else "float32")
@@ -162,4 +164,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    bench_report.interruptible(main, resumes=False)

@@ -724,6 +724,9 @@ def experiment(argv=None) -> None:
         if not torch.cuda.is_available():
             parser.error("--device cuda but torch sees no CUDA device")
     name = "fusion-quick" if args.quick else f"fusion-{args.size}-{args.device}"
+    for option, given in (("--out", args.out), ("--work", args.work)):
+        if given is not None and not str(given).strip():  # resolve() made '' the current folder
+            parser.error(f"{option} is empty: give a folder")
     work = Path(args.work or REPO / "experiments" / name).resolve()
     args.work = str(work)
     out = Path(args.out).resolve()

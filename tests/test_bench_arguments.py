@@ -3,6 +3,7 @@ for minutes and then failed with a traceback, or published nonsense (negative s/
 report for 5 workers on 2 cores, a relative --csv that the reruns, run elsewhere, lost)."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +65,9 @@ import gpu_check  # noqa: E402
     (bench_encoder, ["--tiny", "--compile", "fast"], "--compile: invalid choice: 'fast'"),
     (bench_sam_attention, ["--tiny", "--batch", "0"], "--batch: must be >= 1, got 0"),
     (bench_sam_attention, ["--tiny", "--name", "a/b"], "--name: a plain file name"),
+    (bench_sam_attention, ["--tiny", "--device", "meta"], "the benchmark runs on cpu or cuda"),  # was: .item() error
+    (bench_kflm2, ["--jobs", "4096"], "--jobs 4096: this machine has"),  # was: "4096 runs side by side"
+    (bench_kflm2, ["--cache-dir", ""], "--cache-dir: folder"),  # was: no cache, silently
 ])
 def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, script, argv, message):
     (tmp_path / "file").write_text("")
@@ -144,6 +148,7 @@ import experiment_fusion  # noqa: E402
     (["--image-size", "9000"], "--image-size: must be <= 8192, got 9000"),
     (["--workers", "0"], "--workers: must be >= 1, got 0"),
     (["--jobs", "0"], "--jobs: must be >= 1, got 0"),
+    (["--out", ""], "--out is empty: give a folder"),  # was: the current folder
 ])
 def test_experiment_arguments_are_checked_before_any_work(tmp_path, capsys, argv, message):
     (tmp_path / "file").write_text("")
@@ -287,3 +292,34 @@ def test_kflm2_rerun_reports_the_reused_seeds_and_its_own_advice(tmp_path, monke
     with pytest.raises(SystemExit) as exit_:
         bench_kflm2.run_cell("FreeSolv", "random", args)
     assert "--overwrite" not in str(exit_.value) and f"delete {cell}" in str(exit_.value)
+
+
+def test_results_json_is_strict_and_an_interrupted_benchmark_is_one_line(tmp_path, capsys):
+    # was: "max_abs_diff": NaN in bench_sam_attention's JSON (jq and browsers refuse it), and
+    # Ctrl-C in bench_molecules, bench_feature_cache, bench_encoder or bench_sam_attention a traceback
+    import json
+    import math
+
+    bench_report.write("x", {"value": math.nan}, ["| a |"], tmp_path)
+    assert json.loads((tmp_path / "x.json").read_text()) == {"value": None}
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:
+        bench_report.interruptible(interrupted, resumes=False)
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "interrupted: the commands it ran are stopped; no results were written\n"
+    for script in (bench_molecules, bench_feature_cache, bench_encoder, bench_sam_attention, bench_prepare):
+        assert "bench_report.interruptible(main" in Path(script.__file__).read_text(), script.__name__
+
+
+def test_run_eval_refuses_an_out_that_is_a_file(tmp_path):
+    import subprocess
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "data.json").write_text("[]")
+    (tmp_path / "out").write_text("")
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "eval" / "run_eval.sh"), str(tmp_path / "model"),
+                           str(tmp_path / "data.json"), str(tmp_path / "out"), "1"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr == f"error: OUT {tmp_path / 'out'} is a file, not a folder\n"

@@ -248,7 +248,9 @@ def _csv(tmp_path, n=3):
 
 @pytest.mark.parametrize("extra, message", [
     (["--image-size", "100000"], "--image-size must be <= 8192 pixels, got 100000"),  # was: every record drawn, then failed
-    (["--chunk-size", "0"], "--chunk-size must be >= 1, got 0"),  # was: one message for three options
+    (["--chunk-size", "0"], "--chunk-size must be >= 1, got 0"),
+    (["--chunk-size", "99999999999999999999"], "--chunk-size must be <= 9223372036854775807"),  # was: islice's error
+    (["--limit", "99999999999999999999"], "--limit must be <= 9223372036854775807"),  # was: one message for three options
 ])
 def test_option_limits_are_refused_up_front(tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_:

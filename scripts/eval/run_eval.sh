@@ -48,6 +48,8 @@ fi
 PYTHON=${PYTHON:-python}
 [[ -d $MODEL ]] || { echo "error: MODEL $MODEL is not a folder" >&2; exit 2; }
 [[ -f $DATA ]] || { echo "error: DATA $DATA is not a file" >&2; exit 2; }
+# (mkdir's own two lines and exit 1, before)
+[[ -e $OUT && ! -d $OUT ]] && { echo "error: OUT $OUT is a file, not a folder" >&2; exit 2; }
 DATA_DIR=$(cd "$(dirname "$DATA")" && pwd)
 IMAGE_FOLDER=${IMAGE_FOLDER:-$DATA_DIR}
 STRUCTURE_FOLDER=${STRUCTURE_FOLDER:-$DATA_DIR}

@@ -78,6 +78,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
             p.error(str(e))
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit must be >= 1 (the first N items), got {args.limit}")
+    for option, value in (("--chunk-size", args.chunk_size), ("--limit", args.limit), ("--shard", args.shard[1])):
+        if value is not None and value > sys.maxsize:  # islice's ValueError traceback ("Stop argument")
+            p.error(f"{option} must be <= {sys.maxsize}, got {value}")
     if args.merge and args.shard != (0, 1):
         p.error("--merge assembles all shards: give it no --shard")
     return args
