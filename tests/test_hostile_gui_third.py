@@ -82,7 +82,7 @@ def test_a_second_click_on_a_question_leaves_the_first_reply_alone(session):
     with pytest.warns(UserWarning, match=WAIT_FOR_REPLY):
         list(page.ask(tab, "And?", 0.0, 4))
     assert not tab.answering and not tab.held
-    assert [q for q, _ in tab.turns] == ["What is it?", "Why?"]
+    assert [q for q, _ in tab.turns] == ["What is it?", "Why?", "And?"]  # asked once
 
 
 def test_a_question_while_a_molecule_loads_waits_and_the_latest_load_wins(session, monkeypatch):
