@@ -606,3 +606,28 @@ def test_torchs_one_time_optimizer_setup_is_not_counted_in_the_first_seed(tmp_pa
     assert order[:2] == ["warm up", "seed"]
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert results["featurise_seconds"] > 0
+
+
+def test_the_printed_summary_counts_the_seeds_once(tmp_path, monkeypatch, capsys):
+    # was: "test rmse 0.250 (1 of 2 seeds) over 1 seeds" when a seed lacked the metric
+    import math
+
+    from deepmolm_plugin.property import report
+
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    argv = [a for a in _run(data, tmp_path / "o", extra=("--seeds", "2")) if a != "--quiet"]
+    kcli.main(argv)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert " over 2 seeds -> " in line and line.count("seed") == 1, line
+    real = report.summarise
+
+    def one_seed_lacks_it(task, results):
+        summary = real(task, results)
+        entry = summary["test"]["rmse"]
+        summary["test"]["rmse"] = {**entry, "n": 1, "values": [entry["values"][0], math.nan]}
+        return summary
+
+    monkeypatch.setattr(report, "summarise", one_seed_lacks_it)
+    kcli.main(argv)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "(1 of 2 seeds) -> " in line and "over" not in line, line

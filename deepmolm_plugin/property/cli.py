@@ -558,8 +558,11 @@ def run_from_args(args) -> dict:
     if not args.quiet:
         test_key = "test" if "test" in summary else next((k for k in summary if k not in ("train", "valid")), "valid")
         e = summary[test_key][metric]
-        print(f"{Path(args.data).stem} {args.split}: {test_key} {metric} {fmt(e)} "
-              f"over {e['n']} seeds -> {paths['markdown']}", file=sys.stderr)
+        shown = fmt(e)
+        if e is not None and "seed" not in shown:  # fmt names the seeds when some lack it ("(1 of 2 seeds) over 1")
+            shown += f" over {len(e['values'])} seeds"
+        print(f"{Path(args.data).stem} {args.split}: {test_key} {metric} {shown} -> {paths['markdown']}",
+              file=sys.stderr)
     return results_doc
 
 
