@@ -38,6 +38,18 @@ def tiny_encoder_config(**overrides) -> DeepEncoderConfig:
     return encoder_config("tiny", **overrides)
 
 
+@pytest.fixture(scope="module")
+def wordnet(tmp_path_factory):
+    """NLTK's WordNet reader for METEOR: the machine's, else the copy `metrics.wordnet` installs."""
+    from deepmolm_plugin.eval.metrics import text, wordnet as wn_setup
+
+    try:
+        folder = wn_setup.find_wordnet().parent.parent
+    except wn_setup.WordNetMissing:
+        folder = wn_setup.ensure_wordnet(tmp_path_factory.mktemp("nltk_data")).parent.parent
+    return text.load_wordnet(folder)
+
+
 @pytest.fixture
 def tiny_config() -> DeepEncoderConfig:
     return tiny_encoder_config()

@@ -10,16 +10,6 @@ import pytest
 
 from deepmolm_plugin.eval import report
 from deepmolm_plugin.eval.metrics import molecules, text
-from deepmolm_plugin.eval.metrics import wordnet as wn_setup
-
-
-@pytest.fixture(scope="module")
-def wordnet(tmp_path_factory):
-    try:
-        folder = wn_setup.find_wordnet().parent.parent
-    except wn_setup.WordNetMissing:
-        folder = wn_setup.ensure_wordnet(tmp_path_factory.mktemp("nltk_data")).parent.parent
-    return text.load_wordnet(folder)
 
 
 def _jsonl(path, rows):

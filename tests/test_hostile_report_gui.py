@@ -20,15 +20,6 @@ from deepmolm_plugin.eval.outputs import write_outputs
 from deepmolm_plugin.eval.scoring import build_report
 
 
-@pytest.fixture(scope="module")
-def wordnet(tmp_path_factory):
-    try:
-        folder = wn_setup.find_wordnet().parent.parent
-    except wn_setup.WordNetMissing:
-        folder = wn_setup.ensure_wordnet(tmp_path_factory.mktemp("nltk_data")).parent.parent
-    return text.load_wordnet(folder)
-
-
 def _report(tmp_path, questions, name="run"):
     """(report, rows) of answers [(question_id, task, reference answer, prediction)]."""
     refs, answers = tmp_path / f"{name}_q.jsonl", tmp_path / f"{name}_a.jsonl"
