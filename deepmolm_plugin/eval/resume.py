@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..result_files import file_sha256
+
 SETTINGS, QUESTION, SHOWN, CONTENT = "settings_digest", "question_digest", "settings", "content_digest"
 # The files of a model folder that make the model (weights, configs, tokenizer): the run's own
 # outputs written beside them (answers, failures) changed the digest on every run.
@@ -49,13 +51,12 @@ def settings_digest(settings: dict, answers: Path) -> str:
 
 def question_digest(line: dict, files: List[str], molecule_fp) -> str:
     """One question as the model sees it: its line, the bytes of its files (image, structure:
-    by size and time, a picture copied with its time kept was taken as unchanged) and its
+    not their size and time, which a picture copied with its time kept shares) and its
     tokens."""
     digest = hashlib.sha256(json.dumps(line, sort_keys=True, default=str).encode())
     for path in files:
         if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                digest.update(hashlib.sha256(handle.read()).digest())
+            digest.update(bytes.fromhex(file_sha256(path)))
     if molecule_fp is not None:
         digest.update(molecule_fp.cpu().numpy().tobytes())
     return digest.hexdigest()[:24]
