@@ -91,22 +91,11 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
 from ..names import name_key
+from .text import without_format_characters
 
 # --------------------------------------------------------------------------- parsing
 
 
-class _FormatCharacters(dict):
-    r"""A `str.translate` table deleting the invisible format characters (Unicode category Cf):
-    a zero-width space or soft hyphen between a sign and its digits (`-\u200b2.0`) cut the
-    sign off, and the digits read positive. Filled as characters are met: a table of all of
-    Unicode would be built at every import, a test per character is slower."""
-
-    def __missing__(self, code: int) -> Optional[int]:
-        kept = self[code] = None if unicodedata.category(chr(code)) == "Cf" else code
-        return kept
-
-
-_FORMAT_CHARACTERS = _FormatCharacters()
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_POWER = re.compile(r"10\s*([⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 # Thin, narrow no-break and no-break spaces, apostrophes (Swiss `1'000`, `1’000`) and
@@ -202,7 +191,7 @@ _BOUND_BEFORE = re.compile(r"(?:[<>≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱≠
 
 def normalise(text: str) -> str:
     """Rule 1 of the module docstring."""
-    text = _without_format_characters(text)
+    text = without_format_characters(text)
     text = _SUPERSCRIPT_POWER.sub(lambda m: "10^" + m.group(1).translate(_SUPERSCRIPTS), text)
     text = _SUPERSCRIPT_AFTER_DIGIT.sub(lambda m: "^" + m.group(1).translate(_SUPERSCRIPTS), text)
     for pattern, replacement in _LATEX:
@@ -215,10 +204,6 @@ def normalise(text: str) -> str:
     if "\u2013" in text or "\u2014" in text:
         text = _PUNCTUATION_DASH.sub(_dash_as_punctuation, text)
     return unicodedata.normalize("NFKC", text).translate(_MINUS).translate(_LOOKALIKES)
-
-
-def _without_format_characters(text: str) -> str:
-    return text if text.isascii() else text.translate(_FORMAT_CHARACTERS)
 
 
 def _dash_as_punctuation(match: "re.Match") -> str:

@@ -104,12 +104,31 @@ def _words_cased(text: str) -> List[str]:
     return _WORDS.findall(unicodedata.normalize("NFKC", text))
 
 
+class _FormatCharacters(dict):
+    """A `str.translate` table deleting the invisible format characters (Unicode category
+    Cf), filled as characters are met: a table of all of Unicode would be built at every
+    import, a test per character is slower."""
+
+    def __missing__(self, code: int) -> Optional[int]:
+        kept = self[code] = None if unicodedata.category(chr(code)) == "Cf" else code
+        return kept
+
+
+_FORMAT_CHARACTERS = _FormatCharacters()
+
+
+def without_format_characters(text: str) -> str:
+    r"""The text without its invisible format characters (Cf: zero-width space, soft hyphen,
+    joiners, BOM). The one remover of the text tokenizers and the number reader: a zero-width
+    space was a token of its own, and one between a sign and its digits (`-\u200b2.0`) cut
+    the sign off, so that the digits read positive."""
+    return text if text.isascii() else text.translate(_FORMAT_CHARACTERS)
+
+
 def _without_format(text: str) -> str:
-    """NFKC of the text without its format characters (Cf): invisible, each was a token
-    (`[^\\w\\s]`). Removed first, so that a mark they held apart composes (`e\\u200b\\u0301`
-    is `é`); NFKC makes none."""
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return unicodedata.normalize("NFKC", text)
+    """NFKC of the text without its format characters. Removed first, so that a mark they
+    held apart composes (`e\\u200b\\u0301` is `é`); NFKC makes none."""
+    return unicodedata.normalize("NFKC", without_format_characters(text))
 
 
 def _words_v2(text: str) -> List[str]:
