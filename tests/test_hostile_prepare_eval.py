@@ -219,8 +219,9 @@ def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_pa
     # Was: questions from data prepared with 4096 bits went into an 8192-bit model without a
     # word (every 4096-bit hash is a valid 8192-bit token), and --fp-bits defaulted to 4096
     # whatever the data's manifest said.
-    from deepmolm_plugin.eval.model_vqa import QuestionError, check_fp_settings
-    from deepmolm_plugin.molecule_fp import FingerprintSettings
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.eval.model_vqa import QuestionError, prepare_questions
 
     turns = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}]
     data = tmp_path / "prepared" / "test.json"
@@ -234,10 +235,16 @@ def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_pa
     with pytest.raises(SystemExit):
         eval_questions.main([str(data), str(tmp_path / "q2.jsonl"), "--fp-bits", "4096"])
     assert "--fp-bits 4096: DATA was prepared with fp_bits=1024" in capsys.readouterr().err
-    check_fp_settings(line, FingerprintSettings(1024, 3))  # the model's own settings: fine
+
+    def ask(bits, uses="fusion"):  # the line through eval's question preparation, for a model of `bits`
+        config = SimpleNamespace(mm_projector_type=uses, fp_bits=bits, fp_levels=3)
+        return prepare_questions([line], str(tmp_path), tmp_path / "renders", config)[1][0]
+
+    assert ask(1024).molecule_fp.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]  # the model's own settings
     with pytest.raises(QuestionError, match="question 'm': its molecule_fp was made with fp_bits=1024, "
                                             "but the model uses fp_bits=8192, fp_levels=3"):
-        check_fp_settings(line, FingerprintSettings(8192, 3))
+        ask(8192)
+    assert ask(8192, uses="mlp2x_gelu").molecule_fp is None  # a model without molecule tokens does not use them
 
 
 def test_questions_check_a_records_tokens_against_its_molecule(tmp_path, capsys):

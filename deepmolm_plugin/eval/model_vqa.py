@@ -223,7 +223,6 @@ def _prepare_question(line: dict, image_folder: str, config, resolver, graphs, u
     if uses_molecules and not has_molecule(line):
         raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
                                  f"{config.mm_projector_type!r} projector needs one")
-    check_fp_settings(line, resolver.fp)
     try:
         graph = None
         if graphs is not None:
@@ -239,19 +238,6 @@ def _prepare_question(line: dict, image_folder: str, config, resolver, graphs, u
         check_image(qid, image_path(image_folder, resolved.image), config)
     line = dict(line, image=resolved.image)
     return line, QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph)
-
-
-def check_fp_settings(line: dict, fp) -> None:
-    """Inline tokens hashed with other settings than the model's (the `fp_bits` /
-    `fp_levels` eval.questions writes next to them) are an error naming the question: hash
-    values below 4096 are valid 8192-bit tokens, so nothing else would notice."""
-    from ..molecule_fp import stamp_problem
-
-    problem = stamp_problem(line, fp)
-    if problem:
-        raise QuestionError(line["question_id"], f"{problem}: make the question file from data prepared with the "
-                            "model's settings, or leave molecule_fp out (the tokens are then made from the "
-                            "question's molecule)")
 
 
 def image_path(image_folder: str, image: str) -> str:

@@ -232,8 +232,8 @@ class InputResolver:
                 problem = stamp_problem(fields, self.fp)
                 if problem:  # rows of deepmolm-fingerprint at 4096 bits passed as valid 8192-bit tokens
                     raise self.fail(rid, f"{problem}: make them with the model's settings (deepmolm-fingerprint "
-                                         "--fp-bits / --fp-levels), or leave molecule_fp out (the tokens are then "
-                                         "made from the molecule)")
+                                         "--fp-bits / --fp-levels, and the question file from data made so), or "
+                                         "leave molecule_fp out (the tokens are then made from the molecule)")
                 tokens = validate(value, self.fp)
         except MoleculeFpError as e:
             raise self.fail(rid, str(e)) from e
