@@ -365,13 +365,12 @@ def check_resumed_settings(output_dir, model_args) -> None:
     from transformers.trainer_utils import get_last_checkpoint
 
     output = os.path.expanduser(output_dir or "")
-    # The host resumes when anything matches `checkpoint-*` (llava/train/train.py).
-    found = sorted(p.name for p in Path(output).glob("checkpoint-*")) if os.path.isdir(output) else []
-    if not found:
+    if not resumes(output):
         check_finished_run(output, output_dir)
         return
     checkpoint = get_last_checkpoint(output)
     if checkpoint is None:  # transformers takes only checkpoint-<number> folders
+        found = sorted(p.name for p in Path(output).glob("checkpoint-*"))
         raise usage.UsageError(f"--output_dir {output_dir} holds {', '.join(found[:3])}, so the host resumes, but "
                                "no checkpoint-<step> folder to resume from: move it away, or use another --output_dir")
     name = os.path.basename(checkpoint)
