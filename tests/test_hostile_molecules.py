@@ -421,7 +421,8 @@ def test_two_copies_of_a_molecule_at_one_place_overlap(tmp_path):
     assert isinstance(record, MoleculeError) and "overlap (distance < " in record.reason, record
 
 
-@pytest.mark.parametrize("comment", ["Charge: -1", "charge -1 mult 1", "total CHARGE is -1"])
+@pytest.mark.parametrize("comment", ["Charge: -1", "charge -1 mult 1", "total CHARGE is -1", "totalcharge=-1",
+                                     "charge=0 net_charge=-1"])
 def test_an_xyz_charge_not_written_as_charge_equals_n_is_named(tmp_path, comment):
     """was: read as charge 0, then RDKit's "Final molecular charge (0) does not match input"."""
     from deepmolm_plugin.molecule.errors import MoleculeError
@@ -430,7 +431,8 @@ def test_an_xyz_charge_not_written_as_charge_equals_n_is_named(tmp_path, comment
     path = tmp_path / "oh.xyz"
     path.write_text(f"2\n{comment}\nO 0 0 0\nH 0 0 0.97\n")
     (record,) = read_structures(path, policy="from-file")
-    assert isinstance(record, MoleculeError) and "only `charge=N` is read" in record.reason, record
-    path.write_text("2\ncharge=-1\nO 0 0 0\nH 0 0 0.97\n")
-    (record,) = read_structures(path, policy="from-file")
-    assert not isinstance(record, MoleculeError) and Chem.GetFormalCharge(record.mol) == -1
+    assert isinstance(record, MoleculeError) and "only `charge=N`, once, is read" in record.reason, record
+    for stated in ("charge=-1", "hydroxide total_charge=-1 Charge=-1"):  # was: total_charge read as 0
+        path.write_text(f"2\n{stated}\nO 0 0 0\nH 0 0 0.97\n")
+        (record,) = read_structures(path, policy="from-file")
+        assert not isinstance(record, MoleculeError) and Chem.GetFormalCharge(record.mol) == -1

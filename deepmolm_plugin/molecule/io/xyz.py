@@ -2,10 +2,11 @@
 
 Each frame: a count line, a comment line, ``symbol x y z`` lines. Bonds, bond orders and
 formal charges are perceived later by RDKit's ``rdDetermineBonds`` (needs the hydrogens),
-with total charge 0 unless the comment holds ``charge=N`` (an integer: ``charge=0.5`` fails
-the frame; with a SMILES given for the file, a stated charge must be the SMILES' total).
-Element symbols are case-insensitive, or atomic numbers; ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``. A count line that
-disagrees with the atom lines fails that frame and stops reading: the next frame boundary
+with total charge 0 unless the comment holds ``charge=N`` (``total_charge=N`` too; an integer:
+``charge=0.5`` fails the frame, so does any other mention of a charge; with a SMILES given
+for the file, a stated charge must be the SMILES' total). Element symbols are
+case-insensitive, or atomic numbers; ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``.
+A count line that disagrees with the atom lines fails that frame and stops reading: the next frame boundary
 cannot be trusted after it.
 """
 
@@ -22,8 +23,11 @@ from .base import ParsedStructure, register_reader
 __all__ = ["read_xyz"]
 
 # The number as written, decimals included: 'charge=-1.5' read as -1 before.
-_CHARGE = re.compile(r"\bcharge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNORECASE)
-_MENTIONS_CHARGE = re.compile(r"\bcharge\b", re.IGNORECASE)
+# `charge` after anything but a letter or digit: `total_charge=2` is read too (with \b before
+# it, `_` joined it to "total" and the paraquat dication was perceived as a neutral molecule).
+_CHARGE = re.compile(r"(?<![a-z0-9])charge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNORECASE)
+# Every other mention (`Charge: -1`, `totalcharge=2`) fails the frame: read as charge 0 before.
+_MENTIONS_CHARGE = re.compile(r"charge", re.IGNORECASE)
 
 
 def _is_atom_line(line: str) -> bool:
@@ -67,15 +71,14 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
             return
         elements = [b.split()[0] for b in body]
         coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
-        match = _CHARGE.search(comment)
-        charge = float(match.group(1)) if match else None
-        if match is None and _MENTIONS_CHARGE.search(comment):
-            # "Charge: -1" was read as charge 0, and RDKit's bond perception then failed on it
+        stated = _CHARGE.findall(comment)
+        charge = float(stated[0]) if stated else None
+        if len(_MENTIONS_CHARGE.findall(comment)) > len(stated) or len({float(c) for c in stated}) > 1:
             reason = (f"line {pos - count}: the comment line {comment.strip()[:80]!r} states a charge, but only "
-                      "`charge=N` is read: write it so")
+                      "`charge=N`, once, is read: write it so")
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
         elif charge is not None and not charge == int(charge):
-            reason = f"line {pos - count}: total charge {match.group(1)} in the comment line is not an integer"
+            reason = f"line {pos - count}: total charge {stated[0]} in the comment line is not an integer"
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
         else:
             yield ParsedStructure(index, id, elements=elements, coords=coords,
