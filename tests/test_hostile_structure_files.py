@@ -384,3 +384,30 @@ def test_a_pipe_given_as_a_structure_file_is_named_not_waited_on(tmp_path):
     assert "is not a regular file (a pipe or a device)" in str(refused)
     with pytest.raises(Exception, match=r"structure file .*f.sdf is not a regular file \(a pipe or a device\)"):
         InputResolver().resolve({"structure": str(fifo)}, "r")
+
+
+@pytest.mark.parametrize("order", [5, 6, 7, 8])
+def test_a_molfile_query_bond_is_refused_by_render_and_fingerprint(tmp_path, order):
+    """was: deepmolm-render drew `C(single or double)C-O` as ethanol, byte for byte, with no
+    note, while deepmolm-fingerprint refused the same file."""
+    atoms = "".join(f"{x:10.4f}{y:10.4f}    0.0000 {e}   0  0  0  0  0  0  0  0  0  0  0  0\n"
+                    for x, y, e in ((0, 0, "C"), (1.299, 0.75, "C"), (2.598, 0, "O")))
+    path = _write(tmp_path / "q.mol", f"q\n     RDKit          2D\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n{atoms}"
+                                      f"  1  2  {order}  0\n  2  3  1  0\nM  END\n")
+    assert render_main([str(path), "--out", str(tmp_path / "png"), "--size", "64", "--no-progress"]) == 1
+    (line,) = [json.loads(l) for l in (tmp_path / "png" / "index.jsonl").read_text().splitlines()]
+    assert line["image"] is None and "query bond(s) of no one order (C1-C2): not a concrete" in line["error"]
+    out = tmp_path / "fp.jsonl"
+    assert fingerprint_main([str(path), "--out", str(out), "--no-progress"]) == 1
+    assert "query bond(s) of no one order (C1-C2)" in json.loads(out.read_text())["error"]
+
+
+def test_an_r_group_atom_is_named_apart_from_its_number():
+    """was: R-group R1 at atom 2 was named `R12`."""
+    from deepmolm_plugin.molecule.errors import atom_names
+
+    mol = Chem.MolFromMolBlock("r\n     RDKit          2D\n\n  2  1  0  0  0  0  0  0  0  0999 V2000\n"
+                               "    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0\n"
+                               "    1.2990    0.7500    0.0000 R#  0  0  0  0  0  0  0  0  0  0  0  0\n"
+                               "  1  2  1  0\nM  RGP  1   2   1\nM  END\n")
+    assert atom_names([0, 1], mol) == "C1, R1 (atom 2)"

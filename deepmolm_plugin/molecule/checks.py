@@ -90,8 +90,8 @@ POLYMER_GROUPS = {"SRU", "COP", "ALT", "RAN", "BLO", "GRA", "CRO", "MON", "MER",
 
 
 def check_atoms(mol: Chem.Mol, id: str) -> None:
-    """A concrete structure: some atoms, none of them dummies, no polymer repeat unit,
-    finite coordinates (if any).
+    """A concrete structure: some atoms, none of them dummies, no query bonds, no polymer
+    repeat unit, finite coordinates (if any).
 
     Overlaps are not checked here: a conformer that is about to be replaced by a generated
     one may be a depiction with stacked atoms; ``check_coordinates`` runs on the conformer
@@ -102,6 +102,13 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
+    # Molfile query bonds (types 5-8: single or double, single or aromatic, double or
+    # aromatic, any) have no order: deepmolm-render drew them as single bonds, so the
+    # picture of `C(5)C-O` was ethanol's, while deepmolm-fingerprint refused the same file.
+    queries = [b for b in mol.GetBonds() if b.GetBondType() == Chem.BondType.UNSPECIFIED]
+    if queries:
+        names = ", ".join(bond_name(b) for b in queries[:10]) + (f" and {len(queries) - 10} more" if len(queries) > 10 else "")
+        raise MoleculeError(id, f"query bond(s) of no one order ({names}): not a concrete structure")
     polymer = sorted({g.GetProp("TYPE") for g in Chem.GetMolSubstanceGroups(mol) if g.HasProp("TYPE")} & POLYMER_GROUPS)
     if polymer:  # CXSMILES `Sg:n`, molfile SRU: was fingerprinted and drawn as the bare repeat unit
         raise MoleculeError(id, f"a polymer substance group ({', '.join(polymer)}): a repeat unit is not one "

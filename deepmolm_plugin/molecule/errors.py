@@ -52,9 +52,16 @@ def atom_names(indices, mol=None, limit: int = 10) -> str:
     (a message naming atom 0 pointed at the line before the one meant). Without `mol`, the
     numbers alone. At most `limit` are named, then how many more."""
     indices = [int(i) for i in indices]
-    names = [f"{mol.GetAtomWithIdx(i).GetSymbol() if mol is not None else ''}{i + 1}" for i in indices[:limit]]
+    names = [_atom_name(i, mol) for i in indices[:limit]]
     more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
     return ", ".join(names) + more
+
+
+def _atom_name(index: int, mol) -> str:
+    """`C3`; a symbol that ends in a digit (an R-group `R1`) gets its number apart: `R1 (atom 3)`,
+    not `R13`."""
+    symbol = mol.GetAtomWithIdx(index).GetSymbol() if mol is not None else ""
+    return f"{symbol} (atom {index + 1})" if symbol[-1:].isdigit() else f"{symbol}{index + 1}"
 
 
 def bond_name(bond) -> str:
