@@ -325,7 +325,8 @@ def test_a_dative_bond_is_named_not_e3fps_key_error(smiles, bond):
     from deepmolm_plugin.molecule import molecule_fp
 
     mol = molecule_from_smiles(smiles).mol
-    with pytest.raises(MoleculeError, match=f"{bond}: E3FP encodes single, double, triple and aromatic bonds only"):
+    with pytest.raises(MoleculeError, match=rf"{bond} \(written so, or a bond to a metal that RDKit's sanitising made "
+                                            r"dative\): E3FP encodes single, double, triple and aromatic bonds only"):
         molecule_fp(mol, id=smiles)
 
 
@@ -436,3 +437,15 @@ def test_an_xyz_charge_not_written_as_charge_equals_n_is_named(tmp_path, comment
         path.write_text(f"2\n{stated}\nO 0 0 0\nH 0 0 0.97\n")
         (record,) = read_structures(path, policy="from-file")
         assert not isinstance(record, MoleculeError) and Chem.GetFormalCharge(record.mol) == -1
+
+
+@pytest.mark.parametrize("smiles, atoms", [("C[C@H]=C=[C@H]C", "C2, C4"), ("NC(Br)=[C@@]=C(O)C", "C4")])
+def test_written_allene_stereo_that_rdkit_drops_is_a_note(smiles, atoms):
+    """was: sanitising cleared the `@` of an allene and nothing said so: both enantiomers got
+    the same tokens and picture, with the SMILES kept as written beside them."""
+    from deepmolm_plugin.molecule import molecule_from_smiles
+
+    record = molecule_from_smiles(smiles, id="allene")
+    assert any(n.startswith(f"axial (allene) stereo written at {atoms} is not kept") for n in record.notes), record.notes
+    plain = molecule_from_smiles("C[C@H](F)Cl", id="plain")  # a kept centre: no such note
+    assert not any("axial" in n for n in plain.notes)

@@ -108,7 +108,10 @@ def _check_bond_types(mol: Chem.Mol, id: str) -> None:
     for bond in mol.GetBonds():
         kind = bond.GetBondType()
         if kind not in E3FP_BOND_TYPES:
-            raise MoleculeError(id, f"{str(kind).lower()} bond {bond_name(bond)}:"
+            # ferrocene's ten Fe-C single bonds were named "dative" with no word on where that came from
+            why = (" (written so, or a bond to a metal that RDKit's sanitising made dative)"
+                   if kind == Chem.BondType.DATIVE else "")
+            raise MoleculeError(id, f"{str(kind).lower()} bond {bond_name(bond)}{why}:"
                                     " E3FP encodes single, double, triple and aromatic bonds only")
 
 

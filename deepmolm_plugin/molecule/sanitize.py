@@ -69,11 +69,29 @@ def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
         raise MoleculeError(id, f"SMILES {smiles!r} carries CXSMILES coordinates; a SMILES is given a generated "
                                 "conformer: drop the coordinates, or give them as a structure file (SDF, XYZ) or "
                                 "as `atoms` + `coordinates`")
+    written = [a.GetIdx() for a in mol.GetAtoms() if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED]
     notes = as_notes(messages) + sanitize(mol, id)
+    note_axial_stereo(mol, written, notes)
     # '[#6]-[#8]', '[C]': a bracket atom has only the hydrogens it writes
     note_radicals(mol, notes, "a bracket atom has only the hydrogens it writes: [CH3] is a methyl radical, [C] a "
                               "bare carbon")
     return mol, notes
+
+
+def note_axial_stereo(mol: Chem.Mol, written: list[int], notes: list[str]) -> None:
+    """A note naming the allene (cumulene) atoms whose written `@`/`@@` sanitising cleared:
+    RDKit represents no axial stereo, so `C[C@H]=C=[C@H]C` and its mirror image became one
+    molecule (the same tokens, the same picture, a generated conformer of one configuration)
+    and nothing said so."""
+    def cumulated(atom) -> bool:
+        return sum(b.GetBondType() == Chem.BondType.DOUBLE for b in atom.GetBonds()) >= 2
+
+    lost = [i for i in written if mol.GetAtomWithIdx(i).GetChiralTag() == Chem.ChiralType.CHI_UNSPECIFIED
+            and any(cumulated(a) for a in (mol.GetAtomWithIdx(i), *mol.GetAtomWithIdx(i).GetNeighbors()))]
+    if lost:
+        notes.append(f"axial (allene) stereo written at {atom_names(lost, mol)} is not kept: RDKit represents "
+                     "none, so this molecule and its mirror image get the same tokens and picture, and the "
+                     "generated conformer fixes one configuration")
 
 
 RADICAL_NOTE = "radical: unpaired electrons on atoms"
