@@ -631,3 +631,17 @@ def test_the_printed_summary_counts_the_seeds_once(tmp_path, monkeypatch, capsys
     kcli.main(argv)
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "(1 of 2 seeds) -> " in line and "over" not in line, line
+
+
+def test_the_printed_summary_shows_every_test_file(tmp_path, capsys):
+    # was: only the split's test subset (or the first --test-file) was printed
+    train = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)])
+    extra = []
+    for name in ("ext1", "ext2"):
+        extra += ["--test-file", str(_csv(tmp_path / f"{name}.csv", ["smiles", "y"], [("CCCl", 1), ("CCBr", 2)]))]
+    argv = [a for a in _run(train, tmp_path / "o", extra=extra) if a != "--quiet"]
+    assert kcli.main(argv) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    shown = [part.split(" rmse ")[0] for part in line.split(": ", 1)[1].split(" -> ")[0].split("; ")]
+    assert shown == [k for k in json.loads((tmp_path / "o" / "results.json").read_text())["summary"]
+                     if k not in ("train", "valid")] and {"ext1", "ext2"} <= set(shown), line

@@ -556,13 +556,16 @@ def run_from_args(args) -> dict:
     results_doc["paths"] = {k: [os.fspath(x) for x in v] if isinstance(v, list) else os.fspath(v)
                             for k, v in paths.items()}
     if not args.quiet:
-        test_key = "test" if "test" in summary else next((k for k in summary if k not in ("train", "valid")), "valid")
-        e = summary[test_key][metric]
-        shown = fmt(e)
-        if e is not None and "seed" not in shown:  # fmt names the seeds when some lack it ("(1 of 2 seeds) over 1")
-            shown += f" over {len(e['values'])} seeds"
-        print(f"{Path(args.data).stem} {args.split}: {test_key} {metric} {shown} -> {paths['markdown']}",
-              file=sys.stderr)
+        # every tested subset: the split's test and each --test-file (only the first was shown)
+        tested = [k for k in summary if k not in ("train", "valid")] or ["valid"]
+        parts = []
+        for key in tested:
+            e = summary[key][metric]
+            shown = fmt(e)
+            if e is not None and "seed" not in shown:  # fmt names the seeds when some lack it ("(1 of 2 seeds) over 1")
+                shown += f" over {len(e['values'])} seeds"
+            parts.append(f"{key} {metric} {shown}")
+        print(f"{Path(args.data).stem} {args.split}: {'; '.join(parts)} -> {paths['markdown']}", file=sys.stderr)
     return results_doc
 
 
