@@ -410,22 +410,29 @@ def check_resumed_settings(output_dir, model_args) -> None:
 # checkpoint's optimizer.pt and scheduler.pt, whose learning rates, betas, epsilon and weight
 # decay replace the command line's without a word (another --learning_rate was ignored, exit 0),
 # and the resumed epoch skips as many batches as were trained, counted in the order that
-# --data_path's records and the seeds give now: other records or another seed trained some
-# records twice and others never. (Epochs, steps and schedule may change: the Trainer applies
-# them, which is how a finished run is trained for longer.)
+# --data_path's records and the seeds give now, in batches of the size it has now: other
+# records, another seed, or another batch size, accumulation or number of processes trained
+# some records twice and others never (a run resumed at step 2 of 4 with twice the batch size
+# took the first epoch as done and skipped its other half, exit 0). (Epochs, steps and
+# schedule may change: the Trainer applies them, which is how a finished run is trained for
+# longer.)
 RUN_RECORD = "deepmolm_resume.json"
 RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
-               "seed", "data_seed", "group_by_modality_length")
+               "seed", "data_seed", "group_by_modality_length", "per_device_train_batch_size",
+               "gradient_accumulation_steps")
+PROCESSES = "processes"  # RUN_RECORD's number of training processes (WORLD_SIZE), next to RESUME_KEPT
 
 
 def run_record(options, data_args) -> dict:
-    """What RUN_RECORD holds for this command line: RESUME_KEPT and --data_path's content."""
+    """What RUN_RECORD holds for this command line: RESUME_KEPT, the number of processes and
+    --data_path's content."""
     from deepmolm_plugin.result_files import file_sha256
 
     kept = {name: getattr(getattr(options, name, None), "value", getattr(options, name, None)) for name in RESUME_KEPT}
     # transformers' default --optim is adamw_torch before torch 2.8 and adamw_torch_fused from
     # it: one AdamW, whose state either loads; a resume after a torch upgrade is no other run
     kept["optim"] = {"adamw_torch_fused": "adamw_torch"}.get(kept["optim"], kept["optim"])
+    kept[PROCESSES] = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun / deepspeed set it; one process otherwise
     data = os.path.abspath(os.path.expanduser(data_args.data_path))
     return {"settings": kept, "data_path": data, "data_sha256": file_sha256(data)}
 
@@ -451,8 +458,8 @@ def check_resumed_run(options, data_args) -> None:
             and all(isinstance(saved.get(k), str) for k in ("data_path", "data_sha256"))):
         raise usage.UsageError(unreadable.format("not the record this launcher writes"))
     ours = run_record(options, data_args)
-    differ = [f"--{name} {value!r} (the run: {saved['settings'][name]!r})" for name, value in ours["settings"].items()
-              if name in saved["settings"] and saved["settings"][name] != value]
+    differ = [f"{'WORLD_SIZE' if name == PROCESSES else '--' + name} {value!r} (the run: {saved['settings'][name]!r})"
+              for name, value in ours["settings"].items() if name in saved["settings"] and saved["settings"][name] != value]
     if ours["data_sha256"] != saved["data_sha256"]:
         edited = ", since edited" if saved["data_path"] == ours["data_path"] else ""
         differ.append(f"--data_path {data_args.data_path} is not the file it started with ({saved['data_path']}{edited})")

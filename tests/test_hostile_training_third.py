@@ -563,7 +563,7 @@ def test_resume_from_checkpoint_is_refused_not_ignored(tmp_path):
         checked(tmp_path, *DEEPMOLM, "--resume_from_checkpoint", str(tmp_path / "old" / "checkpoint-2"))
 
 
-def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path):
+def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path, monkeypatch):
     # was: resumed; the checkpoint's optimizer.pt and scheduler.pt replaced the new learning
     # rate without a word, and another data file or seed skipped the wrong batches
     from deepmolm_plugin.train import RUN_RECORD, write_run_record
@@ -587,10 +587,17 @@ def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path):
     launch()  # the same command resumes
     for extra, message in ((["--learning_rate", "1e-3"], r"--learning_rate 0.001 \(the run: 2e-05\)"),
                            (["--seed", "7"], r"--seed 7 \(the run: 42\)"),
-                           (["--weight_decay", "0.1"], r"--weight_decay 0.1 \(the run: 0.0\)")):
+                           (["--weight_decay", "0.1"], r"--weight_decay 0.1 \(the run: 0.0\)"),
+                           # was: another batch size took half an epoch as a whole one and skipped the rest
+                           (["--per_device_train_batch_size", "4"], r"--per_device_train_batch_size 4 \(the run: 8\)"),
+                           (["--gradient_accumulation_steps", "2"], r"--gradient_accumulation_steps 2 \(the run: 1\)")):
         with pytest.raises(usage.UsageError, match=r"holds a run that this command resumes, but with other settings "
                                                    r"than it started with: " + message):
             launch(*extra)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # another number of processes
+    with pytest.raises(usage.UsageError, match=r"other settings than it started with: WORLD_SIZE 2 \(the run: 1\)"):
+        launch()
+    monkeypatch.delenv("WORLD_SIZE")
     with pytest.raises(usage.UsageError, match=rf"--data_path {other} is not the file it started with \({data}\)"):
         launch(path=other)
     data.write_text('[{"id": "a"}, {"id": "c"}]')
