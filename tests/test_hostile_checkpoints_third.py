@@ -259,3 +259,19 @@ def test_a_pytorch_file_holding_objects_says_so_without_advising_code_execution(
     with pytest.raises(CheckpointError, match=r"w.pt is not a plain PyTorch tensor file \(damaged, or it holds objects "
                                               r"that need code to load, which is never run here\): Unsupported global"):
         dict(__import__("deepmolm_plugin.tensor_files", fromlist=["x"]).open_checkpoint(path))
+
+
+def test_one_clip_tensor_given_in_two_layouts_is_an_error(tmp_path, tiny_config):
+    # was: CLIP files in open_clip's (visual.*) and Hugging Face's (vision_model.*) layouts,
+    # both given: the file read last won, tensor by tensor, without a word
+    state = DeepEncoder(tiny_config).state_dict()
+    torch.save({"image_encoder." + k[4:]: v for k, v in state.items() if k.startswith("sam.")}, tmp_path / "sam.pth")
+    _save({"visual." + k[5:]: v for k, v in state.items() if k.startswith("clip.")}, tmp_path / "open_clip.safetensors")
+    _save({"vision_model.embeddings.class_embedding": state["clip.class_embedding"] + 7}, tmp_path / "hf.safetensors")
+    files = [tmp_path / "sam.pth", tmp_path / "open_clip.safetensors"]
+    load_deepencoder(files, config=tiny_config)  # one layout each: loads
+    for given in (files + [tmp_path / "hf.safetensors"], [tmp_path / "hf.safetensors"] + files):  # either order
+        with pytest.raises(CheckpointError, match=r"given twice, under two names \(1\): "
+                                                  r"(visual|vision_model)\.\S*class_embedding and (visual|vision_model)"
+                                                  r"\.\S*class_embedding \(both clip\.class_embedding\)"):
+            load_deepencoder(given, config=tiny_config)

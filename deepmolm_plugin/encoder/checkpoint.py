@@ -208,11 +208,12 @@ def plan_load(
     """Match checkpoint tensors (name -> (shape, loader)) to the tower's expected shapes.
 
     Works on shapes alone, so full-size layouts can be checked without reading weights.
-    Raises CheckpointError listing every missing, unexpected and mis-shaped tensor.
+    Raises CheckpointError listing every missing, unexpected, mis-shaped and doubly given tensor.
     """
     rules = _rules_for(fmt, list(sources))
     plan: Dict[str, Callable[[], torch.Tensor]] = {}
-    unexpected, mismatched, ignored, other = [], [], [], 0
+    given_by: Dict[str, str] = {}  # tower name -> the checkpoint name that gives it
+    unexpected, mismatched, twice, ignored, other = [], [], [], [], 0
     mismatched_ours = set()
     for key, (shape, load) in sources.items():
         ours = next((o for o in (r.to_ours(key) for r in rules) if o is not None), None)
@@ -228,13 +229,19 @@ def plan_load(
             mismatched.append(f"{key}: checkpoint {list(shape)} vs tower {list(expected[ours])}")
             mismatched_ours.add(ours)
             continue
-        plan[ours] = load
+        if ours in plan:
+            # two names for one tower tensor (CLIP files in open_clip's and Hugging Face's
+            # layouts, both given): the one read last won without a word
+            twice.append(f"{given_by[ours]} and {key} (both {ours})")
+            continue
+        plan[ours], given_by[ours] = load, key
     missing = sorted(set(expected) - set(plan) - mismatched_ours)
     new = [k for k in missing if fmt == "sam+clip" and k.startswith("compressor.")]
     missing = [k for k in missing if k not in new]
-    if missing or unexpected or mismatched:
+    if missing or unexpected or mismatched or twice:
         lines = [f"DeepEncoder checkpoint ({fmt}) does not match the tower configuration:"]
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched),
+                             ("given twice, under two names", twice)):
             if items:
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
         raise CheckpointError("\n".join(lines))
