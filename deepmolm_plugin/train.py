@@ -550,7 +550,7 @@ RESUMED_STATE = ("optimizer.pt", "scheduler.pt")
 
 def checkpoint_files_problem(checkpoint: str) -> "str | None":
     """What keeps a `checkpoint-N` from resuming the run it was saved by, or None: a
-    trainer_state.json that is not JSON, model weights missing or unreadable, the optimizer
+    trainer_state.json that is not JSON or not the Trainer's state, model weights missing or unreadable, the optimizer
     or schedule missing or unreadable. Each was a traceback after the model had loaded
     (JSONDecodeError, SafetensorError, a zip error), or, for a missing optimizer.pt or
     scheduler.pt, a run that went on with a fresh optimizer and schedule, exit 0."""
@@ -569,6 +569,9 @@ def checkpoint_files_problem(checkpoint: str) -> "str | None":
         return f"trainer_state.json is not readable JSON ({e})"
     if not isinstance(state, dict):
         return "trainer_state.json is not a JSON object"
+    problem = trainer_state_problem(state)
+    if problem:
+        return f"trainer_state.json {problem}"
     weights = next((folder / name for name in RESUMED_WEIGHTS if (folder / name).is_file()), None)
     if weights is None:
         return f"model weights are missing (none of {', '.join(RESUMED_WEIGHTS)})"
@@ -587,6 +590,26 @@ def checkpoint_files_problem(checkpoint: str) -> "str | None":
     for path in sorted(folder.glob("rng_state*.pth")) + [p for p in [folder / "scaler.pt"] if p.is_file()]:
         if not zipfile.is_zipfile(path):  # read when the host resumes: a zip error after the model had loaded
             return f"{path.name} is not a readable PyTorch file (truncated?)"
+    return None
+
+
+def trainer_state_problem(state: dict) -> "str | None":
+    """Why transformers cannot resume from this trainer_state.json object, or None. It
+    builds a TrainerState of the fields (another key: a TypeError), then divides by
+    `train_batch_size` and `global_step` (`{}` or a step of "x": a TypeError), all after the
+    model had loaded."""
+    from transformers import TrainerState
+
+    try:
+        TrainerState(**state)
+    except TypeError as e:
+        return f"is not the Trainer's state ({e})"
+    for name in ("global_step", "train_batch_size"):
+        value = state.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "global_step" else 1):
+            return f"holds {name} {value!r}, not a {'step count' if name == 'global_step' else 'batch size'}"
+    if not isinstance(state.get("log_history", []), list):
+        return f"holds log_history {type(state['log_history']).__name__}, not a list"
     return None
 
 

@@ -200,7 +200,7 @@ def resumable(checkpoint, config: dict):
 
     checkpoint.mkdir(parents=True)
     (checkpoint / "config.json").write_text(json.dumps(config))
-    (checkpoint / "trainer_state.json").write_text("{}")
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 5, "train_batch_size": 8}))
     save_file({"w": torch.zeros(2)}, str(checkpoint / "model.safetensors"))
     for name in ("optimizer.pt", "scheduler.pt"):
         torch.save({}, checkpoint / name)
@@ -254,6 +254,14 @@ def test_a_checkpoint_the_host_cannot_resume_is_one_line_before_loading(tmp_path
 @pytest.mark.parametrize("damage, message", [
     (lambda c: (c / "model.safetensors").unlink(), r"model weights are missing \(none of model.safetensors.index"),
     (lambda c: (c / "trainer_state.json").write_text(""), "trainer_state.json is not readable JSON"),
+    # valid JSON but not the Trainer's state: TypeErrors inside transformers after the model had loaded
+    (lambda c: (c / "trainer_state.json").write_text("{}"), "trainer_state.json holds global_step None, not a step"),
+    (lambda c: (c / "trainer_state.json").write_text('{"global_step": "x", "train_batch_size": 8}'),
+     "trainer_state.json holds global_step 'x', not a step count"),
+    (lambda c: (c / "trainer_state.json").write_text('{"foo": 1}'),
+     r"trainer_state.json is not the Trainer's state \(.*unexpected keyword argument 'foo'"),
+    (lambda c: (c / "trainer_state.json").write_text('{"global_step": 5, "train_batch_size": 0}'),
+     "trainer_state.json holds train_batch_size 0, not a batch size"),
     (lambda c: os.truncate(c / "model.safetensors", 20), "model weights cannot be read: "),
     (lambda c: os.truncate(c / "optimizer.pt", 30), r"optimizer.pt is not a readable PyTorch file \(truncated"),
     (lambda c: (c / "scheduler.pt").unlink(), "scheduler.pt is missing: the run would go on with a fresh optimizer"),
