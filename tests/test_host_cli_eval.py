@@ -247,6 +247,7 @@ def _stub_args(questions, answers, *extra):
 def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
     """The host's own eval loop, a stub model: generate sees each question's molecule_fp."""
     from deepmolm_plugin.eval import model_vqa
+    from deepmolm_plugin.eval.resume import asked_digests
 
     host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
     smiles = ["CCO", "c1ccccc1", "CCO"]
@@ -262,8 +263,10 @@ def test_each_question_molecule_reaches_its_generate(tmp_path, monkeypatch):
         if not torch.cuda.is_available():
             assert kwargs["images"].dtype == torch.float32  # the host's .half() followed the model's dtype
     assert not torch.equal(calls[0]["molecule_fp"], calls[1]["molecule_fp"])
-    assert [json.loads(line)["question_id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == \
-        ["q0", "q1", "q2"]
+    lines = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [line["question_id"] for line in lines] == ["q0", "q1", "q2"]
+    # what each was asked about, for the report to hold against its references
+    assert [line["metadata"]["asked"] for line in lines] == [asked_digests({"smiles": s}) for s in smiles]
     assert not (tmp_path / "a.failures.jsonl").exists()
     assert host.load_pretrained_model is original  # bound only during the run
     assert host.Image.__name__ == "PIL.Image"  # the host module's PIL is never replaced

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from deepmolm_plugin.eval import model_vqa, questions as eval_questions, report
-from deepmolm_plugin.eval.merge import ReportError
+from deepmolm_plugin.eval.merge import MergeError, ReportError
 from deepmolm_plugin.eval.metrics.numbers import parse_number
 from deepmolm_plugin.eval.scoring import build_report
 
@@ -54,6 +54,28 @@ def test_answers_asked_other_questions_are_refused(tmp_path):
     # Answer lines without `prompt` (other producers) or references without `text` are not compared.
     bare = _jsonl(tmp_path / "bare.jsonl", [{"question_id": i, "text": "1.0"} for i in range(3)])
     assert build_report([bare], refs)[0]["counts"]["answers"] == 3
+
+
+def test_answers_about_other_molecules_under_the_same_prompt_are_refused(tmp_path):
+    """was: two splits numbered alike, with one fixed prompt ("Describe the input molecule.")
+    for every record: the other split's answers were scored, exit 0."""
+    from deepmolm_plugin.eval.resume import asked_digests
+
+    def question(i, smiles):
+        return {"question_id": i, "task": "caption", "text": "Describe it.", "smiles": smiles, "answer": smiles}
+
+    asked = [question(0, "CCO"), question(1, "c1ccccc1")]
+    answers = [dict(_answer(q["question_id"], "A molecule.", prompt="Describe it."),
+                    metadata={"asked": asked_digests(q)}) for q in asked]
+    ours = _jsonl(tmp_path / "ours.jsonl", answers)
+    assert build_report([ours], _refs(tmp_path, asked))[0]["counts"]["answers"] == 2  # its own questions
+    fewer = [{k: v for k, v in q.items() if k != "smiles"} for q in asked]  # references without the molecule
+    assert build_report([ours], _jsonl(tmp_path / "fewer.jsonl", fewer))[0]["counts"]["answers"] == 2
+    other = _jsonl(tmp_path / "other.jsonl", [question(0, "CCO"), question(1, "CCCC")])
+    with pytest.raises(MergeError, match=r"1 answer\(s\) were asked about another molecule or image than their "
+                                         r"references hold \(answers to another question file\?\): '1'; first: "
+                                         r"question '1', whose smiles differ"):
+        build_report([ours], other)
 
 
 def test_a_tokenizer_folder_without_a_tokenizer_is_one_line(tmp_path, capsys):

@@ -17,7 +17,9 @@ errors naming the ids and files; so are answers holding chat special tokens
 (stale files of another run), and answers whose `prompt` (the question the host asked)
 is not their reference record's `text` (answers to another question file whose ids
 happen to match, such as the numbered ids of two splits), or which carry a `task` or
-`answer` (top level or in `metadata`) other than their reference record's: `check_pairing`.
+`answer` (top level or in `metadata`) other than their reference record's, or whose
+question's image or molecule fields (`metadata.asked`, per field) differ from the
+reference record's (two splits with one fixed prompt): `check_pairing`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import jsonl
+from .resume import ASKED, asked_digests
 
 MAX_IDS_SHOWN = 20  # an error names at most this many ids, then the count
 SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z_]+\|>|</s>")  # Qwen2's <|im_end|>, <|endoftext|>; Llama's </s>
@@ -208,6 +211,21 @@ def check_pairing(answers: Dict[str, dict], refs: "OrderedDict[str, dict]") -> N
             raise MergeError(f"{len(differ)} answer(s) {meaning} (answers to another question file?): "
                              f"{format_ids(differ)}; first: {mine} {_carried(answers[first], mine)[:80]!r} "
                              f"in the answers, {theirs} {refs[first][theirs][:80]!r} in the references")
+    # the same prompt for every record (one fixed question per task) and ids numbered alike:
+    # what each answer was asked about, field by field, where the reference line has it too
+    differ = {}
+    for qid, row in answers.items():
+        asked = _carried(row, ASKED)
+        if isinstance(asked, dict) and qid in refs:
+            theirs = asked_digests(refs[qid])
+            fields = [name for name, digest in asked.items() if name in theirs and theirs[name] != digest]
+            if fields:
+                differ[qid] = fields
+    if differ:
+        first = next(iter(differ))
+        raise MergeError(f"{len(differ)} answer(s) were asked about another molecule or image than their references "
+                         f"hold (answers to another question file?): {format_ids(list(differ))}; first: question "
+                         f"{first!r}, whose {', '.join(differ[first])} differ(s) from the references'")
 
 
 def _carried(row: dict, field: str):

@@ -412,10 +412,13 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
               f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
         prepared, inputs = _not_kept(prepared, inputs, kept)
 
+    asked = {str(line["question_id"]): resume.asked_digests(line) for line in chunk}
+
     def merged(new_lines: List[dict]) -> List[dict]:
-        """The kept answers and this run's (tagged for a later --resume), in question order."""
+        """The kept answers and this run's (tagged for a later --resume, and with what each
+        was asked about for the report), in question order."""
         by_id = {**kept, **{str(line["question_id"]): line
-                            for line in resume.tagged(new_lines, settings, digests, shown)}}
+                            for line in resume.tagged(new_lines, settings, digests, shown, asked)}}
         return [by_id[qid] for qid in order if qid in by_id]
 
     if not prepared:  # more chunks than questions (the host's get_chunk would raise IndexError), all failed or kept

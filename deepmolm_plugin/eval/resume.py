@@ -20,9 +20,14 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..molecule.inputs import MOLECULE_KEYS
 from ..result_files import file_sha256
 
 SETTINGS, QUESTION, SHOWN, CONTENT = "settings_digest", "question_digest", "settings", "content_digest"
+# What each answer was asked about, field by field, as the question file wrote it
+# (`asked_digests`): the report holds it against its references file's lines.
+ASKED = "asked"
+ASKED_FIELDS = ("image", *MOLECULE_KEYS)
 # The files of a model folder that make the model (weights, configs, tokenizer): the run's own
 # outputs written beside them (answers, failures) changed the digest on every run.
 MODEL_FILES = (".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth", ".tiktoken", ".py")
@@ -60,6 +65,16 @@ def question_digest(line: dict, files: List[str], molecule_fp) -> str:
     if molecule_fp is not None:
         digest.update(molecule_fp.cpu().numpy().tobytes())
     return digest.hexdigest()[:24]
+
+
+def asked_digests(line: dict) -> Dict[str, str]:
+    """{field: digest} of a question-file line's image and molecule fields (ASKED_FIELDS),
+    those it has. Carried by its answer (`metadata.asked`), so that the report can tell
+    answers to another question file whose ids and prompt match (two splits numbered alike,
+    one fixed prompt for every record) from answers to its references: per field, since a
+    references file may hold fewer of them."""
+    return {name: hashlib.sha256(json.dumps(line[name], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            for name in ASKED_FIELDS if line.get(name) is not None}
 
 
 def content_digest(line: dict) -> str:
@@ -108,15 +123,21 @@ def kept_answers(answers: Path, settings: str, digests: Dict[str, str]) -> Dict[
     return {str(line["question_id"]): line for line in lines}
 
 
-def tagged(lines: List[dict], settings: str, digests: Dict[str, str], shown: Optional[dict] = None) -> List[dict]:
+def tagged(lines: List[dict], settings: str, digests: Dict[str, str], shown: Optional[dict] = None,
+           asked: Optional[Dict[str, Dict[str, str]]] = None) -> List[dict]:
     """This run's lines with the digests a later `--resume` checks (and, given `shown`, the
-    run's settings as the report compares them across shards)."""
+    run's settings as the report compares them across shards; given `asked`, each
+    question's `asked_digests`)."""
     out = []
     for line in lines:
+        qid = str(line["question_id"])
         metadata = line.get("metadata") if isinstance(line.get("metadata"), dict) else {}
-        metadata = {**metadata, SETTINGS: settings, QUESTION: digests[str(line["question_id"])],
-                    CONTENT: content_digest(line)}
-        out.append(dict(line, metadata={**metadata, SHOWN: shown} if shown is not None else metadata))
+        metadata = {**metadata, SETTINGS: settings, QUESTION: digests[qid], CONTENT: content_digest(line)}
+        if shown is not None:
+            metadata[SHOWN] = shown
+        if asked is not None:
+            metadata[ASKED] = asked[qid]
+        out.append(dict(line, metadata=metadata))
     return out
 
 
