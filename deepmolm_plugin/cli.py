@@ -359,10 +359,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.structure is not None:  # a folder is named as one (it was "no such file")
         usage.existing_file(args.structure, "--structure")
     usage.at_least(args.max_new_tokens, "--max-new-tokens")
-    usage.at_least(args.temperature, "--temperature", 0)
-    problem = usage.temperature_problem(args.temperature)
-    if problem:
-        raise usage.UsageError(f"--temperature {problem}")
+    usage.sampling_temperature(args.temperature)
     if args.smiles is not None and not args.smiles.strip():  # was "molecule None: no molecule field"
         raise usage.UsageError("--smiles: empty SMILES")
 

@@ -277,6 +277,16 @@ def temperature_problem(value: float) -> Optional[str]:
     return None
 
 
+def sampling_temperature(value: float, option: str = "--temperature") -> float:
+    """`value`, or a UsageError naming `option` and `temperature_problem` (chat and batch
+    eval: a model_vqa run given 1e-40 failed on its first question, after the model loaded)."""
+    at_least(value, option, 0)  # NaN and inf too
+    problem = temperature_problem(value)
+    if problem:
+        raise UsageError(f"{option} {problem}")
+    return value
+
+
 def model_config(folder: "str | os.PathLike", option: str) -> Optional[dict]:
     """The JSON object in a model folder's config.json; None when the folder has none.
     Unreadable, not JSON or not an object: UsageError naming the option and the file (the

@@ -191,6 +191,9 @@ CASES = {
                             ["--num-chunks"], 2),
     "vqa-negative-chunk-idx": ("vqa", "--model-path {model} --question-file {questions_jsonl} --chunk-idx -1",
                                ["--chunk-idx", "-1"], 2),
+    "vqa-tiny-temperature": ("vqa", "--model-path {model} --question-file {questions_jsonl} --temperature 1e-40",
+                             ["--temperature 1e-40 is too small to sample with", "use 0"], 2),  # was: the sampler's
+    # RuntimeError on the first question, after the model loaded
     "vqa-zero-max-new-tokens": ("vqa", "--model-path {model} --question-file {questions_jsonl} --max-new-tokens 0",
                                 ["--max-new-tokens"], 2),
     "vqa-missing-structure-folder": ("vqa", "--model-path {model} --question-file {questions_jsonl} "

@@ -563,7 +563,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     usage.output_folder(answers.parent / "renders", "--answers-file's renders/ folder")  # drawn depictions
     if args.vision_feature_cache is not None:
         usage.cache_folder(Path(args.vision_feature_cache), "--vision-feature-cache")
-    usage.at_least(args.temperature, "--temperature", 0)
+    usage.sampling_temperature(args.temperature)
     usage.at_least(args.num_beams, "--num_beams")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise usage.UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
