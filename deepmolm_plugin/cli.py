@@ -96,8 +96,17 @@ def model_conformer_policy(model_path: str, given: Optional[str], option: str = 
     GUI defaulted to `auto` whatever training used: a structure file's molecule got the
     file's conformer at inference and a generated one in training, other tokens without a
     word. A given policy other than the training's is used (an ablation may want it), with
-    a note saying so; a model saved before the config held one is `auto`."""
-    trained = (usage.model_config(model_path, "--model-path") or {}).get("conformer_policy")
+    a note saying so; a model saved before the config held one is `auto`. The config's
+    other depiction setting, `render_size`, is checked here too, before the model loads (a
+    bad one was a ValueError traceback from the chat, eval and the GUI)."""
+    from deepmolm_plugin.molecule.inputs import model_render_size
+
+    config = usage.model_config(model_path, "--model-path") or {}
+    try:
+        model_render_size(config)
+    except ValueError as e:
+        raise usage.UsageError(f"--model-path {model_path}: {e}") from e
+    trained = config.get("conformer_policy")
     if trained is not None and trained not in CONFORMER_POLICIES:
         raise usage.UsageError(f"--model-path {model_path}: config.json's conformer_policy is {trained!r}, not one "
                                f"of {', '.join(CONFORMER_POLICIES)}")

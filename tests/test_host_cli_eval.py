@@ -643,6 +643,22 @@ def test_inference_draws_and_embeds_molecules_as_the_model_was_trained(trained_c
     assert drawn and all(Image.open(p).size == (512, 512) for p in drawn)
 
 
+@pytest.mark.parametrize("render_size", [7, "1024", True])
+def test_a_bad_render_size_in_the_model_config_is_one_line_before_loading(trained_checkpoint, tiny_setup, tmp_path,
+                                                                           render_size):
+    """was: a ValueError traceback from the chat CLI and model_vqa (the GUI shares the check)."""
+    model = _model_trained_with(trained_checkpoint, tmp_path / "model", render_size=render_size)
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": "q", "smiles": "CCO", "text": "What is this molecule?"}])
+    for module, args in (("deepmolm_plugin.eval.model_vqa", _vqa_args(model, questions, tmp_path / "a.jsonl",
+                                                                      tiny_setup["structures"])),
+                         ("deepmolm_plugin.cli", ["--model-path", str(model), "--smiles", "CCO"])):
+        proc = run_module(module, args, cwd=tmp_path, check=False, stdin="")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert f"--model-path {model}: the model config's render_size is {render_size!r}, not a depiction side" \
+            in proc.stderr
+
+
 def test_model_vqa_gives_the_model_the_processed_pixels_not_the_hosts_float16_copy(tmp_path, monkeypatch):
     """On CUDA the host's float16 cast of the image (`.half()`, then onto the GPU) stays: a float32
     or bfloat16 model saw pixels rounded through float16 (the chat CLI's fix, in eval)."""
