@@ -279,6 +279,14 @@ def test_report_names_the_questions_model_vqa_could_not_ask(tmp_path):
     with pytest.raises(MergeError, match=r"2 question\(s\) have no answer in any shard: 'q2', 'q3'; 1 of them could "
                                          r"not be asked \(.*chunk0\.failures\.jsonl\), e\.g\. 'q2': SMILES 'C1CC': bad"):
         merge_answers([answers], expected=["q1", "q2", "q3"])
+    # `report answers/*.jsonl` names the failures file too: skipped, not read as answers
+    # (was: "question 'q2' has no text: not a model_vqa answer file")
+    refs = _refs(tmp_path, [{"question_id": f"q{i}", "task": "caption", "answer": "ethanol", "text": "What?"}
+                            for i in (1, 2)])
+    with pytest.raises(SystemExit) as exit_:
+        report.main([str(answers), str(tmp_path / "chunk0.failures.jsonl"), "--references", str(refs),
+                     "--out", str(tmp_path / "o"), "--no-plots"])
+    assert re.search(r"1 of them could not be asked .*'q2': SMILES 'C1CC': bad", str(exit_.value.code))
 
 
 @pytest.mark.parametrize("value, shown", [("NaN", "nan"), ("Infinity", "inf"), ("true", "True"), ('"2.5"', "'2.5'")])

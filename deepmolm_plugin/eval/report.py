@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .. import usage
+from .jsonl import failures_path
 from .merge import ReportError, format_ids
 from .outputs import overwritten_inputs, write_outputs
 from .scoring import build_report
@@ -87,6 +88,14 @@ def main(argv=None) -> None:
     if side:  # `answers/*.jsonl` also matches model_vqa's property-head side files
         print(f"note: skipping {len(side)} property-head file(s) (*{AUX_SUFFIX}): not answers", file=sys.stderr)
         args.answers = [p for p in args.answers if not str(p).endswith(AUX_SUFFIX)]
+    # ... and the failures file of an answers file given (it was read as answers: "question
+    # 'q3' has no text"); each answers file's own failures are read with it
+    listed = {failures_path(p) for p in args.answers}
+    side = [p for p in args.answers if Path(p) in listed]
+    if side:
+        print(f"note: skipping {len(side)} failures file(s) of the answer files given (*.failures.jsonl): read with "
+              "their answers", file=sys.stderr)
+        args.answers = [p for p in args.answers if Path(p) not in listed]
     try:
         report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data)
         table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)
