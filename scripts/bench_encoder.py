@@ -271,12 +271,14 @@ def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16", "float16"],
                         help="default: float32, plus bfloat16 where native (CUDA, AMX/AVX512-BF16)")
-    parser.add_argument("--batch", type=bench_report.at_least(1), default=1)
-    parser.add_argument("--image-size", type=bench_report.at_least(64), default=None,
-                        help="default: the config's (1024); a multiple of 64")
+    # Upper bounds a run can hold: past them the first allocation failed with an allocator
+    # traceback (--image-size 1048576 asked for 13 TB), after the GEMM probe had run.
+    parser.add_argument("--batch", type=bench_report.at_least(1, 1024), default=1)
+    parser.add_argument("--image-size", type=bench_report.at_least(64, 4096), default=None,
+                        help="default: the config's (1024); a multiple of 64, at most 4096")
     parser.add_argument("--repeats", type=bench_report.at_least(1), default=None,
                         help="timed rounds per implementation (default 3; --quick: 1)")
-    parser.add_argument("--gemm-n", type=bench_report.at_least(64), default=None,
+    parser.add_argument("--gemm-n", type=bench_report.at_least(64, 16384), default=None,
                         help="side of the matmul probing the peak (default 4096 on CPU, 8192 on CUDA)")
     parser.add_argument("--quick", action="store_true", help="1 round, GEMM probe n=2048, where not given")
     parser.add_argument("--tiny", action="store_true", help="tiny preset, for a smoke run")
@@ -294,7 +296,7 @@ def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     parser.add_argument("--no-thp", action="store_true", help="leave PyTorch's huge-page allocation off")
     parser.add_argument("--no-keep-freed", action="store_true",
                         help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=bench_report.at_least(0, 2**63 - 1), default=0)  # torch's seed range
     parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     parser.add_argument("--name", type=bench_report.result_name, default=None, help="result file name (default bench_encoder_<device>[_tiny])")
     args = parser.parse_args(argv)
