@@ -189,9 +189,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     bench_report.refuse_repeats(p, "--datasets", args.datasets)
     bench_report.refuse_repeats(p, "--splits", args.splits)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if args.jobs > cores:  # single-threaded runs beyond the cores only share them; the report said "999 side by side"
-        p.error(f"--jobs {args.jobs}: this machine has {cores} usable cores")
+    bench_report.refuse_more_than_cores(p, "--jobs", args.jobs)
     missing = [DATASETS[d][0] for d in args.datasets if not (Path(args.data) / DATASETS[d][0]).is_file()]
     if missing:
         p.error(f"--data {args.data}: no {', '.join(missing)} there")

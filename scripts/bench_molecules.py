@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import multiprocessing
-import os
 import sys
 import time
 import zlib
@@ -81,15 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"CSV with a smiles column (default {DEFAULT_CSV})")
     parser.add_argument("--limit", type=bench_report.at_least(1), default=200, help="first N molecules (default 200)")
     # 2 at least: with 1 the "parallel" run was the same run again, and "identical" compared it with itself
-    cores = len(os.sched_getaffinity(0))
-    parser.add_argument("--workers", type=bench_report.at_least(2), default=max(2, cores),
+    parser.add_argument("--workers", type=bench_report.at_least(2), default=max(2, bench_report.usable_cores()),
                         help="pool size for the parallel run (default: all cores)")
     parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     parser.add_argument("--name", type=bench_report.result_name, default="bench_molecules")
     args = parser.parse_args(argv)
-    # more processes than cores measure the scheduler: "64 processes" was published for 2 cores
-    if args.workers > cores:
-        parser.error(f"--workers {args.workers}: this machine has {cores} usable cores")
+    bench_report.refuse_more_than_cores(parser, "--workers", args.workers)  # more measure the scheduler
     try:  # read before any work: an empty CSV was a ZeroDivisionError after the machine survey
         items = load(args.csv, args.limit)
     except (ValueError, UnicodeDecodeError, csv.Error) as e:

@@ -78,7 +78,7 @@ def arguments(argv: "list[str] | None" = None) -> argparse.Namespace:
     # --quick's values (48, 512, 16) stand in for the ones not given (None here)
     p.add_argument("--limit", type=bench_report.at_least(1), default=None, help="molecules (default 200)")
     # 2 at least: the run is compared with a 1-worker run ("speedup 1.43x on 1 workers" was published)
-    p.add_argument("--workers", type=bench_report.at_least(2), default=len(os.sched_getaffinity(0)))
+    p.add_argument("--workers", type=bench_report.at_least(2), default=bench_report.usable_cores())
     p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=None, help="pixels (default 1024)")
     p.add_argument("--chunk-size", type=bench_report.at_least(1), default=None, help="records per chunk (default 64)")
     p.add_argument("--quick", action="store_true",
@@ -86,9 +86,7 @@ def arguments(argv: "list[str] | None" = None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     p.add_argument("--name", type=bench_report.result_name, default="bench_prepare")
     args = p.parse_args(argv)
-    cores = len(os.sched_getaffinity(0))
-    if args.workers > cores:  # prepare caps it at the cores: the report said "5 workers" for 2
-        p.error(f"--workers {args.workers}: this machine has {cores} usable cores")
+    bench_report.refuse_more_than_cores(p, "--workers", args.workers)  # prepare caps it at the cores
     # an explicit value wins over --quick's (--quick --image-size 1024 used to run at 512 px, and say so
     # only in the JSON)
     for option, full, quick in (("limit", 200, 48), ("image_size", 1024, 512), ("chunk_size", 64, 16)):

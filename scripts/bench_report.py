@@ -63,6 +63,19 @@ def refuse_repeats(parser, option: str, values: Sequence) -> None:
         seen.add(v)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def refuse_more_than_cores(parser, option: str, value: int) -> None:
+    """parser.error when `option` asks for more processes than usable cores: they only share
+    them, and the report published "64 workers" (or "999 side by side") for 2 cores."""
+    cores = usable_cores()
+    if value > cores:
+        parser.error(f"{option} {value}: this machine has {cores} usable cores")
+
+
 def out_dir(text: str) -> Path:
     """argparse type: a results folder that exists or can be made (not a file, writable)."""
     import argparse

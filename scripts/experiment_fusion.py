@@ -723,6 +723,9 @@ def experiment(argv=None) -> None:
 
         if not torch.cuda.is_available():
             parser.error("--device cuda but torch sees no CUDA device")
+    # more one-thread trainings than cores only share them (the timings said "--jobs 8" on 2 cores)
+    bench_report.refuse_more_than_cores(parser, "--jobs", args.jobs)
+    bench_report.refuse_more_than_cores(parser, "--workers", args.workers)
     name = "fusion-quick" if args.quick else f"fusion-{args.size}-{args.device}"
     for option, given in (("--out", args.out), ("--work", args.work)):
         if given is not None and not str(given).strip():  # resolve() made '' the current folder

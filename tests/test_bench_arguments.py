@@ -153,6 +153,8 @@ import experiment_fusion  # noqa: E402
     (["--image-size", "9000"], "--image-size: must be <= 8192, got 9000"),
     (["--workers", "0"], "--workers: must be >= 1, got 0"),
     (["--jobs", "0"], "--jobs: must be >= 1, got 0"),
+    (["--jobs", "64"], "--jobs 64: this machine has"),  # was: 64 one-thread trainings sharing 2 cores, timed
+    (["--workers", "64"], "--workers 64: this machine has"),
     (["--out", ""], "--out is empty: give a folder"),  # was: the current folder
 ])
 def test_experiment_arguments_are_checked_before_any_work(tmp_path, capsys, argv, message):
