@@ -40,6 +40,8 @@ def test_format_characters_inside_a_number_are_not_there(answer, value):
     "x,- 5", "[- 5.2]", '"- 5"', "-- 5",
     # sign words
     "minus 2.5", "Minus 2.5", "negative 2.5", "The value is negative -2.5", "minus\n2.5",
+    # plus-or-minus as the number's only sign: no one value (it read 5); a power of a power
+    "± 5", "The LogP is ± 5.", "\u2213 2", "±-5", "10^3^2", "10**3**2",
 ])
 def test_a_sign_that_is_not_the_numbers_own_makes_the_answer_invalid(answer):
     """Each read as the positive number (or, for `-1` after HOMO, as 1)."""

@@ -35,7 +35,7 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
    ordinals (`1st`, `2nd`).
 4. The first remaining number decides. The answer is invalid (None) when that number is
-   malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, or set
+   malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, `10^3^2`, or set
    apart by a space, `1.2 E+3`, `1.2 e-3`; a power of
    another base than 10, `5^2`, `2**10`, or a comma not followed by exactly three digits: `12,5`, `1,2,3`,
    which could be a decimal comma or a list, and likewise `1'00`, `1_0`; a fraction or
@@ -47,7 +47,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), has a sign before it that is not its own (a
    sign after a sign, `--2.5`; one glued to a word or point, `HOMO-5.2`, `LogP−2.3`,
    `It is−2`, `HOMO-1`; one set apart by other or more whitespace than rule 2's one space,
-   `-\t5.2`, `-\n5.2`, `-  5.2`, or after other punctuation, `,- 5`; the words `minus 2.5`,
+   `-\t5.2`, `-\n5.2`, `-  5.2`, or after other punctuation, `,- 5`; a `±` or `∓` of its
+   own, `± 5`, which is no one value; the words `minus 2.5`,
    `negative 2.5`: a minus or a dash, each was read as the positive number), is a bound
    (`< 5`, `>= 5`, `≤ 5`, `≲ 5`, `≪ 5`, `≠ 5`, `less than 5`, `greater than or equal to 5`,
    `at least 5`, `up to 5`, `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`), or is
@@ -168,7 +169,7 @@ _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # run of spaces they tried every split of it (`5/` and 20000 spaces took 8.7 s).
 _MALFORMED = re.compile(r"^(?:\.\d|\.\.+\s*\d|,\d|['’_]\d|\s*/\s*(?:[{(]\s*)?(?:\.?\d|\\)|:\d|[dD][+-]?\d"
                         r"|\s*[eE]\s*(?:[+-]\s*)?\d|[eE][+-]?(?![^\W\d_]))")
-_SIGN_BEFORE = re.compile(r"[+-]$")  # "--2.5": a sign after a sign (read -2.5)
+_SIGN_BEFORE = re.compile(r"[+\-±∓]$")  # "--2.5": a sign after a sign (read -2.5); "±-5"
 _LABEL_BEFORE = re.compile(r"[^\W\d_][+-]$")  # a whole number glued to a word by a sign: HOMO-1, LUMO+1
 _SIGN_WORD = re.compile(r"\b(?:minus|negative)\s*$", re.IGNORECASE)  # "minus 2.5" read 2.5
 _DENOMINATOR = re.compile(r"/\s*(?:[{(]\s*)?$")  # `\frac{\pi}{2}` ("\pi/{2}") read 2
@@ -252,7 +253,8 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
                     after = after[bare.end():]
-                    if _range_after(after) or _MALFORMED.match(after):  # "10^3.5": was 1000
+                    if _range_after(after) or _MALFORMED.match(after) or _POWER.match(after):
+                        return None  # "10^3.5", "10^3^2": were 1000
                         return None
         except OverflowError:
             return None
@@ -270,7 +272,7 @@ def _stray_sign(before: str, match: "re.Match") -> bool:
     if match.group("sign"):  # "--2.5"; "x,- 5" (a one-space gap outside rule 2's places)
         stray = _SIGN_BEFORE.search(before) or (match.group("gap") and not _SIGN_CONTEXT.search(before))
     else:  # "HOMO-5.2" (glued to a word: `_NUMBER` does not take it), "-\t5.2", "-  5.2"
-        stray = before.rstrip()[-1:] in ("+", "-")
+        stray = before.rstrip()[-1:] in ("+", "-", "±", "∓")  # "± 5" is no one value: it read 5
     return bool(stray or _SIGN_WORD.search(before))  # "minus 2.5", "negative -2.5"
 
 
