@@ -62,3 +62,14 @@ def test_console_scripts_start_their_tool_and_a_ctrl_c_while_it_loads_is_one_lin
     monkeypatch.setattr(entry_points.importlib, "import_module", interrupted)
     assert entry_points.prepare() == 130
     assert capsys.readouterr().err == "deepmolm-prepare: interrupted while starting\n"
+    # a second Ctrl-C while the tool cleans up after the first (was: a traceback from its `finally`)
+    import types
+
+    def cleaning_up():
+        try:
+            raise KeyboardInterrupt  # the first: the tool prints its own line ...
+        finally:
+            raise KeyboardInterrupt  # ... unless the second comes first
+    monkeypatch.setattr(entry_points.importlib, "import_module", lambda name: types.SimpleNamespace(main=cleaning_up))
+    assert entry_points.prepare() == 130
+    assert capsys.readouterr().err == "\ndeepmolm-prepare: interrupted again; rerun the same command\n"
