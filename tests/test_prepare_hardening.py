@@ -361,3 +361,26 @@ def test_overwrite_deletes_only_what_the_tool_wrote(tmp_path):
     new_images = {p.relative_to(out).as_posix() for p in out.glob("images/??/*") if p.name != "keep.txt"}
     assert not old_images & new_images  # the 256 px pictures went, the 128 px ones came
     assert json.loads((out / "manifest.json").read_text())["settings"]["image_size"] == 128
+
+
+def test_a_shard_with_other_settings_is_refused_before_any_chunk_is_committed(tmp_path, monkeypatch, capsys):
+    """was: array tasks start together; a task with another --image-size, started before
+    its sibling had committed a chunk, was accepted and rewrote the run's settings, so the
+    sibling's rerun and --merge were the ones refused (only --overwrite, losing both, helped)."""
+    from deepmolm_plugin.data.prepare import cli
+
+    out = tmp_path / "out"
+    real = cli.compute
+
+    def started(*args, **kwargs):  # shard 0 has written .progress/run.json, committed nothing yet
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "compute", started)
+    assert prepare(*hardening_args(tmp_path, out, "--shard", "0/2"))[0] == 130
+    monkeypatch.setattr(cli, "compute", real)
+    assert (out / ".progress" / "run.json").is_file() and not list((out / ".progress").glob("chunk-*"))
+    assert prepare(*hardening_args(tmp_path, out, "--shard", "1/2", "--image-size", "128"))[0] == 2
+    assert "holds output of a different run (setting image_size: 256 -> 128)" in capsys.readouterr().err
+    for shard in ("0/2", "1/2"):  # the run's own settings go on
+        assert prepare(*hardening_args(tmp_path, out, "--shard", shard))[0] == 0
+    assert prepare(*hardening_args(tmp_path, out, "--merge"))[0] == 0

@@ -160,12 +160,14 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     run = out.read_json(f"{PROGRESS}/run.json", "delete it and rerun (the committed chunks are kept)", check_state)
     state = run_state(args, out, (manifest or run or {}).get("inputs", []))
     previous = manifest or run
-    if manifest is None and run is not None and not out.committed(any_run=True):
+    if (manifest is None and run is not None and not out.committed(any_run=True)
+            and args.shard == (0, 1) and not args.merge):
         # an earlier start that committed nothing: nothing to protect, and nothing of it may
         # stay (its pictures, of other settings, were left among this run's, in no record).
-        # Only by a run alone on the folder: a sharded one's siblings may be computing now.
-        if args.shard == (0, 1) and not args.merge:
-            out.remove_outputs()
+        # Only by a run alone on the folder: a shard's siblings start together and may be
+        # computing now, under that run.json, before any chunk is committed; a shard with
+        # other settings took it over then, and the siblings were the ones refused.
+        out.remove_outputs()
         previous = run = None
     if previous is not None and identity_of(previous) != identity_of(state):
         if not args.overwrite:
