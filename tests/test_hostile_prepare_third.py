@@ -734,3 +734,18 @@ def test_a_folder_that_lost_its_manifest_or_holds_a_start_that_committed_nothing
     assert prepare(*args, "--out", started)[0] == 0
     assert sorted(p.relative_to(started) for p in started.rglob("*") if p.is_file() and ".lock" not in p.name) == \
         sorted(p.relative_to(clean) for p in clean.rglob("*") if p.is_file() and ".lock" not in p.name)
+
+
+def test_a_merge_that_finds_a_damaged_image_names_the_shard_to_rerun(tmp_path, capsys):
+    """was: "rerun the same command to recompute them": the same command is --merge, which
+    computes nothing (the next merge named the unfinished shard)."""
+    args, out = [*_csv(tmp_path), "--chunk-size", "1", "--out", tmp_path / "out"], tmp_path / "out"
+    for shard in ("0/2", "1/2"):
+        assert prepare(*args, "--shard", shard)[0] == 0
+    (chunk,) = out.glob(".progress/chunk-0000001.*.json")  # chunk 1: shard 1's
+    (out / json.loads(chunk.read_text())["items"][0]["record"]["image"]).unlink()
+    assert prepare(*args, "--merge")[0] == 2
+    assert "removed (with those images: chunk 1): rerun the shard job(s) that own them (--shard 1/2), then --merge" \
+        in capsys.readouterr().err
+    assert prepare(*args, "--shard", "1/2")[0] == 0
+    assert prepare(*args, "--merge")[0] == 0

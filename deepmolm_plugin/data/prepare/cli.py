@@ -255,8 +255,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             say(summary(finished))
             say(f"already complete: processed 0 items ({out.root / MANIFEST})")
             return 0 if finished["counts"]["records"] else 1
+        shards = None  # --merge: the number of shard jobs that computed the chunks
         if args.merge:
-            n_chunks, computed = merge_chunks(out), (0, 0)
+            (n_chunks, shards), computed = merge_chunks(out), (0, 0)
         else:
             n_chunks, *computed = compute(args, out, state, args.shard)
             if args.shard != (0, 1):
@@ -272,7 +273,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if changed:
             raise PrepareError(f"--input changed while this run read it ({', '.join(changed[:5])}): its records may "
                                "mix the old and the new contents; rerun the same command with --overwrite")
-        manifest = assemble(out, n_chunks, state)
+        manifest = assemble(out, n_chunks, state, shards)
     except (PrepareError, SidecarError) as e:
         print(f"deepmolm-prepare: error: {e}", file=sys.stderr)
         failed = True
@@ -303,8 +304,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def merge_chunks(out: Output) -> int:
-    """The chunk count for --merge, from the shards' markers; every chunk must be there."""
+def merge_chunks(out: Output) -> Tuple[int, int]:
+    """(chunks, shards) for --merge, from the shards' markers; every chunk must be there."""
     markers = [read_object(p, "delete it and rerun that shard", check_marker)
                for p in sorted(out.progress.glob("shard-*-of-*.json"))]
     markers = [m for m in markers if m["run"] == out.run_id]
@@ -315,12 +316,12 @@ def merge_chunks(out: Output) -> int:
         raise PrepareError(f"--merge: shards saw different inputs ({sorted(counts)} chunks)")
     n_chunks = counts.pop()
     missing = sorted(set(range(n_chunks)) - out.committed())
+    n = markers[0]["shard"][1]
     if missing:
-        n = markers[0]["shard"][1]
         shards = sorted({c % n for c in missing})
         raise PrepareError(f"--merge: {len(missing)} chunks are not committed (shards {shards} of {n} are "
                            "unfinished); rerun those shards, or run without --shard/--merge to compute them here")
-    return n_chunks
+    return n_chunks, n
 
 
 def check_marker(marker: dict) -> None:

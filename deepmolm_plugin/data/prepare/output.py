@@ -253,7 +253,7 @@ class Tally:
     images: int = 0
 
 
-def tally(out: Output, n_chunks: int) -> Tally:
+def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
     """Counts, sidecar sizes (rows shared by records with equal tokens counted once),
     repeated ids (`id_key`: the later ones fail as duplicates, whether the earlier one
     failed or not, and whether the later one would have failed anyway), and a check that
@@ -303,9 +303,13 @@ def tally(out: Output, n_chunks: int) -> Tally:
         for c in damaged:
             out.chunk_json(c).unlink()
         first = next(iter(damaged.values()))
+        # --merge computes nothing: "rerun the same command" sent a merge to merge again
+        owners = ", ".join(f"{i}/{shards}" for i in sorted({c % shards for c in damaged})) if shards else ""
+        again = (f"rerun the shard job(s) that own them (--shard {owners}), then --merge" if shards else
+                 "rerun the same command to recompute them")
         raise PrepareError(f"{first}; {len(damaged)} chunk(s) with missing or damaged images were removed (with those "
                            f"images: chunk {', '.join(map(str, list(damaged)[:10]))}{' ...' if len(damaged) > 10 else ''}"
-                           "): rerun the same command to recompute them")
+                           f"): {again}")
     t.images = len(images)
     return t
 
@@ -396,7 +400,7 @@ def checksums(out: Output, names: List[str]) -> Dict[str, dict]:
             for name in names}
 
 
-def assemble(out: Output, n_chunks: int, state: dict) -> dict:
+def assemble(out: Output, n_chunks: int, state: dict, shards: Optional[int] = None) -> dict:
     """All committed chunks -> split files, sidecars, failures, then the manifest.
 
     A pure function of the chunk files, so the output is the same however the chunks were
@@ -406,7 +410,7 @@ def assemble(out: Output, n_chunks: int, state: dict) -> dict:
     output complete; `.progress` is removed after it.
     """
     settings = state["settings"]
-    t = tally(out, n_chunks)
+    t = tally(out, n_chunks, shards)
     write_outputs(out, n_chunks, t, settings["fp_levels"], dtype_for(settings["fp_bits"]))
     sync_folders(out)
     files = [name for s in sorted(t.splits) for name in (f"{s}.json", f"fp/{s}.npy")] + [FAILURES]
