@@ -293,6 +293,22 @@ def test_fingerprint_out_on_a_full_disk_stops_with_one_line(capsys):
     assert "Traceback" not in err
 
 
+def test_render_out_on_a_full_disk_stops_with_one_line_and_no_part_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from PIL import Image
+
+    def full(self, fp, *args, **kwargs):
+        open(fp, "wb").close()  # begun, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    assert render_main(["--smiles", "CCO", "--out", str(tmp_path / "png"), "--size", "64", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write into --out {tmp_path / 'png'}: No space left on device (after 0 records); stopped" in err
+    assert "Traceback" not in err and not list((tmp_path / "png").glob(".*.part"))
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda pos: pos.__setitem__(2, pos[2] + 9999.0), "bond C2-O3 is 1.73e+04 A long"),  # one atom thrown away
     (lambda pos: pos.__imul__(0.1), "x the sum of their covalent radii: the coordinates do not fit"),  # nanometres

@@ -197,6 +197,14 @@ class _Reporter:
               file=sys.stderr)
         return 130
 
+    def unwritable(self, prog: str, what: str, error: OSError, done: str) -> int:
+        """An output could not be written (a full disk): one line naming it and the reason
+        instead of a traceback, after the summary; exit 1."""
+        self.close(done)
+        print(f"{prog}: cannot write {what}: {error.strerror or error} (after {self.done} records); stopped",
+              file=sys.stderr)
+        return 1
+
     def close(self, what: str) -> int:
         self.bar.close()
         if self.file:
@@ -277,24 +285,15 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
     except OSError as error:  # the --out file's disk is full (or its device failed)
         if out is sys.stdout:
             raise
-        return _out_failed(parser.prog, args.out, error, out, report)
+        try:
+            out.close()
+        except OSError:  # the same failed write, retried by close: reported once
+            pass
+        return report.unwritable(parser.prog, f"--out {args.out}", error, "fingerprinted")
     finally:
         if out is not sys.stdout and not out.closed:
             out.close()
     return report.close("fingerprinted")
-
-
-def _out_failed(prog: str, path: str, error: OSError, out, report: _Reporter) -> int:
-    """--out could not be written: stop with one line naming the file and the reason
-    instead of a traceback (twice: closing the file retries the failed write); exit 1."""
-    try:
-        out.close()
-    except OSError:  # the same failed write, retried by close: reported once, below
-        pass
-    report.close("fingerprinted")
-    print(f"{prog}: cannot write --out {path}: {error.strerror or error} (after {report.done} records); "
-          "stopped", file=sys.stderr)
-    return 1
 
 
 def _stdout_closed(prog: str, report: _Reporter) -> int:
@@ -442,13 +441,9 @@ def render_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return report.interrupted(parser.prog, f"{args.out} and its index.jsonl")
     except _Unwritable as unwritable:  # a full disk: one line, as deepmolm-fingerprint says it
-        error = unwritable.__cause__
         if part is not None:
             part.unlink(missing_ok=True)
-        report.close("rendered")
-        print(f"{parser.prog}: cannot write into --out {args.out}: {error.strerror or error} (after {report.done} "
-              "records); stopped", file=sys.stderr)
-        return 1
+        return report.unwritable(parser.prog, f"into --out {args.out}", unwritable.__cause__, "rendered")
     return report.close("rendered")
 
 
