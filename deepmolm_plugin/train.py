@@ -728,6 +728,10 @@ def main(argv=None) -> None:
     except NonFiniteTraining as e:  # every rank stops at the same step (the reduced gradient norm)
         sys.stderr.write(f"{PROG}: error: {e}\n")
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C: a traceback from inside the training loop, before
+        sys.stderr.write(f"\n{PROG}: interrupted; the checkpoint-<step> folders saved so far are kept: the same "
+                         "command resumes from the last\n")
+        raise SystemExit(130) from None
     finish_distributed()
 
 

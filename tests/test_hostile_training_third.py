@@ -563,6 +563,23 @@ def test_the_launcher_prints_a_stopped_run_as_one_line_and_exits_1(tiny_setup, t
     assert err[-1].endswith("error: training stopped at optimizer step 3 of 6: the loss is not finite (...)")
 
 
+def test_the_launcher_prints_a_ctrl_c_as_one_line_and_exits_130(tiny_setup, tmp_path, monkeypatch, capsys):
+    # was: a KeyboardInterrupt traceback from inside the training loop
+    from host_fixtures import train_args
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(host_train, "train", interrupted)
+    monkeypatch.setattr("sys.argv", ["train"])
+    with pytest.raises(SystemExit) as exit_:
+        main(train_args(tiny_setup, tmp_path / "out", "--mm_projector", "fusion"))
+    assert exit_.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith("interrupted; the checkpoint-<step> folders saved so far are kept: "
+                                                 "the same command resumes from the last") and "Traceback" not in err
+
+
 # --- restarting runs (fourth sweep) ----------------------------------------------------------
 
 def test_resume_from_checkpoint_is_refused_not_ignored(tmp_path):
