@@ -188,6 +188,9 @@ def _model_arguments(host_cls):
                 raise ValueError(f"--aux_property_task must be 'kflm2', got {self.aux_property_task!r}")
             if self.aux_property_task and not self.aux_properties:
                 raise ValueError("--aux_property_task needs --aux_properties (the property names to predict)")
+            if self.aux_property_task and self.aux_property_weight == 0:  # the head stayed random, its predictions written
+                raise ValueError("--aux_property_weight 0 leaves the auxiliary property head untrained, and eval would "
+                                 "write its random predictions; give a weight > 0, or leave out --aux_property_task")
             if self.aux_property_task and self.tune_mm_mlp_adapter:
                 raise ValueError(
                     "--aux_property_task trains its head together with the LLM (stage 2); with "
@@ -201,6 +204,8 @@ def _model_arguments(host_cls):
                                  "give it, or leave them out")
             if self.aux_properties:
                 names = [p.strip() for p in self.aux_properties.split(",") if p.strip()]
+                if not names:  # " , " was a ValueError traceback once the model loaded
+                    raise ValueError(f"--aux_properties {self.aux_properties!r} names no property")
                 if len(set(names)) != len(names):
                     raise ValueError(f"--aux_properties names a property twice: {self.aux_properties!r}")
                 self.aux_properties = names

@@ -166,8 +166,76 @@ def test_pooling_covers_only_unsupervised_attended_positions():
     torch.testing.assert_close(pool_unsupervised(hidden, attention, labels), hidden[:, :2].mean(1))
 
 
+def test_pooling_stops_at_the_first_answer_as_evaluation_does():
+    # was: every unlabelled position: the line break after the answer and a second turn,
+    # which had seen the answer (training pooled its label; evaluation has no such positions)
+    hidden = torch.arange(16.0).view(1, 8, 2)
+    labels = torch.tensor([[-100, -100, -100, 5, 6, -100, -100, 9]])  # answer 1 at 3-4, a second turn after
+    torch.testing.assert_close(pool_unsupervised(hidden, None, labels), hidden[:, :3].mean(1))
+    torch.testing.assert_close(pool_unsupervised(hidden[:, :3], None, None), hidden[:, :3].mean(1))  # evaluation
+
+
+def test_a_tiny_spread_is_standardised_by_itself_and_one_label_is_refused():
+    # was: std clamped to 1e-6 (labels of 1e-9 gave targets of 0.0015 and predictions 400x off),
+    # and one label was taken with std 1 and target 0
+    from deepmolm_plugin.property.aux_head import DataError
+
+    head = AuxPropertyHead(16, ["IC50"], hidden=8, depth=2)
+    labels = [1e-9, 2e-9, 3e-9, 4e-9]
+    head.fit_normalisation([{"IC50": v} for v in labels], ["a", "b", "c", "d"])
+    assert head.std.item() == pytest.approx(statistics.stdev(labels), rel=1e-9)
+    assert head.denormalize(torch.ones(1, 1)).item() == pytest.approx(2.5e-9 + statistics.stdev(labels), rel=1e-9)
+    with pytest.raises(DataError, match=r"nothing to learn: IC50 \(1 label, 5\)"):
+        AuxPropertyHead(16, ["IC50", "MW"], hidden=8, depth=2).fit_normalisation(
+            [{"IC50": 5.0, "MW": 1.0}, {"MW": 2.0}], ["a", "b"])
+
+
+def test_a_batch_without_properties_still_runs_the_head():
+    # was: skipped, so under ZeRO-3 the ranks whose batch had properties waited for the
+    # others' gather of the head's weights (gloo "size mismatch"; NCCL would hang)
+    head = AuxPropertyHead(16, ["MW"], hidden=8, depth=2)
+    head.fit_normalisation([{"MW": 1.0}, {"MW": 2.0}], ["a", "b"])
+    calls = []
+    head.model.register_forward_hook(lambda *a: calls.append(1))
+    hidden = torch.randn(2, 5, 16, requires_grad=True)
+    loss = head.batch_loss(hidden, None, torch.full((2, 5), -100), {"properties": [None, None], "graphs": None})
+    assert calls and loss.item() == 0.0
+    loss.backward()
+    assert all(p.grad is None or not p.grad.any() for p in head.parameters())  # nothing learnt from it
+
+
+def test_a_checkpoint_whose_property_names_were_reordered_is_refused(aux_checkpoint, tmp_path):
+    # was: loaded, and every prediction went to the other property's name, exit 0
+    import shutil
+
+    from deepmolm_plugin.model.loading import load_pretrained_model
+    from deepmolm_plugin.tensor_files import CheckpointError
+    from safetensors.torch import save_file
+
+    import deepmolm_plugin
+
+    deepmolm_plugin.register()
+    edited = tmp_path / "edited"
+    shutil.copytree(aux_checkpoint, edited)
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**config, "aux_properties": ["LogP", "MW"]}))
+    with pytest.raises(CheckpointError, match=r"trained for other properties, or another order of them, than "
+                                              r"config.json's aux_properties \['LogP', 'MW'\]"):
+        load_pretrained_model(str(edited), device="cpu", dtype="float32")
+    # a checkpoint saved before the names were recorded loads as before (unchecked)
+    weights = load_file(str(edited / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if not k.endswith("names_digest")}, str(edited / "model.safetensors"),
+              metadata={"format": "pt"})
+    (edited / "config.json").write_text(json.dumps(config))
+    tokenizer, model, *_ = load_pretrained_model(str(edited), device="cpu", dtype="float32")
+    assert not model.get_model().optional_head.names_digest.any()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--aux_property_task", "kflm2"], "needs --aux_properties"),
+    # was: an untrained head whose random predictions eval wrote; a traceback after loading
+    (["--aux_property_task", "kflm2", "--aux_properties", "MW", "--aux_property_weight", "0"], "leaves the auxiliary"),
+    (["--aux_property_task", "kflm2", "--aux_properties", " , "], "names no property"),
     (["--aux_property_task", "kflm2", "--aux_properties", "MW", "--tune_mm_mlp_adapter", "True"], "stage 2"),
 ])
 def test_argument_errors(extra, message):

@@ -247,7 +247,9 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
                 )
             )
         head = self.get_model().optional_head
-        aux = head is not None and properties is not None and labels is not None
+        # with labels (training), the head runs on every batch, one without properties too
+        # (see AuxPropertyHead.batch_loss: ZeRO-3 gathers its weights on every rank at once)
+        aux = head is not None and labels is not None
         if aux:
             kwargs["output_hidden_states"] = True
         out = super().forward(
@@ -263,7 +265,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if aux:
             aux_loss = head.batch_loss(out.hidden_states[-1], attention_mask, labels,
                                        {"properties": properties, "graphs": graphs})
-            if self.training:
+            if self.training and any(p is not None for p in properties or ()):  # a placeholder's 0 is no loss
                 self.aux_property_losses.append(float(aux_loss.detach()))
             out.loss = out.loss + self.config.aux_property_weight * aux_loss
         return out

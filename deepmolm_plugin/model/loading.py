@@ -84,6 +84,24 @@ def _qwen2_config_from_vl(vl_config) -> Qwen2Config:
 HARMLESS_EXTRA = re.compile(r"\.rotary_emb\.inv_freq$")
 
 
+# The property head's record of its names' order (AuxPropertyHead.names_digest): a checkpoint
+# saved before it existed lacks it, and is loaded unchecked.
+NAMES_DIGEST = ".names_digest"
+
+
+def _check_head_names(model, older: bool, path: str) -> None:
+    """The auxiliary property head's outputs must be config.json's aux_properties, in order."""
+    head = getattr(model.get_model(), "optional_head", None) if hasattr(model, "get_model") else None
+    if head is None or not hasattr(head, "names_problem"):
+        return
+    if older:
+        with torch.no_grad():
+            head.names_digest.zero_()  # unknown: not checked (not left as the uninitialised memory it was built in)
+    problem = head.names_problem()
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+
+
 def _check_loading_info(info: dict, path: str) -> None:
     missing = list(info.get("missing_keys", []))
     if missing:
@@ -247,7 +265,10 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
         # a deepencoder_config file the config names that is gone, a Hub tower (`mm_vision_tower`
         # openai/clip-...) that is neither cached nor reachable...
         raise CheckpointError(f"{path}: cannot build the model its config.json describes: {e}") from e
+    older = [k for k in info.get("missing_keys", []) if k.endswith(NAMES_DIGEST)]
+    info = {**info, "missing_keys": [k for k in info.get("missing_keys", []) if k not in older]}
     _check_loading_info(info, path)
+    _check_head_names(model, bool(older), path)
     if model_type == "llava_qwen2":  # after the build and shape checks, whose errors say more
         _check_recorded_settings(config, path)
     _check_stored_dtypes(is_float, model, path)

@@ -21,6 +21,8 @@ not train are named in one warning when the statistics are fitted.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections import Counter
@@ -50,6 +52,10 @@ class AuxPropertyHead(nn.Module):
         self.register_buffer("count", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("mean", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("m2", torch.zeros(n, dtype=torch.float64))
+        # Which output is which property is config.json's `aux_properties` order; saved with the
+        # weights too, so that a config whose list was reordered is refused (`names_problem`):
+        # each prediction went to another property's name, without a word.
+        self.register_buffer("names_digest", names_digest(self.names))
         self.fitted = False  # set by fit_normalisation; training refuses to start without it
 
     def targets(self, properties: Sequence[Optional[Dict[str, float]]], device,
@@ -91,9 +97,9 @@ class AuxPropertyHead(nn.Module):
         # all labels equal (min == max: their m2 is rounding, 1e-34, not always 0)
         low = torch.where(mask, values, torch.full_like(values, float("inf"))).amin(0)
         high = torch.where(mask, values, torch.full_like(values, float("-inf"))).amax(0)
-        constant = [f"{name} ({int(c)} labels, all {lo:g})" for name, c, lo, hi in
-                    zip(self.names, count.tolist(), low.tolist(), high.tolist()) if c > 1 and lo == hi]
-        if constant:  # std clamped to 1e-6 made every target 0: a head that learnt nothing, without a word
+        constant = [f"{name} ({int(c)} labels, all {lo:g})" if c > 1 else f"{name} (1 label, {lo:g})"
+                    for name, c, lo, hi in zip(self.names, count.tolist(), low.tolist(), high.tolist()) if lo == hi]
+        if constant:  # one value (or one label: its std was taken as 1, its one target 0): nothing to learn
             raise DataError(f"auxiliary properties with one value in every training record have nothing to learn: "
                             f"{', '.join(constant)}; leave them out of --aux_properties")
         device = self.mean.device
@@ -121,10 +127,23 @@ class AuxPropertyHead(nn.Module):
                                "fit_normalisation with the training records before training (the "
                                "aux_property_stats patch does so when the host's trainer starts)")
 
+    def names_problem(self) -> Optional[str]:
+        """Why the saved weights do not belong to `names` (config.json's aux_properties), or
+        None. A head saved before the digest existed has zeros there and is not checked."""
+        saved = self.names_digest.detach().cpu()
+        if not saved.any() or torch.equal(saved, names_digest(self.names)):
+            return None
+        return (f"its auxiliary property head was trained for other properties, or another order of them, than "
+                f"config.json's aux_properties {self.names}: each prediction would go to another property's name; "
+                "restore the list as training wrote it")
+
     @property
     def std(self) -> torch.Tensor:
+        """Each property's sample std over the training labels (at least two, not all equal:
+        `fit_normalisation`). Not clamped to an absolute floor: a clamp at 1e-6 made labels
+        of 1e-9 mol/L targets of 0.0015 and predictions 400 times too large."""
         var = torch.where(self.count > 1, self.m2 / (self.count - 1).clamp(min=1), torch.ones_like(self.m2))
-        return var.sqrt().clamp(min=1e-6)
+        return var.sqrt().clamp(min=torch.finfo(torch.float64).tiny)
 
     def forward(self, pooled: torch.Tensor, graph: GraphBatch) -> torch.Tensor:
         """(B, H) pooled LLM states + graphs -> (B, n) predictions in normalised units."""
@@ -153,7 +172,12 @@ class AuxPropertyHead(nn.Module):
         properties, graphs = batch.get("properties"), batch.get("graphs")
         rows = [i for i, p in enumerate(properties or ()) if p is not None]
         if not rows:
-            return hidden.sum() * 0.0
+            # The head's modules run anyway, on a placeholder, times 0: under ZeRO-3 every
+            # forward gathers their partitioned weights collectively, and a rank whose batch
+            # had no properties skipped it while the others waited (gloo: "size mismatch";
+            # NCCL: a hang).
+            placeholder = self(hidden[:1, 0].detach() * 0.0, collate_graphs([_placeholder_graph()]))
+            return hidden.sum() * 0.0 + placeholder.sum() * 0.0
         if self.training:
             self.check_fitted()  # standardised by the training set's statistics, fixed before step 1
         values, mask = self.targets([properties[i] for i in rows], hidden.device)
@@ -190,13 +214,30 @@ def _finite_value(props: Optional[Dict[str, float]], name: str, where: str) -> O
     return number
 
 
+def _placeholder_graph():
+    """Methane's graph: what the head runs on for a batch without properties."""
+    from rdkit import Chem
+
+    from .features import mol_to_graph
+
+    return mol_to_graph(Chem.MolFromSmiles("C"))
+
+
+def names_digest(names: Sequence[str]) -> torch.Tensor:
+    """(32,) uint8: sha256 of the property names in their order."""
+    return torch.tensor(list(hashlib.sha256(json.dumps(list(names)).encode()).digest()), dtype=torch.uint8)
+
+
 def pool_unsupervised(hidden: torch.Tensor, attention_mask: Optional[torch.Tensor],
                       labels: Optional[torch.Tensor], ignore_index: int = -100) -> torch.Tensor:
-    """(B, L, H) last hidden states -> (B, H) mean over attended positions without a label."""
+    """(B, L, H) last hidden states -> (B, H) mean over the attended positions before the
+    first supervised one: the prompt, as evaluation has it (it ends where the answer would
+    begin). Every unlabelled position was pooled before: the line break after an answer and
+    a second turn, which had seen the answer (the head could read its label there)."""
     keep = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
     if attention_mask is not None:
         keep &= attention_mask.bool()
     if labels is not None:
-        keep &= labels == ignore_index
+        keep &= (labels != ignore_index).cumsum(1) == 0
     weights = keep.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
