@@ -405,6 +405,32 @@ def test_model_vqa_resume_asks_only_what_was_not_answered(tmp_path, monkeypatch,
     assert run(lines, "--resume") == 1
 
 
+def test_a_question_without_a_molecule_is_answered_without_the_property_heads_prediction(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """was: refused ("the model's property head needs `smiles` or `structure`"), though the
+    model answers it: the head is auxiliary."""
+    from PIL import Image
+
+    from deepmolm_plugin.eval import model_vqa
+
+    config = SimpleNamespace(mm_projector_type="linear", fp_bits=4096, fp_levels=4, aux_property_task="kflm2")
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "x.bmp")
+    questions, answers = tmp_path / "q.jsonl", tmp_path / "out" / "a.jsonl"
+    _write_questions(questions, [{"question_id": "pic", "image": "x.bmp", "text": "Colour?"},
+                                 {"question_id": "mol", "image": "x.bmp", "smiles": "CCO", "text": "What is it?"}])
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
+    args = model_vqa.build_parser().parse_args(["--model-path", "stub", "--question-file", str(questions),
+                                                "--answers-file", str(answers), "--conv-mode", "llava_v1",
+                                                "--image-folder", str(tmp_path)])
+    model_vqa.run_host_eval(host, args, config)
+    assert len(calls) == 2 and len(answers.read_text().splitlines()) == 2
+    predicted = [json.loads(x)["question_id"] for x in (tmp_path / "out" / "a.aux_properties.jsonl").read_text()
+                 .splitlines()]
+    assert predicted == ["mol"]
+    assert "note: 1 question(s) have no `smiles` or `structure` for the property head's graph (e.g. 'pic')" in \
+        capsys.readouterr().err
+
+
 def test_model_vqa_resume_keeps_what_belongs_together(tmp_path, monkeypatch):
     """was: the property head's predictions lost after a stopped --resume; nothing kept when
     the answers were written inside the model folder (they changed its digest); a picture

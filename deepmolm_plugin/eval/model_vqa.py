@@ -204,6 +204,10 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
             continue
         prepared.append(line)
         inputs.append(question)
+    without = [str(q.question_id) for q in inputs if graphs is not None and q.graph is None]
+    if without:  # the head is auxiliary: such questions were refused, though the model answers them
+        print(f"note: {len(without)} question(s) have no `smiles` or `structure` for the property head's graph "
+              f"(e.g. {without[0]!r}): answered without its prediction", file=sys.stderr)
     return prepared, inputs
 
 
@@ -224,11 +228,7 @@ def _prepare_question(line: dict, image_folder: str, config, resolver, graphs, u
         raise QuestionError(qid, f"has no molecule (molecule_fp, structure or smiles), but the model's "
                                  f"{config.mm_projector_type!r} projector needs one")
     try:
-        graph = None
-        if graphs is not None:
-            graph = record_graph(line, str(qid), graphs)
-            if graph is None:
-                raise QuestionError(qid, "the model's property head needs `smiles` or `structure`")
+        graph = record_graph(line, str(qid), graphs) if graphs is not None else None  # None: no prediction
         resolved = resolver.resolve(line, str(qid), fingerprint=uses_molecules, depiction=True)
     except InputError as e:
         raise QuestionError(qid, e.reason) from e
