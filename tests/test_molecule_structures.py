@@ -526,6 +526,14 @@ def test_embedding_time_limit_fails_fast_and_names_the_limit():
     assert "200 heavy atoms (602 with hydrogens)" in info.value.reason
 
 
+def test_an_embedding_that_overran_its_time_limit_says_how_long_it_took():
+    # was: "stopped at the time limit embed_timeout=60 s" after 109 s (the GUI waited 2.5 minutes)
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    said = conformer_module._embed_failure(mol, 1, False, 60, True, {}, seconds=109.4)
+    assert said.startswith("3D embedding stopped at the time limit embed_timeout=60 s, after 109 s (RDKit checks")
+    assert ", after" not in conformer_module._embed_failure(mol, 1, False, 60, True, {}, seconds=61)
+
+
 def test_limits_do_not_change_normal_molecules_and_mmff_steps_are_bounded():
     smiles = "CC(=O)Oc1ccccc1C(=O)O"
     limited = molecule_from_smiles(smiles)
