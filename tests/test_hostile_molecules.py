@@ -449,10 +449,16 @@ def test_an_xyz_charge_not_written_as_charge_equals_n_is_named(tmp_path, comment
     path.write_text(f"2\n{comment}\nO 0 0 0\nH 0 0 0.97\n")
     (record,) = read_structures(path, policy="from-file")
     assert isinstance(record, MoleculeError) and "only `charge=N`, once, is read" in record.reason, record
-    for stated in ("charge=-1", "hydroxide total_charge=-1 Charge=-1"):  # was: total_charge read as 0
+    for stated in ("charge=-1", "hydroxide total_charge=-1 Charge=-1",  # was: total_charge read as 0
+                   # words that only contain "charge" state none
+                   "charge=-1 uncharged? no: Mulliken charges Properties=species:S:1:initial_charges:R:1"):
         path.write_text(f"2\n{stated}\nO 0 0 0\nH 0 0 0.97\n")
         (record,) = read_structures(path, policy="from-file")
         assert not isinstance(record, MoleculeError) and Chem.GetFormalCharge(record.mol) == -1
+    # words that only contain "charge" state no total charge: neutral water reads as charge 0
+    path.write_text("3\nneutral, uncharged water; Mulliken charges\nO 0 0 0\nH 0 0 0.96\nH 0.93 0 -0.24\n")
+    (record,) = read_structures(path, policy="from-file")
+    assert not isinstance(record, MoleculeError) and Chem.GetFormalCharge(record.mol) == 0, record
 
 
 @pytest.mark.parametrize("smiles, atoms", [("C[C@H]=C=[C@H]C", "C2, C4"), ("NC(Br)=[C@@]=C(O)C", "C4")])

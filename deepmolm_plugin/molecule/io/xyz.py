@@ -26,8 +26,10 @@ __all__ = ["read_xyz"]
 # `charge` after anything but a letter or digit: `total_charge=2` is read too (with \b before
 # it, `_` joined it to "total" and the paraquat dication was perceived as a neutral molecule).
 _CHARGE = re.compile(r"(?<![a-z0-9])charge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNORECASE)
-# Every other mention (`Charge: -1`, `totalcharge=2`) fails the frame: read as charge 0 before.
-_MENTIONS_CHARGE = re.compile(r"charge", re.IGNORECASE)
+# Every other statement of a charge (`Charge: -1`, `totalcharge=2`) fails the frame: read as
+# charge 0 before. Not a word that only contains it: `uncharged`, `Mulliken charges`, ASE's
+# `Properties=...:initial_charges:R:1` state no total charge.
+_MENTIONS_CHARGE = re.compile(r"(?<![a-z0-9])charge(?![a-z])|[a-z]charge\s*=", re.IGNORECASE)
 
 
 def _is_atom_line(line: str) -> bool:
