@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import json
+import math
 import os
 import sys
 
@@ -411,16 +412,19 @@ def check_resumed_settings(output_dir, model_args) -> None:
 # decay replace the command line's without a word (another --learning_rate was ignored, exit 0),
 # and the resumed epoch skips as many batches as were trained, counted in the order that
 # --data_path's records and the seeds give now, in batches of the size it has now: other
-# records, another seed, or another batch size, accumulation or number of processes trained
-# some records twice and others never (a run resumed at step 2 of 4 with twice the batch size
-# took the first epoch as done and skipped its other half, exit 0). (Epochs, steps and
-# schedule may change: the Trainer applies them, which is how a finished run is trained for
-# longer.)
+# records, another seed, or another global batch (per-device batch x accumulation x
+# processes) trained some records twice and others never (a run resumed at step 2 of 4 with
+# twice the batch took the first epoch as done and skipped its other half, exit 0). The
+# factors may change if their product stays: 8 GPUs resumed on 4 with twice the
+# accumulation skip the same samples. (Epochs, steps and schedule may change: the Trainer
+# applies them, which is how a finished run is trained for longer.)
 RUN_RECORD = "deepmolm_resume.json"
 RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
                "seed", "data_seed", "group_by_modality_length", "per_device_train_batch_size",
                "gradient_accumulation_steps")
 PROCESSES = "processes"  # RUN_RECORD's number of training processes (WORLD_SIZE), next to RESUME_KEPT
+# compared as their product, the global batch
+BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps", PROCESSES)
 
 
 def run_record(options, data_args) -> dict:
@@ -458,8 +462,15 @@ def check_resumed_run(options, data_args) -> None:
             and all(isinstance(saved.get(k), str) for k in ("data_path", "data_sha256"))):
         raise usage.UsageError(unreadable.format("not the record this launcher writes"))
     ours = run_record(options, data_args)
-    differ = [f"{'WORLD_SIZE' if name == PROCESSES else '--' + name} {value!r} (the run: {saved['settings'][name]!r})"
-              for name, value in ours["settings"].items() if name in saved["settings"] and saved["settings"][name] != value]
+    differ = [f"--{name} {value!r} (the run: {saved['settings'][name]!r})" for name, value in ours["settings"].items()
+              if name not in BATCH_FACTORS and name in saved["settings"] and saved["settings"][name] != value]
+    if all(name in saved["settings"] for name in BATCH_FACTORS):
+        now, then = ([settings[name] for name in BATCH_FACTORS] for settings in (ours["settings"], saved["settings"]))
+        if math.prod(now) != math.prod(then):
+            shown = " x ".join(f"{n} {v}" for n, v in zip(("--per_device_train_batch_size",
+                                                             "--gradient_accumulation_steps", "WORLD_SIZE"), now))
+            differ.append(f"a global batch of {math.prod(now)} ({shown}; the run: {math.prod(then)}, "
+                          f"{' x '.join(map(str, then))})")
     if ours["data_sha256"] != saved["data_sha256"]:
         edited = ", since edited" if saved["data_path"] == ours["data_path"] else ""
         differ.append(f"--data_path {data_args.data_path} is not the file it started with ({saved['data_path']}{edited})")

@@ -613,15 +613,19 @@ def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path, m
     for extra, message in ((["--learning_rate", "1e-3"], r"--learning_rate 0.001 \(the run: 2e-05\)"),
                            (["--seed", "7"], r"--seed 7 \(the run: 42\)"),
                            (["--weight_decay", "0.1"], r"--weight_decay 0.1 \(the run: 0.0\)"),
-                           # was: another batch size took half an epoch as a whole one and skipped the rest
-                           (["--per_device_train_batch_size", "4"], r"--per_device_train_batch_size 4 \(the run: 8\)"),
-                           (["--gradient_accumulation_steps", "2"], r"--gradient_accumulation_steps 2 \(the run: 1\)")):
+                           # was: another global batch took half an epoch as a whole one and skipped the rest
+                           (["--per_device_train_batch_size", "4"], r"a global batch of 4 \(--per_device_train_batch_"
+                                                                    r"size 4 x --gradient_accumulation_steps 1 x "
+                                                                    r"WORLD_SIZE 1; the run: 8, 8 x 1 x 1\)"),
+                           (["--gradient_accumulation_steps", "2"], r"a global batch of 16 ")):
         with pytest.raises(usage.UsageError, match=r"holds a run that this command resumes, but with other settings "
                                                    r"than it started with: " + message):
             launch(*extra)
     monkeypatch.setenv("WORLD_SIZE", "2")  # another number of processes
-    with pytest.raises(usage.UsageError, match=r"other settings than it started with: WORLD_SIZE 2 \(the run: 1\)"):
+    with pytest.raises(usage.UsageError, match=r"other settings than it started with: a global batch of 16 "):
         launch()
+    launch("--per_device_train_batch_size", "4")  # the same global batch on twice the processes: resumes
+    launch("--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2")
     monkeypatch.delenv("WORLD_SIZE")
     with pytest.raises(usage.UsageError, match=rf"--data_path {other} is not the file it started with \({data}\)"):
         launch(path=other)
