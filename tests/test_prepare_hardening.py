@@ -380,7 +380,9 @@ def test_a_shard_with_other_settings_is_refused_before_any_chunk_is_committed(tm
     monkeypatch.setattr(cli, "compute", real)
     assert (out / ".progress" / "run.json").is_file() and not list((out / ".progress").glob("chunk-*"))
     assert prepare(*hardening_args(tmp_path, out, "--shard", "1/2", "--image-size", "128"))[0] == 2
-    assert "holds output of a different run (setting image_size: 256 -> 128)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds the start of a different run (setting image_size: 256 -> 128), with no chunk committed" in err
+    assert f"delete {out / '.progress' / 'run.json'} (or run once without --shard with --overwrite)" in err
     for shard in ("0/2", "1/2"):  # the run's own settings go on
         assert prepare(*hardening_args(tmp_path, out, "--shard", shard))[0] == 0
     assert prepare(*hardening_args(tmp_path, out, "--merge"))[0] == 0

@@ -172,6 +172,12 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     if previous is not None and identity_of(previous) != identity_of(state):
         if not args.overwrite:
             changes = "; ".join(differences(previous, state))
+            if args.shard != (0, 1) and manifest is None and not out.committed(any_run=True):
+                # --overwrite in every task of an array: each removed what the others were writing
+                raise PrepareError(f"--out {root} holds the start of a different run ({changes}), with no chunk "
+                                   f"committed: if its shards were started with these settings by mistake, this "
+                                   f"one is refused; if that run is abandoned, delete {out.progress / 'run.json'} "
+                                   "(or run once without --shard with --overwrite), then start the shards again")
             raise PrepareError(f"--out {root} holds output of a different run ({changes}); "
                                "use --overwrite to discard it, or another --out")
         out.remove_outputs()
