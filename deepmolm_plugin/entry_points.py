@@ -1,8 +1,8 @@
 """The console scripts (setup.cfg `console_scripts`): each imports its tool only inside
 its own entry function, so a Ctrl-C while the chemistry and torch stack loads (the first
 second or two of every tool) is one line and exit status 130, as it is once the tool
-runs; it was a 25-line KeyboardInterrupt traceback from inside an import. A second Ctrl-C,
-while the tool cleans up after the first, is one line and 130 too."""
+runs; it was a 25-line KeyboardInterrupt traceback from inside an import. A Ctrl-C the
+tool does not catch itself (or a second one, while it cleans up) is one line and 130 too."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def _run(module: str, function: str, prog: str):
     try:
         return main()
     except KeyboardInterrupt:
-        # Each tool says what a Ctrl-C kept; one that reaches here came while the tool was
-        # cleaning up after the first (a second Ctrl-C: it was a traceback from `finally`)
-        sys.stderr.write(f"\n{prog}: interrupted again; rerun the same command\n")
+        # Tools say what a Ctrl-C kept where they can; one that reaches here came where a
+        # tool does not catch it, or while it cleaned up after a first one (a traceback
+        # from its `finally`)
+        sys.stderr.write(f"\n{prog}: interrupted\n")
         return 130
 
 

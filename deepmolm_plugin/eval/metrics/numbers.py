@@ -255,7 +255,6 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                     after = after[bare.end():]
                     if _range_after(after) or _MALFORMED.match(after) or _POWER.match(after):
                         return None  # "10^3.5", "10^3^2": were 1000
-                        return None
         except OverflowError:
             return None
         if match.group("sign") == "-":
