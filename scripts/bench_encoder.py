@@ -296,7 +296,7 @@ def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     parser.add_argument("--no-thp", action="store_true", help="leave PyTorch's huge-page allocation off")
     parser.add_argument("--no-keep-freed", action="store_true",
                         help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
-    parser.add_argument("--seed", type=bench_report.at_least(0, 2**63 - 1), default=0)  # torch's seed range
+    parser.add_argument("--seed", type=bench_report.at_least(-2**63, 2**64 - 1), default=0)  # torch.manual_seed's range
     parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
     parser.add_argument("--name", type=bench_report.result_name, default=None, help="result file name (default bench_encoder_<device>[_tiny])")
     args = parser.parse_args(argv)

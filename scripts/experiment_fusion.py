@@ -697,8 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     # (9 minutes at full size), and refused the value then
     p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=256,
                    help="depiction size (the tiny encoder's input size)")
-    p.add_argument("--workers", type=bench_report.at_least(1), default=2, help="deepmolm-prepare worker processes")
-    p.add_argument("--jobs", type=bench_report.at_least(1), default=2,
+    two = min(2, bench_report.usable_cores())  # the defaults, on a one-core machine too
+    p.add_argument("--workers", type=bench_report.at_least(1), default=two, help="deepmolm-prepare worker processes")
+    p.add_argument("--jobs", type=bench_report.at_least(1), default=two,
                    help="trained units (arm x seed) run at once, the CPU cores split between them (default 2: "
                         "on a 2-core CPU two one-thread trainings do ~1.5x the work of one two-thread training)")
     p.add_argument("--work", default=None,
@@ -723,8 +724,10 @@ def experiment(argv=None) -> None:
 
         if not torch.cuda.is_available():
             parser.error("--device cuda but torch sees no CUDA device")
-    # more one-thread trainings than cores only share them (the timings said "--jobs 8" on 2 cores)
-    bench_report.refuse_more_than_cores(parser, "--jobs", args.jobs)
+    # more one-thread trainings than cores only share them (the timings said "--jobs 8" on 2
+    # cores); on CUDA the jobs share the GPU instead
+    if args.device == "cpu":
+        bench_report.refuse_more_than_cores(parser, "--jobs", args.jobs)
     bench_report.refuse_more_than_cores(parser, "--workers", args.workers)
     name = "fusion-quick" if args.quick else f"fusion-{args.size}-{args.device}"
     for option, given in (("--out", args.out), ("--work", args.work)):
