@@ -95,8 +95,7 @@ def _check_head_names(model, older: bool, path: str) -> None:
     if head is None or not hasattr(head, "names_problem"):
         return
     if older:
-        with torch.no_grad():
-            head.names_digest.zero_()  # unknown: not checked (not left as the uninitialised memory it was built in)
+        head.saved_before_names()
     problem = head.names_problem()
     if problem:
         raise CheckpointError(f"{path}: {problem}")

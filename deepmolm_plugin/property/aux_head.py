@@ -39,6 +39,11 @@ from .models import PropertyModel
 logger = logging.getLogger(__name__)
 
 
+# The std floor of heads saved before `names_digest` existed: they trained with it, and
+# predict with it (their targets were divided by it).
+LEGACY_STD_FLOOR = 1e-6
+
+
 class AuxPropertyHead(nn.Module):
     def __init__(self, llm_hidden_size: int, names: Sequence[str], fusion: str = "gated", hidden: int = 128,
                  depth: int = 3):
@@ -56,6 +61,8 @@ class AuxPropertyHead(nn.Module):
         # weights too, so that a config whose list was reordered is refused (`names_problem`):
         # each prediction went to another property's name, without a word.
         self.register_buffer("names_digest", names_digest(self.names))
+        # the smallest std targets are divided by: none but > 0 (`saved_before_names`)
+        self.std_floor = torch.finfo(torch.float64).tiny
         self.fitted = False  # set by fit_normalisation; training refuses to start without it
 
     def targets(self, properties: Sequence[Optional[Dict[str, float]]], device,
@@ -127,6 +134,14 @@ class AuxPropertyHead(nn.Module):
                                "fit_normalisation with the training records before training (the "
                                "aux_property_stats patch does so when the host's trainer starts)")
 
+    @torch.no_grad()
+    def saved_before_names(self) -> None:
+        """Loaded from a checkpoint saved before `names_digest` existed: its order cannot be
+        checked (zeros, not the uninitialised memory the missing buffer was built in), and it
+        trained with the std floor of then, which its predictions keep."""
+        self.names_digest.zero_()
+        self.std_floor = LEGACY_STD_FLOOR
+
     def names_problem(self) -> Optional[str]:
         """Why the saved weights do not belong to `names` (config.json's aux_properties), or
         None. A head saved before the digest existed has zeros there and is not checked."""
@@ -143,7 +158,7 @@ class AuxPropertyHead(nn.Module):
         `fit_normalisation`). Not clamped to an absolute floor: a clamp at 1e-6 made labels
         of 1e-9 mol/L targets of 0.0015 and predictions 400 times too large."""
         var = torch.where(self.count > 1, self.m2 / (self.count - 1).clamp(min=1), torch.ones_like(self.m2))
-        return var.sqrt().clamp(min=torch.finfo(torch.float64).tiny)
+        return var.sqrt().clamp(min=self.std_floor)
 
     def forward(self, pooled: torch.Tensor, graph: GraphBatch) -> torch.Tensor:
         """(B, H) pooled LLM states + graphs -> (B, n) predictions in normalised units."""
