@@ -526,12 +526,23 @@ def test_embedding_time_limit_fails_fast_and_names_the_limit():
     assert "200 heavy atoms (602 with hydrogens)" in info.value.reason
 
 
-def test_an_embedding_that_overran_its_time_limit_says_how_long_it_took():
+def test_an_embedding_that_overran_its_time_limit_says_how_long_it_took(monkeypatch):
     # was: "stopped at the time limit embed_timeout=60 s" after 109 s (the GUI waited 2.5 minutes)
     mol = Chem.AddHs(Chem.MolFromSmiles("CCO"))
     said = conformer_module._embed_failure(mol, 1, False, 60, True, {}, seconds=109.4)
     assert said.startswith("3D embedding stopped at the time limit embed_timeout=60 s, after 109 s (RDKit checks")
     assert ", after" not in conformer_module._embed_failure(mol, 1, False, 60, True, {}, seconds=61)
+    # through the embedding itself: an RDKit step that ran 109 s of a 60 s limit
+    clock = [1000.0]
+
+    def slow_step(work, params):
+        clock[0] += 109.0
+        return -1
+
+    monkeypatch.setattr(conformer_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(conformer_module.rdDistGeom, "EmbedMolecule", slow_step)
+    with pytest.raises(MoleculeError, match=r"embed_timeout=60 s, after 109 s \(RDKit checks"):
+        molecule_from_smiles("CC(C)OCC(N)=O", "slow", embed_timeout=60)  # a molecule of its own: no cache
 
 
 def test_limits_do_not_change_normal_molecules_and_mmff_steps_are_bounded():
