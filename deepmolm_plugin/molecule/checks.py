@@ -102,13 +102,15 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
-    # Molfile query bonds (types 5-8: single or double, single or aromatic, double or
-    # aromatic, any) have no order: deepmolm-render drew them as single bonds, so the
-    # picture of `C(5)C-O` was ethanol's, while deepmolm-fingerprint refused the same file.
+    # Bonds of no one order (molfile query bonds, types 5-8: single or double, single or
+    # aromatic, double or aromatic, any; MOL2 `du` / `un`, read alike): deepmolm-render drew
+    # them as single bonds, so the picture of `C(5)C-O` was ethanol's, while
+    # deepmolm-fingerprint refused the same file.
     queries = [b for b in mol.GetBonds() if b.GetBondType() == Chem.BondType.UNSPECIFIED]
     if queries:
         names = ", ".join(bond_name(b) for b in queries[:10]) + (f" and {len(queries) - 10} more" if len(queries) > 10 else "")
-        raise MoleculeError(id, f"query bond(s) of no one order ({names}): not a concrete structure")
+        raise MoleculeError(id, f"bond(s) of no one order ({names}; molfile query bond types 5-8 or MOL2 du/un): "
+                                "not a concrete structure")
     polymer = sorted({g.GetProp("TYPE") for g in Chem.GetMolSubstanceGroups(mol) if g.HasProp("TYPE")} & POLYMER_GROUPS)
     if polymer:  # CXSMILES `Sg:n`, molfile SRU: was fingerprinted and drawn as the bare repeat unit
         raise MoleculeError(id, f"a polymer substance group ({', '.join(polymer)}): a repeat unit is not one "
