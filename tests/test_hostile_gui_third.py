@@ -189,11 +189,12 @@ def test_a_question_the_chat_refuses_shows_its_reason_and_keeps_the_question(ses
     # as a plain ValueError: a bare "Error" pop-up and a traceback in the server's log.
     page = Page(session)
     tab = _loaded(page, "CCO")
-    reply = page.ask(tab, "What is <image> here?", 0.0, 4)
-    outputs = [next(reply), next(reply)]  # the question shown, then put back in its box
-    with pytest.raises(gr.Error, match="contains '<image>', the image placeholder"):
-        next(reply)
-    assert outputs[-1][0]["value"] == "What is <image> here?" and tab.turns == [] and not tab.answering
+    # The reason is a toast (gr.Warning), not gr.Error: that put an "Error" badge over the chat
+    # and the question box (sweep G).
+    with pytest.warns(UserWarning, match="contains '<image>', the image placeholder"):
+        outputs = list(page.ask(tab, "What is <image> here?", 0.0, 4))  # the question shown, then put back
+    assert len(outputs) == 2 and outputs[-1][0]["value"] == "What is <image> here?"
+    assert tab.turns == [] and not tab.answering
 
 
 def test_an_image_file_that_is_gone_is_a_message_not_a_traceback(session, tmp_path):
@@ -216,9 +217,9 @@ def test_settings_no_slider_sends_are_a_message(session, temperature, tokens, me
     # was: Python's TypeError / ValueError out of the handler (through the page's API)
     page = Page(session)
     tab = _loaded(page, "CCO")
-    with pytest.raises(gr.Error, match=message):
-        list(page.ask(tab, "What is it?", temperature, tokens))
-    assert not tab.answering and tab.turns == []
+    with pytest.warns(UserWarning, match=message):  # a toast, the question kept (was gr.Error: sweep G)
+        outputs = list(page.ask(tab, "What is it?", temperature, tokens))
+    assert outputs[-1][0]["value"] == "What is it?" and not tab.answering and tab.turns == []
     for atom in (True, 1.7, "x", float("nan"), float("inf")):  # True was atom 1, 1.7 atom 1, the rest tracebacks
         with pytest.raises(gr.Error, match="is not an atom number"):
             page.choose(tab, atom, False, COLOR_BY[0])

@@ -86,7 +86,8 @@ def status_html(molecule: Optional[LoadedMolecule], error: Optional[str] = None)
     fp = molecule.item.molecule_fp
     conformer = {"file": "from the file", "generated": "generated (ETKDGv3 + MMFF94)"}.get(record.conformer,
                                                                                            record.conformer)
-    lines = [f"<b>{html.escape(molecule.name)}</b>: {molecule.atoms} heavy atoms, molecule_fp "
+    atoms = f"{molecule.atoms} heavy atom{'' if molecule.atoms == 1 else 's'}"
+    lines = [f"<b>{html.escape(molecule.name)}</b>: {atoms}, molecule_fp "
              f"{tuple(fp.shape)}, 3D conformer {conformer}."]
     w, h = molecule.views.image_size
     lines.append(f"Image: {'yours' if molecule.image_given else 'drawn from the molecule'}, {w}×{h} px.")
@@ -168,6 +169,18 @@ WAIT_FOR_REPLY = "A reply is being written: wait for it to end."
 WAIT_FOR_MOLECULE = "A molecule is being loaded: ask once it shows (the question would be about the one before)."
 NO_MOLECULE = "Load a molecule first: the model answers about the molecule it sees."
 NO_QUESTION = "Type a question first."
+MAX_NEW_TOKENS = 1024  # the slider's end, for a model whose context is longer (or unknown)
+DEFAULT_NEW_TOKENS = 256
+
+
+def max_new_tokens_limit(session) -> int:
+    """The Max-new-tokens slider's end: MAX_NEW_TOKENS, or the model's context
+    (`tokenizer_model_max_length`) when shorter: no reply can be longer than it."""
+    context = getattr(getattr(session, "config", None), "tokenizer_model_max_length", None)
+    if isinstance(context, bool) or not isinstance(context, (int, float)) or not math.isfinite(context) \
+            or context < 1:
+        return MAX_NEW_TOKENS
+    return int(min(MAX_NEW_TOKENS, context))
 
 
 @dataclass
@@ -329,11 +342,16 @@ class Page:
                 for reply in stream_reply(self.session, molecule, history + [(text, None)],
                                           *reply_settings(temperature, max_tokens)):
                     yield (gr.update(), chat_messages(history + [(text, reply)]), *self._switches(False))
-            except Exception as error:  # re-raised: gradio reports it; the page is usable again first
+            except ChatRefusal as error:  # the reason as a toast; the page as it was, the question in its box
+                # (gr.Error marked every output of the event with an "Error" badge that hid the chat
+                # and the question, and printed a server traceback)
+                self._answered(tab)
+                gr.Warning(str(error))
+                yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
+                return
+            except Exception:  # re-raised: gradio reports it; the page is usable again first
                 self._answered(tab)
                 yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
-                if isinstance(error, ChatRefusal):  # the message, not "Error" and a server traceback
-                    raise gr.Error(str(error)) from error
                 raise
             self._answered(tab, history + [(text, reply.strip())])
             yield (gr.update(interactive=True), chat_messages(tab.turns), *self._switches(True))
@@ -348,7 +366,30 @@ class Page:
                 tab.turns = turns
             tab.answering = False
 
+    def tokens(self, value):
+        """The Max-new-tokens box after the user typed in it (the slider's `release`, raw value):
+        the number of tokens a reply will get, a whole number in [1, the slider's end], with a
+        toast when it differs from the typed one. The browser kept showing 0, 5000 or 2.5
+        while the slider sent 1, 1024 or 2.5 (refused). Not a number: left to `ask` to name."""
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return gr.skip()
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return gr.skip()
+        limit = max_new_tokens_limit(self.session)
+        used = int(min(max(math.floor(value + 0.5), 1), limit))
+        if used != value:
+            why = (f"this model's context is {limit}" if limit < MAX_NEW_TOKENS and value > limit
+                   else f"it is a whole number from 1 to {limit}")
+            gr.Warning(f"Max new tokens: {value:g} set to {used} ({why}).")
+        return used
+
     def clear(self, tab: Tab):
+        """The chat emptied ("Clear chat", or the chat panel's own trash icon, which empties
+        the display in the browser first): the conversation goes too, unless a reply is
+        being written (then the reply's next update shows the chat again)."""
         with self.guard:
             if tab.answering:  # the reply still being written would bring the conversation back
                 gr.Warning(WAIT_FOR_REPLY)
@@ -381,6 +422,8 @@ def build_app(session: ChatSession) -> gr.Blocks:
                         load_structure = gr.Button("Load structure", variant="primary", elem_id="load-structure")
                 status = gr.HTML(status_html(None), elem_id="molecule-status")
             with gr.Column(scale=6, min_width=420):
+                # gradio 6 always shows a trash icon on a non-empty Chatbot (no option hides it):
+                # its `clear` event is wired to `Page.clear` below, as "Clear chat" is
                 chatbot = gr.Chatbot(label="Chat", height=430, elem_id="chat", buttons=["copy"],
                                      placeholder="Load a molecule, then ask about it.")
                 with gr.Row():
@@ -390,8 +433,9 @@ def build_app(session: ChatSession) -> gr.Blocks:
                 with gr.Row():
                     temperature = gr.Slider(0.0, 1.5, value=0.2, step=0.05, label="Temperature (0: greedy)",
                                             elem_id="temperature")
-                    max_new_tokens = gr.Slider(1, 1024, value=256, step=1, label="Max new tokens",
-                                               elem_id="max-new-tokens")
+                    tokens_limit = max_new_tokens_limit(session)
+                    max_new_tokens = gr.Slider(1, tokens_limit, value=min(DEFAULT_NEW_TOKENS, tokens_limit), step=1,
+                                               label="Max new tokens", elem_id="max-new-tokens")
                     clear = gr.Button("Clear chat", size="md", elem_id="clear", scale=0, min_width=110)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=380):
@@ -433,6 +477,9 @@ def build_app(session: ChatSession) -> gr.Blocks:
             trigger(page.hold, [tab], [question, *busy], queue=False) \
                 .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy])
         clear.click(page.clear, [tab], [chatbot])
+        chatbot.clear(page.clear, [tab], [chatbot])  # the trash icon: empties the conversation too
+        # the typed value, unchecked (the slider's own check is an "Error" badge), put right in the box
+        max_new_tokens.release(page.tokens, [max_new_tokens], [max_new_tokens], preprocess=False)
     return app
 
 

@@ -73,7 +73,8 @@ def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Opti
     """The page's input as the resolver's fields (one molecule source, an optional image)."""
     smiles = (smiles or "").strip()
     if bool(smiles) == bool(structure):
-        raise ValueError("give either a SMILES or a structure file")
+        alone = " (an image alone is not enough: the model reads the molecule too)" if image and not structure else ""
+        raise ValueError(f"Give either a SMILES or a structure file{alone}.")
     fields = {"smiles": smiles} if smiles else {"structure": str(Path(structure).resolve())}
     if image:
         fields["image"] = str(Path(image).resolve())

@@ -102,6 +102,20 @@ def atom_colors(mol: Chem.Mol, received: Optional[np.ndarray]) -> List[str]:
     return colors
 
 
+def colorbar_ticks(low: float, high: float, count: int = 5) -> dict:
+    """The attention colour bar's ticks: `count` evenly spaced shares from low to high, each
+    labelled as a percentage (as the atom list writes them) with as many decimals as keep
+    the labels apart. A fixed ".3f" repeated one label down a bar only 0.001 wide."""
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return dict(tickvals=[float(low)], ticktext=[f"{100 * low:.1f}%"], tickmode="array")
+    values = np.linspace(low, high, count)
+    for decimals in range(1, 10):
+        labels = [f"{100 * v:.{decimals}f}%" for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return dict(tickvals=[float(v) for v in values], ticktext=labels, tickmode="array")
+
+
 def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, selected: Optional[int] = None,
                     revision: str = "") -> go.Figure:
     """Ball-and-stick figure of `mol`'s conformer.
@@ -163,7 +177,8 @@ def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, select
         marker.update(
             color=[float(received[rows[i]]) if rows[i] < len(received) else low for i in heavy], cmin=low,
             cmax=high, colorscale=[[s, c] for s, c in COLOR_STOPS], showscale=True,
-            colorbar=dict(title=dict(text="share", side="right"), thickness=12, len=0.6, x=0.98, tickformat=".3f"),
+            colorbar=dict(title=dict(text="share of attention", side="right"), thickness=12, len=0.6, x=0.98,
+                          **colorbar_ticks(low, high)),
         )
     traces.append(go.Scatter3d(  # near-invisible points on the heavy atoms: what hovering reads
         x=positions[heavy, 0], y=positions[heavy, 1], z=positions[heavy, 2], mode="markers", marker=marker,
