@@ -471,3 +471,13 @@ def test_written_allene_stereo_that_rdkit_drops_is_a_note(smiles, atoms):
     assert any(n.startswith(f"axial (allene) stereo written at {atoms} is not kept") for n in record.notes), record.notes
     plain = molecule_from_smiles("C[C@H](F)Cl", id="plain")  # a kept centre: no such note
     assert not any("axial" in n for n in plain.notes)
+
+
+def test_rdkits_caret_diagram_is_left_out_of_a_one_line_reason():
+    """was: `... check for mistakes around position 5:; C1CC(C; ~~~~^; ...` in every error
+    line (the GUI's status box showed it)."""
+    with pytest.raises(MoleculeError) as info:
+        molecule_from_smiles("C1CC(C", "x")
+    reason = info.value.reason
+    assert "check for mistakes around position 5;" in reason and "~" not in reason and "^;" not in reason
+    assert reason.count("C1CC(C") == 4  # ours, RDKit's "while parsing" and its "Failed parsing ... for input"

@@ -133,15 +133,28 @@ def sanitization_failed(id: str, error: Exception) -> "MoleculeError":
     return MoleculeError(id, f"sanitization failed: {one_based(str(error))}")
 
 
+_CARETS = re.compile(r"^[~^ ]+$")  # RDKit's pointer line under the echoed input: "~~~~^"
+
+
+def _readable(messages: list[str]) -> list[str]:
+    """RDKit's lines as one-line message parts, each once: its caret diagram (the input
+    echoed, then `~~~~^` under it) is dropped, its position already said in words; joined
+    with "; " it read `... position 5:; C1CC(C; ~~~~^; ...` (the GUI showed that)."""
+    drop = {i for i, m in enumerate(messages) if _CARETS.match(m)}
+    drop |= {i - 1 for i in drop}
+    kept = [m[:-1] if m.endswith(":") and i + 1 in drop else m for i, m in enumerate(messages) if i not in drop]
+    return list(dict.fromkeys(one_based(m) for m in kept))
+
+
 def with_messages(reason: str, messages: list[str]) -> str:
     """``reason`` followed by RDKit's own words, when it said anything."""
-    said = "; ".join(dict.fromkeys(one_based(m) for m in messages))
+    said = "; ".join(_readable(messages))
     return f"{reason} (RDKit: {said})" if said else reason
 
 
 def as_notes(messages: list[str]) -> list[str]:
     """RDKit warnings on a record that succeeded: kept in its notes, not lost on stderr."""
-    return [f"RDKit: {m}" for m in dict.fromkeys(one_based(m) for m in messages)]
+    return [f"RDKit: {m}" for m in _readable(messages)]
 
 
 def first_line(error: Exception) -> str:
