@@ -678,8 +678,9 @@ def test_a_bad_render_size_in_the_model_config_is_one_line_before_loading(traine
     _write_questions(questions, [{"question_id": "q", "smiles": "CCO", "text": "What is this molecule?"}])
     for module, args in (("deepmolm_plugin.eval.model_vqa", _vqa_args(model, questions, tmp_path / "a.jsonl",
                                                                       tiny_setup["structures"])),
-                         ("deepmolm_plugin.cli", ["--model-path", str(model), "--smiles", "CCO"])):
-        proc = run_module(module, args, cwd=tmp_path, check=False, stdin="")
+                         ("deepmolm_plugin.cli", ["--model-path", str(model), "--smiles", "CCO"]),
+                         ("deepmolm_plugin.gui", ["--model-path", str(model), "--port", "7999"])):
+        proc = run_module(module, args, cwd=tmp_path, check=False, stdin="", timeout=180)  # a GUI that started would serve on
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert f"--model-path {model}: the model config's render_size is {render_size!r}, not a depiction side" \
             in proc.stderr
