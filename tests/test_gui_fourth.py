@@ -11,22 +11,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from deepmolm_plugin.gui.app import Page, Tab, build_app, status_html
-from deepmolm_plugin.gui.session import ChatSession
-
-
-@pytest.fixture(scope="module")
-def session(trained_checkpoint):
-    import torch
-
-    torch.set_num_threads(1)  # the tiny model: threads only cost
-    return ChatSession.load(str(trained_checkpoint), device="cpu")
-
-
-def _loaded(page: Page, smiles: str) -> Tab:
-    tab = Tab()
-    page.load(tab, smiles, None, None)
-    assert tab.molecule is not None and tab.molecule.name == smiles
-    return tab
+from test_hostile_gui_third import _loaded, session  # noqa: F401 (the module's session fixture, one per module)
 
 
 def _component(app, elem_id: str):
