@@ -218,6 +218,10 @@ def test_chat_panels_attention_and_bad_input_in_a_browser(trained_checkpoint, br
             # Send is off while a reply is written: on again, the answer is complete.
             _wait(browser, lambda d: len(answers := d.find_elements("css selector", "#chat .bot")) == turn
                   and answers[-1].text.strip() and _css(d, "#send").is_enabled(), f"answer {turn}")
+            # the keyboard is back in the question box (it fell to the page while the box was off)
+            _wait(browser, lambda d: d.execute_script(
+                "return document.activeElement === document.querySelector('#question textarea')"),
+                f"the question box to take the focus after answer {turn}")
         assert [e.text for e in browser.find_elements("css selector", "#chat .user")] == [
             "What is this molecule?", "And its formula?"]
 

@@ -169,6 +169,9 @@ WAIT_FOR_REPLY = "A reply is being written: wait for it to end."
 WAIT_FOR_MOLECULE = "A molecule is being loaded: ask once it shows (the question would be about the one before)."
 NO_MOLECULE = "Load a molecule first: the model answers about the molecule it sees."
 NO_QUESTION = "Type a question first."
+# The question box is off while a reply is written, so the browser's focus fell back to the
+# page: typing a follow-up went nowhere, and reaching the box took ten Tabs. Back in it then.
+FOCUS_QUESTION = "() => { document.querySelector('#question textarea')?.focus(); }"
 MAX_NEW_TOKENS = 1024  # the slider's end, for a model whose context is longer (or unknown)
 DEFAULT_NEW_TOKENS = 256
 
@@ -475,7 +478,8 @@ def build_app(session: ChatSession) -> gr.Blocks:
 
         for trigger in (send.click, question.submit):
             trigger(page.hold, [tab], [question, *busy], queue=False) \
-                .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy])
+                .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy]) \
+                .then(None, js=FOCUS_QUESTION)
         clear.click(page.clear, [tab], [chatbot])
         chatbot.clear(page.clear, [tab], [chatbot])  # the trash icon: empties the conversation too
         # the typed value, unchecked (the slider's own check is an "Error" badge), put right in the box
