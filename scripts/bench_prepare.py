@@ -130,7 +130,7 @@ def main() -> int:
     result = {
         "input": str(args.csv), "items": items, "records": records, "failures": manifest["counts"]["failures"],
         "image_size": args.image_size, "chunk_size": args.chunk_size, "workers": args.workers,
-        "cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(), "usable_cores": bench_report.usable_cores(),
         "python": platform.python_version(), "versions": manifest["versions"],
         "one_worker_s": round(t1, 3), "one_worker_items_per_s": round(items / t1, 2),
         "n_workers_s": round(tn, 3), "n_workers_items_per_s": round(items / tn, 2),

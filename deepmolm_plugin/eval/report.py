@@ -84,18 +84,18 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
-    side = [p for p in args.answers if str(p).endswith(AUX_SUFFIX)]
-    if side:  # `answers/*.jsonl` also matches model_vqa's property-head side files
-        print(f"note: skipping {len(side)} property-head file(s) (*{AUX_SUFFIX}): not answers", file=sys.stderr)
-        args.answers = [p for p in args.answers if not str(p).endswith(AUX_SUFFIX)]
-    # ... and the failures file of an answers file given (it was read as answers: "question
-    # 'q3' has no text"); each answers file's own failures are read with it
+    # `answers/*.jsonl` also matches model_vqa's side files: its property-head predictions, and
+    # the failures file of an answers file given (read as answers: "question 'q3' has no text";
+    # each answers file's own failures are read with it)
     listed = {failures_path(p) for p in args.answers}
-    side = [p for p in args.answers if Path(p) in listed]
-    if side:
-        print(f"note: skipping {len(side)} failures file(s) of the answer files given (*.failures.jsonl): read with "
-              "their answers", file=sys.stderr)
-        args.answers = [p for p in args.answers if Path(p) not in listed]
+    side_files = ((f"property-head file(s) (*{AUX_SUFFIX}): not answers", lambda p: str(p).endswith(AUX_SUFFIX)),
+                  ("failures file(s) of the answer files given (*.failures.jsonl): read with their answers",
+                   lambda p: Path(p) in listed))
+    for what, is_side in side_files:
+        side = [p for p in args.answers if is_side(p)]
+        if side:
+            print(f"note: skipping {len(side)} {what}", file=sys.stderr)
+            args.answers = [p for p in args.answers if not is_side(p)]
     try:
         report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data)
         table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)

@@ -21,6 +21,7 @@ not train are named in one warning when the statistics are fitted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -229,8 +230,10 @@ def _finite_value(props: Optional[Dict[str, float]], name: str, where: str) -> O
     return number
 
 
+@functools.lru_cache(maxsize=1)
 def _placeholder_graph():
-    """Methane's graph: what the head runs on for a batch without properties."""
+    """Methane's graph: what the head runs on for a batch without properties (built once:
+    it was parsed again on every such training step)."""
     from rdkit import Chem
 
     from .features import mol_to_graph
