@@ -120,15 +120,8 @@ def summarise(cells: dict, args, started: float, load: tuple) -> dict:
 def _machine() -> dict:
     import torch
 
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
+    return {"cpu": bench_report.cpu_model(), "usable_cores": bench_report.usable_cores(),
+            "python": platform.python_version(), "torch": torch.__version__}
 
 
 def spread(row: dict) -> str:
@@ -167,7 +160,7 @@ def markdown(doc: dict) -> str:
         f"seeds 0..{doc['seeds'] - 1}, early stopping and model selection on validation only, test evaluated once "
         f"per seed, every seed reported (sample std), ROC-AUC from probabilities. KFLM2's own numbers came from "
         f"test-set hyperparameter choice, best-5-of-10 seeds and AUC on hard labels.",
-        f"Timing: {m['cpu']} ({m['cores']} cores, shared), torch {m['torch']}, one thread per run, {doc['jobs']} "
+        f"Timing: {m['cpu']} ({m['usable_cores']} cores, shared), torch {m['torch']}, one thread per run, {doc['jobs']} "
         f"runs side by side; whole benchmark {doc['wall_seconds'] / 60:.1f} min wall (load average at start "
         f"{doc['load_average_start'][0]:.1f}, end {doc['load_average_end'][0]:.1f}){reused(doc)}. 's / run' is "
         f"one seed's training + evaluation; featurisation (cached) is excluded.",

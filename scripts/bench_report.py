@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, List, Sequence
 
+from deepmolm_plugin.cores import usable_cores  # the scripts ask bench_report for it
 from deepmolm_plugin.result_files import strict_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,11 +62,6 @@ def refuse_repeats(parser, option: str, values: Sequence) -> None:
         if v in seen:
             parser.error(f"{option}: {v} is given twice")
         seen.add(v)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def refuse_more_than_cores(parser, option: str, value: int) -> None:

@@ -56,7 +56,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -668,16 +667,16 @@ def plots(results: dict, out: Path, parity_rows: dict) -> list:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    return (f"{bench_report.cpu_model()}, {bench_report.usable_cores()} cores, {gpu}, torch {torch.__version__} "
+            f"(CPU capability {torch.backends.cpu.get_cpu_capability()})")
+
+
+def threads_per_job(jobs: int, device: str):
+    """CPU threads for each of `jobs` commands run side by side (None: leave the GPU runs'
+    defaults). Counted from the cores this process may use, not the machine's: a 2-core
+    allocation on a 64-core node gave every job 32 threads."""
+    return max(1, bench_report.usable_cores() // jobs) if device == "cpu" else None
 
 
 def settings_digest(args, size: dict) -> str:
@@ -790,7 +789,7 @@ def experiment(argv=None) -> None:
             record(results, "mean_baseline", per_target(test_report), distinct_answers(work / "mean_baseline" / "test"))
             record(results, "median_baseline", per_target(median_report),
                    distinct_answers(work / "median_baseline" / "test"))
-    THREADS["n"] = max(1, (os.cpu_count() or 1) // args.jobs) if args.device == "cpu" else None
+    THREADS["n"] = threads_per_job(args.jobs, args.device)
     run_trained_arms(seeds, args, size, prepared, means, valid_baseline, results, clock)
     run_classical(seeds, work, prepared, results, clock)
 

@@ -337,3 +337,20 @@ def test_run_eval_refuses_an_out_that_is_a_file(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "scripts" / "eval" / "run_eval.sh"), str(tmp_path / "model"),
                            str(tmp_path / "data.json"), str(tmp_path / "out"), "1"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr == f"error: OUT {tmp_path / 'out'} is a file, not a folder\n"
+
+
+def test_cores_are_the_affinity_mask_not_the_machine(monkeypatch):
+    # was: experiment_fusion gave each of its --jobs os.cpu_count() // jobs threads and the
+    # reports named os.cpu_count(): 2 cores granted on a 64-core node ran 32 threads per job.
+    import os
+
+    from deepmolm_plugin.data.prepare import schedule
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert experiment_fusion.threads_per_job(2, "cpu") == 1
+    assert experiment_fusion.threads_per_job(1, "cpu") == 2
+    assert experiment_fusion.threads_per_job(2, "cuda") is None
+    assert ", 2 cores, " in experiment_fusion.machine()
+    assert bench_kflm2._machine()["usable_cores"] == 2
+    assert schedule.usable_workers(8) == 2

@@ -9,7 +9,6 @@ import importlib
 import itertools
 import multiprocessing
 import operator
-import os
 import signal
 import sys
 from collections import deque
@@ -22,6 +21,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from tqdm import tqdm
 
+from ...cores import usable_cores
 from ...molecule.sidecar import dtype_for
 from ..sources.base import READERS, SourceError, SourceItem, check_options, id_problem
 from .common import PrepareError
@@ -108,7 +108,7 @@ def usable_workers(requested: int) -> int:
     """--workers, at most the cores this process may run on: each worker imports the
     chemistry and torch stack when it starts, so 16 workers on 2 cores took 61 s before
     the first of 2 records was made (1 worker: 3 s); the output is the same either way."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if requested > cores:
         print(f"deepmolm-prepare: --workers {requested} > {cores} usable cores: using {cores}", file=sys.stderr)
     return min(requested, cores)
