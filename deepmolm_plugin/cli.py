@@ -90,14 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def model_conformer_policy(model_path: str, given: Optional[str], option: str = "--conformer-policy") -> str:
-    """The 3D policy for a model's molecules: the one its training used (the config's
-    `conformer_policy`, which training records), unless `given`. The chat, eval and the
-    GUI defaulted to `auto` whatever training used: a structure file's molecule got the
-    file's conformer at inference and a generated one in training, other tokens without a
-    word. A given policy other than the training's is used (an ablation may want it), with
-    a note saying so; a model saved before the config held one is `auto`."""
-    trained = (usage.model_config(model_path, "--model-path") or {}).get("conformer_policy")
+def model_depiction_settings(model_path: str, given: Optional[str], option: str = "--conformer-policy") -> str:
+    """The model config's depiction settings, checked before the model loads (chat, eval
+    and the GUI call this; config.json is read once): its `render_size` (a bad one was a
+    ValueError traceback after loading), and the 3D policy for its molecules, returned.
+
+    The policy is the one training used (the config's `conformer_policy`, which training
+    records), unless `given`. The chat, eval and the GUI defaulted to `auto` whatever
+    training used: a structure file's molecule got the file's conformer at inference and a
+    generated one in training, other tokens without a word. A given policy other than the
+    training's is used (an ablation may want it), with a note saying so; a model saved
+    before the config held one is `auto`."""
+    from deepmolm_plugin.molecule.inputs import model_render_size
+
+    config = usage.model_config(model_path, "--model-path") or {}
+    try:
+        model_render_size(config)
+    except ValueError as e:
+        raise usage.UsageError(f"--model-path {model_path}: {e}") from e
+    trained = config.get("conformer_policy")
     if trained is not None and trained not in CONFORMER_POLICIES:
         raise usage.UsageError(f"--model-path {model_path}: config.json's conformer_policy is {trained!r}, not one "
                                f"of {', '.join(CONFORMER_POLICIES)}")
@@ -107,17 +118,6 @@ def model_conformer_policy(model_path: str, given: Optional[str], option: str = 
         print(f"note: {option} {given}: the model was trained with conformer policy {trained!r}; its molecules "
               "may get other conformers, and so other tokens, than in training", file=sys.stderr)
     return given
-
-
-def check_model_render_size(model_path: str) -> None:
-    """The config's other depiction setting, `render_size`, before the model loads (chat,
-    eval and the GUI call it): a bad one was a ValueError traceback after loading."""
-    from deepmolm_plugin.molecule.inputs import model_render_size
-
-    try:
-        model_render_size(usage.model_config(model_path, "--model-path") or {})
-    except ValueError as e:
-        raise usage.UsageError(f"--model-path {model_path}: {e}") from e
 
 
 def projector_uses_molecules(config) -> bool:
@@ -382,9 +382,8 @@ def main(argv=None) -> None:
     if args.image_file is None and not has_molecule:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
     usage.checked(parser, check_arguments, args)
-    args.conformer_policy = usage.checked(parser, lambda a: model_conformer_policy(a.model_path, a.conformer_policy),
-                                          args)
-    usage.checked(parser, lambda a: check_model_render_size(a.model_path), args)
+    args.conformer_policy = usage.checked(
+        parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
     resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
         fields, name = molecule_fields(args.smiles, args.structure), usage.shortened(args.smiles or args.structure)

@@ -640,24 +640,29 @@ def _model_trained_with(checkpoint, folder, **settings):
 
 
 def test_inference_draws_and_embeds_molecules_as_the_model_was_trained(trained_checkpoint, tiny_setup, tmp_path,
-                                                                       capsys):
+                                                                       capsys, monkeypatch):
     """Was: the chat, eval and the GUI used conformer policy auto and 1024 px depictions
     whatever training had used (a structure's file conformer against training's generated
     one: other tokens, without a word)."""
     from PIL import Image
 
-    from deepmolm_plugin.cli import model_conformer_policy
+    from deepmolm_plugin.cli import model_depiction_settings
     from deepmolm_plugin.gui.session import ChatSession
 
     saved = json.loads((trained_checkpoint / "config.json").read_text())
     assert (saved["conformer_policy"], saved["render_size"]) == ("auto", 1024)  # training records them
     model = _model_trained_with(trained_checkpoint, tmp_path / "model", conformer_policy="generate", render_size=512)
-    assert model_conformer_policy(str(model), None) == "generate"
-    assert model_conformer_policy(str(model), "keep") == "keep"  # an ablation may: said, not refused
-    assert "the model was trained with conformer policy 'generate'" in capsys.readouterr().err
-    assert model_conformer_policy(str(trained_checkpoint.parent), None) == "auto"  # no config: the default
+    from deepmolm_plugin import usage
 
-    session = ChatSession.load(str(model), device="cpu", policy=model_conformer_policy(str(model), None))
+    reads = []
+    monkeypatch.setattr(usage, "model_config", lambda *a, real=usage.model_config: reads.append(a) or real(*a))
+    assert model_depiction_settings(str(model), None) == "generate"
+    assert len(reads) == 1  # render_size and conformer_policy from one read (it was two)
+    assert model_depiction_settings(str(model), "keep") == "keep"  # an ablation may: said, not refused
+    assert "the model was trained with conformer policy 'generate'" in capsys.readouterr().err
+    assert model_depiction_settings(str(trained_checkpoint.parent), None) == "auto"  # no config: the default
+
+    session = ChatSession.load(str(model), device="cpu", policy=model_depiction_settings(str(model), None))
     assert (session.resolver.policy, session.resolver.render_size) == ("generate", 512)
 
     questions = tmp_path / "questions.jsonl"

@@ -70,8 +70,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
-from ..cli import (CONFORMER_POLICIES, check_model_render_size, images_in_dtype, keeping_processed_images,
-                   model_conformer_policy, projector_uses_molecules, tile_arguments, unrounded,
+from ..cli import (CONFORMER_POLICIES, images_in_dtype, keeping_processed_images,
+                   model_depiction_settings, projector_uses_molecules, tile_arguments, unrounded,
                    without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
@@ -576,8 +576,7 @@ def main(argv=None) -> None:
     try:
         usage.checked(parser, check_arguments, args)
         args.conformer_policy = usage.checked(
-            parser, lambda a: model_conformer_policy(a.model_path, a.conformer_policy), args)
-        usage.checked(parser, lambda a: check_model_render_size(a.model_path), args)
+            parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
     except EvalInputError as e:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError

@@ -16,7 +16,7 @@ import os
 
 from .. import usage
 
-from ..cli import CONFORMER_POLICIES, check_model_render_size, model_conformer_policy
+from ..cli import CONFORMER_POLICIES, model_depiction_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,9 +69,8 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
-    args.conformer_policy = usage.checked(parser, lambda a: model_conformer_policy(a.model_path, a.conformer_policy),
-                                          args)
-    usage.checked(parser, lambda a: check_model_render_size(a.model_path), args)
+    args.conformer_policy = usage.checked(
+        parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no calls home
 
     import deepmolm_plugin
