@@ -87,3 +87,15 @@ def trained_checkpoint(tiny_setup, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "checkpoint"
     run_module("deepmolm_plugin.train", train_args(tiny_setup, out, "--mm_projector", "fusion"), cwd=out.parent)
     return out
+
+
+@pytest.fixture(scope="module")
+def chat_session(trained_checkpoint):
+    """One real GUI chat session of `trained_checkpoint` per test module (the GUI's handlers
+    are tested on it without a browser)."""
+    import torch
+
+    from deepmolm_plugin.gui.session import ChatSession
+
+    torch.set_num_threads(1)  # the tiny model: threads only cost
+    return ChatSession.load(str(trained_checkpoint), device="cpu")

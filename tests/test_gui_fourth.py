@@ -10,8 +10,8 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
+from gui_helpers import loaded_tab
 from deepmolm_plugin.gui.app import Page, Tab, build_app, status_html
-from test_hostile_gui_third import _loaded, session  # noqa: F401 (the module's session fixture, one per module)
 
 
 def _component(app, elem_id: str):
@@ -30,15 +30,15 @@ def _users(chat) -> list:
 
 
 # --- 1. the Chatbot's trash icon ---------------------------------------------------------------
-def test_the_chat_panels_trash_icon_clears_the_conversation_too(session, monkeypatch):
+def test_the_chat_panels_trash_icon_clears_the_conversation_too(chat_session, monkeypatch):
     # Was: gradio's trash icon on the Chatbot emptied the display only; the tab kept its turns,
     # the next question brought them back and the model got them as history.
-    app = build_app(session)
+    app = build_app(chat_session)
     chatbot = _component(app, "chat")
     trash = _listener(app, chatbot, "clear")
     assert [o._id for o in trash.outputs] == [chatbot._id]
     page = trash.fn.__self__
-    tab = _loaded(page, "CCO")
+    tab = loaded_tab(page, "CCO")
     list(page.ask(tab, "First question?", 0.0, 2))
     assert [q for q, _ in tab.turns] == ["First question?"]
     assert trash.fn(tab) == []  # the icon: the conversation goes, not only its display
@@ -58,13 +58,13 @@ def test_the_chat_panels_trash_icon_clears_the_conversation_too(session, monkeyp
     assert _users(outputs[-1][1]) == ["Second question?"]  # and the chat shows none
 
 
-def test_the_trash_icon_while_a_reply_is_written_changes_nothing(session):
+def test_the_trash_icon_while_a_reply_is_written_changes_nothing(chat_session):
     # The icon stays clickable while a reply is written (gradio has no option to switch it
     # off): the conversation is kept and the reply's next update draws the chat again.
-    app = build_app(session)
+    app = build_app(chat_session)
     trash = _listener(app, _component(app, "chat"), "clear")
     page = trash.fn.__self__
-    tab = _loaded(page, "CCO")
+    tab = loaded_tab(page, "CCO")
     list(page.ask(tab, "First question?", 0.0, 2))
     reply = page.ask(tab, "Second question?", 0.0, 2)
     next(reply)
@@ -76,12 +76,12 @@ def test_the_trash_icon_while_a_reply_is_written_changes_nothing(session):
 
 
 # --- 2. refusals: a toast, the page intact -----------------------------------------------------
-def test_a_question_too_long_for_the_context_is_a_toast_and_the_page_stays(session):
+def test_a_question_too_long_for_the_context_is_a_toast_and_the_page_stays(chat_session):
     # Was: gr.Error after the restoring update: gradio drew an "Error" badge over every output
     # (the chat, the question box, the buttons) until dismissed, and the server log printed a
     # traceback. Now: the reason as a warning toast, the chat and the question as they were.
-    page = Page(session)
-    tab = _loaded(page, "CCO")
+    page = Page(chat_session)
+    tab = loaded_tab(page, "CCO")
     list(page.ask(tab, "What is it?", 0.0, 2))
     question = "Please describe the pharmacology of this compound in detail. " * 60
     with pytest.warns(UserWarning, match="more than this model's context") as record:
@@ -94,9 +94,9 @@ def test_a_question_too_long_for_the_context_is_a_toast_and_the_page_stays(sessi
     assert [q for q, _ in tab.turns] == ["What is it?"] and not tab.answering
 
 
-def test_a_bad_setting_is_a_toast_not_an_error(session):
-    page = Page(session)
-    tab = _loaded(page, "CCO")
+def test_a_bad_setting_is_a_toast_not_an_error(chat_session):
+    page = Page(chat_session)
+    tab = loaded_tab(page, "CCO")
     with pytest.warns(UserWarning, match="max new tokens must be a whole number, got 2.5"):
         outputs = list(page.ask(tab, "What is it?", 0.0, 2.5))
     assert outputs[-1][0]["value"] == "What is it?" and not tab.answering and tab.turns == []
@@ -126,27 +126,27 @@ def test_the_colour_bar_labels_are_distinct_percentages():
 
 
 # --- 4. the Max-new-tokens box -----------------------------------------------------------------
-def test_the_max_new_tokens_slider_ends_at_the_models_context(session, monkeypatch):
+def test_the_max_new_tokens_slider_ends_at_the_models_context(chat_session, monkeypatch):
     # Was: 1 to 1024 whatever the model; the demo model's context is 256.
     from deepmolm_plugin.gui.app import MAX_NEW_TOKENS, max_new_tokens_limit
 
-    context = getattr(session.config, "tokenizer_model_max_length", None)
-    slider = _component(build_app(session), "max-new-tokens")
+    context = getattr(chat_session.config, "tokenizer_model_max_length", None)
+    slider = _component(build_app(chat_session), "max-new-tokens")
     assert slider.maximum == (min(MAX_NEW_TOKENS, context) if context else MAX_NEW_TOKENS)
     assert slider.value <= slider.maximum
-    monkeypatch.setattr(session.config, "tokenizer_model_max_length", 100, raising=False)
-    assert max_new_tokens_limit(session) == 100
-    slider = _component(build_app(session), "max-new-tokens")
+    monkeypatch.setattr(chat_session.config, "tokenizer_model_max_length", 100, raising=False)
+    assert max_new_tokens_limit(chat_session) == 100
+    slider = _component(build_app(chat_session), "max-new-tokens")
     assert (slider.maximum, slider.value) == (100, 100)
-    monkeypatch.setattr(session.config, "tokenizer_model_max_length", None, raising=False)
-    assert max_new_tokens_limit(session) == MAX_NEW_TOKENS
+    monkeypatch.setattr(chat_session.config, "tokenizer_model_max_length", None, raising=False)
+    assert max_new_tokens_limit(chat_session) == MAX_NEW_TOKENS
 
 
-def test_the_max_new_tokens_box_shows_the_value_used(session, monkeypatch):
+def test_the_max_new_tokens_box_shows_the_value_used(chat_session, monkeypatch):
     # Was: typing 0 left "0" in the box while 1 token was used; 5000 left "5000" (the slider
     # ends at 1024, or the context); 2.5 stayed and the question was refused.
-    monkeypatch.setattr(session.config, "tokenizer_model_max_length", 256, raising=False)
-    app = build_app(session)
+    monkeypatch.setattr(chat_session.config, "tokenizer_model_max_length", 256, raising=False)
+    app = build_app(chat_session)
     slider = _component(app, "max-new-tokens")
     release = _listener(app, slider, "release")
     assert [o._id for o in release.outputs] == [slider._id] and release.preprocess is False  # the raw typed value
@@ -167,16 +167,16 @@ def test_the_max_new_tokens_box_shows_the_value_used(session, monkeypatch):
 
 
 # --- 5. the status texts -----------------------------------------------------------------------
-def test_one_heavy_atom_is_singular(session):
-    page = Page(session)
+def test_one_heavy_atom_is_singular(chat_session):
+    page = Page(chat_session)
     outputs = page.load(Tab(), "[Na+]", None, None)
     assert "1 heavy atom," in outputs[1] and "1 heavy atoms" not in outputs[1], outputs[1]
     assert "2 heavy atoms," in page.load(Tab(), "CO", None, None)[1]
     assert "heavy atom" not in status_html(None)
 
 
-def test_the_missing_input_message_starts_a_sentence(session, tmp_path):
-    page = Page(session)
+def test_the_missing_input_message_starts_a_sentence(chat_session, tmp_path):
+    page = Page(chat_session)
     status = page.load(Tab(), "  ", None, None)[1]
     assert "Cannot use this input.</b> Give either a SMILES or a structure file." in status, status
     image = tmp_path / "drawing.png"
