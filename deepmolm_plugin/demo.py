@@ -157,6 +157,19 @@ def run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+def training_device_note() -> str:
+    """What step 3 trains on, said before the trainer's own lines: on a machine without a
+    GPU DeepSpeed (imported with the host's trainer) warns "Setting accelerator to CPU. If
+    you have GPU or other accelerator, we were unable to detect it", which read like a
+    fault."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"training on {torch.cuda.get_device_name(0)}"
+    return ("training on the CPU (no GPU here: DeepSpeed's warning 'Setting accelerator to CPU' below says the "
+            "same and is expected)")
+
+
 def score(out: Path, checkpoint: Path, train_records: list, evaluation: list) -> str:
     """Step 5: the held-out questions through the host's eval and the report; the
     training-set mean scored on the same questions by the same code. Returns the table."""
@@ -281,6 +294,7 @@ def demo(args, out: Path) -> None:
     print(f"[2/5] tiny Qwen2 ({len(tokenizer)} tokens) and DeepEncoder ({DEMO_ENCODER.image_size} px) built")
 
     checkpoint = out / "checkpoint"
+    print(training_device_note())
     start = time.perf_counter()
     run([sys.executable, "-m", "deepmolm_plugin.train",
          "--model_name_or_path", str(out / "qwen2-tiny"), "--version", "qwen2",

@@ -78,3 +78,15 @@ def test_the_solubility_file_is_read_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "demo", lambda args, out: demo.build_records(out, 1, 2, 0))
     demo.main(["--out", str(tmp_path / "o"), "--freesolv", "1", "--solubility", "2", "--named", "0"])
     assert len(opened) == 1
+
+
+def test_the_demo_says_what_it_trains_on(monkeypatch):
+    # was: DeepSpeed's unexplained "Setting accelerator to CPU ... unable to detect it" warning
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "training on the CPU" in demo.training_device_note()
+    assert "Setting accelerator to CPU" in demo.training_device_note()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "NVIDIA H100")
+    assert demo.training_device_note() == "training on NVIDIA H100"
