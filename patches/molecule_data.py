@@ -53,7 +53,7 @@ def _patch_dataset(cls) -> None:
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
     from deepmolm_plugin.data.records import RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
-    from deepmolm_plugin.data.sources.base import prepared_settings
+    from deepmolm_plugin.molecule.sidecar import manifest_settings
     from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
@@ -70,7 +70,7 @@ def _patch_dataset(cls) -> None:
         # The fingerprint settings are the model's: use_model_molecule_settings sets them when
         # the trainer starts. A prepared dataset's policy and depiction size are its manifest's.
         record_folder = os.path.dirname(os.path.abspath(data_path))  # sidecar paths are relative to it
-        self.prepared = prepared_settings(record_folder)  # (settings, manifest): read once, checked again at start
+        self.prepared = manifest_settings(record_folder)  # (settings, manifest): read once, checked again at start
         prepared, manifest = self.prepared
         policy = getattr(data_args, "conformer_policy", "auto")
         if prepared.get("conformer_policy") not in (None, policy):

@@ -223,11 +223,14 @@ def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_pa
 
     from deepmolm_plugin.eval.model_vqa import QuestionError, prepare_questions
 
+    from deepmolm_plugin.molecule.inputs import InputResolver
+    from deepmolm_plugin.molecule_fp import FingerprintSettings
+
+    tokens = InputResolver(FingerprintSettings(bits=1024, levels=3)).molecule_fp({"smiles": "CCO"}, "m").tolist()
     turns = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "A"}]
     data = tmp_path / "prepared" / "test.json"
     data.parent.mkdir()
-    data.write_text(json.dumps([{"id": "m", "conversations": turns, "smiles": "CCO",
-                                 "molecule_fp": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}]))
+    data.write_text(json.dumps([{"id": "m", "conversations": turns, "smiles": "CCO", "molecule_fp": tokens}]))
     (data.parent / "manifest.json").write_text(json.dumps({"settings": {"fp_bits": 1024, "fp_levels": 3}}))
     eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
     line = json.loads((tmp_path / "q.jsonl").read_text())
@@ -240,7 +243,7 @@ def test_question_tokens_carry_their_settings_and_eval_refuses_other_ones(tmp_pa
         config = SimpleNamespace(mm_projector_type=uses, fp_bits=bits, fp_levels=3)
         return prepare_questions([line], str(tmp_path), tmp_path / "renders", config)[1][0]
 
-    assert ask(1024).molecule_fp.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]  # the model's own settings
+    assert ask(1024).molecule_fp.tolist() == tokens  # the model's own settings
     with pytest.raises(QuestionError, match="question 'm': its molecule_fp was made with fp_bits=1024, "
                                             "but the model uses fp_bits=8192, fp_levels=3"):
         ask(8192)

@@ -350,15 +350,26 @@ def test_a_smiles_that_is_not_the_structure_is_refused(tmp_path, tokenizer):  # 
 
 def test_tokens_of_another_molecule_than_the_structure_are_refused(tmp_path, tokenizer):  # noqa: F811
     # was: without a SMILES, benzene's depiction (from the structure) next to ethanol's tokens
+    from deepmolm_plugin.molecule.inputs import InputResolver
+
     sdf = benzene_sdf(tmp_path)
-    ds = dataset(tmp_path, tokenizer, [{"id": "mixed", "structure": sdf, "molecule_fp": [[1, 2, 3, 4]] * 3,
+    benzene = InputResolver().molecule_fp({"structure": sdf}, "benzene").tolist()
+    ethanol = InputResolver().molecule_fp({"smiles": "CCO"}, "ethanol").tolist()
+    cyclohexane = InputResolver().molecule_fp({"smiles": "C1CCCCC1"}, "cyclohexane").tolist()
+    ds = dataset(tmp_path, tokenizer, [{"id": "mixed", "structure": sdf, "molecule_fp": ethanol,
                                         "conversations": turns()},
-                                       {"id": "same", "structure": sdf, "molecule_fp": [[1, 2, 3, 4]] * 6,
+                                       {"id": "same", "structure": sdf, "molecule_fp": benzene,
+                                        "conversations": turns()},
+                                       {"id": "as many atoms", "structure": sdf, "molecule_fp": cyclohexane,
                                         "conversations": turns()}])
     with pytest.raises(RecordError, match="record 'mixed': molecule_fp has 3 atom rows but its structure "
                                           r"\(.*benzene.sdf#0.*\) has 6 heavy atoms"):
         ds[0]
-    assert ds[1]["molecule_fp"].shape == (6, 4)
+    assert ds[1]["molecule_fp"].tolist() == benzene
+    # was: only the row count was compared, so another molecule of 6 heavy atoms passed
+    with pytest.raises(RecordError, match="record 'as many atoms': molecule_fp's level-0 tokens .* are not those of "
+                                          r"its structure \(.*benzene.sdf#0\): 6 of 6 rows differ"):
+        ds[2]
 
 
 def test_property_names_that_differ_only_in_case_are_refused(tmp_path, tokenizer):  # noqa: F811

@@ -135,11 +135,11 @@ def _fp_settings(args):
     """The settings DATA's tokens were made with: its prepared split's manifest.json (next
     to it) when there is one (--fp-bits / --fp-levels must then agree), else the options,
     else DeepMoLM's."""
-    from ..data.sources.base import prepared_settings
+    from ..molecule.sidecar import manifest_settings
     from ..molecule_fp import DEEPMOLM, FingerprintSettings
 
     try:
-        made, manifest = prepared_settings(Path(args.data).resolve().parent)
+        made, manifest = manifest_settings(Path(args.data).resolve().parent)
     except ValueError as e:
         raise usage.UsageError(f"DATA {args.data}: its {e}") from e
     chosen = {}

@@ -74,7 +74,7 @@ def _root_logging_kept():
 
 with _root_logging_kept():
     from e3fp.fingerprint.fprinter import BITS as E3FP_BITS, BOND_TYPES as E3FP_BOND_TYPES
-    from e3fp.fingerprint.fprinter import Fingerprinter, signed_to_unsigned_int
+    from e3fp.fingerprint.fprinter import Fingerprinter, identifiers_from_invariants, signed_to_unsigned_int
     from e3fp.fingerprint.structs import FormatError
     from e3fp.util import E3FPError
 
@@ -84,6 +84,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: the tools and CLI
 __all__ = [
     "E3FP_SETTINGS",
     "fingerprint_record",
+    "level0_tokens",
     "molecule_fp",
 ]
 
@@ -193,6 +194,22 @@ def molecule_fp(
     import torch
 
     return torch.from_numpy(tokens)
+
+
+def level0_tokens(mol: Chem.Mol, settings: FingerprintSettings = DEEPMOLM, id: str | None = None) -> np.ndarray:
+    """Column 0 of ``molecule_fp(mol)``, from the graph alone (no conformer): a level-0 shell
+    holds one atom, and E3FP's identifier for it is the hash of the atom's invariants
+    (RDKit's Morgan ones: element, degree, hydrogens, charge, isotope, ring membership),
+    folded as in `molecule_fp`. int64 ``[heavy_atoms]``, rows in the molecule's heavy-atom
+    order. What tokens given with a molecule are checked against (`InputResolver`)."""
+    id = id if id is not None else _name(mol)
+    try:
+        heavy = Chem.RemoveAllHs(mol)  # as `molecule_fp` fingerprints it
+    except Chem.MolSanitizeException as error:
+        raise sanitization_failed(id, error) from error
+    atoms = list(range(heavy.GetNumAtoms()))
+    identifiers = identifiers_from_invariants(heavy, atoms, rdkit_invariants=E3FP_SETTINGS["rdkit_invariants"])
+    return np.array([int(signed_to_unsigned_int(int(identifiers[a]))) % settings.bits for a in atoms], dtype=np.int64)
 
 
 def fingerprint_record(record, settings: FingerprintSettings = DEEPMOLM) -> torch.Tensor:

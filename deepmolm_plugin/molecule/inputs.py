@@ -208,6 +208,8 @@ class InputResolver:
         out = MoleculeInput(id=rid)
         if fingerprint:
             out.molecule_fp = self.molecule_fp(fields, rid, out)
+        else:  # a model without molecule tokens still draws one molecule and may read its graph
+            self.check_one_molecule(fields, rid, None)
         if depiction:
             out.image = fields.get("image") or self.draw(fields, rid, out)
         return out
@@ -227,6 +229,9 @@ class InputResolver:
                     rows = self._sidecars.rows(value, self.fp.levels)
                 except SidecarError as e:
                     raise self.fail(rid, str(e)) from e
+                problem = self._sidecars.settings_problem(value, self.fp.bits, self.fp.levels)
+                if problem:
+                    raise self.fail(rid, problem)
                 tokens = validate(torch.from_numpy(rows.astype("int64")), self.fp)
             elif value is not None:
                 problem = stamp_problem(fields, self.fp)
@@ -239,7 +244,7 @@ class InputResolver:
             raise self.fail(rid, str(e)) from e
         if tokens is None:
             tokens = self._computed_tokens(fields, rid, out)
-        self.check_one_molecule(fields, rid, len(tokens))
+        self.check_one_molecule(fields, rid, tokens)
         return tokens
 
     def _computed_tokens(self, fields: Mapping, rid: str, out: Optional[MoleculeInput]) -> "torch.Tensor":
@@ -273,22 +278,35 @@ class InputResolver:
         except MoleculeError as e:
             raise self.fail(rid, e.reason) from e
 
-    def check_one_molecule(self, fields: Mapping, rid: str, rows: int) -> None:
+    def check_one_molecule(self, fields: Mapping, rid: str, tokens: Optional["torch.Tensor"]) -> None:
         """Fields giving a SMILES or tokens next to another molecule source must speak of one
         molecule: the depiction is drawn from the SMILES (else the structure), the tokens
         come from `molecule_fp` (else the structure or atom list). Checked once per input
-        (every caller: training, eval, chat, the GUI). `rows`: the tokens' atom rows.
+        (every caller: training, eval, chat, the GUI, with or without molecule tokens).
+        `tokens`: the (atoms, levels) tokens the input resolved to; None where none are made
+        (a model without molecule tokens: only the sources that make the picture and the
+        property head's graph are compared).
 
         `molecule_fp` has a row per heavy atom: a sidecar offset off by a record, or tokens
         pasted from another record, paired this record's depiction and text with another
         molecule's tokens. A `structure` of another molecule than the SMILES was fingerprinted
         silently next to the SMILES's depiction (in eval too: a question's ethanol picture
-        went with benzene's tokens)."""
-        smiles, given_fp = fields.get("smiles"), fields.get("molecule_fp") is not None
+        went with benzene's tokens). Given tokens are also checked beyond their row count:
+        their level-0 column is the molecule's atom invariants (`level0_tokens`), so tokens
+        of an isomer with as many heavy atoms (2-propanol's next to 1-propanol's SMILES)
+        are refused."""
+        if _given(fields.get("structure")) and _given(fields.get("atoms")):
+            # the structure was read and the atom list ignored, whatever molecule it was
+            raise self.fail(rid, "gives both `structure` and `atoms`: two sources of one molecule, of which only the "
+                                 "structure would be read; give one")
+        smiles = fields.get("smiles")
+        given_fp = tokens is not None and fields.get("molecule_fp") is not None
         structure = _given(fields.get("structure")) or _given(fields.get("atoms"))
         if not (structure and (smiles or given_fp)) and not (smiles and given_fp):
             return  # one source: nothing to disagree with
-        key = self._key(fields, rid, self.policy) + (given_fp, rows)
+        rows = len(tokens) if given_fp else None
+        level0 = tokens[:, 0].numpy().tobytes() if given_fp else None
+        key = self._key(fields, rid, self.policy) + (rows, level0)
         if key in self._checked:
             return
         molecule = self.molecule(fields, rid) if structure else None
@@ -331,8 +349,39 @@ class InputResolver:
                                          f"{'3D coordinates' if has_3d_conformer(molecule.mol) else 'file'}): the "
                                          "depiction is drawn from the SMILES and the tokens from the structure; give "
                                          "the structure's SMILES (or one without stereo or isotopes), or leave `smiles` out")
+        if given_fp:
+            source = (molecule.mol, f"its structure ({molecule.source})") if molecule is not None else \
+                (parsed, f"its SMILES {smiles!r}")
+            self._check_level0(tokens, *source, rid)
         if self.cache:
             self._remember(self._checked, key, None)
+
+    def _check_level0(self, tokens: "torch.Tensor", mol, what: str, rid: str) -> None:
+        """Given tokens' level-0 column against the molecule's atom invariants, as multisets
+        (tokens of the same molecule made from a file with its atoms in another order are
+        the same molecule's)."""
+        from collections import Counter
+
+        from .fingerprint import level0_tokens
+
+        try:
+            expected = Counter(level0_tokens(mol, self.fp, rid).tolist())
+        except MoleculeError as e:
+            raise self.fail(rid, e.reason) from e
+        unmatched = []
+        for row, token in enumerate(tokens[:, 0].tolist()):
+            if expected[token] > 0:
+                expected[token] -= 1
+            else:
+                unmatched.append(row)
+        if unmatched:
+            raise self.fail(rid, f"molecule_fp's level-0 tokens (one per heavy atom, from its element, neighbours, "
+                                 f"hydrogens, charge, isotope and ring membership; no 3D) are not those of {what}: "
+                                 f"{len(unmatched)} of {len(tokens)} rows differ (first: row {unmatched[0]}); the "
+                                 "tokens belong to another molecule (an isomer, another tautomer or charge state, a "
+                                 f"line off) or were made with other settings than the model's fp_bits={self.fp.bits}; "
+                                 "make them from this molecule with the model's settings (deepmolm-fingerprint), or "
+                                 "leave molecule_fp out")
 
     def _parsed(self, smiles, rid: str):
         from .sanitize import parse_smiles

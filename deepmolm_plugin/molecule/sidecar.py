@@ -22,13 +22,35 @@ offsets belong to the sidecar written with it, so a changed one is never read on
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference", "reference", "rows_digest"]
+__all__ = ["MANIFEST", "SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference",
+           "manifest_settings", "reference", "rows_digest"]
+
+# deepmolm-prepare's record of a run, in its output folder beside the record files and the
+# sidecars: {"tool": ..., "settings": {"fp_bits": ..., "fp_levels": ..., ...}, ...}
+MANIFEST = "manifest.json"
+
+
+def manifest_settings(folder: "str | os.PathLike | None") -> Tuple[dict, Optional[Path]]:
+    """(settings, manifest path) of the deepmolm-prepare output in `folder`: what its tokens
+    and images were made with (fp_bits, fp_levels, conformer_policy, image_size, ...);
+    ({}, None) for a folder without a manifest. An unreadable manifest is a ValueError
+    naming it (training, eval and every reader of sidecars check data against these)."""
+    if not folder or not (Path(folder) / MANIFEST).is_file():
+        return {}, None
+    manifest = Path(folder) / MANIFEST
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            settings = json.load(handle).get("settings") or {}
+    except (OSError, ValueError, AttributeError) as e:  # unreadable, not JSON, not an object
+        raise ValueError(f"{manifest} is unreadable ({e})") from e
+    return settings, manifest
 
 
 class SidecarError(ValueError):
@@ -119,6 +141,7 @@ class SidecarFiles:
     def __init__(self, folder: Optional[str] = None):
         self.folder = folder
         self._open: Dict[str, Tuple[np.ndarray, Path, tuple]] = {}  # name -> (map, path, file stamp)
+        self._made: Dict[Path, tuple] = {}  # sidecar folder -> ((fp_bits, fp_levels) of its manifest, manifest)
 
     def rows(self, ref: dict, levels: int) -> np.ndarray:
         """The ``[atoms, levels]`` rows a reference points at, after checking it."""
@@ -145,6 +168,27 @@ class SidecarFiles:
                                "was written with (their digest differs): the record file and the sidecar come from "
                                "different runs (records merged from several prepared folders, a sidecar copied over)")
         return rows
+
+    def settings_problem(self, ref: dict, bits: int, levels: int) -> Optional[str]:
+        """Why the rows `ref` points at are not tokens of these fingerprint settings, or None:
+        the manifest beside its sidecar says what they were made with (read once per folder).
+        Eval took a prepared folder's 4096-bit rows into an 8192-bit model without a word,
+        where the same rows inline with their stamp were refused."""
+        path = self._path(ref["sidecar"])
+        folder = path.parent
+        if folder not in self._made:
+            # deepmolm-prepare writes <out>/fp/<split>.npy and <out>/manifest.json
+            output = next((f for f in (folder, folder.parent) if (f / MANIFEST).is_file()), None)
+            try:
+                settings, manifest = manifest_settings(output)
+            except ValueError as e:
+                raise SidecarError(str(e)) from e
+            self._made[folder] = ((settings.get("fp_bits"), settings.get("fp_levels")), manifest)
+        made, manifest = self._made[folder]
+        if None in made or made == (bits, levels):
+            return None
+        return (f"sidecar {path} holds tokens made with fp_bits={made[0]}, fp_levels={made[1]} ({manifest}), but the "
+                f"model uses fp_bits={bits}, fp_levels={levels}: prepare the data again with the model's settings")
 
     def _table(self, name: str) -> np.ndarray:
         if name in self._open:

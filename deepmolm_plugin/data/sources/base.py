@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ...csv_table import first_row
+from ...molecule.sidecar import MANIFEST
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def is_hidden(relative: Path) -> bool:
 
 # What a deepmolm-prepare output folder (its --out) holds: `.progress/` while a run works
 # on it, and `manifest.json` naming the tool once it is finished.
-OUTPUT_PROGRESS, OUTPUT_MANIFEST, OUTPUT_TOOL = ".progress", "manifest.json", "deepmolm-prepare"
+OUTPUT_PROGRESS, OUTPUT_MANIFEST, OUTPUT_TOOL = ".progress", MANIFEST, "deepmolm-prepare"
 
 
 def is_prepared_output(folder: Path) -> bool:
@@ -181,22 +182,6 @@ def is_prepared_output(folder: Path) -> bool:
     except (OSError, ValueError):  # none, unreadable, or not JSON: a user's own file
         return False
     return isinstance(manifest, dict) and manifest.get("tool") == OUTPUT_TOOL
-
-
-def prepared_settings(folder: "str | os.PathLike | None") -> Tuple[dict, Optional[Path]]:
-    """(settings, manifest path) of the deepmolm-prepare output in `folder`: what its tokens
-    and images were made with (fp_bits, fp_levels, conformer_policy, image_size, ...);
-    ({}, None) for a folder without a manifest. An unreadable manifest is a ValueError
-    naming it (training and eval check data against these settings)."""
-    if not folder or not (Path(folder) / OUTPUT_MANIFEST).is_file():
-        return {}, None
-    manifest = Path(folder) / OUTPUT_MANIFEST
-    try:
-        with open(manifest, encoding="utf-8") as handle:
-            settings = json.load(handle).get("settings") or {}
-    except (OSError, ValueError, AttributeError) as e:  # unreadable, not JSON, not an object
-        raise ValueError(f"{manifest} is unreadable ({e})") from e
-    return settings, manifest
 
 
 def visible_files(folder: Path) -> List[Tuple[Path, str]]:
