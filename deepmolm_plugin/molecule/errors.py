@@ -23,7 +23,8 @@ from typing import Iterator
 
 from rdkit import rdBase
 
-__all__ = ["MoleculeError", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages", "with_messages"]
+__all__ = ["MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages",
+           "too_large", "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -133,7 +134,20 @@ def sanitization_failed(id: str, error: Exception) -> "MoleculeError":
     return MoleculeError(id, f"sanitization failed: {one_based(str(error))}")
 
 
+class MoleculeTooLarge(MoleculeError):
+    """The heavy-atom cap refused the molecule (``too_large``): it was read, and is over the cap."""
+
+
+def too_large(id: str, n_heavy: int, max_atoms: int) -> "MoleculeTooLarge":
+    """The heavy-atom cap's refusal (``policy.size_cap``; also made before sanitising)."""
+    return MoleculeTooLarge(id, f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
+                             "raise it with max_atoms / --max-atoms, 'none' lifts it)")
+
+
 _CARETS = re.compile(r"^[~^ ]+$")  # RDKit's pointer line under the echoed input: "~~~~^"
+# An RDKit invariant violation logs its C++ stack trace, framed by these: a 100-line "reason"
+# (an SDF star of 131 atoms) with nothing in it for the user; its first lines say what failed
+_STACK = re.compile(r"^(\*{4}|-{10}|Stacktrace:|\d+# .*)$")
 
 
 def _readable(messages: list[str]) -> list[str]:
@@ -142,6 +156,7 @@ def _readable(messages: list[str]) -> list[str]:
     with "; " it read `... position 5:; C1CC(C; ~~~~^; ...` (the GUI showed that)."""
     drop = {i for i, m in enumerate(messages) if _CARETS.match(m)}
     drop |= {i - 1 for i in drop}
+    drop |= {i for i, m in enumerate(messages) if _STACK.match(m)}
     kept = [m[:-1] if m.endswith(":") and i + 1 in drop else m for i, m in enumerate(messages) if i not in drop]
     return list(dict.fromkeys(one_based(m) for m in kept))
 

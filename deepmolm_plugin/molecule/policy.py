@@ -37,9 +37,9 @@ from rdkit import Chem
 
 from .checks import check_bond_lengths, check_coordinates, has_3d_conformer
 from .conformer import check_limits, generate_conformer
-from .errors import MoleculeError
+from .errors import MoleculeError, too_large as too_large_error
 
-__all__ = ["FRAGMENTS", "MAX_ATOMS", "POLICIES", "apply_3d_policy", "check_options", "size_cap"]
+__all__ = ["FRAGMENTS", "MAX_ATOMS", "POLICIES", "apply_3d_policy", "check_options", "early_cap", "size_cap"]
 
 POLICIES = ("auto", "from-file", "generate", "keep")
 MAX_ATOMS = 256  # heavy atoms per molecule, as DeepMoLM's registry; None lifts the cap
@@ -69,16 +69,20 @@ def size_cap(id: str, n_heavy: int, max_atoms: int | None, too_large: str,
     if max_atoms is None or n_heavy <= max_atoms:
         return None
     if too_large == "error":
-        raise MoleculeError(
-            id,
-            f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
-            "raise it with max_atoms / --max-atoms, 'none' lifts it)",
-        )
+        raise too_large_error(id, n_heavy, max_atoms)
     notes.append(
         f"truncated: tokens for the first {max_atoms} of {n_heavy} heavy atoms "
         f"({n_heavy - max_atoms} dropped, max_atoms={max_atoms})"
     )
     return max_atoms
+
+
+def early_cap(max_atoms: int | None, too_large: str, fragments: str, **_) -> int | None:
+    """The heavy-atom cap that may refuse a molecule as parsed, before RDKit sanitises it or
+    perceives its bonds (``sanitize.sanitize``'s ``max_heavy``): ``max_atoms`` when every atom
+    is kept and a molecule over it fails; None otherwise (``fragments='largest'`` caps what is
+    left after dropping the others, ``too_large='truncate'`` keeps the molecule)."""
+    return max_atoms if too_large == "error" and fragments == "all" else None
 
 
 def apply_3d_policy(mol: Chem.Mol, id: str, notes: list[str], *, policy: str,

@@ -16,19 +16,51 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .errors import MoleculeError, as_notes, atom_names, rdkit_messages, sanitization_failed, with_messages
+from .errors import (MoleculeError, as_notes, atom_names, rdkit_messages, sanitization_failed, too_large,
+                     with_messages)
 
 __all__ = ["check_smiles_text", "parse_smiles", "sanitize"]
 
 
-def sanitize(mol: Chem.Mol, id: str) -> list[str]:
-    """Sanitise in place; returns RDKit's warnings as notes (its errors raise)."""
+# RDKit keeps an atom's explicit valence in a signed byte: 128-255 bonds (a SMILES `C` with
+# 130 `(C)` branches, a molfile star of 131 atoms) made SanitizeMol raise a bare RuntimeError
+# ("Pre-condition Violation ... called without call to calcExplicitValence()") instead of its
+# valence error, and deepmolm-fingerprint, -render, -prepare and -kflm2 stopped with a
+# traceback; 127 and 256 give the valence error.
+RDKIT_MAX_VALENCE = 127
+
+
+def sanitize(mol: Chem.Mol, id: str, max_heavy: int | None = None) -> list[str]:
+    """Sanitise in place; returns RDKit's warnings as notes (its errors raise).
+
+    ``max_heavy``: the heavy-atom cap (``policy.size_cap``'s refusal, its message), applied
+    before RDKit's work: ring perception of a 20,000-atom macrocycle took 52 s and 12 GB, and
+    only then did the cap refuse it.
+    """
+    if max_heavy is not None and mol.GetNumHeavyAtoms() > max_heavy:
+        raise too_large(id, mol.GetNumHeavyAtoms(), max_heavy)
     with rdkit_messages() as messages:
         try:
             Chem.SanitizeMol(mol)
         except Chem.MolSanitizeException as error:  # the exception carries the message
             raise sanitization_failed(id, error) from error
+        except RuntimeError as error:  # an invariant RDKit checks (its log holds a stack trace: not kept)
+            raise _invariant_failed(mol, id, error) from error
     return as_notes(messages)
+
+
+def _invariant_failed(mol: Chem.Mol, id: str, error: RuntimeError) -> MoleculeError:
+    """A ``MoleculeError`` for a RuntimeError of SanitizeMol: the atoms with more bonds than
+    RDKit counts when there are such (see ``RDKIT_MAX_VALENCE``), and RDKit's words."""
+    said = "; ".join(line.strip() for line in str(error).splitlines()[:2] if line.strip())
+    crowded = [a.GetIdx() for a in mol.GetAtoms()
+               if sum(b.GetBondTypeAsDouble() for b in a.GetBonds()) + a.GetNumExplicitHs() > RDKIT_MAX_VALENCE]
+    if crowded:
+        most = max(mol.GetAtomWithIdx(i).GetDegree() for i in crowded)
+        return MoleculeError(id, f"sanitization failed: atom(s) {atom_names(crowded, mol)} with too many neighbours "
+                                 f"(up to {most}; RDKit counts a valence up to {RDKIT_MAX_VALENCE}, no element has "
+                                 f"more than 8) (RDKit: {said})")
+    return MoleculeError(id, f"sanitization failed (RDKit: {said})")
 
 
 def check_smiles_text(smiles, id: str) -> str:
@@ -55,8 +87,9 @@ def check_smiles_text(smiles, id: str) -> str:
     return text
 
 
-def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
-    """(sanitised molecule, RDKit warnings as notes)."""
+def parse_smiles(smiles: str, id: str, max_heavy: int | None = None) -> tuple[Chem.Mol, list[str]]:
+    """(sanitised molecule, RDKit warnings as notes). ``max_heavy``: the heavy-atom cap,
+    counted on the parsed molecule before it is sanitised (``sanitize``)."""
     text = check_smiles_text(smiles, id)
     with rdkit_messages() as messages:
         mol = Chem.MolFromSmiles(text, sanitize=False)
@@ -70,7 +103,7 @@ def parse_smiles(smiles: str, id: str) -> tuple[Chem.Mol, list[str]]:
                                 "conformer: drop the coordinates, or give them as a structure file (SDF, XYZ) or "
                                 "as `atoms` + `coordinates`")
     written = [a.GetIdx() for a in mol.GetAtoms() if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED]
-    notes = as_notes(messages) + sanitize(mol, id)
+    notes = as_notes(messages) + sanitize(mol, id, max_heavy)
     note_axial_stereo(mol, written, notes)
     # '[#6]-[#8]', '[C]': a bracket atom has only the hydrogens it writes
     note_radicals(mol, notes, "a bracket atom has only the hydrogens it writes: [CH3] is a methyl radical, [C] a "

@@ -27,7 +27,8 @@ import numpy as np
 from rdkit import Chem
 
 from ..molecule import sanitize
-from ..molecule.errors import MoleculeError
+from ..molecule.errors import MoleculeError, MoleculeTooLarge
+from ..molecule.policy import MAX_ATOMS
 
 MAX_ATOMIC_NUM = 100
 DEGREES = (0, 1, 2, 3, 4, 5)
@@ -139,12 +140,25 @@ def mol_to_graph(mol: Chem.Mol) -> MolGraph:
     return MolGraph(atoms, edge_index, edges)
 
 
+# Heavy atoms a SMILES may have here, counted before RDKit sanitises it: ring perception of a
+# 20,000-atom macrocycle (a 20 KB CSV line) took 52 s and 12 GB, then a crash under a memory
+# limit. Four times the molecule package's cap (MAX_ATOMS, 256): that cap bounds conformer work,
+# which a graph does not need, and SIDER has 20 molecules of 257-492 heavy atoms; a 1,024-atom
+# ring sanitises in 0.07 s.
+MAX_HEAVY_ATOMS = 4 * MAX_ATOMS
+
+
 def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
     """RDKit molecule (sanitised) or None plus the reason, in RDKit's own words where it
     gave any: the molecule package's parser (`molecule.sanitize.parse_smiles`), which also
-    refuses text RDKit would read as another molecule ('CC O' is ethane to RDKit)."""
+    refuses text RDKit would read as another molecule ('CC O' is ethane to RDKit), and a
+    molecule of more than ``MAX_HEAVY_ATOMS`` heavy atoms."""
     try:
-        mol, _ = sanitize.parse_smiles(smiles, smiles)
+        mol, _ = sanitize.parse_smiles(smiles, smiles, MAX_HEAVY_ATOMS)
+    except MoleculeTooLarge:
+        n_heavy = Chem.MolFromSmiles(smiles.strip(), sanitize=False).GetNumHeavyAtoms()
+        return None, (f"too large: {n_heavy} heavy atoms > {MAX_HEAVY_ATOMS}, the property models' cap "
+                      f"(4 x max_atoms={MAX_ATOMS}, the molecule package's default cap)")
     except MoleculeError as error:
         return None, error.reason
     if mol.GetNumAtoms() == 0:

@@ -71,20 +71,24 @@ class ReaderSpec:
     read: Reader
     options: FrozenSet[str]
     newline: Optional[str]
+    # The reader sanitises molecules itself and takes ``max_heavy``, the heavy-atom cap
+    # applied before sanitising (``sanitize.sanitize``; ``read_structures`` passes it)
+    capped: bool = False
 
 
 READERS: Dict[str, ReaderSpec] = {}  # suffix (lower case, with the dot) -> reader
 
 
 def register_reader(*suffixes: str, options: Iterable[str] = (),
-                    newline: Optional[str] = None) -> Callable[[Reader], Reader]:
-    """Register a reader for file suffixes (``'.sdf'``) with the option names it takes."""
+                    newline: Optional[str] = None, capped: bool = False) -> Callable[[Reader], Reader]:
+    """Register a reader for file suffixes (``'.sdf'``) with the option names it takes
+    (``capped``: it takes ``max_heavy`` too, see ``ReaderSpec``)."""
 
     def deco(fn: Reader) -> Reader:
         for suffix in suffixes:
             if suffix in READERS:
                 raise ValueError(f"structure reader for {suffix!r} registered twice")
-            READERS[suffix] = ReaderSpec(fn, frozenset(options), newline)
+            READERS[suffix] = ReaderSpec(fn, frozenset(options), newline, capped)
         return fn
 
     return deco

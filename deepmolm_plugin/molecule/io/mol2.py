@@ -17,7 +17,7 @@ Two things RDKit's MOL2 reader does silently fail the record here:
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, Optional
 
 from rdkit import Chem
 
@@ -58,8 +58,8 @@ def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str]) -> None:
                                 "hydrogens, or use SDF")
 
 
-@register_reader(".mol2")
-def read_mol2(handle, name: str) -> Iterator[ParsedStructure]:
+@register_reader(".mol2", capped=True)
+def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     blocks = re.split(r"(?m)^(?=@<TRIPOS>MOLECULE)", handle.read())
     head, blocks = blocks[0], blocks[1:]
     if head.strip() and not head.lstrip().startswith("#"):
@@ -74,7 +74,7 @@ def read_mol2(handle, name: str) -> Iterator[ParsedStructure]:
                 mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
             if mol is None:
                 raise MoleculeError(id, with_messages("unparseable MOL2 record", messages))
-            notes = as_notes(messages) + sanitize(mol, id)
+            notes = as_notes(messages) + sanitize(mol, id, max_heavy)
             _check_hydrogens(mol, id, messages)
             if mol.GetNumConformers() == 0:
                 raise MoleculeError(id, "record has no coordinates")

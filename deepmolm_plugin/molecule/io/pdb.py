@@ -15,7 +15,7 @@ RDKit reads (COMPND or HEADER), else ``file#0``.
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from typing import Iterator, Optional
 
 from rdkit import Chem
 
@@ -60,8 +60,8 @@ def _alternate_locations(lines: list[str], id: str) -> list[str]:
     return [f"alternate locations {shown}: used location A ({len(others)} atom lines left out)"]
 
 
-@register_reader(".pdb")
-def read_pdb(handle, name: str) -> Iterator[ParsedStructure]:
+@register_reader(".pdb", capped=True)
+def read_pdb(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     text = handle.read()
     id = f"{name}#0"
     try:
@@ -79,7 +79,7 @@ def read_pdb(handle, name: str) -> Iterator[ParsedStructure]:
         notes += _alternate_locations(lines, id)
         conect = [line for line in lines if line.startswith("CONECT")]
         if conect:
-            notes += sanitize(mol, id)
+            notes += sanitize(mol, id, max_heavy)
             # Without a repeated pair, single bonds are right only if they and the file's
             # hydrogens fill every valence: an atom RDKit gives implicit H lost a bond order.
             if _has_bond_orders(conect) or not any(a.GetNumImplicitHs() for a in mol.GetAtoms()):

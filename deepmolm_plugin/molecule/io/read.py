@@ -16,7 +16,7 @@ from ..builders import from_atoms, from_smiles
 from ..conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
 from ..errors import MoleculeError
 from ..finish import finish
-from ..policy import MAX_ATOMS, check_options
+from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
 from .base import ParsedStructure, reader_for
 
@@ -105,8 +105,10 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
     if problem:
         yield None, MoleculeError(path.name, problem)
         return
+    # the cap before RDKit sanitises a file's molecule (a 20,000-atom ring took 52 s), as for a SMILES
+    cap = {"max_heavy": early_cap(**options)} if spec.capped else {}
     with handle:
-        for parsed in spec.read(handle, path.name, **reader_options):
+        for parsed in spec.read(handle, path.name, **reader_options, **cap):
             try:
                 yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options, smiles, names_are_keys)
             except MoleculeError as error:

@@ -90,13 +90,14 @@ def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
     return [f"SDF field {smiles_field!r} verified against the file's atoms"]
 
 
-@register_reader(".sdf", ".sd", ".mol", options=("smiles_field",))
-def read_sdf(handle, name: str, smiles_field: Optional[str] = None) -> Iterator[ParsedStructure]:
+@register_reader(".sdf", ".sd", ".mol", options=("smiles_field",), capped=True)
+def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
+             max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     for i, block in enumerate(sdf_blocks(handle)):
         id = f"{name}#{i}"
         try:
             id, mol, notes = parse_sdf_block(block, id)
-            notes += sanitize(mol, id)
+            notes += sanitize(mol, id, max_heavy)
             if smiles_field:
                 notes += _verify_field(mol, id, smiles_field)
             if mol.GetNumConformers() == 0:
