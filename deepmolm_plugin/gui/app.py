@@ -61,6 +61,8 @@ CSS = """
 #molecule-status .idle { background: var(--block-background-fill); border: 1px dashed var(--border-color-primary);
   color: var(--body-text-color-subdued); }
 #molecule-status ul { margin: 0.3rem 0 0 1.1rem; padding: 0; }
+/* a long SMILES has no break opportunity: unbroken, it widened the whole page past a phone's screen */
+#molecule-status { overflow-wrap: anywhere; }
 #attention-info { font-size: 0.88rem; color: var(--body-text-color-subdued); }
 #attention-info .legend { display: flex; align-items: center; gap: 0.5rem; margin: 0.2rem 0 0.4rem; }
 #attention-info .what { min-width: 11rem; }

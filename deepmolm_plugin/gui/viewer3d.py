@@ -32,6 +32,21 @@ OTHER_ELEMENT = "#ff1493"
 NO_TOKEN = "#d9d9d9"  # hydrogens (and truncated atoms) when colouring by attention
 SELECTED = "#2563eb"
 BOND_RADIUS = 0.11  # angstrom
+FIGURE_HEIGHT = 460  # px
+# The colour bar lies flat in a strip of its own under the scene (it stood over the atoms at
+# the right edge): 12 px bar, a line of ticks and a line of title (~18 px each), padding.
+COLORBAR_STRIP = 72  # px
+COLORBAR_THICKNESS = 12  # px
+# The camera is fitted so the whole molecule shows on the narrowest panel the page has: a
+# 390 px phone leaves the plot about 320 px (gradio's paddings), at the scene's height.
+NARROWEST_SCENE = 320  # px wide
+FOV_TAN = np.tan(np.pi / 8)  # plotly.js draws 3D scenes in perspective, vertical field of view pi/4
+FIT_MARGIN = 1.08  # the labels' text and the spheres' shading reach past their anchors
+MIN_VIEW = 8.0  # angstrom across, at least: ethanol is drawn at a ring's scale, not panel-filling
+# Index labels: drug-size molecules (~40 heavy atoms) get a smaller font, and no two labels'
+# centres come closer on screen than 1.2 font sizes (a two-digit label is ~1.1 em wide).
+LABEL_FONT, CROWDED_LABEL_FONT, CROWDED = 15, 12, 20  # px, px, heavy atoms
+LABEL_GAP = 1.2  # font sizes
 
 
 def heavy_atom_rows(mol: Chem.Mol) -> List[Optional[int]]:
@@ -116,6 +131,36 @@ def colorbar_ticks(low: float, high: float, count: int = 5) -> dict:
     return dict(tickvals=[float(v) for v in values], ticktext=labels, tickmode="array")
 
 
+def spread_labels(xy: np.ndarray, gap: float, rounds: int = 300) -> np.ndarray:
+    """Label anchors (n, 2) moved apart in the screen plane until no two are closer than
+    `gap`: each close pair is pushed apart along its line by half the shortfall each,
+    a little more (5 %) so chains of pushes settle. Coincident anchors part along x."""
+    xy = np.array(xy, dtype=float)
+    n = len(xy)
+    sign = np.sign(np.arange(n)[:, None] - np.arange(n)[None, :])  # +1 below the diagonal: who goes which way
+    for _ in range(rounds):
+        delta = xy[:, None, :] - xy[None, :, :]  # (n, n, 2): from each other anchor to this one
+        dist = np.linalg.norm(delta, axis=-1)
+        np.fill_diagonal(dist, np.inf)
+        short = np.where(dist < gap, gap - np.where(np.isfinite(dist), dist, gap), 0.0)  # (n, n)
+        if not short.any():
+            break
+        away = np.where(dist[..., None] > 1e-6, delta / np.maximum(dist, 1e-6)[..., None],
+                        np.stack([sign, np.zeros_like(sign)], axis=-1))
+        xy += 0.525 * (short[..., None] * away).sum(axis=1)
+    return xy
+
+
+def _camera_distance(points: np.ndarray, centre: np.ndarray, side: float, wide: float) -> float:
+    """How far the camera (on +z, looking down) must stand, in plotly's scene units (the cube
+    of `side` angstrom around `centre` spans 1), for `points` (n, 3) to show on a scene
+    `wide` times as wide as it is tall: each point's depth must leave its x and y inside the
+    view's half-width tan(fov/2) * depth * wide and half-height tan(fov/2) * depth."""
+    w = (points - centre) / side
+    need = w[:, 2] + FIT_MARGIN * np.maximum(np.abs(w[:, 0]) / (FOV_TAN * wide), np.abs(w[:, 1]) / FOV_TAN)
+    return float(max(need.max(), MIN_VIEW / (2 * FOV_TAN * wide * side)))
+
+
 def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, selected: Optional[int] = None,
                     revision: str = "") -> go.Figure:
     """Ball-and-stick figure of `mol`'s conformer.
@@ -160,6 +205,26 @@ def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, select
     norms = np.linalg.norm(outward, axis=1, keepdims=True)
     outward = np.where(norms > 1e-6, outward / np.maximum(norms, 1e-6), np.array([0.7, 0.7, 0.0]))
     label_at = positions[heavy] + 0.42 * outward + np.array([0.0, 0.0, 0.45])
+    shell = None  # a translucent shell around the chosen atom
+    if selected is not None and selected in rows:
+        i = rows.index(selected)
+        shell = positions[i] + 1.6 * (0.12 + 0.3 * table.GetRcovalent(mol.GetAtomWithIdx(i).GetAtomicNum())) * sphere_v
+    # The view: a cube around everything drawn (plotly's explicit axis ranges: it clips nothing
+    # and pads nothing), the camera as far as the narrowest panel needs...
+    scene_height = FIGURE_HEIGHT - (COLORBAR_STRIP if received is not None else 0)
+    wide = NARROWEST_SCENE / scene_height
+
+    def frame() -> Tuple[np.ndarray, np.ndarray, float]:
+        drawn = np.concatenate([v, label_at] + ([shell] if shell is not None else []))
+        return drawn, (drawn.min(axis=0) + drawn.max(axis=0)) / 2, float(np.ptp(drawn, axis=0).max()) + 1e-6
+
+    # ...and the labels apart on that panel: its angstrom per px is the most of any width's
+    # (wider panels are height-bound, taller ones than NARROWEST_SCENE/scene_height do not exist)
+    font = LABEL_FONT if len(heavy) <= CROWDED else CROWDED_LABEL_FONT
+    drawn, centre, side = frame()
+    per_px = 2 * FOV_TAN * _camera_distance(drawn, centre, side, wide) * wide * side / NARROWEST_SCENE
+    label_at[:, :2] = spread_labels(label_at[:, :2], LABEL_GAP * font * per_px)
+    drawn, centre, side = frame()
     hover = []
     for i in heavy:
         text = f"atom {rows[i]} · {mol.GetAtomWithIdx(i).GetSymbol()}"
@@ -168,7 +233,7 @@ def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, select
         hover.append(text)
     traces.append(go.Scatter3d(
         x=label_at[:, 0], y=label_at[:, 1], z=label_at[:, 2], mode="text", text=[str(rows[i]) for i in heavy],
-        textposition="middle center", textfont=dict(size=15, color="#111827", family="Source Sans Pro, sans-serif"),
+        textposition="middle center", textfont=dict(size=font, color="#111827", family="Source Sans Pro, sans-serif"),
         hoverinfo="skip", name="atom index",
     ))
     marker = dict(size=6, opacity=0.01, color="#000000")
@@ -177,28 +242,28 @@ def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, select
         marker.update(
             color=[float(received[rows[i]]) if rows[i] < len(received) else low for i in heavy], cmin=low,
             cmax=high, colorscale=[[s, c] for s, c in COLOR_STOPS], showscale=True,
-            colorbar=dict(title=dict(text="share of attention", side="right"), thickness=12, len=0.6, x=0.98,
+            colorbar=dict(title=dict(text="share of attention", side="top"), orientation="h",
+                          thickness=COLORBAR_THICKNESS, len=0.8, x=0.5, xanchor="center", y=0, yanchor="bottom",
                           **colorbar_ticks(low, high)),
         )
     traces.append(go.Scatter3d(  # near-invisible points on the heavy atoms: what hovering reads
         x=positions[heavy, 0], y=positions[heavy, 1], z=positions[heavy, 2], mode="markers", marker=marker,
         hovertext=hover, hoverinfo="text", name="atom info",
     ))
-    if selected is not None and selected in rows:
-        i = rows.index(selected)
-        radius = 0.12 + 0.3 * table.GetRcovalent(mol.GetAtomWithIdx(i).GetAtomicNum())
-        traces.append(go.Mesh3d(  # a translucent shell around the chosen atom
-            x=positions[i, 0] + 1.6 * radius * sphere_v[:, 0], y=positions[i, 1] + 1.6 * radius * sphere_v[:, 1],
-            z=positions[i, 2] + 1.6 * radius * sphere_v[:, 2], i=sphere_f[:, 0], j=sphere_f[:, 1],
+    if shell is not None:
+        traces.append(go.Mesh3d(
+            x=shell[:, 0], y=shell[:, 1], z=shell[:, 2], i=sphere_f[:, 0], j=sphere_f[:, 1],
             k=sphere_f[:, 2], color=SELECTED, opacity=0.3, hoverinfo="skip", name="chosen atom",
         ))
     figure = go.Figure(traces)
-    hidden = dict(visible=False, showspikes=False)
+    eye = _camera_distance(drawn, centre, side, wide)
+    axes = [dict(visible=False, showspikes=False, range=[c - side / 2, c + side / 2]) for c in centre]
     figure.update_layout(
-        scene=dict(xaxis=hidden, yaxis=hidden, zaxis=hidden, aspectmode="data", bgcolor="#ffffff",
-                   camera=dict(eye=dict(x=0.0, y=0.0, z=2.0), up=dict(x=0, y=1, z=0))),
+        scene=dict(xaxis=axes[0], yaxis=axes[1], zaxis=axes[2], aspectmode="cube", bgcolor="#ffffff",
+                   domain=dict(x=[0, 1], y=[1 - scene_height / FIGURE_HEIGHT, 1]),
+                   camera=dict(eye=dict(x=0.0, y=0.0, z=eye), center=dict(x=0, y=0, z=0), up=dict(x=0, y=1, z=0))),
         margin=dict(l=0, r=0, t=0, b=0), showlegend=False, paper_bgcolor="#ffffff",
-        uirevision=revision or None, height=460,
+        uirevision=revision or None, height=FIGURE_HEIGHT,
     )
     return figure
 
