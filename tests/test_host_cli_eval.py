@@ -621,9 +621,12 @@ def test_chat_cli_gives_the_model_the_processed_pixels_not_a_float16_copy(traine
     monkeypatch.setattr(builtins, "input", ask)
     recorder = host_cli.process_images
     cli.main(["--model-path", str(trained_checkpoint), "--smiles", "CCO", "--device", "cpu", "--temperature", "0"])
+    from deepmolm_plugin.dtypes import auto_dtype
+
     (images, dtype), = seen
-    assert dtype == torch.float32 and processed[0].dtype == torch.float32
-    assert torch.equal(images, processed[0])  # was: processed[0].half().float(), 2.4e-4 off
+    # the chat's dtype is "auto": float32 on most CPUs, bfloat16 on one with native bf16
+    assert dtype == auto_dtype("cpu") and processed[0].dtype == torch.float32
+    assert torch.equal(images, processed[0].to(dtype))  # was: processed[0].half().float(), 2.4e-4 off
     assert host_cli.process_images is recorder  # the CLI's wrapper is gone after the chat
 
 
