@@ -632,3 +632,13 @@ def test_rdkit_valence_messages_name_atoms_one_based():
         molecule_from_smiles("C[N](C)(C)(C)C", id="x")
     with pytest.raises(MoleculeError, match="Unkekulized atoms: 1 2 3 4 5"):
         molecule_from_smiles("c1cccc1", id="x")
+
+
+def test_centres_that_make_one_stereoisomer_get_no_note():
+    # was: cubane's eight carbons, "possible" centres to RDKit's perception, got the note that
+    # the generated conformer fixes one configuration of a molecule that has only one
+    from deepmolm_plugin.molecule import molecule_from_smiles
+
+    assert not any("unassigned" in n for n in molecule_from_smiles("C12C3C4C1C5C2C3C45", id="cubane").notes)
+    notes = molecule_from_smiles("CC1CCC(C)CC1", id="dimethylcyclohexane").notes  # cis and trans
+    assert any(n.startswith("stereocentres C2, C5 are unassigned") for n in notes), notes

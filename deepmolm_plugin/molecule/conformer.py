@@ -104,6 +104,23 @@ def _etkdg(seed: int, random_coords: bool, together: bool) -> rdDistGeom.EmbedPa
     return params
 
 
+# Above this many open centres the stereoisomers are not counted (2**n SMILES to write)
+# and the note is given as RDKit's perception says.
+COUNTED_CENTRES = 10
+
+
+def _one_stereoisomer(mol: Chem.Mol, centres: int) -> bool:
+    """Whether the centres RDKit's perception leaves open make only one stereoisomer: cubane's
+    eight carbons are "possible" centres to it, and the note said a generated conformer fixes
+    one configuration of a molecule that has only one."""
+    from rdkit.Chem.EnumerateStereoisomers import EnumerateStereoisomers, StereoEnumerationOptions
+
+    if centres > COUNTED_CENTRES:
+        return False
+    options = StereoEnumerationOptions(onlyUnassigned=True, unique=True)
+    return len({Chem.MolToSmiles(isomer) for isomer in EnumerateStereoisomers(mol, options=options)}) == 1
+
+
 def _unassigned_note(work: Chem.Mol) -> list[str]:
     unassigned = [
         idx
@@ -112,7 +129,7 @@ def _unassigned_note(work: Chem.Mol) -> list[str]:
         )
         if label == "?"
     ]
-    if not unassigned:
+    if not unassigned or _one_stereoisomer(work, len(unassigned)):
         return []
     # named as every message names atoms (element, 1-based): RDKit's 0-based indices pointed
     # at the atom before the one meant
