@@ -126,7 +126,10 @@ class DeepEncoderConfig:
                 f"sam_global_attn_indexes {self.sam_global_attn_indexes} must be block indexes in "
                 f"[0, sam_depth={self.sam_depth})"
             )
-        resolve_dtype(self.dtype)
+        # stored by name: a torch.dtype object was kept as given (torch.float64 built a float64
+        # tower, torch.int8 failed in Module.to) and save() stopped inside json.dump, leaving a
+        # config file cut at '"dtype": '
+        self.dtype = dtype_name(self.dtype)
         for side in (self.image_size, self.tile_size):
             if side % self.token_stride:
                 raise ValueError(f"view side {side} is not a multiple of {self.token_stride} px")
@@ -182,9 +185,10 @@ class DeepEncoderConfig:
         return cls(**d)
 
     def save(self, directory: "str | os.PathLike") -> str:
+        from ..result_files import write_atomic
+
         path = os.path.join(directory, CONFIG_NAME)
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        write_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))  # whole or not at all
         return path
 
     @classmethod

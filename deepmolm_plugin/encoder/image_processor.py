@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import numbers
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -403,8 +404,15 @@ class DeepEncoderImageProcessor:
         token_stride: int = TOKEN_STRIDE,
     ):
         self._check_mode(mode)
+        # each argument named: "1024" or a stride of 0 failed in the arithmetic below (a bare
+        # TypeError, ZeroDivisionError), and a mean outside 0..1 gave a pad colour outside
+        # 0..255 (510), which no longer normalises to 0
+        for name, value in (("image_size", image_size), ("tile_size", tile_size), ("min_tiles", min_tiles),
+                            ("max_tiles", max_tiles), ("token_stride", token_stride)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         for name, side in (("image_size", image_size), ("tile_size", tile_size)):
-            if side <= 0 or side % token_stride:
+            if side % token_stride:
                 raise ValueError(f"{name}={side} is not a positive multiple of {token_stride} px")
         if not 1 <= min_tiles <= max_tiles:
             raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles}, {max_tiles}")
@@ -412,6 +420,8 @@ class DeepEncoderImageProcessor:
             raise ValueError(
                 f"image_mean and image_std need 3 values, got {image_mean}, {image_std}"
             )
+        if not all(isinstance(m, numbers.Real) and 0 <= m <= 1 for m in image_mean):
+            raise ValueError(f"image_mean must be 3 values in 0..1 (of the 0..255 range), got {image_mean}")
         if any(s <= 0 for s in image_std):
             raise ValueError(f"image_std must be positive, got {image_std}")
         self.image_size = int(image_size)

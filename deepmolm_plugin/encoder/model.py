@@ -49,6 +49,9 @@ class DeepEncoder(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         self._check_input(pixel_values)
+        if not len(pixel_values):  # no views: the reshapes inside SAM's windows cannot take 0
+            tokens = (pixel_values.shape[2] // self.config.token_stride) ** 2
+            return torch.empty(0, tokens, self.hidden_size, dtype=self.dtype, device=self.device)
         pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
         feats = self.compressor(self.sam(pixel_values))  # (B, 1024, S/64, S/64)
         tokens = feats.flatten(2).transpose(1, 2)  # (B, N, 1024)
@@ -56,10 +59,19 @@ class DeepEncoder(nn.Module):
         return torch.cat([clip_out[:, 1:], tokens], dim=-1)  # (B, N, 2048)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        """Views as the image processor makes them. Integer (or bool, complex) views were
+        cast and encoded: raw 0..255 pixels, where the encoder expects normalised values
+        (features up to 2.9 off, without a word); a list, a 0 px side or an empty batch failed
+        deep inside SAM."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"DeepEncoder takes a tensor of views (B, 3, S, S), got a {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"DeepEncoder views have dtype {x.dtype}; they are the image processor's normalised "
+                             "float tensors (DeepEncoderImageProcessor.preprocess(...)['pixel_values']), not pixels")
         stride = self.config.token_stride
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[2] % stride:
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[2] % stride or not x.shape[2]:
             raise ValueError(
-                f"DeepEncoder takes square RGB views (B, 3, S, S) with S a multiple of "
+                f"DeepEncoder takes square RGB views (B, 3, S, S) with S a positive multiple of "
                 f"{stride}; got shape {tuple(x.shape)}"
             )
 
