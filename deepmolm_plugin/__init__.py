@@ -23,6 +23,7 @@ _PATCHES = (
     "model_dispatch",
     "conversation_qwen2",
     "trainer_api",
+    "weights_file_mode",
     "deepspeed_optional",
     "llama_forward_kwargs",
     "molecule_data",

@@ -65,6 +65,13 @@ def _umask() -> int:
     return mask
 
 
+def shared_mode() -> int:
+    """0666 less the umask: the mode open() gives a new file. Writers that make their file
+    private (mkstemp, safetensors' save_file: 0600) set it, so that folders shared with a
+    group stay readable to it."""
+    return 0o666 & ~_umask()
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a resumed run) sees the old file or the
     whole new one, never a truncated one: a killed job must not leave half a seed result.
@@ -80,7 +87,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            os.fchmod(f.fileno(), shared_mode())
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -19,8 +19,9 @@ of records, a record with malformed fields (conversation turns, `<image>` placeh
 that do not match its image, `image`, `properties`, `id`, overlapping sidecar rows:
 `data.records.check_records`), a `--model_name_or_path` that is no model folder (nor a
 Hub id), a missing
-`--image_folder` / `--structure_folder` / `--vision_tower_weights` /
-`--pretrain_mm_mlp_adapter`, a `--deepencoder_config` that is neither a file nor a preset
+`--image_folder` / `--structure_folder` / `--vision_tower_weights`, a
+`--pretrain_mm_mlp_adapter` that is missing or not this run's projector's tensors
+(`check_adapter_file`), a `--deepencoder_config` that is neither a file nor a preset
 name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), a value our
 argument classes refuse, or a `--version` template that does not fit a Qwen2 model's
 tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.train: error:
@@ -71,7 +72,7 @@ def check_inputs(argv) -> None:
     if option_value(argv, "deepencoder_config"):
         check_encoder_config(option_value(argv, "deepencoder_config"))
     if option_value(argv, "pretrain_mm_mlp_adapter"):
-        usage.existing_file(option_value(argv, "pretrain_mm_mlp_adapter"), "--pretrain_mm_mlp_adapter")
+        check_adapter_file(argv)
     if option_value(argv, "deepspeed"):
         check_deepspeed_config(option_value(argv, "deepspeed"))
     weights = option_value(argv, "vision_tower_weights")
@@ -79,6 +80,52 @@ def check_inputs(argv) -> None:
         for path in (p for p in weights.split(",") if p):
             if not os.path.exists(os.path.expanduser(path)):
                 raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+
+
+def check_adapter_file(argv) -> None:
+    """`--pretrain_mm_mlp_adapter`: what the host torch.loads into the projector once the LLM
+    has loaded must be a stage-1 `mm_projector.bin`: a readable PyTorch file (a cut one was
+    PytorchStreamReader's traceback), holding a dict of tensors (a pickled list was an
+    AttributeError) named `...mm_projector.<name>` with the names of the projector this run
+    builds (renamed or missing tensors were a ValueError traceback, after the LLM had loaded).
+    Checked before its config.json is (train.check_adapter_settings), which a text file
+    with none beside it was refused for."""
+    import zipfile
+
+    import torch
+
+    from deepmolm_plugin.tensor_files import CheckpointError, load_torch_file
+
+    value = option_value(argv, "pretrain_mm_mlp_adapter")
+    path = usage.existing_file(value, "--pretrain_mm_mlp_adapter", allow_empty=False)
+    try:  # weights only, as the host's torch.load (torch >= 2.6); mapped, not read, where the format allows
+        state = load_torch_file(path, mmap=zipfile.is_zipfile(path))
+    except CheckpointError as e:  # names the file
+        raise usage.UsageError(f"--pretrain_mm_mlp_adapter {e}; give a stage-1 run's mm_projector.bin") from e
+    tensors = isinstance(state, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in state.items())
+    if not tensors:
+        raise usage.UsageError(f"--pretrain_mm_mlp_adapter {value}: holds a {type(state).__name__}, not the tensors of "
+                               "a projector by name (a stage-1 run's mm_projector.bin)")
+    # the host keeps the tensors whose name holds "mm_projector" and loads each by its part after "mm_projector."
+    ours = [k for k in state if "mm_projector" in k]
+    if not ours or any("mm_projector." not in k for k in ours):
+        raise usage.UsageError(f"--pretrain_mm_mlp_adapter {value}: holds no mm_projector.<name> tensors "
+                               f"(its names: {sorted(state)[:5]}{' ...' if len(state) > 5 else ''}): not a stage-1 "
+                               "run's mm_projector.bin")
+    # the projector the arguments build: --mm_projector wins (patches.arguments), linear is the host's default
+    kind = option_value(argv, "mm_projector") or option_value(argv, "mm_projector_type") or "linear"
+    from deepmolm_plugin.patches.registry import TOWER_NAME
+    from deepmolm_plugin.projector import PROJECTORS, ProjectorConfig, build_projector
+    from deepmolm_plugin.projector.weights import names_problem
+
+    if option_value(argv, "vision_tower") != TOWER_NAME or kind not in PROJECTORS:
+        return  # the host's own projector (or none) takes it
+    with torch.device("meta"):  # only the names are compared: they depend on the type alone
+        projector = build_projector(kind, ProjectorConfig(hidden_size=8, mm_hidden_size=8, num_heads=1))
+    problem = names_problem(projector, {k.split("mm_projector.")[1] for k in ours})
+    if problem:
+        raise usage.UsageError(f"--pretrain_mm_mlp_adapter {value}: {problem}; give a stage-1 adapter of this run's "
+                               f"projector (--mm_projector {kind})")
 
 
 def check_deepspeed_config(value: str) -> None:
@@ -183,7 +230,7 @@ def check_argument_values(host_train, argv) -> None:
         raise usage.UsageError(f"--resume_from_checkpoint {options.resume_from_checkpoint}: the host's train.py does "
                                "not read it; it resumes by itself from the last checkpoint-<step> of --output_dir: "
                                "give that run's --output_dir and leave this option out")
-    check_resumed_settings(options.output_dir, model_args)
+    check_resumed_settings(options.output_dir, model_args, data_args)
     check_resumed_run(options, data_args)
     check_model_checkpoint(model_args)
     check_adapter_settings(model_args)
@@ -250,14 +297,20 @@ MODEL_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_pr
 # (patches.arguments.RUN_FIELDS).
 RESUMED_SETTINGS = {**MODEL_SETTINGS, "tune_mm_mlp_adapter": "tune_mm_mlp_adapter",
                     "mm_use_im_start_end": "mm_use_im_start_end", "mm_use_im_patch_token": "mm_use_im_patch_token"}
+# Data settings training writes into the config that change what the model sees: the host's
+# `image_aspect_ratio` (padded or stretched views) and the conformer policy (patches.molecule_data:
+# another policy gives a structure file's molecule other tokens). A resumed run that switched
+# them went on without a word, and the final config named only the new one.
+DATA_SETTINGS = {"image_aspect_ratio": "image_aspect_ratio", "conformer_policy": "conformer_policy"}
 # What a stage-1 projector (--pretrain_mm_mlp_adapter) was built with, where no tensor shape
 # shows it (the heads) or the shapes would only fail later.
 ADAPTER_SETTINGS = ("mm_projector_type", "fp_bits", "fp_levels", "fusion_heads")
 
 
 def settings_differences(saved: dict, model_args, settings: dict) -> list:
-    """`--option value (the checkpoint: saved)` for each of `settings` (ModelArguments field ->
-    config key) that the saved config records with another value."""
+    """`--option value (the checkpoint: saved)` for each of `settings` (field of `model_args`,
+    a ModelArguments or DataArguments -> config key) that the saved config records with
+    another value."""
     return [f"--{name} {getattr(model_args, name)!r} (the checkpoint: {saved[key]!r})"
             for name, key in settings.items() if key in saved and saved[key] != getattr(model_args, name)]
 
@@ -351,7 +404,7 @@ def same_weights(given, saved) -> bool:
     return True
 
 
-def check_resumed_settings(output_dir, model_args) -> None:
+def check_resumed_settings(output_dir, model_args, data_args=None) -> None:
     """The host resumes from the last `checkpoint-N` of --output_dir whenever there is one.
     A checkpoint saved with other model settings resumed silently when no tensor shape
     changed (--image_mode, --fp_levels, --fusion_heads, the tower's heads or norm eps in
@@ -360,7 +413,9 @@ def check_resumed_settings(output_dir, model_args) -> None:
     another projector). Refused now, naming the settings; so is a `checkpoint-*` the host
     would try to resume and cannot (transformers' traceback after the model had loaded).
     Also its trainable set, start/end tokens and template (RESUMED_SETTINGS, `deepmolm_run`):
-    an optimizer-state or embedding size traceback, or a silent switch of template."""
+    an optimizer-state or embedding size traceback, or a silent switch of template; and the
+    data settings the config records (DATA_SETTINGS), switched silently partway through the
+    run."""
     from pathlib import Path
 
     from transformers.trainer_utils import get_last_checkpoint
@@ -384,6 +439,8 @@ def check_resumed_settings(output_dir, model_args) -> None:
     saved = usage.model_config(checkpoint, f"--output_dir {output_dir} (the checkpoint it resumes)")
     differ = settings_differences(saved, model_args, RESUMED_SETTINGS) + run_differences(saved, model_args)
     differ += tower_differences(saved, model_args)
+    if data_args is not None:
+        differ += settings_differences(saved, data_args, DATA_SETTINGS)
     if differ:
         raise usage.UsageError(f"--output_dir {output_dir} holds {name}, which the host "
                                f"resumes, but it was trained with other settings: {'; '.join(differ)}; give its "

@@ -302,13 +302,24 @@ def _wrap_initialize_vision_modules(original):
         # resumed run with another template or trainable set went on silently or failed in
         # the optimizer's state after the model had loaded.
         self.config.deepmolm_run = {name: getattr(model_args, name, None) for name in RUN_FIELDS}
-        if getattr(model_args, "vision_feature_cache", None) is not None:  # also for a tower that existed before
+        folder = getattr(model_args, "vision_feature_cache", None)
+        if folder is not None:  # also for a tower that existed before (a saved model's)
             if not hasattr(tower, "enable_feature_cache"):
                 raise ValueError(f"--vision_feature_cache needs --vision_tower deepencoder, not {type(tower).__name__}")
-            tower.enable_feature_cache(model_args.vision_feature_cache)
+            # A tower the host built just now opened this cache already (its args carry the
+            # option): opening it again said the read-only warning twice and counted twice.
+            if not _opened(tower.feature_cache, folder):
+                tower.enable_feature_cache(folder)
         return result
 
     return initialize_vision_modules
+
+
+def _opened(cache, folder) -> bool:
+    """Whether `cache` (a tower's FeatureCache, or None) is the one in `folder`."""
+    import os
+
+    return cache is not None and os.path.abspath(cache.root) == os.path.abspath(os.path.expanduser(os.fspath(folder)))
 
 
 def _publish(cls):

@@ -16,7 +16,9 @@ preprocessing (which changes the view bytes) or the dtype therefore misses inste
 returning stale features.
 
 Files: `<root>/<key[:2]>/<key>.safetensors`, one tensor `features` (tokens, hidden) in the
-tower's dtype, with the key and the sha256 of the tensor's bytes in the metadata.
+tower's dtype, with the key and the sha256 of the tensor's bytes in the metadata, and the
+mode any other new file of the user gets (0666 less the umask: safetensors' 0600 left a
+cache shared by a group unreadable to the others).
 
 Concurrency: a writer writes a temporary file in `<root>/.tmp/` (host, pid and a random
 part in its name) and renames it into place, so a reader sees a whole file or none, and
@@ -59,6 +61,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from .. import usage
+from ..result_files import shared_mode
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +273,10 @@ class FeatureCache:
             self.tmp.mkdir(exist_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({TENSOR: features}, str(tmp), metadata=metadata)
+            # save_file makes the file private (0600): a cache shared by a group served
+            # none of its entries to the others. The mode open() would give it, as for
+            # any other file of the user.
+            os.chmod(tmp, shared_mode())
             os.replace(tmp, path)
         except (OSError, SafetensorError) as e:  # disk full, a folder in the entry's place...
             self.unstored += 1

@@ -37,17 +37,28 @@ def projector_source(names) -> Tuple[Optional[str], Optional[str]]:
     return next(((kind, words) for key, kind, words in _SIGNATURES if key in names), (None, None))
 
 
+def names_problem(projector: torch.nn.Module, names) -> Optional[str]:
+    """Why weights of these tensor `names` cannot load into `projector` by name, or None.
+    Names depend on the projector type only, so a projector built at any size (on the meta
+    device) tells them: the training launcher checks a stage-1 adapter this way before the
+    model loads."""
+    expected, names = set(projector.state_dict()), set(names)
+    if names == expected:
+        return None
+    kind = projector.projector_type
+    source, words = projector_source(names)
+    origin = f"come from {words}" if source not in (None, kind) else "do not match it"
+    missing, unexpected = sorted(expected - names), sorted(names - expected)
+    return f"projector weights for this {kind!r} projector {origin}: missing {missing}, unexpected {unexpected}"
+
+
 def check_projector_state(projector: torch.nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True) -> None:
     """Names (if strict), shapes, dtypes and values of `state` against `projector`."""
     expected = projector.state_dict()
+    problem = names_problem(projector, state) if strict else None
+    if problem:
+        raise ValueError(problem)
     kind = projector.projector_type
-    if strict and set(state) != set(expected):
-        source, words = projector_source(state)
-        origin = f"come from {words}" if source not in (None, kind) else "do not match it"
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        raise ValueError(
-            f"projector weights for this {kind!r} projector {origin}: missing {missing}, unexpected {unexpected}"
-        )
     problems = [p for name, t in state.items() if name in expected for p in _problems(name, t, expected[name])]
     if problems:
         raise ValueError(f"projector weights for this {kind!r} projector are unusable: " + "; ".join(problems))
