@@ -120,6 +120,11 @@ def id_problem(item_id: str) -> Optional[str]:
     control = next((c for c in item_id if unicodedata.category(c) == "Cc"), None)
     if control is not None:
         return f"id {item_id!r} holds a control character ({control!r}: a line break, a tab...)"
+    # An invisible format character (U+FEFF of concatenated Excel exports, U+200B, U+202E)
+    # made ids that show like another's: "\ufeffx" and "x" were two records looking as one.
+    invisible = next((c for c in item_id if unicodedata.category(c) == "Cf"), None)
+    if invisible is not None:
+        return f"id {item_id!r} holds an invisible format character (U+{ord(invisible):04X})"
     return None
 
 

@@ -12,7 +12,9 @@ Options (from the ``deepmolm-prepare`` command line):
 - ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
   of the prompt table (``description``); one item per row and column, blank cells skipped;
 - ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; with
-  the option, a row whose id is blank is a ``SourceError`` named ``<file stem>#<row>``);
+  the option, a row whose id is blank, or that `base.id_problem` refuses (white space
+  around it, a control or invisible format character: shown as written), is a
+  ``SourceError`` named ``<file stem>#<row>``);
 - ``split_column`` (default: every row in ``train``).
 
 Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
@@ -24,7 +26,10 @@ naming the row; a label that is not a finite number
 column missing from the header or appearing in it twice, a label name holding a number
 (evaluation would read that number as the value), two label names that differ only in
 case (training refuses them as two spellings of one property), or an unknown option, is
-a configuration error raised at once. Column names holding a comma (5 of SIDER's) are
+a configuration error raised at once; header cells are matched with spaces around them
+aside (``columns_named``'s rule), so two cells that differ only so are a column named
+twice. A file that is no UTF-8 text (UTF-16, gzip, zip: ``molecule.io.read.not_text``)
+is one error saying so. Column names holding a comma (5 of SIDER's) are
 given as a JSON list, ``--option 'label_columns=["Injury, poisoning ..."]'``: the comma
 lists of the command line would cut them apart (the error for the missing piece says so).
 """
@@ -39,8 +44,9 @@ from ...csv_table import columns_named, csv_rows, line_span, plain_number
 from ...molecule import MAX_ATOMS, MoleculeError, molecule_from_smiles
 from ...molecule.errors import MoleculeTooLarge
 from ..prompts import TASKS, is_known_task, property_answer, property_task
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, option_name, register_reader, repeated_id,
-                   split_problem, undecodable)
+from ...molecule.io.read import not_text
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, id_problem, option_name, register_reader,
+                   repeated_id, split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
@@ -59,7 +65,7 @@ def named(spec: str, header: Sequence[str] = ()) -> Tuple[str, str]:
     """``COLUMN=NAME`` -> (COLUMN, NAME); ``COLUMN`` -> (COLUMN, COLUMN). A spec that is a
     whole column of `header` is that column ("logD (pH=7.4)"); else it is split at its last
     '=' ("logD (pH=7.4)=logD": split at the first, the column could not be named at all)."""
-    if spec.strip() in header or "=" not in spec:
+    if spec.strip() in (column.strip() for column in header) or "=" not in spec:
         return spec.strip(), spec.strip()
     column, _, name = spec.rpartition("=")
     return column.strip(), (name.strip() or column.strip())
@@ -140,16 +146,20 @@ def check_label_name(fmt: str, name: str) -> None:
 
 def _columns(fmt: str, header: List[str], options: dict) -> dict:
     def need(column: str, what: str) -> str:
-        if column not in header:
+        # Spaces around a header cell aside, as `columns_named` finds the SMILES column: the
+        # names given are stripped, so a label cell " y " could not be named in any spelling.
+        where = [i for i, name in enumerate(header) if name.strip() == column.strip()]
+        if not where:
             with_comma = [c for c in header if "," in c]
             hint = (f"; a name holding a comma ({with_comma[0]!r}) is cut apart in a comma list: give the list as "
                     f"JSON, --option 'label_columns=[\"{with_comma[0]}\"]' (or text_columns)" if with_comma else "")
             raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}{hint}")
-        if header.count(column) > 1:  # else the last one would be read, silently
-            where = [i for i, name in enumerate(header) if name == column]
+        if len(where) > 1:  # else the last one would be read, silently
+            spelled = [header[i] for i in where]
+            spelled = f": {spelled}, spaces around them aside" if len(set(spelled)) > 1 else ""
             raise ValueError(f"{fmt}: {what} column {column!r} appears {len(where)} times in the header "
-                             f"(columns {where}): rename them apart")
-        return column
+                             f"(columns {where}{spelled}): rename them apart")
+        return header[where[0]]  # the cell as written: rows are read by it
 
     for name in ("smiles_column", "id_column", "split_column"):
         option_name(fmt, options, name)  # a blank one fell back to the default without a word
@@ -175,6 +185,9 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     path = Path(input_path)
     if not path.is_file():
         raise FileNotFoundError(f"csv: {path} is not a file")
+    problem = not_text(path)  # a .csv.gz or UTF-16 file was "the header is not UTF-8 text: [garbage]"
+    if problem:
+        raise ValueError(f"csv: {path}: {problem}")
     # surrogateescape: a byte that is not UTF-8 fails its own row (below), not the whole read
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
@@ -200,13 +213,19 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
 
 def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict, ids: dict):
     row_id = f"{path.stem}#{index}"
-    if columns["id"] and len(fields) == len(header) and fields[at[columns["id"]]].strip():
-        row_id = fields[at[columns["id"]]].strip()
+    # The id cell as written: stripped, " r1" and "r1 " were both "r1" (the second a
+    # "duplicate" of a cell neither row holds), where `id_problem` refuses such ids.
+    cell = fields[at[columns["id"]]] if columns["id"] and len(fields) == len(header) else None
+    if cell is not None and cell.strip() and not id_problem(cell):
+        row_id = cell
     if len(fields) != len(header):
         yield SourceError(row_id, "read", f"{where} has {len(fields)} fields, the header {len(header)}")
         return
-    if columns["id"] and not fields[at[columns["id"]]].strip():  # a made-up id could collide or shift on edits
+    if columns["id"] and not cell.strip():  # a made-up id could collide or shift on edits
         yield SourceError(row_id, "id", f"{where} has a blank id in the column {columns['id']!r}")
+        return
+    if columns["id"] and id_problem(cell):
+        yield SourceError(row_id, "id", f"{where}: {id_problem(cell)}")
         return
     # `where` names the file lines too: the row number counts blank lines, as the ids do
     problem = repeated_id(ids, row_id, where) if columns["id"] else None

@@ -6,7 +6,10 @@ SMILES. Records are counted exactly as ``deepmolm_plugin.molecule.read_structure
 them (`sdf_blocks`), so an index names the same record for both.
 
 Input: one ``.sdf`` / ``.sd`` / ``.mol`` file, or a folder searched recursively for them
-(sorted by relative path). Options:
+(sorted by relative path). A file that is no UTF-8 text (UTF-16, gzip, zip, binary:
+``molecule.io.read.not_text``) is one error when it is the input, and in a folder that
+file's failure (stage ``read``, named by its path), as is a compressed one (``x.sdf.gz``:
+it was skipped, though listed among the run's inputs). Options:
 
 - ``label_columns``: numeric data fields (``> <FIELD>``), each ``FIELD`` or
   ``FIELD=NAME``; one ``property:NAME`` item per record and field, blank or absent
@@ -23,9 +26,12 @@ A blank ``id_field`` or ``split_column`` is a configuration error (it was ignore
 
 Item ids are ``<record id>:<task>``. A record whose id, split, label or text field holds
 bytes that are not UTF-8, or appears twice in the record, is a ``SourceError`` (stage
-``read``). Only the data fields are read here (text); a record whose structure is broken
-still yields its items, and the engine reports the structure failure for each of them
-with RDKit's reason. A record without an ``M  END`` line (no molfile: a truncated record,
+``read``), and so is one whose data items are not laid out as the SDF format says (a value
+ends at a blank line; a line after it that starts no ``> <NAME>`` item, or a header inside
+a value, cut the text or swallowed the next field). An id with white space around it is
+the record's failure (stage ``id``, ``base.id_problem``: " r1" was read as "r1"). Only the
+data fields are read here (text); a record whose structure is broken still yields its
+items, and the engine reports the structure failure for each of them with RDKit's reason. A record without an ``M  END`` line (no molfile: a truncated record,
 a CSV given as ``--format sdf``) has no data fields to read, and a record that yields no
 item for want of a field: those fail with the structure's reason (stage ``molecule``)
 when it has one, not "no value in any of the fields".
@@ -39,36 +45,49 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from ...molecule import MoleculeError
+from ...molecule.io.read import not_text
 from ...molecule.io.sdf import parse_sdf_block, sdf_blocks
-from .base import (MoleculeSpec, SourceError, SourceItem, option_name, register_reader, repeated_id,
+from .base import (MoleculeSpec, SourceError, SourceItem, id_problem, option_name, register_reader, repeated_id,
                    split_problem, visible_files)
 from .csv_source import as_list, label_item, named, require_columns, text_task
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
+COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")  # x.sdf.gz in a folder: its failure, never skipped
 FIELD = re.compile(r"^>[^<]*<([^>]+)>")  # [^<]*, not .*?: a header of 60000 "<" took 23 s (quadratic)
 TITLE = "_Name"  # the id_field value that means the record's title line (RDKit's name for it)
 
 
 
-def data_fields(block: str) -> Tuple[dict, dict]:
-    """``> <NAME>`` data items after ``M  END``: (name -> value, lines joined by newlines;
-    name -> how often it appears, for names that appear more than once)."""
+def data_fields(block: str) -> Tuple[dict, dict, Optional[str]]:
+    """``> <NAME>`` data items after ``M  END``: (name -> value as written, lines joined by
+    newlines; name -> how often it appears, for names that appear more than once; why the
+    items are not laid out as the SDF format says, or None). A value ends at a blank line:
+    a text line after that blank line that starts no item (a paragraph break in a value, a
+    blank line between a header and its value) was dropped, and a header inside a value
+    (no blank line before it) was read as part of that value, its own field lost."""
     lines = block.splitlines()
     end = next((i for i, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
-    fields, seen, name, value = {}, Counter(), None, []
-    for line in lines[end + 1:]:
+    fields, seen, name, value, ended = {}, Counter(), None, [], None
+    for number, line in enumerate(lines[end + 1:], start=end + 2):
         match = FIELD.match(line)
         if match and name is None:
             name, value = match.group(1).strip(), []
             seen[name] += 1
+        elif name is not None and match:
+            return fields, {}, (f"the data field {name!r} runs into the header on line {number} of the record, "
+                                f"{line!r}: a blank line must end each field's value")
         elif name is not None and not line.strip():
-            fields[name], name = "\n".join(value).strip(), None
+            fields[name], name, ended = "\n".join(value), None, name
         elif name is not None:
             value.append(line)
+        elif ended is not None and line.strip():
+            return fields, {}, (f"line {number} of the record, {line!r}, follows the blank line that ends the data "
+                                f"field {ended!r} but starts no '> <NAME>' field (a blank line inside a value, or "
+                                "between a header and its value?)")
     if name is not None:
-        fields[name] = "\n".join(value).strip()
-    return fields, {n: count for n, count in seen.items() if count > 1}
+        fields[name] = "\n".join(value)
+    return fields, {n: count for n, count in seen.items() if count > 1}, None
 
 
 def structure_problem(block: str, record_id: str) -> Optional[str]:
@@ -91,10 +110,17 @@ def sdf_files(path: Path) -> List[Tuple[Path, str]]:
         raise FileNotFoundError(f"sdf: {path} does not exist")
     # The folder's files as the run's input checksums see them: a hidden file (``.old/x.sdf``,
     # an output's ``.progress``) was read here but, unchecked, reused stale after an edit.
-    files = [(p, name) for p, name in visible_files(path) if p.suffix.lower() in SUFFIXES]
+    files = [(p, name) for p, name in visible_files(path) if is_sdf_name(p)]
     if not files:
         raise FileNotFoundError(f"sdf: no {'/'.join(SUFFIXES)} files under {path} (hidden ones are not read)")
     return files
+
+
+def is_sdf_name(path: Path) -> bool:
+    """Whether a folder's file is an SDF by its name, compressed (``x.sdf.gz``) or not."""
+    suffixes = [s.lower() for s in path.suffixes]
+    return bool(suffixes) and (suffixes[-1] in SUFFIXES or (suffixes[-1] in COMPRESSED and len(suffixes) > 1
+                                                            and suffixes[-2] in SUFFIXES))
 
 
 def missing_field(fields: dict, wanted: str) -> str:
@@ -119,6 +145,14 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
     ids: dict = {}  # --id-field value -> the record that has it
     for path, name in sdf_files(Path(input_path)):
+        # A UTF-16 file failed each record as "CTAB version string invalid", a .sdf.gz one as
+        # "non-ASCII text in the connection table": the file's own reason, once.
+        problem = not_text(path)
+        if problem and Path(input_path).is_file():
+            raise ValueError(f"sdf: {path}: {problem}")
+        if problem:
+            yield SourceError(name, "read", f"{name}: {problem}")
+            continue
         # utf-8-sig: a byte-order mark (Excel, Windows tools) was kept in the first title
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
             for index, block in enumerate(sdf_blocks(handle)):
@@ -131,7 +165,10 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
     if not any(line.strip() == "M  END" for line in lines):  # no molfile: no fields to read
         yield SourceError(record_id, "molecule", structure_problem(block, record_id) or "no 'M  END' line")
         return
-    fields, repeated = data_fields(block)
+    fields, repeated, layout = data_fields(block)
+    if layout:  # the text after the break was dropped, or the next field swallowed, without a word
+        yield SourceError(record_id, "read", layout)
+        return
     title = lines[0].strip() if block.strip() else ""
     id_field, split_field = options.get("id_field"), options.get("split_column")
     used = [id_field, split_field] + [f for f, _ in texts + labels]
@@ -139,7 +176,8 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         yield SourceError(record_id, "read", f"the record has a data field named {TITLE!r}, which is also the name "
                                              "of its title line: rename the field")
         return
-    fields[TITLE] = title
+    written = {**fields, TITLE: lines[0] if title else ""}  # as written: for the id check
+    fields = {n: v.strip() for n, v in written.items()}
     twice = {f: repeated[f] for f in used if f in repeated}
     if twice:  # the last value was taken, without a word (a CSV column named twice is an error)
         listed = ", ".join(f"{f!r} {n} times" for f, n in twice.items())
@@ -153,7 +191,12 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         if not fields.get(id_field):
             yield SourceError(record_id, "id", structure_problem(block, record_id) or missing_field(fields, id_field))
             return
-        record_id = fields[id_field]
+        # As written: " r1" and "r1 " were both "r1", silently. Other id problems (a line
+        # break, an invisible character) stay inside the items' ids, which the run checks.
+        if written[id_field] != fields[id_field]:
+            yield SourceError(record_id, "id", f"field {id_field!r}: {id_problem(written[id_field])}")
+            return
+        record_id = written[id_field]
         problem = repeated_id(ids, record_id, f"{name}#{index}")
         if problem:
             yield SourceError(record_id, "id", problem)

@@ -20,7 +20,7 @@ from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
 from .base import ParsedStructure, reader_for
 
-__all__ = ["read_structures"]
+__all__ = ["not_text", "read_structures"]
 
 
 def read_structures(
@@ -74,9 +74,10 @@ def read_structures(
         yield error
 
 
-def _not_text(path: Path) -> str | None:
+def not_text(path: Path) -> str | None:
     """Why ``path`` is no UTF-8 text file (UTF-16, compressed, or NUL bytes: binary), else None. Read as
-    UTF-8, such a file gives records with garbage ids and misleading reasons."""
+    UTF-8, such a file gives records with garbage ids and misleading reasons. Public: the
+    deepmolm-prepare sdf and csv readers ask it of their files too, in these words."""
     with open(path, "rb") as raw:
         head = raw.read(65536)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -96,7 +97,7 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
         yield None, MoleculeError(path.name, f"{path} is {kind}")
         return
     try:
-        problem = _not_text(path)
+        problem = not_text(path)
         # utf-8-sig: a byte-order mark (Excel's CSVs) must not become part of a header or title
         handle = open(path, encoding="utf-8-sig", errors="replace", newline=spec.newline)
     except OSError as error:

@@ -1,0 +1,119 @@
+"""Hostile inputs for the csv and sdf readers of deepmolm-prepare, fifth sweep.
+
+Each case silently gave something else before: a cut description and a lost label, a
+file counted as input and never read, a column that could not be named, ids trimmed or
+holding invisible characters.
+"""
+
+import gzip
+
+import pytest
+
+from deepmolm_plugin.data.sources import csv_source, sdf_source  # noqa: F401  (registered)
+from deepmolm_plugin.data.sources.base import SourceError, SourceItem, id_problem
+
+from test_sources import errors, items, read
+
+# One SDF record (ethanol's heavy atoms) whose data items follow M  END: {data}
+RECORD = """{title}
+     RDKit          3D
+
+  3  2  0  0  0  0  0  0  0  0999 V2000
+    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    1.5200    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    2.0300    1.3400    0.0000 O   0  0  0  0  0  0  0  0  0  0  0  0
+  1  2  1  0
+  2  3  1  0
+M  END
+{data}
+$$$$
+"""
+
+
+def sdf(path, *datas):
+    path.write_text("".join(RECORD.format(title=f"m{i}", data=d) for i, d in enumerate(datas)))
+    return path
+
+
+def test_sdf_value_cut_by_a_blank_line_or_running_into_the_next_header_fails_its_read(tmp_path):
+    # was: the description was only "First paragraph.", Y (its value after a blank line)
+    # had neither an item nor a failure; and with no blank line between two items, Y's
+    # header became part of A's value and Y was lost, all without a word.
+    path = sdf(tmp_path / "t.sdf",
+               "> <ID>\np\n\n> <DESC>\nFirst paragraph.\n\nSecond paragraph.\n\n> <Y>\n\n2.5\n",
+               "> <ID>\nq\n\n> <A>\n1\n> <Y>\n2\n",
+               "> <ID>\nr\n\n> <DESC>\nline one\nline two\n\n\n> <Y>\n3\n")  # valid: two lines, two blank lines
+    out = read("sdf", path, label_columns="Y", text_columns="DESC=description", id_field="ID")
+    bad, got = errors(out), items(out)
+    assert bad["t.sdf#0"].stage == "read" and "'DESC'" in bad["t.sdf#0"].reason
+    assert "'Second paragraph.'" in bad["t.sdf#0"].reason
+    assert bad["t.sdf#1"].stage == "read" and "'A'" in bad["t.sdf#1"].reason and "'> <Y>'" in bad["t.sdf#1"].reason
+    assert got["r:description"].answer == "line one\nline two" and got["r:property:Y"].properties == {"Y": 3.0}
+    assert len(out) == 4
+
+
+def test_compressed_or_utf16_files_are_named_failures_not_skipped_inputs(tmp_path):
+    # was: b.sdf.gz was skipped (yet listed with its checksum among the run's inputs), the
+    # UTF-16 c.sdf failed as "CTAB version string invalid", a .sdf.gz or .csv.gz given
+    # directly as "non-ASCII text" or "the header is not UTF-8 text: [garbage]".
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sdf(folder / "a.sdf", "> <Y>\n1\n")
+    (folder / "b.sdf.gz").write_bytes(gzip.compress(sdf(tmp_path / "b.sdf", "> <Y>\n2\n").read_bytes()))
+    (folder / "c.sdf").write_bytes(sdf(tmp_path / "c.sdf", "> <Y>\n3\n").read_text().encode("utf-16"))
+    out = read("sdf", folder, label_columns="Y")
+    assert list(items(out)) == ["a.sdf#0:property:Y"]
+    bad = errors(out)
+    assert (bad["b.sdf.gz"].stage, bad["b.sdf.gz"].reason) == ("read", "b.sdf.gz: file is gzip- or zip-compressed: "
+                                                                        "decompress it first")
+    assert (bad["c.sdf"].stage, bad["c.sdf"].reason) == ("read", "c.sdf: file is UTF-16 text; save it as UTF-8")
+    with pytest.raises(ValueError, match=r"b\.sdf\.gz: file is gzip- or zip-compressed"):
+        read("sdf", folder / "b.sdf.gz", label_columns="Y")
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"smiles,y\nCCO,1\n"))
+    (tmp_path / "u.csv").write_bytes("smiles,y\nCCO,1\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"t\.csv\.gz: file is gzip- or zip-compressed"):
+        read("csv", tmp_path / "t.csv.gz", label_columns="y")
+    with pytest.raises(ValueError, match=r"u\.csv: file is UTF-16 text; save it as UTF-8"):
+        read("csv", tmp_path / "u.csv", label_columns="y")
+
+
+def test_csv_columns_are_named_with_spaces_around_header_cells_aside(tmp_path):
+    # was: "label column 'y' is not in the header ['smiles', ' y ', 'id ']", in any spelling,
+    # while the SMILES column was found with the spaces folded
+    (tmp_path / "t.csv").write_text("smiles, y , desc ,id \nCCO,1,An alcohol.,a\n")
+    out = read("csv", tmp_path / "t.csv", label_columns="y", text_columns="desc=description", id_column="id")
+    assert sorted(items(out)) == ["a:description", "a:property:y"]
+    assert items(out)["a:property:y"].properties == {"y": 1.0}
+    (tmp_path / "two.csv").write_text("smiles,y, y \nCCO,1,2\n")  # which one? refused, not guessed
+    with pytest.raises(ValueError, match=r"label column 'y' appears 2 times in the header \(columns \[1, 2\]"):
+        read("csv", tmp_path / "two.csv", label_columns="y")
+
+
+def test_ids_with_white_space_around_them_fail_as_written(tmp_path):
+    # was: " r1", "r1 " and "r2\t" were trimmed to r1 and r2, silently, and the second r1
+    # was "a duplicate of row 0" though neither cell says r1
+    (tmp_path / "t.csv").write_text('id,smiles,y\n r1,CCO,1\nr1 ,CCN,2\nR1,CCC,3\n"r2\t",CCCC,4\n')
+    out = read("csv", tmp_path / "t.csv", label_columns="y", id_column="id")
+    assert list(items(out)) == ["R1:property:y"]
+    bad = errors(out)
+    assert [(b.stage, b.reason) for b in bad.values()] == [
+        ("id", "row 0 (line 2): id ' r1' is blank or has white space around it"),
+        ("id", "row 1 (line 3): id 'r1 ' is blank or has white space around it"),
+        ("id", "row 3 (line 5): id 'r2\\t' is blank or has white space around it")]
+    path = sdf(tmp_path / "t.sdf", "> <ID>\n r1\n\n> <Y>\n1\n", "> <ID>\nr1 \n\n> <Y>\n2\n", "> <ID>\nr1\n\n> <Y>\n3\n")
+    out = read("sdf", path, label_columns="Y", id_field="ID")
+    assert list(items(out)) == ["r1:property:Y"]
+    bad = errors(out)
+    assert bad["t.sdf#1"].stage == "id" and "id 'r1 ' is blank or has white space" in bad["t.sdf#1"].reason
+    assert bad["t.sdf#0"].stage == "id" and "id ' r1'" in bad["t.sdf#0"].reason
+
+
+@pytest.mark.parametrize("char", ["\ufeff", "\u200b", "\u202e"])
+def test_ids_holding_an_invisible_format_character_are_refused(tmp_path, char):
+    # was: "\ufeffx" (two Excel exports concatenated), "x\u200b" and "x" were three records
+    # that look like one id
+    assert id_problem(f"x{char}y") == f"id {f'x{char}y'!r} holds an invisible format character (U+{ord(char):04X})"
+    (tmp_path / "t.csv").write_text(f"id,smiles,y\nx,CCO,1\n{char}x,CCN,2\n", encoding="utf-8")
+    out = read("csv", tmp_path / "t.csv", label_columns="y", id_column="id")
+    assert isinstance(out[0], SourceItem) and isinstance(out[1], SourceError) and out[1].stage == "id"
+    assert f"U+{ord(char):04X}" in out[1].reason
