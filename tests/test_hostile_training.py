@@ -155,10 +155,19 @@ def test_inline_true_false_tokens_are_refused():
     assert validate(torch.tensor([[5, 4, 2, 3]], dtype=torch.uint64)).tolist() == [[5, 4, 2, 3]]
 
 
+def _tokens(smiles: str) -> np.ndarray:
+    """The molecule's real (atoms, 4) tokens: given tokens are checked against the molecule's
+    level-0 column (made-up rows next to a SMILES are refused)."""
+    from deepmolm_plugin.molecule.inputs import InputResolver
+
+    return InputResolver().molecule_fp({"smiles": smiles}, smiles).numpy()
+
+
 def test_tokens_that_disagree_with_the_smiles_are_refused(tmp_path, tokenizer):
     # A sidecar offset/atoms off by a record gives another molecule's rows: the record's
     # SMILES (deepmolm-prepare writes it next to every reference) no longer matches them.
-    rows = np.array([[1, 2, 3, 4], [5, 6, 7, -1], [8, 9, -1, -1], [10, 11, 12, 13], [14, 15, -1, -1]], np.int16)
+    ethanol = _tokens("CCO")
+    rows = np.concatenate([ethanol, _tokens("CN")]).astype(np.int16)  # (5, 4): ethanol's 3 rows, methylamine's 2
     np.save(tmp_path / "fp.npy", rows)
     image = white_png(tmp_path)
     records = [{"id": "ethanol", "image": image, "smiles": "CCO", "conversations": turns(),
@@ -180,13 +189,13 @@ def test_tokens_that_disagree_with_the_smiles_are_refused(tmp_path, tokenizer):
     with pytest.raises(RecordError, match="record 'ethanol': molecule_fp has 2 atom rows but its SMILES 'CCO' "
                                           "has 3 heavy atoms"):
         ds[0]
-    records[0]["molecule_fp"] = [[1, 2, 3, 4]] * 3
-    assert torch.equal(dataset(tmp_path, tokenizer, records[:1])[0]["molecule_fp"], torch.tensor([[1, 2, 3, 4]] * 3))
+    records[0]["molecule_fp"] = ethanol.tolist()
+    assert torch.equal(dataset(tmp_path, tokenizer, records[:1])[0]["molecule_fp"], torch.from_numpy(ethanol))
 
 
 def test_shared_sidecar_rows_stay_allowed(tmp_path, tokenizer):
     # deepmolm-prepare stores one molecule's rows once; two records may point at them.
-    np.save(tmp_path / "fp.npy", np.array([[1, 2, 3, 4], [5, 6, 7, -1], [8, 9, -1, -1]], np.int16))
+    np.save(tmp_path / "fp.npy", _tokens("CCO").astype(np.int16))
     ref = {"sidecar": "fp.npy", "offset": 0, "atoms": 3}
     records = [{"id": i, "smiles": "CCO", "image": white_png(tmp_path), "conversations": turns(), "molecule_fp": ref}
                for i in ("a", "b")]
