@@ -12,8 +12,8 @@ Options (from the ``deepmolm-prepare`` command line):
 - ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
   of the prompt table (``description``); one item per row and column, blank cells skipped;
 - ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; with
-  the option, a row whose id is blank, or that `base.id_problem` refuses (white space
-  around it, a control or invisible format character: shown as written), is a
+  the option, a row whose id is blank, or that `base.id_problem` refuses once the white
+  space around it is trimmed (a control or invisible format character: shown), is a
   ``SourceError`` named ``<file stem>#<row>``);
 - ``split_column`` (default: every row in ``train``).
 
@@ -213,15 +213,17 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
 
 def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict, ids: dict):
     row_id = f"{path.stem}#{index}"
-    # The id cell as written: stripped, " r1" and "r1 " were both "r1" (the second a
-    # "duplicate" of a cell neither row holds), where `id_problem` refuses such ids.
-    cell = fields[at[columns["id"]]] if columns["id"] and len(fields) == len(header) else None
-    if cell is not None and cell.strip() and not id_problem(cell):
+    # White space around the cell is trimmed, as around every cell of the row (Excel and
+    # hand-written files pad them: refusing " r1" failed whole files); what is left must be
+    # an id `id_problem` takes (a tab or an invisible character inside it), and two cells
+    # that trim alike are one id twice (`repeated_id`, which names the rows).
+    cell = fields[at[columns["id"]]].strip() if columns["id"] and len(fields) == len(header) else None
+    if cell and not id_problem(cell):
         row_id = cell
     if len(fields) != len(header):
         yield SourceError(row_id, "read", f"{where} has {len(fields)} fields, the header {len(header)}")
         return
-    if columns["id"] and not cell.strip():  # a made-up id could collide or shift on edits
+    if columns["id"] and not cell:  # a made-up id could collide or shift on edits
         yield SourceError(row_id, "id", f"{where} has a blank id in the column {columns['id']!r}")
         return
     if columns["id"] and id_problem(cell):

@@ -28,8 +28,8 @@ Item ids are ``<record id>:<task>``. A record whose id, split, label or text fie
 bytes that are not UTF-8, or appears twice in the record, is a ``SourceError`` (stage
 ``read``), and so is one whose data items are not laid out as the SDF format says (a value
 ends at a blank line; a line after it that starts no ``> <NAME>`` item, or a header inside
-a value, cut the text or swallowed the next field). An id with white space around it is
-the record's failure (stage ``id``, ``base.id_problem``: " r1" was read as "r1"). Only the
+a value, cut the text or swallowed the next field). White space around an id is trimmed,
+as around every value. Only the
 data fields are read here (text); a record whose structure is broken still yields its
 items, and the engine reports the structure failure for each of them with RDKit's reason. A record without an ``M  END`` line (no molfile: a truncated record,
 a CSV given as ``--format sdf``) has no data fields to read, and a record that yields no
@@ -47,7 +47,7 @@ from typing import Iterator, List, Optional, Tuple
 from ...molecule import MoleculeError
 from ...molecule.io.read import not_text
 from ...molecule.io.sdf import parse_sdf_block, sdf_blocks
-from .base import (MoleculeSpec, SourceError, SourceItem, id_problem, option_name, register_reader, repeated_id,
+from .base import (MoleculeSpec, SourceError, SourceItem, option_name, register_reader, repeated_id,
                    split_problem, visible_files)
 from .csv_source import as_list, label_item, named, require_columns, text_task
 
@@ -59,35 +59,47 @@ TITLE = "_Name"  # the id_field value that means the record's title line (RDKit'
 
 
 
-def data_fields(block: str) -> Tuple[dict, dict, Optional[str]]:
+def data_fields(block: str) -> Tuple[dict, dict, dict]:
     """``> <NAME>`` data items after ``M  END``: (name -> value as written, lines joined by
-    newlines; name -> how often it appears, for names that appear more than once; why the
-    items are not laid out as the SDF format says, or None). A value ends at a blank line:
-    a text line after that blank line that starts no item (a paragraph break in a value, a
-    blank line between a header and its value) was dropped, and a header inside a value
-    (no blank line before it) was read as part of that value, its own field lost."""
+    newlines; name -> how often it appears, for names that appear more than once; name -> why
+    that field's value is not laid out as the SDF format says). A value ends at an empty line
+    (a line of spaces is part of it, as RDKit reads it, unless a header follows it). Two
+    layouts lost text without a word: a text line after the empty line that ends a value
+    (a paragraph break in a value, an empty line between a header and its value) was
+    dropped, and a header inside a value (no empty line before it) was read as part of that
+    value, its own field lost. Both are named for the fields they concern; the caller fails
+    a record only for the fields it reads. A header without a ``<NAME>`` (``> 25 DT13``, a
+    field number, which the format allows) starts a field no option can name."""
     lines = block.splitlines()
     end = next((i for i, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
-    fields, seen, name, value, ended = {}, Counter(), None, [], None
+    fields, seen, broken, name, value, ended = {}, Counter(), {}, None, [], None
     for number, line in enumerate(lines[end + 1:], start=end + 2):
-        match = FIELD.match(line)
-        if match and name is None:
-            name, value = match.group(1).strip(), []
+        header = line.startswith(">")
+        if header and name is not None and value and not value[-1].strip():
+            fields[name], name = "\n".join(value[:-1]), None  # a line of spaces ended it
+        if header and name is None:
+            match = FIELD.match(line)
+            name, value, ended = (match.group(1).strip() if match else f"(unnamed field, line {number})"), [], None
             seen[name] += 1
-        elif name is not None and match:
-            return fields, {}, (f"the data field {name!r} runs into the header on line {number} of the record, "
-                                f"{line!r}: a blank line must end each field's value")
-        elif name is not None and not line.strip():
+        elif header:
+            why = (f"the data field {name!r} runs into the header on line {number} of the record, {line!r}: an "
+                   "empty line must end each field's value")
+            broken[name] = why
+            match = FIELD.match(line)
+            if match:
+                broken[match.group(1).strip()] = why
+            value.append(line)
+        elif name is not None and line == "":
             fields[name], name, ended = "\n".join(value), None, name
         elif name is not None:
             value.append(line)
         elif ended is not None and line.strip():
-            return fields, {}, (f"line {number} of the record, {line!r}, follows the blank line that ends the data "
-                                f"field {ended!r} but starts no '> <NAME>' field (a blank line inside a value, or "
-                                "between a header and its value?)")
+            broken.setdefault(ended, f"line {number} of the record, {line!r}, follows the empty line that ends the "
+                                     f"data field {ended!r} but starts no '> <NAME>' field (an empty line inside "
+                                     "a value, or between a header and its value?)")
     if name is not None:
         fields[name] = "\n".join(value)
-    return fields, {n: count for n, count in seen.items() if count > 1}, None
+    return fields, {n: count for n, count in seen.items() if count > 1}, broken
 
 
 def structure_problem(block: str, record_id: str) -> Optional[str]:
@@ -165,19 +177,19 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
     if not any(line.strip() == "M  END" for line in lines):  # no molfile: no fields to read
         yield SourceError(record_id, "molecule", structure_problem(block, record_id) or "no 'M  END' line")
         return
-    fields, repeated, layout = data_fields(block)
-    if layout:  # the text after the break was dropped, or the next field swallowed, without a word
-        yield SourceError(record_id, "read", layout)
-        return
+    fields, repeated, broken = data_fields(block)
     title = lines[0].strip() if block.strip() else ""
     id_field, split_field = options.get("id_field"), options.get("split_column")
     used = [id_field, split_field] + [f for f, _ in texts + labels]
+    layout = next((broken[f] for f in used if f in broken), None)
+    if layout:  # the text after the break was dropped, or the next field swallowed, without a word
+        yield SourceError(record_id, "read", layout)
+        return
     if TITLE in fields and TITLE in used:  # the title replaced it without a word
         yield SourceError(record_id, "read", f"the record has a data field named {TITLE!r}, which is also the name "
                                              "of its title line: rename the field")
         return
-    written = {**fields, TITLE: lines[0] if title else ""}  # as written: for the id check
-    fields = {n: v.strip() for n, v in written.items()}
+    fields = {n: v.strip() for n, v in {**fields, TITLE: lines[0] if title else ""}.items()}
     twice = {f: repeated[f] for f in used if f in repeated}
     if twice:  # the last value was taken, without a word (a CSV column named twice is an error)
         listed = ", ".join(f"{f!r} {n} times" for f, n in twice.items())
@@ -191,12 +203,10 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         if not fields.get(id_field):
             yield SourceError(record_id, "id", structure_problem(block, record_id) or missing_field(fields, id_field))
             return
-        # As written: " r1" and "r1 " were both "r1", silently. Other id problems (a line
-        # break, an invisible character) stay inside the items' ids, which the run checks.
-        if written[id_field] != fields[id_field]:
-            yield SourceError(record_id, "id", f"field {id_field!r}: {id_problem(written[id_field])}")
-            return
-        record_id = written[id_field]
+        # White space around the value is trimmed (a padded title line or field failed whole
+        # files); other id problems (a line break, an invisible character) stay inside the
+        # items' ids, which the run checks, and two values that trim alike are one id twice.
+        record_id = fields[id_field]
         problem = repeated_id(ids, record_id, f"{name}#{index}")
         if problem:
             yield SourceError(record_id, "id", problem)
