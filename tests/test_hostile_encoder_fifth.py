@@ -57,3 +57,17 @@ def test_the_image_processor_names_a_bad_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DeepEncoderImageProcessor(**kwargs)
     assert DeepEncoderImageProcessor(image_size=np.int64(1024)).image_size == 1024  # numpy ints are ints
+
+
+def test_a_saved_encoder_is_readable_as_its_config_is_and_dtype_none_loads(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        DeepEncoder(tiny_encoder_config()).save_pretrained(tmp_path)
+    finally:
+        os.umask(mask)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"deepencoder_config.json": 0o644, "deepencoder.safetensors": 0o644}  # weights were 0600
+    assert tiny_encoder_config(dtype=None).dtype is None  # "dtype": null in a saved config loads again

@@ -113,3 +113,32 @@ def test_sidecar_rows_of_other_settings_are_refused_where_they_are_read(tmp_path
     _, inputs = prepare_questions([dict(line)], str(out), tmp_path / "renders", _config("fusion"),
                                   question_folder=str(out))
     assert np.array_equal(inputs[0].molecule_fp.numpy(), InputResolver().molecule_fp({"smiles": "CCO"}, "m").numpy())
+
+
+def test_without_tokens_the_sources_are_compared_as_read(tmp_path, monkeypatch):
+    # review: the check built the structure under the resolver's policy, so a model without
+    # molecule tokens embedded it for every question, and refused a 2D file under
+    # `from-file` for a fingerprint nobody makes
+    from deepmolm_plugin.molecule import conformer
+
+    mol = Chem.MolFromSmiles("c1ccccc1O")
+    AllChem.Compute2DCoords(mol)
+    Chem.MolToMolFile(mol, str(tmp_path / "phenol2d.mol"))
+    monkeypatch.setattr(conformer, "generate_conformer", lambda *a, **k: pytest.fail("embedded"))
+    resolver = InputResolver(policy="from-file", render_folder=str(tmp_path / "renders"))
+    fields = {"smiles": "Oc1ccccc1", "structure": str(tmp_path / "phenol2d.mol")}
+    assert resolver.resolve(fields, "q", fingerprint=False).image
+    with pytest.raises(InputError, match="is 'Oc1ccccc1' but its SMILES is 'CCO'"):
+        resolver.resolve({**fields, "smiles": "CCO"}, "q2", fingerprint=False)
+
+
+def test_a_manifest_of_another_tool_is_not_read_as_settings(tmp_path):
+    # review: a foreign manifest.json (a JSON list) beside a sidecar escaped as a bare error
+    out, ref = _prepared_folder(tmp_path, 4096)
+    (out / "manifest.json").write_text(json.dumps(["not", "ours"]))
+    got = InputResolver(record_folder=str(out)).molecule_fp({"molecule_fp": ref, "smiles": "CCO"}, "m")
+    assert got.shape[0] == 3
+    (out / "manifest.json").write_text("{cut")
+    resolver = InputResolver(record_folder=str(out))
+    with pytest.raises(InputError, match=r"record 'm': .*manifest.json is unreadable"):
+        resolver.molecule_fp({"molecule_fp": ref, "smiles": "CCO"}, "m")

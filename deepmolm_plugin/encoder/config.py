@@ -129,7 +129,7 @@ class DeepEncoderConfig:
         # stored by name: a torch.dtype object was kept as given (torch.float64 built a float64
         # tower, torch.int8 failed in Module.to) and save() stopped inside json.dump, leaving a
         # config file cut at '"dtype": '
-        self.dtype = dtype_name(self.dtype)
+        self.dtype = None if self.dtype is None else dtype_name(self.dtype)  # None: the weights' own
         for side in (self.image_size, self.tile_size):
             if side % self.token_stride:
                 raise ValueError(f"view side {side} is not a multiple of {self.token_stride} px")

@@ -96,8 +96,12 @@ class DeepEncoder(nn.Module):
 
         os.makedirs(directory, exist_ok=True)
         self.config.save(directory)
+        from ..result_files import shared_mode
+
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, os.path.join(directory, WEIGHTS_NAME), metadata={"format": "pt"})
+        weights = os.path.join(directory, WEIGHTS_NAME)
+        save_file(state, weights, metadata={"format": "pt"})
+        os.chmod(weights, shared_mode())  # save_file makes it 0600, beside a config of 0666 less the umask
 
     @classmethod
     def from_pretrained(cls, path, config: Optional[DeepEncoderConfig] = None, dtype=None) -> "DeepEncoder":

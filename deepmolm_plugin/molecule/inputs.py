@@ -227,9 +227,9 @@ class InputResolver:
             if is_reference(value):
                 try:
                     rows = self._sidecars.rows(value, self.fp.levels)
+                    problem = self._sidecars.settings_problem(value, self.fp.bits, self.fp.levels)
                 except SidecarError as e:
                     raise self.fail(rid, str(e)) from e
-                problem = self._sidecars.settings_problem(value, self.fp.bits, self.fp.levels)
                 if problem:
                     raise self.fail(rid, problem)
                 tokens = validate(torch.from_numpy(rows.astype("int64")), self.fp)
@@ -309,7 +309,11 @@ class InputResolver:
         key = self._key(fields, rid, self.policy) + (rows, level0)
         if key in self._checked:
             return
-        molecule = self.molecule(fields, rid) if structure else None
+        # Without tokens (a model that reads none) the structure is compared as read, with no
+        # 3D work: built under the resolver's policy it was embedded for every question, and
+        # a 2D file under `from-file` was refused for a fingerprint nobody makes.
+        molecule = None if not structure else self.molecule(fields, rid) if tokens is not None else \
+            self._build(fields, rid, "keep")
         if given_fp and molecule is not None and molecule.mol.GetNumHeavyAtoms() != rows:
             # without a SMILES the depiction comes from the structure: it was benzene's next to
             # ethanol's tokens, without a word

@@ -33,23 +33,30 @@ __all__ = ["MANIFEST", "SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_
            "manifest_settings", "reference", "rows_digest"]
 
 # deepmolm-prepare's record of a run, in its output folder beside the record files and the
-# sidecars: {"tool": ..., "settings": {"fp_bits": ..., "fp_levels": ..., ...}, ...}
-MANIFEST = "manifest.json"
+# sidecars: {"tool": MANIFEST_TOOL, "settings": {"fp_bits": ..., "fp_levels": ..., ...}, ...}
+MANIFEST, MANIFEST_TOOL = "manifest.json", "deepmolm-prepare"
 
 
 def manifest_settings(folder: "str | os.PathLike | None") -> Tuple[dict, Optional[Path]]:
     """(settings, manifest path) of the deepmolm-prepare output in `folder`: what its tokens
     and images were made with (fp_bits, fp_levels, conformer_policy, image_size, ...);
-    ({}, None) for a folder without a manifest. An unreadable manifest is a ValueError
-    naming it (training, eval and every reader of sidecars check data against these)."""
+    ({}, None) for a folder without one: no manifest.json, or another tool's (a JSON file of
+    that name that is no object, or names another "tool"; one without a "tool" is taken as
+    ours). An unreadable one is a ValueError naming it (training, eval and every reader of
+    sidecars check data against these)."""
     if not folder or not (Path(folder) / MANIFEST).is_file():
         return {}, None
     manifest = Path(folder) / MANIFEST
     try:
         with open(manifest, encoding="utf-8") as handle:
-            settings = json.load(handle).get("settings") or {}
-    except (OSError, ValueError, AttributeError) as e:  # unreadable, not JSON, not an object
+            content = json.load(handle)
+    except (OSError, ValueError) as e:  # unreadable, not JSON
         raise ValueError(f"{manifest} is unreadable ({e})") from e
+    if not isinstance(content, dict) or content.get("tool", MANIFEST_TOOL) != MANIFEST_TOOL:
+        return {}, None
+    settings = content.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ValueError(f"{manifest} is unreadable (its settings are a {type(settings).__name__}, not an object)")
     return settings, manifest
 
 

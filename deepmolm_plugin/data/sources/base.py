@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ...csv_table import first_row
-from ...molecule.sidecar import MANIFEST
+from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def is_hidden(relative: Path) -> bool:
 
 # What a deepmolm-prepare output folder (its --out) holds: `.progress/` while a run works
 # on it, and `manifest.json` naming the tool once it is finished.
-OUTPUT_PROGRESS, OUTPUT_MANIFEST, OUTPUT_TOOL = ".progress", MANIFEST, "deepmolm-prepare"
+OUTPUT_PROGRESS, OUTPUT_MANIFEST, OUTPUT_TOOL = ".progress", MANIFEST, MANIFEST_TOOL
 
 
 def is_prepared_output(folder: Path) -> bool:
