@@ -24,7 +24,7 @@ from typing import Iterator
 from rdkit import rdBase
 
 __all__ = ["MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages",
-           "too_large", "with_messages"]
+           "too_large_error", "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -135,13 +135,18 @@ def sanitization_failed(id: str, error: Exception) -> "MoleculeError":
 
 
 class MoleculeTooLarge(MoleculeError):
-    """The heavy-atom cap refused the molecule (``too_large``): it was read, and is over the cap."""
+    """The heavy-atom cap refused the molecule (``too_large_error``): it was read, and its
+    ``n_heavy`` heavy atoms are over the cap."""
+
+    n_heavy: int = 0
 
 
-def too_large(id: str, n_heavy: int, max_atoms: int) -> "MoleculeTooLarge":
+def too_large_error(id: str, n_heavy: int, max_atoms: int) -> "MoleculeTooLarge":
     """The heavy-atom cap's refusal (``policy.size_cap``; also made before sanitising)."""
-    return MoleculeTooLarge(id, f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
-                             "raise it with max_atoms / --max-atoms, 'none' lifts it)")
+    error = MoleculeTooLarge(id, f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
+                                 "raise it with max_atoms / --max-atoms, 'none' lifts it)")
+    error.n_heavy = n_heavy
+    return error
 
 
 _CARETS = re.compile(r"^[~^ ]+$")  # RDKit's pointer line under the echoed input: "~~~~^"

@@ -37,7 +37,7 @@ from rdkit import Chem
 
 from .checks import check_bond_lengths, check_coordinates, has_3d_conformer
 from .conformer import check_limits, generate_conformer
-from .errors import MoleculeError, too_large as too_large_error
+from .errors import MoleculeError, too_large_error
 
 __all__ = ["FRAGMENTS", "MAX_ATOMS", "POLICIES", "apply_3d_policy", "check_options", "early_cap", "size_cap"]
 

@@ -155,9 +155,8 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
     molecule of more than ``MAX_HEAVY_ATOMS`` heavy atoms."""
     try:
         mol, _ = sanitize.parse_smiles(smiles, smiles, MAX_HEAVY_ATOMS)
-    except MoleculeTooLarge:
-        n_heavy = Chem.MolFromSmiles(smiles.strip(), sanitize=False).GetNumHeavyAtoms()
-        return None, (f"too large: {n_heavy} heavy atoms > {MAX_HEAVY_ATOMS}, the property models' cap "
+    except MoleculeTooLarge as error:
+        return None, (f"too large: {error.n_heavy} heavy atoms > {MAX_HEAVY_ATOMS}, the property models' cap "
                       f"(4 x max_atoms={MAX_ATOMS}, the molecule package's default cap)")
     except MoleculeError as error:
         return None, error.reason
