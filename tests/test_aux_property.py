@@ -159,6 +159,19 @@ def test_head_uses_both_the_llm_state_and_the_graph():
     assert not torch.allclose(head(pooled, collate_graphs([mol_to_graph(Chem.MolFromSmiles("c1ccccc1O"))])), base)
 
 
+def test_a_bfloat16_head_reads_the_graph_in_its_dtype():
+    # was: "expected m1 and m2 to have the same dtype, but got: float != BFloat16" in eval of
+    # a model loaded in bf16 (dtype "auto" on CUDA or on a CPU with native bf16)
+    torch.manual_seed(0)
+    head = AuxPropertyHead(16, ["MW"], hidden=8, depth=2).eval()
+    graphs = collate_graphs([mol_to_graph(Chem.MolFromSmiles("CCO"))])
+    pooled = torch.randn(1, 16)
+    full = head(pooled, graphs)
+    half = head.to(torch.bfloat16)(pooled, graphs)
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), full, atol=0.05, rtol=0.05)
+    assert graphs.atoms.dtype == torch.float32  # the batch itself is not changed
+
+
 def test_pooling_covers_only_unsupervised_attended_positions():
     hidden = torch.arange(8.0).view(1, 4, 2)  # positions 0..3
     attention = torch.tensor([[1, 1, 1, 0]])  # position 3 is padding

@@ -164,7 +164,7 @@ class AuxPropertyHead(nn.Module):
     def forward(self, pooled: torch.Tensor, graph: GraphBatch) -> torch.Tensor:
         """(B, H) pooled LLM states + graphs -> (B, n) predictions in normalised units."""
         weight = next(self.model.parameters())
-        return self.model(graph=graph.to(weight.device), embed=pooled.to(weight.dtype))
+        return self.model(graph=graph.to(weight.device, weight.dtype), embed=pooled.to(weight.dtype))
 
     def loss(self, prediction: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error in normalised units over the labels present (0 if none)."""

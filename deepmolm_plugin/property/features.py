@@ -177,9 +177,13 @@ class GraphBatch:
     atom_mol: "torch.Tensor"  # (N,) molecule index of each atom
     num_mols: int
 
-    def to(self, device) -> "GraphBatch":
-        return GraphBatch(*(t.to(device) for t in (self.atoms, self.edges, self.src, self.dst, self.rev,
-                                                   self.atom_mol)), self.num_mols)
+    def to(self, device, dtype=None) -> "GraphBatch":
+        """On `device`, the atom and bond features in `dtype` when given (the indices stay
+        integers): a bf16 head met float32 features ("expected m1 and m2 to have the same
+        dtype") wherever the model ran in bf16, e.g. dtype "auto" on CUDA or a bf16 CPU."""
+        features = (t.to(device=device, dtype=dtype) for t in (self.atoms, self.edges))
+        indices = (t.to(device) for t in (self.src, self.dst, self.rev, self.atom_mol))
+        return GraphBatch(*features, *indices, self.num_mols)
 
 
 def collate_graphs(graphs: Sequence[MolGraph]) -> GraphBatch:
