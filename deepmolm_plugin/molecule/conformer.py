@@ -118,7 +118,10 @@ def _one_stereoisomer(mol: Chem.Mol, centres: int) -> bool:
     if centres > COUNTED_CENTRES:
         return False
     options = StereoEnumerationOptions(onlyUnassigned=True, unique=True)
-    return len({Chem.MolToSmiles(isomer) for isomer in EnumerateStereoisomers(mol, options=options)}) == 1
+    # without the explicit hydrogens the embedding works on: with them, RDKit's canonical
+    # SMILES told cubane's 128 equivalent assignments apart
+    isomers = EnumerateStereoisomers(mol, options=options)
+    return len({Chem.MolToSmiles(Chem.RemoveHs(isomer)) for isomer in isomers}) == 1
 
 
 def _unassigned_note(work: Chem.Mol) -> list[str]:
