@@ -11,6 +11,7 @@ import pytest
 
 from deepmolm_plugin.data.sources import csv_source, sdf_source  # noqa: F401  (registered)
 from deepmolm_plugin.data.sources.base import SourceError, SourceItem, id_problem
+from deepmolm_plugin.molecule.io.read import not_text
 
 from test_sources import errors, items, read
 
@@ -79,17 +80,28 @@ def test_compressed_or_utf16_files_are_named_failures_not_skipped_inputs(tmp_pat
     out = read("sdf", folder, label_columns="Y")
     assert list(items(out)) == ["a.sdf#0:property:Y"]
     bad = errors(out)
-    assert (bad["b.sdf.gz"].stage, bad["b.sdf.gz"].reason) == ("read", "b.sdf.gz: file is gzip- or zip-compressed: "
-                                                                        "decompress it first")
+    assert (bad["b.sdf.gz"].stage, bad["b.sdf.gz"].reason) == (
+        "read", "b.sdf.gz: file is compressed (gzip, zip, bzip2, xz or zstd): decompress it first")
     assert (bad["c.sdf"].stage, bad["c.sdf"].reason) == ("read", "c.sdf: file is UTF-16 text; save it as UTF-8")
-    with pytest.raises(ValueError, match=r"b\.sdf\.gz: file is gzip- or zip-compressed"):
+    with pytest.raises(ValueError, match=r"b\.sdf\.gz: file is compressed \(gzip, zip, bzip2, xz or zstd\)"):
         read("sdf", folder / "b.sdf.gz", label_columns="Y")
     (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"smiles,y\nCCO,1\n"))
     (tmp_path / "u.csv").write_bytes("smiles,y\nCCO,1\n".encode("utf-16"))
-    with pytest.raises(ValueError, match=r"t\.csv\.gz: file is gzip- or zip-compressed"):
+    with pytest.raises(ValueError, match=r"t\.csv\.gz: file is compressed \(gzip, zip, bzip2, xz or zstd\)"):
         read("csv", tmp_path / "t.csv.gz", label_columns="y")
     with pytest.raises(ValueError, match=r"u\.csv: file is UTF-16 text; save it as UTF-8"):
         read("csv", tmp_path / "u.csv", label_columns="y")
+    # review: small bzip2 / xz files hold no NUL byte early and were read as text
+    import bz2
+    import lzma
+
+    text = b"smiles,y\nCCO,1\n"
+    for name, packed in (("s.csv.bz2", bz2.compress(text)), ("s.csv.xz", lzma.compress(text))):
+        (tmp_path / name).write_bytes(packed)
+        with pytest.raises(ValueError, match=rf"{name}: file is compressed \(gzip, zip, bzip2, xz or zstd\)"):
+            read("csv", tmp_path / name, label_columns="y")
+    (tmp_path / "title.csv").write_text("BZh title,y\nCCO,1\n")  # text that starts like bzip2 but is none
+    assert not not_text(tmp_path / "title.csv")
 
 
 def test_csv_columns_are_named_with_spaces_around_header_cells_aside(tmp_path):

@@ -82,8 +82,11 @@ def not_text(path: Path) -> str | None:
         head = raw.read(65536)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "file is UTF-16 text; save it as UTF-8"
-    if head.startswith((b"\x1f\x8b", b"PK\x03\x04")):  # whatever its name says
-        return "file is gzip- or zip-compressed: decompress it first"
+    # whatever its name says; gzip and zip hold NUL bytes early, but a small bzip2, xz or
+    # zstd file need not, and was read as text (structure errors on its bytes)
+    bzip2 = head[:3] == b"BZh" and head[3:4] in b"123456789" and len(head) > 4  # "BZh" + block size
+    if bzip2 or head.startswith((b"\x1f\x8b", b"PK\x03\x04", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):
+        return "file is compressed (gzip, zip, bzip2, xz or zstd): decompress it first"
     if b"\0" in head:
         return "file holds NUL bytes: a binary file, not a text structure file"
     return None
