@@ -5,6 +5,8 @@ followed by a JSON header) or PyTorch's zip/pickle format, which is only ever re
 ``weights_only=True``. Folders resolve through a ``*.safetensors.index.json`` shard index
 when there is one. safetensors tensors are read one key at a time, so taking the vision
 tower out of a multi-GB DeepSeek-OCR checkpoint reads only the tower's tensors.
+`save_tensors` is the one safetensors writer of our own files (not the host trainer's,
+`patches.weights_file_mode`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ import torch
 
 PathLike = Union[str, os.PathLike]
 TENSOR_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: PathLike, metadata: Optional[Dict[str, str]] = None) -> None:
+    """safetensors' `save_file`, then the mode open() gives a new file (0666 less the umask):
+    save_file makes it private (0600), so a feature cache or a tower saved into a folder
+    shared with a group was unreadable to the others, beside its 0644 config."""
+    from safetensors.torch import save_file
+
+    from .result_files import shared_mode
+
+    save_file(dict(tensors), os.fspath(path), metadata=metadata)
+    os.chmod(path, shared_mode())
 
 
 class CheckpointError(ValueError):

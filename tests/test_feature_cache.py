@@ -205,7 +205,7 @@ def test_a_store_failure_is_reported_once_whatever_its_text(tmp_path, tiny_confi
     def failing_save(tensors, filename, metadata=None):
         raise SafetensorError(f"Error while serializing: I/O error writing {filename}")
 
-    monkeypatch.setattr(feature_cache, "save_file", failing_save)
+    monkeypatch.setattr(feature_cache, "save_tensors", failing_save)
     tower = _tower(tiny_config, tmp_path)
     with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.encoder.feature_cache"):
         tower(torch.randn(3, 3, 128, 128))

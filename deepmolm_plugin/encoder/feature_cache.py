@@ -58,10 +58,10 @@ from typing import Optional, Tuple
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load, save_file
+from safetensors.torch import load
 
 from .. import usage
-from ..result_files import shared_mode
+from ..tensor_files import save_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -272,11 +272,7 @@ class FeatureCache:
         try:
             self.tmp.mkdir(exist_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({TENSOR: features}, str(tmp), metadata=metadata)
-            # save_file makes the file private (0600): a cache shared by a group served
-            # none of its entries to the others. The mode open() would give it, as for
-            # any other file of the user.
-            os.chmod(tmp, shared_mode())
+            save_tensors({TENSOR: features}, tmp, metadata=metadata)  # the user's file mode, not 0600
             os.replace(tmp, path)
         except (OSError, SafetensorError) as e:  # disk full, a folder in the entry's place...
             self.unstored += 1

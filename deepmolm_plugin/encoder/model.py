@@ -50,7 +50,7 @@ class DeepEncoder(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         self._check_input(pixel_values)
         if not len(pixel_values):  # no views: the reshapes inside SAM's windows cannot take 0
-            tokens = (pixel_values.shape[2] // self.config.token_stride) ** 2
+            tokens = self.config.tokens_per_side(pixel_values.shape[2]) ** 2
             return torch.empty(0, tokens, self.hidden_size, dtype=self.dtype, device=self.device)
         pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
         feats = self.compressor(self.sam(pixel_values))  # (B, 1024, S/64, S/64)
@@ -92,16 +92,12 @@ class DeepEncoder(nn.Module):
 
     def save_pretrained(self, directory: "str | os.PathLike") -> None:
         """Our own format: deepencoder_config.json + deepencoder.safetensors."""
-        from safetensors.torch import save_file
+        from ..tensor_files import save_tensors
 
         os.makedirs(directory, exist_ok=True)
         self.config.save(directory)
-        from ..result_files import shared_mode
-
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        weights = os.path.join(directory, WEIGHTS_NAME)
-        save_file(state, weights, metadata={"format": "pt"})
-        os.chmod(weights, shared_mode())  # save_file makes it 0600, beside a config of 0666 less the umask
+        save_tensors(state, os.path.join(directory, WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
     def from_pretrained(cls, path, config: Optional[DeepEncoderConfig] = None, dtype=None) -> "DeepEncoder":

@@ -312,8 +312,9 @@ class InputResolver:
         # Without tokens (a model that reads none) the structure is compared as read, with no
         # 3D work: built under the resolver's policy it was embedded for every question, and
         # a 2D file under `from-file` was refused for a fingerprint nobody makes.
-        molecule = None if not structure else self.molecule(fields, rid) if tokens is not None else \
-            self._build(fields, rid, "keep")
+        molecule = None
+        if structure:
+            molecule = self.molecule(fields, rid) if tokens is not None else self._build(fields, rid, "keep")
         if given_fp and molecule is not None and molecule.mol.GetNumHeavyAtoms() != rows:
             # without a SMILES the depiction comes from the structure: it was benzene's next to
             # ethanol's tokens, without a word
@@ -353,10 +354,10 @@ class InputResolver:
                                          f"{'3D coordinates' if has_3d_conformer(molecule.mol) else 'file'}): the "
                                          "depiction is drawn from the SMILES and the tokens from the structure; give "
                                          "the structure's SMILES (or one without stereo or isotopes), or leave `smiles` out")
-        if given_fp:
-            source = (molecule.mol, f"its structure ({molecule.source})") if molecule is not None else \
-                (parsed, f"its SMILES {smiles!r}")
-            self._check_level0(tokens, *source, rid)
+        if given_fp and molecule is not None:
+            self._check_level0(tokens, molecule.mol, f"its structure ({molecule.source})", rid)
+        elif given_fp:
+            self._check_level0(tokens, parsed, f"its SMILES {smiles!r}", rid)
         if self.cache:
             self._remember(self._checked, key, None)
 

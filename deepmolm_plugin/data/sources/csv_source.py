@@ -218,7 +218,8 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
     # an id `id_problem` takes (a tab or an invisible character inside it), and two cells
     # that trim alike are one id twice (`repeated_id`, which names the rows).
     cell = fields[at[columns["id"]]].strip() if columns["id"] and len(fields) == len(header) else None
-    if cell and not id_problem(cell):
+    refused = id_problem(cell) if cell else None
+    if cell and not refused:
         row_id = cell
     if len(fields) != len(header):
         yield SourceError(row_id, "read", f"{where} has {len(fields)} fields, the header {len(header)}")
@@ -226,8 +227,8 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
     if columns["id"] and not cell:  # a made-up id could collide or shift on edits
         yield SourceError(row_id, "id", f"{where} has a blank id in the column {columns['id']!r}")
         return
-    if columns["id"] and id_problem(cell):
-        yield SourceError(row_id, "id", f"{where}: {id_problem(cell)}")
+    if refused:
+        yield SourceError(row_id, "id", f"{where}: {refused}")
         return
     # `where` names the file lines too: the row number counts blank lines, as the ids do
     problem = repeated_id(ids, row_id, where) if columns["id"] else None
