@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from rdkit import Chem
 
+from ..molecule.bonds import bonds
 from .attention import COLOR_STOPS, colorize, scaled, value_range
 
 # Jmol's element colours for what molecules usually hold; anything else is pink.
@@ -186,7 +187,7 @@ def molecule_figure(mol: Chem.Mol, received: Optional[np.ndarray] = None, select
     for i, atom in enumerate(mol.GetAtoms()):
         radius = 0.12 + 0.3 * table.GetRcovalent(atom.GetAtomicNum())  # C 0.35, H 0.21, Cl 0.43
         add(positions[i] + radius * sphere_v, sphere_f, colors[i])
-    for bond in mol.GetBonds():
+    for bond in bonds(mol):
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         middle = (positions[i] + positions[j]) / 2
         for end, atom in ((positions[i], i), (positions[j], j)):  # each half in its atom's colour

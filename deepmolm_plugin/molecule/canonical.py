@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
+from .bonds import bonds
 from .errors import rdkit_messages
 
 __all__ = ["canonical_copy", "smiles_identity"]
@@ -57,13 +58,13 @@ def canonical_copy(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
     out = Chem.RWMol()
     for atom in work.GetAtoms():
         out.AddAtom(atom)  # a copy: element, charge, isotope, H counts, chiral tag, properties
-    for bond in sorted(work.GetBonds(), key=lambda b: sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))):
+    for bond in sorted(bonds(work), key=lambda b: sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))):
         begin, end = sorted((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
         if bond.GetBondType() in _DIRECTED:  # donor -> acceptor: the chemistry, not the spelling
             begin, end = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         out.AddBond(begin, end, bond.GetBondType())
         out.GetBondBetweenAtoms(begin, end).SetIsAromatic(bond.GetIsAromatic())
-    for bond in work.GetBonds():  # once every bond exists: stereo atoms are neighbours' indices
+    for bond in bonds(work):  # once every bond exists: stereo atoms are neighbours' indices
         if bond.GetStereo() == Chem.BondStereo.STEREONONE:
             continue
         new = out.GetBondBetweenAtoms(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())

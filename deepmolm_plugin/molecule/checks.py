@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from rdkit import Chem
 
+from .bonds import bonds
 from .errors import MoleculeError, atom_names, bond_name
 
 __all__ = [
@@ -121,12 +122,7 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     # aromatic, double or aromatic, any; MOL2 `du` / `un`, read alike): deepmolm-render drew
     # them as single bonds, so the picture of `C(5)C-O` was ethanol's, while
     # deepmolm-fingerprint refused the same file.
-    # Bonds through their atoms: RDKit's bond sequence (mol.GetBonds(), GetBondWithIdx too)
-    # takes O(index) per bond, so this loop over it was quadratic (80,000 bonds: 11 s, through
-    # the atoms 0.25 s); each bond is seen from its begin atom, in bond order within an atom.
-    queries = sorted((b for a in mol.GetAtoms() for b in a.GetBonds()
-                      if b.GetBeginAtomIdx() == a.GetIdx() and b.GetBondType() == Chem.BondType.UNSPECIFIED),
-                     key=lambda b: b.GetIdx())
+    queries = [b for b in bonds(mol) if b.GetBondType() == Chem.BondType.UNSPECIFIED]
     if queries:
         names = ", ".join(bond_name(b) for b in queries[:10]) + (f" and {len(queries) - 10} more" if len(queries) > 10 else "")
         raise MoleculeError(id, f"bond(s) of no one order ({names}; molfile query bond types 5-8 or MOL2 du/un): "
@@ -174,7 +170,7 @@ def check_bond_lengths(mol: Chem.Mol, id: str) -> None:
     positions = mol.GetConformer().GetPositions()  # [N, 3] angstrom
     radius = Chem.GetPeriodicTable().GetRcovalent
     ratios = []
-    for bond in mol.GetBonds():
+    for bond in bonds(mol):
         a, b = bond.GetBeginAtom(), bond.GetEndAtom()
         length = float(np.linalg.norm(positions[a.GetIdx()] - positions[b.GetIdx()]))
         ratio = length / (radius(a.GetAtomicNum()) + radius(b.GetAtomicNum()))

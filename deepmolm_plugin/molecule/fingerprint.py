@@ -52,6 +52,7 @@ import numpy as np
 from rdkit import Chem
 
 from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
+from .bonds import bonds
 from .checks import check_coordinates, conformer_is_3d
 from .errors import MoleculeError, atom_names, bond_name, sanitization_failed
 
@@ -106,7 +107,7 @@ def _check_bond_types(mol: Chem.Mol, id: str) -> None:
     another type (dative, as RDKit reads `[NH3][Pt]` or `->` in SMILES) is named here
     rather than surfacing as E3FP's bare KeyError. Mapping it to single would change what
     the fingerprint means, so it stays an error."""
-    for bond in mol.GetBonds():
+    for bond in bonds(mol):
         kind = bond.GetBondType()
         if kind not in E3FP_BOND_TYPES:
             # ferrocene's ten Fe-C single bonds were named "dative" with no word on where that came from

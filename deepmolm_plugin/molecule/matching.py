@@ -19,6 +19,7 @@ from typing import Callable
 
 from rdkit import Chem
 
+from .bonds import bonds
 from .checks import NONMETALS
 from .errors import MoleculeError, atom_names
 from .sanitize import parse_smiles, sanitize
@@ -29,7 +30,7 @@ __all__ = ["apply_smiles", "label_differences", "map_smiles"]
 def _skeleton(mol: Chem.Mol) -> Chem.Mol:
     """Elements and connectivity only: what coordinates determine unambiguously."""
     rw = Chem.RWMol(mol)
-    for bond in rw.GetBonds():
+    for bond in bonds(rw):
         bond.SetBondType(Chem.BondType.SINGLE)
         bond.SetIsAromatic(False)
     for atom in rw.GetAtoms():
@@ -131,7 +132,7 @@ def _bond_length_score(pos, template: Chem.Mol, s_idx: list, t_idx: list, match)
         return 0.0
     where = {s_idx[s]: t_idx[t] for s, t in enumerate(match)}
     score = 0.0
-    for bond in template.GetBonds():
+    for bond in bonds(template):
         a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         if a in where and b in where:
             score += bond.GetBondTypeAsDouble() * float(((pos[where[a]] - pos[where[b]]) ** 2).sum() ** 0.5)
@@ -158,7 +159,7 @@ def _stated(mol: Chem.Mol) -> tuple[list, list, list]:
     isotopes = [a for a in mol.GetAtoms() if a.GetIsotope()]
     chiral = [a for a in mol.GetAtoms()
               if a.GetChiralTag() in _TETRAHEDRAL]
-    double = [b for b in mol.GetBonds() if b.GetStereo() > Chem.BondStereo.STEREOANY]
+    double = [b for b in bonds(mol) if b.GetStereo() > Chem.BondStereo.STEREOANY]
     return isotopes, chiral, double
 
 
@@ -298,7 +299,7 @@ def _without_ion_contacts(mol: Chem.Mol, template: Chem.Mol) -> Chem.Mol:
     bond (``checks``). Metals the SMILES bonds (`C[Mg]Br`) keep their perceived bonds."""
     metals = [a for a in template.GetAtoms() if a.GetAtomicNum() not in NONMETALS]
     ions = {a.GetAtomicNum() for a in metals} - {a.GetAtomicNum() for a in metals if a.GetDegree()}
-    contacts = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()
+    contacts = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in bonds(mol)
                 if b.GetBeginAtom().GetAtomicNum() in ions or b.GetEndAtom().GetAtomicNum() in ions]
     if not contacts:
         return mol
@@ -333,7 +334,7 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
             atom.SetIsotope(t_atom.GetIsotope())
         atom.SetNoImplicit(True)
         atom.SetNumExplicitHs(0 if has_h else t_atom.GetTotalNumHs())
-    for t_bond in template.GetBonds():
+    for t_bond in bonds(template):
         bond = rw.GetBondBetweenAtoms(
             mapping[t_bond.GetBeginAtomIdx()], mapping[t_bond.GetEndAtomIdx()]
         )

@@ -32,6 +32,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDepictor
 from rdkit.Chem.Draw import rdMolDraw2D
 
+from .bonds import bonds
 from .canonical import canonical_copy
 from .errors import MoleculeError, first_line
 
@@ -77,7 +78,7 @@ def _without_annotations(work: Chem.Mol) -> None:
     for atom in work.GetAtoms():
         for name in _DISPLAY_ATOM_PROPS:
             atom.ClearProp(name)
-    for bond in work.GetBonds():
+    for bond in bonds(work):
         bond.ClearProp("bondNote")
     Chem.ClearMolSubstanceGroups(work)
 

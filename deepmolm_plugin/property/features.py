@@ -27,6 +27,7 @@ import numpy as np
 from rdkit import Chem
 
 from ..molecule import sanitize
+from ..molecule.bonds import bonds
 from ..molecule.errors import MoleculeError, MoleculeTooLarge
 from ..molecule.policy import MAX_ATOMS
 
@@ -129,7 +130,7 @@ class MolGraph:
 def mol_to_graph(mol: Chem.Mol) -> MolGraph:
     atoms = np.asarray([atom_features(a) for a in mol.GetAtoms()], dtype=np.float32).reshape(-1, ATOM_DIM)
     src, dst, feats = [], [], []
-    for bond in mol.GetBonds():
+    for bond in bonds(mol):
         u, v = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         f = bond_features(bond)
         src += [u, v]
