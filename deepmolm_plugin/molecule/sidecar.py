@@ -30,11 +30,26 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 __all__ = ["MANIFEST", "SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference",
-           "manifest_settings", "reference", "rows_digest"]
+           "manifest_settings", "read_manifest", "reference", "rows_digest"]
 
 # deepmolm-prepare's record of a run, in its output folder beside the record files and the
 # sidecars: {"tool": MANIFEST_TOOL, "settings": {"fp_bits": ..., "fp_levels": ..., ...}, ...}
 MANIFEST, MANIFEST_TOOL = "manifest.json", "deepmolm-prepare"
+
+
+def read_manifest(folder: "str | os.PathLike") -> Optional[dict]:
+    """The JSON object in `folder`'s manifest.json; None when there is no such file or it
+    holds no object (another tool's). An unreadable one is a ValueError naming it. The one
+    reader of the file: what its "tool" key must say is the caller's rule."""
+    manifest = Path(folder) / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except (OSError, ValueError) as e:  # unreadable, not JSON
+        raise ValueError(f"{manifest} is unreadable ({e})") from e
+    return content if isinstance(content, dict) else None
 
 
 def manifest_settings(folder: "str | os.PathLike | None") -> Tuple[dict, Optional[Path]]:
@@ -44,16 +59,10 @@ def manifest_settings(folder: "str | os.PathLike | None") -> Tuple[dict, Optiona
     that name that is no object, or names another "tool"; one without a "tool" is taken as
     ours). An unreadable one is a ValueError naming it (training, eval and every reader of
     sidecars check data against these)."""
-    if not folder or not (Path(folder) / MANIFEST).is_file():
+    content = read_manifest(folder) if folder else None
+    if content is None or content.get("tool", MANIFEST_TOOL) != MANIFEST_TOOL:
         return {}, None
     manifest = Path(folder) / MANIFEST
-    try:
-        with open(manifest, encoding="utf-8") as handle:
-            content = json.load(handle)
-    except (OSError, ValueError) as e:  # unreadable, not JSON
-        raise ValueError(f"{manifest} is unreadable ({e})") from e
-    if not isinstance(content, dict) or content.get("tool", MANIFEST_TOOL) != MANIFEST_TOOL:
-        return {}, None
     settings = content.get("settings") or {}
     if not isinstance(settings, dict):
         raise ValueError(f"{manifest} is unreadable (its settings are a {type(settings).__name__}, not an object)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
 import os
 import re
 import unicodedata
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ...csv_table import first_row
-from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL
+from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL, read_manifest
 
 
 @dataclass(frozen=True)
@@ -182,11 +181,12 @@ def is_prepared_output(folder: Path) -> bool:
     if (folder / OUTPUT_PROGRESS).is_dir():
         return True
     try:
-        with open(folder / OUTPUT_MANIFEST, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError):  # none, unreadable, or not JSON: a user's own file
+        manifest = read_manifest(folder)
+    except ValueError:  # unreadable, or not JSON: a user's own file
         return False
-    return isinstance(manifest, dict) and manifest.get("tool") == OUTPUT_TOOL
+    # Only a manifest that names the tool marks an output here (a user's own manifest.json
+    # in an input folder, without a "tool", must not hide that folder's files).
+    return manifest is not None and manifest.get("tool") == OUTPUT_TOOL
 
 
 def visible_files(folder: Path) -> List[Tuple[Path, str]]:
