@@ -24,7 +24,7 @@ from typing import Iterator
 from rdkit import rdBase
 
 __all__ = ["MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages",
-           "too_large_error", "with_messages"]
+           "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -135,18 +135,17 @@ def sanitization_failed(id: str, error: Exception) -> "MoleculeError":
 
 
 class MoleculeTooLarge(MoleculeError):
-    """The heavy-atom cap refused the molecule (``too_large_error``): it was read, and its
-    ``n_heavy`` heavy atoms are over the cap."""
+    """The heavy-atom cap refused the molecule (``policy.size_cap``; also before sanitising):
+    it was read, and its ``n_heavy`` heavy atoms are over ``max_atoms``."""
 
-    n_heavy: int = 0
+    def __init__(self, id: str, n_heavy: int, max_atoms: int, source: str | None = None):
+        self.n_heavy, self.max_atoms = int(n_heavy), int(max_atoms)
+        super().__init__(id, f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
+                             "raise it with max_atoms / --max-atoms, 'none' lifts it)", source)
 
-
-def too_large_error(id: str, n_heavy: int, max_atoms: int) -> "MoleculeTooLarge":
-    """The heavy-atom cap's refusal (``policy.size_cap``; also made before sanitising)."""
-    error = MoleculeTooLarge(id, f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
-                                 "raise it with max_atoms / --max-atoms, 'none' lifts it)")
-    error.n_heavy = n_heavy
-    return error
+    def __reduce__(self):
+        # its own fields: deepmolm-prepare's workers send errors to the main process pickled
+        return (type(self), (self.id, self.n_heavy, self.max_atoms, self.source))
 
 
 _CARETS = re.compile(r"^[~^ ]+$")  # RDKit's pointer line under the echoed input: "~~~~^"

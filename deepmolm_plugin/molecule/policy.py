@@ -37,7 +37,7 @@ from rdkit import Chem
 
 from .checks import check_bond_lengths, check_coordinates, has_3d_conformer
 from .conformer import check_limits, generate_conformer
-from .errors import MoleculeError, too_large_error
+from .errors import MoleculeError, MoleculeTooLarge
 
 __all__ = ["FRAGMENTS", "MAX_ATOMS", "POLICIES", "apply_3d_policy", "check_options", "early_cap", "size_cap"]
 
@@ -69,7 +69,7 @@ def size_cap(id: str, n_heavy: int, max_atoms: int | None, too_large: str,
     if max_atoms is None or n_heavy <= max_atoms:
         return None
     if too_large == "error":
-        raise too_large_error(id, n_heavy, max_atoms)
+        raise MoleculeTooLarge(id, n_heavy, max_atoms)
     notes.append(
         f"truncated: tokens for the first {max_atoms} of {n_heavy} heavy atoms "
         f"({n_heavy - max_atoms} dropped, max_atoms={max_atoms})"

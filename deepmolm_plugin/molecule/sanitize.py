@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .errors import (MoleculeError, as_notes, atom_names, rdkit_messages, sanitization_failed, too_large_error,
+from .errors import (MoleculeError, MoleculeTooLarge, as_notes, atom_names, rdkit_messages, sanitization_failed,
                      with_messages)
 
 __all__ = ["check_smiles_text", "parse_smiles", "sanitize"]
@@ -38,7 +38,7 @@ def sanitize(mol: Chem.Mol, id: str, max_heavy: int | None = None) -> list[str]:
     only then did the cap refuse it.
     """
     if max_heavy is not None and mol.GetNumHeavyAtoms() > max_heavy:
-        raise too_large_error(id, mol.GetNumHeavyAtoms(), max_heavy)
+        raise MoleculeTooLarge(id, mol.GetNumHeavyAtoms(), max_heavy)
     with rdkit_messages() as messages:
         try:
             Chem.SanitizeMol(mol)
