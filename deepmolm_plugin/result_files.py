@@ -65,11 +65,11 @@ def _umask() -> int:
     return mask
 
 
-def shared_mode() -> int:
-    """0666 less the umask: the mode open() gives a new file. Writers that make their file
-    private (mkstemp, safetensors' save_file: 0600) set it, so that folders shared with a
-    group stay readable to it."""
-    return 0o666 & ~_umask()
+def shared_mode(folder: bool = False) -> int:
+    """0666 less the umask: the mode open() gives a new file (0777 less it for a folder, as
+    mkdir gives). Writers that make theirs private (mkstemp and safetensors' save_file: 0600,
+    mkdtemp: 0700) set it, so that folders shared with a group stay readable to it."""
+    return (0o777 if folder else 0o666) & ~_umask()
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:

@@ -37,6 +37,19 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: PathLike, metadata: 
     os.chmod(path, shared_mode())
 
 
+def share_weights_files(folder: PathLike) -> None:
+    """`*.safetensors` directly in `folder` (a transformers or peft `save_pretrained`: one file
+    or its shards) get the mode open() gives a new file instead of save_file's 0600."""
+    from .result_files import shared_mode
+
+    for path in Path(folder).glob("*.safetensors"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                os.chmod(path, shared_mode())
+            except PermissionError:  # another user's file in a shared folder: the save itself succeeded
+                pass
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used as asked; the message says which file and why."""
 

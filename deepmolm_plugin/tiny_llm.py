@@ -17,6 +17,8 @@ import torch
 import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from .tensor_files import share_weights_files
+
 # Qwen2's pre-tokenizer pattern (transformers' tokenization_qwen2.PRETOKENIZE_REGEX), so the
 # tiny tokenizer splits text exactly where a real Qwen2 tokenizer does.
 QWEN2_PRETOKENIZE_REGEX = (
@@ -76,4 +78,5 @@ def build_qwen2(path, tokenizer, hidden_size: int = 64, layers: int = 2, heads: 
         model = transformers.Qwen2ForCausalLM(config)
     model.save_pretrained(os.fspath(path))  # safetensors
     tokenizer.save_pretrained(os.fspath(path))
+    share_weights_files(path)  # save_pretrained's safetensors are 0600, its other files 0644
     return path

@@ -11,8 +11,6 @@ files it wrote the mode open() would have. Idempotent; the same on every transfo
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 from . import _host
 
@@ -30,21 +28,10 @@ def apply() -> None:
         def _save(self, output_dir=None, state_dict=None):
             host_save(self, output_dir, state_dict)
             if self.args.should_save:  # the rank that wrote them
+                from deepmolm_plugin.tensor_files import share_weights_files
+
                 share_weights_files(output_dir if output_dir is not None else self.args.output_dir)
 
         cls._save = _save
 
     _host.apply_once(llava_trainer, "weights_file_mode", _apply)
-
-
-def share_weights_files(folder) -> None:
-    """`*.safetensors` directly in `folder` (a model save: one file or its shards) get the
-    mode open() gives a new file (`result_files.shared_mode`) instead of save_file's 0600."""
-    from deepmolm_plugin.result_files import shared_mode
-
-    for path in Path(folder).glob("*.safetensors"):
-        if path.is_file() and not path.is_symlink():
-            try:
-                os.chmod(path, shared_mode())
-            except PermissionError:  # another user's file in a shared folder: the save itself succeeded
-                pass

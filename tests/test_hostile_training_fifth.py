@@ -126,6 +126,23 @@ def test_the_saved_model_weights_get_the_users_file_mode(trained_checkpoint):
     assert oct(stat.S_IMODE(weights.stat().st_mode)) == oct(0o666 & ~mask)
 
 
+def test_tiny_llm_and_kflm2_lora_model_folders_get_the_users_modes(tmp_path, umask_022):
+    # was: transformers' save_pretrained wrote model.safetensors 0600 (the demo's and tests'
+    # tiny LLM), and deepmolm-kflm2's merged LoRA model folder came from mkdtemp, 0700, with
+    # 0600 weights: a group sharing the folder could not load the model
+    from deepmolm_plugin.property.lora import _save_whole
+    from deepmolm_plugin.tiny_llm import build_qwen2, train_chatml_tokenizer
+
+    tokenizer = train_chatml_tokenizer(["CCO is ethanol", "c1ccccc1 is benzene"] * 20, vocab_size=300)
+    tiny = build_qwen2(tmp_path / "tiny", tokenizer, hidden_size=32, layers=1, heads=2, kv_heads=1)
+    assert oct(stat.S_IMODE((tiny / "model.safetensors").stat().st_mode)) == oct(umask_022)
+    from transformers import AutoModelForCausalLM
+
+    _save_whole(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, tmp_path / "merged")
+    assert oct(stat.S_IMODE((tmp_path / "merged").stat().st_mode)) == oct(0o755)
+    assert oct(stat.S_IMODE((tmp_path / "merged" / "model.safetensors").stat().st_mode)) == oct(umask_022)
+
+
 # --- bug 4: the cache opened twice ------------------------------------------------------------
 
 def test_the_feature_cache_is_opened_once_per_run(tmp_path, monkeypatch, caplog):

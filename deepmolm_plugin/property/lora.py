@@ -17,6 +17,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..result_files import shared_mode
+from ..tensor_files import share_weights_files
 from .causal_lm import load_causal_lm
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,10 @@ def _save_whole(merged, tokenizer, out: Path) -> None:
     try:
         merged.save_pretrained(os.fspath(partial))
         tokenizer.save_pretrained(os.fspath(partial))
+        # mkdtemp's folder is 0700 and save_pretrained's weights 0600: the model folder a group
+        # shares was unreadable to the others
+        os.chmod(partial, shared_mode(folder=True))
+        share_weights_files(partial)
         if out.exists():  # overwrite=True: the old folder goes only once the new one is whole
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)

@@ -40,6 +40,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from ...result_files import shared_mode
+
 DEBIAN_PACKAGES = ("wordnet-base", "wordnet-sense-index")
 APT_COMMAND = "apt-get install -y " + " ".join(DEBIAN_PACKAGES)
 MAKE_COMMAND = "make wordnet"
@@ -181,6 +183,7 @@ def ensure_wordnet(nltk_data: Optional[os.PathLike] = None, source: os.PathLike 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=target.parent))
     try:
+        os.chmod(staging, shared_mode(folder=True))  # mkdtemp's 0700: a shared install unreadable to others
         for name in DICT_FILES:
             shutil.copyfile(source / name, staging / name)
         (staging / "lexnames").write_text(lexnames)
