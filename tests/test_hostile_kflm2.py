@@ -115,7 +115,7 @@ def test_a_constant_regression_target_is_refused(tmp_path):
 def test_labels_whose_squares_overflow_are_refused(tmp_path):
     # was: 1e200 overflowed the standard deviation, which fell back to 1: every metric NaN
     data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, f"{1 + i}e200" if i % 2 else i) for i, s in enumerate(FORTY)])
-    with pytest.raises(SystemExit, match=r"20 non-finite label\(s\) \(nan/inf\) or beyond \+-1e\+100: row 1 "
+    with pytest.raises(SystemExit, match=r"20 non-finite label\(s\) \(nan/inf\), beyond \+-1e\+100 or nonzero within \+-1e-100 \(change the unit\): row 1 "
                                          r"\(y='2e200'\)"):
         kcli.main(_run(data, tmp_path / "run"))
 

@@ -259,7 +259,7 @@ def properties_problem(props) -> "str | None":
         return None
     if not isinstance(props, dict):
         return f"`properties` must be an object {{name: number}}, got {_shown(props)}"
-    from ..property.cli import LABEL_LIMIT  # the property head standardises: beyond it squares overflow
+    from ..property import labels  # the property head standardises them: squares must stay finite, nonzero
 
     for name, value in props.items():
         if value is None:
@@ -270,9 +270,9 @@ def properties_problem(props) -> "str | None":
             shown = usage.shortened(repr(value))
             return (f"property {name!r} is {shown}, not a finite number (leave it out of `properties` if it was "
                     "not measured)")
-        if not abs(value) <= LABEL_LIMIT:  # 1e200 made the head's std inf: every target 0, nothing learnt
-            return (f"property {name!r} is {value:g}, beyond +-{LABEL_LIMIT:g} (no measured property is; the "
-                    "property head's statistics would overflow)")
+        if not labels.in_range(value):  # 1e200 made the head's std inf: every target 0, nothing learnt
+            return (f"property {name!r} is {value:g}, {labels.RANGE} (no measured property is; the property "
+                    "head's statistics would overflow or underflow: change the unit)")
     return None
 
 

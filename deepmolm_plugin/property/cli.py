@@ -17,7 +17,7 @@ includes the sha256 of the data and test files' contents, so a different configu
 an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
 is truncated or corrupt (or from another run) is reported and that seed trained again.
 Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
-cells, labels beyond +-1e100, other text that is not a number, and rows whose field count
+cells, labels beyond +-1e100 or nonzero within +-1e-100 (``labels``), other text that is not a number, and rows whose field count
 differs from the header's are errors listing their rows; so are a target without any
 label, a target with one value only (one class, or a constant regression target) and a
 split that leaves a subset empty (before anything is written). Copies of one molecule
@@ -57,10 +57,11 @@ import numpy as np
 from .. import usage
 from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number
 from .features import mol_to_graph, parse_smiles
+from .labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
-from .train import Inputs, TrainConfig, primary_metric, run_seed, warm_up
+from .train import Inputs, TrainConfig, TrainingDiverged, primary_metric, run_seed, warm_up
 
 SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
 
@@ -97,7 +98,6 @@ class Table:
 
 
 MISSING_LABELS = ("", "na", "none", "null")  # cells that mean "no measurement": masked
-LABEL_LIMIT = 1e100  # beyond it squared errors overflow float64: every loss and metric would be NaN / inf
 
 
 def _label(text: str | None) -> float | None:
@@ -118,7 +118,7 @@ def _label(text: str | None) -> float | None:
 def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
                 unparseable: list) -> tuple[list[float], int]:
     """Row ``n``'s labels (NaN = missing) and its count of unparseable cells. Non-finite
-    (or beyond +-LABEL_LIMIT) and unparseable cells (text such as ``abc``, ``<0.5``,
+    (outside ``labels.in_range``) and unparseable cells (text such as ``abc``, ``<0.5``,
     ``1,5``) are appended to ``nonfinite`` / ``unparseable`` as (row, column, text) and
     become NaN here so that the later checks of this row still run (the caller raises
     after the last row): masking them would silently drop measured values."""
@@ -131,7 +131,7 @@ def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
             labels.append(math.nan)
             bad += 1
             continue
-        if value is not None and not abs(value) <= LABEL_LIMIT:  # also false for nan
+        if value is not None and not label_in_range(value):
             nonfinite.append((n, t, (row.get(t) or "").strip()))
             value = None
         labels.append(math.nan if value is None else value)
@@ -158,7 +158,7 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
     _reject(path, [f"row {n} ({fields} fields, {lines})" for n, fields, lines in ragged],
             f"row(s) whose number of fields differs from the header's {width}", "quote cells that contain commas")
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in nonfinite],
-            f"non-finite label(s) (nan/inf) or beyond +-{LABEL_LIMIT:g}", missing)
+            f"non-finite label(s) (nan/inf), {LABEL_RANGE} (change the unit)", missing)
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in unparseable],
             "label(s) that are not numbers", missing)
     _reject(path, [f"row {n} ({column}={value:g}, {lines})" for n, column, value, lines in not_binary],
@@ -800,6 +800,9 @@ def main(argv: list[str] | None = None) -> int:
     except (usage.UsageError, CheckpointError, FeaturizerError) as e:  # a model or molecule the run cannot use
         print(f"deepmolm-kflm2: error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"deepmolm-kflm2: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # was a traceback through torch and exit -2
         print("\ndeepmolm-kflm2: interrupted; the seeds finished so far are kept: rerun the same command to resume",
               file=sys.stderr)

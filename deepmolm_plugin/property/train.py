@@ -209,12 +209,15 @@ def masked_loss(task: str, out: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 
 def _lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Chemprop's Noam-like schedule: linear warm-up init_lr -> lr, then exponential decay to final_lr."""
+    """Chemprop's Noam-like schedule: linear warm-up init_lr -> lr, then exponential decay to
+    final_lr; ``lr`` is the peak, so the ends are capped at it (with --lr 1e-5 the rate fell
+    to 1e-5 at the end of the warm-up, then grew back to init_lr, 1e-4, 10x the asked rate)."""
+    init_lr, final_lr = min(cfg.init_lr, cfg.lr), min(cfg.final_lr, cfg.lr)
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
     total = max(warmup + 1, cfg.epochs * steps_per_epoch)
     if step < warmup:
-        return cfg.init_lr + (cfg.lr - cfg.init_lr) * step / warmup
-    gamma = (cfg.final_lr / cfg.lr) ** (1.0 / (total - warmup))
+        return init_lr + (cfg.lr - init_lr) * step / warmup
+    gamma = (final_lr / cfg.lr) ** (1.0 / (total - warmup))
     return cfg.lr * gamma ** (step - warmup)
 
 
@@ -232,6 +235,12 @@ def predict(model: PropertyModel, prepared: _Prepared, idx: np.ndarray, cfg: Tra
     if cfg.task == "regression":
         return out * y_std + y_mean
     return 1.0 / (1.0 + np.exp(-out))
+
+
+class TrainingDiverged(RuntimeError):
+    """A member's training loss became NaN or inf: its predictions would be NaN, and the
+    seed's metrics left out of the means like an undefined AUC (a classification message
+    explained a diverged regression run)."""
 
 
 @dataclass
@@ -274,6 +283,9 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 out = model(**batch)
             loss = masked_loss(cfg.task, out.float(), y_t[torch.from_numpy(idx)])
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"seed {seed}: training diverged at epoch {epoch + 1}, step {step + 1} (the loss "
+                                       f"is {float(loss.detach())}): lower --lr (now {cfg.lr:g}); the seeds finished are kept")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

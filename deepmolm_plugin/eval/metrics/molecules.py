@@ -179,7 +179,13 @@ def mol_from_smiles(smiles: str):
         return None
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(smiles)
-    return mol if mol is not None and 0 < mol.GetNumAtoms() <= MAX_ATOMS else None
+    if mol is None or not 0 < mol.GetNumAtoms() <= MAX_ATOMS:
+        return None
+    # Atom-map numbers label atoms (reaction-derived references carry them); they are not
+    # chemistry: `[CH3:1][CH2:2][OH:3]` is ethanol, and was no exact match for `CCO`.
+    for atom in mol.GetAtoms():
+        atom.SetAtomMapNum(0)
+    return mol
 
 
 def canonical_smiles(smiles: str) -> Optional[str]:
