@@ -510,13 +510,17 @@ def run_unit(arm: str, seed: int, args, size: dict, prepared: Path, means: dict,
     result = {"selected": {"seed": seed, "checkpoint": best.name, "valid_score": best_score,
                            "candidates": {c.name: s for s, c in scored}}}
     with clock.part(f"test {arm} seed {seed}"):
-        result["test"] = per_target(evaluate(best, prepared / "test.json", run_dir / "eval" / "test", args.device))
-        result["distinct"] = distinct_answers(run_dir / "eval" / "test")
+        # Test folders are named for the checkpoint they score, like the valid ones: a rerun
+        # that selects another (--select-last changed) scores it (was: one `eval/test`, whose
+        # earlier scores were reported under the newly selected checkpoint's name)
+        test_out = run_dir / "eval" / f"test-{best.name}"
+        result["test"] = per_target(evaluate(best, prepared / "test.json", test_out, args.device))
+        result["distinct"] = distinct_answers(test_out)
         if arm == "fusion":
             shuffled = shuffled_split(prepared / "test.json", run_dir / "eval" / "test_shuffled_fp.json", seed)
-            result["shuffled"] = per_target(evaluate(best, shuffled, run_dir / "eval" / "test-shuffled-fp",
-                                                     args.device, image_folder=prepared))
-            result["shuffled_distinct"] = distinct_answers(run_dir / "eval" / "test-shuffled-fp")
+            shuffled_out = run_dir / "eval" / f"test-shuffled-fp-{best.name}"
+            result["shuffled"] = per_target(evaluate(best, shuffled, shuffled_out, args.device, image_folder=prepared))
+            result["shuffled_distinct"] = distinct_answers(shuffled_out)
     return result
 
 

@@ -75,3 +75,36 @@ def test_quick_experiment_reports_every_arm_and_target(tmp_path):
                             "--out", str(out), "--work", str(work)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-4000:]
     assert json.loads((out / "experiment_fusion_quick.json").read_text())["arms"] == result["arms"]
+
+
+def test_a_rerun_that_selects_another_checkpoint_scores_that_one(tmp_path, monkeypatch):
+    # was: the test scores sat in one `eval/test` folder whatever checkpoint they came from: a
+    # rerun with another --select-last picked checkpoint-2 and reported checkpoint-1's test MAE
+    import types
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import experiment_fusion as ef
+
+    run_dir = tmp_path / "work" / "runs" / "image_only-seed0"
+    for name in ("checkpoint-1", "checkpoint-2"):
+        (run_dir / "checkpoints" / name).mkdir(parents=True)
+    (run_dir / "done").write_text("ok")  # trained already
+    task = ef.PROPERTY_PREFIX + "heavy atom count"
+    mae = {"checkpoint-1": 1.0, "checkpoint-2": 5.0}  # checkpoint-1 is better on valid and on test
+
+    def fake_eval(cmd, log, env=None):  # run_eval.sh MODEL DATA OUT: the report of that checkpoint
+        model, out = Path(cmd[2]), Path(cmd[4])
+        out.mkdir(parents=True, exist_ok=True)
+        answer = {"task": task, "reference_value": 10.0, "value": 10.0 + mae[model.name], "valid": True}
+        (out / "per_question.jsonl").write_text(json.dumps(answer) + "\n")
+        (out / "metrics.json").write_text(json.dumps({"tasks": {task: {"metrics": {
+            "mae": mae[model.name], "valid_ratio": 100.0}}}}))
+
+    monkeypatch.setattr(ef, "run", fake_eval)
+    for select_last, expected in ((2, "checkpoint-1"), (1, "checkpoint-2")):
+        args = types.SimpleNamespace(work=str(tmp_path / "work"), device="cpu", select_last=select_last)
+        result = ef.run_unit("image_only", 0, args, {}, tmp_path / "prepared", {"heavy atom count": 10.0},
+                             {"heavy atom count": 3.0}, ef.Clock())
+        assert result["selected"]["checkpoint"] == expected
+        assert result["test"]["heavy atom count"][0] == mae[expected]
