@@ -61,3 +61,18 @@ def test_atom_map_numbers_do_not_change_the_molecule(pred, ref):
     # was: exact match 0 (MACCS / Morgan 100): the canonical SMILES kept the map numbers
     assert smiles_metrics([pred], [ref])["exact_match"] == 100.0
     assert smiles_metrics(["CCO"], ["[CH3:1][CH2:2][NH2:3]"])["exact_match"] == 0.0
+
+
+def test_meteor_leaves_out_a_pair_of_two_texts_without_a_token(wordnet):
+    # was: nltk's 0 for it, a miss pulling the mean down (ROUGE leaves such pairs out)
+    from deepmolm_plugin.eval.metrics import text
+
+    one = text.text_metrics(["ethanol is an alcohol"], ["ethanol is an alcohol"], wordnet=wordnet)
+    both = text.text_metrics(["ethanol is an alcohol", "   "], ["ethanol is an alcohol", "\t"], wordnet=wordnet)
+    assert both["meteor"] == pytest.approx(one["meteor"]) and one["meteor"] > 99
+    assert (both["n_undefined_meteor"], one["n_undefined_meteor"]) == (1, 0)
+    assert both["undefined"]["meteor"] == "leaves out 1 of 2 answer(s): neither it nor its reference has a token"
+    none = text.text_metrics([" "], [""], wordnet=wordnet)
+    assert none["meteor"] is None and none["n_undefined_meteor"] == 1
+    missed = text.text_metrics([""], ["ethanol"], wordnet=wordnet)  # an empty answer to a text is still a miss
+    assert missed["meteor"] == 0.0 and missed["n_undefined_meteor"] == 0

@@ -11,7 +11,7 @@ metrics.json:
      "counts": {"questions", "answers", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
                       "metrics": {...}}}}
-    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L, undefined
+    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined
     iupac:    exact_match + the text metrics
     property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,

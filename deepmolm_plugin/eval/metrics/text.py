@@ -263,6 +263,9 @@ def undefined_reasons(result: Dict[str, object], n: int) -> Dict[str, str]:
         count = result[f"n_undefined_{key}"]
         if count:
             reasons[key] = f"leaves out {count} of {n} answer(s): neither it nor its reference has a {what}"
+    if result["n_undefined_meteor"]:
+        reasons["meteor"] = (f"leaves out {result['n_undefined_meteor']} of {n} answer(s): neither it nor its "
+                             "reference has a token")
     return reasons
 
 
@@ -281,13 +284,17 @@ def load_wordnet(nltk_data=None):
     return _wordnet_at(str(find_wordnet(nltk_data)))
 
 
-def meteor(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]], wordnet=None) -> float:
-    """Mean METEOR (x100): nltk meteor_score with its defaults, one reference each."""
+def meteor(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]], wordnet=None) -> Dict[str, object]:
+    """Mean METEOR (x100): nltk meteor_score with its defaults, one reference each; a pair of
+    two texts without a token has no score (0/0, as ROUGE's): left out and counted
+    (`n_undefined_meteor`; nltk scored it 0, a miss); a mean over no pair is None."""
     from nltk.translate.meteor_score import meteor_score
 
     wordnet = load_wordnet() if wordnet is None else wordnet
-    total = sum(meteor_score([list(ref)], list(hyp), wordnet=wordnet) for hyp, ref in zip(hyp_tokens, ref_tokens))
-    return SCALE * total / len(hyp_tokens)
+    scores = [meteor_score([list(ref)], list(hyp), wordnet=wordnet)
+              for hyp, ref in zip(hyp_tokens, ref_tokens) if hyp or ref]
+    return {"meteor": SCALE * sum(scores) / len(scores) if scores else None,
+            "n_undefined_meteor": len(hyp_tokens) - len(scores)}
 
 
 def check_lengths(token_lists: Sequence[List[str]], what: str) -> None:
@@ -303,7 +310,7 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
                  wordnet=None, nltk_data=None) -> Dict[str, object]:
     """BLEU-2/4, ROUGE-1/2/L F1 and METEOR, x100, of hypotheses against one reference each.
 
-    Returns {bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n, n_undefined_rouge1/2/L,
+    Returns {bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n, n_undefined_rouge1/2/L/meteor,
     undefined: {metric: why}, tokenizer: {name, description}}; a metric is None when undefined.
     `wordnet`: an NLTK WordNet reader; default the one `metrics.wordnet` finds (`nltk_data`).
     """
@@ -321,7 +328,7 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
     result: Dict[str, object] = {}
     result.update(bleu(hyp_tokens, ref_tokens))
     result.update(rouge(hyp_tokens, ref_tokens))
-    result["meteor"] = meteor(hyp_tokens, ref_tokens, wordnet)
+    result.update(meteor(hyp_tokens, ref_tokens, wordnet))
     result["n"] = len(hyps)
     result["undefined"] = undefined_reasons(result, len(hyps))
     result["tokenizer"] = tok.declaration()
