@@ -367,6 +367,13 @@ def check_adapter_settings(model_args) -> None:
     # the tower whose features the projector learnt to map: another one's (other heads, other
     # weights) was loaded without a word
     differ += tower_differences(saved, model_args)
+    # the LLM width the projector outputs: another's failed in the host's load_state_dict, a
+    # traceback after the LLM had loaded
+    llm = os.path.expanduser(model_args.model_name_or_path or "")
+    width = (usage.model_config(llm, "--model_name_or_path") or {}).get("hidden_size") if os.path.isdir(llm) else None
+    if None not in (width, saved.get("hidden_size")) and width != saved["hidden_size"]:
+        differ.append(f"--model_name_or_path {model_args.model_name_or_path}, an LLM of hidden_size {width} (stage 1: "
+                      f"{saved['hidden_size']}, the width its projector outputs)")
     weights = getattr(model_args, "vision_tower_weights", None)
     if None not in (weights, saved.get("vision_tower_weights")) and not same_weights(weights, saved["vision_tower_weights"]):
         differ.append(f"--vision_tower_weights {weights!r} (stage 1: {saved['vision_tower_weights']!r})")
@@ -785,11 +792,14 @@ def main(argv=None) -> None:
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     seed_model_init(argv)
     from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
+    from deepmolm_plugin.projector.weights import ProjectorWeightsError
 
     try:
         host_train.train(attn_implementation="sdpa")
     except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
         usage.fail(PROG, e)
+    except ProjectorWeightsError as e:  # the stage-1 adapter's shapes, once the model has built the projector
+        usage.fail(PROG, f"--pretrain_mm_mlp_adapter {option_value(argv, 'pretrain_mm_mlp_adapter')}: {e}")
     except usage.DataError as e:  # the data, found bad once the model is built: one line, exit 1
         sys.stderr.write(f"{PROG}: error: {usage.data_error_line(e)}\n")
         raise SystemExit(1) from None

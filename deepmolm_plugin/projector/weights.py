@@ -4,7 +4,8 @@ The host loads a stage-1 `mm_projector.bin` with `mm_projector.load_state_dict(.
 torch's own checks stop at key names and shapes, in a message that names neither the
 projector type the file came from nor the setting that sized it; and they copy integer,
 NaN/inf or out-of-range tensors into the weights without a word. `check_projector_state`
-runs first and says what is wrong, as a ValueError.
+runs first and says what is wrong, as a ``ProjectorWeightsError`` (a ValueError), which the
+training launcher reports in one line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ _SIGNATURES = (
 # Which setting sizes a tensor, for the shape message.
 _SIZED_BY = {"molecule_embed.weight": "fp_bits", "image_proj.weight": "mm_hidden_size",
              "layers.weight": "mm_hidden_size", "layers.0.weight": "mm_hidden_size (+ concat_embed_dim for concat)"}
+
+
+class ProjectorWeightsError(ValueError):
+    """Weights that cannot load into this projector: the message names the tensors and why."""
 
 
 def projector_source(names) -> Tuple[Optional[str], Optional[str]]:
@@ -57,11 +62,11 @@ def check_projector_state(projector: torch.nn.Module, state: Mapping[str, torch.
     expected = projector.state_dict()
     problem = names_problem(projector, state) if strict else None
     if problem:
-        raise ValueError(problem)
+        raise ProjectorWeightsError(problem)
     kind = projector.projector_type
     problems = [p for name, t in state.items() if name in expected for p in _problems(name, t, expected[name])]
     if problems:
-        raise ValueError(f"projector weights for this {kind!r} projector are unusable: " + "; ".join(problems))
+        raise ProjectorWeightsError(f"projector weights for this {kind!r} projector are unusable: " + "; ".join(problems))
 
 
 def _problems(name: str, t: torch.Tensor, ours: torch.Tensor) -> List[str]:
