@@ -321,9 +321,10 @@ def load_tokenizer(model_path: str):
     try:
         return AutoTokenizer.from_pretrained(model_path)
     except (OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # some have no message
         raise CheckpointError(
             f"{model_path}: no usable tokenizer (tokenizer.json + tokenizer_config.json, as the "
-            f"training run saved them): {str(e).splitlines()[0]}"
+            f"training run saved them): {reason}"
         ) from e
 
 

@@ -30,15 +30,14 @@ def llm_config(path: str):
 def load_tokenizer(path: str):
     """The folder's tokenizer; one that makes no tokens of a SMILES is a UsageError (a folder
     without tokenizer files gave an empty tokenizer, and a reshape error at the first SMILES)."""
-    from transformers import AutoTokenizer
-
     from .. import usage
+    from ..model import loading
+    from ..tensor_files import CheckpointError
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (ValueError, OSError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise usage.UsageError(f"llm:{path}: no tokenizer loads from it: {reason}") from e
+        tokenizer = loading.load_tokenizer(path)  # the one tokenizer loader (chat, eval, GUI)
+    except CheckpointError as e:
+        raise usage.UsageError(f"llm:{e}") from e
     if not tokenizer("CCO")["input_ids"]:
         raise usage.UsageError(f"llm:{path}: its tokenizer makes no tokens of a SMILES (no tokenizer.json, or "
                                "vocab.json + merges.txt, in the folder?)")
