@@ -267,6 +267,20 @@ def test_missing_tokenizer_names_the_checkpoint(trained_checkpoint, tmp_path):
         _load(path)
 
 
+def test_a_tokenizer_error_without_a_message_is_named(tmp_path, monkeypatch):
+    # was: `str(e).splitlines()[0]` of an empty message, an IndexError in place of the error
+    import transformers
+
+    from deepmolm_plugin.model.loading import load_tokenizer
+
+    def no_message(*args, **kwargs):
+        raise ValueError()
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_message)
+    with pytest.raises(CheckpointError, match=rf"{tmp_path}: no usable tokenizer .*: ValueError$"):
+        load_tokenizer(str(tmp_path))
+
+
 # --- the chat CLI ----------------------------------------------------------------------------
 def test_cli_corrupt_image_is_one_line_before_loading(trained_checkpoint, tmp_path):
     (tmp_path / "bad.png").write_text("not an image")
