@@ -16,9 +16,10 @@ value it refuses is a ``pickle.UnpicklingError`` naming the reason, never a cras
    array of it from raw bytes: pointers numpy then dereferences (a segfault, or worse).
    So only plain dtypes are admitted - numeric, bool, bytes and unicode strings (kinds
    ``biufcSU``), no void/structured/subarray/object/datetime dtypes - checked when a
-   dtype is constructed and again after each ``__setstate__`` (applied to a throwaway
-   copy; what is used is a fresh dtype rebuilt from its type string), and every array
-   is made by this module from such a dtype and may get its state once. ``bytes`` and
+   dtype is constructed. Its pickled state is never passed to numpy's ``__setstate__``
+   (which crashes the process on a state of the wrong shape): it must be the layout numpy
+   writes for a plain dtype, and only its byte order is used. Every array is made by this
+   module from such a dtype and may get its state once. ``bytes`` and
    ``bytearray`` refuse an integer size (``bytes(10**12)`` would exhaust memory).
 3. The unpickled value is walked (dicts, lists, tuples, sets) and every array, scalar
    and dtype in it checked once more; anything that is not a builtin value or a plain
@@ -47,6 +48,8 @@ import builtins
 import codecs
 import io
 import pickle
+import pickletools
+import re
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
@@ -56,6 +59,7 @@ __all__ = ["SafeUnpickler", "safe_loads"]
 
 PLAIN_KINDS = frozenset("biufcSU")  # bool, ints, floats, complex, bytes, unicode
 _OBJECT_FLAGS = 0x01 | 0x02 | 0x04  # NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER
+_TYPE_STRING = re.compile(r"[<>|=]?[A-Za-z?]{1,16}[0-9]{0,8}", re.ASCII)  # "f8", "<U1", "float64"
 MAX_DEPTH = 64  # containers nested deeper are refused (a record is a dict of lists of arrays)
 
 
@@ -88,14 +92,19 @@ def check_code_points(array: np.ndarray, what: str) -> None:
 class _Dtype:
     """What ``numpy.dtype(spec, align, copy)`` gives inside a pickle: a checked plain dtype.
 
-    ``__setstate__`` (the pickle's BUILD) is applied to a throwaway copy, never to a
-    dtype in use, and the result checked; ``dtype`` is then a fresh dtype rebuilt from
-    the copy's type string, so whatever else the state set is dropped.
+    ``__setstate__`` (the pickle's BUILD) never reaches numpy: the state must be the
+    layout numpy writes for a plain dtype (``_dtype_byteorder``), and only its byte order
+    is used, on ``numpy.dtype(spec)``; whatever else it says is checked, then dropped.
     """
 
     def __init__(self, spec, align=False, copy=False):
         if not isinstance(spec, str):
             raise _refuse(f"numpy.dtype({type(spec).__name__}): only a type string is accepted")
+        # numpy writes a kind and a size ("f8", "U1", "b1"). Was: any string went to numpy's
+        # parser, which reads "(01,)i4" with ast.literal_eval: a SyntaxError escaped the reader.
+        if not _TYPE_STRING.fullmatch(spec):
+            raise _refuse(f"numpy.dtype({spec[:40]!r}): only a type string such as 'f8' or '<U1' is accepted "
+                          "(no commas, shapes or fields)")
         self.spec = spec
         self.dtype = np.dtype(spec)
         check_plain(self.dtype, f"numpy.dtype({spec!r})")
@@ -105,11 +114,59 @@ class _Dtype:
         if self.built:
             raise _refuse(f"numpy.dtype({self.spec!r}) given its state twice")
         self.built = True
-        scratch = np.dtype(self.spec, False, True)  # a copy: never numpy's shared singleton
-        scratch.__setstate__(state)
-        check_plain(scratch, f"numpy.dtype({self.spec!r}) with its pickled state")
-        self.dtype = np.dtype(scratch.str)
+        # was: the state went to numpy's own dtype.__setstate__ (on a throwaway copy), which
+        # crashes the process (SIGSEGV) on a state of a shape numpy never writes, e.g. the
+        # 6-tuple (3, "<", None, -1, -1, 0): one damaged LMDB value killed deepmolm-prepare
+        # with no failures.jsonl. So the state is only read here, never handed to numpy.
+        self.dtype = self.dtype.newbyteorder(_dtype_byteorder(self.spec, self.dtype, state))  # "|": unchanged
         check_plain(self.dtype, f"numpy.dtype({self.spec!r}) with its pickled state")
+
+
+def _damaged_dtype_state(spec: str, state, why: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"damaged pickled value: numpy.dtype({spec!r}) state {_short(state)} {why} "
+                                  "(deepmolm_plugin.data.sources.safe_pickle)")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _is_int(value) -> bool:
+    return type(value) is int  # not bool, not a float: numpy writes plain ints
+
+
+def _dtype_byteorder(spec: str, dtype: np.dtype, state) -> str:
+    """The byte order of a pickled plain dtype's state, checked against the layout numpy
+    writes for one (numpy 1.x and 2.x alike, checked by pickling them):
+    ``(3, byteorder, None, None, None, elsize, alignment, flags)``, or version 4 with a
+    ninth item, the dtype's metadata (None or a dict; dropped: a plain dtype needs none).
+    ``elsize`` and ``alignment`` are -1 for fixed-size dtypes ("f4", "b1") and the
+    dtype's own for strings ("S3": 3, 1; "U2": 8, 4). Anything else is refused."""
+    if not isinstance(state, tuple) or len(state) not in (8, 9):
+        raise _damaged_dtype_state(spec, state, "is not the (version, byteorder, subarray, names, fields, "
+                                                "elsize, alignment, flags) tuple numpy writes")
+    version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
+    if not _is_int(version) or (version, len(state)) not in ((3, 8), (4, 9)):
+        raise _damaged_dtype_state(spec, state, f"has version {version!r} with {len(state)} items "
+                                                "(numpy writes 3 with 8 items, or 4 with 9)")
+    if len(state) == 9 and not (state[8] is None or isinstance(state[8], dict)):
+        raise _damaged_dtype_state(spec, state, "has metadata that is not a dict")
+    if subarray is not None or names is not None or fields is not None:
+        raise _refuse(f"numpy.dtype({spec!r}) with its pickled state has a structured or subarray dtype")
+    if not isinstance(byteorder, str) or byteorder not in ("<", ">", "|", "="):
+        raise _damaged_dtype_state(spec, state, f"has byte order {byteorder!r} (not one of < > | =)")
+    if not (_is_int(elsize) and _is_int(alignment) and _is_int(flags)):
+        raise _damaged_dtype_state(spec, state, "has an element size, alignment or flags that is not an integer")
+    if elsize != dtype.itemsize and (dtype.kind in "SU" or elsize != -1):
+        raise _damaged_dtype_state(spec, state, f"has element size {elsize}; numpy.dtype({spec!r}) has "
+                                                f"{dtype.itemsize}")
+    if alignment not in (-1, dtype.alignment):
+        raise _damaged_dtype_state(spec, state, f"has alignment {alignment}; numpy.dtype({spec!r}) has "
+                                                f"{dtype.alignment}")
+    if flags & _OBJECT_FLAGS:
+        raise _refuse(f"numpy.dtype({spec!r}) with its pickled state has a dtype flagged as holding objects")
+    return byteorder
 
 
 def _plain_dtype(value) -> np.dtype:
@@ -292,16 +349,48 @@ class _Walk:
         return value
 
 
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _check_lengths(data: bytes) -> None:
+    """Refuse a value whose opcodes cannot all be read: ``pickletools.genops`` reads each
+    opcode's argument without running it and fails on a declared length (BINBYTES8,
+    BYTEARRAY8, BINUNICODE8, BINSTRING, ...) longer than the bytes that remain. Was: the
+    C unpickler allocates a declared length before reading it, so one damaged length field
+    (a BYTEARRAY8 of 21 PB) escaped as MemoryError and ended the whole deepmolm-prepare run
+    with a traceback (and, for a bytearray, CPython's failed allocation printed "SystemError:
+    deallocated bytearray object has exported buffers"); a smaller one asked for gigabytes
+    for a few bytes of data (virtual memory, but a MemoryError where that is capped).
+
+    Memo indices too: the C unpickler grows its memo table to twice a PUT's index and
+    clears it, so a damaged LONG_BINPUT index of 1.4e9 used 12 GB of memory (then
+    MemoryError, or the run killed for memory). A pickler numbers memo entries from 0, one
+    opcode each, so an index as large as the value's own length is damage."""
+    try:
+        for opcode, argument, position in pickletools.genops(data):
+            if opcode.name in _MEMO_PUTS and argument >= len(data):
+                raise pickle.UnpicklingError(
+                    f"damaged pickled value: {opcode.name} at position {position} stores memo entry {argument}, "
+                    f"more than a {len(data)}-byte value can hold")
+    except ValueError as error:  # pickletools reports every unreadable opcode as a ValueError
+        raise pickle.UnpicklingError(f"damaged pickled value: {error}") from error
+
+
 def safe_loads(data: bytes) -> object:
     """Unpickle ``data`` with ``SafeUnpickler``, then check what came out (``_Walk``).
 
     Every failure is a ``pickle.UnpicklingError``: a forbidden global (named in the
     message), a refused dtype or value (the reason in the message) or a damaged value
-    (truncated bytes, a bad argument to an allowed callable).
+    (truncated bytes, a length field longer than the value, a bad argument to an allowed
+    callable).
     """
+    _check_lengths(data)
     try:
         return _Walk()(SafeUnpickler(io.BytesIO(data)).load())
     except pickle.UnpicklingError:
         raise
-    except (EOFError, ValueError, TypeError, AttributeError, LookupError, OverflowError) as error:
+    # MemoryError, RecursionError, SystemError: what the C unpickler or numpy raise on some
+    # damaged values; was: they escaped the reader and ended the whole run with a traceback
+    except (EOFError, ValueError, TypeError, AttributeError, LookupError, OverflowError,
+            MemoryError, RecursionError, SystemError) as error:
         raise pickle.UnpicklingError(f"damaged pickled value: {type(error).__name__}: {error}") from error

@@ -20,7 +20,8 @@ collapsed in the parsed SMILES and in trans_smiles answers.
 
 ``image`` is the dataset's own file (the engine copies it); a path that does not exist
 under the folder is retried as ``imgs/<file name>``, then is a ``SourceError`` (stage
-"image"), which says whether the file is missing, hidden, or a link out of the folder. Items carry ``instruction=None`` unless ``source_instructions`` is true (the
+"image"), which says whether the file is missing, hidden, or a link out of the folder, or
+why it cannot be looked up (a name too long, a folder this user cannot search). Items carry ``instruction=None`` unless ``source_instructions`` is true (the
 prompt, without ``<image>``, is always kept in ``extra["source_instruction"]``); answers
 are the source's text verbatim.
 
@@ -174,9 +175,18 @@ def _resolve_image(root: Path, image: str) -> Path:
     hidden folder was copied, but an edit to it went unnoticed on a rerun)."""
     folder, why = root.resolve(), None
     for candidate in (root / image, root / "imgs" / PurePosixPath(_image_key(image)).name):
-        if not candidate.is_file():
-            continue
-        real = candidate.resolve()
+        try:
+            if not candidate.is_file():
+                continue
+            real = candidate.resolve()
+        except OSError as error:
+            # is_file() is False only for "not found"; a name too long for the file system
+            # (ENAMETOOLONG) or a folder this user cannot search (EACCES) raises. Was: raised
+            # from _smiles_map before the first item, it stopped the whole read ("reader
+            # stopped after 0 items: [Errno 36] File name too long"). Not retried as
+            # imgs/<name>: that may be another picture than the one the record names.
+            raise _Reject("image", f"image file {image!r} cannot be looked up ({candidate}): "
+                                   f"{error.strerror or error}") from error
         if not real.is_relative_to(folder):
             why = why or f"image file {image!r} is {real}, outside the dataset folder {root} (a link out of it?)"
         elif is_hidden(real.relative_to(folder)):
