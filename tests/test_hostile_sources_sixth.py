@@ -252,3 +252,27 @@ def test_prepare_reports_a_vis_image_name_too_long_and_goes_on(tmp_path):
     [failure] = _failures(tmp_path / "out").values()
     assert failure["stage"] == "image" and "File name too long" in failure["reason"]
     assert [r["id"] for r in json.loads((tmp_path / "out" / "train.json").read_text())] == ["vis-chebi20-train-1-smiles"]
+
+
+def test_chebi20_mm_picture_that_cannot_be_cached_is_that_records_failure(tmp_path):
+    # was: a 300-digit CID (a damaged row) made a cache file name too long: the OSError
+    # stopped the whole read, every later record lost
+    import csv
+    import zipfile
+
+    from deepmolm_plugin.data.sources import chebi20_mm  # noqa: F401  (registered)
+    from test_hostile_prepare_third import _mm_input
+
+    data = _mm_input(tmp_path / "data")
+    long_cid = "7" * 300
+    with open(data / "train.csv", "a", newline="") as handle:
+        csv.writer(handle).writerow([long_cid, "CCC", "Propane.", "0", "1.5", "", "propane", ""])
+        csv.writer(handle).writerow(["11", "CCCC", "Butane.", "0", "2.5", "", "butane", ""])
+    with zipfile.ZipFile(data / "image.zip", "a") as archive:
+        archive.writestr(f"CID_{long_cid}.png", b"\x89PNG fake")
+        archive.writestr("CID_11.png", b"\x89PNG fake")
+    out = read("chebi20-mm", data, tasks="description", image_dir=str(tmp_path / "cache"))
+    assert {"chebi20-mm-train-9-description", "chebi20-mm-train-11-description"} <= set(items(out))
+    (failure,) = errors(out).values()
+    assert failure.stage == "image" and failure.reason == (f"CID_{long_cid}.png cannot be extracted into image_dir: "
+                                                           "File name too long")

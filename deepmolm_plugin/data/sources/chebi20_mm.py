@@ -221,4 +221,9 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
             except MEMBER_ERRORS as error:
                 yield SourceError(where, "image", f"CID_{cid}.png in image.zip is damaged: {error}")
                 continue
+            except OSError as error:  # the cache file: a name too long (a 300-digit CID), a full disk;
+                # was: the error stopped the whole read, every later record lost
+                yield SourceError(where, "image", f"CID_{cid}.png cannot be extracted into image_dir: "
+                                                  f"{error.strerror or error}")
+                continue
             yield from _row_items(split, key, cid, row, tasks, image, note)
