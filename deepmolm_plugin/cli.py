@@ -9,12 +9,16 @@ depiction and `molecule_fp` by the input resolver that training and eval use
 (`deepmolm_plugin.molecule.inputs`). A model whose projector uses molecules (`fusion`,
 `concat`) needs one. Without `--image-file` the molecule's depiction is drawn as the
 training images were.
+The resolver's notes about the molecule (a radical, PDB altlocs, a generated conformer...)
+are printed on stderr, one `note: ...` line each, before the model loads: the GUI's status
+box lists the same notes.
 `--conv-mode auto` picks the template from the checkpoint's config (`qwen2` for Qwen2).
 Bad input (no such --model-path folder, --structure or --image-file; an --image-file that
 is not a readable image; an unreadable molecule; --max-new-tokens below 1; --model-base /
 --load-8bit / --load-4bit with a Qwen2-family checkpoint, which our loader cannot honour)
-is one line on stderr and exit status 2, before the host or the model loads. A checkpoint
-that cannot be loaded as it is (missing, extra or NaN tensors, no tokenizer) is one line
+is one line on stderr and exit status 2, before the host or the model loads; so is a
+`--conv-mode` that cannot chat (`plain`, the stage-1 template: `check_chat_conv_mode`). A
+checkpoint that cannot be loaded as it is (missing, extra or NaN tensors, no tokenizer) is one line
 naming the folder and exit status 1. A question holding the image placeholder `<image>`
 is refused and asked again (the host would make a second image slot and crash). An empty
 line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C, at the prompt or while a
@@ -286,9 +290,9 @@ def readable_image(path: str, option: str, config=None) -> None:
 def refuse_image_placeholder(host_input):
     """The host CLI's `input`, asking again when a question holds the image placeholder (the
     host would add a second image slot for the one image and fail with an IndexError), a
-    control token, bytes that are not UTF-8, or nothing but white space (it was sent to the
-    model and answered). An empty line goes through: the host ends the chat on it. A
-    Windows line end's `\r` (questions piped from a CRLF file) is not part of the question:
+    control token, bytes that are not UTF-8, or nothing but white space and invisible
+    characters (`prompts.blank`: it was sent to the model and answered). An empty line goes
+    through: the host ends the chat on it. A Windows line end's `\r` (questions piped from a CRLF file) is not part of the question:
     it went into the prompt, a token the model never saw in training."""
     from deepmolm_plugin.data.prompts import question_problem
 
@@ -299,7 +303,9 @@ def refuse_image_placeholder(host_input):
             text = text[:-1] if text.endswith("\r") else text
             if text == "":  # an empty line ends the chat (the host's "exit..."), as Ctrl-D does
                 return text
-            problem = question_problem(text) or ("is empty" if not text.strip() else None)  # as the GUI
+            # emptiness too (white space and invisible characters), the rule the GUI uses; was a strip()
+            # check here, which kept U+200B & co., so those questions were answered
+            problem = question_problem(text)
             if not problem:
                 return text
             print(f"error: the question {problem}", file=sys.stderr)
@@ -387,10 +393,10 @@ def main(argv=None) -> None:
     resolver = molecule_resolver(args.conformer_policy)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
         fields, name = molecule_fields(args.smiles, args.structure), usage.shortened(args.smiles or args.structure)
-        try:
+        try:  # every note the resolver kept, as the GUI's status box lists them all (was: only "more than one
+            # molecule"; a radical, PDB altlocs, the MMFF94 fallback, arbitrary fragment placement went unsaid)
             for note in resolver.molecule(fields, name).notes:
-                if "more than one molecule" in note:
-                    print(f"note: {note}", file=sys.stderr)
+                print(f"note: {note}", file=sys.stderr)
         except ValueError as e:  # an InputError naming the molecule and the reason
             usage.fail(parser.prog, f"{'--smiles' if args.smiles is not None else '--structure'}: {e}")
 
@@ -406,7 +412,7 @@ def main(argv=None) -> None:
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.tensor_files import CheckpointError
-    from deepmolm_plugin.patches.conversation_qwen2 import resolve_conv_mode
+    from deepmolm_plugin.patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
 
     cli_reply.apply()
     cli_display.apply()
@@ -417,10 +423,11 @@ def main(argv=None) -> None:
         if unsupported:
             parser.error(unsupported)
     conv_mode_is_ours = args.conv_mode == "auto"
-    try:
-        args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
-    except ValueError as e:
-        parser.error(str(e))
+    try:  # `plain` (stage 1, no turns) cannot chat: was a TypeError traceback on the second question
+        args.conv_mode = check_chat_conv_mode(
+            resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)))
+    except ValueError as e:  # one line, as the GUI says it (was argparse's usage line too)
+        usage.fail(parser.prog, f"--conv-mode: {e}")
     uses_molecules = projector_uses_molecules(config)
     if uses_molecules and not has_molecule:
         parser.error(

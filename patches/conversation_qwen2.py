@@ -12,7 +12,8 @@ ids of the whole prompt, and for every reply we check that the ids before it are
 what inference would feed the model at that turn.
 
 ``resolve_conv_mode`` implements ``--conv-mode auto``: ``qwen2`` for Qwen2 models, the
-host CLI's name-based choice otherwise.
+host CLI's name-based choice otherwise. ``check_chat_conv_mode`` is the chat entry points'
+one rule on top of it: no ``plain`` (stage-1) template in a chat.
 """
 
 import importlib
@@ -152,6 +153,26 @@ def resolve_conv_mode(mode: str, model_config_or_type, model_name: str = None) -
         if key in name:
             return conv_mode
     return "llava_v0"
+
+
+def check_chat_conv_mode(mode: str) -> str:
+    """``mode`` (a ``--conv-mode`` value, before or after ``resolve_conv_mode``), unless a chat
+    cannot use it: ValueError for a template of the host's PLAIN style (``plain``,
+    ``v0_plain``). The chat entry points (the chat CLI, the GUI) call this before the model
+    loads; eval (model_vqa: one question, one answer) does not and keeps taking ``plain``.
+
+    PLAIN is the stage-1 (pretraining) template: the host's ``preprocess_plain`` trains on
+    the image placeholder and the answer alone, dropping the question text, so a model
+    trained in it never saw a question, let alone a conversation. The template has no turns
+    either: its ``sep2`` is None, and its ``get_prompt`` appends ``seps[i % 2]`` after every
+    message (was: the second question crashed with "can only concatenate str (not
+    "NoneType") to str", in the chat CLI and the GUI)."""
+    template = conversation_lib.conv_templates.get(mode)
+    if template is not None and template.sep_style == SeparatorStyle.PLAIN:
+        raise ValueError(f"conversation mode {mode!r} cannot chat: it is the stage-1 (pretraining) template, which "
+                         "drops the question (training keeps only the image and the answer) and has no turns; use "
+                         f"{QWEN2_VERSION!r} (or auto) to chat, and {mode!r} only for eval (model_vqa)")
+    return mode
 
 
 def _check_template(template: Conversation):

@@ -129,9 +129,21 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
 CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 
+def blank(text: str) -> bool:
+    """Nothing a reader sees: only white space and invisible format characters (Unicode
+    category Cf: zero-width space U+200B, the direction marks U+200E/F and U+202A-E, word
+    joiner U+2060, BOM U+FEFF), which str.strip() keeps. The one emptiness rule for a
+    question (`question_problem`, the GUI's "Type a question first")."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def question_problem(question: str) -> Optional[str]:
     """Why a user's question cannot be put into a prompt as it is, or None; worded to follow
     "the question ...". Every place that takes questions (chat CLI, GUI, model_vqa) asks."""
+    if blank(question):  # was: a question of U+200B alone passed every strip() check and was answered
+        invisible = next((c for c in question if not c.isspace()), None)
+        return "is empty" + (f" (only white space and invisible characters such as U+{ord(invisible):04X})"
+                             if invisible else "")
     typed = typed_placeholder(question)
     if typed:
         return (f"contains {typed!r}, the image placeholder: the image is already given once; write it "

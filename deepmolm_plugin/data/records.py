@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from ..molecule.inputs import InputError, has_molecule
-from .prompts import CONTROL_TOKENS, IMAGE_PLACEHOLDERS, IMAGE_TOKEN as IMAGE_PLACEHOLDER, first_of
+from .prompts import CONTROL_TOKENS, IMAGE_PLACEHOLDERS, IMAGE_TOKEN as IMAGE_PLACEHOLDER, blank, first_of
 
 RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
@@ -27,15 +27,6 @@ ROLES = ("human", "gpt")
 
 __all__ = ["RecordError", "check_plain_records", "check_record", "check_records", "has_molecule", "record_id"]
 
-
-
-def _blank(text: str) -> bool:
-    """Nothing a reader sees: white space and invisible format characters (zero-width
-    space U+200B, joiners, BOM U+FEFF, word joiner U+2060), which str.strip() keeps: a
-    reply of "\u00a0\u200b" trained the model on nothing."""
-    import unicodedata
-
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 def record_id(record: dict, index: int) -> str:
     """A record's name in messages and file names: its `id`, else its position."""
@@ -205,7 +196,7 @@ def check_conversations(record: dict, rid: str) -> None:
             # dropped a leading gpt turn, the qwen2 one refused it only when read, hours in.
             raise RecordError(rid, f"conversation turn {j} is from {turn['from']!r}: turns must alternate human, gpt, "
                                    "human, ... starting with a human turn")
-        if _blank(turn["value"]):
+        if blank(turn["value"]):  # a reply of "\u00a0\u200b" trained the model on nothing
             # An empty reply trains the model to stop at once; qwen2's preprocess refused ""
             # only when read and trained on a reply of spaces.
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")

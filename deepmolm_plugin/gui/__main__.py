@@ -6,7 +6,8 @@ Loads the checkpoint once (the host's `load_pretrained_model`; CUDA when there i
 else CPU), then serves the page until interrupted. Nothing is fetched from the internet:
 gradio serves its own scripts, styles and fonts from the installed package, its usage
 analytics are off, and no share link is made. Bad options (no such --model-path folder,
-a port out of range) are one line on stderr and exit status 2, before the model loads.
+a port out of range, a --conv-mode that cannot chat such as `plain`) are one line on stderr
+and exit status 2, before the model loads.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main(argv=None) -> None:
     from llava.mm_utils import get_model_name_from_path
     from transformers import AutoConfig
 
-    from ..patches.conversation_qwen2 import resolve_conv_mode
+    from ..patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
     from .app import build_app, launch_kwargs
     from .session import ChatSession
 
@@ -92,8 +93,10 @@ def main(argv=None) -> None:
         if unsupported:  # --model-base: was a NotImplementedError traceback from the loader
             usage.fail(parser.prog, f"--model-base: {unsupported}")
     try:
-        conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path))
-    except ValueError as e:  # an unknown --conv-mode, named with the known ones
+        conv_mode = check_chat_conv_mode(
+            resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)))
+    except ValueError as e:  # an unknown --conv-mode, named with the known ones, or `plain` (cannot chat: was a
+        # TypeError on the second question)
         usage.fail(parser.prog, f"--conv-mode: {e}")
     from ..tensor_files import CheckpointError
 

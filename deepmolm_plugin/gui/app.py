@@ -28,6 +28,7 @@ from typing import Deque, Iterator, List, Optional
 
 import gradio as gr
 
+from ..data.prompts import blank
 from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
 from .chat import ChatRefusal, Turn, reply_settings, stream_reply
 from .session import ChatSession, LoadedMolecule
@@ -306,7 +307,9 @@ class Page:
             return WAIT_FOR_MOLECULE
         if tab.molecule is None:
             return NO_MOLECULE
-        return None if text else NO_QUESTION
+        # white space and invisible characters alone (U+200B, U+FEFF...) are no question either: `blank` is
+        # question_problem's emptiness rule (was: `if text`, and a question of U+200B was answered)
+        return NO_QUESTION if blank(text) else None
 
     def hold(self, tab: Tab) -> list:
         """A question's first step, in the browser's round trip (queue=False): switches the

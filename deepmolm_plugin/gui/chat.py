@@ -92,8 +92,21 @@ def sampling_kwargs(temperature: float, max_new_tokens: int) -> dict:
     return {"do_sample": True, "temperature": float(temperature), "max_new_tokens": int(max_new_tokens)}
 
 
+def image_positions(image_processor, views) -> int:
+    """LLM positions of the image inputs the model gets (`views`: the global view the host's
+    `process_images` made, the tiles' grid in tiles mode), by the projector's own layout
+    (`num_llm_positions_for_grid`), as the model's `check_prompt_fits` counts the encoded
+    features for the chat CLI and eval. Counted from the raw image instead, an image the
+    host's `pad` squares (1 x 5000 px) was refused by the processor's own aspect check, a
+    ValueError on every question."""
+    from ..encoder.image_processor import num_llm_positions_for_grid
+
+    return num_llm_positions_for_grid(views.images.shape[-1], image_processor.tile_size, views.tile_grid,
+                                      image_processor.token_stride)
+
+
 def check_context(session, molecule, input_ids) -> None:
-    """ValueError when the prompt takes more LLM positions than the model's context (the
+    """ChatRefusal when the prompt takes more LLM positions than the model's context (the
     host would cut it from the end: module docstring). No limit in the config, no cut."""
     from llava.constants import IMAGE_TOKEN_INDEX
 
@@ -101,7 +114,7 @@ def check_context(session, molecule, input_ids) -> None:
     if limit is None:
         return
     text = int((input_ids != IMAGE_TOKEN_INDEX).sum())
-    image = session.image_processor.num_llm_positions(molecule.views.image_size)
+    image = image_positions(session.image_processor, molecule.views)
     if text + image > limit:
         raise ChatRefusal(f"the conversation is {text + image} positions long ({text} text tokens + {image} for the "
                          f"image), more than this model's context of {limit}: the end, with your question, would "
@@ -165,6 +178,11 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
             cancelled.set()
             worker.join()
     if failure:
+        from ..model.llava_qwen2 import PromptTooLong
+
+        if isinstance(failure[0], PromptTooLong):  # the model's own count of the encoded image, should it ever
+            # disagree with check_context's: said as a refusal, as check_context says it, not a server traceback
+            raise ChatRefusal(str(failure[0])) from failure[0]
         raise failure[0]
     stop = stop_string(session.conv_mode).strip()
     if stop and text.rstrip().endswith(stop):  # a stop string that is not a special token

@@ -114,8 +114,9 @@ class ChatSession:
         from llava.mm_utils import get_model_name_from_path
         from llava.model import builder  # its load_pretrained_model is model_dispatch's after register()
 
-        from ..patches.conversation_qwen2 import resolve_conv_mode
+        from ..patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
 
+        check_chat_conv_mode(conv_mode)  # before the model loads: `plain` cannot chat (a TypeError on turn 2)
         name = get_model_name_from_path(model_path)
         tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
                                                                              device=device)
@@ -131,6 +132,7 @@ class ChatSession:
         """The page's input -> LoadedMolecule. Bad input is a ValueError whose message is the
         one the CLIs give (the resolver's, naming the molecule and the reason)."""
         from ..encoder.image_processor import check_host_conversion, load_image
+        from ..encoder.tower import check_model_views
 
         fields = molecule_fields(smiles, structure, image)
         name = usage.shortened(fields.get("smiles") or Path(structure).name)  # named in messages and the page
@@ -144,6 +146,12 @@ class ChatSession:
         if given:  # refused as the CLIs and training refuse it (a transparent or 16-bit file the
             # host's loaders read as another picture): the model never saw such a file read
             check_host_conversion(given)
+            # and as the chat CLI and eval refuse an image the model's processor cannot view (tiles mode: 1 x 5000
+            # px), naming the file (was the processor's "image is 1x5000 px", no file named)
+            try:
+                check_model_views(given, self.config)
+            except ValueError as e:
+                raise ValueError(f"{Path(given).name}: {e}") from e
         views = model_views(depiction, self.image_processor, self.config)
         notes = list(item.notes)
         if not self.uses_molecules:  # as the chat CLI says it
