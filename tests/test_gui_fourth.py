@@ -128,7 +128,7 @@ def test_the_colour_bar_labels_are_distinct_percentages():
 # --- 4. the Max-new-tokens box -----------------------------------------------------------------
 def test_the_max_new_tokens_slider_ends_at_the_models_context(chat_session, monkeypatch):
     # Was: 1 to 1024 whatever the model; the demo model's context is 256.
-    from deepmolm_plugin.gui.app import MAX_NEW_TOKENS, max_new_tokens_limit
+    from deepmolm_plugin.gui.chat import MAX_NEW_TOKENS, max_new_tokens_limit
 
     context = getattr(chat_session.config, "tokenizer_model_max_length", None)
     slider = _component(build_app(chat_session), "max-new-tokens")

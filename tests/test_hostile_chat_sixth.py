@@ -256,3 +256,17 @@ def test_eval_refuses_an_invisible_question(tmp_path):
     questions.write_text(json.dumps({"question_id": "q1", "text": "\u200b\ufeff", "smiles": "CCO"}) + "\n")
     with pytest.raises(ValueError, match=r"q1.*`text` is empty \(only white space and invisible characters"):
         read_questions(str(questions))
+
+
+def test_the_page_api_refuses_more_new_tokens_than_the_slider_allows(chat_session):
+    # was: only the slider's release handler capped it; the page's API took 10**9 new tokens
+    from deepmolm_plugin.gui.chat import max_new_tokens_limit
+
+    page = Page(chat_session)
+    tab = loaded_tab(page, "CCO")
+    limit = max_new_tokens_limit(chat_session)
+    with pytest.warns(UserWarning, match=rf"max new tokens must be at most {limit} here, got {10**9}"):
+        list(page.ask(tab, "What is this?", 0.0, 10**9))
+    assert tab.turns == [] and not tab.answering
+    list(page.ask(tab, "What is this?", 0.0, limit))  # the slider's end is allowed
+    assert [q for q, _ in tab.turns] == ["What is this?"]

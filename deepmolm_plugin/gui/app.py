@@ -30,7 +30,7 @@ import gradio as gr
 
 from ..data.prompts import blank
 from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
-from .chat import ChatRefusal, Turn, reply_settings, stream_reply
+from .chat import MAX_NEW_TOKENS, ChatRefusal, Turn, max_new_tokens_limit, reply_settings, stream_reply
 from .session import ChatSession, LoadedMolecule
 from .viewer3d import molecule_figure, oriented
 
@@ -175,18 +175,7 @@ NO_QUESTION = "Type a question first."
 # The question box is off while a reply is written, so the browser's focus fell back to the
 # page: typing a follow-up went nowhere, and reaching the box took ten Tabs. Back in it then.
 FOCUS_QUESTION = "() => { document.querySelector('#question textarea')?.focus(); }"
-MAX_NEW_TOKENS = 1024  # the slider's end, for a model whose context is longer (or unknown)
 DEFAULT_NEW_TOKENS = 256
-
-
-def max_new_tokens_limit(session) -> int:
-    """The Max-new-tokens slider's end: MAX_NEW_TOKENS, or the model's context
-    (`tokenizer_model_max_length`) when shorter: no reply can be longer than it."""
-    context = getattr(getattr(session, "config", None), "tokenizer_model_max_length", None)
-    if isinstance(context, bool) or not isinstance(context, (int, float)) or not math.isfinite(context) \
-            or context < 1:
-        return MAX_NEW_TOKENS
-    return int(min(MAX_NEW_TOKENS, context))
 
 
 @dataclass

@@ -61,6 +61,22 @@ def stop_string(conv_mode: str) -> str:
     return conv.sep if conv.sep_style != SeparatorStyle.TWO else conv.sep2
 
 
+MAX_NEW_TOKENS = 1024  # the slider's end, for a model whose context is longer (or unknown)
+
+
+def max_new_tokens_limit(session) -> int:
+    """The most new tokens a reply may ask for (the Max-new-tokens slider's end, and the
+    page API's limit): MAX_NEW_TOKENS, or the model's context (`tokenizer_model_max_length`)
+    when shorter: no reply can be longer than it."""
+    import math
+
+    context = getattr(getattr(session, "config", None), "tokenizer_model_max_length", None)
+    if isinstance(context, bool) or not isinstance(context, (int, float)) or not math.isfinite(context) \
+            or context < 1:
+        return MAX_NEW_TOKENS
+    return int(min(MAX_NEW_TOKENS, context))
+
+
 def reply_settings(temperature, max_new_tokens) -> tuple:
     """(temperature, max new tokens) as numbers. What no slider sends but the page's API
     takes (None, text, NaN, inf, a fraction of a token) is a ChatRefusal naming it, not
@@ -145,6 +161,8 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
                                                                                 False)))
     input_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
     check_context(session, molecule, input_ids)
+    if max_new_tokens > max_new_tokens_limit(session):  # the slider stops there; the page's API took 10**9
+        raise ChatRefusal(f"max new tokens must be at most {max_new_tokens_limit(session)} here, got {max_new_tokens}")
     input_ids = input_ids.unsqueeze(0).to(model.device)  # (1, T)
     # `generate` returns the new tokens only (the prompt goes in as embeddings), so the
     # host's stop criterion counts from an empty prompt.
