@@ -133,10 +133,7 @@ def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Ten
         raise MoleculeFpError(f"molecule_fp must be [atoms][{settings.levels}], got shape {list(tokens.shape)}")
     if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
         raise MoleculeFpError(f"molecule_fp must hold integers (E3FP hashes), got {tokens.dtype}")
-    if tokens.dtype in (torch.uint64, torch.uint32):  # .long() wraps 2**64-1 to -1, the padding value
-        if bool((tokens.double() >= settings.bits).any()):
-            raise MoleculeFpError(f"molecule_fp holds hashes outside [{PAD}, {settings.bits}) (unsigned {tokens.dtype})")
-    tokens = tokens.long()
+    tokens = _as_int64(tokens, settings)
     bad = (tokens < PAD) | (tokens >= settings.bits)
     if bad.any():
         raise MoleculeFpError(f"molecule_fp holds hashes outside [{PAD}, {settings.bits}): {tokens[bad][:5].tolist()}")
@@ -149,6 +146,21 @@ def validate(tokens: Any, settings: FingerprintSettings = DEEPMOLM) -> torch.Ten
     return tokens
 
 
+def _as_int64(tokens: torch.Tensor, settings: FingerprintSettings) -> torch.Tensor:
+    """Integer tokens of any width and sign -> int64 with the same values, which the range
+    checks then compare (torch has no `<` for uint16/32/64, and int8/uint8 hold no 4096).
+    Unsigned 32/64-bit values are checked first: .long() wraps 2**64-1 to -1, the padding value."""
+    import torch
+
+    if tokens.dtype in (torch.uint64, torch.uint32):
+        wide = tokens.double() >= settings.bits
+        if bool(wide.any()):
+            where = [int(i) for i in wide.nonzero()[0]]
+            raise MoleculeFpError(f"molecule_fp holds hashes outside [{PAD}, {settings.bits}) (fp_bits): "
+                                  f"{int(tokens[tuple(where)].item())} at molecule_fp{where} (unsigned {tokens.dtype})")
+    return tokens.long()
+
+
 def _holds_bool(value: Any) -> bool:
     """Whether nested lists hold a bool (JSON true/false) anywhere."""
     if isinstance(value, (list, tuple)):
@@ -156,10 +168,13 @@ def _holds_bool(value: Any) -> bool:
     return isinstance(value, bool)
 
 
-def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSettings = DEEPMOLM) -> None:
+def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSettings = DEEPMOLM) -> torch.Tensor:
     """A padded batch as a projector receives it: an integer ``(batch_size, atoms, levels)``
-    tensor, values in ``[PAD, bits)``, every molecule with at least one valid token. The
-    message names the molecule (batch index) and the value."""
+    tensor, values in ``[PAD, bits)``, every molecule with at least one valid token; returned
+    as int64. The message names the molecule (batch index) and the value. Any integer dtype
+    is judged by its values, as `validate` does (was: compared in its own dtype, so int8/uint8
+    tokens were refused with a false "hash 10 must be in [0, 4096)" and uint16/32/64 were a
+    torch NotImplementedError)."""
     import torch
 
     if not isinstance(molecule_fp, torch.Tensor):
@@ -175,6 +190,7 @@ def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSetti
     if molecule_fp.shape[0] != batch_size:
         raise MoleculeFpError(f"molecule_fp holds {molecule_fp.shape[0]} molecules but there are {batch_size} "
                               "images: one molecule per image")
+    molecule_fp = _as_int64(molecule_fp, settings)
     bad = (molecule_fp < PAD) | (molecule_fp >= settings.bits)  # (B, A, L)
     if bad.any():
         b, a, l = (int(i) for i in bad.nonzero()[0])
@@ -187,6 +203,7 @@ def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSetti
         which = [int(i) for i in empty.nonzero()[:, 0]]
         raise MoleculeFpError(f"molecule {which[0]} has no valid fingerprint token (all entries are {PAD}); "
                               f"molecules without tokens in this batch: {which}")
+    return molecule_fp
 
 
 def collate(batch: Sequence[torch.Tensor], pad_to: Optional[int] = None) -> torch.Tensor:

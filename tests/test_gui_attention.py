@@ -341,7 +341,7 @@ def test_a_reply_nobody_reads_any_more_stops_the_model():
     views = ModelViews(images=torch.zeros(1, 3, 128, 128), image_size=(128, 128), tile_images=None,
                        tile_grid=None, view=Image.new("RGB", (128, 128)), mosaic=None)
     molecule = SimpleNamespace(views=views, batch_fp=lambda device: None)
-    replies = stream_reply(session, molecule, [("Go on?", None)], 0.0, 10_000)
+    replies = stream_reply(session, molecule, [("Go on?", None)], 0.0, 1_000)  # the most a reply may ask for is 1024
     next(replies)
     replies.close()  # what gradio does when the page goes away
     assert model.calls and not session.lock.locked()  # generate returned; the model is free

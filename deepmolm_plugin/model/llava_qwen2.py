@@ -23,6 +23,7 @@ config asks; this class only calls their `batch_loss` / `predict`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import List, Optional, Sequence
 
 import torch
@@ -142,6 +143,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if isinstance(images, EncodedImages):
             return images.features
         tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
+        self.check_tile_arguments(tile_images, tile_grids)
         global_features = tower(images)  # (B, (S/64)^2, 2048)
         blank = self._blank_tile(tile_images, images)
         tile_features = blank_features = None
@@ -149,8 +151,28 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             blank_features = tower(blank)  # (1, 100, 2048)
         elif tile_images is not None:  # every sample's tiles in one batched call; None where a sample has none
             tile_features = tower(list(tile_images))  # per sample (T_i, 100, 2048) or None
-        return projector.embed_images(global_features, molecule_fp, tile_features,
-                                      None if tile_features is None else tile_grids, blank_tiles=blank_features)
+        # Grids go on whenever one is given, so that the projector's "given together" check sees
+        # them (was: dropped when there were no tile features, and the image was laid out as its
+        # global view alone); a list of None grids only is no tile at all.
+        grids = tile_grids if tile_features is not None or _any_given(tile_grids) else None
+        return projector.embed_images(global_features, molecule_fp, tile_features, grids, blank_tiles=blank_features)
+
+    def image_mode(self) -> str:
+        """The vision tower's image mode: "base" (one global view) or "tiles" (plus tiles)."""
+        return getattr(getattr(self.get_model().get_vision_tower(), "image_processor", None), "mode", "base")
+
+    def check_tile_arguments(self, tile_images, tile_grids) -> None:
+        """ValueError for tile arguments the model cannot use as given: any tile or grid for a
+        tower that is not in tiles mode (was: laid out as a mosaic the model never trained
+        on), or grids without tile_images (was: silently laid out as the global view alone)."""
+        mode = self.image_mode()
+        tiles_given = tile_images is not None and any(t is not None and len(t) for t in tile_images)
+        if mode != "tiles" and (tiles_given or _any_given(tile_grids)):
+            raise ValueError(f"tile_images / tile_grids were given, but this model's vision tower is in {mode!r} "
+                             "image mode: it sees the global view only (only a 'tiles' mode model takes tiles)")
+        if tile_images is None and _any_given(tile_grids):
+            raise ValueError("tile_grids were given without tile_images: in tiles mode they come together "
+                             "(one entry per image each, None where an image has no tiles)")
 
     def _blank_tile(self, tile_images, images: torch.Tensor) -> Optional[torch.Tensor]:
         """A (1, 3, T, T) blank tile when, under DeepSpeed ZeRO-3 in tiles mode, this rank's
@@ -160,7 +182,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         them aborted the run at its first such step (2 CPU ranks, gloo: "collective
         mismatch"; NCCL waits for ever). The ranks agree on it with one all-reduce a step."""
         tower, projector = self.get_model().get_vision_tower(), self.get_model().mm_projector
-        if getattr(getattr(tower, "image_processor", None), "mode", "base") != "tiles":
+        if self.image_mode() != "tiles":
             return None
         if not partitioned_across_ranks(tower, projector):
             return None
@@ -178,12 +200,23 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         """The host's splicing of image positions into the text, with images encoded here,
         together with their molecules (the seam described at the top of this module)."""
         host = super().prepare_inputs_labels_for_multimodal
-        if self.get_vision_tower() is None or images is None or input_ids.shape[1] == 1:
+        # The host skips the splice for every one-token input, its shortcut for a cached
+        # generation step; a one-token prompt of its own (just "<image>") is spliced here like
+        # any other (was: its prompt, image and molecule_fp were dropped without a word, and
+        # [[<image>]] was an IndexError in the embedding).
+        cached_step = input_ids is not None and input_ids.shape[1] == 1 and _continues_cache(past_key_values)
+        if self.get_vision_tower() is None or images is None or cached_step:
             if molecule_fp is not None and images is None:
                 raise ValueError("molecule_fp was given without images: the projector needs both")
             return host(input_ids, position_ids, attention_mask, past_key_values, labels, images, image_sizes)
+        if input_ids is None:
+            raise ValueError("images were given without input_ids: the prompt's <image> slots say where they go")
         if isinstance(images, (list, tuple)) or images.ndim == 5:
             raise ValueError("DeepMoLM takes one (B, 3, S, S) batch of global views; tiles come as tile_images")
+        given_mask = attention_mask
+        if input_ids.shape[1] == 1:  # one masked pad column: the host then splices it (see above)
+            input_ids, attention_mask, labels = _widen_one_token(input_ids, attention_mask, labels)
+        self.check_image_slots(input_ids, attention_mask, images.shape[0], inference=labels is None)
         # The image tokens join the text embeddings in the embeddings' dtype. The projector
         # is built after the LLM is loaded (in bf16 under `--bf16 True`) and stays in fp32
         # where nothing casts it (DeepSpeed ZeRO-3 casts only weights created under its
@@ -193,8 +226,39 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         features = [f.to(dtype) for f in self.encode_images(images, molecule_fp, tile_images, tile_grids)]
         if labels is None:  # generating: a cut prompt would be answered as if whole
             self.check_prompt_fits(input_ids, attention_mask, features)
-        return host(input_ids, position_ids, attention_mask, past_key_values, labels, EncodedImages(features),
-                    image_sizes)
+        spliced = host(input_ids, position_ids, attention_mask, past_key_values, labels, EncodedImages(features),
+                       image_sizes)
+        if given_mask is None and attention_mask is not None:  # only our pad column made one: as the host does
+            spliced = spliced[:2] + (None,) + spliced[3:]
+        return spliced
+
+    @staticmethod
+    def check_image_slots(input_ids, attention_mask, n_images: int, inference: bool) -> None:
+        """ValueError unless the images (and their molecules, one per image) match the prompts'
+        <image> slots (IMAGE_TOKEN_INDEX where attention_mask is 1). Tiles belong to their
+        image's one slot. The host's splice takes one image per slot and one placeholder image
+        per prompt without a slot (train.py gives text-only records a blank image and our
+        collator a blank molecule), so in training images = slots + text-only prompts.
+        Generating or predicting (no labels), a prompt without a slot next to images is refused
+        too: nothing hands it a placeholder there, so its image was the one meant for the
+        question. Was: extra images and molecules were dropped without a word (a prompt without
+        <image> ignored its image), and too few were an IndexError inside llava_arch."""
+        from llava.constants import IMAGE_TOKEN_INDEX
+
+        slots = []
+        for b, ids in enumerate(input_ids):  # ids (L,)
+            if attention_mask is not None:
+                ids = ids[attention_mask[b].bool()]
+            slots.append(int((ids == IMAGE_TOKEN_INDEX).sum()))
+        text_only = [b for b, n in enumerate(slots) if n == 0]
+        if inference and text_only:
+            raise ValueError(f"{n_images} images (and molecules) were given, but prompt {text_only[0]} has no <image> "
+                             f"slot (prompts without one: {text_only}): put <image> where its image goes")
+        expected = sum(slots) + len(text_only)
+        if n_images != expected:
+            blanks = f" and {len(text_only)} prompts without one (a placeholder image each)" if text_only else ""
+            raise ValueError(f"{n_images} images (and molecules) but {sum(slots)} <image> slots in the prompts{blanks} "
+                             f"(per prompt: {slots}): give one image and one molecule per <image>")
 
     def check_prompt_fits(self, input_ids, attention_mask, features: List[torch.Tensor]) -> None:
         """PromptTooLong when a prompt (text tokens plus its images' positions) is longer
@@ -296,15 +360,34 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         **kwargs,
     ):
         """As the host's generate: the prompt is turned into embeddings first, so the
-        returned ids are the new tokens only."""
+        returned ids are the new tokens only. The prompt comes as `inputs` or, as in
+        transformers, `input_ids` (was: an AttributeError deep inside)."""
+        input_ids = kwargs.pop("input_ids", None)
+        if input_ids is not None:
+            if inputs is not None:
+                raise ValueError("generate got the prompt twice, as inputs and as input_ids: give one")
+            inputs = input_ids
+        if inputs is None:
+            raise ValueError("generate needs the prompt's token ids (inputs or input_ids)")
         position_ids = kwargs.pop("position_ids", None)
         attention_mask = kwargs.pop("attention_mask", None)
         if "inputs_embeds" in kwargs:
             raise NotImplementedError("`inputs_embeds` is not supported; pass input ids and images")
         if images is not None:
-            (inputs, position_ids, attention_mask, _, inputs_embeds, _) = self.prepare_inputs_labels_for_multimodal(
-                inputs, position_ids, attention_mask, None, None, images, image_sizes,
-                molecule_fp=molecule_fp, tile_images=tile_images, tile_grids=tile_grids)
+            if attention_mask is None:  # the host gives back the spliced mask only for a mask it was given
+                attention_mask = torch.ones_like(inputs, dtype=torch.long)
+            # Generation continues after the last position of every row, so the spliced prompts
+            # are padded on the left, whatever side training padded on (llava's train.py
+            # writes "right" into every config: a shorter prompt's first new token was
+            # predicted at a pad position, another answer than the same prompt alone).
+            with self._splice_padding("left"):
+                (inputs, position_ids, attention_mask, _, inputs_embeds, _) = (
+                    self.prepare_inputs_labels_for_multimodal(
+                        inputs, position_ids, attention_mask, None, None, images, image_sizes,
+                        molecule_fp=molecule_fp, tile_images=tile_images, tile_grids=tile_grids))
+            if inputs_embeds is None:  # was: generated from BOS, the prompt and images unused
+                raise ValueError("images were given, but the prompt was not spliced with them (no embeddings "
+                                 "came back): does this model have a vision tower?")
         else:
             if molecule_fp is not None:
                 raise ValueError("molecule_fp was given without images: the projector needs both")
@@ -312,6 +395,70 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         return super().generate(
             position_ids=position_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
         )
+
+    @contextlib.contextmanager
+    def _splice_padding(self, side: str):
+        """config.tokenizer_padding_side, which the host's splice pads by, set to `side` for
+        the block and put back after (training's own value stays in the saved config)."""
+        missing = object()
+        before = self.config.__dict__.get("tokenizer_padding_side", missing)
+        self.config.tokenizer_padding_side = side
+        try:
+            yield
+        finally:
+            if before is missing:
+                del self.config.tokenizer_padding_side
+            else:
+                self.config.tokenizer_padding_side = before
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As transformers', after checking that the config being saved rebuilds the projector
+        that was built: a reloaded model is made from the config alone (was: a config edited
+        after construction, fusion_heads 4 -> 2, saved and reloaded as another projector)."""
+        self.check_config_matches_projector()
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def check_config_matches_projector(self) -> None:
+        """ValueError naming each projector setting of model.config that differs from the
+        projector module's own ProjectorConfig."""
+        from ..projector import ProjectorConfig
+
+        built = getattr(getattr(self.get_model(), "mm_projector", None), "config", None)
+        if not isinstance(built, ProjectorConfig):
+            return  # no projector of ours (text-only model, the host's own projector)
+        saved = ProjectorConfig.from_host_config(self.config).to_host_attributes()
+        differ = [f"{name}={saved[name]!r} (the projector was built with {value!r})"
+                  for name, value in built.to_host_attributes().items() if saved[name] != value]
+        if differ:
+            raise ValueError(f"model.config has {', '.join(differ)}: the saved model would reload as another "
+                             "projector; set these back, or rebuild the model from the edited config")
+
+
+def _any_given(tile_grids) -> bool:
+    """Whether a tile_grids argument names any grid (None, or None for every image: none)."""
+    return tile_grids is not None and any(g is not None for g in tile_grids)
+
+
+def _continues_cache(past_key_values) -> bool:
+    """Whether past_key_values holds earlier positions (a cached generation step)."""
+    if past_key_values is None:
+        return False
+    if hasattr(past_key_values, "get_seq_length"):
+        return past_key_values.get_seq_length() > 0
+    return len(past_key_values) > 0
+
+
+def _widen_one_token(input_ids, attention_mask, labels):
+    """(B, 1) input_ids [+ mask, labels] -> (B, 2), the new column masked out (so the host
+    drops it before embedding; its id 0 is never looked up) and ignored by the loss."""
+    from llava.constants import IGNORE_INDEX
+
+    mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask
+    input_ids = torch.cat([input_ids, torch.zeros_like(input_ids)], dim=1)
+    mask = torch.cat([mask, torch.zeros_like(mask)], dim=1)
+    if labels is not None:
+        labels = torch.cat([labels, torch.full_like(labels, IGNORE_INDEX)], dim=1)
+    return input_ids, mask, labels
 
 
 def register_auto_classes() -> None:

@@ -12,6 +12,8 @@ gives what to write back so a saved model rebuilds the same projector.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -57,6 +59,13 @@ class ProjectorConfig:
             raise ValueError(f"ProjectorConfig.fp_bits {self.fp_bits} makes a fingerprint embedding table of "
                              f"({self.fp_bits} + 1) x {self.hidden_size} = {(self.fp_bits + 1) * self.hidden_size} "
                              f"elements, more than {MAX_TABLE_ELEMENTS} (8 GiB in float32): use fewer bits")
+        # was: compared only, so dropout="0.1" was a bare TypeError naming no field, and
+        # layer_norm_eps=inf was taken (both LayerNorms then output their bias alone: every
+        # image token the same, whatever the image and molecule)
+        for name in ("dropout", "layer_norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"ProjectorConfig.{name} must be a finite number, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ProjectorConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:
