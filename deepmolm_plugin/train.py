@@ -214,7 +214,7 @@ def check_argument_values(host_train, argv) -> None:
         check_training_values(options)
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
-    check_training_modes(options)
+    check_training_modes(options, model_args)
     if unknown:  # a misspelt option: the host's parser stopped with a traceback after the imports
         raise usage.UsageError(f"unrecognized arguments: {' '.join(unknown)} (python -m deepmolm_plugin.train "
                                "--help lists the options)")
@@ -241,12 +241,17 @@ def check_argument_values(host_train, argv) -> None:
     return options, data_args
 
 
-def check_training_modes(options) -> None:
+def check_training_modes(options, model_args) -> None:
     """The host's training modes whose result this launcher cannot serve, refused before any
     work: `--bits 4/8` (the model loads unquantised here, yet the host still calls peft's
     prepare_model_for_kbit_training, which froze every LLM weight: the run trained only the
-    projector, exit 0) and `--lora_enable` (the host saves the adapter alone, which chat,
-    eval and later training here cannot load)."""
+    projector, exit 0), `--lora_enable` (the host saves the adapter alone, which chat,
+    eval and later training here cannot load) and a stage 1 with start/end tokens (the
+    host's splice raises a bare NotImplementedError for it at the first step)."""
+    if getattr(model_args, "tune_mm_mlp_adapter", False) and getattr(model_args, "mm_use_im_start_end", False):
+        raise usage.UsageError("--tune_mm_mlp_adapter True with --mm_use_im_start_end True: the host cannot train the "
+                               "projector alone with image start/end tokens (its NotImplementedError at the first "
+                               "step); leave --mm_use_im_start_end out in stage 1")
     bits = getattr(options, "bits", 16)
     if bits in (4, 8):
         raise usage.UsageError(f"--bits {bits}: quantised training is not supported (the model would load unquantised "

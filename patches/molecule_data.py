@@ -95,9 +95,19 @@ def _patch_dataset(cls) -> None:
         self.carries_molecule_fp = True
         self.graphs = {}  # index -> MolGraph, for records with `properties`
         todo = [i for i, r in enumerate(self.list_data_dict) if not r.get("image") and has_molecule(r)]
+        drawn = set(todo)
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
             record = self.list_data_dict[i]
             record["image"] = self.molecules.draw(record, record_id(record, i))
+        # Records with their own image: the file and the molecule fields checked now, as the
+        # drawn ones just were (a missing file, a SMILES that does not parse or a structure
+        # file that is gone stopped the run at the record's step, hours in)
+        own = [i for i, r in enumerate(self.list_data_dict) if i not in drawn and r.get("image")]
+        for i in tqdm(own, desc="checking records' images and molecules", disable=len(own) < 10000):
+            record = self.list_data_dict[i]
+            image_path(record, data_args.image_folder, record_id(record, i))
+            if has_molecule(record):
+                self.molecules.check_sources(record, record_id(record, i))
 
     def __getitem__(self, i):
         record = self.list_data_dict[i]
@@ -203,7 +213,7 @@ def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> 
     """A record's image placeholder in a later turn of a long conversation was cut with the
     text (or its positions partly by the model), and the record trained on text alone,
     without a word. Refused, with the numbers."""
-    from llava.constants import IMAGE_TOKEN_INDEX
+    from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 
     from deepmolm_plugin.data.records import RecordError
 
@@ -214,6 +224,18 @@ def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> 
         raise RecordError(rid, f"{where} past --model_max_length {max_length}: the record would train without (all "
                                "of) its image and molecule, silently; shorten the turns before it or raise "
                                "--model_max_length")
+    # Only answer tokens after the image learn from it (causal attention). Every turn with an
+    # image has a reply after it, so none within the cut means the cut took them all: the
+    # record trained on its earlier replies alone, without a word (an image in a later turn).
+    supervised = item["labels"] != IGNORE_INDEX
+    if not supervised.any():  # no label at all: check_answer_fits (a cut) or the template (train.check_template)
+        return
+    answer = supervised[int(at[0]):].nonzero()
+    first = end + int(answer[0]) - 1 if len(answer) else None  # its model position, the image expanded
+    if first is None or first >= max_length:
+        raise RecordError(rid, f"no answer token after its image is left within --model_max_length {max_length} (the "
+                               f"image ends at position {end - 1}): nothing would learn from the image and molecule, "
+                               "silently; shorten the turns before it or raise --model_max_length")
 
 
 def use_model_molecule_settings(dataset, config) -> None:
@@ -308,6 +330,20 @@ def require_graphs(dataset, model) -> None:
         shown = _listed(lacking)
         raise DataError(f"records {shown} have `properties` but no `smiles`, `structure` or `atoms` to build the "
                         "molecular graph the property head reads: give them one, or leave their properties out")
+    # The head reads the prompt before the first answer (aux_head.pool_unsupervised: later
+    # positions have seen an answer), as evaluation gives it the question with the image. An
+    # image in a later turn lies beyond it: was trained without the picture or the molecule.
+    from deepmolm_plugin.data.prompts import IMAGE_TOKEN
+
+    later = [record_id(r, i) for i, r in enumerate(records) if r.get("properties") is not None
+             and IMAGE_TOKEN not in r["conversations"][0]["value"]]
+    if later:
+        from deepmolm_plugin.usage import DataError
+
+        raise DataError(f"records {_listed(later)} have `properties` but their {IMAGE_TOKEN} is not in the first "
+                        "question: the property head reads the prompt up to the first answer, which would not hold "
+                        f"the picture or the molecule; move {IMAGE_TOKEN} into the first question, or leave their "
+                        "properties out")
 
 
 def _patch_trainer_start(cls) -> None:

@@ -170,16 +170,22 @@ def test_an_image_in_a_later_turn_cut_by_model_max_length_is_refused(tmp_path, t
     chat = [{"from": "human", "value": "Hello, what can you do?"}, {"from": "gpt", "value": "I describe molecules."},
             {"from": "human", "value": "<image>\nWhat is this molecule?"}, {"from": "gpt", "value": "Ethanol."}]
     ds = dataset(tmp_path, tokenizer, [{"id": "chat", "smiles": "CCO", "conversations": chat}])
-    ids = ds[0]["input_ids"]
+    ids, labels = ds[0]["input_ids"], ds[0]["labels"]
     at = int((ids == -200).nonzero()[0])
+    answer = at + int((labels[at:] != -100).nonzero()[0])  # the first answer token after the image
     monkeypatch.setattr(tokenizer, "model_max_length", at - 1)
     with pytest.raises(RecordError, match=f"record 'chat': its <image> placeholder lies past --model_max_length {at - 1}"):
         ds[0]
     monkeypatch.setattr(tokenizer, "model_max_length", at + 3)  # the tiny encoder's 7 positions do not fit
     with pytest.raises(RecordError, match=f"record 'chat': its image takes positions {at}-{at + 6}, past"):
         ds[0]
-    monkeypatch.setattr(tokenizer, "model_max_length", at + 7)  # the image fits; the later text is cut, as usual
-    assert ds[0]["input_ids"].shape[0] == at + 7
+    # the image fits but no answer after it does (sixth sweep; was trained on the first reply alone)
+    monkeypatch.setattr(tokenizer, "model_max_length", answer + 6)  # the image's 7 positions: answer at answer + 6
+    with pytest.raises(RecordError, match=f"record 'chat': no answer token after its image is left within "
+                                          f"--model_max_length {answer + 6}"):
+        ds[0]
+    monkeypatch.setattr(tokenizer, "model_max_length", answer + 7)  # an answer token fits: it trains
+    assert (ds[0]["labels"][at:] != -100).any()
 
 
 def test_tiles_mode_counts_the_tiles_positions(tmp_path, tokenizer, monkeypatch):
@@ -227,9 +233,8 @@ def test_a_template_that_masks_every_label_is_refused_by_the_launcher(tmp_path, 
 
 def test_a_symbolic_link_loop_is_named_as_such(tmp_path, tokenizer):
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
-    ds = dataset(tmp_path, tokenizer, [record("loop", "loop.png")])
     with pytest.raises(RecordError, match="record 'loop': image .*loop.png is a symbolic link to nothing"):
-        ds[0]  # was: "does not exist", next to a file listing that shows it
+        dataset(tmp_path, tokenizer, [record("loop", "loop.png")])  # was: "does not exist", beside a listing showing it
 
 
 def test_a_checked_image_is_not_decoded_again_each_epoch_but_a_changed_one_is(tmp_path, tokenizer):

@@ -99,11 +99,11 @@ def test_placeholder_without_image_or_molecule_is_refused(tmp_path, tokenizer):
 
 def test_preprocess_errors_name_the_record(tmp_path, tokenizer):
     # The qwen2 preprocess said "conversation 0: the reply ... merges": 0 is its batch position.
-    ds = dataset(tmp_path, tokenizer, [{"id": "ok", "smiles": "CCO", "conversations": turns()},
-                                       {"id": "merged", "smiles": "CC", "conversations": turns(answer="\nEthane.")}])
-    assert ds[0]["molecule_fp"].shape == (3, 4)
-    with pytest.raises(RecordError, match="record 'merged': .*merges into a token with the assistant header"):
-        ds[1]
+    # a reply's leading line break, which merges with the template's: refused up front (sixth
+    # sweep; the preprocess found it at the record's step)
+    with pytest.raises(RecordError, match="record 'merged': conversation turn 1 \\(gpt\\) starts with a line break"):
+        dataset(tmp_path, tokenizer, [{"id": "ok", "smiles": "CCO", "conversations": turns()},
+                                      {"id": "merged", "smiles": "CC", "conversations": turns(answer="\nEthane.")}])
     # a question without a reply is refused up front, with the other record checks
     with pytest.raises(RecordError, match="record 'mute': conversation has no gpt reply"):
         dataset(tmp_path, tokenizer, [{"id": "mute", "smiles": "CC", "conversations": turns()[:1]}])
@@ -117,13 +117,14 @@ def test_image_problems_name_the_record(tmp_path, tokenizer):
     records = [{"id": "missing", "image": "nope.png", "smiles": "CCO", "conversations": turns()},
                {"id": "dir", "image": "folder", "smiles": "CCO", "conversations": turns()},
                {"id": "corrupt", "image": "corrupt.png", "smiles": "CCO", "conversations": turns()}]
-    ds = dataset(tmp_path, tokenizer, records)
+    # a missing file or a folder: when the dataset is built (sixth sweep; was at the record's step)
     with pytest.raises(RecordError, match="record 'missing': image file .*nope.png does not exist"):
-        ds[0]
+        dataset(tmp_path, tokenizer, records)
     with pytest.raises(RecordError, match="record 'dir': image .*folder is a folder"):
-        ds[1]
-    with pytest.raises(RecordError, match="record 'corrupt': "):
-        ds[2]
+        dataset(tmp_path, tokenizer, records[1:])
+    ds = dataset(tmp_path, tokenizer, records[2:])
+    with pytest.raises(RecordError, match="record 'corrupt': "):  # its content: when it is read
+        ds[0]
     tiles = dataset(tmp_path, tokenizer, records[2:], mode="tiles")
     with pytest.raises(RecordError, match="record 'corrupt': "):
         tiles[0]

@@ -48,3 +48,82 @@ def test_adapter_shapes_found_at_load_are_one_line(tiny_setup, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert (f"error: --pretrain_mm_mlp_adapter {adapter}: projector weights for this 'fusion' projector are unusable: "
             "image_newline: shape [8] vs projector [64]") in proc.stderr
+
+
+def test_the_auxiliary_loss_means_the_same_at_any_gradient_accumulation(tiny_setup, tmp_path):
+    # was: transformers hands a model whose forward takes **kwargs the step's token count and
+    # then leaves its loss undivided by the accumulation steps; the property term, a mean
+    # over the micro-batch, counted once per step: bs 1 x 2 steps had twice bs 2 x 1's gradient
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    records = [{"id": f"m{i}", "smiles": smiles, "properties": {"MW": Descriptors.MolWt(Chem.MolFromSmiles(smiles))},
+                "conversations": [{"from": "human", "value": "<image>\nWhat is this molecule?"},
+                                  {"from": "gpt", "value": "It is a molecule."}]}
+               for i, smiles in enumerate(["CCO", "CC(=O)O"])]
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps(records))
+    norms = []
+    for batch, steps in ((2, 1), (1, 2)):
+        out = tmp_path / f"out_{batch}x{steps}"
+        args = train_args({**tiny_setup, "data": data}, out, "--mm_projector", "fusion",
+                          "--gradient_accumulation_steps", str(steps), "--aux_property_task", "kflm2",
+                          "--aux_properties", "MW", "--aux_property_weight", "100", steps=1)
+        args[args.index("--per_device_train_batch_size") + 1] = str(batch)
+        run_module("deepmolm_plugin.train", args, cwd=tmp_path)
+        history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+        norms.append(next(entry["grad_norm"] for entry in history if "grad_norm" in entry))
+    assert norms[1] == pytest.approx(norms[0], rel=1e-3), norms
+
+
+def test_properties_need_the_image_in_the_first_question():
+    # was: the property head pooled the prompt before the first answer, which for an image in a
+    # later turn held neither the picture nor the molecule: it trained on unrelated text
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.patches.molecule_data import require_graphs
+    from deepmolm_plugin.usage import DataError
+
+    def turns(*values):
+        return [{"from": ("human", "gpt")[i % 2], "value": v} for i, v in enumerate(values)]
+
+    records = [{"id": "first", "smiles": "CCO", "properties": {"MW": 46.07},
+                "conversations": turns("<image>\nWhat is this?", "Ethanol.")},
+               {"id": "later", "smiles": "CCO", "properties": {"MW": 46.07},
+                "conversations": turns("Hello?", "Hi.", "<image>\nWhat is this?", "Ethanol.")},
+               {"id": "plain", "smiles": "CCO", "conversations": turns("Hello?", "Hi.", "<image>\nAnd this?", "Ethanol.")}]
+    model = SimpleNamespace(get_model=lambda: SimpleNamespace(optional_head=object()))
+    dataset = SimpleNamespace(list_data_dict=records, needs_graphs=True)
+    with pytest.raises(DataError, match=r"records 'later' have `properties` but their <image> is not in the first "
+                                        "question"):
+        require_graphs(dataset, model)
+    require_graphs(SimpleNamespace(list_data_dict=[records[0], records[2]], needs_graphs=True), model)
+    no_head = SimpleNamespace(get_model=lambda: SimpleNamespace(optional_head=None))
+    require_graphs(SimpleNamespace(list_data_dict=records, needs_graphs=True), no_head)  # properties unread: no rule
+
+
+def test_stage1_with_image_start_end_tokens_is_refused_before_the_model_loads(tmp_path):
+    # was: the host's splice raised a bare NotImplementedError at the first step
+    with pytest.raises(usage.UsageError, match=r"--tune_mm_mlp_adapter True with --mm_use_im_start_end True"):
+        checked(tmp_path, *DEEPMOLM, "--tune_mm_mlp_adapter", "True", "--mm_use_im_start_end", "True")
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"smiles": "C1CC"}, r"unparseable SMILES 'C1CC'"),
+    ({"structure": "nope.sdf"}, r"structure file .*nope.sdf does not exist"),
+])
+def test_records_with_their_own_image_are_checked_when_the_dataset_is_built(tmp_path, fields, reason):
+    # was: their molecule was first built at their step: the run stopped there, hours in
+    from PIL import Image
+    from test_hostile_training import dataset
+    from tiny_models import make_tiny_tokenizer
+
+    from deepmolm_plugin.data.records import RecordError
+
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "pic.png")
+    turns = [{"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": "A molecule."}]
+    fields = {k: str(tmp_path / v) if k == "structure" else v for k, v in fields.items()}
+    records = [{"id": "good", "image": "pic.png", "smiles": "CCO", "conversations": turns},
+               {"id": "bad", "image": "pic.png", "conversations": turns, **fields}]
+    with pytest.raises(RecordError, match=rf"record 'bad': {reason}"):
+        dataset(tmp_path, make_tiny_tokenizer(), records)

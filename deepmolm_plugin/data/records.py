@@ -200,6 +200,12 @@ def check_conversations(record: dict, rid: str) -> None:
             # An empty reply trains the model to stop at once; qwen2's preprocess refused ""
             # only when read and trained on a reply of spaces.
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")
+        if turn["from"] == "gpt" and turn["value"][:1] in ("\n", "\r"):
+            # the template's "assistant\n" and the reply's line break become one token: the
+            # training prompt is not the inference prompt (the qwen2 preprocess refused it when
+            # the record was read, steps into the run)
+            raise RecordError(rid, f"conversation turn {j} (gpt) starts with a line break, which merges with the chat "
+                                   "template's own: strip it")
         control = first_of(CONTROL_TOKENS + IMAGE_PLACEHOLDERS[1:], turn["value"])
         if control:  # the tokenizer reads it as template structure: a turn ended early, another speaker's began
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) contains {control!r}, a control token of "

@@ -285,6 +285,19 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
                                     "question, would be cut off; ask a shorter question (in a chat: start a new one)")
 
     # --- the HF entry points ---------------------------------------------------------------
+    @property
+    def accepts_loss_kwargs(self) -> bool:
+        """Whether transformers' Trainer may hand forward `num_items_in_batch` (the supervised
+        tokens of the whole optimizer step) and then leave the loss undivided by the gradient
+        accumulation steps (and multiply it by the processes, with
+        average_tokens_across_devices): right for the LM loss, which the model normalises by
+        that count. The auxiliary property loss is a mean over this micro-batch's rows, so with
+        the head the Trainer does the usual division instead (was: the property term counted
+        accumulation-steps x processes times: --aux_property_weight 100 at bs 1 x 2 steps
+        gave twice the gradient of bs 2 x 1 step). The LM term is then the mean of the
+        micro-batches' token means. Read once, when the Trainer is made."""
+        return self.get_model().optional_head is None
+
     def forward(
         self,
         input_ids: Optional[torch.LongTensor] = None,

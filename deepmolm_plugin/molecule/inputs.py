@@ -398,6 +398,17 @@ class InputResolver:
         except MoleculeError as e:
             raise self.fail(rid, e.reason) from e
 
+    def check_sources(self, fields: Mapping, rid: str) -> None:
+        """The checks of a record's molecule fields that need no 3D work: its SMILES parses,
+        its structure file exists (InputError naming the record). Training runs them at
+        start-up for records with their own image, whose molecule is otherwise first built
+        at their step (a SMILES that did not parse stopped the run hours in)."""
+        if fields.get("smiles"):
+            self._parsed(fields["smiles"], rid)
+        if _given(fields.get("structure")):
+            self.structure_path(fields, rid)
+            self.structure_index(fields, rid)
+
     def _key(self, fields: Mapping, rid: str, policy: str) -> tuple:
         """An input's identity: its name, its molecule fields, the 3D policy and, for a
         structure file, the file's identity (size, modification time, inode): a file
