@@ -294,7 +294,7 @@ def refuse_image_placeholder(host_input):
     characters (`prompts.blank`: it was sent to the model and answered). An empty line goes
     through: the host ends the chat on it. A Windows line end's `\r` (questions piped from a CRLF file) is not part of the question:
     it went into the prompt, a token the model never saw in training."""
-    from deepmolm_plugin.data.prompts import question_problem
+    from deepmolm_plugin.data.prompts import empty_question, question_problem
 
     @functools.wraps(host_input)
     def ask(prompt=""):
@@ -305,7 +305,7 @@ def refuse_image_placeholder(host_input):
                 return text
             # emptiness too (white space and invisible characters), the rule the GUI uses; was a strip()
             # check here, which kept U+200B & co., so those questions were answered
-            problem = question_problem(text)
+            problem = empty_question(text) or question_problem(text)
             if not problem:
                 return text
             print(f"error: the question {problem}", file=sys.stderr)

@@ -164,12 +164,14 @@ def check_records(records: list, data_path: str, plain: bool = False) -> None:
     """The records' fields, ids and sidecar references (data.records.check_records), and
     their shape under the plain template: a bad record is one line now, not a traceback
     after the model has loaded."""
-    from deepmolm_plugin.data.records import check_plain_records, check_records as check
+    from deepmolm_plugin.data.records import check_chat_records, check_plain_records, check_records as check
 
     try:
         check(records, data_path)
         if plain:
             check_plain_records(records)
+        else:
+            check_chat_records(records)
     except ValueError as e:
         raise usage.UsageError(f"--data_path {e}") from e
 

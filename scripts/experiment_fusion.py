@@ -322,12 +322,17 @@ def corpus(prepared: Path) -> list:
     return lines
 
 
+def run_folder(work: Path, arm: str, seed: int) -> Path:
+    """One arm and seed's training run: its LLM, checkpoints and evaluations."""
+    return work / "runs" / f"{arm}-seed{seed}"
+
+
 def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, device: str) -> Path:
     """One training run through the host's train.py; a checkpoint every epoch."""
     from deepmolm_plugin.encoder import encoder_config
     from deepmolm_plugin.tiny_llm import build_qwen2, train_chatml_tokenizer
 
-    out = work / "runs" / f"{arm}-seed{seed}"
+    out = run_folder(work, arm, seed)
     if (out / "done").is_file():
         return out
     shutil.rmtree(out, ignore_errors=True)
@@ -513,15 +518,22 @@ def run_unit(arm: str, seed: int, args, size: dict, prepared: Path, means: dict,
         # Test folders are named for the checkpoint they score, like the valid ones: a rerun
         # that selects another (--select-last changed) scores it (was: one `eval/test`, whose
         # earlier scores were reported under the newly selected checkpoint's name)
-        test_out = run_dir / "eval" / f"test-{best.name}"
+        test_out = test_folder(run_dir, best.name)
         result["test"] = per_target(evaluate(best, prepared / "test.json", test_out, args.device))
         result["distinct"] = distinct_answers(test_out)
         if arm == "fusion":
             shuffled = shuffled_split(prepared / "test.json", run_dir / "eval" / "test_shuffled_fp.json", seed)
-            shuffled_out = run_dir / "eval" / f"test-shuffled-fp-{best.name}"
+            shuffled_out = test_folder(run_dir, best.name, shuffled=True)
             result["shuffled"] = per_target(evaluate(best, shuffled, shuffled_out, args.device, image_folder=prepared))
             result["shuffled_distinct"] = distinct_answers(shuffled_out)
     return result
+
+
+def test_folder(run_dir: Path, checkpoint: str, shuffled: bool = False) -> Path:
+    """Where a checkpoint's test answers are scored (with molecule_fp shuffled across the test
+    molecules: `shuffled`): named for the checkpoint, so that a rerun selecting another one
+    scores that one, and the report reads the selected one's answers."""
+    return run_dir / "eval" / f"test-{'shuffled-fp-' if shuffled else ''}{checkpoint}"
 
 
 def run_trained_arms(seeds: list, args, size: dict, prepared: Path, means: dict, valid_baseline: dict,
@@ -803,8 +815,8 @@ def experiment(argv=None) -> None:
     results["verdict"] = verdict(results)
     results["timings_s"] = clock.report()
     parity_rows: dict[str, list] = {}
-    for seed in seeds:
-        for row in rows_of(work / "runs" / f"fusion-seed{seed}" / "eval" / "test"):
+    for selected in results["arms"]["fusion"]["selected"]:  # each seed's selected fusion checkpoint
+        for row in rows_of(test_folder(run_folder(work, "fusion", selected["seed"]), selected["checkpoint"])):
             parity_rows.setdefault(target_of(row["task"]), []).append(row)
     stem = out / ("experiment_fusion_quick" if args.quick else "experiment_fusion")
     write_json(stem.with_suffix(".json"), results)

@@ -99,11 +99,11 @@ def test_placeholder_without_image_or_molecule_is_refused(tmp_path, tokenizer):
 
 def test_preprocess_errors_name_the_record(tmp_path, tokenizer):
     # The qwen2 preprocess said "conversation 0: the reply ... merges": 0 is its batch position.
-    # a reply's leading line break, which merges with the template's: refused up front (sixth
-    # sweep; the preprocess found it at the record's step)
-    with pytest.raises(RecordError, match="record 'merged': conversation turn 1 \\(gpt\\) starts with a line break"):
-        dataset(tmp_path, tokenizer, [{"id": "ok", "smiles": "CCO", "conversations": turns()},
-                                      {"id": "merged", "smiles": "CC", "conversations": turns(answer="\nEthane.")}])
+    ds = dataset(tmp_path, tokenizer, [{"id": "ok", "smiles": "CCO", "conversations": turns()},
+                                       {"id": "merged", "smiles": "CC", "conversations": turns(answer="\nEthane.")}])
+    assert ds[0]["molecule_fp"].shape == (3, 4)
+    with pytest.raises(RecordError, match="record 'merged': .*merges into a token with the assistant header"):
+        ds[1]  # the launcher refuses it up front (data.records.check_chat_records); read here, the preprocess does
     # a question without a reply is refused up front, with the other record checks
     with pytest.raises(RecordError, match="record 'mute': conversation has no gpt reply"):
         dataset(tmp_path, tokenizer, [{"id": "mute", "smiles": "CC", "conversations": turns()[:1]}])

@@ -127,3 +127,19 @@ def test_records_with_their_own_image_are_checked_when_the_dataset_is_built(tmp_
                {"id": "bad", "image": "pic.png", "conversations": turns, **fields}]
     with pytest.raises(RecordError, match=rf"record 'bad': {reason}"):
         dataset(tmp_path, make_tiny_tokenizer(), records)
+
+
+@pytest.mark.parametrize("reply", ["\nEthane.", " \nEthane.", "\t\r\nEthane."])
+def test_a_reply_starting_with_a_line_break_is_refused_for_chat_templates_only(tmp_path, reply):
+    # was: the qwen2 preprocess found it at the record's step (it merges with the template's
+    # "assistant\n"); the plain template puts the reply right after the image: no merge there
+    from deepmolm_plugin.train import check_records
+
+    turns = [{"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": reply}]
+    records = [{"id": "merged", "smiles": "CC", "conversations": turns}]
+    with pytest.raises(usage.UsageError, match=r"record 'merged': conversation turn 1 \(gpt\) starts with a line "
+                                               "break, which merges with the chat template's own: strip it"):
+        check_records(records, str(tmp_path / "train.json"))
+    check_records(records, str(tmp_path / "train.json"), plain=True)
+    check_records([{**records[0], "conversations": [turns[0], {"from": "gpt", "value": "Ethane.\n"}]}],
+                  str(tmp_path / "train.json"))  # a trailing one is the reply's own

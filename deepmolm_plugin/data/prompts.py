@@ -22,6 +22,7 @@ human turn (``"<image>\\n" + instruction``), exactly as LLaVA's training data ha
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Dict, List, Optional
 
@@ -111,10 +112,12 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     instruction, answer = (v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
                            for v in (instruction, answer))
     text = without_image_token(instruction)
-    if not text:
+    if not text or blank(text):
         raise ValueError(f"empty instruction {instruction!r}")
-    if not isinstance(answer, str) or not answer.strip():
+    if not isinstance(answer, str) or blank(answer):
         raise ValueError(f"empty answer {answer!r}")
+    if reply_problem(answer):  # training (qwen2) refuses it: the whole dataset was refused later
+        raise ValueError(f"the answer {reply_problem(answer)}")
     # Texts training refuses (a second placeholder, a control token or the image's start/end
     # tokens, which it would read as template structure): deepmolm-prepare wrote them, and the
     # whole dataset was refused later.
@@ -132,18 +135,37 @@ CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 def blank(text: str) -> bool:
     """Nothing a reader sees: only white space and invisible format characters (Unicode
     category Cf: zero-width space U+200B, the direction marks U+200E/F and U+202A-E, word
-    joiner U+2060, BOM U+FEFF), which str.strip() keeps. The one emptiness rule for a
-    question (`question_problem`, the GUI's "Type a question first")."""
+    joiner U+2060, BOM U+FEFF), which str.strip() keeps. The one emptiness rule for a typed
+    question (chat CLI, GUI: `empty_question`) and a record's turn."""
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
+def empty_question(question: str) -> Optional[str]:
+    """"is empty (...)" for a question a reader sees nothing of, else None: the chat CLI asks
+    again, the GUI says so (was: a question of U+200B alone passed their strip() checks and
+    was answered). Eval takes an empty question (the image alone is a prompt)."""
+    if not blank(question):
+        return None
+    invisible = next((c for c in question if not c.isspace()), None)
+    return "is empty" + (f" (only white space and invisible characters such as U+{ord(invisible):04X})"
+                         if invisible else "")
+
+
+# A reply's leading line break (after spaces or tabs, or none) joins the qwen2 template's
+# "assistant\n" in one token: the training prompt is then not the inference prompt.
+_LEADING_LINE_BREAK = re.compile(r"[^\S\r\n]*[\r\n]")
+
+
+def reply_problem(reply: str) -> Optional[str]:
+    """Why a reply cannot follow the qwen2 template's assistant header as it is, or None."""
+    if _LEADING_LINE_BREAK.match(reply):
+        return "starts with a line break, which merges with the chat template's own: strip it"
+    return None
 
 
 def question_problem(question: str) -> Optional[str]:
     """Why a user's question cannot be put into a prompt as it is, or None; worded to follow
     "the question ...". Every place that takes questions (chat CLI, GUI, model_vqa) asks."""
-    if blank(question):  # was: a question of U+200B alone passed every strip() check and was answered
-        invisible = next((c for c in question if not c.isspace()), None)
-        return "is empty" + (f" (only white space and invisible characters such as U+{ord(invisible):04X})"
-                             if invisible else "")
     typed = typed_placeholder(question)
     if typed:
         return (f"contains {typed!r}, the image placeholder: the image is already given once; write it "

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 
 from ..molecule.inputs import InputError, has_molecule
-from .prompts import CONTROL_TOKENS, IMAGE_PLACEHOLDERS, IMAGE_TOKEN as IMAGE_PLACEHOLDER, blank, first_of
+from .prompts import (CONTROL_TOKENS, IMAGE_PLACEHOLDERS, IMAGE_TOKEN as IMAGE_PLACEHOLDER, blank, first_of,
+                      reply_problem)
 
 RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
@@ -62,6 +63,18 @@ def check_plain_records(records: list) -> None:
         if not isinstance(first, str) or IMAGE_PLACEHOLDER not in first:
             raise RecordError(rid, f"has no {IMAGE_PLACEHOLDER} in its human turn, but the plain template (--version "
                                    "plain) trains a reply to the image alone: use --version qwen2 for text records")
+
+
+def check_chat_records(records: list) -> None:
+    """Replies under a chat template (qwen2; not `plain`, which puts the reply right after the
+    image): one that starts with a line break (`prompts.reply_problem`) merges with the
+    template's `assistant\n`, so the training prompt is not the inference prompt; the qwen2
+    preprocess refused it only when the record was read, steps into the run."""
+    for i, record in enumerate(records):
+        for j, turn in enumerate(record.get("conversations") or ()):
+            problem = reply_problem(turn["value"]) if turn.get("from") == "gpt" else None
+            if problem:
+                raise RecordError(record_id(record, i), f"conversation turn {j} (gpt) {problem}")
 
 
 def check_unique_ids(records: list, data_path: str) -> None:
@@ -200,12 +213,6 @@ def check_conversations(record: dict, rid: str) -> None:
             # An empty reply trains the model to stop at once; qwen2's preprocess refused ""
             # only when read and trained on a reply of spaces.
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) is empty or only white space")
-        if turn["from"] == "gpt" and turn["value"][:1] in ("\n", "\r"):
-            # the template's "assistant\n" and the reply's line break become one token: the
-            # training prompt is not the inference prompt (the qwen2 preprocess refused it when
-            # the record was read, steps into the run)
-            raise RecordError(rid, f"conversation turn {j} (gpt) starts with a line break, which merges with the chat "
-                                   "template's own: strip it")
         control = first_of(CONTROL_TOKENS + IMAGE_PLACEHOLDERS[1:], turn["value"])
         if control:  # the tokenizer reads it as template structure: a turn ended early, another speaker's began
             raise RecordError(rid, f"conversation turn {j} ({turn['from']}) contains {control!r}, a control token of "
@@ -256,7 +263,7 @@ def properties_problem(props) -> "str | None":
         return None
     if not isinstance(props, dict):
         return f"`properties` must be an object {{name: number}}, got {_shown(props)}"
-    from ..property import labels  # the property head standardises them: squares must stay finite, nonzero
+    from . import labels  # the property head standardises them: squares must stay finite, nonzero
 
     for name, value in props.items():
         if value is None:

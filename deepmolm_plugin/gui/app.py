@@ -296,8 +296,8 @@ class Page:
             return WAIT_FOR_MOLECULE
         if tab.molecule is None:
             return NO_MOLECULE
-        # white space and invisible characters alone (U+200B, U+FEFF...) are no question either: `blank` is
-        # question_problem's emptiness rule (was: `if text`, and a question of U+200B was answered)
+        # white space and invisible characters alone (U+200B, U+FEFF...) are no question either: `blank`,
+        # the chat CLI's emptiness rule too (was: `if text`, and a question of U+200B was answered)
         return NO_QUESTION if blank(text) else None
 
     def hold(self, tab: Tab) -> list:

@@ -24,6 +24,7 @@ config asks; this class only calls their `batch_loss` / `predict`.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import List, Optional, Sequence
 
 import torch
@@ -412,17 +413,20 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
     @contextlib.contextmanager
     def _splice_padding(self, side: str):
         """config.tokenizer_padding_side, which the host's splice pads by, set to `side` for
-        the block and put back after (training's own value stays in the saved config)."""
+        the block and put back after (training's own value stays in the saved config). One
+        splice at a time (`_SPLICE_LOCK`): two threads generating on one model interleaved
+        their swaps and could leave "left" in the config for good."""
         missing = object()
-        before = self.config.__dict__.get("tokenizer_padding_side", missing)
-        self.config.tokenizer_padding_side = side
-        try:
-            yield
-        finally:
-            if before is missing:
-                del self.config.tokenizer_padding_side
-            else:
-                self.config.tokenizer_padding_side = before
+        with _SPLICE_LOCK:
+            before = self.config.__dict__.get("tokenizer_padding_side", missing)
+            self.config.tokenizer_padding_side = side
+            try:
+                yield
+            finally:
+                if before is missing:
+                    del self.config.tokenizer_padding_side
+                else:
+                    self.config.tokenizer_padding_side = before
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As transformers', after checking that the config being saved rebuilds the projector
@@ -445,6 +449,9 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if differ:
             raise ValueError(f"model.config has {', '.join(differ)}: the saved model would reload as another "
                              "projector; set these back, or rebuild the model from the edited config")
+
+
+_SPLICE_LOCK = threading.Lock()  # `_splice_padding`: the host reads the padding side from the shared config
 
 
 def _any_given(tile_grids) -> bool:

@@ -388,13 +388,13 @@ class InputResolver:
                                  "make them from this molecule with the model's settings (deepmolm-fingerprint), or "
                                  "leave molecule_fp out")
 
-    def _parsed(self, smiles, rid: str):
+    def _parsed(self, smiles, rid: str, max_heavy: Optional[int] = None):
         from .sanitize import parse_smiles
 
         if not isinstance(smiles, str):
             raise self.fail(rid, f"SMILES must be a string, got {type(smiles).__name__}")
         try:
-            return parse_smiles(smiles, rid)[0]
+            return parse_smiles(smiles, rid, max_heavy)[0]
         except MoleculeError as e:
             raise self.fail(rid, e.reason) from e
 
@@ -404,7 +404,10 @@ class InputResolver:
         start-up for records with their own image, whose molecule is otherwise first built
         at their step (a SMILES that did not parse stopped the run hours in)."""
         if fields.get("smiles"):
-            self._parsed(fields["smiles"], rid)
+            from .policy import MAX_ATOMS
+
+            # capped as the builders cap it: a huge SMILES is refused before RDKit sanitises it
+            self._parsed(fields["smiles"], rid, max_heavy=self.limits.get("max_atoms", MAX_ATOMS))
         if _given(fields.get("structure")):
             self.structure_path(fields, rid)
             self.structure_index(fields, rid)

@@ -17,7 +17,7 @@ includes the sha256 of the data and test files' contents, so a different configu
 an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
 is truncated or corrupt (or from another run) is reported and that seed trained again.
 Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
-cells, labels beyond +-1e100 or nonzero within +-1e-100 (``labels``), other text that is not a number, and rows whose field count
+cells, labels beyond +-1e100 or nonzero within +-1e-100 (``data.labels``), other text that is not a number, and rows whose field count
 differs from the header's are errors listing their rows; so are a target without any
 label, a target with one value only (one class, or a constant regression target) and a
 split that leaves a subset empty (before anything is written). Copies of one molecule
@@ -56,8 +56,8 @@ import numpy as np
 
 from .. import usage
 from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number
+from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import mol_to_graph, parse_smiles
-from .labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
