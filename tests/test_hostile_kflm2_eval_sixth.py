@@ -76,3 +76,62 @@ def test_meteor_leaves_out_a_pair_of_two_texts_without_a_token(wordnet):
     assert none["meteor"] is None and none["n_undefined_meteor"] == 1
     missed = text.text_metrics([""], ["ethanol"], wordnet=wordnet)  # an empty answer to a text is still a miss
     assert missed["meteor"] == 0.0 and missed["n_undefined_meteor"] == 0
+
+
+def test_answers_named_after_a_model_file_do_not_hide_it_from_the_resume_digest(tmp_path):
+    # was: files starting with the answers' stem and a dot were left out as the run's own, so
+    # answers `model.jsonl` left out `model.safetensors`: a model retrained in place kept the
+    # old weights' answers on --resume
+    import os
+
+    from deepmolm_plugin.eval.resume import settings_digest
+
+    (tmp_path / "model.safetensors").write_bytes(b"old weights")
+    (tmp_path / "config.json").write_text("{}")
+    answers = tmp_path / "model.jsonl"
+    before = settings_digest({"model": str(tmp_path)}, answers)
+    (tmp_path / "model.jsonl").write_text('{"question_id": 1}\n')  # the run's own files do not count
+    (tmp_path / "model.failures.jsonl").write_text("")
+    assert settings_digest({"model": str(tmp_path)}, answers) == before
+    (tmp_path / "model.safetensors").write_bytes(b"new weights!")
+    os.utime(tmp_path / "model.safetensors", ns=(1, 1))
+    assert settings_digest({"model": str(tmp_path)}, answers) != before
+
+
+def test_the_resume_settings_name_the_model_as_the_host_names_it(tmp_path):
+    # was: a resume through a `latest` link kept the answers made under the folder's own name,
+    # and the report refused the file as answers of two models
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.eval.resume import run_settings
+
+    (tmp_path / "stage2").mkdir()
+    (tmp_path / "latest").symlink_to(tmp_path / "stage2")
+    given = dict(model_base=None, conv_mode="qwen2", temperature=0, top_p=None, num_beams=1, max_new_tokens=8,
+                 conformer_policy="auto")
+    own, linked = (run_settings(SimpleNamespace(model_path=str(tmp_path / name), **given))
+                   for name in ("stage2", "latest"))
+    assert own["model"] == linked["model"] and (own["model_id"], linked["model_id"]) == ("stage2", "latest")
+
+
+@pytest.mark.parametrize("task", [7, ["LogP"], {"name": "caption"}])
+def test_a_reference_task_that_is_not_a_name_is_refused(task):
+    # was: scored under the task "7", "['LogP']", ... (eval.questions refuses the same record)
+    from collections import OrderedDict
+
+    from deepmolm_plugin.eval.scoring import ReportError, group_by_task
+
+    refs = OrderedDict(q1={"question_id": "q1", "task": task, "answer": "CCO"})
+    with pytest.raises(ReportError, match=rf"question 'q1': `task` is {type(task).__name__} .*, not a task name"):
+        group_by_task(refs)
+
+
+def test_task_spellings_are_still_compared():
+    from collections import OrderedDict
+
+    from deepmolm_plugin.eval.scoring import ReportError, group_by_task
+
+    refs = OrderedDict((f"q{i}", {"question_id": f"q{i}", "task": task, "answer": "a caption"})
+                       for i, task in enumerate(["caption", "LogP", "log p"]))
+    with pytest.raises(ReportError, match=r"tasks 'LogP' and 'log p' differ only in case"):
+        group_by_task(refs)

@@ -73,6 +73,16 @@ def question_id_problem(qid) -> Optional[str]:
     return None
 
 
+AUX_SUFFIX = ".aux_properties.jsonl"  # model_vqa's KFLM2 property-head predictions, next to the answers
+
+
+def aux_path(answers: "str | os.PathLike") -> Path:
+    """`<answers stem>.aux_properties.jsonl` beside an answers file: the property head's
+    predictions for its questions (model_vqa writes it, the report reads it)."""
+    answers = Path(answers)
+    return answers.with_name(answers.stem + AUX_SUFFIX)
+
+
 def failures_path(answers: "str | os.PathLike") -> Path:
     """`<answers stem>.failures.jsonl` beside an answers file: the `{question_id, reason}`
     lines of the questions model_vqa's run could not ask (the report names them)."""

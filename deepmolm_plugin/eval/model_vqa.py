@@ -76,7 +76,7 @@ from ..cli import (CONFORMER_POLICIES, images_in_dtype, keeping_processed_images
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from . import resume
-from .jsonl import failures_path, json_kind, read_jsonl
+from .jsonl import aux_path, failures_path, json_kind, read_jsonl
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
     import torch
@@ -388,7 +388,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
     # The answers file is rewritten from here on: an earlier run's property-head
     # predictions or failures would otherwise stay beside this run's answers.
-    aux_file = answers.with_name(answers.stem + ".aux_properties.jsonl")
+    aux_file = aux_path(answers)
     failures_file = failures_path(answers)
     aux_partial = resume.partial_path(aux_file)
     earlier_aux = resume.answer_lines(aux_file) + resume.answer_lines(aux_partial) if args.resume else []

@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 from .. import usage
-from .jsonl import failures_path
+from .jsonl import AUX_SUFFIX, failures_path
 from .merge import ReportError, format_ids
 from .outputs import overwritten_inputs, write_outputs
 from .scoring import build_report
 
-AUX_SUFFIX = ".aux_properties.jsonl"  # model_vqa's KFLM2 property-head predictions, next to the answers
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 
 from ..molecule.inputs import MOLECULE_KEYS
 from ..result_files import file_sha256
+from .jsonl import aux_path, failures_path
 
 SETTINGS, QUESTION, SHOWN, CONTENT = "settings_digest", "question_digest", "settings", "content_digest"
 # What each answer was asked about, field by field, as the question file wrote it
@@ -35,8 +36,14 @@ MODEL_FILES = (".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth",
 
 def run_settings(args) -> dict:
     """The options an answer depends on besides the model's files, as the answer lines
-    show them (`metadata.settings`): the report refuses shards made with different ones."""
-    return {"model": str(Path(os.path.expanduser(args.model_path)).resolve()), "model_base": args.model_base,
+    show them (`metadata.settings`): the report refuses shards made with different ones.
+    The host's `model_id` (the folder's name as typed) too: a resume through another name
+    of the folder (a `latest` link) kept the answers under the first name, and the report
+    refused the file as answers of two models."""
+    from llava.mm_utils import get_model_name_from_path
+
+    return {"model": str(Path(os.path.expanduser(args.model_path)).resolve()),
+            "model_id": get_model_name_from_path(args.model_path), "model_base": args.model_base,
             "conv_mode": args.conv_mode, "temperature": args.temperature, "top_p": args.top_p,
             "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
             "conformer_policy": args.conformer_policy}
@@ -44,13 +51,18 @@ def run_settings(args) -> dict:
 
 def settings_digest(settings: dict, answers: Path) -> str:
     """`settings` and the model folder's files by size and time (a model retrained into the
-    same folder is another model); files named after the answers (this run's own) are not
-    the model's."""
+    same folder is another model); the files this run writes beside its answers are not the
+    model's, named exactly (was: every name starting with the answers' stem and a dot, so
+    answers `model.jsonl` left `model.safetensors` out, and a model retrained in place kept
+    the old weights' answers)."""
     folder = Path(settings["model"])
     listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
-    ours = answers.parent.resolve() == folder.resolve()  # the answers written inside the model folder
+    ours = set()
+    if answers.parent.resolve() == folder.resolve():  # the answers written inside the model folder
+        ours = {p.name for p in (answers, partial_path(answers), failures_path(answers), aux_path(answers),
+                                 partial_path(aux_path(answers)))}
     files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed
-             if p.is_file() and p.suffix in MODEL_FILES and not (ours and p.name.startswith(answers.stem + "."))}
+             if p.is_file() and p.suffix in MODEL_FILES and p.name not in ours}
     return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()[:24]
 
 
