@@ -171,7 +171,10 @@ def cache_folder(value: "str | os.PathLike", option: str) -> Path:
 
 
 def output_file(value: "str | os.PathLike", option: str) -> Path:
-    """A file to write: not a folder, and its folder must exist."""
+    """A file to write: not a folder, its folder must exist, and the file be writable (or
+    creatable there). Was: a PermissionError traceback at the first write, after another
+    output had been emptied (deepmolm-fingerprint's --out) or the earlier run's pictures
+    deleted (deepmolm-render)."""
     path = _path(value)
     if path.is_dir():
         raise UsageError(f"{option} {value}: is a folder, not a file")
@@ -179,6 +182,12 @@ def output_file(value: "str | os.PathLike", option: str) -> Path:
     if not parent.is_dir():
         raise UsageError(f"{option} {value}: no such folder {parent}" if not parent.exists()
                          else f"{option} {value}: {parent} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {value}: is not writable (read-only file, or no permission)")
+    if not path.exists():
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {value}: {parent} is not writable (read-only file system, or no permission)")
+        _try_to_create(parent, f"{option} {value}")  # access() says yes on some file systems where writes fail
     return path
 
 

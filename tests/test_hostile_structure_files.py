@@ -49,10 +49,11 @@ def test_sdf_record_without_its_separator_fails_instead_of_swallowing_the_next(t
     # RDKit read ethanol and dropped benzene as "bad data fields" (a note only)
     benzene = Chem.MolToMolBlock(_mol("c1ccccc1", "benzene"))
     path = _write(tmp_path / "x.sdf", Chem.MolToMolBlock(ethanol) + benzene + "$$$$\n" + Chem.MolToMolBlock(apap))
-    merged, last = _items(path)
+    merged, second, last = _items(path)  # both molecules of the merged block fail (sixth sweep)
     assert isinstance(merged, MoleculeError) and merged.source == f"{path}#0"
     assert "'$$$$' line between two records is missing" in merged.reason
-    assert last.id == "apap" and last.source == f"{path}#1"
+    assert isinstance(second, MoleculeError) and second.source == f"{path}#1"
+    assert last.id == "apap" and last.source == f"{path}#2"  # its number, as the file counts it
 
 
 # --- MOL2 ---------------------------------------------------------------------------------
@@ -304,9 +305,10 @@ def test_fingerprint_tool_reports_the_merged_record_and_goes_on(tmp_path, ethano
     code = fingerprint_main([str(path), "--policy", policy, "--out", str(out), "--failures", str(failures),
                              "--no-progress"])
     lines = [json.loads(l) for l in out.read_text().splitlines()]
-    assert code == 1 and [l["error"] is None for l in lines] == [False, True]
-    (failed,) = [json.loads(l) for l in failures.read_text().splitlines()]
-    assert failed["source"] == f"{path}#0" and "'$$$$'" in failed["error"]
+    # each molecule of the merged block fails, so the last record keeps its number 2 (sixth sweep)
+    assert code == 1 and [l["error"] is None for l in lines] == [False, False, True]
+    failed = [json.loads(l) for l in failures.read_text().splitlines()]
+    assert [f["source"] for f in failed] == [f"{path}#0", f"{path}#1"] and all("'$$$$'" in f["error"] for f in failed)
     assert "FAILED ethanol" in capsys.readouterr().err
 
 

@@ -473,7 +473,7 @@ class InputResolver:
             # coordinates alone failed for acetate: "total charge 0")
             records = read_structures(path, policy=policy, errors="yield", smiles=smiles or None, **self.limits)
             try:
-                found = next(itertools.islice(records, int(index or 0), None), None)
+                found = self._nth(records, int(index or 0), path, rid)
             finally:
                 records.close()
         except InputError:
@@ -495,6 +495,17 @@ class InputResolver:
         if others:
             found.notes.append(f"{path.name} holds more than one molecule; using the first ({found.id})")
         return found
+
+    def _nth(self, records, index: int, path: Path, rid: str):
+        """Record `index` of a file's stream (None past its end). A problem of the whole file
+        (MOL2 text before the first molecule) fails the input: it was counted as a record, and
+        structure_index 1 gave the first molecule, silently."""
+        for position, item in enumerate(records):
+            if isinstance(item, MoleculeError) and item.source == str(path):
+                raise self.fail(rid, f"{path}: {item.reason}")
+            if position == index:
+                return item
+        return None
 
     def _others(self, path: Path) -> list:
         """The file's records after its first, read without 3D work: all of them where one

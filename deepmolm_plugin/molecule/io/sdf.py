@@ -93,8 +93,10 @@ def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
 @register_reader(".sdf", ".sd", ".mol", options=("smiles_field",), capped=True)
 def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
              max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
-    for i, block in enumerate(sdf_blocks(handle)):
+    i = 0  # the record number: a block of k molecules run together (a "$$$$" lost) counts k
+    for block in sdf_blocks(handle):
         id = f"{name}#{i}"
+        merged = sum(line.strip() == "M  END" for line in block.splitlines())
         try:
             id, mol, notes = parse_sdf_block(block, id)
             notes += sanitize(mol, id, max_heavy)
@@ -103,6 +105,13 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
             if mol.GetNumConformers() == 0:
                 raise MoleculeError(id, "record has no coordinates")
         except MoleculeError as error:
+            # each molecule of a merged block fails, so later records keep their numbers (was:
+            # one failure for two, and structure_index 2 gave record 3's molecule, silently)
             yield ParsedStructure(i, error.id, error=error)
+            for k in range(1, merged):
+                yield ParsedStructure(i + k, f"{name}#{i + k}", error=MoleculeError(
+                    f"{name}#{i + k}", f"run together with record {i} ({error.id}): {error.reason}"))
+            i += max(merged, 1)
         else:
             yield ParsedStructure(i, id, mol=mol, notes=notes)
+            i += 1

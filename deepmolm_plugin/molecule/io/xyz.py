@@ -41,6 +41,13 @@ def _is_atom_line(line: str) -> bool:
     return len(words) >= 4
 
 
+def _rest_unread(lines: list, start: int) -> str:
+    """What a frame that cannot be delimited leaves unread: the file's lines from its own on,
+    where the next frames begin is unknown (was: later frames dropped without a word)."""
+    rest = sum(1 for line in lines[start:] if line.strip())
+    return f"; reading stopped: lines {start + 1}-{len(lines)} ({rest} not blank) were not read"
+
+
 @register_reader(".xyz")
 def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
     lines = handle.read().splitlines()
@@ -56,7 +63,7 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
                 raise ValueError(count)
         except ValueError:
             reason = f"line {pos + 1}: expected an atom count, got {lines[pos].strip()[:40]!r}"
-            yield ParsedStructure(index, id, error=MoleculeError(id, reason))
+            yield ParsedStructure(index, id, error=MoleculeError(id, reason + _rest_unread(lines, pos)))
             return
         comment = lines[pos + 1] if pos + 1 < len(lines) else ""
         body = lines[pos + 2 : pos + 2 + count]
@@ -69,7 +76,7 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
             # both numbers: a blank line inside a frame read as "says 9, found 9" before
             reason = (f"count line says {count} atoms; the {len(body)} lines after the comment hold {found} "
                       f"atom lines" + (f", and {extra} more atom lines follow" if extra else ""))
-            yield ParsedStructure(index, id, error=MoleculeError(id, reason))
+            yield ParsedStructure(index, id, error=MoleculeError(id, reason + _rest_unread(lines, pos - 2 - count)))
             return
         elements = [b.split()[0] for b in body]
         coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
