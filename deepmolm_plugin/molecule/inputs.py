@@ -462,10 +462,11 @@ class InputResolver:
     def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None,
                   smiles: Optional[str] = None) -> "MoleculeRecord":
         """The file's one molecule (its first, with a note, when ``first_of_many``; record
-        ``index`` of a multi-record file when given). Only that record is built under
-        ``policy``; the others are only counted, read without 3D work (policy ``keep``):
-        building every record of a 10,000-molecule library to keep its first held the chat
-        and the GUI for many minutes."""
+        ``index`` of a multi-record file when given). The records after the first are only
+        counted, read without 3D work (policy ``keep``, ``_others``): building every record of
+        a 10,000-molecule library to keep its first held the chat and the GUI for many
+        minutes. The records before ``index`` are still built under ``policy`` as the file is
+        streamed, so a late index in a large library costs their 3D work too."""
         from .io import read_structures
 
         try:
