@@ -149,11 +149,15 @@ def test_masked_labels_give_no_gradient():
     assert prediction.grad[0, 1] == 0 and prediction.grad[0, 0] != 0 and prediction.grad[1, 1] != 0
 
 
-def test_head_uses_both_the_llm_state_and_the_graph():
+def _seeded_head_and_ethanol():
+    """(a seeded one-property head, ethanol's graph batch, a pooled LLM state (1, 16))."""
     torch.manual_seed(0)
     head = AuxPropertyHead(16, ["MW"], hidden=8, depth=2).eval()
-    graphs = collate_graphs([mol_to_graph(Chem.MolFromSmiles("CCO"))])
-    pooled = torch.randn(1, 16)
+    return head, collate_graphs([mol_to_graph(Chem.MolFromSmiles("CCO"))]), torch.randn(1, 16)
+
+
+def test_head_uses_both_the_llm_state_and_the_graph():
+    head, graphs, pooled = _seeded_head_and_ethanol()
     base = head(pooled, graphs)
     assert not torch.allclose(head(pooled + 1.0, graphs), base)
     assert not torch.allclose(head(pooled, collate_graphs([mol_to_graph(Chem.MolFromSmiles("c1ccccc1O"))])), base)
@@ -162,10 +166,7 @@ def test_head_uses_both_the_llm_state_and_the_graph():
 def test_a_bfloat16_head_reads_the_graph_in_its_dtype():
     # was: "expected m1 and m2 to have the same dtype, but got: float != BFloat16" in eval of
     # a model loaded in bf16 (dtype "auto" on CUDA or on a CPU with native bf16)
-    torch.manual_seed(0)
-    head = AuxPropertyHead(16, ["MW"], hidden=8, depth=2).eval()
-    graphs = collate_graphs([mol_to_graph(Chem.MolFromSmiles("CCO"))])
-    pooled = torch.randn(1, 16)
+    head, graphs, pooled = _seeded_head_and_ethanol()
     full = head(pooled, graphs)
     half = head.to(torch.bfloat16)(pooled, graphs)
     assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), full, atol=0.05, rtol=0.05)

@@ -13,22 +13,11 @@ from deepmolm_plugin.data.sources import csv_source, sdf_source  # noqa: F401  (
 from deepmolm_plugin.data.sources.base import SourceError, SourceItem, id_problem
 from deepmolm_plugin.molecule.io.read import not_text
 
+from test_hostile_prepare_third import MOLBLOCK
 from test_sources import errors, items, read
 
 # One SDF record (ethanol's heavy atoms) whose data items follow M  END: {data}
-RECORD = """{title}
-     RDKit          3D
-
-  3  2  0  0  0  0  0  0  0  0999 V2000
-    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
-    1.5200    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
-    2.0300    1.3400    0.0000 O   0  0  0  0  0  0  0  0  0  0  0  0
-  1  2  1  0
-  2  3  1  0
-M  END
-{data}
-$$$$
-"""
+RECORD = MOLBLOCK.replace("> <Y>\n{value}\n\n", "{data}\n")
 
 
 def sdf(path, *datas):

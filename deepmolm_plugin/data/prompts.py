@@ -116,8 +116,9 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
         raise ValueError(f"empty instruction {instruction!r}")
     if not isinstance(answer, str) or blank(answer):
         raise ValueError(f"empty answer {answer!r}")
-    if reply_problem(answer):  # training (qwen2) refuses it: the whole dataset was refused later
-        raise ValueError(f"the answer {reply_problem(answer)}")
+    problem = reply_problem(answer)
+    if problem:  # training (qwen2) refuses it: the whole dataset was refused later
+        raise ValueError(f"the answer {problem}")
     # Texts training refuses (a second placeholder, a control token or the image's start/end
     # tokens, which it would read as template structure): deepmolm-prepare wrote them, and the
     # whole dataset was refused later.

@@ -161,8 +161,9 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
                                                                                 False)))
     input_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
     check_context(session, molecule, input_ids)
-    if max_new_tokens > max_new_tokens_limit(session):  # the slider stops there; the page's API took 10**9
-        raise ChatRefusal(f"max new tokens must be at most {max_new_tokens_limit(session)} here, got {max_new_tokens}")
+    limit = max_new_tokens_limit(session)
+    if max_new_tokens > limit:  # the slider stops there; the page's API took 10**9
+        raise ChatRefusal(f"max new tokens must be at most {limit} here, got {max_new_tokens}")
     input_ids = input_ids.unsqueeze(0).to(model.device)  # (1, T)
     # `generate` returns the new tokens only (the prompt goes in as embeddings), so the
     # host's stop criterion counts from an empty prompt.

@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
+from ..molecule.errors import first_line
 from ..tensor_files import CheckpointError, find_tensor_files, load_torch_file, open_checkpoint, value_problem
 from . import config_record
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
@@ -286,8 +287,7 @@ def load_causal_lm_checked(path: str, dtype: Optional[torch.dtype] = None) -> to
         model, info = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype or torch.float32, output_loading_info=True, ignore_mismatched_sizes=True)
     except (ValueError, OSError, RuntimeError) as e:  # no weight file, a config transformers cannot build
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: cannot load a causal LM from it: {reason}") from e
+        raise CheckpointError(f"{path}: cannot load a causal LM from it: {first_line(e)}") from e
     _check_loading_info(info, path)
     _check_finite(model, path)
     return model
@@ -321,10 +321,9 @@ def load_tokenizer(model_path: str):
     try:
         return AutoTokenizer.from_pretrained(model_path)
     except (OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__  # some have no message
-        raise CheckpointError(
+        raise CheckpointError(  # first_line: some have no message (was an IndexError there)
             f"{model_path}: no usable tokenizer (tokenizer.json + tokenizer_config.json, as the "
-            f"training run saved them): {reason}"
+            f"training run saved them): {first_line(e)}"
         ) from e
 
 

@@ -256,16 +256,15 @@ def rouge(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]]) -> D
 
 
 def undefined_reasons(result: Dict[str, object], n: int) -> Dict[str, str]:
-    """{metric: why} for each BLEU without a value and each ROUGE leaving pairs out."""
+    """{metric: why} for each BLEU without a value and each ROUGE or METEOR leaving pairs out."""
     reasons = {key: f"undefined: no answer has {order} tokens (no {order}-gram to score)"
                for key, order in BLEU_ORDERS.items() if result[key] is None}
-    for key, (_, what) in ROUGE_ORDERS.items():
+    # per-pair scores leave out pairs where neither text has what the score needs
+    needs = {**{key: what for key, (_, what) in ROUGE_ORDERS.items()}, "meteor": "token"}
+    for key, what in needs.items():
         count = result[f"n_undefined_{key}"]
         if count:
             reasons[key] = f"leaves out {count} of {n} answer(s): neither it nor its reference has a {what}"
-    if result["n_undefined_meteor"]:
-        reasons["meteor"] = (f"leaves out {result['n_undefined_meteor']} of {n} answer(s): neither it nor its "
-                             "reference has a token")
     return reasons
 
 

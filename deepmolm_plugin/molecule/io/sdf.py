@@ -96,7 +96,6 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
     i = 0  # the record number: a block of k molecules run together (a "$$$$" lost) counts k
     for block in sdf_blocks(handle):
         id = f"{name}#{i}"
-        merged = sum(line.strip() == "M  END" for line in block.splitlines())
         try:
             id, mol, notes = parse_sdf_block(block, id)
             notes += sanitize(mol, id, max_heavy)
@@ -108,6 +107,7 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
             # each molecule of a merged block fails, so later records keep their numbers (was:
             # one failure for two, and structure_index 2 gave record 3's molecule, silently)
             yield ParsedStructure(i, error.id, error=error)
+            merged = sum(line.strip() == "M  END" for line in block.splitlines())
             for k in range(1, merged):
                 yield ParsedStructure(i + k, f"{name}#{i + k}", error=MoleculeError(
                     f"{name}#{i + k}", f"run together with record {i} ({error.id}): {error.reason}"))
