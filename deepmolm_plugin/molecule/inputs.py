@@ -462,19 +462,19 @@ class InputResolver:
     def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None,
                   smiles: Optional[str] = None) -> "MoleculeRecord":
         """The file's one molecule (its first, with a note, when ``first_of_many``; record
-        ``index`` of a multi-record file when given). The records after the first are only
-        counted, read without 3D work (policy ``keep``, ``_others``): building every record of
-        a 10,000-molecule library to keep its first held the chat and the GUI for many
-        minutes. The records before ``index`` are still built under ``policy`` as the file is
-        streamed, so a late index in a large library costs their 3D work too."""
+        ``index`` of a multi-record file when given). Only that record is built: the records
+        after the first are only counted, read without 3D work (policy ``keep``, ``_others``),
+        and the records before ``index`` only parsed (``pick``): building every record of a
+        10,000-molecule library to keep one of them held the chat and the GUI for minutes."""
         from .io import read_structures
 
         try:
             # the input's SMILES gives an XYZ file its bonds and charges (perception from
             # coordinates alone failed for acetate: "total charge 0")
-            records = read_structures(path, policy=policy, errors="yield", smiles=smiles or None, **self.limits)
+            records = read_structures(path, policy=policy, errors="yield", smiles=smiles or None,
+                                      pick=int(index or 0), **self.limits)
             try:
-                found = self._nth(records, int(index or 0), path, rid)
+                found = self._picked(records, path, rid)
             finally:
                 records.close()
         except InputError:
@@ -497,15 +497,14 @@ class InputResolver:
             found.notes.append(f"{path.name} holds more than one molecule; using the first ({found.id})")
         return found
 
-    def _nth(self, records, index: int, path: Path, rid: str):
-        """Record `index` of a file's stream (None past its end). A problem of the whole file
-        (MOL2 text before the first molecule) fails the input: it was counted as a record, and
-        structure_index 1 gave the first molecule, silently."""
-        for position, item in enumerate(records):
+    def _picked(self, records, path: Path, rid: str):
+        """The record a ``pick`` stream yields (None past the file's end). A problem of the
+        whole file (MOL2 text before the first molecule) fails the input: it was counted as a
+        record, and structure_index 1 gave the first molecule, silently."""
+        for item in records:
             if isinstance(item, MoleculeError) and item.source == str(path):
                 raise self.fail(rid, f"{path}: {item.reason}")
-            if position == index:
-                return item
+            return item
         return None
 
     def _others(self, path: Path) -> list:

@@ -35,6 +35,7 @@ def read_structures(
     errors: str = "yield",
     embed_timeout: float | None = EMBED_TIMEOUT,
     mmff_max_iters: int = MMFF_MAX_ITERS,
+    pick: int | None = None,
 ) -> Iterator[MoleculeRecord | MoleculeError]:
     """Yield one ``MoleculeRecord`` (or ``MoleculeError``) per record of ``path``.
 
@@ -47,20 +48,27 @@ def read_structures(
     own. ``names_are_keys``: a record whose name holds bytes that are not UTF-8 (U+FFFD
     after decoding) fails, for tools whose outputs are keyed by the name (Latin-1 "Caf\xe9"
     and "Caf\xe8" both became "Caf\ufffd"); elsewhere the name is only shown. A file with no records at all is
-    one error. Usage errors (options, unknown suffix) are ``ValueError``s, raised before
-    anything is read.
+    one error. ``pick``: yield only the record at that position of the file's stream (and
+    a problem of the whole file); the records before it are parsed, not built (their 3D
+    work for a late record of a large library held chat, eval and the GUI for minutes).
+    Usage errors (options, unknown suffix) are ``ValueError``s, raised before anything is
+    read.
     """
     options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
                    embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
     check_options(**options)
     if errors not in ("yield", "raise"):
         raise ValueError(f"errors must be 'yield' or 'raise', got {errors!r}")
+    if pick is not None and (isinstance(pick, bool) or not isinstance(pick, int) or pick < 0):
+        raise ValueError(f"pick must be a record position >= 0, got {pick!r}")
     path = Path(path)
     reader_options = {} if smiles_field is None else {"smiles_field": smiles_field}
     spec = reader_for(path, reader_options)
     seen = 0
-    for index, item in _records(path, spec, reader_options, options, smiles, names_are_keys):
+    for index, item in _records(path, spec, reader_options, options, smiles, names_are_keys, pick):
         seen += 1
+        if item is None:  # a record before `pick`, parsed only
+            continue
         if isinstance(item, MoleculeError):
             if item.source is None:
                 item.source = str(path) if index is None else f"{path}#{index}"
@@ -93,8 +101,9 @@ def not_text(path: Path) -> str | None:
 
 
 def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str | None = None,
-             names_are_keys: bool = False):
-    """Yields (record index or None, MoleculeRecord | MoleculeError)."""
+             names_are_keys: bool = False, pick: int | None = None):
+    """Yields (record index or None, MoleculeRecord | MoleculeError | None: a record before
+    ``pick``, not built)."""
     if path.exists() and not path.is_file():  # opening a FIFO blocked until a writer came: forever
         kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device): save it to a file first"
         yield None, MoleculeError(path.name, f"{path} is {kind}")
@@ -112,11 +121,16 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
     # the cap before RDKit sanitises a file's molecule (a 20,000-atom ring took 52 s), as for a SMILES
     cap = {"max_heavy": early_cap(**options)} if spec.capped else {}
     with handle:
-        for parsed in spec.read(handle, path.name, **reader_options, **cap):
+        for position, parsed in enumerate(spec.read(handle, path.name, **reader_options, **cap)):
+            if pick is not None and position < pick and parsed.index is not None:
+                yield parsed.index, None
+                continue
             try:
                 yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options, smiles, names_are_keys)
             except MoleculeError as error:
                 yield parsed.index, error
+            if pick is not None and position >= pick:
+                return
 
 
 def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | None = None,
