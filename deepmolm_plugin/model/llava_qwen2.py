@@ -215,6 +215,11 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if isinstance(images, (list, tuple)) or images.ndim == 5:
             raise ValueError("DeepMoLM takes one (B, 3, S, S) batch of global views; tiles come as tile_images")
         given_mask = attention_mask
+        if attention_mask is None:
+            # The host hands back the spliced (padded) mask only for a mask it was given: rows
+            # whose images give different position counts (tiles) were padded, and forward and
+            # predict_properties then attended to and pooled the padding.
+            attention_mask = torch.ones_like(input_ids, dtype=torch.long)
         if input_ids.shape[1] == 1:  # one masked pad column: the host then splices it (see above)
             input_ids, attention_mask, labels = _widen_one_token(input_ids, attention_mask, labels)
         self.check_image_slots(input_ids, attention_mask, images.shape[0], inference=labels is None)
@@ -229,7 +234,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             self.check_prompt_fits(input_ids, attention_mask, features)
         spliced = host(input_ids, position_ids, attention_mask, past_key_values, labels, EncodedImages(features),
                        image_sizes)
-        if given_mask is None and attention_mask is not None:  # only our pad column made one: as the host does
+        if given_mask is None and bool(spliced[2].all()):  # nothing padded: no mask, as the host gives
             spliced = spliced[:2] + (None,) + spliced[3:]
         return spliced
 
@@ -388,7 +393,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if "inputs_embeds" in kwargs:
             raise NotImplementedError("`inputs_embeds` is not supported; pass input ids and images")
         if images is not None:
-            if attention_mask is None:  # the host gives back the spliced mask only for a mask it was given
+            if attention_mask is None:  # generate's own mask for every position, spliced with the prompts
                 attention_mask = torch.ones_like(inputs, dtype=torch.long)
             # Generation continues after the last position of every row, so the spliced prompts
             # are padded on the left, whatever side training padded on (llava's train.py
@@ -473,7 +478,7 @@ def _widen_one_token(input_ids, attention_mask, labels):
     drops it before embedding; its id 0 is never looked up) and ignored by the loss."""
     from llava.constants import IGNORE_INDEX
 
-    mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask
+    mask = attention_mask
     input_ids = torch.cat([input_ids, torch.zeros_like(input_ids)], dim=1)
     mask = torch.cat([mask, torch.zeros_like(mask)], dim=1)
     if labels is not None:
