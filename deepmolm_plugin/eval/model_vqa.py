@@ -407,13 +407,16 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     digests = {str(q.question_id): resume.question_digest(line, [q.image, *_structure_file(line, args)], q.molecule_fp)
                for line, q in zip(prepared, inputs)}
     order = list(digests)
-    kept = resume.kept_answers(answers, settings, digests) if args.resume else {}
+    asked = {str(line["question_id"]): resume.asked_digests(line) for line in chunk}
+    killed = resume.killed_partials(answers)  # adopted with --resume, removed once this run's answers are written
+    kept = resume.kept_answers(answers, settings, digests, resume.killed_lines(killed, shown, asked)) if args.resume else {}
     if args.resume:
         print(f"--resume: {len(kept)} of {len(order)} questions keep the answers an earlier run made with these "
               f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
         prepared, inputs = _not_kept(prepared, inputs, kept)
-
-    asked = {str(line["question_id"]): resume.asked_digests(line) for line in chunk}
+    elif killed:
+        print(f"note: {', '.join(map(str, killed))} holds the answers of a run that was killed; --resume would keep "
+              "them; this run asks every question", file=sys.stderr)
 
     def merged(new_lines: List[dict]) -> List[dict]:
         """The kept answers and this run's (tagged for a later --resume, and with what each
@@ -429,6 +432,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         answers.parent.mkdir(parents=True, exist_ok=True)
         resume.write_lines(answers, merged([]))
         resume.partial_path(answers).unlink(missing_ok=True)
+        for path in killed:
+            resume.remove_host_partial(path)
         _write_aux(aux_file, _aux_lines(earlier_aux, [], kept, settings, digests))
         report_failures(failures, failures_file, len(chunk), answers)
         return
@@ -445,11 +450,14 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         # writes a partial file beside the answers, put into place when every question is
         # answered: a question that fails while generating (a prompt past the context) had
         # truncated an earlier complete answers file to the lines before it.
-        partial = answers.parent / f".{answers.name}.partial-{os.getpid()}"
+        partial = resume.host_partial(answers, os.getpid())
         host_args.answers_file = str(partial)
         host_args.num_chunks, host_args.chunk_idx = 1, 0
         with open(host_args.question_file, "w") as handle:
             handle.writelines(json.dumps(line) + "\n" for line in prepared)
+        answers.parent.mkdir(parents=True, exist_ok=True)
+        resume.start_host_partial(partial, settings, {str(q.question_id): digests[str(q.question_id)]
+                                                      for q in inputs if q.graph is None})
         try:
             with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
                 host.eval_model(host_args)
@@ -457,6 +465,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             drop_answers(partial, state.unanswered)
             resume.write_lines(answers, merged(resume.answer_lines(partial)))
             resume.partial_path(answers).unlink(missing_ok=True)  # its answers are in the file now
+            for path in killed:
+                resume.remove_host_partial(path)
         except BaseException:
             drop_answers(partial, state.unanswered)
             so_far = merged(resume.answer_lines(partial))
@@ -467,12 +477,15 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                        if str(line["question_id"]) in answered]
                 if aux:
                     resume.write_lines(aux_partial, aux)
+                if args.resume:  # what they held is in the .partial now
+                    for path in killed:
+                        resume.remove_host_partial(path)
                 print(f"the answers made so far are in {resume.partial_path(answers)} (--resume keeps them); "
                       f"{answers} is unchanged", file=sys.stderr)
             write_failures(failures_file, failures)
             raise
         finally:
-            partial.unlink(missing_ok=True)
+            resume.remove_host_partial(partial)
     _write_aux(aux_file, _aux_lines(earlier_aux, state.answered_aux(), kept, settings, digests))
     aux_partial.unlink(missing_ok=True)
     report_failures(failures, failures_file, len(chunk), answers)

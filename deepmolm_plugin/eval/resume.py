@@ -7,13 +7,16 @@ its question as the model saw it (`question_digest`: the line the host got, the 
 its image and structure files, the molecule tokens) and of the line itself
 (`content_digest`). With `--resume`, an earlier answer is kept only when all equal this run's;
 every other question is asked again. Earlier answers are read from the answers file (a
-finished run) and from `<answers>.partial` (what a run stopped by Ctrl-C, SIGTERM or a
-failure had answered). Lines without the digests (a run before them), or edited by hand,
-are never kept. The property head's predictions are kept with their answers, alike.
+finished run), from `<answers>.partial` (what a run stopped by Ctrl-C, SIGTERM or a
+failure had answered) and from the host's `.<answers>.partial-<pid>` of a run killed
+outright (SIGKILL, the OOM killer: no handler runs), whose digests the run wrote beside it
+when it started (`host_partial`). Lines without the digests (a run before them), or edited
+by hand, are never kept. The property head's predictions are kept with their answers, alike.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -129,10 +132,77 @@ def kept_lines(lines: List[dict], settings: str, digests: Dict[str, str], wanted
     return list(kept.values())
 
 
-def kept_answers(answers: Path, settings: str, digests: Dict[str, str]) -> Dict[str, dict]:
-    """{question_id as text: earlier answer line} from the answers file and its `.partial`."""
-    lines = kept_lines(answer_lines(answers) + answer_lines(partial_path(answers)), settings, digests)
+def kept_answers(answers: Path, settings: str, digests: Dict[str, str], killed: List[dict] = ()) -> Dict[str, dict]:
+    """{question_id as text: earlier answer line} from the answers file, its `.partial` and
+    the ``killed`` runs' lines (``killed_lines``)."""
+    lines = kept_lines(answer_lines(answers) + answer_lines(partial_path(answers)) + list(killed), settings, digests)
     return {str(line["question_id"]): line for line in lines}
+
+
+# --- a run killed outright ----------------------------------------------------------------------
+def host_partial(answers: Path, pid: int) -> Path:
+    """Where process `pid` has the host write its answers (put into place when it finishes)."""
+    return answers.parent / f".{answers.name}.partial-{pid}"
+
+
+def _digests_beside(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".digests.json")
+
+
+def start_host_partial(partial: Path, settings: str, digests: Dict[str, str]) -> None:
+    """Beside the host's partial file, before the host writes it: the digests a later
+    --resume tags its lines with, should this process be killed outright (the host writes
+    and flushes an answer a line, but carries no digests). `digests`: the questions whose
+    answer alone is the result (not those the property head predicts for as well, whose
+    predictions are held in memory until the end)."""
+    from ..result_files import write_atomic
+
+    write_atomic(_digests_beside(partial), json.dumps({SETTINGS: settings, "digests": digests}))
+
+
+def remove_host_partial(partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+    _digests_beside(partial).unlink(missing_ok=True)
+
+
+def killed_partials(answers: Path) -> List[Path]:
+    """The host partial files for `answers` whose process is gone (killed outright)."""
+    found = []
+    for path in answers.parent.glob(glob.escape(f".{answers.name}.partial-") + "*"):
+        pid = path.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            found.append(path)
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def killed_lines(partials: List[Path], shown: dict, asked: Dict[str, Dict[str, str]]) -> List[dict]:
+    """The answers in killed runs' partial files, tagged as those runs would have tagged
+    them (``kept_lines`` then keeps those made with this run's settings for the same
+    question). A file without its digests (a run before them) gives none; a line cut by the
+    kill is no JSON and not read; an empty text is a question that failed while generating."""
+    lines = []
+    for partial in partials:
+        try:
+            made = json.loads(_digests_beside(partial).read_text())
+        except (OSError, ValueError):
+            continue
+        digests = made.get("digests") if isinstance(made, dict) else None
+        if not isinstance(digests, dict):
+            continue
+        answered = [line for line in answer_lines(partial) if line.get("text")
+                    and str(line["question_id"]) in digests and str(line["question_id"]) in asked]
+        lines += tagged(answered, made.get(SETTINGS), digests, shown, asked)
+    return lines
 
 
 def tagged(lines: List[dict], settings: str, digests: Dict[str, str], shown: Optional[dict] = None,
