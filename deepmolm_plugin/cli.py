@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def model_depiction_settings(model_path: str, given: Optional[str], option: str = "--conformer-policy") -> str:
     """The model config's depiction settings, checked before the model loads (chat, eval
-    and the GUI call this; config.json is read once): its `render_size` (a bad one was a
-    ValueError traceback after loading), and the 3D policy for its molecules, returned.
+    and the GUI call this): its `render_size` (a bad one was a ValueError traceback after
+    loading) and `max_atoms`, and the 3D policy for its molecules, returned.
 
     The policy is the one training used (the config's `conformer_policy`, which training
     records), unless `given`. The chat, eval and the GUI defaulted to `auto` whatever
@@ -105,11 +105,12 @@ def model_depiction_settings(model_path: str, given: Optional[str], option: str 
     generated one in training, other tokens without a word. A given policy other than the
     training's is used (an ablation may want it), with a note saying so; a model saved
     before the config held one is `auto`."""
-    from deepmolm_plugin.molecule.inputs import model_render_size
+    from deepmolm_plugin.molecule.inputs import model_limits, model_render_size
 
     config = usage.model_config(model_path, "--model-path") or {}
     try:
         model_render_size(config)
+        model_limits(config)
     except ValueError as e:
         raise usage.UsageError(f"--model-path {model_path}: {e}") from e
     trained = config.get("conformer_policy")
@@ -132,13 +133,14 @@ def projector_uses_molecules(config) -> bool:
     return bool(projector is not None and projector.uses_molecule)
 
 
-def molecule_resolver(policy: str):
+def molecule_resolver(policy: str, model_path: str):
     """The one input resolver, set up for the CLI's molecule (a structure file's first
-    molecule, errors naming the molecule). Its fingerprint settings become the model's
-    once the model config is read; until then they are DeepMoLM's."""
-    from deepmolm_plugin.molecule.inputs import InputResolver
+    molecule, errors naming the molecule, the model's atom cap). Its fingerprint settings
+    become the model's once the model config is read; until then they are DeepMoLM's."""
+    from deepmolm_plugin.molecule.inputs import InputResolver, model_limits
 
-    return InputResolver(policy=policy, first_of_many=True, kind="molecule")
+    limits = model_limits(usage.model_config(model_path, "--model-path") or {})  # checked by model_depiction_settings
+    return InputResolver(policy=policy, first_of_many=True, kind="molecule", limits=limits)
 
 
 def molecule_fields(smiles: Optional[str], structure: Optional[str]) -> dict:
@@ -390,7 +392,7 @@ def main(argv=None) -> None:
     usage.checked(parser, check_arguments, args)
     args.conformer_policy = usage.checked(
         parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
-    resolver = molecule_resolver(args.conformer_policy)
+    resolver = molecule_resolver(args.conformer_policy, args.model_path)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
         fields, name = molecule_fields(args.smiles, args.structure), usage.shortened(args.smiles or args.structure)
         try:  # every note the resolver kept, as the GUI's status box lists them all (was: only "more than one

@@ -54,7 +54,7 @@ def _patch_dataset(cls) -> None:
     from deepmolm_plugin.data.records import RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
     from deepmolm_plugin.molecule.sidecar import manifest_settings
-    from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver
+    from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver, model_limits
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
 
@@ -76,14 +76,23 @@ def _patch_dataset(cls) -> None:
         if prepared.get("conformer_policy") not in (None, policy):
             _refuse(manifest, f"conformer_policy={prepared['conformer_policy']}",
                     f"this run uses --conformer_policy {policy}")
+        # the data's atom cap (--max-atoms none too: its large molecules were refused here,
+        # "raise it with --max-atoms", an option training does not have)
+        try:
+            limits = model_limits(prepared)
+        except ValueError as e:
+            from deepmolm_plugin.usage import DataError
+
+            raise DataError(f"{manifest}: {e}") from e
         self.molecules = InputResolver(
             structure_folder=structure_folder,
             policy=policy,
             render_folder=render_folder,
             record_folder=record_folder,
             render_size=int(prepared.get("image_size") or RENDER_SIZE),
+            limits=limits,
         )
-        self.graph_molecules = graph_resolver(structure_folder)
+        self.graph_molecules = graph_resolver(structure_folder, limits=limits)
         # Whether items carry `properties` and molecular graphs: only a model with the
         # property head reads them (set when training starts, `require_graphs`); without
         # one, a record whose properties have no graph source stopped the run at its step.
@@ -246,10 +255,12 @@ def use_model_molecule_settings(dataset, config) -> None:
     - a prepared dataset's manifest records what its tokens and images were made with:
       other fingerprint settings than the model's are an error naming both (its conformer
       policy and depiction size were taken when the dataset was built);
-    - the conformer policy and the depiction size go into the config (`conformer_policy`,
-      `render_size`), so the saved model says how its molecules were made: the chat, eval
-      and the GUI use them (they used `auto` and 1024 whatever training saw).
+    - the conformer policy, the depiction size and the atom cap go into the config
+      (`conformer_policy`, `render_size`, `max_atoms`), so the saved model says how its
+      molecules were made: the chat, eval and the GUI use them (they used `auto`, 1024 and
+      256 whatever training saw).
     """
+    from deepmolm_plugin.molecule.policy import MAX_ATOMS
     from deepmolm_plugin.molecule_fp import FingerprintSettings
 
     molecules = getattr(dataset, "molecules", None)
@@ -263,6 +274,7 @@ def use_model_molecule_settings(dataset, config) -> None:
                 f"the model uses fp_bits={settings.bits}, fp_levels={settings.levels} (--fp_bits/--fp_levels)")
     molecules.fp = settings
     config.conformer_policy, config.render_size = molecules.policy, molecules.render_size
+    config.max_atoms = molecules.limits.get("max_atoms", MAX_ATOMS)
 
 
 def _refuse(manifest: str, made: str, used: str) -> None:

@@ -185,10 +185,11 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
     sidecar is read from `question_folder` (the question file's), as training reads a
     record file's."""
     from ..data.graphs import graph_resolver
-    from ..molecule.inputs import InputResolver, model_render_size
+    from ..molecule.inputs import InputResolver, model_limits, model_render_size
     from ..molecule_fp import FingerprintSettings
 
-    options = dict(kind="question", option_names={"structure_folder": "--structure-folder"})
+    options = dict(kind="question", option_names={"structure_folder": "--structure-folder"},
+                   limits=model_limits(config))
     resolver = InputResolver(FingerprintSettings.from_config(config), structure_folder=structure_folder,
                              record_folder=question_folder, policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
                              **options)

@@ -86,7 +86,7 @@ class ChatSession:
 
     def __init__(self, model_path: str, tokenizer, model, image_processor, conv_mode: str, policy: str = "auto"):
         from ..cli import projector_uses_molecules
-        from ..molecule.inputs import InputResolver, model_render_size
+        from ..molecule.inputs import InputResolver, model_limits, model_render_size
         from ..molecule_fp import FingerprintSettings
 
         self.model_path, self.tokenizer, self.model = model_path, tokenizer, model
@@ -102,7 +102,7 @@ class ChatSession:
         self.image_mode = getattr(image_processor, "mode", "base")
         self.resolver = InputResolver(FingerprintSettings.from_config(self.config), structure_folder=None,
                                       policy=policy, render_folder=None, first_of_many=True,
-                                      render_size=model_render_size(self.config),
+                                      render_size=model_render_size(self.config), limits=model_limits(self.config),
                                       kind="molecule", cache_limit=GUI_CACHE_LIMIT)
 
     @classmethod

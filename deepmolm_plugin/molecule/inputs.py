@@ -79,6 +79,21 @@ def model_render_size(config) -> int:
     return value
 
 
+def model_limits(config) -> dict:
+    """The builder bounds a model's molecules were made under: its config's `max_atoms`
+    (training records its data's: a prepared dataset's --max-atoms, None for no cap), as
+    InputResolver `limits`; {} (the default cap) for a config without one. Data prepared
+    with --max-atoms none was refused by training, and its large molecules by chat, eval
+    and the GUI, with a message naming an option they do not have."""
+    present = "max_atoms" in config if isinstance(config, Mapping) else hasattr(config, "max_atoms")
+    if not present:
+        return {}
+    value = config["max_atoms"] if isinstance(config, Mapping) else config.max_atoms
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"max_atoms is {value!r}, not a number of heavy atoms >= 1 or null")
+    return {"max_atoms": value}
+
+
 class InputError(DataError):
     """A record (or question, molecule file entry) that cannot be served: "record 'ID': reason"."""
 
