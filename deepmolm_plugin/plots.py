@@ -40,10 +40,24 @@ def panels(n: int, figsize: Tuple[float, float]):
 
 
 def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
-    """Lay out, write and close `fig` (closing frees it: pyplot keeps every open figure)."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+    """Lay out, write and close `fig` (closing frees it: pyplot keeps every open figure).
+
+    Every text is drawn as it is, never as matplotlib math text: titles, labels, legends and
+    ticks hold task names and other user data, and a `$` in them (`solubility in $\\ce{H2O}$`,
+    `$$`) switched on math mode, whose parser failed at layout (ValueError: Unknown symbol).
+    Set here, where every figure passes: on the texts drawn so far, and through the rc
+    setting on the tick labels matplotlib makes while laying out."""
+    import matplotlib
+    from matplotlib.text import Text
+
+    try:
+        for text in fig.findobj(Text):
+            text.set_parse_math(False)
+        with matplotlib.rc_context({"text.parse_math": False}):
+            fig.tight_layout()
+            fig.savefig(path, dpi=dpi)
+    finally:  # also on failure: an unclosed figure stays in pyplot's list for the process's life
+        pyplot().close(fig)
     return Path(path)
 
 

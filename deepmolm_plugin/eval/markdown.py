@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .metrics.text import MAX_TOKENS
 from .task_kinds import KINDS
 
 # kind -> the table's (column header, metrics key); the bar chart of text metrics uses TABLES["text"] too
@@ -50,7 +51,7 @@ def markdown(report: dict) -> str:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
-        lines += left_out_notes(tasks) + undefined_notes(tasks, columns) + empty_notes(tasks)
+        lines += left_out_notes(tasks) + undefined_notes(tasks, columns) + counted_notes(tasks)
     return "\n".join(lines)
 
 
@@ -83,12 +84,22 @@ def undefined_notes(tasks, columns) -> list:
             + "; ".join(notes) + ".", ""]
 
 
-def empty_notes(tasks) -> list:
-    """A line under a table for its empty answers: scored as wrong, but most often the
-    pipeline's (generation stopped at once), which the scores alone did not say."""
-    counts = [f"{cell(task)}: {result['metrics']['n_empty']}" for task, result in tasks
-              if result["metrics"].get("n_empty")]
-    if not counts:
-        return []
-    return ["Empty answers, scored as wrong (`\"empty\": true` in per_question.jsonl; most often generation "
-            "stopped at once: check --max-new-tokens and the template's stop token): " + "; ".join(counts) + ".", ""]
+# metrics key -> the line under a table counting such answers: scored, but most often the
+# pipeline's doing (generation stopped at once, or ran on), which the scores alone did not say
+COUNTED = {
+    "n_empty": "Empty answers, scored as wrong (`\"empty\": true` in per_question.jsonl; most often generation "
+               "stopped at once: check --max-new-tokens and the template's stop token)",
+    "n_truncated": f"Answers of more than {MAX_TOKENS} tokens, text metrics on their first {MAX_TOKENS} "
+                   "(`\"truncated\": true` in per_question.jsonl; most often generation ran on to --max-new-tokens: "
+                   "check the template's stop token)",
+}
+
+
+def counted_notes(tasks) -> list:
+    """A line under a table per COUNTED key that some task has answers of."""
+    lines = []
+    for key, what in COUNTED.items():
+        counts = [f"{cell(task)}: {result['metrics'][key]}" for task, result in tasks if result["metrics"].get(key)]
+        if counts:
+            lines += [f"{what}: " + "; ".join(counts) + ".", ""]
+    return lines

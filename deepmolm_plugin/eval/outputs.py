@@ -5,12 +5,14 @@
 - `per_question.jsonl`: each question's prediction, reference and what was parsed;
 - `plots/`: `text_metrics.png` (bar chart of the text metrics per text/IUPAC task) and
   `parity_<task>.png` per property task (predicted vs reference, valid answers only; the
-  task name made file-safe, with a hash of the name when two tasks would share a file:
-  `a/b` and `a b`). Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
+  task name made file-safe, cut to `MAX_NAME` characters, with a hash of the name when it
+  was cut or when two tasks would share a file: `a/b` and `a b`). Task names are drawn as
+  plain text (`plots.save`): a `$` in one is no matplotlib math. Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
   such an axis) are left out of the plot, and its title says how many.
 
-A rerun into the same folder first removes the figures an earlier report wrote there
-(`text_metrics.png`, `parity_*.png`), so `plots/` never mixes two runs. An input that is one
+A rerun into the same folder first removes the files an earlier report wrote there (the
+three above, `text_metrics.png`, `parity_*.png`), so that a run that fails midway leaves
+no metrics.json beside files of its own, and `plots/` never mixes two runs. An input that is one
 of these files (`overwritten_inputs`: an earlier report's `per_question.jsonl` caught by
 `results/*.jsonl`) is refused before anything is read or written.
 """
@@ -27,7 +29,7 @@ from ..result_files import strict_json, write_atomic
 from .markdown import TABLES, fmt, markdown
 
 DPI = 100
-FILES = ("metrics.json", "metrics.md", "per_question.jsonl")  # written by write_outputs
+FILES = ("metrics.json", "metrics.md", "per_question.jsonl")  # written by write_outputs, metrics.json last; removed first
 
 
 def overwritten_inputs(inputs, out, files=FILES) -> List[str]:
@@ -38,30 +40,46 @@ def overwritten_inputs(inputs, out, files=FILES) -> List[str]:
     return [str(p) for p in inputs if Path(p).resolve() in targets]
 
 
+# Characters of a task name kept in a file name: file systems allow 255 bytes, and a
+# 275-character assay description as a task name failed (OSError: File name too long).
+MAX_NAME = 100
+
+
+def _digest(task: str) -> str:
+    """The first 8 hex digits of the task name's SHA-1: tells apart names that are one file name."""
+    return hashlib.sha1(task.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def _safe(name: str) -> str:
-    """A task name as a file name part."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "task"
+    """A task name as a file name part (ASCII, so its characters are its bytes): one longer
+    than MAX_NAME is cut, and the digest of the whole name added (names alike in their first
+    MAX_NAME characters keep apart)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "task"
+    return f"{safe[:MAX_NAME]}-{_digest(name)}" if len(safe) > MAX_NAME else safe
 
 
 def _file_names(tasks: List[str]) -> Dict[str, str]:
     """{task: file name part}, unique even case-insensitively (macOS, Windows): a name that
-    another task already has gets the first 8 hex digits of its task name's SHA-1."""
+    another task already has gets the task name's digest."""
     names, taken = {}, set()
     for task in tasks:
         name = _safe(task)
         if name.lower() in taken:
-            name = f"{name}-{hashlib.sha1(task.encode()).hexdigest()[:8]}"
+            name = f"{name}-{_digest(task)}"
         taken.add(name.lower())
         names[task] = name
     return names
 
 
-def remove_stale(folder: Path) -> None:
-    """Delete the figures an earlier report wrote in `folder`: a task of that run that this
-    one lacks would otherwise keep its parity plot beside the new ones."""
-    if folder.is_dir():
-        for path in [folder / "text_metrics.png", *folder.glob("parity_*.png")]:
-            path.unlink(missing_ok=True)
+def remove_stale(out: Path) -> None:
+    """Delete the files an earlier report wrote in `out`, metrics.json first (resuming callers
+    take it as the mark of a finished report): a rerun that failed while drawing left the
+    earlier metrics.json listing plots it had deleted, and a task of that run that this one
+    lacks would keep its parity plot beside the new ones."""
+    folder = out / "plots"
+    figures = [folder / "text_metrics.png", *folder.glob("parity_*.png")] if folder.is_dir() else []
+    for path in [*(out / name for name in FILES), *figures]:  # FILES: metrics.json first
+        path.unlink(missing_ok=True)
 
 
 def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
@@ -103,7 +121,7 @@ def write_outputs(report: dict, rows: List[dict], out: Path, make_plots: bool = 
     """All the files in `out` (the figures unless `make_plots` is False, their paths then
     listed in the report's `plots`); returns the markdown tables."""
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale(out / "plots")  # also with make_plots False: old figures would not match metrics.json
+    remove_stale(out)  # also with make_plots False: old figures would not match metrics.json
     if make_plots:
         report["plots"] = [str(p.relative_to(out)) for p in plots(report, rows, out / "plots")]
     # Each file whole or not at all, metrics.json last: resuming callers (the fusion

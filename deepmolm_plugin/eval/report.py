@@ -77,7 +77,7 @@ def _earlier_report(out: Path) -> str:
 
 
 def main(argv=None) -> None:
-    from .metrics.text import TextTooLong
+    from .metrics.text import MAX_TOKENS, TextTooLong
     from .metrics.wordnet import WordNetMissing
 
     parser = build_parser()
@@ -97,13 +97,20 @@ def main(argv=None) -> None:
             args.answers = [p for p in args.answers if not is_side(p)]
     try:
         report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data)
-        table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)
     except (ReportError, WordNetMissing, TextTooLong) as e:
         raise SystemExit(f"error: {e}{_earlier_report(Path(args.out))}") from e
+    try:
+        table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)
+    except OSError as e:  # disk full, no permission: the earlier report's files are gone already
+        raise SystemExit(f"error: writing the report in {args.out}: {e}\nnote: this run wrote no metrics.json; "
+                         "the files there are no finished report") from e
     print(table)
-    empty = [row["question_id"] for row in rows if row.get("empty")]
-    if empty:
-        print(f"note: {len(empty)} answer(s) are empty, scored as wrong: {format_ids(empty)}", file=sys.stderr)
+    for key, what in (("empty", "are empty, scored as wrong"),
+                      ("truncated", f"have more than {MAX_TOKENS} tokens; the text metrics scored their first "
+                                    f"{MAX_TOKENS} (generation ran on to --max-new-tokens?)")):
+        ids = [row["question_id"] for row in rows if row.get(key)]
+        if ids:
+            print(f"note: {len(ids)} answer(s) {what}: {format_ids(ids)}", file=sys.stderr)
     print(f"\nwrote {Path(args.out) / 'metrics.json'}", file=sys.stderr)
 
 

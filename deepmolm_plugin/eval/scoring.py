@@ -11,7 +11,9 @@ metrics.json:
      "counts": {"questions", "answers", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
                       "metrics": {...}}}}
-    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined
+    text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined,
+              n_truncated (answers over metrics.text.MAX_TOKENS tokens, scored on their first ones;
+              `"truncated": true` in their per_question.jsonl rows)
     iupac:    exact_match + the text metrics
     property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
@@ -129,8 +131,8 @@ def _row(answer: dict, task: str, kind: str, prediction: str, reference: str, **
 
 
 def _naming_the_question(task: str, answers: Dict[str, dict], qids: List[str], metrics):
-    """`metrics()`, with a text over the token limit named by its question ("answer 3 of 40"
-    said only its place in the task)."""
+    """`metrics()`, with a reference over the token limit named by its question ("reference
+    3 of 40" said only its place in the task)."""
     from .metrics import text
 
     try:
@@ -189,6 +191,9 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                 ps, rs = molecules.extract_smiles(p), molecules.extract_smiles(r)
                 extra.append({"smiles": ps, "reference_smiles": rs, "canonical": molecules.canonical_smiles(ps),
                               "reference_canonical": molecules.canonical_smiles(rs)})
+        if kind in ("text", "iupac"):  # answers cut to text.MAX_TOKENS tokens: counted, and flagged in their rows
+            cut = set(metrics.pop("truncated"))
+            extra = [{**e, "truncated": i in cut} for i, e in enumerate(extra)]
         metrics = {k: v for k, v in metrics.items() if k != "tokenizer"}
         # scored as wrong, and counted apart: an empty reply is most often the pipeline's
         # (generation stopped at once), which a low score alone did not say

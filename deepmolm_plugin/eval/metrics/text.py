@@ -42,10 +42,14 @@ Tokenizers (`TOKENIZERS`):
   local folder only, e.g. SciBERT's uncased vocabulary to reproduce MolT5-style numbers.
   It is recorded by that name; results are comparable only for the same folder.
 
-A text of more than `MAX_TOKENS` tokens is refused (`TextTooLong`, naming the text):
-rouge_score's ROUGE-L keeps the whole LCS table in Python lists, len(hyp) x len(ref)
-cells, so two 100,000-token texts need about 10^10 cells (the process is killed for
-memory after minutes); 10,000 tokens take about 40 s and 1.5 GB per pair.
+No text goes to the metrics with more than `MAX_TOKENS` tokens: rouge_score's ROUGE-L
+keeps the whole LCS table in Python lists, len(hyp) x len(ref) cells, so two 100,000-token
+texts need about 10^10 cells (the process is killed for memory after minutes); 10,000
+tokens take about 40 s and 1.5 GB per pair. An answer that long is scored on its first
+`MAX_TOKENS` tokens and counted (`n_truncated`; `truncated`: their positions): it is a
+model that generated until --max-new-tokens, which the scores must show as poor (it
+stopped the whole report before). A reference that long is refused (`TextTooLong`, naming
+it): references are the user's data, and a cut one would be a different ground truth.
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ ROUGE_ORDERS = {"rouge1": (1, "token"), "rouge2": (2, "bigram"), "rougeL": (1, "
 
 
 class TextTooLong(ValueError):
-    """A hypothesis or reference longer than MAX_TOKENS tokens; `index`: its position in
-    the list given (the caller names the question)."""
+    """A reference longer than MAX_TOKENS tokens; `index`: its position in the list given
+    (the caller names the question)."""
 
     def __init__(self, message: str, index: int):
         super().__init__(message)
@@ -296,11 +300,11 @@ def meteor(hyp_tokens: Sequence[List[str]], ref_tokens: Sequence[List[str]], wor
             "n_undefined_meteor": len(hyp_tokens) - len(scores)}
 
 
-def check_lengths(token_lists: Sequence[List[str]], what: str) -> None:
-    """TextTooLong for the first text over MAX_TOKENS, before any metric allocates its table."""
+def check_lengths(token_lists: Sequence[List[str]]) -> None:
+    """TextTooLong for the first reference over MAX_TOKENS, before any metric allocates its table."""
     for k, tokens in enumerate(token_lists):
         if len(tokens) > MAX_TOKENS:
-            raise TextTooLong(f"{what} {k + 1} of {len(token_lists)} has {len(tokens)} tokens, more than the "
+            raise TextTooLong(f"reference {k + 1} of {len(token_lists)} has {len(tokens)} tokens, more than the "
                               f"{MAX_TOKENS} the text metrics take (ROUGE-L's LCS table grows with the product "
                               f"of the lengths): {' '.join(tokens[:8])} ...", k)
 
@@ -310,6 +314,7 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
     """BLEU-2/4, ROUGE-1/2/L F1 and METEOR, x100, of hypotheses against one reference each.
 
     Returns {bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n, n_undefined_rouge1/2/L/meteor,
+    n_truncated, truncated: [positions of the answers cut to MAX_TOKENS tokens],
     undefined: {metric: why}, tokenizer: {name, description}}; a metric is None when undefined.
     `wordnet`: an NLTK WordNet reader; default the one `metrics.wordnet` finds (`nltk_data`).
     """
@@ -322,13 +327,14 @@ def text_metrics(hyps: Sequence[str], refs: Sequence[str], tokenizer: Union[str,
         wordnet = load_wordnet(nltk_data)  # first: a missing WordNet fails before any work
     hyp_tokens = tokenize_all(hyps, tok)
     ref_tokens = tokenize_all(refs, tok)
-    check_lengths(hyp_tokens, "answer")
-    check_lengths(ref_tokens, "reference")
+    check_lengths(ref_tokens)
+    truncated = [k for k, tokens in enumerate(hyp_tokens) if len(tokens) > MAX_TOKENS]
+    hyp_tokens = [tokens[:MAX_TOKENS] for tokens in hyp_tokens]  # module docstring: a runaway answer
     result: Dict[str, object] = {}
     result.update(bleu(hyp_tokens, ref_tokens))
     result.update(rouge(hyp_tokens, ref_tokens))
     result.update(meteor(hyp_tokens, ref_tokens, wordnet))
-    result["n"] = len(hyps)
+    result.update(n=len(hyps), n_truncated=len(truncated), truncated=truncated)
     result["undefined"] = undefined_reasons(result, len(hyps))
     result["tokenizer"] = tok.declaration()
     return result
