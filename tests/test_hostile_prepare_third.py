@@ -190,14 +190,17 @@ def test_more_workers_than_cores_are_capped(tmp_path, monkeypatch, capsys):
     assert "--workers 8 > 1 usable cores: using 1" in capsys.readouterr().err
 
 
-def test_chebi20_mm_image_dir_among_the_input_files_is_refused(tmp_path):
+def test_chebi20_mm_pictures_extracted_into_the_input_folder_are_no_input_files(tmp_path):
     # was: the extracted CID_*.png files became input files, so every rerun or resume was
-    # refused with "input files changed (SHA-256)"
+    # refused with "input files changed (SHA-256)" (then: image_dir inside the input refused)
+    from deepmolm_plugin.data.sources.base import input_files_of
+
     _mm_input(tmp_path)
-    with pytest.raises(ValueError, match="image_dir .*cache is inside the input folder"):
-        items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache")))
-    got = items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / ".images")))
-    assert got["chebi20-mm-train-9-description"].image == str(tmp_path / ".images" / "CID_9.png")
+    got = items(read("chebi20-mm", tmp_path, tasks="description", image_dir=str(tmp_path / "cache")))
+    assert got["chebi20-mm-train-9-description"].image == str(tmp_path / "cache" / "CID_9.png")
+    assert (tmp_path / "cache" / "CID_9.png").is_file()
+    names = [name for _, name in input_files_of("chebi20-mm", tmp_path, {"image_dir": str(tmp_path / "cache")})]
+    assert "image.zip" in names and not any(name.startswith("cache") for name in names)
 
 
 def test_an_id_that_failed_is_not_also_a_record(tmp_path):

@@ -99,17 +99,21 @@ def check_unique_ids(records: list, data_path: str) -> None:
 def check_property_names(records: list, data_path: str) -> None:
     """Property names are compared as written: `logP` in one record and `LogP` or ` logP` in
     another are two properties, so --aux_properties logP silently treated the second
-    spelling's records as unmeasured. Names equal but for case and surrounding spaces are an
-    error naming both spellings and a record of each."""
-    first = {}  # folded name -> (spelling, record name)
+    spelling's records as unmeasured. Names with one `eval.names.name_key` (equal but for
+    case, spaces and punctuation: `logP`, `log_P`; evaluation refused such a split as one
+    task spelled two ways, after training) are an error naming both spellings and a record
+    of each."""
+    from ..eval.names import name_key
+
+    first = {}  # name_key -> (spelling, record name)
     for i, record in enumerate(records):
         props = record.get("properties")
         for name in props if isinstance(props, dict) else ():
-            spelling, rid = first.setdefault(name.strip().casefold(), (name, record_id(record, i)))
+            spelling, rid = first.setdefault(name_key(name), (name, record_id(record, i)))
             if spelling != name:
                 raise ValueError(f"{data_path}: property names {spelling!r} (record {rid!r}) and {name!r} (record "
-                                 f"{record_id(record, i)!r}) differ only in case or spaces: they would be two "
-                                 "properties; spell them alike")
+                                 f"{record_id(record, i)!r}) differ only in case or spaces, or in punctuation: they "
+                                 "would be two properties; spell them alike")
 
 
 def check_sidecar_overlaps(records: list, data_path: str) -> None:

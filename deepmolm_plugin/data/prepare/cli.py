@@ -30,6 +30,17 @@ from .schedule import FORMAT_MODULES, check_reader_options, compute
 DESCRIPTION = "deepmolm-prepare: a public dataset -> host training records, ready for the launcher."
 
 
+class Once(argparse.Action):
+    """A reader option flag, given once: given twice, argparse kept the last value without a
+    word (`--label-columns y --label-columns z` prepared z only)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} is given twice: give it once (several columns: one list, COL1 COL2 "
+                         "or COL1,COL2)")
+        setattr(namespace, self.dest, values)
+
+
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     formats = sorted(set(FORMAT_MODULES) | set(READERS))
     p = argparse.ArgumentParser(prog="deepmolm-prepare", description=DESCRIPTION,
@@ -52,12 +63,13 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="discard earlier outputs made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("reader options (passed to the format's reader)")
-    g.add_argument("--smiles-column")
-    g.add_argument("--label-columns", nargs="+", help="numeric columns/fields: COL or COL=NAME (comma lists too)")
-    g.add_argument("--text-columns", nargs="+", help="text columns/fields: COL=TASK")
-    g.add_argument("--id-column")
-    g.add_argument("--split-column")
-    g.add_argument("--id-field")
+    g.add_argument("--smiles-column", action=Once)
+    g.add_argument("--label-columns", nargs="+", action=Once,
+                   help="numeric columns/fields: COL or COL=NAME (comma lists too)")
+    g.add_argument("--text-columns", nargs="+", action=Once, help="text columns/fields: COL=TASK")
+    g.add_argument("--id-column", action=Once)
+    g.add_argument("--split-column", action=Once)
+    g.add_argument("--id-field", action=Once)
     g.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a format-specific reader option (repeatable); VALUE is parsed as JSON when it can be")
     args = p.parse_args(argv)
@@ -94,14 +106,24 @@ def reader_options(args) -> dict:
     for name in ("label_columns", "text_columns"):
         if getattr(args, name):
             options[name] = [c.strip() for v in getattr(args, name) for c in v.split(",") if c.strip()]
+    given = {}  # --option key -> its KEY=VALUE
     for pair in args.option:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise PrepareError(f"--option {pair!r}: expected KEY=VALUE")
+        # One value per option: the later one replaced the earlier, or a column flag, without a word
+        # (--label-columns logS with --option label_columns=[...] prepared the --option columns only).
+        if key in given:
+            raise PrepareError(f"--option {key} is given twice ({given[key]!r}, {pair!r}): give it once")
+        if key in options:
+            raise PrepareError(f"reader option {key} is given both as --{key.replace('_', '-')} and as --option "
+                               f"{pair!r}: give it once")
+        given[key] = pair
         try:
-            options[key.strip()] = json.loads(value)
+            options[key] = json.loads(value)
         except json.JSONDecodeError:
-            options[key.strip()] = value
+            options[key] = value
     return dict(sorted(options.items()))
 
 
@@ -116,8 +138,9 @@ def settings_of(args) -> dict:
 def run_state(args, out: Output, known: List[dict]) -> dict:
     """What this run would make: settings, versions and input checksums (`known`: an earlier
     run's, reused for files whose size and mtime are unchanged)."""
-    return {"schema": SCHEMA, "settings": settings_of(args), "versions": versions(),
-            "inputs": checksum_inputs(Path(args.input), out.root.resolve(), known)}
+    settings = settings_of(args)
+    return {"schema": SCHEMA, "settings": settings, "versions": versions(),
+            "inputs": checksum_inputs(settings, out.root.resolve(), known)}
 
 
 def read_only_output(root: Path) -> bool:
@@ -275,7 +298,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f"chunks of {n_chunks} ({time.perf_counter() - began:.1f} s); when every shard is done, "
                       "run the same command with --merge instead of --shard")
                 return 0
-        changed = changed_inputs(Path(args.input), out.root.resolve(), state["inputs"])
+        changed = changed_inputs(state["settings"], out.root.resolve(), state["inputs"])
         if changed:
             raise PrepareError(f"--input changed while this run read it ({', '.join(changed[:5])}): its records may "
                                "mix the old and the new contents; rerun the same command with --overwrite")
@@ -292,9 +315,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         # Only what this refused run created, while it still holds the lock alone: a run
         # refused by another's lock removed the folder that other run was writing (shard
-        # jobs share the lock: another shard may be writing there too).
+        # jobs share the lock: another shard may be writing there too). Never a finished
+        # output: a Ctrl-C while assembly removed the chunks after writing the manifest
+        # found no chunk and deleted the whole output.
         alone = locked and args.shard == (0, 1)
-        if failed and made_out and alone and out.root.is_dir() and not out.committed(any_run=True):
+        complete = (out.root / MANIFEST).is_file()
+        if failed and made_out and alone and out.root.is_dir() and not out.committed(any_run=True) and not complete:
             shutil.rmtree(out.root)
         lock.release()
     seconds = time.perf_counter() - began

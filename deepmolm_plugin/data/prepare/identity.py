@@ -8,39 +8,44 @@ import hashlib
 from pathlib import Path
 from typing import List, Tuple
 
-from ..sources.base import visible_files
+from ..sources.base import input_files_of
 from ...result_files import file_sha256
 from .common import PrepareError, dumps, need
 
 
-def input_files(path: Path, out: Path) -> List[Tuple[Path, str]]:
-    """(file, name) of the input: the file, or every file under the folder, sorted
-    (hidden files and the output folder, if inside, are not inputs)."""
-    path = path.resolve()
+def input_files(settings: dict, out: Path) -> List[Tuple[Path, str]]:
+    """(file, name) of the input of a run with `settings` (`cli.settings_of`): the file, or
+    the files of the folder that the format's reader reads (`sources.base.input_files_of`;
+    a file the reader never opens, such as the run's own nohup.out, is not input), sorted,
+    the output folder (if inside) left out."""
+    path = Path(settings["input"]).resolve()
     if path.is_file():
         return [(path, path.name)]
     if not path.is_dir():
         raise PrepareError(f"--input {path} does not exist")
-    # The readers list a folder's files with the same function (`visible_files`).
-    return [(p, name) for p, name in visible_files(path) if out not in p.parents]
+    try:
+        files = input_files_of(settings["format"], path, settings["reader_options"])
+    except (ValueError, OSError) as e:  # the reader's own words (no split file, no SDF under the folder)
+        raise PrepareError(f"--input {path}: {e}") from e
+    return sorted((p, name) for p, name in files if out not in p.parents)
 
 
-def checksum_inputs(path: Path, out: Path, known: List[dict]) -> List[dict]:
+def checksum_inputs(settings: dict, out: Path, known: List[dict]) -> List[dict]:
     """SHA-256 of every input file; reused from an earlier run when size and mtime match."""
     cache = {(e["path"], e["bytes"], e.get("mtime_ns")): e["sha256"] for e in known}
     entries = []
-    for file, name in input_files(path, out):
+    for file, name in input_files(settings, out):
         stat = file.stat()
         sha = cache.get((name, stat.st_size, stat.st_mtime_ns)) or file_sha256(file)
         entries.append({"path": name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha})
     return entries
 
 
-def changed_inputs(path: Path, out: Path, entries: List[dict]) -> List[str]:
+def changed_inputs(settings: dict, out: Path, entries: List[dict]) -> List[str]:
     """Input files whose size or mtime differ from `entries` (checksummed at the start), or
     that came or went: an input edited while the run read it. A run that read a file while
     it grew wrote the checksum of the file as it was before into its manifest."""
-    now = {name: file.stat() for file, name in input_files(path, out)}
+    now = {name: file.stat() for file, name in input_files(settings, out)}
     before = {e["path"]: e for e in entries}
     changed = sorted(set(now) ^ set(before))
     changed += sorted(name for name in set(now) & set(before)
@@ -100,6 +105,10 @@ def differences(old: dict, new: dict) -> List[str]:
     for k in sorted(set(a["settings"] or {}) | set(b["settings"] or {})):
         if (a["settings"] or {}).get(k) != (b["settings"] or {}).get(k):
             out.append(f"setting {k}: {(a['settings'] or {}).get(k)!r} -> {(b['settings'] or {}).get(k)!r}")
-    if a["inputs"] != b["inputs"]:
-        out.append("input files changed (SHA-256)")
+    if a["inputs"] != b["inputs"]:  # named: "input files changed" alone left the user to guess which
+        before, now = dict(a["inputs"]), dict(b["inputs"])
+        named = ([f"{n} added" for n in sorted(set(now) - set(before))] +
+                 [f"{n} removed" for n in sorted(set(before) - set(now))] +
+                 [f"{n} edited" for n in sorted(set(before) & set(now)) if before[n] != now[n]])
+        out.append(f"input files changed (SHA-256): {', '.join(named[:10])}{' ...' if len(named) > 10 else ''}")
     return out

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...molecule.canonical import smiles_identity
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
 from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, id_key, split_problem
 from ...result_files import file_sha256
@@ -75,7 +76,7 @@ def check_chunk(meta: dict) -> None:
             need(failure, "stage", str), need(failure, "reason", str)
             continue
         record = need(entry, "record", dict)
-        need(record, "id", object), need(record, "task", str)
+        need(record, "id", object), need(record, "task", str), need(record, "smiles", str)  # Tally.row_key
         if not IMAGE_NAME.fullmatch(need(record, "image", str)):
             raise Shape(f"image {record['image']!r} is not a name this tool gives")
         if split_problem(need(entry, "split", str)):
@@ -251,10 +252,23 @@ class Tally:
     stages: Counter = field(default_factory=Counter)
     duplicates: set = field(default_factory=set)  # (chunk, item) of repeated ids
     images: int = 0
+    molecules: Dict[str, str] = field(default_factory=dict)  # SMILES text -> its identity (`row_key`)
+
+    def row_key(self, entry: dict) -> Tuple[str, str]:
+        """Which records share sidecar rows: equal token rows (`fp`, their digest) of one
+        molecule. E3FP tokens ignore a carbon's isotope, so methanol and 13C-methanol had one
+        digest and were stored on one set of rows, which training refuses as "an offset is
+        wrong": the molecules are compared as that check compares them
+        (`data.records._check_shared_rows`: `smiles_identity`), once per text."""
+        text = entry["record"]["smiles"].strip()
+        if text not in self.molecules:  # one RDKit run per text; an unparseable one stands for itself
+            self.molecules[text] = smiles_identity(text) or text
+        return entry["fp"], self.molecules[text]
 
 
 def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
-    """Counts, sidecar sizes (rows shared by records with equal tokens counted once),
+    """Counts, sidecar sizes (rows shared by records of one molecule with equal tokens
+    counted once, `Tally.row_key`),
     repeated ids (`id_key`: the later ones fail as duplicates, whether the earlier one
     failed or not, and whether the later one would have failed anyway), and a check that
     every image is there."""
@@ -296,8 +310,9 @@ def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
             split = t.splits.setdefault(entry["split"], {"records": 0, "rows": 0, "tasks": Counter()})
             split["records"] += 1
             split["tasks"][record["task"]] += 1
-            if entry["fp"] not in fps.setdefault(entry["split"], set()):
-                fps[entry["split"]].add(entry["fp"])
+            key = t.row_key(entry)
+            if key not in fps.setdefault(entry["split"], set()):
+                fps[entry["split"]].add(key)
                 split["rows"] += entry["atoms"]
     if damaged:
         for c in damaged:
@@ -325,7 +340,7 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
     names = sorted(t.splits)
     atomic_bytes(out.progress / "assembly.json", dumps({"splits": names}).encode(), out.tmp)
     sidecars = {s: SidecarBuilder(out.tmp / f"fp-{s}.npy", t.splits[s]["rows"], levels, dtype) for s in names}
-    placed: Dict[str, Dict[str, int]] = {s: {} for s in names}  # tokens digest -> offset
+    placed: Dict[str, Dict[Tuple[str, str], dict]] = {s: {} for s in names}  # Tally.row_key -> sidecar reference
     with contextlib.ExitStack() as files:
         writers = {s: files.enter_context(open(out.tmp / f"{s}.json", "w", encoding="ascii")) for s in names}
         failures = files.enter_context(open(out.tmp / FAILURES, "w", encoding="ascii"))
@@ -346,9 +361,10 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                 if (c, k) in t.duplicates:
                     failures.write(dumps(duplicate_failure(record["id"])) + "\n")
                     continue
-                if entry["fp"] not in placed[split]:  # rows shared by a molecule's records: stored and digested once
-                    placed[split][entry["fp"]] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows)
-                record["molecule_fp"] = dict(placed[split][entry["fp"]])
+                key = t.row_key(entry)
+                if key not in placed[split]:  # rows shared by a molecule's records: stored and digested once
+                    placed[split][key] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows)
+                record["molecule_fp"] = dict(placed[split][key])
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
         for s in names:

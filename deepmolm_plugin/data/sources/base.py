@@ -73,8 +73,11 @@ class SourceError:
 
 
 Reader = Callable[[str, dict], Iterator[Union[SourceItem, SourceError]]]
+# (folder, options) -> [(file, relative POSIX name)]: the files of a folder input a reader reads
+InputFiles = Callable[[Path, dict], List[Tuple[Path, str]]]
 READERS: Dict[str, Reader] = {}
 READER_OPTIONS: Dict[str, FrozenSet[str]] = {}
+READER_FILES: Dict[str, InputFiles] = {}
 
 
 def check_options(name: str, options: dict) -> None:
@@ -257,8 +260,21 @@ def option_bool(fmt: str, name: str, value, default: bool) -> bool:
     raise ValueError(f"{fmt}: option {name} must be true or false, got {value!r}")
 
 
-def register_reader(name: str, *, options: Iterable[str]) -> Callable[[Reader], Reader]:
-    """Register a reader under a ``--format`` name with the option names it takes.
+def all_files(folder: Path, options: dict) -> List[Tuple[Path, str]]:
+    """A reader's input files when it names none: every visible file of the folder."""
+    return visible_files(folder)
+
+
+def input_files_of(fmt: str, folder: Path, options: dict) -> List[Tuple[Path, str]]:
+    """The files of the folder input `folder` that the reader `fmt` reads with `options`:
+    what identifies the input (`prepare.identity`). Every visible file did, so a log
+    written into the folder (nohup.out) failed the run that wrote it as "input changed"."""
+    return READER_FILES[fmt](folder, options)
+
+
+def register_reader(name: str, *, options: Iterable[str], files: InputFiles = all_files) -> Callable[[Reader], Reader]:
+    """Register a reader under a ``--format`` name with the option names it takes and the
+    files of a folder input it reads (`files`; default: all of them).
 
     ``options`` is required (``()`` for none) so that no reader can forget it: the
     registered reader checks its options when called, before it reads anything.
@@ -276,6 +292,7 @@ def register_reader(name: str, *, options: Iterable[str]) -> Callable[[Reader], 
 
         READERS[name] = checked
         READER_OPTIONS[name] = allowed
+        READER_FILES[name] = files
         return checked
 
     return deco

@@ -62,7 +62,13 @@ def _rows(path: Path):
                 yield number, None if undecodable(line) else line.split("\t")
 
 
-@register_reader("chebi20", options={"splits"})
+def split_files(fmt: str, files: dict):
+    """The input files of a reader of split files: those of the chosen splits."""
+    return lambda root, options: [(root / files[s], files[s])
+                                  for s in choose_splits(fmt, root, files, options.get("splits"))]
+
+
+@register_reader("chebi20", options={"splits"}, files=split_files("chebi20", FILES))
 def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     for split in choose_splits("chebi20", root, FILES, options.get("splits")):

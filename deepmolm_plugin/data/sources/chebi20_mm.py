@@ -42,9 +42,9 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
 from ...csv_table import csv_rows, plain_number
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, is_hidden, option_list, register_reader,
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, option_list, register_reader,
                    undecodable)
-from .chebi20 import choose_splits, collapse_backslashes, unique
+from .chebi20 import choose_splits, collapse_backslashes, split_files, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
 HEADER = ["CID", "SMILES", "description", "polararea", "xlogp", "inchi", "iupacname", "SELFIES"]
@@ -168,17 +168,19 @@ def _images(root: Path, image_dir) -> Optional[_Images]:
         raise FileNotFoundError(f"chebi20-mm: image_dir is set but {zip_path} does not exist")
     # Absolute: the engine reads a relative image path against the input folder, so a
     # relative image_dir made every picture "not found" (or another file of that name).
-    folder = Path(os.path.abspath(image_dir))
-    inside = folder.resolve().is_relative_to(root.resolve())
-    if inside and not is_hidden(folder.resolve().relative_to(root.resolve())):
-        # Its extracted pictures would count among the input files: the next run (a resume
-        # or a rerun) was refused with "input files changed".
-        raise ValueError(f"chebi20-mm: image_dir {folder} is inside the input folder {root}, whose files are the "
-                         "run's inputs: put it elsewhere (or in a hidden folder such as .images)")
-    return _Images(zip_path, folder)
+    # It may lie inside the input folder: the pictures extracted there are no input files
+    # (`input_files`: the split files and image.zip identify the input).
+    return _Images(zip_path, Path(os.path.abspath(image_dir)))
 
 
-@register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"})
+def input_files(root: Path, options: dict) -> list:
+    """The chosen splits' CSV files, and image.zip when image_dir has pictures taken from it
+    (without it, the reader refuses image_dir)."""
+    zipped = [(root / "image.zip", "image.zip")] if options.get("image_dir") and (root / "image.zip").is_file() else []
+    return split_files("chebi20-mm", FILES)(root, options) + zipped
+
+
+@register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"}, files=input_files)
 def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("chebi20-mm", root, FILES, options.get("splits"))

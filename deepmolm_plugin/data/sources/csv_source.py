@@ -25,7 +25,8 @@ naming the row; a label that is not a finite number
 (or not written in plain decimals: ``1_000``) is a ``SourceError`` for that item. A named
 column missing from the header or appearing in it twice, a label name holding a number
 (evaluation would read that number as the value), two label names that differ only in
-case (training refuses them as two spellings of one property), or an unknown option, is
+case, spaces or punctuation (`eval.names.name_key`: training and evaluation refuse them as
+two spellings of one property), or an unknown option, is
 a configuration error raised at once; header cells are matched with spaces around them
 aside (``columns_named``'s rule), so two cells that differ only so are a column named
 twice. A file that is no UTF-8 text (UTF-16, gzip, zip: ``molecule.io.read.not_text``)
@@ -88,13 +89,16 @@ def require_columns(fmt: str, options: dict, header: Sequence[str] = ()) -> None
     (Unknown options are refused by the registry, see ``base.check_options``.)"""
     if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
-    folded: dict = {}  # name, case and spaces folded -> its first spelling
+    from ...eval.names import name_key  # stdlib only
+
+    folded: dict = {}  # name_key -> the name's first spelling
     for _, name in (named(spec, header) for spec in as_list(options.get("label_columns"))):
         check_label_name(fmt, name)
-        first = folded.setdefault(name.casefold(), name)
-        if first != name:  # training (data.records.check_property_names) would refuse the records
-            raise ValueError(f"{fmt}: label names {first!r} and {name!r} differ only in case: training refuses "
-                             "them as two spellings of one property; name them apart, COLUMN=NAME")
+        first = folded.setdefault(name_key(name), name)
+        if first != name:  # training (data.records.check_property_names) and evaluation would refuse the records
+            raise ValueError(f"{fmt}: label names {first!r} and {name!r} differ only in case, spaces or punctuation: "
+                             "training and evaluation refuse them as two spellings of one property; name them "
+                             "apart, COLUMN=NAME")
     check_one_column_per_task(fmt, options, header)
 
 
@@ -180,7 +184,7 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
     }
 
 
-@register_reader("csv", options=OPTIONS)
+@register_reader("csv", options=OPTIONS, files=lambda folder, options: [])  # a folder: refused when read
 def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     path = Path(input_path)
     if not path.is_file():

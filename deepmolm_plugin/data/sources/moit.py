@@ -51,7 +51,7 @@ from typing import Iterator, Optional
 import lmdb
 import numpy as np
 
-from .base import MoleculeSpec, SourceError, SourceItem, option_list, register_reader, undecodable
+from .base import MoleculeSpec, SourceError, SourceItem, option_list, register_reader, undecodable, visible_files
 from .safe_pickle import safe_loads
 
 SPLITS = ("train", "valid", "test", "pretrain")
@@ -399,7 +399,16 @@ def _pubchemqc(root: Path, splits: list, tasks: set):
         db.close()
 
 
-@register_reader("3d-moit", options={"splits", "tasks", "include", "caption_field"})
+def input_files(folder: Path, options: dict) -> list:
+    """The files of the included sources' folders (pubchem/, pubchemqc/: LMDBs and JSONs),
+    named from `folder`; nothing else of the folder is read."""
+    root = _root(str(folder))
+    include = _as_list(options.get("include"), ("pubchem", "pubchemqc"), "include") or ("pubchem", "pubchemqc")
+    return [(path, path.relative_to(folder).as_posix()) for source in include if (root / source).is_dir()
+            for path, _ in visible_files(root / source)]
+
+
+@register_reader("3d-moit", options={"splits", "tasks", "include", "caption_field"}, files=input_files)
 def read_moit(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     """Yield 3D-MoIT items: per source, per split, captions then the instruction JSONs;
     then one failure per task named in ``tasks`` that no item was given for."""

@@ -148,7 +148,7 @@ def missing_field(fields: dict, wanted: str) -> str:
     return f"record has no {wanted!r} field (its data fields: {names}){hint}"
 
 
-@register_reader("sdf", options=OPTIONS)
+@register_reader("sdf", options=OPTIONS, files=lambda folder, options: sdf_files(folder))
 def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     require_columns("sdf", options)
     for name in ("id_field", "split_column"):

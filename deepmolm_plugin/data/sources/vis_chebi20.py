@@ -33,6 +33,7 @@ stem>-<task>``, ``-2``, ``-3`` ... for repeats, ``...-record<index>`` without an
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -227,7 +228,23 @@ def _id_base(split: str, record, index: int) -> tuple[str, Optional[str]]:
     return f"vis-chebi20-{split}-{stem}-{task or 'unknown'}", task
 
 
-@register_reader("vis-chebi20", options={"splits", "tasks", "source_instructions"})
+def input_files(root: Path, options: dict) -> list:
+    """train.json and test.json (all present: the SMILES map reads both) and the pictures
+    their records name (`_resolve_image`), each file once."""
+    found = {}  # real path -> (path, name)
+    for name in FILES.values():
+        if (root / name).is_file():
+            found[os.path.realpath(root / name)] = (root / name, name)
+            for record in _load(root / name):
+                try:
+                    path = _resolve_image(root, _parse(record)[1])
+                except _Reject:
+                    continue  # that record's failure line says why; no picture of it is read
+                found.setdefault(os.path.realpath(path), (path, Path(os.path.relpath(path, root)).as_posix()))
+    return sorted(found.values())
+
+
+@register_reader("vis-chebi20", options={"splits", "tasks", "source_instructions"}, files=input_files)
 def read_vis_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("vis-chebi20", root, FILES, options.get("splits"))
