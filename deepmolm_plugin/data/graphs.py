@@ -2,15 +2,14 @@
 
 Only the graph is needed, so no conformer is generated: the record's molecule is read by
 the input resolver under the `keep` 3D policy (its SMILES parsed, its structure file or
-atom list read as is). Hydrogens are removed (the graph featuriser keeps each atom's H
-count as a feature).
+atom list read as is). The graph is that of ``property.features.standard_molecule``, as in
+deepmolm-kflm2: hydrogens removed (each atom keeps its H count as a feature), atom maps
+cleared, canonical order, CIP stereo; one graph for every spelling of the molecule.
 """
 
 from __future__ import annotations
 
 from typing import Optional
-
-from rdkit import Chem
 
 from ..molecule.inputs import InputResolver
 from ..property.features import MolGraph, mol_to_graph
@@ -25,4 +24,4 @@ def record_graph(record: dict, rid: str, resolver: InputResolver) -> Optional[Mo
     """The record's molecular graph; None when it only carries inline tokens."""
     if not any(record.get(name) for name in ("smiles", "structure", "atoms")):
         return None
-    return mol_to_graph(Chem.RemoveHs(resolver.molecule(record, rid).mol))
+    return mol_to_graph(resolver.molecule(record, rid).mol)

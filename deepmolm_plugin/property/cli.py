@@ -21,14 +21,14 @@ cells, labels beyond +-1e100 or nonzero within +-1e-100 (``data.labels``), other
 differs from the header's are errors listing their rows; so are a target without any
 label, a target with one value only (one class, or a constant regression target) and a
 split that leaves a subset empty (before anything is written). Copies of one molecule
-(``splits.molecule_keys``: the same parent molecule, salts and charges aside) stay in the
-data but always in one subset; data_report.json and results.md count them and list those
-whose labels disagree; training rows of a molecule in a --test-file are removed. Bad
-arguments are refused before anything is computed or written (one line on stderr, exit
-status 2): a missing or empty --data / --test-file, a --smiles-column or --targets column
-not in the CSV header, an unknown --features item or missing llm: folder, nonsense
-numbers (--seeds 0, --epochs 0, --dropout 1, ...), two --test-file names alike or named
-train / valid.
+(``splits.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
+maps aside) stay in the data but always in one subset; data_report.json and results.md
+count them and list those whose labels disagree; training rows of a molecule in a
+--test-file are removed. Bad arguments are refused before anything is computed or
+written (one line on stderr, exit status 2): a missing or empty --data / --test-file, a
+--smiles-column or --targets column not in the CSV header, an unknown --features item or
+missing llm: folder, nonsense numbers (--seeds 0, --epochs 0, --dropout 1, ...), two
+--test-file names alike or named train / valid.
 
 Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
 it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or

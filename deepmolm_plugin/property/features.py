@@ -9,13 +9,18 @@ message-passing network needs to exclude the reverse message).
 Atom features (one-hot blocks end with an "other" slot):
 
 - element: atomic number 1..100 (slot 0: dummy/unknown, e.g. ``*``)
-- heavy degree 0..5, formal charge -2..+2, chirality tag (CW/CCW/unspecified/other),
-  total H count 0..4, hybridisation (S, SP, SP2, SP3, SP3D, SP3D2), radical electrons 0..2
+- heavy degree 0..5, formal charge -2..+2, chirality (none, R or r, S or s, other: a
+  stereocentre without a CIP descriptor), total H count 0..4, hybridisation (S, SP, SP2,
+  SP3, SP3D, SP3D2), radical electrons 0..2
 - aromatic, in ring, ring sizes 3..8 (one flag each)
 - mass / 100
 
 Bond features: type (single, double, triple, aromatic), conjugated, in ring, stereo
-(none, any, Z, E, cis, trans). Molecules with several fragments (salts) keep them all.
+(none, any, Z, E, seqCis, seqTrans). Molecules with several fragments (salts) keep them all.
+
+Every graph, feature, copy key and scaffold is computed from ``standard_molecule``: one
+molecule for every spelling of it (atom order, explicit H, atom maps, Kekule or aromatic),
+in canonical atom and bond order, stereo as CIP descriptors (RDKit's ``rdCIPLabeler``).
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from typing import Sequence
 
 import numpy as np
 from rdkit import Chem
+from rdkit.Chem import rdCIPLabeler
 
 from ..molecule import sanitize
+from ..molecule.canonical import canonical_copy
 from ..molecule.bonds import bonds
 from ..molecule.errors import MoleculeError, MoleculeTooLarge
 from ..molecule.policy import MAX_ATOMS
@@ -34,11 +41,11 @@ from ..molecule.policy import MAX_ATOMS
 MAX_ATOMIC_NUM = 100
 DEGREES = (0, 1, 2, 3, 4, 5)
 FORMAL_CHARGES = (-2, -1, 0, 1, 2)
-CHIRAL_TAGS = (
-    Chem.ChiralType.CHI_UNSPECIFIED,
-    Chem.ChiralType.CHI_TETRAHEDRAL_CW,
-    Chem.ChiralType.CHI_TETRAHEDRAL_CCW,
-)
+# A stereocentre by its CIP descriptor: the chiral tag (CW/CCW) is relative to the order the
+# atom's bonds were written, so two spellings of L-alanine had opposite one-hots. The
+# pseudo-asymmetric r / s (cis / trans 1,4-dimethylcyclohexane) share R's / S's slot, which
+# keeps the block's width (4) for saved models.
+CHIRALITY = ("", "R", "S")
 TOTAL_HS = (0, 1, 2, 3, 4)
 HYBRIDISATIONS = (
     Chem.HybridizationType.S,
@@ -56,14 +63,10 @@ BOND_TYPES = (
     Chem.BondType.TRIPLE,
     Chem.BondType.AROMATIC,
 )
-BOND_STEREO = (
-    Chem.BondStereo.STEREONONE,
-    Chem.BondStereo.STEREOANY,
-    Chem.BondStereo.STEREOZ,
-    Chem.BondStereo.STEREOE,
-    Chem.BondStereo.STEREOCIS,
-    Chem.BondStereo.STEREOTRANS,
-)
+# A double bond by its CIP descriptor: RDKit's STEREOCIS / STEREOTRANS are relative to
+# reference atoms the input chose (a molfile's Z bond came out STEREOCIS), and a SMILES read
+# by parse_smiles had no E/Z assigned at all (C/C=C/Cl and C/C=C\Cl were one graph).
+BOND_STEREO = ("", "any", "Z", "E", "seqCis", "seqTrans")
 
 
 def _one_hot(value, choices) -> list[float]:
@@ -73,6 +76,12 @@ def _one_hot(value, choices) -> list[float]:
     except ValueError:
         out[-1] = 1.0
     return out
+
+
+def _cip(item, stereo: bool) -> str:
+    """The CIP descriptor ``standard_molecule`` gave an atom or bond with stereo ("?" when it
+    gave none: ``_one_hot``'s "other" slot); "" without stereo."""
+    return (item.GetProp("_CIPCode") if item.HasProp("_CIPCode") else "?") if stereo else ""
 
 
 def atom_features(atom: Chem.Atom) -> list[float]:
@@ -85,7 +94,7 @@ def atom_features(atom: Chem.Atom) -> list[float]:
         element
         + _one_hot(atom.GetDegree(), DEGREES)
         + _one_hot(atom.GetFormalCharge(), FORMAL_CHARGES)
-        + _one_hot(atom.GetChiralTag(), CHIRAL_TAGS)
+        + _one_hot(_cip(atom, atom.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED).upper(), CHIRALITY)
         + _one_hot(atom.GetTotalNumHs(), TOTAL_HS)
         + _one_hot(atom.GetHybridization(), HYBRIDISATIONS)
         + _one_hot(atom.GetNumRadicalElectrons(), RADICALS)
@@ -99,8 +108,26 @@ def bond_features(bond: Chem.Bond) -> list[float]:
     return (
         _one_hot(bond.GetBondType(), BOND_TYPES)
         + [float(bond.GetIsConjugated()), float(bond.IsInRing())]
-        + _one_hot(bond.GetStereo(), BOND_STEREO)
+        + _one_hot("any" if bond.GetStereo() == Chem.BondStereo.STEREOANY
+                   else _cip(bond, bond.GetStereo() != Chem.BondStereo.STEREONONE), BOND_STEREO)
     )
+
+
+def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
+    """The molecule every KFLM2 graph, feature (Morgan, rdkit2d) and copy key
+    (``splits.molecule_keys``) is computed from, one for every spelling of it: explicit
+    hydrogens removed (``[H]OC([H])([H])C([H])([H])[H]`` had 9 graph nodes, heavy atoms
+    without their H counts, its own Morgan bits and copy key, so a --test-file molecule
+    written so stayed in training), atom maps cleared (``[CH3:1][OH:2]`` was another key
+    than ``CO``), atoms and bonds in canonical order (``canonical.canonical_copy``), stereo
+    as CIP descriptors (``_CIPCode`` on atoms and bonds). ``mol`` is not modified; isotopes,
+    charges and fragments are chemistry and stay."""
+    mol = Chem.RemoveHs(mol)  # a copy
+    for atom in mol.GetAtoms():
+        atom.SetAtomMapNum(0)
+    mol, _ = canonical_copy(mol)
+    rdCIPLabeler.AssignCIPLabels(mol)
+    return mol
 
 
 ATOM_DIM = len(atom_features(Chem.MolFromSmiles("C").GetAtomWithIdx(0)))
@@ -128,6 +155,8 @@ class MolGraph:
 
 
 def mol_to_graph(mol: Chem.Mol) -> MolGraph:
+    """The graph of ``standard_molecule(mol)``: the same arrays for every spelling of a molecule."""
+    mol = standard_molecule(mol)
     atoms = np.asarray([atom_features(a) for a in mol.GetAtoms()], dtype=np.float32).reshape(-1, ATOM_DIM)
     src, dst, feats = [], [], []
     for bond in bonds(mol):
@@ -150,7 +179,8 @@ MAX_HEAVY_ATOMS = 4 * MAX_ATOMS
 
 
 def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
-    """RDKit molecule (sanitised) or None plus the reason, in RDKit's own words where it
+    """RDKit molecule (sanitised, as written: graphs, features and keys are computed from its
+    ``standard_molecule``) or None plus the reason, in RDKit's own words where it
     gave any: the molecule package's parser (`molecule.sanitize.parse_smiles`), which also
     refuses text RDKit would read as another molecule ('CC O' is ethane to RDKit), and a
     molecule of more than ``MAX_HEAVY_ATOMS`` heavy atoms."""

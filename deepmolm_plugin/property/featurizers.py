@@ -15,7 +15,11 @@ A featuriser spec is a ``+``-joined list of registered featurisers (``FEATURIZER
 - ``morgan`` (or ``morgan:<radius>:<bits>``, default 2:2048): Morgan count fingerprint,
   ``log1p(count)``.
 
-Every featuriser caches its rows per SMILES (``embedding_cache``).
+``rdkit2d`` and ``morgan`` are computed on ``features.standard_molecule`` (explicit H
+removed, atom maps cleared, canonical order), so every spelling of a molecule gets one row:
+``[H]OC([H])([H])C([H])([H])[H]`` had 13 Morgan bits, ``CCO`` 6. Every featuriser caches its
+rows per SMILES (``embedding_cache``); the key of these two names the standard molecule, so
+rows cached from the molecule as written are not reused.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ import numpy as np
 from .. import usage
 from .causal_lm import load_causal_lm
 from .embedding_cache import EmbeddingCache, cached, default_cache_dir, model_fingerprint
+from .features import standard_molecule
+
+# In the cache keys of the featurisers that compute on standard_molecule (see above)
+STANDARD_MOLECULE = "standard molecule: no explicit H, no atom maps, canonical order"
 
 
 class FeaturizerError(ValueError):
@@ -81,14 +89,14 @@ class RDKit2D(Featurizer):
         import rdkit
 
         names = ",".join(n for n, _ in self._functions)
-        return f"rdkit2d|rdkit {rdkit.__version__}|{hashlib.sha256(names.encode()).hexdigest()}"
+        return f"rdkit2d|rdkit {rdkit.__version__}|{hashlib.sha256(names.encode()).hexdigest()}|{STANDARD_MOLECULE}"
 
     def compute(self, mols, smiles):
         from rdkit import rdBase
 
         out = []
         with rdBase.BlockLogs():  # descriptors warn on many molecules; a failure is NaN below
-            for mol in mols:
+            for mol in map(standard_molecule, mols):
                 row = np.empty(self.dim, dtype=np.float64)
                 for j, (_, fn) in enumerate(self._functions):
                     try:
@@ -112,13 +120,13 @@ class Morgan(Featurizer):
     def cache_key(self) -> str:
         import rdkit
 
-        return f"morgan-count|r{self.radius}|b{self.bits}|rdkit {rdkit.__version__}"
+        return f"morgan-count|r{self.radius}|b{self.bits}|rdkit {rdkit.__version__}|{STANDARD_MOLECULE}"
 
     def compute(self, mols, smiles):
         from rdkit.Chem import rdFingerprintGenerator
 
         gen = rdFingerprintGenerator.GetMorganGenerator(radius=self.radius, fpSize=self.bits)
-        return [np.log1p(gen.GetCountFingerprintAsNumPy(m).astype(np.float32))[None] for m in mols]
+        return [np.log1p(gen.GetCountFingerprintAsNumPy(standard_molecule(m)).astype(np.float32))[None] for m in mols]
 
 
 class LLMEmbedding(Featurizer):

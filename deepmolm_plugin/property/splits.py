@@ -17,7 +17,8 @@
 - Fixed test sets (Llinas 2020): ``train_valid_split`` splits the training file only
   (train : valid = 8 : 1) and every test file is evaluated as given.
 - Copies of one molecule (``molecule_keys``: the same canonical SMILES of the largest
-  fragment, neutralised, so ``OCC`` / ``CCO``, a salt and its free base, charge states)
+  fragment, neutralised, of ``features.standard_molecule``, so ``OCC`` / ``CCO``,
+  ``[H]OC([H])([H])C``, ``[CH3:1][CH2:2][OH:3]``, a salt and its free base, charge states)
   always land in one subset: ``random_split`` / ``train_valid_split`` shuffle and assign
   whole ``groups`` (a copy in train and one in test would be a leak that inflates the test
   score), and ``join_groups`` merges scaffold sets that copies span. Without copies the
@@ -35,6 +36,8 @@ from rdkit import Chem, rdBase
 from rdkit.Chem.MolStandardize import rdMolStandardize
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from .features import standard_molecule
+
 SPLITS = ("random", "scaffold", "scaffold-sorted")
 DEFAULT_SIZES = (0.8, 0.1, 0.1)
 
@@ -46,13 +49,15 @@ def _check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
 
 
 def molecule_keys(mols: Sequence) -> list[str]:
-    """Each molecule's identity for finding copies: the canonical SMILES of its largest
-    fragment with charges neutralised (RDKit MolStandardize, without its slower
-    normalisation), so that one molecule written differently, as a salt or in another
-    charge state shares a key (a mixture is keyed by its largest component)."""
+    """Each molecule's identity for finding copies: the canonical SMILES of the largest
+    fragment of its ``standard_molecule`` with charges neutralised (RDKit MolStandardize,
+    without its slower normalisation), so that one molecule written differently (explicit
+    H and atom maps too: they were other keys, and such a --test-file molecule stayed in
+    training), as a salt or in another charge state shares a key (a mixture is keyed by its
+    largest component)."""
     chooser, uncharger = rdMolStandardize.LargestFragmentChooser(), rdMolStandardize.Uncharger()
     with rdBase.BlockLogs():  # the standardiser logs every step of every molecule
-        return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(mol))) for mol in mols]
+        return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(standard_molecule(mol)))) for mol in mols]
 
 
 def _grouped(keys: Sequence[str]) -> dict[str, list[int]]:
@@ -89,10 +94,12 @@ def random_split(n: int, seed: int, sizes: Sequence[float] = DEFAULT_SIZES,
 
 
 def murcko_scaffold(mol_or_smiles) -> str:
+    """The scaffold of the ``standard_molecule``: of the molecule as written, atom maps were
+    part of the scaffold's SMILES, another scaffold set."""
     mol = Chem.MolFromSmiles(mol_or_smiles) if isinstance(mol_or_smiles, str) else mol_or_smiles
     if mol is None:
         raise ValueError(f"cannot compute a scaffold for {mol_or_smiles!r}")
-    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=standard_molecule(mol), includeChirality=False)
 
 
 def scaffold_sets(mols: Sequence) -> dict[str, list[int]]:
