@@ -29,7 +29,7 @@ class MoleculeSpec:
     structure: Optional[tuple] = None  # (path: str, index: int)
     atoms: Optional[Sequence[str]] = None
     coordinates: Optional[Sequence[Sequence[float]]] = None
-    charge: int = 0
+    charge: Optional[int] = None  # the total charge a source states; None: not stated (as in records)
 
     def __post_init__(self):
         forms = [self.structure is not None, self.atoms is not None]
