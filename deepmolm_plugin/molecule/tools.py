@@ -58,6 +58,23 @@ from .record import MoleculeRecord
 __all__ = ["fingerprint_main", "render_main", "main", "max_atoms_arg", "embed_timeout_arg"]
 
 
+def add_fingerprint_options(parser) -> None:
+    """--fp-bits / --fp-levels: the fingerprint settings of the model the output is for
+    (deepmolm-fingerprint, deepmolm-prepare; training refuses tokens made with others)."""
+    parser.add_argument("--fp-bits", type=int, default=DEEPMOLM.bits,
+                        help=f"hash bits, the model's fp_bits (default {DEEPMOLM.bits}, DeepMoLM's)")
+    parser.add_argument("--fp-levels", type=int, default=DEEPMOLM.levels,
+                        help=f"E3FP levels, the model's fp_levels (default {DEEPMOLM.levels})")
+
+
+def fingerprint_settings(args) -> FingerprintSettings:
+    """The settings of `add_fingerprint_options`, checked: a UsageError naming them."""
+    try:
+        return FingerprintSettings(args.fp_bits, args.fp_levels)
+    except ValueError as e:  # the settings' bounds, naming the setting
+        raise usage.UsageError(f"--fp-bits / --fp-levels: {e}") from e
+
+
 def max_atoms_arg(text: str) -> int | None:
     """``--max-atoms``: a positive integer, or ``none`` for no cap."""
     text = text.strip()
@@ -233,17 +250,12 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         "--embed-timeout", type=embed_timeout_arg, default=EMBED_TIMEOUT, metavar="SECONDS",
         help=f"time limit for embedding one conformer (default {EMBED_TIMEOUT}; 'none' lifts it)",
     )
-    parser.add_argument("--fp-bits", type=int, default=DEEPMOLM.bits,
-                        help=f"hash bits, the model's fp_bits (default {DEEPMOLM.bits}, DeepMoLM's)")
-    parser.add_argument("--fp-levels", type=int, default=DEEPMOLM.levels,
-                        help=f"E3FP levels, the model's fp_levels (default {DEEPMOLM.levels})")
+    add_fingerprint_options(parser)
     parser.add_argument("--out", default="-", help="output JSONL file (default stdout)")
     args = parser.parse_args(argv)
     try:
-        try:  # every line is stamped with them: training and eval refuse rows made for another model
-            settings = FingerprintSettings(args.fp_bits, args.fp_levels)
-        except ValueError as e:  # the settings' bounds, naming the setting
-            raise usage.UsageError(f"--fp-bits / --fp-levels: {e}") from e
+        settings = fingerprint_settings(args)  # every line is stamped with them: training and eval refuse
+        # rows made for another model
         if args.out != "-":
             usage.output_file(args.out, "--out")
         if args.failures is not None:

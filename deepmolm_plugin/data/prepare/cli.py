@@ -16,12 +16,11 @@ from typing import List, Optional, Tuple
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
 from ... import usage
-from ...molecule.tools import MAX_SIZE, embed_timeout_arg, max_atoms_arg
+from ...molecule.tools import MAX_SIZE, add_fingerprint_options, embed_timeout_arg, fingerprint_settings, max_atoms_arg
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, Shape, atomic_bytes, dumps, need
 from .identity import changed_inputs, check_state, checksum_inputs, differences, identity_of, run_id, versions
-from .items import FP_BITS, FP_LEVELS
 from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
 from .schedule import FORMAT_MODULES, check_reader_options, compute
@@ -60,6 +59,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--embed-timeout", type=embed_timeout_arg, default=EMBED_TIMEOUT, metavar="SECONDS",
                    help=f"time limit for one conformer embedding (default {EMBED_TIMEOUT}; 'none': no limit)")
     p.add_argument("--image-size", type=int, default=1024, help="depiction size in pixels (DeepMoLM: 1024)")
+    add_fingerprint_options(p)  # a model with other --fp_bits / --fp_levels refuses DeepMoLM's tokens
     p.add_argument("--overwrite", action="store_true", help="discard earlier outputs made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("reader options (passed to the format's reader)")
@@ -88,6 +88,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     except usage.UsageError as e:
         if not read_only_output(Path(args.out)):  # that one is checked, not written (main)
             p.error(str(e))
+    try:
+        fingerprint_settings(args)
+    except usage.UsageError as e:
+        p.error(str(e))
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit must be >= 1 (the first N items), got {args.limit}")
     for option, value in (("--chunk-size", args.chunk_size), ("--limit", args.limit), ("--shard", args.shard[1])):
@@ -131,7 +135,7 @@ def settings_of(args) -> dict:
     """Everything that changes the output (so not --out, --workers, --shard)."""
     return {"format": args.format, "input": str(Path(args.input).resolve()), "reader_options": reader_options(args),
             "conformer_policy": args.conformer_policy, "image_size": args.image_size, "chunk_size": args.chunk_size,
-            "limit": args.limit, "fp_bits": FP_BITS, "fp_levels": FP_LEVELS, "max_atoms": args.max_atoms,
+            "limit": args.limit, "fp_bits": args.fp_bits, "fp_levels": args.fp_levels, "max_atoms": args.max_atoms,
             "embed_timeout": args.embed_timeout}
 
 
