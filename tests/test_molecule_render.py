@@ -137,6 +137,18 @@ def test_depiction_names_change_with_the_drawing_rules(monkeypatch):
     assert depiction_name(b"smiles:[CH3:1][OH:2]") != before
 
 
+def test_depiction_names_change_with_rdkits_version(monkeypatch):
+    """A `<data>.renders` folder kept across an RDKit upgrade served training the old
+    drawings while eval and chat drew with the new layout."""
+    import rdkit
+
+    from deepmolm_plugin.molecule.inputs import depiction_name
+
+    before = depiction_name(b"smiles:CCO")
+    monkeypatch.setattr(rdkit, "__version__", rdkit.__version__ + ".post1")
+    assert depiction_name(b"smiles:CCO") != before
+
+
 def test_a_2d_file_whose_conformer_is_generated_is_drawn_with_the_stereo_it_states(tmp_path):
     # was: the resolver drew the generated conformer's stereo, ETKDG's choice for a centre
     # the file leaves open: a 2D alanine without wedges was drawn (S), while its SMILES and

@@ -156,10 +156,15 @@ def _skeleton(mol) -> str:
 
 def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
     """The one file-name rule for drawn depictions: digest of what is drawn + settings + the
-    renderer's rules."""
+    renderer's rules + RDKit's version (its 2D layout and drawing change between releases: a
+    `<data>.renders` folder kept across an upgrade served training the old drawings while
+    eval and chat drew new ones)."""
+    import rdkit
+
     from .render import DRAWING_RULES
 
-    return hashlib.sha256(source_key + f":render_molecule:{size}:rules{DRAWING_RULES}".encode()).hexdigest()[:32] + ".png"
+    rules = f":render_molecule:{size}:rules{DRAWING_RULES}:rdkit{rdkit.__version__}"
+    return hashlib.sha256(source_key + rules.encode()).hexdigest()[:32] + ".png"
 
 
 def write_depiction(image: "Image.Image | bytes", path: Path, durable: bool = False,
