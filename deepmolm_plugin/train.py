@@ -22,7 +22,9 @@ Hub id), a missing
 `--image_folder` / `--structure_folder` / `--vision_tower_weights`, a
 `--pretrain_mm_mlp_adapter` that is missing or not this run's projector's tensors
 (`check_adapter_file`), a `--deepencoder_config` that is neither a file nor a preset
-name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), a value our
+name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), a `--deepspeed` config
+whose ZeRO stage is no integer 0-3, whose ZeRO-3 save gathers no weights or whose explicit
+values contradict the options (`check_deepspeed_config`, `check_deepspeed_values`), a value our
 argument classes refuse, or a `--version` template that does not fit a Qwen2 model's
 tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.train: error:
 ...`) and exit status 2.
@@ -30,6 +32,7 @@ tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import dataclasses
 import json
@@ -57,14 +60,16 @@ def option_value(argv, name):
     return value
 
 
-def check_inputs(argv) -> None:
+def check_inputs(argv) -> list:
     """The user-given files and folders, checked before anything heavy is imported; the
-    first problem is a UsageError naming the option and the path."""
+    first problem is a UsageError naming the option and the path. Returns the records."""
     data = option_value(argv, "data_path")
     if data is None:
         raise usage.UsageError("--data_path is required (the JSON list of training records)")
     records = usage.json_list_file(data, "--data_path", "records")
     check_records(records, data, plain=option_value(argv, "version") == "plain")
+    if option_value(argv, "render_folder") is None:
+        check_default_render_folder(records, data)
     usage.model_folder(option_value(argv, "model_name_or_path") or "facebook/opt-125m", "--model_name_or_path")
     for name in ("image_folder", "structure_folder"):
         if option_value(argv, name):
@@ -80,6 +85,23 @@ def check_inputs(argv) -> None:
         for path in (p for p in weights.split(",") if p):
             if not os.path.exists(os.path.expanduser(path)):
                 raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+    return records
+
+
+def check_default_render_folder(records: list, data: str) -> None:
+    """The folder depictions are drawn into when --render_folder is not given, checked as an
+    explicit one is (check_output_folders) where a record will be drawn (no `image`, a
+    molecule): in a read-only data folder, or where a file has its name, it was a
+    PermissionError / FileExistsError traceback after the model had loaded."""
+    from deepmolm_plugin.data.records import has_molecule
+    from deepmolm_plugin.patches.arguments import render_folder_for
+
+    if any(not r.get("image") and has_molecule(r) for r in records):
+        try:
+            usage.output_folder(render_folder_for(data, None), "--render_folder")
+        except usage.UsageError as e:
+            raise usage.UsageError(f"{e} (not given: <data_path>.renders, where records without `image` get their "
+                                   "depiction drawn); give --render_folder a writable folder") from e
 
 
 def check_adapter_file(argv) -> None:
@@ -128,10 +150,17 @@ def check_adapter_file(argv) -> None:
                                f"projector (--mm_projector {kind})")
 
 
-def check_deepspeed_config(value: str) -> None:
-    """`--deepspeed`: a JSON file holding an object (DeepSpeed's config). A folder, a JSON
-    list or a syntax error came back as a traceback from accelerate (IsADirectoryError,
-    "'list' object has no attribute 'get'") or as a bare JSON message naming no file."""
+def check_deepspeed_config(value: str) -> dict:
+    """`--deepspeed`: a JSON file holding an object (DeepSpeed's config), returned. A folder,
+    a JSON list or a syntax error came back as a traceback from accelerate (IsADirectoryError,
+    "'list' object has no attribute 'get'") or as a bare JSON message naming no file.
+    Its ZeRO stage must be a JSON integer 0-3: DeepSpeed reads "3" as stage 3 and partitions
+    the weights, while transformers and accelerate test `stage == 3` and so did not gather
+    them at save (a model of empty tensors, exit 0). Under stage 3,
+    stage3_gather_16bit_weights_on_model_save must be true: left out (DeepSpeed's default is
+    false) the run saved no model weights, only global_step*/ shards that chat, eval and the
+    GUI cannot load, exit 0. Refused rather than set here: the file is the user's record
+    of the run (scripts/zero3.json sets it)."""
     path = usage.existing_file(value, "--deepspeed", allow_empty=False)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -142,6 +171,62 @@ def check_deepspeed_config(value: str) -> None:
     if not isinstance(config, dict):
         raise usage.UsageError(f"--deepspeed {value}: holds a JSON {type(config).__name__}, not DeepSpeed's "
                                "config object")
+    zero = config.get("zero_optimization", {})
+    if not isinstance(zero, dict):
+        raise usage.UsageError(f"--deepspeed {value}: zero_optimization holds a JSON {type(zero).__name__}, not an "
+                               "object")
+    stage = zero.get("stage", 0)
+    if isinstance(stage, bool) or stage not in (0, 1, 2, 3):
+        raise usage.UsageError(f"--deepspeed {value}: zero_optimization.stage is {json.dumps(stage)}, not a JSON "
+                               "integer 0-3 (a string stage is read as a number by DeepSpeed but not by transformers, "
+                               "which then saved empty tensors)")
+    gather = "stage3_gather_16bit_weights_on_model_save"
+    if stage == 3 and zero.get(gather) is not True:
+        raise usage.UsageError(f"--deepspeed {value}: zero_optimization.{gather} is "
+                               f"{json.dumps(zero[gather]) if gather in zero else 'not given (false)'}: under ZeRO-3 "
+                               "the run would save no model weights in --output_dir, only DeepSpeed's global_step*/ "
+                               "shards, which chat, eval and the GUI cannot load; set it to true (as "
+                               "scripts/zero3.json does)")
+    return config
+
+
+def check_deepspeed_values(options) -> None:
+    """The --deepspeed config's explicit (not "auto") values against the command line's, by
+    transformers' own comparison (HfTrainerDeepSpeedConfig.trainer_config_process): fp16 and
+    bf16 enabled while the options say otherwise, train_micro_batch_size_per_gpu,
+    gradient_accumulation_steps, gradient_clipping, the optimizer's lr, betas, eps and
+    weight decay. Transformers raises its mismatch ValueError only once the model has loaded,
+    as a traceback."""
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    config = check_deepspeed_config(options.deepspeed)
+    # the processes count of DeepSpeed's train_batch_size, as TrainingArguments.world_size
+    args = argparse.Namespace(**vars(options), world_size=world_size())
+    ds = HfTrainerDeepSpeedConfig(config)  # kept by transformers as a weak reference only
+    ds.trainer_config_process(args)
+    if ds.mismatches:  # "- ds <key>=<value> vs hf <option>=<value>"
+        raise usage.UsageError(f"--deepspeed {options.deepspeed}: values that contradict the command line (ds: the "
+                               f"file, hf: the option): {'; '.join(m.lstrip('- ') for m in ds.mismatches)}; set them "
+                               "to \"auto\" (the options then fill them in) or give matching options")
+
+
+def world_size() -> int:
+    """The number of training processes: torchrun / deepspeed set WORLD_SIZE
+    (single_process_environment too); one process otherwise."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_batches(options, records: int) -> None:
+    """--dataloader_drop_last with fewer records than one batch on every process (per-device
+    batch x processes, which accelerate's sharded sampler needs for one step): the epoch had
+    no batch, the run took 0 steps and saved the untrained model, exit 0 (as --max_steps 0
+    did, refused in patches.arguments)."""
+    batch, processes = options.per_device_train_batch_size, world_size()
+    if getattr(options, "dataloader_drop_last", False) and records < batch * processes:
+        raise usage.UsageError(f"--dataloader_drop_last True drops every batch: --data_path has {records} records, "
+                               f"fewer than one batch of --per_device_train_batch_size {batch} on each of {processes} "
+                               "process(es), so the run would take no step and save the untrained model; give more "
+                               "records, a smaller batch, or --dataloader_drop_last False")
 
 
 def single_process_environment(argv, environ=os.environ) -> None:
@@ -211,12 +296,17 @@ def check_argument_values(host_train, argv) -> None:
         parser = HfArgumentParser(host_train.TrainingArguments, prog=PROG, allow_abbrev=False)
         options, unknown = parser.parse_known_args(remaining)
         # the folder the Trainer writes when none is given (TrainingArguments.__post_init__,
-        # not run on this namespace): the checks below and the resume record are about it
-        options.output_dir = options.output_dir or "trainer_output"
+        # not run on this namespace): the checks below and the resume record are about it.
+        # Only for None: "" (an unset "$OUT") is refused by check_output_folders (it was
+        # taken for "not given" here, then a FileNotFoundError traceback in the Trainer)
+        if options.output_dir is None:
+            options.output_dir = "trainer_output"
         check_training_values(options)
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
     check_training_modes(options, model_args)
+    if options.deepspeed:
+        check_deepspeed_values(options)
     if unknown:  # a misspelt option: the host's parser stopped with a traceback after the imports
         raise usage.UsageError(f"unrecognized arguments: {' '.join(unknown)} (python -m deepmolm_plugin.train "
                                "--help lists the options)")
@@ -232,7 +322,7 @@ def check_argument_values(host_train, argv) -> None:
         raise usage.UsageError(f"--resume_from_checkpoint {options.resume_from_checkpoint}: the host's train.py does "
                                "not read it; it resumes by itself from the last checkpoint-<step> of --output_dir: "
                                "give that run's --output_dir and leave this option out")
-    check_resumed_settings(options.output_dir, model_args, data_args)
+    check_resumed_settings(options, model_args, data_args)
     check_resumed_run(options, data_args)
     check_model_checkpoint(model_args)
     check_adapter_settings(model_args)
@@ -258,6 +348,11 @@ def check_training_modes(options, model_args) -> None:
     if bits in (4, 8):
         raise usage.UsageError(f"--bits {bits}: quantised training is not supported (the model would load unquantised "
                                "and every LLM weight be frozen, training only the projector); leave --bits out")
+    if getattr(model_args, "tune_mm_mlp_adapter", False) and getattr(options, "freeze_mm_mlp_adapter", False):
+        # the host freezes all but the projector, then the projector: "element 0 of tensors
+        # does not require grad" at the first step
+        raise usage.UsageError("--tune_mm_mlp_adapter True with --freeze_mm_mlp_adapter True leaves nothing to train "
+                               "(the first trains only the projector, the second freezes it); give one of them")
     if getattr(options, "lora_enable", False):
         raise usage.UsageError("--lora_enable: the run would save only its LoRA adapter, which chat, eval and further "
                                "training here cannot load; train without --lora_enable")
@@ -300,10 +395,12 @@ MODEL_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_pr
                   "aux_properties": "aux_properties"}
 # What a resumed run must keep besides: its trainable set (the optimizer state is per parameter
 # group: another set failed after the model had loaded) and its tokens (start/end tokens resize
-# the embeddings); the template and the tower's training are in `deepmolm_run`
-# (patches.arguments.RUN_FIELDS).
+# the embeddings); the template, the tower's training and --freeze_backbone are in
+# `deepmolm_run` (patches.arguments.RUN_FIELDS); --freeze_mm_mlp_adapter, a training option, is
+# in TRAINING_SETTINGS.
 RESUMED_SETTINGS = {**MODEL_SETTINGS, "tune_mm_mlp_adapter": "tune_mm_mlp_adapter",
                     "mm_use_im_start_end": "mm_use_im_start_end", "mm_use_im_patch_token": "mm_use_im_patch_token"}
+TRAINING_SETTINGS = {"freeze_mm_mlp_adapter": "freeze_mm_mlp_adapter"}
 # Data settings training writes into the config that change what the model sees: the host's
 # `image_aspect_ratio` (padded or stretched views) and the conformer policy (patches.molecule_data:
 # another policy gives a structure file's molecule other tokens). A resumed run that switched
@@ -418,7 +515,7 @@ def same_weights(given, saved) -> bool:
     return True
 
 
-def check_resumed_settings(output_dir, model_args, data_args=None) -> None:
+def check_resumed_settings(options, model_args, data_args=None) -> None:
     """The host resumes from the last `checkpoint-N` of --output_dir whenever there is one.
     A checkpoint saved with other model settings resumed silently when no tensor shape
     changed (--image_mode, --fp_levels, --fusion_heads, the tower's heads or norm eps in
@@ -429,11 +526,12 @@ def check_resumed_settings(output_dir, model_args, data_args=None) -> None:
     Also its trainable set, start/end tokens and template (RESUMED_SETTINGS, `deepmolm_run`):
     an optimizer-state or embedding size traceback, or a silent switch of template; and the
     data settings the config records (DATA_SETTINGS), switched silently partway through the
-    run."""
+    run. And a checkpoint of the other kind than --deepspeed says (checkpoint_kind_problem)."""
     from pathlib import Path
 
     from transformers.trainer_utils import get_last_checkpoint
 
+    output_dir = options.output_dir
     output = os.path.expanduser(output_dir or "")
     if not resumes(output):
         check_finished_run(output, output_dir)
@@ -452,6 +550,7 @@ def check_resumed_settings(output_dir, model_args, data_args=None) -> None:
                                "earlier one, or use another --output_dir")
     saved = usage.model_config(checkpoint, f"--output_dir {output_dir} (the checkpoint it resumes)")
     differ = settings_differences(saved, model_args, RESUMED_SETTINGS) + run_differences(saved, model_args)
+    differ += settings_differences(saved, options, TRAINING_SETTINGS)
     differ += tower_differences(saved, model_args)
     if data_args is not None:
         differ += settings_differences(saved, data_args, DATA_SETTINGS)
@@ -468,6 +567,9 @@ def check_resumed_settings(output_dir, model_args, data_args=None) -> None:
         raise usage.UsageError(f"--output_dir {output_dir}: its checkpoints were saved without the optimizer and "
                                "schedule (--save_only_model), so none can resume the run; start afresh in another "
                                "--output_dir (--save_only_model False keeps what resuming needs)")
+    problem = checkpoint_kind_problem(checkpoint, options.deepspeed)
+    if problem:
+        raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, {problem}")
     problem = checkpoint_files_problem(checkpoint)
     if problem:
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, whose {problem} (a save "
@@ -507,7 +609,7 @@ def run_record(options, data_args) -> dict:
     # transformers' default --optim is adamw_torch before torch 2.8 and adamw_torch_fused from
     # it: one AdamW, whose state either loads; a resume after a torch upgrade is no other run
     kept["optim"] = {"adamw_torch_fused": "adamw_torch"}.get(kept["optim"], kept["optim"])
-    kept[PROCESSES] = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun / deepspeed set it; one process otherwise
+    kept[PROCESSES] = world_size()
     data = os.path.abspath(os.path.expanduser(data_args.data_path))
     return {"settings": kept, "data_path": data, "data_sha256": file_sha256(data)}
 
@@ -602,14 +704,24 @@ def tokens_moved(base: str, saved: str) -> "str | None":
     the host saves the tokenizer with its added tokens and in another serialisation."""
     if not (os.path.isfile(base) and os.path.isfile(saved)):
         return None
+    ours, theirs = (tokenizer_vocab(p) for p in (base, saved))
+    moved = [token for token, index in ours.items() if theirs.get(token) != index]
+    return f"{len(moved)} of its {len(ours)} tokens other ids (e.g. {moved[0]!r})" if moved else None
+
+
+def tokenizer_vocab(path: str) -> dict:
+    """The vocabulary (token -> id, added tokens too) of the tokenizer.json at `path`. One
+    that cannot be read is a UsageError naming it: it was folded into "--model_name_or_path
+    is another language model", also when the resumed checkpoint's copy was the damaged one."""
     from tokenizers import Tokenizer
 
     try:
-        ours, theirs = (Tokenizer.from_file(p).get_vocab(with_added_tokens=True) for p in (base, saved))
+        return Tokenizer.from_file(path).get_vocab(with_added_tokens=True)
     except Exception as e:  # noqa: BLE001 - the tokenizers library raises its own Exception type
-        return f"a tokenizer.json that cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-    moved = [token for token, index in ours.items() if theirs.get(token) != index]
-    return f"{len(moved)} of its {len(ours)} tokens other ids (e.g. {moved[0]!r})" if moved else None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise usage.UsageError(f"{path}: not a readable tokenizer.json ({reason}), so the resumed checkpoint's "
+                               "vocabulary cannot be compared with --model_name_or_path's; restore the file (a "
+                               "damaged copy?)") from e
 
 
 def model_only(output: str) -> bool:
@@ -617,7 +729,7 @@ def model_only(output: str) -> bool:
     (--save_only_model): "move the last one away" would not help."""
     from pathlib import Path
 
-    checkpoints = [p for p in Path(output).glob("checkpoint-*") if p.is_dir() and not (p / "latest").is_file()]
+    checkpoints = [p for p in Path(output).glob("checkpoint-*") if p.is_dir() and not by_deepspeed(p)]
     return bool(checkpoints) and all(not (p / "optimizer.pt").exists() and not (p / "scheduler.pt").exists()
                                      and (p / "trainer_state.json").is_file() for p in checkpoints)
 
@@ -628,6 +740,32 @@ def model_only(output: str) -> bool:
 RESUMED_WEIGHTS = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
                    "pytorch_model.bin")
 RESUMED_STATE = ("optimizer.pt", "scheduler.pt")
+
+
+def checkpoint_kind_problem(checkpoint: str, deepspeed) -> "str | None":
+    """Why `checkpoint` cannot resume under this run's --deepspeed (None or its config file),
+    or None. DeepSpeed's engine keeps the optimizer and schedule under global_step*/ (with
+    `latest` naming the step), the Trainer alone in optimizer.pt: a DeepSpeed checkpoint
+    resumed without --deepspeed went on with a fresh optimizer and schedule, exit 0, and a
+    plain one with --deepspeed was "Can't find a valid checkpoint", a traceback after the
+    model had loaded."""
+    from pathlib import Path
+
+    saved_by_deepspeed = by_deepspeed(Path(checkpoint))
+    if saved_by_deepspeed and not deepspeed:
+        return ("a DeepSpeed checkpoint (its optimizer and schedule under global_step*/), but this run has no "
+                "--deepspeed: it would go on with a fresh optimizer and learning-rate schedule; give the run's "
+                "--deepspeed config")
+    if deepspeed and not saved_by_deepspeed:
+        return (f"saved without DeepSpeed (no global_step*/ or latest), but this run gives --deepspeed {deepspeed}, "
+                "whose engine cannot load it; leave --deepspeed out, as the run started")
+    return None
+
+
+def by_deepspeed(folder) -> bool:
+    """Whether the checkpoint folder (a Path) was saved by DeepSpeed's engine: its state under
+    global_step*/, `latest` naming the step."""
+    return (folder / "latest").is_file() or any(p.is_dir() for p in folder.glob("global_step*"))
 
 
 def checkpoint_files_problem(checkpoint: str) -> "str | None":
@@ -643,7 +781,7 @@ def checkpoint_files_problem(checkpoint: str) -> "str | None":
     from deepmolm_plugin.tensor_files import CheckpointError, open_checkpoint
 
     folder = Path(checkpoint)
-    if (folder / "latest").is_file():  # a DeepSpeed checkpoint: its engine loads its own files
+    if by_deepspeed(folder):  # its engine loads its own files
         return None
     try:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
@@ -779,7 +917,7 @@ def main(argv=None) -> None:
     asks_help = any(a in ("-h", "--help") for a in argv)
     if not asks_help:
         try:
-            check_inputs(argv)
+            records = check_inputs(argv)
         except usage.UsageError as e:
             usage.fail(PROG, e)
     import deepmolm_plugin
@@ -792,6 +930,7 @@ def main(argv=None) -> None:
     if not asks_help:
         try:
             options, data_args = check_argument_values(host_train, argv)
+            check_batches(options, len(records))
             check_template(argv)
         except usage.UsageError as e:
             usage.fail(PROG, e)

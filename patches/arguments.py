@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -37,8 +38,11 @@ HOST_OPTIONS_NOT_READ = ("mm_vision_select_layer", "mm_vision_select_feature", "
 # then eval failed: the config had no image_grid_pinpoints).
 ASPECT_RATIOS = ("square", "pad")
 
-# Run settings saved in the config under `deepmolm_run` (ModelArguments fields).
-RUN_FIELDS = ("version", "unfreeze_mm_vision_tower")
+# Run settings saved in the config under `deepmolm_run` (ModelArguments fields). The
+# trainable set is among them: a resume with another --freeze_backbone failed in the
+# optimizer's state after the model had loaded (--freeze_mm_mlp_adapter, a training option,
+# is in the host's own config keys).
+RUN_FIELDS = ("version", "unfreeze_mm_vision_tower", "freeze_backbone")
 
 # Our options that only one tower or projector reads (registry: TOWER_NAME, MOLECULE_PROJECTORS):
 # with another, a value other than the default was accepted, saved in the config and ignored
@@ -51,24 +55,28 @@ PROJECTOR_OPTIONS = {"fusion_heads": ("fusion",), "fusion_dropout": ("fusion",),
 # TrainingArguments values transformers takes without a check, and what each must be: NaN
 # passes every comparison, so `--learning_rate nan` trained to NaN weights; 0 accumulation
 # steps, epochs or batch size, or a --model_max_length below 2, failed deep in the Trainer
-# or trained nothing, after the model had loaded. (name, smallest value, whether it may equal it)
+# or trained nothing, after the model had loaded. A seed outside numpy's range (--seed -1) was
+# numpy's traceback before any check, and --dataloader_num_workers -1 torch's ValueError after
+# the model had loaded. (name, smallest value, whether it may equal it, largest value)
 # (A learning rate of 0 is allowed: it keeps weights as they are, which a check may want.)
-TRAINING_LIMITS = (("learning_rate", 0, True), ("weight_decay", 0, True), ("max_grad_norm", 0, True),
-                   ("num_train_epochs", 0, False), ("gradient_accumulation_steps", 1, True),
-                   ("per_device_train_batch_size", 1, True), ("model_max_length", 2, True),
-                   ("mm_projector_lr", 0, True), ("adam_epsilon", 0, False))
+SEED_MAX = 2**32 - 1  # numpy's seed range, which transformers' set_seed uses
+TRAINING_LIMITS = (("learning_rate", 0, True, math.inf), ("weight_decay", 0, True, math.inf),
+                   ("max_grad_norm", 0, True, math.inf), ("num_train_epochs", 0, False, math.inf),
+                   ("gradient_accumulation_steps", 1, True, math.inf),
+                   ("per_device_train_batch_size", 1, True, math.inf), ("model_max_length", 2, True, math.inf),
+                   ("mm_projector_lr", 0, True, math.inf), ("adam_epsilon", 0, False, math.inf),
+                   ("seed", 0, True, SEED_MAX), ("data_seed", 0, True, SEED_MAX),
+                   ("dataloader_num_workers", 0, True, math.inf))
 
 
-def check_number(option: str, value, minimum: float, inclusive: bool = True) -> None:
-    """`value` (None: not given) is a finite number >= minimum (> minimum unless inclusive);
-    NaN and inf are refused by name (they pass or break every comparison)."""
-    import math
-
+def check_number(option: str, value, minimum: float, inclusive: bool = True, maximum: float = math.inf) -> None:
+    """`value` (None: not given) is a finite number >= minimum (> minimum unless inclusive)
+    and <= maximum; NaN and inf are refused by name (they pass or break every comparison)."""
     if value is None:
         return
-    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-        relation = ">=" if inclusive else ">"
-        raise ValueError(f"--{option} must be a finite number {relation} {minimum}, got {value}")
+    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive) or value > maximum:
+        relation = f"{'>=' if inclusive else '>'} {minimum}" + (f" and <= {maximum}" if maximum < math.inf else "")
+        raise ValueError(f"--{option} must be a finite number {relation}, got {value}")
 
 
 def check_training_values(args) -> None:
@@ -80,10 +88,10 @@ def check_training_values(args) -> None:
     max_steps = getattr(args, "max_steps", None)
     if max_steps is not None and max_steps != -1 and not max_steps >= 1:
         raise ValueError(f"--max_steps must be >= 1 (or -1: train --num_train_epochs), got {max_steps}")
-    for name, minimum, inclusive in TRAINING_LIMITS:
+    for name, minimum, inclusive, maximum in TRAINING_LIMITS:
         if name == "num_train_epochs" and (getattr(args, "max_steps", -1) or -1) > 0:
             continue
-        check_number(name, getattr(args, name, None), minimum, inclusive)
+        check_number(name, getattr(args, name, None), minimum, inclusive, maximum)
 
 
 def check_tower_options(args, defaults) -> None:
@@ -246,6 +254,12 @@ def _data_arguments(host_cls):
 
     DataArguments.__qualname__ = DataArguments.__name__ = "DataArguments"
     return DataArguments
+
+
+def render_folder_for(data_path: str, given: Optional[str]) -> str:
+    """Where records without `image` get their depiction drawn: --render_folder, else
+    `<data_path>.renders` (the dataset draws there; the launcher checks it up front)."""
+    return given or f"{data_path}.renders"
 
 
 def _training_arguments(host_cls):

@@ -55,6 +55,7 @@ def _patch_dataset(cls) -> None:
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
     from deepmolm_plugin.molecule.sidecar import manifest_settings
     from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver, model_limits
+    from deepmolm_plugin.patches.arguments import render_folder_for
 
     host_init, host_getitem = cls.__init__, cls.__getitem__
 
@@ -65,7 +66,7 @@ def _patch_dataset(cls) -> None:
             # The host joins it with every image path; prepared data (deepmolm-prepare) keeps
             # image paths relative to the data file, as it does sidecar paths.
             data_args.image_folder = os.path.dirname(os.path.abspath(data_path))
-        render_folder = getattr(data_args, "render_folder", None) or f"{data_path}.renders"
+        render_folder = render_folder_for(data_path, getattr(data_args, "render_folder", None))
         structure_folder = getattr(data_args, "structure_folder", None)
         # The fingerprint settings are the model's: use_model_molecule_settings sets them when
         # the trainer starts. A prepared dataset's policy and depiction size are its manifest's.
