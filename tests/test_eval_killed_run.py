@@ -93,3 +93,27 @@ def test_a_live_runs_partial_file_is_not_touched(tmp_path, monkeypatch):
     host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
     model_vqa.run_host_eval(host, _stub_args(questions, answers, "--resume"), FUSION_CONFIG)
     assert len(calls) == 1 and live.read_text() == '{"question_id": "a", "text": "theirs"}\n'
+
+
+def test_the_runs_own_files_in_the_model_folder_are_no_model_files(tmp_path):
+    # was: a run's hidden `.<answers>.partial-<pid>.digests.json` (and a report's metrics.json)
+    # inside the model folder changed the settings digest: --resume kept none of a killed
+    # run's answers there, and chunks running at once were refused as "retrained in place?"
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.eval import resume
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+    answers = model / "answers-0.jsonl"
+    settings = resume.run_settings(SimpleNamespace(model_path=str(model), model_base=None, conv_mode="qwen2",
+                                                   temperature=0.0, top_p=None, num_beams=1, max_new_tokens=8,
+                                                   conformer_policy="auto"))
+    before = resume.settings_digest(settings, answers)
+    resume.start_host_partial(resume.host_partial(model / "answers-1.jsonl", 4242), "s", {})
+    (model / "metrics.json").write_text("{}")
+    assert resume.settings_digest(settings, answers) == before
+    (model / "model.safetensors").write_bytes(b"other weights")  # a model file still counts
+    assert resume.settings_digest(settings, answers) != before

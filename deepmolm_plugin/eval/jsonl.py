@@ -73,6 +73,9 @@ def question_id_problem(qid) -> Optional[str]:
     return None
 
 
+# eval.report's files in its --out (`outputs.write_outputs`, metrics.json last); model_vqa's
+# settings digest leaves them out when a report was written into the model folder
+REPORT_FILES = ("metrics.json", "metrics.md", "per_question.jsonl")
 AUX_SUFFIX = ".aux_properties.jsonl"  # model_vqa's KFLM2 property-head predictions, next to the answers
 
 

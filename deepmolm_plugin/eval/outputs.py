@@ -26,10 +26,11 @@ from typing import Dict, List
 
 from .. import plots as draw
 from ..result_files import strict_json, write_atomic
+from .jsonl import REPORT_FILES
 from .markdown import TABLES, fmt, markdown
 
 DPI = 100
-FILES = ("metrics.json", "metrics.md", "per_question.jsonl")  # written by write_outputs, metrics.json last; removed first
+FILES = REPORT_FILES  # written by write_outputs, metrics.json last; removed first
 
 
 def overwritten_inputs(inputs, out, files=FILES) -> List[str]:

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 
 from ..molecule.inputs import MOLECULE_KEYS
 from ..result_files import file_sha256
-from .jsonl import aux_path, failures_path
+from .jsonl import REPORT_FILES, aux_path, failures_path
 
 SETTINGS, QUESTION, SHOWN, CONTENT = "settings_digest", "question_digest", "settings", "content_digest"
 # What each answer was asked about, field by field, as the question file wrote it
@@ -60,12 +60,15 @@ def settings_digest(settings: dict, answers: Path) -> str:
     the old weights' answers)."""
     folder = Path(settings["model"])
     listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
-    ours = set()
+    ours = set(REPORT_FILES)  # `eval.report --out MODEL` writes metrics.json beside the weights
     if answers.parent.resolve() == folder.resolve():  # the answers written inside the model folder
-        ours = {p.name for p in (answers, partial_path(answers), failures_path(answers), aux_path(answers),
-                                 partial_path(aux_path(answers)))}
+        ours |= {p.name for p in (answers, partial_path(answers), failures_path(answers), aux_path(answers),
+                                  partial_path(aux_path(answers)))}
+    # Hidden files are no model's: a run's `.<answers>.partial-<pid>.digests.json` inside the
+    # model folder changed the digest, so --resume kept none of a killed run's answers and
+    # chunks running at once were refused by the report as "retrained in place?".
     files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in listed
-             if p.is_file() and p.suffix in MODEL_FILES and p.name not in ours}
+             if p.is_file() and p.suffix in MODEL_FILES and p.name not in ours and not p.name.startswith(".")}
     return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()[:24]
 
 
