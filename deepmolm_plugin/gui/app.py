@@ -21,18 +21,20 @@ from __future__ import annotations
 import html
 import math
 import threading
+import weakref
 from contextlib import contextmanager
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Iterator, List, Optional
+from pathlib import Path
+from typing import Deque, Dict, Iterator, List, NamedTuple, Optional
 
 import gradio as gr
 
 from ..data.prompts import blank
 from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
-from .chat import MAX_NEW_TOKENS, ChatRefusal, Turn, max_new_tokens_limit, reply_settings, stream_reply
+from .chat import MAX_NEW_TOKENS, MAX_TEMPERATURE, ChatRefusal, Turn, max_new_tokens_limit, reply_settings, stream_reply
 from .session import ChatSession, LoadedMolecule
-from .viewer3d import molecule_figure, oriented
+from .viewer3d import Scene, molecule_figure, molecule_scene, oriented
 
 TITLE = "DeepMoLM Chat"
 EXAMPLES = [
@@ -71,6 +73,8 @@ CSS = """
 #attention-info .none { background: #f8fafc; border: 1px dashed #cbd5e1; border-radius: 8px; padding: 0.6rem;
   color: #334155; }
 .panel-title { font-weight: 600; margin-bottom: -0.3rem; }
+/* messages are plain text (`as_text`): their line breaks and runs of spaces as written */
+#chat .md { white-space: pre-wrap; }
 """
 
 
@@ -146,11 +150,24 @@ def depiction_images(molecule: Optional[LoadedMolecule], atom: Optional[int], ov
     return view, mosaic
 
 
+_SCENES: Dict[int, Scene] = {}  # id(LoadedMolecule) -> its 3D scene; an entry goes when its molecule goes
+
+
+def scene_of(molecule: LoadedMolecule) -> Scene:
+    """The molecule's 3D scene (mesh and label places), built for its first figure only: each
+    atom pick and colour switch rebuilt it (2-4 s on a 250-atom molecule)."""
+    scene = _SCENES.get(id(molecule))
+    if scene is None:
+        scene = _SCENES[id(molecule)] = molecule_scene(oriented(molecule.mol))
+        weakref.finalize(molecule, _SCENES.pop, id(molecule), None)  # before the id can be reused
+    return scene
+
+
 def figure_for(molecule: Optional[LoadedMolecule], color_by: str, atom: Optional[int]):
     if molecule is None:
         return None
     received = molecule.attention.received if molecule.attention is not None and color_by == COLOR_BY[0] else None
-    return molecule_figure(oriented(molecule.mol), received, atom, revision=molecule.name)
+    return molecule_figure(scene_of(molecule), received, atom, revision=molecule.name)
 
 
 def atom_choices(molecule: LoadedMolecule) -> list:
@@ -159,13 +176,67 @@ def atom_choices(molecule: LoadedMolecule) -> list:
     return [(f"{k} · {symbols[k]}  ({100 * received[k]:.1f}%)", k) for k in range(molecule.atoms)]
 
 
+def as_text(text: str) -> str:
+    """`text` for gradio's chat bubbles and toasts, which insert a message as HTML (the chat's
+    Markdown is off): `&` and `<`, the characters that start markup, escaped, so the browser
+    shows what was typed or generated and fetches nothing. (Was: `<img src=http://...>` in a
+    question was requested from that server, `<b>` was bold, and as Markdown `[C@@H](C)`
+    became a link, `*CC(C)*` italics and a backslash before `[` vanished.)"""
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def toast(message: str) -> str:
+    """`message` for gr.Warning / gr.Error, which may quote what the user or the page's API sent
+    (`<image>`, `<img src=...>`): in a page's event gradio shows it as HTML, so `as_text`; outside
+    one (an in-process call) gradio makes it a Python warning or exception, plain text."""
+    from gradio.context import LocalContext  # what gradio's own `log_message` asks
+
+    served = LocalContext.blocks.get(None) is not None and LocalContext.event_id.get(None) is not None
+    return as_text(message) if served else message
+
+
+def warn(message: str) -> None:
+    gr.Warning(toast(message))
+
+
+# An empty reply: its question is left out of the next prompts (`history_messages`, the chat
+# CLI's rule); the bubble was empty, without a word. Our own markup (a note, not model text).
+NO_REPLY = "<em>(the model answered nothing; this question is not part of the conversation)</em>"
+
+
 def chat_messages(turns: List[Turn]) -> list:
+    """The chat panel's messages for `turns`; a reply still None (being written) has no bubble."""
     messages = []
     for question, reply in turns:
-        messages.append({"role": "user", "content": question})
+        messages.append({"role": "user", "content": as_text(question)})
         if reply is not None:
-            messages.append({"role": "assistant", "content": reply})
+            messages.append({"role": "assistant", "content": as_text(reply) if reply.strip() else NO_REPLY})
     return messages
+
+
+class Upload(NamedTuple):
+    path: str  # gradio's temporary copy
+    name: str  # the file's own name, as the user picked it
+
+
+def uploaded(value, what: str) -> Optional[Upload]:
+    """A structure or image upload: a path (in-process calls), or the upload as gradio hands it
+    over unprocessed (the load event has preprocess=False, a FileData dict: gr.Image's
+    preprocess opened the file with PIL first, so a file that is no image was gradio's raw
+    "Could not preprocess" error before `load_image` could name it). None: no upload."""
+    if value is None or isinstance(value, str):
+        return Upload(value, Path(value).name) if value else None
+    path = value.get("path") if isinstance(value, dict) else None
+    if not isinstance(path, str):  # only through the page's API: the browser sends its uploads as files
+        raise gr.Error(toast(f"the {what} is not an uploaded file: got {value!r:.100}"))
+    return Upload(path, value.get("orig_name") or Path(path).name)
+
+
+def own_names(message: str, uploads: List[Optional[Upload]]) -> str:
+    """`message` with each upload named by its own name (was: /tmp/gradio/<hash>/photo.png)."""
+    for upload in filter(None, uploads):
+        message = message.replace(str(Path(upload.path).resolve()), upload.name).replace(upload.path, upload.name)
+    return message
 
 
 WAIT_FOR_REPLY = "A reply is being written: wait for it to end."
@@ -224,18 +295,20 @@ class Page:
                 figure_for(molecule, color, chosen), gr.update(choices=choices, value=chosen),
                 attention_html(self.session, molecule, chosen))
 
-    def load(self, tab: Tab, smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> tuple:
-        """Load a molecule into the tab: its panels, or the input's error with none shown."""
+    def load(self, tab: Tab, smiles: Optional[str], structure, image) -> tuple:
+        """Load a molecule into the tab: its panels, or the input's error with none shown.
+        structure, image: None, a path, or gradio's unprocessed upload (`uploaded`)."""
         unchanged = (gr.skip(),) * PANELS
+        uploads = [uploaded(structure, "structure file"), uploaded(image, "image")]
         with self._loading(tab) as ticket:
             if ticket is None:  # the conversation's next reply would land on the new molecule's chat
-                gr.Warning(WAIT_FOR_REPLY)
+                warn(WAIT_FOR_REPLY)
                 return unchanged
             try:
-                molecule, error = self.session.molecule(smiles, structure, image), None
+                molecule, error = self.session.molecule(smiles, *(u and u.path for u in uploads)), None
             except (ValueError, OSError) as e:  # the resolver's message (names the molecule and the reason), a bad
                 # image, or an image file gone (gradio's temporary copy cleaned up): shown, not a server traceback
-                molecule, error = None, str(e)
+                molecule, error = None, own_names(str(e), uploads)
             with self.guard:
                 if ticket != tab.loads:  # a later load is under way: its molecule is the one asked for
                     return unchanged
@@ -269,10 +342,10 @@ class Page:
         if (isinstance(atom, bool) or not isinstance(atom, (int, float))
                 or (isinstance(atom, float) and not (math.isfinite(atom) and atom.is_integer()))):
             # through the page's API: True was atom 1, 1.7 atom 1, "x", NaN and inf tracebacks
-            raise gr.Error(f"atom {atom!r} is not an atom number: choose one from the list")
+            raise gr.Error(toast(f"atom {atom!r} is not an atom number: choose one from the list"))
         if not 0 <= int(atom) < molecule.atoms:
-            raise gr.Error(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy atoms "
-                           f"(0-{molecule.atoms - 1}): choose again")
+            raise gr.Error(toast(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy "
+                                   f"atoms (0-{molecule.atoms - 1}): choose again"))
         return int(atom)
 
     def choose(self, tab: Tab, atom: Optional[int], overlay: bool, colour: str) -> tuple:
@@ -296,6 +369,8 @@ class Page:
             return WAIT_FOR_MOLECULE
         if tab.molecule is None:
             return NO_MOLECULE
+        if not isinstance(text, str):  # the page's API sends its raw value (the event has preprocess=False)
+            return f"The question must be text, got {text!r:.100}."
         # white space and invisible characters alone (U+200B, U+FEFF...) are no question either: `blank`,
         # the chat CLI's emptiness rule too (was: `if text`, and a question of U+200B was answered)
         return NO_QUESTION if blank(text) else None
@@ -317,7 +392,8 @@ class Page:
         *switches). The question box and the switches come back on when it ends. Takes the
         claim of its `hold` (the clicks' asks run in the order of their holds; one without
         a hold, called directly, claims the tab itself)."""
-        text = (text or "").strip()
+        if text is None or isinstance(text, str):  # anything else (the page's API) is refused by `_refusal`
+            text = (text or "").strip()
         with self.guard:
             claimed = tab.held.popleft() if tab.held else not tab.answering
             refusal = self._refusal(tab, text) if claimed else WAIT_FOR_REPLY
@@ -325,11 +401,11 @@ class Page:
                 tab.answering = refusal is None
             molecule, history = tab.molecule, list(tab.turns)
         if not claimed:  # another question's reply is being written: its chat and switches are left alone
-            gr.Warning(refusal)
+            warn(refusal)
             yield (gr.update(),) * (2 + self.busy_controls)
             return
         if refusal is not None:
-            gr.Warning(refusal)
+            warn(refusal)
             yield (gr.update(interactive=True), chat_messages(history), *self._switches(True))
             return
         try:
@@ -338,12 +414,14 @@ class Page:
             try:
                 for reply in stream_reply(self.session, molecule, history + [(text, None)],
                                           *reply_settings(temperature, max_tokens)):
-                    yield (gr.update(), chat_messages(history + [(text, reply)]), *self._switches(False))
+                    # nothing yet is no reply yet (NO_REPLY is for a reply that ended empty)
+                    shown = reply if reply.strip() else None
+                    yield (gr.update(), chat_messages(history + [(text, shown)]), *self._switches(False))
             except ChatRefusal as error:  # the reason as a toast; the page as it was, the question in its box
                 # (gr.Error marked every output of the event with an "Error" badge that hid the chat
                 # and the question, and printed a server traceback)
                 self._answered(tab)
-                gr.Warning(str(error))
+                warn(str(error))
                 yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
                 return
             except Exception:  # re-raised: gradio reports it; the page is usable again first
@@ -380,7 +458,7 @@ class Page:
         if used != value:
             why = (f"this model's context is {limit}" if limit < MAX_NEW_TOKENS and value > limit
                    else f"it is a whole number from 1 to {limit}")
-            gr.Warning(f"Max new tokens: {value:g} set to {used} ({why}).")
+            warn(f"Max new tokens: {value:g} set to {used} ({why}).")
         return used
 
     def clear(self, tab: Tab):
@@ -389,7 +467,7 @@ class Page:
         being written (then the reply's next update shows the chat again)."""
         with self.guard:
             if tab.answering:  # the reply still being written would bring the conversation back
-                gr.Warning(WAIT_FOR_REPLY)
+                warn(WAIT_FOR_REPLY)
                 return gr.skip()
             tab.turns = []
         return []
@@ -411,9 +489,10 @@ def build_app(session: ChatSession) -> gr.Blocks:
                     with gr.Tab("Structure file", id="structure-tab"):
                         structure = gr.File(label="Structure: SDF/MOL, MOL2, XYZ or PDB (first molecule)",
                                             file_types=STRUCTURE_TYPES, type="filepath", elem_id="structure-input")
-                        # image_mode=None: the file as uploaded, read by `load_image` as the CLIs read it.
-                        # gradio's default ("RGB") re-saves other modes after dropping the alpha
-                        # (a drawing on a transparent background turned black) and turning by EXIF.
+                        # Handed over unopened (the load event's preprocess=False, `uploaded`): the file as
+                        # uploaded, read by `load_image` as the CLIs read it. gradio's preprocess re-saved
+                        # modes other than image_mode after dropping the alpha (a drawing on a transparent
+                        # background turned black) and turning by EXIF, and opened every upload with PIL.
                         image = gr.Image(label="Image (optional; else the structure is drawn)", type="filepath",
                                          image_mode=None, sources=["upload"], height=160, elem_id="image-input")
                         load_structure = gr.Button("Load structure", variant="primary", elem_id="load-structure")
@@ -421,14 +500,16 @@ def build_app(session: ChatSession) -> gr.Blocks:
             with gr.Column(scale=6, min_width=420):
                 # gradio 6 always shows a trash icon on a non-empty Chatbot (no option hides it):
                 # its `clear` event is wired to `Page.clear` below, as "Clear chat" is
+                # Messages as plain text (`chat_messages`, `as_text`): no Markdown, no LaTeX
                 chatbot = gr.Chatbot(label="Chat", height=430, elem_id="chat", buttons=["copy"],
-                                     placeholder="Load a molecule, then ask about it.")
+                                     placeholder="Load a molecule, then ask about it.", render_markdown=False,
+                                     latex_delimiters=[], sanitize_html=True)
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask about a molecule...", show_label=False, scale=5,
                                           max_lines=4, elem_id="question", submit_btn=False)
                     send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
                 with gr.Row():
-                    temperature = gr.Slider(0.0, 1.5, value=0.2, step=0.05, label="Temperature (0: greedy)",
+                    temperature = gr.Slider(0.0, MAX_TEMPERATURE, value=0.2, step=0.05, label="Temperature (0: greedy)",
                                             elem_id="temperature")
                     tokens_limit = max_new_tokens_limit(session)
                     max_new_tokens = gr.Slider(1, tokens_limit, value=min(DEFAULT_NEW_TOKENS, tokens_limit), step=1,
@@ -464,15 +545,19 @@ def build_app(session: ChatSession) -> gr.Blocks:
         load_smiles.click(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
         smiles.submit(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
         examples.load_input_event.then(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
-        load_structure.click(lambda t, f, i: page.load(t, None, f, i), [tab, structure, image], panels)
+        load_structure.click(lambda t, f, i: page.load(t, None, f, i), [tab, structure, image], panels,
+                             preprocess=False)  # the uploads unopened: `uploaded`
 
         for control in (atom, overlay):
             control.input(page.choose, [tab, atom, overlay, color_by], [depiction, tiles, viewer, attention_info])
         color_by.input(page.recolour, [tab, color_by, atom], [viewer])
 
         for trigger in (send.click, question.submit):
+            # preprocess=False: the page's API's raw values reach `ask`'s own checks (`reply_settings`:
+            # text or None as a setting was gradio's "Could not preprocess" error and a server traceback)
             trigger(page.hold, [tab], [question, *busy], queue=False) \
-                .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy]) \
+                .then(page.ask, [tab, question, temperature, max_new_tokens], [question, chatbot, *busy],
+                      preprocess=False) \
                 .then(None, js=FOCUS_QUESTION)
         clear.click(page.clear, [tab], [chatbot])
         chatbot.clear(page.clear, [tab], [chatbot])  # the trash icon: empties the conversation too

@@ -62,6 +62,7 @@ def stop_string(conv_mode: str) -> str:
 
 
 MAX_NEW_TOKENS = 1024  # the slider's end, for a model whose context is longer (or unknown)
+MAX_TEMPERATURE = 1.5  # the Temperature slider's end, and the page API's limit
 
 
 def max_new_tokens_limit(session) -> int:
@@ -79,8 +80,8 @@ def max_new_tokens_limit(session) -> int:
 
 def reply_settings(temperature, max_new_tokens) -> tuple:
     """(temperature, max new tokens) as numbers. What no slider sends but the page's API
-    takes (None, text, NaN, inf, a fraction of a token) is a ChatRefusal naming it, not
-    Python's TypeError / ValueError as a server traceback."""
+    takes (None, text, NaN, inf, a fraction of a token, past the temperature slider's end)
+    is a ChatRefusal naming it, not Python's TypeError / ValueError as a server traceback."""
     import math
 
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
@@ -89,6 +90,9 @@ def reply_settings(temperature, max_new_tokens) -> tuple:
     temperature = float(temperature)
     if not math.isfinite(temperature):
         raise ChatRefusal(f"temperature must be a finite number, got {temperature}")
+    if temperature > MAX_TEMPERATURE:  # the slider stops there; gradio's own check is off (the ask event's
+        # preprocess=False, so that text and None reach the checks above)
+        raise ChatRefusal(f"temperature must be at most {MAX_TEMPERATURE} here, got {temperature:g}")
     if (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, float))
             or not math.isfinite(max_new_tokens) or max_new_tokens != int(max_new_tokens)):
         raise ChatRefusal(f"max new tokens must be a whole number, got {max_new_tokens!r}")
