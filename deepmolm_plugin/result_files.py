@@ -82,8 +82,15 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     survives a crash. A failed write removes the temporary file and leaves ``path`` untouched.
     mkstemp makes its file private (0600), which left run folders shared with a group
     unreadable to it: the file gets 0666 less the umask, as open() would give it.
+
+    A symbolic link is written through (the file it names is replaced: the link was replaced
+    by a file, the shared file left as it was); a path that is no regular file (a pipe,
+    process substitution, a device such as /dev/null or /dev/full) is an OSError naming it:
+    the rename replaced the device with a file (as root) or failed on "/dev/fd/63.tmp".
     """
-    path = Path(path)
+    if Path(path).exists() and not Path(path).is_file():  # (both follow links)
+        raise OSError(f"{path} is not a regular file (a pipe, a device or a folder): give the path of a file")
+    path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import functools
 from pathlib import Path
 from typing import Iterable, List, Optional
 
 from .. import usage
+from ..result_files import write_atomic
 from ..data.prompts import trained_question_text
 from ..molecule.inputs import MOLECULE_KEYS
 from .jsonl import question_id_problem
@@ -223,10 +223,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f"error: {data}: {e}") from e
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in questions)
-    os.replace(tmp, out)
+    try:  # whole or not at all; a pipe or device path is refused (its own .tmp replaced /dev/full)
+        write_atomic(out, "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions))
+    except OSError as e:
+        usage.fail(parser.prog, f"OUT {out}: {e}")
     print(f"{len(questions)} questions -> {out}")
 
 
