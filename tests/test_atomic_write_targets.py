@@ -41,3 +41,4 @@ def test_eval_questions_names_an_output_that_is_no_file(tmp_path, capsys):
         questions.main([str(data), str(fifo)])
     assert info.value.code == 2 and "is not a regular file" in capsys.readouterr().err
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # was: replaced by a regular file
+

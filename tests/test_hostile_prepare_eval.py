@@ -281,3 +281,15 @@ def test_questions_check_a_records_tokens_against_its_molecule(tmp_path, capsys)
     with pytest.raises(SystemExit) as exit:
         eval_questions.main([str(data), str(tmp_path / "afile" / "q.jsonl")])
     assert exit.value.code == 2 and "afile" in capsys.readouterr().err
+
+
+def test_eval_questions_refuses_a_smiles_that_does_not_parse(tmp_path, capsys):
+    # was: written into the question file; model_vqa failed that question after answering
+    # every other, and the report refused the run for its missing answer
+    turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "Ethanol."}]
+    data = tmp_path / "test.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": turns},
+                                {"id": "b", "smiles": "C1CC", "conversations": turns}]))
+    with pytest.raises(SystemExit, match=r"record 'b': unparseable SMILES 'C1CC'"):
+        eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
+    assert not (tmp_path / "q.jsonl").exists()

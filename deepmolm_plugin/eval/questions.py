@@ -111,6 +111,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
         if record.get(name) not in (None, ""):
             question[name] = record[name]
     _check_properties(record, rid)
+    _check_smiles(record, rid)
     settings = fp
     if record.get("molecule_fp") is not None:
         question["molecule_fp"] = _checked_fp(record, str(rid), data_dir, settings)
@@ -129,6 +130,20 @@ def _check_properties(record: dict, rid) -> None:
     problem = properties_problem(record.get("properties"))
     if problem:
         raise QuestionFileError(f"record {rid!r}: {problem}")
+
+
+def _check_smiles(record: dict, rid) -> None:
+    """A record's SMILES parses (no 3D work; the model's atom cap is model_vqa's): one that
+    did not failed its question only in model_vqa, after every other question was answered,
+    and the report then refused the run for the missing answer."""
+    from ..molecule.inputs import InputError, InputResolver
+
+    if record.get("smiles") in (None, ""):
+        return
+    try:
+        InputResolver(limits={"max_atoms": None}).check_sources({"smiles": record["smiles"]}, str(rid))
+    except InputError as e:
+        raise QuestionFileError(str(e)) from e
 
 
 def _fp_settings(args):
