@@ -500,8 +500,10 @@ def build_app(session: ChatSession) -> gr.Blocks:
             with gr.Column(scale=6, min_width=420):
                 # gradio 6 always shows a trash icon on a non-empty Chatbot (no option hides it):
                 # its `clear` event is wired to `Page.clear` below, as "Clear chat" is
-                # Messages as plain text (`chat_messages`, `as_text`): no Markdown, no LaTeX
-                chatbot = gr.Chatbot(label="Chat", height=430, elem_id="chat", buttons=["copy"],
+                # Messages as plain text (`chat_messages`, `as_text`): no Markdown, no LaTeX. No
+                # copy buttons: gradio's copy the stored, escaped text ("pKa &lt; 5"); text
+                # selected in the page copies as shown.
+                chatbot = gr.Chatbot(label="Chat", height=430, elem_id="chat", buttons=[],
                                      placeholder="Load a molecule, then ask about it.", render_markdown=False,
                                      latex_delimiters=[], sanitize_html=True)
                 with gr.Row():
