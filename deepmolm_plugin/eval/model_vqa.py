@@ -46,7 +46,9 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 - `--resume` (`deepmolm_plugin.eval.resume`): every answer line carries digests of the
   run's settings and of its question; a rerun with `--resume` keeps the earlier answers
   (the finished file's, and `<answers>.partial` of a run stopped by Ctrl-C, SIGTERM or a
-  failure) whose digests equal its own, and asks only the other questions.
+  failure) whose digests equal its own, and asks only the other questions. `--resume-from
+  FILE` (repeatable) adds another answers file to keep answers from, alike (run_eval.sh
+  passes every earlier chunk's: a question may be in another chunk now); it is only read.
 - `--vision-feature-cache DIR`: the frozen tower's features of each view are kept in DIR
   (`deepmolm_plugin.encoder.feature_cache`) and reused by later questions and runs.
 - tiles mode: each question's tiles are passed too (the host makes only the global view),
@@ -120,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="keep the answers an earlier run into this --answers-file made with the same settings "
                              "for unchanged questions (also those of a stopped run), and ask only the others")
+    parser.add_argument("--resume-from", action="append", default=[], metavar="FILE",
+                        help="with --resume, also keep the answers in this earlier answers file (and its .partial "
+                             "and killed runs' files), e.g. another chunk's; only read; repeatable")
     parser.add_argument("--vision-feature-cache", type=str, default=None,
                         help="folder where the (frozen) deepencoder keeps each view's features: a view asked "
                              "about again, in this run or a later one, is not encoded again")
@@ -392,7 +397,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     aux_file = aux_path(answers)
     failures_file = failures_path(answers)
     aux_partial = resume.partial_path(aux_file)
-    earlier_aux = resume.answer_lines(aux_file) + resume.answer_lines(aux_partial) if args.resume else []
+    # This chunk's questions may have been another chunk's (run_eval.sh with another chunk
+    # count or record order): only its own file was read, and those answers were asked again.
+    earlier = [answers, *(Path(os.path.expanduser(f)).resolve() for f in args.resume_from)]
+    earlier_aux = resume.earlier_lines([aux_path(f) for f in earlier]) if args.resume else []
     if not args.resume:  # (with --resume the earlier file stays until this run's replaces it)
         aux_file.unlink(missing_ok=True)
         aux_partial.unlink(missing_ok=True)
@@ -410,8 +418,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     order = list(digests)
     asked = {str(line["question_id"]): resume.asked_digests(line) for line in chunk}
     killed = resume.killed_partials(answers)  # adopted with --resume, removed once this run's answers are written
-    kept = resume.kept_answers(answers, settings, digests, resume.killed_lines(killed, shown, asked)) if args.resume else {}
-    if args.resume:
+    kept = {}
+    if args.resume:  # (the --resume-from files' killed partials are read, never removed: not this run's)
+        others = [path for f in earlier[1:] for path in resume.killed_partials(f)]
+        kept = resume.kept_answers(earlier, settings, digests, resume.killed_lines(killed + others, shown, asked))
         print(f"--resume: {len(kept)} of {len(order)} questions keep the answers an earlier run made with these "
               f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
         prepared, inputs = _not_kept(prepared, inputs, kept)
@@ -576,6 +586,15 @@ def check_arguments(args: argparse.Namespace) -> None:
                                "overwrite the questions with the answers")
     usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it
     usage.output_folder(answers.parent / "renders", "--answers-file's renders/ folder")  # drawn depictions
+    if args.resume_from and not args.resume:
+        raise usage.UsageError("--resume-from needs --resume (without it no earlier answer is kept)")
+    for earlier in args.resume_from:  # a mistyped name kept nothing, without a word
+        path = Path(os.path.expanduser(earlier))
+        if path.is_dir():
+            raise usage.UsageError(f"--resume-from {earlier}: is a folder, not a file")
+        if not (path.is_file() or resume.partial_path(path).is_file() or resume.host_partials(path)):
+            raise usage.UsageError(f"--resume-from {earlier}: no such file (nor its .partial or a killed run's "
+                                   "partial file)")
     if args.vision_feature_cache is not None:
         usage.cache_folder(Path(args.vision_feature_cache), "--vision-feature-cache")
     usage.sampling_temperature(args.temperature)

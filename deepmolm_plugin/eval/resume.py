@@ -10,8 +10,11 @@ every other question is asked again. Earlier answers are read from the answers f
 finished run), from `<answers>.partial` (what a run stopped by Ctrl-C, SIGTERM or a
 failure had answered) and from the host's `.<answers>.partial-<pid>` of a run killed
 outright (SIGKILL, the OOM killer: no handler runs), whose digests the run wrote beside it
-when it started (`host_partial`). Lines without the digests (a run before them), or edited
-by hand, are never kept. The property head's predictions are kept with their answers, alike.
+when it started (`host_partial`), and alike from each `--resume-from` file, its `.partial` and
+its killed runs' files (another chunk's answers: `run_eval.sh` with another chunk count or
+record order moves questions between chunks, whose answers were asked again). Lines without
+the digests (a run before them), or edited by hand, are never kept. The property head's
+predictions are kept with their answers, alike.
 """
 
 from __future__ import annotations
@@ -135,10 +138,15 @@ def kept_lines(lines: List[dict], settings: str, digests: Dict[str, str], wanted
     return list(kept.values())
 
 
-def kept_answers(answers: Path, settings: str, digests: Dict[str, str], killed: List[dict] = ()) -> Dict[str, dict]:
-    """{question_id as text: earlier answer line} from the answers file, its `.partial` and
-    the ``killed`` runs' lines (``killed_lines``)."""
-    lines = kept_lines(answer_lines(answers) + answer_lines(partial_path(answers)) + list(killed), settings, digests)
+def earlier_lines(files: List[Path]) -> List[dict]:
+    """The lines of each of `files` and of its `.partial`, in that order."""
+    return [line for path in files for line in answer_lines(path) + answer_lines(partial_path(path))]
+
+
+def kept_answers(files: List[Path], settings: str, digests: Dict[str, str], killed: List[dict] = ()) -> Dict[str, dict]:
+    """{question_id as text: earlier answer line} from the answers `files` (this run's, then
+    those of `--resume-from`), their `.partial` and the ``killed`` runs' lines (``killed_lines``)."""
+    lines = kept_lines(earlier_lines(files) + list(killed), settings, digests)
     return {str(line["question_id"]): line for line in lines}
 
 
@@ -168,14 +176,19 @@ def remove_host_partial(partial: Path) -> None:
     _digests_beside(partial).unlink(missing_ok=True)
 
 
+def host_partials(answers: Path) -> List[Path]:
+    """The host partial files for `answers` (`host_partial` of any process), and their digests."""
+    return sorted(answers.parent.glob(glob.escape(f".{answers.name}.partial-") + "*"))
+
+
 def killed_partials(answers: Path) -> List[Path]:
     """The host partial files for `answers` whose process is gone (killed outright)."""
     found = []
-    for path in answers.parent.glob(glob.escape(f".{answers.name}.partial-") + "*"):
+    for path in host_partials(answers):
         pid = path.name.rsplit("-", 1)[1]
         if pid.isdigit() and not _alive(int(pid)):
             found.append(path)
-    return sorted(found)
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -16,8 +16,12 @@
 # folder, which deepmolm-prepare's image paths are relative to), REPORT_ARGS (extra options
 # for deepmolm_plugin.eval.report, e.g. "--tokenizer words --no-plots"), NLTK_DATA (where
 # WordNet is; default <venv>/nltk_data, see deepmolm_plugin.eval.metrics.wordnet), RESUME=1
-# (keep the chunks' answers an earlier run into OUT made with the same settings, also those
-# of a stopped run, and ask only the other questions: model_vqa --resume).
+# (keep the answers an earlier run into OUT made with the same settings, also those of a
+# stopped run, and ask only the other questions: model_vqa --resume, each chunk reading every
+# earlier chunk's answers, so another NUM_CHUNKS or record order asks nothing again. They are
+# copied to OUT/answers/earlier/<n>/ first, since chunks rewrite their files while others read
+# them; once every chunk succeeded, that copy and the earlier chunks numbered NUM_CHUNKS or
+# higher are removed, so answers/*.jsonl is this run's chunks; a failed run keeps them all).
 #
 # Steps: DATA -> OUT/questions.jsonl (deepmolm_plugin.eval.questions); one model_vqa
 # process per chunk (--num-chunks N --chunk-idx i, greedy); any failed chunk stops the run
@@ -61,17 +65,59 @@ if [[ -n ${CUDA_VISIBLE_DEVICES+set} ]]; then
         IFS=, read -r -a GPUS <<< "$CUDA_VISIBLE_DEVICES"
     fi
 elif command -v nvidia-smi > /dev/null 2>&1; then
-    mapfile -t GPUS < <(nvidia-smi --query-gpu=index --format=csv,noheader 2> /dev/null | tr -d ' ' || true)
+    # Index lines only, and only when it succeeds: on a CPU node of a CUDA image it prints "No
+    # devices were found" on stdout (exit 6), which was taken for a GPU "Nodeviceswerefound".
+    if LISTED=$(nvidia-smi --query-gpu=index --format=csv,noheader 2> /dev/null); then
+        mapfile -t GPUS < <(tr -d ' ' <<< "$LISTED" | grep -E '^[0-9]+$' || true)
+    fi
 fi
 NUM_CHUNKS=${NUM_CHUNKS:-$(( ${#GPUS[@]} > 0 ? ${#GPUS[@]} : 1 ))}
 [[ $NUM_CHUNKS =~ ^[1-9][0-9]*$ ]] || { echo "error: NUM_CHUNKS must be a positive integer, got $NUM_CHUNKS" >&2; exit 2; }
 
+# The files of chunks numbered $2 or higher in folder $1, in CHUNK_FILES: answers, .partial,
+# failures, property predictions (and their .partial), a killed run's hidden partial and digests.
+chunk_files() {
+    CHUNK_FILES=()
+    local path name
+    for path in "$1"/[0-9]*.jsonl* "$1"/.[0-9]*.jsonl.partial-*; do
+        name=${path##*/}
+        name=${name#.}
+        if [[ -f $path && ${name%%.*} =~ ^[0-9]+$ ]] && (( 10#${name%%.*} >= $2 )); then CHUNK_FILES+=("$path"); fi
+    done
+}
+
 mkdir -p "$OUT/answers" "$OUT/logs"
+EARLIER=$OUT/answers/earlier
 RESUME_ARGS=()
 if [[ ${RESUME:-0} == 1 ]]; then
-    RESUME_ARGS=(--resume)  # model_vqa keeps only answers made with these settings for these questions
+    # model_vqa keeps only answers made with these settings for these questions, from any chunk
+    # file: another NUM_CHUNKS or record order puts questions in other chunks (they were asked
+    # again, and an earlier chunk numbered NUM_CHUNKS or higher stayed, a duplicate for the
+    # report). Copied first: a chunk rewrites its files while the others read them. Earlier
+    # copies stay until a run succeeds (chunks that succeeded in a failed run rewrote theirs).
+    chunk_files "$OUT/answers" 0
+    if [[ ${#CHUNK_FILES[@]} -gt 0 ]]; then
+        n=1
+        while [[ -e $EARLIER/$n ]]; do n=$(( n + 1 )); done
+        mkdir -p "$EARLIER/$n"
+        cp -p "${CHUNK_FILES[@]}" "$EARLIER/$n/"
+    fi
+    RESUME_ARGS=(--resume)
+    declare -A SEEN=()
+    for copy in "$EARLIER"/*/; do
+        chunk_files "${copy%/}" 0
+        for path in ${CHUNK_FILES[@]+"${CHUNK_FILES[@]}"}; do
+            name=${path##*/}
+            # a chunk's answers file, from it, its .partial or a killed run's partial (not failures, aux)
+            [[ ${name#.} =~ ^([0-9]+)\.jsonl(\.partial.*)?$ ]] || continue
+            name=$copy${BASH_REMATCH[1]}.jsonl
+            if [[ -z ${SEEN[$name]+set} ]]; then SEEN[$name]=1; RESUME_ARGS+=(--resume-from "$name"); fi
+        done
+    done
 else
-    rm -f "$OUT"/answers/[0-9]*.jsonl "$OUT"/answers/[0-9]*.jsonl.partial  # stale chunks of an earlier run
+    chunk_files "$OUT/answers" 0  # an earlier run's chunks
+    rm -f ${CHUNK_FILES[@]+"${CHUNK_FILES[@]}"}
+    rm -rf "$EARLIER"
 fi
 rm -f "$OUT"/logs/chunk-*.log
 # An earlier run's report, metrics.json first (callers that resume take it as "finished"):
@@ -117,6 +163,12 @@ if [[ ${#FAILED[@]} -gt 0 ]]; then
     done
     exit 1
 fi
+
+# Every earlier answer kept (same settings, a current question) is in this run's chunks now;
+# earlier chunks past NUM_CHUNKS made `report answers/*.jsonl` refuse duplicated questions.
+chunk_files "$OUT/answers" "$NUM_CHUNKS"
+rm -f ${CHUNK_FILES[@]+"${CHUNK_FILES[@]}"}
+rm -rf "$EARLIER"
 
 ANSWERS=()
 for (( i = 0; i < NUM_CHUNKS; i++ )); do ANSWERS+=("$OUT/answers/$i.jsonl"); done
