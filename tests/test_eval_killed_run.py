@@ -6,6 +6,7 @@ left behind for good)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -69,18 +70,47 @@ def test_resume_keeps_the_answers_of_a_killed_run(tmp_path, monkeypatch, capsys)
     assert len(calls) == 0
 
 
-def test_a_run_without_resume_names_the_killed_runs_answers(tmp_path, monkeypatch, capsys):
+def test_a_run_without_resume_names_the_killed_runs_answers_and_leaves_them(tmp_path, monkeypatch, capsys):
     from deepmolm_plugin.eval import model_vqa
 
     questions, answers = tmp_path / "questions.jsonl", tmp_path / "a.jsonl"
     _write_questions(questions, [{"question_id": q, "smiles": "CCO", "text": "What?"} for q in "abc"])
     _kill_a_run(questions, answers)
+    left = sorted(tmp_path.glob(".a.jsonl.partial-*"))
     host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
     model_vqa.run_host_eval(host, _stub_args(questions, answers), FUSION_CONFIG)
     err = capsys.readouterr().err
-    assert "holds the answers of a run that was killed; --resume would keep them" in err
+    assert "holds 2 answers of a run that was killed; --resume would keep those" in err
     assert len(calls) == 3 and _ids(answers) == ["a", "b", "c"]
-    assert not list(tmp_path.glob(".a.jsonl.partial-*"))
+    # was: removed, answers this run did not keep included (a later --resume had nothing)
+    assert sorted(tmp_path.glob(".a.jsonl.partial-*")) == left
+
+
+def test_digests_left_by_a_run_killed_while_its_model_loaded_are_removed(tmp_path, monkeypatch):
+    from deepmolm_plugin.eval import model_vqa, resume
+
+    questions, answers = tmp_path / "questions.jsonl", tmp_path / "a.jsonl"
+    _write_questions(questions, [{"question_id": "a", "smiles": "CCO", "text": "What?"}])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    resume.start_host_partial(resume.host_partial(answers, int(dead.stdout)), "s", {})  # no partial file yet
+    assert resume.killed_partials(answers) == [resume.host_partial(answers, int(dead.stdout))]
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
+    model_vqa.run_host_eval(host, _stub_args(questions, answers), FUSION_CONFIG)
+    assert not list(tmp_path.glob(".a.jsonl.partial-*"))  # was: left for good (not even found)
+
+
+def test_a_live_process_of_the_same_number_that_started_later_is_not_the_run(tmp_path):
+    from deepmolm_plugin.eval import resume
+
+    answers = tmp_path / "a.jsonl"
+    partial = resume.host_partial(answers, os.getpid())  # this process: alive
+    partial.write_text('{"question_id": "a", "text": "an answer"}\n')
+    resume.start_host_partial(partial, "s", {"a": "d"})
+    assert resume.killed_partials(answers) == []
+    digests = partial.with_name(partial.name + ".digests.json")
+    made = json.loads(digests.read_text())
+    digests.write_text(json.dumps({**made, "started": "another boot:1"}))  # a container restarted
+    assert resume.killed_partials(answers) == [partial]
 
 
 def test_a_live_runs_partial_file_is_not_touched(tmp_path, monkeypatch):

@@ -417,17 +417,23 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                for line, q in zip(prepared, inputs)}
     order = list(digests)
     asked = {str(line["question_id"]): resume.asked_digests(line) for line in chunk}
-    killed = resume.killed_partials(answers)  # adopted with --resume, removed once this run's answers are written
+    killed = resume.killed_partials(answers)
+    from_killed = resume.killed_lines(killed, shown, asked)
+    # Removed once this run's answers are written: with --resume the killed runs' files it
+    # adopted; without, only those holding no answer (a run killed while its model loaded).
+    # (A run without --resume removed them all, answers it did not keep included.)
+    done_with = killed if args.resume else [path for path in killed if not path.exists()]
     kept = {}
     if args.resume:  # (the --resume-from files' killed partials are read, never removed: not this run's)
         others = [path for f in earlier[1:] for path in resume.killed_partials(f)]
-        kept = resume.kept_answers(earlier, settings, digests, resume.killed_lines(killed + others, shown, asked))
+        kept = resume.kept_answers(earlier, settings, digests, from_killed + resume.killed_lines(others, shown, asked))
         print(f"--resume: {len(kept)} of {len(order)} questions keep the answers an earlier run made with these "
               f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
         prepared, inputs = _not_kept(prepared, inputs, kept)
-    elif killed:
-        print(f"note: {', '.join(map(str, killed))} holds the answers of a run that was killed; --resume would keep "
-              "them; this run asks every question", file=sys.stderr)
+    elif from_killed:
+        print(f"note: {', '.join(sorted({str(p) for p in killed if p.exists()}))} holds {len(from_killed)} answers "
+              "of a run that was killed; --resume would keep those made with these settings; this run asks every "
+              "question and leaves them there", file=sys.stderr)
 
     def merged(new_lines: List[dict]) -> List[dict]:
         """The kept answers and this run's (tagged for a later --resume, and with what each
@@ -443,7 +449,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         answers.parent.mkdir(parents=True, exist_ok=True)
         resume.write_lines(answers, merged([]))
         resume.partial_path(answers).unlink(missing_ok=True)
-        for path in killed:
+        for path in done_with:
             resume.remove_host_partial(path)
         _write_aux(aux_file, _aux_lines(earlier_aux, [], kept, settings, digests))
         report_failures(failures, failures_file, len(chunk), answers)
@@ -476,7 +482,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
             drop_answers(partial, state.unanswered)
             resume.write_lines(answers, merged(resume.answer_lines(partial)))
             resume.partial_path(answers).unlink(missing_ok=True)  # its answers are in the file now
-            for path in killed:
+            for path in done_with:
                 resume.remove_host_partial(path)
         except BaseException:
             drop_answers(partial, state.unanswered)
@@ -488,9 +494,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                        if str(line["question_id"]) in answered]
                 if aux:
                     resume.write_lines(aux_partial, aux)
-                if args.resume:  # what they held is in the .partial now
-                    for path in killed:
-                        resume.remove_host_partial(path)
+                for path in done_with:  # what they held is in the .partial now
+                    resume.remove_host_partial(path)
                 print(f"the answers made so far are in {resume.partial_path(answers)} (--resume keeps them); "
                       f"{answers} is unchanged", file=sys.stderr)
             write_failures(failures_file, failures)

@@ -168,7 +168,8 @@ def start_host_partial(partial: Path, settings: str, digests: Dict[str, str]) ->
     predictions are held in memory until the end)."""
     from ..result_files import write_atomic
 
-    write_atomic(_digests_beside(partial), json.dumps({SETTINGS: settings, "digests": digests}))
+    write_atomic(_digests_beside(partial), json.dumps({SETTINGS: settings, "digests": digests,
+                                                       "started": _started(os.getpid())}))
 
 
 def remove_host_partial(partial: Path) -> None:
@@ -182,13 +183,18 @@ def host_partials(answers: Path) -> List[Path]:
 
 
 def killed_partials(answers: Path) -> List[Path]:
-    """The host partial files for `answers` whose process is gone (killed outright)."""
-    found = []
+    """The host partial files for `answers` whose process is gone (killed outright), also
+    where only their digests are left (a run killed while its model loaded, before the host
+    opened its file: the digests stayed for good). A live process of the same number that
+    started at another time (a container restarted, numbers given again) is not the run."""
+    found = set()
     for path in host_partials(answers):
-        pid = path.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            found.append(path)
-    return found
+        name = path.name[:-len(".digests.json")] if path.name.endswith(".digests.json") else path.name
+        pid = name.rsplit("-", 1)[1]
+        partial = path.with_name(name)
+        if pid.isdigit() and not (_alive(int(pid)) and _made_by(partial, int(pid))):
+            found.add(partial)
+    return sorted(found)
 
 
 def _alive(pid: int) -> bool:
@@ -199,6 +205,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _started(pid: int) -> Optional[str]:
+    """When process `pid` started (Linux: /proc/<pid>/stat's start time in clock ticks since
+    boot, with the boot's id); None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22; the name in (...) may hold spaces
+
+
+def _made_by(partial: Path, pid: int) -> bool:
+    """Whether the live process `pid` is the one that wrote `partial` (its digests record
+    its start; without them, or where starts cannot be read, it is taken to be)."""
+    try:
+        made = json.loads(_digests_beside(partial).read_text())
+    except (OSError, ValueError):
+        return True
+    recorded = made.get("started") if isinstance(made, dict) else None
+    now = _started(pid)
+    return recorded is None or now is None or recorded == now
 
 
 def killed_lines(partials: List[Path], shown: dict, asked: Dict[str, Dict[str, str]]) -> List[dict]:
