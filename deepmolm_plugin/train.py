@@ -181,9 +181,13 @@ def check_deepspeed_config(value: str) -> dict:
                                "integer 0-3 (a string stage is read as a number by DeepSpeed but not by transformers, "
                                "which then saved empty tensors)")
     gather = "stage3_gather_16bit_weights_on_model_save"
-    if stage == 3 and zero.get(gather) is not True:
+    # DeepSpeed's spellings of the one setting: its field name and the deprecated fp16 one
+    # (LLaVA-era configs) count as given (they were refused though their runs save weights)
+    given = [zero[k] for k in (gather, "gather_16bit_weights_on_model_save",
+                               "stage3_gather_fp16_weights_on_model_save") if k in zero]
+    if stage == 3 and True not in given:
         raise usage.UsageError(f"--deepspeed {value}: zero_optimization.{gather} is "
-                               f"{json.dumps(zero[gather]) if gather in zero else 'not given (false)'}: under ZeRO-3 "
+                               f"{json.dumps(given[0]) if given else 'not given (false)'}: under ZeRO-3 "
                                "the run would save no model weights in --output_dir, only DeepSpeed's global_step*/ "
                                "shards, which chat, eval and the GUI cannot load; set it to true (as "
                                "scripts/zero3.json does)")
@@ -896,12 +900,10 @@ def prepare_cpu_distributed(argv):
       `deepspeed.zero.Init` that ZeRO-3 wraps around `from_pretrained` sees one process
       ("train_batch_size is not equal to ... 4 != 2 * 1 * 1").
     """
-    import os
-
     import torch
 
     argv = list(argv)
-    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+    if torch.cuda.is_available() or world_size() < 2:
         return argv
     if not any(a == "--use_cpu" or a.startswith("--use_cpu=") for a in argv):
         argv += ["--use_cpu", "True"]

@@ -73,6 +73,14 @@ def test_a_zero_stage_that_transformers_misreads_or_a_zero3_save_without_weights
         launcher.check_deepspeed_config(str(good))
 
 
+@pytest.mark.parametrize("spelling", ["gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save"])
+def test_deepspeeds_other_spellings_of_the_zero3_save_setting_count(tmp_path, spelling):
+    # its field name and the deprecated fp16 one (LLaVA-era configs): such runs save weights
+    path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=None,
+                           **{f"zero_{spelling}": True})
+    launcher.check_deepspeed_config(str(path))
+
+
 # --- finding 6: DeepSpeed values that contradict the command line -------------------------
 
 def test_deepspeed_values_that_contradict_the_command_line_are_refused_before_the_model_loads(tmp_path):
