@@ -16,6 +16,7 @@
   finished --out.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -153,3 +154,22 @@ def test_ctrl_c_after_the_manifest_keeps_the_finished_output(tmp_path, monkeypat
     code, printed = prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", out, *RUN,
                             "--label-columns", "y")
     assert code == 0 and "already complete" in printed
+
+
+def test_an_output_made_when_every_file_was_input_is_still_this_run(tmp_path, capsys):
+    # was: after the upgrade, every finished output whose folder held a file the reader never
+    # reads was "a different run (input files changed (SHA-256): README.md removed)"
+    data, out = sdf_folder(tmp_path), tmp_path / "out"
+    assert run_sdf(data, out)[0] == 0
+    (data / "README.md").write_text("vendor notes\n")
+    manifest = json.loads((out / "manifest.json").read_text())
+    old_rule = dict(manifest, inputs=sorted(manifest["inputs"] + [
+        {"path": "README.md", "bytes": 13, "sha256": "0" * 64}], key=lambda e: e["path"]))
+    (out / "manifest.json").write_text(json.dumps(old_rule))
+    code, printed = run_sdf(data, out)
+    assert code == 0 and "already complete" in printed
+    # a file the reader read that is gone is still a change
+    gone = dict(old_rule, inputs=old_rule["inputs"] + [{"path": "zz.sdf", "bytes": 1, "sha256": "1" * 64}])
+    (out / "manifest.json").write_text(json.dumps(gone))
+    capsys.readouterr()
+    assert run_sdf(data, out)[0] == 2 and "zz.sdf removed" in capsys.readouterr().err

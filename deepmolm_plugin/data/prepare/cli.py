@@ -20,7 +20,8 @@ from ...molecule.tools import MAX_SIZE, add_fingerprint_options, embed_timeout_a
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, Shape, atomic_bytes, dumps, need
-from .identity import changed_inputs, check_state, checksum_inputs, differences, identity_of, run_id, versions
+from .identity import (changed_inputs, check_state, checksum_inputs, differences, identity_of, narrow_inputs,
+                       run_id, versions)
 from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
 from .schedule import FORMAT_MODULES, check_reader_options, compute
@@ -196,6 +197,8 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
         # other settings took it over then, and the siblings were the ones refused.
         out.remove_outputs()
         previous = run = None
+    if previous is not None:
+        narrow_inputs(previous, state)
     if previous is not None and identity_of(previous) != identity_of(state):
         if not args.overwrite:
             changes = "; ".join(differences(previous, state))

@@ -99,6 +99,24 @@ def identity_of(state: dict) -> dict:
             "inputs": [(e["path"], e["sha256"]) for e in state.get("inputs", [])]}
 
 
+def narrow_inputs(previous: dict, state: dict) -> None:
+    """An earlier output made when every visible file of a folder input identified it (before
+    each reader named the files it reads): its entries for files that are still in the folder
+    but that the reader does not read are dropped from `previous`, when every file read now
+    is among its entries, unchanged. The upgrade alone made every such output "a different
+    run" (README.md removed), to be made again with --overwrite. A file the reader reads that
+    was deleted, or any changed one, still makes it another run."""
+    folder = Path((state.get("settings") or {}).get("input", ""))
+    now = {e["path"]: e["sha256"] for e in state.get("inputs", [])}
+    before = {e["path"]: e["sha256"] for e in previous.get("inputs", [])}
+    extra = set(before) - set(now)
+    if (not extra or not folder.is_dir() or not set(now) <= set(before)
+            or any(before[path] != sha for path, sha in now.items())
+            or not all((folder / path).is_file() for path in extra)):
+        return
+    previous["inputs"] = [e for e in previous["inputs"] if e["path"] in now]
+
+
 def differences(old: dict, new: dict) -> List[str]:
     a, b = identity_of(old), identity_of(new)
     out = [f"{k}: {a[k]} -> {b[k]}" for k in ("schema", "versions") if a[k] != b[k]]
