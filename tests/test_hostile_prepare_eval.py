@@ -293,3 +293,14 @@ def test_eval_questions_refuses_a_smiles_that_does_not_parse(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"record 'b': unparseable SMILES 'C1CC'"):
         eval_questions.main([str(data), str(tmp_path / "q.jsonl")])
     assert not (tmp_path / "q.jsonl").exists()
+
+
+def test_eval_questions_parses_smiles_under_the_datas_atom_cap(tmp_path):
+    # a generous bound on the parse itself (a 12,000-atom ring took 6 s to sanitise); a
+    # prepared split's own --max-atoms (none too) is its manifest's
+    turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A ring."}]
+    ring = "C1" + "C" * 1500 + "C1"
+    with pytest.raises(eval_questions.QuestionFileError, match=r"record 'big': too large: 1502 heavy atoms"):
+        eval_questions.convert([{"id": "big", "smiles": ring, "conversations": turns}], tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"settings": {"max_atoms": None}}))
+    assert eval_questions.convert([{"id": "big", "smiles": ring, "conversations": turns}], tmp_path)[0]["smiles"] == ring

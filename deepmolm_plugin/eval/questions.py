@@ -79,9 +79,10 @@ def _checked_fp(record: dict, rid: str, data_dir: Path, fp) -> list:
     return tokens.tolist()
 
 
-def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dict:
+def record_to_question(record: dict, index: int, data_dir: Path, fp=None, molecules=None) -> dict:
     """One host record -> one question line; `fp`: the FingerprintSettings sidecar rows are
-    checked against (default DeepMoLM's)."""
+    checked against (default DeepMoLM's); `molecules`: the InputResolver its SMILES is
+    checked with (`smiles_checker`)."""
     rid = record.get("id")
     if rid is None or rid == "":
         raise QuestionFileError(f"record #{index} has no id")
@@ -111,7 +112,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None) -> dic
         if record.get(name) not in (None, ""):
             question[name] = record[name]
     _check_properties(record, rid)
-    _check_smiles(record, rid)
+    _check_smiles(record, rid, molecules or smiles_checker(data_dir))
     settings = fp
     if record.get("molecule_fp") is not None:
         question["molecule_fp"] = _checked_fp(record, str(rid), data_dir, settings)
@@ -132,16 +133,29 @@ def _check_properties(record: dict, rid) -> None:
         raise QuestionFileError(f"record {rid!r}: {problem}")
 
 
-def _check_smiles(record: dict, rid) -> None:
-    """A record's SMILES parses (no 3D work; the model's atom cap is model_vqa's): one that
-    did not failed its question only in model_vqa, after every other question was answered,
-    and the report then refused the run for the missing answer."""
-    from ..molecule.inputs import InputError, InputResolver
+def smiles_checker(data_dir: Path):
+    """The resolver records' SMILES are checked with: the atom cap of DATA's prepared split
+    (its manifest's max_atoms, `none` too), else four times the default cap (a generous bound
+    on the parse itself: a 12,000-atom ring took 6 s to sanitise; the model's own cap is
+    model_vqa's)."""
+    from ..molecule.inputs import InputResolver, model_limits
+    from ..molecule.policy import MAX_ATOMS
+    from ..molecule.sidecar import manifest_settings
+
+    made, _ = manifest_settings(data_dir)
+    return InputResolver(limits=model_limits(made) or {"max_atoms": 4 * MAX_ATOMS})
+
+
+def _check_smiles(record: dict, rid, molecules) -> None:
+    """A record's SMILES parses (no 3D work): one that did not failed its question only in
+    model_vqa, after every other question was answered, and the report then refused the
+    run for the missing answer."""
+    from ..molecule.inputs import InputError
 
     if record.get("smiles") in (None, ""):
         return
     try:
-        InputResolver(limits={"max_atoms": None}).check_sources({"smiles": record["smiles"]}, str(rid))
+        molecules.check_sources({"smiles": record["smiles"]}, str(rid))
     except InputError as e:
         raise QuestionFileError(str(e)) from e
 
@@ -170,11 +184,11 @@ def _fp_settings(args):
 
 
 def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
-    questions, seen = [], set()
+    questions, seen, molecules = [], set(), smiles_checker(data_dir)
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise QuestionFileError(f"record #{index} is not a JSON object")
-        question = record_to_question(record, index, data_dir, fp)
+        question = record_to_question(record, index, data_dir, fp, molecules)
         key = str(question["question_id"])
         if key in seen:
             raise QuestionFileError(f"record id {question['question_id']!r} appears more than once")
