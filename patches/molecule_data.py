@@ -263,6 +263,7 @@ def use_model_molecule_settings(dataset, config) -> None:
     """
     from deepmolm_plugin.molecule.policy import MAX_ATOMS
     from deepmolm_plugin.molecule_fp import FingerprintSettings
+    from deepmolm_plugin.property.features import GRAPH_FEATURES
 
     molecules = getattr(dataset, "molecules", None)
     if molecules is None:  # not the host's dataset: nothing of ours to configure
@@ -276,6 +277,7 @@ def use_model_molecule_settings(dataset, config) -> None:
     molecules.fp = settings
     config.conformer_policy, config.render_size = molecules.policy, molecules.render_size
     config.max_atoms = molecules.limits.get("max_atoms", MAX_ATOMS)
+    config.graph_features = GRAPH_FEATURES  # what the property head's graph slots mean
 
 
 def _refuse(manifest: str, made: str, used: str) -> None:

@@ -141,3 +141,26 @@ def test_a_test_file_molecule_written_with_explicit_h_or_atom_maps_leaves_traini
     assert kcli.main(_run(data, out, extra=["--test-file", str(test), "--depth", "1"])) == 0
     report = json.loads((out / "data_report.json").read_text())
     assert report["test_files"]["test"]["removed_from_train"] == 3 and report["molecules"] == 12
+
+
+def test_a_models_graph_features_are_recorded_and_an_older_heads_are_named(tmp_path, capsys):
+    # the widths did not change with the CIP descriptors: a head trained before them loads
+    # and reads its stereo slots otherwise, which nothing said
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.data.graphs import graph_features_note
+    from deepmolm_plugin.eval.model_vqa import prepare_questions
+    from deepmolm_plugin.property.features import GRAPH_FEATURES
+    from patches.molecule_data import use_model_molecule_settings
+
+    class Dataset:
+        molecules = SimpleNamespace(policy="auto", render_size=64, limits={}, fp=None)
+        prepared = ({}, None)
+
+    config = SimpleNamespace(fp_bits=4096, fp_levels=4)
+    use_model_molecule_settings(Dataset(), config)
+    assert config.graph_features == GRAPH_FEATURES and graph_features_note(config) is None
+    old = SimpleNamespace(aux_property_task="kflm2", mm_projector_type="linear", render_size=64)
+    assert "trained on graph features 1" in graph_features_note(old)
+    prepare_questions([{"question_id": "q", "smiles": "CCO", "text": "What?"}], str(tmp_path), tmp_path / "r", old)
+    assert "note: the model's property head was trained on graph features 1" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..molecule.inputs import InputResolver
-from ..property.features import MolGraph, mol_to_graph
+from ..property.features import GRAPH_FEATURES, MolGraph, mol_to_graph
 
 
 def graph_resolver(structure_folder: Optional[str], kind: str = "record", **options) -> InputResolver:
@@ -25,3 +25,15 @@ def record_graph(record: dict, rid: str, resolver: InputResolver) -> Optional[Mo
     if not any(record.get(name) for name in ("smiles", "structure", "atoms")):
         return None
     return mol_to_graph(resolver.molecule(record, rid).mol)
+
+
+def graph_features_note(config) -> Optional[str]:
+    """What to tell the user of a model whose property head was trained on graph features
+    other than these (`features.GRAPH_FEATURES`; a config without the record predates it):
+    its stereocentres' and double bonds' slots meant other things; None when they agree."""
+    made = getattr(config, "graph_features", None) if not isinstance(config, dict) else config.get("graph_features")
+    if made == GRAPH_FEATURES:
+        return None
+    return (f"the model's property head was trained on graph features {made or 1} (its stereo slots: the written "
+            f"CW/CCW tags), this code computes {GRAPH_FEATURES} (CIP descriptors): its predictions for molecules with "
+            "stereocentres or E/Z bonds are not what it learned; retrain it for trustworthy predictions")

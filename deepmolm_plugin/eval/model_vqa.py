@@ -189,7 +189,7 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
     as `{question_id, reason}` (printed on stderr as it happens). A relative `molecule_fp`
     sidecar is read from `question_folder` (the question file's), as training reads a
     record file's."""
-    from ..data.graphs import graph_resolver
+    from ..data.graphs import graph_features_note, graph_resolver
     from ..molecule.inputs import InputResolver, model_limits, model_render_size
     from ..molecule_fp import FingerprintSettings
 
@@ -199,6 +199,8 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
                              record_folder=question_folder, policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
                              **options)
     graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
+    if graphs is not None and graph_features_note(config):
+        print(f"note: {graph_features_note(config)}", file=sys.stderr)
     uses_molecules = projector_uses_molecules(config)
     prepared, inputs = [], []
     for line in questions:

@@ -130,6 +130,11 @@ def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
     return mol
 
 
+# What the graph's feature slots mean, recorded in a trained model's config (`graph_features`):
+# 1 (no record): chirality as the written CW/CCW tag, no E/Z from a SMILES; 2: the
+# standard molecule's CIP descriptors. The widths did not change, so a model of 1 loads and
+# reads its stereo slots otherwise (`data.graphs.graph_features_note`).
+GRAPH_FEATURES = 2
 ATOM_DIM = len(atom_features(Chem.MolFromSmiles("C").GetAtomWithIdx(0)))
 BOND_DIM = len(bond_features(Chem.MolFromSmiles("CC").GetBondWithIdx(0)))
 
