@@ -598,7 +598,9 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
 RUN_RECORD = "deepmolm_resume.json"
 RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
                "seed", "data_seed", "group_by_modality_length", "per_device_train_batch_size",
-               "gradient_accumulation_steps")
+               "gradient_accumulation_steps",
+               # the batches of an epoch: another value skipped the wrong ones when the epoch resumed
+               "dataloader_drop_last")
 PROCESSES = "processes"  # RUN_RECORD's number of training processes (WORLD_SIZE), next to RESUME_KEPT
 # compared as their product, the global batch
 BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps", PROCESSES)

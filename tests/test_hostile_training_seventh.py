@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import pytest
 
 from host_fixtures import ROOT, run_module, train_args
-from test_hostile_training_third import DEEPMOLM, checked, resumable
+from test_hostile_training_third import DEEPMOLM, check_argument_values, checked, host_train, resumable
 
 from deepmolm_plugin import train as launcher, usage
 
@@ -247,3 +247,20 @@ def test_an_unreadable_tokenizer_is_named_not_taken_for_another_model(tiny_setup
     # cannot be read", naming neither the file nor the checkpoint
     with pytest.raises(usage.UsageError, match=f"^{damaged}: not a readable tokenizer.json"):
         launcher.llm_differences(model_args, str(checkpoint))
+
+
+def test_resuming_with_another_drop_last_is_refused(tmp_path):
+    # was: resumed; the epoch's batches were counted otherwise, and the wrong ones skipped
+    data = tmp_path / "train.json"
+    data.write_text('[{"id": "a"}]')
+
+    def launch(*extra):
+        return check_argument_values(host_train, ["--output_dir", str(tmp_path / "out"), "--data_path", str(data),
+                                                  *DEEPMOLM, *extra])
+
+    launcher.write_run_record(*launch())
+    resumable(tmp_path / "out" / "checkpoint-3", {"mm_vision_tower": "deepencoder"})
+    launch()  # the same command resumes
+    with pytest.raises(usage.UsageError, match=r"--dataloader_drop_last True \(the run: False\)"):
+        launch("--dataloader_drop_last", "True")
+
