@@ -180,14 +180,19 @@ def check_deepspeed_config(value: str) -> dict:
         raise usage.UsageError(f"--deepspeed {value}: zero_optimization.stage is {json.dumps(stage)}, not a JSON "
                                "integer 0-3 (a string stage is read as a number by DeepSpeed but not by transformers, "
                                "which then saved empty tensors)")
-    gather = "stage3_gather_16bit_weights_on_model_save"
     # DeepSpeed's spellings of the one setting: its field name and the deprecated fp16 one
-    # (LLaVA-era configs) count as given (they were refused though their runs save weights)
-    given = [zero[k] for k in (gather, "gather_16bit_weights_on_model_save",
-                               "stage3_gather_fp16_weights_on_model_save") if k in zero]
-    if stage == 3 and True not in given:
+    # (LLaVA-era configs) count (they were refused though their runs save weights); two of
+    # them in one file DeepSpeed refuses itself, after the model loaded
+    spellings = ("stage3_gather_16bit_weights_on_model_save", "gather_16bit_weights_on_model_save",
+                 "stage3_gather_fp16_weights_on_model_save")
+    given = [k for k in spellings if k in zero]
+    if len(given) > 1:
+        raise usage.UsageError(f"--deepspeed {value}: zero_optimization gives {' and '.join(given)}, spellings of "
+                               "one setting, which DeepSpeed refuses together: keep one")
+    gather = given[0] if given else spellings[0]
+    if stage == 3 and zero.get(gather) is not True:
         raise usage.UsageError(f"--deepspeed {value}: zero_optimization.{gather} is "
-                               f"{json.dumps(given[0]) if given else 'not given (false)'}: under ZeRO-3 "
+                               f"{json.dumps(zero[gather]) if given else 'not given (false)'}: under ZeRO-3 "
                                "the run would save no model weights in --output_dir, only DeepSpeed's global_step*/ "
                                "shards, which chat, eval and the GUI cannot load; set it to true (as "
                                "scripts/zero3.json does)")

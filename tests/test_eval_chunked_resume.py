@@ -234,7 +234,8 @@ def test_run_eval_removes_earlier_chunks_only_after_every_chunk_succeeded(tmp_pa
     earlier = {"0.jsonl": "a0", "1.jsonl": "a1", "2.jsonl": "a2", "2.jsonl.partial": "p2",
                "2.failures.jsonl": "f2", "2.aux_properties.jsonl": "x2", "2.aux_properties.jsonl.partial": "y2",
                ".2.jsonl.partial-99999999": "k2", ".2.jsonl.partial-99999999.digests.json": "d2",
-               "3.jsonl.partial": "p3", "notes.txt": "mine"}
+               "3.jsonl.partial": "p3", "notes.txt": "mine", "0.jsonl.bak": "mine", "3.jsonl~": "mine"}
+    mine = ["0.jsonl.bak", "3.jsonl~", "notes.txt"]  # a user's files: never removed (0.jsonl.bak and 3.jsonl~ were)
     for name, text in earlier.items():
         (answers / name).write_text(text)
 
@@ -243,7 +244,7 @@ def test_run_eval_removes_earlier_chunks_only_after_every_chunk_succeeded(tmp_pa
     # nothing lost: the earlier chunks stay, and a copy of them all as this run began
     assert all((answers / name).exists() for name in earlier if not name.startswith("0."))
     assert {p.name: p.read_text() for p in (answers / "earlier" / "1").iterdir()} == {
-        name: text for name, text in earlier.items() if name != "notes.txt"}
+        name: text for name, text in earlier.items() if name not in mine}
     log = (out / "logs" / "chunk-1.log").read_text().splitlines()
     assert [log[i + 1] for i, arg in enumerate(log) if arg == "--resume-from"] == [
         f"{answers}/earlier/1/{i}.jsonl" for i in (0, 1, 2, 3)]
@@ -254,14 +255,14 @@ def test_run_eval_removes_earlier_chunks_only_after_every_chunk_succeeded(tmp_pa
     resumed = [log[i + 1] for i, arg in enumerate(log) if arg == "--resume-from"]
     assert resumed == [f"{answers}/earlier/{n}/{i}.jsonl" for n, chunks in ((1, "0123"), (2, "0123")) for i in chunks]
     # was: 2.jsonl (and its side files) stayed, and `report answers/*.jsonl` refused its duplicates
-    assert sorted(p.name for p in answers.iterdir()) == ["0.jsonl", "1.jsonl", "notes.txt"]
+    assert sorted(p.name for p in answers.iterdir()) == sorted(["0.jsonl", "1.jsonl", *mine])
 
     # without RESUME an earlier run's chunks and copies are gone before any chunk runs
     for name, text in earlier.items():
         (answers / name).write_text(text)
     (answers / "earlier" / "1").mkdir(parents=True)
     proc = _run_eval(tmp_path, python, model, data, out, 1, env={"FAIL_CHUNK": "0"})
-    assert proc.returncode == 1 and sorted(p.name for p in answers.iterdir()) == ["notes.txt"]
+    assert proc.returncode == 1 and sorted(p.name for p in answers.iterdir()) == mine
 
 
 @pytest.mark.parametrize("listed, status, gpus", [

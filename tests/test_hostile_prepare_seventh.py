@@ -17,6 +17,7 @@
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def test_ctrl_c_after_the_manifest_keeps_the_finished_output(tmp_path, monkeypat
     assert code == 0 and "already complete" in printed
 
 
-def test_an_output_made_when_every_file_was_input_is_still_this_run(tmp_path, capsys):
+def test_an_output_made_when_every_file_was_input_is_still_this_run(tmp_path, capsys, monkeypatch):
     # was: after the upgrade, every finished output whose folder held a file the reader never
     # reads was "a different run (input files changed (SHA-256): README.md removed)"
     data, out = sdf_folder(tmp_path), tmp_path / "out"
@@ -165,6 +166,13 @@ def test_an_output_made_when_every_file_was_input_is_still_this_run(tmp_path, ca
     manifest = json.loads((out / "manifest.json").read_text())
     old_rule = dict(manifest, inputs=sorted(manifest["inputs"] + [
         {"path": "README.md", "bytes": 13, "sha256": "0" * 64}], key=lambda e: e["path"]))
+    (out / "manifest.json").write_text(json.dumps(old_rule))
+    real_access = os.access
+    with monkeypatch.context() as read_only:  # a shared dataset on a read-only mount, too
+        read_only.setattr(os, "access", lambda p, mode: (False if str(p) == str(out) and mode & os.W_OK
+                                                         else real_access(p, mode)))
+        code, printed = run_sdf(data, out)
+        assert code == 0 and "already complete (read-only)" in printed
     (out / "manifest.json").write_text(json.dumps(old_rule))
     code, printed = run_sdf(data, out)
     assert code == 0 and "already complete" in printed

@@ -79,6 +79,15 @@ def test_deepspeeds_other_spellings_of_the_zero3_save_setting_count(tmp_path, sp
     path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=None,
                            **{f"zero_{spelling}": True})
     launcher.check_deepspeed_config(str(path))
+    path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=None,
+                           **{f"zero_{spelling}": False})
+    with pytest.raises(usage.UsageError, match=f"zero_optimization.{spelling} is false"):  # the key given
+        launcher.check_deepspeed_config(str(path))
+    # two spellings: DeepSpeed refuses them together, after the model loaded
+    path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=False,
+                           **{f"zero_{spelling}": True})
+    with pytest.raises(usage.UsageError, match="spellings of one setting, which DeepSpeed refuses together"):
+        launcher.check_deepspeed_config(str(path))
 
 
 # --- finding 6: DeepSpeed values that contradict the command line -------------------------

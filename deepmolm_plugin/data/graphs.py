@@ -34,6 +34,7 @@ def graph_features_note(config) -> Optional[str]:
     made = getattr(config, "graph_features", None) if not isinstance(config, dict) else config.get("graph_features")
     if made == GRAPH_FEATURES:
         return None
-    return (f"the model's property head was trained on graph features {made or 1} (its stereo slots: the written "
-            f"CW/CCW tags), this code computes {GRAPH_FEATURES} (CIP descriptors): its predictions for molecules with "
-            "stereocentres or E/Z bonds are not what it learned; retrain it for trustworthy predictions")
+    what = " (its stereo slots: the written CW/CCW tags)" if made in (None, 1) else ""
+    return (f"the model's property head was trained on graph features {made or 1}{what}, this code computes "
+            f"{GRAPH_FEATURES} (CIP descriptors): its predictions for molecules with stereocentres or E/Z bonds are "
+            "not what it learned; retrain it (or use the code it was trained with) for trustworthy predictions")

@@ -112,7 +112,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None, molecu
         if record.get(name) not in (None, ""):
             question[name] = record[name]
     _check_properties(record, rid)
-    _check_smiles(record, rid, molecules or smiles_checker(data_dir))
+    _check_smiles(record, rid, molecules or smiles_checker())
     settings = fp
     if record.get("molecule_fp") is not None:
         question["molecule_fp"] = _checked_fp(record, str(rid), data_dir, settings)
@@ -133,23 +133,24 @@ def _check_properties(record: dict, rid) -> None:
         raise QuestionFileError(f"record {rid!r}: {problem}")
 
 
-def smiles_checker(data_dir: Path):
-    """The resolver records' SMILES are checked with: the atom cap of DATA's prepared split
-    (its manifest's max_atoms, `none` too), else four times the default cap (a generous bound
-    on the parse itself: a 12,000-atom ring took 6 s to sanitise; the model's own cap is
-    model_vqa's)."""
-    from ..molecule.inputs import InputResolver, model_limits
-    from ..molecule.policy import MAX_ATOMS
-    from ..molecule.sidecar import manifest_settings
+# SMILES of more heavy atoms than this are not parsed here (sanitising grows quadratically: a
+# 12,000-atom ring took 6 s); the model's own atom cap (its config's max_atoms) is model_vqa's
+PARSE_BOUND = 16 * 256
 
-    made, _ = manifest_settings(data_dir)
-    return InputResolver(limits=model_limits(made) or {"max_atoms": 4 * MAX_ATOMS})
+
+def smiles_checker():
+    """The resolver records' SMILES are parsed with (no 3D work; bounded by PARSE_BOUND)."""
+    from ..molecule.inputs import InputResolver
+
+    return InputResolver(limits={"max_atoms": PARSE_BOUND})
 
 
 def _check_smiles(record: dict, rid, molecules) -> None:
-    """A record's SMILES parses (no 3D work): one that did not failed its question only in
-    model_vqa, after every other question was answered, and the report then refused the
-    run for the missing answer."""
+    """A record's SMILES parses: one that did not failed its question only in model_vqa,
+    after every other question was answered, and the report then refused the run for the
+    missing answer. One past PARSE_BOUND is left to model_vqa (which answers it under a
+    model trained with `--max-atoms none`)."""
+    from ..molecule.errors import MoleculeTooLarge
     from ..molecule.inputs import InputError
 
     if record.get("smiles") in (None, ""):
@@ -157,7 +158,8 @@ def _check_smiles(record: dict, rid, molecules) -> None:
     try:
         molecules.check_sources({"smiles": record["smiles"]}, str(rid))
     except InputError as e:
-        raise QuestionFileError(str(e)) from e
+        if not isinstance(e.__cause__, MoleculeTooLarge):
+            raise QuestionFileError(str(e)) from e
 
 
 def _fp_settings(args):
@@ -184,7 +186,7 @@ def _fp_settings(args):
 
 
 def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
-    questions, seen, molecules = [], set(), smiles_checker(data_dir)
+    questions, seen, molecules = [], set(), smiles_checker()
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise QuestionFileError(f"record #{index} is not a JSON object")

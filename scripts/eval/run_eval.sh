@@ -79,10 +79,12 @@ NUM_CHUNKS=${NUM_CHUNKS:-$(( ${#GPUS[@]} > 0 ? ${#GPUS[@]} : 1 ))}
 chunk_files() {
     CHUNK_FILES=()
     local path name
+    # exactly the names model_vqa writes for chunk N (a user's 0.jsonl.bak or 3.jsonl~ was removed)
+    local ours='^([0-9]+)\.(jsonl|jsonl\.partial|failures\.jsonl|aux_properties\.jsonl(\.partial)?|jsonl\.partial-[0-9]+(\.digests\.json)?)$'
     for path in "$1"/[0-9]*.jsonl* "$1"/.[0-9]*.jsonl.partial-*; do
         name=${path##*/}
         name=${name#.}
-        if [[ -f $path && ${name%%.*} =~ ^[0-9]+$ ]] && (( 10#${name%%.*} >= $2 )); then CHUNK_FILES+=("$path"); fi
+        if [[ -f $path && $name =~ $ours ]] && (( 10#${BASH_REMATCH[1]} >= $2 )); then CHUNK_FILES+=("$path"); fi
     done
 }
 

@@ -160,6 +160,7 @@ def confirm_read_only(args, out: Output) -> dict:
     cannot be redone there: an error saying why."""
     manifest = out.read_json(MANIFEST, "it cannot be redone on a read-only --out", check_state)
     state = run_state(args, out, manifest.get("inputs", []))
+    narrow_inputs(manifest, state)
     if identity_of(manifest) != identity_of(state):
         raise PrepareError(f"--out {out.root} is read-only and holds output of a different run "
                            f"({'; '.join(differences(manifest, state))}): use another --out")
@@ -197,8 +198,8 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
         # other settings took it over then, and the siblings were the ones refused.
         out.remove_outputs()
         previous = run = None
-    if previous is not None:
-        narrow_inputs(previous, state)
+    if manifest is not None:  # a finished output only: an unfinished run's chunks are named by its id
+        narrow_inputs(manifest, state)
     if previous is not None and identity_of(previous) != identity_of(state):
         if not args.overwrite:
             changes = "; ".join(differences(previous, state))
