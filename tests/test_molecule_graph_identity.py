@@ -143,6 +143,19 @@ def test_a_test_file_molecule_written_with_explicit_h_or_atom_maps_leaves_traini
     assert report["test_files"]["test"]["removed_from_train"] == 3 and report["molecules"] == 12
 
 
+def test_a_kflm2_run_folder_of_the_older_graphs_is_not_resumed(tmp_path, monkeypatch):
+    # was: resumed; its splits (copies apart) and results, computed with the spelling-dependent
+    # graphs and keys, were reported as this run's
+    data = _csv(tmp_path / "train.csv", ["smiles", "y"], [(s, i / 10) for i, s in enumerate(
+        ["CCO", "CCCO", "CCCCO", "CCCCCO", "CCCCCCO", "c1ccccc1O", "c1ccccc1N", "CC(=O)O", "CCC(=O)O", "CCN"])])
+    out = tmp_path / "run"
+    monkeypatch.setattr(kcli, "GRAPH_FEATURES", 1)
+    assert kcli.main(_run(data, out, extra=["--depth", "1"])) == 0
+    monkeypatch.undo()
+    with pytest.raises(SystemExit, match=r"holds results of a different configuration \(changed: graph_features\)"):
+        kcli.main(_run(data, out, extra=["--depth", "1"]))
+
+
 def test_a_models_graph_features_are_recorded_and_an_older_heads_are_named(tmp_path, capsys):
     # the widths did not change with the CIP descriptors: a head trained before them loads
     # and reads its stereo slots otherwise, which nothing said
@@ -164,3 +177,23 @@ def test_a_models_graph_features_are_recorded_and_an_older_heads_are_named(tmp_p
     assert "trained on graph features 1" in graph_features_note(old)
     prepare_questions([{"question_id": "q", "smiles": "CCO", "text": "What?"}], str(tmp_path), tmp_path / "r", old)
     assert "note: the model's property head was trained on graph features 1" in capsys.readouterr().err
+
+
+# A substituted C60 hydride: rdCIPLabeler fails on it ("Digraph generation failed: more than
+# 100000 nodes"), which stopped every KFLM2 path (kflm2, the aux head's records, model_vqa)
+CAGE = "C[C@]12[C@@H]3[C@H]4[C@H]5[C@@H]6[C@H]7[C@@H]8[C@@H]9[C@H]%10[C@H]%11[C@H]%12[C@@H]9[C@H]([C@H]73)[C@@H]1[C@@H]1[C@@H]%12[C@@H]3[C@H]7[C@H]%11[C@@H]9[C@@H]%11[C@@H]%10[C@@H]%10[C@H]8[C@@H]6[C@H]6[C@@H]8[C@H]5[C@@H]5[C@@H]%12[C@@H]%13[C@H]%14[C@H]%15[C@H]%12[C@@H]8[C@H]8[C@H]%12[C@@H]%15[C@@H]%15[C@@H]%16[C@@H]%14[C@@H]%14[C@@H]%17[C@H]%13[C@H]([C@H]54)[C@H]2[C@@H]%17[C@@H]1[C@@]3(Cl)[C@@H]%14[C@@H]%16[C@H]7[C@]9(F)[C@@H]%15[C@@H]%12[C@H]%11[C@H]%10[C@]86Cl"
+
+
+def test_a_cage_the_cip_labeller_cannot_rank_still_gets_one_graph():
+    mol = Chem.MolFromSmiles(CAGE)
+    graph = mol_to_graph(mol)  # was: RuntimeError
+    assert graph.atoms.shape[0] == 64
+    again = mol_to_graph(Chem.MolFromSmiles(Chem.MolToSmiles(mol, doRandom=True), sanitize=True))
+    assert np.array_equal(graph.atoms, again.atoms) and np.array_equal(graph.edges, again.edges)
+
+
+def test_pseudo_asymmetric_double_bonds_keep_apart():
+    # e / z (lower case) fell into the "other" slot together: two geometric isomers, one graph
+    e, z = (mol_to_graph(Chem.MolFromSmiles(s)) for s in ("C/C=C(/[C@@H](C)Cl)[C@H](C)Cl",
+                                                          "C/C=C(\\[C@@H](C)Cl)[C@H](C)Cl"))
+    assert not np.array_equal(e.edges, z.edges)

@@ -57,7 +57,7 @@ import numpy as np
 from .. import usage
 from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number
 from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
-from .features import mol_to_graph, parse_smiles
+from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
@@ -343,6 +343,9 @@ def _config(args) -> tuple[dict, TrainConfig]:
         "train": cfg.to_dict(),
         # splits keep a molecule's copies together (seed files of ungrouped splits must not be resumed)
         "split_groups": "molecule_key",
+        # graphs, features, copy keys and scaffolds of `features.standard_molecule` (2): a folder of
+        # the spelling-dependent ones (1) was resumed, its old splits and results reported as this run's
+        "graph_features": GRAPH_FEATURES,
     }
     return run, cfg
 

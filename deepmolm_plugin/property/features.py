@@ -109,8 +109,12 @@ def bond_features(bond: Chem.Bond) -> list[float]:
         _one_hot(bond.GetBondType(), BOND_TYPES)
         + [float(bond.GetIsConjugated()), float(bond.IsInRing())]
         + _one_hot("any" if bond.GetStereo() == Chem.BondStereo.STEREOANY
-                   else _cip(bond, bond.GetStereo() != Chem.BondStereo.STEREONONE), BOND_STEREO)
+                   else _cip(bond, bond.GetStereo() != Chem.BondStereo.STEREONONE).upper(), BOND_STEREO)
     )
+
+
+# rdCIPLabeler's recursion bound (1,250,000 take about a second; most molecules need < 10,000)
+CIP_ITERATIONS = 1_250_000
 
 
 def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
@@ -126,7 +130,13 @@ def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
     for atom in mol.GetAtoms():
         atom.SetAtomMapNum(0)
     mol, _ = canonical_copy(mol)
-    rdCIPLabeler.AssignCIPLabels(mol)
+    try:
+        rdCIPLabeler.AssignCIPLabels(mol, maxRecursiveIterations=CIP_ITERATIONS)
+    except RuntimeError:
+        # A cage the new labeller cannot rank (a substituted C60: "Digraph generation failed")
+        # stopped every KFLM2 path: the legacy codes `canonical_copy`'s stereo perception left
+        # stand (computed on the canonical order, so still one per molecule).
+        pass
     return mol
 
 
