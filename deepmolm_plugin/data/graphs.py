@@ -31,7 +31,7 @@ def graph_features_note(config) -> Optional[str]:
     """What to tell the user of a model whose property head was trained on graph features
     other than these (`features.GRAPH_FEATURES`; a config without the record predates it):
     its stereocentres' and double bonds' slots meant other things; None when they agree."""
-    made = getattr(config, "graph_features", None) if not isinstance(config, dict) else config.get("graph_features")
+    made = getattr(config, "graph_features", None)
     if made == GRAPH_FEATURES:
         return None
     what = " (its stereo slots: the written CW/CCW tags)" if made in (None, 1) else ""

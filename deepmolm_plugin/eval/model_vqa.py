@@ -199,8 +199,9 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
                              record_folder=question_folder, policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
                              **options)
     graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
-    if graphs is not None and graph_features_note(config):
-        print(f"note: {graph_features_note(config)}", file=sys.stderr)
+    note = graph_features_note(config) if graphs is not None else None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     uses_molecules = projector_uses_molecules(config)
     prepared, inputs = [], []
     for line in questions:

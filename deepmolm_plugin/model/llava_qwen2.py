@@ -393,8 +393,6 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if "inputs_embeds" in kwargs:
             raise NotImplementedError("`inputs_embeds` is not supported; pass input ids and images")
         if images is not None:
-            if attention_mask is None:  # generate's own mask for every position, spliced with the prompts
-                attention_mask = torch.ones_like(inputs, dtype=torch.long)
             # Generation continues after the last position of every row, so the spliced prompts
             # are padded on the left, whatever side training padded on (llava's train.py
             # writes "right" into every config: a shorter prompt's first new token was
@@ -474,16 +472,15 @@ def _continues_cache(past_key_values) -> bool:
 
 
 def _widen_one_token(input_ids, attention_mask, labels):
-    """(B, 1) input_ids [+ mask, labels] -> (B, 2), the new column masked out (so the host
+    """(B, 1) input_ids, mask [+ labels] -> (B, 2), the new column masked out (so the host
     drops it before embedding; its id 0 is never looked up) and ignored by the loss."""
     from llava.constants import IGNORE_INDEX
 
-    mask = attention_mask
     input_ids = torch.cat([input_ids, torch.zeros_like(input_ids)], dim=1)
-    mask = torch.cat([mask, torch.zeros_like(mask)], dim=1)
+    attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)], dim=1)
     if labels is not None:
         labels = torch.cat([labels, torch.full_like(labels, IGNORE_INDEX)], dim=1)
-    return input_ids, mask, labels
+    return input_ids, attention_mask, labels
 
 
 def register_auto_classes() -> None:

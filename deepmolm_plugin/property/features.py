@@ -66,7 +66,7 @@ BOND_TYPES = (
 # A double bond by its CIP descriptor: RDKit's STEREOCIS / STEREOTRANS are relative to
 # reference atoms the input chose (a molfile's Z bond came out STEREOCIS), and a SMILES read
 # by parse_smiles had no E/Z assigned at all (C/C=C/Cl and C/C=C\Cl were one graph).
-BOND_STEREO = ("", "any", "Z", "E", "seqCis", "seqTrans")
+BOND_STEREO = ("", "ANY", "Z", "E", "SEQCIS", "SEQTRANS")  # upper case: pseudo-asymmetric e / z as E / Z
 
 
 def _one_hot(value, choices) -> list[float]:
@@ -108,8 +108,8 @@ def bond_features(bond: Chem.Bond) -> list[float]:
     return (
         _one_hot(bond.GetBondType(), BOND_TYPES)
         + [float(bond.GetIsConjugated()), float(bond.IsInRing())]
-        + _one_hot("any" if bond.GetStereo() == Chem.BondStereo.STEREOANY
-                   else _cip(bond, bond.GetStereo() != Chem.BondStereo.STEREONONE).upper(), BOND_STEREO)
+        + _one_hot(("any" if bond.GetStereo() == Chem.BondStereo.STEREOANY
+                    else _cip(bond, bond.GetStereo() != Chem.BondStereo.STEREONONE)).upper(), BOND_STEREO)
     )
 
 
