@@ -21,9 +21,9 @@ import statistics
 from pathlib import Path
 from typing import Dict, Iterable, List
 
-from .jsonl import read_jsonl
+from .jsonl import REPORT_FILES, read_jsonl
 from .questions import convert
-from .outputs import FILES, overwritten_inputs, write_outputs
+from .outputs import overwritten_inputs, write_outputs
 from .scoring import build_report
 from .task_kinds import reference_value, task_kind
 
@@ -71,7 +71,7 @@ def score_answers(answers: Dict[str, str], questions: os.PathLike, out: os.PathL
     """Write `answers` as a model_vqa answer file in `out` and score it against the questions
     it answers (a subset of `questions`: the others are left out); returns the report."""
     out = Path(out)
-    if overwritten_inputs([questions], out, (*FILES, "questions.jsonl", "answers.jsonl")):
+    if overwritten_inputs([questions], out, (*REPORT_FILES, "questions.jsonl", "answers.jsonl")):
         # it was replaced by the subset asked, and the questions of other tasks were lost
         raise BaselineError(f"{questions}: is one of the files written in {out}; score into another folder")
     out.mkdir(parents=True, exist_ok=True)

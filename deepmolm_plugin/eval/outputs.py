@@ -30,10 +30,9 @@ from .jsonl import REPORT_FILES
 from .markdown import TABLES, fmt, markdown
 
 DPI = 100
-FILES = REPORT_FILES  # written by write_outputs, metrics.json last; removed first
 
 
-def overwritten_inputs(inputs, out, files=FILES) -> List[str]:
+def overwritten_inputs(inputs, out, files=REPORT_FILES) -> List[str]:
     """The `inputs` that are one of `files` in the folder `out` (resolved, links followed):
     writing the outputs would replace them, and an earlier report's output read as input
     gives errors about the wrong file."""
@@ -79,7 +78,7 @@ def remove_stale(out: Path) -> None:
     lacks would keep its parity plot beside the new ones."""
     folder = out / "plots"
     figures = [folder / "text_metrics.png", *folder.glob("parity_*.png")] if folder.is_dir() else []
-    for path in [*(out / name for name in FILES), *figures]:  # FILES: metrics.json first
+    for path in [*(out / name for name in REPORT_FILES), *figures]:  # metrics.json first
         path.unlink(missing_ok=True)
 
 

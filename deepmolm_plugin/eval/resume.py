@@ -218,14 +218,21 @@ def _started(pid: int) -> Optional[str]:
     return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22; the name in (...) may hold spaces
 
 
-def _made_by(partial: Path, pid: int) -> bool:
-    """Whether the live process `pid` is the one that wrote `partial` (its digests record
-    its start; without them, or where starts cannot be read, it is taken to be)."""
+def _read_digests(partial: Path) -> Optional[dict]:
+    """What `start_host_partial` wrote beside `partial`, or None (none, unreadable, or not
+    the object it writes)."""
     try:
         made = json.loads(_digests_beside(partial).read_text())
     except (OSError, ValueError):
-        return True
-    recorded = made.get("started") if isinstance(made, dict) else None
+        return None
+    return made if isinstance(made, dict) else None
+
+
+def _made_by(partial: Path, pid: int) -> bool:
+    """Whether the live process `pid` is the one that wrote `partial` (its digests record
+    its start; without them, or where starts cannot be read, it is taken to be)."""
+    made = _read_digests(partial)
+    recorded = made.get("started") if made is not None else None
     now = _started(pid)
     return recorded is None or now is None or recorded == now
 
@@ -237,11 +244,8 @@ def killed_lines(partials: List[Path], shown: dict, asked: Dict[str, Dict[str, s
     kill is no JSON and not read; an empty text is a question that failed while generating."""
     lines = []
     for partial in partials:
-        try:
-            made = json.loads(_digests_beside(partial).read_text())
-        except (OSError, ValueError):
-            continue
-        digests = made.get("digests") if isinstance(made, dict) else None
+        made = _read_digests(partial)
+        digests = made.get("digests") if made is not None else None
         if not isinstance(digests, dict):
             continue
         answered = [line for line in answer_lines(partial) if line.get("text")

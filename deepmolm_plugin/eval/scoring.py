@@ -62,13 +62,11 @@ def _check_reference_text(record: dict, task: str, kind: str) -> None:
                           f"{record['answer']!r} holds no IUPAC name")
 
 
-def _check_spelling(task: str, groups: dict, spellings: dict) -> None:
+def _check_spelling(task: str, spellings: dict) -> None:
     """ReportError when `task` and an earlier task differ only in case, spaces or punctuation
     (`LogP` and `logp`): one task spelled two ways, which the report showed as two tasks,
     each with part of the questions. `spellings`: {name_key: task} of the earlier tasks, kept
     by the caller (each new task was compared with every earlier one: 4,000 tasks 18 s)."""
-    if task in groups:
-        return
     other = spellings.setdefault(name_key(task), task)
     if other != task:
         raise ReportError(f"tasks {other!r} and {task!r} differ only in case, spaces or punctuation: one task "
@@ -100,7 +98,7 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
                               f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
         kind = task_kind(task, record)
         _check_reference_text(record, task, kind)
-        _check_spelling(task, groups, spellings)
+        _check_spelling(task, spellings)
         if task in groups and groups[task][0] != kind:
             raise ReportError(f"task {task!r}: question {record['question_id']!r} is scored as {kind}, "
                               f"earlier ones as {groups[task][0]} (check `metric` / `properties`)")
