@@ -288,3 +288,19 @@ def test_run_eval_takes_gpu_indices_only_from_a_successful_nvidia_smi(tmp_path, 
             assert first == f"CUDA_VISIBLE_DEVICES=[{gpus[i]}] OMP_NUM_THREADS=[unset]"
         else:  # the CPU branch: the cores shared out (was: each chunk took them all)
             assert re.fullmatch(r"CUDA_VISIBLE_DEVICES=\[unset\] OMP_NUM_THREADS=\[[1-9][0-9]*\]", first), first
+
+
+def test_resume_from_another_answers_folder_keeps_drawn_depiction_questions(tmp_path, monkeypatch):
+    """A question without its own image is asked with a depiction drawn into the answers
+    folder's renders/: its digest held that file's absolute path, so answers made in another
+    folder (a run moved, a copy on another disk) kept none of them. The drawn file's bytes are
+    in the digest; its place is not part of the question."""
+    questions, first, second = tmp_path / "questions.jsonl", tmp_path / "first", tmp_path / "second"
+    _write_questions(questions, QUESTIONS[:3])
+    assert _chunks(monkeypatch, questions, first, 1) == 3
+    assert _chunks(monkeypatch, questions, second, 1, "--resume", "--resume-from", str(first / "0.jsonl")) == 0
+    assert _ids(second / "0.jsonl") == ["q0", "q1", "q2"]
+    # a molecule changed since: its drawing differs, so it is asked again
+    _write_questions(questions, [dict(q, smiles="CCCCO") if q["question_id"] == "q1" else q for q in QUESTIONS[:3]])
+    third = tmp_path / "third"
+    assert _chunks(monkeypatch, questions, third, 1, "--resume", "--resume-from", str(first / "0.jsonl")) == 1

@@ -416,7 +416,11 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                                          question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
     settings = resume.settings_digest(shown, answers)
-    digests = {str(q.question_id): resume.question_digest(line, [q.image, *_structure_file(line, args)], q.molecule_fp)
+    # Digested as asked: a drawn depiction's path (in this answers folder's renders/) is not part
+    # of the question, its bytes are (an answers file made in another folder kept none of them)
+    asked_lines = {str(line["question_id"]): line for line in chunk}
+    digests = {str(q.question_id): resume.question_digest(asked_lines[str(q.question_id)],
+                                                          [q.image, *_structure_file(line, args)], q.molecule_fp)
                for line, q in zip(prepared, inputs)}
     order = list(digests)
     asked = {str(line["question_id"]): resume.asked_digests(line) for line in chunk}
