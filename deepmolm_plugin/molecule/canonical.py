@@ -47,7 +47,12 @@ def _odd(permutation: list[int]) -> bool:
 def canonical_copy(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
     """(copy of ``mol`` in canonical atom and bond order, ``order``): ``order[new] = old``
     atom index. ``mol`` is not modified."""
-    ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=True, includeAtomMaps=False))
+    # ranked without the enhanced stereo groups: RDKit's ranking reads them, so `|&1:1,3|`
+    # (which leaves the written configuration as it is) broke the ties between hydrogens
+    # otherwise, and ETKDG, given another order, changed a level-2 token of the conformer
+    plain = Chem.RWMol(mol)
+    plain.SetStereoGroups([])
+    ranks = list(Chem.CanonicalRankAtoms(plain, breakTies=True, includeAtomMaps=False))
     order = sorted(range(len(ranks)), key=ranks.__getitem__)
     work = Chem.RenumberAtoms(mol, order)  # atoms canonical; chiral tags, stereo atoms, conformers follow
     # E/Z may still be only in the single bonds' directions (a parsed SMILES, before its

@@ -107,7 +107,7 @@ POLYMER_GROUPS = {"SRU", "COP", "ALT", "RAN", "BLO", "GRA", "CRO", "MON", "MER",
 
 def check_atoms(mol: Chem.Mol, id: str) -> None:
     """A concrete structure: some atoms, none of them dummies, no query bonds, no polymer
-    repeat unit, finite coordinates (if any).
+    repeat unit, no link node, finite coordinates (if any).
 
     Overlaps are not checked here: a conformer that is about to be replaced by a generated
     one may be a depiction with stacked atoms; ``check_coordinates`` runs on the conformer
@@ -131,8 +131,30 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     if polymer:  # CXSMILES `Sg:n`, molfile SRU: was fingerprinted and drawn as the bare repeat unit
         raise MoleculeError(id, f"a polymer substance group ({', '.join(polymer)}): a repeat unit is not one "
                                 "concrete molecule; give an oligomer with its end groups")
+    link = _link_node(mol)
+    if link:  # CXSMILES `LN`, molfile LINKNODE: was fingerprinted and drawn with the atom once
+        raise MoleculeError(id, f"a link node ({link}): a Markush structure of several ring or chain sizes is not "
+                                "one concrete molecule; give each size as its own record")
     if mol.GetNumConformers() > 0:
         check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
+
+
+def _link_node(mol: Chem.Mol) -> str:
+    """The link nodes, as `atom C2 repeated 1 to 3 times`; "" when there are none.
+
+    RDKit keeps a CXSMILES `LN:1:1.3` and a V3000 `LINKNODE 1 3 2 2 1 2 3` alike, only as the
+    molecule property ``_molLinkNodes``: `minimum maximum bonds atom neighbour ...` per link
+    node (1-based atoms, the repeated atom first in each pair), nodes separated by `|`. The
+    molecule itself holds the atom once, so it read as plain cyclohexane."""
+    text = mol.GetProp("_molLinkNodes") if mol.HasProp("_molLinkNodes") else ""
+    nodes = [node.split() for node in text.split("|") if node.strip()]
+    if not nodes:
+        return ""
+    more = f", and {len(nodes) - 1} more" if len(nodes) > 1 else ""
+    fields = nodes[0]
+    if len(fields) < 4 or not all(f.isdigit() for f in fields) or not 0 < int(fields[3]) <= mol.GetNumAtoms():
+        return f"RDKit's _molLinkNodes {text!r}"  # written otherwise than above: still a link node
+    return f"atom {atom_names([int(fields[3]) - 1], mol)} repeated {fields[0]} to {fields[1]} times{more}"
 
 
 def conformer_is_3d(mol: Chem.Mol, conf_id: int = -1) -> bool:

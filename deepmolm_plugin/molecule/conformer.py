@@ -15,7 +15,8 @@ Defined behaviours
   after the existing atoms, so heavy-atom indices do not move. The returned molecule keeps
   them (geometry needs them; the fingerprint ignores them).
 - Stereo: ETKDG enforces the chiral tags and double-bond stereo of the input. Unassigned
-  stereocentres get whatever configuration the seeded embedding produces; a note says so.
+  stereocentres and E/Z double bonds get whatever configuration the seeded embedding
+  produces; a note says so (``_unassigned_note``).
 - Several fragments (salts, mixtures): embedded together in one distance-geometry problem
   from random starting coordinates, so the fragments sit a few angstroms apart. RDKit's
   default embeds each fragment separately and stacks them all at the origin, which would
@@ -53,13 +54,15 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from rdkit.Geometry import Point3D
 
+from .bonds import bonds
 from .canonical import canonical_copy
-from .errors import MoleculeError, as_notes, atom_names, first_line, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, bond_name, first_line, rdkit_messages, with_messages
 
 __all__ = [
     "CONFORMER_RULES", "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
@@ -69,8 +72,10 @@ __all__ = [
 ETKDG_SEED = 0xDEE9
 # Raised whenever the same input gets other coordinates (so other tokens) than before; the
 # prepared-data manifest records it, so an output made under older rules is not reused
-# (2: embedded on the canonically numbered copy; 1 embedded in the input's atom order).
-CONFORMER_RULES = 2
+# (3: the canonical numbering no longer reads enhanced stereo groups, so `|&1:1,3|` is embedded
+# as the plain spelling; 2: embedded on the canonically numbered copy; 1 embedded in the
+# input's atom order).
+CONFORMER_RULES = 3
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
@@ -104,47 +109,134 @@ def _etkdg(seed: int, random_coords: bool, together: bool) -> rdDistGeom.EmbedPa
     return params
 
 
-# Above this many open centres the stereoisomers are not counted (2**n SMILES to write)
-# and the note is given as RDKit's perception says.
+# Above this many open centres and double bonds the stereoisomers are not counted (2**n
+# SMILES to write) and the note is given as RDKit's perception says.
 COUNTED_CENTRES = 10
+# Rings of up to this many atoms make a bridged system rigid: its bridgeheads' configurations
+# are fixed relative to each other (an "in" bridgehead, pointing into the cage, needs bridges
+# of rings of 10 atoms and more: in,out-bicyclo[4.4.4]tetradecane).
+RIGID_RING = 8
+_TETRAHEDRAL = (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)
 
 
-def _one_stereoisomer(mol: Chem.Mol, centres: int) -> bool:
-    """Whether the centres RDKit's perception leaves open make only one stereoisomer: cubane's
-    eight carbons are "possible" centres to it, and the note said a generated conformer fixes
-    one configuration of a molecule that has only one."""
+def _open_stereo(work: Chem.Mol) -> tuple[list[int], list[Chem.Bond], int]:
+    """(stereocentres, E/Z double bonds, all open stereo elements) that the input leaves
+    unassigned (no @/@@, no / \\, or a wavy bond: RDKit's "unknown"), as RDKit's perception
+    (``FindPotentialStereo``) finds them; the same elements ``EnumerateStereoisomers`` flips.
+    Double bonds whose ends have one substituent twice (CH2=, (CH3)2C=) or lie in a ring of
+    fewer than 8 atoms are none. Cumulated double bonds are counted but not named: an allene's
+    stereo is axial, not E/Z of one bond."""
+    found = [si for si in Chem.FindPotentialStereo(Chem.Mol(work))
+             if si.specified != Chem.StereoSpecified.Specified]
+    atoms = [si.centeredOn for si in found if si.type == Chem.StereoType.Atom_Tetrahedral]
+    every = bonds(work)
+    double = [every[si.centeredOn] for si in found if si.type == Chem.StereoType.Bond_Double]
+
+    def cumulated(atom) -> bool:
+        return sum(b.GetBondType() == Chem.BondType.DOUBLE for b in atom.GetBonds()) > 1
+
+    return atoms, [b for b in double if not (cumulated(b.GetBeginAtom()) or cumulated(b.GetEndAtom()))], len(found)
+
+
+def _isomer_count(mol: Chem.Mol) -> int:
+    """Distinct SMILES of the stereoisomers the open elements of ``mol`` make, counted without
+    the explicit hydrogens the embedding works on: with them, RDKit's canonical SMILES told
+    cubane's 128 equivalent assignments apart."""
     from rdkit.Chem.EnumerateStereoisomers import EnumerateStereoisomers, StereoEnumerationOptions
 
-    if centres > COUNTED_CENTRES:
-        return False
     options = StereoEnumerationOptions(onlyUnassigned=True, unique=True)
-    # without the explicit hydrogens the embedding works on: with them, RDKit's canonical
-    # SMILES told cubane's 128 equivalent assignments apart
-    isomers = EnumerateStereoisomers(mol, options=options)
-    return len({Chem.MolToSmiles(Chem.RemoveHs(isomer)) for isomer in isomers}) == 1
+    return len({Chem.MolToSmiles(Chem.RemoveHs(isomer)) for isomer in EnumerateStereoisomers(mol, options=options)})
+
+
+def _rigid_frames(mol: Chem.Mol) -> list[list[int]]:
+    """The bridgeheads of each bridged ring system of rings of up to ``RIGID_RING`` atoms: two
+    rings sharing two bonds or more (a bridge), the ends of the shared path. One list per
+    system (rings joined by bridges), so that two norbornyl groups of one molecule stay apart."""
+    rings = [set(ring) for ring in mol.GetRingInfo().BondRings() if len(ring) <= RIGID_RING]
+    every = bonds(mol)
+    system = list(range(len(rings)))  # union-find over the rings
+
+    def root(i: int) -> int:
+        while system[i] != i:
+            i = system[i]
+        return i
+
+    heads: dict[int, set[int]] = {}
+    for i in range(len(rings)):
+        for j in range(i + 1, len(rings)):
+            shared = rings[i] & rings[j]
+            if len(shared) < 2:
+                continue
+            ends = [a for b in shared for a in (every[b].GetBeginAtomIdx(), every[b].GetEndAtomIdx())]
+            system[root(j)] = root(i)
+            heads.setdefault(i, set()).update(a for a in ends if ends.count(a) == 1)
+    frames: dict[int, set[int]] = {}
+    for i, atoms in heads.items():
+        frames.setdefault(root(i), set()).update(atoms)
+    return [sorted(atoms) for atoms in frames.values()]
+
+
+def _one_stereoisomer(work: Chem.Mol, flips: int) -> bool:
+    """Whether the ``flips`` open stereo elements of ``work`` (with its generated conformer)
+    make only one stereoisomer: cubane's eight carbons are "possible" centres to RDKit's
+    perception, and the note said a generated conformer fixes one configuration of a
+    molecule that has only one.
+
+    Counted as distinct SMILES, once with each element flipped alone and, where that gives
+    more than one and the molecule has rigid bridged ring systems (``_rigid_frames``), again
+    with each system's bridgeheads as the conformer has them, flipped together only: one
+    bridgehead of norbornane flipped alone is a SMILES no geometry can have, and its two
+    bridgeheads got the note. Enhanced stereo groups are left out: they are no open element."""
+    if flips > COUNTED_CENTRES:
+        return False
+    mol = Chem.RWMol(work)
+    mol.SetStereoGroups([])
+    for item in (*mol.GetAtoms(), *bonds(mol)):
+        # a wavy bond's mark: the SMILES writer leaves the stereo it touches out, so both
+        # configurations of `CC=CC |w:0.0|` were written `CC=CC` and counted as one
+        item.ClearProp("_UnknownStereo")
+    if _isomer_count(mol) == 1:
+        return True
+    frames = _rigid_frames(mol)
+    if not frames:
+        return False
+    from_3d = Chem.Mol(work)
+    Chem.AssignStereochemistryFrom3D(from_3d)
+    for atom in (a for frame in frames for a in frame):
+        mol.GetAtomWithIdx(atom).SetChiralTag(from_3d.GetAtomWithIdx(atom).GetChiralTag())
+    tagged = [[a for a in frame if mol.GetAtomWithIdx(a).GetChiralTag() in _TETRAHEDRAL] for frame in frames]
+    mol.SetStereoGroups([Chem.CreateStereoGroup(Chem.StereoGroupType.STEREO_AND, mol, frame)
+                         for frame in tagged if frame])
+    return _isomer_count(mol) == 1
 
 
 def _unassigned_note(work: Chem.Mol) -> list[str]:
-    unassigned = [
-        idx
-        for idx, label in Chem.FindMolChiralCenters(
-            work, includeUnassigned=True, useLegacyImplementation=False
-        )
-        if label == "?"
-    ]
-    if not unassigned or _one_stereoisomer(work, len(unassigned)):
+    """The note on open stereo that the generated conformer (on ``work``) fixes, naming the
+    stereocentres and E/Z double bonds; none where they make one stereoisomer only."""
+    work = Chem.Mol(work)
+    # a parsed SMILES holds its E/Z in the single bonds' / \\ only, which RDKit's perception
+    # does not read: `C/C=C/C` was open to it
+    Chem.SetBondStereoFromDirections(work)
+    atoms, double, flips = _open_stereo(work)
+    if not (atoms or double) or _one_stereoisomer(work, flips):
         return []
     # named as every message names atoms (element, 1-based): RDKit's 0-based indices pointed
     # at the atom before the one meant
-    return [
-        f"stereocentres {atom_names(unassigned, work)} are unassigned: the generated conformer fixes "
-        "one configuration for them"
-    ]
+    parts = [f"stereocentre{'s' * (len(atoms) > 1)} {atom_names(atoms, work)}"] if atoms else []
+    if double:
+        more = f" and {len(double) - 10} more" if len(double) > 10 else ""
+        parts.append(f"double bond{'s' * (len(double) > 1)} {', '.join(bond_name(b, '=') for b in double[:10])}{more}"
+                     " (E/Z)")
+    several = len(atoms) + len(double) > 1
+    return [f"{' and '.join(parts)} {'are' if several else 'is'} unassigned: the generated conformer fixes one "
+            f"configuration for {'them' if several else 'it'}"]
 
 
-def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: float | None) -> list[str]:
+def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: float | None,
+           name: Callable[[int], str]) -> list[str]:
     """Embed ``work`` in place (one conformer); returns notes. Raises ``MoleculeError``
-    when no try succeeds or the time limit runs out first."""
+    when no try succeeds or the time limit runs out first. ``name``: RDKit's atom indices in
+    its messages as the user finds them (``_canonical_names``)."""
     tries = [_etkdg(seed, together, together)]
     if not together:
         tries.append(_etkdg(seed, True, False))
@@ -176,9 +268,9 @@ def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: fl
     if conf_id < 0:
         raise MoleculeError(id, with_messages(_embed_failure(work, seed, together, embed_timeout,
                                                              timed_out, failures, time.monotonic() - began),
-                                              messages))
+                                              messages, name))
     notes = ["ETKDGv3 needed random starting coordinates (second try)"] if attempt == 1 else []
-    return notes + as_notes(messages)
+    return notes + as_notes(messages, name)
 
 
 def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: float | None,
@@ -203,9 +295,11 @@ def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: flo
     )
 
 
-def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int) -> list[str]:
+def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
+              name: Callable[[int], str]) -> list[str]:
     """MMFF94 in place, at most ``mmff_max_iters`` steps; returns notes. Without MMFF94
-    parameters the ETKDGv3 geometry is kept (noted) unless ``require_mmff``."""
+    parameters the ETKDGv3 geometry is kept (noted) unless ``require_mmff``. ``name``: as
+    ``_embed``'s."""
     with rdkit_messages() as messages:
         try:
             has_params = rdForceFieldHelpers.MMFFHasAllMoleculeParams(work)
@@ -217,11 +311,11 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int) 
         what = f" (elements {', '.join(unusual)})" if unusual else ""
         if require_mmff:
             raise MoleculeError(
-                id, with_messages(f"MMFF94 has no parameters for this molecule{what}", messages)
+                id, with_messages(f"MMFF94 has no parameters for this molecule{what}", messages, name)
             )
         note = (f"MMFF94 has no parameters for this molecule{what}: kept the unoptimised "
                 "ETKDGv3 geometry")
-        return [note] + as_notes(messages)
+        return [note] + as_notes(messages, name)
     with rdkit_messages() as messages:
         try:
             status = rdForceFieldHelpers.MMFFOptimizeMolecule(work, maxIters=mmff_max_iters)
@@ -229,14 +323,28 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int) 
             reason = f"MMFF94 optimisation failed: RDKit error: {first_line(error)}"
             raise MoleculeError(id, reason) from error
     if status == -1:
-        raise MoleculeError(id, with_messages("MMFF94 set-up failed", messages))
+        raise MoleculeError(id, with_messages("MMFF94 set-up failed", messages, name))
     notes = []
     if status == 1:
         notes.append(
             f"MMFF94 did not converge in mmff_max_iters={mmff_max_iters} iterations: "
             "kept the last geometry"
         )
-    return notes + as_notes(messages)
+    return notes + as_notes(messages, name)
+
+
+def _canonical_names(work: Chem.Mol, order: list[int], given: int) -> Callable[[int], str]:
+    """How an atom of the canonical copy (``canonical_copy(work)``'s ``order``) is named to the
+    user: as ``atom_names`` names the input's atoms (its first ``given`` atoms), and a hydrogen
+    that ``Chem.AddHs`` appended, which no SMILES or file shows, by the atom it sits on. RDKit's
+    UFF typer named "atom 8" of the renumbered copy with hydrogens for the Pt2 of `Cl[Pt](Cl)(N)N`."""
+    def name(index: int) -> str:
+        atom = work.GetAtomWithIdx(order[index])
+        if atom.GetIdx() < given or not atom.GetDegree():
+            return atom_names([atom.GetIdx()], work)
+        return f"H added to {atom_names([atom.GetNeighbors()[0].GetIdx()], work)}"
+
+    return name
 
 
 def generate_conformer(
@@ -258,22 +366,25 @@ def generate_conformer(
     work.RemoveAllConformers()
     n_fragments = len(Chem.GetMolFrags(work))
     together = n_fragments > 1
-    notes = _unassigned_note(work)
+    notes: list[str] = []
     # Embedded and optimised in canonical atom and bond order, the coordinates copied back
     # to the input's atoms: the same conformer for any spelling of one SMILES. (RDKit's own
-    # messages, passed on as notes, number atoms in the canonical copy.)
+    # messages number atoms in the canonical copy: ``name`` names them as the input's.)
     canon, order = canonical_copy(work)
-    notes.extend(_embed(canon, id, seed, together, embed_timeout))
+    name = _canonical_names(work, order, mol.GetNumAtoms())
+    notes.extend(_embed(canon, id, seed, together, embed_timeout, name))
     if together:
         notes.append(
             f"{n_fragments} fragments embedded together; their relative placement is "
             "arbitrary (deterministic for a given seed)"
         )
-    notes.extend(_optimise(canon, id, require_mmff, mmff_max_iters))
+    notes.extend(_optimise(canon, id, require_mmff, mmff_max_iters, name))
     positions = canon.GetConformer().GetPositions()
     conformer = Chem.Conformer(work.GetNumAtoms())
     for new, old in enumerate(order):
         conformer.SetAtomPosition(old, Point3D(*map(float, positions[new])))
     conformer.Set3D(True)
     work.AddConformer(conformer, assignId=True)
-    return work, notes
+    # first among the notes, as before; after the embedding, which counting the stereoisomers
+    # of a bridged molecule reads
+    return work, _unassigned_note(work) + notes

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rdkit import rdBase
 
@@ -65,10 +65,11 @@ def _atom_name(index: int, mol) -> str:
     return f"{symbol} (atom {index + 1})" if symbol[-1:].isdigit() else f"{symbol}{index + 1}"
 
 
-def bond_name(bond) -> str:
-    """A bond as error messages name it: its atoms as ``atom_names`` does, `C1-O2`."""
+def bond_name(bond, symbol: str = "-") -> str:
+    """A bond as error messages name it: its atoms as ``atom_names`` does, `C1-O2` (`C2=C3`
+    with ``symbol="="``)."""
     mol = bond.GetOwningMol()
-    return f"{atom_names([bond.GetBeginAtomIdx()], mol)}-{atom_names([bond.GetEndAtomIdx()], mol)}"
+    return f"{atom_names([bond.GetBeginAtomIdx()], mol)}{symbol}{atom_names([bond.GetEndAtomIdx()], mol)}"
 
 
 _TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*(ERROR:\s*|WARNING:\s*)?")
@@ -121,10 +122,23 @@ _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
 _RDKIT_ATOMS = re.compile(r"\b(Unkekulized atoms:|non-ring atom)((?: \d+)+)")
 
 
-def one_based(text: str) -> str:
+# RDKit's UFF typer (ETKDG's force-field terms): "UFFTYPER: Unrecognized hybridization for
+# atom: 8", "... hybridization set to SP3 for atom 5", "Unrecognized atom type: Pt+2 (8)"
+_RDKIT_UFF_ATOM = re.compile(r"^(UFFTYPER: .* for atom):? (\d+)$")
+_RDKIT_UFF_TYPE = re.compile(r"^(UFFTYPER: Unrecognized atom type: \S+) \((\d+)\)$")
+
+
+def one_based(text: str, name: Callable[[int], str] | None = None) -> str:
     """RDKit's words with its atoms named as ours are (`atom_names`): "Explicit valence for
     atom # 1 N" is atom N2 of the SMILES or file (the 0-based index pointed at the atom before),
-    "Unkekulized atoms: 0 1" atoms 1 2, "non-ring atom 0 marked aromatic" atom 1."""
+    "Unkekulized atoms: 0 1" atoms 1 2, "non-ring atom 0 marked aromatic" atom 1.
+
+    The UFF typer's messages count the molecule the conformer is embedded in (hydrogens added,
+    atoms renumbered): ``name`` turns such an index into what the user can find
+    (``conformer._canonical_names``), else it is given 1-based."""
+    name = name or (lambda index: str(index + 1))
+    text = _RDKIT_UFF_ATOM.sub(lambda m: f"{m.group(1)} {name(int(m.group(2)))}", text)
+    text = _RDKIT_UFF_TYPE.sub(lambda m: f"{m.group(1)} (atom {name(int(m.group(2)))})", text)
     text = _RDKIT_ATOM.sub(lambda m: f"atom {m.group(2)}{int(m.group(1)) + 1}", text)
     return _RDKIT_ATOMS.sub(lambda m: m.group(1) + "".join(f" {int(i) + 1}" for i in m.group(2).split()), text)
 
@@ -154,7 +168,7 @@ _CARETS = re.compile(r"^[~^ ]+$")  # RDKit's pointer line under the echoed input
 _STACK = re.compile(r"^(\*{4}|-{10}|Stacktrace:|\d+# .*)$")
 
 
-def _readable(messages: list[str]) -> list[str]:
+def _readable(messages: list[str], name: Callable[[int], str] | None = None) -> list[str]:
     """RDKit's lines as one-line message parts, each once: its caret diagram (the input
     echoed, then `~~~~^` under it) is dropped, its position already said in words; joined
     with "; " it read `... position 5:; C1CC(C; ~~~~^; ...` (the GUI showed that)."""
@@ -162,18 +176,19 @@ def _readable(messages: list[str]) -> list[str]:
     drop |= {i - 1 for i in drop}
     drop |= {i for i, m in enumerate(messages) if _STACK.match(m)}
     kept = [m[:-1] if m.endswith(":") and i + 1 in drop else m for i, m in enumerate(messages) if i not in drop]
-    return list(dict.fromkeys(one_based(m) for m in kept))
+    return list(dict.fromkeys(one_based(m, name) for m in kept))
 
 
-def with_messages(reason: str, messages: list[str]) -> str:
-    """``reason`` followed by RDKit's own words, when it said anything."""
-    said = "; ".join(_readable(messages))
+def with_messages(reason: str, messages: list[str], name: Callable[[int], str] | None = None) -> str:
+    """``reason`` followed by RDKit's own words, when it said anything (``name``: ``one_based``)."""
+    said = "; ".join(_readable(messages, name))
     return f"{reason} (RDKit: {said})" if said else reason
 
 
-def as_notes(messages: list[str]) -> list[str]:
-    """RDKit warnings on a record that succeeded: kept in its notes, not lost on stderr."""
-    return [f"RDKit: {m}" for m in _readable(messages)]
+def as_notes(messages: list[str], name: Callable[[int], str] | None = None) -> list[str]:
+    """RDKit warnings on a record that succeeded: kept in its notes, not lost on stderr
+    (``name``: ``one_based``)."""
+    return [f"RDKit: {m}" for m in _readable(messages, name)]
 
 
 def first_line(error: Exception) -> str:

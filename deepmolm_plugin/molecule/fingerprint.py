@@ -30,8 +30,9 @@ Defined behaviours
   so 14C or 18O change the level-0 token while 13C and 15N (delta < 1) do not.
 - Charges are kept (formal charge is an invariant). Metals and every other element are
   fingerprinted like any heavy atom; E3FP shells are spheres, not bonds, so a molecule
-  whose every interatomic distance exceeds the level-1 radius (1.718 A; e.g. cisplatin,
-  Pt-N 2.0 A, Pt-Cl 2.3 A) converges after level 0 and has -1 at levels 1-3.
+  whose every interatomic distance exceeds the level-1 radius (1.718 A; e.g. titanium
+  tetrachloride ``Cl[Ti](Cl)(Cl)Cl``, Ti-Cl 2.3 A in its generated conformer) converges after
+  level 0 and has -1 at levels 1-3.
   Disconnected fragments (salts) are all fingerprinted, and with ``include_disconnected``
   a counter-ion within a shell's radius changes that shell's token.
 - Failures raise ``MoleculeError``: no conformer, a 2D conformer (``conformer_is_3d``), non-finite

@@ -65,16 +65,21 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # numbers ("C:1", common in reaction-derived data), notes. The depiction must show the
 # molecule the tokens describe; map numbers also enter the canonical ranking, so one molecule
 # was drawn in two ways, with and without them. Substance groups (data fields drawn as text,
-# bracketed repeat units) go for the same reason; polymers are refused before drawing.
+# bracketed repeat units) go for the same reason; polymers are refused before drawing. So do
+# enhanced stereo groups: RDKit writes "and1" / "or1" beside their atoms, while the tokens
+# encode the configuration as written (finish.py's note says so), and only the labels told
+# the picture of `|&1:1,3|` from the plain spelling's.
 # Part of every drawn depiction's file name (inputs.depiction_name): raised whenever one input
 # is drawn differently, so a render folder never serves a drawing made under older rules
 # (2: annotations left out; 3: bonds in canonical order too; 4: a structure whose conformer
-# was generated is drawn without its stereo, inputs.InputResolver.drawn_molecule).
-DRAWING_RULES = 4
+# was generated is drawn without its stereo, inputs.InputResolver.drawn_molecule; 5: enhanced
+# stereo groups neither drawn nor read by the canonical ranking).
+DRAWING_RULES = 5
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 
-def _without_annotations(work: Chem.Mol) -> None:
+def _without_annotations(work: Chem.RWMol) -> None:
+    work.SetStereoGroups([])
     for atom in work.GetAtoms():
         for name in _DISPLAY_ATOM_PROPS:
             atom.ClearProp(name)
@@ -85,8 +90,9 @@ def _without_annotations(work: Chem.Mol) -> None:
 
 def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
     """Canonically ordered, hydrogen-free copy with fresh 2D coordinates and stereo tags,
-    without display annotations (labels, map numbers, notes, substance groups)."""
-    work = Chem.Mol(mol)
+    without display annotations (labels, map numbers, notes, substance groups, enhanced stereo
+    groups)."""
+    work = Chem.RWMol(mol)
     _without_annotations(work)
     heavy = [atom for atom in work.GetAtoms() if atom.GetAtomicNum() != 1]
     for row, atom in enumerate(heavy):

@@ -14,6 +14,8 @@ characters and non-ASCII characters are errors.
 
 from __future__ import annotations
 
+import re
+
 from rdkit import Chem
 
 from .errors import (MoleculeError, MoleculeTooLarge, as_notes, atom_names, rdkit_messages, sanitization_failed,
@@ -104,11 +106,32 @@ def parse_smiles(smiles: str, id: str, max_heavy: int | None = None) -> tuple[Ch
                                 "as `atoms` + `coordinates`")
     written = [a.GetIdx() for a in mol.GetAtoms() if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED]
     notes = as_notes(messages) + sanitize(mol, id, max_heavy)
+    _relative_stereo(mol)
     note_axial_stereo(mol, written, notes)
     # '[#6]-[#8]', '[C]': a bracket atom has only the hydrogens it writes
     note_radicals(mol, notes, "a bracket atom has only the hydrogens it writes: [CH3] is a methyl radical, [C] a "
                               "bare carbon")
     return mol, notes
+
+
+def _cxsmiles_fields(mol: Chem.Mol) -> list[str]:
+    """The comma-separated fields of the CXSMILES extension RDKit read (``_CXSMILES_Data``),
+    without the `$...$` atom labels and quoted values, whose text may hold commas."""
+    text = mol.GetProp("_CXSMILES_Data") if mol.HasProp("_CXSMILES_Data") else ""
+    text = re.sub(r'\$[^$]*\$|"[^"]*"', "", text.strip().strip("|"))
+    return [field.strip() for field in text.split(",")]
+
+
+def _relative_stereo(mol: Chem.Mol) -> None:
+    """The CXSMILES flag `r` (the written configuration is relative: the racemate, as a V2000
+    chiral flag of 0) as what it means, one AND stereo group of the specified centres not
+    already in a group (RDKit's own rule, ``TranslateChiralFlagToStereoGroups``). RDKit reads
+    the flag into nothing, so `|r|` was dropped without the note `|&1:1,3|` gets (finish.py)."""
+    if "r" not in _cxsmiles_fields(mol):
+        return
+    mol.SetIntProp("_MolFileChiralFlag", 0)
+    Chem.TranslateChiralFlagToStereoGroups(mol, Chem.StereoGroupType.STEREO_AND)
+    mol.ClearProp("_MolFileChiralFlag")  # a SMILES has no molfile flag; only the groups were meant
 
 
 def note_axial_stereo(mol: Chem.Mol, written: list[int], notes: list[str]) -> None:
