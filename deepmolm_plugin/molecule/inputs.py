@@ -326,7 +326,9 @@ class InputResolver:
             return  # one source: nothing to disagree with
         rows = len(tokens) if given_fp else None
         level0 = tokens[:, 0].numpy().tobytes() if given_fp else None
-        key = self._key(fields, rid, self.policy) + (rows, level0)
+        reference = fields.get("molecule_fp") if given_fp and is_reference(fields.get("molecule_fp")) else {}
+        made = reference.get("molecule")
+        key = self._key(fields, rid, self.policy) + (rows, level0, made)
         if key in self._checked:
             return
         # Without tokens (a model that reads none) the structure is compared as read, with no
@@ -343,6 +345,8 @@ class InputResolver:
                                  "molecule or to part of it; give one molecule's structure and tokens, or leave one out")
         if smiles:
             parsed = self._parsed(smiles, rid)
+            if isinstance(made, str):
+                self._check_prepared_molecule(made, smiles, rid)
             if given_fp and parsed.GetNumHeavyAtoms() != rows:
                 raise self.fail(rid, f"molecule_fp has {rows} atom rows but its SMILES {smiles!r} has "
                                      f"{parsed.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another molecule "
@@ -380,6 +384,20 @@ class InputResolver:
             self._check_level0(tokens, parsed, f"its SMILES {smiles!r}", rid)
         if self.cache:
             self._remember(self._checked, key, None)
+
+    def _check_prepared_molecule(self, made: str, smiles: str, rid: str) -> None:
+        """A sidecar reference's `molecule` (deepmolm-prepare's canonical SMILES of the record
+        it made the rows for, `sidecar.reference`) must be the record's SMILES' molecule: an
+        isomer's tokens (p-xylene's next to m-xylene's SMILES, edited by hand after
+        preparing) pass the row count and the level-0 check, and trained without a word."""
+        from .canonical import smiles_identity
+
+        identity = smiles_identity(smiles.strip())
+        if identity is not None and identity != made:
+            raise self.fail(rid, f"molecule_fp points at sidecar rows deepmolm-prepare made for {made}, but its SMILES "
+                                 f"{smiles!r} is another molecule ({identity}): the record was changed after it was "
+                                 "prepared; prepare it again, or leave molecule_fp out (the tokens are then made from "
+                                 "the SMILES)")
 
     def _check_level0(self, tokens: "torch.Tensor", mol, what: str, rid: str) -> None:
         """Given tokens' level-0 column against the molecule's atom invariants, as multisets

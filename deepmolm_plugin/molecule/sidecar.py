@@ -89,11 +89,18 @@ def rows_digest(rows: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def reference(path: str, offset: int, atoms: int, rows: Optional[np.ndarray] = None) -> dict:
-    """A record's pointer at its rows; with `rows`, also their digest, which the reader checks."""
+def reference(path: str, offset: int, atoms: int, rows: Optional[np.ndarray] = None,
+              molecule: Optional[str] = None) -> dict:
+    """A record's pointer at its rows; with `rows`, also their digest, which the reader checks;
+    with `molecule`, the canonical SMILES (`canonical.smiles_identity`) of the record's SMILES
+    the rows were made from, which the reader compares with the record's SMILES: the digest
+    covers the rows only, so a record whose SMILES was edited after preparing (p-xylene to
+    m-xylene, whose level-0 tokens are the same multiset) kept the old molecule's tokens."""
     ref = {"sidecar": path, "offset": int(offset), "atoms": int(atoms)}
     if rows is not None:
         ref["digest"] = rows_digest(rows)
+    if molecule is not None:
+        ref["molecule"] = molecule
     return ref
 
 

@@ -363,7 +363,8 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                     continue
                 key = t.row_key(entry)
                 if key not in placed[split]:  # rows shared by a molecule's records: stored and digested once
-                    placed[split][key] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows)
+                    placed[split][key] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows,
+                                                   molecule=key[1])
                 record["molecule_fp"] = dict(placed[split][key])
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
