@@ -11,9 +11,11 @@ tower out of a multi-GB DeepSeek-OCR checkpoint reads only the tower's tensors.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+import stat
 import struct
 import zipfile
 from pathlib import Path
@@ -55,26 +57,74 @@ class CheckpointError(ValueError):
 
 
 def _sniff(path: Path) -> str:
-    """'safetensors' | 'torch' by file content; CheckpointError otherwise."""
+    """'safetensors' | 'torch' (zip archive) | 'pickle' (torch's legacy format) by file
+    content; CheckpointError otherwise."""
     with open(path, "rb") as f:
         head = f.read(9)
     if len(head) == 9 and head[8:9] == b"{":
         return "safetensors"
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # zip archive / pickle protocol marker
+    if head[:2] == b"PK":  # torch.save's zip archive (torch >= 1.6), also one cut short
         return "torch"
+    if head[:1] == b"\x80":  # pickle protocol marker: the legacy format
+        return "pickle"
     raise CheckpointError(
         f"{path} is not a tensor file: expected safetensors or a PyTorch checkpoint "
         f"(first bytes {head[:9]!r})"
     )
 
 
+# A legacy-format (non-zip) PyTorch file cannot be memory-mapped: listing its tensors' names
+# and shapes reads all of it. Up to this size that is a fraction of a second, so a
+# headers-only read (`open_checkpoint(headers_only=True)`, the launcher's up-front check)
+# reads it; a bigger one is left to the real load, which reads it once.
+LEGACY_PICKLE_HEADER_LIMIT = 256 * 2**20
+
+
+def headers_cheap(file: PathLike) -> bool:
+    """Whether a headers-only read of `file` (names, shapes, dtypes) costs little: a
+    safetensors header, a zip archive's pickled index (its tensors are mapped, not read),
+    or a small legacy pickle. A file that is no tensor file is a CheckpointError."""
+    file = Path(file)
+    return _sniff(file) != "pickle" or file.stat().st_size <= LEGACY_PICKLE_HEADER_LIMIT
+
+
+def checkpoint_path(value: PathLike) -> Path:
+    """A user-given checkpoint path as every loader reads it: `~` expanded. The shell leaves
+    `--opt=~/x` and the second path of `a,~/b` alone, and the launcher's checks expand it:
+    the loader must too, or a path the checks accepted was "does not exist" once the
+    model had loaded."""
+    return Path(os.path.expanduser(os.fspath(value)))
+
+
+def _not_weights(path: Path) -> str:
+    """Why an existing `path` that is neither a file nor a folder cannot hold weights."""
+    mode = path.stat().st_mode
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def find_tensor_files(path: PathLike) -> List[Path]:
-    """One path (file or folder) -> the tensor files it stands for, in a stable order."""
-    path = Path(path)
+    """One path (file or folder) -> the tensor files it stands for, in a stable order.
+
+    A folder's `*.safetensors` are read in preference to its `.bin` / `.pth` / `.pt` files
+    (`unread_tensor_files` names those left)."""
+    path = checkpoint_path(path)
     if not path.exists():
+        if path.is_symlink():
+            try:
+                os.stat(path)
+            except OSError as e:
+                if e.errno == errno.ELOOP:  # Path.exists() says False: it was "does not exist"
+                    raise CheckpointError(f"{path} is a symbolic link loop (it leads back to itself), "
+                                          "not a file or folder of weights") from e
+            raise FileNotFoundError(f"checkpoint path does not exist: {path} (a symbolic link to "
+                                    f"{os.readlink(path)}, which does not exist)")
         raise FileNotFoundError(f"checkpoint path does not exist: {path}")
     if path.is_file():
         return [path]
+    if not path.is_dir():  # /dev/null, a FIFO: iterdir() below was a bare NotADirectoryError
+        raise CheckpointError(f"{path} is {_not_weights(path)}, not a file or folder of weights")
     indexes = sorted(path.glob("*.safetensors.index.json"))
     if len(indexes) > 1:
         raise CheckpointError(f"{path} holds several shard indexes: {[p.name for p in indexes]}")
@@ -102,6 +152,23 @@ def find_tensor_files(path: PathLike) -> List[Path]:
     raise CheckpointError(f"no tensor files ({', '.join(TENSOR_SUFFIXES)}) in folder {path}")
 
 
+def unread_tensor_files(folder: PathLike) -> List[Path]:
+    """The tensor files directly in `folder` that `find_tensor_files` does not read: the
+    `.bin` / `.pth` / `.pt` beside its `.safetensors` (or outside its shard index).
+
+    Why not read every kind: in a transformers `save_pretrained` folder `pytorch_model.bin`
+    holds the same weights again as `model.safetensors` (a tensor given twice), and an
+    output folder holds `training_args.bin` / `optimizer.pt`, which are no weights; reading
+    them all would refuse those folders or read gigabytes for nothing. Which file is which
+    part cannot be told without reading the files, so the loader names what it skipped
+    where that matters (a layout it cannot complete) and the user passes the files."""
+    folder = checkpoint_path(folder)
+    if not folder.is_dir():
+        return []
+    read = set(find_tensor_files(folder))
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in TENSOR_SUFFIXES and p not in read)
+
+
 # What torch.load raises for a damaged or foreign file: a legacy (non-zip) file cut short
 # gave a bare struct.error or IndexError traceback, a zip one RuntimeError or BadZipFile.
 _TORCH_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, struct.error, IndexError,
@@ -125,8 +192,8 @@ def load_torch_file(path: PathLike, mmap: bool = False):
         raise CheckpointError(f"{path} is not a readable PyTorch tensor file (cut short or damaged?): {first}") from e
 
 
-def _load_torch_state(path: Path) -> Dict[str, torch.Tensor]:
-    obj = load_torch_file(path)
+def _load_torch_state(path: Path, mmap: bool = False) -> Dict[str, torch.Tensor]:
+    obj = load_torch_file(path, mmap=mmap)
     # Training frameworks often wrap the weights one level down.
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(obj, dict) and set(obj) == {wrapper} and isinstance(obj[wrapper], dict):
@@ -134,14 +201,31 @@ def _load_torch_state(path: Path) -> Dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
-        raise CheckpointError(f"{path} does not hold a flat mapping of names to tensors")
+        raise CheckpointError(f"{path} does not hold a flat mapping of names to tensors: {_holds(obj)}")
     return obj
 
 
-class TensorStore(Mapping[str, torch.Tensor]):
-    """Read-only mapping over the tensors of several files; a key is loaded on access."""
+def _holds(obj) -> str:
+    """What a torch file holds instead of {name: tensor}, in a few words: its top-level keys
+    (a training checkpoint: {'state_dict': ..., 'epoch': 3}), and where the weights may be."""
+    if not isinstance(obj, dict):
+        return f"it holds a {type(obj).__name__}"
+    keys = [repr(k) for k in list(obj)[:5]]
+    text = f"its top-level keys are {', '.join(keys)}{' ...' if len(obj) > 5 else ''}"
+    wrapper = next((k for k in ("state_dict", "model", "module") if isinstance(obj.get(k), dict)), None)
+    if wrapper is not None:  # not taken silently: other keys (an EMA copy, the optimizer) may hold weights too
+        text += f" (a training checkpoint? save its weights alone: torch.save(checkpoint[{wrapper!r}], path))"
+    return text
 
-    def __init__(self, files: Sequence[PathLike]):
+
+class TensorStore(Mapping[str, torch.Tensor]):
+    """Read-only mapping over the tensors of several files; a key is loaded on access.
+
+    headers_only: for names, shapes and dtypes alone. A zip-format PyTorch file is then
+    memory-mapped (its pickled index is read, not its tensor data), so a check before the
+    real load does not read a big .pth twice."""
+
+    def __init__(self, files: Sequence[PathLike], headers_only: bool = False):
         from safetensors import SafetensorError, safe_open
 
         self.files = [Path(f) for f in files]
@@ -155,7 +239,7 @@ class TensorStore(Mapping[str, torch.Tensor]):
                     raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
                 keys: Iterable[str] = handle.keys()
             else:
-                handle = _load_torch_state(path)
+                handle = _load_torch_state(path, mmap=headers_only and kind == "torch")
                 keys = handle.keys()
             for key in keys:
                 if key in self._where:
@@ -174,6 +258,13 @@ class TensorStore(Mapping[str, torch.Tensor]):
             return tuple(handle[key].shape)
         return tuple(handle.get_slice(key).get_shape())
 
+    def dtype(self, key: str) -> Optional[torch.dtype]:
+        """The tensor's dtype from the file's header (None: one torch does not name)."""
+        _, handle = self._where[key]
+        if isinstance(handle, dict):
+            return handle[key].dtype
+        return _SAFETENSORS_DTYPES.get(handle.get_slice(key).get_dtype())
+
     def file_of(self, key: str) -> Path:
         return self._where[key][0]
 
@@ -184,12 +275,19 @@ class TensorStore(Mapping[str, torch.Tensor]):
         return len(self._where)
 
 
-def open_checkpoint(paths: Union[PathLike, Sequence[PathLike]]) -> TensorStore:
+# safetensors' header dtype names -> torch's (those torch has)
+_SAFETENSORS_DTYPES = {name: getattr(torch, attr) for name, attr in (
+    ("F64", "float64"), ("F32", "float32"), ("F16", "float16"), ("BF16", "bfloat16"),
+    ("F8_E4M3", "float8_e4m3fn"), ("F8_E5M2", "float8_e5m2"), ("I64", "int64"), ("I32", "int32"),
+    ("I16", "int16"), ("I8", "int8"), ("U8", "uint8"), ("BOOL", "bool")) if hasattr(torch, attr)}
+
+
+def open_checkpoint(paths: Union[PathLike, Sequence[PathLike]], headers_only: bool = False) -> TensorStore:
     """A file, a folder, or a list of either -> one TensorStore over all their tensors."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = [f for p in paths for f in find_tensor_files(p)]
-    return TensorStore(files)
+    return TensorStore(files, headers_only=headers_only)
 
 
 def value_problem(t: torch.Tensor, expected: torch.Tensor, dtypes: Sequence[torch.dtype]) -> Optional[str]:

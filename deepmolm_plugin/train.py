@@ -19,7 +19,8 @@ of records, a record with malformed fields (conversation turns, `<image>` placeh
 that do not match its image, `image`, `properties`, `id`, overlapping sidecar rows:
 `data.records.check_records`), a `--model_name_or_path` that is no model folder (nor a
 Hub id), a missing
-`--image_folder` / `--structure_folder` / `--vision_tower_weights`, a
+`--image_folder` / `--structure_folder` / `--vision_tower_weights`, weights the tower's loader
+refuses from their headers (`check_tower_weights`), a
 `--pretrain_mm_mlp_adapter` that is missing or not this run's projector's tensors
 (`check_adapter_file`), a `--deepencoder_config` that is neither a file nor a preset
 name (`deepmolm_plugin.encoder.presets`: deepseek-ocr, tiny, demo), a `--deepspeed` config
@@ -80,12 +81,49 @@ def check_inputs(argv) -> list:
         check_adapter_file(argv)
     if option_value(argv, "deepspeed"):
         check_deepspeed_config(option_value(argv, "deepspeed"))
-    weights = option_value(argv, "vision_tower_weights")
-    if weights and weights != "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
-        for path in (p for p in weights.split(",") if p):
-            if not os.path.exists(os.path.expanduser(path)):
-                raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+    check_tower_weights(argv)
     return records
+
+
+def check_tower_weights(argv) -> None:
+    """`--vision_tower_weights`: the tower's load planned now from the files' headers
+    (encoder.checkpoint.check_weights: paths, file kinds, layout, names, shapes, integer
+    dtypes, a saved folder's configuration against --deepencoder_config), with the
+    configuration the tower will be built with (tower.config_from_args). Weights the loader
+    refuses were a traceback after the LLM had loaded; the existence check here expanded
+    `~` and the loader did not. NaN/inf values need every tensor read: the load refuses
+    them, which main() reports as one line too."""
+    weights = option_value(argv, "vision_tower_weights")
+    if not weights or weights == "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
+        return
+    paths = [p for p in weights.split(",") if p]  # as the arguments class splits them (patches.arguments)
+    for path in (p.strip() for p in paths if p.strip()):  # cheap, before torch is imported (the loader strips too)
+        if not os.path.lexists(os.path.expanduser(path)):  # a link that leads nowhere: the loader says which way
+            raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
+    from deepmolm_plugin.patches.registry import TOWER_NAME
+
+    if option_value(argv, "vision_tower") != TOWER_NAME:
+        return  # another tower does not read it (the arguments class refuses it there)
+    model = os.path.expanduser(option_value(argv, "model_name_or_path") or "")
+    saved = usage.model_config(model, "--model_name_or_path") if os.path.isdir(model) else None
+    if saved and saved.get("mm_vision_tower"):  # a saved multimodal model: the host keeps its tower and
+        return  # loads none of these weights (check_model_checkpoint compares them with its own)
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.encoder.checkpoint import check_weights
+    from deepmolm_plugin.encoder.presets import config_argument
+    from deepmolm_plugin.encoder.tower import config_from_args
+    from deepmolm_plugin.tensor_files import CheckpointError
+
+    encoder = option_value(argv, "deepencoder_config")
+    given = SimpleNamespace(vision_tower_weights=paths, deepencoder_config=config_argument(encoder) if encoder else None)
+    try:
+        config = config_from_args(given)
+        check_weights(paths, config, config_source=f"--deepencoder_config {encoder}" if encoder else None)
+    except (CheckpointError, OSError) as e:  # the loader's messages name the file
+        raise usage.UsageError(f"--vision_tower_weights {weights}: {e}") from e
+    except (ValueError, TypeError) as e:  # --deepencoder_config's file: bad JSON, fields or values
+        raise usage.UsageError(f"--deepencoder_config {encoder}: not a usable DeepEncoder configuration: {e}") from e
 
 
 def check_default_render_folder(records: list, data: str) -> None:
@@ -946,6 +984,7 @@ def main(argv=None) -> None:
         write_run_record(options, data_args)
     sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
     seed_model_init(argv)
+    from deepmolm_plugin.encoder.tower import TowerWeightsError
     from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
     from deepmolm_plugin.projector.weights import ProjectorWeightsError
 
@@ -955,6 +994,8 @@ def main(argv=None) -> None:
         usage.fail(PROG, e)
     except ProjectorWeightsError as e:  # the stage-1 adapter's shapes, once the model has built the projector
         usage.fail(PROG, f"--pretrain_mm_mlp_adapter {option_value(argv, 'pretrain_mm_mlp_adapter')}: {e}")
+    except TowerWeightsError as e:  # what check_tower_weights could not see from headers (NaN values, a big pickle)
+        usage.fail(PROG, f"--vision_tower_weights {option_value(argv, 'vision_tower_weights')}: {e}")
     except usage.DataError as e:  # the data, found bad once the model is built: one line, exit 1
         sys.stderr.write(f"{PROG}: error: {usage.data_error_line(e)}\n")
         raise SystemExit(1) from None

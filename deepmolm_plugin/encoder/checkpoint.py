@@ -30,7 +30,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..tensor_files import CheckpointError, PathLike, TensorStore, open_checkpoint, value_problem
+from ..tensor_files import (CheckpointError, PathLike, TensorStore, checkpoint_path, find_tensor_files,
+                            headers_cheap, open_checkpoint, unread_tensor_files, value_problem)
 from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,9 @@ class LoadReport:
         return s
 
 
-def detect_format(keys: Sequence[str], paths: Sequence[Path]) -> str:
+def detect_format(keys: Sequence[str], paths: Sequence[Path], files: Sequence[Path] = ()) -> str:
+    """The layout of a checkpoint with tensor names `keys`, read from `files` of the
+    user's `paths`; a layout it cannot complete is a CheckpointError naming them."""
     if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
         return "deepseek-ocr"
     if any(_config_file(p) for p in paths) or any(
@@ -158,15 +161,29 @@ def detect_format(keys: Sequence[str], paths: Sequence[Path]) -> str:
     if has_sam or has_clip:
         found, lacking = ("SAM", "CLIP ViT-L/14") if has_sam else ("CLIP", "SAM ViT-B (image_encoder.*)")
         raise CheckpointError(
-            f"found {found} weights but no {lacking} weights in {[str(p) for p in paths]}; "
-            "an initialisation from public weights needs both files: "
+            f"found {found} weights but no {lacking} weights in {[str(p) for p in paths]}"
+            f"{_unread_note(paths, files)}; an initialisation from public weights needs both files: "
             "load_deepencoder([sam_vit_b.pth, clip_vit_l14_file])"
         )
     raise CheckpointError(
-        f"unrecognised checkpoint layout in {[str(p) for p in paths]}: expected DeepSeek-OCR "
-        "(model.sam_model.*, model.vision_model.*), Meta SAM (image_encoder.*) + CLIP "
+        f"unrecognised checkpoint layout in {[str(p) for p in paths]}{_unread_note(paths, files)}: expected "
+        "DeepSeek-OCR (model.sam_model.*, model.vision_model.*), Meta SAM (image_encoder.*) + CLIP "
         f"(visual.* / vision_model.*), or a DeepEncoder.save_pretrained folder; first keys: {list(keys)[:5]}"
     )
+
+
+def _unread_note(paths: Sequence[Path], files: Sequence[Path]) -> str:
+    """For a folder whose .bin/.pth files were left unread beside its .safetensors
+    (tensor_files.unread_tensor_files says why): which files were read and which not, and
+    how to give them together. A folder holding sam_vit_b_01ec64.pth beside a CLIP
+    model.safetensors was "no SAM weights in [folder]", which holds them."""
+    unread = [f for p in paths for f in unread_tensor_files(p)]
+    if not unread:
+        return ""
+    names = lambda fs: ", ".join(f.name for f in fs)  # noqa: E731 - in the folder(s) named just before
+    return (f" (read {names(files)}, not {names(unread)}: a folder's .safetensors are read, not the .bin/.pth/.pt "
+            "beside them, which usually repeat its weights; to use them together give the files themselves: "
+            f"{','.join(str(f) for f in [*unread, *files])})")
 
 
 Source = Tuple[Tuple[int, ...], Callable[[], torch.Tensor]]  # (shape, lazy loader)
@@ -239,12 +256,12 @@ def plan_load(
     new = [k for k in missing if fmt == "sam+clip" and k.startswith("compressor.")]
     missing = [k for k in missing if k not in new]
     if missing or unexpected or mismatched or twice:
-        lines = [f"DeepEncoder checkpoint ({fmt}) does not match the tower configuration:"]
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched),
-                             ("given twice, under two names", twice)):
-            if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-        raise CheckpointError("\n".join(lines))
+        # one line, as every user-facing error (it was one line per kind)
+        parts = [f"{title} ({len(items)}): " + ", ".join(items)
+                 for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched),
+                                      ("given twice, under two names", twice)) if items]
+        raise CheckpointError(f"DeepEncoder checkpoint ({fmt}) does not match the tower configuration: "
+                              + "; ".join(parts))
     report = LoadReport(fmt, [], len(plan), new, ignored, other)
     return plan, report
 
@@ -292,18 +309,22 @@ def architecture(config: DeepEncoderConfig) -> Dict[str, object]:
     return {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
 
 
-def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequence[PathLike]]) -> None:
-    """A tower config given for our own format's folder must describe the saved network."""
+def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequence[PathLike]],
+                         source: Optional[str] = None) -> None:
+    """A tower config given for our own format's folder must describe the saved network.
+    source: where `config` came from, for the message (the launcher: `--deepencoder_config
+    X`; a user who gave no configuration was told of one "given")."""
     saved = saved_config(path)
     if saved is None:
         return
     ours, theirs = architecture(config), architecture(saved)
-    differ = [f"{k}: given {ours[k]!r} vs saved {theirs[k]!r}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
+    word = "" if source else "given "
+    differ = [f"{k}: {word}{ours[k]!r} vs saved {theirs[k]!r}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
     if differ:
-        raise CheckpointError(
-            f"the DeepEncoder configuration given does not match the one saved with the weights "
-            f"({next(f for f in map(_config_file, _paths(path)) if f is not None).parent}): " + "; ".join(differ)
-        )
+        folder = next(f for f in map(_config_file, _paths(path)) if f is not None).parent
+        what = f"{source} does not match the DeepEncoder configuration" if source else (
+            "the DeepEncoder configuration given does not match the one")
+        raise CheckpointError(f"{what} saved with the weights ({folder}): " + "; ".join(differ))
 
 
 def _target_dtypes(model: torch.nn.Module, expected: torch.Tensor) -> List[torch.dtype]:
@@ -333,20 +354,22 @@ def _check_values(state: Dict[str, torch.Tensor], model: torch.nn.Module, files:
         )
 
 
-def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike]]) -> LoadReport:
-    """Load a built DeepEncoder's weights from any supported checkpoint layout.
-
-    path: a file, a folder (sharded safetensors with an index are followed), or a list of
-      them (e.g. ``[sam_vit_b_01ec64.pth, clip_vit_l14.safetensors]``).
-    Every tensor is matched by shape before any is read; returns the LoadReport.
-    """
-    paths = _paths(path)
+def _match(model: torch.nn.Module, paths: List[Path], headers_only: bool,
+           config_source: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
+    """The tower state `model` would load from `paths`, value-checked, and the report.
+    headers_only: the state is meta tensors of the files' shapes and dtypes (no tensor data
+    read), so everything but the values (NaN/inf, overflow) is checked."""
     if isinstance(getattr(model, "config", None), DeepEncoderConfig):
-        check_config_matches(model.config, paths)
-    store = open_checkpoint(paths)
+        check_config_matches(model.config, paths, source=config_source)
+    store = open_checkpoint(paths, headers_only=headers_only)
     names, stripped = unwrapped_names(store)
-    fmt = detect_format(list(names), paths)
-    sources: Dict[str, Source] = {k: (store.shape(o), (lambda o=o: store[o])) for k, o in names.items()}
+    fmt = detect_format(list(names), paths, store.files)
+    if headers_only:
+        # a dtype torch has no name for is left to the load (float32 here passes the check)
+        read = lambda o: torch.empty(store.shape(o), dtype=store.dtype(o) or torch.float32, device="meta")  # noqa: E731
+    else:
+        read = store.__getitem__
+    sources: Dict[str, Source] = {k: (store.shape(o), (lambda o=o: read(o))) for k, o in names.items()}
     if fmt == "sam+clip":
         _pack_hf_qkv(sources)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -355,9 +378,44 @@ def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike
     report.stripped_prefixes = stripped
     state = {k: load() for k, load in plan.items()}
     _check_values(state, model, store.files)
+    return state, report
+
+
+def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike]]) -> LoadReport:
+    """Load a built DeepEncoder's weights from any supported checkpoint layout.
+
+    path: a file, a folder (sharded safetensors with an index are followed), or a list of
+      them (e.g. ``[sam_vit_b_01ec64.pth, clip_vit_l14.safetensors]``).
+    Every tensor is matched by shape before any is read; returns the LoadReport.
+    """
+    state, report = _match(model, _paths(path), headers_only=False)
     model.load_state_dict(state, strict=not report.newly_initialized)
     (logger.warning if report.is_initialisation else logger.info)(report.summary())
     return report
+
+
+def check_weights(path: Union[PathLike, Sequence[PathLike]], config: Optional[DeepEncoderConfig] = None,
+                  config_source: Optional[str] = None) -> Optional[LoadReport]:
+    """What `load_deepencoder(path, config)` would refuse, found from the files' headers
+    alone: paths, file kinds, layout, names, shapes, integer dtypes, and the configuration
+    saved with our own folder (config_source names where `config` came from). Not the
+    values (NaN/inf), which need every tensor read: the load itself refuses those.
+
+    Cheap by construction, for the train launcher to run before the LLM loads: the tower
+    is built on the meta device, safetensors give their headers, zip-format .pth/.bin are
+    memory-mapped. A big legacy-format pickle would be read in full (then again by the
+    load), so with one among the files only the configuration is checked: returns None.
+    Otherwise the LoadReport the load would give."""
+    from .model import DeepEncoder
+
+    paths = _paths(path)
+    config = config or checkpoint_config(paths)
+    if not all(headers_cheap(f) for p in paths for f in find_tensor_files(p)):
+        check_config_matches(config, paths, source=config_source)
+        return None
+    with torch.device("meta"):
+        model = DeepEncoder(config)
+    return _match(model, paths, headers_only=True, config_source=config_source)[1]
 
 
 # What wrappers put in front of every name: DistributedDataParallel / DataParallel
@@ -402,7 +460,24 @@ def common_wrapper_prefix(keys: Sequence[str]) -> str:
 
 
 def _paths(path: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
-    return [Path(p) for p in ([path] if isinstance(path, (str, os.PathLike)) else path)]
+    """The checkpoint paths of `path` (one, or a list), as every loader here reads them:
+    `~` expanded (tensor_files.checkpoint_path) and spaces around a typed path removed.
+    `--vision_tower_weights "sam.pth, clip.safetensors"` is how lists are written; its
+    second path " clip.safetensors" was "no such file" with the space unseen. Stripped
+    rather than quoted in the message: a weights file whose name starts or ends with a
+    space is made by accident, never on purpose, and the list now just works. A list's
+    blank entries are dropped, as the arguments class drops empty ones ("a,,b")."""
+    items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    paths = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else os.fspath(item)
+        if text:
+            paths.append(checkpoint_path(text))
+        elif len(items) == 1:
+            raise CheckpointError(f"an empty checkpoint path ({item!r})")
+    if not paths:
+        raise CheckpointError(f"no checkpoint path in {items!r}")
+    return paths
 
 
 def to_deepseek_layout(model_or_state: "torch.nn.Module | Dict[str, torch.Tensor]") -> Dict[str, torch.Tensor]:

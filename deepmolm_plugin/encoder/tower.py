@@ -11,7 +11,8 @@ arguments / model config object (`args`):
   "random" for an explicitly untrained tower. No weights and no "random" is an error:
   the tower is never silently random.
 - `deepencoder_config`: a DeepEncoderConfig, a dict of its fields, or a JSON path
-  (default: DeepSeek-OCR's sizes).
+  (default: the deepencoder_config.json saved with `vision_tower_weights` when they are a
+  saved DeepEncoder folder, else DeepSeek-OCR's sizes: as `load_deepencoder`).
 - `image_mode`: "base" (one 1024 view) or "tiles" (plus 640 tiles).
 - `unfreeze_mm_vision_tower`: train the tower (default: frozen, as the host's towers).
 - `vision_feature_cache`: a folder where a frozen tower keeps each view's features
@@ -41,6 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from ..tensor_files import CheckpointError
 from .config import DeepEncoderConfig, resolve_dtype
 from .feature_cache import FeatureCache, compute_dtype, module_structure, weights_digest, weights_signature
 from .image_processor import DeepEncoderImageProcessor
@@ -49,10 +51,30 @@ from .model import DeepEncoder, load_deepencoder
 RANDOM_WEIGHTS = "random"
 
 
+class TowerWeightsError(CheckpointError):
+    """`vision_tower_weights` the tower cannot load (the loader's CheckpointError, or a path
+    gone since it was checked): the train launcher reports it as one line naming the option,
+    apart from the CheckpointErrors of other files."""
+
+
 def config_from_args(args) -> DeepEncoderConfig:
+    """The tower configuration of host arguments / a model config. Without
+    `deepencoder_config`, the one `load_deepencoder(vision_tower_weights)` takes: a saved
+    DeepEncoder folder's own, else DeepSeek-OCR's sizes. (It was DeepSeek-OCR's sizes
+    always, so a saved tiny folder was refused as "given" 1024 px by a user who gave no
+    configuration; the host writes this configuration into the model's config.json
+    (patches.arguments), which now records the sizes the tower has.)"""
     value = getattr(args, "deepencoder_config", None)
     if value is None:
-        return DeepEncoderConfig()
+        weights = getattr(args, "vision_tower_weights", None)
+        if weights is None or weights == RANDOM_WEIGHTS:
+            return DeepEncoderConfig()
+        from .checkpoint import checkpoint_config
+
+        try:
+            return checkpoint_config(weights)
+        except CheckpointError as e:  # its deepencoder_config.json is unreadable
+            raise TowerWeightsError(str(e)) from e
     if isinstance(value, DeepEncoderConfig):
         return value
     if isinstance(value, dict):
@@ -128,7 +150,11 @@ class DeepEncoderVisionTower(nn.Module):
         if self.weights == RANDOM_WEIGHTS:
             self._build(weights_from="random initialisation")
         else:
-            self._install(load_deepencoder(self.weights, config=self.encoder_config), str(self.weights))
+            try:
+                encoder = load_deepencoder(self.weights, config=self.encoder_config)
+            except (CheckpointError, OSError) as e:
+                raise TowerWeightsError(str(e)) from e
+            self._install(encoder, str(self.weights))
         if device_map is not None and device_map != "auto":
             self.vision_tower.to(device=device_map)
 
