@@ -129,6 +129,14 @@ def find_tensor_files(path: PathLike) -> List[Path]:
     if len(indexes) > 1:
         raise CheckpointError(f"{path} holds several shard indexes: {[p.name for p in indexes]}")
     if indexes:
+        single = path / indexes[0].name[: -len(".index.json")]
+        if single.is_file():
+            # transformers loads the single file and ignores the index; the checks here read the
+            # shards: a sharded save copied over a folder holding model.safetensors was checked
+            # (NaN, dtypes) on files that were not the ones loaded
+            raise CheckpointError(f"{path} holds both {single.name} and the shard index {indexes[0].name} with its "
+                                  "shards: two sets of weights, of which transformers would load the single file "
+                                  "without a word; keep one (move the other away)")
         try:
             index = json.loads(indexes[0].read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited

@@ -87,7 +87,7 @@ def check_inputs(argv) -> list:
 
 def check_tower_weights(argv) -> None:
     """`--vision_tower_weights`: the tower's load planned now from the files' headers
-    (encoder.checkpoint.check_weights: paths, file kinds, layout, names, shapes, integer
+    (encoder.model.check_deepencoder_weights: paths, file kinds, layout, names, shapes, integer
     dtypes, a saved folder's configuration against --deepencoder_config), with the
     configuration the tower will be built with (tower.config_from_args). Weights the loader
     refuses were a traceback after the LLM had loaded; the existence check here expanded
@@ -110,7 +110,7 @@ def check_tower_weights(argv) -> None:
         return  # loads none of these weights (check_model_checkpoint compares them with its own)
     from types import SimpleNamespace
 
-    from deepmolm_plugin.encoder.checkpoint import check_weights
+    from deepmolm_plugin.encoder.model import check_deepencoder_weights
     from deepmolm_plugin.encoder.presets import config_argument
     from deepmolm_plugin.encoder.tower import config_from_args
     from deepmolm_plugin.tensor_files import CheckpointError
@@ -119,7 +119,7 @@ def check_tower_weights(argv) -> None:
     given = SimpleNamespace(vision_tower_weights=paths, deepencoder_config=config_argument(encoder) if encoder else None)
     try:
         config = config_from_args(given)
-        check_weights(paths, config, config_source=f"--deepencoder_config {encoder}" if encoder else None)
+        check_deepencoder_weights(paths, config, config_source=f"--deepencoder_config {encoder}" if encoder else None)
     except (CheckpointError, OSError) as e:  # the loader's messages name the file
         raise usage.UsageError(f"--vision_tower_weights {weights}: {e}") from e
     except (ValueError, TypeError) as e:  # --deepencoder_config's file: bad JSON, fields or values

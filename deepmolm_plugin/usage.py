@@ -241,13 +241,68 @@ def surrogate_problem(value) -> Optional[str]:
     return None
 
 
+class RepeatedKeyError(ValueError):
+    """JSON text in which one object states a key twice: ``key``; ``value``, the parsed
+    text (with the last of the values); ``path``, the keys and list indices leading from
+    it to that object ([] for ``value`` itself)."""
+
+    def __init__(self, key: str, path: list, value):
+        self.key, self.path, self.value = key, path, value
+        super().__init__(f"the key {json.dumps(key, ensure_ascii=False)} is given twice in one object")
+
+    def reason(self, start: int = 0) -> str:
+        """The message, naming the object by its path from ``path[start]`` on."""
+        inside = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path[start:]).lstrip(".")
+        return (f"{self}{f' ({inside})' if inside else ''}: JSON readers, the host's too, keep the last value "
+                "without a word; delete the others")
+
+
+def json_loads_unique(text: str):
+    """json.loads, with RepeatedKeyError for an object that states a key twice: json.loads
+    (and the host's json.load) keeps the last value without a word, so a hand-edited record
+    with an appended correction (`"smiles": "CCO", "smiles": "c1ccccc1O"`, a second `value`
+    in a turn) trained on whichever came last. The readers of user-written records and
+    questions use this one."""
+    repeated = []  # (object, key), innermost first as the parser completes them
+
+    def pairs(items: list) -> dict:
+        obj = dict(items)
+        if len(obj) < len(items):
+            seen: set = set()
+            repeated.append((obj, next(k for k, _ in items if k in seen or seen.add(k))))
+        return obj
+
+    value = json.loads(text, object_pairs_hook=pairs)
+    if repeated:  # located only now (the hook cannot see where its object will sit)
+        obj, key = repeated[0]
+        raise RepeatedKeyError(key, _path_to(value, obj), value)
+    return value
+
+
+def _path_to(value, target) -> list:
+    """The keys / indices leading from `value` to the object `target` (by identity)."""
+    stack = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if item is target:
+            return path
+        if isinstance(item, dict):
+            stack.extend((v, path + [k]) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, path + [i]) for i, v in enumerate(item))
+    return []
+
+
 def json_list_file(value: "str | os.PathLike", option: str, what: str = "records") -> list:
     """The non-empty JSON list of objects a file holds (e.g. training records)."""
     path = existing_file(value, option, allow_empty=False)
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        data = json.loads(text)
+        if text.startswith("\ufeff"):  # json.loads' own words were "Unexpected UTF-8 BOM (decode using utf-8-sig)"
+            raise UsageError(f"{option} {value}: starts with a UTF-8 byte-order mark (BOM), which the host's JSON "
+                             "reader refuses: save it without one")
+        data = json_loads_unique(text)
     except UnicodeDecodeError as e:
         raise UsageError(f"{option} {value}: not a UTF-8 text file ({e.reason} at byte {e.start})") from e
     except json.JSONDecodeError as e:
@@ -255,6 +310,13 @@ def json_list_file(value: "str | os.PathLike", option: str, what: str = "records
         if e.msg == "Extra data" and e.lineno > 1 and e.colno == 1:  # a second value at a line start
             hint = f"; JSON lines? it must be one JSON list of {what}: [{{...}}, {{...}}]"
         raise UsageError(f"{option} {value}: not JSON ({e}){hint}") from e
+    except RepeatedKeyError as e:
+        if not (e.path and isinstance(e.value, list)):  # the list itself is no object: in the top object
+            raise UsageError(f"{option} {value}: {e.reason()}") from e
+        record = e.value[e.path[0]]
+        named = f" (id {json.dumps(record['id'], ensure_ascii=False)})" if isinstance(record, dict) and "id" in record \
+            else ""
+        raise UsageError(f"{option} {value}: item #{e.path[0]}{named}: {e.reason(start=1)}") from e
     if not isinstance(data, list):
         raise UsageError(f"{option} {value}: must hold a JSON list of {what}, found a JSON {type(data).__name__}")
     if not data:

@@ -198,14 +198,14 @@ def test_a_big_legacy_pickle_is_left_to_the_load(tmp_path, tower, monkeypatch):
     """A legacy-format .pth cannot be memory-mapped: over the limit the up-front check reads
     none of it (the load reads it once); under it, it is planned like the others."""
     from deepmolm_plugin import tensor_files
-    from deepmolm_plugin.encoder.checkpoint import check_weights
+    from deepmolm_plugin.encoder.model import check_deepencoder_weights
 
     path = tmp_path / "ocr.pth"
     torch.save(to_deepseek_layout(tower), path, _use_new_zipfile_serialization=False)
-    assert check_weights(path, tiny_encoder_config()).format == "deepseek-ocr"
+    assert check_deepencoder_weights(path, tiny_encoder_config()).format == "deepseek-ocr"
     monkeypatch.setattr(tensor_files, "LEGACY_PICKLE_HEADER_LIMIT", 1024)
     monkeypatch.setattr(tensor_files, "load_torch_file", None)  # reading it would fail here
-    assert check_weights(path, tiny_encoder_config()) is None
+    assert check_deepencoder_weights(path, tiny_encoder_config()) is None
 
 
 # --- 3. a saved DeepEncoder folder without --deepencoder_config ------------------------------------

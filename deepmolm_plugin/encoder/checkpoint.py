@@ -394,27 +394,22 @@ def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike
     return report
 
 
-def check_weights(path: Union[PathLike, Sequence[PathLike]], config: Optional[DeepEncoderConfig] = None,
+def check_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike]],
                   config_source: Optional[str] = None) -> Optional[LoadReport]:
-    """What `load_deepencoder(path, config)` would refuse, found from the files' headers
-    alone: paths, file kinds, layout, names, shapes, integer dtypes, and the configuration
-    saved with our own folder (config_source names where `config` came from). Not the
+    """What `load_weights(model, path)` would refuse, found from the files' headers alone:
+    paths, file kinds, layout, names, shapes, integer dtypes, and the configuration saved
+    with our own folder (config_source names where the model's config came from). Not the
     values (NaN/inf), which need every tensor read: the load itself refuses those.
 
-    Cheap by construction, for the train launcher to run before the LLM loads: the tower
-    is built on the meta device, safetensors give their headers, zip-format .pth/.bin are
-    memory-mapped. A big legacy-format pickle would be read in full (then again by the
-    load), so with one among the files only the configuration is checked: returns None.
-    Otherwise the LoadReport the load would give."""
-    from .model import DeepEncoder
-
+    Cheap by construction, for the train launcher to run before the LLM loads (`model` is
+    built on the meta device: `model.check_deepencoder_weights`): safetensors give their
+    headers, zip-format .pth/.bin are memory-mapped. A big legacy-format pickle would be
+    read in full (then again by the load), so with one among the files only the
+    configuration is checked: returns None. Otherwise the LoadReport the load would give."""
     paths = _paths(path)
-    config = config or checkpoint_config(paths)
     if not all(headers_cheap(f) for p in paths for f in find_tensor_files(p)):
-        check_config_matches(config, paths, source=config_source)
+        check_config_matches(model.config, paths, source=config_source)
         return None
-    with torch.device("meta"):
-        model = DeepEncoder(config)
     return _match(model, paths, headers_only=True, config_source=config_source)[1]
 
 

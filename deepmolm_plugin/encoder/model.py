@@ -122,3 +122,17 @@ class DeepEncoder(nn.Module):
 def load_deepencoder(path, config: Optional[DeepEncoderConfig] = None, dtype=None) -> DeepEncoder:
     """`DeepEncoder.from_pretrained`: one loader for every public checkpoint layout."""
     return DeepEncoder.from_pretrained(path, config=config, dtype=dtype)
+
+
+def check_deepencoder_weights(path, config: Optional[DeepEncoderConfig] = None,
+                              config_source: Optional[str] = None):
+    """What `load_deepencoder(path, config)` would refuse, from the files' headers alone
+    (`checkpoint.check_weights`), the tower built on the meta device (no memory, no
+    initialisation); returns its LoadReport, or None where only the configuration could be
+    checked cheaply."""
+    from .checkpoint import check_weights, checkpoint_config
+
+    config = config or checkpoint_config(path)
+    with torch.device("meta"):
+        model = DeepEncoder(config)
+    return check_weights(model, path, config_source=config_source)

@@ -1,11 +1,12 @@
 """Reading question and answer files: JSON lines, each an object with required fields.
 
-Blank lines are skipped; a line that is not UTF-8, not JSON or lacks a field raises
-`error` naming the file and line number (callers pass their own error type, so their CLIs
-report it). So does a `question_id` (when required) that is not a JSON string or integer:
-ids are matched as text, so null was the id "None", true "True", 1.0 "1.0" (no match for
-the 1 of the other file). A byte-order mark that starts a later line (files joined with
-`cat`) and lines ended by a lone carriage return are named as such.
+Blank lines are skipped; a line that is not UTF-8, not JSON, states a key twice in one
+object (`usage.json_loads_unique`: the last value was used without a word) or lacks a
+field raises `error` naming the file and line number (callers pass their own error type,
+so their CLIs report it). So does a `question_id` (when required) that is not a JSON
+string or integer: ids are matched as text, so null was the id "None", true "True", 1.0
+"1.0" (no match for the 1 of the other file). A byte-order mark that starts a later line
+(files joined with `cat`) and lines ended by a lone carriage return are named as such.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import unicodedata
 from pathlib import Path
 from typing import List, Optional, Sequence, Type
 
-from ..usage import surrogate_problem
+from ..usage import RepeatedKeyError, json_loads_unique, surrogate_problem
 
 
 def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_id",),
@@ -33,9 +34,11 @@ def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_i
             if not text.strip():
                 continue
             try:
-                row = json.loads(text)
+                row = json_loads_unique(text)
             except json.JSONDecodeError as e:
                 raise error(f"{path}, line {number}: not JSON: {e}{_hint(text)}") from e
+            except RepeatedKeyError as e:  # a question's second `text` was the one asked, without a word
+                raise error(f"{path}, line {number}: {e.reason()}") from e
             if not isinstance(row, dict) or any(field not in row for field in required):
                 raise error(f"{path}, line {number}: a JSON object with {', '.join(required)} is needed")
             problem = surrogate_problem(row) if "\\u" in text else None  # only a \u escape makes one

@@ -14,14 +14,17 @@ predictions, seconds), ``results.json`` / ``results.md`` (mean ± std over all s
 ``plots/``; every file is written atomically (temporary file, fsync, rename). A rerun with
 the same configuration skips seeds whose results exist (resume); the configuration
 includes the sha256 of the data and test files' contents, so a different configuration or
-an edited data file in the same folder is refused unless ``--overwrite``. A seed file that
-is truncated or corrupt (or from another run) is reported and that seed trained again.
+an edited data file in the same folder is refused unless ``--overwrite``; a non-empty
+``--out`` that is not a run's (``foreign_out``: a model folder, one's own reports) is
+refused, --overwrite or not. A seed file that is truncated or corrupt (or from another
+run) is reported and that seed trained again.
 Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan`` / ``inf``
 cells, labels beyond +-1e100 or nonzero within +-1e-100 (``data.labels``), other text that is not a number, and rows whose field count
 differs from the header's are errors listing their rows; so are a target without any
-label, a target with one value only (one class, or a constant regression target) and a
-split that leaves a subset empty (before anything is written). Copies of one molecule
-(``splits.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
+label, a target with one value only (one class, or a constant regression target), a
+split that leaves a subset empty or a target unlabelled in a subset, and a classification
+target with one class in a seed's training subset (before anything is written). Copies
+of one molecule (``splits.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
 maps aside) stay in the data but always in one subset; data_report.json and results.md
 count them and list those whose labels disagree; training rows of a molecule in a
 --test-file are removed. Bad arguments are refused before anything is computed or
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import csv
+import fnmatch
 import hashlib
 import json
 import math
@@ -59,7 +63,7 @@ from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_num
 from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
-from .report import remove_reports
+from .report import PLOT_FILES, remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
 from .train import Inputs, TrainConfig, TrainingDiverged, primary_metric, run_seed, warm_up
 
@@ -350,6 +354,11 @@ def _config(args) -> tuple[dict, TrainConfig]:
     return run, cfg
 
 
+def out_folder(args) -> Path:
+    """--out, or its default ``kflm2_runs/<data>_<split>``."""
+    return Path(args.out or Path("kflm2_runs") / f"{Path(args.data).stem}_{args.split}")
+
+
 def _fingerprint(run: dict) -> str:
     return hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -375,20 +384,88 @@ def _changed_settings(old: dict, run: dict) -> list[str]:
     return changed
 
 
+# What a run writes in --out, and keys each of its JSON files has held since the first version:
+# how a folder is told to be a run's before anything in it is replaced or deleted
+RUN_JSON_KEYS = {
+    "config.json": {"fingerprint", "data_file", "targets", "task", "train"},
+    "results.json": {"fingerprint", "summary", "per_seed"},
+    "data_report.json": {"file", "rows", "molecules"},
+    "seeds/seed_*.json": {"seed", "metrics"},
+    "splits/seed_*.json": {"seed", "kind", "train"},
+}
+RUN_REPORTS = ("results.md", *(f"plots/{g}" for g in PLOT_FILES))
+RUN_FOLDERS = ("seeds", "splits", "plots")
+
+
+def _is_run_file(out: Path, path: Path, pattern: str) -> bool:
+    """`path` (in ``out``) is named by `pattern` and, for a JSON file, holds a run's keys."""
+    rel = path.relative_to(out).as_posix()
+    if rel.count("/") != pattern.count("/") or not fnmatch.fnmatchcase(rel, pattern) or not path.is_file():
+        return False
+    keys = RUN_JSON_KEYS.get(pattern)
+    try:
+        value = _read_json(path) if keys else None
+    except OSError:  # unreadable: nothing shows it is a run's
+        return False
+    return keys is None or (isinstance(value, dict) and keys <= value.keys())
+
+
+def foreign_out(out: Path) -> str | None:
+    """Why the existing, non-empty folder ``out`` is not a run folder of deepmolm-kflm2 (so
+    none of its files may be replaced or deleted, not even with --overwrite), or None.
+
+    A run writes config.json first (after creating seeds/ and splits/), then the seeds, the
+    reports last (results.json before results.md and plots/). A folder is a run's when its
+    config.json is a run's; without one (deleted, or a run killed before writing it) when
+    it holds nothing but what a run writes, results.md and plots/ only beside a run's
+    results.json. A saved model's folder (its config.json replaced by --overwrite) and a
+    folder of one's own results.md and plots/ (deleted as a run's old reports) were taken
+    for runs of another configuration."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    config = out / "config.json"
+    if config.exists() or config.is_symlink():
+        return None if _is_run_file(out, config, "config.json") else \
+            "its config.json is not a run's (a model's folder?)"
+    patterns = [*RUN_JSON_KEYS, *RUN_REPORTS]
+    entries = [p for p in out.iterdir() if not (p.name in RUN_FOLDERS and p.is_dir() and not p.is_symlink())]
+    entries += [p for name in RUN_FOLDERS if (out / name).is_dir() for p in (out / name).iterdir()]
+    for path in entries:
+        if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
+            continue  # write_atomic's temporary file, left by a killed run
+        if not any(_is_run_file(out, path, p) for p in patterns):
+            return f"it holds {path.relative_to(out).as_posix()}, which is not a file as a run writes it"
+    reports = [p for g in RUN_REPORTS for p in out.glob(g)]
+    if reports and not _is_run_file(out, out / "results.json", "results.json"):
+        return f"it holds {reports[0].relative_to(out).as_posix()} without a run's results.json"
+    return None
+
+
+def check_out_folder(out: Path) -> None:
+    """UsageError if ``out`` is a non-empty folder that is not a deepmolm-kflm2 run's."""
+    why = foreign_out(out)
+    if why:
+        raise usage.UsageError(f"--out {out} is not a deepmolm-kflm2 run folder: {why}. Nothing in it is replaced "
+                               "or deleted, not even with --overwrite: give an empty or new folder")
+
+
 def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
-    """Create ``out``; refuse (or, with ``overwrite``, clear) results of a different configuration."""
+    """Create ``out``; refuse (or, with ``overwrite``, clear) results of a different
+    configuration; refuse a folder that is not a run's (``check_out_folder``)."""
+    check_out_folder(out)  # as with the arguments; again here, where files are first replaced and deleted
     (out / "seeds").mkdir(parents=True, exist_ok=True)
     (out / "splits").mkdir(exist_ok=True)
     config_path = out / "config.json"
     if not config_path.exists():
-        # reports without their config.json are of no known configuration: a run of another
-        # one left them standing (killed before its own) as if they were its results
+        # a run's folder (check_out_folder) whose config.json was deleted: its reports are of no
+        # known configuration, and a run of another one killed before its own left them standing
+        # as if they were its results
         remove_reports(out)
     else:
-        old = _read_json(config_path)
-        if old is None or old.get("fingerprint") != fp:
+        old = _read_json(config_path)  # a run's (check_out_folder): a JSON object with a fingerprint
+        if old["fingerprint"] != fp:
             if not overwrite:
-                changed = "unreadable config.json" if old is None else ", ".join(_changed_settings(old, run))
+                changed = ", ".join(_changed_settings(old, run))
                 raise SystemExit(f"{out} holds results of a different configuration (changed: {changed}); "
                                  f"use another --out or --overwrite")
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
@@ -451,7 +528,7 @@ def run_from_args(args) -> dict:
         if llm is not None:  # an llm: folder's contents can change under the same path
             run["llm_fingerprint"] = llm.fingerprint
     run.update(_data_digests(args))
-    out = Path(args.out or Path("kflm2_runs") / f"{Path(args.data).stem}_{args.split}")
+    out = out_folder(args)
     fp = _fingerprint(run)
 
     t_load = time.perf_counter()  # the data are read and checked before anything is written
@@ -485,7 +562,7 @@ def run_from_args(args) -> dict:
     splits = {seed: _split(args, table, seed, scaffolds, groups, bool(tests)) for seed in range(args.seeds)}
     for seed, split in splits.items():
         check_split(split, seed, args.split, len(table.smiles), scaffolds, len(groups))
-        check_split_labels(split, seed, table)
+        check_split_labels(split, seed, table, args.task, args.split)
     _prepare_out(out, run, fp, args.overwrite)
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
@@ -627,11 +704,18 @@ def check_split(split: dict, seed: int, kind: str, n: int, scaffolds, distinct: 
                          f"of {n} molecules{sets}{copies}); use {advice}")
 
 
-def check_split_labels(split: dict, seed: int, table: Table) -> None:
+def check_split_labels(split: dict, seed: int, table: Table, task: str = "regression", kind: str = "random") -> None:
     """Every target needs a label in every non-empty subset of every seed: a sparse target
     whose few labels all fell in valid/test was trained on nothing, and its untrained
     output's test error was averaged into the seed's (only numpy's "Mean of empty slice"
-    warning said so); one without a validation or test label has no number there."""
+    warning said so); one without a validation or test label has no number there.
+
+    A classification target also needs both classes in every seed's training subset: one
+    whose few positives all fell in valid/test was trained on one class, and that seed's
+    test ROC-AUC (any value from 0 to 1, meaning nothing) was averaged into the headline
+    result with exit 0. Valid and test may hold one class: validation then selects by the
+    loss, and a test subset without both classes has no ROC-AUC that seed (n/a, counted in
+    the report; none in any seed is exit 1)."""
     for name, idx in split.items():
         if not len(idx):
             continue
@@ -642,6 +726,21 @@ def check_split_labels(split: dict, seed: int, table: Table) -> None:
             listed = ", ".join(f"{t!r} ({int(total[table.task_names.index(t)])} labels in all)" for t in lacking)
             raise SystemExit(f"seed {seed}: the {name} subset ({len(idx)} molecules) has no label of target(s) "
                              f"{listed}: use more labelled data, other --sizes, or leave the target out")
+    if task != "classification":
+        return
+    train = table.y[split["train"]]
+    for k, target in enumerate(table.task_names):
+        classes = np.unique(train[~np.isnan(train[:, k]), k])
+        if classes.size < 2:
+            have, missing = int(classes[0]), 1 - int(classes[0])
+            in_all = {c: int((table.y[:, k] == c).sum()) for c in (0, 1)}
+            other = " or --split random" if kind != "random" else ""
+            raise SystemExit(
+                f"seed {seed}: the train subset ({len(split['train'])} molecules) holds only class {have} of "
+                f"classification target {target!r} (0 of the {in_all[missing]} molecules of class {missing}; "
+                f"{in_all[have]} of class {have} in all): trained on one class, its ROC-AUC would mean nothing; "
+                f"use more molecules of class {missing}, a larger TRAIN fraction (--sizes){other}, or leave the "
+                "target out")
 
 
 def _split(args, table: Table, seed: int, scaffolds, groups: list[list[int]], fixed_test: bool) -> dict:
@@ -728,6 +827,7 @@ def check_arguments(args) -> None:
                     raise usage.UsageError(f"--features {e}") from e
     if args.out is not None:
         usage.output_folder(args.out, "--out")
+    check_out_folder(out_folder(args))  # a model's or one's own folder: before anything is computed
     if args.cache_dir is not None:
         usage.output_folder(args.cache_dir, "--cache-dir")
     elif args.features != "none":  # the featurisers' cache from the environment (or ~/.cache): checked alike,
