@@ -424,6 +424,13 @@ def model_folder(value: str, option: str) -> None:
         raise UsageError(f"{option} {value}: no such folder (a Hugging Face Hub model would be owner/name)")
     from huggingface_hub import constants, try_to_load_from_cache
 
-    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(value, "config.json"), str):
+    cached = isinstance(try_to_load_from_cache(value, "config.json"), str)
+    owner = value.split("/")[0]
+    if not cached and _path(owner).is_dir():
+        # `out/stage2` (the README's own example) typed where out/ holds no stage2: transformers
+        # took it for a Hub id, retried huggingface.co for a minute and ended in a traceback
+        raise UsageError(f"{option} {value}: no such folder ({owner}/ here holds no {value[len(owner) + 1:]}; "
+                         "not a model in the Hugging Face cache either)")
+    if constants.HF_HUB_OFFLINE and not cached:
         raise UsageError(f"{option} {value}: no such folder, and not a model in the Hugging Face cache "
                          "(HF_HUB_OFFLINE is set)")
