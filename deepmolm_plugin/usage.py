@@ -85,6 +85,20 @@ def fail(prog: str, message: object) -> NoReturn:
     raise SystemExit(2)
 
 
+def sigterm_as_interrupt() -> None:
+    """From now on SIGTERM stops this process as Ctrl-C does (KeyboardInterrupt), so each
+    tool's Ctrl-C path (what is finished kept, one line, exit 130) also serves a job
+    scheduler (SLURM sends SIGTERM, then SIGKILL after a grace period) and `kill`: they
+    ended the tools silently, exit 143, whatever the tool would have tidied up. Call it in a
+    tool's main(), in the main thread, before its work starts."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def checked(parser, check, args):
     """`check(args)`'s result; a UsageError it raises becomes `fail` with the parser's name."""
     try:
