@@ -12,13 +12,17 @@ training images were.
 The resolver's notes about the molecule (a radical, PDB altlocs, a generated conformer...)
 are printed on stderr, one `note: ...` line each, before the model loads: the GUI's status
 box lists the same notes.
-`--conv-mode auto` picks the template from the checkpoint's config (`qwen2` for Qwen2).
+`--conv-mode auto` picks the template from the checkpoint's config: the one it was trained
+with (`deepmolm_run.version`), else `qwen2` for Qwen2.
 Bad input (no such --model-path folder, --structure or --image-file; an --image-file that
 is not a readable image; an unreadable molecule; --max-new-tokens below 1; --model-base /
---load-8bit / --load-4bit with a Qwen2-family checkpoint, which our loader cannot honour)
+--load-8bit / --load-4bit with a Qwen2-family checkpoint, which our loader cannot honour; a
+config.json field of the wrong kind: `checkpoint_config`)
 is one line on stderr and exit status 2, before the host or the model loads; so is a
-`--conv-mode` that cannot chat (`plain`, the stage-1 template: `check_chat_conv_mode`). A
-checkpoint that cannot be loaded as it is (missing, extra or NaN tensors, no tokenizer) is one line
+`--conv-mode` that cannot chat (`plain`, the stage-1 template, also as auto's choice for a
+model trained in it: `check_chat_conv_mode`). A
+checkpoint that cannot be loaded as it is (a config.json transformers cannot read; missing,
+extra or NaN tensors; no tokenizer, or one with more tokens than the model has embeddings) is one line
 naming the folder and exit status 1. A question holding the image placeholder `<image>`
 is refused and asked again (the host would make a second image slot and crash). An empty
 line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C, at the prompt or while a
@@ -104,10 +108,20 @@ def model_depiction_settings(model_path: str, given: Optional[str], option: str 
     training used: a structure file's molecule got the file's conformer at inference and a
     generated one in training, other tokens without a word. A given policy other than the
     training's is used (an ablation may want it), with a note saying so; a model saved
-    before the config held one is `auto`."""
+    before the config held one is `auto`.
+    First the kinds of the config's other fields (`checkpoint_config.check_config_fields`:
+    a tokenizer_model_max_length "256", an image_aspect_ratio the host cannot serve...), which
+    were tracebacks once the model had loaded."""
+    from deepmolm_plugin.checkpoint_config import check_config_fields
     from deepmolm_plugin.molecule.inputs import model_limits, model_render_size
 
-    config = usage.model_config(model_path, "--model-path") or {}
+    config = usage.model_config(model_path, "--model-path")
+    if config is not None:
+        try:
+            check_config_fields(config, model_path)
+        except ValueError as e:  # names the file, the field and its value
+            raise usage.UsageError(f"--model-path: {e}") from e
+    config = config or {}
     try:
         model_render_size(config)
         model_limits(config)
@@ -407,9 +421,9 @@ def main(argv=None) -> None:
     deepmolm_plugin.register()
     import llava.serve.cli as host_cli
     from llava.mm_utils import get_model_name_from_path
-    from transformers import AutoConfig
 
-    from deepmolm_plugin.model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
+    from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config,
+                                               unsupported_load_options)
     from deepmolm_plugin.molecule.inputs import model_render_size
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
@@ -418,16 +432,20 @@ def main(argv=None) -> None:
 
     cli_reply.apply()
     cli_display.apply()
-    config = AutoConfig.from_pretrained(args.model_path)
+    try:  # a config.json transformers cannot read: one line naming it (was AutoConfig's traceback)
+        config = read_config(args.model_path)
+        model_type = model_type_of(args.model_path)
+    except CheckpointError as e:
+        raise SystemExit(f"error: {e}") from e
     usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
-    if model_type_of(args.model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader
+    if model_type in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader
         unsupported = unsupported_load_options(args.model_base, args.load_8bit, args.load_4bit)
         if unsupported:
             parser.error(unsupported)
     conv_mode_is_ours = args.conv_mode == "auto"
     try:  # `plain` (stage 1, no turns) cannot chat: was a TypeError traceback on the second question
         args.conv_mode = check_chat_conv_mode(
-            resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)))
+            resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)), config)
     except ValueError as e:  # one line, as the GUI says it (was argparse's usage line too)
         usage.fail(parser.prog, f"--conv-mode: {e}")
     uses_molecules = projector_uses_molecules(config)

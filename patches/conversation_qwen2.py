@@ -11,8 +11,9 @@ Training and inference build byte-identical prompts: both come from the same tem
 ids of the whole prompt, and for every reply we check that the ids before it are exactly
 what inference would feed the model at that turn.
 
-``resolve_conv_mode`` implements ``--conv-mode auto``: ``qwen2`` for Qwen2 models, the
-host CLI's name-based choice otherwise. ``check_chat_conv_mode`` is the chat entry points'
+``resolve_conv_mode`` implements ``--conv-mode auto``: the template the model was trained
+with when its config records it (``deepmolm_run.version``, ``trained_conv_mode``), else
+``qwen2`` for Qwen2 models and the host CLI's name-based choice otherwise. ``check_chat_conv_mode`` is the chat entry points'
 one rule on top of it: no ``plain`` (stage-1) template in a chat.
 """
 
@@ -118,20 +119,50 @@ def is_applied() -> bool:
             and PATCH in getattr(train, _host._APPLIED_ATTR, ()))
 
 
+# Where training records its --version in the saved config (patches/arguments.py, RUN_FIELDS).
+RUN_RECORD, RUN_VERSION = "deepmolm_run", "version"
+
+
+def host_template_of_version(version: str) -> str:
+    """The conv_templates name the host's train.py trains a ``--version`` with: ``v0`` and
+    ``v0.5`` keep its default_conversation (``vicuna_v1``), a template's name is that
+    template, any other name falls back to ``vicuna_v1``."""
+    if version in ("v0", "v0.5"):
+        return "vicuna_v1"
+    if version == QWEN2_VERSION or version in conversation_lib.conv_templates:
+        return version
+    return "vicuna_v1"
+
+
+def trained_conv_mode(model_config) -> "str | None":
+    """The template the model was trained with, from the ``--version`` training recorded in its
+    config (``deepmolm_run.version``; a config object or config.json's dict); None when there
+    is no record (a model saved by other code, or before the record existed)."""
+    get = model_config.get if isinstance(model_config, dict) else lambda name: getattr(model_config, name, None)
+    run = get(RUN_RECORD)
+    version = run.get(RUN_VERSION) if isinstance(run, dict) else None
+    return host_template_of_version(version) if isinstance(version, str) and version else None
+
+
 def resolve_conv_mode(mode: str, model_config_or_type, model_name: str = None) -> str:
     """Resolve ``--conv-mode``: ``auto`` picks from the model, anything else must exist.
 
-    ``model_config_or_type`` is a config (its ``model_type`` and ``_name_or_path`` are
-    used) or a model-type string. ``auto`` gives ``qwen2`` for Qwen2 models; for others the
-    host CLI's choice from the model name (``model_name``, else the config's path, else the
-    type string): llama-2 -> llava_llama_2, mistral -> mistral_instruct, v1.6-34b ->
-    chatml_direct, v1 -> llava_v1, mpt -> mpt, else llava_v0.
+    ``model_config_or_type`` is a config (its ``model_type``, ``_name_or_path`` and
+    ``deepmolm_run`` are used) or a model-type string. ``auto`` gives the template the model
+    was trained with when the config records it (``trained_conv_mode``: a model trained with
+    ``--version plain`` is asked in ``plain``; was ``qwen2``, ChatML it never saw, without a
+    word); else ``qwen2`` for Qwen2 models; for others the host CLI's choice from the model
+    name (``model_name``, else the config's path, else the type string): llama-2 ->
+    llava_llama_2, mistral -> mistral_instruct, v1.6-34b -> chatml_direct, v1 -> llava_v1,
+    mpt -> mpt, else llava_v0.
     """
+    trained = None
     if isinstance(model_config_or_type, str):
         model_type, path = model_config_or_type, ""
     else:
         model_type = getattr(model_config_or_type, "model_type", None)
         path = getattr(model_config_or_type, "_name_or_path", "") or ""
+        trained = trained_conv_mode(model_config_or_type) if model_config_or_type is not None else None
     if mode != "auto":
         known = sorted(set(conversation_lib.conv_templates) | {QWEN2_VERSION})
         if mode not in known:
@@ -145,6 +176,12 @@ def resolve_conv_mode(mode: str, model_config_or_type, model_name: str = None) -
         raise ValueError("conv mode 'auto' needs a model config or model type")
     if not model_type:
         raise ValueError(f"cannot tell the model type of {type(model_config_or_type).__name__}")
+    if trained is not None:
+        if model_type in QWEN2_MODEL_TYPES and trained not in QWEN2_MODES:
+            raise ValueError(f"conversation mode auto: config.json's {RUN_RECORD}.{RUN_VERSION} says this {model_type} "
+                             f"model was trained in {trained!r}, not {' or '.join(map(repr, QWEN2_MODES))} (the only "
+                             "templates a Qwen2 model trains in); give --conv-mode")
+        return trained
     if model_type in QWEN2_MODEL_TYPES:
         return QWEN2_VERSION
     name = (model_name or path or model_type).lower()
@@ -155,11 +192,13 @@ def resolve_conv_mode(mode: str, model_config_or_type, model_name: str = None) -
     return "llava_v0"
 
 
-def check_chat_conv_mode(mode: str) -> str:
+def check_chat_conv_mode(mode: str, model_config=None) -> str:
     """``mode`` (a ``--conv-mode`` value, before or after ``resolve_conv_mode``), unless a chat
     cannot use it: ValueError for a template of the host's PLAIN style (``plain``,
     ``v0_plain``). The chat entry points (the chat CLI, the GUI) call this before the model
     loads; eval (model_vqa: one question, one answer) does not and keeps taking ``plain``.
+    Given the ``model_config``, a model trained in ``plain`` (which ``--conv-mode auto`` then
+    picks) is refused as such: no template of it can chat.
 
     PLAIN is the stage-1 (pretraining) template: the host's ``preprocess_plain`` trains on
     the image placeholder and the answer alone, dropping the question text, so a model
@@ -169,9 +208,15 @@ def check_chat_conv_mode(mode: str) -> str:
     "NoneType") to str", in the chat CLI and the GUI)."""
     template = conversation_lib.conv_templates.get(mode)
     if template is not None and template.sep_style == SeparatorStyle.PLAIN:
-        raise ValueError(f"conversation mode {mode!r} cannot chat: it is the stage-1 (pretraining) template, which "
-                         "drops the question (training keeps only the image and the answer) and has no turns; use "
-                         f"{QWEN2_VERSION!r} (or auto) to chat, and {mode!r} only for eval (model_vqa)")
+        why = ("it is the stage-1 (pretraining) template, which drops the question (training keeps only the image and "
+               "the answer) and has no turns")
+        trained = trained_conv_mode(model_config) if model_config is not None else None
+        if trained == mode:  # auto chose it from the record: "use auto" would say the same again
+            raise ValueError(f"conversation mode {mode!r} cannot chat: this model was trained in it (config.json's "
+                             f"{RUN_RECORD}.{RUN_VERSION}), and {why}; evaluate it with model_vqa (--conv-mode auto "
+                             f"uses {mode!r} there), or chat with a model trained with --version {QWEN2_VERSION}")
+        raise ValueError(f"conversation mode {mode!r} cannot chat: {why}; use {QWEN2_VERSION!r} (or auto) to chat, and "
+                         f"{mode!r} only for eval (model_vqa)")
     return mode
 
 

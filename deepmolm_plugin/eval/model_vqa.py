@@ -365,14 +365,13 @@ def run(args: argparse.Namespace) -> None:
     deepmolm_plugin.register()
     import llava.eval.model_vqa as host
     from llava.mm_utils import get_model_name_from_path
-    from transformers import AutoConfig
 
     from ..patches.conversation_qwen2 import resolve_conv_mode
 
-    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
+    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config, unsupported_load_options
 
     model_path = os.path.expanduser(args.model_path)
-    config = AutoConfig.from_pretrained(model_path)
+    config = read_config(model_path)  # a CheckpointError naming its config.json (was AutoConfig's traceback)
     try:
         usage.vision_model(config, args.model_path, "--model-path")
     except usage.UsageError as e:
@@ -626,12 +625,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError
 
-    import signal
-
-    def stop(signum, frame):  # SIGTERM (run_eval.sh's Ctrl-C, a job scheduler): as Ctrl-C, answers so far kept
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    usage.sigterm_as_interrupt()  # run_eval.sh's Ctrl-C, a job scheduler: as Ctrl-C, answers so far kept
     try:
         run(args)
     except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why

@@ -78,23 +78,27 @@ def main(argv=None) -> None:
 
     deepmolm_plugin.register()
     from llava.mm_utils import get_model_name_from_path
-    from transformers import AutoConfig
 
     from ..patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
+    from ..tensor_files import CheckpointError
     from .app import build_app, launch_kwargs
     from .session import ChatSession
 
-    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, unsupported_load_options
+    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config, unsupported_load_options
 
-    config = AutoConfig.from_pretrained(args.model_path)
+    try:  # a config.json transformers cannot read: one line naming it, as the chat CLI says it
+        config = read_config(args.model_path)
+        model_type = model_type_of(args.model_path)
+    except CheckpointError as e:
+        raise SystemExit(f"error: {e}") from e
     usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
-    if model_type_of(args.model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader, as in the chat CLI
+    if model_type in QWEN2_TYPES + QWEN2_VL_TYPES:  # loaded by our loader, as in the chat CLI
         unsupported = unsupported_load_options(args.model_base, False, False)
         if unsupported:  # --model-base: was a NotImplementedError traceback from the loader
             usage.fail(parser.prog, f"--model-base: {unsupported}")
     try:
         conv_mode = check_chat_conv_mode(
-            resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)))
+            resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)), config)
     except ValueError as e:  # an unknown --conv-mode, named with the known ones, or `plain` (cannot chat: was a
         # TypeError on the second question)
         usage.fail(parser.prog, f"--conv-mode: {e}")

@@ -114,13 +114,16 @@ class ChatSession:
         from llava.mm_utils import get_model_name_from_path
         from llava.model import builder  # its load_pretrained_model is model_dispatch's after register()
 
+        from ..model.loading import read_config
         from ..patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
 
-        check_chat_conv_mode(conv_mode)  # before the model loads: `plain` cannot chat (a TypeError on turn 2)
         name = get_model_name_from_path(model_path)
+        # Resolved before the model loads, from config.json: `plain` cannot chat (a TypeError on turn 2),
+        # also as auto's choice for a model trained in it (was checked on "auto" only, then resolved to it)
+        config = read_config(model_path)
+        mode = check_chat_conv_mode(resolve_conv_mode(conv_mode, config, name), config)
         tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
                                                                              device=device)
-        mode = resolve_conv_mode(conv_mode, model.config, name)
         return cls(model_path, tokenizer, model, image_processor, mode, policy)
 
     def describe(self) -> str:

@@ -12,6 +12,11 @@ Run-time fields of the tower config (its dtype, gradient checkpointing, attentio
 implementation) may change freely, and so may `mm_vision_tower` (a hub name repointed to a
 local copy of the same tower). A config.json without the record (written before it
 existed, or by other code) is not checked.
+The prompt and image settings (LATER_FIELDS: the `<im_start>`/`<im_end>` and patch tokens
+around the image, the host's `image_aspect_ratio`) joined the record later: an edit of one of
+them loaded without a word and changed what the model sees (a prompt with tokens the tokenizer
+lacks, another view of a non-square image). They are recorded even when null (absent), and
+compared only when the record holds them, so a config.json saved before loads as it did.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ RECORD = "deepmolm_saved_settings"
 FIELDS = ("fusion_heads", "fusion_layer_norm_eps", "fp_levels", "image_mode", "deepencoder_config")
 # DeepEncoderConfig fields that do not change what the tower computes (beyond rounding).
 RUNTIME_ENCODER_FIELDS = ("dtype", "gradient_checkpointing", "sam_attention", "extra")
+# Recorded since after FIELDS (see the module docstring): null values kept, compared only when recorded.
+LATER_FIELDS = ("mm_use_im_start_end", "mm_use_im_patch_token", "image_aspect_ratio")
 
 
 def settings_of(values: dict) -> dict:
     """The recorded settings among a config's `values` (its to_dict()), as JSON values."""
     record = {name: values[name] for name in FIELDS if values.get(name) is not None}
+    record.update({name: values.get(name) for name in LATER_FIELDS})
     encoder = record.get("deepencoder_config")
     if isinstance(encoder, dict):
         record["deepencoder_config"] = {k: v for k, v in encoder.items() if k not in RUNTIME_ENCODER_FIELDS}
@@ -36,13 +44,15 @@ def settings_of(values: dict) -> dict:
 
 def edited_settings(values: dict) -> List[str]:
     """'name now (saved with then)' for each recorded setting that differs from the record
-    in a config's `values`; [] when there is no record."""
+    in a config's `values`; [] when there is no record. LATER_FIELDS the record lacks (saved
+    before they were recorded) are not compared."""
     saved = values.get(RECORD)
     if not isinstance(saved, dict):
         return []
     now = settings_of(values)
     edits = []
-    for name in sorted(set(saved) | set(now)):
+    unrecorded = {name for name in LATER_FIELDS if name not in saved}
+    for name in sorted((set(saved) | set(now)) - unrecorded):
         before, after = saved.get(name), now.get(name)
         if before == after:
             continue

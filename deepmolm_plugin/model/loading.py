@@ -28,6 +28,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 
+from ..checkpoint_config import check_config_fields
 from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
@@ -67,8 +68,19 @@ def resolve_llm_path(path: str) -> str:
     return llm if vila else path
 
 
+def read_config(path: str):
+    """`path`'s config (AutoConfig); a config.json transformers cannot read (no model_type, an
+    unknown one, not JSON, no such folder) is a CheckpointError in one line naming it (was
+    AutoConfig's traceback in the chat CLI and model_vqa)."""
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (ValueError, OSError) as e:
+        raise CheckpointError(f"{os.path.join(path, 'config.json')}: cannot be read as a model config: "
+                              f"{first_line(e)}") from e
+
+
 def model_type_of(path: str) -> str:
-    return AutoConfig.from_pretrained(resolve_llm_path(path)).model_type
+    return read_config(resolve_llm_path(path)).model_type
 
 
 def _qwen2_config_from_vl(vl_config) -> Qwen2Config:
@@ -201,7 +213,7 @@ def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
     """The language model of a Qwen2-VL checkpoint, checked as strictly as a Qwen2 folder:
     wrapper prefixes, tensor shapes, integer-stored floats, NaN/inf values (also those the
     requested dtype makes: 1e5 in float16)."""
-    config = LlavaQwen2Config(**_qwen2_config_from_vl(AutoConfig.from_pretrained(path)).to_dict())
+    config = LlavaQwen2Config(**_qwen2_config_from_vl(read_config(path)).to_dict())
     store = open_checkpoint(path)
     prefix = _wrapper_prefix(list(store), path)
     state, dropped = {}, 0
@@ -239,14 +251,14 @@ def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
 def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQwen2ForCausalLM:
     """Any supported Qwen2-family checkpoint folder -> LlavaQwen2ForCausalLM, strictly."""
     path = resolve_llm_path(path)
-    model_type = AutoConfig.from_pretrained(path).model_type
+    model_type = read_config(path).model_type
     if model_type in QWEN2_VL_TYPES:
         return _from_qwen2_vl(path, dtype)
     if model_type not in QWEN2_TYPES:
         raise ValueError(f"{path} is a {model_type!r} checkpoint, not Qwen2-family")
     config = LlavaQwen2Config.from_pretrained(path) if model_type == "llava_qwen2" else None
     if config is None:
-        config = LlavaQwen2Config(**AutoConfig.from_pretrained(path).to_dict())
+        config = LlavaQwen2Config(**read_config(path).to_dict())
     kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "torch_dtype"}
     is_float = _stored_float_flags(path) if os.path.isdir(path) else {}
     prefix = _wrapper_prefix(is_float, path)
@@ -327,6 +339,23 @@ def load_tokenizer(model_path: str):
         ) from e
 
 
+def check_tokenizer_fits(tokenizer, rows: Optional[int], path: str) -> None:
+    """A tokenizer with more tokens than the model's embedding table has rows (tokenizer files
+    copied from another model) is a CheckpointError: its extra ids were an IndexError at the
+    first question using one (a device-side assert on CUDA), and model_vqa stopped the whole
+    batch. Fewer tokens than rows is normal: Qwen2 pads its table (vocab_size 151936, more ids than its tokenizer has)."""
+    if isinstance(rows, int) and len(tokenizer) > rows:
+        raise CheckpointError(
+            f"{path}: its tokenizer has {len(tokenizer)} tokens but the model's embedding table has {rows} rows "
+            f"(vocab_size): ids {rows} and up have no embedding; use the tokenizer files the model was saved with")
+
+
+def _config_vocab_size(config) -> Optional[int]:
+    """The embedding rows a config builds (a Qwen2-VL config keeps them in its text config)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "vocab_size", None)
+
+
 def load_pretrained_model(
     model_path, model_base=None, model_name=None, load_8bit=False, load_4bit=False,
     device_map="auto", device="cuda", use_flash_attn=False, dtype=None, **kwargs,
@@ -343,8 +372,15 @@ def load_pretrained_model(
     device, dtype = pick_device_and_dtype(device, dtype)
     if torch.device(device).type == "cpu":  # inference on CPU: freed activations reused, not re-faulted
         keep_freed_memory()
+    config = read_config(resolve_llm_path(model_path))
+    try:  # the kinds of its fields, as the chat CLI, model_vqa and the GUI check them up front
+        check_config_fields(config.to_dict(), resolve_llm_path(model_path))
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
     tokenizer = load_tokenizer(model_path)
+    check_tokenizer_fits(tokenizer, _config_vocab_size(config), model_path)  # before minutes of loading
     model = load_llm(model_path, dtype=dtype).to(device).eval()
+    check_tokenizer_fits(tokenizer, model.get_input_embeddings().num_embeddings, model_path)  # the table itself
     if tokenizer.pad_token_id is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")

@@ -1,0 +1,93 @@
+"""The kinds of a saved model's config.json fields, checked before the model loads.
+
+config.json is a text file people edit. A value of the wrong kind was taken as it was and
+failed as a traceback, most often after the model had loaded, at the first question (model_vqa
+then stopped the whole batch): tokenizer_model_max_length "256" (the prompt-length check
+compared an int with a str) or 256.0 (the host slices prompts with it), fp_bits "4096",
+image_aspect_ratio "anyres" (the host's process_images needs image_grid_pinpoints, which
+DeepMoLM configs lack), mm_projector_type 5 and mm_vision_tower 5 (the host's builders match
+them as strings), model_type 5.
+
+`check_config_fields` is the one rule: the chat CLI, model_vqa and the GUI call it through
+`cli.model_depiction_settings` before anything heavy loads, and the checkpoint loader
+(`model.loading.load_pretrained_model`) calls it too, for every other way in. Its error is
+one line naming `<folder>/config.json`, the field and its value.
+
+(Its own module: `usage` holds option and path checks for every launcher, `cli` is the chat's
+entry point, which the loader must not import, and importing `deepmolm_plugin.model` loads
+torch and the host, which this check runs before.)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+# Host and DeepMoLM fields read as integers (the host slices prompts with
+# tokenizer_model_max_length; the builders size layers with the others). Absent or null: the
+# reader's default.
+INTEGER_FIELDS = ("tokenizer_model_max_length", "vocab_size", "hidden_size", "intermediate_size",
+                  "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+                  "mm_hidden_size", "fusion_heads")
+# Read as strings (matched, compared, or `.startswith` by the host's builders).
+STRING_FIELDS = ("mm_projector_type", "mm_vision_tower", "image_mode", "mm_patch_merge_type",
+                 "mm_vision_select_feature")
+# Read as flags: the string "false" is true to the host's `if`.
+BOOLEAN_FIELDS = ("mm_use_im_start_end", "mm_use_im_patch_token")
+# The host's process_images: 'pad' squares the image on its mean colour, 'anyres' tiles it on
+# image_grid_pinpoints, anything else (its own default, None, and 'square') hands the image to
+# the processor as it is.
+ANYRES = "anyres"
+
+
+class ConfigFieldError(ValueError):
+    """A config.json field of the wrong kind: "<folder>/config.json: <field> is <value>, ..."."""
+
+
+def _kind(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def check_config_fields(config: Mapping, folder: "str | os.PathLike") -> None:
+    """ConfigFieldError for the first field of `config` (the dict in `folder`'s config.json)
+    that the host or DeepMoLM cannot read as it is."""
+    from .molecule_fp import FingerprintSettings
+    from .patches.arguments import ASPECT_RATIOS
+    from .patches.registry import TOWER_NAME
+
+    where = os.path.join(os.fspath(folder), "config.json")
+
+    def refuse(name: str, why: str):
+        raise ConfigFieldError(f"{where}: {name} is {config.get(name)!r} ({_kind(config.get(name))}), {why}")
+
+    # (A config.json without model_type is transformers' to refuse: `model.loading.read_config`
+    # says so in one line before the model loads.)
+    if "model_type" in config and not (isinstance(config["model_type"], str) and config["model_type"]):
+        refuse("model_type", "not a model type name (a saved DeepMoLM model has \"llava_qwen2\")")
+    for name in INTEGER_FIELDS:
+        value = config.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            refuse(name, "not a whole number >= 1")
+    for name in STRING_FIELDS:
+        if name in config and not isinstance(config[name], str):
+            refuse(name, "not a string")
+    for name in BOOLEAN_FIELDS:
+        value = config.get(name)
+        if value is not None and not isinstance(value, bool):
+            refuse(name, "not true or false")
+    aspect = config.get("image_aspect_ratio")
+    if aspect is not None and aspect not in ASPECT_RATIOS:
+        # anyres needs the grid the host tiles on; a DeepEncoder tower serves no anyres grid
+        anyres_ok = (aspect == ANYRES and config.get("mm_vision_tower") != TOWER_NAME
+                     and isinstance(config.get("image_grid_pinpoints"), list) and config["image_grid_pinpoints"])
+        if not anyres_ok:
+            refuse("image_aspect_ratio", f"not one of {', '.join(map(repr, ASPECT_RATIOS))} or null (the values a "
+                   f"{TOWER_NAME} model is trained with; 'anyres' needs image_grid_pinpoints and another tower)")
+    try:  # the fingerprint settings' own rule (kinds and ranges); its message names the field
+        FingerprintSettings.from_config(dict(config))
+    except ValueError as e:
+        raise ConfigFieldError(f"{where}: {e}") from e
+    run = config.get("deepmolm_run")
+    if run is not None and not (isinstance(run, dict) and isinstance(run.get("version", ""), (str, type(None)))):
+        raise ConfigFieldError(f"{where}: deepmolm_run is {run!r}, not training's record "
+                               "{\"version\": template name, ...}")
