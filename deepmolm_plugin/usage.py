@@ -90,13 +90,37 @@ def sigterm_as_interrupt() -> None:
     tool's Ctrl-C path (what is finished kept, one line, exit 130) also serves a job
     scheduler (SLURM sends SIGTERM, then SIGKILL after a grace period) and `kill`: they
     ended the tools silently, exit 143, whatever the tool would have tidied up. Call it in a
-    tool's main(), in the main thread, before its work starts."""
+    tool's main(), in the main thread, before its work starts.
+
+    Only the first SIGTERM interrupts: `timeout -s TERM` and a scheduler signal the process
+    and its group, and the second one, arriving while the first was being handled, printed
+    the interrupt line twice. Processes forked later (deepmolm-prepare's workers, a
+    DataLoader's) keep the default SIGTERM: with this handler inherited, a worker killed from
+    outside raised KeyboardInterrupt as its task's result and stopped the whole run as if
+    interrupted, where a dead worker's items are made again; the parent alone stops the run
+    and says so once."""
     import signal
 
     def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    global _SIGTERM_HANDLER
+    _SIGTERM_HANDLER = interrupt
+
+
+_SIGTERM_HANDLER = None  # what sigterm_as_interrupt installed, which forked children must not keep
+
+
+def _children_keep_default_sigterm() -> None:
+    import signal
+
+    if _SIGTERM_HANDLER is not None and signal.getsignal(signal.SIGTERM) in (_SIGTERM_HANDLER, signal.SIG_IGN):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_children_keep_default_sigterm)
 
 
 def checked(parser, check, args):

@@ -44,7 +44,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from .. import usage
+from .. import output_lock, usage
 from ..molecule_fp import DEEPMOLM, FingerprintSettings
 from .conformer import EMBED_TIMEOUT
 from .errors import MoleculeError
@@ -261,9 +261,27 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         if args.failures is not None:
             usage.output_file(args.failures, "--failures")
         _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures})
+        # before the file is emptied: a second run into it interleaved both runs' lines (and NUL
+        # bytes); a device or pipe (/dev/null, `>(...)`) is every run's to write
+        lock = None
+        if args.out != "-" and _file_key(Path(args.out)) is not None:
+            lock = output_lock.hold(output_lock.file_lock(args.out, parser.prog))
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
+    except OSError as e:  # its pid could not be written (a full disk)
+        usage.fail(parser.prog, f"--out {args.out}: cannot lock it ({e.strerror or e})")
+    usage.sigterm_as_interrupt()  # a scheduler's SIGTERM or `kill`: the Ctrl-C line, not a silent 143
+    try:
+        return _fingerprint(parser.prog, args, settings)
+    finally:
+        if lock is not None:
+            lock.release()
 
+
+def _fingerprint(prog: str, args, settings: FingerprintSettings) -> int:
+    """The records of `fingerprint_main`, each line written (and flushed) as it is made: a
+    killed or interrupted run's --out holds the records done so far (documented; a rerun
+    starts over), so the file is written in place, not renamed into place at the end."""
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
     report = _Reporter(args.failures, "fingerprint", args.no_progress)
     try:
@@ -289,11 +307,11 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
             out.write(json.dumps(line, separators=(",", ":")) + "\n")
             out.flush()  # each line on disk as it is made (a killed run had written none); a closed pipe is caught here
     except KeyboardInterrupt:
-        return report.interrupted(parser.prog, "stdout" if out is sys.stdout else f"--out {args.out}")
+        return report.interrupted(prog, "stdout" if out is sys.stdout else f"--out {args.out}")
     except BrokenPipeError:
         if out is not sys.stdout:
             raise
-        return _stdout_closed(parser.prog, report)
+        return _stdout_closed(prog, report)
     except OSError as error:  # the --out file's disk is full (or its device failed)
         if out is sys.stdout:
             raise
@@ -301,7 +319,7 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
             out.close()
         except OSError:  # the same failed write, retried by close: reported once
             pass
-        return report.unwritable(parser.prog, f"--out {args.out}", error, "fingerprinted")
+        return report.unwritable(prog, f"--out {args.out}", error, "fingerprinted")
     finally:
         if out is not sys.stdout and not out.closed:
             out.close()
@@ -406,13 +424,26 @@ def render_main(argv: list[str] | None = None) -> int:
         if args.failures is not None:  # may be inside --out
             usage.output_file(args.failures, "--failures")
         _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures})
+        # before anything in --out is deleted: a second run removed the pictures (and the
+        # unfinished one) of the run writing there, which then failed
+        lock = output_lock.hold(output_lock.folder_lock(args.out, parser.prog))
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
+    except OSError as e:  # its pid could not be written (a full disk)
+        usage.fail(parser.prog, f"--out {args.out}: cannot lock it ({e.strerror or e})")
+    usage.sigterm_as_interrupt()  # a scheduler's SIGTERM or `kill`: the Ctrl-C line, not a silent 143
+    try:
+        return _render(parser.prog, args)
+    finally:
+        lock.release()
 
+
+def _render(prog: str, args) -> int:
+    """The records of `render_main`, into --out (whose lock this process holds)."""
     try:
         _remove_earlier_images(args.out)
     except usage.UsageError as e:
-        usage.fail(parser.prog, e)
+        usage.fail(prog, e)
     report = _Reporter(args.failures, "render", args.no_progress)
     # names taken by files already in --out (not ours, or the --failures file) are skipped: a
     # user's a.png, or --failures r/a.png, was overwritten by a depiction
@@ -451,11 +482,11 @@ def render_main(argv: list[str] | None = None) -> int:
                         os.replace(part, args.out / line["image"])
                 part = None
     except KeyboardInterrupt:
-        return report.interrupted(parser.prog, f"{args.out} and its index.jsonl")
+        return report.interrupted(prog, f"{args.out} and its index.jsonl")
     except _Unwritable as unwritable:  # a full disk: one line, as deepmolm-fingerprint says it
         if part is not None:
             part.unlink(missing_ok=True)
-        return report.unwritable(parser.prog, f"into --out {args.out}", unwritable.__cause__, "rendered")
+        return report.unwritable(prog, f"into --out {args.out}", unwritable.__cause__, "rendered")
     return report.close("rendered")
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import csv
 import fnmatch
 import hashlib
@@ -58,7 +59,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import usage
+from .. import output_lock, usage
 from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number
 from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
@@ -433,6 +434,8 @@ def foreign_out(out: Path) -> str | None:
     for path in entries:
         if path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file():
             continue  # write_atomic's temporary file, left by a killed run
+        if path.name == output_lock.LOCK and path.is_file():
+            continue  # the lock of the run writing here (or a killed run's file, no longer locked)
         if not any(_is_run_file(out, path, p) for p in patterns):
             return f"it holds {path.relative_to(out).as_posix()}, which is not a file as a run writes it"
     reports = [p for g in RUN_REPORTS for p in out.glob(g)]
@@ -449,12 +452,30 @@ def check_out_folder(out: Path) -> None:
                                "or deleted, not even with --overwrite: give an empty or new folder")
 
 
+class Unwritable(Exception):
+    """A file of --out could not be written (a full disk, a failing device): `main` says so
+    in one line naming `what` and the OSError's reason (it was a 30-line chained traceback)."""
+
+    def __init__(self, what: str, error: OSError):
+        super().__init__(f"cannot write {what}: {error.strerror or error}")
+
+
+@contextlib.contextmanager
+def _writing(what: "str | os.PathLike"):
+    """OSError while writing `what` into --out -> Unwritable (an input's read error is not this)."""
+    try:
+        yield
+    except OSError as error:
+        raise Unwritable(os.fspath(what), error) from error
+
+
 def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
     """Create ``out``; refuse (or, with ``overwrite``, clear) results of a different
     configuration; refuse a folder that is not a run's (``check_out_folder``)."""
     check_out_folder(out)  # as with the arguments; again here, where files are first replaced and deleted
-    (out / "seeds").mkdir(parents=True, exist_ok=True)
-    (out / "splits").mkdir(exist_ok=True)
+    with _writing(out / "seeds"):
+        (out / "seeds").mkdir(parents=True, exist_ok=True)
+        (out / "splits").mkdir(exist_ok=True)
     config_path = out / "config.json"
     if not config_path.exists():
         # a run's folder (check_out_folder) whose config.json was deleted: its reports are of no
@@ -471,7 +492,8 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
                 f.unlink()
             remove_reports(out)  # else the old configuration's results stood until the new run ended
-    write_atomic(config_path, strict_json({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
+    with _writing(config_path):
+        write_atomic(config_path, strict_json({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
 
 
 def _read_json(path: Path):
@@ -488,8 +510,9 @@ def _write_split(out: Path, seed: int, kind: str, split: dict, table, only_if_mi
     path = out / "splits" / f"seed_{seed}.json"
     if only_if_missing and path.is_file():
         return
-    write_atomic(path, strict_json({"seed": seed, "kind": kind, **{k: v.tolist() for k, v in split.items()},
-                                    **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()}}))
+    with _writing(path):
+        write_atomic(path, strict_json({"seed": seed, "kind": kind, **{k: v.tolist() for k, v in split.items()},
+                                        **{f"{k}_csv_rows": table.rows[v].tolist() for k, v in split.items()}}))
 
 
 SEED_RESULT_KEYS = ("seed", "fingerprint", "metrics", "members", "predictions", "seconds")
@@ -514,6 +537,20 @@ def load_seed_result(path: Path, seed: int, fp: str) -> tuple[dict | None, str]:
 
 
 def run_from_args(args) -> dict:
+    """The run, holding --out's lock (``output_lock``) from before the first file is
+    deleted or written to the end: a second run on the folder is refused, naming the first."""
+    out = out_folder(args)
+    lock = output_lock.folder_lock(out, "deepmolm-kflm2")
+    try:
+        if out.is_dir():  # refused at once, before the data and a featuriser's model are loaded
+            with _writing(lock.path):
+                output_lock.hold(lock)
+        return _run(args, out, lock)
+    finally:
+        lock.release()
+
+
+def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
@@ -528,7 +565,6 @@ def run_from_args(args) -> dict:
         if llm is not None:  # an llm: folder's contents can change under the same path
             run["llm_fingerprint"] = llm.fingerprint
     run.update(_data_digests(args))
-    out = out_folder(args)
     fp = _fingerprint(run)
 
     t_load = time.perf_counter()  # the data are read and checked before anything is written
@@ -563,6 +599,10 @@ def run_from_args(args) -> dict:
     for seed, split in splits.items():
         check_split(split, seed, args.split, len(table.smiles), scaffolds, len(groups))
         check_split_labels(split, seed, table, args.task, args.split)
+    # (a new --out is made only here, where the run starts writing: one refused for its data is
+    # not left behind)
+    with _writing(lock.path):
+        output_lock.hold(lock)
     _prepare_out(out, run, fp, args.overwrite)
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
@@ -574,7 +614,8 @@ def run_from_args(args) -> dict:
     need_tokens = args.fusion == "attention"
     inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
     data_report["imputed_features"] = imputed_features(featurizer, inputs.embed)
-    write_atomic(out / "data_report.json", strict_json(data_report, indent=1))
+    with _writing(out / "data_report.json"):
+        write_atomic(out / "data_report.json", strict_json(data_report, indent=1))
     for name, counts in data_report["imputed_features"].items():
         if not args.quiet:
             print(f"{counts['molecules']} molecules have {counts['values']} {name} feature values RDKit could not "
@@ -616,7 +657,8 @@ def run_from_args(args) -> dict:
             pred["csv_rows"] = source.rows[pred["index"]].tolist()
             pred["smiles"] = [source.smiles[i] for i in pred["index"]]
         result["fingerprint"] = fp
-        write_atomic(seed_path, strict_json(result))
+        with _writing(seed_path):
+            write_atomic(seed_path, strict_json(result))
         results.append(result)
 
     feats = "none" if featurizer is None else featurizer.name
@@ -632,7 +674,12 @@ def run_from_args(args) -> dict:
         "summary": summary, "per_seed": results,
         "seconds_total": float(sum(r["seconds"] for r in results)),
     }
-    paths = write_reports(results_doc, out, plots=not args.no_plots)
+    try:
+        with _writing(f"the reports in {out} (results.json, results.md, plots/)"):
+            paths = write_reports(results_doc, out, plots=not args.no_plots)
+    except Unwritable:
+        remove_reports(out)  # plots are written in place (plots.save): a cut PNG must not pass for a plot
+        raise
     results_doc["paths"] = {k: [os.fspath(x) for x in v] if isinstance(v, list) else os.fspath(v)
                             for k, v in paths.items()}
     if not args.quiet:
@@ -898,6 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..tensor_files import CheckpointError
     from .featurizers import FeaturizerError
 
+    usage.sigterm_as_interrupt()  # a scheduler's SIGTERM or `kill`: the Ctrl-C line below, not a silent 143
     try:
         results_doc = run_from_args(args)
     except (usage.UsageError, CheckpointError, FeaturizerError) as e:  # a model or molecule the run cannot use
@@ -905,6 +953,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingDiverged as e:
         print(f"deepmolm-kflm2: error: {e}", file=sys.stderr)
+        return 1
+    except Unwritable as e:  # a full disk: as deepmolm-fingerprint and deepmolm-render say it
+        print(f"deepmolm-kflm2: error: {e}; the seeds finished so far are kept: rerun the same command to resume",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # was a traceback through torch and exit -2
         print("\ndeepmolm-kflm2: interrupted; the seeds finished so far are kept: rerun the same command to resume",
