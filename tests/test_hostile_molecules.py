@@ -6,6 +6,7 @@ never a different molecule.
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -257,6 +258,8 @@ def test_fingerprint_to_a_pipe_closed_early_stops_with_one_line():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err and "stdout was closed by its reader" in err
+    # the summary counts what was read, not the input ("fingerprinted 2 of 2 records" for 4 given)
+    assert re.search(r"fingerprinted (\d+) of the \1 records read before it stopped; 0 failed", err), err
 
 
 def test_xyz_frame_with_a_blank_line_says_what_is_wrong(tmp_path):

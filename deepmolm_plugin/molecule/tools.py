@@ -209,7 +209,7 @@ class _Reporter:
 
     def interrupted(self, prog: str, outputs: str) -> int:
         """Ctrl-C: one line saying how far it came and where the partial output is; exit 130."""
-        self.close("done:")
+        self.close("done:", stopped=True)
         print(f"{prog}: interrupted after {self.done} records; {outputs} hold those only (a rerun starts over)",
               file=sys.stderr)
         return 130
@@ -217,16 +217,19 @@ class _Reporter:
     def unwritable(self, prog: str, what: str, error: OSError, done: str) -> int:
         """An output could not be written (a full disk): one line naming it and the reason
         instead of a traceback, after the summary; exit 1."""
-        self.close(done)
+        self.close(done, stopped=True)
         print(f"{prog}: cannot write {what}: {error.strerror or error} (after {self.done} records); stopped",
               file=sys.stderr)
         return 1
 
-    def close(self, what: str) -> int:
+    def close(self, what: str, stopped: bool = False) -> int:
+        """The summary line; `stopped`: the run ended before its last record, so the count is
+        of the records read so far ("2 of 2 records" read as the whole input, of 4)."""
         self.bar.close()
         if self.file:
             self.file.close()
-        summary = f"{what} {self.done - self.failed} of {self.done} records; {self.failed} failed"
+        read = f"the {self.done} records read before it stopped" if stopped else f"{self.done} records"
+        summary = f"{what} {self.done - self.failed} of {read}; {self.failed} failed"
         print(summary, file=sys.stderr)
         return 1 if self.failed else 0
 
@@ -331,7 +334,7 @@ def _stdout_closed(prog: str, report: _Reporter) -> int:
     instead of a BrokenPipeError traceback; exit 1 (not every record was written)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # else Python's final flush of stdout fails again
-    report.close("fingerprinted")
+    report.close("fingerprinted", stopped=True)
     print(f"{prog}: stdout was closed by its reader after {report.done} records; stopped", file=sys.stderr)
     return 1
 
