@@ -39,6 +39,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+import signal
 import sys
 
 from deepmolm_plugin import usage
@@ -533,15 +535,18 @@ def check_adapter_settings(model_args) -> None:
                                f"(its {os.path.join(folder, 'config.json')}): {'; '.join(differ)}; give its settings")
 
 
-def check_finished_run(output: str, output_dir: str) -> None:
+def check_finished_run(output: str, output_dir: str, unfinished: "str | None" = None) -> None:
     """An --output_dir holding a saved model (a finished run) and no checkpoint to resume:
     the run would write over it without a word (another projector's model replaced a
-    finished one, exit 0). Refused."""
+    finished one, exit 0). Refused. `unfinished`: its only checkpoint, a save that was cut
+    short (unfinished_save), named so the message says why there is none to resume."""
     saved = [name for name in ("mm_projector.bin", *RESUMED_WEIGHTS) if os.path.isfile(os.path.join(output, name))]
     if saved:
+        cut = (f" ({os.path.basename(unfinished)} was cut short while being saved: no trainer_state.json)"
+               if unfinished else "")
         raise usage.UsageError(f"--output_dir {output_dir} holds a finished run ({saved[0]}) and no checkpoint to "
-                               "resume: this run would overwrite it; give another --output_dir, or move that run "
-                               "away first")
+                               f"resume{cut}: this run would overwrite it; give another --output_dir, or move that "
+                               "run away first")
 
 
 def same_weights(given, saved) -> bool:
@@ -569,32 +574,40 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
     --deepencoder_config: the run went on computing something else than its first part) or
     failed after the model had loaded (a size mismatch for --fp_bits, unexpected keys for
     another projector). Refused now, naming the settings; so is a `checkpoint-*` the host
-    would try to resume and cannot (transformers' traceback after the model had loaded).
+    would try to resume and cannot (transformers' traceback after the model had loaded),
+    except a last checkpoint whose save was cut short (unfinished_save): main sets that one
+    aside once these checks pass, so they check the checkpoint before it, or a fresh start.
     Also its trainable set, start/end tokens and template (RESUMED_SETTINGS, `deepmolm_run`):
     an optimizer-state or embedding size traceback, or a silent switch of template; and the
     data settings the config records (DATA_SETTINGS), switched silently partway through the
     run. And a checkpoint of the other kind than --deepspeed says (checkpoint_kind_problem)."""
     from pathlib import Path
 
-    from transformers.trainer_utils import get_last_checkpoint
-
     output_dir = options.output_dir
     output = os.path.expanduser(output_dir or "")
+    # a last save that was cut short is set aside before the host starts
+    # (set_aside_unfinished_save, after these checks): the checks are about what it leaves
+    unfinished = unfinished_save(output)
     if not resumes(output):
-        check_finished_run(output, output_dir)
+        check_finished_run(output, output_dir, unfinished)
         return
-    checkpoint = get_last_checkpoint(output)
+    checkpoint = resumed_checkpoint(output)
     if checkpoint is None:  # transformers takes only checkpoint-<number> folders
-        found = sorted(p.name for p in Path(output).glob("checkpoint-*"))
+        found = sorted(p.name for p in Path(output).glob("checkpoint-*")
+                       if unfinished is None or p.name != os.path.basename(unfinished))
         raise usage.UsageError(f"--output_dir {output_dir} holds {', '.join(found[:3])}, so the host resumes, but "
                                "no checkpoint-<step> folder to resume from: move it away, or use another --output_dir")
     name = os.path.basename(checkpoint)
     missing = [f for f in ("trainer_state.json", "config.json") if not os.path.isfile(os.path.join(checkpoint, f))]
     if missing:
+        # a save cut short was set aside above when it was the last; what is left here is
+        # no such save (unfinished_save), or one before a set-aside one
+        adapter_only = "trainer_state.json" in missing and os.path.isfile(os.path.join(checkpoint, "mm_projector.bin"))
+        why = ("a --tune_mm_mlp_adapter checkpoint, which holds only the projector" if adapter_only else
+               "a save that did not finish, or a damaged copy")
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, which has no "
-                               f"{' or '.join(missing)} (a save that did not finish, or a --tune_mm_mlp_adapter "
-                               "checkpoint, which holds only the projector): move it away to resume from an "
-                               "earlier one, or use another --output_dir")
+                               f"{' or '.join(missing)} ({why}): move it away to resume from an earlier one, or "
+                               "use another --output_dir")
     saved = usage.model_config(checkpoint, f"--output_dir {output_dir} (the checkpoint it resumes)")
     differ = settings_differences(saved, model_args, RESUMED_SETTINGS) + run_differences(saved, model_args)
     differ += settings_differences(saved, options, TRAINING_SETTINGS)
@@ -622,7 +635,9 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, whose {problem} (a save "
                                "that did not finish, or a damaged copy): move it away to resume from an earlier "
                                "one, or use another --output_dir")
-    if os.environ.get("RANK", "0") == "0":  # said once, not by every rank (nothing said the run resumed)
+    # said once, not by every rank (nothing said the run resumed); with a cut save to set
+    # aside, set_aside_unfinished_save says it in its own line, once the folder is renamed
+    if os.environ.get("RANK", "0") == "0" and unfinished is None:
         print(f"{PROG}: resuming {checkpoint} (the host resumes the last checkpoint of --output_dir)", file=sys.stderr)
 
 
@@ -705,10 +720,127 @@ def check_resumed_run(options, data_args) -> None:
 
 def resumes(output: str) -> bool:
     """Whether the host resumes a run from `output` (it does when anything there matches
-    `checkpoint-*`, llava/train/train.py)."""
+    `checkpoint-*`, llava/train/train.py) once the launcher has set aside a last checkpoint
+    whose save was cut short (`unfinished_save`): that one is no checkpoint to resume. Every
+    rank answers alike whether or not rank 0 has renamed it yet (set_aside_unfinished_save)."""
     from pathlib import Path
 
-    return os.path.isdir(output) and any(Path(output).glob("checkpoint-*"))
+    if not os.path.isdir(output):
+        return False
+    unfinished = unfinished_save(output)
+    skipped = os.path.basename(unfinished) if unfinished else None
+    return any(p.name != skipped for p in Path(output).glob("checkpoint-*"))
+
+
+# transformers' rule for the folders Trainer.train(resume_from_checkpoint=True) chooses from
+# (trainer_utils.get_last_checkpoint: the highest step wins).
+STEP_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# What a save that was cut short is renamed to: a name neither the host's `checkpoint-*` glob
+# nor STEP_CHECKPOINT matches, so the rerun resumes the checkpoint before it, and
+# transformers' rotation (--save_total_limit, which globs `checkpoint-*`) never deletes it.
+UNFINISHED_PREFIX = "unfinished-"
+
+
+def last_step_checkpoint(output: str, skip: "str | None" = None) -> "str | None":
+    """The `checkpoint-<step>` folder of `output` that transformers resumes (the highest
+    step), leaving out the folder named `skip`; None when there is none."""
+    try:
+        names = os.listdir(output)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    found = [n for n in names if STEP_CHECKPOINT.match(n) and n != skip and os.path.isdir(os.path.join(output, n))]
+    if not found:
+        return None
+    return os.path.join(output, max(found, key=lambda n: int(STEP_CHECKPOINT.match(n).group(1))))
+
+
+def unfinished_save(output: str) -> "str | None":
+    """The last `checkpoint-<step>` of `output` when the Trainer's save of it was cut short
+    (Ctrl-C, SIGTERM from a scheduler, SIGKILL, a lost node), else None. The Trainer writes
+    trainer_state.json last, after the weights, tokenizer, optimizer, schedule and RNG state
+    (DeepSpeed's global_step*/ too), so a folder without it never finished saving and holds
+    nothing the run can go on from. A folder with mm_projector.bin and no trainer_state.json
+    is no cut save but a --tune_mm_mlp_adapter checkpoint (the host saves no Trainer state
+    for those): setting it aside would only expose the next one alike, so it stays refused
+    (check_resumed_settings). A trainer_state.json that is there but damaged is refused too:
+    it cannot be told from a damaged copy of a finished save."""
+    last = last_step_checkpoint(output)
+    if last is None:
+        return None
+    # lexists: rank 0 may rename the folder while another rank looks (resumes); a folder
+    # gone from under us reads as set aside, which is what it is then
+    if any(os.path.lexists(os.path.join(last, name)) for name in ("trainer_state.json", "mm_projector.bin")):
+        return None
+    return last
+
+
+def resumed_checkpoint(output: str) -> "str | None":
+    """The `checkpoint-<step>` the host resumes once an unfinished last save is set aside
+    (unfinished_save), None when no such folder is left (the run then starts afresh)."""
+    unfinished = unfinished_save(output)
+    return last_step_checkpoint(output, skip=os.path.basename(unfinished) if unfinished else None)
+
+
+def aside_name(checkpoint: str) -> str:
+    """A free name beside `checkpoint` to set it aside under: unfinished-checkpoint-N, or
+    unfinished-checkpoint-N.2, .3, ... when an earlier cut save of the same step was set
+    aside already (it is the user's to inspect, never overwritten)."""
+    base = os.path.join(os.path.dirname(checkpoint), UNFINISHED_PREFIX + os.path.basename(checkpoint))
+    target, n = base, 1
+    while os.path.lexists(target):
+        n += 1
+        target = f"{base}.{n}"
+    return target
+
+
+# How long a rank other than 0 waits for rank 0 to set a cut save aside. Rank 0 runs the same
+# checks on the same files and renames right after them, so the wait is short; the bound only
+# turns a rank 0 that never gets there (and a launcher that did not stop the others) into a
+# message instead of a hang.
+SET_ASIDE_WAIT_S = 600
+
+
+def set_aside_unfinished_save(output_dir: str) -> None:
+    """Rename a last checkpoint whose save was cut short (unfinished_save) out of the host's
+    way, saying so in one line, after every up-front check has passed (a refused command
+    leaves --output_dir as it was). It could not resume (the rerun of an interrupted or
+    requeued job was refused, "move it away"), and the checkpoint before it is what the run
+    had finished; the folder is kept, under a name the host does not resume (aside_name).
+
+    Under torchrun / deepspeed every rank runs the launcher's checks at once, before any
+    process group exists, so only rank 0 renames: two ranks renaming one folder would race
+    for the new name. The other ranks' checks already treat the folder as set aside
+    (resumes, resumed_checkpoint), so they agree with rank 0 whether or not the rename has
+    happened yet; and here they wait until it has, so that the host on every rank (its
+    `checkpoint-*` glob, transformers' choice of the last checkpoint) sees the same folders:
+    nothing else orders them before a rank resumes, which it may do before its first
+    collective call."""
+    import time
+
+    output = os.path.expanduser(output_dir or "")
+    unfinished = unfinished_save(output)
+    if unfinished is None:
+        return
+    if os.environ.get("RANK", "0") != "0":
+        deadline = time.monotonic() + SET_ASIDE_WAIT_S
+        while os.path.lexists(unfinished):
+            if time.monotonic() > deadline:
+                raise usage.UsageError(f"--output_dir {output_dir}: rank 0 did not set aside {unfinished} (a save that "
+                                       f"was cut short) within {SET_ASIDE_WAIT_S} s; did rank 0 stop?")
+            time.sleep(0.2)
+        return
+    target = aside_name(unfinished)
+    try:
+        os.rename(unfinished, target)
+    except OSError as e:
+        raise usage.UsageError(f"--output_dir {output_dir}: {unfinished} was cut short while being saved (no "
+                               f"trainer_state.json) and cannot be resumed, and setting it aside as {target} "
+                               f"failed ({e}); move it away yourself") from e
+    resumed = resumed_checkpoint(output)
+    then = (f"resuming {resumed} (the host resumes the last checkpoint of --output_dir)" if resumed else
+            "no finished checkpoint is left, so the run starts afresh")
+    print(f"{PROG}: {unfinished} was cut short while being saved (no trainer_state.json, which the Trainer writes "
+          f"last): set aside as {target}; {then}", file=sys.stderr)
 
 
 def write_run_record(options, data_args) -> None:
@@ -778,7 +910,9 @@ def model_only(output: str) -> bool:
     (--save_only_model): "move the last one away" would not help."""
     from pathlib import Path
 
-    checkpoints = [p for p in Path(output).glob("checkpoint-*") if p.is_dir() and not by_deepspeed(p)]
+    unfinished = unfinished_save(output)  # set aside before the host starts: not one of them
+    checkpoints = [p for p in Path(output).glob("checkpoint-*") if p.is_dir() and not by_deepspeed(p)
+                   and (unfinished is None or p.name != os.path.basename(unfinished))]
     return bool(checkpoints) and all(not (p / "optimizer.pt").exists() and not (p / "scheduler.pt").exists()
                                      and (p / "trainer_state.json").is_file() for p in checkpoints)
 
@@ -981,14 +1115,29 @@ def main(argv=None) -> None:
             check_template(argv)
         except usage.UsageError as e:
             usage.fail(PROG, e)
-        write_run_record(options, data_args)
-    sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
-    seed_model_init(argv)
+    output_dir = None if asks_help else options.output_dir
     from deepmolm_plugin.encoder.tower import TowerWeightsError
     from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
     from deepmolm_plugin.projector.weights import ProjectorWeightsError
 
+    lock = None
+    if not asks_help and os.environ.get("RANK", "0") == "0":
+        # one run per --output_dir: a second one set aside the checkpoint the first was still
+        # saving (as a save cut short), and both wrote one folder; the other ranks of this run
+        # write it with rank 0
+        from deepmolm_plugin import output_lock
+
+        try:
+            lock = output_lock.hold(output_lock.folder_lock(os.path.expanduser(output_dir), PROG))
+        except usage.UsageError as e:
+            usage.fail(PROG, e)
+    previous_sigterm = stop_on_sigterm()
     try:
+        if not asks_help:
+            set_aside_unfinished_save(output_dir)
+            write_run_record(options, data_args)
+        sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
+        seed_model_init(argv)
         host_train.train(attn_implementation="sdpa")
     except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
         usage.fail(PROG, e)
@@ -1003,10 +1152,66 @@ def main(argv=None) -> None:
         sys.stderr.write(f"{PROG}: error: {e}\n")
         raise SystemExit(1) from None
     except KeyboardInterrupt:  # Ctrl-C: a traceback from inside the training loop, before
-        sys.stderr.write(f"\n{PROG}: interrupted; the checkpoint-<step> folders saved so far are kept: the same "
-                         "command resumes from the last\n")
+        sys.stderr.write(f"\n{PROG}: {interrupted_message(output_dir)}\n")
         raise SystemExit(130) from None
+    finally:  # for in-process callers (tests); None: a handler not set from Python, which cannot be put back
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        if lock is not None:
+            lock.release()
     finish_distributed()
+
+
+def stop_on_sigterm():
+    """From now on SIGTERM stops training as Ctrl-C does (the KeyboardInterrupt path of
+    main: one line, exit 130); returns the handler it replaces. SIGTERM (a SLURM requeue or
+    time limit, `kill`, torchrun / the deepspeed launcher passing theirs on to each rank,
+    which each take this path) took the default action: exit 143 without a word, and a
+    checkpoint cut short mid-save with nothing saying so. Not before the checks: a SIGTERM
+    during them has changed nothing on disk.
+
+    The host's DataLoader workers are other processes, with torch's own handlers. A SIGTERM
+    to the whole process group (SLURM signals every process of the job step, torchrun its
+    workers' groups) ends them too, and torch's SIGCHLD handler here then raised "DataLoader
+    worker (pid N) is killed by signal: Terminated", a traceback after the one line. This
+    process is stopping: their deaths are no news, so SIGCHLD gets a handler that does
+    nothing first (Python runs the SIGTERM handler before a SIGCHLD that arrived with it:
+    lower number first). A Python handler, not SIG_DFL: a SIGCHLD already pending when its
+    handler became SIG_DFL was "OSError: Signal 17 ignored due to race condition", with a
+    traceback."""
+    previous = signal.getsignal(signal.SIGTERM)
+    usage.sigterm_as_interrupt()
+    interrupt = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        interrupt(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+    return previous
+
+
+def interrupted_message(output_dir: "str | None") -> str:
+    """What a stopped run (Ctrl-C, SIGTERM) left and what the same command does with it. When
+    the stop cut a checkpoint's save short, "resumes from the last" was untrue: the rerun
+    was refused for that half-written checkpoint; it now sets it aside
+    (set_aside_unfinished_save), which this says."""
+    kept = "interrupted; the checkpoint-<step> folders saved so far are kept: the same command resumes from the last"
+    output = os.path.expanduser(output_dir or "")
+    try:
+        unfinished = unfinished_save(output)
+        resumed = resumed_checkpoint(output) if unfinished else None
+    except OSError:  # the folder cannot be listed now: say what holds in general
+        return kept
+    if unfinished is None:
+        return kept
+    name = os.path.basename(unfinished)
+    then = (f"resumes from {os.path.basename(resumed)}, the last checkpoint saved in full" if resumed else
+            "starts afresh (no checkpoint was saved in full)")
+    return (f"interrupted while {name} was being saved: it was cut short (no trainer_state.json); the checkpoints "
+            f"saved before it are kept, and the same command sets {name} aside (as "
+            f"{os.path.basename(aside_name(unfinished))}) and "
+            f"{then}")
 
 
 def finish_distributed() -> None:

@@ -238,8 +238,13 @@ def test_resuming_with_another_tower_network_is_refused(tmp_path):
 
 @pytest.mark.parametrize("layout, message", [
     ({"checkpoint-best": None}, r"holds checkpoint-best, so the host resumes, but no checkpoint-<step> folder"),
-    ({"checkpoint-4": None}, r"would resume checkpoint-4, which has no trainer_state.json or config.json"),
-    ({"checkpoint-4": "config.json"}, r"would resume checkpoint-4, which has no trainer_state.json \("),
+    # a stage-1 (--tune_mm_mlp_adapter) checkpoint holds no Trainer state; an empty checkpoint-4
+    # or one with config.json alone is a save cut short, set aside now
+    # (tests/test_training_interrupted_save.py)
+    ({"checkpoint-4": "mm_projector.bin"},
+     r"would resume checkpoint-4, which has no trainer_state.json or config.json \(a --tune_mm_mlp_adapter"),
+    ({"checkpoint-4": "trainer_state.json"},
+     r"would resume checkpoint-4, which has no config.json \(a save that did not finish, or a damaged copy\)"),
 ])
 def test_a_checkpoint_the_host_cannot_resume_is_one_line_before_loading(tmp_path, layout, message):
     # was: transformers' "Can't find a valid checkpoint" traceback after the model had loaded
