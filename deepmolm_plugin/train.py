@@ -77,6 +77,8 @@ def check_inputs(argv) -> list:
     for name in ("image_folder", "structure_folder"):
         if option_value(argv, name):
             usage.existing_folder(option_value(argv, name), f"--{name}")
+    if not option_value(argv, "structure_folder"):
+        check_relative_structures(records, data)
     if option_value(argv, "deepencoder_config"):
         check_encoder_config(option_value(argv, "deepencoder_config"))
     if option_value(argv, "pretrain_mm_mlp_adapter"):
@@ -308,6 +310,19 @@ def check_records(records: list, data_path: str, plain: bool = False) -> None:
             check_chat_records(records)
     except ValueError as e:
         raise usage.UsageError(f"--data_path {e}") from e
+
+
+def check_relative_structures(records: list, data_path: str) -> None:
+    """A record's relative `structure` is read from --structure_folder: without the option it
+    failed when the record was first read, after the model had loaded (the README's own
+    stage-2 command left the option out: minutes of loading, then exit 1)."""
+    from deepmolm_plugin.data.records import record_id
+
+    for i, record in enumerate(records):
+        structure = record.get("structure")
+        if isinstance(structure, str) and structure.strip() and not os.path.isabs(structure):  # as the resolver reads it
+            raise usage.UsageError(f"--data_path {data_path}: record {record_id(record, i)!r}: structure {structure} "
+                                   "is relative but --structure_folder is not set (the folder it is read from)")
 
 
 def check_encoder_config(value: str) -> None:
