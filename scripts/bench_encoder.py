@@ -13,13 +13,15 @@ process and from the same random weights:
   and max |diff| <= 1e-4 in fp32.
 
 Usage (runtimes on a 2-core AVX2 EPYC, idle; the reference's bf16 is emulated there, so
-the default dtypes are float32 plus bfloat16 only where it is native or on CUDA):
+the default dtypes are float32 plus what dtype "auto" means on the device where that is not
+float32: bfloat16 on GPUs and CPUs that compute it natively, float16 on older GPUs):
     .venv/bin/python scripts/bench_encoder.py            # 1024 px, batch 1, 3 rounds: ~3.5 min
     .venv/bin/python scripts/bench_encoder.py --quick    # 1 round, smaller GEMM probe: ~1.5 min
     .venv/bin/python scripts/bench_encoder.py --tiny     # tiny preset, 128 px: seconds (tests)
     .venv/bin/python scripts/bench_encoder.py --device cuda --dtypes bfloat16 --batch 8
 
-Writes scripts/results/bench_encoder_<device>.json and .md (--out-dir, --name). On CPU,
+Writes scripts/results/bench_encoder_<device>.json and .md (--out-dir, --name; --quick and
+--tiny are smoke runs: bench_report.SMOKE_RESULTS, never scripts/results). On CPU,
 PyTorch's transparent-huge-page allocation (THP_MEM_ALLOC_ENABLE=1) is switched on for
 the run, for both implementations alike (--no-thp: off): a fresh 50 MB activation costs
 ~6x less in page faults with it; and glibc keeps freed memory for reuse
@@ -54,7 +56,6 @@ import torch
 import transformers
 
 from deepmolm_plugin.cpu_memory import keep_freed_memory
-from deepmolm_plugin.dtypes import cpu_has_native_bf16
 from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, encoder_config, to_deepseek_layout
 from deepmolm_plugin.encoder.config import SAM_ATTENTION, resolve_dtype
 from deepmolm_plugin.encoder.hf_reference import DeepEncoderReference
@@ -67,6 +68,9 @@ except ImportError:  # optional: only used where /proc/self/statm is absent
     psutil = None
 
 FP32_ATOL = 1e-4  # issue 14: numerics unchanged at full size
+# The largest --batch: past it the first allocation failed with an allocator traceback,
+# after the GEMM probe had run (gpu_check's --batches takes the same bound).
+MAX_BATCH = 1024
 
 # Forward cost of one 1024 px view, counting matmuls and convs as 2 FLOPs per
 # multiply-add (windowed blocks on their padded 70x70 grid, as upstream runs them):
@@ -260,20 +264,21 @@ def profile_forward(model: torch.nn.Module, x: torch.Tensor, rows: int) -> List[
 
 
 def default_dtypes(device: torch.device) -> List[str]:
-    """float32, plus bfloat16 where it is native (CUDA, AMX / AVX512-BF16 CPUs)."""
-    if device.type == "cuda" or cpu_has_native_bf16():
-        return ["float32", "bfloat16"]
-    return ["float32"]
+    """float32, plus what dtype "auto" means on `device` where that is not float32 (bf16 on
+    AMX / AVX512-BF16 CPUs and bf16 GPUs, fp16 on older GPUs: "any CUDA device" included
+    bf16 on GPUs without it)."""
+    auto = bench_report.auto_dtype_name(device)
+    return ["float32"] if auto == "float32" else ["float32", auto]
 
 
 def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16", "float16"],
-                        help="default: float32, plus bfloat16 where native (CUDA, AMX/AVX512-BF16)")
+                        help="default: float32, plus dtype 'auto' (bfloat16 where native, float16 on older GPUs)")
     # Upper bounds a run can hold: past them the first allocation failed with an allocator
     # traceback (--image-size 1048576 asked for 13 TB), after the GEMM probe had run.
-    parser.add_argument("--batch", type=bench_report.at_least(1, 1024), default=1)
+    parser.add_argument("--batch", type=bench_report.at_least(1, MAX_BATCH), default=1)
     parser.add_argument("--image-size", type=bench_report.at_least(64, 4096), default=None,
                         help="default: the config's (1024); a multiple of 64, at most 4096")
     parser.add_argument("--repeats", type=bench_report.at_least(1), default=None,
@@ -297,7 +302,8 @@ def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     parser.add_argument("--no-keep-freed", action="store_true",
                         help="leave glibc's thresholds as they are (freed memory goes back to the kernel)")
     parser.add_argument("--seed", type=bench_report.at_least(-2**63, 2**64 - 1), default=0)  # torch.manual_seed's range
-    parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    parser.add_argument("--out-dir", type=bench_report.out_dir, default=None,
+                        help="default scripts/results; --quick, --tiny: bench_report.SMOKE_RESULTS")
     parser.add_argument("--name", type=bench_report.result_name, default=None, help="result file name (default bench_encoder_<device>[_tiny])")
     args = parser.parse_args(argv)
     if args.image_size is not None and args.image_size % 64:
@@ -311,6 +317,8 @@ def arguments(argv: "List[str] | None" = None) -> argparse.Namespace:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA device")
     bench_report.refuse_repeats(parser, "--dtypes", args.dtypes or [])
+    args.out_dir = bench_report.results_folder(parser, "--out-dir", args.out_dir,
+                                               bench_report.smoke_mode(args, "--tiny", "--quick"))
     # --quick and --tiny fill in only the values not given (--quick --repeats 3 ran 1 round)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
@@ -379,9 +387,9 @@ def main(argv: "List[str] | None" = None) -> Dict[str, object]:
             "numerics_ok": diff <= FP32_ATOL if dtype == torch.float32 else None,
             **({"profile_ours": profiles[dtype_name]} if profiles else {}),
         }
-    machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    bench_report.run_ended(machine)
 
-    md = [f"Machine: {bench_report.machine_line(machine)}, {machine['load_average_end'][0]} at the end; "
+    md = [f"{bench_report.machine_line(machine)}; "
           f"THP allocation {'on' if machine['thp_mem_alloc'] == '1' else 'off'}, freed memory kept "
           f"{'on' if keeps_freed else 'off'}. {side} px, batch {args.batch}, "
           f"{flops / 1e12:.3g} TFLOP per forward, {args.repeats} rounds (median); ours: sam_attention "

@@ -15,7 +15,8 @@ and trains three times on the same records and settings:
 It reports the Trainer's own train_runtime per step and samples/s (depictions are drawn at
 start-up, before the timed loop) and the entries in the cache folder.
 
-Writes scripts/results/bench_feature_cache.json and .md (--out-dir, --name).
+Writes scripts/results/bench_feature_cache.json and .md (--out-dir, --name; --quick is a
+smoke run: bench_report.SMOKE_RESULTS, never scripts/results).
 Runtime on a 2-core AVX2 EPYC, idle: ~1 min for `demo`, ~6 min with `deepseek-ocr`
 (fp32, 3 steps of 2 views per run); --quick: `demo` only, unless --presets is given.
 
@@ -114,13 +115,15 @@ def arguments(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=bench_report.at_least(1), default=3)  # -1 was "no limit": negative s/step
     p.add_argument("--batch", type=bench_report.at_least(1), default=2)
     p.add_argument("--quick", action="store_true", help="the demo size only, where --presets is not given")
-    p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    p.add_argument("--out-dir", type=bench_report.out_dir, default=None,
+                   help="default scripts/results; --quick: bench_report.SMOKE_RESULTS")
     p.add_argument("--name", type=bench_report.result_name, default="bench_feature_cache")
     args = p.parse_args(argv)
     # --quick fills in only what is not given (--quick --presets deepseek-ocr ran demo)
     if args.presets is None:
         args.presets = ["demo"] if args.quick else ["demo", "deepseek-ocr"]
     bench_report.refuse_repeats(p, "--presets", args.presets)
+    args.out_dir = bench_report.results_folder(p, "--out-dir", args.out_dir, bench_report.smoke_mode(args, "--quick"))
     if args.steps * args.batch > len(MOLECULES):
         p.error(f"--steps x --batch must be <= {len(MOLECULES)}: the cold run must see each view once")
     return args
@@ -150,10 +153,10 @@ def main(argv=None) -> int:
             runs["warm_speedup"] = runs["no cache"]["step_s"] / runs["cache, warm"]["step_s"]
             runs["cold_overhead"] = runs["cache, cold"]["step_s"] / runs["no cache"]["step_s"]
             results[preset] = runs
-    machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    bench_report.run_ended(machine)
     speedups = ", ".join(f"{k}: warm cache {v['warm_speedup']:.1f}x faster per step, cold run "
                          f"{v['cold_overhead']:.2f}x the uncached step" for k, v in results.items())
-    md = [f"Machine: {bench_report.machine_line(machine)}, {machine['load_average_end'][0]} at the end. "
+    md = [f"{bench_report.machine_line(machine)}. "
           f"Tiny Qwen2 (2 layers, width 64), {args.steps} steps x {args.batch} views per run, fp32.",
           bench_report.table(["encoder", "run", "s/step", "samples/s", "cache entries"], rows),
           speedups + "."]

@@ -1,6 +1,6 @@
 """Benchmark deepmolm-kflm2 against KFLM2's published numbers, under the honest protocol.
 
-    .venv/bin/python scripts/bench_kflm2.py [--out bench_kflm2] [--jobs 2] [--seeds 10]
+    .venv/bin/python scripts/bench_kflm2.py [--out DIR] [--jobs 2] [--seeds 10] [--fp32 | --bf16]
 
 Runs ESOL, FreeSolv, Lipophilicity, BBBP and BACE x {random, scaffold} x seeds 0..9 with
 ONE fixed configuration (``CONFIG`` below, chosen before any test number was seen:
@@ -8,7 +8,15 @@ Chemprop-like defaults, checked on validation sets only), each (dataset, split) 
 ``deepmolm-kflm2`` process (single-threaded torch; ``--jobs`` of them side by side).
 Writes ``<out>/bench_kflm2.json`` and ``<out>/bench_kflm2.md``: mean ± sample std over
 all seeds, wall and CPU seconds per run, and per cell whether KFLM2's number is beaten
-(our mean better than theirs). Resumable: finished seeds are skipped.
+(our mean better than theirs). Resumable: finished seeds are skipped. --out (default
+experiments/bench_kflm2 in the repository, as experiment_fusion's work folders: it holds
+every cell's models too, so it is neither scripts/results nor, as before, a folder named
+after wherever the command was started) keeps the cells; scripts/results/bench_kflm2.*
+are copies of a full run's report. Each cell prints a line as its seeds finish.
+
+Training runs in bf16 autocast where the CPU computes bf16 natively (AMX/AVX512-BF16,
+deepmolm_plugin.dtypes), else in fp32: emulated bf16 made a run about ten times longer
+(Lipophilicity: 1002 s a seed instead of 93 s). --fp32 / --bf16 choose one.
 
 KFLM2's numbers (J. Chem. Theory Comput. 2025) came with test-set hyperparameter choice,
 best-5-of-10 reporting and AUC from hard labels; ours are all 10 seeds, selection on
@@ -52,9 +60,8 @@ CONFIG = [
 
 
 def config(args) -> list:
-    """CONFIG, without --bf16 under --fp32: on a CPU without native bf16 (AVX2 only) bf16
-    is emulated and a run takes about ten times longer (Lipophilicity: 1002 s a seed
-    instead of 93 s on a bf16 CPU)."""
+    """CONFIG, without --bf16 where args.fp32 (by default on a CPU without native bf16: see
+    the module docstring)."""
     return [c for c in CONFIG if c != "--bf16"] if args.fp32 else CONFIG
 
 
@@ -68,7 +75,13 @@ def run_cell(name: str, split: str, args) -> dict:
         cmd += ["--cache-dir", args.cache_dir]
     t0, began = time.perf_counter(), time.time()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = bench_report.run_command(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def seeds_done() -> str:  # --quiet and captured: nothing showed until the whole cell ended
+        done = [p for p in (out / "seeds").glob("seed_*.json") if p.stat().st_mtime >= began]
+        return f"{name:14s} {split:8s} {len(done)}/{args.seeds} seeds trained" if done else None
+
+    with bench_report.progress(seeds_done, every=30):
+        proc = bench_report.run_command(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:  # deepmolm-kflm2 says why in its last lines: no traceback of ours on top
         # its advice "--overwrite" is an option of deepmolm-kflm2, which this script does not take
@@ -160,7 +173,8 @@ def markdown(doc: dict) -> str:
         f"seeds 0..{doc['seeds'] - 1}, early stopping and model selection on validation only, test evaluated once "
         f"per seed, every seed reported (sample std), ROC-AUC from probabilities. KFLM2's own numbers came from "
         f"test-set hyperparameter choice, best-5-of-10 seeds and AUC on hard labels.",
-        f"Timing: {m['cpu']} ({m['usable_cores']} cores, shared), torch {m['torch']}, one thread per run, {doc['jobs']} "
+        f"Timing: {m['cpu']} ({m['usable_cores']} cores, shared), torch {m['torch']}, "
+        f"{'bf16 autocast' if '--bf16' in doc['config'] else 'fp32'}, one thread per run, {doc['jobs']} "
         f"runs side by side; whole benchmark {doc['wall_seconds'] / 60:.1f} min wall (load average at start "
         f"{doc['load_average_start'][0]:.1f}, end {doc['load_average_end'][0]:.1f}){reused(doc)}. 's / run' is "
         f"one seed's training + evaluation; featurisation (cached) is excluded.",
@@ -170,7 +184,9 @@ def markdown(doc: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=bench_report.out_dir, default="bench_kflm2")
+    # a string default: argparse checks it as a given value
+    p.add_argument("--out", type=bench_report.out_dir, default=str(ROOT / "experiments" / "bench_kflm2"),
+                   help="the cells and the report (default experiments/bench_kflm2 in the repository)")
     p.add_argument("--data", default=str(DATA), help="folder of the MoleculeNet CSVs")
     p.add_argument("--seeds", type=bench_report.at_least(1), default=10)
     p.add_argument("--jobs", type=bench_report.at_least(1), default=2,
@@ -178,8 +194,11 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     p.add_argument("--cache-dir", type=bench_report.out_dir, default=None)  # '' was no cache, silently
-    p.add_argument("--fp32", action="store_true", help="train in fp32 (for CPUs without native bf16)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp32", action="store_true", help="train in fp32 (default where the CPU lacks native bf16)")
+    precision.add_argument("--bf16", action="store_true", help="train in bf16 autocast (default where it is native)")
     args = p.parse_args(argv)
+    args.fp32 = args.fp32 or (not args.bf16 and not bench_report.native_bf16("cpu"))
     bench_report.refuse_repeats(p, "--datasets", args.datasets)
     bench_report.refuse_repeats(p, "--splits", args.splits)
     bench_report.refuse_more_than_cores(p, "--jobs", args.jobs)

@@ -16,7 +16,6 @@ identical tokens and pixels (CRC32); writes scripts/results/bench_molecules.json
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing
 import sys
 import time
@@ -35,15 +34,12 @@ import bench_report
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "moleculenet" / "SAMPL.csv"
 
 
-def load(path: Path, limit: int) -> list[tuple[str, str]]:
-    """(id, smiles) pairs from a CSV with a ``smiles`` column (any case)."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        column = next((c for c in reader.fieldnames or [] if c.lower() == "smiles"), None)
-        if column is None:
-            raise ValueError(f"no 'smiles' column in {reader.fieldnames}")
-        rows = [(f"{path.name}#{i}", row[column]) for i, row in enumerate(reader)]
-    return rows[:limit]
+def load(parser, path: Path, limit: int) -> list[tuple[str, str]]:
+    """(id, smiles) pairs from a CSV with a ``smiles`` column (any case); a CSV without one,
+    or without a row, is parser.error (bench_report.csv_rows)."""
+    rows = bench_report.csv_rows(parser, "--csv", path, ["smiles"])
+    column = next(c for c in rows[0] if c is not None and c.lower() == "smiles")
+    return [(f"{path.name}#{i}", row[column]) for i, row in enumerate(rows)][:limit]
 
 
 def process(item: tuple[str, str], size: int = 1024) -> dict:
@@ -69,29 +65,29 @@ def run(items: list[tuple[str, str]], workers: int) -> tuple[float, list[dict]]:
         results = [process(item) for item in items]
     else:
         chunk = max(1, len(items) // (workers * 8))
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # the workers leave Ctrl-C and SIGTERM to this process, which ends the pool
+        # (bench_report.pool_worker_signals: with them, Ctrl-C here hung)
+        with multiprocessing.get_context("fork").Pool(workers, initializer=bench_report.pool_worker_signals) as pool:
             results = pool.map(process, items, chunksize=chunk)
     return time.perf_counter() - start, results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--csv", type=bench_report.input_file, default=DEFAULT_CSV,
+    parser.add_argument("--csv", type=bench_report.input_file, default=str(DEFAULT_CSV),
                         help=f"CSV with a smiles column (default {DEFAULT_CSV})")
     parser.add_argument("--limit", type=bench_report.at_least(1), default=200, help="first N molecules (default 200)")
     # 2 at least: with 1 the "parallel" run was the same run again, and "identical" compared it with itself
-    parser.add_argument("--workers", type=bench_report.at_least(2), default=max(2, bench_report.usable_cores()),
+    parser.add_argument("--workers", type=bench_report.at_least(2), default=None,
                         help="pool size for the parallel run (default: all cores)")
-    parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    parser.add_argument("--out-dir", type=bench_report.out_dir, default=None, help="default scripts/results")
     parser.add_argument("--name", type=bench_report.result_name, default="bench_molecules")
     args = parser.parse_args(argv)
-    bench_report.refuse_more_than_cores(parser, "--workers", args.workers)  # more measure the scheduler
-    try:  # read before any work: an empty CSV was a ZeroDivisionError after the machine survey
-        items = load(args.csv, args.limit)
-    except (ValueError, UnicodeDecodeError, csv.Error) as e:
-        parser.error(f"--csv {args.csv}: {e}")
-    if not items:
-        parser.error(f"--csv {args.csv}: no molecules")
+    # more measure the scheduler; the default (every core) must be 2 at least too
+    args.workers = bench_report.parallel_workers(parser, "--workers", args.workers, "the parallel run")
+    args.out_dir = bench_report.results_folder(parser, "--out-dir", args.out_dir, None)
+    # read before any work: an empty CSV was a ZeroDivisionError after the machine survey
+    items = load(parser, args.csv, args.limit)
 
     machine = bench_report.machine()
     began = time.perf_counter()
@@ -109,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("structure", "e3fp", "render")
             }
             failures = [{"id": r["id"], "error": r["error"]} for r in results if r["error"]]
+    bench_report.run_ended(machine)
     for row in runs:
         row["speedup"] = round(row["mol_per_s"] / runs[0]["mol_per_s"], 2)
     identical = outputs[1] == outputs[args.workers]

@@ -18,7 +18,8 @@ machine, and a rerun on finished output costing < 5 % of the first run. The load
 before and after is part of the result: the speedup means nothing on a busy machine
 (the CPU-overhead line shows the scaling independently of load).
 
-Writes scripts/results/bench_prepare.json and .md (--out-dir, --name) and prints the table.
+Writes scripts/results/bench_prepare.json and .md (--out-dir, --name) and prints the table
+(--quick is a smoke run: bench_report.SMOKE_RESULTS, never scripts/results).
 Runtime on a 2-core AVX2 EPYC, idle: ~2.5 min (200 molecules at 1024 px); --quick: 48
 molecules at 512 px, ~30 s.
 
@@ -73,20 +74,26 @@ def files(root: Path) -> dict:
 
 def arguments(argv: "list[str] | None" = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--csv", type=bench_report.input_file, default=DEFAULT_CSV)
+    p.add_argument("--csv", type=bench_report.input_file, default=str(DEFAULT_CSV))
     p.add_argument("--label-columns", default="expt")
     # --quick's values (48, 512, 16) stand in for the ones not given (None here)
     p.add_argument("--limit", type=bench_report.at_least(1), default=None, help="molecules (default 200)")
     # 2 at least: the run is compared with a 1-worker run ("speedup 1.43x on 1 workers" was published)
-    p.add_argument("--workers", type=bench_report.at_least(2), default=bench_report.usable_cores())
+    p.add_argument("--workers", type=bench_report.at_least(2), default=None, help="default: every usable core")
     p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=None, help="pixels (default 1024)")
     p.add_argument("--chunk-size", type=bench_report.at_least(1), default=None, help="records per chunk (default 64)")
     p.add_argument("--quick", action="store_true",
                    help="48 molecules at 512 px in chunks of 16 (a smoke run), where not given")
-    p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    p.add_argument("--out-dir", type=bench_report.out_dir, default=None,
+                   help="default scripts/results; --quick: bench_report.SMOKE_RESULTS")
     p.add_argument("--name", type=bench_report.result_name, default="bench_prepare")
     args = p.parse_args(argv)
-    bench_report.refuse_more_than_cores(p, "--workers", args.workers)  # prepare caps it at the cores
+    # prepare caps it at the cores; the default must be 2 at least too
+    args.workers = bench_report.parallel_workers(p, "--workers", args.workers, "the n-worker measurement")
+    # a molecule, before any work: an empty or header-only CSV failed in deepmolm-prepare
+    # ("exited 1" after its own error)
+    bench_report.csv_rows(p, "--csv", args.csv, ["smiles"])
+    args.out_dir = bench_report.results_folder(p, "--out-dir", args.out_dir, bench_report.smoke_mode(args, "--quick"))
     # an explicit value wins over --quick's (--quick --image-size 1024 used to run at 512 px, and say so
     # only in the JSON)
     for option, full, quick in (("limit", 200, 48), ("image_size", 1024, 512), ("chunk_size", 64, 16)):
@@ -143,8 +150,7 @@ def main() -> int:
         "rerun_in_process_s": round(t_rerun, 3), "rerun_ratio": round(t_rerun / t1, 4),
         "rerun_new_process_s": round(t_process, 3),
     }
-    machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    result["machine"] = machine
+    result["machine"] = bench_report.run_ended(machine)
     result["meets_speedup_goal"] = args.workers == 2 and result["speedup"] >= 1.8
     result["meets_rerun_goal"] = result["rerun_ratio"] < 0.05
     rows = [
@@ -166,7 +172,7 @@ def main() -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
-    md = [f"Machine: {bench_report.machine_line(machine)}, {machine['load_average_end'][0]} at the end.",
+    md = [f"{bench_report.machine_line(machine)}.",
           bench_report.table(["measure", "value"], rows)]
     bench_report.publish(args.name, result, md, args.out_dir, show=False)
     return 0 if identical else 1

@@ -3,6 +3,10 @@
 Used by scripts/bench_*.py (imported as a sibling module: `python scripts/bench_x.py`
 puts scripts/ on sys.path). Results go to scripts/results/<name>.json and .md; the .md
 starts with the machine line that the README quotes next to each table.
+
+Smoke runs (--quick, --tiny, --dry-run) write to SMOKE_RESULTS unless --out-dir names
+another folder, and never into scripts/results: the README quotes the files committed
+there, which a smoke run's numbers overwrote (`results_folder`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable, List, Sequence
@@ -20,6 +26,9 @@ from deepmolm_plugin.cores import usable_cores  # the scripts ask bench_report f
 from deepmolm_plugin.result_files import strict_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Where a smoke run's files go when no --out-dir is given: outside the repository, so that
+# neither the committed results nor `git status` see them.
+SMOKE_RESULTS = Path(tempfile.gettempdir()) / "deepmolm-smoke-results"
 
 
 # --- command-line values, checked by argparse before any work (a benchmark that ran for
@@ -64,12 +73,56 @@ def refuse_repeats(parser, option: str, values: Sequence) -> None:
         seen.add(v)
 
 
+def cores_text(cores: int) -> str:
+    return f"this machine has {cores} usable core{'' if cores == 1 else 's'}"
+
+
 def refuse_more_than_cores(parser, option: str, value: int) -> None:
     """parser.error when `option` asks for more processes than usable cores: they only share
     them, and the report published "64 workers" (or "999 side by side") for 2 cores."""
     cores = usable_cores()
     if value > cores:
-        parser.error(f"{option} {value}: this machine has {cores} usable cores")
+        parser.error(f"{option} {value}: {cores_text(cores)}")
+
+
+def parallel_workers(parser, option: str, given: "int | None", what: str) -> int:
+    """The worker processes of a 1-vs-N measurement: `given` (already >= 2 by its argparse
+    type), at most the usable cores; by default every usable core, which must be 2 or more.
+    argparse checks only a given value, so the default (usable_cores(), 1 on a one-core
+    allocation) published "speedup 1.15x on 1 workers"; the refusal names no option the
+    user did not give (it said "--workers 2: ..." of a default)."""
+    cores = usable_cores()
+    if given is None:
+        if cores < 2:
+            parser.error(f"{cores_text(cores)}: {what} needs 2")
+        return cores
+    refuse_more_than_cores(parser, option, given)
+    return given
+
+
+def results_folder(parser, option: str, given: "Path | None", smoke: "str | None") -> Path:
+    """The folder a run writes its result files to: `given` (--out-dir, already checked by
+    `out_dir`), else scripts/results, or SMOKE_RESULTS for a smoke run (`smoke`: the option
+    that made it one, "--quick", "--tiny", "--dry-run"). A smoke run is refused
+    scripts/results even when named: its numbers replaced the committed ones the README
+    quotes (gpu_check --dry-run wrote CPU numbers over the H200 results). The default is
+    checked as a given folder is (argparse applies `type` to neither a Path default nor
+    the folder chosen here)."""
+    folder = given if given is not None else SMOKE_RESULTS if smoke else RESULTS
+    if smoke and Path(folder).resolve() == RESULTS.resolve():
+        parser.error(f"{option} {folder}: a {smoke} run does not write into scripts/results (the committed "
+                     f"results the README quotes); give another folder, or leave {option} out for {SMOKE_RESULTS}")
+    if given is None:
+        try:
+            folder = out_dir(str(folder))
+        except Exception as e:  # argparse.ArgumentTypeError: the default folder cannot be written
+            parser.error(f"{option} (default {folder}): {e}")
+    return Path(folder)
+
+
+def smoke_mode(args, *options: str) -> "str | None":
+    """The first of `options` (e.g. "--quick", "--tiny") given on this command line, or None."""
+    return next((o for o in options if getattr(args, o.lstrip("-").replace("-", "_"), False)), None)
 
 
 def out_dir(text: str) -> Path:
@@ -82,6 +135,32 @@ def out_dir(text: str) -> Path:
         return usage.output_folder(text, "folder")
     except usage.UsageError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def csv_rows(parser, option: str, path: Path, columns: Sequence[str] = ("smiles",)) -> List[dict]:
+    """The rows of a CSV given as `option`, checked before any work: a header naming each of
+    `columns` (any case) and one row at least, else one line and exit 2 (an empty file said
+    "no 'smiles' column in None"; a header-only one ran deepmolm-prepare, which failed)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames
+            if not header:
+                parser.error(f"{option} {path}: the file is empty (no header line, so no "
+                             f"{', '.join(repr(c) for c in columns)} column)")
+            lower = {h.lower(): h for h in header}
+            missing = [c for c in columns if c.lower() not in lower]
+            if missing:
+                parser.error(f"{option} {path}: no {', '.join(repr(c) for c in missing)} column "
+                             f"(its columns: {', '.join(header)})")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        parser.error(f"{option} {path}: {e}")
+    if not rows:
+        parser.error(f"{option} {path}: no molecules (a header line only)")
+    return rows
 
 
 def input_file(text: str) -> Path:
@@ -127,12 +206,78 @@ def machine() -> dict:
     return info
 
 
+def loadavg() -> "list | None":
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def run_ended(m: dict) -> dict:
+    """`m` (a `machine()` dict) with the load average now, at the end of the run: what else
+    ran beside the benchmark shows only in both (machine_line prints it)."""
+    m["load_average_end"] = loadavg()
+    return m
+
+
 def machine_line(m: dict) -> str:
+    """"Machine: <cpu> (...); torch ...; load average X at the start[, Y at the end]": the
+    line every result's markdown starts with (the end only once `run_ended` recorded it)."""
     gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
-    load = m.get("load_average")
-    return (f"{m['cpu']} ({m['usable_cores']} cores, {m['cpu_capability']}, native bf16: "
+    load, end = m.get("load_average"), m.get("load_average_end")
+    return (f"Machine: {m['cpu']} ({m['usable_cores']} cores, {m['cpu_capability']}, native bf16: "
             f"{'yes' if m['cpu_native_bf16'] else 'no'}){gpu}; torch {m['torch']}, {m['torch_threads']} threads; "
-            f"load average {load[0] if load else '?'} at the start")
+            f"load average {load[0] if load else '?'} at the start" + (f", {end[0]} at the end" if end else ""))
+
+
+# --- dtypes: deepmolm_plugin.dtypes.auto_dtype decides, here as in the tools (bf16 where
+# the device computes it natively; emulated bf16 on an AVX2-only CPU ran ~10x slower, and
+# a GPU without bf16 has none)
+
+def auto_dtype_name(device) -> str:
+    """"bfloat16" / "float16" / "float32": what dtype "auto" means on `device`."""
+    from deepmolm_plugin.dtypes import auto_dtype
+
+    return str(auto_dtype(device)).replace("torch.", "")
+
+
+def native_bf16(device) -> bool:
+    """Whether `device` computes bf16 natively (auto_dtype picks it there)."""
+    return auto_dtype_name(device) == "bfloat16"
+
+
+def trainer_precision(device) -> List[str]:
+    """The launcher's mixed-precision flags on `device`: bf16 where it is native, else fp32
+    (no fp16: a from-scratch model in fp16 needs loss scaling, and may not converge)."""
+    return ["--bf16", "True"] if native_bf16(device) else []
+
+
+# --- progress of long units that write their progress to a file, not to the terminal
+
+class progress:
+    """Context manager: every `every` seconds, `poll()` (a line or None); printed when it
+    changed. For commands whose output goes to a log (a 10-20 min training printed nothing
+    until it ended)."""
+
+    def __init__(self, poll: Callable[[], "str | None"], every: float = 30.0):
+        self.poll, self.every, self.last = poll, every, None
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                line = self.poll()
+            except OSError:  # the file is not there yet, or being replaced
+                continue
+            if line and line != self.last:
+                self.last = line
+                print(line, flush=True)
+
+    def __enter__(self) -> "progress":
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -227,9 +372,22 @@ def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
     no new one starts and the running ones finish (a rerun reuses them)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    interrupted = threading.Event()
+
+    def guarded(*unit):
+        # A unit interrupted in its thread stops the queue there: the thread took the next
+        # unit before this thread could cancel it (a progress thread's start-up was enough).
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        try:
+            return work(*unit)
+        except KeyboardInterrupt:
+            interrupted.set()
+            raise
+
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = {unit: pool.submit(work, *unit) for unit in units}
+        futures = {unit: pool.submit(guarded, *unit) for unit in units}
         done = {unit: future.result() for unit, future in futures.items()}
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -241,6 +399,22 @@ def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
         raise
     pool.shutdown(wait=True)
     return done
+
+
+def pool_worker_signals() -> None:
+    """multiprocessing Pool initializer: Ctrl-C is the parent's (it ends the pool), and
+    SIGTERM ends the worker quietly. A forked worker inherited `interruptible`'s handler:
+    Pool.terminate's SIGTERM raised KeyboardInterrupt there, with a traceback after every
+    successful run, and Ctrl-C reached every worker too, after which the parent hung ending
+    the pool. SystemExit rather than SIG_DFL: raised in Python, it leaves a queue lock the
+    worker held (idle workers wait for tasks holding it) through `with`, where a worker
+    killed by a process group's SIGTERM died holding it and the parent, which takes that
+    lock to end the pool, waited forever."""
+    def quit_(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, quit_)
 
 
 def interruptible(body: Callable, *args, resumes: bool = True):

@@ -13,8 +13,11 @@ SDPA kernel (torch.nn.attention.sdpa_kernel); one that does not take the shapes 
 reported as such. "v unpadded": v keeps its 64 channels, so the flash kernels (one head
 size for q, k and v) cannot run it, and the others do 1x instead of 3x the PV work. Every way's output is checked against the pieces' (max |diff|).
 
-    python scripts/bench_sam_attention.py --batch 32            # CUDA, bf16
+    python scripts/bench_sam_attention.py --batch 32            # CUDA, dtype "auto" (bf16; fp16 on older GPUs)
     python scripts/bench_sam_attention.py --tiny                 # CPU smoke run (tests)
+
+Writes scripts/results/<name>.json and .md (--out-dir; --tiny is a smoke run:
+bench_report.SMOKE_RESULTS, never scripts/results).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import bench_report
-from bench_encoder import _sync
+from bench_encoder import MAX_BATCH, _sync
 
 from deepmolm_plugin.encoder.sam_attention import folded_rel_pos_attention, rel_pos_attention, rel_pos_terms
 
@@ -94,11 +97,13 @@ def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
-                        help="default: bfloat16 on CUDA, float32 on CPU")
-    parser.add_argument("--batch", type=bench_report.at_least(1), default=1, help="1024 px views")
+                        help="default: on CUDA what dtype 'auto' means there (bfloat16, float16 on older GPUs); "
+                             "float32 on CPU")
+    parser.add_argument("--batch", type=bench_report.at_least(1, MAX_BATCH), default=1, help="1024 px views")
     parser.add_argument("--repeats", type=bench_report.at_least(1), default=5)
     parser.add_argument("--tiny", action="store_true", help="small grids and heads, for a smoke run")
-    parser.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    parser.add_argument("--out-dir", type=bench_report.out_dir, default=None,
+                        help="default scripts/results; --tiny: bench_report.SMOKE_RESULTS")
     parser.add_argument("--name", type=bench_report.result_name, default=None,
                         help="result file name (default bench_sam_attention_<device>_b<batch>[_tiny])")
     args = parser.parse_args(argv)
@@ -110,7 +115,10 @@ def arguments(argv=None) -> argparse.Namespace:
         parser.error(f"--device {str(args.device)!r}: the benchmark runs on cpu or cuda")
     if args.device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA device")
-    args.dtype = args.dtype or ("bfloat16" if args.device.type == "cuda" else "float32")
+    # CUDA: "auto" (bf16 was hard-coded, on GPUs without it too); CPU: fp32, the ways compared
+    # exactly (max |diff| against the pieces), as in the committed CPU results
+    args.dtype = args.dtype or (bench_report.auto_dtype_name(args.device) if args.device.type == "cuda" else "float32")
+    args.out_dir = bench_report.results_folder(parser, "--out-dir", args.out_dir, bench_report.smoke_mode(args, "--tiny"))
     args.name = args.name or f"bench_sam_attention_{args.device.type}_b{args.batch}{'_tiny' if args.tiny else ''}"
     return args
 
@@ -149,9 +157,10 @@ def main(argv=None) -> dict:
                 print(f"{kind:8s} {name:24s} {latency * 1e3:9.3f} ms  {latency / base:5.2f}x  "
                       f"{flops / latency / 1e12:7.2f} TFLOP/s  max|diff| {diff:.2e}", flush=True)
         del q, k, v, expected
+    bench_report.run_ended(machine)
     report = {"machine": machine, "device": str(device), "dtype": args.dtype, "batch": args.batch, "tiny": args.tiny,
               "heads": heads, "head_dim": dim, "results": rows, "runtime_s": time.perf_counter() - began}
-    markdown = [f"Machine: {bench_report.machine_line(machine)}. {args.dtype}, {args.batch} view(s) of 1024 px"
+    markdown = [f"{bench_report.machine_line(machine)}. {args.dtype}, {args.batch} view(s) of 1024 px"
                 f"{' (tiny shapes)' if args.tiny else ''}, one block's attention, median of {args.repeats}.",
                 bench_report.table(
                     ["block", "way", "latency ms", "x pieces", "TFLOP/s", "max abs diff"],

@@ -2,6 +2,7 @@
 
     python scripts/experiment_fusion.py --jobs 2         # the full experiment (~70 min on 2 CPU cores)
     python scripts/experiment_fusion.py --quick --out /tmp/q   # every arm for a few steps (a smoke run)
+                                                               # (--quick's own sizes: no --size)
     python scripts/experiment_fusion.py --device cuda --size large  # on a GPU
 
 An end-to-end benchmark through exactly the public commands a user runs:
@@ -37,7 +38,9 @@ scored on valid, the best (mean over targets of the MAE normalised by the mean b
 an invalid answer counting as the mean baseline's error) is kept, and the test split is
 scored once per run with it.
 
-Outputs in --out: experiment_fusion.json (schema below), experiment_fusion.md, and
+Outputs in --out (default scripts/results; --quick, a smoke run: bench_report.SMOKE_RESULTS,
+never scripts/results): experiment_fusion.json (schema below), experiment_fusion.md (every
+seed's values next to mean +- std), and
 experiment_fusion.png (per-target MAE bars, mean +- std over seeds) plus
 experiment_fusion_parity.png (fusion, one parity plot per target). JSON:
 `{"targets": [...], "seeds": [...], "arms": {ARM: {"mae": {TARGET: [per seed]},
@@ -355,11 +358,27 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
            "--save_steps", str(max(1, size["max_steps"])), "--save_only_model", "True",
            "--report_to", "none", "--model_max_length", "128", "--dataloader_num_workers", "1",
            "--lazy_preprocess", "True", "--seed", str(seed), "--data_seed", str(seed), *size.get("extra", ())]
-    if device == "cuda":
-        cmd += ["--bf16", "True"]
-    run(cmd, out / "train.log", env=device_env(device))
+    if device == "cuda":  # bf16 where the GPU has it, else fp32 (the CPU runs train in fp32)
+        cmd += bench_report.trainer_precision("cuda")
+    label = f"train {arm} seed {seed}"
+    # the training's output goes to its log: a line a minute here, or 10-20 min of silence
+    with bench_report.progress(lambda: training_progress(out / "train.log", label), every=60):
+        run(cmd, out / "train.log", env=device_env(device))
     (out / "done").write_text("ok")
     return out
+
+
+def training_progress(log: Path, label: str) -> "str | None":
+    """"    <label>: step N/M, loss L" from a training log (the Trainer's progress bar and its
+    logged losses), or None before the first step."""
+    import re
+
+    text = log.read_text(errors="replace")
+    steps = re.findall(r"(\d+)/(\d+) \[", text)
+    if not steps:
+        return None
+    losses = re.findall(r"'loss': '?([0-9.eE+-]+)", text)
+    return f"    {label}: step {steps[-1][0]}/{steps[-1][1]}" + (f", loss {losses[-1]}" if losses else "")
 
 
 THREADS = {"n": None}  # CPU threads per command when --jobs commands share the cores (set by main)
@@ -624,10 +643,16 @@ def fmt(x, spec: str = "+.3f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+def per_seed(xs) -> str:
+    """Every seed's value, in seed order ("n/a": no valid answer at all)."""
+    return ", ".join("n/a" if x is None else f"{x:.3f}" for x in xs)
+
+
 def markdown(results: dict) -> str:
     t = results["targets"]
     lines = [f"# Does it learn? ({'quick smoke run' if results['quick'] else 'experiment'})", "",
              f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
+             f"Training precision: {results['settings'].get('precision', 'fp32')}  ",
              f"Seeds: {results['seeds']}; molecules: {results['data']['molecules']} "
              f"(split {results['data']['split']['sizes']}); wall time {results['timings_s']['total']:.0f} s", "",
              "Test MAE, mean ± std over seeds (valid-number ratio, mean):", "",
@@ -637,6 +662,11 @@ def markdown(results: dict) -> str:
         a = results["arms"][arm]
         lines.append(f"| {arm} | " + " | ".join(
             f"{mean_std(a['mae'][x])} ({values(a['valid_ratio'][x]).mean():.2f})" for x in t) + " |")
+    # every seed, not only their mean and spread (the experiments' rule: each seed reported)
+    lines += ["", f"Test MAE of each seed (seeds {', '.join(map(str, results['seeds']))}):", "",
+              "| arm | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
+    for arm in ARMS:
+        lines.append(f"| {arm} | " + " | ".join(per_seed(results["arms"][arm]["mae"][x]) for x in t) + " |")
     lines += ["", "Distinct answers per question (mean over seeds; 1 = a different number for every question, "
               "near 0 = one constant answer):", "", "| arm | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
     for arm in ARMS:
@@ -703,7 +733,8 @@ def settings_digest(args, size: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="every arm for a few steps on 48 molecules, one seed")
-    p.add_argument("--size", choices=("small", "large"), default="small", help="model and training size")
+    p.add_argument("--size", choices=("small", "large"), default=None,
+                   help="model and training size (default small; not with --quick, which has its own)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; quick: 0)")
     p.add_argument("--select-last", type=bench_report.at_least(1), default=2,
                    help="validation picks among the last K epoch checkpoints (default 2)")
@@ -719,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "on a 2-core CPU two one-thread trainings do ~1.5x the work of one two-thread training)")
     p.add_argument("--work", default=None,
                    help="work folder (default: experiments/fusion-<size>-<device>, or fusion-quick, in the repo)")
-    p.add_argument("--out", default=str(REPO / "scripts" / "results"), help="where the JSON, markdown and plots go")
+    p.add_argument("--out", default=None, help="where the JSON, markdown and plots go (default scripts/results; "
+                                               "--quick: bench_report.SMOKE_RESULTS)")
     return p
 
 
@@ -730,6 +762,9 @@ def main(argv=None) -> None:
 def experiment(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.quick and args.size:  # --quick --size large ran the quick sizes without a word
+        parser.error(f"--size {args.size}: --quick runs its own sizes; give one of the two")
+    args.size = args.size or "small"
     size = dict(SIZES["quick" if args.quick else args.size])
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
@@ -750,7 +785,8 @@ def experiment(argv=None) -> None:
             parser.error(f"{option} is empty: give a folder")
     work = Path(args.work or REPO / "experiments" / name).resolve()
     args.work = str(work)
-    out = Path(args.out).resolve()
+    out = bench_report.results_folder(parser, "--out", None if args.out is None else Path(args.out),
+                                      "--quick" if args.quick else None).resolve()
     # Both folders are checked before any work: a file there was a FileExistsError traceback,
     # and a read-only --out failed after the whole experiment, when the report was written.
     from deepmolm_plugin import usage
@@ -785,7 +821,8 @@ def experiment(argv=None) -> None:
                                                                           *(argv if argv is not None else sys.argv[1:])]),
                "machine": machine(), "device": args.device, "targets": targets, "seeds": seeds,
                "arms": {arm: {"mae": {}, "valid_ratio": {}} for arm in ARMS},
-               "settings": {"size": size, "image_size": args.image_size, "encoder": f"encoder preset {ENCODER_PRESET!r} "
+               "settings": {"size": size, "image_size": args.image_size,
+                            "precision": "bf16" if args.device == "cuda" and bench_report.native_bf16("cuda") else "fp32", "encoder": f"encoder preset {ENCODER_PRESET!r} "
                             "(256 px, trainable, random init)", "selection": "best epoch checkpoint on valid",
                             "training_means": means},
                "data": info | {"conformers_checked": checked}}

@@ -2,16 +2,17 @@
 """The GPU speed checks (encoder throughput, ZeRO training steps), as one prepared script
 for a machine with one CUDA device.
 
-1. Encoder throughput: `bench_encoder.py` on CUDA in bf16 at batch 1, 8 and 32 (1024 px
-   views): ours against the transformers reference, TFLOP/s and the fraction of the
-   device's bf16 matmul peak measured in the same run, peak memory, max |diff|; ours with
+1. Encoder throughput: `bench_encoder.py` on CUDA in the dtype "auto" means there (bf16;
+   fp16 on a GPU without bf16) at batch 1, 8 and 32 (1024 px views): ours against the
+   transformers reference, TFLOP/s and the fraction of the device's matmul peak in that
+   dtype measured in the same run, peak memory, max |diff|; ours with
    each SAM attention path asked for (`--sam-attention`, default sdpa and pieces), and
    before that `bench_sam_attention.py` at the largest batch (one block's attention in
    each way and SDPA kernel).
 2. Training: a few steps of the real launcher under DeepSpeed ZeRO-2 and ZeRO-3
    (scripts/zero2.json, zero3.json; one process via torch.distributed.run) with the
    real-size DeepEncoder (random weights, frozen) and a small from-scratch Qwen2
-   (4 layers, width 512), in bf16: s/step, samples/s, losses, and again with the
+   (4 layers, width 512), in bf16 (fp32 on a GPU without it): s/step, samples/s, losses, and again with the
    feature cache cold and warm. --model_max_length leaves room for the view's 273 image
    positions (bench_feature_cache.write_setup).
 
@@ -22,8 +23,14 @@ encoder check and after each launcher run, so a run cut short keeps what it meas
 `--only encoder|training` runs one of the two.
 
 `--dry-run` runs the same code on the CPU at tiny sizes (the `tiny` encoder preset at
-batch 1 and 2, a width-64 Qwen2, fp32, `--use_cpu True`): what tests/test_gpu_check.py
-runs, so the script is known to work before device time is spent on it.
+batch 1 and 2, a width-64 Qwen2, `--use_cpu True`): what tests/test_gpu_check.py runs, so
+the script is known to work before device time is spent on it. It runs what the GPU
+runs: SAM attention "sdpa" takes the GPU's ways (global blocks folded, windowed blocks in
+pieces; on a CPU "sdpa" is pieces everywhere), the encoder runs in the GPU run's bf16 where
+the CPU computes bf16 natively, else in fp32 (the table says which), and the launcher
+trains in bf16 autocast as on the GPU (emulated where the CPU lacks bf16: tiny sizes).
+Its files go to bench_report.SMOKE_RESULTS unless --out-dir is given, never to
+scripts/results.
 
 Needs the project's environment already installed on the device machine (no network
 there). Writes scripts/results/gpu_check.json and .md (and bench_encoder's own
@@ -42,6 +49,7 @@ if __name__ == "__main__":
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as bench_encoder.py: before torch
 
 import argparse
+import contextlib
 import signal
 import subprocess
 import tempfile
@@ -59,7 +67,32 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_QWEN2 = dict(hidden_size=512, layers=4, heads=8, kv_heads=2, intermediate=1408)
 
 
+@contextlib.contextmanager
+def gpu_attention_ways(dry_run: bool):
+    """In the dry run, SAM attention "sdpa" chooses its ways as on a GPU (`folds` asked for
+    a CUDA device): on the CPU it never folds, so the GPU's default global-block path,
+    folded_rel_pos_attention, went untested until device time was spent."""
+    from deepmolm_plugin.encoder import sam_attention
+
+    if not dry_run:
+        yield
+        return
+    import torch
+
+    cpu_rule = sam_attention.folds
+    sam_attention.folds = lambda way, device, windowed: cpu_rule(way, torch.device("cuda"), windowed)
+    try:
+        yield
+    finally:
+        sam_attention.folds = cpu_rule
+
+
 def encoder_checks(args, failures: list) -> list:
+    with gpu_attention_ways(args.dry_run):
+        return measure_encoder(args, failures)
+
+
+def measure_encoder(args, failures: list) -> list:
     rows = []
     batch = max(args.batches)  # SAM's attention ways alone, one block of each kind
     argv = ["--device", args.device, "--dtype", args.dtype, "--batch", str(batch), "--repeats", str(args.repeats),
@@ -181,9 +214,8 @@ def launch(args, setup: dict, tmp: Path, env: dict, stage: str, cache: "str | No
     out = tmp / f"{stage}_{cache or 'nocache'}"
     argv = launcher_args(setup, out, args.steps, args.train_batch)
     argv += ["--deepspeed", str(ROOT / "scripts" / f"{stage}.json")]
-    # The dry run trains in bf16 too (CPU autocast): the same mixed-precision path, where
-    # the projector's fp32 parameters meet bf16 activations (a crash found only there).
-    argv += ["--bf16", "True"] + (["--use_cpu", "True"] if args.dry_run else [])
+    # args.train_precision: bf16 where the GPU has it, and in the dry run too (see arguments)
+    argv += args.train_precision + (["--use_cpu", "True"] if args.dry_run else [])
     if cache:
         argv += ["--vision_feature_cache", str(tmp / "features")]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
@@ -203,7 +235,11 @@ def write_report(args, machine: dict, encoder: list, training: list, failures: l
                  final: bool) -> None:
     """gpu_check.json / .md: written after each check, so a run cut short keeps what it
     measured; the final one is also printed."""
-    md = [f"Machine: {bench_report.machine_line(machine)}. {'CPU dry run, tiny sizes' if args.dry_run else ''}",
+    bench_report.run_ended(machine)  # each write: the latest load average
+    precision = "bf16" if args.train_precision else "fp32"
+    dry = ("CPU dry run, tiny sizes, SAM attention 'sdpa' in the GPU's ways; encoder in "
+           f"{args.dtype}{'' if args.dtype == 'bfloat16' else ' (no native bf16 on this CPU)'}. ") if args.dry_run else ""
+    md = [f"{bench_report.machine_line(machine)}. {dry}Training in {precision}.",
           bench_report.table(
               ["batch", "impl", "SAM attention", "dtype", "latency s", "TFLOP/s", "device peak TFLOP/s", "% of peak",
                "peak MiB"],
@@ -215,7 +251,8 @@ def write_report(args, machine: dict, encoder: list, training: list, failures: l
                for r in training])]
     if failures:
         md.append("Failed: " + "; ".join(f"{f['check']}: {f['error']}" for f in failures))
-    report = {"machine": machine, "dry_run": args.dry_run, "encoder": encoder, "training": training,
+    report = {"machine": machine, "dry_run": args.dry_run, "encoder_dtype": args.dtype, "train_precision": precision,
+              "encoder": encoder, "training": training,
               "failures": failures, "runtime_s": time.perf_counter() - began}
     (bench_report.publish if final else bench_report.write)(args.name, report, md, args.out_dir)
 
@@ -224,7 +261,7 @@ def arguments(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: the same code path")
     p.add_argument("--only", choices=["encoder", "training"], help="run one of the two checks")
-    p.add_argument("--batches", type=bench_report.at_least(1), nargs="+", default=None,
+    p.add_argument("--batches", type=bench_report.at_least(1, bench_encoder.MAX_BATCH), nargs="+", default=None,
                    help="encoder batches (default 1 8 32)")
     p.add_argument("--sam-attention", nargs="+", choices=SAM_ATTENTION, default=None,
                    help="ours' SAM attention paths to measure (default: sdpa pieces)")
@@ -234,22 +271,31 @@ def arguments(argv=None) -> argparse.Namespace:
                    help="encoder timing rounds (default 5; --dry-run: 1)")
     p.add_argument("--run-timeout", type=bench_report.at_least(1), default=240,
                    help="seconds one launcher run may take before it counts as failed")
-    p.add_argument("--out-dir", type=bench_report.out_dir, default=bench_report.RESULTS)
+    p.add_argument("--out-dir", type=bench_report.out_dir, default=None,
+                   help="default scripts/results; --dry-run: bench_report.SMOKE_RESULTS")
     p.add_argument("--name", type=bench_report.result_name, default="gpu_check")
     args = p.parse_args(argv)
     import torch
 
     if args.dry_run:
         # the dry run fills in only the values not given (--dry-run --repeats 3 ran 1 round)
-        args.device, args.dtype = "cpu", "float32"
+        args.device = "cpu"
+        # the GPU run's bf16 where this CPU has it natively; emulated bf16 would only be slow
+        args.dtype = "bfloat16" if bench_report.native_bf16("cpu") else "float32"
+        # bf16 autocast even where emulated (tiny sizes): the GPU run's mixed-precision path,
+        # where the projector's fp32 parameters meet bf16 activations (a crash found only there)
+        args.train_precision = ["--bf16", "True"]
         args.repeats = args.repeats or 1
         args.batches = args.batches or [1, 2]
     else:
         if not torch.cuda.is_available():
             raise SystemExit("no CUDA device: run with --dry-run for the CPU rehearsal")
-        args.device, args.dtype = "cuda", "bfloat16"
+        args.device = "cuda"
+        args.dtype = bench_report.auto_dtype_name("cuda")  # fp16 on a GPU without bf16
+        args.train_precision = bench_report.trainer_precision("cuda")
         args.repeats = args.repeats or 5
         args.batches = args.batches or [1, 8, 32]
+    args.out_dir = bench_report.results_folder(p, "--out-dir", args.out_dir, "--dry-run" if args.dry_run else None)
     args.sam_attention = args.sam_attention or ["sdpa", "pieces"]
     bench_report.refuse_repeats(p, "--sam-attention", args.sam_attention)
     bench_report.refuse_repeats(p, "--batches", args.batches)

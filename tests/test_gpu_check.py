@@ -28,7 +28,9 @@ def test_dry_run_exercises_every_check(tmp_path):
         (1, "ours", "folded"), (1, "ours", "sdpa"), (1, "reference", "-"), (1, "reference", "-"),
         (2, "ours", "folded"), (2, "ours", "sdpa"), (2, "reference", "-"), (2, "reference", "-")]
     for r in encoder:
-        assert r["latency_s"] > 0 and r["device_peak_tflops"] > 0 and r["max_abs_diff"] <= 1e-4
+        # the dry run's encoder runs the GPU run's bf16 where the CPU has it natively
+        assert r["latency_s"] > 0 and r["device_peak_tflops"] > 0
+        assert r["max_abs_diff"] <= (1e-4 if r["dtype"] == "float32" else 0.1)
     training = report["training"]
     assert [(r["zero"], r["feature_cache"]) for r in training] == [
         ("zero2", "off"), ("zero3", "off"), ("zero2", "cold"), ("zero2", "warm")]

@@ -54,6 +54,11 @@ PYTHON=${PYTHON:-python}
 [[ -f $DATA ]] || { echo "error: DATA $DATA is not a file" >&2; exit 2; }
 # (mkdir's own two lines and exit 1, before)
 [[ -e $OUT && ! -d $OUT ]] && { echo "error: OUT $OUT is a file, not a folder" >&2; exit 2; }
+# OUT missing: the nearest existing folder above it must be one (a file there was mkdir's
+# error twice, once per folder it makes, and exit 1)
+ABOVE=$(dirname "$OUT")
+while [[ ! -e $ABOVE && $ABOVE != "$(dirname "$ABOVE")" ]]; do ABOVE=$(dirname "$ABOVE"); done
+[[ -e $OUT || -d $ABOVE ]] || { echo "error: OUT $OUT: $ABOVE is a file, not a folder" >&2; exit 2; }
 DATA_DIR=$(cd "$(dirname "$DATA")" && pwd)
 IMAGE_FOLDER=${IMAGE_FOLDER:-$DATA_DIR}
 STRUCTURE_FOLDER=${STRUCTURE_FOLDER:-$DATA_DIR}
