@@ -86,6 +86,8 @@ class FileLock:
         self.path, self.tool, self.target, self.exclusive = Path(path), tool, target, exclusive
         self.uncreatable_ok = uncreatable_ok  # a lock file that cannot be created: warn, go on unlocked
         self.fd: Optional[int] = None
+        self.owner: Optional[int] = None  # the pid that took it: a forked child unwinding a `finally` must
+        # not remove its parent's lock file, nor close a descriptor number it reused
         self.unlocked = False  # warned once that it cannot lock: the run goes on without
 
     def acquire(self) -> None:
@@ -94,13 +96,14 @@ class FileLock:
         self.fd = self._lock()
         if self.fd is None:
             return
+        self.owner = os.getpid()
         os.ftruncate(self.fd, 0)  # a pid left by a killed holder would mislead the message
         if self.exclusive:
             os.write(self.fd, f"{os.getpid()}\n".encode())
 
     def release(self) -> None:
         """Remove the file if held exclusively (while still holding it), then unlock."""
-        if self.fd is None:
+        if self.fd is None or self.owner != os.getpid():
             return
         if self.exclusive:
             self.path.unlink(missing_ok=True)

@@ -838,7 +838,9 @@ def set_aside_unfinished_save(output_dir: str) -> None:
         return
     if os.environ.get("RANK", "0") != "0":
         deadline = time.monotonic() + SET_ASIDE_WAIT_S
-        while os.path.lexists(unfinished):
+        # until rank 0 has renamed it, or it is no cut save after all (a live run's save, which
+        # finished: that run holds the lock, and this launch's rank 0 was refused)
+        while os.path.lexists(unfinished) and unfinished_save(output) == unfinished:
             if time.monotonic() > deadline:
                 raise usage.UsageError(f"--output_dir {output_dir}: rank 0 did not set aside {unfinished} (a save that "
                                        f"was cut short) within {SET_ASIDE_WAIT_S} s; did rank 0 stop?")
@@ -1194,16 +1196,7 @@ def stop_on_sigterm():
     lower number first). A Python handler, not SIG_DFL: a SIGCHLD already pending when its
     handler became SIG_DFL was "OSError: Signal 17 ignored due to race condition", with a
     traceback."""
-    previous = signal.getsignal(signal.SIGTERM)
-    usage.sigterm_as_interrupt()
-    interrupt = signal.getsignal(signal.SIGTERM)
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        interrupt(signum, frame)
-
-    signal.signal(signal.SIGTERM, stop)
-    return previous
+    return usage.sigterm_as_interrupt(before=lambda: signal.signal(signal.SIGCHLD, lambda signum, frame: None))
 
 
 def interrupted_message(output_dir: "str | None") -> str:

@@ -85,12 +85,14 @@ def fail(prog: str, message: object) -> NoReturn:
     raise SystemExit(2)
 
 
-def sigterm_as_interrupt() -> None:
+def sigterm_as_interrupt(before=None):
     """From now on SIGTERM stops this process as Ctrl-C does (KeyboardInterrupt), so each
     tool's Ctrl-C path (what is finished kept, one line, exit 130) also serves a job
     scheduler (SLURM sends SIGTERM, then SIGKILL after a grace period) and `kill`: they
-    ended the tools silently, exit 143, whatever the tool would have tidied up. Call it in a
-    tool's main(), in the main thread, before its work starts.
+    ended the tools silently, exit 143, whatever the tool would have tidied up. Call it in
+    the main thread; returns the handler it replaced (`interrupted_by_sigterm` puts it back
+    when a tool's main returns). `before`: run first when the signal comes (training quiets
+    its DataLoader workers' SIGCHLD there).
 
     Only the first SIGTERM interrupts: `timeout -s TERM` and a scheduler signal the process
     and its group, and the second one, arriving while the first was being handled, printed
@@ -103,11 +105,34 @@ def sigterm_as_interrupt() -> None:
 
     def interrupt(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if before is not None:
+            before()
         raise KeyboardInterrupt
 
+    previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, interrupt)
     global _SIGTERM_HANDLER
     _SIGTERM_HANDLER = interrupt
+    return previous
+
+
+def interrupted_by_sigterm(main):
+    """A tool's main() with `sigterm_as_interrupt` for its duration: the handler it replaced
+    is put back when main returns, so a process that goes on (a test, a notebook calling
+    the tool) does not keep taking SIGTERM for Ctrl-C, and then ignoring it."""
+    import functools
+    import signal
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        previous = sigterm_as_interrupt()
+        try:
+            return main(*args, **kwargs)
+        finally:
+            if previous is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(signal.SIGTERM, previous)
+
+    return run
 
 
 _SIGTERM_HANDLER = None  # what sigterm_as_interrupt installed, which forked children must not keep
@@ -462,13 +487,18 @@ def model_folder(value: str, option: str) -> None:
         raise UsageError(f"{option} {value}: no such folder (a Hugging Face Hub model would be owner/name)")
     from huggingface_hub import constants, try_to_load_from_cache
 
-    cached = isinstance(try_to_load_from_cache(value, "config.json"), str)
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(value, "config.json"), str):
+        raise UsageError(f"{option} {value}: no such folder{typed_elsewhere(value)}, and not a model in the Hugging "
+                         "Face cache (HF_HUB_OFFLINE is set)")
+
+
+def typed_elsewhere(value: str) -> str:
+    """A hint for a model path that is no folder here but whose first part is one: `out/stage2`
+    typed where out/ holds no stage2 (the README's own example) went to the Hub as an id. Not
+    refused for it, since `Qwen/Qwen2-0.5B` beside a local `Qwen/` download folder is a Hub
+    id; said where it fails (offline here, or transformers' load error)."""
+    value = str(value)
     owner = value.split("/")[0]
-    if not cached and _path(owner).is_dir():
-        # `out/stage2` (the README's own example) typed where out/ holds no stage2: transformers
-        # took it for a Hub id, retried huggingface.co for a minute and ended in a traceback
-        raise UsageError(f"{option} {value}: no such folder ({owner}/ here holds no {value[len(owner) + 1:]}; "
-                         "not a model in the Hugging Face cache either)")
-    if constants.HF_HUB_OFFLINE and not cached:
-        raise UsageError(f"{option} {value}: no such folder, and not a model in the Hugging Face cache "
-                         "(HF_HUB_OFFLINE is set)")
+    if "/" not in value or not owner or _path(value).exists() or not _path(owner).is_dir():
+        return ""
+    return f" ({owner}/ here holds no {value[len(owner) + 1:]}: a path typed in another folder?)"

@@ -104,3 +104,17 @@ def test_uff_typer_notes_name_the_atom_as_other_notes_do():
     assert any(n.startswith("RDKit: UFFTYPER: Unrecognized atom type:") and n.endswith("(atom Pt2)") for n in notes)
     notes = molecule_from_smiles("ClP(Cl)(Cl)(Cl)Cl", id="x").notes
     assert "RDKit: UFFTYPER: Warning: hybridization set to SP3 for atom P2" in notes, notes
+
+
+def test_counting_open_stereo_stops_at_the_second_isomer(monkeypatch):
+    """The note asks only "one stereoisomer?", but every isomer's SMILES was written: up to
+    2**10 of them, 15 s for a 181-atom molecule with ten open double bonds."""
+    from deepmolm_plugin.molecule import conformer
+
+    polyene = Chem.AddHs(Chem.MolFromSmiles("C" + "C=C" * 10 + "C"))  # ten open E/Z bonds, 1024 isomers
+    written = []
+    real = Chem.MolToSmiles
+    monkeypatch.setattr(Chem, "MolToSmiles", lambda mol, *a, **k: written.append(1) or real(mol, *a, **k))
+    assert conformer._isomer_count(polyene) == 2
+    assert len(written) <= 4  # was 1024
+    assert any("double bonds" in note for note in molecule_from_smiles("C" + "C=C" * 10 + "C", id="p").notes)

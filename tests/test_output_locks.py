@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -136,14 +137,22 @@ def _terminated(command: list, marker: bytes, cwd: Path) -> tuple[int, str]:
     """Start a console script, await `marker` on its stderr, send SIGTERM: (status, stderr)."""
     process = subprocess.Popen([sys.executable, "-c", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                cwd=cwd)
+    watchdog = threading.Timer(240, process.kill)  # a tool stuck before its marker fails the test, not hangs it
+    watchdog.start()
     try:
         seen = _await(process.stderr, marker)
     except BaseException:
         process.kill()
         process.wait()
         raise
+    finally:
+        watchdog.cancel()
     process.send_signal(signal.SIGTERM)
-    rest = process.stderr.read()
+    try:
+        _, rest = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:  # it did not stop: killed, and the test fails on its status
+        process.kill()
+        _, rest = process.communicate()
     return process.wait(), (seen + rest).decode(errors="replace")
 
 
@@ -229,3 +238,33 @@ def test_deepmolm_kflm2_on_a_full_disk_says_one_line(failing, tmp_path, monkeypa
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     monkeypatch.undo()  # room again: the rerun finishes the run
     assert _kflm2(tmp_path, out) == 0 and (out / "results.json").is_file()
+
+
+def test_a_tools_main_puts_the_sigterm_handler_back_when_it_returns(tmp_path):
+    """The handler stayed after main returned: a process that went on (a test, a notebook)
+    took its next SIGTERM for Ctrl-C, and ignored every one after that."""
+    from deepmolm_plugin.molecule.tools import fingerprint_main
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert fingerprint_main(["--smiles", "CCO", "--out", str(tmp_path / "fp.jsonl"), "--no-progress"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_forked_child_never_releases_its_parents_lock(tmp_path):
+    """A forked child unwinding a `finally` removed the parent's lock file (and could close a
+    descriptor number it had reused): the next run was let in beside the live one."""
+    from deepmolm_plugin import output_lock
+
+    lock = output_lock.hold(output_lock.folder_lock(tmp_path, "test"))
+    try:
+        pid = os.fork()
+        if pid == 0:
+            lock.release()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert (tmp_path / ".lock").is_file()
+        with pytest.raises(output_lock.Refused):
+            output_lock.hold(output_lock.folder_lock(tmp_path, "test"))
+    finally:
+        lock.release()
+    assert not (tmp_path / ".lock").exists()

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -221,8 +222,10 @@ def test_sigterm_stops_the_launcher_as_ctrl_c_does(tiny_setup, tmp_path):
                                  "--dataloader_persistent_workers", "True"], cwd=tmp_path, stdout=stream,
                                 stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
         try:
+            deadline = time.monotonic() + 300  # a run that never trains fails the test instead of hanging it
             while "'loss'" not in log.read_text(errors="replace"):  # training: the workers are up
                 assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
                 try:
                     proc.wait(timeout=0.2)
                 except subprocess.TimeoutExpired:
@@ -261,3 +264,17 @@ def test_a_second_run_on_the_same_output_dir_is_refused_and_changes_nothing(tiny
         first.release()
     train.main(train_args(tiny_setup, out, "--mm_projector", "fusion"))  # once it is gone
     assert fake_host["resumes"] == str(out / "checkpoint-2") and not (out / ".lock").exists()
+
+
+def test_children_forked_during_training_keep_the_default_sigterm():
+    """Training's handler (which also quiets the DataLoader workers' SIGCHLD) was installed
+    over usage's, so the reset at fork did not know it: a process forked during training
+    (a datasets map, a tokenizer pool) raised KeyboardInterrupt on SIGTERM."""
+    previous = train.stop_on_sigterm()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

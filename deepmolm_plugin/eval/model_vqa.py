@@ -614,6 +614,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise usage.UsageError(f"--top_p must be in (0, 1], got {args.top_p}")
 
 
+@usage.interrupted_by_sigterm  # run_eval.sh's Ctrl-C, a job scheduler: as Ctrl-C, answers so far kept
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -625,7 +626,6 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError
 
-    usage.sigterm_as_interrupt()  # run_eval.sh's Ctrl-C, a job scheduler: as Ctrl-C, answers so far kept
     try:
         run(args)
     except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why

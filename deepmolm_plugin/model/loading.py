@@ -28,6 +28,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 
+from .. import usage
 from ..checkpoint_config import check_config_fields
 from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, resolve_dtype
@@ -76,7 +77,7 @@ def read_config(path: str):
         return AutoConfig.from_pretrained(path)
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{os.path.join(path, 'config.json')}: cannot be read as a model config: "
-                              f"{first_line(e)}") from e
+                              f"{first_line(e)}{usage.typed_elsewhere(path)}") from e
 
 
 def model_type_of(path: str) -> str:

@@ -393,7 +393,9 @@ class InputResolver:
         from .canonical import smiles_identity
 
         identity = smiles_identity(smiles.strip())
-        if identity is not None and identity != made:
+        # compared also as this RDKit writes `made`: prepared under another RDKit version, whose
+        # canonical SMILES may differ (stereo especially), a valid record was refused
+        if identity is not None and identity != made and smiles_identity(made) != identity:
             raise self.fail(rid, f"molecule_fp points at sidecar rows deepmolm-prepare made for {made}, but its SMILES "
                                  f"{smiles!r} is another molecule ({identity}): the record was changed after it was "
                                  "prepared; prepare it again, or leave molecule_fp out (the tokens are then made from "

@@ -234,6 +234,7 @@ class _Reporter:
         return 1 if self.failed else 0
 
 
+@usage.interrupted_by_sigterm  # a scheduler's SIGTERM or `kill`: the Ctrl-C line, not a silent 143
 def fingerprint_main(argv: list[str] | None = None) -> int:
     """``deepmolm-fingerprint``: E3FP tokens as JSON lines."""
     parser = argparse.ArgumentParser(
@@ -273,7 +274,6 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         usage.fail(parser.prog, e)
     except OSError as e:  # its pid could not be written (a full disk)
         usage.fail(parser.prog, f"--out {args.out}: cannot lock it ({e.strerror or e})")
-    usage.sigterm_as_interrupt()  # a scheduler's SIGTERM or `kill`: the Ctrl-C line, not a silent 143
     try:
         return _fingerprint(parser.prog, args, settings)
     finally:
@@ -406,6 +406,7 @@ def _writing():
         raise _Unwritable() from error
 
 
+@usage.interrupted_by_sigterm
 def render_main(argv: list[str] | None = None) -> int:
     """``deepmolm-render``: one PNG depiction per record."""
     parser = argparse.ArgumentParser(
@@ -434,7 +435,6 @@ def render_main(argv: list[str] | None = None) -> int:
         usage.fail(parser.prog, e)
     except OSError as e:  # its pid could not be written (a full disk)
         usage.fail(parser.prog, f"--out {args.out}: cannot lock it ({e.strerror or e})")
-    usage.sigterm_as_interrupt()  # a scheduler's SIGTERM or `kill`: the Ctrl-C line, not a silent 143
     try:
         return _render(parser.prog, args)
     finally:

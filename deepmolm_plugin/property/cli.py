@@ -427,7 +427,7 @@ def foreign_out(out: Path) -> str | None:
     config = out / "config.json"
     if config.exists() or config.is_symlink():
         return None if _is_run_file(out, config, "config.json") else \
-            "its config.json is not a run's (a model's folder?)"
+            "its config.json is not a run's (a model's folder? a run's, damaged: then move it away)"
     patterns = [*RUN_JSON_KEYS, *RUN_REPORTS]
     entries = [p for p in out.iterdir() if not (p.name in RUN_FOLDERS and p.is_dir() and not p.is_symlink())]
     entries += [p for name in RUN_FOLDERS if (out / name).is_dir() for p in (out / name).iterdir()]
@@ -938,6 +938,7 @@ def check_utf8(path: str, option: str) -> None:
                                    "save it as UTF-8") from e
 
 
+@usage.interrupted_by_sigterm  # a scheduler's SIGTERM or `kill`: the Ctrl-C line below, not a silent 143
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -945,7 +946,6 @@ def main(argv: list[str] | None = None) -> int:
     from ..tensor_files import CheckpointError
     from .featurizers import FeaturizerError
 
-    usage.sigterm_as_interrupt()  # a scheduler's SIGTERM or `kill`: the Ctrl-C line below, not a silent 143
     try:
         results_doc = run_from_args(args)
     except (usage.UsageError, CheckpointError, FeaturizerError) as e:  # a model or molecule the run cannot use

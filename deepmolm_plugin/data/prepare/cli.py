@@ -264,9 +264,9 @@ def say(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())  # else Python's final flush fails again
 
 
+@usage.interrupted_by_sigterm  # SIGTERM (a scheduler, `kill`) takes the Ctrl-C path; workers keep the default
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    usage.sigterm_as_interrupt()  # SIGTERM (a scheduler, `kill`) takes the Ctrl-C path; workers keep the default
     tag = f"s{args.shard[0]}of{args.shard[1]}"
     out = Output(Path(args.out), tag)
     lock = OutputLock(out.root, args.shard)
