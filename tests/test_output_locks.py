@@ -34,18 +34,10 @@ from deepmolm_plugin.property import cli as kcli
 
 from test_hostile_kflm2 import FORTY, _run
 from test_hostile_property_images import _csv
+from test_prepare_hardening import HOLD  # another run holding a lock file, whoever took it
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "sigterm_restored")
 
-# Another run holding a lock file: what the tools' flock sees, whoever took it.
-HOLD = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, f"{os.getpid()}\\n".encode())
-print("locked", flush=True)
-sys.stdin.read()
-"""
 
 # a console script's entry (deepmolm_plugin.entry_points) with the given arguments
 ENTRY = "import sys; from deepmolm_plugin import entry_points; sys.exit(entry_points.{}())"
