@@ -347,8 +347,6 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
     if total is not None and settings["limit"] is not None:
         total = min(total, settings["limit"])
     tty = sys.stderr.isatty()  # in a batch job's log, a line every 30 s rather than a stream of \r
-    progress = tqdm(total=total, unit="item", desc="prepare", mininterval=1.0 if tty else 30.0,
-                    disable=args.no_progress, file=sys.stderr, dynamic_ncols=tty)
     counts = {"chunks": 0, "items": 0}
 
     def commit(c: int, first: int, made: List[Made]) -> None:
@@ -356,9 +354,13 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
         counts["chunks"] += 1
         counts["items"] += len(made)
 
-    scheduler = Scheduler(pool, workers, 8 * args.chunk_size, commit, progress, restart, isolate)
     n_chunks = 0
-    try:
+    progress = scheduler = None
+    try:  # the bar made inside: a Ctrl-C / SIGTERM right after its first line left it open, and its
+        # last line came after the interrupt line, at exit
+        progress = tqdm(total=total, unit="item", desc="prepare", mininterval=1.0 if tty else 30.0,
+                        disable=args.no_progress, file=sys.stderr, dynamic_ncols=tty)
+        scheduler = Scheduler(pool, workers, 8 * args.chunk_size, commit, progress, restart, isolate)
         for c, first, batch in chunks_of(items, args.chunk_size):
             n_chunks = c + 1
             if c in done:
@@ -369,8 +371,12 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
             scheduler.add(_Open(c, first, len(batch), [None] * len(tasks), len(tasks)), tasks)
         scheduler.finish()
     finally:
-        progress.close()
-        scheduler.close()
+        if progress is not None:
+            progress.close()
+        if scheduler is not None:
+            scheduler.close()
+        else:
+            pool.shutdown(wait=True, cancel_futures=True)
     return n_chunks, counts["chunks"], counts["items"]
 
 
