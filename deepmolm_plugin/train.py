@@ -596,8 +596,6 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
     an optimizer-state or embedding size traceback, or a silent switch of template; and the
     data settings the config records (DATA_SETTINGS), switched silently partway through the
     run. And a checkpoint of the other kind than --deepspeed says (checkpoint_kind_problem)."""
-    from pathlib import Path
-
     output_dir = options.output_dir
     output = os.path.expanduser(output_dir or "")
     # a last save that was cut short is set aside before the host starts
@@ -608,8 +606,7 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
         return
     checkpoint = resumed_checkpoint(output)
     if checkpoint is None:  # transformers takes only checkpoint-<number> folders
-        found = sorted(p.name for p in Path(output).glob("checkpoint-*")
-                       if unfinished is None or p.name != os.path.basename(unfinished))
+        found = [p.name for p in host_checkpoints(output)]
         raise usage.UsageError(f"--output_dir {output_dir} holds {', '.join(found[:3])}, so the host resumes, but "
                                "no checkpoint-<step> folder to resume from: move it away, or use another --output_dir")
     name = os.path.basename(checkpoint)
@@ -738,13 +735,19 @@ def resumes(output: str) -> bool:
     `checkpoint-*`, llava/train/train.py) once the launcher has set aside a last checkpoint
     whose save was cut short (`unfinished_save`): that one is no checkpoint to resume. Every
     rank answers alike whether or not rank 0 has renamed it yet (set_aside_unfinished_save)."""
+    return bool(host_checkpoints(output))
+
+
+def host_checkpoints(output: str) -> list:
+    """The `checkpoint-*` entries of `output` (the host's glob) less a last save that was cut
+    short (`unfinished_save`, set aside before the host starts): what the host sees."""
     from pathlib import Path
 
     if not os.path.isdir(output):
-        return False
+        return []
     unfinished = unfinished_save(output)
     skipped = os.path.basename(unfinished) if unfinished else None
-    return any(p.name != skipped for p in Path(output).glob("checkpoint-*"))
+    return sorted(p for p in Path(output).glob("checkpoint-*") if p.name != skipped)
 
 
 # transformers' rule for the folders Trainer.train(resume_from_checkpoint=True) chooses from
@@ -925,11 +928,7 @@ def tokenizer_vocab(path: str) -> dict:
 def model_only(output: str) -> bool:
     """Every checkpoint of `output` was saved without optimizer.pt and scheduler.pt
     (--save_only_model): "move the last one away" would not help."""
-    from pathlib import Path
-
-    unfinished = unfinished_save(output)  # set aside before the host starts: not one of them
-    checkpoints = [p for p in Path(output).glob("checkpoint-*") if p.is_dir() and not by_deepspeed(p)
-                   and (unfinished is None or p.name != os.path.basename(unfinished))]
+    checkpoints = [p for p in host_checkpoints(output) if p.is_dir() and not by_deepspeed(p)]
     return bool(checkpoints) and all(not (p / "optimizer.pt").exists() and not (p / "scheduler.pt").exists()
                                      and (p / "trainer_state.json").is_file() for p in checkpoints)
 
