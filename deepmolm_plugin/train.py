@@ -100,8 +100,10 @@ def check_tower_weights(argv) -> None:
     weights = option_value(argv, "vision_tower_weights")
     if not weights or weights == "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
         return
-    paths = [p for p in weights.split(",") if p]  # as the arguments class splits them (patches.arguments)
-    for path in (p.strip() for p in paths if p.strip()):  # cheap, before torch is imported (the loader strips too)
+    from deepmolm_plugin.encoder.checkpoint import split_weights_option
+
+    paths = split_weights_option(weights)  # as the arguments class splits them
+    for path in paths:
         if not os.path.lexists(os.path.expanduser(path)):  # a link that leads nowhere: the loader says which way
             raise usage.UsageError(f"--vision_tower_weights {path}: no such file or folder")
     from deepmolm_plugin.patches.registry import TOWER_NAME

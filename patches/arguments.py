@@ -127,6 +127,7 @@ def ignored_projector_options(args, defaults) -> list:
 
 
 def _model_arguments(host_cls):
+    from deepmolm_plugin.encoder.checkpoint import split_weights_option
     from deepmolm_plugin.encoder.presets import ENCODER_PRESETS, config_argument
     from deepmolm_plugin.molecule_fp import DEEPMOLM, FingerprintSettings
 
@@ -218,7 +219,7 @@ def _model_arguments(host_cls):
                     raise ValueError(f"--aux_properties names a property twice: {self.aux_properties!r}")
                 self.aux_properties = names
             if self.vision_tower_weights and "," in self.vision_tower_weights:
-                self.vision_tower_weights = [p for p in self.vision_tower_weights.split(",") if p]
+                self.vision_tower_weights = split_weights_option(self.vision_tower_weights)
             if isinstance(self.deepencoder_config, str):  # a JSON file stays a path, a preset name becomes its fields
                 self.deepencoder_config = config_argument(self.deepencoder_config)
             if self.vision_feature_cache is not None and self.unfreeze_mm_vision_tower:

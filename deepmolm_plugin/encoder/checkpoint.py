@@ -454,6 +454,14 @@ def common_wrapper_prefix(keys: Sequence[str]) -> str:
         prefix += step
 
 
+def split_weights_option(text: str) -> List[str]:
+    """`--vision_tower_weights "sam.pth, clip.safetensors"` -> ['sam.pth', 'clip.safetensors']:
+    the one way the option's text becomes paths (the arguments class, the train launcher's
+    check before the model loads). Spaces around a path are dropped (`_paths` says why), so
+    are blank entries ("a,,b")."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
 def _paths(path: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
     """The checkpoint paths of `path` (one, or a list), as every loader here reads them:
     `~` expanded (tensor_files.checkpoint_path) and spaces around a typed path removed.

@@ -90,7 +90,9 @@ def check_model_views(image: str, config) -> None:
     ratio leaves nothing of it in the view (1 x 3000 px). From the header, no decoding: what
     the chat CLI and eval check before the model loads (it was a traceback after)."""
     mode = getattr(config, "image_mode", None) or "base"
-    if mode == "base" and getattr(config, "image_aspect_ratio", "pad") == "pad":
+    # The host's process_images pads only when the config says "pad"; a config without the
+    # field (written by hand, not by the host's train.py) gets no padding there either.
+    if mode == "base" and getattr(config, "image_aspect_ratio", None) == "pad":
         return  # the host pads every image to a square first: any aspect ratio fits
     processor = DeepEncoderImageProcessor.from_config(config_from_args(config), mode=mode)
     processor.num_llm_positions(image)  # raises what preprocess would
