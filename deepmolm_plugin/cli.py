@@ -428,7 +428,7 @@ def main(argv=None) -> None:
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.tensor_files import CheckpointError
-    from deepmolm_plugin.patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
+    from deepmolm_plugin.patches.conversation_qwen2 import check_chat_conv_mode, conv_mode_note, resolve_conv_mode
 
     cli_reply.apply()
     cli_display.apply()
@@ -448,6 +448,9 @@ def main(argv=None) -> None:
             resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)), config)
     except ValueError as e:  # one line, as the GUI says it (was argparse's usage line too)
         usage.fail(parser.prog, f"--conv-mode: {e}")
+    note = conv_mode_note(args.conv_mode, config)  # an explicit mode other than the trained one
+    if note:
+        print(note, file=sys.stderr)
     uses_molecules = projector_uses_molecules(config)
     if uses_molecules and not has_molecule:
         parser.error(

@@ -192,6 +192,20 @@ def resolve_conv_mode(mode: str, model_config_or_type, model_name: str = None) -
     return "llava_v0"
 
 
+def conv_mode_note(mode: str, model_config) -> "str | None":
+    """A note when ``mode`` (an explicit ``--conv-mode``, resolved) is not the template the
+    model's config records it was trained in (``trained_conv_mode``): its prompts are laid
+    out as the model never saw them (a ``plain``-trained model asked in ChatML answered
+    without a word said). Not a refusal: trying another template on purpose is legitimate.
+    None when they agree or nothing is recorded."""
+    trained = trained_conv_mode(model_config) if model_config is not None else None
+    if trained is None or trained == mode:
+        return None
+    return (f"note: this model was trained in conversation mode {trained!r} (config.json's {RUN_RECORD}.{RUN_VERSION}); "
+            f"--conv-mode {mode!r} lays prompts out as it never saw them, so its answers may mean little "
+            "(--conv-mode auto uses the trained one)")
+
+
 def check_chat_conv_mode(mode: str, model_config=None) -> str:
     """``mode`` (a ``--conv-mode`` value, before or after ``resolve_conv_mode``), unless a chat
     cannot use it: ValueError for a template of the host's PLAIN style (``plain``,

@@ -215,6 +215,40 @@ def test_the_chat_and_a_gui_session_refuse_a_plain_trained_model_before_loading(
         ChatSession.load(str(checkpoint), device="cpu")
 
 
+def test_an_explicit_mode_other_than_the_trained_one_gets_a_note(checkpoint, tmp_path, monkeypatch, capsys):
+    # was: `--conv-mode qwen2` on a model trained in plain asked it in ChatML without a word (a note, not a
+    # refusal: trying another template on purpose is legitimate); the trained mode, or no record, says nothing
+    from deepmolm_plugin.eval import model_vqa
+    from deepmolm_plugin.patches.conversation_qwen2 import conv_mode_note
+
+    assert conv_mode_note("qwen2", {"deepmolm_run": {"version": "qwen2"}}) is None
+    assert conv_mode_note("qwen2", {"model_type": "llava_qwen2"}) is None
+    assert "trained in conversation mode 'plain'" in conv_mode_note("qwen2", {"deepmolm_run": {"version": "plain"}})
+    edit_config(checkpoint, deepmolm_run={"version": "plain", "freeze_backbone": False,
+                                          "unfreeze_mm_vision_tower": False})
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question_id": "q1", "smiles": "CCO", "text": "What?"}) + "\n")
+    monkeypatch.setattr(model_vqa, "run_host_eval", lambda host, args, config: None)
+    for mode, noted in (("qwen2", True), ("auto", False), ("plain", False)):
+        model_vqa.main(["--model-path", str(checkpoint), "--question-file", str(questions), "--answers-file",
+                        str(tmp_path / "answers" / "a.jsonl"), "--conv-mode", mode])
+        err = capsys.readouterr().err
+        assert ("note: this model was trained in conversation mode 'plain' (config.json's deepmolm_run.version); "
+                "--conv-mode 'qwen2' lays prompts out as it never saw them" in err) is noted, (mode, err)
+
+
+def test_the_chat_notes_an_explicit_mode_other_than_the_trained_one(checkpoint, monkeypatch, capsys):
+    from deepmolm_plugin import cli
+
+    edit_config(checkpoint, deepmolm_run={"version": "plain", "freeze_backbone": False,
+                                          "unfreeze_mm_vision_tower": False})
+    loads = _no_model_load(monkeypatch)
+    with pytest.raises(RuntimeError, match="the model loads"):
+        cli.main(["--model-path", str(checkpoint), "--smiles", "CCO", "--device", "cpu", "--conv-mode", "qwen2"])
+    assert len(loads) == 1
+    assert "note: this model was trained in conversation mode 'plain'" in capsys.readouterr().err
+
+
 # --- 4: config.json fields of the wrong kind ----------------------------------------------------
 @pytest.mark.parametrize("field, value, problem", [
     ("tokenizer_model_max_length", "256", "tokenizer_model_max_length is '256' (str), not a whole number"),

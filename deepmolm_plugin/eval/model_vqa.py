@@ -366,7 +366,7 @@ def run(args: argparse.Namespace) -> None:
     import llava.eval.model_vqa as host
     from llava.mm_utils import get_model_name_from_path
 
-    from ..patches.conversation_qwen2 import resolve_conv_mode
+    from ..patches.conversation_qwen2 import conv_mode_note, resolve_conv_mode
 
     from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config, unsupported_load_options
 
@@ -383,6 +383,9 @@ def run(args: argparse.Namespace) -> None:
         args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(model_path))
     except ValueError as e:
         raise EvalInputError(str(e)) from e
+    note = conv_mode_note(args.conv_mode, config)  # an explicit mode other than the trained one
+    if note:
+        print(note, file=sys.stderr, flush=True)
     run_host_eval(host, args, config)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from .. import usage
 
@@ -79,7 +80,7 @@ def main(argv=None) -> None:
     deepmolm_plugin.register()
     from llava.mm_utils import get_model_name_from_path
 
-    from ..patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
+    from ..patches.conversation_qwen2 import check_chat_conv_mode, conv_mode_note, resolve_conv_mode
     from ..tensor_files import CheckpointError
     from .app import build_app, launch_kwargs
     from .session import ChatSession
@@ -102,6 +103,9 @@ def main(argv=None) -> None:
     except ValueError as e:  # an unknown --conv-mode, named with the known ones, or `plain` (cannot chat: was a
         # TypeError on the second question)
         usage.fail(parser.prog, f"--conv-mode: {e}")
+    note = conv_mode_note(conv_mode, config)  # an explicit mode other than the trained one
+    if note:
+        print(f"{parser.prog}: {note}", file=sys.stderr, flush=True)
     from ..tensor_files import CheckpointError
 
     try:
