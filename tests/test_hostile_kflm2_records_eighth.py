@@ -44,6 +44,20 @@ def test_a_seed_whose_training_subset_has_one_class_is_refused_before_anything_i
     assert (out / "results.json").is_file()
 
 
+def test_a_seed_whose_training_subset_has_one_regression_value_is_refused(tmp_path):
+    # 2026-12-06: rows 38 and 39 are the only values other than 0.0; seed 21 puts both in valid/test, so its
+    # model was trained on a constant and its test error averaged in, exit 0
+    data = _csv(tmp_path / "flat.csv", ["smiles", "y"], [(s, float(i >= 38)) for i, s in enumerate(FORTY)])
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=r"^seed 21: the train subset \(\d+ molecules\) holds only the value 0 of "
+                                         r"regression target 'y' \(2 of its 40 labels differ, all in valid/test\): "
+                                         r"trained on a constant"):
+        kcli.main(_run(data, out, extra=["--seeds", "22", "--epochs", "1"]))
+    assert not out.exists()
+    assert kcli.main(_run(data, out, extra=["--seeds", "2", "--epochs", "1"])) in (0, 1)
+    assert (out / "results.json").is_file()
+
+
 # ------------------------------------------------------------------ --out of someone else
 def _refused(args, capsys) -> str:
     with pytest.raises(SystemExit) as exit_:

@@ -22,8 +22,9 @@ Labels: empty / ``NA`` / ``none`` / ``null`` cells are missing (masked); ``nan``
 cells, labels beyond +-1e100 or nonzero within +-1e-100 (``data.labels``), other text that is not a number, and rows whose field count
 differs from the header's are errors listing their rows; so are a target without any
 label, a target with one value only (one class, or a constant regression target), a
-split that leaves a subset empty or a target unlabelled in a subset, and a classification
-target with one class in a seed's training subset (before anything is written). Copies
+split that leaves a subset empty or a target unlabelled in a subset, and a target with one
+class (classification) or one value (regression) in a seed's training subset (before
+anything is written). Copies
 of one molecule (``splits.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
 maps aside) stay in the data but always in one subset; data_report.json and results.md
 count them and list those whose labels disagree; training rows of a molecule in a
@@ -678,7 +679,7 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
         with _writing(f"the reports in {out} (results.json, results.md, plots/)"):
             paths = write_reports(results_doc, out, plots=not args.no_plots)
     except Unwritable:
-        remove_reports(out)  # plots are written in place (plots.save): a cut PNG must not pass for a plot
+        remove_reports(out)  # some new, some old: a mixed set must not pass for this run's reports
         raise
     results_doc["paths"] = {k: [os.fspath(x) for x in v] if isinstance(v, list) else os.fspath(v)
                             for k, v in paths.items()}
@@ -773,9 +774,10 @@ def check_split_labels(split: dict, seed: int, table: Table, task: str = "regres
             listed = ", ".join(f"{t!r} ({int(total[table.task_names.index(t)])} labels in all)" for t in lacking)
             raise SystemExit(f"seed {seed}: the {name} subset ({len(idx)} molecules) has no label of target(s) "
                              f"{listed}: use more labelled data, other --sizes, or leave the target out")
-    if task != "classification":
-        return
     train = table.y[split["train"]]
+    if task != "classification":
+        check_regression_train_values(train, seed, len(split["train"]), table, kind)
+        return
     for k, target in enumerate(table.task_names):
         classes = np.unique(train[~np.isnan(train[:, k]), k])
         if classes.size < 2:
@@ -788,6 +790,23 @@ def check_split_labels(split: dict, seed: int, table: Table, task: str = "regres
                 f"{in_all[have]} of class {have} in all): trained on one class, its ROC-AUC would mean nothing; "
                 f"use more molecules of class {missing}, a larger TRAIN fraction (--sizes){other}, or leave the "
                 "target out")
+
+
+def check_regression_train_values(train: np.ndarray, seed: int, n: int, table: Table, kind: str) -> None:
+    """A regression target whose training labels in one seed are all one value (its few
+    other values all in valid/test) was trained on a constant: the model learns nothing
+    from it and the seed's test error, that of a constant, was averaged in with exit 0.
+    Refused like one class in a classification seed (`train`: that subset's label rows)."""
+    for k, target in enumerate(table.task_names):
+        values = np.unique(train[~np.isnan(train[:, k]), k])
+        if values.size == 1:
+            labelled = table.y[~np.isnan(table.y[:, k]), k]
+            other = " or --split random" if kind != "random" else ""
+            raise SystemExit(
+                f"seed {seed}: the train subset ({n} molecules) holds only the value {values[0]:g} of regression "
+                f"target {target!r} ({int((labelled != values[0]).sum())} of its {labelled.size} labels differ, all "
+                f"in valid/test): trained on a constant, nothing to learn; use more varied labels, a larger TRAIN "
+                f"fraction (--sizes){other}, or leave the target out")
 
 
 def _split(args, table: Table, seed: int, scaffolds, groups: list[list[int]], fixed_test: bool) -> dict:
