@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .result_files import replace_atomic
+
 ERROR_CAPSIZE = 4  # points: the caps of error bars
 # Largest |value| a parity plot places: beyond ~1.6e308 the padded limits, or matplotlib's
 # tick steps, overflow to inf and drawing fails (ValueError / OverflowError at save).
@@ -55,7 +57,9 @@ def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
             text.set_parse_math(False)
         with matplotlib.rc_context({"text.parse_math": False}):
             fig.tight_layout()
-            fig.savefig(path, dpi=dpi)
+            # whole or not at all: a run killed while drawing left a cut PNG that passed for a plot
+            kind = Path(path).suffix.lstrip(".").lower() or "png"
+            replace_atomic(path, lambda f: fig.savefig(f, dpi=dpi, format=kind))
     finally:  # also on failure: an unclosed figure stays in pyplot's list for the process's life
         pyplot().close(fig)
     return Path(path)

@@ -2,8 +2,9 @@
 
 Long jobs resume from their own files and people read them with jq or a browser, so:
 
-- `write_atomic`: a reader (or a resumed run) sees the old file or the whole new one, never
-  a truncated one, and the file gets the permissions any other file of the user gets.
+- `write_atomic` / `replace_atomic` (text / any bytes, figures too): a reader (or a resumed
+  run) sees the old file or the whole new one, never a truncated one, and the file gets the
+  permissions any other file of the user gets.
 - `file_sha256`: what resumed jobs compare their input files by (an input edited under the
   same path must not be resumed as if it were the old one).
 - `strict_json`: every NaN or infinite float becomes null. Python's json writes a bare
@@ -21,6 +22,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -73,11 +75,17 @@ def shared_mode(folder: bool = False) -> int:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a resumed run) sees the old file or the
-    whole new one, never a truncated one: a killed job must not leave half a seed result.
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (`replace_atomic`)."""
+    replace_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
-    The text goes to a hidden temporary file in the same folder (so ``seed_*.json`` globs never
-    match it), is flushed and fsynced, then renamed over ``path`` (``os.replace`` is atomic on
+
+def replace_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a binary file that becomes ``path`` only once it returns, so that a
+    reader (or a resumed run) sees the old file or the whole new one, never a truncated one:
+    a killed job must not leave half a seed result, nor a cut PNG that passes for a plot.
+
+    The bytes go to a hidden temporary file in the same folder (so ``seed_*.json`` globs never
+    match it), are flushed and fsynced, then renamed over ``path`` (``os.replace`` is atomic on
     one file system); the folder is fsynced too where the platform allows, so the rename
     survives a crash. A failed write removes the temporary file and leaves ``path`` untouched.
     mkstemp makes its file private (0600), which left run folders shared with a group
@@ -93,9 +101,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), shared_mode())
-            f.write(text)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

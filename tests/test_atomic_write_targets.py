@@ -42,3 +42,30 @@ def test_eval_questions_names_an_output_that_is_no_file(tmp_path, capsys):
     assert info.value.code == 2 and "is not a regular file" in capsys.readouterr().err
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # was: replaced by a regular file
 
+
+
+def test_a_figure_is_written_whole_or_not_at_all(tmp_path):
+    # 2026-12-06: plots.save wrote the PNG in place; a run killed (or a disk filled) while drawing left a
+    # cut file that passed for a plot. Now the old figure stays until the new one is complete.
+    from deepmolm_plugin import plots
+
+    target = tmp_path / "parity.png"
+    fig, (ax,) = plots.panels(1, (3, 3))
+    ax.plot([0, 1], [0, 1])
+    plots.save(fig, target, 50)
+    old = target.read_bytes()
+    assert old.startswith(b"\x89PNG")
+
+    fig, (ax,) = plots.panels(1, (3, 3))
+    ax.plot([0, 1], [1, 0])
+    original = fig.savefig
+
+    def cut_short(f, **kwargs):  # half of a real PNG written, then the process is interrupted
+        original(f, **kwargs)
+        f.truncate(f.tell() // 2)
+        raise KeyboardInterrupt
+
+    fig.savefig = cut_short
+    with pytest.raises(KeyboardInterrupt):
+        plots.save(fig, target, 50)
+    assert target.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["parity.png"]
