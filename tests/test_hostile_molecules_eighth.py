@@ -118,3 +118,23 @@ def test_counting_open_stereo_stops_at_the_second_isomer(monkeypatch):
     assert conformer._isomer_count(polyene) == 2
     assert len(written) <= 4  # was 1024
     assert any("double bonds" in note for note in molecule_from_smiles("C" + "C=C" * 10 + "C", id="p").notes)
+
+
+def test_a_smiles_beside_coordinates_stating_a_family_is_refused(tmp_path):
+    # 2026-12-06: the SMILES' link node / polymer group was checked only when the SMILES was the whole input;
+    # beside atoms + coordinates or a structure file the coordinates' cyclohexane was used without a word
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.molecule import molecule_from_atoms
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("C1CCCCC1"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    elements, xyz = [a.GetSymbol() for a in mol.GetAtoms()], mol.GetConformer().GetPositions()
+    with pytest.raises(MoleculeError, match=r"link node \(atom C2 repeated 1 to 3 times\)"):
+        molecule_from_atoms(elements, xyz, id="x", smiles="C1CCCCC1 |LN:1:1.3|")
+    with pytest.raises(MoleculeError, match=r"polymer substance group \(SRU\)"):
+        molecule_from_atoms(elements, xyz, id="x", smiles="C1CCCCC1 |Sg:n:1,2::ht|")
+    assert molecule_from_atoms(elements, xyz, id="x", smiles="C1CCCCC1").notes[-1].startswith("SMILES verified")
+    Chem.MolToXYZFile(mol, str(path := tmp_path / "c.xyz"))  # an XYZ file's atoms take the SMILES' bonds
+    (result,) = read_structures(path, smiles="C1CCCCC1 |LN:1:1.3|")
+    assert isinstance(result, MoleculeError) and "link node (atom C2" in result.reason

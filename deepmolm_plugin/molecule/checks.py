@@ -127,6 +127,15 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
         names = ", ".join(bond_name(b) for b in queries[:10]) + (f" and {len(queries) - 10} more" if len(queries) > 10 else "")
         raise MoleculeError(id, f"bond(s) of no one order ({names}; molfile query bond types 5-8 or MOL2 du/un): "
                                 "not a concrete structure")
+    check_no_family(mol, id)
+    if mol.GetNumConformers() > 0:
+        check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
+
+
+def check_no_family(mol: Chem.Mol, id: str) -> None:
+    """No polymer repeat unit and no link node: what a SMILES or a structure file may state
+    beyond its atoms that makes it a family of molecules. Also checked on a SMILES given
+    beside coordinates (`matching.apply_smiles`), whose groups the coordinate atoms lack."""
     polymer = sorted({g.GetProp("TYPE") for g in Chem.GetMolSubstanceGroups(mol) if g.HasProp("TYPE")} & POLYMER_GROUPS)
     if polymer:  # CXSMILES `Sg:n`, molfile SRU: was fingerprinted and drawn as the bare repeat unit
         raise MoleculeError(id, f"a polymer substance group ({', '.join(polymer)}): a repeat unit is not one "
@@ -135,8 +144,6 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     if link:  # CXSMILES `LN`, molfile LINKNODE: was fingerprinted and drawn with the atom once
         raise MoleculeError(id, f"a link node ({link}): a Markush structure of several ring or chain sizes is not "
                                 "one concrete molecule; give each size as its own record")
-    if mol.GetNumConformers() > 0:
-        check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
 
 
 def _link_node(mol: Chem.Mol) -> str:

@@ -20,7 +20,7 @@ from typing import Callable
 from rdkit import Chem
 
 from .bonds import bonds
-from .checks import NONMETALS
+from .checks import NONMETALS, check_no_family
 from .errors import MoleculeError, atom_names
 from .sanitize import parse_smiles, sanitize
 
@@ -320,6 +320,9 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
     enantiomer or isomer next to the coordinates' tokens.
     """
     template, notes = parse_smiles(smiles, id)
+    # a SMILES stating a family (`|Sg:n:...|`, `|LN:...|`): the coordinates are one member, the
+    # record's text says otherwise (was: the coordinates' molecule, without a word)
+    check_no_family(template, id)
     if has_h:
         template = Chem.AddHs(template)
     mol = _without_ion_contacts(mol, template)
