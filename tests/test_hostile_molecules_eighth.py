@@ -138,3 +138,18 @@ def test_a_smiles_beside_coordinates_stating_a_family_is_refused(tmp_path):
     Chem.MolToXYZFile(mol, str(path := tmp_path / "c.xyz"))  # an XYZ file's atoms take the SMILES' bonds
     (result,) = read_structures(path, smiles="C1CCCCC1 |LN:1:1.3|")
     assert isinstance(result, MoleculeError) and "link node (atom C2" in result.reason
+
+
+def test_open_cumulenes_are_named_in_the_note():
+    # 2026-12-06: an allene's axis (and a butatriene's E/Z), which RDKit encodes in no form, got no note
+    # although the generated conformer fixes one of its two configurations
+    assert _open("CC=C=CC") == ["cumulene C2=C3=C4 (axial; RDKit encodes none) is unassigned: the generated "
+                                "conformer fixes one configuration for it"]
+    assert _open("CC=C=C=CC")[0].startswith("cumulene C2=C3=C4=C5 (E/Z; RDKit encodes none) is unassigned")
+    assert _open("CC=C=C=C=CC")[0].startswith("cumulene C2=C3=C4=C5=C6 (axial;")
+    assert _open("C[C@H](O)C=C=CC")[0].startswith("cumulene C4=C5=C6 (axial;")  # the centre is written
+    assert _open("C1CCCC=C=CCC1")[0].startswith("cumulene C5=C6=C7 (axial;")  # a ring allene is chiral too
+    for no_stereo in ("C=C=CC", "CC(C)=C=CC", "CC(C)=C=C=CC", "C=C=C=C", "O=C=O", "CN=C=NC(C)C"):
+        assert _open(no_stereo) == [], no_stereo
+    both = _open("CC=CC=C=CC")[0]
+    assert both.startswith("double bond C2=C3 (E/Z) and cumulene C4=C5=C6 (axial; RDKit encodes none) are "), both

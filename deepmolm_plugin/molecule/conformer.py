@@ -138,6 +138,38 @@ def _open_stereo(work: Chem.Mol) -> tuple[list[int], list[Chem.Bond], int]:
     return atoms, [b for b in double if not (cumulated(b.GetBeginAtom()) or cumulated(b.GetEndAtom()))], len(found)
 
 
+def _cumulenes(work: Chem.Mol) -> list[list[int]]:
+    """The atoms of each stereogenic cumulene: a chain of two or more cumulated double bonds
+    whose two ends each carry two different substituents. With an even number of double
+    bonds it is an axis (`CC=C=CC`, penta-2,3-diene: chiral), with an odd number a planar
+    E/Z unit (`CC=C=C=CC`). RDKit encodes neither (a written `@` or `/ \\` is dropped;
+    ``sanitize.note_axial_stereo`` notes the `@`), so such a unit is always open and the
+    generated conformer fixes one of its two configurations (it got no note)."""
+    ranks = list(Chem.CanonicalRankAtoms(work, breakTies=False))
+
+    def doubles(atom) -> list[Chem.Bond]:
+        return [b for b in atom.GetBonds() if b.GetBondType() == Chem.BondType.DOUBLE]
+
+    def differ(end, inner) -> bool:  # two substituents besides the chain, told apart by symmetry class
+        others = [ranks[n.GetIdx()] for n in end.GetNeighbors() if n.GetIdx() != inner]
+        others += ["H"] * end.GetTotalNumHs()  # hydrogens not in the graph
+        return len(others) == 2 and others[0] != others[1] and others.count("H") < 2
+
+    found = []
+    for start in work.GetAtoms():
+        if len(doubles(start)) != 1:
+            continue
+        chain = [start.GetIdx(), doubles(start)[0].GetOtherAtomIdx(start.GetIdx())]
+        while len(doubles(here := work.GetAtomWithIdx(chain[-1]))) == 2 and here.GetDegree() == 2:
+            chain.append(next(b.GetOtherAtomIdx(here.GetIdx()) for b in doubles(here)
+                              if b.GetOtherAtomIdx(here.GetIdx()) != chain[-2]))
+        end = work.GetAtomWithIdx(chain[-1])
+        if (len(chain) >= 3 and chain[0] < chain[-1] and len(doubles(end)) == 1
+                and differ(start, chain[1]) and differ(end, chain[-2])):
+            found.append(chain)
+    return found
+
+
 def _isomer_count(mol: Chem.Mol, stop: int = 2) -> int:
     """Distinct SMILES of the stereoisomers the open elements of ``mol`` make, up to ``stop``
     (the callers ask "only one?": counting on wrote a SMILES for each of up to 2**10 isomers,
@@ -221,13 +253,17 @@ def _one_stereoisomer(work: Chem.Mol, flips: int) -> bool:
 
 def _unassigned_note(work: Chem.Mol) -> list[str]:
     """The note on open stereo that the generated conformer (on ``work``) fixes, naming the
-    stereocentres and E/Z double bonds; none where they make one stereoisomer only."""
+    stereocentres, E/Z double bonds and cumulenes; no centres or double bonds where they
+    make one stereoisomer only."""
     work = Chem.Mol(work)
     # a parsed SMILES holds its E/Z in the single bonds' / \\ only, which RDKit's perception
     # does not read: `C/C=C/C` was open to it
     Chem.SetBondStereoFromDirections(work)
     atoms, double, flips = _open_stereo(work)
-    if not (atoms or double) or _one_stereoisomer(work, flips):
+    cumulenes = _cumulenes(work)
+    if (atoms or double) and _one_stereoisomer(work, flips):
+        atoms, double = [], []
+    if not (atoms or double or cumulenes):
         return []
     # named as every message names atoms (element, 1-based): RDKit's 0-based indices pointed
     # at the atom before the one meant
@@ -236,7 +272,10 @@ def _unassigned_note(work: Chem.Mol) -> list[str]:
         more = f" and {len(double) - 10} more" if len(double) > 10 else ""
         parts.append(f"double bond{'s' * (len(double) > 1)} {', '.join(bond_name(b, '=') for b in double[:10])}{more}"
                      " (E/Z)")
-    several = len(atoms) + len(double) > 1
+    for chain in cumulenes:  # 3 atoms: an allene's axis; 4: a butatriene's E/Z; ...
+        kind = "axial" if len(chain) % 2 else "E/Z"
+        parts.append(f"cumulene {'='.join(atom_names([i], work) for i in chain)} ({kind}; RDKit encodes none)")
+    several = len(atoms) + len(double) + len(cumulenes) > 1
     return [f"{' and '.join(parts)} {'are' if several else 'is'} unassigned: the generated conformer fixes one "
             f"configuration for {'them' if several else 'it'}"]
 
