@@ -672,7 +672,10 @@ RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1",
                "seed", "data_seed", "group_by_modality_length", "per_device_train_batch_size",
                "gradient_accumulation_steps",
                # the batches of an epoch: another value skipped the wrong ones when the epoch resumed
-               "dataloader_drop_last")
+               "dataloader_drop_last",
+               # where every record is cut (the host's tokenizer truncates at it): the resumed part
+               # trained on other text than the first without a word
+               "model_max_length")
 PROCESSES = "processes"  # RUN_RECORD's number of training processes (WORLD_SIZE), next to RESUME_KEPT
 # compared as their product, the global batch
 BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps", PROCESSES)

@@ -629,6 +629,8 @@ def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path, m
     for extra, message in ((["--learning_rate", "1e-3"], r"--learning_rate 0.001 \(the run: 2e-05\)"),
                            (["--seed", "7"], r"--seed 7 \(the run: 42\)"),
                            (["--weight_decay", "0.1"], r"--weight_decay 0.1 \(the run: 0.0\)"),
+                           # 2026-12-06: the resumed part cut every record at another length, without a word
+                           (["--model_max_length", "64"], r"--model_max_length 64 \(the run: 512\)"),
                            # was: another global batch took half an epoch as a whole one and skipped the rest
                            (["--per_device_train_batch_size", "4"], r"a global batch of 4 \(--per_device_train_batch_"
                                                                     r"size 4 x --gradient_accumulation_steps 1 x "
