@@ -115,6 +115,27 @@ def test_a_second_run_on_a_held_output_is_refused_naming_the_holder(tool, ends, 
     assert not lock_of(out).exists()
 
 
+@pytest.mark.parametrize("main", [tools.fingerprint_main, tools.render_main])
+def test_a_failures_file_another_run_writes_is_refused_and_both_locks_let_go(main, tmp_path, capsys):
+    # 2026-12-06: two runs with their own --out and one --failures file interleaved their failure lines
+    failures = tmp_path / "failed.jsonl"
+    out = tmp_path / ("fp.jsonl" if main is tools.fingerprint_main else "pictures")
+    argv = ["--smiles", "CCO", "C1CC", "--out", out, "--failures", failures, "--no-progress"]
+    if main is tools.render_main:
+        argv += ["--size", "64"]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(failures) + ".lock"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        assert _code(main, argv) == 2
+        assert f"is writing {failures} (pid {holder.pid})" in capsys.readouterr().err
+        assert not failures.exists() and not (out.with_name("fp.jsonl.lock") if out.suffix else out / ".lock").exists()
+    finally:
+        holder.communicate("")
+    assert _code(main, argv) == 1  # one record failed: written to --failures, both locks let go
+    assert "C1CC" in failures.read_text() and not Path(str(failures) + ".lock").exists()
+
+
 def _await(stream, marker: bytes) -> bytes:
     """What `stream` gives up to and including `marker` (a line the tool prints once its work runs)."""
     seen = b""

@@ -177,6 +177,29 @@ def _check_outputs(args, outputs: dict) -> None:
         seen[key] = option
 
 
+def _hold_outputs(prog: str, kinds: dict, args) -> list:
+    """The locks of the outputs (``{option: output_lock.file_lock / folder_lock / None}``, the
+    path in ``args``), taken before any of them is emptied: a second run into the same
+    --out, or the same --failures file beside another --out, interleaved both runs' lines.
+    A device or pipe (/dev/null) is every run's to write. All or none: on a refusal the
+    locks taken so far are released."""
+    locks = []
+    try:
+        for option, lock_of in kinds.items():
+            path = getattr(args, option.lstrip("-"))
+            if lock_of is None or path is None or (lock_of is output_lock.file_lock and _file_key(Path(path)) is None):
+                continue
+            try:
+                locks.append(output_lock.hold(lock_of(path, prog)))
+            except OSError as e:  # its pid could not be written (a full disk)
+                raise usage.UsageError(f"{option} {path}: cannot lock it ({e.strerror or e})") from e
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
+
+
 def _printable(text) -> str:
     """`text` on one terminal line: control characters (line breaks, ESC) escaped."""
     return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in str(text))
@@ -267,17 +290,14 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures})
         # before the file is emptied: a second run into it interleaved both runs' lines (and NUL
         # bytes); a device or pipe (/dev/null, `>(...)`) is every run's to write
-        lock = None
-        if args.out != "-" and _file_key(Path(args.out)) is not None:
-            lock = output_lock.hold(output_lock.file_lock(args.out, parser.prog))
+        locks = _hold_outputs(parser.prog, {"--out": None if args.out == "-" else output_lock.file_lock,
+                                            "--failures": output_lock.file_lock}, args)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
-    except OSError as e:  # its pid could not be written (a full disk)
-        usage.fail(parser.prog, f"--out {args.out}: cannot lock it ({e.strerror or e})")
     try:
         return _fingerprint(parser.prog, args, settings)
     finally:
-        if lock is not None:
+        for lock in locks:
             lock.release()
 
 
@@ -430,15 +450,14 @@ def render_main(argv: list[str] | None = None) -> int:
         _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures})
         # before anything in --out is deleted: a second run removed the pictures (and the
         # unfinished one) of the run writing there, which then failed
-        lock = output_lock.hold(output_lock.folder_lock(args.out, parser.prog))
+        locks = _hold_outputs(parser.prog, {"--out": output_lock.folder_lock, "--failures": output_lock.file_lock}, args)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
-    except OSError as e:  # its pid could not be written (a full disk)
-        usage.fail(parser.prog, f"--out {args.out}: cannot lock it ({e.strerror or e})")
     try:
         return _render(parser.prog, args)
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
 
 
 def _render(prog: str, args) -> int:
