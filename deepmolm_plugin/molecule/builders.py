@@ -18,9 +18,9 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
-from .checks import check_coordinates, check_perceived_orders
+from .checks import NONMETALS, check_coordinates, check_perceived_orders, close_pairs
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
-from .errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, one_based, rdkit_messages, with_messages
 from .finish import finish
 from .matching import apply_smiles
 from .policy import MAX_ATOMS, check_options, early_cap, size_cap
@@ -132,6 +132,57 @@ def _charge(charge, id: str) -> int | None:
     raise MoleculeError(id, f"total charge must be an integer, got {charge!r}")
 
 
+# Angstrom: no two atoms of a molecule are closer; the shortest bond, H2's, is 0.74 A. Most
+# atoms this close to another is a molecule in nanometres (water's O-H: 0.096).
+CLOSEST_BOND = 0.5
+# RDKit's DetermineConnectivity bonds two atoms closer than this times the sum of their
+# covalent radii (its covFactor); real bonds measure 0.77-1.2 times it, and in bohr 1.45-2.3.
+BONDING_FACTOR = 1.3
+# Elements no record has as a lone atom: every compound bonds them (a lone metal, halide or
+# noble-gas atom is an ion or an atom of its own: `[Na+].[Cl-]` a solvent-separated pair).
+_ALWAYS_BONDED = NONMETALS - {9, 17, 35, 53}
+
+
+def check_units(mol: Chem.Mol, id: str) -> None:
+    """``MoleculeError`` for an atom list whose coordinates are not in angstrom, before bond
+    perception: in nanometres (most atoms closer than ``CLOSEST_BOND`` to another) or in bohr
+    (no two atoms within bonding distance, ``BONDING_FACTOR``, while some atom is one that
+    is always bonded: `_ALWAYS_BONDED`). Perception failed on both with RDKit's "Unable to
+    determine valence of atom 0 with atomic number 8 and 0 bonds", or the SMILES check
+    with "the coordinates imply 0" bonds, neither saying why. A single atom, separate ions
+    (`[Na+].[Cl-]` at any distance), metal complexes and salts at contact distance pass:
+    one bonded pair, or no always-bonded atom, is enough. Uses ``checks.close_pairs``."""
+    n = mol.GetNumAtoms()
+    if n < 2:
+        return
+    positions = mol.GetConformer().GetPositions()  # [N, 3]
+    pairs = close_pairs(positions, CLOSEST_BOND)  # [P, 2]
+    if len(np.unique(pairs)) > n / 2:
+        lengths = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=-1)  # [P]
+        i, j = pairs[int(np.argmin(lengths))].tolist()
+        raise MoleculeError(id, f"atoms {atom_names([i], mol)} and {atom_names([j], mol)} are {lengths.min():.3g} A "
+                                f"apart, and {len(np.unique(pairs))} of {n} atoms are closer than {CLOSEST_BOND} A to "
+                                "another (no bond is shorter than 0.74 A): are the coordinates in nanometres? they "
+                                "must be in angstrom")
+    z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])  # [N]
+    always = [i for i in range(n) if z[i] in _ALWAYS_BONDED]
+    if not always:
+        return
+    table = Chem.GetPeriodicTable()
+    radii = np.array([table.GetRcovalent(int(e)) for e in z])  # [N]
+    pairs = close_pairs(positions, BONDING_FACTOR * 2 * radii.max())  # [P, 2] candidates
+    lengths = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=-1)  # [P]
+    if (lengths < BONDING_FACTOR * (radii[pairs[:, 0]] + radii[pairs[:, 1]])).any():
+        return
+    i = next((k for k in always if z[k] > 1), always[0])  # a heavy atom, where there is one
+    distance = np.linalg.norm(positions - positions[i], axis=-1)  # [N]
+    distance[i] = np.inf
+    j = int(np.argmin(distance))
+    raise MoleculeError(id, f"{atom_names([i], mol)} has no atom within bonding distance (nearest {distance[j]:.3g} A, "
+                            f"{atom_names([j], mol)}), nor has any other atom: are the coordinates in bohr? they must "
+                            "be in angstrom")
+
+
 def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
                **options) -> MoleculeRecord:
     """``molecule_from_atoms`` after the option check; ``options`` go to ``finish``."""
@@ -164,6 +215,7 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
     conf.Set3D(True)  # atom lists are a 3D format, even when planar (DFT geometries)
     rw.AddConformer(conf, assignId=True)
     mol = rw.GetMol()
+    check_units(mol, id)  # before bond perception, whose failure would not say why
     has_h = any(a.GetAtomicNum() == 1 for a in mol.GetAtoms())
     if smiles is None and not has_h:
         # rdDetermineBonds takes every atom's missing valence for bonds or charges: on 642
@@ -182,7 +234,7 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
             hint = "" if has_h else " (no hydrogens in the coordinates: pass smiles=)"
             total = "" if smiles is not None else f" with total charge {charge}"
             raise MoleculeError(
-                id, with_messages(f"bond perception{total} failed: {error}{hint}", messages)
+                id, with_messages(f"bond perception{total} failed: {one_based(str(error))}{hint}", messages)
             ) from error
     notes.extend(as_notes(messages))
 

@@ -119,6 +119,8 @@ def rdkit_messages() -> Iterator[list[str]]:
 
 
 _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
+# rdDetermineBonds: "Unable to determine valence of atom 0 with atomic number 8 and 0 bonds."
+_RDKIT_ATOM_Z = re.compile(r"\batom (\d+) with atomic number (\d+)( and (\d+) bonds?)?")
 _RDKIT_ATOMS = re.compile(r"\b(Unkekulized atoms:|non-ring atom)((?: \d+)+)")
 
 
@@ -131,7 +133,8 @@ _RDKIT_UFF_TYPE = re.compile(r"^(UFFTYPER: Unrecognized atom type: \S+) \((\d+)\
 def one_based(text: str, name: Callable[[int], str] | None = None) -> str:
     """RDKit's words with its atoms named as ours are (`atom_names`): "Explicit valence for
     atom # 1 N" is atom N2 of the SMILES or file (the 0-based index pointed at the atom before),
-    "Unkekulized atoms: 0 1" atoms 1 2, "non-ring atom 0 marked aromatic" atom 1.
+    "Unkekulized atoms: 0 1" atoms 1 2, "non-ring atom 0 marked aromatic" atom 1, and
+    rdDetermineBonds' "atom 0 with atomic number 8 and 0 bonds" atom O1 with 0 bonds.
 
     The UFF typer's messages count the molecule the conformer is embedded in (hydrogens added,
     atoms renumbered): ``name`` turns such an index into what the user can find
@@ -140,7 +143,18 @@ def one_based(text: str, name: Callable[[int], str] | None = None) -> str:
     text = _RDKIT_UFF_ATOM.sub(lambda m: f"{m.group(1)} {name(int(m.group(2)))}", text)
     text = _RDKIT_UFF_TYPE.sub(lambda m: f"{m.group(1)} (atom {name(int(m.group(2)))})", text)
     text = _RDKIT_ATOM.sub(lambda m: f"atom {m.group(2)}{int(m.group(1)) + 1}", text)
+    text = _RDKIT_ATOM_Z.sub(_atom_by_number, text)
     return _RDKIT_ATOMS.sub(lambda m: m.group(1) + "".join(f" {int(i) + 1}" for i in m.group(2).split()), text)
+
+
+def _atom_by_number(match: "re.Match") -> str:
+    """`atom 0 with atomic number 8 and 0 bonds` as `atom O1 with 0 bonds`."""
+    from rdkit import Chem
+
+    z = int(match.group(2))
+    symbol = Chem.GetPeriodicTable().GetElementSymbol(z) if 0 < z <= 118 else f"#{z}"
+    bonds = f" with {match.group(4)} bond{'s' if match.group(4) != '1' else ''}" if match.group(3) else ""
+    return f"atom {symbol}{int(match.group(1)) + 1}{bonds}"
 
 
 def sanitization_failed(id: str, error: Exception) -> "MoleculeError":

@@ -231,8 +231,27 @@ class InputResolver:
         else:  # a model without molecule tokens still draws one molecule and may read its graph
             self.check_one_molecule(fields, rid, None)
         if depiction:
-            out.image = fields.get("image") or self.draw(fields, rid, out)
+            image = self.given_image(fields, rid)
+            out.image = image if image is not None else self.draw(fields, rid, out)
         return out
+
+    def given_image(self, fields: Mapping, rid: str) -> Optional[str]:
+        """The input's own ``image`` as a path (str), or None when it has none (absent, null or
+        ""; its depiction is then drawn). A picture in memory (a numpy array, a PIL image) is
+        an error naming the input: an array stopped with numpy's "truth value of an array is
+        ambiguous" ValueError, naming neither input nor field, and a PIL image went on as
+        ``MoleculeInput.image``, a path for every caller. Whether the file exists is each
+        caller's check, against its own image folder, which this resolver does not know:
+        eval joins a question's relative path with --image-folder (``check_image``),
+        training with --image_folder (checked at start-up), chat and the GUI check the
+        path they were given (``readable_image``, ``load_image``)."""
+        value = fields.get("image")
+        if value is None or (isinstance(value, str) and not value):
+            return None
+        if not isinstance(value, (str, os.PathLike)):
+            shown = f" {value!r}" if isinstance(value, (bool, int, float)) else ""  # an array's repr is pages long
+            raise self.fail(rid, f"image must be a path to an image file, got {type(value).__name__}{shown}")
+        return os.fspath(value)
 
     def fail(self, rid: str, reason: str) -> InputError:
         return InputError(rid, reason, self.kind)

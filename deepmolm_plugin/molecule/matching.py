@@ -7,9 +7,13 @@ SDF), the SMILES graph is matched onto the coordinate graph (elements + connecti
 every mapped atom's element is checked; any disagreement fails the record. For atom lists
 the SMILES then supplies bond orders and charges, mapped onto the coordinate atoms
 (``apply_smiles``). Coordinates with hydrogens are matched with them (then all of them
-must be there); coordinates without any are matched on the heavy-atom graph. Stereo and
-isotopes the SMILES states must be the structure's (``label_differences``, which the input
-resolver uses for a structure file next to a SMILES too).
+must be there); coordinates without any are matched on the heavy-atom graph, the hydrogens
+a SMILES writes as atoms (`[H][C@@](C)(N)C(=O)O`) folded into their heavy atoms' counts
+(``fold_hydrogens``). Every SMILES atom gets a coordinate atom, or the record fails. Where
+the geometry cannot tell symmetric matches apart (a nitro group's two N-O bonds), the
+coordinates' atom order decides (``_chosen``). Stereo and isotopes the SMILES states must
+be the structure's (``label_differences``, which the input resolver uses for a structure
+file next to a SMILES too).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from .checks import NONMETALS, check_no_family
 from .errors import MoleculeError, atom_names
 from .sanitize import parse_smiles, sanitize
 
-__all__ = ["apply_smiles", "label_differences", "map_smiles"]
+__all__ = ["apply_smiles", "fold_hydrogens", "label_differences", "map_smiles"]
 
 
 def _skeleton(mol: Chem.Mol) -> Chem.Mol:
@@ -62,22 +66,77 @@ def _heavy_skeleton(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
 # Symmetric graphs match in several ways (automorphisms); at most this many are compared.
 MAX_MATCHES = 10000
 _TETRAHEDRAL = (Chem.ChiralType.CHI_TETRAHEDRAL_CW, Chem.ChiralType.CHI_TETRAHEDRAL_CCW)
+# Angstrom, per bond of higher order that two matches place on different bonds: geometry
+# this close says nothing about where a double bond (with it, a charge) goes. One bond
+# type's length scatters by about 0.01-0.02 A between force fields, DFT functionals and
+# crystal environments (packing and hydrogen bonds; an X-ray length's own error is about
+# 0.005 A), while a single and a double bond between the same elements differ by 0.1 A
+# and more (C-O 1.34 / C=O 1.21, C-C 1.50 / C=C 1.34, N-O 1.36 / N=O 1.21). The two N-O
+# bonds of a nitro group, a sulfonate's S-O bonds and a carboxylate's C-O bonds are one
+# length (resonance): which oxygen took the SMILES' charge was decided by 5e-7 A of float
+# noise, and one conformer's tokens differed between its atom list and its XYZ file.
+TIE_LENGTH = 0.02
 
 
-def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> list[int]:
+def fold_hydrogens(template: Chem.Mol) -> Chem.Mol:
+    """The SMILES' hydrogen atoms (`[H]`, as PubChem's and ChEBI's isomeric SMILES write
+    them: `[H][C@@](C)(N)C(=O)O`) folded into their heavy atoms' hydrogen counts, for
+    coordinates without hydrogens. RDKit's RemoveHs keeps each chiral tag's sense (the
+    written `@@` seen from the H becomes its heavy atom's `@`) and each double bond's E/Z.
+    It keeps as atoms the hydrogens a count cannot carry: an isotope (`[2H]`), the one
+    that alone fixes a double bond's E/Z (`[H]/N=C/C`), one bonded to no heavy atom or to
+    two; ``map_smiles`` names them. Every atom keeps its SMILES index as ``_orig``.
+
+    Kept as atoms, they were mapped onto coordinate atom 0 (``map_smiles`` matched only the
+    heavy atoms), which took their charge, radicals, isotope and hydrogen count:
+    `CC([H])=O` became the diradical `[C][C]=O` with the note "verified", L-alanine
+    written `[H][C@@](C)(N)C(=O)O` was refused as "S in the SMILES, ? in the structure",
+    `C([H])([H])([H])O` was an AttributeError traceback."""
+    work = Chem.Mol(template)
+    for atom in work.GetAtoms():
+        atom.SetIntProp("_orig", atom.GetIdx())
+    # E/Z as written: parse_smiles leaves it in single-bond directions, and both RemoveHs (which
+    # H fixes a double bond) and `_unmapped` (why it stays) read it from the double bond
+    Chem.AssignStereochemistry(work, cleanIt=True, force=True)
+    params = Chem.RemoveHsParameters()
+    params.showWarnings = False  # the hydrogens it keeps are named by map_smiles' error
+    return Chem.RemoveHs(work, params)
+
+
+def _as_matched(template: Chem.Mol, with_h: bool) -> Chem.Mol:
+    """The template with hydrogens as the coordinates have them: all as atoms (``with_h``:
+    its implicit ones added, appended after its own atoms) or folded into counts."""
+    if not with_h:
+        return fold_hydrogens(template)
+    work = Chem.Mol(template)
+    for atom in work.GetAtoms():
+        atom.SetIntProp("_orig", atom.GetIdx())
+    return Chem.AddHs(work)
+
+
+def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> tuple[Chem.Mol, list[int]]:
     """Map every template atom onto a target atom with the same element and bonds.
 
-    Returns ``mapping[template_idx] = target_idx``. Compares the whole graph including
-    hydrogens when ``with_h`` (both sides carry them), else the heavy-atom graph (then
-    indices refer to the full molecules). Any difference is a ``MoleculeError``.
+    Returns ``(matched, mapping)``: ``matched`` is the template with its hydrogens as the
+    target has them (``with_h``: every hydrogen an atom, ``Chem.AddHs``; else the SMILES'
+    own `[H]` atoms folded into their heavy atoms' counts, ``fold_hydrogens``), and
+    ``mapping[matched_idx] = target_idx`` for every one of its atoms. Compares the whole
+    graph including hydrogens when ``with_h`` (both sides carry them), else the heavy-atom
+    graph (then indices refer to the full molecules); a hydrogen ``fold_hydrogens`` keeps
+    goes onto a target hydrogen of its heavy atom. Any difference, and any atom left
+    without a target atom, is a ``MoleculeError``: unmapped atoms defaulted to target atom
+    0, which then took their charge, isotope and hydrogen count.
 
     A symmetric graph maps in several ways, and which one carries the SMILES' bond orders
     (and with them its H counts and charges) onto the atoms matters: the first match put
     1,3-cyclohexadiene's double bonds on its 1.50 A bonds, and acetic acid's C=O on the C-OH
     oxygen, with the note "verified". With a conformer, the heavy-atom match whose higher
-    orders fall on the shorter bonds is taken (sum of order x length, least); hydrogens,
-    when given, go with the heavy atom they are bonded to.
+    orders fall on the shorter bonds is taken (``_chosen``); matches the geometry cannot
+    tell apart go by the coordinates' atom order. Hydrogens, when given, go with the heavy
+    atom they are bonded to, isotope with isotope.
     """
+    original = template
+    template = _as_matched(template, with_h)
     what = "atoms (with hydrogens)" if with_h else "heavy atoms"
     t_all, s_all = (_skeleton(target), _skeleton(template)) if with_h else (None, None)
     t_skel, t_idx = _heavy_skeleton(target)
@@ -95,48 +154,120 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> l
     if not matches:
         raise MoleculeError(id, "SMILES graph does not match the coordinates' graph")
     pos = target.GetConformer().GetPositions() if target.GetNumConformers() else None
-    match = min(matches, key=lambda m: _bond_length_score(pos, template, s_idx, t_idx, m))
-    full = [0] * template.GetNumAtoms()
+    match = _chosen(matches, pos, template, s_idx, t_idx)
+    full: list = [None] * template.GetNumAtoms()
     for s_pos, t_pos in enumerate(match):
         full[s_idx[s_pos]] = t_idx[t_pos]
-    if with_h:
-        for s_pos, t_pos in enumerate(match):
-            hydrogens = [n.GetIdx() for n in target.GetAtomWithIdx(t_idx[t_pos]).GetNeighbors()
-                         if n.GetAtomicNum() == 1]
-            for s_h, t_h in zip([n.GetIdx() for n in template.GetAtomWithIdx(s_idx[s_pos]).GetNeighbors()
-                                 if n.GetAtomicNum() == 1], hydrogens):
-                full[s_h] = t_h
-        lone = [a.GetIdx() for a in template.GetAtoms()
-                if a.GetAtomicNum() == 1 and not any(n.GetAtomicNum() != 1 for n in a.GetNeighbors())]
-        if lone:  # H2, or an H+ / H- ion: nothing to hang them on
-            raise MoleculeError(id, "SMILES has hydrogen atoms bonded to no heavy atom")
+    _map_hydrogens(target, template, full)
+    unmapped = [i for i, t in enumerate(full) if t is None]
+    if unmapped:
+        raise MoleculeError(id, _unmapped(template, original, unmapped, with_h))
     for s_atom in s_idx:  # element by element
         a, b = template.GetAtomWithIdx(s_atom), target.GetAtomWithIdx(full[s_atom])
         if a.GetAtomicNum() != b.GetAtomicNum():
             raise MoleculeError(
-                id, f"SMILES atom {atom_names([s_atom], template)} is not coordinate atom "
+                id, f"SMILES atom {_name(a, original)} is not coordinate atom "
                 f"{atom_names([b.GetIdx()], target)}"
             )
-    return full
+    return template, full
+
+
+def _map_hydrogens(target: Chem.Mol, template: Chem.Mol, full: list) -> None:
+    """Each template hydrogen onto a target hydrogen of the heavy atom its heavy neighbour
+    went to, in place (``full``); isotopes first, so a SMILES' `[2H]` goes onto the atom
+    list's D (in neighbour order, it went onto an H, which then became a second D and the
+    record was refused: "the SMILES labels 1 x 2H, the structure 2 x 2H"). A hydrogen
+    without such a target hydrogen stays unmapped (None)."""
+    used = set(t for t in full if t is not None)
+    for s_atom in template.GetAtoms():
+        t = full[s_atom.GetIdx()]
+        if s_atom.GetAtomicNum() == 1 or t is None:
+            continue
+        mine = sorted((n for n in s_atom.GetNeighbors() if n.GetAtomicNum() == 1 and full[n.GetIdx()] is None),
+                      key=lambda n: -n.GetIsotope())
+        theirs = sorted((n for n in target.GetAtomWithIdx(t).GetNeighbors()
+                         if n.GetAtomicNum() == 1 and n.GetIdx() not in used), key=lambda n: -n.GetIsotope())
+        for s_h, t_h in zip(mine, theirs):
+            full[s_h.GetIdx()] = t_h.GetIdx()
+            used.add(t_h.GetIdx())
+
+
+def _unmapped(template: Chem.Mol, original: Chem.Mol, unmapped: list[int], with_h: bool) -> str:
+    """Why SMILES hydrogens (of ``original``; ``template`` is it as matched) found no
+    coordinate atom (the heavy atoms all have one, the match's): hydrogens bonded to no heavy
+    atom, or those ``fold_hydrogens`` keeps, each with what it carries, where the coordinates
+    have no hydrogen for them."""
+    said = []
+    for index in unmapped[:10]:
+        atom = template.GetAtomWithIdx(index)
+        heavy = [n for n in atom.GetNeighbors() if n.GetAtomicNum() != 1]
+        on = ", ".join(_name(n, original) for n in heavy)
+        if not heavy:
+            what = "a hydrogen bonded to no heavy atom (H+, H-, H2): nothing to hang it on"
+        elif atom.GetIsotope():
+            what = f"[{atom.GetIsotope()}H] on {on}: an isotope, which a hydrogen count cannot carry"
+        elif len(heavy) > 1:
+            what = f"a hydrogen bridging {on}"
+        elif any(b.GetBondType() == Chem.BondType.DOUBLE and b.GetStereo() > Chem.BondStereo.STEREOANY
+                 for b in heavy[0].GetBonds()):
+            what = f"on {on}, alone fixing the E/Z of its double bond, which a hydrogen count cannot"
+        else:
+            what = f"a hydrogen on {on}"
+        said.append(f"{_name(atom, original)} ({what})")
+    more = f" and {len(unmapped) - 10} more" if len(unmapped) > 10 else ""
+    fix = "" if with_h else ("; the coordinates have no hydrogen atom there: give every hydrogen's coordinates (D / T "
+                             "in the atom list), or a SMILES without these")
+    return f"SMILES atom(s) {'; '.join(said)}{more} have no coordinate atom{fix}"
 
 
 def _h_count(mol: Chem.Mol, idx: int) -> int:
     return sum(n.GetAtomicNum() == 1 for n in mol.GetAtomWithIdx(idx).GetNeighbors())
 
 
-def _bond_length_score(pos, template: Chem.Mol, s_idx: list, t_idx: list, match) -> float:
-    """Sum over the template's heavy-atom bonds of (bond order x the length of the target bond
-    it lands on): least when higher orders sit on shorter bonds. `pos`: the target's (N, 3)
-    coordinates; None (no conformer) scores 0."""
+def _chosen(matches, pos, template: Chem.Mol, s_idx: list, t_idx: list):
+    """The heavy-atom match that carries the SMILES' bond orders onto the coordinates.
+
+    Scored by the sum over the template's heavy-atom bonds of (bond order above single x
+    the length of the target bond it lands on): least when higher orders sit on shorter
+    bonds. (Every match lands the template's bonds on all of the target's, so the single
+    part of the orders adds the same to each score; summed anyway, it made matches that
+    differ only in where single bonds go differ by float rounding, 4e-15, and the least
+    of them was chance.) A match is as good as the least-scored one when its score exceeds
+    it by no more than ``TIE_LENGTH`` per bond of higher order the two place on different
+    bonds, weighted as in the score; every match is, without a conformer (``pos`` None).
+    Of those, the one closest to the coordinates' own order: the template's atoms in
+    order onto the lowest target atoms (the identity, where it is one of them), so the
+    SMILES' charges and bond orders stay on the atoms the coordinate list numbers as the
+    SMILES does, and one conformer gives one molecule whether it comes from its SMILES, an
+    atom list or an XYZ file (float noise or rounding decided before: nitrobenzene's
+    charge went to the other oxygen for its atom list, not for its XYZ file). A rule
+    without the atom order cannot do better: the geometry is what cannot tell the
+    matches apart. ``pos``: the target's (N, 3) coordinates."""
     if pos is None:
-        return 0.0
+        return min(matches)
+    placed = [_placement(pos, template, s_idx, t_idx, m) for m in matches]  # per match: {bond: (target, order, length)}
+    scores = [sum((order - 1) * length for _, order, length in p.values()) for p in placed]
+    best = min(range(len(matches)), key=scores.__getitem__)
+
+    def ties(k: int) -> bool:
+        moved = sum(order - 1 for bond, (where, order, _) in placed[k].items() if where != placed[best][bond][0])
+        return scores[k] - scores[best] <= TIE_LENGTH * moved
+
+    return min(m for k, m in enumerate(matches) if ties(k))
+
+
+def _placement(pos, template: Chem.Mol, s_idx: list, t_idx: list, match) -> dict:
+    """Where a match puts each of the template's heavy-atom bonds: {bond index: (target atom
+    pair, bond order, length of the target bond)}. `pos`: the target's (N, 3) coordinates."""
     where = {s_idx[s]: t_idx[t] for s, t in enumerate(match)}
-    score = 0.0
+    placed = {}
     for bond in bonds(template):
         a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         if a in where and b in where:
-            score += bond.GetBondTypeAsDouble() * float(((pos[where[a]] - pos[where[b]]) ** 2).sum() ** 0.5)
-    return score
+            ta, tb = where[a], where[b]
+            placed[bond.GetIdx()] = (frozenset((ta, tb)), bond.GetBondTypeAsDouble(),
+                                     float(((pos[ta] - pos[tb]) ** 2).sum() ** 0.5))
+    return placed
 
 
 def _labels_of(mol: Chem.Mol, from_3d: bool) -> Chem.Mol:
@@ -288,7 +419,9 @@ def _isotope_counts_differ(query: Chem.Mol, target: Chem.Mol) -> str | None:
 
 
 def _name(atom, mol: Chem.Mol) -> str:
-    return atom_names([atom.GetIntProp("_orig")], mol)
+    """A copy's atom named as in ``mol``, the molecule it was copied from (``_orig``); a
+    hydrogen ``Chem.AddHs`` gave the copy is in no SMILES: "an added H"."""
+    return atom_names([atom.GetIntProp("_orig")], mol) if atom.HasProp("_orig") else "an added H"
 
 
 def _without_ion_contacts(mol: Chem.Mol, template: Chem.Mol) -> Chem.Mol:
@@ -319,14 +452,14 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
     the geometry won with a note, and the depiction, drawn from the SMILES, showed the other
     enantiomer or isomer next to the coordinates' tokens.
     """
-    template, notes = parse_smiles(smiles, id)
+    parsed, notes = parse_smiles(smiles, id)
     # a SMILES stating a family (`|Sg:n:...|`, `|LN:...|`): the coordinates are one member, the
     # record's text says otherwise (was: the coordinates' molecule, without a word)
-    check_no_family(template, id)
-    if has_h:
-        template = Chem.AddHs(template)
-    mol = _without_ion_contacts(mol, template)
-    mapping = map_smiles(mol, template, id, with_h=has_h)
+    check_no_family(parsed, id)
+    mol = _without_ion_contacts(mol, Chem.AddHs(parsed) if has_h else parsed)  # a metal's H is a bond ([NaH])
+    # the template as matched: hydrogens added (coordinates with them), or the SMILES' own [H]
+    # atoms folded into counts (coordinates without: `fold_hydrogens`)
+    template, mapping = map_smiles(mol, parsed, id, with_h=has_h)
     Chem.Kekulize(template, clearAromaticFlags=True)
     rw = Chem.RWMol(mol)
     for t_atom in template.GetAtoms():
@@ -341,11 +474,16 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
         bond = rw.GetBondBetweenAtoms(
             mapping[t_bond.GetBeginAtomIdx()], mapping[t_bond.GetEndAtomIdx()]
         )
+        if bond is None:  # a hydrogen bonding two atoms in the SMILES and one in the coordinates
+            a, b = t_bond.GetBeginAtom(), t_bond.GetEndAtom()
+            raise MoleculeError(id, f"SMILES bond {_name(a, parsed)}-{_name(b, parsed)} joins coordinate atoms "
+                                    f"{atom_names([mapping[a.GetIdx()], mapping[b.GetIdx()]], mol)}, which are "
+                                    "not bonded")
         bond.SetBondType(t_bond.GetBondType())
     mol = rw.GetMol()
     notes.extend(sanitize(mol, id))
     Chem.AssignStereochemistryFrom3D(mol)
-    differ = label_differences(mol, parse_smiles(smiles, id)[0])
+    differ = label_differences(mol, parsed)
     if differ:
         raise MoleculeError(id, f"SMILES {smiles!r} contradicts the coordinates: {'; '.join(differ)} (stereo from "
                                 "the 3D coordinates); give the coordinates' SMILES, or one without stereo or isotopes")
