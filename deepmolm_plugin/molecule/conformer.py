@@ -72,10 +72,13 @@ __all__ = [
 ETKDG_SEED = 0xDEE9
 # Raised whenever the same input gets other coordinates (so other tokens) than before; the
 # prepared-data manifest records it, so an output made under older rules is not reused
-# (3: the canonical numbering no longer reads enhanced stereo groups, so `|&1:1,3|` is embedded
+# (4: a SMILES beside coordinates, matching.py: its written [H] atoms folded into hydrogen
+# counts, and a symmetric group's charges and bond orders placed in the SMILES' atom order,
+# not by float noise: other tokens for such atom lists; 3: the canonical numbering no longer
+# reads enhanced stereo groups, so `|&1:1,3|` is embedded
 # as the plain spelling; 2: embedded on the canonically numbered copy; 1 embedded in the
 # input's atom order).
-CONFORMER_RULES = 3
+CONFORMER_RULES = 4
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
