@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from typing import List
 
+from ..tensor_files import CheckpointError
+
 RECORD = "deepmolm_saved_settings"
 FIELDS = ("fusion_heads", "fusion_layer_norm_eps", "fp_levels", "image_mode", "deepencoder_config")
 # DeepEncoderConfig fields that do not change what the tower computes (beyond rounding).
@@ -38,8 +40,14 @@ def settings_of(values: dict) -> dict:
     record.update({name: values.get(name) for name in LATER_FIELDS})
     encoder = record.get("deepencoder_config")
     if isinstance(encoder, dict):
-        record["deepencoder_config"] = {k: v for k, v in encoder.items() if k not in RUNTIME_ENCODER_FIELDS}
+        record["deepencoder_config"] = encoder_settings(encoder)
     return json.loads(json.dumps(record))  # tuples as lists, as config.json holds them
+
+
+def encoder_settings(encoder: dict) -> dict:
+    """The fields of a tower config (a DeepEncoderConfig's to_dict()) that define what the tower
+    computes: all but RUNTIME_ENCODER_FIELDS, as JSON values."""
+    return json.loads(json.dumps({k: v for k, v in encoder.items() if k not in RUNTIME_ENCODER_FIELDS}))
 
 
 def edited_settings(values: dict) -> List[str]:
@@ -62,3 +70,15 @@ def edited_settings(values: dict) -> List[str]:
         else:
             edits.append(f"{name} {after!r} (saved with {before!r})")
     return edits
+
+
+def check_saved_settings(values: dict, path: str) -> None:
+    """CheckpointError naming `path` and each of `edited_settings(values)`: settings no tensor
+    shape shows (fusion heads, E3FP levels, the tower's architecture) must be those the
+    checkpoint was saved with."""
+    edits = edited_settings(values)
+    if edits:
+        raise CheckpointError(
+            f"{path}: config.json was edited after the model was saved: {'; '.join(edits)}. These settings "
+            "define what the trained weights compute (no tensor shape shows the change): restore the saved "
+            "values, or train a model with the new ones")

@@ -24,6 +24,7 @@ config asks; this class only calls their `batch_loss` / `predict`.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import List, Optional, Sequence
 
@@ -101,29 +102,74 @@ class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):
 class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
     config_class = LlavaQwen2Config
 
-    def __init__(self, config: LlavaQwen2Config):
+    def __init__(self, config: LlavaQwen2Config, *, check_saved_settings_of: Optional[str] = None):
+        """`check_saved_settings_of`: the checkpoint `config` was read from (from_pretrained
+        passes it); its recorded settings are then checked (config_record.check_saved_settings)."""
         super(Qwen2ForCausalLM, self).__init__(config)  # PreTrainedModel only: we build the parts
         self.model = LlavaQwen2Model(config)
         self.vocab_size = config.vocab_size
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.aux_property_losses: List[float] = []  # logged by patches.aux_property_logging
         self.post_init()
+        if check_saved_settings_of is not None:
+            # Here, on the config transformers builds with (config.json, or the config object given,
+            # with from_pretrained's keyword overrides applied), and before any weight is read. After
+            # the build: a config that cannot be built at all gets the build's own error, naming the
+            # field (an image_size that is a list), rather than the list of edits.
+            config_record.check_saved_settings(Qwen2Config.to_dict(config), check_saved_settings_of)
 
     def get_model(self) -> LlavaQwen2Model:
         return self.model
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        """As transformers', except that a loaded vision tower is frozen again (unless it is
-        set to train): transformers puts new parameters, all with requires_grad=True, in
-        place of the ones the tower froze when it was built, so a stage-2 run trained the
-        tower it was never asked to, and the feature cache refused it."""
+        """As transformers' (AutoModelForCausalLM's too: it calls this one), and:
+
+        - the settings recorded in a saved config.json (config_record.py) must be the config's:
+          an edit (a fusion_heads or a tower's clip_heads changed in the file, or by a keyword
+          override such as `fusion_heads=1`) is a CheckpointError listing each one, as every
+          loader of ours says it (was: only load_llm checked; this loaded another model without
+          a word). A config object given as `config=` is checked alike: its record is what the
+          weights were saved with (AutoModelForCausalLM and load_llm pass one, read from the
+          folder). To run the weights with other such settings on purpose, delete the record
+          from the config first (`del config.deepmolm_saved_settings`): a config without one,
+          as a plain Qwen2 checkpoint's, is not checked, and a later save records the new values.
+        - a requested `dtype` / `torch_dtype` (a torch.dtype, its name, or "auto": what
+          transformers resolved it to) reaches the vision tower too (`cast_vision_tower`): it
+          is built in its own config's dtype and stayed float32 next to a bf16 LLM. Not
+          requested, the tower keeps that dtype.
+        - a loaded vision tower is frozen again (unless it is set to train): transformers puts
+          new parameters, all with requires_grad=True, in place of the ones the tower froze when
+          it was built, so a stage-2 run trained the tower it was never asked to, and the
+          feature cache refused it.
+        """
+        path = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        config = kwargs.get("config")
+        source = config if isinstance(config, (str, os.PathLike)) else path  # where config.json was read
+        requested = kwargs.get("dtype") if kwargs.get("dtype") is not None else kwargs.get("torch_dtype")
+        # transformers hands keywords no config field takes to __init__ (documented for from_pretrained)
+        kwargs["check_saved_settings_of"] = os.fspath(source) if source is not None else "the config given"
         loaded = super().from_pretrained(*args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        if requested is not None:
+            model.cast_vision_tower(model.config.dtype)  # transformers' choice for `requested` ("auto" too)
         tower = model.get_vision_tower()
         if hasattr(tower, "set_trainable") and getattr(tower, "is_loaded", False):
             tower.set_trainable(tower.trainable)
         return loaded
+
+    def cast_vision_tower(self, dtype: torch.dtype) -> bool:
+        """Cast the vision tower (if any) to `dtype` with its own `to` (a DeepEncoder tower on
+        the CPU keeps float16 as float32); whether its dtype changed. The tower is built in its
+        saved config's dtype (float32 for a tower trained in mixed precision), whatever the
+        LLM was loaded in: without this, "auto" ran the LLM in bf16 on a GPU and the encoder,
+        most of the compute, in fp32."""
+        tower = self.get_vision_tower()
+        if tower is None or not getattr(tower, "is_loaded", True) or tower.dtype == dtype:
+            return False
+        before = tower.dtype
+        tower.to(dtype=dtype)
+        return tower.dtype != before
 
     def initialize_vision_tokenizer(self, model_args, tokenizer):
         """llava's train.py sets `pad_token = unk_token` for every template but v0; Qwen2
@@ -433,25 +479,55 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As transformers', after checking that the config being saved rebuilds the projector
-        that was built: a reloaded model is made from the config alone (was: a config edited
-        after construction, fusion_heads 4 -> 2, saved and reloaded as another projector)."""
-        self.check_config_matches_projector()
+        and the vision tower that were built: a reloaded model is made from the config alone
+        (was: a config edited after construction, fusion_heads 4 -> 2, or the tower's
+        deepencoder_config clip_heads 2 -> 1, saved and reloaded as another model, and the
+        record of its settings was written from the edited values, so no loader could tell)."""
+        self.check_config_matches_modules()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def check_config_matches_projector(self) -> None:
-        """ValueError naming each projector setting of model.config that differs from the
-        projector module's own ProjectorConfig."""
+    def check_config_matches_modules(self) -> None:
+        """ValueError naming each setting of model.config that differs from the module built:
+        the projector's ProjectorConfig, the DeepEncoder tower's configuration (less
+        config_record.RUNTIME_ENCODER_FIELDS, which may change at run time: the tower is cast to
+        the dtype asked at load) and its image mode."""
+        differ = {"projector": self._projector_differences(), "vision tower": self._tower_differences()}
+        parts = [name for name, found in differ.items() if found]
+        if parts:
+            raise ValueError(f"model.config has {', '.join(sum(differ.values(), []))}: the saved model would reload "
+                             f"as another {' and '.join(parts)}; set these back, or rebuild the model from the "
+                             "edited config")
+
+    def _projector_differences(self) -> List[str]:
+        """'name=value (the projector was built with built)' for each projector setting of
+        model.config that differs from the projector module's own ProjectorConfig."""
         from ..projector import ProjectorConfig
 
         built = getattr(getattr(self.get_model(), "mm_projector", None), "config", None)
         if not isinstance(built, ProjectorConfig):
-            return  # no projector of ours (text-only model, the host's own projector)
+            return []  # no projector of ours (text-only model, the host's own projector)
         saved = ProjectorConfig.from_host_config(self.config).to_host_attributes()
-        differ = [f"{name}={saved[name]!r} (the projector was built with {value!r})"
-                  for name, value in built.to_host_attributes().items() if saved[name] != value]
-        if differ:
-            raise ValueError(f"model.config has {', '.join(differ)}: the saved model would reload as another "
-                             "projector; set these back, or rebuild the model from the edited config")
+        return [f"{name}={saved[name]!r} (the projector was built with {value!r})"
+                for name, value in built.to_host_attributes().items() if saved[name] != value]
+
+    def _tower_differences(self) -> List[str]:
+        """The same for the DeepEncoder tower: the configuration a reload builds it from
+        (config_from_args, as DeepEncoderVisionTower does) against the one it was built with,
+        and model.config.image_mode against its image processor's mode."""
+        from ..encoder.config import DeepEncoderConfig
+        from ..encoder.tower import config_from_args
+
+        tower = self.get_model().get_vision_tower()
+        built = getattr(tower, "encoder_config", None)
+        if not isinstance(built, DeepEncoderConfig):
+            return []  # no tower, or the host's own
+        now, then = (config_record.encoder_settings(c.to_dict()) for c in (config_from_args(self.config), built))
+        differ = [f"deepencoder_config.{k}={now.get(k)!r} (the vision tower was built with {then.get(k)!r})"
+                  for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)]
+        mode = getattr(self.config, "image_mode", None) or "base"  # the tower's default for none
+        if mode != self.image_mode():
+            differ.append(f"image_mode={mode!r} (the vision tower was built with {self.image_mode()!r})")
+        return differ
 
 
 _SPLICE_LOCK = threading.Lock()  # `_splice_padding`: the host reads the padding side from the shared config

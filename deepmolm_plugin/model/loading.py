@@ -35,7 +35,6 @@ from ..dtypes import AUTO, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
 from ..molecule.errors import first_line
 from ..tensor_files import CheckpointError, find_tensor_files, load_torch_file, open_checkpoint, value_problem
-from . import config_record
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -134,17 +133,6 @@ def _check_loading_info(info: dict, path: str) -> None:
             f"{path} holds {len(unexpected)} tensors its config.json builds no place for (they would be "
             f"dropped): {', '.join(unexpected)}"
         )
-
-
-def _check_recorded_settings(config: LlavaQwen2Config, path: str) -> None:
-    """Settings no tensor shape shows (fusion heads, E3FP levels, the tower's architecture)
-    must be those the checkpoint was saved with (model/config_record.py)."""
-    edits = config_record.edited_settings(Qwen2Config.to_dict(config))
-    if edits:
-        raise CheckpointError(
-            f"{path}: config.json was edited after the model was saved: {'; '.join(edits)}. These settings "
-            "define what the trained weights compute (no tensor shape shows the change): restore the saved "
-            "values, or train a model with the new ones")
 
 
 def _shape_note(entry) -> str:
@@ -282,8 +270,8 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
     info = {**info, "missing_keys": [k for k in info.get("missing_keys", []) if k not in older]}
     _check_loading_info(info, path)
     _check_head_names(model, bool(older), path)
-    if model_type == "llava_qwen2":  # after the build and shape checks, whose errors say more
-        _check_recorded_settings(config, path)
+    # The settings recorded in a saved config.json were checked by from_pretrained itself
+    # (config_record.check_saved_settings), once the model was built and before its weights were read.
     _check_stored_dtypes(is_float, model, path)
     _check_finite(model, path)
     return model
@@ -391,13 +379,11 @@ def load_pretrained_model(
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         model.generation_config.eos_token_id = sorted(set(eos + [im_end]))
     tower = model.get_vision_tower()
-    if tower is not None and tower.dtype != dtype:
-        # The tower is built in its saved config's dtype (float32 for a tower trained in
-        # mixed precision), whatever from_pretrained was asked: without this, "auto" would
-        # run the LLM in bf16 on a GPU and the encoder, most of the compute, in fp32.
-        tower.to(dtype=dtype)
-        # A tower weight finite in float32 can overflow to inf in float16 / bf16: checked
-        # again once cast (the LLM was loaded in `dtype` and checked by load_llm already).
+    # from_pretrained cast the tower to `dtype` on the CPU already, where the tower keeps float16 as
+    # float32 (DeepEncoderVisionTower.to); on `device` float16 may apply now.
+    if model.cast_vision_tower(dtype):
+        # A tower weight finite in float32 can overflow to inf in float16: checked again once
+        # cast (the rest was checked by load_llm, in `dtype`).
         where = next(name for name, module in model.named_modules() if module is tower)
         _check_finite(tower, model_path, prefix=f"{where}.")
     image_processor = tower.image_processor if tower is not None else None
