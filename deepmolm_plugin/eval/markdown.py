@@ -18,13 +18,25 @@ TABLES = {
 TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties", "smiles": "SMILES generation"}
 
 
+# Significant digits of a value that `digits` decimals would show with fewer than two
+SIGNIFICANT = 3
+
+
 def fmt(value, digits: int = 2) -> str:
-    """A table cell: floats to `digits` decimals (from 1e9 on in scientific notation: the
-    MAE of an answer of 1e300 would be a 300-digit cell), a missing value as an en dash."""
+    """A table cell or a figure's number: floats to `digits` decimals (from 1e9 on in
+    scientific notation: the MAE of an answer of 1e300 would be a 300-digit cell), a
+    missing value as an en dash. A value that `digits` decimals show with fewer than two
+    significant digits gets SIGNIFICANT of them (`0.00400`, `0.000100`, `1.00e-05` below
+    1e-4): MAEs of 0.004 and 0.0001 Hartree both read `0.00`, two models 40 times apart
+    shown as equal and perfect."""
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.{digits}e}" if abs(value) >= 1e9 else f"{value:.{digits}f}"
+        if abs(value) >= 1e9:
+            return f"{value:.{digits}e}"
+        if 0 < abs(value) < 10.0 ** (1 - digits):
+            return f"{value:#.{SIGNIFICANT}g}"  # `#`: trailing zeros kept, as in the fixed cells
+        return f"{value:.{digits}f}"
     return str(value)
 
 
@@ -51,8 +63,18 @@ def markdown(report: dict) -> str:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
-        lines += left_out_notes(tasks) + undefined_notes(tasks, columns) + counted_notes(tasks)
+        lines += (not_scored_notes(tasks) + left_out_notes(tasks) + undefined_notes(tasks, columns)
+                  + counted_notes(tasks))
     return "\n".join(lines)
+
+
+def not_scored_notes(tasks) -> list:
+    """A line under a table for its tasks of no scored question (`not_scored`): a row of n 0
+    and dashes, which alone did not say that the data, not the model, left nothing to score."""
+    notes = [f"{cell(task)}: {cell(result['not_scored'])}" for task, result in tasks if result.get("not_scored")]
+    if not notes:
+        return []
+    return ["Not scored, no question left to score (`not_scored` in metrics.json): " + "; ".join(notes) + ".", ""]
 
 
 # metrics key -> why its questions were left out of a task's scores and its n

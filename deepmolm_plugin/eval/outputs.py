@@ -6,7 +6,8 @@
 - `plots/`: `text_metrics.png` (bar chart of the text metrics per text/IUPAC task) and
   `parity_<task>.png` per property task (predicted vs reference, valid answers only; the
   task name made file-safe, cut to `MAX_NAME` characters, with a hash of the name when it
-  was cut or when two tasks would share a file: `a/b` and `a b`). Task names are drawn as
+  was cut or when two tasks would share a file: `a/b` and `a b`; a panel without a point
+  says why: no valid answer, the task not scored, or no value drawable). Task names are drawn as
   plain text (`plots.save`): a `$` in one is no matplotlib math. Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
   such an axis) are left out of the plot, and its title says how many.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import textwrap
 from pathlib import Path
 from typing import Dict, List
 
@@ -110,6 +112,10 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
         ax.set_xlabel(f"reference{unit}")
         ax.set_ylabel(f"predicted{unit}")
         left_out = len(pairs) - len(shown)
+        if not shown:  # an empty 0-1 frame said nothing: no point, or no point to draw?
+            empty = ("not scored: " + result["not_scored"] if result.get("not_scored")
+                     else "no valid answer" if not pairs else f"no value within ±{draw.MAX_DRAWABLE:g}")
+            ax.text(0.5, 0.5, textwrap.fill(empty, 40), ha="center", va="center", transform=ax.transAxes)
         note = f"\n{left_out} beyond ±{draw.MAX_DRAWABLE:g} not drawn" if left_out else ""
         ax.set_title(f"{task}: MAE {fmt(m.get('mae'))}, valid {fmt(m.get('valid_ratio'), 1)}%{note}",
                      fontsize="medium")

@@ -205,22 +205,28 @@ def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
 def _check_as_the_report_does(questions: List[dict]) -> None:
     """The report's own checks of its references, run now: it refused them only after the
     model had answered every question. scoring.group_by_task (a `metric` it does not know,
-    an empty or nameless IUPAC reference, one task spelled two ways, two kinds in one task)
-    and, for property tasks, task_kinds.reference_value (a reference answer stating 2.0 with
-    `properties` holding 9.0, a unit of another kind)."""
+    an empty or nameless IUPAC reference, one task spelled two ways, two kinds in one task),
+    scoring.task_references (property tasks: task_kinds.reference_value, a reference answer
+    stating 2.0 with `properties` holding 9.0, a unit of another kind) and
+    scoring.not_scored: a task none of whose questions has a reference to score against
+    (no reference value; no reference SMILES that parses), which the report leaves unscored."""
     from collections import OrderedDict
 
     from .merge import ReportError
-    from .scoring import group_by_task
-    from .task_kinds import reference_value
+    from .scoring import group_by_task, not_scored, task_references
 
     refs = OrderedDict((str(q["question_id"]), q) for q in questions)
+    unscored = []
     try:
         for task, (kind, qids) in group_by_task(refs).items():
-            for qid in qids if kind == "property" else ():
-                reference_value(task, refs[qid])
+            why = not_scored(kind, task_references(task, kind, refs, qids))
+            if why:
+                unscored.append(f"task {task!r}: {why} ({len(qids)} question(s))")
     except ReportError as e:
         raise QuestionFileError(f"the report would refuse it: {e}") from e
+    if unscored:  # all of them at once: each was a rerun
+        raise QuestionFileError(f"the report could score no question of {'; '.join(unscored)}; fix those records' "
+                                "gpt turn or `properties`, or leave the task out")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -9,6 +9,14 @@ reference records; its checks), `task_kinds` (how each question is scored), `sco
 (the scores: metrics.json), `markdown` (the tables) and `outputs` (the files and figures).
 Files named `*.aux_properties.jsonl` (model_vqa's property-head side files, which
 `answers/*.jsonl` also matches) are skipped here with a note.
+
+Exit status: 0 when the report is written, also with a task that is not scored (none of
+its questions has a reference to score against: a warning names it, metrics.md a line
+under its table, metrics.json its `not_scored`; the scores of the other tasks are kept,
+as the scored questions beside left-out ones are); 1 with one `error:` line when the
+inputs are refused (nothing is written), and when no task at all is left to score; 2 for
+a bad argument, before anything is read (a path, an unknown tokenizer, an `hf:` one that
+does not load or whose tokens hold white space).
 """
 
 from __future__ import annotations
@@ -44,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Paths and the tokenizer name, before any file is read: a UsageError names the problem
-    (missing answer files are reported by `merge.merge_answers`, all of them at once)."""
+    """Paths and the tokenizer, before any file is read: a UsageError names the problem
+    (missing answer files are reported by `merge.merge_answers`, all of them at once). An
+    `hf:` tokenizer is loaded and tried on `metrics.text.PROBE`: one whose tokens hold white
+    space is refused."""
     from .metrics.text import TOKENIZERS
 
     if args.references is not None:
@@ -61,10 +71,16 @@ def check_arguments(args: argparse.Namespace) -> None:
         from .metrics.text import hf_tokenizer
 
         try:  # loaded now (and kept: the scorer reuses it), not in a traceback after the answers are read
-            hf_tokenizer(args.tokenizer[3:])
+            tok = hf_tokenizer(args.tokenizer[3:])
         except (OSError, ValueError) as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise usage.UsageError(f"--tokenizer {args.tokenizer}: no tokenizer loads from this folder ({reason})") from e
+        from .metrics.text import PROBE, UnusableTokenizer, tokens_of
+
+        try:  # a character-level tokenizer loads, and failed only after every file was read
+            tokens_of(PROBE, tok)
+        except UnusableTokenizer as e:
+            raise usage.UsageError(f"--tokenizer {args.tokenizer}: {e}") from e
     elif args.tokenizer not in TOKENIZERS:
         raise usage.UsageError(f"--tokenizer {args.tokenizer!r}: use one of {', '.join(TOKENIZERS)} or hf:<folder>")
 

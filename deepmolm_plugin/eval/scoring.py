@@ -10,7 +10,7 @@ metrics.json:
      "model_ids": [...],
      "counts": {"questions", "answers", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
-                      "metrics": {...}}}}
+                      "metrics": {...}, "not_scored"?: why}}}
     text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined,
               n_truncated (answers over metrics.text.MAX_TOKENS tokens, scored on their first ones;
               `"truncated": true` in their per_question.jsonl rows)
@@ -28,7 +28,13 @@ question without a reference value (`task_kinds.reference_value`) and a SMILES q
 whose reference does not parse are left out of their task's scores and of its `n`, counted
 (`n_without_reference`, `n_invalid_references`), named on stderr, and kept in
 `per_question.jsonl` as rows with `"scored": false` and the reason (every scored row has
-`"scored": true`). Answers whose `prompt` is not their
+`"scored": true`). A task none of whose questions is left (every one without a reference
+value, or with a reference SMILES that does not parse) is reported as not scored: n 0,
+every score None, `not_scored` saying why, a warning on stderr, and the other tasks
+scored (it stopped the whole report, every score lost after the model had run; the
+report's exit status stays 0). When no task at all is left to score, that is an error:
+a report of no score is none. `eval.questions` refuses such a task beforehand
+(`task_references`, `not_scored`). Answers whose `prompt` is not their
 reference's `text`, or whose own `task` / `answer` differ from their reference's, are
 refused (`merge.check_pairing`).
 """
@@ -106,19 +112,48 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
     return groups
 
 
-def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], references: list, why: str
+# kind -> (why one of its questions is left out: its row's `reason` and the warning; what
+# every question of a task lacks when `not_scored` names it)
+UNREFERENCED = {
+    "property": ("without a reference value (no number in the reference answer, no properties entry)",
+                 "has no reference value (no number in the reference answer, no properties entry)"),
+    "smiles": ("whose reference SMILES does not parse", "has no reference SMILES that parses"),
+}
+
+
+def task_references(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: List[str]) -> Optional[list]:
+    """What each question of a property or SMILES task is scored against: its reference
+    value (`task_kinds.reference_value`, which raises ReportError for a reference that
+    contradicts itself), or its reference answer's canonical SMILES; None for a question
+    without one. None for the other kinds, whose reference is the answer text itself."""
+    from .metrics import molecules
+
+    if kind == "property":
+        return [reference_value(task, refs[q]) for q in qids]
+    if kind == "smiles":
+        return [molecules.canonical_smiles(molecules.extract_smiles(str(refs[q].get("answer", "")))) for q in qids]
+    return None
+
+
+def not_scored(kind: str, references: Optional[list]) -> Optional[str]:
+    """Why no question of a task can be scored (`task_references` found nothing to score
+    any of them against), or None."""
+    if references is None or any(r is not None for r in references):
+        return None
+    return f"every question {UNREFERENCED[kind][1]}"
+
+
+def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], references: list, kind: str
                ) -> Tuple[List[int], List[int]]:
     """(kept, left out): indices of the questions whose reference (`references[i]`) is not
     None, and of the others. Those are a data problem, not a model error: named on stderr,
-    left out of the task's scores and given rows of their own (ReportError when none is
-    left)."""
+    left out of the task's scores and given rows of their own. When none is kept, the task
+    is reported as not scored (`score`), and the other tasks are still scored."""
     kept = [i for i, r in enumerate(references) if r is not None]
     dropped = [i for i, r in enumerate(references) if r is None]
     if dropped:
-        print(f"warning: {task}: {len(dropped)} question(s) {why}, left out: "
+        print(f"warning: {task}: {len(dropped)} question(s) {UNREFERENCED[kind][0]}, left out: "
               f"{format_ids([refs[qids[i]]['question_id'] for i in dropped])}", file=sys.stderr)
-    if not kept:
-        raise ReportError(f"task {task!r}: no question is left to score: every one is {why}")
     return kept, dropped
 
 
@@ -130,7 +165,8 @@ def _row(answer: dict, task: str, kind: str, prediction: str, reference: str, **
 
 def _naming_the_question(task: str, answers: Dict[str, dict], qids: List[str], metrics):
     """`metrics()`, with a reference over the token limit named by its question ("reference
-    3 of 40" said only its place in the task)."""
+    3 of 40" said only its place in the task), and a tokenizer whose tokens hold white space
+    a ReportError naming the task (it was a ValueError traceback, after every file was read)."""
     from .metrics import text
 
     try:
@@ -138,11 +174,14 @@ def _naming_the_question(task: str, answers: Dict[str, dict], qids: List[str], m
     except text.TextTooLong as e:
         raise text.TextTooLong(f"task {task!r}, question {answers[qids[e.index]]['question_id']!r}: {e}",
                                e.index) from e
+    except text.UnusableTokenizer as e:
+        raise ReportError(f"task {task!r}: {e}") from e
 
 
 def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=None, nltk_data=None
           ) -> Tuple["OrderedDict[str, dict]", List[dict]]:
-    """Per-task results {task: {kind, n, metrics}} and per-question rows."""
+    """Per-task results {task: {kind, n, metrics, not_scored?}} and per-question rows;
+    ReportError when no task has a question left to score."""
     from .metrics import molecules, numbers, text
 
     groups = group_by_task(refs)
@@ -154,6 +193,13 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
     for task, (kind, qids) in groups.items():
         preds = [str(answers[q].get("text", "")) for q in qids]
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
+        references = task_references(task, kind, refs, qids)  # property values, canonical SMILES
+        unscored = not_scored(kind, references)
+        if references is not None:
+            kept, dropped = _leave_out(task, refs, qids, references, kind)
+            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False,
+                          reason=UNREFERENCED[kind][0]) for i in dropped]
+            qids, preds, ref_texts, references = ([x[i] for i in kept] for x in (qids, preds, ref_texts, references))
         if kind == "text":
             metrics = _naming_the_question(task, answers, qids, lambda: text.text_metrics(
                 preds, ref_texts, tokenizer=tokenizer, wordnet=wordnet))
@@ -164,26 +210,14 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             extra = [{"name": molecules.extract_iupac(p), "reference_name": molecules.extract_iupac(r)}
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":
-            values = [reference_value(task, refs[q]) for q in qids]
-            why = "without a reference value (no number in the reference answer, no properties entry)"
-            kept, dropped = _leave_out(task, refs, qids, values, why)
-            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why)
-                     for i in dropped]
-            qids, preds, ref_texts, values = ([x[i] for i in kept] for x in (qids, preds, ref_texts, values))
-            metrics = numbers.property_metrics(preds, values, task)
-            metrics["n_without_reference"] = len(groups[task][1]) - len(kept)
+            metrics = numbers.property_metrics(preds, references, task)
+            metrics["n_without_reference"] = len(groups[task][1]) - len(qids)
             spec = numbers.property_spec(task)
             extra = [{"value": numbers.parse_value(p, spec), "valid": numbers.scored_value(p, spec, v) is not None,
-                      "reference_value": v} for p, v in zip(preds, values)]
+                      "reference_value": v} for p, v in zip(preds, references)]
         else:
-            canonical = [molecules.canonical_smiles(molecules.extract_smiles(r)) for r in ref_texts]
-            why = "whose reference SMILES does not parse"
-            kept, dropped = _leave_out(task, refs, qids, canonical, why)
-            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why)
-                     for i in dropped]
-            qids, preds, ref_texts = ([x[i] for i in kept] for x in (qids, preds, ref_texts))
             metrics = molecules.smiles_metrics(preds, ref_texts)
-            metrics["n_invalid_references"] = len(groups[task][1]) - len(kept)
+            metrics["n_invalid_references"] = len(groups[task][1]) - len(qids)
             extra = []
             for p, r in zip(preds, ref_texts):
                 ps, rs = molecules.extract_smiles(p), molecules.extract_smiles(r)
@@ -197,8 +231,14 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         # (generation stopped at once), which a low score alone did not say
         metrics["n_empty"] = sum(not p.strip() for p in preds)
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
+        if unscored:  # a row of n 0 and no scores that says why: it stopped the whole report, every task unscored
+            results[task]["not_scored"] = unscored
+            print(f"warning: task {task!r} is not scored (n=0): {unscored}; the other tasks are", file=sys.stderr)
         for q, p, r, e in zip(qids, preds, ref_texts, extra):
             rows.append(_row(answers[q], task, kind, p, r, scored=True, empty=not p.strip(), **e))
+    if all("not_scored" in r for r in results.values()):  # a report of no score is none
+        raise ReportError("; ".join(f"task {task!r}: no question is left to score: {r['not_scored']}"
+                                    for task, r in results.items()) + "; no task is left to report")
     return results, rows
 
 

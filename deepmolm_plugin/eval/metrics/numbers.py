@@ -33,7 +33,18 @@ the rules) or None when the answer gives no single value. Rules, in order:
 3. Candidates that are not values are skipped and the scan goes on: digits inside a word
    or formula (`C6H12O6`, `XLogP3`, `H2O`: preceded by a letter), IUPAC locants (`2-`,
    `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
-   ordinals (`1st`, `2nd`).
+   ordinals (`1st`, `2nd`); and whole numbers (no sign, point or exponent) that are a
+   name's (`HOMO-1`, `LUMO+1`, `CID-702`: glued to a word by a sign), that begin a word
+   (`3D`, `2D`, `1H`, `13C`: a letter right after the digits that starts no unit the
+   parser knows, while `5eV`, `180g/mol` and `300K` are a number and its unit; so a
+   whole number glued to a unit it does not know, `5nM`, is skipped too: written
+   `5 nM` or `5.0nM`, it is read), that mark a list item at a line's start (`1. `, `1) `,
+   also after `#`s or `>`: `### 1. Result`; only with more text on the line, `5.` alone
+   is an answer), that are a bracketed citation (`[1]`, `[2, 3]`, `[1-3]`), or that
+   follow one of the words step, stage, part, case, example, option, method, approach,
+   scheme, table, figure, fig., equation, eq., section, entry, item, reference, ref.
+   (`Step 1: compute. HOMO = -5.2 eV`; `LogP: 2.1` and `is 1: 2` are no such step). Each
+   was read as the answer (`From the 3D conformer, the HOMO is -5.2 eV` was 3).
 4. The first remaining number decides. The answer is invalid (None) when that number is
    malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, `10^3^2`, or set
    apart by a space, `1.2 E+3`, `1.2 e-3`; a power of
@@ -43,16 +54,22 @@ the rules) or None when the answer gives no single value. Rules, in order:
    three digits, a plain space and three digits, `1 234.5`, which could be a thousands
    group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
    is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
-   `between 3 and 4`: a range is not one predicted value; the exponent of a known unit,
-   `180 g·mol⁻¹`, `5 kJ mol-1`, is not one), has a sign before it that is not its own (a
+   `between 3 and 4`, `2 through 3`, `2 .. 3`: a range is not one predicted value; the
+   exponent of a known unit, `180 g·mol⁻¹`, `5 kJ mol-1`, is not one) or of a choice
+   (`2 or 3`, `either 2 or 3`, `2 (or 3)`, `2 vs 3`, also one value in two units, `-5.2
+   eV or -0.19 Ha`; `2 or so` is one value, rule 5), has a sign before it that is not its own (a
    sign after a sign, `--2.5`; one glued to a word or point, `HOMO-5.2`, `LogP−2.3`,
    `It is−2`, `HOMO-1`; one set apart by other or more whitespace than rule 2's one space,
    `-\t5.2`, `-\n5.2`, `-  5.2`, or after other punctuation, `,- 5`; a `±` or `∓` of its
    own, `± 5`, which is no one value; the words `minus 2.5`,
    `negative 2.5`: a minus or a dash, each was read as the positive number), is a bound
    (`< 5`, `>= 5`, `≤ 5`, `≲ 5`, `≪ 5`, `≠ 5`, `less than 5`, `greater than or equal to 5`,
-   `at least 5`, `up to 5`, `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`), or is
-   not finite (`1e999`).
+   `at least 5`, `up to 5`, `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`, and
+   after the number, its unit or its uncertainty: `5 or more`, `5 or less`, `5 or higher`,
+   `5 and above`, `5 and up`, `5 at most`, `5 at least`, `5+`, `5 max`, `5 (max)`, `5
+   minimum`, `5 eV or more`, `5 < x`; a bare `max` or `minimum` only where its clause
+   ends, so `5.2 (max. abs. error 0.1)` is 5.2, and `min` alone is minutes, no bound), or is
+   not finite (`1e999`). A reference answer so written has no value (`task_kinds`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
@@ -64,18 +81,29 @@ the rules) or None when the answer gives no single value. Rules, in order:
    of unclear case, are invalid), `-25 kJ/mol` is -5.98 kcal/mol, `-5 cal/mol`
    -0.005 kcal/mol (a bare `kJ`, `kcal`, `J` or `cal` is per mole), `0.18 kDa` and
    `0.18 kg/mol` are 180 g/mol (`g/mol`, `g mol-1`, `g.mol-1`, `gmol-1` alike), `0.2 nm^2`
-   is 20 Å²; per-molecule and molar energies convert alike. A
-   unit of another kind makes the answer invalid: another of these (`180 g/mol` for HOMO),
-   a mass (`180 mg` for a molar mass), a temperature (`300 K`, `25 °C`) or a percentage
-   (`45%`). No unit, a word that is not a known unit, and properties without such a unit
-   (LogP, complexity, SCF energy, the data's own properties) take the number as stated.
-   `parse_number` alone converts nothing.
+   is 20 Å², `2020 pm^2` 0.202 Å², `-20 mHa` (`mEh`, `millihartree`) -0.544 eV; per-molecule
+   and molar energies convert alike. A unit of another kind makes the answer invalid:
+   another of these (`180 g/mol` for HOMO), a mass (`180 mg` for a molar mass), a
+   temperature (`300 K`, `25 °C`), a percentage (`45%`), a voltage (`-5.2 V`, `mV`: not
+   eV), a length (`20.2 Å` without the square, `300 nm`, `mm`, `bohr`), or a stem of these
+   units after an SI prefix not listed above (`keV`, `kHa`, `µEh`, `MDa`, `GJ`, `cm^2`,
+   `microhartree`: not converted; each was read as the bare number in the property's unit,
+   `-20 mHa` as -20 eV). No unit, a word that is not a known unit or such a prefixed stem
+   (`units`, `approximately`), and properties without such a unit (LogP, complexity, SCF
+   energy, the data's own properties) take the number as stated. `parse_number` alone
+   converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
 value outside it counts as invalid. Names match case-, space- and punctuation-
-insensitively, with aliases (`MW`, `TPSA`, `XLogP`, `HOMO-LUMO gap`, ...), and a task
-`property:<name>` (deepmolm_plugin.data.prompts) means the property `<name>`. A property
-not listed (any other property in the data) has no range: every finite number is valid.
+insensitively, with aliases (`MW`, `TPSA`, `XLogP`, `HOMO-LUMO gap`, ...). A task
+`property:<name>` (deepmolm_plugin.data.prompts: deepmolm-prepare's name for a CSV or SDF
+label column) is the data's own property `<name>`, whatever its name: no unit and no
+range, its numbers taken as stated (QM9's `homo` column is in Hartree; as the known HOMO
+in eV, the exact answer "-0.25 Hartree" was converted to -6.80 eV and scored 6.55 off);
+its spec's `note` (metrics.json) names the known property it is named like. The known
+properties are the task names without the prefix (3D-MoIT's `HOMO`, `Molecular Weight`,
+..., or a question file's own `FreeSolv`). A property not listed (any other property in
+the data) has no range either: every finite number is valid.
 
 `property_metrics(preds, refs, name)`: n, n_valid, valid_ratio (x100), MAE and RMSE over
 the valid predictions (None when none is valid), plus the property's unit and range. A
@@ -161,6 +189,19 @@ _SIGN_CONTEXT = re.compile(r"(?:^|[\s(:=])$")
 # a copy per skipped locant or ordinal was quadratic in a long answer.
 _LOCANT = re.compile(r"'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
+# A list marker at a line's start, after indentation, markdown heading marks or quote
+# marks: `1. The HOMO is -5.2 eV`, `1) -5.2 eV`, `### 1. Result` (each read 1). Only with
+# more text after it on the line: `5.` alone is an answer.
+_LIST_MARKER = re.compile(r"^[ \t#>]*(\d{1,3})[.)](?=[ \t]+\S)", re.MULTILINE)
+# A bracketed citation: `[1] LogP = 2.1` read 1; `[2, 3]`, `[1-3]`
+_CITATION = re.compile(r"\[\d{1,3}(?:[ \t]*[,-][ \t]*\d{1,3})*\]")
+# A whole number right after one of these words numbers the step, not the value: `Step 1:
+# compute. HOMO = -5.2 eV` read 1. Searched in the few characters before the number.
+_ENUMERATION_BEFORE = re.compile(r"\b(?:step|stage|part|case|example|option|method|approach|scheme|table|figure|fig\."
+                                 r"|equation|eq\.|section|entry|item|reference|ref\.)[ \t]?$", re.IGNORECASE)
+_ENUMERATION_REACH = 12  # characters: the longest word above and its space
+_LETTER = re.compile(r"[^\W\d_]")
+_UNIT_REACH = 64  # characters after a number in which a unit is looked for (a window: not the whole rest)
 # "1.2.3", "12,5", "1'00" (a group not of three digits), a fraction or ratio ("1/2", "3:1",
 # `\frac{1}{\pi}` as "1/{\pi}"), an exponent that is none ("1.2e3.5", "1e5e5": read as 1.2
 # and 1) or one set apart by a space ("1.2 E+3" read 1.2, while "1.2 E-3" was a range), a
@@ -178,8 +219,25 @@ _PRODUCT = re.compile(r"^\s*[xX×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3":
 # "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
 _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
-_RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b)\s*[+-]?\.?\d", re.IGNORECASE)
+# One end of a range, or one of a choice: `3-4`, `3 to 4`, `2 or 3`, `2 vs. 3`, `2 through
+# 3`, `2 .. 3`, `2 (or 3)` (`or`, `vs`, `through` and `..` read 2: only `-`, `~` and `to`
+# were seen, and `2.1 or -2.1` was refused only because `or` passed for a unit word)
+_RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|\.{2,}|(?:\(\s*)?(?:to|or|vs|versus|through|thru)\b\.?)"
+                          r"\s*[+-]?\.?\d", re.IGNORECASE)  # `-5.2 eV (-0.19 Ha)` is one value
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
+# A bound written after the number (and its unit or uncertainty), as `_BOUND_BEFORE` before
+# it: `5 or more`, `5 and above`, `5 and up`, `5 at most`, `5 (at least)`, `5+`, `5 max`,
+# `5 (max)`, `5 minimum`, `5 < x`; each read 5. A bare `max` or `maximum` ends its clause,
+# and one in brackets is all they hold (`5.2 (max. abs. error 0.1)` is no bound); `min`
+# alone is minutes, no bound.
+_BOUND_AFTER = re.compile(r"""^(?:
+    \+(?![\d(/-]|\.\d)                           # `5+`, not `5+/-0.1` (an uncertainty) or `5+3`
+  | \s*(?:\(\s*)?(?: (?:or|and)\s+(?:more|less|greater|fewer|higher|lower|larger|smaller|bigger|above
+                                   |below|over|under|beyond|up|upwards?|down|downwards?)\b
+                    | at\s+(?:least|most)\b
+                    | (?:max(?:imum)?|minimum)\.?\s*\) )
+  | \s*(?:max(?:imum)?|minimum)\b(?=[^\S\n]*(?:$|\n|[.,;:!?)\]]))
+  | [^\S\n]*(?:[≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱]|[<>]=?(?=\s|$|[+-]?\.?\d)) )""", re.IGNORECASE | re.VERBOSE)
 # "3.2 ± 0.1 eV", "3.2 (+/- 0.1) eV": the uncertainty after the number is passed over, so
 # that the unit after it is read (it was not: "-0.25 ± 0.01 Hartree" was -0.25 eV). Matched
 # at the start of that text (a `^` pattern in `sub` is tried at every position).
@@ -223,15 +281,11 @@ def _parse(text) -> Optional[Tuple[float, str]]:
     if not isinstance(text, str):
         return None
     text = normalise(text)
+    markers = _markers(text)
     for match in _NUMBER.finditer(text):
         start, end = match.start(), match.end()
-        if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
+        if _not_a_value(text, match, markers):
             continue
-        # the two characters before the number only: searching the whole text before it, for
-        # every number skipped so, took 52 s for an answer of 20,000 "HOMO-1" (quadratic)
-        if _LABEL_BEFORE.search(text, max(0, start - 2), start) and not match.group("sign") \
-                and not match.group("exp") and match.group("mant").isdigit():
-            continue  # "HOMO-1", "LUMO+1", "CID-702": a name's number, not the value (it made the answer invalid)
         before, after = text[:start], text[end:]
         if _stray_sign(before, match):
             return None
@@ -241,7 +295,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         if _MALFORMED.match(after) or _PRODUCT.match(after) or power or space_group:
             return None
         if (_RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _DENOMINATOR.search(before)
-                or _range_after(after)):
+                or _not_one_value_after(after)):
             return None
         mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
         try:
@@ -255,7 +309,7 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
                     after = after[bare.end():]
-                    if _range_after(after) or _MALFORMED.match(after) or _POWER.match(after):
+                    if _not_one_value_after(after) or _MALFORMED.match(after) or _POWER.match(after):
                         return None  # "10^3.5", "10^3^2": were 1000
         except OverflowError:
             return None
@@ -265,6 +319,43 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         after = after[uncertainty.end():] if uncertainty else after
         return (value, after) if math.isfinite(value) else None
     return None
+
+
+def _markers(text: str) -> frozenset:
+    """The positions of the numbers that list markers and citations are made of (rule 3):
+    a list marker's start, every character of a citation."""
+    found = {m.start(1) for m in _LIST_MARKER.finditer(text)} if "." in text or ")" in text else set()
+    if "[" in text:
+        found.update(i for m in _CITATION.finditer(text) for i in range(m.start(), m.end()))
+    return frozenset(found)
+
+
+def _not_a_value(text: str, match: "re.Match", markers: frozenset) -> bool:
+    """Whether a number is one rule 3 skips: a locant, an ordinal, a name's number, a list
+    marker or citation (`markers`), a step's number, or whole digits that begin a word.
+    Each looks at the few characters around the number only (`pattern.match(text, pos)`,
+    windows): searching the whole text before it, for every number skipped so, took 52 s
+    for an answer of 20,000 "HOMO-1" (quadratic)."""
+    start, end = match.start(), match.end()
+    if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
+        return True
+    # the rest skip whole numbers only: `-5.2 eV`, `1.5e3` are values wherever they stand
+    whole = not match.group("sign") and not match.group("exp") and match.group("mant").isdigit()
+    if _LABEL_BEFORE.search(text, max(0, start - 2), start) and whole:
+        return True  # "HOMO-1", "LUMO+1", "CID-702": a name's number, not the value (it made the answer invalid)
+    if not whole:
+        return False
+    if start in markers:
+        return True  # `1. The HOMO is -5.2 eV`, `[1] LogP = 2.1`
+    if _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start):
+        return True  # "Step 1: ..."
+    # `3D`, `2D`, `1H`, `13C`: digits that begin a word, as `XLogP3` ends one, unless the
+    # letters are a unit (`5eV`, `180g/mol`), or start a malformed exponent (`5e`) or a
+    # product (`120x100`), which rule 4 refuses
+    if not _LETTER.match(text, end):
+        return False
+    window = text[end:end + _UNIT_REACH]
+    return stated_unit(window) is None and not _MALFORMED.match(window) and not _PRODUCT.match(window)
 
 
 def _stray_sign(before: str, match: "re.Match") -> bool:
@@ -306,6 +397,7 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     (r"mev", "meV or MeV (unclear case)", None),  # `MEV`, `mev`: invalid, not a guess
     (r"e\.?v|electron[\s-]?volts?", "energy", 1.0),
     (r"hartrees?|ha|e_?h|a\.\s?u\.?|au|atomic\s+units?", "energy", _HARTREE_EV),
+    (r"(?-i:m)(?:ha|e_?h)|milli-?hartrees?", "energy", _HARTREE_EV / 1000),  # `-20 mHa` was -20 eV
     (r"(?:kcal|kilocalories?)" + _PER_MOL, "energy", _KCAL_MOL_EV),
     (r"(?:kj|kilojoules?)" + _PER_MOL, "energy", _KJ_MOL_EV),
     (r"(?:cal|calories?)" + _PER_MOL, "energy", _KCAL_MOL_EV / 1000),  # `-5 cal/mol` was -5 kcal/mol
@@ -318,13 +410,25 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     (r"(?:kg|kilograms?)" + _PER_MOL, "molar mass", 1000.0),  # was a mass: invalid
     (r"kda|kilodaltons?", "molar mass", 1000.0),
     (r"(?:å|angstroms?)" + _SQUARED + r"|a\s*(?:\^|\*\*)\s*2|square\s+(?:å|angstroms?)", "area", 1.0),
-    (r"nm" + _SQUARED + r"|square\s+nanometers?", "area", 100.0),
+    (r"nm" + _SQUARED + r"|square\s+nanomet(?:er|re)s?", "area", 100.0),
+    (r"(?-i:pm)" + _SQUARED + r"|square\s+picomet(?:er|re)s?", "area", 1e-4),  # `2020 pm^2` was 2020 Å²
     # Kinds no property here is scored in: recognised only so that an answer stating one
     # (`180 mg` for a molar mass, `300 K` for an energy) is invalid instead of read as
     # the property's unit. Never converted, so their factors are unused.
     (r"[µμu]g|mg|kg|g|(?:micro|milli|kilo)?grams?", "mass", None),
     (r"°\s*[cf]|(?-i:K)|kelvins?|degrees?(?:\s+(?:celsius|fahrenheit))?", "temperature", None),
     (r"%|percent", "percentage", None),
+    # `-5.2 V` was read as eV, `20.2 Å` (no square) and `300 nm` as Å² and eV
+    (r"(?-i:[munµμkMG]?V)|volts?", "voltage", None),
+    (r"å|angstroms?|(?-i:[cmnµμp]m)|nanomet(?:er|re)s?|picomet(?:er|re)s?|bohrs?", "length", None),
+    # A stem of the units above after an SI prefix not listed with it (`keV`, `kHa`, `µEh`,
+    # `MDa`, `GJ`, `cm^2`, `microhartree`): not converted, and not the number in the
+    # property's unit either (`-20 mHa` was -20 eV before millihartrees were listed). Tried
+    # last, so that every listed form (`meV`, `kcal`, `kDa`, `mg`, `nm^2`) is matched first.
+    (r"(?:(?-i:[yzafpnuµμmcdhkMGTPEZY]|da)|(?:yocto|zepto|atto|femto|pico|nano|micro|milli|centi|deci|hecto|kilo"
+     r"|mega|giga|tera|peta|exa)-?)(?:(?-i:eV)|electron[\s-]?volts?|hartrees?|ha|e_?h|(?-i:J)|joules?|cal|calories?"
+     r"|da|daltons?|m" + _SQUARED + r"|met(?:er|re)s?" + _SQUARED + r")", "unit with a prefix that is not converted",
+     None),
 )]
 # A property's own unit, as (kind, factor): the unit its values are scored in.
 _SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("molar mass", 1.0),
@@ -342,13 +446,19 @@ def stated_unit(after: str) -> Optional[Tuple[str, float, str]]:
     return None
 
 
-def _range_after(after: str) -> bool:
-    """Whether the text after a number makes it one end of a range (rule 4). A known unit
-    is skipped first: the `-1` of `kcal·mol-1` (`mol⁻¹`) is an exponent, not `to 1`."""
+def _not_one_value_after(after: str) -> bool:
+    """Whether the text after a number makes it one end of a range or one of a choice
+    (`_RANGE_AFTER`), or a bound (`_BOUND_AFTER`): rule 4. An uncertainty and a known unit
+    are passed over first (`5 eV or more`, `5 ± 0.1 or more`): the `-1` of `kcal·mol-1`
+    (`mol⁻¹`) is an exponent, not `to 1`."""
+    if _BOUND_AFTER.match(after):  # `5+` first: `+/-` and `+-` would start an uncertainty
+        return True
+    uncertainty = _UNCERTAINTY.match(after)
+    after = after[uncertainty.end():] if uncertainty else after
     unit = stated_unit(after)
     if unit is not None:
         after = after.lstrip()[len(unit[2]):]
-    return bool(_RANGE_AFTER.match(after))
+    return bool(_RANGE_AFTER.match(after) or _BOUND_AFTER.match(after))
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
@@ -429,9 +539,17 @@ def property_name(task: str) -> str:
 
 
 def property_spec(name: str) -> PropertySpec:
-    """The spec of a property name or alias (or `property:<name>` task); an unknown
-    property gets one with no range."""
-    name = property_name(name)
+    """The spec of a property name or alias; an unknown property, and a `property:<name>`
+    task (a column of the data, whatever its name), get one with no unit and no range."""
+    if name.startswith(PROPERTY_PREFIX):
+        # deepmolm-prepare names a CSV or SDF label column `property:<column>`: QM9's `homo`
+        # column holds Hartree, and as the known HOMO (eV) a right answer "-0.25 Hartree"
+        # was converted to -6.80 and scored 6.55 off. The data's unit is not known here.
+        own = property_name(name)
+        known = _BY_KEY.get(name_key(own))
+        note = (f"the data's own property, taken as stated; named like the known property {known.name} ("
+                f"{known.unit}), whose unit and range are not assumed" if known else "")
+        return PropertySpec(own, None, None, None, note=note)
     return _BY_KEY.get(name_key(name)) or PropertySpec(name, None, None, None)
 
 

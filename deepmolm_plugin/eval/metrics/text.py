@@ -77,6 +77,15 @@ BLEU_ORDERS = {"bleu2": len(BLEU2_WEIGHTS), "bleu4": len(BLEU4_WEIGHTS)}
 ROUGE_ORDERS = {"rouge1": (1, "token"), "rouge2": (2, "bigram"), "rougeL": (1, "token")}
 
 
+class UnusableTokenizer(ValueError):
+    """A tokenizer whose tokens hold white space (a character-level one: `a b` as `a`, ` `,
+    `b`): ROUGE receives the tokens joined by spaces, which would cut them apart again. A
+    ValueError, as TextTooLong: this module does not import `eval.merge`, whose ReportError
+    imports RDKit, and `metrics.numbers` (through this module) is imported by data
+    preparation; `eval.scoring` raises it on as a ReportError naming the task, and
+    `eval.report` tries the tokenizer on PROBE before it reads anything."""
+
+
 class TextTooLong(ValueError):
     """A reference longer than MAX_TOKENS tokens; `index`: its position in the list given
     (the caller names the question)."""
@@ -188,17 +197,31 @@ def get_tokenizer(tokenizer: Union[str, Tokenizer, None] = None) -> Tokenizer:
     return TOKENIZERS[tokenizer]
 
 
+# A text a tokenizer is tried on before a report reads its inputs: spaces, a line break and a
+# double space, where a character-level tokenizer returns white-space tokens
+PROBE = "An alcohol, C2H6O.\nIts LogP is -0.31;  it mixes with water."
+
+
+def tokens_of(text: str, tok: Tokenizer) -> List[str]:
+    """The non-empty tokens of a text; UnusableTokenizer when one holds white space."""
+    tokens = [t for t in tok(text) if t]
+    spaced = next((t for t in tokens if any(c.isspace() for c in t)), None)
+    if spaced is not None:
+        raise UnusableTokenizer(f"tokenizer {tok.name!r} returned the token {spaced!r}, which holds white space, "
+                                f"for the text {text[:80]!r}: the text metrics need tokens without white space "
+                                "(ROUGE receives them joined by spaces)")
+    return tokens
+
+
 def tokenize_all(texts: Sequence[str], tokenizer: Union[str, Tokenizer, None] = None) -> List[List[str]]:
-    """Each text tokenized once. Tokens hold no whitespace (ROUGE receives them space-joined)."""
+    """Each text tokenized once. Tokens hold no whitespace (ROUGE receives them space-joined):
+    UnusableTokenizer otherwise."""
     tok = get_tokenizer(tokenizer)
     out = []
     for text in texts:
         if not isinstance(text, str):
             raise TypeError(f"texts must be strings, got {type(text).__name__}")
-        tokens = [t for t in tok(text) if t]
-        if any(any(c.isspace() for c in t) for t in tokens):
-            raise ValueError(f"tokenizer {tok.name!r} returned a token with whitespace in {text!r}")
-        out.append(tokens)
+        out.append(tokens_of(text, tok))
     return out
 
 
