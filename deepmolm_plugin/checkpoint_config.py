@@ -6,7 +6,8 @@ then stopped the whole batch): tokenizer_model_max_length "256" (the prompt-leng
 compared an int with a str) or 256.0 (the host slices prompts with it), fp_bits "4096",
 image_aspect_ratio "anyres" (the host's process_images needs image_grid_pinpoints, which
 DeepMoLM configs lack), mm_projector_type 5 and mm_vision_tower 5 (the host's builders match
-them as strings), model_type 5.
+them as strings), model_type 5; aux_property_task "kflm2" without aux_properties (an
+AttributeError traceback while the model was built) or with "MW,LogP" (split into 7 names).
 
 `check_config_fields` is the one rule: the chat CLI, model_vqa and the GUI call it through
 `cli.model_depiction_settings` before anything heavy loads, and the checkpoint loader
@@ -34,6 +35,9 @@ STRING_FIELDS = ("mm_projector_type", "mm_vision_tower", "image_mode", "mm_patch
                  "mm_vision_select_feature")
 # Read as flags: the string "false" is true to the host's `if`.
 BOOLEAN_FIELDS = ("mm_use_im_start_end", "mm_use_im_patch_token")
+# The optional head a model carries (`model.heads.build_head`: a name, or absent/null for none),
+# and the property names its outputs are, in training's order (`--aux_properties`, saved as a list).
+HEAD_TASK_FIELD, HEAD_NAMES_FIELD = "aux_property_task", "aux_properties"
 # The host's process_images: 'pad' squares the image on its mean colour, 'anyres' tiles it on
 # image_grid_pinpoints, anything else (its own default, None, and 'square') hands the image to
 # the processor as it is.
@@ -46,6 +50,24 @@ class ConfigFieldError(ValueError):
 
 def _kind(value) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def property_names_problem(names) -> "str | None":
+    """Why `names` (config.json's aux_properties) cannot be the property head's outputs, or
+    None: training saves `--aux_properties` as a list of distinct names, one output each, in
+    order. A string was split into its characters ("MW,LogP": 7 outputs), and the refusal
+    then spoke of "checkpoint [2] vs model [7]"."""
+    if not isinstance(names, (list, tuple)):  # (JSON gives lists; a config built in Python may hold a tuple)
+        return "not a list of property names (training saves --aux_properties as one, e.g. [\"MW\", \"LogP\"])"
+    if not names:
+        return "an empty list: the property head predicts at least one property"
+    bad = [name for name in names if not isinstance(name, str) or not name.strip()]
+    if bad:
+        return f"not a list of property names: {bad[0]!r} is not a non-empty string"
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        return f"names {', '.join(map(repr, twice))} more than once: each name is one of the property head's outputs"
+    return None
 
 
 def check_config_fields(config: Mapping, folder: "str | os.PathLike") -> None:
@@ -75,6 +97,18 @@ def check_config_fields(config: Mapping, folder: "str | os.PathLike") -> None:
         value = config.get(name)
         if value is not None and not isinstance(value, bool):
             refuse(name, "not true or false")
+    task = config.get(HEAD_TASK_FIELD)
+    if task is not None and not isinstance(task, str):
+        refuse(HEAD_TASK_FIELD, "not a string (the optional head's name, e.g. \"kflm2\", or null for none)")
+    if task:  # `build_head` builds the head it names, one output per name: checked before torch loads (a
+        # missing list was an AttributeError traceback there, a string one output per character)
+        if HEAD_NAMES_FIELD not in config:
+            raise ConfigFieldError(f"{where}: {HEAD_TASK_FIELD} is {task!r}, but {HEAD_NAMES_FIELD} is missing: the "
+                                   "head needs the property names it predicts, in training's order (e.g. "
+                                   "[\"MW\", \"LogP\"])")
+        problem = property_names_problem(config[HEAD_NAMES_FIELD])
+        if problem:
+            refuse(HEAD_NAMES_FIELD, problem)
     aspect = config.get("image_aspect_ratio")
     if aspect is not None and aspect not in ASPECT_RATIOS:
         # anyres needs the grid the host tiles on; a DeepEncoder tower serves no anyres grid

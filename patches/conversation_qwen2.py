@@ -206,11 +206,19 @@ def conv_mode_note(mode: str, model_config) -> "str | None":
             "(--conv-mode auto uses the trained one)")
 
 
+def plain_style(mode: str) -> bool:
+    """Whether conv_templates' ``mode`` is of the host's PLAIN style (``plain``, ``v0_plain``:
+    the stage-1 template, which the host's training runs through ``preprocess_plain``)."""
+    template = conversation_lib.conv_templates.get(mode)
+    return template is not None and template.sep_style == SeparatorStyle.PLAIN
+
+
 def check_chat_conv_mode(mode: str, model_config=None) -> str:
     """``mode`` (a ``--conv-mode`` value, before or after ``resolve_conv_mode``), unless a chat
     cannot use it: ValueError for a template of the host's PLAIN style (``plain``,
     ``v0_plain``). The chat entry points (the chat CLI, the GUI) call this before the model
-    loads; eval (model_vqa: one question, one answer) does not and keeps taking ``plain``.
+    loads; eval (model_vqa: one question, one answer) does not and keeps taking ``plain``
+    (asking with the image alone, the prompt ``preprocess_plain`` trains on).
     Given the ``model_config``, a model trained in ``plain`` (which ``--conv-mode auto`` then
     picks) is refused as such: no template of it can chat.
 
@@ -220,8 +228,7 @@ def check_chat_conv_mode(mode: str, model_config=None) -> str:
     either: its ``sep2`` is None, and its ``get_prompt`` appends ``seps[i % 2]`` after every
     message (was: the second question crashed with "can only concatenate str (not
     "NoneType") to str", in the chat CLI and the GUI)."""
-    template = conversation_lib.conv_templates.get(mode)
-    if template is not None and template.sep_style == SeparatorStyle.PLAIN:
+    if plain_style(mode):
         why = ("it is the stage-1 (pretraining) template, which drops the question (training keeps only the image and "
                "the answer) and has no turns")
         trained = trained_conv_mode(model_config) if model_config is not None else None

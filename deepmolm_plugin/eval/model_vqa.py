@@ -32,7 +32,7 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 
 - molecules, the one seam (`QuestionInputs`): the host loop has no per-question hook, but
   it calls `model.generate` exactly once per question line, in file order. The model
-  returned by the host's `load_pretrained_model` (the one name we bind in the host
+  returned by the host's `load_pretrained_model` (a name we bind in the host
   module) gets a `generate` that takes the next question's inputs and passes its
   `molecule_fp` as the explicit argument. Every call is checked against its question
   (the image size the host passes must be that question's image's), and a run that ends
@@ -54,6 +54,12 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 - tiles mode: each question's tiles are passed too (the host makes only the global view),
   from its image by the image processor's `tile_inputs`, as in training;
 - greedy decoding (`--temperature 0`) reaches `generate` without the sampling-only flags.
+- the property head's prediction is made on exactly what `generate` gets (`SPLICED_INPUTS`:
+  the prompt, image, molecule and tiles), the sequence training pooled.
+- a PLAIN-style template (`plain`, `v0_plain`; `--conv-mode auto` for a model trained with
+  `--version plain`): the host's `conv_templates` name gets, for the run, one whose prompt
+  is the image placeholder alone, as the host's `preprocess_plain` trains
+  (`plain_prompts_as_trained`); the answers keep the question text.
 """
 
 from __future__ import annotations
@@ -255,6 +261,13 @@ def image_path(image_folder: str, image: str) -> str:
     return os.path.abspath(os.path.join(image_folder, image))
 
 
+# What `generate` splices the prompt with (the model's prepare_inputs_labels_for_multimodal),
+# all of which `predict_properties` takes too: the head must pool the sequence the answer is
+# generated from, as training pooled it (in tiles mode the head got the global view alone, while
+# the tiles `tile_arguments` adds went to generate only).
+SPLICED_INPUTS = ("images", "image_sizes", "molecule_fp", "tile_images", "tile_grids", "attention_mask")
+
+
 class QuestionInputs:
     """The seam with the host's loop: it calls `generate` once per question, in the
     question file's order. The bound `generate` takes the next question's inputs and
@@ -303,10 +316,9 @@ class QuestionInputs:
             if self.uses_molecules:
                 kwargs["molecule_fp"] = question.molecule_fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
             try:
-                if question.graph is not None:  # the KFLM2 head's prediction for the same prompt
-                    predicted = self.model.predict_properties(
-                        inputs, kwargs["images"], [question.graph], image_sizes=kwargs.get("image_sizes"),
-                        molecule_fp=kwargs.get("molecule_fp"))
+                if question.graph is not None:  # the KFLM2 head's prediction for the same prompt and inputs
+                    spliced = {name: kwargs[name] for name in SPLICED_INPUTS if name in kwargs}
+                    predicted = self.model.predict_properties(inputs, graphs=[question.graph], **spliced)
                     self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
                 return generate(inputs, *args, **kwargs)
             except PromptTooLong as e:
@@ -359,6 +371,62 @@ class QuestionInputs:
             host_module.load_pretrained_model = saved
 
 
+# In the run settings (`metadata.settings.prompt`) of answers asked in a PLAIN-style template:
+# those an earlier run asked with the question text in the prompt (before
+# `plain_prompts_as_trained`) lack it, so --resume keeps none of them and the report does not
+# score them with these.
+PLAIN_PROMPT = "the image alone, as preprocess_plain trains"
+
+
+@contextlib.contextmanager
+def plain_prompts_as_trained(host_module, conv_mode: str):
+    """While active, `host_module`'s template `conv_mode`, when it is of the host's PLAIN
+    style (`plain`, `v0_plain`: the stage-1 template), renders the prompt the host's
+    training fed the model: the image placeholder alone. Its own `get_prompt` gave
+    `<image>\n<question>\n`, tokens a plain-trained model never saw before an answer, and
+    the property head pooled them. The host's loop is otherwise unchanged (its answer lines
+    keep the question text as `prompt`). A one-time note says so. Restored on exit."""
+    import dataclasses
+
+    from llava.constants import DEFAULT_IMAGE_TOKEN
+    from llava.conversation import Conversation
+
+    from ..patches.conversation_qwen2 import plain_style
+
+    if not plain_style(conv_mode):
+        yield
+        return
+
+    class TrainedPlainConversation(Conversation):
+        def get_prompt(self):
+            # The host's eval appends one question (its image placeholder first) and the open reply.
+            messages = self.messages
+            if len(messages) != 2 or DEFAULT_IMAGE_TOKEN not in messages[0][1] or messages[1][1] is not None:
+                raise RuntimeError(f"the host's eval built a {conv_mode!r} conversation other than one question with "
+                                   "its image and the open reply: its prompt cannot be training's")
+            # llava/train/train.py preprocess_plain (llava-torch 1.2.2) sets the first turn to
+            # DEFAULT_IMAGE_TOKEN alone, dropping the question text and the mm_use_im_start_end
+            # tokens preprocess_multimodal put around it, and trains on that + answer + sep: the
+            # answer follows the image token directly.
+            return DEFAULT_IMAGE_TOKEN
+
+        def copy(self):
+            fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(Conversation)}
+            return TrainedPlainConversation(**dict(fields, messages=[[x, y] for x, y in self.messages]))
+
+    print(f"note: conversation mode {conv_mode!r} (the stage-1 template) asks each question with the image alone, "
+          "as training's preprocess_plain built its prompts: the question text is not part of the prompt (the "
+          "answers file keeps it)", file=sys.stderr)
+    templates = host_module.conv_templates
+    template = templates[conv_mode]
+    host_module.conv_templates = {**templates, conv_mode: TrainedPlainConversation(
+        **{f.name: getattr(template, f.name) for f in dataclasses.fields(Conversation)})}
+    try:
+        yield
+    finally:
+        host_module.conv_templates = templates
+
+
 def run(args: argparse.Namespace) -> None:
     import deepmolm_plugin
 
@@ -393,6 +461,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     """Prepare this chunk's questions for a model with `config`, then run `host.eval_model`
     on them with molecules and devices bound (see the module docstring)."""
     from ..patches import eval_device
+    from ..patches.conversation_qwen2 import plain_style
 
     chunks = host.split_list(read_questions(args.question_file), args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
@@ -417,6 +486,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                                          args.structure_folder, policy, failures=failures,
                                          question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
+    if plain_style(args.conv_mode):
+        shown["prompt"] = PLAIN_PROMPT
     settings = resume.settings_digest(shown, answers)
     # Digested as asked: a drawn depiction's path (in this answers folder's renders/) is not part
     # of the question, its bytes are (an answers file made in another folder kept none of them)
@@ -485,7 +556,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         resume.start_host_partial(partial, settings, {str(q.question_id): digests[str(q.question_id)]
                                                       for q in inputs if q.graph is None})
         try:
-            with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model):
+            with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model), \
+                    plain_prompts_as_trained(host, args.conv_mode):
                 host.eval_model(host_args)
             state.finish()
             drop_answers(partial, state.unanswered)

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
+from ..checkpoint_config import HEAD_NAMES_FIELD, HEAD_TASK_FIELD, property_names_problem
 from ..model.heads import register_head
 from ..usage import DataError
 from .features import GraphBatch, collate_graphs
@@ -202,14 +203,35 @@ class AuxPropertyHead(nn.Module):
         return self.loss(prediction, values, mask)
 
     def predict(self, hidden: torch.Tensor, attention_mask: Optional[torch.Tensor], batch: dict) -> List[dict]:
-        """Predictions for prompts without answers (B, T, H): one {name: value} per sample."""
+        """Predictions for prompts without answers (B, T, H): one {name: value} per sample,
+        whose graph is `batch["graphs"][i]`. The model's `predict_properties` hands its
+        caller's graphs here unchanged: a count other than the prompts' is a ValueError
+        naming both (it was torch's "Sizes of tensors must match" from inside the fusion)."""
+        graphs = batch["graphs"]
+        if not isinstance(graphs, (list, tuple)):
+            raise ValueError(f"predict_properties takes its graphs as a list, one per prompt, in order; got a "
+                             f"{type(graphs).__name__}")
+        prompts = hidden.shape[0]
+        if len(graphs) != prompts:
+            raise ValueError(f"predict_properties got {prompts} prompt{'s' if prompts != 1 else ''} but {len(graphs)} "
+                             "graph(s): give one graph per prompt, in order")
         pooled = pool_unsupervised(hidden, attention_mask, None)  # (B, H)
-        return self.predict_dicts(self(pooled, collate_graphs(batch["graphs"])))
+        return self.predict_dicts(self(pooled, collate_graphs(graphs)))
 
 
 def build_kflm2_head(config) -> AuxPropertyHead:
-    """`--aux_property_task kflm2`: the head over the LLM width, one output per property."""
-    return AuxPropertyHead(config.hidden_size, config.aux_properties)
+    """`--aux_property_task kflm2`: the head over the LLM width, one output per property.
+    A config without a usable `aux_properties` is a ValueError naming it (the loader says
+    "cannot build the model its config.json describes"): it was an AttributeError traceback
+    when absent, and a string was split into one output per character."""
+    names = getattr(config, HEAD_NAMES_FIELD, None)
+    if names is None:
+        raise ValueError(f"the model config has {HEAD_TASK_FIELD} 'kflm2' but no {HEAD_NAMES_FIELD} (the property "
+                         "names the head predicts, in training's order)")
+    problem = property_names_problem(names)
+    if problem:
+        raise ValueError(f"the model config's {HEAD_NAMES_FIELD} is {names!r}, {problem}")
+    return AuxPropertyHead(config.hidden_size, list(names))
 
 
 register_head("kflm2", build_kflm2_head)
