@@ -177,25 +177,25 @@ def test_a_plain_trained_model_is_asked_with_the_prompt_training_fed(plain_check
     assert host.conv_templates is templates  # bound for the run only
 
 
-@pytest.mark.parametrize("start_end", [False, True])
-def test_the_plain_prompt_is_preprocess_plains_whatever_mm_use_im_start_end(tmp_path, monkeypatch, start_end):
-    # The host's eval puts <im_start><image><im_end> before the question when mm_use_im_start_end;
-    # preprocess_plain replaces the whole first turn by <image>: so does eval now
-    import llava.eval.model_vqa as host
+class _CharTokenizer:  # one id per character: any other text gives other ids
+    bos_token_id = None
+
+    def __call__(self, text):
+        return SimpleNamespace(input_ids=[ord(c) for c in text])
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(map(chr, ids))
+
+    def batch_decode(self, ids, skip_special_tokens=True):
+        return [self.decode(row.tolist()) for row in ids]
+
+
+def _stub_host(monkeypatch, start_end=False, reply="an answer"):
+    """The host's model load replaced by a stub whose generate records its prompt ids and
+    keyword arguments and answers `reply` (one id per character): (prompts, calls, tokenizer class)."""
     from llava.model import builder
 
-    from deepmolm_plugin.eval import model_vqa
-
-    class CharTokenizer:  # one id per character: any other text gives other ids
-        bos_token_id = None
-
-        def __call__(self, text):
-            return SimpleNamespace(input_ids=[ord(c) for c in text])
-
-        def batch_decode(self, ids, skip_special_tokens=True):
-            return ["an answer"]
-
-    prompts = []
+    prompts, calls = [], []
 
     class StubModel:
         config = SimpleNamespace(mm_use_im_start_end=start_end, image_aspect_ratio=None)
@@ -203,14 +203,27 @@ def test_the_plain_prompt_is_preprocess_plains_whatever_mm_use_im_start_end(tmp_
 
         def generate(self, inputs, **kwargs):
             prompts.append(inputs[0].tolist())
-            return torch.tensor([[5]])
+            calls.append(kwargs)
+            return torch.tensor([[ord(c) for c in reply]])
 
     def processor(images, return_tensors):
         return {"pixel_values": torch.zeros(len(images), 3, 8, 8)}
 
-    monkeypatch.setattr(builder, "load_pretrained_model", lambda *a, **k: (CharTokenizer(), StubModel(), processor, 64))
+    monkeypatch.setattr(builder, "load_pretrained_model", lambda *a, **k: (_CharTokenizer(), StubModel(), processor, 64))
     for layer in (torch.nn.Linear, torch.nn.LayerNorm):
         monkeypatch.setattr(layer, "reset_parameters", layer.reset_parameters)
+    return prompts, calls, _CharTokenizer
+
+
+@pytest.mark.parametrize("start_end", [False, True])
+def test_the_plain_prompt_is_preprocess_plains_whatever_mm_use_im_start_end(tmp_path, monkeypatch, start_end):
+    # The host's eval puts <im_start><image><im_end> before the question when mm_use_im_start_end;
+    # preprocess_plain replaces the whole first turn by <image>: so does eval now
+    import llava.eval.model_vqa as host
+
+    from deepmolm_plugin.eval import model_vqa
+
+    prompts, _, CharTokenizer = _stub_host(monkeypatch, start_end)
     questions = tmp_path / "questions.jsonl"
     _write_questions(questions, [{"question_id": "q0", "smiles": "CCO", "text": QUESTION}])
     args = _stub_args(questions, tmp_path / "a.jsonl")
@@ -223,6 +236,29 @@ def test_the_plain_prompt_is_preprocess_plains_whatever_mm_use_im_start_end(tmp_
     args.conv_mode = "llava_v1"
     model_vqa.run_host_eval(host, args, FUSION_CONFIG)
     assert "What is it?" in "".join(map(chr, (i for i in prompts[-1] if i >= 0)))
+
+
+def test_a_plain_models_answer_ends_at_the_templates_separator(tmp_path, monkeypatch):
+    # 2026-12-06: preprocess_plain trains `<image>` + answer + "\n" and no end token after it, so a plain model
+    # wrote its answer, the "\n", then untrained text up to 1024 tokens, all stored and scored as the answer
+    import llava.eval.model_vqa as host
+
+    from deepmolm_plugin.eval import model_vqa
+
+    _, calls, _ = _stub_host(monkeypatch, reply="ethanol\n .\n 9.")
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": "q0", "smiles": "CCO", "text": QUESTION}])
+    args = _stub_args(questions, tmp_path / "a.jsonl")
+    args.conv_mode = "plain"
+    model_vqa.run_host_eval(host, args, FUSION_CONFIG)
+    (line,) = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert line["text"] == "ethanol"
+    assert calls[-1]["stop_strings"] == ["\n"] and calls[-1]["tokenizer"] is not None  # generation ends there too
+    assert "separator" in line["metadata"]["settings"]["prompt"]  # --resume keeps no answer that ran on
+    args.conv_mode = "llava_v1"  # a template whose replies end with a trained token: answers as generated
+    model_vqa.run_host_eval(host, args, FUSION_CONFIG)
+    assert "stop_strings" not in calls[-1]
+    assert json.loads((tmp_path / "a.jsonl").read_text())["text"] == "ethanol\n .\n 9."
 
 
 # --- 3: aux_property_task without a usable aux_properties --------------------------------------

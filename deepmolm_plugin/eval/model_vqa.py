@@ -276,8 +276,11 @@ class QuestionInputs:
     that every question got its call."""
 
     def __init__(self, inputs: List[QuestionInput], uses_molecules: bool, max_new_tokens: Optional[int] = None,
-                 feature_cache: Optional[str] = None, failures: Optional[List[dict]] = None):
+                 feature_cache: Optional[str] = None, failures: Optional[List[dict]] = None,
+                 stop: Optional[str] = None):
         self.feature_cache = feature_cache
+        # text that ends an answer where the model was never taught an end token (`answer_stop`)
+        self.stop, self.tokenizer = stop, None
         # None: a question that cannot be generated for raises; a list: it is recorded
         # there, `generate` returns no tokens, and `unanswered` names it
         self.failures, self.unanswered = failures, set()
@@ -315,12 +318,14 @@ class QuestionInputs:
                 kwargs["images"] = images_in_dtype(unrounded(kwargs["images"], self.processed.get("images")), self.model.dtype)
             if self.uses_molecules:
                 kwargs["molecule_fp"] = question.molecule_fp.unsqueeze(0)  # (1, atoms, levels): the host's batch of 1
+            if self.stop is not None:  # transformers' StopStringCriteria: generation ends there
+                kwargs.update(stop_strings=[self.stop], tokenizer=self.tokenizer)
             try:
                 if question.graph is not None:  # the KFLM2 head's prediction for the same prompt and inputs
                     spliced = {name: kwargs[name] for name in SPLICED_INPUTS if name in kwargs}
                     predicted = self.model.predict_properties(inputs, graphs=[question.graph], **spliced)
                     self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
-                return generate(inputs, *args, **kwargs)
+                return self.cut_at_stop(generate(inputs, *args, **kwargs))
             except PromptTooLong as e:
                 error = QuestionError(question.question_id, str(e))
                 if self.failures is None:
@@ -332,6 +337,17 @@ class QuestionInputs:
                 return torch.empty((1, 0), dtype=torch.long)  # decoded as "": its line is dropped afterwards
 
         return wrapper
+
+    def cut_at_stop(self, output_ids):
+        """The new tokens (1, N) up to and including the first one whose text holds `stop`:
+        generation may end past it (a stop string across tokens), and what follows is no part
+        of the answer. Unchanged without a `stop`."""
+        if self.stop is None:
+            return output_ids
+        for i, token in enumerate(output_ids[0].tolist()):
+            if self.stop in self.tokenizer.decode([token]):
+                return output_ids[:, : i + 1]
+        return output_ids
 
     def answered_aux(self) -> List[dict]:
         """The property head's predictions for the questions that were answered (one made
@@ -353,7 +369,7 @@ class QuestionInputs:
             # builder's name, looked up now: model_dispatch routes DeepMoLM checkpoints to our loader.
             tokenizer, model, image_processor, context_len = builder.load_pretrained_model(*args, **kwargs)
             model.generate = self.bind(model.generate)
-            self.model, self.image_processor = model, image_processor
+            self.model, self.image_processor, self.tokenizer = model, image_processor, tokenizer
             if self.feature_cache:
                 tower = model.get_vision_tower()
                 if not hasattr(tower, "enable_feature_cache"):
@@ -373,9 +389,10 @@ class QuestionInputs:
 
 # In the run settings (`metadata.settings.prompt`) of answers asked in a PLAIN-style template:
 # those an earlier run asked with the question text in the prompt (before
-# `plain_prompts_as_trained`) lack it, so --resume keeps none of them and the report does not
-# score them with these.
-PLAIN_PROMPT = "the image alone, as preprocess_plain trains"
+# `plain_prompts_as_trained`), or let run on past the separator (before `answer_stop`), have
+# another value or none, so --resume keeps none of them and the report does not score them
+# with these.
+PLAIN_PROMPT = "the image alone, as preprocess_plain trains; the answer ends at the template's separator"
 
 
 @contextlib.contextmanager
@@ -425,6 +442,18 @@ def plain_prompts_as_trained(host_module, conv_mode: str):
         yield
     finally:
         host_module.conv_templates = templates
+
+
+def answer_stop(host_module, conv_mode: str) -> Optional[str]:
+    """Where an answer ends for a model of a PLAIN-style template: its separator. The host's
+    preprocess_plain trains `<image>` + answer + sep and supervises no end token after it, so
+    such a model never learns to stop: it wrote its answer, the "\n" that ended every
+    training answer, then untrained text up to the token limit (1024), all of it stored and
+    scored as the answer. None for other templates, whose replies end with a trained token
+    the loader makes an end of sequence (`<|im_end|>`)."""
+    from ..patches.conversation_qwen2 import plain_style
+
+    return host_module.conv_templates[conv_mode].sep if plain_style(conv_mode) else None
 
 
 def run(args: argparse.Namespace) -> None:
@@ -538,7 +567,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     if not uses_molecules and any(q.get(f) is not None for q in chunk for f in ("molecule_fp", "structure", "smiles")):
         print(f"note: {args.model_path}'s projector does not use molecules; molecule fields only provide "
               "missing depictions", file=sys.stderr)
-    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens, args.vision_feature_cache, failures)
+    state = QuestionInputs(inputs, uses_molecules, args.max_new_tokens, args.vision_feature_cache, failures,
+                           stop=answer_stop(host, args.conv_mode))
     with tempfile.TemporaryDirectory(prefix="deepmolm_vqa_") as folder:
         host_args = copy.copy(args)
         host_args.question_file = os.path.join(folder, "questions.jsonl")
