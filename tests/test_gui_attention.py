@@ -161,7 +161,7 @@ def test_depiction_panel_rings_the_chosen_atom_only_on_a_drawn_depiction():
 
     view = Image.new("RGB", (64, 64), "white")
     views = SimpleNamespace(view=view, mosaic=None)
-    maps = SimpleNamespace(global_map=np.zeros((1, 1, 2)), tile_map=None)
+    maps = SimpleNamespace(global_map=np.zeros((1, 1, 2)), tile_map=None, resolution=0.0)
     drawn = SimpleNamespace(views=views, attention=maps, atom_xy=np.array([[0.25, 0.25], [0.75, 0.75]]))
     for overlay in (True, False):
         out = np.asarray(depiction_images(drawn, 1, overlay)[0]).astype(int)
@@ -221,7 +221,7 @@ def test_figure_labels_heavy_atoms_by_their_molecule_fp_row():
     labels = next(t for t in figure.data if t.name == "atom index")
     assert list(labels.text) == ["0", "1", "2"]
     info = next(t for t in figure.data if t.name == "atom info")
-    assert info.hovertext[0] == "atom 0 · O · attention 0.500"
+    assert info.hovertext[0] == "atom 0 · O · attention 50.0%"  # percent, as the colour bar and the atom list
     np.testing.assert_allclose([info.x[0], info.y[0], info.z[0]], mol.GetConformer().GetPositions()[heavy[0]])
     assert any(t.name == "chosen atom" for t in figure.data)
     assert not any(t.name == "chosen atom" for t in molecule_figure(mol).data)

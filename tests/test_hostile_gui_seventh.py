@@ -21,12 +21,16 @@ in this process; one browser test for what only the browser shows.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import uuid
 from html.parser import HTMLParser
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
+from gradio.utils import get_upload_folder
 from PIL import Image
 from rdkit import Chem
 from rdkit.Chem import AllChem
@@ -125,22 +129,28 @@ def test_toasts_in_the_page_quote_what_was_sent_as_text(chat_session):
 
 
 # --- 2. an upload that is no image -------------------------------------------------------------------
-def test_an_upload_that_is_no_image_is_named_in_the_status_box(chat_session, tmp_path):
+def test_an_upload_that_is_no_image_is_named_in_the_status_box(chat_session):
     app = build_app(chat_session)
     [(_, load)] = _events_reading(app, _component(app, "image-input"))
     assert load.preprocess is False  # gr.Image's preprocess opened the upload with PIL before the app
-    cache = tmp_path / "gradio" / "0123abcd"  # where gradio keeps an upload
+    # where gradio keeps an upload, and registered as its upload route does: only uploads are read
+    cache = Path(get_upload_folder()) / uuid.uuid4().hex
     cache.mkdir(parents=True)
-    sdf = {"path": _ethanol_sdf(cache / "ethanol.sdf"), "orig_name": "ethanol.sdf"}
-    for name, path in _not_images(cache).items():
-        tab = Tab()
-        status = _Rendered(load.fn(tab, sdf, {"path": path, "orig_name": name})[1]).text
-        assert f"'{name}' (the image)" in status and str(tmp_path) not in status, status
-        assert tab.molecule is None
-    good = tmp_path / "drawing.png"
-    Image.new("RGB", (80, 60), "white").save(good)
-    status = _Rendered(load.fn(Tab(), sdf, {"path": str(good), "orig_name": "my drawing.png"})[1]).text
-    assert "Image: yours, 80×60 px" in status, status
+    try:
+        sdf = {"path": _ethanol_sdf(cache / "ethanol.sdf"), "orig_name": "ethanol.sdf"}
+        good = cache / "drawing.png"
+        Image.new("RGB", (80, 60), "white").save(good)
+        app.upload_file_set.update(str(p) for p in cache.iterdir())
+        for name, path in _not_images(cache).items():
+            app.upload_file_set.add(path)
+            tab = Tab()
+            status = _Rendered(load.fn(tab, sdf, {"path": path, "orig_name": name})[1]).text
+            assert f"'{name}' (the image)" in status and str(cache) not in status, status
+            assert tab.molecule is None
+        status = _Rendered(load.fn(Tab(), sdf, {"path": str(good), "orig_name": "my drawing.png"})[1]).text
+        assert "Image: yours, 80×60 px" in status, status
+    finally:
+        shutil.rmtree(cache)
 
 
 # --- 3. atom picks on a big molecule -----------------------------------------------------------------

@@ -11,27 +11,34 @@ State, so two browser tabs hold two conversations. gradio runs a tab's events si
 (each listener has its own queue), so the handlers (`Page`) keep a tab to one thing at a
 time: no load and no clearing while a reply is written, no question while a molecule
 loads, and of two loads in flight only the later one's molecule is shown. Bad input (a
-ValueError: the resolver's message naming the molecule and the reason, or an unreadable
-image) is shown in the status box and the previous molecule is cleared; the app keeps
-running. Anything else is a bug and reaches gradio's error report with its traceback.
+ValueError: the resolver's message naming the molecule and the reason, an unreadable
+image, or an upload refused by `uploaded`) is shown in the status box and the previous
+molecule is cleared; the app keeps running. A value the page's own controls never send
+(through its API) is refused with the app's message as a toast. Anything else is a bug and
+reaches gradio's error report with its traceback.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import os
+import re
 import threading
 import weakref
 from contextlib import contextmanager
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Deque, Dict, Iterator, List, NamedTuple, Optional
+from typing import Collection, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from .. import usage
 from ..data.prompts import blank
-from .attention import ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, mark_atom, value_range
+from .attention import (ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, is_uniform, mark_atom,
+                        percent, percent_decimals, share_text, value_range)
 from .chat import MAX_NEW_TOKENS, MAX_TEMPERATURE, ChatRefusal, Turn, max_new_tokens_limit, reply_settings, stream_reply
 from .session import ChatSession, LoadedMolecule
 from .viewer3d import Scene, molecule_figure, molecule_scene, oriented
@@ -45,6 +52,9 @@ EXAMPLES = [
     "CCO",  # ethanol
 ]
 STRUCTURE_TYPES = [".sdf", ".sd", ".mol", ".mol2", ".xyz", ".pdb"]
+# The image picker offers `image/*` (gradio's Image upload): of those, the files PIL reads
+# (HEIC, SVG and AVIF it does not: refused by name, not by PIL's "cannot identify").
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"]
 COLOR_BY = ["attention received", "element"]
 DISPLAY_SIZE = 768  # px, longer side of the depiction panels
 # gradio saves every image a handler returns (views, tiles, heatmaps: a few per click) and
@@ -79,9 +89,17 @@ CSS = """
 
 
 def _legend(what: str, low: float, high: float) -> str:
+    """A colour scale's ends (`value_range`) in percent, as the 3D colour bar and the atom list
+    write shares, with as many decimals as tell them apart (a fixed ".3f" of a fraction read
+    "0.167 ... 0.167"); values uniform within rounding: one colour, said in words."""
+    if is_uniform(low, high):
+        return (f'<div class="legend"><span class="what">{what}</span><span>{percent(low)}</span><div class="bar" '
+                f'style="background: {COLOR_STOPS[0][1]}"></div><span>uniform within rounding</span></div>')
     stops = ", ".join(f"{c} {100 * s:.0f}%" for s, c in COLOR_STOPS)
-    return (f'<div class="legend"><span class="what">{what}</span><span>{low:.3f}</span><div class="bar" '
-            f'style="background: linear-gradient(to right, {stops})"></div><span>{high:.3f}</span></div>')
+    decimals = percent_decimals([low, high])
+    return (f'<div class="legend"><span class="what">{what}</span><span>{percent(low, decimals)}</span>'
+            f'<div class="bar" style="background: linear-gradient(to right, {stops})"></div>'
+            f'<span>{percent(high, decimals)}</span></div>')
 
 
 def status_html(molecule: Optional[LoadedMolecule], error: Optional[str] = None) -> str:
@@ -112,14 +130,20 @@ def attention_html(session: ChatSession, molecule: Optional[LoadedMolecule], ato
     maps = molecule.attention
     top = int(maps.received.argmax())
     symbol = _heavy_symbols(molecule)
+    received = value_range(maps.received, maps.resolution)
     parts = []
     if atom is not None:
-        parts.append(f"<b>Atom {atom} ({symbol[atom]})</b> receives {100 * maps.received[atom]:.1f}% of all "
-                     f"attention; most: atom {top} ({symbol[top]}), {100 * maps.received[top]:.1f}%.")
-    parts.append(_legend("heatmap, global view", *value_range(maps.global_map)))
+        share = share_text(maps.received[atom], *received)  # as the legend writes it
+        if is_uniform(*received):  # the largest share is rounding's pick: no "most" to name
+            parts.append(f"<b>Atom {atom} ({symbol[atom]})</b> receives {share} of all attention, as every atom "
+                         "does (uniform within rounding).")
+        else:
+            parts.append(f"<b>Atom {atom} ({symbol[atom]})</b> receives {share} of all attention; most: atom {top} "
+                         f"({symbol[top]}), {share_text(maps.received[top], *received)}.")
+    parts.append(_legend("heatmap, global view", *value_range(maps.global_map, maps.resolution)))
     if maps.tile_map is not None:
-        parts.append(_legend("heatmap, tiles", *value_range(maps.tile_map)))
-    parts.append(_legend("3D, attention received", *value_range(maps.received)))
+        parts.append(_legend("heatmap, tiles", *value_range(maps.tile_map, maps.resolution)))
+    parts.append(_legend("3D, attention received", *received))
     parts.append(f"<p>{HEATMAP_REDUCTION} This model has {maps.heads} heads.</p><p>{ATOM_REDUCTION}</p>")
     return "".join(parts)
 
@@ -140,11 +164,12 @@ def depiction_images(molecule: Optional[LoadedMolecule], atom: Optional[int], ov
         view = views.view.resize((round(views.view.width * size), round(views.view.height * size)))
         mosaic = views.mosaic
     else:
-        view = heatmap_overlay(views.view, maps.global_map[..., atom], *value_range(maps.global_map), DISPLAY_SIZE)
+        view = heatmap_overlay(views.view, maps.global_map[..., atom],
+                               *value_range(maps.global_map, maps.resolution), DISPLAY_SIZE)
         mosaic = None
         if views.mosaic is not None and maps.tile_map is not None:
-            mosaic = heatmap_overlay(views.mosaic, maps.tile_map[..., atom], *value_range(maps.tile_map),
-                                     DISPLAY_SIZE)
+            mosaic = heatmap_overlay(views.mosaic, maps.tile_map[..., atom],
+                                     *value_range(maps.tile_map, maps.resolution), DISPLAY_SIZE)
     if atom is not None and molecule.atom_xy is not None:
         view = mark_atom(view, molecule.atom_xy[atom])
     return view, mosaic
@@ -166,14 +191,17 @@ def scene_of(molecule: LoadedMolecule) -> Scene:
 def figure_for(molecule: Optional[LoadedMolecule], color_by: str, atom: Optional[int]):
     if molecule is None:
         return None
-    received = molecule.attention.received if molecule.attention is not None and color_by == COLOR_BY[0] else None
-    return molecule_figure(scene_of(molecule), received, atom, revision=molecule.name)
+    maps = molecule.attention
+    received = maps.received if maps is not None and color_by == COLOR_BY[0] else None
+    return molecule_figure(scene_of(molecule), received, atom, revision=molecule.name,
+                           resolution=maps.resolution if maps is not None else 0.0)
 
 
 def atom_choices(molecule: LoadedMolecule) -> list:
     symbols = _heavy_symbols(molecule)
-    received = molecule.attention.received
-    return [(f"{k} · {symbols[k]}  ({100 * received[k]:.1f}%)", k) for k in range(molecule.atoms)]
+    maps = molecule.attention
+    scale = value_range(maps.received, maps.resolution)  # the legend's
+    return [(f"{k} · {symbols[k]}  ({share_text(maps.received[k], *scale)})", k) for k in range(molecule.atoms)]
 
 
 def as_text(text: str) -> str:
@@ -199,6 +227,13 @@ def warn(message: str) -> None:
     gr.Warning(toast(message))
 
 
+def refusal(message: str) -> gr.Error:
+    """The app's refusal of a value its controls never send (only the page's API, or a choice
+    left from the molecule before): a toast, and no server traceback (gradio prints one for
+    every gr.Error unless told not to)."""
+    return gr.Error(toast(message), print_exception=False)
+
+
 # An empty reply: its question is left out of the next prompts (`history_messages`, the chat
 # CLI's rule); the bubble was empty, without a word. Our own markup (a note, not model text).
 NO_REPLY = "<em>(the model answered nothing; this question is not part of the conversation)</em>"
@@ -219,23 +254,62 @@ class Upload(NamedTuple):
     name: str  # the file's own name, as the user picked it
 
 
-def uploaded(value, what: str) -> Optional[Upload]:
-    """A structure or image upload: a path (in-process calls), or the upload as gradio hands it
-    over unprocessed (the load event has preprocess=False, a FileData dict: gr.Image's
-    preprocess opened the file with PIL first, so a file that is no image was gradio's raw
-    "Could not preprocess" error before `load_image` could name it). None: no upload."""
+def uploaded(value, what: str, types: Sequence[str], received: Collection[str]) -> Optional[Upload]:
+    """A structure or image upload (`what`: "the image", as messages name it): a path
+    (in-process calls: the caller's own file), or the upload as gradio hands it over
+    unprocessed (the load event has preprocess=False, a FileData dict: gr.Image's preprocess
+    opened the file with PIL first, so a file that is no image was gradio's raw "Could not
+    preprocess" error before `load_image` could name it). None: no upload.
+
+    A FileData is read only when it is a file gradio's upload route saved for this app
+    (`received`, the app's `upload_file_set`: the route adds every file it saves), inside
+    gradio's upload folder once links and `..` are resolved, and has one of `types` (what
+    the page's picker offers). The page's API takes any path: gradio 6 refuses one outside
+    its upload folder over HTTP, but that folder also holds every file the app served, an
+    in-process call skips the check, and the API took `.txt`/`.csv`/`.smi` "structures", read
+    as SMILES with their first line quoted back. A refusal names the file by the name it was
+    sent with, never by gradio's path of it (which holds the hash of its contents)."""
     if value is None or isinstance(value, str):
         return Upload(value, Path(value).name) if value else None
     path = value.get("path") if isinstance(value, dict) else None
     if not isinstance(path, str):  # only through the page's API: the browser sends its uploads as files
-        raise gr.Error(toast(f"the {what} is not an uploaded file: got {value!r:.100}"))
-    return Upload(path, value.get("orig_name") or Path(path).name)
+        raise ValueError(f"{what} is not an uploaded file: got {value!r:.100}")
+    given = value.get("orig_name")
+    name = usage.shortened(given if isinstance(given, str) and given else Path(path).name)
+    real = os.path.realpath(path)
+    folder = os.path.realpath(get_upload_folder())
+    if (os.path.commonpath([real, folder]) != folder
+            or real not in {os.path.realpath(p) for p in list(received)}):  # a copy: the route adds in another thread
+        raise ValueError(f"{name!r} ({what}) is not a file uploaded to this page (or its upload was cleaned up: "
+                         "gradio keeps uploads for a day): upload it again")
+    if Path(path).suffix.lower() not in types:  # as `load_image` names a file: "'photo.png' (the image) is ..."
+        *others, last = [t.lstrip(".").upper() for t in types]
+        raise ValueError(f"{name!r} ({what}) is not a file type this page reads: give {', '.join(others)} or {last}")
+    return Upload(path, name)
 
 
 def own_names(message: str, uploads: List[Optional[Upload]]) -> str:
-    """`message` with each upload named by its own name (was: /tmp/gradio/<hash>/photo.png)."""
+    """`message` with each upload named by its own name: gradio's temporary copy, given by its
+    path (/tmp/gradio/<hash>/photo.png) or by its file name, which gradio altered when it saved
+    the upload (`a;b&c<d>.sdf` saved as `a;b&cd.sdf`, `"best"` as `%22best%22`)."""
     for upload in filter(None, uploads):
-        message = message.replace(str(Path(upload.path).resolve()), upload.name).replace(upload.path, upload.name)
+        copy = Path(upload.path)
+        names = [re.escape(str(copy.resolve())), re.escape(upload.path)]
+        if copy.name != upload.name:  # the copy's name alone, not inside a longer name (`#0`: its first record)
+            names.append(rf"(?<![\w.-]){re.escape(copy.name)}(?![\w-])")
+        message = re.sub("|".join(names), lambda _: upload.name, message)  # one pass: the names put in stay
+    return message
+
+
+# The resolver's advice speaks to the CLIs and record files; on the page the SMILES goes in the
+# Structure tab's SMILES box.
+PAGE_WORDS = {"pass smiles=": "enter its SMILES beside the file", "leave `smiles` out": "leave the SMILES box empty"}
+
+
+def page_words(message: str) -> str:
+    """The resolver's `message` in the page's words (`PAGE_WORDS`)."""
+    for cli, page in PAGE_WORDS.items():
+        message = message.replace(cli, page)
     return message
 
 
@@ -273,12 +347,15 @@ PANELS = 7  # what `Page.panels` fills: chat, status, depiction, tiles, 3D view,
 class Page:
     """The page's event handlers for `session`'s model; `build_app` wires them up.
 
-    busy_controls: how many controls `ask` switches off while it writes (and on again).
+    busy_controls: how many controls `ask` switches off while it writes (and on again);
+    received: the files gradio's upload route saved for the page's app (its Blocks'
+    `upload_file_set`), the only ones a load given gradio's uploads reads (`uploaded`).
     """
 
-    def __init__(self, session: ChatSession, busy_controls: int = 4):
+    def __init__(self, session: ChatSession, busy_controls: int = 4, received: Collection[str] = ()):
         self.session = session
         self.busy_controls = busy_controls
+        self.received = received
         self.guard = threading.Lock()  # every tab's flags, molecule and turns change under it
 
     # --- a molecule ----------------------------------------------------------------------------
@@ -287,7 +364,9 @@ class Page:
         status, depiction, tiles, 3D view, atom choice, attention text."""
         chosen = None
         if molecule is not None and molecule.attention is not None:
-            chosen = int(molecule.attention.received.argmax())
+            maps = molecule.attention
+            # the most attended atom; uniform shares have none (their largest is rounding's pick)
+            chosen = 0 if is_uniform(*value_range(maps.received, maps.resolution)) else int(maps.received.argmax())
         view, mosaic = depiction_images(molecule, chosen, True)
         color = COLOR_BY[0] if self.session.has_attention else COLOR_BY[1]
         choices = atom_choices(molecule) if chosen is not None else []
@@ -297,18 +376,28 @@ class Page:
 
     def load(self, tab: Tab, smiles: Optional[str], structure, image) -> tuple:
         """Load a molecule into the tab: its panels, or the input's error with none shown.
-        structure, image: None, a path, or gradio's unprocessed upload (`uploaded`)."""
+        smiles: the SMILES (with a structure file: its bonds, `molecule_fields`); structure,
+        image: None, a path, or gradio's unprocessed upload (`uploaded`)."""
         unchanged = (gr.skip(),) * PANELS
-        uploads = [uploaded(structure, "structure file"), uploaded(image, "image")]
         with self._loading(tab) as ticket:
             if ticket is None:  # the conversation's next reply would land on the new molecule's chat
                 warn(WAIT_FOR_REPLY)
                 return unchanged
+            uploads: List[Optional[Upload]] = []
             try:
-                molecule, error = self.session.molecule(smiles, *(u and u.path for u in uploads)), None
+                uploads = [uploaded(structure, "the structure file", STRUCTURE_TYPES, self.received),
+                           uploaded(image, "the image", IMAGE_TYPES, self.received)]
+                file, picture = uploads
+                # (structure, image, their own names)
+                molecule = self.session.molecule(smiles, file and file.path, picture and picture.path,
+                                                 file and file.name, picture and picture.name)
+                error = None
+                # the resolver's notes name the file as gradio saved it ("a;b&cd.sdf holds more than one molecule")
+                molecule.notes = [own_names(note, uploads) for note in molecule.notes]
             except (ValueError, OSError) as e:  # the resolver's message (names the molecule and the reason), a bad
-                # image, or an image file gone (gradio's temporary copy cleaned up): shown, not a server traceback
-                molecule, error = None, own_names(str(e), uploads)
+                # image, an upload refused, or an image file gone (gradio's temporary copy cleaned up): shown, not a
+                # server traceback
+                molecule, error = None, page_words(own_names(str(e), uploads))
             with self.guard:
                 if ticket != tab.loads:  # a later load is under way: its molecule is the one asked for
                     return unchanged
@@ -341,23 +430,34 @@ class Page:
             return None
         if (isinstance(atom, bool) or not isinstance(atom, (int, float))
                 or (isinstance(atom, float) and not (math.isfinite(atom) and atom.is_integer()))):
-            # through the page's API: True was atom 1, 1.7 atom 1, "x", NaN and inf tracebacks
-            raise gr.Error(toast(f"atom {atom!r} is not an atom number: choose one from the list"))
+            # through the page's API: True was atom 1, 1.7 atom 1, "1", "x", NaN and inf tracebacks
+            raise refusal(f"atom {atom!r} is not an atom number: choose one from the list")
         if not 0 <= int(atom) < molecule.atoms:
-            raise gr.Error(toast(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy "
-                                   f"atoms (0-{molecule.atoms - 1}): choose again"))
+            raise refusal(f"atom {atom} is not in {molecule.name!r}, which has {molecule.atoms} heavy "
+                          f"atoms (0-{molecule.atoms - 1}): choose again")
         return int(atom)
+
+    def _colour(self, colour) -> str:
+        """The "Colour atoms by" choice, checked against what this model's page offers (the
+        event takes the raw value: gradio's own check was its raw error and a traceback)."""
+        offered = COLOR_BY if self.session.has_attention else COLOR_BY[1:]
+        if colour not in offered:
+            raise refusal(f"colour atoms by {colour!r}: choose {' or '.join(repr(c) for c in offered)}")
+        return colour
 
     def choose(self, tab: Tab, atom: Optional[int], overlay: bool, colour: str) -> tuple:
         molecule = tab.molecule
-        atom = self._atom(molecule, atom)
+        atom, colour = self._atom(molecule, atom), self._colour(colour)
+        if not isinstance(overlay, bool):  # through the page's API ("false" is a true value)
+            raise refusal(f"the Heatmap switch must be true or false, got {overlay!r:.100}")
         view, mosaic = depiction_images(molecule, atom, overlay)
         return (view, gr.update(value=mosaic, visible=mosaic is not None), figure_for(molecule, colour, atom),
                 attention_html(self.session, molecule, atom))
 
     def recolour(self, tab: Tab, colour: str, atom: Optional[int]):
         molecule = tab.molecule
-        return figure_for(molecule, colour, self._atom(molecule, atom))
+        atom, colour = self._atom(molecule, atom), self._colour(colour)
+        return figure_for(molecule, colour, atom)
 
     # --- the chat ------------------------------------------------------------------------------
     def _switches(self, on: bool) -> tuple:
@@ -489,6 +589,11 @@ def build_app(session: ChatSession) -> gr.Blocks:
                     with gr.Tab("Structure file", id="structure-tab"):
                         structure = gr.File(label="Structure: SDF/MOL, MOL2, XYZ or PDB (first molecule)",
                                             file_types=STRUCTURE_TYPES, type="filepath", elem_id="structure-input")
+                        # The resolver's `smiles` beside a `structure`: bonds and charges for a PDB or XYZ
+                        # without hydrogens (refused without it), checked to be the file's molecule
+                        structure_smiles = gr.Textbox(label="Its SMILES (optional)", max_lines=1,
+                                                      placeholder="bonds for a PDB or XYZ without hydrogens",
+                                                      elem_id="structure-smiles")
                         # Handed over unopened (the load event's preprocess=False, `uploaded`): the file as
                         # uploaded, read by `load_image` as the CLIs read it. gradio's preprocess re-saved
                         # modes other than image_mode after dropping the alpha (a drawing on a transparent
@@ -542,17 +647,24 @@ def build_app(session: ChatSession) -> gr.Blocks:
         # The browser switches asking, clearing and loading off at once (a click would otherwise
         # reach the server); `ask` switches them on again when it ends, even by an error.
         busy = [send, clear, load_smiles, load_structure]
-        page = Page(session, len(busy))
+        page = Page(session, len(busy), received=app.upload_file_set)
         panels = [chatbot, status, depiction, tiles, viewer, atom, attention_info]
         load_smiles.click(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
         smiles.submit(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
         examples.load_input_event.then(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
-        load_structure.click(lambda t, f, i: page.load(t, None, f, i), [tab, structure, image], panels,
-                             preprocess=False)  # the uploads unopened: `uploaded`
+        # the uploads unopened (`uploaded`); the SMILES last and optional (None: the page's API lists the
+        # parameter as optional), so an API call giving the two files alone still fits
+        load_structure.click(lambda t, f, i, smiles=None: page.load(t, smiles, f, i),
+                             [tab, structure, image, structure_smiles], panels, preprocess=False)
 
+        # preprocess=False: an atom left from the molecule before (the list is replaced a moment
+        # after a load), or a value of the page's API, reaches the app's own checks (`Page._atom`,
+        # `Page._colour`): gradio's choice check was its raw "Value: 12 is not in the list of
+        # choices: [0, 1, 2]" error and a server traceback
         for control in (atom, overlay):
-            control.input(page.choose, [tab, atom, overlay, color_by], [depiction, tiles, viewer, attention_info])
-        color_by.input(page.recolour, [tab, color_by, atom], [viewer])
+            control.input(page.choose, [tab, atom, overlay, color_by], [depiction, tiles, viewer, attention_info],
+                          preprocess=False)
+        color_by.input(page.recolour, [tab, color_by, atom], [viewer], preprocess=False)
 
         for trigger in (send.click, question.submit):
             # preprocess=False: the page's API's raw values reach `ask`'s own checks (`reply_settings`:

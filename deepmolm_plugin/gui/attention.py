@@ -38,14 +38,15 @@ HEATMAP_REDUCTION = (
     "cross-attention that goes to the chosen atom: softmax weights summed over the atom's E3FP levels "
     "and averaged over the heads (a token's shares over all atoms sum to 1). "
     "Colour scale: from the smallest to the largest share of any atom and token in that view (the "
-    "numbers at the ends of the bar). A ring marks the chosen atom where the depiction was drawn "
-    "here (not on an image you gave)."
+    "numbers at the ends of the bar); one colour where they differ by no more than the rounding of the "
+    "model's weights (uniform). A ring marks the chosen atom where the depiction was drawn here from "
+    "the molecule's own atoms (not on an image you gave, nor on a SMILES given beside a file)."
 )
 ATOM_REDUCTION = (
     "3D colours: attention received by each heavy atom = softmax weights summed over all image tokens "
     "(global view and tiles), all heads and all E3FP levels, divided by tokens x heads, so the atoms' "
-    "shares sum to 1, coloured from the smallest to the largest share. Hydrogens have no E3FP tokens "
-    "and stay grey."
+    "shares sum to 1, coloured from the smallest to the largest share (one colour where they differ by "
+    "no more than rounding). Hydrogens have no E3FP tokens and stay grey."
 )
 
 # One colour scale for the heatmaps, the 3D view and the page's legend (YlOrBr, light -> dark).
@@ -60,13 +61,16 @@ class AttentionMaps:
 
     global_map (g, g, A): per global-view token, its share to each atom (mean over heads,
     sum over levels); tile_map (rows*t, cols*t, A) the same over the tiles mosaic, or None;
-    received (A,): each atom's share of all attention (sums to 1); heads: head count.
+    received (A,): each atom's share of all attention (sums to 1); heads: head count;
+    resolution: the relative spread rounding alone can make in these values
+    (`rounding_resolution` of the recorded weights' dtype; 0: exact).
     """
 
     global_map: np.ndarray
     tile_map: Optional[np.ndarray]
     received: np.ndarray
     heads: int
+    resolution: float = 0.0
 
     @property
     def atoms(self) -> int:
@@ -111,7 +115,29 @@ def attention_maps(calls: List[torch.Tensor], grid: Optional[Grid]) -> Attention
             .reshape(rows * t, cols * t, atoms)
         ).numpy()
     received = (total / (tokens * heads)).numpy()  # (A,)
-    return AttentionMaps(global_map=global_map.numpy(), tile_map=tile_map, received=received, heads=heads)
+    return AttentionMaps(global_map=global_map.numpy(), tile_map=tile_map, received=received, heads=heads,
+                         resolution=rounding_resolution(calls[0].dtype))
+
+
+# The maps are float32 sums of up to ~10^5 recorded weights (tiles mode: tiles x heads x
+# tokens x levels); pairwise summation's rounding grows with log2 of that count, ~17 float32
+# eps (2^-23 each): 2^-16 leaves room, and is far below what a colour can show.
+SUM_RESOLUTION = 2.0 ** -16
+
+
+def rounding_resolution(dtype: torch.dtype) -> float:
+    """The relative spread rounding alone can make among values reduced from weights held
+    in `dtype`: its eps (bf16 2^-7 = 0.78 %, fp16 2^-10), at least `SUM_RESOLUTION`.
+
+    Each weight is rounded to the nearest `dtype` value, off by up to half an eps of its
+    size, so two shares equal in exact arithmetic can come out up to one eps apart (sums and
+    means of non-negative values keep that relative bound). Only that last rounding is
+    counted (the logits' rounding before the softmax can add to it): a spread within it may
+    be rounding alone, so it is no pattern to draw. Benzene's six carbons in bf16: global-view
+    shares 16.650 % and 16.675 % (0.15 % of their size apart), drawn as three dark cells and
+    one white one."""
+    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    return max(float(eps), SUM_RESOLUTION)
 
 
 def colorize(values: np.ndarray) -> np.ndarray:
@@ -123,13 +149,52 @@ def colorize(values: np.ndarray) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
-def value_range(values: np.ndarray) -> Tuple[float, float]:
-    """(smallest, largest) of `values`: the ends of a colour scale."""
-    return (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+def value_range(values: np.ndarray, resolution: float = 0.0) -> Tuple[float, float]:
+    """(smallest, largest) of `values`: the ends of a colour scale. Where they differ by no
+    more than `resolution` of the largest magnitude (rounding: `rounding_resolution`), both
+    ends are the values' mean: the values are uniform, drawn in one colour (`scaled`), and
+    `is_uniform` says so. Stretched to the full scale, one bf16 step of benzene's shares was
+    drawn as strong attention here and none there."""
+    if not values.size:
+        return 0.0, 0.0
+    low, high = float(values.min()), float(values.max())
+    if high - low <= resolution * max(abs(low), abs(high)):
+        low = high = float(values.mean())
+    return low, high
+
+
+def is_uniform(low: float, high: float) -> bool:
+    """Whether a scale's ends (`value_range`) are one value: no spread beyond rounding."""
+    return not high > low
+
+
+def percent_decimals(values: Sequence[float], least: int = 1, most: int = 9) -> int:
+    """The fewest decimals (from `least` to `most`) that write `values` as percentages
+    without two different values reading the same: the legend's ends, the colour bar's ticks
+    and the atom texts (a fixed 3 decimals of a fraction read "0.167 ... 0.167")."""
+    distinct = sorted({float(v) for v in values})
+    for decimals in range(least, most + 1):
+        if len({f"{100 * v:.{decimals}f}" for v in distinct}) == len(distinct):
+            return decimals
+    return most
+
+
+def percent(value: float, decimals: int = 1) -> str:
+    """A share (a fraction of 1) as the page writes it: "16.7%"."""
+    return f"{100 * value:.{decimals}f}%"
+
+
+def share_text(value: float, low: float, high: float) -> str:
+    """One atom's share for its texts (the atom list, the 3D view's hover, the page's
+    sentence) on the scale `value_range` gave: with the decimals of the scale's ends, and,
+    uniform, the one value the legend writes (the atoms' rounding spread read 16.7 % and
+    16.8 % next to "uniform")."""
+    return percent(low if is_uniform(low, high) else value, percent_decimals([low, high]))
 
 
 def scaled(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """`values` mapped to [0, 1] between low and high (all 0 when they are equal)."""
+    """`values` mapped to [0, 1] between low and high (all 0, one colour, when they are
+    equal: `value_range` makes them so for values uniform within rounding)."""
     if high <= low:
         return np.zeros_like(values, dtype=np.float64)
     return np.clip((values - low) / (high - low), 0.0, 1.0)

@@ -70,12 +70,21 @@ class LoadedMolecule:
 
 
 def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> Mapping:
-    """The page's input as the resolver's fields (one molecule source, an optional image)."""
-    smiles = (smiles or "").strip()
-    if bool(smiles) == bool(structure):
-        alone = " (an image alone is not enough: the model reads the molecule too)" if image and not structure else ""
+    """The page's input as the resolver's fields: a SMILES or a structure file, or both (the
+    Structure tab's SMILES: the bonds and charges of a PDB or XYZ without hydrogens, which
+    the resolver refuses to guess; it checks that the two are one molecule), and an optional
+    image."""
+    if smiles is not None and not isinstance(smiles, str):  # through the page's API (its event takes raw values)
+        raise ValueError(f"the SMILES must be text, got {smiles!r:.100}")
+    smiles = smiles.strip() if smiles else ""
+    if not smiles and not structure:
+        alone = " (an image alone is not enough: the model reads the molecule too)" if image else ""
         raise ValueError(f"Give either a SMILES or a structure file{alone}.")
-    fields = {"smiles": smiles} if smiles else {"structure": str(Path(structure).resolve())}
+    fields = {}
+    if structure:
+        fields["structure"] = str(Path(structure).resolve())
+    if smiles:
+        fields["smiles"] = smiles
     if image:
         fields["image"] = str(Path(image).resolve())
     return fields
@@ -131,14 +140,19 @@ class ChatSession:
         return (f"{Path(self.model_path).name} · projector {self.projector_type} · "
                 f"{self.image_mode} image mode · {device}")
 
-    def molecule(self, smiles: Optional[str], structure: Optional[str], image: Optional[str]) -> LoadedMolecule:
+    def molecule(self, smiles: Optional[str], structure: Optional[str], image: Optional[str],
+                 structure_name: Optional[str] = None, image_name: Optional[str] = None) -> LoadedMolecule:
         """The page's input -> LoadedMolecule. Bad input is a ValueError whose message is the
-        one the CLIs give (the resolver's, naming the molecule and the reason)."""
+        one the CLIs give (the resolver's, naming the molecule and the reason).
+        structure_name, image_name: the files' own names, as the user picked them (gradio's
+        `orig_name`), where structure and image are gradio's copies (it alters the name it
+        saves: `a;b&c<d>.sdf` became `a;b&cd.sdf`); else the paths' file names."""
         from ..encoder.image_processor import check_host_conversion, load_image
         from ..encoder.tower import check_model_views
 
         fields = molecule_fields(smiles, structure, image)
-        name = usage.shortened(fields.get("smiles") or Path(structure).name)  # named in messages and the page
+        # named in messages and the page: the file, else the SMILES (with a file, it only gives the bonds)
+        name = usage.shortened((structure_name or Path(structure).name) if structure else fields["smiles"])
         # Tokens always (the 3D view shows the conformer that made them), even when the
         # projector ignores them.
         item = self.resolver.resolve(fields, name, fingerprint=True, depiction=False)
@@ -154,13 +168,20 @@ class ChatSession:
             try:
                 check_model_views(given, self.config)
             except ValueError as e:
-                raise ValueError(f"{Path(given).name}: {e}") from e
+                raise ValueError(f"{image_name or Path(given).name}: {e}") from e
         views = model_views(depiction, self.image_processor, self.config)
         notes = list(item.notes)
         if not self.uses_molecules:  # as the chat CLI says it
             notes.append(f"this model's {self.projector_type} projector does not use molecules: the molecule only "
                          "provides the depiction (and the 3D view)")
-        atom_xy = None if "image" in fields else self.resolver.depiction_atoms(fields, name, item.molecule)
+        atom_xy = None
+        if "image" not in fields and "structure" in fields and "smiles" in fields:
+            # the resolver draws the SMILES (`drawn_molecule`), and places atoms only on a drawing of the
+            # molecule's own atoms: the SMILES' need not be in the file's order (molecule_fp's rows)
+            notes.append("the depiction is drawn from the SMILES given beside the file: no ring marks the chosen "
+                         "atom on it (its atoms need not be in the file's order)")
+        elif "image" not in fields:
+            atom_xy = self.resolver.depiction_atoms(fields, name, item.molecule)
         loaded = LoadedMolecule(name=name, item=item, views=views, notes=notes, image_given="image" in fields,
                                 uses_molecules=self.uses_molecules, atom_xy=atom_xy)
         if self.has_attention:

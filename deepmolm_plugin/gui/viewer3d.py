@@ -8,7 +8,9 @@ molecule without hydrogens, keeping the heavy atoms' order). Rotate by dragging,
 with the wheel; hovering an atom shows its index, element and, with attention, its share.
 
 Colours: by element (Jmol's palette), or by the attention each heavy atom receives on
-the same colour scale as the heatmaps; hydrogens have no tokens and stay grey then.
+the same colour scale as the heatmaps (one colour where the shares differ by no more than
+rounding); hydrogens have no tokens and stay grey then. Shares are written in percent, as
+in the page's legend and atom list.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import plotly.graph_objects as go
 from rdkit import Chem
 
 from ..molecule.bonds import bonds
-from .attention import COLOR_STOPS, colorize, scaled, value_range
+from .attention import COLOR_STOPS, colorize, is_uniform, percent, percent_decimals, scaled, share_text, value_range
 
 # Jmol's element colours for what molecules usually hold; anything else is pink.
 ELEMENT_COLORS = {
@@ -103,13 +105,14 @@ def _cylinder(start: np.ndarray, end: np.ndarray, radius: float, sides: int = 12
     return vertices, np.array(faces)
 
 
-def atom_colors(mol: Chem.Mol, received: Optional[np.ndarray]) -> List[str]:
+def atom_colors(mol: Chem.Mol, received: Optional[np.ndarray], resolution: float = 0.0) -> List[str]:
     """Per atom: its element colour, or (with `received`, one share per token row) its place
-    on the attention scale (smallest to largest share)."""
+    on the attention scale (smallest to largest share; one colour for shares uniform within
+    `resolution`, as `value_range` takes it)."""
     rows = heavy_atom_rows(mol)
     if received is None:
         return [ELEMENT_COLORS.get(a.GetSymbol(), OTHER_ELEMENT) for a in mol.GetAtoms()]
-    level = scaled(received, *value_range(received))  # (A,) in [0, 1]
+    level = scaled(received, *value_range(received, resolution))  # (A,) in [0, 1]
     colors = []
     for row in rows:
         if row is None or row >= len(received):  # no token: hydrogen, or cut by a max-atoms truncation
@@ -123,15 +126,14 @@ def atom_colors(mol: Chem.Mol, received: Optional[np.ndarray]) -> List[str]:
 def colorbar_ticks(low: float, high: float, count: int = 5) -> dict:
     """The attention colour bar's ticks: `count` evenly spaced shares from low to high, each
     labelled as a percentage (as the atom list writes them) with as many decimals as keep
-    the labels apart. A fixed ".3f" repeated one label down a bar only 0.001 wide."""
-    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
-        return dict(tickvals=[float(low)], ticktext=[f"{100 * low:.1f}%"], tickmode="array")
+    the labels apart. A fixed ".3f" repeated one label down a bar only 0.001 wide. Uniform
+    shares (`is_uniform`): one tick, "(uniform)"."""
+    if not (np.isfinite(low) and np.isfinite(high)) or is_uniform(low, high):
+        return dict(tickvals=[float(low)], ticktext=[f"{percent(low)} (uniform)"], tickmode="array")
     values = np.linspace(low, high, count)
-    for decimals in range(1, 10):
-        labels = [f"{100 * v:.{decimals}f}%" for v in values]
-        if len(set(labels)) == len(labels):
-            break
-    return dict(tickvals=[float(v) for v in values], ticktext=labels, tickmode="array")
+    decimals = percent_decimals(values)
+    return dict(tickvals=[float(v) for v in values], ticktext=[percent(v, decimals) for v in values],
+                tickmode="array")
 
 
 def spread_labels(xy: np.ndarray, gap: float, rounds: int = 300) -> np.ndarray:
@@ -252,17 +254,18 @@ def molecule_scene(mol: Chem.Mol) -> Scene:
 
 
 def molecule_figure(mol: Union[Chem.Mol, Scene], received: Optional[np.ndarray] = None,
-                    selected: Optional[int] = None, revision: str = "") -> go.Figure:
+                    selected: Optional[int] = None, revision: str = "", resolution: float = 0.0) -> go.Figure:
     """Ball-and-stick figure of `mol`'s conformer (or of its `Scene`, built once per molecule).
 
     received: per molecule_fp row, the attention share (colours atoms by attention) or None
     (element colours); selected: a token row to ring in blue; revision: keeps the user's
-    camera across redraws of the same molecule (plotly's uirevision).
+    camera across redraws of the same molecule (plotly's uirevision); resolution: the
+    shares' rounding (`AttentionMaps.resolution`): shares no further apart are one colour.
     """
     scene = mol if isinstance(mol, Scene) else molecule_scene(mol)
     mol, positions, rows, heavy = scene.mol, scene.positions, scene.rows, scene.heavy
     v, f = scene.vertices, scene.faces
-    colors = np.array(atom_colors(mol, received))
+    colors = np.array(atom_colors(mol, received, resolution))
     traces: list = [go.Mesh3d(
         x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2],
         vertexcolor=colors[scene.vertex_atom].tolist(),
@@ -279,10 +282,12 @@ def molecule_figure(mol: Union[Chem.Mol, Scene], received: Optional[np.ndarray] 
     drawn = np.concatenate([v, scene.label_at] + ([shell] if shell is not None else []))
     centre, side = _frame(drawn)
     hover = []
+    if received is not None:
+        low, high = value_range(received, resolution)
     for i in heavy:
         text = f"atom {rows[i]} · {mol.GetAtomWithIdx(i).GetSymbol()}"
         if received is not None and rows[i] < len(received):
-            text += f" · attention {received[rows[i]]:.3f}"
+            text += f" · attention {share_text(received[rows[i]], low, high)}"  # as the atom list writes it
         hover.append(text)
     label_at = scene.label_at
     traces.append(go.Scatter3d(
@@ -293,10 +298,11 @@ def molecule_figure(mol: Union[Chem.Mol, Scene], received: Optional[np.ndarray] 
     ))
     marker = dict(size=6, opacity=0.01, color="#000000")
     if received is not None:  # the marker colours carry the colour bar of the attention scale
-        low, high = value_range(received)
+        # uniform shares: the bar is the one colour the atoms have (`scaled`: all at the scale's start)
+        stops = [(0.0, COLOR_STOPS[0][1]), (1.0, COLOR_STOPS[0][1])] if is_uniform(low, high) else COLOR_STOPS
         marker.update(
             color=[float(received[rows[i]]) if rows[i] < len(received) else low for i in heavy], cmin=low,
-            cmax=high, colorscale=[[s, c] for s, c in COLOR_STOPS], showscale=True,
+            cmax=high, colorscale=[[s, c] for s, c in stops], showscale=True,
             colorbar=dict(title=dict(text="share of attention", side="top"), orientation="h",
                           thickness=COLORBAR_THICKNESS, len=0.8, x=0.5, xanchor="center", y=0, yanchor="bottom",
                           **colorbar_ticks(low, high)),
