@@ -309,7 +309,8 @@ def refuse_image_placeholder(host_input):
     control token, bytes that are not UTF-8, or nothing but white space and invisible
     characters (`prompts.blank`: it was sent to the model and answered). An empty line goes
     through: the host ends the chat on it. A Windows line end's `\r` (questions piped from a CRLF file) is not part of the question:
-    it went into the prompt, a token the model never saw in training."""
+    it went into the prompt, a token the model never saw in training; nor is the white space
+    around a question (stripped, as the GUI does and training does to the first question)."""
     from deepmolm_plugin.data.prompts import empty_question, question_problem
 
     @functools.wraps(host_input)
@@ -323,7 +324,10 @@ def refuse_image_placeholder(host_input):
             # check here, which kept U+200B & co., so those questions were answered
             problem = empty_question(text) or question_problem(text)
             if not problem:
-                return text
+                # without the white space around it, as the GUI sends a question and as training
+                # strips the first, image turn (prompts.trained_question_text): "  What is it?  "
+                # went in with its spaces, tokens the model never saw there
+                return text.strip()
             print(f"error: the question {problem}", file=sys.stderr)
 
     return ask

@@ -234,6 +234,16 @@ def test_chat_cli_asks_again_after_an_invisible_question(question, capsys):
     assert "error: the question is empty" in capsys.readouterr().err
 
 
+def test_chat_cli_sends_a_question_without_the_white_space_around_it():
+    # 2026-12-06: "  What is it?  " went into the prompt with its spaces (tokens training never put there: it
+    # strips the first, image turn), while the GUI stripped the same question
+    from deepmolm_plugin.cli import refuse_image_placeholder
+
+    typed = iter(["  What is it?  \r", "\tAnd its formula? "])
+    ask = refuse_image_placeholder(lambda prompt="": next(typed))
+    assert [ask("USER: "), ask("USER: ")] == ["What is it?", "And its formula?"]
+
+
 def test_gui_refuses_an_invisible_question_as_an_empty_one(chat_session, monkeypatch):
     import deepmolm_plugin.gui.app as app_module
 
