@@ -138,16 +138,20 @@ CLOSEST_BOND = 0.5
 # RDKit's DetermineConnectivity bonds two atoms closer than this times the sum of their
 # covalent radii (its covFactor); real bonds measure 0.77-1.2 times it, and in bohr 1.45-2.3.
 BONDING_FACTOR = 1.3
-# Elements no record has as a lone atom: every compound bonds them (a lone metal, halide or
-# noble-gas atom is an ion or an atom of its own: `[Na+].[Cl-]` a solvent-separated pair).
-_ALWAYS_BONDED = NONMETALS - {9, 17, 35, 53}
+# Elements that, in a record whose coordinates hold its hydrogens, are never without a bonded
+# neighbour: every compound bonds them (a lone metal, halide or noble-gas atom is an ion or an
+# atom of its own: `[Na+].[Cl-]` a solvent-separated pair; a hydride H- is an ion too). In
+# heavy-atom coordinates a one-atom fragment has none (the O of a water dimer, `C.O`).
+_ALWAYS_BONDED = NONMETALS - {1, 9, 17, 35, 53}
 
 
-def check_units(mol: Chem.Mol, id: str) -> None:
+def check_units(mol: Chem.Mol, id: str, smiles: str | None = None) -> None:
     """``MoleculeError`` for an atom list whose coordinates are not in angstrom, before bond
     perception: in nanometres (most atoms closer than ``CLOSEST_BOND`` to another) or in bohr
     (no two atoms within bonding distance, ``BONDING_FACTOR``, while some atom is one that
-    is always bonded: `_ALWAYS_BONDED`). Perception failed on both with RDKit's "Unable to
+    is always bonded, `_ALWAYS_BONDED`, and some bond is due: the coordinates hold
+    hydrogens, or the `smiles` given with heavy-atom coordinates bonds two heavy atoms; a
+    water dimer's two O, or `C.O`, given without hydrogens bond to nothing). Perception failed on both with RDKit's "Unable to
     determine valence of atom 0 with atomic number 8 and 0 bonds", or the SMILES check
     with "the coordinates imply 0" bonds, neither saying why. A single atom, separate ions
     (`[Na+].[Cl-]` at any distance), metal complexes and salts at contact distance pass:
@@ -166,7 +170,7 @@ def check_units(mol: Chem.Mol, id: str) -> None:
                                 "must be in angstrom")
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])  # [N]
     always = [i for i in range(n) if z[i] in _ALWAYS_BONDED]
-    if not always:
+    if not always or not (1 in z or _bonds_heavy_atoms(smiles)):
         return
     table = Chem.GetPeriodicTable()
     radii = np.array([table.GetRcovalent(int(e)) for e in z])  # [N]
@@ -174,13 +178,21 @@ def check_units(mol: Chem.Mol, id: str) -> None:
     lengths = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=-1)  # [P]
     if (lengths < BONDING_FACTOR * (radii[pairs[:, 0]] + radii[pairs[:, 1]])).any():
         return
-    i = next((k for k in always if z[k] > 1), always[0])  # a heavy atom, where there is one
+    i = always[0]
     distance = np.linalg.norm(positions - positions[i], axis=-1)  # [N]
     distance[i] = np.inf
     j = int(np.argmin(distance))
     raise MoleculeError(id, f"{atom_names([i], mol)} has no atom within bonding distance (nearest {distance[j]:.3g} A, "
                             f"{atom_names([j], mol)}), nor has any other atom: are the coordinates in bohr? they must "
                             "be in angstrom")
+
+
+def _bonds_heavy_atoms(smiles: str | None) -> bool:
+    """Whether `smiles` (unchecked text; None) bonds two heavy atoms. Its errors are left to
+    the SMILES check that follows."""
+    mol = Chem.MolFromSmiles(smiles, sanitize=False) if isinstance(smiles, str) else None
+    return mol is not None and any(b.GetBeginAtom().GetAtomicNum() > 1 and b.GetEndAtom().GetAtomicNum() > 1
+                                   for b in mol.GetBonds())
 
 
 def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
@@ -215,7 +227,7 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
     conf.Set3D(True)  # atom lists are a 3D format, even when planar (DFT geometries)
     rw.AddConformer(conf, assignId=True)
     mol = rw.GetMol()
-    check_units(mol, id)  # before bond perception, whose failure would not say why
+    check_units(mol, id, smiles)  # before bond perception, whose failure would not say why
     has_h = any(a.GetAtomicNum() == 1 for a in mol.GetAtoms())
     if smiles is None and not has_h:
         # rdDetermineBonds takes every atom's missing valence for bonds or charges: on 642
