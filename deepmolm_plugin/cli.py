@@ -25,8 +25,9 @@ checkpoint that cannot be loaded as it is (a config.json transformers cannot rea
 extra or NaN tensors; no tokenizer, or one with more tokens than the model has embeddings) is one line
 naming the folder and exit status 1. A question holding the image placeholder `<image>`
 is refused and asked again (the host would make a second image slot and crash). An empty
-line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C, at the prompt or while a
-reply is written, ends it too, with "interrupted" and exit status 130, not a traceback.
+line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C (or SIGTERM), at the prompt,
+while a reply is written or while the chat starts, ends it too, with "interrupted" and exit
+status 130, not a traceback.
 
 The host's `main(args)` runs unchanged; these things are bound around it, for this
 process only:
@@ -401,6 +402,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise usage.UsageError("--smiles: empty SMILES")
 
 
+@usage.interrupted_by_sigterm  # kill, a job scheduler, `timeout`: as Ctrl-C (it ended silently, 143)
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -500,4 +502,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.cli")

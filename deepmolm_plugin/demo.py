@@ -327,4 +327,6 @@ def demo(args, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.demo")

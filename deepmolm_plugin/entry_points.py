@@ -2,7 +2,8 @@
 its own entry function, so a Ctrl-C while the chemistry and torch stack loads (the first
 second or two of every tool) is one line and exit status 130, as it is once the tool
 runs; it was a 25-line KeyboardInterrupt traceback from inside an import. A Ctrl-C the
-tool does not catch itself (or a second one, while it cleans up) is one line and 130 too."""
+tool does not catch itself (or a second one, while it cleans up) is one line and 130 too;
+`python -m <tool>` ends through the same guard (`as_script`)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,27 @@ def _run(module: str, function: str, prog: str):
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted while starting\n")
         return 130
+    return _guarded(main, prog)
+
+
+def _guarded(main, prog: str):
+    """main()'s exit status; a Ctrl-C it lets through is one line and 130."""
     try:
         return main()
     except KeyboardInterrupt:
         # Tools say what a Ctrl-C kept where they can; one that reaches here came where a
-        # tool does not catch it, or while it cleaned up after a first one (a traceback
-        # from its `finally`)
+        # tool does not catch it (its heavy imports, inside main, in the first seconds), or
+        # while it cleaned up after a first one (a traceback from its `finally`)
         sys.stderr.write(f"\n{prog}: interrupted\n")
         return 130
+
+
+def as_script(main, prog: str) -> None:
+    """`python -m <tool>`'s end: main() under the console scripts' guard, then exit with its
+    status. Each tool imports torch and the host inside main: a Ctrl-C in the first seconds
+    of `python -m deepmolm_plugin.cli` or `.train` was a KeyboardInterrupt traceback of
+    25-77 lines and exit status -2 (the console scripts had the guard, `python -m` not)."""
+    sys.exit(_guarded(main, prog))
 
 
 def prepare():

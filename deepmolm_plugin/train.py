@@ -1266,4 +1266,6 @@ def seed_model_init(argv) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.train")

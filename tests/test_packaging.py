@@ -73,3 +73,31 @@ def test_console_scripts_start_their_tool_and_a_ctrl_c_while_it_loads_is_one_lin
     monkeypatch.setattr(entry_points.importlib, "import_module", lambda name: types.SimpleNamespace(main=cleaning_up))
     assert entry_points.prepare() == 130
     assert capsys.readouterr().err == "\ndeepmolm-prepare: interrupted\n"
+
+
+def test_every_python_m_tool_ends_through_the_interrupt_guard():
+    # 2026-12-06: `python -m deepmolm_plugin.cli` / `.train` (the README's commands) imported torch and the
+    # host inside main without the console scripts' guard: a Ctrl-C in their first seconds was a 25-77 line
+    # KeyboardInterrupt traceback and exit status -2
+    import ast
+
+    for path in (ROOT / "deepmolm_plugin").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        mains = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+        if path.name == "__main__.py" and not mains:  # a package's __main__ runs at import
+            mains = [tree]
+        for block in mains:
+            called = {ast.unparse(n.func) for n in ast.walk(block) if isinstance(n, ast.Call)}
+            assert called & {"as_script", "prepare"}, (path, called)
+
+
+def test_a_ctrl_c_while_the_training_launcher_starts_is_one_line():
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "deepmolm_plugin.train", "--help"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # inside main, importing the host (several seconds)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and err == "\npython -m deepmolm_plugin.train: interrupted\n", (process.returncode, err)

@@ -741,4 +741,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.eval.model_vqa")

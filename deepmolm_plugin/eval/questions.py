@@ -268,4 +268,6 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.eval.questions")

@@ -117,4 +117,6 @@ def main(argv=None) -> None:
     build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
 
 if __name__ == "__main__":
-    main()
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.gui")

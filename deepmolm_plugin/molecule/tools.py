@@ -523,4 +523,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.molecule.tools")

@@ -999,4 +999,6 @@ def undefined_test_metric(results_doc: dict) -> bool:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepmolm_plugin.entry_points import as_script
+
+    as_script(main, "python -m deepmolm_plugin.property.cli")

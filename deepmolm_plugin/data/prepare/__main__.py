@@ -3,6 +3,6 @@ imported under its real name first, so the workers unpickle `items._work` by tha
 
 import sys
 
-from deepmolm_plugin.data.prepare import main
+from deepmolm_plugin.entry_points import prepare
 
-sys.exit(main())
+sys.exit(prepare())  # a Ctrl-C while it imports is one line too
