@@ -219,6 +219,8 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
     stderr and answered with nothing, and the chat goes on."""
     from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
 
+    answered = []  # one entry per reply generated: their turns are in every later prompt
+
     @functools.wraps(generate)
     def wrapper(inputs=None, *args, **kwargs):
         without_sampling_flags(kwargs)
@@ -231,10 +233,18 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
             kwargs["molecule_fp"] = molecule_fp
         kwargs.update(tiles or {})
         try:
-            return generate(inputs, *args, **kwargs)
+            output = generate(inputs, *args, **kwargs)
         except PromptTooLong as e:  # said, and the chat goes on: the question is left out of the history
-            print(f"\nerror: {e}", file=sys.stderr)
+            if answered:  # earlier turns fill the prompt: "ask a shorter question" could not help, and
+                # every later question was refused with it until the chat was ended
+                print(f"\nerror: this chat, with its earlier turns, is {e.positions} positions long, more than this "
+                      f"model's context of {e.limit}: no question fits any more; end the chat (an empty line) and "
+                      "start a new one", file=sys.stderr)
+            else:
+                print(f"\nerror: {e}", file=sys.stderr)
             return inputs  # no new tokens: the host stores an empty reply (`history_messages` drops the turn)
+        answered.append(True)
+        return output
 
     return wrapper
 

@@ -282,3 +282,43 @@ def test_the_page_api_refuses_more_new_tokens_than_the_slider_allows(chat_sessio
     assert tab.turns == [] and not tab.answering
     list(page.ask(tab, "What is this?", 0.0, limit))  # the slider's end is allowed
     assert [q for q, _ in tab.turns] == ["What is this?"]
+
+
+def test_chat_cli_says_when_the_earlier_turns_fill_the_context(capsys):
+    # 2026-12-06: once a long reply had filled the context, every later question, "ok" included, was refused
+    # with "ask a shorter question", which could not help
+    import torch
+
+    from deepmolm_plugin.cli import bind_model_inputs
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
+
+    replies = iter([torch.tensor([[7]]), PromptTooLong("the prompt is 281 positions long", 281, 256)])
+
+    def generate(inputs=None, **kwargs):
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    model = type("Model", (), {"dtype": torch.float32})()
+    chat = bind_model_inputs(generate, model, None)
+    assert chat(torch.tensor([[1]])).tolist() == [[7]]
+    assert chat(torch.tensor([[1, 2]])).tolist() == [[1, 2]]  # nothing new: the host stores an empty reply
+    err = capsys.readouterr().err
+    assert "error: this chat, with its earlier turns, is 281 positions long, more than this model's context of " \
+           "256: no question fits any more; end the chat (an empty line) and start a new one" in err, err
+    first = bind_model_inputs(lambda inputs=None, **kw: (_ for _ in ()).throw(PromptTooLong("the prompt is 300 "
+                                                                                          "positions long", 300, 256)),
+                              model, None)
+    first(torch.tensor([[1]]))
+    assert "error: the prompt is 300 positions long" in capsys.readouterr().err  # the question itself is too long
+
+
+def test_transformers_length_warning_is_not_printed_before_the_models_own_refusal(trained_checkpoint, caplog):
+    # 2026-12-06: "Token indices sequence length is longer than ... will result in indexing errors" came first
+    from deepmolm_plugin.model.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(str(trained_checkpoint))
+    with caplog.at_level("WARNING"):
+        tokenizer("word " * (tokenizer.model_max_length + 10))
+    assert "indexing errors" not in caplog.text

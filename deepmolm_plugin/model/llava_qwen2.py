@@ -63,7 +63,12 @@ class LlavaQwen2Config(Qwen2Config):
 
 
 class PromptTooLong(ValueError):
-    """A generation prompt longer than the model's context (`check_prompt_fits`)."""
+    """A generation prompt longer than the model's context (`check_prompt_fits`): `positions`
+    the prompt's (text tokens + image positions), `limit` the context."""
+
+    def __init__(self, message: str, positions: int = 0, limit: int = 0):
+        super().__init__(message)
+        self.positions, self.limit = positions, limit
 
 
 class LlavaQwen2Model(LlavaMetaModel, Qwen2Model):
@@ -334,7 +339,8 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             if text + image > limit:
                 raise PromptTooLong(f"the prompt is {text + image} positions long ({text} text tokens + {image} for "
                                     f"the image), more than this model's context of {limit}: the end, with the "
-                                    "question, would be cut off; ask a shorter question (in a chat: start a new one)")
+                                    "question, would be cut off; ask a shorter question (in a chat: start a new one)",
+                                    text + image, limit)
 
     # --- the HF entry points ---------------------------------------------------------------
     @property

@@ -320,12 +320,18 @@ def load_tokenizer(model_path: str):
     """The checkpoint's tokenizer; a folder without a usable one is an error naming it
     (transformers says it cannot convert a slow tokenizer, or that sentencepiece is missing)."""
     try:
-        return AutoTokenizer.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
     except (OSError, ValueError) as e:
         raise CheckpointError(  # first_line: some have no message (was an IndexError there)
             f"{model_path}: no usable tokenizer (tokenizer.json + tokenizer_config.json, as the "
             f"training run saved them): {first_line(e)}"
         ) from e
+    # The model refuses a prompt past its context in its own words (check_prompt_fits, before
+    # anything is indexed); transformers' "Token indices sequence length is longer than ...
+    # will result in indexing errors", printed first when the chat tokenised a long prompt,
+    # said the opposite. Marked as already said, as transformers does after the first time.
+    tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
+    return tokenizer
 
 
 def check_tokenizer_fits(tokenizer, rows: Optional[int], path: str) -> None:
