@@ -38,13 +38,24 @@ the rules) or None when the answer gives no single value. Rules, in order:
    (`3D`, `2D`, `1H`, `13C`: a letter right after the digits that starts no unit the
    parser knows, while `5eV`, `180g/mol` and `300K` are a number and its unit; so a
    whole number glued to a unit it does not know, `5nM`, is skipped too: written
-   `5 nM` or `5.0nM`, it is read), that mark a list item at a line's start (`1. `, `1) `,
-   also after `#`s or `>`: `### 1. Result`; only with more text on the line, `5.` alone
-   is an answer), that are a bracketed citation (`[1]`, `[2, 3]`, `[1-3]`), or that
-   follow one of the words step, stage, part, case, example, option, method, approach,
-   scheme, table, figure, fig., equation, eq., section, entry, item, reference, ref.
-   (`Step 1: compute. HOMO = -5.2 eV`; `LogP: 2.1` and `is 1: 2` are no such step). Each
-   was read as the answer (`From the 3D conformer, the HOMO is -5.2 eV` was 3).
+   `5 nM` or `5.0nM`, it is read), that mark a list item (`1. ` or `1) ` at a line's
+   start, after indentation or `>`, with more text on the line: `5.` alone is an answer)
+   where it is one: after `#`s (`### 1. Result`), in a list (another line starts so
+   numbered one less or more, `1.` and `2.`, or `1.` again, markdown's numbering), or,
+   alone, where the first value after it on its line follows it directly (`1) -5.2 eV`,
+   `1. 2.5`) or follows `:`, `=`, `≈`, `~` or one of the words is, are, was, were, be,
+   equals, of, at, about, around, approximately, roughly, near, circa, ca. (`1. The HOMO
+   is -5.2 eV`, `2. LogP: 1.5`); else it is the value (`350. The molecule has 3 rings.`
+   is 350, `3. It has a hydroxyl group.` 3, `The LogP is\n2. This reflects ...` 2: such a
+   start was read as a marker, 3, None and None); that are a bracketed citation (`[1]`,
+   `[2, 3]`, `[1-3]`); or that number an enumeration: after one of the words step,
+   stage, part, case, example, option, method, approach, scheme, table, figure, fig.,
+   equation, eq., section, entry, item, reference, ref., the word capitalised or at a
+   line's start, and the number followed by `:`, `.`, `)` or the line's end with more
+   text after it (`Step 1: compute. HOMO = -5.2 eV`, `Table 2.`, `Figure 3)`; `LogP: 2.1`
+   and `is 1: 2` are no such step, and `For example 350`, `in this case 350`, `The
+   reference 350`, `Item 350`, `Table 2 gives 350` are values). Each was read as the
+   answer (`From the 3D conformer, the HOMO is -5.2 eV` was 3).
 4. The first remaining number decides. The answer is invalid (None) when that number is
    malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, `10^3^2`, or set
    apart by a space, `1.2 E+3`, `1.2 e-3`; a power of
@@ -57,7 +68,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `between 3 and 4`, `2 through 3`, `2 .. 3`: a range is not one predicted value; the
    exponent of a known unit, `180 g·mol⁻¹`, `5 kJ mol-1`, is not one) or of a choice
    (`2 or 3`, `either 2 or 3`, `2 (or 3)`, `2 vs 3`, also one value in two units, `-5.2
-   eV or -0.19 Ha`; `2 or so` is one value, rule 5), has a sign before it that is not its own (a
+   eV or -0.19 Ha`; `2 or so` is one value, rule 5, and so is `2 or 3D models`: the other
+   number of a choice is none where it begins a word, rule 3), has a sign before it that is not its own (a
    sign after a sign, `--2.5`; one glued to a word or point, `HOMO-5.2`, `LogP−2.3`,
    `It is−2`, `HOMO-1`; one set apart by other or more whitespace than rule 2's one space,
    `-\t5.2`, `-\n5.2`, `-  5.2`, or after other punctuation, `,- 5`; a `±` or `∓` of its
@@ -67,8 +79,12 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `at least 5`, `up to 5`, `above 5`, `over 5`, `in excess of 5`, `a maximum of 5`, and
    after the number, its unit or its uncertainty: `5 or more`, `5 or less`, `5 or higher`,
    `5 and above`, `5 and up`, `5 at most`, `5 at least`, `5+`, `5 max`, `5 (max)`, `5
-   minimum`, `5 eV or more`, `5 < x`; a bare `max` or `minimum` only where its clause
-   ends, so `5.2 (max. abs. error 0.1)` is 5.2, and `min` alone is minutes, no bound), or is
+   minimum`, `5 eV or more`, `5 < x`; such words only where they end their clause: at
+   the end of the text or line, or before punctuation `, . ; : ! ? ) ] }`, a quote, a
+   markdown `*` or `_`, `<` or a spaced dash (`5 or more.`, `(5 or more)`, `5 at least,`,
+   `**5 or more**`), so `180 g/mol or more precisely 180.2`, `2 or less polar`, `-5.2 eV
+   and lower-lying orbitals`, `350 at most atoms` and `5.2 (max. abs. error 0.1)` are
+   values; `min` alone is minutes, no bound), or is
    not finite (`1e999`). A reference answer so written has no value (`task_kinds`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
@@ -191,14 +207,26 @@ _LOCANT = re.compile(r"'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # A list marker at a line's start, after indentation, markdown heading marks or quote
 # marks: `1. The HOMO is -5.2 eV`, `1) -5.2 eV`, `### 1. Result` (each read 1). Only with
-# more text after it on the line: `5.` alone is an answer.
-_LIST_MARKER = re.compile(r"^[ \t#>]*(\d{1,3})[.)](?=[ \t]+\S)", re.MULTILINE)
+# more text after it on the line: `5.` alone is an answer. Such a start is a list marker
+# only where it is one (`_markers`, `_lone_marker`): after `#`s, or in a list (another line starts
+# `n-1.` or `n+1.`, or `1.` again); alone, where the same line goes on to the value. Else
+# it is the answer's value: `350. The molecule has 3 rings.` read 3.
+_LIST_MARKER = re.compile(r"^(?P<lead>[ \t#>]*)(\d{1,3})[.)](?=[ \t]+\S)", re.MULTILINE)
+# What a value follows on a lone marker's line (`1. The HOMO is -5.2 eV`, `1. LogP: 2.1`):
+# searched in the few characters before that line's first number.
+_VALUE_CUE = re.compile(r"(?:[:=≈~]|(?<![^\W\d_])(?:is|are|was|were|be|equals|of|at|about|around|approximately"
+                        r"|roughly|near|circa|ca\.))[^\S\n]*\Z", re.IGNORECASE)
+_VALUE_CUE_REACH = 16  # characters
 # A bracketed citation: `[1] LogP = 2.1` read 1; `[2, 3]`, `[1-3]`
 _CITATION = re.compile(r"\[\d{1,3}(?:[ \t]*[,-][ \t]*\d{1,3})*\]")
 # A whole number right after one of these words numbers the step, not the value: `Step 1:
-# compute. HOMO = -5.2 eV` read 1. Searched in the few characters before the number.
+# compute. HOMO = -5.2 eV` read 1. Searched in the few characters before the number. Only
+# an enumeration: the word capitalised or at a line's start, the number followed by `:`,
+# `.`, `)` or the line's end (`Step 1:`, `Table 2.`); `For example 350`, `Item 350` are 350.
 _ENUMERATION_BEFORE = re.compile(r"\b(?:step|stage|part|case|example|option|method|approach|scheme|table|figure|fig\."
                                  r"|equation|eq\.|section|entry|item|reference|ref\.)[ \t]?$", re.IGNORECASE)
+_ENUMERATION_AFTER = re.compile(r"[^\S\n]*(?:[:.)]|\n\s*\S)")  # `Item 350` alone is 350
+_LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
 _ENUMERATION_REACH = 12  # characters: the longest word above and its space
 _LETTER = re.compile(r"[^\W\d_]")
 _UNIT_REACH = 64  # characters after a number in which a unit is looked for (a window: not the whole rest)
@@ -222,21 +250,23 @@ _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 # One end of a range, or one of a choice: `3-4`, `3 to 4`, `2 or 3`, `2 vs. 3`, `2 through
 # 3`, `2 .. 3`, `2 (or 3)` (`or`, `vs`, `through` and `..` read 2: only `-`, `~` and `to`
 # were seen, and `2.1 or -2.1` was refused only because `or` passed for a unit word)
-_RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|\.{2,}|(?:\(\s*)?(?:to|or|vs|versus|through|thru)\b\.?)"
-                          r"\s*[+-]?\.?\d", re.IGNORECASE)  # `-5.2 eV (-0.19 Ha)` is one value
+_RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b|(?P<choice>\.{2,}|(?:\(\s*)?(?:to|or|vs|versus|through|thru)\b\.?))"
+                          r"\s*[+-]?(?P<other>\.?\d+(?:\.\d+)?)", re.IGNORECASE)  # `-5.2 eV (-0.19 Ha)` is one value
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
 # A bound written after the number (and its unit or uncertainty), as `_BOUND_BEFORE` before
 # it: `5 or more`, `5 and above`, `5 and up`, `5 at most`, `5 (at least)`, `5+`, `5 max`,
-# `5 (max)`, `5 minimum`, `5 < x`; each read 5. A bare `max` or `maximum` ends its clause,
-# and one in brackets is all they hold (`5.2 (max. abs. error 0.1)` is no bound); `min`
+# `5 (max)`, `5 minimum`, `5 < x`; each read 5. The words end their clause (`_CLAUSE_END`:
+# `180 g/mol or more precisely 180.2`, `2 or less polar`, `350 at most atoms` are values),
+# and a `max` in brackets is all they hold (`5.2 (max. abs. error 0.1)` is no bound); `min`
 # alone is minutes, no bound.
+_CLAUSE_END = r"(?=[^\S\n]*(?:$|\n|[.,;:!?)\]}*_\"'”’<~])|[^\S\n]+-(?:\s|$))"
 _BOUND_AFTER = re.compile(r"""^(?:
     \+(?![\d(/-]|\.\d)                           # `5+`, not `5+/-0.1` (an uncertainty) or `5+3`
-  | \s*(?:\(\s*)?(?: (?:or|and)\s+(?:more|less|greater|fewer|higher|lower|larger|smaller|bigger|above
-                                   |below|over|under|beyond|up|upwards?|down|downwards?)\b
-                    | at\s+(?:least|most)\b
+  | \s*(?:\(\s*)?(?: (?: (?:or|and)\s+(?:more|less|greater|fewer|higher|lower|larger|smaller|bigger|above
+                                       |below|over|under|beyond|up|upwards?|down|downwards?)\b
+                        | at\s+(?:least|most)\b ) """ + _CLAUSE_END + r"""
                     | (?:max(?:imum)?|minimum)\.?\s*\) )
-  | \s*(?:max(?:imum)?|minimum)\b(?=[^\S\n]*(?:$|\n|[.,;:!?)\]]))
+  | \s*(?:max(?:imum)?|minimum)\b""" + _CLAUSE_END + r"""
   | [^\S\n]*(?:[≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱]|[<>]=?(?=\s|$|[+-]?\.?\d)) )""", re.IGNORECASE | re.VERBOSE)
 # "3.2 ± 0.1 eV", "3.2 (+/- 0.1) eV": the uncertainty after the number is passed over, so
 # that the unit after it is read (it was not: "-0.25 ± 0.01 Hartree" was -0.25 eV). Matched
@@ -321,21 +351,48 @@ def _parse(text) -> Optional[Tuple[float, str]]:
     return None
 
 
-def _markers(text: str) -> frozenset:
-    """The positions of the numbers that list markers and citations are made of (rule 3):
-    a list marker's start, every character of a citation."""
-    found = {m.start(1) for m in _LIST_MARKER.finditer(text)} if "." in text or ")" in text else set()
+def _markers(text: str) -> Tuple[frozenset, frozenset]:
+    """(the positions of the numbers that list markers and citations are made of, those of
+    the lone list markers) (rule 3): a list marker's start, every character of a citation;
+    a lone marker (`_lone_marker`) is decided where the scan reaches it."""
+    found, lone = set(), set()
+    if "." in text or ")" in text:
+        starts = [(m.start(2), int(m.group(2)), "#" in m.group("lead")) for m in _LIST_MARKER.finditer(text)]
+        numbers = {}
+        for _, number, _ in starts:
+            numbers[number] = numbers.get(number, 0) + 1
+        for position, number, heading in starts:
+            # `### 1. Result`; a list: `1.` and `2.`, or markdown's `1.` on every item
+            listed = number - 1 in numbers or number + 1 in numbers or (number == 1 and numbers[1] > 1)
+            (found if heading or listed else lone).add(position)
     if "[" in text:
         found.update(i for m in _CITATION.finditer(text) for i in range(m.start(), m.end()))
-    return frozenset(found)
+    return frozenset(found), frozenset(lone)
 
 
-def _not_a_value(text: str, match: "re.Match", markers: frozenset) -> bool:
+def _lone_marker(text: str, match: "re.Match", markers: Tuple[frozenset, frozenset]) -> bool:
+    """Whether a number alone at a line's start as a list marker (`1. `, `1) `: no other
+    line starts so) is one: where the first value after it on its line follows it directly
+    (`1) -5.2 eV`) or follows a word or sign a value follows (`1. The HOMO is -5.2 eV`, `1.
+    LogP: 2.1`). Else it is the value: `350. The molecule has 3 rings.`, `3. It has a
+    hydroxyl group.` Looks at that line only."""
+    line_end = text.find("\n", match.end())
+    line_end = len(text) if line_end < 0 else line_end
+    gap_start = match.end() + 1  # after the `.` or `)`
+    for later in _NUMBER.finditer(text, gap_start, line_end):
+        if _not_a_value(text, later, markers):
+            continue
+        return (not text[gap_start:later.start()].strip()
+                or bool(_VALUE_CUE.search(text, max(gap_start, later.start() - _VALUE_CUE_REACH), later.start())))
+    return False
+
+
+def _not_a_value(text: str, match: "re.Match", markers: Tuple[frozenset, frozenset]) -> bool:
     """Whether a number is one rule 3 skips: a locant, an ordinal, a name's number, a list
     marker or citation (`markers`), a step's number, or whole digits that begin a word.
     Each looks at the few characters around the number only (`pattern.match(text, pos)`,
-    windows): searching the whole text before it, for every number skipped so, took 52 s
-    for an answer of 20,000 "HOMO-1" (quadratic)."""
+    windows), a lone list marker at its own line: searching the whole text before it, for
+    every number skipped so, took 52 s for an answer of 20,000 "HOMO-1" (quadratic)."""
     start, end = match.start(), match.end()
     if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
         return True
@@ -345,9 +402,11 @@ def _not_a_value(text: str, match: "re.Match", markers: frozenset) -> bool:
         return True  # "HOMO-1", "LUMO+1", "CID-702": a name's number, not the value (it made the answer invalid)
     if not whole:
         return False
-    if start in markers:
-        return True  # `1. The HOMO is -5.2 eV`, `[1] LogP = 2.1`
-    if _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start):
+    if start in markers[0]:
+        return True  # `1. The HOMO is -5.2 eV` in a list, `### 1. Result`, `[1] LogP = 2.1`
+    if start in markers[1]:
+        return _lone_marker(text, match, markers)
+    if _enumeration(text, start, end):
         return True  # "Step 1: ..."
     # `3D`, `2D`, `1H`, `13C`: digits that begin a word, as `XLogP3` ends one, unless the
     # letters are a unit (`5eV`, `180g/mol`), or start a malformed exponent (`5e`) or a
@@ -356,6 +415,16 @@ def _not_a_value(text: str, match: "re.Match", markers: frozenset) -> bool:
         return False
     window = text[end:end + _UNIT_REACH]
     return stated_unit(window) is None and not _MALFORMED.match(window) and not _PRODUCT.match(window)
+
+
+def _enumeration(text: str, start: int, end: int) -> bool:
+    """Whether a whole number numbers a step, table, ... (`_ENUMERATION_BEFORE`): the word
+    capitalised or at a line's start, the number followed by `:`, `.`, `)` or the line's end."""
+    word = _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
+    if not word or not _ENUMERATION_AFTER.match(text, end):
+        return False
+    return word.group(0)[0].isupper() or bool(_LINE_START_BEFORE.search(text, max(0, word.start() - 8),
+                                                                          word.start()))
 
 
 def _stray_sign(before: str, match: "re.Match") -> bool:
@@ -458,7 +527,15 @@ def _not_one_value_after(after: str) -> bool:
     unit = stated_unit(after)
     if unit is not None:
         after = after.lstrip()[len(unit[2]):]
-    return bool(_RANGE_AFTER.match(after) or _BOUND_AFTER.match(after))
+    if _BOUND_AFTER.match(after):
+        return True
+    other = _RANGE_AFTER.match(after)
+    if other and other.group("choice"):
+        # the other number of a choice is a number: not the digits that begin a word, `2 or
+        # 3D models`, `2.1 vs 2nd` (a unit, `2 or 3eV`, or an exponent, `2 or 3e5`, may follow)
+        rest = after[other.end():]
+        return not (_LETTER.match(rest) and stated_unit(rest) is None and not re.match(r"[eEdD][+-]?\d", rest))
+    return bool(other)
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
