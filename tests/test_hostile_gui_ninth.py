@@ -147,6 +147,13 @@ def test_the_load_event_reads_no_file_that_was_not_uploaded(chat_session, tmp_pa
     outputs = load.fn(tab, sdf, _upload(app, upload_folder, _png(), "my drawing.png"))
     status = _Rendered(outputs[1]).text
     assert "ethanol.sdf: 3 heavy atoms" in status and "Image: yours, 80×60 px" in status, status
+    # a JPEG as some browsers save it (.jfif), which the picker offers as an image: read (review, 2026-12-06)
+    import io
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (80, 60), (255, 255, 255)).save(jpeg, format="JPEG")
+    outputs = load.fn(tab, sdf, _upload(app, upload_folder, jpeg.getvalue(), "photo.jfif"))
+    assert "Image: yours, 80×60 px" in _Rendered(outputs[1]).text, _Rendered(outputs[1]).text
 
 
 def _over_http(app, fn, data: list) -> str:

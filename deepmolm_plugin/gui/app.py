@@ -54,7 +54,8 @@ EXAMPLES = [
 STRUCTURE_TYPES = [".sdf", ".sd", ".mol", ".mol2", ".xyz", ".pdb"]
 # The image picker offers `image/*` (gradio's Image upload): of those, the files PIL reads
 # (HEIC, SVG and AVIF it does not: refused by name, not by PIL's "cannot identify").
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"]
+# (.jfif / .jpe: JPEG as some browsers save it, which PIL reads)
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"]
 COLOR_BY = ["attention received", "element"]
 DISPLAY_SIZE = 768  # px, longer side of the depiction panels
 # gradio saves every image a handler returns (views, tiles, heatmaps: a few per click) and
@@ -278,14 +279,21 @@ def uploaded(value, what: str, types: Sequence[str], received: Collection[str]) 
     name = usage.shortened(given if isinstance(given, str) and given else Path(path).name)
     real = os.path.realpath(path)
     folder = os.path.realpath(get_upload_folder())
-    if (os.path.commonpath([real, folder]) != folder
-            or real not in {os.path.realpath(p) for p in list(received)}):  # a copy: the route adds in another thread
+    if os.path.commonpath([real, folder]) != folder or not _received(path, real, received):
         raise ValueError(f"{name!r} ({what}) is not a file uploaded to this page (or its upload was cleaned up: "
                          "gradio keeps uploads for a day): upload it again")
     if Path(path).suffix.lower() not in types:  # as `load_image` names a file: "'photo.png' (the image) is ..."
         *others, last = [t.lstrip(".").upper() for t in types]
         raise ValueError(f"{name!r} ({what}) is not a file type this page reads: give {', '.join(others)} or {last}")
     return Upload(path, name)
+
+
+def _received(path: str, real: str, received: Collection[str]) -> bool:
+    """Whether gradio's upload route saved `path` (its resolved form `real`): as the route
+    stored it, looked up at once; only a path named otherwise (a link on the way, `..`) is
+    compared resolved, over a copy of every upload the app kept (the route adds in another
+    thread). That pass ran for every load, over a set that grows for the app's life."""
+    return path in received or real in received or real in {os.path.realpath(p) for p in list(received)}
 
 
 def own_names(message: str, uploads: List[Optional[Upload]]) -> str:
