@@ -1212,10 +1212,13 @@ def interrupted_message(output_dir: "str | None") -> str:
     output = os.path.expanduser(output_dir or "")
     try:
         unfinished = unfinished_save(output)
-        resumed = resumed_checkpoint(output) if unfinished else None
+        resumed = resumed_checkpoint(output)
     except OSError:  # the folder cannot be listed now: say what holds in general
         return kept
     if unfinished is None:
+        if resumed is None:  # nothing saved yet (or --save_strategy no, as the demo trains): "kept ...
+            # resumes from the last" was untrue, and the demo then said it starts over
+            return "interrupted before any checkpoint-<step> was saved: the same command starts afresh"
         return kept
     name = os.path.basename(unfinished)
     then = (f"resumes from {os.path.basename(resumed)}, the last checkpoint saved in full" if resumed else

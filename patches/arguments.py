@@ -76,7 +76,9 @@ def check_number(option: str, value, minimum: float, inclusive: bool = True, max
         return
     if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive) or value > maximum:
         relation = f"{'>=' if inclusive else '>'} {minimum}" + (f" and <= {maximum}" if maximum < math.inf else "")
-        raise ValueError(f"--{option} must be a finite number {relation}, got {value}")
+        from deepmolm_plugin.usage import number_kind
+
+        raise ValueError(f"--{option} must be {number_kind(value)} {relation}, got {value}")
 
 
 def check_training_values(args) -> None:

@@ -47,7 +47,7 @@ def test_the_demo_deletes_only_its_own_folder(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs must be a finite number > 0, got 0.0"),  # was: after data and models were built
     (["--epochs", "nan"], "--epochs must be a finite number > 0, got nan"),
-    (["--freesolv", "0"], "--freesolv must be a finite number >= 1, got 0"),  # was: a traceback after training
+    (["--freesolv", "0"], "--freesolv must be a whole number >= 1, got 0"),  # was: a traceback after training
     (["--freesolv", "100000"], "--freesolv 100000: FreeSolv has"),  # was: cut to what there is, silently
     (["--freesolv", "10", "--named", "11"], "--named must be between 0 and --freesolv (10), got 11"),
     (["--solubility", "100000"], "--solubility 100000: the SDF has"),

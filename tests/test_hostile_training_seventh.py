@@ -235,7 +235,7 @@ def test_a_run_with_nothing_to_train_is_refused(tmp_path):
     ("dataloader_num_workers", "-1", ">= 0, got -1"),  # was: torch's ValueError after the model had loaded
 ])
 def test_seeds_and_worker_counts_out_of_range_are_refused(tmp_path, option, value, reason):
-    with pytest.raises(usage.UsageError, match=f"--{option} must be a finite number {reason}"):
+    with pytest.raises(usage.UsageError, match=f"--{option} must be a whole number {reason}"):  # (a count: 2026-12-06)
         checked(tmp_path, *DEEPMOLM, f"--{option}", value)
     checked(tmp_path, *DEEPMOLM, f"--{option}", "0")
 
