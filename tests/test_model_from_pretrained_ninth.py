@@ -103,8 +103,9 @@ def test_load_llm_checks_the_record_once(saved, monkeypatch):
 
 def test_a_keyword_override_of_a_recorded_setting_is_an_edit(saved):
     # transformers sets config fields from keywords: fusion_heads=1 built a 1-head projector on 2-head weights
-    with pytest.raises(CheckpointError, match=r"config.json was edited after the model was saved: "
-                                              r"fusion_heads 1 \(saved with 2\)\."):
+    # (the file holds the saved values: the message no longer sends the user to edit config.json back)
+    with pytest.raises(CheckpointError, match=r"the config or keyword arguments given to from_pretrained change "
+                                              r"settings the model was saved with: fusion_heads 1 \(saved with 2\)\."):
         LlavaQwen2ForCausalLM.from_pretrained(str(saved[0]), fusion_heads=1)
 
 

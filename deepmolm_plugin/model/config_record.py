@@ -22,6 +22,7 @@ compared only when the record holds them, so a config.json saved before loads as
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import List
 
 from ..tensor_files import CheckpointError
@@ -79,6 +80,19 @@ def check_saved_settings(values: dict, path: str) -> None:
     edits = edited_settings(values)
     if edits:
         raise CheckpointError(
-            f"{path}: config.json was edited after the model was saved: {'; '.join(edits)}. These settings "
+            f"{path}: {_edited_where(path)}: {'; '.join(edits)}. These settings "
             "define what the trained weights compute (no tensor shape shows the change): restore the saved "
             "values, or train a model with the new ones")
+
+
+def _edited_where(path: str) -> str:
+    """Where the edit is: config.json itself, or, when the file still holds the saved values,
+    what was given to from_pretrained (`fusion_heads=1`, a `config=` object): "config.json was
+    edited" sent the user to a file that holds the saved values."""
+    try:
+        on_disk = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no such folder or file, or unreadable: the file is what was read
+        on_disk = None
+    if isinstance(on_disk, dict) and not edited_settings(on_disk):
+        return "the config or keyword arguments given to from_pretrained change settings the model was saved with"
+    return "config.json was edited after the model was saved"
