@@ -363,7 +363,7 @@ def test_chebi20_tsv(tmp_path):
     assert first.answer == 'The molecule is a "difluoroethene" (cis).'
     assert got["chebi20-train-9-2"].answer == "Same CID again."
     assert got["chebi20-valid-5"].split == "valid" and got["chebi20-valid-5"].answer == "Methane."
-    assert "4 tab-separated fields" in bad["chebi20-train-line3"].reason
+    assert "4 tab-separated fields, expected 3: a 4th field 'extra'" in bad["chebi20-train-10"].reason  # by its CID
     assert "blank SMILES" in bad["chebi20-train-11"].reason
     assert "blank description" in bad["chebi20-train-12"].reason
     assert len(out) == 6
@@ -414,7 +414,7 @@ def test_chebi20_mm(tmp_path):
     assert "is not a number in plain decimals" in bad["chebi20-mm-train-703-topological-polar-surface-area"].reason
     assert "blank SMILES" in bad["chebi20-mm-train-704"].reason
     assert "blank polararea" in bad["chebi20-mm-train-706-topological-polar-surface-area"].reason
-    assert "3 fields" in bad["chebi20-mm-train-line7"].reason
+    assert "3 fields, expected 8: no polararea" in bad["chebi20-mm-train-705"].reason  # by its CID
     assert len(got) == 10 and len(bad) == 4
 
     no_images = read("chebi20-mm", tmp_path, tasks="description")

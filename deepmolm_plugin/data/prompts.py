@@ -90,7 +90,7 @@ def without_image_token(text: str) -> str:
     """The text without its `<image>` placeholders, the pieces between them joined by one
     space. In linear time: a regex with `\\s*` on both sides of the token took seconds on a
     turn of 10^4 blanks (every position of the run rescanned it)."""
-    return " ".join(part.strip() for part in text.split(IMAGE_TOKEN) if part.strip())
+    return " ".join(trimmed(part) for part in text.split(IMAGE_TOKEN) if trimmed(part))
 
 
 def trained_question_text(turn: str) -> str:
@@ -106,16 +106,21 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
 
     A source instruction that already carries ``<image>`` (Vis-CheBI20's user turns) has it
     moved to the front, so every record holds exactly one image token in the same place.
+    Both texts are `trimmed`: white space and invisible format characters at their ends go.
     Line ends are "\n": a quoted CSV cell of a CRLF file kept "\r\n" inside its answer,
     which the model was then trained to write.
     """
     instruction, answer = (v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
                            for v in (instruction, answer))
-    text = without_image_token(instruction)
-    if not text or blank(text):
+    # Both texts lose the white space and invisible format characters at their ends
+    # (`trimmed`): a description ending in U+202E (RIGHT-TO-LEFT OVERRIDE) trained the model
+    # to write one. Inside a text they stay (bidi controls are legitimate in RTL text).
+    text = trimmed(without_image_token(instruction))
+    if not text:
         raise ValueError(f"empty instruction {instruction!r}")
     if not isinstance(answer, str) or blank(answer):
         raise ValueError(f"empty answer {answer!r}")
+    answer = trimmed(answer)
     problem = reply_problem(answer)
     if problem:  # training (qwen2) refuses it: the whole dataset was refused later
         raise ValueError(f"the answer {problem}")
@@ -138,7 +143,26 @@ def blank(text: str) -> bool:
     category Cf: zero-width space U+200B, the direction marks U+200E/F and U+202A-E, word
     joiner U+2060, BOM U+FEFF), which str.strip() keeps. The one emptiness rule for a typed
     question (chat CLI, GUI: `empty_question`) and a record's turn."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    return all(map(_invisible, text))
+
+
+def _invisible(c: str) -> bool:
+    return c.isspace() or unicodedata.category(c) == "Cf"
+
+
+def trimmed(text: str) -> str:
+    """`text` without the white space and invisible format characters (`blank`'s) at its
+    ends: what str.strip() does, for the characters it keeps (U+200B, U+200E/F, U+202A-E,
+    U+2060, U+2066-9, U+FEFF...). The ends of a record's instruction and answer
+    (`conversation`): a source text ending in U+202E trained the model to write one. The
+    characters inside are kept (bidi controls are legitimate in right-to-left text).
+    ``blank(t)`` is ``not trimmed(t)``."""
+    start, end = 0, len(text)
+    while start < end and _invisible(text[start]):
+        start += 1
+    while end > start and _invisible(text[end - 1]):
+        end -= 1
+    return text[start:end]
 
 
 def empty_question(question: str) -> Optional[str]:

@@ -220,11 +220,56 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     if manifest is not None:  # killed after the manifest, before .progress was removed
         shutil.rmtree(out.progress)
         return state, manifest
+    sharded = args.shard[1] > 1 and not args.merge
+    if sharded:
+        check_shard_count(out, run if run is not None and identity_of(run) == identity_of(state) else None,
+                          run_id(state), args.shard)
     out.progress.mkdir(parents=True, exist_ok=True)
     out.clean_tmp()
     if run is None or identity_of(run) != identity_of(state):
-        atomic_bytes(out.progress / "run.json", dumps(state).encode(), out.tmp)
+        # The N of --shard I/N is kept beside the settings (not among them: a run without
+        # --shard, or the --merge, goes on with the same chunks), for the next shard to compare.
+        run = dict(state, **({SHARDS: args.shard[1]} if sharded else {}))
+        atomic_bytes(out.progress / "run.json", dumps(run).encode(), out.tmp)
+    elif sharded and SHARDS not in run:  # a run without --shard started it
+        atomic_bytes(out.progress / "run.json", dumps(dict(run, **{SHARDS: args.shard[1]})).encode(), out.tmp)
     return state, None
+
+
+SHARDS = "shards"  # run.json: the N of the --shard I/N runs of this run (the settings' neighbour)
+
+
+def shard_markers(out: Output, run: str) -> dict:
+    """N -> the names of this run's shard markers written with that N (`main` writes them
+    at the end of a --shard run; `run` is the run's id: another run's are not its shards)."""
+    found: dict = {}
+    for path in sorted(out.progress.glob("shard-*-of-*.json")) if out.progress.is_dir() else []:
+        marker = read_object(path, "delete it and rerun that shard", check_marker)
+        if marker["run"] == run:
+            found.setdefault(marker["shard"][1], []).append(path.name)
+    return found
+
+
+def check_shard_count(out: Output, run: Optional[dict], this_run: str, shard: Tuple[int, int]) -> None:
+    """Refuse a --shard I/N whose N is not the N of the shards already run into this --out for
+    the same run (`.progress/run.json`'s "shards", and the markers of finished shards),
+    before anything is computed. Tasks with two N compute overlapping sets of chunks and
+    leave others to none: --merge then found chunks missing and named the shards of
+    whichever N sorted first."""
+    n = shard[1]
+    others = {}
+    if run is not None and isinstance(run.get(SHARDS), int) and run[SHARDS] != n:
+        others[run[SHARDS]] = [f"{PROGRESS}/run.json"]
+    for m, names in shard_markers(out, this_run).items():
+        if m != n:
+            others.setdefault(m, []).extend(names)
+    if others:
+        m = run[SHARDS] if run is not None and run.get(SHARDS) in others else min(others)
+        named = "; ".join(f"N={k}: {', '.join(v)}" for k, v in sorted(others.items()))
+        raise PrepareError(f"--out {out.root} holds shards of this run started with another N (setting shards: "
+                           f"{m} -> {n}; {named}): every task of an array needs the same N; give this one "
+                           f"--shard {shard[0] if shard[0] < m else 'I'}/{m}, or run once without --shard to "
+                           "compute the remaining chunks here (committed ones are kept)")
 
 
 def read_manifest(out: Output) -> Optional[dict]:
@@ -357,6 +402,15 @@ def merge_chunks(out: Output) -> Tuple[int, int]:
         raise PrepareError(f"--merge: shards saw different inputs ({sorted(counts)} chunks)")
     n_chunks = counts.pop()
     missing = sorted(set(range(n_chunks)) - out.committed())
+    by_n = shard_markers(out, out.run_id)
+    if len(by_n) > 1:  # was: the N of the first marker, as if it were the only one
+        named = "; ".join(f"N={k}: {', '.join(v)}" for k, v in sorted(by_n.items()))
+        unfinished = (f"{len(missing)} chunks are not committed (chunk {', '.join(map(str, missing[:10]))}"
+                      f"{' ...' if len(missing) > 10 else ''}); " if missing else "")
+        raise PrepareError(f"--merge: the shards in {out.progress} were run with different N ({named}): "
+                           f"{unfinished}run without --shard/--merge to compute what is missing here and assemble "
+                           "(committed chunks are kept), or delete the markers of the wrong N, rerun its shards "
+                           "with the right one, then --merge")
     n = markers[0]["shard"][1]
     if missing:
         shards = sorted({c % n for c in missing})

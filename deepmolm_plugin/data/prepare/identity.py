@@ -10,7 +10,7 @@ from typing import List, Tuple
 
 from ..sources.base import input_files_of
 from ...result_files import file_sha256
-from .common import PrepareError, dumps, need
+from .common import PrepareError, Shape, dumps, need
 
 
 def input_files(settings: dict, out: Path) -> List[Tuple[Path, str]]:
@@ -87,6 +87,8 @@ def check_state(state: dict) -> None:
     for key in ("settings", "versions"):
         if key in state:
             need(state, key, dict)
+    if "shards" in state and need(state, "shards", int) < 2:  # run.json: the N of --shard I/N (cli.start)
+        raise Shape(f"'shards' is {state['shards']}")
     for entry in need(state, "inputs", list) if "inputs" in state else []:
         need(entry, "path", str), need(entry, "bytes", int), need(entry, "sha256", str)
         if entry.get("mtime_ns") is not None:

@@ -164,7 +164,7 @@ class ItemMaker:
             raise Failed("answer", f"empty answer {item.answer!r}")
         instruction = item.instruction if item.instruction else instruction_for(item.task)
         try:
-            return conversation(instruction, item.answer.strip())
+            return conversation(instruction, item.answer)  # it trims both (`prompts.trimmed`)
         except ValueError as e:  # an instruction that is only "<image>"
             raise Failed("answer", str(e)) from e
 

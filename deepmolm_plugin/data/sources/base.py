@@ -225,6 +225,39 @@ def visible_files(folder: Path) -> List[Tuple[Path, str]]:
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # what errors="surrogateescape" makes of a non-UTF-8 byte
 
 
+def without_trailing_blanks(fields: list, width: int) -> list:
+    """A row's fields without the blank ones past the `width` a table has: a separator at
+    the end of a line (``a<TAB>b<TAB>c<TAB>``, ``a,b,c,``, a common export artefact) ends
+    the row; it does not start a field. A row that is still too wide holds text where no
+    column is (`field_count_problem` names it)."""
+    end = len(fields)
+    while end > width and not (isinstance(fields[end - 1], str) and fields[end - 1].strip()):
+        end -= 1
+    return fields[:end]
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def field_count_problem(fields: list, names: Sequence[str], quoted: bool = False) -> Optional[str]:
+    """What is wrong with a row of `len(fields)` fields in a table of the columns `names`,
+    worded to follow "N fields, expected M": the text past the last column ("a 4th field 'x'
+    after the description") or the columns missing ("no description"); None when it fits.
+    `quoted`: column names of a user's table, written "column 'y'"."""
+    width = len(names)
+    names = [f"column {n!r}" if quoted else n for n in names]
+    if len(fields) == width:
+        return None
+    if len(fields) < width:
+        return "no " + ", ".join(names[len(fields):])
+    extra = fields[width:]
+    shown = ", ".join(repr(v if len(v) <= 40 else v[:40] + "...") for v in extra[:3])
+    shown += ", ..." if len(extra) > 3 else ""
+    what = f"a {_ordinal(width + 1)} field {shown}" if len(extra) == 1 else f"{len(extra)} more fields ({shown})"
+    return f"{what} after the {names[-1]}"
+
+
 def undecodable(text: str) -> bool:
     """Whether text read with ``errors="surrogateescape"`` held a byte that is not UTF-8:
     readers open files that way so that such a byte is its own row's failure, where a

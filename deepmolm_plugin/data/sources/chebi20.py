@@ -3,16 +3,19 @@
 Input folder (MolT5's release): ``train.txt``, ``validation.txt``, ``test.txt``
 (26,407 / 3,301 / 3,300 rows), header ``CID<TAB>SMILES<TAB>description``. The files are
 not quoted CSV: descriptions contain ``"``, so a line is split on tabs and must give
-exactly three fields (a ``csv`` reader would eat the quotes). Every backslash in the
+exactly three fields (a ``csv`` reader would eat the quotes); trailing tabs (an export
+artefact) end the row, they are no fourth field. Every backslash in the
 SMILES is doubled in the files; ``\\\\`` is collapsed to ``\\`` (a doubled backslash is
 never valid SMILES, so this cannot damage a correct one). Split ``validation`` is
 called ``valid``.
 
 One item per row: task ``description``, answer = the description, molecule = the SMILES.
 A row with the wrong number of fields, a non-numeric CID or a blank SMILES/description is
-a ``SourceError`` naming its line; fully empty lines are not rows. Options: ``splits``
+a ``SourceError`` naming its line (and what is wrong: "a 4th field 'x' after the
+description"); fully empty lines are not rows. Options: ``splits``
 (default: all present). IDs: ``chebi20-<split>-<CID>`` (``-2``, ``-3``... for a repeated
-CID), ``chebi20-<split>-line<n>`` when the CID is unusable.
+CID), ``chebi20-<split>-line<n>`` when the CID is unusable (a row of the wrong width is named
+by its CID when its first field is one).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from .base import MoleculeSpec, SourceError, SourceItem, option_list, register_reader, undecodable
+from .base import (MoleculeSpec, SourceError, SourceItem, field_count_problem, option_list, register_reader,
+                   undecodable, without_trailing_blanks)
 
 FILES = {"train": "train.txt", "valid": "validation.txt", "test": "test.txt"}
 HEADER = ["CID", "SMILES", "description"]
@@ -78,12 +82,15 @@ def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | Source
                 yield SourceError(unique(seen, f"chebi20-{split}-line{number}"), "read",
                                   f"line {number}: bytes that are not UTF-8")
                 continue
+            # A trailing tab (an export artefact) ends the row, as the CR does: it dropped the
+            # row as "4 tab-separated fields", named by its line though its CID was valid.
+            fields = without_trailing_blanks(fields, len(HEADER))
             cid = fields[0].strip()
-            ok_cid = len(fields) == 3 and cid.isascii() and cid.isdigit()  # not "³" or "٩"
+            ok_cid = cid.isascii() and cid.isdigit()  # not "³" or "٩"
             id = unique(seen, f"chebi20-{split}-{cid}" if ok_cid else f"chebi20-{split}-line{number}")
-            if len(fields) != 3:
-                yield SourceError(id, "schema",
-                                  f"line {number}: {len(fields)} tab-separated fields, expected 3")
+            if len(fields) != len(HEADER):
+                yield SourceError(id, "schema", f"line {number}: {len(fields)} tab-separated fields, expected "
+                                                f"{len(HEADER)}: {field_count_problem(fields, HEADER)}")
                 continue
             if not ok_cid:
                 yield SourceError(id, "schema", f"line {number}: CID {cid!r} is not a number")

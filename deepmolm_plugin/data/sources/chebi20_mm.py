@@ -18,7 +18,8 @@ A blank IUPAC name or xlogp is the source's documented gap: that row simply has 
 item (not an error). A row the csv module cannot parse (a field over
 ``csv.field_size_limit()``), a row with the wrong number of fields or a non-numeric CID, a
 blank SMILES, description or polararea (columns the release never leaves blank) and a
-property that is not a finite number are ``SourceError``s.
+property that is not a finite number are ``SourceError``s (a row of the wrong width is named
+by its CID when it has one). Trailing empty fields (``...,[F][C],``) end the row.
 
 Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option
 ``image_dir`` (a cache folder), each row's picture is extracted there once, as
@@ -42,8 +43,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
 from ...csv_table import csv_rows, plain_number
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, option_list, register_reader,
-                   undecodable)
+from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, field_count_problem, option_list,
+                   register_reader, undecodable, without_trailing_blanks)
 from .chebi20 import choose_splits, collapse_backslashes, split_files, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
@@ -201,12 +202,16 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
                 yield SourceError(f"chebi20-mm-{split}-{unique(seen, f'line{line}')}", "read",
                                   f"line {line}: bytes that are not UTF-8")
                 continue
+            # A trailing comma (an export artefact) ends the row; a row of the wrong width is
+            # named by its CID when its first field is one (was: by its line only).
+            fields = without_trailing_blanks(fields, len(HEADER))
             cid = fields[0].strip()
-            ok_cid = len(fields) == len(HEADER) and cid.isascii() and cid.isdigit()
+            ok_cid = cid.isascii() and cid.isdigit()
             key = unique(seen, cid if ok_cid else f"line{line}")  # a repeated CID: -2, -3 ...
             where = f"chebi20-mm-{split}-{key}"
             if len(fields) != len(HEADER):
-                yield SourceError(where, "schema", f"line {line}: {len(fields)} fields, expected {len(HEADER)}")
+                yield SourceError(where, "schema", f"line {line}: {len(fields)} fields, expected {len(HEADER)}: "
+                                                   f"{field_count_problem(fields, HEADER)}")
                 continue
             if not ok_cid:
                 yield SourceError(where, "schema", f"line {line}: CID {cid!r} is not a number")
