@@ -239,8 +239,9 @@ def test_sigterm_stops_the_launcher_as_ctrl_c_does(tiny_setup, tmp_path):
     assert code == 130, text[-4000:]
     assert "Traceback" not in text and "Exception ignored" not in text, text[-4000:]
     last = [line for line in text.replace("\r", "\n").splitlines() if line.startswith(train.PROG)][-1]
-    assert last == (f"{train.PROG}: interrupted; the checkpoint-<step> folders saved so far are kept: the same command "
-                    "resumes from the last")
+    # no checkpoint was saved before the signal (2026-12-06: it said "the checkpoint-<step> folders saved so far
+    # are kept: the same command resumes from the last")
+    assert last == f"{train.PROG}: interrupted before any checkpoint-<step> was saved: the same command starts afresh"
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused_and_changes_nothing(tiny_setup, tmp_path, fake_host,

@@ -18,6 +18,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
+from .bonds import bonds
 from .checks import NONMETALS, check_coordinates, check_perceived_orders, close_pairs
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
 from .errors import MoleculeError, as_notes, atom_names, one_based, rdkit_messages, with_messages
@@ -192,7 +193,7 @@ def _bonds_heavy_atoms(smiles: str | None) -> bool:
     the SMILES check that follows."""
     mol = Chem.MolFromSmiles(smiles, sanitize=False) if isinstance(smiles, str) else None
     return mol is not None and any(b.GetBeginAtom().GetAtomicNum() > 1 and b.GetEndAtom().GetAtomicNum() > 1
-                                   for b in mol.GetBonds())
+                                   for b in bonds(mol))
 
 
 def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],

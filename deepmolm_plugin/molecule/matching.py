@@ -209,7 +209,7 @@ def _unmapped(template: Chem.Mol, original: Chem.Mol, unmapped: list[int], with_
         elif len(heavy) > 1:
             what = f"a hydrogen bridging {on}"
         elif any(b.GetBondType() == Chem.BondType.DOUBLE and b.GetStereo() > Chem.BondStereo.STEREOANY
-                 for b in heavy[0].GetBonds()):
+                 for b in template.GetAtomWithIdx(heavy[0].GetIdx()).GetBonds()):  # (an atom's own bonds)
             what = f"on {on}, alone fixing the E/Z of its double bond, which a hydrogen count cannot"
         else:
             what = f"a hydrogen on {on}"
