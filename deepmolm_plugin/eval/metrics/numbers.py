@@ -221,11 +221,13 @@ _VALUE_CUE_REACH = 16  # characters
 _CITATION = re.compile(r"\[\d{1,3}(?:[ \t]*[,-][ \t]*\d{1,3})*\]")
 # A whole number right after one of these words numbers the step, not the value: `Step 1:
 # compute. HOMO = -5.2 eV` read 1. Searched in the few characters before the number. Only
-# an enumeration: the word capitalised or at a line's start, the number followed by `:`,
-# `.`, `)` or the line's end (`Step 1:`, `Table 2.`); `For example 350`, `Item 350` are 350.
+# an enumeration: the word capitalised or at a line's start (`Step 1:`, `Table 2 shows
+# 3.1`, `In Table 2, the LogP is 3.1`), and more text after the number (`Item 350` alone,
+# `For example 350` and `in this case 350` are 350).
 _ENUMERATION_BEFORE = re.compile(r"\b(?:step|stage|part|case|example|option|method|approach|scheme|table|figure|fig\."
                                  r"|equation|eq\.|section|entry|item|reference|ref\.)[ \t]?$", re.IGNORECASE)
-_ENUMERATION_AFTER = re.compile(r"[^\S\n]*(?:[:.)]|\n\s*\S)")  # `Item 350` alone is 350
+_ENUMERATION_AFTER = re.compile(r"[\s.]*[^\s.]")  # more text: `Item 350` / `Item 350.` alone is 350
+_AFTER_REACH = 64  # characters in which that text is looked for
 _LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
 _ENUMERATION_REACH = 12  # characters: the longest word above and its space
 _LETTER = re.compile(r"[^\W\d_]")
@@ -255,16 +257,20 @@ _RANGE_AFTER = re.compile(r"^\s*" + _UNIT + r"(?:-|~|to\b|(?P<choice>\.{2,}|(?:\
 _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
 # A bound written after the number (and its unit or uncertainty), as `_BOUND_BEFORE` before
 # it: `5 or more`, `5 and above`, `5 and up`, `5 at most`, `5 (at least)`, `5+`, `5 max`,
-# `5 (max)`, `5 minimum`, `5 < x`; each read 5. The words end their clause (`_CLAUSE_END`:
-# `180 g/mol or more precisely 180.2`, `2 or less polar`, `350 at most atoms` are values),
-# and a `max` in brackets is all they hold (`5.2 (max. abs. error 0.1)` is no bound); `min`
-# alone is minutes, no bound.
+# `5 (max)`, `5 minimum`, `5 < x`; each read 5. `or more` and the like are a bound wherever
+# they stand (`5 or more rotatable bonds`, `140 or more indicates ...`), unless the word
+# after them makes them none (`_NOT_A_BOUND`: `180 g/mol or more precisely 180.2`, `2 or
+# less polar`, `and lower-lying orbitals`, `and above all`); `max` / `minimum` end their
+# clause (`_CLAUSE_END`), and a `max` in brackets is all they hold (`5.2 (max. abs. error
+# 0.1)` is no bound); `min` alone is minutes, no bound.
 _CLAUSE_END = r"(?=[^\S\n]*(?:$|\n|[.,;:!?)\]}*_\"'”’<~])|[^\S\n]+-(?:\s|$))"
+_NOT_A_BOUND = (r"(?!-[^\W\d_]|[^\S\n]+(?:precisely|exactly|accurately|specifically|correctly|likely|probably"
+                r"|polar|soluble|lipophilic|hydrophilic|stable|reactive|all|it|that|this)\b)")
 _BOUND_AFTER = re.compile(r"""^(?:
     \+(?![\d(/-]|\.\d)                           # `5+`, not `5+/-0.1` (an uncertainty) or `5+3`
   | \s*(?:\(\s*)?(?: (?: (?:or|and)\s+(?:more|less|greater|fewer|higher|lower|larger|smaller|bigger|above
                                        |below|over|under|beyond|up|upwards?|down|downwards?)\b
-                        | at\s+(?:least|most)\b ) """ + _CLAUSE_END + r"""
+                        | at\s+(?:least|most)\b ) """ + _NOT_A_BOUND + r"""
                     | (?:max(?:imum)?|minimum)\.?\s*\) )
   | \s*(?:max(?:imum)?|minimum)\b""" + _CLAUSE_END + r"""
   | [^\S\n]*(?:[≤≥≲≳⩽⩾≦≧≪≫≮≯≰≱]|[<>]=?(?=\s|$|[+-]?\.?\d)) )""", re.IGNORECASE | re.VERBOSE)
@@ -375,14 +381,19 @@ def _lone_marker(text: str, match: "re.Match", markers: Tuple[frozenset, frozens
     line starts so) is one: where the first value after it on its line follows it directly
     (`1) -5.2 eV`) or follows a word or sign a value follows (`1. The HOMO is -5.2 eV`, `1.
     LogP: 2.1`). Else it is the value: `350. The molecule has 3 rings.`, `3. It has a
-    hydroxyl group.` Looks at that line only."""
-    line_end = text.find("\n", match.end())
-    line_end = len(text) if line_end < 0 else line_end
+    hydroxyl group.` Looks at that line only; `1.`, which opens a list, is one wherever a
+    value follows it (`1. LogP 2.1`, `1. The LogP is:\n2.1`)."""
     gap_start = match.end() + 1  # after the `.` or `)`
+    opens = match.group("mant") == "1"  # `1.` opens a list: `1. LogP 2.1`, `1. The LogP is:\n2.1` read 1
+    line_end = text.find("\n", match.end())
+    # (a lone `1.` is one per answer, `_markers`: looking past its line once stays linear)
+    line_end = len(text) if line_end < 0 or opens else line_end
     for later in _NUMBER.finditer(text, gap_start, line_end):
         if _not_a_value(text, later, markers):
             continue
-        return (not text[gap_start:later.start()].strip()
+        # another number so placed is a value with a sentence after it, unless the value
+        # follows at once or a value's cue
+        return (opens or not text[gap_start:later.start()].strip()
                 or bool(_VALUE_CUE.search(text, max(gap_start, later.start() - _VALUE_CUE_REACH), later.start())))
     return False
 
@@ -419,9 +430,9 @@ def _not_a_value(text: str, match: "re.Match", markers: Tuple[frozenset, frozens
 
 def _enumeration(text: str, start: int, end: int) -> bool:
     """Whether a whole number numbers a step, table, ... (`_ENUMERATION_BEFORE`): the word
-    capitalised or at a line's start, the number followed by `:`, `.`, `)` or the line's end."""
+    capitalised or at a line's start, and more text after the number."""
     word = _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
-    if not word or not _ENUMERATION_AFTER.match(text, end):
+    if not word or not _ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH):
         return False
     return word.group(0)[0].isupper() or bool(_LINE_START_BEFORE.search(text, max(0, word.start() - 8),
                                                                           word.start()))
