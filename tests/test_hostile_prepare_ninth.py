@@ -61,11 +61,13 @@ def test_chebi20_trailing_tab_after_a_blank_description_is_still_a_blank_descrip
     assert isinstance(error, SourceError) and error.id == "chebi20-train-12" and "blank description" in error.reason
 
 
-def test_chebi20_mm_trailing_comma_is_no_field_and_a_wide_row_is_named_by_its_cid(tmp_path):
+def test_chebi20_mm_wide_row_is_named_by_its_cid_and_says_what_is_extra(tmp_path):
+    # a trailing empty field is not dropped here (review): the release leaves columns blank, so a
+    # stray comma would shift the row's fields without a word
     with open(tmp_path / "train.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(chebi20_mm.HEADER)
-        writer.writerow(["9", "CCO", "Ethanol.", "20.2", "", "", "", "", ""])  # "...,,," a trailing comma
+        writer.writerow(["9", "CCO", "Ethanol.", "20.2", "", "", "", ""])
         writer.writerow(["10", "CC", "Ethane.", "0", "", "", "", "", "stray"])
     out = read("chebi20-mm", tmp_path, tasks="description")
     got, bad = items(out), errors(out)
@@ -74,12 +76,15 @@ def test_chebi20_mm_trailing_comma_is_no_field_and_a_wide_row_is_named_by_its_ci
                                                  "SELFIES")
 
 
-def test_csv_trailing_comma_is_no_field(tmp_path):
-    (tmp_path / "t.csv").write_text("smiles,y\nCCO,1,\nCCN,2,,\nCC,3,x\n")
-    out = read("csv", tmp_path / "t.csv", label_columns="y")
-    assert sorted(items(out)) == ["t#0:property:y", "t#1:property:y"]
-    assert errors(out)["t#2"].reason == ("row 2 (line 4) has 3 fields, the header 2: a 3rd field 'x' after the "
-                                         "column 'y'")
+def test_csv_row_wider_than_its_header_is_refused_saying_what_is_extra(tmp_path):
+    # review: `CCN,1,5,` under smiles,y,z (a decimal comma, an empty z) was read as y=1, z=5 once a trailing
+    # empty cell was dropped; a table's last column may be empty, so a wide row stays an error
+    (tmp_path / "t.csv").write_text("smiles,y,z\nCCO,1,2\nCCN,1,5,\nCC,3,4,x\n")
+    out = read("csv", tmp_path / "t.csv", label_columns="y,z")
+    assert sorted(items(out)) == ["t#0:property:y", "t#0:property:z"]
+    assert errors(out)["t#1"].reason == "row 1 (line 3) has 4 fields, the header 3: a 4th field '' after the column 'z'"
+    assert errors(out)["t#2"].reason == ("row 2 (line 4) has 4 fields, the header 3: a 4th field 'x' after the "
+                                         "column 'z'")
 
 
 def test_prepare_keeps_the_trailing_tab_row(tmp_path):
@@ -95,25 +100,33 @@ def test_prepare_keeps_the_trailing_tab_row(tmp_path):
 # --- 2. invisible format characters at the ends of a text -----------------------------
 
 
-@pytest.mark.parametrize("end", ["\u202e", "\u200b", "\u200e", "\u200f", "\u202a", "\u202c", "\u2066",
-                                 "\u2069", "\u2060", "\ufeff", " \u202e\u200b \t"])
-def test_conversation_trims_invisible_format_characters_at_the_ends(end):
-    human, gpt = conversation(f"{end}Describe it.{end}", f"{end}The molecule is acetic acid.{end}")
+@pytest.mark.parametrize("start, end", [("", "\u202e"), ("\u200b", "\u200b"), ("", "\u202a"), ("\u202c", ""),
+                                        ("", "\u2066"), ("\u2069", ""), ("\u2060", "\u2060"), ("\ufeff", "\ufeff"),
+                                        (" \u200b\t", " \u202e\u200b \t")])
+def test_conversation_trims_inert_invisible_characters_at_the_ends(start, end):
+    human, gpt = conversation(f"{start}Describe it.{end}", f"{start}The molecule is acetic acid.{end}")
     assert gpt["value"] == "The molecule is acetic acid."
     assert human["value"] == "<image>\nDescribe it."
 
 
-def test_bidi_controls_inside_a_text_are_kept():
+def test_bidi_controls_inside_a_text_and_meaningful_ones_at_its_ends_are_kept():
     inner = "The name \u2067\u05d0\u05d1\u2069 is Hebrew; \u202eRLO\u202c here."
     assert conversation("Describe it.", inner)[1]["value"] == inner
-    assert prompts.trimmed(" \u200f" + inner + "\u200e ") == inner
+    # review: a leading RLM sets the paragraph's direction, an isolate around the first or last words is a
+    # pair, an Arabic number sign and an emoji tag sequence are visible: none is trimmed
+    for kept in ("\u200fThe name is Hebrew.\u200e", "\u2067\u05d0\u05d1\u2069 is its name",
+                 "its name is \u2067\u05d0\u05d1\u2069", "\u0600123", "a flag \U0001f3f4\U000e0067\U000e0062\U000e007f"):
+        assert prompts.trimmed(kept) == kept, repr(kept)
+    assert prompts.trimmed(" \u200b" + inner + "\u200b ") == inner
 
 
-def test_trimmed_agrees_with_blank_and_keeps_the_answer_rules():
-    for text in ("", " ", "\u200b\u200b", "\u202e \n", "a", " a\u200b", "\u200ba b\u200b"):
-        assert blank(text) == (prompts.trimmed(text) == "")
+def test_trimmed_empties_only_blank_texts_and_keeps_the_answer_rules():
+    for text in ("", " ", "\u200b\u200b", "\u202c \n\u202e", "a", " a\u200b", "\u200ba b\u200b", "\u200f"):
+        assert prompts.trimmed(text) != "" or blank(text), repr(text)
     with pytest.raises(ValueError, match="empty answer"):
         conversation("Describe it.", "\u200b\u202e ")
+    with pytest.raises(ValueError, match="empty answer"):
+        conversation("Describe it.", "\u200f")  # blank, though trimmed keeps a direction mark
     with pytest.raises(ValueError, match="empty instruction"):
         conversation("<image>\u200b", "An answer.")
     # a leading line break hidden behind an invisible character is trimmed with it: the
@@ -134,7 +147,7 @@ def test_the_image_token_still_moves_to_the_front():
 def test_prepare_trims_a_bidi_override_at_the_end_of_a_chebi20_description(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "train.txt").write_text(HEADER_TSV + "704\tCC(=O)O\tThe molecule is acetic acid. \u202e\r\n"
-                                               "705\tCCN\t\u200fThe molecule is ethylamine.\ufeff\r\n")
+                                               "705\tCCN\t\u200bThe molecule is ethylamine.\ufeff\r\n")
     out = tmp_path / "o"
     assert prepare("--format", "chebi20", "--input", tmp_path / "in", "--out", out, *RUN)[0] == 0
     answers = {r["id"]: r["conversations"][1]["value"] for r in records(out / "train.json")}
@@ -143,7 +156,7 @@ def test_prepare_trims_a_bidi_override_at_the_end_of_a_chebi20_description(tmp_p
 
 
 def test_prepare_trims_a_csv_text_column(tmp_path):
-    (tmp_path / "t.csv").write_text("smiles,description\nCCO,\u2066Ethanol.\u2069\n")
+    (tmp_path / "t.csv").write_text("smiles,description\nCCO,\u2069Ethanol.\u2066\n")  # a closer first, an opener last
     out = tmp_path / "o"
     assert prepare("--format", "csv", "--input", tmp_path / "t.csv", "--out", out, *RUN,
                    "--text-columns", "description")[0] == 0

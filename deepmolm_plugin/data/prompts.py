@@ -116,7 +116,7 @@ def conversation(instruction: str, answer: str) -> List[Dict[str, str]]:
     # (`trimmed`): a description ending in U+202E (RIGHT-TO-LEFT OVERRIDE) trained the model
     # to write one. Inside a text they stay (bidi controls are legitimate in RTL text).
     text = trimmed(without_image_token(instruction))
-    if not text:
+    if not text or blank(text):
         raise ValueError(f"empty instruction {instruction!r}")
     if not isinstance(answer, str) or blank(answer):
         raise ValueError(f"empty answer {answer!r}")
@@ -143,24 +143,32 @@ def blank(text: str) -> bool:
     category Cf: zero-width space U+200B, the direction marks U+200E/F and U+202A-E, word
     joiner U+2060, BOM U+FEFF), which str.strip() keeps. The one emptiness rule for a typed
     question (chat CLI, GUI: `empty_question`) and a record's turn."""
-    return all(map(_invisible, text))
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
-def _invisible(c: str) -> bool:
-    return c.isspace() or unicodedata.category(c) == "Cf"
+# What `trimmed` removes at a text's ends besides white space: characters that do nothing
+# there. Zero-width space / non-joiner / joiner, word joiner and BOM at either end; a bidi
+# control that opens an embedding, override or isolate (LRE, RLE, LRO, RLO, LRI, RLI, FSI) at
+# the end, where it opens nothing, and one that closes one (PDF, PDI) at the start, where it
+# closes nothing. Kept: the direction marks U+200E/F (a leading RLM sets the paragraph's
+# direction), a pair of controls around the text's first or last words, the visible format
+# characters (Arabic number signs U+0600-0605, U+06DD) and emoji tag sequences.
+_INERT = "\u200b\u200c\u200d\u2060\ufeff"
+_INERT_AT_START = _INERT + "\u202c\u2069"
+_INERT_AT_END = _INERT + "\u202a\u202b\u202d\u202e\u2066\u2067\u2068"
 
 
 def trimmed(text: str) -> str:
-    """`text` without the white space and invisible format characters (`blank`'s) at its
-    ends: what str.strip() does, for the characters it keeps (U+200B, U+200E/F, U+202A-E,
-    U+2060, U+2066-9, U+FEFF...). The ends of a record's instruction and answer
-    (`conversation`): a source text ending in U+202E trained the model to write one. The
-    characters inside are kept (bidi controls are legitimate in right-to-left text).
-    ``blank(t)`` is ``not trimmed(t)``."""
+    """`text` without the white space and inert invisible characters (`_INERT_AT_START`,
+    `_INERT_AT_END`) at its ends: the ends of a record's instruction and answer
+    (`conversation`): a source text ending in U+202E (RIGHT-TO-LEFT OVERRIDE) trained the
+    model to write one; str.strip() keeps such characters. The characters inside are kept
+    (bidi controls are legitimate in right-to-left text). A text `trimmed` leaves empty is
+    `blank`; `blank` also takes texts of direction marks alone."""
     start, end = 0, len(text)
-    while start < end and _invisible(text[start]):
+    while start < end and (text[start].isspace() or text[start] in _INERT_AT_START):
         start += 1
-    while end > start and _invisible(text[end - 1]):
+    while end > start and (text[end - 1].isspace() or text[end - 1] in _INERT_AT_END):
         end -= 1
     return text[start:end]
 

@@ -19,7 +19,7 @@ item (not an error). A row the csv module cannot parse (a field over
 ``csv.field_size_limit()``), a row with the wrong number of fields or a non-numeric CID, a
 blank SMILES, description or polararea (columns the release never leaves blank) and a
 property that is not a finite number are ``SourceError``s (a row of the wrong width is named
-by its CID when it has one). Trailing empty fields (``...,[F][C],``) end the row.
+by its CID when it has one).
 
 Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option
 ``image_dir`` (a cache folder), each row's picture is extracted there once, as
@@ -44,7 +44,7 @@ from typing import Iterator, Optional
 
 from ...csv_table import csv_rows, plain_number
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, field_count_problem, option_list,
-                   register_reader, undecodable, without_trailing_blanks)
+                   register_reader, undecodable)
 from .chebi20 import choose_splits, collapse_backslashes, split_files, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
@@ -202,9 +202,9 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
                 yield SourceError(f"chebi20-mm-{split}-{unique(seen, f'line{line}')}", "read",
                                   f"line {line}: bytes that are not UTF-8")
                 continue
-            # A trailing comma (an export artefact) ends the row; a row of the wrong width is
-            # named by its CID when its first field is one (was: by its line only).
-            fields = without_trailing_blanks(fields, len(HEADER))
+            # A row of the wrong width is named by its CID when its first field is one (was: by
+            # its line only). A trailing empty field is not dropped: the release leaves columns
+            # blank (IUPAC name, xlogp), so a stray comma in a row would shift its fields.
             cid = fields[0].strip()
             ok_cid = cid.isascii() and cid.isdigit()
             key = unique(seen, cid if ok_cid else f"line{line}")  # a repeated CID: -2, -3 ...

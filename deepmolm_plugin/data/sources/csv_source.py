@@ -19,8 +19,8 @@ Options (from the ``deepmolm-prepare`` command line):
 
 Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
 reason), that holds bytes that are not UTF-8, whose split is blank or not a plain name,
-that has the wrong number of fields (trailing empty cells past the header's, a
-trailing comma, aside), that the csv module cannot parse (a field over
+that has the wrong number of fields (the message says what is past the header's columns),
+that the csv module cannot parse (a field over
 ``csv.field_size_limit()``), or that has no label or text at all is one ``SourceError``
 naming the row; a label that is not a finite number
 (or not written in plain decimals: ``1_000``) is a ``SourceError`` for that item. A named
@@ -48,7 +48,7 @@ from ...molecule.errors import MoleculeTooLarge
 from ..prompts import TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, field_count_problem, id_problem, option_name,
-                   register_reader, repeated_id, split_problem, undecodable, without_trailing_blanks)
+                   register_reader, repeated_id, split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
@@ -218,7 +218,9 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
 
 def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict, ids: dict):
     row_id = f"{path.stem}#{index}"
-    fields = without_trailing_blanks(fields, len(header))  # "a,b,c," ends at the last comma, no 4th cell
+    # (a trailing empty cell is not dropped here, as the chebi20 reader drops a trailing tab: a
+    # table's last column may be empty, and `CCN,1,5,` under smiles,y,z, a decimal comma and an
+    # empty z, was read as y=1, z=5)
     # White space around the cell is trimmed, as around every cell of the row (Excel and
     # hand-written files pad them: refusing " r1" failed whole files); what is left must be
     # an id `id_problem` takes (a tab or an invisible character inside it), and two cells
