@@ -235,11 +235,11 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
         try:
             output = generate(inputs, *args, **kwargs)
         except PromptTooLong as e:  # said, and the chat goes on: the question is left out of the history
-            if answered:  # earlier turns fill the prompt: "ask a shorter question" could not help, and
-                # every later question was refused with it until the chat was ended
-                print(f"\nerror: this chat, with its earlier turns, is {e.positions} positions long, more than this "
-                      f"model's context of {e.limit}: no question fits any more; end the chat (an empty line) and "
-                      "start a new one", file=sys.stderr)
+            if answered:  # earlier turns are in the prompt: "ask a shorter question" alone did not say
+                # that they count (when they fill it, every later question was refused with it)
+                print(f"\nerror: this question with the chat's earlier turns is {e.positions} positions long, more "
+                      f"than this model's context of {e.limit}: ask a shorter question, or end the chat (an empty "
+                      "line) and start a new one", file=sys.stderr)
             else:
                 print(f"\nerror: {e}", file=sys.stderr)
             return inputs  # no new tokens: the host stores an empty reply (`history_messages` drops the turn)

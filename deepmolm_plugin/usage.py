@@ -268,7 +268,9 @@ def at_least(value: Optional[float], option: str, minimum: float = 1) -> None:
 def number_kind(value) -> str:
     """How an option's refusal names what it takes: a count (argparse's int) is "a whole
     number" (`--freesolv 0` was told it must be "a finite number"), else "a finite number"."""
-    return "a whole number" if isinstance(value, int) and not isinstance(value, bool) else "a finite number"
+    import numbers
+
+    return "a whole number" if isinstance(value, numbers.Integral) and not isinstance(value, bool) else "a finite number"
 
 
 def shortened(text: str, limit: int = 80) -> str:

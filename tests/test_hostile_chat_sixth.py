@@ -305,8 +305,8 @@ def test_chat_cli_says_when_the_earlier_turns_fill_the_context(capsys):
     assert chat(torch.tensor([[1]])).tolist() == [[7]]
     assert chat(torch.tensor([[1, 2]])).tolist() == [[1, 2]]  # nothing new: the host stores an empty reply
     err = capsys.readouterr().err
-    assert "error: this chat, with its earlier turns, is 281 positions long, more than this model's context of " \
-           "256: no question fits any more; end the chat (an empty line) and start a new one" in err, err
+    assert "error: this question with the chat's earlier turns is 281 positions long, more than this model's " \
+           "context of 256: ask a shorter question, or end the chat (an empty line) and start a new one" in err, err
     first = bind_model_inputs(lambda inputs=None, **kw: (_ for _ in ()).throw(PromptTooLong("the prompt is 300 "
                                                                                           "positions long", 300, 256)),
                               model, None)

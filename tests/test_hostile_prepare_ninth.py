@@ -202,6 +202,12 @@ def test_the_shard_count_is_kept_in_run_json_and_a_plain_run_may_finish(tmp_path
     assert json.loads((out / ".progress" / "run.json").read_text())["shards"] == 2
     assert prepare(*shard_args(tmp_path, out, "--shard", "0/4"))[0] == 2  # no marker of N=2 needed: run.json
     assert "setting shards: 2 -> 4" in capsys.readouterr().err
+    # (second review) an array cancelled before any of its shards finished, resubmitted with another N: told
+    # that forgetting the recorded N lets it go on
+    (out / ".progress" / "shard-1-of-2.json").rename(tmp_path / "marker")
+    assert prepare(*shard_args(tmp_path, out, "--shard", "0/4"))[0] == 2
+    assert "or delete .progress/run.json to start the array again with N=4" in capsys.readouterr().err
+    (tmp_path / "marker").rename(out / ".progress" / "shard-1-of-2.json")
     # without --shard: computes the rest, whatever N the shards had
     assert prepare(*shard_args(tmp_path, out))[0] == 0
     assert len(records(out / "train.json")) == 12

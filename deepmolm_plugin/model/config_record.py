@@ -91,8 +91,9 @@ def _edited_where(path: str) -> str:
     edited" sent the user to a file that holds the saved values."""
     try:
         on_disk = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # no such folder or file, or unreadable: the file is what was read
-        on_disk = None
+    except (OSError, ValueError):  # a Hub id, a subfolder, an unreadable file: which one cannot be told
+        return ("its settings are not those the model was saved with (config.json edited after saving, or other "
+                "values given to from_pretrained)")
     if isinstance(on_disk, dict) and not edited_settings(on_disk):
         return "the config or keyword arguments given to from_pretrained change settings the model was saved with"
     return "config.json was edited after the model was saved"

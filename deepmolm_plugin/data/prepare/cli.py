@@ -266,10 +266,14 @@ def check_shard_count(out: Output, run: Optional[dict], this_run: str, shard: Tu
     if others:
         m = run[SHARDS] if run is not None and run.get(SHARDS) in others else min(others)
         named = "; ".join(f"N={k}: {', '.join(v)}" for k, v in sorted(others.items()))
+        # no shard of the other N finished (an array cancelled and resubmitted with another N):
+        # forgetting the recorded N lets the new array go on (committed chunks are kept)
+        restart = (f", or delete {PROGRESS}/run.json to start the array again with N={n}"
+                   if all(v == [f"{PROGRESS}/run.json"] for v in others.values()) else "")
         raise PrepareError(f"--out {out.root} holds shards of this run started with another N (setting shards: "
                            f"{m} -> {n}; {named}): every task of an array needs the same N; give this one "
-                           f"--shard {shard[0] if shard[0] < m else 'I'}/{m}, or run once without --shard to "
-                           "compute the remaining chunks here (committed ones are kept)")
+                           f"--shard {shard[0] if shard[0] < m else 'I'}/{m}{restart}, or run once without --shard "
+                           "to compute the remaining chunks here (committed chunks are kept)")
 
 
 def read_manifest(out: Output) -> Optional[dict]:
