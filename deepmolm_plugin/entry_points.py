@@ -36,8 +36,25 @@ def as_script(main, prog: str) -> None:
     """`python -m <tool>`'s end: main() under the console scripts' guard, then exit with its
     status. Each tool imports torch and the host inside main: a Ctrl-C in the first seconds
     of `python -m deepmolm_plugin.cli` or `.train` was a KeyboardInterrupt traceback of
-    25-77 lines and exit status -2 (the console scripts had the guard, `python -m` not)."""
-    sys.exit(_guarded(main, prog))
+    25-77 lines and exit status -2 (the console scripts had the guard, `python -m` not).
+
+    After a Ctrl-C the process ends with os._exit(130), once the exit handlers have run and
+    the streams are flushed: a KeyboardInterrupt raised inside code a C extension runs while
+    it is imported (torch, in the first second) leaves CPython's "unhandled Ctrl-C" mark set
+    even though it is caught here, and a plain exit then killed the process with SIGINT
+    (status -2 after the one-line message)."""
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{prog}: interrupted\n")
+        import atexit
+        import os
+
+        atexit._run_exitfuncs()  # what a normal exit runs: temporary folders, loggers, ...
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
 
 
 def prepare():

@@ -30,31 +30,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads
 
 
 # ------------------------------------------------- classification: one class in a training subset
-def test_a_seed_whose_training_subset_has_one_class_is_refused_before_anything_is_written(tmp_path):
+@pytest.mark.parametrize("task, label, refusal", [
     # rows 38 and 39 are the only positives; the random split of seed 21 puts both in valid/test
-    data = _csv(tmp_path / "rare.csv", ["smiles", "y"], [(s, int(i >= 38)) for i, s in enumerate(FORTY)])
+    ("classification", int, r"holds only class 0 of classification target 'y' \(0 of the 2 molecules of class 1; 38 "
+                            r"of class 0 in all\): .*more molecules of class 1, a larger TRAIN fraction"),
+    # 2026-12-06: rows 38 and 39 are the only values other than 0.0; seed 21's model was trained on a constant
+    # and its test error averaged in, exit 0
+    ("regression", float, r"holds only the value 0 of regression target 'y' \(2 of its 40 labels differ, all in "
+                          r"valid/test\): trained on a constant"),
+])
+def test_a_seed_whose_training_subset_has_one_label_is_refused_before_anything_is_written(tmp_path, task, label,
+                                                                                           refusal):
+    data = _csv(tmp_path / "rare.csv", ["smiles", "y"], [(s, label(i >= 38)) for i, s in enumerate(FORTY)])
     out = tmp_path / "run"
-    with pytest.raises(SystemExit, match=r"^seed 21: the train subset \(\d+ molecules\) holds only class 0 of "
-                                         r"classification target 'y' \(0 of the 2 molecules of class 1; 38 of "
-                                         r"class 0 in all\): .*more molecules of class 1, a larger TRAIN fraction"):
-        kcli.main(_run(data, out, task="classification", extra=["--seeds", "22", "--epochs", "1"]))
+    with pytest.raises(SystemExit, match=r"^seed 21: the train subset \(\d+ molecules\) " + refusal):
+        kcli.main(_run(data, out, task=task, extra=["--seeds", "22", "--epochs", "1"]))
     assert not out.exists()
-    # seeds 0..20 all hold a positive in train: those runs go on
-    assert kcli.main(_run(data, out, task="classification", extra=["--seeds", "2", "--epochs", "1"])) in (0, 1)
-    assert (out / "results.json").is_file()
-
-
-def test_a_seed_whose_training_subset_has_one_regression_value_is_refused(tmp_path):
-    # 2026-12-06: rows 38 and 39 are the only values other than 0.0; seed 21 puts both in valid/test, so its
-    # model was trained on a constant and its test error averaged in, exit 0
-    data = _csv(tmp_path / "flat.csv", ["smiles", "y"], [(s, float(i >= 38)) for i, s in enumerate(FORTY)])
-    out = tmp_path / "run"
-    with pytest.raises(SystemExit, match=r"^seed 21: the train subset \(\d+ molecules\) holds only the value 0 of "
-                                         r"regression target 'y' \(2 of its 40 labels differ, all in valid/test\): "
-                                         r"trained on a constant"):
-        kcli.main(_run(data, out, extra=["--seeds", "22", "--epochs", "1"]))
-    assert not out.exists()
-    assert kcli.main(_run(data, out, extra=["--seeds", "2", "--epochs", "1"])) in (0, 1)
+    # seeds 0..20 all hold another label in train: those runs go on
+    assert kcli.main(_run(data, out, task=task, extra=["--seeds", "2", "--epochs", "1"])) in (0, 1)
     assert (out / "results.json").is_file()
 
 

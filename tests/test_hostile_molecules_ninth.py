@@ -210,23 +210,18 @@ def test_an_image_path_goes_on_as_text_for_the_caller_to_open(tmp_path):
 WATER = [[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]]
 
 
-def test_water_in_nanometres_is_named_as_such():
-    resolver = InputResolver()
-    with pytest.raises(InputError) as info:
-        resolver.resolve({"atoms": ["O", "H", "H"], "coordinates": np.multiply(WATER, 0.1).tolist()}, "water",
-                         depiction=False)
+@pytest.mark.parametrize("factor, first, slip", [
     # was: "Unable to determine valence of atom 0 with atomic number 8 and 0 bonds"
-    assert str(info.value).startswith("record 'water': atoms O1 and H2 are 0.096 A apart")
-    assert "are the coordinates in nanometres? they must be in angstrom" in str(info.value)
-
-
-def test_water_in_bohr_is_named_as_such():
+    (0.1, "atoms O1 and H2 are 0.096 A apart", "nanometres"),
+    (1.8897, "O1 has no atom within bonding distance (nearest 1.81 A, H2)", "bohr"),
+])
+def test_water_in_other_units_is_named_as_such(factor, first, slip):
     resolver = InputResolver()
     with pytest.raises(InputError) as info:
-        resolver.resolve({"atoms": ["O", "H", "H"], "coordinates": np.multiply(WATER, 1.8897).tolist()}, "water",
+        resolver.resolve({"atoms": ["O", "H", "H"], "coordinates": np.multiply(WATER, factor).tolist()}, "water",
                          depiction=False)
-    assert str(info.value).startswith("record 'water': O1 has no atom within bonding distance (nearest 1.81 A, H2)")
-    assert "are the coordinates in bohr? they must be in angstrom" in str(info.value)
+    assert str(info.value).startswith(f"record 'water': {first}")
+    assert f"are the coordinates in {slip}? they must be in angstrom" in str(info.value)
 
 
 def test_heavy_atoms_and_xyz_files_in_other_units_are_named_too(tmp_path):
