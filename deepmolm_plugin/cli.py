@@ -51,6 +51,11 @@ process only:
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.cli", "python -m deepmolm_plugin.cli")
+
 import argparse
 import contextlib
 import functools
@@ -510,8 +515,3 @@ def main(argv=None) -> None:
             print("\ninterrupted", file=sys.stderr)
             raise SystemExit(130) from None
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.cli")

@@ -23,6 +23,11 @@ step 5 says how much, whatever it shows. The full-scale commands are in the READ
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.demo", "python -m deepmolm_plugin.demo")
+
 import argparse
 import csv
 import functools
@@ -325,8 +330,3 @@ def demo(args, out: Path) -> None:
           f"molecule lands near the training median, and few distinct answers mean it did not read the molecule. "
           f"{out / 'eval'} has every answer.)")
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.demo")

@@ -3,58 +3,58 @@ its own entry function, so a Ctrl-C while the chemistry and torch stack loads (t
 second or two of every tool) is one line and exit status 130, as it is once the tool
 runs; it was a 25-line KeyboardInterrupt traceback from inside an import. A Ctrl-C the
 tool does not catch itself (or a second one, while it cleans up) is one line and 130 too;
-`python -m <tool>` ends through the same guard (`as_script`)."""
+`python -m <tool>` starts through the same guard (`run_module`)."""
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
 
 
+def _exit(status: int):
+    """How an interrupted tool's process ends (tests replace it): what a normal exit runs
+    (temporary folders, loggers), the streams flushed, then os._exit."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _interrupted(prog: str, when: str = ""):
+    """One line, then exit status 130 through os._exit (`_exit`): a KeyboardInterrupt
+    raised inside code a C extension runs while it is imported (torch, in the first
+    second) leaves CPython's "unhandled Ctrl-C" mark set even though it is caught here,
+    and a plain exit then killed the process with SIGINT (status -2 after the one line)."""
+    sys.stderr.write(f"{prog}: interrupted while starting\n" if when == "starting" else f"\n{prog}: interrupted\n")
+    return _exit(130)
+
+
 def _run(module: str, function: str, prog: str):
+    """Import the tool, run its entry function and return its exit status. A Ctrl-C while
+    it imports, or one the tool does not catch itself (its heavy imports inside main, or a
+    second one while it cleans up after a first: a traceback from its `finally`), ends the
+    process with one line and status 130. Tools say what a Ctrl-C kept where they can."""
     try:
         main = getattr(importlib.import_module(module), function)
     except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted while starting\n")
-        return 130
-    return _guarded(main, prog)
-
-
-def _guarded(main, prog: str):
-    """main()'s exit status; a Ctrl-C it lets through is one line and 130."""
+        return _interrupted(prog, "starting")
     try:
         return main()
     except KeyboardInterrupt:
-        # Tools say what a Ctrl-C kept where they can; one that reaches here came where a
-        # tool does not catch it (its heavy imports, inside main, in the first seconds), or
-        # while it cleaned up after a first one (a traceback from its `finally`)
-        sys.stderr.write(f"\n{prog}: interrupted\n")
-        return 130
+        return _interrupted(prog)
 
 
-def as_script(main, prog: str) -> None:
-    """`python -m <tool>`'s end: main() under the console scripts' guard, then exit with its
-    status. Each tool imports torch and the host inside main: a Ctrl-C in the first seconds
-    of `python -m deepmolm_plugin.cli` or `.train` was a KeyboardInterrupt traceback of
-    25-77 lines and exit status -2 (the console scripts had the guard, `python -m` not).
-
-    After a Ctrl-C the process ends with os._exit(130), once the exit handlers have run and
-    the streams are flushed: a KeyboardInterrupt raised inside code a C extension runs while
-    it is imported (torch, in the first second) leaves CPython's "unhandled Ctrl-C" mark set
-    even though it is caught here, and a plain exit then killed the process with SIGINT
-    (status -2 after the one-line message)."""
-    try:
-        status = main()
-    except KeyboardInterrupt:
-        sys.stderr.write(f"\n{prog}: interrupted\n")
-        import atexit
-        import os
-
-        atexit._run_exitfuncs()  # what a normal exit runs: temporary folders, loggers, ...
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
-    sys.exit(status)
+def run_module(module: str, prog: str, function: str = "main") -> None:
+    """`python -m <tool>`: called at the top of the tool's module, before its imports, when
+    it runs as __main__. The tool is imported again under its own name, under the console
+    scripts' guard, and its entry function runs; the process exits with its status and
+    never returns to the half-run __main__ copy. A Ctrl-C while `python -m
+    deepmolm_plugin.demo` (`make demo`), `.eval.model_vqa` or `.eval.report` imported torch,
+    RDKit or open_clip at module level was a 14-line KeyboardInterrupt traceback and exit
+    status -2 (the guard used to start at main)."""
+    sys.exit(_run(module, function, prog))
 
 
 def prepare():

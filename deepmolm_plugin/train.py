@@ -33,6 +33,11 @@ tokenizer (`check_template`), is one line on stderr (`python -m deepmolm_plugin.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.train", "python -m deepmolm_plugin.train")
+
 import argparse
 import atexit
 import dataclasses
@@ -1267,8 +1272,3 @@ def seed_model_init(argv) -> None:
     seed = option_value(argv, "seed")
     set_seed(int(seed) if seed is not None else 42)  # 42: TrainingArguments' default seed
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.train")

@@ -6,6 +6,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,6 +57,7 @@ def test_console_scripts_start_their_tool_and_a_ctrl_c_while_it_loads_is_one_lin
         spec = importlib.util.find_spec(tool)
         assert spec is not None and f"def {main}(" in Path(spec.origin).read_text(), (prog, tool, main)
     monkeypatch.undo()
+    monkeypatch.setattr(entry_points, "_exit", lambda status: status)  # the process's end: os._exit
 
     def interrupted(name):
         raise KeyboardInterrupt
@@ -75,20 +78,68 @@ def test_console_scripts_start_their_tool_and_a_ctrl_c_while_it_loads_is_one_lin
     assert capsys.readouterr().err == "\ndeepmolm-prepare: interrupted\n"
 
 
-def test_every_python_m_tool_ends_through_the_interrupt_guard():
-    # 2026-12-06: `python -m deepmolm_plugin.cli` / `.train` (the README's commands) imported torch and the
-    # host inside main without the console scripts' guard: a Ctrl-C in their first seconds was a 25-77 line
-    # KeyboardInterrupt traceback and exit status -2
+def _python_m_tools():
+    """{dotted module: its run_module call} for every module of the package with a __main__ block."""
     import ast
 
-    for path in (ROOT / "deepmolm_plugin").rglob("*.py"):
+    tools = {}
+    for path in sorted((ROOT / "deepmolm_plugin").rglob("*.py")):
         tree = ast.parse(path.read_text())
         mains = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
-        if path.name == "__main__.py" and not mains:  # a package's __main__ runs at import
-            mains = [tree]
-        for block in mains:
-            called = {ast.unparse(n.func) for n in ast.walk(block) if isinstance(n, ast.Call)}
-            assert called & {"as_script", "prepare"}, (path, called)
+        if mains:
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            tools[module] = (tree, mains)
+    return tools
+
+
+def test_every_python_m_tool_starts_through_the_interrupt_guard_before_its_imports():
+    # 2026-12-06: `python -m deepmolm_plugin.cli` / `.train` (the README's commands) imported torch and the
+    # host inside main without the console scripts' guard: a Ctrl-C in their first seconds was a 25-77 line
+    # KeyboardInterrupt traceback and exit status -2. A later session: the guard started at main, after the
+    # module's own imports (`make demo`'s first 3-8 s: torch and open_clip; model_vqa, report: 1 s)
+    import ast
+
+    tools = _python_m_tools()
+    assert {"deepmolm_plugin.demo", "deepmolm_plugin.train", "deepmolm_plugin.cli", "deepmolm_plugin.gui.__main__",
+            "deepmolm_plugin.eval.model_vqa", "deepmolm_plugin.eval.report"} <= set(tools)
+    for module, (tree, mains) in tools.items():
+        assert len(mains) == 1, module
+        body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        first = next(node for node in body if not (isinstance(node, ast.ImportFrom) and node.module == "__future__"))
+        assert first is mains[0], f"{module}: its __main__ block must come before its imports"
+        calls = [n for n in ast.walk(first) if isinstance(n, ast.Call) and ast.unparse(n.func) == "run_module"]
+        assert calls and ast.literal_eval(calls[0].args[0]) == module, module
+
+
+# Runs a tool as `python -m` does (runpy, run_name __main__) and interrupts it at the first import of a
+# module from outside the package once the guard has started: the moment a Ctrl-C lands in the first
+# seconds, made deterministic
+_INTERRUPT_AT_FIRST_IMPORT = """
+import os, runpy, signal, sys
+module = sys.argv[1]
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        guard = sys.modules.get("deepmolm_plugin.entry_points")
+        if hasattr(guard, "run_module") and not name.startswith("deepmolm_plugin"):
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = [module, "--help"]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+# their packages' own imports (RDKit, e3fp, torch) come before any line of the tool's module; their
+# console scripts (deepmolm-fingerprint, -render, -kflm2) are the documented way and are guarded
+_HEAVY_PACKAGES = {"deepmolm_plugin.molecule.tools", "deepmolm_plugin.property.cli"}
+
+
+@pytest.mark.parametrize("module", sorted(set(_python_m_tools()) - _HEAVY_PACKAGES))
+def test_a_ctrl_c_while_a_python_m_tool_imports_is_one_line(module):
+    process = subprocess.run([sys.executable, "-c", _INTERRUPT_AT_FIRST_IMPORT, module], capture_output=True,
+                             text=True, timeout=300, cwd=ROOT)
+    prog = "python -m " + module.removesuffix(".__main__")
+    assert (process.returncode, process.stderr, process.stdout) == (130, f"{prog}: interrupted while starting\n", "")
 
 
 def test_a_ctrl_c_while_the_training_launcher_starts_is_one_line():

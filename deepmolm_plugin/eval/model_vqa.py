@@ -64,6 +64,11 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.eval.model_vqa", "python -m deepmolm_plugin.eval.model_vqa")
+
 import argparse
 import collections
 import contextlib
@@ -739,8 +744,3 @@ def main(argv=None) -> None:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.eval.model_vqa")

@@ -29,6 +29,11 @@ other record is an error naming it, as is a missing or duplicated id, or a gpt t
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.eval.questions", "python -m deepmolm_plugin.eval.questions")
+
 import argparse
 import json
 import functools
@@ -266,8 +271,3 @@ def main(argv: Optional[List[str]] = None) -> None:
         usage.fail(parser.prog, f"OUT {out}: {e}")
     print(f"{len(questions)} questions -> {out}")
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.eval.questions")

@@ -21,6 +21,11 @@ does not load or whose tokens hold white space).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.eval.report", "python -m deepmolm_plugin.eval.report")
+
 import argparse
 import sys
 from pathlib import Path
@@ -129,8 +134,3 @@ def main(argv=None) -> None:
             print(f"note: {len(ids)} answer(s) {what}: {format_ids(ids)}", file=sys.stderr)
     print(f"\nwrote {Path(args.out) / 'metrics.json'}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.eval.report")

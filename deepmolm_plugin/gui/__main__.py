@@ -12,6 +12,11 @@ and exit status 2, before the model loads.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.gui.__main__", "python -m deepmolm_plugin.gui")
+
 import argparse
 import os
 import sys
@@ -115,8 +120,3 @@ def main(argv=None) -> None:
         raise SystemExit(f"{parser.prog}: error: {e}") from None
     print(f"{parser.prog}: {session.describe()}", flush=True)
     build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.gui")

@@ -30,6 +30,11 @@ Also runnable as ``python -m deepmolm_plugin.molecule.tools {fingerprint,render}
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.molecule.tools", "python -m deepmolm_plugin.molecule.tools")
+
 import argparse
 import contextlib
 import json
@@ -521,8 +526,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return tools[argv[0]](argv[1:])
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.molecule.tools")

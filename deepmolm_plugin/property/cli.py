@@ -42,6 +42,11 @@ several joined with ``+``; ``none`` to drop it), fused by ``--fusion concat|gate
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.property.cli", "python -m deepmolm_plugin.property.cli")
+
 import argparse
 import codecs
 import contextlib
@@ -997,8 +1002,3 @@ def undefined_test_metric(results_doc: dict) -> bool:
               file=sys.stderr)
     return bool(empty)
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.property.cli")

@@ -30,6 +30,11 @@ exactly how to install it.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.eval.metrics.wordnet", "python -m deepmolm_plugin.eval.metrics.wordnet")
+
 import argparse
 import gzip
 import os
@@ -243,8 +248,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise SystemExit(f"error: {e}") from e
     print(folder)
 
-
-if __name__ == "__main__":
-    from deepmolm_plugin.entry_points import as_script
-
-    as_script(main, "python -m deepmolm_plugin.eval.metrics.wordnet")
