@@ -219,7 +219,7 @@ def test_a_reference_starting_with_its_value_keeps_it():
     ("-5.2 eV and lower-lying orbitals", -5.2),
     ("180 g/mol and above all it is...", 180.0), ("-5.2 eV and below it lies HOMO-1 at -6.0 eV", -5.2),
     ("2 or so", 2.0), ("2 or 3D models", 2.0),
-    ("2.1 vs 3D predictions", 2.1),
+    ("2.1 vs 3D predictions", 2.1), ("2 or less polar than water", 2.0), ("LogP 2, or more lipophilic.", 2.0),
 ])
 def test_bound_and_choice_words_in_prose_are_no_bound(answer, value):
     """Was: None (each read its value before the bounds after the number were added)."""
@@ -235,6 +235,8 @@ def test_bound_and_choice_words_in_prose_are_no_bound(answer, value):
     "permeability", "a molecular weight of 500 or less according to Lipinski", "The HOMO is -5.2 eV or lower than "
     "that of benzene", "It is 3.5 at least according to XLogP3", "5 or more molecules", "350 at most atoms",
     "The complexity is 350 and up to 400 for isomers",
+    # an adjective before a noun counts it (a later session: "2 or more polar groups" read 2)
+    "It has 2 or more polar groups", "3 or more reactive sites", "2 or fewer soluble salts",
 ])
 def test_bounds_ending_their_clause_and_choices_stay_no_value(answer):
     assert numbers.parse_number(answer) is None

@@ -260,12 +260,16 @@ _RANGE_BEFORE = re.compile(r"\bbetween\s*$", re.IGNORECASE)
 # `5 (max)`, `5 minimum`, `5 < x`; each read 5. `or more` and the like are a bound wherever
 # they stand (`5 or more rotatable bonds`, `140 or more indicates ...`), unless the word
 # after them makes them none (`_NOT_A_BOUND`: `180 g/mol or more precisely 180.2`, `2 or
-# less polar`, `and lower-lying orbitals`, `and above all`); `max` / `minimum` end their
+# less polar.`, `and lower-lying orbitals`, `and above all`); `max` / `minimum` end their
 # clause (`_CLAUSE_END`), and a `max` in brackets is all they hold (`5.2 (max. abs. error
 # 0.1)` is no bound); `min` alone is minutes, no bound.
 _CLAUSE_END = r"(?=[^\S\n]*(?:$|\n|[.,;:!?)\]}*_\"'”’<~])|[^\S\n]+-(?:\s|$))"
+# An adjective after `or more` / `or less` compares (`2 or less polar`, `... polar than water`)
+# only where its clause ends or `than` follows; before a noun the words count it (`2 or more
+# polar groups` read 2).
 _NOT_A_BOUND = (r"(?!-[^\W\d_]|[^\S\n]+(?:precisely|exactly|accurately|specifically|correctly|likely|probably"
-                r"|polar|soluble|lipophilic|hydrophilic|stable|reactive|all|it|that|this)\b)")
+                r"|all|it|that|this)\b|[^\S\n]+(?:polar|soluble|lipophilic|hydrophilic|stable|reactive)\b"
+                r"(?:[^\S\n]+than\b|" + _CLAUSE_END + r"))")
 _BOUND_AFTER = re.compile(r"""^(?:
     \+(?![\d(/-]|\.\d)                           # `5+`, not `5+/-0.1` (an uncertainty) or `5+3`
   | \s*(?:\(\s*)?(?: (?: (?:or|and)\s+(?:more|less|greater|fewer|higher|lower|larger|smaller|bigger|above
