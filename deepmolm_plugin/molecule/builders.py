@@ -21,7 +21,7 @@ from rdkit.Geometry import Point3D
 from .bonds import bonds
 from .checks import NONMETALS, check_coordinates, check_perceived_orders, close_pairs
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
-from .errors import MoleculeError, as_notes, atom_names, one_based, rdkit_messages, with_messages
+from .errors import MoleculeError, as_notes, atom_names, one_based, rdkit_messages, rdkit_step, with_messages
 from .finish import finish
 from .matching import apply_smiles
 from .policy import MAX_ATOMS, check_options, early_cap, size_cap
@@ -237,12 +237,17 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
         raise MoleculeError(id, "no hydrogens in the coordinates: bond orders and charges cannot be perceived "
                                 "without them (pass smiles=, or use a format with bonds: SDF, MOL2)")
 
+    def perceive(bare: Chem.Mol) -> Chem.Mol:
+        mol = Chem.Mol(bare)  # a copy: a Ctrl-C in a worker that ignores it does this again
+        if smiles is None:
+            rdDetermineBonds.DetermineBonds(mol, charge=int(charge), embedChiral=False)
+        else:
+            rdDetermineBonds.DetermineConnectivity(mol)
+        return mol
+
     with rdkit_messages() as messages:
-        try:
-            if smiles is None:
-                rdDetermineBonds.DetermineBonds(mol, charge=int(charge), embedChiral=False)
-            else:
-                rdDetermineBonds.DetermineConnectivity(mol)
+        try:  # RDKit's bond-order search takes Ctrl-C itself: rdkit_step passes it on
+            mol = rdkit_step(lambda bare=mol: perceive(bare), messages)
         except (ValueError, RuntimeError) as error:
             hint = "" if has_h else " (no hydrogens in the coordinates: pass smiles=)"
             total = "" if smiles is not None else f" with total charge {charge}"

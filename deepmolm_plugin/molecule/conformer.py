@@ -40,6 +40,12 @@ Defined behaviours
   safety net far above what drug-like molecules need (well under a second), so their
   coordinates stay those of the seeded embedding, bit for bit; only a molecule near the
   limit can succeed on one machine and fail on a slower one.
+- Ctrl-C: RDKit's embedding takes SIGINT itself, stops and returns -1 as if it had failed;
+  its log line says so and ``KeyboardInterrupt`` is raised, with no second try (was: a false
+  "3D embedding failed", or the random-coordinates try's other conformer). In a process that
+  ignores SIGINT (deepmolm-prepare's workers) the cut-short try is made again
+  (``errors.rdkit_step``). MMFF94 leaves SIGINT to Python, which raises ``KeyboardInterrupt``
+  when it returns.
 - MMFF94 without parameters (most metals, some unusual valences): the ETKDGv3 geometry is
   kept unoptimised and a note says so (``require_mmff=True`` makes it an error instead).
   ETKDG geometries already have sensible bond lengths and angles, which is what E3FP's
@@ -62,7 +68,8 @@ from rdkit.Geometry import Point3D
 
 from .bonds import bonds
 from .canonical import canonical_copy
-from .errors import MoleculeError, as_notes, atom_names, bond_name, first_line, rdkit_messages, with_messages
+from .errors import (MoleculeError, as_notes, atom_names, bond_name, first_line, rdkit_messages, rdkit_step,
+                     with_messages)
 
 __all__ = [
     "CONFORMER_RULES", "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
@@ -305,7 +312,8 @@ def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: fl
                 if _RDKIT_TIMEOUT:
                     params.timeout = max(1, math.ceil(left))  # whole seconds; 0 would mean none
             try:
-                conf_id = rdDistGeom.EmbedMolecule(work, params)
+                # a Ctrl-C that EmbedMolecule took (it returns -1): KeyboardInterrupt, no retry
+                conf_id = rdkit_step(lambda: rdDistGeom.EmbedMolecule(work, params), messages)
             except (RuntimeError, ValueError) as error:  # RDKit invariant violations
                 reason = f"3D embedding failed: RDKit error: {first_line(error)}"
                 raise MoleculeError(id, reason) from error

@@ -19,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from typing import Callable, Iterator
+import signal
+from typing import Callable, Iterator, TypeVar
 
 from rdkit import rdBase
 
+T = TypeVar("T")
+
 __all__ = ["MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages",
-           "with_messages"]
+           "rdkit_step", "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -106,8 +109,13 @@ def rdkit_messages() -> Iterator[list[str]]:
     if not _routed:
         rdBase.LogToPythonLogger()
         _routed = True
+    error_log_off = not _collect.stack and "rdApp.error:disabled" in rdBase.LogStatus()
     if not _collect.stack:
         logging.getLogger("rdkit").addFilter(_collect)
+    if error_log_off:
+        # RDKit's error log is the only sign of a Ctrl-C it took (``rdkit_step``): a
+        # caller's rdBase.DisableLog("rdApp.error") or BlockLogs would hide it. Collected, not printed.
+        rdBase.EnableLog("rdApp.error")
     messages: list[str] = []
     _collect.stack.append(messages)
     try:
@@ -116,6 +124,47 @@ def rdkit_messages() -> Iterator[list[str]]:
         _collect.stack.remove(messages)
         if not _collect.stack:
             logging.getLogger("rdkit").removeFilter(_collect)
+        if error_log_off:
+            rdBase.DisableLog("rdApp.error")
+
+
+# RDKit's long computations take SIGINT themselves while they run (conformer embedding, bond
+# order perception, CIP labels, substructure search): they stop, log one of these lines and
+# return as if they had failed (EmbedMolecule -1) or finished (fewer matches). Python never
+# sees the Ctrl-C: it became a false "3D embedding failed", or a retry from random
+# coordinates that gave another conformer, and the batch went on.
+_INTERRUPTED = ("Interrupted, cancelling", "was interrupted")
+
+
+def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
+    """``step()``, one RDKit call made inside ``rdkit_messages()`` (``messages``), with a Ctrl-C
+    that RDKit took passed on as ``KeyboardInterrupt`` (was: the step's failure, or a cut-short
+    result). In a process that ignores SIGINT (deepmolm-prepare's workers: their parent acts
+    on the Ctrl-C) RDKit still takes it and cuts the step short: the step is done again, so
+    the worker's result is the uninterrupted one. RDKit's interrupt lines leave ``messages``.
+    ``step`` must not change its inputs when cut short (or work on a copy)."""
+    while True:
+        try:
+            result = step()
+        except (RuntimeError, ValueError) as error:  # the CIP labeller raises on a Ctrl-C
+            if _interrupted(messages, str(error)):
+                continue
+            raise
+        if not _interrupted(messages):
+            return result
+
+
+def _interrupted(messages: list[str], error: str = "") -> bool:
+    """Whether RDKit said it stopped for a Ctrl-C (removing its lines from ``messages``):
+    ``KeyboardInterrupt`` where this process acts on SIGINT, True (do it again) where it
+    ignores it."""
+    said = [line for line in [*messages, error] if any(marker in line for marker in _INTERRUPTED)]
+    if not said:
+        return False
+    messages[:] = [line for line in messages if line not in said]
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return True
+    raise KeyboardInterrupt
 
 
 _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 import socket
 import uuid
 from collections import OrderedDict
@@ -129,6 +130,18 @@ def _given(value) -> bool:
     if value is None or isinstance(value, (str, bytes)):
         return bool(value)
     return len(value) > 0 if hasattr(value, "__len__") else True
+
+
+# What each molecule field holds, for the message when it is there but empty
+_FIELD_HOLDS = {"structure": "a structure file path", "atoms": "a list of element symbols", "smiles": "a SMILES"}
+
+
+def _blank(value) -> bool:
+    """A field that is there but holds nothing: "", blanks, or an empty list (JSON null is
+    absent, as before)."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is not None and hasattr(value, "__len__") and len(value) == 0
 
 
 def _plain(value):
@@ -256,10 +269,21 @@ class InputResolver:
     def fail(self, rid: str, reason: str) -> InputError:
         return InputError(rid, reason, self.kind)
 
+    def refuse_blank(self, fields: Mapping, rid: str) -> None:
+        """An InputError for a molecule field that is there but empty or blank: a CSV cell
+        that came out empty. (Was: an empty `structure` was dropped for the SMILES' generated
+        conformer without a word, while "   " was a missing file; `smiles: ""` was "no
+        molecule field".)"""
+        for name, holds in _FIELD_HOLDS.items():
+            value = fields.get(name)
+            if _blank(value):
+                raise self.fail(rid, f"`{name}` is empty ({_plain(value)!r}): give {holds}, or leave the field out")
+
     # --- tokens ------------------------------------------------------------------------
     def molecule_fp(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> "torch.Tensor":
         """(atoms, levels) int64 tokens, checked against the contract."""
         import torch
+        self.refuse_blank(fields, rid)
 
         value, tokens = fields.get("molecule_fp"), None
         try:
@@ -334,6 +358,7 @@ class InputResolver:
         their level-0 column is the molecule's atom invariants (`level0_tokens`), so tokens
         of an isomer with as many heavy atoms (2-propanol's next to 1-propanol's SMILES)
         are refused."""
+        self.refuse_blank(fields, rid)
         if _given(fields.get("structure")) and _given(fields.get("atoms")):
             # the structure was read and the atom list ignored, whatever molecule it was
             raise self.fail(rid, "gives both `structure` and `atoms`: two sources of one molecule, of which only the "
@@ -462,6 +487,7 @@ class InputResolver:
         its structure file exists (InputError naming the record). Training runs them at
         start-up for records with their own image, whose molecule is otherwise first built
         at their step (a SMILES that did not parse stopped the run hours in)."""
+        self.refuse_blank(fields, rid)
         if fields.get("smiles"):
             from .policy import MAX_ATOMS
 
@@ -488,6 +514,7 @@ class InputResolver:
 
     def molecule(self, fields: Mapping, rid: str) -> "MoleculeRecord":
         """The 3D molecule of ``fields`` (structure, atom list or SMILES) under the resolver's policy."""
+        self.refuse_blank(fields, rid)
         key = self._key(fields, rid, self.policy)
         if not self.cache:
             return self._build(fields, rid, self.policy)
@@ -585,16 +612,19 @@ class InputResolver:
         return fields.get("charge")
 
     def structure_index(self, fields: Mapping, rid: str) -> Optional[int]:
-        """``structure_index`` as a record number >= 0, or None. 1.5 or True must not pick
-        record 1, and -1 is not 'the last' (records are streamed)."""
+        """``structure_index`` as a record number >= 0, or None. 1.5, 1.0 or True must not pick
+        record 1, and -1 is not 'the last' (records are streamed). A JSON integer, or its
+        ASCII digits as a string: a spreadsheet or CSV converted to JSON writes every cell as
+        text (was: any Unicode digit, and "²" was a ValueError from int())."""
         value = fields.get("structure_index")
         if value is None:
             return None
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-        raise self.fail(rid, f"structure_index must be an integer >= 0, got {value!r}")
+        raise self.fail(rid, f"structure_index must be an integer >= 0 (a JSON integer, or its digits as text), "
+                             f"got {type(value).__name__} {value!r}")
 
     def structure_path(self, fields: Mapping, rid: str) -> Path:
         value = fields["structure"]
@@ -616,6 +646,7 @@ class InputResolver:
     # --- depiction -----------------------------------------------------------------------
     def source_key(self, fields: Mapping, rid: str) -> bytes:
         """What a drawn depiction shows, as bytes (the SMILES, else the structure and policy)."""
+        self.refuse_blank(fields, rid)
         if fields.get("smiles"):
             if not isinstance(fields["smiles"], str):
                 raise self.fail(rid, f"SMILES must be a string, got {type(fields['smiles']).__name__}")
@@ -680,6 +711,7 @@ class InputResolver:
         structure's, ``check_one_molecule``), else ``molecule`` when given (already built),
         else the structure or atom list's."""
         from .builders import molecule_from_smiles
+        self.refuse_blank(fields, rid)
 
         if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap
             cap = {"max_atoms": self.limits["max_atoms"]} if "max_atoms" in self.limits else {}

@@ -25,7 +25,7 @@ from rdkit import Chem
 
 from .bonds import bonds
 from .checks import NONMETALS, check_no_family
-from .errors import MoleculeError, atom_names
+from .errors import MoleculeError, atom_names, rdkit_messages, rdkit_step
 from .sanitize import parse_smiles, sanitize
 
 __all__ = ["apply_smiles", "fold_hydrogens", "label_differences", "map_smiles"]
@@ -147,7 +147,7 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> t
     if counts[0][1] != counts[1][1]:
         raise MoleculeError(id, f"SMILES has {counts[0][1]} bonds between {what}, the coordinates "
                                 f"imply {counts[1][1]}")
-    matches = t_skel.GetSubstructMatches(s_skel, uniquify=False, maxMatches=MAX_MATCHES)
+    matches = _search(t_skel.GetSubstructMatches, s_skel, uniquify=False, maxMatches=MAX_MATCHES)
     if with_h:  # each heavy atom must carry as many hydrogens in both
         matches = [m for m in matches if all(_h_count(target, t_idx[t]) == _h_count(template, s_idx[s])
                                              for s, t in enumerate(m))]
@@ -294,13 +294,22 @@ def _stated(mol: Chem.Mol) -> tuple[list, list, list]:
     return isotopes, chiral, double
 
 
+def _search(method: Callable, query: Chem.Mol, **options):
+    """``method(query, **options)``, a molecule's ``GetSubstructMatch(es)`` or ``HasSubstructMatch``,
+    with a Ctrl-C passed on: RDKit's search takes SIGINT itself, stops and returns what it had
+    found so far (was: a graph that "does not match", or fewer matches)."""
+    with rdkit_messages() as messages:
+        return rdkit_step(lambda: method(query, **options), messages)
+
+
 def _cip(mol: Chem.Mol) -> None:
     from rdkit.Chem import rdCIPLabeler
 
-    try:
-        rdCIPLabeler.AssignCIPLabels(mol)
-    except (RuntimeError, ValueError):  # labels only word the message; the decision is the match's
-        pass
+    with rdkit_messages() as messages:
+        try:  # a Ctrl-C the labeller took (it raises) is passed on, not swallowed below
+            rdkit_step(lambda: rdCIPLabeler.AssignCIPLabels(mol), messages)
+        except (RuntimeError, ValueError):  # labels only word the message; the decision is the match's
+            pass
 
 
 def _label(obj) -> str:
@@ -338,7 +347,7 @@ def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
                 bond.SetStereo(Chem.BondStereo.STEREONONE)
             double = []
     counts = _isotope_counts_differ(query, target) if isotopes else None
-    if target.HasSubstructMatch(query, useChirality=True):
+    if _search(target.HasSubstructMatch, query, useChirality=True):
         return [counts] if counts else []
     _cip(query)
     _cip(target)
@@ -346,7 +355,8 @@ def label_differences(structure: Chem.Mol, smiles_mol: Chem.Mol) -> list[str]:
     for atom in plain.GetAtoms():
         atom.SetIsotope(0)
     best = None
-    for match in target.GetSubstructMatches(plain, uniquify=False, useChirality=False, maxMatches=MAX_MATCHES):
+    for match in _search(target.GetSubstructMatches, plain, uniquify=False, useChirality=False,
+                         maxMatches=MAX_MATCHES):
         found = []
         for atom in isotopes:
             other = target.GetAtomWithIdx(match[atom.GetIdx()])
@@ -387,7 +397,7 @@ def left_open(flat_structure: Callable[[], Chem.Mol], smiles_mol: Chem.Mol) -> l
     plain = Chem.Mol(query)
     for atom in plain.GetAtoms():
         atom.SetIsotope(0)
-    match = target.GetSubstructMatch(plain, useChirality=False)
+    match = _search(target.GetSubstructMatch, plain, useChirality=False)
     if not match:
         return []
     found = [f"atom {_name(atom, smiles_mol)}" for atom in chiral

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from rdkit.Chem import rdCIPLabeler
 
 from ..molecule import sanitize
@@ -126,7 +126,10 @@ def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
     than ``CO``), atoms and bonds in canonical order (``canonical.canonical_copy``), stereo
     as CIP descriptors (``_CIPCode`` on atoms and bonds). ``mol`` is not modified; isotopes,
     charges and fragments are chemistry and stay."""
-    mol = Chem.RemoveHs(mol)  # a copy
+    with rdBase.BlockLogs():
+        # RDKit's "not removing hydrogen atom without neighbors" ([H+] of F[B-](F)(F)F.[H+])
+        # reached stderr naming no row; the lone H stays a graph node, as the SMILES has it
+        mol = Chem.RemoveHs(mol)  # a copy
     for atom in mol.GetAtoms():
         atom.SetAtomMapNum(0)
     mol, _ = canonical_copy(mol)

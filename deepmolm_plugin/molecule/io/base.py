@@ -32,7 +32,8 @@ class ParsedStructure:
     - ``smiles``: a SMILES string, no coordinates (SMI/TXT, CSV);
     - ``error``: the record cannot be read; ``read_structures`` yields it as it is.
 
-    ``index`` is the record's number in the file (its source is ``path#index``), or None
+    ``index`` is the record's number in the file (its source is ``path#index``, and
+    ``path#index, line`` with ``line``), or None
     for a problem of the whole file (CSV without a ``smiles`` column, text before the first
     MOL2 record). ``notes`` are what the reader already knows (RDKit warnings, a verified
     SMILES field).
@@ -47,6 +48,9 @@ class ParsedStructure:
     smiles: Optional[str] = None
     error: Optional[MoleculeError] = None
     notes: list = field(default_factory=list)
+    # where the record lies in the file ("line 4"), for readers whose record number is not
+    # its line (CSV skips blank lines): the source then names both, ``path#index, line 4``
+    line: Optional[str] = None
 
     def __post_init__(self):
         forms = [self.mol is not None, self.elements is not None, self.smiles is not None,

@@ -4,7 +4,10 @@ Column ``smiles`` (any case) is required; a file without it is one error naming 
 columns it has, and so is a ``smiles`` or id column named twice (any case: ``SMILES`` and
 ``smiles`` side by side gave the last one's molecule). Id from the first of the columns
 ``id, name, cid, compound_id`` (any case) that the file has; a blank id there, or no such
-column, gives ``file#row`` (0-based data rows). A row whose field count differs from the
+column, gives ``file#row`` (0-based data rows, blank lines not counted: the record
+number, as ``structure_index`` counts records); its source names the file line as well,
+``file#row, line N`` (was: the record number alone, which a blank line above made point at
+the line before). A row whose field count differs from the
 header's fails (an unquoted comma shifts every field after it; extra fields were dropped
 without a word), and so does a row the csv module cannot parse (a field over its size
 limit, which a quote never closed makes of the rest of the file; a NUL byte), alone:
@@ -50,19 +53,26 @@ def read_csv(handle, name: str) -> Iterator[ParsedStructure]:
     except MoleculeError as error:
         yield ParsedStructure(None, name, error=error)
         return
-    ended = reader.line_num  # the line the previous row ended on
-    for i, row in enumerate(r for r in csv_rows(reader) if r):
-        where = f"row {i} ({line_span(ended + 1, reader.line_num)})"
+    ended = reader.line_num  # the line the previous row (blank ones too) ended on
+    i = -1  # the record number: data rows, blank ones not counted
+    for row in csv_rows(reader):
+        # a blank row moves `ended` too: the row after it was "lines 3-4 joined by quotes"
+        lines = line_span(ended + 1, reader.line_num)
         ended = reader.line_num
+        if not row:
+            continue
+        i += 1
+        where = f"row {i} ({lines})"
         if isinstance(row, csv.Error):  # a field over the size limit, a NUL byte: this row only
             id = f"{name}#{i}"
-            yield ParsedStructure(i, id, error=MoleculeError(id, f"{where} cannot be parsed as CSV: {row}"))
+            yield ParsedStructure(i, id, error=MoleculeError(id, f"{where} cannot be parsed as CSV: {row}"), line=lines)
             continue
         id = (row[id_at].strip() if id_at is not None and id_at < len(row) else "") or f"{name}#{i}"
         if len(row) != len(header):
             reason = f"{where} has {len(row)} fields, the header {len(header)}"
-            yield ParsedStructure(i, id, error=MoleculeError(id, reason))
+            yield ParsedStructure(i, id, error=MoleculeError(id, reason), line=lines)
         elif "\n" in row[smiles] or "\r" in row[smiles]:  # no SMILES has a line break: a stray quote
-            yield ParsedStructure(i, id, error=MoleculeError(id, f"{where}: its smiles field holds a line break"))
+            yield ParsedStructure(i, id, error=MoleculeError(id, f"{where}: its smiles field holds a line break"),
+                                  line=lines)
         else:
-            yield ParsedStructure(i, id, smiles=row[smiles])
+            yield ParsedStructure(i, id, smiles=row[smiles], line=lines)

@@ -125,10 +125,16 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
             if pick is not None and position < pick and parsed.index is not None:
                 yield parsed.index, None
                 continue
+            # the path alone for a problem of the whole file (no record number)
+            source = str(path) if parsed.index is None else f"{path}#{parsed.index}"
+            source += f", {parsed.line}" if parsed.line else ""
             try:
-                yield parsed.index, _build(parsed, f"{path}#{parsed.index}", options, smiles, names_are_keys)
+                built = _build(parsed, source, options, smiles, names_are_keys)
             except MoleculeError as error:
-                yield parsed.index, error
+                built = error
+            if isinstance(built, MoleculeError) and built.source is None:
+                built.source = source  # the reader's own errors too: their line, not only their number
+            yield parsed.index, built
             if pick is not None and position >= pick:
                 return
 

@@ -6,6 +6,12 @@ with total charge 0 unless the comment holds ``charge=N`` (``total_charge=N`` to
 ``charge=0.5`` fails the frame, so does any other mention of a charge; with a SMILES given
 for the file, a stated charge must be the SMILES' total). Element symbols are
 case-insensitive, or atomic numbers; ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``.
+An extended-XYZ comment's ``Properties=`` (``name:type:columns`` triples, as ASE writes them)
+says which columns hold the element (``species:S:1``) and the coordinates (``pos:R:3``)
+(was: ignored, so ``species:S:1:Z:I:1:pos:R:3`` read (Z, x, y) as the coordinates and failed
+on valences, and ``pos`` first was "0 atom lines"). Without it the columns are ``symbol x y
+z``; so they are for a layout without those two columns, or one that is no such triples, and
+a note (or the frame's error) names the layout that was not followed.
 A count line that disagrees with the atom lines fails that frame and stops reading: the next frame boundary
 cannot be trusted after it.
 """
@@ -32,13 +38,43 @@ _CHARGE = re.compile(r"(?<![a-z0-9])charge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNOR
 _MENTIONS_CHARGE = re.compile(r"(?<![a-z0-9])charge(?![a-z])|[a-z]charge\s*=", re.IGNORECASE)
 
 
-def _is_atom_line(line: str) -> bool:
+# (column of the element, first column of x y z, columns at least): `symbol x y z`
+PLAIN = (0, 1, 4)
+# extended XYZ: Properties=species:S:1:pos:R:3 (quoted or not); the key in any case, as ASE reads it
+_PROPERTIES = re.compile(r"(?<![A-Za-z0-9_])properties\s*=\s*(?:\"([^\"]*)\"|(\S+))", re.IGNORECASE)
+
+
+def _layout(comment: str) -> tuple[tuple[int, int, int], str | None]:
+    """Where a frame's atom lines hold the element and x y z (``PLAIN`` without a
+    ``Properties=``), and why its ``Properties=`` could not be followed (None when it was)."""
+    match = _PROPERTIES.search(comment)
+    if match is None:
+        return PLAIN, None
+    layout = match.group(1) if match.group(1) is not None else match.group(2)
+    fields = layout.split(":")
+    columns, at = {}, 0
+    for name, kind, width in zip(fields[::3], fields[1::3], fields[2::3]):
+        if not width.isdigit() or int(width) < 1 or kind.upper() not in ("S", "R", "I", "L"):
+            break
+        columns[name.lower()] = (at, kind.upper(), int(width))
+        at += int(width)
+    else:
+        if len(fields) % 3 == 0:
+            species, pos = columns.get("species"), columns.get("pos")
+            if species is not None and species[1:] == ("S", 1) and pos is not None and pos[1:] == ("R", 3):
+                return (species[0], pos[0], at), None
+            return PLAIN, f"Properties={layout} has no species:S:1 and pos:R:3 columns: read as symbol x y z"
+    return PLAIN, f"Properties={layout} is not name:type:columns triples (extended XYZ): read as symbol x y z"
+
+
+def _is_atom_line(line: str, layout: tuple[int, int, int] = PLAIN) -> bool:
+    species, pos, least = layout
     words = line.split()
     try:
-        [float(w) for w in words[1:4]]
+        [float(w) for w in words[pos:pos + 3]]
     except ValueError:
         return False
-    return len(words) >= 4
+    return len(words) >= least
 
 
 def _rest_unread(lines: list, start: int) -> str:
@@ -68,18 +104,22 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         comment = lines[pos + 1] if pos + 1 < len(lines) else ""
         body = lines[pos + 2 : pos + 2 + count]
         pos += 2 + count
-        found = sum(_is_atom_line(b) for b in body)
+        layout, not_followed = _layout(comment)
+        said = [] if not_followed is None else [f"line {pos - count}: {not_followed}"]
+        found = sum(_is_atom_line(b, layout) for b in body)
         extra = 0
-        while pos + extra < len(lines) and _is_atom_line(lines[pos + extra]):
+        while pos + extra < len(lines) and _is_atom_line(lines[pos + extra], layout):
             extra += 1
         if found != count or extra:
             # both numbers: a blank line inside a frame read as "says 9, found 9" before
             reason = (f"count line says {count} atoms; the {len(body)} lines after the comment hold {found} "
-                      f"atom lines" + (f", and {extra} more atom lines follow" if extra else ""))
+                      f"atom lines" + (f", and {extra} more atom lines follow" if extra else "")
+                      + "".join(f" ({note})" for note in said))
             yield ParsedStructure(index, id, error=MoleculeError(id, reason + _rest_unread(lines, pos - 2 - count)))
             return
-        elements = [b.split()[0] for b in body]
-        coords = np.array([[float(v) for v in b.split()[1:4]] for b in body])  # [N, 3]
+        species, at, _ = layout
+        elements = [b.split()[species] for b in body]
+        coords = np.array([[float(v) for v in b.split()[at:at + 3]] for b in body])  # [N, 3]
         stated = _CHARGE.findall(comment)
         charge = float(stated[0]) if stated else None
         if len(_MENTIONS_CHARGE.findall(comment)) > len(stated) or len({float(c) for c in stated}) > 1:
@@ -91,5 +131,5 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
             yield ParsedStructure(index, id, error=MoleculeError(id, reason))
         else:
             yield ParsedStructure(index, id, elements=elements, coords=coords,
-                                  charge=None if charge is None else int(charge))
+                                  charge=None if charge is None else int(charge), notes=said)
         index += 1
