@@ -242,3 +242,22 @@ def test_a_csv_record_names_its_file_line_after_blank_lines(tmp_path):
     assert comment.id == "c.csv#1" and comment.source == f"{path}#1, line 4"
     # was: "row 2 (lines 5-7 joined by quotes; a quote never closed ...)" after the blank lines
     assert fields.source == f"{path}#2, line 7" and "row 2 (line 7) has 3 fields" in fields.reason
+
+
+def test_a_ctrl_c_the_cip_labeller_took_in_kflm2_stops_the_run(monkeypatch):
+    # was: kflm2's standard_molecule caught the labeller's RuntimeError (meant for cages it cannot rank),
+    # a Ctrl-C among them: the molecule went on with the legacy stereo codes
+    from deepmolm_plugin.property import features
+
+    def interrupted(mol, **kwargs):
+        raise RuntimeError("CIP label assignment was interrupted")
+
+    monkeypatch.setattr(features.rdCIPLabeler, "AssignCIPLabels", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        features.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O"))
+
+    def cannot_rank(mol, **kwargs):
+        raise RuntimeError("Digraph generation failed")
+
+    monkeypatch.setattr(features.rdCIPLabeler, "AssignCIPLabels", cannot_rank)
+    assert features.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O")).GetNumAtoms() == 6

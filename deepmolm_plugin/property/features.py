@@ -35,7 +35,7 @@ from rdkit.Chem import rdCIPLabeler
 from ..molecule import sanitize
 from ..molecule.canonical import canonical_copy
 from ..molecule.bonds import bonds
-from ..molecule.errors import MoleculeError, MoleculeTooLarge
+from ..molecule.errors import MoleculeError, MoleculeTooLarge, rdkit_messages, rdkit_step
 from ..molecule.policy import MAX_ATOMS
 
 MAX_ATOMIC_NUM = 100
@@ -133,8 +133,9 @@ def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
     for atom in mol.GetAtoms():
         atom.SetAtomMapNum(0)
     mol, _ = canonical_copy(mol)
-    try:
-        rdCIPLabeler.AssignCIPLabels(mol, maxRecursiveIterations=CIP_ITERATIONS)
+    try:  # the labeller takes a Ctrl-C itself and raises: rdkit_step passes it on (was: swallowed below)
+        with rdkit_messages() as messages:
+            rdkit_step(lambda: rdCIPLabeler.AssignCIPLabels(mol, maxRecursiveIterations=CIP_ITERATIONS), messages)
     except RuntimeError:
         # A cage the new labeller cannot rank (a substituted C60: "Digraph generation failed")
         # stopped every KFLM2 path: the legacy codes `canonical_copy`'s stereo perception left
