@@ -64,7 +64,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
         lines.append("")
         lines += (not_scored_notes(tasks) + left_out_notes(tasks) + undefined_notes(tasks, columns)
-                  + counted_notes(tasks))
+                  + counted_notes(tasks) + out_of_range_notes(tasks))
     return "\n".join(lines)
 
 
@@ -114,6 +114,11 @@ COUNTED = {
     "n_truncated": f"Answers of more than {MAX_TOKENS} tokens, text metrics on their first {MAX_TOKENS} "
                    "(`\"truncated\": true` in per_question.jsonl; most often generation ran on to --max-new-tokens: "
                    "check the template's stop token)",
+    "n_capped": "Answers whose generation stopped at --max-new-tokens, before the model ended them (`\"capped\": "
+                "true` in per_question.jsonl; they may be cut short: raise --max-new-tokens)",
+    "n_cut_values": "Property answers stopped at --max-new-tokens with their number at the very end, scored "
+                    "invalid: the number may be cut short, \"12\" of 1234.5 (`\"value_may_be_cut\": true` in "
+                    "per_question.jsonl)",
 }
 
 
@@ -125,3 +130,18 @@ def counted_notes(tasks) -> list:
         if counts:
             lines += [f"{what}: " + "; ".join(counts) + ".", ""]
     return lines
+
+
+def out_of_range_notes(tasks) -> list:
+    """A line under the property table for reference values outside their property's valid
+    range (`references_out_of_range` in metrics.json): scored into MAE and RMSE, where one
+    wrong ground truth can outweigh every other error (was: only counted, in metrics.json)."""
+    from .metrics.numbers import property_spec
+    from .scoring import references_out_of_range_note
+
+    notes = [f"{cell(task)}: {references_out_of_range_note(result['references_out_of_range'], property_spec(task))}"
+             for task, result in tasks if result.get("references_out_of_range")]
+    if not notes:
+        return []
+    return ["Reference values outside the property's valid range, scored into MAE/RMSE (`\"reference_out_of_range\": "
+            "true` in per_question.jsonl): " + "; ".join(notes) + ".", ""]

@@ -152,6 +152,11 @@ def _check_one_run(merged: Dict[str, dict], where: Dict[str, List[str]]) -> None
     differ = sorted({k for other, _ in others for k in set(first) | set(other) if first.get(k) != other.get(k)})
     why = (" (the same options: the model folder's files changed between them, retrained in place?)"
            if differ == ["settings_digest"] else "")
+    folders = [k for k in ("image_files", "structure_files")  # (None: a run before they were digested)
+               if k in differ and all(shown.get(k) is not None for shown, _ in runs.values())]
+    if folders:  # other bytes under the same file names
+        why += (f" ({' and '.join(folders)}: the chunks' models saw other pictures or structure files under the "
+                "same names: run with another --image-folder or --structure-folder?)")
     listed = "; ".join(", ".join(sorted(files)) + ": " + ", ".join(f"{k}={shown.get(k)!r}" for k in differ)
                        for shown, files in runs.values())
     raise MergeError(f"the answers come from model_vqa runs with different settings ({listed}){why}: stale "

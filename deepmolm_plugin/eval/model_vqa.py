@@ -40,7 +40,15 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 - devices: the host hard-codes `.cuda()`/`.half()`; without CUDA,
   `patches.eval_device` maps them to the model's device and dtype for the run. Images
   reach `generate` in the model's dtype in any case (as in `deepmolm_plugin.cli`).
-- `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it.
+- `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it. Each answer
+  line's `metadata.capped` says whether generation stopped at that cap (as many new tokens,
+  the last no end token, no `answer_stop` separator reached): such an answer may end
+  mid-number, which the report scores invalid (was: not recorded; null for a killed run's
+  answers kept by --resume, whose lines the host wrote).
+- the images and structure files the whole question file names, by their bytes
+  (`data_files`), are run settings: chunks run with another --image-folder or
+  --structure-folder holding other files under the same names are refused by the report,
+  and --resume keeps none of their answers (was: not a setting at all).
 - the property head's side file (`<answers stem>.aux_properties.jsonl`) is removed when the
   run starts and written only by a run that made predictions: never an earlier run's.
 - `--resume` (`deepmolm_plugin.eval.resume`): every answer line carries digests of the
@@ -294,6 +302,9 @@ class QuestionInputs:
         self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
         self.model = self.image_processor = None
         self.aux_predictions: List[dict] = []  # {question_id, aux_properties}, written next to the answers
+        # {question_id as text: whether generation stopped at max_new_tokens} (`stopped_at_cap`),
+        # written into each answer's metadata (`with_cap_status`)
+        self.capped: dict = {}
 
     def next_question(self, image_sizes) -> QuestionInput:
         from PIL import Image
@@ -330,7 +341,11 @@ class QuestionInputs:
                     spliced = {name: kwargs[name] for name in SPLICED_INPUTS if name in kwargs}
                     predicted = self.model.predict_properties(inputs, graphs=[question.graph], **spliced)
                     self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
-                return self.cut_at_stop(generate(inputs, *args, **kwargs))
+                output_ids = generate(inputs, *args, **kwargs)
+                answer_ids = self.cut_at_stop(output_ids)
+                self.capped[str(question.question_id)] = self.stopped_at_cap(
+                    output_ids, answer_ids, kwargs.get("max_new_tokens"))
+                return answer_ids
             except PromptTooLong as e:
                 error = QuestionError(question.question_id, str(e))
                 if self.failures is None:
@@ -353,6 +368,36 @@ class QuestionInputs:
             if self.stop in self.tokenizer.decode([token]):
                 return output_ids[:, : i + 1]
         return output_ids
+
+    def stopped_at_cap(self, output_ids, answer_ids, max_new_tokens: Optional[int]) -> Optional[bool]:
+        """Whether generation stopped at the `max_new_tokens` cap rather than at an end: it
+        made that many new tokens (`generate` returns the new ones only), the last is no
+        end-of-sequence token, and no `stop` text cut the answer short of them. Such an answer
+        may end mid-number (Qwen2 writes a digit per token: "... is 12" of "... is 1234.5"),
+        which the report was not told (was: not recorded). None where the cap is not known."""
+        if max_new_tokens is None:
+            return None
+        ids = output_ids[0].tolist()
+        if len(ids) < max_new_tokens:  # ended early
+            return False
+        if self.stop is not None and self.stop in self.tokenizer.decode(answer_ids[0].tolist()[-1:]):
+            return False  # the answer ended at its separator (the rest, if any, was cut off by `cut_at_stop`)
+        return ids[-1] not in self.end_ids()
+
+    def end_ids(self) -> set:
+        """The token ids that end generation: the model's generation config's end-of-sequence
+        ids (the loader makes `<|im_end|>` one) and the tokenizer's."""
+        ends = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            found = getattr(source, "eos_token_id", None)
+            ends.update(found if isinstance(found, (list, tuple, set)) else [] if found is None else [found])
+        return ends
+
+    def with_cap_status(self, lines: List[dict]) -> List[dict]:
+        """This run's answer lines with `metadata.capped` (`stopped_at_cap`) for the report."""
+        return [dict(line, metadata={**(line.get("metadata") if isinstance(line.get("metadata"), dict) else {}),
+                                     resume.CAPPED: self.capped.get(str(line["question_id"]))})
+                for line in lines]
 
     def answered_aux(self) -> List[dict]:
         """The property head's predictions for the questions that were answered (one made
@@ -497,7 +542,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     from ..patches import eval_device
     from ..patches.conversation_qwen2 import plain_style
 
-    chunks = host.split_list(read_questions(args.question_file), args.num_chunks)
+    questions = read_questions(args.question_file)
+    chunks = host.split_list(questions, args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
     answers = Path(os.path.expanduser(args.answers_file)).resolve()
     # The answers file is rewritten from here on: an earlier run's property-head
@@ -522,7 +568,12 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     shown = resume.run_settings(args)
     if plain_style(args.conv_mode):
         shown["prompt"] = PLAIN_PROMPT
+    # The --resume digest leaves the data files out: each question's digest holds its own
+    # files' bytes, so one changed picture re-asks its question alone (with them in, it re-asked
+    # every question). The report compares them across chunks (`shown`), and kept answers are
+    # tagged with this run's (`merged`): what they were asked is what this run would ask.
     settings = resume.settings_digest(shown, answers)
+    shown = {**shown, **data_files(questions, args)}
     # Digested as asked: a drawn depiction's path (in this answers folder's renders/) is not part
     # of the question, its bytes are (an answers file made in another folder kept none of them)
     asked_lines = {str(line["question_id"]): line for line in chunk}
@@ -549,11 +600,14 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
               "of a run that was killed; --resume would keep those made with these settings; this run asks every "
               "question and leaves them there", file=sys.stderr)
 
+    state = None  # the generate seam, made below when there are questions to ask
+
     def merged(new_lines: List[dict]) -> List[dict]:
         """The kept answers and this run's (tagged for a later --resume, and with what each
         was asked about for the report), in question order."""
-        by_id = {**kept, **{str(line["question_id"]): line
-                            for line in resume.tagged(new_lines, settings, digests, shown, asked)}}
+        new_lines = state.with_cap_status(new_lines) if state is not None else new_lines
+        by_id = {str(line["question_id"]): line
+                 for line in resume.tagged([*kept.values(), *new_lines], settings, digests, shown, asked)}
         return [by_id[qid] for qid in order if qid in by_id]
 
     if not prepared:  # more chunks than questions (the host's get_chunk would raise IndexError), all failed or kept
@@ -621,6 +675,15 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     _write_aux(aux_file, _aux_lines(earlier_aux, state.answered_aux(), kept, settings, digests))
     aux_partial.unlink(missing_ok=True)
     report_failures(failures, failures_file, len(chunk), answers)
+
+
+def data_files(questions: List[dict], args) -> dict:
+    """{"image_files", "structure_files"}: `resume.data_files_digest` of the images and
+    structure files that the question file's lines name, as this run's folders hold them."""
+    images = [(line["image"], image_path(args.image_folder, line["image"])) for line in questions
+              if isinstance(line.get("image"), str)]
+    structures = [(line["structure"], path) for line in questions for path in _structure_file(line, args)]
+    return {"image_files": resume.data_files_digest(images), "structure_files": resume.data_files_digest(structures)}
 
 
 def _structure_file(line: dict, args) -> List[str]:

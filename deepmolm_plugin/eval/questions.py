@@ -23,8 +23,12 @@ structure?, molecule_fp?}`. Each record gives one line:
 
 Only single-turn records (one human turn, one gpt turn) can be asked by model_vqa; any
 other record is an error naming it, as is a missing or duplicated id, or a gpt turn
-(the reference answer) that is empty or only white space. QUESTIONS may not be DATA itself
-(the prepared split was replaced by its questions).
+(the reference answer) that is empty or only white space. So is a property record whose
+reference answer states a value the report cannot read (a decimal comma `1,7`, a range
+`1.5-2.0`, a bound `less than 5`) and that has no `properties` entry: the report left such
+questions out only after the model had answered them (`scoring.unreferenced_reasons`); one
+stating no number at all ("not measured") is named in a warning, and left out by the report.
+QUESTIONS may not be DATA itself (the prepared split was replaced by its questions).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load
 
 import argparse
 import json
+import sys
 import functools
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -217,21 +222,33 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
     (no reference value; no reference SMILES that parses), which the report leaves unscored."""
     from collections import OrderedDict
 
-    from .merge import ReportError
-    from .scoring import group_by_task, not_scored, task_references
+    from .merge import MAX_IDS_SHOWN, ReportError
+    from .scoring import group_by_task, not_scored, task_references, unreferenced_reasons
 
     refs = OrderedDict((str(q["question_id"]), q) for q in questions)
-    unscored = []
+    unscored, unread, left_out = [], [], []
     try:
         for task, (kind, qids) in group_by_task(refs).items():
-            why = not_scored(kind, task_references(task, kind, refs, qids))
+            references = task_references(task, kind, refs, qids)
+            reasons = unreferenced_reasons(task, kind, refs, qids, references) if references is not None else {}
+            why = not_scored(kind, references, reasons)
             if why:
                 unscored.append(f"task {task!r}: {why} ({len(qids)} question(s))")
+            for i, (what, reason) in reasons.items():
+                named = f"record {refs[qids[i]]['question_id']!r} ({task}): {reason}"
+                (unread if kind == "property" and what != "no number" else left_out).append(named)
     except ReportError as e:
         raise QuestionFileError(f"the report would refuse it: {e}") from e
     if unscored:  # all of them at once: each was a rerun
         raise QuestionFileError(f"the report could score no question of {'; '.join(unscored)}; fix those records' "
                                 "gpt turn or `properties`, or leave the task out")
+    if unread:  # a decimal comma, a range, a bound: a value meant, which the report would leave out after the run
+        raise QuestionFileError(f"{len(unread)} record(s) state a reference value the report cannot read: "
+                                + "; ".join(unread[:MAX_IDS_SHOWN]) + ("; ..." if len(unread) > MAX_IDS_SHOWN else "")
+                                + "; write one number (a decimal point, one value) in the gpt turn, or give "
+                                "`properties`")
+    for named in left_out:  # no number at all ("not measured"): left out by the report, said now
+        print(f"warning: {named}: the report will leave it out", file=sys.stderr)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -128,7 +128,12 @@ def main(argv=None) -> None:
     print(table)
     for key, what in (("empty", "are empty, scored as wrong"),
                       ("truncated", f"have more than {MAX_TOKENS} tokens; the text metrics scored their first "
-                                    f"{MAX_TOKENS} (generation ran on to --max-new-tokens?)")):
+                                    f"{MAX_TOKENS} (generation ran on to --max-new-tokens?)"),
+                      ("capped", "stopped at --max-new-tokens before the model ended them, and may be cut short "
+                                 "(raise --max-new-tokens)"),
+                      ("value_may_be_cut", "are property answers stopped at --max-new-tokens with their number at "
+                                           "the very end, which may be cut short (\"12\" of 1234.5): scored "
+                                           "invalid")):
         ids = [row["question_id"] for row in rows if row.get(key)]
         if ids:
             print(f"note: {len(ids)} answer(s) {what}: {format_ids(ids)}", file=sys.stderr)

@@ -1,8 +1,10 @@
 """model_vqa `--resume`: answers an earlier run made are kept, the other questions asked.
 
 Every answer line a run writes carries, in its `metadata`, the run's `settings` (model
-folder, template, decoding options, conformer policy: `run_settings`) and three digests:
-of those settings with the model folder's files by size and time (`settings_digest`), of
+folder, template, decoding options, conformer policy: `run_settings`; and, for the report's
+check across chunks, the bytes of every image and structure file the question file names:
+`data_files_digest`) and three digests: of the settings (without the data files: each
+question's digest holds its own) with the model folder's files by size and time (`settings_digest`), of
 its question as the model saw it (`question_digest`: the line the host got, the bytes of
 its image and structure files, the molecule tokens) and of the line itself
 (`content_digest`). With `--resume`, an earlier answer is kept only when all equal this run's;
@@ -24,7 +26,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..molecule.inputs import MOLECULE_KEYS
 from ..result_files import file_sha256
@@ -35,6 +37,9 @@ SETTINGS, QUESTION, SHOWN, CONTENT = "settings_digest", "question_digest", "sett
 # (`asked_digests`): the report holds it against its references file's lines.
 ASKED = "asked"
 ASKED_FIELDS = ("image", *MOLECULE_KEYS)
+# Whether generation stopped at --max-new-tokens (no end token: the answer may be cut mid-number),
+# in each answer's metadata (model_vqa's `QuestionInputs.stopped_at_cap`); null where not known
+CAPPED = "capped"
 # The files of a model folder that make the model (weights, configs, tokenizer): the run's own
 # outputs written beside them (answers, failures) changed the digest on every run.
 MODEL_FILES = (".json", ".safetensors", ".bin", ".model", ".txt", ".pt", ".pth", ".tiktoken", ".py")
@@ -53,6 +58,25 @@ def run_settings(args) -> dict:
             "conv_mode": args.conv_mode, "temperature": args.temperature, "top_p": args.top_p,
             "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
             "conformer_policy": args.conformer_policy}
+
+
+def data_files_digest(files: List[Tuple[str, str]]) -> Optional[str]:
+    """One digest of the files the whole question file names, as `(name in the question
+    line, path read)` pairs: each name with its file's bytes (a missing file as missing).
+    In the run settings (`image_files`, `structure_files`), so that the report refuses
+    chunks whose --image-folder or --structure-folder held other pictures or structures
+    under the same names (was: the folders were no setting, and `asked.image` digests the
+    name alone); --resume needs no more than each question's own digest. Names, not paths: the same data
+    moved to another folder is the same data. None when no line names a file. Every chunk
+    digests every line's file, not only its own: the chunks' digests are compared."""
+    if not files:
+        return None
+    digest, seen = hashlib.sha256(), {}
+    for name, path in files:
+        if path not in seen:
+            seen[path] = file_sha256(path) if os.path.isfile(path) else "missing"
+        digest.update(json.dumps([name, seen[path]]).encode())
+    return digest.hexdigest()[:24]
 
 
 def settings_digest(settings: dict, answers: Path) -> str:

@@ -15,7 +15,14 @@ metrics.json:
               n_truncated (answers over metrics.text.MAX_TOKENS tokens, scored on their first ones;
               `"truncated": true` in their per_question.jsonl rows)
     iupac:    exact_match + the text metrics
-    property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference
+    property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference,
+              n_references_out_of_range (scored; named in the task's `references_out_of_range`:
+              [{question_id, reference_value}], a line under the table and a note on stderr),
+              n_cut_values (answers stopped at --max-new-tokens whose number runs to the end of
+              the text, `value_may_be_cut`: scored invalid, the number may be cut short)
+    every kind: n_empty, n_capped (answers whose `metadata.capped` says generation stopped at
+              --max-new-tokens; `"capped"` true / false / null in their rows: null for answers
+              files that do not record it, which are scored as not capped)
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
               n_undefined_maccs_fts/rdk_fts/morgan_fts, undefined
     (`undefined`: {metric: why} for a metric that is None, 0/0, or that leaves pairs out)
@@ -41,6 +48,7 @@ refused (`merge.check_pairing`).
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 from collections import OrderedDict
@@ -113,12 +121,33 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
 
 
 # kind -> (why one of its questions is left out: its row's `reason` and the warning; what
-# every question of a task lacks when `not_scored` names it)
+# every question of a task lacks when `not_scored` names it). A property question's reason
+# says what its reference answer holds instead of one value (`unreferenced_reasons`).
 UNREFERENCED = {
-    "property": ("without a reference value (no number in the reference answer, no properties entry)",
-                 "has no reference value (no number in the reference answer, no properties entry)"),
+    "property": ("without a reference value ({}, no properties entry)",
+                 "has no reference value ({}, no properties entry)"),
     "smiles": ("whose reference SMILES does not parse", "has no reference SMILES that parses"),
 }
+
+
+def unreferenced_reasons(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: List[str],
+                         references: list) -> Dict[int, Tuple[str, str]]:
+    """{index: (what, reason)} of the questions without a reference (`references[i]` None):
+    for a property question what its reference answer holds instead of one value
+    (`task_kinds.no_value_reason`: no number, a decimal comma, a range, a bound, ...) and its
+    row's `reason`. Was: "no number in the reference answer" for all of them, also for
+    "The LogP is 1,7." and "between 1.5 and 2.0"."""
+    from .task_kinds import no_value_reason
+
+    reasons = {}
+    for i, reference in enumerate(references):
+        if reference is None:
+            if kind == "property":
+                what, why = no_value_reason(refs[qids[i]].get("answer", ""))
+                reasons[i] = (what, UNREFERENCED[kind][0].format(why))
+            else:
+                reasons[i] = (UNREFERENCED[kind][0], UNREFERENCED[kind][0])
+    return reasons
 
 
 def task_references(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: List[str]) -> Optional[list]:
@@ -135,26 +164,70 @@ def task_references(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: 
     return None
 
 
-def not_scored(kind: str, references: Optional[list]) -> Optional[str]:
+def not_scored(kind: str, references: Optional[list], reasons: Optional[Dict[int, Tuple[str, str]]] = None
+               ) -> Optional[str]:
     """Why no question of a task can be scored (`task_references` found nothing to score
-    any of them against), or None."""
+    any of them against), or None. `reasons` (`unreferenced_reasons`) say, for a property
+    task, what its reference answers hold instead (without them: no number)."""
     if references is None or any(r is not None for r in references):
         return None
-    return f"every question {UNREFERENCED[kind][1]}"
+    if kind != "property":
+        return f"every question {UNREFERENCED[kind][1]}"
+    found = collections.Counter(what for what, _ in (reasons or {}).values()) or {"no number": len(references)}
+    held = ("no number in the reference answer" if set(found) == {"no number"} else
+            "the reference answers state " + ", ".join(f"{what} ({n})" for what, n in found.items())
+            + " instead of one value")
+    return f"every question {UNREFERENCED[kind][1].format(held)}"
 
 
-def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], references: list, kind: str
-               ) -> Tuple[List[int], List[int]]:
-    """(kept, left out): indices of the questions whose reference (`references[i]`) is not
-    None, and of the others. Those are a data problem, not a model error: named on stderr,
-    left out of the task's scores and given rows of their own. When none is kept, the task
-    is reported as not scored (`score`), and the other tasks are still scored."""
-    kept = [i for i, r in enumerate(references) if r is not None]
-    dropped = [i for i, r in enumerate(references) if r is None]
-    if dropped:
-        print(f"warning: {task}: {len(dropped)} question(s) {UNREFERENCED[kind][0]}, left out: "
+def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], reasons: Dict[int, Tuple[str, str]],
+               ) -> None:
+    """Name on stderr the questions without a reference (`unreferenced_reasons`), one line
+    per reason: a data problem, not a model error. They are left out of the task's scores
+    and given rows of their own; when none is kept, the task is reported as not scored
+    (`score`), and the other tasks are still scored."""
+    by_what: Dict[str, List[int]] = OrderedDict()
+    for i, (what, _) in reasons.items():
+        by_what.setdefault(what, []).append(i)
+    for what, dropped in by_what.items():
+        why = reasons[dropped[0]][1]
+        if len(dropped) > 1 and what != "no number" and what != why:  # a property reason quotes the first answer
+            why += f" (quoted from question {refs[qids[dropped[0]]]['question_id']!r})"
+        print(f"warning: {task}: {len(dropped)} question(s) {why}, left out: "
               f"{format_ids([refs[qids[i]]['question_id'] for i in dropped])}", file=sys.stderr)
-    return kept, dropped
+
+
+def capped(answer: dict) -> Optional[bool]:
+    """Whether generation of this answer stopped at --max-new-tokens (model_vqa's
+    `metadata.capped`); None where the answer line does not say (answers files made before
+    model_vqa recorded it, a killed run's answers kept by --resume, other tools): those are
+    scored as not capped, their rows' `capped` null."""
+    from .resume import CAPPED
+
+    metadata = answer.get("metadata")
+    status = metadata.get(CAPPED) if isinstance(metadata, dict) else None
+    return status if isinstance(status, bool) else None
+
+
+def value_may_be_cut(text: str) -> bool:
+    """Whether the number an answer states could be cut short (an answer stopped at
+    --max-new-tokens): the parser reads another value once one more digit follows the text
+    (its trailing space dropped): "is 12" (of 1234.5), "is 12." (12.5), "is 1.5 × 10^3"
+    (10^35). A number followed by more words ("12.13 g/mol.", "180; rounded 18") is whole."""
+    from .metrics.numbers import parse_number
+
+    value = parse_number(text)
+    return value is not None and parse_number(text.rstrip() + "7") != value
+
+
+def references_out_of_range_note(outside: List[dict], spec) -> str:
+    """'N reference value(s) outside the property's range [low, high] unit, scored: 'q6' (60), ...;
+    check the ground truth': scored into MAE/RMSE, where one wrong value can outweigh the
+    rest (was: only counted in metrics.json)."""
+    shown = ", ".join(f"{o['question_id']!r} ({o['reference_value']:g} {spec.unit})" for o in outside[:5])
+    more = f", ... ({len(outside)} in all)" if len(outside) > 5 else ""
+    return (f"{len(outside)} reference value(s) outside the property's range [{spec.low:g}, {spec.high:g}] "
+            f"{spec.unit}, scored: {shown}{more}; check the ground truth")
 
 
 def _row(answer: dict, task: str, kind: str, prediction: str, reference: str, **fields) -> dict:
@@ -194,11 +267,14 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         preds = [str(answers[q].get("text", "")) for q in qids]
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
         references = task_references(task, kind, refs, qids)  # property values, canonical SMILES
-        unscored = not_scored(kind, references)
+        unscored, results_extra = None, {}
         if references is not None:
-            kept, dropped = _leave_out(task, refs, qids, references, kind)
-            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False,
-                          reason=UNREFERENCED[kind][0]) for i in dropped]
+            reasons = unreferenced_reasons(task, kind, refs, qids, references)
+            unscored = not_scored(kind, references, reasons)
+            _leave_out(task, refs, qids, reasons)
+            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why)
+                     for i, (_, why) in reasons.items()]
+            kept = [i for i in range(len(qids)) if i not in reasons]
             qids, preds, ref_texts, references = ([x[i] for i in kept] for x in (qids, preds, ref_texts, references))
         if kind == "text":
             metrics = _naming_the_question(task, answers, qids, lambda: text.text_metrics(
@@ -210,11 +286,22 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             extra = [{"name": molecules.extract_iupac(p), "reference_name": molecules.extract_iupac(r)}
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":
-            metrics = numbers.property_metrics(preds, references, task)
+            # None: no value (`numbers.scored_value` reads none), for an answer cut off mid-number
+            cut = [capped(answers[q]) is True and value_may_be_cut(p) for q, p in zip(qids, preds)]
+            metrics = numbers.property_metrics([None if c else p for p, c in zip(preds, cut)], references, task)
             metrics["n_without_reference"] = len(groups[task][1]) - len(qids)
+            metrics["n_cut_values"] = sum(cut)
             spec = numbers.property_spec(task)
-            extra = [{"value": numbers.parse_value(p, spec), "valid": numbers.scored_value(p, spec, v) is not None,
-                      "reference_value": v} for p, v in zip(preds, references)]
+            extra = [{"value": numbers.parse_value(p, spec),
+                      "valid": not c and numbers.scored_value(p, spec, v) is not None, "reference_value": v,
+                      "value_may_be_cut": c, "reference_out_of_range": not spec.in_range(v)}
+                     for p, v, c in zip(preds, references, cut)]
+            outside = [(answers[q]["question_id"], v) for q, v in zip(qids, references) if not spec.in_range(v)]
+            if outside:
+                results_extra = {"references_out_of_range": [{"question_id": q, "reference_value": v}
+                                                             for q, v in outside]}
+                print(f"note: {task}: {references_out_of_range_note(results_extra['references_out_of_range'], spec)}",
+                      file=sys.stderr)
         else:
             metrics = molecules.smiles_metrics(preds, ref_texts)
             metrics["n_invalid_references"] = len(groups[task][1]) - len(qids)
@@ -230,7 +317,12 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         # scored as wrong, and counted apart: an empty reply is most often the pipeline's
         # (generation stopped at once), which a low score alone did not say
         metrics["n_empty"] = sum(not p.strip() for p in preds)
+        caps = [capped(answers[q]) for q in qids]
+        metrics["n_capped"] = sum(c is True for c in caps)
+        extra = [{**e, "capped": c} for e, c in zip(extra, caps)]
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
+        if results_extra:
+            results[task].update(results_extra)
         if unscored:  # a row of n 0 and no scores that says why: it stopped the whole report, every task unscored
             results[task]["not_scored"] = unscored
             print(f"warning: task {task!r} is not scored (n=0): {unscored}; the other tasks are", file=sys.stderr)
