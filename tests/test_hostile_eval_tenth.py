@@ -188,7 +188,7 @@ def test_questions_refuse_references_stating_a_decimal_comma_a_range_or_a_bound(
         eval_questions.convert(records, Path("."))
     message = str(error.value)
     assert "\n" not in message and message.startswith("3 record(s) state a reference value the report cannot read")
-    assert "record 'r0' (LogP): " in message and "decimal comma, '1,7'" in message and "write 1.7" in message
+    assert "record 'r0' (LogP): " in message and "a decimal comma or a list ('1,7.')" in message and "with a point" in message
     assert "record 'r1' (LogP): " in message and "states a range" in message
     assert "record 'r2' (LogP): " in message and "states a bound" in message
     # with a `properties` value the reference is read from there: accepted
@@ -212,9 +212,9 @@ def test_the_report_says_what_the_reference_answer_states_instead_of_one_value(t
     report.main([str(answers), "--references", str(refs), "--out", str(out), "--no-plots"])
     err = capsys.readouterr().err
     rows = _rows(out)
-    assert "states a range, not one value: 'The LogP is between 1.5 and 2.0.'" in rows["q0"]["reason"]
+    assert "states a range ('between 1.5 and 2.0.'), not one value: 'The LogP is between 1.5 and 2.0.'" in rows["q0"]["reason"]
     assert "states a range" in rows["q1"]["reason"] and "states a bound" in rows["q2"]["reason"]
-    assert "decimal comma, '1,7'" in rows["q3"]["reason"]
+    assert "decimal comma or a list ('1,7.')" in rows["q3"]["reason"]
     assert rows["q4"]["reason"] == "without a reference value (no number in the reference answer, no properties entry)"
     assert "warning: LogP: 2 question(s) without a reference value (the reference answer states a range" in err
     assert "left out: 'q0', 'q1'" in err and "decimal comma" in err and "states a bound" in err
@@ -229,7 +229,7 @@ def test_a_task_of_unreadable_references_says_what_they_state(tmp_path):
     answers, refs = _files(tmp_path, [("q0", "LogP", "The LogP is 1,7.", "1.7", None),
                                       ("q1", "LogP", "The LogP is 0,5.", "1.7", None)])
     with pytest.raises(ReportError, match=r"every question has no reference value \(the reference answers state "
-                                          r"a decimal comma \(2\) instead of one value"):
+                                          r"a decimal comma or a list \(2\) instead of one value"):
         build_report([answers], refs)
 
 

@@ -17,7 +17,6 @@ values are an error too.
 from __future__ import annotations
 
 import math
-import re
 from typing import Optional, Tuple
 
 from .merge import ReportError
@@ -100,40 +99,21 @@ def reference_value(task: str, record: dict) -> Optional[float]:
     return stated if stated is not None else labelled
 
 
-# Why the parser reads no one value in a reference answer that has digits, as (what it is,
-# a pattern finding it in the normalised text). `metrics.numbers` refuses these (its rule 4)
-# without saying why, so they are told apart here for the message only: what is scored is
-# the parser's alone. Tried in order; the first that matches names the reason.
-_NOT_ONE_VALUE = (
-    ("a range", re.compile(r"\bbetween\b|\d\s*(?:-|~|\.\.+|\bto\b|\bthrough\b|\bthru\b)\s*[+-]?\.?\d", re.I)),
-    ("a bound", re.compile(r"[<>≤≥≲≳⩽⩾≪≫≠]|\b(?:less|more|greater|fewer|lower|higher|smaller|larger|bigger)\s+than\b"
-                           r"|\bat\s+(?:least|most)\b|\bup\s+to\b|\b(?:below|above|under|over|exceeds?|beyond)\b"
-                           r"|\b(?:or|and)\s+(?:more|less|greater|fewer|higher|lower|above|below|up)\b"
-                           r"|\b(?:max(?:imum)?|minimum)\b|\d\+", re.I)),
-    ("a choice of values", re.compile(r"\d\s*\S*\s*\(?\s*(?:or|vs\.?|versus)\s+[+-]?\.?\d", re.I)),
-)
-_DECIMAL_COMMA = re.compile(r"\d+,\d+")
-
-
 def no_value_reason(answer: str) -> Tuple[str, str]:
     """(what, why) for a reference answer from which `metrics.numbers` reads no value: `what`
-    is "no number", "a decimal comma", "a range", "a bound", "a choice of values" or "no
-    single value"; `why` says it for a message, quoting the answer. Was: every such answer was
-    "no number in the reference answer", also "The LogP is 1,7." and "between 1.5 and 2.0"."""
-    from .metrics.numbers import normalise, parse_number
+    is the parser's own finding ("no number", "a decimal comma or a list", "a range", "a bound",
+    "a choice", ...: `numbers.why_no_value`, from the pass that reads values), `why` says it
+    for a message, quoting the answer. Was: every such answer was "no number in the reference
+    answer", also "The LogP is 1,7." and "between 1.5 and 2.0"."""
+    from .metrics.numbers import why_no_value
 
-    text = normalise(answer)
+    found = why_no_value(answer) or "no single value"
+    if found == "no number":
+        return found, "no number in the reference answer"
     quoted = repr(answer if len(answer) <= 80 else answer[:77] + "...")
-    if not re.search(r"\d", text):
-        return "no number", "no number in the reference answer"
-    comma = _DECIMAL_COMMA.search(text)
-    if comma and parse_number(_DECIMAL_COMMA.sub(lambda m: m.group(0).replace(",", "."), text)) is not None:
-        return "a decimal comma", (f"the reference answer writes a decimal comma, {comma.group(0)!r}, which is no "
-                                   f"number the report reads (write {comma.group(0).replace(',', '.')}): {quoted}")
-    for what, pattern in _NOT_ONE_VALUE:
-        if pattern.search(text):
-            return what, f"the reference answer states {what}, not one value: {quoted}"
-    return "no single value", f"the reference answer states no single value the report reads: {quoted}"
+    what = found.split(" (", 1)[0]
+    hint = " (write decimals with a point)" if what.startswith("a decimal comma") else ""
+    return what, f"the reference answer states {found}, not one value{hint}: {quoted}"
 
 
 def _finite(value) -> Optional[float]:

@@ -37,8 +37,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    name's (`HOMO-1`, `LUMO+1`, `CID-702`: glued to a word by a sign), that begin a word
    (`3D`, `2D`, `1H`, `13C`: a letter right after the digits that starts no unit the
    parser knows, while `5eV`, `180g/mol` and `300K` are a number and its unit; so a
-   whole number glued to a unit it does not know, `5nM`, is skipped too: written
-   `5 nM` or `5.0nM`, it is read), that mark a list item (`1. ` or `1) ` at a line's
+   whole number glued to a unit it does not know, `5psi`, is skipped too: written
+   `5 psi` or `5.0psi`, it is read), that mark a list item (`1. ` or `1) ` at a line's
    start, after indentation or `>`, with more text on the line: `5.` alone is an answer)
    where it is one: after `#`s (`### 1. Result`), in a list (another line starts so
    numbered one less or more, `1.` and `2.`, or `1.` again, markdown's numbering), or,
@@ -85,29 +85,45 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `**5 or more**`), so `180 g/mol or more precisely 180.2`, `2 or less polar`, `-5.2 eV
    and lower-lying orbitals`, `350 at most atoms` and `5.2 (max. abs. error 0.1)` are
    values; `min` alone is minutes, no bound), or is
-   not finite (`1e999`). A reference answer so written has no value (`task_kinds`).
+   not finite (`1e999`). A reference answer so written has no value (`task_kinds`);
+   `why_no_value(text)` says which of these it found, with the text (`"a decimal comma or
+   a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than 5')"`, `"no number"`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
    `nan`, `inf` and text without digits are invalid.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
-   number, or alone in brackets (`-0.19 (Hartree)`), and converts it: `-0.25 Hartree`
+   number, or in brackets, alone or with words (`-0.19 (Hartree)`, `-0.19 (in Hartree)`,
+   `(Hartree units)`, `(in units of Hartree)`), or before the number in a header
+   (`HOMO (Hartree): -0.19`, `MW [kDa] = 0.18`, `TPSA (nm²) 0.202`, `Molecular weight in
+   kDa: 0.18`, `The HOMO (in eV) is -5.2`; each was read in the property's own unit), and
+   converts it: `-0.25 Hartree`
    (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is -0.1 eV (`MeV` is 10^6 eV; `MEV`, `mev`,
-   of unclear case, are invalid), `-25 kJ/mol` is -5.98 kcal/mol, `-5 cal/mol`
+   of unclear case, are invalid), `-0.38 Ry` (`Rydberg`, Quantum ESPRESSO's unit; `mRy`)
+   -5.17 eV, `-25 kJ/mol` is -5.98 kcal/mol, `-5 cal/mol`
    -0.005 kcal/mol (a bare `kJ`, `kcal`, `J` or `cal` is per mole), `0.18 kDa` and
-   `0.18 kg/mol` are 180 g/mol (`g/mol`, `g mol-1`, `g.mol-1`, `gmol-1` alike), `0.2 nm^2`
-   is 20 Å², `2020 pm^2` 0.202 Å², `-20 mHa` (`mEh`, `millihartree`) -0.544 eV; per-molecule
+   `0.18 kg/mol` are 180 g/mol (`g/mol`, `g mol-1`, `g.mol-1`, `gmol-1` alike; `lb/mol`
+   453.59 g/mol), `0.2 nm^2` is 20 Å², `2020 pm^2` 0.202 Å², `72.1 bohr²` 20.2 Å² (a
+   square written `²`, `^2`, `**2`, `^{2}`, `squared`, `square`, `sq.`), `-20 mHa` (`mEh`,
+   `mHartree`, `millihartree`) -0.544 eV; per-molecule
    and molar energies convert alike. A unit of another kind makes the answer invalid:
-   another of these (`180 g/mol` for HOMO), a mass (`180 mg` for a molar mass), a
+   another of these (`180 g/mol` for HOMO), a mass (`180 mg`, `lb`, `oz` for a molar mass), a
    temperature (`300 K`, `25 °C`), a percentage (`45%`), a voltage (`-5.2 V`, `mV`: not
-   eV), a length (`20.2 Å` without the square, `300 nm`, `mm`, `bohr`), or a stem of these
-   units after an SI prefix not listed above (`keV`, `kHa`, `µEh`, `MDa`, `GJ`, `cm^2`,
+   eV), a length (`20.2 Å` without the square, `300 nm`, `mm`, `bohr`), another power of
+   a length (`20.2 Å³`, `A^3`, `nm³`: volumes; `cm^-1`), an area in a macroscopic unit
+   (`m²`, `cm^2`, `mm²`: not converted), a dipole moment (`Debye`, a spaced `D`), a
+   frequency (`Hz`, `THz`), a concentration or amount (`mM`, a spaced `M`, `mol`,
+   `mmol`, `mol/L`), `ppm`, a volume (`mL`, `liters`), a time (`seconds`), a compound
+   unit (`kcal/mol/Å`, `eV·Å`, `mol/g`: a second unit joined by `/`, `·` or `per`), two
+   units that differ (`HOMO (Hartree): -0.19 eV`), or a stem of these
+   units after an SI prefix not listed above (`keV`, `kHa`, `µEh`, `MDa`, `GJ`, `km^2`,
    `microhartree`: not converted; each was read as the bare number in the property's unit,
    `-20 mHa` as -20 eV). No unit, a word that is not a known unit or such a prefixed stem
-   (`units`, `approximately`), and properties without such a unit (LogP, complexity, SCF
-   energy, the data's own properties) take the number as stated. `parse_number` alone
-   converts nothing.
+   (`units`, `approximately`, `for this compound`, `per atom`), a bracket or `in` that
+   holds no unit (`(in water)`, `(MW)`), and properties without such a unit (LogP,
+   complexity, SCF energy, the data's own properties) take the number as stated.
+   `parse_number` alone converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
 value outside it counts as invalid. Names match case-, space- and punctuation-
@@ -133,7 +149,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from ..names import name_key
 from .text import without_format_characters
@@ -156,7 +172,7 @@ _SUPERSCRIPT_AFTER_DIGIT = re.compile(r"(?<=[0-9])([⁺⁻]?[⁰¹²³⁴⁵⁶�
 # `a/{b}`, named symbols.
 _LATEX_SYMBOLS = {"le": "≤", "leq": "≤", "leqslant": "≤", "ge": "≥", "geq": "≥", "geqslant": "≥", "lt": "<",
                   "gt": ">", "ll": "≪", "gg": "≫", "lesssim": "≲", "gtrsim": "≳", "ne": "≠", "neq": "≠",
-                  "approx": "≈", "sim": "~", "pm": "±", "to": " to ", "%": "%"}
+                  "approx": "≈", "sim": "~", "pm": "±", "to": " to ", "%": "%", "AA": "Å"}
 _LATEX = [(re.compile(r"\\(?:times|cdot|ast)(?![A-Za-z])"), "×"), (re.compile(r"\^\{\s*([+-]?[0-9]+)\s*\}"), r"^(\1)"),
           (re.compile(r"_\{([^{}]*)\}"), r"_\1"),
           (re.compile(r"\\(?:text(?:rm|it|bf|normal)?|math(?:rm|it|bf|sf|tt)|mbox|operatorname)\s*\{([^{}]*)\}"), r"\1"),
@@ -316,10 +332,25 @@ def parse_number(text) -> Optional[float]:
     return None if parsed is None else parsed[0]
 
 
-def _parse(text) -> Optional[Tuple[float, str]]:
-    """(the value an answer states, the text after its number), or None."""
+def why_no_value(text) -> Optional[str]:
+    """Why `parse_number(text)` is None, as a few words and the text where it was found
+    (`"a decimal comma or a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than
+    5')"`, `"no number"`), or None when the text states one value. For a reason that
+    names what was found instead of only "no value" (rule 4)."""
+    parsed = _parse_or_reason(text)
+    return parsed if isinstance(parsed, str) else None
+
+
+def _parse(text) -> Optional[Tuple[float, str, str]]:
+    """(the value an answer states, the text before its number, the text after it), or None."""
+    parsed = _parse_or_reason(text)
+    return None if isinstance(parsed, str) else parsed
+
+
+def _parse_or_reason(text) -> Union[Tuple[float, str, str], str]:
+    """`_parse`, or why the text states no one value (`why_no_value`)."""
     if not isinstance(text, str):
-        return None
+        return f"not text but {type(text).__name__}"
     text = normalise(text)
     markers = _markers(text)
     for match in _NUMBER.finditer(text):
@@ -327,16 +358,28 @@ def _parse(text) -> Optional[Tuple[float, str]]:
         if _not_a_value(text, match, markers):
             continue
         before, after = text[:start], text[end:]
+
+        def found(reason: str, at: int = start) -> str:
+            return _shown(text, at, end, reason)
+
         if _stray_sign(before, match):
-            return None
+            return found("a sign before the number that is not its own", len(before.rstrip()) - len(
+                (before.split() or [""])[-1]))
         power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
         space_group = (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
                        and _SPACE_GROUP.match(after))
-        if _MALFORMED.match(after) or _PRODUCT.match(after) or power or space_group:
-            return None
-        if (_RANGE_BEFORE.search(before) or _BOUND_BEFORE.search(before) or _DENOMINATOR.search(before)
-                or _not_one_value_after(after)):
-            return None
+        if _MALFORMED.match(after):
+            return found(_malformed_reason(after))
+        if _PRODUCT.match(after) or power or space_group:
+            return found("a product other than a power of ten" if not (power or space_group) else
+                         "a power of another base than 10" if power else "digits split by a space")
+        for pattern, reason in ((_RANGE_BEFORE, "a range"), (_BOUND_BEFORE, "a bound"), (_DENOMINATOR, "a fraction")):
+            cue = pattern.search(before)
+            if cue:
+                return found(reason, cue.start())
+        reason = _not_one_value_reason(after)
+        if reason:
+            return found(reason)
         mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
         try:
             if exp[:1] in ("e", "E", "d", "D"):
@@ -349,16 +392,37 @@ def _parse(text) -> Optional[Tuple[float, str]]:
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
                     after = after[bare.end():]
-                    if _not_one_value_after(after) or _MALFORMED.match(after) or _POWER.match(after):
-                        return None  # "10^3.5", "10^3^2": were 1000
+                    reason = _not_one_value_reason(after)
+                    if reason or _MALFORMED.match(after) or _POWER.match(after):
+                        return found(reason or "a malformed power of ten")  # "10^3.5", "10^3^2": were 1000
         except OverflowError:
-            return None
+            return found("not a finite number")
         if match.group("sign") == "-":
             value = -value
         uncertainty = _UNCERTAINTY.match(after)
         after = after[uncertainty.end():] if uncertainty else after
-        return (value, after) if math.isfinite(value) else None
-    return None
+        return (value, before, after) if math.isfinite(value) else found("not a finite number")
+    return "no number"
+
+
+_SHOWN_AFTER = 16  # characters after the number that `why_no_value` shows
+
+
+def _shown(text: str, at: int, end: int, reason: str) -> str:
+    """`reason` and the text from `at` to a little after the number's `end` (its line only)."""
+    line_end = text.find("\n", end)
+    shown = text[at:min(end + _SHOWN_AFTER, len(text) if line_end < 0 else line_end)].strip()
+    return f"{reason} ({shown!r})"
+
+# What `_MALFORMED` found, in words (`why_no_value`): the first that matches the text after
+# the number, else "a malformed number".
+_MALFORMED_REASONS = ((re.compile(r",\d"), "a decimal comma or a list"),
+                      (re.compile(r"['’_]\d"), "digits grouped other than by three"),
+                      (re.compile(r"\s*/"), "a fraction"), (re.compile(r":\d"), "a ratio"))
+
+
+def _malformed_reason(after: str) -> str:
+    return next((reason for pattern, reason in _MALFORMED_REASONS if pattern.match(after)), "a malformed number")
 
 
 def _markers(text: str) -> Tuple[frozenset, frozenset]:
@@ -454,14 +518,18 @@ def _stray_sign(before: str, match: "re.Match") -> bool:
 
 # --------------------------------------------------------------------------- units
 
-# A unit stated right after the number, as (kind, factor to the kind's base unit: eV,
-# g/mol, Å²). Energies per molecule and per mole convert alike (1 eV per molecule is
-# 96.485 kJ/mol). Matched case-insensitively (but for `meV` and `MeV`, `K` and `J`), not
-# followed by a letter or digit, or alone in brackets: `-0.19 (Hartree)`, `[a.u.]` (read
-# as eV before).
+# A unit stated with the number, as (kind, factor to the kind's base unit: eV, g/mol, Å²).
+# Energies per molecule and per mole convert alike (1 eV per molecule is 96.485 kJ/mol).
+# Matched case-insensitively (but for `meV` and `MeV`, `K`, `J`, `Ry`, `nm`, `mM`, ...), not
+# followed by a letter or digit, or in brackets, alone or with words: `-0.19 (Hartree)`,
+# `[a.u.]` (read as eV before), `-0.19 (in Hartree)`, `(Hartree units)`, `(in units of
+# Hartree)` (these three were read as eV).
 _HARTREE_EV = 27.211386245988  # CODATA 2018
+_RYDBERG_EV = _HARTREE_EV / 2  # 13.605693 eV: Quantum ESPRESSO's energy unit (`-0.38 Ry` was -0.38 eV)
 _KCAL_MOL_EV = 1 / 23.060547830619
 _KJ_MOL_EV = 1 / 96.48533212331
+_BOHR_ANGSTROM = 0.529177210903  # CODATA 2018 (`72.1 bohr²` was 72.1 Å²)
+_POUND_GRAM = 453.59237  # exact
 # "/mol", " mol-1" ("mol⁻¹" after NFKC), "mol^(-1)" (LaTeX's `^{-1}`), "gmol-1", "g.mol-1"
 _PER_MOL = r"(?:\s*(?:/|per\s|[·⋅*])\s*|\.|\s*)mole?(?:\s*(?:\^\s*)?(?:-1|\(\s*-1\s*\)))?"
 _SQUARED = r"\s*(?:(?:\^|\*\*)\s*)?2"  # no two `\s*` meet around an optional token: quadratic
@@ -481,7 +549,10 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     (r"mev", "meV or MeV (unclear case)", None),  # `MEV`, `mev`: invalid, not a guess
     (r"e\.?v|electron[\s-]?volts?", "energy", 1.0),
     (r"hartrees?|ha|e_?h|a\.\s?u\.?|au|atomic\s+units?", "energy", _HARTREE_EV),
-    (r"(?-i:m)(?:ha|e_?h)|milli-?hartrees?", "energy", _HARTREE_EV / 1000),  # `-20 mHa` was -20 eV
+    # `-20 mHa` was -20 eV, `-190 mHartree` invalid
+    (r"(?-i:m)(?:hartrees?|ha|e_?h)|milli-?hartrees?", "energy", _HARTREE_EV / 1000),
+    (r"(?-i:Ry)|rydbergs?", "energy", _RYDBERG_EV),  # `-5.2 Rydberg` was -5.2 eV
+    (r"(?-i:mRy)|milli-?rydbergs?", "energy", _RYDBERG_EV / 1000),
     (r"(?:kcal|kilocalories?)" + _PER_MOL, "energy", _KCAL_MOL_EV),
     (r"(?:kj|kilojoules?)" + _PER_MOL, "energy", _KJ_MOL_EV),
     (r"(?:cal|calories?)" + _PER_MOL, "energy", _KCAL_MOL_EV / 1000),  # `-5 cal/mol` was -5 kcal/mol
@@ -493,64 +564,195 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     (r"(?:g|grams?)" + _PER_MOL + r"|daltons?|da|amu|u", "molar mass", 1.0),
     (r"(?:kg|kilograms?)" + _PER_MOL, "molar mass", 1000.0),  # was a mass: invalid
     (r"kda|kilodaltons?", "molar mass", 1000.0),
-    (r"(?:å|angstroms?)" + _SQUARED + r"|a\s*(?:\^|\*\*)\s*2|square\s+(?:å|angstroms?)", "area", 1.0),
-    (r"nm" + _SQUARED + r"|square\s+nanomet(?:er|re)s?", "area", 100.0),
-    (r"(?-i:pm)" + _SQUARED + r"|square\s+picomet(?:er|re)s?", "area", 1e-4),  # `2020 pm^2` was 2020 Å²
+    (r"(?:lbs?|pounds?)" + _PER_MOL, "molar mass", _POUND_GRAM),  # `0.397 lb/mol` was 0.397 g/mol
     # Kinds no property here is scored in: recognised only so that an answer stating one
     # (`180 mg` for a molar mass, `300 K` for an energy) is invalid instead of read as
-    # the property's unit. Never converted, so their factors are unused.
-    (r"[µμu]g|mg|kg|g|(?:micro|milli|kilo)?grams?", "mass", None),
+    # the property's unit. Never converted, so their factors are unused. Each of `-5.2
+    # Debye`, `-5.2 THz`, `180.16 mM`, `180.16 mol/g`, `180.16 oz` was read as the number
+    # in the property's unit.
+    (r"[µμu]g|mg|kg|g|(?:micro|milli|kilo)?grams?|lbs?|pounds?|oz|ounces?", "mass", None),
     (r"°\s*[cf]|(?-i:K)|kelvins?|degrees?(?:\s+(?:celsius|fahrenheit))?", "temperature", None),
     (r"%|percent", "percentage", None),
     # `-5.2 V` was read as eV, `20.2 Å` (no square) and `300 nm` as Å² and eV
     (r"(?-i:[munµμkMG]?V)|volts?", "voltage", None),
-    (r"å|angstroms?|(?-i:[cmnµμp]m)|nanomet(?:er|re)s?|picomet(?:er|re)s?|bohrs?", "length", None),
-    # A stem of the units above after an SI prefix not listed with it (`keV`, `kHa`, `µEh`,
-    # `MDa`, `GJ`, `cm^2`, `microhartree`): not converted, and not the number in the
-    # property's unit either (`-20 mHa` was -20 eV before millihartrees were listed). Tried
-    # last, so that every listed form (`meV`, `kcal`, `kDa`, `mg`, `nm^2`) is matched first.
-    (r"(?:(?-i:[yzafpnuµμmcdhkMGTPEZY]|da)|(?:yocto|zepto|atto|femto|pico|nano|micro|milli|centi|deci|hecto|kilo"
-     r"|mega|giga|tera|peta|exa)-?)(?:(?-i:eV)|electron[\s-]?volts?|hartrees?|ha|e_?h|(?-i:J)|joules?|cal|calories?"
-     r"|da|daltons?|m" + _SQUARED + r"|met(?:er|re)s?" + _SQUARED + r")", "unit with a prefix that is not converted",
-     None),
+    (r"debyes?", "dipole moment", None),
+    (r"(?:[kmgtpµμ]|kilo|mega|giga|tera|milli|micro)?-?(?:hz|hertz)|wavenumbers?", "frequency", None),
+    (r"(?:[mµμunp]|milli|micro|nano|pico)?mol(?:es?|s)?\s*(?:/|per\s)\s*(?:l|liters?|litres?|dm\s*(?:\^\s*)?3)"
+     r"|(?-i:[mµμunp]M)", "concentration", None),
+    (r"(?:[mµμunp]|milli|micro|nano|pico)?mol(?:es?|s)?", "amount of substance", None),
+    (r"pp[mbt]|parts\s+per\s+(?:million|billion|trillion)", "fraction (parts per million)", None),
+    (r"liters?|litres?|(?-i:[mµμd]L)", "volume", None),
+    (r"seconds?|minutes?|hours?", "time", None),
 )]
+# One capital letter, a unit only when set apart from the number (`-5.2 D`, `0.1 M`):
+# glued, it begins a word (`3D`, rule 3).
+_SPACED_UNITS = [(_unit_regex(pattern), kind, None) for pattern, kind in (
+    (r"(?-i:D)", "dipole moment"), (r"(?-i:M)", "concentration"), (r"(?-i:L)", "volume"))]
+# A stem of the units above after an SI prefix not listed with it (`keV`, `kHa`, `µEh`,
+# `MDa`, `GJ`, `km^2`, `microhartree`): not converted, and not the number in the
+# property's unit either (`-20 mHa` was -20 eV before millihartrees were listed). Tried
+# last, so that every listed form (`meV`, `kcal`, `kDa`, `mg`, `nm^2`) is matched first.
+_PREFIXED = _unit_regex(
+    r"(?:(?-i:[yzafpnuµμmcdhkMGTPEZY]|da)|(?:yocto|zepto|atto|femto|pico|nano|micro|milli|centi|deci|hecto|kilo"
+    r"|mega|giga|tera|peta|exa)-?)(?:(?-i:eV)|electron[\s-]?volts?|hartrees?|ha|e_?h|(?-i:J)|joules?|cal|calories?"
+    r"|(?-i:Ry)|rydbergs?|da|daltons?|m" + _SQUARED + r"|met(?:er|re)s?" + _SQUARED + r")")
+_PREFIXED_KIND = "unit with a prefix that is not converted"
+# Lengths, as (pattern, factor to Å, or None for a macroscopic length no molecule is
+# measured in), with a power written after (`Å2`, NFKC's `Å²`; `Å^2`, `Å**2`, `Å^(2)`,
+# LaTeX's `Å^{2}`; `Å squared`) or before (`square Å`, `sq. Å`, `cubic Å`). Only the
+# square of a molecular length is an area that converts: `20.2 Å³`, `20.2 A^3`, `20.2
+# nm³` (volumes), `20.2 m²` were each read as 20.2 Å², and `Å^{2}` made an answer invalid.
+_POWER_BEFORE = r"(?P<before>(?:square|cubic)\s+|(?:sq|cu)(?:\.\s*|\s+))?"
+_POWER_AFTER = (r"(?:\s*(?:\^|\*\*)\s*(?:(?P<caret>[+-]?\d+)|\(\s*(?P<bracket>[+-]?\d+)\s*\))|(?P<glued>\d)(?!\d)"
+                r"|[^\S\n]{1,3}(?P<word>squared|cubed))?(?![^\W_])")
+_LENGTHS = [(re.compile(_POWER_BEFORE + "(?:" + pattern + ")" + _POWER_AFTER, re.IGNORECASE), factor)
+            for pattern, factor in (
+    (r"å|ångströms?|angstroms?|a(?=\s*(?:\^|\*\*))", 1.0),  # a bare `A` is a word: `A^2` only
+    (r"(?-i:nm)|nanomet(?:er|re)s?", 10.0),
+    (r"(?-i:pm)|picomet(?:er|re)s?", 0.01),
+    (r"bohrs?|a_?0", _BOHR_ANGSTROM),
+    (r"(?-i:[cmµμ]?m)|(?:centi|milli|micro)?met(?:er|re)s?|microns?", None),
+)]
+_POWER_WORDS = {"square": 2, "sq": 2, "squared": 2, "cubic": 3, "cu": 3, "cubed": 3}
+# A second unit joined to the first (`kcal/mol/Å`, `eV·Å`, `mol/g`, `eV per K`): a compound
+# unit the report does not convert (each was read as the first unit alone).
+_COMPOUND = re.compile(r"[^\S\n]*(?:/|·|⋅|per[^\S\n]+)[^\S\n]*", re.IGNORECASE)
+_COMPOUND_KIND = "compound unit that is not converted"
+# A unit in brackets with words: `(in Hartree)`, `(Hartree units)`, `[in units of eV]`.
+# Matched in the first `_UNIT_REACH` characters only: on `5 (in` and a long run of spaces
+# the spaces before the bracket's end were tried anew for every split (2000 took 8 s).
+_BRACKETED = re.compile(r"(?:\((?=(\s*))\1|\[(?=(\s*))\2)(?:in\s+)?(?:units?\s+of\s+)?(?P<unit>[^()\[\]\n]{1,40}?)"
+                        r"(?:\s+units?)?\s*[)\]]", re.IGNORECASE)
 # A property's own unit, as (kind, factor): the unit its values are scored in.
 _SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("molar mass", 1.0),
                "Å²": ("area", 1.0)}
 
 
-def stated_unit(after: str) -> Optional[Tuple[str, float, str]]:
+def stated_unit(after: str) -> Optional[Tuple[str, Optional[float], str]]:
     """(kind, factor, as written) of the unit at the start of `after` (the text after a
     number), or None."""
+    spaced = after[:1].isspace()
     after = after.lstrip()  # once, not by each pattern's `\s*` (a long run of spaces was slow)
+    if after[:1] in ("(", "["):
+        bracketed = _bracketed_unit(after)
+        if bracketed:
+            return bracketed
+    return _compound_unit(after, spaced)
+
+
+def _bracketed_unit(text: str) -> Optional[Tuple[str, Optional[float], str]]:
+    """The unit that a bracket at the start of `text` holds, alone or with words (`(in
+    Hartree)`, `(Hartree units)`), or None when it holds anything else."""
+    match = _BRACKETED.match(text[:_UNIT_REACH])
+    if not match:
+        return None
+    inner = match.group("unit").strip()
+    unit = _compound_unit(inner, spaced=True)
+    return (unit[0], unit[1], match.group(0)) if unit and unit[2] == inner else None
+
+
+def _compound_unit(text: str, spaced: bool) -> Optional[Tuple[str, Optional[float], str]]:
+    """`_unit_at`, or a compound unit (`_COMPOUND`) when a second unit is joined to it."""
+    unit = _unit_at(text, spaced)
+    if unit is None:
+        return None
+    end = len(unit[2])
+    joint = _COMPOUND.match(text, end)
+    if joint:
+        other = _unit_at(text[joint.end():], spaced=False)
+        if other:
+            return _COMPOUND_KIND, None, text[:joint.end() + len(other[2])]
+    return unit
+
+
+def _unit_at(text: str, spaced: bool) -> Optional[Tuple[str, Optional[float], str]]:
+    """(kind, factor, as written) of one unit at the very start of `text`, or None; a
+    one-letter unit only where the number was `spaced` from it."""
     for pattern, kind, factor in _UNITS:
-        match = pattern.match(after)
+        match = pattern.match(text)
+        if match:
+            return kind, factor, match.group(0).strip()
+    length = _length_at(text)
+    if length:
+        return length
+    match = _PREFIXED.match(text)
+    if match:
+        return _PREFIXED_KIND, None, match.group(0).strip()
+    for pattern, kind, factor in (_SPACED_UNITS if spaced else ()):
+        match = pattern.match(text)
         if match:
             return kind, factor, match.group(0).strip()
     return None
 
 
-def _not_one_value_after(after: str) -> bool:
-    """Whether the text after a number makes it one end of a range or one of a choice
-    (`_RANGE_AFTER`), or a bound (`_BOUND_AFTER`): rule 4. An uncertainty and a known unit
-    are passed over first (`5 eV or more`, `5 ± 0.1 or more`): the `-1` of `kcal·mol-1`
-    (`mol⁻¹`) is an exponent, not `to 1`."""
+def _length_at(text: str) -> Optional[Tuple[str, Optional[float], str]]:
+    """A length, or a power of one, at the start of `text` (`_LENGTHS`): an area in a
+    molecular unit converts to Å²; any other is a kind no property here is scored in."""
+    for pattern, factor in _LENGTHS:
+        match = pattern.match(text)
+        if match:
+            break
+    else:
+        return None
+    power = 1
+    for name in ("before", "word"):
+        if match.group(name):
+            power *= _POWER_WORDS[match.group(name).strip().rstrip(".").lower()]
+    written = match.group("caret") or match.group("bracket") or match.group("glued")
+    power *= int(written) if written else 1
+    if power == 2 and factor is not None:
+        kind, factor = "area", factor * factor
+    else:
+        kind, factor = {1: "length", 2: "area in a unit that is not converted", 3: "volume",
+                        -1: "inverse length (a wavenumber)"}.get(power, f"length to the power {power}"), None
+    return kind, factor, match.group(0)
+
+
+# A unit stated before the number, for the value after it: `HOMO (Hartree): -0.19`, `MW [kDa]
+# = 0.18`, `TPSA (nm²) 0.202`, `Molecular weight in kDa: 0.18`, `The HOMO (in eV) is -5.2`
+# (each was read in the property's own unit). Looked for in the characters right before the
+# number (`_UNIT_REACH`); a bracket or `in` that holds no unit is ordinary text.
+_AFTER_A_HEADER = r"(?:[:=≈~]|(?<![^\W\d_])(?:is|was|equals|of)(?![^\W\d_]))"
+_UNIT_HEADER = re.compile(r"(?:(?P<bracket>\([^()\n]{1,40}\)|\[[^\[\]\n]{1,40}\])[^\S\n]*" + _AFTER_A_HEADER + r"?"
+                          r"|(?<![^\W\d_])in[^\S\n]+(?P<words>(?!in(?![^\W\d_]))[^\s:=()\[\]]+"
+                          r"(?:[^\S\n]+(?!in(?![^\W\d_]))[^\s:=()\[\]]+){0,3})[^\S\n]*" + _AFTER_A_HEADER
+                          + r")\s*\Z", re.IGNORECASE)
+
+
+def _unit_before(before: str) -> Optional[Tuple[str, Optional[float], str]]:
+    """The unit a header right before the number states (`_UNIT_HEADER`), or None."""
+    header = _UNIT_HEADER.search(before[-_UNIT_REACH:])
+    if not header:
+        return None
+    if header.group("bracket"):
+        return _bracketed_unit(header.group("bracket"))
+    words = header.group("words").strip()
+    return _bracketed_unit(f"({words})")  # `in Hartree units:` as `(Hartree units)`
+
+
+def _not_one_value_reason(after: str) -> Optional[str]:
+    """"a range", "a choice" or "a bound" when the text after a number makes it one end of
+    a range or one of a choice (`_RANGE_AFTER`), or a bound (`_BOUND_AFTER`): rule 4; else
+    None. An uncertainty and a known unit are passed over first (`5 eV or more`, `5 ± 0.1
+    or more`): the `-1` of `kcal·mol-1` (`mol⁻¹`) is an exponent, not `to 1`."""
     if _BOUND_AFTER.match(after):  # `5+` first: `+/-` and `+-` would start an uncertainty
-        return True
+        return "a bound"
     uncertainty = _UNCERTAINTY.match(after)
     after = after[uncertainty.end():] if uncertainty else after
     unit = stated_unit(after)
     if unit is not None:
         after = after.lstrip()[len(unit[2]):]
     if _BOUND_AFTER.match(after):
-        return True
+        return "a bound"
     other = _RANGE_AFTER.match(after)
     if other and other.group("choice"):
         # the other number of a choice is a number: not the digits that begin a word, `2 or
         # 3D models`, `2.1 vs 2nd` (a unit, `2 or 3eV`, or an exponent, `2 or 3e5`, may follow)
         rest = after[other.end():]
-        return not (_LETTER.match(rest) and stated_unit(rest) is None and not re.match(r"[eEdD][+-]?\d", rest))
-    return bool(other)
+        word = _LETTER.match(rest) and stated_unit(rest) is None and not re.match(r"[eEdD][+-]?\d", rest)
+        return None if word else ("a range" if other.group("choice").startswith("..") or
+                                  re.search(r"through|thru|to", other.group("choice"), re.IGNORECASE) else "a choice")
+    return "a range" if other else None
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
@@ -560,16 +762,26 @@ def parse_value(text, spec: "PropertySpec") -> Optional[float]:
 
 def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional[str]]:
     """(`parse_value`, why the unit the answer states cannot be a value of this property or
-    None) from one parse."""
+    None) from one parse. The unit is the one after the number (`stated_unit`) or the one a
+    header right before it states (`_unit_before`: `HOMO (Hartree): -0.19`); both, when
+    they differ, make the answer invalid."""
     parsed = _parse(text)
     if parsed is None:
         return None, None
-    value, after = parsed
-    own, stated = _SPEC_UNITS.get(spec.unit or ""), stated_unit(after)
-    if own is None or stated is None:
-        return value, None  # a property without a convertible unit, or no unit given: as stated
+    value, before, after = parsed
+    own = _SPEC_UNITS.get(spec.unit or "")
+    if own is None:
+        return value, None  # a property without a convertible unit: as stated
+    stated, header = stated_unit(after), _unit_before(before)
+    if stated is not None and header is not None and stated[:2] != header[:2]:
+        return None, f"states two units, {header[2]!r} before {value:g} and {stated[2]!r} after it, for {spec.name}"
+    if stated is None and header is None:
+        return value, None  # no unit given: as stated
+    written = f"{value:g} {stated[2]}" if stated is not None else f"{header[2]} {value:g}"
+    stated = stated or header
     if stated[0] != own[0]:
-        return None, f"states {f'{value:g} {stated[2]}'!r}, a {stated[0]}, for {spec.name} in {spec.unit}"
+        article = "an" if stated[0][0] in "aeio" else "a"  # "an energy", "a unit with a prefix"
+        return None, f"states {written!r}, {article} {stated[0]}, for {spec.name} in {spec.unit}"
     if stated[1] != own[1]:  # the property's own unit stays bit-exact
         value = value * stated[1] / own[1]
     return (value, None) if math.isfinite(value) else (None, None)
