@@ -31,6 +31,7 @@ _PATCHES = (
     "aux_property_logging",
     "aux_property_stats",
     "nonfinite_training",
+    "resume_schedule",
 )
 
 _HEADS = ("deepmolm_plugin.property.aux_head",)

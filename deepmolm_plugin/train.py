@@ -376,6 +376,7 @@ def check_argument_values(host_train, argv) -> None:
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
     check_training_modes(options, model_args)
+    check_half_precision(options)
     if options.deepspeed:
         check_deepspeed_values(options)
     if unknown:  # a misspelt option: the host's parser stopped with a traceback after the imports
@@ -429,6 +430,24 @@ def check_training_modes(options, model_args) -> None:
                                "training here cannot load; train without --lora_enable")
 
 
+def check_half_precision(options) -> None:
+    """`--fp16 True` where training runs on the CPU (no CUDA, or --use_cpu True): accelerate
+    makes no loss scaler there and trains in float32 (losses bit-identical, config.json saying
+    float32), so the option did nothing. Was: accepted without a word, and the NaN guard
+    (patches.nonfinite_training) stood down for it: a diverged run saved NaN weights, exit 0.
+    As transformers refuses --bf16 without a bf16 GPU or --use_cpu."""
+    if not getattr(options, "fp16", False):
+        return
+    import torch
+
+    on_cpu = "--use_cpu True" if getattr(options, "use_cpu", False) else None
+    if on_cpu or not torch.cuda.is_available():
+        raise usage.UsageError(f"--fp16 True needs a CUDA GPU, and this run trains on the CPU "
+                               f"({on_cpu or 'no CUDA device here'}), where no fp16 loss scaler exists and the run "
+                               "would train in float32 anyway; leave --fp16 out (--bf16 True --use_cpu True trains "
+                               "in bfloat16 on the CPU)")
+
+
 def check_repeated_options(parser, argv) -> None:
     """A model or data option given twice (in any spelling: --fp_bits, --fp-bits,
     --fp_bits=) with two values: argparse silently keeps the last, so `... --fp_bits 2048
@@ -478,8 +497,12 @@ TRAINING_SETTINGS = {"freeze_mm_mlp_adapter": "freeze_mm_mlp_adapter"}
 # them went on without a word, and the final config named only the new one.
 DATA_SETTINGS = {"image_aspect_ratio": "image_aspect_ratio", "conformer_policy": "conformer_policy"}
 # What a stage-1 projector (--pretrain_mm_mlp_adapter) was built with, where no tensor shape
-# shows it (the heads) or the shapes would only fail later.
-ADAPTER_SETTINGS = ("mm_projector_type", "fp_bits", "fp_levels", "fusion_heads")
+# shows it (the heads, the image mode, the dropout) or the shapes would only fail later: the
+# network settings a saved model is compared on (MODEL_SETTINGS) less the property head, which
+# stage 1 does not train and stage 2 may add. Was: projector type, fingerprint and heads only,
+# so a base-mode adapter (whose tiles layout and view separator never trained) went into a
+# --image_mode tiles stage 2 without a word, while a saved model was refused for it.
+ADAPTER_SETTINGS = {name: key for name, key in MODEL_SETTINGS.items() if not name.startswith("aux_")}
 
 
 def settings_differences(saved: dict, model_args, settings: dict) -> list:
@@ -524,7 +547,8 @@ def check_model_checkpoint(model_args) -> None:
 def check_adapter_settings(model_args) -> None:
     """--pretrain_mm_mlp_adapter: the stage-1 run's config.json beside it records how its
     projector was built. A fusion projector trained with 2 heads loaded into 8 without a word
-    (no tensor shape shows the heads); refused, naming the settings."""
+    (no tensor shape shows the heads), and a base-mode one into --image_mode tiles; refused,
+    naming the settings (ADAPTER_SETTINGS)."""
     adapter = getattr(model_args, "pretrain_mm_mlp_adapter", None)
     if not adapter:
         return
@@ -538,7 +562,7 @@ def check_adapter_settings(model_args) -> None:
                 "head count (which no tensor shape shows) and fingerprint settings cannot be checked against "
                 "this run's; copy the stage-1 run's config.json next to the .bin")
         return  # an adapter from elsewhere: only its tensor shapes can be checked (when it loads)
-    differ = settings_differences(saved, model_args, {name: name for name in ADAPTER_SETTINGS})
+    differ = settings_differences(saved, model_args, ADAPTER_SETTINGS)
     # the tower whose features the projector learnt to map: another one's (other heads, other
     # weights) was loaded without a word
     differ += tower_differences(saved, model_args)
@@ -671,7 +695,8 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
 # twice the batch took the first epoch as done and skipped its other half, exit 0). The
 # factors may change if their product stays: 8 GPUs resumed on 4 with twice the
 # accumulation skip the same samples. (Epochs, steps and schedule may change: the Trainer
-# applies them, which is how a finished run is trained for longer.)
+# applies them, which is how a finished run is trained for longer; patches.resume_schedule
+# gives the first resumed step the new schedule's learning rate, not the old one's last.)
 RUN_RECORD = "deepmolm_resume.json"
 RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
                "seed", "data_seed", "group_by_modality_length", "per_device_train_batch_size",
@@ -684,11 +709,18 @@ RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1",
 PROCESSES = "processes"  # RUN_RECORD's number of training processes (WORLD_SIZE), next to RESUME_KEPT
 # compared as their product, the global batch
 BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps", PROCESSES)
+# The folders the records' files are read from (images, structures) and depictions drawn into,
+# recorded in RUN_RECORD and named in a note when a resume gives others: moving the data to
+# another disk is legitimate, but other pictures under the same names trained the rest of the
+# run on other inputs without a word (was: not recorded). Only the folders: a digest of every
+# referenced file (even of its size) costs a file-system call per record at every start
+# (minutes for a million records on a network file system).
+DATA_FOLDERS = ("image_folder", "structure_folder", "render_folder")
 
 
 def run_record(options, data_args) -> dict:
-    """What RUN_RECORD holds for this command line: RESUME_KEPT, the number of processes and
-    --data_path's content."""
+    """What RUN_RECORD holds for this command line: RESUME_KEPT, the number of processes,
+    --data_path's content and the DATA_FOLDERS."""
     from deepmolm_plugin.result_files import file_sha256
 
     kept = {name: getattr(getattr(options, name, None), "value", getattr(options, name, None)) for name in RESUME_KEPT}
@@ -697,14 +729,40 @@ def run_record(options, data_args) -> dict:
     kept["optim"] = {"adamw_torch_fused": "adamw_torch"}.get(kept["optim"], kept["optim"])
     kept[PROCESSES] = world_size()
     data = os.path.abspath(os.path.expanduser(data_args.data_path))
-    return {"settings": kept, "data_path": data, "data_sha256": file_sha256(data)}
+    return {"settings": kept, "data_path": data, "data_sha256": file_sha256(data), "folders": data_folders(data_args)}
+
+
+def data_folders(data_args) -> dict:
+    """DATA_FOLDERS as absolute paths (None: not given); the render folder as the dataset
+    uses it (<data_path>.renders when not given)."""
+    from deepmolm_plugin.patches.arguments import render_folder_for
+
+    given = {name: getattr(data_args, name, None) for name in DATA_FOLDERS}
+    given["render_folder"] = render_folder_for(data_args.data_path, given["render_folder"])
+    return {name: os.path.abspath(os.path.expanduser(value)) if value else None for name, value in given.items()}
+
+
+def moved_folders_note(saved: dict, ours: dict) -> "str | None":
+    """One line naming the DATA_FOLDERS a resumed run reads from other folders than it
+    started with (its RUN_RECORD's `folders`; a record without them: None)."""
+    then, now = saved.get("folders"), ours["folders"]
+    if not isinstance(then, dict):
+        return None
+    moved = [f"--{name} {now[name] or 'not given'} (the run started with {then[name] or 'none'})"
+             for name in DATA_FOLDERS if name in then and then[name] != now[name]]
+    if not moved:
+        return None
+    return (f"{PROG}: note: this resumed run reads its data from other folders than it started with: "
+            f"{'; '.join(moved)}. Fine if the data only moved; if those folders hold other files under the same "
+            "names, the rest of the run trains on other inputs than its first part")
 
 
 def check_resumed_run(options, data_args) -> None:
     """A run that resumes (a checkpoint-<step> in --output_dir) with RESUME_KEPT settings or a
     --data_path other than those it started with (its RUN_RECORD): refused, naming them. A
     run started before RUN_RECORD existed, or by the host's own train.py, has none and is not
-    checked."""
+    checked. Other DATA_FOLDERS than it started with are a note (moved_folders_note), not a
+    refusal."""
     from pathlib import Path
 
     output = os.path.expanduser(options.output_dir or "")
@@ -738,6 +796,9 @@ def check_resumed_run(options, data_args) -> None:
                                f"other settings than it started with: {'; '.join(differ)}. A resumed run keeps its "
                                "optimizer, schedule and data order: give the run's own, or start afresh in another "
                                "--output_dir (--model_name_or_path <a checkpoint> to go on from its weights)")
+    note = moved_folders_note(saved, ours)
+    if note and os.environ.get("RANK", "0") == "0":  # said once, not by every rank
+        print(note, file=sys.stderr)
 
 
 def resumes(output: str) -> bool:

@@ -17,8 +17,11 @@ Outside DeepSpeed it runs before `optimizer.step()`, so the weights are those of
 before; under DeepSpeed the engine has stepped inside the backward already.
 Either way nothing more is saved: the last periodic checkpoint is the one to resume from.
 
-Not in fp16: its loss scaler skips steps whose scaled gradients overflow by design, and
-lowers the scale (an inf gradient norm there is routine, not a fault).
+Not while a loss scaler is active (fp16 on a GPU: accelerate's GradScaler, or DeepSpeed's
+own under its fp16): it skips steps whose scaled gradients overflow by design, and lowers
+the scale (an inf gradient norm there is routine, not a fault). Was: skipped whenever
+`--fp16` was given, but where no scaler exists (on a CPU accelerate makes none and trains in
+float32) a diverged run logged its NaN loss as 0, saved NaN weights and exited 0.
 """
 
 from __future__ import annotations
@@ -38,6 +41,19 @@ def _finite(value) -> bool:
     if value is None:
         return True
     return math.isfinite(float(value))
+
+
+def loss_scaler_active(trainer, model) -> bool:
+    """Whether a loss scaler skips this run's overflowing steps: accelerate's GradScaler (made
+    only for fp16 on a GPU-like device; None on a CPU, whatever `--fp16` says) or, under
+    DeepSpeed, its engine's fp16 (DeepSpeed keeps its own scaler, accelerate holds none)."""
+    scaler = getattr(getattr(trainer, "accelerator", None), "scaler", None)
+    if scaler is not None and getattr(scaler, "is_enabled", lambda: True)():
+        return True
+    if not getattr(trainer, "is_deepspeed_enabled", False):
+        return False
+    engines = (model, getattr(trainer, "model_wrapped", None))  # the DeepSpeedEngine the loop steps
+    return any(callable(getattr(e, "fp16_enabled", None)) and e.fp16_enabled() for e in engines)
 
 
 def _message(trainer, grad_norm, losses: list, aux: list, bad_loss: bool, bad_norm: bool) -> str:
@@ -81,7 +97,7 @@ def apply() -> None:
         def _get_grad_norm(self, model, grad_norm=None):
             grad_norm = host_norm(self, model, grad_norm=grad_norm)
             losses = [float(x) for x in self.__dict__.pop("_deepmolm_step_losses", [])]
-            if self.args.fp16:
+            if loss_scaler_active(self, model):  # was: `if self.args.fp16` (no scaler on a CPU)
                 return grad_norm
             bad_loss, bad_norm = not all(map(math.isfinite, losses)), not _finite(grad_norm)
             if bad_loss or bad_norm:

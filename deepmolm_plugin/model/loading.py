@@ -143,13 +143,22 @@ def _shape_note(entry) -> str:
     return str(entry)
 
 
+NAN_TENSORS_SHOWN = 3  # tensors named in the NaN/inf weights error, the rest counted
+
+
 def _check_finite(model: torch.nn.Module, path: str, prefix: str = "") -> None:
     """NaN/inf weights (a diverged run, a damaged file) make every output NaN: an error naming
     them (`prefix`: where `model` sits in the checkpoint's names)."""
     bad = [f"{prefix}{name} ({problem})" for name, t in model.state_dict().items()
            if (problem := value_problem(t, t, ())) is not None]
     if bad:
-        raise CheckpointError(f"{path} has NaN/inf values in {len(bad)} tensors: {', '.join(bad)}")
+        # the first few by name: was every one of them, a line of thousands of characters
+        # (tens of kilobytes for a 1.5B model, whose whole LLM a diverged run leaves NaN)
+        shown = ", ".join(bad[:NAN_TENSORS_SHOWN]) + (f" and {len(bad) - NAN_TENSORS_SHOWN} more"
+                                                     if len(bad) > NAN_TENSORS_SHOWN else "")
+        raise CheckpointError(f"{path} has NaN/inf values in {len(bad)} tensors: {shown} (the usual cause: a "
+                              "training run that diverged and saved NaN weights; train again from an earlier "
+                              "checkpoint or with a lower --learning_rate; else the file is damaged)")
 
 
 def _stored_float_flags(path: str) -> Dict[str, bool]:
