@@ -150,9 +150,9 @@ def _patch_dataset(cls) -> None:
             item["graph"] = self.graphs[i]
         processor = getattr(self.data_args, "image_processor", None)
         if image is not None and getattr(processor, "mode", "base") == "tiles":
-            try:
-                with Image.open(image) as picture:
-                    item["tile_images"], item["tile_grid"] = processor.tile_inputs(picture.convert("RGB"))  # (T, 3, 640, 640)
+            try:  # the path, read by our loader (was a bare Image.open: any format, a damaged file's raw
+                # TypeError); check_host_conversion above made sure it gives the host's pixels
+                item["tile_images"], item["tile_grid"] = processor.tile_inputs(image)  # (T, 3, 640, 640)
             except (OSError, ValueError, Image.DecompressionBombError) as e:
                 raise RecordError(rid, f"image {image}: {type(e).__name__}: {e}") from e
         positions = image_positions(processor, item)

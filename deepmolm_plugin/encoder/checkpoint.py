@@ -11,6 +11,9 @@ detects the layout from the tensor names:
   layout. This is an *initialisation*: the two compressor convs are new, random
   weights, and the loader says so.
 - ``deepmolm``: our own `DeepEncoder.save_pretrained` folder.
+- ``deepmolm-model``: a trained DeepMoLM checkpoint (the whole model, as the trainer saves
+  it): the tower is the tensors under `model.vision_tower.vision_tower.*`, its sizes the
+  `deepencoder_config` of the folder's config.json; the LLM and projector are ignored.
 
 Within the tower's own prefixes, a missing, unexpected or mis-shaped tensor is an error
 that lists all of them: there is no silently random tower. So is a NaN/inf or integer
@@ -21,6 +24,7 @@ name carries a training wrapper's prefix (`module.`, `_orig_mod.`) is read witho
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -35,6 +39,14 @@ from ..tensor_files import (CheckpointError, PathLike, TensorStore, checkpoint_p
 from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
+
+# Where a whole DeepMoLM model (LlavaQwen2ForCausalLM: model.vision_tower is the host's
+# tower wrapper, its .vision_tower our DeepEncoder) keeps the tower's tensors.
+DEEPMOLM_MODEL_PREFIX = "model.vision_tower.vision_tower."
+MODEL_CONFIG_NAME = "config.json"  # the host's model config; a DeepMoLM one holds `deepencoder_config`
+# Files a training output folder holds beside the weights that are no weights (the
+# Trainer's arguments, optimizer and scheduler state, RNG state): never offered as weights.
+TRAINER_STATE_FILES = re.compile(r"(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state(_\d+)?\.pth)$")
 
 _SLOTS = {"i": r"\d+", "p": r"weight|bias", "n": r"net_\d+\.weight", "rest": r".+"}
 
@@ -102,12 +114,14 @@ IGNORED = {
         r"(visual\.(conv1\.weight|ln_post\..*|proj)|(vision_model\.)?" + _CLIP_UNUSED + ")$"
     ),
     "deepmolm": re.compile(r"(?!)"),
+    "deepmolm-model": re.compile(r"(?!)"),
 }
 # The name spaces a layout owns: inside them, every tensor must be used or ignored above.
 OWNED = {
     "deepseek-ocr": re.compile(r"model\.(sam_model|vision_model)\."),
     "sam+clip": re.compile(r"(image_encoder|visual|vision_model|embeddings|pre_layrnorm|encoder|post_layernorm)\."),
     "deepmolm": re.compile(r""),
+    "deepmolm-model": re.compile(re.escape(DEEPMOLM_MODEL_PREFIX)),
 }
 
 
@@ -146,6 +160,9 @@ class LoadReport:
 def detect_format(keys: Sequence[str], paths: Sequence[Path], files: Sequence[Path] = ()) -> str:
     """The layout of a checkpoint with tensor names `keys`, read from `files` of the
     user's `paths`; a layout it cannot complete is a CheckpointError naming them."""
+    if any(k.startswith(DEEPMOLM_MODEL_PREFIX) for k in keys):
+        # was "unrecognised checkpoint layout", with advice to add training_args.bin as weights
+        return "deepmolm-model"
     if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
         return "deepseek-ocr"
     if any(_config_file(p) for p in paths) or any(
@@ -168,7 +185,8 @@ def detect_format(keys: Sequence[str], paths: Sequence[Path], files: Sequence[Pa
     raise CheckpointError(
         f"unrecognised checkpoint layout in {[str(p) for p in paths]}{_unread_note(paths, files)}: expected "
         "DeepSeek-OCR (model.sam_model.*, model.vision_model.*), Meta SAM (image_encoder.*) + CLIP "
-        f"(visual.* / vision_model.*), or a DeepEncoder.save_pretrained folder; first keys: {list(keys)[:5]}"
+        f"(visual.* / vision_model.*), a DeepEncoder.save_pretrained folder, or a trained DeepMoLM checkpoint "
+        f"({DEEPMOLM_MODEL_PREFIX}*); first keys: {list(keys)[:5]}"
     )
 
 
@@ -177,7 +195,7 @@ def _unread_note(paths: Sequence[Path], files: Sequence[Path]) -> str:
     (tensor_files.unread_tensor_files says why): which files were read and which not, and
     how to give them together. A folder holding sam_vit_b_01ec64.pth beside a CLIP
     model.safetensors was "no SAM weights in [folder]", which holds them."""
-    unread = [f for p in paths for f in unread_tensor_files(p)]
+    unread = [f for p in paths for f in unread_tensor_files(p) if not TRAINER_STATE_FILES.match(f.name)]
     if not unread:
         return ""
     names = lambda fs: ", ".join(f.name for f in fs)  # noqa: E731 - in the folder(s) named just before
@@ -213,6 +231,8 @@ def _rules_for(fmt: str, keys: Sequence[str]) -> List[KeyRule]:
         return DEEPSEEK_RULES
     if fmt == "deepmolm":
         return [KeyRule("{rest}", "{rest}")]
+    if fmt == "deepmolm-model":
+        return [KeyRule("{rest}", DEEPMOLM_MODEL_PREFIX + "{rest}")]
     hf_prefix = "vision_model." if any(k.startswith("vision_model.") for k in keys) else ""
     return META_SAM_RULES + OPEN_CLIP_RULES + _clip_rules(hf_prefix, "encoder.layers")
 
@@ -268,7 +288,7 @@ def plan_load(
 
 def checkpoint_config(path: Union[PathLike, Sequence[PathLike]]) -> DeepEncoderConfig:
     """The tower sizes a checkpoint implies: its folder's deepencoder_config.json (our own
-    format), else DeepSeek-OCR's sizes."""
+    format) or a DeepMoLM model's config.json, else DeepSeek-OCR's sizes."""
     saved = saved_config(path)
     return saved if saved is not None else DeepEncoderConfig()
 
@@ -281,16 +301,43 @@ def _config_file(path: Path) -> Optional[Path]:
     return folder / CONFIG_NAME if folder is not None and (folder / CONFIG_NAME).is_file() else None
 
 
-def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEncoderConfig]:
-    """The deepencoder_config.json saved with our own format's folder, or None; a file
-    that cannot be read as a DeepEncoderConfig is a CheckpointError naming it."""
-    files = [f for f in map(_config_file, _paths(path)) if f is not None]
-    if not files:
+def _model_config_file(path: Path) -> Optional[Path]:
+    """A DeepMoLM model's config.json inside `path` (a checkpoint folder) or beside it (one
+    of its weights files): one whose `deepencoder_config` gives the tower's sizes. Another
+    model's config.json (a Hugging Face CLIP folder's) is not the tower's: None."""
+    file = (path if path.is_dir() else path.parent) / MODEL_CONFIG_NAME
+    if not file.is_file():
         return None
     try:
-        return DeepEncoderConfig.load(files[0])
+        with open(file) as f:
+            return file if isinstance(json.load(f).get("deepencoder_config"), dict) else None
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object: not a DeepMoLM config
+        return None
+
+
+def _saved_config_file(paths: Sequence[Path]) -> Optional[Path]:
+    """The configuration file saved with the weights at `paths` (saved_config), or None."""
+    for finder in (_config_file, _model_config_file):
+        files = [f for f in map(finder, paths) if f is not None]
+        if files:
+            return files[0]
+    return None
+
+
+def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEncoderConfig]:
+    """The DeepEncoder configuration saved with the weights: our own format's
+    deepencoder_config.json, or a DeepMoLM model's config.json (`deepencoder_config`), or
+    None; a file that cannot be read as a DeepEncoderConfig is a CheckpointError naming it."""
+    file = _saved_config_file(_paths(path))
+    if file is None:
+        return None
+    try:
+        if file.name == MODEL_CONFIG_NAME:
+            with open(file) as f:
+                return DeepEncoderConfig.from_dict(json.load(f)["deepencoder_config"])
+        return DeepEncoderConfig.load(file)
     except (ValueError, TypeError) as e:  # bad JSON (JSONDecodeError is a ValueError), fields or values
-        raise CheckpointError(f"{files[0]} is not a usable DeepEncoder configuration: {e}") from e
+        raise CheckpointError(f"{file} is not a usable DeepEncoder configuration: {e}") from e
 
 
 # Fields that change what the weights compute without changing any tensor's shape (or
@@ -321,7 +368,7 @@ def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequen
     word = "" if source else "given "
     differ = [f"{k}: {word}{ours[k]!r} vs saved {theirs[k]!r}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
     if differ:
-        folder = next(f for f in map(_config_file, _paths(path)) if f is not None).parent
+        folder = _saved_config_file(_paths(path)).parent
         what = f"{source} does not match the DeepEncoder configuration" if source else (
             "the DeepEncoder configuration given does not match the one")
         raise CheckpointError(f"{what} saved with the weights ({folder}): " + "; ".join(differ))

@@ -17,6 +17,9 @@ from typing import Any, Dict, Tuple
 
 import torch
 
+from ..dtypes import AUTO
+from ..dtypes import resolve_dtype as resolve_auto_dtype
+
 CONFIG_NAME = "deepencoder_config.json"
 WEIGHTS_NAME = "deepencoder.safetensors"  # our own format: the two files side by side (save_pretrained)
 
@@ -34,11 +37,16 @@ def dtype_name(dtype: "str | torch.dtype") -> str:
 
 
 def resolve_dtype(dtype: "str | torch.dtype | None") -> "torch.dtype | None":
-    """'bfloat16' / torch.bfloat16 / None -> torch.dtype or None; anything else is an error."""
+    """'bfloat16' / torch.bfloat16 / 'auto' / None -> torch.dtype or None; anything else is
+    an error. 'auto' is deepmolm_plugin.dtypes' choice (the chat, eval and GUI default) for
+    the device the tower runs on by default: CUDA when there is one, else the CPU (was:
+    "unknown dtype 'auto'")."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == AUTO:
+        return resolve_auto_dtype(AUTO, "cuda" if torch.cuda.is_available() else "cpu")
     if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
+        raise ValueError(f"unknown dtype {dtype!r}; expected {AUTO!r} or one of {sorted(_DTYPES)}")
     return _DTYPES[dtype]
 
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import math
 import numbers
 import os
+import struct
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -49,6 +51,27 @@ _16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 # CIELAB turned into wrong colours (white became cyan).
 _OWN_MODES = _16BIT_MODES + ("I", "F", "LAB")
 _EXIF_ORIENTATION = 274  # the EXIF / TIFF tag; 1 is "as stored", 2..8 mirror and turn
+_TIFF_EXTRA_SAMPLES = 338  # the TIFF tag; value 0 is "unspecified data", which PIL drops
+# The raster formats the README lists (PIL's names). PIL picks a plugin by the file's
+# contents, not its name: was any format, so a PostScript file named `.png` was opened as
+# EPS, and decoding it runs Ghostscript. Also refuses ICO / TGA, which PIL may read without
+# their alpha channel.
+RASTER_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+_FORMATS_SAID = "PNG, JPEG, GIF, BMP, TIFF or WebP"  # RASTER_FORMATS in messages
+# What PIL raises for a damaged file, at open or later (n_frames seeking a TIFF's pages, an
+# EXIF block, decoding): a TIFF with a damaged second page was a bare TypeError "Missing
+# dimensions", a JPEG with a damaged EXIF header a SyntaxError. A ValueError only when PIL
+# raised it ("buffer is not large enough"): the checks here raise ValueErrors naming the image.
+_DAMAGED_FILE_ERRORS = (SyntaxError, EOFError, OSError, TypeError, ValueError, KeyError, IndexError,
+                        struct.error, ZeroDivisionError, Image.DecompressionBombError)
+
+
+def _raised_by_pil(error: BaseException) -> bool:
+    """Whether `error` was raised inside Pillow (its innermost frame is a PIL module)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("PIL.")
 
 
 # --------------------------------------------------------------------------------------
@@ -69,7 +92,8 @@ def load_image(image: ImageInput, name: Optional[str] = None) -> Image.Image:
     """
     where = f" ({name})" if name else ""
     if isinstance(image, Image.Image):
-        return _to_rgb(image, where)
+        with_alpha = _hidden_alpha(image)  # an opened 32-bit BMP's alpha, which PIL does not read
+        return _to_rgb(image if with_alpha is None else with_alpha, where)
     if isinstance(image, (str, os.PathLike)):
         return _open_image(os.fspath(image), name)
     if isinstance(image, torch.Tensor):
@@ -100,9 +124,13 @@ def _tensor_to_numpy(tensor: torch.Tensor, where: str) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _opened(path: str, name: Optional[str]) -> Iterator[Image.Image]:
-    """`Image.open(path)`, its failures (and those of the block: a truncated file fails when
-    it is decoded) as errors naming the path: missing, a folder, not an image."""
+def _opened(path: str, name: Optional[str], open_errors_as_pil: bool = False) -> Iterator[Image.Image]:
+    """`Image.open(path)` limited to RASTER_FORMATS, its failures (and those of the block: a
+    truncated file fails when it is decoded, a damaged TIFF page when its pages are counted)
+    as errors naming the path: missing, a folder, not an image, damaged. Every loader here
+    opens files through it. open_errors_as_pil: PIL's two refusals at open, not an image
+    and a decompression bomb, keep their class (`check_host_conversion`: the training
+    record's message has said "UnidentifiedImageError: cannot identify image file ...")."""
     where = f" ({name})" if name else ""
     label = f"{path!r}{where}"
     if not os.path.exists(path):
@@ -110,14 +138,21 @@ def _opened(path: str, name: Optional[str]) -> Iterator[Image.Image]:
     if os.path.isdir(path):  # was "[Errno 21] Is a directory: ...", which did not say it was the image
         raise IsADirectoryError(errno.EISDIR, f"image path is a folder, not an image file{where}", path)
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=RASTER_FORMATS) as img:
             yield img
-    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, EOFError) as e:
-        raise ValueError(f"{label} is not a readable image: {e}") from e
-    except OSError as e:
-        if isinstance(e, (PermissionError, IsADirectoryError, NotADirectoryError)):
+    except UnidentifiedImageError as e:
+        if open_errors_as_pil:
+            raise UnidentifiedImageError(f"{e} (images are read as {_FORMATS_SAID})") from e
+        raise ValueError(f"{label} is not a readable image: {e} (images are read as {_FORMATS_SAID})") from e
+    except Image.DecompressionBombError as e:
+        if open_errors_as_pil:
             raise
-        # Truncated or corrupt image data ("image file is truncated", broken PNG chunks).
+        raise ValueError(f"{label} is not a readable image: {e}") from e
+    except (PermissionError, IsADirectoryError, NotADirectoryError):
+        raise
+    except _DAMAGED_FILE_ERRORS as e:  # truncated or corrupt data, broken chunks, a damaged page
+        if isinstance(e, ValueError) and not _raised_by_pil(e):
+            raise  # one of the checks here: it names the image and says why
         raise ValueError(f"{label} is not a readable image: {e}") from e
 
 
@@ -125,10 +160,59 @@ def _open_image(path: str, name: Optional[str]) -> Image.Image:
     """Open, fully decode and close `path`. Not-an-image -> ValueError naming the path."""
     label = f"{path!r}" + (f" ({name})" if name else "")
     with _opened(path, name) as img:
-        check_pixel_count(img, label)  # before decoding it
+        check_file_header(img, label)  # before decoding it
+        with_alpha = _hidden_alpha(img)
+        if with_alpha is not None:
+            return _to_rgb(with_alpha, f" {label}")
         img.load()  # decode now; leaving the block closes the file and invalidates
         # `img` itself, which is why _to_rgb always returns a new image.
         return _to_rgb(img, f" {label}")
+
+
+def check_file_header(img: Image.Image, label: str) -> None:
+    """ValueError for what every loader refuses, read before the pixels are decoded: a
+    format outside RASTER_FORMATS, more pixels than the bomb limit, an animation, an EXIF
+    orientation (also from a PNG's eXIf chunk after the image data), 32-bit or CIELAB
+    pixels, a TIFF's unspecified extra samples. The one check of a file's header that
+    load_image, check_host_reads_alike and num_llm_positions share (was: num_llm_positions
+    counted a PNG whose late eXIf chunk preprocess refused)."""
+    check_format(img, label)
+    check_pixel_count(img, label)
+    _check_convertible(img, f" {label}")
+    extra = getattr(img, "tag_v2", {}).get(_TIFF_EXTRA_SAMPLES)
+    if extra is not None and 0 in (extra if isinstance(extra, tuple) else (extra,)):
+        raise ValueError(f"image {label} is a TIFF with extra samples marked 'unspecified' (ExtraSamples 0), "
+                         "which PIL drops: if one is an alpha channel, the model would see the colour under "
+                         "transparent pixels; save it as RGB, or as RGBA with its alpha marked")
+
+
+def check_format(img: Image.Image, label: str) -> None:
+    """ValueError for an image opened in a format outside RASTER_FORMATS (a caller that
+    opened it without `formats=`, as deepmolm-prepare opens the bytes it copies): PIL
+    decodes EPS / PDF with Ghostscript."""
+    if img.format is not None and img.format not in RASTER_FORMATS:
+        raise ValueError(f"image {label} is {img.format}, not one of the raster formats read here "
+                         f"({_FORMATS_SAID}), whatever its name says; convert it to PNG first")
+
+
+def _hidden_alpha(img: Image.Image) -> Optional[Image.Image]:
+    """A 32-bit BMP's pixels as RGBA, where PIL reads it as RGB: PIL takes the 4th byte of
+    an uncompressed 32-bit BMP for padding ("BGRX"), though writers (PIL's own RGBA save
+    among them) put the alpha there, so a black drawing on transparent black read as all
+    black (was: accepted by every check). None when the file has no such byte, or when it
+    is one value throughout (padding: usually 0). Read from the undecoded file with PIL's
+    own unpacker; a decoded image has no tile left to read (None)."""
+    if img.format != "BMP" or img.mode != "RGB" or len(img.tile) != 1 or img.fp is None:
+        return None
+    tile = img.tile[0]
+    rawmode, stride, orientation = tile.args
+    if tile.codec_name != "raw" or "X" not in rawmode:
+        return None
+    img.fp.seek(tile.offset)
+    data = img.fp.read(abs(stride) * img.height)
+    rgba = Image.frombytes("RGBA", img.size, data, "raw", rawmode.replace("X", "A"), stride, orientation)
+    low, high = rgba.getchannel("A").getextrema()
+    return rgba if low != high else None
 
 
 def check_host_readable(path: str) -> None:
@@ -144,12 +228,14 @@ def check_host_conversion(path: str) -> None:
     host's loaders use (its training dataset, model_vqa, the chat CLI), reads other pixels
     than `load_image`: it keeps the colour under transparent pixels (a black drawing on a
     transparent black background became all black), clips 16-bit grey at 255 (all white),
-    reads float grey in [0, 1] as black and takes an animation's first frame. Only files in
-    the modes where the two differ (the branches of `_to_rgb`) are decoded here. Files that
-    both read as another picture than the file shows are refused too (`load_image` refuses
-    them as well): an EXIF orientation (viewers turn the picture, neither loader does),
-    CIELAB (PIL's conversion changes the colours) and more pixels than PIL's
-    decompression-bomb limit (gigabytes for one view; deepmolm-prepare refuses them).
+    reads float grey in [0, 1] as black, takes an animation's first frame and reads a 32-bit
+    BMP without its alpha (the 4th byte of each pixel). Only files in the modes where the
+    two differ (the branches of `_to_rgb`) are decoded here. Files that both read as
+    another picture than the file shows are refused too (`load_image` refuses them as
+    well): an EXIF orientation (viewers turn the picture, neither loader does), CIELAB
+    (PIL's conversion changes the colours), a format outside RASTER_FORMATS, and more
+    pixels than PIL's decompression-bomb limit, decoded or on the host's square pad canvas
+    (gigabytes for one view; deepmolm-prepare refuses them).
 
     The training dataset checks every image each time it is read, so a file that passed is
     remembered by (path, modification time, size) and costs a stat() the next epoch; a
@@ -161,29 +247,47 @@ def check_host_conversion(path: str) -> None:
 @functools.lru_cache(maxsize=1 << 15)  # 32k files, ~10 MB per process; beyond that some are checked again
 def _host_conversion_verdict(path: str, mtime_ns: int, size: int) -> None:
     """check_host_conversion's work; returns (and so is cached) only when the file passes."""
-    with Image.open(path) as img:
+    # was a bare Image.open: a damaged EXIF block was a raw SyntaxError, an EPS file was opened as one
+    with _opened(path, None, open_errors_as_pil=True) as img:
         check_host_reads_alike(img, repr(path))
 
 
 def check_host_reads_alike(img: Image.Image, label: str) -> None:
     """`check_host_conversion` on an opened, not yet decoded image (`label` names it):
     deepmolm-prepare checks the bytes it copies with it, training the file it reads."""
-    check_pixel_count(img, label)
-    if img.format == "PNG":
-        # A PNG's eXIf chunk may follow the image data, and PIL reads such chunks only when it
-        # decodes: unseen before, so training took a file load_image refuses as turned.
-        img.load()
-    check_orientation(img, f" {label}")
-    transparent = img.mode in _ALPHA_MODES or "transparency" in img.info
-    if not (transparent or img.mode in _OWN_MODES or getattr(img, "n_frames", 1) > 1):
+    check_file_header(img, label)
+    check_pad_canvas(img.width, img.height, label)
+    with_alpha = _hidden_alpha(img)  # a 32-bit BMP's alpha, which PIL (and so the host) does not read
+    transparent = with_alpha is not None or img.mode in _ALPHA_MODES or "transparency" in img.info
+    if not (transparent or img.mode in _OWN_MODES):
         return
     img.load()
-    ours = _to_rgb(img, f" {label}")  # refuses animations and 32-bit modes itself
+    ours = _to_rgb(img if with_alpha is None else with_alpha, f" {label}")
     if img.convert("RGB").tobytes() != ours.tobytes():
-        how = "keeps the colour under transparent pixels" if transparent else "clips 16-bit values at 255"
-        raise ValueError(f"image {label} (mode {img.mode}{', transparent' if transparent else ''}): the host "
-                         f"reads it with PIL's convert('RGB'), which {how}, so it would see another picture; "
+        how = ("reads a 32-bit BMP without its alpha channel and so keeps the colour under transparent pixels"
+               if with_alpha is not None else "keeps the colour under transparent pixels" if transparent
+               else "clips 16-bit values at 255")
+        raise ValueError(f"image {label} (mode {'RGBA' if with_alpha is not None else img.mode}"
+                         f"{', transparent' if transparent else ''}): the host reads it with PIL's "
+                         f"convert('RGB'), which {how}, so it would see another picture; "
                          "save it as 8-bit RGB (transparent areas on white) first")
+
+
+def check_pad_canvas(width: int, height: int, label: str) -> None:
+    """ValueError for an image whose square canvas is over PIL's decompression-bomb limit.
+    The host's `image_aspect_ratio pad` (every DeepMoLM model), and `preprocess(...,
+    square_first=True)`, paste the image on a long side x long side canvas before resizing
+    it, the view the models were trained on: a 20000 x 20 px file (0.4 M px) cost 3 GB and 7 s per read, an
+    89000 x 1000 px one would need 24 GB (an OOM kill). Was: only the decoded pixels were
+    bounded. Refused rather than padded another way, because resizing first gives another
+    view than the one the models saw (up to 0.33 along the content's border)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    side = max(width, height)
+    if limit and side * side > limit:
+        raise ValueError(f"image{' ' + label if label else ''} is {width}x{height} px: the models' view pads it "
+                         f"to a square of its long side first, {side}x{side} = {side * side} px, over PIL's "
+                         f"decompression-bomb limit of {limit} px (Image.MAX_IMAGE_PIXELS), gigabytes for one "
+                         f"view; crop its margins or resize it to a long side of at most {math.isqrt(limit)} px")
 
 
 def check_pixel_count(img: Image.Image, label: str) -> None:
@@ -206,24 +310,52 @@ def check_orientation(img: Image.Image, where: str) -> None:
     tiles (ours) disagree. TIFFs are fine: PIL itself turns them when it opens them."""
     if hasattr(img, "tag_v2"):  # a TIFF: every loader gets the picture turned already
         return
-    orientation = _orientation(img)
+    orientation = _orientation(img, where)
     if orientation in range(2, 9):
         raise ValueError(f"image{where} has EXIF orientation {orientation} (viewers show it mirrored or turned), "
                          "but the model reads its pixels as stored and would see another picture; save it with "
                          "the orientation applied (PIL: ImageOps.exif_transpose(image))")
 
 
-def _orientation(img: Image.Image) -> int:
-    """The EXIF orientation tag (1: as stored). From the EXIF bytes PIL has read so far, parsed
-    afresh: getexif() keeps its first answer, which for a PNG whose eXIf chunk follows the
-    image data is "none" until the image is decoded. Without those bytes, the base class's
-    getexif (PNG's own would decode the whole image to look for them)."""
-    raw = img.info.get("exif")
-    if raw:
-        exif = Image.Exif()
-        exif.load(raw)
-        return exif.get(_EXIF_ORIENTATION, 1)
-    return Image.Image.getexif(img).get(_EXIF_ORIENTATION, 1)
+def _orientation(img: Image.Image, where: str = "") -> int:
+    """The EXIF orientation tag (1: as stored). From the EXIF bytes PIL has read so far, or a
+    PNG's eXIf chunk after the image data (PIL reads it only when it decodes; found here
+    without decoding), parsed afresh: getexif() keeps its first answer. Without those bytes,
+    the base class's getexif (PNG's own would decode the whole image to look for them). A
+    damaged EXIF block is a ValueError saying so (was: "not a readable image", for intact pixels)."""
+    raw = img.info.get("exif") or _png_exif_after_data(img)
+    try:
+        if raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            return exif.get(_EXIF_ORIENTATION, 1)
+        return Image.Image.getexif(img).get(_EXIF_ORIENTATION, 1)
+    except _DAMAGED_FILE_ERRORS as e:
+        raise ValueError(f"image{where} has a damaged EXIF block ({type(e).__name__}: {e}), so its orientation "
+                         "cannot be read; save it again without EXIF") from e
+
+
+def _png_exif_after_data(img: Image.Image) -> Optional[bytes]:
+    """The eXIf chunk of an undecoded PNG, found by walking its chunk headers (cheap: no
+    pixel is decoded), or None. The file position is restored for PIL's own decode."""
+    if img.format != "PNG" or getattr(img, "fp", None) is None:
+        return None
+    fp = img.fp
+    position = fp.tell()
+    try:
+        fp.seek(8)  # past the signature
+        while True:
+            head = fp.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"eXIf":
+                return fp.read(length)
+            if kind == b"IEND":
+                return None
+            fp.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    finally:
+        fp.seek(position)
 
 
 def _array_to_uint8(array: np.ndarray, where: str) -> np.ndarray:
@@ -485,12 +617,34 @@ class DeepEncoderImageProcessor:
         """Global-view pad colour, (127, 127, 127) for mean 0.5: the same rule the host uses."""
         return tuple(int(m * 255) for m in self.image_mean)
 
-    def global_view(self, image: Image.Image) -> Image.Image:
-        """RGB image -> image_size x image_size, aspect kept, centred, mean-colour padding."""
+    def global_view(self, image: Image.Image, square_first: bool = False) -> Image.Image:
+        """RGB image -> image_size x image_size, aspect kept, centred, mean-colour padding.
+
+        square_first=False (default, as before): resized, then padded (DeepSeek-OCR's
+        ImageOps.pad, the view the pretrained DeepEncoder saw). True: padded to a square of
+        its long side, then resized: the host's `image_aspect_ratio pad` (llava's
+        expand2square), the view every DeepMoLM model was trained on and sees in chat, eval
+        and the GUI; use it to compute features for a trained model. The two differ along
+        the content's border (a 200 x 120 drawing at 256 px: 5 % of the values, by up to
+        0.33); a square image gives the same view either way."""
+        if square_first:
+            image = self.square(image)
         size = (self.image_size, self.image_size)
         return ImageOps.pad(
             image, size, method=Image.Resampling.BICUBIC, color=self.pad_color, centering=(0.5, 0.5)
         )
+
+    def square(self, image: Image.Image) -> Image.Image:
+        """`image` pasted centred on a square of its long side, in the pad colour: the host's
+        expand2square (llava.mm_utils), which the encoder package does not import."""
+        width, height = image.size
+        if width == height:
+            return image
+        side = max(width, height)
+        check_pad_canvas(width, height, "")  # callers name the image (preprocess checks first)
+        canvas = Image.new(image.mode, (side, side), self.pad_color)
+        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+        return canvas
 
     def tiles(self, image: Image.Image) -> Tuple[List[Image.Image], Optional[Grid]]:
         """RGB image -> (tiles, row-major, and grid (cols, rows)); ([], None) if it fits one tile."""
@@ -520,10 +674,12 @@ class DeepEncoderImageProcessor:
         images: Union[ImageInput, Sequence[ImageInput]],
         return_tensors: str = "pt",
         mode: Optional[str] = None,
+        square_first: bool = False,
     ) -> BatchFeature:
         """One image or a list -> BatchFeature.
 
-        pixel_values: float32 (n_images, 3, image_size, image_size), global views.
+        pixel_values: float32 (n_images, 3, image_size, image_size), global views
+        (square_first=True: the view trained DeepMoLM models saw, see `global_view`).
         tiles mode also: tile_pixel_values, a list of float32 (t_k, 3, tile_size, tile_size)
         (t_k may be 0), and tile_grids, a list of (cols, rows) or None.
         """
@@ -540,7 +696,9 @@ class DeepEncoderImageProcessor:
             image = load_image(item, name=name)
             label = name or (repr(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else None)
             check_fits_view(*image.size, self.image_size, f" ({label})" if label else "")
-            global_views.append(self.normalize(self.global_view(image)))  # (3, S, S)
+            if square_first:
+                check_pad_canvas(*image.size, label or "")
+            global_views.append(self.normalize(self.global_view(image, square_first)))  # (3, S, S)
             if mode == "tiles":
                 crops, grid = self.tiles(image)
                 if crops:
@@ -610,7 +768,6 @@ class DeepEncoderImageProcessor:
         if isinstance(image_or_size, (str, os.PathLike)):
             path = os.fspath(image_or_size)
             with _opened(path, None) as img:  # a folder was a bare "[Errno 21] Is a directory"
-                check_pixel_count(img, repr(path))
-                _check_convertible(img, f" {path!r}")
+                check_file_header(img, repr(path))  # preprocess's own check of the file
                 return img.size
         return load_image(image_or_size).size
