@@ -196,10 +196,9 @@ def tile_arguments(image_processor, image, model) -> dict:
     only the global view); in base mode nothing. Same tiles as the training batch."""
     if getattr(image_processor, "mode", "base") != "tiles":
         return {}
-    from PIL import Image
-
-    with Image.open(image) as opened:
-        tiles, grid = image_processor.tile_inputs(opened.convert("RGB"))  # (T, 3, t, t), (cols, rows)
+    # the path, read by the processor's own loader, as training's tiles are (its check made sure
+    # the host reads the same pixels)
+    tiles, grid = image_processor.tile_inputs(image)  # (T, 3, t, t), (cols, rows)
     return {"tile_images": [images_in_dtype(tiles.to(model.device), model.dtype)], "tile_grids": [grid]}
 
 
