@@ -431,21 +431,23 @@ def check_training_modes(options, model_args) -> None:
 
 
 def check_half_precision(options) -> None:
-    """`--fp16 True` where training runs on the CPU (no CUDA, or --use_cpu True): accelerate
-    makes no loss scaler there and trains in float32 (losses bit-identical, config.json saying
-    float32), so the option did nothing. Was: accepted without a word, and the NaN guard
-    (patches.nonfinite_training) stood down for it: a diverged run saved NaN weights, exit 0.
-    As transformers refuses --bf16 without a bf16 GPU or --use_cpu."""
+    """`--fp16 True` where training runs on the CPU (no accelerator, or --use_cpu True):
+    accelerate makes no loss scaler there and trains in float32 (losses bit-identical,
+    config.json saying float32), so the option did nothing. Was: accepted without a word, and
+    the NaN guard (patches.nonfinite_training) stood down for it: a diverged run saved NaN
+    weights, exit 0. As transformers refuses --bf16 without a bf16 GPU or --use_cpu. Any
+    accelerator torch sees counts (accelerate makes an fp16 GradScaler for CUDA, XPU, MPS,
+    NPU, HPU, MLU; the refusal first named CUDA alone)."""
     if not getattr(options, "fp16", False):
         return
     import torch
 
     on_cpu = "--use_cpu True" if getattr(options, "use_cpu", False) else None
-    if on_cpu or not torch.cuda.is_available():
-        raise usage.UsageError(f"--fp16 True needs a CUDA GPU, and this run trains on the CPU "
-                               f"({on_cpu or 'no CUDA device here'}), where no fp16 loss scaler exists and the run "
-                               "would train in float32 anyway; leave --fp16 out (--bf16 True --use_cpu True trains "
-                               "in bfloat16 on the CPU)")
+    if on_cpu or not torch.accelerator.is_available():
+        raise usage.UsageError(f"--fp16 True needs a GPU, and this run trains on the CPU "
+                               f"({on_cpu or 'no GPU or other accelerator here'}), where no fp16 loss scaler exists "
+                               "and the run would train in float32 anyway; leave --fp16 out (--bf16 True --use_cpu "
+                               "True trains in bfloat16 on the CPU)")
 
 
 def check_repeated_options(parser, argv) -> None:
@@ -497,12 +499,14 @@ TRAINING_SETTINGS = {"freeze_mm_mlp_adapter": "freeze_mm_mlp_adapter"}
 # them went on without a word, and the final config named only the new one.
 DATA_SETTINGS = {"image_aspect_ratio": "image_aspect_ratio", "conformer_policy": "conformer_policy"}
 # What a stage-1 projector (--pretrain_mm_mlp_adapter) was built with, where no tensor shape
-# shows it (the heads, the image mode, the dropout) or the shapes would only fail later: the
-# network settings a saved model is compared on (MODEL_SETTINGS) less the property head, which
-# stage 1 does not train and stage 2 may add. Was: projector type, fingerprint and heads only,
-# so a base-mode adapter (whose tiles layout and view separator never trained) went into a
-# --image_mode tiles stage 2 without a word, while a saved model was refused for it.
-ADAPTER_SETTINGS = {name: key for name, key in MODEL_SETTINGS.items() if not name.startswith("aux_")}
+# shows it (the heads) or the shapes would only fail later: the network settings a saved model
+# is compared on (MODEL_SETTINGS) less the property head, which stage 1 does not train and
+# stage 2 may add, the dropout (a training setting: stage 2 may raise it) and the image mode,
+# which stage 2 may change (base -> tiles, as LLaVA-NeXT does: stage 2 trains the projector's
+# newline and view-separator embeddings with it), said in a note (`ADAPTER_NOTED`).
+ADAPTER_NOTED = {"image_mode": "image_mode"}
+ADAPTER_SETTINGS = {name: key for name, key in MODEL_SETTINGS.items()
+                    if not name.startswith("aux_") and name != "fusion_dropout" and name not in ADAPTER_NOTED}
 
 
 def settings_differences(saved: dict, model_args, settings: dict) -> list:
@@ -547,8 +551,8 @@ def check_model_checkpoint(model_args) -> None:
 def check_adapter_settings(model_args) -> None:
     """--pretrain_mm_mlp_adapter: the stage-1 run's config.json beside it records how its
     projector was built. A fusion projector trained with 2 heads loaded into 8 without a word
-    (no tensor shape shows the heads), and a base-mode one into --image_mode tiles; refused,
-    naming the settings (ADAPTER_SETTINGS)."""
+    (no tensor shape shows the heads); refused, naming the settings (ADAPTER_SETTINGS). Another
+    image mode is said in a note (ADAPTER_NOTED)."""
     adapter = getattr(model_args, "pretrain_mm_mlp_adapter", None)
     if not adapter:
         return
@@ -579,6 +583,11 @@ def check_adapter_settings(model_args) -> None:
     if differ:
         raise usage.UsageError(f"--pretrain_mm_mlp_adapter {adapter} was trained with other projector settings "
                                f"(its {os.path.join(folder, 'config.json')}): {'; '.join(differ)}; give its settings")
+    noted = settings_differences(saved, model_args, ADAPTER_NOTED)
+    if noted and os.environ.get("RANK", "0") == "0":
+        print(f"{PROG}: note: this run's {'; '.join(noted)} differs from the stage-1 run of --pretrain_mm_mlp_adapter "
+              f"{adapter}: this stage trains the projector's newline and view-separator embeddings for its own image "
+              "mode from where stage 1 left them", file=sys.stderr)
 
 
 def check_finished_run(output: str, output_dir: str, unfinished: "str | None" = None) -> None:
