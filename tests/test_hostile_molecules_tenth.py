@@ -199,16 +199,27 @@ def resolver(tmp_path):
 
 
 @pytest.mark.parametrize("fields, field", [
-    ({"smiles": "CCO", "structure": ""}, "structure"),     # was: a generated conformer, without a word
-    ({"smiles": "CCO", "structure": "   "}, "structure"),  # was: "structure file     does not exist"
-    ({"smiles": ""}, "smiles"),                            # was: "no molecule field"
-    ({"smiles": "CCO", "atoms": []}, "atoms"),
+    ({"structure": ""}, "structure"),     # was: "no molecule field"
+    ({"structure": "   "}, "structure"),  # was: "structure file     does not exist"
+    ({"smiles": ""}, "smiles"),           # was: "no molecule field"
+    ({"smiles": " ", "atoms": []}, "atoms"),
 ])
 @pytest.mark.parametrize("fingerprint", [True, False])
-def test_an_empty_molecule_field_is_an_error_naming_it(resolver, fields, field, fingerprint):
+def test_an_empty_molecule_field_alone_is_an_error_naming_it(resolver, fields, field, fingerprint):
     with pytest.raises(InputError, match=rf"`{field}` is empty") as info:
         resolver.resolve(fields, "rec", fingerprint=fingerprint)
     assert info.value.record_id == "rec"
+
+
+@pytest.mark.parametrize("fields", [{"smiles": "CCO", "structure": ""}, {"smiles": "CCO", "structure": "   "},
+                                    {"smiles": "CCO", "atoms": []},
+                                    {"smiles": "", "structure": "two.sdf", "structure_index": 1}])
+def test_an_empty_field_beside_a_usable_one_is_absent(resolver, fields):
+    # review: a table with `smiles` and `structure` columns has one of them empty in every row that gives
+    # only the other; refusing every blank field refused each such record (they were read before)
+    given = {key: value for key, value in fields.items() if value and str(value).strip()}
+    got = resolver.resolve(fields, "rec", depiction=False)
+    assert got.molecule_fp.tolist() == resolver.resolve(given, "rec2", depiction=False).molecule_fp.tolist()
 
 
 @pytest.mark.parametrize("index", [1.0, True, "\u00b2", "-1", ""])

@@ -134,6 +134,7 @@ def _given(value) -> bool:
 
 # What each molecule field holds, for the message when it is there but empty
 _FIELD_HOLDS = {"structure": "a structure file path", "atoms": "a list of element symbols", "smiles": "a SMILES"}
+_MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")  # each gives a molecule by itself
 
 
 def _blank(value) -> bool:
@@ -269,21 +270,27 @@ class InputResolver:
     def fail(self, rid: str, reason: str) -> InputError:
         return InputError(rid, reason, self.kind)
 
-    def refuse_blank(self, fields: Mapping, rid: str) -> None:
-        """An InputError for a molecule field that is there but empty or blank: a CSV cell
-        that came out empty. (Was: an empty `structure` was dropped for the SMILES' generated
-        conformer without a word, while "   " was a missing file; `smiles: ""` was "no
-        molecule field".)"""
-        for name, holds in _FIELD_HOLDS.items():
-            value = fields.get(name)
-            if _blank(value):
-                raise self.fail(rid, f"`{name}` is empty ({_plain(value)!r}): give {holds}, or leave the field out")
+    def without_blanks(self, fields: Mapping, rid: str) -> Mapping:
+        """`fields` without the molecule fields that are there but empty or blank (a CSV cell
+        that came out empty: a table with both `smiles` and `structure` columns has one of them
+        empty in every row that gives only the other) when another molecule field is given;
+        an InputError naming the blank field when none is. (Was: an empty `structure` alone was
+        dropped without a word while "   " was a missing file; `smiles: ""` alone was "no
+        molecule field". A first fix refused every blank field, also beside a usable one.)"""
+        blank = [name for name in _FIELD_HOLDS if _blank(fields.get(name))]
+        if not blank:
+            return fields
+        if any(fields.get(name) is not None and not _blank(fields.get(name)) for name in _MOLECULE_FIELDS):
+            return {key: value for key, value in fields.items() if key not in blank}
+        name = blank[0]
+        raise self.fail(rid, f"`{name}` is empty ({_plain(fields.get(name))!r}): give {_FIELD_HOLDS[name]}, or "
+                             "leave the field out")
 
     # --- tokens ------------------------------------------------------------------------
     def molecule_fp(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> "torch.Tensor":
         """(atoms, levels) int64 tokens, checked against the contract."""
         import torch
-        self.refuse_blank(fields, rid)
+        fields = self.without_blanks(fields, rid)
 
         value, tokens = fields.get("molecule_fp"), None
         try:
@@ -358,7 +365,7 @@ class InputResolver:
         their level-0 column is the molecule's atom invariants (`level0_tokens`), so tokens
         of an isomer with as many heavy atoms (2-propanol's next to 1-propanol's SMILES)
         are refused."""
-        self.refuse_blank(fields, rid)
+        fields = self.without_blanks(fields, rid)
         if _given(fields.get("structure")) and _given(fields.get("atoms")):
             # the structure was read and the atom list ignored, whatever molecule it was
             raise self.fail(rid, "gives both `structure` and `atoms`: two sources of one molecule, of which only the "
@@ -487,7 +494,7 @@ class InputResolver:
         its structure file exists (InputError naming the record). Training runs them at
         start-up for records with their own image, whose molecule is otherwise first built
         at their step (a SMILES that did not parse stopped the run hours in)."""
-        self.refuse_blank(fields, rid)
+        fields = self.without_blanks(fields, rid)
         if fields.get("smiles"):
             from .policy import MAX_ATOMS
 
@@ -514,7 +521,7 @@ class InputResolver:
 
     def molecule(self, fields: Mapping, rid: str) -> "MoleculeRecord":
         """The 3D molecule of ``fields`` (structure, atom list or SMILES) under the resolver's policy."""
-        self.refuse_blank(fields, rid)
+        fields = self.without_blanks(fields, rid)
         key = self._key(fields, rid, self.policy)
         if not self.cache:
             return self._build(fields, rid, self.policy)
@@ -646,7 +653,7 @@ class InputResolver:
     # --- depiction -----------------------------------------------------------------------
     def source_key(self, fields: Mapping, rid: str) -> bytes:
         """What a drawn depiction shows, as bytes (the SMILES, else the structure and policy)."""
-        self.refuse_blank(fields, rid)
+        fields = self.without_blanks(fields, rid)
         if fields.get("smiles"):
             if not isinstance(fields["smiles"], str):
                 raise self.fail(rid, f"SMILES must be a string, got {type(fields['smiles']).__name__}")
@@ -711,7 +718,7 @@ class InputResolver:
         structure's, ``check_one_molecule``), else ``molecule`` when given (already built),
         else the structure or atom list's."""
         from .builders import molecule_from_smiles
-        self.refuse_blank(fields, rid)
+        fields = self.without_blanks(fields, rid)
 
         if fields.get("smiles"):  # parsed only (3D policy `keep`), under the same size cap
             cap = {"max_atoms": self.limits["max_atoms"]} if "max_atoms" in self.limits else {}
