@@ -272,3 +272,22 @@ def test_a_ctrl_c_the_cip_labeller_took_in_kflm2_stops_the_run(monkeypatch):
 
     monkeypatch.setattr(features.rdCIPLabeler, "AssignCIPLabels", cannot_rank)
     assert features.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O")).GetNumAtoms() == 6
+
+
+def test_a_step_rdkit_cuts_short_every_time_ends_instead_of_looping(monkeypatch):
+    # review: in a process that ignores SIGINT the cut-short step is done again; one RDKit cuts short every
+    # time looped forever
+    import signal
+
+    from deepmolm_plugin.molecule import errors
+
+    calls = []
+
+    def always_interrupted():
+        calls.append(1)
+        raise RuntimeError("CIP label assignment was interrupted")
+
+    monkeypatch.setattr(signal, "getsignal", lambda number: signal.SIG_IGN)
+    with pytest.raises(KeyboardInterrupt):
+        errors.rdkit_step(always_interrupted, [])
+    assert len(calls) == errors._REDOS + 1

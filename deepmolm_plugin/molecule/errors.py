@@ -142,8 +142,11 @@ def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
     result). In a process that ignores SIGINT (deepmolm-prepare's workers: their parent acts
     on the Ctrl-C) RDKit still takes it and cuts the step short: the step is done again, so
     the worker's result is the uninterrupted one. RDKit's interrupt lines leave ``messages``.
-    ``step`` must not change its inputs when cut short (or work on a copy)."""
-    while True:
+    ``step`` must not change its inputs when cut short (or work on a copy). Done again at most
+    `_REDOS` times: a step RDKit cuts short every time (a flag of its own left set, or Ctrl-C
+    held down) ends as ``KeyboardInterrupt`` rather than looping (the parent acts on the
+    Ctrl-C in any case)."""
+    for _ in range(_REDOS + 1):
         try:
             result = step()
         except (RuntimeError, ValueError) as error:  # the CIP labeller raises on a Ctrl-C
@@ -152,6 +155,10 @@ def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
             raise
         if not _interrupted(messages):
             return result
+    raise KeyboardInterrupt
+
+
+_REDOS = 3
 
 
 def _interrupted(messages: list[str], error: str = "") -> bool:
