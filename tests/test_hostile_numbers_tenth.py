@@ -158,3 +158,117 @@ def test_new_unit_patterns_are_linear_in_long_runs_of_spaces(answer):
         if time.perf_counter() - start < 0.5:
             return
     pytest.fail(f"{answer[:12]!r}... took {time.perf_counter() - start:.2f} s")
+
+
+# --------------------------------------------------------------------------- review of the header rule
+# Was: (3) a header's unit written with a power read the exponent as the answer
+# (`TPSA (Å^2): 20.2` was 2.0); (4) the header's unit was dropped when emphasis, a table's
+# `|`, `~`, an approximation word or a comma stood between it and the number (5 eV off);
+# (6b) a basis set (`B3LYP/6-31G*`) was "a fraction", the answer without a value, and
+# `why_no_value` cut its excerpt mid-word ('... is -5.2 e').
+
+
+@pytest.mark.parametrize("answer, value", [
+    ("TPSA (Å^2): 20.2", 20.2), ("TPSA [Å^2] = 20.2", 20.2), ("TPSA in Å^2: 20.2", 20.2),
+    ("TPSA (A^2) 20.2", 20.2), ("TPSA (Å**2): 20.2", 20.2), ("TPSA (\\AA^{2}): 20.2", 20.2),
+    ("TPSA (nm^2): 0.202", 20.2), ("TPSA (Å^(2)): 20.2", 20.2), ("TPSA in Å**(2): 20.2", 20.2),
+    ("TPSA (Å ^ 2) = 20.2", 20.2), ("TPSA (a0^2): 72.1", 72.1 * 0.529177210903 ** 2),
+])
+def test_a_header_unit_with_a_power_reads_the_value_not_the_exponent(answer, value):
+    got, problem = _value(answer, "TPSA")
+    assert problem is None and got == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize("answer, prop, value", [
+    ("HOMO (Hartree): ~-0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("**HOMO (Hartree):** -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("HOMO (Hartree): **-0.19**", "HOMO", -0.19 * HARTREE_EV),
+    ("| HOMO (Hartree) | -0.19 |", "HOMO", -0.19 * HARTREE_EV),
+    ("HOMO (Hartree) is about -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("HOMO (in Hartree) is approximately -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("The HOMO, in Hartree, is -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("MW (kDa): approximately 0.18", "MW", 180.0),
+    ("HOMO (Hartree): approx. -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("HOMO (Hartree) was roughly -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("_HOMO (Hartree)_: -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("**HOMO in Hartree**: -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("HOMO in Hartree, -0.19", "HOMO", -0.19 * HARTREE_EV),
+    ("MW in kDa is ca. 0.18", "MW", 180.0),
+    ("| TPSA (nm^2) | ≈ 0.202 |", "TPSA", 20.2),
+])
+def test_a_header_unit_is_read_past_emphasis_tables_and_approximation_words(answer, prop, value):
+    got, problem = _value(answer, prop)
+    assert problem is None and got == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize("answer, prop", [
+    ("**HOMO (Hartree):** -0.19 eV", "HOMO"), ("| HOMO (Hartree) | -0.19 eV |", "HOMO"),
+    ("HOMO (Hartree) is about -0.19 eV", "HOMO"), ("The HOMO, in Hartree, is -0.19 eV", "HOMO"),
+])
+def test_a_header_unit_that_differs_from_the_unit_after_the_number_stays_invalid(answer, prop):
+    got, problem = _value(answer, prop)
+    assert got is None and "two units" in problem, problem
+
+
+@pytest.mark.parametrize("answer, prop, value", [
+    # a bracket or `in` that holds no unit is prose, whatever stands between it and the number
+    ("HOMO (in water) is about -5.2", "HOMO", -5.2),
+    ("The HOMO of benzene (C6H6), is about -6.7 eV", "HOMO", -6.7),
+    ("The molecular weight (MW) is approximately 180", "MW", 180.0),
+    ("Gap (HOMO−LUMO): ~4.1 eV", "HOMO-LUMO Gap", 4.1),
+    ("Measured in water, **-5.2**", "HOMO", -5.2),
+    ("HOMO in Hartree -0.19", "HOMO", -0.19),  # `in <unit>` with nothing between: prose, as before
+    ("**LogP** 2", "LogP", 2.0),  # `**` that closes emphasis is no power
+    ("1500 cm^-1 is the band; the HOMO is -5.2 eV", "HOMO", None),  # the first number decides
+])
+def test_prose_stays_prose(answer, prop, value):
+    got, problem = _value(answer, prop)
+    if value is None:
+        assert got is None and "inverse length" in problem
+    else:
+        assert problem is None and got == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize("answer", [
+    "The HOMO energy (B3LYP/6-31G*) is -5.2 eV.", "At the B3LYP/6-311+G(d,p) level, the HOMO is -5.2 eV.",
+    "M06-2X/def2-TZVP gives a HOMO of -5.2 eV.", "ωB97X-D/6-31G(d): HOMO = -5.2 eV",
+    "HF/3-21G: -5.2 eV", "With 6-311++G(2df,2pd) the HOMO is -5.2 eV", "b3lyp/6-31g: -5.2 eV",
+    "6-31G** (B3LYP) HOMO: -5.2 eV",
+])
+def test_a_method_and_basis_set_is_no_number_and_no_fraction(answer):
+    assert numbers.why_no_value(answer) is None
+    assert _value(answer, "HOMO") == (pytest.approx(-5.2), None)
+    assert reference_value("HOMO", {"question_id": "q1", "answer": answer}) == pytest.approx(-5.2)
+
+
+def test_a_glued_mass_range_is_no_basis_set():
+    """Only a Pople name is skipped: a lower-case `g` glued to a range is grams."""
+    assert numbers.why_no_value("MW 60-100g") == "a range ('60-100g')"
+
+
+@pytest.mark.parametrize("answer, reason", [
+    ("The LogP is between 1.5 and 2.0 in octanol/water.", "a range ('between 1.5 and 2.0 in octanol/water.')"),
+    ("The LogP is less than 5 in most conformers.", "a bound ('less than 5 in most conformers.')"),
+    ("The LogP is 1,7 in octanol/water at pH 7.4.", "a decimal comma or a list ('1,7 in octanol/water')"),
+    ("The value (B3LYP/1/2) is -5.2 eV.", "a fraction ('(B3LYP/1/2) is -5.2 eV.')"),
+])
+def test_why_no_value_quotes_whole_words(answer, reason):
+    assert numbers.why_no_value(answer) == reason
+
+
+@pytest.mark.parametrize("answer", [
+    "HOMO (Hartree)" + " *" * 20000 + " -0.19", "HOMO (Hartree)" + "*" * 20000 + " -0.19",
+    "in Hartree" + " ," * 20000 + " -0.19", "in Hartree" + " about" * 20000 + " -0.19",
+    "HOMO (Hartree) " + " " * 20000 + "~" + " " * 20000 + "-0.19", "Å^" + " " * 20000 + "2",
+    "6-31G" * 20000 + " -5.2", "B3LYP/6-31G* " * 5000 + "-5.2", "1/2" + "x" * 40000,
+    "x" * 40000 + "/1/2", "Å**(" * 10000 + "2",
+])
+def test_the_header_gap_basis_sets_and_excerpts_are_linear(answer):
+    spec = numbers.property_spec("HOMO")
+    for _ in range(3):
+        start = time.perf_counter()
+        numbers.value_in_unit(answer, spec)
+        numbers.why_no_value(answer)
+        if time.perf_counter() - start < 0.5:
+            return
+    pytest.fail(f"{answer[:12]!r}... took {time.perf_counter() - start:.2f} s")

@@ -31,7 +31,12 @@ the rules) or None when the answer gives no single value. Rules, in order:
    other sign right before the number is not dropped (that read a negative answer as
    positive) but makes it invalid, rule 4.
 3. Candidates that are not values are skipped and the scan goes on: digits inside a word
-   or formula (`C6H12O6`, `XLogP3`, `H2O`: preceded by a letter), IUPAC locants (`2-`,
+   or formula (`C6H12O6`, `XLogP3`, `H2O`: preceded by a letter), the power of a unit or
+   word (a whole number right after `^`, `^(`, `**` glued to a letter or digit: `Å^2`,
+   `nm**2`, `cm^-1`, LaTeX's `\AA^{2}`; `TPSA (Å^2): 20.2` read 2), a Pople basis set
+   (`B3LYP/6-31G*`, `6-311+G(d,p)`, `3-21G`: `The HOMO (B3LYP/6-31G*) is -5.2 eV` had no
+   value, "a fraction"; other method names glue their digits to letters, `M06-2X/def2-TZVP`,
+   `ωB97X-D`, and are skipped as words), IUPAC locants (`2-`,
    `2,3-`, `1H-`, `4'-` before a letter or bracket, as in `2-methylpropan-1-ol`) and
    ordinals (`1st`, `2nd`); and whole numbers (no sign, point or exponent) that are a
    name's (`HOMO-1`, `LUMO+1`, `CID-702`: glued to a word by a sign), that begin a word
@@ -86,8 +91,9 @@ the rules) or None when the answer gives no single value. Rules, in order:
    and lower-lying orbitals`, `350 at most atoms` and `5.2 (max. abs. error 0.1)` are
    values; `min` alone is minutes, no bound), or is
    not finite (`1e999`). A reference answer so written has no value (`task_kinds`);
-   `why_no_value(text)` says which of these it found, with the text (`"a decimal comma or
-   a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than 5')"`, `"no number"`).
+   `why_no_value(text)` says which of these it found, with the text cut at word boundaries
+   (`"a decimal comma or a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than
+   5')"`, `"no number"`).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
@@ -97,8 +103,11 @@ the rules) or None when the answer gives no single value. Rules, in order:
    number, or in brackets, alone or with words (`-0.19 (Hartree)`, `-0.19 (in Hartree)`,
    `(Hartree units)`, `(in units of Hartree)`), or before the number in a header
    (`HOMO (Hartree): -0.19`, `MW [kDa] = 0.18`, `TPSA (nm²) 0.202`, `Molecular weight in
-   kDa: 0.18`, `The HOMO (in eV) is -5.2`; each was read in the property's own unit), and
-   converts it: `-0.25 Hartree`
+   kDa: 0.18`, `The HOMO (in eV) is -5.2`; each was read in the property's own unit), also
+   with emphasis, a table's `|`, `~`, `≈`, a comma, `is`, `was`, `of` or an approximation
+   word between (`**HOMO (Hartree):** ~-0.19`, `| HOMO (Hartree) | -0.19 |`, `The HOMO, in
+   Hartree, is -0.19`, `MW (kDa): approximately 0.18`; each was read in the property's
+   unit), and converts it: `-0.25 Hartree`
    (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is -0.1 eV (`MeV` is 10^6 eV; `MEV`, `mev`,
    of unclear case, are invalid), `-0.38 Ry` (`Rydberg`, Quantum ESPRESSO's unit; `mRy`)
    -5.17 eV, `-25 kJ/mol` is -5.98 kcal/mol, `-5 cal/mol`
@@ -235,6 +244,13 @@ _VALUE_CUE = re.compile(r"(?:[:=≈~]|(?<![^\W\d_])(?:is|are|was|were|be|equals|
 _VALUE_CUE_REACH = 16  # characters
 # A bracketed citation: `[1] LogP = 2.1` read 1; `[2, 3]`, `[1-3]`
 _CITATION = re.compile(r"\[\d{1,3}(?:[ \t]*[,-][ \t]*\d{1,3})*\]")
+# A Pople basis set names the level of theory, no number: `B3LYP/6-31G*`, `6-311+G(d,p)`,
+# `3-21G`, `6-311++G(2df,2pd)` (was: `The HOMO (B3LYP/6-31G*) is -5.2 eV` had no value, its
+# `6` "a fraction" after the `/`, and `6-31G*` alone "a range"). Every number in it is
+# skipped (`_markers`); other names glue their digits to letters (`M06-2X`, `def2-TZVP`,
+# `ωB97X-D`, `STO-3G`) and are skipped as words already.
+_BASIS_SET = re.compile(r"(?<![\w.])\d{1,2}-\d{2,3}(?P<plus>\+{0,2})(?P<g>[Gg])"
+                        r"(?P<polarisation>\*{1,2}|\([^()\s]{1,16}\))?(?![^\W_])")
 # A whole number right after one of these words numbers the step, not the value: `Step 1:
 # compute. HOMO = -5.2 eV` read 1. Searched in the few characters before the number. Only
 # an enumeration: the word capitalised or at a line's start (`Step 1:`, `Table 2 shows
@@ -247,6 +263,9 @@ _AFTER_REACH = 64  # characters in which that text is looked for
 _LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
 _ENUMERATION_REACH = 12  # characters: the longest word above and its space
 _LETTER = re.compile(r"[^\W\d_]")
+# The power of a unit (`_exponent`): searched in the few characters before a number
+_EXPONENT_BEFORE = re.compile(r"[^\W_](?:[^\S\n]*\^[^\S\n]*|\*\*)(?:\([^\S\n]*)?\Z")
+_EXPONENT_REACH = 12  # characters
 _UNIT_REACH = 64  # characters after a number in which a unit is looked for (a window: not the whole rest)
 # "1.2.3", "12,5", "1'00" (a group not of three digits), a fraction or ratio ("1/2", "3:1",
 # `\frac{1}{\pi}` as "1/{\pi}"), an exponent that is none ("1.2e3.5", "1e5e5": read as 1.2
@@ -409,10 +428,39 @@ _SHOWN_AFTER = 16  # characters after the number that `why_no_value` shows
 
 
 def _shown(text: str, at: int, end: int, reason: str) -> str:
-    """`reason` and the text from `at` to a little after the number's `end` (its line only)."""
+    """`reason` and the text from `at` to a little after the number's `end` (its line only),
+    cut at word boundaries (`_word_start`, `_word_end`; was: `'/6-31G*) is -5.2 e'`)."""
     line_end = text.find("\n", end)
-    shown = text[at:min(end + _SHOWN_AFTER, len(text) if line_end < 0 else line_end)].strip()
+    stop = _word_end(text, end, min(end + _SHOWN_AFTER, len(text) if line_end < 0 else line_end))
+    shown = text[_word_start(text, at):stop].strip()
     return f"{reason} ({shown!r})"
+
+
+def _word_end(text: str, end: int, stop: int) -> int:
+    """`stop`, moved past the rest of a word it cuts (up to `_SHOWN_AFTER` more characters:
+    `... is -5.2 eV.`), else back to the last space after the number's `end`; a word
+    longer than that, glued to the number, stays cut."""
+    if stop <= end or stop >= len(text) or text[stop - 1].isspace() or text[stop].isspace():
+        return stop
+    space = _SPACE.search(text, stop, stop + _SHOWN_AFTER + 1)
+    if space:
+        return space.start()
+    if stop + _SHOWN_AFTER >= len(text):
+        return len(text)
+    last = text.rfind(" ", end, stop)
+    return last if last > end else stop
+
+
+def _word_start(text: str, at: int) -> int:
+    """`at`, moved back to the start of the word it falls in (up to `_SHOWN_AFTER`
+    characters: `B3LYP/6`, not `/6`)."""
+    start = at
+    while start > 0 and at - start < _SHOWN_AFTER and not text[start - 1].isspace():
+        start -= 1
+    return start if start == 0 or text[start - 1].isspace() else at
+
+
+_SPACE = re.compile(r"\s")
 
 # What `_MALFORMED` found, in words (`why_no_value`): the first that matches the text after
 # the number, else "a malformed number".
@@ -441,7 +489,17 @@ def _markers(text: str) -> Tuple[frozenset, frozenset]:
             (found if heading or listed else lone).add(position)
     if "[" in text:
         found.update(i for m in _CITATION.finditer(text) for i in range(m.start(), m.end()))
+    if "-" in text:
+        found.update(i for m in _BASIS_SET.finditer(text) if _is_basis_set(text, m) for i in range(m.start(), m.end()))
     return frozenset(found), frozenset(lone)
+
+
+def _is_basis_set(text: str, match: "re.Match") -> bool:
+    """Whether `_BASIS_SET` found one: a capital `G` (`6-31G`), or a lower-case `g` with a
+    `+`, a polarisation (`6-31g*`, `6-311+g(d,p)`) or after a method's `/` (`b3lyp/6-31g`),
+    so that a glued mass range (`6-31g`) stays a range."""
+    return (match.group("g") == "G" or bool(match.group("plus") or match.group("polarisation"))
+            or text[match.start() - 1:match.start()] == "/")
 
 
 def _lone_marker(text: str, match: "re.Match", markers: Tuple[frozenset, frozenset]) -> bool:
@@ -475,6 +533,8 @@ def _not_a_value(text: str, match: "re.Match", markers: Tuple[frozenset, frozens
     start, end = match.start(), match.end()
     if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
         return True
+    if _exponent(text, match):
+        return True  # "TPSA (Å^2): 20.2" read 2
     # the rest skip whole numbers only: `-5.2 eV`, `1.5e3` are values wherever they stand
     whole = not match.group("sign") and not match.group("exp") and match.group("mant").isdigit()
     if _LABEL_BEFORE.search(text, max(0, start - 2), start) and whole:
@@ -494,6 +554,17 @@ def _not_a_value(text: str, match: "re.Match", markers: Tuple[frozenset, frozens
         return False
     window = text[end:end + _UNIT_REACH]
     return stated_unit(window) is None and not _MALFORMED.match(window) and not _PRODUCT.match(window)
+
+
+def _exponent(text: str, match: "re.Match") -> bool:
+    """Whether a whole number, signed or not, is the power of the unit or word before it:
+    right after `^`, `^(` (LaTeX's `^{2}`), `**` or `**(` glued to a letter or digit (`Å^2`,
+    `nm**2`, `cm^-1`, `\\AA^{2}`; was: the header `TPSA (Å^2): 20.2` read 2). After `**`
+    only glued: `**LogP** 2` closes markdown emphasis."""
+    if match.group("exp") or not match.group("mant").isdigit():
+        return False
+    start = match.start()
+    return bool(_EXPONENT_BEFORE.search(text, max(0, start - _EXPONENT_REACH), start))
 
 
 def _enumeration(text: str, start: int, end: int) -> bool:
@@ -711,17 +782,35 @@ def _length_at(text: str) -> Optional[Tuple[str, Optional[float], str]]:
 # A unit stated before the number, for the value after it: `HOMO (Hartree): -0.19`, `MW [kDa]
 # = 0.18`, `TPSA (nm²) 0.202`, `Molecular weight in kDa: 0.18`, `The HOMO (in eV) is -5.2`
 # (each was read in the property's own unit). Looked for in the characters right before the
-# number (`_UNIT_REACH`); a bracket or `in` that holds no unit is ordinary text.
-_AFTER_A_HEADER = r"(?:[:=≈~]|(?<![^\W\d_])(?:is|was|equals|of)(?![^\W\d_]))"
-_UNIT_HEADER = re.compile(r"(?:(?P<bracket>\([^()\n]{1,40}\)|\[[^\[\]\n]{1,40}\])[^\S\n]*" + _AFTER_A_HEADER + r"?"
-                          r"|(?<![^\W\d_])in[^\S\n]+(?P<words>(?!in(?![^\W\d_]))[^\s:=()\[\]]+"
-                          r"(?:[^\S\n]+(?!in(?![^\W\d_]))[^\s:=()\[\]]+){0,3})[^\S\n]*" + _AFTER_A_HEADER
-                          + r")\s*\Z", re.IGNORECASE)
+# number (`_UNIT_REACH`); a bracket or `in` that holds no unit is ordinary text. Between the
+# header and the number may stand cues (`:`, `=`, `≈`, `~`, a table's `|`, is, are, was, were,
+# equals, of, about, around, approximately, approx., roughly, nearly, circa, ca.) and markdown
+# emphasis or a comma (`**HOMO (Hartree):** ~-0.19`, `| HOMO (Hartree) | -0.19 |`, `The HOMO,
+# in Hartree, is -0.19`); was: the number right after the header (or `:`, `=`, `≈`, `~`, is,
+# was, equals, of) only, and each of these read in the property's unit (5 eV off). An `in`
+# header needs one of these before the number (`in kDa: 0.18`, `in kDa, 0.18`; `in kDa 0.18`
+# is prose). Each token is matched whole (`\*{1,3}(?!\*)`): no run is split between
+# repetitions (linear in the window).
+_HEADER_APPROXIMATELY = r"about|around|approximately|approx\.?|roughly|nearly|circa|ca\."
+_HEADER_CUE = (r"(?:[:=≈~|]|(?<![^\W\d_])(?:is|are|was|were|equals|of|" + _HEADER_APPROXIMATELY
+               + r")(?![^\W\d_]))")
+_HEADER_FILLER = r"(?:\*{1,3}(?!\*)|_{1,3}(?!_)|,)"
+_HEADER_TOKEN = r"(?:[^\S\n]*(?:" + _HEADER_CUE + "|" + _HEADER_FILLER + r"))"
+# A word of an `in` header's unit: no cue word (`in Hartree is`), comma, emphasis or bracket,
+# but `**` before a power (`in Å**2:`)
+_HEADER_WORD = (r"(?!(?:in|is|are|was|were|equals|" + _HEADER_APPROXIMATELY + r")(?![^\W\d_]))"
+                r"(?:[^\s:=,|*~≈()\[\]]|\*\*(?=[+-]?\d))+")
+_UNIT_HEADER = re.compile(r"(?:(?P<bracket>\([^()\n]{1,40}\)|\[[^\[\]\n]{1,40}\])" + _HEADER_TOKEN + "{0,8}"
+                          + r"|(?<![^\W\d_])in[^\S\n]+(?P<words>" + _HEADER_WORD + r"(?:[^\S\n]+" + _HEADER_WORD
+                          + r"){0,3})" + _HEADER_TOKEN + r"{1,8})\s*\Z", re.IGNORECASE)
+# `Å^(2)` (LaTeX's `Å^{2}`) as `Å^2` in a header: a bracket in the header's bracket ended it
+# (`TPSA (Å^(2)): 20.2` read no header)
+_BRACKETED_POWER = re.compile(r"(\^|\*\*)[^\S\n]*\([^\S\n]*([+-]?\d{1,2})[^\S\n]*\)")
 
 
 def _unit_before(before: str) -> Optional[Tuple[str, Optional[float], str]]:
     """The unit a header right before the number states (`_UNIT_HEADER`), or None."""
-    header = _UNIT_HEADER.search(before[-_UNIT_REACH:])
+    header = _UNIT_HEADER.search(_BRACKETED_POWER.sub(r"\1\2", before[-_UNIT_REACH:]))
     if not header:
         return None
     if header.group("bracket"):
