@@ -100,7 +100,7 @@ def test_the_report_scores_a_number_cut_by_the_cap_invalid_and_says_so(tmp_path,
     assert metrics["caption"]["metrics"]["n_capped"] == 1
     table = (out / "metrics.md").read_text()
     assert "Answers whose generation stopped at --max-new-tokens" in table and "Molecular Weight: 3" in table
-    assert "scored invalid: the number may be cut short" in table
+    assert "scored invalid: it may be cut short" in table
     assert "note: 4 answer(s) stopped at --max-new-tokens" in err and "'cut', 'point', 'whole', 't1'" in err
     assert "note: 2 answer(s) are property answers stopped at --max-new-tokens" in err
 
@@ -246,3 +246,86 @@ def test_a_reference_outside_the_range_is_named_under_the_table_and_on_stderr(tm
     assert _rows(out)["q6"]["reference_out_of_range"] is True and _rows(out)["q0"]["reference_out_of_range"] is False
     homo = json.loads((out / "metrics.json").read_text())["tasks"]["HOMO"]
     assert homo["references_out_of_range"] == [{"question_id": "q6", "reference_value": 60.0}]
+
+
+# --- review of this sweep: chunks of one run across the data-file digests; references refused too
+# widely; a capped answer cut inside its unit -----------------------------------------------------------
+def _chunk(path: Path, qids, **settings):
+    shown = {"model_path": "/m", "conv_mode": "qwen2", "temperature": 0, "max_new_tokens": 64, **settings}
+    path.write_text("".join(json.dumps({"question_id": q, "text": "1", "model_id": "m", "metadata": {
+        "settings": shown, "settings_digest": "S"}}) + "\n" for q in qids))
+    return path
+
+
+def test_chunks_answered_before_and_after_the_data_file_digests_merge_as_one_run(tmp_path):
+    from deepmolm_plugin.eval.merge import MergeError, merge_answers
+
+    old = _chunk(tmp_path / "0.jsonl", ["q0"])  # answered before image_files / structure_files were recorded
+    new = _chunk(tmp_path / "1.jsonl", ["q1"], image_files="0123456789abcdef01234567", structure_files=None)
+    again = _chunk(tmp_path / "2.jsonl", ["q2"], image_files="0123456789abcdef01234567", structure_files="ab" * 12)
+    merged, _ = merge_answers([old, new, again])
+    assert sorted(merged) == ["q0", "q1", "q2"]
+    # two digests that were both recorded and differ: other pictures, refused as before (also with an
+    # older chunk listed first, which is compared with neither)
+    other = _chunk(tmp_path / "3.jsonl", ["q3"], image_files="ffffffffffffffffffffffff", structure_files=None)
+    with pytest.raises(MergeError, match=r"different settings \(.*image_files=.*other pictures or structure files"):
+        merge_answers([old, new, other])
+    # a real difference beside an older chunk: refused, naming it
+    hot = _chunk(tmp_path / "4.jsonl", ["q4"], image_files="0123456789abcdef01234567", temperature=0.7)
+    with pytest.raises(MergeError, match=r"different settings \(.*temperature=0\b.*temperature=0\.7"):
+        merge_answers([old, hot])
+
+
+def test_questions_refuse_only_a_value_meant_and_warn_for_the_other_unreadable_references(capsys):
+    good = _record("g", "LogP", "The LogP is 2.0.")
+    warned = [_record("w0", "LogP", "The LogP is 3/4."), _record("w1", "LogP", "The LogP is 2 × 3."),
+              _record("w2", "Molecular Weight", "The molecular weight is 1 234 g/mol."),
+              _record("w3", "Molecular Weight", "The molecular weight is 46.07 g/mol.")]
+    assert len(eval_questions.convert([good, *warned], Path("."))) == 5
+    err = capsys.readouterr().err
+    for rid, reason in (("w0", "a fraction ('3/4.')"), ("w1", "a product other than a power of ten"),
+                        ("w2", "digits split by a space")):
+        line = next(line for line in err.splitlines() if line.startswith(f"warning: record {rid!r} ("))
+        assert reason in line and line.endswith("the report will leave it out")
+    assert "'w3'" not in err
+    for answer, finding in (("The LogP is 1,7.", "a decimal comma"), ("The LogP is 1.5-2.0.", "a range"),
+                            ("The LogP is less than 5.", "a bound"), ("The LogP is 1.5 or 2.0.", "a choice")):
+        with pytest.raises(eval_questions.QuestionFileError, match=rf"^1 record\(s\) state a reference value the "
+                                                                  rf"report cannot read: record 'r' .*{finding}"):
+            eval_questions.convert([good, *warned, _record("r", "LogP", answer)], Path("."))
+    assert eval_questions.REFUSED_FINDINGS == ("a decimal comma", "a range", "a bound", "a choice")
+
+
+@pytest.mark.parametrize("task, text, cut", [
+    ("HOMO", "The HOMO energy is -0.19 Hart", True), ("HOMO", "The HOMO energy is -0.19 H", True),
+    ("HOMO", "The HOMO energy is -0.38 Rydb", True), ("Molecular Weight", "The molecular weight is 0.18 kilo", True),
+    ("TPSA", "The TPSA is 0.202 nano", True), ("TPSA", "The TPSA is 20.2 Å^", True),
+    ("HOMO", "The HOMO energy is -3.1 kcal/", True), ("HOMO", "HOMO: -0.19 (in Hart", True),
+    ("HOMO", "The HOMO energy is -0.1", True), ("HOMO", "The HOMO energy is 1.5 ×", True),
+    ("Molecular Weight", "The molecular weight is 180.16 g mol-1", False),
+    ("Molecular Weight", "The molecular weight is 180.16 g·mol⁻¹", False),
+    ("TPSA", "The TPSA is 20.2 Å^2", False), ("HOMO", "The HOMO energy is -0.19 Hartree, which", False),
+    ("Molecular Weight", "The molecular weight is 179.2 g/mol and", False),
+    ("HOMO", "The HOMO energy is -5.2 eV. The LUMO is", False),
+    ("LogP", "The LogP is 1.5 lo", False),  # no unit converted: a cut one changes nothing
+])
+def test_a_capped_answer_may_be_cut_inside_its_unit_and_a_whole_unit_is_not_cut(task, text, cut):
+    from deepmolm_plugin.eval.metrics.numbers import property_spec
+    from deepmolm_plugin.eval.scoring import value_may_be_cut
+
+    assert value_may_be_cut(text, property_spec(task)) is cut
+
+
+def test_the_report_scores_an_answer_cut_inside_its_unit_invalid(tmp_path):
+    answers, refs = _files(tmp_path, [
+        ("hart", "HOMO", "The HOMO energy is -5.2 eV.", "The HOMO energy is -0.19 Hart", {"capped": True}),
+        ("ended", "HOMO", "The HOMO energy is -5.2 eV.", "The HOMO energy is -5.1 eV", {"capped": False}),
+        ("mw", "Molecular Weight", "The molecular weight is 180.16 g/mol.", "The molecular weight is 180.16 g mol-1",
+         {"capped": True})])
+    out = tmp_path / "out"
+    report.main([str(answers), "--references", str(refs), "--out", str(out), "--no-plots"])
+    rows = _rows(out)
+    assert rows["hart"]["value_may_be_cut"] is True and rows["hart"]["valid"] is False
+    assert rows["ended"]["valid"] is True and rows["mw"]["valid"] is True and rows["mw"]["value_may_be_cut"] is False
+    metrics = json.loads((out / "metrics.json").read_text())["tasks"]
+    assert metrics["HOMO"]["metrics"]["n_cut_values"] == 1 and metrics["Molecular Weight"]["metrics"]["n_cut_values"] == 0

@@ -116,9 +116,9 @@ COUNTED = {
                    "check the template's stop token)",
     "n_capped": "Answers whose generation stopped at --max-new-tokens, before the model ended them (`\"capped\": "
                 "true` in per_question.jsonl; they may be cut short: raise --max-new-tokens)",
-    "n_cut_values": "Property answers stopped at --max-new-tokens with their number at the very end, scored "
-                    "invalid: the number may be cut short, \"12\" of 1234.5 (`\"value_may_be_cut\": true` in "
-                    "per_question.jsonl)",
+    "n_cut_values": "Property answers stopped at --max-new-tokens with their number, or the unit after it, at "
+                    "the very end, scored invalid: it may be cut short, \"12\" of 1234.5, \"-0.19 Hart\" "
+                    "(`\"value_may_be_cut\": true` in per_question.jsonl)",
 }
 
 

@@ -148,12 +148,12 @@ def _check_one_run(merged: Dict[str, dict], where: Dict[str, List[str]]) -> None
                          "an older run or of another tool among the files?")
     if len(runs) < 2:
         return
-    (first, _), *others = runs.values()
-    differ = sorted({k for other, _ in others for k in set(first) | set(other) if first.get(k) != other.get(k)})
+    differ = _differing_keys([shown for shown, _ in runs.values()])
+    if not differ:  # they differ only in what some did not record: one run, answered before and after
+        return
     why = (" (the same options: the model folder's files changed between them, retrained in place?)"
            if differ == ["settings_digest"] else "")
-    folders = [k for k in ("image_files", "structure_files")  # (None: a run before they were digested)
-               if k in differ and all(shown.get(k) is not None for shown, _ in runs.values())]
+    folders = [k for k in RECORDED_LATER if k in differ]  # two recorded digests that differ
     if folders:  # other bytes under the same file names
         why += (f" ({' and '.join(folders)}: the chunks' models saw other pictures or structure files under the "
                 "same names: run with another --image-folder or --structure-folder?)")
@@ -161,6 +161,25 @@ def _check_one_run(merged: Dict[str, dict], where: Dict[str, List[str]]) -> None
                        for shown, files in runs.values())
     raise MergeError(f"the answers come from model_vqa runs with different settings ({listed}){why}: stale "
                      "shards of another run, or chunks run with other options?")
+
+
+# settings model_vqa began recording later (the digests of the image and structure files the
+# questions name): a chunk answered before then has no such key, or null, and was refused
+# beside a chunk of the same run re-run later ("image_files=None; image_files='0123...'")
+RECORDED_LATER = ("image_files", "structure_files")
+
+
+def _differing_keys(settings: List[dict]) -> List[str]:
+    """The keys whose values differ among the runs' settings; a RECORDED_LATER key is
+    compared only among the runs that recorded it (was: None against a digest was
+    "different settings"), so two recorded digests that differ are still refused."""
+    differ = []
+    for key in sorted(set().union(*settings)):
+        values = {json.dumps(s.get(key), sort_keys=True) for s in settings
+                  if not (key in RECORDED_LATER and s.get(key) is None)}
+        if len(values) > 1:
+            differ.append(key)
+    return differ
 
 
 def _failed_note(paths: Sequence[os.PathLike], missing: List[str]) -> str:

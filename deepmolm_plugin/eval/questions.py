@@ -27,7 +27,9 @@ other record is an error naming it, as is a missing or duplicated id, or a gpt t
 reference answer states a value the report cannot read (a decimal comma `1,7`, a range
 `1.5-2.0`, a bound `less than 5`) and that has no `properties` entry: the report left such
 questions out only after the model had answered them (`scoring.unreferenced_reasons`); one
-stating no number at all ("not measured") is named in a warning, and left out by the report.
+from which the parser reads no value for another reason (no number, "not measured"; a
+fraction or product such as the method "B3LYP/6-31G*") is named in a warning, and left out
+by the report.
 QUESTIONS may not be DATA itself (the prepared split was replaced by its questions).
 """
 
@@ -212,6 +214,19 @@ def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
     return questions
 
 
+# What `numbers.why_no_value` finds in a reference answer, by its leading words, that means a
+# value was meant but written so that the report cannot read it: the question file is
+# refused. Its other findings ("no number", "a fraction" such as a method's "B3LYP/6-31G*",
+# "a product", "digits split by a space", "a sign ... not its own", ...) are named in a
+# warning, and the report leaves those questions out (was: all of them refused the file).
+REFUSED_FINDINGS = ("a decimal comma", "a range", "a bound", "a choice")
+
+
+def _refused(kind: str, what: str) -> bool:
+    """Whether a property question without a reference value refuses the question file."""
+    return kind == "property" and what.startswith(REFUSED_FINDINGS)
+
+
 def _check_as_the_report_does(questions: List[dict]) -> None:
     """The report's own checks of its references, run now: it refused them only after the
     model had answered every question. scoring.group_by_task (a `metric` it does not know,
@@ -236,7 +251,7 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
                 unscored.append(f"task {task!r}: {why} ({len(qids)} question(s))")
             for i, (what, reason) in reasons.items():
                 named = f"record {refs[qids[i]]['question_id']!r} ({task}): {reason}"
-                (unread if kind == "property" and what != "no number" else left_out).append(named)
+                (unread if _refused(kind, what) else left_out).append(named)
     except ReportError as e:
         raise QuestionFileError(f"the report would refuse it: {e}") from e
     if unscored:  # all of them at once: each was a rerun
@@ -247,7 +262,7 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
                                 + "; ".join(unread[:MAX_IDS_SHOWN]) + ("; ..." if len(unread) > MAX_IDS_SHOWN else "")
                                 + "; write one number (a decimal point, one value) in the gpt turn, or give "
                                 "`properties`")
-    for named in left_out:  # no number at all ("not measured"): left out by the report, said now
+    for named in left_out:  # no value meant, or none read ("not measured"): left out by the report, said now
         print(f"warning: {named}: the report will leave it out", file=sys.stderr)
 
 

@@ -131,9 +131,9 @@ def main(argv=None) -> None:
                                     f"{MAX_TOKENS} (generation ran on to --max-new-tokens?)"),
                       ("capped", "stopped at --max-new-tokens before the model ended them, and may be cut short "
                                  "(raise --max-new-tokens)"),
-                      ("value_may_be_cut", "are property answers stopped at --max-new-tokens with their number at "
-                                           "the very end, which may be cut short (\"12\" of 1234.5): scored "
-                                           "invalid")):
+                      ("value_may_be_cut", "are property answers stopped at --max-new-tokens with their number, "
+                                           "or the unit after it, at the very end, which may be cut short (\"12\" "
+                                           "of 1234.5, \"-0.19 Hart\"): scored invalid")):
         ids = [row["question_id"] for row in rows if row.get(key)]
         if ids:
             print(f"note: {len(ids)} answer(s) {what}: {format_ids(ids)}", file=sys.stderr)

@@ -18,8 +18,9 @@ metrics.json:
     property: property, unit, range, note?, n, n_valid, valid_ratio, mae, rmse, n_without_reference,
               n_references_out_of_range (scored; named in the task's `references_out_of_range`:
               [{question_id, reference_value}], a line under the table and a note on stderr),
-              n_cut_values (answers stopped at --max-new-tokens whose number runs to the end of
-              the text, `value_may_be_cut`: scored invalid, the number may be cut short)
+              n_cut_values (answers stopped at --max-new-tokens whose number, or the unit after
+              it, runs to the end of the text, `value_may_be_cut`: scored invalid, the value may
+              be cut short: "12" of 1234.5, "-0.19 Hart" of Hartree)
     every kind: n_empty, n_capped (answers whose `metadata.capped` says generation stopped at
               --max-new-tokens; `"capped"` true / false / null in their rows: null for answers
               files that do not record it, which are scored as not capped)
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -209,15 +211,74 @@ def capped(answer: dict) -> Optional[bool]:
     return status if isinstance(status, bool) else None
 
 
-def value_may_be_cut(text: str) -> bool:
-    """Whether the number an answer states could be cut short (an answer stopped at
-    --max-new-tokens): the parser reads another value once one more digit follows the text
-    (its trailing space dropped): "is 12" (of 1234.5), "is 12." (12.5), "is 1.5 × 10^3"
-    (10^35). A number followed by more words ("12.13 g/mol.", "180; rounded 18") is whole."""
+def value_may_be_cut(text: str, spec=None) -> bool:
+    """Whether the value an answer stopped at --max-new-tokens states could be cut short:
+
+    - its number: the parser reads another value once one more digit follows the text (its
+      trailing space dropped): "is 12" (of 1234.5), "is 12." (12.5), "is 1.5 × 10^3" (10^35),
+      "is 1.5 ×". Only where no word follows the number: there the digit lands in the unit
+      (was: a whole "180.16 g mol-1" became "mol-17", no value, and was called cut);
+    - its unit, for a property with a convertible unit (`spec`): the text ends in the first
+      word after the number, unfinished (`_unfinished`): "-0.19 Hart", "0.18 kilo", "-3.1
+      kcal/" (was: read as the bare number, in the property's own unit; Qwen splits
+      "Hartree" into several tokens). A whole unit that the cap happens to end on ("-5.2 eV",
+      no full stop) is flagged too: a cut word cannot be told from a finished one ("m" may
+      be "meV"), and a unit read wrong is scored 27x off.
+
+    "12.13 g/mol." or "180; rounded 18" (a clause end after the number) is whole."""
     from .metrics.numbers import parse_number
 
     value = parse_number(text)
-    return value is not None and parse_number(text.rstrip() + "7") != value
+    if value is None:  # no value: invalid whatever the cap cut
+        return False
+    after = text[_number_end(text, value):]
+    if not _holds_a_word(after) and parse_number(text.rstrip() + "7") != value:
+        return True
+    return spec is not None and _reads_units(spec) and _unfinished(after)
+
+
+# where a clause ends: the unit before it is finished ("-5.2 eV, which", "(in Hartree)")
+CLAUSE_END = re.compile(r"[.,;:!?](?=\s|$)|[)\]}\n]")
+JOINERS = "/^*·⋅×_({[-"  # signs that units are joined or raised with: "kcal/", "Å^", "mol^-"
+
+
+def _holds_a_word(text: str) -> bool:
+    """Two letters in a row (str.isalpha: a regex `\\w` also takes "²" and "¹")."""
+    return any(a.isalpha() and b.isalpha() for a, b in zip(text, text[1:]))
+
+
+def _number_end(text: str, value: float) -> int:
+    """Where the number `parse_number(text)` reads ends: the end of the shortest prefix that
+    reads the same value, tried after each character that is neither a letter nor white
+    space (only there can a number end: "10^3", "10³"); the text's end when none does."""
+    from .metrics.numbers import parse_number
+
+    for end, char in enumerate(text, 1):
+        if not (char.isspace() or char.isalpha()) and parse_number(text[:end]) == value:
+            return end
+    return len(text)
+
+
+def _unfinished(after: str) -> bool:
+    """Whether the text after an answer's number may stop inside its unit: no clause end in
+    it, it ends in a letter or a sign units are joined with (`JOINERS`), and that last
+    word is the first after the number (where the unit stands: "-0.19 Hart", "-3.1 kcal/")
+    or inside a bracket left open ("(in Hart"). A word after another ("179.2 g/mol and")
+    follows a finished unit. Not seen: the second word of a two-word unit ("atomic uni")."""
+    after = after.rstrip()
+    if CLAUSE_END.search(after) or not after or not (after[-1].isalpha() or after[-1] in JOINERS):
+        return False
+    return len(after.split()) == 1 or after.count("(") > after.count(")") or after.count("[") > after.count("]")
+
+
+def _reads_units(spec) -> bool:
+    """Whether the report converts units for this property (eV, kcal/mol, g/mol, Å²): then a
+    stated "1 Hartree" is not read as 1 (converted, or invalid as another kind). Without one
+    (LogP, Complexity, `property:<name>`), any unit is taken as stated and a cut one cannot
+    change the value."""
+    from .metrics.numbers import value_in_unit
+
+    return value_in_unit("1 Hartree", spec) != (1.0, None)
 
 
 def references_out_of_range_note(outside: List[dict], spec) -> str:
@@ -287,11 +348,11 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                      for p, r in zip(preds, ref_texts)]
         elif kind == "property":
             # None: no value (`numbers.scored_value` reads none), for an answer cut off mid-number
-            cut = [capped(answers[q]) is True and value_may_be_cut(p) for q, p in zip(qids, preds)]
+            spec = numbers.property_spec(task)
+            cut = [capped(answers[q]) is True and value_may_be_cut(p, spec) for q, p in zip(qids, preds)]
             metrics = numbers.property_metrics([None if c else p for p, c in zip(preds, cut)], references, task)
             metrics["n_without_reference"] = len(groups[task][1]) - len(qids)
             metrics["n_cut_values"] = sum(cut)
-            spec = numbers.property_spec(task)
             extra = [{"value": numbers.parse_value(p, spec),
                       "valid": not c and numbers.scored_value(p, spec, v) is not None, "reference_value": v,
                       "value_may_be_cut": c, "reference_out_of_range": not spec.in_range(v)}
