@@ -329,3 +329,19 @@ def test_the_report_scores_an_answer_cut_inside_its_unit_invalid(tmp_path):
     assert rows["ended"]["valid"] is True and rows["mw"]["valid"] is True and rows["mw"]["value_may_be_cut"] is False
     metrics = json.loads((out / "metrics.json").read_text())["tasks"]
     assert metrics["HOMO"]["metrics"]["n_cut_values"] == 1 and metrics["Molecular Weight"]["metrics"]["n_cut_values"] == 0
+
+
+def test_a_missing_relative_image_names_the_folder_it_was_joined_with(tmp_path):
+    # sweep P: eval.questions writes the prepared data's relative image paths; model_vqa without
+    # --image-folder failed every question "no such file", naming no folder
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.eval.model_vqa import QuestionError, check_image
+
+    with pytest.raises(QuestionError, match=r"no such file \(a relative path, read from the current folder: no "
+                                            r"--image-folder was given; give the folder"):
+        check_image("q", str(tmp_path / "images" / "m.png"), SimpleNamespace(), "")
+    with pytest.raises(QuestionError, match=rf"no such file \(a relative path, joined with --image-folder {tmp_path}\)"):
+        check_image("q", str(tmp_path / "images" / "m.png"), SimpleNamespace(), str(tmp_path))
+    with pytest.raises(QuestionError, match=r"no such file$"):  # an absolute path: nothing was joined
+        check_image("q", str(tmp_path / "m.png"), SimpleNamespace())

@@ -170,17 +170,25 @@ def read_questions(path: str) -> List[dict]:
     return questions
 
 
-def check_image(qid, path: str, config) -> None:
+def check_image(qid, path: str, config, folder: Optional[str] = None) -> None:
     """A line's own image exists and decodes as the image processor reads it; the host
     would otherwise stop mid-run (model loaded, answers half written) with a PIL traceback.
     The host's own `convert("RGB")` must see the same picture (`check_host_conversion`:
     transparent or 16-bit files it reads as black or white), and the model's processor must
-    be able to view it (`check_model_views`: a 1 x 3000 px image in tiles mode)."""
+    be able to view it (`check_model_views`: a 1 x 3000 px image in tiles mode). `folder`:
+    the --image-folder a relative `image` was joined with, named when the file is missing
+    (eval.questions writes the data's own relative paths: without --image-folder, every
+    question of a prepared folder failed "no such file", naming no folder)."""
     from ..encoder.image_processor import check_host_readable
     from ..encoder.tower import check_model_views
 
+    if os.path.isdir(path):
+        raise QuestionError(qid, f"image {path}: is a folder")
     if not os.path.isfile(path):
-        raise QuestionError(qid, f"image {path}: {'is a folder' if os.path.isdir(path) else 'no such file'}")
+        where = ("" if folder is None else f" (a relative path, joined with --image-folder {folder})" if folder
+                 else " (a relative path, read from the current folder: no --image-folder was given; give the folder "
+                      "the question file's images are under, e.g. the prepared data's)")
+        raise QuestionError(qid, f"image {path}: no such file{where}")
     try:
         check_host_readable(path)
         check_model_views(path, config)
@@ -264,7 +272,8 @@ def _prepare_question(line: dict, image_folder: str, config, resolver, graphs, u
     if not isinstance(resolved.image, str):
         raise QuestionError(qid, f"`image` is a JSON {json_kind(resolved.image)}, not a file name")
     if line.get("image") is not None:  # the line's own image (drawn ones are ours, written whole)
-        check_image(qid, image_path(image_folder, resolved.image), config)
+        check_image(qid, image_path(image_folder, resolved.image), config,
+                    None if os.path.isabs(resolved.image) else image_folder)
     line = dict(line, image=resolved.image)
     return line, QuestionInput(qid, image_path(image_folder, line["image"]), resolved.molecule_fp, graph)
 
