@@ -69,7 +69,7 @@ from rdkit.Geometry import Point3D
 from .bonds import bonds
 from .canonical import canonical_copy
 from .errors import (MoleculeError, as_notes, atom_names, bond_name, first_line, rdkit_messages, rdkit_step,
-                     with_messages)
+                     untyped_atoms, with_messages)
 
 __all__ = [
     "CONFORMER_RULES", "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
@@ -291,10 +291,11 @@ def _unassigned_note(work: Chem.Mol) -> list[str]:
 
 
 def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: float | None,
-           name: Callable[[int], str]) -> list[str]:
-    """Embed ``work`` in place (one conformer); returns notes. Raises ``MoleculeError``
-    when no try succeeds or the time limit runs out first. ``name``: RDKit's atom indices in
-    its messages as the user finds them (``_canonical_names``)."""
+           name: Callable[[int], str]) -> tuple[list[str], list[int]]:
+    """Embed ``work`` in place (one conformer); returns (notes, the atoms of ``work`` UFF has
+    no type for: ``_untyped_note`` says what that means). Raises ``MoleculeError`` when no try
+    succeeds or the time limit runs out first. ``name``: RDKit's atom indices in its messages
+    as the user finds them (``_canonical_names``)."""
     tries = [_etkdg(seed, together, together)]
     if not together:
         tries.append(_etkdg(seed, True, False))
@@ -329,7 +330,41 @@ def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: fl
                                                              timed_out, failures, time.monotonic() - began),
                                               messages, name))
     notes = ["ETKDGv3 needed random starting coordinates (second try)"] if attempt == 1 else []
-    return notes + as_notes(messages, name)
+    untyped, rest = untyped_atoms(messages)
+    return notes + as_notes(rest, name), untyped
+
+
+def _untyped_note(work: Chem.Mol, untyped: list[int], name: Callable[[int], str], optimised: bool) -> list[str]:
+    """What it means for the conformer that RDKit's UFF typer found no type for atoms of
+    ``work`` (a metal ion: Fe3+, Gd3+, Pt2+): ETKDGv3 takes the bond-length bounds of its
+    embedding from UFF, and for such an atom from covalent radii (within about 10%: Pt-Cl
+    was bounded 2.14-2.62 A, 1.36 + 1.02 A +- 10%); a free ion has no bonds to bound.
+    Was: RDKit's own line, "UFFTYPER: Unrecognized atom type: Fe2+2 (atom Fe1)", naming Fe3+
+    by UFF's internal type name."""
+    if not untyped:
+        return []
+    from .sanitize import ion_name
+
+    atoms = [work.GetAtomWithIdx(i) for i in untyped]
+
+    def named(atom) -> str:  # `Fe1 (Fe3+)`: the ion the typer had no type for, not its "Fe2+2"
+        return name(atom.GetIdx()) + (f" ({ion_name(atom)})" if atom.GetFormalCharge() else "")
+
+    bonded = [named(a) for a in atoms if a.GetDegree()]
+    free = [named(a) for a in atoms if not a.GetDegree()]
+    one = len(atoms) == 1  # "it"; several are named in each part
+    parts = []
+    if bonded:
+        parts.append(f"the bonds to {'it' if one else ', '.join(bonded)} got lengths from covalent radii (within "
+                     "about 10%) instead")
+    if free:
+        which = ("it is a free ion" if one
+                 else ", ".join(free) + (" is a free ion" if len(free) == 1 else " are free ions"))
+        parts.append(f"{which} (no bonds), so the embedding did not need one")
+    then = ("; MMFF94, which has parameters for it, then optimised the geometry" if optimised
+            else "; MMFF94 has none either (next note)" if bonded else "")
+    return [f"UFF, the force field ETKDGv3 takes bond lengths from while embedding, has no atom type for "
+            f"{' / '.join(bonded + free)} as written: {'; '.join(parts)}{then}"]
 
 
 def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: float | None,
@@ -355,10 +390,10 @@ def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: flo
 
 
 def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
-              name: Callable[[int], str]) -> list[str]:
-    """MMFF94 in place, at most ``mmff_max_iters`` steps; returns notes. Without MMFF94
-    parameters the ETKDGv3 geometry is kept (noted) unless ``require_mmff``. ``name``: as
-    ``_embed``'s."""
+              name: Callable[[int], str]) -> tuple[list[str], bool]:
+    """MMFF94 in place, at most ``mmff_max_iters`` steps; returns (notes, whether it ran).
+    Without MMFF94 parameters the ETKDGv3 geometry is kept (noted) unless ``require_mmff``.
+    ``name``: as ``_embed``'s."""
     with rdkit_messages() as messages:
         try:
             has_params = rdForceFieldHelpers.MMFFHasAllMoleculeParams(work)
@@ -374,7 +409,7 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
             )
         note = (f"MMFF94 has no parameters for this molecule{what}: kept the unoptimised "
                 "ETKDGv3 geometry")
-        return [note] + as_notes(messages, name)
+        return [note] + as_notes(messages, name), False
     with rdkit_messages() as messages:
         try:
             status = rdForceFieldHelpers.MMFFOptimizeMolecule(work, maxIters=mmff_max_iters)
@@ -389,7 +424,7 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
             f"MMFF94 did not converge in mmff_max_iters={mmff_max_iters} iterations: "
             "kept the last geometry"
         )
-    return notes + as_notes(messages, name)
+    return notes + as_notes(messages, name), True
 
 
 def _canonical_names(work: Chem.Mol, order: list[int], given: int) -> Callable[[int], str]:
@@ -431,13 +466,15 @@ def generate_conformer(
     # messages number atoms in the canonical copy: ``name`` names them as the input's.)
     canon, order = canonical_copy(work)
     name = _canonical_names(work, order, mol.GetNumAtoms())
-    notes.extend(_embed(canon, id, seed, together, embed_timeout, name))
+    embed_notes, untyped = _embed(canon, id, seed, together, embed_timeout, name)
+    notes.extend(embed_notes)
     if together:
         notes.append(
             f"{n_fragments} fragments embedded together; their relative placement is "
             "arbitrary (deterministic for a given seed)"
         )
-    notes.extend(_optimise(canon, id, require_mmff, mmff_max_iters, name))
+    mmff_notes, optimised = _optimise(canon, id, require_mmff, mmff_max_iters, name)
+    notes.extend(_untyped_note(canon, untyped, name, optimised) + mmff_notes)
     positions = canon.GetConformer().GetPositions()
     conformer = Chem.Conformer(work.GetNumAtoms())
     for new, old in enumerate(order):

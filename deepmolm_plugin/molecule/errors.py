@@ -26,8 +26,8 @@ from rdkit import rdBase
 
 T = TypeVar("T")
 
-__all__ = ["MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name", "first_line", "rdkit_messages",
-           "rdkit_step", "with_messages"]
+__all__ = ["MODEL_CAP", "MODEL_DEFAULT_CAP", "MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name",
+           "first_line", "rdkit_messages", "rdkit_step", "too_large_reason", "untyped_atoms", "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -42,11 +42,15 @@ class MoleculeError(ValueError):
         self.id = str(id)
         self.reason = str(reason)
         self.source = source
+        # where the record starts in its file ("line 12"), when its reader knows: for messages
+        # naming the record (``inputs.InputResolver``); ``source`` stays ``path#index``, the key
+        # batch outputs are joined on
+        self.line: str | None = None
         super().__init__(f"molecule {self.id!r}: {self.reason}")
 
     def __reduce__(self):
         # Picklable with its fields, so errors cross multiprocessing boundaries.
-        return (type(self), (self.id, self.reason, self.source))
+        return (type(self), (self.id, self.reason, self.source), {"line": self.line})
 
 
 def atom_names(indices, mol=None, limit: int = 10) -> str:
@@ -184,6 +188,26 @@ _RDKIT_ATOMS = re.compile(r"\b(Unkekulized atoms:|non-ring atom)((?: \d+)+)")
 # atom: 8", "... hybridization set to SP3 for atom 5", "Unrecognized atom type: Pt+2 (8)"
 _RDKIT_UFF_ATOM = re.compile(r"^(UFFTYPER: .* for atom):? (\d+)$")
 _RDKIT_UFF_TYPE = re.compile(r"^(UFFTYPER: Unrecognized atom type: \S+) \((\d+)\)$")
+# The typer's messages that it has no type for an atom (its type name, "Fe2+2", is UFF's own
+# spelling, not the atom's charge): ``untyped_atoms`` takes them out, the conformer says what
+# they mean (``conformer._untyped_note``)
+_RDKIT_UFF_UNKNOWN = (re.compile(r"^UFFTYPER: Unrecognized (?:hybridization|charge state) for atom:? (\d+)$"),
+                      re.compile(r"^UFFTYPER: Unrecognized atom type: \S+ \((\d+)\)$"))
+
+
+def untyped_atoms(messages: list[str]) -> tuple[list[int], list[str]]:
+    """(the atoms RDKit's UFF typer found no type for, in its indices, each once; the other
+    messages). Was: passed on as notes, "RDKit: UFFTYPER: Unrecognized atom type: Fe2+2
+    (atom Fe1)" for Fe3+, in RDKit's internal type names."""
+    atoms: list[int] = []
+    rest = []
+    for message in messages:
+        match = next((m for m in (p.match(message.strip()) for p in _RDKIT_UFF_UNKNOWN) if m), None)
+        if match is None:
+            rest.append(message)
+        elif int(match.group(1)) not in atoms:
+            atoms.append(int(match.group(1)))
+    return atoms, rest
 
 
 def one_based(text: str, name: Callable[[int], str] | None = None) -> str:
@@ -218,18 +242,55 @@ def sanitization_failed(id: str, error: Exception) -> "MoleculeError":
     return MoleculeError(id, f"sanitization failed: {one_based(str(error))}")
 
 
+# Where a heavy-atom cap was set, for the words of its refusal (``MoleculeTooLarge.reworded``):
+# the chat CLI, the GUI and eval take the cap from the model's config and have no option for
+# it; the command-line tools take it from their --max-atoms.
+MODEL_CAP = "model"  # the config's max_atoms, recorded at training
+MODEL_DEFAULT_CAP = "model default"  # a model config without max_atoms: the default cap
+
+
+def too_large_reason(n_heavy: int, max_atoms: int, cap_from: str | None = None) -> str:
+    """Why the cap refused a molecule, naming where the cap was set: ``MODEL_CAP`` /
+    ``MODEL_DEFAULT_CAP`` (a model's), an option name (``--max-atoms``: a tool's), or None
+    (a caller's ``max_atoms`` argument). Was one wording for all: "raise it with max_atoms /
+    --max-atoms", also in the chat and the GUI, which have no such option. The words start
+    "too large: N heavy atoms" for every source (scripts look for it)."""
+    head = f"too large: {n_heavy} heavy atoms"
+    if cap_from == MODEL_CAP:
+        return f"{head}; this model takes at most {max_atoms} heavy atoms (its max_atoms, set at training)"
+    if cap_from == MODEL_DEFAULT_CAP:
+        return (f"{head}; this model takes at most {max_atoms} heavy atoms (the default cap: its config records "
+                "no max_atoms)")
+    if cap_from:
+        return (f"{head} > max_atoms={max_atoms} (the heavy-atom cap; raise it with {cap_from}, '{cap_from} none' "
+                "lifts it)")
+    return (f"{head} > max_atoms={max_atoms} (the heavy-atom cap; raise it with max_atoms / --max-atoms, 'none' "
+            "lifts it)")
+
+
 class MoleculeTooLarge(MoleculeError):
     """The heavy-atom cap refused the molecule (``policy.size_cap``; also before sanitising):
-    it was read, and its ``n_heavy`` heavy atoms are over ``max_atoms``."""
+    it was read, and its ``n_heavy`` heavy atoms are over ``max_atoms``. ``cap_from``: where
+    the cap was set (``too_large_reason``)."""
 
-    def __init__(self, id: str, n_heavy: int, max_atoms: int, source: str | None = None):
-        self.n_heavy, self.max_atoms = int(n_heavy), int(max_atoms)
-        super().__init__(id, f"too large: {n_heavy} heavy atoms > max_atoms={max_atoms} (the heavy-atom cap; "
-                             "raise it with max_atoms / --max-atoms, 'none' lifts it)", source)
+    def __init__(self, id: str, n_heavy: int, max_atoms: int, source: str | None = None,
+                 cap_from: str | None = None):
+        self.n_heavy, self.max_atoms, self.cap_from = int(n_heavy), int(max_atoms), cap_from
+        super().__init__(id, too_large_reason(self.n_heavy, self.max_atoms, cap_from), source)
+
+    def reworded(self, cap_from: str | None) -> "MoleculeTooLarge":
+        """This refusal in the words of a cap set at ``cap_from`` (the builders that raise it
+        know only the number; whoever set the cap knows where it came from)."""
+        if cap_from is None or cap_from == self.cap_from:
+            return self
+        again = MoleculeTooLarge(self.id, self.n_heavy, self.max_atoms, self.source, cap_from)
+        again.line = self.line
+        return again
 
     def __reduce__(self):
         # its own fields: deepmolm-prepare's workers send errors to the main process pickled
-        return (type(self), (self.id, self.n_heavy, self.max_atoms, self.source))
+        return (type(self), (self.id, self.n_heavy, self.max_atoms, self.source, self.cap_from),
+                {"line": self.line})
 
 
 _CARETS = re.compile(r"^[~^ ]+$")  # RDKit's pointer line under the echoed input: "~~~~^"

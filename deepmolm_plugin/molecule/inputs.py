@@ -66,6 +66,9 @@ MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")
 # `atoms` but not `coordinates`, or `structure` but not `structure_index`, changed the molecule).
 MOLECULE_KEYS = ("molecule_fp", "structure", "structure_index", "atoms", "coordinates", "charge", "smiles")
 RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
+# Records of a structure file counted for a message (parsed, not built): 1,000 aspirins take
+# 0.3 s, 10,000 took 2.3 s on every load of a library; past it the message says "more than"
+COUNT_LIMIT = 1000
 
 
 def model_render_size(config) -> int:
@@ -80,19 +83,46 @@ def model_render_size(config) -> int:
     return value
 
 
-def model_limits(config) -> dict:
+class Limits(dict):
+    """InputResolver `limits` (max_atoms, embed_timeout, mmff_max_iters) that say where their
+    heavy-atom cap was set (``cap_from``: ``errors.MODEL_CAP``, ``MODEL_DEFAULT_CAP``, an
+    option name, or None), so a refusal names that and no option its tool lacks."""
+
+    def __init__(self, values: Optional[Mapping] = None, cap_from: Optional[str] = None):
+        super().__init__(values or {})
+        self.cap_from = cap_from
+
+
+def model_limits(config, cap_from: Optional[str] = None) -> Limits:
     """The builder bounds a model's molecules were made under: its config's `max_atoms`
     (training records its data's: a prepared dataset's --max-atoms, None for no cap), as
     InputResolver `limits`; {} (the default cap) for a config without one. Data prepared
     with --max-atoms none was refused by training, and its large molecules by chat, eval
-    and the GUI, with a message naming an option they do not have."""
+    and the GUI, with a message naming an option they do not have.
+
+    ``cap_from`` (``Limits.cap_from``): where the cap was set, for its refusal's words;
+    by default the model's (``errors.MODEL_CAP``) for a model's config, which names its
+    ``model_type`` (transformers writes it into every config.json), and None for other
+    settings (training passes a prepared dataset's manifest settings: that cap is the
+    data's). Was: "raise it with max_atoms / --max-atoms" in the chat, eval and the GUI,
+    which have no such option."""
+    from .errors import MODEL_CAP, MODEL_DEFAULT_CAP
+
     present = "max_atoms" in config if isinstance(config, Mapping) else hasattr(config, "max_atoms")
+    if cap_from is None and _is_model_config(config):
+        cap_from = MODEL_CAP if present else MODEL_DEFAULT_CAP
     if not present:
-        return {}
+        return Limits(cap_from=cap_from)
     value = config["max_atoms"] if isinstance(config, Mapping) else config.max_atoms
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"max_atoms is {value!r}, not a number of heavy atoms >= 1 or null")
-    return {"max_atoms": value}
+    return Limits({"max_atoms": value}, cap_from=cap_from)
+
+
+def _is_model_config(config) -> bool:
+    """A model's config (object or config.json's dict): it names its model_type."""
+    value = config.get("model_type") if isinstance(config, Mapping) else getattr(config, "model_type", None)
+    return bool(value)
 
 
 class InputError(DataError):
@@ -212,7 +242,7 @@ class InputResolver:
                  record_folder: Optional[str] = None, policy: str = "auto", render_folder: Optional[str] = None,
                  first_of_many: bool = False, kind: str = "record", option_names: Optional[Mapping] = None,
                  limits: Optional[Mapping] = None, render_size: int = RENDER_SIZE, cache: bool = True,
-                 cache_limit: Optional[int] = None):
+                 cache_limit: Optional[int] = None, cap_from: Optional[str] = None):
         self.fp = fp
         self.structure_folder = structure_folder
         self.record_folder = record_folder  # sidecar paths are relative to it
@@ -220,6 +250,10 @@ class InputResolver:
         self.render_folder = render_folder
         self.first_of_many = first_of_many
         self.limits = dict(limits or {})  # builder bounds: max_atoms, embed_timeout, mmff_max_iters
+        # Where the heavy-atom cap was set, for its refusal's words (``errors.too_large_reason``):
+        # given, else the limits' own (``model_limits`` marks a model's), else None (a caller's
+        # max_atoms; the words then name max_atoms / --max-atoms, deepmolm-prepare's option).
+        self.cap_from = cap_from if cap_from is not None else getattr(limits, "cap_from", None)
         self.render_size = render_size
         self.cache = cache  # off for one-pass jobs over millions of molecules (they keep their own)
         # Inputs whose tokens and checks are kept: None, all (training reuses them every
@@ -234,6 +268,7 @@ class InputResolver:
         self._tokens: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()  # input key -> (atoms, levels) tokens
         self._molecules: "OrderedDict[tuple, MoleculeRecord]" = OrderedDict()
         self._checked: "OrderedDict[tuple, None]" = OrderedDict()  # keys whose molecule sources agree
+        self._counts: "OrderedDict[tuple, str]" = OrderedDict()  # structure file version -> its record count
 
     # --- the one entry point -------------------------------------------------------------
     def resolve(self, fields: Mapping, rid: str, *, fingerprint: bool = True, depiction: bool = True) -> MoleculeInput:
@@ -269,6 +304,17 @@ class InputResolver:
 
     def fail(self, rid: str, reason: str) -> InputError:
         return InputError(rid, reason, self.kind)
+
+    def reason(self, error: MoleculeError) -> str:
+        """A molecule error's reason as this resolver's user reads it (``reworded``)."""
+        return self.reworded(error).reason
+
+    def reworded(self, error: MoleculeError) -> MoleculeError:
+        """``error`` in this resolver's words: a size refusal names where this resolver's cap
+        was set (the model's max_atoms, a tool's option); other errors as they are."""
+        from .errors import MoleculeTooLarge
+
+        return error.reworded(self.cap_from) if isinstance(error, MoleculeTooLarge) else error
 
     def without_blanks(self, fields: Mapping, rid: str) -> Mapping:
         """`fields` without the molecule fields that are there but empty or blank (a CSV cell
@@ -487,7 +533,7 @@ class InputResolver:
         try:
             return parse_smiles(smiles, rid, max_heavy)[0]
         except MoleculeError as e:
-            raise self.fail(rid, e.reason) from e
+            raise self.fail(rid, self.reason(e)) from e
 
     def check_sources(self, fields: Mapping, rid: str) -> None:
         """The checks of a record's molecule fields that need no 3D work: its SMILES parses,
@@ -549,7 +595,7 @@ class InputResolver:
                 # other reader (a generated conformer was used without a word).
                 return molecule_from_smiles(fields["smiles"], id=rid, policy=policy, **self.limits)
         except MoleculeError as e:
-            raise self.fail(rid, e.reason) from e
+            raise self.fail(rid, self.reason(e)) from e
         raise self.fail(rid, f"no molecule field ({', '.join(MOLECULE_FIELDS)})")
 
     def _read_one(self, path: Path, rid: str, policy: str, index: Optional[int] = None,
@@ -578,17 +624,55 @@ class InputResolver:
             raise self.fail(rid, f"{path} has no record {index}" if index is not None
                             else f"structure file {path} holds no molecule")
         if isinstance(found, MoleculeError):
-            raise self.fail(rid, found.reason)
+            raise self.fail(rid, self._record_name(path, found, index or 0, picked=index is not None)
+                            + self.reason(found))
         if index is not None:
             return found
         others = self._others(path)
         if others and not self.first_of_many:
-            bad = next((r for r in others if isinstance(r, MoleculeError)), None)
+            bad = next(((n, r) for n, r in enumerate(others, 1) if isinstance(r, MoleculeError)), None)
             raise self.fail(rid, f"structure file {path} holds {1 + len(others)} molecules, expected 1"
-                                 + (f" (and one of them is broken: {bad.reason})" if bad else ""))
+                                 + (f" (and one of them is broken: {self._record_name(path, bad[1], bad[0])}"
+                                    f"{self.reason(bad[1])})" if bad else ""))
         if others:
-            found.notes.append(f"{path.name} holds more than one molecule; using the first ({found.id})")
+            # was: "... using the first (ethanol)" without the count, however many were left out
+            # (the words before the count are kept: scripts and tests look for them)
+            found.notes.append(f"{path.name} holds more than one molecule; using the first ({found.id}) of "
+                               f"{self._how_many(path)}")
         return found
+
+    def _how_many(self, path: Path) -> str:
+        """'3': the records of a structure file, counted up to COUNT_LIMIT ('more than 1000';
+        parsed only: a library's records are not built to be counted). Counted once per file
+        version: deepmolm-prepare names every failed record of a library so."""
+        from .io import count_records
+
+        st = os.stat(path)
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key not in self._counts:
+            n = count_records(path, COUNT_LIMIT, **self.limits)
+            self._remember(self._counts, key, f"more than {COUNT_LIMIT}" if n > COUNT_LIMIT else str(n))
+            while len(self._counts) > 32:  # a few files at a time, whatever cache_limit says
+                self._counts.popitem(last=False)
+        return self._counts[key]
+
+    def _record_name(self, path: Path, error: MoleculeError, position: int, picked: bool = True) -> str:
+        """'structure file F, record 2 of 4 (...): ', the prefix naming a broken record of a
+        structure file as the user finds it: its number counting from 1 (a structure_index
+        counts from 0: said too), of how many, its title when it has one, and the line it
+        starts at when its reader knows; '' for the one record of a file not ``picked`` by a
+        structure_index (the file names it). Was: only the reason, naming neither record nor
+        line ("the counts line declares 2 atoms ...", of which of 4 records?)."""
+        total = self._how_many(path)
+        if total == "1" and not picked:
+            return ""
+        of = f" of {total}" if total != "1" else ""
+        parts = ["counting from 1" + (f"; structure_index {position}" if position else "")]
+        if error.id and not re.fullmatch(re.escape(path.name) + r"#\d+", error.id) and error.id != path.name:
+            parts.append(f"title {error.id!r}")
+        if error.line:
+            parts.append(f"starts at {error.line}")
+        return f"structure file {path}, record {position + 1}{of} ({'; '.join(parts)}): "
 
     def _picked(self, records, path: Path, rid: str):
         """The record a ``pick`` stream yields (None past the file's end). A problem of the
@@ -692,7 +776,7 @@ class InputResolver:
         try:
             return render_molecule(self.drawn_molecule(fields, rid, molecule), size=self.render_size, id=rid)
         except MoleculeError as e:
-            raise self.fail(rid, f"cannot render a depiction: {e}") from e
+            raise self.fail(rid, f"cannot render a depiction: {self.reworded(e)}") from e
 
     def depiction_atoms(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "np.ndarray":
         """float [heavy_atoms, 2]: where each heavy atom (``molecule_fp``'s rows) lies in the
@@ -707,7 +791,7 @@ class InputResolver:
             drawn = self.drawn_molecule(fields, rid, molecule)
             return depiction_atom_positions(drawn, size=self.render_size, id=rid) / self.render_size
         except MoleculeError as e:
-            raise self.fail(rid, f"cannot place the atoms in the depiction: {e}") from e
+            raise self.fail(rid, f"cannot place the atoms in the depiction: {self.reworded(e)}") from e
 
     def drawn_molecule(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "MoleculeRecord":
         """The molecule a depiction draws, the one rule for every caller (deepmolm-prepare

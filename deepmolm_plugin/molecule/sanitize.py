@@ -151,10 +151,75 @@ def note_axial_stereo(mol: Chem.Mol, written: list[int], notes: list[str]) -> No
 
 
 RADICAL_NOTE = "radical: unpaired electrons on atoms"
+METAL_NOTE = "unpaired electrons as written on metal atoms"
+
+# s-, d- and f-block metals (atomic numbers): RDKit gives such an atom unpaired electrons by
+# the electron count of the element and charge written (Cu2+ is d9, Gd3+ f7; [Na] is a
+# neutral atom), not because a hydrogen is missing. The p-block (Al, Sn, Pb, ... too: their
+# radicals are written with hydrogens, [SnH3]) keeps the note about hydrogens.
+_S_BLOCK_METALS = {3, 4, 11, 12, 19, 20, 37, 38, 55, 56, 87, 88}
+# first atomic number of each d-block row, and the group number it has
+_D_ROWS = ((21, 30, 3), (39, 48, 3), (72, 80, 4), (104, 112, 4))
+_LANTHANIDES, _ACTINIDES = range(57, 72), range(89, 104)
+
+
+def is_metal(atomic_number: int) -> bool:
+    """Whether an element is an s-, d- or f-block metal (``_S_BLOCK_METALS``, ``_D_ROWS``)."""
+    return (atomic_number in _S_BLOCK_METALS or atomic_number in _LANTHANIDES or atomic_number in _ACTINIDES
+            or any(first <= atomic_number <= last for first, last, _ in _D_ROWS))
+
+
+def ion_name(atom: Chem.Atom) -> str:
+    """`Cu2+`, `Na+`, `Fe` (neutral)."""
+    q = atom.GetFormalCharge()
+    return atom.GetSymbol() + (f"{abs(q) if abs(q) > 1 else ''}{'+' if q > 0 else '-'}" if q else "")
+
+
+def electron_configuration(atom: Chem.Atom) -> str | None:
+    """`d9` for a free Cu2+, `f7` for a free Gd3+: the d (f) electron count of a free d-block
+    (lanthanide) ion of charge 2+ or more (group - charge; Z - 54 - charge), the count
+    chemists name such an ion by. None where it is not that simple: a bonded metal, whose
+    oxidation state the formal charge need not be, a lower charge (Sc+ is d1s1, not d2),
+    s-block metals and actinides."""
+    z, q = atom.GetAtomicNum(), atom.GetFormalCharge()
+    if atom.GetDegree() or atom.GetTotalNumHs() or q < 2:
+        return None
+    for first, last, group in _D_ROWS:
+        if first <= z <= last:
+            count = z - first + group - q
+            return f"d{count}" if 0 <= count <= 10 else None
+    if z in _LANTHANIDES:
+        count = z - 54 - q
+        return f"f{count}" if 0 <= count <= 14 else None
+    return None
+
+
+def _metal_name(atom: Chem.Atom, mol: Chem.Mol) -> str:
+    """`Cu1 (Cu2+, a d9 ion)`, `Cu3 (bonded)`, `Na1 (a neutral atom: ...)`."""
+    what = [ion_name(atom)] if atom.GetFormalCharge() else []
+    configuration = electron_configuration(atom)
+    if configuration:
+        what.append(f"{'an' if configuration[0] == 'f' else 'a'} {configuration} ion")
+    if atom.GetDegree():
+        what.append("bonded")
+    elif not atom.GetFormalCharge() and not atom.GetTotalNumHs():
+        # `[Na]` is sodium metal's atom; a salt's sodium is `[Na+]`
+        what.append("a neutral atom: an ion is written with its charge")
+    return atom_names([atom.GetIdx()], mol) + (f" ({', '.join(what)})" if what else "")
 
 
 def note_radicals(mol: Chem.Mol, notes: list[str], why: str) -> None:
-    """A note naming the atoms with unpaired electrons, once (SMILES and structure files)."""
-    radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
-    if radicals and not any(note.startswith(RADICAL_NOTE) for note in notes):
-        notes.append(f"{RADICAL_NOTE} {atom_names(radicals, mol)} ({why})")
+    """A note naming the atoms with unpaired electrons, once (SMILES and structure files).
+    Metal atoms get their own note, without ``why`` (was: `[Cu+2]` was "a radical" with the
+    advice that "a bracket atom has only the hydrogens it writes", which reads as "your
+    SMILES is wrong"): RDKit counts their unpaired electrons from the charge written, which
+    for a metal ion is its electron count, not a missing hydrogen."""
+    radicals = [a for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
+    organic = [a.GetIdx() for a in radicals if not is_metal(a.GetAtomicNum())]
+    metals = [a for a in radicals if is_metal(a.GetAtomicNum())]
+    if organic and not any(note.startswith(RADICAL_NOTE) for note in notes):
+        notes.append(f"{RADICAL_NOTE} {atom_names(organic, mol)} ({why})")
+    if metals and not any(note.startswith(METAL_NOTE) for note in notes):
+        notes.append(f"{METAL_NOTE} {', '.join(_metal_name(a, mol) for a in metals[:10])}"
+                     + (f" and {len(metals) - 10} more" if len(metals) > 10 else "")
+                     + ": from the element and the charge written, not from missing hydrogens")

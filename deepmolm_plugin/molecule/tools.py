@@ -52,7 +52,7 @@ from tqdm import tqdm
 from .. import output_lock, usage
 from ..molecule_fp import DEEPMOLM, FingerprintSettings
 from .conformer import EMBED_TIMEOUT
-from .errors import MoleculeError
+from .errors import MoleculeError, MoleculeTooLarge
 from .fingerprint import fingerprint_record
 from .render import render_molecule
 from .builders import molecule_from_smiles
@@ -124,7 +124,13 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
-    """Every record of every input, failures included, in input order."""
+    """Every record of every input, failures included, in input order; a size refusal names
+    this tool's --max-atoms (was: "raise it with max_atoms / --max-atoms")."""
+    for item in _each_record(args, **options):
+        yield item.reworded("--max-atoms") if isinstance(item, MoleculeTooLarge) else item
+
+
+def _each_record(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
     for n, item in enumerate(args.inputs):
         if args.smiles:
             try:

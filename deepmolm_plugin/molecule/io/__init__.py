@@ -45,11 +45,11 @@ one error. ``read_structures`` yields the error and goes on with the next record
 # Importing a reader module registers it; this order is SUFFIXES' order (keep it).
 from . import sdf, mol2, xyz, pdb, smiles, csv  # noqa: F401,I001
 from .base import READERS, ParsedStructure, ReaderSpec, reader_for, register_reader, unknown_format
-from .read import read_structures
+from .read import count_records, read_structures
 from .sdf import sdf_blocks
 
 # Every suffix with a reader, in registration order (the order error messages list them).
 SUFFIXES = tuple(READERS)
 
-__all__ = ["READERS", "SUFFIXES", "ParsedStructure", "ReaderSpec", "read_structures",
+__all__ = ["READERS", "SUFFIXES", "ParsedStructure", "ReaderSpec", "count_records", "read_structures",
            "reader_for", "register_reader", "sdf_blocks", "unknown_format"]

@@ -51,6 +51,9 @@ class ParsedStructure:
     # where the record lies in the file ("line 4"), for readers whose record number is not
     # its line (CSV skips blank lines): the source then names both, ``path#index, line 4``
     line: Optional[str] = None
+    # the file line the record starts at (SDF), for messages only: unlike ``line`` it is not
+    # put in the source, which stays ``path#index`` (outputs are joined on it)
+    start: Optional[int] = None
 
     def __post_init__(self):
         forms = [self.mol is not None, self.elements is not None, self.smiles is not None,

@@ -20,7 +20,7 @@ from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
 from .base import ParsedStructure, reader_for
 
-__all__ = ["not_text", "read_structures"]
+__all__ = ["count_records", "not_text", "read_structures"]
 
 
 def read_structures(
@@ -82,6 +82,19 @@ def read_structures(
         yield error
 
 
+def count_records(path, limit: int, max_atoms: int | None = MAX_ATOMS, **_) -> int:
+    """How many records ``path`` holds, counted up to ``limit`` + 1 (more than ``limit``:
+    ``limit`` + 1). Each is parsed by its reader, not built (no checks, no 3D work), a
+    broken one counted too; a problem of the whole file counts none. ``max_atoms``: the cap
+    that refuses a huge molecule before it is sanitised, as reading it would."""
+    path = Path(path)
+    spec = reader_for(path, {})
+    options = dict(policy="keep", max_atoms=max_atoms, too_large="error", fragments="all",
+                   embed_timeout=None, mmff_max_iters=MMFF_MAX_ITERS)
+    # `pick` past the limit: the records before it are only parsed (the one at it is built)
+    return sum(index is not None for index, _ in _records(path, spec, {}, options, pick=limit))
+
+
 def not_text(path: Path) -> str | None:
     """Why ``path`` is no UTF-8 text file (UTF-16, compressed, or NUL bytes: binary), else None. Read as
     UTF-8, such a file gives records with garbage ids and misleading reasons. Public: the
@@ -134,6 +147,8 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
                 built = error
             if isinstance(built, MoleculeError) and built.source is None:
                 built.source = source  # the reader's own errors too: their line, not only their number
+            if isinstance(built, MoleculeError) and built.line is None:
+                built.line = parsed.line or (f"line {parsed.start}" if parsed.start else None)
             yield parsed.index, built
             if pick is not None and position >= pick:
                 return

@@ -19,20 +19,28 @@ from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
 from .base import ParsedStructure, check_ascii, register_reader, title_of
 
-__all__ = ["parse_sdf_block", "read_sdf", "sdf_blocks"]
+__all__ = ["numbered_blocks", "parse_sdf_block", "read_sdf", "sdf_blocks"]
 
 
 def sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
     """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts."""
+    for _, block in numbered_blocks(lines):
+        yield block
+
+
+def numbered_blocks(lines: Iterator[str]) -> Iterator[tuple[int, str]]:
+    """``sdf_blocks`` with the file line (1-based) each record starts at: an error about a
+    record names where to look (was: only its title, which a broken record may lack)."""
     block: list[str] = []
-    for line in lines:
+    start = 1
+    for number, line in enumerate(lines, 1):
         if line.strip() == "$$$$":
-            yield "".join(block)
-            block = []
+            yield start, "".join(block)
+            block, start = [], number + 1
         else:
             block.append(line)
     if "".join(block).strip():
-        yield "".join(block)
+        yield start, "".join(block)
 
 
 def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]]:
@@ -94,7 +102,7 @@ def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
 def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
              max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     i = 0  # the record number: a block of k molecules run together (a "$$$$" lost) counts k
-    for block in sdf_blocks(handle):
+    for start, block in numbered_blocks(handle):
         id = f"{name}#{i}"
         try:
             id, mol, notes = parse_sdf_block(block, id)
@@ -106,12 +114,12 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
         except MoleculeError as error:
             # each molecule of a merged block fails, so later records keep their numbers (was:
             # one failure for two, and structure_index 2 gave record 3's molecule, silently)
-            yield ParsedStructure(i, error.id, error=error)
+            yield ParsedStructure(i, error.id, error=error, start=start)
             merged = sum(line.strip() == "M  END" for line in block.splitlines())
             for k in range(1, merged):
                 yield ParsedStructure(i + k, f"{name}#{i + k}", error=MoleculeError(
-                    f"{name}#{i + k}", f"run together with record {i} ({error.id}): {error.reason}"))
+                    f"{name}#{i + k}", f"run together with record {i} ({error.id}): {error.reason}"), start=start)
             i += max(merged, 1)
         else:
-            yield ParsedStructure(i, id, mol=mol, notes=notes)
+            yield ParsedStructure(i, id, mol=mol, notes=notes, start=start)
             i += 1
