@@ -17,6 +17,7 @@ when the dataset is built, before the first step.
 from __future__ import annotations
 
 import math
+import os
 
 from ..molecule.inputs import InputError, has_molecule
 from .prompts import (CONTROL_TOKENS, IMAGE_PLACEHOLDERS, IMAGE_TOKEN as IMAGE_PLACEHOLDER, blank, first_of,
@@ -120,23 +121,26 @@ def check_sidecar_overlaps(records: list, data_path: str) -> None:
     """Sidecar references of different records point at the same rows (deepmolm-prepare
     stores a molecule's tokens once) or at disjoint rows. Rows that only partly overlap mean
     an offset or atom count is off, and a record would read part of another's tokens."""
-    from ..molecule.sidecar import is_reference
+    from ..molecule.sidecar import SidecarFiles, is_reference
 
     spans = {}  # sidecar -> [(offset, atoms, record name)]
     for i, record in enumerate(records):
         ref = record.get("molecule_fp")
         if is_reference(ref) and isinstance(ref["sidecar"], str) and all(type(ref.get(k)) is int for k in ("offset", "atoms")):
-            spans.setdefault(ref["sidecar"], []).append((ref["offset"], ref["atoms"], record_id(record, i)))
+            spans.setdefault(ref["sidecar"], []).append((ref["offset"], ref["atoms"], record_id(record, i), ref))
     for sidecar, refs in spans.items():
-        refs.sort()
+        refs.sort(key=lambda span: span[:3])
         end, last = -1, None  # the furthest row end so far, and whose it is
-        for offset, atoms, rid in refs:
+        for offset, atoms, rid, ref in refs:
             if offset < end and (offset, atoms) != last[:2]:
+                # which of the two causes: the digests prepare wrote tell (`SidecarFiles.overlap_cause`)
+                cause = SidecarFiles(os.path.dirname(os.path.abspath(data_path))).overlap_cause({last[2]: last[3],
+                                                                                                  rid: ref})
                 raise ValueError(f"{data_path}: records {last[2]!r} and {rid!r} read partly the same rows of sidecar "
                                  f"{sidecar} (offset {last[0]} atoms {last[1]}, offset {offset} atoms {atoms}): "
-                                 "an offset or atom count is wrong")
+                                 f"{cause}")
             if offset + atoms > end:
-                end, last = offset + atoms, (offset, atoms, rid)
+                end, last = offset + atoms, (offset, atoms, rid, ref)
     _check_shared_rows(records, data_path)
 
 

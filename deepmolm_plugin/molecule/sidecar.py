@@ -37,6 +37,14 @@ __all__ = ["MANIFEST", "SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_
 MANIFEST, MANIFEST_TOOL = "manifest.json", "deepmolm-prepare"
 
 
+# The cause, and the remedy, of records that read another output's sidecar: each prepared
+# output names its sidecars relative to its own folder, so records of two outputs put in one
+# file all resolve against the folder of that file
+MIXED_OUTPUTS = ("the records come from several deepmolm-prepare outputs, whose sidecar paths are relative to their "
+                 "own folder (here all read {sidecar}): train on each output's own records, or prepare the inputs "
+                 "together into one --out")
+
+
 def read_manifest(folder: "str | os.PathLike") -> Optional[dict]:
     """The JSON object in `folder`'s manifest.json; None when there is no such file or it
     holds no object (another tool's). An unreadable one is a ValueError naming it. The one
@@ -182,15 +190,45 @@ class SidecarFiles:
             raise SidecarError(f"sidecar {path} has {table.shape[0]} rows; "
                                f"rows {offset}..{offset + atoms} are out of range")
         rows = np.asarray(table[offset:offset + atoms])
-        digest = ref.get("digest")
-        if digest is not None and digest != rows_digest(rows):
+        if not self.digest_matches(ref):
             # Records of two prepared sets merged into one file: the other set's references
             # resolved into this folder's sidecar and read another molecule's rows (of the
             # same atom count, so nothing else noticed)
             raise SidecarError(f"rows {offset}..{offset + atoms} of sidecar {path} are not the rows this reference "
                                "was written with (their digest differs): the record file and the sidecar come from "
-                               "different runs (records merged from several prepared folders, a sidecar copied over)")
+                               f"different runs (a sidecar copied over, or {MIXED_OUTPUTS.format(sidecar=path)})")
         return rows
+
+    def digest_matches(self, ref: dict) -> bool:
+        """Whether the rows `ref` points at have its `digest` (True without one: nothing to
+        tell). `ref` is a checked reference whose rows exist (`rows` checks before asking)."""
+        digest = ref.get("digest")
+        if digest is None:
+            return True
+        table = self._table(ref["sidecar"])
+        return digest == rows_digest(np.asarray(table[ref["offset"]:ref["offset"] + ref["atoms"]]))
+
+    def overlap_cause(self, refs: Dict[str, dict]) -> str:
+        """Why the references of two records (name -> reference) that read partly the same
+        rows of one sidecar do (the caller found the overlap, `data.records.check_sidecar_overlaps`):
+        the digest deepmolm-prepare wrote into each tells a record of another output (its
+        rows here are not its own) from a wrong offset or atom count (its rows match). Was:
+        always "an offset or atom count is wrong", also for two outputs' records put in one
+        file, whose sidecar paths (each relative to its own folder, both ``fp/train.npy``) met."""
+        name = next(iter(refs.values()))["sidecar"]
+        try:
+            where, rows = self._path(name), self._table(name).shape[0]
+        except SidecarError:  # missing or unreadable: its own error comes when the rows are read
+            where, rows = name, -1
+        inside = {rid: ref for rid, ref in refs.items() if ref["offset"] + ref["atoms"] <= rows}
+        mixed = MIXED_OUTPUTS.format(sidecar=where)
+        foreign = [rid for rid, ref in inside.items() if not self.digest_matches(ref)]
+        if foreign:
+            return (f"the rows there of record {foreign[-1]!r} are not the ones it was written with (digest "
+                    f"differs): {mixed}")
+        if len(inside) < len(refs) or any(ref.get("digest") is None for ref in refs.values()):  # nothing tells
+            return f"an offset or atom count is wrong, or {mixed}"
+        return "an offset or atom count is wrong (each record's rows match its digest: edited by hand?)"
 
     def settings_problem(self, ref: dict, bits: int, levels: int) -> Optional[str]:
         """Why the rows `ref` points at are not tokens of these fingerprint settings, or None:

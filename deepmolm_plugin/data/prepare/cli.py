@@ -21,7 +21,7 @@ from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from .common import PrepareError, Shape, atomic_bytes, dumps, need
 from .identity import (changed_inputs, check_state, checksum_inputs, differences, identity_of, narrow_inputs,
-                       run_id, versions)
+                       relocated, reusable_checksums, run_id, versions)
 from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
 from .schedule import FORMAT_MODULES, check_reader_options, compute
@@ -67,7 +67,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     g.add_argument("--smiles-column", action=Once)
     g.add_argument("--label-columns", nargs="+", action=Once,
                    help="numeric columns/fields: COL or COL=NAME (comma lists too)")
-    g.add_argument("--text-columns", nargs="+", action=Once, help="text columns/fields: COL=TASK")
+    g.add_argument("--text-columns", nargs="+", action=Once,
+                   help="text columns/fields: COL=TASK, a text task (description...); numbers: --label-columns")
     g.add_argument("--id-column", action=Once)
     g.add_argument("--split-column", action=Once)
     g.add_argument("--id-field", action=Once)
@@ -133,19 +134,30 @@ def reader_options(args) -> dict:
 
 
 def settings_of(args) -> dict:
-    """Everything that changes the output (so not --out, --workers, --shard)."""
+    """Everything that changes the output (so not --out, --workers, --shard), and --input's
+    path, which is recorded but not compared (`identity.compared_settings`)."""
     return {"format": args.format, "input": str(Path(args.input).resolve()), "reader_options": reader_options(args),
             "conformer_policy": args.conformer_policy, "image_size": args.image_size, "chunk_size": args.chunk_size,
             "limit": args.limit, "fp_bits": args.fp_bits, "fp_levels": args.fp_levels, "max_atoms": args.max_atoms,
             "embed_timeout": args.embed_timeout}
 
 
-def run_state(args, out: Output, known: List[dict]) -> dict:
-    """What this run would make: settings, versions and input checksums (`known`: an earlier
-    run's, reused for files whose size and mtime are unchanged)."""
+def run_state(args, out: Output, previous: Optional[dict]) -> dict:
+    """What this run would make: settings, versions and input checksums (`previous`: an
+    earlier run's manifest or run.json, whose checksums are reused for files whose size and
+    mtime are unchanged at the same path, `reusable_checksums`)."""
     settings = settings_of(args)
     return {"schema": SCHEMA, "settings": settings, "versions": versions(),
-            "inputs": checksum_inputs(settings, out.root.resolve(), known)}
+            "inputs": checksum_inputs(settings, out.root.resolve(), reusable_checksums(previous, settings))}
+
+
+def note_relocated(previous: dict, state: dict) -> None:
+    """Say that this run goes on with the work of one that read the same files elsewhere
+    (a staged copy per array task, a moved dataset): the files are compared by content."""
+    moved = relocated(previous, state)
+    if moved:
+        print(f"deepmolm-prepare: note: {'; '.join(moved)}: the same input files (names and SHA-256) and settings, "
+              "so the work done there is used", file=sys.stderr)
 
 
 def read_only_output(root: Path) -> bool:
@@ -159,11 +171,12 @@ def confirm_read_only(args, out: Output) -> dict:
     "already complete", as on a writable copy (it failed taking the lock). Anything else
     cannot be redone there: an error saying why."""
     manifest = out.read_json(MANIFEST, "it cannot be redone on a read-only --out", check_state)
-    state = run_state(args, out, manifest.get("inputs", []))
+    state = run_state(args, out, manifest)
     narrow_inputs(manifest, state)
     if identity_of(manifest) != identity_of(state):
         raise PrepareError(f"--out {out.root} is read-only and holds output of a different run "
                            f"({'; '.join(differences(manifest, state))}): use another --out")
+    note_relocated(manifest, state)
     problems = out.verify(manifest)
     if problems:
         listed = "; ".join(f"{name}: {problem}" for name, problem in sorted(problems.items()))
@@ -187,7 +200,7 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     # A damaged run.json: --overwrite, as it said, read it again and failed the same way.
     manifest = read_manifest(out)
     run = out.read_json(f"{PROGRESS}/run.json", "delete it and rerun (the committed chunks are kept)", check_state)
-    state = run_state(args, out, (manifest or run or {}).get("inputs", []))
+    state = run_state(args, out, manifest or run)
     previous = manifest or run
     if (manifest is None and run is not None and not out.committed(any_run=True)
             and args.shard == (0, 1) and not args.merge):
@@ -213,6 +226,8 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
                                "use --overwrite to discard it, or another --out")
         out.remove_outputs()
         manifest = run = None
+    if manifest is not None or run is not None:  # the same identity, perhaps read elsewhere
+        note_relocated(manifest or run, state)
     if manifest is not None and redo(out, manifest):
         manifest = None
     if manifest is not None and run is None:
@@ -352,9 +367,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                           "computed_chunks": computed[0]}
                 atomic_bytes(out.progress / f"shard-{args.shard[0]}-of-{args.shard[1]}.json",
                              dumps(marker).encode(), out.tmp)
-                say(f"shard {args.shard[0]}/{args.shard[1]}: computed {computed[1]} items in {computed[0]} "
-                      f"chunks of {n_chunks} ({time.perf_counter() - began:.1f} s); when every shard is done, "
-                      "run the same command with --merge instead of --shard")
+                # was "in 2 chunks of 4": read as chunks of 4 items, when 4 was the run's chunk count
+                say(f"shard {args.shard[0]}/{args.shard[1]}: computed {computed[1]} items in {computed[0]} of the "
+                    f"run's {n_chunks} chunks ({time.perf_counter() - began:.1f} s); when every shard is done, "
+                    "run the same command with --merge instead of --shard")
                 return 0
         changed = changed_inputs(state["settings"], out.root.resolve(), state["inputs"])
         if changed:

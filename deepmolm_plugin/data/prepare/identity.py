@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
-from ..sources.base import input_files_of
+from ..sources.base import READER_LOCATIONS, input_files_of
 from ...result_files import file_sha256
 from .common import PrepareError, Shape, dumps, need
 
@@ -31,7 +31,8 @@ def input_files(settings: dict, out: Path) -> List[Tuple[Path, str]]:
 
 
 def checksum_inputs(settings: dict, out: Path, known: List[dict]) -> List[dict]:
-    """SHA-256 of every input file; reused from an earlier run when size and mtime match."""
+    """SHA-256 of every input file; reused from an earlier run's `known` entries (see
+    `reusable_checksums`) when size and mtime match."""
     cache = {(e["path"], e["bytes"], e.get("mtime_ns")): e["sha256"] for e in known}
     entries = []
     for file, name in input_files(settings, out):
@@ -51,6 +52,16 @@ def changed_inputs(settings: dict, out: Path, entries: List[dict]) -> List[str]:
     changed += sorted(name for name in set(now) & set(before)
                       if (now[name].st_size, now[name].st_mtime_ns) != (before[name]["bytes"], before[name]["mtime_ns"]))
     return changed
+
+
+def reusable_checksums(previous: Optional[dict], settings: dict) -> List[dict]:
+    """The input entries of an earlier run (`previous`: its manifest or run.json) whose
+    checksums may be reused by size and mtime: only when it read the same --input path. A
+    copy elsewhere (`cp -p`: same name, size and mtime) is read again, since its content is
+    what says whether it is the same run (`identity_of`)."""
+    if not previous or (previous.get("settings") or {}).get("input") != settings.get("input"):
+        return []
+    return previous.get("inputs", [])
 
 
 def versions() -> dict:
@@ -96,9 +107,38 @@ def check_state(state: dict) -> None:
 
 
 def identity_of(state: dict) -> dict:
-    """What must match for outputs to be reused: settings, versions, input contents."""
-    return {"schema": state.get("schema"), "settings": state.get("settings"), "versions": state.get("versions"),
-            "inputs": [(e["path"], e["sha256"]) for e in state.get("inputs", [])]}
+    """What must match for outputs to be reused: settings (less the locations,
+    `compared_settings`), versions, input contents (names relative to --input, SHA-256)."""
+    return {"schema": state.get("schema"), "settings": compared_settings(state.get("settings")),
+            "versions": state.get("versions"), "inputs": [(e["path"], e["sha256"]) for e in state.get("inputs", [])]}
+
+
+def compared_settings(settings):
+    """The settings as they decide the output: without --input's absolute path (the files it
+    names are compared by name and SHA-256 under ``inputs``), and with a reader option that
+    only names a location (`sources.base.READER_LOCATIONS`: chebi20-mm's image_dir cache)
+    reduced to whether it is given. Was: the path itself, so the same file staged to another
+    folder ($TMPDIR per array task, a moved dataset) was "a different run", refused but for
+    --overwrite, a full recompute."""
+    if not isinstance(settings, dict):
+        return settings
+    compared = {k: v for k, v in settings.items() if k != "input"}
+    options, locations = compared.get("reader_options"), READER_LOCATIONS.get(settings.get("format"), ())
+    if isinstance(options, dict):
+        compared["reader_options"] = {k: (v not in (None, "") if k in locations else v) for k, v in options.items()}
+    return compared
+
+
+def relocated(previous: dict, state: dict) -> List[str]:
+    """The locations that differ between two runs of one identity (`compared_settings`
+    leaves them out): "--input '/a/x.csv' -> '/b/x.csv'", "--option image_dir ...", for a note."""
+    a, b = previous.get("settings") or {}, state.get("settings") or {}
+    moved = [f"--input {a.get('input')!r} -> {b.get('input')!r}"] if a.get("input") != b.get("input") else []
+    before, now = a.get("reader_options") or {}, b.get("reader_options") or {}
+    for key in sorted(READER_LOCATIONS.get(b.get("format"), ())):
+        if before.get(key) != now.get(key):
+            moved.append(f"--option {key} {before.get(key)!r} -> {now.get(key)!r}")
+    return moved
 
 
 def narrow_inputs(previous: dict, state: dict) -> None:
@@ -123,8 +163,8 @@ def differences(old: dict, new: dict) -> List[str]:
     a, b = identity_of(old), identity_of(new)
     out = [f"{k}: {a[k]} -> {b[k]}" for k in ("schema", "versions") if a[k] != b[k]]
     for k in sorted(set(a["settings"] or {}) | set(b["settings"] or {})):
-        if (a["settings"] or {}).get(k) != (b["settings"] or {}).get(k):
-            out.append(f"setting {k}: {(a['settings'] or {}).get(k)!r} -> {(b['settings'] or {}).get(k)!r}")
+        if (a["settings"] or {}).get(k) != (b["settings"] or {}).get(k):  # shown as given, compared as identity_of
+            out.append(f"setting {k}: {(old.get('settings') or {}).get(k)!r} -> {(new.get('settings') or {}).get(k)!r}")
     if a["inputs"] != b["inputs"]:  # named: "input files changed" alone left the user to guess which
         before, now = dict(a["inputs"]), dict(b["inputs"])
         named = ([f"{n} added" for n in sorted(set(now) - set(before))] +

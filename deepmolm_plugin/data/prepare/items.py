@@ -11,10 +11,12 @@ import math
 import os
 import signal
 import sys
+import threading
 import traceback
 import warnings
 import zlib
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -125,7 +127,8 @@ class ItemMaker:
         self.resolver = InputResolver(FingerprintSettings(settings.bits, settings.levels), policy=settings.policy,
                                       structure_folder=settings.input_root, kind="molecule", cache=False,
                                       render_size=settings.image_size,
-                                      limits=dict(max_atoms=settings.max_atoms, embed_timeout=settings.embed_timeout))
+                                      limits=Limits(dict(max_atoms=settings.max_atoms, embed_timeout=settings.embed_timeout),
+                                                    cap_from="--max-atoms"))  # its refusal names this tool's option
         self.cache: "OrderedDict[tuple, object]" = OrderedDict()
         self.sdf = SdfCursor()
         self.tmp = Path(settings.tmp) / f"w{os.getpid()}"
@@ -379,12 +382,51 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
 
 
+class _Held:
+    """The SIGINT / SIGTERM handler while a pool starts (`interrupts_held`): in the process
+    that installed it, the signal is noted for later; in a worker forked meanwhile (which
+    inherits it until `_init_worker`), SIGTERM ends the worker as the default action would
+    and SIGINT is ignored, as the workers ignore it."""
+
+    def __init__(self):
+        self.pid, self.signals = os.getpid(), []
+
+    def __call__(self, signum, frame) -> None:
+        if os.getpid() == self.pid:
+            self.signals.append(signum)
+        elif signum != signal.SIGINT:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[List[int]]:
+    """SIGINT and SIGTERM that arrive while the body runs are held: the list it yields names
+    them, for the caller to deliver (`signal.raise_signal`) once what it started can be
+    stopped. Why: a Ctrl-C raised in ProcessPoolExecutor.submit after it forked the workers
+    and before it started the thread that stops them left those workers waiting for work
+    forever, and the interpreter's exit waiting for them (a run that never ended after
+    Ctrl-C). Outside the main thread (no handler can be set there) nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    held = _Held()
+    previous = {number: signal.signal(number, held) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held.signals
+    finally:
+        for number, handler in previous.items():  # None: set outside Python; the default is what it did
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
 def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
     global _MAKER
     _die_with_parent()
     # Ctrl-C reaches the whole process group: the parent stops the run (and says so once);
     # each worker printed a KeyboardInterrupt traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if isinstance(signal.getsignal(signal.SIGTERM), _Held):  # forked while a pool started: the default again
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if pool_worker:
         import torch
 

@@ -25,7 +25,7 @@ from ...cores import usable_cores
 from ...molecule.sidecar import dtype_for
 from ..sources.base import READERS, SourceError, SourceItem, check_options, id_problem
 from .common import PrepareError
-from .items import Made, WorkSettings, _init_worker, _work, _work_alone, molecule_key
+from .items import Made, WorkSettings, _init_worker, _work, _work_alone, interrupts_held, molecule_key
 from .output import Output
 
 FORMAT_MODULES = {
@@ -342,7 +342,6 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
     workers = usable_workers(args.workers)
     restart = functools.partial(start_pool, context, work, workers)
     isolate = functools.partial(isolated, context, work, workers)
-    pool = restart()  # the workers start now, before the progress bar's thread
     total = operator.length_hint(raw, 0) or None
     if total is not None and settings["limit"] is not None:
         total = min(total, settings["limit"])
@@ -356,6 +355,9 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
 
     n_chunks = 0
     progress = scheduler = None
+    # the workers start now, before the progress bar's thread; the `try` follows at once, so
+    # an interrupt after this line shuts the pool down (`start_pool` does it for one during)
+    pool = restart()
     try:  # the bar made inside: a Ctrl-C / SIGTERM right after its first line left it open, and its
         # last line came after the interrupt line, at exit
         progress = tqdm(total=total, unit="item", desc="prepare", mininterval=1.0 if tty else 30.0,
@@ -383,13 +385,20 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
 def start_pool(context, settings: WorkSettings, workers: int) -> ProcessPoolExecutor:
     """A process pool that fails loudly (BrokenProcessPool) when a worker dies, where
     multiprocessing.Pool would wait forever; its workers are running when it returns."""
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,))
+    with interrupts_held() as held:  # the first submit forks the workers, then starts the thread that stops them
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,))
+        started = pool.submit(int)
     try:
-        pool.submit(int).result()
+        for number in dict.fromkeys(held):  # the pool can be stopped now: Ctrl-C / SIGTERM as they came
+            signal.raise_signal(number)
+        started.result()
     except BrokenProcessPool:  # a worker killed while starting: a traceback before
         pool.shutdown(wait=True, cancel_futures=True)
         raise PrepareError("a worker process died while the worker pool started (killed from outside?); "
                            "the chunks committed so far are kept: rerun the same command to resume") from None
+    except BaseException:  # Ctrl-C while the workers start: they are told to stop, not left waiting for work
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     return pool
 
 

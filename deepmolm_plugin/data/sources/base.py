@@ -78,6 +78,11 @@ InputFiles = Callable[[Path, dict], List[Tuple[Path, str]]]
 READERS: Dict[str, Reader] = {}
 READER_OPTIONS: Dict[str, FrozenSet[str]] = {}
 READER_FILES: Dict[str, InputFiles] = {}
+# name -> the reader's check of its options that needs no input (`register_reader`'s `check`)
+READER_CHECKS: Dict[str, Callable[[str, dict], None]] = {}
+# name -> its options that only say where to keep something (chebi20-mm's image_dir cache),
+# not what is read: `prepare.identity` compares whether they are given, not where they point
+READER_LOCATIONS: Dict[str, FrozenSet[str]] = {}
 
 
 def check_options(name: str, options: dict) -> None:
@@ -88,6 +93,8 @@ def check_options(name: str, options: dict) -> None:
     if unknown:
         takes = f"it takes {sorted(allowed)}" if allowed else "it takes no options"
         raise ValueError(f"{name}: unknown option(s) {unknown}; {takes}")
+    if name in READER_CHECKS:  # before --out is touched (prepare's check_reader_options) and before a row is read
+        READER_CHECKS[name](name, options)
 
 
 def csv_header(reader, path, fmt: str) -> list:
@@ -305,9 +312,14 @@ def input_files_of(fmt: str, folder: Path, options: dict) -> List[Tuple[Path, st
     return READER_FILES[fmt](folder, options)
 
 
-def register_reader(name: str, *, options: Iterable[str], files: InputFiles = all_files) -> Callable[[Reader], Reader]:
-    """Register a reader under a ``--format`` name with the option names it takes and the
-    files of a folder input it reads (`files`; default: all of them).
+def register_reader(name: str, *, options: Iterable[str], files: InputFiles = all_files,
+                    check: Optional[Callable[[str, dict], None]] = None,
+                    locations: Iterable[str] = ()) -> Callable[[Reader], Reader]:
+    """Register a reader under a ``--format`` name with the option names it takes, the
+    files of a folder input it reads (`files`; default: all of them), an optional
+    `check(name, options)` of option values that needs no input (raises ValueError), run
+    with the option names (`check_options`), and the options that are only `locations`
+    (`READER_LOCATIONS`).
 
     ``options`` is required (``()`` for none) so that no reader can forget it: the
     registered reader checks its options when called, before it reads anything.
@@ -326,6 +338,9 @@ def register_reader(name: str, *, options: Iterable[str], files: InputFiles = al
         READERS[name] = checked
         READER_OPTIONS[name] = allowed
         READER_FILES[name] = files
+        if check is not None:
+            READER_CHECKS[name] = check
+        READER_LOCATIONS[name] = frozenset(locations)
         return checked
 
     return deco

@@ -181,7 +181,9 @@ def input_files(root: Path, options: dict) -> list:
     return split_files("chebi20-mm", FILES)(root, options) + zipped
 
 
-@register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"}, files=input_files)
+# image_dir is a cache: the pictures come from image.zip (an input file, by its SHA-256) and are
+# checked against it (`_same`), so another image_dir gives the same records
+@register_reader("chebi20-mm", options={"splits", "tasks", "image_dir"}, files=input_files, locations={"image_dir"})
 def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     root = Path(input_path)
     splits = choose_splits("chebi20-mm", root, FILES, options.get("splits"))

@@ -10,7 +10,9 @@ Options (from the ``deepmolm-prepare`` command line):
   ``properties={NAME: float(VALUE)}``. A blank cell is a missing label (Tox21 has many):
   that row simply has no item for that task - never a zero;
 - ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
-  of the prompt table (``description``); one item per row and column, blank cells skipped;
+  of the prompt table (``description``); one item per row and column, blank cells skipped.
+  A numeric task (LogP, HOMO..., ``property:*``: what evaluation scores as a number) is
+  refused before the file is read: numbers are ``label_columns``;
 - ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; with
   the option, a row whose id is blank, or that `base.id_problem` refuses once the white
   space around it is trimmed (a control or invisible format character: shown), is a
@@ -45,7 +47,7 @@ from typing import Iterator, List, Sequence, Tuple
 from ...csv_table import columns_named, csv_rows, line_span, plain_number
 from ...molecule import MAX_ATOMS, MoleculeError, molecule_from_smiles
 from ...molecule.errors import MoleculeTooLarge
-from ..prompts import TASKS, is_known_task, property_answer, property_task
+from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
 from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, field_count_problem, id_problem, option_name,
                    register_reader, repeated_id, split_problem, undecodable)
@@ -74,14 +76,56 @@ def named(spec: str, header: Sequence[str] = ()) -> Tuple[str, str]:
 
 
 def text_task(spec: str, fmt: str, header: Sequence[str] = ()) -> Tuple[str, str]:
-    """(column, task) of a text column; the task must be one the prompt table knows."""
+    """(column, task) of a text column; the task must be a text task the prompt table knows
+    (`text_tasks`). Was: any task of the table, the numeric ones too, whose free-text answers
+    the report then scored by the first number in them."""
+    column, task = _column_task(spec, header)
+    refuse_numeric_text_task(fmt, column, task)
+    if not is_known_task(task):
+        raise ValueError(f"{fmt}: text column {column!r} needs a text task of the prompt table "
+                         f"({', '.join(text_tasks())}): write {column}=TASK (numbers: --label-columns "
+                         f"{column}=NAME)")
+    return column, task
+
+
+def _column_task(spec: str, header: Sequence[str] = ()) -> Tuple[str, str]:
+    """(column, task) as written: ``COLUMN=TASK``, or a ``COLUMN`` named like a task."""
     column, task = named(spec, header)
     if column == spec.strip():
         task = next((t for t in TASKS if t.lower() == column.lower()), column)
-    if not is_known_task(task):
-        raise ValueError(f"{fmt}: text column {column!r} needs a task of the prompt table "
-                         f"({', '.join(TASKS)}): write {column}=TASK")
     return column, task
+
+
+def is_numeric_task(task: str) -> bool:
+    """Whether evaluation scores `task` as a number: the property names of the prompt table
+    (LogP, HOMO...) and ``property:*`` (`eval.task_kinds.task_kind`, the one place that decides)."""
+    from ...eval.task_kinds import task_kind
+
+    return task_kind(task, {}) == "property"
+
+
+def text_tasks() -> list:
+    """The prompt table's tasks that a text column may answer (not the numeric ones)."""
+    return [t for t in TASKS if not is_numeric_task(t)]
+
+
+def refuse_numeric_text_task(fmt: str, column: str, task: str) -> None:
+    """A text column's answers are kept as written, with no `properties`: for a numeric task
+    the report took the first number in each ("ethanol, 2 carbons" as LogP 2), and an answer
+    with no number was refused by eval.questions only after training."""
+    if is_numeric_task(task):
+        name = task[len(PROPERTY_PREFIX):] if task.startswith(PROPERTY_PREFIX) else task
+        raise ValueError(f"{fmt}: text column {column!r} is given the numeric task {task!r}, which evaluation scores "
+                         f"by the number in each answer: a text column holds text; give numbers with --label-columns "
+                         f"{column}={name}")
+
+
+def check_text_columns(fmt: str, options: dict) -> None:
+    """`refuse_numeric_text_task` for every text column, before the input is opened (the
+    reader's `check`; the header may still change which part of a spec is the column,
+    `named`, and `text_task` checks again with it)."""
+    for spec in as_list(options.get("text_columns")):
+        refuse_numeric_text_task(fmt, *_column_task(spec))
 
 
 def require_columns(fmt: str, options: dict, header: Sequence[str] = ()) -> None:
@@ -110,7 +154,8 @@ def check_one_column_per_task(fmt: str, options: dict, header: Sequence[str] = (
     columns: dict = {}
     for column, name in (named(spec, header) for spec in as_list(options.get("label_columns"))):
         columns.setdefault(property_task(name), []).append(column)
-    for column, task in (text_task(spec, fmt, header) for spec in as_list(options.get("text_columns"))):
+    # the tasks as written (`_column_task`): whether each is a valid text task is `text_task`'s check
+    for column, task in (_column_task(spec, header) for spec in as_list(options.get("text_columns"))):
         columns.setdefault(task, []).append(column)
     shared = {task: names for task, names in columns.items() if len(names) > 1}
     if shared:
@@ -185,7 +230,8 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
     }
 
 
-@register_reader("csv", options=OPTIONS, files=lambda folder, options: [])  # a folder: refused when read
+# files: none (a folder is refused when read)
+@register_reader("csv", options=OPTIONS, files=lambda folder, options: [], check=check_text_columns)
 def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     path = Path(input_path)
     if not path.is_file():

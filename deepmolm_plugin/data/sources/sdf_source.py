@@ -14,7 +14,8 @@ it was skipped, though listed among the run's inputs). Options:
 - ``label_columns``: numeric data fields (``> <FIELD>``), each ``FIELD`` or
   ``FIELD=NAME``; one ``property:NAME`` item per record and field, blank or absent
   fields skipped (a missing label, never a zero);
-- ``text_columns``: text fields, ``FIELD=TASK`` (or a field named like a task);
+- ``text_columns``: text fields, ``FIELD=TASK`` (or a field named like a task); a numeric
+  task is refused, as for CSV (``csv_source.check_text_columns``);
 - ``id_field``: the data field holding the record id, or ``_Name`` for the title line
   (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``
   naming the fields it has (and one that differs only in case); a data field itself named
@@ -49,7 +50,8 @@ from ...molecule.io.read import not_text
 from ...molecule.io.sdf import parse_sdf_block, sdf_blocks
 from .base import (MoleculeSpec, SourceError, SourceItem, option_name, register_reader, repeated_id,
                    split_problem, visible_files)
-from .csv_source import as_list, label_item, named, require_columns, text_task
+from .csv_source import (as_list, check_one_column_per_task, check_text_columns, label_item, named, require_columns,
+                         text_task)
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
@@ -148,7 +150,15 @@ def missing_field(fields: dict, wanted: str) -> str:
     return f"record has no {wanted!r} field (its data fields: {names}){hint}"
 
 
-@register_reader("sdf", options=OPTIONS, files=lambda folder, options: sdf_files(folder))
+def check_fields(fmt: str, options: dict) -> None:
+    """The checks of the field options that need no file (the reader's `check`): fields are
+    named as given (no header to read them against), so two fields for one task are found
+    here too, before the numeric text tasks (`check_text_columns`)."""
+    check_one_column_per_task(fmt, options)
+    check_text_columns(fmt, options)
+
+
+@register_reader("sdf", options=OPTIONS, files=lambda folder, options: sdf_files(folder), check=check_fields)
 def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     require_columns("sdf", options)
     for name in ("id_field", "split_column"):
