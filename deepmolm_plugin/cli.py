@@ -15,7 +15,8 @@ box lists the same notes.
 `--conv-mode auto` picks the template from the checkpoint's config: the one it was trained
 with (`deepmolm_run.version`), else `qwen2` for Qwen2.
 Bad input (no such --model-path folder, --structure or --image-file; an --image-file that
-is not a readable image; an unreadable molecule; --max-new-tokens below 1; --model-base /
+is not a readable image; an unreadable molecule; --max-new-tokens below 1; a --temperature
+past the GUI's 1.5; a deepmolm-kflm2 results folder as --model-path; --model-base /
 --load-8bit / --load-4bit with a Qwen2-family checkpoint, which our loader cannot honour; a
 config.json field of the wrong kind: `checkpoint_config`)
 is one line on stderr and exit status 2, before the host or the model loads; so is a
@@ -24,13 +25,19 @@ model trained in it: `check_chat_conv_mode`). A
 checkpoint that cannot be loaded as it is (a config.json transformers cannot read; missing,
 extra or NaN tensors; no tokenizer, or one with more tokens than the model has embeddings) is one line
 naming the folder and exit status 1. A question holding the image placeholder `<image>`
-is refused and asked again (the host would make a second image slot and crash). An empty
+is refused and asked again (the host would make a second image slot and crash).
+`--max-new-tokens` (default 512) is at most the GUI's limit, the model's context and 1024:
+more is set to it, with a note.
+In a terminal, a question pasted as several lines is one question, its lines joined with
+newlines (`joining_pasted_lines`); piped stdin is one question per line. An empty
 line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C (or SIGTERM), at the prompt,
 while a reply is written or while the chat starts, ends it too, with "interrupted" and exit
 status 130, not a traceback.
 
 The host's `main(args)` runs unchanged; these things are bound around it, for this
 process only:
+- the host's `input` name: pasted lines joined, questions it cannot take asked again
+  (`questions_without_placeholder`);
 - `patches.cli_reply`: the host stored every reply as '' (multi-turn lost all history);
 - `patches.cli_display`: the chat shows `USER: ` / `ASSISTANT: `, not the template's raw
   ChatML roles (the prompts the model sees are unchanged); when `--conv-mode auto` was
@@ -59,18 +66,22 @@ if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load
 import argparse
 import contextlib
 import functools
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from deepmolm_plugin import usage
+# The GUI's generation limits, one rule for both tools (light: no gradio, torch or RDKit).
+from deepmolm_plugin.gui.chat import MAX_NEW_TOKENS, MAX_TEMPERATURE, max_new_tokens_limit
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
     import torch
 
 # = deepmolm_plugin.molecule.POLICIES (importing it here would load RDKit/E3FP for --help).
 CONFORMER_POLICIES = ("auto", "from-file", "generate", "keep")
+DEFAULT_NEW_TOKENS = 512  # the host CLI's default, within the model's context (`new_tokens_for`)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", type=str, default="cuda", help="falls back to cpu without CUDA")
     parser.add_argument("--conv-mode", type=str, default="auto",
                         help="conversation template; auto: from the model's config")
-    parser.add_argument("--temperature", type=float, default=0.2, help="0: greedy")
-    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--temperature", type=float, default=0.2,
+                        help=f"0: greedy; at most {MAX_TEMPERATURE}, as in the GUI")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help=f"default: {DEFAULT_NEW_TOKENS}; at most {MAX_NEW_TOKENS} and the model's context "
+                             "(more is set to that, with a note), as in the GUI")
     parser.add_argument("--load-8bit", action="store_true")
     parser.add_argument("--load-4bit", action="store_true")
     parser.add_argument("--debug", action="store_true")
@@ -142,6 +156,24 @@ def model_depiction_settings(model_path: str, given: Optional[str], option: str 
     if trained is not None and given != trained:
         print(f"note: {option} {given}: the model was trained with conformer policy {trained!r}; its molecules "
               "may get other conformers, and so other tokens, than in training", file=sys.stderr)
+    return given
+
+
+def new_tokens_for(given: Optional[int], config) -> int:
+    """The most new tokens a reply gets: `given` (default DEFAULT_NEW_TOKENS), at most the
+    GUI's limit for the model with `config` (`gui.chat.max_new_tokens_limit`: its context,
+    `tokenizer_model_max_length`, and MAX_NEW_TOKENS). A given number past it is set to it with
+    a note on stderr. Was: taken as given (5000 on a 256-token model), and the default 512 was
+    twice that model's context."""
+    import types
+
+    limit = max_new_tokens_limit(types.SimpleNamespace(config=config))  # the rule reads only session.config
+    if given is None:
+        return min(DEFAULT_NEW_TOKENS, limit)
+    if given > limit:
+        why = f"this model's context is {limit}" if limit < MAX_NEW_TOKENS else f"at most {limit}, as in the GUI"
+        print(f"note: --max-new-tokens {given} set to {limit} ({why})", file=sys.stderr)
+        return limit
     return given
 
 
@@ -382,15 +414,81 @@ def replies_as_text(host_module):
         host_module.conv_templates = templates
 
 
+# A paste reaches the terminal in one write (a long one in chunks milliseconds apart): its later
+# lines are waiting when the first is read. A person types the next line long after this.
+PASTE_GAP_S = 0.05
+
+
+def terminal_fd(stream) -> Optional[int]:
+    """The file descriptor of `stream` when it is a terminal (POSIX), else None."""
+    if os.name != "posix" or stream is None or not stream.isatty():
+        return None
+    return stream.fileno()
+
+
+def waiting_input(fd: int, gap: float = PASTE_GAP_S) -> tuple:
+    """(bytes, eof): what is waiting on terminal `fd` now, and what follows it within `gap`
+    seconds; eof when the terminal said end of input (Ctrl-D) among them.
+
+    Read with os.read, not sys.stdin: the host's input() leaves nothing of a terminal in
+    Python's buffers (a terminal in canonical mode hands out one line per read, and with GNU
+    readline, bytes one at a time), so what select() sees waiting on the fd is all there is."""
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], gap)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:  # Ctrl-D
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def joining_pasted_lines(host_input):
+    """The host CLI's `input`, for a terminal: a question pasted as several lines is one
+    question, its lines joined with newlines (`waiting_input`: the lines after the first were
+    already waiting when the first was read). Was: each line a question of its own, each
+    answered and kept in the history, the screen showing one question and then empty
+    `USER: ASSISTANT:` prompts.
+
+    Piped or redirected stdin (not a terminal) is read as before, one line one question: a
+    file of questions is asked line by line. A Ctrl-D among the pasted lines ends the chat
+    after this question, as at the prompt."""
+    ended = []
+
+    @functools.wraps(host_input)
+    def ask(prompt=""):
+        if ended:
+            raise EOFError  # the host ends the chat (its "exit...")
+        first = host_input(prompt)
+        fd = terminal_fd(sys.stdin)
+        if fd is None:
+            return first
+        data, eof = waiting_input(fd)
+        if eof:
+            ended.append(True)
+        # surrogateescape: bytes that are not UTF-8 are then refused by question_problem, naming where
+        rest = data.decode(sys.stdin.encoding or "utf-8", "surrogateescape")
+        # \r: a terminal without ICRNL (raw mode, as GNU readline sets it while it reads) keeps Enter's \r
+        rest = rest.replace("\r\n", "\n").replace("\r", "\n")
+        if not rest.strip():  # nothing more, or only line ends: the first line as typed ("" ends the chat)
+            return first
+        return first + "\n" + rest.rstrip("\n")
+
+    return ask
+
+
 @contextlib.contextmanager
 def questions_without_placeholder(host_module):
     """While active, `host_module`'s `input` name (the patched display input, or the
-    builtin) refuses questions holding the image placeholder. Restored on exit."""
+    builtin) joins a question pasted in a terminal as several lines (`joining_pasted_lines`)
+    and refuses questions holding the image placeholder (`refuse_image_placeholder`).
+    Restored on exit."""
     import builtins
 
     had = "input" in host_module.__dict__
     saved = host_module.__dict__.get("input", builtins.input)
-    host_module.input = refuse_image_placeholder(saved)
+    host_module.input = refuse_image_placeholder(joining_pasted_lines(saved))
     try:
         yield
     finally:
@@ -412,6 +510,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         usage.existing_file(args.structure, "--structure")
     usage.at_least(args.max_new_tokens, "--max-new-tokens")
     usage.sampling_temperature(args.temperature)
+    if args.temperature > MAX_TEMPERATURE:  # was: taken; 100 wrote random tokens, as the GUI refuses it
+        raise usage.UsageError(f"--temperature must be at most {MAX_TEMPERATURE} (as in the GUI: past it the "
+                               f"replies are random tokens), got {args.temperature:g}")
     if args.smiles is not None and not args.smiles.strip():  # was "molecule None: no molecule field"
         raise usage.UsageError("--smiles: empty SMILES")
 
@@ -471,6 +572,7 @@ def main(argv=None) -> None:
     note = conv_mode_note(args.conv_mode, config)  # an explicit mode other than the trained one
     if note:
         print(note, file=sys.stderr)
+    args.max_new_tokens = new_tokens_for(args.max_new_tokens, config)
     uses_molecules = projector_uses_molecules(config)
     if uses_molecules and not has_molecule:
         parser.error(

@@ -467,18 +467,39 @@ def partial_model_folder(path: Path) -> Optional[str]:
     return None
 
 
+# The keys of the config.json a deepmolm-kflm2 run writes in its --out folder, held since its
+# first version (= property.cli.RUN_JSON_KEYS["config.json"]; that module loads torch and RDKit,
+# too heavy for these checks): no model's config.json has data_file, targets and task.
+KFLM2_RUN_CONFIG_KEYS = frozenset({"fingerprint", "data_file", "targets", "task", "train"})
+
+
+def kflm2_run_folder(path: Path, option: str) -> Optional[str]:
+    """What a deepmolm-kflm2 results folder is, when `path` is one (its config.json holds a
+    run's settings); None otherwise. Was: transformers' "Unrecognized model ... Should have a
+    `model_type` key" (exit 1) in chat, eval and the GUI, after the chat CLI had built the
+    molecule's conformer, where a stage-1 or LoRA folder was named as one (exit 2)."""
+    config = model_config(path, option)  # unreadable or not an object: that error, naming the file
+    if config is None or "model_type" in config or not KFLM2_RUN_CONFIG_KEYS <= config.keys():
+        return None
+    held = ("config.json, results.json: the settings and scores" if (path / "results.json").is_file()
+            else "config.json: the settings")  # a run writes results.json last
+    return f"a deepmolm-kflm2 results folder ({held} of a property-prediction run), not a model to load"
+
+
 def model_folder(value: str, option: str) -> None:
     """A model to load: a local folder with a config.json (or a VILA-style `llm/config.json`),
     or a Hugging Face Hub id `owner/name`. A value that cannot be one (an absolute or
     relative path spelled with ./ ../ ~, several slashes, a bare name) must be an existing
-    folder; offline, a Hub id must be in the local cache."""
+    folder; offline, a Hub id must be in the local cache. A folder that is only part of a
+    model (`partial_model_folder`) or a deepmolm-kflm2 results folder (`kflm2_run_folder`)
+    is named for what it is."""
     path = _path(value)
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "llm" / "config.json").is_file():
             raise UsageError(f"{option} {value}: the folder holds no config.json (not a model checkpoint folder)")
-        partial = partial_model_folder(path)
-        if partial:
-            raise UsageError(f"{option} {value}: {partial}")
+        why = partial_model_folder(path) or kflm2_run_folder(path, option)
+        if why:
+            raise UsageError(f"{option} {value}: {why}")
         return
     if path.exists():
         raise UsageError(f"{option} {value}: is a file, not a model folder")

@@ -394,7 +394,7 @@ def _changed_settings(old: dict, run: dict) -> list[str]:
 # What a run writes in --out, and keys each of its JSON files has held since the first version:
 # how a folder is told to be a run's before anything in it is replaced or deleted
 RUN_JSON_KEYS = {
-    "config.json": {"fingerprint", "data_file", "targets", "task", "train"},
+    "config.json": set(usage.KFLM2_RUN_CONFIG_KEYS),  # usage recognises such a folder given as a model
     "results.json": {"fingerprint", "summary", "per_seed"},
     "data_report.json": {"file", "rows", "molecules"},
     "seeds/seed_*.json": {"seed", "metrics"},
