@@ -80,7 +80,8 @@ def _patch_dataset(cls) -> None:
         # the data's atom cap (--max-atoms none too: its large molecules were refused here,
         # "raise it with --max-atoms", an option training does not have)
         try:
-            limits = model_limits(prepared, cap_from="deepmolm-prepare --max-atoms")  # the data's cap, set there
+            # the data's cap, set by deepmolm-prepare; records it never made have the default one
+            limits = model_limits(prepared, cap_from="deepmolm-prepare --max-atoms" if manifest is not None else None)
         except ValueError as e:
             from deepmolm_plugin.usage import DataError
 

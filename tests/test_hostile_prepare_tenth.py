@@ -49,6 +49,7 @@ def test_csv_text_column_with_a_numeric_task_is_refused_before_anything(tmp_path
     assert code == 2 and not out.exists()  # was: 0, LogP questions answered "ethanol, 2 carbons"
     [line] = err.strip().splitlines()
     assert "numeric task" in line and f"--label-columns note={name}" in line
+    assert "a column of text takes a text task, note=TASK" in line  # (review: a caption column named like a property)
 
 
 def test_a_column_named_like_a_numeric_task_is_refused_too(tmp_path, capsys):
@@ -264,3 +265,14 @@ def test_ctrl_c_while_the_pool_forks_its_workers_ends_the_run(tmp_path):
     except subprocess.TimeoutExpired as e:  # the old code: the process waits for its idle workers forever
         pytest.fail(f"still running 60 s after the interrupt: {e.stdout!r}")
     assert done.returncode == 0 and done.stdout.strip() == "interrupted", done.stderr
+
+
+def test_a_molecule_over_the_cap_names_this_tools_option(tmp_path, capsys):
+    # review: the refusal's words name where the cap was set; for deepmolm-prepare its own --max-atoms
+    (tmp_path / "in.csv").write_text("id,smiles,logp\nbig," + "C" * 30 + ",1.0\nm1,CCO,0.5\n")
+    out = tmp_path / "out"
+    prepare("--format", "csv", "--input", tmp_path / "in.csv", "--out", out, "--id-column", "id",
+            "--label-columns", "logp=LogP", "--max-atoms", "20", *RUN)
+    [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["id"].startswith("big") and "too large: 30 heavy atoms > max_atoms=20" in failure["reason"]
+    assert "raise it with --max-atoms, '--max-atoms none' lifts it" in failure["reason"], failure

@@ -24,7 +24,7 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
-from ...molecule.inputs import InputError, InputResolver, write_depiction
+from ...molecule.inputs import InputError, InputResolver, Limits, write_depiction
 from ...molecule.sidecar import dtype_for
 from ...molecule_fp import DEEPMOLM, FingerprintSettings
 from ..prompts import conversation, instruction_for, is_known_task

@@ -116,8 +116,8 @@ def refuse_numeric_text_task(fmt: str, column: str, task: str) -> None:
     if is_numeric_task(task):
         name = task[len(PROPERTY_PREFIX):] if task.startswith(PROPERTY_PREFIX) else task
         raise ValueError(f"{fmt}: text column {column!r} is given the numeric task {task!r}, which evaluation scores "
-                         f"by the number in each answer: a text column holds text; give numbers with --label-columns "
-                         f"{column}={name}")
+                         f"by the number in each answer: numbers go in --label-columns {column}={name}; a column of "
+                         f"text takes a text task, {column}=TASK (Caption, description, ...)")
 
 
 def check_text_columns(fmt: str, options: dict) -> None:
