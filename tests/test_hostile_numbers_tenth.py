@@ -272,3 +272,35 @@ def test_the_header_gap_basis_sets_and_excerpts_are_linear(answer):
         if time.perf_counter() - start < 0.5:
             return
     pytest.fail(f"{answer[:12]!r}... took {time.perf_counter() - start:.2f} s")
+
+
+# review S, finding 6: a bracket holding one letter before the number is the quantity's symbol,
+# not its unit: '(M)' read as M (mol/L) made these None (two units, or a concentration).
+@pytest.mark.parametrize("task, answer, value", [
+    ("Molecular Weight", "The molar mass (M) is about 180.16 g/mol", 180.16),
+    ("Molecular Weight", "The molecular weight (M) of about 180.16 g/mol", 180.16),
+    ("Molecular Weight", "The molar mass (M) is 180.16", 180.16),
+    ("HOMO", "The HOMO energy (E) is -5.2 eV", -5.2),
+    ("Topological Polar Surface Area", "The polar surface area (A): 20.2 Å²", 20.2),
+])
+def test_a_one_letter_quantity_symbol_in_brackets_is_no_unit_header(task, answer, value):
+    assert numbers.parse_value(answer, numbers.property_spec(task)) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("task, answer", [
+    ("HOMO", "HOMO (Hartree): -5.2 eV"), ("Molecular Weight", "| Molecular weight (kDa) | 180.16 g/mol |"),
+    ("Topological Polar Surface Area", "TPSA (Å): 20.2"),
+])
+def test_a_unit_name_in_brackets_is_still_a_header(task, answer):
+    value, problem = numbers.value_in_unit(answer, numbers.property_spec(task))
+    assert value is None and problem
+
+
+def test_number_and_text_after_ends_where_the_parsers_number_ends():
+    assert numbers.number_and_text_after("The HOMO is -5.0 Hart") == (-5.0, " Hart")
+    assert numbers.number_and_text_after("The HOMO is -5.0 ± 0.10 Hart") == (-5.0, " Hart")
+    assert numbers.number_and_text_after("It is 1.5 × 10^3 g/mol") == (1500.0, " g/mol")
+    assert numbers.number_and_text_after("It is 10^3 g") == (1000.0, " g")
+    assert numbers.number_and_text_after("The LogP is 1,7") is None
+    finding = numbers.no_value_finding("The LogP is 1.5-2.0")
+    assert finding.kind is numbers.NoValue.RANGE and finding.text == numbers.why_no_value("The LogP is 1.5-2.0")

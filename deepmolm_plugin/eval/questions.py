@@ -25,11 +25,11 @@ Only single-turn records (one human turn, one gpt turn) can be asked by model_vq
 other record is an error naming it, as is a missing or duplicated id, or a gpt turn
 (the reference answer) that is empty or only white space. So is a property record whose
 reference answer states a value the report cannot read (a decimal comma `1,7`, a range
-`1.5-2.0`, a bound `less than 5`) and that has no `properties` entry: the report left such
+`1.5-2.0`, a bound `less than 5`, digits split by a space `12 345.6`, a malformed number
+`1.234.5`, a fraction `3/4`, ...) and that has no `properties` entry: the report left such
 questions out only after the model had answered them (`scoring.unreferenced_reasons`); one
-from which the parser reads no value for another reason (no number, "not measured"; a
-fraction or product such as the method "B3LYP/6-31G*") is named in a warning, and left out
-by the report.
+whose reference answer states no number at all ("not measured"; a method such as
+"B3LYP/6-31G*" is words) is named in a warning, and left out by the report.
 QUESTIONS may not be DATA itself (the prepared split was replaced by its questions).
 """
 
@@ -214,17 +214,17 @@ def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
     return questions
 
 
-# What `numbers.why_no_value` finds in a reference answer, by its leading words, that means a
-# value was meant but written so that the report cannot read it: the question file is
-# refused. Its other findings ("no number", "a fraction" such as a method's "B3LYP/6-31G*",
-# "a product", "digits split by a space", "a sign ... not its own", ...) are named in a
-# warning, and the report leaves those questions out (was: all of them refused the file).
-REFUSED_FINDINGS = ("a decimal comma", "a range", "a bound", "a choice")
+def _refused(kind: str, what) -> bool:
+    """Whether a property question without a reference value refuses the question file:
+    unless its reference answer states no value at all (`numbers.NO_VALUE_STATED`: no number,
+    "not measured"), a value was meant but written so that the report cannot read it (a
+    decimal comma, a range, a bound, `12 345.6`, `1.234.5`, `1'23`, ...). `what` is the
+    parser's code (`task_kinds.no_value_reason`). Was: only a decimal comma, a range, a bound
+    and a choice refused it, matched by their English words; the others only warned, and the
+    report left those questions out."""
+    from .metrics.numbers import NO_VALUE_STATED
 
-
-def _refused(kind: str, what: str) -> bool:
-    """Whether a property question without a reference value refuses the question file."""
-    return kind == "property" and what.startswith(REFUSED_FINDINGS)
+    return kind == "property" and what not in NO_VALUE_STATED
 
 
 def _check_as_the_report_does(questions: List[dict]) -> None:
@@ -257,12 +257,12 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
     if unscored:  # all of them at once: each was a rerun
         raise QuestionFileError(f"the report could score no question of {'; '.join(unscored)}; fix those records' "
                                 "gpt turn or `properties`, or leave the task out")
-    if unread:  # a decimal comma, a range, a bound: a value meant, which the report would leave out after the run
+    if unread:  # a value meant (`1,7`, `1.5-2.0`, `12 345.6`), which the report would leave out after the run
         raise QuestionFileError(f"{len(unread)} record(s) state a reference value the report cannot read: "
                                 + "; ".join(unread[:MAX_IDS_SHOWN]) + ("; ..." if len(unread) > MAX_IDS_SHOWN else "")
                                 + "; write one number (a decimal point, one value) in the gpt turn, or give "
                                 "`properties`")
-    for named in left_out:  # no value meant, or none read ("not measured"): left out by the report, said now
+    for named in left_out:  # no value stated ("not measured"): left out by the report, said now
         print(f"warning: {named}: the report will leave it out", file=sys.stderr)
 
 

@@ -133,10 +133,10 @@ UNREFERENCED = {
 
 
 def unreferenced_reasons(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: List[str],
-                         references: list) -> Dict[int, Tuple[str, str]]:
+                         references: list) -> Dict[int, Tuple[object, str]]:
     """{index: (what, reason)} of the questions without a reference (`references[i]` None):
-    for a property question what its reference answer holds instead of one value
-    (`task_kinds.no_value_reason`: no number, a decimal comma, a range, a bound, ...) and its
+    for a property question what its reference answer holds instead of one value, as the
+    parser's code (`task_kinds.no_value_reason`: NoValue.NO_NUMBER, DECIMAL_COMMA, RANGE, ...) and its
     row's `reason`. Was: "no number in the reference answer" for all of them, also for
     "The LogP is 1,7." and "between 1.5 and 2.0"."""
     from .task_kinds import no_value_reason
@@ -166,7 +166,7 @@ def task_references(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: 
     return None
 
 
-def not_scored(kind: str, references: Optional[list], reasons: Optional[Dict[int, Tuple[str, str]]] = None
+def not_scored(kind: str, references: Optional[list], reasons: Optional[Dict[int, Tuple[object, str]]] = None
                ) -> Optional[str]:
     """Why no question of a task can be scored (`task_references` found nothing to score
     any of them against), or None. `reasons` (`unreferenced_reasons`) say, for a property
@@ -175,25 +175,30 @@ def not_scored(kind: str, references: Optional[list], reasons: Optional[Dict[int
         return None
     if kind != "property":
         return f"every question {UNREFERENCED[kind][1]}"
-    found = collections.Counter(what for what, _ in (reasons or {}).values()) or {"no number": len(references)}
-    held = ("no number in the reference answer" if set(found) == {"no number"} else
-            "the reference answers state " + ", ".join(f"{what} ({n})" for what, n in found.items())
+    from .metrics.numbers import NoValue
+
+    # `what`: the parser's code (`task_kinds.no_value_reason`), said in its words
+    found = collections.Counter(what for what, _ in (reasons or {}).values()) or {NoValue.NO_NUMBER: len(references)}
+    held = ("no number in the reference answer" if set(found) == {NoValue.NO_NUMBER} else
+            "the reference answers state " + ", ".join(f"{what.value} ({n})" for what, n in found.items())
             + " instead of one value")
     return f"every question {UNREFERENCED[kind][1].format(held)}"
 
 
-def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], reasons: Dict[int, Tuple[str, str]],
+def _leave_out(task: str, refs: "OrderedDict[str, dict]", qids: List[str], reasons: Dict[int, Tuple[object, str]],
                ) -> None:
     """Name on stderr the questions without a reference (`unreferenced_reasons`), one line
     per reason: a data problem, not a model error. They are left out of the task's scores
     and given rows of their own; when none is kept, the task is reported as not scored
     (`score`), and the other tasks are still scored."""
-    by_what: Dict[str, List[int]] = OrderedDict()
+    from .metrics.numbers import NoValue
+
+    by_what: Dict[object, List[int]] = OrderedDict()  # a property's NoValue code, another kind's reason
     for i, (what, _) in reasons.items():
         by_what.setdefault(what, []).append(i)
     for what, dropped in by_what.items():
         why = reasons[dropped[0]][1]
-        if len(dropped) > 1 and what != "no number" and what != why:  # a property reason quotes the first answer
+        if len(dropped) > 1 and what is not NoValue.NO_NUMBER and what != why:  # a property reason quotes the first answer
             why += f" (quoted from question {refs[qids[dropped[0]]]['question_id']!r})"
         print(f"warning: {task}: {len(dropped)} question(s) {why}, left out: "
               f"{format_ids([refs[qids[i]]['question_id'] for i in dropped])}", file=sys.stderr)
@@ -226,12 +231,15 @@ def value_may_be_cut(text: str, spec=None) -> bool:
       be "meV"), and a unit read wrong is scored 27x off.
 
     "12.13 g/mol." or "180; rounded 18" (a clause end after the number) is whole."""
-    from .metrics.numbers import parse_number
+    from .metrics.numbers import number_and_text_after, parse_number
 
-    value = parse_number(text)
-    if value is None:  # no value: invalid whatever the cap cut
+    reading = number_and_text_after(text)
+    if reading is None:  # no value: invalid whatever the cap cut
         return False
-    after = text[_number_end(text, value):]
+    # the text after the number and its uncertainty, where the parser's match ended (was: after
+    # the shortest prefix that read the same value, inside the number for "-5.0 Hart": ".0
+    # Hart", and a cut unit was not flagged)
+    value, after = reading
     if not _holds_a_word(after) and parse_number(text.rstrip() + "7") != value:
         return True
     return spec is not None and _reads_units(spec) and _unfinished(after)
@@ -245,18 +253,6 @@ JOINERS = "/^*·⋅×_({[-"  # signs that units are joined or raised with: "kcal
 def _holds_a_word(text: str) -> bool:
     """Two letters in a row (str.isalpha: a regex `\\w` also takes "²" and "¹")."""
     return any(a.isalpha() and b.isalpha() for a, b in zip(text, text[1:]))
-
-
-def _number_end(text: str, value: float) -> int:
-    """Where the number `parse_number(text)` reads ends: the end of the shortest prefix that
-    reads the same value, tried after each character that is neither a letter nor white
-    space (only there can a number end: "10^3", "10³"); the text's end when none does."""
-    from .metrics.numbers import parse_number
-
-    for end, char in enumerate(text, 1):
-        if not (char.isspace() or char.isalpha()) and parse_number(text[:end]) == value:
-            return end
-    return len(text)
 
 
 def _unfinished(after: str) -> bool:

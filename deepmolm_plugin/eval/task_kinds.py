@@ -17,10 +17,13 @@ values are an error too.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from .merge import ReportError
 from .names import name_key
+
+if TYPE_CHECKING:  # imported where used: metrics.numbers loads its patterns on import
+    from .metrics.numbers import NoValue
 
 KINDS = ("text", "iupac", "property", "smiles")
 # task names compared by `name_key`: case-folded, letters and digits only
@@ -99,21 +102,28 @@ def reference_value(task: str, record: dict) -> Optional[float]:
     return stated if stated is not None else labelled
 
 
-def no_value_reason(answer: str) -> Tuple[str, str]:
+def no_value_reason(answer: str) -> Tuple[NoValue, str]:
     """(what, why) for a reference answer from which `metrics.numbers` reads no value: `what`
-    is the parser's own finding ("no number", "a decimal comma or a list", "a range", "a bound",
-    "a choice", ...: `numbers.why_no_value`, from the pass that reads values), `why` says it
-    for a message, quoting the answer. Was: every such answer was "no number in the reference
+    is the parser's own finding as a code (`numbers.NoValue`: NO_NUMBER, DECIMAL_COMMA, RANGE,
+    BOUND, SPACE_GROUP, ...: `numbers.no_value_finding`, from the pass that reads values;
+    was: its words, which callers matched by their first words), `why` says it for a
+    message, quoting the answer. Was: every such answer was "no number in the reference
     answer", also "The LogP is 1,7." and "between 1.5 and 2.0"."""
-    from .metrics.numbers import why_no_value
+    from .metrics.numbers import NoValue, no_value_finding
 
-    found = why_no_value(answer) or "no single value"
-    if found == "no number":
-        return found, "no number in the reference answer"
-    quoted = repr(answer if len(answer) <= 80 else answer[:77] + "...")
-    what = found.split(" (", 1)[0]
-    hint = " (write decimals with a point)" if what.startswith("a decimal comma") else ""
-    return what, f"the reference answer states {found}, not one value{hint}: {quoted}"
+    finding = no_value_finding(answer)
+    if finding is None:  # a value read, but in a unit of another kind or out of the float range
+        return NoValue.MALFORMED, f"the reference answer states no single value: {_quoted(answer)}"
+    if finding.kind is NoValue.NO_NUMBER:
+        return finding.kind, "no number in the reference answer"
+    hint = " (write decimals with a point)" if finding.kind is NoValue.DECIMAL_COMMA else ""
+    return finding.kind, f"the reference answer states {finding.text}, not one value{hint}: {_quoted(answer)}"
+
+
+def _quoted(answer) -> str:
+    """The answer for a message, cut after 77 characters."""
+    text = str(answer)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 def _finite(value) -> Optional[float]:

@@ -93,7 +93,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    not finite (`1e999`). A reference answer so written has no value (`task_kinds`);
    `why_no_value(text)` says which of these it found, with the text cut at word boundaries
    (`"a decimal comma or a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than
-   5')"`, `"no number"`).
+   5')"`, `"no number"`); `no_value_finding(text)` gives it with its code (`NoValue`), and
+   `NO_VALUE_STATED` holds the codes that mean no value is stated at all (no number).
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
@@ -130,7 +131,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `microhartree`: not converted; each was read as the bare number in the property's unit,
    `-20 mHa` as -20 eV). No unit, a word that is not a known unit or such a prefixed stem
    (`units`, `approximately`, `for this compound`, `per atom`), a bracket or `in` that
-   holds no unit (`(in water)`, `(MW)`), and properties without such a unit (LogP,
+   holds no unit (`(in water)`, `(MW)`) or one letter, the quantity's symbol (`The molar
+   mass (M) is 180.16 g/mol`: was read as the unit M, mol/L, and invalid), and properties without such a unit (LogP,
    complexity, SCF energy, the data's own properties) take the number as stated.
    `parse_number` alone converts nothing.
 
@@ -154,6 +156,7 @@ invalid, so MAE and RMSE are always finite numbers (computed without overflow).
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import unicodedata
@@ -348,7 +351,52 @@ def _dash_as_punctuation(match: "re.Match") -> str:
 def parse_number(text) -> Optional[float]:
     """The value an answer states, or None (rules in the module docstring)."""
     parsed = _parse(text)
-    return None if parsed is None else parsed[0]
+    return None if parsed is None else parsed.value
+
+
+class NoValue(enum.Enum):
+    """What a text holds instead of one value (`no_value_finding`): a code for callers, its
+    value the words `why_no_value` starts with. Was: callers matched those English words
+    (eval.questions refused a reference answer whose finding started with "a range", ...)."""
+    NO_NUMBER = "no number"
+    NOT_TEXT = "not text"
+    DECIMAL_COMMA = "a decimal comma or a list"
+    DIGIT_GROUPS = "digits grouped other than by three"
+    SPACE_GROUP = "digits split by a space"
+    FRACTION = "a fraction"
+    RATIO = "a ratio"
+    MALFORMED = "a malformed number"
+    MALFORMED_POWER = "a malformed power of ten"
+    POWER = "a power of another base than 10"
+    PRODUCT = "a product other than a power of ten"
+    STRAY_SIGN = "a sign before the number that is not its own"
+    RANGE = "a range"
+    BOUND = "a bound"
+    CHOICE = "a choice"
+    NOT_FINITE = "not a finite number"
+
+
+#: The findings that mean a text states no value at all; every other finding is a value
+#: written so that it cannot be read (`1,7`, `12 345.6`, `1.234.5`, `3-4`, `< 5`). A method
+#: or basis-set name (`B3LYP/6-31G*`) is skipped as words (rule 3), so it is "no number".
+NO_VALUE_STATED = frozenset({NoValue.NO_NUMBER})
+
+
+@dataclass(frozen=True)
+class NoValueFinding:
+    """Why a text states no one value: the code, and it in words with where it was found
+    (`"a range ('1.5-2.0')"`)."""
+    kind: NoValue
+    text: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What `_parse` reads: the value, the (normalised) text before its number, and the text
+    after its number and uncertainty (where its unit stands: `-0.25 ± 0.01 Hartree`)."""
+    value: float
+    before: str
+    after: str
 
 
 def why_no_value(text) -> Optional[str]:
@@ -356,20 +404,35 @@ def why_no_value(text) -> Optional[str]:
     (`"a decimal comma or a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than
     5')"`, `"no number"`), or None when the text states one value. For a reason that
     names what was found instead of only "no value" (rule 4)."""
+    finding = no_value_finding(text)
+    return None if finding is None else finding.text
+
+
+def no_value_finding(text) -> Optional[NoValueFinding]:
+    """`why_no_value` with its code (`NoValue`), or None when the text states one value."""
     parsed = _parse_or_reason(text)
-    return parsed if isinstance(parsed, str) else None
+    return parsed if isinstance(parsed, NoValueFinding) else None
 
 
-def _parse(text) -> Optional[Tuple[float, str, str]]:
-    """(the value an answer states, the text before its number, the text after it), or None."""
+def number_and_text_after(text) -> Optional[Tuple[float, str]]:
+    """(`parse_number(text)`, the normalised text after its number and uncertainty, where its
+    unit stands: `' Hart'` of `-5.0 Hart` and of `-5.0 ± 0.1 Hart`), or None. Where the
+    parser's own match ends; was: scoring searched for the shortest prefix that read the
+    same value, and `-5.0` ended after `-5` ('.0 Hart')."""
+    parsed = _parse(text)
+    return None if parsed is None else (parsed.value, parsed.after)
+
+
+def _parse(text) -> Optional[Reading]:
+    """What an answer states (`Reading`), or None."""
     parsed = _parse_or_reason(text)
-    return None if isinstance(parsed, str) else parsed
+    return None if isinstance(parsed, NoValueFinding) else parsed
 
 
-def _parse_or_reason(text) -> Union[Tuple[float, str, str], str]:
-    """`_parse`, or why the text states no one value (`why_no_value`)."""
+def _parse_or_reason(text) -> Union[Reading, NoValueFinding]:
+    """`_parse`, or why the text states no one value (`no_value_finding`)."""
     if not isinstance(text, str):
-        return f"not text but {type(text).__name__}"
+        return NoValueFinding(NoValue.NOT_TEXT, f"not text but {type(text).__name__}")
     text = normalise(text)
     markers = _markers(text)
     for match in _NUMBER.finditer(text):
@@ -378,27 +441,27 @@ def _parse_or_reason(text) -> Union[Tuple[float, str, str], str]:
             continue
         before, after = text[:start], text[end:]
 
-        def found(reason: str, at: int = start) -> str:
-            return _shown(text, at, end, reason)
+        def found(kind: NoValue, at: int = start) -> NoValueFinding:
+            return NoValueFinding(kind, _shown(text, at, end, kind.value))
 
         if _stray_sign(before, match):
-            return found("a sign before the number that is not its own", len(before.rstrip()) - len(
-                (before.split() or [""])[-1]))
+            return found(NoValue.STRAY_SIGN, len(before.rstrip()) - len((before.split() or [""])[-1]))
         power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
         space_group = (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
                        and _SPACE_GROUP.match(after))
         if _MALFORMED.match(after):
             return found(_malformed_reason(after))
         if _PRODUCT.match(after) or power or space_group:
-            return found("a product other than a power of ten" if not (power or space_group) else
-                         "a power of another base than 10" if power else "digits split by a space")
-        for pattern, reason in ((_RANGE_BEFORE, "a range"), (_BOUND_BEFORE, "a bound"), (_DENOMINATOR, "a fraction")):
+            return found(NoValue.PRODUCT if not (power or space_group) else
+                         NoValue.POWER if power else NoValue.SPACE_GROUP)
+        for pattern, kind in ((_RANGE_BEFORE, NoValue.RANGE), (_BOUND_BEFORE, NoValue.BOUND),
+                              (_DENOMINATOR, NoValue.FRACTION)):
             cue = pattern.search(before)
             if cue:
-                return found(reason, cue.start())
-        reason = _not_one_value_reason(after)
-        if reason:
-            return found(reason)
+                return found(kind, cue.start())
+        kind = _not_one_value_reason(after)
+        if kind:
+            return found(kind)
         mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
         try:
             if exp[:1] in ("e", "E", "d", "D"):
@@ -411,17 +474,17 @@ def _parse_or_reason(text) -> Union[Tuple[float, str, str], str]:
                 if bare:  # "10^3"
                     value = float(f"1e{int(bare.group(1) or bare.group(2))}")
                     after = after[bare.end():]
-                    reason = _not_one_value_reason(after)
-                    if reason or _MALFORMED.match(after) or _POWER.match(after):
-                        return found(reason or "a malformed power of ten")  # "10^3.5", "10^3^2": were 1000
+                    kind = _not_one_value_reason(after)
+                    if kind or _MALFORMED.match(after) or _POWER.match(after):
+                        return found(kind or NoValue.MALFORMED_POWER)  # "10^3.5", "10^3^2": were 1000
         except OverflowError:
-            return found("not a finite number")
+            return found(NoValue.NOT_FINITE)
         if match.group("sign") == "-":
             value = -value
         uncertainty = _UNCERTAINTY.match(after)
         after = after[uncertainty.end():] if uncertainty else after
-        return (value, before, after) if math.isfinite(value) else found("not a finite number")
-    return "no number"
+        return Reading(value, before, after) if math.isfinite(value) else found(NoValue.NOT_FINITE)
+    return NoValueFinding(NoValue.NO_NUMBER, NoValue.NO_NUMBER.value)
 
 
 _SHOWN_AFTER = 16  # characters after the number that `why_no_value` shows
@@ -464,13 +527,12 @@ _SPACE = re.compile(r"\s")
 
 # What `_MALFORMED` found, in words (`why_no_value`): the first that matches the text after
 # the number, else "a malformed number".
-_MALFORMED_REASONS = ((re.compile(r",\d"), "a decimal comma or a list"),
-                      (re.compile(r"['’_]\d"), "digits grouped other than by three"),
-                      (re.compile(r"\s*/"), "a fraction"), (re.compile(r":\d"), "a ratio"))
+_MALFORMED_REASONS = ((re.compile(r",\d"), NoValue.DECIMAL_COMMA), (re.compile(r"['’_]\d"), NoValue.DIGIT_GROUPS),
+                      (re.compile(r"\s*/"), NoValue.FRACTION), (re.compile(r":\d"), NoValue.RATIO))
 
 
-def _malformed_reason(after: str) -> str:
-    return next((reason for pattern, reason in _MALFORMED_REASONS if pattern.match(after)), "a malformed number")
+def _malformed_reason(after: str) -> NoValue:
+    return next((kind for pattern, kind in _MALFORMED_REASONS if pattern.match(after)), NoValue.MALFORMED)
 
 
 def _markers(text: str) -> Tuple[frozenset, frozenset]:
@@ -808,40 +870,50 @@ _UNIT_HEADER = re.compile(r"(?:(?P<bracket>\([^()\n]{1,40}\)|\[[^\[\]\n]{1,40}\]
 _BRACKETED_POWER = re.compile(r"(\^|\*\*)[^\S\n]*\([^\S\n]*([+-]?\d{1,2})[^\S\n]*\)")
 
 
+# A bracket holding one Latin letter before the number names the quantity, not its unit:
+# `The molar mass (M) is 180.16 g/mol`, `The energy (E) is -5.2 eV` (was: `(M)` read as the
+# unit M, mol/L, which made the answer invalid, or two units with the g/mol after it). A
+# unit spelled out, `(Hartree)`, `(kDa)`, `(Å²)`, stays a header.
+_QUANTITY_SYMBOL = re.compile(r"[(\[][^\S\n]*[A-Za-z][^\S\n]*[)\]]")
+
+
 def _unit_before(before: str) -> Optional[Tuple[str, Optional[float], str]]:
     """The unit a header right before the number states (`_UNIT_HEADER`), or None."""
     header = _UNIT_HEADER.search(_BRACKETED_POWER.sub(r"\1\2", before[-_UNIT_REACH:]))
     if not header:
         return None
     if header.group("bracket"):
+        if _QUANTITY_SYMBOL.fullmatch(header.group("bracket")):
+            return None
         return _bracketed_unit(header.group("bracket"))
     words = header.group("words").strip()
     return _bracketed_unit(f"({words})")  # `in Hartree units:` as `(Hartree units)`
 
 
-def _not_one_value_reason(after: str) -> Optional[str]:
-    """"a range", "a choice" or "a bound" when the text after a number makes it one end of
+def _not_one_value_reason(after: str) -> Optional[NoValue]:
+    """NoValue.RANGE, CHOICE or BOUND when the text after a number makes it one end of
     a range or one of a choice (`_RANGE_AFTER`), or a bound (`_BOUND_AFTER`): rule 4; else
     None. An uncertainty and a known unit are passed over first (`5 eV or more`, `5 ± 0.1
     or more`): the `-1` of `kcal·mol-1` (`mol⁻¹`) is an exponent, not `to 1`."""
     if _BOUND_AFTER.match(after):  # `5+` first: `+/-` and `+-` would start an uncertainty
-        return "a bound"
+        return NoValue.BOUND
     uncertainty = _UNCERTAINTY.match(after)
     after = after[uncertainty.end():] if uncertainty else after
     unit = stated_unit(after)
     if unit is not None:
         after = after.lstrip()[len(unit[2]):]
     if _BOUND_AFTER.match(after):
-        return "a bound"
+        return NoValue.BOUND
     other = _RANGE_AFTER.match(after)
     if other and other.group("choice"):
         # the other number of a choice is a number: not the digits that begin a word, `2 or
         # 3D models`, `2.1 vs 2nd` (a unit, `2 or 3eV`, or an exponent, `2 or 3e5`, may follow)
         rest = after[other.end():]
         word = _LETTER.match(rest) and stated_unit(rest) is None and not re.match(r"[eEdD][+-]?\d", rest)
-        return None if word else ("a range" if other.group("choice").startswith("..") or
-                                  re.search(r"through|thru|to", other.group("choice"), re.IGNORECASE) else "a choice")
-    return "a range" if other else None
+        return None if word else (NoValue.RANGE if other.group("choice").startswith("..") or
+                                  re.search(r"through|thru|to", other.group("choice"), re.IGNORECASE)
+                                  else NoValue.CHOICE)
+    return NoValue.RANGE if other else None
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
@@ -857,7 +929,7 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     parsed = _parse(text)
     if parsed is None:
         return None, None
-    value, before, after = parsed
+    value, before, after = parsed.value, parsed.before, parsed.after
     own = _SPEC_UNITS.get(spec.unit or "")
     if own is None:
         return value, None  # a property without a convertible unit: as stated
