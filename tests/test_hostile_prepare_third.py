@@ -337,8 +337,8 @@ def test_workers_end_when_the_run_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import multiprocessing, time\n"
-        "from deepmolm_plugin.data.prepare.items import _die_with_parent\n"
-        "def child():\n    _die_with_parent()\n    time.sleep(60)\n"
+        "from deepmolm_plugin.processes import die_with_parent\n"
+        "def child():\n    die_with_parent()\n    time.sleep(60)\n"
         "if __name__ == '__main__':\n"
         "    p = multiprocessing.get_context('fork').Process(target=child)\n    p.start()\n"
         "    print(p.pid, flush=True)\n    time.sleep(60)\n")

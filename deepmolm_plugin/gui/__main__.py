@@ -118,5 +118,9 @@ def main(argv=None) -> None:
                                    conv_mode=conv_mode, policy=args.conformer_policy)
     except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader (as the chat CLI)
         raise SystemExit(f"{parser.prog}: error: {e}") from None
+    session.start_workers()  # molecules of different tabs prepared side by side (`ChatSession`)
     print(f"{parser.prog}: {session.describe()}", flush=True)
-    build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
+    try:
+        build_app(session).queue().launch(**launch_kwargs(args.host, args.port))
+    finally:
+        session.close()

@@ -37,8 +37,8 @@ from gradio.utils import get_upload_folder
 
 from .. import usage
 from ..data.prompts import blank
-from .attention import (ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, heatmap_overlay, is_uniform, mark_atom,
-                        percent, percent_decimals, share_text, value_range)
+from .attention import (ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, ShareScale, heatmap_overlay, is_uniform,
+                        level_with_top, mark_atom, received_scale, share_scale, value_range)
 from .chat import MAX_NEW_TOKENS, MAX_TEMPERATURE, ChatRefusal, Turn, max_new_tokens_limit, reply_settings, stream_reply
 from .session import ChatSession, LoadedMolecule
 from .viewer3d import Scene, molecule_figure, molecule_scene, oriented
@@ -89,18 +89,18 @@ CSS = """
 """
 
 
-def _legend(what: str, low: float, high: float) -> str:
-    """A colour scale's ends (`value_range`) in percent, as the 3D colour bar and the atom list
-    write shares, with as many decimals as tell them apart (a fixed ".3f" of a fraction read
-    "0.167 ... 0.167"); values uniform within rounding: one colour, said in words."""
-    if is_uniform(low, high):
-        return (f'<div class="legend"><span class="what">{what}</span><span>{percent(low)}</span><div class="bar" '
-                f'style="background: {COLOR_STOPS[0][1]}"></div><span>uniform within rounding</span></div>')
+def _legend(what: str, scale: ShareScale) -> str:
+    """A colour scale's ends in percent, written as every other text of its quantity writes
+    it (`share_scale`: the 3D colour bar, the atom list); values uniform within rounding:
+    one colour, said in words."""
+    if scale.uniform:
+        return (f'<div class="legend"><span class="what">{what}</span><span>{scale.text(scale.low)}</span>'
+                f'<div class="bar" style="background: {COLOR_STOPS[0][1]}"></div>'
+                '<span>uniform within rounding</span></div>')
     stops = ", ".join(f"{c} {100 * s:.0f}%" for s, c in COLOR_STOPS)
-    decimals = percent_decimals([low, high])
-    return (f'<div class="legend"><span class="what">{what}</span><span>{percent(low, decimals)}</span>'
+    return (f'<div class="legend"><span class="what">{what}</span><span>{scale.text(scale.low)}</span>'
             f'<div class="bar" style="background: linear-gradient(to right, {stops})"></div>'
-            f'<span>{percent(high, decimals)}</span></div>')
+            f'<span>{scale.text(scale.high)}</span></div>')
 
 
 def status_html(molecule: Optional[LoadedMolecule], error: Optional[str] = None) -> str:
@@ -131,22 +131,34 @@ def attention_html(session: ChatSession, molecule: Optional[LoadedMolecule], ato
     maps = molecule.attention
     top = int(maps.received.argmax())
     symbol = _heavy_symbols(molecule)
-    received = value_range(maps.received, maps.resolution)
+    received = received_scale(maps.received, maps.resolution)  # the 3D view's too
     parts = []
     if atom is not None:
-        share = share_text(maps.received[atom], *received)  # as the legend writes it
-        if is_uniform(*received):  # the largest share is rounding's pick: no "most" to name
+        share = received.text(maps.received[atom])  # as the legend writes it
+        if received.uniform:  # the largest share is rounding's pick: no "most" to name
             parts.append(f"<b>Atom {atom} ({symbol[atom]})</b> receives {share} of all attention, as every atom "
                          "does (uniform within rounding).")
         else:
             parts.append(f"<b>Atom {atom} ({symbol[atom]})</b> receives {share} of all attention; most: atom {top} "
-                         f"({symbol[top]}), {share_text(maps.received[top], *received)}.")
-    parts.append(_legend("heatmap, global view", *value_range(maps.global_map, maps.resolution)))
+                         f"({symbol[top]}), {received.text(maps.received[top])}{_level_with(maps, symbol)}.")
+    parts.append(_legend("heatmap, global view", share_scale(maps.global_map, maps.resolution)))
     if maps.tile_map is not None:
-        parts.append(_legend("heatmap, tiles", *value_range(maps.tile_map, maps.resolution)))
-    parts.append(_legend("3D, attention received", *received))
+        parts.append(_legend("heatmap, tiles", share_scale(maps.tile_map, maps.resolution)))
+    parts.append(_legend("3D, attention received", received))
     parts.append(f"<p>{HEATMAP_REDUCTION} This model has {maps.heads} heads.</p><p>{ATOM_REDUCTION}</p>")
     return "".join(parts)
+
+
+def _level_with(maps, symbol: List[str], named: int = 5) -> str:
+    """The atoms whose share is within rounding of the most attended one's, said beside it: they
+    read as it does (0.58 % for two atoms of a 200-carbon chain in bf16), and which is larger
+    is rounding's pick; the first `named` of them, then how many more."""
+    level = level_with_top(maps.received, maps.resolution)
+    if not level:
+        return ""
+    atoms = ", ".join(f"{k} ({symbol[k]})" for k in level[:named])
+    more = f" and {len(level) - named} more" if len(level) > named else ""
+    return f", as atom{'s' if len(level) > 1 else ''} {atoms}{more} within rounding"
 
 
 def _heavy_symbols(molecule: LoadedMolecule) -> List[str]:
@@ -201,8 +213,8 @@ def figure_for(molecule: Optional[LoadedMolecule], color_by: str, atom: Optional
 def atom_choices(molecule: LoadedMolecule) -> list:
     symbols = _heavy_symbols(molecule)
     maps = molecule.attention
-    scale = value_range(maps.received, maps.resolution)  # the legend's
-    return [(f"{k} · {symbols[k]}  ({share_text(maps.received[k], *scale)})", k) for k in range(molecule.atoms)]
+    scale = received_scale(maps.received, maps.resolution)  # the legend's and the 3D view's
+    return [(f"{k} · {symbols[k]}  ({scale.text(maps.received[k])})", k) for k in range(molecule.atoms)]
 
 
 def as_text(text: str) -> str:
@@ -329,6 +341,13 @@ NO_QUESTION = "Type a question first."
 # page: typing a follow-up went nowhere, and reaching the box took ten Tabs. Back in it then.
 FOCUS_QUESTION = "() => { document.querySelector('#question textarea')?.focus(); }"
 DEFAULT_NEW_TOKENS = 256
+# Loads in progress at once, all tabs together (gradio's default was 1 per event: one tab's
+# 150-carbon chain, 24 s of conformer work, held every other tab's load in gradio's queue).
+# Their RDKit work runs in the session's worker processes (`ChatSession.start_workers`),
+# the model's part one at a time (`ChatSession.lock`); loads past the workers' count wait
+# for a free one, shown as running. Questions keep gradio's one at a time per event: the
+# model writes one reply at a time anyway.
+LOADS = 16
 
 
 @dataclass
@@ -657,13 +676,15 @@ def build_app(session: ChatSession) -> gr.Blocks:
         busy = [send, clear, load_smiles, load_structure]
         page = Page(session, len(busy), received=app.upload_file_set)
         panels = [chatbot, status, depiction, tiles, viewer, atom, attention_info]
-        load_smiles.click(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
-        smiles.submit(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
-        examples.load_input_event.then(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels)
+        # Loads of different tabs run side by side, in one group for the four ways to load (`LOADS`)
+        loads = dict(concurrency_id="load", concurrency_limit=LOADS)
+        load_smiles.click(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels, **loads)
+        smiles.submit(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels, **loads)
+        examples.load_input_event.then(lambda t, s: page.load(t, s, None, None), [tab, smiles], panels, **loads)
         # the uploads unopened (`uploaded`); the SMILES last and optional (None: the page's API lists the
         # parameter as optional), so an API call giving the two files alone still fits
         load_structure.click(lambda t, f, i, smiles=None: page.load(t, smiles, f, i),
-                             [tab, structure, image, structure_smiles], panels, preprocess=False)
+                             [tab, structure, image, structure_smiles], panels, preprocess=False, **loads)
 
         # preprocess=False: an atom left from the molecule before (the list is replaced a moment
         # after a load), or a value of the page's API, reaches the app's own checks (`Page._atom`,

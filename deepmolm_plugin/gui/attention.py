@@ -170,8 +170,8 @@ def is_uniform(low: float, high: float) -> bool:
 
 def percent_decimals(values: Sequence[float], least: int = 1, most: int = 9) -> int:
     """The fewest decimals (from `least` to `most`) that write `values` as percentages
-    without two different values reading the same: the legend's ends, the colour bar's ticks
-    and the atom texts (a fixed 3 decimals of a fraction read "0.167 ... 0.167")."""
+    without two different values reading the same (a fixed 3 decimals of a fraction read
+    "0.167 ... 0.167")."""
     distinct = sorted({float(v) for v in values})
     for decimals in range(least, most + 1):
         if len({f"{100 * v:.{decimals}f}" for v in distinct}) == len(distinct):
@@ -184,12 +184,72 @@ def percent(value: float, decimals: int = 1) -> str:
     return f"{100 * value:.{decimals}f}%"
 
 
-def share_text(value: float, low: float, high: float) -> str:
-    """One atom's share for its texts (the atom list, the 3D view's hover, the page's
-    sentence) on the scale `value_range` gave: with the decimals of the scale's ends, and,
-    uniform, the one value the legend writes (the atoms' rounding spread read 16.7 % and
-    16.8 % next to "uniform")."""
-    return percent(low if is_uniform(low, high) else value, percent_decimals([low, high]))
+TICKS = 5  # values the 3D view's colour bar labels, its ends included
+
+
+@dataclass(frozen=True)
+class ShareScale:
+    """One quantity's colour scale (`value_range`'s ends) and the decimals every text of it
+    uses: the page's legend, the 3D colour bar's ticks, the atom list, the hover and the
+    page's sentence (`share_scale`). Was: the legend took the decimals that told its two
+    ends apart and the colour bar those of its ticks, so one quantity read "0.4% ... 0.6%"
+    on one and "0.42% ... 0.58%" on the other."""
+
+    low: float
+    high: float
+    decimals: int
+
+    @property
+    def uniform(self) -> bool:
+        return is_uniform(self.low, self.high)
+
+    def text(self, value: float) -> str:
+        """A value of the scale; uniform, the one value the legend writes (the atoms' rounding
+        spread read 16.7 % and 16.8 % next to "uniform")."""
+        return percent(self.low if self.uniform else value, self.decimals)
+
+    def ticks(self) -> List[float]:
+        """The colour bar's labelled values: `TICKS` from low to high, or the one value when uniform."""
+        if self.uniform or not (np.isfinite(self.low) and np.isfinite(self.high)):
+            return [float(self.low)]
+        return [float(v) for v in np.linspace(self.low, self.high, TICKS)]
+
+
+def share_scale(values: np.ndarray, resolution: float = 0.0, named_top: bool = False) -> ShareScale:
+    """`values`' ShareScale: the fewest decimals (`percent_decimals`) that keep the colour
+    bar's ticks apart (so the ends too) and, with `named_top` (a page that names the largest
+    value: "most: atom 40"), the largest value apart from the next one down, unless they
+    differ by no more than `resolution` (rounding alone: which is larger is chance). Was:
+    the decimals of the ends alone, and in a 200-atom chain the atom named "most" read 0.6%,
+    as six others did."""
+    low, high = value_range(values, resolution)
+    scale = ShareScale(low, high, 1)
+    if scale.uniform:
+        return scale
+    decimals = percent_decimals(scale.ticks())
+    if named_top:
+        flat = np.asarray(values, dtype=np.float64).ravel()
+        top = float(flat.max())
+        below = flat[top - flat > resolution * abs(top)]  # clearly below the largest
+        if below.size:
+            decimals = max(decimals, percent_decimals([float(below.max()), top]))
+    return ShareScale(low, high, decimals)
+
+
+def level_with_top(values: np.ndarray, resolution: float) -> List[int]:
+    """Indices of the values other than the largest (`argmax`) that lie within `resolution` of
+    it (rounding alone: `share_scale` gives no decimals to tell them from it): the page names
+    them beside "most", where they read as the largest does."""
+    top = int(np.argmax(values))
+    peak = float(values[top])
+    return [int(k) for k in np.flatnonzero(peak - values <= resolution * abs(peak)) if k != top]
+
+
+def received_scale(received: np.ndarray, resolution: float) -> ShareScale:
+    """The scale of "attention received" (the atoms' shares), one for the legend, the atom
+    list, the sentence and the 3D view's colours, colour bar and hover: it names the most
+    attended atom."""
+    return share_scale(received, resolution, named_top=True)
 
 
 def scaled(values: np.ndarray, low: float, high: float) -> np.ndarray:

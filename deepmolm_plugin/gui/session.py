@@ -16,11 +16,24 @@ and nothing reads the file again once the views hold its pixels. PNG is lossless
 the model's image
 inputs (`views.model_views`) and, for a fusion model, the cross-attention of exactly those
 inputs (`attention`), recorded around the model's own `encode_images`.
+
+Molecules of different browser tabs are prepared side by side (was: the page ran one load at
+a time, and a 150-carbon chain's 24 s of conformer work froze every other user's load).
+The RDKit work runs in worker processes (`start_workers`; the server starts
+`LOAD_WORKERS`), not threads: the molecule package collects RDKit's log process-wide while
+a molecule is read or embedded (`molecule.errors.rdkit_messages`), so two tabs' molecules
+in one process would each get the other's RDKit notes and messages. Without workers (an
+in-process session, the tests) one molecule's RDKit work runs at a time (`molecule_lock`).
+The model itself runs one call at a time in every case (`lock`).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Mapping, Optional
@@ -35,6 +48,11 @@ from .views import ModelViews, model_views
 # Molecules whose tokens and checks the server keeps (~1-2 KB each): they grew with every
 # molecule for as long as it ran.
 GUI_CACHE_LIMIT = 1024
+# Worker processes for the molecules' RDKit work (`ChatSession.start_workers`): as many
+# molecules prepared at once; more loads wait for a free one. Not one per core: the system
+# shares the cores among them, so a small molecule loads in a second beside a long chain's
+# minute (one worker on a 2-core machine queued benzene behind a 150-carbon chain again).
+LOAD_WORKERS = 4
 
 
 @dataclass
@@ -109,10 +127,36 @@ class ChatSession:
         # Only a projector that records its cross-attention (fusion) has maps to show.
         self.has_attention = hasattr(self.projector, "recording_attention")
         self.image_mode = getattr(image_processor, "mode", "base")
-        self.resolver = InputResolver(FingerprintSettings.from_config(self.config), structure_folder=None,
+        # the resolver's settings, for this process's resolver and each worker's own
+        self.resolver_settings = dict(fp=FingerprintSettings.from_config(self.config), structure_folder=None,
                                       policy=policy, render_folder=None, first_of_many=True,
                                       render_size=model_render_size(self.config), limits=model_limits(self.config),
                                       kind="molecule", cache_limit=GUI_CACHE_LIMIT)
+        self.resolver = InputResolver(**self.resolver_settings)
+        self.molecule_lock = threading.Lock()  # this process's RDKit work, one molecule at a time (module docstring)
+        self.workers: Optional[ProcessPoolExecutor] = None
+        self.workers_count = 0
+
+    def start_workers(self, count: int = LOAD_WORKERS) -> None:
+        """Prepare molecules in `count` worker processes from now on (module docstring),
+        started now so the first load does not wait for them."""
+        # spawn: a fork of the server would copy its threads' held locks and the model's memory
+        context = multiprocessing.get_context("spawn")
+        self.workers = ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker,
+                                           initargs=(self.resolver_settings,))
+        self.workers_count = count
+        for started in [self.workers.submit(int) for _ in range(count)]:
+            started.result()
+
+    def close(self) -> None:
+        """Stop the worker processes, if any, at once: a long chain's conformer runs for minutes,
+        and the server's Ctrl-C waited for it."""
+        workers, self.workers = self.workers, None
+        if workers is not None:
+            processes = list((workers._processes or {}).values())  # the pool has no public way to end them
+            workers.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
 
     @classmethod
     def load(cls, model_path: str, model_base: Optional[str] = None, device: str = "cuda",
@@ -153,13 +197,10 @@ class ChatSession:
         fields = molecule_fields(smiles, structure, image)
         # named in messages and the page: the file, else the SMILES (with a file, it only gives the bonds)
         name = usage.shortened((structure_name or Path(structure).name) if structure else fields["smiles"])
-        # Tokens always (the 3D view shows the conformer that made them), even when the
-        # projector ignores them.
-        item = self.resolver.resolve(fields, name, fingerprint=True, depiction=False)
+        item, drawn, atom_xy = self._prepared(fields, name)
         given = fields.get("image")
         # RGB; a file that is no image: ValueError. Drawn in memory (see the module docstring).
-        depiction = load_image(given if given else self.resolver.depiction(fields, name, item.molecule),
-                               name="the image")
+        depiction = load_image(given if given else drawn, name="the image")
         if given:  # refused as the CLIs and training refuse it (a transparent or 16-bit file the
             # host's loaders read as another picture): the model never saw such a file read
             check_host_conversion(given)
@@ -174,19 +215,30 @@ class ChatSession:
         if not self.uses_molecules:  # as the chat CLI says it
             notes.append(f"this model's {self.projector_type} projector does not use molecules: the molecule only "
                          "provides the depiction (and the 3D view)")
-        atom_xy = None
         if "image" not in fields and "structure" in fields and "smiles" in fields:
-            # the resolver draws the SMILES (`drawn_molecule`), and places atoms only on a drawing of the
-            # molecule's own atoms: the SMILES' need not be in the file's order (molecule_fp's rows)
             notes.append("the depiction is drawn from the SMILES given beside the file: no ring marks the chosen "
                          "atom on it (its atoms need not be in the file's order)")
-        elif "image" not in fields:
-            atom_xy = self.resolver.depiction_atoms(fields, name, item.molecule)
         loaded = LoadedMolecule(name=name, item=item, views=views, notes=notes, image_given="image" in fields,
                                 uses_molecules=self.uses_molecules, atom_xy=atom_xy)
         if self.has_attention:
             loaded.attention = self.attention(loaded)
         return loaded
+
+    def _prepared(self, fields: Mapping, name: str) -> tuple:
+        """`prepare(fields, name)`: in a worker process when they run, else here, one at a time."""
+        if self.workers is None:
+            with self.molecule_lock:
+                return prepare(self.resolver, fields, name)
+        workers = self.workers
+        try:
+            return workers.submit(_prepare_in_worker, fields, name).result()
+        except BrokenProcessPool:  # a worker killed (out of memory on a huge molecule?): said, and new workers
+            with self.molecule_lock:  # once for all the loads that were in the broken pool
+                if self.workers is workers:
+                    self.close()
+                    self.start_workers(self.workers_count)
+            raise ValueError(f"molecule {name!r}: the process preparing it stopped (killed, or out of memory?); "
+                             "the page goes on") from None
 
     def attention(self, loaded: LoadedMolecule) -> AttentionMaps:
         """The projector's cross-attention for this molecule and image, from the same
@@ -196,3 +248,39 @@ class ChatSession:
             self.model.encode_images(inputs["images"], loaded.batch_fp(self.model.device),
                                      inputs.get("tile_images"), inputs.get("tile_grids"))
         return attention_maps(calls, loaded.views.tile_grid)
+
+
+def prepare(resolver, fields: Mapping, name: str) -> tuple:
+    """The RDKit work for one molecule: (the resolver's MoleculeInput, its drawn depiction or
+    None where the user gave an image, each heavy atom's place on that drawing or None).
+    Tokens always (the 3D view shows the conformer that made them), even when the projector
+    ignores them."""
+    item = resolver.resolve(fields, name, fingerprint=True, depiction=False)
+    if "image" in fields:
+        return item, None, None
+    drawn = resolver.depiction(fields, name, item.molecule)
+    if "structure" in fields and "smiles" in fields:
+        # the resolver draws the SMILES (`drawn_molecule`), and places atoms only on a drawing of the
+        # molecule's own atoms: the SMILES' need not be in the file's order (molecule_fp's rows)
+        return item, drawn, None
+    return item, drawn, resolver.depiction_atoms(fields, name, item.molecule)
+
+
+_WORKER_RESOLVER = None  # a worker process's own resolver (`_start_worker`)
+
+
+def _start_worker(settings: Mapping) -> None:
+    """A worker process's set-up: its resolver, and Ctrl-C left to the server (it reaches
+    the whole process group: each worker printed a KeyboardInterrupt traceback of its own)."""
+    global _WORKER_RESOLVER
+    from ..processes import die_with_parent  # the workers end with the server, even after a kill -9
+    from ..molecule.inputs import InputResolver
+
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)  # one molecule per process
+    _WORKER_RESOLVER = InputResolver(**settings)
+
+
+def _prepare_in_worker(fields: Mapping, name: str) -> tuple:
+    return prepare(_WORKER_RESOLVER, fields, name)

@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from rdkit import Chem
 
 from ..molecule.bonds import bonds
-from .attention import COLOR_STOPS, colorize, is_uniform, percent, percent_decimals, scaled, share_text, value_range
+from .attention import COLOR_STOPS, ShareScale, colorize, received_scale, scaled, value_range
 
 # Jmol's element colours for what molecules usually hold; anything else is pink.
 ELEMENT_COLORS = {
@@ -52,6 +52,8 @@ MIN_VIEW = 8.0  # angstrom across, at least: ethanol is drawn at a ring's scale,
 LABEL_FONT, CROWDED_LABEL_FONT, CROWDED = 15, 12, 20  # px, px, heavy atoms
 LABEL_GAP = 1.2  # font sizes
 LABEL_OUT, LABEL_UP = 0.07, 0.10  # angstrom past the atom's drawn radius: outward, towards the camera
+LABEL_CLEAR = 0.08  # angstrom: a label stands this far in front of what is drawn behind it on screen
+DIGIT_WIDTH = 0.6  # font sizes: a digit's width (with its share of the spacing), what a label covers
 
 
 def heavy_atom_rows(mol: Chem.Mol) -> List[Optional[int]]:
@@ -123,17 +125,14 @@ def atom_colors(mol: Chem.Mol, received: Optional[np.ndarray], resolution: float
     return colors
 
 
-def colorbar_ticks(low: float, high: float, count: int = 5) -> dict:
-    """The attention colour bar's ticks: `count` evenly spaced shares from low to high, each
-    labelled as a percentage (as the atom list writes them) with as many decimals as keep
-    the labels apart. A fixed ".3f" repeated one label down a bar only 0.001 wide. Uniform
-    shares (`is_uniform`): one tick, "(uniform)"."""
-    if not (np.isfinite(low) and np.isfinite(high)) or is_uniform(low, high):
-        return dict(tickvals=[float(low)], ticktext=[f"{percent(low)} (uniform)"], tickmode="array")
-    values = np.linspace(low, high, count)
-    decimals = percent_decimals(values)
-    return dict(tickvals=[float(v) for v in values], ticktext=[percent(v, decimals) for v in values],
-                tickmode="array")
+def colorbar_ticks(scale: ShareScale) -> dict:
+    """The attention colour bar's ticks (`ShareScale.ticks`), written as the page's legend and
+    atom list write the same shares (`received_scale`). A fixed ".3f" repeated one label down
+    a bar only 0.001 wide. Uniform shares: one tick, "(uniform)"."""
+    values = scale.ticks()
+    if len(values) == 1:
+        return dict(tickvals=values, ticktext=[f"{scale.text(values[0])} (uniform)"], tickmode="array")
+    return dict(tickvals=values, ticktext=[scale.text(v) for v in values], tickmode="array")
 
 
 def spread_labels(xy: np.ndarray, gap: float, rounds: int = 300) -> np.ndarray:
@@ -170,6 +169,23 @@ def _camera_distance(points: np.ndarray, centre: np.ndarray, side: float, wide: 
     w = (points - centre) / side
     need = w[:, 2] + FIT_MARGIN * np.maximum(np.abs(w[:, 0]) / (FOV_TAN * wide), np.abs(w[:, 1]) / FOV_TAN)
     return float(max(need.max(), MIN_VIEW / (2 * FOV_TAN * wide * side)))
+
+
+def labels_in_front(label_at: np.ndarray, vertices: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Each label's depth (z) at the default camera (on +z): raised to `LABEL_CLEAR` in front of
+    every mesh vertex within `reach` (per label, angstrom: half its text's diagonal on the
+    narrowest panel) of it in the screen plane, so no sphere or bond nearer the camera hides
+    it (plotly draws a 3D text behind what is in front of it). Was: a fixed step towards the
+    camera, and the CH2 of ethanol had its label hidden by one of its own hydrogens. The
+    mesh's faces lie within its vertices' heights (convex spheres, straight cylinders)."""
+    from scipy.spatial import cKDTree
+
+    z = label_at[:, 2].copy()
+    covering = cKDTree(vertices[:, :2]).query_ball_point(label_at[:, :2], reach)
+    for k, near in enumerate(covering):
+        if near:
+            z[k] = max(z[k], float(vertices[near, 2].max()) + LABEL_CLEAR)
+    return z
 
 
 @dataclass(frozen=True)
@@ -228,8 +244,8 @@ def molecule_scene(mol: Chem.Mol) -> Scene:
     v = np.concatenate(vertices)
     heavy = [i for i, row in enumerate(rows) if row is not None]
     # Labels sit just outside their atom's sphere, away from the middle of the molecule and
-    # towards the first camera (+z), so spheres do not hide them (a fixed 0.42 / 0.45 A hid
-    # the label inside Na, K and Cs).
+    # towards the first camera (+z) (a fixed 0.42 / 0.45 A hid the label inside Na, K and Cs),
+    # then in front of whatever covers them on screen (`labels_in_front`).
     outward = positions[heavy] - positions.mean(axis=0)  # (heavy, 3)
     outward[:, 2] = 0.0
     norms = np.linalg.norm(outward, axis=1, keepdims=True)
@@ -246,6 +262,8 @@ def molecule_scene(mol: Chem.Mol) -> Scene:
     centre, side = _frame(drawn)
     per_px = 2 * FOV_TAN * _camera_distance(drawn, centre, side, wide) * side / scene_height
     label_at[:, :2] = spread_labels(label_at[:, :2], LABEL_GAP * font * per_px)
+    digits = np.array([len(str(rows[i])) for i in heavy])
+    label_at[:, 2] = labels_in_front(label_at, v, np.hypot(DIGIT_WIDTH * digits / 2, 0.5) * font * per_px)
     # The mesh goes to the browser as JSON on every pick, its arrays in their own dtype:
     # float32 coordinates (far finer than a pixel) cut a 250-atom figure from 2.4 to 1.7 MB
     return Scene(mol=mol, positions=positions, rows=rows, heavy=heavy, radii=radii, vertices=v.astype(np.float32),
@@ -283,11 +301,12 @@ def molecule_figure(mol: Union[Chem.Mol, Scene], received: Optional[np.ndarray] 
     centre, side = _frame(drawn)
     hover = []
     if received is not None:
-        low, high = value_range(received, resolution)
+        scale = received_scale(received, resolution)  # the page's legend and atom list write it so too
+        low, high = scale.low, scale.high
     for i in heavy:
         text = f"atom {rows[i]} · {mol.GetAtomWithIdx(i).GetSymbol()}"
         if received is not None and rows[i] < len(received):
-            text += f" · attention {share_text(received[rows[i]], low, high)}"  # as the atom list writes it
+            text += f" · attention {scale.text(received[rows[i]])}"  # as the atom list writes it
         hover.append(text)
     label_at = scene.label_at
     traces.append(go.Scatter3d(
@@ -299,13 +318,13 @@ def molecule_figure(mol: Union[Chem.Mol, Scene], received: Optional[np.ndarray] 
     marker = dict(size=6, opacity=0.01, color="#000000")
     if received is not None:  # the marker colours carry the colour bar of the attention scale
         # uniform shares: the bar is the one colour the atoms have (`scaled`: all at the scale's start)
-        stops = [(0.0, COLOR_STOPS[0][1]), (1.0, COLOR_STOPS[0][1])] if is_uniform(low, high) else COLOR_STOPS
+        stops = [(0.0, COLOR_STOPS[0][1]), (1.0, COLOR_STOPS[0][1])] if scale.uniform else COLOR_STOPS
         marker.update(
             color=[float(received[rows[i]]) if rows[i] < len(received) else low for i in heavy], cmin=low,
             cmax=high, colorscale=[[s, c] for s, c in stops], showscale=True,
             colorbar=dict(title=dict(text="share of attention", side="top"), orientation="h",
                           thickness=COLORBAR_THICKNESS, len=0.8, x=0.5, xanchor="center", y=0, yanchor="bottom",
-                          **colorbar_ticks(low, high)),
+                          **colorbar_ticks(scale)),
         )
     traces.append(go.Scatter3d(  # near-invisible points on the heavy atoms: what hovering reads
         x=positions[heavy, 0], y=positions[heavy, 1], z=positions[heavy, 2], mode="markers", marker=marker,

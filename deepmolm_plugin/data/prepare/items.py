@@ -10,7 +10,6 @@ import io
 import math
 import os
 import signal
-import sys
 import threading
 import traceback
 import warnings
@@ -25,6 +24,7 @@ import numpy as np
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
 from ...molecule.inputs import InputError, InputResolver, Limits, write_depiction
+from ...processes import die_with_parent
 from ...molecule.sidecar import dtype_for
 from ...molecule_fp import DEEPMOLM, FingerprintSettings
 from ..prompts import conversation, instruction_for, is_known_task
@@ -368,20 +368,6 @@ def check_contract(item) -> None:
 _MAKER: Optional[ItemMaker] = None
 
 
-def _die_with_parent() -> None:
-    """A worker ends when deepmolm-prepare does: after a kill -9 (or SIGTERM) of the parent
-    its workers waited forever on a pipe they hold themselves (~600 MB each), and a
-    `deepmolm-prepare ... | cat` pipeline never ended. Linux's PR_SET_PDEATHSIG sends them
-    SIGKILL when the parent dies (a parent that died in the instant between this process's
-    start and this call is not noticed). Elsewhere nothing changes."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1  # <linux/prctl.h>
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-
-
 class _Held:
     """The SIGINT / SIGTERM handler while a pool starts (`interrupts_held`): in the process
     that installed it, the signal is noted for later; in a worker forked meanwhile (which
@@ -421,7 +407,7 @@ def interrupts_held() -> Iterator[List[int]]:
 
 def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
     global _MAKER
-    _die_with_parent()
+    die_with_parent()
     # Ctrl-C reaches the whole process group: the parent stops the run (and says so once);
     # each worker printed a KeyboardInterrupt traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
