@@ -426,9 +426,32 @@ def terminal_fd(stream) -> Optional[int]:
     return stream.fileno()
 
 
+@contextlib.contextmanager
+def noncanonical(fd: int):
+    """Terminal `fd` in non-canonical mode (no line editing; reads return what is there) while
+    active, its settings restored in `finally` whatever happens (Ctrl-C: ISIG stays on, so it
+    still raises KeyboardInterrupt). Linux hands out the line being edited once canonical mode
+    is off: a paste's last line without a line end is read too."""
+    import termios
+
+    saved = termios.tcgetattr(fd)
+    changed = list(saved)
+    changed[3] = saved[3] & ~termios.ICANON  # lflag
+    changed[6] = list(saved[6])
+    changed[6][termios.VMIN], changed[6][termios.VTIME] = 0, 0
+    termios.tcsetattr(fd, termios.TCSANOW, changed)
+    try:
+        yield saved[6][termios.VEOF]
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
 def waiting_input(fd: int, gap: float = PASTE_GAP_S) -> tuple:
     """(bytes, eof): what is waiting on terminal `fd` now, and what follows it within `gap`
-    seconds; eof when the terminal said end of input (Ctrl-D) among them.
+    seconds, an unfinished last line included (`noncanonical`; was: canonical mode, where the
+    last line of a paste without a final line end stayed in the terminal's edit buffer and
+    became a question of its own); eof when the terminal's end-of-input key (Ctrl-D) is among
+    them (what follows it is dropped, as the chat ends).
 
     Read with os.read, not sys.stdin: the host's input() leaves nothing of a terminal in
     Python's buffers (a terminal in canonical mode hands out one line per read, and with GNU
@@ -436,11 +459,18 @@ def waiting_input(fd: int, gap: float = PASTE_GAP_S) -> tuple:
     import select
 
     chunks = []
-    while select.select([fd], [], [], gap)[0]:
-        chunk = os.read(fd, 65536)
-        if not chunk:  # Ctrl-D
-            return b"".join(chunks), True
-        chunks.append(chunk)
+    with noncanonical(fd) as end_key:
+        while select.select([fd], [], [], gap)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:  # end of input (the terminal closed)
+                return b"".join(chunks), True
+            # non-canonical: Ctrl-D is a byte, not an empty read: its own if it came now, a 0 byte
+            # if it came while the terminal was canonical (Linux stores it so, as a line end)
+            ends = [chunk.index(key) for key in (end_key, b"\0") if key and key in chunk]
+            if ends:
+                chunks.append(chunk[:min(ends)])
+                return b"".join(chunks), True
+            chunks.append(chunk)
     return b"".join(chunks), False
 
 
@@ -450,6 +480,12 @@ def joining_pasted_lines(host_input):
     already waiting when the first was read). Was: each line a question of its own, each
     answered and kept in the history, the screen showing one question and then empty
     `USER: ASSISTANT:` prompts.
+
+    A paste without a final line end (the usual copy from a browser or editor) is sent when
+    the user presses Enter, as a one-line question is: its last line is read with the rest,
+    and what is typed before Enter is added to it (was: the lines before it were asked at
+    once, and the last line as a second question). That last line can no longer be edited
+    with Backspace: it was already read.
 
     Piped or redirected stdin (not a terminal) is read as before, one line one question: a
     file of questions is asked line by line. A Ctrl-D among the pasted lines ends the chat
@@ -473,9 +509,21 @@ def joining_pasted_lines(host_input):
         rest = rest.replace("\r\n", "\n").replace("\r", "\n")
         if not rest.strip():  # nothing more, or only line ends: the first line as typed ("" ends the chat)
             return first
+        if not rest.endswith("\n") and not eof:
+            rest += finished_line(host_input, ended)
         return first + "\n" + rest.rstrip("\n")
 
     return ask
+
+
+def finished_line(host_input, ended: list) -> str:
+    """The rest of a pasted last line that had no line end: what the user types before Enter
+    ("" for Enter alone). Ctrl-D there sends the question and ends the chat after it."""
+    try:
+        return host_input("")
+    except EOFError:
+        ended.append(True)
+        return ""
 
 
 @contextlib.contextmanager

@@ -268,3 +268,35 @@ def test_chat_eval_and_gui_name_a_kflm2_folder_before_any_molecule_work(tmp_path
     assert len(err) == 1 and err[0].endswith(f"error: --model-path {run}: a deepmolm-kflm2 results folder "
                                              "(config.json, results.json: the settings and scores of a "
                                              "property-prediction run), not a model to load"), err
+
+
+# --- review S: a paste without a final line end (the usual copy from a browser) -----------------
+@pytest.mark.parametrize("readline", [[], ["readline"]], ids=["plain", "gnu-readline"])
+def test_a_paste_without_a_final_line_end_is_one_question_sent_by_enter(tmp_path, readline):
+    # was: "Describe it.\nFocus on its rings" asked at once, then "and its charge." as a second question
+    chat = _stub_chat(tmp_path, *readline)
+    chat.wait_for(b"USER: ")
+    chat.send(b"Describe it.\rFocus on its rings\rand its charge.")
+    time.sleep(1.0)  # the user looks at the paste, then presses Enter
+    assert "ASKED" not in chat.screen(), chat.screen()
+    chat.send(b"\r")
+    chat.wait_for(b"USER: ", 2)
+    chat.send(b"typed alone\r")  # the terminal is back in line mode: a typed line is a question of its own
+    chat.wait_for(b"USER: ", 3)
+    chat.send(b"\r")
+    chat.wait_for(b"exit...")
+    assert chat.close() == 0
+    assert _asked(chat.screen()) == ["Describe it.\nFocus on its rings\nand its charge.", "typed alone"], chat.screen()
+
+
+def test_what_is_typed_after_an_unfinished_paste_joins_its_last_line(tmp_path):
+    chat = _stub_chat(tmp_path)
+    chat.wait_for(b"USER: ")
+    chat.send(b"Describe it.\rFocus on")
+    time.sleep(1.0)
+    chat.send(b" its rings\r")
+    chat.wait_for(b"USER: ", 2)
+    chat.send(b"\x04")  # Ctrl-D at the prompt still ends the chat
+    chat.wait_for(b"exit...")
+    assert chat.close() == 0
+    assert _asked(chat.screen()) == ["Describe it.\nFocus on its rings"], chat.screen()

@@ -184,3 +184,43 @@ def test_a_picked_broken_record_says_its_structure_index_and_line(tmp_path):
     assert "holds 3 molecules, expected 1 (and one of them is broken: structure file" in str(refused.value)
     assert f"record 3 of 3 (counting from 1; structure_index 2; title 'broken'; starts at line {start})" \
            in str(refused.value), refused.value
+
+
+# --- review S: p-block metal ions, and UFF / MMFF94 said from RDKit's own typing ----------------
+@pytest.mark.parametrize("smiles, atom, pair", [("CC(=O)[O-].CC(=O)[O-].[Pb+2]", "Pb9 (Pb2+", "6s2"),
+                                                ("[Cl-].[Cl-].[Sn+2]", "Sn3 (Sn2+", "5s2"),
+                                                ("[Bi+3]", "Bi1 (Bi3+", "6s2"), ("[Ga+]", "Ga1 (Ga+", "4s2")])
+def test_a_free_p_block_metal_ion_gets_the_metal_note(smiles, atom, pair):
+    # was: "radical: unpaired electrons on atoms Pb9 (a bracket atom has only the hydrogens it writes ...)"
+    notes = _notes(smiles)
+    assert not any(n.startswith("radical") or "hydrogens it writes" in n for n in notes), notes
+    assert any(n.startswith(f"unpaired electrons as written on metal atoms {atom}, a {pair} ion: its two outer "
+                            "electrons are an inert pair, paired, which RDKit counts as unpaired)") for n in notes), notes
+
+
+@pytest.mark.parametrize("smiles", ["[SnH3]", "[Al]", "Cl[Sn+]"])
+def test_a_neutral_or_bonded_p_block_atom_keeps_the_hydrogen_advice(smiles):
+    notes = _notes(smiles)
+    assert any(n.startswith("radical: unpaired electrons on atoms") and "hydrogens it writes" in n for n in notes), notes
+    assert not any(n.startswith("unpaired electrons as written on metal atoms") for n in notes), notes
+
+
+@pytest.mark.parametrize("smiles, atom", [("F[P-](F)(F)(F)(F)F.[Li+]", "P2"), ("F[Sb-](F)(F)(F)(F)F.[Na+]", "Sb2")])
+def test_a_hexafluoride_salt_is_not_said_untyped_by_uff(smiles, atom):
+    # RDKit types the P of PF6- for UFF (it only warns "Unrecognized charge state"): its P-F bounds are UFF's
+    # was: "has no atom type for P2 (P-) ... covalent radii ... MMFF94 has none either (next note)", and
+    # "MMFF94 has no parameters for this molecule (elements Li)", though MMFF94 types Li+
+    notes = _notes(smiles)
+    assert not any(n.startswith("UFF,") or "covalent radii" in n for n in notes), notes
+    assert f"MMFF94 has no parameters for this molecule (no atom type for {atom}): kept the unoptimised ETKDGv3 " \
+           "geometry" in notes, notes
+    assert not any("elements" in n or "Li" in n or "Na" in n for n in notes if "MMFF94" in n), notes
+
+
+def test_the_uff_notes_next_note_is_mmffs_naming_the_same_atom():
+    notes = _notes("Cl[Pt](Cl)(N)N")
+    first = next(i for i, n in enumerate(notes) if n.startswith("UFF,"))
+    assert notes[first].endswith("covalent radii (within about 10%) instead; MMFF94 has no atom type for it "
+                                 "either (next note)"), notes
+    assert notes[first + 1] == ("MMFF94 has no parameters for this molecule (no atom type for Pt2): kept the "
+                                "unoptimised ETKDGv3 geometry"), notes

@@ -59,6 +59,10 @@ Defined behaviours
 from __future__ import annotations
 
 import math
+import os
+import re
+import sys
+import tempfile
 import time
 from typing import Callable
 
@@ -89,7 +93,9 @@ CONFORMER_RULES = 4
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
-_MMFF_ORGANIC = {"H", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Br", "I"}
+# a row of the atom-type table MMFFGetMoleculeProperties prints (verbosity 2): `P  #2   0  ...`,
+# type 0 being an atom MMFF94 could not type
+_MMFF_TABLE_ROW = re.compile(r"^\s*[A-Z][a-z]?\s+#(\d+)\s+(\d+)\s", re.M)
 
 
 _FAILURE_CAUSES = [  # names in the order of EmbedParameters.GetFailureCounts()
@@ -330,17 +336,58 @@ def _embed(work: Chem.Mol, id: str, seed: int, together: bool, embed_timeout: fl
                                                              timed_out, failures, time.monotonic() - began),
                                               messages, name))
     notes = ["ETKDGv3 needed random starting coordinates (second try)"] if attempt == 1 else []
-    untyped, rest = untyped_atoms(messages)
-    return notes + as_notes(rest, name), untyped
+    _, rest = untyped_atoms(messages)  # the typer's lines: said by _untyped_note, from RDKit's typing
+    return notes + as_notes(rest, name), uff_untyped(work)
 
 
-def _untyped_note(work: Chem.Mol, untyped: list[int], name: Callable[[int], str], optimised: bool) -> list[str]:
-    """What it means for the conformer that RDKit's UFF typer found no type for atoms of
-    ``work`` (a metal ion: Fe3+, Gd3+, Pt2+): ETKDGv3 takes the bond-length bounds of its
-    embedding from UFF, and for such an atom from covalent radii (within about 10%: Pt-Cl
-    was bounded 2.14-2.62 A, 1.36 + 1.02 A +- 10%); a free ion has no bonds to bound.
+def uff_untyped(work: Chem.Mol) -> list[int]:
+    """The atoms of ``work`` RDKit's UFF typer gives no atom type (no UFF van der Waals
+    parameters). Was: every atom its log named, "Unrecognized charge state" too, which only
+    warns: the P of PF6- is typed (UFFHasAllMoleculeParams is True; P-F bounds 1.664-1.684 A)."""
+    with rdkit_messages():  # the typer logs again; _embed already kept its lines
+        if rdForceFieldHelpers.UFFHasAllMoleculeParams(work):
+            return []
+        return [a.GetIdx() for a in work.GetAtoms()
+                if rdForceFieldHelpers.GetUFFVdWParams(work, a.GetIdx(), a.GetIdx()) is None]
+
+
+def _radii_bonded(work: Chem.Mol, atom: Chem.Atom) -> bool:
+    """Whether ETKDGv3 bounded a bond of ``atom`` from covalent radii: UFF has no stretch
+    parameters for it (RDKit's GetUFFBondStretchParams)."""
+    with rdkit_messages():
+        return any(rdForceFieldHelpers.GetUFFBondStretchParams(work, atom.GetIdx(), n.GetIdx()) is None
+                   for n in atom.GetNeighbors())
+
+
+def mmff_untyped(work: Chem.Mol) -> list[int]:
+    """The atoms of ``work`` MMFF94 gives no atom type: RDKit says which only in the table
+    MMFFGetMoleculeProperties prints to the C stdout (verbosity 2), so that table is read from
+    a temporary file that fd 1 points at during the call (restored in ``finally``). Empty
+    when the table has no untyped row."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+b") as table:
+        try:
+            os.dup2(table.fileno(), 1)
+            with rdkit_messages():
+                rdForceFieldHelpers.MMFFGetMoleculeProperties(work, mmffVerbosity=2)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        table.seek(0)
+        text = table.read().decode(errors="replace")
+    return [int(number) - 1 for number, kind in _MMFF_TABLE_ROW.findall(text) if kind == "0"]
+
+
+def _untyped_note(work: Chem.Mol, untyped: list[int], name: Callable[[int], str], optimised: bool,
+                  mmff_missing: list[int]) -> list[str]:
+    """What it means for the conformer that RDKit's UFF typer gave no type to atoms of ``work``
+    (``uff_untyped``; a metal ion: Fe3+, Gd3+, Pt2+): ETKDGv3 takes the bond-length bounds of
+    its embedding from UFF, and where UFF has no bond parameters from covalent radii (within
+    about 10%: Pt-Cl was bounded 2.14-2.62 A, 1.36 + 1.02 A +- 10%); a free ion has no bonds to
+    bound. ``mmff_missing``: the atoms MMFF94 could not type (``mmff_untyped``).
     Was: RDKit's own line, "UFFTYPER: Unrecognized atom type: Fe2+2 (atom Fe1)", naming Fe3+
-    by UFF's internal type name."""
+    by UFF's internal type name; and "MMFF94 has none either (next note)" whatever MMFF typed."""
     if not untyped:
         return []
     from .sanitize import ion_name
@@ -350,21 +397,29 @@ def _untyped_note(work: Chem.Mol, untyped: list[int], name: Callable[[int], str]
     def named(atom) -> str:  # `Fe1 (Fe3+)`: the ion the typer had no type for, not its "Fe2+2"
         return name(atom.GetIdx()) + (f" ({ion_name(atom)})" if atom.GetFormalCharge() else "")
 
-    bonded = [named(a) for a in atoms if a.GetDegree()]
+    radii = [named(a) for a in atoms if a.GetDegree() and _radii_bonded(work, a)]
+    bonded = [named(a) for a in atoms if a.GetDegree() and not _radii_bonded(work, a)]
     free = [named(a) for a in atoms if not a.GetDegree()]
     one = len(atoms) == 1  # "it"; several are named in each part
     parts = []
-    if bonded:
-        parts.append(f"the bonds to {'it' if one else ', '.join(bonded)} got lengths from covalent radii (within "
+    if radii:
+        parts.append(f"the bonds to {'it' if one else ', '.join(radii)} got lengths from covalent radii (within "
                      "about 10%) instead")
+    if bonded:
+        parts.append(f"{'it' if one else ', '.join(bonded)} has UFF parameters for its bonds all the same")
     if free:
         which = ("it is a free ion" if one
                  else ", ".join(free) + (" is a free ion" if len(free) == 1 else " are free ions"))
         parts.append(f"{which} (no bonds), so the embedding did not need one")
-    then = ("; MMFF94, which has parameters for it, then optimised the geometry" if optimised
-            else "; MMFF94 has none either (next note)" if bonded else "")
+    with_bonds = [a.GetIdx() for a in atoms if a.GetDegree()]
+    then = ""
+    if optimised:
+        then = "; MMFF94, which has parameters for it, then optimised the geometry"
+    elif with_bonds and set(with_bonds) <= set(mmff_missing):
+        # the next note is _optimise's, naming the atoms MMFF94 could not type
+        then = f"; MMFF94 has no atom type for {'it' if one else 'them'} either (next note)"
     return [f"UFF, the force field ETKDGv3 takes bond lengths from while embedding, has no atom type for "
-            f"{' / '.join(bonded + free)} as written: {'; '.join(parts)}{then}"]
+            f"{' / '.join(radii + bonded + free)} as written: {'; '.join(parts)}{then}"]
 
 
 def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: float | None,
@@ -390,10 +445,10 @@ def _embed_failure(work: Chem.Mol, seed: int, together: bool, embed_timeout: flo
 
 
 def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
-              name: Callable[[int], str]) -> tuple[list[str], bool]:
-    """MMFF94 in place, at most ``mmff_max_iters`` steps; returns (notes, whether it ran).
-    Without MMFF94 parameters the ETKDGv3 geometry is kept (noted) unless ``require_mmff``.
-    ``name``: as ``_embed``'s."""
+              name: Callable[[int], str]) -> tuple[list[str], bool, list[int]]:
+    """MMFF94 in place, at most ``mmff_max_iters`` steps; returns (notes, whether it ran, the
+    atoms MMFF94 could not type). Without MMFF94 parameters the ETKDGv3 geometry is kept
+    (noted) unless ``require_mmff``. ``name``: as ``_embed``'s."""
     with rdkit_messages() as messages:
         try:
             has_params = rdForceFieldHelpers.MMFFHasAllMoleculeParams(work)
@@ -401,15 +456,18 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
             reason = f"MMFF94 typing failed: RDKit error: {first_line(error)}"
             raise MoleculeError(id, reason) from error
     if not has_params:
-        unusual = sorted({a.GetSymbol() for a in work.GetAtoms()} - _MMFF_ORGANIC)
-        what = f" (elements {', '.join(unusual)})" if unusual else ""
+        # was: " (elements Li)", any element outside H C N O F Si P S Cl Br I, though MMFF94
+        # types Li+ and not the P of PF6-: now the atoms RDKit's MMFF typer left untyped
+        missing = mmff_untyped(work)
+        what = (f" (no atom type for {', '.join(name(i) for i in missing[:10])}"
+                f"{f' and {len(missing) - 10} more' if len(missing) > 10 else ''})" if missing else "")
         if require_mmff:
             raise MoleculeError(
                 id, with_messages(f"MMFF94 has no parameters for this molecule{what}", messages, name)
             )
         note = (f"MMFF94 has no parameters for this molecule{what}: kept the unoptimised "
                 "ETKDGv3 geometry")
-        return [note] + as_notes(messages, name), False
+        return [note] + as_notes(messages, name), False, missing
     with rdkit_messages() as messages:
         try:
             status = rdForceFieldHelpers.MMFFOptimizeMolecule(work, maxIters=mmff_max_iters)
@@ -424,7 +482,7 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
             f"MMFF94 did not converge in mmff_max_iters={mmff_max_iters} iterations: "
             "kept the last geometry"
         )
-    return notes + as_notes(messages, name), True
+    return notes + as_notes(messages, name), True, []
 
 
 def _canonical_names(work: Chem.Mol, order: list[int], given: int) -> Callable[[int], str]:
@@ -473,8 +531,8 @@ def generate_conformer(
             f"{n_fragments} fragments embedded together; their relative placement is "
             "arbitrary (deterministic for a given seed)"
         )
-    mmff_notes, optimised = _optimise(canon, id, require_mmff, mmff_max_iters, name)
-    notes.extend(_untyped_note(canon, untyped, name, optimised) + mmff_notes)
+    mmff_notes, optimised, mmff_missing = _optimise(canon, id, require_mmff, mmff_max_iters, name)
+    notes.extend(_untyped_note(canon, untyped, name, optimised, mmff_missing) + mmff_notes)
     positions = canon.GetConformer().GetPositions()
     conformer = Chem.Conformer(work.GetNumAtoms())
     for new, old in enumerate(order):

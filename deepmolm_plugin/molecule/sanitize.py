@@ -155,8 +155,9 @@ METAL_NOTE = "unpaired electrons as written on metal atoms"
 
 # s-, d- and f-block metals (atomic numbers): RDKit gives such an atom unpaired electrons by
 # the electron count of the element and charge written (Cu2+ is d9, Gd3+ f7; [Na] is a
-# neutral atom), not because a hydrogen is missing. The p-block (Al, Sn, Pb, ... too: their
-# radicals are written with hydrogens, [SnH3]) keeps the note about hydrogens.
+# neutral atom), not because a hydrogen is missing. A free p-block metal cation ([Pb+2],
+# [Sn+2], [Bi+3]) gets the metal note too (`metal_note_atom`; was: the hydrogen advice); a
+# neutral or bonded p-block atom ([SnH3], [Al], Cl[Sn+]) keeps the note about hydrogens.
 _S_BLOCK_METALS = {3, 4, 11, 12, 19, 20, 37, 38, 55, 56, 87, 88}
 # first atomic number of each d-block row, and the group number it has
 _D_ROWS = ((21, 30, 3), (39, 48, 3), (72, 80, 4), (104, 112, 4))
@@ -167,6 +168,33 @@ def is_metal(atomic_number: int) -> bool:
     """Whether an element is an s-, d- or f-block metal (``_S_BLOCK_METALS``, ``_D_ROWS``)."""
     return (atomic_number in _S_BLOCK_METALS or atomic_number in _LANTHANIDES or atomic_number in _ACTINIDES
             or any(first <= atomic_number <= last for first, last, _ in _D_ROWS))
+
+
+# p-block metals: atomic number -> (period, group)
+_P_BLOCK_METALS = {13: (3, 13), 31: (4, 13), 49: (5, 13), 81: (6, 13), 32: (4, 14), 50: (5, 14),
+                   82: (6, 14), 51: (5, 15), 83: (6, 15), 84: (6, 16)}
+
+
+def _free_cation(atom: Chem.Atom) -> bool:
+    return atom.GetFormalCharge() > 0 and not atom.GetDegree() and not atom.GetTotalNumHs()
+
+
+def metal_note_atom(atom: Chem.Atom) -> bool:
+    """Whether an atom's unpaired electrons get the metal note: an s-, d- or f-block metal, or a
+    p-block metal written as a free cation (`[Pb+2]`: its electrons come from the charge, not
+    from a missing hydrogen)."""
+    z = atom.GetAtomicNum()
+    return is_metal(z) or (z in _P_BLOCK_METALS and _free_cation(atom))
+
+
+def inert_pair(atom: Chem.Atom) -> str | None:
+    """`6s2` for a free Pb2+, Bi3+, Tl+ (charge = group - 12): the ion keeps only its outer s
+    pair, whose two electrons are paired, though RDKit counts them as 2 unpaired. None otherwise."""
+    where = _P_BLOCK_METALS.get(atom.GetAtomicNum())
+    if where is None or not _free_cation(atom):
+        return None
+    period, group = where
+    return f"{period}s2" if atom.GetFormalCharge() == group - 12 else None
 
 
 def ion_name(atom: Chem.Atom) -> str:
@@ -195,11 +223,15 @@ def electron_configuration(atom: Chem.Atom) -> str | None:
 
 
 def _metal_name(atom: Chem.Atom, mol: Chem.Mol) -> str:
-    """`Cu1 (Cu2+, a d9 ion)`, `Cu3 (bonded)`, `Na1 (a neutral atom: ...)`."""
+    """`Cu1 (Cu2+, a d9 ion)`, `Pb1 (Pb2+, a 6s2 ion: ...)`, `Cu3 (bonded)`, `Na1 (a neutral atom: ...)`."""
     what = [ion_name(atom)] if atom.GetFormalCharge() else []
     configuration = electron_configuration(atom)
     if configuration:
         what.append(f"{'an' if configuration[0] == 'f' else 'a'} {configuration} ion")
+    pair = inert_pair(atom)
+    if pair:
+        what.append(f"a {pair} ion: its two outer electrons are an inert pair, paired, "
+                    f"which RDKit counts as unpaired")
     if atom.GetDegree():
         what.append("bonded")
     elif not atom.GetFormalCharge() and not atom.GetTotalNumHs():
@@ -215,8 +247,8 @@ def note_radicals(mol: Chem.Mol, notes: list[str], why: str) -> None:
     SMILES is wrong"): RDKit counts their unpaired electrons from the charge written, which
     for a metal ion is its electron count, not a missing hydrogen."""
     radicals = [a for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
-    organic = [a.GetIdx() for a in radicals if not is_metal(a.GetAtomicNum())]
-    metals = [a for a in radicals if is_metal(a.GetAtomicNum())]
+    organic = [a.GetIdx() for a in radicals if not metal_note_atom(a)]
+    metals = [a for a in radicals if metal_note_atom(a)]
     if organic and not any(note.startswith(RADICAL_NOTE) for note in notes):
         notes.append(f"{RADICAL_NOTE} {atom_names(organic, mol)} ({why})")
     if metals and not any(note.startswith(METAL_NOTE) for note in notes):
