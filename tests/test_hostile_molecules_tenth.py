@@ -143,18 +143,22 @@ def _xyz_lines(smiles: str):
     return [(a.GetSymbol(), a.GetAtomicNum(), *p) for a, p in zip(mol.GetAtoms(), mol.GetConformer().GetPositions())]
 
 
+def _xyz_frame(comment: str, line: str = "{s} {x:.6f} {y:.6f} {w:.6f}") -> str:
+    """One frame of ethanol: its comment line, and each atom written by `line` (s, z, x, y, w)."""
+    atoms = _xyz_lines("CCO")
+    return f"{len(atoms)}\n{comment}\n" + "".join(line.format(s=s, z=z, x=x, y=y, w=w) + "\n" for s, z, x, y, w in atoms)
+
+
 @pytest.mark.parametrize("properties, line", [
     ("species:S:1:Z:I:1:pos:R:3", "{s} {z} {x:.6f} {y:.6f} {w:.6f}"),
     ('"pos:R:3:species:S:1"', "{x:.6f} {y:.6f} {w:.6f} {s}"),
 ])
 def test_extended_xyz_columns_are_read_as_properties_declares(tmp_path, properties, line):
     # was: (Z, x, y) read as the coordinates ("valence of atom O7"), pos first "0 atom lines"
-    atoms = _xyz_lines("CCO")
     plain = tmp_path / "plain.xyz"
-    plain.write_text(f"{len(atoms)}\n\n" + "".join(f"{s} {x:.6f} {y:.6f} {w:.6f}\n" for s, z, x, y, w in atoms))
+    plain.write_text(_xyz_frame(""))
     ext = tmp_path / "ext.xyz"
-    ext.write_text(f"{len(atoms)}\nProperties={properties} pbc=\"F F F\"\n"
-                   + "".join(line.format(s=s, z=z, x=x, y=y, w=w) + "\n" for s, z, x, y, w in atoms))
+    ext.write_text(_xyz_frame(f'Properties={properties} pbc="F F F"', line))
     [want], [got] = read_structures(plain), read_structures(ext)
     assert not isinstance(got, MoleculeError), got
     assert fingerprint_record(got).tolist() == fingerprint_record(want).tolist()
@@ -166,9 +170,8 @@ def test_extended_xyz_columns_are_read_as_properties_declares(tmp_path, properti
 ])
 def test_an_extended_xyz_layout_that_is_not_followed_is_named(tmp_path, properties, says):
     # read as `symbol x y z`, as before, but no longer without a word
-    atoms = _xyz_lines("CCO")
     path = tmp_path / "bad.xyz"
-    frame = f"{len(atoms)}\nProperties={properties}\n" + "".join(f"{s} {x} {y} {w}\n" for s, z, x, y, w in atoms)
+    frame = _xyz_frame(f"Properties={properties}")
     path.write_text(frame + frame.replace(f"Properties={properties}", "second"))
     first, second = read_structures(path)
     note = f"line 2: Properties={properties} {says}: read as symbol x y z"
@@ -177,10 +180,8 @@ def test_an_extended_xyz_layout_that_is_not_followed_is_named(tmp_path, properti
 
 
 def test_a_frame_whose_layout_is_unreadable_and_columns_are_not_plain_fails_naming_it(tmp_path):
-    atoms = _xyz_lines("CCO")
     path = tmp_path / "posfirst.xyz"
-    path.write_text(f"{len(atoms)}\nProperties=pos:R:3:species:S\n"
-                    + "".join(f"{x} {y} {w} {s}\n" for s, z, x, y, w in atoms))
+    path.write_text(_xyz_frame("Properties=pos:R:3:species:S", "{x} {y} {w} {s}"))
     [record] = read_structures(path)
     assert isinstance(record, MoleculeError)
     assert "(line 2: Properties=pos:R:3:species:S is not name:type:columns triples" in record.reason
