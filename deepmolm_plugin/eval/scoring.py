@@ -231,7 +231,7 @@ def value_may_be_cut(text: str, spec=None) -> bool:
       be "meV"), and a unit read wrong is scored 27x off.
 
     "12.13 g/mol." or "180; rounded 18" (a clause end after the number) is whole."""
-    from .metrics.numbers import number_and_text_after, parse_number
+    from .metrics.numbers import converts_units, number_and_text_after, parse_number
 
     reading = number_and_text_after(text)
     if reading is None:  # no value: invalid whatever the cap cut
@@ -242,7 +242,7 @@ def value_may_be_cut(text: str, spec=None) -> bool:
     value, after = reading
     if not _holds_a_word(after) and parse_number(text.rstrip() + "7") != value:
         return True
-    return spec is not None and _reads_units(spec) and _unfinished(after)
+    return spec is not None and converts_units(spec) and _unfinished(after)
 
 
 # where a clause ends: the unit before it is finished ("-5.2 eV, which", "(in Hartree)")
@@ -265,16 +265,6 @@ def _unfinished(after: str) -> bool:
     if CLAUSE_END.search(after) or not after or not (after[-1].isalpha() or after[-1] in JOINERS):
         return False
     return len(after.split()) == 1 or after.count("(") > after.count(")") or after.count("[") > after.count("]")
-
-
-def _reads_units(spec) -> bool:
-    """Whether the report converts units for this property (eV, kcal/mol, g/mol, Å²): then a
-    stated "1 Hartree" is not read as 1 (converted, or invalid as another kind). Without one
-    (LogP, Complexity, `property:<name>`), any unit is taken as stated and a cut one cannot
-    change the value."""
-    from .metrics.numbers import value_in_unit
-
-    return value_in_unit("1 Hartree", spec) != (1.0, None)
 
 
 def references_out_of_range_note(outside: List[dict], spec) -> str:

@@ -921,6 +921,13 @@ def parse_value(text, spec: "PropertySpec") -> Optional[float]:
     return value_in_unit(text, spec)[0]
 
 
+def converts_units(spec: "PropertySpec") -> bool:
+    """Whether a unit an answer states is read for this property (eV, kcal/mol, g/mol, Å²:
+    converted, or invalid as another kind); without one (LogP, Complexity, `property:<name>`)
+    numbers are taken as stated (`value_in_unit`)."""
+    return (spec.unit or "") in _SPEC_UNITS
+
+
 def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional[str]]:
     """(`parse_value`, why the unit the answer states cannot be a value of this property or
     None) from one parse. The unit is the one after the number (`stated_unit`) or the one a
@@ -930,9 +937,9 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     if parsed is None:
         return None, None
     value, before, after = parsed.value, parsed.before, parsed.after
-    own = _SPEC_UNITS.get(spec.unit or "")
-    if own is None:
+    if not converts_units(spec):
         return value, None  # a property without a convertible unit: as stated
+    own = _SPEC_UNITS[spec.unit]
     stated, header = stated_unit(after), _unit_before(before)
     if stated is not None and header is not None and stated[:2] != header[:2]:
         return None, f"states two units, {header[2]!r} before {value:g} and {stated[2]!r} after it, for {spec.name}"
