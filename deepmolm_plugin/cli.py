@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Optional
 
 from deepmolm_plugin import usage
 # The GUI's generation limits, one rule for both tools (light: no gradio, torch or RDKit).
-from deepmolm_plugin.gui.chat import MAX_NEW_TOKENS, MAX_TEMPERATURE, max_new_tokens_limit
+from deepmolm_plugin.gui.chat import MAX_NEW_TOKENS, MAX_TEMPERATURE, max_new_tokens_limit, model_context
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
     import torch
@@ -175,6 +175,18 @@ def new_tokens_for(given: Optional[int], config) -> int:
         print(f"note: --max-new-tokens {given} set to {limit} ({why})", file=sys.stderr)
         return limit
     return given
+
+
+def new_tokens_within_context(given: Optional[int], config) -> Optional[int]:
+    """Batch eval's --max-new-tokens: `given`, at most the model's context (`model_context`),
+    set to it with a note on stderr. No GUI limit here: a long description may need more than
+    the GUI's MAX_NEW_TOKENS. Not given (None): the host's own default stays. Was: taken as
+    given (5000 on a 256-token model)."""
+    context = model_context(config)
+    if given is None or context is None or given <= context:
+        return given
+    print(f"note: --max-new-tokens {given} set to {context} (this model's context is {context})", file=sys.stderr)
+    return context
 
 
 def projector_uses_molecules(config) -> bool:

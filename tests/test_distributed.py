@@ -215,7 +215,13 @@ store = dist.FileStore(os.path.join(tempfile.mkdtemp(), "store"), 1)
 dist.init_process_group("gloo", store=store, rank=0, world_size=1)
 kept = dist.new_group([0])  # a group still referenced at the end, as the DeepSpeed engine keeps its own
 threads = lambda: sorted(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
-sys.stdout.write(f"gloo threads before: {sum(n.startswith(('gloo', 'pt_gloo')) for n in threads())}")  # no newline
+import time, torch
+dist.all_reduce(torch.zeros(1), group=kept)  # the group at work: its threads exist now
+gloo_threads = lambda: sum(n.startswith(("gloo", "pt_gloo")) for n in threads())
+deadline = time.monotonic() + 20  # under load a started thread can take a moment to be named
+while not gloo_threads() and time.monotonic() < deadline:
+    time.sleep(0.05)
+sys.stdout.write(f"gloo threads before: {gloo_threads()}")  # no newline
 finish_distributed()
 print("after finish_distributed")
 """

@@ -92,8 +92,8 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import usage
 from ..cli import (CONFORMER_POLICIES, images_in_dtype, keeping_processed_images,
-                   model_depiction_settings, projector_uses_molecules, tile_arguments, unrounded,
-                   without_sampling_flags)
+                   model_depiction_settings, new_tokens_within_context, projector_uses_molecules,
+                   tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from . import resume
@@ -542,6 +542,8 @@ def run(args: argparse.Namespace) -> None:
     note = conv_mode_note(args.conv_mode, config)  # an explicit mode other than the trained one
     if note:
         print(note, file=sys.stderr, flush=True)
+    # before the run settings are read: --resume compares the cap the answers were made with
+    args.max_new_tokens = new_tokens_within_context(args.max_new_tokens, config)
     run_host_eval(host, args, config)
 
 

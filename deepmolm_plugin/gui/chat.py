@@ -65,17 +65,24 @@ MAX_NEW_TOKENS = 1024  # the slider's end, for a model whose context is longer (
 MAX_TEMPERATURE = 1.5  # the Temperature slider's end, and the page API's limit
 
 
-def max_new_tokens_limit(session) -> int:
-    """The most new tokens a reply may ask for (the Max-new-tokens slider's end, and the
-    page API's limit): MAX_NEW_TOKENS, or the model's context (`tokenizer_model_max_length`)
-    when shorter: no reply can be longer than it."""
+def model_context(config) -> Optional[int]:
+    """The model's context in tokens (`tokenizer_model_max_length` of its config), or None
+    where the config states none usable."""
     import math
 
-    context = getattr(getattr(session, "config", None), "tokenizer_model_max_length", None)
+    context = getattr(config, "tokenizer_model_max_length", None)
     if isinstance(context, bool) or not isinstance(context, (int, float)) or not math.isfinite(context) \
             or context < 1:
-        return MAX_NEW_TOKENS
-    return int(min(MAX_NEW_TOKENS, context))
+        return None
+    return int(context)
+
+
+def max_new_tokens_limit(session) -> int:
+    """The most new tokens a reply may ask for (the Max-new-tokens slider's end, and the
+    page API's limit): MAX_NEW_TOKENS, or the model's context (`model_context`) when
+    shorter: no reply can be longer than it."""
+    context = model_context(getattr(session, "config", None))
+    return MAX_NEW_TOKENS if context is None else min(MAX_NEW_TOKENS, context)
 
 
 def reply_settings(temperature, max_new_tokens) -> tuple:
