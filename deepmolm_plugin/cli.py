@@ -283,18 +283,32 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
         try:
             output = generate(inputs, *args, **kwargs)
         except PromptTooLong as e:  # said, and the chat goes on: the question is left out of the history
+            start = without_reply_label()
             if answered:  # earlier turns are in the prompt: "ask a shorter question" alone did not say
                 # that they count (when they fill it, every later question was refused with it)
-                print(f"\nerror: this question with the chat's earlier turns is {e.positions} positions long, more "
-                      f"than this model's context of {e.limit}: ask a shorter question, or end the chat (an empty "
-                      "line) and start a new one", file=sys.stderr)
+                print(f"{start}error: this question with the chat's earlier turns is {e.positions} positions long, "
+                      f"more than this model's context of {e.limit}: ask a shorter question, or end the chat (an "
+                      "empty line) and start a new one", file=sys.stderr)
             else:
-                print(f"\nerror: {e}", file=sys.stderr)
+                print(f"{start}error: {e}", file=sys.stderr)
             return inputs  # no new tokens: the host stores an empty reply (`history_messages` drops the turn)
         answered.append(True)
         return output
 
     return wrapper
+
+
+def without_reply_label() -> str:
+    """The host printed `ASSISTANT: ` before `generate`, which then answers nothing: in a
+    terminal the label is erased (carriage return, erase to the line's end) and the error
+    takes its line, else (a log, a pipe) the error starts on the next line. Returns what the
+    error line starts with. Was: `ASSISTANT: ` over nothing, the error on the line below."""
+    sys.stdout.flush()
+    if sys.stdout.isatty():
+        sys.stdout.write("\r\033[K")
+        sys.stdout.flush()
+        return ""
+    return "\n"
 
 
 @contextlib.contextmanager

@@ -41,3 +41,55 @@ def test_model_vqa_runs_the_host_with_the_capped_number(trained_checkpoint, tmp_
                     "--answers-file", str(tmp_path / "a.jsonl"), "--max-new-tokens", str(context + 100)])
     assert got == [context]
     assert f"note: --max-new-tokens {context + 100} set to {context}" in capsys.readouterr().err
+
+
+# --- 2. the chat CLI's refused question leaves no empty ASSISTANT: label ---------------------------
+def _rendered(out: bytes) -> list:
+    """The lines a terminal shows for `out`: a carriage return goes back to the line's start,
+    ESC[K erases from there to the line's end (all the chat writes of either)."""
+    lines = []
+    for raw in out.decode("utf-8", "replace").split("\r\n"):
+        line, col = "", 0
+        for part in raw.replace("\x1b[K", "\0K").split("\r"):
+            col = 0
+            for i, piece in enumerate(part.split("\0K")):
+                if i:
+                    line = line[:col]
+                line = line[:col] + piece + line[col + len(piece):]
+                col += len(piece)
+        lines.append(line)
+    return lines
+
+
+def test_the_rendering_helper_follows_a_terminal():
+    assert _rendered(b"ASSISTANT: \r\x1b[Kerror: x\r\nUSER: ") == ["error: x", "USER: "]
+    assert _rendered(b"ASSISTANT: \r\nerror: x") == ["ASSISTANT: ", "error: x"]
+
+
+def test_a_question_too_long_for_the_model_erases_the_reply_label_in_a_terminal(trained_checkpoint, tmp_path):
+    import sys
+
+    from test_hostile_chat_tenth import Terminal
+
+    chat = Terminal([sys.executable, "-m", "deepmolm_plugin.cli", "--model-path", str(trained_checkpoint),
+                     "--smiles", "CCO", "--device", "cpu", "--max-new-tokens", "4", "--temperature", "0"], tmp_path)
+    chat.wait_for(b"USER: ")
+    chat.send(b"word " * 400 + b"\r")  # past the tiny model's context
+    chat.wait_for(b"USER: ", 2)
+    chat.send(b"\r")
+    chat.wait_for(b"exit...")
+    assert chat.close() == 0, chat.screen()
+    lines = _rendered(chat.out)
+    refused = [i for i, line in enumerate(lines) if line.startswith("error: the prompt is ")]
+    assert len(refused) == 1, lines[-6:]
+    # was: "ASSISTANT: " over nothing, the error on the line below it
+    assert not any(line.strip() == "ASSISTANT:" for line in lines), lines[-6:]
+    assert lines[refused[0] + 1] == "USER: ", lines[-6:]
+
+
+def test_piped_the_error_starts_on_its_own_line(monkeypatch, capsys):
+    from deepmolm_plugin.cli import without_reply_label
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert without_reply_label() == "\n"
+    assert "\x1b" not in capsys.readouterr().out
