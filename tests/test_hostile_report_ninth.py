@@ -86,6 +86,9 @@ def test_the_report_scores_the_other_tasks_and_says_which_is_not_scored(tmp_path
     assert "not_scored" not in metrics["tasks"]["Molecular Weight"] and "not_scored" not in metrics["tasks"]["smiles"]
     assert "warning: task 'LogP' is not scored (n=0): every question has no reference value" in captured.err
     assert "warning: task 'text2smiles' is not scored (n=0)" in captured.err
+    # the sentence ends (it stopped at "the other tasks are")
+    assert all(line.endswith("; the other tasks are scored") for line in captured.err.splitlines()
+               if "is not scored (n=0)" in line), captured.err
     table = (out / "metrics.md").read_text()
     assert "| LogP | 0 | log units | – | – | – |" in table
     assert "Not scored, no question left to score (`not_scored` in metrics.json): LogP: every question has" in table

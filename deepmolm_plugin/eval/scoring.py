@@ -372,7 +372,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             results[task].update(results_extra)
         if unscored:  # a row of n 0 and no scores that says why: it stopped the whole report, every task unscored
             results[task]["not_scored"] = unscored
-            print(f"warning: task {task!r} is not scored (n=0): {unscored}; the other tasks are", file=sys.stderr)
+            print(f"warning: task {task!r} is not scored (n=0): {unscored}; the other tasks are scored", file=sys.stderr)
         for q, p, r, e in zip(qids, preds, ref_texts, extra):
             rows.append(_row(answers[q], task, kind, p, r, scored=True, empty=not p.strip(), **e))
     if all("not_scored" in r for r in results.values()):  # a report of no score is none
