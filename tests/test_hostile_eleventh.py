@@ -93,3 +93,26 @@ def test_piped_the_error_starts_on_its_own_line(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
     assert without_reply_label() == "\n"
     assert "\x1b" not in capsys.readouterr().out
+
+
+# --- 3. DeepEncoderImageProcessor.global_view takes what preprocess takes ---------------------------
+def test_global_view_takes_paths_and_composites_alpha_on_white_as_preprocess(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from deepmolm_plugin.encoder import DeepEncoderImageProcessor
+
+    processor = DeepEncoderImageProcessor(image_size=64)
+    drawing = Image.new("RGBA", (40, 24), (0, 0, 0, 0))  # black on transparent, as drawings come
+    drawing.paste((0, 0, 0, 255), (10, 8, 30, 16))
+    path = tmp_path / "drawing.png"
+    drawing.save(path)
+    for square_first in (False, True):
+        expected = processor.preprocess(str(path), square_first=square_first)["pixel_values"][0]
+        for given in (drawing, str(path), path):  # was: RGBA back, transparent black; a path AttributeError
+            view = processor.global_view(given, square_first=square_first)
+            assert view.mode == "RGB" and view.size == (64, 64)
+            assert view.getpixel((4, 17)) == (255, 255, 255)  # a transparent pixel of the drawing: white
+            assert torch.equal(processor.normalize(view), expected)
+    assert np.asarray(processor.global_view(drawing)).shape == (64, 64, 3)

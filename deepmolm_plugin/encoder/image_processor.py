@@ -617,7 +617,18 @@ class DeepEncoderImageProcessor:
         """Global-view pad colour, (127, 127, 127) for mean 0.5: the same rule the host uses."""
         return tuple(int(m * 255) for m in self.image_mean)
 
-    def global_view(self, image: Image.Image, square_first: bool = False) -> Image.Image:
+    def global_view(self, image: ImageInput, square_first: bool = False) -> Image.Image:
+        """Any image `preprocess` takes (a PIL image, a path, an array, a tensor; `load_image`:
+        RGB, alpha composited on white) -> its RGB global view, as `preprocess` makes it before
+        normalising (was: a path was an AttributeError, an RGBA image came back RGBA, its
+        transparent pixels black where `preprocess` makes them white)."""
+        image = load_image(image)
+        check_fits_view(*image.size, self.image_size)
+        if square_first:
+            check_pad_canvas(*image.size, "")
+        return self._global_view(image, square_first)
+
+    def _global_view(self, image: Image.Image, square_first: bool = False) -> Image.Image:
         """RGB image -> image_size x image_size, aspect kept, centred, mean-colour padding.
 
         square_first=False (default, as before): resized, then padded (DeepSeek-OCR's
@@ -698,7 +709,7 @@ class DeepEncoderImageProcessor:
             check_fits_view(*image.size, self.image_size, f" ({label})" if label else "")
             if square_first:
                 check_pad_canvas(*image.size, label or "")
-            global_views.append(self.normalize(self.global_view(image, square_first)))  # (3, S, S)
+            global_views.append(self.normalize(self._global_view(image, square_first)))  # (3, S, S)
             if mode == "tiles":
                 crops, grid = self.tiles(image)
                 if crops:
