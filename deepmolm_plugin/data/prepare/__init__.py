@@ -44,9 +44,14 @@ Output (``--out DIR``):
   so the several tasks of one molecule share one file and a rerun can never produce a
   different file under the same name;
 - ``failures.jsonl``: ``{id, stage, reason}`` per failure, in input order;
-- ``manifest.json``: counts per split and task, failures per stage, settings, package
+- ``overlaps.jsonl`` (only when there is something to list): one molecule (deepmolm-kflm2's
+  copy key: canonical SMILES of the largest fragment, neutralised) in several splits, or
+  copies in one split whose property labels differ: ``{molecule, smiles, splits: {split:
+  [ids]}, differing_labels?: {split: {property: [{id, value}]}}}``, in input order. Not
+  failures (the records are written); counted in the manifest (``overlaps``) and the summary;
+- ``manifest.json``: counts per split and task, failures per stage, overlaps, settings, package
   versions, input checksums, and the size and SHA-256 of every record, sidecar and
-  failures file (``files``; an image's checksum is its name). No timestamps: the same
+  failures and overlaps file (``files``; an image's checksum is its name). No timestamps: the same
   inputs and settings give the same bytes in every file, whatever ``--workers``/``--shard``,
   and whatever kills happened.
 

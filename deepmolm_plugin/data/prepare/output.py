@@ -26,13 +26,15 @@ from ...result_files import file_sha256
 from .common import PrepareError, Shape, atomic_bytes, dumps, fsync_path, need, writer_tag
 from .items import Made
 from .lock import is_lock_file
+from .overlaps import OVERLAPS, Overlaps, summary_lines
 
 SCHEMA = 1
 PROGRESS, MANIFEST, FAILURES = OUTPUT_PROGRESS, OUTPUT_MANIFEST, "failures.jsonl"
 # images/<h[:2]>/<h[2:32]><suffix>, h the SHA-256 of the file's bytes (`ItemMaker._store`)
 IMAGE_NAME = re.compile(r"images/([0-9a-f]{2})/([0-9a-f]{30})(\.[^/]*)?")
 # The other files a run writes (split names as `sources.base.SPLIT_NAME` allows them).
-OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+\.json|fp/[A-Za-z0-9_-]+\.npy|" + re.escape(FAILURES))
+OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+\.json|fp/[A-Za-z0-9_-]+\.npy|" + re.escape(FAILURES) + "|"
+                         + re.escape(OVERLAPS))
 
 
 def image_intact(root: Path, name: str) -> bool:
@@ -77,6 +79,8 @@ def check_chunk(meta: dict) -> None:
             continue
         record = need(entry, "record", dict)
         need(record, "id", object), need(record, "task", str), need(record, "smiles", str)  # Tally.row_key
+        if "properties" in record:  # Overlaps.note compares the labels
+            need(record, "properties", dict)
         if not IMAGE_NAME.fullmatch(need(record, "image", str)):
             raise Shape(f"image {record['image']!r} is not a name this tool gives")
         if split_problem(need(entry, "split", str)):
@@ -152,7 +156,7 @@ class Output:
 
     def _written(self) -> set:
         """Relative paths of the files earlier runs wrote here (names this tool writes only)."""
-        names = {MANIFEST, FAILURES}
+        names = {MANIFEST, FAILURES, OVERLAPS}
         for state in (self.read_json(MANIFEST), self.read_json(f"{PROGRESS}/assembly.json")):
             # Edited into another shape, they may hold anything: only the names below are taken.
             splits, files = ((state or {}).get(key) for key in ("splits", "files"))
@@ -253,6 +257,7 @@ class Tally:
     duplicates: set = field(default_factory=set)  # (chunk, item) of repeated ids
     images: int = 0
     molecules: Dict[str, str] = field(default_factory=dict)  # SMILES text -> its identity (`row_key`)
+    overlaps: Overlaps = field(default_factory=Overlaps)  # one molecule in several splits, differing labels
 
     def row_key(self, entry: dict) -> Tuple[str, str]:
         """Which records share sidecar rows: equal token rows (`fp`, their digest) of one
@@ -264,6 +269,11 @@ class Tally:
         if text not in self.molecules:  # one RDKit run per text; an unparseable one stands for itself
             self.molecules[text] = smiles_identity(text) or text
         return entry["fp"], self.molecules[text]
+
+    def copy_key(self, entry: dict) -> str:
+        """The record's molecule as deepmolm-kflm2 finds copies (`overlaps.copy_key`), from
+        the identity `row_key` already computed: no RDKit run per record."""
+        return self.overlaps.key(self.row_key(entry)[1])
 
 
 def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
@@ -314,6 +324,7 @@ def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
             if key not in fps.setdefault(entry["split"], set()):
                 fps[entry["split"]].add(key)
                 split["rows"] += entry["atoms"]
+            t.overlaps.note(t.copy_key(entry), entry["split"], record.get("properties") or {})
     if damaged:
         for c in damaged:
             out.chunk_json(c).unlink()
@@ -368,6 +379,9 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                 record["molecule_fp"] = dict(placed[split][key])
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
+                molecule = t.copy_key(entry)
+                if t.overlaps.flagged(molecule):
+                    t.overlaps.collect(molecule, split, record)
         for s in names:
             writers[s].write("\n]\n")
         for handle in [*writers.values(), failures]:
@@ -379,7 +393,18 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
     for s in names:
         os.replace(out.tmp / f"{s}.json", out.root / f"{s}.json")
     os.replace(out.tmp / FAILURES, out.root / FAILURES)
+    write_overlaps(out, t.overlaps)
     remove_stale_splits(out, names)
+
+
+def write_overlaps(out: Output, overlaps: Overlaps) -> None:
+    """overlaps.jsonl when there is something to list (an output without overlaps has none,
+    so an earlier run's file, which no manifest would vouch for, is removed)."""
+    entries = overlaps.entries()
+    if not entries:
+        (out.root / OVERLAPS).unlink(missing_ok=True)
+        return
+    atomic_bytes(out.root / OVERLAPS, "".join(dumps(e) + "\n" for e in entries).encode(), out.tmp)
 
 
 def remove_stale_splits(out: Output, names: List[str]) -> None:
@@ -430,7 +455,8 @@ def assemble(out: Output, n_chunks: int, state: dict, shards: Optional[int] = No
     t = tally(out, n_chunks, shards)
     write_outputs(out, n_chunks, t, settings["fp_levels"], dtype_for(settings["fp_bits"]))
     sync_folders(out)
-    files = [name for s in sorted(t.splits) for name in (f"{s}.json", f"fp/{s}.npy")] + [FAILURES]
+    listed = [OVERLAPS] if t.overlaps.entries() else []
+    files = [name for s in sorted(t.splits) for name in (f"{s}.json", f"fp/{s}.npy")] + [FAILURES] + listed
     manifest = {
         "schema": SCHEMA,
         "tool": OUTPUT_TOOL,  # with the manifest's name, how a folder input knows an output
@@ -443,6 +469,7 @@ def assemble(out: Output, n_chunks: int, state: dict, shards: Optional[int] = No
                        "sidecar_rows": v["rows"], "tasks": dict(sorted(v["tasks"].items()))}
                    for s, v in sorted(t.splits.items())},
         "failures": {"file": FAILURES, "by_stage": dict(sorted(t.stages.items()))},
+        "overlaps": t.overlaps.counts(listed[0] if listed else None),
         "files": checksums(out, files),
     }
     atomic_bytes(out.root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), out.tmp)
@@ -454,8 +481,9 @@ def assemble(out: Output, n_chunks: int, state: dict, shards: Optional[int] = No
 def summary(manifest: dict) -> str:
     """The end-of-run table, made from the manifest itself (so the two always agree)."""
     counts, settings = manifest["counts"], manifest["settings"]
+    overlaps, overlap_lines = summary_lines(manifest)
     lines = [f"deepmolm-prepare {settings['format']}: {counts['items']} items -> "
-             f"{counts['records']} records, {counts['failures']} failures, {counts['images']} images"]
+             f"{counts['records']} records, {counts['failures']} failures, {counts['images']} images{overlaps}"]
     rows = [(split, task, n) for split, info in manifest["splits"].items() for task, n in info["tasks"].items()]
     width = max([len("task")] + [len(t) for _, t, _ in rows])
     split_width = max([len("split")] + [len(s) for s, _, _ in rows])
@@ -468,4 +496,4 @@ def summary(manifest: dict) -> str:
     if stages:
         lines.append("  failures by stage: " + ", ".join(f"{k} {v}" for k, v in stages.items())
                      + f"  (see {manifest['failures']['file']})")
-    return "\n".join(lines)
+    return "\n".join(lines + overlap_lines)
