@@ -265,6 +265,30 @@ def field_count_problem(fields: list, names: Sequence[str], quoted: bool = False
     return f"{what} after the {names[-1]}"
 
 
+# What a table or export writes for a missing text value: pandas' ``astype(str)`` of a
+# missing cell ("nan", "None", "<NA>"), Excel's "#N/A", hand-written "N/A", "-", "?".
+# Compared case-insensitively with the white space around the text aside; "NA" only in
+# capitals ("Na" is sodium). Was: each was kept as the answer to learn and score.
+MISSING_MARKERS = frozenset(["n/a", "nan", "none", "null", "-", "--", "?", "#n/a", "<na>"])
+
+
+def missing_marker(text: str) -> Optional[str]:
+    """The missing-value marker that `text` is (as written, trimmed), or None."""
+    stripped = text.strip()
+    return stripped if stripped.casefold() in MISSING_MARKERS or stripped == "NA" else None
+
+
+def answer_problem(text: str, field: str) -> Optional[str]:
+    """Why the text of `field` is no answer, or None: the one rule of every reader for a
+    text answer. Blank (nothing but white space), or only a missing-value marker
+    (`missing_marker`): "nan" was trained as the description of a molecule. A reader that
+    skips a blank cell (csv, sdf, chebi20-mm's iupacname) asks `missing_marker` alone."""
+    if not text.strip():
+        return f"blank {field}"
+    marker = missing_marker(text)
+    return None if marker is None else f"{field} is {marker!r}, a missing-value marker, not an answer"
+
+
 def undecodable(text: str) -> bool:
     """Whether text read with ``errors="surrogateescape"`` held a byte that is not UTF-8:
     readers open files that way so that such a byte is its own row's failure, where a

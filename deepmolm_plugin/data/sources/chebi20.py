@@ -10,12 +10,14 @@ never valid SMILES, so this cannot damage a correct one). Split ``validation`` i
 called ``valid``.
 
 One item per row: task ``description``, answer = the description, molecule = the SMILES.
-A row with the wrong number of fields, a non-numeric CID or a blank SMILES/description is
-a ``SourceError`` naming its line (and what is wrong: "a 4th field 'x' after the
+A row with the wrong number of fields, a non-numeric CID, a blank SMILES or a blank
+description (or one that is only a missing-value marker: "N/A", "nan", "-", `base.answer_problem`)
+is a ``SourceError`` naming its line (and what is wrong: "a 4th field 'x' after the
 description"); fully empty lines are not rows. Options: ``splits``
 (default: all present). IDs: ``chebi20-<split>-<CID>`` (``-2``, ``-3``... for a repeated
 CID), ``chebi20-<split>-line<n>`` when the CID is unusable (a row of the wrong width is named
-by its CID when its first field is one).
+by its CID when its first field is one). A file that is no UTF-8 text (UTF-16, gzip:
+``molecule.io.read.not_text``) is one error naming it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from .base import (MoleculeSpec, SourceError, SourceItem, field_count_problem, option_list, register_reader,
-                   undecodable, without_trailing_blanks)
+from ...molecule.io.read import not_text
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, field_count_problem, option_list,
+                   register_reader, undecodable, without_trailing_blanks)
 
 FILES = {"train": "train.txt", "valid": "validation.txt", "test": "test.txt"}
 HEADER = ["CID", "SMILES", "description"]
@@ -56,6 +59,7 @@ def _rows(path: Path):
     # Lines end at "\n" only (CRLF too): with universal newlines a lone "\r" inside a
     # description cut it short and made its tail a bogus row. "utf-8-sig": a BOM is not
     # part of the header. A non-UTF-8 byte is that line's failure (None), not the run's end.
+    text_problem(path, "chebi20")
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="\n") as handle:
         header = handle.readline().rstrip("\r\n").split("\t")
         if header != HEADER:
@@ -64,6 +68,14 @@ def _rows(path: Path):
             line = line.rstrip("\r\n")
             if line:
                 yield number, None if undecodable(line) else line.split("\t")
+
+
+def text_problem(path: Path, fmt: str) -> None:
+    """Refuse a split file that is no UTF-8 text (`not_text`: UTF-16, gzip...) in one line
+    naming it. Was: its decoded bytes were shown as the header ('\udcff\udcfeC\x00I...')."""
+    problem = not_text(path)
+    if problem:
+        raise ValueError(f"{fmt}: {path}: {problem}")
 
 
 def split_files(fmt: str, files: dict):
@@ -96,9 +108,9 @@ def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | Source
                 yield SourceError(id, "schema", f"line {number}: CID {cid!r} is not a number")
                 continue
             smiles, text = collapse_backslashes(fields[1].strip()), fields[2].strip()
-            if not smiles or not text:
-                blank = "SMILES" if not smiles else "description"
-                yield SourceError(id, "schema", f"line {number}: blank {blank}")
+            problem = "blank SMILES" if not smiles else answer_problem(text, "description")
+            if problem:  # a description "N/A" or "nan" was kept as the answer
+                yield SourceError(id, "schema", f"line {number}: {problem}")
                 continue
             yield SourceItem(id=id, split=split, task="description", molecule=MoleculeSpec(smiles=smiles),
                              answer=text, extra={"cid": cid})

@@ -17,9 +17,10 @@ Items per row (task names aligned with DeepMoLM's 3D-MoIT property tasks, becaus
 A blank IUPAC name or xlogp is the source's documented gap: that row simply has no such
 item (not an error). A row the csv module cannot parse (a field over
 ``csv.field_size_limit()``), a row with the wrong number of fields or a non-numeric CID, a
-blank SMILES, description or polararea (columns the release never leaves blank) and a
-property that is not a finite number are ``SourceError``s (a row of the wrong width is named
-by its CID when it has one).
+blank SMILES, description or polararea (columns the release never leaves blank), a
+description or IUPAC name that is only a missing-value marker ("N/A", "nan", "-":
+`base.answer_problem`) and a property that is not a finite number are ``SourceError``s (a
+row of the wrong width is named by its CID when it has one).
 
 Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option
 ``image_dir`` (a cache folder), each row's picture is extracted there once, as
@@ -43,9 +44,9 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
 from ...csv_table import csv_rows, plain_number
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, field_count_problem, option_list,
-                   register_reader, undecodable)
-from .chebi20 import choose_splits, collapse_backslashes, split_files, unique
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, csv_header, field_count_problem,
+                   option_list, register_reader, undecodable)
+from .chebi20 import choose_splits, collapse_backslashes, split_files, text_problem, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
 HEADER = ["CID", "SMILES", "description", "polararea", "xlogp", "inchi", "iupacname", "SELFIES"]
@@ -116,6 +117,7 @@ def _same(target: Path, info: zipfile.ZipInfo) -> bool:
 
 def _rows(path: Path):
     # utf-8-sig: a BOM is not part of "CID"; a non-UTF-8 byte is its row's failure
+    text_problem(path, "chebi20-mm")
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         header = csv_header(reader, path, "chebi20-mm")
@@ -142,9 +144,14 @@ def _row_items(split: str, key: str, cid: str, row: dict, tasks, image: Optional
     answers.update({task: row[column] for task, column in PROPERTIES.items()})
     for task in tasks:
         id = f"chebi20-mm-{split}-{key}-{SLUGS[task]}"
+        column = NEVER_BLANK.get(task) or PROPERTIES.get(task) or "iupacname"
         if not answers[task]:
             if task in NEVER_BLANK:
                 yield SourceError(id, "schema", f"blank {NEVER_BLANK[task]}")
+            continue
+        problem = answer_problem(answers[task], column)
+        if problem and task not in PROPERTIES:  # an IUPAC name "N/A" became an iupac_naming item
+            yield SourceError(id, "schema", problem)
             continue
         properties = {}
         if task in PROPERTIES:

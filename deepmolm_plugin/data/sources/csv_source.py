@@ -12,7 +12,9 @@ Options (from the ``deepmolm-prepare`` command line):
 - ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
   of the prompt table (``description``); one item per row and column, blank cells skipped.
   A numeric task (LogP, HOMO..., ``property:*``: what evaluation scores as a number) is
-  refused before the file is read: numbers are ``label_columns``;
+  refused before the file is read: numbers are ``label_columns``. A cell that is only a
+  missing-value marker ("N/A", "nan", "None", "-": `base.answer_problem`) is that item's
+  ``SourceError`` (stage ``answer``);
 - ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; with
   the option, a row whose id is blank, or that `base.id_problem` refuses once the white
   space around it is trimmed (a control or invisible format character: shown), is a
@@ -49,8 +51,8 @@ from ...molecule import MAX_ATOMS, MoleculeError, molecule_from_smiles
 from ...molecule.errors import MoleculeTooLarge
 from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
-from .base import (MoleculeSpec, SourceError, SourceItem, csv_header, field_count_problem, id_problem, option_name,
-                   register_reader, repeated_id, split_problem, undecodable)
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, csv_header, field_count_problem, id_problem,
+                   option_name, register_reader, repeated_id, split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
@@ -178,6 +180,20 @@ def label_item(row_id: str, split: str, column: str, name: str, value: str, mole
         return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {e}")
     return SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
                       answer=property_answer(name, value), properties={name: number}, extra=extra)
+
+
+def text_item(row_id: str, split: str, where: str, task: str, value: str, molecule: MoleculeSpec,
+              extra: dict) -> SourceItem | SourceError | None:
+    """The text item of one cell or field (`where`: "column 'desc'"); None for a blank one (a
+    missing text, skipped). One that is only a missing-value marker ("N/A", "nan" as pandas
+    writes a missing cell: `base.missing_marker`) is that item's failure; was: its answer."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    problem = answer_problem(text, where)
+    if problem:
+        return SourceError(f"{row_id}:{task}", "answer", problem)
+    return SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule, answer=text, extra=extra)
 
 
 def check_label_name(fmt: str, name: str) -> None:
@@ -312,11 +328,10 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
     molecule, extra = MoleculeSpec(smiles=smiles), {"row": index}
     produced = False
     for column, task in columns["texts"]:
-        text = fields[at[column]].strip()
-        if text:
+        item = text_item(row_id, split, f"column {column!r}", task, fields[at[column]], molecule, extra)
+        if item is not None:
             produced = True
-            yield SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
-                             answer=text, extra=extra)
+            yield item
     for column, name in columns["labels"]:
         item = label_item(row_id, split, column, name, fields[at[column]], molecule, extra)
         if item is not None:

@@ -51,7 +51,9 @@ from typing import Iterator, Optional
 import lmdb
 import numpy as np
 
-from .base import MoleculeSpec, SourceError, SourceItem, option_list, register_reader, undecodable, visible_files
+from ...molecule.io.read import not_text
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, option_list, register_reader, undecodable,
+                   visible_files)
 from .safe_pickle import safe_loads
 
 SPLITS = ("train", "valid", "test", "pretrain")
@@ -190,14 +192,33 @@ def _first_conformer(value) -> np.ndarray:
 
 def _atom_list(value) -> list:
     """Element symbols (or atomic numbers) from a list, tuple or 1-D array; anything else
-    is a per-record schema error, not an exception that would end the whole read."""
+    is a per-record schema error, not an exception that would end the whole read. Symbols
+    stored as bytes (a numpy ``S`` array, as numpy-1 / Python-2 era pickles store
+    ``np.array(['C', 'H'])``) are ASCII text; was: each became the text "b'C'" and failed
+    as an unknown element. An element that is neither text nor an integer (a nested list,
+    a float) is refused; was: ``str()`` of it was taken as a symbol."""
     if isinstance(value, np.ndarray) and value.ndim == 1:
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
         raise _Reject("schema", f"atoms is a {type(value).__name__}, not a list of element symbols")
-    if any(isinstance(a, (bool, np.bool_)) for a in value):  # True was atomic number 1, hydrogen
+    return [_atom(a) for a in value]
+
+
+def _atom(atom):
+    if isinstance(atom, (bool, np.bool_)):  # True was atomic number 1, hydrogen
         raise _Reject("schema", "atoms holds True/False, not element symbols or atomic numbers")
-    return [int(a) if isinstance(a, (int, np.integer)) else str(a) for a in value]
+    if isinstance(atom, (int, np.integer)):
+        return int(atom)
+    if isinstance(atom, str):
+        return str(atom)
+    if isinstance(atom, (bytes, bytearray)):
+        try:
+            return bytes(atom).decode("ascii")
+        except UnicodeDecodeError:
+            raise _Reject("schema", f"atoms holds bytes {bytes(atom)[:20]!r} that are not an ASCII element "
+                                    "symbol") from None
+    kind = "nested lists" if isinstance(atom, (list, tuple, np.ndarray)) else f"a {type(atom).__name__}"
+    raise _Reject("schema", f"atoms is not a flat list of element symbols or atomic numbers ({kind})")
 
 
 def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
@@ -215,15 +236,21 @@ def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
     return MoleculeSpec(atoms=atoms, coordinates=coords.tolist(), smiles=smiles)
 
 
-def _text(value, what: str) -> str:
+def _text(value, what: str, numeric: bool = False) -> str:
+    """The answer text of `value`. A text answer that is only a missing-value marker ("N/A",
+    "nan": `answer_problem`) is refused; a `numeric` task's answer is judged by the number it
+    states (`_no_value`: "states a non-finite value")."""
     if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
         # pandas' NaN for a missing value became the text "nan" (an int is finite, however
         # large: np.isfinite raised TypeError for one beyond int64, ending the read)
         if isinstance(value, (float, np.floating)) and not np.isfinite(value):
             raise _Reject("answer", f"{what} is the number {value}, not text")
         value = str(value)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise _Reject("answer", f"blank {what}")
+    problem = f"blank {what}" if not value.strip() else None if numeric else answer_problem(value, what)
+    if problem:
+        raise _Reject("answer", problem)
     return value.strip()
 
 
@@ -245,6 +272,9 @@ def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
     """(index, entry) of a JSON array, or of JSON lines (3D-MoLM loads both)."""
     # utf-8-sig: a BOM hid the "[" (every line became a failure); surrogateescape: a
     # non-UTF-8 byte is its JSON line's failure; RecursionError: thousands of nested "["
+    problem = not_text(path)  # was: a UTF-16 array was read as JSON lines, one failure "line 1" for all
+    if problem:
+        raise ValueError(f"3d-moit: {path}: {problem}")
     with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         head = ""
         while not head:  # the first character that is not white space (1100 blank lines hid a "[")
@@ -296,7 +326,7 @@ def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: se
             record = _record(db.get(key), key, db)
             if source == "pubchem" and "cid" in record and str(record["cid"]) != key:
                 raise _Reject("lookup", f"LMDB key {key!r} holds CID {record['cid']!r}")
-            answer = _text(entry["output"], "output")
+            answer = _text(entry["output"], "output", numeric=task not in TEXT_TASKS)
             molecule = _spec(record, coord_field, smiles_field)
         except _Reject as reject:
             yield SourceError(id, reject.stage, reject.reason)
@@ -405,7 +435,16 @@ def input_files(folder: Path, options: dict) -> list:
     root = _root(str(folder))
     include = _as_list(options.get("include"), ("pubchem", "pubchemqc"), "include") or ("pubchem", "pubchemqc")
     return [(path, path.relative_to(folder).as_posix()) for source in include if (root / source).is_dir()
-            for path, _ in visible_files(root / source)]
+            for path, _ in visible_files(root / source) if not is_lmdb_lock(path)]
+
+
+def is_lmdb_lock(path: Path) -> bool:
+    """Whether `path` is an LMDB's lock file (``<name>.lmdb-lock``, LMDB's reader table):
+    ``lmdb.open(path, subdir=False)`` with its defaults creates or rewrites it whenever
+    anyone looks at the data; the reader opens with ``lock=False`` and never reads it.
+    Was: counted among the input files, so peeking at a record made a finished output "a
+    different run" (only --overwrite went on: hours of recomputation)."""
+    return path.name.endswith(".lmdb-lock")
 
 
 @register_reader("3d-moit", options={"splits", "tasks", "include", "caption_field"}, files=input_files)

@@ -24,6 +24,9 @@ value it refuses is a ``pickle.UnpicklingError`` naming the reason, never a cras
 3. The unpickled value is walked (dicts, lists, tuples, sets) and every array, scalar
    and dtype in it checked once more; anything that is not a builtin value or a plain
    numpy value is refused.
+4. Its size with every shared (memo) reference written out is bounded by its bytes
+   (`_check_expansion`): a few hundred bytes of references to references are billions
+   of elements to whoever converts or prints the value.
 
 The allowed globals are exactly what ``pickle.dumps`` emits for plain arrays, dtypes and
 scalars with protocols 0-5 under numpy 2.4 (checked by pickling them), plus their numpy 1
@@ -61,6 +64,13 @@ PLAIN_KINDS = frozenset("biufcSU")  # bool, ints, floats, complex, bytes, unicod
 _OBJECT_FLAGS = 0x01 | 0x02 | 0x04  # NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER
 _TYPE_STRING = re.compile(r"[<>|=]?[A-Za-z?]{1,16}[0-9]{0,8}", re.ASCII)  # "f8", "<U1", "float64"
 MAX_DEPTH = 64  # containers nested deeper are refused (a record is a dict of lists of arrays)
+# How much larger than its bytes a value may be once its shared references are written out
+# (`_check_expansion`): a real record refers to a string or list again with a 2-5 byte memo
+# reference at most a few times per byte (atom symbols: ~1 element per 2 bytes; a repeated
+# 20-character dict key: 10 characters per byte), so 64 units per byte, and 2^20 in all for
+# small values, leave room; 34 nested `x = [x, x]` are 2^34 elements in 262 bytes.
+EXPANSION_PER_BYTE = 64
+MIN_EXPANSION = 1 << 20
 
 
 def _refuse(reason: str) -> pickle.UnpicklingError:
@@ -376,6 +386,48 @@ def _check_lengths(data: bytes) -> None:
         raise pickle.UnpicklingError(f"damaged pickled value: {error}") from error
 
 
+def _expanded_size(value, limit: int, sizes: dict, open_: set) -> int:
+    """The size of `value` written out with every shared reference expanded: one per
+    container and number, a string's characters, an array's elements (a reference back into
+    an enclosing container counts 1, as ``str()`` shows it ``[...]``). Each object is sized
+    once (`sizes`, by id), so this takes time in the number of objects, not in their
+    expansion; over `limit` it stops with ``OverflowError``."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return max(1, len(value))
+    if isinstance(value, np.ndarray):
+        return max(1, value.size)
+    if not isinstance(value, (list, tuple, dict, set, frozenset)):
+        return 1
+    key = id(value)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        return 1
+    open_.add(key)
+    total = 1
+    for item in (x for pair in value.items() for x in pair) if isinstance(value, dict) else value:
+        total += _expanded_size(item, limit, sizes, open_)
+        if total > limit:
+            raise OverflowError
+    open_.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _check_expansion(value, size: int) -> None:
+    """Refuse a value whose shared references make it far larger than its `size` bytes.
+    Was: a 262-byte value (``x = ["C"]``, then 34 times ``x = [x, x]``, each level two memo
+    references to the one before) was admitted at once, since the walk visits each object
+    once, and a reader's ``str()`` of its atoms, or ``np.asarray`` of its coordinates, then
+    expanded 2^34 elements: hours in deepmolm-prepare's main process, with no failure line."""
+    limit = max(MIN_EXPANSION, EXPANSION_PER_BYTE * size)
+    try:
+        _expanded_size(value, limit, {}, set())
+    except OverflowError:
+        raise _refuse(f"its shared references expand it to more than {limit} elements and characters from "
+                      f"{size} bytes (a container or string referred to over and over)") from None
+
+
 def safe_loads(data: bytes) -> object:
     """Unpickle ``data`` with ``SafeUnpickler``, then check what came out (``_Walk``).
 
@@ -386,7 +438,9 @@ def safe_loads(data: bytes) -> object:
     """
     _check_lengths(data)
     try:
-        return _Walk()(SafeUnpickler(io.BytesIO(data)).load())
+        value = _Walk()(SafeUnpickler(io.BytesIO(data)).load())
+        _check_expansion(value, len(data))
+        return value
     except pickle.UnpicklingError:
         raise
     # MemoryError, RecursionError, SystemError: what the C unpickler or numpy raise on some

@@ -3,7 +3,9 @@
 The molecule of every item is ``structure=(file, record index)``: the engine builds it from
 the file's own atoms and coordinates (3D kept, per ``--conformer-policy``), never from a
 SMILES. Records are counted exactly as ``deepmolm_plugin.molecule.read_structures`` counts
-them (`sdf_blocks`), so an index names the same record for both.
+them (`sdf_blocks`, `molfile_starts`), so an index names the same record for both. Records
+run together by a lost ``$$$$`` line fail, each named by its index, title and id field
+("record lig.sdf#0 (ID 'm8') has no '$$$$' line: it runs into the next record, ...").
 
 Input: one ``.sdf`` / ``.sd`` / ``.mol`` file, or a folder searched recursively for them
 (sorted by relative path). A file that is no UTF-8 text (UTF-16, gzip, zip, binary:
@@ -15,7 +17,8 @@ it was skipped, though listed among the run's inputs). Options:
   ``FIELD=NAME``; one ``property:NAME`` item per record and field, blank or absent
   fields skipped (a missing label, never a zero);
 - ``text_columns``: text fields, ``FIELD=TASK`` (or a field named like a task); a numeric
-  task is refused, as for CSV (``csv_source.check_text_columns``);
+  task is refused, as for CSV (``csv_source.check_text_columns``); a value that is only a
+  missing-value marker ("N/A", "nan", "-") is its item's failure (``csv_source.text_item``);
 - ``id_field``: the data field holding the record id, or ``_Name`` for the title line
   (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``
   naming the fields it has (and one that differs only in case); a data field itself named
@@ -47,11 +50,11 @@ from typing import Iterator, List, Optional, Tuple
 
 from ...molecule import MoleculeError
 from ...molecule.io.read import not_text
-from ...molecule.io.sdf import parse_sdf_block, sdf_blocks
+from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
 from .base import (MoleculeSpec, SourceError, SourceItem, option_name, register_reader, repeated_id,
                    split_problem, visible_files)
 from .csv_source import (as_list, check_one_column_per_task, check_text_columns, label_item, named, require_columns,
-                         text_task)
+                         text_item, text_task)
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
@@ -177,8 +180,40 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
             continue
         # utf-8-sig: a byte-order mark (Excel, Windows tools) was kept in the first title
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            for index, block in enumerate(sdf_blocks(handle)):
-                yield from _record(path.resolve(), name, index, block, labels, texts, options, ids)
+            index = 0  # records as `read_structures` and the engine count them (`sdf_blocks`)
+            for start, block in numbered_blocks(handle):
+                starts = molfile_starts(block.splitlines())
+                if len(starts) > 1:
+                    yield from _run_together(name, index, start, block, starts, options.get("id_field"))
+                else:
+                    yield from _record(path.resolve(), name, index, block, labels, texts, options, ids)
+                index += len(starts)
+
+
+def _run_together(name: str, index: int, start: int, block: str, starts: list, id_field: Optional[str]):
+    """One failure for each record of a block whose ``$$$$`` lines were lost, named by its
+    index, title and id field. Was: one failure, named by the first record's index, blaming
+    a repeated field or an empty line; the second record was named nowhere and every later
+    record's index was one too low."""
+    lines = block.splitlines()
+    parts = [lines[a:b] for a, b in zip(starts, starts[1:] + [len(lines)])]
+    named = [_described(f"{name}#{index + k}", part, id_field) for k, part in enumerate(parts)]
+    where = [f"line {start + a}" for a in starts]
+    left_out = "both are left out" if len(parts) == 2 else f"all {len(parts)} are left out"
+    for k, part in enumerate(parts):
+        if k + 1 < len(parts):
+            reason = f"{named[k]} has no '$$$$' line: it runs into the next record, {named[k + 1]} ({where[k + 1]})"
+        else:
+            reason = f"{named[k]} ({where[k]}) follows {named[k - 1]} with no '$$$$' line between them"
+        yield SourceError(f"{name}#{index + k}", "read", f"{reason}; {left_out}")
+
+
+def _described(record: str, lines: list, id_field: Optional[str]) -> str:
+    """``file#index`` with the record's title and its id field's value, when it has them."""
+    title = lines[0].strip() if lines else ""
+    value = data_fields("\n".join(lines))[0].get(id_field, "").strip() if id_field and id_field != TITLE else ""
+    said = ([f"{id_field} {value!r}"] if value else []) + ([f"title {title!r}"] if title and title != value else [])
+    return f"record {record}" + (f" ({', '.join(said)})" if said else "")
 
 
 def _record(path: Path, name: str, index: int, block: str, labels, texts, options, ids: dict):
@@ -234,10 +269,10 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         extra["title"] = title
     produced = False
     for field, task in texts:
-        if fields.get(field):
+        item = text_item(record_id, split, f"field {field!r}", task, fields.get(field, ""), molecule, extra)
+        if item is not None:  # a blank field is skipped; "N/A" is its item's failure (`text_item`)
             produced = True
-            yield SourceItem(id=f"{record_id}:{task}", split=split, task=task, molecule=molecule,
-                             answer=fields[field], extra=extra)
+            yield item
     for field, label in labels:
         item = label_item(record_id, split, field, label, fields.get(field, ""), molecule, extra)
         if item is not None:

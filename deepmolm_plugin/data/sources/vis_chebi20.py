@@ -23,7 +23,9 @@ under the folder is retried as ``imgs/<file name>``, then is a ``SourceError`` (
 "image"), which says whether the file is missing, hidden, or a link out of the folder, or
 why it cannot be looked up (a name too long, a folder this user cannot search). Items carry ``instruction=None`` unless ``source_instructions`` is true (the
 prompt, without ``<image>``, is always kept in ``extra["source_instruction"]``); answers
-are the source's text verbatim.
+are the source's text verbatim; a blank one, or one that is only a missing-value marker
+("N/A", "-": `base.answer_problem`), is a ``SourceError`` (stage "answer"). A JSON file that
+is no UTF-8 text (UTF-16, gzip) is one error naming it.
 
 Options: ``splits`` (train, test; default both present), ``tasks`` (DeepMoLM names),
 ``source_instructions`` (bool, default False). IDs: ``vis-chebi20-<split>-<image
@@ -42,9 +44,9 @@ from typing import Iterator, Optional
 
 from ...molecule.canonical import smiles_identity
 from ...result_files import file_sha256
-from .base import (MoleculeSpec, SourceError, SourceItem, is_hidden, option_bool, option_list,
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, is_hidden, option_bool, option_list,
                    register_reader)
-from .chebi20 import choose_splits, collapse_backslashes, unique
+from .chebi20 import choose_splits, collapse_backslashes, text_problem, unique
 
 TASK_NAMES = {
     "struct_recog": "recognition",
@@ -93,8 +95,9 @@ def _parse(record) -> tuple[str, str, str, str]:
     if not isinstance(images, str) or not images.strip():
         raise _Reject("schema", "expected images = one relative path")
     answer = _turn(messages[1], ASSISTANT).strip()
-    if not answer:
-        raise _Reject("answer", "blank answer")
+    problem = answer_problem(answer, f"the {task} answer")  # blank, or "N/A", "-" (was kept)
+    if problem:
+        raise _Reject("answer", problem)
     prompt = _turn(messages[0], USER).replace("<image>", "").strip()
     return task, images.strip(), prompt, answer
 
@@ -111,6 +114,7 @@ def smiles_from_answer(answer: str) -> Optional[str]:
 
 def _load(path: Path) -> list:
     # utf-8-sig: json refuses a BOM; RecursionError: thousands of nested "[" in the file
+    text_problem(path, "vis-chebi20")  # UTF-16, gzip: said in one line, not as a JSON decode error
     try:
         with open(path, encoding="utf-8-sig") as handle:
             records = json.load(handle)

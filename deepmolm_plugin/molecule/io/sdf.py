@@ -3,13 +3,15 @@
 Any number of ``$$$$``-separated records; a trailing unterminated record counts. Record
 id: the title line, else ``file#index``. A record without an ``M  END`` line is truncated
 and fails; one with two (a missing ``$$$$``: RDKit read the first molecule and dropped the
-second as bad data) fails too. Option ``smiles_field`` names a data field holding the record's SMILES, which
+second as bad data; `molfile_starts`) fails too, and counts as two records. Option
+``smiles_field`` names a data field holding the record's SMILES, which
 is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record, and so do
 stereo or isotopes it states that the file contradicts: ``matching.label_differences``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional
 
 from rdkit import Chem
@@ -19,13 +21,41 @@ from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
 from .base import ParsedStructure, check_ascii, register_reader, title_of
 
-__all__ = ["numbered_blocks", "parse_sdf_block", "read_sdf", "sdf_blocks"]
+__all__ = ["molfile_starts", "numbered_blocks", "parse_sdf_block", "read_sdf", "sdf_blocks"]
+
+
+# A molfile's counts line: V2000's "  3  2  0  0  0  0  0  0  0  0999 V2000", V3000's
+# "  0  0  0     0  0            999 V3000" (the molfile's 4th line).
+COUNTS_LINE = re.compile(r"[ \d]{6}[ \d]*V[23]000\s*")
+
+
+def molfile_starts(lines: list) -> list:
+    """The line (0-based, in the block's `lines`) where each molfile of one ``$$$$`` block
+    starts: ``[0]`` for a record, more when a lost ``$$$$`` ran records together. A
+    molfile follows an ``M  END`` when a counts line comes after it (its header, 3 lines
+    before, starts it) or another ``M  END`` does (then where it starts is not known: at
+    the line after the first one). The one count of records in a block, for `read_sdf`,
+    `sdf_blocks` and the deepmolm-prepare sdf reader alike."""
+    ends = [n for n, line in enumerate(lines) if line.strip() == "M  END"]
+    starts = [0]
+    for k, end in enumerate(ends):
+        following = ends[k + 1] if k + 1 < len(ends) else len(lines)
+        counts = next((n for n in range(end + 1, following) if COUNTS_LINE.fullmatch(lines[n].rstrip("\r\n"))), None)
+        if counts is not None:
+            starts.append(max(counts - 3, end + 1))
+        elif k + 1 < len(ends):
+            starts.append(end + 1)
+    return starts
 
 
 def sdf_blocks(lines: Iterator[str]) -> Iterator[str]:
-    """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts."""
+    """Record texts of an SDF, split on ``$$$$`` lines; a trailing unterminated record counts.
+    A block of k records run together (a ``$$$$`` lost: `molfile_starts`) is given k times,
+    whole (each fails to parse, saying so), so that records are counted as `read_sdf`
+    counts them: was one text, and every later record's index named the record before it."""
     for _, block in numbered_blocks(lines):
-        yield block
+        for _ in molfile_starts(block.splitlines()):
+            yield block
 
 
 def numbered_blocks(lines: Iterator[str]) -> Iterator[tuple[int, str]]:
@@ -50,9 +80,14 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
     lines = block.splitlines()
     title = lines[0].strip() or fallback
     ends = [n for n, line in enumerate(lines) if line.strip() == "M  END"]
-    if len(ends) > 1:  # RDKit reads the first molecule and drops the rest as bad data fields
-        raise MoleculeError(title, f"lines {ends[0] + 1} and {ends[1] + 1} both end a molecule ('M  END'): the "
-                                   "'$$$$' line between two records is missing")
+    starts = molfile_starts(lines)
+    if len(starts) > 1:  # RDKit reads the first molecule and drops the rest as bad data fields
+        lead = (f"lines {ends[0] + 1} and {ends[1] + 1} both end a molecule ('M  END')" if len(ends) > 1 else
+                f"a second molfile starts at line {starts[1] + 1} of the record")
+        following = lines[starts[1]].strip()
+        named = f", {following!r}," if following else ""
+        raise MoleculeError(title, f"{lead}: the '$$$$' line between two records is missing (it runs into the next "
+                                   f"record{named} at line {starts[1] + 1})")
     end = ends[0] if ends else len(lines)
     check_ascii(lines[3:end], title, "connection table", first=4)  # the title and data may be any text
     check_counts(lines[3:end], title)
@@ -115,7 +150,7 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
             # each molecule of a merged block fails, so later records keep their numbers (was:
             # one failure for two, and structure_index 2 gave record 3's molecule, silently)
             yield ParsedStructure(i, error.id, error=error, start=start)
-            merged = sum(line.strip() == "M  END" for line in block.splitlines())
+            merged = len(molfile_starts(block.splitlines()))
             for k in range(1, merged):
                 yield ParsedStructure(i + k, f"{name}#{i + k}", error=MoleculeError(
                     f"{name}#{i + k}", f"run together with record {i} ({error.id}): {error.reason}"), start=start)
