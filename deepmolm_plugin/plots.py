@@ -67,19 +67,19 @@ def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
 
 def bars(ax, categories: Sequence[str], series: Sequence[Sequence[float]], *, labels: Optional[Sequence[str]] = None,
          errors: Optional[Sequence[Sequence[float]]] = None, colors: Optional[Sequence] = None,
-         tick_fontsize=None) -> None:
+         tick_fontsize=None, missing: str = "n/a") -> None:
     """Grouped bars: a group per category, in it one bar per series (the group 0.8 wide).
 
     labels: the series' legend entries; errors: per series, each bar's error-bar half
     height (e.g. a std over seeds); colors: per series, one colour or one per bar. Without
     colors each series takes the next colour of matplotlib's cycle. A value that is None
-    (an undefined score) gets no bar and an "n/a" mark, never a bar of height 0."""
+    (an undefined score) gets no bar and the `missing` mark ("n/a"), never a bar of height 0."""
     width = 0.8 / len(series)
     for i, values in enumerate(series):
-        missing = [x + i * width for x, v in enumerate(values) if v is None]
+        places = [x + i * width for x, v in enumerate(values) if v is None]
         values = [math.nan if v is None else v for v in values]
-        for x in missing:
-            ax.text(x, 0, "n/a", ha="center", va="bottom", rotation=90, fontsize="x-small")
+        for x in places:
+            ax.text(x, 0, missing, ha="center", va="bottom", rotation=90, fontsize="x-small")
         options = {}
         if labels is not None:
             options["label"] = labels[i]
@@ -88,6 +88,10 @@ def bars(ax, categories: Sequence[str], series: Sequence[Sequence[float]], *, la
         if colors is not None:
             options["color"] = colors[i]
         ax.bar([x + i * width for x in range(len(categories))], values, width, **options)
+    # every group inside the axis: matplotlib fits its limits to the bars drawn, so a first
+    # or last group without any value lay on the frame, its mark across the spine
+    low, high = ax.get_xlim()
+    ax.set_xlim(min(low, -width / 2 - 0.2), max(high, len(categories) - 1 + 0.8 - width / 2 + 0.2))
     ticks = {} if tick_fontsize is None else {"fontsize": tick_fontsize}
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(categories))], categories, **ticks)
 

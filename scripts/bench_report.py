@@ -365,6 +365,11 @@ def run_command(cmd: Sequence, **popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
+class NotStarted(Exception):
+    """A queued unit of `run_jobs` that was not started: another unit failed or was
+    interrupted first (the caller sees that unit's error, which was submitted earlier)."""
+
+
 def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
     """{unit: work(*unit)} for every unit, `jobs` at a time in threads. On Ctrl-C the queued
     units never start (leaving a ThreadPoolExecutor's `with` block waited for every one of
@@ -372,17 +377,19 @@ def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
     no new one starts and the running ones finish (a rerun reuses them)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    interrupted = threading.Event()
+    stop = threading.Event()
 
     def guarded(*unit):
-        # A unit interrupted in its thread stops the queue there: the thread took the next
-        # unit before this thread could cancel it (a progress thread's start-up was enough).
-        if interrupted.is_set():
-            raise KeyboardInterrupt
+        # A unit that failed or was interrupted stops the queue in its own thread: that thread
+        # takes the next unit the moment this one returns, before the main thread can cancel
+        # it (was: only Ctrl-C set this flag, so after a failure with --jobs 1 one more whole
+        # training ran and was waited for before the error was shown).
+        if stop.is_set():
+            raise NotStarted(f"not started: an earlier unit failed or was interrupted ({unit})")
         try:
             return work(*unit)
-        except KeyboardInterrupt:
-            interrupted.set()
+        except BaseException:
+            stop.set()
             raise
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))

@@ -41,7 +41,8 @@ scored once per run with it.
 Outputs in --out (default scripts/results; --quick, a smoke run: bench_report.SMOKE_RESULTS,
 never scripts/results): experiment_fusion.json (schema below), experiment_fusion.md (every
 seed's values next to mean +- std), and
-experiment_fusion.png (per-target MAE bars, mean +- std over seeds) plus
+experiment_fusion.png (per-target MAE bars, mean +- std over the seeds with an MAE; "no
+valid answer" in place of the bar of an arm without any) plus
 experiment_fusion_parity.png (fusion, one parity plot per target). JSON:
 `{"targets": [...], "seeds": [...], "arms": {ARM: {"mae": {TARGET: [per seed]},
 "valid_ratio": {TARGET: [per seed]}}}, "paired": ..., "verdict": ..., "timings_s": ...}`.
@@ -76,6 +77,7 @@ from deepmolm_plugin.data.prompts import PROPERTY_PREFIX  # noqa: E402
 from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means, task_medians  # noqa: E402
 from deepmolm_plugin.eval.jsonl import read_jsonl  # noqa: E402
 from deepmolm_plugin.molecule.tools import MAX_SIZE  # noqa: E402
+from deepmolm_plugin.patches.arguments import SEED_MAX  # noqa: E402  (the trainer's --seed bound)
 
 import bench_report  # noqa: E402  (a sibling module: scripts/ is on sys.path)
 
@@ -634,13 +636,38 @@ def verdict(results: dict) -> dict:
 # --------------------------------------------------------------------------- outputs
 
 
-def mean_std(xs) -> str:
+def seed_values(xs) -> np.ndarray:
+    """The seeds' numbers that exist: a seed with no valid answer at all has no MAE (None)."""
     v = values(xs)
+    return v[~np.isnan(v)]
+
+
+def mean_or_none(xs) -> "float | None":
+    """The mean over the seeds that have a value, None when none has one (was: the mean of
+    all seeds, NaN as soon as one seed had no MAE, which hid the other seeds' values)."""
+    v = seed_values(xs)
+    return float(v.mean()) if len(v) else None
+
+
+def mean_std(xs) -> str:
+    """"mean ± std" over the seeds that have a value (the mean alone for one), "n/a" for none
+    (was: `nan`, where the per-seed table said `n/a`)."""
+    v = seed_values(xs)
+    if not len(v):
+        return "n/a"
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
 
+def seeds_note(xs) -> str:
+    """"k of n seeds" when only some seeds have a value (a mean over fewer seeds than the
+    others' must say so), else ""."""
+    k = len(seed_values(xs))
+    return f"{k} of {len(xs)} seeds" if 0 < k < len(xs) else ""
+
+
 def fmt(x, spec: str = "+.3f") -> str:
-    return "n/a" if x is None else format(x, spec)
+    """`x` formatted, "n/a" where it is undefined (None or NaN)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def per_seed(xs) -> str:
@@ -655,13 +682,13 @@ def markdown(results: dict) -> str:
              f"Training precision: {results['settings'].get('precision', 'fp32')}  ",
              f"Seeds: {results['seeds']}; molecules: {results['data']['molecules']} "
              f"(split {results['data']['split']['sizes']}); wall time {results['timings_s']['total']:.0f} s", "",
-             "Test MAE, mean ± std over seeds (valid-number ratio, mean):", "",
+             "Test MAE, mean ± std over the seeds with a valid answer (valid-number ratio, mean; "
+             "how many seeds had an MAE where some had none; n/a: no valid answer):", "",
              "| arm | " + " | ".join(f"{x} ({TARGET_KIND[x]})" for x in t) + " |",
              "|---|" + "---:|" * len(t)]
     for arm in ARMS:
         a = results["arms"][arm]
-        lines.append(f"| {arm} | " + " | ".join(
-            f"{mean_std(a['mae'][x])} ({values(a['valid_ratio'][x]).mean():.2f})" for x in t) + " |")
+        lines.append(f"| {arm} | " + " | ".join(main_cell(a, x) for x in t) + " |")
     # every seed, not only their mean and spread (the experiments' rule: each seed reported)
     lines += ["", f"Test MAE of each seed (seeds {', '.join(map(str, results['seeds']))}):", "",
               "| arm | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
@@ -671,11 +698,13 @@ def markdown(results: dict) -> str:
               "near 0 = one constant answer):", "", "| arm | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
     for arm in ARMS:
         a = results["arms"][arm]
-        lines.append(f"| {arm} | " + " | ".join(f"{values(a['distinct_answers'][x]).mean():.3f}" for x in t) + " |")
+        lines.append(f"| {arm} | " + " | ".join(fmt(mean_or_none(a['distinct_answers'][x]), ".3f") for x in t) + " |")
     lines += ["", "Paired differences of test MAE (mean ± SE over seeds; negative: the first arm is better):", "",
               "| comparison | " + " | ".join(t) + " |", "|---|" + "---:|" * len(t)]
     for name, diffs in results["paired"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{fmt(diffs[x]['mean'])} ± {fmt(diffs[x]['se'], '.3f')}" for x in t) + " |")
+        lines.append(f"| {name} | " + " | ".join("n/a" if diffs[x]["mean"] is None else  # was "n/a ± n/a"
+                                                  f"{fmt(diffs[x]['mean'])} ± {fmt(diffs[x]['se'], '.3f')}"
+                                                  for x in t) + " |")
     lines += ["", "Targets:", "", "| target | " + " | ".join(next(iter(results["verdict"].values()))) + " |",
               "|---|" + "---:|" * len(next(iter(results["verdict"].values())))]
     for x, checks in results["verdict"].items():
@@ -685,15 +714,30 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def main_cell(arm: dict, target: str) -> str:
+    """"mean ± std (valid ratio[, k of n seeds])" of one arm and target in the main table."""
+    note = seeds_note(arm["mae"][target])
+    return (f"{mean_std(arm['mae'][target])} ({fmt(mean_or_none(arm['valid_ratio'][target]), '.2f')}"
+            + (f", {note}" if note else "") + ")")
+
+
+NO_MAE = "no valid answer"  # where an arm's bar would be, when no seed has an MAE
+
+
 def plots(results: dict, out: Path, parity_rows: dict) -> list:
     from deepmolm_plugin import plots as draw
 
     t = results["targets"]
     fig, axes = draw.panels(len(t), figsize=(4.2 * len(t), 3.6))
     for ax, target in zip(axes, t):
-        means = [values(results["arms"][a]["mae"][target]).mean() for a in ARMS]
-        stds = [values(results["arms"][a]["mae"][target]).std(ddof=1) if len(results["seeds"]) > 1 else 0 for a in ARMS]
-        draw.bars(ax, [a.replace("_", "\n") for a in ARMS], [means], errors=[stds],
+        # over the seeds with an MAE; an arm without any gets no bar and NO_MAE written where it
+        # would be (was: a NaN bar, drawn as nothing: on an axis from 0 it read as MAE 0, the best)
+        maes = [results["arms"][a]["mae"][target] for a in ARMS]
+        means = [mean_or_none(xs) for xs in maes]
+        stds = [float(seed_values(xs).std(ddof=1)) if len(seed_values(xs)) > 1 else 0.0 for xs in maes]
+        names = [a.replace("_", "\n") + ("\n(" + seeds_note(xs).replace(" seeds", "\nseeds)") if seeds_note(xs) else "")
+                 for a, xs in zip(ARMS, maes)]
+        draw.bars(ax, names, [means], errors=[stds], missing=NO_MAE,
                   colors=[["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#c7c7c7", "#2ca02c"]], tick_fontsize=8)
         ax.set_title(f"{target}\n({TARGET_KIND[target]})", fontsize=9)
         ax.set_ylabel("test MAE (mean ± std over seeds)")
@@ -701,11 +745,17 @@ def plots(results: dict, out: Path, parity_rows: dict) -> list:
 
     fig, axes = draw.panels(len(t), figsize=(4 * len(t), 4))
     for ax, target in zip(axes, t):
-        pts = np.array([(r["reference_value"], r["value"]) for r in parity_rows.get(target, []) if r["valid"]])
-        draw.parity(ax, [(pts[:, 0], pts[:, 1], None)] if len(pts) else [], size=6, alpha=0.5)
+        pairs = [(r["reference_value"], r["value"]) for r in parity_rows.get(target, []) if r["valid"]]
+        shown = np.array([p for p in pairs if draw.drawable(p).all()]).reshape(-1, 2)  # 1e308 breaks the axis
+        draw.parity(ax, [(shown[:, 0], shown[:, 1], None)] if len(shown) else [], size=6, alpha=0.5)
         ax.set_xlabel("reference")
         ax.set_ylabel("fusion answer")
-        ax.set_title(f"{target} (test, all seeds)", fontsize=9)
+        left_out = len(pairs) - len(shown)
+        note = f"\n{left_out} beyond ±{draw.MAX_DRAWABLE:g} not drawn" if left_out else ""
+        ax.set_title(f"{target} (test, all seeds){note}", fontsize=9)
+        if not len(shown):  # was: an empty 0..1 frame, which said neither "nothing" nor why
+            ax.text(0.5, 0.5, "no valid answers" if not pairs else f"no value within ±{draw.MAX_DRAWABLE:g}",
+                    ha="center", va="center", transform=ax.transAxes)
     parity = draw.save(fig, out.with_name(out.name + "_parity.png"), 120)
     return [bars, parity]
 
@@ -735,7 +785,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="every arm for a few steps on 48 molecules, one seed")
     p.add_argument("--size", choices=("small", "large"), default=None,
                    help="model and training size (default small; not with --quick, which has its own)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; quick: 0)")
+    # the trainer's own bound (numpy's seed range), checked here: --seeds 4294967296 failed in
+    # the trainer after the dataset, deepmolm-prepare and the baselines were built (was: type=int)
+    p.add_argument("--seeds", type=bench_report.at_least(0, SEED_MAX), nargs="+", default=None,
+                   help=f"training seeds, 0..{SEED_MAX} (default 0 1 2; quick: 0)")
     p.add_argument("--select-last", type=bench_report.at_least(1), default=2,
                    help="validation picks among the last K epoch checkpoints (default 2)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -755,6 +808,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_line(argv=None) -> str:
+    """The command that made the results, as a shell line that can be pasted back: each
+    argument quoted where needed (was: joined with spaces, so `--out "/tmp/fq out"` read back
+    as `--out /tmp/fq` and a stray argument `out`)."""
+    import shlex
+
+    return shlex.join(["python", "scripts/experiment_fusion.py", *(argv if argv is not None else sys.argv[1:])])
+
+
 def main(argv=None) -> None:
     bench_report.interruptible(experiment, argv)
 
@@ -767,8 +829,7 @@ def experiment(argv=None) -> None:
     args.size = args.size or "small"
     size = dict(SIZES["quick" if args.quick else args.size])
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        parser.error(f"--seeds must be distinct non-negative integers, got {seeds}")
+    bench_report.refuse_repeats(parser, "--seeds", seeds)  # the bounds: argparse's type
     if args.device == "cuda":
         import torch
 
@@ -817,8 +878,7 @@ def experiment(argv=None) -> None:
     train_records = json.loads((prepared / "train.json").read_text())
     means = {target_of(task): v for task, v in task_means(train_records, prepared).items()}
     targets = [t for t in TARGETS if t in means]
-    results = {"schema": SCHEMA, "quick": args.quick, "command": " ".join(["python scripts/experiment_fusion.py",
-                                                                          *(argv if argv is not None else sys.argv[1:])]),
+    results = {"schema": SCHEMA, "quick": args.quick, "command": command_line(argv),
                "machine": machine(), "device": args.device, "targets": targets, "seeds": seeds,
                "arms": {arm: {"mae": {}, "valid_ratio": {}} for arm in ARMS},
                "settings": {"size": size, "image_size": args.image_size,
