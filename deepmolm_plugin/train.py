@@ -335,8 +335,17 @@ def check_relative_structures(records: list, data_path: str) -> None:
 def check_encoder_config(value: str) -> None:
     """`--deepencoder_config`: a JSON file of DeepEncoderConfig fields, or a preset name
     (deepmolm_plugin.encoder.presets; the arguments class turns it into the preset's
-    fields). The presets are imported (and torch with them) only for a value that is no file."""
+    fields). A file is read as the tower will read it (was: only its existence was checked, and
+    a key given twice, or a field the configuration refuses, was a traceback from inside the
+    host's model build)."""
     if os.path.isfile(os.path.expanduser(value)):
+        from deepmolm_plugin.encoder import DeepEncoderConfig
+
+        try:
+            DeepEncoderConfig.load(os.path.expanduser(value))
+        except (ValueError, TypeError) as e:  # bad JSON, a repeated key, fields or values
+            raise usage.UsageError(f"--deepencoder_config {value}: not a usable DeepEncoder configuration: "
+                                   f"{e}") from e
         return
     from deepmolm_plugin.encoder.presets import config_argument
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,40 @@ def test_global_view_takes_paths_and_composites_alpha_on_white_as_preprocess(tmp
             assert view.getpixel((4, 17)) == (255, 255, 255)  # a transparent pixel of the drawing: white
             assert torch.equal(processor.normalize(view), expected)
     assert np.asarray(processor.global_view(drawing)).shape == (64, 64, 3)
+
+
+# --- 4. a key given twice in a DeepEncoder configuration file ----------------------------------------
+def _with_repeated_depth(config: dict) -> str:
+    # the user's appended correction comes first in the text: JSON readers keep the last value
+    return json.dumps(config).replace("{", '{"sam_depth": 4, ', 1)
+
+
+def test_a_tower_configuration_stating_a_key_twice_is_refused_naming_file_and_key(tmp_path):
+    from deepmolm_plugin.encoder import DeepEncoder, DeepEncoderConfig, load_deepencoder
+    from deepmolm_plugin.tensor_files import CheckpointError
+    from conftest import tiny_encoder_config
+
+    config = tiny_encoder_config()
+    path = tmp_path / "tower.json"
+    path.write_text(_with_repeated_depth(config.to_dict()))
+    with pytest.raises(ValueError, match=r'tower\.json: the key "sam_depth" is given twice'):
+        DeepEncoderConfig.load(path)  # was: sam_depth of the last one, without a word
+    DeepEncoder(config).save_pretrained(tmp_path / "saved")
+    saved = tmp_path / "saved" / "deepencoder_config.json"
+    saved.write_text(_with_repeated_depth(json.loads(saved.read_text())))
+    with pytest.raises(CheckpointError, match=r'deepencoder_config\.json is not a usable .*"sam_depth" is given twice'):
+        load_deepencoder(tmp_path / "saved")
+
+
+def test_training_refuses_a_deepencoder_config_stating_a_key_twice(tiny_setup, tmp_path):
+    from host_fixtures import run_module, train_args
+
+    path = tmp_path / "tower.json"
+    path.write_text(_with_repeated_depth(json.loads(Path(tiny_setup["encoder_config"]).read_text())))
+    args = train_args(tiny_setup, tmp_path / "out")
+    args[args.index("--deepencoder_config") + 1] = str(path)
+    proc = run_module("deepmolm_plugin.train", args, tmp_path, check=False)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if '"sam_depth" is given twice' in line]
+    assert lines and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "out" / "trainer_state.json").exists()

@@ -201,7 +201,14 @@ class DeepEncoderConfig:
 
     @classmethod
     def load(cls, path: "str | os.PathLike") -> "DeepEncoderConfig":
+        from ..usage import RepeatedKeyError, json_loads_unique
+
         if os.path.isdir(path):
             path = os.path.join(path, CONFIG_NAME)
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            fields = json_loads_unique(text)
+        except RepeatedKeyError as e:  # was: the last of them, without a word (`"sam_depth": 4, ... 2` built 2)
+            raise ValueError(f"{os.fspath(path)}: {e.reason()}") from e
+        return cls.from_dict(fields)
