@@ -8,6 +8,8 @@ token, else its eos token (KFLM2's LLMs have no pad token).
 
 from __future__ import annotations
 
+import contextlib
+
 
 def llm_config(path: str):
     """The folder's transformers config. A DeepMoLM folder (model type `llava_qwen2`) is read
@@ -44,10 +46,31 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def load_causal_lm(folder: str, dtype=None):
+@contextlib.contextmanager
+def progress_bars(shown: bool):
+    """transformers' (and huggingface_hub's) progress bars on or off inside, as before after:
+    `--quiet` did not silence transformers' "Loading weights" bar."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if shown else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+
+
+def load_causal_lm(folder: str, dtype=None, progress: bool = True):
     """(tokenizer, model in eval mode); float32 unless `dtype` says otherwise. Loaded
     strictly (`model.loading`): missing, extra or misshapen tensors and NaN weights are a
-    CheckpointError naming the folder."""
+    CheckpointError naming the folder. `progress` False: no loading bars (--quiet)."""
+    if progress:
+        return _load_causal_lm(folder, dtype)
+    with progress_bars(False):
+        return _load_causal_lm(folder, dtype)
+
+
+def _load_causal_lm(folder: str, dtype=None):
     from ..model.loading import QWEN2_VL_TYPES, load_causal_lm_checked, resolve_llm_path
 
     path = resolve_llm_path(folder)

@@ -72,9 +72,13 @@ from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import PLOT_FILES, remove_reports
 from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
-from .train import Inputs, TrainConfig, TrainingDiverged, primary_metric, run_seed, warm_up
+from .train import (Inputs, SCALED_RMSE, SCALED_RMSE_MEANING, TrainConfig, TrainingDiverged, primary_metric, run_seed,
+                    selection_metric, warm_up)
 
 SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
+# --sizes when not given: this object, so that check_arguments can tell it from one typed
+# (argparse gives a typed --sizes as a new list); with --test-file its TEST share is unused
+DEFAULT_SIZES = (0.8, 0.1, 0.1)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -94,12 +98,14 @@ class Table:
     bad_labels: int = 0
 
     def report(self) -> dict:
+        far = far_labels(self)
         return {
             "file": self.path, "rows": self.rows_read, "molecules": len(self.smiles),
             "invalid_smiles": len(self.invalid), "invalid": self.invalid,
             "unlabelled_rows": len(self.unlabelled_rows), "unparseable_labels": self.bad_labels,
             "missing_labels": int(np.isnan(self.y).sum()),
             "missing_labels_per_task": {t: int(np.isnan(self.y[:, k]).sum()) for k, t in enumerate(self.task_names)},
+            "far_labels": {"rule": FAR_RULE_IN_FULL, "count": len(far), "labels": far[:FAR_SHOWN]},
         }
 
     def subset(self, keep: np.ndarray) -> "Table":
@@ -109,6 +115,49 @@ class Table:
 
 
 MISSING_LABELS = ("", "na", "none", "null")  # cells that mean "no measurement": masked
+
+# A label more than FAR_MADS median absolute deviations (MAD) from its target's median is
+# almost surely a placeholder for "missing" (1e30, 9.99e99, -999999 among values of order 1)
+# or a unit slip: a normal target's MAD is 0.67 sigma, so this is ~1500 sigma, which no
+# measurement reaches, and median and MAD (unlike mean and std) are not moved by the few
+# such values themselves. Was: trained on silently, its square ruling the standardisation
+# and every metric. A warning and data_report.json list them; they are not refused (a
+# target in a raw unit spanning many decades can be that spread and still be data).
+FAR_MADS, FAR_SHOWN = 1e3, 100
+FAR_RULE = f"more than {FAR_MADS:g} x the median absolute deviation from their target's median"
+FAR_RULE_IN_FULL = FAR_RULE + " (where over half the labels equal the median: the median of the other deviations)"
+
+
+def far_labels(table: "Table") -> list[dict]:
+    """{"row", "target", "value"} of every label outside ``FAR_RULE``, in row order."""
+    found = []
+    for k, target in enumerate(table.task_names):
+        labelled = ~np.isnan(table.y[:, k])
+        values = table.y[labelled, k]
+        if values.size < 3:  # no spread to judge by
+            continue
+        deviation = np.abs(values - np.median(values))
+        scale = np.median(deviation)
+        if scale == 0:  # a target mostly of one value (0 for inactive): judge by those that differ
+            nonzero = deviation[deviation > 0]
+            scale = np.median(nonzero) if nonzero.size else 0.0
+        if scale == 0:
+            continue
+        for row, value in zip(table.rows[labelled][deviation > FAR_MADS * scale], values[deviation > FAR_MADS * scale]):
+            found.append({"row": int(row), "target": target, "value": float(value)})
+    return sorted(found, key=lambda f: f["row"])
+
+
+def warn_far_labels(report: dict, where: str, shown: int = 10) -> None:
+    """One stderr line naming the labels ``far_labels`` found in a file (its report)."""
+    far = report["far_labels"]
+    if not far["count"]:
+        return
+    listed = ", ".join(f"row {f['row']} ({f['target']}={f['value']:g})" for f in far["labels"][:shown])
+    more = f" and {far['count'] - shown} more" if far["count"] > shown else ""
+    print(f"deepmolm-kflm2: warning: {where}: {far['count']} label(s) {FAR_RULE}: {listed}{more}; a placeholder for "
+          "a missing value (leave the cell empty) or a unit slip? They are trained on and scored as given "
+          "(listed in data_report.json, far_labels)", file=sys.stderr)
 
 
 def _label(text: str | None) -> float | None:
@@ -149,13 +198,24 @@ def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
     return labels, bad
 
 
+class TableError(SystemExit):
+    """A data or test file's rows the run cannot use (``load_table``): `main` prints it as
+    ``deepmolm-kflm2: error: ...`` with exit status 2, as the other input errors; was a bare
+    message and exit status 1. A SystemExit still, whose text is the message, for callers of
+    ``load_table`` outside the CLI."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = 2  # the exit status where it is not caught: the message is printed by `main`
+
+
 def _reject(path: str, found: list, what: str, hint: str, shown: int = 20) -> None:
     """One error listing every bad row of a kind (``found``: "row N (...)" texts, the first
     ``shown`` of them) and what to do, instead of masking the cells or shifting them."""
     if not found:
         return
     more = f" and {len(found) - shown} more" if len(found) > shown else ""
-    raise SystemExit(f"{path}: {len(found)} {what}: {', '.join(found[:shown])}{more}. Rows are data rows numbered "
+    raise TableError(f"{path}: {len(found)} {what}: {', '.join(found[:shown])}{more}. Rows are data rows numbered "
                      f"from 0 after the header, as in data_report.json; {hint}")
 
 
@@ -164,7 +224,10 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
     """Rows whose field count differs from the header's (an extra field has no column and a
     missing one reads as empty: an unquoted comma puts cells under the wrong column), then
     nan/inf labels, then label text that is not a number, then classification labels that
-    are not 0/1 (after the field counts: `CCN,1,07,0` was "label 7.0 is not 0/1")."""
+    are not 0/1 (after the field counts: `CCN,1,07,0` was "label 7.0 is not 0/1"); with
+    --task classification every cell that is not 0, 1 or missing (text such as True, nan,
+    -1) is in that last list (`not_binary`: row, column, cell as shown, lines): was one kind
+    per run, text first and without its line."""
     missing = "leave a cell empty (or NA) to mark a label missing"
     _reject(path, [f"row {n} ({fields} fields, {lines})" for n, fields, lines in ragged],
             f"row(s) whose number of fields differs from the header's {width}", "quote cells that contain commas")
@@ -172,8 +235,24 @@ def _reject_bad_rows(path: str, ragged: list, width: int, nonfinite: list, unpar
             f"non-finite label(s) (nan/inf), {LABEL_RANGE} (change the unit)", missing)
     _reject(path, [f"row {n} ({column}={text!r})" for n, column, text in unparseable],
             "label(s) that are not numbers", missing)
-    _reject(path, [f"row {n} ({column}={value:g}, {lines})" for n, column, value, lines in not_binary],
-            "classification label(s) that are not 0/1", "--task classification takes 0/1 labels")
+    _reject(path, [f"row {n} ({column}={shown}, {lines})" for n, column, shown, lines in not_binary],
+            "classification label(s) that are not 0/1", "--task classification takes 0/1 labels (an empty cell or "
+            "NA for a missing one)", shown=10)
+
+
+def _not_binary(row: dict, targets: Sequence[str], labels: list[float], bad_cells: list, n: int,
+                lines: str) -> list[tuple]:
+    """(row, column, cell as shown, lines) of row `n`'s classification cells that are not 0,
+    1 or missing: numbers other than 0/1 (as %g), and `bad_cells`, the row's cells
+    `_row_labels` found non-finite or not numbers (quoted), in column order."""
+    bad_columns = {column for _, column, _ in bad_cells}
+    found = []
+    for name, value in zip(targets, labels):
+        if name in bad_columns:
+            found.append((n, name, repr((row.get(name) or "").strip()), lines))
+        elif not math.isnan(value) and value not in (0.0, 1.0):
+            found.append((n, name, f"{value:g}", lines))
+    return found
 
 
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
@@ -234,11 +313,13 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             if len(cells) != len(header):
                 ragged.append((n, len(cells), line_span(first_line, last_line)))
             row = dict(zip(header, cells))
+            before = len(nonfinite), len(unparseable)
             labels, row_bad = _row_labels(row, targets, n, nonfinite, unparseable)
             bad += row_bad
             if task == "classification":
-                not_binary += [(n, name, v, line_span(first_line, last_line)) for name, v in zip(targets, labels)
-                               if not math.isnan(v) and v not in (0.0, 1.0)]
+                not_binary += _not_binary(row, targets, labels, nonfinite[before[0]:] + unparseable[before[1]:],
+                                          n, line_span(first_line, last_line))
+                del nonfinite[before[0]:], unparseable[before[1]:]  # listed with the other non-0/1 cells
             text = (row.get(column) or "").strip()
             mol, reason = parse_smiles(text)
             if mol is None:
@@ -302,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label column(s); empty cells are missing")
     p.add_argument("--task", choices=("regression", "classification"), required=True)
     p.add_argument("--split", choices=SPLITS, default="random")
-    p.add_argument("--sizes", nargs=3, type=float, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VALID", "TEST"))
+    p.add_argument("--sizes", nargs=3, type=float, default=DEFAULT_SIZES, metavar=("TRAIN", "VALID", "TEST"),
+                   help="fractions of the data (default: 0.8 0.1 0.1); with --test-file give TEST 0 (the "
+                        "default's TEST share is then unused)")
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (split and model)")
     p.add_argument("--test-file", action="append", default=[],
                    help="fixed test set (repeatable; e.g. Llinas 2020 set 1 / set 2): the training file is split "
@@ -358,6 +441,13 @@ def _config(args) -> tuple[dict, TrainConfig]:
         # the spelling-dependent ones (1) was resumed, its old splits and results reported as this run's
         "graph_features": GRAPH_FEATURES,
     }
+    metric, _ = selection_metric(args.task, len(args.targets))
+    if metric != primary_metric(args.task)[0]:
+        # several regression targets were selected by the raw mean RMSE before (`train.SCALED_RMSE`):
+        # an older run folder has no "selection" in its config.json, so it is refused (changed:
+        # selection) instead of resumed with seeds of the old rule; single-target runs and
+        # classification select as before, and their folders resume as before
+        run["selection"] = metric
     return run, cfg
 
 
@@ -565,7 +655,8 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     if args.features != "none":
         from .featurizers import llm_featurizer, make_featurizer
 
-        featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size) \
+        featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size,
+                                     progress=not args.quiet) \
             if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
         llm = llm_featurizer(featurizer)
         if llm is not None:  # an llm: folder's contents can change under the same path
@@ -591,10 +682,17 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
         # the counts of the rows trained on (missing labels in removed rows were counted too)
         used = table.report()
         data_report.update({k: used[k] for k in ("molecules", "missing_labels", "missing_labels_per_task")})
+    warn_far_labels(data_report, args.data)
+    for name, path in zip(tests, args.test_file):
+        warn_far_labels(data_report["test_files"][name], f"--test-file {path}")
     if len(table.smiles) < 10:
-        removed = f" after removing {data_report['removed_as_in_test_files']} in the --test-file(s)" if tests else ""
+        # was: "(train, validation and test splits)" and "after removing 0 in the --test-file(s)" with --test-file
+        removed = data_report.get("removed_as_in_test_files", 0)
+        removed = f" after removing {removed} molecule(s) also in the --test-file(s)" if removed else ""
+        splits_of_data = "train and validation splits; the test sets are the --test-file(s)" if tests else \
+            "train, validation and test splits"
         raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}; at least 10 are "
-                         "needed (train, validation and test splits)")
+                         f"needed ({splits_of_data})")
     check_labels(table, args.task)
     for t in tests.values():  # a fixed test set without usable labels reported "n/a" and exit 0
         check_labels(t, args.task, test_file=True)
@@ -636,7 +734,7 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     seeds = list(range(args.seeds))
     results = []
     bar = tqdm(seeds, desc=f"{Path(args.data).stem} {args.split}", disable=args.quiet, file=sys.stderr)
-    metric, _ = primary_metric(args.task)
+    metric, _ = selection_metric(args.task, len(args.targets))
     for seed in bar:
         seed_path = out / "seeds" / f"seed_{seed}.json"
         if seed_path.is_dir():  # its result could not be written there (an IsADirectoryError traceback)
@@ -677,6 +775,9 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
         "featurisers": ("graph D-MPNN + " if not args.no_graph else "") + feats +
                        (f" ({args.fusion} fusion)" if (not args.no_graph and featurizer is not None) else ""),
         "data": data_report | {"rows": table.rows_read}, "featurise_seconds": featurise_seconds,
+        # what the headline number is (was: said nowhere; several regression targets' "rmse" is
+        # the mean of RMSEs in their own units, kept for scripts that read it)
+        "headline": {"metric": metric, "meaning": HEADLINE_MEANING[metric]},
         "summary": summary, "per_seed": results,
         "seconds_total": float(sum(r["seconds"] for r in results)),
     }
@@ -826,6 +927,8 @@ def _split(args, table: Table, seed: int, scaffolds, groups: list[list[int]], fi
     return {"train": split["train"], "valid": valid}
 
 
+HEADLINE_MEANING = {"rmse": "RMSE of the one target, in its unit", SCALED_RMSE: SCALED_RMSE_MEANING,
+                    "roc_auc": "mean over targets of ROC-AUC (targets with both classes in the subset)"}
 MAX_SEEDS = 1000  # --seeds 1e9 built splits until memory ran out, silently
 POSITIVE = ("seeds", "hidden", "depth", "ffn_hidden", "ffn_layers", "fusion_dim", "heads", "epochs", "patience",
             "batch_size", "ensemble", "threads", "llm_batch_size", "max_rows")
@@ -857,6 +960,11 @@ def check_arguments(args) -> None:
     if not (train > 0 and valid > 0 and test >= 0 and (test > 0 or args.test_file)):
         raise usage.UsageError(f"--sizes {train} {valid} {test}: TRAIN and VALID must be > 0, and TEST too "
                                "unless --test-file gives the test sets")
+    if args.test_file and test > 0 and args.sizes is not DEFAULT_SIZES:
+        # was: dropped without a word, TRAIN:VALID rescaled to the whole training file
+        raise usage.UsageError(f"--sizes {train:g} {valid:g} {test:g}: the TEST share is unused with --test-file (the "
+                               f"--test-file(s) are the test sets and the --data file is split TRAIN:VALID only): "
+                               f"give --sizes {train:g} {valid:g} 0")
     if not args.test_file and abs(train + valid + test - 1.0) > 1e-6:  # the splits take fractions of the data
         raise usage.UsageError(f"--sizes {train} {valid} {test}: the three fractions must sum to 1")
     names = [Path(t).stem for t in args.test_file]  # results are keyed by them, next to "train" and "valid"
@@ -883,6 +991,7 @@ def check_arguments(args) -> None:
         items = _split_spec(args.features)
         if not items:
             raise usage.UsageError(f"--features {args.features!r}: empty")
+        check_feature_pieces(args.features, items)
         for item in items:
             if item.startswith("llm:"):
                 check_llm_folder(item[4:])
@@ -907,6 +1016,39 @@ def check_arguments(args) -> None:
 
         option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache"
         usage.output_folder(default_cache_dir(), option)
+
+
+def check_feature_pieces(spec: str, items: Sequence[str]) -> None:
+    """UsageError for an empty piece (``rdkit2d+``, ``+morgan``, ``rdkit2d++morgan``) or a
+    featuriser given twice (``rdkit2d+rdkit2d``; ``morgan`` and ``morgan:2:2048``; one llm:
+    folder by two paths): was accepted silently, the empty piece dropped (but kept in the
+    run's fingerprint) and a repeated block fed twice, doubling its weight in the fusion."""
+    from .featurizers import morgan_settings
+
+    def empty_pieces(text: str) -> int:
+        return sum(not piece.strip() for piece in text.split("+"))
+
+    # split_spec drops empty pieces, except those inside an llm: folder's path (a '+' in a name)
+    if empty_pieces(spec) > sum(empty_pieces(i) for i in items):
+        raise usage.UsageError(f"--features {spec!r}: an empty featuriser before, after or between '+': name one "
+                               "featuriser on each side of every '+'")
+    seen: dict = {}
+    for item in items:
+        name, _, argument = item.partition(":")
+        if name == "llm":
+            key = ("llm", os.path.realpath(os.path.expanduser(argument)))
+        elif name == "morgan":
+            try:
+                key = ("morgan", morgan_settings(argument or None))
+            except ValueError:  # out of bounds: check_arguments names it next
+                continue
+        else:
+            key = (item,)
+        if key in seen:
+            same = "" if seen[key] == item else f" (the same as {seen[key]!r})"
+            raise usage.UsageError(f"--features {spec!r}: the featuriser {item!r} is given twice{same}: its "
+                                   "columns would be fed twice; name each featuriser once")
+        seen[key] = item
 
 
 def check_llm_folder(given: str) -> None:
@@ -972,6 +1114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         results_doc = run_from_args(args)
+    except TableError as e:  # stays a SystemExit (status 2) for callers that catch one
+        print(f"deepmolm-kflm2: error: {e}", file=sys.stderr)
+        raise
     except (usage.UsageError, CheckpointError, FeaturizerError) as e:  # a model or molecule the run cannot use
         print(f"deepmolm-kflm2: error: {e}", file=sys.stderr)
         return 2
@@ -993,7 +1138,7 @@ def undefined_test_metric(results_doc: dict) -> bool:
     """Say so (stderr) and True when a test subset has its primary metric in no seed: a
     classification test split with one class per target in every seed. The reports are
     written (n/a in them); the exit status must not call it a result."""
-    metric, _ = primary_metric(results_doc["config"]["task"])
+    metric = results_doc["headline"]["metric"]
     empty = [k for k, e in results_doc["summary"].items() if k not in ("train", "valid") and e[metric]["n"] == 0]
     for subset in empty:
         print(f"deepmolm-kflm2: error: no seed's {subset} subset has both classes of any target, so there is no "

@@ -115,6 +115,8 @@ class Morgan(Featurizer):
 
     def __init__(self, radius: int = 2, bits: int = 2048, cache_dir=None):
         self.radius, self.bits, self.dim = radius, bits, bits
+        # the reports' name says which fingerprint (was "morgan" for every radius and size)
+        self.name = f"morgan[radius {radius}, {bits} bits, counts]"
         super().__init__(cache_dir)
 
     def cache_key(self) -> str:
@@ -140,9 +142,10 @@ class LLMEmbedding(Featurizer):
     scaling = "standard"
 
     def __init__(self, folder: str, cache_dir=None, batch_size: int = 32, max_length: int | None = None,
-                 dtype=None, device: str = "cpu"):
+                 dtype=None, device: str = "cpu", progress: bool = True):
         self.folder = os.fspath(folder)
         self.batch_size, self.dtype, self.device = batch_size, dtype, device
+        self.progress = progress  # False (--quiet): no "Loading weights" bar from transformers
         self.fingerprint = model_fingerprint(self.folder, self._resolved())
         from .causal_lm import llm_config
 
@@ -167,7 +170,7 @@ class LLMEmbedding(Featurizer):
 
     def model(self):
         if self._model is None:
-            tokenizer, model = load_causal_lm(self.folder, self.dtype)
+            tokenizer, model = load_causal_lm(self.folder, self.dtype, progress=self.progress)
             self._model = (tokenizer, model.to(self.device))
         return self._model
 
@@ -266,7 +269,7 @@ FEATURIZERS = {
 
 def make_featurizer(spec: str, cache_dir=None, **llm_options) -> Featurizer:
     """``rdkit2d``, ``morgan[:radius:bits]``, ``llm:<folder>``, or several joined by ``+``;
-    ``llm_options`` (batch_size, max_length, dtype, device) go to every ``llm:`` part."""
+    ``llm_options`` (batch_size, max_length, dtype, device, progress) go to every ``llm:`` part."""
     parts: list[Featurizer] = []
     for item in split_spec(spec):
         name, sep, argument = item.partition(":")

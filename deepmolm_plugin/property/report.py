@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import plots as draw
 from ..result_files import strict_json, write_atomic
-from .train import primary_metric, roc_curve
+from .train import SCALED_RMSE, SCALED_RMSE_MEANING, roc_curve, selection_metric
 
 SECONDARY = {"regression": ("rmse", "mae", "r2"), "classification": ("roc_auc",)}
 
@@ -37,14 +37,31 @@ def mean_std(values: Sequence[float | None]) -> dict:
             "n": int(v.size), "values": values}
 
 
-def summarise(task: str, seed_results: Sequence[dict]) -> dict:
-    """{subset: {metric: mean_std}} over the seeds, plus skipped-task counts."""
+def headline_metrics(task: str, n_tasks: int) -> tuple[str, ...]:
+    """The summary table's columns: ``SECONDARY``, but for several regression targets the
+    unit-free ones (``train.SCALED_RMSE`` and the mean R²); their raw RMSE / MAE are in
+    the per-target table (was: the mean of RMSEs in g/mol and log mol/L as the headline)."""
+    return (SCALED_RMSE, "r2") if selection_metric(task, n_tasks)[0] == SCALED_RMSE else SECONDARY[task]
+
+
+def summarise(task: str, seed_results: Sequence[dict], targets: Sequence[str] | None = None) -> dict:
+    """{subset: {metric: mean_std}} over the seeds, plus skipped-task counts; with several
+    ``targets`` (default: those in the seeds' per-task metrics) also ``per_task``:
+    {target: {metric: mean_std}} (was: only in the seed files) and, where the seeds have
+    it (several regression targets), ``train.SCALED_RMSE``."""
     names = {name for r in seed_results for name in r["metrics"]}
     subsets = [s for s in ("train", "valid", "test") if s in names] + sorted(names - {"train", "valid", "test"})
+    if targets is None:
+        targets = list(dict.fromkeys(t for r in seed_results for m in r["metrics"].values() for t in m["per_task"]))
+    scaled = any(SCALED_RMSE in m for r in seed_results for m in r["metrics"].values())
+    metrics = SECONDARY[task] + ((SCALED_RMSE,) if scaled else ())
     out: dict = {}
     for subset in subsets:
         rows = [r["metrics"][subset] for r in seed_results if subset in r["metrics"]]
-        entry = {m: mean_std([row.get(m, float("nan")) for row in rows]) for m in SECONDARY[task]}
+        entry = {m: mean_std([row.get(m, float("nan")) for row in rows]) for m in metrics}
+        if len(targets) > 1:  # a target left out of a seed (no label, one class) is NaN there: not counted
+            entry["per_task"] = {t: {m: mean_std([row["per_task"].get(t, {}).get(m, float("nan")) for row in rows])
+                                     for m in SECONDARY[task]} for t in targets}
         for key in ("skipped_tasks", "constant_tasks"):  # {task: seeds} whose subset left it out
             counts: dict[str, int] = {}
             for row in rows:
@@ -78,7 +95,7 @@ def _number(value: float, digits: int = 3) -> str:
 
 def markdown(results: dict) -> str:
     task = results["config"]["task"]
-    metric, higher = primary_metric(task)
+    metric, higher = selection_metric(task, len(results["targets"]))
     lines = [f"# {results['dataset']} ({results['split']} split, {task})", ""]
     d = results["data"]
     lines += [
@@ -103,11 +120,17 @@ def markdown(results: dict) -> str:
                          f"them with labels that disagree (the first 20 in data_report.json); each molecule's rows "
                          f"are in one subset of every split")
     summary = results["summary"]
-    cols = SECONDARY[task]
+    cols = headline_metrics(task, len(results["targets"]))
+    if metric == SCALED_RMSE:
+        lines.insert(-1, f"- {len(results['targets'])} regression targets in their own units: the table gives "
+                         f"{SCALED_RMSE}, the {SCALED_RMSE_MEANING}, which selects the model and stops training on "
+                         "validation, and r2, the mean over targets of R²; each target's RMSE, MAE and R² are in the "
+                         "per-target table below")
     lines.append("| subset | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---|" * len(cols))
     for subset, entry in summary.items():
         lines.append(f"| {subset} | " + " | ".join(fmt(entry[c]) for c in cols) + " |")
+    lines += per_task_table(summary, SECONDARY[task])
     lines += ["", f"Per seed ({metric}, {'higher' if higher else 'lower'} is better; seconds):", "",
               "| seed | valid | test | best epochs | seconds |", "|---|---|---|---|---|"]
     for r in results["per_seed"]:
@@ -130,11 +153,24 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_task_table(summary: dict, cols: Sequence[str]) -> list[str]:
+    """Markdown lines: every target's metrics per subset, mean ± std over the seeds as in the
+    summary table (none with one target: the summary is that target's)."""
+    rows = [(subset, target, entry["per_task"][target]) for subset, entry in summary.items()
+            for target in entry.get("per_task", {})]
+    if not rows:
+        return []
+    lines = ["", "Per target (each in its own unit; mean ± sample std over the seeds):", "",
+             "| subset | target | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    return lines + [f"| {subset} | {target} | " + " | ".join(fmt(e[c]) for c in cols) + " |"
+                    for subset, target, e in rows]
+
+
 DPI = 110
 
 
-def plot_learning_curves(seed_results: Sequence[dict], task: str, path: Path) -> None:
-    metric, _ = primary_metric(task)
+def plot_learning_curves(seed_results: Sequence[dict], task: str, path: Path, n_tasks: int = 1) -> None:
+    metric, _ = selection_metric(task, n_tasks)  # the curve that chose the epoch
     fig, (ax1, ax2) = draw.panels(2, figsize=(10, 4))
     draw.learning_curves(ax1, ax2, [([c["epoch"] for c in m["curve"]], [c["train_loss"] for c in m["curve"]],
                                      [c["valid_" + metric] for c in m["curve"]], f"seed {r['seed']}", m["best_epoch"])
@@ -230,7 +266,7 @@ def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True)
         pdir = out / "plots"
         pdir.mkdir(exist_ok=True)
         task = results["config"]["task"]
-        plot_learning_curves(results["per_seed"], task, pdir / "learning_curves.png")
+        plot_learning_curves(results["per_seed"], task, pdir / "learning_curves.png", len(results["targets"]))
         paths["learning_curves"] = pdir / "learning_curves.png"
         if task == "regression":
             paths["parity"] = plot_parity(results["per_seed"], results["targets"], pdir / "parity")

@@ -4,7 +4,8 @@ Protocol (what makes the numbers honest):
 
 - The test set is used once, after training, by the model that the *validation* set
   selected (the epoch with the best validation metric; early stopping on validation with
-  a patience). Nothing else ever looks at test labels.
+  a patience). Nothing else ever looks at test labels. Several regression targets are
+  selected by ``SCALED_RMSE`` (unit-free), not by the mean of their raw RMSEs.
 - Missing labels are NaN and masked out of the loss and the metrics (never filled with 0).
 - Regression targets are standardised with the training set's mean / std; classification
   uses BCE on logits, and ROC-AUC is computed from the predicted *probabilities*
@@ -92,9 +93,14 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
     return fpr, tpr
 
 
-def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str]) -> dict:
+def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str],
+                       train_std: np.ndarray | None = None) -> dict:
     """Per-task and task-averaged RMSE / MAE / R²; a task without labels in this subset is
-    listed in ``skipped_tasks`` (the averages are over the other tasks, which must be said)."""
+    listed in ``skipped_tasks`` (the averages are over the other tasks, which must be said).
+
+    With several targets and ``train_std`` (each target's standard deviation in the seed's
+    training subset) also ``rmse_scaled``: the mean over targets of RMSE / training std,
+    the RMSE of the standardised targets the model is trained on (``SCALED_RMSE``)."""
     per_task, rmses, maes, r2s, skipped, constant = {}, [], [], [], [], []
     for t, name in enumerate(task_names):
         m = ~np.isnan(y[:, t])
@@ -111,10 +117,14 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str
         per_task[name] = {"rmse": rmse, "mae": mae, "r2": r2, "n": int(m.sum())}
         rmses.append(rmse), maes.append(mae), r2s.append(r2)
     finite_r2 = [r for r in r2s if not math.isnan(r)]
-    return {"rmse": float(np.mean(rmses)) if rmses else float("nan"),
-            "mae": float(np.mean(maes)) if maes else float("nan"),
-            "r2": float(np.mean(finite_r2)) if finite_r2 else float("nan"), "per_task": per_task,
-            "skipped_tasks": skipped, "constant_tasks": constant}
+    out = {"rmse": float(np.mean(rmses)) if rmses else float("nan"),
+           "mae": float(np.mean(maes)) if maes else float("nan"),
+           "r2": float(np.mean(finite_r2)) if finite_r2 else float("nan"), "per_task": per_task,
+           "skipped_tasks": skipped, "constant_tasks": constant}
+    if train_std is not None and len(task_names) > 1:  # one target: its outputs stay as they were
+        scaled = [per_task[name]["rmse"] / float(train_std[t]) for t, name in enumerate(task_names) if name in per_task]
+        out[SCALED_RMSE] = float(np.mean(scaled)) if scaled else float("nan")
+    return out
 
 
 def classification_metrics(y: np.ndarray, prob: np.ndarray, task_names: Sequence[str]) -> dict:
@@ -131,15 +141,36 @@ def classification_metrics(y: np.ndarray, prob: np.ndarray, task_names: Sequence
             "skipped_tasks": skipped}
 
 
-def compute_metrics(task: str, y: np.ndarray, pred: np.ndarray, task_names: Sequence[str]) -> dict:
+def compute_metrics(task: str, y: np.ndarray, pred: np.ndarray, task_names: Sequence[str],
+                    train_std: np.ndarray | None = None) -> dict:
     if task == "regression":
-        return regression_metrics(y, pred, task_names)
+        return regression_metrics(y, pred, task_names, train_std)
     return classification_metrics(y, pred, task_names)
 
 
 def primary_metric(task: str) -> tuple[str, bool]:
-    """(name, higher_is_better)."""
+    """(name, higher_is_better) of one target's metric (classification: any number of targets)."""
     return ("rmse", False) if task == "regression" else ("roc_auc", True)
+
+
+# Several regression targets are selected (early stopping, best epoch) and headlined by the
+# mean over targets of RMSE / the target's standard deviation in the seed's training subset,
+# which is the RMSE of the standardised targets the loss is computed on. Was: the plain mean
+# of the raw RMSEs, in each target's own unit: beside Molecular Weight (g/mol, RMSE ~100)
+# log-solubility (RMSE ~1) counted for ~1 % of the score. The training split's std (not the
+# validation's) keeps the scale fixed over epochs and free of the labels being scored; the
+# same scale for test makes the numbers comparable. ROC-AUC is unit-free: no change there.
+SCALED_RMSE = "rmse_scaled"
+SCALED_RMSE_MEANING = "mean over targets of RMSE / the target's training-split std (unit-free)"
+
+
+def selection_metric(task: str, n_tasks: int) -> tuple[str, bool]:
+    """(name, higher_is_better) of the validation number that early stopping and model
+    selection use, and the reports headline: ``primary_metric`` but for several regression
+    targets, whose raw RMSEs are in different units (``SCALED_RMSE``)."""
+    if task == "regression" and n_tasks > 1:
+        return SCALED_RMSE, False
+    return primary_metric(task)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -265,7 +296,8 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
     train_idx, valid_idx = split["train"], split["valid"]
     y_scaled = (y - y_mean) / y_std if cfg.task == "regression" else y
     y_t = torch.from_numpy(y_scaled.astype(np.float32))
-    metric_name, higher = primary_metric(cfg.task)
+    metric_name, higher = selection_metric(cfg.task, y.shape[1])
+    train_std = y_std if cfg.task == "regression" else None
     steps_per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
     best_score, best_state, best_epoch, bad, step = None, None, -1, 0, 0
     curve = []
@@ -293,9 +325,11 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
             count += len(idx)
             step += 1
         valid_pred = predict(model, prepared, valid_idx, cfg, y_mean, y_std)
-        valid_metrics = compute_metrics(cfg.task, y[valid_idx], valid_pred, task_names)
+        valid_metrics = compute_metrics(cfg.task, y[valid_idx], valid_pred, task_names, train_std)
         score = valid_metrics[metric_name]
         point = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "valid_" + metric_name: score}
+        if metric_name != primary_metric(cfg.task)[0]:  # the raw mean too, as curves held it before
+            point["valid_" + primary_metric(cfg.task)[0]] = valid_metrics[primary_metric(cfg.task)[0]]
         shown = f"valid {metric_name} {score:.3f}"
         if math.isnan(score):  # no valid task with two classes: selection falls back to the validation loss
             # (kept apart: stored as the metric, -BCE was drawn and printed as a negative "roc_auc")
@@ -370,15 +404,16 @@ def run_seed(inputs: Inputs, y: np.ndarray, split: dict, cfg: TrainConfig, seed:
             ext_preds[name].append(predict(model, prep, np.arange(len(prep.inputs)), cfg, y_mean, y_std))
 
     metrics, predictions = {}, {}
+    train_std = y_std if cfg.task == "regression" else None
     for name, idx in subsets.items():
         p = np.mean(preds[name], axis=0)
-        metrics[name] = compute_metrics(cfg.task, y[idx], p, task_names)
+        metrics[name] = compute_metrics(cfg.task, y[idx], p, task_names, train_std)
         metrics[name]["n"] = int(len(idx))
         if name != "train":
             predictions[name] = {"index": idx.tolist(), "y": _nan_to_none(y[idx]), "pred": p.tolist()}
     for name, (_, ext_y) in external.items():
         p = np.mean(ext_preds[name], axis=0)
-        metrics[name] = compute_metrics(cfg.task, ext_y, p, task_names)
+        metrics[name] = compute_metrics(cfg.task, ext_y, p, task_names, train_std)
         metrics[name]["n"] = int(len(ext_y))
         predictions[name] = {"index": list(range(len(ext_y))), "y": _nan_to_none(ext_y), "pred": p.tolist()}
     return {"seed": seed, "metrics": metrics, "members": members, "predictions": predictions,
