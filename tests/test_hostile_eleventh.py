@@ -154,3 +154,31 @@ def test_training_refuses_a_deepencoder_config_stating_a_key_twice(tiny_setup, t
     lines = [line for line in proc.stderr.splitlines() if '"sam_depth" is given twice' in line]
     assert lines and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / "out" / "trainer_state.json").exists()
+
+
+# --- 5. a property head without its loss weight in the config -----------------------------------------
+@pytest.mark.parametrize("weight", [None, 0, -1.0, float("nan"), "0.1", True])
+def test_training_a_property_head_without_a_usable_weight_names_the_field(weight):
+    import torch
+    from llava.constants import IMAGE_TOKEN_INDEX
+
+    import deepmolm_plugin
+    from conftest import tiny_encoder_config
+    from deepmolm_plugin.model.llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
+
+    deepmolm_plugin.register()
+    extra = {} if weight is None else {"aux_property_weight": weight}
+    config = LlavaQwen2Config(
+        vocab_size=900, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+        intermediate_size=64, max_position_embeddings=512, mm_vision_tower="deepencoder",
+        deepencoder_config=tiny_encoder_config().to_dict(), vision_tower_weights="random",
+        mm_projector_type="fusion", mm_hidden_size=64, fp_bits=64, fp_levels=4, fusion_heads=2,
+        aux_property_task="kflm2", aux_properties=["logp"], **extra)
+    torch.manual_seed(0)
+    model = LlavaQwen2ForCausalLM(config).eval()
+    ids = torch.tensor([[5, 6, IMAGE_TOKEN_INDEX, 7, 8]])
+    # was: AttributeError "'LlavaQwen2Config' object has no attribute 'aux_property_weight'" (missing),
+    # or a loss scaled by 0 / a negative / NaN weight
+    with pytest.raises(ValueError, match=r"config\.aux_property_weight is .*a number > 0"):
+        model(input_ids=ids, labels=torch.tensor([[-100, -100, -100, 7, 8]]), images=torch.randn(1, 3, 128, 128),
+              molecule_fp=torch.randint(0, 64, (1, 3, 4)))

@@ -402,8 +402,20 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
                                        {"properties": properties, "graphs": graphs})
             if self.training and any(p is not None for p in properties or ()):  # a placeholder's 0 is no loss
                 self.aux_property_losses.append(float(aux_loss.detach()))
-            out.loss = out.loss + self.config.aux_property_weight * aux_loss
+            out.loss = out.loss + self.aux_property_weight() * aux_loss
         return out
+
+    def aux_property_weight(self) -> float:
+        """config.aux_property_weight, the property loss's weight in training. Set by the
+        launcher (--aux_property_weight, 0.1 by default); a config built in code or a
+        config.json without it was an AttributeError at the first step with labels."""
+        weight = getattr(self.config, "aux_property_weight", None)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0 \
+                or weight == float("inf"):
+            raise ValueError(f"config.aux_property_weight is {weight!r}: training with the {self.config.aux_property_task!r} "
+                             "head needs the property loss's weight, a number > 0 (the launcher's "
+                             "--aux_property_weight, 0.1 by default)")
+        return float(weight)
 
     @torch.no_grad()
     def predict_properties(self, input_ids, images, graphs, image_sizes=None, molecule_fp=None,
