@@ -82,8 +82,11 @@ def instruction_for(task: str, name: Optional[str] = None) -> str:
 
 
 def property_answer(name: str, value: str) -> str:
-    """The answer text of a labelled property, the value written as the source wrote it."""
-    return PROPERTY_ANSWER.format(name=name, value=value)
+    """The answer text of a labelled property, the value written as the source wrote it. A
+    value that ends in a full stop (``5.``, a Fortran or SAS export) ends the sentence
+    itself: was "The y is 5..", a doubled stop the model learned to answer with."""
+    text = PROPERTY_ANSWER.format(name=name, value=value)
+    return text[:-1] if str(value).endswith(".") and text.endswith("..") else text
 
 
 def without_image_token(text: str) -> str:

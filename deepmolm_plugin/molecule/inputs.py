@@ -37,6 +37,7 @@ speak of records, questions or options re-word only the name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -139,6 +140,24 @@ class InputError(DataError):
         self.record_id, self.reason, self.kind = rid, reason, kind
 
 
+class OutputWriteError(DataError):
+    """A file this run writes (a drawn depiction, a prepared output) could not be written: a
+    full disk, a quota, a file-size limit, a read-only or failing device. The run's problem,
+    never a record's: callers stop the run with this one line (training prints it as any
+    DataError, exit 1; deepmolm-prepare adds how to resume). It is deliberately not an
+    `InputError`, which callers turn into one record's or question's failure: a full disk
+    made every later record "fail" (was: PIL's bare OSError, or a failure line per record).
+    """
+
+    def __init__(self, path, error: OSError, action: str = "write", what: str = ""):
+        self.path, self.error, self.action, self.what = os.fspath(path), error, action, what
+        about = f" ({what})" if what else ""
+        super().__init__(f"cannot {action} {self.path}{about}: {error.strerror or error}")
+
+    def __reduce__(self):  # raised in deepmolm-prepare's worker processes, re-raised in the parent
+        return (type(self), (self.path, self.error, self.action, self.what))
+
+
 @dataclass
 class MoleculeInput:
     """What the model gets for one molecule, and where it came from."""
@@ -212,26 +231,39 @@ def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
 
 
 def write_depiction(image: "Image.Image | bytes", path: Path, durable: bool = False,
-                    tmp_folder: Optional[Path] = None) -> Path:
+                    tmp_folder: Optional[Path] = None, what: str = "") -> Path:
     """Write ``image`` (a PIL image, saved as PNG, or an image file's bytes) at ``path``
     atomically (a temporary file renamed into place): a killed run or a concurrent writer
     never leaves a half image under the name. ``durable`` also syncs it to disk before the
     rename (for outputs a manifest will name). The temporary file is made next to ``path``,
-    or in ``tmp_folder`` (on the same file system) to keep ``path``'s folder clean."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    or in ``tmp_folder`` (on the same file system) to keep ``path``'s folder clean.
+
+    An OSError while writing (a full disk, a quota, a read-only folder) is an
+    `OutputWriteError` naming ``path`` (``what`` says whose it is), and the partial temporary
+    file is removed (was: PIL's bare OSError, and the half file left beside the drawings)."""
     name = f"{path.stem}.tmp{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}"
-    if tmp_folder is not None:
-        Path(tmp_folder).mkdir(parents=True, exist_ok=True)
     tmp = (Path(tmp_folder) if tmp_folder is not None else path.parent) / name
-    with open(tmp, "wb") as handle:
-        if isinstance(image, bytes):
-            handle.write(image)
-        else:
-            image.save(handle, format="PNG")
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as handle:
+                if isinstance(image, bytes):
+                    handle.write(image)
+                else:
+                    image.save(handle, format="PNG")
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            # never a half picture left taking the space that ran out; the write's own error
+            # is the one reported, not a second one from this clean-up
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise OutputWriteError(path, e, what=what) from e
     return path
 
 
@@ -766,7 +798,11 @@ class InputResolver:
             raise self.fail(rid, "has no image and no render folder is set")
         path = Path(self.render_folder) / depiction_name(key, self.render_size)
         if not path.is_file():
-            write_depiction(self.depiction(fields, rid, out.molecule if out is not None else None), path)
+            image = self.depiction(fields, rid, out.molecule if out is not None else None)
+            # an OutputWriteError, not this input's InputError: the render folder (a full disk)
+            # is at fault, and every later input would fail the same way
+            write_depiction(image, path, what=f"the depiction of {self.kind} {rid!r} in the render folder: "
+                                              f"an output of this run, not a problem of the {self.kind}")
         return str(path.resolve())
 
     def depiction(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "Image.Image":

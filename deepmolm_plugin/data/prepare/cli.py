@@ -19,7 +19,8 @@ from ... import usage
 from ...molecule.tools import MAX_SIZE, add_fingerprint_options, embed_timeout_arg, fingerprint_settings, max_atoms_arg
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
-from .common import PrepareError, Shape, atomic_bytes, dumps, need
+from ...molecule.inputs import OutputWriteError
+from .common import PrepareError, Shape, atomic_bytes, dumps, need, resume_hint, writing
 from .identity import (changed_inputs, check_state, checksum_inputs, differences, identity_of, narrow_inputs,
                        relocated, reusable_checksums, run_id, versions)
 from .lock import OutputLock
@@ -239,7 +240,8 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     if sharded:
         check_shard_count(out, run if run is not None and identity_of(run) == identity_of(state) else None,
                           run_id(state), args.shard)
-    out.progress.mkdir(parents=True, exist_ok=True)
+    with writing(out.progress):
+        out.progress.mkdir(parents=True, exist_ok=True)
     out.clean_tmp()
     if run is None or identity_of(run) != identity_of(state):
         # The N of --shard I/N is kept beside the settings (not among them: a run without
@@ -299,7 +301,8 @@ def read_manifest(out: Output) -> Optional[dict]:
         return out.read_json(MANIFEST, "redoing the run", check_state)
     except PrepareError as e:
         print(f"deepmolm-prepare: {e}", file=sys.stderr)
-        (out.root / MANIFEST).unlink()
+        with writing(out.root / MANIFEST, "remove"):
+            (out.root / MANIFEST).unlink()
         return None
 
 
@@ -381,6 +384,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"deepmolm-prepare: error: {e}", file=sys.stderr)
         failed = True
         return 2
+    except OutputWriteError as e:  # --out itself (a full disk), in this process or a worker: the run's error
+        print(f"deepmolm-prepare: error: {e}; {resume_hint(e)}", file=sys.stderr)
+        failed = True
+        return 1
     except KeyboardInterrupt:  # Ctrl-C: a traceback before, and one per worker
         print("\ndeepmolm-prepare: interrupted; the chunks committed so far are kept: rerun the same command "
               "to resume", file=sys.stderr)

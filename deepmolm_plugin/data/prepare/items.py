@@ -23,13 +23,13 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
-from ...molecule.inputs import InputError, InputResolver, Limits, write_depiction
+from ...molecule.inputs import InputError, InputResolver, Limits, OutputWriteError, write_depiction
 from ...processes import die_with_parent
 from ...molecule.sidecar import dtype_for
 from ...molecule_fp import DEEPMOLM, FingerprintSettings
 from ..prompts import conversation, instruction_for, is_known_task
 from ..sources.base import MoleculeSpec, SourceError, SourceItem, split_problem
-from .common import dumps
+from .common import dumps, writing
 
 FP_BITS, FP_LEVELS = DEEPMOLM.bits, DEEPMOLM.levels
 
@@ -149,6 +149,8 @@ class ItemMaker:
             image = self._image(item, mol_record)
         except Failed as e:
             return Made(failure={"id": item.id, "stage": e.stage, "reason": e.reason})
+        except OutputWriteError:  # --out cannot be written (a full disk): the run stops, the record is redone
+            raise
         except Exception as e:  # noqa: BLE001 - the one place: whatever one record raises is its failure line
             return Made(failure={"id": item.id, "stage": stage, "reason": unexpected(e)})
         record = {"id": item.id, "image": image, "conversations": turns, "task": item.task, "smiles": smiles}
@@ -224,9 +226,10 @@ class ItemMaker:
             block = self.sdf.block(str(path), index)
             if block is None:
                 raise InputError(id, f"{path} has no record {index}", "molecule")
-            self.tmp.mkdir(parents=True, exist_ok=True)
             one = self.tmp / f"record{path.suffix.lower()}"
-            one.write_text(block.rstrip("\n") + "\n$$$$\n", encoding="utf-8")
+            with writing(one):  # under --out: a full disk is the run's error, not this record's
+                self.tmp.mkdir(parents=True, exist_ok=True)
+                one.write_text(block.rstrip("\n") + "\n$$$$\n", encoding="utf-8")
             found = self.resolver.molecule({"structure": str(one)}, id)
         else:  # MOL2 / XYZ / PDB: usually one molecule per file; re-read per record
             found = self.resolver.molecule({"structure": str(path), "structure_index": index}, id)
@@ -279,6 +282,7 @@ class ItemMaker:
         relative = f"images/{digest[:2]}/{digest[2:32]}{suffix}"
         target = Path(self.s.out) / relative
         if not target.is_file():  # durable: on disk before the chunk that names it commits
+            # a write error is an OutputWriteError (`make` lets it stop the run)
             write_depiction(data, target, durable=True, tmp_folder=self.tmp)
         return relative
 

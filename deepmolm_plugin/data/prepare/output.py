@@ -23,7 +23,7 @@ from ...molecule.canonical import smiles_identity
 from ...molecule.sidecar import SidecarBuilder, dtype_for, reference
 from ..sources.base import OUTPUT_MANIFEST, OUTPUT_PROGRESS, OUTPUT_TOOL, id_key, split_problem
 from ...result_files import file_sha256
-from .common import PrepareError, Shape, atomic_bytes, dumps, fsync_path, need, writer_tag
+from .common import PrepareError, Shape, atomic_bytes, dumps, fsync_path, need, writer_tag, writing
 from .items import Made
 from .lock import is_lock_file
 from .overlaps import OVERLAPS, Overlaps, summary_lines
@@ -139,20 +139,24 @@ class Output:
         base = self.progress / "tmp"
         if base.is_dir():
             for stale in base.glob(f"{self.tag}-*"):
-                shutil.rmtree(stale, ignore_errors=False)
+                with writing(stale, "remove"):
+                    shutil.rmtree(stale, ignore_errors=False)
 
     def remove_outputs(self) -> None:
         """--overwrite: delete what earlier runs wrote, and only that: the files the manifest
         and the progress files name, images under their content-addressed names and the
         `.progress` folder. A user's own files in --out stay, even inside images/ or fp/."""
         for name in sorted(self._written()):
-            (self.root / name).unlink(missing_ok=True)
+            with writing(self.root / name, "remove"):
+                (self.root / name).unlink(missing_ok=True)
         images = self.root / "images"
         for folder in [*sorted(images.glob("*/")), images, self.root / "fp"]:
             if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+                with writing(folder, "remove"):
+                    folder.rmdir()
         if self.progress.is_dir():
-            shutil.rmtree(self.progress)
+            with writing(self.progress, "remove"):
+                shutil.rmtree(self.progress)
 
     def _written(self) -> set:
         """Relative paths of the files earlier runs wrote here (names this tool writes only)."""
@@ -206,9 +210,11 @@ class Output:
     def discard(self, problems: Dict[str, str]) -> None:
         """Before redoing a damaged output: the manifest no longer vouches for it, and the
         damaged files go (an image is rewritten only where no file has its name)."""
-        (self.root / MANIFEST).unlink()
+        with writing(self.root / MANIFEST, "remove"):
+            (self.root / MANIFEST).unlink()
         for name in filter(is_output_name, problems):
-            (self.root / name).unlink(missing_ok=True)
+            with writing(self.root / name, "remove"):
+                (self.root / name).unlink(missing_ok=True)
 
     def commit_chunk(self, c: int, first: int, made: List[Made], levels: int, dtype) -> None:
         """Token rows first, then the JSON that names them: the JSON is the commit point."""
@@ -313,7 +319,8 @@ def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
                     # A resumed run vouched for an image deleted or damaged since it was written
                     # (only the next rerun's check found it): it and its chunk go, and are redone.
                     # Every such chunk is found in this one pass (a rerun per chunk, before).
-                    image.unlink(missing_ok=True)
+                    with writing(image, "remove"):
+                        image.unlink(missing_ok=True)
                     damaged.setdefault(c, f"record {record['id']!r}: image {record['image']} {problem}")
                     continue
                 images.add(record["image"])
@@ -327,7 +334,8 @@ def tally(out: Output, n_chunks: int, shards: Optional[int] = None) -> Tally:
             t.overlaps.note(t.copy_key(entry), entry["split"], record.get("properties") or {})
     if damaged:
         for c in damaged:
-            out.chunk_json(c).unlink()
+            with writing(out.chunk_json(c), "remove"):
+                out.chunk_json(c).unlink()
         first = next(iter(damaged.values()))
         # --merge computes nothing: "rerun the same command" sent a merge to merge again
         owners = ", ".join(f"{i}/{shards}" for i in sorted({c % shards for c in damaged})) if shards else ""
@@ -345,16 +353,59 @@ def duplicate_failure(item_id, more: str = "") -> dict:
             "reason": f"an earlier record has the same id (as Unicode NFC text){more}"}
 
 
+class OutputText:
+    """A text file of assembly (records, failures), written under a temporary name in
+    ``tmp`` and renamed to ``final`` by `place`. Every OSError on it (a full disk, a quota)
+    is an `OutputWriteError` naming ``final``; after a first error, closing it raises no
+    second one (was: three chained OSError tracebacks, the files' closes failing again)."""
+
+    def __init__(self, tmp: Path, final: Path):
+        self.tmp, self.final = tmp, final
+        with writing(final):
+            self.handle = open(tmp, "w", encoding="ascii")
+
+    def __enter__(self) -> "OutputText":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            with writing(self.final):
+                self.handle.close()
+            return
+        # already stopping on an error: the buffered rest cannot be written either, and the
+        # half file in .progress/tmp would keep the space that ran out
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink(missing_ok=True)
+
+    def write(self, text: str) -> None:
+        with writing(self.final):
+            self.handle.write(text)
+
+    def sync(self) -> None:
+        with writing(self.final):
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+
+    def place(self) -> None:
+        with writing(self.final):
+            os.replace(self.tmp, self.final)
+
+
 def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> None:
     """Pass 2: records, sidecars and failures into temporary files, then renamed into place
     (sidecars first, so a record file never points at a sidecar that is not there yet)."""
     names = sorted(t.splits)
     atomic_bytes(out.progress / "assembly.json", dumps({"splits": names}).encode(), out.tmp)
-    sidecars = {s: SidecarBuilder(out.tmp / f"fp-{s}.npy", t.splits[s]["rows"], levels, dtype) for s in names}
+    sidecars = {}
+    for s in names:
+        with writing(out.root / "fp" / f"{s}.npy"):  # its full size is set here (a file-size limit, a quota)
+            sidecars[s] = SidecarBuilder(out.tmp / f"fp-{s}.npy", t.splits[s]["rows"], levels, dtype)
     placed: Dict[str, Dict[Tuple[str, str], dict]] = {s: {} for s in names}  # Tally.row_key -> sidecar reference
     with contextlib.ExitStack() as files:
-        writers = {s: files.enter_context(open(out.tmp / f"{s}.json", "w", encoding="ascii")) for s in names}
-        failures = files.enter_context(open(out.tmp / FAILURES, "w", encoding="ascii"))
+        writers = {s: files.enter_context(OutputText(out.tmp / f"{s}.json", out.root / f"{s}.json")) for s in names}
+        failures = files.enter_context(OutputText(out.tmp / FAILURES, out.root / FAILURES))
         separator = {s: "[\n" for s in names}
         for c in range(n_chunks):
             meta, tokens = out.load_chunk(c, with_tokens=True)
@@ -385,14 +436,13 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
         for s in names:
             writers[s].write("\n]\n")
         for handle in [*writers.values(), failures]:
-            handle.flush()
-            os.fsync(handle.fileno())
+            handle.sync()
     for s in names:
-        sidecars[s].commit(out.root / "fp" / f"{s}.npy")
+        with writing(out.root / "fp" / f"{s}.npy"):
+            sidecars[s].commit(out.root / "fp" / f"{s}.npy")
         fsync_path(out.root / "fp" / f"{s}.npy")
-    for s in names:
-        os.replace(out.tmp / f"{s}.json", out.root / f"{s}.json")
-    os.replace(out.tmp / FAILURES, out.root / FAILURES)
+    for handle in [*writers.values(), failures]:
+        handle.place()
     write_overlaps(out, t.overlaps)
     remove_stale_splits(out, names)
 
@@ -402,7 +452,8 @@ def write_overlaps(out: Output, overlaps: Overlaps) -> None:
     so an earlier run's file, which no manifest would vouch for, is removed)."""
     entries = overlaps.entries()
     if not entries:
-        (out.root / OVERLAPS).unlink(missing_ok=True)
+        with writing(out.root / OVERLAPS, "remove"):
+            (out.root / OVERLAPS).unlink(missing_ok=True)
         return
     atomic_bytes(out.root / OVERLAPS, "".join(dumps(e) + "\n" for e in entries).encode(), out.tmp)
 
@@ -419,8 +470,9 @@ def remove_stale_splits(out: Output, names: List[str]) -> None:
         records = out.root / f"{split}.json"
         if split in names or split_problem(split) or not records.is_file():  # a name no run gives a split
             continue
-        records.unlink()
-        sidecar.unlink()
+        for stale in (records, sidecar):
+            with writing(stale, "remove"):
+                stale.unlink()
         print(f"deepmolm-prepare: removed {records.name} and fp/{sidecar.name}: split files of an earlier run in "
               f"{out.root} that this run does not make", file=sys.stderr)
 
@@ -474,7 +526,8 @@ def assemble(out: Output, n_chunks: int, state: dict, shards: Optional[int] = No
     }
     atomic_bytes(out.root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), out.tmp)
     fsync_path(out.root)
-    shutil.rmtree(out.progress)
+    with writing(out.progress, "remove"):
+        shutil.rmtree(out.progress)
     return manifest
 
 

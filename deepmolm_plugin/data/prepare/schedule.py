@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from tqdm import tqdm
 
 from ...cores import usable_cores
+from ...molecule.inputs import OutputWriteError
 from ...molecule.sidecar import dtype_for
 from ..sources.base import READERS, SourceError, SourceItem, check_options, id_problem
 from .common import PrepareError
@@ -224,16 +225,21 @@ class Scheduler:
     def _harvest(self, block: bool) -> None:
         if block and self.pending:
             wait(self.pending, return_when=FIRST_COMPLETED)
-        broken = self._collect([f for f in self.pending if f.done()])
-        if broken:
+        broken, unwritable = self._collect([f for f in self.pending if f.done()])
+        if broken and unwritable is None:
             self._recover(broken)
         while self.open and self.open[0].waiting == 0:
             chunk = self.open.popleft()
             self.commit(chunk.c, chunk.first, [made for part in chunk.parts for made in part])
+        if unwritable is not None:
+            raise unwritable
 
-    def _collect(self, futures: list) -> list:
-        """Fill the slots of finished futures; returns the tasks a dead worker took along."""
-        broken = []
+    def _collect(self, futures: list) -> Tuple[list, Optional[OutputWriteError]]:
+        """Fill the slots of finished futures; returns the tasks a dead worker took along, and
+        the first OutputWriteError a task raised (--out cannot be written: the run stops once
+        the chunks finished before it are committed; was: those were computed and lost when
+        the error came in the same harvest)."""
+        broken, unwritable = [], None
         for future in futures:
             chunk, k, task = self.pending.pop(future)
             try:
@@ -241,14 +247,20 @@ class Scheduler:
             except BrokenProcessPool:
                 broken.append((chunk, k, task))
                 continue
+            except OutputWriteError as e:
+                unwritable = unwritable or e
+                continue
             self._fill(chunk, k, part)
-        return broken
+        return broken, unwritable
 
     def _recover(self, broken: list) -> None:
         if self.isolate is None or self.restart is None:
             raise PrepareError("a worker process died and this scheduler cannot redo its tasks")
         wait(self.pending)  # a broken pool fails every task it still had at once
-        broken += self._collect(list(self.pending))
+        more, unwritable = self._collect(list(self.pending))
+        if unwritable is not None:
+            raise unwritable
+        broken += more
         self.pool.shutdown(wait=True, cancel_futures=True)
         made = iter(self.isolate([item for _, _, task in broken for item in task]))
         for chunk, k, task in broken:

@@ -93,6 +93,11 @@ def check_options(name: str, options: dict) -> None:
     if unknown:
         takes = f"it takes {sorted(allowed)}" if allowed else "it takes no options"
         raise ValueError(f"{name}: unknown option(s) {unknown}; {takes}")
+    # JSON null (--option splits=null) is never what a user means: readers read it as the
+    # option not given (every split, every task), so it is refused, as `splits=` is.
+    nulls = sorted(key for key, value in options.items() if value is None)
+    if nulls:
+        raise ValueError(f"{name}: option(s) {nulls} are JSON null: give a value, or leave the option out")
     if name in READER_CHECKS:  # before --out is touched (prepare's check_reader_options) and before a row is read
         READER_CHECKS[name](name, options)
 
@@ -301,9 +306,16 @@ def option_list(fmt: str, name: str, value) -> Optional[list]:
     (one name, or names separated by commas, as the column options take them: ``--option
     splits=train,test`` was looked for as one split named "train,test") or a list of
     strings; anything else (``--option splits=1`` arrives as the int 1) is a configuration
-    error, not a TypeError from deep inside the reader. No split or task name holds a comma."""
-    if value is None or value == []:
+    error, not a TypeError from deep inside the reader. No split or task name holds a comma.
+    An empty list names nothing and is refused like ``splits=`` (was: read as "not given",
+    so ``--option 'splits=[]'`` from a filter that matched nothing prepared every split, the
+    test split included); None is "not given" (JSON null in --option is refused earlier,
+    `check_options`)."""
+    if value is None:
         return None
+    if isinstance(value, (list, tuple)) and not value:
+        raise ValueError(f"{fmt}: option {name} is an empty list and names nothing: name at least one, "
+                         f"or leave the option out for all")
     values = value.split(",") if isinstance(value, str) else value
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
         raise ValueError(f"{fmt}: option {name} must be a name or a list of names, got {value!r}")
