@@ -182,3 +182,31 @@ def test_training_a_property_head_without_a_usable_weight_names_the_field(weight
     with pytest.raises(ValueError, match=r"config\.aux_property_weight is .*a number > 0"):
         model(input_ids=ids, labels=torch.tensor([[-100, -100, -100, 7, 8]]), images=torch.randn(1, 3, 128, 128),
               molecule_fp=torch.randint(0, 64, (1, 3, 4)))
+
+
+# --- 6. a token sidecar's disk space is reserved before its memory map is written ------------------
+def test_a_sidecar_reserves_its_blocks_so_a_full_disk_is_an_error_not_sigbus(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import numpy as np
+
+    from deepmolm_plugin.molecule.sidecar import SidecarBuilder
+
+    builder = SidecarBuilder(tmp_path / "a.npy", 4096, 8, np.dtype(np.int16))
+    size = (tmp_path / "a.npy").stat().st_size
+    assert (tmp_path / "a.npy").stat().st_blocks * 512 >= size  # was: a sparse file, filled through the map
+    del builder
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match="No space left"):
+        SidecarBuilder(tmp_path / "b.npy", 4096, 8, np.dtype(np.int16))
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)  # a file system that cannot reserve: as before
+    SidecarBuilder(tmp_path / "c.npy", 16, 8, np.dtype(np.int16)).append(np.zeros((16, 8), np.int16))

@@ -22,6 +22,7 @@ offsets belong to the sidecar written with it, so a changed one is never read on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -128,6 +129,7 @@ class SidecarBuilder:
         self.tmp, self.rows, self.at = Path(tmp), rows, 0
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self._map = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=(rows, levels))
+        _reserve(self.tmp)
 
     def append(self, block: np.ndarray) -> int:
         """Store ``[n, levels]`` rows; returns their offset."""
@@ -147,6 +149,19 @@ class SidecarBuilder:
         del self._map
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, path)
+
+
+def _reserve(path: Path) -> None:
+    """Give the map's sparse file its disk blocks now: a memory map written on a full disk
+    kills the process with SIGBUS at some row (no error a caller can report), where
+    reserving raises ENOSPC / EDQUOT here, an OSError the caller names the file with.
+    File systems that cannot reserve (EOPNOTSUPP, EINVAL) keep the sparse file."""
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+                raise
 
 
 def _check_fits(block: np.ndarray, dtype: np.dtype, path: Path) -> None:
