@@ -17,6 +17,10 @@ a second run is refused in one line naming the holder's pid (`Refused`).
 - A forked child (a worker pool) closes its copies of the descriptors: an inherited
   descriptor would keep the lock alive after the run itself died.
 - A filesystem without flock (some network mounts) runs unlocked, with a warning.
+- A run may hand its lock to a tool it starts: the tool inherits the locked descriptor and
+  finds its number in ``$DEEPMOLM_OUTPUT_LOCK_FD`` (`inherited`). scripts/eval/run_eval.sh
+  holds ``OUT/.lock`` and runs eval.report on OUT, which takes that lock too (was: the
+  report was refused by the run that started it).
 
 deepmolm-prepare's shared and per-shard locks (data/prepare/lock.py) are made of these.
 """
@@ -167,12 +171,38 @@ def file_lock(file: "str | os.PathLike", tool: str) -> FileLock:
     return FileLock(real.with_name(real.name + LOCK), tool, file, uncreatable_ok=True)
 
 
+HANDED_FD = "DEEPMOLM_OUTPUT_LOCK_FD"  # the descriptor number of a lock a parent run holds for its child
+
+
+def inherited(lock: FileLock) -> bool:
+    """Whether the process that started this one holds `lock` and handed it over: the
+    descriptor ``$DEEPMOLM_OUTPUT_LOCK_FD`` names is open on the lock file itself, and
+    locking it succeeds while another open of the file is refused, which is so only where
+    that descriptor's open file is the one holding the lock (flock locks belong to an open
+    file, which a child shares with its parent)."""
+    number = os.environ.get(HANDED_FD, "")
+    if not number.isdigit():
+        return False
+    fd = int(number)
+    try:
+        held, now = os.fstat(fd), os.stat(lock.path)
+        if (held.st_dev, held.st_ino) != (now.st_dev, now.st_ino):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # closed, another file, or held by another open of it
+        return False
+    return True
+
+
 def hold(lock: FileLock) -> FileLock:
     """Take `lock` (its folder created) for this process until `release` (a lock already
-    held is kept); Refused naming the holder if another run has it."""
+    held is kept, and so is one the parent run handed over: `inherited`, left to the parent
+    to release); Refused naming the holder if another run has it."""
     lock.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         lock.acquire()
     except Busy:
+        if inherited(lock):
+            return lock
         raise Refused(refusal(lock.tool, lock.target, [holder_pid(lock.path)])) from None
     return lock

@@ -210,3 +210,28 @@ def test_a_sidecar_reserves_its_blocks_so_a_full_disk_is_an_error_not_sigbus(tmp
 
     monkeypatch.setattr(os, "posix_fallocate", unsupported)  # a file system that cannot reserve: as before
     SidecarBuilder(tmp_path / "c.npy", 16, 8, np.dtype(np.int16)).append(np.zeros((16, 8), np.int16))
+
+
+# --- 7. model_vqa: a depiction it cannot write stops the run in one line ------------------------------
+def test_model_vqa_that_cannot_write_a_depiction_stops_in_one_line(trained_checkpoint, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from deepmolm_plugin.eval import model_vqa
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question_id": "q1", "smiles": "CCO", "text": "What is it?"}) + "\n")
+    real_open = open
+
+    def full_disk_for_renders(file, mode="r", *args, **kwargs):
+        if "renders" in str(file) and "w" in mode:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_disk_for_renders)
+    with pytest.raises(SystemExit) as exit_:  # was: PIL's OSError traceback out of the question loop
+        model_vqa.main(["--model-path", str(trained_checkpoint), "--question-file", str(questions),
+                        "--answers-file", str(tmp_path / "a.jsonl"), "--temperature", "0"])
+    message = str(exit_.value.code)
+    assert message.startswith("error: cannot write ") and "renders" in message and "No space left" in message
+    assert "q1" in message  # whose depiction it was

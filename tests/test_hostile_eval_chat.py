@@ -265,8 +265,9 @@ def test_model_vqa_ctrl_c_ends_with_one_line(trained_checkpoint, tmp_path, monke
 
 
 def test_report_names_the_questions_model_vqa_could_not_ask(tmp_path):
-    """Questions model_vqa left out (its `<answers>.failures.jsonl`) have no answer: the
-    report still refuses to score without them, and says why they are missing."""
+    """Questions model_vqa left out (its `<answers>.failures.jsonl`) have no answer: a merge
+    missing others too says why the listed ones are missing; the report scores the answered
+    ones and reports the listed ones as not asked (it refused the whole merge: eleventh round)."""
     from deepmolm_plugin.eval.merge import MergeError, merge_answers
 
     answers = tmp_path / "chunk0.jsonl"
@@ -283,10 +284,14 @@ def test_report_names_the_questions_model_vqa_could_not_ask(tmp_path):
     # (was: "question 'q2' has no text: not a model_vqa answer file")
     refs = _refs(tmp_path, [{"question_id": f"q{i}", "task": "caption", "answer": "ethanol", "text": "What?"}
                             for i in (1, 2)])
-    with pytest.raises(SystemExit) as exit_:
-        report.main([str(answers), str(tmp_path / "chunk0.failures.jsonl"), "--references", str(refs),
-                     "--out", str(tmp_path / "o"), "--no-plots"])
-    assert re.search(r"1 of them could not be asked .*'q2': SMILES 'C1CC': bad", str(exit_.value.code))
+    report.main([str(answers), str(tmp_path / "chunk0.failures.jsonl"), "--references", str(refs),
+                 "--out", str(tmp_path / "o"), "--no-plots"])
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["counts"]["not_asked"] == 1
+    rows = {r["question_id"]: r for r in map(json.loads, (tmp_path / "o" / "per_question.jsonl").read_text().splitlines())}
+    assert rows["q2"]["not_asked"] is True and rows["q2"]["scored"] is False
+    assert "SMILES 'C1CC': bad" in rows["q2"]["reason"]
+    assert rows["q1"]["scored"] is True
 
 
 @pytest.mark.parametrize("value, shown", [("NaN", "nan"), ("Infinity", "inf"), ("true", "True"), ('"2.5"', "'2.5'")])

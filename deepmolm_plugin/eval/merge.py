@@ -12,7 +12,10 @@ Every file named must exist (an empty file is an empty chunk) and a line without
 as are answer files that hold no answer at all (without references) and a references
 file with no question. A question_id answered twice (in two shards or within
 one), a reference question with no answer, and an answer to no reference question are
-errors naming the ids and files; so are answers holding chat special tokens
+errors naming the ids and files, except a question that model_vqa's failures file beside
+a shard lists (`read_failures`: it could not be asked, and the report counts it as not
+asked; was: an error, no score at all); a failures entry for an answered question or for
+none in the references is an error (failures files of another run); so are answers holding chat special tokens
 (`<|im_end|>`: decoded without skip_special_tokens), answers from several different `model_id`s
 (stale files of another run), and answers whose `prompt` (the question the host asked)
 is not their reference record's `text` (answers to another question file whose ids
@@ -57,12 +60,16 @@ def read_jsonl(path: os.PathLike) -> List[dict]:
     return jsonl.read_jsonl(path, required=("question_id",), error=ReportError)
 
 
-def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = None) -> Tuple[Dict[str, dict], dict]:
+def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = None,
+                  not_asked: Optional[Dict[str, Tuple[str, str]]] = None) -> Tuple[Dict[str, dict], dict]:
     """{str(question_id): answer line} from all shards, and {path: line count}.
 
     MergeError (naming ids and files) for a missing file, an id answered more than once,
     and, when `expected` ids are given, an expected id with no answer or an answer to an
-    unexpected id."""
+    unexpected id. An expected id that `not_asked` (`read_failures`) lists is no error: the
+    report scores the others and lists it as not asked (was: the whole report refused, every
+    answered question unscored). One it lists that has an answer, or that is not expected,
+    is an error: failures files of another run."""
     if not paths:
         raise MergeError("no answer files given")
     folders = [str(p) for p in paths if Path(p).is_dir()]
@@ -100,15 +107,28 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
         detail = "; ".join(f"{qid!r} in {', '.join(files)}" for qid, files in list(duplicated.items())[:MAX_IDS_SHOWN])
         more = f" ({len(duplicated)} ids in all)" if len(duplicated) > MAX_IDS_SHOWN else ""
         problems.append(f"question_id answered more than once: {detail}{more}")
+    failed = not_asked or {}
     if expected is not None:
         expected_set = {str(q) for q in expected}
-        missing = [str(q) for q in expected if str(q) not in merged]
+        missing = [str(q) for q in expected if str(q) not in merged and str(q) not in failed]
         unexpected = [qid for qid in merged if qid not in expected_set]
         if missing:
-            problems.append(f"{len(missing)} question(s) have no answer in any shard: {format_ids(missing)}"
+            problems.append(f"{len(missing)} question(s) have no answer in any shard and are in no failures file "
+                            f"(a chunk that did not run, or was stopped?): {format_ids(missing)}"
+                            if not_asked is not None else
+                            f"{len(missing)} question(s) have no answer in any shard: {format_ids(missing)}"
                             + _failed_note(paths, missing))
         if unexpected:
             problems.append(f"{len(unexpected)} answer(s) to questions not in the references: {format_ids(unexpected)}")
+        stale = [qid for qid in failed if qid not in expected_set]
+        if stale:
+            problems.append(f"{len(stale)} question(s) in the failures file(s) are not in the references "
+                            f"({', '.join(sorted({failed[q][0] for q in stale}))}): {format_ids(stale)}")
+    both = [qid for qid in failed if qid in merged]
+    if both:  # model_vqa removes its failures file when a run starts: one of them is another run's
+        problems.append(f"{len(both)} question(s) are answered and also listed as not asked "
+                        f"({', '.join(sorted({failed[q][0] for q in both}))}): failures files of another run? "
+                        f"{format_ids(both)}")
     if problems:
         raise MergeError("cannot merge the answer shards " + ", ".join(str(p) for p in paths) + ":\n  "
                          + "\n  ".join(problems))
@@ -182,15 +202,22 @@ def _differing_keys(settings: List[dict]) -> List[str]:
     return differ
 
 
-def _failed_note(paths: Sequence[os.PathLike], missing: List[str]) -> str:
-    """'; N of them could not be asked (FILE): ...' for missing ids that model_vqa's
-    failures files beside the answer files list, with the first one's reason."""
-    failed: Dict[str, Tuple[str, str]] = {}
+def read_failures(paths: Sequence[os.PathLike]) -> "OrderedDict[str, Tuple[str, str]]":
+    """{str(question_id): (failures file, reason)}: the questions model_vqa could not ask, from
+    the `<answers stem>.failures.jsonl` beside each answers file (`{question_id, reason}`)."""
+    failed: "OrderedDict[str, Tuple[str, str]]" = OrderedDict()
     for path in paths:
         listed = jsonl.failures_path(path)
         if listed.is_file():
             for row in jsonl.read_jsonl(listed, required=("question_id", "reason"), error=ReportError):
-                failed.setdefault(str(row["question_id"]), (str(listed), row["reason"]))
+                failed.setdefault(str(row["question_id"]), (str(listed), str(row["reason"])))
+    return failed
+
+
+def _failed_note(paths: Sequence[os.PathLike], missing: List[str]) -> str:
+    """'; N of them could not be asked (FILE): ...' for missing ids that model_vqa's
+    failures files beside the answer files list, with the first one's reason."""
+    failed = read_failures(paths)
     named = [qid for qid in missing if qid in failed]
     if not named:
         return ""

@@ -18,7 +18,9 @@ A question that cannot be asked is reported and left out, and the others are ans
 its molecule or image is bad (found before the model loads), or its prompt is longer than
 the model's context (found while generating). Each is printed as `error: question ID:
 reason`, listed in `<answers stem>.failures.jsonl` as `{question_id, reason}` (an earlier
-run's file is removed when a run starts), and the run exits with status 1. Problems with
+run's file is removed when a run starts), and the run exits with status 1; the report
+scores the others and counts these as not asked. A second run on the same --answers-file
+is refused in one line while the first holds `<answers-file>.lock` (exit 2). Problems with
 the file itself stop the run before the model loads, naming the line or the id: a
 question_id that is not a string or integer or appears twice (as text: `1` and `"1"` are
 one id to the report), a `text` that is not a string or holds the image placeholder. So
@@ -90,7 +92,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from .. import usage
+from .. import output_lock, usage
 from ..cli import (CONFORMER_POLICIES, images_in_dtype, keeping_processed_images,
                    model_depiction_settings, new_tokens_within_context, projector_uses_molecules,
                    tile_arguments, unrounded, without_sampling_flags)
@@ -810,11 +812,23 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError
 
+    # One run per answers file: two runs on one --answers-file removed each other's failures
+    # and partial files and wrote one file of both (`<answers>.lock` beside it; was: no lock).
+    # run_eval.sh's chunks write answers files of their own: its OUT lock is not taken here.
+    lock = usage.checked(parser, lambda a: output_lock.hold(
+        output_lock.file_lock(os.path.expanduser(a.answers_file), "model_vqa")), args)
+    from ..molecule.inputs import OutputWriteError
+
     try:
         run(args)
     except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why
         raise SystemExit(f"error: {e}") from e
+    except OutputWriteError as e:  # a depiction drawn before any question is asked cannot be written (a full
+        # disk, a quota): the run's problem, not a question's (was PIL's OSError traceback)
+        raise SystemExit(f"error: {e}") from e
     except KeyboardInterrupt:  # was a traceback through the host and torch
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        lock.release()
 

@@ -29,7 +29,7 @@ from typing import Dict, List
 from .. import plots as draw
 from ..result_files import strict_json, write_atomic
 from .jsonl import REPORT_FILES
-from .markdown import TABLES, fmt, markdown
+from .markdown import TABLES, cell, fmt, markdown
 
 DPI = 100
 
@@ -123,6 +123,23 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
     return written
 
 
+def not_asked_note(report: dict) -> str:
+    """The line under the tables for questions model_vqa could not ask (`counts.not_asked`,
+    each task's `n_not_asked`): left out of n and the scores, which alone did not say that
+    the header's question count held questions no model answered. "" when there are none."""
+    total = report["counts"].get("not_asked", 0)
+    if not total:
+        return ""
+    per_task = [f"{cell(task)}: {r['metrics']['n_not_asked']}" for task, r in report["tasks"].items()
+                if r["metrics"].get("n_not_asked")]
+    unknown = total - sum(r["metrics"].get("n_not_asked", 0) for r in report["tasks"].values())
+    if unknown:  # no references file: their task is unknown
+        per_task.append(f"task unknown (no --references): {unknown}")
+    return (f"Not asked, {total} question(s) model_vqa could not ask, left out of n and the scores (listed in "
+            f"{', '.join(report['inputs']['failures'])}; rows with `\"not_asked\": true` in per_question.jsonl): "
+            + "; ".join(per_task) + ".")
+
+
 def write_outputs(report: dict, rows: List[dict], out: Path, make_plots: bool = True) -> str:
     """All the files in `out` (the figures unless `make_plots` is False, their paths then
     listed in the report's `plots`); returns the markdown tables."""
@@ -134,7 +151,8 @@ def write_outputs(report: dict, rows: List[dict], out: Path, make_plots: bool = 
     # experiment) take it as the mark of a finished report, so a run killed in between left
     # metrics.json beside no per_question.jsonl, or an older run's.
     write_atomic(out / "per_question.jsonl", "".join(strict_json(row, ensure_ascii=False) + "\n" for row in rows))
-    table = markdown(report)
+    note = not_asked_note(report)  # (markdown.py draws the tables; this line is about the whole run)
+    table = markdown(report) + (f"\n{note}\n" if note else "")
     write_atomic(out / "metrics.md", table + "\n")
     write_atomic(out / "metrics.json", strict_json(report, indent=2, ensure_ascii=False) + "\n")
     return table

@@ -10,7 +10,20 @@ reference records; its checks), `task_kinds` (how each question is scored), `sco
 Files named `*.aux_properties.jsonl` (model_vqa's property-head side files, which
 `answers/*.jsonl` also matches) are skipped here with a note.
 
-Exit status: 0 when the report is written, also with a task that is not scored (none of
+Questions model_vqa could not ask (listed in the `<answers stem>.failures.jsonl` beside an
+answers file) are reported as not asked: rows `"scored": false, "not_asked": true` with
+model_vqa's reason, `n_not_asked` per task and `counts.not_asked` in metrics.json, a line
+under the tables and a warning on stderr; the answered questions are scored (was: the whole
+report refused, "N question(s) have no answer in any shard"). A question with neither an
+answer nor a failures entry (a chunk not run, a killed run) is still an error.
+
+One report per --out at a time: it holds `<out>/.lock` (`output_lock`) from before anything
+is read; a second report, or one into the OUT of a running `run_eval.sh` (which holds that
+lock and hands it to the report it runs), is refused in one line, exit 2 (was: both wrote
+the folder).
+
+Exit status: 0 when the report is written, also with questions not asked (counted as
+above) and with a task that is not scored (none of
 its questions has a reference to score against: a warning names it, metrics.md a line
 under its table, metrics.json its `not_scored`; the scores of the other tasks are kept,
 as the scored questions beside left-out ones are); 1 with one `error:` line when the
@@ -30,7 +43,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import usage
+from .. import output_lock, usage
 from .jsonl import AUX_SUFFIX, failures_path
 from .merge import ReportError, format_ids
 from .outputs import overwritten_inputs, write_outputs
@@ -98,12 +111,25 @@ def _earlier_report(out: Path) -> str:
 
 
 def main(argv=None) -> None:
-    from .metrics.text import MAX_TOKENS, TextTooLong
-    from .metrics.wordnet import WordNetMissing
-
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
+    lock = usage.checked(parser, lambda a: output_lock.hold(output_lock.folder_lock(a.out, LOCK_TOOL)), args)
+    try:
+        _report(args)
+    finally:
+        lock.release()
+
+
+# who a refusal says holds --out: run_eval.sh takes the same lock for its OUT
+LOCK_TOOL = "eval.report (or run_eval.sh)"
+
+
+def _report(args: argparse.Namespace) -> None:
+    """Read, score and write, holding --out's lock."""
+    from .metrics.text import MAX_TOKENS, TextTooLong
+    from .metrics.wordnet import WordNetMissing
+
     # `answers/*.jsonl` also matches model_vqa's side files: its property-head predictions, and
     # the failures file of an answers file given (read as answers: "question 'q3' has no text";
     # each answers file's own failures are read with it)
@@ -137,5 +163,16 @@ def main(argv=None) -> None:
         ids = [row["question_id"] for row in rows if row.get(key)]
         if ids:
             print(f"note: {len(ids)} answer(s) {what}: {format_ids(ids)}", file=sys.stderr)
+    _warn_not_asked(rows)
     print(f"\nwrote {Path(args.out) / 'metrics.json'}", file=sys.stderr)
+
+
+def _warn_not_asked(rows) -> None:
+    """A warning naming the questions model_vqa could not ask, with the first one's reason:
+    they are in no score (the exit status stays 0: the counts say it)."""
+    unasked = [row for row in rows if row.get("not_asked")]
+    if unasked:
+        print(f"warning: {len(unasked)} question(s) could not be asked by model_vqa and are not scored "
+              f"(counted as not asked in metrics.json and metrics.md): {format_ids([r['question_id'] for r in unasked])};"
+              f" first, {unasked[0]['question_id']!r}: {unasked[0]['reason']}", file=sys.stderr)
 

@@ -6,9 +6,9 @@ metrics.json:
      "tokenizer": {"name", "description"}, # the text metrics' tokenizer
      "settings": {...},                    # BLEU weights, ROUGE/METEOR/fingerprint settings
      "versions": {"nltk", "rouge-score", "rdkit", "deepmolm-plugin"},
-     "inputs": {"answers": [paths], "references": path | null},
+     "inputs": {"answers": [paths], "references": path | null, "failures": [model_vqa's failures files]},
      "model_ids": [...],
-     "counts": {"questions", "answers", "shards": {path: lines}, "tasks": {task: n}},
+     "counts": {"questions", "answers", "not_asked", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
                       "metrics": {...}, "not_scored"?: why}}}
     text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined,
@@ -21,7 +21,9 @@ metrics.json:
               n_cut_values (answers stopped at --max-new-tokens whose number, or the unit after
               it, runs to the end of the text, `value_may_be_cut`: scored invalid, the value may
               be cut short: "12" of 1234.5, "-0.19 Hart" of Hartree)
-    every kind: n_empty, n_capped (answers whose `metadata.capped` says generation stopped at
+    every kind: n_not_asked (questions model_vqa could not ask, listed in a `<answers stem>.failures.jsonl`:
+              no answer, left out of n and the scores; rows `"scored": false, "not_asked": true` with the
+              reason), n_empty, n_capped (answers whose `metadata.capped` says generation stopped at
               --max-new-tokens; `"capped"` true / false / null in their rows: null for answers
               files that do not record it, which are scored as not capped)
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
@@ -57,7 +59,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .merge import ReportError, check_pairing, format_ids, load_references, merge_answers, references_from_answers
+from .merge import (ReportError, check_pairing, format_ids, load_references, merge_answers, read_failures,
+                    references_from_answers)
 from .names import name_key
 from .task_kinds import reference_value, task_kind
 
@@ -298,10 +301,31 @@ def _naming_the_question(task: str, answers: Dict[str, dict], qids: List[str], m
         raise ReportError(f"task {task!r}: {e}") from e
 
 
-def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=None, nltk_data=None
-          ) -> Tuple["OrderedDict[str, dict]", List[dict]]:
+def not_asked_rows(task: Optional[str], kind: Optional[str], qids: List[str], refs: "OrderedDict[str, dict]",
+                   failed: Dict[str, Tuple[str, str]]) -> List[dict]:
+    """per_question.jsonl rows of the questions model_vqa could not ask (`merge.read_failures`):
+    no prediction (null, not an empty answer), `"scored": false`, `"not_asked": true` and
+    model_vqa's reason with its failures file."""
+    return [{"question_id": refs[q]["question_id"] if q in refs else q, "task": task, "kind": kind,
+             "prediction": None, "reference": refs[q].get("answer") if q in refs else None, "scored": False,
+             "not_asked": True, "reason": f"not asked: {failed[q][1]} ({failed[q][0]})"} for q in qids]
+
+
+def _nothing_asked(kind: str, qids: List[str], failed: Dict[str, Tuple[str, str]]) -> dict:
+    """The result of a task none of whose questions model_vqa could ask: n 0, no score, and
+    `not_scored` saying so (`text_metrics` of no answer is no score, nor an error)."""
+    files = ", ".join(sorted({failed[q][0] for q in qids}))
+    return {"kind": kind, "n": 0, "metrics": {"n_not_asked": len(qids)},
+            "not_scored": f"no question could be asked by model_vqa ({len(qids)} in {files})"}
+
+
+def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=None, nltk_data=None,
+          not_asked: Optional[Dict[str, Tuple[str, str]]] = None) -> Tuple["OrderedDict[str, dict]", List[dict]]:
     """Per-task results {task: {kind, n, metrics, not_scored?}} and per-question rows;
-    ReportError when no task has a question left to score."""
+    ReportError when no task has a question left to score. The questions `not_asked` lists
+    (model_vqa's failures files, `merge.read_failures`) have no answer: they are left out of
+    their task's scores and n, counted (`n_not_asked`) and given rows of their own."""
+    failed = not_asked or {}
     from .metrics import molecules, numbers, text
 
     groups = group_by_task(refs)
@@ -311,6 +335,15 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
     results: "OrderedDict[str, dict]" = OrderedDict()
     rows: List[dict] = []
     for task, (kind, qids) in groups.items():
+        unasked = [q for q in qids if q not in answers]  # merge_answers let only `failed` ones through
+        rows += not_asked_rows(task, kind, unasked, refs, failed)
+        qids = [q for q in qids if q in answers]
+        if not qids:
+            results[task] = _nothing_asked(kind, unasked, failed)
+            print(f"warning: task {task!r} is not scored (n=0): {results[task]['not_scored']}; the other tasks "
+                  "are scored", file=sys.stderr)
+            continue
+        asked = len(qids)  # those left out below for want of a reference are counted against it
         preds = [str(answers[q].get("text", "")) for q in qids]
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
         references = task_references(task, kind, refs, qids)  # property values, canonical SMILES
@@ -337,7 +370,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             spec = numbers.property_spec(task)
             cut = [capped(answers[q]) is True and value_may_be_cut(p, spec) for q, p in zip(qids, preds)]
             metrics = numbers.property_metrics([None if c else p for p, c in zip(preds, cut)], references, task)
-            metrics["n_without_reference"] = len(groups[task][1]) - len(qids)
+            metrics["n_without_reference"] = asked - len(qids)
             metrics["n_cut_values"] = sum(cut)
             extra = [{"value": numbers.parse_value(p, spec),
                       "valid": not c and numbers.scored_value(p, spec, v) is not None, "reference_value": v,
@@ -351,7 +384,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                       file=sys.stderr)
         else:
             metrics = molecules.smiles_metrics(preds, ref_texts)
-            metrics["n_invalid_references"] = len(groups[task][1]) - len(qids)
+            metrics["n_invalid_references"] = asked - len(qids)
             extra = []
             for p, r in zip(preds, ref_texts):
                 ps, rs = molecules.extract_smiles(p), molecules.extract_smiles(r)
@@ -366,6 +399,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         metrics["n_empty"] = sum(not p.strip() for p in preds)
         caps = [capped(answers[q]) for q in qids]
         metrics["n_capped"] = sum(c is True for c in caps)
+        metrics["n_not_asked"] = len(unasked)
         extra = [{**e, "capped": c} for e, c in zip(extra, caps)]
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
         if results_extra:
@@ -400,16 +434,19 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     from .metrics import molecules, text
 
     tok = text.get_tokenizer(tokenizer)
+    failed = read_failures(answer_paths)  # questions model_vqa could not ask: listed, not scored
     if references is not None:
         if any(Path(p).resolve() == Path(references).resolve() for p in answer_paths):
             raise ReportError(f"the references file {references} is also listed among the answer files")
         refs = load_references(references)
-        answers, counts = merge_answers(answer_paths, list(refs))
+        answers, counts = merge_answers(answer_paths, list(refs), not_asked=failed)
         check_pairing(answers, refs)
     else:
-        answers, counts = merge_answers(answer_paths)
+        answers, counts = merge_answers(answer_paths, not_asked=failed)
         refs = references_from_answers(answers)
-    results, rows = score(answers, refs, tokenizer=tok, nltk_data=nltk_data)
+    results, rows = score(answers, refs, tokenizer=tok, nltk_data=nltk_data, not_asked=failed)
+    if references is None:  # no reference record says their task: counted overall only
+        rows += not_asked_rows(None, None, list(failed), refs, failed)
     report = {
         "schema": SCHEMA,
         "scales": "every score in [0, 1] (BLEU, ROUGE, METEOR, validity, exact match, valid ratio, "
@@ -428,9 +465,11 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
         },
         "versions": _versions(),
         "inputs": {"answers": [str(p) for p in answer_paths],
-                   "references": None if references is None else str(references)},
+                   "references": None if references is None else str(references),
+                   "failures": sorted({file for file, _ in failed.values()})},
         "model_ids": sorted({str(a.get("model_id")) for a in answers.values() if a.get("model_id") is not None}),
-        "counts": {"questions": len(refs), "answers": len(answers), "shards": dict(counts),
+        "counts": {"questions": len(refs) + (len(failed) if references is None else 0), "answers": len(answers),
+                   "not_asked": len(failed), "shards": dict(counts),
                    "tasks": {task: r["n"] for task, r in results.items()}},
         "tasks": results,
     }

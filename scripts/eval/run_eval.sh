@@ -24,9 +24,20 @@
 # higher are removed, so answers/*.jsonl is this run's chunks; a failed run keeps them all).
 #
 # Steps: DATA -> OUT/questions.jsonl (deepmolm_plugin.eval.questions); one model_vqa
-# process per chunk (--num-chunks N --chunk-idx i, greedy); any failed chunk stops the run
-# with its log; then deepmolm_plugin.eval.report merges the chunks (a missing or
-# duplicated question is an error) and scores them per task.
+# process per chunk (--num-chunks N --chunk-idx i, greedy); a chunk that failed is shown
+# with its log and stops the run, except one that finished with questions it could not ask
+# (a bad molecule: listed in answers/<i>.failures.jsonl); then deepmolm_plugin.eval.report
+# merges the chunks (a missing or duplicated question is an error; one model_vqa could not
+# ask is counted as not asked, the others scored) and scores them per task.
+#
+# One run per OUT: the run holds OUT/.lock (as deepmolm-prepare and training do) and a
+# second run_eval.sh, or an eval.report into OUT, is refused in one line while it runs
+# (was: two runs mixed their questions and answers, each exit 0).
+#
+# Exit status: 0 when every question was answered and scored; 1 when a chunk failed or
+# the report refused its inputs, and also when the report was written but some questions
+# could not be asked (the report says which and why); 2 for bad arguments or an OUT
+# another run holds.
 set -euo pipefail
 
 usage() {
@@ -60,6 +71,40 @@ ABOVE=$(dirname "$OUT")
 while [[ ! -e $ABOVE && $ABOVE != "$(dirname "$ABOVE")" ]]; do ABOVE=$(dirname "$ABOVE"); done
 [[ -e $OUT || -d $ABOVE ]] || { echo "error: OUT $OUT: $ABOVE is a file, not a folder" >&2; exit 2; }
 DATA_DIR=$(cd "$(dirname "$DATA")" && pwd)
+
+# OUT/.lock, the lock deepmolm_plugin.output_lock takes for an output folder: flock(1) on
+# the file, our pid in it, the file removed when the run ends. The open file is inherited
+# by the chunks and handed to the report ($DEEPMOLM_OUTPUT_LOCK_FD), which takes the same
+# lock. A holder removes the file as it ends: a lock taken on a file no longer at the path
+# guards nothing, and the path is opened again (output_lock.FileLock._lock does the same).
+hold_out() {
+    local lock=$OUT/.lock rc pid
+    if ! command -v flock > /dev/null 2>&1; then
+        echo "warning: no flock command: nothing stops another run from writing $OUT at the same time" >&2
+        return
+    fi
+    while true; do
+        exec {LOCK_FD}<> "$lock"
+        rc=0
+        flock -n -E 75 "$LOCK_FD" 2> /dev/null || rc=$?
+        if [[ $rc == 75 ]]; then
+            pid=$(head -n 1 "$lock" 2> /dev/null | tr -cd 0-9 || true)
+            echo "error: another run_eval.sh (or eval.report) is writing $OUT (pid ${pid:-unknown})" >&2
+            exit 2
+        elif [[ $rc != 0 ]]; then  # a filesystem without flock (some network mounts)
+            echo "warning: cannot lock $lock: nothing stops another run from writing $OUT at the same time" >&2
+            exec {LOCK_FD}>&-
+            return
+        fi
+        [[ $(stat -L -c %d:%i "/dev/fd/$LOCK_FD") == "$(stat -c %d:%i "$lock" 2> /dev/null)" ]] && break
+        exec {LOCK_FD}>&-
+    done
+    echo $$ > "/dev/fd/$LOCK_FD"
+    export DEEPMOLM_OUTPUT_LOCK_FD=$LOCK_FD
+    trap 'rm -f "$OUT/.lock"' EXIT  # while still holding it, as output_lock's release does
+}
+mkdir -p "$OUT"
+hold_out
 IMAGE_FOLDER=${IMAGE_FOLDER:-$DATA_DIR}
 STRUCTURE_FOLDER=${STRUCTURE_FOLDER:-$DATA_DIR}
 
@@ -139,6 +184,22 @@ if [[ ${#GPUS[@]} -eq 0 && -z ${OMP_NUM_THREADS:-} ]]; then  # CPU: share the co
     export OMP_NUM_THREADS=$(( CORES / NUM_CHUNKS > 0 ? CORES / NUM_CHUNKS : 1 ))
 fi
 
+# The identity (device:inode) of each chunk's answers file before the chunks run, "" if none:
+# model_vqa replaces the file whole (write_atomic: a new inode) only once its chunk is done.
+BEFORE=()
+for (( i = 0; i < NUM_CHUNKS; i++ )); do
+    BEFORE+=("$(stat -c %d:%i "$OUT/answers/$i.jsonl" 2> /dev/null || true)")
+done
+
+# Whether failed chunk $1 finished, only some questions not asked: it wrote its answers file
+# (replaced it, with RESUME) and a failures file. A chunk stopped midway (a crash, the model
+# not loading) leaves the earlier answers file, or none, and stops the run as before.
+finished_with_failures() {
+    local now
+    now=$(stat -c %d:%i "$OUT/answers/$1.jsonl" 2> /dev/null || true)
+    [[ -s $OUT/answers/$1.failures.jsonl && -n $now && $now != "${BEFORE[$1]}" ]]
+}
+
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
@@ -159,8 +220,11 @@ done
 echo "running $NUM_CHUNKS chunk(s)${GPUS[0]+ on GPUs ${GPUS[*]}}; logs in $OUT/logs/" >&2
 
 FAILED=()
+UNASKED=()  # chunks that finished with questions model_vqa could not ask (its exit status 1)
 for (( i = 0; i < NUM_CHUNKS; i++ )); do
-    if ! wait "${PIDS[i]}"; then FAILED+=("$i"); fi
+    if ! wait "${PIDS[i]}"; then
+        if finished_with_failures "$i"; then UNASKED+=("$i"); else FAILED+=("$i"); fi
+    fi
 done
 trap - INT TERM
 if [[ ${#FAILED[@]} -gt 0 ]]; then
@@ -170,6 +234,11 @@ if [[ ${#FAILED[@]} -gt 0 ]]; then
     done
     exit 1
 fi
+for i in ${UNASKED[@]+"${UNASKED[@]}"}; do
+    echo "warning: chunk $i of $NUM_CHUNKS could not ask $(wc -l < "$OUT/answers/$i.failures.jsonl") question(s)," \
+        "listed in $OUT/answers/$i.failures.jsonl (reasons in $OUT/logs/chunk-$i.log); the report counts them as" \
+        "not asked and scores the others" >&2
+done
 
 # Every earlier answer kept (same settings, a current question) is in this run's chunks now;
 # earlier chunks past NUM_CHUNKS made `report answers/*.jsonl` refuse duplicated questions.
@@ -182,3 +251,8 @@ for (( i = 0; i < NUM_CHUNKS; i++ )); do ANSWERS+=("$OUT/answers/$i.jsonl"); don
 # shellcheck disable=SC2086  # REPORT_ARGS is a list of options
 "$PYTHON" -m deepmolm_plugin.eval.report "${ANSWERS[@]}" --references "$OUT/questions.jsonl" \
     --out "$OUT" ${REPORT_ARGS:-}
+if [[ ${#UNASKED[@]} -gt 0 ]]; then  # the scores are written, but not of every question
+    echo "error: chunk(s) ${UNASKED[*]} could not ask some questions (see the warning above and" \
+        "$OUT/answers/<i>.failures.jsonl); the other questions are scored in $OUT/metrics.json" >&2
+    exit 1
+fi
