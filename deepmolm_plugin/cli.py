@@ -26,6 +26,8 @@ checkpoint that cannot be loaded as it is (a config.json transformers cannot rea
 extra or NaN tensors; no tokenizer, or one with more tokens than the model has embeddings) is one line
 naming the folder and exit status 1. A question holding the image placeholder `<image>`
 is refused and asked again (the host would make a second image slot and crash).
+`--dtype` (default auto: `deepmolm_plugin.dtypes`, whose choice is printed once) is the dtype
+the model is loaded in; for a checkpoint the host's own loader takes, only auto (exit 2 else).
 `--max-new-tokens` (default 512) is at most the GUI's limit, the model's context and 1024:
 more is set to it, with a note.
 In a terminal, a question pasted as several lines is one question, its lines joined with
@@ -115,7 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
                         help="3D policy for the molecule (see deepmolm_plugin.molecule); default: the one the "
                              "model was trained with (its config), else auto")
+    add_dtype_option(parser)
     return parser
+
+
+# = model.loading.DTYPE_CHOICES (importing it here would load torch and transformers for --help)
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+def add_dtype_option(parser: argparse.ArgumentParser) -> None:
+    """--dtype for the launchers whose model the host's `load_pretrained_model` loads (was:
+    always "auto", which on a CPU with native bf16 ran an fp32-trained model in bf16)."""
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
+                        help="the dtype the model runs in; auto (default): bfloat16 on CUDA with bf16 and on CPUs "
+                             "with native bf16 (AMX/AVX512-BF16), float16 on older GPUs, float32 on other CPUs; "
+                             "the choice is printed")
 
 
 def model_depiction_settings(model_path: str, given: Optional[str], option: str = "--conformer-policy") -> str:
@@ -304,7 +320,8 @@ def without_reply_label() -> str:
     takes its line, else (a log, a pipe) the error starts on the next line. Returns what the
     error line starts with. Was: `ASSISTANT: ` over nothing, the error on the line below."""
     sys.stdout.flush()
-    if sys.stdout.isatty():
+    if sys.stdout.isatty() and sys.stderr.isatty():  # the error shows where the label was (stderr sent to a
+        # log would leave the screen with neither)
         sys.stdout.write("\r\033[K")
         sys.stdout.flush()
         return ""
@@ -617,8 +634,8 @@ def main(argv=None) -> None:
     import llava.serve.cli as host_cli
     from llava.mm_utils import get_model_name_from_path
 
-    from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config,
-                                               unsupported_load_options)
+    from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loading_in_dtype,
+                                               model_type_of, read_config, unsupported_load_options)
     from deepmolm_plugin.molecule.inputs import model_render_size
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
@@ -637,6 +654,7 @@ def main(argv=None) -> None:
         unsupported = unsupported_load_options(args.model_base, args.load_8bit, args.load_4bit)
         if unsupported:
             parser.error(unsupported)
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device), args)  # "auto"'s choice is said here
     conv_mode_is_ours = args.conv_mode == "auto"
     try:  # `plain` (stage 1, no turns) cannot chat: was a TypeError traceback on the second question
         args.conv_mode = check_chat_conv_mode(
@@ -678,6 +696,7 @@ def main(argv=None) -> None:
             if uses_molecules:
                 molecule_fp = resolved.molecule_fp.unsqueeze(0)  # (1, atoms, levels)
         stack.enter_context(loader_binding_inputs(host_cli, molecule_fp, args.image_file))
+        stack.enter_context(loading_in_dtype(args.dtype))  # the host passes the loader no dtype
         stack.enter_context(questions_without_placeholder(host_cli))
         stack.enter_context(replies_as_text(host_cli))
         if conv_mode_is_ours:

@@ -7,12 +7,15 @@
 - any other CPU: float32. There bf16 is emulated: on an AVX2-only EPYC the DeepEncoder took
   113 s in bf16 against 21 s in fp32.
 
-The choice is logged once per device type and outcome. Explicit dtypes pass through.
+The choice is said once per device type and outcome, as a WARNING on stderr (the level the
+loaders' other notes reach the user at; was INFO, which no entry point shows, so a CPU with
+native bf16 ran an fp32-trained model in bf16 without a word). Explicit dtypes pass through.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Optional, Union
 
 import torch
@@ -47,7 +50,9 @@ def auto_dtype(device: Union[str, torch.device]) -> torch.dtype:
         raise ValueError(f'dtype "auto" knows CPU and CUDA devices, not {device.type!r}: give a dtype')
     if (device.type, dtype) not in _logged:
         _logged.add((device.type, dtype))
-        logger.info('dtype "auto" -> %s: %s', str(dtype).replace("torch.", ""), reason)
+        # rank 0 of a distributed run says it (the ranks choose alike); the others at INFO
+        level = logging.WARNING if os.environ.get("RANK", "0") == "0" else logging.INFO
+        logger.log(level, 'dtype "auto" -> %s: %s', str(dtype).replace("torch.", ""), reason)
     return dtype
 
 

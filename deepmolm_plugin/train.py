@@ -486,6 +486,25 @@ def check_output_folders(options, model_args, data_args) -> None:
             usage.output_folder(value, f"--{name}")
     if model_args.vision_feature_cache is not None:  # a read-only one serves what it holds
         usage.cache_folder(model_args.vision_feature_cache, "--vision_feature_cache")
+        check_cache_outside_output(model_args.vision_feature_cache, options.output_dir)
+
+
+def check_cache_outside_output(cache: str, output_dir: "str | None") -> None:
+    """The feature cache may be neither --output_dir nor a folder inside it. --output_dir
+    becomes the model folder that is copied, uploaded and evaluated: a cache there (one
+    file per view, millions at real scale) would ship with it, and go when the run's
+    folder is moved or deleted, while a cache is meant to outlive runs and be shared by
+    them. Was: accepted, and the entry folders were written among the checkpoints. (A
+    cache folder above --output_dir is allowed: the cache writes only its own sub-folders.)"""
+    from pathlib import Path
+
+    if output_dir is None:
+        return
+    given, output = (Path(os.path.expanduser(v)).resolve() for v in (cache, output_dir))
+    if given == output or output in given.parents:
+        where = "is --output_dir" if given == output else f"is inside --output_dir {output_dir}"
+        raise usage.UsageError(f"--vision_feature_cache {cache}: {where}, which becomes the saved model's folder; "
+                               "give the cache a folder outside it (it is meant to be shared by later runs)")
 
 
 # Model settings the config of a saved checkpoint records (patches.arguments.CONFIG_FIELDS and
@@ -1243,7 +1262,12 @@ def main(argv=None) -> None:
             write_run_record(options, data_args)
         sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
         seed_model_init(argv)
-        host_train.train(attn_implementation="sdpa")
+        from deepmolm_plugin.encoder.feature_cache import opened_caches
+
+        with opened_caches() as caches:  # the host builds the tower (and opens its cache) inside train()
+            host_train.train(attn_implementation="sdpa")
+        if not asks_help:
+            report_feature_cache(caches, option_value(argv, "vision_feature_cache"))
     except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
         usage.fail(PROG, e)
     except ProjectorWeightsError as e:  # the stage-1 adapter's shapes, once the model has built the projector
@@ -1265,6 +1289,40 @@ def main(argv=None) -> None:
         if lock is not None:
             lock.release()
     finish_distributed()
+
+
+def report_feature_cache(caches: list, option: "str | None") -> None:
+    """One line at the end of training with what the feature cache did (`summary_lines`),
+    said by rank 0 with the counts summed over the ranks (every rank looks up its own
+    batches). Was: never said, so a cache that served nothing looked like one that served
+    everything. `option`: --vision_feature_cache as given; every rank of a distributed run
+    has it alike, so all of them join the sum or none do."""
+    if option is None:
+        return
+    import torch
+    import torch.distributed as dist
+
+    from deepmolm_plugin.encoder.feature_cache import COUNTS, merged_stats, summary_lines
+
+    merged = merged_stats(caches)
+    totals = next(iter(merged.values()), None)  # one --vision_feature_cache: one folder
+    # the counts, then whether the folder held entries when opened, then whether this rank opened it
+    numbers = ([totals[name] for name in COUNTS] + [int(totals["held_entries"]), 1]) if totals else [0] * (len(COUNTS) + 2)
+    scope = ""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        # NCCL reduces CUDA tensors only; gloo CPU ones
+        device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+        summed = torch.tensor(numbers, dtype=torch.int64, device=device)
+        dist.all_reduce(summed)
+        numbers = summed.tolist()
+        scope = f" (summed over {dist.get_world_size()} ranks)"
+    if os.environ.get("RANK", "0") != "0" or not numbers[-1]:  # rank 0 says it; no rank opened the cache: nothing to say
+        return
+    root = next(iter(merged), option)
+    summed_totals = {**dict(zip(COUNTS, numbers)), "held_entries": bool(numbers[len(COUNTS)]),
+                     "keyed_as": totals["keyed_as"] if totals else set()}
+    for line in summary_lines(root, summed_totals, scope):
+        print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
 def stop_on_sigterm():

@@ -226,11 +226,39 @@ def _try_to_create(existing: Path, what: str) -> None:
 def cache_folder(value: "str | os.PathLike", option: str) -> Path:
     """`output_folder`, except that an existing folder this user can read but not write is
     accepted: a cache shared on a read-only mount serves what it holds (the cache then
-    stores nothing, and says so)."""
+    stores nothing, and says so). A folder that holds a model is refused (`held_model`)."""
     path = _path(value)
+    held = held_model(path)
+    if held:
+        raise UsageError(f"{option} {value}: holds a model ({held}); the cache would write a sub-folder of "
+                         "entries (one file per view) into it, to be copied and shipped with the model: give "
+                         "the cache a folder of its own")
     if path.is_dir() and os.access(path, os.R_OK | os.X_OK) and not os.access(path, os.W_OK):
         return path
     return output_folder(value, option)
+
+
+# A model folder's configuration files: a host / transformers model, a DeepEncoder tower.
+MODEL_CONFIG_FILES = ("config.json", "deepencoder_config.json")
+MODEL_WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "mm_projector.bin")
+
+
+def held_model(path: Path) -> Optional[str]:
+    """The files that make `path` a model folder ("config.json, model.safetensors"): a
+    configuration beside weights, as a finished run, a checkpoint-<step> or a tower folder
+    holds them; None otherwise (also for no folder). A feature cache never writes files at
+    its top level (its entries are in sub-folders), so such a folder is no cache. Was: a
+    checkpoint folder given as --vision_feature_cache got thousands of entry folders."""
+    if not path.is_dir():
+        return None
+    try:
+        configs = [name for name in MODEL_CONFIG_FILES if (path / name).is_file()]
+        weights = sorted({p.name for pattern in MODEL_WEIGHT_PATTERNS for p in path.glob(pattern) if p.is_file()})
+    except OSError:  # no permission to list it: the folder checks that follow say so
+        return None
+    if not configs or not weights:
+        return None
+    return ", ".join(configs + weights[:2]) + (f" and {len(weights) - 2} more" if len(weights) > 2 else "")
 
 
 def output_file(value: "str | os.PathLike", option: str) -> Path:

@@ -38,6 +38,10 @@ blocked the forward, a link to /dev/zero filled memory). Non-finite features (Na
 are used but never stored, and a stored one (written before that rule) is damaged.
 A cache folder this user can read but not write (filled once, shared on a read-only
 mount) serves what it holds and stores nothing (`read_only`).
+
+Reporting: the launchers collect the caches a run opens (`opened_caches`: the host builds
+the tower deep inside its own code) and print one line at the end (`summary_lines`), with
+a note where a cache that held entries served none (was: no run said what its cache did).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 from safetensors import SafetensorError
@@ -182,6 +186,11 @@ class FeatureCache:
         except OSError as e:  # no permission, a race with another process
             raise ValueError(f"feature cache {self.root}: cannot create the folder ({e.strerror or e})") from e
         self.hits = self.misses = self.damaged = self.unreadable = self.unstored = 0
+        # whether entries were there before this run stored any: 0 hits from such a cache is news
+        self.held_entries = _holds_entries(self.root)
+        self.keyed_as: set = set()  # (image mode, dtype key part) of the lookups, for the summary's note
+        for collector in _collectors:
+            collector.append(self)
         self._reported: set = set()  # (what, reason kind): each is logged once per cache
         self.tmp = self.root / ".tmp"
         # A cache shared on a read-only mount serves the views it holds; the others are
@@ -219,6 +228,7 @@ class FeatureCache:
         """The cache key of one view (3, S, S) for a tower with weights digest `weights`;
         `dtype` as `compute_dtype`'s first value."""
         parts = (FORMAT, tensor_digest(view), weights, mode, str(dtype))
+        self.keyed_as.add((mode, str(dtype).replace("torch.", "")))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def path(self, key: str) -> Path:
@@ -296,6 +306,75 @@ class FeatureCache:
         return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "unreadable": self.unreadable,
                 "unstored": self.unstored,
                 "root": str(self.root)}
+
+
+# Lists the caches opened while `opened_caches` is active append themselves to.
+_collectors: List[list] = []
+COUNTS = ("hits", "misses", "damaged", "unreadable", "unstored")
+
+
+@contextlib.contextmanager
+def opened_caches() -> Iterator[List[FeatureCache]]:
+    """The FeatureCaches opened while active, in a list: the launchers' way to their counts
+    after the host's train() / eval_model, which build the tower themselves."""
+    opened: List[FeatureCache] = []
+    _collectors.append(opened)
+    try:
+        yield opened
+    finally:
+        _collectors.remove(opened)
+
+
+def _holds_entries(root: Path) -> bool:
+    """Whether the cache folder holds an entry: the first `<key[:2]>/` sub-folder with a file
+    answers it (two folder listings for a filled cache, not a walk of millions of files)."""
+    try:
+        for folder in os.scandir(root):
+            if len(folder.name) == 2 and folder.is_dir(follow_symlinks=False):
+                with os.scandir(folder.path) as entries:
+                    if any(entry.name.endswith(".safetensors") for entry in entries):
+                        return True
+    except OSError:  # cannot be listed: get() reports what it cannot read
+        return False
+    return False
+
+
+def merged_stats(caches: Iterable[FeatureCache]) -> Dict[str, dict]:
+    """{root: counts summed over the caches opened on it, `held_entries` (any held entries
+    when opened) and `keyed_as` (the (image mode, dtype) pairs of their lookups)}."""
+    merged: Dict[str, dict] = {}
+    for cache in caches:
+        totals = merged.setdefault(str(cache.root), {**{name: 0 for name in COUNTS}, "held_entries": False,
+                                                      "keyed_as": set()})
+        for name in COUNTS:
+            totals[name] += getattr(cache, name)
+        totals["held_entries"] |= cache.held_entries
+        totals["keyed_as"] |= cache.keyed_as
+    return merged
+
+
+def summary_lines(root: str, totals: dict, scope: str = "") -> List[str]:
+    """`feature cache ROOT: 4 hits, 0 misses, 0 damaged, 0 unreadable, 0 unstored` and, where a
+    cache that held entries served none of this run's views, a `note:` line with the likely
+    cause. `scope`: what the counts cover, e.g. " (summed over 2 ranks)"."""
+    counts = ", ".join(f"{totals[name]} {name}" for name in COUNTS)
+    lines = [f"feature cache {root}{scope}: {counts}"]
+    if totals["held_entries"] and totals["hits"] == 0 and totals["misses"] > 0:
+        keyed = "; ".join(f"{dtype}, image mode {mode}" for mode, dtype in sorted(totals["keyed_as"]))
+        lines.append(f"note: feature cache {root} held entries, but none matched this run's views (looked up as "
+                     f"{keyed}): a key holds the tower's dtype, the image mode and the tower's weights, so entries "
+                     "made in another dtype (model_vqa's --dtype, whose auto is bfloat16 on a GPU or a CPU with "
+                     "native bf16; training's --bf16), image mode or tower are not used")
+    return lines
+
+
+def print_summary(caches: Iterable[FeatureCache], file=None) -> None:
+    """`summary_lines` for each cache folder of `caches` (one process's counts), on stderr."""
+    import sys
+
+    for root, totals in merged_stats(caches).items():
+        for line in summary_lines(root, totals):
+            print(line, file=file or sys.stderr, flush=True)
 
 
 def _numel(shape: tuple) -> int:

@@ -93,7 +93,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import output_lock, usage
-from ..cli import (CONFORMER_POLICIES, images_in_dtype, keeping_processed_images,
+from ..cli import (CONFORMER_POLICIES, add_dtype_option, images_in_dtype, keeping_processed_images,
                    model_depiction_settings, new_tokens_within_context, projector_uses_molecules,
                    tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vision-feature-cache", type=str, default=None,
                         help="folder where the (frozen) deepencoder keeps each view's features: a view asked "
                              "about again, in this run or a later one, is not encoded again")
+    add_dtype_option(parser)
     return parser
 
 
@@ -526,7 +527,8 @@ def run(args: argparse.Namespace) -> None:
 
     from ..patches.conversation_qwen2 import conv_mode_note, resolve_conv_mode
 
-    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config, unsupported_load_options
+    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, model_type_of, read_config,
+                                 unsupported_load_options)
 
     model_path = os.path.expanduser(args.model_path)
     config = read_config(model_path)  # a CheckpointError naming its config.json (was AutoConfig's traceback)
@@ -546,12 +548,18 @@ def run(args: argparse.Namespace) -> None:
         print(note, file=sys.stderr, flush=True)
     # before the run settings are read: --resume compares the cap the answers were made with
     args.max_new_tokens = new_tokens_within_context(args.max_new_tokens, config)
+    try:  # "auto" resolved (and said once) here: the dtype is a run setting, which --resume compares
+        args.dtype = launcher_dtype(args.dtype, model_type_of(model_path))
+    except usage.UsageError as e:
+        raise EvalInputError(str(e)) from e
     run_host_eval(host, args, config)
 
 
 def run_host_eval(host, args: argparse.Namespace, config) -> None:
     """Prepare this chunk's questions for a model with `config`, then run `host.eval_model`
     on them with molecules and devices bound (see the module docstring)."""
+    from ..encoder.feature_cache import opened_caches, print_summary
+    from ..model.loading import loading_in_dtype
     from ..patches import eval_device
     from ..patches.conversation_qwen2 import plain_style
 
@@ -579,6 +587,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                                          args.structure_folder, policy, failures=failures,
                                          question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
+    shown["dtype"] = args.dtype  # the dtype the model ran in: answers made in bf16 are not fp32 ones
     if plain_style(args.conv_mode):
         shown["prompt"] = PLAIN_PROMPT
     # The --resume digest leaves the data files out: each question's digest holds its own
@@ -659,7 +668,8 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                                                       for q in inputs if q.graph is None})
         try:
             with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model), \
-                    plain_prompts_as_trained(host, args.conv_mode):
+                    plain_prompts_as_trained(host, args.conv_mode), loading_in_dtype(args.dtype), \
+                    opened_caches() as caches:
                 host.eval_model(host_args)
             state.finish()
             drop_answers(partial, state.unanswered)
@@ -688,6 +698,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     _write_aux(aux_file, _aux_lines(earlier_aux, state.answered_aux(), kept, settings, digests))
     aux_partial.unlink(missing_ok=True)
     report_failures(failures, failures_file, len(chunk), answers)
+    print_summary(caches)  # one line per cache folder: hits, misses, damaged, unreadable, unstored
 
 
 def data_files(questions: List[dict], args) -> dict:

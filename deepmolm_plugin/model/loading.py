@@ -19,11 +19,12 @@ Names under a DDP / torch.compile prefix (`module.`, `_orig_mod.`) are read with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import zipfile
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, Qwen2Config
@@ -31,7 +32,7 @@ from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 from .. import usage
 from ..checkpoint_config import check_config_fields
 from ..cpu_memory import keep_freed_memory
-from ..dtypes import AUTO, resolve_dtype
+from ..dtypes import AUTO, NAMES, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
 from ..molecule.errors import first_line
 from ..tensor_files import CheckpointError, find_tensor_files, load_torch_file, open_checkpoint, value_problem
@@ -314,6 +315,53 @@ def pick_device_and_dtype(device: str, dtype: "torch.dtype | str | None") -> Tup
     return device, resolve_dtype(AUTO if dtype is None else dtype, device)
 
 
+# The launchers' --dtype choices: "auto" (deepmolm_plugin.dtypes) or a name, used as given.
+DTYPE_CHOICES = (AUTO, *NAMES)
+# What `load_pretrained_model` loads in when its caller passes no dtype: the host's chat CLI
+# and model_vqa call it as load_pretrained_model(model_path, model_base, model_name, ...),
+# with no way to pass one; `loading_in_dtype` sets it for the duration of their run.
+_launcher_dtype: Optional[str] = None
+
+
+@contextlib.contextmanager
+def loading_in_dtype(dtype: Optional[str]) -> Iterator[None]:
+    """While active, `load_pretrained_model` called without a dtype loads in `dtype` (a
+    --dtype choice; None or "auto": `deepmolm_plugin.dtypes` picks). Was: always "auto",
+    so a CPU with native bf16 ran an fp32-trained model in bf16, with no way to ask for fp32."""
+    global _launcher_dtype
+    if dtype is not None and dtype not in DTYPE_CHOICES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {list(DTYPE_CHOICES)}")
+    before, _launcher_dtype = _launcher_dtype, dtype
+    try:
+        yield
+    finally:
+        _launcher_dtype = before
+
+
+def load_dtype_name(dtype: Optional[str], device: str = "cuda") -> str:
+    """The dtype (its name: "bfloat16") `load_pretrained_model` will load in for a --dtype
+    choice on `device` (the host's "cuda" falls back to the CPU without CUDA, as the loader
+    does). "auto" is resolved, which says the choice once on stderr: model_vqa records the
+    name in its run settings, so answers made in bf16 are not kept by a --resume in fp32."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        device = "cpu"  # pick_device_and_dtype says so when the model loads
+    return str(resolve_dtype(AUTO if dtype is None else dtype, device)).replace("torch.", "")
+
+
+def launcher_dtype(dtype: str, model_type: str, device: str = "cuda") -> Optional[str]:
+    """A launcher's --dtype for a checkpoint of `model_type`: the name of the dtype our loader
+    will load it in ("auto" resolved, and said once; `load_dtype_name`), or None for a model
+    the host's own loader takes (it picks float16 itself). An explicit dtype there is a
+    usage.UsageError: it would be ignored."""
+    if model_type in QWEN2_TYPES + QWEN2_VL_TYPES:
+        return load_dtype_name(dtype, device)
+    if dtype not in (None, AUTO):
+        raise usage.UsageError(f"--dtype {dtype}: only DeepMoLM / Qwen2-family checkpoints load in a chosen dtype; "
+                               f"this {model_type!r} model is loaded by the host's loader, which picks its own "
+                               "(leave --dtype out)")
+    return None
+
+
 def unsupported_load_options(model_base=None, load_8bit=False, load_4bit=False) -> Optional[str]:
     """Why `load_pretrained_model` cannot honour these host options, or None. The launchers
     ask before anything loads, so the option is refused in a line, not ignored or a traceback."""
@@ -373,7 +421,8 @@ def load_pretrained_model(
     unsupported = unsupported_load_options(model_base, load_8bit, load_4bit)
     if unsupported:
         raise NotImplementedError(unsupported)
-    device, dtype = pick_device_and_dtype(device, dtype)
+    # no dtype from the caller (the host's launchers pass none): the launcher's --dtype (loading_in_dtype)
+    device, dtype = pick_device_and_dtype(device, _launcher_dtype if dtype is None else dtype)
     if torch.device(device).type == "cpu":  # inference on CPU: freed activations reused, not re-faulted
         keep_freed_memory()
     config = read_config(resolve_llm_path(model_path))
