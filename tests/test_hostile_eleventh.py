@@ -235,3 +235,31 @@ def test_model_vqa_that_cannot_write_a_depiction_stops_in_one_line(trained_check
     message = str(exit_.value.code)
     assert message.startswith("error: cannot write ") and "renders" in message and "No space left" in message
     assert "q1" in message  # whose depiction it was
+
+
+def test_a_model_config_json_stating_a_tower_size_twice_is_refused(tmp_path):
+    # review: only deepencoder_config.json refused a repeated key; a DeepMoLM checkpoint's
+    # config.json (its `deepencoder_config`) still took the last value without a word
+    from conftest import tiny_encoder_config
+    from deepmolm_plugin.encoder.checkpoint import saved_config
+    from deepmolm_plugin.tensor_files import CheckpointError
+
+    body = json.dumps(tiny_encoder_config().to_dict())[1:-1]
+    (tmp_path / "config.json").write_text('{"model_type": "llava_qwen2", "deepencoder_config": {'
+                                          + body + ', "clip_layers": 6}}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r'config\.json is not a usable .*"clip_layers" is given twice'):
+        saved_config(tmp_path)
+
+
+def test_the_refused_label_stays_when_stderr_is_not_the_terminal(monkeypatch, capsys):
+    # review: stdout a terminal, stderr a log: erasing the label left the screen with neither
+    from deepmolm_plugin.cli import without_reply_label
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert without_reply_label() == "\n"
+    assert "\x1b" not in capsys.readouterr().out
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert without_reply_label() == ""
+    assert capsys.readouterr().out == "\r\x1b[K"

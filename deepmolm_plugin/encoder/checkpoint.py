@@ -36,6 +36,7 @@ import torch
 
 from ..tensor_files import (CheckpointError, PathLike, TensorStore, checkpoint_path, find_tensor_files,
                             headers_cheap, open_checkpoint, unread_tensor_files, value_problem)
+from ..usage import RepeatedKeyError, json_loads_unique
 from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
@@ -333,9 +334,11 @@ def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEnco
         return None
     try:
         if file.name == MODEL_CONFIG_NAME:
-            with open(file) as f:
-                return DeepEncoderConfig.from_dict(json.load(f)["deepencoder_config"])
+            # a key given twice (the tower's sizes edited by hand) is refused, not the last taken
+            return DeepEncoderConfig.from_dict(json_loads_unique(file.read_text(encoding="utf-8"))["deepencoder_config"])
         return DeepEncoderConfig.load(file)
+    except RepeatedKeyError as e:
+        raise CheckpointError(f"{file} is not a usable DeepEncoder configuration: {e.reason()}") from e
     except (ValueError, TypeError) as e:  # bad JSON (JSONDecodeError is a ValueError), fields or values
         raise CheckpointError(f"{file} is not a usable DeepEncoder configuration: {e}") from e
 
