@@ -636,7 +636,7 @@ def main(argv=None) -> None:
 
     from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loading_in_dtype,
                                                model_type_of, read_config, unsupported_load_options)
-    from deepmolm_plugin.molecule.inputs import model_render_size
+    from deepmolm_plugin.molecule.inputs import OutputWriteError, model_render_size
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.tensor_files import CheckpointError
@@ -689,6 +689,9 @@ def main(argv=None) -> None:
                 fields["image"] = args.image_file
             try:  # the conformer made above is reused (the resolver keeps it)
                 resolved = resolver.resolve(fields, name, fingerprint=uses_molecules)
+            except OutputWriteError as e:  # the depiction cannot be written to the temporary folder (a full disk):
+                # the machine's problem, not the molecule's (was "--smiles: cannot write ...", exit 2)
+                raise SystemExit(f"{parser.prog}: error: {e}") from e
             except ValueError as e:  # an InputError naming the molecule and the reason; still before the
                 # model loads, so a usage error as above (a 2D file under --conformer-policy keep was exit 1)
                 usage.fail(parser.prog, f"{'--smiles' if args.smiles is not None else '--structure'}: {e}")

@@ -210,6 +210,8 @@ def test_a_sidecar_reserves_its_blocks_so_a_full_disk_is_an_error_not_sigbus(tmp
 
     monkeypatch.setattr(os, "posix_fallocate", unsupported)  # a file system that cannot reserve: as before
     SidecarBuilder(tmp_path / "c.npy", 16, 8, np.dtype(np.int16)).append(np.zeros((16, 8), np.int16))
+    monkeypatch.delattr(os, "posix_fallocate")  # a platform without it (macOS; review): as before
+    SidecarBuilder(tmp_path / "d.npy", 16, 8, np.dtype(np.int16)).append(np.zeros((16, 8), np.int16))
 
 
 # --- 7. model_vqa: a depiction it cannot write stops the run in one line ------------------------------
@@ -263,3 +265,26 @@ def test_the_refused_label_stays_when_stderr_is_not_the_terminal(monkeypatch, ca
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     assert without_reply_label() == ""
     assert capsys.readouterr().out == "\r\x1b[K"
+
+
+def test_the_chat_cli_that_cannot_write_its_depiction_blames_the_disk_not_the_smiles(trained_checkpoint, tmp_path,
+                                                                                     monkeypatch, capsys):
+    # review: OutputWriteError is a ValueError, and the CLI's `except ValueError` made it "--smiles: ...", exit 2
+    import errno
+    import os
+
+    from deepmolm_plugin import cli
+
+    real_open = open
+
+    def full_disk_for_drawings(file, mode="r", *args, **kwargs):
+        if "deepmolm_cli_" in str(file) and "w" in mode:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_disk_for_drawings)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--model-path", str(trained_checkpoint), "--smiles", "CCO", "--device", "cpu"])
+    message = str(exit_.value.code)
+    assert "error: cannot write " in message and "No space left" in message, message
+    assert "--smiles:" not in message and "--smiles" not in capsys.readouterr().err

@@ -155,7 +155,10 @@ def _reserve(path: Path) -> None:
     """Give the map's sparse file its disk blocks now: a memory map written on a full disk
     kills the process with SIGBUS at some row (no error a caller can report), where
     reserving raises ENOSPC / EDQUOT here, an OSError the caller names the file with.
-    File systems that cannot reserve (EOPNOTSUPP, EINVAL) keep the sparse file."""
+    File systems that cannot reserve (EOPNOTSUPP, EINVAL) and platforms without
+    posix_fallocate (macOS) keep the sparse file."""
+    if not hasattr(os, "posix_fallocate"):
+        return
     with open(path, "r+b") as handle:
         try:
             os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
