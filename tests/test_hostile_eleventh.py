@@ -215,22 +215,28 @@ def test_a_sidecar_reserves_its_blocks_so_a_full_disk_is_an_error_not_sigbus(tmp
 
 
 # --- 7. model_vqa: a depiction it cannot write stops the run in one line ------------------------------
-def test_model_vqa_that_cannot_write_a_depiction_stops_in_one_line(trained_checkpoint, tmp_path, monkeypatch):
+def _full_disk_for_paths_with(part: str, monkeypatch) -> None:
+    """open() for writing a path containing `part` fails as on a full disk."""
+    import builtins
     import errno
     import os
 
+    real_open = builtins.open
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        if part in str(file) and "w" in mode:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+
+
+def test_model_vqa_that_cannot_write_a_depiction_stops_in_one_line(trained_checkpoint, tmp_path, monkeypatch):
     from deepmolm_plugin.eval import model_vqa
 
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"question_id": "q1", "smiles": "CCO", "text": "What is it?"}) + "\n")
-    real_open = open
-
-    def full_disk_for_renders(file, mode="r", *args, **kwargs):
-        if "renders" in str(file) and "w" in mode:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", full_disk_for_renders)
+    _full_disk_for_paths_with("renders", monkeypatch)
     with pytest.raises(SystemExit) as exit_:  # was: PIL's OSError traceback out of the question loop
         model_vqa.main(["--model-path", str(trained_checkpoint), "--question-file", str(questions),
                         "--answers-file", str(tmp_path / "a.jsonl"), "--temperature", "0"])
@@ -270,19 +276,9 @@ def test_the_refused_label_stays_when_stderr_is_not_the_terminal(monkeypatch, ca
 def test_the_chat_cli_that_cannot_write_its_depiction_blames_the_disk_not_the_smiles(trained_checkpoint, tmp_path,
                                                                                      monkeypatch, capsys):
     # review: OutputWriteError is a ValueError, and the CLI's `except ValueError` made it "--smiles: ...", exit 2
-    import errno
-    import os
-
     from deepmolm_plugin import cli
 
-    real_open = open
-
-    def full_disk_for_drawings(file, mode="r", *args, **kwargs):
-        if "deepmolm_cli_" in str(file) and "w" in mode:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", full_disk_for_drawings)
+    _full_disk_for_paths_with("deepmolm_cli_", monkeypatch)
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--model-path", str(trained_checkpoint), "--smiles", "CCO", "--device", "cpu"])
     message = str(exit_.value.code)
