@@ -284,3 +284,18 @@ def test_the_chat_cli_that_cannot_write_its_depiction_blames_the_disk_not_the_sm
     message = str(exit_.value.code)
     assert "error: cannot write " in message and "No space left" in message, message
     assert "--smiles:" not in message and "--smiles" not in capsys.readouterr().err
+
+
+# --- 8. a NUL in a csv / sdf text answer past the file check's first 64 KiB ---------------------------
+def test_a_late_nul_in_a_csv_text_column_fails_its_item_not_kept_in_the_answer():
+    # review: the csv reader's whole-file check reads the first 64 KiB; a NUL after it was kept in the answer
+    from deepmolm_plugin.data.sources.base import MoleculeSpec, SourceError
+    from deepmolm_plugin.data.sources.csv_source import text_item
+
+    got = text_item("r9", "train", "column 'desc'", "description", "A solvent\x00 of note.",
+                    MoleculeSpec(smiles="CCO"), {})
+    assert isinstance(got, SourceError) and got.stage == "read"
+    assert "column 'desc' holds the control character '\\x00'" in got.reason
+    kept = text_item("r9", "train", "column 'desc'", "description", "A solvent,\tused\nwidely.",
+                     MoleculeSpec(smiles="CCO"), {})
+    assert kept.answer == "A solvent,\tused\nwidely."  # tabs and line breaks are text

@@ -301,6 +301,32 @@ def undecodable(text: str) -> bool:
     return _UNDECODABLE.search(text) is not None
 
 
+# Control characters (Unicode "Cc": C0, DEL, C1) other than the tab and the line breaks: a
+# tab separates or pads fields, and a quoted CSV cell or a JSON string may span lines (a lone
+# CR inside a ChEBI-20 description is kept, `chebi20._rows`).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_problem(text: str, field: str) -> Optional[str]:
+    """Why the text of `field` is not text, or None: it holds a control character other than
+    a tab or a line break (a NUL: a binary file's bytes, or JSON's "\\u0000"), shown with
+    its position. Dataset readers fail that row with it. Was: the NUL was kept inside the
+    answer, or, in the first 64 KiB of the file, the whole file was refused
+    (`molecule.io.read.not_text`'s rule for structure files)."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return (f"{field} holds the control character {found.group()!r} (character {found.start() + 1}): "
+            "not text, a binary file's bytes?")
+
+
+def fields_control_problem(fields) -> Optional[str]:
+    """The first `control_problem` of a row's (field name, value) pairs, or None; a value
+    that is not text (a JSON number) is skipped."""
+    return next((problem for name, value in fields if isinstance(value, str)
+                 for problem in [control_problem(value, name)] if problem), None)
+
+
 def option_list(fmt: str, name: str, value) -> Optional[list]:
     """An option that names one or several things (``splits``, ``tasks``): None, a string
     (one name, or names separated by commas, as the column options take them: ``--option

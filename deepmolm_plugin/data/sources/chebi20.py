@@ -10,14 +10,17 @@ never valid SMILES, so this cannot damage a correct one). Split ``validation`` i
 called ``valid``.
 
 One item per row: task ``description``, answer = the description, molecule = the SMILES.
-A row with the wrong number of fields, a non-numeric CID, a blank SMILES or a blank
-description (or one that is only a missing-value marker: "N/A", "nan", "-", `base.answer_problem`)
-is a ``SourceError`` naming its line (and what is wrong: "a 4th field 'x' after the
-description"); fully empty lines are not rows. Options: ``splits``
+A row with the wrong number of fields, a non-numeric CID or a blank SMILES (stage
+"schema"), a blank description or one that is only a missing-value marker ("N/A", "nan",
+"-": `base.answer_problem`; stage "answer", as in every reader), or bytes that are not
+UTF-8 or a control character other than a tab or a line break (a NUL: `base.control_problem`; stage
+"read") is a ``SourceError`` naming its line (and what is wrong: "a 4th field 'x' after
+the description", "description holds the control character '\\x00'"); fully empty lines are
+not rows. Options: ``splits``
 (default: all present). IDs: ``chebi20-<split>-<CID>`` (``-2``, ``-3``... for a repeated
 CID), ``chebi20-<split>-line<n>`` when the CID is unusable (a row of the wrong width is named
-by its CID when its first field is one). A file that is no UTF-8 text (UTF-16, gzip:
-``molecule.io.read.not_text``) is one error naming it.
+by its CID when its first field is one). A file that starts with a UTF-16 byte-order mark or
+compression magic bytes (gzip, zip, bzip2, xz, zstd: `text_problem`) is one error naming it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ...molecule.io.read import not_text
-from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, field_count_problem, option_list,
-                   register_reader, undecodable, without_trailing_blanks)
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, field_count_problem,
+                   fields_control_problem, option_list, register_reader, undecodable, without_trailing_blanks)
 
 FILES = {"train": "train.txt", "valid": "validation.txt", "test": "test.txt"}
 HEADER = ["CID", "SMILES", "description"]
@@ -71,10 +74,16 @@ def _rows(path: Path):
 
 
 def text_problem(path: Path, fmt: str) -> None:
-    """Refuse a split file that is no UTF-8 text (`not_text`: UTF-16, gzip...) in one line
-    naming it. Was: its decoded bytes were shown as the header ('\udcff\udcfeC\x00I...')."""
+    """Refuse a dataset's text file (a split table, a JSON task file) that cannot be read as
+    UTF-8 text at all, in one line naming it: a UTF-16 byte-order mark or compression magic
+    bytes (`not_text`). Was: its decoded bytes were shown as the header ('\udcff\udcfeC\x00I...').
+    `not_text`'s rule for structure files, a NUL in the first 64 KiB, is not applied: a NUL
+    is its row's failure wherever it is (`base.control_problem`). Was: a NUL in row 5
+    refused the whole file ("not a text structure file"), one past 64 KiB stayed in an answer."""
     problem = not_text(path)
-    if problem:
+    # not_text looks for a NUL only once the byte-order mark and the compression checks
+    # have passed, so a verdict naming a NUL is that rule alone: left to the rows
+    if problem and "NUL" not in problem:
         raise ValueError(f"{fmt}: {path}: {problem}")
 
 
@@ -104,13 +113,21 @@ def read_chebi20(input_path: str, options: dict) -> Iterator[SourceItem | Source
                 yield SourceError(id, "schema", f"line {number}: {len(fields)} tab-separated fields, expected "
                                                 f"{len(HEADER)}: {field_count_problem(fields, HEADER)}")
                 continue
+            problem = fields_control_problem(zip(HEADER, fields))
+            if problem:  # as a byte that is not UTF-8 (stage "read")
+                yield SourceError(id, "read", f"line {number}: {problem}")
+                continue
             if not ok_cid:
                 yield SourceError(id, "schema", f"line {number}: CID {cid!r} is not a number")
                 continue
             smiles, text = collapse_backslashes(fields[1].strip()), fields[2].strip()
-            problem = "blank SMILES" if not smiles else answer_problem(text, "description")
+            if not smiles:
+                yield SourceError(id, "schema", f"line {number}: blank SMILES")
+                continue
+            problem = answer_problem(text, "description")
             if problem:  # a description "N/A" or "nan" was kept as the answer
-                yield SourceError(id, "schema", f"line {number}: {problem}")
+                # stage "answer", as in the csv, sdf, 3D-MoIT and Vis-CheBI20 readers (was: "schema")
+                yield SourceError(id, "answer", f"line {number}: {problem}")
                 continue
             yield SourceItem(id=id, split=split, task="description", molecule=MoleculeSpec(smiles=smiles),
                              answer=text, extra={"cid": cid})

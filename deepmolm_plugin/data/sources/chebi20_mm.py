@@ -16,11 +16,15 @@ Items per row (task names aligned with DeepMoLM's 3D-MoIT property tasks, becaus
 
 A blank IUPAC name or xlogp is the source's documented gap: that row simply has no such
 item (not an error). A row the csv module cannot parse (a field over
-``csv.field_size_limit()``), a row with the wrong number of fields or a non-numeric CID, a
-blank SMILES, description or polararea (columns the release never leaves blank), a
-description or IUPAC name that is only a missing-value marker ("N/A", "nan", "-":
-`base.answer_problem`) and a property that is not a finite number are ``SourceError``s (a
-row of the wrong width is named by its CID when it has one).
+``csv.field_size_limit()``), or holding bytes that are not UTF-8 or a control character
+other than a tab or a line break (a NUL: `base.control_problem`) (stage "read"), a row with
+the wrong number of fields, a non-numeric CID or a blank SMILES (stage "schema"), a blank
+description or polararea (columns the release never leaves blank) and a description or
+IUPAC name that is only a missing-value marker ("N/A", "nan", "-": `base.answer_problem`)
+(stage "answer", as in every reader), and a property that is not a finite number (stage
+"schema") are ``SourceError``s (a row of the wrong width is named by its CID when it has
+one). A file that starts with a UTF-16 byte-order mark or compression magic bytes is one
+error naming it (`chebi20.text_problem`).
 
 Images: optional ``image.zip`` holding ``CID_<CID>.png`` (at any depth). With the option
 ``image_dir`` (a cache folder), each row's picture is extracted there once, as
@@ -45,7 +49,7 @@ from typing import Iterator, Optional
 
 from ...csv_table import csv_rows, plain_number
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, csv_header, field_count_problem,
-                   option_list, register_reader, undecodable)
+                   fields_control_problem, option_list, register_reader, undecodable)
 from .chebi20 import choose_splits, collapse_backslashes, split_files, text_problem, unique
 
 FILES = {"train": "train.csv", "valid": "validation.csv", "test": "test.csv"}
@@ -145,13 +149,15 @@ def _row_items(split: str, key: str, cid: str, row: dict, tasks, image: Optional
     for task in tasks:
         id = f"chebi20-mm-{split}-{key}-{SLUGS[task]}"
         column = NEVER_BLANK.get(task) or PROPERTIES.get(task) or "iupacname"
+        # a blank or marker answer: stage "answer", as in the csv, sdf, 3D-MoIT and Vis-CheBI20
+        # readers (was: "schema")
         if not answers[task]:
             if task in NEVER_BLANK:
-                yield SourceError(id, "schema", f"blank {NEVER_BLANK[task]}")
+                yield SourceError(id, "answer", f"blank {NEVER_BLANK[task]}")
             continue
         problem = answer_problem(answers[task], column)
         if problem and task not in PROPERTIES:  # an IUPAC name "N/A" became an iupac_naming item
-            yield SourceError(id, "schema", problem)
+            yield SourceError(id, "answer", problem)
             continue
         properties = {}
         if task in PROPERTIES:
@@ -221,6 +227,10 @@ def read_chebi20_mm(input_path: str, options: dict) -> Iterator[SourceItem | Sou
             if len(fields) != len(HEADER):
                 yield SourceError(where, "schema", f"line {line}: {len(fields)} fields, expected {len(HEADER)}: "
                                                    f"{field_count_problem(fields, HEADER)}")
+                continue
+            problem = fields_control_problem(zip(HEADER, fields))
+            if problem:  # as a byte that is not UTF-8 (stage "read")
+                yield SourceError(where, "read", f"line {line}: {problem}")
                 continue
             if not ok_cid:
                 yield SourceError(where, "schema", f"line {line}: CID {cid!r} is not a number")

@@ -51,8 +51,9 @@ from ...molecule import MAX_ATOMS, MoleculeError, molecule_from_smiles
 from ...molecule.errors import MoleculeTooLarge
 from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
-from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, csv_header, field_count_problem, id_problem,
-                   option_name, register_reader, repeated_id, split_problem, undecodable)
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, control_problem, csv_header,
+                   field_count_problem, id_problem, option_name, register_reader, repeated_id, split_problem,
+                   undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
@@ -190,6 +191,9 @@ def text_item(row_id: str, split: str, where: str, task: str, value: str, molecu
     text = (value or "").strip()
     if not text:
         return None
+    control = control_problem(text, where)  # a NUL past the file check's first 64 KiB (was kept in the answer)
+    if control:
+        return SourceError(f"{row_id}:{task}", "read", control)
     problem = answer_problem(text, where)
     if problem:
         return SourceError(f"{row_id}:{task}", "answer", problem)

@@ -25,7 +25,12 @@ refuses (a forbidden global, an object, structured or void dtype, a damaged pick
 that record's ``SourceError`` (stage ``read``, naming the LMDB key); the read goes on. So
 is a damaged LMDB page (``lmdb.Error``) met looking a key up; one met walking the captions
 ends that walk with one ``SourceError`` naming the last key read, and the read goes on with
-the instruction files.
+the instruction files. An instruction entry whose text fields (``instruction``, ``input``,
+``output``, ``task``), or a caption, hold a control character other than a tab or a line
+break (a NUL, raw or written "\\u0000": `base.control_problem`) is that entry's
+``SourceError`` (stage ``read``, naming its line or entry); a JSON file that starts with a
+UTF-16 byte-order mark or compression magic bytes is one error naming it
+(`chebi20.text_problem`).
 
 Options: ``splits`` (default: all present), ``tasks`` (subset of ``TASKS``), ``include``
 (``"pubchem"``, ``"pubchemqc"`` or both; default both that are present),
@@ -51,9 +56,9 @@ from typing import Iterator, Optional
 import lmdb
 import numpy as np
 
-from ...molecule.io.read import not_text
-from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, option_list, register_reader, undecodable,
-                   visible_files)
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, control_problem, fields_control_problem,
+                   option_list, register_reader, undecodable, visible_files)
+from .chebi20 import text_problem
 from .safe_pickle import safe_loads
 
 SPLITS = ("train", "valid", "test", "pretrain")
@@ -251,6 +256,9 @@ def _text(value, what: str, numeric: bool = False) -> str:
     problem = f"blank {what}" if not value.strip() else None if numeric else answer_problem(value, what)
     if problem:
         raise _Reject("answer", problem)
+    problem = control_problem(value, what)  # a caption's NUL (was: kept in the answer)
+    if problem:
+        raise _Reject("read", problem)
     return value.strip()
 
 
@@ -268,13 +276,14 @@ def _no_value(answer: str) -> Optional[str]:
     return None
 
 
-def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
-    """(index, entry) of a JSON array, or of JSON lines (3D-MoLM loads both)."""
+def _json_entries(path: Path) -> Iterator[tuple[int, str, object]]:
+    """(index, where: "line 3" or "entry 2", entry) of a JSON array, or of JSON lines
+    (3D-MoLM loads both). strict=False: a raw control character inside a string (a NUL) is
+    its entry's failure (`_instruction_items`); was: json refused the line, or the whole
+    array."""
     # utf-8-sig: a BOM hid the "[" (every line became a failure); surrogateescape: a
     # non-UTF-8 byte is its JSON line's failure; RecursionError: thousands of nested "["
-    problem = not_text(path)  # was: a UTF-16 array was read as JSON lines, one failure "line 1" for all
-    if problem:
-        raise ValueError(f"3d-moit: {path}: {problem}")
+    text_problem(path, "3d-moit")  # was: a UTF-16 array was read as JSON lines, one failure "line 1" for all
     with open(path, encoding="utf-8-sig", errors="surrogateescape") as handle:
         head = ""
         while not head:  # the first character that is not white space (1100 blank lines hid a "[")
@@ -288,10 +297,10 @@ def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
             try:
                 if undecodable(text):
                     raise ValueError("bytes that are not UTF-8")
-                entries = json.loads(text)
+                entries = json.loads(text, strict=False)
             except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
                 raise ValueError(f"{path}: not valid UTF-8 JSON: {error}") from error
-            yield from enumerate(entries)
+            yield from ((index, f"entry {index}", entry) for index, entry in enumerate(entries))
             return
         for index, line in enumerate(handle):
             if not line.strip():
@@ -299,21 +308,25 @@ def _json_entries(path: Path) -> Iterator[tuple[int, object]]:
             try:
                 if undecodable(line):
                     raise ValueError("bytes that are not UTF-8")
-                entry = json.loads(line)
+                entry = json.loads(line, strict=False)
             except (ValueError, RecursionError) as error:
                 entry = _Reject("read", f"line {index + 1}: not valid JSON: {error}")
-            yield index, entry
+            yield index, f"line {index + 1}", entry
 
 
 def _instruction_items(path: Path, source: str, split: str, db: _Lmdb, tasks: set,
                        ids: _Ids, coord_field: str, smiles_field: str):
-    for index, entry in _json_entries(path):
+    for index, position, entry in _json_entries(path):
         where = f"{source}-{split}-{path.stem}#{index}"
         if isinstance(entry, _Reject):
             yield SourceError(where, entry.stage, entry.reason)
             continue
         if not isinstance(entry, dict) or not all(k in entry for k in ("input", "output", "task")):
             yield SourceError(where, "schema", "expected {instruction, input, output, task}")
+            continue
+        problem = fields_control_problem((k, entry.get(k)) for k in ("instruction", "input", "output", "task"))
+        if problem:  # as a byte that is not UTF-8 (stage "read"); was: a NUL was kept in the answer
+            yield SourceError(where, "read", f"{position}: {problem}")
             continue
         task, key = entry["task"], str(entry["input"]).strip()
         if task not in TASKS:

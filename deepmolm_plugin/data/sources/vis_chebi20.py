@@ -24,8 +24,11 @@ under the folder is retried as ``imgs/<file name>``, then is a ``SourceError`` (
 why it cannot be looked up (a name too long, a folder this user cannot search). Items carry ``instruction=None`` unless ``source_instructions`` is true (the
 prompt, without ``<image>``, is always kept in ``extra["source_instruction"]``); answers
 are the source's text verbatim; a blank one, or one that is only a missing-value marker
-("N/A", "-": `base.answer_problem`), is a ``SourceError`` (stage "answer"). A JSON file that
-is no UTF-8 text (UTF-16, gzip) is one error naming it.
+("N/A", "-": `base.answer_problem`), is a ``SourceError`` (stage "answer"); so is a record
+whose image path, prompt or answer holds a control character other than a tab or a line
+break (a NUL, raw or written "\\u0000": `base.control_problem`; stage "read"). A JSON file
+that starts with a UTF-16 byte-order mark or compression magic bytes (gzip...) is one error
+naming it (`chebi20.text_problem`).
 
 Options: ``splits`` (train, test; default both present), ``tasks`` (DeepMoLM names),
 ``source_instructions`` (bool, default False). IDs: ``vis-chebi20-<split>-<image
@@ -44,8 +47,8 @@ from typing import Iterator, Optional
 
 from ...molecule.canonical import smiles_identity
 from ...result_files import file_sha256
-from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, is_hidden, option_bool, option_list,
-                   register_reader)
+from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, fields_control_problem, is_hidden,
+                   option_bool, option_list, register_reader)
 from .chebi20 import choose_splits, collapse_backslashes, text_problem, unique
 
 TASK_NAMES = {
@@ -95,10 +98,16 @@ def _parse(record) -> tuple[str, str, str, str]:
     if not isinstance(images, str) or not images.strip():
         raise _Reject("schema", "expected images = one relative path")
     answer = _turn(messages[1], ASSISTANT).strip()
+    prompt = _turn(messages[0], USER).replace("<image>", "").strip()
+    # before the image path is looked up or the answer judged; stage "read", as a byte that
+    # is not UTF-8 is elsewhere (was: a NUL was kept in the answer)
+    problem = fields_control_problem((("the image path", images), ("the user turn", prompt),
+                                      (f"the {task} answer", answer)))
+    if problem:
+        raise _Reject("read", problem)
     problem = answer_problem(answer, f"the {task} answer")  # blank, or "N/A", "-" (was kept)
     if problem:
         raise _Reject("answer", problem)
-    prompt = _turn(messages[0], USER).replace("<image>", "").strip()
     return task, images.strip(), prompt, answer
 
 
@@ -117,7 +126,9 @@ def _load(path: Path) -> list:
     text_problem(path, "vis-chebi20")  # UTF-16, gzip: said in one line, not as a JSON decode error
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            records = json.load(handle)
+            # strict=False: a raw control character inside a string (a NUL) is its record's
+            # failure (`_parse`); was: json refused the whole file for it
+            records = json.load(handle, strict=False)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ValueError(f"vis-chebi20: {path} is not valid UTF-8 JSON: {error}") from error
     if not isinstance(records, list):
