@@ -76,8 +76,7 @@ from .train import (Inputs, SCALED_RMSE, SCALED_RMSE_MEANING, TrainConfig, Train
                     selection_metric, warm_up)
 
 SMILES_COLUMNS = ("smiles", "SMILES", "Smiles", "canonical_smiles")
-# --sizes when not given: this object, so that check_arguments can tell it from one typed
-# (argparse gives a typed --sizes as a new list); with --test-file its TEST share is unused
+# --sizes when not given; with --test-file its TEST share is unused (`run_sizes`)
 DEFAULT_SIZES = (0.8, 0.1, 0.1)
 
 
@@ -123,27 +122,57 @@ MISSING_LABELS = ("", "na", "none", "null")  # cells that mean "no measurement":
 # such values themselves. Was: trained on silently, its square ruling the standardisation
 # and every metric. A warning and data_report.json list them; they are not refused (a
 # target in a raw unit spanning many decades can be that spread and still be data).
-FAR_MADS, FAR_SHOWN = 1e3, 100
+#
+# A target whose labels mostly share one sign is judged on log10|label| as well: a label of
+# that sign is far only if it is also more than FAR_LOG_MADS MADs of log10|label| from their
+# median. Why: IC50 / Ki in nM are log-normal with a log10 spread of 1-2 (ChEMBL), and on the
+# raw values alone their real inactive values (~1e6 nM) were "placeholders" (19-137 of 2000
+# labels for a spread of 1.2-2). 10 log-MADs is ~15 sigma of a log-normal target (the largest
+# of a million draws is ~5 sigma), while a placeholder stays far on both scales: 1e30 among
+# IC50s of median 1e3 nM and log10 spread 2 is 20 log-MADs out, among values of order 1 ~100.
+# Not a "span over 3 decades" switch to log10 alone: the placeholder itself makes that span,
+# and 1000 MADs of log10 values flag nothing. A label of the other sign (-999999 among IC50s)
+# has no such log, and is judged on the raw values alone, as before.
+FAR_MADS, FAR_LOG_MADS, FAR_SHOWN = 1e3, 10, 100
 FAR_RULE = f"more than {FAR_MADS:g} x the median absolute deviation from their target's median"
-FAR_RULE_IN_FULL = FAR_RULE + " (where over half the labels equal the median: the median of the other deviations)"
+FAR_RULE_IN_FULL = FAR_RULE + (f" (where over half the labels equal the median: the median of the other deviations; "
+                               f"where over half the labels share a sign, a label of that sign also more than "
+                               f"{FAR_LOG_MADS:g} x the median absolute deviation of log10|label| from its median)")
+
+
+def outliers(values: np.ndarray, mads: float) -> np.ndarray:
+    """Which `values` lie more than `mads` median absolute deviations from their median (none
+    where the values do not differ); a target mostly of one value (0 for inactive) is judged
+    by the deviations of those that differ."""
+    deviation = np.abs(values - np.median(values))
+    scale = np.median(deviation)
+    if scale == 0:
+        nonzero = deviation[deviation > 0]
+        scale = np.median(nonzero) if nonzero.size else 0.0
+    return deviation > mads * scale if scale > 0 else np.zeros(values.shape, bool)
+
+
+def far_mask(values: np.ndarray) -> np.ndarray:
+    """Which of one target's labels are far by ``FAR_RULE_IN_FULL`` (see FAR_LOG_MADS)."""
+    far = outliers(values, FAR_MADS)
+    for same_sign in (values > 0, values < 0):
+        if far.any() and 2 * same_sign.sum() > values.size:
+            on_log = np.zeros(values.shape, bool)
+            on_log[same_sign] = outliers(np.log10(np.abs(values[same_sign])), FAR_LOG_MADS)
+            far &= on_log | ~same_sign
+    return far
 
 
 def far_labels(table: "Table") -> list[dict]:
-    """{"row", "target", "value"} of every label outside ``FAR_RULE``, in row order."""
+    """{"row", "target", "value"} of every label outside ``FAR_RULE_IN_FULL``, in row order."""
     found = []
     for k, target in enumerate(table.task_names):
         labelled = ~np.isnan(table.y[:, k])
         values = table.y[labelled, k]
         if values.size < 3:  # no spread to judge by
             continue
-        deviation = np.abs(values - np.median(values))
-        scale = np.median(deviation)
-        if scale == 0:  # a target mostly of one value (0 for inactive): judge by those that differ
-            nonzero = deviation[deviation > 0]
-            scale = np.median(nonzero) if nonzero.size else 0.0
-        if scale == 0:
-            continue
-        for row, value in zip(table.rows[labelled][deviation > FAR_MADS * scale], values[deviation > FAR_MADS * scale]):
+        far = far_mask(values)
+        for row, value in zip(table.rows[labelled][far], values[far]):
             found.append({"row": int(row), "target": target, "value": float(value)})
     return sorted(found, key=lambda f: f["row"])
 
@@ -384,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=("regression", "classification"), required=True)
     p.add_argument("--split", choices=SPLITS, default="random")
     p.add_argument("--sizes", nargs=3, type=float, default=DEFAULT_SIZES, metavar=("TRAIN", "VALID", "TEST"),
-                   help="fractions of the data (default: 0.8 0.1 0.1); with --test-file give TEST 0 (the "
-                        "default's TEST share is then unused)")
+                   help="fractions of the data (default: 0.8 0.1 0.1); with --test-file the data are split "
+                        "TRAIN:VALID only and TEST is 0 or the default's 0.1 (unused either way)")
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (split and model)")
     p.add_argument("--test-file", action="append", default=[],
                    help="fixed test set (repeatable; e.g. Llinas 2020 set 1 / set 2): the training file is split "
@@ -432,7 +461,8 @@ def _config(args) -> tuple[dict, TrainConfig]:
     )
     run = {
         "data_file": os.path.abspath(args.data), "smiles_column": args.smiles_column, "targets": list(args.targets),
-        "task": args.task, "split": args.split, "sizes": list(args.sizes), "features": args.features,
+        "task": args.task, "split": args.split, "sizes": run_sizes(args.sizes, args.test_file),
+        "features": args.features,
         "test_files": [os.path.abspath(t) for t in args.test_file], "max_rows": args.max_rows,
         "train": cfg.to_dict(),
         # splits keep a molecule's copies together (seed files of ungrouped splits must not be resumed)
@@ -449,6 +479,30 @@ def _config(args) -> tuple[dict, TrainConfig]:
         # classification select as before, and their folders resume as before
         run["selection"] = metric
     return run, cfg
+
+
+def run_sizes(sizes: Sequence[float], test_files: Sequence[str]) -> list[float]:
+    """--sizes as a run is fingerprinted and compared by. With --test-file only TRAIN:VALID
+    splits the data (`_split`), so they are rescaled to the default's TRAIN + VALID beside its
+    TEST share: the default, a typed `0.8 0.1 0.1` and `0.8 0.1 0` are one run, and a folder
+    of the default keeps the fingerprint it had. Was: the sizes as typed, three fingerprints
+    for one split ("changed: sizes" on resuming with the command the TEST refusal asked for)."""
+    if not test_files:
+        return list(sizes)
+    train, valid = sizes[0], sizes[1]
+    kept = DEFAULT_SIZES[0] + DEFAULT_SIZES[1]
+    # rounded: 0.9 * 0.8 / 0.9 is 0.8000000000000002, which is another fingerprint
+    return [round(kept * train / (train + valid), 12), round(kept * valid / (train + valid), 12), DEFAULT_SIZES[2]]
+
+
+def comparable_config(config: dict) -> dict:
+    """A folder's config.json as this version's run settings: its --sizes by `run_sizes`
+    (folders made before it recorded them as typed), fingerprint and argv left out."""
+    run = {k: v for k, v in config.items() if k not in ("fingerprint", "argv")}
+    sizes = run.get("sizes")
+    if run.get("test_files") and isinstance(sizes, list) and len(sizes) == 3 and sizes[0] + sizes[1] > 0:
+        run["sizes"] = run_sizes(sizes, run["test_files"])
+    return run
 
 
 def out_folder(args) -> Path:
@@ -580,9 +634,12 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
         remove_reports(out)
     else:
         old = _read_json(config_path)  # a run's (check_out_folder): a JSON object with a fingerprint
-        if old["fingerprint"] != fp:
+        if old["fingerprint"] != fp and _fingerprint(comparable_config(old)) == fp:
+            # this run, its --sizes recorded as typed before `run_sizes`: its seeds are kept
+            _refingerprint_seeds(out, old["fingerprint"], fp)
+        elif old["fingerprint"] != fp:
             if not overwrite:
-                changed = ", ".join(_changed_settings(old, run))
+                changed = ", ".join(_changed_settings(comparable_config(old), run))
                 raise SystemExit(f"{out} holds results of a different configuration (changed: {changed}); "
                                  f"use another --out or --overwrite")
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
@@ -590,6 +647,17 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
             remove_reports(out)  # else the old configuration's results stood until the new run ended
     with _writing(config_path):
         write_atomic(config_path, strict_json({"fingerprint": fp, **run, "argv": sys.argv[1:]}, indent=1))
+
+
+def _refingerprint_seeds(out: Path, old_fp: str, fp: str) -> None:
+    """The seed results of run `old_fp`, the same run as `fp` in an older record of its
+    settings (`comparable_config`), carried over to `fp`: resumed, not trained again, now
+    and in later runs (config.json is rewritten with `fp` after this)."""
+    for path in sorted((out / "seeds").glob("seed_*.json")):
+        result = _read_json(path)
+        if isinstance(result, dict) and result.get("fingerprint") == old_fp:  # another is retrained, as before
+            with _writing(path):
+                write_atomic(path, strict_json(result | {"fingerprint": fp}))
 
 
 def _read_json(path: Path):
@@ -960,8 +1028,11 @@ def check_arguments(args) -> None:
     if not (train > 0 and valid > 0 and test >= 0 and (test > 0 or args.test_file)):
         raise usage.UsageError(f"--sizes {train} {valid} {test}: TRAIN and VALID must be > 0, and TEST too "
                                "unless --test-file gives the test sets")
-    if args.test_file and test > 0 and args.sizes is not DEFAULT_SIZES:
-        # was: dropped without a word, TRAIN:VALID rescaled to the whole training file
+    if args.test_file and test not in (0, DEFAULT_SIZES[2]):
+        # was: dropped without a word, TRAIN:VALID rescaled to the whole training file. A TEST
+        # share of the default's 0.1 is taken (unused, as the default's is): it is what a typed
+        # default or an older command says, and 0.1 and 0 are one run (`run_sizes`); another
+        # share is one the user meant to be used, and refused
         raise usage.UsageError(f"--sizes {train:g} {valid:g} {test:g}: the TEST share is unused with --test-file (the "
                                f"--test-file(s) are the test sets and the --data file is split TRAIN:VALID only): "
                                f"give --sizes {train:g} {valid:g} 0")

@@ -62,7 +62,8 @@ def summarise(task: str, seed_results: Sequence[dict], targets: Sequence[str] | 
         if len(targets) > 1:  # a target left out of a seed (no label, one class) is NaN there: not counted
             entry["per_task"] = {t: {m: mean_std([row["per_task"].get(t, {}).get(m, float("nan")) for row in rows])
                                      for m in SECONDARY[task]} for t in targets}
-        for key in ("skipped_tasks", "constant_tasks"):  # {task: seeds} whose subset left it out
+        # {task: seeds} whose subset left it out (unscaled: of rmse_scaled, `train.regression_metrics`)
+        for key in ("skipped_tasks", "constant_tasks") + (("unscaled_tasks",) if scaled else ()):
             counts: dict[str, int] = {}
             for row in rows:
                 for t in row.get(key, []):
@@ -150,6 +151,11 @@ def markdown(results: dict) -> str:
     if constant:  # an "n/a" or a count of seeds in the r2 column: this is why
         lines += ["", "Tasks whose labels in the subset are all equal (R² undefined there, left out of the R² "
                   "average; RMSE and MAE are kept), as {task: number of seeds}: " + json.dumps(constant)]
+    unscaled = {s: e["unscaled_tasks_seed_counts"] for s, e in summary.items() if e.get("unscaled_tasks_seed_counts")}
+    if unscaled:  # (the CLI refuses such seeds; `run_seed` called directly does not)
+        lines += ["", f"Targets without a spread in the seed's training subset (no label there, or one value), left "
+                  f"out of {SCALED_RMSE} (their RMSE has no unit-free scale; in the per-target table), as "
+                  "{task: number of seeds}: " + json.dumps(unscaled)]
     return "\n".join(lines) + "\n"
 
 

@@ -100,7 +100,10 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str
 
     With several targets and ``train_std`` (each target's standard deviation in the seed's
     training subset) also ``rmse_scaled``: the mean over targets of RMSE / training std,
-    the RMSE of the standardised targets the model is trained on (``SCALED_RMSE``)."""
+    the RMSE of the standardised targets the model is trained on (``SCALED_RMSE``). A target
+    whose training std is 0 or NaN (one value, or no label, there) has no unit-free RMSE: it is
+    left out of ``rmse_scaled`` and listed in ``unscaled_tasks`` (was: its raw RMSE divided by
+    the 1.0 that standardisation put in, averaged in as if unit-free)."""
     per_task, rmses, maes, r2s, skipped, constant = {}, [], [], [], [], []
     for t, name in enumerate(task_names):
         m = ~np.isnan(y[:, t])
@@ -122,8 +125,15 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str
            "r2": float(np.mean(finite_r2)) if finite_r2 else float("nan"), "per_task": per_task,
            "skipped_tasks": skipped, "constant_tasks": constant}
     if train_std is not None and len(task_names) > 1:  # one target: its outputs stay as they were
-        scaled = [per_task[name]["rmse"] / float(train_std[t]) for t, name in enumerate(task_names) if name in per_task]
+        scaled, unscaled = [], []
+        for t, name in enumerate(task_names):
+            if name in per_task:  # (a target without labels here is in skipped_tasks)
+                if train_std[t] > 0:  # False for NaN too
+                    scaled.append(per_task[name]["rmse"] / float(train_std[t]))
+                else:
+                    unscaled.append(name)
         out[SCALED_RMSE] = float(np.mean(scaled)) if scaled else float("nan")
+        out["unscaled_tasks"] = unscaled
     return out
 
 
@@ -171,6 +181,16 @@ def selection_metric(task: str, n_tasks: int) -> tuple[str, bool]:
     if task == "regression" and n_tasks > 1:
         return SCALED_RMSE, False
     return primary_metric(task)
+
+
+def training_std(y_train: np.ndarray) -> np.ndarray:
+    """Each target's std over its labels in the training rows, NaN where it has none (computed
+    for labelled targets only: numpy's "Degrees of freedom" warning for that NaN, which the
+    callers act on, would be noise)."""
+    labelled = (~np.isnan(y_train)).sum(0)
+    std = np.full(y_train.shape[1], np.nan)
+    std[labelled > 0] = np.nanstd(y_train[:, labelled > 0], axis=0)
+    return std
 
 
 # ---------------------------------------------------------------------------------- data
@@ -297,7 +317,8 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
     y_scaled = (y - y_mean) / y_std if cfg.task == "regression" else y
     y_t = torch.from_numpy(y_scaled.astype(np.float32))
     metric_name, higher = selection_metric(cfg.task, y.shape[1])
-    train_std = y_std if cfg.task == "regression" else None
+    # the true spread (not `y_std`, which holds 1.0 for none): see `regression_metrics`
+    train_std = training_std(y[train_idx]) if cfg.task == "regression" else None
     steps_per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
     best_score, best_state, best_epoch, bad, step = None, None, -1, 0, 0
     curve = []
@@ -335,7 +356,8 @@ def train_member(inputs: Inputs, prepared: _Prepared, y: np.ndarray, split: dict
             # (kept apart: stored as the metric, -BCE was drawn and printed as a negative "roc_auc")
             point["valid_loss"] = _plain_loss(cfg.task, valid_pred, y[valid_idx])
             score = -point["valid_loss"] if higher else point["valid_loss"]
-            shown = f"valid loss {point['valid_loss']:.3f} ({metric_name} undefined: one class)"
+            why = "one class" if cfg.task == "classification" else "no target labelled here with a spread in training"
+            shown = f"valid loss {point['valid_loss']:.3f} ({metric_name} undefined: {why})"
         curve.append(point)
         improved = best_score is None or (score > best_score if higher else score < best_score)
         if improved:
@@ -374,12 +396,14 @@ def run_seed(inputs: Inputs, y: np.ndarray, split: dict, cfg: TrainConfig, seed:
     t0, cpu0 = time.perf_counter(), time.process_time()
     train_idx = split["train"]
     if cfg.task == "regression":
+        train_std = training_std(y[train_idx])
         y_mean = np.nanmean(y[train_idx], axis=0)
-        y_std = np.nanstd(y[train_idx], axis=0)
         y_mean = np.where(np.isfinite(y_mean), y_mean, 0.0)
-        y_std = np.where(np.isfinite(y_std) & (y_std > 0), y_std, 1.0)
+        # for training only (a constant or unlabelled target has nothing to scale); the metrics
+        # get `train_std` as it is
+        y_std = np.where(train_std > 0, train_std, 1.0)
     else:
-        y_mean, y_std = np.zeros(y.shape[1]), np.ones(y.shape[1])
+        y_mean, y_std, train_std = np.zeros(y.shape[1]), np.ones(y.shape[1]), None
     scaler = None
     if inputs.embed is not None:
         scaler = FeatureScaler(inputs.scaler_blocks or [(0, inputs.embed.shape[1], "standard")])
@@ -404,7 +428,6 @@ def run_seed(inputs: Inputs, y: np.ndarray, split: dict, cfg: TrainConfig, seed:
             ext_preds[name].append(predict(model, prep, np.arange(len(prep.inputs)), cfg, y_mean, y_std))
 
     metrics, predictions = {}, {}
-    train_std = y_std if cfg.task == "regression" else None
     for name, idx in subsets.items():
         p = np.mean(preds[name], axis=0)
         metrics[name] = compute_metrics(cfg.task, y[idx], p, task_names, train_std)
