@@ -403,16 +403,32 @@ def checkpoints(run_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------- evaluation
 
 
+def finished_report(out: Path) -> dict | None:
+    """The report in `out` when it is a finished one, else None (to be made again): no
+    metrics.json, or one whose `"complete": false` says model_vqa could not ask some questions
+    (run_eval.sh writes it and exits 1; was: a rerun took it as done, skipped the evaluation
+    and the questions were never asked again). `counts.not_asked` says the same in a report
+    written before `complete` existed."""
+    path = out / "metrics.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    unasked = report.get("complete") is False or report.get("counts", {}).get("not_asked", 0) > 0
+    return None if unasked else report
+
+
 def evaluate(model: Path, data: Path, out: Path, device: str, image_folder: Path | None = None) -> dict:
     """`scripts/eval/run_eval.sh MODEL DATA OUT 1`: questions -> host model_vqa -> report.
     Images are looked up in `image_folder` (default: DATA's folder, as deepmolm-prepare writes them)."""
-    if not (out / "metrics.json").is_file():
+    report = finished_report(out)
+    if report is None:  # run_eval.sh removes an unfinished report's files before it starts
         folder = str(image_folder or data.parent)
         env = {**device_env(device), "PYTHON": sys.executable, "REPORT_ARGS": "--no-plots",
                "IMAGE_FOLDER": folder, "STRUCTURE_FOLDER": folder}
         run(["bash", REPO / "scripts" / "eval" / "run_eval.sh", model, data, out, "1",
              "--", "--max-new-tokens", "24"], out.parent / f"{out.name}.log", env=env)
-    return json.loads((out / "metrics.json").read_text())
+        report = json.loads((out / "metrics.json").read_text())  # exit 0: every question asked and scored
+    return report
 
 
 def question_file(data: Path, out: Path) -> Path:
@@ -576,10 +592,12 @@ def run_classical(seeds: list, work: Path, prepared: Path, results: dict, clock:
     for seed in seeds:
         with clock.part(f"classical seed {seed}"):
             out = work / "classical" / f"seed{seed}"
-            if not (out / "metrics.json").is_file():
-                score_answers(classical_predictions(prepared, seed), question_file(prepared / "test.json",
-                                                                                   work / "test-questions.jsonl"), out)
-            record(results, "classical", per_target(json.loads((out / "metrics.json").read_text())), distinct_answers(out))
+            report = finished_report(out)
+            if report is None:
+                score_answers(classical_predictions(prepared, seed),
+                              question_file(prepared / "test.json", work / "test-questions.jsonl"), out)
+                report = json.loads((out / "metrics.json").read_text())  # as a rerun reads it
+            record(results, "classical", per_target(report), distinct_answers(out))
 
 
 def record(results: dict, arm: str, values: dict, distinct: dict) -> None:

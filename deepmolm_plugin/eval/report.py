@@ -15,7 +15,10 @@ answers file) are reported as not asked: rows `"scored": false, "not_asked": tru
 model_vqa's reason, `n_not_asked` per task and `counts.not_asked` in metrics.json, a line
 under the tables and a warning on stderr; the answered questions are scored (was: the whole
 report refused, "N question(s) have no answer in any shard"). A question with neither an
-answer nor a failures entry (a chunk not run, a killed run) is still an error.
+answer nor a failures entry (a chunk not run, a killed run) is still an error. Such a report
+says `"complete": false` in metrics.json: callers that take metrics.json as a finished
+evaluation (scripts/experiment_fusion.py) run it again (was: taken as done, the questions
+never asked again).
 
 One report per --out at a time: it holds `<out>/.lock` (`output_lock`) from before anything
 is read; a second report, or one into the OUT of a running `run_eval.sh` (which holds that

@@ -8,6 +8,7 @@ metrics.json:
      "versions": {"nltk", "rouge-score", "rdkit", "deepmolm-plugin"},
      "inputs": {"answers": [paths], "references": path | null, "failures": [model_vqa's failures files]},
      "model_ids": [...],
+     "complete": bool,                     # false when model_vqa could not ask some questions (counts.not_asked)
      "counts": {"questions", "answers", "not_asked", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
                       "metrics": {...}, "not_scored"?: why}}}
@@ -23,9 +24,11 @@ metrics.json:
               be cut short: "12" of 1234.5, "-0.19 Hart" of Hartree)
     every kind: n_not_asked (questions model_vqa could not ask, listed in a `<answers stem>.failures.jsonl`:
               no answer, left out of n and the scores; rows `"scored": false, "not_asked": true` with the
-              reason), n_empty, n_capped (answers whose `metadata.capped` says generation stopped at
-              --max-new-tokens; `"capped"` true / false / null in their rows: null for answers
-              files that do not record it, which are scored as not capped)
+              reason and the kind's row keys, `value` null, `valid` false; a task none of whose questions
+              was asked has its kind's metrics keys, scores None, counts 0), n_empty, n_capped (answers whose
+              `metadata.capped` says generation stopped at --max-new-tokens; `"capped"` true / false /
+              null in their rows: null for answers files that do not record it, which are scored as
+              not capped)
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
               n_undefined_maccs_fts/rdk_fts/morgan_fts, undefined
     (`undefined`: {metric: why} for a metric that is None, 0/0, or that leaves pairs out)
@@ -301,21 +304,75 @@ def _naming_the_question(task: str, answers: Dict[str, dict], qids: List[str], m
         raise ReportError(f"task {task!r}: {e}") from e
 
 
+def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[dict],
+                    prediction: Optional[str], answer: Optional[dict] = None) -> dict:
+    """The fields a scored row of `kind` carries, for a row that is not scored: what the
+    prediction holds (None where there is none: a question model_vqa could not ask), `valid`
+    False, `empty`, `capped`, and what the reference gives (`reference_value`, `reference_name`,
+    `reference_smiles`, ...; None without a reference record). Every row of a task has the same
+    keys (was: not-asked rows and rows left out for want of a reference lacked `valid`,
+    `value`, `reference_value`: a reader of per_question.jsonl stopped on KeyError 'valid')."""
+    from .metrics import molecules, numbers
+
+    fields = {"empty": prediction is not None and not prediction.strip(),
+              "capped": None if answer is None else capped(answer)}
+    reference = None if record is None else str(record.get("answer", ""))
+    if kind == "property":
+        spec = numbers.property_spec(task)
+        ref_value = None if record is None else reference_value(task, record)
+        fields.update(value=None if prediction is None else numbers.parse_value(prediction, spec), valid=False,
+                      reference_value=ref_value, value_may_be_cut=False,
+                      reference_out_of_range=ref_value is not None and not spec.in_range(ref_value))
+    elif kind == "iupac":
+        fields.update(name=None if prediction is None else molecules.extract_iupac(prediction),
+                      reference_name=None if reference is None else molecules.extract_iupac(reference))
+    elif kind == "smiles":
+        smiles = None if prediction is None else molecules.extract_smiles(prediction)
+        ref_smiles = None if reference is None else molecules.extract_smiles(reference)
+        fields.update(smiles=smiles, reference_smiles=ref_smiles,
+                      canonical=None if smiles is None else molecules.canonical_smiles(smiles),
+                      reference_canonical=None if ref_smiles is None else molecules.canonical_smiles(ref_smiles))
+    if kind in ("text", "iupac"):
+        fields["truncated"] = False
+    return fields
+
+
 def not_asked_rows(task: Optional[str], kind: Optional[str], qids: List[str], refs: "OrderedDict[str, dict]",
                    failed: Dict[str, Tuple[str, str]]) -> List[dict]:
     """per_question.jsonl rows of the questions model_vqa could not ask (`merge.read_failures`):
-    no prediction (null, not an empty answer), `"scored": false`, `"not_asked": true` and
-    model_vqa's reason with its failures file."""
+    no prediction (null, not an empty answer), `"scored": false`, `"not_asked": true`,
+    model_vqa's reason with its failures file, and the keys a scored row of the kind has
+    (`unscored_fields`: `value` null, `valid` false, `reference_value` the reference's)."""
     return [{"question_id": refs[q]["question_id"] if q in refs else q, "task": task, "kind": kind,
              "prediction": None, "reference": refs[q].get("answer") if q in refs else None, "scored": False,
-             "not_asked": True, "reason": f"not asked: {failed[q][1]} ({failed[q][0]})"} for q in qids]
+             "not_asked": True, "reason": f"not asked: {failed[q][1]} ({failed[q][0]})",
+             **unscored_fields(task, kind, refs.get(q), None)} for q in qids]
 
 
-def _nothing_asked(kind: str, qids: List[str], failed: Dict[str, Tuple[str, str]]) -> dict:
-    """The result of a task none of whose questions model_vqa could ask: n 0, no score, and
-    `not_scored` saying so (`text_metrics` of no answer is no score, nor an error)."""
+def empty_metrics(task: str, kind: str) -> dict:
+    """A task's `metrics` when none of its questions is scored: every key its kind has, the
+    scores None and the counts 0, as the metric functions give for no pair (the text ones
+    refuse no pair, so their keys are listed here from the same constants)."""
+    from .metrics import molecules, numbers, text
+
+    if kind == "property":
+        return {**numbers.property_metrics([], [], task), "n_without_reference": 0, "n_cut_values": 0}
+    if kind == "smiles":
+        return molecules.smiles_metrics([], [])
+    scores = {**{key: None for key in text.BLEU_ORDERS}, **{key: None for key in text.ROUGE_ORDERS}, "meteor": None}
+    metrics = {**({"exact_match": None, "n_empty_references": 0} if kind == "iupac" else {}), **scores, "n": 0,
+               **{f"n_undefined_{key}": 0 for key in [*text.ROUGE_ORDERS, "meteor"]}, "n_truncated": 0,
+               "undefined": {}}
+    return metrics
+
+
+def _nothing_asked(task: str, kind: str, qids: List[str], failed: Dict[str, Tuple[str, str]]) -> dict:
+    """The result of a task none of whose questions model_vqa could ask: n 0, the kind's
+    metrics keys with no score (`empty_metrics`; was: only `n_not_asked`, and readers of
+    `mae`, `valid_ratio` stopped on a KeyError), and `not_scored` saying so."""
     files = ", ".join(sorted({failed[q][0] for q in qids}))
-    return {"kind": kind, "n": 0, "metrics": {"n_not_asked": len(qids)},
+    metrics = {**empty_metrics(task, kind), "n_empty": 0, "n_capped": 0, "n_not_asked": len(qids)}
+    return {"kind": kind, "n": 0, "metrics": metrics,
             "not_scored": f"no question could be asked by model_vqa ({len(qids)} in {files})"}
 
 
@@ -339,7 +396,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         rows += not_asked_rows(task, kind, unasked, refs, failed)
         qids = [q for q in qids if q in answers]
         if not qids:
-            results[task] = _nothing_asked(kind, unasked, failed)
+            results[task] = _nothing_asked(task, kind, unasked, failed)
             print(f"warning: task {task!r} is not scored (n=0): {results[task]['not_scored']}; the other tasks "
                   "are scored", file=sys.stderr)
             continue
@@ -352,7 +409,8 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             reasons = unreferenced_reasons(task, kind, refs, qids, references)
             unscored = not_scored(kind, references, reasons)
             _leave_out(task, refs, qids, reasons)
-            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why)
+            rows += [_row(answers[qids[i]], task, kind, preds[i], ref_texts[i], scored=False, reason=why,
+                          **unscored_fields(task, kind, refs[qids[i]], preds[i], answers[qids[i]]))
                      for i, (_, why) in reasons.items()]
             kept = [i for i in range(len(qids)) if i not in reasons]
             qids, preds, ref_texts, references = ([x[i] for i in kept] for x in (qids, preds, ref_texts, references))
@@ -467,6 +525,10 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
         "inputs": {"answers": [str(p) for p in answer_paths],
                    "references": None if references is None else str(references),
                    "failures": sorted({file for file, _ in failed.values()})},
+        # metrics.json is the mark of a finished report for callers that resume (experiment_fusion):
+        # a report that scored only the questions asked is no finished evaluation, and a rerun
+        # may ask the others (was: only counts.not_asked said it, and a rerun took it as done)
+        "complete": not failed,
         "model_ids": sorted({str(a.get("model_id")) for a in answers.values() if a.get("model_id") is not None}),
         "counts": {"questions": len(refs) + (len(failed) if references is None else 0), "answers": len(answers),
                    "not_asked": len(failed), "shards": dict(counts),

@@ -21,7 +21,8 @@
 # earlier chunk's answers, so another NUM_CHUNKS or record order asks nothing again. They are
 # copied to OUT/answers/earlier/<n>/ first, since chunks rewrite their files while others read
 # them; once every chunk succeeded, that copy and the earlier chunks numbered NUM_CHUNKS or
-# higher are removed, so answers/*.jsonl is this run's chunks; a failed run keeps them all).
+# higher are removed, so answers/*.jsonl is this run's chunks; a failed run keeps them all),
+# STOP_WAIT (seconds a Ctrl-C or SIGTERM waits for the running step to end; default 30).
 #
 # Steps: DATA -> OUT/questions.jsonl (deepmolm_plugin.eval.questions); one model_vqa
 # process per chunk (--num-chunks N --chunk-idx i, greedy); a chunk that failed is shown
@@ -32,7 +33,11 @@
 #
 # One run per OUT: the run holds OUT/.lock (as deepmolm-prepare and training do) and a
 # second run_eval.sh, or an eval.report into OUT, is refused in one line while it runs
-# (was: two runs mixed their questions and answers, each exit 0).
+# (was: two runs mixed their questions and answers, each exit 0). Ctrl-C or SIGTERM stops
+# the running step (chunks, questions, report) and waits up to STOP_WAIT seconds (default
+# 30) for it to end (model_vqa keeps its answers in <answers>.partial) before the lock is
+# removed; a process still running then is named, and OUT/.lock is left: it stays locked
+# until that process ends (was: removed at once, and a second run started beside it).
 #
 # Exit status: 0 when every question was answered and scored; 1 when a chunk failed or
 # the report refused its inputs, and also when the report was written but some questions
@@ -96,15 +101,52 @@ hold_out() {
             exec {LOCK_FD}>&-
             return
         fi
-        [[ $(stat -L -c %d:%i "/dev/fd/$LOCK_FD") == "$(stat -c %d:%i "$lock" 2> /dev/null)" ]] && break
+        # the file locked is still the one at the path: bash's -ef compares device and inode
+        # (was: GNU `stat -c`, which macOS/BSD stat lacks: "" == "" there, never a reopen)
+        [[ /dev/fd/$LOCK_FD -ef $lock ]] && break
         exec {LOCK_FD}>&-
     done
     echo $$ > "/dev/fd/$LOCK_FD"
     export DEEPMOLM_OUTPUT_LOCK_FD=$LOCK_FD
     trap 'rm -f "$OUT/.lock"' EXIT  # while still holding it, as output_lock's release does
 }
+# The processes of the step now running (chunks, questions, report): Ctrl-C or SIGTERM
+# stops them and waits for them to end before the lock file is removed (the EXIT trap).
+PIDS=()
+STOP_WAIT=${STOP_WAIT:-30}
+[[ $STOP_WAIT =~ ^[0-9]+$ ]] || { echo "error: STOP_WAIT must be a number of seconds, got $STOP_WAIT" >&2; exit 2; }
+stop_children() {
+    local pid alive waited=0
+    for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2> /dev/null || true; done
+    while true; do
+        alive=()  # bash reaps its children as they end, so kill -0 fails for an ended one
+        for pid in ${PIDS[@]+"${PIDS[@]}"}; do if kill -0 "$pid" 2> /dev/null; then alive+=("$pid"); fi; done
+        # `return 0`: a bare return in a trap gives the interrupted wait's status (143), and
+        # set -e then exits with it before the trap's `exit 130`
+        if [[ ${#alive[@]} -eq 0 ]]; then return 0; fi
+        if (( waited >= STOP_WAIT * 10 )); then
+            trap - EXIT  # leave OUT/.lock: the process holds the lock until it ends
+            echo "error: stopped, but pid(s) ${alive[*]} still run $STOP_WAIT s after SIGTERM;" \
+                "$OUT/.lock is left in place and stays locked until they end (kill them, or wait)" >&2
+            return 0
+        fi
+        sleep 0.1
+        waited=$(( waited + 1 ))
+    done
+}
+# "$@" as a child that stop_children stops; its exit status
+in_background() {
+    local rc=0
+    "$@" &
+    PIDS=($!)
+    wait "${PIDS[0]}" || rc=$?
+    PIDS=()  # ended: its pid may be another process's from now on
+    return "$rc"
+}
+
 mkdir -p "$OUT"
 hold_out
+trap 'stop_children; exit 130' INT TERM
 IMAGE_FOLDER=${IMAGE_FOLDER:-$DATA_DIR}
 STRUCTURE_FOLDER=${STRUCTURE_FOLDER:-$DATA_DIR}
 
@@ -177,34 +219,36 @@ rm -f "$OUT"/logs/chunk-*.log
 rm -f "$OUT/metrics.json" "$OUT/metrics.md" "$OUT/per_question.jsonl" "$OUT"/plots/text_metrics.png \
     "$OUT"/plots/parity_*.png
 
-"$PYTHON" -m deepmolm_plugin.eval.questions "$DATA" "$OUT/questions.jsonl"
+in_background "$PYTHON" -m deepmolm_plugin.eval.questions "$DATA" "$OUT/questions.jsonl"
 
 if [[ ${#GPUS[@]} -eq 0 && -z ${OMP_NUM_THREADS:-} ]]; then  # CPU: share the cores between chunks
     CORES=$(nproc 2> /dev/null || echo 1)
     export OMP_NUM_THREADS=$(( CORES / NUM_CHUNKS > 0 ? CORES / NUM_CHUNKS : 1 ))
 fi
 
-# The identity (device:inode) of each chunk's answers file before the chunks run, "" if none:
-# model_vqa replaces the file whole (write_atomic: a new inode) only once its chunk is done.
+# A descriptor open on each chunk's answers file from before the chunks run, "" if none:
+# model_vqa replaces the file whole (write_atomic: a new inode) only once its chunk is done,
+# and the open descriptor keeps the old inode from being reused. Compared with bash's -ef
+# (device and inode; was: GNU `stat -c`, absent on macOS/BSD, where every chunk that finished
+# with questions it could not ask counted as failed).
 BEFORE=()
 for (( i = 0; i < NUM_CHUNKS; i++ )); do
-    BEFORE+=("$(stat -c %d:%i "$OUT/answers/$i.jsonl" 2> /dev/null || true)")
+    if [[ -f $OUT/answers/$i.jsonl ]]; then
+        exec {fd}< "$OUT/answers/$i.jsonl"
+        BEFORE+=("$fd")
+    else
+        BEFORE+=("")
+    fi
 done
 
 # Whether failed chunk $1 finished, only some questions not asked: it wrote its answers file
 # (replaced it, with RESUME) and a failures file. A chunk stopped midway (a crash, the model
 # not loading) leaves the earlier answers file, or none, and stops the run as before.
 finished_with_failures() {
-    local now
-    now=$(stat -c %d:%i "$OUT/answers/$1.jsonl" 2> /dev/null || true)
-    [[ -s $OUT/answers/$1.failures.jsonl && -n $now && $now != "${BEFORE[$1]}" ]]
+    local now=$OUT/answers/$1.jsonl before=${BEFORE[$1]}
+    [[ -s $OUT/answers/$1.failures.jsonl && -f $now ]] || return 1
+    [[ -z $before ]] || ! [[ /dev/fd/$before -ef $now ]]
 }
-
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-}
-trap 'cleanup; exit 130' INT TERM
 
 for (( i = 0; i < NUM_CHUNKS; i++ )); do
     (
@@ -222,11 +266,14 @@ echo "running $NUM_CHUNKS chunk(s)${GPUS[0]+ on GPUs ${GPUS[*]}}; logs in $OUT/l
 FAILED=()
 UNASKED=()  # chunks that finished with questions model_vqa could not ask (its exit status 1)
 for (( i = 0; i < NUM_CHUNKS; i++ )); do
-    if ! wait "${PIDS[i]}"; then
+    rc=0
+    wait "${PIDS[i]}" || rc=$?
+    unset "PIDS[i]"  # ended: its pid may be another process's from now on
+    if [[ $rc != 0 ]]; then
         if finished_with_failures "$i"; then UNASKED+=("$i"); else FAILED+=("$i"); fi
     fi
 done
-trap - INT TERM
+for fd in ${BEFORE[@]+"${BEFORE[@]}"}; do if [[ -n $fd ]]; then exec {fd}<&-; fi; done
 if [[ ${#FAILED[@]} -gt 0 ]]; then
     for i in "${FAILED[@]}"; do
         echo "error: chunk $i of $NUM_CHUNKS failed; the end of $OUT/logs/chunk-$i.log:" >&2
@@ -249,7 +296,7 @@ rm -rf "$EARLIER"
 ANSWERS=()
 for (( i = 0; i < NUM_CHUNKS; i++ )); do ANSWERS+=("$OUT/answers/$i.jsonl"); done
 # shellcheck disable=SC2086  # REPORT_ARGS is a list of options
-"$PYTHON" -m deepmolm_plugin.eval.report "${ANSWERS[@]}" --references "$OUT/questions.jsonl" \
+in_background "$PYTHON" -m deepmolm_plugin.eval.report "${ANSWERS[@]}" --references "$OUT/questions.jsonl" \
     --out "$OUT" ${REPORT_ARGS:-}
 if [[ ${#UNASKED[@]} -gt 0 ]]; then  # the scores are written, but not of every question
     echo "error: chunk(s) ${UNASKED[*]} could not ask some questions (see the warning above and" \
