@@ -299,3 +299,29 @@ def test_a_late_nul_in_a_csv_text_column_fails_its_item_not_kept_in_the_answer()
     kept = text_item("r9", "train", "column 'desc'", "description", "A solvent,\tused\nwidely.",
                      MoleculeSpec(smiles="CCO"), {})
     assert kept.answer == "A solvent,\tused\nwidely."  # tabs and line breaks are text
+
+
+# --- 9. --resume says why earlier answers were not kept ------------------------------------------------
+def test_a_resume_that_keeps_nothing_names_the_settings_that_differ(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from deepmolm_plugin.eval import model_vqa
+    from test_host_cli_eval import FUSION_CONFIG, _stub_args, _stub_host, _write_questions
+
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": f"q{i}", "smiles": s, "text": "What?"}
+                                 for i, s in enumerate(["CCO", "CCN"])])
+    answers = tmp_path / "a.jsonl"
+    model_vqa.run_host_eval(host, _stub_args(questions, answers, "--max-new-tokens", "3"), FUSION_CONFIG)
+    capsys.readouterr()
+    model_vqa.run_host_eval(host, _stub_args(questions, answers, "--max-new-tokens", "3", "--resume"),
+                            FUSION_CONFIG)
+    err = capsys.readouterr().err
+    assert "--resume: 2 of 2 questions keep" in err and "other settings" not in err  # same settings: no note
+    model_vqa.run_host_eval(host, _stub_args(questions, answers, "--max-new-tokens", "4", "--resume"),
+                            FUSION_CONFIG)
+    err = capsys.readouterr().err
+    assert "--resume: 0 of 2 questions keep" in err
+    # was: no reason given (a --dtype or --max-new-tokens that differs looked like lost answers)
+    assert "note: --resume: earlier answers were made with other settings: max_new_tokens 3 -> 4" in err, err

@@ -616,6 +616,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         kept = resume.kept_answers(earlier, settings, digests, from_killed + resume.killed_lines(others, shown, asked))
         print(f"--resume: {len(kept)} of {len(order)} questions keep the answers an earlier run made with these "
               f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
+        changed = resume.changed_settings(resume.earlier_lines(earlier), shown, settings, set(order) - set(kept))
+        if changed:  # why earlier answers of this chunk's questions were not kept
+            print(f"note: --resume: earlier answers were made with other settings: {'; '.join(changed[:8])}"
+                  f"{f' (and {len(changed) - 8} more)' if len(changed) > 8 else ''}", file=sys.stderr)
         prepared, inputs = _not_kept(prepared, inputs, kept)
     elif from_killed:
         print(f"note: {', '.join(sorted({str(p) for p in killed if p.exists()}))} holds {len(from_killed)} answers "

@@ -162,6 +162,28 @@ def kept_lines(lines: List[dict], settings: str, digests: Dict[str, str], wanted
     return list(kept.values())
 
 
+def changed_settings(lines: List[dict], shown: dict, settings: str, wanted) -> List[str]:
+    """Why earlier answer `lines` for questions in `wanted` were not kept, as far as their run
+    settings say it: each setting (`metadata.settings`) whose value differs from this run's
+    `shown`, as "name old -> new", or, where none does but the settings digest differs, that
+    the model folder's files changed. Empty when every such line was made with `settings`.
+    Was: `--resume: 0 of 40 questions keep ...` with no reason (a --dtype or
+    --max-new-tokens that differs, a model retrained in place)."""
+    found: List[str] = []
+    for line in lines:
+        made = line.get("metadata") if isinstance(line.get("metadata"), dict) else {}
+        if str(line.get("question_id")) not in wanted or made.get(SETTINGS) == settings:
+            continue
+        earlier = made.get(SHOWN) if isinstance(made.get(SHOWN), dict) else {}
+        differ = [f"{key} {earlier.get(key)!r} -> {shown.get(key)!r}" for key in sorted(set(earlier) | set(shown))
+                  if earlier and earlier.get(key) != shown.get(key)]
+        for reason in differ or ["the model folder's files (retrained or edited in place?)" if earlier
+                                 else "settings this version no longer reads (an older run)"]:
+            if reason not in found:
+                found.append(reason)
+    return found
+
+
 def earlier_lines(files: List[Path]) -> List[dict]:
     """The lines of each of `files` and of its `.partial`, in that order."""
     return [line for path in files for line in answer_lines(path) + answer_lines(partial_path(path))]
