@@ -325,3 +325,18 @@ def test_a_resume_that_keeps_nothing_names_the_settings_that_differ(tmp_path, mo
     assert "--resume: 0 of 2 questions keep" in err
     # was: no reason given (a --dtype or --max-new-tokens that differs looked like lost answers)
     assert "note: --resume: earlier answers were made with other settings: max_new_tokens 3 -> 4" in err, err
+
+
+# --- 10. deepmolm-gui --dtype, as the chat CLI and model_vqa ---------------------------------------------
+def test_the_gui_session_loads_in_the_dtype_asked(trained_checkpoint):
+    import torch
+
+    from deepmolm_plugin.gui.__main__ import build_parser
+    from deepmolm_plugin.gui.session import ChatSession
+
+    assert build_parser().parse_args(["--model-path", "m", "--dtype", "float32"]).dtype == "float32"
+    assert build_parser().parse_args(["--model-path", "m"]).dtype == "auto"
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        session = ChatSession.load(str(trained_checkpoint), device="cpu", dtype=name)
+        assert session.model.dtype == dtype  # was: always auto (bf16 on a CPU with native bf16)
+        assert session.describe().endswith(f"cpu · {name}")

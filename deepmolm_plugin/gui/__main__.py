@@ -23,7 +23,7 @@ import sys
 
 from .. import usage
 
-from ..cli import CONFORMER_POLICIES, model_depiction_settings
+from ..cli import CONFORMER_POLICIES, add_dtype_option, model_depiction_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "was trained with (its config), else auto")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
+    add_dtype_option(parser)  # as the chat CLI and model_vqa (was: always auto, bf16 on a CPU with native bf16)
     return parser
 
 
@@ -90,7 +91,8 @@ def main(argv=None) -> None:
     from .app import build_app, launch_kwargs
     from .session import ChatSession
 
-    from ..model.loading import QWEN2_TYPES, QWEN2_VL_TYPES, model_type_of, read_config, unsupported_load_options
+    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, model_type_of, read_config,
+                                 unsupported_load_options)
 
     try:  # a config.json transformers cannot read: one line naming it, as the chat CLI says it
         config = read_config(args.model_path)
@@ -102,6 +104,7 @@ def main(argv=None) -> None:
         unsupported = unsupported_load_options(args.model_base, False, False)
         if unsupported:  # --model-base: was a NotImplementedError traceback from the loader
             usage.fail(parser.prog, f"--model-base: {unsupported}")
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device), args)  # "auto"'s choice is said here
     try:
         conv_mode = check_chat_conv_mode(
             resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)), config)
@@ -115,7 +118,7 @@ def main(argv=None) -> None:
 
     try:
         session = ChatSession.load(args.model_path, model_base=args.model_base, device=args.device,
-                                   conv_mode=conv_mode, policy=args.conformer_policy)
+                                   conv_mode=conv_mode, policy=args.conformer_policy, dtype=args.dtype)
     except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader (as the chat CLI)
         raise SystemExit(f"{parser.prog}: error: {e}") from None
     session.start_workers()  # molecules of different tabs prepared side by side (`ChatSession`)

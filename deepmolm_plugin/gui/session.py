@@ -160,14 +160,14 @@ class ChatSession:
 
     @classmethod
     def load(cls, model_path: str, model_base: Optional[str] = None, device: str = "cuda",
-             conv_mode: str = "auto", policy: str = "auto") -> "ChatSession":
+             conv_mode: str = "auto", policy: str = "auto", dtype: str = "auto") -> "ChatSession":
         import deepmolm_plugin
 
         deepmolm_plugin.register()
         from llava.mm_utils import get_model_name_from_path
         from llava.model import builder  # its load_pretrained_model is model_dispatch's after register()
 
-        from ..model.loading import read_config
+        from ..model.loading import loading_in_dtype, read_config
         from ..patches.conversation_qwen2 import check_chat_conv_mode, resolve_conv_mode
 
         name = get_model_name_from_path(model_path)
@@ -175,8 +175,9 @@ class ChatSession:
         # also as auto's choice for a model trained in it (was checked on "auto" only, then resolved to it)
         config = read_config(model_path)
         mode = check_chat_conv_mode(resolve_conv_mode(conv_mode, config, name), config)
-        tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
-                                                                             device=device)
+        with loading_in_dtype(dtype):  # deepmolm-gui's --dtype (the host's loader is handed none)
+            tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
+                                                                                 device=device)
         return cls(model_path, tokenizer, model, image_processor, mode, policy)
 
     def describe(self) -> str:
