@@ -320,11 +320,13 @@ def without_reply_label() -> str:
     takes its line, else (a log, a pipe) the error starts on the next line. Returns what the
     error line starts with. Was: `ASSISTANT: ` over nothing, the error on the line below."""
     sys.stdout.flush()
-    if sys.stdout.isatty() and sys.stderr.isatty():  # the error shows where the label was (stderr sent to a
-        # log would leave the screen with neither)
+    if sys.stdout.isatty() and sys.stderr.isatty():  # the error shows where the label was
         sys.stdout.write("\r\033[K")
         sys.stdout.flush()
         return ""
+    if sys.stdout.isatty():  # the error goes to a log: the screen says there is none to read here (review:
+        # the next `USER: ` went on the label's line, and the refusal showed nowhere on screen)
+        print("(no answer: the question was refused; the reason is on stderr)", flush=True)
     return "\n"
 
 

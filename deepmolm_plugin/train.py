@@ -494,8 +494,11 @@ def check_cache_outside_output(cache: str, output_dir: "str | None") -> None:
     becomes the model folder that is copied, uploaded and evaluated: a cache there (one
     file per view, millions at real scale) would ship with it, and go when the run's
     folder is moved or deleted, while a cache is meant to outlive runs and be shared by
-    them. Was: accepted, and the entry folders were written among the checkpoints. (A
-    cache folder above --output_dir is allowed: the cache writes only its own sub-folders.)"""
+    them. Was: accepted, and the entry folders were written among the checkpoints. A cache
+    folder above --output_dir is allowed, unless --output_dir sits in a folder the cache
+    writes: its entries go to `<two hex digits>/` and `.tmp/` (review: `--output_dir runs/01`
+    under a cache `runs` got 1/256 of the entries among its checkpoints)."""
+    import re
     from pathlib import Path
 
     if output_dir is None:
@@ -505,6 +508,12 @@ def check_cache_outside_output(cache: str, output_dir: "str | None") -> None:
         where = "is --output_dir" if given == output else f"is inside --output_dir {output_dir}"
         raise usage.UsageError(f"--vision_feature_cache {cache}: {where}, which becomes the saved model's folder; "
                                "give the cache a folder outside it (it is meant to be shared by later runs)")
+    if given in output.parents:
+        first = output.relative_to(given).parts[0]
+        if re.fullmatch(r"[0-9a-f]{2}", first) or first == ".tmp":
+            raise usage.UsageError(f"--output_dir {output_dir} is in {given / first}, a folder the feature cache "
+                                   f"--vision_feature_cache {cache} writes its entries into (`<two hex digits>/`, "
+                                   "`.tmp/`): give the run or the cache another folder")
 
 
 # Model settings the config of a saved checkpoint records (patches.arguments.CONFIG_FIELDS and

@@ -226,13 +226,19 @@ def _try_to_create(existing: Path, what: str) -> None:
 def cache_folder(value: "str | os.PathLike", option: str) -> Path:
     """`output_folder`, except that an existing folder this user can read but not write is
     accepted: a cache shared on a read-only mount serves what it holds (the cache then
-    stores nothing, and says so). A folder that holds a model is refused (`held_model`)."""
+    stores nothing, and says so). A folder that holds a model, or one inside a model folder
+    (`CHECKPOINT/feature_cache`: review), is refused (`held_model`)."""
     path = _path(value)
     held = held_model(path)
     if held:
         raise UsageError(f"{option} {value}: holds a model ({held}); the cache would write a sub-folder of "
                          "entries (one file per view) into it, to be copied and shipped with the model: give "
                          "the cache a folder of its own")
+    for parent in Path(os.path.abspath(path)).parents:  # a few stat calls
+        held = held_model(parent)
+        if held:
+            raise UsageError(f"{option} {value}: is inside the model folder {parent} ({held}); its entries would "
+                             "be copied and shipped with the model: give the cache a folder outside it")
     if path.is_dir() and os.access(path, os.R_OK | os.X_OK) and not os.access(path, os.W_OK):
         return path
     return output_folder(value, option)

@@ -267,7 +267,9 @@ def test_the_refused_label_stays_when_stderr_is_not_the_terminal(monkeypatch, ca
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
     assert without_reply_label() == "\n"
-    assert "\x1b" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the label's line ends, saying why (review: the next `USER: ` went on it, no refusal on screen)
+    assert "\x1b" not in out and out == "(no answer: the question was refused; the reason is on stderr)\n"
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     assert without_reply_label() == ""
     assert capsys.readouterr().out == "\r\x1b[K"
@@ -340,3 +342,61 @@ def test_the_gui_session_loads_in_the_dtype_asked(trained_checkpoint):
         session = ChatSession.load(str(trained_checkpoint), device="cpu", dtype=name)
         assert session.model.dtype == dtype  # was: always auto (bf16 on a CPU with native bf16)
         assert session.describe().endswith(f"cpu · {name}")
+
+
+# --- 11. review of the cache summary and folder rules -------------------------------------------------
+def test_a_run_folder_named_like_an_entry_folder_is_no_entry(tmp_path):
+    from deepmolm_plugin.encoder.feature_cache import _holds_entries
+
+    (tmp_path / "01").mkdir()
+    (tmp_path / "01" / "model.safetensors").write_bytes(b"")  # a run's output folder `runs/01` under the cache
+    assert not _holds_entries(tmp_path)  # was: held entries (any *.safetensors in a two-character folder)
+    key = "01" + "a" * 62
+    (tmp_path / "01" / f"{key}.safetensors").write_bytes(b"")
+    assert _holds_entries(tmp_path)
+
+
+def test_a_cache_inside_a_model_folder_is_refused(tmp_path):
+    from deepmolm_plugin import usage
+
+    model = tmp_path / "checkpoint"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    with pytest.raises(usage.UsageError, match=r"is inside the model folder .*checkpoint \(config\.json"):
+        usage.cache_folder(model / "feature_cache", "--vision-feature-cache")  # was: accepted, shipped with it
+    assert usage.cache_folder(tmp_path / "cache", "--vision-feature-cache") == tmp_path / "cache"
+
+
+@pytest.mark.parametrize("output, refused", [("runs/01", True), ("runs/.tmp/x", True), ("runs/exp1", False),
+                                             ("runs/0g", False)])
+def test_an_output_dir_in_a_folder_the_cache_writes_is_refused(tmp_path, output, refused):
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.train import check_cache_outside_output
+
+    cache = tmp_path / "runs"
+    if refused:  # was: accepted, 1/256 of the entries written among the checkpoints of runs/01
+        with pytest.raises(usage.UsageError, match=r"a folder the feature cache .* writes its entries into"):
+            check_cache_outside_output(str(cache), str(tmp_path / output))
+    else:
+        check_cache_outside_output(str(cache), str(tmp_path / output))
+
+
+def test_model_vqa_records_its_dtype_and_a_resume_in_another_names_it(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from deepmolm_plugin.eval import model_vqa
+    from test_host_cli_eval import FUSION_CONFIG, _stub_args, _stub_host, _write_questions
+
+    host, calls = _stub_host(monkeypatch, lambda call, inputs, **kwargs: torch.tensor([[5]]))
+    questions = tmp_path / "questions.jsonl"
+    _write_questions(questions, [{"question_id": "q0", "smiles": "CCO", "text": "What?"}])
+    answers = tmp_path / "a.jsonl"
+    model_vqa.run_host_eval(host, _stub_args(questions, answers, "--dtype", "float32"), FUSION_CONFIG)
+    line = json.loads(answers.read_text())
+    assert line["metadata"]["settings"]["dtype"] == "float32"
+    capsys.readouterr()
+    model_vqa.run_host_eval(host, _stub_args(questions, answers, "--dtype", "bfloat16", "--resume"), FUSION_CONFIG)
+    err = capsys.readouterr().err
+    assert "--resume: 0 of 1 questions keep" in err
+    assert "other settings: dtype 'float32' -> 'bfloat16'" in err, err

@@ -52,8 +52,8 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import re
+import secrets
 import socket
 import stat
 import time
@@ -327,16 +327,24 @@ def opened_caches() -> Iterator[List[FeatureCache]]:
 
 def _holds_entries(root: Path) -> bool:
     """Whether the cache folder holds an entry: the first `<key[:2]>/` sub-folder with a file
-    answers it (two folder listings for a filled cache, not a walk of millions of files)."""
+    named as entries are (`<key>.safetensors`, the key starting with the folder's name: a
+    run's `01/model.safetensors` is none) answers it; two folder listings for a filled cache,
+    not a walk of millions of files."""
     try:
-        for folder in os.scandir(root):
-            if len(folder.name) == 2 and folder.is_dir(follow_symlinks=False):
-                with os.scandir(folder.path) as entries:
-                    if any(entry.name.endswith(".safetensors") for entry in entries):
-                        return True
+        with os.scandir(root) as folders:
+            for folder in folders:
+                if _ENTRY_FOLDER.fullmatch(folder.name) and folder.is_dir(follow_symlinks=False):
+                    with os.scandir(folder.path) as entries:
+                        if any(_ENTRY_NAME.fullmatch(entry.name) and entry.name.startswith(folder.name)
+                               for entry in entries):
+                            return True
     except OSError:  # cannot be listed: get() reports what it cannot read
         return False
     return False
+
+
+_ENTRY_FOLDER = re.compile(r"[0-9a-f]{2}")  # an entry's folder: its key's first two hex digits
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.safetensors")  # an entry: its sha256 key
 
 
 def merged_stats(caches: Iterable[FeatureCache]) -> Dict[str, dict]:
@@ -360,11 +368,13 @@ def summary_lines(root: str, totals: dict, scope: str = "") -> List[str]:
     counts = ", ".join(f"{totals[name]} {name}" for name in COUNTS)
     lines = [f"feature cache {root}{scope}: {counts}"]
     if totals["held_entries"] and totals["hits"] == 0 and totals["misses"] > 0:
+        # Either cause is possible and the cache cannot tell them apart (review: new views alone,
+        # e.g. a test split after training, were said to be a dtype mismatch)
         keyed = "; ".join(f"{dtype}, image mode {mode}" for mode, dtype in sorted(totals["keyed_as"]))
         lines.append(f"note: feature cache {root} held entries, but none matched this run's views (looked up as "
-                     f"{keyed}): a key holds the tower's dtype, the image mode and the tower's weights, so entries "
-                     "made in another dtype (model_vqa's --dtype, whose auto is bfloat16 on a GPU or a CPU with "
-                     "native bf16; training's --bf16), image mode or tower are not used")
+                     f"{keyed}): either these views were not cached before, or the entries were made with another "
+                     "dtype (model_vqa's --dtype, whose auto is bfloat16 on a GPU or a CPU with native bf16; "
+                     "training's --bf16), image mode or tower, which a key holds")
     return lines
 
 

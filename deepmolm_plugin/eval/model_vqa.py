@@ -587,7 +587,9 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                                          args.structure_folder, policy, failures=failures,
                                          question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
-    shown["dtype"] = args.dtype  # the dtype the model ran in: answers made in bf16 are not fp32 ones
+    if args.dtype is not None:  # the dtype the model ran in: answers made in bf16 are not fp32 ones (None: the
+        # host's own loader picks it; left out, so its earlier answers keep their digest: review)
+        shown["dtype"] = args.dtype
     if plain_style(args.conv_mode):
         shown["prompt"] = PLAIN_PROMPT
     # The --resume digest leaves the data files out: each question's digest holds its own

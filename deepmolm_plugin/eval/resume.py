@@ -175,8 +175,9 @@ def changed_settings(lines: List[dict], shown: dict, settings: str, wanted) -> L
         if str(line.get("question_id")) not in wanted or made.get(SETTINGS) == settings:
             continue
         earlier = made.get(SHOWN) if isinstance(made.get(SHOWN), dict) else {}
-        differ = [f"{key} {earlier.get(key)!r} -> {shown.get(key)!r}" for key in sorted(set(earlier) | set(shown))
-                  if earlier and earlier.get(key) != shown.get(key)]
+        differ = [f"{key} {earlier[key]!r} -> {shown.get(key)!r}" if key in earlier
+                  else f"{key} {shown[key]!r}, which the earlier run did not record (a run of an older version)"
+                  for key in sorted(set(earlier) | set(shown)) if earlier and earlier.get(key) != shown.get(key)]
         for reason in differ or ["the model folder's files (retrained or edited in place?)" if earlier
                                  else "settings this version no longer reads (an older run)"]:
             if reason not in found:
