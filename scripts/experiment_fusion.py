@@ -421,12 +421,21 @@ def evaluate(model: Path, data: Path, out: Path, device: str, image_folder: Path
     """`scripts/eval/run_eval.sh MODEL DATA OUT 1`: questions -> host model_vqa -> report.
     Images are looked up in `image_folder` (default: DATA's folder, as deepmolm-prepare writes them)."""
     report = finished_report(out)
-    if report is None:  # run_eval.sh removes an unfinished report's files before it starts
+    if report is None:
         folder = str(image_folder or data.parent)
         env = {**device_env(device), "PYTHON": sys.executable, "REPORT_ARGS": "--no-plots",
                "IMAGE_FOLDER": folder, "STRUCTURE_FOLDER": folder}
-        run(["bash", REPO / "scripts" / "eval" / "run_eval.sh", model, data, out, "1",
-             "--", "--max-new-tokens", "24"], out.parent / f"{out.name}.log", env=env)
+        if (out / "metrics.json").is_file():  # an incomplete report: keep the answers made, ask the others
+            env["RESUME"] = "1"  # (review: the rerun asked every question again, and failed the same way)
+        try:
+            run(["bash", REPO / "scripts" / "eval" / "run_eval.sh", model, data, out, "1",
+                 "--", "--max-new-tokens", "24"], out.parent / f"{out.name}.log", env=env)
+        except SystemExit:
+            failures = sorted((out / "answers").glob("*.failures.jsonl")) if (out / "answers").is_dir() else []
+            if failures and (out / "metrics.json").is_file():  # the same questions cannot be asked: say which
+                raise SystemExit(f"error: {out}: model_vqa could not ask some questions, listed in "
+                                 f"{', '.join(map(str, failures))}; mend them in {data} and rerun") from None
+            raise
         report = json.loads((out / "metrics.json").read_text())  # exit 0: every question asked and scored
     return report
 

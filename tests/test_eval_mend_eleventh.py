@@ -97,14 +97,29 @@ def test_fusion_evaluate_reruns_an_evaluation_whose_report_is_incomplete(tmp_pat
     ran = []
 
     def fake_run(cmd, log, env=None):  # run_eval.sh: this time every question is asked
-        ran.append(cmd)
+        ran.append(env.get("RESUME"))
         (out / "metrics.json").write_text(json.dumps({"complete": True, "counts": {"not_asked": 0}, "tasks": {}}))
 
     monkeypatch.setattr(ef, "run", fake_run)
     assert ef.evaluate(tmp_path / "model", tmp_path / "test.json", out, "cpu")["complete"] is True
-    assert len(ran) == 1
+    assert ran == ["1"]  # the answers made are kept: only the others are asked (review: all asked again)
     ef.evaluate(tmp_path / "model", tmp_path / "test.json", out, "cpu")  # finished now: not run again
     assert len(ran) == 1
+
+
+def test_fusion_evaluate_that_still_cannot_ask_names_the_failures_files(tmp_path, monkeypatch):
+    ef = _fusion(monkeypatch)
+    out = tmp_path / "eval"
+    (out / "answers").mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"complete": False, "counts": {"not_asked": 1}, "tasks": {}}))
+    (out / "answers" / "0.failures.jsonl").write_text('{"question_id": "q1", "reason": "bad"}\n')
+
+    def fails_again(cmd, log, env=None):  # run_eval.sh: the same question cannot be asked, exit 1
+        raise SystemExit("error: command failed (1), log ...")
+
+    monkeypatch.setattr(ef, "run", fails_again)
+    with pytest.raises(SystemExit, match=r"model_vqa could not ask some questions, listed in .*0\.failures\.jsonl"):
+        ef.evaluate(tmp_path / "model", tmp_path / "test.json", out, "cpu")
 
 
 # --------------------------------------------------------------------------- run_eval.sh
@@ -145,12 +160,14 @@ exec {sys.executable} "$@"
     return run
 
 
-def test_run_eval_stopped_waits_for_its_chunk_before_removing_the_lock(tmp_path):
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 130), (signal.SIGHUP, 129)])
+def test_run_eval_stopped_waits_for_its_chunk_before_removing_the_lock(tmp_path, sig, status):
+    # SIGHUP (a closed terminal or ssh session; review): the EXIT trap removed the lock at once
     out = tmp_path / "out"
     run = _start_slow_run(tmp_path, out, FAKE_TERM_S="1.5")
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(sig)
     _, err = run.communicate(timeout=60)
-    assert run.returncode == 130, err
+    assert run.returncode == status, err
     # the chunk's last write happened before run_eval.sh ended and gave up OUT
     assert (out / "answers" / "0.jsonl.partial").exists() and not (out / ".lock").exists()
 
@@ -163,9 +180,11 @@ def test_run_eval_leaves_the_lock_of_a_chunk_that_does_not_end(tmp_path):
     assert run.returncode == 130
     assert "still run 1 s after SIGTERM" in err and f"{out}/.lock is left in place" in err
     assert (out / ".lock").exists()
-    # the chunk still holds the lock: a second run is refused
+    chunk = err.split("pid(s) ", 1)[1].split()[0]
+    # the chunk still holds the lock: a second run is refused, naming the chunk (review: it named
+    # the ended run_eval.sh, a pid no longer there)
     second = eleventh._run_eval(tmp_path, out, eleventh._env(tmp_path))
-    assert second.returncode == 2 and "is writing" in second.stderr, second.stderr
+    assert second.returncode == 2 and f"is writing {out} (pid {chunk})" in second.stderr, second.stderr
     for _ in range(200):  # once the chunk has ended, the next run takes OUT
         if (out / "answers" / "0.jsonl.partial").exists():
             break

@@ -400,3 +400,17 @@ def test_model_vqa_records_its_dtype_and_a_resume_in_another_names_it(tmp_path, 
     err = capsys.readouterr().err
     assert "--resume: 0 of 1 questions keep" in err
     assert "other settings: dtype 'float32' -> 'bfloat16'" in err, err
+
+
+# --- 12. dense NULs still refuse a whole text file ------------------------------------------------------
+def test_utf16_without_a_byte_order_mark_is_refused_whole_and_a_stray_nul_fails_its_row(tmp_path):
+    from deepmolm_plugin.data.sources.chebi20 import text_problem
+
+    text = "CID\tSMILES\tdescription\n1\tCCO\tThe molecule is ethanol.\n"
+    utf16 = tmp_path / "train.txt"
+    utf16.write_bytes(text.encode("utf-16-le"))  # no byte-order mark
+    with pytest.raises(ValueError, match=r"NUL bytes throughout: UTF-16 text without a byte-order mark"):
+        text_problem(utf16, "chebi20")  # review: was one failure per line, the header shown as C\x00I\x00D
+    stray = tmp_path / "ok.txt"
+    stray.write_bytes((text + "2\tCCN\tAn amine\x00 of note.\n" + text.split("\n", 1)[1] * 50).encode())
+    text_problem(stray, "chebi20")  # one NUL in a row: that row's failure, not the file's

@@ -126,6 +126,8 @@ stop_children() {
         if [[ ${#alive[@]} -eq 0 ]]; then return 0; fi
         if (( waited >= STOP_WAIT * 10 )); then
             trap - EXIT  # leave OUT/.lock: the process holds the lock until it ends
+            # ... and name it there, for the next run's refusal (it named this script's pid: review)
+            if [[ -n ${LOCK_FD:-} ]]; then printf '%s\n' "${alive[@]}" > "/dev/fd/$LOCK_FD" 2> /dev/null || true; fi
             echo "error: stopped, but pid(s) ${alive[*]} still run $STOP_WAIT s after SIGTERM;" \
                 "$OUT/.lock is left in place and stays locked until they end (kill them, or wait)" >&2
             return 0
@@ -147,6 +149,8 @@ in_background() {
 mkdir -p "$OUT"
 hold_out
 trap 'stop_children; exit 130' INT TERM
+trap 'stop_children; exit 129' HUP  # a closed terminal or ssh session: the same (review: the EXIT trap
+# removed the lock at once while the chunks still ran)
 IMAGE_FOLDER=${IMAGE_FOLDER:-$DATA_DIR}
 STRUCTURE_FOLDER=${STRUCTURE_FOLDER:-$DATA_DIR}
 

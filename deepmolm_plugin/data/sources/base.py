@@ -309,10 +309,10 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 def control_problem(text: str, field: str) -> Optional[str]:
     """Why the text of `field` is not text, or None: it holds a control character other than
-    a tab or a line break (a NUL: a binary file's bytes, or JSON's "\\u0000"), shown with
-    its position. Dataset readers fail that row with it. Was: the NUL was kept inside the
-    answer, or, in the first 64 KiB of the file, the whole file was refused
-    (`molecule.io.read.not_text`'s rule for structure files)."""
+    a tab, LF or CR (form feed, vertical tab and NEL count as control characters; a NUL: a
+    binary file's bytes, or JSON's "\\u0000"), shown with its position. Dataset readers fail
+    that row with it. Was: the NUL was kept inside the answer, or, in the first 64 KiB of the
+    file, the whole file was refused (`molecule.io.read.not_text`'s rule for structure files)."""
     found = _CONTROL.search(text)
     if found is None:
         return None

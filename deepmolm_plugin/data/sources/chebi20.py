@@ -13,7 +13,7 @@ One item per row: task ``description``, answer = the description, molecule = the
 A row with the wrong number of fields, a non-numeric CID or a blank SMILES (stage
 "schema"), a blank description or one that is only a missing-value marker ("N/A", "nan",
 "-": `base.answer_problem`; stage "answer", as in every reader), or bytes that are not
-UTF-8 or a control character other than a tab or a line break (a NUL: `base.control_problem`; stage
+UTF-8 or a control character other than a tab, LF or CR (a NUL: `base.control_problem`; stage
 "read") is a ``SourceError`` naming its line (and what is wrong: "a 4th field 'x' after
 the description", "description holds the control character '\\x00'"); fully empty lines are
 not rows. Options: ``splits``
@@ -82,9 +82,22 @@ def text_problem(path: Path, fmt: str) -> None:
     refused the whole file ("not a text structure file"), one past 64 KiB stayed in an answer."""
     problem = not_text(path)
     # not_text looks for a NUL only once the byte-order mark and the compression checks
-    # have passed, so a verdict naming a NUL is that rule alone: left to the rows
-    if problem and "NUL" not in problem:
+    # have passed, so a verdict naming a NUL is that rule alone: left to the rows, unless the
+    # NULs are dense (review: UTF-16 without a byte-order mark, or a pickle under a .json
+    # name, became one "not valid JSON" failure per line, never naming the cause)
+    if problem and ("NUL" not in problem or _dense_nul(path)):
+        if "NUL" in problem:
+            problem = "file holds NUL bytes throughout: UTF-16 text without a byte-order mark, or a binary file"
         raise ValueError(f"{fmt}: {path}: {problem}")
+
+
+def _dense_nul(path: Path, head: int = 1 << 16) -> bool:
+    """NULs in more than 1 % of the file's first 64 KiB (and more than 8): no text file's stray
+    bytes (those fail their own row, also in a JSON array written on one line), but every
+    other byte of UTF-16, or a binary file."""
+    with open(path, "rb") as handle:
+        block = handle.read(head)
+    return block.count(b"\0") > max(len(block) // 100, 8)
 
 
 def split_files(fmt: str, files: dict):

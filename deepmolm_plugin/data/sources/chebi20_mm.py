@@ -17,7 +17,7 @@ Items per row (task names aligned with DeepMoLM's 3D-MoIT property tasks, becaus
 A blank IUPAC name or xlogp is the source's documented gap: that row simply has no such
 item (not an error). A row the csv module cannot parse (a field over
 ``csv.field_size_limit()``), or holding bytes that are not UTF-8 or a control character
-other than a tab or a line break (a NUL: `base.control_problem`) (stage "read"), a row with
+other than a tab, LF or CR (a NUL: `base.control_problem`) (stage "read"), a row with
 the wrong number of fields, a non-numeric CID or a blank SMILES (stage "schema"), a blank
 description or polararea (columns the release never leaves blank) and a description or
 IUPAC name that is only a missing-value marker ("N/A", "nan", "-": `base.answer_problem`)
