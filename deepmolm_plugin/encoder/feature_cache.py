@@ -363,8 +363,8 @@ def merged_stats(caches: Iterable[FeatureCache]) -> Dict[str, dict]:
 
 def summary_lines(root: str, totals: dict, scope: str = "") -> List[str]:
     """`feature cache ROOT: 4 hits, 0 misses, 0 damaged, 0 unreadable, 0 unstored` and, where a
-    cache that held entries served none of this run's views, a `note:` line with the likely
-    cause. `scope`: what the counts cover, e.g. " (summed over 2 ranks)"."""
+    cache that held entries served none of this run's views, a `note:` line with the two
+    possible causes. `scope`: what the counts cover, e.g. " (summed over 2 ranks)"."""
     counts = ", ".join(f"{totals[name]} {name}" for name in COUNTS)
     lines = [f"feature cache {root}{scope}: {counts}"]
     if totals["held_entries"] and totals["hits"] == 0 and totals["misses"] > 0:
