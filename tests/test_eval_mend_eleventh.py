@@ -141,13 +141,7 @@ time.sleep(120)
 
 
 def _start_slow_run(tmp_path, out, **extra):
-    (tmp_path / "slow_vqa.py").write_text(SLOW_VQA)
-    python = tmp_path / "slowpython"
-    python.write_text(f"""#!/bin/bash
-if [[ $2 == deepmolm_plugin.eval.model_vqa ]]; then shift 2; exec {sys.executable} {tmp_path / 'slow_vqa.py'} "$@"; fi
-exec {sys.executable} "$@"
-""")
-    python.chmod(0o755)
+    python = eleventh._fake_python(tmp_path, SLOW_VQA, "slow_vqa")
     started = tmp_path / "started"
     env = {**eleventh._env(tmp_path), "PYTHON": str(python), "FAKE_STARTED": str(started), **extra}
     run = subprocess.Popen(["bash", str(eleventh.SCRIPT), str(tmp_path), str(eleventh._data(tmp_path)), str(out), "1"],

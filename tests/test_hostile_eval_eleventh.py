@@ -184,11 +184,12 @@ sys.exit(1 if fail else 0)
 '''
 
 
-def _fake_python(tmp_path):
-    (tmp_path / "fake_vqa.py").write_text(FAKE_VQA)
-    fake = tmp_path / "python"
+def _fake_python(tmp_path, script=FAKE_VQA, name="fake_vqa"):
+    """A `python` for run_eval.sh's PYTHON that runs `script` in model_vqa's place, the rest as is."""
+    (tmp_path / f"{name}.py").write_text(script)
+    fake = tmp_path / f"{name}_python"
     fake.write_text(f"""#!/bin/bash
-if [[ $2 == deepmolm_plugin.eval.model_vqa ]]; then shift 2; exec {sys.executable} {tmp_path / 'fake_vqa.py'} "$@"; fi
+if [[ $2 == deepmolm_plugin.eval.model_vqa ]]; then shift 2; exec {sys.executable} {tmp_path / f'{name}.py'} "$@"; fi
 exec {sys.executable} "$@"
 """)
     fake.chmod(0o755)

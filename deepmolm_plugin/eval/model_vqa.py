@@ -615,10 +615,11 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     kept = {}
     if args.resume:  # (the --resume-from files' killed partials are read, never removed: not this run's)
         others = [path for f in earlier[1:] for path in resume.killed_partials(f)]
-        kept = resume.kept_answers(earlier, settings, digests, from_killed + resume.killed_lines(others, shown, asked))
+        lines = resume.earlier_lines(earlier)  # read once: kept, and why the others were not
+        kept = resume.kept_answers(lines, settings, digests, from_killed + resume.killed_lines(others, shown, asked))
         print(f"--resume: {len(kept)} of {len(order)} questions keep the answers an earlier run made with these "
               f"settings; asking the other {len(order) - len(kept)}", file=sys.stderr)
-        changed = resume.changed_settings(resume.earlier_lines(earlier), shown, settings, set(order) - set(kept))
+        changed = resume.changed_settings(lines, shown, settings, set(order) - set(kept))
         if changed:  # why earlier answers of this chunk's questions were not kept
             print(f"note: --resume: earlier answers were made with other settings: {'; '.join(changed[:8])}"
                   f"{f' (and {len(changed) - 8} more)' if len(changed) > 8 else ''}", file=sys.stderr)

@@ -190,11 +190,11 @@ def earlier_lines(files: List[Path]) -> List[dict]:
     return [line for path in files for line in answer_lines(path) + answer_lines(partial_path(path))]
 
 
-def kept_answers(files: List[Path], settings: str, digests: Dict[str, str], killed: List[dict] = ()) -> Dict[str, dict]:
-    """{question_id as text: earlier answer line} from the answers `files` (this run's, then
-    those of `--resume-from`), their `.partial` and the ``killed`` runs' lines (``killed_lines``)."""
-    lines = kept_lines(earlier_lines(files) + list(killed), settings, digests)
-    return {str(line["question_id"]): line for line in lines}
+def kept_answers(lines: List[dict], settings: str, digests: Dict[str, str], killed: List[dict] = ()) -> Dict[str, dict]:
+    """{question_id as text: earlier answer line} from the lines of the answers files (this
+    run's, then those of `--resume-from`, with their `.partial`: `earlier_lines`) and the
+    ``killed`` runs' lines (``killed_lines``)."""
+    return {str(line["question_id"]): line for line in kept_lines(list(lines) + list(killed), settings, digests)}
 
 
 # --- a run killed outright ----------------------------------------------------------------------

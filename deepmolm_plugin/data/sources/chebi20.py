@@ -80,24 +80,10 @@ def text_problem(path: Path, fmt: str) -> None:
     `not_text`'s rule for structure files, a NUL in the first 64 KiB, is not applied: a NUL
     is its row's failure wherever it is (`base.control_problem`). Was: a NUL in row 5
     refused the whole file ("not a text structure file"), one past 64 KiB stayed in an answer."""
-    problem = not_text(path)
-    # not_text looks for a NUL only once the byte-order mark and the compression checks
-    # have passed, so a verdict naming a NUL is that rule alone: left to the rows, unless the
-    # NULs are dense (review: UTF-16 without a byte-order mark, or a pickle under a .json
-    # name, became one "not valid JSON" failure per line, never naming the cause)
-    if problem and ("NUL" not in problem or _dense_nul(path)):
-        if "NUL" in problem:
-            problem = "file holds NUL bytes throughout: UTF-16 text without a byte-order mark, or a binary file"
+    problem = not_text(path, stray_nul_ok=True)  # dense NULs only (review: UTF-16 without a byte-order
+    # mark, or a pickle under a .json name, was one "not valid JSON" failure per line)
+    if problem:
         raise ValueError(f"{fmt}: {path}: {problem}")
-
-
-def _dense_nul(path: Path, head: int = 1 << 16) -> bool:
-    """NULs in more than 1 % of the file's first 64 KiB (and more than 8): no text file's stray
-    bytes (those fail their own row, also in a JSON array written on one line), but every
-    other byte of UTF-16, or a binary file."""
-    with open(path, "rb") as handle:
-        block = handle.read(head)
-    return block.count(b"\0") > max(len(block) // 100, 8)
 
 
 def split_files(fmt: str, files: dict):
