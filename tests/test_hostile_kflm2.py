@@ -15,7 +15,8 @@ from rdkit import Chem
 
 from deepmolm_plugin.property import cli as kcli
 from deepmolm_plugin.property.report import fmt
-from deepmolm_plugin.property.splits import join_groups, key_groups, molecule_keys, random_split
+from deepmolm_plugin.molecule.standard import molecule_keys
+from deepmolm_plugin.property.splits import join_groups, key_groups, random_split
 
 from test_hostile_property_images import _csv
 from test_property import tiny_llm  # noqa: F401 (a fixture)

@@ -234,7 +234,7 @@ def test_structure_index_takes_an_integer_or_its_digits_only(resolver, index):
 
 # --- 5. kflm2: RDKit's RemoveHs warning ---------------------------------------------------------
 def test_standard_molecule_lets_no_rdkit_warning_through(capfd, caplog):
-    from deepmolm_plugin.property.features import standard_molecule
+    from deepmolm_plugin.molecule.standard import standard_molecule
 
     with rdBase.BlockLogs():  # RDKit's SMILES parser says it too: not the code under test
         mol = Chem.MolFromSmiles("F[B-](F)(F)F.[H+]")
@@ -259,20 +259,20 @@ def test_a_csv_record_names_its_file_line_after_blank_lines(tmp_path):
 def test_a_ctrl_c_the_cip_labeller_took_in_kflm2_stops_the_run(monkeypatch):
     # was: kflm2's standard_molecule caught the labeller's RuntimeError (meant for cages it cannot rank),
     # a Ctrl-C among them: the molecule went on with the legacy stereo codes
-    from deepmolm_plugin.property import features
+    from deepmolm_plugin.molecule import standard
 
     def interrupted(mol, **kwargs):
         raise RuntimeError("CIP label assignment was interrupted")
 
-    monkeypatch.setattr(features.rdCIPLabeler, "AssignCIPLabels", interrupted)
+    monkeypatch.setattr(standard.rdCIPLabeler, "AssignCIPLabels", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        features.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O"))
+        standard.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O"))
 
     def cannot_rank(mol, **kwargs):
         raise RuntimeError("Digraph generation failed")
 
-    monkeypatch.setattr(features.rdCIPLabeler, "AssignCIPLabels", cannot_rank)
-    assert features.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O")).GetNumAtoms() == 6
+    monkeypatch.setattr(standard.rdCIPLabeler, "AssignCIPLabels", cannot_rank)
+    assert standard.standard_molecule(Chem.MolFromSmiles("C[C@H](N)C(=O)O")).GetNumAtoms() == 6
 
 
 def test_a_step_rdkit_cuts_short_every_time_ends_instead_of_looping(monkeypatch):

@@ -2,14 +2,14 @@
 
 Was: deepmolm-kflm2 read a SMILES with explicit hydrogens as another molecule (the H atoms
 were graph nodes, the heavy atoms lost their H counts, Morgan and rdkit2d features and the
-copy key `splits.molecule_keys` changed), atom maps gave another copy key and another
+copy key `molecule.standard.molecule_keys` changed), atom maps gave another copy key and another
 Murcko scaffold, so a --test-file molecule written either way in the training CSV stayed in
 training; the training aux head (`data.graphs.record_graph`) removed the H atoms, so the two
 graphs disagreed. A stereocentre was featurised by its chiral tag (CW/CCW), which follows
 the order its bonds were written in: `C[C@@H](C(=O)O)N` and `OC(=O)[C@H](C)N` (both
 L-alanine) had opposite chirality one-hots in both graphs; and the kflm2 graph of a SMILES
 had no E/Z at all (`C/C=C/Cl` and `C/C=C\\Cl` were one graph). Now every graph, feature,
-key and scaffold is computed from `features.standard_molecule` (no explicit H, no atom
+key and scaffold is computed from `molecule.standard.standard_molecule` (no explicit H, no atom
 maps, canonical atom and bond order, stereo as CIP descriptors).
 """
 
@@ -26,7 +26,8 @@ from deepmolm_plugin.data.graphs import graph_resolver, record_graph
 from deepmolm_plugin.property import cli as kcli
 from deepmolm_plugin.property.features import mol_to_graph, parse_smiles
 from deepmolm_plugin.property.featurizers import Morgan, RDKit2D
-from deepmolm_plugin.property.splits import molecule_keys, murcko_scaffold
+from deepmolm_plugin.molecule.standard import molecule_keys
+from deepmolm_plugin.property.splits import murcko_scaffold
 
 from test_hostile_kflm2 import _run
 from test_hostile_property_images import _csv

@@ -118,3 +118,15 @@ def test_no_overlaps_no_file_and_an_older_manifest_says_not_checked(tmp_path, ca
     code, printed = prepare(*_args(clean, out))
     assert code == 0 and "already complete" in printed
     assert "molecules in several splits: not checked (output made by an older deepmolm-prepare" in printed
+
+
+def test_the_copy_key_needs_no_torch():
+    # was: `overlaps.copy_key` imported the key from the property package, and with it torch (2-5 s at
+    # every assembly); the key lives in molecule/ now, beside the other identity code
+    import subprocess
+    import sys
+
+    code = ("import sys; from deepmolm_plugin.data.prepare.overlaps import copy_key; "
+            "print(copy_key('[Na+].[O-]C(=O)CC'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["CCC(=O)O", "False"]

@@ -2,7 +2,7 @@
 
 Only the graph is needed, so no conformer is generated: the record's molecule is read by
 the input resolver under the `keep` 3D policy (its SMILES parsed, its structure file or
-atom list read as is). The graph is that of ``property.features.standard_molecule``, as in
+atom list read as is). The graph is that of ``molecule.standard.standard_molecule``, as in
 deepmolm-kflm2: hydrogens removed (each atom keeps its H count as a feature), atom maps
 cleared, canonical order, CIP stereo; one graph for every spelling of the molecule.
 """

@@ -7,7 +7,7 @@ dropped. Ties are broken by the fragment alone, never by where it is written (wa
 on ties, so `[Na+].[Cl-]` kept sodium and `[Cl-].[Na+]` chloride): most atoms counting
 hydrogens, then the higher molecular weight, then the canonical SMILES first in sort order;
 the note says which of these decided. Copies of one fragment are no tie (any copy is the same
-molecule). deepmolm-kflm2's duplicate key (``property/splits.py``, RDKit's
+molecule). deepmolm-kflm2's copy key (``standard.molecule_keys``, RDKit's
 LargestFragmentChooser) counts atoms with hydrogens first. Heavy-atom order within the kept
 fragment is preserved.
 """

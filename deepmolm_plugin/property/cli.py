@@ -25,7 +25,7 @@ label, a target with one value only (one class, or a constant regression target)
 split that leaves a subset empty or a target unlabelled in a subset, and a target with one
 class (classification) or one value (regression) in a seed's training subset (before
 anything is written). Copies
-of one molecule (``splits.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
+of one molecule (``molecule.standard.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
 maps aside) stay in the data but always in one subset; data_report.json and results.md
 count them and list those whose labels disagree; training rows of a molecule in a
 --test-file are removed. Bad arguments are refused before anything is computed or
@@ -71,7 +71,8 @@ from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import PLOT_FILES, remove_reports
-from .splits import SPLITS, join_groups, key_groups, make_split, molecule_keys, scaffold_sets, train_valid_split
+from ..molecule.standard import molecule_keys
+from .splits import SPLITS, join_groups, key_groups, make_split, scaffold_sets, train_valid_split
 from .train import (Inputs, SCALED_RMSE, SCALED_RMSE_MEANING, TrainConfig, TrainingDiverged, primary_metric, run_seed,
                     selection_metric, warm_up)
 
@@ -467,7 +468,7 @@ def _config(args) -> tuple[dict, TrainConfig]:
         "train": cfg.to_dict(),
         # splits keep a molecule's copies together (seed files of ungrouped splits must not be resumed)
         "split_groups": "molecule_key",
-        # graphs, features, copy keys and scaffolds of `features.standard_molecule` (2): a folder of
+        # graphs, features, copy keys and scaffolds of `molecule.standard.standard_molecule` (2): a folder of
         # the spelling-dependent ones (1) was resumed, its old splits and results reported as this run's
         "graph_features": GRAPH_FEATURES,
     }

@@ -18,7 +18,7 @@ Atom features (one-hot blocks end with an "other" slot):
 Bond features: type (single, double, triple, aromatic), conjugated, in ring, stereo
 (none, any, Z, E, seqCis, seqTrans). Molecules with several fragments (salts) keep them all.
 
-Every graph, feature, copy key and scaffold is computed from ``standard_molecule``: one
+Every graph, feature, copy key and scaffold is computed from ``molecule.standard.standard_molecule``: one
 molecule for every spelling of it (atom order, explicit H, atom maps, Kekule or aromatic),
 in canonical atom and bond order, stereo as CIP descriptors (RDKit's ``rdCIPLabeler``).
 """
@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from rdkit import Chem, rdBase
-from rdkit.Chem import rdCIPLabeler
+from rdkit import Chem
 
 from ..molecule import sanitize
-from ..molecule.canonical import canonical_copy
 from ..molecule.bonds import bonds
-from ..molecule.errors import MoleculeError, MoleculeTooLarge, rdkit_messages, rdkit_step
+from ..molecule.errors import MoleculeError, MoleculeTooLarge
 from ..molecule.policy import MAX_ATOMS
+from ..molecule.standard import standard_molecule
 
 MAX_ATOMIC_NUM = 100
 DEGREES = (0, 1, 2, 3, 4, 5)
@@ -111,37 +110,6 @@ def bond_features(bond: Chem.Bond) -> list[float]:
         + _one_hot(("any" if bond.GetStereo() == Chem.BondStereo.STEREOANY
                     else _cip(bond, bond.GetStereo() != Chem.BondStereo.STEREONONE)).upper(), BOND_STEREO)
     )
-
-
-# rdCIPLabeler's recursion bound (1,250,000 take about a second; most molecules need < 10,000)
-CIP_ITERATIONS = 1_250_000
-
-
-def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
-    """The molecule every KFLM2 graph, feature (Morgan, rdkit2d) and copy key
-    (``splits.molecule_keys``) is computed from, one for every spelling of it: explicit
-    hydrogens removed (``[H]OC([H])([H])C([H])([H])[H]`` had 9 graph nodes, heavy atoms
-    without their H counts, its own Morgan bits and copy key, so a --test-file molecule
-    written so stayed in training), atom maps cleared (``[CH3:1][OH:2]`` was another key
-    than ``CO``), atoms and bonds in canonical order (``canonical.canonical_copy``), stereo
-    as CIP descriptors (``_CIPCode`` on atoms and bonds). ``mol`` is not modified; isotopes,
-    charges and fragments are chemistry and stay."""
-    with rdBase.BlockLogs():
-        # RDKit's "not removing hydrogen atom without neighbors" ([H+] of F[B-](F)(F)F.[H+])
-        # reached stderr naming no row; the lone H stays a graph node, as the SMILES has it
-        mol = Chem.RemoveHs(mol)  # a copy
-    for atom in mol.GetAtoms():
-        atom.SetAtomMapNum(0)
-    mol, _ = canonical_copy(mol)
-    try:  # the labeller takes a Ctrl-C itself and raises: rdkit_step passes it on (was: swallowed below)
-        with rdkit_messages() as messages:
-            rdkit_step(lambda: rdCIPLabeler.AssignCIPLabels(mol, maxRecursiveIterations=CIP_ITERATIONS), messages)
-    except RuntimeError:
-        # A cage the new labeller cannot rank (a substituted C60: "Digraph generation failed")
-        # stopped every KFLM2 path: the legacy codes `canonical_copy`'s stereo perception left
-        # stand (computed on the canonical order, so still one per molecule).
-        pass
-    return mol
 
 
 # What the graph's feature slots mean, recorded in a trained model's config (`graph_features`):

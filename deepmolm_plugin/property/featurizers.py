@@ -15,7 +15,7 @@ A featuriser spec is a ``+``-joined list of registered featurisers (``FEATURIZER
 - ``morgan`` (or ``morgan:<radius>:<bits>``, default 2:2048): Morgan count fingerprint,
   ``log1p(count)``.
 
-``rdkit2d`` and ``morgan`` are computed on ``features.standard_molecule`` (explicit H
+``rdkit2d`` and ``morgan`` are computed on ``molecule.standard.standard_molecule`` (explicit H
 removed, atom maps cleared, canonical order), so every spelling of a molecule gets one row:
 ``[H]OC([H])([H])C([H])([H])[H]`` had 13 Morgan bits, ``CCO`` 6. Every featuriser caches its
 rows per SMILES (``embedding_cache``); the key of these two names the standard molecule, so
@@ -35,7 +35,7 @@ import numpy as np
 from .. import usage
 from .causal_lm import load_causal_lm
 from .embedding_cache import EmbeddingCache, cached, default_cache_dir, model_fingerprint
-from .features import standard_molecule
+from ..molecule.standard import standard_molecule
 
 # In the cache keys of the featurisers that compute on standard_molecule (see above)
 STANDARD_MOLECULE = "standard molecule: no explicit H, no atom maps, canonical order"

@@ -16,8 +16,8 @@
   not change it (seeds then only vary the model initialisation).
 - Fixed test sets (Llinas 2020): ``train_valid_split`` splits the training file only
   (train : valid = 8 : 1) and every test file is evaluated as given.
-- Copies of one molecule (``molecule_keys``: the same canonical SMILES of the largest
-  fragment, neutralised, of ``features.standard_molecule``, so ``OCC`` / ``CCO``,
+- Copies of one molecule (``molecule.standard.molecule_keys``: the same canonical SMILES of the largest
+  fragment, neutralised, of ``molecule.standard.standard_molecule``, so ``OCC`` / ``CCO``,
   ``[H]OC([H])([H])C``, ``[CH3:1][CH2:2][OH:3]``, a salt and its free base, charge states)
   always land in one subset: ``random_split`` / ``train_valid_split`` shuffle and assign
   whole ``groups`` (a copy in train and one in test would be a leak that inflates the test
@@ -32,11 +32,10 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-from rdkit import Chem, rdBase
-from rdkit.Chem.MolStandardize import rdMolStandardize
+from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from .features import standard_molecule
+from ..molecule.standard import standard_molecule
 
 SPLITS = ("random", "scaffold", "scaffold-sorted")
 DEFAULT_SIZES = (0.8, 0.1, 0.1)
@@ -46,18 +45,6 @@ def _check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
     if len(sizes) != 3 or any(s < 0 for s in sizes) or abs(sum(sizes) - 1.0) > 1e-6:
         raise ValueError(f"split sizes must be three non-negative fractions summing to 1, got {sizes}")
     return tuple(float(s) for s in sizes)  # type: ignore[return-value]
-
-
-def molecule_keys(mols: Sequence) -> list[str]:
-    """Each molecule's identity for finding copies: the canonical SMILES of the largest
-    fragment of its ``standard_molecule`` with charges neutralised (RDKit MolStandardize,
-    without its slower normalisation), so that one molecule written differently (explicit
-    H and atom maps too: they were other keys, and such a --test-file molecule stayed in
-    training), as a salt or in another charge state shares a key (a mixture is keyed by its
-    largest component)."""
-    chooser, uncharger = rdMolStandardize.LargestFragmentChooser(), rdMolStandardize.Uncharger()
-    with rdBase.BlockLogs():  # the standardiser logs every step of every molecule
-        return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(standard_molecule(mol)))) for mol in mols]
 
 
 def _grouped(keys: Sequence[str]) -> dict[str, list[int]]:

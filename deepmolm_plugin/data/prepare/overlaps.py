@@ -5,12 +5,11 @@ neither passes unsaid (was: no word in any output): the manifest counts them, th
 prints the counts, and ``overlaps.jsonl`` lists each molecule with its record ids per split
 and, for differing labels, the values.
 
-The key is deepmolm-kflm2's copy key (`property.splits.molecule_keys`: canonical SMILES of
-the largest fragment of the standardised molecule, neutralised), so the two tools count the
-same copies. It is computed once per distinct canonical SMILES (`Tally.molecules` already
+The key is deepmolm-kflm2's copy key (`molecule.standard.molecule_keys`: canonical SMILES
+of the largest fragment of the standardised molecule, neutralised), so the two tools count
+the same copies. It is computed once per distinct canonical SMILES (`Tally.molecules` already
 holds one per SMILES text), never per record: about 2-3 ms of RDKit per distinct molecule
-at assembly (some 10 minutes for 300k molecules, against hours of conformers), plus the
-property package's import (torch) once.
+at assembly (some 10 minutes for 300k molecules, against hours of conformers).
 
 Assembly reads the chunks twice (`output.tally`, `output.write_outputs`); so does this:
 pass 1 (`note`) keeps per molecule only its splits and per (split, property) its first
@@ -24,6 +23,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from ...molecule.errors import rdkit_messages
+from ...molecule.standard import molecule_keys
 
 OVERLAPS = "overlaps.jsonl"
 KEY = "canonical SMILES of the largest fragment, neutralised (deepmolm-kflm2's copy key)"
@@ -33,8 +33,6 @@ def copy_key(identity: str) -> str:
     """deepmolm-kflm2's copy key of a canonical SMILES (`smiles_identity`'s text). A text
     RDKit cannot read (an atom list's own spelling, kept as the record's SMILES) is its own key."""
     from rdkit import Chem
-
-    from ...property.splits import molecule_keys  # here: the property package imports torch
 
     with rdkit_messages():
         mol = Chem.MolFromSmiles(identity)
