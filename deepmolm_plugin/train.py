@@ -1311,7 +1311,7 @@ def report_feature_cache(caches: list, option: "str | None") -> None:
     import torch
     import torch.distributed as dist
 
-    from deepmolm_plugin.encoder.feature_cache import COUNTS, merged_stats, summary_lines
+    from deepmolm_plugin.encoder.feature_cache import COUNTS, empty_totals, merged_stats, summary_lines
 
     merged = merged_stats(caches)
     totals = next(iter(merged.values()), None)  # one --vision_feature_cache: one folder
@@ -1328,8 +1328,10 @@ def report_feature_cache(caches: list, option: "str | None") -> None:
     if os.environ.get("RANK", "0") != "0" or not numbers[-1]:  # rank 0 says it; no rank opened the cache: nothing to say
         return
     root = next(iter(merged), option)
-    summed_totals = {**dict(zip(COUNTS, numbers)), "held_entries": bool(numbers[len(COUNTS)]),
-                     "keyed_as": totals["keyed_as"] if totals else set()}
+    # what the lookups were keyed as and the cache's context records (which the note's cause
+    # comes from) are rank 0's: every rank runs the same tower, dtype and image mode
+    summed_totals = {**(totals or empty_totals()), **dict(zip(COUNTS, numbers)),
+                     "held_entries": bool(numbers[len(COUNTS)])}
     for line in summary_lines(root, summed_totals, scope):
         print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 

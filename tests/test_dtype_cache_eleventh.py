@@ -137,9 +137,11 @@ def test_summary_counts_and_the_note_for_a_cache_that_served_nothing(tmp_path, t
     (root, totals), = merged_stats(caches).items()
     line, note = summary_lines(root, totals)
     assert line.endswith(": 0 hits, 2 misses, 0 damaged, 0 unreadable, 0 unstored")
+    # twelfth round: the cache's context records say which cause it is
     assert note.startswith(f"note: feature cache {tmp_path} held entries, but none matched this run's views "
-                           "(looked up as bfloat16, image mode base): either these views were not cached before, "
-                           "or the entries were made with another dtype")
+                           "(looked up as bfloat16, image mode base): the cache holds no entries made with this run's "
+                           "tower / dtype / image mode; it holds entries of: float32, image mode base")
+    assert "another dtype (model_vqa's --dtype" in note
     with opened_caches() as caches:
         again = _tower(tiny_config, tmp_path)
         again.vision_tower.load_state_dict(fp32.vision_tower.state_dict())

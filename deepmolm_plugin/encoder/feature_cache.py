@@ -42,6 +42,19 @@ mount) serves what it holds and stores nothing (`read_only`).
 Reporting: the launchers collect the caches a run opens (`opened_caches`: the host builds
 the tower deep inside its own code) and print one line at the end (`summary_lines`), with
 a note where a cache that held entries served none (was: no run said what its cache did).
+
+Contexts: everything in a key except the view (FORMAT, the tower's digest, the image mode,
+the compute dtype) is a context. The first entry a context stores also stores a small record
+of it, `<root>/contexts/<sha256 of the context>.json` (FORMAT, image mode, dtype, the tower
+digest's first 12 hex), written as entries are; read-only caches write none, and a record
+that cannot be written is reported once, never a reason to fail a run. A cache reads these
+records when opened, so that the note says which of its two causes it is: these views were
+not cached before (the cache holds entries of this run's context), or the cache holds only
+entries of other contexts (named, with what differs from this run's). Was: the note named
+both causes and the user could not tell whether to do nothing or to pass the same dtype or
+tower. A cache filled before the records were kept (entries, no `contexts/`) keeps the
+two-cause note; the first record written into it is preceded by `contexts/before-record.json`,
+as its older entries may be of any context.
 """
 
 from __future__ import annotations
@@ -77,6 +90,9 @@ TENSOR = "features"
 STALE_SECONDS = 3600  # a temporary file this old belongs to a killed writer
 TEMPORARY = re.compile(r".+-\d+-[0-9a-f]+\.part")  # <host>-<pid>-<random hex>.part, as `put` names them
 HEADER_ROOM = 1 << 20  # bytes an entry may hold beyond its tensor: the safetensors header and metadata
+CONTEXTS = "contexts"  # <root>/contexts/<context id>.json: which contexts stored entries (module docstring)
+BEFORE_RECORD = "before-record"  # contexts/before-record.json: entries were stored before the records were kept
+_RECORD_NAME = re.compile(rf"(?:[0-9a-f]{{64}}|{BEFORE_RECORD})\.json")  # other files there are not ours
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
@@ -189,6 +205,13 @@ class FeatureCache:
         # whether entries were there before this run stored any: 0 hits from such a cache is news
         self.held_entries = _holds_entries(self.root)
         self.keyed_as: set = set()  # (image mode, dtype key part) of the lookups, for the summary's note
+        # The context records there when opened: None where there are none (a cache filled
+        # before they were kept, or a new one). Read now, not at a context's first lookup:
+        # another rank sharing the folder may have stored this run's first entries by then.
+        self.recorded = _read_records(self.root / CONTEXTS)
+        self.contexts: Dict[str, dict] = {}  # context id -> record, of this run's lookups
+        self._marked = set(self.recorded or ())  # contexts whose record is on disk (or need none)
+        self._awaiting_record: Dict[str, str] = {}  # key -> context id, until that key is stored or served
         for collector in _collectors:
             collector.append(self)
         self._reported: set = set()  # (what, reason kind): each is logged once per cache
@@ -229,7 +252,13 @@ class FeatureCache:
         `dtype` as `compute_dtype`'s first value."""
         parts = (FORMAT, tensor_digest(view), weights, mode, str(dtype))
         self.keyed_as.add((mode, str(dtype).replace("torch.", "")))
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+        key = hashlib.sha256("|".join(parts).encode()).hexdigest()
+        context = _context_id(weights, mode, str(dtype))
+        if context not in self.contexts:  # this context's first lookup in this run
+            self.contexts[context] = _context_record(weights, mode, str(dtype))
+        if context not in self._marked and not self.read_only:  # its first stored entry writes its record
+            self._awaiting_record[key] = context
+        return key
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
@@ -261,6 +290,7 @@ class FeatureCache:
             logger.warning("feature cache file %s is damaged (%s): encoding that view again", path, e)
             return None
         self.hits += 1
+        self._awaiting_record.pop(key, None)  # served: no put of this key follows
         return features
 
     def put(self, key: str, features: torch.Tensor) -> None:
@@ -277,21 +307,51 @@ class FeatureCache:
             logger.warning("feature cache %s: the features of %s are not finite (NaN or inf): not stored",
                            self.root, path.name)
             return
-        tmp = self.tmp / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.part"
         metadata = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(_raw_bytes(features)).hexdigest()}
-        try:
-            self.tmp.mkdir(exist_ok=True)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_tensors({TENSOR: features}, tmp, metadata=metadata)  # the user's file mode, not 0600
-            os.replace(tmp, path)
+        context = self._awaiting_record.pop(key, None)
+        try:  # the user's file mode, not save_file's 0600
+            self._write(path, lambda tmp: save_tensors({TENSOR: features}, tmp, metadata=metadata))
         except (OSError, SafetensorError) as e:  # disk full, a folder in the entry's place...
             self.unstored += 1
             self._report_once("store", e, "feature cache %s: cannot store %s (%s); the computed features are "
                               "used, not stored (counted in stats()['unstored'])", self.root, path)
+            return
+        if context is not None and context not in self._marked:
+            self._write_record(context)
+
+    def _write(self, path: Path, write) -> None:
+        """`write(tmp)` a temporary file in `.tmp/` (named as TEMPORARY matches: a killed
+        writer's is removed once stale), then rename it to `path`: readers see all or nothing."""
+        tmp = self.tmp / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.part"
+        try:
+            self.tmp.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(tmp)
+            os.replace(tmp, path)
         finally:
             with contextlib.suppress(OSError):  # the write or the rename failed: leave no stray file
                 if tmp.exists():
                     tmp.unlink()
+
+    def _write_record(self, context: str) -> None:
+        """Store the record of `context`, which has just stored its first entry here. In a
+        cache that held entries and no records, `before-record.json` first: those entries
+        may be of any context. A record that cannot be written is reported once; it only
+        makes a later run's note less precise."""
+        records = [(context, self.contexts[context])]
+        if self.recorded is None and self.held_entries and BEFORE_RECORD not in self._marked:
+            note = "entries stored before this cache kept records of their contexts"
+            records.insert(0, (BEFORE_RECORD, {"note": note}))
+            self._marked.add(BEFORE_RECORD)
+        try:
+            for name, record in records:
+                text = json.dumps(record, sort_keys=True) + "\n"
+                # open()'s mode: 0666 less the umask, as entries get
+                self._write(self.root / CONTEXTS / f"{name}.json", lambda tmp: tmp.write_text(text))
+        except OSError as e:  # disk full, a file named `contexts`
+            self._report_once("record", e, "feature cache %s: cannot write its record of what made its entries "
+                              "(%s); the entries are stored, a later run's note will be less precise", self.root)
+        self._marked.add(context)  # tried once per run: not again for every later entry
 
     def _report_once(self, what: str, error: Exception, message: str, *args) -> None:
         """Log `message % (*args, reason)` the first time this kind of `error` happens for
@@ -347,35 +407,143 @@ _ENTRY_FOLDER = re.compile(r"[0-9a-f]{2}")  # an entry's folder: its key's first
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.safetensors")  # an entry: its sha256 key
 
 
+def _context_id(weights: str, mode: str, dtype: str) -> str:
+    """The name of a context's record: sha256 over everything in a key but the view."""
+    return hashlib.sha256("|".join((FORMAT, weights, mode, dtype)).encode()).hexdigest()
+
+
+def _context_record(weights: str, mode: str, dtype: str) -> dict:
+    """What a context's record holds, and the note names: as the note writes them."""
+    return {"format": FORMAT, "image_mode": mode, "dtype": dtype.replace("torch.", ""), "tower": weights[:12]}
+
+
+def _read_records(folder: Path) -> Optional[Dict[str, dict]]:
+    """{record name: its record} of a `contexts/` folder, None where it holds none; a record
+    that cannot be read is {"unreadable": why}. One listing and a few small files: one
+    record per context ever stored, not per entry."""
+    records: Dict[str, dict] = {}
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if _RECORD_NAME.fullmatch(entry.name))
+    except FileNotFoundError:
+        return None
+    except OSError as e:  # a file named `contexts`, no permission: no record to go by
+        logger.warning("feature cache %s: cannot list %s (%s): its end-of-run note cannot say which tower, dtype "
+                       "and image mode made its entries", folder.parent, folder, e.strerror or e)
+        return None
+    for name in names:
+        try:
+            record = json.loads((folder / name).read_text())
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+            record = {"unreadable": f"{name}: {getattr(e, 'strerror', None) or e}"}
+        records[name[: -len(".json")]] = record
+    return records or None
+
+
+def empty_totals() -> dict:
+    """What `merged_stats` gives a folder before adding a cache's counts."""
+    return {**{name: 0 for name in COUNTS}, "held_entries": False, "keyed_as": set(), "contexts": {},
+            "recorded": None}
+
+
 def merged_stats(caches: Iterable[FeatureCache]) -> Dict[str, dict]:
     """{root: counts summed over the caches opened on it, `held_entries` (any held entries
-    when opened) and `keyed_as` (the (image mode, dtype) pairs of their lookups)}."""
+    when opened), `keyed_as` (the (image mode, dtype) pairs of their lookups), `contexts`
+    ({id: record} of their lookups) and `recorded` (the context records there when the
+    first of them was opened: a later one may see the records the earlier one wrote)}."""
     merged: Dict[str, dict] = {}
     for cache in caches:
-        totals = merged.setdefault(str(cache.root), {**{name: 0 for name in COUNTS}, "held_entries": False,
-                                                      "keyed_as": set()})
+        first = str(cache.root) not in merged
+        totals = merged.setdefault(str(cache.root), empty_totals())
         for name in COUNTS:
             totals[name] += getattr(cache, name)
         totals["held_entries"] |= cache.held_entries
         totals["keyed_as"] |= cache.keyed_as
+        totals["contexts"].update(cache.contexts)
+        if first:
+            totals["recorded"] = cache.recorded
     return merged
+
+
+DTYPE_OPTIONS = ("model_vqa's --dtype, whose auto is bfloat16 on a GPU or a CPU with native bf16; "
+                 "training's --bf16")
+# (record field, what the note calls it); the format is the encoder code's version (FORMAT)
+FIELDS = (("dtype", "dtype"), ("image_mode", "image mode"), ("tower", "tower"), ("format", "encoder code"))
+SHOWN_RECORDS = 6  # contexts named in the note; a cache shared by many towers has more
 
 
 def summary_lines(root: str, totals: dict, scope: str = "") -> List[str]:
     """`feature cache ROOT: 4 hits, 0 misses, 0 damaged, 0 unreadable, 0 unstored` and, where a
-    cache that held entries served none of this run's views, a `note:` line with the two
-    possible causes. `scope`: what the counts cover, e.g. " (summed over 2 ranks)"."""
+    cache that held entries served none of this run's views, a `note:` line saying why
+    (`_no_hit_cause`). `scope`: what the counts cover, e.g. " (summed over 2 ranks)"."""
     counts = ", ".join(f"{totals[name]} {name}" for name in COUNTS)
     lines = [f"feature cache {root}{scope}: {counts}"]
     if totals["held_entries"] and totals["hits"] == 0 and totals["misses"] > 0:
-        # Either cause is possible and the cache cannot tell them apart (review: new views alone,
-        # e.g. a test split after training, were said to be a dtype mismatch)
         keyed = "; ".join(f"{dtype}, image mode {mode}" for mode, dtype in sorted(totals["keyed_as"]))
         lines.append(f"note: feature cache {root} held entries, but none matched this run's views (looked up as "
-                     f"{keyed}): either these views were not cached before, or the entries were made with another "
-                     "dtype (model_vqa's --dtype, whose auto is bfloat16 on a GPU or a CPU with native bf16; "
-                     "training's --bf16), image mode or tower, which a key holds")
+                     f"{keyed}): {_no_hit_cause(totals.get('recorded'), totals.get('contexts') or {})}")
     return lines
+
+
+def _no_hit_cause(recorded: Optional[Dict[str, dict]], contexts: Dict[str, dict]) -> str:
+    """Why a cache that held entries served none, from its context records (`recorded`, as
+    they were when opened) and this run's contexts. Was: always both causes, which the user
+    could not tell apart (review: new views alone, e.g. a test split after training, were
+    said to be a dtype mismatch; a dtype mismatch, to be new views)."""
+    if any(context in (recorded or {}) for context in contexts):
+        return ("these views were not cached before (the cache holds entries of this tower, dtype and image mode, "
+                "for other views)")
+    held = [record for name, record in (recorded or {}).items() if name != BEFORE_RECORD]
+    if not held:  # no record, or only before-record.json (the record after it was not written)
+        return ("either these views were not cached before, or the entries were made with another dtype "
+                f"({DTYPE_OPTIONS}), image mode or tower, which a key holds; the cache cannot tell which: its "
+                "entries were stored before it kept a record of what made them")
+    named = "; ".join(_describe(record) for record in held[:SHOWN_RECORDS])
+    more = f"; and {len(held) - SHOWN_RECORDS} more" if len(held) > SHOWN_RECORDS else ""
+    this_run = "; ".join(_describe(record) for record in contexts.values())
+    cause = (f"the cache holds no entries made with this run's tower / dtype / image mode; it holds entries of: "
+             f"{named}{more} (this run: {this_run}){_differences(held, list(contexts.values()))}")
+    if BEFORE_RECORD in recorded:
+        cause += ("; it also holds entries stored before it kept this record, which may be of this run's tower, "
+                  "dtype and image mode (then these views were not cached before)")
+    return cause
+
+
+def _describe(record: dict) -> str:
+    """`bfloat16, image mode base, tower 0123456789ab` (and its encoder code where not this one's)."""
+    if "unreadable" in record:
+        return f"an unreadable record ({record['unreadable']})"
+    text = ", ".join(f"{label} {record.get(field)}" if field != "dtype" else str(record.get(field))
+                     for field, label in FIELDS[:3])
+    return text + (f", encoder code {record.get('format')}" if record.get("format") != FORMAT else "")
+
+
+def _differences(held: List[dict], run: List[dict]) -> str:
+    """`: another dtype (...)` naming each part of this run's contexts that no held record
+    shares: what the user has to make equal to use the entries. The tower digest covers the
+    weights in the tower's dtype (the dtype's first word), so towers are compared only
+    between records of the same one: a bfloat16 copy of the same weights has another digest."""
+    readable = [r for r in held if "unreadable" not in r]
+    if not readable:  # nothing to compare with
+        return ""
+    weights_dtypes = {_weights_dtype(r) for r in run}
+    differ, towers_compared = [], False
+    for field, label in FIELDS:
+        others = [r for r in readable if field != "tower" or _weights_dtype(r) in weights_dtypes]
+        towers_compared |= field == "tower" and bool(others)
+        if others and not {r.get(field) for r in run} & {r.get(field) for r in others}:
+            differ.append(label)
+    said = ", another ".join(f"{label} ({DTYPE_OPTIONS})" if label == "dtype" else label for label in differ)
+    if not towers_compared:
+        said += ("; whether the tower is the same cannot be told: its digest covers the weights in the dtype "
+                 "they are held in")
+    return f": another {said}" if differ else ": another combination of them"
+
+
+def _weights_dtype(record: dict) -> str:
+    """The dtype the tower's weights are held in: a record's dtype, less any autocast part."""
+    return str(record.get("dtype")).split(" ")[0]
 
 
 def print_summary(caches: Iterable[FeatureCache], file=None) -> None:
