@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ...csv_table import first_row
+# the one rule for control characters lives with the structure readers (molecule never imports data)
+from ...molecule.io.base import control_problem
 from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL, read_manifest
 
 
@@ -299,25 +301,6 @@ def undecodable(text: str) -> bool:
     readers open files that way so that such a byte is its own row's failure, where a
     strict decode would end the whole read (naming neither the file nor the line)."""
     return _UNDECODABLE.search(text) is not None
-
-
-# Control characters (Unicode "Cc": C0, DEL, C1) other than the tab and the line breaks: a
-# tab separates or pads fields, and a quoted CSV cell or a JSON string may span lines (a lone
-# CR inside a ChEBI-20 description is kept, `chebi20._rows`).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def control_problem(text: str, field: str) -> Optional[str]:
-    """Why the text of `field` is not text, or None: it holds a control character other than
-    a tab, LF or CR (form feed, vertical tab and NEL count as control characters; a NUL: a
-    binary file's bytes, or JSON's "\\u0000"), shown with its position. Dataset readers fail
-    that row with it. Was: the NUL was kept inside the answer, or, in the first 64 KiB of the
-    file, the whole file was refused (`molecule.io.read.not_text`'s rule for structure files)."""
-    found = _CONTROL.search(text)
-    if found is None:
-        return None
-    return (f"{field} holds the control character {found.group()!r} (character {found.start() + 1}): "
-            "not text, a binary file's bytes?")
 
 
 def fields_control_problem(fields) -> Optional[str]:

@@ -76,12 +76,11 @@ def _rows(path: Path):
 def text_problem(path: Path, fmt: str) -> None:
     """Refuse a dataset's text file (a split table, a JSON task file) that cannot be read as
     UTF-8 text at all, in one line naming it: a UTF-16 byte-order mark or compression magic
-    bytes (`not_text`). Was: its decoded bytes were shown as the header ('\udcff\udcfeC\x00I...').
-    `not_text`'s rule for structure files, a NUL in the first 64 KiB, is not applied: a NUL
-    is its row's failure wherever it is (`base.control_problem`). Was: a NUL in row 5
-    refused the whole file ("not a text structure file"), one past 64 KiB stayed in an answer."""
-    problem = not_text(path, stray_nul_ok=True)  # dense NULs only (review: UTF-16 without a byte-order
-    # mark, or a pickle under a .json name, was one "not valid JSON" failure per line)
+    bytes, NULs throughout (`not_text`: UTF-16 without a byte-order mark, or a pickle under a
+    .json name, was one "not valid JSON" failure per line). Was: its decoded bytes were shown
+    as the header ('\udcff\udcfeC\x00I...'). A stray NUL is its row's failure wherever it is
+    (`base.control_problem`)."""
+    problem = not_text(path)
     if problem:
         raise ValueError(f"{fmt}: {path}: {problem}")
 

@@ -22,7 +22,10 @@ Options (from the ``deepmolm-prepare`` command line):
 - ``split_column`` (default: every row in ``train``).
 
 Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
-reason), that holds bytes that are not UTF-8, whose split is blank or not a plain name,
+reason), that holds bytes that are not UTF-8, or a control character other than a tab, LF
+or CR in a column that is read (a NUL: ``base.control_problem``; wherever it is in the file:
+a file is refused whole only for NULs or other control bytes throughout, ``not_text``),
+whose split is blank or not a plain name,
 that has the wrong number of fields (the message says what is past the header's columns),
 that the csv module cannot parse (a field over
 ``csv.field_size_limit()``), or that has no label or text at all is one ``SourceError``
@@ -52,8 +55,8 @@ from ...molecule.errors import MoleculeTooLarge
 from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, control_problem, csv_header,
-                   field_count_problem, id_problem, option_name, register_reader, repeated_id, split_problem,
-                   undecodable)
+                   field_count_problem, fields_control_problem, id_problem, option_name, register_reader, repeated_id,
+                   split_problem, undecodable)
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
@@ -191,7 +194,7 @@ def text_item(row_id: str, split: str, where: str, task: str, value: str, molecu
     text = (value or "").strip()
     if not text:
         return None
-    control = control_problem(text, where)  # a NUL past the file check's first 64 KiB (was kept in the answer)
+    control = control_problem(text, where)  # a NUL (was kept in the answer); `_row` checks its cells first too
     if control:
         return SourceError(f"{row_id}:{task}", "read", control)
     problem = answer_problem(text, where)
@@ -309,6 +312,14 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
     problem = repeated_id(ids, row_id, where) if columns["id"] else None
     if problem:
         yield SourceError(row_id, "id", problem)
+        return
+    # a NUL (or another control character) in a cell that is read: this row's failure wherever
+    # it is (was: the whole file refused when it was in the first 64 KiB, `not_text`; after
+    # that, "SMILES ... does not parse" or "not a number", without the row's line)
+    used = [columns["smiles"], columns["split"]] + [c for c, _ in columns["texts"] + columns["labels"]]
+    control = fields_control_problem((f"column {c!r}", fields[at[c]]) for c in used if c)
+    if control:
+        yield SourceError(row_id, "read", f"{where}: {control}")
         return
     split = fields[at[columns["split"]]].strip() if columns["split"] else "train"
     if split_problem(split):

@@ -29,7 +29,9 @@ it was skipped, though listed among the run's inputs). Options:
 A blank ``id_field`` or ``split_column`` is a configuration error (it was ignored).
 
 Item ids are ``<record id>:<task>``. A record whose id, split, label or text field holds
-bytes that are not UTF-8, or appears twice in the record, is a ``SourceError`` (stage
+bytes that are not UTF-8 or a control character other than a tab, LF or CR (a NUL:
+``base.control_problem``; wherever it is in the file: a file is refused whole only for NULs
+or other control bytes throughout, ``not_text``), or appears twice in the record, is a ``SourceError`` (stage
 ``read``), and so is one whose data items are not laid out as the SDF format says (a value
 ends at a blank line; a line after it that starts no ``> <NAME>`` item, or a header inside
 a value, cut the text or swallowed the next field). White space around an id is trimmed,
@@ -51,8 +53,8 @@ from typing import Iterator, List, Optional, Tuple
 from ...molecule import MoleculeError
 from ...molecule.io.read import not_text
 from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
-from .base import (MoleculeSpec, SourceError, SourceItem, option_name, register_reader, repeated_id,
-                   split_problem, visible_files)
+from .base import (MoleculeSpec, SourceError, SourceItem, fields_control_problem, option_name, register_reader,
+                   repeated_id, split_problem, visible_files)
 from .csv_source import (as_list, check_one_column_per_task, check_text_columns, label_item, named, require_columns,
                          text_item, text_task)
 
@@ -186,7 +188,7 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
                 if len(starts) > 1:
                     yield from _run_together(name, index, start, block, starts, options.get("id_field"))
                 else:
-                    yield from _record(path.resolve(), name, index, block, labels, texts, options, ids)
+                    yield from _record(path.resolve(), name, index, block, labels, texts, options, ids, start)
                 index += len(starts)
 
 
@@ -216,7 +218,8 @@ def _described(record: str, lines: list, id_field: Optional[str]) -> str:
     return f"record {record}" + (f" ({', '.join(said)})" if said else "")
 
 
-def _record(path: Path, name: str, index: int, block: str, labels, texts, options, ids: dict):
+def _record(path: Path, name: str, index: int, block: str, labels, texts, options, ids: dict, start: int = 1):
+    """The items of one record (``start``: the file line its title is on)."""
     record_id = f"{name}#{index}"
     lines = block.splitlines()
     if not any(line.strip() == "M  END" for line in lines):  # no molfile: no fields to read
@@ -243,6 +246,14 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
     damaged = [f for f in used if f and "\ufffd" in fields.get(f, "")]
     if damaged:  # the file is read with errors="replace": an answer or id would carry U+FFFD
         yield SourceError(record_id, "read", f"field(s) {damaged} hold bytes that are not UTF-8")
+        return
+    # a NUL (or another control character) in a field that is read: this record's failure
+    # wherever it is (was: the whole file refused when it was in the first 64 KiB, `not_text`;
+    # after that, a label failed as "not a number", an id or split further on)
+    control = fields_control_problem(("the title line" if f == TITLE else f"field {f!r}", fields.get(f, ""))
+                                     for f in used if f)
+    if control:
+        yield SourceError(record_id, "read", f"the record at line {start}: {control}")
         return
     if id_field:
         if not fields.get(id_field):

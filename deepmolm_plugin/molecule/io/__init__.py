@@ -31,8 +31,13 @@ finishing steps (checks, fragments, size cap, 3D policy: ``finish.py``, ``policy
 Files are read as UTF-8 (a leading byte-order mark is dropped); bytes that are not (in
 titles or data fields) become U+FFFD (deepmolm-fingerprint and deepmolm-render, whose
 outputs are keyed by the name, fail such a record: ``names_are_keys``). A UTF-16 or
-binary file (NUL bytes) is one error for the file, and non-ASCII text where numbers and symbols belong (an SDF connection table,
-PDB atom and CONECT records) fails that record.
+binary file (NUL or other control bytes throughout its first 64 KiB: ``read.not_text``) is one error for the
+file; a stray control character other than a tab, LF or CR (a NUL) fails the record it is in,
+wherever it is, naming the line and what it is (the name; an SDF title, header or connection
+table; a MOL2 section; a PDB record; an XYZ count, comment or atom line; a SMILES;
+``base.control_problem``). Was: one NUL in the first 64 KiB refused the whole file, one after
+it passed (an SDF title 'm\x001990' became the id) or failed its record. Non-ASCII text where
+numbers and symbols belong (an SDF connection table, PDB atom and CONECT records) fails that record.
 SDF, SMILES and CSV files are streamed (data sets can be large); the others are read
 whole. Bad records: a ``MoleculeError`` naming the record and the reason (RDKit's own
 message included): unparseable text, a truncated record, a count line that disagrees with

@@ -8,6 +8,7 @@ with ``register_reader``. ``read_structures`` finds the reader by suffix
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Sequence
@@ -17,8 +18,8 @@ from rdkit import Chem
 
 from ..errors import MoleculeError
 
-__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "check_ascii", "reader_for", "register_reader", "title_of",
-           "unknown_format"]
+__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "check_ascii", "check_control", "control_problem", "reader_for",
+           "register_reader", "title_of", "unknown_format"]
 
 
 @dataclass
@@ -147,3 +148,38 @@ def check_ascii(lines: Sequence[str], id: str, what: str, first: int = 1) -> Non
         if not line.isascii():
             raise MoleculeError(id, f"line {n}: non-ASCII text in the {what} ({line.strip()[:40]!r}): "
                                     "a binary or non-UTF-8 file?")
+
+
+# Control characters (Unicode "Cc": C0, DEL, C1) other than the tab and the line breaks: a
+# tab separates or pads fields, and a quoted CSV cell or a JSON string may span lines (a lone
+# CR inside a ChEBI-20 description is kept, `data.sources.chebi20._rows`).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_problem(text: str, field: str) -> Optional[str]:
+    """Why the text of `field` is not text, or None: it holds a control character other than
+    a tab, LF or CR (form feed, vertical tab and NEL count as control characters; a NUL: a
+    binary file's bytes, or JSON's "\\u0000"), shown with its position. The one rule of the
+    structure readers (a record's name and structure lines: `check_control`) and the dataset
+    readers (`data.sources.base`), which fail that record or row with it. Was: the NUL was kept
+    (in an answer, a record's name), or, in the first 64 KiB of the file, the whole file was
+    refused (`read.not_text`'s old rule for structure files)."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return (f"{field} holds the control character {found.group()!r} (character {found.start() + 1}): "
+            "not text, a binary file's bytes?")
+
+
+def check_control(lines: Sequence[str], id: str, field_of: Callable[[int], str], first: int = 1,
+                  counted_in: str = "") -> None:
+    """Raise ``MoleculeError`` for the first of a record's ``lines`` that holds a control
+    character (`control_problem`), naming its line and what that line is (``field_of(n)``,
+    ``n`` the line's number, ``lines[0]`` being ``first``; ``counted_in``: " of the record"
+    when ``n`` is not the file's line number). Split the text at LF only:
+    ``str.splitlines`` also breaks at form feed, vertical tab, \\x1c-\\x1e and NEL, and so
+    hid them. Was: a NUL in a record passed silently, or refused the whole file when it was
+    in the file's first 64 KiB."""
+    for n, line in enumerate(lines, first):
+        if _CONTROL.search(line):  # `field_of` is asked only then: it may look around the line
+            raise MoleculeError(id, f"line {n}{counted_in}: {control_problem(line, field_of(n))}")

@@ -23,7 +23,7 @@ from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from ..sanitize import sanitize
-from .base import ParsedStructure, register_reader
+from .base import ParsedStructure, check_control, register_reader
 
 __all__ = ["read_mol2"]
 
@@ -58,6 +58,24 @@ def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str]) -> None:
                                 "hydrogens, or use SDF")
 
 
+def _sections(lines: list) -> list:
+    """What each line of a record is, for messages: its name line, or the section it is in."""
+    parts, section = [], "the @<TRIPOS>MOLECULE section"
+    for n, line in enumerate(lines):
+        found = re.match(r"@<TRIPOS>\w*", line)
+        section = f"the {found.group()} section" if found else section
+        parts.append("the molecule name" if n == 1 else section)
+    return parts
+
+
+def _check_control(block: str, id: str, first: int) -> None:
+    """A ``MoleculeError`` for a control character in the record (`base.check_control`;
+    ``first``: the file line the record starts at). Was: a NUL in the name became the id,
+    or, in the file's first 64 KiB, refused the whole file."""
+    lines = block.split("\n")  # at LF only
+    check_control(lines, id, lambda n: _sections(lines)[n - first], first)
+
+
 @register_reader(".mol2", capped=True)
 def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     blocks = re.split(r"(?m)^(?=@<TRIPOS>MOLECULE)", handle.read())
@@ -65,10 +83,13 @@ def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[Pa
     if head.strip() and not head.lstrip().startswith("#"):
         id = f"{name}#header"
         yield ParsedStructure(None, id, error=MoleculeError(id, "text before the first @<TRIPOS>MOLECULE"))
+    first = head.count("\n") + 1  # the file line of the record's first line
     for i, block in enumerate(blocks):
         lines = block.splitlines()
         id = lines[1].strip() if len(lines) > 1 and lines[1].strip() else f"{name}#{i}"
+        start, first = first, first + block.count("\n")
         try:
+            _check_control(block, f"{name}#{i}", start)  # the name may be the damage: file#index
             _check_counts(block, id)
             with rdkit_messages() as messages:
                 mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)

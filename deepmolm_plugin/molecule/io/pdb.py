@@ -21,7 +21,7 @@ from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from ..sanitize import sanitize
-from .base import ParsedStructure, check_ascii, register_reader, title_of
+from .base import ParsedStructure, check_ascii, check_control, register_reader, title_of
 
 __all__ = ["read_pdb"]
 
@@ -60,11 +60,20 @@ def _alternate_locations(lines: list[str], id: str) -> list[str]:
     return [f"alternate locations {shown}: used location A ({len(others)} atom lines left out)"]
 
 
+def _record_name(line: str) -> str:
+    """'the HETATM record', for messages; 'a PDB record' when the name is itself damaged."""
+    word = line[:6].strip()
+    return f"the {word} record" if word.isalnum() else "a PDB record"
+
+
 @register_reader(".pdb", capped=True)
 def read_pdb(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     text = handle.read()
     id = f"{name}#0"
     try:
+        # a NUL in a title became the id; in the file's first 64 KiB it refused the file
+        raw = text.split("\n")  # at LF only (`check_control`)
+        check_control(raw, id, lambda n: _record_name(raw[n - 1]))
         lines = text.splitlines()
         check_ascii([line if line.startswith(_FIXED) else "" for line in lines], id, "atom or CONECT records")
         with rdkit_messages() as messages:

@@ -9,6 +9,7 @@ a parsed molecule, ``builders.from_atoms`` for atoms whose bonds are perceived,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -18,9 +19,13 @@ from ..errors import MoleculeError
 from ..finish import finish
 from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
-from .base import ParsedStructure, reader_for
+from .base import ParsedStructure, control_problem, reader_for
 
 __all__ = ["count_records", "not_text", "read_structures"]
+
+# C0 control bytes other than tab, LF and CR, and DEL (`base.control_problem`'s characters
+# that are one byte in UTF-8; 0x80-0x9f are UTF-8 continuation bytes there)
+_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def read_structures(
@@ -95,13 +100,15 @@ def count_records(path, limit: int, max_atoms: int | None = MAX_ATOMS, **_) -> i
     return sum(index is not None for index, _ in _records(path, spec, {}, options, pick=limit))
 
 
-def not_text(path: Path, stray_nul_ok: bool = False) -> str | None:
-    """Why ``path`` is no UTF-8 text file (UTF-16, compressed, or NUL bytes: binary), else None. Read as
-    UTF-8, such a file gives records with garbage ids and misleading reasons. Public: the
-    deepmolm-prepare sdf and csv readers ask it of their files too, in these words.
-    ``stray_nul_ok``: a few NULs are no verdict, only NULs in more than 1 % of the first 64 KiB
-    (and more than 8: every other byte of UTF-16 without a byte-order mark, or a binary file);
-    the dataset text readers fail a stray NUL's row instead (`sources.base.control_problem`)."""
+def not_text(path: Path) -> str | None:
+    """Why ``path`` is no UTF-8 text file (UTF-16, compressed, or NUL bytes throughout: UTF-16
+    without a byte-order mark, a binary file), else None. Read as UTF-8, such a file gives
+    records with garbage ids and misleading reasons. Public: the deepmolm-prepare readers ask
+    it of their files too, in these words. A few NULs are no verdict: only NULs (or other
+    control bytes: a JPEG) in more than 1 % of the first 64 KiB (and more than 8) are; a
+    stray one, anywhere in the file, fails only the record it is in (`base.control_problem`:
+    the structure readers, the dataset readers). Was: for structure files one NUL in the
+    first 64 KiB refused the whole file, while one after it passed or failed its record alone."""
     with open(path, "rb") as raw:
         head = raw.read(65536)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -111,11 +118,11 @@ def not_text(path: Path, stray_nul_ok: bool = False) -> str | None:
     bzip2 = head[:3] == b"BZh" and head[3:4] in b"123456789" and len(head) > 4  # "BZh" + block size
     if bzip2 or head.startswith((b"\x1f\x8b", b"PK\x03\x04", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):
         return "file is compressed (gzip, zip, bzip2, xz or zstd): decompress it first"
-    if stray_nul_ok:
-        if head.count(b"\0") > max(len(head) // 100, 8):
-            return "file holds NUL bytes throughout: UTF-16 text without a byte-order mark, or a binary file"
-    elif b"\0" in head:
-        return "file holds NUL bytes: a binary file, not a text structure file"
+    dense = max(len(head) // 100, 8)  # more than a stray byte or two: the file's nature, not a record's damage
+    if head.count(b"\0") > dense:  # every other byte of UTF-16 text, a binary file's runs
+        return "file holds NUL bytes throughout: UTF-16 text without a byte-order mark, or a binary file"
+    if len(_CONTROL_BYTES.findall(head)) > dense:  # a JPEG holds few NULs, but 1 byte in 9 is a control
+        return "file holds control bytes throughout: a binary file, not text"
     return None
 
 
@@ -148,7 +155,7 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
             source = str(path) if parsed.index is None else f"{path}#{parsed.index}"
             source += f", {parsed.line}" if parsed.line else ""
             try:
-                built = _build(parsed, source, options, smiles, names_are_keys)
+                built = _build(parsed, source, options, smiles, names_are_keys, f"{path.name}#{parsed.index}")
             except MoleculeError as error:
                 built = error
             if isinstance(built, MoleculeError) and built.source is None:
@@ -161,10 +168,17 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
 
 
 def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | None = None,
-           names_are_keys: bool = False) -> MoleculeRecord | MoleculeError:
-    """The record of one parsed item; its own error as it is."""
+           names_are_keys: bool = False, fallback: str = "") -> MoleculeRecord | MoleculeError:
+    """The record of one parsed item; its own error as it is. ``fallback``: the id
+    (``file#index``) of a record whose name cannot be one."""
     if parsed.error is not None:
         return parsed.error
+    # A name (SDF title, MOL2 name, PDB title, SMILES-list or CSV id) holding a NUL or another
+    # control character: was the record's id wherever the file had it ('m\x001990' reached
+    # output names and JSON), or the whole file refused when it was in the first 64 KiB.
+    problem = control_problem(str(parsed.id), f"its name {str(parsed.id)[:60]!r}")
+    if problem:
+        return MoleculeError(fallback or str(parsed.id), problem)
     if names_are_keys and "\ufffd" in str(parsed.id):  # the file is read with errors="replace"
         # Latin-1 titles "Caf\xe9" and "Caf\xe8" both became "Caf\ufffd": two records under one
         # id, which joins attach to the wrong molecule

@@ -19,9 +19,9 @@ from rdkit import Chem
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
-from .base import ParsedStructure, check_ascii, register_reader, title_of
+from .base import ParsedStructure, check_ascii, check_control, control_problem, register_reader, title_of
 
-__all__ = ["molfile_starts", "numbered_blocks", "parse_sdf_block", "read_sdf", "sdf_blocks"]
+__all__ = ["check_molfile_control", "molfile_starts", "numbered_blocks", "parse_sdf_block", "read_sdf", "sdf_blocks"]
 
 
 # A molfile's counts line: V2000's "  3  2  0  0  0  0  0  0  0  0999 V2000", V3000's
@@ -77,6 +77,7 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
     """(id, unsanitised molecule, RDKit warnings as notes) of one MOL block."""
     if not block.strip():
         raise MoleculeError(fallback, "empty record")
+    check_molfile_control(block, fallback)
     lines = block.splitlines()
     title = lines[0].strip() or fallback
     ends = [n for n, line in enumerate(lines) if line.strip() == "M  END"]
@@ -105,6 +106,23 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
     return title_of(mol, fallback), mol, as_notes(messages)
 
 
+def molfile_part(n: int) -> str:
+    """What line ``n`` (1-based) of a molfile is, for messages."""
+    return "the title line" if n == 1 else "the header" if n <= 3 else "the connection table"
+
+
+def check_molfile_control(block: str, id: str) -> None:
+    """A ``MoleculeError`` (``id``: ``file#index``, the title may be the damage) for a control
+    character in the record's molfile, its title line to ``M  END``: the lines RDKit reads
+    into the molecule and its name. The data items after it are read only where they are
+    used (``smiles_field``; deepmolm-prepare's label and text fields). Was: a NUL there
+    passed silently (a title 'm\\x001990' became the record's id), or refused the whole file
+    when it was in the file's first 64 KiB."""
+    lines = block.split("\n")  # at LF only (`check_control`)
+    end = next((n for n, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
+    check_control(lines[:end + 1], id, molfile_part, counted_in=" of the record")
+
+
 def check_counts(table: list, id: str) -> None:
     """MoleculeError when the counts line (V2000's 4th line, V3000's `M  V30 COUNTS`) declares
     more atoms and bonds than the connection table has lines (each takes at least one): RDKit
@@ -125,6 +143,9 @@ def check_counts(table: list, id: str) -> None:
 def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
     if not mol.HasProp(smiles_field):
         raise MoleculeError(id, f"SDF field {smiles_field!r} missing")
+    problem = control_problem(mol.GetProp(smiles_field), f"SDF field {smiles_field!r}")
+    if problem:  # the field as named (the SMILES check said only "SMILES ... has a control character")
+        raise MoleculeError(id, problem)
     template, _ = parse_smiles(mol.GetProp(smiles_field), id)
     map_smiles(mol, template, id, with_h=False)
     differ = label_differences(mol, template)

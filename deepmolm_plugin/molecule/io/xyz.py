@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import MoleculeError
-from .base import ParsedStructure, register_reader
+from .base import ParsedStructure, check_control, control_problem, register_reader
 
 __all__ = ["read_xyz"]
 
@@ -77,6 +77,11 @@ def _is_atom_line(line: str, layout: tuple[int, int, int] = PLAIN) -> bool:
     return len(words) >= least
 
 
+def _frame_part(n: int) -> str:
+    """What line ``n`` (1-based) of a frame is, for messages."""
+    return "the count line" if n == 1 else "the comment line" if n == 2 else "an atom line"
+
+
 def _rest_unread(lines: list, start: int) -> str:
     """What a frame that cannot be delimited leaves unread: the file's lines from its own on,
     where the next frames begin is unknown (was: later frames dropped without a word)."""
@@ -86,7 +91,11 @@ def _rest_unread(lines: list, start: int) -> str:
 
 @register_reader(".xyz")
 def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
-    lines = handle.read().splitlines()
+    # at LF only: str.splitlines also broke lines at a form feed or vertical tab, so a stray one
+    # shifted every later frame (`base.check_control`)
+    lines = handle.read().split("\n")
+    if lines[-1] == "":  # the final line end ends a line, as splitlines counts them
+        lines.pop()
     pos, index = 0, 0
     while pos < len(lines):
         if not lines[pos].strip():
@@ -98,12 +107,19 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
             if count < 0:  # a negative count would slice the frame from the end of the file
                 raise ValueError(count)
         except ValueError:
-            reason = f"line {pos + 1}: expected an atom count, got {lines[pos].strip()[:40]!r}"
+            control = control_problem(lines[pos], "the count line")  # "3\x00": say why, not only what
+            reason = f"line {pos + 1}: " + (control or f"expected an atom count, got {lines[pos].strip()[:40]!r}")
             yield ParsedStructure(index, id, error=MoleculeError(id, reason + _rest_unread(lines, pos)))
             return
         comment = lines[pos + 1] if pos + 1 < len(lines) else ""
         body = lines[pos + 2 : pos + 2 + count]
-        pos += 2 + count
+        start, pos = pos, pos + 2 + count
+        try:  # the count delimits the frame: a control character in it fails this frame alone
+            check_control(lines[start:pos], id, lambda n: _frame_part(n - start), first=start + 1)
+        except MoleculeError as error:
+            yield ParsedStructure(index, id, error=error)
+            index += 1
+            continue
         layout, not_followed = _layout(comment)
         said = [] if not_followed is None else [f"line {pos - count}: {not_followed}"]
         found = sum(_is_atom_line(b, layout) for b in body)
