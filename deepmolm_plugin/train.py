@@ -189,14 +189,37 @@ def check_adapter_file(argv) -> None:
     from deepmolm_plugin.projector import PROJECTORS, ProjectorConfig, build_projector
     from deepmolm_plugin.projector.weights import names_problem
 
+    names = adapter_tensor_names(ours, value)  # any projector: the host's own reads the file the same way
     if option_value(argv, "vision_tower") != TOWER_NAME or kind not in PROJECTORS:
         return  # the host's own projector (or none) takes it
     with torch.device("meta"):  # only the names are compared: they depend on the type alone
         projector = build_projector(kind, ProjectorConfig(hidden_size=8, mm_hidden_size=8, num_heads=1))
-    problem = names_problem(projector, {k.split("mm_projector.")[1] for k in ours})
+    problem = names_problem(projector, names)
     if problem:
         raise usage.UsageError(f"--pretrain_mm_mlp_adapter {value}: {problem}; give a stage-1 adapter of this run's "
                                f"projector (--mm_projector {kind})")
+
+
+def adapter_tensor_names(keys, value: str) -> dict:
+    """{projector tensor name: stored key} of an adapter file's `...mm_projector.<name>` keys,
+    named as the host loads them (llava_arch's get_w: the part after the first
+    "mm_projector."). A name given by two keys is a UsageError naming both: the host keeps
+    the one read last (was: accepted, as a set of names hides the repeat; a file holding a
+    LoRA-wrapped `base_model.model.model.mm_projector.*` copy beside `model.mm_projector.*`
+    loaded whichever came last)."""
+    names, repeats = {}, []
+    for key in keys:
+        name = key.split("mm_projector.")[1]
+        if name in names:
+            repeats.append(f"{names[name]!r} and {key!r}")
+        else:
+            names[name] = key
+    if repeats:
+        shown = ", ".join(repeats[:5]) + (f" (and {len(repeats) - 5} more)" if len(repeats) > 5 else "")
+        raise usage.UsageError(f"--pretrain_mm_mlp_adapter {value}: holds {len(repeats)} projector tensor(s) under two "
+                               f"names each, which the host loads as one (the copy read last wins): {shown}; "
+                               "keep one copy of each")
+    return names
 
 
 def check_deepspeed_config(value: str) -> dict:

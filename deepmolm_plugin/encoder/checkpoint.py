@@ -17,8 +17,10 @@ detects the layout from the tensor names:
 
 Within the tower's own prefixes, a missing, unexpected or mis-shaped tensor is an error
 that lists all of them: there is no silently random tower. So is a NaN/inf or integer
-tensor, or one that overflows the tower's dtype once cast, and (our own folder) a tower configuration that differs from the one saved with
-the weights in a field no tensor shape shows (heads, norm eps, ...). A file whose every
+tensor, or one that overflows the tower's dtype once cast, and a tower configuration that differs from the one saved with
+the weights in a field no tensor shape shows (heads, norm eps, ...): a folder's or a .safetensors file's
+deepencoder_config.json beside it, a DeepMoLM config.json's `deepencoder_config` (its fields or a file's path),
+and the configuration DeepEncoder.save_pretrained records in the weights file's metadata. A file whose every
 name carries a training wrapper's prefix (`module.`, `_orig_mod.`) is read without it.
 """
 
@@ -36,6 +38,7 @@ import torch
 
 from ..tensor_files import (CheckpointError, PathLike, TensorStore, checkpoint_path, find_tensor_files,
                             headers_cheap, open_checkpoint, unread_tensor_files, value_problem)
+from ..tensor_files import _sniff as sniff_tensor_file  # the one content test of a file's kind
 from ..usage import RepeatedKeyError, json_loads_unique
 from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
@@ -166,7 +169,7 @@ def detect_format(keys: Sequence[str], paths: Sequence[Path], files: Sequence[Pa
         return "deepmolm-model"
     if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
         return "deepseek-ocr"
-    if any(_config_file(p) for p in paths) or any(
+    if any(_is_own_format_path(p) for p in paths) or any(
         k.startswith("compressor.") for k in keys
     ):
         return "deepmolm"
@@ -289,29 +292,43 @@ def plan_load(
 
 def checkpoint_config(path: Union[PathLike, Sequence[PathLike]]) -> DeepEncoderConfig:
     """The tower sizes a checkpoint implies: its folder's deepencoder_config.json (our own
-    format) or a DeepMoLM model's config.json, else DeepSeek-OCR's sizes."""
+    format), a DeepMoLM model's config.json, or the configuration our weights file records
+    in its metadata (saved_config), else DeepSeek-OCR's sizes."""
     saved = saved_config(path)
     return saved if saved is not None else DeepEncoderConfig()
 
 
 def _config_file(path: Path) -> Optional[Path]:
     """The deepencoder_config.json that belongs to `path` in our own format: inside it (a
-    folder), or beside it (its weights file, given directly: the configuration next to it
-    was ignored, and a tower of other heads loaded and computed something else)."""
-    folder = path if path.is_dir() else path.parent if path.name == WEIGHTS_NAME else None
+    folder), or beside it (a .safetensors file given directly, whatever its name: the
+    configuration next to it was ignored, and a tower of other heads loaded and computed
+    something else; was: only for the name deepencoder.safetensors, so a
+    deepencoder_step500.safetensors beside it loaded unchecked)."""
+    folder = path if path.is_dir() else path.parent if path.suffix == ".safetensors" else None
     return folder / CONFIG_NAME if folder is not None and (folder / CONFIG_NAME).is_file() else None
+
+
+def _is_own_format_path(path: Path) -> bool:
+    """Whether `path` is our own format's folder or its deepencoder.safetensors, which name
+    the layout `deepmolm` whatever tensors they hold (missing ones are then listed as such).
+    Narrower than _config_file: a CLIP .safetensors kept beside a deepencoder_config.json
+    is still read as CLIP."""
+    return (path.is_dir() or path.name == WEIGHTS_NAME) and _config_file(path) is not None
 
 
 def _model_config_file(path: Path) -> Optional[Path]:
     """A DeepMoLM model's config.json inside `path` (a checkpoint folder) or beside it (one
-    of its weights files): one whose `deepencoder_config` gives the tower's sizes. Another
-    model's config.json (a Hugging Face CLIP folder's) is not the tower's: None."""
+    of its weights files): one whose `deepencoder_config` gives the tower's sizes, as the
+    fields themselves or as the path of a DeepEncoder configuration file, both of which
+    the host builds from (was: the path form was ignored, and the tower loader fell back to
+    DeepSeek-OCR's sizes or, given a configuration, checked nothing). Another model's
+    config.json (a Hugging Face CLIP folder's) is not the tower's: None."""
     file = (path if path.is_dir() else path.parent) / MODEL_CONFIG_NAME
     if not file.is_file():
         return None
     try:
         with open(file) as f:
-            return file if isinstance(json.load(f).get("deepencoder_config"), dict) else None
+            return file if isinstance(json.load(f).get("deepencoder_config"), (dict, str)) else None
     except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object: not a DeepMoLM config
         return None
 
@@ -327,20 +344,75 @@ def _saved_config_file(paths: Sequence[Path]) -> Optional[Path]:
 
 def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEncoderConfig]:
     """The DeepEncoder configuration saved with the weights: our own format's
-    deepencoder_config.json, or a DeepMoLM model's config.json (`deepencoder_config`), or
-    None; a file that cannot be read as a DeepEncoderConfig is a CheckpointError naming it."""
-    file = _saved_config_file(_paths(path))
+    deepencoder_config.json, or a DeepMoLM model's config.json (`deepencoder_config`), else
+    the one our weights file records in its metadata (a file copied alone), or None; a
+    file that cannot be read as a DeepEncoderConfig is a CheckpointError naming it."""
+    paths = _paths(path)
+    file = _saved_config_file(paths)
     if file is None:
-        return None
+        recorded = _recorded_configs(paths)
+        return recorded[0][1] if recorded else None
     try:
         if file.name == MODEL_CONFIG_NAME:
             # a key given twice (the tower's sizes edited by hand) is refused, not the last taken
-            return DeepEncoderConfig.from_dict(json_loads_unique(file.read_text(encoding="utf-8"))["deepencoder_config"])
+            return _model_config_value(file, json_loads_unique(file.read_text(encoding="utf-8"))["deepencoder_config"])
         return DeepEncoderConfig.load(file)
     except RepeatedKeyError as e:
         raise CheckpointError(f"{file} is not a usable DeepEncoder configuration: {e.reason()}") from e
     except (ValueError, TypeError) as e:  # bad JSON (JSONDecodeError is a ValueError), fields or values
         raise CheckpointError(f"{file} is not a usable DeepEncoder configuration: {e}") from e
+
+
+def _model_config_value(file: Path, value: Union[dict, str]) -> DeepEncoderConfig:
+    """A DeepMoLM config.json's `deepencoder_config`: its fields, or the path of a
+    configuration file, read as the host's tower reads it (DeepEncoderConfig.load: a
+    relative path from the working directory, a folder's deepencoder_config.json)."""
+    if isinstance(value, dict):
+        return DeepEncoderConfig.from_dict(value)
+    try:
+        return DeepEncoderConfig.load(value)
+    except OSError as e:  # gone, unreadable, or no deepencoder_config.json in the folder it names
+        raise CheckpointError(f"{file}: its deepencoder_config names {value!r}, which cannot be read "
+                              f"({e.strerror or e})") from e
+
+
+# The safetensors metadata key under which DeepEncoder.save_pretrained records the tower's
+# configuration (JSON, as deepencoder_config.json holds it), so that a weights file copied
+# without its folder still says what network it is (files saved before have none).
+CONFIG_METADATA_KEY = "deepencoder_config"
+
+
+def config_metadata(config: DeepEncoderConfig) -> Dict[str, str]:
+    """The safetensors metadata save_pretrained writes with the tower's weights."""
+    return {"format": "pt", CONFIG_METADATA_KEY: json.dumps(config.to_dict(), sort_keys=True)}
+
+
+def _recorded_config(file: Path) -> Optional[DeepEncoderConfig]:
+    """The configuration a safetensors `file` records in its metadata (config_metadata), or
+    None: another kind of file, or one saved without it."""
+    from safetensors import SafetensorError, safe_open
+
+    if sniff_tensor_file(file) != "safetensors":
+        return None
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            text = (handle.metadata() or {}).get(CONFIG_METADATA_KEY)
+    except SafetensorError as e:
+        raise CheckpointError(f"{file} is not a readable safetensors file: {e}") from e
+    if text is None:
+        return None
+    try:
+        return DeepEncoderConfig.from_dict(json_loads_unique(text))
+    except RepeatedKeyError as e:
+        raise CheckpointError(f"{file}: the DeepEncoder configuration in its metadata is unusable: {e.reason()}") from e
+    except (ValueError, TypeError) as e:  # not JSON, unknown fields, bad values
+        raise CheckpointError(f"{file}: the DeepEncoder configuration in its metadata is unusable: {e}") from e
+
+
+def _recorded_configs(paths: Sequence[Path]) -> List[Tuple[Path, DeepEncoderConfig]]:
+    """(file, configuration) for each tensor file of `paths` that records one."""
+    found = [(f, _recorded_config(f)) for p in paths for f in find_tensor_files(p)]
+    return [(f, c) for f, c in found if c is not None]
 
 
 # Fields that change what the weights compute without changing any tensor's shape (or
@@ -364,17 +436,20 @@ def check_config_matches(config: DeepEncoderConfig, path: Union[PathLike, Sequen
     """A tower config given for our own format's folder must describe the saved network.
     source: where `config` came from, for the message (the launcher: `--deepencoder_config
     X`; a user who gave no configuration was told of one "given")."""
-    saved = saved_config(path)
-    if saved is None:
-        return
-    ours, theirs = architecture(config), architecture(saved)
+    paths = _paths(path)
+    file = _saved_config_file(paths)
+    saved = [(f"saved with the weights ({file.parent})", saved_config(paths))] if file is not None else []
+    # the configuration a weights file records in its metadata too (save_pretrained writes it):
+    # was: a file copied without its folder, or renamed, loaded under any heads and eps
+    saved += [(f"recorded in {f} (its metadata)", c) for f, c in _recorded_configs(paths)]
     word = "" if source else "given "
-    differ = [f"{k}: {word}{ours[k]!r} vs saved {theirs[k]!r}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
-    if differ:
-        folder = _saved_config_file(_paths(path)).parent
-        what = f"{source} does not match the DeepEncoder configuration" if source else (
-            "the DeepEncoder configuration given does not match the one")
-        raise CheckpointError(f"{what} saved with the weights ({folder}): " + "; ".join(differ))
+    what = f"{source} does not match the DeepEncoder configuration" if source else (
+        "the DeepEncoder configuration given does not match the one")
+    ours = architecture(config)
+    for where, theirs in ((w, architecture(c)) for w, c in saved):
+        differ = [f"{k}: {word}{ours[k]!r} vs saved {theirs[k]!r}" for k in ARCHITECTURE_FIELDS if ours[k] != theirs[k]]
+        if differ:
+            raise CheckpointError(f"{what} {where}: " + "; ".join(differ))
 
 
 def _target_dtypes(model: torch.nn.Module, expected: torch.Tensor) -> List[torch.dtype]:

@@ -91,13 +91,17 @@ class DeepEncoder(nn.Module):
         self.clip.transformer.grad_checkpointing = enabled
 
     def save_pretrained(self, directory: "str | os.PathLike") -> None:
-        """Our own format: deepencoder_config.json + deepencoder.safetensors."""
+        """Our own format: deepencoder_config.json + deepencoder.safetensors, the weights file
+        recording the configuration in its metadata too (checkpoint.config_metadata), so a
+        copy of it alone or renamed is still checked against the tower it is loaded into
+        (was: metadata {"format": "pt"} only)."""
         from ..tensor_files import save_tensors
+        from .checkpoint import config_metadata
 
         os.makedirs(directory, exist_ok=True)
         self.config.save(directory)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_tensors(state, os.path.join(directory, WEIGHTS_NAME), metadata={"format": "pt"})
+        save_tensors(state, os.path.join(directory, WEIGHTS_NAME), metadata=config_metadata(self.config))
 
     @classmethod
     def from_pretrained(cls, path, config: Optional[DeepEncoderConfig] = None, dtype=None) -> "DeepEncoder":
