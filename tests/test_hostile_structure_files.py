@@ -358,8 +358,10 @@ def test_a_file_of_many_atoms_is_refused_or_read_in_near_linear_time(tmp_path):
     assert time.perf_counter() - started < 5
     [kept] = read_structures(_methanes(tmp_path / "some.xyz", 30), policy="from-file", fragments="largest")
     assert kept.mol.GetNumAtoms() == 5
-    assert kept.notes[-1] == ("kept the largest of 30 fragments (1 heavy atoms); dropped [H]C([H])([H])[H] (x10) "
-                              "and 19 more fragments")
+    # twelfth round: copies are told apart by shape, then position, never by file order; named without H
+    assert kept.notes[-1] == ("kept the largest of 30 fragments (1 heavy atoms; 30 copies of one molecule in one "
+                              "shape: kept the one whose centre is first by x, y, z, not by file order); dropped C "
+                              "(x10) and 19 more fragments")
 
 
 @pytest.mark.parametrize("counts", ["M  V30 COUNTS 100000000 100000000 0 0 0", None])

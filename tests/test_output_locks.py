@@ -176,7 +176,7 @@ def test_sigterm_stops_deepmolm_fingerprint_as_ctrl_c_does(tmp_path):
                              "--no-progress"], b"FAILED", tmp_path)
     assert code == 130, err
     assert err.strip().splitlines()[-1].startswith("deepmolm-fingerprint: interrupted after ")
-    assert f"--out {out} hold those only" in err
+    assert f"--out {out} holds those only" in err
     assert not (tmp_path / "fp.jsonl.lock").exists()
 
 

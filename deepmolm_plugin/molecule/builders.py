@@ -19,7 +19,7 @@ from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
 from .bonds import bonds
-from .checks import NONMETALS, check_coordinates, check_perceived_orders, close_pairs
+from .checks import NONMETALS, check_coordinates, check_perceived_orders, close_pairs, flat_centre
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
 from .errors import MoleculeError, as_notes, atom_names, one_based, rdkit_messages, rdkit_step, with_messages
 from .finish import finish
@@ -173,19 +173,117 @@ def check_units(mol: Chem.Mol, id: str, smiles: str | None = None) -> None:
     always = [i for i in range(n) if z[i] in _ALWAYS_BONDED]
     if not always or not (1 in z or _bonds_heavy_atoms(smiles)):
         return
+    if len(_bonding_pairs(positions, z)):
+        return
+    i = always[0]
+    j, nearest = _nearest(positions, i)
+    raise MoleculeError(id, f"{atom_names([i], mol)} has no atom within bonding distance (nearest {nearest:.3g} A, "
+                            f"{atom_names([j], mol)}), nor has any other atom: are the coordinates in bohr? they must "
+                            "be in angstrom")
+
+
+def _nearest(positions: np.ndarray, i: int) -> tuple[int, float]:
+    """(index, distance in angstrom) of the atom nearest to atom ``i``. positions: [N, 3]."""
+    distance = np.linalg.norm(positions - positions[i], axis=-1)  # [N]
+    distance[i] = np.inf
+    j = int(np.argmin(distance))
+    return j, float(distance[j])
+
+
+def _bonding_pairs(positions: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """[P, 2] index pairs i < j of atoms within bonding distance (``BONDING_FACTOR`` times the
+    sum of their covalent radii), as RDKit's DetermineConnectivity bonds them. positions:
+    [N, 3]; z: [N] atomic numbers."""
     table = Chem.GetPeriodicTable()
     radii = np.array([table.GetRcovalent(int(e)) for e in z])  # [N]
     pairs = close_pairs(positions, BONDING_FACTOR * 2 * radii.max())  # [P, 2] candidates
     lengths = np.linalg.norm(positions[pairs[:, 0]] - positions[pairs[:, 1]], axis=-1)  # [P]
-    if (lengths < BONDING_FACTOR * (radii[pairs[:, 0]] + radii[pairs[:, 1]])).any():
+    return pairs[lengths < BONDING_FACTOR * (radii[pairs[:, 0]] + radii[pairs[:, 1]])]
+
+
+# Angstrom: an atom list whose atoms all lie this close to their best-fit plane is flat. A
+# 2D layout written as XYZ measures 0 (or its z rounding noise, 0.002); a molecule with any
+# tetrahedral centre has an atom at least 0.3 A out of every plane (a C-H's 1.09 A x 1/3).
+FLAT_EXTENT = 0.05
+
+
+def check_flat_atoms(mol: Chem.Mol, id: str) -> None:
+    """``MoleculeError`` for an atom list (hydrogens included) that is a 2D drawing, before
+    bond perception, which took its stretched C-H bonds (1.5 A in RDKit's layouts) for none
+    and failed blaming a lone H+ ("drop it with --fragments largest", which then
+    fingerprinted neopentyl alcohol as its alkoxide). Two proofs, either enough:
+
+    - a carbon with four non-metal atoms within bonding distance (``_bonding_pairs``: all
+      its neighbours, as the file holds its hydrogens) that lies in one plane with them
+      (``checks.flat_centre``, the test that makes a molfile conformer 2D);
+    - all atoms in one plane (``FLAT_EXTENT``) and a hydrogen with no atom within bonding
+      distance: a planar molecule (benzene, water) is planar in 3D too, but its hydrogens
+      are bonded."""
+    positions = mol.GetConformer().GetPositions()  # [N, 3]
+    z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])  # [N]
+    pairs = _bonding_pairs(positions, z)  # [P, 2]
+    # Contacts with metals are left out: Na+ sits within "bonding distance" in the plane of
+    # the carboxylate it chelates, which made sodium acetate's sp2 carbon a flat C with four.
+    covalent = pairs[np.isin(z[pairs], list(NONMETALS)).all(axis=1)]  # [Q, 2]
+    linked = Chem.RWMol(mol)
+    for i, j in covalent.tolist():
+        linked.AddBond(i, j, Chem.BondType.SINGLE)
+    degree = np.bincount(covalent.ravel(), minlength=len(z))  # [N]
+    centre = flat_centre(linked, positions, np.flatnonzero((z == 6) & (degree == 4)))
+    if centre is not None:
+        raise MoleculeError(id, f"the coordinates are a 2D drawing, not 3D: tetrahedral carbon "
+                                f"{atom_names([centre], mol)} lies in one plane with its 4 neighbours, which no 3D "
+                                "structure has; give 3D coordinates, or the molecule as a SMILES or SDF")
+    centred = positions - positions.mean(axis=0)  # [N, 3]
+    normal = np.linalg.svd(centred)[2][-1]  # [3] the direction the atoms spread least along
+    extent = float(np.abs(centred @ normal).max())  # farthest atom from their best-fit plane
+    lone = np.setdiff1d(np.flatnonzero(z == 1), pairs.ravel())  # hydrogens bonded to nothing
+    if len(z) > 3 and extent < FLAT_EXTENT and len(lone):
+        h = int(lone[0])
+        near, distance = _nearest(positions, h)
+        raise MoleculeError(id, f"the coordinates are flat (all atoms in one plane) and {atom_names([h], mol)} is "
+                                f"bonded to no atom (nearest {atom_names([near], mol)}, {distance:.3g} A): a 2D "
+                                "drawing, not 3D; give 3D coordinates, or the molecule as a SMILES or SDF")
+
+
+# What an atom list whose bonds cannot be perceived needs, in the words of every tool: the
+# command-line tools take no SMILES beside a file (the GUI rewrites "pass smiles=").
+_BONDS_FROM = ("give it as SDF or MOL2 (formats with bonds), or pass smiles= (a record's `smiles` beside its "
+               "structure; deepmolm-fingerprint and deepmolm-render take none)")
+_NOBLE_GASES = frozenset((2, 10, 18, 36, 54, 86))
+
+
+def _perception_failed(mol: Chem.Mol, error: Exception, smiles: str | None, stated: int | None) -> str:
+    """The reason for a failed bond perception, with what to do. Was RDKit's words alone:
+    "Atom 0 with atomic number 78 has no valences defined" for cisplatin, or "Final molecular
+    charge (0) does not match input (-2)" for sodium benzoate, whose file said charge 0."""
+    metals = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() not in NONMETALS | _NOBLE_GASES]
+    if smiles is None and metals:  # RDKit's perception has no valence rules for metals: its words misled
+        return (f"bond perception failed at metal atom(s) {atom_names(metals, mol)}: bonds and charges of metal "
+                f"complexes and salts cannot be perceived from coordinates; {_BONDS_FROM}")
+    total = "" if smiles is not None else f" with total charge {stated or 0}"
+    hint = ""
+    if smiles is None and stated is None:
+        hint = ("; if the molecule is charged, state its total charge: `charge=-1` on the XYZ comment line, or a "
+                "record's `charge`")
+    return f"bond perception{total} failed: {one_based(str(error))}{hint}"
+
+
+def check_perceived_protons(mol: Chem.Mol, id: str) -> None:
+    """``MoleculeError`` for a hydrogen that bond perception left bonded to nothing, as an
+    H+: its coordinates put it out of bonding distance of its atom, and the molecule the
+    perception made is another protonation state. Was: "hydrogen atom(s) bonded to no heavy
+    atom ... drop such fragments with --fragments largest", which then fingerprinted an
+    alcohol as its alkoxide (charge -1) with the note "dropped [H+]" alone."""
+    protons = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 1 and not a.GetDegree()
+               and a.GetFormalCharge() > 0]
+    if not protons:
         return
-    i = always[0]
-    distance = np.linalg.norm(positions - positions[i], axis=-1)  # [N]
-    distance[i] = np.inf
-    j = int(np.argmin(distance))
-    raise MoleculeError(id, f"{atom_names([i], mol)} has no atom within bonding distance (nearest {distance[j]:.3g} A, "
-                            f"{atom_names([j], mol)}), nor has any other atom: are the coordinates in bohr? they must "
-                            "be in angstrom")
+    near, distance = _nearest(mol.GetConformer().GetPositions(), protons[0])
+    raise MoleculeError(id, f"bond perception left {atom_names(protons, mol)} bonded to no atom, as an H+ (nearest "
+                            f"{atom_names([near], mol)}, {distance:.3g} A): the coordinates put it out of "
+                            "bonding distance, so the rest would be another protonation state; correct its "
+                            "coordinates, or give the molecule as SDF or MOL2")
 
 
 def _bonds_heavy_atoms(smiles: str | None) -> bool:
@@ -234,8 +332,12 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
         # rdDetermineBonds takes every atom's missing valence for bonds or charges: on 642
         # SAMPL molecules without H it gave another molecule (benzene: a cyclic triyne,
         # ethanol: a cumulene, ethane: radicals) or failed for all but 16 H-free ones.
+        # Was: "(pass smiles=, ...)" to CO2 and CCl4, which have no H to give, and to users of
+        # deepmolm-fingerprint and deepmolm-render, which take no SMILES beside a file.
         raise MoleculeError(id, "no hydrogens in the coordinates: bond orders and charges cannot be perceived "
-                                "without them (pass smiles=, or use a format with bonds: SDF, MOL2)")
+                                f"without them, nor for a molecule that has none (CO2, CCl4); {_BONDS_FROM}")
+    if smiles is None:
+        check_flat_atoms(mol, id)  # a 2D drawing: before perception breaks it into ions
 
     def perceive(bare: Chem.Mol) -> Chem.Mol:
         mol = Chem.Mol(bare)  # a copy: a Ctrl-C in a worker that ignores it does this again
@@ -249,14 +351,11 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
         try:  # RDKit's bond-order search takes Ctrl-C itself: rdkit_step passes it on
             mol = rdkit_step(lambda bare=mol: perceive(bare), messages)
         except (ValueError, RuntimeError) as error:
-            hint = "" if has_h else " (no hydrogens in the coordinates: pass smiles=)"
-            total = "" if smiles is not None else f" with total charge {charge}"
-            raise MoleculeError(
-                id, with_messages(f"bond perception{total} failed: {one_based(str(error))}{hint}", messages)
-            ) from error
+            raise MoleculeError(id, with_messages(_perception_failed(mol, error, smiles, stated), messages)) from error
     notes.extend(as_notes(messages))
 
     if smiles is None:
+        check_perceived_protons(mol, id)
         sanitize_notes = sanitize(mol, id)
         # Sanitising assigns the radicals: checked before it, an atom missing two H passed.
         radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]

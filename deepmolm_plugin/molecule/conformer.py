@@ -83,13 +83,15 @@ __all__ = [
 ETKDG_SEED = 0xDEE9
 # Raised whenever the same input gets other coordinates (so other tokens) than before; the
 # prepared-data manifest records it, so an output made under older rules is not reused
-# (4: a SMILES beside coordinates, matching.py: its written [H] atoms folded into hydrogen
+# (5: a file conformer that is a 2D layout in any orientation, checks.conformer_is_3d, is
+# generated, no longer used flat; copies of one molecule are kept by shape, not file order;
+# 4: a SMILES beside coordinates, matching.py: its written [H] atoms folded into hydrogen
 # counts, and a symmetric group's charges and bond orders placed in the SMILES' atom order,
 # not by float noise: other tokens for such atom lists; 3: the canonical numbering no longer
 # reads enhanced stereo groups, so `|&1:1,3|` is embedded
 # as the plain spelling; 2: embedded on the canonically numbered copy; 1 embedded in the
 # input's atom order).
-CONFORMER_RULES = 4
+CONFORMER_RULES = 5
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
@@ -379,6 +381,18 @@ def mmff_untyped(work: Chem.Mol) -> list[int]:
     return [int(number) - 1 for number, kind in _MMFF_TABLE_ROW.findall(text) if kind == "0"]
 
 
+def _free_words(names: list[str], atoms: list, one: bool) -> str:
+    """`it is a free ion`, `He1 is a free atom`, `Fe1 (Fe3+), U2 are free ions or atoms`:
+    ion or atom from the formal charge (was: "a free ion" for neutral [He] and [U])."""
+    charged = {bool(a.GetFormalCharge()) for a in atoms}
+    kind = "ion" if charged == {True} else "atom" if charged == {False} else "ion or atom"
+    if one:
+        return f"it is a free {kind}"
+    if len(names) == 1:
+        return f"{names[0]} is a free {kind}"
+    return f"{', '.join(names)} are free {kind}s"
+
+
 def _untyped_note(work: Chem.Mol, untyped: list[int], name: Callable[[int], str], optimised: bool,
                   mmff_missing: list[int]) -> list[str]:
     """What it means for the conformer that RDKit's UFF typer gave no type to atoms of ``work``
@@ -408,9 +422,8 @@ def _untyped_note(work: Chem.Mol, untyped: list[int], name: Callable[[int], str]
     if bonded:
         parts.append(f"{'it' if one else ', '.join(bonded)} has UFF parameters for its bonds all the same")
     if free:
-        which = ("it is a free ion" if one
-                 else ", ".join(free) + (" is a free ion" if len(free) == 1 else " are free ions"))
-        parts.append(f"{which} (no bonds), so the embedding did not need one")
+        parts.append(f"{_free_words(free, [a for a in atoms if not a.GetDegree()], one)} (no bonds), so the "
+                     "embedding did not need one")
     with_bonds = [a.GetIdx() for a in atoms if a.GetDegree()]
     then = ""
     if optimised:

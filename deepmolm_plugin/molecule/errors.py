@@ -180,7 +180,8 @@ def _interrupted(messages: list[str], error: str = "") -> bool:
 
 _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
 # rdDetermineBonds: "Unable to determine valence of atom 0 with atomic number 8 and 0 bonds."
-_RDKIT_ATOM_Z = re.compile(r"\batom (\d+) with atomic number (\d+)( and (\d+) bonds?)?")
+# "Atom 0 with atomic number 78 has no valences defined" starts a sentence: either case
+_RDKIT_ATOM_Z = re.compile(r"\batom (\d+) with atomic number (\d+)( and (\d+) bonds?)?", re.IGNORECASE)
 _RDKIT_ATOMS = re.compile(r"\b(Unkekulized atoms:|non-ring atom)((?: \d+)+)")
 
 

@@ -6,9 +6,11 @@
   that record. 2D means what the source declares as RDKit reads it: a molfile whose
   header says ``2D`` (or nothing) and whose z are all 0. XYZ, PDB, MOL2 and atom arrays
   are 3D formats, so a planar molecule in the xy plane (common for DFT geometries) stays
-  3D. A molfile flagged ``3D`` with all z = 0 is taken as 3D unless a tetrahedral carbon
-  has three or more of its neighbours in the file (a depiction with a wrong flag: such a
-  carbon is never coplanar with them). The decision is ``checks.conformer_is_3d``.
+  3D. Any of them is a depiction, whatever its flag or orientation, when a tetrahedral
+  carbon with three or more of its neighbours in the file lies in one plane with them
+  (such a carbon never is in 3D; was: tested only when all z = 0, so z rounding noise or a
+  tilted layout passed as 3D); its stereo then comes from its wedges, as a 2D molfile's
+  does. The decision is ``checks.conformer_is_3d``.
 - ``generate``: always a fresh conformer (``conformer.generate_conformer``: ETKDGv3 with a
   fixed seed, then MMFF94; deterministic). File stereo is kept (read from the 3D
   coordinates or 2D wedges first). Its work is bounded: ``embed_timeout`` seconds of
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
+from .bonds import bonds
 from .checks import check_bond_lengths, check_coordinates, has_3d_conformer
 from .conformer import check_limits, generate_conformer
 from .errors import MoleculeError, MoleculeTooLarge
@@ -96,6 +99,8 @@ def apply_3d_policy(mol: Chem.Mol, id: str, notes: list[str], *, policy: str,
     is_3d = has_3d_conformer(mol)
     if is_3d:
         Chem.AssignStereochemistryFrom3D(mol)  # chiral tags follow the geometry
+    elif has_coords and mol.GetConformer().Is3D():
+        _stereo_from_wedges(mol)  # a depiction flagged 3D (checks.conformer_is_3d): as RDKit reads a 2D one
     if policy == "keep":
         return mol, "file" if has_coords else "none"
     if policy == "from-file" or (policy == "auto" and is_3d):
@@ -123,3 +128,18 @@ def apply_3d_policy(mol: Chem.Mol, id: str, notes: list[str], *, policy: str,
         mol.SetProp("_Name", name)
     notes.extend(conf_notes)
     return mol, "generated"
+
+
+def _stereo_from_wedges(mol: Chem.Mol) -> None:
+    """Chiral tags of a molfile depiction that was flagged 3D, as RDKit sets them for a 2D one:
+    from its wedges, none elsewhere. RDKit had read them from the flat coordinates, where a
+    tetrahedral centre has no handedness (z rounding noise of +-0.002 A gave one at random)
+    and the wedges were ignored. Other sources' tags (a SMILES given beside coordinates) are
+    left alone: only a molfile's bonds carry ``_MolFileBondStereo``."""
+    if not any(bond.HasProp("_MolFileBondType") for bond in bonds(mol)):
+        return
+    for atom in mol.GetAtoms():
+        atom.SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
+    Chem.ReapplyMolBlockWedging(mol)
+    Chem.AssignChiralTypesFromBondDirs(mol)
+    Chem.AssignStereochemistry(mol, cleanIt=True, force=True)

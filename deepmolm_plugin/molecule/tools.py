@@ -241,11 +241,13 @@ class _Reporter:
             self.file.write(json.dumps(line) + "\n")
             self.file.flush()  # on disk as it is reported: a killed run had written none
 
-    def interrupted(self, prog: str, outputs: str) -> int:
-        """Ctrl-C: one line saying how far it came and where the partial output is; exit 130."""
+    def interrupted(self, prog: str, outputs: list[str]) -> int:
+        """Ctrl-C: one line saying how far it came and where the partial output is; exit 130.
+        The verb agrees with the number of ``outputs`` (was: "--out x.jsonl hold those only")."""
         self.close("done:", stopped=True)
-        print(f"{prog}: interrupted after {self.done} records; {outputs} hold those only (a rerun starts over)",
-              file=sys.stderr)
+        verb = "holds" if len(outputs) == 1 else "hold"
+        print(f"{prog}: interrupted after {self.done} records; {' and '.join(outputs)} {verb} those only (a rerun "
+              "starts over)", file=sys.stderr)
         return 130
 
     def unwritable(self, prog: str, what: str, error: OSError, done: str) -> int:
@@ -341,7 +343,7 @@ def _fingerprint(prog: str, args, settings: FingerprintSettings) -> int:
             out.write(json.dumps(line, separators=(",", ":")) + "\n")
             out.flush()  # each line on disk as it is made (a killed run had written none); a closed pipe is caught here
     except KeyboardInterrupt:
-        return report.interrupted(prog, "stdout" if out is sys.stdout else f"--out {args.out}")
+        return report.interrupted(prog, ["stdout" if out is sys.stdout else f"--out {args.out}"])
     except BrokenPipeError:
         if out is not sys.stdout:
             raise
@@ -515,7 +517,7 @@ def _render(prog: str, args) -> int:
                         os.replace(part, args.out / line["image"])
                 part = None
     except KeyboardInterrupt:
-        return report.interrupted(prog, f"{args.out} and its index.jsonl")
+        return report.interrupted(prog, [str(args.out), "its index.jsonl"])
     except _Unwritable as unwritable:  # a full disk: one line, as deepmolm-fingerprint says it
         if part is not None:
             part.unlink(missing_ok=True)
