@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import stat
 import struct
 import zipfile
@@ -56,7 +57,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used as asked; the message says which file and why."""
 
 
-def _sniff(path: Path) -> str:
+def sniff(path: Path) -> str:
     """'safetensors' | 'torch' (zip archive) | 'pickle' (torch's legacy format) by file
     content; CheckpointError otherwise."""
     with open(path, "rb") as f:
@@ -85,7 +86,7 @@ def headers_cheap(file: PathLike) -> bool:
     safetensors header, a zip archive's pickled index (its tensors are mapped, not read),
     or a small legacy pickle. A file that is no tensor file is a CheckpointError."""
     file = Path(file)
-    return _sniff(file) != "pickle" or file.stat().st_size <= LEGACY_PICKLE_HEADER_LIMIT
+    return sniff(file) != "pickle" or file.stat().st_size <= LEGACY_PICKLE_HEADER_LIMIT
 
 
 def checkpoint_path(value: PathLike) -> Path:
@@ -104,11 +105,21 @@ def _not_weights(path: Path) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
+# Files a training output folder holds beside the weights that are no weights (the
+# Trainer's arguments, optimizer and scheduler state, RNG state): never read as weights.
+TRAINER_STATE_FILES = re.compile(r"(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state(_\d+)?\.pth)$")
+# Shard indexes, in the order transformers prefers them: a .safetensors set over a .bin one.
+INDEX_PATTERNS = ("*.safetensors.index.json", "*.bin.index.json")
+
+
 def find_tensor_files(path: PathLike) -> List[Path]:
     """One path (file or folder) -> the tensor files it stands for, in a stable order.
 
-    A folder's `*.safetensors` are read in preference to its `.bin` / `.pth` / `.pt` files
-    (`unread_tensor_files` names those left)."""
+    A folder: the shards its index names (`*.safetensors.index.json`, else
+    `*.bin.index.json`), else its `*.safetensors`, else its `.bin` / `.pth` / `.pt` files
+    (`unread_tensor_files` names those left). The Trainer's own files (TRAINER_STATE_FILES)
+    are never weights (was: a folder without model.safetensors read training_args.bin and
+    was refused as "damaged")."""
     path = checkpoint_path(path)
     if not path.exists():
         if path.is_symlink():
@@ -125,56 +136,124 @@ def find_tensor_files(path: PathLike) -> List[Path]:
         return [path]
     if not path.is_dir():  # /dev/null, a FIFO: iterdir() below was a bare NotADirectoryError
         raise CheckpointError(f"{path} is {_not_weights(path)}, not a file or folder of weights")
-    indexes = sorted(path.glob("*.safetensors.index.json"))
-    if len(indexes) > 1:
-        raise CheckpointError(f"{path} holds several shard indexes: {[p.name for p in indexes]}")
-    if indexes:
-        single = path / indexes[0].name[: -len(".index.json")]
-        if single.is_file():
-            # transformers loads the single file and ignores the index; the checks here read the
-            # shards: a sharded save copied over a folder holding model.safetensors was checked
-            # (NaN, dtypes) on files that were not the ones loaded
-            raise CheckpointError(f"{path} holds both {single.name} and the shard index {indexes[0].name} with its "
-                                  "shards: two sets of weights, of which transformers would load the single file "
-                                  "without a word; keep one (move the other away)")
-        try:
-            index = json.loads(indexes[0].read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited
-            raise CheckpointError(f"{indexes[0]} is not a readable JSON shard index: {e}") from e
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict):
-            raise CheckpointError(f"{indexes[0]} has no 'weight_map' object")
-        odd = [k for k, v in weight_map.items() if not isinstance(v, str)]
-        if odd:
-            raise CheckpointError(f"{indexes[0]}: 'weight_map' must map tensor names to shard file names; "
-                                  f"not so for {odd[:5]}")
-        shards = sorted(set(weight_map.values()))
-        missing = [s for s in shards if not (path / s).is_file()]
-        if missing:
-            raise CheckpointError(f"{indexes[0]} names shards that are not in {path}: {missing}")
-        return [path / s for s in shards]
+    index = shard_index(path)
+    if index is not None:
+        return [path / s for s in sorted(set(index[1].values()))]
     for suffixes in ((".safetensors",), (".bin", ".pth", ".pt")):
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in suffixes)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in suffixes
+                       and not TRAINER_STATE_FILES.match(p.name))
         if files:
             return files
+    if any(TRAINER_STATE_FILES.match(p.name) for p in path.iterdir()):
+        raise CheckpointError(f"{path}: no model weights (model.safetensors / pytorch_model.bin); it holds only the "
+                              "Trainer's files (training_args.bin, optimizer.pt, rng_state.pth: no weights)")
     raise CheckpointError(f"no tensor files ({', '.join(TENSOR_SUFFIXES)}) in folder {path}")
+
+
+def shard_index(folder: Path) -> Optional[Tuple[Path, Dict[str, str]]]:
+    """(index file, its weight_map: tensor name -> shard file name) of `folder`'s shard index,
+    or None without one; an index that cannot stand for the folder's weights is a
+    CheckpointError naming it and why."""
+    for pattern in INDEX_PATTERNS:
+        indexes = sorted(folder.glob(pattern))
+        if indexes:
+            break
+    else:
+        return None
+    if len(indexes) > 1:
+        raise CheckpointError(f"{folder} holds several shard indexes: {[p.name for p in indexes]}")
+    index_file = indexes[0]
+    single = folder / index_file.name[: -len(".index.json")]
+    if single.is_file():
+        # transformers loads the single file and ignores the index; the checks here read the
+        # shards: a sharded save copied over a folder holding model.safetensors was checked
+        # (NaN, dtypes) on files that were not the ones loaded
+        raise CheckpointError(f"{folder} holds both {single.name} and the shard index {index_file.name} with its "
+                              "shards: two sets of weights, of which transformers would load the single file "
+                              "without a word; keep one (move the other away)")
+    try:
+        index = json.loads(index_file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited
+        raise CheckpointError(f"{index_file} is not a readable JSON shard index: {e}") from e
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index_file} has no 'weight_map' object")
+    if not weight_map:  # was: no file read at all, and a layout error listing nothing ("read , not ...")
+        raise CheckpointError(f"{index_file}: its 'weight_map' is empty (it names no tensor and no shard)")
+    odd = [k for k, v in weight_map.items() if not isinstance(v, str)]
+    if odd:
+        raise CheckpointError(f"{index_file}: 'weight_map' must map tensor names to shard file names; "
+                              f"not so for {odd[:5]}")
+    elsewhere = sorted({s for s in weight_map.values() if Path(s).name != s or s in ("", ".", "..")})
+    if elsewhere:  # was read, wherever it led (../x.safetensors: a file outside the folder)
+        raise CheckpointError(f"{index_file} names shards outside its folder {folder}: {elsewhere} (shard names "
+                              "are file names in the index's folder, without a path)")
+    shards = sorted(set(weight_map.values()))
+    missing = [s for s in shards if not (folder / s).is_file()]
+    if missing:
+        raise CheckpointError(f"{index_file} names shards that are not in {folder}: {missing}")
+    left_out = _shards_left_out(folder, index_file, set(shards))
+    if left_out:  # was: their tensors reported "missing", the file holding them unnamed
+        raise CheckpointError(f"the index {index_file} does not name {', '.join(left_out)}, which "
+                              f"{'is' if len(left_out) == 1 else 'are'} in the folder {folder}: a stale index (from "
+                              "an earlier save, or copied from another model)? Restore the index saved with these "
+                              "shards, or remove the shards it does not name")
+    return index_file, weight_map
+
+
+def _shards_left_out(folder: Path, index_file: Path, named: set) -> List[str]:
+    """Shards of the index's own set (`model-00002-of-00002.safetensors` beside
+    `model.safetensors.index.json`) in `folder` that the index does not name. Other tensor
+    files (an adapter_model.safetensors) are not of the set: left unread, as before."""
+    stem, suffix = os.path.splitext(index_file.name[: -len(".index.json")])  # ("model", ".safetensors")
+    shard = re.compile(re.escape(stem) + r"-\d+-of-\d+" + re.escape(suffix) + "$")
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and shard.match(p.name) and p.name not in named)
+
+
+def check_shard_index(folder: PathLike, store: "TensorStore") -> None:
+    """Each tensor of a sharded `folder` must be in the shard its index names: transformers
+    reads every shard it names whole, so a tensor stored in another shard than the index
+    says, or missing from the one it names, loaded from wherever it was (was: without a word)."""
+    folder = checkpoint_path(folder)
+    index = shard_index(folder) if folder.is_dir() else None
+    if index is None:
+        return
+    index_file, weight_map = index
+    wrong = [f"{k} (index: {weight_map[k]}, stored in {store.file_of(k).name})" for k in store
+             if k in weight_map and store.file_of(k).name != weight_map[k]]
+    unlisted = [f"{k} (stored in {store.file_of(k).name})" for k in store if k not in weight_map]
+    absent = [f"{k} (index: {v})" for k, v in weight_map.items() if k not in store]
+    problems = [f"{len(items)} {what}: {_first(items)}" for items, what in (
+        (wrong, "tensors stored in another shard than the index names"),
+        (unlisted, "tensors the index does not name"),
+        (absent, "tensors the index names that no shard holds")) if items]
+    if problems:
+        raise CheckpointError(f"{index_file} does not describe its shards: {'; '.join(problems)} (a stale or edited "
+                              "index, or shards from another save)")
+
+
+SHOWN = 5  # names listed in a message, the rest counted
+
+
+def _first(items: Sequence[str]) -> str:
+    return ", ".join(items[:SHOWN]) + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 
 def unread_tensor_files(folder: PathLike) -> List[Path]:
     """The tensor files directly in `folder` that `find_tensor_files` does not read: the
-    `.bin` / `.pth` / `.pt` beside its `.safetensors` (or outside its shard index).
+    `.bin` / `.pth` / `.pt` beside its `.safetensors`, or the files outside its shard index;
+    not the Trainer's own files (TRAINER_STATE_FILES), which are no weights.
 
     Why not read every kind: in a transformers `save_pretrained` folder `pytorch_model.bin`
-    holds the same weights again as `model.safetensors` (a tensor given twice), and an
-    output folder holds `training_args.bin` / `optimizer.pt`, which are no weights; reading
-    them all would refuse those folders or read gigabytes for nothing. Which file is which
-    part cannot be told without reading the files, so the loader names what it skipped
+    holds the same weights again as `model.safetensors` (a tensor given twice).
+    Which file is which part cannot be told without reading the files, so the loader names what it skipped
     where that matters (a layout it cannot complete) and the user passes the files."""
     folder = checkpoint_path(folder)
     if not folder.is_dir():
         return []
     read = set(find_tensor_files(folder))
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in TENSOR_SUFFIXES and p not in read)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in TENSOR_SUFFIXES and p not in read
+                  and not TRAINER_STATE_FILES.match(p.name))
 
 
 # What torch.load raises for a damaged or foreign file: a legacy (non-zip) file cut short
@@ -239,7 +318,7 @@ class TensorStore(Mapping[str, torch.Tensor]):
         self.files = [Path(f) for f in files]
         self._where: Dict[str, Tuple[Path, object]] = {}
         for path in self.files:
-            kind = _sniff(path)
+            kind = sniff(path)
             if kind == "safetensors":
                 try:
                     handle = safe_open(str(path), framework="pt", device="cpu")
@@ -283,6 +362,7 @@ class TensorStore(Mapping[str, torch.Tensor]):
         return len(self._where)
 
 
+SAFETENSORS_FLOATS = ("F", "BF")  # header dtype prefixes: F16, F32, F64, F8_*, BF16; not I*, U*, BOOL, C64
 # safetensors' header dtype names -> torch's (those torch has)
 _SAFETENSORS_DTYPES = {name: getattr(torch, attr) for name, attr in (
     ("F64", "float64"), ("F32", "float32"), ("F16", "float16"), ("BF16", "bfloat16"),
@@ -291,11 +371,16 @@ _SAFETENSORS_DTYPES = {name: getattr(torch, attr) for name, attr in (
 
 
 def open_checkpoint(paths: Union[PathLike, Sequence[PathLike]], headers_only: bool = False) -> TensorStore:
-    """A file, a folder, or a list of either -> one TensorStore over all their tensors."""
+    """A file, a folder, or a list of either -> one TensorStore over all their tensors; a
+    tensor stored twice, or a sharded folder whose tensors are not where its index says
+    (`check_shard_index`), is a CheckpointError naming it."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = [f for p in paths for f in find_tensor_files(p)]
-    return TensorStore(files, headers_only=headers_only)
+    store = TensorStore(files, headers_only=headers_only)  # a tensor in two files: an error naming both
+    for p in paths:
+        check_shard_index(p, store)
+    return store
 
 
 def value_problem(t: torch.Tensor, expected: torch.Tensor, dtypes: Sequence[torch.dtype]) -> Optional[str]:

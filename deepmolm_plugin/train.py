@@ -1269,6 +1269,9 @@ def main(argv=None) -> None:
             options, data_args = check_argument_values(host_train, argv)
             check_batches(options, len(records))
             check_template(argv)
+            from deepmolm_plugin.model.loading import check_launcher_tokenizer  # no vocabulary: refused
+
+            check_launcher_tokenizer(option_value(argv, "model_name_or_path"), "--model_name_or_path")
         except usage.UsageError as e:
             usage.fail(PROG, e)
     output_dir = None if asks_help else options.output_dir

@@ -36,9 +36,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..tensor_files import (CheckpointError, PathLike, TensorStore, checkpoint_path, find_tensor_files,
-                            headers_cheap, open_checkpoint, unread_tensor_files, value_problem)
-from ..tensor_files import _sniff as sniff_tensor_file  # the one content test of a file's kind
+from ..tensor_files import (TRAINER_STATE_FILES, CheckpointError, PathLike, TensorStore, checkpoint_path,
+                            find_tensor_files, headers_cheap, open_checkpoint, unread_tensor_files, value_problem)
+from ..tensor_files import sniff as sniff_tensor_file  # the one content test of a file's kind
 from ..usage import RepeatedKeyError, json_loads_unique
 from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
@@ -48,9 +48,6 @@ logger = logging.getLogger(__name__)
 # tower wrapper, its .vision_tower our DeepEncoder) keeps the tower's tensors.
 DEEPMOLM_MODEL_PREFIX = "model.vision_tower.vision_tower."
 MODEL_CONFIG_NAME = "config.json"  # the host's model config; a DeepMoLM one holds `deepencoder_config`
-# Files a training output folder holds beside the weights that are no weights (the
-# Trainer's arguments, optimizer and scheduler state, RNG state): never offered as weights.
-TRAINER_STATE_FILES = re.compile(r"(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state(_\d+)?\.pth)$")
 
 _SLOTS = {"i": r"\d+", "p": r"weight|bias", "n": r"net_\d+\.weight", "rest": r".+"}
 
@@ -202,10 +199,11 @@ def _unread_note(paths: Sequence[Path], files: Sequence[Path]) -> str:
     unread = [f for p in paths for f in unread_tensor_files(p) if not TRAINER_STATE_FILES.match(f.name)]
     if not unread:
         return ""
-    names = lambda fs: ", ".join(f.name for f in fs)  # noqa: E731 - in the folder(s) named just before
-    return (f" (read {names(files)}, not {names(unread)}: a folder's .safetensors are read, not the .bin/.pth/.pt "
-            "beside them, which usually repeat its weights; to use them together give the files themselves: "
-            f"{','.join(str(f) for f in [*unread, *files])})")
+    names = lambda fs: ", ".join(f.name for f in fs) or "no file"  # noqa: E731 - in the folder(s) named just before
+    # was "read , not ..." for no file read, and ".bin/.pth/.pt beside them" for unread .safetensors too
+    return (f" (read {names(files)}, not {names(unread)}: a folder's shard index, else its .safetensors, says "
+            "which files are read; other tensor files beside them usually repeat its weights; to use them "
+            f"together give the files themselves: {','.join(str(f) for f in [*unread, *files])})")
 
 
 Source = Tuple[Tuple[int, ...], Callable[[], torch.Tensor]]  # (shape, lazy loader)

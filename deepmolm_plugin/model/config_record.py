@@ -17,6 +17,10 @@ around the image, the host's `image_aspect_ratio`) joined the record later: an e
 them loaded without a word and changed what the model sees (a prompt with tokens the tokenizer
 lacks, another view of a non-square image). They are recorded even when null (absent), and
 compared only when the record holds them, so a config.json saved before loads as it did.
+The language model's own such settings (LLM_FIELDS: attention and key/value heads, head_dim,
+RMS-norm eps, RoPE parameters, activation, sliding window) joined the record after those, in
+the same way: 8/4 heads for 4/2 give the same q/k/v shapes, and a config.json merged from the
+base Qwen2 release (another rope_theta or eps) loaded without a word and answered otherwise.
 """
 
 from __future__ import annotations
@@ -33,12 +37,18 @@ FIELDS = ("fusion_heads", "fusion_layer_norm_eps", "fp_levels", "image_mode", "d
 RUNTIME_ENCODER_FIELDS = ("dtype", "gradient_checkpointing", "sam_attention", "extra")
 # Recorded since after FIELDS (see the module docstring): null values kept, compared only when recorded.
 LATER_FIELDS = ("mm_use_im_start_end", "mm_use_im_patch_token", "image_aspect_ratio")
+# The LLM's settings no tensor shape shows (Qwen2Config fields; rope_theta / rope_scaling are
+# older transformers' names for rope_parameters): recorded later still, as LATER_FIELDS are.
+LLM_FIELDS = ("num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_parameters",
+              "rope_theta", "rope_scaling", "hidden_act", "use_sliding_window", "sliding_window",
+              "max_window_layers", "layer_types")
+RECORDED_LATER = LATER_FIELDS + LLM_FIELDS  # compared only when the record holds them
 
 
 def settings_of(values: dict) -> dict:
     """The recorded settings among a config's `values` (its to_dict()), as JSON values."""
     record = {name: values[name] for name in FIELDS if values.get(name) is not None}
-    record.update({name: values.get(name) for name in LATER_FIELDS})
+    record.update({name: values.get(name) for name in RECORDED_LATER})
     encoder = record.get("deepencoder_config")
     if isinstance(encoder, dict):
         record["deepencoder_config"] = encoder_settings(encoder)
@@ -53,14 +63,14 @@ def encoder_settings(encoder: dict) -> dict:
 
 def edited_settings(values: dict) -> List[str]:
     """'name now (saved with then)' for each recorded setting that differs from the record
-    in a config's `values`; [] when there is no record. LATER_FIELDS the record lacks (saved
-    before they were recorded) are not compared."""
+    in a config's `values`; [] when there is no record. RECORDED_LATER fields the record lacks
+    (saved before they were recorded) are not compared."""
     saved = values.get(RECORD)
     if not isinstance(saved, dict):
         return []
     now = settings_of(values)
     edits = []
-    unrecorded = {name for name in LATER_FIELDS if name not in saved}
+    unrecorded = {name for name in RECORDED_LATER if name not in saved}
     for name in sorted((set(saved) | set(now)) - unrecorded):
         before, after = saved.get(name), now.get(name)
         if before == after:
@@ -75,7 +85,8 @@ def edited_settings(values: dict) -> List[str]:
 
 def check_saved_settings(values: dict, path: str) -> None:
     """CheckpointError naming `path` and each of `edited_settings(values)`: settings no tensor
-    shape shows (fusion heads, E3FP levels, the tower's architecture) must be those the
+    shape shows (fusion heads, E3FP levels, the tower's architecture, the LLM's heads, eps, RoPE)
+    must be those the
     checkpoint was saved with."""
     edits = edited_settings(values)
     if edits:

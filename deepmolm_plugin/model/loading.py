@@ -35,7 +35,8 @@ from ..cpu_memory import keep_freed_memory
 from ..dtypes import AUTO, NAMES, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
 from ..molecule.errors import first_line
-from ..tensor_files import CheckpointError, find_tensor_files, load_torch_file, open_checkpoint, value_problem
+from ..tensor_files import (SAFETENSORS_FLOATS, CheckpointError, find_tensor_files, headers_cheap, load_torch_file,
+                            open_checkpoint, value_problem)
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -164,11 +165,15 @@ def _check_finite(model: torch.nn.Module, path: str, prefix: str = "") -> None:
 
 def _stored_float_flags(path: str) -> Dict[str, bool]:
     """{tensor name: is it floating point} for a checkpoint folder's tensor files, from
-    safetensors headers and memory-mapped .bin files (no tensor data is read)."""
+    safetensors headers and memory-mapped .bin files (no tensor data is read). The files are
+    then opened as every loader of ours opens them (`open_checkpoint`): a tensor stored in two
+    files, or not in the shard its index names, is a CheckpointError naming it (was:
+    transformers loaded whichever copy it read last, without a word, where the tower loader refused)."""
     from safetensors import SafetensorError, safe_open
 
     flags: Dict[str, bool] = {}
-    for file in find_tensor_files(path):
+    files = find_tensor_files(path)
+    for file in files:
         if file.suffix != ".safetensors":
             # pytorch_model.bin: memory-mapped, so only the dtypes are read (an int64 norm
             # weight of 3s was cast to 3.0 without a word)
@@ -180,13 +185,12 @@ def _stored_float_flags(path: str) -> Dict[str, bool]:
         try:
             with safe_open(str(file), framework="pt", device="cpu") as handle:
                 for key in handle.keys():
-                    flags[key] = handle.get_slice(key).get_dtype().startswith(_SAFETENSORS_FLOATS)
+                    flags[key] = handle.get_slice(key).get_dtype().startswith(SAFETENSORS_FLOATS)
         except (SafetensorError, OSError) as e:  # a file cut short: was a bare SafetensorError traceback
             raise CheckpointError(f"{file} cannot be read as safetensors (cut short or damaged?): {e}") from e
+    if all(headers_cheap(f) for f in files):  # a big legacy-format .bin would be read whole: left to transformers
+        open_checkpoint(path, headers_only=True)  # headers again: the duplicate and shard-index rules
     return flags
-
-
-_SAFETENSORS_FLOATS = ("F", "BF")  # F16, F32, F64, F8_*, BF16; not I*, U*, BOOL, C64
 
 
 def _check_stored_dtypes(is_float: Dict[str, bool], model: torch.nn.Module, path: str) -> None:
@@ -208,6 +212,17 @@ def _wrapper_prefix(names, path: str) -> str:
     return prefix
 
 
+def _qwen2_vl_lm_name(key: str) -> Optional[str]:
+    """A Qwen2-VL tensor name (wrapper prefix removed) -> its Qwen2 name, or None for a
+    tensor not of the language model (the vision tower's). New names hold the LM under
+    `model.language_model.`, old ones under `model.`."""
+    if key.startswith("model.language_model."):
+        return "model." + key[len("model.language_model."):]
+    if key.startswith(("model.layers.", "model.embed_tokens.", "model.norm.", "lm_head.")):
+        return key
+    return None
+
+
 def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
     """The language model of a Qwen2-VL checkpoint, checked as strictly as a Qwen2 folder:
     wrapper prefixes, tensor shapes, integer-stored floats, NaN/inf values (also those the
@@ -215,15 +230,17 @@ def _from_qwen2_vl(path: str, dtype) -> LlavaQwen2ForCausalLM:
     config = LlavaQwen2Config(**_qwen2_config_from_vl(read_config(path)).to_dict())
     store = open_checkpoint(path)
     prefix = _wrapper_prefix(list(store), path)
-    state, dropped = {}, 0
+    state, stored_as, dropped = {}, {}, 0
     for stored in store:
-        key = stored[len(prefix):]
-        if key.startswith("model.language_model."):
-            state["model." + key[len("model.language_model."):]] = store[stored]
-        elif key.startswith(("model.layers.", "model.embed_tokens.", "model.norm.", "lm_head.")):
-            state[key] = store[stored]
-        else:
+        key = _qwen2_vl_lm_name(stored[len(prefix):])
+        if key is None:
             dropped += 1  # visual.* / model.visual.*: the Qwen2-VL vision tower
+            continue
+        if key in stored_as:  # was: the copy read last kept, the other dropped without a word
+            raise CheckpointError(f"Qwen2-VL checkpoint {path} holds language-model tensor {key} twice, as "
+                                  f"{stored_as[key]} and as {stored} (old and new names; a half-converted file?): "
+                                  "keep one of them")
+        stored_as[key], state[key] = stored, store[stored]
     model = LlavaQwen2ForCausalLM(config)
     expected = model.state_dict()
     wrong = [f"{k}: checkpoint {list(v.shape)} vs model {list(expected[k].shape)}"
@@ -289,17 +306,22 @@ def load_llm(path: str, dtype: Optional[torch.dtype] = None, **kwargs) -> LlavaQ
 
 def load_causal_lm_checked(path: str, dtype: Optional[torch.dtype] = None) -> torch.nn.Module:
     """Any `AutoModelForCausalLM` folder, held to `load_llm`'s rules: tensors its config.json
-    has no place for, lacks or shapes otherwise, and NaN/inf weights are a CheckpointError
+    has no place for, lacks or shapes otherwise, tensors stored twice or outside the shard its
+    index names, float weights stored as integers, and NaN/inf weights are a CheckpointError
     naming them (transformers only printed a table: a 2-layer checkpoint under a config
     saying 3 layers got a random third layer, and the kflm2 run went on to exit 0)."""
     from transformers import AutoModelForCausalLM
 
+    # the stored files as load_llm reads them: a tensor in two shards, or not in the one the
+    # index names, and float weights stored as integers are refused (was: loaded without a word)
+    is_float = _stored_float_flags(path) if os.path.isdir(path) else {}
     try:
         model, info = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype or torch.float32, output_loading_info=True, ignore_mismatched_sizes=True)
     except (ValueError, OSError, RuntimeError) as e:  # no weight file, a config transformers cannot build
         raise CheckpointError(f"{path}: cannot load a causal LM from it: {first_line(e)}") from e
     _check_loading_info(info, path)
+    _check_stored_dtypes(is_float, model, path)
     _check_finite(model, path)
     return model
 
@@ -383,12 +405,45 @@ def load_tokenizer(model_path: str):
             f"{model_path}: no usable tokenizer (tokenizer.json + tokenizer_config.json, as the "
             f"training run saved them): {first_line(e)}"
         ) from e
+    check_tokenizer_vocabulary(tokenizer, model_path)
     # The model refuses a prompt past its context in its own words (check_prompt_fits, before
     # anything is indexed); transformers' "Token indices sequence length is longer than ...
     # will result in indexing errors", printed first when the chat tokenised a long prompt,
     # said the opposite. Marked as already said, as transformers does after the first time.
     tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
     return tokenizer
+
+
+def check_tokenizer_vocabulary(tokenizer, path: str) -> None:
+    """A tokenizer whose every token is a special one (from tokenizer_config.json) has no
+    vocabulary: its files (tokenizer.json, or vocab.json + merges.txt) are missing, as after a
+    copy that left them out. A CheckpointError naming the folder and those files (was: a
+    3-token Qwen2 tokenizer that made every prompt a few special ids; eval wrote empty
+    answers and training ran on nothing, both exit 0).
+    No rule on a tokenizer far smaller than the embedding table: Qwen2 pads its table, and a
+    tokenizer from another model of similar size would pass one anyway."""
+    special = set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
+    if any(token not in special for token in tokenizer.get_vocab()):
+        return
+    files = list(dict.fromkeys(getattr(type(tokenizer), "vocab_files_names", {}).values()))
+    missing = [f for f in [*files, "tokenizer_config.json"] if not os.path.isfile(os.path.join(path, f))]
+    count = len(tokenizer)
+    raise CheckpointError(
+        f"{path}: no tokenizer vocabulary ({type(tokenizer).__name__} with {' / '.join(missing) or 'its files'} "
+        f"missing): its tokenizer makes no tokens of a SMILES or any other text, only its {count} special "
+        f"token{'s' if count != 1 else ''}; copy tokenizer.json from the model this one was saved from")
+
+
+def check_launcher_tokenizer(model_path: Optional[str], option: str) -> None:
+    """A launcher's model folder (`option`: --model_name_or_path) must hold a tokenizer with a
+    vocabulary (`check_tokenizer_vocabulary`): a usage.UsageError naming the option. A Hub
+    name (no such folder) is left to the host."""
+    if not model_path or not os.path.isdir(os.path.expanduser(model_path)):
+        return
+    try:
+        load_tokenizer(os.path.expanduser(model_path))
+    except CheckpointError as e:
+        raise usage.UsageError(f"{option} {e}") from e
 
 
 def check_tokenizer_fits(tokenizer, rows: Optional[int], path: str) -> None:
