@@ -46,13 +46,20 @@ wrong `CC(=O)O` and `1][OH:2]`), while "SMILES: X", "SMILES = X", "SMILES:X", "S
 and "The SMILES of it: X" name X. Else, when the text is a single whitespace-free run, that
 run; else the whole text (which will not parse: a SMILES is not guessed out of prose).
 Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed (a SMILES never ends
-with them).
+with them), and so is a trailing `)` or `]` that opens nowhere in the run, the bracket the
+SMILES was named in (`Ethanol (SMILES: CCO)` is `CCO`; was `CCO)`, invalid). Invisible
+format characters (Unicode Cf: zero-width space, soft hyphen, word joiner, BOM) are removed
+first, as the text metrics and the number reader do (`CCO` and a zero-width space was an
+invalid SMILES).
 
 IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" (or
 "is:") or "IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
-quotes and a final period; exact_match (x100) compares these strings exactly (case
-matters: `(2r)` and `(2R)` are different descriptors; an empty name matches nothing, so
-an empty answer to an empty reference is no hit), and the text metrics (`metrics.text`)
+quotes and a final period, after words-v2's normalisation (`text.without_format_nfkc`:
+format characters removed, NFKC) and U+2010/U+2011 hyphens written `-` (a zero-width space,
+soft hyphen, word joiner or non-breaking hyphen made a right name a miss); exact_match
+(x100) compares these strings exactly (case matters: `(2r)` and `(2R)` are different
+descriptors; an empty name matches nothing, so an empty answer to an empty reference is no
+hit), and the text metrics (`metrics.text`)
 are computed on them. Empty reference names are counted (`n_empty_references`).
 """
 
@@ -60,6 +67,8 @@ from __future__ import annotations
 
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from .text import without_format_characters, without_format_nfkc
 
 SCALE = 100.0
 MORGAN_RADIUS, MORGAN_BITS = 2, 2048
@@ -153,12 +162,31 @@ def _without_markdown(text: str, emphasis: "re.Pattern") -> str:
 
 
 def extract_smiles(text: str) -> str:
-    text = _without_markdown(text, _SMILES_EMPHASIS)
+    # invisible format characters (Unicode Cf) removed, as the text metrics and the number
+    # reader do: `CCO\u200b` and `\ufeffc1ccccc1O` were invalid SMILES (not printable ASCII)
+    text = _without_markdown(without_format_characters(text or ""), _SMILES_EMPHASIS)
     candidate = _named_smiles(text)
-    return _strip(text if candidate is None else candidate, ".,;")
+    return _without_unmatched_closers(_strip(text if candidate is None else candidate, ".,;"))
+
+
+def _without_unmatched_closers(smiles: str) -> str:
+    """`smiles` without the `)` and `]` at its end that open nowhere in it: the bracket the
+    SMILES was named in (`Ethanol (SMILES: CCO)`, `[SMILES: c1ccccc1]`; was: `CCO)`, invalid).
+    A SMILES never closes a bracket it did not open."""
+    while smiles[-1:] in (")", "]") and smiles.count(smiles[-1]) > smiles.count("(" if smiles[-1] == ")" else "["):
+        smiles = _strip(smiles[:-1], ".,;")
+    return smiles
+
+
+# Hyphens a name may be typed or copied with: U+2010 (NFKC's form of the non-breaking U+2011)
+_NAME_HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})
 
 
 def extract_iupac(text: str) -> str:
+    # words-v2's normaliser (format characters removed, NFKC) and one hyphen: a zero-width
+    # space, soft hyphen, word joiner or U+2011 made a right name an exact-match miss, while
+    # the text metrics of the same pair said identical
+    text = without_format_nfkc(text or "").translate(_NAME_HYPHENS)
     text = _without_markdown(text, _IUPAC_EMPHASIS)
     candidate = _named(text, _IUPAC_KEY, _IUPAC_SEP, _IUPAC_VALUE)
     candidate = text if candidate is None else candidate

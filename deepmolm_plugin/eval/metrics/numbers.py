@@ -1,7 +1,10 @@
 r"""Property answers: the number in free text, per-property valid ranges, valid ratio and MAE.
 
 `parse_number(text)` returns the answer's value (the first number that is a value, see
-the rules) or None when the answer gives no single value. Rules, in order:
+the rules) or None when the answer gives no single value. `parse_value(text, spec)` reads
+it for a property: where the answer also names another known property (a name or alias of
+`PROPERTY_RANGES`), from the first mention of the one asked for (`HOMO: -5.2 eV; LUMO: -1.1
+eV` is -1.1 for the LUMO; was -5.2, the first number). Rules, in order:
 
 1. Text is normalised: invisible format characters (Unicode category Cf: zero-width spaces
    and joiners, U+2060, the soft hyphen, U+FEFF, direction marks) are removed (`-\u200b2.0`
@@ -68,7 +71,8 @@ the rules) or None when the answer gives no single value. Rules, in order:
    which could be a decimal comma or a list, and likewise `1'00`, `1_0`; a fraction or
    ratio `1/2`, `4.5/5`, `½`, `\frac{1}{2}`, `3:1`, or its denominator, `\frac{\pi}{2}`; one to
    three digits, a plain space and three digits, `1 234.5`, which could be a thousands
-   group or two numbers; a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
+   group or two numbers, or whole digits, a plain space and digits or a point, `1 80.16`,
+   `-5 .2`, `2 1` (a decoder's token joins: they read 1, -5 and 2); a product other than a power of ten, `1.5 × 10`, `2 x 3`, which
    is not evaluated), is one end of a range (`3-4`, `3 to 4`, `3 eV - 4 eV`, `3 ~ 4`,
    `between 3 and 4`, `2 through 3`, `2 .. 3`: a range is not one predicted value; the
    exponent of a known unit, `180 g·mol⁻¹`, `5 kJ mol-1`, is not one) or of a choice
@@ -101,18 +105,26 @@ the rules) or None when the answer gives no single value. Rules, in order:
    `nan`, `inf` and text without digits are invalid.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
-   number, or in brackets, alone or with words (`-0.19 (Hartree)`, `-0.19 (in Hartree)`,
-   `(Hartree units)`, `(in units of Hartree)`), or before the number in a header
+   number, also past markdown, code, LaTeX `~` and a bracket that close around the number
+   (`**-0.19** Hartree`, `` `-0.19` Ha ``, `(-0.19 ± 0.01) Hartree`, `$-0.19~\text{Ha}$`) or
+   in the next table cell (`| -0.19 | Ha |`), after `in` where the unit ends its clause
+   (`-0.19 in Hartree.`; each was read in the property's unit), or in brackets, alone or
+   with words (`-0.19 (Hartree)`, `-0.19 (in Hartree)`, `(Hartree units)`, `(in units of
+   Hartree)`, `(in atomic units)`), or before the number in a header
    (`HOMO (Hartree): -0.19`, `MW [kDa] = 0.18`, `TPSA (nm²) 0.202`, `Molecular weight in
    kDa: 0.18`, `The HOMO (in eV) is -5.2`; each was read in the property's own unit), also
    with emphasis, a table's `|`, `~`, `≈`, a comma, `is`, `was`, `of` or an approximation
    word between (`**HOMO (Hartree):** ~-0.19`, `| HOMO (Hartree) | -0.19 |`, `The HOMO, in
    Hartree, is -0.19`, `MW (kDa): approximately 0.18`; each was read in the property's
-   unit), and converts it: `-0.25 Hartree`
+   unit), as quantity / unit (`HOMO / Hartree: -0.19`, `E/eV = -5.2`; `g/mol: 180` is a
+   unit, no header) or at its sentence's start (`In Hartree, the HOMO is -0.19.`), and
+   converts it: `-0.25 Hartree`
    (`Ha`, `a.u.`) is -6.80 eV, `-100 meV` is -0.1 eV (`MeV` is 10^6 eV; `MEV`, `mev`,
    of unclear case, are invalid), `-0.38 Ry` (`Rydberg`, Quantum ESPRESSO's unit; `mRy`)
    -5.17 eV, `-25 kJ/mol` is -5.98 kcal/mol, `-5 cal/mol`
-   -0.005 kcal/mol (a bare `kJ`, `kcal`, `J` or `cal` is per mole), `0.18 kDa` and
+   -0.005 kcal/mol (a bare `kJ`, `kcal` or `cal` is per mole; `-8.3e-19 J/molecule` is
+   -5.18 eV, and a bare `J` or `joules` is invalid, per molecule or per mole not said: it was
+   per mole, -8.6e-24 eV), `0.18 kDa` and
    `0.18 kg/mol` are 180 g/mol (`g/mol`, `g mol-1`, `g.mol-1`, `gmol-1` alike; `lb/mol`
    453.59 g/mol), `0.2 nm^2` is 20 Å², `2020 pm^2` 0.202 Å², `72.1 bohr²` 20.2 Å² (a
    square written `²`, `^2`, `**2`, `^{2}`, `squared`, `square`, `sq.`), `-20 mHa` (`mEh`,
@@ -133,7 +145,14 @@ the rules) or None when the answer gives no single value. Rules, in order:
    (`units`, `approximately`, `for this compound`, `per atom`), a bracket or `in` that
    holds no unit (`(in water)`, `(MW)`) or one letter, the quantity's symbol (`The molar
    mass (M) is 180.16 g/mol`: was read as the unit M, mol/L, and invalid), and properties without such a unit (LogP,
-   complexity, SCF energy, the data's own properties) take the number as stated.
+   complexity, SCF energy, the data's own properties) take the number as stated. A number
+   right after `pH` is a pH, a unit of another kind (`At pH 7, the HOMO is -5.2 eV`). For
+   LogP, LogD, Log Solubility and Complexity (`PropertySpec.refused_kinds`) a number stated
+   as a condition, a temperature or a pH (`The LogP at 25 °C is 2.1.`, `At pH 7.4, the LogD
+   is 1.2.`), and for Log Solubility a concentration or amount (`3.2 mM`, `0.0032 mol/L`:
+   not its log), makes the answer invalid, as a unit of another kind does for the
+   properties above (each was read as the value); other units stay as stated there (`1.5
+   eV`, `45%`, a LogP's `5.0nM`).
    `parse_number` alone converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
@@ -286,6 +305,10 @@ _POWER = re.compile(r"^\s*(?:\^|\*\*)\s*(?:[(+-]\s*)?\d")  # "5^2", "2**10": a p
 _PRODUCT = re.compile(r"^\s*[xX×*·⋅]\s*[+-]?\.?\d")  # "1.5 × 10", "2 x 3": a product, not a power of ten
 # "1 234.5": a group after a plain space is a thousands group or a second number (it read 1)
 _SPACE_GROUP = re.compile(r"^ \d{3}(?!\d)")
+# Digits or a point after whole digits and one plain space, `1 80.16`, `-5 .2`, `2 1.` (a
+# decoder's token joins): no single value either (was: read 1, -5 and 2, valid); digits that
+# begin a word (`2 3D models`) are not
+_SPLIT_DIGITS = re.compile(r"^ (?:\d+(?:\.\d+)?|\.\d+)(?!\w|\.\d)")
 _UNIT = r"(?:[^\W\d_][^\s\d]*\s*)?"  # optional unit word between a range's ends
 # One end of a range, or one of a choice: `3-4`, `3 to 4`, `2 or 3`, `2 vs. 3`, `2 through
 # 3`, `2 .. 3`, `2 (or 3)` (`or`, `vs`, `through` and `..` read 2: only `-`, `~` and `to`
@@ -416,26 +439,30 @@ def no_value_finding(text) -> Optional[NoValueFinding]:
 
 def number_and_text_after(text) -> Optional[Tuple[float, str]]:
     """(`parse_number(text)`, the normalised text after its number and uncertainty, where its
-    unit stands: `' Hart'` of `-5.0 Hart` and of `-5.0 ± 0.1 Hart`), or None. Where the
+    unit stands: `' Hart'` of `-5.0 Hart`, of `-5.0 ± 0.1 Hart` and of `**-5.0** Hart`: past
+    the markdown and brackets closing around the number, `unit_text_after`), or None. Where the
     parser's own match ends; was: scoring searched for the shortest prefix that read the
     same value, and `-5.0` ended after `-5` ('.0 Hart')."""
     parsed = _parse(text)
-    return None if parsed is None else (parsed.value, parsed.after)
+    return None if parsed is None else (parsed.value, unit_text_after(parsed.before, parsed.after))
 
 
-def _parse(text) -> Optional[Reading]:
-    """What an answer states (`Reading`), or None."""
-    parsed = _parse_or_reason(text)
+def _parse(text, spec: Optional["PropertySpec"] = None) -> Optional[Reading]:
+    """What an answer states (`Reading`), or None; for `spec`, see `_parse_or_reason`."""
+    parsed = _parse_or_reason(text, spec)
     return None if isinstance(parsed, NoValueFinding) else parsed
 
 
-def _parse_or_reason(text) -> Union[Reading, NoValueFinding]:
-    """`_parse`, or why the text states no one value (`no_value_finding`)."""
+def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Reading, NoValueFinding]:
+    """`_parse`, or why the text states no one value (`no_value_finding`). With the `spec` of
+    the property asked for, an answer that names another known property too is read from
+    the first mention of the one asked for (`_own_label_end`)."""
     if not isinstance(text, str):
         return NoValueFinding(NoValue.NOT_TEXT, f"not text but {type(text).__name__}")
     text = normalise(text)
     markers = _markers(text)
-    for match in _NUMBER.finditer(text):
+    mentions = _mentions(text, spec) if spec is not None else []
+    for match in _NUMBER.finditer(text, _own_label_end(mentions)):
         start, end = match.start(), match.end()
         if _not_a_value(text, match, markers):
             continue
@@ -447,8 +474,9 @@ def _parse_or_reason(text) -> Union[Reading, NoValueFinding]:
         if _stray_sign(before, match):
             return found(NoValue.STRAY_SIGN, len(before.rstrip()) - len((before.split() or [""])[-1]))
         power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
-        space_group = (not match.group("exp") and re.fullmatch(r"\d{1,3}", match.group("mant"))
-                       and _SPACE_GROUP.match(after))
+        space_group = not match.group("exp") and (
+            (re.fullmatch(r"\d{1,3}", match.group("mant")) and _SPACE_GROUP.match(after))
+            or (match.group("mant").isdigit() and _SPLIT_DIGITS.match(after)))
         if _MALFORMED.match(after):
             return found(_malformed_reason(after))
         if _PRODUCT.match(after) or power or space_group:
@@ -483,7 +511,9 @@ def _parse_or_reason(text) -> Union[Reading, NoValueFinding]:
             value = -value
         uncertainty = _UNCERTAINTY.match(after)
         after = after[uncertainty.end():] if uncertainty else after
-        return Reading(value, before, after) if math.isfinite(value) else found(NoValue.NOT_FINITE)
+        if not math.isfinite(value):
+            return found(NoValue.NOT_FINITE)
+        return Reading(value, before, after)
     return NoValueFinding(NoValue.NO_NUMBER, NoValue.NO_NUMBER.value)
 
 
@@ -661,6 +691,8 @@ _HARTREE_EV = 27.211386245988  # CODATA 2018
 _RYDBERG_EV = _HARTREE_EV / 2  # 13.605693 eV: Quantum ESPRESSO's energy unit (`-0.38 Ry` was -0.38 eV)
 _KCAL_MOL_EV = 1 / 23.060547830619
 _KJ_MOL_EV = 1 / 96.48533212331
+_JOULE_EV = 1 / 1.602176634e-19  # exact (SI 2019): `-8.3e-19 J/molecule` is -5.18 eV
+_BARE_JOULE_KIND = "energy in joules, per molecule or per mole (write J/molecule or J/mol)"
 _BOHR_ANGSTROM = 0.529177210903  # CODATA 2018 (`72.1 bohr²` was 72.1 Å²)
 _POUND_GRAM = 453.59237  # exact
 # "/mol", " mol-1" ("mol⁻¹" after NFKC), "mol^(-1)" (LaTeX's `^{-1}`), "gmol-1", "g.mol-1"
@@ -690,10 +722,13 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     (r"(?:kj|kilojoules?)" + _PER_MOL, "energy", _KJ_MOL_EV),
     (r"(?:cal|calories?)" + _PER_MOL, "energy", _KCAL_MOL_EV / 1000),  # `-5 cal/mol` was -5 kcal/mol
     (r"(?:(?-i:J)|joules?)" + _PER_MOL, "energy", _KJ_MOL_EV / 1000),
+    (r"(?:(?-i:J)|joules?)\s*(?:/|per\s)\s*molecules?", "energy", _JOULE_EV),
     (r"kcal|kilocalories?", "energy", _KCAL_MOL_EV),  # bare: per mole, as chemists write it (`-5 kcal`)
     (r"kj|kilojoules?", "energy", _KJ_MOL_EV),
     (r"cal|calories?", "energy", _KCAL_MOL_EV / 1000),
-    (r"(?-i:J)|joules?", "energy", _KJ_MOL_EV / 1000),
+    # A bare `J` is SI, per particle in physics usage: `-8.3e-19 J` is a HOMO of -5.18 eV, and
+    # per mole it was -8.6e-24 eV, inside HOMO's range and scored valid. Neither is assumed.
+    (r"(?-i:J)|joules?", _BARE_JOULE_KIND, None),
     (r"(?:g|grams?)" + _PER_MOL + r"|daltons?|da|amu|u", "molar mass", 1.0),
     (r"(?:kg|kilograms?)" + _PER_MOL, "molar mass", 1000.0),  # was a mass: invalid
     (r"kda|kilodaltons?", "molar mass", 1000.0),
@@ -755,7 +790,7 @@ _COMPOUND_KIND = "compound unit that is not converted"
 # Matched in the first `_UNIT_REACH` characters only: on `5 (in` and a long run of spaces
 # the spaces before the bracket's end were tried anew for every split (2000 took 8 s).
 _BRACKETED = re.compile(r"(?:\((?=(\s*))\1|\[(?=(\s*))\2)(?:in\s+)?(?:units?\s+of\s+)?(?P<unit>[^()\[\]\n]{1,40}?)"
-                        r"(?:\s+units?)?\s*[)\]]", re.IGNORECASE)
+                        r"(?P<units>\s+units?)?\s*[)\]]", re.IGNORECASE)
 # A property's own unit, as (kind, factor): the unit its values are scored in.
 _SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("molar mass", 1.0),
                "Å²": ("area", 1.0)}
@@ -773,15 +808,72 @@ def stated_unit(after: str) -> Optional[Tuple[str, Optional[float], str]]:
     return _compound_unit(after, spaced)
 
 
+# What may stand between a number and its unit on its line: markdown emphasis or code that
+# closes around the number (`**-0.19** Hartree`, `` `-0.19` Ha ``), LaTeX's `~` (its `$` and
+# `\,` are spaces by rule 1: `$-0.19~\text{Ha}$`) and the bracket the number stands in
+# (`(-0.19 ± 0.01) Hartree`). Was: the unit after them was not read, and the number was taken
+# in the property's unit (5 eV off), in predictions and references alike.
+_CLOSER = re.compile(r"[^\S\n]*(?:\*{1,3}|_{1,3}|`+|~|[)\]])")
+# The next cell of a markdown table, when all it holds is a unit: `| HOMO | -0.19 | Ha |`
+_NEXT_CELL = re.compile(r"[^\S\n]*\|[^\S\n]*(?P<cell>[^|\n]{1,40}?)[^\S\n]*(?:\||$|\n)")
+# `-0.19 in Hartree.`, `-21 in kJ/mol`, `0.2 in units of nm^2`, `-0.19, in atomic units`: the
+# unit ends its clause (`_IN_UNIT_END`), so `2.1 in K-space` or `in water` are prose
+_IN_UNIT = re.compile(r"[^\S\n]*,?[^\S\n]*in[^\S\n]+(?:units?[^\S\n]+of[^\S\n]+)?", re.IGNORECASE)
+_IN_UNIT_END = re.compile(r"(?:[^\S\n]+units?)?[^\S\n]*(?:$|\n|[.,;:!?)\]*_`'\"])", re.IGNORECASE)
+
+
+def unit_text_after(before: str, after: str) -> str:
+    """The text after a number where its unit stands: `after` (the text after the number and
+    its uncertainty, `Reading.after`) without the markdown, LaTeX `~` and brackets that close
+    around the number (`_CLOSER`; a `)` or `]` only where one opened before the number on its
+    line), looked for in its first `_UNIT_REACH` characters."""
+    window = after[:_UNIT_REACH]
+    line = before[before.rfind("\n") + 1:]
+    opened = line.count("(") + line.count("[") - line.count(")") - line.count("]")
+    position = 0
+    while True:
+        closer = _CLOSER.match(window, position)
+        if closer is None:
+            return after[position:]
+        if closer.group(0).strip() in (")", "]"):
+            if opened <= 0:
+                return after[position:]
+            opened -= 1
+        position = closer.end()
+
+
+def _unit_after(before: str, after: str) -> Optional[Tuple[str, Optional[float], str]]:
+    """The unit stated after a number (`stated_unit`), also past markdown, LaTeX and bracket
+    closers (`unit_text_after`), in the table cell that follows (`| -0.19 | Ha |`) or as
+    `in <unit>` (`-0.19 in Hartree`); was: only right after the number or its uncertainty."""
+    text = unit_text_after(before, after)[:_UNIT_REACH]
+    unit = stated_unit(text)
+    if unit is not None:
+        return unit
+    cell = _NEXT_CELL.match(text)
+    if cell:
+        unit = _compound_unit(cell.group("cell"), spaced=True)
+        return unit if unit is not None and unit[2] == cell.group("cell") else None
+    words = _IN_UNIT.match(text)
+    if words:
+        unit = _compound_unit(text[words.end():], spaced=True)
+        if unit is not None and _IN_UNIT_END.match(text, words.end() + len(unit[2])):
+            return unit[0], unit[1], f"in {unit[2]}"
+    return None
+
+
 def _bracketed_unit(text: str) -> Optional[Tuple[str, Optional[float], str]]:
     """The unit that a bracket at the start of `text` holds, alone or with words (`(in
     Hartree)`, `(Hartree units)`), or None when it holds anything else."""
     match = _BRACKETED.match(text[:_UNIT_REACH])
     if not match:
         return None
-    inner = match.group("unit").strip()
-    unit = _compound_unit(inner, spaced=True)
-    return (unit[0], unit[1], match.group(0)) if unit and unit[2] == inner else None
+    for inner in (match.group("unit").strip(), (match.group("unit") + (match.group("units") or "")).strip()):
+        # `(in atomic units)`: `units` is the unit's own word here (was: `atomic`, no unit)
+        unit = _compound_unit(inner, spaced=True)
+        if unit and unit[2] == inner:
+            return unit[0], unit[1], match.group(0)
+    return None
 
 
 def _compound_unit(text: str, spaced: bool) -> Optional[Tuple[str, Optional[float], str]]:
@@ -877,17 +969,58 @@ _BRACKETED_POWER = re.compile(r"(\^|\*\*)[^\S\n]*\([^\S\n]*([+-]?\d{1,2})[^\S\n]
 _QUANTITY_SYMBOL = re.compile(r"[(\[][^\S\n]*[A-Za-z][^\S\n]*[)\]]")
 
 
+# IUPAC's quantity calculus, `HOMO / Hartree: -0.19`, `E/eV = -5.2` (was: read in the
+# property's unit): a word, `/`, the unit, then a cue as for `_UNIT_HEADER`. `g/mol: 180` is
+# a unit written whole, not a quantity over a unit (`_unit_before`).
+_SLASH_HEADER = re.compile(r"(?P<quantity>[^\s/]*)[^\S\n]*/[^\S\n]*(?P<words>" + _HEADER_WORD + r"(?:[^\S\n]+"
+                           + _HEADER_WORD + r"){0,3})" + _HEADER_TOKEN + r"{1,8}\s*\Z", re.IGNORECASE)
+# A sentence that opens with its unit, `In Hartree, the HOMO is -0.19.` (was: read in eV):
+# `In <unit>,` at the text's, a line's or a sentence's start, and no sentence end between it
+# and the number.
+_SENTENCE_UNIT = re.compile(r"(?:\A|[.!?][^\S\n]+|\n)[^\S\n]*(?:\*{1,3}|_{1,3})?in[^\S\n]+(?P<words>[^,.!?\n]{1,40}?)"
+                            r"[^\S\n]*,(?:[^.!?\n]|[.!?](?!\s|\Z))*\Z", re.IGNORECASE)
+# A number right after `pH` is a pH, not a property's value: `At pH 7.4, the LogD is 1.2`
+# read 7.4 (and `the HOMO at pH 7` read 7 eV).
+_PH_BEFORE = re.compile(r"(?<![^\W\d_])pH[^\S\n]*(?:=|:|of|is)?[^\S\n]*\Z")
+_PH = ("pH", None, "pH")
+_SENTENCE_REACH = 256  # characters before the number in which a sentence's `In <unit>,` is looked for
+
+
 def _unit_before(before: str) -> Optional[Tuple[str, Optional[float], str]]:
-    """The unit a header right before the number states (`_UNIT_HEADER`), or None."""
-    header = _UNIT_HEADER.search(_BRACKETED_POWER.sub(r"\1\2", before[-_UNIT_REACH:]))
+    """The unit a header right before the number states (`_UNIT_HEADER`, `_SLASH_HEADER`),
+    the unit a sentence opens with (`_SENTENCE_UNIT`), `pH` (`_PH_BEFORE`), or None."""
+    window = _BRACKETED_POWER.sub(r"\1\2", before[-_UNIT_REACH:])
+    if _PH_BEFORE.search(window):
+        return _PH
+    header = _UNIT_HEADER.search(window)
     if not header:
-        return None
+        return _slash_unit(window) or _sentence_unit(before)
     if header.group("bracket"):
         if _QUANTITY_SYMBOL.fullmatch(header.group("bracket")):
             return None
         return _bracketed_unit(header.group("bracket"))
     words = header.group("words").strip()
     return _bracketed_unit(f"({words})")  # `in Hartree units:` as `(Hartree units)`
+
+
+def _slash_unit(window: str) -> Optional[Tuple[str, Optional[float], str]]:
+    """The unit of a quantity-calculus header (`_SLASH_HEADER`: `HOMO / Hartree:`), or None;
+    None too where the quantity and unit together are one unit (`g/mol:`, `kcal/mol =`)."""
+    header = _SLASH_HEADER.search(window)
+    if not header:
+        return None
+    joined = f"{header.group('quantity')}/{header.group('words')}"
+    whole = _compound_unit(joined, spaced=False) if header.group("quantity") else None
+    if whole is not None and whole[2] == joined:
+        return None
+    return _bracketed_unit(f"({header.group('words').strip()})")
+
+
+def _sentence_unit(before: str) -> Optional[Tuple[str, Optional[float], str]]:
+    """The unit a sentence opens with (`_SENTENCE_UNIT`: `In Hartree, the HOMO is`), or None."""
+    # from a few sentences back only (search's `pos`: `\A` stays the text's own start)
+    opening = _SENTENCE_UNIT.search(before, max(0, len(before) - _SENTENCE_REACH))
+    return None if opening is None else _bracketed_unit(f"({opening.group('words').strip()})")
 
 
 def _not_one_value_reason(after: str) -> Optional[NoValue]:
@@ -916,6 +1049,47 @@ def _not_one_value_reason(after: str) -> Optional[NoValue]:
     return NoValue.RANGE if other else None
 
 
+def _mentions(text: str, spec: "PropertySpec") -> list:
+    """(start, end, as written, whether it names `spec`: `_is_own`) of each known property's
+    name or alias in the normalised text, longest first where they overlap (`HOMO-LUMO gap`
+    is the gap, not the LUMO)."""
+    global _MENTION
+    if _MENTION is None:
+        labels = sorted({label for spec in PROPERTY_RANGES.values() for label in (spec.name,) + spec.aliases},
+                        key=len, reverse=True)
+        # the lookahead for a name's first letter spares the alternatives at every other word
+        firsts = "".join(sorted({c for label in labels for c in (label[0].lower(), label[0].upper())}))
+        _MENTION = re.compile(r"(?<![^\W_])(?=[" + re.escape(firsts) + r"])(?:" + "|".join(
+            r"[ \t_-]?".join(re.escape(word) for word in re.findall(r"[^\W_]+", label)) for label in labels)
+                              + r")(?![^\W_])", re.IGNORECASE)
+    own: Dict[str, bool] = {}  # by the name as written: an answer repeats few names many times
+    return [(m.start(), m.end(), m.group(0), own[m.group(0)] if m.group(0) in own
+             else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)]
+
+
+_MENTION: Optional["re.Pattern"] = None  # built on first use from PROPERTY_RANGES (`_mentions`)
+
+
+def _is_own(mention: str, spec: "PropertySpec") -> bool:
+    """Whether a mention (`_mentions`) names the property `spec`: its name or an alias; for a
+    property that is not a known one (`property:homo_ev`, a question file's `pKa`), a name
+    inside the other (`HOMO` and `homo_ev`, `logP` and `logp_exp`), so that its own name is
+    never taken for another property's."""
+    key, own = name_key(mention), name_key(spec.name)
+    if PROPERTY_RANGES.get(spec.name) is spec:
+        return _BY_KEY[key].name == spec.name
+    return bool(key) and bool(own) and (key in own or own in key)
+
+
+def _own_label_end(mentions: list) -> int:
+    """Where reading starts: after the first mention of the property asked for, when the
+    answer names another known property too (`HOMO: -5.2 eV; LUMO: -1.1 eV` for the LUMO is
+    -1.1; was -5.2, the first number), else at the start (the first number that is a value)."""
+    if all(m[3] for m in mentions):
+        return 0
+    return next((m[1] for m in mentions if m[3]), 0)
+
+
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
     """The value an answer states, in the property's unit (rule 6), or None."""
     return value_in_unit(text, spec)[0]
@@ -933,14 +1107,24 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     None) from one parse. The unit is the one after the number (`stated_unit`) or the one a
     header right before it states (`_unit_before`: `HOMO (Hartree): -0.19`); both, when
     they differ, make the answer invalid."""
-    parsed = _parse(text)
+    parsed = _parse(text, spec)
     if parsed is None:
         return None, None
     value, before, after = parsed.value, parsed.before, parsed.after
-    if not converts_units(spec):
-        return value, None  # a property without a convertible unit: as stated
-    own = _SPEC_UNITS[spec.unit]
-    stated, header = stated_unit(after), _unit_before(before)
+    stated = _unit_after(before, after)
+    if converts_units(spec):
+        own, header = _SPEC_UNITS[spec.unit], _unit_before(before)
+    elif spec.refused_kinds:
+        # LogP, LogD, log solubility, complexity: a number stated as a condition (`25 °C`,
+        # `298 K`, `pH 7.4`), or a log solubility's concentration (`3.2 mM`), is not their
+        # value, and the answer is invalid, as a converted property's is (`The HOMO at 300 K
+        # is -5.2 eV`). Was: read as the value. Other units stay as stated (`1.5 eV`, `45%`),
+        # and headers are not read (`log solubility in mol/L: -2.49` names the unit under the log).
+        own, header = _NO_UNIT, (_PH if _PH_BEFORE.search(before[-_UNIT_REACH:]) else None)
+        if stated is not None and stated[0] not in spec.refused_kinds:
+            stated = None
+    else:
+        return value, None  # a property whose unit is not known (`property:<name>`, SCF energy): as stated
     if stated is not None and header is not None and stated[:2] != header[:2]:
         return None, f"states two units, {header[2]!r} before {value:g} and {stated[2]!r} after it, for {spec.name}"
     if stated is None and header is None:
@@ -966,6 +1150,8 @@ class PropertySpec:
     high: Optional[float]
     aliases: Tuple[str, ...] = field(default=())
     note: str = ""
+    # a log or a count: kinds of unit that make a number stated with one not its value (`value_in_unit`)
+    refused_kinds: frozenset = frozenset()
 
     def in_range(self, value: float, reference: Optional[float] = None) -> bool:
         """Within the valid range, widened to take in `reference` when one is given: a
@@ -983,21 +1169,31 @@ class PropertySpec:
         return out
 
 
+_NO_UNIT = ("quantity without a unit", None)  # `PropertySpec.refused_kinds`: a unit stated is another kind
+# A measurement's conditions (`The LogP at 25 °C is 2.1.`, `At pH 7.4, the LogD is 1.2.`), and
+# for log solubility its concentration not taken the log of (`3.2 mM`, `0.0032 mol/L`): a
+# concentration stays as stated for LogP (`5.0nM`), as before
+_CONDITIONS = frozenset({"temperature", "pH"})
+_CONCENTRATIONS = frozenset({"concentration", "amount of substance"})
+
 #: Valid ranges, inclusive: physically possible and wide enough for every molecule in
 #: PubChem / PubChemQC, so that only nonsense falls outside.
 PROPERTY_RANGES: Dict[str, PropertySpec] = {spec.name: spec for spec in (
     PropertySpec("Molecular Weight", "g/mol", 1.0, 10000.0, ("MW", "mol weight", "molecular mass", "MolWt")),
-    PropertySpec("LogP", "log units", -30.0, 30.0, ("XLogP", "XLogP3", "log P", "octanol-water partition coefficient")),
+    PropertySpec("LogP", "log units", -30.0, 30.0, ("XLogP", "XLogP3", "log P", "octanol-water partition coefficient"),
+                 refused_kinds=_CONDITIONS),
     PropertySpec("Topological Polar Surface Area", "Å²", 0.0, 5000.0, ("TPSA", "polar surface area", "polararea")),
-    PropertySpec("Complexity", "PubChem complexity (unitless)", 0.0, 100000.0, ("molecular complexity",)),
+    PropertySpec("Complexity", "PubChem complexity (unitless)", 0.0, 100000.0, ("molecular complexity",),
+                 refused_kinds=_CONDITIONS),
     PropertySpec("HOMO", "eV", -50.0, 10.0, ("HOMO energy",)),
     PropertySpec("LUMO", "eV", -30.0, 30.0, ("LUMO energy",)),
     PropertySpec("HOMO-LUMO Gap", "eV", 0.0, 50.0, ("gap", "HOMO LUMO gap", "HL gap", "band gap")),
     PropertySpec("SCF Energy", "as in the data (eV, 10^4 eV or Hartree)", -1.0e7, 0.0, ("SCF", "total energy"),
                  note="always negative; the range covers every unit the sources use"),
-    PropertySpec("Log Solubility", "log(mol/L)", -20.0, 5.0, ("ESOL", "solubility", "logS")),
+    PropertySpec("Log Solubility", "log(mol/L)", -20.0, 5.0, ("ESOL", "solubility", "logS"),
+                 refused_kinds=_CONDITIONS | _CONCENTRATIONS),
     PropertySpec("Hydration Free Energy", "kcal/mol", -50.0, 20.0, ("FreeSolv", "SAMPL", "hydration energy")),
-    PropertySpec("LogD", "log units", -15.0, 15.0, ("Lipophilicity", "logD7.4")),
+    PropertySpec("LogD", "log units", -15.0, 15.0, ("Lipophilicity", "logD7.4"), refused_kinds=_CONDITIONS),
 )}
 _BY_KEY = {name_key(alias): spec for spec in PROPERTY_RANGES.values() for alias in (spec.name,) + spec.aliases}
 

@@ -138,18 +138,19 @@ def without_format_characters(text: str) -> str:
     return text if text.isascii() else text.translate(_FORMAT_CHARACTERS)
 
 
-def _without_format(text: str) -> str:
+def without_format_nfkc(text: str) -> str:
     """NFKC of the text without its format characters. Removed first, so that a mark they
-    held apart composes (`e\\u200b\\u0301` is `é`); NFKC makes none."""
+    held apart composes (`e\\u200b\\u0301` is `é`); NFKC makes none. words-v2's
+    normaliser, and IUPAC names' (`molecules.extract_iupac`)."""
     return unicodedata.normalize("NFKC", without_format_characters(text))
 
 
 def _words_v2(text: str) -> List[str]:
-    return _WORDS.findall(_without_format(text).lower())
+    return _WORDS.findall(without_format_nfkc(text).lower())
 
 
 def _words_cased_v2(text: str) -> List[str]:
-    return _WORDS.findall(_without_format(text))
+    return _WORDS.findall(without_format_nfkc(text))
 
 
 TOKENIZERS: Dict[str, Tokenizer] = {
