@@ -28,7 +28,51 @@ from .checks import NONMETALS, check_no_family
 from .errors import MoleculeError, atom_names, rdkit_messages, rdkit_step
 from .sanitize import parse_smiles, sanitize
 
-__all__ = ["apply_smiles", "fold_hydrogens", "label_differences", "map_smiles"]
+__all__ = ["NotTheMolecule", "apply_smiles", "fold_hydrogens", "label_differences", "map_smiles"]
+
+
+class NotTheMolecule(MoleculeError):
+    """A SMILES whose graph is not the structure's (atom or bond counts, connectivity, an
+    element, hydrogens without a place), named with the SMILES, where the structure is and
+    the molecule the structure gives: "SMILES graph does not match the coordinates' graph:
+    its SMILES 'COC' is not the molecule in eth.xyz#0 (bonds perceived from coordinates:
+    CCO)". Was: the detail alone, naming neither the SMILES nor the file. ``where``:
+    "of its coordinates", or where a file reader found them (``at``)."""
+
+    def __init__(self, id: str, said: str, found: str, detail: str, where: str = "of its coordinates",
+                 source: str | None = None):
+        self.said, self.found, self.detail, self.where = said, found, detail, where
+        # the detail first, as before (scripts and tests look for "SMILES has 9 atoms")
+        super().__init__(id, f"{detail}: {said} is not the molecule {where} ({found})", source)
+
+    def at(self, where: str) -> "NotTheMolecule":
+        """The same error, the structure's place named (``where``: "in structs/eth.xyz#0")."""
+        return NotTheMolecule(self.id, self.said, self.found, self.detail, where, self.source)
+
+    def __reduce__(self):  # picklable with its own fields (errors cross process boundaries)
+        return (type(self), (self.id, self.said, self.found, self.detail, self.where, self.source),
+                {"line": self.line})
+
+
+def _found(target: Chem.Mol, perceived: bool) -> str:
+    """The molecule the structure gives, for ``NotTheMolecule``: the file's own bonds, or, for
+    connectivity perceived from coordinates (no bond orders), each heavy atom with the
+    hydrogens the coordinates give it (an atom short of bonds in brackets, ``[CH]1[CH]...``:
+    its bond order was not perceived); without any hydrogen, the heavy-atom skeleton with
+    single bonds."""
+    if not perceived:
+        return f"the file's bonds: {Chem.MolToSmiles(Chem.RemoveHs(target, sanitize=False))}"
+    heavy, kept = _heavy_skeleton(target)
+    has_h = any(a.GetAtomicNum() == 1 for a in target.GetAtoms())
+    for atom, original in zip(heavy.GetAtoms(), kept):
+        atom.SetNoImplicit(has_h)
+        atom.SetNumExplicitHs(_h_count(target, original) if has_h else 0)
+    heavy.UpdatePropertyCache(strict=False)
+    if not has_h:
+        return f"heavy atoms bonded as the coordinates place them, all bonds drawn single: {Chem.MolToSmiles(heavy)}"
+    Chem.AssignRadicals(heavy)  # an atom short of bonds is written in brackets ([CH]): its order is unknown
+    short = any(a.GetNumRadicalElectrons() for a in heavy.GetAtoms())
+    return f"bonds perceived from coordinates{', orders not' if short else ''}: {Chem.MolToSmiles(heavy)}"
 
 
 def _skeleton(mol: Chem.Mol) -> Chem.Mol:
@@ -114,7 +158,8 @@ def _as_matched(template: Chem.Mol, with_h: bool) -> Chem.Mol:
     return Chem.AddHs(work)
 
 
-def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> tuple[Chem.Mol, list[int]]:
+def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool, said: str | None = None,
+               perceived: bool = True) -> tuple[Chem.Mol, list[int]]:
     """Map every template atom onto a target atom with the same element and bonds.
 
     Returns ``(matched, mapping)``: ``matched`` is the template with its hydrogens as the
@@ -134,7 +179,16 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> t
     orders fall on the shorter bonds is taken (``_chosen``); matches the geometry cannot
     tell apart go by the coordinates' atom order. Hydrogens, when given, go with the heavy
     atom they are bonded to, isotope with isotope.
+
+    A mismatch is a ``NotTheMolecule`` naming the SMILES (``said``: "its SMILES 'COC'", the
+    default writes the template's) and the structure's molecule (``perceived``: ``target``
+    holds connectivity perceived from coordinates, no bond orders; else the file's bonds).
     """
+    said = said or f"its SMILES {Chem.MolToSmiles(template)!r}"
+
+    def mismatch(detail: str) -> NotTheMolecule:
+        return NotTheMolecule(id, said, _found(target, perceived), detail)
+
     original = template
     template = _as_matched(template, with_h)
     what = "atoms (with hydrogens)" if with_h else "heavy atoms"
@@ -143,16 +197,16 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> t
     s_skel, s_idx = _heavy_skeleton(template)
     counts = [(m.GetNumAtoms(), m.GetNumBonds()) for m in ((s_all, t_all) if with_h else (s_skel, t_skel))]
     if counts[0][0] != counts[1][0]:
-        raise MoleculeError(id, f"SMILES has {counts[0][0]} {what}, the coordinates {counts[1][0]}")
+        raise mismatch(f"SMILES has {counts[0][0]} {what}, the coordinates {counts[1][0]}")
     if counts[0][1] != counts[1][1]:
-        raise MoleculeError(id, f"SMILES has {counts[0][1]} bonds between {what}, the coordinates "
+        raise mismatch(f"SMILES has {counts[0][1]} bonds between {what}, the coordinates "
                                 f"imply {counts[1][1]}")
     matches = _search(t_skel.GetSubstructMatches, s_skel, uniquify=False, maxMatches=MAX_MATCHES)
     if with_h:  # each heavy atom must carry as many hydrogens in both
         matches = [m for m in matches if all(_h_count(target, t_idx[t]) == _h_count(template, s_idx[s])
                                              for s, t in enumerate(m))]
     if not matches:
-        raise MoleculeError(id, "SMILES graph does not match the coordinates' graph")
+        raise mismatch("SMILES graph does not match the coordinates' graph")
     pos = target.GetConformer().GetPositions() if target.GetNumConformers() else None
     match = _chosen(matches, pos, template, s_idx, t_idx)
     full: list = [None] * template.GetNumAtoms()
@@ -165,10 +219,8 @@ def map_smiles(target: Chem.Mol, template: Chem.Mol, id: str, with_h: bool) -> t
     for s_atom in s_idx:  # element by element
         a, b = template.GetAtomWithIdx(s_atom), target.GetAtomWithIdx(full[s_atom])
         if a.GetAtomicNum() != b.GetAtomicNum():
-            raise MoleculeError(
-                id, f"SMILES atom {_name(a, original)} is not coordinate atom "
-                f"{atom_names([b.GetIdx()], target)}"
-            )
+            raise mismatch(f"SMILES atom {_name(a, original)} is not coordinate atom "
+                           f"{atom_names([b.GetIdx()], target)}")
     return template, full
 
 
@@ -469,7 +521,7 @@ def apply_smiles(mol: Chem.Mol, smiles: str, id: str, has_h: bool) -> tuple[Chem
     mol = _without_ion_contacts(mol, Chem.AddHs(parsed) if has_h else parsed)  # a metal's H is a bond ([NaH])
     # the template as matched: hydrogens added (coordinates with them), or the SMILES' own [H]
     # atoms folded into counts (coordinates without: `fold_hydrogens`)
-    template, mapping = map_smiles(mol, parsed, id, with_h=has_h)
+    template, mapping = map_smiles(mol, parsed, id, with_h=has_h, said=f"its SMILES {smiles!r}")
     Chem.Kekulize(template, clearAromaticFlags=True)
     rw = Chem.RWMol(mol)
     for t_atom in template.GetAtoms():

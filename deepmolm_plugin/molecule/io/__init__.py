@@ -19,10 +19,13 @@ finishing steps (checks, fragments, size cap, 3D policy: ``finish.py``, ``policy
 ``.pdb``    One molecule per file (first MODEL, noted). Bonds and bond orders from the
             CONECT records (RDKit writes a double bond as a repeated CONECT pair); a PDB
             without CONECT records, or whose CONECT records hold no bond orders and leave
-            atoms short, gets bonds perceived from coordinates, as for XYZ (``pdb.py``).
+            atoms short, or leave an atom short beside the file's H atoms, gets bonds
+            perceived from coordinates, as for XYZ (``pdb.py``).
 ``.smi``    One ``SMILES [|cxsmiles|] [id]`` per line; blank lines and ``#`` comments
 ``.txt``    skipped; the first other line is a header if its first word is ``smiles``.
-            Id: the words after the SMILES, else ``file#line`` (``smiles.py``).
+            Id: the words after the SMILES, else ``file#line`` (``smiles.py``). Another
+            format saved so (XYZ, molfile, MOL2, PDB, a table whose header names a
+            ``smiles`` column: ``id,smiles``) is one error for the file naming it.
 ``.csv``    Column ``smiles`` (any case); id from the first of ``id, name, cid,
             compound_id`` (any case), else ``file#row``; a column named twice, or a row
             of another width than the header, is an error (``csv.py``).
@@ -42,7 +45,11 @@ SDF, SMILES and CSV files are streamed (data sets can be large); the others are 
 whole. Bad records: a ``MoleculeError`` naming the record and the reason (RDKit's own
 message included): unparseable text, a truncated record, a count line that disagrees with
 the atom lines, sanitisation/valence errors, a SMILES field that does not match the
-coordinates, and the structure checks of ``checks.py``. A file with no records at all is
+coordinates (naming the SMILES, the file and the molecule it gives:
+``matching.NotTheMolecule``), and the structure checks of ``checks.py``. A file that gives
+hydrogens as atoms but leaves an atom short of bonds (RDKit would give it implicit H) lost
+bond orders or charges: the SDF and MOL2 record fails naming the atoms, a PDB gets its bonds
+from the coordinates (``base.short_beside_hydrogens``; was: read as another molecule). A file with no records at all is
 one error. ``read_structures`` yields the error and goes on with the next record
 (``errors='raise'`` raises it instead).
 """

@@ -16,10 +16,11 @@ from typing import Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Sequ
 import numpy as np
 from rdkit import Chem
 
-from ..errors import MoleculeError
+from ..errors import MoleculeError, atom_names
 
-__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "check_ascii", "check_control", "control_problem", "reader_for",
-           "register_reader", "title_of", "unknown_format"]
+__all__ = ["READERS", "ParsedStructure", "ReaderSpec", "atoms_named", "check_ascii", "check_control",
+           "check_hydrogens_kept", "control_problem", "reader_for", "register_reader", "short_beside_hydrogens",
+           "title_of", "unknown_format"]
 
 
 @dataclass
@@ -183,3 +184,49 @@ def check_control(lines: Sequence[str], id: str, field_of: Callable[[int], str],
     for n, line in enumerate(lines, first):
         if _CONTROL.search(line):  # `field_of` is asked only then: it may look around the line
             raise MoleculeError(id, f"line {n}{counted_in}: {control_problem(line, field_of(n))}")
+
+
+def _plain_hydrogens(atom: Chem.Atom) -> int:
+    """How many hydrogen atoms of the file are bonded to ``atom`` (D and T not counted: a
+    labelled hydrogen is an atom in any file, next to implicit ones, as in CHD)."""
+    return sum(n.GetAtomicNum() == 1 and not n.GetIsotope() for n in atom.GetNeighbors())
+
+
+def atoms_named(indices: Sequence[int], mol: Chem.Mol) -> str:
+    """'atom O4' or 'atoms C5, C6' (``errors.atom_names``, with the word in number)."""
+    return f"{'atom' if len(indices) == 1 else 'atoms'} {atom_names(indices, mol)}"
+
+
+def short_beside_hydrogens(mol: Chem.Mol, short: Optional[Sequence[int]] = None) -> list[int]:
+    """The heavy atoms of a sanitised file molecule that are short of bonds although the file
+    gives hydrogens as atoms: the file lost bond orders (a converter that writes every bond
+    single) or charges (an SDF without its 'M  CHG' line), and RDKit filled the gap with
+    implicit hydrogens (benzoic acid read as cyclohexane-methanediol, acetate as acetic acid).
+    ``short``: the atoms short of bonds (default: those RDKit gives implicit H; MOL2, which
+    gets none, passes its radicals). Suspect is a short atom that has hydrogen atoms itself,
+    or any short atom when the file gives every carbon's hydrogens (a carbon with H atoms and
+    no carbon short: the acetate's O). Files with polar hydrogens only, or a drawing's
+    stereo H, are not suspect: their carbons are short and have no H atoms. The one rule of
+    the SDF, MOL2 and PDB readers; was: PDB only, and only when its CONECT records repeated
+    no pair."""
+    if short is None:
+        short = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1 and a.GetNumImplicitHs()]
+    if not short:
+        return []
+    carbons = [a for a in mol.GetAtoms() if a.GetAtomicNum() == 6]
+    all_given = (any(_plain_hydrogens(a) for a in carbons)
+                 and not any(a.GetIdx() in short for a in carbons))
+    return [i for i in short if all_given or _plain_hydrogens(mol.GetAtomWithIdx(i))]
+
+
+def check_hydrogens_kept(mol: Chem.Mol, id: str, lost: str, short: Optional[Sequence[int]] = None) -> None:
+    """A ``MoleculeError`` naming the atoms of ``short_beside_hydrogens``, if any; ``lost``:
+    what the file likely lost, in its format's words ("bond orders (bond types written 1)").
+    Was: the record was read, silently, as another molecule (SDF), or told to "give all
+    hydrogens" (MOL2)."""
+    suspect = short_beside_hydrogens(mol, short)
+    if suspect:
+        are = "is" if len(suspect) == 1 else "are"
+        raise MoleculeError(id, f"{atoms_named(suspect, mol)} {are} short of bonds though the file gives hydrogens "
+                                f"as atoms: it lost {lost}, and would be read as another molecule; write the file "
+                                "again with its bond orders and charges")

@@ -11,7 +11,8 @@ Two things RDKit's MOL2 reader does silently fail the record here:
 - it adds no hydrogens: an atom short of its hydrogens (heavy-atom or polar-hydrogen-only
   files, as docking tools write) becomes a radical, and without any hydrogen it guesses
   charges (ethanol read as ``[C][C][O-]``). MOL2 cannot mark radicals, so a radical, or a
-  charge guessed without hydrogens, is an error.
+  charge guessed without hydrogens, is an error; one beside the file's hydrogen atoms names
+  the bond orders the file lost (``base.check_hydrogens_kept``, the SDF and PDB readers' rule).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from ..sanitize import sanitize
-from .base import ParsedStructure, check_control, register_reader
+from .base import ParsedStructure, check_control, check_hydrogens_kept, register_reader
 
 __all__ = ["read_mol2"]
 
@@ -46,8 +47,12 @@ def _check_counts(block: str, id: str) -> None:
 
 
 def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str]) -> None:
-    """Radicals, or charges RDKit guessed without hydrogens: see the module docstring."""
+    """Radicals, or charges RDKit guessed without hydrogens: see the module docstring. A
+    radical beside the file's hydrogen atoms (``base.check_hydrogens_kept``, MOL2's short
+    atoms being its radicals) is a bond order lost, not a hydrogen (was: "give all hydrogens"
+    to a file that gave them all and wrote every bond as 1)."""
     radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
+    check_hydrogens_kept(mol, id, "bond orders (bond types written 1)", short=radicals)
     if radicals:
         raise MoleculeError(id, f"atoms {atom_names(radicals, mol)} lack bonds or hydrogens (RDKit's MOL2 reader adds no "
                                 "hydrogens, and MOL2 cannot mark radicals): give all hydrogens, or use SDF")

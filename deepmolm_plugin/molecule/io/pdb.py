@@ -4,8 +4,10 @@ Bonds and bond orders come from the CONECT records (RDKit writes a double bond a
 repeated CONECT pair). CONECT records that repeat no pair may hold no bond orders (the
 wwPDB and most programs write each bond once): RDKit read every bond as single and filled
 the valences with implicit hydrogens (paracetamol became a cyclohexane). So when such
-single bonds leave any atom short (it gets implicit hydrogens), the file, like one
-without CONECT records, gets its bonds perceived from the coordinates later, as for XYZ
+single bonds leave any atom short (it gets implicit hydrogens), or when CONECT records
+with a repeated pair leave an atom short beside the file's hydrogen atoms
+(``base.short_beside_hydrogens``), the file, like one without CONECT records, gets its
+bonds perceived from the coordinates later, as for XYZ
 (all hydrogens needed), with the total of the file's formal charges. A file with several
 MODELs gives the first, with a note; so do alternate locations (RDKit reads blank and
 `A`; an atom none of whose locations is `A` is an error, RDKit dropped it). Id: the title
@@ -21,7 +23,8 @@ from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from ..sanitize import sanitize
-from .base import ParsedStructure, check_ascii, check_control, register_reader, title_of
+from .base import (ParsedStructure, atoms_named, check_ascii, check_control, register_reader,
+                   short_beside_hydrogens, title_of)
 
 __all__ = ["read_pdb"]
 
@@ -36,6 +39,24 @@ def _has_bond_orders(conect: list[str]) -> bool:
         if len(set(partners)) < len(partners):
             return True
     return False
+
+
+def _lost_orders(mol: Chem.Mol, conect: list[str]) -> Optional[str]:
+    """Why the CONECT records' bonds cannot be trusted, or None. Without a repeated pair,
+    single bonds are right only if they and the file's hydrogens fill every valence: an atom
+    RDKit gives implicit H lost a bond order. With one, an atom short of bonds beside the
+    file's hydrogen atoms (``base.short_beside_hydrogens``) lost one all the same: a writer
+    that repeats only some double bonds (was: one repeated C=O pair made the whole file
+    trusted, and the aromatic ring of benzoic acid became a cyclohexane)."""
+    if not _has_bond_orders(conect):
+        if any(a.GetNumImplicitHs() for a in mol.GetAtoms()):
+            return "CONECT records hold no bond orders (no repeated pair) and leave atoms short of bonds"
+        return None
+    suspect = short_beside_hydrogens(mol)
+    if suspect:
+        return (f"CONECT records leave {atoms_named(suspect, mol)} short of bonds although the file gives "
+                "hydrogen atoms (bond orders lost)")
+    return None
 
 
 def _alternate_locations(lines: list[str], id: str) -> list[str]:
@@ -89,13 +110,11 @@ def read_pdb(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[Par
         conect = [line for line in lines if line.startswith("CONECT")]
         if conect:
             notes += sanitize(mol, id, max_heavy)
-            # Without a repeated pair, single bonds are right only if they and the file's
-            # hydrogens fill every valence: an atom RDKit gives implicit H lost a bond order.
-            if _has_bond_orders(conect) or not any(a.GetNumImplicitHs() for a in mol.GetAtoms()):
+            lost = _lost_orders(mol, conect)
+            if lost is None:
                 yield ParsedStructure(0, id, mol=mol, notes=notes)
                 return
-            notes.append("CONECT records hold no bond orders (no repeated pair) and leave atoms short of "
-                         "bonds: bonds perceived from coordinates")
+            notes.append(f"{lost}: bonds perceived from coordinates")
     except MoleculeError as error:
         yield ParsedStructure(0, error.id, error=error)
         return

@@ -17,6 +17,7 @@ from ..builders import from_atoms, from_smiles
 from ..conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
 from ..errors import MoleculeError
 from ..finish import finish
+from ..matching import NotTheMolecule
 from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
 from .base import ParsedStructure, control_problem, reader_for
@@ -172,7 +173,7 @@ def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | No
     """The record of one parsed item; its own error as it is. ``fallback``: the id
     (``file#index``) of a record whose name cannot be one."""
     if parsed.error is not None:
-        return parsed.error
+        return _placed(parsed.error, source)  # an SDF field that is not the record's molecule
     # A name (SDF title, MOL2 name, PDB title, SMILES-list or CSV id) holding a NUL or another
     # control character: was the record's id wherever the file had it ('m\x001990' reached
     # output names and JSON), or the whole file refused when it was in the first 64 KiB.
@@ -188,6 +189,16 @@ def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | No
     if parsed.mol is not None:
         return finish(parsed.mol, parsed.id, source, notes, **options)
     if parsed.elements is not None:
-        return from_atoms(parsed.elements, parsed.coords, parsed.id, smiles, parsed.charge, source,
-                          notes, **options)
+        try:
+            return from_atoms(parsed.elements, parsed.coords, parsed.id, smiles, parsed.charge, source,
+                              notes, **options)
+        except NotTheMolecule as error:
+            return _placed(error, source)
     return from_smiles(parsed.smiles, parsed.id, source, **options)
+
+
+def _placed(error: MoleculeError, source: str) -> MoleculeError:
+    """``error``, a SMILES that is not the record's molecule naming the file and record it is
+    in (``source``; `matching` knows the record's id only: was "SMILES graph does not match
+    the coordinates' graph", naming neither)."""
+    return error.at(f"in {source}") if isinstance(error, NotTheMolecule) else error

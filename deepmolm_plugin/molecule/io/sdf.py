@@ -7,6 +7,9 @@ second as bad data; `molfile_starts`) fails too, and counts as two records. Opti
 ``smiles_field`` names a data field holding the record's SMILES, which
 is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record, and so do
 stereo or isotopes it states that the file contradicts: ``matching.label_differences``).
+A record that gives hydrogens as atoms but has atoms short of bonds (RDKit would give them
+implicit H) lost bond orders or charges and fails (``base.check_hydrogens_kept``; was: read
+as another molecule, benzoic acid with single bonds as cyclohexane-methanediol).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from rdkit import Chem
 from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
 from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
-from .base import ParsedStructure, check_ascii, check_control, control_problem, register_reader, title_of
+from .base import (ParsedStructure, check_ascii, check_control, check_hydrogens_kept, control_problem, register_reader,
+                   title_of)
 
 __all__ = ["check_molfile_control", "molfile_starts", "numbered_blocks", "parse_sdf_block", "read_sdf", "sdf_blocks"]
 
@@ -140,6 +144,10 @@ def check_counts(table: list, id: str) -> None:
                                 f"table has {len(table)} lines")
 
 
+# what a molfile whose atoms are short of bonds beside its hydrogen atoms lost (`check_hydrogens_kept`)
+_LOST = "bond orders (bonds written single) or charges (an 'M  CHG' line)"
+
+
 def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
     if not mol.HasProp(smiles_field):
         raise MoleculeError(id, f"SDF field {smiles_field!r} missing")
@@ -147,7 +155,8 @@ def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
     if problem:  # the field as named (the SMILES check said only "SMILES ... has a control character")
         raise MoleculeError(id, problem)
     template, _ = parse_smiles(mol.GetProp(smiles_field), id)
-    map_smiles(mol, template, id, with_h=False)
+    map_smiles(mol, template, id, with_h=False, perceived=False,
+               said=f"its SDF field {smiles_field!r} ({mol.GetProp(smiles_field)!r})")
     differ = label_differences(mol, template)
     if differ:  # "verified" must mean the stereo and isotopes it states too
         raise MoleculeError(id, f"SDF field {smiles_field!r} contradicts the file's atoms: {'; '.join(differ)}")
@@ -163,6 +172,7 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
         try:
             id, mol, notes = parse_sdf_block(block, id)
             notes += sanitize(mol, id, max_heavy)
+            check_hydrogens_kept(mol, id, _LOST)
             if smiles_field:
                 notes += _verify_field(mol, id, smiles_field)
             if mol.GetNumConformers() == 0:

@@ -10,7 +10,9 @@ fails every record).
 A file of another structure format saved as ``.txt`` (or ``.smi``) is one error for the
 file, naming the format and its suffix: an XYZ file (a first line that is only an atom
 count), an MDL molfile (a ``V2000``/``V3000`` count line among the first four lines),
-MOL2 (``@<TRIPOS>``) or PDB (a first line starting with a PDB record name). Read as
+MOL2 (``@<TRIPOS>``), PDB (a first line starting with a PDB record name), or a table whose
+header names a ``smiles`` column, separated by commas, semicolons or tabs (``id,smiles``:
+was one "unparseable SMILES" per row; ``smiles<TAB>id`` is a SMILES list's header). Read as
 SMILES lines, some of their lines parsed: ``O 0.0 0.0 0.0`` gave an oxygen atom named
 ``0.0 0.0 0.0``. For the same reason a line that is an element symbol and three numbers
 (an XYZ atom line) fails as that, not as the element's SMILES.
@@ -22,6 +24,7 @@ import itertools
 import re
 from typing import Iterator, Optional, Sequence
 
+from ...csv_table import columns_named
 from ..errors import MoleculeError
 from .base import ParsedStructure, register_reader
 
@@ -44,6 +47,29 @@ def other_format(head: Sequence[str]) -> Optional[str]:
         return "a Tripos MOL2 file (@<TRIPOS> sections): name it .mol2"
     if first and head[0][:6].rstrip() in _PDB_RECORDS:
         return f"a PDB file (a {head[0][:6].rstrip()} record): name it .pdb"
+    return _table(head)
+
+
+# a table's separators, as `_table` names them ("a CSV" is what the .csv reader reads)
+_SEPARATORS = {",": "a CSV", ";": "a semicolon-separated table", "\t": "a tab-separated table"}
+
+
+def _table(head: Sequence[str]) -> Optional[str]:
+    """'a CSV (header 'id,smiles'): name it .csv' when the first line that is not blank or a
+    comment is a table's header naming a ``smiles`` column (any case, as the .csv reader
+    finds it: ``csv_table.columns_named``) that the SMILES-list reader would not take for its
+    header (a first word ``smiles``): then every row failed as an "unparseable SMILES" ('a1,CCO'),
+    one failure line per row of an Excel export. A tab-separated ``smiles<TAB>id`` header is a
+    SMILES list's own and is not matched."""
+    line = next((line for line in head if line.strip() and not line.lstrip().startswith("#")), "")
+    if line.split()[:1] and line.split()[0].lower() == "smiles":
+        return None
+    for separator, what in _SEPARATORS.items():
+        fields = [field.strip().strip('"\'') for field in line.split(separator)]
+        if len(fields) > 1 and columns_named(fields, "smiles"):
+            shown = line.strip()[:60]
+            fix = "name it .csv" if separator == "," else "save it as a comma-separated .csv"
+            return f"{what} (header {shown!r}): {fix}"
     return None
 
 
