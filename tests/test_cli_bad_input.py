@@ -79,6 +79,10 @@ def make_inputs(root: Path) -> dict:
     model = root / "model"  # stands in for a checkpoint folder: never loaded by a bad-input case
     model.mkdir()
     (model / "config.json").write_text("{}")
+    # its tokenizer is: the training launcher refuses one without a vocabulary up front (twelfth round)
+    from tiny_models import make_tiny_tokenizer
+
+    make_tiny_tokenizer(model)
     f["model"] = model
     llm = root / "llm-only"  # a language model's folder (no vision tower), also never loaded
     llm.mkdir()
