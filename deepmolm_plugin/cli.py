@@ -29,7 +29,9 @@ is refused and asked again (the host would make a second image slot and crash).
 `--dtype` (default auto: `deepmolm_plugin.dtypes`, whose choice is printed once) is the dtype
 the model is loaded in; for a checkpoint the host's own loader takes, only auto (exit 2 else).
 `--max-new-tokens` (default 512) is at most the GUI's limit, the model's context and 1024:
-more is set to it, with a note.
+more is set to it, with a note. Each reply gets at most the positions the context leaves
+after its prompt (the model's `generate` caps it); one that stops there is followed by a
+`note:` line saying it may be cut short.
 In a terminal, a question pasted as several lines is one question, its lines joined with
 newlines (`joining_pasted_lines`); piped stdin is one question per line. An empty
 line or Ctrl-D ends the chat (the host's "exit..."); Ctrl-C (or SIGTERM), at the prompt,
@@ -180,7 +182,8 @@ def new_tokens_for(given: Optional[int], config) -> int:
     GUI's limit for the model with `config` (`gui.chat.max_new_tokens_limit`: its context,
     `tokenizer_model_max_length`, and MAX_NEW_TOKENS). A given number past it is set to it with
     a note on stderr. Was: taken as given (5000 on a 256-token model), and the default 512 was
-    twice that model's context."""
+    twice that model's context. Each reply then gets at most the room its prompt leaves (the
+    model's `generate`: `LlavaQwen2ForCausalLM.new_tokens_within_context`)."""
     import types
 
     limit = max_new_tokens_limit(types.SimpleNamespace(config=config))  # the rule reads only session.config
@@ -197,7 +200,8 @@ def new_tokens_within_context(given: Optional[int], config) -> Optional[int]:
     """Batch eval's --max-new-tokens: `given`, at most the model's context (`model_context`),
     set to it with a note on stderr. No GUI limit here: a long description may need more than
     the GUI's MAX_NEW_TOKENS. Not given (None): the host's own default stays. Was: taken as
-    given (5000 on a 256-token model)."""
+    given (5000 on a 256-token model). Either way the model lowers it per question to the
+    room its context leaves after the prompt (`LlavaQwen2ForCausalLM.new_tokens_within_context`)."""
     context = model_context(config)
     if given is None or context is None or given <= context:
         return given
@@ -220,7 +224,8 @@ def molecule_resolver(policy: str, model_path: str):
     from deepmolm_plugin.molecule.inputs import InputResolver, model_limits
 
     limits = model_limits(usage.model_config(model_path, "--model-path") or {})  # checked by model_depiction_settings
-    return InputResolver(policy=policy, first_of_many=True, kind="molecule", limits=limits)
+    return InputResolver(policy=policy, first_of_many=True, kind="molecule", limits=limits,
+                         option_names={"image": "--image-file", "smiles": "--smiles", "structure": "--structure"})
 
 
 def molecule_fields(smiles: Optional[str], structure: Optional[str]) -> dict:
@@ -280,8 +285,10 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
     and images in the model's dtype; with `do_sample=False`, without the sampling-only flags.
     `processed["images"]`: the image processor's own tensor, which replaces the host's copy of
     it (see `loader_binding_inputs`). A prompt longer than the model's context is said on
-    stderr and answered with nothing, and the chat goes on."""
-    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong
+    stderr and answered with nothing, and the chat goes on. A reply that stops at the end of
+    the model's context (the model caps new tokens there) is followed by a note on stderr
+    (`say_context_end`; was: the cap was the whole context, and the reply ran on past it)."""
+    from deepmolm_plugin.model.llava_qwen2 import PromptTooLong, takes_context_end
 
     answered = []  # one entry per reply generated: their turns are in every later prompt
 
@@ -296,14 +303,18 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
                 raise RuntimeError("generate got a molecule_fp of its own and the CLI's molecule")
             kwargs["molecule_fp"] = molecule_fp
         kwargs.update(tiles or {})
+        if takes_context_end(generate):
+            kwargs["on_context_end"] = say_context_end
         try:
             output = generate(inputs, *args, **kwargs)
         except PromptTooLong as e:  # said, and the chat goes on: the question is left out of the history
             start = without_reply_label()
             if answered:  # earlier turns are in the prompt: "ask a shorter question" alone did not say
                 # that they count (when they fill it, every later question was refused with it)
+                # (a prompt that exactly fills the context is refused too: no position is left for the reply)
+                fills = "more than" if e.positions > e.limit else "all of"
                 print(f"{start}error: this question with the chat's earlier turns is {e.positions} positions long, "
-                      f"more than this model's context of {e.limit}: ask a shorter question, or end the chat (an "
+                      f"{fills} this model's context of {e.limit}: ask a shorter question, or end the chat (an "
                       "empty line) and start a new one", file=sys.stderr)
             else:
                 print(f"{start}error: {e}", file=sys.stderr)
@@ -312,6 +323,14 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
         return output
 
     return wrapper
+
+
+def say_context_end(new_tokens: int, context: int) -> None:
+    """The note after a reply the model's context cut (the model's `on_context_end`)."""
+    print(f"note: the reply stopped at the end of this model's context of {context} positions "
+          f"({context - new_tokens} for the prompt: the image, the question and any earlier turns; {new_tokens} for "
+          "the reply): it may be cut short; ask a shorter question, or end the chat (an empty line) and start a new "
+          "one", file=sys.stderr)
 
 
 def without_reply_label() -> str:
@@ -700,6 +719,10 @@ def main(argv=None) -> None:
             args.image_file = resolved.image
             if uses_molecules:
                 molecule_fp = resolved.molecule_fp.unsqueeze(0)  # (1, atoms, levels)
+                # --image-file is the picture, the molecule gives the tokens: said (was: not a word)
+                note = resolver.given_image_note(fields, name)
+                if note:
+                    print(f"note: {note}", file=sys.stderr)
         stack.enter_context(loader_binding_inputs(host_cli, molecule_fp, args.image_file))
         stack.enter_context(loading_in_dtype(args.dtype))  # the host passes the loader no dtype
         stack.enter_context(questions_without_placeholder(host_cli))

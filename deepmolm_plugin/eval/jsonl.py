@@ -15,13 +15,20 @@ import json
 import os
 import unicodedata
 from pathlib import Path
-from typing import List, Optional, Sequence, Type
+from typing import List, Optional, Sequence, Tuple, Type
 
 from ..usage import RepeatedKeyError, json_loads_unique, surrogate_problem
 
 
 def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_id",),
                error: Type[Exception] = ValueError) -> List[dict]:
+    return [row for _, row in numbered_jsonl(path, required, error)]
+
+
+def numbered_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_id",),
+                   error: Type[Exception] = ValueError) -> List[Tuple[int, dict]]:
+    """`read_jsonl`'s rows with their line numbers in the file (blank lines counted), for
+    messages that name a row found wrong later (a question_id given twice)."""
     rows = []
     # Bytes, decoded line by line: a text handle would fail on a bad byte with a
     # UnicodeDecodeError naming neither the file nor the line.
@@ -46,7 +53,7 @@ def read_jsonl(path: "str | os.PathLike", required: Sequence[str] = ("question_i
                 raise error(f"{path}, line {number}: {problem}")
             if "question_id" in required and question_id_problem(row["question_id"]):
                 raise error(f"{path}, line {number}: {question_id_problem(row['question_id'])}")
-            rows.append(row)
+            rows.append((number, row))
     return rows
 
 

@@ -12,7 +12,9 @@ uses molecules (fusion, concat) needs one on every line; for other models the fi
 serve to draw missing images. Lines are resolved by the input resolver that training,
 the chat CLI and the GUI use (`deepmolm_plugin.molecule.inputs`): a line without `image`
 gets its molecule's depiction, written once to `renders/` next to the answers file under
-the resolver's name for it (a digest of what is drawn).
+the resolver's name for it (a digest of what is drawn). A line with its own `image` and a
+molecule gets that image as its picture and the molecule's tokens, which are not checked
+against each other: one `note:` line says so, naming the first such question.
 
 A question that cannot be asked is reported and left out, and the others are answered:
 its molecule or image is bad (found before the model loads), or its prompt is longer than
@@ -42,7 +44,10 @@ own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound aroun
 - devices: the host hard-codes `.cuda()`/`.half()`; without CUDA,
   `patches.eval_device` maps them to the model's device and dtype for the run. Images
   reach `generate` in the model's dtype in any case (as in `deepmolm_plugin.cli`).
-- `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it. Each answer
+- `--max-new-tokens`: the host hard-codes 1024; when given, ours replaces it. Either is
+  lowered by the model to the positions its context leaves after the question's prompt
+  (was: a 250-position prompt on a 256-position model got 1024 more, silently); an answer
+  that stops there is named in a `note:` line and counts as capped. Each answer
   line's `metadata.capped` says whether generation stopped at that cap (as many new tokens,
   the last no end token, no `answer_stop` separator reached): such an answer may end
   mid-number, which the report scores invalid (was: not recorded; null for a killed run's
@@ -99,7 +104,7 @@ from ..cli import (CONFORMER_POLICIES, add_dtype_option, images_in_dtype, keepin
 from ..data.prompts import question_problem
 from ..molecule.inputs import InputError
 from . import resume
-from .jsonl import aux_path, failures_path, json_kind, read_jsonl
+from .jsonl import aux_path, failures_path, json_kind, numbered_jsonl
 
 if TYPE_CHECKING:  # torch loads after the arguments are checked (bad input fails in a second)
     import torch
@@ -156,21 +161,33 @@ def build_parser() -> argparse.ArgumentParser:
 def read_questions(path: str) -> List[dict]:
     """The question file's JSON lines (blank lines skipped); a bad line names its number,
     a bad field its question_id. Ids are unique: answers are matched to references by id."""
-    questions = read_jsonl(path, required=("question_id", "text"), error=EvalInputError)
-    seen = set()
-    for line in questions:
-        qid = line["question_id"]  # a string or an integer (read_jsonl checks it)
+    numbered = numbered_jsonl(path, required=("question_id", "text"), error=EvalInputError)
+    seen = {}  # question_id as text -> (its first line number, its id as written there)
+    for number, line in numbered:
+        qid = line["question_id"]  # a string or an integer (numbered_jsonl checks it)
         if str(qid) in seen:  # as text: the report matches answers to references by str(question_id)
-            raise EvalInputError(f"{path}: question_id {qid!r} appears twice (as text; its answers could not be "
-                                 "told apart)")
-        seen.add(str(qid))
+            raise EvalInputError(duplicate_id_message(path, seen[str(qid)], (number, qid)))
+        seen[str(qid)] = (number, qid)
         text = line["text"]
         if not isinstance(text, str):
             raise QuestionError(qid, f"`text` is a JSON {json_kind(text)}, not a string")
         problem = question_problem(text)  # the host prepends the placeholder itself
         if problem:
             raise QuestionError(qid, f"`text` {problem}")
-    return questions
+    return [line for _, line in numbered]
+
+
+def duplicate_id_message(path: str, first: tuple, second: tuple) -> str:
+    """The refusal of a question_id given twice, `first` and `second` its (line number, id as
+    written): both lines, and both spellings where they differ (1 and "1" are one id as text).
+    Was: "question_id '1' appears twice", no line named, the integer shown as a string."""
+    (line_a, id_a), (line_b, id_b) = first, second
+    where = f"{path}, lines {line_a} and {line_b}"
+    said = "; its answers could not be told apart"
+    a, b = (json.dumps(qid, ensure_ascii=False) for qid in (id_a, id_b))  # as the file spells them
+    if a != b:
+        return f"{where}: question_id {a} and {b} are one id as text (question_id {str(id_b)!r} appears twice{said})"
+    return f"{where}: question_id {a} appears twice{said}"
 
 
 def check_image(qid, path: str, config, folder: Optional[str] = None) -> None:
@@ -234,21 +251,37 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         print(f"note: {note}", file=sys.stderr)
     uses_molecules = projector_uses_molecules(config)
     prepared, inputs = [], []
+    image_notes = []  # (question_id, note): questions whose own image is the picture beside their molecule's tokens
     for line in questions:
         try:
-            line, question = _prepare_question(line, image_folder, config, resolver, graphs, uses_molecules)
+            asked, question = _prepare_question(line, image_folder, config, resolver, graphs, uses_molecules)
         except QuestionError as e:
             if failures is None:
                 raise
             record_failure(failures, e)
             continue
-        prepared.append(line)
+        prepared.append(asked)
         inputs.append(question)
+        note = resolver.given_image_note(line, str(question.question_id)) if uses_molecules else None
+        if note:
+            image_notes.append((question.question_id, note))
+    print_image_notes(image_notes)
     without = [str(q.question_id) for q in inputs if graphs is not None and q.graph is None]
     if without:  # the head is auxiliary: such questions were refused, though the model answers them
         print(f"note: {len(without)} question(s) have no `smiles` or `structure` for the property head's graph "
               f"(e.g. {without[0]!r}): answered without its prediction", file=sys.stderr)
     return prepared, inputs
+
+
+def print_image_notes(notes: List[tuple]) -> None:
+    """One note for the questions whose picture is their own `image` while their tokens come
+    from their molecule (`InputResolver.given_image_note`), naming the first: a file of
+    thousands of such lines (eval.questions copies both) gets one line, not thousands."""
+    if not notes:
+        return
+    qid, note = notes[0]
+    many = f"{len(notes)} questions give their own `image` beside their molecule; e.g. " if len(notes) > 1 else ""
+    print(f"note: {many}question {qid!r}: {note}", file=sys.stderr)
 
 
 def record_failure(failures: List[dict], error: "QuestionError") -> None:
@@ -332,12 +365,15 @@ class QuestionInputs:
         return question
 
     def bind(self, generate):
-        from ..model.llava_qwen2 import PromptTooLong
+        from ..model.llava_qwen2 import PromptTooLong, takes_context_end
 
         @functools.wraps(generate)
         def wrapper(inputs=None, *args, **kwargs):
             question = self.next_question(kwargs.get("image_sizes"))
             without_sampling_flags(kwargs)
+            context_end = []  # the new tokens the context left, when the answer stopped there
+            if takes_context_end(generate):
+                kwargs["on_context_end"] = lambda new_tokens, context: context_end.append((new_tokens, context))
             kwargs.update(tile_arguments(self.image_processor, question.image, self.model))
             if self.max_new_tokens is not None:
                 kwargs["max_new_tokens"] = self.max_new_tokens
@@ -355,8 +391,16 @@ class QuestionInputs:
                     self.aux_predictions.append({"question_id": question.question_id, "aux_properties": predicted[0]})
                 output_ids = generate(inputs, *args, **kwargs)
                 answer_ids = self.cut_at_stop(output_ids)
-                self.capped[str(question.question_id)] = self.stopped_at_cap(
-                    output_ids, answer_ids, kwargs.get("max_new_tokens"))
+                # the model lowers the cap to the room its context leaves (was: 1024 after a 250-position prompt
+                # on a 256-position model, stored as a whole answer, metadata.capped false)
+                cap = context_end[0][0] if context_end else kwargs.get("max_new_tokens")
+                capped = self.stopped_at_cap(output_ids, answer_ids, cap)
+                self.capped[str(question.question_id)] = capped
+                if context_end and capped:
+                    new_tokens, context = context_end[0]
+                    print(f"note: question {question.question_id!r}: the answer stopped at the end of the model's "
+                          f"context of {context} positions ({context - new_tokens} for the prompt, {new_tokens} for "
+                          "the answer): it may be cut short (metadata.capped is true)", file=sys.stderr)
                 return answer_ids
             except PromptTooLong as e:
                 error = QuestionError(question.question_id, str(e))
@@ -532,26 +576,23 @@ def run(args: argparse.Namespace) -> None:
 
     model_path = os.path.expanduser(args.model_path)
     config = read_config(model_path)  # a CheckpointError naming its config.json (was AutoConfig's traceback)
-    try:
-        usage.vision_model(config, args.model_path, "--model-path")
-    except usage.UsageError as e:
-        raise EvalInputError(str(e)) from e
+    # Option errors found in the model's config are UsageErrors: `main` says them as every other option
+    # error, exit status 2 with the program's name (was: exit 1, "error: ..." alone).
+    usage.vision_model(config, args.model_path, "--model-path")
     unsupported = unsupported_load_options(args.model_base)
     if unsupported and model_type_of(model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:
-        raise EvalInputError(f"--model-base: {unsupported}")
-    try:
+        raise usage.UsageError(f"--model-base: {unsupported}")
+    try:  # an option error (exit 2, naming the option), as in the chat (was: exit 1, "error: conversation mode ...")
         args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(model_path))
     except ValueError as e:
-        raise EvalInputError(str(e)) from e
+        raise usage.UsageError(f"--conv-mode: {e}") from e
     note = conv_mode_note(args.conv_mode, config)  # an explicit mode other than the trained one
     if note:
         print(note, file=sys.stderr, flush=True)
     # before the run settings are read: --resume compares the cap the answers were made with
     args.max_new_tokens = new_tokens_within_context(args.max_new_tokens, config)
-    try:  # "auto" resolved (and said once) here: the dtype is a run setting, which --resume compares
-        args.dtype = launcher_dtype(args.dtype, model_type_of(model_path))
-    except usage.UsageError as e:
-        raise EvalInputError(str(e)) from e
+    # "auto" resolved (and said once) here: the dtype is a run setting, which --resume compares
+    args.dtype = launcher_dtype(args.dtype, model_type_of(model_path))
     run_host_eval(host, args, config)
 
 
@@ -833,12 +874,15 @@ def main(argv=None) -> None:
     # One run per answers file: two runs on one --answers-file removed each other's failures
     # and partial files and wrote one file of both (`<answers>.lock` beside it; was: no lock).
     # run_eval.sh's chunks write answers files of their own: its OUT lock is not taken here.
-    lock = usage.checked(parser, lambda a: output_lock.hold(
-        output_lock.file_lock(os.path.expanduser(a.answers_file), "model_vqa")), args)
+    answers_lock = output_lock.file_lock(os.path.expanduser(args.answers_file), "model_vqa")
+    made = missing_folders(answers_lock.path.parent)  # created by `hold`; removed again if the run leaves them empty
+    lock = usage.checked(parser, lambda a: output_lock.hold(answers_lock), args)
     from ..molecule.inputs import OutputWriteError
 
     try:
         run(args)
+    except usage.UsageError as e:  # an option found wrong once the model's config is read (--conv-mode)
+        usage.fail(parser.prog, e)
     except (EvalInputError, CheckpointError) as e:  # CheckpointError: the loader names the folder and why
         raise SystemExit(f"error: {e}") from e
     except OutputWriteError as e:  # a depiction drawn before any question is asked cannot be written (a full
@@ -849,4 +893,25 @@ def main(argv=None) -> None:
         raise SystemExit(130) from None
     finally:
         lock.release()
+        remove_empty_folders(made)
+
+
+def missing_folders(folder: Path) -> List[Path]:
+    """`folder` and those above it that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists() or path.is_symlink():
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_empty_folders(folders: List[Path]) -> None:
+    """Remove `folders` (deepest first, as `missing_folders` lists them) while they are empty:
+    a run refused before it wrote anything (a bad --conv-mode, a checkpoint that does not load)
+    left the --answers-file folder its lock had made, empty (was: left behind)."""
+    for folder in folders:
+        if not folder.is_dir() or any(folder.iterdir()):
+            return
+        folder.rmdir()
 

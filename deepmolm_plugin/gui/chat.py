@@ -14,7 +14,9 @@ A prompt longer than the model's context (`tokenizer_model_max_length` in its co
 training `--model_max_length`), counting the image's LLM positions, is a ChatRefusal before
 `generate`: the host's `prepare_inputs_labels_for_multimodal` silently cuts the sequence
 at that length, from the end, so the model would continue the history with the new
-question and the assistant's turn cut off.
+question and the assistant's turn cut off. The reply then gets at most the positions the
+context leaves after the prompt: the model's `generate` lowers max new tokens there, for the
+chat CLI and model_vqa alike (was: up to the whole context more, past what it was trained on).
 """
 
 from __future__ import annotations

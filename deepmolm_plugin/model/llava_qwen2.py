@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -325,7 +325,7 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         the chat CLI). Training records are checked when they are read instead."""
         from llava.constants import IMAGE_TOKEN_INDEX
 
-        limit = getattr(self.config, "tokenizer_model_max_length", None)
+        limit = self.context_length()
         if limit is None:
             return
         k = 0  # the next image's features; the host gives a sample without images one too
@@ -440,11 +440,16 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         molecule_fp: Optional[torch.LongTensor] = None,
         tile_images: Optional[Sequence[torch.Tensor]] = None,
         tile_grids=None,
+        on_context_end: Optional[Callable[[int, int], None]] = None,
         **kwargs,
     ):
         """As the host's generate: the prompt is turned into embeddings first, so the
         returned ids are the new tokens only. The prompt comes as `inputs` or, as in
-        transformers, `input_ids` (was: an AttributeError deep inside)."""
+        transformers, `input_ids` (was: an AttributeError deep inside).
+
+        `max_new_tokens` is at most the room the context leaves after the prompt
+        (`new_tokens_within_context`); `on_context_end(new_tokens, context)` is called when
+        the reply stopped there (`ran_into_context_end`), so callers can say it may be cut."""
         input_ids = kwargs.pop("input_ids", None)
         if input_ids is not None:
             if inputs is not None:
@@ -473,9 +478,55 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             if molecule_fp is not None:
                 raise ValueError("molecule_fp was given without images: the projector needs both")
             inputs_embeds = self.get_model().embed_tokens(inputs)
-        return super().generate(
+        room = self.new_tokens_within_context(kwargs, inputs_embeds.shape[1])
+        output = super().generate(
             position_ids=position_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
         )
+        if room is not None and on_context_end is not None and self.ran_into_context_end(output, room, kwargs):
+            on_context_end(room, self.context_length())
+        return output
+
+    def context_length(self) -> Optional[int]:
+        """The context the model was trained with (`tokenizer_model_max_length`), or None
+        where the config states none."""
+        return getattr(self.config, "tokenizer_model_max_length", None)
+
+    def new_tokens_within_context(self, kwargs: dict, prompt_positions: int) -> Optional[int]:
+        """Lower `kwargs["max_new_tokens"]` (or the generation config's) to the positions the
+        context leaves after a prompt of `prompt_positions` (text tokens + image positions;
+        the longest row of a batch); returns that room where it was lowered, else None.
+        PromptTooLong when no position is left. Was: only the prompt was checked
+        (`check_prompt_fits`), and a prompt of 250 of 256 positions was answered with 78 more
+        tokens, in positions the model never trained on, without a word. A call that sets no
+        max_new_tokens at all keeps transformers' own length rule."""
+        limit = self.context_length()
+        if limit is None:
+            return None
+        room = limit - prompt_positions
+        if room < 1:
+            raise PromptTooLong(f"the prompt is {prompt_positions} positions long, which fills this model's context of "
+                                f"{limit}: no position is left for the answer; ask a shorter question (in a chat: "
+                                "start a new one)", prompt_positions, limit)
+        asked = kwargs.get("max_new_tokens")
+        if asked is None:
+            asked = self.generation_config.max_new_tokens
+        if asked is None or asked <= room:
+            return None
+        kwargs["max_new_tokens"] = room
+        return room
+
+    def ran_into_context_end(self, output, room: int, kwargs: dict) -> bool:
+        """Whether generation made the `room` new tokens the context left (`output` holds
+        the new tokens only) and a row's last one is no end: the reply was cut there, not
+        ended. Finished rows of a batch are padded with the pad id, an end here too."""
+        output = getattr(output, "sequences", output)  # return_dict_in_generate: the ids
+        if output.shape[1] < room:
+            return False
+        ends = set()
+        for found in (kwargs.get("eos_token_id"), self.generation_config.eos_token_id,
+                      self.generation_config.pad_token_id):
+            ends.update(found if isinstance(found, (list, tuple, set)) else [] if found is None else [found])
+        return any(int(row[-1]) not in ends for row in output)
 
     @contextlib.contextmanager
     def _splice_padding(self, side: str):
@@ -546,6 +597,15 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if mode != self.image_mode():
             differ.append(f"image_mode={mode!r} (the vision tower was built with {self.image_mode()!r})")
         return differ
+
+
+def takes_context_end(generate) -> bool:
+    """Whether `generate` (a model's, or a `functools.wraps` wrapper of one) takes
+    `on_context_end`: this class's does, the host's own Llava models' do not (transformers
+    refuses a keyword they do not use)."""
+    import inspect
+
+    return "on_context_end" in inspect.signature(generate).parameters
 
 
 _SPLICE_LOCK = threading.Lock()  # `_splice_padding`: the host reads the padding side from the shared config

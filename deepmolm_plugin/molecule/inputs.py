@@ -184,6 +184,9 @@ def _given(value) -> bool:
 # What each molecule field holds, for the message when it is there but empty
 _FIELD_HOLDS = {"structure": "a structure file path", "atoms": "a list of element symbols", "smiles": "a SMILES"}
 _MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")  # each gives a molecule by itself
+# What each field gives the tokens from, in `given_image_note`'s words
+_TOKEN_SOURCES = {"molecule_fp": "the tokens given", "structure": "the structure file", "atoms": "the atom list",
+                  "smiles": "the SMILES"}
 
 
 def _blank(value) -> bool:
@@ -309,6 +312,9 @@ class InputResolver:
         out = MoleculeInput(id=rid)
         if fingerprint:
             out.molecule_fp = self.molecule_fp(fields, rid, out)
+            note = self.given_image_note(fields, rid)
+            if note:
+                out.notes.append(note)
         else:  # a model without molecule tokens still draws one molecule and may read its graph
             self.check_one_molecule(fields, rid, None)
         if depiction:
@@ -333,6 +339,28 @@ class InputResolver:
             shown = f" {value!r}" if isinstance(value, (bool, int, float)) else ""  # an array's repr is pages long
             raise self.fail(rid, f"image must be a path to an image file, got {type(value).__name__}{shown}")
         return os.fspath(value)
+
+    def given_image_note(self, fields: Mapping, rid: str) -> Optional[str]:
+        """The note for an input whose picture is its own image file while its tokens come
+        from a molecule field, or None: the two are not checked against each other, so a
+        drawing of another molecule goes through (was: not said; a user could believe the
+        SMILES decided everything). Named as the caller's user sets them (``option_names``:
+        the chat CLI's --image-file, --smiles; else the fields)."""
+        image = self.given_image(fields, rid)
+        if image is None:
+            return None
+        fields = self.without_blanks(fields, rid)
+        source = next((name for name in _MOLECULE_FIELDS if fields.get(name) is not None), None)
+        if source is None:
+            return None
+        from ..usage import shortened
+
+        label = {name: self.option_names.get(name, f"`{name}`") for name in ("image", source)}
+        value = fields[source]
+        shown = f" {shortened(str(value))!r}" if isinstance(value, (str, os.PathLike)) else ""
+        return (f"the picture comes from the image file ({label['image']} {image}) and molecule_fp from "
+                f"{_TOKEN_SOURCES[source]} ({label[source]}{shown}); they are not checked against each other: make "
+                "sure the image shows that molecule")
 
     def fail(self, rid: str, reason: str) -> InputError:
         return InputError(rid, reason, self.kind)
