@@ -17,7 +17,8 @@ Bad input stops the launcher in seconds, before the host loads the model (which 
 before it reads the data): a missing or empty `--data_path`, one that is not a JSON list
 of records, a record with malformed fields (conversation turns, `<image>` placeholders
 that do not match its image, `image`, `properties`, `id`, overlapping sidecar rows:
-`data.records.check_records`), a `--model_name_or_path` that is no model folder (nor a
+`data.records.check_records`), records whose `properties` the --aux_property_task head
+cannot train on (`check_property_records`), a `--model_name_or_path` that is no model folder (nor a
 Hub id), a missing
 `--image_folder` / `--structure_folder` / `--vision_tower_weights`, weights the tower's loader
 refuses from their headers (`check_tower_weights`), a
@@ -76,6 +77,7 @@ def check_inputs(argv) -> list:
         raise usage.UsageError("--data_path is required (the JSON list of training records)")
     records = usage.json_list_file(data, "--data_path", "records")
     check_records(records, data, plain=option_value(argv, "version") == "plain")
+    check_property_records(records, data, argv)
     if option_value(argv, "render_folder") is None:
         check_default_render_folder(records, data)
     usage.model_folder(option_value(argv, "model_name_or_path") or "facebook/opt-125m", "--model_name_or_path")
@@ -342,6 +344,46 @@ def check_records(records: list, data_path: str, plain: bool = False) -> None:
         raise usage.UsageError(f"--data_path {e}") from e
 
 
+def check_property_records(records: list, data_path: str, argv) -> None:
+    """With --aux_property_task, records whose `properties` the head cannot train on (no
+    graph source, or the image after the first answer: patches.molecule_data's
+    property_records_problem) are refused now (was: when the trainer started, after the
+    model had loaded, exit 1)."""
+    if not option_value(argv, "aux_property_task"):
+        return
+    from deepmolm_plugin.patches.molecule_data import property_records_problem
+
+    problem = property_records_problem(records)
+    if problem:
+        raise usage.UsageError(f"--data_path {data_path}: {problem}")
+
+
+def note_unread_molecules(records: list, argv, host_train) -> None:
+    """A projector that reads no molecule (linear, the host's default, or another image-only
+    one) with records that carry one: a note with their count, said once before the model
+    loads (was: nothing when every record had one; the saved config still named fp_bits).
+    A note, not a refusal: the image-only ablation trains `linear` on these very records on
+    purpose (scripts/experiment_fusion.py's image_only arm, the README's "Projectors")."""
+    from types import SimpleNamespace
+
+    from deepmolm_plugin.cli import projector_uses_molecules
+    from deepmolm_plugin.data.records import has_molecule
+    from deepmolm_plugin.projector import PROJECTORS
+
+    # resolved as the arguments class does (the host's default, linear, when neither is given)
+    projector = host_train.ModelArguments(mm_projector=option_value(argv, "mm_projector"),
+                                          mm_projector_type=option_value(argv, "mm_projector_type")).mm_projector_type
+    if not option_value(argv, "vision_tower") or projector_uses_molecules(SimpleNamespace(mm_projector_type=projector)):
+        return
+    carrying = sum(1 for record in records if has_molecule(record))
+    if carrying and os.environ.get("RANK", "0") == "0":
+        readers = " or ".join(f"--mm_projector {name}" for name, cls in PROJECTORS.items() if cls.uses_molecule)
+        print(f"{PROG}: note: {carrying} of {len(records)} records carry a molecule (molecule_fp, structure, atoms or "
+              f"smiles), but --mm_projector {projector} reads none: their molecule_fp is not trained on (records "
+              f"without an image are still drawn); {readers} reads them (fine for an image-only ablation)",
+              file=sys.stderr)
+
+
 def check_relative_structures(records: list, data_path: str) -> None:
     """A record's relative `structure` is read from --structure_folder: without the option it
     failed when the record was first read, after the model had loaded (the README's own
@@ -429,7 +471,7 @@ def check_argument_values(host_train, argv) -> None:
     check_resumed_settings(options, model_args, data_args)
     check_resumed_run(options, data_args)
     check_model_checkpoint(model_args)
-    check_adapter_settings(model_args)
+    check_adapter_settings(model_args, options)
     defaults = {f.name: f.default for f in dataclasses.fields(model_args)}
     ignored = ignored_projector_options(model_args, defaults)
     if ignored:  # accepted, saved in the config and never read: the run is not what the line says
@@ -550,8 +592,13 @@ MODEL_SETTINGS = {"vision_tower": "mm_vision_tower", "mm_projector_type": "mm_pr
 # the embeddings); the template, the tower's training and --freeze_backbone are in
 # `deepmolm_run` (patches.arguments.RUN_FIELDS); --freeze_mm_mlp_adapter, a training option, is
 # in TRAINING_SETTINGS.
+# The property loss's weight too: the objective, not the network (a saved model may be trained
+# on with another one, so it is no MODEL_SETTINGS), and a ModelArguments field the config
+# records, which RESUME_KEPT (TrainingArguments, in RUN_RECORD) does not hold (was: another
+# weight changed the objective partway through the run, and the config named only the new one).
 RESUMED_SETTINGS = {**MODEL_SETTINGS, "tune_mm_mlp_adapter": "tune_mm_mlp_adapter",
-                    "mm_use_im_start_end": "mm_use_im_start_end", "mm_use_im_patch_token": "mm_use_im_patch_token"}
+                    "mm_use_im_start_end": "mm_use_im_start_end", "mm_use_im_patch_token": "mm_use_im_patch_token",
+                    "aux_property_weight": "aux_property_weight"}
 TRAINING_SETTINGS = {"freeze_mm_mlp_adapter": "freeze_mm_mlp_adapter"}
 # Data settings training writes into the config that change what the model sees: the host's
 # `image_aspect_ratio` (padded or stretched views) and the conformer policy (patches.molecule_data:
@@ -608,11 +655,12 @@ def check_model_checkpoint(model_args) -> None:
                                "the new config)")
 
 
-def check_adapter_settings(model_args) -> None:
+def check_adapter_settings(model_args, options=None) -> None:
     """--pretrain_mm_mlp_adapter: the stage-1 run's config.json beside it records how its
     projector was built. A fusion projector trained with 2 heads loaded into 8 without a word
     (no tensor shape shows the heads); refused, naming the settings (ADAPTER_SETTINGS). Another
-    image mode is said in a note (ADAPTER_NOTED)."""
+    image mode is said in a note (ADAPTER_NOTED). With `options` (the training options), a
+    random tower's --seed too (random_tower_differences)."""
     adapter = getattr(model_args, "pretrain_mm_mlp_adapter", None)
     if not adapter:
         return
@@ -626,6 +674,8 @@ def check_adapter_settings(model_args) -> None:
                 "head count (which no tensor shape shows) and fingerprint settings cannot be checked against "
                 "this run's; copy the stage-1 run's config.json next to the .bin")
         return  # an adapter from elsewhere: only its tensor shapes can be checked (when it loads)
+    from deepmolm_plugin.encoder.tower import RANDOM_WEIGHTS
+
     differ = settings_differences(saved, model_args, ADAPTER_SETTINGS)
     # the tower whose features the projector learnt to map: another one's (other heads, other
     # weights) was loaded without a word
@@ -640,6 +690,8 @@ def check_adapter_settings(model_args) -> None:
     weights = getattr(model_args, "vision_tower_weights", None)
     if None not in (weights, saved.get("vision_tower_weights")) and not same_weights(weights, saved["vision_tower_weights"]):
         differ.append(f"--vision_tower_weights {weights!r} (stage 1: {saved['vision_tower_weights']!r})")
+    elif options is not None and weights == saved.get("vision_tower_weights") == RANDOM_WEIGHTS:
+        differ += random_tower_differences(folder, options)
     if differ:
         raise usage.UsageError(f"--pretrain_mm_mlp_adapter {adapter} was trained with other projector settings "
                                f"(its {os.path.join(folder, 'config.json')}): {'; '.join(differ)}; give its settings")
@@ -648,6 +700,29 @@ def check_adapter_settings(model_args) -> None:
         print(f"{PROG}: note: this run's {'; '.join(noted)} differs from the stage-1 run of --pretrain_mm_mlp_adapter "
               f"{adapter}: this stage trains the projector's newline and view-separator embeddings for its own image "
               "mode from where stage 1 left them", file=sys.stderr)
+
+
+def random_tower_differences(folder: str, options) -> list:
+    """With --vision_tower_weights random in both stages, the tower is drawn from --seed
+    (seed_model_init), so a stage-1 projector trained against seed 0's tower met another
+    tower under --seed 1 (was: accepted, 'random' equals 'random'). Stage 1's seed is in the
+    RUN_RECORD of its output folder; without one (a run older than it, or copied without it)
+    the seed cannot be compared, which a note says."""
+    from pathlib import Path
+
+    record = Path(folder) / RUN_RECORD
+    try:
+        then = json.loads(record.read_text(encoding="utf-8"))["settings"]["seed"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{PROG}: note: --vision_tower_weights random: no readable {record} records the --seed of the "
+                  "stage-1 run, whose random tower the projector was trained against; this run's tower is drawn "
+                  f"from --seed {options.seed}, the same tower only with stage 1's seed", file=sys.stderr)
+        return []
+    if then == options.seed:
+        return []
+    return [f"--seed {options.seed} with --vision_tower_weights random (stage 1: --seed {then}, in its {RUN_RECORD}; "
+            "the seed draws the random tower, and the projector was trained against stage 1's)"]
 
 
 def check_finished_run(output: str, output_dir: str, unfinished: "str | None" = None) -> None:
@@ -749,7 +824,8 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
                                "one, or use another --output_dir")
     # said once, not by every rank (nothing said the run resumed); with a cut save to set
     # aside, set_aside_unfinished_save says it in its own line, once the folder is renamed
-    if os.environ.get("RANK", "0") == "0" and unfinished is None:
+    # (a finished run's rerun resumes nothing: main says so in its own line, finished_run_line)
+    if os.environ.get("RANK", "0") == "0" and unfinished is None and not finished_final_save(options):
         print(f"{PROG}: resuming {checkpoint} (the host resumes the last checkpoint of --output_dir)", file=sys.stderr)
 
 
@@ -868,6 +944,79 @@ def check_resumed_run(options, data_args) -> None:
     note = moved_folders_note(saved, ours)
     if note and os.environ.get("RANK", "0") == "0":  # said once, not by every rank
         print(note, file=sys.stderr)
+
+
+def saved_state(folder: str) -> "dict | None":
+    """`folder`'s trainer_state.json as an object holding an integer global_step, else None
+    (none there, or not such a file: a resumed checkpoint's is checked by
+    checkpoint_files_problem)."""
+    try:
+        with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(state, dict) or isinstance(state.get("global_step"), bool) or not isinstance(
+            state.get("global_step"), int):
+        return None
+    return state
+
+
+def run_end(options) -> str:
+    """The end this command sets, in its options' words."""
+    return (f"--max_steps {options.max_steps}" if options.max_steps > 0
+            else f"--num_train_epochs {options.num_train_epochs:g}")
+
+
+def reached_end(state: dict, options) -> bool:
+    """Whether a Trainer state is at or past the end this command sets: its step against
+    --max_steps when that is > 0 (the Trainer's rule), else its epoch (the Trainer's own
+    count, fractions of an epoch included) against --num_train_epochs, so no step count per
+    epoch is worked out here."""
+    if options.max_steps > 0:
+        return state["global_step"] >= options.max_steps
+    epoch = state.get("epoch")
+    return isinstance(epoch, (int, float)) and epoch >= options.num_train_epochs - 1e-6
+
+
+def finished_final_save(options) -> "str | None":
+    """finished_run_line's line when --output_dir holds the final save of a run at or past
+    the end this command sets (its trainer_state.json and model), else None; never refuses."""
+    output = os.path.expanduser(options.output_dir or "")
+    final = saved_state(output)
+    saved = ("mm_projector.bin", *RESUMED_WEIGHTS)  # as check_finished_run tells a saved model
+    model = next((name for name in saved if os.path.isfile(os.path.join(output, name))), None)
+    if final is None or model is None or not reached_end(final, options):
+        return None
+    return (f"{PROG}: --output_dir {options.output_dir} holds a finished run: its final model ({model}) was saved "
+            f"at step {final['global_step']}, at or past the end this command sets ({run_end(options)}); nothing "
+            "to train, nothing changed (a larger --max_steps or --num_train_epochs trains it on)")
+
+
+def finished_run_line(options) -> "str | None":
+    """For a command whose --output_dir already holds the end of its run (the rerun of a
+    finished job from a queue): the line saying so, and main exits 0 changing nothing. Was:
+    the host resumed the last checkpoint and trained one step past --max_steps at learning
+    rate 0, wrote checkpoint-N+1 and replaced trainer_state.json's train_loss with that
+    step's. Finished: the final model saved (the host writes trainer_state.json into
+    --output_dir, then the model) at or past the end. A last checkpoint at or past the end
+    without that final save (the run stopped while saving it) is refused: the step past the
+    end would be trained again. Called once the resume checks have passed."""
+    output = os.path.expanduser(options.output_dir or "")
+    checkpoint = resumed_checkpoint(output) if resumes(output) else None
+    if checkpoint is None:
+        return None
+    line = finished_final_save(options)
+    if line:
+        return line
+    state = saved_state(checkpoint)
+    if state is not None and reached_end(state, options):
+        name = os.path.basename(checkpoint)
+        raise usage.UsageError(f"--output_dir {options.output_dir}: {name} is at step {state['global_step']}, at or "
+                               f"past the end this command sets ({run_end(options)}), but no final model was saved in "
+                               "--output_dir (the run stopped during its last save): the host would train a step past "
+                               f"the end; use {name} as the model, or give a larger --max_steps or --num_train_epochs "
+                               "to train on")
+    return None
 
 
 def resumes(output: str) -> bool:
@@ -1267,7 +1416,13 @@ def main(argv=None) -> None:
     if not asks_help:
         try:
             options, data_args = check_argument_values(host_train, argv)
+            finished = finished_run_line(options)
+            if finished:  # the rerun of a finished job: exit 0, nothing written (before the output lock)
+                if os.environ.get("RANK", "0") == "0":
+                    print(finished, file=sys.stderr)
+                raise SystemExit(0)
             check_batches(options, len(records))
+            note_unread_molecules(records, argv, host_train)
             check_template(argv)
             from deepmolm_plugin.model.loading import check_launcher_tokenizer  # no vocabulary: refused
 

@@ -110,6 +110,11 @@ def _patch_dataset(cls) -> None:
         for i in tqdm(todo, desc="rendering depictions", disable=not todo):
             record = self.list_data_dict[i]
             record["image"] = self.molecules.draw(record, record_id(record, i))
+        if self.molecules.redrawn:  # damaged files of ours (a crash while writing): drawn again, said once
+            shown = ", ".join(str(p) for p in self.molecules.redrawn[:3])
+            logger.warning("%d depiction(s) in %s were damaged (not a whole PNG: a crash or a full disk while they "
+                           "were written) and were drawn again: %s%s", len(self.molecules.redrawn), render_folder,
+                           shown, " ..." if len(self.molecules.redrawn) > 3 else "")
         # Records with their own image: the file and the molecule fields checked now, as the
         # drawn ones just were (a missing file, a SMILES that does not parse or a structure
         # file that is gone stopped the run at the record's step, hours in)
@@ -132,8 +137,10 @@ def _patch_dataset(cls) -> None:
             raise
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             # The host's image loading and preprocess say neither which record nor, for a
-            # conversation, which file ("conversation 0 has no gpt reply").
-            raise RecordError(rid, f"{type(e).__name__}: {e}") from e
+            # conversation, which file ("conversation 0 has no gpt reply"); an OSError is the
+            # image file's (was: the record alone, "OSError: image file is truncated")
+            subject = image_error_subject(image, self.molecules) if isinstance(e, OSError) and image else ""
+            raise RecordError(rid, f"{subject}{type(e).__name__}: {e}") from e
         item["record_id"] = rid  # for the collator's messages; the batch does not carry it
         if has_molecule(record):
             # (the resolver also checks that the record's SMILES, structure and tokens are one molecule)
@@ -163,6 +170,15 @@ def _patch_dataset(cls) -> None:
         return item
 
     cls.__init__, cls.__getitem__ = __init__, __getitem__
+
+
+def image_error_subject(image, molecules) -> str:
+    """How an image error names the file: its path, and for a depiction in the render folder
+    that it is one of ours, which the next run draws again if deleted."""
+    folder = getattr(molecules, "render_folder", None)
+    if folder and os.path.dirname(os.path.abspath(image)) == os.path.abspath(folder):
+        return f"image {image} (a depiction drawn by training: delete it and the next run draws it again): "
+    return f"image {image}: "
 
 
 def image_path(record: dict, image_folder: str, rid: str):
@@ -329,8 +345,6 @@ def require_graphs(dataset, model) -> None:
     graph: with the head, every record with properties needs a `smiles`, `structure` or
     `atoms` to build it from (it failed at the record's step, hours in); without it,
     properties are not read at all (a record without a graph source stopped the run)."""
-    from deepmolm_plugin.data.records import record_id
-
     records = getattr(dataset, "list_data_dict", None)
     get_model = getattr(model, "get_model", None)
     if records is None or not hasattr(dataset, "needs_graphs"):
@@ -338,14 +352,25 @@ def require_graphs(dataset, model) -> None:
     dataset.needs_graphs = callable(get_model) and getattr(get_model(), "optional_head", None) is not None
     if not dataset.needs_graphs:
         return
+    problem = property_records_problem(records)
+    if problem:
+        from deepmolm_plugin.usage import DataError
+
+        raise DataError(problem)
+
+
+def property_records_problem(records: list) -> "str | None":
+    """What keeps the records' `properties` from training the property head, or None: it
+    depends on the records alone, so the launcher asks it before the model loads when
+    --aux_property_task is given (train.check_property_records; was: only here, when the
+    trainer started, exit 1 after the model had loaded), and require_graphs again."""
+    from deepmolm_plugin.data.records import record_id
+
     lacking = [record_id(r, i) for i, r in enumerate(records) if r.get("properties") is not None
                and not any(r.get(name) for name in ("smiles", "structure", "atoms"))]
     if lacking:
-        from deepmolm_plugin.usage import DataError
-
-        shown = _listed(lacking)
-        raise DataError(f"records {shown} have `properties` but no `smiles`, `structure` or `atoms` to build the "
-                        "molecular graph the property head reads: give them one, or leave their properties out")
+        return (f"records {_listed(lacking)} have `properties` but no `smiles`, `structure` or `atoms` to build the "
+                "molecular graph the property head reads: give them one, or leave their properties out")
     # The head reads the prompt before the first answer (aux_head.pool_unsupervised: later
     # positions have seen an answer), as evaluation gives it the question with the image. An
     # image in a later turn lies beyond it: was trained without the picture or the molecule.
@@ -354,12 +379,11 @@ def require_graphs(dataset, model) -> None:
     later = [record_id(r, i) for i, r in enumerate(records) if r.get("properties") is not None
              and IMAGE_TOKEN not in r["conversations"][0]["value"]]
     if later:
-        from deepmolm_plugin.usage import DataError
-
-        raise DataError(f"records {_listed(later)} have `properties` but their {IMAGE_TOKEN} is not in the first "
-                        "question: the property head reads the prompt up to the first answer, which would not hold "
-                        f"the picture or the molecule; move {IMAGE_TOKEN} into the first question, or leave their "
-                        "properties out")
+        return (f"records {_listed(later)} have `properties` but their {IMAGE_TOKEN} is not in the first "
+                "question: the property head reads the prompt up to the first answer, which would not hold "
+                f"the picture or the molecule; move {IMAGE_TOKEN} into the first question, or leave their "
+                "properties out")
+    return None
 
 
 def _patch_trainer_start(cls) -> None:

@@ -233,6 +233,22 @@ def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
     return hashlib.sha256(source_key + rules.encode()).hexdigest()[:32] + ".png"
 
 
+def depiction_intact(path: Path) -> bool:
+    """Whether a drawn depiction's file is a whole PNG. Depictions are written atomically but
+    not synced (`write_depiction`, durable=False), so a crash or a full network file system
+    can leave one cut short or zero-filled under its final name. Pillow's verify() reads
+    every chunk and checks its checksum without decompressing (a stat-like cost per record
+    at start-up; a full decode of every depiction would cost minutes on a million)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, EOFError, ValueError):  # SyntaxError: a chunk with a bad checksum
+        return False
+    return True
+
+
 def write_depiction(image: "Image.Image | bytes", path: Path, durable: bool = False,
                     tmp_folder: Optional[Path] = None, what: str = "") -> Path:
     """Write ``image`` (a PIL image, saved as PNG, or an image file's bytes) at ``path``
@@ -298,6 +314,9 @@ class InputResolver:
         # How the caller's user sets the folders (training: --structure_folder; eval: --structure-folder).
         self.option_names = {"structure_folder": "--structure_folder", **(option_names or {})}
         self._sidecars = SidecarFiles(record_folder)
+        # Depictions found damaged in the render folder and drawn again (`draw`), for the
+        # caller's note: training says how many at start-up
+        self.redrawn: List[Path] = []
         # Conformers are deterministic, so each input's tokens are made once (per process:
         # dataloader workers each keep their own) and its last molecules are kept for drawing.
         self._tokens: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()  # input key -> (atoms, levels) tokens
@@ -820,12 +839,22 @@ class InputResolver:
         return self.fail(rid, "has no image and no molecule to draw")
 
     def draw(self, fields: Mapping, rid: str, out: Optional[MoleculeInput] = None) -> str:
-        """Absolute path of the drawn depiction, written once under `depiction_name`."""
+        """Absolute path of the drawn depiction, written once under `depiction_name`, and
+        again when the file there is damaged (`depiction_intact`: listed in `redrawn`, and a
+        note in `out`'s notes)."""
         key = self.source_key(fields, rid)
         if self.render_folder is None:
             raise self.fail(rid, "has no image and no render folder is set")
         path = Path(self.render_folder) / depiction_name(key, self.render_size)
-        if not path.is_file():
+        # ours, named by what it draws: a damaged one was trusted by its name forever, and
+        # every run failed at the record's step ("image file is truncated")
+        damaged = path.is_file() and not depiction_intact(path)
+        if damaged:
+            self.redrawn.append(path)
+            if out is not None:
+                out.notes.append(f"the depiction {path} in the render folder was damaged (not a whole PNG) and was "
+                                 "drawn again")
+        if damaged or not path.is_file():
             image = self.depiction(fields, rid, out.molecule if out is not None else None)
             # an OutputWriteError, not this input's InputError: the render folder (a full disk)
             # is at fault, and every later input would fail the same way
