@@ -36,6 +36,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from .. import usage
+from ..molecule.builders import CHARGE_IN_RECORDS, SMILES_IN_RECORDS
 from ..data.prompts import blank
 from .attention import (ATOM_REDUCTION, COLOR_STOPS, HEATMAP_REDUCTION, ShareScale, heatmap_overlay, is_uniform,
                         level_with_top, mark_atom, received_scale, share_scale, value_range)
@@ -322,8 +323,10 @@ def own_names(message: str, uploads: List[Optional[Upload]]) -> str:
 
 
 # The resolver's advice speaks to the CLIs and record files; on the page the SMILES goes in the
-# Structure tab's SMILES box.
-PAGE_WORDS = {"pass smiles=": "enter its SMILES beside the file", "leave `smiles` out": "leave the SMILES box empty"}
+# Structure tab's SMILES box, and the sentences for record files and the CLIs go (was: shown,
+# "a record's `smiles` ...; deepmolm-fingerprint and deepmolm-render take none").
+PAGE_WORDS = {"pass smiles=": "enter its SMILES beside the file", "leave `smiles` out": "leave the SMILES box empty",
+              f" {SMILES_IN_RECORDS}": "", f" {CHARGE_IN_RECORDS}": ""}
 
 
 def page_words(message: str) -> str:

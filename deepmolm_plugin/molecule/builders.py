@@ -19,7 +19,8 @@ from rdkit.Chem import rdDetermineBonds
 from rdkit.Geometry import Point3D
 
 from .bonds import bonds
-from .checks import NONMETALS, check_coordinates, check_perceived_orders, close_pairs, flat_centre
+from .checks import (NONMETALS, check_coordinates, check_perceived_orders, close_pairs, flat_centre,
+                     tetrahedral_carbons)
 from .conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
 from .errors import MoleculeError, as_notes, atom_names, one_based, rdkit_messages, rdkit_step, with_messages
 from .finish import finish
@@ -201,6 +202,42 @@ def _bonding_pairs(positions: np.ndarray, z: np.ndarray) -> np.ndarray:
     return pairs[lengths < BONDING_FACTOR * (radii[pairs[:, 0]] + radii[pairs[:, 1]])]
 
 
+def _ring_diagonals(pairs: np.ndarray, n: int) -> np.ndarray:
+    """[P] bool: which of the contacts ``pairs`` ([P, 2] atom indices, of ``n`` atoms) join
+    two atoms that share two contact neighbours: the diagonal of a four-membered ring, a
+    contact across the ring, not a bond (a bond's two atoms share at most one neighbour in
+    anything but bicyclobutane-like cages, where leaving the bond out only spares a test)."""
+    near = [set() for _ in range(n)]
+    for i, j in pairs.tolist():
+        near[i].add(j)
+        near[j].add(i)
+    return np.array([len(near[i] & near[j]) >= 2 for i, j in pairs.tolist()], dtype=bool)
+
+
+def check_cross_ring_bonds(mol: Chem.Mol, id: str) -> None:
+    """``MoleculeError`` for a molecule whose bonds, perceived from coordinates, put a carbon
+    with four bonds in one plane with them (``checks.flat_centre``): perception bonded
+    across a planar four-membered ring, whose diagonal lies within bonding distance. Was:
+    [3]phenylene and tetramethylcyclobutadiene were read, silently, as tetrahedranes."""
+    positions = mol.GetConformer().GetPositions()  # [N, 3]
+    centre = flat_centre(mol, positions, tetrahedral_carbons(mol))
+    if centre is None:
+        return
+    atom = mol.GetAtomWithIdx(centre)
+    mine = {n.GetIdx() for n in atom.GetNeighbors()}
+    across = [n.GetIdx() for n in atom.GetNeighbors()
+              if len(mine & {m.GetIdx() for m in n.GetNeighbors()}) >= 2]  # shares two neighbours: a diagonal
+    if not across:
+        raise MoleculeError(id, f"bond perception gave carbon {atom_names([centre], mol)} four bonds in one plane, "
+                                f"which no 3D structure has; {_BONDS_FROM}")
+    # in the tetrahedrane every pair shares two neighbours: the diagonal is its longest bond
+    distance, other = max((float(np.linalg.norm(positions[centre] - positions[j])), j) for j in across)
+    raise MoleculeError(id, f"bond perception bonded {atom_names([centre], mol)} and {atom_names([other], mol)} "
+                            f"across a four-membered ring ({distance:.3g} A apart, within bonding distance), which "
+                            f"leaves carbon {atom_names([centre], mol)} four bonds in one plane: not the molecule "
+                            f"(a cyclobutadiene read as a tetrahedrane); {_BONDS_FROM}")
+
+
 # Angstrom: an atom list whose atoms all lie this close to their best-fit plane is flat. A
 # 2D layout written as XYZ measures 0 (or its z rounding noise, 0.002); a molecule with any
 # tetrahedral centre has an atom at least 0.3 A out of every plane (a C-H's 1.09 A x 1/3).
@@ -214,7 +251,8 @@ def check_flat_atoms(mol: Chem.Mol, id: str) -> None:
     fingerprinted neopentyl alcohol as its alkoxide). Two proofs, either enough:
 
     - a carbon with four non-metal atoms within bonding distance (``_bonding_pairs``: all
-      its neighbours, as the file holds its hydrogens) that lies in one plane with them
+      its neighbours, as the file holds its hydrogens; a four-membered ring's diagonal,
+      ``_ring_diagonals``, is not one) that lies in one plane with them
       (``checks.flat_centre``, the test that makes a molfile conformer 2D);
     - all atoms in one plane (``FLAT_EXTENT``) and a hydrogen with no atom within bonding
       distance: a planar molecule (benzene, water) is planar in 3D too, but its hydrogens
@@ -225,6 +263,10 @@ def check_flat_atoms(mol: Chem.Mol, id: str) -> None:
     # Contacts with metals are left out: Na+ sits within "bonding distance" in the plane of
     # the carboxylate it chelates, which made sodium acetate's sp2 carbon a flat C with four.
     covalent = pairs[np.isin(z[pairs], list(NONMETALS)).all(axis=1)]  # [Q, 2]
+    # A planar four-membered ring's diagonal is within bonding distance (biphenylene's C...C:
+    # 1.97 A against 1.98; thiete's C...S): counted, it made an sp2 ring carbon a flat carbon
+    # with four, and real 3D biphenylene, thiete or silacyclobutene "a 2D drawing".
+    covalent = covalent[~_ring_diagonals(covalent, len(z))]
     linked = Chem.RWMol(mol)
     for i, j in covalent.tolist():
         linked.AddBond(i, j, Chem.BondType.SINGLE)
@@ -246,10 +288,16 @@ def check_flat_atoms(mol: Chem.Mol, id: str) -> None:
                                 "drawing, not 3D; give 3D coordinates, or the molecule as a SMILES or SDF")
 
 
-# What an atom list whose bonds cannot be perceived needs, in the words of every tool: the
-# command-line tools take no SMILES beside a file (the GUI rewrites "pass smiles=").
-_BONDS_FROM = ("give it as SDF or MOL2 (formats with bonds), or pass smiles= (a record's `smiles` beside its "
-               "structure; deepmolm-fingerprint and deepmolm-render take none)")
+# What record files and the command-line tools need told, each a sentence of its own that the
+# GUI (gui.app.PAGE_WORDS) drops: its page has a SMILES box and no records. Was a parenthesis
+# inside the advice, which reached the page ("a record's `smiles` ...; deepmolm-fingerprint and
+# deepmolm-render take none") past the GUI's rewording of "pass smiles=".
+SMILES_IN_RECORDS = ("In a record file the SMILES is the record's `smiles`, beside its structure; "
+                     "deepmolm-fingerprint and deepmolm-render take none.")
+CHARGE_IN_RECORDS = "In a record file the charge is the record's `charge`."
+# What an atom list whose bonds cannot be perceived needs, in the words of every tool (the GUI
+# rewrites "pass smiles=" and drops SMILES_IN_RECORDS).
+_BONDS_FROM = f"give it as SDF or MOL2 (formats with bonds), or pass smiles=. {SMILES_IN_RECORDS}"
 _NOBLE_GASES = frozenset((2, 10, 18, 36, 54, 86))
 
 
@@ -264,9 +312,25 @@ def _perception_failed(mol: Chem.Mol, error: Exception, smiles: str | None, stat
     total = "" if smiles is not None else f" with total charge {stated or 0}"
     hint = ""
     if smiles is None and stated is None:
-        hint = ("; if the molecule is charged, state its total charge: `charge=-1` on the XYZ comment line, or a "
-                "record's `charge`")
-    return f"bond perception{total} failed: {one_based(str(error))}{hint}"
+        hint = ("; if the molecule is charged, state its total charge: `charge=-1` on the XYZ comment line. "
+                f"{CHARGE_IN_RECORDS}")
+    return f"bond perception{total} failed: {one_based(str(error))}{_diagonal_hint(mol)}{hint}"
+
+
+def _diagonal_hint(mol: Chem.Mol) -> str:
+    """'; ... across a four-membered ring ...' naming the first contact that is a planar
+    four-membered ring's diagonal (``_ring_diagonals``), which perception takes for a bond
+    (diketene failed with "Final molecular charge (0) does not match input (-2)" alone);
+    '' when there is none."""
+    positions = mol.GetConformer().GetPositions()  # [N, 3]
+    pairs = _bonding_pairs(positions, np.array([a.GetAtomicNum() for a in mol.GetAtoms()]))  # [P, 2]
+    diagonals = pairs[_ring_diagonals(pairs, mol.GetNumAtoms())]
+    if not len(diagonals):
+        return ""
+    i, j = diagonals[0].tolist()
+    return (f"; {atom_names([i], mol)} and {atom_names([j], mol)}, across a four-membered ring, are "
+            f"{np.linalg.norm(positions[i] - positions[j]):.3g} A apart, within bonding distance, and perception "
+            "may have bonded them")
 
 
 def check_perceived_protons(mol: Chem.Mol, id: str) -> None:
@@ -357,6 +421,7 @@ def from_atoms(elements, coords, id, smiles, charge, source, notes: list[str],
     if smiles is None:
         check_perceived_protons(mol, id)
         sanitize_notes = sanitize(mol, id)
+        check_cross_ring_bonds(mol, id)  # before the radicals a wrong bond may leave behind
         # Sanitising assigns the radicals: checked before it, an atom missing two H passed.
         radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
         if radicals:  # hydrogens missing on some atoms (polar-H files), or a wrong total charge

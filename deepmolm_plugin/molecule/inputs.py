@@ -224,12 +224,17 @@ def depiction_name(source_key: bytes, size: int = RENDER_SIZE) -> str:
     """The one file-name rule for drawn depictions: digest of what is drawn + settings + the
     renderer's rules + RDKit's version (its 2D layout and drawing change between releases: a
     `<data>.renders` folder kept across an upgrade served training the old drawings while
-    eval and chat drew new ones)."""
+    eval and chat drew new ones). A structure file's or atom list's key (`source_key`) also
+    takes the reader's rules (`io.READER_RULES`): a reader change reads another molecule from
+    the same bytes (was: the old molecule's drawing was served beside the new tokens)."""
     import rdkit
 
+    from .io import READER_RULES
     from .render import DRAWING_RULES
 
     rules = f":render_molecule:{size}:rules{DRAWING_RULES}:rdkit{rdkit.__version__}"
+    if source_key.startswith((b"structure:", b"atoms:")):
+        rules += f":reader{READER_RULES}"
     return hashlib.sha256(source_key + rules.encode()).hexdigest()[:32] + ".png"
 
 

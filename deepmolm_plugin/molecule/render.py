@@ -73,8 +73,10 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # is drawn differently, so a render folder never serves a drawing made under older rules
 # (2: annotations left out; 3: bonds in canonical order too; 4: a structure whose conformer
 # was generated is drawn without its stereo, inputs.InputResolver.drawn_molecule; 5: enhanced
-# stereo groups neither drawn nor read by the canonical ranking).
-DRAWING_RULES = 5
+# stereo groups neither drawn nor read by the canonical ranking; 6: structure files read under
+# new rules (a PDB's CONECT bond orders, stereo from wedges), whose old drawings showed the old
+# molecule; later reader changes raise io.READER_RULES instead).
+DRAWING_RULES = 6
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 

@@ -47,8 +47,9 @@ message included): unparseable text, a truncated record, a count line that disag
 the atom lines, sanitisation/valence errors, a SMILES field that does not match the
 coordinates (naming the SMILES, the file and the molecule it gives:
 ``matching.NotTheMolecule``), and the structure checks of ``checks.py``. A file that gives
-hydrogens as atoms but leaves an atom short of bonds (RDKit would give it implicit H) lost
-bond orders or charges: the SDF and MOL2 record fails naming the atoms, a PDB gets its bonds
+hydrogens as atoms (a CH2 or CH3 written out; or, in 3D, every carbon's) but leaves an atom short
+of bonds (RDKit would give it implicit H), or whose atoms carrying H atoms are short, lost bond
+orders or charges (an SDF also radical marks): the SDF and MOL2 record fails naming the atoms, a PDB gets its bonds
 from the coordinates (``base.short_beside_hydrogens``; was: read as another molecule). A file with no records at all is
 one error. ``read_structures`` yields the error and goes on with the next record
 (``errors='raise'`` raises it instead).
@@ -60,8 +61,16 @@ from .base import READERS, ParsedStructure, ReaderSpec, reader_for, register_rea
 from .read import count_records, read_structures
 from .sdf import sdf_blocks
 
+# How structure files and atom lists become molecules (these readers, ``builders.from_atoms``'s
+# bond perception and its checks): raised whenever the same bytes can give another molecule, so
+# that a depiction drawn under older rules is not served beside the new molecule's tokens (it is
+# part of a structure's or atom list's depiction name, ``inputs.depiction_name``). 1: hydrogens
+# given but bond orders, charges or radicals lost fail the record, PDB CONECT orders, drawn
+# stereo from wedges, four-membered ring diagonals not bonds.
+READER_RULES = 1
+
 # Every suffix with a reader, in registration order (the order error messages list them).
 SUFFIXES = tuple(READERS)
 
-__all__ = ["READERS", "SUFFIXES", "ParsedStructure", "ReaderSpec", "count_records", "read_structures",
+__all__ = ["READERS", "READER_RULES", "SUFFIXES", "ParsedStructure", "ReaderSpec", "count_records", "read_structures",
            "reader_for", "register_reader", "sdf_blocks", "unknown_format"]

@@ -16,10 +16,12 @@ from typing import Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Sequ
 import numpy as np
 from rdkit import Chem
 
+from ..checks import has_3d_conformer
 from ..errors import MoleculeError, atom_names
 
 __all__ = ["READERS", "ParsedStructure", "ReaderSpec", "atoms_named", "check_ascii", "check_control",
            "check_hydrogens_kept", "control_problem", "reader_for", "register_reader", "short_beside_hydrogens",
+           "writes_out_hydrogens",
            "title_of", "unknown_format"]
 
 
@@ -204,29 +206,46 @@ def short_beside_hydrogens(mol: Chem.Mol, short: Optional[Sequence[int]] = None)
     implicit hydrogens (benzoic acid read as cyclohexane-methanediol, acetate as acetic acid).
     ``short``: the atoms short of bonds (default: those RDKit gives implicit H; MOL2, which
     gets none, passes its radicals). Suspect is a short atom that has hydrogen atoms itself,
-    or any short atom when the file gives every carbon's hydrogens (a carbon with H atoms and
-    no carbon short: the acetate's O). Files with polar hydrogens only, or a drawing's
-    stereo H, are not suspect: their carbons are short and have no H atoms. The one rule of
-    the SDF, MOL2 and PDB readers; was: PDB only, and only when its CONECT records repeated
-    no pair."""
+    or any short atom when the file writes out its hydrogens (`writes_out_hydrogens`). Files
+    with polar hydrogens only, or a drawing's stereo H (one per stereocentre), do not: their
+    short atoms without H atoms (an OH's O, a carbon's) are the format's implicit H. The one
+    rule of the SDF, MOL2 and PDB readers; was: PDB only, and only when its CONECT records
+    repeated no pair."""
     if short is None:
         short = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1 and a.GetNumImplicitHs()]
     if not short:
         return []
+    written_out = writes_out_hydrogens(mol, short)
+    return [i for i in short if written_out or _plain_hydrogens(mol.GetAtomWithIdx(i))]
+
+
+def writes_out_hydrogens(mol: Chem.Mol, short: Sequence[int]) -> bool:
+    """Whether the file writes out its hydrogens as atoms, not only a drawing's stereo H: a
+    carbon carries two or more (a CH2 or CH3 written out), or the coordinates are 3D
+    (``checks.has_3d_conformer``: a drawing's stereo H sit in a 2D layout) and some carbon
+    carries H atoms while none is in ``short`` (benzoate or phenolate that lost its charge: every
+    carbon a CH or H-free). Was: "a carbon has H atoms and no carbon is short" in 2D too,
+    which held for a drawing that wedges the H of every H-bearing carbon (L-tartaric acid:
+    its OH oxygens became "short"), and failed when the lost double bonds joined H-free
+    carbons (hexamethylbenzene written all single was read, silently, as
+    hexamethylcyclohexane; tetramethylethylene as 2,3-dimethylbutane)."""
     carbons = [a for a in mol.GetAtoms() if a.GetAtomicNum() == 6]
-    all_given = (any(_plain_hydrogens(a) for a in carbons)
-                 and not any(a.GetIdx() in short for a in carbons))
-    return [i for i in short if all_given or _plain_hydrogens(mol.GetAtomWithIdx(i))]
+    if any(_plain_hydrogens(a) >= 2 for a in carbons):
+        return True
+    return (any(_plain_hydrogens(a) for a in carbons) and not any(a.GetIdx() in short for a in carbons)
+            and has_3d_conformer(mol))
 
 
-def check_hydrogens_kept(mol: Chem.Mol, id: str, lost: str, short: Optional[Sequence[int]] = None) -> None:
+def check_hydrogens_kept(mol: Chem.Mol, id: str, lost: str, short: Optional[Sequence[int]] = None,
+                         write_with: str = "its bond orders and charges") -> None:
     """A ``MoleculeError`` naming the atoms of ``short_beside_hydrogens``, if any; ``lost``:
-    what the file likely lost, in its format's words ("bond orders (bond types written 1)").
-    Was: the record was read, silently, as another molecule (SDF), or told to "give all
-    hydrogens" (MOL2)."""
+    what the file likely lost, in its format's words ("bond orders (bond types written 1)");
+    ``write_with``: what to write the file again with (the SDF's radicals too). Was: the
+    record was read, silently, as another molecule (SDF), or told to "give all hydrogens"
+    (MOL2)."""
     suspect = short_beside_hydrogens(mol, short)
     if suspect:
         are = "is" if len(suspect) == 1 else "are"
         raise MoleculeError(id, f"{atoms_named(suspect, mol)} {are} short of bonds though the file gives hydrogens "
                                 f"as atoms: it lost {lost}, and would be read as another molecule; write the file "
-                                "again with its bond orders and charges")
+                                f"again with {write_with}")

@@ -7,9 +7,10 @@ second as bad data; `molfile_starts`) fails too, and counts as two records. Opti
 ``smiles_field`` names a data field holding the record's SMILES, which
 is matched onto the file's graph (``matching.map_smiles``; a mismatch fails the record, and so do
 stereo or isotopes it states that the file contradicts: ``matching.label_differences``).
-A record that gives hydrogens as atoms but has atoms short of bonds (RDKit would give them
-implicit H) lost bond orders or charges and fails (``base.check_hydrogens_kept``; was: read
-as another molecule, benzoic acid with single bonds as cyclohexane-methanediol).
+A record that writes out its hydrogens as atoms but has atoms short of bonds (RDKit would give
+them implicit H) lost bond orders, charges or radical marks and fails (``base.check_hydrogens_kept``;
+was: read as another molecule, benzoic acid with single bonds as cyclohexane-methanediol); a
+drawing's stereo H and polar-H files are not suspect.
 """
 
 from __future__ import annotations
@@ -144,8 +145,11 @@ def check_counts(table: list, id: str) -> None:
                                 f"table has {len(table)} lines")
 
 
-# what a molfile whose atoms are short of bonds beside its hydrogen atoms lost (`check_hydrogens_kept`)
-_LOST = "bond orders (bonds written single) or charges (an 'M  CHG' line)"
+# what a molfile whose atoms are short of bonds beside its hydrogen atoms lost (`check_hydrogens_kept`),
+# and what to write it again with: a tool that drops radical marks left a methoxy radical's O short
+# (was: blamed on bond orders or charges alone)
+_LOST = "bond orders (bonds written single), charges (an 'M  CHG' line) or radicals (an 'M  RAD' line)"
+_WRITE_WITH = "its bond orders, charges and radicals"
 
 
 def _verify_field(mol: Chem.Mol, id: str, smiles_field: str) -> list[str]:
@@ -172,7 +176,7 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
         try:
             id, mol, notes = parse_sdf_block(block, id)
             notes += sanitize(mol, id, max_heavy)
-            check_hydrogens_kept(mol, id, _LOST)
+            check_hydrogens_kept(mol, id, _LOST, write_with=_WRITE_WITH)
             if smiles_field:
                 notes += _verify_field(mol, id, smiles_field)
             if mol.GetNumConformers() == 0:
