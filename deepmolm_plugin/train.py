@@ -1489,31 +1489,26 @@ def report_feature_cache(caches: list, option: "str | None") -> None:
     has it alike, so all of them join the sum or none do."""
     if option is None:
         return
-    import torch
     import torch.distributed as dist
 
-    from deepmolm_plugin.encoder.feature_cache import COUNTS, empty_totals, merged_stats, summary_lines
+    from deepmolm_plugin.encoder.feature_cache import combine_totals, merged_stats, summary_lines
 
     merged = merged_stats(caches)
-    totals = next(iter(merged.values()), None)  # one --vision_feature_cache: one folder
-    # the counts, then whether the folder held entries when opened, then whether this rank opened it
-    numbers = ([totals[name] for name in COUNTS] + [int(totals["held_entries"]), 1]) if totals else [0] * (len(COUNTS) + 2)
-    scope = ""
+    totals = next(iter(merged.values()), None)  # one --vision_feature_cache: one folder; None: not opened here
+    ranks_totals, scope = [totals], ""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        # NCCL reduces CUDA tensors only; gloo CPU ones
-        device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-        summed = torch.tensor(numbers, dtype=torch.int64, device=device)
-        dist.all_reduce(summed)
-        numbers = summed.tolist()
+        # Each rank's totals, not an all_reduce of its counts: whether the folder held entries
+        # and which records it held before this run stored any are the first opener's
+        # (combine_totals). Was: held entries if any rank saw some, records of rank 0, so a
+        # rank that opened a fresh cache after another rank's first entry gave a false note.
+        ranks_totals = [None] * dist.get_world_size()
+        dist.all_gather_object(ranks_totals, totals)  # (under NCCL, through the rank's current CUDA device)
         scope = f" (summed over {dist.get_world_size()} ranks)"
-    if os.environ.get("RANK", "0") != "0" or not numbers[-1]:  # rank 0 says it; no rank opened the cache: nothing to say
+    ranks_totals = [part for part in ranks_totals if part is not None]
+    if os.environ.get("RANK", "0") != "0" or not ranks_totals:  # rank 0 says it; no rank opened the cache: nothing to say
         return
     root = next(iter(merged), option)
-    # what the lookups were keyed as and the cache's context records (which the note's cause
-    # comes from) are rank 0's: every rank runs the same tower, dtype and image mode
-    summed_totals = {**(totals or empty_totals()), **dict(zip(COUNTS, numbers)),
-                     "held_entries": bool(numbers[len(COUNTS)])}
-    for line in summary_lines(root, summed_totals, scope):
+    for line in summary_lines(root, combine_totals(ranks_totals), scope):
         print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 

@@ -54,7 +54,12 @@ entries of other contexts (named, with what differs from this run's). Was: the n
 both causes and the user could not tell whether to do nothing or to pass the same dtype or
 tower. A cache filled before the records were kept (entries, no `contexts/`) keeps the
 two-cause note; the first record written into it is preceded by `contexts/before-record.json`,
-as its older entries may be of any context.
+as its older entries may be of any context. A context's record is written before its first
+entry (was: after it, so a process opening the cache in between, another rank or a parallel
+model_vqa chunk, saw an entry and no record and wrote `before-record.json` into a cache that
+never held an unrecorded entry; a kill in between left an entry that no record describes).
+Several openings of one folder in one run (ranks, `combine_totals`) count as the first of
+them, which alone saw the cache as it was before this run stored anything.
 """
 
 from __future__ import annotations
@@ -202,7 +207,9 @@ class FeatureCache:
         except OSError as e:  # no permission, a race with another process
             raise ValueError(f"feature cache {self.root}: cannot create the folder ({e.strerror or e})") from e
         self.hits = self.misses = self.damaged = self.unreadable = self.unstored = 0
-        # whether entries were there before this run stored any: 0 hits from such a cache is news
+        # whether entries were there before this run stored any: 0 hits from such a cache is news.
+        # Read before the records: a record is written before its context's first entry, so an
+        # entry seen here has its record on disk by the time they are read.
         self.held_entries = _holds_entries(self.root)
         self.keyed_as: set = set()  # (image mode, dtype key part) of the lookups, for the summary's note
         # The context records there when opened: None where there are none (a cache filled
@@ -309,6 +316,10 @@ class FeatureCache:
             return
         metadata = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(_raw_bytes(features)).hexdigest()}
         context = self._awaiting_record.pop(key, None)
+        if context is not None and context not in self._marked:
+            # Before the entry, so that no entry is ever on disk without its record (module
+            # docstring); a record whose entry then fails to be stored describes nothing, harmless.
+            self._write_record(context)
         try:  # the user's file mode, not save_file's 0600
             self._write(path, lambda tmp: save_tensors({TENSOR: features}, tmp, metadata=metadata))
         except (OSError, SafetensorError) as e:  # disk full, a folder in the entry's place...
@@ -316,8 +327,6 @@ class FeatureCache:
             self._report_once("store", e, "feature cache %s: cannot store %s (%s); the computed features are "
                               "used, not stored (counted in stats()['unstored'])", self.root, path)
             return
-        if context is not None and context not in self._marked:
-            self._write_record(context)
 
     def _write(self, path: Path, write) -> None:
         """`write(tmp)` a temporary file in `.tmp/` (named as TEMPORARY matches: a killed
@@ -334,24 +343,25 @@ class FeatureCache:
                     tmp.unlink()
 
     def _write_record(self, context: str) -> None:
-        """Store the record of `context`, which has just stored its first entry here. In a
+        """Store the record of `context`, which is about to store its first entry here. In a
         cache that held entries and no records, `before-record.json` first: those entries
-        may be of any context. A record that cannot be written is reported once; it only
-        makes a later run's note less precise."""
+        may be of any context. A record that cannot be written is reported once and tried
+        again with the context's next entry (was: tried once per run, so a passing failure,
+        a full disk, left the entries stored after it with no record); until it is written a
+        later run's note is less precise."""
         records = [(context, self.contexts[context])]
         if self.recorded is None and self.held_entries and BEFORE_RECORD not in self._marked:
             note = "entries stored before this cache kept records of their contexts"
             records.insert(0, (BEFORE_RECORD, {"note": note}))
-            self._marked.add(BEFORE_RECORD)
         try:
             for name, record in records:
                 text = json.dumps(record, sort_keys=True) + "\n"
                 # open()'s mode: 0666 less the umask, as entries get
                 self._write(self.root / CONTEXTS / f"{name}.json", lambda tmp: tmp.write_text(text))
+                self._marked.add(name)
         except OSError as e:  # disk full, a file named `contexts`
             self._report_once("record", e, "feature cache %s: cannot write its record of what made its entries "
                               "(%s); the entries are stored, a later run's note will be less precise", self.root)
-        self._marked.add(context)  # tried once per run: not again for every later entry
 
     def _report_once(self, what: str, error: Exception, message: str, *args) -> None:
         """Log `message % (*args, reason)` the first time this kind of `error` happens for
@@ -448,22 +458,38 @@ def empty_totals() -> dict:
 
 
 def merged_stats(caches: Iterable[FeatureCache]) -> Dict[str, dict]:
-    """{root: counts summed over the caches opened on it, `held_entries` (any held entries
-    when opened), `keyed_as` (the (image mode, dtype) pairs of their lookups), `contexts`
-    ({id: record} of their lookups) and `recorded` (the context records there when the
-    first of them was opened: a later one may see the records the earlier one wrote)}."""
-    merged: Dict[str, dict] = {}
+    """{root: `combine_totals` of the caches opened on it}."""
+    opened: Dict[str, List[dict]] = {}
     for cache in caches:
-        first = str(cache.root) not in merged
-        totals = merged.setdefault(str(cache.root), empty_totals())
+        opened.setdefault(str(cache.root), []).append(
+            {**{name: getattr(cache, name) for name in COUNTS}, "held_entries": cache.held_entries,
+             "keyed_as": set(cache.keyed_as), "contexts": dict(cache.contexts), "recorded": cache.recorded})
+    return {root: combine_totals(parts) for root, parts in opened.items()}
+
+
+def combine_totals(parts: List[dict]) -> dict:
+    """The totals of several openings of one cache folder in one run (the caches a process
+    opened, the ranks of a training run: `merged_stats`' values): counts summed, `keyed_as`
+    (the (image mode, dtype) pairs of their lookups) and `contexts` ({id: record} of their
+    lookups) joined, and `held_entries` and `recorded` (the context records there when
+    opened) as the first opening saw them, the only one that saw the folder before this run
+    stored anything: entries and records are only ever added, so that is whether EVERY
+    opening saw entries, and the records that every opening saw. Was: `held_entries` if ANY
+    opening saw entries and the first-listed one's records, so a rank that opened a fresh
+    cache after another rank's first entry made the note say the cache "held entries" that
+    "were stored before it kept a record of what made them"."""
+    combined = empty_totals()
+    for part in parts:
         for name in COUNTS:
-            totals[name] += getattr(cache, name)
-        totals["held_entries"] |= cache.held_entries
-        totals["keyed_as"] |= cache.keyed_as
-        totals["contexts"].update(cache.contexts)
-        if first:
-            totals["recorded"] = cache.recorded
-    return merged
+            combined[name] += part[name]
+        combined["keyed_as"] |= part["keyed_as"]
+        combined["contexts"].update(part["contexts"])
+    if parts:
+        combined["held_entries"] = all(part["held_entries"] for part in parts)
+        seen_by_all = [part["recorded"] or {} for part in parts]
+        combined["recorded"] = {name: record for name, record in seen_by_all[0].items()
+                                if all(name in seen for seen in seen_by_all)} or None
+    return combined
 
 
 DTYPE_OPTIONS = ("model_vqa's --dtype, whose auto is bfloat16 on a GPU or a CPU with native bf16; "

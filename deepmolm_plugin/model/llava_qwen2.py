@@ -447,9 +447,11 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         returned ids are the new tokens only. The prompt comes as `inputs` or, as in
         transformers, `input_ids` (was: an AttributeError deep inside).
 
-        `max_new_tokens` is at most the room the context leaves after the prompt
-        (`new_tokens_within_context`); `on_context_end(new_tokens, context)` is called when
-        the reply stopped there (`ran_into_context_end`), so callers can say it may be cut."""
+        The new-token limit, however the call sets it (max_new_tokens, max_length, a
+        `generation_config=`, the model's or transformers' default), is at most the room the
+        context leaves after the prompt (`new_tokens_within_context`); `on_context_end(new_tokens,
+        context)` is called when the reply stopped there (`ran_into_context_end`), so callers
+        can say it may be cut."""
         input_ids = kwargs.pop("input_ids", None)
         if input_ids is not None:
             if inputs is not None:
@@ -492,13 +494,15 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         return getattr(self.config, "tokenizer_model_max_length", None)
 
     def new_tokens_within_context(self, kwargs: dict, prompt_positions: int) -> Optional[int]:
-        """Lower `kwargs["max_new_tokens"]` (or the generation config's) to the positions the
-        context leaves after a prompt of `prompt_positions` (text tokens + image positions;
-        the longest row of a batch); returns that room where it was lowered, else None.
-        PromptTooLong when no position is left. Was: only the prompt was checked
-        (`check_prompt_fits`), and a prompt of 250 of 256 positions was answered with 78 more
-        tokens, in positions the model never trained on, without a word. A call that sets no
-        max_new_tokens at all keeps transformers' own length rule."""
+        """Set the new-token limit of this generate call (`kwargs`) to the one transformers
+        would use (`asked_new_tokens`), lowered to the positions the context leaves after a
+        prompt of `prompt_positions` (text tokens + image positions; the longest row of a
+        batch); returns that room where it was lowered, else None. PromptTooLong when no
+        position is left. Was: only the prompt was checked (`check_prompt_fits`), and a prompt
+        of 250 of 256 positions was answered with 78 more tokens, in positions the model never
+        trained on, without a word; and then only a max_new_tokens given to generate or set on
+        model.generation_config was lowered: one set by a `generation_config=` argument, a
+        `max_length`, or transformers' default (20 new tokens) ran past the room unsaid."""
         limit = self.context_length()
         if limit is None:
             return None
@@ -507,24 +511,49 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
             raise PromptTooLong(f"the prompt is {prompt_positions} positions long, which fills this model's context of "
                                 f"{limit}: no position is left for the answer; ask a shorter question (in a chat: "
                                 "start a new one)", prompt_positions, limit)
-        asked = kwargs.get("max_new_tokens")
-        if asked is None:
-            asked = self.generation_config.max_new_tokens
-        if asked is None or asked <= room:
-            return None
-        kwargs["max_new_tokens"] = room
-        return room
+        asked = self.asked_new_tokens(kwargs, prompt_positions)
+        _set_new_tokens(kwargs, min(asked, room))  # always: what generate makes is then this number, whatever its rule
+        return room if asked > room else None
+
+    def asked_new_tokens(self, kwargs: dict, prompt_positions: int) -> int:
+        """The new tokens transformers' generate allows a call with `kwargs` after a prompt
+        given as `prompt_positions` embeddings, by its rule (transformers 5): each setting
+        from generate's own arguments, else from its `generation_config=`, else from
+        model.generation_config; max_new_tokens, else max_length less the prompt, else the
+        default max_length (20) as new tokens. (transformers 4 counted a max_length not passed
+        to generate itself as new tokens; the limit set is within the room either way.)"""
+        new_tokens = self._generation_setting(kwargs, "max_new_tokens")
+        if new_tokens is not None:
+            return new_tokens
+        max_length = self._generation_setting(kwargs, "max_length")
+        if max_length is None:
+            return DEFAULT_NEW_TOKENS
+        if max_length <= prompt_positions:  # transformers: an error about its own internals, or no reply
+            raise ValueError(f"max_length={max_length} leaves no new token after this prompt of {prompt_positions} "
+                             "positions (text tokens + image positions): give max_new_tokens instead, or a larger "
+                             "max_length")
+        return max_length - prompt_positions
+
+    def _generation_setting(self, kwargs: dict, name: str):
+        """`name` as generate reads it: the first set of `_generation_values`."""
+        return next((value for value in self._generation_values(kwargs, name) if value is not None), None)
+
+    def _generation_values(self, kwargs: dict, name: str) -> tuple:
+        """`name` from generate's argument, its `generation_config=` and model.generation_config."""
+        return (kwargs.get(name), getattr(kwargs.get("generation_config"), name, None),
+                getattr(self.generation_config, name, None))
 
     def ran_into_context_end(self, output, room: int, kwargs: dict) -> bool:
         """Whether generation made the `room` new tokens the context left (`output` holds
         the new tokens only) and a row's last one is no end: the reply was cut there, not
-        ended. Finished rows of a batch are padded with the pad id, an end here too."""
+        ended. Finished rows of a batch are padded with the pad id, an end here too. The end
+        and pad ids of generate's arguments, its generation_config (was: not read) and the
+        model's all count."""
         output = getattr(output, "sequences", output)  # return_dict_in_generate: the ids
         if output.shape[1] < room:
             return False
         ends = set()
-        for found in (kwargs.get("eos_token_id"), self.generation_config.eos_token_id,
-                      self.generation_config.pad_token_id):
+        for found in self._generation_values(kwargs, "eos_token_id") + self._generation_values(kwargs, "pad_token_id"):
             ends.update(found if isinstance(found, (list, tuple, set)) else [] if found is None else [found])
         return any(int(row[-1]) not in ends for row in output)
 
@@ -609,6 +638,29 @@ def takes_context_end(generate) -> bool:
 
 
 _SPLICE_LOCK = threading.Lock()  # `_splice_padding`: the host reads the padding side from the shared config
+
+
+# transformers' GenerationConfig default max_length, which a generate call that sets no length
+# gets as new tokens when the prompt comes as embeddings (as ours always does)
+DEFAULT_NEW_TOKENS = 20
+
+
+def _set_new_tokens(kwargs: dict, new_tokens: int) -> None:
+    """Make `new_tokens` the new-token limit of a generate call: on its `generation_config=`
+    (a copy: the caller's is left as it was) where that is where the call sets its lengths,
+    else as its max_new_tokens argument; max_length dropped, as max_new_tokens overrides it
+    (transformers warns where both are set)."""
+    given = kwargs.get("generation_config")
+    kwargs.pop("max_length", None)
+    if given is not None and kwargs.get("max_new_tokens") is None:
+        import copy
+
+        given = copy.deepcopy(given)
+        given.max_new_tokens, given.max_length = new_tokens, None
+        kwargs["generation_config"] = given
+        kwargs.pop("max_new_tokens", None)
+    else:
+        kwargs["max_new_tokens"] = new_tokens
 
 
 def _any_given(tile_grids) -> bool:
