@@ -2,8 +2,9 @@
 
 Formats are recognised by content, not by suffix: safetensors (an 8-byte header length
 followed by a JSON header) or PyTorch's zip/pickle format, which is only ever read with
-``weights_only=True``. Folders resolve through a ``*.safetensors.index.json`` shard index
-when there is one. safetensors tensors are read one key at a time, so taking the vision
+``weights_only=True``. A folder is read as transformers reads it (model.safetensors, its
+shard index, pytorch_model.bin, its shard index: the first present), else through its
+one other shard index, else its files. safetensors tensors are read one key at a time, so taking the vision
 tower out of a multi-GB DeepSeek-OCR checkpoint reads only the tower's tensors.
 `save_tensors` is the one safetensors writer of our own files (not the host trainer's,
 `patches.weights_file_mode`).
@@ -106,20 +107,35 @@ def _not_weights(path: Path) -> str:
 
 
 # Files a training output folder holds beside the weights that are no weights (the
-# Trainer's arguments, optimizer and scheduler state, RNG state): never read as weights.
-TRAINER_STATE_FILES = re.compile(r"(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state(_\d+)?\.pth)$")
-# Shard indexes, in the order transformers prefers them: a .safetensors set over a .bin one.
+# Trainer's arguments, optimizer and scheduler state, RNG state; with FSDP or accelerate's
+# save_state the same as .bin: optimizer.bin, optimizer_1.bin, scheduler.bin, sampler.bin,
+# and pytorch_model_fsdp*.bin, a wrapped model's per-rank state): never read as weights
+# (was: without the .bin names, a checkpoint-N lacking pytorch_model.bin read optimizer.bin
+# as weights and was refused as "not a flat mapping of names to tensors").
+TRAINER_STATE_FILES = re.compile(r"(training_args\.bin|optimizer(_rank)?(_?\d+)?\.(pt|bin)|scheduler(_\d+)?\.(pt|bin)"
+                                 r"|sampler(_\d+)?\.bin|scaler\.pt|rng_state(_\d+)?\.pth"
+                                 r"|pytorch_model_fsdp(_rank)?(_?\d+)?\.bin)$")
+# The weights files transformers' from_pretrained looks for in a folder, in its order
+# (modeling_utils: SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME):
+# the first present is the one it loads, whatever else the folder holds.
+TRANSFORMERS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                        "pytorch_model.bin.index.json")
+# Other shard indexes (not a transformers model's names), for a folder without those files.
 INDEX_PATTERNS = ("*.safetensors.index.json", "*.bin.index.json")
+INDEX_SUFFIX = ".index.json"
 
 
 def find_tensor_files(path: PathLike) -> List[Path]:
     """One path (file or folder) -> the tensor files it stands for, in a stable order.
 
-    A folder: the shards its index names (`*.safetensors.index.json`, else
-    `*.bin.index.json`), else its `*.safetensors`, else its `.bin` / `.pth` / `.pt` files
-    (`unread_tensor_files` names those left). The Trainer's own files (TRAINER_STATE_FILES)
-    are never weights (was: a folder without model.safetensors read training_args.bin and
-    was refused as "damaged")."""
+    A folder: what transformers loads from it (TRANSFORMERS_WEIGHTS, the first present: a
+    file, or the shards its index names), else the shards of its one other index
+    (`*.safetensors.index.json`, else `*.bin.index.json`), else its `*.safetensors`, else its
+    `.bin` / `.pth` / `.pt` files (`unread_tensor_files` names those left). Was: any
+    `*.bin.index.json` set was read in preference to a model.safetensors beside it, which
+    transformers loads, so the checks and the tower loader read stale .bin shards.
+    The Trainer's own files (TRAINER_STATE_FILES) are never weights (was: a folder without
+    model.safetensors read training_args.bin and was refused as "damaged")."""
     path = checkpoint_path(path)
     if not path.exists():
         if path.is_symlink():
@@ -136,6 +152,9 @@ def find_tensor_files(path: PathLike) -> List[Path]:
         return [path]
     if not path.is_dir():  # /dev/null, a FIFO: iterdir() below was a bare NotADirectoryError
         raise CheckpointError(f"{path} is {_not_weights(path)}, not a file or folder of weights")
+    chosen = _transformers_weights(path)
+    if chosen is not None and not chosen.name.endswith(INDEX_SUFFIX):
+        return [chosen]
     index = shard_index(path)
     if index is not None:
         return [path / s for s in sorted(set(index[1].values()))]
@@ -150,27 +169,52 @@ def find_tensor_files(path: PathLike) -> List[Path]:
     raise CheckpointError(f"no tensor files ({', '.join(TENSOR_SUFFIXES)}) in folder {path}")
 
 
-def shard_index(folder: Path) -> Optional[Tuple[Path, Dict[str, str]]]:
-    """(index file, its weight_map: tensor name -> shard file name) of `folder`'s shard index,
-    or None without one; an index that cannot stand for the folder's weights is a
-    CheckpointError naming it and why."""
-    for pattern in INDEX_PATTERNS:
-        indexes = sorted(folder.glob(pattern))
-        if indexes:
-            break
-    else:
-        return None
-    if len(indexes) > 1:
-        raise CheckpointError(f"{folder} holds several shard indexes: {[p.name for p in indexes]}")
-    index_file = indexes[0]
-    single = folder / index_file.name[: -len(".index.json")]
-    if single.is_file():
+def _transformers_weights(folder: Path) -> Optional[Path]:
+    """The first of TRANSFORMERS_WEIGHTS in `folder` (what from_pretrained loads), or None.
+    A single file beside its own shard index (model.safetensors with
+    model.safetensors.index.json) is refused, naming both: transformers loads the single
+    file without a word, and which of the two sets is the current one cannot be told."""
+    chosen = next((folder / name for name in TRANSFORMERS_WEIGHTS if (folder / name).is_file()), None)
+    if chosen is not None and not chosen.name.endswith(INDEX_SUFFIX):
+        _refuse_single_beside_index(folder, chosen, folder / (chosen.name + INDEX_SUFFIX))
+    return chosen
+
+
+def _refuse_single_beside_index(folder: Path, single: Path, index_file: Path) -> None:
+    if index_file.is_file() and single.is_file():
         # transformers loads the single file and ignores the index; the checks here read the
         # shards: a sharded save copied over a folder holding model.safetensors was checked
         # (NaN, dtypes) on files that were not the ones loaded
         raise CheckpointError(f"{folder} holds both {single.name} and the shard index {index_file.name} with its "
                               "shards: two sets of weights, of which transformers would load the single file "
                               "without a word; keep one (move the other away)")
+
+
+def _chosen_index(folder: Path) -> Optional[Path]:
+    """The shard index `find_tensor_files` reads `folder` through, or None: the
+    transformers index when that is the first of TRANSFORMERS_WEIGHTS present, none when a
+    single transformers file comes first (its index, if any, is not read), else the
+    folder's one other index (INDEX_PATTERNS, a .safetensors set before a .bin one)."""
+    chosen = _transformers_weights(folder)
+    if chosen is not None:
+        return chosen if chosen.name.endswith(INDEX_SUFFIX) else None
+    for pattern in INDEX_PATTERNS:
+        indexes = sorted(folder.glob(pattern))
+        if len(indexes) > 1:
+            raise CheckpointError(f"{folder} holds several shard indexes: {[p.name for p in indexes]}")
+        if indexes:
+            return indexes[0]
+    return None
+
+
+def shard_index(folder: Path) -> Optional[Tuple[Path, Dict[str, str]]]:
+    """(index file, its weight_map: tensor name -> shard file name) of the shard index
+    `folder` is read through (`_chosen_index`), or None without one; an index that cannot
+    stand for the folder's weights is a CheckpointError naming it and why."""
+    index_file = _chosen_index(folder)
+    if index_file is None:
+        return None
+    _refuse_single_beside_index(folder, folder / index_file.name[: -len(INDEX_SUFFIX)], index_file)
     try:
         index = json.loads(index_file.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited
@@ -205,7 +249,7 @@ def _shards_left_out(folder: Path, index_file: Path, named: set) -> List[str]:
     """Shards of the index's own set (`model-00002-of-00002.safetensors` beside
     `model.safetensors.index.json`) in `folder` that the index does not name. Other tensor
     files (an adapter_model.safetensors) are not of the set: left unread, as before."""
-    stem, suffix = os.path.splitext(index_file.name[: -len(".index.json")])  # ("model", ".safetensors")
+    stem, suffix = os.path.splitext(index_file.name[: -len(INDEX_SUFFIX)])  # ("model", ".safetensors")
     shard = re.compile(re.escape(stem) + r"-\d+-of-\d+" + re.escape(suffix) + "$")
     return sorted(p.name for p in folder.iterdir() if p.is_file() and shard.match(p.name) and p.name not in named)
 
@@ -219,10 +263,14 @@ def check_shard_index(folder: PathLike, store: "TensorStore") -> None:
     if index is None:
         return
     index_file, weight_map = index
-    wrong = [f"{k} (index: {weight_map[k]}, stored in {store.file_of(k).name})" for k in store
+    # only this folder's tensors: with other paths given beside it (a sharded folder and a
+    # file) their tensors were counted as ones "the index does not name", blaming the index
+    ours = [k for k in store if store.file_of(k).parent == folder]
+    wrong = [f"{k} (index: {weight_map[k]}, stored in {store.file_of(k).name})" for k in ours
              if k in weight_map and store.file_of(k).name != weight_map[k]]
-    unlisted = [f"{k} (stored in {store.file_of(k).name})" for k in store if k not in weight_map]
-    absent = [f"{k} (index: {v})" for k, v in weight_map.items() if k not in store]
+    unlisted = [f"{k} (stored in {store.file_of(k).name})" for k in ours if k not in weight_map]
+    held = set(ours)
+    absent = [f"{k} (index: {v})" for k, v in weight_map.items() if k not in held]
     problems = [f"{len(items)} {what}: {_first(items)}" for items, what in (
         (wrong, "tensors stored in another shard than the index names"),
         (unlisted, "tensors the index does not name"),

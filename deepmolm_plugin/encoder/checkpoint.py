@@ -161,14 +161,10 @@ class LoadReport:
 def detect_format(keys: Sequence[str], paths: Sequence[Path], files: Sequence[Path] = ()) -> str:
     """The layout of a checkpoint with tensor names `keys`, read from `files` of the
     user's `paths`; a layout it cannot complete is a CheckpointError naming them."""
-    if any(k.startswith(DEEPMOLM_MODEL_PREFIX) for k in keys):
-        # was "unrecognised checkpoint layout", with advice to add training_args.bin as weights
-        return "deepmolm-model"
-    if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
-        return "deepseek-ocr"
-    if any(_is_own_format_path(p) for p in paths) or any(
-        k.startswith("compressor.") for k in keys
-    ):
+    by_names = _layout_by_names(keys)
+    if by_names in ("deepmolm-model", "deepseek-ocr"):
+        return by_names
+    if by_names == "deepmolm" or any(_is_own_format_path(p) for p in paths):
         return "deepmolm"
     has_sam = any(k.startswith("image_encoder.") for k in keys)
     has_clip = any(
@@ -191,6 +187,19 @@ def detect_format(keys: Sequence[str], paths: Sequence[Path], files: Sequence[Pa
     )
 
 
+def _layout_by_names(keys: Sequence[str]) -> Optional[str]:
+    """The layout tensor names alone show, in detect_format's order: a whole DeepMoLM model,
+    DeepSeek-OCR, or our own tower (`compressor.*`); None for any other (SAM, CLIP)."""
+    if any(k.startswith(DEEPMOLM_MODEL_PREFIX) for k in keys):
+        # was "unrecognised checkpoint layout", with advice to add training_args.bin as weights
+        return "deepmolm-model"
+    if any(k.startswith(("model.sam_model.", "model.vision_model.")) for k in keys):
+        return "deepseek-ocr"
+    if any(k.startswith("compressor.") for k in keys):
+        return "deepmolm"
+    return None
+
+
 def _unread_note(paths: Sequence[Path], files: Sequence[Path]) -> str:
     """For a folder whose .bin/.pth files were left unread beside its .safetensors
     (tensor_files.unread_tensor_files says why): which files were read and which not, and
@@ -201,8 +210,9 @@ def _unread_note(paths: Sequence[Path], files: Sequence[Path]) -> str:
         return ""
     names = lambda fs: ", ".join(f.name for f in fs) or "no file"  # noqa: E731 - in the folder(s) named just before
     # was "read , not ..." for no file read, and ".bin/.pth/.pt beside them" for unread .safetensors too
-    return (f" (read {names(files)}, not {names(unread)}: a folder's shard index, else its .safetensors, says "
-            "which files are read; other tensor files beside them usually repeat its weights; to use them "
+    return (f" (read {names(files)}, not {names(unread)}: a folder is read as transformers reads it "
+            "(model.safetensors, its shard index, pytorch_model.bin, its shard index), else through its shard "
+            "index, else its .safetensors; other tensor files beside them usually repeat its weights; to use them "
             f"together give the files themselves: {','.join(str(f) for f in [*unread, *files])})")
 
 
@@ -298,12 +308,58 @@ def checkpoint_config(path: Union[PathLike, Sequence[PathLike]]) -> DeepEncoderC
 
 def _config_file(path: Path) -> Optional[Path]:
     """The deepencoder_config.json that belongs to `path` in our own format: inside it (a
-    folder), or beside it (a .safetensors file given directly, whatever its name: the
-    configuration next to it was ignored, and a tower of other heads loaded and computed
-    something else; was: only for the name deepencoder.safetensors, so a
-    deepencoder_step500.safetensors beside it loaded unchecked)."""
-    folder = path if path.is_dir() else path.parent if path.suffix == ".safetensors" else None
-    return folder / CONFIG_NAME if folder is not None and (folder / CONFIG_NAME).is_file() else None
+    folder), or beside it for a .safetensors file given directly that is the tower's own
+    (`_is_own_tower_file`: a deepencoder_step500.safetensors beside it loaded unchecked when
+    only deepencoder.safetensors was; then a CLIP file kept in that folder for a sam+clip
+    initialisation was given the tower's sizes, and refused)."""
+    if path.is_dir():
+        file = path / CONFIG_NAME
+        return file if file.is_file() else None
+    file = path.parent / CONFIG_NAME
+    if path.suffix != ".safetensors" or not file.is_file():
+        return None
+    return file if _is_own_tower_file(path) else None
+
+
+def _is_own_tower_file(file: Path) -> bool:
+    """Whether a weights `file` is our own tower's: named deepencoder.safetensors (what
+    save_pretrained writes), or whose header says so (`_header_layout`)."""
+    return file.name == WEIGHTS_NAME or _header_layout(file) == "deepmolm"
+
+
+def _may_be_model_file(file: Path) -> bool:
+    """Whether a weights `file` may be a whole DeepMoLM model's: a safetensors file whose
+    names say so; a file of another kind, whose names cannot be read cheaply, is taken to be."""
+    return sniff_tensor_file(file) != "safetensors" or _header_layout(file) == "deepmolm-model"
+
+
+def _header_layout(file: Path) -> Optional[str]:
+    """The layout a safetensors `file`'s header shows: "deepmolm" when its metadata records
+    a tower configuration (config_metadata), else what its tensor names show as
+    detect_format judges them (`_layout_by_names`, wrapper prefixes removed); None for
+    another layout or another kind of file."""
+    header = _safetensors_header(file)
+    if header is None:
+        return None
+    names, metadata = header
+    if CONFIG_METADATA_KEY in metadata:
+        return "deepmolm"
+    prefix = common_wrapper_prefix(names)
+    return _layout_by_names([n[len(prefix):] for n in names])
+
+
+def _safetensors_header(file: Path) -> Optional[Tuple[List[str], Dict[str, str]]]:
+    """(tensor names, metadata) from a safetensors `file`'s header (no tensor data read),
+    or None for a file of another kind or one that is not there."""
+    from safetensors import SafetensorError, safe_open
+
+    if not file.is_file() or sniff_tensor_file(file) != "safetensors":
+        return None
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            return list(handle.keys()), dict(handle.metadata() or {})
+    except SafetensorError as e:
+        raise CheckpointError(f"{file} is not a readable safetensors file: {e}") from e
 
 
 def _is_own_format_path(path: Path) -> bool:
@@ -320,9 +376,11 @@ def _model_config_file(path: Path) -> Optional[Path]:
     fields themselves or as the path of a DeepEncoder configuration file, both of which
     the host builds from (was: the path form was ignored, and the tower loader fell back to
     DeepSeek-OCR's sizes or, given a configuration, checked nothing). Another model's
-    config.json (a Hugging Face CLIP folder's) is not the tower's: None."""
+    config.json (a Hugging Face CLIP folder's) is not the tower's: None. Nor is it the tower
+    config of a .safetensors file given directly whose names are not a DeepMoLM model's (a
+    CLIP file kept in the model's folder), as for `_config_file`."""
     file = (path if path.is_dir() else path.parent) / MODEL_CONFIG_NAME
-    if not file.is_file():
+    if not file.is_file() or not (path.is_dir() or _may_be_model_file(path)):
         return None
     try:
         with open(file) as f:
@@ -388,15 +446,8 @@ def config_metadata(config: DeepEncoderConfig) -> Dict[str, str]:
 def _recorded_config(file: Path) -> Optional[DeepEncoderConfig]:
     """The configuration a safetensors `file` records in its metadata (config_metadata), or
     None: another kind of file, or one saved without it."""
-    from safetensors import SafetensorError, safe_open
-
-    if sniff_tensor_file(file) != "safetensors":
-        return None
-    try:
-        with safe_open(str(file), framework="pt", device="cpu") as handle:
-            text = (handle.metadata() or {}).get(CONFIG_METADATA_KEY)
-    except SafetensorError as e:
-        raise CheckpointError(f"{file} is not a readable safetensors file: {e}") from e
+    header = _safetensors_header(file)
+    text = header[1].get(CONFIG_METADATA_KEY) if header is not None else None
     if text is None:
         return None
     try:

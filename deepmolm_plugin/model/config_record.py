@@ -21,13 +21,15 @@ The language model's own such settings (LLM_FIELDS: attention and key/value head
 RMS-norm eps, RoPE parameters, activation, sliding window) joined the record after those, in
 the same way: 8/4 heads for 4/2 give the same q/k/v shapes, and a config.json merged from the
 base Qwen2 release (another rope_theta or eps) loaded without a word and answered otherwise.
+They are recorded and compared in one form whatever transformers version wrote the config
+(`llm_settings`), so a model saved under transformers 4 loads under 5 and the reverse.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from ..tensor_files import CheckpointError
 
@@ -37,22 +39,78 @@ FIELDS = ("fusion_heads", "fusion_layer_norm_eps", "fp_levels", "image_mode", "d
 RUNTIME_ENCODER_FIELDS = ("dtype", "gradient_checkpointing", "sam_attention", "extra")
 # Recorded since after FIELDS (see the module docstring): null values kept, compared only when recorded.
 LATER_FIELDS = ("mm_use_im_start_end", "mm_use_im_patch_token", "image_aspect_ratio")
-# The LLM's settings no tensor shape shows (Qwen2Config fields; rope_theta / rope_scaling are
-# older transformers' names for rope_parameters): recorded later still, as LATER_FIELDS are.
+# The LLM's settings no tensor shape shows, recorded later still, as LATER_FIELDS are. Recorded
+# normalised (`llm_settings`), not as transformers serialises them: transformers 4.x writes
+# `rope_theta` / `rope_scaling` and (before 4.53) no `layer_types`, 5.x `rope_parameters` with
+# `rope_theta: null`, so a raw record made under one version was "edited" under the other
+# (was: those raw fields recorded and compared).
 LLM_FIELDS = ("num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_parameters",
-              "rope_theta", "rope_scaling", "hidden_act", "use_sliding_window", "sliding_window",
-              "max_window_layers", "layer_types")
-RECORDED_LATER = LATER_FIELDS + LLM_FIELDS  # compared only when the record holds them
+              "hidden_act", "sliding_window", "layer_types")
+# Every LLM field a record may hold: LLM_FIELDS and the raw ones records saved before held.
+RAW_LLM_FIELDS = LLM_FIELDS + ("rope_theta", "rope_scaling", "use_sliding_window", "max_window_layers")
+# RoPE types whose parameters include the pretraining length (transformers fills it in from
+# max_position_embeddings when absent: standardize_rope_params)
+ROPE_TYPES_WITH_LENGTH = ("llama3", "yarn", "longrope")
 
 
 def settings_of(values: dict) -> dict:
     """The recorded settings among a config's `values` (its to_dict()), as JSON values."""
     record = {name: values[name] for name in FIELDS if values.get(name) is not None}
-    record.update({name: values.get(name) for name in RECORDED_LATER})
+    record.update({name: values.get(name) for name in LATER_FIELDS})
+    record.update(llm_settings(values))
     encoder = record.get("deepencoder_config")
     if isinstance(encoder, dict):
         record["deepencoder_config"] = encoder_settings(encoder)
     return json.loads(json.dumps(record))  # tuples as lists, as config.json holds them
+
+
+def llm_settings(values: dict, shapes: Optional[dict] = None) -> dict:
+    """The LLM_FIELDS of `values` (a Qwen2 config's to_dict(), or a record in the raw form
+    of any transformers version, or normalised) in one form whatever wrote them: the
+    effective head_dim, RoPE (`rope_parameters`: type, theta and scaling, from
+    rope_parameters or else rope_theta / rope_scaling), and per-layer attention types
+    (`layer_types`, derived from use_sliding_window / sliding_window / max_window_layers as
+    transformers derives them when absent); `sliding_window` only when a layer uses it.
+    shapes: the config whose hidden_size, num_hidden_layers and max_position_embeddings
+    complete a record (tensor shapes show them; a record does not hold them)."""
+    shapes = values if shapes is None else shapes
+    heads = values.get("num_attention_heads")
+    hidden = shapes.get("hidden_size")
+    head_dim = values.get("head_dim") or (hidden // heads if isinstance(hidden, int) and heads else None)
+    layer_types = values.get("layer_types") or _derived_layer_types(values, shapes.get("num_hidden_layers"))
+    return {"num_attention_heads": heads,
+            "num_key_value_heads": values.get("num_key_value_heads") or heads,  # None: as many as heads
+            "head_dim": head_dim, "rms_norm_eps": values.get("rms_norm_eps"),
+            "rope_parameters": _rope(values, shapes.get("max_position_embeddings")),
+            "hidden_act": values.get("hidden_act"),
+            "sliding_window": values.get("sliding_window") if "sliding_attention" in (layer_types or ()) else None,
+            "layer_types": layer_types}
+
+
+def _derived_layer_types(values: dict, layers: Optional[int]) -> Optional[list]:
+    """transformers' layer_types for a config without them (Qwen2Config: layers from
+    max_window_layers on use sliding attention when use_sliding_window is set)."""
+    if not isinstance(layers, int):
+        return None
+    sliding = bool(values.get("use_sliding_window")) and values.get("sliding_window") is not None
+    start = values.get("max_window_layers") or 0
+    return ["sliding_attention" if sliding and i >= start else "full_attention" for i in range(layers)]
+
+
+def _rope(values: dict, length: Optional[int]) -> Optional[dict]:
+    """The effective RoPE parameters: `rope_parameters` (5.x), else `rope_scaling` (4.x)
+    with `rope_theta` beside it; "type" read as "rope_type" (its older name), "default"
+    when none is given, and the pretraining length filled in as transformers fills it."""
+    given = values.get("rope_parameters") or values.get("rope_scaling") or {}
+    if not isinstance(given, dict):
+        return given  # not a RoPE dict: compared as it is
+    rope = {k: v for k, v in given.items() if k != "type"}
+    rope["rope_type"] = given.get("rope_type", given.get("type", "default"))
+    if rope.get("rope_theta") is None:
+        rope["rope_theta"] = values.get("rope_theta")
+    if rope["rope_type"] in ROPE_TYPES_WITH_LENGTH and length is not None:
+        rope.setdefault("original_max_position_embeddings", length)
+    return rope
 
 
 def encoder_settings(encoder: dict) -> dict:
@@ -63,14 +121,22 @@ def encoder_settings(encoder: dict) -> dict:
 
 def edited_settings(values: dict) -> List[str]:
     """'name now (saved with then)' for each recorded setting that differs from the record
-    in a config's `values`; [] when there is no record. RECORDED_LATER fields the record lacks
-    (saved before they were recorded) are not compared."""
+    in a config's `values`; [] when there is no record. LATER_FIELDS the record lacks, and
+    the LLM's fields when it holds none of them (saved before they were recorded), are not
+    compared."""
     saved = values.get(RECORD)
     if not isinstance(saved, dict):
         return []
     now = settings_of(values)
     edits = []
-    unrecorded = {name for name in RECORDED_LATER if name not in saved}
+    unrecorded = {name for name in LATER_FIELDS if name not in saved}
+    if any(name in saved for name in RAW_LLM_FIELDS):
+        # both sides normalised: a record saved by another transformers version, or in the
+        # raw form recorded before, holds the same settings under other names
+        saved = {**{k: v for k, v in saved.items() if k not in RAW_LLM_FIELDS},
+                 **json.loads(json.dumps(llm_settings(saved, shapes=values)))}
+    else:
+        unrecorded |= set(LLM_FIELDS)
     for name in sorted((set(saved) | set(now)) - unrecorded):
         before, after = saved.get(name), now.get(name)
         if before == after:

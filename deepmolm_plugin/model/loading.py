@@ -414,24 +414,57 @@ def load_tokenizer(model_path: str):
     return tokenizer
 
 
+# Text a tokenizer with a vocabulary turns into ordinary tokens: a SMILES and a word.
+VOCABULARY_PROBE = "CC(=O)O water"
+
+
 def check_tokenizer_vocabulary(tokenizer, path: str) -> None:
-    """A tokenizer whose every token is a special one (from tokenizer_config.json) has no
-    vocabulary: its files (tokenizer.json, or vocab.json + merges.txt) are missing, as after a
-    copy that left them out. A CheckpointError naming the folder and those files (was: a
-    3-token Qwen2 tokenizer that made every prompt a few special ids; eval wrote empty
-    answers and training ran on nothing, both exit 0).
+    """A tokenizer that makes no ordinary token of VOCABULARY_PROBE (nothing, or only
+    special or unknown ids) has no vocabulary: its files (tokenizer.json, or vocab.json +
+    merges.txt) are missing or empty, as after a copy that left them out. A CheckpointError
+    naming the folder and, where they are missing, those files (was: a 3-token Qwen2
+    tokenizer that made every prompt a few special ids; eval wrote empty answers and training
+    ran on nothing, both exit 0; then every added token was taken for a special one, so a
+    tokenizer whose vocabulary was registered with add_tokens was refused as having none).
     No rule on a tokenizer far smaller than the embedding table: Qwen2 pads its table, and a
     tokenizer from another model of similar size would pass one anyway."""
-    special = set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
-    if any(token not in special for token in tokenizer.get_vocab()):
+    ids = tokenizer.encode(VOCABULARY_PROBE, add_special_tokens=False)
+    special = set(tokenizer.all_special_ids) | {tokenizer.unk_token_id}
+    if any(i not in special for i in ids):
         return
-    files = list(dict.fromkeys(getattr(type(tokenizer), "vocab_files_names", {}).values()))
-    missing = [f for f in [*files, "tokenizer_config.json"] if not os.path.isfile(os.path.join(path, f))]
-    count = len(tokenizer)
+    made = f"only special tokens or the unknown token (ids {ids})" if ids else "no token at all"
+    specials = _special_token_count(tokenizer)
+    # said only when so (was said of every added token, special or not)
+    holds = f"; it holds only its {specials} special token{'s' if specials != 1 else ''}" if (
+        specials == len(tokenizer)) else ""
     raise CheckpointError(
-        f"{path}: no tokenizer vocabulary ({type(tokenizer).__name__} with {' / '.join(missing) or 'its files'} "
-        f"missing): its tokenizer makes no tokens of a SMILES or any other text, only its {count} special "
-        f"token{'s' if count != 1 else ''}; copy tokenizer.json from the model this one was saved from")
+        f"{path}: no tokenizer vocabulary ({type(tokenizer).__name__}, {_vocabulary_files_state(tokenizer, path)}): "
+        f"its tokenizer makes no tokens of a SMILES or any other text ({VOCABULARY_PROBE!r} gives {made}){holds}; "
+        "copy tokenizer.json from the model this one was saved from")
+
+
+def _special_token_count(tokenizer) -> int:
+    """How many of the tokenizer's tokens are special ones (its named special tokens, and
+    added tokens marked special; not those added with add_tokens, which are ordinary)."""
+    marked = {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
+    special = marked | set(tokenizer.all_special_tokens)
+    return sum(token in special for token in tokenizer.get_vocab())
+
+
+def _vocabulary_files_state(tokenizer, path: str) -> str:
+    """Which of the tokenizer's vocabulary files are missing from `path` or, when none is,
+    which hold no vocabulary: a tokenizer.json present is the one the vocabulary is read from,
+    so the slow tokenizer's files beside it are not named missing."""
+    names = list(dict.fromkeys(getattr(type(tokenizer), "vocab_files_names", {}).values()))
+    if "tokenizer.json" not in names:
+        names.append("tokenizer.json")
+    present = [f for f in names if os.path.isfile(os.path.join(path, f))]
+    if "tokenizer.json" in present:
+        return "its tokenizer.json holds no vocabulary"
+    missing = [f for f in names if f not in present]
+    if not present:
+        return f"{' / '.join(missing)} missing"
+    return f"{' / '.join(missing)} missing; {' / '.join(present)} hold no vocabulary"
 
 
 def check_launcher_tokenizer(model_path: Optional[str], option: str) -> None:
