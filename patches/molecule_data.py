@@ -51,7 +51,7 @@ def _patch_dataset(cls) -> None:
     from tqdm import tqdm
 
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
-    from deepmolm_plugin.data.records import RecordError, check_records, has_molecule, record_id
+    from deepmolm_plugin.data.records import PreparedPictures, RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
     from deepmolm_plugin.molecule.sidecar import manifest_settings
     from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver, model_limits
@@ -86,12 +86,21 @@ def _patch_dataset(cls) -> None:
             from deepmolm_plugin.usage import DataError
 
             raise DataError(f"{manifest}: {e}") from e
+        # The records' own pictures (deepmolm-prepare's: their hashes and `depiction`, each
+        # file read once), and the side of the depictions among them: records without an
+        # image are drawn at it, and it becomes the model's render_size (was: the manifest's
+        # image_size, or RENDER_SIZE without one, whatever the pictures read were)
+        pictures = PreparedPictures(prepared.get("image_size"))
+        pictured = [i for i, r in enumerate(self.list_data_dict) if r.get("image")]
+        for i in tqdm(pictured, desc="checking records' pictures", disable=len(pictured) < 10000):
+            record, rid = self.list_data_dict[i], record_id(self.list_data_dict[i], i)
+            pictures.check(record, image_path(record, data_args.image_folder, rid), rid)
         self.molecules = InputResolver(
             structure_folder=structure_folder,
             policy=policy,
             render_folder=render_folder,
             record_folder=record_folder,
-            render_size=int(prepared.get("image_size") or RENDER_SIZE),
+            render_size=int(pictures.render_size(manifest) or prepared.get("image_size") or RENDER_SIZE),
             limits=limits,
         )
         self.graph_molecules = graph_resolver(structure_folder, limits=limits)

@@ -518,3 +518,6 @@ def test_prepare_draws_what_the_resolver_draws_from_the_same_fields(tmp_path):
     # outputs drawn under other rules (or by the atoms-first rule before this one) are not reused
     assert versions()["drawing_rules"] == DRAWING_RULES
     assert versions()["conformer_rules"] == CONFORMER_RULES  # conformers (so tokens) likewise
+    from deepmolm_plugin.molecule.io import READER_RULES
+
+    assert versions()["reader_rules"] == READER_RULES  # and what a structure file reads as (twelfth round)

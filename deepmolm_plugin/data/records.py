@@ -27,7 +27,8 @@ RecordError = InputError  # raised for records as "record '<id>': <reason>"
 
 ROLES = ("human", "gpt")
 
-__all__ = ["RecordError", "check_plain_records", "check_record", "check_records", "has_molecule", "record_id"]
+__all__ = ["PreparedPictures", "RecordError", "check_plain_records", "check_record", "check_records", "has_molecule",
+           "record_id"]
 
 
 def record_id(record: dict, index: int) -> str:
@@ -45,6 +46,149 @@ def check_records(records: list, data_path: str) -> None:
     check_unique_ids(records, data_path)
     check_sidecar_overlaps(records, data_path)
     check_property_names(records, data_path)
+    check_answer_labels(records, data_path)
+
+
+def check_answer_labels(records: list, data_path: str) -> None:
+    """A record's `properties` label and the value its reply states must agree, as the report
+    requires of a question (`answer_label_problem`). Was: a hand-corrected label trained
+    silently, the LLM learning the reply's value and the property head the label, and only
+    eval.questions refused the same file."""
+    for i, record in enumerate(records):
+        problem = answer_label_problem(record, record_id(record, i))
+        if problem:  # it names the record
+            raise ValueError(f"{data_path}: {problem}")
+
+
+def answer_label_problem(record: dict, rid: str) -> "str | None":
+    """Why a single-exchange record's reply contradicts its `properties` (another value, unit
+    or scale on one side), naming the record, or None. The record is seen as the report sees
+    its question (`eval.scoring.task_references`, through `task_kinds.reference_value`).
+    Only records with `properties` and one human turn and one gpt reply (those eval asks)
+    are compared; a record whose reply states no value, or of a task of another kind, passes."""
+    turns = record.get("conversations")
+    if not isinstance(record.get("properties"), dict) or not isinstance(turns, list) or len(turns) != 2:
+        return None
+    task = record.get("task")
+    question = {"question_id": rid, "task": task, "answer": turns[1]["value"], "properties": record["properties"],
+                **({"metric": record["metric"]} if "metric" in record else {})}
+    from ..eval.merge import ReportError
+    from ..eval.scoring import task_references
+    from ..eval.task_kinds import task_kind
+
+    task = task if isinstance(task, str) and task.strip() else "unspecified"
+    try:
+        kind = task_kind(task, question)
+        if kind == "property":
+            task_references(task, kind, {rid: question}, [rid])
+    except ReportError as e:  # the question is the record of that id, its reference answer the gpt reply
+        return for_records_file(str(e).replace("question ", "record ", 1)
+                                .replace("the reference answer", "its gpt reply (the reference answer)", 1))
+    return None
+
+
+def for_records_file(report_message: str) -> str:
+    """A report refusal of a question, its remedy worded for the records file the question
+    came from (training's, or eval.questions' DATA; was: "Fix the question file", given
+    for a records file)."""
+    return (report_message.replace("Fix the question file", "Fix the record's gpt reply or its `properties`")
+            .replace("in the question file", "in the records file"))
+
+
+class PreparedPictures:
+    """Checks of the records' own pictures made by deepmolm-prepare, each file read once:
+
+    - a content-addressed picture (`images/xx/<sha256>.png`) must still hash to its name
+      (`prepare.output.stored_image_intact`); was: a depiction overwritten with another
+      molecule's trained, and was asked, without a word;
+    - a record's `depiction` ({image, molecule}: the picture deepmolm-prepare drew for it
+      and the molecule it draws, as a sidecar reference's `molecule`) must name the
+      record's `image` and a molecule its SMILES is: was: two records' `image` fields
+      swapped (a script rebuilding the records) trained each on the other's picture;
+      records of outputs older than the field are not compared;
+    - the side of the depictions read (`sizes`): a record with `depiction`, or one of an
+      older output whose square content-addressed picture has the manifest's image_size.
+    """
+
+    def __init__(self, image_size: "int | None" = None):
+        self.image_size = image_size  # the manifest's --image-size, when there is one
+        self.files: dict = {}  # path -> (intact, (width, height))
+        self.identities: dict = {}  # SMILES text -> canonical SMILES (or None)
+        self.sizes: dict = {}  # depiction side -> first record name with it
+
+    def check(self, record: dict, path: str, rid: str) -> "int | None":
+        """Check the record's picture at `path`; its side when it is a depiction, else None."""
+        from ..molecule.canonical import smiles_identity
+        from .prepare.output import is_stored_image, stored_image_intact
+
+        made = record.get("depiction")
+        stored = is_stored_image(path)
+        if path not in self.files:  # a picture of the user's own is read when its record is (the host's errors)
+            self.files[path] = (stored_image_intact(path), _image_size(path, rid) if stored or made else None)
+        intact, size = self.files[path]
+        if not intact:
+            raise RecordError(rid, f"image {path}: its bytes do not hash to its name (deepmolm-prepare names each "
+                                   "picture by its SHA-256): the file was replaced or damaged after preparing; rerun "
+                                   "the deepmolm-prepare command on that output, which finds and redraws it")
+        if made is not None:
+            if not isinstance(made, dict) or not isinstance(made.get("image"), str):
+                raise RecordError(rid, f"`depiction` must be deepmolm-prepare's {{\"image\": name, \"molecule\": "
+                                       f"SMILES}}, got {_shown(made)}")
+            if os.path.basename(made["image"]) != os.path.basename(record["image"]):
+                raise RecordError(rid, f"its image {record['image']} is not the depiction deepmolm-prepare drew for it "
+                                       f"({made['image']}, of {made.get('molecule')}): its `image` was changed after "
+                                       "preparing (records rebuilt or reordered?); restore it, or remove `depiction` "
+                                       "if this picture is meant")
+            self._check_molecule(made.get("molecule"), record.get("smiles"), record["image"], rid, smiles_identity)
+        if size is not None and size[0] == size[1] and (made is not None or size[0] == self.image_size):
+            self.sizes.setdefault(size[0], rid)
+            return size[0]
+        return None
+
+    def _check_molecule(self, molecule, smiles, image: str, rid: str, smiles_identity) -> None:
+        """The molecule a depiction draws against the record's SMILES (compared as canonical
+        SMILES, also as this RDKit writes `molecule`, as sidecar references' are)."""
+        if not isinstance(molecule, str) or not isinstance(smiles, str) or smiles.strip() in ("", molecule):
+            return
+        for text in (smiles.strip(), molecule):
+            if text not in self.identities:
+                self.identities[text] = smiles_identity(text)
+        identity = self.identities[smiles.strip()]
+        if identity is not None and identity not in (molecule, self.identities[molecule]):
+            raise RecordError(rid, f"its image {image} is deepmolm-prepare's depiction of {molecule}, but its SMILES "
+                                   f"{smiles!r} is another molecule ({identity}): the record was changed after it was "
+                                   "prepared; prepare it again")
+
+    def render_size(self, manifest=None) -> "int | None":
+        """The one side the depictions read have (None: none read), checked: records of two
+        sizes, or of another size than the manifest's image_size, are a DataError naming a
+        record of each (was: render_size was the manifest's, or 1024 without one, whatever
+        the pictures trained on were; the model config then told chat and eval to draw at
+        that size)."""
+        from ..usage import DataError
+
+        if len(self.sizes) > 1:
+            (a, first), (b, second) = sorted(self.sizes.items())[:2]
+            raise DataError(f"records {first!r} ({a} px) and {second!r} ({b} px) have depictions of different sizes "
+                            "(deepmolm-prepare --image-size): the model learns one size, which chat and eval draw "
+                            "at; prepare them with one --image-size")
+        side, rid = next(iter(self.sizes.items()), (None, None))
+        if side is not None and self.image_size is not None and side != self.image_size:
+            raise DataError(f"{manifest}: the data was prepared at image_size {self.image_size}, but record {rid!r}'s "
+                            f"depiction is {side} px: the records file and the manifest come from different outputs; "
+                            "train on each output's own records file, or prepare them again together")
+        return side
+
+
+def _image_size(path: str, rid: str) -> tuple:
+    """(width, height) from the file's header; an unreadable picture is the record's error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise RecordError(rid, f"image {path}: {type(e).__name__}: {e}") from e
 
 
 def check_plain_records(records: list) -> None:
@@ -134,8 +278,8 @@ def check_sidecar_overlaps(records: list, data_path: str) -> None:
         for offset, atoms, rid, ref in refs:
             if offset < end and (offset, atoms) != last[:2]:
                 # which of the two causes: the digests prepare wrote tell (`SidecarFiles.overlap_cause`)
-                cause = SidecarFiles(os.path.dirname(os.path.abspath(data_path))).overlap_cause({last[2]: last[3],
-                                                                                                  rid: ref})
+                cause = SidecarFiles(os.path.dirname(os.path.abspath(data_path))).overlap_cause(
+                    {last[2]: last[3], rid: ref}, records_file=data_path)
                 raise ValueError(f"{data_path}: records {last[2]!r} and {rid!r} read partly the same rows of sidecar "
                                  f"{sidecar} (offset {last[0]} atoms {last[1]}, offset {offset} atoms {atoms}): "
                                  f"{cause}")

@@ -245,6 +245,7 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
     resolver = InputResolver(FingerprintSettings.from_config(config), structure_folder=structure_folder,
                              record_folder=question_folder, policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
                              **options)
+    check_depiction_sizes(questions, model_render_size(config))
     graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
     note = graph_features_note(config) if graphs is not None else None
     if note:
@@ -271,6 +272,22 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
         print(f"note: {len(without)} question(s) have no `smiles` or `structure` for the property head's graph "
               f"(e.g. {without[0]!r}): answered without its prediction", file=sys.stderr)
     return prepared, inputs
+
+
+def check_depiction_sizes(questions: List[dict], render_size: int) -> None:
+    """Questions whose picture is a depiction drawn at another side (`depiction_size`, which
+    eval.questions stamps from the prepared split) than the model's (its config's
+    render_size) refuse the run, naming the first and both sizes: the processor's resize
+    makes a 1024 px drawing's lines a tenth as dark as the 256 px ones the model learnt
+    from (was: asked and scored without a word)."""
+    other = [q for q in questions if q.get("depiction_size") not in (None, render_size)]
+    if other:
+        first, more = other[0], f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+        raise QuestionError(first["question_id"], f"its picture is a depiction drawn at {first['depiction_size']} px"
+                                                  f"{more}, but the model was trained on depictions drawn at "
+                                                  f"{render_size} px (its config's render_size): prepare the split "
+                                                  f"again with deepmolm-prepare --image-size {render_size}, then "
+                                                  "eval.questions")
 
 
 def print_image_notes(notes: List[tuple]) -> None:

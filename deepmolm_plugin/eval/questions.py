@@ -19,7 +19,10 @@ structure?, molecule_fp?}`. Each record gives one line:
   settings, else --fp-bits / --fp-levels, else DeepMoLM's), which model_vqa checks against
   the model's (tokens of 4096 bits went into an 8192-bit model without a word);
 - `answer`: the gpt turn (the reference answer), `task` (default "unspecified"),
-  `properties` (a dict of reference values) and `metric` when present.
+  `properties` (a dict of reference values) and `metric` when present;
+- `depiction_size`: the side of a picture of DATA's folder that deepmolm-prepare drew
+  (checked as training checks it: `data.records.PreparedPictures`), which model_vqa
+  compares with the model's render_size.
 
 Only single-turn records (one human turn, one gpt turn) can be asked by model_vqa; any
 other record is an error naming it, as is a missing or duplicated id, or a gpt turn
@@ -198,11 +201,18 @@ def _fp_settings(args):
 
 
 def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
+    from ..data.records import PreparedPictures
+    from ..molecule.sidecar import manifest_settings
+    from ..usage import DataError
+
     questions, seen, molecules = [], set(), smiles_checker()
+    made, manifest = manifest_settings(data_dir)
+    pictures = PreparedPictures(made.get("image_size"))
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise QuestionFileError(f"record #{index} is not a JSON object")
         question = record_to_question(record, index, data_dir, fp, molecules)
+        _check_picture(record, question, data_dir, pictures)
         key = str(question["question_id"])
         if key in seen:
             raise QuestionFileError(f"record id {question['question_id']!r} appears more than once")
@@ -210,8 +220,31 @@ def convert(records: Iterable[dict], data_dir: Path, fp=None) -> List[dict]:
         questions.append(question)
     if not questions:
         raise QuestionFileError("the data file holds no records")
+    try:  # one depiction size per split, the manifest's (as training requires of its records)
+        pictures.render_size(manifest)
+    except DataError as e:
+        raise QuestionFileError(str(e)) from e
     _check_as_the_report_does(questions)
     return questions
+
+
+def _check_picture(record: dict, question: dict, data_dir: Path, pictures) -> None:
+    """A picture of DATA's folder checked as training checks it (`data.records.PreparedPictures`:
+    a content-addressed file still hashing to its name, the record's `depiction`), and a
+    depiction's side stamped on the line as `depiction_size`, which model_vqa compares with
+    the model's render_size (was: a split prepared at 1024 px was asked of a model trained
+    at 256 px without a word). A picture not there is model_vqa's (its --image-folder)."""
+    from ..data.records import RecordError
+
+    image = record.get("image")
+    if not isinstance(image, str) or not image or not (data_dir / image).is_file():
+        return
+    try:
+        side = pictures.check(record, str(data_dir / image), str(question["question_id"]))
+    except RecordError as e:
+        raise QuestionFileError(str(e)) from e
+    if side is not None:
+        question["depiction_size"] = side
 
 
 def _refused(kind: str, what) -> bool:
@@ -252,8 +285,10 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
             for i, (what, reason) in reasons.items():
                 named = f"record {refs[qids[i]]['question_id']!r} ({task}): {reason}"
                 (unread if _refused(kind, what) else left_out).append(named)
-    except ReportError as e:
-        raise QuestionFileError(f"the report would refuse it: {e}") from e
+    except ReportError as e:  # worded for DATA, a records file (was: "Fix the question file")
+        from ..data.records import for_records_file
+
+        raise QuestionFileError(f"the report would refuse it: {for_records_file(str(e))}") from e
     if unscored:  # all of them at once: each was a rerun
         raise QuestionFileError(f"the report could score no question of {'; '.join(unscored)}; fix those records' "
                                 "gpt turn or `properties`, or leave the task out")
@@ -291,6 +326,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         records = usage.json_list_file(data, "DATA")
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
+    try:
+        # training's check of the sidecar references, and its cause analysis (an edited offset
+        # or records of several outputs; was: the "several outputs" guess for either)
+        from ..data.records import check_sidecar_overlaps
+
+        check_sidecar_overlaps(records, str(data))
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from e
     try:
         questions = convert(records, data.resolve().parent, fp)
     except QuestionFileError as e:

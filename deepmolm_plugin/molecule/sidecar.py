@@ -180,6 +180,29 @@ def _check_fits(block: np.ndarray, dtype: np.dtype, path: Path) -> None:
                            f"(-1..{np.iinfo(dtype).max}): was it sized for these fp_bits?")
 
 
+def edited_records_cause(records_file: "str | os.PathLike") -> Optional[str]:
+    """Why a reference in `records_file` reads rows it was not written with, when the output's
+    manifest beside it tells: the file is listed there and no longer has its SHA-256, so a
+    reference in it was edited after preparing (hashed only on this error path). None when
+    the manifest does not list it (a file put together from several outputs) or it is as
+    prepared (then the sidecar is not this output's)."""
+    from ..result_files import file_sha256
+
+    path = Path(records_file)
+    try:
+        content = read_manifest(path.resolve().parent)
+    except ValueError:  # an unreadable manifest tells nothing; its own error comes where it is read
+        return None
+    entry = ((content or {}).get("files") or {}).get(path.name) if isinstance(content, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not path.is_file():
+        return None
+    if file_sha256(path) == entry["sha256"]:
+        return None
+    return (f"{path.name} was changed after deepmolm-prepare wrote it (its SHA-256 is not the one in its manifest), "
+            "so the record's molecule_fp offset or atom count was edited (by hand?): restore the reference as "
+            "prepared, or leave molecule_fp out (the tokens are then made from the SMILES)")
+
+
 class SidecarFiles:
     """Read-only, memory-mapped sidecars, opened once per file and process.
 
@@ -226,13 +249,16 @@ class SidecarFiles:
         table = self._table(ref["sidecar"])
         return digest == rows_digest(np.asarray(table[ref["offset"]:ref["offset"] + ref["atoms"]]))
 
-    def overlap_cause(self, refs: Dict[str, dict]) -> str:
+    def overlap_cause(self, refs: Dict[str, dict], records_file: "str | os.PathLike | None" = None) -> str:
         """Why the references of two records (name -> reference) that read partly the same
         rows of one sidecar do (the caller found the overlap, `data.records.check_sidecar_overlaps`):
         the digest deepmolm-prepare wrote into each tells a record of another output (its
         rows here are not its own) from a wrong offset or atom count (its rows match). Was:
         always "an offset or atom count is wrong", also for two outputs' records put in one
-        file, whose sidecar paths (each relative to its own folder, both ``fp/train.npy``) met."""
+        file, whose sidecar paths (each relative to its own folder, both ``fp/train.npy``) met.
+        With `records_file`, a record whose rows differ from its digest in a records file
+        that its manifest says was changed after preparing is an edited reference
+        (`edited_records_cause`; was: "several outputs" for an offset lowered by hand)."""
         name = next(iter(refs.values()))["sidecar"]
         try:
             where, rows = self._path(name), self._table(name).shape[0]
@@ -242,8 +268,9 @@ class SidecarFiles:
         mixed = MIXED_OUTPUTS.format(sidecar=where)
         foreign = [rid for rid, ref in inside.items() if not self.digest_matches(ref)]
         if foreign:
+            edited = edited_records_cause(records_file) if records_file is not None else None
             return (f"the rows there of record {foreign[-1]!r} are not the ones it was written with (digest "
-                    f"differs): {mixed}")
+                    f"differs): {edited or mixed}")
         if len(inside) < len(refs) or any(ref.get("digest") is None for ref in refs.values()):  # nothing tells
             return f"an offset or atom count is wrong, or {mixed}"
         return "an offset or atom count is wrong (each record's rows match its digest: edited by hand?)"

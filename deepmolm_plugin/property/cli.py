@@ -285,6 +285,20 @@ def _not_binary(row: dict, targets: Sequence[str], labels: list[float], bad_cell
     return found
 
 
+def json_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a file is no CSV table but JSON, or None: one starting with `[` or `{` (after white
+    space). Was: its first character read as the header, "no SMILES column ... in the header
+    ['[']", and --smiles-column suggested, which cannot help."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        head = f.read(65536)
+    if head.lstrip()[:1] not in ("[", "{"):
+        return None
+    records = '"conversations"' in head and '"smiles"' in head  # deepmolm-prepare's record layout
+    what = " (deepmolm-prepare records: give kflm2 the CSV they were prepared from)" if records else ""
+    return (f"is a JSON file{what}; deepmolm-kflm2 reads a CSV with one molecule per row (a SMILES column and the "
+            "--targets columns)")
+
+
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
     """What is wrong with a CSV header for these options (a missing or repeated column), else None."""
     if smiles_column is None:  # `SMILES` and `smiles` of other molecules: prepare read one, kflm2 the other
@@ -320,7 +334,7 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             header = first_row(reader) or []  # blank lines before it are skipped, as between rows
         except csv.Error as e:  # a header field over csv.field_size_limit()
             raise SystemExit(f"{path}: cannot read the header (line {reader.line_num}): {e}") from e
-        problem = column_problem(header, targets, smiles_column)
+        problem = json_file_problem(path) or column_problem(header, targets, smiles_column)
         if problem:
             raise SystemExit(f"{path}: {problem}")
         column = smiles_column or next(c for c in SMILES_COLUMNS if c in header)
@@ -1049,6 +1063,9 @@ def check_arguments(args) -> None:
     for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
         usage.existing_file(path, option, allow_empty=False)
         check_utf8(path, option)  # the whole file: a bad byte after the first read (8 KB) was a traceback
+        problem = json_file_problem(path)
+        if problem:
+            raise usage.UsageError(f"{option} {path}: {problem}")
         try:  # blank lines before the header are skipped, as load_table does
             with open(path, newline="", encoding="utf-8-sig") as f:
                 header = first_row(csv.reader(f)) or []

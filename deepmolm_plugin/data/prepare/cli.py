@@ -22,7 +22,7 @@ from ..sources.base import READERS
 from ...molecule.inputs import OutputWriteError
 from .common import PrepareError, Shape, atomic_bytes, dumps, need, resume_hint, writing
 from .identity import (changed_inputs, check_state, checksum_inputs, differences, identity_of, narrow_inputs,
-                       relocated, reusable_checksums, run_id, versions)
+                       output_identity, relocated, reusable_checksums, run_id, versions)
 from .lock import OutputLock
 from .output import MANIFEST, PROGRESS, SCHEMA, Output, assemble, read_object, summary
 from .schedule import FORMAT_MODULES, check_reader_options, compute
@@ -174,7 +174,7 @@ def confirm_read_only(args, out: Output) -> dict:
     manifest = out.read_json(MANIFEST, "it cannot be redone on a read-only --out", check_state)
     state = run_state(args, out, manifest)
     narrow_inputs(manifest, state)
-    if identity_of(manifest) != identity_of(state):
+    if output_identity(manifest) != output_identity(state):
         raise PrepareError(f"--out {out.root} is read-only and holds output of a different run "
                            f"({'; '.join(differences(manifest, state))}): use another --out")
     note_relocated(manifest, state)
@@ -214,7 +214,11 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
         previous = run = None
     if manifest is not None:  # a finished output only: an unfinished run's chunks are named by its id
         narrow_inputs(manifest, state)
-    if previous is not None and identity_of(previous) != identity_of(state):
+    if manifest is None and run is not None and output_identity(run) == output_identity(state):
+        keep_committed_chunk_size(args, out, run, state)
+    # a finished output whatever --chunk-size made it (it is the same); a run's chunks in their own size
+    same = output_identity if manifest is not None else identity_of
+    if previous is not None and same(previous) != same(state):
         if not args.overwrite:
             changes = "; ".join(differences(previous, state))
             if args.shard != (0, 1) and manifest is None and not out.committed(any_run=True):
@@ -251,6 +255,20 @@ def start(args, out: Output) -> Tuple[dict, Optional[dict]]:
     elif sharded and SHARDS not in run:  # a run without --shard started it
         atomic_bytes(out.progress / "run.json", dumps(dict(run, **{SHARDS: args.shard[1]})).encode(), out.tmp)
     return state, None
+
+
+def keep_committed_chunk_size(args, out: Output, run: dict, state: dict) -> None:
+    """An unfinished run goes on in its own --chunk-size: its chunks are numbered in it, so
+    chunks of two sizes cannot be combined, and the output is the same for any size. A note
+    says so (was: "a different run (setting chunk_size: 256 -> 2)", and --overwrite, which
+    threw away every computed conformer, was the only remedy offered)."""
+    size = (run.get("settings") or {}).get("chunk_size")
+    if size == args.chunk_size or type(size) is not int or size < 1:  # another value: a different run, said so
+        return
+    print(f"deepmolm-prepare: note: --chunk-size {args.chunk_size} not used: the unfinished run in {out.root} commits "
+          f"chunks of {size} items, and goes on with them (the output is the same for any chunk size; to change it, "
+          "let this run finish, or start again with --overwrite)", file=sys.stderr)
+    args.chunk_size = state["settings"]["chunk_size"] = size
 
 
 SHARDS = "shards"  # run.json: the N of the --shard I/N runs of this run (the settings' neighbour)

@@ -70,6 +70,7 @@ def versions() -> dict:
     import deepmolm_plugin
 
     from ...molecule.conformer import CONFORMER_RULES
+    from ...molecule.io import READER_RULES
     from ...molecule.render import DRAWING_RULES
 
     out = {"deepmolm_plugin": deepmolm_plugin.__version__}
@@ -78,6 +79,7 @@ def versions() -> dict:
     # drew an atom list next to a SMILES from the atoms (the resolver draws the SMILES).
     out["drawing_rules"] = DRAWING_RULES
     out["conformer_rules"] = CONFORMER_RULES  # likewise for generated conformers (so tokens)
+    out["reader_rules"] = READER_RULES  # and for what the structure readers read from the same bytes
     for name in ("rdkit", "e3fp", "numpy", "torch", "pillow"):
         try:
             out[name] = version(name)
@@ -111,6 +113,21 @@ def identity_of(state: dict) -> dict:
     `compared_settings`), versions, input contents (names relative to --input, SHA-256)."""
     return {"schema": state.get("schema"), "settings": compared_settings(state.get("settings")),
             "versions": state.get("versions"), "inputs": [(e["path"], e["sha256"]) for e in state.get("inputs", [])]}
+
+
+# Settings that cut the work into commits without changing the output (byte-identical for
+# any --chunk-size): a finished output is compared without them (`output_identity`); an
+# unfinished run keeps its committed chunks' size (`cli.start`), since chunks are numbered in it
+COMMIT_SETTINGS = ("chunk_size",)
+
+
+def output_identity(state: dict) -> dict:
+    """`identity_of` as a finished output is reused: without COMMIT_SETTINGS (was: a rerun
+    with another --chunk-size was "a different run", and --overwrite recomputed it all)."""
+    identity = identity_of(state)
+    if isinstance(identity["settings"], dict):
+        identity["settings"] = {k: v for k, v in identity["settings"].items() if k not in COMMIT_SETTINGS}
+    return identity
 
 
 def compared_settings(settings):

@@ -154,6 +154,8 @@ class ItemMaker:
         except Exception as e:  # noqa: BLE001 - the one place: whatever one record raises is its failure line
             return Made(failure={"id": item.id, "stage": stage, "reason": unexpected(e)})
         record = {"id": item.id, "image": image, "conversations": turns, "task": item.task, "smiles": smiles}
+        if not item.image:  # drawn here: the molecule it draws is filled in at assembly (`output.write_outputs`)
+            record["depiction"] = {"image": image}
         if properties:
             record["properties"] = properties
         record["molecule_fp"] = None  # the sidecar reference, filled in at assembly

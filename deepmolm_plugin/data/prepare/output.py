@@ -43,6 +43,19 @@ def image_intact(root: Path, name: str) -> bool:
     return not match or file_sha256(root / name)[:32] == match.group(1) + match.group(2)
 
 
+def is_stored_image(path: "str | os.PathLike") -> bool:
+    """Whether a picture's path ends in a content-addressed name (`images/xx/<hash>.png`),
+    wherever its output folder is (a records file in a parent folder names it `out/images/...`)."""
+    return bool(IMAGE_NAME.fullmatch("/".join(Path(path).parts[-3:])))
+
+
+def stored_image_intact(path: "str | os.PathLike") -> bool:
+    """`image_intact` for a picture named by its path (training and eval.questions: the
+    records' own images); True for a path not ending in a content-addressed name."""
+    path = Path(path)
+    return not is_stored_image(path) or image_intact(path.parents[2], "/".join(path.parts[-3:]))
+
+
 def is_output_name(name: str) -> bool:
     """A relative path this tool writes: never anything else is deleted or trusted."""
     return bool(OUTPUT_NAME.fullmatch(name) or IMAGE_NAME.fullmatch(name))
@@ -428,6 +441,11 @@ def write_outputs(out: Output, n_chunks: int, t: Tally, levels: int, dtype) -> N
                     placed[split][key] = reference(f"fp/{split}.npy", sidecars[split].append(rows), n, rows,
                                                    molecule=key[1])
                 record["molecule_fp"] = dict(placed[split][key])
+                if isinstance(record.get("depiction"), dict):
+                    # which molecule the picture draws, as the sidecar reference says of its rows:
+                    # training and eval.questions refuse a record whose `image` or SMILES is not
+                    # that depiction's (`data.records.PreparedPictures`; was: nothing tied them)
+                    record["depiction"]["molecule"] = key[1]
                 writers[split].write(separator[split] + dumps(record))
                 separator[split] = ",\n"
                 molecule = t.copy_key(entry)
