@@ -126,16 +126,18 @@ def test_joules_per_mole_or_per_molecule_are_converted():
 # ---------------------------------------------------------------- 6: units of unitless properties
 
 @pytest.mark.parametrize("answer, prop, problem", [
-    ("The LogP at 25 °C is 2.1.", "LogP", "states '25 °C', a temperature, for LogP in log units"),
-    ("At 298 K the LogP is 2.1.", "LogP", "states '298 K', a temperature, for LogP in log units"),
-    ("At pH 7.4, the LogD is 1.2.", "LogD", "states 'pH 7.4', a pH, for LogD in log units"),
+    # a condition is skipped, and the answer is invalid only when no other number follows
+    # (tests/test_eval_numbers_mend_twelfth.py; was here: `The LogP at 25 °C is 2.1.` invalid)
+    ("The LogP was measured at 25 °C.", "LogP", "states '25 °C', a temperature, for LogP in log units"),
+    ("The LogP was measured at 298 K.", "LogP", "states '298 K', a temperature, for LogP in log units"),
+    ("The LogD is given at pH 7.4.", "LogD", "states 'pH 7.4', a pH, for LogD in log units"),
     ("The aqueous solubility is 0.0032 mol/L.", "Log Solubility",
      "states '0.0032 mol/L', a concentration, for Log Solubility in log(mol/L)"),
     ("The solubility is 3.2 mM.", "Log Solubility",
      "states '3.2 mM', a concentration, for Log Solubility in log(mol/L)"),
-    ("The complexity at **298** K is 350.", "Complexity",
+    ("The complexity was computed at **298** K.", "Complexity",
      "states '298 K', a temperature, for Complexity in PubChem complexity (unitless)"),
-    ("At pH 7, the HOMO is -5.2 eV.", "HOMO", "states 'pH 7', a pH, for HOMO in eV"),  # converted ones alike
+    ("The HOMO was computed at pH 7.", "HOMO", "states 'pH 7', a pH, for HOMO in eV"),  # converted ones alike
 ])
 def test_a_condition_or_concentration_is_not_a_unitless_propertys_value(answer, prop, problem):
     assert _value(answer, prop) == (None, problem)
@@ -224,7 +226,7 @@ def test_the_report_scores_these_answers_in_the_propertys_unit(tmp_path):
     rows = [("HOMO", "The HOMO is **-0.19** Hartree.", "The HOMO is -5.17 eV."),
             ("HOMO", "The HOMO is -5.17 eV.", "| HOMO | -0.19 | Ha |"),
             ("LUMO", "The HOMO is -5.2 eV and the LUMO is -1.1 eV.", "HOMO: -5.2 eV; LUMO: -1.1 eV."),
-            ("LogP", "The LogP is 2.1.", "The LogP at 25 °C is 2.1."),
+            ("LogP", "The LogP is 2.1.", "The LogP was measured at 25 °C."),
             ("HOMO", "The HOMO is -5.2 eV.", "The HOMO is -5 .2 eV.")]
     questions, answers = tmp_path / "q.jsonl", tmp_path / "a.jsonl"
     questions.write_text("".join(json.dumps({"question_id": f"q{i}", "text": "?", "task": t, "answer": r}) + "\n"

@@ -289,7 +289,7 @@ def test_questions_refuse_only_a_value_meant_and_warn_for_the_other_unreadable_r
     for answer, finding in (("The LogP is 1,7.", "a decimal comma"), ("The LogP is 1.5-2.0.", "a range"),
                             ("The LogP is less than 5.", "a bound"), ("The LogP is 1.5 or 2.0.", "a choice"),
                             ("The LogP is 3/4.", "a fraction"), ("The LogP is 2 × 3.", "a product"),
-                            ("The molecular weight is 1 234 g/mol.", "digits split by a space")):
+                            ("The LogP is 1 234.", "digits split by a space")):
         with pytest.raises(eval_questions.QuestionFileError, match=rf"^1 record\(s\) state a reference value the "
                                                                   rf"report cannot read: record 'r' .*{finding}"):
             eval_questions.convert([good, *warned, _record("r", "LogP", answer)], Path("."))

@@ -151,7 +151,7 @@ def unreferenced_reasons(task: str, kind: str, refs: "OrderedDict[str, dict]", q
     for i, reference in enumerate(references):
         if reference is None:
             if kind == "property":
-                what, why = no_value_reason(refs[qids[i]].get("answer", ""))
+                what, why = no_value_reason(refs[qids[i]].get("answer", ""), task)
                 reasons[i] = (what, UNREFERENCED[kind][0].format(why))
             else:
                 reasons[i] = (UNREFERENCED[kind][0], UNREFERENCED[kind][0])
@@ -236,17 +236,19 @@ def value_may_be_cut(text: str, spec=None) -> bool:
       no full stop) is flagged too: a cut word cannot be told from a finished one ("m" may
       be "meV"), and a unit read wrong is scored 27x off.
 
-    "12.13 g/mol." or "180; rounded 18" (a clause end after the number) is whole."""
-    from .metrics.numbers import converts_units, number_and_text_after, parse_number
+    "12.13 g/mol." or "180; rounded 18" (a clause end after the number) is whole. The number
+    is the one the score reads for `spec` (`numbers.parse_value`: "HOMO: -5.2 eV; LUMO: -0.04
+    Hart" is cut for the LUMO; was: the first number, -5.2 eV, was checked while -0.04 was scored)."""
+    from .metrics.numbers import converts_units, number_and_text_after
 
-    reading = number_and_text_after(text)
+    reading = number_and_text_after(text, spec)
     if reading is None:  # no value: invalid whatever the cap cut
         return False
     # the text after the number and its uncertainty, where the parser's match ended (was: after
     # the shortest prefix that read the same value, inside the number for "-5.0 Hart": ".0
     # Hart", and a cut unit was not flagged)
     value, after = reading
-    if not _holds_a_word(after) and parse_number(text.rstrip() + "7") != value:
+    if not _holds_a_word(after) and (number_and_text_after(text.rstrip() + "7", spec) or (None,))[0] != value:
         return True
     return spec is not None and converts_units(spec) and _unfinished(after)
 

@@ -102,20 +102,25 @@ def reference_value(task: str, record: dict) -> Optional[float]:
     return stated if stated is not None else labelled
 
 
-def no_value_reason(answer: str) -> Tuple[NoValue, str]:
+def no_value_reason(answer: str, task: Optional[str] = None) -> Tuple[NoValue, str]:
     """(what, why) for a reference answer from which `metrics.numbers` reads no value: `what`
     is the parser's own finding as a code (`numbers.NoValue`: NO_NUMBER, DECIMAL_COMMA, RANGE,
     BOUND, SPACE_GROUP, ...: `numbers.no_value_finding`, from the pass that reads values;
     was: its words, which callers matched by their first words), `why` says it for a
     message, quoting the answer. Was: every such answer was "no number in the reference
-    answer", also "The LogP is 1,7." and "between 1.5 and 2.0"."""
-    from .metrics.numbers import NoValue, no_value_finding
+    answer", also "The LogP is 1,7." and "between 1.5 and 2.0". Read for the property `task`
+    asks, as `reference_value` reads it (was: without it, so an answer whose numbers are all
+    another property's, `The LogP is 3.1.` for Log Solubility, was said to hold "a malformed
+    number" or the like)."""
+    from .metrics.numbers import NoValue, no_value_finding, property_spec
 
-    finding = no_value_finding(answer)
+    finding = no_value_finding(answer, property_spec(task) if task is not None else None)
     if finding is None:  # a value read, but in a unit of another kind or out of the float range
         return NoValue.MALFORMED, f"the reference answer states no single value: {_quoted(answer)}"
     if finding.kind is NoValue.NO_NUMBER:
         return finding.kind, "no number in the reference answer"
+    if finding.kind is NoValue.OTHER_PROPERTY:
+        return finding.kind, (f"the reference answer states no number of {task}, {finding.text}: {_quoted(answer)}")
     hint = " (write decimals with a point)" if finding.kind is NoValue.DECIMAL_COMMA else ""
     return finding.kind, f"the reference answer states {finding.text}, not one value{hint}: {_quoted(answer)}"
 

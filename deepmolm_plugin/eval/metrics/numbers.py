@@ -3,8 +3,14 @@ r"""Property answers: the number in free text, per-property valid ranges, valid 
 `parse_number(text)` returns the answer's value (the first number that is a value, see
 the rules) or None when the answer gives no single value. `parse_value(text, spec)` reads
 it for a property: where the answer also names another known property (a name or alias of
-`PROPERTY_RANGES`), from the first mention of the one asked for (`HOMO: -5.2 eV; LUMO: -1.1
-eV` is -1.1 for the LUMO; was -5.2, the first number). Rules, in order:
+`PROPERTY_RANGES`), a number that another property's mention labels is skipped (`_Labels`:
+the nearest mention before it in its clause, `HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for the
+LUMO, was -5.2; else one right after it, `-1.1 eV (LUMO)`, `-5.2 eV is the HOMO`; else a
+line above holding only a label). A number is never skipped only for standing before the
+asked property's name: `-5.2 eV. The HOMO energy is high, ... HOMO-LUMO gap.` is -5.2 (4a2dea4
+read from the asked property's first mention on: no value, or another property's number).
+An answer whose every number is another property's has no value (NoValue.OTHER_PROPERTY).
+Rules, in order:
 
 1. Text is normalised: invisible format characters (Unicode category Cf: zero-width spaces
    and joiners, U+2060, the soft hyphen, U+FEFF, direction marks) are removed (`-\u200b2.0`
@@ -95,7 +101,8 @@ eV` is -1.1 for the LUMO; was -5.2, the first number). Rules, in order:
    and lower-lying orbitals`, `350 at most atoms` and `5.2 (max. abs. error 0.1)` are
    values; `min` alone is minutes, no bound), or is
    not finite (`1e999`). A reference answer so written has no value (`task_kinds`);
-   `why_no_value(text)` says which of these it found, with the text cut at word boundaries
+   `why_no_value(text)` says which of these it found (`no_value_finding(text, spec)` as
+   `parse_value` reads it for a property), with the text cut at word boundaries
    (`"a decimal comma or a list ('1,7')"`, `"a range ('1.5-2.0')"`, `"a bound ('less than
    5')"`, `"no number"`); `no_value_finding(text)` gives it with its code (`NoValue`), and
    `NO_VALUE_STATED` holds the codes that mean no value is stated at all (no number).
@@ -146,13 +153,17 @@ eV` is -1.1 for the LUMO; was -5.2, the first number). Rules, in order:
    holds no unit (`(in water)`, `(MW)`) or one letter, the quantity's symbol (`The molar
    mass (M) is 180.16 g/mol`: was read as the unit M, mol/L, and invalid), and properties without such a unit (LogP,
    complexity, SCF energy, the data's own properties) take the number as stated. A number
-   right after `pH` is a pH, a unit of another kind (`At pH 7, the HOMO is -5.2 eV`). For
-   LogP, LogD, Log Solubility and Complexity (`PropertySpec.refused_kinds`) a number stated
-   as a condition, a temperature or a pH (`The LogP at 25 °C is 2.1.`, `At pH 7.4, the LogD
-   is 1.2.`), and for Log Solubility a concentration or amount (`3.2 mM`, `0.0032 mol/L`:
-   not its log), makes the answer invalid, as a unit of another kind does for the
-   properties above (each was read as the value); other units stay as stated there (`1.5
-   eV`, `45%`, a LogP's `5.0nM`).
+   right after `pH` is a pH, a unit of another kind. For these properties and LogP, LogD,
+   Log Solubility and Complexity (`PropertySpec.refused_kinds`) a number stated as a
+   condition, a pH or a temperature, is skipped like a list marker and the next number read
+   (`The LogP at 25 °C is 2.1.` and `At pH 7.4, the LogD is 1.2.` are 2.1 and 1.2, `At pH 7,
+   the HOMO is -5.2 eV` -5.2; each read 25, 7.4 and 7 before 4a2dea4, and was invalid
+   after it); with no number after it the answer is invalid (`The LogP was measured at 25
+   °C.`). For Log Solubility a concentration or amount (`3.2 mM`, `0.0032 mol/L`: not its
+   log) makes the answer invalid, as a unit of another kind does for the properties above,
+   except a value <= 0 in mol/L or M (`-3.4 mol/L`, `-2.31 M`, `-3.4 mols per litre`: a
+   concentration is never negative, so the unit is the one under the log; invalid in
+   4a2dea4); other units stay as stated there (`1.5 eV`, `45%`, a LogP's `5.0nM`).
    `parse_number` alone converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
@@ -175,6 +186,7 @@ invalid, so MAE and RMSE are always finite numbers (computed without overflow).
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 import re
@@ -397,6 +409,9 @@ class NoValue(enum.Enum):
     BOUND = "a bound"
     CHOICE = "a choice"
     NOT_FINITE = "not a finite number"
+    # every number it states is labelled as another known property (`_Labels`): `The LogP is
+    # 3.1.` for Log Solubility (was: read as 3.1, until 4a2dea4)
+    OTHER_PROPERTY = "only another property's number"
 
 
 #: The findings that mean a text states no value at all; every other finding is a value
@@ -431,19 +446,23 @@ def why_no_value(text) -> Optional[str]:
     return None if finding is None else finding.text
 
 
-def no_value_finding(text) -> Optional[NoValueFinding]:
-    """`why_no_value` with its code (`NoValue`), or None when the text states one value."""
-    parsed = _parse_or_reason(text)
+def no_value_finding(text, spec: Optional["PropertySpec"] = None) -> Optional[NoValueFinding]:
+    """`why_no_value` with its code (`NoValue`), or None when the text states one value; for
+    `spec`, as `parse_value` reads it (was: read without the property, so a reference dropped
+    for the property was said to hold "a malformed number" or something else it did not)."""
+    parsed = _parse_or_reason(text, spec)
     return parsed if isinstance(parsed, NoValueFinding) else None
 
 
-def number_and_text_after(text) -> Optional[Tuple[float, str]]:
+def number_and_text_after(text, spec: Optional["PropertySpec"] = None) -> Optional[Tuple[float, str]]:
     """(`parse_number(text)`, the normalised text after its number and uncertainty, where its
     unit stands: `' Hart'` of `-5.0 Hart`, of `-5.0 ± 0.1 Hart` and of `**-5.0** Hart`: past
     the markdown and brackets closing around the number, `unit_text_after`), or None. Where the
     parser's own match ends; was: scoring searched for the shortest prefix that read the
-    same value, and `-5.0` ended after `-5` ('.0 Hart')."""
-    parsed = _parse(text)
+    same value, and `-5.0` ended after `-5` ('.0 Hart'). With `spec`, the number
+    `parse_value` reads for that property (was: the first number, so a capped answer's cut
+    check looked at another number than the one scored)."""
+    parsed = _parse(text, spec)
     return None if parsed is None else (parsed.value, unit_text_after(parsed.before, parsed.after))
 
 
@@ -455,16 +474,31 @@ def _parse(text, spec: Optional["PropertySpec"] = None) -> Optional[Reading]:
 
 def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Reading, NoValueFinding]:
     """`_parse`, or why the text states no one value (`no_value_finding`). With the `spec` of
-    the property asked for, an answer that names another known property too is read from
-    the first mention of the one asked for (`_own_label_end`)."""
+    the property asked for, two more kinds of number are skipped, as list markers are, and
+    the scan reads on: where the answer names another known property too, a number that
+    another property's mention labels (`_Labels`: `HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for
+    the LUMO; was -5.2, the first number), and a number stated as a condition (`_condition`:
+    `The LogD at pH 7.4 is 1.2.` is 1.2; was 7.4, then invalid). A condition that no value
+    follows is returned (`value_in_unit` says why it is none); numbers that are all other
+    properties' are NoValue.OTHER_PROPERTY."""
     if not isinstance(text, str):
         return NoValueFinding(NoValue.NOT_TEXT, f"not text but {type(text).__name__}")
     text = normalise(text)
     markers = _markers(text)
-    mentions = _mentions(text, spec) if spec is not None else []
-    for match in _NUMBER.finditer(text, _own_label_end(mentions)):
+    labels = _Labels.of_answer(text, spec) if spec is not None else None
+    condition: Optional[Reading] = None  # the first number read as a condition
+    others = None  # (number, mention) of the first number another property's mention labels
+    conditions = 0
+    resume = 0  # after a skipped condition and its uncertainty (`25 ± 1 K`: the 1 is no number of its own)
+    for match in _NUMBER.finditer(text):
         start, end = match.start(), match.end()
-        if _not_a_value(text, match, markers):
+        if start < resume or _not_a_value(text, match, markers):
+            continue
+        label = labels.label(start, end) if labels is not None else None
+        if label is not None and not label[3]:
+            others = others or (match, label)
+            uncertainty = _UNCERTAINTY.match(text, end)  # `HOMO: -5.2 ± 0.1 eV`: its 0.1 too
+            resume = uncertainty.end() if uncertainty else end
             continue
         before, after = text[:start], text[end:]
 
@@ -513,11 +547,27 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         after = after[uncertainty.end():] if uncertainty else after
         if not math.isfinite(value):
             return found(NoValue.NOT_FINITE)
-        return Reading(value, before, after)
+        reading = Reading(value, before, after)
+        if spec is not None and _condition(reading, spec):
+            conditions += 1
+            if conditions > _MAX_CONDITIONS:
+                break  # each reads the whole text before it (`before`): many would be quadratic
+            condition = condition or reading
+            resume = len(text) - len(after)
+            continue
+        return reading
+    if condition is not None:
+        return condition
+    if others is not None:
+        number, mention = others
+        return NoValueFinding(NoValue.OTHER_PROPERTY, _shown(text, min(mention[0], number.start()), number.end(),
+                                                             NoValue.OTHER_PROPERTY.value))
     return NoValueFinding(NoValue.NO_NUMBER, NoValue.NO_NUMBER.value)
 
 
 _SHOWN_AFTER = 16  # characters after the number that `why_no_value` shows
+# Conditions skipped before a value (`_condition`): more, and the answer is invalid for the first
+_MAX_CONDITIONS = 4
 
 
 def _shown(text: str, at: int, end: int, reason: str) -> str:
@@ -695,6 +745,7 @@ _JOULE_EV = 1 / 1.602176634e-19  # exact (SI 2019): `-8.3e-19 J/molecule` is -5.
 _BARE_JOULE_KIND = "energy in joules, per molecule or per mole (write J/molecule or J/mol)"
 _BOHR_ANGSTROM = 0.529177210903  # CODATA 2018 (`72.1 bohr²` was 72.1 Å²)
 _POUND_GRAM = 453.59237  # exact
+_MOLAR = 1.0  # mol/L, `M`: a concentration's factor, read only by `_log_of_molar` (no property is a concentration)
 # "/mol", " mol-1" ("mol⁻¹" after NFKC), "mol^(-1)" (LaTeX's `^{-1}`), "gmol-1", "g.mol-1"
 _PER_MOL = r"(?:\s*(?:/|per\s|[·⋅*])\s*|\.|\s*)mole?(?:\s*(?:\^\s*)?(?:-1|\(\s*-1\s*\)))?"
 _SQUARED = r"\s*(?:(?:\^|\*\*)\s*)?2"  # no two `\s*` meet around an optional token: quadratic
@@ -745,7 +796,9 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     (r"(?-i:[munµμkMG]?V)|volts?", "voltage", None),
     (r"debyes?", "dipole moment", None),
     (r"(?:[kmgtpµμ]|kilo|mega|giga|tera|milli|micro)?-?(?:hz|hertz)|wavenumbers?", "frequency", None),
-    (r"(?:[mµμunp]|milli|micro|nano|pico)?mol(?:es?|s)?\s*(?:/|per\s)\s*(?:l|liters?|litres?|dm\s*(?:\^\s*)?3)"
+    # mol/L itself (factor 1: `_log_of_molar` reads a log solubility's `-3.4 mol/L` as the log)
+    (r"mol(?:es?|s)?\s*(?:/|per\s)\s*(?:l|liters?|litres?|dm\s*(?:\^\s*)?3)", "concentration", _MOLAR),
+    (r"(?:[mµμunp]|milli|micro|nano|pico)mol(?:es?|s)?\s*(?:/|per\s)\s*(?:l|liters?|litres?|dm\s*(?:\^\s*)?3)"
      r"|(?-i:[mµμunp]M)", "concentration", None),
     (r"(?:[mµμunp]|milli|micro|nano|pico)?mol(?:es?|s)?", "amount of substance", None),
     (r"pp[mbt]|parts\s+per\s+(?:million|billion|trillion)", "fraction (parts per million)", None),
@@ -754,8 +807,8 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
 )]
 # One capital letter, a unit only when set apart from the number (`-5.2 D`, `0.1 M`):
 # glued, it begins a word (`3D`, rule 3).
-_SPACED_UNITS = [(_unit_regex(pattern), kind, None) for pattern, kind in (
-    (r"(?-i:D)", "dipole moment"), (r"(?-i:M)", "concentration"), (r"(?-i:L)", "volume"))]
+_SPACED_UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
+    (r"(?-i:D)", "dipole moment", None), (r"(?-i:M)", "concentration", _MOLAR), (r"(?-i:L)", "volume", None))]
 # A stem of the units above after an SI prefix not listed with it (`keV`, `kHa`, `µEh`,
 # `MDa`, `GJ`, `km^2`, `microhartree`): not converted, and not the number in the
 # property's unit either (`-20 mHa` was -20 eV before millihartrees were listed). Tried
@@ -1081,13 +1134,142 @@ def _is_own(mention: str, spec: "PropertySpec") -> bool:
     return bool(key) and bool(own) and (key in own or own in key)
 
 
-def _own_label_end(mentions: list) -> int:
-    """Where reading starts: after the first mention of the property asked for, when the
-    answer names another known property too (`HOMO: -5.2 eV; LUMO: -1.1 eV` for the LUMO is
-    -1.1; was -5.2, the first number), else at the start (the first number that is a value)."""
-    if all(m[3] for m in mentions):
-        return 0
-    return next((m[1] for m in mentions if m[3]), 0)
+# Where a clause ends, for labels (`_Labels`): `;`, a line's end, a comma before a space, or
+# a sentence's end (`.`, `!`, `?` before a capital: `approx. -5.2` and `ca. 5` go on)
+_CLAUSE_BREAK = re.compile(r"[;\n]|,(?=\s)|[.!?](?=[^\S\n]+[*_#>`\"'(\[]*[A-Z])")
+_LABEL_REACH = 120  # characters before a number in which the mention that labels it is looked for
+# Mentions that qualify the one before them label nothing: `the energy gap between the HOMO and
+# LUMO is 4.1 eV` (the gap), and one of several in a bracket (`Gap (HOMO-LUMO): 4.1`); a bracket
+# that holds one mention alone restates the name before it (`Lipophilicity (LogP): 2.1`)
+_QUALIFIER_BEFORE = re.compile(r"(?<![^\W\d_])between[ \t]+(?:the[ \t]+)?(?:[^\W\d_][\w-]*[ \t]+(?:and|&)[ \t]+"
+                               r"(?:the[ \t]+)?)?\Z", re.IGNORECASE)
+_QUALIFIER_REACH = 48  # characters
+_ALONE_IN_BRACKET_BEFORE = re.compile(r"[(\[][ \t]*(?:the[ \t]+)?\Z", re.IGNORECASE)
+_ALONE_IN_BRACKET_AFTER = re.compile(r"[ \t]*[)\]]")
+_JOINED = re.compile(r"[ \t]*(?:/|&|(?<![^\W\d_])and(?![^\W\d_]))[ \t]*(?:the[ \t]+)?", re.IGNORECASE)
+# A mention right after a number, its uncertainty, unit and closing emphasis, that labels it:
+# `-1.1 eV (LUMO)`, `-5.2 eV (the HOMO; ...)`, `-5.2 eV is the HOMO energy`, `-5.2 eV for the HOMO`
+_CLOSING_EMPHASIS = re.compile(r"[*_`]*")
+_LABEL_AFTER = re.compile(r"[^\S\n]*(?:(?P<bracket>[(\[])[^\S\n]*|(?:is|was|for)[^\S\n]+)(?:(?:the|its)[^\S\n]+)?",
+                          re.IGNORECASE)
+_BRACKET_LABEL_END = re.compile(r"[^\S\n]*[)\];,]")  # `(LUMO)`, `(the HOMO;`: not `(LUMO: -1.1 eV)`
+# A line that holds only a label (`### LUMO`, `**LUMO:**`) labels a number that starts the next line
+_LABEL_LINE_BEFORE = re.compile(r"[ \t#>*_|]*(?:the[ \t]+)?", re.IGNORECASE)
+_LABEL_LINE_AFTER = re.compile(r"[ \t*_:|]*(?:\n[ \t]*)+[>*_|]*(?:[-+*][ \t]+)?[ \t]*")
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The known properties an answer names (`_mentions`) and where its clauses end
+    (`_CLAUSE_BREAK`), to tell which property's mention labels a number (`label`)."""
+    text: str
+    mentions: list
+    starts: list  # each mention's start, in order
+    breaks: list  # each clause break's position, in order
+
+    @classmethod
+    def of_answer(cls, text: str, spec: "PropertySpec") -> Optional["_Labels"]:
+        """The labels of an answer that names another known property than `spec`'s, else None:
+        then nothing is told apart and the first number that is a value decides."""
+        mentions = _mentions(text, spec)
+        if all(m[3] for m in mentions):
+            return None
+        return cls(text, mentions, [m[0] for m in mentions], [m.start() for m in _CLAUSE_BREAK.finditer(text)])
+
+    def label(self, start: int, end: int) -> Optional[tuple]:
+        """The mention (`_mentions`) that labels the number at text[start:end], or None: the
+        nearest one before it in its clause (`HOMO: -5.2`, `the LUMO is -1.1`; one inside a
+        bracket closed before the number qualifies the name before it, `Gap (HOMO-LUMO): 4.1`),
+        else one right after it (`_LABEL_AFTER`: `-1.1 eV (LUMO)`, `-5.2 eV is the HOMO`), else
+        a line above that holds only a label (`### LUMO` then `-1.1 eV`). A number that comes
+        before the asked property's mention is not skipped for that (was, 4a2dea4: reading
+        started after the first mention of the asked property, so `-5.2 eV. The HOMO energy
+        is high, ... HOMO-LUMO gap.` had no value, and `Answer: -5.2 eV (the HOMO; the LUMO
+        would be near -1 eV)` read -1)."""
+        return self._before(start) or self._after(end) or self._line_above(start)
+
+    def _before(self, start: int) -> Optional[tuple]:
+        at = bisect.bisect_right(self.breaks, start - 1) - 1
+        floor = max(self.breaks[at] + 1 if at >= 0 else 0, start - _LABEL_REACH)
+        text = self.text
+        for i in range(bisect.bisect_left(self.starts, start) - 1, -1, -1):
+            mention = self.mentions[i]
+            if mention[0] < floor:
+                return None
+            if mention[1] > start or _QUALIFIER_BEFORE.search(text, max(0, mention[0] - _QUALIFIER_REACH), mention[0]):
+                continue
+            if self._closed_after(mention[1], start) and not (
+                    _ALONE_IN_BRACKET_BEFORE.search(text, max(0, mention[0] - 8), mention[0])
+                    and _ALONE_IN_BRACKET_AFTER.match(text, mention[1])):
+                continue
+            return self._group(i)
+        return None
+
+    def _group(self, i: int) -> tuple:
+        """The mention `i`, or the asked property's mention among those joined to it (`HOMO/LUMO:
+        -5.2 / -1.1`, `The HOMO and LUMO are -5.2 and -1.1 eV`: which number is whose is not
+        told, and the first is read, as before 4a2dea4)."""
+        first = i
+        while first > 0 and _JOINED.fullmatch(self.text, self.mentions[first - 1][1], self.mentions[first][0]):
+            first -= 1
+        return next((m for m in self.mentions[first:i + 1] if m[3]), self.mentions[i])
+
+    def _closed_after(self, position: int, start: int) -> bool:
+        """Whether text[position:start] closes a bracket it did not open (the mention before
+        `position` stands inside it)."""
+        depth = 0
+        for char in self.text[position:start]:
+            if char in "([":
+                depth += 1
+            elif char in ")]":
+                if depth == 0:
+                    return True
+                depth -= 1
+        return False
+
+    def _after(self, end: int) -> Optional[tuple]:
+        text = self.text
+        uncertainty = _UNCERTAINTY.match(text, end)
+        position = uncertainty.end() if uncertainty else end
+        rest = text[position:position + _UNIT_REACH]
+        unit = stated_unit(rest)
+        if unit is not None:
+            position += len(rest) - len(rest.lstrip()) + len(unit[2])
+        position = _CLOSING_EMPHASIS.match(text, position).end()
+        cue = _LABEL_AFTER.match(text, position)
+        if cue is None:
+            return None
+        i = bisect.bisect_left(self.starts, cue.end())
+        if i == len(self.starts) or self.starts[i] != cue.end():
+            return None
+        mention = self.mentions[i]
+        if cue.group("bracket") and not _BRACKET_LABEL_END.match(text, mention[1]):
+            return None
+        return mention
+
+    def _line_above(self, start: int) -> Optional[tuple]:
+        i = bisect.bisect_left(self.starts, start) - 1
+        if i < 0 or start - self.mentions[i][1] > _LABEL_REACH:
+            return None
+        mention = self.mentions[i]
+        line_start = self.text.rfind("\n", 0, mention[0]) + 1
+        if (_LABEL_LINE_BEFORE.fullmatch(self.text, line_start, mention[0])
+                and _LABEL_LINE_AFTER.fullmatch(self.text, mention[1], start)):
+            return mention
+        return None
+
+
+def _condition(reading: Reading, spec: "PropertySpec") -> bool:
+    """Whether a number is stated as a measurement's condition, a pH (`at pH 7.4`, `(pH=7.4)`)
+    or a temperature (`at 25 °C`, `298 K`), for a property that reads units (`converts_units`,
+    `PropertySpec.refused_kinds`): no value of theirs, skipped (`_parse_or_reason`). Was
+    (4a2dea4): the answer was invalid, `The LogD at pH 7.4 is 1.2.` too; before it, 7.4."""
+    if not (converts_units(spec) or spec.refused_kinds):
+        return False  # `property:<name>`: a temperature may be its value (a melting point)
+    if _PH_BEFORE.search(reading.before[-_UNIT_REACH:]):
+        return True
+    unit = _unit_after(reading.before, reading.after)
+    return unit is not None and unit[0] in _CONDITIONS
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
@@ -1121,7 +1303,7 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
         # is -5.2 eV`). Was: read as the value. Other units stay as stated (`1.5 eV`, `45%`),
         # and headers are not read (`log solubility in mol/L: -2.49` names the unit under the log).
         own, header = _NO_UNIT, (_PH if _PH_BEFORE.search(before[-_UNIT_REACH:]) else None)
-        if stated is not None and stated[0] not in spec.refused_kinds:
+        if stated is not None and (stated[0] not in spec.refused_kinds or _log_of_molar(value, stated)):
             stated = None
     else:
         return value, None  # a property whose unit is not known (`property:<name>`, SCF energy): as stated
@@ -1137,6 +1319,15 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     if stated[1] != own[1]:  # the property's own unit stays bit-exact
         value = value * stated[1] / own[1]
     return (value, None) if math.isfinite(value) else (None, None)
+
+
+def _log_of_molar(value: float, stated: Tuple[str, Optional[float], str]) -> bool:
+    """Whether a log solubility's number stated in mol/L (or `M`, `mols per litre`) is the log
+    itself: a concentration is never negative, so `-3.4 mol/L` names the unit under the log, as
+    ESOL's column "measured log solubility in mols per litre" does. A positive one (`0.0032
+    mol/L`) and a prefixed one (`-3.4 mM`: the log of what, mol/L or mM?) stay refused. Was
+    (4a2dea4): every concentration was refused, a reference `logS = -3.40 mol/L` stopped the report."""
+    return stated[0] == "concentration" and stated[1] == _MOLAR and value <= 0
 
 
 # --------------------------------------------------------------------------- ranges
