@@ -99,7 +99,9 @@ def test_model_vqa_marks_an_answer_cut_by_the_context_as_capped(model, tmp_path,
     from deepmolm_plugin.eval.model_vqa import QuestionInput, QuestionInputs
 
     image = tmp_path / "m.png"
-    Image.new("RGB", (32, 32), "white").save(image)
+    picture = Image.new("RGB", (32, 32), "white")
+    picture.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    picture.save(image)
     state = QuestionInputs([QuestionInput("long", str(image), _fp())], uses_molecules=True)
     state.model = model
     # the host's own max_new_tokens=1024 (model_vqa without --max-new-tokens)

@@ -414,7 +414,9 @@ def test_a_question_without_a_molecule_is_answered_without_the_property_heads_pr
     from deepmolm_plugin.eval import model_vqa
 
     config = SimpleNamespace(mm_projector_type="linear", fp_bits=4096, fp_levels=4, aux_property_task="kflm2")
-    Image.new("RGB", (64, 64), "red").save(tmp_path / "x.bmp")
+    picture = Image.new("RGB", (64, 64), "red")
+    picture.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    picture.save(tmp_path / "x.bmp")
     questions, answers = tmp_path / "q.jsonl", tmp_path / "out" / "a.jsonl"
     _write_questions(questions, [{"question_id": "pic", "image": "x.bmp", "text": "Colour?"},
                                  {"question_id": "mol", "image": "x.bmp", "smiles": "CCO", "text": "What is it?"}])
@@ -473,11 +475,15 @@ def test_model_vqa_resume_keeps_what_belongs_together(tmp_path, monkeypatch):
     assert run(lines, "--resume") == 1 and ids(answers) == ["a", "b", "c"] and ids(aux) == ["a", "b", "c"]
     assert run(lines, "--resume") == 0
 
-    Image.new("RGB", (64, 64), "red").save(tmp_path / "x.bmp")
+    picture = Image.new("RGB", (64, 64), "red")
+    picture.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    picture.save(tmp_path / "x.bmp")
     pictured = [{"question_id": "p", "image": "x.bmp", "smiles": "CCO", "text": "Colour?"}]
     assert run(pictured) == 1
     stat = (tmp_path / "x.bmp").stat()
-    Image.new("RGB", (64, 64), "blue").save(tmp_path / "x.bmp")  # same size, and the time put back
+    picture = Image.new("RGB", (64, 64), "blue")
+    picture.putpixel((0, 0), (0, 0, 0))
+    picture.save(tmp_path / "x.bmp")  # same size, and the time put back
     assert (tmp_path / "x.bmp").stat().st_size == stat.st_size
     os.utime(tmp_path / "x.bmp", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert run(pictured, "--resume") == 1
@@ -503,7 +509,9 @@ def test_questions_sharing_an_image_each_get_their_own_molecule(tmp_path):
 
     from deepmolm_plugin.eval.model_vqa import QuestionInputs, prepare_questions
 
-    Image.new("RGB", (8, 8), "white").save(tmp_path / "x.png")
+    picture = Image.new("RGB", (8, 8), "white")
+    picture.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    picture.save(tmp_path / "x.png")
     lines = [{"question_id": "a", "image": "x.png", "smiles": "CCO", "text": "?"},
              {"question_id": "b", "image": "x.png", "smiles": "CCN", "text": "?"}]
     _, inputs = prepare_questions(lines, str(tmp_path), tmp_path / "renders", FUSION_CONFIG)

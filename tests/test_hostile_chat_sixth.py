@@ -132,7 +132,9 @@ def thin_image_tab(chat_session, tmp_path):
     AllChem.EmbedMolecule(mol, randomSeed=7)
     sdf, png = tmp_path / "ethanol.sdf", tmp_path / "thin.png"
     Chem.MolToMolFile(mol, str(sdf))
-    Image.new("RGB", (1, 5000), (255, 255, 255)).save(png)
+    thin = Image.new("RGB", (1, 5000), (255, 255, 255))
+    thin.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    thin.save(png)
     page, tab = Page(chat_session), Tab()
     page.load(tab, None, str(sdf), str(png))
     assert tab.molecule is not None and tab.molecule.views.image_size == (1, 5000)
@@ -181,7 +183,9 @@ def test_an_image_the_tiles_processor_cannot_view_is_refused_at_load_naming_it(c
     # in tiles mode the 1 x 5000 image leaves nothing of itself in a tile: refused when loaded, by the chat
     # CLI's and eval's check (check_model_views), naming the file (was: the processor's words, no file named)
     png = tmp_path / "needle.png"
-    Image.new("RGB", (1, 5000), (255, 255, 255)).save(png)
+    needle = Image.new("RGB", (1, 5000), (255, 255, 255))
+    needle.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    needle.save(png)
     monkeypatch.setattr(chat_session.config, "image_mode", "tiles", raising=False)
     page, tab = Page(chat_session), Tab()
     panels = page.load(tab, "CCO", None, str(png))

@@ -411,7 +411,9 @@ def test_question_image_is_checked_before_the_model_loads(trained_checkpoint, tm
     images = tmp_path / "images"
     (images / "sub").mkdir(parents=True)
     (images / "bad.png").write_text("junk")
-    Image.new("RGB", (64, 64), "white").save(images / "ok.png")
+    ok = Image.new("RGB", (64, 64), "white")
+    ok.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    ok.save(images / "ok.png")
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"question_id": "ok", "text": "what?", "smiles": "CCO", "image": "ok.png"}) + "\n"
                          + json.dumps({"question_id": "q", "text": "what?", "smiles": "CCO", "image": image}) + "\n")

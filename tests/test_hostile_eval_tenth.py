@@ -111,7 +111,17 @@ def _pictures(folder: Path, colour: str) -> None:
 
     folder.mkdir(parents=True)
     for i in range(4):
-        Image.new("RGB", (8, 8), colour).save(folder / f"m{i}.png")
+        _picture(colour).save(folder / f"m{i}.png")
+
+
+def _picture(colour: str):
+    """An 8 x 8 picture on `colour` with one grey pixel: it shows something (one colour
+    throughout is refused), and pictures on other colours still differ."""
+    from PIL import Image
+
+    picture = Image.new("RGB", (8, 8), colour)
+    picture.putpixel((0, 0), (128, 128, 128))
+    return picture
 
 
 def _run_chunk(monkeypatch, questions, answers, images, idx, *extra):
@@ -152,9 +162,7 @@ def test_a_resume_after_one_picture_changed_asks_that_question_alone_and_reports
     _pictures(tmp_path / "a", "white")
     assert _run_chunk(monkeypatch, questions, tmp_path / "0.jsonl", tmp_path / "a", 0) == 2
     assert _run_chunk(monkeypatch, questions, tmp_path / "1.jsonl", tmp_path / "a", 1) == 2
-    from PIL import Image
-
-    Image.new("RGB", (8, 8), "black").save(tmp_path / "a" / "m0.png")  # q0 is in chunk 0
+    _picture("black").save(tmp_path / "a" / "m0.png")  # q0 is in chunk 0
     assert _run_chunk(monkeypatch, questions, tmp_path / "0.jsonl", tmp_path / "a", 0, "--resume") == 1
     assert _run_chunk(monkeypatch, questions, tmp_path / "1.jsonl", tmp_path / "a", 1, "--resume") == 0
     build_report([tmp_path / "0.jsonl", tmp_path / "1.jsonl"], questions)  # one run's answers, as the data are now

@@ -83,7 +83,9 @@ def _png(rgb=(255, 255, 255), size=(80, 60)) -> bytes:
     import io
 
     out = io.BytesIO()
-    Image.new("RGB", size, rgb).save(out, format="PNG")
+    picture = Image.new("RGB", size, rgb)
+    picture.putpixel((0, 0), (0, 0, 0) if rgb != (0, 0, 0) else (255, 255, 255))  # one colour throughout is refused
+    picture.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -151,7 +153,9 @@ def test_the_load_event_reads_no_file_that_was_not_uploaded(chat_session, tmp_pa
     import io
 
     jpeg = io.BytesIO()
-    Image.new("RGB", (80, 60), (255, 255, 255)).save(jpeg, format="JPEG")
+    photo = Image.new("RGB", (80, 60), (255, 255, 255))
+    photo.paste((0, 0, 0), (0, 0, 4, 4))  # shows something: one colour throughout is refused
+    photo.save(jpeg, format="JPEG")
     outputs = load.fn(tab, sdf, _upload(app, upload_folder, jpeg.getvalue(), "photo.jfif"))
     assert "Image: yours, 80×60 px" in _Rendered(outputs[1]).text, _Rendered(outputs[1]).text
 

@@ -139,7 +139,9 @@ def test_an_upload_that_is_no_image_is_named_in_the_status_box(chat_session):
     try:
         sdf = {"path": _ethanol_sdf(cache / "ethanol.sdf"), "orig_name": "ethanol.sdf"}
         good = cache / "drawing.png"
-        Image.new("RGB", (80, 60), "white").save(good)
+        drawing = Image.new("RGB", (80, 60), "white")
+        drawing.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+        drawing.save(good)
         app.upload_file_set.update(str(p) for p in cache.iterdir())
         for name, path in _not_images(cache).items():
             app.upload_file_set.add(path)

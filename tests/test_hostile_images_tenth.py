@@ -63,7 +63,9 @@ def test_a_32_bit_bmp_with_alpha_is_read_with_it(tmp_path):
     # transparent pixels over white: the host reads the same picture, accepted as the PNG is
     drawing((255, 255, 255, 0)).save(tmp_path / "white.bmp")
     check_host_conversion(str(tmp_path / "white.bmp"))
-    Image.new("RGB", (8, 8), "red").save(tmp_path / "plain.bmp")  # 24-bit: no 4th byte to read
+    plain = Image.new("RGB", (8, 8), "red")
+    plain.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    plain.save(tmp_path / "plain.bmp")  # 24-bit: no 4th byte to read
     check_host_conversion(str(tmp_path / "plain.bmp"))
 
 

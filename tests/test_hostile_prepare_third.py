@@ -225,11 +225,15 @@ def test_a_picture_training_would_refuse_fails_at_preparation(tmp_path):
     (tmp_path / "imgs").mkdir()
     exif = Image.Exif()
     exif[274] = 6  # "turn 90 degrees": viewers show it turned, every loader reads it as stored
-    Image.new("RGB", (40, 20), "white").save(tmp_path / "imgs" / "1.jpg", exif=exif)
+    photo = Image.new("RGB", (40, 20), "white")
+    photo.paste((0, 0, 0), (5, 5, 15, 15))  # each picture shows something: one colour throughout is refused
+    photo.save(tmp_path / "imgs" / "1.jpg", exif=exif)
     dark = Image.new("RGBA", (40, 20), (0, 0, 0, 0))
     dark.paste((0, 0, 0, 255), (5, 5, 15, 15))
     dark.save(tmp_path / "imgs" / "2.png")
-    Image.new("RGB", (40, 20), "white").save(tmp_path / "imgs" / "3.png")
+    good = Image.new("RGB", (40, 20), "white")
+    good.paste((0, 0, 0), (5, 5, 15, 15))
+    good.save(tmp_path / "imgs" / "3.png")
     write_json(tmp_path / "train.json", [vis_record("trans_smiles", f"imgs/{k}.{ext}", "SMILES?", "CCO")
                                          for k, ext in ((1, "jpg"), (2, "png"), (3, "png"))])
     code, _ = prepare("--format", "vis-chebi20", "--input", tmp_path, "--out", tmp_path / "out",

@@ -96,9 +96,11 @@ def test_images_the_host_reads_alike_still_train(tmp_path, tokenizer):
 
 def test_zero_byte_and_oversized_images_name_the_record(tmp_path, tokenizer, monkeypatch):
     (tmp_path / "empty.png").write_bytes(b"")
-    save(tmp_path, "big.png", Image.new("RGB", (100, 100), "white"))
+    big = Image.new("RGB", (100, 100), "white")
+    big.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    save(tmp_path, "big.png", big)
     ds = dataset(tmp_path, tokenizer, [record("empty", "empty.png"), record("big", "big.png")])
-    with pytest.raises(RecordError, match="record 'empty': UnidentifiedImageError: cannot identify image file"):
+    with pytest.raises(RecordError, match=r"record 'empty': image \S*empty\.png: UnidentifiedImageError: cannot identify image file"):
         ds[0]
     assert ds[1]["image"].shape == (3, 128, 128)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 px is now a decompression bomb
@@ -189,7 +191,9 @@ def test_an_image_in_a_later_turn_cut_by_model_max_length_is_refused(tmp_path, t
 
 
 def test_tiles_mode_counts_the_tiles_positions(tmp_path, tokenizer, monkeypatch):
-    name = save(tmp_path, "wide.png", Image.new("RGB", (400, 100), "white"))  # tiny encoder: 64 px tiles
+    wide = Image.new("RGB", (400, 100), "white")
+    wide.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    name = save(tmp_path, "wide.png", wide)  # tiny encoder: 64 px tiles
     ds = dataset(tmp_path, tokenizer, [record("wide", name)], mode="tiles")
     item = ds[0]
     first = int((item["labels"] != -100).nonzero()[0])
@@ -295,7 +299,9 @@ def test_chat_and_model_vqa_refuse_an_image_the_model_cannot_view_before_it_load
     from deepmolm_plugin.eval.model_vqa import QuestionError, check_image
 
     path = str(tmp_path / "thin.png")
-    Image.new("RGB", (1, 3000), "white").save(path)
+    thin = Image.new("RGB", (1, 3000), "white")
+    thin.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    thin.save(path)
     encoder = tiny_encoder_config().to_dict()
     tiles = SimpleNamespace(image_mode="tiles", image_aspect_ratio="pad", deepencoder_config=encoder)
     square = SimpleNamespace(image_mode="base", image_aspect_ratio="square", deepencoder_config=encoder)

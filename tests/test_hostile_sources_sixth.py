@@ -209,7 +209,9 @@ def test_prepare_reports_a_damaged_length_field_and_goes_on(tmp_path, capfd):
 
 def _vis_input(root, *bad_images):
     (root / "imgs").mkdir(parents=True)
-    Image.new("RGB", (32, 32), "white").save(root / "imgs" / "1.png")
+    picture = Image.new("RGB", (32, 32), "white")
+    picture.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    picture.save(root / "imgs" / "1.png")
     write_json(root / "train.json", [vis_record("trans_smiles", "imgs/1.png", "SMILES?", "The SMILES is CCO.")]
                + [vis_record("trans_smiles", image, "SMILES?", "The SMILES is CCN.") for image in bad_images])
     return root

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import deepmolm_plugin
 from conftest import tiny_encoder_config
@@ -61,7 +61,10 @@ def dataset(tmp_path, tokenizer, records, mode="base"):
 
 
 def white_png(tmp_path, name="white.png"):
-    Image.new("RGB", (64, 64), "white").save(tmp_path / name)
+    """A white 64 x 64 picture with one black line (one colour throughout is refused)."""
+    picture = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(picture).line((8, 8, 56, 56), fill=(0, 0, 0), width=3)
+    picture.save(tmp_path / name)
     return name
 
 

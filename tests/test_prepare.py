@@ -297,7 +297,9 @@ def fake_inputs(tmp_path_factory):
     with Chem.SDWriter(str(root / "two.sdf")) as writer:
         for smiles in ("CCO", "c1ccncc1"):
             writer.write(molecule_from_smiles(smiles).mol)
-    Image.new("RGB", (64, 64), "white").save(root / "given.png")
+    given = Image.new("RGB", (64, 64), "white")
+    given.putpixel((0, 0), (0, 0, 0))  # shows something: one colour throughout is refused
+    given.save(root / "given.png")
     return root
 
 

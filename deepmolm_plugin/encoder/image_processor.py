@@ -229,13 +229,13 @@ def check_host_conversion(path: str) -> None:
     than `load_image`: it keeps the colour under transparent pixels (a black drawing on a
     transparent black background became all black), clips 16-bit grey at 255 (all white),
     reads float grey in [0, 1] as black, takes an animation's first frame and reads a 32-bit
-    BMP without its alpha (the 4th byte of each pixel). Only files in the modes where the
-    two differ (the branches of `_to_rgb`) are decoded here. Files that both read as
+    BMP without its alpha (the 4th byte of each pixel). Files that both read as
     another picture than the file shows are refused too (`load_image` refuses them as
     well): an EXIF orientation (viewers turn the picture, neither loader does), CIELAB
     (PIL's conversion changes the colours), a format outside RASTER_FORMATS, and more
     pixels than PIL's decompression-bomb limit, decoded or on the host's square pad canvas
-    (gigabytes for one view; deepmolm-prepare refuses them).
+    (gigabytes for one view; deepmolm-prepare refuses them). So is an image of one colour
+    throughout (`check_shows_something`: it shows no molecule).
 
     The training dataset checks every image each time it is read, so a file that passed is
     remembered by (path, modification time, size) and costs a stat() the next epoch; a
@@ -252,18 +252,52 @@ def _host_conversion_verdict(path: str, mtime_ns: int, size: int) -> None:
         check_host_reads_alike(img, repr(path))
 
 
+# The most a channel may vary over an image that still counts as one colour, in 8-bit
+# levels (of 255): a flat colour saved as JPEG (any quality) decodes within 2 levels of
+# itself, and sensor noise of 1.5 levels (s.d.) on blank paper spans about 8 after JPEG;
+# a molecule's lines are dark or coloured on a light background, a hundred levels and
+# more apart.
+ONE_COLOUR_SPREAD = 16
+
+
+def check_shows_something(rgb: Image.Image, label: str) -> None:
+    """ValueError naming `label` for an RGB image of one colour throughout (every channel
+    within ONE_COLOUR_SPREAD levels; a transparent image as read, on white): it shows no
+    molecule, and a model given it answers about nothing. Part of `check_host_reads_alike`,
+    the one check of an image file that the GUI, the chat CLI's --image-file, eval's
+    `image` fields, training's records (`check_host_conversion`) and deepmolm-prepare all
+    run (was: accepted; the GUI said "Image: yours" under a blank square). A drawn
+    depiction is refused blank by `render_molecule`; in-memory images (the blank image
+    training gives text-only records) are not checked."""
+    extrema = rgb.getextrema()  # ((low, high) per channel)
+    if all(high - low <= ONE_COLOUR_SPREAD for low, high in extrema):
+        low, high = tuple(lo for lo, _ in extrema), tuple(hi for _, hi in extrema)
+        colour = f"RGB {low}" if low == high else f"RGB {low} to {high}"
+        raise ValueError(f"image {label} is one colour throughout ({colour}): it shows no molecule")
+
+
 def check_host_reads_alike(img: Image.Image, label: str) -> None:
     """`check_host_conversion` on an opened, not yet decoded image (`label` names it):
-    deepmolm-prepare checks the bytes it copies with it, training the file it reads."""
+    deepmolm-prepare checks the bytes it copies with it, training the file it reads, and
+    the GUI, the chat CLI and eval a user's image. Decodes every image, to see that it
+    is not one colour (was: only those in the modes where the two loaders differ)."""
     check_file_header(img, label)
     check_pad_canvas(img.width, img.height, label)
     with_alpha = _hidden_alpha(img)  # a 32-bit BMP's alpha, which PIL (and so the host) does not read
     transparent = with_alpha is not None or img.mode in _ALPHA_MODES or "transparency" in img.info
-    if not (transparent or img.mode in _OWN_MODES):
-        return
     img.load()
+    host = img.convert("RGB")
+    if transparent or img.mode in _OWN_MODES:
+        _check_same_pixels(img, with_alpha, host, transparent, label)
+    check_shows_something(host, label)  # the host's pixels: load_image's too, as just checked
+
+
+def _check_same_pixels(img: Image.Image, with_alpha: Optional[Image.Image], host: Image.Image, transparent: bool,
+                       label: str) -> None:
+    """`check_host_reads_alike`'s ValueError when `host`, the host's `convert("RGB")` of
+    `img`, is not `load_image`'s picture of it."""
     ours = _to_rgb(img if with_alpha is None else with_alpha, f" {label}")
-    if img.convert("RGB").tobytes() != ours.tobytes():
+    if host.tobytes() != ours.tobytes():
         how = ("reads a 32-bit BMP without its alpha channel and so keeps the colour under transparent pixels"
                if with_alpha is not None else "keeps the colour under transparent pixels" if transparent
                else "clips 16-bit values at 255")

@@ -211,6 +211,11 @@ def figure_for(molecule: Optional[LoadedMolecule], color_by: str, atom: Optional
                            resolution=maps.resolution if maps is not None else 0.0)
 
 
+def first_colour(session: ChatSession) -> str:
+    """ "Colour atoms by" as the page starts: by attention where the model has maps."""
+    return COLOR_BY[0] if session.has_attention else COLOR_BY[1]
+
+
 def atom_choices(molecule: LoadedMolecule) -> list:
     symbols = _heavy_symbols(molecule)
     maps = molecule.attention
@@ -369,6 +374,10 @@ class Tab:
     held: Deque[bool] = field(default_factory=deque)  # `Page.hold`'s claims, one per click, taken by `ask`
     loading: int = 0  # loads in flight
     loads: int = 0  # loads started: the number of the latest, the only one whose molecule is shown
+    # The Heatmap switch and "Colour atoms by" as the page shows them (None: its first choice), kept by
+    # `Page.choose` and `Page.recolour` whenever the user changes one; a load draws its panels by them
+    overlay: bool = True
+    colour: Optional[str] = None
 
 
 PANELS = 7  # what `Page.panels` fills: chat, status, depiction, tiles, 3D view, atom choice, attention text
@@ -389,25 +398,30 @@ class Page:
         self.guard = threading.Lock()  # every tab's flags, molecule and turns change under it
 
     # --- a molecule ----------------------------------------------------------------------------
-    def panels(self, molecule: Optional[LoadedMolecule], error: Optional[str] = None) -> tuple:
+    def panels(self, molecule: Optional[LoadedMolecule], error: Optional[str] = None, overlay: bool = True,
+               colour: Optional[str] = None) -> tuple:
         """Every panel for a newly loaded molecule (or for none, after bad input): chat,
-        status, depiction, tiles, 3D view, atom choice, attention text."""
+        status, depiction, tiles, 3D view, atom choice, attention text. overlay, colour: the
+        Heatmap switch and "Colour atoms by" as the page shows them (None: the page's first
+        choice, `first_colour`); was: heatmap on and attention colours whatever they showed,
+        so after a load the controls said "element" over an attention-coloured view."""
         chosen = None
         if molecule is not None and molecule.attention is not None:
             maps = molecule.attention
             # the most attended atom; uniform shares have none (their largest is rounding's pick)
             chosen = 0 if is_uniform(*value_range(maps.received, maps.resolution)) else int(maps.received.argmax())
-        view, mosaic = depiction_images(molecule, chosen, True)
-        color = COLOR_BY[0] if self.session.has_attention else COLOR_BY[1]
+        view, mosaic = depiction_images(molecule, chosen, overlay)
         choices = atom_choices(molecule) if chosen is not None else []
         return ([], status_html(molecule, error), view, gr.update(value=mosaic, visible=mosaic is not None),
-                figure_for(molecule, color, chosen), gr.update(choices=choices, value=chosen),
-                attention_html(self.session, molecule, chosen))
+                figure_for(molecule, colour or first_colour(self.session), chosen),
+                gr.update(choices=choices, value=chosen), attention_html(self.session, molecule, chosen))
 
     def load(self, tab: Tab, smiles: Optional[str], structure, image) -> tuple:
-        """Load a molecule into the tab: its panels, or the input's error with none shown.
-        smiles: the SMILES (with a structure file: its bonds, `molecule_fields`); structure,
-        image: None, a path, or gradio's unprocessed upload (`uploaded`)."""
+        """Load a molecule into the tab: its panels, drawn as the tab's Heatmap switch and
+        "Colour atoms by" are when it ends (`Tab.overlay`, `Tab.colour`: also a change made
+        while it ran), or the input's error with none shown. smiles: the SMILES (with a
+        structure file: its bonds, `molecule_fields`); structure, image: None, a path, or
+        gradio's unprocessed upload (`uploaded`)."""
         unchanged = (gr.skip(),) * PANELS
         with self._loading(tab) as ticket:
             if ticket is None:  # the conversation's next reply would land on the new molecule's chat
@@ -432,7 +446,8 @@ class Page:
                 if ticket != tab.loads:  # a later load is under way: its molecule is the one asked for
                     return unchanged
                 tab.molecule, tab.turns = molecule, []
-        return self.panels(molecule, error)
+                overlay, colour = tab.overlay, tab.colour
+        return self.panels(molecule, error, overlay, colour)
 
     @contextmanager
     def _loading(self, tab: Tab) -> Iterator[Optional[int]]:
@@ -475,18 +490,27 @@ class Page:
             raise refusal(f"colour atoms by {colour!r}: choose {' or '.join(repr(c) for c in offered)}")
         return colour
 
+    def _keep_settings(self, tab: Tab, colour: str, overlay: Optional[bool] = None) -> None:
+        """The controls' values, as the user just set them, for the tab's next load (`load`)."""
+        with self.guard:
+            tab.colour = colour
+            if overlay is not None:
+                tab.overlay = overlay
+
     def choose(self, tab: Tab, atom: Optional[int], overlay: bool, colour: str) -> tuple:
-        molecule = tab.molecule
-        atom, colour = self._atom(molecule, atom), self._colour(colour)
+        molecule, colour = tab.molecule, self._colour(colour)
         if not isinstance(overlay, bool):  # through the page's API ("false" is a true value)
             raise refusal(f"the Heatmap switch must be true or false, got {overlay!r:.100}")
+        self._keep_settings(tab, colour, overlay)  # also when the atom is one left from the molecule before
+        atom = self._atom(molecule, atom)
         view, mosaic = depiction_images(molecule, atom, overlay)
         return (view, gr.update(value=mosaic, visible=mosaic is not None), figure_for(molecule, colour, atom),
                 attention_html(self.session, molecule, atom))
 
     def recolour(self, tab: Tab, colour: str, atom: Optional[int]):
-        molecule = tab.molecule
-        atom, colour = self._atom(molecule, atom), self._colour(colour)
+        molecule, colour = tab.molecule, self._colour(colour)
+        self._keep_settings(tab, colour)
+        atom = self._atom(molecule, atom)
         return figure_for(molecule, colour, atom)
 
     # --- the chat ------------------------------------------------------------------------------
@@ -669,7 +693,7 @@ def build_app(session: ChatSession) -> gr.Blocks:
             with gr.Column(scale=1, min_width=380):
                 gr.HTML('<div class="panel-title">3D conformer (the coordinates behind molecule_fp)</div>')
                 color_by = gr.Radio(COLOR_BY if session.has_attention else COLOR_BY[1:],
-                                    value=COLOR_BY[0] if session.has_attention else COLOR_BY[1],
+                                    value=first_colour(session),
                                     label="Colour atoms by", visible=session.has_attention, elem_id="color-by")
                 viewer = gr.Plot(label="Drag to rotate, scroll to zoom; labels are molecule_fp rows",
                                  elem_id="viewer3d")
@@ -693,6 +717,7 @@ def build_app(session: ChatSession) -> gr.Blocks:
         # after a load), or a value of the page's API, reaches the app's own checks (`Page._atom`,
         # `Page._colour`): gradio's choice check was its raw "Value: 12 is not in the list of
         # choices: [0, 1, 2]" error and a server traceback
+        # (they also keep the controls' values in the tab: a load draws its panels by them, `Page.load`)
         for control in (atom, overlay):
             control.input(page.choose, [tab, atom, overlay, color_by], [depiction, tiles, viewer, attention_info],
                           preprocess=False)
