@@ -334,8 +334,11 @@ def check_records(records: list, data_path: str, plain: bool = False) -> None:
     after the model has loaded."""
     from deepmolm_plugin.data.records import check_chat_records, check_plain_records, check_records as check
 
+    from deepmolm_plugin.eval.record_labels import check_answer_labels
+
     try:
         check(records, data_path)
+        check_answer_labels(records, data_path)  # a label its own reply contradicts (the report's reading)
         if plain:
             check_plain_records(records)
         else:

@@ -53,6 +53,7 @@ def _patch_dataset(cls) -> None:
     from deepmolm_plugin.data.graphs import graph_resolver, record_graph
     from deepmolm_plugin.data.records import PreparedPictures, RecordError, check_records, has_molecule, record_id
     from deepmolm_plugin.encoder.image_processor import check_host_conversion
+    from deepmolm_plugin.eval.record_labels import check_answer_labels
     from deepmolm_plugin.molecule.sidecar import manifest_settings
     from deepmolm_plugin.molecule.inputs import RENDER_SIZE, InputResolver, model_limits
     from deepmolm_plugin.patches.arguments import render_folder_for
@@ -62,6 +63,7 @@ def _patch_dataset(cls) -> None:
     def __init__(self, data_path, tokenizer, data_args):
         host_init(self, data_path, tokenizer, data_args)
         check_records(self.list_data_dict, data_path)
+        check_answer_labels(self.list_data_dict, data_path)
         if data_args.image_folder is None:
             # The host joins it with every image path; prepared data (deepmolm-prepare) keeps
             # image paths relative to the data file, as it does sidecar paths.

@@ -20,17 +20,9 @@ import pytest
 
 from deepmolm_plugin.eval.merge import ReportError
 from deepmolm_plugin.eval.metrics import numbers
-from deepmolm_plugin.eval.task_kinds import no_value_reason, reference_value
+from deepmolm_plugin.eval.task_kinds import no_value_reason
 
-HARTREE_EV = 27.211386245988
-
-
-def _value(answer: str, prop: str):
-    return numbers.value_in_unit(answer, numbers.property_spec(prop))
-
-
-def _reference(answer: str, task: str):
-    return reference_value(task, {"question_id": "q7", "task": task, "answer": answer})
+from test_eval_numbers_twelfth import HARTREE_EV, _reference, _value  # the same readers of one answer
 
 
 # ---------------------------------------------------------------- 1: which property's number

@@ -107,8 +107,6 @@ def test_the_report_scores_a_number_cut_by_the_cap_invalid_and_says_so(tmp_path,
 
 # --- 3. chunks run with other pictures ----------------------------------------------------------------
 def _pictures(folder: Path, colour: str) -> None:
-    from PIL import Image
-
     folder.mkdir(parents=True)
     for i in range(4):
         _picture(colour).save(folder / f"m{i}.png")

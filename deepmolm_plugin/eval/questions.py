@@ -286,7 +286,7 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
                 named = f"record {refs[qids[i]]['question_id']!r} ({task}): {reason}"
                 (unread if _refused(kind, what) else left_out).append(named)
     except ReportError as e:  # worded for DATA, a records file (was: "Fix the question file")
-        from ..data.records import for_records_file
+        from .record_labels import for_records_file
 
         raise QuestionFileError(f"the report would refuse it: {for_records_file(str(e))}") from e
     if unscored:  # all of them at once: each was a rerun
