@@ -341,7 +341,7 @@ def test_property_specs_ranges_and_aliases():
     ("20.2 Å²", "TPSA", 20.2),
     ("2.5 × 10^-1 Hartree", "HOMO-LUMO Gap", 0.25 * 27.211386245988),
     ("-0.25 Hartree", "SCF Energy", -0.25),  # "as in the data": never converted
-    ("1.5 eV", "LogP", 1.5),  # a unitless property: as stated
+    ("1.5 eV", "LogP", None),  # a unitless property stated with a unit: invalid (was 1.5, as stated)
     ("180 g/mol", "HOMO", None),  # a unit of another kind: invalid
     ("-5 kcal/mol", "TPSA", None),
     ("180 mg", "Molecular Weight", None),  # a mass, not a molar mass (was read as 180 g/mol)
@@ -354,7 +354,7 @@ def test_property_specs_ranges_and_aliases():
     ("25 ℃", "Hydration Free Energy", None),
     ("45%", "TPSA", None),  # a percentage
     ("45 percent", "TPSA", None),
-    ("45%", "LogP", 45.0),  # a unitless property: as stated (rule 5)
+    ("45%", "LogP", None),  # a unitless property stated with a unit: invalid (was 45.0, rule 5)
     ("5 k", "HOMO-LUMO Gap", 5.0),  # lower-case k is no kelvin: not a known unit
     ("180.16 g.mol-1", "MW", 180.16),  # was a mass (`g`): invalid
     ("120.2 gmol-1", "MW", 120.2),  # was a range

@@ -151,7 +151,7 @@ def test_a_condition_or_concentration_is_not_a_unitless_propertys_value(answer, 
     ("The LogP is 2.1 at 25 °C.", "LogP", 2.1),  # the condition after the value
     ("The logD7.4 is 1.2.", "LogD", 1.2),
     ("The LogP is 2.1 at 5.0nM.", "LogP", 2.1),
-    ("5.0nM", "LogP", 5.0),  # a concentration is a log solubility's other unit only, as before
+    ("The LogP is 2.1 (pKa 4.2).", "LogP", 2.1),  # `5.0nM` alone for LogP is invalid since the thirteenth round
 ])
 def test_a_unitless_propertys_own_value_still_reads(answer, prop, value):
     assert _value(answer, prop) == (pytest.approx(value), None)

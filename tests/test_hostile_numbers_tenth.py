@@ -105,7 +105,7 @@ def test_units_of_another_kind_make_the_answer_invalid(answer, prop, kind):
     ("The HOMO is -5.2 eV (in Hartree: -0.19)", "HOMO", -5.2),
     ("From the 3D conformer, the HOMO is -5.2 eV", "HOMO", -5.2),  # `3D` still begins a word
     ("2 or 3D models", "HOMO", 2.0),
-    ("-5.2 D", "LogP", -5.2),  # a property without a unit: as stated
+    ("-5.2", "LogP", -5.2),  # a property without a unit, given none (`-5.2 D` is invalid since the thirteenth round)
     ("HOMO (Hartree): -0.19", "property:homo", -0.19),  # the data's own property: as stated
 ])
 def test_ordinary_prose_still_reads(answer, prop, value):

@@ -3,10 +3,19 @@ r"""Property answers: the number in free text, per-property valid ranges, valid 
 `parse_number(text)` returns the answer's value (the first number that is a value, see
 the rules) or None when the answer gives no single value. `parse_value(text, spec)` reads
 it for a property: where the answer also names another known property (a name or alias of
-`PROPERTY_RANGES`), a number that another property's mention labels is skipped (`_Labels`:
+`PROPERTY_RANGES`, or of a property the report does not score, `_OTHER_PROPERTIES`: pKa,
+IC50, melting and boiling point, density, ...; `pKa 4.2, LogP 2.1` is 2.1 for LogP, was
+4.2; these label only a number attached to them, `pKa 4.2`, `pKa = 4.2`, `IC50 of 5 nM`,
+`4.2 (pKa)`, a count's whole number before it, `13 heavy atoms`, and through `:`/`is` only
+where the asked property is not named before them in the clause: `The LogP accounting for
+the hydrogen bond donors is 2.1` is 2.1; `density functional`, `electron density` name no
+property), a number that another property's mention labels is skipped (`_Labels`:
 the nearest mention before it in its clause, `HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for the
 LUMO, was -5.2; else one right after it, `-1.1 eV (LUMO)`, `-5.2 eV is the HOMO`; else a
-line above holding only a label). A number is never skipped only for standing before the
+line above holding only a label; a mention alone in brackets right after a number labels
+that number, not the next: `-5.2 eV (HOMO) and -1.1 eV (LUMO)` is -1.1 for the LUMO, was
+no value, unless a cue and a number follow the bracket: `MO 43 (LUMO) = -1.1 eV` is -1.1,
+the index 43 an enumeration). A number is never skipped only for standing before the
 asked property's name: `-5.2 eV. The HOMO energy is high, ... HOMO-LUMO gap.` is -5.2 (4a2dea4
 read from the asked property's first mention on: no value, or another property's number).
 An answer whose every number is another property's has no value (NoValue.OTHER_PROPERTY).
@@ -51,8 +60,8 @@ Rules, in order:
    name's (`HOMO-1`, `LUMO+1`, `CID-702`: glued to a word by a sign), that begin a word
    (`3D`, `2D`, `1H`, `13C`: a letter right after the digits that starts no unit the
    parser knows, while `5eV`, `180g/mol` and `300K` are a number and its unit; so a
-   whole number glued to a unit it does not know, `5psi`, is skipped too: written
-   `5 psi` or `5.0psi`, it is read), that mark a list item (`1. ` or `1) ` at a line's
+   whole number glued to a unit it does not know, `5pts`, is skipped too: written
+   `5 pts` or `5.0pts`, it is read), that mark a list item (`1. ` or `1) ` at a line's
    start, after indentation or `>`, with more text on the line: `5.` alone is an answer)
    where it is one: after `#`s (`### 1. Result`), in a list (another line starts so
    numbered one less or more, `1.` and `2.`, or `1.` again, markdown's numbering), or,
@@ -69,7 +78,11 @@ Rules, in order:
    text after it (`Step 1: compute. HOMO = -5.2 eV`, `Table 2.`, `Figure 3)`; `LogP: 2.1`
    and `is 1: 2` are no such step, and `For example 350`, `in this case 350`, `The
    reference 350`, `Item 350`, `Table 2 gives 350` are values). Each was read as the
-   answer (`From the 3D conformer, the HOMO is -5.2 eV` was 3).
+   answer (`From the 3D conformer, the HOMO is -5.2 eV` was 3). A number the answer
+   rejects, right after `not`, `isn't`, `cannot be`, `rather than` or `instead of`, is
+   skipped with the rest of its range or choice (`The LogP is not 3 but 2.1`, `Rather
+   than 3.0, the LogP is 2.1` and `not 3-4; 2.1` are 2.1: each read 3); an answer whose
+   every number is so rejected has no value (NoValue.DENIED, `The LogP is not 3.`).
 4. The first remaining number decides. The answer is invalid (None) when that number is
    malformed (`1.2.3`, an exponent that is none, `1.2e3.5`, `1e5e5`, `10^3.5`, `10^3^2`, or set
    apart by a space, `1.2 E+3`, `1.2 e-3`; a power of
@@ -142,7 +155,8 @@ Rules, in order:
    eV), a length (`20.2 Å` without the square, `300 nm`, `mm`, `bohr`), another power of
    a length (`20.2 Å³`, `A^3`, `nm³`: volumes; `cm^-1`), an area in a macroscopic unit
    (`m²`, `cm^2`, `mm²`: not converted), a dipole moment (`Debye`, a spaced `D`), a
-   frequency (`Hz`, `THz`), a concentration or amount (`mM`, a spaced `M`, `mol`,
+   frequency (`Hz`, `THz`), a pressure (`atm`, `bar`, `mmHg`, `Torr`, `psi`, `kPa`), a
+   concentration or amount (`mM`, a spaced `M`, `mol`,
    `mmol`, `mol/L`), `ppm`, a volume (`mL`, `liters`), a time (`seconds`), a compound
    unit (`kcal/mol/Å`, `eV·Å`, `mol/g`: a second unit joined by `/`, `·` or `per`), two
    units that differ (`HOMO (Hartree): -0.19 eV`), or a stem of these
@@ -155,23 +169,39 @@ Rules, in order:
    complexity, SCF energy, the data's own properties) take the number as stated. A number
    right after `pH` is a pH, a unit of another kind. For these properties and LogP, LogD,
    Log Solubility and Complexity (`PropertySpec.refused_kinds`) a number stated as a
-   condition, a pH or a temperature, is skipped like a list marker and the next number read
-   (`The LogP at 25 °C is 2.1.` and `At pH 7.4, the LogD is 1.2.` are 2.1 and 1.2, `At pH 7,
-   the HOMO is -5.2 eV` -5.2; each read 25, 7.4 and 7 before 4a2dea4, and was invalid
-   after it); with no number after it the answer is invalid (`The LogP was measured at 25
-   °C.`). For Log Solubility a concentration or amount (`3.2 mM`, `0.0032 mol/L`: not its
-   log) makes the answer invalid, as a unit of another kind does for the properties above,
-   except a value <= 0 in mol/L or M (`-3.4 mol/L`, `-2.31 M`, `-3.4 mols per litre`: a
-   concentration is never negative, so the unit is the one under the log; invalid in
-   4a2dea4); other units stay as stated there (`1.5 eV`, `45%`, a LogP's `5.0nM`).
-   `parse_number` alone converts nothing.
+   condition, a pH, a temperature or a pressure, is skipped like a list marker and the next
+   number read (`The LogP at 25 °C is 2.1.`, `At pH 7.4, the LogD is 1.2.` and `At 1 atm,
+   the LogP is 2.1.` are 2.1, 1.2 and 2.1, `At pH 7, the HOMO is -5.2 eV` and `At 760
+   mmHg the HOMO is -5.2 eV` -5.2; each read 25, 7.4, 1, 7 and 760 before 4a2dea4, and
+   the first four were invalid after it; a pressure was no unit until the thirteenth
+   review), also with a bound or range (`Under 1 bar, LogP 2.1`, `At 20-25 °C, ...`: was
+   no value, "a bound"); with no number after it the answer is invalid (`The LogP was
+   measured at 25 °C.`). LogP, LogD, Log Solubility and Complexity have no unit: a number
+   stated with any unit is not their value and the answer is invalid (`1.5 eV`, `45%`,
+   `5.0nM`, `-5.2 D` for LogP, `180 g/mol` for Log Solubility, `350 Da` for Complexity:
+   each was read as stated), except a log solubility's value <= 0 in mol/L or M (`-3.4
+   mol/L`, `-2.31 M`, `-3.4 mols per litre`: a concentration is never negative, so the
+   unit is the one under the log; invalid in 4a2dea4). A property whose unit is not known
+   (a question file's `Boiling Point`, `property:<name>`, SCF Energy) takes a number in the
+   kind of unit its name implies (`_implied_kind`, from the name's first word or the whole
+   name, and said in its note: boiling, melting, flash point, `bp`, `mp`, `Tg`: a
+   temperature; `homo`, `gap`, `energy`: an energy; `mw`, molecular weight: a molar mass;
+   `logP`, `log...`, pKa, pIC50: no unit, where `a.u.` and arbitrary units are no unit;
+   `temperature_sensitive_yield`, `tm_score`, `logistic_score` imply none) as stated, not
+   converted, except a temperature where the name states its scale (`bp_celsius`,
+   `Melting Point (°C)`: `423.15 K` is 150, was 423.15); one in another kind
+   makes the answer invalid (`1.5 eV` for a boiling point, `-0.25 K` for `property:homo`;
+   each was read as stated), and conditions of another kind are skipped as above
+   (`At 760 mmHg, the boiling point is 100 °C` is 100, was 760). A name that implies no
+   kind takes every number as stated, as before. `parse_number` alone converts nothing.
 
 `PROPERTY_RANGES` holds each known property's unit and inclusive valid range; a parsed
 value outside it counts as invalid. Names match case-, space- and punctuation-
 insensitively, with aliases (`MW`, `TPSA`, `XLogP`, `HOMO-LUMO gap`, ...). A task
 `property:<name>` (deepmolm_plugin.data.prompts: deepmolm-prepare's name for a CSV or SDF
 label column) is the data's own property `<name>`, whatever its name: no unit and no
-range, its numbers taken as stated (QM9's `homo` column is in Hartree; as the known HOMO
+range, its numbers taken as stated (unless stated in a unit of another kind than its name
+implies, rule 6) (QM9's `homo` column is in Hartree; as the known HOMO
 in eV, the exact answer "-0.25 Hartree" was converted to -6.80 eV and scored 6.55 off);
 its spec's `note` (metrics.json) names the known property it is named like. The known
 properties are the task names without the prefix (3D-MoIT's `HOMO`, `Molecular Weight`,
@@ -292,6 +322,9 @@ _BASIS_SET = re.compile(r"(?<![\w.])\d{1,2}-\d{2,3}(?P<plus>\+{0,2})(?P<g>[Gg])"
 # `For example 350` and `in this case 350` are 350).
 _ENUMERATION_BEFORE = re.compile(r"\b(?:step|stage|part|case|example|option|method|approach|scheme|table|figure|fig\."
                                  r"|equation|eq\.|section|entry|item|reference|ref\.)[ \t]?$", re.IGNORECASE)
+# An orbital's or state's index, in any case (`MO 42 (HOMO) = -5.2 eV`, `Orbital 1`, `state 2`):
+# an enumeration too (was: read as the value, 42, or took the bracket's label)
+_INDEX_BEFORE = re.compile(r"(?<![^\W\d_])(?:mo|orbital|state)[ \t]?\Z", re.IGNORECASE)
 _ENUMERATION_AFTER = re.compile(r"[\s.]*[^\s.]")  # more text: `Item 350` / `Item 350.` alone is 350
 _AFTER_REACH = 64  # characters in which that text is looked for
 _LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
@@ -409,6 +442,8 @@ class NoValue(enum.Enum):
     BOUND = "a bound"
     CHOICE = "a choice"
     NOT_FINITE = "not a finite number"
+    # every number it states is one it rejects: `The LogP is not 3.` (was: read as 3)
+    DENIED = "only a number it says is not the value"
     # every number it states is labelled as another known property (`_Labels`): `The LogP is
     # 3.1.` for Log Solubility (was: read as 3.1, until 4a2dea4)
     OTHER_PROPERTY = "only another property's number"
@@ -489,6 +524,7 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
     condition: Optional[Reading] = None  # the first number read as a condition
     others = None  # (number, mention) of the first number another property's mention labels
     conditions = 0
+    skipped: Optional[NoValueFinding] = None  # the first condition's bound or range, or denied number
     resume = 0  # after a skipped condition and its uncertainty (`25 ± 1 K`: the 1 is no number of its own)
     for match in _NUMBER.finditer(text):
         start, end = match.start(), match.end()
@@ -497,14 +533,22 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         label = labels.label(start, end) if labels is not None else None
         if label is not None and not label[3]:
             others = others or (match, label)
-            uncertainty = _UNCERTAINTY.match(text, end)  # `HOMO: -5.2 ± 0.1 eV`: its 0.1 too
-            resume = uncertainty.end() if uncertainty else end
+            # `HOMO: -5.2 ± 0.1 eV`: its 0.1 too, and the other end of its range (`mp 120-122 °C`:
+            # the 122 is the melting point's, now that only a number attached to `mp` is its)
+            resume = end + _range_or_choice_length(text[end:end + _UNIT_REACH * 4])
             continue
         before, after = text[:start], text[end:]
 
         def found(kind: NoValue, at: int = start) -> NoValueFinding:
             return NoValueFinding(kind, _shown(text, at, end, kind.value))
 
+        denied = _DENIED_BEFORE.search(text, max(0, start - _DENIED_REACH), start)
+        if denied and not _HEDGE_AFTER.match(text, end):
+            # `not 3 but 2.1`, `Rather than 3.0, the LogP is 2.1`: a number the answer rejects
+            # (was: read, 3), skipped with the other end of its range or choice (`not 3-4`)
+            skipped = skipped or found(NoValue.DENIED, denied.start())
+            resume = end + _range_or_choice_length(after)
+            continue
         if _stray_sign(before, match):
             return found(NoValue.STRAY_SIGN, len(before.rstrip()) - len((before.split() or [""])[-1]))
         power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
@@ -516,14 +560,19 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         if _PRODUCT.match(after) or power or space_group:
             return found(NoValue.PRODUCT if not (power or space_group) else
                          NoValue.POWER if power else NoValue.SPACE_GROUP)
-        for pattern, kind in ((_RANGE_BEFORE, NoValue.RANGE), (_BOUND_BEFORE, NoValue.BOUND),
-                              (_DENOMINATOR, NoValue.FRACTION)):
-            cue = pattern.search(before)
-            if cue:
-                return found(kind, cue.start())
-        kind = _not_one_value_reason(after)
+        kind, at = _not_one_value(before, after, start)
+        if kind in (NoValue.RANGE, NoValue.BOUND) and spec is not None and _condition(
+                Reading(math.nan, before, _past_range(after)), spec):
+            # `Under 1 bar, LogP 2.1`, `at 20-25 °C`: a condition's bound or range is skipped
+            # as the condition is (was: the answer's finding, no value)
+            skipped = skipped or found(kind, at)
+            conditions += 1
+            if conditions > _MAX_CONDITIONS:
+                break
+            resume = len(text) - len(_past_range(after))
+            continue
         if kind:
-            return found(kind)
+            return found(kind, at)
         mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
         try:
             if exp[:1] in ("e", "E", "d", "D"):
@@ -558,6 +607,8 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         return reading
     if condition is not None:
         return condition
+    if skipped is not None:
+        return skipped
     if others is not None:
         number, mention = others
         return NoValueFinding(NoValue.OTHER_PROPERTY, _shown(text, min(mention[0], number.start()), number.end(),
@@ -566,6 +617,47 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
 
 
 _SHOWN_AFTER = 16  # characters after the number that `why_no_value` shows
+# A number the answer rejects: right after `not`, `isn't`, `cannot be`, `rather than`, `instead of`
+# (`The LogP is not 3 but 2.1`), maybe with an approximation word between. `not more than 3`
+# is a bound (`_BOUND_BEFORE`: `than` stands before the number).
+_DENIED_BEFORE = re.compile(r"(?<![^\W\d_])(?:not|isn[’']t|(?:cannot|can[’']t)[^\S\n]+be|rather[^\S\n]+than"
+                            r"|instead[^\S\n]+of)[^\S\n]+(?:(?:about|around|approximately|roughly|[~≈])"
+                            r"[^\S\n]*)?\Z", re.IGNORECASE)
+_DENIED_REACH = 40  # characters
+# A hedge, not a rejection: `not exactly 2.1`, `not quite 2.1` (no `_DENIED_BEFORE`: `exactly`
+# is not among its words), `not 2.1 precisely`, `not -5.2 eV exactly`: the number is read (was: no value)
+_HEDGE_AFTER = re.compile(r"[^\S\n]*(?:[^\W\d_][^\s,;]{0,11}[^\S\n]+)?(?:exactly|precisely|quite)(?![^\W\d_])",
+                          re.IGNORECASE)
+# The other end of a range after a number (`20-25 °C`, `20 to 25`, `between 20 and 25`)
+_OTHER_END = re.compile(r"[^\S\n]*(?:-|~|to\b|and\b)[^\S\n]*[+-]?\d+(?:\.\d+)?", re.IGNORECASE)
+
+
+def _not_one_value(before: str, after: str, start: int) -> Tuple[Optional[NoValue], int]:
+    """(NoValue.RANGE, BOUND, FRACTION or CHOICE, where its cue starts) when the words around a
+    number at `start` make it no one value (rule 4: `between 3 and 4`, `< 5`, `\\frac{\\pi}{2}`,
+    `3-4`, `2 or 3`), else (None, start)."""
+    for pattern, kind in ((_RANGE_BEFORE, NoValue.RANGE), (_BOUND_BEFORE, NoValue.BOUND),
+                          (_DENOMINATOR, NoValue.FRACTION)):
+        cue = pattern.search(before)
+        if cue:
+            return kind, cue.start()
+    return _not_one_value_reason(after), start
+
+
+def _past_range(after: str) -> str:
+    """The text after a number, past the other end of a range it begins, where the unit of
+    both stands (`20-25 °C`)."""
+    other = _OTHER_END.match(after)
+    return after[other.end():] if other else after
+
+
+def _range_or_choice_length(after: str) -> int:
+    """How far the rest of a range or choice a number begins reaches into `after` (`3-4`, `3
+    or 4`: `_RANGE_AFTER`, past an uncertainty), else 0."""
+    uncertainty = _UNCERTAINTY.match(after)
+    skip = uncertainty.end() if uncertainty else 0
+    other = _RANGE_AFTER.match(after, skip)
+    return other.end() if other else skip
 # Conditions skipped before a value (`_condition`): more, and the answer is invalid for the first
 _MAX_CONDITIONS = 4
 
@@ -712,6 +804,8 @@ def _exponent(text: str, match: "re.Match") -> bool:
 def _enumeration(text: str, start: int, end: int) -> bool:
     """Whether a whole number numbers a step, table, ... (`_ENUMERATION_BEFORE`): the word
     capitalised or at a line's start, and more text after the number."""
+    if _INDEX_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start):
+        return bool(_ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH))
     word = _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
     if not word or not _ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH):
         return False
@@ -789,6 +883,10 @@ _UNITS = [(_unit_regex(pattern), kind, factor) for pattern, kind, factor in (
     # the property's unit. Never converted, so their factors are unused. Each of `-5.2
     # Debye`, `-5.2 THz`, `180.16 mM`, `180.16 mol/g`, `180.16 oz` was read as the number
     # in the property's unit.
+    # A pressure is a measurement's condition (`bp 100 °C at 760 mmHg`, `At 1 atm, the LogP is
+    # 2.1`): was no unit, so `At 760 mmHg the HOMO is -5.2 eV` read 760 eV, and `5psi` a word.
+    (r"atm(?:ospheres?)?|(?:m|milli)?bars?|mm[^\S\n]?hg|torrs?|psi|(?-i:[hkMG]?Pa)|(?:hecto|kilo|mega)?pascals?",
+     "pressure", None),
     (r"[µμu]g|mg|kg|g|(?:micro|milli|kilo)?grams?|lbs?|pounds?|oz|ounces?", "mass", None),
     (r"°\s*[cf]|(?-i:K)|kelvins?|degrees?(?:\s+(?:celsius|fahrenheit))?", "temperature", None),
     (r"%|percent", "percentage", None),
@@ -845,6 +943,7 @@ _COMPOUND_KIND = "compound unit that is not converted"
 _BRACKETED = re.compile(r"(?:\((?=(\s*))\1|\[(?=(\s*))\2)(?:in\s+)?(?:units?\s+of\s+)?(?P<unit>[^()\[\]\n]{1,40}?)"
                         r"(?P<units>\s+units?)?\s*[)\]]", re.IGNORECASE)
 # A property's own unit, as (kind, factor): the unit its values are scored in.
+_NO_UNIT_KIND = "quantity without a unit"  # LogP, a pKa: any unit stated is another kind
 _SPEC_UNITS = {"eV": ("energy", 1.0), "kcal/mol": ("energy", _KCAL_MOL_EV), "g/mol": ("molar mass", 1.0),
                "Å²": ("area", 1.0)}
 
@@ -1108,8 +1207,8 @@ def _mentions(text: str, spec: "PropertySpec") -> list:
     is the gap, not the LUMO)."""
     global _MENTION
     if _MENTION is None:
-        labels = sorted({label for spec in PROPERTY_RANGES.values() for label in (spec.name,) + spec.aliases},
-                        key=len, reverse=True)
+        labels = sorted({label for spec in PROPERTY_RANGES.values() for label in (spec.name,) + spec.aliases}
+                        | {label for names in _OTHER_PROPERTIES for label in names}, key=len, reverse=True)
         # the lookahead for a name's first letter spares the alternatives at every other word
         firsts = "".join(sorted({c for label in labels for c in (label[0].lower(), label[0].upper())}))
         _MENTION = re.compile(r"(?<![^\W_])(?=[" + re.escape(firsts) + r"])(?:" + "|".join(
@@ -1117,10 +1216,55 @@ def _mentions(text: str, spec: "PropertySpec") -> list:
                               + r")(?![^\W_])", re.IGNORECASE)
     own: Dict[str, bool] = {}  # by the name as written: an answer repeats few names many times
     return [(m.start(), m.end(), m.group(0), own[m.group(0)] if m.group(0) in own
-             else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)]
+             else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)
+            if _names_a_property(text, m.start(), m.end())]
 
 
 _MENTION: Optional["re.Pattern"] = None  # built on first use from PROPERTY_RANGES (`_mentions`)
+# Properties the report does not score that answers state beside the asked one, each a name
+# and its aliases: their mentions label numbers as the known properties' do (`_Labels`), so
+# `pKa 4.2, LogP 2.1` is 2.1 for LogP (was 4.2: pKa was no property's name, and its number
+# the first), `IC50 = 5 nM, LogP 2.1` 2.1, `Density 1.2 g/cm³, molecular weight 180.16
+# g/mol` 180.16. Words that often name no property (`Ki`, `charge`, `dipole` as in `dipole-bound`) are left out.
+# Counts among them: a whole number right before their name is theirs (`13 heavy atoms`, `2 HBD`)
+_COUNT_PROPERTIES = (
+    ("rotatable bonds", "rotatable bond", "rotatable bond count"),
+    ("hydrogen bond donors", "hydrogen bond donor", "H-bond donors", "H-bond donor", "HBD"),
+    ("hydrogen bond acceptors", "hydrogen bond acceptor", "H-bond acceptors", "H-bond acceptor", "HBA"),
+    ("heavy atoms", "heavy atom", "heavy atom count"),
+)
+_OTHER_PROPERTIES = (
+    ("pKa", "pKa1", "pKa2"), ("pKb",), ("pKi",), ("pKd",), ("pIC50", "IC50"), ("pEC50", "EC50"),
+    ("melting point", "mp"), ("boiling point", "bp"), ("flash point",), ("freezing point",),
+    ("density",), ("refractive index",), ("dipole moment",), ("polarizability", "polarisability"),
+    ("vapor pressure", "vapour pressure"),
+    ("formal charge",),
+) + _COUNT_PROPERTIES
+_OTHER_BY_KEY = {name_key(label): tuple(name_key(n) for n in names) for names in _OTHER_PROPERTIES for label in names}
+_COUNTS = frozenset(name_key(label) for names in _COUNT_PROPERTIES for label in names)
+# Words around `density` that make it no property (`density functional theory`, `electron density`)
+_NOT_DENSITY_BEFORE = re.compile(r"(?<![^\W\d_])(?:electron|charge|spin|probability|current|energy|number|state|"
+                                 r"orbital)[ \t-]*\Z", re.IGNORECASE)
+_NOT_DENSITY_AFTER = re.compile(r"[ \t-]*(?:functionals?|fitting|matrix|matrices|of[ \t]+states|plots?|maps?|"
+                                r"surfaces?|isosurfaces?|distributions?)(?![^\W\d_])", re.IGNORECASE)
+# What stands between an unscored property's name and a number it labels: a bracketed unit,
+# emphasis and value cues (`pKa 4.2`, `pKa = 4.2`, `melting point (°C): 150`, `IC50 of 5 nM`)
+_ATTACHED = re.compile(r"(?:[^\S\n]*[*_`]*[^\S\n]*\([^()\n]{1,20}\))?" + _HEADER_TOKEN + r"{0,4}[^\S\n*_`]*",
+                       re.IGNORECASE)
+_BARE = re.compile(r"[^\S\n*_`]*")  # `pKa 4.2`: the name and the number, nothing but spaces and emphasis between
+
+
+def _is_other(mention: tuple) -> bool:
+    """Whether a mention (`_mentions`) names a property the report does not score (`_OTHER_PROPERTIES`)."""
+    return not mention[3] and name_key(mention[2]) in _OTHER_BY_KEY
+
+
+def _names_a_property(text: str, start: int, end: int) -> bool:
+    """Whether a mention at text[start:end] names a property: not `density` in `density
+    functional`, `electron density`, `charge density` (was: it labelled the HOMO's number)."""
+    if name_key(text[start:end]) != "density":
+        return True
+    return not (_NOT_DENSITY_BEFORE.search(text, max(0, start - 16), start) or _NOT_DENSITY_AFTER.match(text, end))
 
 
 def _is_own(mention: str, spec: "PropertySpec") -> bool:
@@ -1130,7 +1274,13 @@ def _is_own(mention: str, spec: "PropertySpec") -> bool:
     never taken for another property's."""
     key, own = name_key(mention), name_key(spec.name)
     if PROPERTY_RANGES.get(spec.name) is spec:
-        return _BY_KEY[key].name == spec.name
+        return key in _BY_KEY and _BY_KEY[key].name == spec.name
+    if key in _OTHER_BY_KEY:
+        # `bp` names a question file's `Boiling Point`, and `boiling point` a `property:bp_celsius`;
+        # a short alias only as a word of the name (`mp` is inside `complexity`)
+        words = re.findall(r"[^\W_]+", spec.name.casefold())
+        return bool(own) and any(alias == own or alias in words or (len(alias) > 3 and alias in own)
+                                 for alias in _OTHER_BY_KEY[key])
     return bool(key) and bool(own) and (key in own or own in key)
 
 
@@ -1146,6 +1296,10 @@ _QUALIFIER_BEFORE = re.compile(r"(?<![^\W\d_])between[ \t]+(?:the[ \t]+)?(?:[^\W
 _QUALIFIER_REACH = 48  # characters
 _ALONE_IN_BRACKET_BEFORE = re.compile(r"[(\[][ \t]*(?:the[ \t]+)?\Z", re.IGNORECASE)
 _ALONE_IN_BRACKET_AFTER = re.compile(r"[ \t]*[)\]]")
+# A number, its unit word and closing emphasis right before such a bracket (`-5.2 eV (HOMO)`)
+# A bracket closed, then a value cue and a number: `(LUMO) = -1.1`, `(HOMO): -5.2`, `(LUMO) is -1.1`
+_BRACKET_HEADER = re.compile(r"[ \t]*[)\]][ \t*_`]*(?:[:=]|(?:is|was)(?![^\W\d_]))[ \t*_`]*[+−-]?\d", re.IGNORECASE)
+_NUMBER_BEFORE_BRACKET = re.compile(r"(?<![^\W\d_])\d+(?:\.\d+)?(?:[ \t]*[^\W\d_][^\s()\[\]\d]{0,15})?[ \t*_`]*\Z")
 _JOINED = re.compile(r"[ \t]*(?:/|&|(?<![^\W\d_])and(?![^\W\d_]))[ \t]*(?:the[ \t]+)?", re.IGNORECASE)
 # A mention right after a number, its uncertainty, unit and closing emphasis, that labels it:
 # `-1.1 eV (LUMO)`, `-5.2 eV (the HOMO; ...)`, `-5.2 eV is the HOMO energy`, `-5.2 eV for the HOMO`
@@ -1186,7 +1340,20 @@ class _Labels:
         started after the first mention of the asked property, so `-5.2 eV. The HOMO energy
         is high, ... HOMO-LUMO gap.` had no value, and `Answer: -5.2 eV (the HOMO; the LUMO
         would be near -1 eV)` read -1)."""
-        return self._before(start) or self._after(end) or self._line_above(start)
+        return self._count(start, end) or self._before(start) or self._after(end) or self._line_above(start)
+
+    def _count(self, start: int, end: int) -> Optional[tuple]:
+        """A count's name right after a whole number (`13 heavy atoms`, `2 HBD`), which labels
+        it before any mention before it (was: `With 13 heavy atoms, the molecular weight is
+        180.16` read 13 as the molecular weight)."""
+        if not self.text[start:end].isdigit():
+            return None
+        gap = _BARE.match(self.text, end).end()
+        i = bisect.bisect_left(self.starts, gap)
+        if gap == end or i == len(self.starts) or self.starts[i] != gap:
+            return None
+        mention = self.mentions[i]
+        return mention if _is_other(mention) and name_key(mention[2]) in _COUNTS else None
 
     def _before(self, start: int) -> Optional[tuple]:
         at = bisect.bisect_right(self.breaks, start - 1) - 1
@@ -1198,12 +1365,41 @@ class _Labels:
                 return None
             if mention[1] > start or _QUALIFIER_BEFORE.search(text, max(0, mention[0] - _QUALIFIER_REACH), mention[0]):
                 continue
-            if self._closed_after(mention[1], start) and not (
-                    _ALONE_IN_BRACKET_BEFORE.search(text, max(0, mention[0] - 8), mention[0])
-                    and _ALONE_IN_BRACKET_AFTER.match(text, mention[1])):
+            if _is_other(mention) and not self._attached(i, start, floor):
+                continue
+            if self._closed_after(mention[1], start) and not self._restates(mention):
                 continue
             return self._group(i)
         return None
+
+    def _attached(self, i: int, start: int, floor: int) -> bool:
+        """Whether the unscored property's mention `i` labels the number at `start`: only one
+        attached to it (`_ATTACHED`: `pKa 4.2`, `pKa = 4.2`, `IC50 of 5 nM`), and through a cue
+        (`:`, `is`, ...) only where the asked property is not named before it in the clause:
+        `The LogP accounting for the hydrogen bond donors is 2.1` is the LogP's 2.1. Was: the
+        nearest mention before a number in its clause labelled it, and these answers had no value."""
+        mention, text = self.mentions[i], self.text
+        if _BARE.fullmatch(text, mention[1], start):
+            return True
+        if not _ATTACHED.fullmatch(text, mention[1], start):
+            return False
+        # only the mentions in the clause, walking back (all of them, for each number, was quadratic)
+        return not any(self.mentions[j][3] for j in range(i - 1, bisect.bisect_left(self.starts, floor) - 1, -1))
+
+    def _restates(self, mention: tuple) -> bool:
+        """Whether a mention alone in a bracket restates the name before it (`Lipophilicity
+        (LogP): 2.1`), so labels the number after the bracket; one right after a number labels
+        that number (`_after`), not the next: `4.2 (pKa) and 2.1 (LogP)` and `-5.2 eV (HOMO) and
+        -1.1 eV (LUMO)` read the pKa's and HOMO's label for the second number (was: no value)."""
+        text = self.text
+        bracket = _ALONE_IN_BRACKET_BEFORE.search(text, max(0, mention[0] - 8), mention[0])
+        if not bracket or not _ALONE_IN_BRACKET_AFTER.match(text, mention[1]):
+            return False
+        if _BRACKET_HEADER.match(text, mention[1]):
+            # `MO 43 (LUMO) = -1.1 eV`: a header for the number after it, whatever stands before
+            # the bracket (was: the 43 took the label, and the LUMO read the HOMO's -5.2)
+            return True
+        return not _NUMBER_BEFORE_BRACKET.search(text, max(0, bracket.start() - _UNIT_REACH), bracket.start())
 
     def _group(self, i: int) -> tuple:
         """The mention `i`, or the asked property's mention among those joined to it (`HOMO/LUMO:
@@ -1260,16 +1456,88 @@ class _Labels:
 
 
 def _condition(reading: Reading, spec: "PropertySpec") -> bool:
-    """Whether a number is stated as a measurement's condition, a pH (`at pH 7.4`, `(pH=7.4)`)
-    or a temperature (`at 25 °C`, `298 K`), for a property that reads units (`converts_units`,
-    `PropertySpec.refused_kinds`): no value of theirs, skipped (`_parse_or_reason`). Was
-    (4a2dea4): the answer was invalid, `The LogD at pH 7.4 is 1.2.` too; before it, 7.4."""
-    if not (converts_units(spec) or spec.refused_kinds):
-        return False  # `property:<name>`: a temperature may be its value (a melting point)
-    if _PH_BEFORE.search(reading.before[-_UNIT_REACH:]):
+    """Whether a number is stated as a measurement's condition, a pH (`at pH 7.4`, `(pH=7.4)`),
+    a temperature (`at 25 °C`, `298 K`) or a pressure (`at 1 atm`, `760 mmHg`, `under 1 bar`),
+    for a property of another kind (`_conditions_for`): no value of theirs, skipped
+    (`_parse_or_reason`). Was (4a2dea4): the answer was invalid, `The LogD at pH 7.4 is 1.2.`
+    too; before it, 7.4; a pressure was read as the value (`At 1 atm, the LogP is 2.1` was 1)."""
+    conditions = _conditions_for(spec)
+    if not conditions:
+        return False
+    if "pH" in conditions and _PH_BEFORE.search(reading.before[-_UNIT_REACH:]):
         return True
     unit = _unit_after(reading.before, reading.after)
-    return unit is not None and unit[0] in _CONDITIONS
+    return unit is not None and unit[0] in conditions
+
+
+def _conditions_for(spec: "PropertySpec") -> frozenset:
+    """The kinds a number of this property is measured under, not its value: pH, temperature
+    and pressure for a property that reads units or has none (`converts_units`,
+    `PropertySpec.refused_kinds`); for any other, those its name does not make its own kind
+    (`_implied_kind`: `Boiling Point` skips `at 760 mmHg`, not its `100 °C`), and none where
+    the name tells no kind (`property:<name>`: a temperature may be its value)."""
+    if converts_units(spec) or spec.refused_kinds:
+        return _CONDITIONS
+    implied = _implied_kind(spec)
+    return _CONDITIONS - {implied} if implied is not None else frozenset()
+
+
+# What a property's name says its kind is, for a property whose unit is not known (a
+# question file's `Boiling Point`, `property:bp_celsius`, `property:logp_exp`): then a
+# number stated in a unit of another kind is not its value (`1.5 eV` for a boiling point,
+# `300 K` for `property:homo`). Was: every unit taken as stated. Each kind: the first words
+# that name it (`bp_celsius`, `homo_ev`), the whole names (`tm`, `energy`: `tm_score`,
+# `energy_rank` name no kind), and the starts of the name's key (`name_key`: `Boiling Point`,
+# `melting_temperature_c`). Was: any word anywhere (`temperature_sensitive_yield` was a temperature).
+_IMPLIED_WORDS = (
+    ("temperature", frozenset({"bp", "mp"}), frozenset({"tm", "tb", "tg", "temperature", "temp"}),
+     ("boilingpoint", "meltingpoint", "freezingpoint", "flashpoint", "boilingtemp", "meltingtemp")),
+    ("pressure", frozenset(), frozenset({"pressure"}), ("vaporpressure", "vapourpressure")),
+    ("molar mass", frozenset({"mw", "molwt"}), frozenset(), ("molecularweight", "molarmass", "molecularmass")),
+    ("energy", frozenset({"homo", "lumo", "gap", "scf"}), frozenset({"energy", "enthalpy", "freesolv"}),
+     ("freeenergy", "totalenergy", "hydrationfreeenergy")),
+    (_NO_UNIT_KIND, frozenset({"pka", "pkb", "pki", "pkd", "pic50", "pec50"}), frozenset({"complexity"}), ()),
+)
+# A log's first word: `log`, `logP`, `xlogp3`, `log10`, `logKow`; not `logistic`, `login`
+_LOG_WORD = re.compile(r"x?log(?:[a-z]{1,3}\d*|\d+)?")
+
+
+def _implied_kind(spec: "PropertySpec") -> Optional[str]:
+    """The kind of unit a property's name implies (`_IMPLIED_WORDS`; a first word `log...`,
+    `_LOG_WORD`, is a log: no unit), or None."""
+    return implied_kind(spec.name)
+
+
+def implied_kind(name: str) -> Optional[str]:
+    """The kind of unit a property name implies, from its first word or the whole name only
+    (`_implied_kind`), or None."""
+    words = re.findall(r"[^\W_]+", name.casefold())
+    if not words:
+        return None
+    key = name_key(name)
+    if _LOG_WORD.fullmatch(words[0]):
+        return _NO_UNIT_KIND
+    for kind, firsts, wholes, starts in _IMPLIED_WORDS:
+        if words[0] in firsts or (len(words) == 1 and words[0] in wholes) or key.startswith(starts):
+            return kind
+    return None
+
+
+def _implied_note(name: str) -> str:
+    """The note (metrics.json) saying which kind of unit a property's name implies, or ""."""
+    kind = implied_kind(name)
+    if kind is None:
+        return ""
+    if kind == _NO_UNIT_KIND:
+        return "its name implies no unit: a number stated with a unit is invalid"
+    note = f"its name implies {_a(kind)}: a number stated in a unit of another kind is invalid"
+    if kind != "temperature":
+        return note + f"; one in {_a(kind)} is taken as stated, not converted"
+    named = _scale(" ".join(re.findall(r"[^\W\d_]+", name)[1:]))
+    if named is not None:
+        return note + f"; a temperature in K, °C or °F is converted to {named}, the scale its name states"
+    return note + ("; its name states no scale, so a temperature is taken as stated in K, °C or °F alike, "
+                   "not converted: name the scale (`Melting Point (°C)`, `mp_celsius`) to have it converted")
 
 
 def parse_value(text, spec: "PropertySpec") -> Optional[float]:
@@ -1294,19 +1562,32 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
         return None, None
     value, before, after = parsed.value, parsed.before, parsed.after
     stated = _unit_after(before, after)
+    implied = None if converts_units(spec) or spec.refused_kinds else _implied_kind(spec)
     if converts_units(spec):
         own, header = _SPEC_UNITS[spec.unit], _unit_before(before)
-    elif spec.refused_kinds:
-        # LogP, LogD, log solubility, complexity: a number stated as a condition (`25 °C`,
-        # `298 K`, `pH 7.4`), or a log solubility's concentration (`3.2 mM`), is not their
-        # value, and the answer is invalid, as a converted property's is (`The HOMO at 300 K
-        # is -5.2 eV`). Was: read as the value. Other units stay as stated (`1.5 eV`, `45%`),
-        # and headers are not read (`log solubility in mol/L: -2.49` names the unit under the log).
+    elif spec.refused_kinds or implied == _NO_UNIT_KIND:
+        # LogP, LogD, log solubility, complexity (and `property:logp_exp`, a question file's
+        # pKa): a number stated with any unit is not their value (`1.5 eV`, `45%`, `5.0 nM`,
+        # `180 g/mol` for log solubility; was read as stated), a condition (`25 °C`, `pH 7.4`)
+        # is skipped before, except a log solubility's `-3.4 mol/L` (`_log_of_molar`). Headers
+        # are not read (`log solubility in mol/L: -2.49` names the unit under the log).
         own, header = _NO_UNIT, (_PH if _PH_BEFORE.search(before[-_UNIT_REACH:]) else None)
-        if stated is not None and (stated[0] not in spec.refused_kinds or _log_of_molar(value, stated)):
+        if stated is not None and _is_log_solubility(spec) and _log_of_molar(value, stated):
             stated = None
+        if stated is not None and _ARBITRARY_UNITS.fullmatch(stated[2].strip()):
+            stated = None  # `350 a.u.`: arbitrary units, no unit (was: a Hartree, and invalid)
+    elif implied is not None:
+        # a unit its name implies (`Boiling Point`, `property:homo`): one of another kind makes
+        # the answer invalid (`1.5 eV` for a boiling point; was read as stated); one of its kind
+        # is taken as stated, not converted (the data's unit is not known), except a
+        # temperature where the name states its scale (`_in_named_scale`)
+        if stated is not None and stated[0] != implied:
+            return None, _other_kind(f"{value:g} {stated[2]}", stated[0], spec.name, f"({_a(implied)})")
+        if stated is not None and implied == "temperature":
+            return _in_named_scale(value, stated[2], spec.name)
+        return value, None
     else:
-        return value, None  # a property whose unit is not known (`property:<name>`, SCF energy): as stated
+        return value, None  # a property whose name tells no kind (`property:<name>`): as stated
     if stated is not None and header is not None and stated[:2] != header[:2]:
         return None, f"states two units, {header[2]!r} before {value:g} and {stated[2]!r} after it, for {spec.name}"
     if stated is None and header is None:
@@ -1314,11 +1595,63 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     written = f"{value:g} {stated[2]}" if stated is not None else f"{header[2]} {value:g}"
     stated = stated or header
     if stated[0] != own[0]:
-        article = "an" if stated[0][0] in "aeio" else "a"  # "an energy", "a unit with a prefix"
-        return None, f"states {written!r}, {article} {stated[0]}, for {spec.name} in {spec.unit}"
+        return None, _other_kind(written, stated[0], spec.name, f"in {spec.unit}" if spec.unit else f"({_a(own[0])})")
     if stated[1] != own[1]:  # the property's own unit stays bit-exact
         value = value * stated[1] / own[1]
     return (value, None) if math.isfinite(value) else (None, None)
+
+
+# `a.u.`, `AU`, `arb. units`, `arbitrary units`: for a property without a unit, arbitrary units
+_ARBITRARY_UNITS = re.compile(r"a\.?[ \t]?u\.?|arb(?:\.|itrary)?[ \t]*(?:units?|u\.?)", re.IGNORECASE)
+# Temperature scales, as (how a name or a unit writes it, offset and factor to °C)
+_SCALES = {"°C": (0.0, 1.0), "K": (-273.15, 1.0), "°F": (-32.0, 5.0 / 9.0)}
+_SCALE_WORDS = {"c": "°C", "celsius": "°C", "degc": "°C", "centigrade": "°C", "k": "K", "kelvin": "K",
+                "f": "°F", "fahrenheit": "°F", "degf": "°F"}
+
+
+def _scale(written: str) -> Optional[str]:
+    """The temperature scale a unit as written (`°C`, `° F`, `K`, `kelvins`, `degrees
+    Celsius`) or a name's word names, or None (`degrees` alone names none)."""
+    words = re.findall(r"[^\W\d_]+", written.casefold())
+    scales = {_SCALE_WORDS[word] for word in words if word in _SCALE_WORDS}
+    if not scales and re.fullmatch(r"kelvins?", written.strip(), re.IGNORECASE):
+        scales = {"K"}
+    return scales.pop() if len(scales) == 1 else None
+
+
+def _in_named_scale(value: float, written: str, name: str) -> Tuple[Optional[float], Optional[str]]:
+    """A temperature stated in `written` (`423.15 K`) for a property whose name implies a
+    temperature: converted, with the offset, to the scale the name states (`bp_celsius`,
+    `Melting Point (°C)`, `mp_K`: 150 for `423.15 K`); taken as stated where the name states
+    none (its note says so: `_implied_note`). Was: taken as stated in every case, so `423.15
+    K` against a reference in °C counted 273.15 off without a word. A unit whose scale is not
+    told (`100 degrees`) makes the answer invalid where the name states one."""
+    named = _scale(" ".join(re.findall(r"[^\W\d_]+", name)[1:]))
+    if named is None:
+        return value, None
+    stated = _scale(written)
+    if stated is None:
+        return None, f"states '{value:g} {written}', a temperature in no scale it names, for {name} (in {named})"
+    offset, factor = _SCALES[stated]
+    to_offset, to_factor = _SCALES[named]
+    return (value + offset) * factor / to_factor - to_offset, None
+
+
+def _other_kind(written: str, kind: str, name: str, wanted: str) -> str:
+    """Why a number stated in a unit of another kind is not the property's value (`value_in_unit`)."""
+    return f"states {written!r}, {_a(kind)}, for {name} {wanted}"
+
+
+def _a(kind: str) -> str:
+    """`kind` with its article: "an energy", "a unit with a prefix"."""
+    return f"{'an' if kind[0] in 'aeio' else 'a'} {kind}"
+
+
+def _is_log_solubility(spec: "PropertySpec") -> bool:
+    """Log Solubility, or a property named as one (ESOL's column `measured log solubility in
+    mols per litre`, `property:logS`): its `-3.4 mol/L` names the unit under the log."""
+    return "concentration" in spec.refused_kinds or "solubility" in name_key(spec.name) or any(
+        word in ("logs", "esol") for word in re.findall(r"[^\W_]+", spec.name.casefold()))
 
 
 def _log_of_molar(value: float, stated: Tuple[str, Optional[float], str]) -> bool:
@@ -1341,7 +1674,8 @@ class PropertySpec:
     high: Optional[float]
     aliases: Tuple[str, ...] = field(default=())
     note: str = ""
-    # a log or a count: kinds of unit that make a number stated with one not its value (`value_in_unit`)
+    # a log or a count (no unit: any unit stated makes a number not its value, `value_in_unit`): the
+    # conditions skipped before its value, and for log solubility the concentrations under the log
     refused_kinds: frozenset = frozenset()
 
     def in_range(self, value: float, reference: Optional[float] = None) -> bool:
@@ -1360,11 +1694,12 @@ class PropertySpec:
         return out
 
 
-_NO_UNIT = ("quantity without a unit", None)  # `PropertySpec.refused_kinds`: a unit stated is another kind
-# A measurement's conditions (`The LogP at 25 °C is 2.1.`, `At pH 7.4, the LogD is 1.2.`), and
-# for log solubility its concentration not taken the log of (`3.2 mM`, `0.0032 mol/L`): a
-# concentration stays as stated for LogP (`5.0nM`), as before
-_CONDITIONS = frozenset({"temperature", "pH"})
+_NO_UNIT = (_NO_UNIT_KIND, None)  # `PropertySpec.refused_kinds`: a unit stated is another kind
+# A measurement's conditions (`The LogP at 25 °C is 2.1.`, `At pH 7.4, the LogD is 1.2.`, `at
+# 1 atm`), skipped before the value (`_condition`), and for log solubility its concentration
+# (`3.2 mM`, `0.0032 mol/L`), which marks `-3.4 mol/L` as the log's unit (`_log_of_molar`);
+# any unit makes a unitless property's number invalid (was: a LogP's `5.0nM`, `1.5 eV` read as stated)
+_CONDITIONS = frozenset({"temperature", "pH", "pressure"})
 _CONCENTRATIONS = frozenset({"concentration", "amount of substance"})
 
 #: Valid ranges, inclusive: physically possible and wide enough for every molecule in
@@ -1381,10 +1716,10 @@ PROPERTY_RANGES: Dict[str, PropertySpec] = {spec.name: spec for spec in (
     PropertySpec("HOMO-LUMO Gap", "eV", 0.0, 50.0, ("gap", "HOMO LUMO gap", "HL gap", "band gap")),
     PropertySpec("SCF Energy", "as in the data (eV, 10^4 eV or Hartree)", -1.0e7, 0.0, ("SCF", "total energy"),
                  note="always negative; the range covers every unit the sources use"),
-    PropertySpec("Log Solubility", "log(mol/L)", -20.0, 5.0, ("ESOL", "solubility", "logS"),
+    PropertySpec("Log Solubility", "log(mol/L)", -20.0, 5.0, ("ESOL", "solubility", "logS", "log S"),
                  refused_kinds=_CONDITIONS | _CONCENTRATIONS),
     PropertySpec("Hydration Free Energy", "kcal/mol", -50.0, 20.0, ("FreeSolv", "SAMPL", "hydration energy")),
-    PropertySpec("LogD", "log units", -15.0, 15.0, ("Lipophilicity", "logD7.4"), refused_kinds=_CONDITIONS),
+    PropertySpec("LogD", "log units", -15.0, 15.0, ("Lipophilicity", "logD7.4", "log D"), refused_kinds=_CONDITIONS),
 )}
 _BY_KEY = {name_key(alias): spec for spec in PROPERTY_RANGES.values() for alias in (spec.name,) + spec.aliases}
 
@@ -1408,8 +1743,9 @@ def property_spec(name: str) -> PropertySpec:
         known = _BY_KEY.get(name_key(own))
         note = (f"the data's own property, taken as stated; named like the known property {known.name} ("
                 f"{known.unit}), whose unit and range are not assumed" if known else "")
+        note = "; ".join(part for part in (note, _implied_note(own)) if part)
         return PropertySpec(own, None, None, None, note=note)
-    return _BY_KEY.get(name_key(name)) or PropertySpec(name, None, None, None)
+    return _BY_KEY.get(name_key(name)) or PropertySpec(name, None, None, None, note=_implied_note(name))
 
 
 def is_property(name: str) -> bool:
