@@ -9,8 +9,10 @@ numbers, labels the axes itself, and writes the file with `save`.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -48,13 +50,22 @@ def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
     ticks hold task names and other user data, and a `$` in them (`solubility in $\\ce{H2O}$`,
     `$$`) switched on math mode, whose parser failed at layout (ValueError: Unknown symbol).
     Set here, where every figure passes: on the texts drawn so far, and through the rc
-    setting on the tick labels matplotlib makes while laying out."""
+    setting on the tick labels matplotlib makes while laying out.
+
+    A character the text's font lacks (CJK in DejaVu Sans) is drawn with an installed font
+    that has it, else as its `\\uXXXX` escape, and a note on stderr names the characters
+    (`readable_texts`; was: an empty box, and only matplotlib's warning)."""
     import matplotlib
     from matplotlib.text import Text
 
     try:
         for text in fig.findobj(Text):
             text.set_parse_math(False)
+        escaped = readable_texts(fig)
+        if escaped:
+            print(f"note: {path}: no installed font draws {', '.join(repr(c) for c in escaped[:10])}"
+                  f"{' ...' if len(escaped) > 10 else ''} (install a font that has them, e.g. fonts-noto-cjk): "
+                  "drawn as their \\u escapes", file=sys.stderr)
         with matplotlib.rc_context({"text.parse_math": False}):
             fig.tight_layout()
             # whole or not at all: a run killed while drawing left a cut PNG that passed for a plot
@@ -63,6 +74,67 @@ def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
     finally:  # also on failure: an unclosed figure stays in pyplot's list for the process's life
         pyplot().close(fig)
     return Path(path)
+
+
+# Fonts that "have" every character but draw each as a box with its code: no help to a reader
+PLACEHOLDER_FONTS = ("Last Resort",)
+
+
+def readable_texts(fig) -> list:
+    """Make every text of `fig` drawable without boxes: a text holding characters its font
+    lacks gets the first installed font that has them all as a fallback; where none has
+    them, those characters are replaced by their escapes (`\\uXXXX`, above U+FFFF
+    `\\UXXXXXXXX`: `_escape`). Returns the
+    characters escaped, in order of first appearance (empty when none was)."""
+    from matplotlib import font_manager
+    from matplotlib.text import Text
+
+    escaped = []
+    for text in fig.findobj(Text):
+        content = text.get_text()
+        if content.isascii():  # every font matplotlib ships has ASCII
+            continue
+        primary = font_manager.findfont(text.get_fontproperties())
+        lacking = {c for c in content if not c.isspace() and ord(c) not in _charmap(primary)}
+        if not lacking:
+            continue
+        fallback = _font_having(lacking)
+        if fallback is not None:  # matplotlib >= 3.6 draws each glyph with the first family that has it
+            text.set_fontfamily([font_manager.FontProperties(fname=primary).get_name(), fallback])
+            continue
+        text.set_text("".join(_escape(c) if c in lacking else c for c in content))
+        escaped += [c for c in dict.fromkeys(content) if c in lacking and c not in escaped]
+    return escaped
+
+
+def _escape(char: str) -> str:
+    """A character as Python writes its escape: `\\u00b2`, and `\\U0001f9ea` above U+FFFF (was:
+    `\\u1f9ea`, which a reader decodes as U+1F9E and an `a`)."""
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
+@functools.lru_cache(maxsize=None)
+def _charmap(font_file: str) -> frozenset:
+    """The code points the font file has glyphs for."""
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_file).get_charmap())
+
+
+def _font_having(characters: set) -> Optional[str]:
+    """The family name of an installed font with a glyph for each of `characters`, or None."""
+    from matplotlib import font_manager
+
+    codes = {ord(c) for c in characters}
+    for entry in font_manager.fontManager.ttflist:
+        if entry.name.startswith(PLACEHOLDER_FONTS):
+            continue
+        try:
+            if codes <= _charmap(entry.fname):
+                return entry.name
+        except (OSError, RuntimeError):  # a font file that cannot be opened has no glyph to give
+            continue
+    return None
 
 
 def bars(ax, categories: Sequence[str], series: Sequence[Sequence[float]], *, labels: Optional[Sequence[str]] = None,

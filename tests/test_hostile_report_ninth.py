@@ -156,8 +156,8 @@ def test_a_reference_stating_a_bound_has_no_value():
     ("Table 2: LogP 1.5", "LogP", 1.5),  # an enumeration: `Table 2 gives LogP 1.5` is 2 (see below)
     ("See Fig. 3: LogP 2.1", "LogP", 2.1),
     # still values: a unit glued to the digits, a decimal, a lone number, a step's decimal
-    ("5eV", "HOMO", 5.0), ("180g/mol", "MW", 180.0), ("1.2e2g/mol", "MW", 120.0), ("45%", "LogP", 45.0),
-    ("5.", "LogP", 5.0), ("1.5", "LogP", 1.5), ("LogP: 2.1", "LogP", 2.1), ("5.0nM", "LogP", 5.0),
+    ("5eV", "HOMO", 5.0), ("180g/mol", "MW", 180.0), ("1.2e2g/mol", "MW", 120.0), ("-250meV", "LUMO", -0.25),
+    ("5.", "LogP", 5.0), ("1.5", "LogP", 1.5), ("LogP: 2.1", "LogP", 2.1), ("180.2g/mol", "MW", 180.2),
     ("Value:\n1. 2.5", "LogP", 2.5), ("-5.2 eV", "HOMO", -5.2),
 ])
 def test_numbers_that_are_no_value_are_skipped(answer, prop, value):
@@ -315,7 +315,7 @@ def test_a_data_column_takes_its_numbers_as_stated(tmp_path):
     # as before
     ("-250 meV", "LUMO", -0.25), ("-5.2 MeV", "HOMO", -5.2e6), ("0.18 kDa", "MW", 180.0), ("0.2 nm^2", "TPSA", 20.0),
     ("-5.2 units", "HOMO", -5.2), ("-5.2 approximately", "HOMO", -5.2), ("5 k", "HOMO-LUMO Gap", 5.0),
-    ("-5.2 V", "LogP", -5.2),  # a property without a unit: as stated
+    ("-5.2 V", "LogP", None),  # a property without a unit stated with one: invalid (was -5.2, as stated)
 ])
 def test_prefixed_units_convert_or_are_invalid(answer, prop, value):
     spec = numbers.property_spec(prop)

@@ -102,6 +102,7 @@ from ..cli import (CONFORMER_POLICIES, add_dtype_option, images_in_dtype, keepin
                    model_depiction_settings, new_tokens_within_context, projector_uses_molecules,
                    tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
+from ..gui.chat import end_ids, stopped_at_cap
 from ..molecule.inputs import InputError
 from . import resume
 from .jsonl import aux_path, failures_path, json_kind, numbered_jsonl
@@ -443,28 +444,13 @@ class QuestionInputs:
         return output_ids
 
     def stopped_at_cap(self, output_ids, answer_ids, max_new_tokens: Optional[int]) -> Optional[bool]:
-        """Whether generation stopped at the `max_new_tokens` cap rather than at an end: it
-        made that many new tokens (`generate` returns the new ones only), the last is no
-        end-of-sequence token, and no `stop` text cut the answer short of them. Such an answer
-        may end mid-number (Qwen2 writes a digit per token: "... is 12" of "... is 1234.5"),
-        which the report was not told (was: not recorded). None where the cap is not known."""
-        if max_new_tokens is None:
-            return None
-        ids = output_ids[0].tolist()
-        if len(ids) < max_new_tokens:  # ended early
-            return False
-        if self.stop is not None and self.stop in self.tokenizer.decode(answer_ids[0].tolist()[-1:]):
-            return False  # the answer ended at its separator (the rest, if any, was cut off by `cut_at_stop`)
-        return ids[-1] not in self.end_ids()
-
-    def end_ids(self) -> set:
-        """The token ids that end generation: the model's generation config's end-of-sequence
-        ids (the loader makes `<|im_end|>` one) and the tokenizer's."""
-        ends = set()
-        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
-            found = getattr(source, "eos_token_id", None)
-            ends.update(found if isinstance(found, (list, tuple, set)) else [] if found is None else [found])
-        return ends
+        """Whether generation stopped at the `max_new_tokens` cap rather than at an end, by the
+        rule the GUI's note uses too (`gui.chat.stopped_at_cap`), with this run's `stop` text
+        (`answer_ids`: the new tokens `cut_at_stop` kept) and the model's and tokenizer's end
+        ids. Such an answer may end mid-number, which the report was not told (was: not
+        recorded). None where the cap is not known."""
+        return stopped_at_cap(output_ids, answer_ids, max_new_tokens, self.stop, self.tokenizer,
+                              end_ids(self.model, self.tokenizer))
 
     def with_cap_status(self, lines: List[dict]) -> List[dict]:
         """This run's answer lines with `metadata.capped` (`stopped_at_cap`) for the report."""
@@ -707,7 +693,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         for path in done_with:
             resume.remove_host_partial(path)
         _write_aux(aux_file, _aux_lines(earlier_aux, [], kept, settings, digests))
-        report_failures(failures, failures_file, len(chunk), answers)
+        report_failures(failures, failures_file, len(chunk), answers, asked_lines)
         return
     uses_molecules = projector_uses_molecules(config)
     if not uses_molecules and any(q.get(f) is not None for q in chunk for f in ("molecule_fp", "structure", "smiles")):
@@ -756,13 +742,13 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
                     resume.remove_host_partial(path)
                 print(f"the answers made so far are in {resume.partial_path(answers)} (--resume keeps them); "
                       f"{answers} is unchanged", file=sys.stderr)
-            write_failures(failures_file, failures)
+            write_failures(failures_file, failures, asked_lines)
             raise
         finally:
             resume.remove_host_partial(partial)
     _write_aux(aux_file, _aux_lines(earlier_aux, state.answered_aux(), kept, settings, digests))
     aux_partial.unlink(missing_ok=True)
-    report_failures(failures, failures_file, len(chunk), answers)
+    report_failures(failures, failures_file, len(chunk), answers, asked_lines)
     print_summary(caches)  # one line per cache folder: hits, misses, damaged, unreadable, unstored
 
 
@@ -807,16 +793,28 @@ class QuestionsFailed(EvalInputError):
     """Some questions could not be asked; the others were answered (exit status 1)."""
 
 
-def write_failures(path: Path, failures: List[dict]) -> None:
+def write_failures(path: Path, failures: List[dict], questions: dict) -> None:
+    """The failures file: a line per failed question, `failure_line`."""
     if failures:
-        path.write_text("".join(json.dumps(f) + "\n" for f in failures))
+        path.write_text("".join(json.dumps(failure_line(f, questions)) + "\n" for f in failures))
 
 
-def report_failures(failures: List[dict], path: Path, asked: int, answers: Path) -> None:
+def failure_line(failure: dict, questions: dict) -> dict:
+    """`{question_id, reason}` with what the question asked, as its answer line would carry
+    it: `prompt` (the line's `text`) and `metadata.asked` (`resume.asked_digests`: its image
+    and molecule fields), so that the report refuses an entry whose question has changed since
+    (was: `{question_id, reason}` alone, and a question whose SMILES was fixed stayed "not
+    asked" with the old error). A question's whole digest (`question_digest`) needs its parsed
+    molecule, which a failed question may not have, so it is not written."""
+    line = questions.get(str(failure["question_id"]), {})
+    return {**failure, "prompt": line.get("text"), "metadata": {resume.ASKED: resume.asked_digests(line)}}
+
+
+def report_failures(failures: List[dict], path: Path, asked: int, answers: Path, questions: dict) -> None:
     """Write the failures file and raise QuestionsFailed when any question failed."""
     if not failures:
         return
-    write_failures(path, failures)
+    write_failures(path, failures, questions)
     raise QuestionsFailed(f"{len(failures)} of {asked} questions failed ({path}, reasons above); the "
                           f"{asked - len(failures)} others were answered, in {answers}")
 

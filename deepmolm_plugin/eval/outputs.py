@@ -7,8 +7,10 @@
   `parity_<task>.png` per property task (predicted vs reference, valid answers only; the
   task name made file-safe, cut to `MAX_NAME` characters, with a hash of the name when it
   was cut or when two tasks would share a file: `a/b` and `a b`; a panel without a point
-  says why: no valid answer, the task not scored, or no value drawable). Task names are drawn as
-  plain text (`plots.save`): a `$` in one is no matplotlib math. Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
+  says why: no valid answer, the task not scored, or no value drawable). Each task's figure
+  is named in metrics.json (`task_plots`: {task: file}, relative to the report's folder). Task names
+  are drawn as plain text (`plots.save`): a `$` in one is no matplotlib math, and characters
+  no installed font has (CJK without fonts-noto-cjk) are drawn as `\\uXXXX` escapes, with a note. Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
   such an axis) are left out of the plot, and its title says how many.
 
 A rerun into the same folder first removes the files an earlier report wrote there (the
@@ -100,6 +102,8 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
         ax.set_title(f"Text metrics, tokenizer {report['tokenizer']['name']}")
         ax.legend(fontsize="small")
         written.append(draw.save(fig, folder / "text_metrics.png", DPI))
+        for task, _ in text_tasks:
+            report.setdefault("task_plots", {})[task] = _in_report(written[-1])
     for task, result in report["tasks"].items():
         if result["kind"] != "property":
             continue
@@ -120,7 +124,16 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
         ax.set_title(f"{task}: MAE {fmt(m.get('mae'))}, valid {fmt(m.get('valid_ratio'), 1)}%{note}",
                      fontsize="medium")
         written.append(draw.save(fig, folder / f"parity_{names[task]}.png", DPI))
+        report.setdefault("task_plots", {})[task] = _in_report(written[-1])
     return written
+
+
+def _in_report(figure: Path) -> str:
+    """A figure's path as metrics.json gives it: relative to the report's folder, as in
+    `plots` (`task_plots`: {task: its figure}, beside `tasks`, whose entries a report with
+    --no-plots keeps alike; was: none, and `parity_task-7679fc0d.png` could not be told
+    to be the parity plot of "溶解度")."""
+    return f"{figure.parent.name}/{figure.name}"
 
 
 def not_asked_note(report: dict) -> str:

@@ -15,7 +15,9 @@ answers file) are reported as not asked: rows `"scored": false, "not_asked": tru
 model_vqa's reason, `n_not_asked` per task and `counts.not_asked` in metrics.json, a line
 under the tables and a warning on stderr; the answered questions are scored (was: the whole
 report refused, "N question(s) have no answer in any shard"). A question with neither an
-answer nor a failures entry (a chunk not run, a killed run) is still an error. Such a report
+answer nor a failures entry (a chunk not run, a killed run) is still an error, and so is a
+failures entry listed twice or written for a question the references now hold otherwise
+(its prompt, molecule or image changed since: `merge.check_failures_pairing`). Such a report
 says `"complete": false` in metrics.json: callers that take metrics.json as a finished
 evaluation (scripts/experiment_fusion.py) run it again (was: taken as done, the questions
 never asked again).

@@ -25,6 +25,7 @@ import glob
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -135,18 +136,42 @@ def partial_path(answers: Path) -> Path:
 
 def answer_lines(path: Path) -> List[dict]:
     """The whole lines of `path` that are JSON objects with a question_id (answers, or the
-    property head's predictions); none when it is missing."""
+    property head's predictions); none when it is missing. The others are skipped with a
+    note naming the file and their line numbers (`unreadable_note`): their questions are
+    asked again. Was: skipped without a word, and bytes that are not UTF-8 replaced.
+    Skipped, not refused, also in the middle of a file: a line kept must carry its own
+    content digest (`kept_lines`), so a damaged file cannot pass a changed answer, and the
+    question whose line is lost is asked again; the note says the file is not as written."""
     if not path.is_file():
         return []
-    lines = []
-    for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError:
+    lines, unreadable = [], []
+    raw_lines = path.read_bytes().splitlines()
+    for number, raw in enumerate(raw_lines, 1):
+        if not raw.strip():
             continue
+        try:
+            line = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):  # (UnicodeDecodeError is a ValueError, JSON's too)
+            line = None
         if isinstance(line, dict) and "question_id" in line:
             lines.append(line)
+        else:
+            unreadable.append(number)
+    if unreadable:
+        print(unreadable_note(path, unreadable, len(raw_lines)), file=sys.stderr)
     return lines
+
+
+def unreadable_note(path: Path, numbers: List[int], total: int) -> str:
+    """'note: FILE: line(s) 2, 5 of 9 ...': the lines `answer_lines` could not read. A last
+    line alone is a run killed while writing it; another is a file damaged since (an editor,
+    a copy)."""
+    cut = numbers == [total]
+    why = ("the last line, cut off: a run killed while writing it?" if cut
+           else "a file damaged since it was written (an editor, a copy)?")
+    shown = ", ".join(str(n) for n in numbers[:20]) + (f", ... ({len(numbers)} in all)" if len(numbers) > 20 else "")
+    return (f"note: {path}: line(s) {shown} of {total} are not answer lines (not UTF-8 JSON objects with a "
+            f"question_id; {why}): skipped, and a question whose answer was there is asked again")
 
 
 def kept_lines(lines: List[dict], settings: str, digests: Dict[str, str], wanted=None) -> List[dict]:

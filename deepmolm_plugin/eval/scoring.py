@@ -11,7 +11,8 @@ metrics.json:
      "complete": bool,                     # false when model_vqa could not ask some questions (counts.not_asked)
      "counts": {"questions", "answers", "not_asked", "shards": {path: lines}, "tasks": {task: n}},
      "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
-                      "metrics": {...}, "not_scored"?: why}}}
+                      "metrics": {...}, "not_scored"?: why}},
+     "plots"?, "task_plots"?: {task: its figure}} # relative to the report folder (`outputs.plots`)
     text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined,
               n_truncated (answers over metrics.text.MAX_TOKENS tokens, scored on their first ones;
               `"truncated": true` in their per_question.jsonl rows)
@@ -62,8 +63,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .merge import (ReportError, check_pairing, format_ids, load_references, merge_answers, read_failures,
-                    references_from_answers)
+from .merge import (ReportError, check_failures_pairing, check_pairing, format_ids, load_references, merge_answers,
+                    read_failures, references_from_answers)
 from .names import name_key
 from .task_kinds import reference_value, task_kind
 
@@ -100,32 +101,44 @@ def group_by_task(refs: "OrderedDict[str, dict]") -> "OrderedDict[str, Tuple[str
     groups: "OrderedDict[str, Tuple[str, List[str]]]" = OrderedDict()
     spellings: dict = {}  # name_key -> task, for _check_spelling
     for qid, record in refs.items():
-        given = record.get("task")
-        if isinstance(given, bool) or (isinstance(given, str) and not given.strip()):
-            # `true` was scored as a text task "True"; "" joined the questions without a task
-            raise ReportError(f"question {record['question_id']!r}: `task` is {given!r}; give a task name, or "
-                              "leave `task` out")
-        if given is not None and not isinstance(given, str):  # as eval.questions: 7 or ["LogP"] became a task
-            raise ReportError(f"question {record['question_id']!r}: `task` is {type(given).__name__} {given!r}, "
-                              "not a task name (a string)")
-        task = str(given if given is not None else "unspecified")
-        if "answer" not in record:
-            raise ReportError(f"question {record['question_id']!r}: the reference record has no `answer`")
-        if isinstance(record["answer"], list):  # several acceptable answers: every metric takes one
-            raise ReportError(f"question {record['question_id']!r}: the reference `answer` is a list of "
-                              f"{len(record['answer'])}; one reference answer per question is scored (give "
-                              "each acceptable answer its own question, or pick one)")
-        if not isinstance(record["answer"], str):  # str(None) would be scored as the reference "None"
-            raise ReportError(f"question {record['question_id']!r}: the reference `answer` is "
-                              f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
-        kind = task_kind(task, record)
-        _check_reference_text(record, task, kind)
+        task, kind = check_reference_record(record)
         _check_spelling(task, spellings)
         if task in groups and groups[task][0] != kind:
             raise ReportError(f"task {task!r}: question {record['question_id']!r} is scored as {kind}, "
                               f"earlier ones as {groups[task][0]} (check `metric` / `properties`)")
         groups.setdefault(task, (kind, []))[1].append(qid)
     return groups
+
+
+def check_reference_record(record: dict) -> Tuple[str, str]:
+    """(task, kind) of one reference record, or a ReportError naming its question for what
+    makes it unscorable on its own: a `task` that is no name, no `answer` or one that is not
+    one string, an empty one, a `metric` not known, a property reference that contradicts
+    its `properties`. `merge.load_references` runs it on each line, so that its refusal
+    names the references file and line too."""
+    given = record.get("task")
+    if isinstance(given, bool) or (isinstance(given, str) and not given.strip()):
+        # `true` was scored as a text task "True"; "" joined the questions without a task
+        raise ReportError(f"question {record['question_id']!r}: `task` is {given!r}; give a task name, or "
+                          "leave `task` out")
+    if given is not None and not isinstance(given, str):  # as eval.questions: 7 or ["LogP"] became a task
+        raise ReportError(f"question {record['question_id']!r}: `task` is {type(given).__name__} {given!r}, "
+                          "not a task name (a string)")
+    task = str(given if given is not None else "unspecified")
+    if "answer" not in record:
+        raise ReportError(f"question {record['question_id']!r}: the reference record has no `answer`")
+    if isinstance(record["answer"], list):  # several acceptable answers: every metric takes one
+        raise ReportError(f"question {record['question_id']!r}: the reference `answer` is a list of "
+                          f"{len(record['answer'])}; one reference answer per question is scored (give "
+                          "each acceptable answer its own question, or pick one)")
+    if not isinstance(record["answer"], str):  # str(None) would be scored as the reference "None"
+        raise ReportError(f"question {record['question_id']!r}: the reference `answer` is "
+                          f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
+    kind = task_kind(task, record)
+    _check_reference_text(record, task, kind)
+    if kind == "property":  # a reference answer against its `properties`: refused here with its line
+        reference_value(task, record)
+    return task, kind
 
 
 # kind -> (why one of its questions is left out: its row's `reason` and the warning; what
@@ -214,7 +227,9 @@ def capped(answer: dict) -> Optional[bool]:
     """Whether generation of this answer stopped at --max-new-tokens (model_vqa's
     `metadata.capped`); None where the answer line does not say (answers files made before
     model_vqa recorded it, a killed run's answers kept by --resume, other tools): those are
-    scored as not capped, their rows' `capped` null."""
+    scored as not capped, their rows' `capped` null. A value of another type (`"true"`) is
+    refused while the answers are read (`merge.metadata_problem`; was: read as not recorded,
+    a capped answer scored as whole)."""
     from .resume import CAPPED
 
     metadata = answer.get("metadata")
@@ -498,9 +513,10 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     if references is not None:
         if any(Path(p).resolve() == Path(references).resolve() for p in answer_paths):
             raise ReportError(f"the references file {references} is also listed among the answer files")
-        refs = load_references(references)
+        refs = load_references(references, check=check_reference_record)
         answers, counts = merge_answers(answer_paths, list(refs), not_asked=failed)
         check_pairing(answers, refs)
+        check_failures_pairing(failed, refs)  # was: a failures entry was trusted whatever the question holds now
     else:
         answers, counts = merge_answers(answer_paths, not_asked=failed)
         refs = references_from_answers(answers)
@@ -526,7 +542,7 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
         "versions": _versions(),
         "inputs": {"answers": [str(p) for p in answer_paths],
                    "references": None if references is None else str(references),
-                   "failures": sorted({file for file, _ in failed.values()})},
+                   "failures": sorted({failure.file for failure in failed.values()})},
         # metrics.json is the mark of a finished report for callers that resume (experiment_fusion):
         # a report that scored only the questions asked is no finished evaluation, and a rerun
         # may ask the others (was: only counts.not_asked said it, and a rerun took it as done)
