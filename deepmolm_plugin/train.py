@@ -423,14 +423,39 @@ def check_encoder_config(value: str) -> None:
         raise usage.UsageError(str(e)) from e
 
 
-def check_argument_values(host_train, argv) -> None:
+def check_argument_values(host_train, argv) -> tuple:
+    """checked_arguments, then what a start says once its checks have passed (say_start_lines):
+    for callers that run these checks alone. `main` says those lines only after its later
+    checks and the output lock. Returns (options, data_args)."""
+    options, model_args, data_args = checked_arguments(host_train, argv)
+    say_start_lines(options, model_args)
+    return options, data_args
+
+
+def say_start_lines(options, model_args, set_aside: "str | None" = None) -> None:
+    """What rank 0 says at the start of a run whose every up-front check passed: "resuming
+    <checkpoint>" (say_resuming; not after a cut save set aside, `set_aside`, whose own line
+    says it) and, at the fresh start of a stage 1 that saves checkpoints, that they cannot
+    resume it (stage1_checkpoints_note). Was: said at the end of check_argument_values, before
+    main's own checks (batches, template, tokenizer) and the output lock, so a refusal could
+    follow "resuming"."""
+    if set_aside is None:
+        say_resuming(options)
+    note = stage1_checkpoints_note(options, model_args)
+    # at the start of a fresh run (a resumed stage 1 was refused by check_resumed_settings), said once
+    if note and not resumes(os.path.expanduser(options.output_dir)) and os.environ.get("RANK", "0") == "0":
+        print(note, file=sys.stderr)
+
+
+def checked_arguments(host_train, argv) -> tuple:
     """Builds the host's model and data argument classes (ours, after register) from argv,
     so that a value they refuse (their ValueError) is a UsageError now, not a traceback from
     inside the host's train(). Training arguments are only parsed into a namespace here
     (building TrainingArguments would start the distributed state before
     prepare_cpu_distributed) and their values checked (patches.arguments.check_training_values).
     Then: no option given twice with different values, and no resumed checkpoint made
-    with other settings."""
+    with other settings. Says nothing (say_start_lines does, once every check has passed).
+    Returns (options, model_args, data_args)."""
     from transformers import HfArgumentParser
 
     from deepmolm_plugin.patches.arguments import check_training_values, ignored_projector_options
@@ -479,7 +504,7 @@ def check_argument_values(host_train, argv) -> None:
     ignored = ignored_projector_options(model_args, defaults)
     if ignored:  # accepted, saved in the config and never read: the run is not what the line says
         raise usage.UsageError("; ".join(ignored) + ": leave them out or use a projector that reads them")
-    return options, data_args
+    return options, model_args, data_args
 
 
 def check_training_modes(options, model_args) -> None:
@@ -517,10 +542,8 @@ def check_half_precision(options) -> None:
     NPU, HPU, MLU; the refusal first named CUDA alone)."""
     if not getattr(options, "fp16", False):
         return
-    import torch
-
     on_cpu = "--use_cpu True" if getattr(options, "use_cpu", False) else None
-    if on_cpu or not torch.accelerator.is_available():
+    if on_cpu or not has_accelerator():
         raise usage.UsageError(f"--fp16 True needs a GPU, and this run trains on the CPU "
                                f"({on_cpu or 'no GPU or other accelerator here'}), where no fp16 loss scaler exists "
                                "and the run would train in float32 anyway; leave --fp16 out (--bf16 True --use_cpu "
@@ -792,8 +815,17 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
     if missing:
         # a save cut short was set aside above when it was the last; what is left here is
         # no such save (unfinished_save), or one before a set-aside one
-        adapter_only = "trainer_state.json" in missing and os.path.isfile(os.path.join(checkpoint, "mm_projector.bin"))
-        why = ("a --tune_mm_mlp_adapter checkpoint, which holds only the projector" if adapter_only else
+        if all(adapter_only(p) for p in host_checkpoints(output)):
+            if finished_final_save(options):  # the rerun of a finished stage 1: main says so and exits 0
+                return
+            # was: "move it away to resume from an earlier one", which exposed another alike
+            raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, which has no "
+                                   f"{' or '.join(missing)} (a --tune_mm_mlp_adapter checkpoint, {ADAPTER_ONLY_WHY}), "
+                                   "and neither has any other checkpoint of the run, so this run cannot resume; "
+                                   "start afresh in another --output_dir, or go on from its "
+                                   "projector in a new run with --pretrain_mm_mlp_adapter "
+                                   f"{os.path.join(checkpoint, 'mm_projector.bin')} (a fresh optimizer and schedule)")
+        why = ("a --tune_mm_mlp_adapter checkpoint, which holds only the projector" if adapter_only(checkpoint) else
                "a save that did not finish, or a damaged copy")
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, which has no "
                                f"{' or '.join(missing)} ({why}): move it away to resume from an earlier one, or "
@@ -817,7 +849,7 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
         raise usage.UsageError(f"--output_dir {output_dir}: its checkpoints were saved without the optimizer and "
                                "schedule (--save_only_model), so none can resume the run; start afresh in another "
                                "--output_dir (--save_only_model False keeps what resuming needs)")
-    problem = checkpoint_kind_problem(checkpoint, options.deepspeed)
+    problem = checkpoint_kind_problem(checkpoint, options.deepspeed) or deepspeed_processes_problem(checkpoint)
     if problem:
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, {problem}")
     problem = checkpoint_files_problem(checkpoint)
@@ -825,11 +857,124 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
         raise usage.UsageError(f"--output_dir {output_dir}: the host would resume {name}, whose {problem} (a save "
                                "that did not finish, or a damaged copy): move it away to resume from an earlier "
                                "one, or use another --output_dir")
-    # said once, not by every rank (nothing said the run resumed); with a cut save to set
-    # aside, set_aside_unfinished_save says it in its own line, once the folder is renamed
-    # (a finished run's rerun resumes nothing: main says so in its own line, finished_run_line)
-    if os.environ.get("RANK", "0") == "0" and unfinished is None and not finished_final_save(options):
-        print(f"{PROG}: resuming {checkpoint} (the host resumes the last checkpoint of --output_dir)", file=sys.stderr)
+    # "resuming ..." is said by say_start_lines once every check has passed and the output is
+    # locked (was: here, before check_resumed_run and the other checks, so a refusal followed it)
+
+
+# What a --tune_mm_mlp_adapter checkpoint lacks: the host's LLaVATrainer._save_checkpoint writes
+# only config.json and mm_projector.bin for stage 1, no trainer_state.json, optimizer.pt,
+# scheduler.pt or rng_state.pth, so transformers cannot resume from it.
+ADAPTER_ONLY_WHY = "which holds only the projector: the host saves no optimizer, schedule or trainer state in stage 1"
+
+
+def adapter_only(checkpoint) -> bool:
+    """Whether a checkpoint folder is a --tune_mm_mlp_adapter one (ADAPTER_ONLY_WHY):
+    mm_projector.bin and no trainer_state.json."""
+    return (not os.path.isfile(os.path.join(checkpoint, "trainer_state.json"))
+            and os.path.isfile(os.path.join(checkpoint, "mm_projector.bin")))
+
+
+def stage1_checkpoints_note(options, model_args) -> "str | None":
+    """At the start of a --tune_mm_mlp_adapter run that saves checkpoints: the line saying they
+    cannot resume it (ADAPTER_ONLY_WHY). Was: nothing, and an interrupted stage 1 was promised
+    a resume the rerun then refused."""
+    strategy = getattr(options.save_strategy, "value", options.save_strategy)
+    if not getattr(model_args, "tune_mm_mlp_adapter", False) or strategy == "no":
+        return None
+    return (f"{PROG}: note: --tune_mm_mlp_adapter with --save_strategy {strategy}: each checkpoint-<step> holds only "
+            "the projector (the host saves no optimizer, schedule or trainer state in stage 1), so an interrupted run "
+            "cannot resume from it; it can start a new run with --pretrain_mm_mlp_adapter "
+            "<checkpoint>/mm_projector.bin (a fresh optimizer and schedule)")
+
+
+# The optimizer-state partitions of a DeepSpeed checkpoint, one per data-parallel process
+# (zero_pp_rank_<r>_mp_rank_<m>_optim_states.pt, bf16_ in front under its bf16 optimizer).
+ZERO_PARTITION = re.compile(r"zero_pp_rank_(\d+)_mp_rank_\d+_optim_states\.pt$")
+
+
+def deepspeed_processes_problem(checkpoint: str) -> "str | None":
+    """Why a DeepSpeed checkpoint cannot resume on this run's number of processes, or None.
+    ZeRO (and DeepSpeed's bf16 optimizer) splits the optimizer state across the processes
+    that saved it, one file each (ZERO_PARTITION), and DeepSpeed cannot split it anew: another
+    WORLD_SIZE was its ZeRORuntimeException traceback on every rank after the model had loaded,
+    although the global batch (the product check of check_resumed_run) was kept. Counted
+    from the files, so a run started before RUN_RECORD recorded its processes is checked too."""
+    from pathlib import Path
+
+    folder = Path(checkpoint)
+    latest = folder / "latest"  # names the global_step* folder DeepSpeed loads
+    try:
+        tag = latest.read_text(encoding="utf-8").strip() if latest.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        tag = ""
+    # without `latest`, the newest save: the highest step number (was: the last name in string
+    # order, global_step9 after global_step10, counting another save's files)
+    numbered = [p for p in folder.glob("global_step*") if re.fullmatch(r"global_step\d+", p.name) and p.is_dir()]
+    newest = sorted(numbered, key=lambda p: int(p.name[len("global_step"):]))[-1:]
+    steps = [folder / tag] if tag and (folder / tag).is_dir() else newest
+    ranks = {int(m.group(1)) for step in steps for f in step.glob("*optim_states.pt")
+             if (m := ZERO_PARTITION.search(f.name))}
+    if not ranks or len(ranks) == world_size():
+        return None
+    return (f"a DeepSpeed checkpoint whose optimizer state is split across the {len(ranks)} process(es) that saved it, "
+            f"but this run has {world_size()} (WORLD_SIZE): DeepSpeed cannot split it anew; resume on {len(ranks)} "
+            f"process(es), or start afresh in another --output_dir with --model_name_or_path {checkpoint} (its "
+            "weights, a fresh optimizer and schedule)")
+
+
+def missing_rng_note(checkpoint: str) -> "str | None":
+    """One line when `checkpoint` holds no rng_state*.pth for some process of this run (the
+    Trainer reads rng_state.pth on one process, rng_state_<rank>.pth on several): the resumed
+    run's random draws (dropout, ...) start fresh, so its losses leave those of the run it
+    continues. Was: said nowhere (transformers logs it at INFO level). A note, not a refusal:
+    a run resumed on another number of processes (allowed when the global batch is kept)
+    lacks them by design, and its weights, optimizer and data order are still the run's."""
+    processes = world_size()
+    wanted = ["rng_state.pth"] if processes == 1 else [f"rng_state_{rank}.pth" for rank in range(processes)]
+    missing = [name for name in wanted if not os.path.isfile(os.path.join(checkpoint, name))]
+    if not missing:
+        return None
+    from pathlib import Path
+
+    held = sorted(p.name for p in Path(checkpoint).glob("rng_state*.pth"))
+    return (f"{PROG}: note: {os.path.basename(checkpoint)} holds no {', '.join(missing)} for this run's {processes} "
+            f"process(es) (it holds {', '.join(held) if held else 'none'}): the resumed run's random draws "
+            "(dropout and the like) start fresh, so from here on its losses differ from those of an uninterrupted run")
+
+
+def say_resuming(options) -> None:
+    """Rank 0's "resuming <checkpoint>" line, said by say_start_lines once every check has
+    passed (was: by check_resumed_settings, before check_resumed_run and the others, so a
+    refusal followed it). Not for a cut save to set aside (set_aside_unfinished_save says it in
+    its own line, once the folder is renamed), nor for a checkpoint at or past the end this
+    command sets (main says the run is finished, or finished_run_line refuses it)."""
+    output = os.path.expanduser(options.output_dir or "")
+    checkpoint = resumed_checkpoint(output) if resumes(output) else None
+    if checkpoint is None or os.environ.get("RANK", "0") != "0" or unfinished_save(output) is not None:
+        return
+    state = saved_state(checkpoint)
+    if finished_final_save(options) or (state is not None and reached_end(state, options)):
+        return
+    print(f"{PROG}: resuming {checkpoint} (the host resumes the last checkpoint of --output_dir)", file=sys.stderr)
+
+
+def say_resume_notes(options) -> None:
+    """Rank 0's notes for a run that resumes, once a cut save is set aside: what the resumed
+    run will not repeat of the run it continues: the checkpoint's random state
+    (missing_rng_note) and, under --ignore_data_skip, the resumed epoch's batches already
+    trained."""
+    output = os.path.expanduser(options.output_dir or "")
+    checkpoint = resumed_checkpoint(output) if resumes(output) else None
+    if checkpoint is None or os.environ.get("RANK", "0") != "0":
+        return
+    lines = [missing_rng_note(checkpoint)]
+    if getattr(options, "ignore_data_skip", False):
+        lines.append(f"{PROG}: note: --ignore_data_skip True: the resumed epoch is read again from its first batch "
+                     f"(transformers skips none), so the records its steps up to {os.path.basename(checkpoint)} "
+                     "trained on are trained on again")
+    for line in lines:
+        if line:
+            print(line, file=sys.stderr)
 
 
 # What a resumed run cannot change and still be the run it resumes, written to --output_dir
@@ -842,9 +987,11 @@ def check_resumed_settings(options, model_args, data_args=None) -> None:
 # processes) trained some records twice and others never (a run resumed at step 2 of 4 with
 # twice the batch took the first epoch as done and skipped its other half, exit 0). The
 # factors may change if their product stays: 8 GPUs resumed on 4 with twice the
-# accumulation skip the same samples. (Epochs, steps and schedule may change: the Trainer
-# applies them, which is how a finished run is trained for longer; patches.resume_schedule
-# gives the first resumed step the new schedule's learning rate, not the old one's last.)
+# accumulation skip the same samples, except under --deepspeed (deepspeed_processes_problem:
+# its optimizer state is split by process) and under the samplers of ORDER_BY_FACTORS.
+# (Epochs, steps and schedule may change: the Trainer applies them, which is how a finished
+# run is trained for longer; patches.resume_schedule gives the first resumed step the new
+# schedule's learning rate, not the old one's last.)
 RUN_RECORD = "deepmolm_resume.json"
 RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
                "seed", "data_seed", "group_by_modality_length", "per_device_train_batch_size",
@@ -853,10 +1000,23 @@ RESUME_KEPT = ("learning_rate", "mm_projector_lr", "weight_decay", "adam_beta1",
                "dataloader_drop_last",
                # where every record is cut (the host's tokenizer truncates at it): the resumed part
                # trained on other text than the first without a word
-               "model_max_length")
+               "model_max_length",
+               # the sampler transformers builds (Trainer._get_train_sampler: random, sequential,
+               # group_by_length, batch_rebalance): was not recorded, and a resume with another
+               # sampler read the resumed epoch in another order, training some records twice and
+               # others never. (Not --length_column_name: transformers reads it only from a
+               # datasets.Dataset, and the host's LazySupervisedDataset is a torch Dataset; was
+               # compared, refusing a resume whose data order it does not change.)
+               "train_sampling_strategy")
 PROCESSES = "processes"  # RUN_RECORD's number of training processes (WORLD_SIZE), next to RESUME_KEPT
 # compared as their product, the global batch
 BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps", PROCESSES)
+# Samplers whose order depends on the factors themselves, not only their product (transformers
+# 5.x): group_by_length sorts megabatches of per-device batch x accumulation, batch_rebalance
+# deals batches by process and accumulation step. Under them each factor must be kept.
+ORDER_BY_FACTORS = ("group_by_length", "batch_rebalance")
+FACTOR_OPTIONS = {"per_device_train_batch_size": "--per_device_train_batch_size",
+                  "gradient_accumulation_steps": "--gradient_accumulation_steps", PROCESSES: "WORLD_SIZE"}
 # The folders the records' files are read from (images, structures) and depictions drawn into,
 # recorded in RUN_RECORD and named in a note when a resume gives others: moving the data to
 # another disk is legitimate, but other pictures under the same names trained the rest of the
@@ -929,13 +1089,7 @@ def check_resumed_run(options, data_args) -> None:
     ours = run_record(options, data_args)
     differ = [f"--{name} {value!r} (the run: {saved['settings'][name]!r})" for name, value in ours["settings"].items()
               if name not in BATCH_FACTORS and name in saved["settings"] and saved["settings"][name] != value]
-    if all(name in saved["settings"] for name in BATCH_FACTORS):
-        now, then = ([settings[name] for name in BATCH_FACTORS] for settings in (ours["settings"], saved["settings"]))
-        if math.prod(now) != math.prod(then):
-            shown = " x ".join(f"{n} {v}" for n, v in zip(("--per_device_train_batch_size",
-                                                             "--gradient_accumulation_steps", "WORLD_SIZE"), now))
-            differ.append(f"a global batch of {math.prod(now)} ({shown}; the run: {math.prod(then)}, "
-                          f"{' x '.join(map(str, then))})")
+    differ += batch_differences(ours["settings"], saved["settings"])
     if ours["data_sha256"] != saved["data_sha256"]:
         edited = ", since edited" if saved["data_path"] == ours["data_path"] else ""
         differ.append(f"--data_path {data_args.data_path} is not the file it started with ({saved['data_path']}{edited})")
@@ -944,9 +1098,46 @@ def check_resumed_run(options, data_args) -> None:
                                f"other settings than it started with: {'; '.join(differ)}. A resumed run keeps its "
                                "optimizer, schedule and data order: give the run's own, or start afresh in another "
                                "--output_dir (--model_name_or_path <a checkpoint> to go on from its weights)")
-    note = moved_folders_note(saved, ours)
-    if note and os.environ.get("RANK", "0") == "0":  # said once, not by every rank
-        print(note, file=sys.stderr)
+    for note in (unrecorded_settings_note(options.output_dir, saved, ours), moved_folders_note(saved, ours)):
+        if note and os.environ.get("RANK", "0") == "0":  # said once, not by every rank
+            print(note, file=sys.stderr)
+
+
+def batch_differences(now: dict, then: dict) -> list:
+    """How the batches of this command differ from those the run started with (RUN_RECORD
+    settings): the global batch (BATCH_FACTORS' product), or, under a sampler of
+    ORDER_BY_FACTORS, each factor (was: the product only, and group_by_length resumed with the
+    factors swapped read other records than the run would have). A record without a factor
+    (an older launcher's) is not compared."""
+    if not all(name in then for name in BATCH_FACTORS):
+        return []
+    strategy = now.get("train_sampling_strategy")
+    if strategy in ORDER_BY_FACTORS:
+        return [f"{FACTOR_OPTIONS[name]} {now[name]} (the run: {then[name]}; --train_sampling_strategy {strategy} "
+                "orders the records by each factor of the global batch, not only by their product)"
+                for name in BATCH_FACTORS if now[name] != then[name]]
+    ours, theirs = ([settings[name] for name in BATCH_FACTORS] for settings in (now, then))
+    if math.prod(ours) == math.prod(theirs):
+        return []
+    shown = " x ".join(f"{FACTOR_OPTIONS[name]} {v}" for name, v in zip(BATCH_FACTORS, ours))
+    return [f"a global batch of {math.prod(ours)} ({shown}; the run: {math.prod(theirs)}, "
+            f"{' x '.join(map(str, theirs))})"]
+
+
+def unrecorded_settings_note(output_dir: str, saved: dict, ours: dict) -> "str | None":
+    """One line naming the RESUME_KEPT settings a RUN_RECORD written by an older launcher does
+    not hold (--train_sampling_strategy before it was recorded):
+    they cannot be compared, and the resume takes it that the run started with the values
+    given now (refusing would stop every run started before them from resuming)."""
+    missing = [name for name in RESUME_KEPT if name not in saved["settings"]]
+    if not missing:
+        return None
+    shown = ", ".join(f"--{name} {ours['settings'][name]!r}" for name in missing)
+    return (f"{PROG}: note: --output_dir {output_dir}: its {RUN_RECORD} was written before the launcher recorded "
+            f"{', '.join('--' + name for name in missing)}, so {'they are' if len(missing) > 1 else 'it is'} not "
+            "compared: this resume takes it that the "
+            f"run started with the values given now ({shown}); if it did not, its records are read in another "
+            "order from here on")
 
 
 def saved_state(folder: str) -> "dict | None":
@@ -1110,10 +1301,10 @@ def aside_name(checkpoint: str) -> str:
 SET_ASIDE_WAIT_S = 600
 
 
-def set_aside_unfinished_save(output_dir: str) -> None:
+def set_aside_unfinished_save(output_dir: str) -> "str | None":
     """Rename a last checkpoint whose save was cut short (unfinished_save) out of the host's
-    way, saying so in one line, after every up-front check has passed (a refused command
-    leaves --output_dir as it was). It could not resume (the rerun of an interrupted or
+    way, saying so in one line (and what is resumed instead), after every up-front check has
+    passed (a refused command leaves --output_dir as it was). It could not resume (the rerun of an interrupted or
     requeued job was refused, "move it away"), and the checkpoint before it is what the run
     had finished; the folder is kept, under a name the host does not resume (aside_name).
 
@@ -1124,13 +1315,16 @@ def set_aside_unfinished_save(output_dir: str) -> None:
     happened yet; and here they wait until it has, so that the host on every rank (its
     `checkpoint-*` glob, transformers' choice of the last checkpoint) sees the same folders:
     nothing else orders them before a rank resumes, which it may do before its first
-    collective call."""
+    collective call.
+
+    Returns the folder set aside (by this rank or rank 0), None when there was none (was:
+    nothing; say_start_lines then leaves "resuming" to this function's own line)."""
     import time
 
     output = os.path.expanduser(output_dir or "")
     unfinished = unfinished_save(output)
     if unfinished is None:
-        return
+        return None
     if os.environ.get("RANK", "0") != "0":
         deadline = time.monotonic() + SET_ASIDE_WAIT_S
         # until rank 0 has renamed it, or it is no cut save after all (a live run's save, which
@@ -1140,7 +1334,7 @@ def set_aside_unfinished_save(output_dir: str) -> None:
                 raise usage.UsageError(f"--output_dir {output_dir}: rank 0 did not set aside {unfinished} (a save that "
                                        f"was cut short) within {SET_ASIDE_WAIT_S} s; did rank 0 stop?")
             time.sleep(0.2)
-        return
+        return unfinished
     target = aside_name(unfinished)
     try:
         os.rename(unfinished, target)
@@ -1153,6 +1347,7 @@ def set_aside_unfinished_save(output_dir: str) -> None:
             "no finished checkpoint is left, so the run starts afresh")
     print(f"{PROG}: {unfinished} was cut short while being saved (no trainer_state.json, which the Trainer writes "
           f"last): set aside as {target}; {then}", file=sys.stderr)
+    return unfinished
 
 
 def write_run_record(options, data_args) -> None:
@@ -1375,9 +1570,56 @@ def resolve_model_path_argument(argv):
     return argv
 
 
+def gives_option(argv, name: str) -> bool:
+    """Whether `--name` is on the command line in any spelling (`--na-me`, `--name=V`, or
+    bare, as HfArgumentParser takes a boolean)."""
+    spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
+    return any(arg.partition("=")[0] in spellings for arg in argv)
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU or other accelerator: the one test of the launcher's CPU rules
+    (check_half_precision, cpu_bf16_argv, prepare_cpu_distributed; was: torch.cuda in the last,
+    so the two could disagree on an XPU or MPS machine)."""
+    import torch
+
+    return torch.accelerator.is_available()
+
+
+def cpu_bf16_argv(argv, options) -> list:
+    """`--bf16 True` where training runs on the CPU: given `--use_cpu True`, or without a GPU
+    or other accelerator. Adds `--use_cpu True` when --use_cpu is not given (was:
+    transformers' "Your setup doesn't support bf16/gpu. You need to assign use_cpu", exit 2,
+    where chat and eval pick bf16 on the same CPU and the README's stage-1 command gives
+    --bf16 True), and rank 0 says whether this CPU computes bf16 natively (was: said only when
+    the option was added in one process; under torchrun, or with --use_cpu True given, the
+    emulated, several times slower bf16 ran without a word). Called before
+    prepare_cpu_distributed, so `argv` holds only what the user gave; a --use_cpu False given
+    is the user's choice, left to transformers."""
+    argv = list(argv)
+    if not getattr(options, "bf16", False):
+        return argv
+    if getattr(options, "use_cpu", False):
+        how = "--bf16 True with --use_cpu True: training on the CPU in bfloat16"
+    elif gives_option(argv, "use_cpu") or has_accelerator():
+        return argv
+    else:
+        argv += ["--use_cpu", "True"]
+        how = "--bf16 True without a GPU: training on the CPU in bfloat16 (--use_cpu True added)"
+    from deepmolm_plugin.dtypes import cpu_has_native_bf16
+
+    speed = ("this CPU computes bf16 natively" if cpu_has_native_bf16() else
+             "this CPU has no native bf16 (AMX / AVX512-BF16), so bf16 is emulated and several times slower "
+             "than float32: leave --bf16 out to train in float32")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{PROG}: note: {how}; {speed}", file=sys.stderr)
+    return argv
+
+
 def prepare_cpu_distributed(argv):
-    """Several processes on a machine without CUDA (torchrun / deepspeed launcher, gloo).
-    On a GPU, accelerate sets both of these up itself; without CUDA:
+    """Several processes on a machine without a GPU or other accelerator (has_accelerator;
+    was: without CUDA) (torchrun / deepspeed launcher, gloo). On a GPU, accelerate sets both of
+    these up itself; without one:
 
     - `--use_cpu True` is added unless given. Otherwise accelerate finds no GPU backend and
       reports a single process: plain torchrun then trains each rank on its own (no DDP,
@@ -1387,12 +1629,10 @@ def prepare_cpu_distributed(argv):
       `deepspeed.zero.Init` that ZeRO-3 wraps around `from_pretrained` sees one process
       ("train_batch_size is not equal to ... 4 != 2 * 1 * 1").
     """
-    import torch
-
     argv = list(argv)
-    if torch.cuda.is_available() or world_size() < 2:
+    if has_accelerator() or world_size() < 2:
         return argv
-    if not any(a == "--use_cpu" or a.startswith("--use_cpu=") for a in argv):
+    if not gives_option(argv, "use_cpu"):
         argv += ["--use_cpu", "True"]
     if any(a == "--deepspeed" or a.startswith("--deepspeed=") for a in argv):
         import deepspeed
@@ -1418,7 +1658,7 @@ def main(argv=None) -> None:
     single_process_environment(argv)
     if not asks_help:
         try:
-            options, data_args = check_argument_values(host_train, argv)
+            options, model_args, data_args = checked_arguments(host_train, argv)
             finished = finished_run_line(options)
             if finished:  # the rerun of a finished job: exit 0, nothing written (before the output lock)
                 if os.environ.get("RANK", "0") == "0":
@@ -1451,9 +1691,14 @@ def main(argv=None) -> None:
     previous_sigterm = stop_on_sigterm()
     try:
         if not asks_help:
-            set_aside_unfinished_save(output_dir)
+            set_aside = set_aside_unfinished_save(output_dir)
+            # every refusal is behind us (checks, lock, set-aside): "resuming" is now true
+            say_start_lines(options, model_args, set_aside)
+            say_resume_notes(options)
             write_run_record(options, data_args)
-        sys.argv = [sys.argv[0]] + prepare_cpu_distributed(argv)
+        # cpu_bf16_argv first: it reads the user's --use_cpu, not the one prepare_cpu_distributed adds
+        argv = prepare_cpu_distributed(argv if asks_help else cpu_bf16_argv(argv, options))
+        sys.argv = [sys.argv[0]] + argv
         seed_model_init(argv)
         from deepmolm_plugin.encoder.feature_cache import opened_caches
 
@@ -1551,6 +1796,12 @@ def interrupted_message(output_dir: "str | None") -> str:
         if resumed is None:  # nothing saved yet (or --save_strategy no, as the demo trains): "kept ...
             # resumes from the last" was untrue, and the demo then said it starts over
             return "interrupted before any checkpoint-<step> was saved: the same command starts afresh"
+        if adapter_only(resumed):  # stage 1: "resumes from the last" was untrue, the rerun was refused
+            return ("interrupted; the checkpoint-<step> folders saved so far are kept, but they hold only the "
+                    "projector (--tune_mm_mlp_adapter: the host saves no optimizer, schedule or trainer state in "
+                    "stage 1), so "
+                    "the same command cannot resume them: start afresh in another --output_dir, or go on from the "
+                    f"last one's projector with --pretrain_mm_mlp_adapter {os.path.join(resumed, 'mm_projector.bin')}")
         return kept
     name = os.path.basename(unfinished)
     then = (f"resumes from {os.path.basename(resumed)}, the last checkpoint saved in full" if resumed else
