@@ -24,15 +24,19 @@ differs from the header's are errors listing their rows; so are a target without
 label, a target with one value only (one class, or a constant regression target), a
 split that leaves a subset empty or a target unlabelled in a subset, and a target with one
 class (classification) or one value (regression) in a seed's training subset (before
-anything is written). Copies
+anything is written; each one line ``deepmolm-kflm2: error: ...``, exit status 2, as a bad
+argument; a run that fails, a diverged training or no test AUC, is exit status 1). Copies
 of one molecule (``molecule.standard.molecule_keys``: the same parent molecule, salts, charges, explicit H and atom
 maps aside) stay in the data but always in one subset; data_report.json and results.md
 count them and list those whose labels disagree; training rows of a molecule in a
---test-file are removed. Bad arguments are refused before anything is computed or
-written (one line on stderr, exit status 2): a missing or empty --data / --test-file, a
---smiles-column or --targets column not in the CSV header, an unknown --features item or
-missing llm: folder, nonsense numbers (--seeds 0, --epochs 0, --dropout 1, ...), two
---test-file names alike or named train / valid.
+--test-file are removed. Copies inside a --test-file are counted and listed alike (a
+warning where their labels disagree) and every row is scored as given. Bad arguments are
+refused before anything is computed or written (one line on stderr, exit status 2): a
+missing or empty --data / --test-file, a --smiles-column or --targets column not in the
+CSV header, an unknown --features item or missing llm: folder, nonsense numbers (--seeds 0,
+--epochs 0, --dropout 1, ...), two --test-file names alike or named train / valid. The run
+is fingerprinted by resolved settings (the SMILES column read, --features in one spelling,
+real paths), so spelling out a default resumes the same run.
 
 Branches: the graph network (D-MPNN over full atom + bond features, ``--no-graph`` to drop
 it) and the embedding branch (``--features``: ``llm:<folder>``, ``rdkit2d``, ``morgan``, or
@@ -229,10 +233,15 @@ def _row_labels(row: dict, targets: Sequence[str], n: int, nonfinite: list,
 
 
 class TableError(SystemExit):
-    """A data or test file's rows the run cannot use (``load_table``): `main` prints it as
-    ``deepmolm-kflm2: error: ...`` with exit status 2, as the other input errors; was a bare
-    message and exit status 1. A SystemExit still, whose text is the message, for callers of
-    ``load_table`` outside the CLI."""
+    """A user's mistake found once the data are read, refused before anything is trained: a
+    data or test file's rows the run cannot use (``load_table``), too few usable molecules, a
+    target without a label or with one class / value (``check_labels``), a split that leaves a
+    subset empty, unlabelled or one-class (``check_split``, ``check_split_labels``), an --out
+    holding another configuration's results (``_prepare_out``) or a folder where a seed's result
+    goes. `main` prints it as ``deepmolm-kflm2: error: ...`` with exit status 2, as the other
+    input errors; was a bare message and exit status 1, which a batch script could not tell from a run that failed
+    (a diverged training, no test AUC: still exit 1). A SystemExit still, whose text is the
+    message, for callers of these functions outside the CLI."""
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -325,6 +334,18 @@ def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column:
     return None
 
 
+def resolved_smiles_column(header: Sequence[str], smiles_column: str | None) -> str:
+    """The column SMILES are read from: --smiles-column, or the first of ``SMILES_COLUMNS`` in
+    the header (``column_problem`` has checked there is one)."""
+    return smiles_column or next(c for c in SMILES_COLUMNS if c in header)
+
+
+def data_smiles_column(path: str | os.PathLike, smiles_column: str | None) -> str:
+    """``resolved_smiles_column`` of a CSV file's header (blank lines before it skipped)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return resolved_smiles_column(first_row(csv.reader(f)) or [], smiles_column)
+
+
 def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: str | None = None,
                task: str = "regression", max_rows: int | None = None) -> Table:
     path = os.fspath(path)
@@ -333,11 +354,11 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
         try:
             header = first_row(reader) or []  # blank lines before it are skipped, as between rows
         except csv.Error as e:  # a header field over csv.field_size_limit()
-            raise SystemExit(f"{path}: cannot read the header (line {reader.line_num}): {e}") from e
+            raise TableError(f"{path}: cannot read the header (line {reader.line_num}): {e}") from e
         problem = json_file_problem(path) or column_problem(header, targets, smiles_column)
         if problem:
-            raise SystemExit(f"{path}: {problem}")
-        column = smiles_column or next(c for c in SMILES_COLUMNS if c in header)
+            raise TableError(f"{path}: {problem}")
+        column = resolved_smiles_column(header, smiles_column)
         smiles, mols, ys, rows, invalid, unlabelled, nonfinite, unparseable, ragged, not_binary = (
             [] for _ in range(10))
         bad = 0
@@ -351,7 +372,7 @@ def load_table(path: str | os.PathLike, targets: Sequence[str], smiles_column: s
             if max_rows is not None and n >= max_rows:
                 break
             if isinstance(cells, csv.Error):  # was a traceback; a model needs every labelled row it was given
-                raise SystemExit(f"{path} row {n} (line {reader.line_num}): cannot be parsed as CSV: {cells} "
+                raise TableError(f"{path} row {n} (line {reader.line_num}): cannot be parsed as CSV: {cells} "
                                  "(a quote never closed, or a field over csv.field_size_limit())")
             rows_read += 1
             if len(cells) != len(header):
@@ -411,7 +432,7 @@ def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
     if tokens:
         llm = llm_featurizer(featurizer)
         if llm is None:
-            raise SystemExit("--fusion attention attends over LLM token states: use --features llm:<folder>")
+            raise usage.UsageError("--fusion attention attends over LLM token states: use --features llm:<folder>")
         tok = llm.tokens(table.mols, table.smiles)
     return Inputs(graphs=graphs, embed=embed, tokens=tok, scaler_blocks=blocks)
 
@@ -454,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--ensemble", type=int, default=1, help="models per seed, predictions averaged (declared)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with bf16 units)")
+    p.add_argument("--bf16", action="store_true",
+                   help="train under bfloat16 autocast (faster on CPUs with bf16 units); validation (model "
+                        "selection), test and --test-file predictions are computed in float32 all the same")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     p.add_argument("--cache-dir", default=None, help="featuriser cache (default $DEEPMOLM_PROPERTY_CACHE or "
                                                      "~/.cache/deepmolm_plugin/property)")
@@ -475,10 +498,13 @@ def _config(args) -> tuple[dict, TrainConfig]:
         ensemble=args.ensemble, bf16=args.bf16,
     )
     run = {
-        "data_file": os.path.abspath(args.data), "smiles_column": args.smiles_column, "targets": list(args.targets),
+        # real paths: one file by two paths (a symlink, `a/../b`) is one run (was: abspath as typed)
+        "data_file": os.path.realpath(args.data), "targets": list(args.targets),
+        # resolved, not as typed (was: None and "smiles" for one column, "changed: smiles_column")
+        "smiles_column": data_smiles_column(args.data, args.smiles_column),
         "task": args.task, "split": args.split, "sizes": run_sizes(args.sizes, args.test_file),
-        "features": args.features,
-        "test_files": [os.path.abspath(t) for t in args.test_file], "max_rows": args.max_rows,
+        "features": canonical_features(args.features),
+        "test_files": [os.path.realpath(t) for t in args.test_file], "max_rows": args.max_rows,
         "train": cfg.to_dict(),
         # splits keep a molecule's copies together (seed files of ungrouped splits must not be resumed)
         "split_groups": "molecule_key",
@@ -486,6 +512,11 @@ def _config(args) -> tuple[dict, TrainConfig]:
         # the spelling-dependent ones (1) was resumed, its old splits and results reported as this run's
         "graph_features": GRAPH_FEATURES,
     }
+    if args.bf16:
+        # bf16 runs were evaluated under bf16 autocast before (`train.predict`): an older bf16
+        # folder has no "evaluation" in its config.json and is refused (changed: evaluation)
+        # instead of mixing its bf16-rounded seeds with float32 ones; float32 runs resume as before
+        run["evaluation"] = "float32"
     metric, _ = selection_metric(args.task, len(args.targets))
     if metric != primary_metric(args.task)[0]:
         # several regression targets were selected by the raw mean RMSE before (`train.SCALED_RMSE`):
@@ -510,14 +541,49 @@ def run_sizes(sizes: Sequence[float], test_files: Sequence[str]) -> list[float]:
     return [round(kept * train / (train + valid), 12), round(kept * valid / (train + valid), 12), DEFAULT_SIZES[2]]
 
 
-def comparable_config(config: dict) -> dict:
-    """A folder's config.json as this version's run settings: its --sizes by `run_sizes`
-    (folders made before it recorded them as typed), fingerprint and argv left out."""
-    run = {k: v for k, v in config.items() if k not in ("fingerprint", "argv")}
-    sizes = run.get("sizes")
-    if run.get("test_files") and isinstance(sizes, list) and len(sizes) == 3 and sizes[0] + sizes[1] > 0:
-        run["sizes"] = run_sizes(sizes, run["test_files"])
-    return run
+def canonical_features(spec: str) -> str:
+    """--features as a run is fingerprinted: each featuriser in one spelling, in the order
+    given (the order of the columns): ``morgan`` and ``morgan:2`` as ``morgan:2:2048``, an
+    llm: folder by its real path, spaces around '+' dropped. Was: the text as typed, so the
+    default spelled out, or one folder by another path, was "changed: features" on resume.
+    A piece ``check_arguments`` would refuse is kept as typed (an older folder's record)."""
+    from .featurizers import morgan_settings, split_spec
+
+    if spec.strip() == "none":
+        return "none"
+    pieces = []
+    for item in split_spec(spec):
+        name, _, argument = item.partition(":")
+        if name == "llm":
+            item = "llm:" + os.path.realpath(os.path.expanduser(argument))
+        elif name == "morgan":
+            with contextlib.suppress(ValueError):  # out of bounds or not numbers: kept as typed
+                item = "morgan:{}:{}".format(*morgan_settings(argument or None))
+        pieces.append(item)
+    return "+".join(pieces)
+
+
+def comparable_config(config: dict, run: dict) -> dict:
+    """A folder's config.json as this version's settings of the run ``run``: its --sizes by
+    `run_sizes`, its --features by `canonical_features`, its files by their real paths and
+    its SMILES column resolved (folders made before each recorded them as typed),
+    fingerprint and argv left out. An
+    older record's ``smiles_column`` None (the default: the first of ``SMILES_COLUMNS``) is
+    ``run``'s resolved column where the data file's contents are the same (``data_sha256``):
+    the same header resolves to the same column; where they differ the runs differ anyway."""
+    old = {k: v for k, v in config.items() if k not in ("fingerprint", "argv")}
+    sizes = old.get("sizes")
+    if old.get("test_files") and isinstance(sizes, list) and len(sizes) == 3 and sizes[0] + sizes[1] > 0:
+        old["sizes"] = run_sizes(sizes, old["test_files"])
+    if isinstance(old.get("data_file"), str):
+        old["data_file"] = os.path.realpath(old["data_file"])
+    if isinstance(old.get("test_files"), list):
+        old["test_files"] = [os.path.realpath(t) if isinstance(t, str) else t for t in old["test_files"]]
+    if isinstance(old.get("features"), str):
+        old["features"] = canonical_features(old["features"])
+    if old.get("smiles_column") is None and old.get("data_sha256") == run.get("data_sha256"):
+        old["smiles_column"] = run.get("smiles_column")
+    return old
 
 
 def out_folder(args) -> Path:
@@ -649,13 +715,14 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
         remove_reports(out)
     else:
         old = _read_json(config_path)  # a run's (check_out_folder): a JSON object with a fingerprint
-        if old["fingerprint"] != fp and _fingerprint(comparable_config(old)) == fp:
-            # this run, its --sizes recorded as typed before `run_sizes`: its seeds are kept
+        if old["fingerprint"] != fp and _fingerprint(comparable_config(old, run)) == fp:
+            # this run, its --sizes, --features or SMILES column recorded as typed before
+            # `comparable_config` resolved them: its seeds are kept
             _refingerprint_seeds(out, old["fingerprint"], fp)
         elif old["fingerprint"] != fp:
             if not overwrite:
-                changed = ", ".join(_changed_settings(comparable_config(old), run))
-                raise SystemExit(f"{out} holds results of a different configuration (changed: {changed}); "
+                changed = ", ".join(_changed_settings(comparable_config(old, run), run))
+                raise TableError(f"{out} holds results of a different configuration (changed: {changed}); "
                                  f"use another --out or --overwrite")
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
                 f.unlink()
@@ -754,10 +821,13 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     data_report["test_files"] = {}
     keys = molecule_keys(table.mols)
     if tests:  # a training row of a molecule in a fixed test set (any salt / charge form) would leak: drop it
-        test_keys = {name: set(molecule_keys(t.mols)) for name, t in tests.items()}
+        test_key_lists = {name: molecule_keys(t.mols) for name, t in tests.items()}
+        test_keys = {name: set(k) for name, k in test_key_lists.items()}
         for name, t in tests.items():
             removed = sum(k in test_keys[name] for k in keys)
-            data_report["test_files"][name] = t.report() | {"removed_from_train": removed}
+            # its copies, as --data's (was: none, each copy scored as another molecule without a word)
+            duplicates = duplicate_report(t, key_groups(test_key_lists[name]))
+            data_report["test_files"][name] = t.report() | {"removed_from_train": removed, "duplicates": duplicates}
         in_tests = set().union(*test_keys.values())
         keep = np.array([i for i, k in enumerate(keys) if k not in in_tests], dtype=np.int64)
         data_report["removed_as_in_test_files"] = len(keys) - len(keep)
@@ -774,7 +844,7 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
         removed = f" after removing {removed} molecule(s) also in the --test-file(s)" if removed else ""
         splits_of_data = "train and validation splits; the test sets are the --test-file(s)" if tests else \
             "train, validation and test splits"
-        raise SystemExit(f"only {len(table.smiles)} usable molecules in {args.data}{removed}; at least 10 are "
+        raise TableError(f"only {len(table.smiles)} usable molecules in {args.data}{removed}; at least 10 are "
                          f"needed ({splits_of_data})")
     check_labels(table, args.task)
     for t in tests.values():  # a fixed test set without usable labels reported "n/a" and exit 0
@@ -793,10 +863,16 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     _prepare_out(out, run, fp, args.overwrite)
     if table.invalid and not args.quiet:
         print(f"{len(table.invalid)} unparseable SMILES excluded (see {out / 'data_report.json'})", file=sys.stderr)
-    dups = data_report["duplicates"]
-    if dups["molecules_with_copies"] and not args.quiet:
-        print(f"{dups['molecules_with_copies']} molecules occur in several rows ({dups['conflicting']} with labels "
-              f"that disagree); each is kept in one subset (see {out / 'data_report.json'})", file=sys.stderr)
+    warn_duplicates(data_report["duplicates"], args.data, "each molecule's rows are kept in one subset",
+                    f"{out / 'data_report.json'}, duplicates", args.quiet)
+    for name, path in zip(tests, args.test_file):
+        # scored as given, not refused: a fixed benchmark is compared with numbers published on
+        # the file as distributed, copies and all; an edited copy of it would be another benchmark.
+        # Its conflicting labels are said with --quiet too: they move the number that is compared
+        dups = data_report["test_files"][name]["duplicates"]
+        warn_duplicates(dups, f"--test-file {path}", "every row is scored as given, as in numbers published on "
+                        "this file", f"{out / 'data_report.json'}, test_files.{name}.duplicates",
+                        args.quiet and not dups["conflicting"])
 
     need_tokens = args.fusion == "attention"
     inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
@@ -821,7 +897,7 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     for seed in bar:
         seed_path = out / "seeds" / f"seed_{seed}.json"
         if seed_path.is_dir():  # its result could not be written there (an IsADirectoryError traceback)
-            raise SystemExit(f"{seed_path} is a folder, not a seed result: move it away (the seed is then trained "
+            raise TableError(f"{seed_path} is a folder, not a seed result: move it away (the seed is then trained "
                              "again)")
         if seed_path.exists():
             done, why = load_seed_result(seed_path, seed, fp)
@@ -866,7 +942,7 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     }
     try:
         with _writing(f"the reports in {out} (results.json, results.md, plots/)"):
-            paths = write_reports(results_doc, out, plots=not args.no_plots)
+            paths = write_reports(results_doc, out, plots=not args.no_plots, keep_plots=not args.overwrite)
     except Unwritable:
         remove_reports(out)  # some new, some old: a mixed set must not pass for this run's reports
         raise
@@ -897,12 +973,12 @@ def check_labels(table: Table, task: str, test_file: bool = False) -> None:
         labelled = table.y[~np.isnan(table.y[:, k]), k]
         if labelled.size == 0:
             fix = "nothing to test it on" if test_file else "drop it from --targets"
-            raise SystemExit(f"{where}: target {name!r} has no label in the {len(table.smiles)} usable "
+            raise TableError(f"{where}: target {name!r} has no label in the {len(table.smiles)} usable "
                              f"molecules; {fix}")
         if np.unique(labelled).size < 2:
             value, why = ("class", "no ROC-AUC can be computed") if task == "classification" else (
                 "the value", "no R² can be computed on it" if test_file else "nothing to learn and no R²")
-            raise SystemExit(f"{where}: {task} target {name!r} has only {value} {labelled[0]:g} in its "
+            raise TableError(f"{where}: {task} target {name!r} has only {value} {labelled[0]:g} in its "
                              f"{labelled.size} labelled molecules: {why}")
 
 
@@ -917,12 +993,29 @@ def duplicate_report(table: Table, groups: list[list[int]]) -> dict:
     copies = [g for g in groups if len(g) > 1]
     conflicting = [g for g in copies if any(np.unique(c[~np.isnan(c)]).size > 1 for c in table.y[g].T)]
     return {
-        "key": "canonical SMILES of the largest fragment, neutralised", "molecules_with_copies": len(copies),
-        "rows_in_copies": sum(map(len, copies)), "conflicting": len(conflicting),
+        "key": "canonical SMILES of the largest fragment, neutralised", "distinct_molecules": len(groups),
+        "molecules_with_copies": len(copies), "rows_in_copies": sum(map(len, copies)), "conflicting": len(conflicting),
         "conflicts": [{"csv_rows": table.rows[g].tolist(), "smiles": [table.smiles[i] for i in g],
                        "labels": [[None if math.isnan(v) else v for v in table.y[i]] for i in g]}
                       for g in conflicting[:DUPLICATES_SHOWN]],
     }
+
+
+def warn_duplicates(dups: dict, where: str, fate: str, see: str, quiet: bool, shown: int = 5) -> None:
+    """One stderr line (none with ``quiet``) on the copies ``duplicate_report`` found in a
+    file, naming the first rows of those whose labels disagree; ``see``: where
+    data_report.json lists them."""
+    if not dups["molecules_with_copies"] or quiet:
+        return
+    copies = f"{dups['molecules_with_copies']} molecule(s) occur in several rows ({dups['rows_in_copies']} rows; " \
+             f"{dups['distinct_molecules']} distinct molecules)"
+    if not dups["conflicting"]:
+        print(f"{where}: {copies}; {fate} (see {see})", file=sys.stderr)
+        return
+    rows = ", ".join("(" + ", ".join(map(str, c["csv_rows"])) + ")" for c in dups["conflicts"][:shown])
+    more = f" and {dups['conflicting'] - shown} more" if dups["conflicting"] > shown else ""
+    print(f"deepmolm-kflm2: warning: {where}: {copies}, {dups['conflicting']} of them with labels that disagree, in "
+          f"rows {rows}{more}; {fate} (see {see})", file=sys.stderr)
 
 
 def check_split(split: dict, seed: int, kind: str, n: int, scaffolds, distinct: int) -> None:
@@ -937,7 +1030,7 @@ def check_split(split: dict, seed: int, kind: str, n: int, scaffolds, distinct: 
             if scaffolds else ""
         copies = f"; they are {distinct} distinct molecules (copies stay in one subset)" if distinct < n else ""
         advice = "more data, other --sizes" + (" or --split random" if kind != "random" else "")
-        raise SystemExit(f"--split {kind} seed {seed}: the {' and '.join(empty)} subset(s) would be empty ({sizes} "
+        raise TableError(f"--split {kind} seed {seed}: the {' and '.join(empty)} subset(s) would be empty ({sizes} "
                          f"of {n} molecules{sets}{copies}); use {advice}")
 
 
@@ -961,7 +1054,7 @@ def check_split_labels(split: dict, seed: int, table: Table, task: str = "regres
         if lacking:
             total = (~np.isnan(table.y)).sum(0)
             listed = ", ".join(f"{t!r} ({int(total[table.task_names.index(t)])} labels in all)" for t in lacking)
-            raise SystemExit(f"seed {seed}: the {name} subset ({len(idx)} molecules) has no label of target(s) "
+            raise TableError(f"seed {seed}: the {name} subset ({len(idx)} molecules) has no label of target(s) "
                              f"{listed}: use more labelled data, other --sizes, or leave the target out")
     train = table.y[split["train"]]
     if task != "classification":
@@ -973,7 +1066,7 @@ def check_split_labels(split: dict, seed: int, table: Table, task: str = "regres
             have, missing = int(classes[0]), 1 - int(classes[0])
             in_all = {c: int((table.y[:, k] == c).sum()) for c in (0, 1)}
             other = " or --split random" if kind != "random" else ""
-            raise SystemExit(
+            raise TableError(
                 f"seed {seed}: the train subset ({len(split['train'])} molecules) holds only class {have} of "
                 f"classification target {target!r} (0 of the {in_all[missing]} molecules of class {missing}; "
                 f"{in_all[have]} of class {have} in all): trained on one class, its ROC-AUC would mean nothing; "
@@ -991,7 +1084,7 @@ def check_regression_train_values(train: np.ndarray, seed: int, n: int, table: T
         if values.size == 1:
             labelled = table.y[~np.isnan(table.y[:, k]), k]
             other = " or --split random" if kind != "random" else ""
-            raise SystemExit(
+            raise TableError(
                 f"seed {seed}: the train subset ({n} molecules) holds only the value {values[0]:g} of regression "
                 f"target {target!r} ({int((labelled != values[0]).sum())} of its {labelled.size} labels differ, all "
                 f"in valid/test): trained on a constant, nothing to learn; use more varied labels, a larger TRAIN "

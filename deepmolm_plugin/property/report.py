@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -111,15 +112,15 @@ def markdown(results: dict) -> str:
         "",
     ]
     for name, ext in d.get("test_files", {}).items():
-        lines.insert(-1, f"- fixed test set `{name}`: {ext['molecules']} molecules ({ext['invalid_smiles']} "
-                         f"unparseable excluded); {ext['removed_from_train']} training rows of its molecules (same "
-                         f"parent, salts and charges aside) removed from training")
+        lines.insert(-1, f"- fixed test set `{name}`: {_test_molecules(ext)}; {ext['removed_from_train']} training "
+                         f"rows of its molecules (same parent, salts and charges aside) removed from training")
     dups = d.get("duplicates")
     if dups and dups["molecules_with_copies"]:  # copies: grouped by the split, conflicts listed in data_report
+        distinct = f"; {dups['distinct_molecules']} distinct molecules in all" if "distinct_molecules" in dups else ""
         lines.insert(-1, f"- molecules in several rows (same parent, salts and charges aside): "
                          f"{dups['molecules_with_copies']} ({dups['rows_in_copies']} rows), {dups['conflicting']} of "
                          f"them with labels that disagree (the first 20 in data_report.json); each molecule's rows "
-                         f"are in one subset of every split")
+                         f"are in one subset of every split{distinct}")
     summary = results["summary"]
     cols = headline_metrics(task, len(results["targets"]))
     if metric == SCALED_RMSE:
@@ -157,6 +158,20 @@ def markdown(results: dict) -> str:
                   f"out of {SCALED_RMSE} (their RMSE has no unit-free scale; in the per-target table), as "
                   "{task: number of seeds}: " + json.dumps(unscaled)]
     return "\n".join(lines) + "\n"
+
+
+def _test_molecules(ext: dict) -> str:
+    """A --test-file's molecule count for results.md: its rows scored and, where some hold
+    copies of one molecule, how many distinct molecules they are and how many copies' labels
+    disagree (was: "110 molecules" for 100, copies with contradictory labels unmentioned)."""
+    excluded = f"({ext['invalid_smiles']} unparseable excluded)"
+    dups = ext.get("duplicates")  # (none in a results.json of an older version)
+    if not dups or not dups["molecules_with_copies"]:
+        return f"{ext['molecules']} molecules {excluded}"
+    return (f"{ext['molecules']} rows scored {excluded}, {dups['distinct_molecules']} distinct molecules: "
+            f"{dups['molecules_with_copies']} in several rows (same parent, salts and charges aside), "
+            f"{dups['conflicting']} of them with labels that disagree (the first 20 in data_report.json); every row is "
+            f"scored as given")
 
 
 def per_task_table(summary: dict, cols: Sequence[str]) -> list[str]:
@@ -257,15 +272,48 @@ def remove_reports(out_dir: str | os.PathLike) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True) -> dict:
+def _plotted_results(slim: dict) -> dict:
+    """What plots/ is drawn from, as results.json holds it: the run and every seed's results
+    (the predictions they draw are in the seed files of that run, keyed by its fingerprint)."""
+    return json.loads(strict_json({k: slim.get(k) for k in ("fingerprint", "targets", "per_seed")}))
+
+
+def _plots_of(out: Path, slim: dict) -> list[Path]:
+    """The plots in ``out`` when the results.json beside them holds the results ``slim`` is
+    about to write (a rerun that resumed every seed), else []."""
+    plotted = sorted(p for g in PLOT_FILES for p in (out / "plots").glob(g))
+    try:
+        old = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or a killed writer's: the plots are of no known results
+        return []
+    return plotted if isinstance(old, dict) and _plotted_results(old) == _plotted_results(slim) else []
+
+
+def write_reports(results: dict, out_dir: str | os.PathLike, plots: bool = True, keep_plots: bool = True) -> dict:
     """results.json, results.md and plots/ in ``out_dir`` (those of an earlier run replaced);
-    returns the written paths."""
+    returns the written paths. Without ``plots`` (--no-plots), plots drawn from these very
+    results (the same run and seeds) are kept where ``keep_plots`` (not with --overwrite) and
+    listed in the paths; others are deleted, and stderr says so (was: every plot deleted
+    without a word, those of the results being rewritten too)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    remove_reports(out)
-    paths = {"json": out / "results.json", "markdown": out / "results.md"}
     slim = dict(results)
     slim["per_seed"] = [{k: v for k, v in r.items() if k != "predictions"} for r in results["per_seed"]]
+    kept = _plots_of(out, slim) if keep_plots and not plots else []
+    if kept:
+        for path in (out / "results.json", out / "results.md"):
+            path.unlink(missing_ok=True)
+    else:
+        removed = [p for g in PLOT_FILES for p in (out / "plots").glob(g)]
+        remove_reports(out)
+        if removed and not plots:
+            why = "as --overwrite asks" if not keep_plots else \
+                "drawn from other results than these (another configuration or other seeds)"
+            print(f"deepmolm-kflm2: note: deleted {len(removed)} plot(s) in {out / 'plots'}, {why}; --no-plots draws "
+                  "none: rerun without it to draw them", file=sys.stderr)
+    paths = {"json": out / "results.json", "markdown": out / "results.md"}
+    if kept:
+        paths["plots_kept"] = kept
     write_atomic(paths["json"], strict_json(slim, indent=1))
     write_atomic(paths["markdown"], markdown(results))
     if plots:
