@@ -203,6 +203,13 @@ def validate_batch(molecule_fp: Any, batch_size: int, settings: FingerprintSetti
         which = [int(i) for i in empty.nonzero()[:, 0]]
         raise MoleculeFpError(f"molecule {which[0]} has no valid fingerprint token (all entries are {PAD}); "
                               f"molecules without tokens in this batch: {which}")
+    # the rule validate and collate apply (was: a shifted or corrupted first column went
+    # through to the projector); whole PAD rows are padding, any other row is an atom
+    headless = ((molecule_fp[:, :, 0] == PAD) & (molecule_fp != PAD).any(dim=2)).nonzero()
+    if len(headless):
+        b, a = (int(i) for i in headless[0])
+        raise MoleculeFpError(f"molecule {b} has an atom without a level-0 token at molecule_fp[{b}, {a}] "
+                              f"({len(headless)} such atoms in the batch): E3FP gives every atom one")
     return molecule_fp
 
 

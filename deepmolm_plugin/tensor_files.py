@@ -215,13 +215,13 @@ def shard_index(folder: Path) -> Optional[Tuple[Path, Dict[str, str]]]:
     if index_file is None:
         return None
     _refuse_single_beside_index(folder, folder / index_file.name[: -len(INDEX_SUFFIX)], index_file)
-    try:
-        index = json.loads(index_file.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited
-        raise CheckpointError(f"{index_file} is not a readable JSON shard index: {e}") from e
+    index = _read_index(index_file)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise CheckpointError(f"{index_file} has no 'weight_map' object")
+    problem = index_metadata_problem(index)
+    if problem:
+        raise CheckpointError(f"{index_file}: {problem}")
     if not weight_map:  # was: no file read at all, and a layout error listing nothing ("read , not ...")
         raise CheckpointError(f"{index_file}: its 'weight_map' is empty (it names no tensor and no shard)")
     odd = [k for k, v in weight_map.items() if not isinstance(v, str)]
@@ -243,6 +243,45 @@ def shard_index(folder: Path) -> Optional[Tuple[Path, Dict[str, str]]]:
                               "an earlier save, or copied from another model)? Restore the index saved with these "
                               "shards, or remove the shards it does not name")
     return index_file, weight_map
+
+
+def _read_index(index_file: Path):
+    """The JSON value `index_file` holds; a CheckpointError naming it when it is no JSON."""
+    try:
+        return json.loads(index_file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:  # truncated by a copy, edited
+        raise CheckpointError(f"{index_file} is not a readable JSON shard index: {e}") from e
+
+
+def index_metadata_problem(index: dict) -> Optional[str]:
+    """Why a shard index's "metadata" cannot be read as transformers reads it, or None.
+    transformers writes {"metadata": {"total_size": N}, "weight_map": {...}} and its
+    from_pretrained adds keys to that object: one that is not an object ("metadata": [] or
+    "text") was a TypeError traceback there (was: passed by our checks). A missing
+    "metadata" is None here: nothing of ours reads it (`missing_index_metadata` is the
+    check for a load through from_pretrained, which does)."""
+    from .eval.jsonl import json_kind
+
+    if "metadata" in index and not isinstance(index["metadata"], dict):
+        return (f"its 'metadata' is a JSON {json_kind(index['metadata'])}, not an object (transformers writes "
+                '{"metadata": {"total_size": N}, "weight_map": {...}}); set it to an object, e.g. {}')
+    return None
+
+
+def missing_index_metadata(folder: PathLike) -> None:
+    """CheckpointError naming the index when from_pretrained would load `folder` through a
+    shard index (TRANSFORMERS_WEIGHTS) without a "metadata" key: transformers reads
+    index["metadata"] (a KeyError 'metadata' traceback otherwise). For loaders that hand the
+    folder to from_pretrained; our own readers do without it (`shard_index`)."""
+    folder = checkpoint_path(folder)
+    index_file = _transformers_weights(folder) if folder.is_dir() else None
+    if index_file is None or not index_file.name.endswith(INDEX_SUFFIX):
+        return
+    shard_index(folder)  # readable, and its metadata (if any) an object: else its own error
+    if "metadata" not in _read_index(index_file):
+        raise CheckpointError(f"{index_file} has no 'metadata' key, which transformers' from_pretrained reads "
+                              '(it writes {"metadata": {"total_size": N}, "weight_map": {...}}); add '
+                              '"metadata": {} to it')
 
 
 def _shards_left_out(folder: Path, index_file: Path, named: set) -> List[str]:

@@ -40,7 +40,7 @@ from ..tensor_files import (TRAINER_STATE_FILES, CheckpointError, PathLike, Tens
                             find_tensor_files, headers_cheap, open_checkpoint, unread_tensor_files, value_problem)
 from ..tensor_files import sniff as sniff_tensor_file  # the one content test of a file's kind
 from ..usage import RepeatedKeyError, json_loads_unique
-from .config import CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
+from .config import ARCHITECTURE_FIELDS, CONFIG_NAME, WEIGHTS_NAME, DeepEncoderConfig, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -412,7 +412,7 @@ def saved_config(path: Union[PathLike, Sequence[PathLike]]) -> Optional[DeepEnco
         if file.name == MODEL_CONFIG_NAME:
             # a key given twice (the tower's sizes edited by hand) is refused, not the last taken
             return _model_config_value(file, json_loads_unique(file.read_text(encoding="utf-8"))["deepencoder_config"])
-        return DeepEncoderConfig.load(file)
+        return DeepEncoderConfig.load(file, saved=True)
     except RepeatedKeyError as e:
         raise CheckpointError(f"{file} is not a usable DeepEncoder configuration: {e.reason()}") from e
     except (ValueError, TypeError) as e:  # bad JSON (JSONDecodeError is a ValueError), fields or values
@@ -424,7 +424,7 @@ def _model_config_value(file: Path, value: Union[dict, str]) -> DeepEncoderConfi
     configuration file, read as the host's tower reads it (DeepEncoderConfig.load: a
     relative path from the working directory, a folder's deepencoder_config.json)."""
     if isinstance(value, dict):
-        return DeepEncoderConfig.from_dict(value)
+        return DeepEncoderConfig.from_dict(value, saved=True)
     try:
         return DeepEncoderConfig.load(value)
     except OSError as e:  # gone, unreadable, or no deepencoder_config.json in the folder it names
@@ -451,7 +451,7 @@ def _recorded_config(file: Path) -> Optional[DeepEncoderConfig]:
     if text is None:
         return None
     try:
-        return DeepEncoderConfig.from_dict(json_loads_unique(text))
+        return DeepEncoderConfig.from_dict(json_loads_unique(text), saved=True)
     except RepeatedKeyError as e:
         raise CheckpointError(f"{file}: the DeepEncoder configuration in its metadata is unusable: {e.reason()}") from e
     except (ValueError, TypeError) as e:  # not JSON, unknown fields, bad values
@@ -462,16 +462,6 @@ def _recorded_configs(paths: Sequence[Path]) -> List[Tuple[Path, DeepEncoderConf
     """(file, configuration) for each tensor file of `paths` that records one."""
     found = [(f, _recorded_config(f)) for p in paths for f in find_tensor_files(p)]
     return [(f, c) for f, c in found if c is not None]
-
-
-# Fields that change what the weights compute without changing any tensor's shape (or
-# that do both): a tower built with other values than the checkpoint's own
-# deepencoder_config.json would load every tensor and compute something else.
-ARCHITECTURE_FIELDS = (
-    "image_size", "patch_size", "sam_width", "sam_depth", "sam_heads", "sam_mlp_ratio", "sam_window_size",
-    "sam_global_attn_indexes", "sam_out_chans", "sam_layer_norm_eps", "compressor_channels", "clip_width",
-    "clip_layers", "clip_heads", "clip_mlp_ratio", "clip_layer_norm_eps", "clip_position_grid",
-)
 
 
 def architecture(config: DeepEncoderConfig) -> Dict[str, object]:
@@ -506,7 +496,8 @@ def _target_dtypes(model: torch.nn.Module, expected: torch.Tensor) -> List[torch
     is cast to config.dtype after loading)."""
     dtypes = [expected.dtype]
     config = getattr(model, "config", None)
-    if isinstance(config, DeepEncoderConfig) and expected.is_floating_point():
+    if isinstance(config, DeepEncoderConfig) and expected.is_floating_point() and config.dtype is not None:
+        # dtype None: the weights keep their own dtype (weights_own_dtype), no cast to check
         dtypes.append(resolve_dtype(config.dtype))
     return dtypes
 
@@ -563,9 +554,24 @@ def load_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike
     Every tensor is matched by shape before any is read; returns the LoadReport.
     """
     state, report = _match(model, _paths(path), headers_only=False)
+    if getattr(getattr(model, "config", None), "dtype", "") is None:
+        # was: an AttributeError inside the value check, for a config save_pretrained writes
+        model.to(dtype=weights_own_dtype(state, report.files))
     model.load_state_dict(state, strict=not report.newly_initialized)
     (logger.warning if report.is_initialisation else logger.info)(report.summary())
     return report
+
+
+def weights_own_dtype(state: Dict[str, torch.Tensor], files: Sequence[str]) -> torch.dtype:
+    """The one floating dtype of the loaded tensors, for a tower whose config.dtype is None
+    ("the weights' own"); tensors of several dtypes, or of one the tower does not run in
+    (float64), are a CheckpointError: which one to use is the user's choice (dtype=...)."""
+    found = sorted({str(t.dtype).replace("torch.", "") for t in state.values() if t.is_floating_point()})
+    if len(found) == 1 and found[0] in ("float32", "bfloat16", "float16"):
+        return resolve_dtype(found[0])
+    raise CheckpointError(f"DeepEncoder checkpoint {', '.join(map(str, files))}: the configuration's dtype is null "
+                          f"(the weights' own), but its tensors are {', '.join(found) or 'not floating point'}; "
+                          "give dtype='float32', 'bfloat16' or 'float16'")
 
 
 def check_weights(model: torch.nn.Module, path: Union[PathLike, Sequence[PathLike]],
@@ -654,7 +660,28 @@ def _paths(path: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
             raise CheckpointError(f"an empty checkpoint path ({item!r})")
     if not paths:
         raise CheckpointError(f"no checkpoint path in {items!r}")
+    for folder in paths:
+        _refuse_two_towers(folder)
     return paths
+
+
+def _refuse_two_towers(folder: Path) -> None:
+    """A folder holding our own deepencoder.safetensors + deepencoder_config.json and other
+    weights that a folder read picks first (a DeepMoLM model's model.safetensors: a tower
+    saved into a checkpoint folder) is refused, naming both. Which one the user means cannot
+    be told: the folder is also a whole model the host loads with its own tower, so neither
+    choice is safe without a word. Was: the model's tower loaded, the file just saved skipped
+    silently. Every loader and check (from_pretrained, --vision_tower_weights,
+    check_deepencoder_weights) comes through _paths, so they all choose here."""
+    own = folder / WEIGHTS_NAME
+    if not (folder.is_dir() and own.is_file() and (folder / CONFIG_NAME).is_file()):
+        return
+    others = [f for f in find_tensor_files(folder) if f != own]
+    if others:
+        raise CheckpointError(
+            f"{folder} holds two kinds of weights: the DeepEncoder folder's own {WEIGHTS_NAME} (with {CONFIG_NAME}) "
+            f"and {', '.join(f.name for f in others)}, which a folder read would load instead; give the file you "
+            f"mean: {own} or {others[0]}")
 
 
 def to_deepseek_layout(model_or_state: "torch.nn.Module | Dict[str, torch.Tensor]") -> Dict[str, torch.Tensor]:

@@ -55,6 +55,16 @@ _POSITIVE_INTS = ("image_size", "tile_size", "patch_size", "sam_width", "sam_dep
 _POSITIVE_FLOATS = ("sam_mlp_ratio", "sam_layer_norm_eps", "clip_mlp_ratio", "clip_layer_norm_eps")
 
 
+# Fields that change what the weights compute without changing any tensor's shape (or
+# that do both): a tower built with other values than the checkpoint's own
+# deepencoder_config.json would load every tensor and compute something else.
+ARCHITECTURE_FIELDS = (
+    "image_size", "patch_size", "sam_width", "sam_depth", "sam_heads", "sam_mlp_ratio", "sam_window_size",
+    "sam_global_attn_indexes", "sam_out_chans", "sam_layer_norm_eps", "compressor_channels", "clip_width",
+    "clip_layers", "clip_heads", "clip_mlp_ratio", "clip_layer_norm_eps", "clip_position_grid",
+)
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a size
 
@@ -161,6 +171,15 @@ class DeepEncoderConfig:
             raise ValueError(f"DeepEncoderConfig.gradient_checkpointing must be true or false, got {self.gradient_checkpointing!r}")
         if not isinstance(self.extra, dict):
             raise ValueError(f"DeepEncoderConfig.extra must be a mapping, got {self.extra!r}")
+        for key, value in self.extra.items():
+            # saved verbatim as JSON (was: a bare TypeError from save_pretrained, an empty folder left)
+            if not isinstance(key, str):  # JSON would turn 1 into "1": not verbatim
+                raise ValueError(f"DeepEncoderConfig.extra key {key!r} must be a string (JSON object keys are)")
+            try:
+                json.dumps({key: value}, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"DeepEncoderConfig.extra[{key!r}] cannot be saved as JSON "
+                                 f"({type(value).__name__}: {e})") from e
 
     # --- derived sizes -------------------------------------------------------------------
     @property
@@ -185,24 +204,42 @@ class DeepEncoderConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "DeepEncoderConfig":
+    def from_dict(cls, d: Dict[str, Any], saved: bool = False) -> "DeepEncoderConfig":
+        """saved: `d` was saved with weights (a deepencoder_config.json, a model's config.json,
+        a weights file's metadata), so every ARCHITECTURE_FIELDS entry must be there: a missing
+        one took DeepSeek-OCR's 1024 px value without a word (was: then refused as a
+        configuration "given" with sam_depth 12, or as 140 missing tensors). The runtime
+        fields (tile_size, sam_attention, gradient_checkpointing, dtype, extra) may be absent:
+        they do not change what the weights compute, and a field added to the class later
+        belongs there so that older saved files stay loadable."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown DeepEncoderConfig fields: {unknown}")
+        missing = [name for name in ARCHITECTURE_FIELDS if name not in d] if saved else []
+        if missing:
+            present = [name for name in ARCHITECTURE_FIELDS if name in d]
+            only = f" (it gives only {', '.join(present) or 'none of them'})" if len(present) < len(missing) else ""
+            raise ValueError(f"it lacks {', '.join(missing)}{only}, which a configuration saved with weights must "
+                             "give (save_pretrained writes every field; only tile_size, sam_attention, "
+                             "gradient_checkpointing, dtype and extra may be absent)")
         return cls(**d)
 
     def save(self, directory: "str | os.PathLike") -> str:
         from ..result_files import write_atomic
 
-        path = os.path.join(directory, CONFIG_NAME)
+        # `~` expanded as every loader expands it (tensor_files.checkpoint_path); was: a
+        # folder literally named "~" in the working directory
+        path = os.path.join(os.path.expanduser(directory), CONFIG_NAME)
         write_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))  # whole or not at all
         return path
 
     @classmethod
-    def load(cls, path: "str | os.PathLike") -> "DeepEncoderConfig":
+    def load(cls, path: "str | os.PathLike", saved: bool = False) -> "DeepEncoderConfig":
+        """A configuration file (or a folder's deepencoder_config.json); saved: as from_dict."""
         from ..usage import RepeatedKeyError, json_loads_unique
 
+        path = os.path.expanduser(path)  # as save and every weights loader
         if os.path.isdir(path):
             path = os.path.join(path, CONFIG_NAME)
         with open(path, encoding="utf-8") as f:
@@ -211,4 +248,4 @@ class DeepEncoderConfig:
             fields = json_loads_unique(text)
         except RepeatedKeyError as e:  # was: the last of them, without a word (`"sam_depth": 4, ... 2` built 2)
             raise ValueError(f"{os.fspath(path)}: {e.reason()}") from e
-        return cls.from_dict(fields)
+        return cls.from_dict(fields, saved=saved)

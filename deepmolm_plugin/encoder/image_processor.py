@@ -27,7 +27,7 @@ import math
 import numbers
 import os
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -91,6 +91,13 @@ def load_image(image: ImageInput, name: Optional[str] = None) -> Image.Image:
     on a transparent background, and dropping alpha would leave black on black.
     """
     where = f" ({name})" if name else ""
+    # the file limit for every input kind, before any conversion (was: a 20000 x 20000
+    # in-memory image took 2.8 GB and 13 s while the same file was refused)
+    label = _label(image, name)
+    if isinstance(image, Image.Image):
+        check_pixel_count(image, label)
+    elif isinstance(image, (torch.Tensor, np.ndarray)) and image.ndim >= 2:
+        check_pixels(int(image.shape[1]), int(image.shape[0]), label)  # H x W [x C]
     if isinstance(image, Image.Image):
         with_alpha = _hidden_alpha(image)  # an opened 32-bit BMP's alpha, which PIL does not read
         return _to_rgb(image if with_alpha is None else with_alpha, where)
@@ -329,9 +336,14 @@ def check_pixel_count(img: Image.Image, label: str) -> None:
     (`Image.MAX_IMAGE_PIXELS`, ~89 M px; None turns it off). PIL only warns up to twice that
     and decodes it: hundreds of MB to GB for a view of 1024 px, every time it is read.
     Checked from the header, before decoding; deepmolm-prepare refuses the same images."""
+    check_pixels(img.width, img.height, label)
+
+
+def check_pixels(width: int, height: int, label: str) -> None:
+    """check_pixel_count for a width and height (an array's, a tensor's)."""
     limit = Image.MAX_IMAGE_PIXELS
-    if limit and img.width * img.height > limit:
-        raise ValueError(f"image {label} is {img.width}x{img.height} = {img.width * img.height} px, over PIL's "
+    if limit and width * height > limit:
+        raise ValueError(f"image {label} is {width}x{height} = {width * height} px, over PIL's "
                          f"decompression-bomb limit of {limit} px (Image.MAX_IMAGE_PIXELS): decoding it would "
                          "cost gigabytes for one view; resize it first")
 
@@ -555,6 +567,22 @@ def num_llm_positions_for_grid(
 # --------------------------------------------------------------------------------------
 
 
+def _label(item: ImageInput, name: Optional[str]) -> str:
+    """How a message names an input: images[k], a path's repr, or its kind."""
+    if name:
+        return name
+    return repr(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else f"({type(item).__name__} in memory)"
+
+
+def _check_three(name: str, values, allowed: Callable[[float], bool], what: str) -> None:
+    """ValueError unless `values` is 3 real, finite numbers each `allowed` (one per RGB channel)."""
+    items = None if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)) else list(values)
+    ok = items is not None and len(items) == 3 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and allowed(v) for v in items)
+    if not ok:
+        raise ValueError(f"{name} must be 3 {what}, got {values!r}")
+
+
 class DeepEncoderImageProcessor:
     """Images -> DeepEncoder input views (see the module docstring for the two modes)."""
 
@@ -582,14 +610,10 @@ class DeepEncoderImageProcessor:
                 raise ValueError(f"{name}={side} is not a positive multiple of {token_stride} px")
         if not 1 <= min_tiles <= max_tiles:
             raise ValueError(f"need 1 <= min_tiles <= max_tiles, got {min_tiles}, {max_tiles}")
-        if len(image_mean) != 3 or len(image_std) != 3:
-            raise ValueError(
-                f"image_mean and image_std need 3 values, got {image_mean}, {image_std}"
-            )
-        if not all(isinstance(m, numbers.Real) and 0 <= m <= 1 for m in image_mean):
-            raise ValueError(f"image_mean must be 3 values in 0..1 (of the 0..255 range), got {image_mean}")
-        if any(s <= 0 for s in image_std):
-            raise ValueError(f"image_std must be positive, got {image_std}")
+        # was: a NaN / inf std accepted (all-NaN or all-zero views), a string std a bare
+        # TypeError, and the mean's message printed '0.5' as 0.5
+        _check_three("image_mean", image_mean, lambda m: 0 <= m <= 1, "values in 0..1 (finite numbers, of the 0..255 range)")
+        _check_three("image_std", image_std, lambda s: s > 0, "finite positive numbers")
         self.image_size = int(image_size)
         self.tile_size = int(tile_size)
         self.mode = mode

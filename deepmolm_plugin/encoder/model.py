@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +25,45 @@ from .compressor import Compressor
 from .config import WEIGHTS_NAME, DeepEncoderConfig, dtype_name, resolve_dtype
 from .sam import SamEncoder
 
+
+
+class NonFiniteValues(ValueError):
+    """NaN/inf values in a batch: ``rows`` the samples (positions along dim 0) holding them,
+    ascending, ``counts`` how many each holds, ``size`` the batch's length. The message names the
+    first sample by ``label(row)``; a caller that knows where the rows came from re-raises it
+    with its own names (`relabelled`, `moved`), as the host tower does for ``images[k]``."""
+
+    def __init__(self, rows: List[int], counts: List[int], size: int, label: Callable[[int], str]):
+        self.rows, self.counts, self.size = rows, counts, size
+        others = len(rows) - 1
+        more = f" (and {others} more of the {size})" if others else ""
+        super().__init__(f"{label(rows[0])} has {counts[0]} NaN/inf values{more}")
+
+    def relabelled(self, label: Callable[[int], str]) -> "NonFiniteValues":
+        """The same failure, its samples named by ``label(row)``."""
+        return NonFiniteValues(self.rows, self.counts, self.size, label)
+
+    def moved(self, rows: Sequence[int], size: int, label: Callable[[int], str]) -> "NonFiniteValues":
+        """The same failure in a larger batch this one was taken from: row ``r`` is ``rows[r]``
+        there, of ``size``."""
+        return NonFiniteValues([rows[r] for r in self.rows], self.counts, size, label)
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """A `NonFiniteValues` (a ValueError) naming the first sample of `x` (indexed along dim 0)
+    holding NaN/inf values and how many: `views[0] has 1 NaN/inf values`. When all is well: one
+    float32 sum over `x` (NaN/inf propagate into it; no bool tensor the size of `x`) and one
+    host sync for its verdict; only a sum that is not finite (NaN/inf, or finite values adding
+    past float32's range) scans `x` per sample. Was: a NaN pixel (a user's own normalisation, a
+    bad cached view) or feature went through the tower and projectors and made that sample's
+    features, and the loss, NaN; for one revision the host tower scanned each image and the
+    encoder the batch again, a sync per image."""
+    if not x.numel() or bool(torch.isfinite(x.detach().sum(dtype=torch.float32))):
+        return
+    bad = (~torch.isfinite(x.detach())).flatten(1).sum(1)
+    rows = bad.nonzero().flatten().tolist()
+    if rows:  # none: finite values whose sum overflowed float32
+        raise NonFiniteValues(rows, bad[rows].tolist(), len(x), lambda row: f"{name}[{row}]")
 
 
 class DeepEncoder(nn.Module):
@@ -74,6 +113,7 @@ class DeepEncoder(nn.Module):
                 f"DeepEncoder takes square RGB views (B, 3, S, S) with S a positive multiple of "
                 f"{stride}; got shape {tuple(x.shape)}"
             )
+        check_finite(x, "DeepEncoder views")
 
     def compile_blocks(self, **options) -> "DeepEncoder":
         """torch.compile every SAM and CLIP block in place; parameter names and checkpoints
@@ -98,6 +138,7 @@ class DeepEncoder(nn.Module):
         from ..tensor_files import save_tensors
         from .checkpoint import config_metadata
 
+        directory = os.path.expanduser(directory)  # as every loader (was: a folder named "~" here)
         os.makedirs(directory, exist_ok=True)
         self.config.save(directory)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}

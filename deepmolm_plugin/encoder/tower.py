@@ -34,6 +34,7 @@ under `model.vision_tower.vision_tower.*`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +47,7 @@ from ..tensor_files import CheckpointError
 from .config import DeepEncoderConfig, resolve_dtype
 from .feature_cache import FeatureCache, compute_dtype, module_structure, weights_digest, weights_signature
 from .image_processor import DeepEncoderImageProcessor
-from .model import DeepEncoder, load_deepencoder
+from .model import DeepEncoder, NonFiniteValues, load_deepencoder
 
 RANDOM_WEIGHTS = "random"
 
@@ -109,7 +110,20 @@ def _checked_views(views, name: str) -> torch.Tensor:
     if not views.is_floating_point():
         raise ValueError(f"vision tower {name} has dtype {views.dtype}; views are the image processor's "
                          "normalised float tensors (image_processor.preprocess(...)['pixel_values']), not pixels")
+    # NaN/inf: checked once on the batch by DeepEncoder.forward, named here after it fails
+    # (`_named`; was: a scan and a host sync per image here, and the batch again there)
     return views
+
+
+@contextlib.contextmanager
+def _named(label):
+    """NaN/inf views found by the encoder's one check on the batch re-raised naming each view
+    as the caller gave it (``label(row)``: ``vision tower images[2]``), not by its row in the
+    batch the tower made."""
+    try:
+        yield
+    except NonFiniteValues as error:
+        raise error.relabelled(label) from None
 
 
 def partitioned_across_ranks(*modules: nn.Module) -> bool:
@@ -229,10 +243,15 @@ class DeepEncoderVisionTower(nn.Module):
         with torch.set_grad_enabled(needs_grad):
             if isinstance(images, (list, tuple)):
                 return self._encode_list(images)
-            return self._encode(_checked_views(images, "images"))
+            with _named(lambda row: f"vision tower images[{row}]"):
+                return self._encode(_checked_views(images, "images"))
 
     def _encode_list(self, images: Sequence[Optional[torch.Tensor]]) -> List[Optional[torch.Tensor]]:
         views = [None if img is None else _checked_views(img, f"images[{k}]") for k, img in enumerate(images)]
+        # what each view of the batch is called in the caller's list: images[k] for one (3, S, S)
+        # view, images[k][j] for the views of a (n, 3, S, S) entry
+        names = [[] if v is None else [f"images[{k}]"] if v.dim() == 3 else [f"images[{k}][{j}]" for j in range(len(v))]
+                 for k, v in enumerate(views)]
         views = [v if v is None or v.dim() == 4 else v.unsqueeze(0) for v in views]
         groups: Dict[tuple, List[int]] = {}  # (view shape, dtype, device) -> positions in `views`
         for i, v in enumerate(views):
@@ -241,7 +260,9 @@ class DeepEncoderVisionTower(nn.Module):
         out: List[Optional[torch.Tensor]] = [None] * len(views)
         for positions in groups.values():
             batch = torch.cat([views[i] for i in positions]) if len(positions) > 1 else views[positions[0]]
-            features = self._encode(batch)  # (sum n, N, 2048)
+            in_batch = [name for i in positions for name in names[i]]  # row -> the caller's name
+            with _named(lambda row: f"vision tower {in_batch[row]}"):
+                features = self._encode(batch)  # (sum n, N, 2048)
             for i, part in zip(positions, features.split([len(views[i]) for i in positions])):
                 out[i] = part
         return out
@@ -285,7 +306,10 @@ class DeepEncoderVisionTower(nn.Module):
             # A rank with nothing to encode still runs one view (its output unused) so
             # that ZeRO-3's weight gathers happen on every rank together.
             batch = images[missing] if missing else images[:1]
-            computed = self.vision_tower(batch.to(device=self.device, dtype=self.dtype))
+            try:
+                computed = self.vision_tower(batch.to(device=self.device, dtype=self.dtype))
+            except NonFiniteValues as error:  # its rows are those of `batch`: name them in `images`
+                raise error.moved(missing, len(images), lambda row: f"images[{row}]") from None
             for i, features in zip(missing, computed):
                 cache.put(keys[i], features)
                 found[i] = features

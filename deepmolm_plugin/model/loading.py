@@ -36,7 +36,7 @@ from ..dtypes import AUTO, NAMES, resolve_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
 from ..molecule.errors import first_line
 from ..tensor_files import (SAFETENSORS_FLOATS, CheckpointError, find_tensor_files, headers_cheap, load_torch_file,
-                            open_checkpoint, value_problem)
+                            missing_index_metadata, open_checkpoint, value_problem)
 from .llava_qwen2 import LlavaQwen2Config, LlavaQwen2ForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,9 @@ def _stored_float_flags(path: str) -> Dict[str, bool]:
             raise CheckpointError(f"{file} cannot be read as safetensors (cut short or damaged?): {e}") from e
     if all(headers_cheap(f) for f in files):  # a big legacy-format .bin would be read whole: left to transformers
         open_checkpoint(path, headers_only=True)  # headers again: the duplicate and shard-index rules
+    # transformers' from_pretrained reads index["metadata"], which our readers do without
+    # (was: a KeyError 'metadata' traceback from load_llm and load_causal_lm_checked)
+    missing_index_metadata(path)
     return flags
 
 

@@ -4,8 +4,9 @@ RDKit's conformer embedding (ETKDG, MMFF94) and its 2D depiction follow the orde
 atoms *and* of the bonds they are given, so two spellings of one SMILES (``CCO``, ``OCC``)
 gave two conformers (aspirin's E3FP tokens shared 39 of 52 entries) and a few different
 pixels. ``canonical_copy`` numbers atoms by RDKit's canonical ranking (ties broken, atom-map
-numbers left out) and adds the bonds in the order of their canonically numbered atoms,
-from the lower-numbered one (a dative bond keeps its donor -> acceptor direction);
+numbers left out; for the conformer, isotopes too) and adds the bonds in the order of their
+canonically numbered atoms, from the lower-numbered one (a dative bond keeps its donor ->
+acceptor direction);
 ``Chem.RenumberAtoms`` alone keeps the input's bond order. Everything that depends on the
 order is carried over: a chiral tag is relative to the order of its atom's bonds, so it is
 inverted where that order became an odd permutation; double-bond stereo keeps its reference
@@ -44,15 +45,39 @@ def _odd(permutation: list[int]) -> bool:
     return odd
 
 
-def canonical_copy(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
+def _ranks(mol: Chem.Mol, isotopes: bool) -> list[int]:
+    """Canonical rank of each atom of ``mol`` (ties broken, atom maps left out). With
+    ``isotopes=False`` the atoms are ranked as the unlabelled molecule's (a 13C, a D is
+    ranked as its C, its H), and only the ties that leaves (which of two symmetric methyls
+    carries the label) are broken by the labelled molecule's own ranking, so every spelling
+    of one labelled molecule still gets one order. (RDKit breaks a tie by atom index: the
+    labelled ranking is applied first as a renumbering.)"""
+    ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=True, includeAtomMaps=False))
+    if isotopes:
+        return ranks
+    labelled = sorted(range(len(ranks)), key=ranks.__getitem__)
+    free = Chem.CanonicalRankAtoms(Chem.RenumberAtoms(mol, labelled), breakTies=True, includeIsotopes=False,
+                                   includeAtomMaps=False)
+    for new, old in enumerate(labelled):
+        ranks[old] = free[new]
+    return ranks
+
+
+def canonical_copy(mol: Chem.Mol, isotopes: bool = True) -> tuple[Chem.Mol, list[int]]:
     """(copy of ``mol`` in canonical atom and bond order, ``order``): ``order[new] = old``
-    atom index. ``mol`` is not modified."""
+    atom index. ``mol`` is not modified. ``isotopes=False`` orders the atoms as the
+    unlabelled molecule's (``_ranks``), for the conformer: a label that creates no stereocentre
+    or stereo bond changes no geometry (one that does keeps its chiral tag or bond stereo in the
+    copy, and ETKDG embeds under it: the heavy-atom geometry may differ), and
+    ranked with its isotopes ``[13CH3]CCCCCCCO`` was embedded in another order than
+    ``CCCCCCCCO`` and shared only 19 of 36 token entries (was: isotopes always ranked). The
+    copy keeps its isotopes either way."""
     # ranked without the enhanced stereo groups: RDKit's ranking reads them, so `|&1:1,3|`
     # (which leaves the written configuration as it is) broke the ties between hydrogens
     # otherwise, and ETKDG, given another order, changed a level-2 token of the conformer
     plain = Chem.RWMol(mol)
     plain.SetStereoGroups([])
-    ranks = list(Chem.CanonicalRankAtoms(plain, breakTies=True, includeAtomMaps=False))
+    ranks = _ranks(plain, isotopes)
     order = sorted(range(len(ranks)), key=ranks.__getitem__)
     work = Chem.RenumberAtoms(mol, order)  # atoms canonical; chiral tags, stereo atoms, conformers follow
     # E/Z may still be only in the single bonds' directions (a parsed SMILES, before its

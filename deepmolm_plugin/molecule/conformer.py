@@ -83,7 +83,12 @@ __all__ = [
 ETKDG_SEED = 0xDEE9
 # Raised whenever the same input gets other coordinates (so other tokens) than before; the
 # prepared-data manifest records it, so an output made under older rules is not reused
-# (5: a file conformer that is a 2D layout in any orientation, checks.conformer_is_3d, is
+# (6: the canonical copy is numbered without isotopes, canonical._ranks, so a 13C or D label
+# that creates no stereocentre or stereo bond no longer gives another embedding: other tokens
+# for isotope-labelled molecules with a generated conformer. A label that creates stereo, written
+# with its configuration (C[C@H]([2H])CCCCO, [2H]/C=C/CCCCO, [13CH3][C@H](C)CCO), is embedded
+# under that configuration's ETKDG constraints, so its heavy-atom geometry may differ from the
+# unlabelled molecule's; 5: a file conformer that is a 2D layout in any orientation, checks.conformer_is_3d, is
 # generated, no longer used flat; copies of one molecule are kept by shape, not file order;
 # 4: a SMILES beside coordinates, matching.py: its written [H] atoms folded into hydrogen
 # counts, and a symmetric group's charges and bond orders placed in the SMILES' atom order,
@@ -91,7 +96,7 @@ ETKDG_SEED = 0xDEE9
 # reads enhanced stereo groups, so `|&1:1,3|` is embedded
 # as the plain spelling; 2: embedded on the canonically numbered copy; 1 embedded in the
 # input's atom order).
-CONFORMER_RULES = 5
+CONFORMER_RULES = 6
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
@@ -196,7 +201,11 @@ def _isomer_count(mol: Chem.Mol, stop: int = 2) -> int:
     canonical SMILES told cubane's 128 equivalent assignments apart."""
     from rdkit.Chem.EnumerateStereoisomers import EnumerateStereoisomers, StereoEnumerationOptions
 
-    mol = Chem.RemoveHs(mol)
+    params = Chem.RemoveHsParameters()
+    # RDKit's "not removing hydrogen atom without neighbors" (a salt's H+) reached stderr naming
+    # no record; the lone H is the fingerprint's failure to name (`fingerprint.check_lone_hydrogens`)
+    params.showWarnings = False
+    mol = Chem.RemoveHs(mol, params)
     mol.RemoveAllConformers()
     options = StereoEnumerationOptions(onlyUnassigned=True, unique=True)
     seen: set[str] = set()
@@ -535,7 +544,10 @@ def generate_conformer(
     # Embedded and optimised in canonical atom and bond order, the coordinates copied back
     # to the input's atoms: the same conformer for any spelling of one SMILES. (RDKit's own
     # messages number atoms in the canonical copy: ``name`` names them as the input's.)
-    canon, order = canonical_copy(work)
+    # Numbered as the unlabelled molecule (isotopes=False): a 13C or D that creates no stereo
+    # changes no geometry; one that creates stereo keeps its written configuration, which ETKDG
+    # embeds under (not removed: the conformer would contradict the input's stereo)
+    canon, order = canonical_copy(work, isotopes=False)
     name = _canonical_names(work, order, mol.GetNumAtoms())
     embed_notes, untyped = _embed(canon, id, seed, together, embed_timeout, name)
     notes.extend(embed_notes)

@@ -85,6 +85,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made: the tools and CLI
 
 __all__ = [
     "E3FP_SETTINGS",
+    "check_lone_hydrogens",
     "fingerprint_record",
     "level0_tokens",
     "molecule_fp",
@@ -118,11 +119,12 @@ def _check_bond_types(mol: Chem.Mol, id: str) -> None:
                                     " E3FP encodes single, double, triple and aromatic bonds only")
 
 
-def _check_lone_hydrogens(mol: Chem.Mol, id: str) -> None:
+def check_lone_hydrogens(mol: Chem.Mol, id: str) -> None:
     """A hydrogen bonded to no heavy atom (H+, H-, H2) is counted nowhere: tokens are per
     heavy atom and carry only the hydrogens bonded to it, so HCl as ions had Cl-'s tokens and
     ethanol + H2 ethanol's, while the depiction drew them. Named here; `fragments="largest"`
-    drops such fragments with a note."""
+    drops such fragments with a note. deepmolm-render asks it too (was: it drew the H+ of a
+    salt that fingerprinting refuses)."""
     lone = [atom for atom in mol.GetAtoms() if atom.GetAtomicNum() == 1
             and all(n.GetAtomicNum() == 1 for n in atom.GetNeighbors())]
     if lone:
@@ -167,7 +169,7 @@ def molecule_fp(
     if n_heavy == 0:
         raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
 
-    _check_lone_hydrogens(mol, id)  # was: dropped without a word by RemoveAllHs
+    check_lone_hydrogens(mol, id)  # was: dropped without a word by RemoveAllHs
     _check_bond_types(heavy, id)
     # E3FP's own (unfolded) bits: the fold to `bits` is ours, below. was: Fingerprinter(bits=bits),
     # which for bits that are no power of two logged a warning per molecule through the root

@@ -214,6 +214,7 @@ def _skeleton(mol) -> str:
 
     params = Chem.RemoveHsParameters()
     params.removeIsotopes = True
+    params.showWarnings = False  # a lone H+ is kept without RDKit's unattributed stderr line
     work = Chem.RemoveHs(mol, params, sanitize=False)
     for atom in work.GetAtoms():
         atom.SetAtomMapNum(0)

@@ -101,8 +101,12 @@ def _depiction(mol: Chem.Mol, id: str) -> Chem.Mol:
         atom.SetIntProp(_ROW, row)  # not an invariant of the canonical ranking: the drawing is unchanged
     if work.GetNumConformers() and work.GetConformer().Is3D():
         Chem.AssignStereochemistryFrom3D(work)
+    params = Chem.RemoveHsParameters()
+    # was: RDKit's "not removing hydrogen atom without neighbors" (a salt's H+) on stderr, naming
+    # no record; the lone H is drawn as given (deepmolm-render refuses it as the fingerprint does)
+    params.showWarnings = False
     try:
-        work = Chem.RemoveHs(work)
+        work = Chem.RemoveHs(work, params)
     except Chem.MolSanitizeException as error:  # exceptions carry RDKit's message
         raise MoleculeError(id, f"cannot prepare for drawing: {error}") from error
     if work.GetNumAtoms() == 0:

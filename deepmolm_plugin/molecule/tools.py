@@ -25,6 +25,18 @@ conformer embedding that runs too long; both failures name the limit.
 characters in ids become ``_``, ids repeated (ignoring case) get ``__2``, ``__3``...) and
 ``DIR/index.jsonl`` with ``{id, image, source, error}`` per record.
 
+Ids are the key of both outputs. An untitled record's id is ``<file name>#<index>``, or
+``<path as given>#<index>`` where two inputs share a file name (was: ``siteA/pose.sdf`` and
+``siteB/pose.sdf`` both gave ``pose.sdf#0``). A record of a file whose id an earlier record
+has (as Unicode NFC text, deepmolm-prepare's ``duplicate-id`` rule) is a failed record of
+``deepmolm-fingerprint`` naming the earlier one's source (was: both lines written under one
+id, exit 0). ``deepmolm-render`` still draws it, as ``<id>__2.png`` (its index line and
+source tell the pictures apart, and a picture is never one of the other record's), and says
+so in a note naming the repeated ids. (With ``--smiles`` the id is the SMILES, so one id is
+one molecule: a repeat is neither.) ``deepmolm-render`` fails a record with a hydrogen bonded
+to no heavy atom (a salt's H+), as fingerprinting does (was: drawn; ``--fragments largest``
+drops it).
+
 Also runnable as ``python -m deepmolm_plugin.molecule.tools {fingerprint,render} ...``.
 """
 
@@ -44,6 +56,7 @@ import re
 import stat
 import sys
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -53,10 +66,11 @@ from .. import output_lock, usage
 from ..molecule_fp import DEEPMOLM, FingerprintSettings
 from .conformer import EMBED_TIMEOUT
 from .errors import MoleculeError, MoleculeTooLarge
-from .fingerprint import fingerprint_record
+from .fingerprint import check_lone_hydrogens, fingerprint_record
 from .render import render_molecule
 from .builders import molecule_from_smiles
 from .io import read_structures, unknown_format
+from .io.base import id_key
 from .policy import MAX_ATOMS, POLICIES
 from .record import MoleculeRecord
 
@@ -130,7 +144,17 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
         yield item.reworded("--max-atoms") if isinstance(item, MoleculeTooLarge) else item
 
 
+def _fallback_names(inputs: list[str]) -> dict[str, str]:
+    """What each input file's untitled records are numbered under (``read_structures``'
+    ``name``): its file name, or the path as given where two inputs share a file name
+    (was: the file name always, so ``siteA/pose.sdf`` and ``siteB/pose.sdf`` both gave
+    ``pose.sdf#0``). The same path given twice still gives one id twice: a duplicate."""
+    counts = Counter(Path(item).name for item in inputs)
+    return {item: item if counts[Path(item).name] > 1 else Path(item).name for item in inputs}
+
+
 def _each_record(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
+    names = {} if args.smiles else _fallback_names(args.inputs)
     for n, item in enumerate(args.inputs):
         if args.smiles:
             try:
@@ -153,7 +177,8 @@ def _each_record(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
         if problem:
             yield MoleculeError(item, problem, source=item)
             continue
-        yield from read_structures(path, names_are_keys=True, **options)  # outputs are keyed by the name
+        # outputs are keyed by the name
+        yield from read_structures(path, names_are_keys=True, name=names[item], **options)
 
 
 def _file_key(path: Path) -> tuple | None:
@@ -214,6 +239,58 @@ def _hold_outputs(prog: str, kinds: dict, args) -> list:
 def _printable(text) -> str:
     """`text` on one terminal line: control characters (line breaks, ESC) escaped."""
     return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in str(text))
+
+
+# A record's source: ``path#index``, or ``path#index, line N`` (``lines N-M ...``) where the
+# reader numbers records apart from lines (CSV); a problem of the whole file has the path alone
+# (``read_structures``, and this tool's own: no such file, a folder, an unknown suffix)
+_RECORD_SOURCE = re.compile(r"#\d+(, lines? \d.*)?$")
+
+
+class _Ids:
+    """The records' ids so far (``id_key``: as Unicode NFC text) and where each was first
+    seen: the outputs are joined on the id, so a repeated one would attach one molecule's
+    tokens or picture to another's record. With ``--smiles`` (``smiles=True``) the id is the
+    SMILES itself: one id is one molecule, so a repeat is no conflict and is not counted
+    (``--smiles C C`` gives two lines of the same tokens)."""
+
+    def __init__(self, smiles: bool):
+        self.smiles = smiles
+        self.first: dict[str, str] = {}  # id key -> the source of its first record
+        self.repeated: dict[str, list[str]] = {}  # id -> the sources of all its records
+
+    def earlier(self, item: MoleculeRecord | MoleculeError) -> str | None:
+        """The source of an earlier record with ``item``'s id (failed or not, as
+        deepmolm-prepare counts them), or None when it is the first. A problem of a whole file
+        (a folder, empty, unreadable, not text) is no record, and no output is joined on its
+        id: it is neither counted nor compared (was: two empty ``pose.sdf`` files gave
+        "duplicate-id" before "file contains no molecules")."""
+        if isinstance(item, MoleculeError) and not _RECORD_SOURCE.search(str(item.source)):
+            return None
+        key = id_key(item.id)
+        if self.smiles or key not in self.first:
+            self.first[key] = str(item.source)
+            return None
+        self.repeated.setdefault(item.id, [self.first[key]]).append(str(item.source))
+        return self.first[key]
+
+    def duplicate(self, item: MoleculeRecord | MoleculeError, earlier: str) -> MoleculeError:
+        """``item`` failed as deepmolm-prepare's ``duplicate-id``, naming the earlier record; a
+        record that failed anyway says that too."""
+        also = f"; this one also failed: {item.reason}" if isinstance(item, MoleculeError) else ""
+        return MoleculeError(item.id, f"duplicate-id: an earlier record ({earlier}) has the same id (as Unicode "
+                                      f"NFC text); outputs are joined on the id, so give each record its own{also}",
+                             source=item.source)
+
+    def note(self, prog: str, what: str) -> None:
+        """One stderr line naming the repeated ids (ten at most) and their records' sources."""
+        if not self.repeated:
+            return
+        named = [f"{_printable(id)} ({' / '.join(map(_printable, sources[:5]))})"
+                 for id, sources in list(self.repeated.items())[:10]]
+        more = f" and {len(self.repeated) - 10} more" if len(self.repeated) > 10 else ""
+        print(f"{prog}: {len(self.repeated)} id(s) given to more than one record, {what}: {'; '.join(named)}{more}",
+              file=sys.stderr)
 
 
 class _Reporter:
@@ -325,7 +402,11 @@ def _fingerprint(prog: str, args, settings: FingerprintSettings) -> int:
             policy=args.policy, max_atoms=args.max_atoms, too_large=args.too_large,
             fragments=args.fragments, embed_timeout=args.embed_timeout,
         )
+        ids = _Ids(args.smiles)
         for item in _records(args, **options):
+            earlier = ids.earlier(item)
+            if earlier is not None:  # its tokens are not written (was: a second line under the same id)
+                item = ids.duplicate(item, earlier)
             line = dict(id=item.id, molecule_fp=None, num_atoms=None, fp_bits=settings.bits,
                         fp_levels=settings.levels, source=item.source, conformer=None, notes=[], error=None)
             if isinstance(item, MoleculeRecord):
@@ -485,15 +566,19 @@ def _render(prog: str, args) -> int:
     # (only pictures: the tool's own index.jsonl made a record named `index` index__2.png on a rerun)
     used: set[str] = {path.stem.lower() for path in args.out.iterdir() if path.suffix.lower() == ".png"}
     part = None
+    ids = _Ids(args.smiles)
     try:
         with _writing():
             index = open(args.out / "index.jsonl", "w", encoding="utf-8")
         with index:
             # policy 'keep': drawing needs the graph and stereo, not a generated conformer.
             for item in _records(args, policy="keep", fragments=args.fragments, max_atoms=args.max_atoms):
+                ids.earlier(item)  # drawn all the same, as <id>__2.png; named in the note at the end
                 line = {"id": item.id, "image": None, "source": item.source, "error": None}
                 if isinstance(item, MoleculeRecord):
                     try:
+                        # what fingerprinting (so training) refuses is not drawn either
+                        check_lone_hydrogens(item.mol, item.id)
                         image = render_molecule(item, size=args.size,
                                                 stereo_labels=args.stereo_labels)
                         name = _file_name(item.id, used)
@@ -522,6 +607,8 @@ def _render(prog: str, args) -> int:
         if part is not None:
             part.unlink(missing_ok=True)
         return report.unwritable(prog, f"into --out {args.out}", unwritable.__cause__, "rendered")
+    ids.note(prog, "their pictures are numbered __2, __3... in input order (a join on the id in index.jsonl "
+                   "matches several lines)")
     return report.close("rendered")
 
 

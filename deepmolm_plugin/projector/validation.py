@@ -12,6 +12,7 @@ from typing import Tuple
 
 import torch
 
+from ..encoder.model import check_finite
 from ..molecule_fp import PAD
 
 
@@ -33,6 +34,7 @@ def check_image_features(image_features: torch.Tensor, mm_hidden_size: int) -> N
         )
     if batch < 1 or tokens < 1:
         raise ValueError(f"image_features is empty: shape {tuple(image_features.shape)}")
+    check_finite(image_features, "image_features")  # sample index: was NaN features without a word
 
 
 def fingerprint_indices(molecule_fp: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,8 @@ finishing steps (checks, fragments, size cap, 3D policy: ``finish.py``, ``policy
             bond orders and formal charges perceived by RDKit's ``rdDetermineBonds``
             (needs all the hydrogens). Total charge 0 unless the comment holds an integer
             ``charge=N``. Element symbols are case-insensitive, or atomic numbers;
-            ``D``/``T`` are hydrogen isotopes (``xyz.py``).
+            ``D``/``T`` are hydrogen isotopes. Id: ``file#frame``; a comment line that
+            is a plain name is a title note, not the id (``xyz.py``).
 ``.pdb``    One molecule per file (first MODEL, noted). Bonds and bond orders from the
             CONECT records (RDKit writes a double bond as a repeated CONECT pair); a PDB
             without CONECT records, or whose CONECT records hold no bond orders and leave

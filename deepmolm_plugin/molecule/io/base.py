@@ -9,6 +9,7 @@ with ``register_reader``. ``read_structures`` finds the reader by suffix
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Sequence
@@ -20,7 +21,8 @@ from ..checks import has_3d_conformer
 from ..errors import MoleculeError, atom_names
 
 __all__ = ["READERS", "ParsedStructure", "ReaderSpec", "atoms_named", "check_ascii", "check_control",
-           "check_hydrogens_kept", "control_problem", "reader_for", "register_reader", "short_beside_hydrogens",
+           "check_hydrogens_kept", "control_problem", "id_key", "reader_for", "register_reader",
+           "short_beside_hydrogens",
            "writes_out_hydrogens",
            "title_of", "unknown_format"]
 
@@ -157,6 +159,14 @@ def check_ascii(lines: Sequence[str], id: str, what: str, first: int = 1) -> Non
 # tab separates or pads fields, and a quoted CSV cell or a JSON string may span lines (a lone
 # CR inside a ChEBI-20 description is kept, `data.sources.chebi20._rows`).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def id_key(item_id) -> str:
+    """What makes two record ids one: their text in Unicode NFC ('café' typed with a combining
+    accent and with 'é' look the same wherever they are shown, and were two records). The one
+    rule of deepmolm-prepare (``data.sources``), training records, deepmolm-fingerprint and
+    deepmolm-render."""
+    return unicodedata.normalize("NFC", str(item_id))
 
 
 def control_problem(text: str, field: str) -> Optional[str]:

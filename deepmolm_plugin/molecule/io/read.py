@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..builders import from_atoms, from_smiles
 from ..conformer import EMBED_TIMEOUT, MMFF_MAX_ITERS
-from ..errors import MoleculeError
+from ..errors import MoleculeError, MoleculeTooLarge
 from ..finish import finish
 from ..matching import NotTheMolecule
 from ..policy import MAX_ATOMS, check_options, early_cap
@@ -42,6 +42,7 @@ def read_structures(
     embed_timeout: float | None = EMBED_TIMEOUT,
     mmff_max_iters: int = MMFF_MAX_ITERS,
     pick: int | None = None,
+    name: str | None = None,
 ) -> Iterator[MoleculeRecord | MoleculeError]:
     """Yield one ``MoleculeRecord`` (or ``MoleculeError``) per record of ``path``.
 
@@ -57,8 +58,11 @@ def read_structures(
     one error. ``pick``: yield only the record at that position of the file's stream (and
     a problem of the whole file); the records before it are parsed, not built (their 3D
     work for a late record of a large library held chat, eval and the GUI for minutes).
-    Usage errors (options, unknown suffix) are ``ValueError``s, raised before anything is
-    read.
+    ``name``: what the ids of untitled records are made of (``name#index``), the file's
+    name by default; deepmolm-fingerprint and deepmolm-render pass the path as given when
+    two inputs share a file name (was: ``siteA/pose.sdf`` and ``siteB/pose.sdf`` both gave
+    ``pose.sdf#0``). Usage errors (options, unknown suffix) are ``ValueError``s, raised
+    before anything is read.
     """
     options = dict(policy=policy, max_atoms=max_atoms, too_large=too_large, fragments=fragments,
                    embed_timeout=embed_timeout, mmff_max_iters=mmff_max_iters)
@@ -71,7 +75,8 @@ def read_structures(
     reader_options = {} if smiles_field is None else {"smiles_field": smiles_field}
     spec = reader_for(path, reader_options)
     seen = 0
-    for index, item in _records(path, spec, reader_options, options, smiles, names_are_keys, pick):
+    for index, item in _records(path, spec, reader_options, options, smiles, names_are_keys, pick,
+                                name or path.name):
         seen += 1
         if item is None:  # a record before `pick`, parsed only
             continue
@@ -82,7 +87,9 @@ def read_structures(
                 raise item
         yield item
     if seen == 0:
-        error = MoleculeError(path.name, "file contains no molecules", source=str(path))
+        # the id untitled records would get their number on (was: the file name even where
+        # ``name`` is the path, so two empty ``pose.sdf`` files read as one id twice)
+        error = MoleculeError(name or path.name, "file contains no molecules", source=str(path))
         if errors == "raise":
             raise error
         yield error
@@ -128,27 +135,29 @@ def not_text(path: Path) -> str | None:
 
 
 def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str | None = None,
-             names_are_keys: bool = False, pick: int | None = None):
+             names_are_keys: bool = False, pick: int | None = None, name: str | None = None):
     """Yields (record index or None, MoleculeRecord | MoleculeError | None: a record before
-    ``pick``, not built)."""
+    ``pick``, not built). ``name``: what untitled records' ids are made of (the file's name),
+    and the id of a problem of the whole file (a folder, unreadable, not text)."""
+    name = name or path.name
     if path.exists() and not path.is_file():  # opening a FIFO blocked until a writer came: forever
         kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device): save it to a file first"
-        yield None, MoleculeError(path.name, f"{path} is {kind}")
+        yield None, MoleculeError(name, f"{path} is {kind}")
         return
     try:
         problem = not_text(path)
         # utf-8-sig: a byte-order mark (Excel's CSVs) must not become part of a header or title
         handle = open(path, encoding="utf-8-sig", errors="replace", newline=spec.newline)
     except OSError as error:
-        yield None, MoleculeError(path.name, f"cannot read {path}: {error.strerror or error}")
+        yield None, MoleculeError(name, f"cannot read {path}: {error.strerror or error}")
         return
     if problem:
-        yield None, MoleculeError(path.name, problem)
+        yield None, MoleculeError(name, problem)
         return
     # the cap before RDKit sanitises a file's molecule (a 20,000-atom ring took 52 s), as for a SMILES
     cap = {"max_heavy": early_cap(**options)} if spec.capped else {}
     with handle:
-        for position, parsed in enumerate(spec.read(handle, path.name, **reader_options, **cap)):
+        for position, parsed in enumerate(spec.read(handle, name, **reader_options, **cap)):
             if pick is not None and position < pick and parsed.index is not None:
                 yield parsed.index, None
                 continue
@@ -156,7 +165,7 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
             source = str(path) if parsed.index is None else f"{path}#{parsed.index}"
             source += f", {parsed.line}" if parsed.line else ""
             try:
-                built = _build(parsed, source, options, smiles, names_are_keys, f"{path.name}#{parsed.index}")
+                built = _build(parsed, source, options, smiles, names_are_keys, f"{name}#{parsed.index}")
             except MoleculeError as error:
                 built = error
             if isinstance(built, MoleculeError) and built.source is None:
@@ -170,8 +179,9 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
 
 def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | None = None,
            names_are_keys: bool = False, fallback: str = "") -> MoleculeRecord | MoleculeError:
-    """The record of one parsed item; its own error as it is. ``fallback``: the id
-    (``file#index``) of a record whose name cannot be one."""
+    """The record of one parsed item; its own error as it is, except that an error of atoms
+    read with the input's SMILES beside them (``smiles``) names the file and record
+    (`_placed`). ``fallback``: the id (``file#index``) of a record whose name cannot be one."""
     if parsed.error is not None:
         return _placed(parsed.error, source)  # an SDF field that is not the record's molecule
     # A name (SDF title, MOL2 name, PDB title, SMILES-list or CSV id) holding a NUL or another
@@ -192,13 +202,26 @@ def _build(parsed: ParsedStructure, source: str, options: dict, smiles: str | No
         try:
             return from_atoms(parsed.elements, parsed.coords, parsed.id, smiles, parsed.charge, source,
                               notes, **options)
-        except NotTheMolecule as error:
-            return _placed(error, source)
+        except MoleculeError as error:
+            return _placed(error, source, None if smiles is None else f"its SMILES {smiles!r}")
     return from_smiles(parsed.smiles, parsed.id, source, **options)
 
 
-def _placed(error: MoleculeError, source: str) -> MoleculeError:
-    """``error``, a SMILES that is not the record's molecule naming the file and record it is
-    in (``source``; `matching` knows the record's id only: was "SMILES graph does not match
-    the coordinates' graph", naming neither)."""
-    return error.at(f"in {source}") if isinstance(error, NotTheMolecule) else error
+def _placed(error: MoleculeError, source: str, beside: str | None = None) -> MoleculeError:
+    """``error``, naming the file and record it is in (``source``: ``path#index``, and the
+    line where the reader knows it) when the input's SMILES was given beside the structure
+    (``beside``: "its SMILES 'CCO'"; None: none was): `matching` and the builders know the
+    record's id only. A SMILES that is not the record's molecule (`NotTheMolecule`) names it
+    in its own words (was: "SMILES graph does not match the coordinates' graph", naming
+    neither); every other error gets the place after its reason (was: a SMILES whose stereo
+    the coordinates contradict, one naming an unbonded or disconnected form that cannot be
+    sanitised, an unparseable one: the reason alone, and a structure file holding one record
+    was not named at all). A size refusal is left as it is: the resolver rewords it by its
+    class (`MoleculeTooLarge.reworded`)."""
+    if isinstance(error, NotTheMolecule):
+        return error.at(f"in {source}")
+    if beside is None or isinstance(error, MoleculeTooLarge):
+        return error
+    placed = MoleculeError(error.id, f"{error.reason} (in {source}, read with {beside})", error.source)
+    placed.line = error.line
+    return placed
