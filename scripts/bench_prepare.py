@@ -92,7 +92,9 @@ def arguments(argv: "list[str] | None" = None) -> argparse.Namespace:
     args.workers = bench_report.parallel_workers(p, "--workers", args.workers, "the n-worker measurement")
     # a molecule, before any work: an empty or header-only CSV failed in deepmolm-prepare
     # ("exited 1" after its own error)
-    bench_report.csv_rows(p, "--csv", args.csv, ["smiles"])
+    rows = bench_report.csv_rows(p, "--csv", args.csv, ["smiles"])
+    # deepmolm-prepare names a csv row <stem>#<index>: where each lies, for the failure lines
+    args.row_lines = {f"{args.csv.stem}#{row.index}": f"{args.csv.name} {row.lines}" for row in rows}
     args.out_dir = bench_report.results_folder(p, "--out-dir", args.out_dir, bench_report.smoke_mode(args, "--quick"))
     # an explicit value wins over --quick's (--quick --image-size 1024 used to run at 512 px, and say so
     # only in the JSON)
@@ -108,6 +110,17 @@ def rate_text(seconds: float, items_per_s: float, records_per_s: float, failures
     "molecules/s", the items' rate, which counted an unparseable SMILES as prepared)."""
     return (f"{seconds:8.2f} s  {items_per_s:8.2f} items/s, {records_per_s:.2f} records/s "
             f"({plural(failures, 'failed item')})")
+
+
+def failed_items(prepared: Path, row_lines: dict) -> list:
+    """deepmolm-prepare's failures file of `prepared` as {id, where (the file's line), stage,
+    error}: copied before the temporary folder goes (was: only counted, so a benchmark of
+    one's own --csv dropped molecules from the measured rate without naming them)."""
+    from deepmolm_plugin.data.prepare.output import FAILURES
+    from deepmolm_plugin.eval.jsonl import read_jsonl
+
+    return [{"id": f["id"], "where": row_lines.get(f["id"]), "stage": f["stage"], "error": f["reason"]}
+            for f in read_jsonl(prepared / FAILURES, required=("id", "stage", "reason"))]
 
 
 def plural(n: int, noun: str) -> str:
@@ -136,6 +149,7 @@ def main() -> int:
         if coden != 0:
             raise SystemExit(f"bench_prepare: deepmolm-prepare exited {coden} on the {args.workers}-worker run")
         manifest = json.loads((one / "manifest.json").read_text())
+        failed = failed_items(one, args.row_lines)
         identical = files(one) == files(many)
         t_rerun, _, printed, *_ = run([*common, "--out", str(many), "--workers", str(args.workers)])
         if "processed 0 items" not in printed:
@@ -148,6 +162,7 @@ def main() -> int:
     items, records = manifest["counts"]["items"], manifest["counts"]["records"]
     result = {
         "input": str(args.csv), "items": items, "records": records, "failures": manifest["counts"]["failures"],
+        "failed_items": failed,  # "failures" stays the count it was: the list of them is this
         "image_size": args.image_size, "chunk_size": args.chunk_size, "workers": args.workers,
         "cpu_count": os.cpu_count(), "usable_cores": bench_report.usable_cores(),
         "python": platform.python_version(), "versions": manifest["versions"],
@@ -186,6 +201,7 @@ def main() -> int:
         ("rerun, in process", f"{t_rerun:8.3f} s  ({100 * result['rerun_ratio']:.2f} % of the 1-worker run)"),
         ("rerun, new process", f"{t_process:8.3f} s  ({100 * t_process / t1:.1f} %; interpreter and imports included)"),
     ]
+    bench_report.report_failures(failed)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

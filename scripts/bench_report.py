@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, List, Sequence
+from typing import Callable, Iterable, List, NamedTuple, Sequence
 
 from deepmolm_plugin.cores import usable_cores  # the scripts ask bench_report for it
 from deepmolm_plugin.result_files import strict_json
@@ -137,16 +137,31 @@ def out_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def csv_rows(parser, option: str, path: Path, columns: Sequence[str] = ("smiles",)) -> List[dict]:
+class CsvRow(NamedTuple):
+    """A data row of a CSV as the benchmarks read it: `index`, its 0-based row number as
+    deepmolm-prepare's csv source counts it (blank lines included: its ids are
+    ``<stem>#<index>``); `lines`, where it lies in the file ("line 5", csv_table.line_span);
+    `values`, column -> cell (None for a cell the row lacks, as csv.DictReader)."""
+    index: int
+    lines: str
+    values: dict
+
+
+def csv_rows(parser, option: str, path: Path, columns: Sequence[str] = ("smiles",)) -> List[CsvRow]:
     """The rows of a CSV given as `option`, checked before any work: a header naming each of
     `columns` (any case) and one row at least, else one line and exit 2 (an empty file said
-    "no 'smiles' column in None"; a header-only one ran deepmolm-prepare, which failed)."""
+    "no 'smiles' column in None"; a header-only one ran deepmolm-prepare, which failed).
+    Each row comes with its place in the file (was: the bare rows, so a failure was named
+    by its 0-based data row, "ids.csv#3", where the project's tools name the line)."""
     import csv
 
+    from deepmolm_plugin.csv_table import line_span
+
+    rows = []
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames
+            reader = csv.reader(handle)
+            header = next(reader, None)
             if not header:
                 parser.error(f"{option} {path}: the file is empty (no header line, so no "
                              f"{', '.join(repr(c) for c in columns)} column)")
@@ -155,12 +170,25 @@ def csv_rows(parser, option: str, path: Path, columns: Sequence[str] = ("smiles"
             if missing:
                 parser.error(f"{option} {path}: no {', '.join(repr(c) for c in missing)} column "
                              f"(its columns: {', '.join(header)})")
-            rows = list(reader)
+            ended = reader.line_num  # the line the previous row ended on
+            for index, fields in enumerate(reader):
+                if fields:  # a blank line is no row, but counts in the index as deepmolm-prepare's
+                    values = {h: fields[i] if i < len(fields) else None for i, h in enumerate(header)}
+                    rows.append(CsvRow(index, line_span(ended + 1, reader.line_num), values))
+                ended = reader.line_num
     except (UnicodeDecodeError, csv.Error) as e:
         parser.error(f"{option} {path}: {e}")
     if not rows:
         parser.error(f"{option} {path}: no molecules (a header line only)")
     return rows
+
+
+def report_failures(failures: Sequence[dict]) -> None:
+    """One line per failed molecule on stderr: "FAILED <id> (<file> line <n>): <reason>",
+    the same in every benchmark (the JSON keeps the list)."""
+    for failure in failures:
+        where = f" ({failure['where']})" if failure.get("where") else ""
+        print(f"FAILED {failure['id']}{where}: {failure['error']}", file=sys.stderr)
 
 
 def input_file(text: str) -> Path:

@@ -38,18 +38,21 @@ scored on valid, the best (mean over targets of the MAE normalised by the mean b
 an invalid answer counting as the mean baseline's error) is kept, and the test split is
 scored once per run with it.
 
-Outputs in --out (default scripts/results; --quick, a smoke run: bench_report.SMOKE_RESULTS,
-never scripts/results): experiment_fusion.json (schema below), experiment_fusion.md (every
-seed's values next to mean +- std), and
-experiment_fusion.png (per-target MAE bars, mean +- std over the seeds with an MAE; "no
+Outputs in --out (default scripts/results), under the stem experiment_fusion, or
+experiment_fusion_quick for --quick (a smoke run: default folder bench_report.SMOKE_RESULTS,
+never scripts/results; was: this text named only experiment_fusion.*): STEM.json (schema
+below), STEM.md (every seed's values next to mean +- std), and
+STEM.png (per-target MAE bars, mean +- std over the seeds with an MAE; "no
 valid answer" in place of the bar of an arm without any) plus
-experiment_fusion_parity.png (fusion, one parity plot per target). JSON:
+STEM_parity.png (fusion, one parity plot per target). JSON:
 `{"targets": [...], "seeds": [...], "arms": {ARM: {"mae": {TARGET: [per seed]},
 "valid_ratio": {TARGET: [per seed]}}}, "paired": ..., "verdict": ..., "timings_s": ...}`.
 
 The work folder (--work) keeps every intermediate result: rerunning the same command
 resumes (prepared data, finished trainings and evaluations are reused); a work folder
-made with other settings is refused.
+made with other settings is refused, and so is one another run is using (one writer per
+work folder, its ``.lock``: was: a second run deleted the unfinished training the first
+was running, to start it again).
 """
 
 from __future__ import annotations
@@ -885,7 +888,27 @@ def experiment(argv=None) -> None:
         except usage.UsageError as e:
             parser.error(str(e))
     out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
+    lock = hold_work(parser, work)
+    try:
+        run_experiment(args, argv, size, seeds, out, work)
+    finally:
+        lock.release()
+
+
+def hold_work(parser, work: Path):
+    """The work folder's lock (deepmolm_plugin.output_lock), taken before anything in it is
+    read or deleted: another run there is refused in one line, exit 2. train_arm deletes an
+    unfinished run folder to start it again, which was the training another run was doing."""
+    from deepmolm_plugin import output_lock
+
+    try:
+        return output_lock.hold(output_lock.folder_lock(work, "experiment_fusion"))
+    except output_lock.Refused as e:
+        parser.error(f"--work: {e}")
+
+
+def run_experiment(args, argv, size: dict, seeds: list, out: Path, work: Path) -> None:
+    """The experiment itself, once its arguments are checked and its work folder held."""
     digest = settings_digest(args, size)
     stamp = work / "settings"
     if stamp.is_file() and stamp.read_text() != digest:

@@ -19,7 +19,10 @@ for a machine with one CUDA device.
 A check that fails (a launcher that exits non-zero or runs past --run-timeout, an encoder
 batch that runs out of memory) is recorded under "failures" with its error, and the
 other checks still run; the script then exits 1. The result files are rewritten after the
-encoder check and after each launcher run, so a run cut short keeps what it measured.
+SAM attention check, after each encoder batch and after each launcher run, so a run cut
+short keeps what it measured (was: only after every encoder batch had ended, and a stop
+before that said "the report has the checks that ended" of a report this run never wrote);
+Ctrl-C or SIGTERM says which check it stopped and what this run wrote.
 `--only encoder|training` runs one of the two.
 
 `--dry-run` runs the same code on the CPU at tiny sizes (the `tiny` encoder preset at
@@ -33,8 +36,13 @@ Its files go to bench_report.SMOKE_RESULTS unless --out-dir is given, never to
 scripts/results.
 
 Needs the project's environment already installed on the device machine (no network
-there). Writes scripts/results/gpu_check.json and .md (and bench_encoder's own
-gpu_encoder_b<batch> files). Runtime on one H200: ~6 min; --dry-run on 2 CPU cores: ~3 min.
+there). Writes scripts/results/gpu_check.json and .md, and each check's own files:
+gpu_sam_attention_b<batch> (bench_sam_attention) and gpu_encoder_b<batch>[_<attention>]
+(bench_encoder). With --name NAME they are NAME.json/.md, NAME_sam_attention_b<batch> and
+NAME_encoder_b<batch>[_<attention>] (was: --name renamed only the report, and a second run
+overwrote the per-batch files the first run's report quotes; a rerun with the same --name
+replaces its own set, as a rerun of the default does). Runtime on one H200: ~6 min;
+--dry-run on 2 CPU cores: ~3 min.
 
     python scripts/gpu_check.py
     python scripts/gpu_check.py --dry-run --out-dir /tmp/gpu_check
@@ -50,6 +58,7 @@ if __name__ == "__main__":
 
 import argparse
 import contextlib
+import re
 import signal
 import subprocess
 import tempfile
@@ -87,40 +96,94 @@ def gpu_attention_ways(dry_run: bool):
         sam_attention.folds = cpu_rule
 
 
-def encoder_checks(args, failures: list) -> list:
+DEFAULT_NAME = "gpu_check"
+
+
+def check_file(args, check: str) -> str:
+    """The result-file stem of one check ("sam_attention_b32", "encoder_b8_folded"): under
+    the --name stem, so that two runs with two names keep two sets; "gpu_<check>" for the
+    default name, the names of the committed scripts/results files the README quotes."""
+    return f"{'gpu' if args.name == DEFAULT_NAME else args.name}_{check}"
+
+
+class Progress:
+    """What this run has done, for the line Ctrl-C or SIGTERM prints: the check running
+    now, the checks that ended, and whether the report holds them yet."""
+
+    def __init__(self):
+        self.running: "str | None" = None
+        self.ended: list = []
+        self.reported = 0  # how many of `ended` the report file holds
+
+    def start(self, check: str) -> None:
+        self.running = check
+
+    def end(self) -> None:
+        self.ended.append(self.running)
+        self.running = None
+
+    def interrupted(self, report: Path) -> str:
+        """One line: which check was stopped, and what this run wrote (was: "the launcher run
+        in progress was stopped; the report has the checks that ended", in every stage, when
+        no report existed or an older run's stood under the name)."""
+        stopped = f"interrupted: {self.running} was stopped" if self.running else "interrupted"
+        if not self.reported:
+            older = f" ({report} is an earlier run's)" if report.exists() else ""
+            return f"{stopped}; no check had ended, so this run wrote no report{older}"
+        return (f"{stopped}; {report} and .md have the {self.reported} check(s) that ended: "
+                f"{', '.join(self.ended[:self.reported])}")
+
+
+def encoder_checks(args, failures: list, rows: list, progress: Progress, report) -> None:
     with gpu_attention_ways(args.dry_run):
-        return measure_encoder(args, failures)
+        measure_encoder(args, failures, rows, progress, report)
 
 
-def measure_encoder(args, failures: list) -> list:
-    rows = []
+def measure_encoder(args, failures: list, rows: list, progress: Progress, report) -> None:
+    """The SAM attention check, then a bench_encoder run per attention path and batch:
+    their rows appended to `rows`, a failure to `failures`; `report()` after each check."""
     batch = max(args.batches)  # SAM's attention ways alone, one block of each kind
     argv = ["--device", args.device, "--dtype", args.dtype, "--batch", str(batch), "--repeats", str(args.repeats),
-            "--out-dir", str(args.out_dir), "--name", f"gpu_sam_attention_b{batch}"]
+            "--out-dir", str(args.out_dir), "--name", check_file(args, f"sam_attention_b{batch}")]
+    progress.start(f"SAM attention batch {batch}")
     try:
         bench_sam_attention.main(argv + (["--tiny"] if args.dry_run else []))
     except RuntimeError as e:
-        failures.append({"check": f"SAM attention batch {batch}", "error": f"{type(e).__name__}: {e}"[-2000:]})
+        failures.append({"check": progress.running, "error": f"{type(e).__name__}: {e}"[-2000:]})
+    progress.end()
+    report()
     for attention, batch in ((a, b) for a in args.sam_attention for b in args.batches):
         suffix = "" if attention == "sdpa" else f"_{attention}"
         argv = ["--device", args.device, "--dtypes", args.dtype, "--batch", str(batch), "--repeats", str(args.repeats),
-                "--sam-attention", attention, "--out-dir", str(args.out_dir), "--name", f"gpu_encoder_b{batch}{suffix}"]
+                "--sam-attention", attention, "--out-dir", str(args.out_dir),
+                "--name", check_file(args, f"encoder_b{batch}{suffix}")]
         if args.dry_run:
             argv += ["--tiny"]
         check = f"encoder batch {batch} ({attention})"
+        progress.start(check)
         try:
-            report = bench_encoder.main(argv)
+            result = bench_encoder.main(argv)
         except RuntimeError as e:  # CUDA out of memory is one: the other batches' rows stand
             failures.append({"check": check, "error": f"{type(e).__name__}: {e}"[-2000:]})
             print(f"{check} FAILED: {failures[-1]['error']}", flush=True)
+            progress.end()
+            report()
             continue
-        for r in report["results"]:
-            d = report["per_dtype"][r["dtype"]]
-            rows.append({"batch": batch, "impl": r["impl"], "sam_attention": attention if r["impl"] == "ours" else "-",
-                         "dtype": r["dtype"], "latency_s": r["latency_s"],
-                         "tflops": r["tflops"], "device_peak_tflops": d["gemm_peak_tflops"],
-                         "fraction_of_peak": r["fraction_of_bound"], "peak_mib": r["peak_mib"],
-                         "max_abs_diff": d["max_abs_diff"]})
+        rows.extend(encoder_rows(result, batch, attention))
+        progress.end()
+        report()
+
+
+def encoder_rows(report: dict, batch: int, attention: str) -> list:
+    """The report's rows of one bench_encoder run."""
+    rows = []
+    for r in report["results"]:
+        d = report["per_dtype"][r["dtype"]]
+        rows.append({"batch": batch, "impl": r["impl"], "sam_attention": attention if r["impl"] == "ours" else "-",
+                     "dtype": r["dtype"], "latency_s": r["latency_s"],
+                     "tflops": r["tflops"], "device_peak_tflops": d["gemm_peak_tflops"],
+                     "fraction_of_peak": r["fraction_of_bound"], "peak_mib": r["peak_mib"],
+                     "max_abs_diff": d["max_abs_diff"]})
     return rows
 
 
@@ -184,7 +247,7 @@ def stop_tree(proc: subprocess.Popen, grace: float) -> None:
     proc.wait()
 
 
-def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None:
+def training_checks(args, tmp: Path, failures: list, rows: list, progress: Progress, report) -> None:
     """Append a row per launcher run to `rows` (a failure to `failures`), calling `report()`
     after each run."""
     preset = "tiny" if args.dry_run else "deepseek-ocr"
@@ -194,6 +257,7 @@ def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None
         env["OMP_NUM_THREADS"] = "1"
     for stage, cache in [("zero2", None), ("zero3", None), ("zero2", "cold"), ("zero2", "warm")]:
         check = f"{stage} (feature cache {cache or 'off'})"
+        progress.start(f"the launcher run {check}")
         if cache == "warm" and any(f["check"] == "zero2 (feature cache cold)" for f in failures):
             error, stderr = "skipped: the cold run that fills the cache failed", ""
         else:
@@ -205,6 +269,7 @@ def training_checks(args, tmp: Path, failures: list, rows: list, report) -> None
             rows.append({"zero": stage, "feature_cache": cache or "off", **metrics})
             print(f"{stage} cache {cache or 'off':4s} {metrics['step_s']:.3f} s/step {metrics['samples_per_s']:.2f} "
                   f"samples/s losses {[round(x, 3) for x in metrics['losses']]}", flush=True)
+        progress.end()
         report()
 
 
@@ -232,9 +297,10 @@ def launch(args, setup: dict, tmp: Path, env: dict, stage: str, cache: "str | No
 
 
 def write_report(args, machine: dict, encoder: list, training: list, failures: list, began: float,
-                 final: bool) -> None:
+                 final: bool, progress: Progress) -> None:
     """gpu_check.json / .md: written after each check, so a run cut short keeps what it
-    measured; the final one is also printed."""
+    measured ("complete": false and a line saying so until the last write); the final one
+    is also printed."""
     bench_report.run_ended(machine)  # each write: the latest load average
     precision = "bf16" if args.train_precision else "fp32"
     dry = ("CPU dry run, tiny sizes, SAM attention 'sdpa' in the GPU's ways; encoder in "
@@ -251,10 +317,13 @@ def write_report(args, machine: dict, encoder: list, training: list, failures: l
                for r in training])]
     if failures:
         md.append("Failed: " + "; ".join(f"{f['check']}: {f['error']}" for f in failures))
+    if not final:
+        md.append(f"Incomplete: written after {progress.ended[-1]}, while the run went on.")
     report = {"machine": machine, "dry_run": args.dry_run, "encoder_dtype": args.dtype, "train_precision": precision,
-              "encoder": encoder, "training": training,
+              "complete": final, "checks_ended": list(progress.ended), "encoder": encoder, "training": training,
               "failures": failures, "runtime_s": time.perf_counter() - began}
     (bench_report.publish if final else bench_report.write)(args.name, report, md, args.out_dir)
+    progress.reported = len(progress.ended)
 
 
 def arguments(argv=None) -> argparse.Namespace:
@@ -297,9 +366,19 @@ def arguments(argv=None) -> argparse.Namespace:
         args.batches = args.batches or [1, 8, 32]
     args.out_dir = bench_report.results_folder(p, "--out-dir", args.out_dir, "--dry-run" if args.dry_run else None)
     args.sam_attention = args.sam_attention or ["sdpa", "pieces"]
+    refuse_check_file_name(p, args.name)
     bench_report.refuse_repeats(p, "--sam-attention", args.sam_attention)
     bench_report.refuse_repeats(p, "--batches", args.batches)
     return args
+
+
+def refuse_check_file_name(parser, name: str) -> None:
+    """parser.error for a --name that is, or could be, another run's per-check file: "gpu"
+    (the default run's stem, check_file) or NAME_encoder_b<batch> / NAME_sam_attention_b<batch>
+    (its report would replace that run's numbers)."""
+    if name == "gpu" or re.search(r"_(encoder|sam_attention)_b[0-9]", name):
+        parser.error(f"--name {name}: the name of a per-check result file of another run "
+                     "(gpu_encoder_b1, NAME_sam_attention_b32, ...); choose another")
 
 
 def main(argv=None) -> int:
@@ -309,28 +388,30 @@ def main(argv=None) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    progress = Progress()
     try:
-        return checks(args)
+        return checks(args, progress)
     except KeyboardInterrupt:
-        print("interrupted: the launcher run in progress was stopped; the report has the checks that ended",
-              file=sys.stderr)
+        print(progress.interrupted(args.out_dir / f"{args.name}.json"), file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def checks(args) -> int:
+def checks(args, progress: Progress) -> int:
     began = time.perf_counter()
     machine = bench_report.machine()
     encoder, training, failures = [], [], []
+
+    def report():
+        write_report(args, machine, encoder, training, failures, began, False, progress)
+
     if args.only != "training":
-        encoder = encoder_checks(args, failures)
-        write_report(args, machine, encoder, training, failures, began, final=False)
+        encoder_checks(args, failures, encoder, progress, report)
     if args.only != "encoder":
         with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
-            training_checks(args, Path(tmp), failures, training,
-                            lambda: write_report(args, machine, encoder, training, failures, began, final=False))
-    write_report(args, machine, encoder, training, failures, began, final=True)
+            training_checks(args, Path(tmp), failures, training, progress, report)
+    write_report(args, machine, encoder, training, failures, began, True, progress)
     if failures:
         print(f"{len(failures)} check(s) FAILED: " + "; ".join(f["check"] for f in failures), flush=True)
     return 1 if failures else 0

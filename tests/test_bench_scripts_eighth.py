@@ -25,7 +25,6 @@ What was wrong -> what happens now:
 """
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -71,8 +70,16 @@ def test_smoke_runs_never_write_into_the_committed_results(monkeypatch, capsys):
     assert "a --dry-run run does not write into scripts/results" in capsys.readouterr().err
 
 
-def _worker_signals(item):
-    """In a pool worker: how it treats Ctrl-C and SIGTERM."""
+# Run in a fresh interpreter: the pool forks, and a fork of a pytest worker that holds other
+# tests' threads (tqdm's monitor, torch's pools) can deadlock in the child on a lock one of them
+# held (the full suite once hung here for 13 minutes); the timeout makes any hang a failure.
+POOL_SIGNALS = """
+import json, signal, sys
+sys.path.insert(0, sys.argv[1])
+import bench_molecules, bench_report
+
+def worker_signals(item):
+    # in a pool worker: how it treats Ctrl-C and SIGTERM
     term = signal.getsignal(signal.SIGTERM)
     try:
         term(signal.SIGTERM, None)
@@ -83,11 +90,18 @@ def _worker_signals(item):
         on_term = "SystemExit"
     return {"error": None, "sigint_ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "on_term": on_term}
 
+bench_molecules.process = worker_signals
+# as under bench_report.interruptible: SIGTERM raises KeyboardInterrupt in the parent
+_, results = bench_report.interruptible(bench_molecules.run, [("a", "C"), ("b", "CC")], 2)
+print(json.dumps(results))
+"""
 
-def test_pool_workers_leave_ctrl_c_and_sigterm_to_the_parent(monkeypatch):
-    monkeypatch.setattr(bench_molecules, "process", _worker_signals)
-    # as under bench_report.interruptible: SIGTERM raises KeyboardInterrupt in the parent
-    _, results = bench_report.interruptible(bench_molecules.run, [("a", "C"), ("b", "CC")], 2)
+
+def test_pool_workers_leave_ctrl_c_and_sigterm_to_the_parent():
+    proc = subprocess.run([sys.executable, "-c", POOL_SIGNALS, str(ROOT / "scripts")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert results == [{"error": None, "sigint_ignored": True, "on_term": "SystemExit"}] * 2
 
 

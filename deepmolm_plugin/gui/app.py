@@ -258,13 +258,18 @@ def refusal(message: str) -> gr.Error:
 NO_REPLY = "<em>(the model answered nothing; this question is not part of the conversation)</em>"
 
 
-def chat_messages(turns: List[Turn]) -> list:
-    """The chat panel's messages for `turns`; a reply still None (being written) has no bubble."""
+def chat_messages(turns: List[Turn], notes: Optional[Dict[int, str]] = None) -> list:
+    """The chat panel's messages for `turns`; a reply still None (being written) has no bubble.
+    notes: {turn number: the note shown under that reply} (`stream_reply`'s; our own markup,
+    not model text, and never part of a later prompt)."""
     messages = []
-    for question, reply in turns:
+    for k, (question, reply) in enumerate(turns):
         messages.append({"role": "user", "content": as_text(question)})
         if reply is not None:
-            messages.append({"role": "assistant", "content": as_text(reply) if reply.strip() else NO_REPLY})
+            content = as_text(reply) if reply.strip() else NO_REPLY
+            if notes and k in notes:
+                content += f"<br><em>({as_text(notes[k])})</em>"
+            messages.append({"role": "assistant", "content": content})
     return messages
 
 
@@ -370,6 +375,7 @@ class Tab:
 
     molecule: Optional[LoadedMolecule] = None
     turns: List[Turn] = field(default_factory=list)  # [(question, reply)] about `molecule`
+    notes: Dict[int, str] = field(default_factory=dict)  # {turn number: note under its reply}, emptied with `turns`
     answering: bool = False
     held: Deque[bool] = field(default_factory=deque)  # `Page.hold`'s claims, one per click, taken by `ask`
     loading: int = 0  # loads in flight
@@ -445,7 +451,7 @@ class Page:
             with self.guard:
                 if ticket != tab.loads:  # a later load is under way: its molecule is the one asked for
                     return unchanged
-                tab.molecule, tab.turns = molecule, []
+                tab.molecule, tab.turns, tab.notes = molecule, [], {}
                 overlay, colour = tab.overlay, tab.colour
         return self.panels(molecule, error, overlay, colour)
 
@@ -553,46 +559,49 @@ class Page:
             refusal = self._refusal(tab, text) if claimed else WAIT_FOR_REPLY
             if claimed:  # an unclaimed ask leaves the flag to the reply that holds it (it locked the tab for good)
                 tab.answering = refusal is None
-            molecule, history = tab.molecule, list(tab.turns)
+            molecule, history, notes = tab.molecule, list(tab.turns), dict(tab.notes)
         if not claimed:  # another question's reply is being written: its chat and switches are left alone
             warn(refusal)
             yield (gr.update(),) * (2 + self.busy_controls)
             return
         if refusal is not None:
             warn(refusal)
-            yield (gr.update(interactive=True), chat_messages(history), *self._switches(True))
+            yield (gr.update(interactive=True), chat_messages(history, notes), *self._switches(True))
             return
         try:
-            yield ("", chat_messages(history + [(text, None)]), *self._switches(False))
-            reply = ""
+            yield ("", chat_messages(history + [(text, None)], notes), *self._switches(False))
+            reply, said = "", []  # said: the reply's note (it stopped at the model's context), when it has one
             try:
+                # (notes go in by position: wrappers of stream_reply pass its settings on as *args)
                 for reply in stream_reply(self.session, molecule, history + [(text, None)],
-                                          *reply_settings(temperature, max_tokens)):
+                                          *reply_settings(temperature, max_tokens), said):
                     # nothing yet is no reply yet (NO_REPLY is for a reply that ended empty)
                     shown = reply if reply.strip() else None
-                    yield (gr.update(), chat_messages(history + [(text, shown)]), *self._switches(False))
+                    yield (gr.update(), chat_messages(history + [(text, shown)], notes), *self._switches(False))
             except ChatRefusal as error:  # the reason as a toast; the page as it was, the question in its box
                 # (gr.Error marked every output of the event with an "Error" badge that hid the chat
                 # and the question, and printed a server traceback)
                 self._answered(tab)
                 warn(str(error))
-                yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
+                yield (gr.update(value=text, interactive=True), chat_messages(history, notes), *self._switches(True))
                 return
             except Exception:  # re-raised: gradio reports it; the page is usable again first
                 self._answered(tab)
-                yield (gr.update(value=text, interactive=True), chat_messages(history), *self._switches(True))
+                yield (gr.update(value=text, interactive=True), chat_messages(history, notes), *self._switches(True))
                 raise
-            self._answered(tab, history + [(text, reply.strip())])
-            yield (gr.update(interactive=True), chat_messages(tab.turns), *self._switches(True))
+            if said:  # shown under the reply (was: a reply the context cut looked whole)
+                notes[len(history)] = said[0]
+            self._answered(tab, history + [(text, reply.strip())], notes)
+            yield (gr.update(interactive=True), chat_messages(tab.turns, tab.notes), *self._switches(True))
         finally:  # also when the page stops listening (GeneratorExit)
             self._answered(tab)
 
-    def _answered(self, tab: Tab, turns: Optional[List[Turn]] = None) -> None:
+    def _answered(self, tab: Tab, turns: Optional[List[Turn]] = None, notes: Optional[Dict[int, str]] = None) -> None:
         """The reply has ended: the tab may load and clear again; `turns`, when given, is
-        the conversation with it."""
+        the conversation with it, and `notes` the notes under its replies."""
         with self.guard:
             if turns is not None:
-                tab.turns = turns
+                tab.turns, tab.notes = turns, dict(notes or {})
             tab.answering = False
 
     def tokens(self, value):
@@ -623,7 +632,7 @@ class Page:
             if tab.answering:  # the reply still being written would bring the conversation back
                 warn(WAIT_FOR_REPLY)
                 return gr.skip()
-            tab.turns = []
+            tab.turns, tab.notes = [], {}
         return []
 
 

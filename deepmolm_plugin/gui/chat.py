@@ -17,6 +17,9 @@ at that length, from the end, so the model would continue the history with the n
 question and the assistant's turn cut off. The reply then gets at most the positions the
 context leaves after the prompt: the model's `generate` lowers max new tokens there, for the
 chat CLI and model_vqa alike (was: up to the whole context more, past what it was trained on).
+A reply that stopped there gets a note the page shows under it (`context_note`), decided as
+model_vqa decides its `metadata.capped` (`stopped_at_cap`; was: no word on the page, where
+the chat CLI and model_vqa said it).
 """
 
 from __future__ import annotations
@@ -150,11 +153,50 @@ def check_context(session, molecule, input_ids) -> None:
                          "be cut off. Clear the chat or ask a shorter question.")
 
 
-def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_new_tokens: int) -> Iterator[str]:
+def end_ids(model, tokenizer) -> set:
+    """The token ids that end generation: the model's generation config's end-of-sequence
+    ids (the loader makes `<|im_end|>` one) and the tokenizer's."""
+    ends = set()
+    for source in (getattr(model, "generation_config", None), tokenizer):
+        found = getattr(source, "eos_token_id", None)
+        ends.update(found if isinstance(found, (list, tuple, set)) else [] if found is None else [found])
+    return ends
+
+
+def stopped_at_cap(output_ids, answer_ids, max_new_tokens: Optional[int], stop: Optional[str], tokenizer,
+                   ends: set) -> Optional[bool]:
+    """Whether generation stopped at the `max_new_tokens` cap rather than at an end: it
+    made that many new tokens (`output_ids` (1, N): `generate` returns the new ones only),
+    the last is none of `ends` (`end_ids`), and no `stop` text ends `answer_ids` (the new
+    tokens up to the stop text, where one cut them). Such an answer may end mid-number (Qwen2
+    writes a digit per token: "... is 12" of "... is 1234.5"). None where the cap is not
+    known. One rule for model_vqa's `metadata.capped` and the page's note (`context_note`)."""
+    if max_new_tokens is None:
+        return None
+    ids = output_ids[0].tolist()
+    if len(ids) < max_new_tokens:  # ended early
+        return False
+    if stop is not None and stop in tokenizer.decode(answer_ids[0].tolist()[-1:]):
+        return False  # the answer ended at its separator (the rest, if any, was cut off)
+    return ids[-1] not in ends
+
+
+def context_note(new_tokens: int, context: int) -> str:
+    """The note under a reply that stopped at the end of the model's context (the model's
+    `on_context_end`: `new_tokens` positions were left for it of `context`)."""
+    return (f"reply stopped at the model's context ({context} tokens: {context - new_tokens} for the image and the "
+            f"conversation, {new_tokens} for this reply); it may be cut short. Clear the chat or ask a shorter "
+            "question for a longer reply.")
+
+
+def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_new_tokens: int,
+                 notes: Optional[List[str]] = None) -> Iterator[str]:
     """Yield the reply to the last turn as it grows (the whole text so far each time).
 
     session: a `ChatSession` (model, tokenizer, template, lock); molecule: the
-    `LoadedMolecule` the conversation is about.
+    `LoadedMolecule` the conversation is about; notes: a list that gets the note on the
+    finished reply, for the page to show under it: the reply stopped at the end of the
+    model's context (`context_note`).
     """
     import torch
     from llava.constants import IMAGE_TOKEN_INDEX
@@ -188,12 +230,18 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
         streamer=streamer, use_cache=True, stopping_criteria=[stopping, StopWhenCancelled()],
         **sampling_kwargs(temperature, max_new_tokens),
     )
+    from ..model.llava_qwen2 import takes_context_end
+
+    context_end: List[tuple] = []  # (new tokens the context left, context) when the reply ran into its end
+    if takes_context_end(model.generate):
+        kwargs["on_context_end"] = lambda new_tokens, context: context_end.append((new_tokens, context))
     failure: List[BaseException] = []
+    output: list = []  # generate's new tokens (1, N)
 
     def run() -> None:
         try:
             with torch.inference_mode():
-                model.generate(input_ids, **kwargs)
+                output.append(model.generate(input_ids, **kwargs))
         except BaseException as e:  # handed to the page's thread below, never swallowed
             failure.append(e)
             streamer.end()
@@ -216,6 +264,13 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
             # disagree with check_context's: said as a refusal, as check_context says it, not a server traceback
             raise ChatRefusal(str(failure[0])) from failure[0]
         raise failure[0]
+    if context_end and notes is not None:
+        new_tokens, context = context_end[0]
+        # the model saw the room filled without an end id; the stop text (a template whose
+        # separator is no special token) may still have ended the reply there
+        if stopped_at_cap(output[0], output[0], new_tokens, stop_string(session.conv_mode), tokenizer,
+                          end_ids(model, tokenizer)):
+            notes.append(context_note(new_tokens, context))
     stop = stop_string(session.conv_mode).strip()
     if stop and text.rstrip().endswith(stop):  # a stop string that is not a special token
         yield text.rstrip()[: -len(stop)].rstrip()
