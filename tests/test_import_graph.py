@@ -115,6 +115,9 @@ def test_no_import_cycles_among_our_modules():
     ("deepmolm_plugin.projector", "deepmolm_plugin.molecule."),  # nor the projector of RDKit
     ("deepmolm_plugin.model", "deepmolm_plugin.property"),  # optional heads plug into the model
     ("deepmolm_plugin.encoder", "deepmolm_plugin.model"),
+    ("deepmolm_plugin.eval", "deepmolm_plugin.gui"),  # batch evaluation runs without the page's code
+    ("deepmolm_plugin.model", "deepmolm_plugin.gui"),
+    ("deepmolm_plugin.model", "deepmolm_plugin.eval"),
 ])
 def test_data_flows_one_way(low, high):
     """Lower layers never import higher ones (a cycle-free graph could still point backwards)."""

@@ -102,7 +102,7 @@ from ..cli import (CONFORMER_POLICIES, add_dtype_option, images_in_dtype, keepin
                    model_depiction_settings, new_tokens_within_context, projector_uses_molecules,
                    tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
-from ..gui.chat import end_ids, stopped_at_cap
+from ..model.stopping import end_ids, stopped_at_cap
 from ..molecule.inputs import InputError
 from . import resume
 from .jsonl import aux_path, failures_path, json_kind, numbered_jsonl
@@ -445,7 +445,7 @@ class QuestionInputs:
 
     def stopped_at_cap(self, output_ids, answer_ids, max_new_tokens: Optional[int]) -> Optional[bool]:
         """Whether generation stopped at the `max_new_tokens` cap rather than at an end, by the
-        rule the GUI's note uses too (`gui.chat.stopped_at_cap`), with this run's `stop` text
+        rule the GUI's note uses too (`model.stopping.stopped_at_cap`), with this run's `stop` text
         (`answer_ids`: the new tokens `cut_at_stop` kept) and the model's and tokenizer's end
         ids. Such an answer may end mid-number, which the report was not told (was: not
         recorded). None where the cap is not known."""

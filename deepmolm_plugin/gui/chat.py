@@ -18,7 +18,7 @@ question and the assistant's turn cut off. The reply then gets at most the posit
 context leaves after the prompt: the model's `generate` lowers max new tokens there, for the
 chat CLI and model_vqa alike (was: up to the whole context more, past what it was trained on).
 A reply that stopped there gets a note the page shows under it (`context_note`), decided as
-model_vqa decides its `metadata.capped` (`stopped_at_cap`; was: no word on the page, where
+model_vqa decides its `metadata.capped` (`model.stopping.stopped_at_cap`; was: no word on the page, where
 the chat CLI and model_vqa said it).
 """
 
@@ -29,6 +29,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from .. import usage
 from ..data.prompts import history_messages, question_problem
+from ..model.stopping import end_ids, stopped_at_cap
 
 Turn = Tuple[str, Optional[str]]  # (question, reply or None while it is being written)
 
@@ -151,34 +152,6 @@ def check_context(session, molecule, input_ids) -> None:
         raise ChatRefusal(f"the conversation is {text + image} positions long ({text} text tokens + {image} for the "
                          f"image), more than this model's context of {limit}: the end, with your question, would "
                          "be cut off. Clear the chat or ask a shorter question.")
-
-
-def end_ids(model, tokenizer) -> set:
-    """The token ids that end generation: the model's generation config's end-of-sequence
-    ids (the loader makes `<|im_end|>` one) and the tokenizer's."""
-    ends = set()
-    for source in (getattr(model, "generation_config", None), tokenizer):
-        found = getattr(source, "eos_token_id", None)
-        ends.update(found if isinstance(found, (list, tuple, set)) else [] if found is None else [found])
-    return ends
-
-
-def stopped_at_cap(output_ids, answer_ids, max_new_tokens: Optional[int], stop: Optional[str], tokenizer,
-                   ends: set) -> Optional[bool]:
-    """Whether generation stopped at the `max_new_tokens` cap rather than at an end: it
-    made that many new tokens (`output_ids` (1, N): `generate` returns the new ones only),
-    the last is none of `ends` (`end_ids`), and no `stop` text ends `answer_ids` (the new
-    tokens up to the stop text, where one cut them). Such an answer may end mid-number (Qwen2
-    writes a digit per token: "... is 12" of "... is 1234.5"). None where the cap is not
-    known. One rule for model_vqa's `metadata.capped` and the page's note (`context_note`)."""
-    if max_new_tokens is None:
-        return None
-    ids = output_ids[0].tolist()
-    if len(ids) < max_new_tokens:  # ended early
-        return False
-    if stop is not None and stop in tokenizer.decode(answer_ids[0].tolist()[-1:]):
-        return False  # the answer ended at its separator (the rest, if any, was cut off)
-    return ids[-1] not in ends
 
 
 def context_note(new_tokens: int, context: int) -> str:
