@@ -236,7 +236,7 @@ def check_answer_fits(item: dict, rid: str, max_length: int, image_positions) ->
         raise RecordError(rid, f"no answer token is left within --model_max_length {max_length}: the prompt before "
                                "the first reply is longer, so the record would train nothing; shorten the prompt or "
                                "raise --model_max_length")
-    if not len(answer):  # nothing cut: a template that does not fit the tokenizer (train.check_template)
+    if not len(answer):  # nothing cut: a template that does not fit the tokenizer (training.inputs.check_template)
         return
     first = int(answer[0])
     images = int((ids[:first] == IMAGE_TOKEN_INDEX).sum())
@@ -266,7 +266,7 @@ def check_image_fits(item: dict, rid: str, max_length: int, image_positions) -> 
     # image has a reply after it, so none within the cut means the cut took them all: the
     # record trained on its earlier replies alone, without a word (an image in a later turn).
     supervised = item["labels"] != IGNORE_INDEX
-    if not supervised.any():  # no label at all: check_answer_fits (a cut) or the template (train.check_template)
+    if not supervised.any():  # no label at all: check_answer_fits (a cut) or the template (training.inputs.check_template)
         return
     answer = supervised[int(at[0]):].nonzero()
     first = end + int(answer[0]) - 1 if len(answer) else None  # its model position, the image expanded
@@ -373,7 +373,7 @@ def require_graphs(dataset, model) -> None:
 def property_records_problem(records: list) -> "str | None":
     """What keeps the records' `properties` from training the property head, or None: it
     depends on the records alone, so the launcher asks it before the model loads when
-    --aux_property_task is given (train.check_property_records; was: only here, when the
+    --aux_property_task is given (training.inputs.check_property_records; was: only here, when the
     trainer started, exit 1 after the model had loaded), and require_graphs again."""
     from deepmolm_plugin.data.records import record_id
 

@@ -1,7 +1,7 @@
 """A resumed run takes its first step at the learning rate of its own (new) schedule.
 
 The launcher lets a resumed run change its epochs, steps and schedule: that is how a
-finished run is trained for longer (train.RUN_RECORD). The Trainer builds the new schedule,
+finished run is trained for longer (training.run_record.RUN_RECORD). The Trainer builds the new schedule,
 then loads the checkpoint's optimizer.pt and scheduler.pt. The loaded optimizer's param
 groups hold the learning rate the OLD schedule had set for the next step, and the scheduler
 sets a new one only after that step. Was: the first resumed step of a finished cosine or

@@ -16,7 +16,7 @@ from transformers import GenerationConfig
 
 from deepmolm_plugin.encoder import feature_cache
 from deepmolm_plugin.encoder.feature_cache import FeatureCache, print_summary
-from deepmolm_plugin.train import PROG
+from deepmolm_plugin.training.options import PROG
 from test_chat_vqa_twelfth import PROMPT, ROOM, _fp, _generate, _image, model  # noqa: F401 (model: a fixture)
 
 TOWER = "a" * 64

@@ -207,7 +207,7 @@ def test_zero3_save_gathers_full_weights(zero3, tiny_setup):
 LEAVE = r"""
 import atexit, os, sys, tempfile
 import torch.distributed as dist
-from deepmolm_plugin.train import finish_distributed
+from deepmolm_plugin.training.distributed import finish_distributed
 
 done = sys.argv[1]
 atexit.register(lambda: open(done, "w").write("atexit ran"))

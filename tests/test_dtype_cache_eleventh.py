@@ -20,7 +20,8 @@ import llava.train.train as host_train  # noqa: E402  (after register: patched h
 from deepmolm_plugin import dtypes, usage  # noqa: E402
 from deepmolm_plugin.encoder.feature_cache import FeatureCache  # noqa: E402
 from deepmolm_plugin.encoder.tower import DeepEncoderVisionTower  # noqa: E402
-from deepmolm_plugin.train import PROG, check_argument_values  # noqa: E402
+from deepmolm_plugin.training.arguments import check_argument_values  # noqa: E402
+from deepmolm_plugin.training.options import PROG  # noqa: E402
 from host_fixtures import run_module, train_args  # noqa: E402
 
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from deepmolm_plugin import train as launcher
 from deepmolm_plugin.encoder import ENCODER_PRESETS, DeepEncoderConfig, encoder_config
 from deepmolm_plugin.encoder.presets import config_argument
 from deepmolm_plugin.encoder.tower import config_from_args
+from deepmolm_plugin.training.inputs import check_inputs
 from deepmolm_plugin.usage import UsageError
 
 # The hand-written configs the presets replace, as they were: tests/conftest.py's
@@ -88,13 +88,13 @@ def _launcher_argv(tmp_path, encoder):
 
 
 def test_launcher_accepts_a_preset_name_and_refuses_anything_else(tmp_path):
-    launcher.check_inputs(_launcher_argv(tmp_path, "demo"))
+    check_inputs(_launcher_argv(tmp_path, "demo"))
     path = tmp_path / "encoder.json"
     path.write_text(json.dumps(encoder_config("tiny").to_dict()))
-    launcher.check_inputs(_launcher_argv(tmp_path, str(path)))
+    check_inputs(_launcher_argv(tmp_path, str(path)))
     with pytest.raises(UsageError, match=r"--deepencoder_config big: no such file, and not a preset name "
                                          r"\(presets: deepseek-ocr, tiny, demo\)"):
-        launcher.check_inputs(_launcher_argv(tmp_path, "big"))
+        check_inputs(_launcher_argv(tmp_path, "big"))
 
 
 def test_host_model_arguments_turn_a_preset_name_into_its_fields(tmp_path):

@@ -145,7 +145,8 @@ def test_a_cache_filled_before_records_keeps_both_causes_and_says_why(tmp_path, 
 
 
 def test_training_summary_carries_the_cause(tmp_path, tiny_config, monkeypatch):
-    from deepmolm_plugin.train import PROG, report_feature_cache
+    from deepmolm_plugin.train import report_feature_cache
+    from deepmolm_plugin.training.options import PROG
 
     monkeypatch.setenv("RANK", "0")
     first, _ = _run(lambda: _tower(tiny_config, tmp_path), torch.randn(1, 3, 128, 128))

@@ -372,7 +372,7 @@ def test_a_cache_inside_a_model_folder_is_refused(tmp_path):
                                              ("runs/0g", False)])
 def test_an_output_dir_in_a_folder_the_cache_writes_is_refused(tmp_path, output, refused):
     from deepmolm_plugin import usage
-    from deepmolm_plugin.train import check_cache_outside_output
+    from deepmolm_plugin.training.arguments import check_cache_outside_output
 
     cache = tmp_path / "runs"
     if refused:  # was: accepted, 1/256 of the entries written among the checkpoints of runs/01

@@ -130,7 +130,7 @@ def test_launcher_refuses_a_conversation_out_of_turn_before_loading_the_model(tm
     import json
 
     from deepmolm_plugin import usage
-    from deepmolm_plugin.train import check_inputs
+    from deepmolm_plugin.training.inputs import check_inputs
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
@@ -215,7 +215,8 @@ def test_a_template_that_masks_every_label_is_refused_by_the_launcher(tmp_path, 
     # mismatch ... (ignored)") and the run trained with loss 0.
     import json
 
-    from deepmolm_plugin.train import check_template, main
+    from deepmolm_plugin.train import main
+    from deepmolm_plugin.training.inputs import check_template
 
     model = tmp_path / "qwen2"
     model.mkdir()
@@ -318,7 +319,7 @@ def test_launcher_refuses_a_smiles_that_is_not_text_before_loading_the_model(tmp
     import json
 
     from deepmolm_plugin import usage
-    from deepmolm_plugin.train import check_inputs
+    from deepmolm_plugin.training.inputs import check_inputs
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
@@ -338,7 +339,7 @@ def test_ids_that_name_nothing_or_look_alike_are_refused(tmp_path, ids, reason):
     import json
 
     from deepmolm_plugin import usage
-    from deepmolm_plugin.train import check_inputs
+    from deepmolm_plugin.training.inputs import check_inputs
 
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")

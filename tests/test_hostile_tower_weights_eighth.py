@@ -69,7 +69,7 @@ def public_pair(tower, tmp_path_factory):
 
 def _launcher_argv(tmp_path, weights, *extra):
     """The launcher's up-front checks only (check_inputs): a record, a model folder."""
-    from deepmolm_plugin.train import check_inputs
+    from deepmolm_plugin.training.inputs import check_inputs
 
     data = tmp_path / "train.json"
     turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "Ethanol."}]

@@ -275,7 +275,7 @@ def test_ids_that_print_alike_are_duplicates(tmp_path, tokenizer):
 
 def test_launcher_refuses_bad_records_before_loading_the_model(tmp_path):
     from deepmolm_plugin import usage
-    from deepmolm_plugin.train import check_inputs
+    from deepmolm_plugin.training.inputs import check_inputs
 
     model = tmp_path / "model"
     model.mkdir()

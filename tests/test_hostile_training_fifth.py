@@ -21,7 +21,7 @@ from host_fixtures import train_args
 from test_hostile_training_third import DEEPMOLM, checked, resumable
 
 from deepmolm_plugin import result_files, usage
-from deepmolm_plugin.train import check_inputs
+from deepmolm_plugin.training.inputs import check_inputs
 
 
 @pytest.fixture

@@ -27,7 +27,12 @@ import pytest
 from host_fixtures import ROOT, run_module, train_args
 from test_hostile_training_third import DEEPMOLM, check_argument_values, checked, host_train, resumable
 
-from deepmolm_plugin import train as launcher, usage
+from deepmolm_plugin import usage
+from deepmolm_plugin.training.arguments import check_batches
+from deepmolm_plugin.training.deepspeed_config import check_deepspeed_config
+from deepmolm_plugin.training.inputs import check_inputs
+from deepmolm_plugin.training.run_record import write_run_record
+from deepmolm_plugin.training.saved_settings import llm_differences
 
 ZERO2, ZERO3 = ROOT / "scripts" / "zero2.json", ROOT / "scripts" / "zero3.json"
 # the settings DEEPMOLM gives, as a checkpoint's config.json records them
@@ -68,9 +73,9 @@ def test_a_zero_stage_that_transformers_misreads_or_a_zero3_save_without_weights
                                                                                           reason):
     path = _deepspeed_file(tmp_path, ZERO3, **changes)
     with pytest.raises(usage.UsageError, match=f"--deepspeed {path}: {reason}"):
-        launcher.check_deepspeed_config(str(path))
+        check_deepspeed_config(str(path))
     for good in (ZERO2, ZERO3):  # the project's own configs pass
-        launcher.check_deepspeed_config(str(good))
+        check_deepspeed_config(str(good))
 
 
 @pytest.mark.parametrize("spelling", ["gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save"])
@@ -78,16 +83,16 @@ def test_deepspeeds_other_spellings_of_the_zero3_save_setting_count(tmp_path, sp
     # its field name and the deprecated fp16 one (LLaVA-era configs): such runs save weights
     path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=None,
                            **{f"zero_{spelling}": True})
-    launcher.check_deepspeed_config(str(path))
+    check_deepspeed_config(str(path))
     path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=None,
                            **{f"zero_{spelling}": False})
     with pytest.raises(usage.UsageError, match=f"zero_optimization.{spelling} is false"):  # the key given
-        launcher.check_deepspeed_config(str(path))
+        check_deepspeed_config(str(path))
     # two spellings: DeepSpeed refuses them together, after the model loaded
     path = _deepspeed_file(tmp_path, ZERO3, zero_stage3_gather_16bit_weights_on_model_save=False,
                            **{f"zero_{spelling}": True})
     with pytest.raises(usage.UsageError, match="spellings of one setting, which DeepSpeed refuses together"):
-        launcher.check_deepspeed_config(str(path))
+        check_deepspeed_config(str(path))
 
 
 # --- finding 6: DeepSpeed values that contradict the command line -------------------------
@@ -139,13 +144,13 @@ def test_drop_last_with_fewer_records_than_a_batch_on_every_process_is_refused(m
     # was: 0 steps, the untrained model saved, exit 0
     with pytest.raises(usage.UsageError, match="--data_path has 4 records, fewer than one batch of "
                                                "--per_device_train_batch_size 8 on each of 1 process"):
-        launcher.check_batches(options, 4)
-    launcher.check_batches(options, 8)
-    launcher.check_batches(Namespace(per_device_train_batch_size=8, dataloader_drop_last=False), 4)
+        check_batches(options, 4)
+    check_batches(options, 8)
+    check_batches(Namespace(per_device_train_batch_size=8, dataloader_drop_last=False), 4)
     monkeypatch.setenv("WORLD_SIZE", "2")  # accelerate shards the full batches over the processes
     with pytest.raises(usage.UsageError, match="8 records, fewer than one batch .* 8 on each of 2 process"):
-        launcher.check_batches(options, 8)
-    launcher.check_batches(options, 16)
+        check_batches(options, 8)
+    check_batches(options, 16)
 
 
 def test_the_launcher_refuses_drop_last_without_a_batch_before_the_model_loads(tiny_setup, tmp_path):
@@ -171,13 +176,13 @@ def _data_without_images(tiny_setup, folder: Path) -> list:
 
 def test_a_default_render_folder_that_cannot_be_made_is_refused(tiny_setup, tmp_path):
     args = _data_without_images(tiny_setup, tmp_path / "data")
-    launcher.check_inputs(args)
+    check_inputs(args)
     (tmp_path / "data" / "train.json.renders").write_text("not a folder")
     # was: FileExistsError, a traceback after the model had loaded
     with pytest.raises(usage.UsageError, match=r"--render_folder .*train.json.renders: is a file, not a folder \(not "
                                                r"given: <data_path>.renders"):
-        launcher.check_inputs(args)
-    launcher.check_inputs(args + ["--render_folder", str(tmp_path / "renders")])  # given: that one is used
+        check_inputs(args)
+    check_inputs(args + ["--render_folder", str(tmp_path / "renders")])  # given: that one is used
 
 
 def test_a_default_render_folder_in_a_read_only_data_folder_is_refused(tiny_setup, tmp_path, monkeypatch):
@@ -187,7 +192,7 @@ def test_a_default_render_folder_in_a_read_only_data_folder_is_refused(tiny_setu
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != data and access(path, mode))
     # was: PermissionError, a traceback after the model had loaded
     with pytest.raises(usage.UsageError, match=r"--render_folder .*train.json.renders: .*is not writable"):
-        launcher.check_inputs(args)
+        check_inputs(args)
 
 
 # --- finding 7: --output_dir "" -------------------------------------------------------------
@@ -249,13 +254,13 @@ def test_an_unreadable_tokenizer_is_named_not_taken_for_another_model(tiny_setup
     shutil.copy(llm / "config.json", checkpoint / "config.json")
     shutil.copy(llm / "tokenizer.json", checkpoint / "tokenizer.json")
     model_args = SimpleNamespace(model_name_or_path=str(llm))
-    assert launcher.llm_differences(model_args, str(checkpoint)) == []
+    assert llm_differences(model_args, str(checkpoint)) == []
     damaged = checkpoint / "tokenizer.json"
     damaged.write_bytes(damaged.read_bytes()[:100])
     # was: "--model_name_or_path ... is another language model: its tokenizer gives a tokenizer.json that
     # cannot be read", naming neither the file nor the checkpoint
     with pytest.raises(usage.UsageError, match=f"^{damaged}: not a readable tokenizer.json"):
-        launcher.llm_differences(model_args, str(checkpoint))
+        llm_differences(model_args, str(checkpoint))
 
 
 def test_resuming_with_another_drop_last_is_refused(tmp_path):
@@ -267,7 +272,7 @@ def test_resuming_with_another_drop_last_is_refused(tmp_path):
         return check_argument_values(host_train, ["--output_dir", str(tmp_path / "out"), "--data_path", str(data),
                                                   *DEEPMOLM, *extra])
 
-    launcher.write_run_record(*launch())
+    write_run_record(*launch())
     resumable(tmp_path / "out" / "checkpoint-3", {"mm_vision_tower": "deepencoder"})
     launch()  # the same command resumes
     with pytest.raises(usage.UsageError, match=r"--dataloader_drop_last True \(the run: False\)"):

@@ -133,7 +133,7 @@ def test_records_with_their_own_image_are_checked_when_the_dataset_is_built(tmp_
 def test_a_reply_starting_with_a_line_break_is_refused_for_chat_templates_only(tmp_path, reply):
     # was: the qwen2 preprocess found it at the record's step (it merges with the template's
     # "assistant\n"); the plain template puts the reply right after the image: no merge there
-    from deepmolm_plugin.train import check_records
+    from deepmolm_plugin.training.inputs import check_records
 
     turns = [{"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": reply}]
     records = [{"id": "merged", "smiles": "CC", "conversations": turns}]

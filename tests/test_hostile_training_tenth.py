@@ -22,8 +22,9 @@ from host_fixtures import run_module, train_args
 from test_hostile_training_sixth import _stage1_of_width
 from test_hostile_training_third import DEEPMOLM, check_argument_values, checked, host_train, resumable
 
-from deepmolm_plugin import train as launcher, usage
+from deepmolm_plugin import usage
 from deepmolm_plugin.tensor_files import CheckpointError
+from deepmolm_plugin.training.run_record import RUN_RECORD, write_run_record
 
 
 # --- finding 1: --fp16 on a CPU, and the NaN guard under fp16 ----------------------------------
@@ -178,8 +179,8 @@ def test_a_resume_reading_other_data_folders_says_so_in_one_line(tmp_path, capsy
         return check_argument_values(host_train, ["--output_dir", str(tmp_path / "out"), "--data_path", str(data),
                                                   *DEEPMOLM, "--image_folder", str(tmp_path / images), *structures])
 
-    launcher.write_run_record(*launch("imgA"))
-    record = json.loads((tmp_path / "out" / launcher.RUN_RECORD).read_text())
+    write_run_record(*launch("imgA"))
+    record = json.loads((tmp_path / "out" / RUN_RECORD).read_text())
     assert record["folders"] == {"image_folder": str(tmp_path / "imgA"), "structure_folder": str(tmp_path / "sdf"),
                                  "render_folder": f"{data}.renders"}
     resumable(tmp_path / "out" / "checkpoint-3", {"mm_vision_tower": "deepencoder"})

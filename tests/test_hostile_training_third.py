@@ -24,7 +24,8 @@ import llava.train.train as host_train  # noqa: E402  (after register: patched h
 
 from deepmolm_plugin import usage  # noqa: E402
 from deepmolm_plugin.data.records import RecordError  # noqa: E402
-from deepmolm_plugin.train import check_argument_values, main  # noqa: E402
+from deepmolm_plugin.train import main  # noqa: E402
+from deepmolm_plugin.training.arguments import check_argument_values  # noqa: E402
 
 DEEPMOLM = ["--vision_tower", "deepencoder", "--mm_projector", "fusion"]
 
@@ -78,7 +79,7 @@ def test_training_modes_whose_output_cannot_be_served_are_refused(tmp_path, extr
     ("", "the file is empty"),
 ])
 def test_a_deepspeed_config_that_is_no_json_object_is_refused(tmp_path, content, reason):
-    from deepmolm_plugin.train import check_deepspeed_config
+    from deepmolm_plugin.training.deepspeed_config import check_deepspeed_config
 
     path = tmp_path / "ds.json"
     if content is None:
@@ -92,7 +93,7 @@ def test_a_deepspeed_config_that_is_no_json_object_is_refused(tmp_path, content,
 def test_deepspeed_without_a_launcher_gets_a_one_process_group():
     """`python -m deepmolm_plugin.train --deepspeed ...` (no torchrun): DeepSpeed looked for
     MPI and stopped ("No module named 'mpi4py'"); a launcher's variables are kept."""
-    from deepmolm_plugin.train import single_process_environment
+    from deepmolm_plugin.training.distributed import single_process_environment
 
     env = {}
     single_process_environment(["--deepspeed", "scripts/zero2.json"], env)
@@ -609,7 +610,7 @@ def test_resume_from_checkpoint_is_refused_not_ignored(tmp_path):
 def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path, monkeypatch):
     # was: resumed; the checkpoint's optimizer.pt and scheduler.pt replaced the new learning
     # rate without a word, and another data file or seed skipped the wrong batches
-    from deepmolm_plugin.train import RUN_RECORD, write_run_record
+    from deepmolm_plugin.training.run_record import RUN_RECORD, write_run_record
 
     data, other = tmp_path / "train.json", tmp_path / "other.json"
     data.write_text('[{"id": "a"}]')
@@ -662,7 +663,7 @@ def test_resuming_with_another_learning_rate_seed_or_data_is_refused(tmp_path, m
 def test_a_run_without_output_dir_records_its_settings_in_the_trainers_default_folder(tmp_path, monkeypatch):
     # was: os.makedirs("") FileNotFoundError when --output_dir was left out (transformers
     # trains into trainer_output/ then)
-    from deepmolm_plugin.train import RUN_RECORD, write_run_record
+    from deepmolm_plugin.training.run_record import RUN_RECORD, write_run_record
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "train.json").write_text('[{"id": "a"}]')

@@ -101,7 +101,8 @@ def test_a_smiles_edited_after_preparing_is_not_its_depictions_molecule(outputs,
 # --- 2. a label that contradicts the record's reply -------------------------------------------
 
 def test_a_label_contradicting_the_reply_is_refused_by_the_launcher(outputs, tmp_path, capsys):
-    from deepmolm_plugin import train, usage
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.training.inputs import check_records
 
     folder = copy(outputs, 32, tmp_path)
     edited = records(folder / "train.json")
@@ -110,7 +111,7 @@ def test_a_label_contradicting_the_reply_is_refused_by_the_launcher(outputs, tmp
     with pytest.raises(usage.UsageError, match=r"--data_path .*train.json: record 'm1:property:LogP' "
                                                r"\(property:LogP\): its gpt reply .*states -0.31 .*`properties` "
                                                r"holds 9.9"):
-        train.check_records(edited, str(folder / "train.json"))
+        check_records(edited, str(folder / "train.json"))
     message = ask(folder / "train.json", tmp_path, capsys)
     assert "question 'm1:property:LogP'" in message and "question file" not in message
     assert "Fix the record's gpt reply or its `properties`" in message

@@ -8,14 +8,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from deepmolm_plugin import train
+from deepmolm_plugin.training.distributed import cpu_bf16_argv
 from host_fixtures import run_module, train_args
 
 
 def test_bf16_without_a_gpu_adds_use_cpu_with_a_note(monkeypatch, capsys):
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
     argv = ["--bf16", "True", "--output_dir", "o"]
-    assert train.cpu_bf16_argv(argv, SimpleNamespace(bf16=True)) == argv + ["--use_cpu", "True"]
+    assert cpu_bf16_argv(argv, SimpleNamespace(bf16=True)) == argv + ["--use_cpu", "True"]
     note = capsys.readouterr().err
     assert "--bf16 True without a GPU: training on the CPU in bfloat16 (--use_cpu True added)" in note
     assert ("natively" in note) or ("leave --bf16 out" in note)
@@ -27,7 +27,7 @@ def test_bf16_without_a_gpu_adds_use_cpu_with_a_note(monkeypatch, capsys):
 ])
 def test_argv_is_left_alone_otherwise(monkeypatch, capsys, argv, bf16):
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
-    assert train.cpu_bf16_argv(argv, SimpleNamespace(bf16=bf16)) == argv
+    assert cpu_bf16_argv(argv, SimpleNamespace(bf16=bf16)) == argv
     assert capsys.readouterr().err == ""
 
 

@@ -108,7 +108,7 @@ def test_a_model_config_naming_a_tower_config_that_is_gone_names_both(tmp_path):
 
 def test_an_adapter_holding_each_projector_tensor_twice_is_refused(tmp_path):
     from deepmolm_plugin.projector import ProjectorConfig, build_projector
-    from deepmolm_plugin.train import check_adapter_file
+    from deepmolm_plugin.training.adapter import check_adapter_file
     from deepmolm_plugin.usage import UsageError
 
     projector = build_projector("fusion", ProjectorConfig(hidden_size=16, mm_hidden_size=16, num_heads=2))

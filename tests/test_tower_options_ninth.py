@@ -25,7 +25,8 @@ def test_weights_option_split_once_spaces_and_blanks_dropped():
 
 
 def test_arguments_class_and_launcher_check_split_alike(tmp_path, monkeypatch):
-    from deepmolm_plugin import train, usage
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.training.inputs import check_tower_weights
 
     sam = tmp_path / "sam.pth"
     sam.write_bytes(b"")
@@ -33,7 +34,7 @@ def test_arguments_class_and_launcher_check_split_alike(tmp_path, monkeypatch):
     # the launcher's early check reads the list the arguments class will hold: the second
     # path " gone.safetensors" is named without its space
     with pytest.raises(usage.UsageError, match=r"--vision_tower_weights gone\.safetensors: no such file"):
-        train.check_tower_weights(["--vision_tower_weights", "sam.pth, gone.safetensors"])
+        check_tower_weights(["--vision_tower_weights", "sam.pth, gone.safetensors"])
 
 
 def _config(**fields):

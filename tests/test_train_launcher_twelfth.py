@@ -24,13 +24,17 @@ import llava.train.train as host_train  # noqa: E402  (after register: patched h
 
 from deepmolm_plugin import train, usage  # noqa: E402
 from deepmolm_plugin.data.records import RecordError  # noqa: E402
+from deepmolm_plugin.training.arguments import check_argument_values  # noqa: E402
+from deepmolm_plugin.training.finished import finished_run_line  # noqa: E402
+from deepmolm_plugin.training.inputs import note_unread_molecules  # noqa: E402
+from deepmolm_plugin.training.run_record import RUN_RECORD  # noqa: E402
 from host_fixtures import train_args  # noqa: E402
 
 DEEPMOLM = ["--vision_tower", "deepencoder", "--mm_projector", "fusion"]
 
 
 def checked(output: Path, *extra):
-    return train.check_argument_values(host_train, ["--output_dir", str(output), "--data_path", "x.json", *extra])
+    return check_argument_values(host_train, ["--output_dir", str(output), "--data_path", "x.json", *extra])
 
 
 def saved_checkpoint(folder: Path, config: dict, state: dict) -> Path:
@@ -55,13 +59,13 @@ def snapshot(folder: Path) -> dict:
 def test_linear_projector_with_molecule_records_says_how_many_are_not_read(capsys):
     records = [{"id": f"r{i}", "smiles": "CCO", "conversations": turns()} for i in range(3)]
     records.append({"id": "plain", "image": "a.png", "conversations": turns()})
-    train.note_unread_molecules(records, ["--vision_tower", "deepencoder"], host_train)  # linear, the host default
+    note_unread_molecules(records, ["--vision_tower", "deepencoder"], host_train)  # linear, the host default
     err = capsys.readouterr().err
     assert "note: 3 of 4 records carry a molecule" in err
     assert "--mm_projector linear reads none" in err and "--mm_projector fusion" in err
     assert "--mm_projector concat" in err and len(err.strip().splitlines()) == 1
-    train.note_unread_molecules(records, DEEPMOLM, host_train)  # fusion reads them: nothing to say
-    train.note_unread_molecules(records[3:], ["--vision_tower", "deepencoder"], host_train)  # no molecule: nothing
+    note_unread_molecules(records, DEEPMOLM, host_train)  # fusion reads them: nothing to say
+    note_unread_molecules(records[3:], ["--vision_tower", "deepencoder"], host_train)  # no molecule: nothing
     assert capsys.readouterr().err == ""
 
 
@@ -110,16 +114,16 @@ def test_rerunning_a_finished_command_says_so_and_changes_nothing(tiny_setup, tm
 ])
 def test_the_end_is_the_command_s_steps_or_epochs(tmp_path, extra, finished):
     options, _ = checked(finished_output(tmp_path / "out", 2), *DEEPMOLM, *extra)
-    assert (train.finished_run_line(options) is not None) == finished
+    assert (finished_run_line(options) is not None) == finished
 
 
 def test_a_last_checkpoint_at_the_end_without_the_final_save_is_refused(tmp_path):
     options, _ = checked(finished_output(tmp_path / "out", 2, final=False), *DEEPMOLM, "--max_steps", "2")
     with pytest.raises(usage.UsageError, match=r"checkpoint-2 is at step 2, at or past the end this command sets "
                                                r"\(--max_steps 2\), but no final model was saved"):
-        train.finished_run_line(options)  # was: trained step 3 at learning rate 0
+        finished_run_line(options)  # was: trained step 3 at learning rate 0
     options, _ = checked(tmp_path / "out", *DEEPMOLM, "--max_steps", "3")
-    assert train.finished_run_line(options) is None
+    assert finished_run_line(options) is None
 
 
 # --- 4. a damaged depiction ------------------------------------------------------------------
@@ -185,7 +189,7 @@ def test_a_stage_1_adapter_of_another_random_tower_is_refused(tmp_path):
     (stage1 / "config.json").write_text(json.dumps({"mm_projector_type": "fusion", "mm_vision_tower": "deepencoder",
                                                     "fusion_heads": 8, "vision_tower_weights": "random"}))
     torch.save({}, stage1 / "mm_projector.bin")
-    (stage1 / train.RUN_RECORD).write_text(json.dumps({"settings": {"seed": 0}}))
+    (stage1 / RUN_RECORD).write_text(json.dumps({"settings": {"seed": 0}}))
     stage2 = [*DEEPMOLM, "--vision_tower_weights", "random",
               "--pretrain_mm_mlp_adapter", str(stage1 / "mm_projector.bin")]
     checked(tmp_path / "out", *stage2, "--seed", "0")  # the same tower
@@ -200,4 +204,4 @@ def test_a_stage_1_run_without_its_seed_record_is_a_note(tmp_path, capsys):
                                                     "fusion_heads": 8, "vision_tower_weights": "random"}))
     checked(tmp_path / "out", *DEEPMOLM, "--vision_tower_weights", "random", "--seed", "1",
             "--pretrain_mm_mlp_adapter", str(stage1 / "mm_projector.bin"))
-    assert f"no readable {stage1 / train.RUN_RECORD} records the --seed of the stage-1 run" in capsys.readouterr().err
+    assert f"no readable {stage1 / RUN_RECORD} records the --seed of the stage-1 run" in capsys.readouterr().err

@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from deepmolm_plugin import train, usage
+from deepmolm_plugin import usage
+from deepmolm_plugin.training.inputs import check_inputs, check_relative_structures
 
 
 def _records(tmp_path, structure):
@@ -25,11 +26,11 @@ def _records(tmp_path, structure):
 def test_a_relative_structure_without_its_folder_is_refused_before_loading(tmp_path):
     data = _records(tmp_path, "mol1.sdf")
     with pytest.raises(usage.UsageError) as error:
-        train.check_inputs(["--data_path", data, "--output_dir", str(tmp_path / "out")])
+        check_inputs(["--data_path", data, "--output_dir", str(tmp_path / "out")])
     assert str(error.value) == (f"--data_path {data}: record 'mol1': structure mol1.sdf is relative but "
                                 "--structure_folder is not set (the folder it is read from)")
 
 
 def test_an_absolute_structure_needs_no_folder(tmp_path):
     (tmp_path / "mol1.sdf").write_text("")
-    train.check_relative_structures(json.loads(open(_records(tmp_path, str(tmp_path / "mol1.sdf"))).read()), "d")
+    check_relative_structures(json.loads(open(_records(tmp_path, str(tmp_path / "mol1.sdf"))).read()), "d")

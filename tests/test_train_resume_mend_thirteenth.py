@@ -25,6 +25,8 @@ from test_train_resume_thirteenth import adapter_checkpoint, checked, started_ru
 deepmolm_plugin.register()
 
 from deepmolm_plugin import train  # noqa: E402
+from deepmolm_plugin.training.checkpoint_problems import deepspeed_processes_problem  # noqa: E402
+from deepmolm_plugin.training.distributed import cpu_bf16_argv, prepare_cpu_distributed  # noqa: E402
 from host_fixtures import train_args  # noqa: E402
 
 # --- 1. nothing said before a refusal ------------------------------------------------------
@@ -128,10 +130,10 @@ def test_bf16_with_use_cpu_given_is_noted_on_rank_0_only(monkeypatch, capsys):
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)  # --use_cpu True: the CPU all the same
     argv = ["--bf16", "True", "--use_cpu", "True"]
     options = SimpleNamespace(bf16=True, use_cpu=True)
-    assert train.cpu_bf16_argv(argv, options) == argv
+    assert cpu_bf16_argv(argv, options) == argv
     assert "--bf16 True with --use_cpu True: training on the CPU in bfloat16" in capsys.readouterr().err
     monkeypatch.setenv("RANK", "1")
-    assert train.cpu_bf16_argv(argv, options) == argv
+    assert cpu_bf16_argv(argv, options) == argv
     assert capsys.readouterr().err == ""
 
 
@@ -139,7 +141,7 @@ def test_one_accelerator_test_decides_cpu_distribution(monkeypatch):
     monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)  # e.g. an XPU: no CUDA, an accelerator
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert train.prepare_cpu_distributed(["--output_dir", "o"]) == ["--output_dir", "o"]  # was: --use_cpu added
+    assert prepare_cpu_distributed(["--output_dir", "o"]) == ["--output_dir", "o"]  # was: --use_cpu added
 
 
 # --- 5. resume_schedule's guards -----------------------------------------------------------
@@ -176,6 +178,6 @@ def test_without_latest_the_highest_global_step_is_counted(tmp_path, monkeypatch
         for rank in range(ranks):
             torch.save({}, checkpoint / step / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert train.deepspeed_processes_problem(str(checkpoint)) is None  # was: global_step9's 1 process counted
+    assert deepspeed_processes_problem(str(checkpoint)) is None  # was: global_step9's 1 process counted
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert "split across the 2 process(es)" in train.deepspeed_processes_problem(str(checkpoint))
+    assert "split across the 2 process(es)" in deepspeed_processes_problem(str(checkpoint))

@@ -23,14 +23,17 @@ deepmolm_plugin.register()
 import llava.train.train as host_train  # noqa: E402  (after register: patched host)
 
 from deepmolm_plugin import train, usage  # noqa: E402
+from deepmolm_plugin.training.arguments import check_argument_values  # noqa: E402
+from deepmolm_plugin.training.interrupts import interrupted_message  # noqa: E402
+from deepmolm_plugin.training.run_record import RUN_RECORD, write_run_record  # noqa: E402
 from host_fixtures import losses, train_args  # noqa: E402
 
 DEEPMOLM = ["--vision_tower", "deepencoder", "--mm_projector", "fusion"]
 
 
 def checked(out: Path, data: Path, *extra):
-    return train.check_argument_values(host_train, ["--output_dir", str(out), "--data_path", str(data), *DEEPMOLM,
-                                                    *extra])
+    return check_argument_values(host_train, ["--output_dir", str(out), "--data_path", str(data), *DEEPMOLM,
+                                              *extra])
 
 
 def started_run(tmp_path: Path, *extra) -> tuple:
@@ -39,7 +42,7 @@ def started_run(tmp_path: Path, *extra) -> tuple:
     data, out = tmp_path / "train.json", tmp_path / "out"
     tmp_path.mkdir(parents=True, exist_ok=True)
     data.write_text("[]")
-    train.write_run_record(*checked(out, data, *extra))
+    write_run_record(*checked(out, data, *extra))
     finished(out / "checkpoint-2")
     return out, data
 
@@ -67,9 +70,9 @@ def test_group_by_length_keeps_each_batch_factor_random_only_their_product(tmp_p
 
 def test_a_record_without_the_new_fields_resumes_with_a_note(tmp_path, capsys):
     out, data = started_run(tmp_path)
-    record = json.loads((out / train.RUN_RECORD).read_text())
+    record = json.loads((out / RUN_RECORD).read_text())
     del record["settings"]["train_sampling_strategy"]  # as the launcher before it wrote it
-    (out / train.RUN_RECORD).write_text(json.dumps(record))
+    (out / RUN_RECORD).write_text(json.dumps(record))
     capsys.readouterr()
     checked(out, data, "--train_sampling_strategy", "sequential")
     err = capsys.readouterr().err
@@ -126,7 +129,7 @@ def test_stage1_checkpoints_say_they_cannot_resume(tmp_path, capsys):
     assert "cannot resume" in err
     for step in (1, 2):
         adapter_checkpoint(out / f"checkpoint-{step}")
-    message = train.interrupted_message(str(out))
+    message = interrupted_message(str(out))
     assert "resumes from the last" not in message and "cannot resume" in message
     assert str(out / "checkpoint-2" / "mm_projector.bin") in message
     with pytest.raises(usage.UsageError) as refused:

@@ -33,6 +33,11 @@ import llava.train.train as host_train  # noqa: E402  (after register: patched h
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from deepmolm_plugin import train, usage  # noqa: E402
+from deepmolm_plugin.training.arguments import check_argument_values  # noqa: E402
+from deepmolm_plugin.training.checkpoints import resumed_checkpoint, set_aside_unfinished_save  # noqa: E402
+from deepmolm_plugin.training.interrupts import stop_on_sigterm  # noqa: E402
+from deepmolm_plugin.training.options import PROG  # noqa: E402
+from deepmolm_plugin.training.run_record import RUN_RECORD  # noqa: E402
 
 DEEPMOLM = ["--vision_tower", "deepencoder", "--mm_projector", "fusion"]
 
@@ -68,7 +73,7 @@ def contents(folder: Path) -> dict:
 
 
 def checked(out: Path):
-    return train.check_argument_values(host_train, ["--output_dir", str(out), "--data_path", "x.json", *DEEPMOLM])
+    return check_argument_values(host_train, ["--output_dir", str(out), "--data_path", "x.json", *DEEPMOLM])
 
 
 def host_view(out: Path) -> dict:
@@ -104,7 +109,7 @@ def test_a_cut_save_is_set_aside_and_the_checkpoint_before_it_resumes(tiny_setup
     assert fake_host == {"globbed": ["checkpoint-2"], "resumes": str(out / "checkpoint-2")}
     err = capsys.readouterr().err.strip().splitlines()
     assert [line for line in err if "checkpoint-" in line] == [
-        f"{train.PROG}: {out / 'checkpoint-4'} was cut short while being saved (no trainer_state.json, which the "
+        f"{PROG}: {out / 'checkpoint-4'} was cut short while being saved (no trainer_state.json, which the "
         f"Trainer writes last): set aside as {out / 'unfinished-checkpoint-4'}; resuming {out / 'checkpoint-2'} "
         "(the host resumes the last checkpoint of --output_dir)"]
 
@@ -114,7 +119,7 @@ def test_a_second_cut_save_of_the_same_step_does_not_overwrite_the_first(tmp_pat
     cut_short(out / "checkpoint-4", like=finished(out / "checkpoint-2"))
     (out / "unfinished-checkpoint-4").mkdir()  # set aside by an earlier stop at this step
     checked(out)
-    train.set_aside_unfinished_save(str(out))
+    set_aside_unfinished_save(str(out))
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "unfinished-checkpoint-4",
                                                      "unfinished-checkpoint-4.2"]
     assert not any((out / "unfinished-checkpoint-4").iterdir())
@@ -128,12 +133,12 @@ def test_a_cut_first_save_is_set_aside_and_the_run_starts_afresh(tiny_setup, tmp
     cut_short(out / "checkpoint-2")
     # the record of the run's first start, which a fresh start replaces with its own
     # settings (a later resume of this start compares with them): no resume check now
-    (out / train.RUN_RECORD).write_text(json.dumps({"settings": {"learning_rate": 0.5}, "data_path": "old.json",
-                                                    "data_sha256": "0"}))
+    (out / RUN_RECORD).write_text(json.dumps({"settings": {"learning_rate": 0.5}, "data_path": "old.json",
+                                              "data_sha256": "0"}))
     train.main(train_args(tiny_setup, out, "--mm_projector", "fusion"))
     assert fake_host == {"globbed": [], "resumes": None}  # the host starts afresh
     assert (out / "unfinished-checkpoint-2" / "model.safetensors").is_file()
-    assert json.loads((out / train.RUN_RECORD).read_text())["settings"]["learning_rate"] == 2e-3
+    assert json.loads((out / RUN_RECORD).read_text())["settings"]["learning_rate"] == 2e-3
     err = capsys.readouterr().err
     assert (f"set aside as {out / 'unfinished-checkpoint-2'}; no finished checkpoint is left, so the run starts "
             "afresh") in err and "resuming" not in err
@@ -146,7 +151,7 @@ def test_other_ranks_agree_with_rank_0_and_wait_for_its_rename(tmp_path, monkeyp
     cut_short(out / "checkpoint-4", like=finished(out / "checkpoint-2"))
     monkeypatch.setenv("RANK", "1")
     checked(out)
-    assert train.resumed_checkpoint(str(out)) == str(out / "checkpoint-2")
+    assert resumed_checkpoint(str(out)) == str(out / "checkpoint-2")
     waits = []
 
     def rank_0_renames(seconds):  # what rank 0 does while rank 1 waits
@@ -154,7 +159,7 @@ def test_other_ranks_agree_with_rank_0_and_wait_for_its_rename(tmp_path, monkeyp
         os.rename(out / "checkpoint-4", out / "unfinished-checkpoint-4")
 
     monkeypatch.setattr("time.sleep", rank_0_renames)
-    train.set_aside_unfinished_save(str(out))
+    set_aside_unfinished_save(str(out))
     assert len(waits) == 1 and host_view(out)["resumes"] == str(out / "checkpoint-2")
     assert capsys.readouterr().err == ""  # rank 0 says it
 
@@ -173,7 +178,7 @@ def test_a_checkpoint_that_is_no_cut_save_is_still_refused_and_kept(tmp_path, la
         (out / "checkpoint-4" / name).write_text(text)
     with pytest.raises(usage.UsageError, match=message):
         checked(out)
-    train.set_aside_unfinished_save(str(out))
+    set_aside_unfinished_save(str(out))
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "checkpoint-4"]
 
 
@@ -198,7 +203,7 @@ def test_the_interrupt_line_names_a_cut_save_and_the_rerun_does_what_it_says(tin
     assert exit_.value.code == 130
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == (
-        f"{train.PROG}: interrupted while checkpoint-4 was being saved: it was cut short (no trainer_state.json); the "
+        f"{PROG}: interrupted while checkpoint-4 was being saved: it was cut short (no trainer_state.json); the "
         "checkpoints saved before it are kept, and the same command sets checkpoint-4 aside (as "
         "unfinished-checkpoint-4) and resumes from checkpoint-2, the last checkpoint saved in full")
     seen = {}
@@ -238,10 +243,10 @@ def test_sigterm_stops_the_launcher_as_ctrl_c_does(tiny_setup, tmp_path):
     text = log.read_text(errors="replace")
     assert code == 130, text[-4000:]
     assert "Traceback" not in text and "Exception ignored" not in text, text[-4000:]
-    last = [line for line in text.replace("\r", "\n").splitlines() if line.startswith(train.PROG)][-1]
+    last = [line for line in text.replace("\r", "\n").splitlines() if line.startswith(PROG)][-1]
     # no checkpoint was saved before the signal (2026-12-06: it said "the checkpoint-<step> folders saved so far
     # are kept: the same command resumes from the last")
-    assert last == f"{train.PROG}: interrupted before any checkpoint-<step> was saved: the same command starts afresh"
+    assert last == f"{PROG}: interrupted before any checkpoint-<step> was saved: the same command starts afresh"
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused_and_changes_nothing(tiny_setup, tmp_path, fake_host,
@@ -254,13 +259,13 @@ def test_a_second_run_on_the_same_output_dir_is_refused_and_changes_nothing(tiny
 
     out = tmp_path / "out"
     cut_short(out / "checkpoint-4", like=finished(out / "checkpoint-2"))  # as the first run's save in progress
-    first = output_lock.hold(output_lock.folder_lock(out, train.PROG))
+    first = output_lock.hold(output_lock.folder_lock(out, PROG))
     try:
         with pytest.raises(SystemExit) as exit_:
             train.main(train_args(tiny_setup, out, "--mm_projector", "fusion"))
         assert exit_.value.code == 2 and fake_host == {}
         assert (out / "checkpoint-4").is_dir() and not (out / "unfinished-checkpoint-4").exists()
-        assert f"another {train.PROG} is writing {out} (pid {os.getpid()})" in capsys.readouterr().err
+        assert f"another {PROG} is writing {out} (pid {os.getpid()})" in capsys.readouterr().err
     finally:
         first.release()
     train.main(train_args(tiny_setup, out, "--mm_projector", "fusion"))  # once it is gone
@@ -271,7 +276,7 @@ def test_children_forked_during_training_keep_the_default_sigterm():
     """Training's handler (which also quiets the DataLoader workers' SIGCHLD) was installed
     over usage's, so the reset at fork did not know it: a process forked during training
     (a datasets map, a tokenizer pool) raised KeyboardInterrupt on SIGTERM."""
-    previous = train.stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         pid = os.fork()
         if pid == 0:
