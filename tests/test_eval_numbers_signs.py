@@ -123,10 +123,10 @@ def test_units_after_long_runs_of_whitespace_are_read_in_linear_time(prefix, suf
 def test_name_numbers_are_skipped_in_linear_time(monkeypatch):
     # was: every "HOMO-1" skipped searched the whole text before it: 52 s for an answer of
     # 20,000 of them (quadratic). The label test now looks at the two characters before.
-    from deepmolm_plugin.eval.metrics import numbers
+    from deepmolm_plugin.eval.metrics.numbers import skips  # where `_not_a_value` looks it up
 
     spans = []
-    real = numbers._LABEL_BEFORE
+    real = skips._LABEL_BEFORE
 
     class Spy:
         def search(self, string, pos=0, endpos=None):
@@ -134,7 +134,7 @@ def test_name_numbers_are_skipped_in_linear_time(monkeypatch):
             spans.append(endpos - pos)
             return real.search(string, pos, endpos)
 
-    monkeypatch.setattr(numbers, "_LABEL_BEFORE", Spy())
+    monkeypatch.setattr(skips, "_LABEL_BEFORE", Spy())
     assert numbers.parse_number("HOMO-1 " * 500 + "is -5.2 eV") == -5.2
     assert len(spans) == 501 and max(spans) <= 2  # each name number, then -5.2
     assert numbers.parse_number("CID-702") is None and numbers.parse_number("LUMO+1: 3") == 3.0

@@ -1,0 +1,93 @@
+"""Where an answer names a property: the known properties' names and aliases
+(`PROPERTY_RANGES`) and those of properties the report does not score (`_OTHER_PROPERTIES`:
+pKa, IC50, melting point, counts such as `heavy atoms`), and whether a mention is the asked
+property's own (`_is_own`).
+
+Separate from `labels.py` because finding the names is one scan of the answer; telling which
+mention labels which number is another."""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Optional
+
+from ...names import name_key
+from .properties import _BY_KEY, PROPERTY_RANGES, PropertySpec
+
+
+def _mentions(text: str, spec: "PropertySpec") -> list:
+    """(start, end, as written, whether it names `spec`: `_is_own`) of each known property's
+    name or alias in the normalised text, longest first where they overlap (`HOMO-LUMO gap`
+    is the gap, not the LUMO)."""
+    global _MENTION
+    if _MENTION is None:
+        labels = sorted({label for spec in PROPERTY_RANGES.values() for label in (spec.name,) + spec.aliases}
+                        | {label for names in _OTHER_PROPERTIES for label in names}, key=len, reverse=True)
+        # the lookahead for a name's first letter spares the alternatives at every other word
+        firsts = "".join(sorted({c for label in labels for c in (label[0].lower(), label[0].upper())}))
+        _MENTION = re.compile(r"(?<![^\W_])(?=[" + re.escape(firsts) + r"])(?:" + "|".join(
+            r"[ \t_-]?".join(re.escape(word) for word in re.findall(r"[^\W_]+", label)) for label in labels)
+                              + r")(?![^\W_])", re.IGNORECASE)
+    own: Dict[str, bool] = {}  # by the name as written: an answer repeats few names many times
+    return [(m.start(), m.end(), m.group(0), own[m.group(0)] if m.group(0) in own
+             else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)
+            if _names_a_property(text, m.start(), m.end())]
+
+
+_MENTION: Optional["re.Pattern"] = None  # built on first use from PROPERTY_RANGES (`_mentions`)
+# Properties the report does not score that answers state beside the asked one, each a name
+# and its aliases: their mentions label numbers as the known properties' do (`_Labels`), so
+# `pKa 4.2, LogP 2.1` is 2.1 for LogP (was 4.2: pKa was no property's name, and its number
+# the first), `IC50 = 5 nM, LogP 2.1` 2.1, `Density 1.2 g/cm³, molecular weight 180.16
+# g/mol` 180.16. Words that often name no property (`Ki`, `charge`, `dipole` as in `dipole-bound`) are left out.
+# Counts among them: a whole number right before their name is theirs (`13 heavy atoms`, `2 HBD`)
+_COUNT_PROPERTIES = (
+    ("rotatable bonds", "rotatable bond", "rotatable bond count"),
+    ("hydrogen bond donors", "hydrogen bond donor", "H-bond donors", "H-bond donor", "HBD"),
+    ("hydrogen bond acceptors", "hydrogen bond acceptor", "H-bond acceptors", "H-bond acceptor", "HBA"),
+    ("heavy atoms", "heavy atom", "heavy atom count"),
+)
+_OTHER_PROPERTIES = (
+    ("pKa", "pKa1", "pKa2"), ("pKb",), ("pKi",), ("pKd",), ("pIC50", "IC50"), ("pEC50", "EC50"),
+    ("melting point", "mp"), ("boiling point", "bp"), ("flash point",), ("freezing point",),
+    ("density",), ("refractive index",), ("dipole moment",), ("polarizability", "polarisability"),
+    ("vapor pressure", "vapour pressure"),
+    ("formal charge",),
+) + _COUNT_PROPERTIES
+_OTHER_BY_KEY = {name_key(label): tuple(name_key(n) for n in names) for names in _OTHER_PROPERTIES for label in names}
+_COUNTS = frozenset(name_key(label) for names in _COUNT_PROPERTIES for label in names)
+# Words around `density` that make it no property (`density functional theory`, `electron density`)
+_NOT_DENSITY_BEFORE = re.compile(r"(?<![^\W\d_])(?:electron|charge|spin|probability|current|energy|number|state|"
+                                 r"orbital)[ \t-]*\Z", re.IGNORECASE)
+_NOT_DENSITY_AFTER = re.compile(r"[ \t-]*(?:functionals?|fitting|matrix|matrices|of[ \t]+states|plots?|maps?|"
+                                r"surfaces?|isosurfaces?|distributions?)(?![^\W\d_])", re.IGNORECASE)
+
+
+def _is_other(mention: tuple) -> bool:
+    """Whether a mention (`_mentions`) names a property the report does not score (`_OTHER_PROPERTIES`)."""
+    return not mention[3] and name_key(mention[2]) in _OTHER_BY_KEY
+
+
+def _names_a_property(text: str, start: int, end: int) -> bool:
+    """Whether a mention at text[start:end] names a property: not `density` in `density
+    functional`, `electron density`, `charge density` (was: it labelled the HOMO's number)."""
+    if name_key(text[start:end]) != "density":
+        return True
+    return not (_NOT_DENSITY_BEFORE.search(text, max(0, start - 16), start) or _NOT_DENSITY_AFTER.match(text, end))
+
+
+def _is_own(mention: str, spec: "PropertySpec") -> bool:
+    """Whether a mention (`_mentions`) names the property `spec`: its name or an alias; for a
+    property that is not a known one (`property:homo_ev`, a question file's `pKa`), a name
+    inside the other (`HOMO` and `homo_ev`, `logP` and `logp_exp`), so that its own name is
+    never taken for another property's."""
+    key, own = name_key(mention), name_key(spec.name)
+    if PROPERTY_RANGES.get(spec.name) is spec:
+        return key in _BY_KEY and _BY_KEY[key].name == spec.name
+    if key in _OTHER_BY_KEY:
+        # `bp` names a question file's `Boiling Point`, and `boiling point` a `property:bp_celsius`;
+        # a short alias only as a word of the name (`mp` is inside `complexity`)
+        words = re.findall(r"[^\W_]+", spec.name.casefold())
+        return bool(own) and any(alias == own or alias in words or (len(alias) > 3 and alias in own)
+                                 for alias in _OTHER_BY_KEY[key])
+    return bool(key) and bool(own) and (key in own or own in key)

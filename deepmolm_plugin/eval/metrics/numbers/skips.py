@@ -1,0 +1,166 @@
+"""Rule 3 of the reader (`reader.py`): numbers that are not values and are passed over,
+not refused. Locants and ordinals, a unit's power, a name's number (`HOMO-1`), list markers,
+citations and basis sets (`_markers`), enumerations and orbital or state indices (`Step 1:`,
+`MO 42`), and whole digits that begin a word (`3D`).
+
+Separate because each looks only at a few characters around one number and none decides
+the answer: the reader skips them and reads on."""
+
+from __future__ import annotations
+
+import re
+from typing import Tuple
+
+from .one_value import _MALFORMED, _PRODUCT
+from .syntax import _LETTER, _NUMBER
+from .units import _UNIT_REACH, stated_unit
+
+# Matched at a position in the text (pattern.match(text, pos)), not on a copy of its rest:
+# a copy per skipped locant or ordinal was quadratic in a long answer.
+_LOCANT = re.compile(r"'*(?:,\d+'*)*(?:[A-Z]\*?[,)\]]|[A-Z]?-[^\W\d_(\[]|[A-Z]?-[(\[])")
+_ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
+# A list marker at a line's start, after indentation, markdown heading marks or quote
+# marks: `1. The HOMO is -5.2 eV`, `1) -5.2 eV`, `### 1. Result` (each read 1). Only with
+# more text after it on the line: `5.` alone is an answer. Such a start is a list marker
+# only where it is one (`_markers`, `_lone_marker`): after `#`s, or in a list (another line starts
+# `n-1.` or `n+1.`, or `1.` again); alone, where the same line goes on to the value. Else
+# it is the answer's value: `350. The molecule has 3 rings.` read 3.
+_LIST_MARKER = re.compile(r"^(?P<lead>[ \t#>]*)(\d{1,3})[.)](?=[ \t]+\S)", re.MULTILINE)
+# What a value follows on a lone marker's line (`1. The HOMO is -5.2 eV`, `1. LogP: 2.1`):
+# searched in the few characters before that line's first number.
+_VALUE_CUE = re.compile(r"(?:[:=≈~]|(?<![^\W\d_])(?:is|are|was|were|be|equals|of|at|about|around|approximately"
+                        r"|roughly|near|circa|ca\.))[^\S\n]*\Z", re.IGNORECASE)
+_VALUE_CUE_REACH = 16  # characters
+# A bracketed citation: `[1] LogP = 2.1` read 1; `[2, 3]`, `[1-3]`
+_CITATION = re.compile(r"\[\d{1,3}(?:[ \t]*[,-][ \t]*\d{1,3})*\]")
+# A Pople basis set names the level of theory, no number: `B3LYP/6-31G*`, `6-311+G(d,p)`,
+# `3-21G`, `6-311++G(2df,2pd)` (was: `The HOMO (B3LYP/6-31G*) is -5.2 eV` had no value, its
+# `6` "a fraction" after the `/`, and `6-31G*` alone "a range"). Every number in it is
+# skipped (`_markers`); other names glue their digits to letters (`M06-2X`, `def2-TZVP`,
+# `ωB97X-D`, `STO-3G`) and are skipped as words already.
+_BASIS_SET = re.compile(r"(?<![\w.])\d{1,2}-\d{2,3}(?P<plus>\+{0,2})(?P<g>[Gg])"
+                        r"(?P<polarisation>\*{1,2}|\([^()\s]{1,16}\))?(?![^\W_])")
+# A whole number right after one of these words numbers the step, not the value: `Step 1:
+# compute. HOMO = -5.2 eV` read 1. Searched in the few characters before the number. Only
+# an enumeration: the word capitalised or at a line's start (`Step 1:`, `Table 2 shows
+# 3.1`, `In Table 2, the LogP is 3.1`), and more text after the number (`Item 350` alone,
+# `For example 350` and `in this case 350` are 350).
+_ENUMERATION_BEFORE = re.compile(r"\b(?:step|stage|part|case|example|option|method|approach|scheme|table|figure|fig\."
+                                 r"|equation|eq\.|section|entry|item|reference|ref\.)[ \t]?$", re.IGNORECASE)
+# An orbital's or state's index, in any case (`MO 42 (HOMO) = -5.2 eV`, `Orbital 1`, `state 2`):
+# an enumeration too (was: read as the value, 42, or took the bracket's label)
+_INDEX_BEFORE = re.compile(r"(?<![^\W\d_])(?:mo|orbital|state)[ \t]?\Z", re.IGNORECASE)
+_ENUMERATION_AFTER = re.compile(r"[\s.]*[^\s.]")  # more text: `Item 350` / `Item 350.` alone is 350
+_AFTER_REACH = 64  # characters in which that text is looked for
+_LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
+_ENUMERATION_REACH = 12  # characters: the longest word above and its space
+# The power of a unit (`_exponent`): searched in the few characters before a number
+_EXPONENT_BEFORE = re.compile(r"[^\W_](?:[^\S\n]*\^[^\S\n]*|\*\*)(?:\([^\S\n]*)?\Z")
+_EXPONENT_REACH = 12  # characters
+_LABEL_BEFORE = re.compile(r"[^\W\d_][+-]$")  # a whole number glued to a word by a sign: HOMO-1, LUMO+1
+
+
+def _markers(text: str) -> Tuple[frozenset, frozenset]:
+    """(the positions of the numbers that list markers and citations are made of, those of
+    the lone list markers) (rule 3): a list marker's start, every character of a citation;
+    a lone marker (`_lone_marker`) is decided where the scan reaches it."""
+    found, lone = set(), set()
+    if "." in text or ")" in text:
+        starts = [(m.start(2), int(m.group(2)), "#" in m.group("lead")) for m in _LIST_MARKER.finditer(text)]
+        numbers = {}
+        for _, number, _ in starts:
+            numbers[number] = numbers.get(number, 0) + 1
+        for position, number, heading in starts:
+            # `### 1. Result`; a list: `1.` and `2.`, or markdown's `1.` on every item
+            listed = number - 1 in numbers or number + 1 in numbers or (number == 1 and numbers[1] > 1)
+            (found if heading or listed else lone).add(position)
+    if "[" in text:
+        found.update(i for m in _CITATION.finditer(text) for i in range(m.start(), m.end()))
+    if "-" in text:
+        found.update(i for m in _BASIS_SET.finditer(text) if _is_basis_set(text, m) for i in range(m.start(), m.end()))
+    return frozenset(found), frozenset(lone)
+
+
+def _is_basis_set(text: str, match: "re.Match") -> bool:
+    """Whether `_BASIS_SET` found one: a capital `G` (`6-31G`), or a lower-case `g` with a
+    `+`, a polarisation (`6-31g*`, `6-311+g(d,p)`) or after a method's `/` (`b3lyp/6-31g`),
+    so that a glued mass range (`6-31g`) stays a range."""
+    return (match.group("g") == "G" or bool(match.group("plus") or match.group("polarisation"))
+            or text[match.start() - 1:match.start()] == "/")
+
+
+def _lone_marker(text: str, match: "re.Match", markers: Tuple[frozenset, frozenset]) -> bool:
+    """Whether a number alone at a line's start as a list marker (`1. `, `1) `: no other
+    line starts so) is one: where the first value after it on its line follows it directly
+    (`1) -5.2 eV`) or follows a word or sign a value follows (`1. The HOMO is -5.2 eV`, `1.
+    LogP: 2.1`). Else it is the value: `350. The molecule has 3 rings.`, `3. It has a
+    hydroxyl group.` Looks at that line only; `1.`, which opens a list, is one wherever a
+    value follows it (`1. LogP 2.1`, `1. The LogP is:\n2.1`)."""
+    gap_start = match.end() + 1  # after the `.` or `)`
+    opens = match.group("mant") == "1"  # `1.` opens a list: `1. LogP 2.1`, `1. The LogP is:\n2.1` read 1
+    line_end = text.find("\n", match.end())
+    # (a lone `1.` is one per answer, `_markers`: looking past its line once stays linear)
+    line_end = len(text) if line_end < 0 or opens else line_end
+    for later in _NUMBER.finditer(text, gap_start, line_end):
+        if _not_a_value(text, later, markers):
+            continue
+        # another number so placed is a value with a sentence after it, unless the value
+        # follows at once or a value's cue
+        return (opens or not text[gap_start:later.start()].strip()
+                or bool(_VALUE_CUE.search(text, max(gap_start, later.start() - _VALUE_CUE_REACH), later.start())))
+    return False
+
+
+def _not_a_value(text: str, match: "re.Match", markers: Tuple[frozenset, frozenset]) -> bool:
+    """Whether a number is one rule 3 skips: a locant, an ordinal, a name's number, a list
+    marker or citation (`markers`), a step's number, or whole digits that begin a word.
+    Each looks at the few characters around the number only (`pattern.match(text, pos)`,
+    windows), a lone list marker at its own line: searching the whole text before it, for
+    every number skipped so, took 52 s for an answer of 20,000 "HOMO-1" (quadratic)."""
+    start, end = match.start(), match.end()
+    if not match.group("exp") and (_LOCANT.match(text, end) or _ORDINAL.match(text, end)):
+        return True
+    if _exponent(text, match):
+        return True  # "TPSA (Å^2): 20.2" read 2
+    # the rest skip whole numbers only: `-5.2 eV`, `1.5e3` are values wherever they stand
+    whole = not match.group("sign") and not match.group("exp") and match.group("mant").isdigit()
+    if _LABEL_BEFORE.search(text, max(0, start - 2), start) and whole:
+        return True  # "HOMO-1", "LUMO+1", "CID-702": a name's number, not the value (it made the answer invalid)
+    if not whole:
+        return False
+    if start in markers[0]:
+        return True  # `1. The HOMO is -5.2 eV` in a list, `### 1. Result`, `[1] LogP = 2.1`
+    if start in markers[1]:
+        return _lone_marker(text, match, markers)
+    if _enumeration(text, start, end):
+        return True  # "Step 1: ..."
+    # `3D`, `2D`, `1H`, `13C`: digits that begin a word, as `XLogP3` ends one, unless the
+    # letters are a unit (`5eV`, `180g/mol`), or start a malformed exponent (`5e`) or a
+    # product (`120x100`), which rule 4 refuses
+    if not _LETTER.match(text, end):
+        return False
+    window = text[end:end + _UNIT_REACH]
+    return stated_unit(window) is None and not _MALFORMED.match(window) and not _PRODUCT.match(window)
+
+
+def _exponent(text: str, match: "re.Match") -> bool:
+    """Whether a whole number, signed or not, is the power of the unit or word before it:
+    right after `^`, `^(` (LaTeX's `^{2}`), `**` or `**(` glued to a letter or digit (`Å^2`,
+    `nm**2`, `cm^-1`, `\\AA^{2}`; was: the header `TPSA (Å^2): 20.2` read 2). After `**`
+    only glued: `**LogP** 2` closes markdown emphasis."""
+    if match.group("exp") or not match.group("mant").isdigit():
+        return False
+    start = match.start()
+    return bool(_EXPONENT_BEFORE.search(text, max(0, start - _EXPONENT_REACH), start))
+
+
+def _enumeration(text: str, start: int, end: int) -> bool:
+    """Whether a whole number numbers a step, table, ... (`_ENUMERATION_BEFORE`): the word
+    capitalised or at a line's start, and more text after the number."""
+    if _INDEX_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start):
+        return bool(_ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH))
+    word = _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
+    if not word or not _ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH):
+        return False
+    return word.group(0)[0].isupper() or bool(_LINE_START_BEFORE.search(text, max(0, word.start() - 8),
+                                                                          word.start()))
