@@ -13,13 +13,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from deepmolm_plugin.eval.merge import ReportError
 from deepmolm_plugin.eval.metrics import numbers
 from deepmolm_plugin.eval.task_kinds import reference_value
+from timing_guard import within_linear_time
 
 HARTREE_EV = 27.211386245988
 
@@ -152,12 +151,7 @@ def test_why_no_value_names_what_it_found(answer, reason):
 def test_new_unit_patterns_are_linear_in_long_runs_of_spaces(answer):
     """`5 (in` and 2000 spaces took 8 s in a first draft of the bracket-with-words pattern."""
     spec = numbers.property_spec("HOMO")
-    for _ in range(3):
-        start = time.perf_counter()
-        numbers.value_in_unit(answer, spec)
-        if time.perf_counter() - start < 0.5:
-            return
-    pytest.fail(f"{answer[:12]!r}... took {time.perf_counter() - start:.2f} s")
+    within_linear_time(lambda: numbers.value_in_unit(answer, spec), answer)
 
 
 # --------------------------------------------------------------------------- review of the header rule
@@ -265,13 +259,8 @@ def test_why_no_value_quotes_whole_words(answer, reason):
 ])
 def test_the_header_gap_basis_sets_and_excerpts_are_linear(answer):
     spec = numbers.property_spec("HOMO")
-    for _ in range(3):
-        start = time.perf_counter()
-        numbers.value_in_unit(answer, spec)
-        numbers.why_no_value(answer)
-        if time.perf_counter() - start < 0.5:
-            return
-    pytest.fail(f"{answer[:12]!r}... took {time.perf_counter() - start:.2f} s")
+    within_linear_time(lambda: numbers.value_in_unit(answer, spec), answer)
+    within_linear_time(lambda: numbers.why_no_value(answer), answer)
 
 
 # review S, finding 6: a bracket holding one letter before the number is the quantity's symbol,

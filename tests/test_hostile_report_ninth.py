@@ -32,6 +32,7 @@ from deepmolm_plugin.eval.merge import ReportError
 from deepmolm_plugin.eval.metrics import numbers, text
 from deepmolm_plugin.eval.scoring import build_report
 from deepmolm_plugin.eval.task_kinds import reference_value
+from timing_guard import within_linear_time
 
 HARTREE_EV = 27.211386245988
 
@@ -171,16 +172,16 @@ def test_glued_products_and_exponents_stay_invalid():
     assert numbers.parse_number("2x10^3") == 2000.0
 
 
-def test_skipping_stays_linear():
-    import time
+def _parsed(answer):
+    return within_linear_time(lambda: numbers.parse_number(answer), answer)
 
-    start = time.monotonic()
-    assert numbers.parse_number("3D " * 20000 + "-5.2") == -5.2
-    assert numbers.parse_number("[1]" * 20000 + " 2.1") == 2.1
-    assert numbers.parse_number("1. a\n" * 20000 + "2.5") == 2.5
-    assert numbers.parse_number("Step 1: " * 20000 + "2.5") == 2.5
-    assert numbers.parse_number("#" * 100000 + "1. x 2") == 2.0
-    assert time.monotonic() - start < 10
+
+def test_skipping_stays_linear():
+    assert _parsed("3D " * 20000 + "-5.2") == -5.2
+    assert _parsed("[1]" * 20000 + " 2.1") == 2.1
+    assert _parsed("1. a\n" * 20000 + "2.5") == 2.5
+    assert _parsed("Step 1: " * 20000 + "2.5") == 2.5
+    assert _parsed("#" * 100000 + "1. x 2") == 2.0
 
 
 # --- review of 2 and 3: legitimate answers the new rules refused or misread ----------------------
@@ -262,15 +263,11 @@ def test_step_words_skip_only_an_enumeration(answer, value):
 
 
 def test_lone_markers_and_enumerations_stay_linear():
-    import time
-
-    start = time.monotonic()
-    assert numbers.parse_number("1. " + "3D " * 20000 + "is -5.2") == -5.2
-    assert numbers.parse_number("step 1:\n" * 20000 + "2.5") == 2.5
-    assert numbers.parse_number("5 or more" + " " * 100000 + "x") is None  # a bound wherever it stands
-    assert numbers.parse_number("5 or more" + " " * 100000) is None
-    assert numbers.parse_number("Item 1" + " " * 100000 + "\n2") == 1.0  # (more text is looked for nearby only)
-    assert time.monotonic() - start < 10
+    assert _parsed("1. " + "3D " * 20000 + "is -5.2") == -5.2
+    assert _parsed("step 1:\n" * 20000 + "2.5") == 2.5
+    assert _parsed("5 or more" + " " * 100000 + "x") is None  # a bound wherever it stands
+    assert _parsed("5 or more" + " " * 100000) is None
+    assert _parsed("Item 1" + " " * 100000 + "\n2") == 1.0  # (more text is looked for nearby only)
 
 
 # --- 4. a data column named like a known property -------------------------------------------------
