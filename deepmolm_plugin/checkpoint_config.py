@@ -10,7 +10,7 @@ them as strings), model_type 5; aux_property_task "kflm2" without aux_properties
 AttributeError traceback while the model was built) or with "MW,LogP" (split into 7 names).
 
 `check_config_fields` is the one rule: the chat CLI, model_vqa and the GUI call it through
-`cli.model_depiction_settings` before anything heavy loads, and the checkpoint loader
+`cli.checkpoint_depiction` before anything heavy loads, and the checkpoint loader
 (`model.loading.load_pretrained_model`) calls it too, for every other way in. Its error is
 one line naming `<folder>/config.json`, the field and its value.
 

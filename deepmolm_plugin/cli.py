@@ -96,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The host's own options (llava/serve/cli.py, llava-torch 1.2.2), same names and defaults,
     # except: --model-path is required, --image-file is optional with a molecule, and
     # --conv-mode defaults to auto.
-    parser.add_argument("--model-path", type=str, required=True)
-    parser.add_argument("--model-base", type=str, default=None)
-    parser.add_argument("--image-file", type=str, default=None,
+    parser.add_argument("--model-path", type=usage.user_path, required=True)
+    parser.add_argument("--model-base", type=usage.user_path, default=None)
+    parser.add_argument("--image-file", type=usage.user_path, default=None,
                         help="the image; default: the molecule's depiction")
     parser.add_argument("--device", type=str, default="cuda", help="falls back to cpu without CUDA")
     parser.add_argument("--conv-mode", type=str, default="auto",
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Ours.
     molecule = parser.add_mutually_exclusive_group()
     molecule.add_argument("--smiles", type=str, default=None, help="the molecule as SMILES")
-    molecule.add_argument("--structure", type=str, default=None,
+    molecule.add_argument("--structure", type=usage.user_path, default=None,
                           help="structure file (SDF/MOL/MOL2/XYZ/PDB/SMI); its first molecule is used")
     parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
                         help="3D policy for the molecule (see deepmolm_plugin.molecule); default: the one the "
@@ -137,21 +137,25 @@ def add_dtype_option(parser: argparse.ArgumentParser) -> None:
 
 
 def model_depiction_settings(model_path: str, given: Optional[str], option: str = "--conformer-policy") -> str:
-    """The model config's depiction settings, checked before the model loads (chat, eval
-    and the GUI call this): its `render_size` (a bad one was a ValueError traceback after
-    loading) and `max_atoms`, and the 3D policy for its molecules, returned.
+    """The 3D policy for the model's molecules (`checkpoint_depiction(...).policy`): the one
+    training used, unless `given`."""
+    return checkpoint_depiction(model_path, given, option).policy
 
-    The policy is the one training used (the config's `conformer_policy`, which training
-    records), unless `given`. The chat, eval and the GUI defaulted to `auto` whatever
-    training used: a structure file's molecule got the file's conformer at inference and a
-    generated one in training, other tokens without a word. A given policy other than the
-    training's is used (an ablation may want it), with a note saying so; a model saved
-    before the config held one is `auto`.
+
+def checkpoint_depiction(model_path: str, given: Optional[str], option: str = "--conformer-policy",
+                         say: bool = True):
+    """The model config's depiction settings (`molecule.inputs.ModelDepiction`: 3D policy,
+    render size, atom cap), checked before the model loads: the chat CLI, model_vqa and the
+    GUI call this, and `ChatSession` resolves them by the same rule
+    (`molecule.inputs.model_depiction`). Each is training's (recorded in the config) unless
+    given; a given policy other than the training's, and a setting the config does not record
+    (its default stands in), are notes on stderr (`say`: printed here, once per run).
     First the kinds of the config's other fields (`checkpoint_config.check_config_fields`:
     a tokenizer_model_max_length "256", an image_aspect_ratio the host cannot serve...), which
-    were tracebacks once the model had loaded."""
+    were tracebacks once the model had loaded; a bad render_size, max_atoms or
+    conformer_policy is a UsageError naming --model-path (was a traceback after loading)."""
     from deepmolm_plugin.checkpoint_config import check_config_fields
-    from deepmolm_plugin.molecule.inputs import model_limits, model_render_size
+    from deepmolm_plugin.molecule.inputs import model_depiction
 
     config = usage.model_config(model_path, "--model-path")
     if config is not None:
@@ -159,22 +163,19 @@ def model_depiction_settings(model_path: str, given: Optional[str], option: str 
             check_config_fields(config, model_path)
         except ValueError as e:  # names the file, the field and its value
             raise usage.UsageError(f"--model-path: {e}") from e
-    config = config or {}
     try:
-        model_render_size(config)
-        model_limits(config)
+        depiction = model_depiction(config or {}, given, names={"policy": option})
     except ValueError as e:
         raise usage.UsageError(f"--model-path {model_path}: {e}") from e
-    trained = config.get("conformer_policy")
-    if trained is not None and trained not in CONFORMER_POLICIES:
-        raise usage.UsageError(f"--model-path {model_path}: config.json's conformer_policy is {trained!r}, not one "
-                               f"of {', '.join(CONFORMER_POLICIES)}")
-    if given is None:
-        return trained or "auto"
-    if trained is not None and given != trained:
-        print(f"note: {option} {given}: the model was trained with conformer policy {trained!r}; its molecules "
-              "may get other conformers, and so other tokens, than in training", file=sys.stderr)
-    return given
+    if say:
+        say_notes(depiction.notes)
+    return depiction
+
+
+def say_notes(notes) -> None:
+    """Each note one `note: ...` line on stderr (the chat's, eval's and the GUI's words for them)."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr, flush=True)
 
 
 def new_tokens_for(given: Optional[int], config) -> int:
@@ -223,7 +224,7 @@ def molecule_resolver(policy: str, model_path: str):
     become the model's once the model config is read; until then they are DeepMoLM's."""
     from deepmolm_plugin.molecule.inputs import InputResolver, model_limits
 
-    limits = model_limits(usage.model_config(model_path, "--model-path") or {})  # checked by model_depiction_settings
+    limits = model_limits(usage.model_config(model_path, "--model-path") or {})  # checked by checkpoint_depiction
     return InputResolver(policy=policy, first_of_many=True, kind="molecule", limits=limits,
                          option_names={"image": "--image-file", "smiles": "--smiles", "structure": "--structure"})
 
@@ -637,8 +638,8 @@ def main(argv=None) -> None:
     if args.image_file is None and not has_molecule:
         parser.error("give --image-file, or a molecule (--smiles / --structure) to draw")
     usage.checked(parser, check_arguments, args)
-    args.conformer_policy = usage.checked(
-        parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
+    depiction = usage.checked(parser, lambda a: checkpoint_depiction(a.model_path, a.conformer_policy), args)
+    args.conformer_policy = depiction.policy
     resolver = molecule_resolver(args.conformer_policy, args.model_path)
     if has_molecule:  # before the host and the model load: a bad molecule fails in seconds
         fields, name = molecule_fields(args.smiles, args.structure), usage.shortened(args.smiles or args.structure)
@@ -657,7 +658,7 @@ def main(argv=None) -> None:
 
     from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loading_in_dtype,
                                                model_type_of, read_config, unsupported_load_options)
-    from deepmolm_plugin.molecule.inputs import OutputWriteError, model_render_size
+    from deepmolm_plugin.molecule.inputs import OutputWriteError
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
     from deepmolm_plugin.tensor_files import CheckpointError
@@ -675,7 +676,8 @@ def main(argv=None) -> None:
         unsupported = unsupported_load_options(args.model_base, args.load_8bit, args.load_4bit)
         if unsupported:
             parser.error(unsupported)
-    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device), args)  # "auto"'s choice is said here
+    # "auto"'s choice is said here, naming the dtype the model was trained in where it differs
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, config), args)
     conv_mode_is_ours = args.conv_mode == "auto"
     try:  # `plain` (stage 1, no turns) cannot chat: was a TypeError traceback on the second question
         args.conv_mode = check_chat_conv_mode(
@@ -704,7 +706,7 @@ def main(argv=None) -> None:
         molecule_fp = None
         if has_molecule:
             resolver.fp = FingerprintSettings.from_config(config)
-            resolver.render_size = model_render_size(config)
+            resolver.render_size = depiction.render_size
             resolver.render_folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepmolm_cli_"))
             if args.image_file is not None:
                 fields["image"] = args.image_file

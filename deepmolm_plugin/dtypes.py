@@ -9,14 +9,16 @@
 
 The choice is said once per device type and outcome, as a WARNING on stderr (the level the
 loaders' other notes reach the user at; was INFO, which no entry point shows, so a CPU with
-native bf16 ran an fp32-trained model in bf16 without a word). Explicit dtypes pass through.
+native bf16 ran an fp32-trained model in bf16 without a word). A launcher that knows the dtype the
+model was trained in (`trained_dtype`) has it named on the same line when auto chose another.
+Explicit dtypes pass through.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 import torch
 
@@ -33,8 +35,32 @@ def cpu_has_native_bf16() -> bool:
     return bool(capability.get("amx_bf16") or capability.get("avx512_bf16"))
 
 
-def auto_dtype(device: Union[str, torch.device]) -> torch.dtype:
-    """The dtype `"auto"` means on `device` (see the module docstring)."""
+def trained_dtype(config) -> Optional[torch.dtype]:
+    """The dtype a saved model's weights were trained and saved in, as its config records it
+    (`dtype`, or `torch_dtype` in older transformers; a config object or config.json's dict),
+    or None where it records none that is one of NAMES."""
+    def field(name):
+        return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
+
+    value = field("dtype") or field("torch_dtype")
+    if isinstance(value, torch.dtype):
+        return value if value in NAMES.values() else None
+    return NAMES.get(value.replace("torch.", "")) if isinstance(value, str) else None
+
+
+def trained_note(chosen: torch.dtype, trained: Optional[torch.dtype]) -> str:
+    """What "auto"'s choice line adds when the model was trained in another dtype (was: the
+    choice alone, so an fp32-trained model ran in bf16 without a word about training)."""
+    if trained is None or trained == chosen:
+        return ""
+    name = str(trained).replace("torch.", "")
+    return f"; the model was trained in {name}, so its results may differ slightly from training's (--dtype {name} " \
+           "to match)"
+
+
+def auto_dtype(device: Union[str, torch.device], trained: Optional[torch.dtype] = None) -> torch.dtype:
+    """The dtype `"auto"` means on `device` (see the module docstring). `trained`: the dtype
+    the model was trained in (`trained_dtype`), named on the same line when it differs."""
     device = torch.device(device)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -48,23 +74,26 @@ def auto_dtype(device: Union[str, torch.device]) -> torch.dtype:
             "where bf16 is emulated and slower than fp32")
     else:
         raise ValueError(f'dtype "auto" knows CPU and CUDA devices, not {device.type!r}: give a dtype')
-    if (device.type, dtype) not in _logged:
-        _logged.add((device.type, dtype))
+    if (device.type, dtype, trained) not in _logged:
+        _logged.add((device.type, dtype, trained))
         # rank 0 of a distributed run says it (the ranks choose alike); the others at INFO
         level = logging.WARNING if os.environ.get("RANK", "0") == "0" else logging.INFO
-        logger.log(level, 'dtype "auto" -> %s: %s', str(dtype).replace("torch.", ""), reason)
+        logger.log(level, 'dtype "auto" -> %s: %s%s', str(dtype).replace("torch.", ""), reason,
+                   trained_note(dtype, trained))
     return dtype
 
 
-def resolve_dtype(value: Union[str, torch.dtype, None], device: Union[str, torch.device]) -> Optional[torch.dtype]:
+def resolve_dtype(value: Union[str, torch.dtype, None], device: Union[str, torch.device],
+                  trained: Optional[torch.dtype] = None) -> Optional[torch.dtype]:
     """"auto" / a name ("bfloat16") / a torch.dtype / None -> torch.dtype or None.
+    `trained`: the model's training dtype, for "auto"'s line (`auto_dtype`).
 
     Any other value is a ValueError listing the accepted names.
     """
     if value is None or isinstance(value, torch.dtype):
         return value
     if value == AUTO:
-        return auto_dtype(device)
+        return auto_dtype(device, trained)
     if value not in NAMES:
         raise ValueError(f"unknown dtype {value!r}; expected {AUTO!r} or one of {sorted(NAMES)}")
     return NAMES[value]

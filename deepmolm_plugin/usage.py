@@ -156,8 +156,17 @@ def checked(parser, check, args):
         fail(parser.prog, e)
 
 
+def user_path(value: "str | os.PathLike") -> str:
+    """`value` with a leading `~` / `~user` expanded: the argparse `type` of every path option
+    of the launchers, so the code after parsing never sees a `~`. The shell expands it only at
+    a word's start: `--model-path=~/ckpt` reached the tools as typed, passed the checks here
+    (which expand it) and then failed in the loaders as a Hub id ("Repo id must use
+    alphanumeric chars")."""
+    return os.path.expanduser(os.fspath(value))
+
+
 def _path(value: "str | os.PathLike") -> Path:
-    return Path(os.path.expanduser(os.fspath(value)))
+    return Path(user_path(value))
 
 
 def existing_file(value: "str | os.PathLike", option: str, allow_empty: bool = True) -> Path:

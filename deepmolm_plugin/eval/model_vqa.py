@@ -99,7 +99,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .. import output_lock, usage
 from ..cli import (CONFORMER_POLICIES, add_dtype_option, images_in_dtype, keeping_processed_images,
-                   model_depiction_settings, new_tokens_within_context, projector_uses_molecules,
+                   checkpoint_depiction, new_tokens_within_context, projector_uses_molecules,
                    tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..model.stopping import end_ids, stopped_at_cap
@@ -126,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="The host's model_vqa eval with molecules, on GPU or CPU.")
     # The host's own options (llava/eval/model_vqa.py, llava-torch 1.2.2), same names and
     # defaults, except: --model-path is required and --conv-mode defaults to auto.
-    parser.add_argument("--model-path", type=str, required=True)
-    parser.add_argument("--model-base", type=str, default=None)
-    parser.add_argument("--image-folder", type=str, default="")
-    parser.add_argument("--question-file", type=str, default="tables/question.jsonl")
-    parser.add_argument("--answers-file", type=str, default="answer.jsonl")
+    parser.add_argument("--model-path", type=usage.user_path, required=True)
+    parser.add_argument("--model-base", type=usage.user_path, default=None)
+    parser.add_argument("--image-folder", type=usage.user_path, default="")
+    parser.add_argument("--question-file", type=usage.user_path, default="tables/question.jsonl")
+    parser.add_argument("--answers-file", type=usage.user_path, default="answer.jsonl")
     parser.add_argument("--conv-mode", type=str, default="auto",
                         help="conversation template; auto: from the model's config")
     parser.add_argument("--num-chunks", type=int, default=1)
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top_p", type=float, default=None)
     parser.add_argument("--num_beams", type=int, default=1)
     # Ours.
-    parser.add_argument("--structure-folder", type=str, default=None,
+    parser.add_argument("--structure-folder", type=usage.user_path, default=None,
                         help="folder that `structure` fields are relative to")
     parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
                         help="3D policy for `structure` and `smiles` fields; default: the one the model was "
@@ -149,10 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="keep the answers an earlier run into this --answers-file made with the same settings "
                              "for unchanged questions (also those of a stopped run), and ask only the others")
-    parser.add_argument("--resume-from", action="append", default=[], metavar="FILE",
+    parser.add_argument("--resume-from", action="append", default=[], metavar="FILE", type=usage.user_path,
                         help="with --resume, also keep the answers in this earlier answers file (and its .partial "
                              "and killed runs' files), e.g. another chunk's; only read; repeatable")
-    parser.add_argument("--vision-feature-cache", type=str, default=None,
+    parser.add_argument("--vision-feature-cache", type=usage.user_path, default=None,
                         help="folder where the (frozen) deepencoder keeps each view's features: a view asked "
                              "about again, in this run or a later one, is not encoded again")
     add_dtype_option(parser)
@@ -228,7 +228,7 @@ class QuestionInput:
 
 
 def prepare_questions(questions: List[dict], image_folder: str, render_folder: Path, config,
-                      structure_folder: Optional[str] = None, policy: str = "auto",
+                      structure_folder: Optional[str] = None, policy: Optional[str] = None,
                       failures: Optional[List[dict]] = None, question_folder: Optional[str] = None,
                       ) -> Tuple[List[dict], List[QuestionInput]]:
     """Lines for the host (every one with an `image`, drawn by the input resolver where
@@ -238,15 +238,17 @@ def prepare_questions(questions: List[dict], image_folder: str, render_folder: P
     sidecar is read from `question_folder` (the question file's), as training reads a
     record file's."""
     from ..data.graphs import graph_features_note, graph_resolver
-    from ..molecule.inputs import InputResolver, model_limits, model_render_size
+    from ..molecule.inputs import InputResolver, model_depiction
     from ..molecule_fp import FingerprintSettings
 
+    # the chat's and the GUI's rule (its notes were said by `main`, before the model loaded)
+    depiction = model_depiction(config, policy)
     options = dict(kind="question", option_names={"structure_folder": "--structure-folder"},
-                   limits=model_limits(config))
+                   limits=depiction.limits)
     resolver = InputResolver(FingerprintSettings.from_config(config), structure_folder=structure_folder,
-                             record_folder=question_folder, policy=policy, render_folder=str(render_folder), render_size=model_render_size(config),
-                             **options)
-    check_depiction_sizes(questions, model_render_size(config))
+                             record_folder=question_folder, policy=depiction.policy, render_folder=str(render_folder),
+                             render_size=depiction.render_size, **options)
+    check_depiction_sizes(questions, depiction.render_size)
     graphs = graph_resolver(structure_folder, **options) if getattr(config, "aux_property_task", None) else None
     note = graph_features_note(config) if graphs is not None else None
     if note:
@@ -595,7 +597,7 @@ def run(args: argparse.Namespace) -> None:
     # before the run settings are read: --resume compares the cap the answers were made with
     args.max_new_tokens = new_tokens_within_context(args.max_new_tokens, config)
     # "auto" resolved (and said once) here: the dtype is a run setting, which --resume compares
-    args.dtype = launcher_dtype(args.dtype, model_type_of(model_path))
+    args.dtype = launcher_dtype(args.dtype, model_type_of(model_path), config=config)
     run_host_eval(host, args, config)
 
 
@@ -624,11 +626,10 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         aux_file.unlink(missing_ok=True)
         aux_partial.unlink(missing_ok=True)
     failures_file.unlink(missing_ok=True)
-    # None (not given, and not resolved by `main`): the model's own, as main would choose it
-    policy = args.conformer_policy or getattr(config, "conformer_policy", None) or "auto"
     failures: List[dict] = []
+    # a policy None (not given, and not resolved by `main`): the model's own, as main would choose it
     prepared, inputs = prepare_questions(chunk, args.image_folder, answers.parent / "renders", config,
-                                         args.structure_folder, policy, failures=failures,
+                                         args.structure_folder, args.conformer_policy, failures=failures,
                                          question_folder=os.path.dirname(os.path.abspath(args.question_file)))
     shown = resume.run_settings(args)
     if args.dtype is not None:  # the dtype the model ran in: answers made in bf16 are not fp32 ones (None: the
@@ -880,8 +881,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     try:
         usage.checked(parser, check_arguments, args)
-        args.conformer_policy = usage.checked(
-            parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
+        args.conformer_policy = usage.checked(  # training's settings, their notes said here, once
+            parser, lambda a: checkpoint_depiction(a.model_path, a.conformer_policy), args).policy
     except EvalInputError as e:
         raise SystemExit(f"error: {e}") from e
     from ..tensor_files import CheckpointError

@@ -23,15 +23,15 @@ import sys
 
 from .. import usage
 
-from ..cli import CONFORMER_POLICIES, add_dtype_option, model_depiction_settings
+from ..cli import CONFORMER_POLICIES, add_dtype_option, checkpoint_depiction
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepmolm-gui", formatter_class=usage.HelpFormatter,
                                      description="DeepMoLM Chat: chat about a molecule in the browser, and see "
                                                  "what the model sees and where it looks.")
-    parser.add_argument("--model-path", required=True, help="a saved DeepMoLM checkpoint folder")
-    parser.add_argument("--model-base", default=None)
+    parser.add_argument("--model-path", required=True, type=usage.user_path, help="a saved DeepMoLM checkpoint folder")
+    parser.add_argument("--model-base", default=None, type=usage.user_path)
     parser.add_argument("--device", default="cuda", help="falls back to cpu without CUDA")
     parser.add_argument("--conv-mode", default="auto", help="conversation template; auto: from the model's config")
     parser.add_argument("--conformer-policy", default=None, choices=CONFORMER_POLICIES,
@@ -77,8 +77,9 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
-    args.conformer_policy = usage.checked(
-        parser, lambda a: model_depiction_settings(a.model_path, a.conformer_policy), args)
+    # training's 3D policy, render size and atom cap (or the given policy), with their notes, before the model
+    # loads; the session takes them as resolved (`ChatSession`)
+    depiction = usage.checked(parser, lambda a: checkpoint_depiction(a.model_path, a.conformer_policy), args)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no calls home
 
     import deepmolm_plugin
@@ -104,7 +105,8 @@ def main(argv=None) -> None:
         unsupported = unsupported_load_options(args.model_base, False, False)
         if unsupported:  # --model-base: was a NotImplementedError traceback from the loader
             usage.fail(parser.prog, f"--model-base: {unsupported}")
-    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device), args)  # "auto"'s choice is said here
+    # "auto"'s choice is said here, naming the dtype the model was trained in where it differs
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, config), args)
     try:
         conv_mode = check_chat_conv_mode(
             resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)), config)
@@ -118,7 +120,7 @@ def main(argv=None) -> None:
 
     try:
         session = ChatSession.load(args.model_path, model_base=args.model_base, device=args.device,
-                                   conv_mode=conv_mode, policy=args.conformer_policy, dtype=args.dtype)
+                                   conv_mode=conv_mode, depiction=depiction, dtype=args.dtype)
     except CheckpointError as e:  # the checkpoint folder's own problem, named by the loader (as the chat CLI)
         raise SystemExit(f"{parser.prog}: error: {e}") from None
     session.start_workers()  # molecules of different tabs prepared side by side (`ChatSession`)

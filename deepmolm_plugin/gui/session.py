@@ -3,7 +3,11 @@
 `ChatSession.load` loads a checkpoint with the host's `load_pretrained_model` (after
 `deepmolm_plugin.register()`, `patches.model_dispatch` routes DeepMoLM checkpoints to our
 loader; the device falls back to CPU without CUDA) and resolves the conversation template
-as the chat CLI does (`--conv-mode auto`: from the model's config).
+as the chat CLI does (`--conv-mode auto`: from the model's config). Its molecules are made
+as training made them: the checkpoint's recorded conformer policy, render size and atom cap
+(`molecule.inputs.model_depiction`, the chat CLI's and eval's rule), unless given, with the
+same notes on stderr; a folder that holds no model (`usage.model_folder`) is named as the
+launchers name it, and a `~` in its path is expanded.
 
 `ChatSession.molecule` takes the user's input through the one input resolver that
 training, the chat CLI and eval use (`deepmolm_plugin.molecule.inputs.InputResolver`,
@@ -111,9 +115,14 @@ def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Opti
 class ChatSession:
     """A loaded model and what the page needs to talk to it (one generation at a time)."""
 
-    def __init__(self, model_path: str, tokenizer, model, image_processor, conv_mode: str, policy: str = "auto"):
+    def __init__(self, model_path: str, tokenizer, model, image_processor, conv_mode: str,
+                 policy: Optional[str] = None, render_size: Optional[int] = None, depiction=None):
+        """policy, render_size: None for the model's own (its config's, as training recorded
+        them), or another, with a note (`session_depiction`). depiction: settings already
+        resolved by that rule (deepmolm-gui resolves them before the model loads); then
+        policy and render_size are not taken."""
         from ..cli import projector_uses_molecules
-        from ..molecule.inputs import InputResolver, model_limits, model_render_size
+        from ..molecule.inputs import InputResolver
         from ..molecule_fp import FingerprintSettings
 
         self.model_path, self.tokenizer, self.model = model_path, tokenizer, model
@@ -127,10 +136,15 @@ class ChatSession:
         # Only a projector that records its cross-attention (fusion) has maps to show.
         self.has_attention = hasattr(self.projector, "recording_attention")
         self.image_mode = getattr(image_processor, "mode", "base")
+        if depiction is not None and (policy, render_size) != (None, None):
+            raise ValueError("ChatSession: give policy / render_size, or depiction, not both")
+        # as training made the model's molecules, unless asked otherwise (was: policy "auto" whatever training
+        # used, and the notes unsaid)
+        self.depiction = depiction or session_depiction(self.config, policy, render_size)
         # the resolver's settings, for this process's resolver and each worker's own
         self.resolver_settings = dict(fp=FingerprintSettings.from_config(self.config), structure_folder=None,
-                                      policy=policy, render_folder=None, first_of_many=True,
-                                      render_size=model_render_size(self.config), limits=model_limits(self.config),
+                                      policy=self.depiction.policy, render_folder=None, first_of_many=True,
+                                      render_size=self.depiction.render_size, limits=self.depiction.limits,
                                       kind="molecule", cache_limit=GUI_CACHE_LIMIT)
         self.resolver = InputResolver(**self.resolver_settings)
         self.molecule_lock = threading.Lock()  # this process's RDKit work, one molecule at a time (module docstring)
@@ -160,9 +174,19 @@ class ChatSession:
 
     @classmethod
     def load(cls, model_path: str, model_base: Optional[str] = None, device: str = "cuda",
-             conv_mode: str = "auto", policy: str = "auto", dtype: str = "auto") -> "ChatSession":
+             conv_mode: str = "auto", policy: Optional[str] = None, dtype: str = "auto",
+             render_size: Optional[int] = None, depiction=None) -> "ChatSession":
+        """The session of the checkpoint in `model_path`. policy, render_size, depiction: as
+        `__init__` takes them (None: the checkpoint's own settings). A folder that holds no
+        model to load (a stage-1 projector or LoRA folder, a deepmolm-kflm2 results folder)
+        is a usage.UsageError (a ValueError) naming it, as deepmolm-gui, the chat CLI and
+        model_vqa say it (`usage.model_folder`; was "no usable tokenizer" here)."""
         import deepmolm_plugin
 
+        usage.model_folder(model_path, "model_path")
+        if model_base is not None:
+            usage.model_folder(model_base, "model_base")
+        model_path = usage.user_path(model_path)  # the loaders take no `~`
         deepmolm_plugin.register()
         from llava.mm_utils import get_model_name_from_path
         from llava.model import builder  # its load_pretrained_model is model_dispatch's after register()
@@ -175,10 +199,14 @@ class ChatSession:
         # also as auto's choice for a model trained in it (was checked on "auto" only, then resolved to it)
         config = read_config(model_path)
         mode = check_chat_conv_mode(resolve_conv_mode(conv_mode, config, name), config)
+        if depiction is None:  # before the model loads: a bad policy or render size fails in a second
+            depiction = session_depiction(config, policy, render_size)
+        elif (policy, render_size) != (None, None):
+            raise ValueError("ChatSession.load: give policy / render_size, or depiction, not both")
         with loading_in_dtype(dtype):  # deepmolm-gui's --dtype (the host's loader is handed none)
             tokenizer, model, image_processor, _ = builder.load_pretrained_model(model_path, model_base, name,
                                                                                  device=device)
-        return cls(model_path, tokenizer, model, image_processor, mode, policy)
+        return cls(model_path, tokenizer, model, image_processor, mode, depiction=depiction)
 
     def describe(self) -> str:
         device = f"{self.model.device.type} · {str(self.model.dtype).replace('torch.', '')}"
@@ -249,6 +277,17 @@ class ChatSession:
             self.model.encode_images(inputs["images"], loaded.batch_fp(self.model.device),
                                      inputs.get("tile_images"), inputs.get("tile_grids"))
         return attention_maps(calls, loaded.views.tile_grid)
+
+
+def session_depiction(config, policy: Optional[str] = None, render_size: Optional[int] = None):
+    """The depiction settings of a session's model (`molecule.inputs.model_depiction`, the
+    chat CLI's and eval's rule), its notes said on stderr, as those tools say them."""
+    from ..cli import say_notes
+    from ..molecule.inputs import model_depiction
+
+    depiction = model_depiction(config, policy, render_size)
+    say_notes(depiction.notes)
+    return depiction
 
 
 def prepare(resolver, fields: Mapping, name: str) -> tuple:

@@ -32,7 +32,7 @@ from transformers import AutoConfig, AutoTokenizer, Qwen2Config
 from .. import usage
 from ..checkpoint_config import check_config_fields
 from ..cpu_memory import keep_freed_memory
-from ..dtypes import AUTO, NAMES, resolve_dtype
+from ..dtypes import AUTO, NAMES, resolve_dtype, trained_dtype
 from ..encoder.checkpoint import common_wrapper_prefix
 from ..molecule.errors import first_line
 from ..tensor_files import (SAFETENSORS_FLOATS, CheckpointError, find_tensor_files, headers_cheap, load_torch_file,
@@ -329,15 +329,17 @@ def load_causal_lm_checked(path: str, dtype: Optional[torch.dtype] = None) -> to
     return model
 
 
-def pick_device_and_dtype(device: str, dtype: "torch.dtype | str | None") -> Tuple[str, torch.dtype]:
+def pick_device_and_dtype(device: str, dtype: "torch.dtype | str | None",
+                          trained: Optional[torch.dtype] = None) -> Tuple[str, torch.dtype]:
     """The host defaults to device='cuda' and float16; on a machine without CUDA that
     cannot run, so fall back to CPU. dtype None or "auto": `deepmolm_plugin.dtypes`
     picks bf16 on CUDA and on CPUs with native bf16, float32 on other CPUs (float16 on
-    GPUs without bf16); a name ("float32") or a torch.dtype is kept."""
+    GPUs without bf16), naming `trained` (the model's training dtype) when it differs; a
+    name ("float32") or a torch.dtype is kept."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("CUDA is not available: loading on CPU")
         device = "cpu"
-    return device, resolve_dtype(AUTO if dtype is None else dtype, device)
+    return device, resolve_dtype(AUTO if dtype is None else dtype, device, trained)
 
 
 # The launchers' --dtype choices: "auto" (deepmolm_plugin.dtypes) or a name, used as given.
@@ -363,23 +365,25 @@ def loading_in_dtype(dtype: Optional[str]) -> Iterator[None]:
         _launcher_dtype = before
 
 
-def load_dtype_name(dtype: Optional[str], device: str = "cuda") -> str:
+def load_dtype_name(dtype: Optional[str], device: str = "cuda", trained: Optional[torch.dtype] = None) -> str:
     """The dtype (its name: "bfloat16") `load_pretrained_model` will load in for a --dtype
     choice on `device` (the host's "cuda" falls back to the CPU without CUDA, as the loader
-    does). "auto" is resolved, which says the choice once on stderr: model_vqa records the
-    name in its run settings, so answers made in bf16 are not kept by a --resume in fp32."""
+    does). "auto" is resolved, which says the choice once on stderr, with `trained` (the
+    model's training dtype) where it differs: model_vqa records the name in its run
+    settings, so answers made in bf16 are not kept by a --resume in fp32."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"  # pick_device_and_dtype says so when the model loads
-    return str(resolve_dtype(AUTO if dtype is None else dtype, device)).replace("torch.", "")
+    return str(resolve_dtype(AUTO if dtype is None else dtype, device, trained)).replace("torch.", "")
 
 
-def launcher_dtype(dtype: str, model_type: str, device: str = "cuda") -> Optional[str]:
+def launcher_dtype(dtype: str, model_type: str, device: str = "cuda", config=None) -> Optional[str]:
     """A launcher's --dtype for a checkpoint of `model_type`: the name of the dtype our loader
-    will load it in ("auto" resolved, and said once; `load_dtype_name`), or None for a model
+    will load it in ("auto" resolved, and said once, naming the dtype `config` records the
+    model was trained in where auto chose another; `load_dtype_name`), or None for a model
     the host's own loader takes (it picks float16 itself). An explicit dtype there is a
     usage.UsageError: it would be ignored."""
     if model_type in QWEN2_TYPES + QWEN2_VL_TYPES:
-        return load_dtype_name(dtype, device)
+        return load_dtype_name(dtype, device, trained_dtype(config) if config is not None else None)
     if dtype not in (None, AUTO):
         raise usage.UsageError(f"--dtype {dtype}: only DeepMoLM / Qwen2-family checkpoints load in a chosen dtype; "
                                f"this {model_type!r} model is loaded by the host's loader, which picks its own "
@@ -512,11 +516,13 @@ def load_pretrained_model(
     unsupported = unsupported_load_options(model_base, load_8bit, load_4bit)
     if unsupported:
         raise NotImplementedError(unsupported)
-    # no dtype from the caller (the host's launchers pass none): the launcher's --dtype (loading_in_dtype)
-    device, dtype = pick_device_and_dtype(device, _launcher_dtype if dtype is None else dtype)
+    config = read_config(resolve_llm_path(model_path))
+    # no dtype from the caller (the host's launchers pass none): the launcher's --dtype (loading_in_dtype);
+    # "auto"'s line names the dtype the model was trained in where it differs (said once: the launcher's
+    # own `launcher_dtype` line is the same)
+    device, dtype = pick_device_and_dtype(device, _launcher_dtype if dtype is None else dtype, trained_dtype(config))
     if torch.device(device).type == "cpu":  # inference on CPU: freed activations reused, not re-faulted
         keep_freed_memory()
-    config = read_config(resolve_llm_path(model_path))
     try:  # the kinds of its fields, as the chat CLI, model_vqa and the GUI check them up front
         check_config_fields(config.to_dict(), resolve_llm_path(model_path))
     except ValueError as e:

@@ -126,6 +126,92 @@ def _is_model_config(config) -> bool:
     return bool(value)
 
 
+def _config_value(config, name: str):
+    return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
+
+
+def _config_has(config, name: str) -> bool:
+    return name in config if isinstance(config, Mapping) else hasattr(config, name)
+
+
+def _defaults_note(config, no_policy: bool, no_size: bool, policy_option: str) -> Optional[str]:
+    """A note naming the settings a model config does not record, the default used for each,
+    and how the user sets it; None when it records them all."""
+    from .policy import MAX_ATOMS
+
+    unrecorded = [("conformer_policy", "conformer policy 'auto'", f"give {_given_as(policy_option, 'POLICY')}",
+                   no_policy),
+                  ("render_size", f"{RENDER_SIZE} px depictions",
+                   "add \"render_size\": N (its data's deepmolm-prepare --image-size) to config.json", no_size),
+                  ("max_atoms", f"at most {MAX_ATOMS} heavy atoms", "add \"max_atoms\": N to config.json",
+                   _is_model_config(config) and not _config_has(config, "max_atoms"))]
+    missing = [item for item in unrecorded if item[3]]
+    if not missing:
+        return None
+    names, used = (", ".join(item[i] for item in missing) for i in range(2))
+    fixes = "; ".join(item[2] for item in missing)
+    return (f"the model's config.json does not record {names} (a checkpoint saved before training recorded them): "
+            f"using {used}; if its training data was made otherwise, {fixes}, or its molecules' inputs differ "
+            "from training's")
+
+
+def _given_as(name: str, value) -> str:
+    """A given setting as the user wrote it: `--conformer-policy keep`, or `policy='keep'`
+    (a Python argument)."""
+    return f"{name} {value}" if name.startswith("-") else f"{name}={value!r}"
+
+
+@dataclass(frozen=True)
+class ModelDepiction:
+    """How a model's molecules become its inputs, as training made them: the 3D policy,
+    the depiction side in pixels, the builder bounds (InputResolver `limits`), and the notes
+    the user is told (a setting other than training's; a setting the checkpoint does not
+    record, so a default stands in)."""
+
+    policy: str
+    render_size: int
+    limits: Limits
+    notes: tuple = ()
+
+
+def model_depiction(config, policy: Optional[str] = None, render_size: Optional[int] = None,
+                    names: Optional[Mapping] = None) -> ModelDepiction:
+    """The one resolution of a model's depiction settings (the chat CLI, model_vqa, the GUI
+    and its Python API `ChatSession` all come here): each is `config`'s recorded one, unless
+    given; a given one other than the recorded one is used with a note (an ablation may want
+    it). A setting the config does not record (a checkpoint saved before training recorded
+    it) is the default, with a note naming it (was: 1024 px, "auto" and 256 atoms without a
+    word, where training had drawn 256 px pictures). `names`: how the user gives each
+    setting ({"policy": "--conformer-policy", ...}), for the notes' words. A recorded value
+    that cannot be one: ValueError naming the field."""
+    from .policy import POLICIES
+
+    names = {"policy": "policy", "render_size": "render_size", **(names or {})}
+    trained_size = model_render_size(config) if _config_value(config, "render_size") is not None else None
+    limits = model_limits(config)
+    trained = _config_value(config, "conformer_policy")
+    if trained is not None and trained not in POLICIES:
+        raise ValueError(f"config.json's conformer_policy is {trained!r}, not one of {', '.join(POLICIES)}")
+    if policy is not None and policy not in POLICIES:
+        raise ValueError(f"{_given_as(names['policy'], policy)}: not one of {', '.join(POLICIES)}")
+    if render_size is not None and (isinstance(render_size, bool) or not isinstance(render_size, int)
+                                    or not 16 <= render_size <= 8192):  # the range a recorded one has
+        raise ValueError(f"{_given_as(names['render_size'], render_size)}: not a depiction side of 16-8192 pixels")
+    notes = []
+    if policy is not None and trained is not None and policy != trained:
+        notes.append(f"{_given_as(names['policy'], policy)}: the model was trained with conformer policy "
+                     f"{trained!r}; its molecules may get other conformers, and so other tokens, than in training")
+    if render_size is not None and trained_size is not None and render_size != trained_size:
+        notes.append(f"{_given_as(names['render_size'], render_size)}: the model was trained on {trained_size} px "
+                     "depictions; drawn ones now differ from training's")
+    defaults = _defaults_note(config, policy is None and trained is None,
+                              render_size is None and trained_size is None, names["policy"])
+    if defaults:
+        notes.append(defaults)
+    return ModelDepiction(policy=policy or trained or "auto", render_size=render_size or trained_size or RENDER_SIZE,
+                          limits=limits, notes=tuple(notes))
+
+
 class InputError(DataError):
     """A record (or question, molecule file entry) that cannot be served: "record 'ID': reason"."""
 
