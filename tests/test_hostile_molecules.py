@@ -341,11 +341,22 @@ def test_a_3d_file_with_real_bond_lengths_passes(tmp_path, ethanol_block):
 
 @pytest.mark.parametrize("smiles, bond", [("[Pt](Cl)(Cl)([NH3])[NH3]", "dative bond N4-Pt1"), ("N->[Pt]", "dative bond N1-Pt2")])
 def test_a_dative_bond_is_named_not_e3fps_key_error(smiles, bond):
+    from rdkit.Geometry import Point3D
+
     from deepmolm_plugin.molecule import molecule_fp
 
-    mol = molecule_from_smiles(smiles).mol
-    with pytest.raises(MoleculeError, match=rf"{bond} \(written so, or a bond to a metal that RDKit's sanitising made "
-                                            r"dative\): E3FP encodes single, double, triple and aromatic bonds only"):
+    said = (rf"{bond} \(written so, or a bond to a metal that RDKit's sanitising made "
+            r"dative\): E3FP encodes single, double, triple and aromatic bonds only")
+    # (a later session: refused when read, before any 3D work; was molecule_fp's refusal alone)
+    with pytest.raises(MoleculeError, match=said):
+        molecule_from_smiles(smiles)
+    mol = Chem.MolFromSmiles(smiles)  # a caller's own molecule, never read by us: molecule_fp still names it
+    conformer = Chem.Conformer(mol.GetNumAtoms())
+    for i in range(mol.GetNumAtoms()):  # any 3D positions 2 A apart: the bond type is refused first
+        conformer.SetAtomPosition(i, Point3D(2.0 * i, 1.0 * (i % 2), 0.5 * (i % 3)))
+    conformer.Set3D(True)
+    mol.AddConformer(conformer)
+    with pytest.raises(MoleculeError, match=said):
         molecule_fp(mol, id=smiles)
 
 

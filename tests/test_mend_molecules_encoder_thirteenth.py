@@ -43,7 +43,7 @@ def test_xyz_files_from_common_writers_are_fingerprinted_under_file_and_frame_id
                                              "vmd_traj.xyz#1", "crest_conformers.xyz#0", "crest_conformers.xyz#1",
                                              "water_opt.xyz#0", "methanol_opt.xyz#0"]
     # a name-like comment is carried as a note; an energy is no title
-    assert "line 2: title (comment line): 'confs.sdf'" in lines[0]["notes"]
+    assert "title 'confs.sdf' (the comment line)" in lines[0]["notes"]  # (a later session: worded as information)
     assert not any("title" in note for note in lines[4]["notes"])
 
 

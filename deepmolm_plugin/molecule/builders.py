@@ -309,12 +309,39 @@ def _perception_failed(mol: Chem.Mol, error: Exception, smiles: str | None, stat
     if smiles is None and metals:  # RDKit's perception has no valence rules for metals: its words misled
         return (f"bond perception failed at metal atom(s) {atom_names(metals, mol)}: bonds and charges of metal "
                 f"complexes and salts cannot be perceived from coordinates; {_BONDS_FROM}")
+    odd = _odd_electrons(mol, stated) if smiles is None else None
+    if odd is not None:
+        return odd
     total = "" if smiles is not None else f" with total charge {stated or 0}"
     hint = ""
     if smiles is None and stated is None:
         hint = ("; if the molecule is charged, state its total charge: `charge=-1` on the XYZ comment line. "
                 f"{CHARGE_IN_RECORDS}")
     return f"bond perception{total} failed: {one_based(str(error))}{_diagonal_hint(mol)}{hint}"
+
+
+# What a radical, whose unpaired electron bond perception cannot place, is given as instead
+_RADICAL_AS = ("give it as SDF or MOL with its bond orders (the radical marked, M  RAD), or as a SMILES "
+               "(`CC1(C)CCCC(C)(C)N1[O]` for TEMPO)")
+
+
+def _odd_electrons(mol: Chem.Mol, stated: int | None) -> str | None:
+    """The reason for a failed perception when the atoms, at the total charge used, hold an
+    odd number of electrons: no structure pairs them all, so the molecule is a radical (or an
+    ion whose charge was not stated). None for an even count. Was RDKit's words alone, "Final
+    molecular charge (0) does not match input (-1)" for TEMPO, never saying radical; following
+    them (charge -1) silently gave its anion."""
+    charge = stated or 0
+    electrons = sum(a.GetAtomicNum() for a in mol.GetAtoms()) - charge
+    if electrons % 2 == 0:
+        return None
+    head = (f"bond perception with total charge {charge} failed: the atoms then hold an odd number of electrons "
+            f"({electrons}), so one is unpaired, and perception pairs them all")
+    if stated is None:
+        return (f"{head}. If the molecule is a radical, {_RADICAL_AS}. If it is an ion (only then: another "
+                f"charge makes another molecule), state its total charge: `charge=-1` on the XYZ comment line. "
+                f"{CHARGE_IN_RECORDS}")
+    return (f"{head}. If the molecule is a radical, {_RADICAL_AS}; otherwise the total charge {charge} is wrong")
 
 
 def _diagonal_hint(mol: Chem.Mol) -> str:

@@ -10,7 +10,8 @@ or every bond scaled, as by coordinates in nanometres or bohr; E3FP's shells are
 in angstrom, so such a fingerprint would describe another geometry), and fragments of a 3D
 conformer at bonding distance (``check_missing_bonds``: the file lost bonds), and bond
 orders perceived from coordinates that the geometry contradicts (``check_perceived_orders``:
-hydrogens missing from the file turned ethane into ethyne). Valence
+hydrogens missing from the file turned ethane into ethyne), and bonds of a type E3FP does not
+encode (``check_bond_types``: dative and the like). Valence
 errors come from ``sanitize.sanitize``. ``conformer_is_3d`` is the one place that decides
 whether a conformer is 3D or a 2D depiction.
 """
@@ -27,7 +28,9 @@ __all__ = [
     "MAX_COORDINATE",
     "OVERLAP",
     "POLYMER_GROUPS",
+    "BOND_KINDS",
     "check_atoms",
+    "check_bond_types",
     "check_bond_lengths",
     "check_coordinates",
     "check_missing_bonds",
@@ -106,6 +109,31 @@ def check_coordinates(positions: np.ndarray, id: str) -> None:
 # Substance-group types of polymers and repeat units (V3000 / CXSMILES `Sg`): not one molecule.
 # Abbreviations (SUP), data (DAT), multiples (MUL) and mixtures keep every atom: allowed.
 POLYMER_GROUPS = {"SRU", "COP", "ALT", "RAN", "BLO", "GRA", "CRO", "MON", "MER", "MOD", "ANY"}
+
+
+# The bond types E3FP encodes (e3fp's fprinter.BOND_TYPES, asserted in ``fingerprint``): here, so
+# that reading a molecule (``finish``) refuses another type without importing e3fp
+BOND_KINDS = frozenset((Chem.BondType.SINGLE, Chem.BondType.DOUBLE, Chem.BondType.TRIPLE, Chem.BondType.AROMATIC))
+
+
+def check_bond_types(mol: Chem.Mol, id: str) -> None:
+    """``MoleculeError`` for a bond between heavy atoms of a type E3FP does not encode
+    (``BOND_KINDS``; dative, as RDKit reads `[NH3][Pt]` or `->` in SMILES). Mapping it to single
+    would change what the fingerprint means, so it is an error, raised when the molecule is
+    read (``finish``), before any 3D work, by every tool alike (deepmolm-render too: it drew
+    what every other tool refused; the chat CLI embedded a 120-carbon chain for a minute
+    first). Bonds to hydrogen are left to the fingerprint, which leaves hydrogens out."""
+    for bond in bonds(mol):
+        kind = bond.GetBondType()
+        if kind in BOND_KINDS or bond.GetBeginAtom().GetAtomicNum() == 1 or bond.GetEndAtom().GetAtomicNum() == 1:
+            continue
+        # ferrocene's ten Fe-C single bonds were named "dative" with no word on where that came from
+        why = (" (written so, or a bond to a metal that RDKit's sanitising made dative)"
+               if kind == Chem.BondType.DATIVE else "")
+        raise MoleculeError(id, f"{str(kind).lower()} bond {bond_name(bond)}{why}:"
+                                " E3FP encodes single, double, triple and aromatic bonds only; write it as a single bond "
+                                "with the formal charges it implies (`[NH3+][Pt-2]([NH3+])(Cl)Cl` for "
+                                "`N->[Pt](<-N)(Cl)Cl`)")
 
 
 def check_atoms(mol: Chem.Mol, id: str) -> None:

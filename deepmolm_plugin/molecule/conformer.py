@@ -45,7 +45,9 @@ Defined behaviours
   "3D embedding failed", or the random-coordinates try's other conformer). In a process that
   ignores SIGINT (deepmolm-prepare's workers) the cut-short try is made again
   (``errors.rdkit_step``). MMFF94 leaves SIGINT to Python, which raises ``KeyboardInterrupt``
-  when it returns.
+  when it returns. Both put Python's handler back with restart semantics, so afterwards
+  Python's own is installed again (``errors.python_sigint_again``): a Ctrl-C at the chat
+  CLI's prompt did nothing until Enter.
 - MMFF94 without parameters (most metals, some unusual valences): the ETKDGv3 geometry is
   kept unoptimised and a note says so (``require_mmff=True`` makes it an error instead).
   ETKDG geometries already have sensible bond lengths and angles, which is what E3FP's
@@ -72,8 +74,8 @@ from rdkit.Geometry import Point3D
 
 from .bonds import bonds
 from .canonical import canonical_copy
-from .errors import (MoleculeError, as_notes, atom_names, bond_name, first_line, rdkit_messages, rdkit_step,
-                     untyped_atoms, with_messages)
+from .errors import (MoleculeError, as_notes, atom_names, bond_name, first_line, python_sigint_again, rdkit_messages,
+                     rdkit_step, untyped_atoms, with_messages)
 
 __all__ = [
     "CONFORMER_RULES", "ETKDG_SEED", "EMBED_ATTEMPTS", "EMBED_TIMEOUT", "MMFF_MAX_ITERS", "check_limits",
@@ -95,8 +97,9 @@ ETKDG_SEED = 0xDEE9
 # not by float noise: other tokens for such atom lists; 3: the canonical numbering no longer
 # reads enhanced stereo groups, so `|&1:1,3|` is embedded
 # as the plain spelling; 2: embedded on the canonically numbered copy; 1 embedded in the
-# input's atom order).
-CONFORMER_RULES = 6
+# input's atom order; 7: a charge-separated hypervalent bond, `C[S+](C)[O-]`, embedded and
+# fingerprinted in its neutral form, hypervalent.py: other tokens for such spellings).
+CONFORMER_RULES = 7
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000
@@ -496,6 +499,8 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
         except (RuntimeError, ValueError) as error:
             reason = f"MMFF94 optimisation failed: RDKit error: {first_line(error)}"
             raise MoleculeError(id, reason) from error
+        finally:
+            python_sigint_again()  # RDKit's MMFF left SIGINT restarting blocking reads (the chat prompt)
     if status == -1:
         raise MoleculeError(id, with_messages("MMFF94 set-up failed", messages, name))
     notes = []

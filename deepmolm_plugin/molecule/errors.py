@@ -20,6 +20,7 @@ import contextlib
 import logging
 import re
 import signal
+import threading
 from typing import Callable, Iterator, TypeVar
 
 from rdkit import rdBase
@@ -27,7 +28,7 @@ from rdkit import rdBase
 T = TypeVar("T")
 
 __all__ = ["MODEL_CAP", "MODEL_DEFAULT_CAP", "MoleculeError", "MoleculeTooLarge", "as_notes", "atom_names", "bond_name",
-           "first_line", "rdkit_messages", "rdkit_step", "too_large_reason", "untyped_atoms", "with_messages"]
+           "first_line", "python_sigint_again", "rdkit_messages", "rdkit_step", "too_large_reason", "untyped_atoms", "with_messages"]
 
 
 class MoleculeError(ValueError):
@@ -157,9 +158,27 @@ def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
             if _interrupted(messages, str(error)):
                 continue
             raise
+        finally:
+            python_sigint_again()  # RDKit left its SIGINT restarting blocking reads
         if not _interrupted(messages):
             return result
     raise KeyboardInterrupt
+
+
+def python_sigint_again() -> None:
+    """Python's own SIGINT handler installed again, after an RDKit call. RDKit's embedding,
+    MMFF94 optimisation (and its other interruptible steps) install a SIGINT handler of their
+    own and then put the previous one back with restart semantics (SA_RESTART): a blocking
+    read (``input()`` at the chat CLI's prompt) was then restarted after a Ctrl-C instead of
+    interrupted, and the Ctrl-C did nothing until Enter. ``rdkit_step`` calls it; an RDKit
+    call made outside it that does this calls it too. Python's ``signal.signal`` installs without SA_RESTART. Only in the
+    main thread (the only one that may set handlers) and only for a handler Python knows
+    (``getsignal`` is None for one installed outside Python: left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    if handler is not None:
+        signal.signal(signal.SIGINT, handler)
 
 
 _REDOS = 3

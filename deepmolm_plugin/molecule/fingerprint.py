@@ -54,8 +54,8 @@ from rdkit import Chem
 
 from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
 from .bonds import bonds
-from .checks import check_coordinates, conformer_is_3d
-from .errors import MoleculeError, atom_names, bond_name, sanitization_failed
+from .checks import BOND_KINDS, check_bond_types, check_coordinates, conformer_is_3d
+from .errors import MoleculeError, atom_names, sanitization_failed
 
 
 @contextlib.contextmanager
@@ -101,22 +101,11 @@ E3FP_SETTINGS = dict(
     exclude_floating=False,
     remove_duplicate_substructs=True,
 )
+# checks.BOND_KINDS is what finish lets through: it must be what e3fp encodes
+if BOND_KINDS != set(E3FP_BOND_TYPES) - {None}:
+    raise ImportError(f"e3fp encodes the bond types {sorted(map(str, set(E3FP_BOND_TYPES) - {None}))}, "
+                      "not checks.BOND_KINDS: update BOND_KINDS to them")
 _E3FP_FAILURES = (E3FPError, FormatError, ValueError, IndexError, KeyError, TypeError, ArithmeticError)
-
-
-def _check_bond_types(mol: Chem.Mol, id: str) -> None:
-    """E3FP encodes single, double, triple and aromatic bonds only (its fprinter.BOND_TYPES);
-    another type (dative, as RDKit reads `[NH3][Pt]` or `->` in SMILES) is named here
-    rather than surfacing as E3FP's bare KeyError. Mapping it to single would change what
-    the fingerprint means, so it stays an error."""
-    for bond in bonds(mol):
-        kind = bond.GetBondType()
-        if kind not in E3FP_BOND_TYPES:
-            # ferrocene's ten Fe-C single bonds were named "dative" with no word on where that came from
-            why = (" (written so, or a bond to a metal that RDKit's sanitising made dative)"
-                   if kind == Chem.BondType.DATIVE else "")
-            raise MoleculeError(id, f"{str(kind).lower()} bond {bond_name(bond)}{why}:"
-                                    " E3FP encodes single, double, triple and aromatic bonds only")
 
 
 def check_lone_hydrogens(mol: Chem.Mol, id: str) -> None:
@@ -170,7 +159,7 @@ def molecule_fp(
         raise MoleculeError(id, "no heavy atoms: E3FP tokens are per heavy atom")
 
     check_lone_hydrogens(mol, id)  # was: dropped without a word by RemoveAllHs
-    _check_bond_types(heavy, id)
+    check_bond_types(heavy, id)  # finish refused them already; a caller's own molecule is checked here
     # E3FP's own (unfolded) bits: the fold to `bits` is ours, below. was: Fingerprinter(bits=bits),
     # which for bits that are no power of two logged a warning per molecule through the root
     # logger (installing a root handler, undoing the import fix above); all_shells never fold.

@@ -2,14 +2,17 @@
 
 Order: the heavy-atom size cap when every atom is kept (``policy.early_cap``: the checks
 after it are linear, but 120,000 atoms still took seconds), structure checks (no atoms,
-dummy atoms, non-finite coordinates), first conformer
+dummy atoms, non-finite coordinates), one spelling of hypervalent bonds
+(``hypervalent.neutral_hypervalent``: ``[S+]-[O-]`` as ``S=O``), first conformer
 only, bonds missing between fragments of a 3D conformer (whatever the policy: the graph is
-wrong), fragments, no heavy atoms, the heavy-atom size cap, the 3D policy. Ending every
+wrong), fragments, no heavy atoms, the heavy-atom size cap, bond types E3FP cannot encode
+(``checks.check_bond_types``: before any 3D work), the 3D policy. Ending every
 path here is what makes the cap and the conformer limits hold for every caller.
 
 What finishing leaves alone:
 
-- Charges and isotopes: kept as given (``fingerprint.py`` says how they change tokens).
+- Charges and isotopes: kept as given (``fingerprint.py`` says how they change tokens), except
+  the charge-separated spelling of a hypervalent bond (``hypervalent.py``).
 - Explicit hydrogens: kept as the source had them (readers use ``removeHs=False``);
   conformer generation adds the missing ones. Tokens are per heavy atom either way.
 - Metals: read like any atom (RDKit's valence rules apply); generated conformers of
@@ -20,9 +23,10 @@ from __future__ import annotations
 
 from rdkit import Chem
 
-from .checks import check_atoms, check_coordinates, check_missing_bonds, has_3d_conformer
+from .checks import check_atoms, check_bond_types, check_coordinates, check_missing_bonds, has_3d_conformer
 from .errors import MoleculeError
 from .fragments import keep_fragments
+from .hypervalent import neutral_hypervalent
 from .policy import apply_3d_policy, early_cap, size_cap
 from .record import MoleculeRecord
 from .sanitize import note_radicals
@@ -53,6 +57,7 @@ def finish(
         # V3000 chain before the cap refused it
         size_cap(id, mol.GetNumHeavyAtoms(), cap, "error", notes)
     check_atoms(mol, id)
+    mol = neutral_hypervalent(mol, id, notes)  # DMSO from XYZ was C[S+](C)[O-], from SDF CS(C)=O: other tokens
     # a file's radicals were kept without the note a SMILES' get
     note_radicals(mol, notes, "as the structure states them: a radical mark (M  RAD), or hydrogens it leaves out")
     groups = [g for g in mol.GetStereoGroups() if g.GetGroupType() != Chem.StereoGroupType.STEREO_ABSOLUTE]
@@ -75,6 +80,7 @@ def finish(
         # (said for drawing too: the reason named only the tokens, in deepmolm-render's output)
         raise MoleculeError(id, "no heavy atoms: DeepMoLM's tokens and depictions are of heavy atoms")
     keep_atoms = size_cap(id, n_heavy, max_atoms, too_large, notes)
+    check_bond_types(mol, id)  # was refused by the fingerprint, after a minute of 3D work
     mol, conformer = apply_3d_policy(mol, id, notes, policy=policy, embed_timeout=embed_timeout,
                                      mmff_max_iters=mmff_max_iters)
     return MoleculeRecord(id, mol, source, conformer, notes, keep_atoms)

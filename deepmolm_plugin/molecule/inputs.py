@@ -851,7 +851,9 @@ class InputResolver:
         record, and structure_index 1 gave the first molecule, silently."""
         for item in records:
             if isinstance(item, MoleculeError) and item.source == str(path):
-                raise self.fail(rid, f"{path}: {item.reason}")
+                # the id is the file's own name where the input gave no other: named once
+                named = "" if rid in (path.name, str(path)) else f"{path}: "
+                raise self.fail(rid, f"{named}{item.reason}")
             return item
         return None
 

@@ -75,8 +75,9 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # was generated is drawn without its stereo, inputs.InputResolver.drawn_molecule; 5: enhanced
 # stereo groups neither drawn nor read by the canonical ranking; 6: structure files read under
 # new rules (a PDB's CONECT bond orders, stereo from wedges), whose old drawings showed the old
-# molecule; later reader changes raise io.READER_RULES instead).
-DRAWING_RULES = 6
+# molecule; later reader changes raise io.READER_RULES instead; 7: a charge-separated hypervalent
+# bond, `C[S+](C)[O-]`, drawn in its neutral form S=O, hypervalent.py).
+DRAWING_RULES = 7
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 

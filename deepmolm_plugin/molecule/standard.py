@@ -17,7 +17,8 @@ from rdkit.Chem import rdCIPLabeler
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from .canonical import canonical_copy
-from .errors import rdkit_messages, rdkit_step
+from .errors import python_sigint_again, rdkit_messages, rdkit_step
+from .hypervalent import neutral_hypervalent
 
 __all__ = ["CIP_ITERATIONS", "standard_molecule", "molecule_keys"]
 
@@ -31,7 +32,8 @@ def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
     hydrogens removed (``[H]OC([H])([H])C([H])([H])[H]`` had 9 graph nodes, heavy atoms
     without their H counts, its own Morgan bits and copy key, so a --test-file molecule
     written so stayed in training), atom maps cleared (``[CH3:1][OH:2]`` was another key
-    than ``CO``), atoms and bonds in canonical order (``canonical.canonical_copy``), stereo
+    than ``CO``), hypervalent bonds neutral (``hypervalent``: ``C[S+](C)[O-]`` is ``CS(C)=O``), atoms and
+    bonds in canonical order (``canonical.canonical_copy``), stereo
     as CIP descriptors (``_CIPCode`` on atoms and bonds). ``mol`` is not modified; isotopes,
     charges and fragments are chemistry and stay."""
     with rdBase.BlockLogs():
@@ -40,6 +42,8 @@ def standard_molecule(mol: Chem.Mol) -> Chem.Mol:
         mol = Chem.RemoveHs(mol)  # a copy
     for atom in mol.GetAtoms():
         atom.SetAtomMapNum(0)
+    # C[S+](C)[O-] and CS(C)=O are one molecule: one graph, one copy key (as one set of tokens)
+    mol = neutral_hypervalent(mol, mol.GetProp("_Name") if mol.HasProp("_Name") else "molecule", [])
     mol, _ = canonical_copy(mol)
     try:  # the labeller takes a Ctrl-C itself and raises: rdkit_step passes it on (was: swallowed below)
         with rdkit_messages() as messages:
@@ -60,5 +64,8 @@ def molecule_keys(mols: Sequence) -> list[str]:
     training), as a salt or in another charge state shares a key (a mixture is keyed by its
     largest component)."""
     chooser, uncharger = rdMolStandardize.LargestFragmentChooser(), rdMolStandardize.Uncharger()
-    with rdBase.BlockLogs():  # the standardiser logs every step of every molecule
-        return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(standard_molecule(mol)))) for mol in mols]
+    try:
+        with rdBase.BlockLogs():  # the standardiser logs every step of every molecule
+            return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(standard_molecule(mol)))) for mol in mols]
+    finally:
+        python_sigint_again()  # the Uncharger left SIGINT restarting blocking reads

@@ -311,8 +311,10 @@ class _Reporter:
         self.failed += 1
         self.bar.update(1)
         # one line per failure: an id with a line break split it, an ESC sequence rewrote the terminal
-        tqdm.write(f"FAILED {_printable(error.id)} ({_printable(error.source)}): {_printable(error.reason)}",
-                   file=sys.stderr)
+        # the place once: a problem of a whole file has the file as its id and source ("FAILED
+        # empty.sdf (empty.sdf): ..." named it twice)
+        where = f" ({_printable(error.source)})" if error.source and error.source != error.id else ""
+        tqdm.write(f"FAILED {_printable(error.id)}{where}: {_printable(error.reason)}", file=sys.stderr)
         if self.file:
             line = {"id": error.id, "source": error.source, "error": error.reason}
             self.file.write(json.dumps(line) + "\n")

@@ -67,8 +67,10 @@ from .sdf import sdf_blocks
 # that a depiction drawn under older rules is not served beside the new molecule's tokens (it is
 # part of a structure's or atom list's depiction name, ``inputs.depiction_name``). 1: hydrogens
 # given but bond orders, charges or radicals lost fail the record, PDB CONECT orders, drawn
-# stereo from wedges, four-membered ring diagonals not bonds.
-READER_RULES = 1
+# stereo from wedges, four-membered ring diagonals not bonds; 2: charge-separated hypervalent
+# bonds (a sulfoxide perceived from XYZ as [S+]-[O-]) read in their neutral form, hypervalent.py,
+# and dative bonds refused when read.
+READER_RULES = 2
 
 # Every suffix with a reader, in registration order (the order error messages list them).
 SUFFIXES = tuple(READERS)
