@@ -93,8 +93,18 @@ a failed shard left. The result is byte-identical to a single unsharded run.
 
 from __future__ import annotations
 
-from .cli import main
 from .common import PrepareError
 from .output import summary
 
 __all__ = ["main", "summary", "PrepareError"]
+
+
+def __getattr__(name: str):
+    """`main` (the command, in `.cli`), imported when asked for: imported with the package,
+    `python -m deepmolm_plugin.data.prepare.cli` warned on every run that the module it was
+    about to run was already in sys.modules ("may result in unpredictable behaviour")."""
+    if name == "main":
+        from .cli import main
+
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

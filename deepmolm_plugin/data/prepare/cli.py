@@ -4,6 +4,14 @@ and assembly. The engine itself lives in the sibling modules."""
 
 from __future__ import annotations
 
+# `python -m deepmolm_plugin.data.prepare.cli` (this module, where `main` is) did nothing and
+# exited 0, even for --help or a bad --format: it had no guard. Before the imports below, so
+# a Ctrl-C while they load is one line too, as for the console script.
+if __name__ == "__main__":
+    from deepmolm_plugin.entry_points import run_module
+
+    run_module("deepmolm_plugin.data.prepare.cli", "python -m deepmolm_plugin.data.prepare.cli")
+
 import argparse
 import json
 import os

@@ -65,7 +65,11 @@ def check_reader_options(fmt: str, options: dict) -> None:
 
 def checked_reader(fmt: str, items: Iterable) -> Iterator:
     """The reader's items; its configuration and I/O errors (a missing column, a missing
-    file) become one clear PrepareError naming the format and the position reached."""
+    file) become one clear PrepareError naming the format, and the position reached when
+    the reader had yielded items. One raised before the first item (the header, the
+    options read with it) is worded as the reader's option errors are
+    (`check_reader_options`): "reader stopped after 0 items" framed a usage error as a read
+    that broke off."""
     position = 0
     iterator = iter(items)
     while True:
@@ -74,7 +78,10 @@ def checked_reader(fmt: str, items: Iterable) -> Iterator:
         except StopIteration:
             return
         except (ValueError, OSError) as e:
-            raise PrepareError(f"--format {fmt} reader stopped after {position} items: {e}") from e
+            if position:
+                raise PrepareError(f"--format {fmt} reader stopped after {position} items: {e}") from e
+            said = str(e)  # the readers' messages start with the format's name, as "csv: ..."
+            raise PrepareError(f"--format {said}" if said.startswith(f"{fmt}: ") else f"--format {fmt}: {said}") from e
         position += 1
         yield item
 

@@ -31,7 +31,8 @@ from typing import Iterator
 
 from ...molecule.io.read import not_text
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, field_count_problem,
-                   fields_control_problem, option_list, register_reader, undecodable, without_trailing_blanks)
+                   fields_control_problem, option_list, register_reader, separator_problem, undecodable,
+                   without_trailing_blanks)
 
 FILES = {"train": "train.txt", "valid": "validation.txt", "test": "test.txt"}
 HEADER = ["CID", "SMILES", "description"]
@@ -65,6 +66,9 @@ def _rows(path: Path):
     text_problem(path, "chebi20")
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="\n") as handle:
         header = handle.readline().rstrip("\r\n").split("\t")
+        problem = separator_problem(header, "\t")  # a comma-separated copy: one cell, "CID,SMILES,..."
+        if problem:
+            raise ValueError(f"chebi20: {path}: {problem}")
         if header != HEADER:
             raise ValueError(f"chebi20: {path} header is {header}, expected {HEADER}")
         for number, line in enumerate(handle, start=2):

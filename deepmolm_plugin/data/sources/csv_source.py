@@ -21,9 +21,10 @@ Options (from the ``deepmolm-prepare`` command line):
   ``SourceError`` named ``<file stem>#<row>``);
 - ``split_column`` (default: every row in ``train``).
 
-Item ids are ``<row id>:<task>``. A row whose SMILES is blank or does not parse (RDKit's
-reason), that holds bytes that are not UTF-8, or a control character other than a tab, LF
-or CR in a column that is read (a NUL: ``base.control_problem``; wherever it is in the file:
+Item ids are ``<row id>:<task>``. A row whose SMILES is blank or is refused (it does not
+parse, has no heavy atoms, holds a dummy atom: the molecule readers' reason,
+`smiles_refusal`), that holds bytes that are not UTF-8, or a control character other than
+a tab, LF or CR in a column that is read (a NUL: ``base.control_problem``; wherever it is in the file:
 a file is refused whole only for NULs or other control bytes throughout, ``not_text``),
 whose split is blank or not a plain name,
 that has the wrong number of fields (the message says what is past the header's columns),
@@ -34,11 +35,14 @@ naming the row; a label that is not a finite number
 column missing from the header or appearing in it twice, a label name holding a number
 (evaluation would read that number as the value), two label names that differ only in
 case, spaces or punctuation (`eval.names.name_key`: training and evaluation refuse them as
-two spellings of one property), or an unknown option, is
+two spellings of one property), a label name no record can carry (`label_names`: a line
+break, tab or invisible character, the image placeholder, a chat-template token), or an
+unknown option, is
 a configuration error raised at once; header cells are matched with spaces around them
 aside (``columns_named``'s rule), so two cells that differ only so are a column named
 twice. A file that is no UTF-8 text (UTF-16, gzip, zip: ``molecule.io.read.not_text``)
-is one error saying so. Column names holding a comma (5 of SIDER's) are
+is one error saying so, and so is one whose header is one cell holding semicolons, tabs
+or bars (`base.separator_problem`: not comma-separated). Column names holding a comma (5 of SIDER's) are
 given as a JSON list, ``--option 'label_columns=["Injury, poisoning ..."]'``: the comma
 lists of the command line would cut them apart (the error for the missing piece says so).
 """
@@ -57,6 +61,7 @@ from ...molecule.io.read import not_text
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, control_problem, csv_header,
                    field_count_problem, fields_control_problem, id_problem, option_name, register_reader, repeated_id,
                    split_problem, undecodable)
+from .label_names import check_label_name_usable
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
@@ -126,10 +131,23 @@ def refuse_numeric_text_task(fmt: str, column: str, task: str) -> None:
                          f"text takes a text task, {column}=TASK (Caption, description, ...)")
 
 
+def check_column_lists(fmt: str, options: dict) -> None:
+    """The column options are a name, names separated by commas, or a JSON list of names
+    (`as_list`): ``--option label_columns=5`` (the int 5) was a TypeError traceback."""
+    for name in ("label_columns", "text_columns"):
+        value = options.get(name)
+        if not (value is None or isinstance(value, str)
+                or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            raise ValueError(f"{fmt}: option {name} must be a column name, names separated by commas or a JSON "
+                             f"list of names, got {value!r}")
+
+
 def check_text_columns(fmt: str, options: dict) -> None:
     """`refuse_numeric_text_task` for every text column, before the input is opened (the
     reader's `check`; the header may still change which part of a spec is the column,
-    `named`, and `text_task` checks again with it)."""
+    `named`, and `text_task` checks again with it). The column lists' form first
+    (`check_column_lists`)."""
+    check_column_lists(fmt, options)
     for spec in as_list(options.get("text_columns")):
         refuse_numeric_text_task(fmt, *_column_task(spec))
 
@@ -144,6 +162,7 @@ def require_columns(fmt: str, options: dict, header: Sequence[str] = ()) -> None
 
     folded: dict = {}  # name_key -> the name's first spelling
     for _, name in (named(spec, header) for spec in as_list(options.get("label_columns"))):
+        check_label_name_usable(fmt, name)  # a line break, '<image>': every row failed at run time
         check_label_name(fmt, name)
         first = folded.setdefault(name_key(name), name)
         if first != name:  # training (data.records.check_property_names) and evaluation would refuse the records
@@ -285,6 +304,13 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
                 yield from _row(path, index, where, fields, header, at, columns, ids)
 
 
+def smiles_refusal(smiles: str, reason: str) -> str:
+    """A row's SMILES failure in the molecule readers' words (deepmolm-fingerprint and
+    -render give `reason` alone), with the SMILES named where the reason does not name it.
+    Was "SMILES '[H+]' does not parse: no heavy atoms...": it parses, and is refused."""
+    return reason if repr(smiles) in reason else f"SMILES {smiles!r} is refused: {reason}"
+
+
 def _row(path: Path, index: int, where: str, fields: list, header: list, at: dict, columns: dict, ids: dict):
     row_id = f"{path.stem}#{index}"
     # (a trailing empty cell is not dropped here, as the chebi20 reader drops a trailing tab: a
@@ -338,7 +364,7 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
     except MoleculeTooLarge:
         pass
     except MoleculeError as e:
-        yield SourceError(row_id, "smiles", f"SMILES {smiles!r} does not parse: {e.reason}")
+        yield SourceError(row_id, "smiles", smiles_refusal(smiles, e.reason))
         return
     molecule, extra = MoleculeSpec(smiles=smiles), {"row": index}
     produced = False

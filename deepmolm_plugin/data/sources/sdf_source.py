@@ -26,7 +26,9 @@ it was skipped, though listed among the run's inputs). Options:
 - ``split_column``: a data field holding the split (default: ``train``); a record
   without it, or with it blank, is a ``SourceError`` (stage ``split``) saying so.
 
-A blank ``id_field`` or ``split_column`` is a configuration error (it was ignored).
+A blank ``id_field`` or ``split_column`` is a configuration error (it was ignored), and so
+are the label names the CSV reader refuses (``csv_source.require_columns``: a number in the
+name, two spellings of one name, a name no record can carry), before the input is read.
 
 Item ids are ``<record id>:<task>``. A record whose id, split, label or text field holds
 bytes that are not UTF-8 or a control character other than a tab, LF or CR (a NUL:
@@ -55,7 +57,7 @@ from ...molecule.io.read import not_text
 from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
 from .base import (MoleculeSpec, SourceError, SourceItem, fields_control_problem, option_name, register_reader,
                    repeated_id, split_problem, visible_files)
-from .csv_source import (as_list, check_one_column_per_task, check_text_columns, label_item, named, require_columns,
+from .csv_source import (as_list, check_column_lists, check_text_columns, label_item, named, require_columns,
                          text_item, text_task)
 
 OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
@@ -156,16 +158,19 @@ def missing_field(fields: dict, wanted: str) -> str:
 
 
 def check_fields(fmt: str, options: dict) -> None:
-    """The checks of the field options that need no file (the reader's `check`): fields are
-    named as given (no header to read them against), so two fields for one task are found
-    here too, before the numeric text tasks (`check_text_columns`)."""
-    check_one_column_per_task(fmt, options)
+    """The checks of the field options that need no file (the reader's `check`, before
+    --out is touched): fields are named as given (no header to read them against), so the
+    label names (`require_columns`: a number, two spellings of one name, a name no record
+    can carry) and two fields for one task are found here, before the numeric text tasks
+    (`check_text_columns`). Was: when the first record was read, or in every record."""
+    check_column_lists(fmt, options)
+    require_columns(fmt, options)
     check_text_columns(fmt, options)
 
 
 @register_reader("sdf", options=OPTIONS, files=lambda folder, options: sdf_files(folder), check=check_fields)
 def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
-    require_columns("sdf", options)
+    # (the field options were checked when the reader was called: `check_fields`)
     for name in ("id_field", "split_column"):
         option_name("sdf", options, name)
     labels = [named(c) for c in as_list(options.get("label_columns"))]
