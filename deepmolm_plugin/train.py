@@ -47,13 +47,14 @@ import signal
 import sys
 
 from deepmolm_plugin import usage
-from deepmolm_plugin.training.arguments import check_batches, checked_arguments
+from deepmolm_plugin.training.arguments import check_batches, checked_arguments, say_batch_fill
 from deepmolm_plugin.training.checkpoints import set_aside_unfinished_save
-from deepmolm_plugin.training.distributed import (cpu_bf16_argv, finish_distributed, prepare_cpu_distributed,
-                                                  single_process_environment)
+from deepmolm_plugin.training.distributed import (cpu_bf16_argv, finish_distributed, leave_process,
+                                                  prepare_cpu_distributed, single_process_environment)
 from deepmolm_plugin.training.finished import finished_run_line
 from deepmolm_plugin.training.inputs import check_inputs, check_template, note_unread_molecules
-from deepmolm_plugin.training.interrupts import interrupted_message, stop_on_sigterm
+from deepmolm_plugin.training.interrupts import (LostPeer, ctrl_c_ends_the_start, interrupted_message,
+                                                 lost_peer_turns_into, stop_on_sigterm)
 from deepmolm_plugin.training.options import PROG, option_value
 from deepmolm_plugin.training.resume import say_resume_notes, say_start_lines
 from deepmolm_plugin.training.run_record import write_run_record
@@ -74,6 +75,83 @@ def resolve_model_path_argument(argv):
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     asks_help = any(a in ("-h", "--help") for a in argv)
+    with ctrl_c_ends_the_start():  # checks and heavy imports: a Ctrl-C is one line at once (interrupts)
+        argv, records, options, model_args, data_args, host_train = start(argv, asks_help)
+        from deepmolm_plugin.encoder.tower import TowerWeightsError
+        from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
+        from deepmolm_plugin.projector.weights import ProjectorWeightsError
+    output_dir = None if asks_help else options.output_dir
+
+    lock = None
+    if not asks_help and os.environ.get("RANK", "0") == "0":
+        # one run per --output_dir: a second one set aside the checkpoint the first was still
+        # saving (as a save cut short), and both wrote one folder; the other ranks of this run
+        # write it with rank 0
+        from deepmolm_plugin import output_lock
+
+        try:
+            lock = output_lock.hold(output_lock.folder_lock(os.path.expanduser(output_dir), PROG))
+        except usage.UsageError as e:
+            usage.fail(PROG, e)
+    previous_sigterm, lost_peer = stop_on_sigterm(), None
+    try:
+        if not asks_help:
+            set_aside = set_aside_unfinished_save(output_dir)
+            # every refusal is behind us (checks, lock, set-aside): "resuming" is now true
+            say_start_lines(options, model_args, set_aside)
+            say_resume_notes(options)
+            say_batch_fill(options, len(records))
+            write_run_record(options, data_args)
+        # cpu_bf16_argv first: it reads the user's --use_cpu, not the one prepare_cpu_distributed adds
+        argv = prepare_cpu_distributed(argv if asks_help else cpu_bf16_argv(argv, options))
+        sys.argv = [sys.argv[0]] + argv
+        seed_model_init(argv)
+        from deepmolm_plugin.encoder.feature_cache import opened_caches
+
+        with lost_peer_turns_into(output_dir):  # the training's collectives and the cache report's all_gather
+            with opened_caches() as caches:  # the host builds the tower (and opens its cache) inside train()
+                host_train.train(attn_implementation="sdpa")
+            if not asks_help:
+                report_feature_cache(caches, option_value(argv, "vision_feature_cache"))
+    except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
+        usage.fail(PROG, e)
+    except ProjectorWeightsError as e:  # the stage-1 adapter's shapes, once the model has built the projector
+        usage.fail(PROG, f"--pretrain_mm_mlp_adapter {option_value(argv, 'pretrain_mm_mlp_adapter')}: {e}")
+    except TowerWeightsError as e:  # what check_tower_weights could not see from headers (NaN values, a big pickle)
+        usage.fail(PROG, f"--vision_tower_weights {option_value(argv, 'vision_tower_weights')}: {e}")
+    except usage.DataError as e:  # the data, found bad once the model is built: one line, exit 1
+        sys.stderr.write(f"{PROG}: error: {usage.data_error_line(e)}\n")
+        raise SystemExit(1) from None
+    except NonFiniteTraining as e:  # every rank stops at the same step (the reduced gradient norm)
+        sys.stderr.write(f"{PROG}: error: {e}\n")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C: a traceback from inside the training loop, before
+        sys.stderr.write(f"\n{PROG}: {interrupted_message(output_dir)}\n")
+        raise SystemExit(130) from None
+    except LostPeer as lost:  # said now: torchrun's SIGTERM may end this rank once SIGTERM is put back
+        sys.stderr.write(f"{lost}\n")
+        lost_peer = lost
+    finally:  # for in-process callers (tests); None: a handler not set from Python, which cannot be put back
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        if lock is not None:
+            lock.release()
+    if lost_peer is not None:
+        leave_process(1)  # not interpreter shutdown: the broken group's threads can abort or hang there
+    try:
+        with lost_peer_turns_into(output_dir):
+            finish_distributed()  # its barrier: a rank ended after training
+    except LostPeer as lost:
+        sys.stderr.write(f"{lost}\n")
+        leave_process(1)
+
+
+def start(argv, asks_help: bool) -> tuple:
+    """The start of main, before anything is written: the checks (each refusal one line, exit
+    2; a finished run exit 0) and the imports of the plugin and the host. Returns (argv for
+    the host, records, options, model_args, data_args, the host's train module); all but argv
+    and the host None for --help."""
+    records = options = model_args = data_args = None
     if not asks_help:
         try:
             records = check_inputs(argv)
@@ -102,61 +180,7 @@ def main(argv=None) -> None:
             check_launcher_tokenizer(option_value(argv, "model_name_or_path"), "--model_name_or_path")
         except usage.UsageError as e:
             usage.fail(PROG, e)
-    output_dir = None if asks_help else options.output_dir
-    from deepmolm_plugin.encoder.tower import TowerWeightsError
-    from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining
-    from deepmolm_plugin.projector.weights import ProjectorWeightsError
-
-    lock = None
-    if not asks_help and os.environ.get("RANK", "0") == "0":
-        # one run per --output_dir: a second one set aside the checkpoint the first was still
-        # saving (as a save cut short), and both wrote one folder; the other ranks of this run
-        # write it with rank 0
-        from deepmolm_plugin import output_lock
-
-        try:
-            lock = output_lock.hold(output_lock.folder_lock(os.path.expanduser(output_dir), PROG))
-        except usage.UsageError as e:
-            usage.fail(PROG, e)
-    previous_sigterm = stop_on_sigterm()
-    try:
-        if not asks_help:
-            set_aside = set_aside_unfinished_save(output_dir)
-            # every refusal is behind us (checks, lock, set-aside): "resuming" is now true
-            say_start_lines(options, model_args, set_aside)
-            say_resume_notes(options)
-            write_run_record(options, data_args)
-        # cpu_bf16_argv first: it reads the user's --use_cpu, not the one prepare_cpu_distributed adds
-        argv = prepare_cpu_distributed(argv if asks_help else cpu_bf16_argv(argv, options))
-        sys.argv = [sys.argv[0]] + argv
-        seed_model_init(argv)
-        from deepmolm_plugin.encoder.feature_cache import opened_caches
-
-        with opened_caches() as caches:  # the host builds the tower (and opens its cache) inside train()
-            host_train.train(attn_implementation="sdpa")
-        if not asks_help:
-            report_feature_cache(caches, option_value(argv, "vision_feature_cache"))
-    except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
-        usage.fail(PROG, e)
-    except ProjectorWeightsError as e:  # the stage-1 adapter's shapes, once the model has built the projector
-        usage.fail(PROG, f"--pretrain_mm_mlp_adapter {option_value(argv, 'pretrain_mm_mlp_adapter')}: {e}")
-    except TowerWeightsError as e:  # what check_tower_weights could not see from headers (NaN values, a big pickle)
-        usage.fail(PROG, f"--vision_tower_weights {option_value(argv, 'vision_tower_weights')}: {e}")
-    except usage.DataError as e:  # the data, found bad once the model is built: one line, exit 1
-        sys.stderr.write(f"{PROG}: error: {usage.data_error_line(e)}\n")
-        raise SystemExit(1) from None
-    except NonFiniteTraining as e:  # every rank stops at the same step (the reduced gradient norm)
-        sys.stderr.write(f"{PROG}: error: {e}\n")
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:  # Ctrl-C: a traceback from inside the training loop, before
-        sys.stderr.write(f"\n{PROG}: {interrupted_message(output_dir)}\n")
-        raise SystemExit(130) from None
-    finally:  # for in-process callers (tests); None: a handler not set from Python, which cannot be put back
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
-        if lock is not None:
-            lock.release()
-    finish_distributed()
+    return argv, records, options, model_args, data_args, host_train
 
 
 def report_feature_cache(caches: list, option: "str | None") -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 from deepmolm_plugin import usage
 from deepmolm_plugin.training.adapter import check_adapter_settings
@@ -201,6 +202,39 @@ def check_batches(options, records: int) -> None:
                                f"fewer than one batch of --per_device_train_batch_size {batch} on each of {processes} "
                                "process(es), so the run would take no step and save the untrained model; give more "
                                "records, a smaller batch, or --dataloader_drop_last False")
+
+
+def batch_fill_note(options, records: int) -> "str | None":
+    """The note for several processes whose step (per-device batch x processes) does not divide
+    the records: accelerate shards the host's DataLoader so that every process takes the same
+    number of steps (DDP needs each rank in every collective), and so fills the epoch's last,
+    incomplete step with records from the epoch's start (its even_batches), or drops it with
+    --dataloader_drop_last. Was: said nowhere, so a 2-process run trained 3 of 5 records twice
+    an epoch where one process with --gradient_accumulation_steps 2 (the same global batch)
+    trained each once, and their losses parted after step 1. The stream itself is kept: a
+    shorter last step on one rank would leave the others waiting in its collective.
+    None where nothing is repeated or dropped."""
+    batch, processes = options.per_device_train_batch_size, world_size()
+    step = batch * processes
+    if processes < 2 or records % step == 0:
+        return None
+    shape = (f"--data_path has {records} records, not a multiple of the {step} one step takes over all processes "
+             f"(--per_device_train_batch_size {batch} x {processes} processes)")
+    if getattr(options, "dataloader_drop_last", False):
+        what = (f"each epoch leaves out its last {records % step} record(s) (--dataloader_drop_last True drops the "
+                "incomplete last step over all processes, not only a process's incomplete batch)")
+    else:
+        what = (f"each epoch's last step is filled with {step - records % step} record(s) repeated from the "
+                "epoch's start (so every process takes the same number of steps), and trains them twice")
+    return (f"{PROG}: note: {shape}: {what}; a run with another process count trains on another stream of records; "
+            f"give a multiple of {step} records to train each record once an epoch")
+
+
+def say_batch_fill(options, records: int) -> None:
+    """Rank 0 says batch_fill_note at the start (once every check has passed)."""
+    note = batch_fill_note(options, records)
+    if note and os.environ.get("RANK", "0") == "0":
+        print(note, file=sys.stderr)
 
 
 def check_model_checkpoint(model_args) -> None:

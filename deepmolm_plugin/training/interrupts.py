@@ -1,16 +1,27 @@
-"""A run stopped from outside (Ctrl-C, SIGTERM): SIGTERM taken as Ctrl-C, and the one line
-that says what the stop left in --output_dir and what the same command does with it.
+"""A run stopped from outside (Ctrl-C, SIGTERM, another training process ending): SIGTERM
+taken as Ctrl-C, a Ctrl-C during the start ending the process at once, a failed process
+group taken as a stop, and the one line that says what the stop left in --output_dir and
+what the same command does with it.
 
 Separate because it is main's way out, read from the checkpoints the stop left, and no
 check before the start uses it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
+import sys
+import threading
 
 from deepmolm_plugin import usage
 from deepmolm_plugin.training.checkpoints import adapter_only, aside_name, resumed_checkpoint, unfinished_save
+from deepmolm_plugin.training.options import PROG
+
+# gloo's words when the other end of a connection is gone (its tcp pair: read of 0 bytes,
+# ECONNRESET, EPIPE): the only RuntimeErrors taken for a failed process group
+GLOO_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
 
 
 def stop_on_sigterm():
@@ -63,3 +74,84 @@ def interrupted_message(output_dir: "str | None") -> str:
             f"saved before it are kept, and the same command sets {name} aside (as "
             f"{os.path.basename(aside_name(unfinished))}) and "
             f"{then}")
+
+
+@contextlib.contextmanager
+def ctrl_c_ends_the_start():
+    """Within it (main's checks and imports, before anything is written), a Ctrl-C ends the
+    process at once with the one line and status 130, from the signal handler, instead of a
+    KeyboardInterrupt raised wherever Python code runs next. That was often inside a C
+    extension's initialisation calling back into Python (numpy's _multiarray_umath imports
+    its Python helpers while torch imports numpy): numpy's C code swallowed the interrupt (the
+    launcher went on, exit 0), or marked itself loaded, so torch's `import numpy` (guarded by
+    `except ModuleNotFoundError`) ended in "ImportError: cannot load module more than once per
+    process", a traceback; pybind11 code interrupted this way aborted (exit -6). os._exit skips
+    the exit handlers: nothing has been written yet, and those of half-imported libraries are
+    what such an exit would run. Kept as it is where Ctrl-C is not Python's default (ignored
+    in a background job) or off the main thread (no signal handler can be set there)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _end_the_start)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _end_the_start(signum, frame):
+    """SIGINT during the start: the launcher's one Ctrl-C line, then exit 130 without unwinding."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.write(2, f"\n{PROG}: interrupted\n".encode())
+    os._exit(130)
+
+
+def process_group_failure(error: BaseException) -> "str | None":
+    """What torch said, in a few words, when `error` is the process group failing (another
+    training process ended): torch.distributed's own errors (DistBackendError under NCCL,
+    DistNetworkError / DistStoreError when the rendezvous store's host is gone) and gloo's
+    RuntimeError for a peer connection that closed. None for any other error: those keep
+    their traceback."""
+    import torch.distributed as dist
+
+    text = str(error)
+    is_dist = isinstance(error, (dist.DistBackendError, dist.DistNetworkError, dist.DistStoreError))
+    if not is_dist and not (isinstance(error, RuntimeError) and "gloo" in text and
+                            any(words in text for words in GLOO_PEER_GONE)):
+        return None
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text.strip())  # gloo's "[.../pair.cc:561] " source position
+    return text.split(". ")[0].splitlines()[0][:200] if text else type(error).__name__
+
+
+def lost_peer_line(why: str, output_dir: "str | None") -> str:
+    """The one line of a rank whose process group failed (`why`: process_group_failure)."""
+    return (f"{PROG}: error: another training process ended or lost contact ({why}), so this one stopped too; "
+            f"{interrupted_message(output_dir)}")
+
+
+class LostPeer(Exception):
+    """A rank's process group failed (lost_peer_turns_into): its one line. The caller says it and
+    leaves through leave_process: the broken group's gloo / NCCL threads are never torn down
+    by interpreter shutdown, where they can abort or hang."""
+
+
+@contextlib.contextmanager
+def lost_peer_turns_into(output_dir: "str | None"):
+    """A process-group failure within it (process_group_failure: another rank killed, its
+    machine gone) becomes LostPeer, holding lost_peer_line; every other error passes through
+    unchanged. Was: a 60-line `[rank0]` traceback ending in gloo's "Connection closed by peer",
+    and no word of what the same command resumes. SIGTERM and SIGINT are ignored from then
+    on: torchrun signals the survivors when a worker dies, and the KeyboardInterrupt of
+    stop_on_sigterm then added a second line (or, once main had put SIG_DFL back, ended the
+    process before any)."""
+    try:
+        yield
+    except RuntimeError as error:  # narrowed at once: anything but a failed process group is raised on
+        why = process_group_failure(error)
+        if why is None:
+            raise
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, signal.SIG_IGN)
+        raise LostPeer(lost_peer_line(why, output_dir)) from None
