@@ -59,6 +59,7 @@ def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
     from matplotlib.text import Text
 
     try:
+        plain_log_ticks(fig)
         for text in fig.findobj(Text):
             text.set_parse_math(False)
         escaped = readable_texts(fig)
@@ -68,12 +69,71 @@ def save(fig, path: "str | os.PathLike", dpi: int) -> Path:
                   "drawn as their \\u escapes", file=sys.stderr)
         with matplotlib.rc_context({"text.parse_math": False}):
             fig.tight_layout()
+            if fit_titles(fig):  # laid out again around the wrapped titles
+                fig.tight_layout()
             # whole or not at all: a run killed while drawing left a cut PNG that passed for a plot
             kind = Path(path).suffix.lstrip(".").lower() or "png"
             replace_atomic(path, lambda f: fig.savefig(f, dpi=dpi, format=kind))
     finally:  # also on failure: an unclosed figure stays in pyplot's list for the process's life
         pyplot().close(fig)
     return Path(path)
+
+
+def plain_log_ticks(fig) -> None:
+    """Every log-scale axis of `fig` labels its ticks in plain text ("0.2", "1e-05"): matplotlib's
+    default log formatters write math text ("$\\mathdefault{2\\times10^{-1}}$"), which `save`
+    draws literally (math text is off, for the user's texts), so the learning curves' loss
+    axis showed TeX source. Any other formatter (one a caller set) is kept."""
+    from matplotlib import ticker
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
+                             (axis.get_minor_formatter, axis.set_minor_formatter)):
+                old = get()
+                if isinstance(old, ticker.LogFormatterMathtext):  # the defaults of the log and symlog scales
+                    put(_plain_log_formatter()(base=old._base, labelOnlyBase=old.labelOnlyBase,
+                                          minor_thresholds=old.minor_thresholds, linthresh=old._linthresh))
+
+
+def fit_titles(fig) -> bool:
+    """Wrap every axes title wider than the room it has (at spaces; centred on its axes, within
+    its panel's share of the figure) onto more lines; True when one was wrapped. A parity plot
+    titled with a long task name ran off the figure's right edge."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    wrapped = False
+    for ax in fig.axes:
+        title, spec = ax.title, ax.get_subplotspec()
+        text = title.get_text()
+        if not text or spec is None:
+            continue
+        ncols = spec.get_gridspec().ncols
+        left, right = (fig.bbox.width * c / ncols for c in (spec.colspan.start, spec.colspan.stop))
+        box = ax.get_window_extent(renderer)
+        centre = (box.x0 + box.x1) / 2
+        room = 2 * min(centre - left, right - centre) - 4  # pixels; a few kept off the edge
+        width, chars = title.get_window_extent(renderer).width, len(text)
+        while width > room and chars > 10:
+            chars = max(10, min(chars - 1, int(chars * room / width)))
+            title.set_text(textwrap.fill(text, chars, break_long_words=False))
+            width, wrapped = title.get_window_extent(renderer).width, True
+    return wrapped
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_log_formatter():
+    """The class, made on first use: matplotlib is imported only when a figure is drawn."""
+    from matplotlib import ticker
+
+    class PlainLogFormatter(ticker.LogFormatter):
+        """matplotlib's LogFormatter (which ticks it labels), each label as Python's `g` format."""
+
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:g}"
+
+    return PlainLogFormatter
 
 
 # Fonts that "have" every character but draw each as a box with its code: no help to a reader

@@ -702,7 +702,10 @@ def _writing(what: "str | os.PathLike"):
 
 def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
     """Create ``out``; refuse (or, with ``overwrite``, clear) results of a different
-    configuration; refuse a folder that is not a run's (``check_out_folder``)."""
+    configuration; refuse a folder that is not a run's (``check_out_folder``). A folder of
+    another configuration without seed results or results.json (a run stopped before its
+    first seed ended) holds no results: it is taken over, its splits and reports cleared (it was refused as
+    "results of a different configuration", which it did not hold)."""
     check_out_folder(out)  # as with the arguments; again here, where files are first replaced and deleted
     with _writing(out / "seeds"):
         (out / "seeds").mkdir(parents=True, exist_ok=True)
@@ -720,7 +723,7 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
             # `comparable_config` resolved them: its seeds are kept
             _refingerprint_seeds(out, old["fingerprint"], fp)
         elif old["fingerprint"] != fp:
-            if not overwrite:
+            if not overwrite and (any((out / "seeds").glob("seed_*.json")) or (out / "results.json").exists()):
                 changed = ", ".join(_changed_settings(comparable_config(old, run), run))
                 raise TableError(f"{out} holds results of a different configuration (changed: {changed}); "
                                  f"use another --out or --overwrite")
@@ -856,6 +859,13 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     for seed, split in splits.items():
         check_split(split, seed, args.split, len(table.smiles), scaffolds, len(groups))
         check_split_labels(split, seed, table, args.task, args.split)
+    # Every input is featurised before --out is touched: a molecule a featuriser refuses (a SMILES
+    # past the model's context, states that are not finite) was refused after config.json, seeds/
+    # and splits/ were written, and the rerun without it was then refused as another configuration
+    need_tokens = args.fusion == "attention"
+    inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
+    test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
+                   for name, t in tests.items()}
     # (a new --out is made only here, where the run starts writing: one refused for its data is
     # not left behind)
     with _writing(lock.path):
@@ -874,8 +884,6 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
                         "this file", f"{out / 'data_report.json'}, test_files.{name}.duplicates",
                         args.quiet and not dups["conflicting"])
 
-    need_tokens = args.fusion == "attention"
-    inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
     data_report["imputed_features"] = imputed_features(featurizer, inputs.embed)
     with _writing(out / "data_report.json"):
         write_atomic(out / "data_report.json", strict_json(data_report, indent=1))
@@ -883,8 +891,6 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
         if not args.quiet:
             print(f"{counts['molecules']} molecules have {counts['values']} {name} feature values RDKit could not "
                   f"compute, imputed by the training median (see {out / 'data_report.json'})", file=sys.stderr)
-    test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
-                   for name, t in tests.items()}
     warm_up()  # counted here, with the data loading, not in the first trained seed's seconds
     featurise_seconds = time.perf_counter() - t_load
 

@@ -2,14 +2,16 @@
 
 Everything a featuriser computes is cached per (featuriser key, SMILES), so a second call
 for the same SMILES computes nothing. The key of an ``llm:`` featuriser includes
-``model_fingerprint`` of the model folder (every small file's SHA-256: config, tokenizer;
-every weight file's name, size, mtime and the SHA-256 of its first and last 4 MiB), so a
+``model_fingerprint`` of the files the model is loaded from (every small file's SHA-256:
+config, tokenizer; every weight file's name, size, mtime and the SHA-256 of its first and
+last 4 MiB; not subfolders such as checkpoint-N/, nor a Trainer's resume state), so a
 fine-tuned or replaced model never reuses stale vectors. The cache is append-only shard
 files written atomically.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -142,10 +144,19 @@ def model_fingerprint(folder: str | os.PathLike, loaded: str | os.PathLike | Non
     return h.hexdigest()
 
 
+# A Trainer's resume state, beside the model in a checkpoint-N folder: never loaded as the model
+TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin",
+                  "rng_state*.pth")
+
+
 def _hash_files(h, folder: Path) -> None:
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel.startswith(".") or "/." in rel:
+    """The files a model is loaded from: those directly in `folder` (config, tokenizer, weights
+    and their index all lie there), not subfolders, hidden files or a Trainer's resume state.
+    Was every file of the tree: deleting an old checkpoint-N/ subfolder (as save_total_limit
+    does) changed the fingerprint, so a resume was refused and the cache keyed anew."""
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        rel = path.name
+        if rel.startswith(".") or any(fnmatch.fnmatchcase(rel, pattern) for pattern in TRAINING_STATE):
             continue
         st = path.stat()
         h.update(rel.encode())

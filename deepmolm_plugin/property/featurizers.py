@@ -7,7 +7,10 @@ A featuriser spec is a ``+``-joined list of registered featurisers (``FEATURIZER
   state (after the final norm) over the SMILES tokens, padding excluded. Batched (sorted
   by length), in float32 unless ``dtype`` says otherwise. Token states (for the attention
   fusion) come from the same pass. A SMILES is never cut: one longer than the model's
-  context, or whose states are not finite, is a FeaturizerError naming it.
+  context (``causal_lm.context_limit``: the trained context where the config records it, as
+  the chat uses, else max_position_embeddings), or whose states are not finite (in float32,
+  or as the float16 token states cached for the attention fusion), is a FeaturizerError
+  naming it.
 - ``rdkit2d``: the 217 RDKit 2D descriptors (``Descriptors.descList``; a descriptor RDKit
   fails on is NaN, imputed later). Normalised by ``scaling.FeatureScaler`` ("quantile":
   the empirical CDF of the *training* molecules, as Chemprop's ``rdkit_2d_normalized``
@@ -143,18 +146,22 @@ class LLMEmbedding(Featurizer):
 
     def __init__(self, folder: str, cache_dir=None, batch_size: int = 32, max_length: int | None = None,
                  dtype=None, device: str = "cpu", progress: bool = True):
+        from .causal_lm import context_limit, llm_config, run_dtype
+
         self.folder = os.fspath(folder)
-        self.batch_size, self.dtype, self.device = batch_size, dtype, device
+        # the dtype the model runs in, as the cache key records it (None was keyed "None" and
+        # run in whatever dtype the folder's config.json named)
+        self.batch_size, self.dtype, self.device = batch_size, run_dtype(dtype), device
         self.progress = progress  # False (--quiet): no "Loading weights" bar from transformers
         self.fingerprint = model_fingerprint(self.folder, self._resolved())
-        from .causal_lm import llm_config
-
         config = llm_config(self._resolved())
         text = config.get_text_config()
         self.dim = int(text.hidden_size)  # a Qwen2-VL folder: its LLM's width
         # Never cut: a longer SMILES is an error naming it (cut at 512 tokens, a 300-mer
-        # acid and its amide had one embedding, without a word)
-        self.max_length = max_length or getattr(text, "max_position_embeddings", None)
+        # acid and its amide had one embedding, without a word). The limit is the one the
+        # chat holds prompts to (`context_limit`) unless the caller gives one.
+        self.max_length, self.limit_source = (max_length, "the max_length given") if max_length else \
+            context_limit(config)
         self.name = f"llm[{Path(self.folder).name}]"
         super().__init__(cache_dir)
         self.token_cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key() + "|tokens")
@@ -166,7 +173,8 @@ class LLMEmbedding(Featurizer):
         return resolve_llm_path(self.folder)
 
     def cache_key(self) -> str:
-        return f"llm-mean|{self.fingerprint}|uncut, at most {self.max_length} tokens|dtype {self.dtype}"
+        dtype = str(self.dtype).removeprefix("torch.")  # the dtype the model runs in, e.g. float32
+        return f"llm-mean|{self.fingerprint}|uncut, at most {self.max_length} tokens|dtype {dtype}"
 
     def model(self):
         if self._model is None:
@@ -193,7 +201,8 @@ class LLMEmbedding(Featurizer):
                 if self.max_length is not None and max(lengths) > self.max_length:
                     i = idx[lengths.index(max(lengths))]
                     raise FeaturizerError(f"llm:{self.folder}: SMILES {usage.shortened(smiles[i])!r} is {max(lengths)} "
-                                     f"tokens, more than the model's {self.max_length}: leave such molecules out")
+                                          f"tokens, more than the model's {self.max_length} "
+                                          f"({self.limit_source}): leave such molecules out")
                 hidden = base(**enc).last_hidden_state.float()  # (batch, tokens, d)
                 for row, i in enumerate(idx):
                     out[i] = hidden[row][mask[row]].cpu().numpy()
@@ -209,7 +218,18 @@ class LLMEmbedding(Featurizer):
 
     def tokens(self, mols: Sequence, smiles: Sequence[str]) -> list[np.ndarray]:
         def compute(miss):
-            return [s.astype(np.float16) for s in self._states(list(miss))]
+            tokens = []
+            for smi, state in zip(miss, self._states(list(miss))):  # state: (n_tokens, d) float32
+                with np.errstate(over="ignore"):  # an overflow is the refusal below, not a warning
+                    t = state.astype(np.float16)  # (n_tokens, d)
+                if not np.isfinite(t).all():  # cached, inf was every later run's, as "training diverged"
+                    raise FeaturizerError(
+                        f"llm:{self.folder}: its token states for SMILES {usage.shortened(smi)!r} exceed float16's "
+                        f"range (|state| up to {float(np.abs(state).max()):.4g}; float16, in which --fusion "
+                        "attention stores them, holds up to 65504): use --fusion concat (float32 mean "
+                        "embeddings) or leave the molecule out")
+                tokens.append(t)
+            return tokens
 
         return [t.astype(np.float32) for t in cached(self.token_cache, list(smiles), compute)]
 

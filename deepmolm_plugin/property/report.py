@@ -221,7 +221,11 @@ def plot_parity(seed_results: Sequence[dict], task_names: Sequence[str], path_st
                     y, pr, m = points
                     series.append((y[m], pr[m], f"seed {r['seed']}"))
             draw.parity(ax, series, size=6, alpha=0.5)
-            ax.set(xlabel=f"measured {name}", ylabel="predicted", title=f"{subset}: parity ({name})")
+            # a task named "measured ..." was labelled "measured measured ..."
+            measured = name if name.lower().startswith("measured") else f"measured {name}"
+            ax.set(xlabel=measured, ylabel="predicted", title=f"{subset}: parity ({name})")
+            if series and len(series) <= 10:  # which colour is which seed (as the learning curves say)
+                ax.legend(fontsize=6, markerscale=2)
             paths.append(draw.save(fig, path_stem.with_name(f"{path_stem.name}_{subset}_{t}.png"), DPI))
     return paths
 
