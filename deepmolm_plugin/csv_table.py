@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import math
 import re
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
-__all__ = ["PLAIN_NUMBER", "columns_named", "csv_rows", "first_row", "line_span", "plain_number"]
+__all__ = ["PLAIN_NUMBER", "columns_named", "csv_rows", "first_row", "line_span", "plain_number", "SEPARATORS",
+           "separator_problem"]
 
 # A number as a table cell should write it: digits, one '.', e-notation. Python's float()
 # also takes "1_000" (1000.0) and other scripts' digits ("١٢", 12.0), which no
@@ -72,3 +73,28 @@ def line_span(first: int, last: int) -> str:
     if last <= first:
         return f"line {last}"
     return f"lines {first}-{last} joined by quotes; a quote never closed joins all later lines into one row"
+
+
+# What a table is split with, by name: Excel saves "CSV" with semicolons where the decimal
+# mark is a comma (most of Europe); tab- and bar-separated exports are common too. Read with
+# another separator, such a header is one cell holding them all.
+SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+_SEPARATED = {",": "comma-separated", "\t": "tab-separated"}  # what the readers read
+
+
+def separator_problem(header: Sequence[str], separator: str = ",") -> Optional[str]:
+    """Why the header of a table split at `separator` (',' or a tab) was read as one cell
+    holding another separator (`SEPARATORS`), or None. Every reader of a header needs
+    several columns (a SMILES and a label at least), so such a file can never be read: was
+    "no 'smiles' column in the header ['smiles;logS']; name it with --smiles-column", and
+    with that option "SMILES column 'smiles' is not in the header ['smiles;logS']"."""
+    if len(header) != 1:
+        return None
+    found = [other for other in SEPARATORS if other != separator and other in header[0]]
+    if not found:
+        return None
+    other = max(found, key=header[0].count)
+    # a semicolon file's numbers are usually written with a decimal comma, which a CSV splits
+    decimal = ", with '.' as the decimal mark" if other == ";" and separator == "," else ""
+    return (f"the header is one cell, {header[0]!r}, holding {SEPARATORS[other]} ({other!r}): the file is not "
+            f"{_SEPARATED[separator]}; save it {_SEPARATED[separator]}{decimal}")

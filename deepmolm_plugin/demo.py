@@ -275,8 +275,10 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import usage  # `~` in --out: the shell expands it only at a word's start
+
     parser = argparse.ArgumentParser(prog="python -m deepmolm_plugin.demo", description=__doc__, formatter_class=_Help)
-    parser.add_argument("--out", default="demo_out",
+    parser.add_argument("--out", default="demo_out", type=usage.user_path,
                         help=f"working folder: a new or empty one, or an earlier demo run's (it holds {MARKER}), "
                              "whose contents are deleted")
     parser.add_argument("--freesolv", type=int, default=400, help="FreeSolv training molecules (MW and TPSA questions)")

@@ -304,8 +304,8 @@ def _check_as_the_report_does(questions: List[dict]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deepmolm_plugin.eval.questions",
                                      description="Host records (a prepared split) -> model_vqa question file.")
-    parser.add_argument("data", help="JSON list of host records")
-    parser.add_argument("out", help="question file to write (JSONL)")
+    parser.add_argument("data", type=usage.user_path, help="JSON list of host records")
+    parser.add_argument("out", type=usage.user_path, help="question file to write (JSONL)")
     parser.add_argument("--fp-bits", type=int, default=None,
                         help="what DATA's molecule_fp were made with (default: its manifest.json's, else 4096)")
     parser.add_argument("--fp-levels", type=int, default=None,

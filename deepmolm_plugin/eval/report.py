@@ -61,14 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m deepmolm_plugin.eval.report",
                                      description="Merge model_vqa answer shards and score them per task.")
-    parser.add_argument("answers", nargs="+", help="answer JSONL files (one per chunk/rank)")
-    parser.add_argument("--references", default=None,
+    parser.add_argument("answers", nargs="+", type=usage.user_path, help="answer JSONL files (one per chunk/rank)")
+    parser.add_argument("--references", default=None, type=usage.user_path,
                         help="question file with question_id, task, answer, properties (eval.questions writes it)")
-    parser.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, per_question.jsonl, plots/")
+    parser.add_argument("--out", required=True, type=usage.user_path,
+                        help="folder for metrics.json, metrics.md, per_question.jsonl, plots/")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER,
                         help=f"text-metric tokenizer: {', '.join(TOKENIZERS)} or hf:<local folder> "
                              f"(default {DEFAULT_TOKENIZER})")
-    parser.add_argument("--nltk-data", default=None, help="NLTK data folder holding corpora/wordnet "
+    parser.add_argument("--nltk-data", default=None, type=usage.user_path, help="NLTK data folder holding corpora/wordnet "
                                                           "(default: $NLTK_DATA, else <venv>/nltk_data)")
     parser.add_argument("--no-plots", action="store_true")
     return parser

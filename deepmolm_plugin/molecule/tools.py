@@ -117,6 +117,18 @@ def embed_timeout_arg(text: str) -> float | None:
     return int(value) if value.is_integer() else value  # '60' equals the default 60 in settings
 
 
+def _user_path(value: str) -> Path:
+    """A path option's value with `~` expanded: the shell leaves `--out=~/x` as typed, and it
+    was written to a folder named `~` in the current one."""
+    return Path(usage.user_path(value))
+
+
+def _expand_inputs(args) -> None:
+    """INPUT files with `~` expanded, after parsing: with --smiles they are SMILES, kept as typed."""
+    if not args.smiles:
+        args.inputs = [usage.user_path(value) for value in args.inputs]
+
+
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT",
@@ -132,7 +144,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep all fragments (default) or only the largest",
     )
     parser.add_argument(
-        "--failures", type=Path, help="also write failed records as JSON lines {id, source, error} here"
+        "--failures", type=_user_path, help="also write failed records as JSON lines {id, source, error} here"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -370,8 +382,9 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         help=f"time limit for embedding one conformer (default {EMBED_TIMEOUT}; 'none' lifts it)",
     )
     add_fingerprint_options(parser)
-    parser.add_argument("--out", default="-", help="output JSONL file (default stdout)")
+    parser.add_argument("--out", default="-", type=usage.user_path, help="output JSONL file (default stdout)")
     args = parser.parse_args(argv)
+    _expand_inputs(args)
     try:
         settings = fingerprint_settings(args)  # every line is stamped with them: training and eval refuse
         # rows made for another model
@@ -530,10 +543,11 @@ def render_main(argv: list[str] | None = None) -> int:
         description="DeepMoLM depictions (RDKit 2D, white background) as PNG files.",
     )
     _common_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    parser.add_argument("--out", type=_user_path, required=True, help="output directory (created)")
     parser.add_argument("--size", type=int, default=1024, help="image side in pixels (default 1024)")
     parser.add_argument("--stereo-labels", action="store_true", help="also write CIP labels")
     args = parser.parse_args(argv)
+    _expand_inputs(args)
     try:
         usage.at_least(args.size, "--size", 16)
         if args.size > MAX_SIZE:  # else every record fails in Cairo, or the machine runs out of memory

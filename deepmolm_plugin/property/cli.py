@@ -70,7 +70,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import output_lock, usage
-from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number
+from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number, separator_problem
 from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
@@ -309,7 +309,11 @@ def json_file_problem(path: str | os.PathLike) -> str | None:
 
 
 def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column: str | None) -> str | None:
-    """What is wrong with a CSV header for these options (a missing or repeated column), else None."""
+    """What is wrong with a CSV header for these options (not comma-separated, a missing or
+    repeated column), else None."""
+    separated = separator_problem(header)  # was: "no SMILES column ... in the header ['smiles;logS']"
+    if separated:
+        return separated
     if smiles_column is None:  # `SMILES` and `smiles` of other molecules: prepare read one, kflm2 the other
         found = [header[i] for i in columns_named(header, "smiles")]
         if len(found) > 1:
@@ -441,7 +445,7 @@ def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepmolm-kflm2", description=__doc__.split("\n\n")[0],
                                 formatter_class=usage.HelpFormatter)
-    p.add_argument("--data", required=True, help="CSV file, one molecule per row")
+    p.add_argument("--data", required=True, type=usage.user_path, help="CSV file, one molecule per row")
     p.add_argument("--smiles-column", default=None, help="default: the first of smiles/SMILES/Smiles")
     # extend: `--targets a --targets b` kept b alone without a word (argparse's last-wins)
     p.add_argument("--targets", nargs="+", action="extend", required=True,
@@ -452,10 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fractions of the data (default: 0.8 0.1 0.1); with --test-file the data are split "
                         "TRAIN:VALID only and TEST is 0 or the default's 0.1 (unused either way)")
     p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (split and model)")
-    p.add_argument("--test-file", action="append", default=[],
+    p.add_argument("--test-file", action="append", default=[], type=usage.user_path,
                    help="fixed test set (repeatable; e.g. Llinas 2020 set 1 / set 2): the training file is split "
                         "train:valid 8:1 only")
-    p.add_argument("--out", default=None, help="output folder (default kflm2_runs/<data>_<split>)")
+    p.add_argument("--out", default=None, type=usage.user_path, help="output folder (default kflm2_runs/<data>_<split>)")
     p.add_argument("--features", default="rdkit2d",
                    help="embedding featuriser(s): llm:<folder>, rdkit2d, morgan[:radius:bits], joined by '+'; "
                         "'none' for the graph alone")
@@ -479,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train under bfloat16 autocast (faster on CPUs with bf16 units); validation (model "
                         "selection), test and --test-file predictions are computed in float32 all the same")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
-    p.add_argument("--cache-dir", default=None, help="featuriser cache (default $DEEPMOLM_PROPERTY_CACHE or "
+    p.add_argument("--cache-dir", default=None, type=usage.user_path, help="featuriser cache (default $DEEPMOLM_PROPERTY_CACHE or "
                                                      "~/.cache/deepmolm_plugin/property)")
     p.add_argument("--llm-batch-size", type=int, default=32)
     p.add_argument("--max-rows", type=int, default=None, help="read only the first N rows (smoke tests)")

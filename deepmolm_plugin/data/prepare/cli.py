@@ -55,8 +55,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="deepmolm-prepare", description=DESCRIPTION,
                                 formatter_class=usage.HelpFormatter)
     p.add_argument("--format", required=True, choices=formats)
-    p.add_argument("--input", required=True, help="input file or folder (as the format's reader expects)")
-    p.add_argument("--out", required=True, help="output folder (created; resumable)")
+    p.add_argument("--input", required=True, type=usage.user_path, help="input file or folder (as the format's reader expects)")
+    p.add_argument("--out", required=True, type=usage.user_path, help="output folder (created; resumable)")
     p.add_argument("--workers", type=int, default=1, help="processes computing molecules (default 1)")
     p.add_argument("--shard", default="0/1", help="I/N: compute only chunks c with c %% N == I (array jobs)")
     p.add_argument("--merge", action="store_true",

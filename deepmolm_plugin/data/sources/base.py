@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ...csv_table import first_row
+# separator_problem: the one rule of every CSV reader; this package's readers import it from here
+from ...csv_table import SEPARATORS, first_row, separator_problem  # noqa: F401
 # the one rule for control characters lives with the structure readers (molecule never imports data)
 from ...molecule.io.base import control_problem, id_key  # noqa: F401 (id_key: this package's rule too)
 from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL, read_manifest
@@ -119,31 +120,6 @@ def csv_header(reader, path, fmt: str) -> list:
     if problem:
         raise ValueError(f"{fmt}: {path}: {problem}")
     return header
-
-
-# What a table is split with, by name: Excel saves "CSV" with semicolons where the decimal
-# mark is a comma (most of Europe); tab- and bar-separated exports are common too. Read with
-# another separator, such a header is one cell holding them all.
-SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
-_SEPARATED = {",": "comma-separated", "\t": "tab-separated"}  # what the readers read
-
-
-def separator_problem(header: Sequence[str], separator: str = ",") -> Optional[str]:
-    """Why the header of a table split at `separator` (',' or a tab) was read as one cell
-    holding another separator (`SEPARATORS`), or None. Every reader of a header needs
-    several columns (a SMILES and a label at least), so such a file can never be read: was
-    "no 'smiles' column in the header ['smiles;logS']; name it with --smiles-column", and
-    with that option "SMILES column 'smiles' is not in the header ['smiles;logS']"."""
-    if len(header) != 1:
-        return None
-    found = [other for other in SEPARATORS if other != separator and other in header[0]]
-    if not found:
-        return None
-    other = max(found, key=header[0].count)
-    # a semicolon file's numbers are usually written with a decimal comma, which a CSV splits
-    decimal = ", with '.' as the decimal mark" if other == ";" and separator == "," else ""
-    return (f"the header is one cell, {header[0]!r}, holding {SEPARATORS[other]} ({other!r}): the file is not "
-            f"{_SEPARATED[separator]}; save it {_SEPARATED[separator]}{decimal}")
 
 
 def id_problem(item_id: str) -> Optional[str]:

@@ -45,6 +45,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from ... import usage
 from ...result_files import shared_mode
 
 DEBIAN_PACKAGES = ("wordnet-base", "wordnet-sense-index")
@@ -232,10 +233,12 @@ def wordnet_reader(nltk_data: Optional[os.PathLike] = None):
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deepmolm_plugin.eval.metrics.wordnet",
                                      description="Build NLTK's WordNet corpus from the Debian WordNet 3.0 packages.")
-    parser.add_argument("--nltk-data", default=None,
+    parser.add_argument("--nltk-data", default=None, type=usage.user_path,
                         help=f"NLTK data folder (default: $NLTK_DATA's first entry, else {Path(sys.prefix) / 'nltk_data'})")
-    parser.add_argument("--source", default=str(DEBIAN_DICT), help="folder with the WordNet dict files")
-    parser.add_argument("--man-page", default=str(LEXNAMES_MAN_PAGE), help="lexnames(5WN) man page")
+    parser.add_argument("--source", default=str(DEBIAN_DICT), type=usage.user_path,
+                        help="folder with the WordNet dict files")
+    parser.add_argument("--man-page", default=str(LEXNAMES_MAN_PAGE), type=usage.user_path,
+                        help="lexnames(5WN) man page")
     parser.add_argument("--check", action="store_true", help="also load it with NLTK and look up a word")
     args = parser.parse_args(argv)
     try:

@@ -1,7 +1,8 @@
 """CSV reader (``.csv``): a table with a SMILES column, streamed.
 
 Column ``smiles`` (any case) is required; a file without it is one error naming the
-columns it has, and so is a ``smiles`` or id column named twice (any case: ``SMILES`` and
+columns it has (a header that is one cell holding semicolons, tabs or bars says the file is
+not comma-separated: ``csv_table.separator_problem``), and so is a ``smiles`` or id column named twice (any case: ``SMILES`` and
 ``smiles`` side by side gave the last one's molecule). Id from the first of the columns
 ``id, name, cid, compound_id`` (any case) that the file has; a blank id there, or no such
 column, gives ``file#row`` (0-based data rows, blank lines not counted: the record
@@ -20,7 +21,7 @@ from __future__ import annotations
 import csv
 from typing import Iterator
 
-from ...csv_table import columns_named, csv_rows, first_row, line_span
+from ...csv_table import columns_named, csv_rows, first_row, line_span, separator_problem
 from ..errors import MoleculeError
 from .base import ParsedStructure, register_reader
 
@@ -42,6 +43,9 @@ def read_csv(handle, name: str) -> Iterator[ParsedStructure]:
     reader = csv.reader(handle)
     try:
         header = first_row(reader) or []
+        separated = separator_problem(header)  # a semicolon export: one cell, not "no 'smiles' column"
+        if separated:
+            raise MoleculeError(name, separated)
         smiles = _column(header, "smiles", name)
         if smiles is None:
             raise MoleculeError(name, f"CSV has no 'smiles' column (columns: {header})")
