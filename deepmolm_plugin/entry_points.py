@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from deepmolm_plugin.start_interrupts import ctrl_c_ends_the_start
+
 
 def _exit(status: int):
     """How an interrupted tool's process ends (tests replace it): what a normal exit runs
@@ -35,9 +37,14 @@ def _run(module: str, function: str, prog: str):
     """Import the tool, run its entry function and return its exit status. A Ctrl-C while
     it imports, or one the tool does not catch itself (its heavy imports inside main, or a
     second one while it cleans up after a first: a traceback from its `finally`), ends the
-    process with one line and status 130. Tools say what a Ctrl-C kept where they can."""
+    process with one line and status 130. Tools say what a Ctrl-C kept where they can.
+    The import is under ctrl_c_ends_the_start: a KeyboardInterrupt raised inside numpy's C
+    import (every tool loads numpy as it is imported) was swallowed (the tool went on) or
+    left numpy half-loaded (an ImportError traceback); the `except` is for one raised
+    where no handler could be set (off the main thread) or by the import itself."""
     try:
-        main = getattr(importlib.import_module(module), function)
+        with ctrl_c_ends_the_start(f"{prog}: interrupted while starting\n"):
+            main = getattr(importlib.import_module(module), function)
     except KeyboardInterrupt:
         return _interrupted(prog, "starting")
     try:

@@ -47,14 +47,14 @@ import signal
 import sys
 
 from deepmolm_plugin import usage
+from deepmolm_plugin.start_interrupts import ctrl_c_ends_the_start
 from deepmolm_plugin.training.arguments import check_batches, checked_arguments, say_batch_fill
 from deepmolm_plugin.training.checkpoints import set_aside_unfinished_save
 from deepmolm_plugin.training.distributed import (cpu_bf16_argv, finish_distributed, leave_process,
                                                   prepare_cpu_distributed, single_process_environment)
 from deepmolm_plugin.training.finished import finished_run_line
 from deepmolm_plugin.training.inputs import check_inputs, check_template, note_unread_molecules
-from deepmolm_plugin.training.interrupts import (LostPeer, ctrl_c_ends_the_start, interrupted_message,
-                                                 lost_peer_turns_into, stop_on_sigterm)
+from deepmolm_plugin.training.interrupts import LostPeer, interrupted_message, lost_peer_turns_into, stop_on_sigterm
 from deepmolm_plugin.training.options import PROG, option_value
 from deepmolm_plugin.training.resume import say_resume_notes, say_start_lines
 from deepmolm_plugin.training.run_record import write_run_record
@@ -75,7 +75,7 @@ def resolve_model_path_argument(argv):
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     asks_help = any(a in ("-h", "--help") for a in argv)
-    with ctrl_c_ends_the_start():  # checks and heavy imports: a Ctrl-C is one line at once (interrupts)
+    with ctrl_c_ends_the_start(f"\n{PROG}: interrupted\n"):  # checks and heavy imports: one line at once
         argv, records, options, model_args, data_args, host_train = start(argv, asks_help)
         from deepmolm_plugin.encoder.tower import TowerWeightsError
         from deepmolm_plugin.patches.nonfinite_training import NonFiniteTraining

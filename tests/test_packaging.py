@@ -142,13 +142,25 @@ def test_a_ctrl_c_while_a_python_m_tool_imports_is_one_line(module):
     assert (process.returncode, process.stderr, process.stdout) == (130, f"{prog}: interrupted while starting\n", "")
 
 
-def test_a_ctrl_c_while_the_training_launcher_starts_is_one_line():
-    import signal
-    import time
+# Runs the training launcher as `python -m` does and sends SIGINT when torch is first looked for: inside
+# main's checks and imports (the launcher module itself loads nothing heavy), made deterministic (was: a
+# 1 s sleep, which now and then landed before main or after its start)
+_INTERRUPT_THE_LAUNCHER_AT_TORCH = """
+import os, runpy, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and "deepmolm_plugin.train" in sys.modules:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = ["deepmolm_plugin.train", "--help"]
+runpy.run_module("deepmolm_plugin.train", run_name="__main__", alter_sys=True)
+"""
 
-    process = subprocess.Popen([sys.executable, "-m", "deepmolm_plugin.train", "--help"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # inside main, importing the host (several seconds)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and err == "\npython -m deepmolm_plugin.train: interrupted\n", (process.returncode, err)
+
+def test_a_ctrl_c_while_the_training_launcher_starts_is_one_line():
+    process = subprocess.run([sys.executable, "-c", _INTERRUPT_THE_LAUNCHER_AT_TORCH], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT)
+    assert (process.returncode, process.stderr, process.stdout) == \
+        (130, "\npython -m deepmolm_plugin.train: interrupted\n", ""), process.stderr[-3000:]

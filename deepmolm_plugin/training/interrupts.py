@@ -1,7 +1,7 @@
 """A run stopped from outside (Ctrl-C, SIGTERM, another training process ending): SIGTERM
-taken as Ctrl-C, a Ctrl-C during the start ending the process at once, a failed process
-group taken as a stop, and the one line that says what the stop left in --output_dir and
-what the same command does with it.
+taken as Ctrl-C, a failed process group taken as a stop, and the one line that says what
+the stop left in --output_dir and what the same command does with it (a Ctrl-C during the
+start, before anything is written, is deepmolm_plugin.start_interrupts).
 
 Separate because it is main's way out, read from the checkpoints the stop left, and no
 check before the start uses it."""
@@ -12,8 +12,6 @@ import contextlib
 import os
 import re
 import signal
-import sys
-import threading
 
 from deepmolm_plugin import usage
 from deepmolm_plugin.training.checkpoints import adapter_only, aside_name, resumed_checkpoint, unfinished_save
@@ -74,38 +72,6 @@ def interrupted_message(output_dir: "str | None") -> str:
             f"saved before it are kept, and the same command sets {name} aside (as "
             f"{os.path.basename(aside_name(unfinished))}) and "
             f"{then}")
-
-
-@contextlib.contextmanager
-def ctrl_c_ends_the_start():
-    """Within it (main's checks and imports, before anything is written), a Ctrl-C ends the
-    process at once with the one line and status 130, from the signal handler, instead of a
-    KeyboardInterrupt raised wherever Python code runs next. That was often inside a C
-    extension's initialisation calling back into Python (numpy's _multiarray_umath imports
-    its Python helpers while torch imports numpy): numpy's C code swallowed the interrupt (the
-    launcher went on, exit 0), or marked itself loaded, so torch's `import numpy` (guarded by
-    `except ModuleNotFoundError`) ended in "ImportError: cannot load module more than once per
-    process", a traceback; pybind11 code interrupted this way aborted (exit -6). os._exit skips
-    the exit handlers: nothing has been written yet, and those of half-imported libraries are
-    what such an exit would run. Kept as it is where Ctrl-C is not Python's default (ignored
-    in a background job) or off the main thread (no signal handler can be set there)."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _end_the_start)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _end_the_start(signum, frame):
-    """SIGINT during the start: the launcher's one Ctrl-C line, then exit 130 without unwinding."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os.write(2, f"\n{PROG}: interrupted\n".encode())
-    os._exit(130)
 
 
 def process_group_failure(error: BaseException) -> "str | None":
