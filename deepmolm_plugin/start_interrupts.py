@@ -45,7 +45,9 @@ def _end_the_start(line: str):
     """SIGINT during the start: what was printed so far, then `line`, then exit 130 without unwinding."""
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:  # None under pythonw and with a closed descriptor at start-up
-            with contextlib.suppress(OSError, ValueError):  # a closed pipe or file: the line still goes out
+            # a closed pipe or file, or the signal landing inside that stream's own write ("reentrant call"):
+            # the line still goes out
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
                 stream.flush()
     with contextlib.suppress(OSError):  # stderr closed: the status alone says it
         os.write(2, line.encode())

@@ -108,9 +108,10 @@ def main(argv=None) -> None:
         seed_model_init(argv)
         from deepmolm_plugin.encoder.feature_cache import opened_caches
 
-        with lost_peer_turns_into(output_dir):  # the training's collectives and the cache report's all_gather
+        with lost_peer_turns_into(output_dir):  # the training's collectives
             with opened_caches() as caches:  # the host builds the tower (and opens its cache) inside train()
                 host_train.train(attn_implementation="sdpa")
+        with lost_peer_turns_into(output_dir, trained=True):  # the cache report's all_gather: the model is saved
             if not asks_help:
                 report_feature_cache(caches, option_value(argv, "vision_feature_cache"))
     except usage.UsageError as e:  # transformers' checks of the training values (patches.arguments)
@@ -139,7 +140,7 @@ def main(argv=None) -> None:
     if lost_peer is not None:
         leave_process(1)  # not interpreter shutdown: the broken group's threads can abort or hang there
     try:
-        with lost_peer_turns_into(output_dir):
+        with lost_peer_turns_into(output_dir, trained=True):
             finish_distributed()  # its barrier: a rank ended after training
     except LostPeer as lost:
         sys.stderr.write(f"{lost}\n")

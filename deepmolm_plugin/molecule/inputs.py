@@ -139,6 +139,8 @@ def _defaults_note(config, no_policy: bool, no_size: bool, policy_option: str) -
     and how the user sets it; None when it records them all."""
     from .policy import MAX_ATOMS
 
+    if not _config_value(config, "mm_vision_tower"):  # no DeepMoLM checkpoint (none, a hub name, a text LLM):
+        return None  # training never recorded these there, and the caller's own checks say what it is
     unrecorded = [("conformer_policy", "conformer policy 'auto'", f"give {_given_as(policy_option, 'POLICY')}",
                    no_policy),
                   ("render_size", f"{RENDER_SIZE} px depictions",

@@ -225,7 +225,7 @@ def batch_fill_note(options, records: int) -> "str | None":
                 "incomplete last step over all processes, not only a process's incomplete batch)")
     else:
         what = (f"each epoch's last step is filled with {step - records % step} record(s) repeated from the "
-                "epoch's start (so every process takes the same number of steps), and trains them twice")
+                "epoch's start (so every process takes the same number of steps), and trains those records again")
     return (f"{PROG}: note: {shape}: {what}; a run with another process count trains on another stream of records; "
             f"give a multiple of {step} records to train each record once an epoch")
 

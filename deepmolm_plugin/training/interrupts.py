@@ -20,6 +20,11 @@ from deepmolm_plugin.training.options import PROG
 # gloo's words when the other end of a connection is gone (its tcp pair: read of 0 bytes,
 # ECONNRESET, EPIPE): the only RuntimeErrors taken for a failed process group
 GLOO_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+# NCCL's words when a peer is gone (its remote error, a process that exited, an aborted
+# communicator): NCCL raises DistBackendError for its own failures too (a small /dev/shm,
+# out of memory), and those keep their traceback, which says what to fix
+NCCL_PEER_GONE = ("ncclRemoteError", "remote process exited", "Connection closed", "Connection reset",
+                  "communicator was aborted", "Broken pipe")
 
 
 def stop_on_sigterm():
@@ -83,16 +88,24 @@ def process_group_failure(error: BaseException) -> "str | None":
     import torch.distributed as dist
 
     text = str(error)
-    is_dist = isinstance(error, (dist.DistBackendError, dist.DistNetworkError, dist.DistStoreError))
-    if not is_dist and not (isinstance(error, RuntimeError) and "gloo" in text and
-                            any(words in text for words in GLOO_PEER_GONE)):
+    if isinstance(error, (dist.DistNetworkError, dist.DistStoreError)):  # the rendezvous store's host is gone
+        pass
+    elif isinstance(error, dist.DistBackendError):
+        if not any(words in text for words in NCCL_PEER_GONE + GLOO_PEER_GONE):
+            return None
+    elif not (isinstance(error, RuntimeError) and "gloo" in text and any(words in text for words in GLOO_PEER_GONE)):
         return None
     text = re.sub(r"^\[[^\]]*\]\s*", "", text.strip())  # gloo's "[.../pair.cc:561] " source position
     return text.split(". ")[0].splitlines()[0][:200] if text else type(error).__name__
 
 
-def lost_peer_line(why: str, output_dir: "str | None") -> str:
-    """The one line of a rank whose process group failed (`why`: process_group_failure)."""
+def lost_peer_line(why: str, output_dir: "str | None", trained: bool = False) -> str:
+    """The one line of a rank whose process group failed (`why`: process_group_failure).
+    `trained`: the training had returned, its model saved (the failure came at the feature
+    cache's report or the closing barrier), so nothing was interrupted."""
+    if trained:
+        return (f"{PROG}: error: another training process ended or lost contact ({why}) after the training "
+                f"finished; its model was saved in {output_dir} (the same command says the run is finished)")
     return (f"{PROG}: error: another training process ended or lost contact ({why}), so this one stopped too; "
             f"{interrupted_message(output_dir)}")
 
@@ -104,7 +117,7 @@ class LostPeer(Exception):
 
 
 @contextlib.contextmanager
-def lost_peer_turns_into(output_dir: "str | None"):
+def lost_peer_turns_into(output_dir: "str | None", trained: bool = False):
     """A process-group failure within it (process_group_failure: another rank killed, its
     machine gone) becomes LostPeer, holding lost_peer_line; every other error passes through
     unchanged. Was: a 60-line `[rank0]` traceback ending in gloo's "Connection closed by peer",
@@ -120,4 +133,4 @@ def lost_peer_turns_into(output_dir: "str | None"):
             raise
         for stop in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop, signal.SIG_IGN)
-        raise LostPeer(lost_peer_line(why, output_dir)) from None
+        raise LostPeer(lost_peer_line(why, output_dir, trained)) from None
