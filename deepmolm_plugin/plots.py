@@ -92,8 +92,19 @@ def plain_log_ticks(fig) -> None:
                              (axis.get_minor_formatter, axis.set_minor_formatter)):
                 old = get()
                 if isinstance(old, ticker.LogFormatterMathtext):  # the defaults of the log and symlog scales
-                    put(_plain_log_formatter()(base=old._base, labelOnlyBase=old.labelOnlyBase,
-                                          minor_thresholds=old.minor_thresholds, linthresh=old._linthresh))
+                    base, linthresh = _log_scale(axis)
+                    put(_plain_log_formatter()(base=base, labelOnlyBase=old.labelOnlyBase,
+                                               minor_thresholds=old.minor_thresholds, linthresh=linthresh))
+
+
+def _log_scale(axis) -> "tuple[float, float | None]":
+    """(base, linthresh) of a log or symlog `axis`, read from its public transform (not the
+    formatter's private attributes); linthresh is None on a plain log axis, which has none."""
+    from matplotlib.scale import SymmetricalLogTransform
+
+    transform = axis.get_transform()
+    linthresh = transform.linthresh if isinstance(transform, SymmetricalLogTransform) else None
+    return transform.base, linthresh
 
 
 def fit_titles(fig) -> bool:
@@ -114,10 +125,13 @@ def fit_titles(fig) -> bool:
         box = ax.get_window_extent(renderer)
         centre = (box.x0 + box.x1) / 2
         room = 2 * min(centre - left, right - centre) - 4  # pixels; a few kept off the edge
-        width, chars = title.get_window_extent(renderer).width, len(text)
+        # each line wrapped apart, sized by the longest: a break the caller put in (a target over
+        # its kind) was turned into a space by wrapping the text whole
+        lines = text.split("\n")
+        width, chars = title.get_window_extent(renderer).width, max(len(line) for line in lines)
         while width > room and chars > 10:
             chars = max(10, min(chars - 1, int(chars * room / width)))
-            title.set_text(textwrap.fill(text, chars, break_long_words=False))
+            title.set_text("\n".join(textwrap.fill(line, chars, break_long_words=False) for line in lines))
             width, wrapped = title.get_window_extent(renderer).width, True
     return wrapped
 
@@ -128,7 +142,12 @@ def _plain_log_formatter():
     from matplotlib import ticker
 
     class PlainLogFormatter(ticker.LogFormatter):
-        """matplotlib's LogFormatter (which ticks it labels), each label as Python's `g` format."""
+        """matplotlib's LogFormatter (which ticks it labels), each label as Python's `g` format,
+        a negative tick (symlog) with its sign: LogFormatter labels abs(x), so -100 read "100"."""
+
+        def __call__(self, x, pos=None):
+            label = super().__call__(x, pos)
+            return self.fix_minus("-" + label) if x < 0 and label else label
 
         def _num_to_string(self, x, vmin, vmax):
             return f"{x:g}"

@@ -701,7 +701,10 @@ def stated_test(seeds: int) -> str:
 
 
 UNDECIDABLE_SPREAD = "not decidable: no spread over seeds"  # every seed gives the same difference
-UNDECIDABLE_SEEDS = "not decidable: < 2 seeds with an MAE"
+UNDECIDABLE_SEEDS = "not decidable: < 2 seeds"
+# the test is stated over every seed (`stated_test`): one without an MAE leaves it undefined.
+# Was "< 2 seeds with an MAE", also where 2 of 3 seeds had one
+UNDECIDABLE_MISSING = "not decidable: a seed without an MAE"
 
 
 def beats(diff: dict) -> "bool | str":
@@ -709,7 +712,9 @@ def beats(diff: dict) -> "bool | str":
     why that cannot be decided: a seed without an MAE, one seed, or the same difference in
     every seed (deterministic arms, constant answers: SE 0, where any gap passed `mean < -2 SE`)."""
     per_seed = diff["per_seed"]
-    if len(per_seed) < 2 or any(d is None for d in per_seed):
+    if any(d is None for d in per_seed):
+        return UNDECIDABLE_MISSING
+    if len(per_seed) < 2:
         return UNDECIDABLE_SEEDS
     # equal per-seed differences: the SE is 0, or a rounding residue of it (1e-17), not a spread
     if max(per_seed) - min(per_seed) <= 1e-12 * max(1.0, abs(diff["mean"])):
@@ -721,8 +726,8 @@ def shuffled_loses_gain(p: dict, target: str) -> "bool | str":
     """Whether fusion with shuffled molecule_fp loses more than half of fusion's gain over
     image_only (mean differences), or why that is undefined (was: an undefined mean read as 0)."""
     difference, lost = p["fusion-image_only"][target]["mean"], p["fusion_shuffled_fp-fusion"][target]["mean"]
-    if difference is None or lost is None:
-        return UNDECIDABLE_SEEDS
+    if difference is None or lost is None:  # a mean over the seeds is undefined only where one lacks an MAE
+        return UNDECIDABLE_MISSING
     gain = -difference
     return bool(gain > 0 and lost > 0.5 * gain)
 

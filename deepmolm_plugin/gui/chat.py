@@ -73,14 +73,10 @@ MAX_TEMPERATURE = 1.5  # the Temperature slider's end, and the page API's limit
 
 def model_context(config) -> Optional[int]:
     """The model's context in tokens (`tokenizer_model_max_length` of its config), or None
-    where the config states none usable."""
-    import math
+    where the config states none usable: read as the model reads it (`trained_context`)."""
+    from ..model.llava_qwen2 import trained_context
 
-    context = getattr(config, "tokenizer_model_max_length", None)
-    if isinstance(context, bool) or not isinstance(context, (int, float)) or not math.isfinite(context) \
-            or context < 1:
-        return None
-    return int(context)
+    return trained_context(config)
 
 
 def max_new_tokens_limit(session) -> int:
@@ -143,7 +139,7 @@ def check_context(session, molecule, input_ids) -> None:
     host would cut it from the end: module docstring). No limit in the config, no cut."""
     from llava.constants import IMAGE_TOKEN_INDEX
 
-    limit = getattr(session.model.config, "tokenizer_model_max_length", None)
+    limit = model_context(session.model.config)  # the one reader of the trained context
     if limit is None:
         return
     text = int((input_ids != IMAGE_TOKEN_INDEX).sum())

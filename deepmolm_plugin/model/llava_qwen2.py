@@ -489,9 +489,9 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         return output
 
     def context_length(self) -> Optional[int]:
-        """The context the model was trained with (`tokenizer_model_max_length`), or None
-        where the config states none."""
-        return getattr(self.config, "tokenizer_model_max_length", None)
+        """The context the model was trained with (`trained_context`), or None where the
+        config states none usable."""
+        return trained_context(self.config)
 
     def new_tokens_within_context(self, kwargs: dict, prompt_positions: int) -> Optional[int]:
         """Set the new-token limit of this generate call (`kwargs`) to the one transformers
@@ -626,6 +626,22 @@ class LlavaQwen2ForCausalLM(Qwen2ForCausalLM, LlavaMetaForCausalLM):
         if mode != self.image_mode():
             differ.append(f"image_mode={mode!r} (the vision tower was built with {self.image_mode()!r})")
         return differ
+
+
+def trained_context(config) -> Optional[int]:
+    """The context in tokens a model was trained with (`tokenizer_model_max_length` of its
+    `config`), or None where the config states none usable: the one reader of it (the
+    generate limit here, the chat's and eval's limits, the llm: featuriser's SMILES limit),
+    which disagreed on 256.0 (a number in three, None in one) and on true (a context of 1).
+    A finite number of at least 1 counts (a float as its whole part); a bool, text, NaN or
+    inf does not."""
+    import math
+
+    context = getattr(config, "tokenizer_model_max_length", None)
+    if isinstance(context, bool) or not isinstance(context, (int, float)) or not math.isfinite(context) \
+            or context < 1:
+        return None
+    return int(context)
 
 
 def takes_context_end(generate) -> bool:

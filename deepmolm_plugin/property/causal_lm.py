@@ -54,8 +54,10 @@ def context_limit(config) -> tuple[int | None, str]:
     `LlavaQwen2ForCausalLM.context_length`), else its `max_position_embeddings`. Was
     max_position_embeddings only: a DeepMoLM checkpoint trained on 256 tokens featurised a
     301-token SMILES, in positions it never trained on, without a word."""
-    trained = getattr(config, "tokenizer_model_max_length", None)
-    if isinstance(trained, int) and trained > 0:
+    from ..model.llava_qwen2 import trained_context  # the chat's reader: 256.0 was no context here
+
+    trained = trained_context(config)
+    if trained is not None:
         return trained, "its trained context, tokenizer_model_max_length in config.json"
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     positions = getattr(text, "max_position_embeddings", None)

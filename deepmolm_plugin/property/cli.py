@@ -704,13 +704,31 @@ def _writing(what: "str | os.PathLike"):
         raise Unwritable(os.fspath(what), error) from error
 
 
+def check_rerun(out: Path, run: dict, fp: str, overwrite: bool) -> None:
+    """Refuse, writing nothing, a folder that is not a run's (``check_out_folder``) or that
+    holds results of a different configuration (without ``overwrite``). Called before the
+    inputs are featurised (a rerun with a changed option was refused only after every SMILES
+    had been through the featuriser's model) and again by ``_prepare_out``."""
+    check_out_folder(out)
+    config_path = out / "config.json"
+    if not config_path.exists() or overwrite:
+        return
+    old = _read_json(config_path)  # a run's (check_out_folder): a JSON object with a fingerprint
+    if old["fingerprint"] == fp or _fingerprint(comparable_config(old, run)) == fp:
+        return
+    if any((out / "seeds").glob("seed_*.json")) or (out / "results.json").exists():
+        changed = ", ".join(_changed_settings(comparable_config(old, run), run))
+        raise TableError(f"{out} holds results of a different configuration (changed: {changed}); "
+                         f"use another --out or --overwrite")
+
+
 def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
-    """Create ``out``; refuse (or, with ``overwrite``, clear) results of a different
-    configuration; refuse a folder that is not a run's (``check_out_folder``). A folder of
-    another configuration without seed results or results.json (a run stopped before its
-    first seed ended) holds no results: it is taken over, its splits and reports cleared (it was refused as
-    "results of a different configuration", which it did not hold)."""
-    check_out_folder(out)  # as with the arguments; again here, where files are first replaced and deleted
+    """Create ``out``; refuse (``check_rerun``) or, with ``overwrite``, clear results of a
+    different configuration. A folder of another configuration without seed results or
+    results.json (a run stopped before its first seed ended) holds no results: it is taken
+    over, its splits and reports cleared (it was refused as "results of a different
+    configuration", which it did not hold)."""
+    check_rerun(out, run, fp, overwrite)  # again here, under the lock, where files are first replaced and deleted
     with _writing(out / "seeds"):
         (out / "seeds").mkdir(parents=True, exist_ok=True)
         (out / "splits").mkdir(exist_ok=True)
@@ -726,11 +744,7 @@ def _prepare_out(out: Path, run: dict, fp: str, overwrite: bool) -> None:
             # this run, its --sizes, --features or SMILES column recorded as typed before
             # `comparable_config` resolved them: its seeds are kept
             _refingerprint_seeds(out, old["fingerprint"], fp)
-        elif old["fingerprint"] != fp:
-            if not overwrite and (any((out / "seeds").glob("seed_*.json")) or (out / "results.json").exists()):
-                changed = ", ".join(_changed_settings(comparable_config(old, run), run))
-                raise TableError(f"{out} holds results of a different configuration (changed: {changed}); "
-                                 f"use another --out or --overwrite")
+        elif old["fingerprint"] != fp:  # no results, or --overwrite (check_rerun)
             for f in list((out / "seeds").glob("seed_*.json")) + list((out / "splits").glob("seed_*.json")):
                 f.unlink()
             remove_reports(out)  # else the old configuration's results stood until the new run ended
@@ -866,6 +880,9 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     # Every input is featurised before --out is touched: a molecule a featuriser refuses (a SMILES
     # past the model's context, states that are not finite) was refused after config.json, seeds/
     # and splits/ were written, and the rerun without it was then refused as another configuration
+    # ... and a rerun of another configuration on a folder of results is refused before it (was:
+    # after every SMILES had been through an llm: featuriser's model)
+    check_rerun(out, run, fp, args.overwrite)
     need_tokens = args.fusion == "attention"
     inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
     test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..result_files import shared_mode
 from ..tensor_files import share_weights_files
-from .causal_lm import load_causal_lm
+from .causal_lm import load_causal_lm, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +187,11 @@ def lora_finetune(model_dir: str | os.PathLike, smiles_corpus: Iterable[str], ou
             steps += 1
             if steps >= total:
                 break
-    _save_whole(peft_model.merge_and_unload(), tokenizer, out)
+    # the tokenizer as the base model's folder has it: the one trained with was given a pad token
+    # (any token, even id 0, where it had none) and right padding to batch SMILES, and the tuned
+    # folder then declared that token its pad token to every later user
+    from ..model.loading import resolve_llm_path
+
+    _save_whole(peft_model.merge_and_unload(), load_tokenizer(resolve_llm_path(os.fspath(model_dir))), out)
     return {"steps": steps, "losses": losses, "out_dir": os.fspath(out), "cut_smiles": len(cut),
             "trainable_parameters": int(sum(p.numel() for p in params))}
