@@ -10,7 +10,7 @@ different tokens (DMSO: 4 of 4 rows) and pictures. Every builder and reader ends
 What is rewritten: a single bond from a positively charged centre that can be hypervalent
 (``CENTRES``: P, As, Sb, S, Se, Te, I, Xe) to an anion (``ANIONS``: (C, N, O, S,
 Se, Te with charge -1) becomes a double bond, both charges moving one step to 0 (hydrogen
-counts unchanged). Repeated while such a pair is left (``C[S+2](C)([O-])[O-]`` is a sulfone).
+counts unchanged), each such bond once (``C[S+2](C)([O-])[O-]`` is a sulfone).
 
 What is left alone: nitrogen (no valence of 5: an N-oxide, nitro group, nitrone or azide
 stays charge-separated, as RDKit's sanitising writes it); chlorine and bromine (RDKit's
@@ -24,7 +24,7 @@ from __future__ import annotations
 from rdkit import Chem
 
 from .bonds import bonds
-from .errors import atom_names, sanitization_failed
+from .errors import atom_names
 
 __all__ = ["ANIONS", "CENTRES", "neutral_hypervalent"]
 
@@ -32,8 +32,11 @@ CENTRES = frozenset((15, 33, 51, 16, 34, 52, 53, 54))  # P As Sb S Se Te I Xe
 ANIONS = frozenset((6, 7, 8, 16, 34, 52))  # C N O S Se Te
 
 
-def _pairs(mol: Chem.Mol) -> list[Chem.Bond]:
-    """The single bonds [X+]-[Y-] to rewrite (X in CENTRES, Y in ANIONS, Y's charge -1)."""
+def _pairs(mol: Chem.Mol) -> list[tuple[int, int]]:
+    """The (centre, anion) atom indices of the bonds to rewrite: bonds written single (not
+    aromatic: a ring's own [s+]-[n-] is left as written) from X in CENTRES with a positive
+    charge to Y in ANIONS with charge -1, in canonical atom rank order, so which of a
+    centre's equal anions takes the double bond does not follow the atoms' input order."""
     found = []
     for bond in bonds(mol):
         if bond.GetBondType() != Chem.BondType.SINGLE:
@@ -42,42 +45,47 @@ def _pairs(mol: Chem.Mol) -> list[Chem.Bond]:
         for centre, anion in ((a, b), (b, a)):
             if (centre.GetAtomicNum() in CENTRES and centre.GetFormalCharge() > 0
                     and anion.GetAtomicNum() in ANIONS and anion.GetFormalCharge() == -1):
-                found.append(bond)
+                found.append((centre.GetIdx(), anion.GetIdx()))
                 break
+    if len(found) > 1:
+        rank = list(Chem.CanonicalRankAtoms(mol, breakTies=True))
+        found.sort(key=lambda pair: (rank[pair[0]], rank[pair[1]]))
     return found
 
 
-def _rewrite(mol: Chem.RWMol) -> list[tuple[int, int]]:
-    """Turns [X+]-[Y-] into X=Y in place until none is left; the (centre, anion) index pairs."""
+def _rewrite(mol: Chem.RWMol, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Turns each [X+]-[Y-] of ``pairs`` into X=Y in place, in one pass (a rewrite moves both
+    charges towards 0, so it never makes a new pair), skipping a pair whose centre's charge
+    an earlier one used up; the pairs rewritten."""
     done = []
-    while True:
-        pairs = _pairs(mol)
-        if not pairs:
-            return done
-        bond = pairs[0]  # one at a time: a centre's charge may cover one of its anions only
-        a, b = bond.GetBeginAtom(), bond.GetEndAtom()
-        centre, anion = (a, b) if a.GetAtomicNum() in CENTRES and a.GetFormalCharge() > 0 else (b, a)
-        bond.SetBondType(Chem.BondType.DOUBLE)
+    for c, y in pairs:
+        centre, anion = mol.GetAtomWithIdx(c), mol.GetAtomWithIdx(y)
+        if centre.GetFormalCharge() <= 0 or anion.GetFormalCharge() != -1:
+            continue
+        mol.GetBondBetweenAtoms(c, y).SetBondType(Chem.BondType.DOUBLE)
         centre.SetFormalCharge(centre.GetFormalCharge() - 1)
         anion.SetFormalCharge(0)
         for atom in (centre, anion):
             atom.SetNoImplicit(True)  # the hydrogens stay as counted: the charge moved, not an H
             atom.SetNumExplicitHs(atom.GetTotalNumHs())
-        done.append((centre.GetIdx(), anion.GetIdx()))
+        done.append((c, y))
+    return done
 
 
 def neutral_hypervalent(mol: Chem.Mol, id: str, notes: list[str]) -> Chem.Mol:
     """``mol`` (sanitised) with its charge-separated hypervalent bonds written neutral (see the
     module docstring), sanitised again, and a note naming them; ``mol`` itself when it has
-    none. Conformers, atom order and stereo are kept. A rewritten molecule RDKit refuses is
-    a ``MoleculeError`` naming ``id`` (not expected: the same bonds, one order more, at
-    valences RDKit allows)."""
-    if not _pairs(mol):
+    none. Conformers, atom order and stereo are kept. Where the neutral form is a valence
+    RDKit does not allow (``[P+3](C)(C)[O-]``), ``mol`` stays as written, with a note: one
+    form is chosen only where one exists."""
+    pairs = _pairs(mol)
+    if not pairs:
         return mol
     try:
-        out, done = _rewritten(mol)
-    except Chem.MolSanitizeException as error:
-        raise sanitization_failed(id, error) from error
+        out, done = _rewritten(mol, pairs)
+    except Chem.MolSanitizeException:
+        notes.append("charge-separated bond(s) kept as written: their neutral form is a valence RDKit does not allow")
+        return mol
     kept = [(c, y) for c, y in done if out.GetBondBetweenAtoms(c, y).GetBondType() != Chem.BondType.SINGLE]
     if kept:
         names = ", ".join(f"{atom_names([c], out)}={atom_names([y], out)}" for c, y in kept[:10])
@@ -88,13 +96,14 @@ def neutral_hypervalent(mol: Chem.Mol, id: str, notes: list[str]) -> Chem.Mol:
     return out
 
 
-def _rewritten(mol: Chem.Mol) -> tuple[Chem.Mol, list[tuple[int, int]]]:
-    """(a sanitised copy of ``mol`` with its pairs rewritten, the (centre, anion) pairs)."""
+def _rewritten(mol: Chem.Mol, pairs: list[tuple[int, int]]) -> tuple[Chem.Mol, list[tuple[int, int]]]:
+    """(a sanitised copy of ``mol`` with ``pairs`` rewritten, the pairs rewritten)."""
     rw = Chem.RWMol(mol)
     # aromatic flags first: a thiophene S-oxide perceived as [O-][s+]1cccc1 is not aromatic
-    # as O=S1C=CC=C1 (the SDF's form); sanitising below perceives aromaticity again
+    # as O=S1C=CC=C1 (the SDF's form); sanitising below perceives aromaticity again. The
+    # pairs were taken on `mol`, so the kekulé single bonds of an aromatic ring are not among them
     Chem.Kekulize(rw, clearAromaticFlags=True)
-    done = _rewrite(rw)
+    done = _rewrite(rw, pairs)
     out = rw.GetMol()
     Chem.SanitizeMol(out)  # RDKit's clean-up writes perchlorate and periodate charge-separated again
     return out, done

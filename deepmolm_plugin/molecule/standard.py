@@ -20,10 +20,16 @@ from .canonical import canonical_copy
 from .errors import python_sigint_again, rdkit_messages, rdkit_step
 from .hypervalent import neutral_hypervalent
 
-__all__ = ["CIP_ITERATIONS", "standard_molecule", "molecule_keys"]
+__all__ = ["CIP_ITERATIONS", "STANDARD_RULES", "standard_molecule", "molecule_keys"]
 
 # rdCIPLabeler's recursion bound (1,250,000 take about a second; most molecules need < 10,000)
 CIP_ITERATIONS = 1_250_000
+
+
+# Raised whenever standard_molecule gives another molecule for some input: 2, charge-separated
+# hypervalent bonds written neutral (`hypervalent.py`). KFLM2 records it in its run config, so a
+# run folder of other graphs, features, copy keys and scaffolds is not resumed as this run's.
+STANDARD_RULES = 2
 
 
 def standard_molecule(mol: Chem.Mol) -> Chem.Mol:

@@ -75,7 +75,7 @@ from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
 from .report import PLOT_FILES, remove_reports
-from ..molecule.standard import molecule_keys
+from ..molecule.standard import STANDARD_RULES, molecule_keys
 from .splits import SPLITS, join_groups, key_groups, make_split, scaffold_sets, train_valid_split
 from .train import (Inputs, SCALED_RMSE, SCALED_RMSE_MEANING, TrainConfig, TrainingDiverged, primary_metric, run_seed,
                     selection_metric, warm_up)
@@ -515,6 +515,9 @@ def _config(args) -> tuple[dict, TrainConfig]:
         # graphs, features, copy keys and scaffolds of `molecule.standard.standard_molecule` (2): a folder of
         # the spelling-dependent ones (1) was resumed, its old splits and results reported as this run's
         "graph_features": GRAPH_FEATURES,
+        # its rules' version (a run folder without it predates hypervalent bonds written neutral:
+        # `C[S+](C)[O-]` had other graphs, keys and scaffolds than `CS(C)=O`): refused, not resumed
+        "standard_molecule": STANDARD_RULES,
     }
     if args.bf16:
         # bf16 runs were evaluated under bf16 autocast before (`train.predict`): an older bf16
