@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from interrupt_at import interrupted
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -111,24 +113,6 @@ def test_every_python_m_tool_starts_through_the_interrupt_guard_before_its_impor
         assert calls and ast.literal_eval(calls[0].args[0]) == module, module
 
 
-# Runs a tool as `python -m` does (runpy, run_name __main__) and interrupts it at the first import of a
-# module from outside the package once the guard has started: the moment a Ctrl-C lands in the first
-# seconds, made deterministic
-_INTERRUPT_AT_FIRST_IMPORT = """
-import os, runpy, signal, sys
-module = sys.argv[1]
-class Interrupt:
-    def find_spec(self, name, path=None, target=None):
-        guard = sys.modules.get("deepmolm_plugin.entry_points")
-        if hasattr(guard, "run_module") and not name.startswith("deepmolm_plugin"):
-            sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGINT)
-        return None
-sys.meta_path.insert(0, Interrupt())
-sys.argv = [module, "--help"]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-"""
-
 # their packages' own imports (RDKit, e3fp, torch) come before any line of the tool's module; their
 # console scripts (deepmolm-fingerprint, -render, -kflm2) are the documented way and are guarded
 _HEAVY_PACKAGES = {"deepmolm_plugin.molecule.tools", "deepmolm_plugin.property.cli"}
@@ -136,31 +120,16 @@ _HEAVY_PACKAGES = {"deepmolm_plugin.molecule.tools", "deepmolm_plugin.property.c
 
 @pytest.mark.parametrize("module", sorted(set(_python_m_tools()) - _HEAVY_PACKAGES))
 def test_a_ctrl_c_while_a_python_m_tool_imports_is_one_line(module):
-    process = subprocess.run([sys.executable, "-c", _INTERRUPT_AT_FIRST_IMPORT, module], capture_output=True,
-                             text=True, timeout=300, cwd=ROOT)
+    # a Ctrl-C at the first import from outside the package once the guard has started (`interrupt_at`)
+    process = interrupted("module", module, "*", module, ROOT)
     prog = "python -m " + module.removesuffix(".__main__")
     assert (process.returncode, process.stderr, process.stdout) == (130, f"{prog}: interrupted while starting\n", "")
 
 
-# Runs the training launcher as `python -m` does and sends SIGINT when torch is first looked for: inside
-# main's checks and imports (the launcher module itself loads nothing heavy), made deterministic (was: a
-# 1 s sleep, which now and then landed before main or after its start)
-_INTERRUPT_THE_LAUNCHER_AT_TORCH = """
-import os, runpy, signal, sys
-class Interrupt:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" and "deepmolm_plugin.train" in sys.modules:
-            sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGINT)
-        return None
-sys.meta_path.insert(0, Interrupt())
-sys.argv = ["deepmolm_plugin.train", "--help"]
-runpy.run_module("deepmolm_plugin.train", run_name="__main__", alter_sys=True)
-"""
-
-
 def test_a_ctrl_c_while_the_training_launcher_starts_is_one_line():
-    process = subprocess.run([sys.executable, "-c", _INTERRUPT_THE_LAUNCHER_AT_TORCH], capture_output=True, text=True,
-                             timeout=120, cwd=ROOT)
+    # SIGINT when torch is first looked for: inside main's checks and imports (the launcher module itself
+    # loads nothing heavy; was: a 1 s sleep, which now and then landed before main or after its start)
+    process = interrupted("module", "deepmolm_plugin.train", "torch", "deepmolm_plugin.train", ROOT,
+                          armed_by="deepmolm_plugin.train", timeout=120)
     assert (process.returncode, process.stderr, process.stdout) == \
         (130, "\npython -m deepmolm_plugin.train: interrupted\n", ""), process.stderr[-3000:]

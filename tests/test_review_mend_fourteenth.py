@@ -29,6 +29,7 @@ import deepmolm_plugin
 from deepmolm_plugin.property import cli as kcli
 
 from test_hostile_kflm2 import FORTY, _run
+from test_hostile_kflm2_eleventh import tiny_llm  # noqa: F401  (the fixture: a tiny Qwen2 for llm: features)
 
 TREE = Path(deepmolm_plugin.__file__).resolve().parents[1]
 sys.path.insert(0, str(TREE / "scripts"))
@@ -36,16 +37,6 @@ sys.path.insert(0, str(TREE / "scripts"))
 import experiment_fusion as ef  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory):
-    from deepmolm_plugin.tiny_llm import build_qwen2, train_chatml_tokenizer
-
-    tokenizer = train_chatml_tokenizer(FORTY, vocab_size=300)
-    path = tmp_path_factory.mktemp("llm") / "qwen2-smiles"
-    build_qwen2(path, tokenizer, hidden_size=16, layers=1, heads=2, kv_heads=1, intermediate=32, seed=0)
-    return path
 
 
 # ------------------------------------------------- 1. a changed rerun refused before featurising

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from host_fixtures import train_args
+from interrupt_at import interrupted
 
 PROG = "python -m deepmolm_plugin.train"
 
@@ -196,29 +197,11 @@ def test_only_a_failed_process_group_is_taken_for_a_lost_peer(monkeypatch, capsy
 
 # 3. a Ctrl-C while the launcher's start imports a C extension
 
-# Runs the launcher as `python -m` does and sends SIGINT when the named module is looked for once
-# the guard has started: a Ctrl-C landing at that moment of the start, made deterministic
-_INTERRUPT_AT = """
-import os, runpy, signal, sys
-target = sys.argv[1]
-class Interrupt:
-    def find_spec(self, name, path=None, target_=None):
-        guard = sys.modules.get("deepmolm_plugin.entry_points")
-        if hasattr(guard, "run_module") and name == target:
-            sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGINT)
-        return None
-sys.meta_path.insert(0, Interrupt())
-sys.argv = ["deepmolm_plugin.train", "--help"]
-runpy.run_module("deepmolm_plugin.train", run_name="__main__", alter_sys=True)
-"""
-
-
 # numpy's C extension imports its Python helpers while it initialises (torch imports numpy in the
 # launcher's start): a KeyboardInterrupt there was swallowed by numpy (the launcher went on, exit 0),
 # or left the extension half-loaded ("ImportError: cannot load module more than once per process")
 @pytest.mark.parametrize("module", ["numpy._core._exceptions", "numpy._core._multiarray_umath"])
 def test_a_ctrl_c_while_the_launcher_imports_a_c_extension_is_one_line(module, tmp_path):
-    process = subprocess.run([sys.executable, "-c", _INTERRUPT_AT, module], capture_output=True, text=True,
-                             timeout=300, cwd=tmp_path)  # not the repository: PYTHONPATH picks the tree
+    process = interrupted("module", "deepmolm_plugin.train", module, "deepmolm_plugin.train",
+                          tmp_path)  # not the repository: PYTHONPATH picks the tree
     assert (process.returncode, process.stderr) == (130, f"\n{PROG}: interrupted\n"), process.stderr[-3000:]
