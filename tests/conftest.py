@@ -56,6 +56,20 @@ def tiny_config() -> DeepEncoderConfig:
 
 
 @pytest.fixture(autouse=True)
+def _stop_signals_kept():
+    """SIGINT and SIGTERM as each test found them, Python's view and the kernel's. A test that
+    left SIGINT ignored (a tool's in-process run, a C library's sigaction behind Python's back)
+    made every later subprocess of that worker inherit the ignore, and a later Ctrl-C test saw
+    its child exit 0 (one full run: 20 Ctrl-C tests failed that pass alone). Installing the
+    handler Python records again also resets a disposition set outside Python."""
+    kept = {stop: signal.getsignal(stop) for stop in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for stop, handler in kept.items():
+        if handler is not None:
+            signal.signal(stop, handler)
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
 
