@@ -149,16 +149,36 @@ def test_bench_prepare_names_each_failed_molecule(tmp_path, monkeypatch, capsys)
 # --- bench_molecules: failures by file line, the rate of molecules that went through
 
 
-def _bench_molecules(tmp_path, monkeypatch) -> dict:
-    monkeypatch.setattr(bench_molecules, "process", _fake_process)  # a pool pickles it by name
+# bench_molecules with `process` replaced by _fake_process, run in a child Python: its pool forks,
+# and a fork of this pytest worker (torch's threads running) once deadlocked in the child
+_FAKE_BENCH = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import bench_molecules
+{source}
+bench_molecules.process = _fake_process  # the forked pool workers see it
+sys.exit(bench_molecules.main(sys.argv[2:]))
+"""
+
+
+def _bench_molecules(tmp_path, monkeypatch, capsys=None) -> dict:
+    import inspect
+    import subprocess
+
     csv = tmp_path / "ids.csv"
     csv.write_text('smiles\nCCO\n\nC1CC(\n"CCN"\n')
-    assert bench_molecules.main(["--csv", str(csv), "--workers", "2", "--out-dir", str(tmp_path)]) == 0
+    scripts = str(Path(bench_molecules.__file__).resolve().parent)
+    script = _FAKE_BENCH.format(source=inspect.getsource(_fake_process))
+    done = subprocess.run([sys.executable, "-c", script, scripts, "--csv", str(csv), "--workers", "2", "--out-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if capsys is not None:
+        sys.stderr.write(done.stderr)
     return json.loads((tmp_path / "bench_molecules.json").read_text())
 
 
 def test_bench_molecules_names_a_failure_by_its_line(tmp_path, monkeypatch, capsys):
-    result = _bench_molecules(tmp_path, monkeypatch)
+    result = _bench_molecules(tmp_path, monkeypatch, capsys)
     # was: "ids.csv#1", the 0-based data row, blank lines not counted
     assert result["failures"] == [{"id": "ids.csv line 4", "error": "unparseable"}]
     assert "FAILED ids.csv line 4: unparseable" in capsys.readouterr().err
