@@ -99,8 +99,13 @@ def test_quick_fills_only_the_values_not_given():
 
 def test_bench_molecules_writes_json_and_markdown(tmp_path):
     # it wrote JSON only on request, and no markdown table (every benchmark writes both)
-    assert bench_molecules.main(["--limit", "3", "--workers", "2", "--out-dir", str(tmp_path), "--name", "m"]) == 0
     import json
+    import subprocess
+
+    # in a child Python: its pool forks, and a fork of this threaded pytest worker can deadlock in the child
+    done = subprocess.run([sys.executable, bench_molecules.__file__, "--limit", "3", "--workers", "2", "--out-dir",
+                           str(tmp_path), "--name", "m"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
     result = json.loads((tmp_path / "m.json").read_text())
     assert [r["processes"] for r in result["runs"]] == [1, 2] and result["identical"] is True

@@ -215,7 +215,10 @@ def test_empty_inputs_and_outputs_under_a_file_are_one_line(tmp_path, monkeypatc
 
 
 def test_reports_end_with_the_load_and_show_every_seed(tmp_path, monkeypatch):
-    assert bench_molecules.main(["--limit", "2", "--workers", "2", "--out-dir", str(tmp_path), "--name", "m"]) == 0
+    # in a child Python: its pool forks, and a fork of this threaded pytest worker can deadlock in the child
+    done = subprocess.run([sys.executable, bench_molecules.__file__, "--limit", "2", "--workers", "2", "--out-dir",
+                           str(tmp_path), "--name", "m"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     first = (tmp_path / "m.md").read_text().splitlines()[0]
     assert first.startswith("Machine: ") and "at the end" in first
     bench_sam_attention.main(["--tiny", "--repeats", "1", "--out-dir", str(tmp_path), "--name", "a"])
