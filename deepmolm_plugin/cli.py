@@ -142,14 +142,13 @@ def model_depiction_settings(model_path: str, given: Optional[str], option: str 
     return checkpoint_depiction(model_path, given, option).policy
 
 
-def checkpoint_depiction(model_path: str, given: Optional[str], option: str = "--conformer-policy",
-                         say: bool = True):
+def checkpoint_depiction(model_path: str, given: Optional[str], option: str = "--conformer-policy"):
     """The model config's depiction settings (`molecule.inputs.ModelDepiction`: 3D policy,
     render size, atom cap), checked before the model loads: the chat CLI, model_vqa and the
     GUI call this, and `ChatSession` resolves them by the same rule
     (`molecule.inputs.model_depiction`). Each is training's (recorded in the config) unless
     given; a given policy other than the training's, and a setting the config does not record
-    (its default stands in), are notes on stderr (`say`: printed here, once per run).
+    (its default stands in), are notes on stderr (printed here, once per run).
     First the kinds of the config's other fields (`checkpoint_config.check_config_fields`:
     a tokenizer_model_max_length "256", an image_aspect_ratio the host cannot serve...), which
     were tracebacks once the model had loaded; a bad render_size, max_atoms or
@@ -167,8 +166,7 @@ def checkpoint_depiction(model_path: str, given: Optional[str], option: str = "-
         depiction = model_depiction(config or {}, given, names={"policy": option})
     except ValueError as e:
         raise usage.UsageError(f"--model-path {model_path}: {e}") from e
-    if say:
-        say_notes(depiction.notes)
+    say_notes(depiction.notes)
     return depiction
 
 
@@ -656,8 +654,9 @@ def main(argv=None) -> None:
     import llava.serve.cli as host_cli
     from llava.mm_utils import get_model_name_from_path
 
-    from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loading_in_dtype,
-                                               model_type_of, read_config, unsupported_load_options)
+    from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config,
+                                               loading_in_dtype, model_type_of, read_config,
+                                               unsupported_load_options)
     from deepmolm_plugin.molecule.inputs import OutputWriteError
     from deepmolm_plugin.molecule_fp import FingerprintSettings
     from deepmolm_plugin.patches import cli_display, cli_reply
@@ -677,7 +676,8 @@ def main(argv=None) -> None:
         if unsupported:
             parser.error(unsupported)
     # "auto"'s choice is said here, naming the dtype the model was trained in where it differs
-    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, config), args)
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, loaded_config(a.model_path)),
+                  args)
     conv_mode_is_ours = args.conv_mode == "auto"
     try:  # `plain` (stage 1, no turns) cannot chat: was a TypeError traceback on the second question
         args.conv_mode = check_chat_conv_mode(

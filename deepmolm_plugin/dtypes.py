@@ -39,10 +39,11 @@ def trained_dtype(config) -> Optional[torch.dtype]:
     """The dtype a saved model's weights were trained and saved in, as its config records it
     (`dtype`, or `torch_dtype` in older transformers; a config object or config.json's dict),
     or None where it records none that is one of NAMES."""
-    if isinstance(config, Mapping):
-        value = config.get("dtype") or config.get("torch_dtype")
-    else:  # transformers maps torch_dtype into dtype; reading torch_dtype warns that it is deprecated
-        value = getattr(config, "dtype", None)
+    from .checkpoint_config import config_field
+
+    # (transformers maps torch_dtype into a config object's dtype, and reading torch_dtype
+    # there warns that it is deprecated; config.json's dict from older transformers has only it)
+    value = config_field(config, "dtype") or (config.get("torch_dtype") if isinstance(config, Mapping) else None)
     if isinstance(value, torch.dtype):
         return value if value in NAMES.values() else None
     return NAMES.get(value.replace("torch.", "")) if isinstance(value, str) else None

@@ -67,8 +67,9 @@ class FingerprintSettings:
     def from_config(cls, config: Any) -> "FingerprintSettings":
         """The settings a model was built with (`fp_bits`, `fp_levels` of its config, a
         dict or an object; absent or null fields are DeepMoLM's defaults)."""
-        get = config.get if isinstance(config, dict) else lambda name, default: getattr(config, name, default)
-        bits, levels = get("fp_bits", None), get("fp_levels", None)
+        from .checkpoint_config import config_field
+
+        bits, levels = config_field(config, "fp_bits"), config_field(config, "fp_levels")
         # was: int(...) of the value, so fp_bits 4096.9 became 4096 and null a TypeError
         return cls(bits=cls.bits if bits is None else bits, levels=cls.levels if levels is None else levels)
 

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 from deepmolm_plugin.data.prepare import main as prepare
-from deepmolm_plugin.molecule.tools import MAX_SIZE
+from deepmolm_plugin.molecule.inputs import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 
 import bench_report
 
@@ -80,7 +80,8 @@ def arguments(argv: "list[str] | None" = None) -> argparse.Namespace:
     p.add_argument("--limit", type=bench_report.at_least(1), default=None, help="molecules (default 200)")
     # 2 at least: the run is compared with a 1-worker run ("speedup 1.43x on 1 workers" was published)
     p.add_argument("--workers", type=bench_report.at_least(2), default=None, help="default: every usable core")
-    p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=None, help="pixels (default 1024)")
+    p.add_argument("--image-size", type=bench_report.at_least(MIN_RENDER_SIZE, MAX_RENDER_SIZE), default=None,
+                   help="pixels (default 1024)")
     p.add_argument("--chunk-size", type=bench_report.at_least(1), default=None, help="records per chunk (default 64)")
     p.add_argument("--quick", action="store_true",
                    help="48 molecules at 512 px in chunks of 16 (a smoke run), where not given")

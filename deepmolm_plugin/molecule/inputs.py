@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Mapping, Optional
 
+from ..checkpoint_config import config_field, has_config_field
 from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, stamp_problem, validate
 from ..usage import DataError
 from .errors import MoleculeError
@@ -67,6 +68,9 @@ MOLECULE_FIELDS = ("molecule_fp", "structure", "atoms", "smiles")
 # `atoms` but not `coordinates`, or `structure` but not `structure_index`, changed the molecule).
 MOLECULE_KEYS = ("molecule_fp", "structure", "structure_index", "atoms", "coordinates", "charge", "smiles")
 RENDER_SIZE = 1024  # DeepMoLM's depictions; the image processor resizes to the tower's input size
+# A depiction's side in pixels: below 16 a molecule is a smudge; 8192 is 256 MB an image
+# already (Cairo itself fails above 32767, after every record's conformer work was done).
+MIN_RENDER_SIZE, MAX_RENDER_SIZE = 16, 8192
 # Records of a structure file counted for a message (parsed, not built): 1,000 aspirins take
 # 0.3 s, 10,000 took 2.3 s on every load of a library; past it the message says "more than"
 COUNT_LIMIT = 1000
@@ -76,12 +80,23 @@ def model_render_size(config) -> int:
     """The side, in pixels, a model's depictions are drawn at: its config's `render_size`
     (training records the size its data's depictions had: a prepared dataset's
     --image-size), else RENDER_SIZE. `config`: a model config or config.json's dict."""
-    value = config.get("render_size") if isinstance(config, Mapping) else getattr(config, "render_size", None)
+    value = config_field(config, "render_size")
     if value is None:
         return RENDER_SIZE
-    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 8192:
-        raise ValueError(f"the model config's render_size is {value!r}, not a depiction side of 16-8192 pixels")
+    problem = render_size_problem(value)
+    if problem:
+        raise ValueError(f"the model config's render_size is {value!r}, {problem}")
     return value
+
+
+def render_size_problem(value) -> Optional[str]:
+    """Why `value` cannot be a depiction side, or None: a whole number of pixels in
+    MIN_RENDER_SIZE..MAX_RENDER_SIZE (the range deepmolm-prepare --image-size and
+    deepmolm-render --size take, so a model's recorded size and a size given to chat, eval
+    or the GUI are held to the one range its data could have been drawn at)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_RENDER_SIZE <= value <= MAX_RENDER_SIZE:
+        return f"not a depiction side of {MIN_RENDER_SIZE}-{MAX_RENDER_SIZE} pixels"
+    return None
 
 
 class Limits(dict):
@@ -109,12 +124,12 @@ def model_limits(config, cap_from: Optional[str] = None) -> Limits:
     which have no such option."""
     from .errors import MODEL_CAP, MODEL_DEFAULT_CAP
 
-    present = "max_atoms" in config if isinstance(config, Mapping) else hasattr(config, "max_atoms")
+    present = has_config_field(config, "max_atoms")
     if cap_from is None and _is_model_config(config):
         cap_from = MODEL_CAP if present else MODEL_DEFAULT_CAP
     if not present:
         return Limits(cap_from=cap_from)
-    value = config["max_atoms"] if isinstance(config, Mapping) else config.max_atoms
+    value = config_field(config, "max_atoms")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"max_atoms is {value!r}, not a number of heavy atoms >= 1 or null")
     return Limits({"max_atoms": value}, cap_from=cap_from)
@@ -122,16 +137,7 @@ def model_limits(config, cap_from: Optional[str] = None) -> Limits:
 
 def _is_model_config(config) -> bool:
     """A model's config (object or config.json's dict): it names its model_type."""
-    value = config.get("model_type") if isinstance(config, Mapping) else getattr(config, "model_type", None)
-    return bool(value)
-
-
-def _config_value(config, name: str):
-    return config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
-
-
-def _config_has(config, name: str) -> bool:
-    return name in config if isinstance(config, Mapping) else hasattr(config, name)
+    return bool(config_field(config, "model_type"))
 
 
 def _defaults_note(config, no_policy: bool, no_size: bool, policy_option: str) -> Optional[str]:
@@ -139,14 +145,14 @@ def _defaults_note(config, no_policy: bool, no_size: bool, policy_option: str) -
     and how the user sets it; None when it records them all."""
     from .policy import MAX_ATOMS
 
-    if not _config_value(config, "mm_vision_tower"):  # no DeepMoLM checkpoint (none, a hub name, a text LLM):
+    if not config_field(config, "mm_vision_tower"):  # no DeepMoLM checkpoint (none, a hub name, a text LLM):
         return None  # training never recorded these there, and the caller's own checks say what it is
     unrecorded = [("conformer_policy", "conformer policy 'auto'", f"give {_given_as(policy_option, 'POLICY')}",
                    no_policy),
                   ("render_size", f"{RENDER_SIZE} px depictions",
                    "add \"render_size\": N (its data's deepmolm-prepare --image-size) to config.json", no_size),
                   ("max_atoms", f"at most {MAX_ATOMS} heavy atoms", "add \"max_atoms\": N to config.json",
-                   _is_model_config(config) and not _config_has(config, "max_atoms"))]
+                   _is_model_config(config) and not has_config_field(config, "max_atoms"))]
     missing = [item for item in unrecorded if item[3]]
     if not missing:
         return None
@@ -189,16 +195,15 @@ def model_depiction(config, policy: Optional[str] = None, render_size: Optional[
     from .policy import POLICIES
 
     names = {"policy": "policy", "render_size": "render_size", **(names or {})}
-    trained_size = model_render_size(config) if _config_value(config, "render_size") is not None else None
+    trained_size = model_render_size(config) if config_field(config, "render_size") is not None else None
     limits = model_limits(config)
-    trained = _config_value(config, "conformer_policy")
+    trained = config_field(config, "conformer_policy")
     if trained is not None and trained not in POLICIES:
         raise ValueError(f"config.json's conformer_policy is {trained!r}, not one of {', '.join(POLICIES)}")
     if policy is not None and policy not in POLICIES:
         raise ValueError(f"{_given_as(names['policy'], policy)}: not one of {', '.join(POLICIES)}")
-    if render_size is not None and (isinstance(render_size, bool) or not isinstance(render_size, int)
-                                    or not 16 <= render_size <= 8192):  # the range a recorded one has
-        raise ValueError(f"{_given_as(names['render_size'], render_size)}: not a depiction side of 16-8192 pixels")
+    if render_size is not None and render_size_problem(render_size):
+        raise ValueError(f"{_given_as(names['render_size'], render_size)}: {render_size_problem(render_size)}")
     notes = []
     if policy is not None and trained is not None and policy != trained:
         notes.append(f"{_given_as(names['policy'], policy)}: the model was trained with conformer policy "

@@ -70,6 +70,7 @@ from .fingerprint import check_lone_hydrogens, fingerprint_record
 from .render import render_molecule
 from .builders import molecule_from_smiles
 from .io import read_structures, unknown_format
+from .inputs import MAX_RENDER_SIZE, MIN_RENDER_SIZE
 from .io.base import id_key
 from .policy import MAX_ATOMS, POLICIES
 from .record import MoleculeRecord
@@ -469,7 +470,6 @@ def _stdout_closed(prog: str, report: _Reporter) -> int:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_SIZE = 8192  # pixels a side: 256 MB per image already; Cairo fails above 32767
 
 
 def _file_name(id: str, used: set[str]) -> str:
@@ -549,9 +549,9 @@ def render_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _expand_inputs(args)
     try:
-        usage.at_least(args.size, "--size", 16)
-        if args.size > MAX_SIZE:  # else every record fails in Cairo, or the machine runs out of memory
-            raise usage.UsageError(f"--size must be <= {MAX_SIZE} pixels, got {args.size}")
+        usage.at_least(args.size, "--size", MIN_RENDER_SIZE)
+        if args.size > MAX_RENDER_SIZE:  # else every record fails in Cairo, or the machine runs out of memory
+            raise usage.UsageError(f"--size must be <= {MAX_RENDER_SIZE} pixels, got {args.size}")
         usage.output_folder(args.out, "--out")
         args.out.mkdir(parents=True, exist_ok=True)
         usage.output_file(args.out / "index.jsonl", "--out's index.jsonl")  # a folder there was a traceback

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -102,11 +101,10 @@ class ProjectorConfig:
         `hidden_size` is required; any other attribute that is absent or None keeps its
         default.
         """
-        if isinstance(cfg, Mapping):
-            get = cfg.get
-        else:
-            def get(name, default=None):
-                return getattr(cfg, name, default)
+        from ..checkpoint_config import config_field
+
+        def get(name):
+            return config_field(cfg, name)
 
         if get("hidden_size") is None:
             raise ValueError(

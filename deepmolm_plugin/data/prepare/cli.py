@@ -24,7 +24,8 @@ from typing import List, Optional, Tuple
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
 from ... import usage
-from ...molecule.tools import MAX_SIZE, add_fingerprint_options, embed_timeout_arg, fingerprint_settings, max_atoms_arg
+from ...molecule.inputs import MAX_RENDER_SIZE, MIN_RENDER_SIZE
+from ...molecule.tools import add_fingerprint_options, embed_timeout_arg, fingerprint_settings, max_atoms_arg
 from ...molecule.sidecar import SidecarError
 from ..sources.base import READERS
 from ...molecule.inputs import OutputWriteError
@@ -89,11 +90,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         p.error(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}")
     args.shard = (int(match.group(1)), int(match.group(2)))
     for option, value, low in (("--workers", args.workers, 1), ("--chunk-size", args.chunk_size, 1),
-                               ("--image-size", args.image_size, 16)):
+                               ("--image-size", args.image_size, MIN_RENDER_SIZE)):
         if value < low:
             p.error(f"{option} must be >= {low}, got {value}")
-    if args.image_size > MAX_SIZE:  # every record was computed, then failed drawing ("PNG header not recognized")
-        p.error(f"--image-size must be <= {MAX_SIZE} pixels, got {args.image_size}")
+    if args.image_size > MAX_RENDER_SIZE:  # every record was computed, then failed drawing ("PNG header not recognized")
+        p.error(f"--image-size must be <= {MAX_RENDER_SIZE} pixels, got {args.image_size}")
     try:  # a path under a file, or a read-only folder: a traceback when the lock was taken
         usage.output_folder(args.out, "--out")
     except usage.UsageError as e:
