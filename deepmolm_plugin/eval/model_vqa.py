@@ -576,8 +576,8 @@ def run(args: argparse.Namespace) -> None:
 
     from ..patches.conversation_qwen2 import conv_mode_note, resolve_conv_mode
 
-    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, model_type_of, read_config,
-                                 unsupported_load_options)
+    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config, model_type_of,
+                                 read_config, unsupported_load_options)
 
     model_path = os.path.expanduser(args.model_path)
     config = read_config(model_path)  # a CheckpointError naming its config.json (was AutoConfig's traceback)
@@ -597,7 +597,7 @@ def run(args: argparse.Namespace) -> None:
     # before the run settings are read: --resume compares the cap the answers were made with
     args.max_new_tokens = new_tokens_within_context(args.max_new_tokens, config)
     # "auto" resolved (and said once) here: the dtype is a run setting, which --resume compares
-    args.dtype = launcher_dtype(args.dtype, model_type_of(model_path), config=config)
+    args.dtype = launcher_dtype(args.dtype, model_type_of(model_path), config=loaded_config(model_path))
     run_host_eval(host, args, config)
 
 

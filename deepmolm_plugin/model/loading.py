@@ -81,8 +81,16 @@ def read_config(path: str):
                               f"{first_line(e)}{usage.typed_elsewhere(path)}") from e
 
 
+def loaded_config(path: str):
+    """The config of the model `path` loads as: its `llm/` one in a VILA-style folder
+    (`resolve_llm_path`), else its own. What the loader reads its model type and training
+    dtype from, so the launchers read them there too (was: the top-level config for the
+    launcher's "auto" line and llm/'s for the loader's, two lines for one choice)."""
+    return read_config(resolve_llm_path(path))
+
+
 def model_type_of(path: str) -> str:
-    return read_config(resolve_llm_path(path)).model_type
+    return loaded_config(path).model_type
 
 
 def _qwen2_config_from_vl(vl_config) -> Qwen2Config:
@@ -516,7 +524,7 @@ def load_pretrained_model(
     unsupported = unsupported_load_options(model_base, load_8bit, load_4bit)
     if unsupported:
         raise NotImplementedError(unsupported)
-    config = read_config(resolve_llm_path(model_path))
+    config = loaded_config(model_path)
     # no dtype from the caller (the host's launchers pass none): the launcher's --dtype (loading_in_dtype);
     # "auto"'s line names the dtype the model was trained in where it differs (said once: the launcher's
     # own `launcher_dtype` line is the same)
@@ -527,7 +535,7 @@ def load_pretrained_model(
         check_config_fields(config.to_dict(), resolve_llm_path(model_path))
     except ValueError as e:
         raise CheckpointError(str(e)) from e
-    tokenizer = load_tokenizer(model_path)
+    tokenizer = load_tokenizer(resolve_llm_path(model_path))  # beside the model's config (was: the top folder's)
     check_tokenizer_fits(tokenizer, _config_vocab_size(config), model_path)  # before minutes of loading
     model = load_llm(model_path, dtype=dtype).to(device).eval()
     check_tokenizer_fits(tokenizer, model.get_input_embeddings().num_embeddings, model_path)  # the table itself
