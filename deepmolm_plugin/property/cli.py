@@ -430,14 +430,14 @@ def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
 
     graphs = [mol_to_graph(m) for m in table.mols] if graph else None
     embed = blocks = tok = None
-    if featurizer is not None:
-        embed = featurizer(table.mols, table.smiles)
-        blocks = FeatureScaler.for_featurizer(featurizer).blocks
-    if tokens:
+    if tokens:  # first: the LLM pass for the tokens stores the mean embeddings as well
         llm = llm_featurizer(featurizer)
         if llm is None:
             raise usage.UsageError("--fusion attention attends over LLM token states: use --features llm:<folder>")
         tok = llm.tokens(table.mols, table.smiles)
+    if featurizer is not None:
+        embed = featurizer(table.mols, table.smiles)
+        blocks = FeatureScaler.for_featurizer(featurizer).blocks
     return Inputs(graphs=graphs, embed=embed, tokens=tok, scaler_blocks=blocks)
 
 

@@ -213,13 +213,25 @@ class LLMEmbedding(Featurizer):
         return out  # type: ignore[return-value]
 
     def compute(self, mols, smiles):
-        states = self._states(list(smiles))
+        return self.compute_means(self._states(list(smiles)))
+
+    @staticmethod
+    def compute_means(states: list[np.ndarray]) -> list[np.ndarray]:
+        """Each molecule's mean embedding, (1, d) float32, from its (n_tokens, d) states."""
         return [s.mean(axis=0, keepdims=True).astype(np.float32) for s in states]
 
     def tokens(self, mols: Sequence, smiles: Sequence[str]) -> list[np.ndarray]:
+        """Each SMILES's token states, (n_tokens, d) float32 (stored as float16). The mean
+        embeddings of the molecules computed here are stored too, so that `__call__` for them
+        after this reads its cache (was: --fusion attention ran the LLM over every molecule
+        twice, once for the means and once for the tokens: `build_inputs` asks for the tokens
+        first)."""
         def compute(miss):
-            tokens = []
-            for smi, state in zip(miss, self._states(list(miss))):  # state: (n_tokens, d) float32
+            tokens, states = [], self._states(list(miss))  # each (n_tokens, d) float32
+            _, no_mean = self.cache.get_many(miss)
+            means = dict(zip(miss, self.compute_means(states)))
+            self.cache.put_many({smi: means[smi] for smi in no_mean})
+            for smi, state in zip(miss, states):  # state: (n_tokens, d) float32
                 with np.errstate(over="ignore"):  # an overflow is the refusal below, not a warning
                     t = state.astype(np.float16)  # (n_tokens, d)
                 if not np.isfinite(t).all():  # cached, inf was every later run's, as "training diverged"
