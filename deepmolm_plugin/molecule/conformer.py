@@ -45,9 +45,9 @@ Defined behaviours
   "3D embedding failed", or the random-coordinates try's other conformer). In a process that
   ignores SIGINT (deepmolm-prepare's workers) the cut-short try is made again
   (``errors.rdkit_step``). MMFF94 leaves SIGINT to Python, which raises ``KeyboardInterrupt``
-  when it returns. Both put Python's handler back with restart semantics, so afterwards
-  Python's own is installed again (``errors.python_sigint_again``): a Ctrl-C at the chat
-  CLI's prompt did nothing until Enter.
+  when it returns. Both put Python's handler back with restart semantics, so on leaving
+  the ``errors.rdkit_messages`` capture both run in Python's own is installed again
+  (``errors.python_sigint_again``): a Ctrl-C at the chat CLI's prompt did nothing until Enter.
 - MMFF94 without parameters (most metals, some unusual valences): the ETKDGv3 geometry is
   kept unoptimised and a note says so (``require_mmff=True`` makes it an error instead).
   ETKDG geometries already have sensible bond lengths and angles, which is what E3FP's
@@ -74,7 +74,7 @@ from rdkit.Geometry import Point3D
 
 from .bonds import bonds
 from .canonical import canonical_copy
-from .errors import (MoleculeError, as_notes, atom_names, bond_name, first_line, python_sigint_again, rdkit_messages,
+from .errors import (MoleculeError, as_notes, atom_names, bond_name, first_line, rdkit_messages,
                      rdkit_step, untyped_atoms, with_messages)
 
 __all__ = [
@@ -499,8 +499,6 @@ def _optimise(work: Chem.Mol, id: str, require_mmff: bool, mmff_max_iters: int,
         except (RuntimeError, ValueError) as error:
             reason = f"MMFF94 optimisation failed: RDKit error: {first_line(error)}"
             raise MoleculeError(id, reason) from error
-        finally:
-            python_sigint_again()  # RDKit's MMFF left SIGINT restarting blocking reads (the chat prompt)
     if status == -1:
         raise MoleculeError(id, with_messages("MMFF94 set-up failed", messages, name))
     notes = []

@@ -108,7 +108,9 @@ _routed = False
 def rdkit_messages() -> Iterator[list[str]]:
     """Collect RDKit's warnings and errors raised inside the block (timestamps removed).
 
-    Captures may nest: every open capture sees every message.
+    Captures may nest: every open capture sees every message. On leaving, Python's own
+    SIGINT handler is installed again (``python_sigint_again``): RDKit's interruptible calls,
+    all made inside a capture, leave SIGINT restarting blocking reads.
     """
     global _routed
     if not _routed:
@@ -126,6 +128,7 @@ def rdkit_messages() -> Iterator[list[str]]:
     try:
         yield messages
     finally:
+        python_sigint_again()
         _collect.stack.remove(messages)
         if not _collect.stack:
             logging.getLogger("rdkit").removeFilter(_collect)
@@ -158,8 +161,6 @@ def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
             if _interrupted(messages, str(error)):
                 continue
             raise
-        finally:
-            python_sigint_again()  # RDKit left its SIGINT restarting blocking reads
         if not _interrupted(messages):
             return result
     raise KeyboardInterrupt
@@ -170,8 +171,9 @@ def python_sigint_again() -> None:
     MMFF94 optimisation (and its other interruptible steps) install a SIGINT handler of their
     own and then put the previous one back with restart semantics (SA_RESTART): a blocking
     read (``input()`` at the chat CLI's prompt) was then restarted after a Ctrl-C instead of
-    interrupted, and the Ctrl-C did nothing until Enter. ``rdkit_step`` calls it; an RDKit
-    call made outside it that does this calls it too. Python's ``signal.signal`` installs without SA_RESTART. Only in the
+    interrupted, and the Ctrl-C did nothing until Enter. ``rdkit_messages`` calls it on leaving
+    (every RDKit call that does this is made inside one; a caller that blocks RDKit's logs
+    instead calls it itself). Python's ``signal.signal`` installs without SA_RESTART. Only in the
     main thread (the only one that may set handlers) and only for a handler Python knows
     (``getsignal`` is None for one installed outside Python: left alone)."""
     if threading.current_thread() is not threading.main_thread():

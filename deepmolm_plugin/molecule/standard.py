@@ -74,4 +74,5 @@ def molecule_keys(mols: Sequence) -> list[str]:
         with rdBase.BlockLogs():  # the standardiser logs every step of every molecule
             return [Chem.MolToSmiles(uncharger.uncharge(chooser.choose(standard_molecule(mol)))) for mol in mols]
     finally:
-        python_sigint_again()  # the Uncharger left SIGINT restarting blocking reads
+        python_sigint_again()  # the Uncharger left SIGINT restarting blocking reads (logs blocked, not
+        # collected by rdkit_messages, which would put Python's handler back itself: the standardiser logs every step)
