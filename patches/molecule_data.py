@@ -291,6 +291,7 @@ def use_model_molecule_settings(dataset, config) -> None:
     """
     from deepmolm_plugin.molecule.policy import MAX_ATOMS
     from deepmolm_plugin.molecule_fp import FingerprintSettings
+    from deepmolm_plugin.molecule.standard import STANDARD_RULES
     from deepmolm_plugin.property.features import GRAPH_FEATURES
 
     molecules = getattr(dataset, "molecules", None)
@@ -306,6 +307,7 @@ def use_model_molecule_settings(dataset, config) -> None:
     config.conformer_policy, config.render_size = molecules.policy, molecules.render_size
     config.max_atoms = molecules.limits.get("max_atoms", MAX_ATOMS)
     config.graph_features = GRAPH_FEATURES  # what the property head's graph slots mean
+    config.standard_molecule = STANDARD_RULES  # and which molecule its graphs were made of
 
 
 def _refuse(manifest: str, made: str, used: str) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..checkpoint_config import config_field
 from ..molecule.inputs import InputResolver
+from ..molecule.standard import STANDARD_RULES
 from ..property.features import GRAPH_FEATURES, MolGraph, mol_to_graph
 
 
@@ -28,13 +30,26 @@ def record_graph(record: dict, rid: str, resolver: InputResolver) -> Optional[Mo
 
 
 def graph_features_note(config) -> Optional[str]:
-    """What to tell the user of a model whose property head was trained on graph features
-    other than these (`features.GRAPH_FEATURES`; a config without the record predates it):
-    its stereocentres' and double bonds' slots meant other things; None when they agree."""
-    made = getattr(config, "graph_features", None)
-    if made == GRAPH_FEATURES:
+    """What to tell the user of a model whose property head was trained on other graphs than
+    this code makes (a config without a record predates it): other graph features
+    (`features.GRAPH_FEATURES`: its stereocentres' and double bonds' slots meant other things)
+    or another standard molecule (`molecule.standard.STANDARD_RULES`: a charge-separated
+    hypervalent bond, `C[S+](C)[O-]`, was a graph of its own before rules 2 wrote it neutral);
+    None when both agree."""
+    made = config_field(config, "graph_features")
+    rules = config_field(config, "standard_molecule")
+    differ = []  # (what the head was trained on, this code's, the molecules whose predictions it changes)
+    if made != GRAPH_FEATURES:
+        what = " (its stereo slots: the written CW/CCW tags)" if made in (None, 1) else ""
+        differ.append((f"graph features {made or 1}{what}", f"{GRAPH_FEATURES}, CIP descriptors",
+                       "molecules with stereocentres or E/Z bonds"))
+    if rules != STANDARD_RULES:
+        differ.append((f"standard-molecule rules {rules or 1}", f"{STANDARD_RULES}",
+                       "molecules written with charge-separated hypervalent bonds"
+                       if (rules or 1) < 2 <= STANDARD_RULES else "molecules the rules changed"))
+    if not differ:
         return None
-    what = " (its stereo slots: the written CW/CCW tags)" if made in (None, 1) else ""
-    return (f"the model's property head was trained on graph features {made or 1}{what}, this code computes "
-            f"{GRAPH_FEATURES} (CIP descriptors): its predictions for molecules with stereocentres or E/Z bonds are "
-            "not what it learned; retrain it (or use the code it was trained with) for trustworthy predictions")
+    trained = " and on ".join(f"{made_} (this code: {ours})" for made_, ours, _ in differ)
+    which = " and for ".join(item[2] for item in differ)
+    return (f"the model's property head was trained on {trained}: its predictions for {which} are not what it "
+            "learned; retrain it (or use the code it was trained with) for trustworthy predictions")
