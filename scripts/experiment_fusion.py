@@ -90,7 +90,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing too
 from deepmolm_plugin.data.prompts import PROPERTY_PREFIX  # noqa: E402
 from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means, task_medians  # noqa: E402
 from deepmolm_plugin.eval.jsonl import read_jsonl  # noqa: E402
-from deepmolm_plugin.molecule.tools import MAX_SIZE  # noqa: E402
+from deepmolm_plugin.molecule.inputs import MAX_RENDER_SIZE, MIN_RENDER_SIZE  # noqa: E402
 from deepmolm_plugin.patches.arguments import SEED_MAX  # noqa: E402  (the trainer's --seed bound)
 
 import bench_report  # noqa: E402  (a sibling module: scripts/ is on sys.path)
@@ -900,7 +900,7 @@ def plots(results: dict, out: Path, parity_rows: "dict | None") -> list:
     for ax, target in zip(axes, t):
         mae_bars(ax, [results["arms"][a]["mae"][target] for a in ARMS])
         ax.set_title(f"{target}\n({TARGET_KIND[target]})", fontsize=9)
-    written = [draw.save(fig, out.with_suffix(".png"), 120)]
+    written = [draw.save(fig, beside(out, ".png"), 120)]
     if parity_rows is not None:
         written.append(parity_plot(results, out, parity_rows))
     return written
@@ -955,7 +955,7 @@ def parity_plot(results: dict, out: Path, parity_rows: dict) -> Path:
         if not shown:  # was: an empty 0..1 frame, which said neither "nothing" nor why
             ax.text(0.5, 0.5, "no valid answers" if not rows else f"no value within ±{draw.MAX_DRAWABLE:g}",
                     ha="center", va="center", transform=ax.transAxes)
-    return draw.save(fig, out.with_name(out.name + "_parity.png"), 120)
+    return draw.save(fig, beside(out, "_parity.png"), 120)
 
 
 def fusion_test_rows(results: dict, work: Path) -> dict:
@@ -1010,7 +1010,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     # deepmolm-prepare's own bounds, checked here: it ran only after the dataset was built
     # (9 minutes at full size), and refused the value then
-    p.add_argument("--image-size", type=bench_report.at_least(16, MAX_SIZE), default=256,
+    p.add_argument("--image-size", type=bench_report.at_least(MIN_RENDER_SIZE, MAX_RENDER_SIZE), default=256,
                    help="depiction size (the tiny encoder's input size)")
     two = min(2, bench_report.usable_cores())  # the defaults, on a one-core machine too
     p.add_argument("--workers", type=bench_report.at_least(1), default=two, help="deepmolm-prepare worker processes")
@@ -1109,16 +1109,29 @@ def report_only(parser, args) -> None:
         parser.error(f"--from-json {path}: not a results file of this script (schema {results.get('schema')!r}, "
                      f"expected {SCHEMA!r})")
     statistics(results)
-    stem = path.with_suffix("")
+    stem = path.with_name(path.name.removesuffix(".json"))  # (with_suffix: `run.v2.json` wrote `run.md`)
     rows = None  # read before anything is written: a wrong --work changes nothing
     if args.work is not None:
-        rows = fusion_test_rows(results, Path(args.work).expanduser())
+        work = Path(args.work).expanduser()
+        # held while read, as a run holds it: a run still writing there is refused, not read half-way
+        lock = hold_work(parser, work) if work.is_dir() else None
+        try:
+            rows = fusion_test_rows(results, work)
+        finally:
+            if lock is not None:
+                lock.release()
     else:
         print(f"note: {stem.name}_parity.png is not drawn again: it shows the fusion models' answers, which are in "
               "the run's work folder, not in the results file: give it as --work", file=sys.stderr)
     write_json(path, results)
-    stem.with_suffix(".md").write_text(markdown(results))
-    print("wrote", path, stem.with_suffix(".md"), *plots(results, stem, rows))
+    beside(stem, ".md").write_text(markdown(results))
+    print("wrote", path, beside(stem, ".md"), *plots(results, stem, rows))
+
+
+def beside(stem: Path, ending: str) -> Path:
+    """STEM + ending (".md", ".png", "_parity.png"): the results' files beside each other.
+    Not `with_suffix`, which replaced the part after a dot in the stem's own name."""
+    return stem.with_name(stem.name + ending)
 
 
 def hold_work(parser, work: Path):
@@ -1187,12 +1200,12 @@ def run_experiment(args, argv, size: dict, seeds: list, out: Path, work: Path) -
     results["starts"] = clock.starts  # the markdown: the total covers every start's parts
     parity_rows = fusion_test_rows(results, work)
     stem = out / ("experiment_fusion_quick" if args.quick else "experiment_fusion")
-    write_json(stem.with_suffix(".json"), results)
+    write_json(beside(stem, ".json"), results)
     text = markdown(results)
-    stem.with_suffix(".md").write_text(text)
+    beside(stem, ".md").write_text(text)
     figures = plots(results, stem, parity_rows)
     print(text)
-    print("wrote", stem.with_suffix(".json"), stem.with_suffix(".md"), *figures)
+    print("wrote", beside(stem, ".json"), beside(stem, ".md"), *figures)
 
 
 if __name__ == "__main__":

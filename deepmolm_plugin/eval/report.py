@@ -66,13 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="question file with question_id, task, answer, properties (eval.questions writes it)")
     parser.add_argument("--out", required=True, type=usage.user_path,
                         help="folder for metrics.json, metrics.md, per_question.jsonl, plots/")
-    parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER,
+    parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, type=_tokenizer_name,
                         help=f"text-metric tokenizer: {', '.join(TOKENIZERS)} or hf:<local folder> "
                              f"(default {DEFAULT_TOKENIZER})")
     parser.add_argument("--nltk-data", default=None, type=usage.user_path, help="NLTK data folder holding corpora/wordnet "
                                                           "(default: $NLTK_DATA, else <venv>/nltk_data)")
     parser.add_argument("--no-plots", action="store_true")
     return parser
+
+
+def _tokenizer_name(value: str) -> str:
+    """--tokenizer as given, with `~` in an `hf:` folder expanded as in every path option
+    (was: `hf:~/tok` passed the folder check, which expands it, and then the loader took
+    `~/tok` for a Hub id and refused it)."""
+    return f"hf:{usage.user_path(value[3:])}" if value.startswith("hf:") else value
 
 
 def check_arguments(args: argparse.Namespace) -> None:
