@@ -1,0 +1,222 @@
+"""Fifteenth round of mends: one reader for a model config's fields (a config object and
+config.json's dict alike), one range for a depiction's side in every tool, one LLM pass
+per molecule for deepmolm-kflm2's --fusion attention, and a model whose LLM is in llm/
+loaded with the tokenizer and training dtype of llm/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import pytest
+
+from deepmolm_plugin.checkpoint_config import config_field, has_config_field
+
+from test_hostile_report_ninth import character_tokenizer  # noqa: F401  (module fixtures)
+from test_kflm2_fourteenth import TWO, _mols, tiny_llm  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# ------------------------------------------------------------ 1. one config reader
+@pytest.mark.parametrize("kind", ["dict", "object"])
+def test_config_fields_read_alike_from_an_object_and_a_dict(kind):
+    from deepmolm_plugin.dtypes import trained_dtype
+    from deepmolm_plugin.molecule.inputs import model_depiction, model_limits
+    from deepmolm_plugin.molecule_fp import FingerprintSettings
+    from deepmolm_plugin.projector.config import ProjectorConfig
+
+    fields = {"model_type": "llava_qwen2", "mm_vision_tower": "deepencoder", "hidden_size": 64,
+              "fp_bits": 4096, "render_size": 256, "max_atoms": None, "conformer_policy": "generate",
+              "dtype": "bfloat16"}
+    config = fields if kind == "dict" else SimpleNamespace(**fields)
+    assert config_field(config, "render_size") == 256 and config_field(config, "absent", 7) == 7
+    assert has_config_field(config, "max_atoms") and not has_config_field(config, "absent")
+    assert ProjectorConfig.from_host_config(config).hidden_size == 64
+    assert FingerprintSettings.from_config(config).bits == 4096
+    assert model_limits(config) == {"max_atoms": None}  # recorded null: no cap, not the default
+    depiction = model_depiction(config)
+    assert (depiction.policy, depiction.render_size, depiction.notes) == ("generate", 256, ())
+    import torch
+
+    assert trained_dtype(config) == torch.bfloat16
+
+
+def test_an_older_config_json_gives_its_dtype_as_torch_dtype():
+    import torch
+
+    from deepmolm_plugin.dtypes import trained_dtype
+
+    assert trained_dtype({"torch_dtype": "float32"}) == torch.float32
+    assert trained_dtype({"dtype": None, "torch_dtype": "bfloat16"}) == torch.bfloat16
+    assert trained_dtype(SimpleNamespace(torch_dtype="bfloat16")) is None  # objects carry it as dtype
+
+
+# ------------------------------------------------- 2. one range for a depiction's side
+@pytest.mark.parametrize("size, ok", [(15, False), (16, True), (8192, True), (8193, False), (True, False),
+                                      (256.0, False)])
+def test_a_depiction_side_is_held_to_one_range_everywhere(size, ok, tmp_path):
+    from deepmolm_plugin.molecule.inputs import model_depiction, model_render_size, render_size_problem
+
+    assert (render_size_problem(size) is None) == ok
+    if ok:
+        assert model_render_size({"render_size": size}) == size
+        assert model_depiction({}, render_size=size).render_size == size
+        return
+    with pytest.raises(ValueError, match="16-8192 pixels"):
+        model_render_size({"render_size": size})
+    with pytest.raises(ValueError, match="render_size.*16-8192 pixels"):
+        model_depiction({}, render_size=size)
+    if isinstance(size, int) and not isinstance(size, bool):  # the command-line tools take whole numbers
+        smi = tmp_path / "m.csv"
+        smi.write_text("id,smiles\nethanol,CCO\n")
+        for tool, option in (("deepmolm_plugin.molecule.tools", None), ("deepmolm_plugin.data.prepare", None)):
+            argv = ([sys.executable, "-c", "import sys; from deepmolm_plugin.molecule.tools import render_main;"
+                     " sys.exit(render_main(sys.argv[1:]))", str(smi), "--out", str(tmp_path / "r"), "--size",
+                     str(size)] if tool.endswith("tools") else
+                    [sys.executable, "-m", tool, "--format", "csv", "--input", str(smi), "--out", str(tmp_path / "p"),
+                     "--image-size", str(size)])
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            assert done.returncode != 0, (tool, done.stdout, done.stderr)
+            assert (">= 16" if size < 16 else "<= 8192") in done.stderr, (tool, done.stderr)
+
+
+# ------------------------------------------ 3. one LLM pass for --fusion attention
+def test_fusion_attention_runs_the_llm_once_per_molecule(tiny_llm, tmp_path):  # noqa: F811
+    from deepmolm_plugin.property.cli import build_inputs
+    from deepmolm_plugin.property.featurizers import LLMEmbedding
+
+    feat = LLMEmbedding(tiny_llm, cache_dir=tmp_path / "c", progress=False)
+    passes = []
+    states = feat._states
+    feat._states = lambda smiles: passes.append(list(smiles)) or states(smiles)
+    table = SimpleNamespace(mols=_mols(TWO), smiles=TWO)
+    inputs = build_inputs(table, graph=False, featurizer=feat, tokens=True)
+    assert passes == [TWO]  # was: [TWO, TWO], the means and then the tokens
+    fresh = LLMEmbedding(tiny_llm, cache_dir=tmp_path / "fresh", progress=False)
+    np.testing.assert_allclose(inputs.embed, fresh(_mols(TWO), TWO), rtol=1e-6, atol=1e-7)
+    assert [t.shape[0] for t in inputs.tokens] == [len(s) for s in fresh._states(TWO)]
+    assert build_inputs(table, graph=False, featurizer=feat, tokens=True) and passes == [TWO]  # both cached
+
+
+# ------------------------------- 4. "auto"'s line once for a model whose LLM is in llm/
+def test_auto_dtype_is_said_once_for_a_model_whose_llm_is_in_a_subfolder(trained_checkpoint, tmp_path, monkeypatch,
+                                                                          caplog):
+    """A VILA-style folder: the model in llm/, a top-level config.json with llm_cfg. The loader
+    reads llm/'s config; the chat CLI read the top one for its own "auto" line, which records
+    no dtype, so the choice was said twice, once without and once with the training dtype.
+    And the loader read the tokenizer from the top folder: "no usable tokenizer", though
+    the model beside it in llm/ loaded."""
+    import json
+    import logging
+
+    from deepmolm_plugin import dtypes
+
+    from test_dtype_cache_eleventh import _chat_dtype
+
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dtypes, "_logged", set())
+    folder = tmp_path / "vila"
+    (folder / "llm").mkdir(parents=True)
+    for path in trained_checkpoint.iterdir():
+        (folder / "llm" / path.name).symlink_to(path)
+    top = json.loads((trained_checkpoint / "config.json").read_text())
+    assert top.get("dtype", top.get("torch_dtype")) == "float32"
+    top = {k: v for k, v in top.items() if k not in ("dtype", "torch_dtype")} | {"llm_cfg": {}}
+    (folder / "config.json").write_text(json.dumps(top))
+    with caplog.at_level(logging.INFO, logger="deepmolm_plugin.dtypes"):
+        assert _chat_dtype(folder, monkeypatch) == torch.bfloat16
+    said = [r.getMessage() for r in caplog.records if r.name == "deepmolm_plugin.dtypes"]
+    assert len(said) == 1 and "trained in float32" in said[0], said
+
+
+# ------------------------------------------- 5. `~` in eval.report --tokenizer hf:
+def test_report_tokenizer_folder_expands_tilde(tmp_path, character_tokenizer, monkeypatch, capsys):  # noqa: F811
+    from deepmolm_plugin.eval import report
+
+    from test_hostile_report_ninth import _files
+
+    monkeypatch.setenv("HOME", str(character_tokenizer.parent))
+    answers, refs = _files(tmp_path, [("c1", "caption", "An alcohol.", "An alcohol.")])
+    with pytest.raises(SystemExit):
+        report.main([str(answers), "--references", str(refs), "--out", str(tmp_path / "out"),
+                     f"--tokenizer=hf:~/{character_tokenizer.name}"])
+    err = capsys.readouterr().err
+    # it loaded (and is refused for its white-space tokens); was: "no tokenizer loads from this folder"
+    assert "returned the token ' '" in err and f"hf:{character_tokenizer}" in err, err
+
+
+# ------------------------------ 6. experiment_fusion --from-json: names and the work lock
+def _experiment_script():
+    import importlib
+    from pathlib import Path
+
+    import deepmolm_plugin
+
+    scripts = Path(deepmolm_plugin.__file__).resolve().parents[1] / "scripts"
+    sys.path.insert(0, str(scripts))
+    return importlib.import_module("experiment_fusion"), scripts
+
+
+def test_from_json_writes_beside_a_results_file_with_a_dot_in_its_name(tmp_path, capsys):
+    import shutil
+
+    ef, scripts = _experiment_script()
+    path = tmp_path / "fusion.v2.json"
+    shutil.copy(scripts / "results" / "experiment_fusion.json", path)
+    ef.experiment(["--from-json", str(path)])
+    # was: fusion.md and fusion.png, another results file's names (`with_suffix` replaced ".v2")
+    assert (tmp_path / "fusion.v2.md").is_file() and (tmp_path / "fusion.v2.png").is_file()
+    assert not (tmp_path / "fusion.md").exists() and not (tmp_path / "fusion.png").exists()
+    assert "fusion.v2_parity.png is not drawn again" in capsys.readouterr().err
+
+
+def test_from_json_does_not_read_a_work_folder_a_run_holds(tmp_path, capsys):
+    import shutil
+
+    ef, scripts = _experiment_script()
+    path = tmp_path / "experiment_fusion.json"
+    shutil.copy(scripts / "results" / "experiment_fusion.json", path)
+    before = path.read_text()
+    work = tmp_path / "work"
+    work.mkdir()
+    held = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                             "from deepmolm_plugin import output_lock; "
+                             "output_lock.hold(output_lock.folder_lock(Path(sys.argv[1]), 'experiment_fusion')); "
+                             "print('held', flush=True); time.sleep(120)", str(work)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "held"
+        with pytest.raises(SystemExit) as exit_:
+            ef.experiment(["--from-json", str(path), "--work", str(work)])
+    finally:
+        held.kill()
+        held.wait()
+    assert exit_.value.code == 2 and "--work" in capsys.readouterr().err
+    assert path.read_text() == before and not (tmp_path / "experiment_fusion.md").exists()  # nothing written
+
+
+# --------------------- 7. the property head's note knows the standard-molecule rules
+def test_a_head_trained_on_older_standard_molecules_is_named():
+    from deepmolm_plugin.data.graphs import graph_features_note
+    from deepmolm_plugin.molecule.standard import STANDARD_RULES
+    from deepmolm_plugin.property.features import GRAPH_FEATURES
+    from patches.molecule_data import use_model_molecule_settings
+
+    class Dataset:
+        molecules = SimpleNamespace(policy="auto", render_size=64, limits={}, fp=None)
+        prepared = ({}, None)
+
+    config = SimpleNamespace(fp_bits=4096, fp_levels=4)
+    use_model_molecule_settings(Dataset(), config)
+    assert (config.graph_features, config.standard_molecule) == (GRAPH_FEATURES, STANDARD_RULES)
+    assert graph_features_note(config) is None
+    assert graph_features_note({"graph_features": GRAPH_FEATURES, "standard_molecule": STANDARD_RULES}) is None
+    # was: None, though its graphs of C[S+](C)[O-] and CS(C)=O were two molecules' graphs
+    older = SimpleNamespace(graph_features=GRAPH_FEATURES)
+    note = graph_features_note(older)
+    assert "standard-molecule rules 1 (this code: 2)" in note and "charge-separated hypervalent" in note
+    assert "graph features" not in note  # only what differs
