@@ -3,7 +3,13 @@
 - CUDA: bfloat16 where the GPU has it (Ampere and later), else float16 (what the host
   runs on older GPUs);
 - CPU with native bf16 arithmetic (AMX-BF16 or AVX512-BF16, as torch reports the CPU's
-  capabilities): bfloat16, about twice the fp32 matmul rate there;
+  capabilities): bfloat16, about twice the fp32 matmul rate on an AMD EPYC with AVX512-BF16.
+  Not everywhere: on an Intel Xeon VM reporting AVX512-BF16 but no AMX, a bf16 matmul ran at
+  0.58x the fp32 rate and the DeepEncoder took 9.0 s in bf16 against 5.8 s in fp32
+  (`scripts/bench_encoder.py` measures both). The flags cannot tell these apart, and a
+  choice measured at each start would change with the machine's load (and with it the
+  answers, which model_vqa's --resume compares), so there the line says so, and how to
+  choose float32;
 - any other CPU: float32. There bf16 is emulated: on an AVX2-only EPYC the DeepEncoder took
   113 s in bf16 against 21 s in fp32.
 
@@ -49,6 +55,15 @@ def trained_dtype(config) -> Optional[torch.dtype]:
     return NAMES.get(value.replace("torch.", "")) if isinstance(value, str) else None
 
 
+def _native_bf16_reason() -> str:
+    """Why "auto" took bf16 on this CPU; where only AVX512-BF16 is reported (no AMX), that it
+    may be slower there (see the module docstring) and how to check and choose."""
+    if torch._C._cpu._get_cpu_capability().get("amx_bf16"):
+        return "CPU with native bf16 (AMX-BF16)"
+    return ("CPU with native bf16 (AVX512-BF16, no AMX: on some such CPUs bf16 matmuls run slower than fp32; "
+            "scripts/bench_encoder.py measures both, --dtype float32 chooses fp32)")
+
+
 def trained_note(chosen: torch.dtype, trained: Optional[torch.dtype]) -> str:
     """What "auto"'s choice line adds when the model was trained in another dtype (was: the
     choice alone, so an fp32-trained model ran in bf16 without a word about training)."""
@@ -70,7 +85,7 @@ def auto_dtype(device: Union[str, torch.device], trained: Optional[torch.dtype] 
     elif device.type == "cpu":
         native = cpu_has_native_bf16()
         dtype = torch.bfloat16 if native else torch.float32
-        reason = "CPU with native bf16 (AMX/AVX512-BF16)" if native else (
+        reason = _native_bf16_reason() if native else (
             f"CPU without native bf16 (torch reports {torch.backends.cpu.get_cpu_capability()}), "
             "where bf16 is emulated and slower than fp32")
     else:
