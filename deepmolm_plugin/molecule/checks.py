@@ -309,8 +309,9 @@ def check_missing_bonds(mol: Chem.Mol, id: str) -> None:
         first = np.flatnonzero(hit)[0]  # the pair of the lowest atom numbers
         i, j = keep[a[first]], keep[b[first]]
         raise MoleculeError(id, f"atoms {atom_names([i, j], mol)} are {dist[first]:.3g} "
-                                "A apart, a bond length, but not bonded: the file left out bonds (incomplete "
-                                "CONECT records?)")
+                                "A apart, a bond length, but not bonded: the file left out bonds (a PDB's "
+                                "incomplete CONECT records, a missing bond line of a molfile or MOL2?) or holds "
+                                "molecules placed over each other")
 
 
 def check_perceived_orders(mol: Chem.Mol, id: str) -> None:

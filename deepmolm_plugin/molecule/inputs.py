@@ -619,7 +619,12 @@ class InputResolver:
                                  f"{molecule.mol.GetNumHeavyAtoms()} heavy atoms: the tokens belong to another "
                                  "molecule or to part of it; give one molecule's structure and tokens, or leave one out")
         if smiles:
-            parsed = self._parsed(smiles, rid)
+            # compared as the builders make it: charge-separated hypervalent bonds written
+            # neutral (`hypervalent`), as every structure and every token row is (was: the
+            # tokens and structure of C[S+](C)[O-] were refused beside that SMILES itself)
+            from .hypervalent import neutral_hypervalent
+
+            parsed = neutral_hypervalent(self._parsed(smiles, rid), rid, [])
             if isinstance(made, str):
                 self._check_prepared_molecule(made, smiles, rid)
             if given_fp and parsed.GetNumHeavyAtoms() != rows:
