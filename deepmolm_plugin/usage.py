@@ -10,9 +10,11 @@ Light on purpose: no torch, transformers or RDKit here (the checks run before th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -149,8 +151,16 @@ os.register_at_fork(after_in_child=_children_keep_default_sigterm)
 
 
 def checked(parser, check, args):
-    """`check(args)`'s result; a UsageError it raises becomes `fail` with the parser's name."""
+    """`check(args)`'s result; a UsageError it raises becomes `fail` with the parser's name.
+    First every path option (argparse type `user_path`) is refused if its name is too long
+    (`name_length`): a tool's own checks stat some paths themselves (model_vqa's
+    `--answers-file` is_dir), which raised OSError, a traceback, for such a name."""
     try:
+        for action in parser._actions:
+            given = getattr(args, action.dest, None) if action.type is user_path else None
+            for value in given if isinstance(given, (list, tuple)) else [given] if given is not None else []:
+                name_length(value, action.option_strings[0] if action.option_strings
+                            else action.metavar or action.dest.upper())
         return check(args)
     except UsageError as e:
         fail(parser.prog, e)
@@ -169,20 +179,66 @@ def _path(value: "str | os.PathLike") -> Path:
     return Path(user_path(value))
 
 
+NAME_TOO_LONG = "name too long: over 255 bytes in one name or 4096 in the path"
+# what the molecule tools say of a pipe or device given as a file (`<(...)`, a FIFO, /dev/stdin)
+NOT_A_REGULAR_FILE = "is not a regular file (a pipe or a device): save it to a file first"
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits (bytes): a longer name is refused by every call on it
+
+
+def name_length(value: "str | os.PathLike", option: str) -> None:
+    """A UsageError naming `option` where `value` has a part over NAME_MAX bytes or is
+    PATH_MAX bytes or longer: no call on it can work (ENAMETOOLONG)."""
+    raw = os.fsencode(user_path(value))
+    if len(raw) >= PATH_MAX or any(len(part) > NAME_MAX for part in raw.split(b"/")):
+        raise UsageError(f"{option} {value}: {NAME_TOO_LONG}")
+
+
+def path_stat(value: "str | os.PathLike", option: str, follow_links: bool = True) -> Optional[os.stat_result]:
+    """os.stat of `value` (os.lstat with `follow_links` False); None where nothing is there
+    (also under a file, a link to nothing, a loop of links). A name too long, or a folder on
+    the way this user may not look into, is a UsageError naming `option`: Path.exists,
+    is_dir and is_file raise OSError for those (Python 3.11 swallows only ENOENT, ENOTDIR,
+    EBADF and ELOOP), which was a traceback in every tool. A name too long is refused even
+    where an earlier part is missing: the folder to be created would fail later."""
+    path = user_path(value)
+    name_length(path, option)
+    try:
+        return os.stat(path) if follow_links else os.lstat(path)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            return None
+        if e.errno == errno.ENAMETOOLONG:  # a file system with shorter names, a link's long target
+            raise UsageError(f"{option} {value}: {NAME_TOO_LONG}") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise UsageError(f"{option} {value}: cannot be looked at (no permission to search a folder on "
+                             "its way)") from None
+        raise
+
+
+def _reachable(value: "str | os.PathLike", option: str) -> Path:
+    """`value` as a Path, once `path_stat` (the link and what it names) has found nothing
+    that makes the Path checks raise OSError: after it they only answer (a parent's name is
+    a part of this one)."""
+    path_stat(value, option, follow_links=False)
+    path_stat(value, option)
+    return _path(value)
+
+
 def existing_file(value: "str | os.PathLike", option: str, allow_empty: bool = True) -> Path:
     """`value` as a Path to an existing (and, unless `allow_empty`, non-empty) file."""
-    path = _path(value)
+    path = _reachable(value, option)
     if path.is_dir():
         raise UsageError(f"{option} {value}: is a folder, not a file")
     if not path.is_file():
-        raise UsageError(f"{option} {value}: no such file")
+        # a pipe or device (`<(...)`, a FIFO) exists: "no such file" sent users looking for it
+        raise UsageError(f"{option} {value}: {NOT_A_REGULAR_FILE if path.exists() else 'no such file'}")
     if not allow_empty and path.stat().st_size == 0:
         raise UsageError(f"{option} {value}: the file is empty")
     return path
 
 
 def existing_folder(value: "str | os.PathLike", option: str) -> Path:
-    path = _path(value)
+    path = _reachable(value, option)
     if path.is_file():
         raise UsageError(f"{option} {value}: is a file, not a folder")
     if not path.is_dir():
@@ -197,7 +253,7 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     current folder, or (`if value:`) no folder at all, without a word."""
     if not os.fspath(value).strip():
         raise UsageError(f"{option}: the folder name is empty")
-    path = _path(value)
+    path = _reachable(value, option)
     for p in (path, *path.parents):
         # A link to nothing (or a loop) "does not exist", so it passed, and creating the
         # folder failed after the model had loaded ("File exists").
@@ -237,7 +293,7 @@ def cache_folder(value: "str | os.PathLike", option: str) -> Path:
     accepted: a cache shared on a read-only mount serves what it holds (the cache then
     stores nothing, and says so). A folder that holds a model, or one inside a model folder
     (`CHECKPOINT/feature_cache`: review), is refused (`held_model`)."""
-    path = _path(value)
+    path = _reachable(value, option)
     held = held_model(path)
     if held:
         raise UsageError(f"{option} {value}: holds a model ({held}); the cache would write a sub-folder of "
@@ -281,7 +337,7 @@ def output_file(value: "str | os.PathLike", option: str) -> Path:
     creatable there). Was: a PermissionError traceback at the first write, after another
     output had been emptied (deepmolm-fingerprint's --out) or the earlier run's pictures
     deleted (deepmolm-render)."""
-    path = _path(value)
+    path = _reachable(value, option)
     if path.is_dir():
         raise UsageError(f"{option} {value}: is a folder, not a file")
     parent = path.parent
@@ -371,6 +427,17 @@ class RepeatedKeyError(ValueError):
                 "without a word; delete the others")
 
 
+class TooDeepJSON(json.JSONDecodeError):
+    """JSON nested more deeply than json.loads can read (a RecursionError there); a
+    JSONDecodeError, so every reader says "not JSON" for it, without a position (it has none)."""
+
+    def __init__(self, text: str):
+        super().__init__("nested too deeply for Python's JSON parser (about 1000 levels)", text, 0)
+
+    def __str__(self) -> str:
+        return self.msg
+
+
 def json_loads_unique(text: str):
     """json.loads, with RepeatedKeyError for an object that states a key twice: json.loads
     (and the host's json.load) keeps the last value without a word, so a hand-edited record
@@ -386,7 +453,11 @@ def json_loads_unique(text: str):
             repeated.append((obj, next(k for k, _ in items if k in seen or seen.add(k))))
         return obj
 
-    value = json.loads(text, object_pairs_hook=pairs)
+    try:
+        value = json.loads(text, object_pairs_hook=pairs)
+    except RecursionError:  # ~1000 nested [ or {: every caller says "not JSON" for the file and line
+        # (was: a RecursionError traceback from eval.report, eval.questions and training's --data_path)
+        raise TooDeepJSON(text) from None
     if repeated:  # located only now (the hook cannot see where its object will sit)
         obj, key = repeated[0]
         raise RepeatedKeyError(key, _path_to(value, obj), value)
@@ -477,7 +548,8 @@ def model_config(folder: "str | os.PathLike", option: str) -> Optional[dict]:
     Unreadable, not JSON or not an object: UsageError naming the option and the file (the
     readers of saved models, adapters, checkpoints and KFLM2's llm: folders all come here)."""
     path = _path(folder) / "config.json"
-    if not path.is_file():
+    found = path_stat(path, option)  # a name too long: a UsageError, not an OSError traceback
+    if found is None or not stat.S_ISREG(found.st_mode):
         return None
     try:
         with open(path, encoding="utf-8") as handle:
@@ -536,7 +608,7 @@ def model_folder(value: str, option: str) -> None:
     folder; offline, a Hub id must be in the local cache. A folder that is only part of a
     model (`partial_model_folder`) or a deepmolm-kflm2 results folder (`kflm2_run_folder`)
     is named for what it is."""
-    path = _path(value)
+    path = _reachable(value, option)
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "llm" / "config.json").is_file():
             raise UsageError(f"{option} {value}: the folder holds no config.json (not a model checkpoint folder)")
@@ -571,6 +643,9 @@ def typed_elsewhere(value: str) -> str:
     id; said where it fails (offline here, or transformers' load error)."""
     value = str(value)
     owner = value.split("/")[0]
-    if "/" not in value or not owner or _path(value).exists() or not _path(owner).is_dir():
+    try:
+        if "/" not in value or not owner or _path(value).exists() or not _path(owner).is_dir():
+            return ""
+    except OSError:  # a name too long, no permission: no hint (the error it goes with says why)
         return ""
     return f" ({owner}/ here holds no {value[len(owner) + 1:]}: a path typed in another folder?)"

@@ -37,11 +37,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from .. import usage
 from . import jsonl
 from .resume import ASKED, CAPPED, CONTENT, QUESTION, SETTINGS, SHOWN, asked_digests, content_digest
 
@@ -80,11 +82,21 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
     is an error: failures files of another run."""
     if not paths:
         raise MergeError("no answer files given")
-    folders = [str(p) for p in paths if Path(p).is_dir()]
+    found = {}
+    for p in paths:
+        try:  # a name too long was an OSError traceback (Path.is_dir raises it)
+            found[str(p)] = usage.path_stat(p, "answer file")
+        except usage.UsageError as e:
+            raise MergeError(str(e)) from None
+    folders = [p for p, st in found.items() if st is not None and stat.S_ISDIR(st.st_mode)]
     if folders:  # were "missing"
         raise MergeError(f"answer file(s) that are folders: {', '.join(folders)} (give the files, e.g. "
                          "answers/*.jsonl)")
-    missing_files = [str(p) for p in paths if not Path(p).is_file()]
+    # a pipe (`<(...)`) was "missing (a chunk that did not run...)"
+    pipes = [p for p, st in found.items() if st is not None and not stat.S_ISREG(st.st_mode)]
+    if pipes:
+        raise MergeError(f"answer file(s) {', '.join(pipes)}: {usage.NOT_A_REGULAR_FILE}")
+    missing_files = [p for p, st in found.items() if st is None]
     if missing_files:
         raise MergeError(f"answer file(s) missing: {', '.join(missing_files)} (a chunk that did not run or "
                          "failed; an empty chunk still writes an empty file)")

@@ -237,7 +237,14 @@ def _check_picture(record: dict, question: dict, data_dir: Path, pictures) -> No
     from ..data.records import RecordError
 
     image = record.get("image")
-    if not isinstance(image, str) or not image or not (data_dir / image).is_file():
+    if not isinstance(image, str) or not image:
+        return
+    try:
+        usage.name_length(data_dir / image, "image")
+    except usage.UsageError as e:  # (is_file raised ENAMETOOLONG as a traceback)
+        raise QuestionFileError(f"question {question['question_id']!r}: its image {usage.shortened(image)!r}: "
+                                f"{usage.NAME_TOO_LONG}") from e
+    if not (data_dir / image).is_file():
         return
     try:
         side = pictures.check(record, str(data_dir / image), str(question["question_id"]))
@@ -313,6 +320,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     try:
         usage.existing_file(args.data, "DATA", allow_empty=False)
+        usage.name_length(args.out, "QUESTIONS")  # (is_dir below raised ENAMETOOLONG as a traceback)
         if Path(args.out).is_dir():
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
         if Path(args.out).resolve() == Path(args.data).resolve():  # it was replaced by the questions

@@ -52,7 +52,7 @@ from .. import output_lock, usage
 from .jsonl import AUX_SUFFIX, failures_path
 from .merge import ReportError, format_ids
 from .outputs import overwritten_inputs, write_outputs
-from .scoring import build_report
+from .scoring import SAY_STAGES_FROM, build_report
 
 
 
@@ -127,11 +127,35 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
+    made = _missing_folders(Path(args.out))  # the lock creates them
     lock = usage.checked(parser, lambda a: output_lock.hold(output_lock.folder_lock(a.out, LOCK_TOOL)), args)
     try:
         _report(args)
-    finally:
+    except BaseException:
+        # a refused report writes nothing: it left behind the empty --out its lock had created
         lock.release()
+        _remove_empty(made)
+        raise
+    lock.release()
+
+
+def _missing_folders(folder: Path) -> list:
+    """`folder` and those above it that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list) -> None:
+    """Remove `folders` (deepest first) while they are empty: never a file in them, nor a
+    folder another run has put something in since."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 # who a refusal says holds --out: run_eval.sh takes the same lock for its OUT
@@ -156,9 +180,13 @@ def _report(args: argparse.Namespace) -> None:
             print(f"note: skipping {len(side)} {what}", file=sys.stderr)
             args.answers = [p for p in args.answers if not is_side(p)]
     try:
-        report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data)
+        report, rows = build_report(args.answers, args.references, args.tokenizer, args.nltk_data,
+                                    say=lambda line: print(line, file=sys.stderr, flush=True))
     except (ReportError, WordNetMissing, TextTooLong) as e:
         raise SystemExit(f"error: {e}{_earlier_report(Path(args.out))}") from e
+    if len(rows) >= SAY_STAGES_FROM:
+        print(f"writing the report in {args.out}{'' if args.no_plots else ', with plots'}", file=sys.stderr,
+              flush=True)
     try:
         table = write_outputs(report, rows, Path(args.out), make_plots=not args.no_plots)
     except OSError as e:  # disk full, no permission: the earlier report's files are gone already

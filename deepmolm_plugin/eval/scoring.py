@@ -502,10 +502,16 @@ def _versions() -> Dict[str, Optional[str]]:
     return out
 
 
+# Answers from which eval.report says its stages on stderr: a run of 16,000 was a minute without
+# a line (100,000 about six), which reads as a hang; a small one's output stays the tables alone
+SAY_STAGES_FROM = 2000
+
+
 def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.PathLike] = None,
-                 tokenizer=None, nltk_data=None) -> Tuple[dict, List[dict]]:
+                 tokenizer=None, nltk_data=None, say=None) -> Tuple[dict, List[dict]]:
     """The metrics.json document and the per-question rows for answer shards scored against
-    a references file (or, without one, the references the answer lines carry)."""
+    a references file (or, without one, the references the answer lines carry). `say`: called
+    with a line before the scoring of SAY_STAGES_FROM answers or more."""
     from .metrics import molecules, text
 
     tok = text.get_tokenizer(tokenizer)
@@ -520,6 +526,8 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     else:
         answers, counts = merge_answers(answer_paths, not_asked=failed)
         refs = references_from_answers(answers)
+    if say is not None and len(answers) >= SAY_STAGES_FROM:
+        say(f"merged {len(answers)} answers from {len(answer_paths)} file(s); scoring them")
     results, rows = score(answers, refs, tokenizer=tok, nltk_data=nltk_data, not_asked=failed)
     if references is None:  # no reference record says their task: counted overall only
         rows += not_asked_rows(None, None, list(failed), refs, failed)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import time
 from pathlib import Path
@@ -170,9 +171,26 @@ def note_relocated(previous: dict, state: dict) -> None:
               "so the work done there is used", file=sys.stderr)
 
 
+def check_input(value: str) -> None:
+    """--input must be a file or a folder. A name too long was an OSError traceback; a pipe
+    (`<(...)`) was "does not exist", naming the /proc/.../fd/pipe:[...] .resolve() made of it
+    (the readers would block or read it only once)."""
+    try:
+        found = usage.path_stat(value, "--input")
+    except usage.UsageError as e:
+        raise PrepareError(str(e)) from None
+    if found is None:
+        raise PrepareError(f"--input {Path(value).resolve()} does not exist")
+    if not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
+        raise PrepareError(f"--input {value}: {usage.NOT_A_REGULAR_FILE}")
+
+
 def read_only_output(root: Path) -> bool:
     """A finished output this user cannot write (a shared dataset on a read-only mount)."""
-    return (root / MANIFEST).is_file() and not os.access(root, os.W_OK | os.X_OK)
+    try:
+        return (root / MANIFEST).is_file() and not os.access(root, os.W_OK | os.X_OK)
+    except OSError:  # a name too long, no permission: not one (--out's check says why)
+        return False
 
 
 def confirm_read_only(args, out: Output) -> dict:
@@ -369,8 +387,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     failed = locked = False
     try:
         check_reader_options(args.format, reader_options(args))
-        if not Path(args.input).exists():  # before --out is created
-            raise PrepareError(f"--input {Path(args.input).resolve()} does not exist")
+        check_input(args.input)  # before --out is created
         if read_only_output(out.root) and not args.merge and args.shard == (0, 1):
             finished = confirm_read_only(args, out)
             say(summary(finished))
