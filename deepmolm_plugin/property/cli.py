@@ -424,11 +424,11 @@ def imputed_features(featurizer, embed) -> dict:
     return found
 
 
-def build_inputs(table: Table, graph: bool, featurizer, tokens: bool) -> Inputs:
-    from .featurizers import llm_featurizer
+def build_inputs(table: Table, graph: bool, featurizer, tokens: bool, progress: bool = False) -> Inputs:
+    from .featurizers import llm_featurizer, molecule_bar
     from .scaling import FeatureScaler
 
-    graphs = [mol_to_graph(m) for m in table.mols] if graph else None
+    graphs = [mol_to_graph(m) for m in molecule_bar(table.mols, "graphs", progress)] if graph else None
     embed = blocks = tok = None
     if tokens:  # first: the LLM pass for the tokens stores the mean embeddings as well
         llm = llm_featurizer(featurizer)
@@ -832,6 +832,8 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
         featurizer = make_featurizer(args.features, args.cache_dir, batch_size=args.llm_batch_size,
                                      progress=not args.quiet) \
             if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
+        for part in featurizer.parts:
+            part.progress = not args.quiet
         llm = llm_featurizer(featurizer)
         if llm is not None:  # an llm: folder's contents can change under the same path
             run["llm_fingerprint"] = llm.fingerprint
@@ -839,10 +841,14 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     fp = _fingerprint(run)
 
     t_load = time.perf_counter()  # the data are read and checked before anything is written
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    # each long pass says what it does (a large table was minutes without a line before the first seed)
+    say(f"reading {args.data}" + (f" and {len(args.test_file)} --test-file(s)" if args.test_file else ""))
     table = load_table(args.data, args.targets, args.smiles_column, args.task, args.max_rows)
     tests = {Path(t).stem: load_table(t, args.targets, args.smiles_column, args.task) for t in args.test_file}
     data_report = table.report()
     data_report["test_files"] = {}
+    say(f"{len(table.mols)} molecules read in {time.perf_counter() - t_load:.0f} s; finding copies")
     keys = molecule_keys(table.mols)
     if tests:  # a training row of a molecule in a fixed test set (any salt / charge form) would leak: drop it
         test_key_lists = {name: molecule_keys(t.mols) for name, t in tests.items()}
@@ -887,8 +893,12 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
     # after every SMILES had been through an llm: featuriser's model)
     check_rerun(out, run, fp, args.overwrite)
     need_tokens = args.fusion == "attention"
-    inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens)
-    test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens), t.y)
+    what = [*([featurizer.name] if featurizer is not None else []), *(["graphs"] if not args.no_graph else [])]
+    if what:
+        say(f"computing {' and '.join(what)} of {len(table.mols) + sum(len(t.mols) for t in tests.values())} "
+            "molecules (cached ones are read)")
+    inputs = build_inputs(table, not args.no_graph, featurizer, need_tokens, progress=not args.quiet)
+    test_inputs = {name: (build_inputs(t, not args.no_graph, featurizer, need_tokens, progress=not args.quiet), t.y)
                    for name, t in tests.items()}
     # (a new --out is made only here, where the run starts writing: one refused for its data is
     # not left behind)
@@ -1185,6 +1195,11 @@ def check_arguments(args) -> None:
                                "another test set's or the train/valid results; copy or rename the file(s)")
     for option, path in [("--data", args.data)] + [("--test-file", t) for t in args.test_file]:
         usage.existing_file(path, option, allow_empty=False)
+        try:  # results.md names the files (UTF-8): such a name failed writing it, after every seed had trained
+            os.path.abspath(path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise usage.UsageError(f"{option} {os.fsencode(path)!r}: its path has bytes that are not UTF-8, which "
+                                   "results.md cannot name: rename the file (or its folder)") from None
         check_utf8(path, option)  # the whole file: a bad byte after the first read (8 KB) was a traceback
         problem = json_file_problem(path)
         if problem:
@@ -1219,6 +1234,8 @@ def check_arguments(args) -> None:
                     raise usage.UsageError(f"--features {e}") from e
     if args.out is not None:
         usage.output_folder(args.out, "--out")
+    if args.features != "none":  # (without a featuriser no cache is written)
+        check_cache_outside_out(args)
     check_out_folder(out_folder(args))  # a model's or one's own folder: before anything is computed
     if args.cache_dir is not None:
         usage.output_folder(args.cache_dir, "--cache-dir")
@@ -1228,6 +1245,28 @@ def check_arguments(args) -> None:
 
         option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache"
         usage.output_folder(default_cache_dir(), option)
+
+
+def check_cache_outside_out(args) -> None:
+    """UsageError if the featurisers' cache (--cache-dir, else $DEEPMOLM_PROPERTY_CACHE, else
+    ~/.cache/...) is --out or a folder inside it, as training refuses --vision_feature_cache
+    inside --output_dir. Was: the first run filled the cache there, then refused its own --out
+    as "not a deepmolm-kflm2 run folder: it holds cache", and so did every rerun. The paths are
+    compared resolved, so a link or a `..` spelling of the same folder is caught too."""
+    from .embedding_cache import CACHE_ENV, default_cache_dir
+
+    if args.cache_dir is not None:
+        cache, option = args.cache_dir, "--cache-dir"
+    else:
+        cache = os.fspath(default_cache_dir())
+        option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache (no --cache-dir)"
+    out = out_folder(args)
+    given, folder = (Path(os.path.expanduser(v)).resolve() for v in (cache, out))
+    if given == folder or folder in given.parents:
+        where = "is --out" if given == folder else "is inside --out"
+        raise usage.UsageError(f"{option} {cache}: {where} {out}, whose files a run owns (its reports are "
+                               "replaced, and a folder that holds anything else is refused as a run's): give "
+                               "--cache-dir (or $" + CACHE_ENV + ") a folder outside --out, or --out another folder")
 
 
 def check_feature_pieces(spec: str, items: Sequence[str]) -> None:

@@ -10,9 +10,11 @@ the first tasks of a multi-task set).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -95,13 +97,46 @@ def _number(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:{_spec(value, digits)}}"
 
 
+# A test subset's name in a plot's file name: --test-file stems are the user's (245 bytes made
+# "parity_<stem>_0.png" too long to create, after every seed had trained; a newline or a
+# non-ASCII letter made names shells and other systems mangle). Plain ASCII, at most this long.
+PLOT_NAME_MAX = 64
+
+
+def plot_file_name(prefix: str, subset: str, suffix: str = "") -> str:
+    """``<prefix>_<subset><suffix>.png`` with `subset` made safe: characters other than ASCII
+    letters, digits, '.', '_' and '-' replaced by '_', a leading '.' too (a hidden file),
+    cut to PLOT_NAME_MAX; a name changed so (or one that already ends like the digest)
+    gets '-' and 8 hex digits of the real name's SHA-256, so two subsets never share a file.
+    results.json and results.md keep the real names."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", subset)
+    safe = "_" + safe[1:] if safe.startswith(".") else safe
+    if safe != subset or len(safe) > PLOT_NAME_MAX or re.search(r"-[0-9a-f]{8}$", safe):
+        # surrogateescape: a file name's bytes that are not UTF-8 still hash
+        digest = hashlib.sha256(subset.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        safe = f"{safe[:PLOT_NAME_MAX]}-{digest}"
+    return f"{prefix}_{safe}{suffix}.png"
+
+
+def _text(value) -> str:
+    """A name (of a file, a target) on one line of results.md: control characters shown as
+    escapes ("\\n"), as a newline in a --test-file name split its table row and list item."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+        m[0], f"\\x{ord(m[0]):02x}"), str(value))
+
+
+def _cell(value) -> str:
+    """A name in a results.md table cell: on one line (`_text`), its '|' escaped (it ended the cell)."""
+    return _text(value).replace("|", "\\|")
+
+
 def markdown(results: dict) -> str:
     task = results["config"]["task"]
     metric, higher = selection_metric(task, len(results["targets"]))
-    lines = [f"# {results['dataset']} ({results['split']} split, {task})", ""]
+    lines = [f"# {_text(results['dataset'])} ({results['split']} split, {task})", ""]
     d = results["data"]
     lines += [
-        f"- data: `{results['data_file']}`; targets: {', '.join(results['targets'])}",
+        f"- data: `{_text(results['data_file'])}`; targets: {', '.join(_text(t) for t in results['targets'])}",
         f"- rows read: {d['rows']}; unparseable SMILES excluded: {d['invalid_smiles']}; rows without any label "
         f"excluded: {d['unlabelled_rows']}; molecules used: {d['molecules']}; missing labels (masked): "
         f"{d['missing_labels']}",
@@ -112,8 +147,8 @@ def markdown(results: dict) -> str:
         "",
     ]
     for name, ext in d.get("test_files", {}).items():
-        lines.insert(-1, f"- fixed test set `{name}`: {_test_molecules(ext)}; {ext['removed_from_train']} training "
-                         f"rows of its molecules (same parent, salts and charges aside) removed from training")
+        lines.insert(-1, f"- fixed test set `{_text(name)}`: {_test_molecules(ext)}; {ext['removed_from_train']} "
+                         f"training rows of its molecules (same parent, salts and charges aside) removed from training")
     dups = d.get("duplicates")
     if dups and dups["molecules_with_copies"]:  # copies: grouped by the split, conflicts listed in data_report
         distinct = f"; {dups['distinct_molecules']} distinct molecules in all" if "distinct_molecules" in dups else ""
@@ -131,14 +166,14 @@ def markdown(results: dict) -> str:
     lines.append("| subset | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---|" * len(cols))
     for subset, entry in summary.items():
-        lines.append(f"| {subset} | " + " | ".join(fmt(entry[c]) for c in cols) + " |")
+        lines.append(f"| {_cell(subset)} | " + " | ".join(fmt(entry[c]) for c in cols) + " |")
     lines += per_task_table(summary, SECONDARY[task])
     lines += ["", f"Per seed ({metric}, {'higher' if higher else 'lower'} is better; seconds):", "",
               "| seed | valid | test | best epochs | seconds |", "|---|---|---|---|---|"]
     for r in results["per_seed"]:
         tests = [k for k in r["metrics"] if k not in ("train", "valid")]
         test_txt = ", ".join(_number(r["metrics"][k][metric]) if tests == ["test"] else  # the split's own test set
-                             f"{k}: {_number(r['metrics'][k][metric])}" for k in tests)  # named --test-file sets
+                             f"{_cell(k)}: {_number(r['metrics'][k][metric])}" for k in tests)  # named --test-file sets
         epochs = ",".join(str(m["best_epoch"]) for m in r["members"])
         lines.append(f"| {r['seed']} | {_number(r['metrics']['valid'][metric])} | {test_txt} | {epochs} | "
                      f"{r['seconds']:.1f} |")
@@ -183,7 +218,7 @@ def per_task_table(summary: dict, cols: Sequence[str]) -> list[str]:
         return []
     lines = ["", "Per target (each in its own unit; mean ± sample std over the seeds):", "",
              "| subset | target | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
-    return lines + [f"| {subset} | {target} | " + " | ".join(fmt(e[c]) for c in cols) + " |"
+    return lines + [f"| {_cell(subset)} | {_cell(target)} | " + " | ".join(fmt(e[c]) for c in cols) + " |"
                     for subset, target, e in rows]
 
 
@@ -226,7 +261,7 @@ def plot_parity(seed_results: Sequence[dict], task_names: Sequence[str], path_st
             ax.set(xlabel=measured, ylabel="predicted", title=f"{subset}: parity ({name})")
             if series and len(series) <= 10:  # which colour is which seed (as the learning curves say)
                 ax.legend(fontsize=6, markerscale=2)
-            paths.append(draw.save(fig, path_stem.with_name(f"{path_stem.name}_{subset}_{t}.png"), DPI))
+            paths.append(draw.save(fig, path_stem.with_name(plot_file_name(path_stem.name, subset, f"_{t}")), DPI))
     return paths
 
 
@@ -260,7 +295,7 @@ def plot_roc(seed_results: Sequence[dict], task_names: Sequence[str], path_stem:
                 curves.append((fpr, tpr, f"seed {r['seed']} ({auc:.3f})"))
             draw.roc(ax, curves, empty="no ROC: one class only in this subset\n(for every seed)")
             ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{subset}: ROC ({task_names[t]})")
-        paths.append(draw.save(fig, path_stem.with_name(f"{path_stem.name}_{subset}.png"), DPI))
+        paths.append(draw.save(fig, path_stem.with_name(plot_file_name(path_stem.name, subset)), DPI))
     return paths
 
 
