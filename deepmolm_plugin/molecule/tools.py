@@ -9,9 +9,10 @@ JSONL line if asked, and for ``deepmolm-fingerprint`` an output line with ``erro
 and ``molecule_fp`` null), keep going, and exit 1 if any record failed (0 otherwise,
 2 for usage errors: one line, before any record is read, e.g. an ``--out`` or
 ``--failures`` file in a folder that does not exist, an ``--out`` folder that is a file,
-``--size`` below 16 or above 8192). An output that cannot be written any more (stdout
-closed by ``| head``, ``--out`` on a full disk) stops with one line and exit 1. A tqdm
-progress bar goes to stderr.
+``--size`` below 16 or above 8192, one input file given under two spellings or links,
+an input or output at another output's lock file ``<file>.lock`` / ``<folder>/.lock``). An
+output that cannot be written any more (stdout closed by ``| head``, ``--out`` on a full
+disk) stops with one line and exit 1. A tqdm progress bar goes to stderr.
 
 Work per record is bounded, so one huge molecule cannot stall a batch: ``--max-atoms``
 (default 256 heavy atoms, ``none`` lifts it) fails a larger record before any conformer
@@ -205,12 +206,65 @@ def _file_key(path: Path) -> tuple | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def _check_outputs(args, outputs: dict) -> None:
+def _check_inputs(args) -> None:
+    """No input file is given twice under two spellings (``x.smi ./x.smi``, a link): it was read
+    twice, under two sets of ids, exit 0. Compared by device and inode, as deepmolm-prepare
+    removes such duplicates by real path; one line naming both spellings, before any record.
+    (One path typed twice gives one id twice, so its records already fail as ``duplicate-id``
+    (render: ``__2`` and a note), as documented: that stays.)"""
+    if args.smiles:
+        return
+    seen: dict = {}
+    for item in args.inputs:
+        usage.name_length(item, "INPUT")  # (is_file raised ENAMETOOLONG as a traceback)
+        key = _file_key(Path(item)) if Path(item).is_file() else None
+        if key is None:
+            continue
+        if key in seen and seen[key] != item:
+            raise usage.UsageError(f"INPUT {item} is the same file as INPUT {seen[key]}: give each input file once")
+        seen[key] = item
+
+
+# what an existing file at a lock path may hold: a pid written by a holder (a killed one
+# leaves it), or nothing; anything else is a user's file the lock would empty and delete
+_LOCK_TEXT = re.compile(rb"\d*\n?")
+
+
+def _foreign_file(path: Path) -> bool:
+    """Whether `path` is a regular file that is no lock file of ours (see _LOCK_TEXT)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        if st.st_size > 32:  # no pid is that long
+            return True
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return _LOCK_TEXT.fullmatch(head) is None
+
+
+def _check_outputs(args, outputs: dict, locks: dict | None = None) -> None:
     """Each output file (``{option: path}``) is none of the inputs and no other output: they
     are opened for writing before the first record is read. was: ``--out`` or ``--failures``
     naming an input emptied it (every record lost, one "CSV has no 'smiles' column" failure),
-    and ``--failures`` equal to ``--out`` wrote both into one file, cut into each other."""
+    and ``--failures`` equal to ``--out`` wrote both into one file, cut into each other.
+
+    The lock files (``locks``: ``{option: lock path}``, `_lock_paths`) count as outputs too: a
+    lock file is emptied when taken and deleted when released, so ``--failures fp.jsonl.lock``
+    beside ``--out fp.jsonl`` (or an input, or a user's file there) was deleted, exit 1."""
+    _check_inputs(args)
     inputs = {} if args.smiles else {_file_key(Path(i)): i for i in args.inputs if Path(i).is_file()}
+    lock_of: dict = {}  # lock file key -> the option whose lock it is
+    for option, lock in (locks or {}).items():
+        key = _file_key(lock)
+        if key is None:
+            continue
+        if key in inputs:
+            raise usage.UsageError(f"INPUT {inputs[key]} is the lock file of {option} {_value(args, option)}: "
+                                   "it would be deleted; give that output another name")
+        lock_of[key] = option
     seen: dict = {}
     for option, path in outputs.items():
         if path is None:  # not given, or stdout
@@ -223,7 +277,36 @@ def _check_outputs(args, outputs: dict) -> None:
                                    "before it is read")
         if key in seen:
             raise usage.UsageError(f"{option} {path} is also {seen[key]}: give each output its own file")
+        if key in lock_of:
+            other = lock_of[key]
+            raise usage.UsageError(f"{option} {path} is the lock file of {other} {_value(args, other)}: it would "
+                                   "be deleted; give it another name")
         seen[key] = option
+    for option, lock in (locks or {}).items():  # a user's file where no option names it
+        if _foreign_file(lock):
+            raise usage.UsageError(f"{option} {_value(args, option)}: its lock file {lock} exists and is not one (it "
+                                   "would be emptied and deleted); move it, or give that output another name")
+
+
+def _value(args, option: str):
+    """The value of `option` (``--out``) in `args`."""
+    return getattr(args, option.lstrip("-"))
+
+
+def _lock_paths(prog: str, kinds: dict, args) -> dict:
+    """``{option: lock file path}`` of the locks `_hold_outputs` takes (not yet taken)."""
+    return {option: lock.path for option, lock in _locks(prog, kinds, args)}
+
+
+def _locks(prog: str, kinds: dict, args) -> list:
+    """``(option, lock)`` of each output `_hold_outputs` locks (see there), none taken yet."""
+    found = []
+    for option, lock_of in kinds.items():
+        path = getattr(args, option.lstrip("-"))
+        if lock_of is None or path is None or (lock_of is output_lock.file_lock and _file_key(Path(path)) is None):
+            continue
+        found.append((option, lock_of(path, prog)))
+    return found
 
 
 def _hold_outputs(prog: str, kinds: dict, args) -> list:
@@ -234,12 +317,10 @@ def _hold_outputs(prog: str, kinds: dict, args) -> list:
     locks taken so far are released."""
     locks = []
     try:
-        for option, lock_of in kinds.items():
+        for option, lock in _locks(prog, kinds, args):
             path = getattr(args, option.lstrip("-"))
-            if lock_of is None or path is None or (lock_of is output_lock.file_lock and _file_key(Path(path)) is None):
-                continue
             try:
-                locks.append(output_lock.hold(lock_of(path, prog)))
+                locks.append(output_lock.hold(lock))
             except OSError as e:  # its pid could not be written (a full disk)
                 raise usage.UsageError(f"{option} {path}: cannot lock it ({e.strerror or e})") from e
     except BaseException:
@@ -393,11 +474,12 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
             usage.output_file(args.out, "--out")
         if args.failures is not None:
             usage.output_file(args.failures, "--failures")
-        _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures})
+        kinds = {"--out": None if args.out == "-" else output_lock.file_lock, "--failures": output_lock.file_lock}
+        _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures},
+                       _lock_paths(parser.prog, kinds, args))
         # before the file is emptied: a second run into it interleaved both runs' lines (and NUL
         # bytes); a device or pipe (/dev/null, `>(...)`) is every run's to write
-        locks = _hold_outputs(parser.prog, {"--out": None if args.out == "-" else output_lock.file_lock,
-                                            "--failures": output_lock.file_lock}, args)
+        locks = _hold_outputs(parser.prog, kinds, args)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
     try:
@@ -472,15 +554,25 @@ def _stdout_closed(prog: str, report: _Reporter) -> int:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _file_name(id: str, used: set[str]) -> str:
-    """A safe, unique PNG name for ``id`` (unique ignoring case, for macOS/Windows disks)."""
-    base = _UNSAFE.sub("_", id).strip("._")[:100] or "molecule"
-    name, n = base, 1
-    while name.lower() in used:
-        n += 1
-        name = f"{base}__{n}"
-    used.add(name.lower())
-    return name + ".png"
+class _PngNames:
+    """Safe, unique PNG names for ids (unique ignoring case, for macOS/Windows disks), none of
+    `taken` (the stems of pictures already in --out). The next number to try is kept per base
+    name: counting up from __2 at every repeat made N records of one id (or of ids alike once
+    cut to 100 characters or made safe) cost N^2/2 lookups, 10 s more for 8,000 records."""
+
+    def __init__(self, taken: set[str]):
+        self.used, self.next = set(taken), {}
+
+    def __call__(self, id: str) -> str:
+        base = _UNSAFE.sub("_", id).strip("._")[:100] or "molecule"
+        n = self.next.get(base.lower(), 1)
+        name = base if n == 1 else f"{base}__{n}"
+        while name.lower() in self.used:
+            n += 1
+            name = f"{base}__{n}"
+        self.used.add(name.lower())
+        self.next[base.lower()] = n + 1
+        return name + ".png"
 
 
 INDEX_KEYS = {"id", "image", "source", "error"}  # the lines render_main writes to index.jsonl
@@ -557,10 +649,12 @@ def render_main(argv: list[str] | None = None) -> int:
         usage.output_file(args.out / "index.jsonl", "--out's index.jsonl")  # a folder there was a traceback
         if args.failures is not None:  # may be inside --out
             usage.output_file(args.failures, "--failures")
-        _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures})
+        kinds = {"--out": output_lock.folder_lock, "--failures": output_lock.file_lock}
+        _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures},
+                       _lock_paths(parser.prog, kinds, args))
         # before anything in --out is deleted: a second run removed the pictures (and the
         # unfinished one) of the run writing there, which then failed
-        locks = _hold_outputs(parser.prog, {"--out": output_lock.folder_lock, "--failures": output_lock.file_lock}, args)
+        locks = _hold_outputs(parser.prog, kinds, args)
     except usage.UsageError as e:
         usage.fail(parser.prog, e)
     try:
@@ -580,7 +674,7 @@ def _render(prog: str, args) -> int:
     # names taken by files already in --out (not ours, or the --failures file) are skipped: a
     # user's a.png, or --failures r/a.png, was overwritten by a depiction
     # (only pictures: the tool's own index.jsonl made a record named `index` index__2.png on a rerun)
-    used: set[str] = {path.stem.lower() for path in args.out.iterdir() if path.suffix.lower() == ".png"}
+    png_name = _PngNames({path.stem.lower() for path in args.out.iterdir() if path.suffix.lower() == ".png"})
     part = None
     ids = _Ids(args.smiles)
     try:
@@ -597,7 +691,7 @@ def _render(prog: str, args) -> int:
                         check_lone_hydrogens(item.mol, item.id)
                         image = render_molecule(item, size=args.size,
                                                 stereo_labels=args.stereo_labels)
-                        name = _file_name(item.id, used)
+                        name = png_name(item.id)
                         # written under a hidden name, listed, then put in place: a killed run left
                         # pictures its index did not list, and the rerun named them __2
                         part = args.out / f".{name}.part"
