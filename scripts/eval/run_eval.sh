@@ -66,16 +66,22 @@ if [[ $# -gt 0 ]]; then
 fi
 
 PYTHON=${PYTHON:-python}
+# A relative path starting with "-" (OUT "-results") was read as options by dirname, mkdir,
+# rm and the Python tools ("dirname: invalid option -- 'r'", exit 1): "./" in front, once,
+# here, makes every later use a path. (dirname and cd also get "--" below.)
+# (printf -v, not $(...), which would drop a newline at a name's end)
+dashless() { local name; for name; do [[ ${!name} != -* ]] || printf -v "$name" './%s' "${!name}"; done; }
+dashless MODEL DATA OUT
 [[ -d $MODEL ]] || { echo "error: MODEL $MODEL is not a folder" >&2; exit 2; }
 [[ -f $DATA ]] || { echo "error: DATA $DATA is not a file" >&2; exit 2; }
 # (mkdir's own two lines and exit 1, before)
 [[ -e $OUT && ! -d $OUT ]] && { echo "error: OUT $OUT is a file, not a folder" >&2; exit 2; }
 # OUT missing: the nearest existing folder above it must be one (a file there was mkdir's
 # error twice, once per folder it makes, and exit 1)
-ABOVE=$(dirname "$OUT")
-while [[ ! -e $ABOVE && $ABOVE != "$(dirname "$ABOVE")" ]]; do ABOVE=$(dirname "$ABOVE"); done
+ABOVE=$(dirname -- "$OUT")
+while [[ ! -e $ABOVE && $ABOVE != "$(dirname -- "$ABOVE")" ]]; do ABOVE=$(dirname -- "$ABOVE"); done
 [[ -e $OUT || -d $ABOVE ]] || { echo "error: OUT $OUT: $ABOVE is a file, not a folder" >&2; exit 2; }
-DATA_DIR=$(cd "$(dirname "$DATA")" && pwd)
+DATA_DIR=$(cd -- "$(dirname -- "$DATA")" && pwd)
 
 # OUT/.lock, the lock deepmolm_plugin.output_lock takes for an output folder: flock(1) on
 # the file, our pid in it, the file removed when the run ends. The open file is inherited
@@ -153,6 +159,7 @@ trap 'stop_children; exit 129' HUP  # a closed terminal or ssh session: the same
 # removed the lock at once while the chunks still ran)
 IMAGE_FOLDER=${IMAGE_FOLDER:-$DATA_DIR}
 STRUCTURE_FOLDER=${STRUCTURE_FOLDER:-$DATA_DIR}
+dashless IMAGE_FOLDER STRUCTURE_FOLDER  # model_vqa's options take them as values
 
 # Visible GPUs: CUDA_VISIBLE_DEVICES when set (empty or -1: none), else nvidia-smi's list.
 GPUS=()

@@ -141,6 +141,26 @@ def id_problem(item_id: str) -> Optional[str]:
     return None
 
 
+def id_file_name(fmt: str, path, name: str, option: str) -> str:
+    """`name`, the part of a file's name (CSV: its stem; SDF: its name, or its path inside a
+    folder input) that a reader's default ids ``<name>#<row>`` start with, checked once
+    before any row is read. A name `id_problem` would refuse in every id (" esol.csv": white
+    space at its start; a tab or line break in it) failed every row at stage "id", exit 1,
+    blaming ids the user never wrote; now it is one configuration error naming the file and
+    `option` (the option that gives ids instead). Refused, not stripped: " esol.csv" and
+    "esol.csv" (one folder of SDF files) would make the same ids."""
+    if id_problem(f"{name}#0") is None:  # what the ids would be: white space at the end is inside them
+        return name
+    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    invisible = next((c for c in name if unicodedata.category(c) == "Cf"), None)
+    why = (f"a control character ({control!r}: a tab, a line break...)" if control is not None
+           else f"an invisible format character (U+{ord(invisible):04X})" if invisible is not None
+           else "white space at its start")
+    renamed = "the file or its folder" if "/" in name else "the file"  # a path inside a folder input
+    raise ValueError(f"{fmt}: {path}: its name {name!r} cannot make record ids ({why}); rename {renamed} "
+                     f"or give {option}")
+
+
 def option_name(fmt: str, options: dict, name: str) -> Optional[str]:
     """The column or field an option names (``id_field``, ``split_column``...), None when it
     is not given. A blank or non-text one is a configuration error: ``--id-field ""`` was

@@ -15,7 +15,9 @@ Options (from the ``deepmolm-prepare`` command line):
   refused before the file is read: numbers are ``label_columns``. A cell that is only a
   missing-value marker ("N/A", "nan", "None", "-": `base.answer_problem`) is that item's
   ``SourceError`` (stage ``answer``);
-- ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; with
+- ``id_column`` (default: ``<file stem>#<row>``, rows counted from 0 after the header; a stem
+  that no id can start with, " esol" or one holding a tab, is refused before any row is read,
+  `base.id_file_name`; with
   the option, a row whose id is blank, or that `base.id_problem` refuses once the white
   space around it is trimmed (a control or invisible format character: shown), is a
   ``SourceError`` named ``<file stem>#<row>``);
@@ -59,8 +61,8 @@ from ...molecule.errors import MoleculeTooLarge
 from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, control_problem, csv_header,
-                   field_count_problem, fields_control_problem, id_problem, option_name, register_reader, repeated_id,
-                   split_problem, undecodable)
+                   field_count_problem, fields_control_problem, id_file_name, id_problem, option_name, register_reader,
+                   repeated_id, split_problem, undecodable)
 from .label_names import check_label_name_usable
 
 OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
@@ -289,6 +291,10 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
             raise ValueError(f"csv: {path}: the header is not UTF-8 text: {header}")
         require_columns("csv", options, header)  # the names as read with the header ("logD (pH=7.4)" whole)
         columns = _columns("csv", header, options)
+        # the default ids are "<file stem>#<row>": a stem no id can start with is refused here,
+        # once, before any row is read (was: every row failed, blaming its id)
+        if columns["id"] is None:
+            id_file_name("csv", path, path.stem, "--id-column")
         at = {name: i for i, name in enumerate(header)}
         ended = reader.line_num  # the line the previous row ended on
         ids: dict = {}  # id column value -> the row that has it

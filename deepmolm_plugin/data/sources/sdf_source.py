@@ -20,7 +20,9 @@ it was skipped, though listed among the run's inputs). Options:
   task is refused, as for CSV (``csv_source.check_text_columns``); a value that is only a
   missing-value marker ("N/A", "nan", "-") is its item's failure (``csv_source.text_item``);
 - ``id_field``: the data field holding the record id, or ``_Name`` for the title line
-  (default: ``<file>#<index>``, always unique); a record lacking it is a ``SourceError``
+  (default: ``<file>#<index>``, always unique; a file name, or path in a folder input, that
+  no id can start with, " x.sdf" or one holding a tab, is refused before any record is read,
+  `base.id_file_name`); a record lacking it is a ``SourceError``
   naming the fields it has (and one that differs only in case); a data field itself named
   ``_Name`` is a record error where it is used (the title would replace it);
 - ``split_column``: a data field holding the split (default: ``train``); a record
@@ -55,8 +57,8 @@ from typing import Iterator, List, Optional, Tuple
 from ...molecule import MoleculeError
 from ...molecule.io.read import not_text
 from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
-from .base import (MoleculeSpec, SourceError, SourceItem, fields_control_problem, option_name, register_reader,
-                   repeated_id, split_problem, visible_files)
+from .base import (MoleculeSpec, SourceError, SourceItem, fields_control_problem, id_file_name, option_name,
+                   register_reader, repeated_id, split_problem, visible_files)
 from .csv_source import (as_list, check_column_lists, check_text_columns, label_item, named, require_columns,
                          text_item, text_task)
 
@@ -176,7 +178,11 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     labels = [named(c) for c in as_list(options.get("label_columns"))]
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
     ids: dict = {}  # --id-field value -> the record that has it
-    for path, name in sdf_files(Path(input_path)):
+    files = sdf_files(Path(input_path))
+    if not options.get("id_field"):  # the default ids are "<file>#<index>": every file's name, before any is read
+        for path, name in files:
+            id_file_name("sdf", path, name, "--id-field")
+    for path, name in files:
         # A UTF-16 file failed each record as "CTAB version string invalid", a .sdf.gz one as
         # "non-ASCII text in the connection table": the file's own reason, once.
         problem = not_text(path)
