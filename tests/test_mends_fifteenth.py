@@ -220,3 +220,201 @@ def test_a_head_trained_on_older_standard_molecules_is_named():
     note = graph_features_note(older)
     assert "standard-molecule rules 1 (this code: 2)" in note and "charge-separated hypervalent" in note
     assert "graph features" not in note  # only what differs
+
+
+# ---------------- 8. "auto" on a CPU that reports AVX512-BF16 without AMX says it may be slower
+@pytest.mark.parametrize("amx, said", [(True, "(AMX-BF16)"), (False, "no AMX: on some such CPUs bf16 matmuls run "
+                                                                      "slower than fp32")])
+def test_auto_names_the_bf16_kind_and_the_way_to_fp32(amx, said, monkeypatch, caplog):
+    import logging
+
+    from deepmolm_plugin import dtypes
+
+    report = {"avx2": True, "amx_bf16": amx, "avx512_bf16": True}
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: report)
+    monkeypatch.setattr(dtypes, "_logged", set())
+    with caplog.at_level(logging.WARNING, logger="deepmolm_plugin.dtypes"):
+        assert dtypes.resolve_dtype("auto", "cpu") == torch.bfloat16  # the rule stays: native bf16 -> bf16
+    line = caplog.records[-1].getMessage()
+    assert said in line and (("--dtype float32" in line) != amx), line
+
+
+# ------- 9. a structure, atom list or tokens beside their own charge-separated SMILES
+@pytest.mark.parametrize("spelling", ["C[S+](C)[O-]", "CS(C)=O"])
+def test_a_charge_separated_smiles_goes_with_its_own_structure_and_tokens(spelling, tmp_path):
+    """The builders write C[S+](C)[O-] neutral (`hypervalent`), so its structure and tokens are
+    CS(C)=O's; the SMILES beside them was compared as written: refused ("its structure is
+    'CS(C)=O' but its SMILES is 'C[S+](C)[O-]'", "level-0 tokens ... 2 of 4 rows differ")."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.molecule.inputs import InputResolver
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("C[S+](C)[O-]"))
+    AllChem.EmbedMolecule(mol, randomSeed=7)
+    sdf = tmp_path / "dmso.sdf"
+    sdf.write_text(Chem.MolToMolBlock(mol) + "$$$$\n")  # written charge-separated, as XYZ perception gives it
+    atoms = {"atoms": [a.GetSymbol() for a in mol.GetAtoms()],
+             "coordinates": mol.GetConformer().GetPositions().tolist()}
+    resolver = InputResolver(render_folder=str(tmp_path / "renders"), render_size=64)
+    tokens = resolver.molecule_fp({"smiles": spelling}, "made")
+    for fields in ({"structure": str(sdf), "smiles": spelling}, {**atoms, "smiles": spelling},
+                   {"smiles": "C[S+](C)[O-]", "molecule_fp": tokens.tolist()},
+                   {"smiles": "CS(C)=O", "molecule_fp": tokens.tolist()}):
+        resolved = resolver.resolve(fields, "q")
+        assert sorted(resolved.molecule_fp[:, 0].tolist()) == sorted(tokens[:, 0].tolist())
+    # another molecule's tokens are still refused (dimethyl sulfide: no oxygen row)
+    with pytest.raises(Exception, match="atom rows|level-0"):
+        resolver.resolve({"smiles": "C[S+](C)[O-]", "molecule_fp": resolver.molecule_fp({"smiles": "CSC"}, "x").tolist()},
+                         "q")
+
+
+def test_an_sdf_with_a_bond_left_out_is_not_told_about_pdb_records(tmp_path):
+    """Was: "...not bonded: the file left out bonds (incomplete CONECT records?)" for every
+    format, which sent an SDF's user looking for PDB records."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from deepmolm_plugin.molecule import read_structures
+
+    ethanol, water = (Chem.AddHs(Chem.MolFromSmiles(s)) for s in ("CCO", "O"))
+    for mol in (ethanol, water):
+        AllChem.EmbedMolecule(mol, randomSeed=1)
+    both = Chem.CombineMols(ethanol, water)
+    conf = both.GetConformer()
+    c0 = conf.GetAtomPosition(0)
+    w = ethanol.GetNumAtoms()  # water's oxygen, moved to 0.9 A from ethanol's first carbon
+    conf.SetAtomPosition(w, (c0.x + 0.9, c0.y, c0.z))
+    for k in (1, 2):
+        conf.SetAtomPosition(w + k, (c0.x + 0.9, c0.y + 0.95 * (k * 2 - 3), c0.z + 0.3))
+    path = tmp_path / "two.sdf"
+    path.write_text(Chem.MolToMolBlock(both) + "$$$$\n")
+    [failed] = read_structures(str(path), policy="auto")
+    reason = getattr(failed, "reason", "")
+    assert "a bond length, but not bonded" in reason and "molfile" in reason, failed
+
+
+# ----------------------------------- 10. deepmolm-kflm2 says what its long passes do
+def test_kflm2_says_each_long_pass_and_is_quiet_with_quiet(tmp_path, capsys, monkeypatch):
+    from deepmolm_plugin.property import cli as kcli
+    from deepmolm_plugin.property.featurizers import molecule_bar
+
+    from test_hostile_kflm2 import FORTY, _run
+    from test_hostile_property_images import _csv
+
+    monkeypatch.setenv("DEEPMOLM_PROPERTY_CACHE", str(tmp_path / "cache"))
+    data = _csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i % 7) for i, s in enumerate(FORTY)])
+    argv = _run(data, tmp_path / "run")
+    argv[argv.index("--features") + 1] = "morgan"
+    kcli.main([a for a in argv if a != "--quiet"])
+    err = capsys.readouterr().err
+    # was: nothing before the first seed (minutes on a large table)
+    assert f"reading {data}" in err and "molecules read in" in err, err
+    assert "computing morgan[radius 2, 2048 bits, counts] and graphs of 40 molecules" in err, err
+    kcli.main(argv + ["--overwrite"])
+    assert "reading" not in capsys.readouterr().err  # --quiet
+    # the bar: shown for a long pass, not for a short one or when not asked
+    assert not molecule_bar(range(600), "x", True).disable
+    assert molecule_bar(range(10), "x", True).disable and molecule_bar(range(600), "x", False).disable
+
+
+# ------------------------------ 11. JSON nested too deeply is "not JSON", not a traceback
+def test_deeply_nested_json_is_one_line_in_every_reader(tmp_path, capsys):
+    import json
+
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.eval import questions, report
+
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        usage.json_loads_unique(deep)
+    assert usage.json_loads_unique("[" * 500 + "]" * 500) == json.loads("[" * 500 + "]" * 500)  # still read
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"question_id": "q1", "text": "1"}) + "\n"
+                       + '{"question_id": "q2", "text": ' + deep + "}\n")
+    data = tmp_path / "data.json"
+    data.write_text('[{"id": "a", "smiles": "CCO", "x": ' + deep + "}]")
+    for call in (lambda: report.main([str(answers), "--out", str(tmp_path / "out"), "--no-plots"]),
+                 lambda: questions.main([str(data), str(tmp_path / "q.jsonl")])):
+        with pytest.raises(SystemExit) as exit_:  # was: a RecursionError traceback
+            call()
+        code = exit_.value.code
+        err = code if isinstance(code, str) else capsys.readouterr().err.strip()  # SystemExit("error: ...")
+        assert code != 0 and "nested too deeply" in err and len(err.splitlines()) == 1, err
+        assert ("line 2" in err) or str(data) in err, err
+        assert "char 0" not in err  # no position it does not have
+
+
+# ------------------------------------------- 12. eval.report says its stages on a large run
+def test_report_says_its_stages_for_many_answers_only(tmp_path, capsys, monkeypatch):
+    import json
+
+    from deepmolm_plugin.eval import report, scoring
+
+    monkeypatch.setattr(scoring, "SAY_STAGES_FROM", 5)
+    monkeypatch.setattr(report, "SAY_STAGES_FROM", 5)
+    for n, said in ((4, False), (6, True)):
+        answers = tmp_path / f"a{n}.jsonl"
+        answers.write_text("".join(json.dumps({"question_id": f"q{i}", "text": "An alcohol.", "task": "caption",
+                                               "answer": "An alcohol."}) + "\n" for i in range(n)))
+        refs = tmp_path / f"r{n}.jsonl"
+        refs.write_text("".join(json.dumps({"question_id": f"q{i}", "task": "caption", "answer": "An alcohol."})
+                                + "\n" for i in range(n)))
+        report.main([str(answers), "--references", str(refs), "--out", str(tmp_path / f"out{n}"), "--no-plots",
+                     "--tokenizer", "whitespace"])
+        err = capsys.readouterr().err
+        assert ("merged" in err and "scoring them" in err and "writing the report" in err) == said, err
+
+
+def test_eval_questions_names_a_name_too_long(tmp_path, capsys):
+    import json
+
+    from deepmolm_plugin.eval import questions
+
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps([{"id": "a", "smiles": "CCO", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "Ethanol."}]}]))
+    with pytest.raises(SystemExit) as exit_:  # was: OSError [Errno 36] traceback
+        questions.main([str(data), str(tmp_path / ("q" * 300 + ".jsonl"))])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "QUESTIONS" in err and "name too long" in err and len(err.splitlines()) == 1
+    records = json.loads(data.read_text())
+    records[0]["image"] = "p" * 300 + ".png"
+    data.write_text(json.dumps(records))
+    with pytest.raises(SystemExit) as exit_:
+        questions.main([str(data), str(tmp_path / "q.jsonl")])
+    message = exit_.value.code if isinstance(exit_.value.code, str) else capsys.readouterr().err
+    assert "name too long" in str(message) and "Errno" not in str(message), message
+
+
+# ------------------------------- 13. deepmolm-render: many records of one id, a long INPUT
+def test_render_names_repeated_ids_without_probing_from_two():
+    from deepmolm_plugin.molecule.tools import _PngNames
+
+    names = _PngNames({"x__3"})  # a picture already in --out
+    assert [names("x") for _ in range(4)] == ["x.png", "x__2.png", "x__4.png", "x__5.png"]
+    assert names("X") == "X__6.png" and names("x!") == "x__7.png"  # case and unsafe characters: one base
+    probes = []
+
+    class Counting(set):
+        def __contains__(self, item):
+            probes.append(item)
+            return super().__contains__(item)
+
+    names = _PngNames(set())
+    names.used = Counting()
+    for _ in range(2000):
+        names("same")
+    assert len(probes) < 3 * 2000  # was 2000^2/2: every repeat counted up from __2
+
+
+@pytest.mark.parametrize("tool", ["fingerprint", "render"])
+def test_a_long_input_name_is_one_line(tool, tmp_path, capsys):
+    from deepmolm_plugin.molecule import tools
+
+    main = tools.render_main if tool == "render" else tools.fingerprint_main
+    out = ["--out", str(tmp_path / ("r" if tool == "render" else "f.jsonl"))]
+    with pytest.raises(SystemExit) as exit_:  # was: OSError [Errno 36] traceback
+        main([str(tmp_path / ("m" * 300 + ".smi")), *out])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "INPUT" in err and "name too long" in err and len(err.splitlines()) == 1, err
