@@ -44,20 +44,6 @@ HEAD_TASK_FIELD, HEAD_NAMES_FIELD = "aux_property_task", "aux_properties"
 ANYRES = "anyres"
 
 
-def config_field(config, name: str, default=None):
-    """A model config's field, from a config object (a transformers PretrainedConfig) or
-    config.json's dict alike; `default` where it is absent. Every reader of a saved model's
-    settings that takes either kind comes here (its dtype, depiction size, atom cap, 3D
-    policy, fingerprint and projector settings), so both kinds read one way."""
-    return config.get(name, default) if isinstance(config, Mapping) else getattr(config, name, default)
-
-
-def has_config_field(config, name: str) -> bool:
-    """Whether `config` (an object or config.json's dict) records `name` at all, null or not:
-    a checkpoint saved before a field existed lacks it, which is not the same as null."""
-    return name in config if isinstance(config, Mapping) else hasattr(config, name)
-
-
 class ConfigFieldError(ValueError):
     """A config.json field of the wrong kind: "<folder>/config.json: <field> is <value>, ..."."""
 

@@ -45,7 +45,7 @@ def trained_dtype(config) -> Optional[torch.dtype]:
     """The dtype a saved model's weights were trained and saved in, as its config records it
     (`dtype`, or `torch_dtype` in older transformers; a config object or config.json's dict),
     or None where it records none that is one of NAMES."""
-    from .checkpoint_config import config_field
+    from .config_fields import config_field
 
     # (transformers maps torch_dtype into a config object's dtype, and reading torch_dtype
     # there warns that it is deprecated; config.json's dict from older transformers has only it)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -67,9 +67,9 @@ class FingerprintSettings:
     def from_config(cls, config: Any) -> "FingerprintSettings":
         """The settings a model was built with (`fp_bits`, `fp_levels` of its config, a
         dict or an object; absent or null fields are DeepMoLM's defaults)."""
-        from .checkpoint_config import config_field
-
-        bits, levels = config_field(config, "fp_bits"), config_field(config, "fp_levels")
+        # (config_fields.config_field's rule, written out: this contract module imports nothing of ours)
+        get = config.get if isinstance(config, Mapping) else lambda name, default: getattr(config, name, default)
+        bits, levels = get("fp_bits", None), get("fp_levels", None)
         # was: int(...) of the value, so fp_bits 4096.9 became 4096 and null a TypeError
         return cls(bits=cls.bits if bits is None else bits, levels=cls.levels if levels is None else levels)
 

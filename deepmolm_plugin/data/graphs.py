@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..checkpoint_config import config_field
+from ..config_fields import config_field
 from ..molecule.inputs import InputResolver
 from ..molecule.standard import STANDARD_RULES
 from ..property.features import GRAPH_FEATURES, MolGraph, mol_to_graph
@@ -43,10 +43,13 @@ def graph_features_note(config) -> Optional[str]:
         what = " (its stereo slots: the written CW/CCW tags)" if made in (None, 1) else ""
         differ.append((f"graph features {made or 1}{what}", f"{GRAPH_FEATURES}, CIP descriptors",
                        "molecules with stereocentres or E/Z bonds"))
-    if rules != STANDARD_RULES:
-        differ.append((f"standard-molecule rules {rules or 1}", f"{STANDARD_RULES}",
+    if rules is None:  # saved before the rules were recorded: 1, or 2 (they came a few versions before the record)
+        differ.append(("standard molecules of rules it does not record (1 or 2)", f"{STANDARD_RULES}",
+                       "molecules written with charge-separated hypervalent bonds (if its rules were 1)"))
+    elif rules != STANDARD_RULES:
+        differ.append((f"standard-molecule rules {rules}", f"{STANDARD_RULES}",
                        "molecules written with charge-separated hypervalent bonds"
-                       if (rules or 1) < 2 <= STANDARD_RULES else "molecules the rules changed"))
+                       if rules < 2 <= STANDARD_RULES else "molecules the rules changed"))
     if not differ:
         return None
     trained = " and on ".join(f"{made_} (this code: {ours})" for made_, ours, _ in differ)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Mapping, Optional
 
-from ..checkpoint_config import config_field, has_config_field
+from ..config_fields import config_field, has_config_field
 from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, stamp_problem, validate
 from ..usage import DataError
 from .errors import MoleculeError

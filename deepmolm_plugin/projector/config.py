@@ -101,7 +101,7 @@ class ProjectorConfig:
         `hidden_size` is required; any other attribute that is absent or None keeps its
         default.
         """
-        from ..checkpoint_config import config_field
+        from ..config_fields import config_field
 
         def get(name):
             return config_field(cfg, name)
