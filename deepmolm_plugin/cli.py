@@ -655,7 +655,7 @@ def main(argv=None) -> None:
     from llava.mm_utils import get_model_name_from_path
 
     from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config,
-                                               loading_in_dtype, model_type_of, read_config,
+                                               loading_in_dtype, read_config,
                                                unsupported_load_options)
     from deepmolm_plugin.molecule.inputs import OutputWriteError
     from deepmolm_plugin.molecule_fp import FingerprintSettings
@@ -667,7 +667,8 @@ def main(argv=None) -> None:
     cli_display.apply()
     try:  # a config.json transformers cannot read: one line naming it (was AutoConfig's traceback)
         config = read_config(args.model_path)
-        model_type = model_type_of(args.model_path)
+        loaded = loaded_config(args.model_path)  # llm/'s in a VILA-style folder: what the loader reads
+        model_type = loaded.model_type
     except CheckpointError as e:
         raise SystemExit(f"error: {e}") from e
     usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
@@ -676,8 +677,7 @@ def main(argv=None) -> None:
         if unsupported:
             parser.error(unsupported)
     # "auto"'s choice is said here, naming the dtype the model was trained in where it differs
-    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, loaded_config(a.model_path)),
-                  args)
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, loaded), args)
     conv_mode_is_ours = args.conv_mode == "auto"
     try:  # `plain` (stage 1, no turns) cannot chat: was a TypeError traceback on the second question
         args.conv_mode = check_chat_conv_mode(

@@ -437,6 +437,9 @@ class TooDeepJSON(json.JSONDecodeError):
     def __str__(self) -> str:
         return self.msg
 
+    def __reduce__(self):  # JSONDecodeError's passes (msg, doc, pos) back, which __init__ does not take
+        return type(self), (self.doc,)
+
 
 def json_loads_unique(text: str):
     """json.loads, with RepeatedKeyError for an object that states a key twice: json.loads

@@ -576,7 +576,7 @@ def run(args: argparse.Namespace) -> None:
 
     from ..patches.conversation_qwen2 import conv_mode_note, resolve_conv_mode
 
-    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config, model_type_of,
+    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config,
                                  read_config, unsupported_load_options)
 
     model_path = os.path.expanduser(args.model_path)
@@ -585,7 +585,8 @@ def run(args: argparse.Namespace) -> None:
     # error, exit status 2 with the program's name (was: exit 1, "error: ..." alone).
     usage.vision_model(config, args.model_path, "--model-path")
     unsupported = unsupported_load_options(args.model_base)
-    if unsupported and model_type_of(model_path) in QWEN2_TYPES + QWEN2_VL_TYPES:
+    loaded = loaded_config(model_path)  # llm/'s in a VILA-style folder: what the loader reads
+    if unsupported and loaded.model_type in QWEN2_TYPES + QWEN2_VL_TYPES:
         raise usage.UsageError(f"--model-base: {unsupported}")
     try:  # an option error (exit 2, naming the option), as in the chat (was: exit 1, "error: conversation mode ...")
         args.conv_mode = resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(model_path))
@@ -597,7 +598,7 @@ def run(args: argparse.Namespace) -> None:
     # before the run settings are read: --resume compares the cap the answers were made with
     args.max_new_tokens = new_tokens_within_context(args.max_new_tokens, config)
     # "auto" resolved (and said once) here: the dtype is a run setting, which --resume compares
-    args.dtype = launcher_dtype(args.dtype, model_type_of(model_path), config=loaded_config(model_path))
+    args.dtype = launcher_dtype(args.dtype, loaded.model_type, config=loaded)
     run_host_eval(host, args, config)
 
 

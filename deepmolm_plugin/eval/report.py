@@ -45,6 +45,7 @@ if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load
     run_module("deepmolm_plugin.eval.report", "python -m deepmolm_plugin.eval.report")
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -127,7 +128,9 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     usage.checked(parser, check_arguments, args)
-    made = _missing_folders(Path(args.out))  # the lock creates them
+    # the lock creates them; looked up by real path: `--out new/../keep` typed listed an existing,
+    # empty `keep` as missing, and a refusal removed it
+    made = _missing_folders(Path(os.path.realpath(args.out)))
     lock = usage.checked(parser, lambda a: output_lock.hold(output_lock.folder_lock(a.out, LOCK_TOOL)), args)
     try:
         _report(args)

@@ -151,7 +151,7 @@ def answer_lines(path: Path) -> List[dict]:
             continue
         try:
             line = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):  # (UnicodeDecodeError is a ValueError, JSON's too)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # (RecursionError: nested ~1000 deep)
             line = None
         if isinstance(line, dict) and "question_id" in line:
             lines.append(line)

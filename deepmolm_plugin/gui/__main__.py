@@ -92,12 +92,13 @@ def main(argv=None) -> None:
     from .app import build_app, launch_kwargs
     from .session import ChatSession
 
-    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config, model_type_of,
+    from ..model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config,
                                  read_config, unsupported_load_options)
 
     try:  # a config.json transformers cannot read: one line naming it, as the chat CLI says it
         config = read_config(args.model_path)
-        model_type = model_type_of(args.model_path)
+        loaded = loaded_config(args.model_path)  # llm/'s in a VILA-style folder: what the loader reads
+        model_type = loaded.model_type
     except CheckpointError as e:
         raise SystemExit(f"error: {e}") from e
     usage.checked(parser, lambda a: usage.vision_model(config, a.model_path, "--model-path"), args)
@@ -106,8 +107,7 @@ def main(argv=None) -> None:
         if unsupported:  # --model-base: was a NotImplementedError traceback from the loader
             usage.fail(parser.prog, f"--model-base: {unsupported}")
     # "auto"'s choice is said here, naming the dtype the model was trained in where it differs
-    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, loaded_config(a.model_path)),
-                  args)
+    usage.checked(parser, lambda a: launcher_dtype(a.dtype, model_type, a.device, loaded), args)
     try:
         conv_mode = check_chat_conv_mode(
             resolve_conv_mode(args.conv_mode, config, get_model_name_from_path(args.model_path)), config)

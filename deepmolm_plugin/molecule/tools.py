@@ -254,7 +254,6 @@ def _check_outputs(args, outputs: dict, locks: dict | None = None) -> None:
     The lock files (``locks``: ``{option: lock path}``, `_lock_paths`) count as outputs too: a
     lock file is emptied when taken and deleted when released, so ``--failures fp.jsonl.lock``
     beside ``--out fp.jsonl`` (or an input, or a user's file there) was deleted, exit 1."""
-    _check_inputs(args)
     inputs = {} if args.smiles else {_file_key(Path(i)): i for i in args.inputs if Path(i).is_file()}
     lock_of: dict = {}  # lock file key -> the option whose lock it is
     for option, lock in (locks or {}).items():
@@ -475,6 +474,7 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         if args.failures is not None:
             usage.output_file(args.failures, "--failures")
         kinds = {"--out": None if args.out == "-" else output_lock.file_lock, "--failures": output_lock.file_lock}
+        _check_inputs(args)
         _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures},
                        _lock_paths(parser.prog, kinds, args))
         # before the file is emptied: a second run into it interleaved both runs' lines (and NUL
@@ -650,6 +650,7 @@ def render_main(argv: list[str] | None = None) -> int:
         if args.failures is not None:  # may be inside --out
             usage.output_file(args.failures, "--failures")
         kinds = {"--out": output_lock.folder_lock, "--failures": output_lock.file_lock}
+        _check_inputs(args)
         _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures},
                        _lock_paths(parser.prog, kinds, args))
         # before anything in --out is deleted: a second run removed the pictures (and the

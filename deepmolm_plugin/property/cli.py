@@ -833,7 +833,7 @@ def _run(args, out: Path, lock: output_lock.FileLock) -> dict:
                                      progress=not args.quiet) \
             if "llm:" in args.features else make_featurizer(args.features, args.cache_dir)
         for part in featurizer.parts:
-            part.progress = not args.quiet
+            part.molecule_progress = not args.quiet
         llm = llm_featurizer(featurizer)
         if llm is not None:  # an llm: folder's contents can change under the same path
             run["llm_fingerprint"] = llm.fingerprint
@@ -1261,7 +1261,8 @@ def check_cache_outside_out(args) -> None:
         cache = os.fspath(default_cache_dir())
         option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache (no --cache-dir)"
     out = out_folder(args)
-    given, folder = (Path(os.path.expanduser(v)).resolve() for v in (cache, out))
+    # realpath, not Path.resolve: a loop of links raised RuntimeError there (output_folder refuses it after)
+    given, folder = (Path(os.path.realpath(os.path.expanduser(v))) for v in (cache, out))
     if given == folder or folder in given.parents:
         where = "is --out" if given == folder else "is inside --out"
         raise usage.UsageError(f"{option} {cache}: {where} {out}, whose files a run owns (its reports are "

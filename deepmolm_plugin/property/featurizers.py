@@ -67,7 +67,7 @@ class Featurizer:
     name = "base"
     scaling = "standard"  # how FeatureScaler normalises it: standard | quantile | none
     dim = 0
-    progress = False  # a bar over the molecules computed (`molecule_bar`); the CLI sets it unless --quiet
+    molecule_progress = False  # a bar over the molecules computed (`molecule_bar`); the CLI sets it unless --quiet
 
     def __init__(self, cache_dir: str | os.PathLike | None = None):
         self.cache = EmbeddingCache(cache_dir or default_cache_dir(), self.cache_key())
@@ -113,7 +113,7 @@ class RDKit2D(Featurizer):
 
         out = []
         with rdBase.BlockLogs():  # descriptors warn on many molecules; a failure is NaN below
-            for mol in map(standard_molecule, molecule_bar(mols, self.name, self.progress)):
+            for mol in map(standard_molecule, molecule_bar(mols, self.name, self.molecule_progress)):
                 row = np.empty(self.dim, dtype=np.float64)
                 for j, (_, fn) in enumerate(self._functions):
                     try:
@@ -146,7 +146,7 @@ class Morgan(Featurizer):
 
         gen = rdFingerprintGenerator.GetMorganGenerator(radius=self.radius, fpSize=self.bits)
         return [np.log1p(gen.GetCountFingerprintAsNumPy(standard_molecule(m)).astype(np.float32))[None]
-                for m in molecule_bar(mols, self.name, self.progress)]
+                for m in molecule_bar(mols, self.name, self.molecule_progress)]
 
 
 class LLMEmbedding(Featurizer):

@@ -180,7 +180,8 @@ def check_input(value: str) -> None:
     except usage.UsageError as e:
         raise PrepareError(str(e)) from None
     if found is None:
-        raise PrepareError(f"--input {Path(value).resolve()} does not exist")
+        # abspath: Path.resolve raised RuntimeError for a loop of links, which stats as nothing there
+        raise PrepareError(f"--input {os.path.abspath(value)} does not exist")
     if not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
         raise PrepareError(f"--input {value}: {usage.NOT_A_REGULAR_FILE}")
 
