@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import pytest
 
-from deepmolm_plugin.checkpoint_config import config_field, has_config_field
+from deepmolm_plugin.config_fields import config_field, has_config_field
 
 from test_hostile_report_ninth import character_tokenizer  # noqa: F401  (module fixtures)
 from test_kflm2_fourteenth import TWO, _mols, tiny_llm  # noqa: F401
@@ -218,7 +218,8 @@ def test_a_head_trained_on_older_standard_molecules_is_named():
     # was: None, though its graphs of C[S+](C)[O-] and CS(C)=O were two molecules' graphs
     older = SimpleNamespace(graph_features=GRAPH_FEATURES)
     note = graph_features_note(older)
-    assert "standard-molecule rules 1 (this code: 2)" in note and "charge-separated hypervalent" in note
+    assert "rules it does not record (1 or 2) (this code: 2)" in note and "charge-separated hypervalent" in note
+    assert "standard-molecule rules 1 (this code: 2)" in graph_features_note({**vars(older), "standard_molecule": 1})
     assert "graph features" not in note  # only what differs
 
 
@@ -418,3 +419,48 @@ def test_a_long_input_name_is_one_line(tool, tmp_path, capsys):
         main([str(tmp_path / ("m" * 300 + ".smi")), *out])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and "INPUT" in err and "name too long" in err and len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------- 14. mends of this round's review
+def test_review_mends_loops_dot_dot_and_deep_json(tmp_path, capsys, monkeypatch):
+    import json
+    import pickle
+
+    from deepmolm_plugin import usage
+    from deepmolm_plugin.data.prepare import cli as prepare_cli
+    from deepmolm_plugin.eval import report
+    from deepmolm_plugin.eval.resume import answer_lines
+    from deepmolm_plugin.property import cli as kcli
+
+    from test_hostile_kflm2 import FORTY, _run
+    from test_hostile_property_images import _csv
+
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    # kflm2's cache-inside-out check: Path.resolve raised RuntimeError on a loop
+    monkeypatch.delenv("DEEPMOLM_PROPERTY_CACHE", raising=False)
+    argv = _run(_csv(tmp_path / "d.csv", ["smiles", "y"], [(s, i) for i, s in enumerate(FORTY)]), tmp_path / "run")
+    argv[argv.index("--features") + 1] = "morgan"
+    with pytest.raises(SystemExit) as exit_:
+        kcli.main(argv + ["--cache-dir", str(tmp_path / "loop_a")])
+    assert exit_.value.code == 2 and "--cache-dir" in capsys.readouterr().err
+    # deepmolm-prepare --input a loop: the message's Path.resolve raised RuntimeError
+    try:
+        code = prepare_cli.main(["--format", "csv", "--input", str(tmp_path / "loop_a"), "--out", str(tmp_path / "p")])
+    except SystemExit as e:
+        code = e.code
+    assert code not in (0, None) and "loop_a does not exist" in capsys.readouterr().err
+    # a refused report given `--out new/../keep` removed the user's empty `keep`
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        report.main([str(tmp_path / "missing.jsonl"), "--out", "new/../keep"])
+    assert keep.is_dir()
+    # model_vqa --resume's reader skips a line nested too deeply (was a RecursionError traceback)
+    answers = tmp_path / "a.jsonl"
+    answers.write_text(json.dumps({"question_id": "q1", "text": "1"}) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert [line["question_id"] for line in answer_lines(answers)] == ["q1"]
+    # the error crosses a process pool intact
+    error = pickle.loads(pickle.dumps(usage.TooDeepJSON("[[")))
+    assert isinstance(error, usage.TooDeepJSON) and "nested too deeply" in str(error)

@@ -16,28 +16,15 @@ What was wrong -> what happens now:
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
 from deepmolm_plugin.molecule import tools
 
+from test_output_locks import _code
 
-@pytest.fixture(autouse=True)
-def sigterm_restored():
-    """main() installs a SIGTERM handler: not kept in the test process after the test."""
-    before = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, before)
-
-
-def _code(main, argv) -> int:
-    """A tool's exit status, returned or raised (usage.fail)."""
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as e:
-        return e.code
+# (SIGTERM, which main() sets, is put back after every test by conftest's `_stop_signals_kept`)
 
 
 def _files(folder: Path) -> dict:
