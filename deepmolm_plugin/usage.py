@@ -175,6 +175,20 @@ def user_path(value: "str | os.PathLike") -> str:
     return os.path.expanduser(os.fspath(value))
 
 
+def real_path(value: "str | os.PathLike") -> Path:
+    """`value` with `~` expanded and links and `..` followed: os.path.realpath, which (unlike
+    Path.resolve in Python 3.11) does not raise RuntimeError for a loop of links."""
+    return Path(os.path.realpath(user_path(value)))
+
+
+def placed_in(path: "str | os.PathLike", folder: "str | os.PathLike") -> Optional[str]:
+    """"is" where `path` is `folder`, "is inside" where it lies below it, else None; compared
+    as real paths, so a link or a `..` spelling of the same folder counts (a cache kept in an
+    output folder the run owns: training's --vision_feature_cache, deepmolm-kflm2's cache)."""
+    given, home = real_path(path), real_path(folder)
+    return "is" if given == home else "is inside" if home in given.parents else None
+
+
 def _path(value: "str | os.PathLike") -> Path:
     return Path(user_path(value))
 

@@ -202,8 +202,9 @@ def model_depiction(config, policy: Optional[str] = None, render_size: Optional[
         raise ValueError(f"config.json's conformer_policy is {trained!r}, not one of {', '.join(POLICIES)}")
     if policy is not None and policy not in POLICIES:
         raise ValueError(f"{_given_as(names['policy'], policy)}: not one of {', '.join(POLICIES)}")
-    if render_size is not None and render_size_problem(render_size):
-        raise ValueError(f"{_given_as(names['render_size'], render_size)}: {render_size_problem(render_size)}")
+    size_problem = render_size_problem(render_size) if render_size is not None else None
+    if size_problem:
+        raise ValueError(f"{_given_as(names['render_size'], render_size)}: {size_problem}")
     notes = []
     if policy is not None and trained is not None and policy != trained:
         notes.append(f"{_given_as(names['policy'], policy)}: the model was trained with conformer policy "

@@ -206,15 +206,16 @@ def _file_key(path: Path) -> tuple | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def _check_inputs(args) -> None:
-    """No input file is given twice under two spellings (``x.smi ./x.smi``, a link): it was read
-    twice, under two sets of ids, exit 0. Compared by device and inode, as deepmolm-prepare
-    removes such duplicates by real path; one line naming both spellings, before any record.
-    (One path typed twice gives one id twice, so its records already fail as ``duplicate-id``
-    (render: ``__2`` and a note), as documented: that stays.)"""
-    if args.smiles:
-        return
+def _check_inputs(args) -> dict:
+    """The input files, ``{file key: INPUT as given}`` (`_file_key`; what `_check_outputs`
+    compares the outputs with). No input file is given twice under two spellings (``x.smi
+    ./x.smi``, a link): it was read twice, under two sets of ids, exit 0. Compared by device
+    and inode, as deepmolm-prepare removes such duplicates by real path; one line naming both
+    spellings, before any record. (One path typed twice gives one id twice, so its records
+    already fail as ``duplicate-id`` (render: ``__2`` and a note), as documented: that stays.)"""
     seen: dict = {}
+    if args.smiles:
+        return seen
     for item in args.inputs:
         usage.name_length(item, "INPUT")  # (is_file raised ENAMETOOLONG as a traceback)
         key = _file_key(Path(item)) if Path(item).is_file() else None
@@ -223,6 +224,7 @@ def _check_inputs(args) -> None:
         if key in seen and seen[key] != item:
             raise usage.UsageError(f"INPUT {item} is the same file as INPUT {seen[key]}: give each input file once")
         seen[key] = item
+    return seen
 
 
 # what an existing file at a lock path may hold: a pid written by a holder (a killed one
@@ -245,8 +247,9 @@ def _foreign_file(path: Path) -> bool:
     return _LOCK_TEXT.fullmatch(head) is None
 
 
-def _check_outputs(args, outputs: dict, locks: dict | None = None) -> None:
-    """Each output file (``{option: path}``) is none of the inputs and no other output: they
+def _check_outputs(args, inputs: dict, outputs: dict, locks: dict | None = None) -> None:
+    """Each output file (``{option: path}``) is none of the inputs (``inputs``: `_check_inputs`'s
+    ``{file key: INPUT}``) and no other output: they
     are opened for writing before the first record is read. was: ``--out`` or ``--failures``
     naming an input emptied it (every record lost, one "CSV has no 'smiles' column" failure),
     and ``--failures`` equal to ``--out`` wrote both into one file, cut into each other.
@@ -254,7 +257,6 @@ def _check_outputs(args, outputs: dict, locks: dict | None = None) -> None:
     The lock files (``locks``: ``{option: lock path}``, `_lock_paths`) count as outputs too: a
     lock file is emptied when taken and deleted when released, so ``--failures fp.jsonl.lock``
     beside ``--out fp.jsonl`` (or an input, or a user's file there) was deleted, exit 1."""
-    inputs = {} if args.smiles else {_file_key(Path(i)): i for i in args.inputs if Path(i).is_file()}
     lock_of: dict = {}  # lock file key -> the option whose lock it is
     for option, lock in (locks or {}).items():
         key = _file_key(lock)
@@ -474,8 +476,8 @@ def fingerprint_main(argv: list[str] | None = None) -> int:
         if args.failures is not None:
             usage.output_file(args.failures, "--failures")
         kinds = {"--out": None if args.out == "-" else output_lock.file_lock, "--failures": output_lock.file_lock}
-        _check_inputs(args)
-        _check_outputs(args, {"--out": args.out if args.out != "-" else None, "--failures": args.failures},
+        outputs = {"--out": args.out if args.out != "-" else None, "--failures": args.failures}
+        _check_outputs(args, _check_inputs(args), outputs,
                        _lock_paths(parser.prog, kinds, args))
         # before the file is emptied: a second run into it interleaved both runs' lines (and NUL
         # bytes); a device or pipe (/dev/null, `>(...)`) is every run's to write
@@ -650,8 +652,8 @@ def render_main(argv: list[str] | None = None) -> int:
         if args.failures is not None:  # may be inside --out
             usage.output_file(args.failures, "--failures")
         kinds = {"--out": output_lock.folder_lock, "--failures": output_lock.file_lock}
-        _check_inputs(args)
-        _check_outputs(args, {"--out's index": args.out / "index.jsonl", "--failures": args.failures},
+        outputs = {"--out's index": args.out / "index.jsonl", "--failures": args.failures}
+        _check_outputs(args, _check_inputs(args), outputs,
                        _lock_paths(parser.prog, kinds, args))
         # before anything in --out is deleted: a second run removed the pictures (and the
         # unfinished one) of the run writing there, which then failed

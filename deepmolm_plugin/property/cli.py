@@ -1261,11 +1261,9 @@ def check_cache_outside_out(args) -> None:
         cache = os.fspath(default_cache_dir())
         option = f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the featuriser cache (no --cache-dir)"
     out = out_folder(args)
-    # realpath, not Path.resolve: a loop of links raised RuntimeError there (output_folder refuses it after)
-    given, folder = (Path(os.path.realpath(os.path.expanduser(v))) for v in (cache, out))
-    if given == folder or folder in given.parents:
-        where = "is --out" if given == folder else "is inside --out"
-        raise usage.UsageError(f"{option} {cache}: {where} {out}, whose files a run owns (its reports are "
+    where = usage.placed_in(cache, out)  # (a loop of links: not here, output_folder refuses it after)
+    if where:
+        raise usage.UsageError(f"{option} {cache}: {where} --out {out}, whose files a run owns (its reports are "
                                "replaced, and a folder that holds anything else is refused as a run's): give "
                                "--cache-dir (or $" + CACHE_ENV + ") a folder outside --out, or --out another folder")
 

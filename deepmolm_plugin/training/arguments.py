@@ -174,15 +174,15 @@ def check_cache_outside_output(cache: str, output_dir: "str | None") -> None:
     writes: its entries go to `<two hex digits>/` and `.tmp/` (review: `--output_dir runs/01`
     under a cache `runs` got 1/256 of the entries among its checkpoints)."""
     import re
-    from pathlib import Path
 
     if output_dir is None:
         return
-    given, output = (Path(os.path.expanduser(v)).resolve() for v in (cache, output_dir))
-    if given == output or output in given.parents:
-        where = "is --output_dir" if given == output else f"is inside --output_dir {output_dir}"
+    where = usage.placed_in(cache, output_dir)
+    if where:
+        where = "is --output_dir" if where == "is" else f"is inside --output_dir {output_dir}"
         raise usage.UsageError(f"--vision_feature_cache {cache}: {where}, which becomes the saved model's folder; "
                                "give the cache a folder outside it (it is meant to be shared by later runs)")
+    given, output = usage.real_path(cache), usage.real_path(output_dir)
     if given in output.parents:
         first = output.relative_to(given).parts[0]
         if re.fullmatch(r"[0-9a-f]{2}", first) or first == ".tmp":
