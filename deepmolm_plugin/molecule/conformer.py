@@ -98,8 +98,10 @@ ETKDG_SEED = 0xDEE9
 # reads enhanced stereo groups, so `|&1:1,3|` is embedded
 # as the plain spelling; 2: embedded on the canonically numbered copy; 1 embedded in the
 # input's atom order; 7: a charge-separated hypervalent bond, `C[S+](C)[O-]`, embedded and
-# fingerprinted in its neutral form, hypervalent.py: other tokens for such spellings).
-CONFORMER_RULES = 7
+# fingerprinted in its neutral form, hypervalent.py: other tokens for such spellings; 8: "either"
+# stereo marks (a molfile's crossed double bond or wavy bond, CXSMILES `|w:|`) dropped when read,
+# finish.py: RDKit's canonical ranking read them, so ETKDG embedded another atom order).
+CONFORMER_RULES = 8
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet
 MMFF_MAX_ITERS = 2000

@@ -33,6 +33,11 @@ from .sanitize import note_radicals
 
 __all__ = ["finish"]
 
+# A bond's "either" / "unknown" stereo marks as RDKit keeps them: a molfile's crossed double
+# bond (bond stereo 3, V3000 CFG=2) and wavy single bond (bond stereo 4), a CXSMILES `|w:|`.
+_UNKNOWN_DIRS = (Chem.BondDir.UNKNOWN, Chem.BondDir.EITHERDOUBLE)
+_UNKNOWN_MOLFILE_STEREO = {"_MolFileBondStereo": (3, 4), "_MolFileBondCfg": (2,)}
+
 
 def finish(
     mol: Chem.Mol,
@@ -58,6 +63,7 @@ def finish(
         size_cap(id, mol.GetNumHeavyAtoms(), cap, "error", notes)
     check_atoms(mol, id)
     mol = neutral_hypervalent(mol, id, notes)  # DMSO from XYZ was C[S+](C)[O-], from SDF CS(C)=O: other tokens
+    mol = _unmark_unknown_stereo(mol)
     # a file's radicals were kept without the note a SMILES' get
     note_radicals(mol, notes, "as the structure states them: a radical mark (M  RAD), or hydrogens it leaves out")
     groups = [g for g in mol.GetStereoGroups() if g.GetGroupType() != Chem.StereoGroupType.STEREO_ABSOLUTE]
@@ -84,3 +90,33 @@ def finish(
     mol, conformer = apply_3d_policy(mol, id, notes, policy=policy, embed_timeout=embed_timeout,
                                      mmff_max_iters=mmff_max_iters)
     return MoleculeRecord(id, mol, source, conformer, notes, keep_atoms)
+
+
+def _unmark_unknown_stereo(mol: Chem.Mol) -> Chem.Mol:
+    """``mol``, or a copy without its "either" stereo marks: a configuration marked unknown
+    is one left unassigned, as a SMILES without @ or / \\ leaves it (it gets the same
+    "unassigned" note, and the generated conformer fixes one configuration). Kept, the mark
+    made the same molecule another input: RDKit's canonical ranking reads STEREOANY, so ETKDG
+    embedded another atom order (geraniol written by RDKit's SDWriter with explicit H marks its
+    (CH3)2C=CH bond "either": 16 of 44 token entries differed from its SMILES'), the mark on a
+    bond that has no E/Z at all was noted as an unassigned one, and the depiction drew crossed
+    or wavy bonds the SMILES' did not."""
+    marked = [b for b in mol.GetBonds() if b.GetStereo() == Chem.BondStereo.STEREOANY
+              or b.GetBondDir() in _UNKNOWN_DIRS or b.HasProp("_UnknownStereo")
+              or any(b.HasProp(k) and b.GetIntProp(k) in v for k, v in _UNKNOWN_MOLFILE_STEREO.items())]
+    atoms = [a for a in mol.GetAtoms() if a.HasProp("_UnknownStereo")]
+    if not marked and not atoms:
+        return mol
+    mol = Chem.Mol(mol)
+    for bond in (mol.GetBondWithIdx(b.GetIdx()) for b in marked):
+        if bond.GetStereo() == Chem.BondStereo.STEREOANY:
+            bond.SetStereo(Chem.BondStereo.STEREONONE)
+        if bond.GetBondDir() in _UNKNOWN_DIRS:
+            bond.SetBondDir(Chem.BondDir.NONE)
+        for key, values in _UNKNOWN_MOLFILE_STEREO.items():
+            if bond.HasProp(key) and bond.GetIntProp(key) in values:
+                bond.ClearProp(key)
+        bond.ClearProp("_UnknownStereo")
+    for atom in (mol.GetAtomWithIdx(a.GetIdx()) for a in atoms):
+        atom.ClearProp("_UnknownStereo")
+    return mol

@@ -76,8 +76,9 @@ def _as_mol(molecule, id: str | None) -> tuple[Chem.Mol, str]:
 # stereo groups neither drawn nor read by the canonical ranking; 6: structure files read under
 # new rules (a PDB's CONECT bond orders, stereo from wedges), whose old drawings showed the old
 # molecule; later reader changes raise io.READER_RULES instead; 7: a charge-separated hypervalent
-# bond, `C[S+](C)[O-]`, drawn in its neutral form S=O, hypervalent.py).
-DRAWING_RULES = 7
+# bond, `C[S+](C)[O-]`, drawn in its neutral form S=O, hypervalent.py; 8: "either" stereo marks,
+# a crossed double bond, a wavy bond, CXSMILES `|w:|`, dropped when read, finish.py: not drawn).
+DRAWING_RULES = 8
 _DISPLAY_ATOM_PROPS = ("atomLabel", "_displayLabel", "_displayLabelW", "dummyLabel", "atomNote", "molAtomMapNumber")
 
 

@@ -69,8 +69,9 @@ from .sdf import sdf_blocks
 # given but bond orders, charges or radicals lost fail the record, PDB CONECT orders, drawn
 # stereo from wedges, four-membered ring diagonals not bonds; 2: charge-separated hypervalent
 # bonds (a sulfoxide perceived from XYZ as [S+]-[O-]) read in their neutral form, hypervalent.py,
-# and dative bonds refused when read.
-READER_RULES = 2
+# and dative bonds refused when read; 3: "either" stereo marks (crossed double bonds, wavy bonds)
+# dropped (finish.py): a configuration marked unknown is an unassigned one.
+READER_RULES = 3
 
 # Every suffix with a reader, in registration order (the order error messages list them).
 SUFFIXES = tuple(READERS)
