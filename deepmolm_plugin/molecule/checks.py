@@ -2,9 +2,9 @@
 
 Each check raises ``MoleculeError`` naming the molecule and the reason; none repairs
 anything. A record fails on: no atoms, dummy/query atoms (atomic number 0, which E3FP
-would silently skip), non-finite coordinates or coordinates beyond ``MAX_COORDINATE``
-(1e4 angstrom), overlapping atoms (closer than ``OVERLAP``
-= 0.01 angstrom), and a file's 3D conformer whose bonds do not fit its coordinates
+would silently skip; or a real element with a molfile query feature: ``check_query_atoms``),
+non-finite coordinates or coordinates beyond ``MAX_COORDINATE`` (1e4 angstrom), overlapping
+atoms (closer than ``OVERLAP`` = 0.01 angstrom), and a file's 3D conformer whose bonds do not fit its coordinates
 (``check_bond_lengths``: a bond far longer or shorter than its atoms' covalent radii allow,
 or every bond scaled, as by coordinates in nanometres or bohr; E3FP's shells are spheres
 in angstrom, so such a fingerprint would describe another geometry), and fragments of a 3D
@@ -30,6 +30,7 @@ __all__ = [
     "POLYMER_GROUPS",
     "BOND_KINDS",
     "check_atoms",
+    "check_query_atoms",
     "check_bond_types",
     "check_bond_lengths",
     "check_coordinates",
@@ -137,8 +138,8 @@ def check_bond_types(mol: Chem.Mol, id: str) -> None:
 
 
 def check_atoms(mol: Chem.Mol, id: str) -> None:
-    """A concrete structure: some atoms, none of them dummies, no query bonds, no polymer
-    repeat unit, no link node, finite coordinates (if any).
+    """A concrete structure: some atoms, none of them dummies or query atoms, no query bonds,
+    no polymer repeat unit, no link node, finite coordinates (if any).
 
     Overlaps are not checked here: a conformer that is about to be replaced by a generated
     one may be a depiction with stacked atoms; ``check_coordinates`` runs on the conformer
@@ -149,6 +150,7 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
+    check_query_atoms(mol, id)
     # Bonds of no one order (molfile query bonds, types 5-8: single or double, single or
     # aromatic, double or aromatic, any; MOL2 `du` / `un`, read alike): deepmolm-render drew
     # them as single bonds, so the picture of `C(5)C-O` was ethanol's, while
@@ -161,6 +163,20 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     check_no_family(mol, id)
     if mol.GetNumConformers() > 0:
         check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
+
+
+def check_query_atoms(mol: Chem.Mol, id: str) -> None:
+    """No real element carrying a query (molfile hydrogen-count field hhh, `M  SUB` / `M  UNS` /
+    `M  RBC`, `M  RGP` on a real atom; V3000 HCOUNT= / SUBST= / UNSAT= / RBCNT= / RGROUPS=).
+    RDKit reads such an atom as a query atom: hhh=3 on an N made a methyl a radical (with a note
+    blaming `M  RAD`), an R-group label on an N was drawn as isotope 1, and the picture lost
+    the atom's hydrogens, all silently. Plain atoms (isotopes, charges, atom maps, aromatic
+    bonds, the valence and stereo fields) are never query atoms."""
+    queried = [a.GetIdx() for a in mol.GetAtoms() if a.HasQuery()]
+    if queried:
+        raise MoleculeError(id, f"query atoms {atom_names(queried, mol)} (a molfile query feature: the hydrogen-count "
+                                "field, M  SUB/UNS/RBC/RGP, V3000 HCOUNT/SUBST/UNSAT/RBCNT/RGROUPS): not a concrete "
+                                "structure")
 
 
 def check_no_family(mol: Chem.Mol, id: str) -> None:

@@ -100,7 +100,9 @@ ETKDG_SEED = 0xDEE9
 # input's atom order; 7: a charge-separated hypervalent bond, `C[S+](C)[O-]`, embedded and
 # fingerprinted in its neutral form, hypervalent.py: other tokens for such spellings; 8: "either"
 # stereo marks (a molfile's crossed double bond or wavy bond, CXSMILES `|w:|`) dropped when read,
-# finish.py: RDKit's canonical ranking read them, so ETKDG embedded another atom order).
+# finish.py: RDKit's canonical ranking read them, so ETKDG embedded another atom order; and a
+# charge resonance shares between equal terminal atoms, a carboxylate's, placed by the
+# conformer, shared_charges.py: the same coordinates gave other tokens per spelling).
 CONFORMER_RULES = 8
 EMBED_ATTEMPTS = 30  # per try; a count, so success never depends on speed for normal molecules
 EMBED_TIMEOUT = 60  # seconds for the whole embedding: a safety net, not a budget normal molecules meet

@@ -3,10 +3,11 @@
 Order: the heavy-atom size cap when every atom is kept (``policy.early_cap``: the checks
 after it are linear, but 120,000 atoms still took seconds), structure checks (no atoms,
 dummy atoms, non-finite coordinates), one spelling of hypervalent bonds
-(``hypervalent.neutral_hypervalent``: ``[S+]-[O-]`` as ``S=O``), first conformer
-only, bonds missing between fragments of a 3D conformer (whatever the policy: the graph is
-wrong), fragments, no heavy atoms, the heavy-atom size cap, bond types E3FP cannot encode
-(``checks.check_bond_types``: before any 3D work), the 3D policy. Ending every
+(``hypervalent.neutral_hypervalent``: ``[S+]-[O-]`` as ``S=O``), "either" stereo marks
+dropped, first conformer only, bonds missing between fragments of a 3D conformer
+(whatever the policy: the graph is wrong), fragments, no heavy atoms, the heavy-atom size cap, bond types E3FP cannot encode
+(``checks.check_bond_types``: before any 3D work), the 3D policy, a charge shared by equal
+terminal atoms placed by the conformer (``shared_charges``). Ending every
 path here is what makes the cap and the conformer limits hold for every caller.
 
 What finishing leaves alone:
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from rdkit import Chem
 
+from .bonds import bonds
 from .checks import check_atoms, check_bond_types, check_coordinates, check_missing_bonds, has_3d_conformer
 from .errors import MoleculeError
 from .fragments import keep_fragments
@@ -30,6 +32,7 @@ from .hypervalent import neutral_hypervalent
 from .policy import apply_3d_policy, early_cap, size_cap
 from .record import MoleculeRecord
 from .sanitize import note_radicals
+from .shared_charges import place_shared_charges
 
 __all__ = ["finish"]
 
@@ -89,6 +92,7 @@ def finish(
     check_bond_types(mol, id)  # was refused by the fingerprint, after a minute of 3D work
     mol, conformer = apply_3d_policy(mol, id, notes, policy=policy, embed_timeout=embed_timeout,
                                      mmff_max_iters=mmff_max_iters)
+    mol = place_shared_charges(mol)  # a carboxylate's charge on one oxygen for every spelling of its coordinates
     return MoleculeRecord(id, mol, source, conformer, notes, keep_atoms)
 
 
@@ -101,7 +105,7 @@ def _unmark_unknown_stereo(mol: Chem.Mol) -> Chem.Mol:
     (CH3)2C=CH bond "either": 16 of 44 token entries differed from its SMILES'), the mark on a
     bond that has no E/Z at all was noted as an unassigned one, and the depiction drew crossed
     or wavy bonds the SMILES' did not."""
-    marked = [b for b in mol.GetBonds() if b.GetStereo() == Chem.BondStereo.STEREOANY
+    marked = [b for b in bonds(mol) if b.GetStereo() == Chem.BondStereo.STEREOANY
               or b.GetBondDir() in _UNKNOWN_DIRS or b.HasProp("_UnknownStereo")
               or any(b.HasProp(k) and b.GetIntProp(k) in v for k, v in _UNKNOWN_MOLFILE_STEREO.items())]
     atoms = [a for a in mol.GetAtoms() if a.HasProp("_UnknownStereo")]

@@ -70,7 +70,9 @@ from .sdf import sdf_blocks
 # stereo from wedges, four-membered ring diagonals not bonds; 2: charge-separated hypervalent
 # bonds (a sulfoxide perceived from XYZ as [S+]-[O-]) read in their neutral form, hypervalent.py,
 # and dative bonds refused when read; 3: "either" stereo marks (crossed double bonds, wavy bonds)
-# dropped (finish.py): a configuration marked unknown is an unassigned one.
+# dropped (finish.py): a configuration marked unknown is an unassigned one; a charge shared by
+# equal terminal atoms placed by the coordinates (shared_charges.py); `M  ISO` lines supersede
+# atom-block mass differences; query atoms refused (checks.py).
 READER_RULES = 3
 
 # Every suffix with a reader, in registration order (the order error messages list them).

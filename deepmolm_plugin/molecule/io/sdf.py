@@ -11,6 +11,10 @@ A record that writes out its hydrogens as atoms but has atoms short of bonds (RD
 them implicit H) lost bond orders, charges or radical marks and fails (``base.check_hydrogens_kept``;
 was: read as another molecule, benzoic acid with single bonds as cyclohexane-methanediol); a
 drawing's stereo H and polar-H files are not suspect.
+A V2000 atom block is read as the CTfile spec says where RDKit does not (``atom_block_marks``):
+charge field 4 (a doublet radical, which RDKit drops) fails the record, and `M  ISO` lines
+supersede every atom-block mass difference. A data field setting one of RDKit's internal atom
+properties (`atom.iprop._ringStereoAtoms`) fails the record (``check_private_fields``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Iterator, Optional
 
 from rdkit import Chem
 
-from ..errors import MoleculeError, as_notes, rdkit_messages, with_messages
+from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
 from .base import (ParsedStructure, check_ascii, check_control, check_hydrogens_kept, control_problem, register_reader,
@@ -108,7 +112,9 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
         raise MoleculeError(title, with_messages("unparseable MOL/SDF record", messages))
     if end == len(lines):
         raise MoleculeError(title, "truncated record: no 'M  END' line")
-    return title_of(mol, fallback), mol, as_notes(messages)
+    id = title_of(mol, fallback)
+    check_private_fields(mol, id)
+    return id, mol, as_notes(messages) + atom_block_marks(lines[:end], mol, id)
 
 
 def molfile_part(n: int) -> str:
@@ -126,6 +132,68 @@ def check_molfile_control(block: str, id: str) -> None:
     lines = block.split("\n")  # at LF only (`check_control`)
     end = next((n for n, line in enumerate(lines) if line.strip() == "M  END"), len(lines))
     check_control(lines[:end + 1], id, molfile_part, counted_in=" of the record")
+
+
+# An SDF data field RDKit applies to the atoms as a property list (`atom.iprop.NAME`, one value
+# an atom); a NAME starting with "_" is one of RDKit's own internal properties
+_PRIVATE_FIELD = re.compile(r"^atom\.[ibd]?prop\._")
+
+
+def check_private_fields(mol: Chem.Mol, id: str) -> None:
+    """MoleculeError for a data field that sets one of RDKit's internal atom properties: RDKit
+    applied `atom.iprop._ringStereoAtoms` as an integer where it keeps a list, and reading
+    failed later with a bare "RuntimeError: bad any_cast". Ordinary `atom.prop.X` fields stay."""
+    private = [name for name in mol.GetPropNames() if _PRIVATE_FIELD.match(name)]
+    if private:
+        raise MoleculeError(id, f"SDF data field {private[0]!r} sets RDKit's internal atom property "
+                                f"{private[0].split('.', 2)[2]!r} (a name starting with '_' is RDKit's own "
+                                "bookkeeping, not data): rename or remove the field")
+
+
+def atom_block_marks(table: list, mol: Chem.Mol, id: str) -> list[str]:
+    """A V2000 atom block's charge and mass-difference fields as the CTfile spec reads them where
+    RDKit does not (``table``: the molfile's lines up to `M  END`); notes for what was not read."""
+    if len(table) < 4 or "V3000" in table[3]:
+        return []
+    atoms = table[4:4 + mol.GetNumAtoms()]
+    properties = [line for line in table[4 + mol.GetNumAtoms():] if line.startswith("M  ")]
+    check_doublet_field(atoms, properties, mol, id)
+    return iso_supersedes(atoms, properties, mol)
+
+
+def check_doublet_field(atoms: list, properties: list, mol: Chem.Mol, id: str) -> None:
+    """MoleculeError for charge field (ccc) 4, "doublet radical", where no `M  CHG` / `M  RAD`
+    line supersedes the atom block: RDKit drops it without a word, and the radical was read
+    as the closed-shell molecule."""
+    if any(line.startswith(("M  CHG", "M  RAD")) for line in properties):
+        return
+    doublets = [i for i, line in enumerate(atoms) if line[36:39].strip() == "4"]
+    if doublets:
+        raise MoleculeError(id, f"atom-block charge field 4 (a doublet radical) on atom(s) "
+                                f"{atom_names(doublets, mol)}: RDKit does not read it (the atom would be closed-shell); write the radical as an "
+                                "'M  RAD' line instead")
+
+
+# The isotope an atom-block symbol itself states (RDKit reads D and T as 2H and 3H)
+_SYMBOL_ISOTOPE = {"D": 2, "T": 3}
+
+
+def iso_supersedes(atoms: list, properties: list, mol: Chem.Mol) -> list[str]:
+    """The CTfile spec: `M  ISO` lines supersede every atom-block mass difference (dd). RDKit
+    applied both, so a leftover dd=+2 beside an `M  ISO` on another atom became a 14C: atoms
+    the `M  ISO` lines do not list get the isotope of their symbol alone. A note names them."""
+    iso = [line[6:].split() for line in properties if line.startswith("M  ISO")]
+    if not iso:
+        return []
+    listed = {int(n) - 1 for fields in iso for n in fields[1::2] if n.isdigit()}
+    leftover = [i for i, line in enumerate(atoms) if i not in listed and line[34:36].strip() not in ("", "0")]
+    for i in leftover:
+        atom = mol.GetAtomWithIdx(i)
+        atom.SetIsotope(_SYMBOL_ISOTOPE.get(atoms[i][31:34].strip(), 0))
+    if not leftover:
+        return []
+    return [f"atom-block mass difference of atom(s) {atom_names(leftover, mol)} not read: the record's 'M  ISO' lines "
+            "supersede every atom-block mass difference (CTfile)"]
 
 
 def check_counts(table: list, id: str) -> None:

@@ -20,6 +20,8 @@ says which columns hold the element (``species:S:1``) and the coordinates (``pos
 on valences, and ``pos`` first was "0 atom lines"). Without it the columns are ``symbol x y
 z``; so they are for a layout without those two columns, or one that is no such triples, and
 a note (or the frame's error) names the layout that was not followed.
+A spin state (``multiplicity=3``, ``mult=``, ``spin=``) and an extended-XYZ periodic cell
+(``pbc="T T T"``, or ``Lattice=`` alone) are not read: each gets a note (``_unread_notes``).
 A count line that disagrees with the atom lines fails that frame and stops reading: the next frame boundary
 cannot be trusted after it.
 """
@@ -44,6 +46,39 @@ _CHARGE = re.compile(r"(?<![a-z0-9])charge\s*=\s*([+-]?\d+(?:\.\d*)?)", re.IGNOR
 # charge 0 before. Not a word that only contains it: `uncharged`, `Mulliken charges`, ASE's
 # `Properties=...:initial_charges:R:1` state no total charge.
 _MENTIONS_CHARGE = re.compile(r"(?<![a-z0-9])charge(?![a-z])|[a-z]charge\s*=", re.IGNORECASE)
+
+
+# A spin state (`multiplicity=3`, `mult=3`, `spin=1`; extended XYZ's `spin_multiplicity=3` too)
+_SPIN = re.compile(r"(?<![a-z0-9_])((?:[a-z]+_)?(?:multiplicity|mult|spin))\s*=\s*(\"[^\"]*\"|\S+)",
+                   re.IGNORECASE)
+# Extended XYZ's periodic cell: `pbc="T T T"`; a `Lattice=` without `pbc` is periodic too (as ASE reads it)
+_PBC = re.compile(r"(?<![a-z0-9_])pbc\s*=\s*(?:\"([^\"]*)\"|(\S+))", re.IGNORECASE)
+_LATTICE = re.compile(r"(?<![a-z0-9_])lattice\s*=", re.IGNORECASE)
+
+
+def _unread_notes(comment: str, line: int) -> list[str]:
+    """Notes (``line``: the comment line's number) for what the comment states that is not
+    read: a spin state, a periodic cell. Was: both ignored without a word, a triplet's
+    geometry perceived as a closed-shell molecule, a crystal's cell read as an isolated one."""
+    spin = _SPIN.search(comment)
+    notes = [] if spin is None else [f"line {line}: {spin.group(1)}={spin.group(2)} in the comment line is not read: "
+                                     "bonds and charges are perceived from the coordinates and the total charge, as "
+                                     "a closed-shell molecule"]
+    cell = _periodic_cell(comment)
+    if cell:
+        notes.append(f"line {line}: the comment line gives a periodic cell ({cell}): read as one isolated molecule, "
+                     "without bonds across the cell's faces")
+    return notes
+
+
+def _periodic_cell(comment: str) -> str:
+    """How an extended-XYZ comment states a periodic cell (`pbc="T T T"`, a `Lattice=` alone);
+    "" for none (`pbc="F F F"`, no lattice)."""
+    pbc = _PBC.search(comment)
+    if pbc is None:
+        return "Lattice= without pbc=" if _LATTICE.search(comment) else ""
+    flags = (pbc.group(1) if pbc.group(1) is not None else pbc.group(2)).split()
+    return pbc.group(0) if any(f.upper() in ("T", "TRUE") for f in flags) else ""
 
 
 # A comment line holding data, not a name: a `key=value` pair or a `key: value` (xtb's
@@ -171,5 +206,5 @@ def read_xyz(handle, name: str) -> Iterator[ParsedStructure]:
         else:
             yield ParsedStructure(index, id, elements=elements, coords=coords,
                                   charge=None if charge is None else int(charge),
-                                  notes=said + _title_notes(comment))
+                                  notes=said + _unread_notes(comment, pos - count) + _title_notes(comment))
         index += 1
