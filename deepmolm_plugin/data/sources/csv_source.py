@@ -81,11 +81,24 @@ def as_list(value) -> List[str]:
 def named(spec: str, header: Sequence[str] = ()) -> Tuple[str, str]:
     """``COLUMN=NAME`` -> (COLUMN, NAME); ``COLUMN`` -> (COLUMN, COLUMN). A spec that is a
     whole column of `header` is that column ("logD (pH=7.4)"); else it is split at its last
-    '=' ("logD (pH=7.4)=logD": split at the first, the column could not be named at all)."""
+    '=' ("logD (pH=7.4)=logD": split at the first, the column could not be named at all).
+    A blank NAME ("a=") is refused before this is asked (`check_renames`)."""
     if spec.strip() in (column.strip() for column in header) or "=" not in spec:
         return spec.strip(), spec.strip()
     column, _, name = spec.rpartition("=")
-    return column.strip(), (name.strip() or column.strip())
+    return column.strip(), name.strip()
+
+
+def check_renames(fmt: str, options: dict, header: Sequence[str] = ()) -> None:
+    """A ``COLUMN=`` whose NAME is blank (what ``a=$NAME`` gives with NAME empty) is refused,
+    as a blank --id-column is (`base.option_name`): it fell back to the column's own name
+    without a word. Read against the `header`, as `named` reads it (a column "a=" is whole)."""
+    for option in ("label_columns", "text_columns"):
+        for spec in as_list(options.get(option)):
+            column, name = named(spec, header)
+            if not name:
+                raise ValueError(f"{fmt}: option {option} gives the column {column!r} a blank name after '=' "
+                                 f"({spec!r}): write {column}=NAME, or {column} alone to keep its own name")
 
 
 def text_task(spec: str, fmt: str, header: Sequence[str] = ()) -> Tuple[str, str]:
@@ -158,6 +171,7 @@ def require_columns(fmt: str, options: dict, header: Sequence[str] = ()) -> None
     """A table read for no column would yield nothing but errors: say so at once. Label
     names and tasks are checked as the reader will read them (`named` with the `header`).
     (Unknown options are refused by the registry, see ``base.check_options``.)"""
+    check_renames(fmt, options, header)
     if not as_list(options.get("label_columns")) and not as_list(options.get("text_columns")):
         raise ValueError(f"{fmt}: name at least one --label-columns or --text-columns column")
     from ...eval.names import name_key  # stdlib only

@@ -19,10 +19,12 @@ Molecules: atoms + first conformer are the truth; the record's SMILES rides alon
 be verified (the engine maps it onto the coordinate graph): PubChemQC ``smi`` is
 canonical and does not follow the coordinate order, and 3D-MoLM wrote those records
 through RDKit's SDF supplier, which drops hydrogens, so bond orders need that SMILES.
-A count mismatch between atoms and coordinates is an error, never padded or truncated.
+A count mismatch between atoms and coordinates is an error, never padded or truncated, and
+so is an empty atom list (no conformer is generated for it).
 LMDB values are unpickled with ``safe_loads``: unpickle only files you trust. A value it
-refuses (a forbidden global, an object, structured or void dtype, a damaged pickle) is
-that record's ``SourceError`` (stage ``read``, naming the LMDB key); the read goes on. So
+refuses (a forbidden global, an object, structured or void dtype, a damaged pickle), or one
+holding an int too long for ``str()`` (`_unwritable_int`), is that record's ``SourceError``
+(stage ``read``, naming the LMDB key); the read goes on. So
 is a damaged LMDB page (``lmdb.Error``) met looking a key up; one met walking the captions
 ends that walk with one ``SourceError`` naming the last key read, and the read goes on with
 the instruction files. An instruction entry whose text fields (``instruction``, ``input``,
@@ -49,6 +51,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Optional
@@ -167,7 +170,34 @@ def _record(raw: Optional[bytes], key: str, where: _Lmdb) -> dict:
         raise _Reject("read", f"LMDB value {key!r} in {where.path}: {error}") from error
     if not isinstance(value, dict):
         raise _Reject("schema", f"LMDB value {key!r} is a {type(value).__name__}, not a dict")
+    field = _unwritable_int(value)
+    if field is not None:
+        raise _Reject("read", f"LMDB value {key!r} in {where.path}: {field!r} holds an integer of more than "
+                              f"{sys.get_int_max_str_digits()} digits, which Python will not write as text")
     return value
+
+
+def _unwritable_int(record: dict) -> Optional[str]:
+    """The field of `record` holding an int that ``str()`` refuses (more than
+    ``sys.get_int_max_str_digits()`` digits), itself or in a list (atoms), or None. Checked
+    once, as the value is read: the reader writes ``cid``, a caption, a PubChemQC ``cid``
+    as text, and the ValueError of one such int ended the whole read (exit 2, no
+    failures.jsonl); in ``atoms`` it was an "unexpected ValueError" from the molecule."""
+    for field, value in record.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if isinstance(field, str) and any(_unwritable(v) for v in values):
+            return field
+    return None
+
+
+def _unwritable(value) -> bool:
+    if not isinstance(value, int):
+        return False
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
 
 
 def _first_conformer(value) -> np.ndarray:
@@ -236,6 +266,8 @@ def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
     if len(atoms) != len(coords):
         raise _Reject("atoms", f"{len(atoms)} atoms but {len(coords)} coordinate rows in "
                                f"{coord_field!r}[0] (never padded or truncated)")
+    if not atoms:  # an empty spec reads as "no atoms given": a conformer was generated from the SMILES, silently
+        raise _Reject("atoms", f"empty atom list / conformer ('atoms' and {coord_field!r}[0] hold no atoms)")
     smiles = record.get(smiles_field)
     smiles = smiles.strip() if isinstance(smiles, str) and smiles.strip() else None
     return MoleculeSpec(atoms=atoms, coordinates=coords.tolist(), smiles=smiles)
@@ -244,15 +276,20 @@ def _spec(record: dict, coord_field: str, smiles_field: str) -> MoleculeSpec:
 def _text(value, what: str, numeric: bool = False) -> str:
     """The answer text of `value`. A text answer that is only a missing-value marker ("N/A",
     "nan": `answer_problem`) is refused; a `numeric` task's answer is judged by the number it
-    states (`_no_value`: "states a non-finite value")."""
+    states (`_no_value`: "states a non-finite value"). A number is an answer only to a
+    `numeric` task; any other value that is not text is refused by its type (was: a number
+    was a caption, "3.5"; a list, dict, bool or bytes was reported "blank")."""
     if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
         # pandas' NaN for a missing value became the text "nan" (an int is finite, however
         # large: np.isfinite raised TypeError for one beyond int64, ending the read)
         if isinstance(value, (float, np.floating)) and not np.isfinite(value):
             raise _Reject("answer", f"{what} is the number {value}, not text")
-        value = str(value)
-    if not isinstance(value, str):
+        if numeric:
+            value = str(value)
+    if value is None:
         raise _Reject("answer", f"blank {what}")
+    if not isinstance(value, str):
+        raise _Reject("answer", f"{what} is a {type(value).__name__}, not text")
     problem = f"blank {what}" if not value.strip() else None if numeric else answer_problem(value, what)
     if problem:
         raise _Reject("answer", problem)
