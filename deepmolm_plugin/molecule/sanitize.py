@@ -175,6 +175,11 @@ _P_BLOCK_METALS = {13: (3, 13), 31: (4, 13), 49: (5, 13), 81: (6, 13), 32: (4, 1
                    82: (6, 14), 51: (5, 15), 83: (6, 15), 84: (6, 16)}
 
 
+def is_p_block_metal(atomic_number: int) -> bool:
+    """Whether an element is a p-block metal (Al, Ga, In, Tl, Ge, Sn, Pb, Sb, Bi, Po)."""
+    return atomic_number in _P_BLOCK_METALS
+
+
 def _free_cation(atom: Chem.Atom) -> bool:
     return atom.GetFormalCharge() > 0 and not atom.GetDegree() and not atom.GetTotalNumHs()
 

@@ -10,10 +10,12 @@
   sets are then assigned whole, greedily: to train while it fits in 80 %, else to valid
   while it fits in 10 %, else to test. Every scaffold lands in exactly one subset; the
   seed changes which scaffolds go where.
-- ``scaffold-sorted`` (MoleculeNet / DeepChem's deterministic scaffold split): the same
-  greedy assignment with sets sorted by size, largest first (ties: earliest molecule
-  first), so train gets the common chemotypes and valid/test the rare ones; the seed does
-  not change it (seeds then only vary the model initialisation).
+- ``scaffold-sorted`` (MoleculeNet / DeepChem's deterministic ``ScaffoldSplitter``): sets
+  sorted by size, largest first (ties: the set whose first molecule comes later first, as
+  DeepChem's reversed sort on (size, first index) orders them), assigned to train while it
+  fits in 80 %, else to valid while train and valid together fit in 90 %, else to test; so
+  train gets the common chemotypes and valid/test the rare ones; the seed does not change
+  it (seeds then only vary the model initialisation).
 - Fixed test sets (Llinas 2020): ``train_valid_split`` splits the training file only
   (train : valid = 8 : 1) and every test file is evaluated as given.
 - Copies of one molecule (``molecule.standard.molecule_keys``: the same canonical SMILES of the largest
@@ -130,14 +132,20 @@ def scaffold_split(mols: Sequence, seed: int, sizes: Sequence[float] = DEFAULT_S
         rng.shuffle(small)
         ordered = big + small
     else:
-        ordered = sorted(sets, key=lambda s: (-len(s), s[0]))
+        # DeepChem's ScaffoldSplitter: largest first, and between sets of one size the one whose
+        # first molecule comes later first (its sort key (size, first index), reversed); was
+        # earliest first, and BBBP's test set shared no molecule with DeepChem's
+        ordered = sorted(sets, key=lambda s: (len(s), s[0]), reverse=True)
+    # Chemprop fills valid up to its own share; DeepChem up to train's and valid's together
+    # (valid takes what train left)
+    valid_limit = valid_size if balanced else train_size + valid_size
     train: list[int] = []
     valid: list[int] = []
     test: list[int] = []
     for s in ordered:
         if len(train) + len(s) <= train_size:
             train += s
-        elif len(valid) + len(s) <= valid_size:
+        elif (len(valid) if balanced else len(train) + len(valid)) + len(s) <= valid_limit:
             valid += s
         else:
             test += s

@@ -72,7 +72,8 @@ from .sdf import sdf_blocks
 # and dative bonds refused when read; 3: "either" stereo marks (crossed double bonds, wavy bonds)
 # dropped (finish.py): a configuration marked unknown is an unassigned one; a charge shared by
 # equal terminal atoms placed by the coordinates (shared_charges.py); `M  ISO` lines supersede
-# atom-block mass differences; query atoms refused (checks.py).
+# atom-block mass differences; query atoms refused (checks.py); MOL2 bonded metals neutral and
+# pyrrole-type N.ar read, PDB CONECT records after ENDMDL kept (pdb.py, mol2.py).
 READER_RULES = 3
 
 # Every suffix with a reader, in registration order (the order error messages list them).

@@ -13,6 +13,12 @@ Two things RDKit's MOL2 reader does silently fail the record here:
   charges (ethanol read as ``[C][C][O-]``). MOL2 cannot mark radicals, so a radical, or a
   charge guessed without hydrogens, is an error; one beside the file's hydrogen atoms names
   the bond orders the file lost (``base.check_hydrogens_kept``, the SDF and PDB readers' rule).
+
+Two things it does wrong are mended, with a note: it gives a bonded metal a charge of its own
+making (``C[Hg]Cl`` read as ``[Hg-3]``), set to 0 as SDF and PDB read it (``_neutral_metals``);
+and it cannot kekulize a pyrrole-type N typed ``N.ar`` (as Open Babel types them), read as
+``N.pl3`` when the file gives it three bonds (``_retype_pyrrole_n``). An atom type naming no
+element (``Any``, ``Hal``: query types) is an error naming its line (``_unknown_type``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Iterator, Optional
 from rdkit import Chem
 
 from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
-from ..sanitize import sanitize
+from ..sanitize import is_metal, is_p_block_metal, sanitize
 from .base import ParsedStructure, check_control, check_hydrogens_kept, register_reader
 
 __all__ = ["read_mol2"]
@@ -81,6 +87,102 @@ def _check_control(block: str, id: str, first: int) -> None:
     check_control(lines, id, lambda n: _sections(lines)[n - first], first)
 
 
+def _neutral_metals(mol: Chem.Mol) -> list[str]:
+    """Set the charge of each bonded metal to 0 (in place); a note naming those changed.
+    MOL2 holds no formal charges: RDKit's reader made one up for a metal from its bonds,
+    whatever the file's charge type (C[Hg]Cl read as [Hg-3], cisplatin's Pt as +5, Cl3Fe's
+    Fe as +4), where the SDF and PDB of the same coordinates give the neutral metal."""
+    changed = [a for a in mol.GetAtoms() if a.GetFormalCharge() and a.GetDegree()
+               and (is_metal(a.GetAtomicNum()) or is_p_block_metal(a.GetAtomicNum()))]
+    if not changed:
+        return []
+    shown = ", ".join(f"{atom_names([a.GetIdx()], mol)} {a.GetFormalCharge():+d}" for a in changed)
+    for atom in changed:
+        atom.SetFormalCharge(0)
+    return [f"bonded metal charges made up by RDKit's MOL2 reader ({shown}) set to 0: MOL2 holds no formal "
+            "charges, and SDF and PDB read such a metal neutral"]
+
+
+def _atom_lines(block: str):
+    """(index in the record, fields) of each @<TRIPOS>ATOM line."""
+    section = None
+    for n, line in enumerate(block.split("\n")):
+        if line.startswith("@<TRIPOS>"):
+            section = line.strip()[len("@<TRIPOS>"):].upper()
+        elif section == "ATOM" and len(line.split()) >= 6:
+            yield n, line.split()
+
+
+def _retype_pyrrole_n(block: str) -> tuple[str, list[str]]:
+    """``block`` with each ``N.ar`` atom that has three bonds in the BOND section (the file's
+    hydrogens counted) typed ``N.pl3``, and those atoms' names. Such an N is pyrrole-type: its
+    third bond (an H or a substituent) leaves it no double bond to give the ring, and RDKit,
+    reading N.ar as pyridine-type, could not kekulize the ring (Open Babel types imidazole,
+    indole and pyrazole N-H so)."""
+    degree: dict[str, int] = {}
+    section = None
+    for line in block.split("\n"):
+        section = line.strip()[len("@<TRIPOS>"):].upper() if line.startswith("@<TRIPOS>") else section
+        fields = line.split()
+        if section == "BOND" and len(fields) >= 4 and fields[3] != "nc":  # "nc": not connected
+            for atom in fields[1:3]:
+                degree[atom] = degree.get(atom, 0) + 1
+    lines = block.split("\n")
+    named = []
+    for n, fields in _atom_lines(block):
+        if fields[5] == "N.ar" and degree.get(fields[0]) == 3:
+            lines[n] = re.sub(r"(?<=\s)N\.ar(?=\s|$)", "N.pl3", lines[n], count=1)
+            named.append(f"{fields[1]} (atom {fields[0]})")
+    return "\n".join(lines), named
+
+
+def _unknown_type(block: str, id: str, first: int, messages: list[str]) -> Optional[MoleculeError]:
+    """A ``MoleculeError`` naming the atom line whose SYBYL type names no element RDKit knows,
+    when RDKit failed for it (``Any``, ``Hal``, ``Het``, ``Hev``: query types, not atoms); was
+    RDKit's C++ "Post-condition Violation" text with its build path. None otherwise."""
+    said = next((m for m in (re.search(r"Element '([^']*)' not found", m) for m in messages) if m), None)
+    if said is None:
+        return None
+    for n, fields in _atom_lines(block):
+        if fields[5].split(".")[0] == said.group(1):
+            return MoleculeError(id, f"line {first + n}: atom {fields[1]} (atom {fields[0]}) has the type "
+                                     f"{fields[5]!r}, which names no element (Any, Hal, Het and Hev are query "
+                                     "types): give the atom its element's SYBYL type")
+    return MoleculeError(id, f"an atom type names no element ({said.group(1)!r}): give each atom its element's "
+                             "SYBYL type")
+
+
+def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[str]]:
+    """(molecule, notes, RDKit's messages) of one record, unsanitised, its metals neutral."""
+    with rdkit_messages() as messages:
+        mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
+    if mol is None:
+        raise _unknown_type(block, id, first, messages) or MoleculeError(
+            id, with_messages("unparseable MOL2 record", messages))
+    return mol, as_notes(messages) + _neutral_metals(mol), messages
+
+
+def _read_record(block: str, id: str, first: int, max_heavy: Optional[int]):
+    """(sanitised molecule, notes, RDKit's messages) of one record. Pyrrole-type N typed N.ar
+    (``_retype_pyrrole_n``) are retyped only when RDKit cannot kekulize the record as written,
+    and kept so only when it then can."""
+    mol, notes, messages = _parse(block, id, first)
+    try:
+        return mol, notes + sanitize(mol, id, max_heavy), messages
+    except MoleculeError as error:
+        retyped, named = _retype_pyrrole_n(block)
+        if "kekulize" not in error.reason or not named:
+            raise
+        try:
+            mol, notes, messages = _parse(retyped, id, first)
+            notes += sanitize(mol, id, max_heavy)
+        except MoleculeError:
+            raise error from None
+    note = (f"N.ar atoms with three bonds read as N.pl3 (pyrrole-type N, which RDKit cannot kekulize as N.ar): "
+            f"{', '.join(named)}")
+    return mol, notes + [note], messages
+
+
 @register_reader(".mol2", capped=True)
 def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     blocks = re.split(r"(?m)^(?=@<TRIPOS>MOLECULE)", handle.read())
@@ -96,11 +198,7 @@ def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[Pa
         try:
             _check_control(block, f"{name}#{i}", start)  # the name may be the damage: file#index
             _check_counts(block, id)
-            with rdkit_messages() as messages:
-                mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
-            if mol is None:
-                raise MoleculeError(id, with_messages("unparseable MOL2 record", messages))
-            notes = as_notes(messages) + sanitize(mol, id, max_heavy)
+            mol, notes, messages = _read_record(block, id, start, max_heavy)
             _check_hydrogens(mol, id, messages)
             if mol.GetNumConformers() == 0:
                 raise MoleculeError(id, "record has no coordinates")

@@ -12,11 +12,19 @@ bonds perceived from the coordinates later, as for XYZ
 MODELs gives the first, with a note; so do alternate locations (RDKit reads blank and
 `A`; an atom none of whose locations is `A` is an error, RDKit dropped it). Id: the title
 RDKit reads (COMPND or HEADER), else ``file#0``.
+
+RDKit is given the first MODEL only, with the CONECT records outside the models moved into it:
+it reads none after ENDMDL, where the wwPDB writes them (``_first_model``). Atom lines must
+hold an element symbol in columns 77-78, unless the atom name gives it without doubt, and a
+charge, if any, in the PDB's form (``1-``) in columns 79-80 (``_check_atom_lines``): RDKit
+guessed blank elements from the atom name (HG11 read as mercury) and read ``-1`` as +1,
+without a word.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Iterator, Optional
 
 from rdkit import Chem
@@ -87,6 +95,72 @@ def _record_name(line: str) -> str:
     return f"the {word} record" if word.isalnum() else "a PDB record"
 
 
+# every element symbol RDKit knows, as a PDB element column may write it, and D and T (RDKit
+# reads them as hydrogen isotopes)
+_ELEMENTS = {Chem.GetPeriodicTable().GetElementSymbol(z).upper() for z in range(1, 119)} | {"D", "T"}
+_CHARGE = re.compile(r"[1-9][+-]")  # the PDB's form, digit then sign; blank is neutral
+
+
+def _named_element(line: str) -> bool:
+    """Whether the atom name gives the element by the PDB's rule without doubt: one letter in
+    column 14 after a blank or a digit in column 13 (` CA `, `1HG1`; RDKit reads them so).
+    A name with letters in columns 13 and 14 may be a two-letter element or a long name (HG11
+    is a hydrogen; RDKit read it as mercury, HE21 as helium, CD1 as cadmium, and HD21 as
+    nothing)."""
+    return line[12:13] in tuple(" 0123456789") and line[13:14] in _ELEMENTS
+
+
+def _atom_line_problem(line: str) -> Optional[str]:
+    """Why an ATOM/HETATM line's element (columns 77-78) or charge (79-80) cannot be read as
+    written, or None. RDKit took a blank element from the atom name (``_named_element``), a
+    lower-case one by its first letter (`cl` as carbon), and a charge by its own rule (`-1`
+    read as +1, `10` as 0), without a word."""
+    atom = f"{_record_name(line)} of atom {line[12:16].strip()!r}"
+    element = line[76:78].strip()
+    if not element and not _named_element(line):
+        return (f"{atom} leaves the element columns (77-78) blank, and its name does not give the element (one "
+                "letter in column 14, after a blank or a digit): RDKit would guess it from the name (HG11 read as "
+                "mercury, CD1 as cadmium); fill columns 77-78 with the element symbol")
+    if element and (not re.fullmatch(r"[A-Z][A-Za-z]?", element) or element.upper() not in _ELEMENTS):
+        return (f"{atom} has {line[76:78]!r} in the element columns (77-78), not an element symbol: write the "
+                "element symbol there, right-justified")
+    charge = line[78:80].strip()
+    if charge and not _CHARGE.fullmatch(charge):
+        return (f"{atom} has {line[78:80]!r} in the charge columns (79-80), not the PDB's form, a digit then the "
+                "sign ('1-', '2+'), which RDKit would misread ('-1' as +1): write it so, or leave the columns blank")
+    return None
+
+
+def _check_atom_lines(lines: list[str], id: str) -> None:
+    """A ``MoleculeError`` for the first atom line of the first MODEL (what RDKit reads) whose
+    element or charge columns cannot be read as written (``_atom_line_problem``), naming its line."""
+    for n, line in enumerate(lines, 1):
+        if line.startswith("ENDMDL"):
+            return
+        problem = line.startswith(("ATOM", "HETATM")) and _atom_line_problem(line)
+        if problem:
+            raise MoleculeError(id, f"line {n}: {problem}")
+
+
+def _first_model(lines: list[str]) -> str:
+    """The text RDKit is given: the first MODEL, with the CONECT records outside the other
+    models moved inside it, before its ENDMDL. RDKit reads no CONECT record after ENDMDL,
+    where the wwPDB writes them once for all models: the file lost every bond and was refused
+    as one that "left out bonds". The other models are left out (RDKit would read their
+    CONECT records too, each bond again, as a double bond)."""
+    kept, conect, models, inside = [], [], 0, False
+    for line in lines:
+        if line.startswith("MODEL"):
+            models, inside = models + 1, True
+        other = inside and models > 1
+        if line.startswith("ENDMDL"):
+            inside = False
+        if not other:
+            (conect if line.startswith("CONECT") else kept).append(line)
+    end = next((n for n, line in enumerate(kept) if line.startswith("ENDMDL")), len(kept))
+    return "\n".join(kept[:end] + conect + kept[end:]) + "\n"
+
+
 @register_reader(".pdb", capped=True)
 def read_pdb(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[ParsedStructure]:
     text = handle.read()
@@ -97,9 +171,13 @@ def read_pdb(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[Par
         check_control(raw, id, lambda n: _record_name(raw[n - 1]))
         lines = text.splitlines()
         check_ascii([line if line.startswith(_FIXED) else "" for line in lines], id, "atom or CONECT records")
+        _check_atom_lines(lines, id)
+        if any(line.startswith("MODEL") for line in lines):
+            text = _first_model(lines)
         with rdkit_messages() as messages:
             mol = Chem.MolFromPDBBlock(text, sanitize=False, removeHs=False, proximityBonding=False)
         if mol is None or mol.GetNumAtoms() == 0:
+            _alternate_locations(lines, id)  # atoms in locations B and C only: RDKit read none of them
             raise MoleculeError(id, with_messages("no atoms read from PDB", messages))
         id = title_of(mol, id)
         notes = as_notes(messages)
