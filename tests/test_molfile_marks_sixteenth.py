@@ -129,6 +129,14 @@ def test_xyz_spin_state_is_noted(tmp_path, comment, said):
     assert any(note.startswith(f"line 2: {said} in the comment line is not read") for note in record.notes)
 
 
+@pytest.mark.parametrize("comment", ["charge=0 multiplicity=1", "mult=1", "spin=0", 'spin_multiplicity="1"'])
+def test_xyz_closed_shell_needs_no_note(tmp_path, comment):
+    """What the perception assumes anyway: a dataset writing it on every frame got the note on
+    every record."""
+    record = _ok(_read(tmp_path, _xyz(comment), "m.xyz"))
+    assert not [note for note in record.notes if "is not read" in note]
+
+
 def test_xyz_periodic_cell_is_noted(tmp_path):
     lattice = 'Lattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3'
     record = _ok(_read(tmp_path, _xyz(f'{lattice} pbc="T T T"'), "m.xyz"))

@@ -16,25 +16,34 @@ longest bond first, as ``matching.py`` places a SMILES' bonds: a real length dif
 (more than ``matching.TIE_LENGTH``) puts the double bond on the shorter bond. Bonds within
 that of each other are one length (resonance), and there the atom farther from the rest of
 the molecule (the larger sum of distances to every heavy atom, the same for any atom order or
-rotation) takes the single bond; where those sums tie too (``SUM_TIE``: a symmetric group,
-a methanesulfonate's three oxygens), the bonds stay as written, which ``matching.py`` has
-put in the SMILES' order. A record without coordinates is left as written (its conformer,
+rotation) takes the single bond; two atoms whose sums tie (``SUM_TIE``) are mirror images
+of each other about the centre (a sulfinate's or a phosphonate's oxygens: the sums are equal
+by construction, and the charge makes the centre a stereocentre), ordered by their
+handedness about it (``det(a - c, b - c, r - c) > 0`` takes ``a`` first, c the centre, r the
+centroid of its other heavy neighbours); a tie that is flat (``FLAT``) or of three atoms (a
+methanesulfonate's oxygens) keeps the bonds as written, which ``matching.py`` has put in the
+SMILES' order. A record without coordinates is left as written (its conformer,
 generated from the canonical copy, is one for every spelling).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from rdkit import Chem
 
 from .matching import TIE_LENGTH
 
 __all__ = ["place_shared_charges"]
 
-# Angstrom: two atoms' sums of distances to every heavy atom this close are one arrangement
-# (a symmetric group). SDF prints coordinates to 1e-4 A, so a sum over ~50 heavy atoms can
-# move by ~5e-3 between two writings of one conformer; a real difference between a
-# carboxylate's two oxygens is ~0.1-1 A.
-SUM_TIE = 0.01
+# Angstrom: two atoms' sums of distances to every heavy atom this close are a tie. SDF prints
+# coordinates to 1e-4 A, so two writings of one conformer can move a sum by ~1e-3 (a near tie
+# between them may still fall either way, but then E3FP already tells the two writings apart:
+# its shells react to 1e-3 A); an MMFF acetate's two oxygens differ by 5e-3 (0.01 kept the
+# written form there, and the two spellings differed).
+SUM_TIE = 0.002
+# Angstrom^3: |det(a - c, b - c, r - c)| below this is a flat pair (a carboxylate, in its plane
+# with the atom it hangs on), where the handedness says nothing either
+FLAT = 0.05
 
 
 def place_shared_charges(mol: Chem.Mol) -> Chem.Mol:
@@ -47,14 +56,10 @@ def place_shared_charges(mol: Chem.Mol) -> Chem.Mol:
         return mol
     positions = mol.GetConformer().GetPositions()
     heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
-
-    def distance(a: int, b: int) -> float:
-        return float(((positions[a] - positions[b]) ** 2).sum() ** 0.5)
-
     out = Chem.RWMol(mol)
     changed = False
     for centre, members, single_charge, singles in groups:
-        for rank, member in enumerate(_single_first(mol, members, centre, heavy, distance)):
+        for rank, member in enumerate(_single_first(mol, members, centre, heavy, positions)):
             want = (Chem.BondType.SINGLE, single_charge) if rank < singles else (Chem.BondType.DOUBLE, single_charge + 1)
             bond, atom = out.GetBondBetweenAtoms(centre, member), out.GetAtomWithIdx(member)
             if (bond.GetBondType(), atom.GetFormalCharge()) != want:
@@ -67,11 +72,14 @@ def place_shared_charges(mol: Chem.Mol) -> Chem.Mol:
     return out.GetMol()
 
 
-def _single_first(mol: Chem.Mol, members: list[int], centre: int, heavy: list[int], distance) -> list[int]:
-    """``members`` in the order they take the single bonds: longest bond first; a run of
-    bonds each within TIE_LENGTH of the next is one length, ordered by the sum of distances
-    to every heavy atom (largest first); sums within SUM_TIE of each other are a symmetric
-    arrangement (a methanesulfonate's three oxygens), which keeps the bonds as written."""
+def _single_first(mol: Chem.Mol, members: list[int], centre: int, heavy: list[int], positions) -> list[int]:
+    """``members`` in the order they take the single bonds (the module docstring's rule):
+    longest bond first; a run of bonds each within TIE_LENGTH of the next is one length,
+    ordered by the sum of distances to every heavy atom (largest first); a tie of two there
+    by handedness; any other tie as written. ``positions``: (atoms, 3)."""
+    def distance(a: int, b: int) -> float:
+        return float(np.linalg.norm(positions[a] - positions[b]))
+
     def runs(ordered: list[int], key, tie: float) -> list[list[int]]:
         found = [[ordered[0]]]
         for member in ordered[1:]:
@@ -92,9 +100,26 @@ def _single_first(mol: Chem.Mol, members: list[int], centre: int, heavy: list[in
 
     ordered = []
     for same_length in runs(sorted(members, key=lambda m: -length(m)), length, TIE_LENGTH):
-        for symmetric in runs(sorted(same_length, key=lambda m: -spread(m)), spread, SUM_TIE):
-            ordered += sorted(symmetric, key=written_single_first)
+        for tie in runs(sorted(same_length, key=lambda m: -spread(m)), spread, SUM_TIE):
+            handed = _by_handedness(mol, tie, centre, members, positions) if len(tie) == 2 else None
+            ordered += handed or sorted(tie, key=written_single_first)
     return ordered
+
+
+def _by_handedness(mol: Chem.Mol, pair: list[int], centre: int, members: list[int], positions) -> list[int] | None:
+    """``pair`` (a, b) ordered so that det(a - c, b - c, r - c) > 0, c the centre and r the
+    centroid of its heavy neighbours outside the group; None where that is flat (``FLAT``) or
+    the centre has no such neighbour."""
+    others = [n.GetIdx() for n in mol.GetAtomWithIdx(centre).GetNeighbors()
+              if n.GetAtomicNum() > 1 and n.GetIdx() not in members]
+    if not others:
+        return None
+    c = positions[centre]
+    a, b = pair
+    det = float(np.linalg.det(np.stack([positions[a] - c, positions[b] - c, positions[others].mean(axis=0) - c])))
+    if abs(det) <= FLAT:
+        return None
+    return [a, b] if det > 0 else [b, a]
 
 
 def _group(mol: Chem.Mol, atom: Chem.Atom) -> tuple[int, list[int], int, int] | None:

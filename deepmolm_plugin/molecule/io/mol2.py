@@ -100,7 +100,8 @@ def _neutral_metals(mol: Chem.Mol) -> list[str]:
     for atom in changed:
         atom.SetFormalCharge(0)
     return [f"bonded metal charges made up by RDKit's MOL2 reader ({shown}) set to 0: MOL2 holds no formal "
-            "charges, and SDF and PDB read such a metal neutral"]
+            "charges, so a bonded metal is read neutral, as SDF and PDB read one written without a charge; "
+            "use an SDF that states it where the metal is charged"]
 
 
 def _atom_lines(block: str):
@@ -159,7 +160,10 @@ def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[s
     if mol is None:
         raise _unknown_type(block, id, first, messages) or MoleculeError(
             id, with_messages("unparseable MOL2 record", messages))
-    return mol, as_notes(messages) + _neutral_metals(mol), messages
+    # without hydrogens RDKit guessed every charge (``_check_hydrogens`` refuses such a record
+    # by its charges: neutralised first, [AuCl4]- read as a neutral AuCl4, was refused)
+    guessed = any("no explicit hydrogens" in m for m in messages)
+    return mol, as_notes(messages) + ([] if guessed else _neutral_metals(mol)), messages
 
 
 def _read_record(block: str, id: str, first: int, max_heavy: Optional[int]):

@@ -99,6 +99,7 @@ def _record_name(line: str) -> str:
 # reads them as hydrogen isotopes)
 _ELEMENTS = {Chem.GetPeriodicTable().GetElementSymbol(z).upper() for z in range(1, 119)} | {"D", "T"}
 _CHARGE = re.compile(r"[1-9][+-]")  # the PDB's form, digit then sign; blank is neutral
+_NEUTRAL = re.compile(r"0[+-]?")  # a zero, as some writers put it: neutral, as RDKit reads it
 
 
 def _named_element(line: str) -> bool:
@@ -125,7 +126,7 @@ def _atom_line_problem(line: str) -> Optional[str]:
         return (f"{atom} has {line[76:78]!r} in the element columns (77-78), not an element symbol: write the "
                 "element symbol there, right-justified")
     charge = line[78:80].strip()
-    if charge and not _CHARGE.fullmatch(charge):
+    if charge and not _CHARGE.fullmatch(charge) and not _NEUTRAL.fullmatch(charge):
         return (f"{atom} has {line[78:80]!r} in the charge columns (79-80), not the PDB's form, a digit then the "
                 "sign ('1-', '2+'), which RDKit would misread ('-1' as +1): write it so, or leave the columns blank")
     return None

@@ -61,6 +61,8 @@ def _unread_notes(comment: str, line: int) -> list[str]:
     read: a spin state, a periodic cell. Was: both ignored without a word, a triplet's
     geometry perceived as a closed-shell molecule, a crystal's cell read as an isolated one."""
     spin = _SPIN.search(comment)
+    if spin is not None and _closed_shell(spin.group(1), spin.group(2)):
+        spin = None  # what is assumed anyway: a note on every frame of such a dataset said nothing
     notes = [] if spin is None else [f"line {line}: {spin.group(1)}={spin.group(2)} in the comment line is not read: "
                                      "bonds and charges are perceived from the coordinates and the total charge, as "
                                      "a closed-shell molecule"]
@@ -69,6 +71,15 @@ def _unread_notes(comment: str, line: int) -> list[str]:
         notes.append(f"line {line}: the comment line gives a periodic cell ({cell}): read as one isolated molecule, "
                      "without bonds across the cell's faces")
     return notes
+
+
+def _closed_shell(key: str, value: str) -> bool:
+    """Whether a stated spin is the closed shell the perception assumes: multiplicity 1, spin 0."""
+    try:
+        number = float(value.strip('"'))
+    except ValueError:
+        return False
+    return number == (0 if key.lower().endswith("spin") else 1)
 
 
 def _periodic_cell(comment: str) -> str:
