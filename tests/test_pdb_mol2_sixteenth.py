@@ -136,9 +136,13 @@ def test_pdb_blank_element_columns_are_refused_where_the_name_does_not_give_the_
     first = next(n for n, line in enumerate(blank, 1) if line[12:16] == "HG11")
     reason = _refused(_write(tmp_path / "blank.pdb", "\n".join(blank + conect + ["END"]) + "\n"))
     assert reason == (f"line {first}: the HETATM record of atom 'HG11' leaves the element columns (77-78) blank, and "
-                      "its name does not give the element (one letter in column 14, after a blank or a digit): RDKit "
-                      "would guess it from the name (HG11 read as mercury, CD1 as cadmium); fill columns 77-78 with "
-                      "the element symbol")
+                      "its name does not give the element (one letter in column 14 after a blank or a digit, or a "
+                      "two-letter element alone in columns 13-14): RDKit would guess it from the name (CD1 read as "
+                      "cadmium, and in a HETATM record HG11 as mercury); fill columns 77-78 with the element symbol")
+    # in ATOM records (CHARMM and GROMACS write those, without element columns) RDKit reads
+    # `H` then a capital as hydrogen: read as written (was refused as well, a false refusal)
+    as_atoms = ["ATOM  " + line[6:] for line in blank]
+    _same_inputs(sdf, _ok(_write(tmp_path / "charmm.pdb", "\n".join(as_atoms + conect + ["END"]) + "\n")))
     # names from column 14 (' C1 ', ' H12', as RDKit writes them) give the element: read as written
     plain = [line[:76] + "  " + line[78:] for line in _pdb_atoms(valine)]
     _same_inputs(sdf, _ok(_write(tmp_path / "plain.pdb", "\n".join(plain + conect + ["END"]) + "\n")))
@@ -226,3 +230,30 @@ def test_a_pdb_zero_charge_is_neutral(tmp_path, charge):
     blank = _ok(_write(tmp_path / "blank.pdb", "\n".join(lines + ["END"]) + "\n"))
     lines = [line[:78] + charge if line.startswith("HETATM") else line for line in lines]
     _same_inputs(blank, _ok(_write(tmp_path / "zero.pdb", "\n".join(lines + ["END"]) + "\n")))
+
+
+def test_a_two_letter_element_alone_in_columns_13_14_gives_the_element(tmp_path):
+    """GROMACS starts a name in column 13 when it is the element (`CL  `, no element columns):
+    chlorine by the PDB's rule, as RDKit reads it (was refused, a false refusal)."""
+    mol = _mol("CCl", "chloromethane")
+    lines = _pdb_atoms(mol)
+    lines = [line[:12] + "CL  " + line[16:] if line[76:78].strip().upper() == "CL" else line for line in lines]
+    blank = [line[:76] + "  " + line[78:] for line in lines]
+    record = _ok(_write(tmp_path / "gmx.pdb", "\n".join(blank + _pdb_conect(mol) + ["END"]) + "\n"))
+    assert Chem.MolToSmiles(Chem.RemoveHs(record.mol)) == "CCl"
+
+
+def test_a_mol2_metal_charge_stated_in_unity_atom_attr_is_kept(tmp_path):
+    """`@<TRIPOS>UNITY_ATOM_ATTR` / `AtomExpr -1` states the charge (RDKit reads it): not one RDKit
+    made up, so it is not set to 0 (it was, with a note blaming RDKit)."""
+    atoms = ["C1 0.0 0.0 0.0 C.3", "Zn2 1.95 0.0 0.0 Zn", "Cl3 3.05 1.9053 0.0 Cl", "Cl4 3.05 -1.9053 0.0 Cl",
+             "H5 -0.36 1.03 0.0 H", "H6 -0.36 -0.51 0.89 H", "H7 -0.36 -0.51 -0.89 H"]
+    bonds = [(1, 2), (2, 3), (2, 4), (1, 5), (1, 6), (1, 7)]
+    text = "\n".join(["@<TRIPOS>MOLECULE", "methyl dichlorozincate", " 7 6 0 0 0", "SMALL", "GASTEIGER", "",
+                      "@<TRIPOS>ATOM"]
+                     + [f"{n} {a} 1 UNL1 0.0" for n, a in enumerate(atoms, 1)] + ["@<TRIPOS>BOND"]
+                     + [f"{n} {a} {b} 1" for n, (a, b) in enumerate(bonds, 1)]
+                     + ["@<TRIPOS>UNITY_ATOM_ATTR", "2 1", "AtomExpr -1", ""])
+    record = _ok(_write(tmp_path / "z.mol2", text))
+    assert [a.GetFormalCharge() for a in record.mol.GetAtoms() if a.GetSymbol() == "Zn"] == [-1]
+    assert not [n for n in record.notes if "made up" in n]

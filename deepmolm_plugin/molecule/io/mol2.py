@@ -163,7 +163,9 @@ def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[s
     # without hydrogens RDKit guessed every charge (``_check_hydrogens`` refuses such a record
     # by its charges: neutralised first, [AuCl4]- read as a neutral AuCl4, was refused)
     guessed = any("no explicit hydrogens" in m for m in messages)
-    return mol, as_notes(messages) + ([] if guessed else _neutral_metals(mol)), messages
+    # a UNITY_ATOM_ATTR section states charges RDKit reads (`AtomExpr -1`): not made up
+    stated = "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper()
+    return mol, as_notes(messages) + ([] if guessed or stated else _neutral_metals(mol)), messages
 
 
 def _read_record(block: str, id: str, first: int, max_heavy: Optional[int]):

@@ -103,12 +103,19 @@ _NEUTRAL = re.compile(r"0[+-]?")  # a zero, as some writers put it: neutral, as 
 
 
 def _named_element(line: str) -> bool:
-    """Whether the atom name gives the element by the PDB's rule without doubt: one letter in
-    column 14 after a blank or a digit in column 13 (` CA `, `1HG1`; RDKit reads them so).
-    A name with letters in columns 13 and 14 may be a two-letter element or a long name (HG11
-    is a hydrogen; RDKit read it as mercury, HE21 as helium, CD1 as cadmium, and HD21 as
-    nothing)."""
-    return line[12:13] in tuple(" 0123456789") and line[13:14] in _ELEMENTS
+    """Whether the atom name gives the element by the PDB's rule without doubt, as RDKit reads
+    it: one letter in column 14 after a blank or a digit in column 13 (` CA `, `1HG1`); a
+    two-letter element alone in columns 13-14 (`CL  `, `ZN  `: GROMACS starts a name in column
+    13 when it is the element); and, in an ATOM record, `H` then a capital in columns 13-14
+    (`HG11`, `HN  `: CHARMM's and GROMACS' hydrogens, which RDKit reads as hydrogen there).
+    Anything else with letters in columns 13 and 14 may be a two-letter element or a long name
+    (in a HETATM record RDKit read HG11 as mercury, HE21 as helium; CD1 as cadmium anywhere)."""
+    name = line[12:16]
+    if name[0] in " 0123456789" and name[1] in _ELEMENTS:
+        return True
+    if name[2:] == "  " and name[:2].strip().upper() in _ELEMENTS and name[0] != " ":
+        return True
+    return line.startswith("ATOM") and name[0] == "H" and name[1].isupper()
 
 
 def _atom_line_problem(line: str) -> Optional[str]:
@@ -120,8 +127,9 @@ def _atom_line_problem(line: str) -> Optional[str]:
     element = line[76:78].strip()
     if not element and not _named_element(line):
         return (f"{atom} leaves the element columns (77-78) blank, and its name does not give the element (one "
-                "letter in column 14, after a blank or a digit): RDKit would guess it from the name (HG11 read as "
-                "mercury, CD1 as cadmium); fill columns 77-78 with the element symbol")
+                "letter in column 14 after a blank or a digit, or a two-letter element alone in columns 13-14): "
+                "RDKit would guess it from the name (CD1 read as cadmium, and in a HETATM record HG11 as mercury); "
+                "fill columns 77-78 with the element symbol")
     if element and (not re.fullmatch(r"[A-Z][A-Za-z]?", element) or element.upper() not in _ELEMENTS):
         return (f"{atom} has {line[76:78]!r} in the element columns (77-78), not an element symbol: write the "
                 "element symbol there, right-justified")
