@@ -593,7 +593,10 @@ def test_metal_complex_keeps_etkdg_geometry_with_a_note():
 def test_charges_isotopes_and_hydrogens_are_kept(tmp_path, ala):
     record = molecule_from_smiles("[14CH3]C(=O)[O-]")
     assert record.mol.GetAtomWithIdx(0).GetIsotope() == 14
-    assert record.mol.GetAtomWithIdx(3).GetFormalCharge() == -1
+    # the charge stays, on one of the two oxygens: which one the conformer decides
+    # (shared_charges.py: the same coordinates give one molecule whichever oxygen was written)
+    assert sorted(a.GetFormalCharge() for a in record.mol.GetAtoms() if a.GetSymbol() == "O") == [-1, 0]
+    assert Chem.MolToSmiles(Chem.RemoveHs(record.mol)) == "[14CH3]C(=O)[O-]"
     heavy = Chem.RemoveHs(ala.mol)
     (no_h,) = read_all(write(tmp_path / "noh.sdf", sdf(Chem.MolToMolBlock(heavy))), policy="from-file")
     assert no_h.mol.GetNumAtoms() == 6  # no hydrogens invented for a file conformer
