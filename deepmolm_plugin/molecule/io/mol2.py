@@ -38,13 +38,7 @@ __all__ = ["read_mol2"]
 def _check_counts(block: str, id: str) -> None:
     """The counts line (line 3) against the ATOM and BOND section lines."""
     lines = block.splitlines()
-    found = {"ATOM": 0, "BOND": 0}
-    section = None
-    for line in lines:
-        if line.startswith("@<TRIPOS>"):
-            section = line.strip()[len("@<TRIPOS>"):].upper()
-        elif section in found and line.strip() and not line.lstrip().startswith("#"):
-            found[section] += 1
+    found = {what: sum(1 for _ in _section_lines(block, what)) for what in ("ATOM", "BOND")}
     counts = lines[2].split()[:2] if len(lines) > 2 else []
     for what, said in zip(("ATOM", "BOND"), counts):
         if said.isdigit() and int(said) != found[what]:
@@ -104,14 +98,20 @@ def _neutral_metals(mol: Chem.Mol) -> list[str]:
             "use an SDF that states it where the metal is charged"]
 
 
-def _atom_lines(block: str):
-    """(index in the record, fields) of each @<TRIPOS>ATOM line."""
+def _section_lines(block: str, name: str):
+    """(index in the record's "\n"-split lines, fields) of each line of its @<TRIPOS>``name``
+    section that is neither blank nor a comment: the one walk over a record's sections."""
     section = None
     for n, line in enumerate(block.split("\n")):
         if line.startswith("@<TRIPOS>"):
             section = line.strip()[len("@<TRIPOS>"):].upper()
-        elif section == "ATOM" and len(line.split()) >= 6:
+        elif section == name and line.strip() and not line.lstrip().startswith("#"):
             yield n, line.split()
+
+
+def _atom_lines(block: str):
+    """(index in the record, fields) of each @<TRIPOS>ATOM line."""
+    return ((n, fields) for n, fields in _section_lines(block, "ATOM") if len(fields) >= 6)
 
 
 def _retype_pyrrole_n(block: str) -> tuple[str, list[str]]:
@@ -121,11 +121,8 @@ def _retype_pyrrole_n(block: str) -> tuple[str, list[str]]:
     reading N.ar as pyridine-type, could not kekulize the ring (Open Babel types imidazole,
     indole and pyrazole N-H so)."""
     degree: dict[str, int] = {}
-    section = None
-    for line in block.split("\n"):
-        section = line.strip()[len("@<TRIPOS>"):].upper() if line.startswith("@<TRIPOS>") else section
-        fields = line.split()
-        if section == "BOND" and len(fields) >= 4 and fields[3] != "nc":  # "nc": not connected
+    for _, fields in _section_lines(block, "BOND"):
+        if len(fields) >= 4 and fields[3] != "nc":  # "nc": not connected
             for atom in fields[1:3]:
                 degree[atom] = degree.get(atom, 0) + 1
     lines = block.split("\n")
