@@ -19,6 +19,16 @@ making (``C[Hg]Cl`` read as ``[Hg-3]``), set to 0 as SDF and PDB read it (``_neu
 and it cannot kekulize a pyrrole-type N typed ``N.ar`` (as Open Babel types them), read as
 ``N.pl3`` when the file gives it three bonds (``_retype_pyrrole_n``). An atom type naming no
 element (``Any``, ``Hal``: query types) is an error naming its line (``_unknown_type``).
+
+Tripos pseudo-atoms. A lone pair (type ``LP``, or ``Lp``; SYBYL and some older Tripos and CCDC
+exports write them, bonded to their atom) is not an atom: it is dropped with its bonds, and a
+note names each and the atom it sat on (RDKit dropped ``LP`` without a word, and failed on
+``Lp``); the counts line is checked against the file as written. One bonded to two atoms or to
+another lone pair, or listed before an atom of a record whose UNITY_ATOM_ATTR section states
+charges (RDKit would give them to other atoms), is an error naming its line (``_lone_pairs``).
+A dummy atom (``Du``, ``Du.C``, anything RDKit reads as atomic number 0), or an upper-case
+query type RDKit reads as an element (``HAL`` as F, ``HET`` as N, ``HEV`` as H), is an error
+naming its line and type (``_pseudo_atoms``): a molecule with a dummy atom has no one structure.
 """
 
 from __future__ import annotations
@@ -119,10 +129,12 @@ def _retype_pyrrole_n(block: str) -> tuple[str, list[str]]:
     hydrogens counted) typed ``N.pl3``, and those atoms' names. Such an N is pyrrole-type: its
     third bond (an H or a substituent) leaves it no double bond to give the ring, and RDKit,
     reading N.ar as pyridine-type, could not kekulize the ring (Open Babel types imidazole,
-    indole and pyrazole N-H so)."""
+    indole and pyrazole N-H so). A bond to a lone pair (``_lone_pairs``) is not counted: a
+    pyridine-type N with its lone pair written has three bond lines too."""
     degree: dict[str, int] = {}
+    lone = {fields[0] for _, fields in _atom_lines(block) if _is_lone_pair(fields)}  # dropped, bonds and all
     for _, fields in _section_lines(block, "BOND"):
-        if len(fields) >= 4 and fields[3] != "nc":  # "nc": not connected
+        if len(fields) >= 4 and fields[3] != "nc" and not lone & set(fields[1:3]):  # "nc": not connected
             for atom in fields[1:3]:
                 degree[atom] = degree.get(atom, 0) + 1
     lines = block.split("\n")
@@ -134,6 +146,134 @@ def _retype_pyrrole_n(block: str) -> tuple[str, list[str]]:
     return "\n".join(lines), named
 
 
+# The element part of the SYBYL types that match any of several elements (Tripos spells them Any,
+# Hal, Het, Hev: RDKit fails on those, ``_unknown_type``; it reads these upper-case spellings as
+# query atoms: HAL as F, HET as N, HEV as H, ANY as atomic number 0)
+_QUERY_TYPES = ("ANY", "HAL", "HET", "HEV")
+
+
+def _query_type(id: str, line: int, fields: list[str], number: object) -> MoleculeError:
+    """The error for the atom line ``fields`` (file line ``line``, atom ``number``) of a query type."""
+    return MoleculeError(id, f"line {line}: atom {fields[1]} (atom {number}) has the type {fields[5]!r}, which "
+                             "names no element (Any, Hal, Het and Hev are query types): give the atom its element's "
+                             "SYBYL type")
+
+
+def _is_lone_pair(fields: list[str]) -> bool:
+    """An atom line of a lone-pair pseudo-atom: Tripos type ``LP`` (``Lp`` too, which names no
+    element either)."""
+    return fields[5].split(".")[0].upper() == "LP"
+
+
+def _with_type(line: str, kind: str) -> str:
+    """``line`` (an atom line) with its sixth field, the SYBYL type, set to ``kind``; the rest of
+    the line as it was (the atom's name may spell the type too)."""
+    found = list(re.finditer(r"\S+", line))[5]
+    return line[:found.start()] + kind + line[found.end():]
+
+
+def _lone_pair_partners(block: str, pairs: dict) -> dict:
+    """The atom numbers each lone pair of ``pairs`` (atom number -> its line) is bonded to, in
+    the BOND section (``nc``, not connected, is no bond)."""
+    partners: dict[int, set] = {k: set() for k in pairs}
+    for _, fields in _section_lines(block, "BOND"):
+        if len(fields) >= 4 and fields[3] != "nc" and fields[1].isdigit() and fields[2].isdigit():
+            a, b = int(fields[1]), int(fields[2])
+            for pair, other in ((a, b), (b, a)):
+                partners.get(pair, set()).add(other)
+    return partners
+
+
+def _lone_pairs(block: str, id: str, first: int) -> tuple[str, list[str]]:
+    """``block`` with each lone pair typed ``LP``, which RDKit's reader drops with its bonds, and
+    a note naming them and the atoms they sat on; ``block`` and no note where there are none.
+
+    A lone pair (SYBYL, and some older Tripos and CCDC exports, write one bonded to the atom
+    whose pair it is) is not an atom: RDKit dropped those typed ``LP`` without a word, and
+    failed on ``Lp`` (refused here as a query type). Atoms are numbered by their place in the
+    ATOM section, as RDKit numbers them and its bond lines refer to them."""
+    atom_lines = list(_atom_lines(block))
+    atoms = [fields for _, fields in atom_lines]
+    pairs = {k: n for k, (n, fields) in enumerate(atom_lines, 1) if _is_lone_pair(fields)}
+    if not pairs:
+        return block, []
+    partners = _lone_pair_partners(block, pairs)
+    after = next((k for k in range(min(pairs) + 1, len(atoms) + 1) if k not in pairs), None)  # renumbered
+    _check_lone_pairs(block, id, first, atoms, pairs, partners, after)
+    lines = block.split("\n")
+    for n in pairs.values():
+        lines[n] = _with_type(lines[n], "LP")  # the spelling RDKit drops
+    return "\n".join(lines), [_lone_pair_note(atoms, pairs, partners, after)]
+
+
+def _label(atoms: list, k: int) -> str:
+    """Atom number ``k`` as the file names it: ``O3 (atom 3)``."""
+    return f"{atoms[k - 1][1]} (atom {k})" if 0 < k <= len(atoms) else f"atom {k}"
+
+
+def _check_lone_pairs(block: str, id: str, first: int, atoms: list, pairs: dict, partners: dict,
+                      after: Optional[int]) -> None:
+    """A ``MoleculeError`` naming the line of a lone pair that cannot be dropped safely: one
+    bonded to two atoms or to another lone pair (no lone pair of one atom), or one listed before
+    atom ``after`` of a record with a UNITY_ATOM_ATTR section, whose charges RDKit, numbering the
+    atoms without the lone pairs, gives to other atoms (methoxide's -1 to an H, O left short)."""
+    for k, n in pairs.items():
+        if len(partners[k]) > 1 or partners[k] & pairs.keys():
+            bonded = ", ".join(_label(atoms, p) for p in sorted(partners[k]))
+            raise MoleculeError(id, f"line {first + n}: lone pair {_label(atoms, k)} is bonded to {bonded}: a lone "
+                                    "pair (type LP) is one atom's, bonded to it alone, so it cannot be dropped; fix "
+                                    "its bonds")
+    if after is not None and "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper():
+        k = min(pairs)
+        raise MoleculeError(id, f"line {first + pairs[k]}: lone pair {_label(atoms, k)} comes before atom "
+                                f"{_label(atoms, after)}, and RDKit numbers the atoms without lone pairs, so it would "
+                                "give the charges of the @<TRIPOS>UNITY_ATOM_ATTR section to other atoms: list the "
+                                "lone pairs after the atoms, or remove them")
+
+
+def _lone_pair_note(atoms: list, pairs: dict, partners: dict, after: Optional[int]) -> str:
+    """The note naming the lone pairs dropped and the atoms they sat on; where one was listed
+    before atom ``after``, how the atoms after it are numbered now (RDKit's numbers, which
+    messages use)."""
+    shown = [f"{_label(atoms, k)} on {', '.join(_label(atoms, p) for p in partners[k]) or 'no atom'}"
+             for k in list(pairs)[:10]]
+    more = f" and {len(pairs) - 10} more" if len(pairs) > 10 else ""
+    renumbered = "" if after is None else (
+        f"; the atoms listed after a lone pair are numbered without it (the file's atom {after} is atom "
+        f"{after - sum(1 for k in pairs if k < after)})")
+    counted = f"{len(pairs)} lone pair{'s' if len(pairs) > 1 else ''}"
+    return (f"{counted} (MOL2 type LP: a lone pair is not an atom) dropped, bonds and all: {', '.join(shown)}"
+            f"{more}{renumbered}")
+
+
+def _file_atoms(block: str, mol: Chem.Mol, id: str) -> list[tuple[int, int, list[str]]]:
+    """(atom number, index in the record, fields) of the file's atom line of each of RDKit's
+    atoms, in RDKit's order: the ATOM section's lines but its lone pairs, which RDKit drops."""
+    atoms = [(k, n, fields) for k, (n, fields) in enumerate(_atom_lines(block), 1) if not _is_lone_pair(fields)]
+    if len(atoms) != mol.GetNumAtoms():  # another RDKit, reading lone pairs as atoms
+        raise MoleculeError(id, f"RDKit read {mol.GetNumAtoms()} atoms from the {len(atoms)} atom lines that are not "
+                                "lone pairs, so its atoms cannot be matched to the file's lines")
+    return atoms
+
+
+def _pseudo_atoms(mol: Chem.Mol, block: str, id: str, first: int) -> None:
+    """A ``MoleculeError`` naming the line of the first atom RDKit read as a dummy (atomic number
+    0: ``Du``, ``Du.C``, ``*``) or as a query atom (the upper-case query types ``ANY``, ``HAL``,
+    ``HET``, ``HEV``). A dummy is a placeholder, not an element: a molecule with one has no one
+    structure to draw or fingerprint. Was: refused later without its line or type, in the words
+    of molfile query features, or (``HET`` read as N) as an atom short of bonds."""
+    odd = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0 or a.HasQuery()]
+    if not odd:
+        return
+    k, n, fields = _file_atoms(block, mol, id)[odd[0]]
+    if fields[5].split(".")[0].upper() in _QUERY_TYPES:
+        raise _query_type(id, first + n, fields, k)
+    raise MoleculeError(id, f"line {first + n}: atom {fields[1]} (atom {k}) has the type {fields[5]!r}, a dummy atom "
+                            "(atomic number 0: Du and Du.C are placeholders, not elements), so the molecule has no "
+                            "one structure to draw or fingerprint: give the atom its element's SYBYL type, or remove "
+                            "it and its bonds")
+
+
 def _unknown_type(block: str, id: str, first: int, messages: list[str]) -> Optional[MoleculeError]:
     """A ``MoleculeError`` naming the atom line whose SYBYL type names no element RDKit knows,
     when RDKit failed for it (``Any``, ``Hal``, ``Het``, ``Hev``: query types, not atoms); was
@@ -143,26 +283,29 @@ def _unknown_type(block: str, id: str, first: int, messages: list[str]) -> Optio
         return None
     for n, fields in _atom_lines(block):
         if fields[5].split(".")[0] == said.group(1):
-            return MoleculeError(id, f"line {first + n}: atom {fields[1]} (atom {fields[0]}) has the type "
-                                     f"{fields[5]!r}, which names no element (Any, Hal, Het and Hev are query "
-                                     "types): give the atom its element's SYBYL type")
+            return _query_type(id, first + n, fields, fields[0])
     return MoleculeError(id, f"an atom type names no element ({said.group(1)!r}): give each atom its element's "
                              "SYBYL type")
 
 
 def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[str]]:
-    """(molecule, notes, RDKit's messages) of one record, unsanitised, its metals neutral."""
+    """(molecule, notes, RDKit's messages) of one record, unsanitised, its lone pairs dropped
+    (``_lone_pairs``), its metals neutral; no dummy or query atoms (``_pseudo_atoms``)."""
+    block, dropped = _lone_pairs(block, id, first)
     with rdkit_messages() as messages:
         mol = Chem.MolFromMol2Block(block, sanitize=False, removeHs=False)
     if mol is None:
         raise _unknown_type(block, id, first, messages) or MoleculeError(
             id, with_messages("unparseable MOL2 record", messages))
+    if dropped:
+        _file_atoms(block, mol, id)  # that RDKit dropped them (its reader does; another version might not)
+    _pseudo_atoms(mol, block, id, first)
     # without hydrogens RDKit guessed every charge (``_check_hydrogens`` refuses such a record
     # by its charges: neutralised first, [AuCl4]- read as a neutral AuCl4, was refused)
     guessed = any("no explicit hydrogens" in m for m in messages)
     # a UNITY_ATOM_ATTR section states charges RDKit reads (`AtomExpr -1`): not made up
     stated = "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper()
-    return mol, as_notes(messages) + ([] if guessed or stated else _neutral_metals(mol)), messages
+    return mol, dropped + as_notes(messages) + ([] if guessed or stated else _neutral_metals(mol)), messages
 
 
 def _read_record(block: str, id: str, first: int, max_heavy: Optional[int]):
