@@ -668,14 +668,15 @@ def test_sdf_id_and_split_fields_say_what_is_wrong(tmp_path):
     """was: `id_field` in the wrong case failed every record as "record has no 'id' field"
     (no word of 'ID'); a missing split field read as "split '' is not a plain name"; a
     data field named `_Name` was replaced by the title line without a word."""
-    block = MOLBLOCK.format(title="m0", value=1).replace("$$$$", "> <ID>\nmol-0\n\n> <_Name>\nx\n\n$$$$")
+    block = MOLBLOCK.format(title="m0", value=1).replace("$$$$", "> <ID>\nmol-0\n\n$$$$")
     (tmp_path / "t.sdf").write_text(block)
+    (tmp_path / "n.sdf").write_text(block.replace("$$$$", "> <_Name>\nx\n\n$$$$"))
     (error,) = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y", id_field="id")).values()
     assert error.stage == "id" and error.reason == ("record has no 'id' field (its data fields: ['Y', 'ID']); "
                                                     "'ID' differs only in case")
     (error,) = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y", split_column="Split")).values()
     assert error.stage == "split" and error.reason.startswith("record has no 'Split' field (its data fields")
-    (error,) = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y", id_field="_Name")).values()
+    (error,) = errors(read("sdf", tmp_path / "n.sdf", label_columns="Y", id_field="_Name")).values()
     assert error.stage == "read" and "a data field named '_Name', which is also the name of its title line" in error.reason
     assert list(items(read("sdf", tmp_path / "t.sdf", label_columns="Y", id_field="ID"))) == ["mol-0:property:Y"]
 
