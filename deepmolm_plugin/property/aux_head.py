@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 # predict with it (their targets were divided by it).
 LEGACY_STD_FLOOR = 1e-6
 
+# The normalisation statistics: float64 whatever dtype the head is cast to (`AuxPropertyHead._apply`).
+STAT_BUFFERS = ("count", "mean", "m2")
+
 
 class AuxPropertyHead(nn.Module):
     def __init__(self, llm_hidden_size: int, names: Sequence[str], fusion: str = "gated", hidden: int = 128,
@@ -66,6 +69,27 @@ class AuxPropertyHead(nn.Module):
         # the smallest std targets are divided by: none but > 0 (`saved_before_names`)
         self.std_floor = torch.finfo(torch.float64).tiny
         self.fitted = False  # set by fit_normalisation; training refuses to start without it
+
+    def _apply(self, fn, recurse=True):
+        """As nn.Module's (`.to`, `.half()`, `.bfloat16()`, `.cuda()`...: each is `_apply`),
+        except that the normalisation statistics stay float64. A cast of the model rounded
+        them with the weights (`from_pretrained(p).to(torch.bfloat16)`: an MW mean of 305.2
+        became 306.0, every prediction 0.8 Da off without a word; float16 turned a mean
+        above 65504 into inf), where loading in that dtype keeps them exact. They still follow
+        a device move: `fn` is applied to them as before, and where it changed their dtype,
+        their unrounded values go to the device it put them on. DeepSpeed's engine casts
+        parameters itself (buffers keep their dtype) and zero.Init does not cast through here;
+        a buffer that arrived in another dtype (zero.Init builds them in the training dtype)
+        is made float64 here too, which rounds nothing."""
+        before = {name: self._buffers[name] for name in STAT_BUFFERS}
+        super()._apply(fn, recurse)
+        for name, old in before.items():
+            new = self._buffers[name]
+            if new is None or new.dtype == torch.float64:
+                continue
+            exact = old if old.dtype == torch.float64 else new
+            self._buffers[name] = exact.to(device=new.device, dtype=torch.float64)
+        return self
 
     def targets(self, properties: Sequence[Optional[Dict[str, float]]], device,
                 record_ids: Optional[Sequence[str]] = None) -> tuple:
