@@ -21,7 +21,9 @@ has no coordinates, so ``from-file`` refuses it ("no coordinates: policy 'from-f
 needs a 3D structure"). A structure file
 must hold exactly one molecule (``first_of_many=True``: its first, with a note), unless
 ``structure_index`` picks one record of a multi-record file. ``limits`` (``max_atoms``,
-``embed_timeout``, ``mmff_max_iters``) bound the work per molecule, the same for every form.
+``embed_timeout``, ``mmff_max_iters``) bound the work per molecule, the same for every form;
+given tokens (one row per heavy atom) are held to the same ``max_atoms`` when ``limits`` is
+given (by every caller that serves a model or its data).
 
 The depiction: ``image`` when given; else drawn with ``render_molecule`` from the SMILES
 when there is one, else from the structure (or atoms) (``drawn_molecule``, deepmolm-prepare's
@@ -283,6 +285,18 @@ _TOKEN_SOURCES = {"molecule_fp": "the tokens given", "structure": "the structure
                   "smiles": "the SMILES"}
 
 
+def _given_rows(value) -> Optional[int]:
+    """How many token rows a `molecule_fp` value gives, without reading them: a sidecar
+    reference's `atoms`, the rows of an inline list of rows (or a 2-D array); None when
+    absent or not of that shape (`InputResolver.molecule_fp` says what is wrong with it)."""
+    if is_reference(value):
+        atoms = value.get("atoms")
+        return atoms if isinstance(atoms, int) and not isinstance(atoms, bool) else None
+    if isinstance(value, (list, tuple)):
+        return len(value) if all(isinstance(row, (list, tuple)) for row in value) else None
+    return len(value) if getattr(value, "ndim", None) == 2 else None
+
+
 def _blank(value) -> bool:
     """A field that is there but holds nothing: "", blanks, or an empty list (JSON null is
     absent, as before)."""
@@ -401,6 +415,11 @@ class InputResolver:
         self.render_folder = render_folder
         self.first_of_many = first_of_many
         self.limits = dict(limits or {})  # builder bounds: max_atoms, embed_timeout, mmff_max_iters
+        # Given tokens (inline, sidecar) are held to the heavy-atom cap only by a resolver
+        # given `limits`: every one serving a model or its data is (a model's config, a
+        # dataset's manifest: `model_limits`); deepmolm-questions' converter is not, and
+        # leaves the cap to model_vqa (`eval.questions`, a model trained with --max-atoms none)
+        self._caps_given_tokens = limits is not None
         # Where the heavy-atom cap was set, for its refusal's words (``errors.too_large_reason``):
         # given, else the limits' own (``model_limits`` marks a model's), else None (a caller's
         # max_atoms; the words then name max_atoms / --max-atoms, deepmolm-prepare's option).
@@ -538,9 +557,35 @@ class InputResolver:
         except MoleculeFpError as e:
             raise self.fail(rid, str(e)) from e
         if tokens is None:
-            tokens = self._computed_tokens(fields, rid, out)
+            tokens = self._computed_tokens(fields, rid, out)  # its molecule was capped by the builders
+        else:
+            self._check_token_rows(len(tokens), rid)
         self.check_one_molecule(fields, rid, tokens)
         return tokens
+
+    def heavy_atom_cap(self) -> Optional[int]:
+        """The heavy-atom cap the builders hold this resolver's molecules to: `limits`'
+        max_atoms, else their default MAX_ATOMS; None where lifted (max_atoms None)."""
+        from .policy import MAX_ATOMS
+
+        return self.limits.get("max_atoms", MAX_ATOMS)
+
+    def _check_token_rows(self, rows: int, rid: str) -> None:
+        """Given tokens (inline rows, a sidecar reference's rows) under the heavy-atom cap,
+        refused as a structure, atom list or SMILES of as many heavy atoms is (the builders'
+        `policy.size_cap`, in this resolver's words): `molecule_fp` has one row per heavy
+        atom (`fingerprint_record`), the count the cap counts. Was: not applied, so model_vqa
+        answered questions of 300 and 5000 hand-made rows on a model with max_atoms 256, and
+        training trained on such records while the config it saved said 256. A resolver made
+        without `limits` caps no given tokens (``_caps_given_tokens``)."""
+        if not self._caps_given_tokens:
+            return
+        from .policy import size_cap
+
+        try:
+            size_cap(rid, rows, self.heavy_atom_cap(), "error", [])
+        except MoleculeError as e:
+            raise self.fail(rid, f"{self.reason(e)}; counted as molecule_fp's rows, one per heavy atom") from e
 
     def _computed_tokens(self, fields: Mapping, rid: str, out: Optional[MoleculeInput]) -> "torch.Tensor":
         """Tokens of the record's structure, atom list or SMILES, made once per input."""
@@ -720,16 +765,18 @@ class InputResolver:
             raise self.fail(rid, self.reason(e)) from e
 
     def check_sources(self, fields: Mapping, rid: str) -> None:
-        """The checks of a record's molecule fields that need no 3D work: its SMILES parses,
-        its structure file exists (InputError naming the record). Training runs them at
+        """The checks of a record's molecule fields that need no 3D work: its given tokens'
+        rows are within the heavy-atom cap, its SMILES parses, its structure file exists
+        (InputError naming the record). Training runs them at
         start-up for records with their own image, whose molecule is otherwise first built
         at their step (a SMILES that did not parse stopped the run hours in)."""
         fields = self.without_blanks(fields, rid)
+        rows = _given_rows(fields.get("molecule_fp"))
+        if rows is not None:  # counted without reading them: a sidecar's are read at the record's step
+            self._check_token_rows(rows, rid)
         if fields.get("smiles"):
-            from .policy import MAX_ATOMS
-
             # capped as the builders cap it: a huge SMILES is refused before RDKit sanitises it
-            self._parsed(fields["smiles"], rid, max_heavy=self.limits.get("max_atoms", MAX_ATOMS))
+            self._parsed(fields["smiles"], rid, max_heavy=self.heavy_atom_cap())
         if _given(fields.get("structure")):
             self.structure_path(fields, rid)
             self.structure_index(fields, rid)
