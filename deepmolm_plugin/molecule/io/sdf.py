@@ -13,16 +13,13 @@ was: read as another molecule, benzoic acid with single bonds as cyclohexane-met
 drawing's stereo H and polar-H files are not suspect.
 A V2000 atom block is read as the CTfile spec says where RDKit does not (``atom_block_marks``):
 charge field 4 (a doublet radical, which RDKit drops) fails the record, and `M  ISO` lines
-supersede every atom-block mass difference. A data field named like one of RDKit's own
-properties, a name starting with '_', fails the record, naming the field (``check_private_fields``):
-RDKit reads every field into the molecule property of its name, so `<_Name>` replaced the title
-line as the record id, `<_molLinkNodes>` made it a Markush structure, `<_labuteASA>` became
-RDKit's LabuteASA, and `atom.iprop._ringStereoAtoms` or `<__computedProps>` crashed reading
-("bad any_cast"). `<_CXSMILES_Data>`, which RDKit's SDWriter writes for a molecule read from a
-CXSMILES, stays (nothing reads it here).
-A 3D molfile's stereo is its coordinates' (RDKit ignores its wedges, and the 3D policy keeps
-the coordinates); where its wedge or hash marks give a stereocentre the other configuration, a
-note names the atoms and says the coordinates are used (``wedges_against_coordinates``).
+supersede every atom-block mass difference. A data field named like a molecule property RDKit
+or this package reads fails the record, naming the field (``check_private_fields``): RDKit reads
+every field into the molecule property of its name, so `<_Name>` replaced the title line as the
+record id, `<_molLinkNodes>` made it a Markush structure, and `<__computedProps>` or
+`atom.iprop._ringStereoAtoms` crashed reading ("bad any_cast"). Other '_' fields are read as
+data, as before: RDKit's SDWriter writes what its readers set (`_TriposChargeType` from MOL2,
+`_FileComments` from XYZ, `_CXSMILES_Data`), and users' scripts write their own (`_ID`).
 """
 
 from __future__ import annotations
@@ -32,8 +29,6 @@ from typing import Iterator, Optional
 
 from rdkit import Chem
 
-from ..bonds import bonds
-from ..checks import has_3d_conformer
 from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from ..matching import label_differences, map_smiles
 from ..sanitize import parse_smiles, sanitize
@@ -148,18 +143,16 @@ def check_molfile_control(block: str, id: str) -> None:
 # an atom); a NAME starting with "_" is one of RDKit's own internal properties
 _PRIVATE_FIELD = re.compile(r"^atom\.[ibd]?prop\._")
 
-# What a data field named like some of RDKit's own molecule properties was read as (SDMolSupplier
-# sets every field as the property of its name, over what the molfile gave)
+# The data fields that would be read as something the molfile or RDKit gave (SDMolSupplier sets
+# every field as the molecule property of its name, over what the molfile gave): the properties
+# RDKit's reader sets from the molfile (its SDWriter never writes them) and those RDKit or this
+# package read. `_StereochemDone` (RDKit's mark that it perceived the stereo, written back after
+# a JSON round trip) is not among them: it states what reading sets anyway.
 _OVERRIDDEN = {"_Name": "the record's title (its id), in place of the title line",
                "_MolFileChiralFlag": "the molfile's chiral flag", "_MolFileInfo": "the molfile's header line 2",
                "_MolFileComments": "the molfile's comment line 3",
                "_molLinkNodes": "the molfile's link nodes ('M  LIN': a Markush structure)",
-               "_StereochemDone": "RDKit's mark that the stereo was perceived",
                "__computedProps": "RDKit's list of computed properties (text there crashed reading)"}
-
-# The '_' field RDKit's SDWriter writes for molecules of a routine source, and nothing reads from
-# a molfile's molecule (`check_private_fields`)
-_WRITTEN = ("_CXSMILES_Data",)
 
 
 def field_names(data: list) -> list[str]:
@@ -181,32 +174,27 @@ def field_names(data: list) -> list[str]:
 
 
 def check_private_fields(mol: Chem.Mol, data: list, id: str) -> None:
-    """MoleculeError for a data field named like one of RDKit's own properties (a name starting
-    with '_'; ``data``: the record's lines after `M  END`; ``id``: its title line, else
-    `file#index`). RDKit sets every field as the molecule property of its name, and RDKit or
-    this package read such names without a word: `<_Name>` became the record's id in place of
-    the title line (a blank one removed it), `<_molLinkNodes>` failed it as a Markush
-    structure, RDKit's LabuteASA descriptor returned a `<_labuteASA>` field's value (its cache),
-    `<__computedProps>` crashed reading with a bare "RuntimeError: bad any_cast", and
-    `atom.iprop._ringStereoAtoms` (an atom property list) did so later. Which '_' names RDKit
-    reads is its own business (descriptor caches come and go), so all fail but
-    `_CXSMILES_Data`: RDKit's SDWriter writes it for every molecule read from a CXSMILES
-    (`|&1:1|`), and only a SMILES' own is read (``sanitize.parse_smiles``). SDWriter writes
-    other '_' properties a program set (`_ID`) too, but never `_Name` nor the molfile's own;
-    PubChem's fields are `PUBCHEM_*`. Ordinary fields and `atom.prop.X` lists stay."""
-    private = [name for name in field_names(data)
-               if (name.startswith("_") and name not in _WRITTEN) or _PRIVATE_FIELD.match(name)]
+    """MoleculeError for a data field that would be read as what the molfile or RDKit gave
+    (``_OVERRIDDEN``; ``data``: the record's lines after `M  END`; ``id``: its title line, else
+    `file#index`), or that sets one of RDKit's internal atom properties. RDKit sets every field
+    as the molecule property of its name: `<_Name>` became the record's id in place of the title
+    line (a blank one removed it), `<_molLinkNodes>` failed it as a Markush structure without
+    naming the field, `<__computedProps>` crashed reading with a bare "RuntimeError: bad
+    any_cast", and `atom.iprop._ringStereoAtoms` (an atom property list) did so later. Other
+    '_' fields stay data, as ordinary fields do: RDKit's SDWriter writes the properties its
+    readers set (`_TriposChargeType` for a molecule read from MOL2, `_FileComments` from XYZ,
+    `_CXSMILES_Data` from a CXSMILES), and refusing them lost every record of such files."""
+    private = [name for name in field_names(data) if name in _OVERRIDDEN or _PRIVATE_FIELD.match(name)]
     # the atom lists as RDKit applied them too, for a header read otherwise (asked only now:
     # GetPropNames itself crashed on a `__computedProps` field)
     private = private or [name for name in mol.GetPropNames() if _PRIVATE_FIELD.match(name)]
     if not private:
         return
     name = private[0]
-    if name.startswith("_"):
-        said = f"would be read as {_OVERRIDDEN[name]}" if name in _OVERRIDDEN else "is named like RDKit's own"
-        raise MoleculeError(id, f"SDF data field {name!r} {said}: RDKit reads each field into the molecule "
-                                "property of its name, and a name starting with '_' is RDKit's own bookkeeping, "
-                                "not data; rename or remove the field")
+    if name in _OVERRIDDEN:
+        raise MoleculeError(id, f"SDF data field {name!r} would be read as {_OVERRIDDEN[name]}: RDKit reads each "
+                                "field into the molecule property of its name, and this one is RDKit's own; rename "
+                                "or remove the field")
     raise MoleculeError(id, f"SDF data field {name!r} sets RDKit's internal atom property "
                             f"{name.split('.', 2)[2]!r} (a name starting with '_' is RDKit's own "
                             "bookkeeping, not data): rename or remove the field")
@@ -275,57 +263,6 @@ def check_counts(table: list, id: str) -> None:
                                 f"table has {len(table)} lines")
 
 
-# A molfile's wedge and hash marks: V2000 bond stereo 1 and 6, V3000 CFG=1 and 3 (RDKit keeps
-# them as these bond properties; "either", 4 and CFG=2, is finish.py's)
-_WEDGE_MARKS = {"_MolFileBondStereo": (1, 6), "_MolFileBondCfg": (1, 3)}
-
-
-def wedges_against_coordinates(mol: Chem.Mol) -> list[str]:
-    """A note naming the stereocentres of a 3D molfile (``checks.has_3d_conformer``, as the 3D
-    policy decides it) whose wedge and hash marks give the other configuration than the
-    coordinates: RDKit takes a 3D file's stereo from its coordinates and ignores its wedges, and
-    so does the 3D policy (the coordinates are the structure fingerprinted), so a hand-edited
-    wedge or wedges drawn for another conformer changed nothing without a word. The wedges are
-    read as RDKit reads a drawing's (the coordinates flattened onto their xy plane); a centre they
-    or the coordinates leave unassigned (a wedge on a non-stereocentre) is no contradiction.
-    Asked only of a record with wedge marks."""
-    if not any(bond.HasProp(key) and bond.GetIntProp(key) in marks
-               for bond in bonds(mol) for key, marks in _WEDGE_MARKS.items()) or not has_3d_conformer(mol):
-        return []
-    drawn, built = _stereo_from_marks(mol), Chem.Mol(mol)
-    Chem.AssignStereochemistryFrom3D(built)
-    unset = Chem.ChiralType.CHI_UNSPECIFIED
-    differ = [(a, b) for a, b in zip(drawn.GetAtoms(), built.GetAtoms())
-              if unset != a.GetChiralTag() != b.GetChiralTag() != unset]
-    if not differ:
-        return []
-    named = ", ".join(f"{atom_names([a.GetIdx()], mol)} ({_cip(a)} by the wedges, {_cip(b)} by the coordinates)"
-                      for a, b in differ)
-    return [f"wedge/hash bond marks contradict the 3D coordinates at atom(s) {named}: the coordinates' stereo is "
-            "used (wedges drawn for another conformer, or an edited file?)"]
-
-
-def _cip(atom: Chem.Atom) -> str:
-    """The atom's CIP label as ``AssignStereochemistry`` sets it, "?" where it set none."""
-    return atom.GetProp("_CIPCode") if atom.HasProp("_CIPCode") else "?"
-
-
-def _stereo_from_marks(mol: Chem.Mol) -> Chem.Mol:
-    """A copy of ``mol`` with the chiral tags its wedge marks give, as RDKit reads a 2D molfile:
-    its conformer flattened (z = 0, flagged 2D), the marks made bond directions again."""
-    flat = Chem.Mol(mol)
-    conformer = flat.GetConformer()
-    for i, (x, y, _) in enumerate(conformer.GetPositions()):
-        conformer.SetAtomPosition(i, (float(x), float(y), 0.0))
-    conformer.Set3D(False)
-    for atom in flat.GetAtoms():
-        atom.SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
-    Chem.ReapplyMolBlockWedging(flat)
-    Chem.AssignChiralTypesFromBondDirs(flat)
-    Chem.AssignStereochemistry(flat, cleanIt=True, force=True)  # a wedge on a non-stereocentre sets nothing
-    return flat
-
-
 # what a molfile whose atoms are short of bonds beside its hydrogen atoms lost (`check_hydrogens_kept`),
 # and what to write it again with: a tool that drops radical marks left a methoxy radical's O short
 # (was: blamed on bond orders or charges alone)
@@ -358,7 +295,6 @@ def read_sdf(handle, name: str, smiles_field: Optional[str] = None,
             id, mol, notes = parse_sdf_block(block, id)
             notes += sanitize(mol, id, max_heavy)
             check_hydrogens_kept(mol, id, _LOST, write_with=_WRITE_WITH)
-            notes += wedges_against_coordinates(mol)
             if smiles_field:
                 notes += _verify_field(mol, id, smiles_field)
             if mol.GetNumConformers() == 0:
