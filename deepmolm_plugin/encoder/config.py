@@ -53,6 +53,12 @@ def resolve_dtype(dtype: "str | torch.dtype | None") -> "torch.dtype | None":
 _POSITIVE_INTS = ("image_size", "tile_size", "patch_size", "sam_width", "sam_depth", "sam_heads", "sam_out_chans",
                   "clip_width", "clip_layers", "clip_heads", "clip_position_grid")
 _POSITIVE_FLOATS = ("sam_mlp_ratio", "sam_layer_norm_eps", "clip_mlp_ratio", "clip_layer_norm_eps")
+# LayerNorm adds its eps to the variance of activations of order 1: published towers use 1e-6
+# (SAM) and 1e-5 (CLIP), and past 1 the eps outweighs the variance, so the layer no longer
+# normalises (1e3 divides by ~32 instead of ~1). A larger value is a lost minus sign (1e3 for
+# 1e-3); up to 1 is allowed, which tests use for "another eps, same tensor shapes".
+_LAYER_NORM_EPS = ("sam_layer_norm_eps", "clip_layer_norm_eps")
+MAX_LAYER_NORM_EPS = 1.0
 
 
 # Fields that change what the weights compute without changing any tensor's shape (or
@@ -144,6 +150,12 @@ class DeepEncoderConfig:
                 f"sam_global_attn_indexes {self.sam_global_attn_indexes} must be block indexes in "
                 f"[0, sam_depth={self.sam_depth})"
             )
+        # a block is global when its index is in the list: a repeat ([2, 5, 8, 8] for
+        # [2, 5, 8, 11]) left the block meant windowed, without a word
+        repeated = sorted({i for i in self.sam_global_attn_indexes if self.sam_global_attn_indexes.count(i) > 1})
+        if repeated:
+            raise ValueError(f"DeepEncoderConfig.sam_global_attn_indexes {list(self.sam_global_attn_indexes)} names "
+                             f"block {', '.join(map(str, repeated))} more than once: give each global block once")
         # stored by name: a torch.dtype object was kept as given (torch.float64 built a float64
         # tower, torch.int8 failed in Module.to) and save() stopped inside json.dump, leaving a
         # config file cut at '"dtype": '
@@ -161,6 +173,11 @@ class DeepEncoderConfig:
         _require("sam_window_size", self.sam_window_size, _is_int, 0, "an int >= 0 (0: global attention)")
         for name in _POSITIVE_FLOATS:
             _require(name, getattr(self, name), _is_number, None, "a positive number")
+        for name in _LAYER_NORM_EPS:
+            if getattr(self, name) > MAX_LAYER_NORM_EPS:
+                raise ValueError(f"DeepEncoderConfig.{name} must be <= {MAX_LAYER_NORM_EPS:g} (a LayerNorm eps: "
+                                 f"towers use 1e-6 or 1e-5; a larger one stops the layer normalising), "
+                                 f"got {getattr(self, name)!r}")
         for name, least in (("compressor_channels", 1), ("sam_global_attn_indexes", 0)):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
@@ -180,6 +197,31 @@ class DeepEncoderConfig:
             except (TypeError, ValueError) as e:
                 raise ValueError(f"DeepEncoderConfig.extra[{key!r}] cannot be saved as JSON "
                                  f"({type(value).__name__}: {e})") from e
+
+    def check_tiles(self, max_tiles: int) -> None:
+        """The tile views against the global view, for a tower that cuts tiles ("tiles" mode;
+        in "base" mode tile_size is never read, so __post_init__ does not ask this). A
+        ValueError naming tile_size and image_size when:
+        - tile_size > image_size: tiles bigger than the global view. An image that fits one
+          tile gets none (so tiles mode adds nothing for every image up to tile_size px), and a
+          larger one is enlarged into tiles of more tokens each than the whole global view;
+        - max_tiles * tile_size <= image_size: the mosaic is at most `max_tiles` (the image
+          processor's, which the caller gives) tiles along one side, so it never shows the
+          image larger than the global view does: the tiles add tokens and no detail (64 px
+          tiles at 1024 px: one token each).
+        DeepSeek-OCR's sizes (1024, 640) and the presets (tile_size half the global view) pass."""
+        if self.tile_size > self.image_size:
+            raise ValueError(f"DeepEncoderConfig.tile_size {self.tile_size} is larger than image_size "
+                             f"{self.image_size}: an image up to {self.tile_size} px a side would get no tile at all, "
+                             "and a larger one be enlarged into tiles of more tokens each than the global view; give "
+                             "tile_size <= image_size (DeepSeek-OCR: 640 with 1024)")
+        if max_tiles * self.tile_size <= self.image_size:
+            least = (self.image_size // (max_tiles * self.token_stride) + 1) * self.token_stride
+            raise ValueError(f"DeepEncoderConfig.tile_size {self.tile_size} is too small for image_size "
+                             f"{self.image_size}: the tile mosaic is at most {max_tiles} tiles a side, "
+                             f"{max_tiles * self.tile_size} px, no larger than the global view, so the tiles would "
+                             f"add tokens and no detail; give tile_size >= {least} (a multiple of "
+                             f"{self.token_stride} px; DeepSeek-OCR: 640 with 1024)")
 
     # --- derived sizes -------------------------------------------------------------------
     @property

@@ -1,7 +1,8 @@
 """The host's argument classes built from argv (checked_arguments) and the values they hold
 checked together: training modes this launcher cannot serve, fp16 on the CPU, an option
-given twice, output and cache folders, batches, a saved model's or resumed checkpoint's
-settings, a stage-1 adapter's.
+given twice, output and cache folders, the projector a deepencoder tower takes and the fusion
+heads against the LLM width, batches, a saved model's or resumed checkpoint's settings, a
+stage-1 adapter's.
 
 Separate because it needs the host's classes (after register) and so runs after the
 argv checks of inputs.py; it calls the resume and adapter checks with what it parsed."""
@@ -76,6 +77,8 @@ def checked_arguments(host_train, argv) -> tuple:
         raise usage.UsageError(f"--image_aspect_ratio {data_args.image_aspect_ratio} is not served by --vision_tower "
                                f"{TOWER_NAME} (it trained as 'pad', and the saved model failed in eval): use "
                                f"{' or '.join(ASPECT_RATIOS)}; --image_mode tiles gives it more resolution")
+    check_projector_choice(model_args)
+    check_fusion_heads(model_args)
     if getattr(options, "resume_from_checkpoint", None):  # accepted, and a fresh run trained from step 1
         raise usage.UsageError(f"--resume_from_checkpoint {options.resume_from_checkpoint}: the host's train.py does "
                                "not read it; it resumes by itself from the last checkpoint-<step> of --output_dir: "
@@ -89,6 +92,49 @@ def checked_arguments(host_train, argv) -> tuple:
     if ignored:  # accepted, saved in the config and never read: the run is not what the line says
         raise usage.UsageError("; ".join(ignored) + ": leave them out or use a projector that reads them")
     return options, model_args, data_args
+
+
+def check_projector_choice(model_args) -> None:
+    """--mm_projector (or --mm_projector_type) with --vision_tower deepencoder must name one of
+    the projectors the plugin's registry builds for that tower (patches.registry: the molecule
+    projectors and the image-only ones with the DeepEncoder token layout). Any other name went
+    to the host's builder once the LLM had loaded: an unknown one (`Fusion`) was its
+    "Unknown projector type" traceback, and one of its own (`mlp3x_gelu`, `identity`) built a
+    module without the layout, and the run failed at its first step ("'Sequential' object has
+    no attribute 'embed_images'"). Other towers keep the host's projectors (and its errors)."""
+    from deepmolm_plugin.patches.registry import LAYOUT_PROJECTORS, MOLECULE_PROJECTORS, TOWER_NAME
+
+    name = model_args.mm_projector_type
+    served = MOLECULE_PROJECTORS + LAYOUT_PROJECTORS
+    if model_args.vision_tower != TOWER_NAME or name in served:
+        return
+    option = "--mm_projector" if model_args.mm_projector is not None else "--mm_projector_type"
+    hint = f" (names are lower case: {name.lower()})" if name.lower() in served else ""
+    raise usage.UsageError(f"{option} {name} is not a projector of --vision_tower {TOWER_NAME}: use one of "
+                           f"{', '.join(served)}{hint}; the host's other projectors (e.g. mlp3x_gelu, identity) do "
+                           "not lay out its image tokens")
+
+
+def check_fusion_heads(model_args) -> None:
+    """--fusion_heads must divide the LLM width (its cross-attention splits hidden_size among
+    the heads), read from --model_name_or_path's config.json as check_adapter_settings reads
+    it. Was: found by the projector's build once the LLM had loaded (fusion.py's ValueError,
+    a traceback). A config.json without the width (another tool's copy, a Hub id) leaves the
+    check to that build."""
+    if model_args.vision_tower is None or model_args.mm_projector_type != "fusion":
+        return  # no tower: the host builds no projector; another projector does not read the heads
+    llm = os.path.expanduser(model_args.model_name_or_path or "")
+    width = (usage.model_config(llm, "--model_name_or_path") or {}).get("hidden_size") if os.path.isdir(llm) else None
+    heads = model_args.fusion_heads
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1 or width % heads == 0:
+        return
+    below = max(d for d in range(1, heads) if width % d == 0)
+    above = next((d for d in range(heads + 1, width + 1) if width % d == 0), None)
+    nearest = f"{below} or {above}" if above is not None else f"{below}"
+    raise usage.UsageError(f"--fusion_heads {heads} does not divide the LLM width: --model_name_or_path "
+                           f"{model_args.model_name_or_path} has hidden_size {width}, which the fusion projector's "
+                           f"cross-attention splits among its heads; give a divisor of {width} (the nearest: "
+                           f"{nearest})")
 
 
 def check_training_modes(options, model_args) -> None:

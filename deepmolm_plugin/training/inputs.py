@@ -36,7 +36,7 @@ def check_inputs(argv) -> list:
     if not option_value(argv, "structure_folder"):
         check_relative_structures(records, data)
     if option_value(argv, "deepencoder_config"):
-        check_encoder_config(option_value(argv, "deepencoder_config"))
+        check_encoder_config(option_value(argv, "deepencoder_config"), option_value(argv, "image_mode"))
     if option_value(argv, "pretrain_mm_mlp_adapter"):
         check_adapter_file(argv)
     if option_value(argv, "deepspeed"):
@@ -150,25 +150,40 @@ def check_relative_structures(records: list, data_path: str) -> None:
                                    "is relative but --structure_folder is not set (the folder it is read from)")
 
 
-def check_encoder_config(value: str) -> None:
+def check_encoder_config(value: str, image_mode: "str | None" = None) -> None:
     """`--deepencoder_config`: a JSON file of DeepEncoderConfig fields, or a preset name
     (deepmolm_plugin.encoder.presets; the arguments class turns it into the preset's
     fields). A file is read as the tower will read it (was: only its existence was checked, and
     a key given twice, or a field the configuration refuses, was a traceback from inside the
-    host's model build)."""
-    if os.path.isfile(os.path.expanduser(value)):
-        from deepmolm_plugin.encoder import DeepEncoderConfig
+    host's model build). With `--image_mode tiles`, its tile size against its global view too
+    (DeepEncoderConfig.check_tiles; was: accepted, 2048 px tiles on a 1024 px view added
+    nothing to most images, 64 px ones a token each)."""
+    config = given_encoder_config(value)
+    if image_mode != "tiles":
+        return
+    from deepmolm_plugin.encoder.image_processor import DeepEncoderImageProcessor
 
+    try:  # the tower's processor (from_config): its max_tiles bounds the tile mosaic
+        config.check_tiles(DeepEncoderImageProcessor.from_config(config, mode="tiles").max_tiles)
+    except ValueError as e:
+        raise usage.UsageError(f"--deepencoder_config {value} with --image_mode tiles: {e}") from e
+
+
+def given_encoder_config(value: str):
+    """The DeepEncoderConfig `--deepencoder_config VALUE` names (a file, else a preset); a
+    UsageError naming the option when it is neither, or when the file is unusable."""
+    from deepmolm_plugin.encoder import DeepEncoderConfig
+
+    if os.path.isfile(os.path.expanduser(value)):
         try:
-            DeepEncoderConfig.load(os.path.expanduser(value))
+            return DeepEncoderConfig.load(os.path.expanduser(value))
         except (ValueError, TypeError) as e:  # bad JSON, a repeated key, fields or values
             raise usage.UsageError(f"--deepencoder_config {value}: not a usable DeepEncoder configuration: "
                                    f"{e}") from e
-        return
     from deepmolm_plugin.encoder.presets import config_argument
 
     try:
-        config_argument(value)
+        return DeepEncoderConfig(**config_argument(value))
     except ValueError as e:
         raise usage.UsageError(str(e)) from e
 
