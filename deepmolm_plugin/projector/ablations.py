@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .config import ProjectorConfig
-from .layout import ProjectorBase
+from .layout import ProjectorBase, full_parameters
 from .validation import fingerprint_indices
 
 
@@ -66,7 +66,7 @@ class ConcatProjector(ProjectorBase):
         self.layers = nn.Sequential(
             nn.Linear(config.mm_hidden_size + embed, hidden), nn.GELU(), nn.Linear(hidden, hidden)
         )
-        with torch.no_grad():
+        with torch.no_grad(), full_parameters(self.molecule_embed):  # partitioned by now under ZeRO-3
             nn.init.normal_(self.molecule_embed.weight, std=embed**-0.5)
             self.molecule_embed.weight[0].zero_()  # padding row
 

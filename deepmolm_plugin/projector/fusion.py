@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ProjectorConfig
-from .layout import ProjectorBase
+from .layout import ProjectorBase, full_parameters
 from .validation import fingerprint_indices
 
 
@@ -80,14 +80,19 @@ class FusionProjector(ProjectorBase):
 
     @torch.no_grad()
     def _init_weights(self) -> None:
-        """The original's initialisation (its global torch.manual_seed(42) is not copied)."""
-        nn.init.xavier_uniform_(self.image_proj.weight)
-        nn.init.zeros_(self.image_proj.bias)
-        nn.init.normal_(self.molecule_embed.weight, std=self.config.hidden_size**-0.5)
-        self.molecule_embed.weight[0].zero_()  # padding row
-        for linear in (self.ffn[0], self.ffn[2]):
-            nn.init.kaiming_normal_(linear.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(linear.bias)
+        """The original's initialisation (its global torch.manual_seed(42) is not copied), on
+        whole tensors under ZeRO-3 too (`full_parameters`)."""
+        with full_parameters(self.image_proj, self.molecule_embed, self.cross_attn.out_proj, self.ffn):
+            # nn.MultiheadAttention zeroes this in its own __init__, after building out_proj:
+            # under zero.Init that met the partitioned (empty) bias and left Linear's random one
+            nn.init.zeros_(self.cross_attn.out_proj.bias)
+            nn.init.xavier_uniform_(self.image_proj.weight)
+            nn.init.zeros_(self.image_proj.bias)
+            nn.init.normal_(self.molecule_embed.weight, std=self.config.hidden_size**-0.5)
+            self.molecule_embed.weight[0].zero_()  # padding row
+            for linear in (self.ffn[0], self.ffn[2]):
+                nn.init.kaiming_normal_(linear.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(linear.bias)
 
     def project(
         self, image_features: torch.Tensor, molecule_fp: Optional[torch.Tensor], return_attention: bool

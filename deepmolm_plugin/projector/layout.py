@@ -13,10 +13,12 @@ rows*t*(cols*t + 1) with them (693 for 1024 px + 2x2 tiles of 640 px): exactly
 
 `ProjectorBase` owns the two layout vectors and the shared call path (checks, dtype and
 device, `embed_images`); each projector only implements `project`.
+`full_parameters` gives a projector's initialisation whole tensors under DeepSpeed ZeRO-3.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -29,6 +31,24 @@ from .validation import check_image_features
 from .weights import check_projector_state
 
 Grid = Tuple[int, int]  # (cols, rows), as the image processor's `tile_grids`
+
+
+def full_parameters(*modules: nn.Module):
+    """A context in which `modules`' parameters are whole tensors, to initialise them.
+
+    Under DeepSpeed ZeRO-3's `zero.Init` (transformers builds a model in it when a ZeRO-3
+    config is alive: `from_pretrained` of a DeepMoLM checkpoint in a `--deepspeed zero3.json`
+    run) each submodule's parameters are partitioned as soon as that submodule is built, so
+    the parent initialising them afterwards found empty tensors (`weight[0]`: IndexError).
+    Here they are gathered, and on leaving, rank 0's values are partitioned back to every
+    rank (modifier_rank=0). Outside ZeRO-3 this does nothing: the same ops run on the same
+    tensors, and a seed gives the same weights as before."""
+    partitioned = [p for m in modules for p in m.parameters() if hasattr(p, "ds_id")]
+    if not partitioned:
+        return contextlib.nullcontext()
+    import deepspeed  # optional: only reached when DeepSpeed partitioned these (ds_id)
+
+    return deepspeed.zero.GatheredParameters(partitioned, modifier_rank=0)
 
 
 def tokens_per_side(num_tokens: int, what: str) -> int:

@@ -49,6 +49,14 @@ LEGACY_STD_FLOOR = 1e-6
 STAT_BUFFERS = ("count", "mean", "m2")
 
 
+def _float64_zeros(n: int) -> torch.Tensor:
+    """(n,) float64 zeros, also inside DeepSpeed ZeRO-3's zero.Init: it wraps torch.zeros to
+    return its training dtype whatever dtype is asked (bf16 statistics, into which
+    `from_pretrained` then copied a checkpoint's mean of 301.5 as 302.0); the cast after it is
+    not wrapped."""
+    return torch.zeros(n, dtype=torch.float64).to(torch.float64)
+
+
 class AuxPropertyHead(nn.Module):
     def __init__(self, llm_hidden_size: int, names: Sequence[str], fusion: str = "gated", hidden: int = 128,
                  depth: int = 3):
@@ -59,9 +67,9 @@ class AuxPropertyHead(nn.Module):
         self.model = PropertyModel(len(self.names), graph=True, embed_dim=llm_hidden_size, fusion=fusion,
                                    hidden=hidden, depth=depth, ffn_hidden=hidden, fusion_dim=hidden)
         n = len(self.names)
-        self.register_buffer("count", torch.zeros(n, dtype=torch.float64))
-        self.register_buffer("mean", torch.zeros(n, dtype=torch.float64))
-        self.register_buffer("m2", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("count", _float64_zeros(n))
+        self.register_buffer("mean", _float64_zeros(n))
+        self.register_buffer("m2", _float64_zeros(n))
         # Which output is which property is config.json's `aux_properties` order; saved with the
         # weights too, so that a config whose list was reordered is refused (`names_problem`):
         # each prediction went to another property's name, without a word.
