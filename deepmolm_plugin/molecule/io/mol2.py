@@ -29,6 +29,18 @@ charges (RDKit would give them to other atoms), is an error naming its line (``_
 A dummy atom (``Du``, ``Du.C``, anything RDKit reads as atomic number 0), or an upper-case
 query type RDKit reads as an element (``HAL`` as F, ``HET`` as N, ``HEV`` as H), is an error
 naming its line and type (``_pseudo_atoms``): a molecule with a dummy atom has no one structure.
+
+Charges a UNITY_ATOM_ATTR section states. Where a record has that section RDKit reads formal
+charges from it alone, and only in the spelling ``AtomExpr -1``; it then skips its own charge
+guess and its fixes by type (N.4 as N+, carboxylate O.co2). Open Babel, the commonest MOL2
+writer, states every formal charge there as ``charge 1`` (the Tripos attribute), which RDKit
+ignored: every charged molecule it wrote was refused (ammonium N "Explicit valence ... 4",
+nitro, N-oxides, pyridinium, amidinium, carboxylates: its charges dropped).
+These charges are the file's own, read as stated, no note (``_stated_charges``); a ``charge``
+on no atom, or one an ``AtomExpr`` of the same atom contradicts, is an error naming its line.
+Open Babel writes a carboxylate's two C-O bonds ``ar``, the stated -1 on one O.co2; RDKit's
+O.co2 fix skipped, that one is read single and the other double, the carboxylate as written
+(``_carboxylates``); one whose charges do not say which O is the anion is an error naming it.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from typing import Iterator, Optional
 
 from rdkit import Chem
 
+from ..bonds import bonds
 from ..errors import MoleculeError, as_notes, atom_names, rdkit_messages, with_messages
 from ..sanitize import is_metal, is_p_block_metal, sanitize
 from .base import ParsedStructure, check_control, check_hydrogens_kept, register_reader
@@ -56,17 +69,19 @@ def _check_counts(block: str, id: str) -> None:
                                     f"{found[what]} lines")
 
 
-def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str]) -> None:
+def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str], stated: bool) -> None:
     """Radicals, or charges RDKit guessed without hydrogens: see the module docstring. A
     radical beside the file's hydrogen atoms (``base.check_hydrogens_kept``, MOL2's short
     atoms being its radicals) is a bond order lost, not a hydrogen (was: "give all hydrogens"
-    to a file that gave them all and wrote every bond as 1)."""
+    to a file that gave them all and wrote every bond as 1). ``stated``: the record has a
+    UNITY_ATOM_ATTR section, whose charges RDKit reads and guesses none (was: the stated
+    charges of a molecule without hydrogens, CF3NO2 or BF4-, refused as guessed)."""
     radicals = [a.GetIdx() for a in mol.GetAtoms() if a.GetNumRadicalElectrons()]
     check_hydrogens_kept(mol, id, "bond orders (bond types written 1)", short=radicals)
     if radicals:
         raise MoleculeError(id, f"atoms {atom_names(radicals, mol)} lack bonds or hydrogens (RDKit's MOL2 reader adds no "
                                 "hydrogens, and MOL2 cannot mark radicals): give all hydrogens, or use SDF")
-    guessed = any("no explicit hydrogens" in m for m in messages)
+    guessed = any("no explicit hydrogens" in m for m in messages) and not stated
     charged = [a.GetIdx() for a in mol.GetAtoms() if a.GetFormalCharge()]
     if guessed and charged:
         raise MoleculeError(id, f"no hydrogens, and RDKit guessed charges on atoms {atom_names(charged, mol)}: give all "
@@ -274,6 +289,80 @@ def _pseudo_atoms(mol: Chem.Mol, block: str, id: str, first: int) -> None:
                             "it and its bonds")
 
 
+def _unity_lines(block: str, id: str, first: int):
+    """(index in the record, atom number, attribute fields) of each attribute line of the
+    record's @<TRIPOS>UNITY_ATOM_ATTR section: each atom's entry is a line ``atom count``
+    and ``count`` lines ``name value``. One that does not read so is an error naming its line."""
+    lines = list(_section_lines(block, "UNITY_ATOM_ATTR"))
+    at = 0
+    while at < len(lines):
+        n, head = lines[at]
+        if len(head) < 2 or not head[0].isdigit() or not head[1].isdigit():
+            raise MoleculeError(id, f"line {first + n}: the @<TRIPOS>UNITY_ATOM_ATTR section has {' '.join(head)!r} "
+                                    "where an atom number and its count of attribute lines should be")
+        attributes = lines[at + 1:at + 1 + int(head[1])]
+        if len(attributes) < int(head[1]):
+            raise MoleculeError(id, f"line {first + n}: the @<TRIPOS>UNITY_ATOM_ATTR section says {head[1]} attribute "
+                                    f"lines follow, and {len(attributes)} do")
+        for m, fields in attributes:
+            yield m, int(head[0]), fields
+        at += 1 + len(attributes)
+
+
+def _stated_charges(mol: Chem.Mol, block: str, id: str, first: int) -> None:
+    """Set, in place, each formal charge the UNITY_ATOM_ATTR section states as ``charge N`` (Open
+    Babel's spelling, which RDKit ignores: see the module docstring). Atoms are numbered by their
+    place in the ATOM section, as RDKit numbers them for its ``AtomExpr`` charges. A charge on
+    no atom of the record, or one that an ``AtomExpr`` charge of the same atom contradicts, is an
+    error naming its line."""
+    stated = [(m, k, fields) for m, k, fields in _unity_lines(block, id, first) if fields[0].lower() == "charge"]
+    if not stated:
+        return
+    index = {k: i for i, (k, _, _) in enumerate(_file_atoms(block, mol, id))}  # lone pairs dropped
+    for m, k, fields in stated:
+        value = fields[1] if len(fields) > 1 else ""
+        if not re.fullmatch(r"[+-]?\d+", value) or k not in index:
+            what = f"atom {k}, which is no atom of the record" if re.fullmatch(r"[+-]?\d+", value) else f"{value!r}"
+            raise MoleculeError(id, f"line {first + m}: the @<TRIPOS>UNITY_ATOM_ATTR section gives the charge "
+                                    f"{what}: give an integer charge to an atom of the @<TRIPOS>ATOM section")
+        atom = mol.GetAtomWithIdx(index[k])
+        if atom.GetFormalCharge() not in (0, int(value)):
+            raise MoleculeError(id, f"line {first + m}: the @<TRIPOS>UNITY_ATOM_ATTR section gives atom "
+                                    f"{atom_names([atom.GetIdx()], mol)} the charge {int(value)} and, as AtomExpr, "
+                                    f"{atom.GetFormalCharge()}: give it one charge")
+        atom.SetFormalCharge(int(value))
+
+
+def _carboxylates(mol: Chem.Mol, id: str) -> None:
+    """Each carboxylate (or other centre) whose bonds to its O.co2 atoms RDKit read aromatic,
+    ``ar`` as Open Babel writes them, kekulized in place: the O.co2 of charge -1 (stated,
+    ``_stated_charges``) single-bonded, the others double. RDKit does so by type itself only
+    in a record without a UNITY_ATOM_ATTR section (there the first O is the anion); here the
+    file's charges say which O is the anion, and where they do not (none, or two, at -1) it is
+    an error naming the atoms. An O.co2 has one bond, so the bond is in no ring."""
+    groups: dict[int, list] = {}  # centre -> its aromatic bonds to an O.co2
+    for bond in bonds(mol):
+        for oxygen, centre in ((bond.GetBeginAtom(), bond.GetEndAtom()), (bond.GetEndAtom(), bond.GetBeginAtom())):
+            if bond.GetIsAromatic() and oxygen.GetDegree() == 1 and oxygen.HasProp("_TriposAtomType") \
+                    and oxygen.GetProp("_TriposAtomType") == "O.co2":
+                groups.setdefault(centre.GetIdx(), []).append(bond)
+    for at, group in groups.items():
+        centre = mol.GetAtomWithIdx(at)
+        oxygens = [bond.GetOtherAtom(centre) for bond in group]
+        charges = [oxygen.GetFormalCharge() for oxygen in oxygens]
+        if len(group) < 2 or charges.count(-1) != 1 or any(c not in (0, -1) for c in charges):
+            raise MoleculeError(id, f"O.co2 atoms {atom_names([o.GetIdx() for o in oxygens], mol)} are bonded 'ar' to "
+                                    f"{atom_names([at], mol)} with charges {charges}, so the file does not say which "
+                                    "O is the anion (one O.co2 of charge -1, stated in the @<TRIPOS>UNITY_ATOM_ATTR "
+                                    "section; none: an acid whose H the file left out?): state it, or write the bonds "
+                                    "1 and 2")
+        for bond, oxygen in zip(group, oxygens):
+            bond.SetBondType(Chem.BondType.SINGLE if oxygen.GetFormalCharge() else Chem.BondType.DOUBLE)
+            bond.SetIsAromatic(False)
+            oxygen.SetIsAromatic(False)
+        centre.SetIsAromatic(any(mol.GetBondBetweenAtoms(at, n.GetIdx()).GetIsAromatic() for n in centre.GetNeighbors()))
+
+
 def _unknown_type(block: str, id: str, first: int, messages: list[str]) -> Optional[MoleculeError]:
     """A ``MoleculeError`` naming the atom line whose SYBYL type names no element RDKit knows,
     when RDKit failed for it (``Any``, ``Hal``, ``Het``, ``Hev``: query types, not atoms); was
@@ -303,8 +392,12 @@ def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[s
     # without hydrogens RDKit guessed every charge (``_check_hydrogens`` refuses such a record
     # by its charges: neutralised first, [AuCl4]- read as a neutral AuCl4, was refused)
     guessed = any("no explicit hydrogens" in m for m in messages)
-    # a UNITY_ATOM_ATTR section states charges RDKit reads (`AtomExpr -1`): not made up
+    # a UNITY_ATOM_ATTR section states charges RDKit reads (`AtomExpr -1`) and Open Babel's
+    # (`charge -1`), which it ignores: not made up
     stated = "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper()
+    if stated:
+        _stated_charges(mol, block, id, first)
+        _carboxylates(mol, id)
     return mol, dropped + as_notes(messages) + ([] if guessed or stated else _neutral_metals(mol)), messages
 
 
@@ -345,7 +438,7 @@ def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[Pa
             _check_control(block, f"{name}#{i}", start)  # the name may be the damage: file#index
             _check_counts(block, id)
             mol, notes, messages = _read_record(block, id, start, max_heavy)
-            _check_hydrogens(mol, id, messages)
+            _check_hydrogens(mol, id, messages, "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper())
             if mol.GetNumConformers() == 0:
                 raise MoleculeError(id, "record has no coordinates")
         except MoleculeError as error:
