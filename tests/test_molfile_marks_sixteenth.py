@@ -8,15 +8,14 @@ atom property crashed reading with a bare "bad any_cast"."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from deepmolm_plugin.molecule import read_structures
 from deepmolm_plugin.molecule.errors import MoleculeError
+from read_one import accepted as _ok, read_one as _read
 
 VALINE = "CC(C)[C@H](N)C(=O)O"  # atom 5 is the N
 # a V2000 atom line's fields (0-based columns): mass difference, charge, hydrogen count (a
@@ -49,20 +48,6 @@ def _v3000_atom(block: str, atom: int, extra: str) -> str:
     at = next(n for n, line in enumerate(lines) if line.startswith("M  V30 BEGIN ATOM")) + 1 + atom
     lines[at] += " " + extra
     return "\n".join(lines)
-
-
-def _read(tmp_path: Path, text: str, name: str = "m.sdf"):
-    """The one record of ``text`` as ``read_structures`` gives it: a record or a MoleculeError."""
-    path = tmp_path / name
-    path.write_text(text)
-    records = list(read_structures(str(path)))
-    assert len(records) == 1
-    return records[0]
-
-
-def _ok(record):
-    assert not isinstance(record, MoleculeError), record
-    return record
 
 
 QUERY_FEATURES = [

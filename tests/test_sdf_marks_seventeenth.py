@@ -8,7 +8,6 @@ refused every '_' field and lost every record of an SDF that RDKit wrote from MO
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from rdkit import Chem
@@ -16,23 +15,9 @@ from rdkit.Chem import AllChem, rdDetermineBonds
 
 from deepmolm_plugin.molecule import read_structures
 from deepmolm_plugin.molecule.errors import MoleculeError
+from read_one import accepted as _ok, read_one as _read
 
 L_ALANINE = "C[C@H](N)C(=O)O"  # atom 2 (C2) is the stereocentre, S
-L_THREONINE = "C[C@@H](O)[C@H](N)C(=O)O"  # C2 (R) and C4 (S)
-
-
-def _read(tmp_path: Path, text: str, name: str = "m.sdf"):
-    """The one record of ``text`` as ``read_structures`` gives it: a record or a MoleculeError."""
-    path = tmp_path / name
-    path.write_text(text)
-    records = list(read_structures(str(path)))
-    assert len(records) == 1
-    return records[0]
-
-
-def _ok(record):
-    assert not isinstance(record, MoleculeError), record
-    return record
 
 
 def _molblock(smiles: str = L_ALANINE, title: str = "alanine", embed: bool = True, v3000: bool = False) -> str:
