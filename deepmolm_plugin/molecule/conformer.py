@@ -42,7 +42,12 @@ Defined behaviours
   limit can succeed on one machine and fail on a slower one.
 - Ctrl-C: RDKit's embedding takes SIGINT itself, stops and returns -1 as if it had failed;
   its log line says so and ``KeyboardInterrupt`` is raised, with no second try (was: a false
-  "3D embedding failed", or the random-coordinates try's other conformer). In a process that
+  "3D embedding failed", or the random-coordinates try's other conformer). Where the time
+  limit had also run out by the check that found the Ctrl-C, RDKit reports the time limit
+  only: its Ctrl-C flag, seen while it ran, still makes it ``KeyboardInterrupt`` (was: the
+  record written as a time-limit failure and the batch going on; ``errors.rdkit_step``). RDKit
+  checks both between its stages, so the stop can come a whole stage (seconds to minutes for
+  a molecule near the heavy-atom cap) after the Ctrl-C. In a process that
   ignores SIGINT (deepmolm-prepare's workers) the cut-short try is made again
   (``errors.rdkit_step``). MMFF94 leaves SIGINT to Python, which raises ``KeyboardInterrupt``
   when it returns. Both put Python's handler back with restart semantics, so on leaving

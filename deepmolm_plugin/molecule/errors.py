@@ -17,6 +17,8 @@ process-wide while active: do not read molecules from several threads at once.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import re
 import signal
@@ -147,22 +149,26 @@ _INTERRUPTED = ("Interrupted, cancelling", "was interrupted")
 def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
     """``step()``, one RDKit call made inside ``rdkit_messages()`` (``messages``), with a Ctrl-C
     that RDKit took passed on as ``KeyboardInterrupt`` (was: the step's failure, or a cut-short
-    result). In a process that ignores SIGINT (deepmolm-prepare's workers: their parent acts
-    on the Ctrl-C) RDKit still takes it and cuts the step short: the step is done again, so
-    the worker's result is the uninterrupted one. RDKit's interrupt lines leave ``messages``.
+    result), whatever RDKit then reported: its own "Interrupted" line, or a time limit it found
+    run out at the same check (``_SigintWatch``). In a process that ignores SIGINT
+    (deepmolm-prepare's workers: their parent acts on the Ctrl-C) RDKit still takes it and
+    cuts the step short: the step is done again, so the worker's result is the uninterrupted one. RDKit's interrupt lines leave ``messages``.
     ``step`` must not change its inputs when cut short (or work on a copy). Done again at most
     `_REDOS` times: a step RDKit cuts short every time (a flag of its own left set, or Ctrl-C
     held down) ends as ``KeyboardInterrupt`` rather than looping (the parent acts on the
     Ctrl-C in any case)."""
     for _ in range(_REDOS + 1):
-        try:
-            result = step()
-        except (RuntimeError, ValueError) as error:  # the CIP labeller raises on a Ctrl-C
-            if _interrupted(messages, str(error)):
-                continue
-            raise
-        if not _interrupted(messages):
-            return result
+        failure = None
+        with _SigintWatch() as watch:
+            try:
+                result = step()
+            except (RuntimeError, ValueError) as error:  # the CIP labeller raises on a Ctrl-C
+                failure = error
+        if _interrupted(messages, str(failure or ""), watch.took):
+            continue
+        if failure is not None:
+            raise failure
+        return result
     raise KeyboardInterrupt
 
 
@@ -186,17 +192,70 @@ def python_sigint_again() -> None:
 _REDOS = 3
 
 
-def _interrupted(messages: list[str], error: str = "") -> bool:
-    """Whether RDKit said it stopped for a Ctrl-C (removing its lines from ``messages``):
-    ``KeyboardInterrupt`` where this process acts on SIGINT, True (do it again) where it
-    ignores it."""
+def _interrupted(messages: list[str], error: str = "", took: bool = False) -> bool:
+    """Whether RDKit stopped for a Ctrl-C: it said so, or ``took`` (``_SigintWatch`` saw it
+    take one). Its lines leave ``messages``. ``KeyboardInterrupt`` where this process acts on
+    SIGINT, True (do it again) where it ignores it."""
     said = [line for line in [*messages, error] if any(marker in line for marker in _INTERRUPTED)]
-    if not said:
+    if not said and not took:
         return False
     messages[:] = [line for line in messages if line not in said]
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return True
     raise KeyboardInterrupt
+
+
+# RDKit's SIGINT handler (RDGeneral/ControlCHandler.h) sets this one process-wide flag, which
+# its long computations check between their stages; it is cleared again before the call returns.
+_GOT_SIGNAL = "_ZN5RDKit15ControlCHandler11d_gotSignalE"  # RDKit::ControlCHandler::d_gotSignal
+_POLL_S = 0.005  # how often _SigintWatch looks at it: far shorter than any stage that can overrun
+
+
+@functools.lru_cache(maxsize=None)
+def _rdkit_got_signal() -> "ctypes.c_bool | None":
+    """RDKit's Ctrl-C flag, read where its extension modules share it (a unique symbol: one
+    copy in the process); None in an RDKit build that does not export it (then RDKit's own
+    "Interrupted" line is the only sign, as before)."""
+    from rdkit.Chem import rdDistGeom
+
+    try:
+        return ctypes.c_bool.in_dll(ctypes.CDLL(rdDistGeom.__file__), _GOT_SIGNAL)
+    except (OSError, ValueError):
+        return None
+
+
+class _SigintWatch:
+    """Whether RDKit took a Ctrl-C during one step (``took``), seen by a thread that polls
+    RDKit's flag while the main thread is inside RDKit (it releases the GIL). RDKit's handler
+    replaces Python's for the call, so Python never sees the signal; and where the step's time
+    limit had also run out by the check that found the flag, RDKit reported the time limit
+    only, no "Interrupted" line: a Ctrl-C during a slow embedding was written as the record's
+    "stopped at the time limit" failure and the batch went on. A Ctrl-C that lands within
+    ``_POLL_S`` of that last check can still be missed. Main thread only (where Python acts
+    on SIGINT)."""
+
+    def __init__(self) -> None:
+        self.took = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "_SigintWatch":
+        flag = _rdkit_got_signal()
+        if flag is not None and threading.current_thread() is threading.main_thread():
+            self._thread = threading.Thread(target=self._watch, args=(flag,), name="rdkit-sigint", daemon=True)
+            self._thread.start()
+        return self
+
+    def _watch(self, flag: "ctypes.c_bool") -> None:
+        while not self._done.wait(_POLL_S):
+            if flag.value:
+                self.took = True
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
