@@ -3,6 +3,7 @@
 Each check raises ``MoleculeError`` naming the molecule and the reason; none repairs
 anything. A record fails on: no atoms, dummy/query atoms (atomic number 0, which E3FP
 would silently skip; or a real element with a molfile query feature: ``check_query_atoms``),
+atoms no element can make (``check_possible_atoms``: a formal charge or mass number that cannot exist),
 non-finite coordinates or coordinates beyond ``MAX_COORDINATE`` (1e4 angstrom), overlapping
 atoms (closer than ``OVERLAP`` = 0.01 angstrom), and a file's 3D conformer whose bonds do not fit its coordinates
 (``check_bond_lengths``: a bond far longer or shorter than its atoms' covalent radii allow,
@@ -18,6 +19,8 @@ whether a conformer is 3D or a 2D depiction.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from rdkit import Chem
 
@@ -30,6 +33,7 @@ __all__ = [
     "POLYMER_GROUPS",
     "BOND_KINDS",
     "check_atoms",
+    "check_possible_atoms",
     "check_query_atoms",
     "check_bond_types",
     "check_bond_lengths",
@@ -150,6 +154,7 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
+    check_possible_atoms(mol, id)
     check_query_atoms(mol, id)
     # Bonds of no one order (molfile query bonds, types 5-8: single or double, single or
     # aromatic, double or aromatic, any; MOL2 `du` / `un`, read alike): deepmolm-render drew
@@ -163,6 +168,86 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     check_no_family(mol, id)
     if mol.GetNumConformers() > 0:
         check_finite(mol.GetConformer().GetPositions(), id)  # [atoms, 3]
+
+
+# Formal charges and mass numbers no atom can have (``check_possible_atoms``). `[C+99]`,
+# `[999C]` and `[C-15]` were fingerprinted with only a radical or force-field note, so a typo
+# (`[13C]` -> `[133C]`) went through. Only what cannot exist is refused:
+# - a positive charge above the atomic number: the atom has no more electrons to lose;
+# - for H to Ne, a negative charge beyond filling the valence shell (2 electrons for H and He,
+#   8 for Li to Ne; no d orbitals, so no spelling holds more): below -1 for H and F, -2 for O,
+#   -3 for N, -4 for C (methanide, [C-4] in Al4C3), -5 for B; i.e. charge < outer - shell;
+# - for heavier atoms, a charge below MIN_HEAVY_CHARGE: the dative-as-single spelling (README's
+#   `[NH3+][Pt-2]([NH3+])(Cl)Cl`) gives a metal minus its neighbours plus its oxidation state,
+#   and no atom has more than 16 neighbours nor an oxidation state below -5 (Ga in Mg2Ga; Cr in
+#   Na4[Cr(CO)4] is -4). MoleculeNet's lowest are -5 (Cu, U), -4 (Fe, Pd, Pt).
+# - a mass number below the atomic number (fewer nucleons than protons), one RDKit's periodic
+#   table does not list for the element (carbon: 8 to 22; GetMassForIsotope gives 0.0 for an
+#   unknown one), or, for the elements it lists none for (Db to Mt), one above the heaviest
+#   nuclide it lists (295, oganesson). The table's isotopes run without gaps from the lightest
+#   to the heaviest known, 2H to 295Og, so every labelled tracer (13C, D, T, 18F, 99Tc, 131I) passes.
+_VALENCE_SHELL = ((2, 2), (10, 8))  # (last atomic number of the period, electrons its valence shell holds)
+_NOBLE_CORE = {1: 0, 2: 0, **{z: 2 for z in range(3, 11)}}  # core electrons of H to Ne
+MIN_HEAVY_CHARGE = -21  # 16 neighbours written as cations on an atom of oxidation state -5
+
+
+@functools.lru_cache(maxsize=None)
+def _known_isotopes(z: int) -> tuple[int, int] | None:
+    """(lightest, heaviest) mass number RDKit's table lists for element ``z``; None for Db to Mt.
+    No known nuclide has more than 3Z + 30 nucleons (the table's richest: 7H, 22C, 295Og)."""
+    table = Chem.GetPeriodicTable()
+    known = [a for a in range(z, 3 * z + 30) if table.GetMassForIsotope(z, a) > 0]
+    return (known[0], known[-1]) if known else None
+
+
+@functools.lru_cache(maxsize=None)
+def _heaviest_nuclide() -> int:
+    return max(known[1] for known in map(_known_isotopes, range(1, 119)) if known)
+
+
+def _impossible_charge(atom: Chem.Atom) -> str | None:
+    """Why ``atom``'s formal charge cannot exist (see above), or None."""
+    z, q = atom.GetAtomicNum(), atom.GetFormalCharge()
+    if q > z:
+        return f"charge {q:+d} removes more electrons than the atom's {z}"
+    shell = next((size for last, size in _VALENCE_SHELL if z <= last), None)
+    if shell is not None:
+        least = (z - _NOBLE_CORE[z]) - shell  # valence electrons minus the shell's room
+        if q < least:
+            return (f"charge {q:+d} is more electrons than its valence shell holds ({shell}; the most negative "
+                    f"{atom.GetSymbol()} is {least:+d})" if least else
+                    f"charge {q:+d}: its valence shell ({shell}) is full, it takes no electron")
+    elif q < MIN_HEAVY_CHARGE:
+        return (f"charge {q:+d} is below {MIN_HEAVY_CHARGE} (no atom has more than 16 neighbours nor an oxidation "
+                "state below -5)")
+    return None
+
+
+def _impossible_isotope(atom: Chem.Atom) -> str | None:
+    """Why ``atom``'s mass number cannot exist (see above), or None; 0 is no label."""
+    z, mass = atom.GetAtomicNum(), atom.GetIsotope()
+    if not mass:
+        return None
+    if mass < z:
+        return f"mass number {mass} is fewer nucleons than its {z} protons"
+    table, known = Chem.GetPeriodicTable(), _known_isotopes(z)
+    if known and table.GetMassForIsotope(z, mass) == 0:  # 0.0: not in the table
+        name = table.GetElementName(z).lower()
+        return f"no isotope {mass} of {name} is known (RDKit's table: {known[0]} to {known[1]})"
+    if not known and mass > _heaviest_nuclide():
+        return f"mass number {mass} is above the heaviest nuclide known ({_heaviest_nuclide()})"
+    return None
+
+
+def check_possible_atoms(mol: Chem.Mol, id: str) -> None:
+    """``MoleculeError`` naming the first ten atoms whose formal charge or mass number no atom
+    can have (see above): a typo, fingerprinted as written, would describe nothing real."""
+    bad = [(atom.GetIdx(), why) for atom in mol.GetAtoms()
+           for why in (_impossible_charge(atom), _impossible_isotope(atom)) if why]
+    if bad:
+        listed = "; ".join(f"{atom_names([i], mol)} ({why})" for i, why in bad[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise MoleculeError(id, f"impossible atom(s): {listed}{more}: no such atom exists; is it a typo?")
 
 
 def check_query_atoms(mol: Chem.Mol, id: str) -> None:
