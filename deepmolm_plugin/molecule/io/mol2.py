@@ -335,10 +335,10 @@ def _stated_charges(mol: Chem.Mol, block: str, id: str, first: int) -> None:
 
 def _carboxylates(mol: Chem.Mol, id: str) -> None:
     """Each carboxylate (or other centre) whose bonds to its O.co2 atoms RDKit read aromatic,
-    ``ar`` as Open Babel writes them, kekulized in place: the O.co2 of charge -1 (stated,
-    ``_stated_charges``) single-bonded, the others double. RDKit does so by type itself only
+    ``ar`` as Open Babel writes them, kekulized in place: each O.co2 of charge -1 (stated,
+    ``_stated_charges``; one in a carboxylate, two in a carbonate) single-bonded, the others double. RDKit does so by type itself only
     in a record without a UNITY_ATOM_ATTR section (there the first O is the anion); here the
-    file's charges say which O is the anion, and where they do not (none, or two, at -1) it is
+    file's charges say which O are anions, and where they do not (none, or all, at -1) it is
     an error naming the atoms. An O.co2 has one bond, so the bond is in no ring."""
     groups: dict[int, list] = {}  # centre -> its aromatic bonds to an O.co2
     for bond in bonds(mol):
@@ -350,7 +350,7 @@ def _carboxylates(mol: Chem.Mol, id: str) -> None:
         centre = mol.GetAtomWithIdx(at)
         oxygens = [bond.GetOtherAtom(centre) for bond in group]
         charges = [oxygen.GetFormalCharge() for oxygen in oxygens]
-        if len(group) < 2 or charges.count(-1) != 1 or any(c not in (0, -1) for c in charges):
+        if len(group) < 2 or not 0 < charges.count(-1) < len(group) or any(c not in (0, -1) for c in charges):
             raise MoleculeError(id, f"O.co2 atoms {atom_names([o.GetIdx() for o in oxygens], mol)} are bonded 'ar' to "
                                     f"{atom_names([at], mol)} with charges {charges}, so the file does not say which "
                                     "O is the anion (one O.co2 of charge -1, stated in the @<TRIPOS>UNITY_ATOM_ATTR "
@@ -398,7 +398,10 @@ def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[s
     if stated:
         _stated_charges(mol, block, id, first)
         _carboxylates(mol, id)
-    return mol, dropped + as_notes(messages) + ([] if guessed or stated else _neutral_metals(mol)), messages
+    # RDKit's "no explicit hydrogens ... needed for formal charge estimation" where the file
+    # stated its charges (it estimated none) would say they were guessed
+    said = [m for m in messages if not (stated and "needed for formal charge estimation" in m)]
+    return mol, dropped + as_notes(said) + ([] if guessed or stated else _neutral_metals(mol)), messages
 
 
 def _read_record(block: str, id: str, first: int, max_heavy: Optional[int]):
