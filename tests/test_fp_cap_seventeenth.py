@@ -129,8 +129,14 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def test_model_vqa_refuses_questions_of_too_many_given_rows(checkpoint, tmp_path, capsys):
+def test_model_vqa_refuses_questions_of_too_many_given_rows(checkpoint, tmp_path, capsys, monkeypatch):
     from deepmolm_plugin.eval import model_vqa
+
+    # the host's eval calls llava.utils.disable_torch_init(), which makes these two layers'
+    # reset_parameters a no-op for good: undone after the test, or every later Linear built in
+    # this worker kept uninitialised memory (NaN weights and losses in other test files)
+    for layer in (torch.nn.Linear, torch.nn.LayerNorm):
+        monkeypatch.setattr(layer, "reset_parameters", layer.reset_parameters)
 
     image = white_png(tmp_path)
     lines = [{"question_id": "ok", "text": "What is it?", "image": image, "molecule_fp": _rows(4)},

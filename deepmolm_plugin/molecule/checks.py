@@ -154,8 +154,8 @@ def check_atoms(mol: Chem.Mol, id: str) -> None:
     dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
     if dummies:
         raise MoleculeError(id, f"dummy/query atoms {atom_names(dummies, mol)}: not a concrete structure")
+    check_query_atoms(mol, id)  # first: RDKit keeps a query feature's R-group number as an isotope
     check_possible_atoms(mol, id)
-    check_query_atoms(mol, id)
     # Bonds of no one order (molfile query bonds, types 5-8: single or double, single or
     # aromatic, double or aromatic, any; MOL2 `du` / `un`, read alike): deepmolm-render drew
     # them as single bonds, so the picture of `C(5)C-O` was ethanol's, while
