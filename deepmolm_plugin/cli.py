@@ -655,7 +655,7 @@ def main(argv=None) -> None:
     from llava.mm_utils import get_model_name_from_path
 
     from deepmolm_plugin.model.loading import (QWEN2_TYPES, QWEN2_VL_TYPES, launcher_dtype, loaded_config,
-                                               loading_in_dtype, read_config,
+                                               loading_in_dtype, read_config, torch_init_kept,
                                                unsupported_load_options)
     from deepmolm_plugin.molecule.inputs import OutputWriteError
     from deepmolm_plugin.molecule_fp import FingerprintSettings
@@ -727,6 +727,7 @@ def main(argv=None) -> None:
                     print(f"note: {note}", file=sys.stderr)
         stack.enter_context(loader_binding_inputs(host_cli, molecule_fp, args.image_file))
         stack.enter_context(loading_in_dtype(args.dtype))  # the host passes the loader no dtype
+        stack.enter_context(torch_init_kept())  # the host's disable_torch_init, undone on leaving
         stack.enter_context(questions_without_placeholder(host_cli))
         stack.enter_context(replies_as_text(host_cli))
         if conv_mode_is_ours:

@@ -606,7 +606,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     """Prepare this chunk's questions for a model with `config`, then run `host.eval_model`
     on them with molecules and devices bound (see the module docstring)."""
     from ..encoder.feature_cache import opened_caches, print_summary
-    from ..model.loading import loading_in_dtype
+    from ..model.loading import loading_in_dtype, torch_init_kept
     from ..patches import eval_device
     from ..patches.conversation_qwen2 import plain_style
 
@@ -722,7 +722,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
         try:
             with state.installed(host), eval_device.cuda_calls_follow_model(lambda: state.model), \
                     plain_prompts_as_trained(host, args.conv_mode), loading_in_dtype(args.dtype), \
-                    opened_caches() as caches:
+                    torch_init_kept(), opened_caches() as caches:
                 host.eval_model(host_args)
             state.finish()
             drop_answers(partial, state.unanswered)

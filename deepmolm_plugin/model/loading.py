@@ -373,6 +373,21 @@ def loading_in_dtype(dtype: Optional[str]) -> Iterator[None]:
         _launcher_dtype = before
 
 
+@contextlib.contextmanager
+def torch_init_kept() -> Iterator[None]:
+    """torch.nn.Linear's and LayerNorm's `reset_parameters` as they were, on leaving. The host's
+    eval_model and chat CLI call llava.utils.disable_torch_init(), which makes both a no-op
+    for the rest of the process (the weights are loaded anyway): a Python session that ran
+    model_vqa's or the chat CLI's main and then built a model got uninitialised weights
+    (NaN losses, in this project's own test workers)."""
+    kept = {layer: layer.__dict__["reset_parameters"] for layer in (torch.nn.Linear, torch.nn.LayerNorm)}
+    try:
+        yield
+    finally:
+        for layer, method in kept.items():
+            layer.reset_parameters = method
+
+
 def load_dtype_name(dtype: Optional[str], device: str = "cuda", trained: Optional[torch.dtype] = None) -> str:
     """The dtype (its name: "bfloat16") `load_pretrained_model` will load in for a --dtype
     choice on `device` (the host's "cuda" falls back to the CPU without CUDA, as the loader
