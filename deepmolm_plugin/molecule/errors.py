@@ -152,7 +152,8 @@ def rdkit_step(step: Callable[[], T], messages: list[str]) -> T:
     result), whatever RDKit then reported: its own "Interrupted" line, or a time limit it found
     run out at the same check (``_SigintWatch``). In a process that ignores SIGINT
     (deepmolm-prepare's workers: their parent acts on the Ctrl-C) RDKit still takes it and
-    cuts the step short: the step is done again, so the worker's result is the uninterrupted one. RDKit's interrupt lines leave ``messages``.
+    cuts the step short: the step is done again, so the worker's result is the uninterrupted
+    one. RDKit's interrupt lines leave ``messages``.
     ``step`` must not change its inputs when cut short (or work on a copy). Done again at most
     `_REDOS` times: a step RDKit cuts short every time (a flag of its own left set, or Ctrl-C
     held down) ends as ``KeyboardInterrupt`` rather than looping (the parent acts on the

@@ -69,6 +69,12 @@ def _check_counts(block: str, id: str) -> None:
                                     f"{found[what]} lines")
 
 
+def _states_charges(block: str) -> bool:
+    """Whether the record has a @<TRIPOS>UNITY_ATOM_ATTR section: then RDKit reads charges from
+    it alone and guesses none (``_stated_charges``)."""
+    return "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper()
+
+
 def _check_hydrogens(mol: Chem.Mol, id: str, messages: list[str], stated: bool) -> None:
     """Radicals, or charges RDKit guessed without hydrogens: see the module docstring. A
     radical beside the file's hydrogen atoms (``base.check_hydrogens_kept``, MOL2's short
@@ -238,7 +244,7 @@ def _check_lone_pairs(block: str, id: str, first: int, atoms: list, pairs: dict,
             raise MoleculeError(id, f"line {first + n}: lone pair {_label(atoms, k)} is bonded to {bonded}: a lone "
                                     "pair (type LP) is one atom's, bonded to it alone, so it cannot be dropped; fix "
                                     "its bonds")
-    if after is not None and "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper():
+    if after is not None and _states_charges(block):
         k = min(pairs)
         raise MoleculeError(id, f"line {first + pairs[k]}: lone pair {_label(atoms, k)} comes before atom "
                                 f"{_label(atoms, after)}, and RDKit numbers the atoms without lone pairs, so it would "
@@ -394,7 +400,7 @@ def _parse(block: str, id: str, first: int) -> tuple[Chem.Mol, list[str], list[s
     guessed = any("no explicit hydrogens" in m for m in messages)
     # a UNITY_ATOM_ATTR section states charges RDKit reads (`AtomExpr -1`) and Open Babel's
     # (`charge -1`), which it ignores: not made up
-    stated = "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper()
+    stated = _states_charges(block)
     if stated:
         _stated_charges(mol, block, id, first)
         _carboxylates(mol, id)
@@ -441,7 +447,7 @@ def read_mol2(handle, name: str, max_heavy: Optional[int] = None) -> Iterator[Pa
             _check_control(block, f"{name}#{i}", start)  # the name may be the damage: file#index
             _check_counts(block, id)
             mol, notes, messages = _read_record(block, id, start, max_heavy)
-            _check_hydrogens(mol, id, messages, "@<TRIPOS>UNITY_ATOM_ATTR" in block.upper())
+            _check_hydrogens(mol, id, messages, _states_charges(block))
             if mol.GetNumConformers() == 0:
                 raise MoleculeError(id, "record has no coordinates")
         except MoleculeError as error:
