@@ -71,6 +71,13 @@ def run(items: list[tuple[str, str]], workers: int) -> tuple[float, list[dict]]:
         # (bench_report.pool_worker_signals: with them, Ctrl-C here hung)
         with multiprocessing.get_context("fork").Pool(workers, initializer=bench_report.pool_worker_signals) as pool:
             results = pool.map(process, items, chunksize=chunk)
+            # the workers end by their end-of-work message; `with` alone would terminate them:
+            # Pool.terminate takes the task queue's lock (reading the end messages away before
+            # a worker got its own) and then signals and joins every worker, and one run in
+            # about fifty left a worker waiting for that lock while the parent waited in join
+            # (a 300 s timeout in CI). `with` stays for Ctrl-C and errors.
+            pool.close()
+            pool.join()
     return time.perf_counter() - start, results
 
 
