@@ -72,10 +72,11 @@ def run(items: list[tuple[str, str]], workers: int) -> tuple[float, list[dict]]:
         with multiprocessing.get_context("fork").Pool(workers, initializer=bench_report.pool_worker_signals) as pool:
             results = pool.map(process, items, chunksize=chunk)
             # the workers end by their end-of-work message; `with` alone would terminate them:
-            # Pool.terminate takes the task queue's lock (reading the end messages away before
-            # a worker got its own) and then signals and joins every worker, and one run in
-            # about fifty left a worker waiting for that lock while the parent waited in join
-            # (a 300 s timeout in CI). `with` stays for Ctrl-C and errors.
+            # Pool.terminate takes the task queue's lock, then sends each worker SIGTERM, whose
+            # Python handler runs only between bytecodes: a signal that came just before a
+            # worker blocked on that lock was never handled, and the parent waited in join
+            # forever (about one run in fifty; CI's 300 s timeout). `with` stays for Ctrl-C and
+            # errors, where that race remains.
             pool.close()
             pool.join()
     return time.perf_counter() - start, results

@@ -2,8 +2,9 @@
 
 Was: the pool's `with` block ended it with Pool.terminate, which takes the task queue's
 lock (reading away the end-of-work messages) and then signals and joins each worker; in
-about one run in fifty a worker was left waiting for that lock and the parent waited for
-it in join forever (CI: test_bench_molecules_rates_the_molecules_that_went_through timed
+about one run in fifty a worker was left waiting for that lock (its SIGTERM came just
+before it blocked, and a Python signal handler runs only between bytecodes) and the parent
+waited for it in join forever (CI: test_bench_molecules_rates_the_molecules_that_went_through timed
 out after 300 s). The race is rare; what is checked here is the mechanism: when the pool
 is torn down, every worker has already exited, with status 0.
 """
