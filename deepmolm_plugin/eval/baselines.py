@@ -21,7 +21,8 @@ import statistics
 from pathlib import Path
 from typing import Dict, Iterable, List
 
-from .jsonl import REPORT_FILES, read_jsonl
+from .jsonl import REPORT_FILES
+from .merge import format_ids, load_references
 from .questions import convert
 from .outputs import overwritten_inputs, write_outputs
 from .scoring import build_report
@@ -75,9 +76,13 @@ def score_answers(answers: Dict[str, str], questions: os.PathLike, out: os.PathL
         # it was replaced by the subset asked, and the questions of other tasks were lost
         raise BaselineError(f"{questions}: is one of the files written in {out}; score into another folder")
     out.mkdir(parents=True, exist_ok=True)
-    asked = [q for q in read_jsonl(questions) if str(q["question_id"]) in answers]
-    if len(asked) != len(answers):
-        raise BaselineError(f"{len(answers) - len(asked)} answer(s) to questions not in {questions}")
+    # by id as the report reads references: a question_id listed twice is refused, naming it
+    # (was: "-1 answer(s) to questions not in ...", both records kept)
+    questions_by_id = load_references(questions)
+    unknown = [qid for qid in answers if qid not in questions_by_id]
+    if unknown:
+        raise BaselineError(f"{len(unknown)} answer(s) to questions not in {questions}: {format_ids(unknown)}")
+    asked = [q for qid, q in questions_by_id.items() if qid in answers]
     references = out / "questions.jsonl"
     references.write_text("".join(json.dumps(q) + "\n" for q in asked))
     answer_file = out / "answers.jsonl"

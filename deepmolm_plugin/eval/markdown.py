@@ -42,8 +42,10 @@ def fmt(value, digits: int = 2) -> str:
 
 def cell(text: str) -> str:
     """Text as one table cell: a `|` would start a new column and a line break end the row
-    (task names are free text in the question file)."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    (task names are free text in the question file). A backslash is escaped too: a task
+    named `a\\|b` was written `a\\\\|b`, which Markdown reads as an escaped backslash and a
+    bare `|` that split the cell."""
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def markdown(report: dict) -> str:

@@ -126,8 +126,10 @@ def _text(value) -> str:
 
 
 def _cell(value) -> str:
-    """A name in a results.md table cell: on one line (`_text`), its '|' escaped (it ended the cell)."""
-    return _text(value).replace("|", "\\|")
+    """A name in a results.md table cell: its backslashes doubled (a name's backslash before
+    a '|' turned the '|''s escape into an escaped backslash and a bare '|', which split the
+    cell), then on one line (`_text`), its '|' escaped (it ended the cell)."""
+    return _text(str(value).replace("\\", "\\\\")).replace("|", "\\|")
 
 
 def markdown(results: dict) -> str:
