@@ -125,3 +125,29 @@ def check_config_fields(config: Mapping, folder: "str | os.PathLike") -> None:
     if run is not None and not (isinstance(run, dict) and isinstance(run.get("version", ""), (str, type(None)))):
         raise ConfigFieldError(f"{where}: deepmolm_run is {run!r}, not training's record "
                                "{\"version\": template name, ...}")
+    check_tower_tiles(config, folder)
+
+
+def check_tower_tiles(config: Mapping, folder: "str | os.PathLike") -> None:
+    """A DeepEncoder model in tiles mode (`config`: the dict in `folder`'s config.json): its
+    tower's tiles against its global view, as the tower checks them when it is built
+    (`encoder.tower.tower_image_processor`), so before the model loads. A ConfigFieldError
+    naming `<folder>/config.json`, as are the tower configuration's own problems there (the
+    image checks made before the model loads build the same processor: each eval question
+    with its own image failed, "image q0.png: DeepEncoderConfig.image_size must be ...").
+    Was: the tiles not checked, and the model ran them (192 px tiles of a 128 px view: none
+    at all for an image up to 192 px)."""
+    from .patches.registry import TOWER_NAME
+
+    if config.get("mm_vision_tower") != TOWER_NAME or config.get("image_mode") != "tiles":
+        return
+    from types import SimpleNamespace
+
+    from .encoder.tower import tower_image_processor  # loads torch, not the host: only for such a model
+
+    # the folder is named here, not through the name_or_path a loaded config carries
+    fields = {name: value for name, value in config.items() if name not in ("_name_or_path", "name_or_path")}
+    try:
+        tower_image_processor(SimpleNamespace(**fields))
+    except (ValueError, TypeError, OSError) as e:  # what reading the tower configuration raises, and the tiles
+        raise ConfigFieldError(f"{os.path.join(os.fspath(folder), 'config.json')}: {e}") from e

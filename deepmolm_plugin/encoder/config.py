@@ -200,7 +200,8 @@ class DeepEncoderConfig:
 
     def check_tiles(self, max_tiles: int) -> None:
         """The tile views against the global view, for a tower that cuts tiles ("tiles" mode;
-        in "base" mode tile_size is never read, so __post_init__ does not ask this). A
+        in "base" mode tile_size is never read, so __post_init__ does not ask this:
+        DeepEncoderImageProcessor.from_config asks it of every tiles-mode processor). A
         ValueError naming tile_size and image_size when:
         - tile_size > image_size: tiles bigger than the global view. An image that fits one
           tile gets none (so tiles mode adds nothing for every image up to tile_size px), and a

@@ -637,12 +637,21 @@ class DeepEncoderImageProcessor:
     def from_config(
         cls, config: DeepEncoderConfig, mode: str = "base"
     ) -> "DeepEncoderImageProcessor":
-        return cls(
+        """The processor of a tower with `config` running in `mode`: where a configuration
+        meets its mode, so in tiles mode its tiles are checked against its global view here
+        (DeepEncoderConfig.check_tiles, with this processor's max_tiles), for every tower
+        and every check made before one is built. Was: only the train launcher's
+        --deepencoder_config was checked, and a saved model's tiles configuration ran:
+        192 px tiles of a 128 px view, none at all for an image up to 192 px."""
+        processor = cls(
             image_size=config.image_size,
             tile_size=config.tile_size,
             mode=mode,
             token_stride=config.token_stride,
         )
+        if mode == "tiles":
+            config.check_tiles(processor.max_tiles)
+        return processor
 
     def to_dict(self) -> Dict[str, Any]:
         return {

@@ -13,7 +13,8 @@ arguments / model config object (`args`):
 - `deepencoder_config`: a DeepEncoderConfig, a dict of its fields, or a JSON path
   (default: the deepencoder_config.json saved with `vision_tower_weights` when they are a
   saved DeepEncoder folder, else DeepSeek-OCR's sizes: as `load_deepencoder`).
-- `image_mode`: "base" (one 1024 view) or "tiles" (plus 640 tiles).
+- `image_mode`: "base" (one 1024 view) or "tiles" (plus 640 tiles; its tile size checked
+  against the global view: `tower_image_processor`).
 - `unfreeze_mm_vision_tower`: train the tower (default: frozen, as the host's towers).
 - `vision_feature_cache`: a folder where a frozen tower keeps each view's features
   (feature_cache.py), so a view is encoded once across epochs, ranks and runs; also
@@ -85,6 +86,43 @@ def config_from_args(args) -> DeepEncoderConfig:
     raise TypeError(f"deepencoder_config must be a DeepEncoderConfig, dict or path, got {type(value)}")
 
 
+def config_source(args) -> str:
+    """Where `config_from_args(args)` reads the tower's configuration, as messages name it:
+    the file `deepencoder_config` names; the config.json of a saved model (transformers sets
+    a loaded config's name_or_path to its folder before the model, and so the tower, is
+    built); the configuration saved with `vision_tower_weights`; else DeepEncoderConfig's
+    defaults (DeepSeek-OCR's sizes)."""
+    value = getattr(args, "deepencoder_config", None)
+    if isinstance(value, (str, os.PathLike)):
+        return f"deepencoder_config {os.fspath(value)}"
+    if value is not None:  # its fields (a dict, a DeepEncoderConfig)
+        folder = getattr(args, "name_or_path", None)
+        file = os.path.join(folder, "config.json") if isinstance(folder, str) and folder else ""
+        return f"the deepencoder_config of {file}" if os.path.isfile(file) else "deepencoder_config"
+    weights = getattr(args, "vision_tower_weights", None)
+    if weights is None or weights == RANDOM_WEIGHTS:
+        return "DeepEncoderConfig's defaults (DeepSeek-OCR's sizes)"
+    if not isinstance(weights, (str, os.PathLike)):  # several files (SAM + CLIP)
+        weights = ", ".join(map(os.fspath, weights))
+    return f"the DeepEncoder configuration saved with vision_tower_weights {os.fspath(weights)}"
+
+
+def tower_image_processor(args, config: Optional[DeepEncoderConfig] = None) -> DeepEncoderImageProcessor:
+    """The image processor of the tower `args` (host arguments / a model config) builds: its
+    configuration (`config` where the caller has read it already, else config_from_args) in
+    its image_mode. DeepEncoderImageProcessor.from_config checks a tiles mode's tiles against
+    the global view; a refusal here names where the configuration came from (`config_source`).
+    The tower itself (training however started, and every loader: chat, eval, GUI) and the
+    checks of a model config made before one is built (check_model_views, checkpoint_config)
+    make their processor here."""
+    config = config_from_args(args) if config is None else config
+    mode = getattr(args, "image_mode", None) or "base"
+    try:
+        return DeepEncoderImageProcessor.from_config(config, mode=mode)
+    except ValueError as e:
+        raise ValueError(f"{config_source(args)} in image_mode {mode!r}: {e}") from e
+
+
 def check_model_views(image: str, config) -> None:
     """ValueError when the image processor of the model with `config` would refuse `image`
     (a path): in tiles mode, or without the host's `pad` squaring, an image whose aspect
@@ -95,8 +133,7 @@ def check_model_views(image: str, config) -> None:
     # field (written by hand, not by the host's train.py) gets no padding there either.
     if mode == "base" and getattr(config, "image_aspect_ratio", None) == "pad":
         return  # the host pads every image to a square first: any aspect ratio fits
-    processor = DeepEncoderImageProcessor.from_config(config_from_args(config), mode=mode)
-    processor.num_llm_positions(image)  # raises what preprocess would
+    tower_image_processor(config).num_llm_positions(image)  # raises what preprocess would
 
 
 def _checked_views(views, name: str) -> torch.Tensor:
@@ -141,9 +178,7 @@ class DeepEncoderVisionTower(nn.Module):
         self.encoder_config = config_from_args(args)
         self.weights = getattr(args, "vision_tower_weights", None)
         self.trainable = bool(getattr(args, "unfreeze_mm_vision_tower", False))
-        self.image_processor = DeepEncoderImageProcessor.from_config(
-            self.encoder_config, mode=getattr(args, "image_mode", None) or "base"
-        )
+        self.image_processor = tower_image_processor(args, self.encoder_config)  # tiles mode: its tiles checked
         self.is_loaded = False
         self.feature_cache: Optional[FeatureCache] = None
         self._weights_digest: Tuple[tuple, str] = ((), "")  # (weights_signature, digest)

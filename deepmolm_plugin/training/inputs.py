@@ -30,6 +30,7 @@ def check_inputs(argv) -> list:
     if option_value(argv, "render_folder") is None:
         check_default_render_folder(records, data)
     usage.model_folder(option_value(argv, "model_name_or_path") or "facebook/opt-125m", "--model_name_or_path")
+    check_saved_model_tiles(argv)
     for name in ("image_folder", "structure_folder"):
         if option_value(argv, name):
             usage.existing_folder(option_value(argv, name), f"--{name}")
@@ -52,7 +53,8 @@ def check_tower_weights(argv) -> None:
     configuration the tower will be built with (tower.config_from_args). Weights the loader
     refuses were a traceback after the LLM had loaded; the existence check here expanded
     `~` and the loader did not. NaN/inf values need every tensor read: the load refuses
-    them, which main() reports as one line too."""
+    them, which main() reports as one line too. With --image_mode tiles and no
+    --deepencoder_config, the tiles of the configuration saved with them (`check_tiles`)."""
     weights = option_value(argv, "vision_tower_weights")
     if not weights or weights == "random":  # deepmolm_plugin.encoder.tower.RANDOM_WEIGHTS
         return
@@ -86,6 +88,8 @@ def check_tower_weights(argv) -> None:
         raise usage.UsageError(f"--vision_tower_weights {weights}: {e}") from e
     except (ValueError, TypeError) as e:  # --deepencoder_config's file: bad JSON, fields or values
         raise usage.UsageError(f"--deepencoder_config {encoder}: not a usable DeepEncoder configuration: {e}") from e
+    if not encoder and option_value(argv, "image_mode") == "tiles":  # a given one: check_encoder_config
+        check_tiles(config, f"--vision_tower_weights {weights} (the DeepEncoder configuration saved with them)")
 
 
 def check_default_render_folder(records: list, data: str) -> None:
@@ -159,14 +163,40 @@ def check_encoder_config(value: str, image_mode: "str | None" = None) -> None:
     (DeepEncoderConfig.check_tiles; was: accepted, 2048 px tiles on a 1024 px view added
     nothing to most images, 64 px ones a token each)."""
     config = given_encoder_config(value)
-    if image_mode != "tiles":
-        return
+    if image_mode == "tiles":
+        check_tiles(config, f"--deepencoder_config {value}")
+
+
+def check_tiles(config, source: str) -> None:
+    """With --image_mode tiles: the tower's image processor for `config` (a DeepEncoderConfig),
+    made as the tower makes it (DeepEncoderImageProcessor.from_config, which checks its tiles
+    against its global view), before the LLM loads; a UsageError naming `source`, the option
+    that gave `config`. The tower checks them again when the host builds it: not said twice,
+    as this refusal ends the run first."""
     from deepmolm_plugin.encoder.image_processor import DeepEncoderImageProcessor
 
-    try:  # the tower's processor (from_config): its max_tiles bounds the tile mosaic
-        config.check_tiles(DeepEncoderImageProcessor.from_config(config, mode="tiles").max_tiles)
+    try:
+        DeepEncoderImageProcessor.from_config(config, mode="tiles")
     except ValueError as e:
-        raise usage.UsageError(f"--deepencoder_config {value} with --image_mode tiles: {e}") from e
+        raise usage.UsageError(f"{source} with --image_mode tiles: {e}") from e
+
+
+def check_saved_model_tiles(argv) -> None:
+    """--model_name_or_path a saved DeepEncoder model in tiles mode: the host builds the run's
+    tower from its config.json (a saved model keeps its tower), so its tiles are checked as
+    the chat, eval and the GUI check them (checkpoint_config.check_tower_tiles), before the
+    LLM loads (a --deepencoder_config beside it is not what that tower is built from). Was:
+    unchecked, and the run trained on its tiles (192 px tiles of a 128 px view)."""
+    model = os.path.expanduser(option_value(argv, "model_name_or_path") or "")
+    saved = usage.model_config(model, "--model_name_or_path") if os.path.isdir(model) else None
+    if not saved:
+        return
+    from deepmolm_plugin.checkpoint_config import check_tower_tiles
+
+    try:
+        check_tower_tiles(saved, model)
+    except ValueError as e:  # names <model>/config.json
+        raise usage.UsageError(f"--model_name_or_path: {e}") from e
 
 
 def given_encoder_config(value: str):
