@@ -50,6 +50,9 @@ process only:
 - the one seam with the host CLI: the model its `load_pretrained_model` returns gets a
   `generate` that passes this chat's `molecule_fp` (batch 1) as the explicit argument;
   the host calls `generate(input_ids, images=..., image_sizes=...)`, with no molecule slot;
+- a prompt whose text alone must take more tokens than the model's context is refused, as
+  one the model counts is, before the host's `tokenizer_image_token` tokenises it
+  (`refusing_long_texts`; was: a 50 MB question was tokenised whole first, for minutes);
 - images reach `generate` in the model's dtype. The host casts them to float16; our tower
   runs in its own dtype anyway, but casts its output back to the input's dtype, so a
   float32 (CPU) model would see float16-rounded tower features;
@@ -279,14 +282,16 @@ def unrounded(images, processed):
 
 
 def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tiles: Optional[dict] = None,
-                      processed: Optional[dict] = None):
+                      processed: Optional[dict] = None, refused: Optional[list] = None):
     """`generate` with this chat's molecule_fp (1, atoms, levels), its tiles (tiles mode)
     and images in the model's dtype; with `do_sample=False`, without the sampling-only flags.
     `processed["images"]`: the image processor's own tensor, which replaces the host's copy of
     it (see `loader_binding_inputs`). A prompt longer than the model's context is said on
-    stderr and answered with nothing, and the chat goes on. A reply that stops at the end of
-    the model's context (the model caps new tokens there) is followed by a note on stderr
-    (`say_context_end`; was: the cap was the whole context, and the reply ran on past it)."""
+    stderr and answered with nothing, and the chat goes on; so is one in `refused`, the
+    PromptTooLong of a prompt not tokenised (`refusing_long_texts`). A reply that stops at
+    the end of the model's context (the model caps new tokens there) is followed by a note
+    on stderr (`say_context_end`; was: the cap was the whole context, and the reply ran on
+    past it)."""
     from deepmolm_plugin.model.llava_qwen2 import PromptTooLong, takes_context_end
 
     answered = []  # one entry per reply generated: their turns are in every later prompt
@@ -305,6 +310,8 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
         if takes_context_end(generate):
             kwargs["on_context_end"] = say_context_end
         try:
+            if refused:  # its text alone was past the context: `inputs` holds no token of it
+                raise refused.pop()
             output = generate(inputs, *args, **kwargs)
         except PromptTooLong as e:  # said, and the chat goes on: the question is left out of the history
             start = without_reply_label()
@@ -312,7 +319,8 @@ def bind_model_inputs(generate, model, molecule_fp: Optional[torch.Tensor], tile
                 # that they count (when they fill it, every later question was refused with it)
                 # (a prompt that exactly fills the context is refused too: no position is left for the reply)
                 fills = "more than" if e.positions > e.limit else "all of"
-                print(f"{start}error: this question with the chat's earlier turns is {e.positions} positions long, "
+                size = f"at least {e.positions}" if e.at_least else e.positions
+                print(f"{start}error: this question with the chat's earlier turns is {size} positions long, "
                       f"{fills} this model's context of {e.limit}: ask a shorter question, or end the chat (an "
                       "empty line) and start a new one", file=sys.stderr)
             else:
@@ -352,24 +360,27 @@ def without_reply_label() -> str:
 def loader_binding_inputs(host_module, molecule_fp: Optional[torch.Tensor], image_file: Optional[str] = None):
     """While active, the model `host_module.load_pretrained_model` returns is bound by
     `bind_model_inputs` (with the tiles of `image_file` when the model works in tiles
-    mode). The name is restored on exit.
+    mode), and a prompt whose text alone is past the model's context is refused before it is
+    tokenised (`refusing_long_texts`). The names are restored on exit.
 
     The host CLI casts the processed image to float16 (`.to(model.device,
     dtype=torch.float16)`) before every `generate`: an fp32 or bf16 model then saw pixels
     rounded through float16 (up to 2.4e-4 off, 2.7 % of the values), which training, eval
     and the GUI never do. `process_images` is wrapped to keep its own tensor, and `generate`
     takes that one instead (cast to the model's dtype once)."""
-    loader, processed = host_module.load_pretrained_model, {}
+    loader, processed, loaded, refused = host_module.load_pretrained_model, {}, {}, []
 
     def load(*args, **kwargs):
         tokenizer, model, image_processor, context_len = loader(*args, **kwargs)
         tiles = tile_arguments(image_processor, image_file, model) if image_file else {}
-        model.generate = bind_model_inputs(model.generate, model, molecule_fp, tiles, processed)
+        model.generate = bind_model_inputs(model.generate, model, molecule_fp, tiles, processed, refused)
+        loaded["model"] = model
         return tokenizer, model, image_processor, context_len
 
     host_module.load_pretrained_model = load
     try:
-        with keeping_processed_images(host_module, processed):
+        with keeping_processed_images(host_module, processed), \
+                refusing_long_texts(host_module, lambda: loaded.get("model"), refused):
             yield
     finally:
         host_module.load_pretrained_model = loader
@@ -394,6 +405,41 @@ def keeping_processed_images(host_module, processed: dict):
         yield
     finally:
         host_module.process_images = process
+
+
+@contextlib.contextmanager
+def refusing_long_texts(host_module, model_of, refused: list):
+    """While active, `host_module.tokenizer_image_token` (the host script's name for it) does
+    not tokenise a prompt whose text alone must take more tokens than the context of the
+    model `model_of()` returns (`text_past_context`: never one that fits): it returns no
+    token ids and appends the PromptTooLong to `refused`, which the bound `generate` raises
+    in its place, so the tool says it as the model's own (was: the prompt was tokenised
+    whole first, minutes for a 50 MB question). Restored on exit; a module without the
+    name is left alone."""
+    tokenize = getattr(host_module, "tokenizer_image_token", None)
+    if tokenize is None:
+        yield
+        return
+
+    def checked(prompt, tokenizer, *args, **kwargs):
+        from deepmolm_plugin.model.llava_qwen2 import text_past_context, trained_context
+
+        model = model_of()
+        refusal = text_past_context(tokenizer, prompt, None if model is None else trained_context(model.config))
+        if refusal is None:
+            return tokenize(prompt, tokenizer, *args, **kwargs)
+        refused.append(refusal)
+        import torch
+
+        # its signature: (prompt, tokenizer, image_token_index, return_tensors)
+        tensors = kwargs.get("return_tensors", args[1] if len(args) > 1 else None)
+        return torch.zeros(0, dtype=torch.long) if tensors == "pt" else []
+
+    host_module.tokenizer_image_token = checked
+    try:
+        yield
+    finally:
+        host_module.tokenizer_image_token = tokenize
 
 
 def readable_image(path: str, option: str, config=None) -> None:

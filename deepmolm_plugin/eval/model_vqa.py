@@ -18,18 +18,20 @@ against each other: one `note:` line says so, naming the first such question.
 
 A question that cannot be asked is reported and left out, and the others are answered:
 its molecule or image is bad (found before the model loads), or its prompt is longer than
-the model's context (found while generating). Each is printed as `error: question ID:
-reason`, listed in `<answers stem>.failures.jsonl` as `{question_id, reason}` (an earlier
-run's file is removed when a run starts), and the run exits with status 1; the report
-scores the others and counts these as not asked. A second run on the same --answers-file
-is refused in one line while the first holds `<answers-file>.lock` (exit 2). Problems with
-the file itself stop the run before the model loads, naming the line or the id: a
-question_id that is not a string or integer or appears twice (as text: `1` and `"1"` are
-one id to the report), a `text` that is not a string or holds the image placeholder. So
-is bad input on the command line: no such --model-path folder, --question-file, --image-folder or
---structure-folder, a question file with no questions, an --answers-file that is the
---question-file (the host would overwrite it), nonsense chunk or token numbers
-(one line on stderr, exit status 2 for options, 1 for the question file's content).
+the model's context (found while generating; one whose text alone is, from its length,
+before the host tokenises it: a 50 MB question was tokenised whole first, for minutes).
+Each is printed as `error: question ID: reason`, listed in `<answers stem>.failures.jsonl`
+as `{question_id, reason}` (an earlier run's file is removed when a run starts), and the run
+exits with status 1; the report scores the others and counts these as not asked. A second
+run on the same --answers-file is refused in one line while the first holds
+`<answers-file>.lock` (exit 2). Problems with the file itself stop the run before the
+model loads, naming the line or the id: a question_id that is not a string or integer or
+appears twice (as text: `1` and `"1"` are one id to the report), a `text` that is not a
+string or holds the image placeholder. So is bad input on the command line: no such
+--model-path folder, --question-file, --image-folder or --structure-folder, a question file
+with no questions, an --answers-file that is the --question-file (the host would overwrite
+it), nonsense chunk or token numbers (one line on stderr, exit status 2 for options, 1 for
+the question file's content).
 
 The host's `eval_model(args)` runs unchanged on this chunk's lines (taken with the host's
 own `split_list`/`get_chunk`, then handed over as a one-chunk file). Bound around it:
@@ -100,7 +102,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 from .. import output_lock, usage
 from ..cli import (CONFORMER_POLICIES, add_dtype_option, images_in_dtype, keeping_processed_images,
                    checkpoint_depiction, new_tokens_within_context, projector_uses_molecules,
-                   tile_arguments, unrounded, without_sampling_flags)
+                   refusing_long_texts, tile_arguments, unrounded, without_sampling_flags)
 from ..data.prompts import question_problem
 from ..model.stopping import end_ids, stopped_at_cap
 from ..molecule.inputs import InputError
@@ -362,6 +364,8 @@ class QuestionInputs:
         # None: a question that cannot be generated for raises; a list: it is recorded
         # there, `generate` returns no tokens, and `unanswered` names it
         self.failures, self.unanswered = failures, set()
+        # the PromptTooLong of the next question's prompt, refused before it was tokenised (`refusing_long_texts`)
+        self.refused: list = []
         self.processed: dict = {}  # the host's last process_images output (see `installed`)
         self.queue = collections.deque(inputs)
         self.uses_molecules, self.max_new_tokens = uses_molecules, max_new_tokens
@@ -405,6 +409,8 @@ class QuestionInputs:
             if self.stop is not None:  # transformers' StopStringCriteria: generation ends there
                 kwargs.update(stop_strings=[self.stop], tokenizer=self.tokenizer)
             try:
+                if self.refused:  # its text alone was past the context: `inputs` holds no token of it
+                    raise self.refused.pop()
                 if question.graph is not None:  # the KFLM2 head's prediction for the same prompt and inputs
                     spliced = {name: kwargs[name] for name in SPLICED_INPUTS if name in kwargs}
                     predicted = self.model.predict_properties(inputs, graphs=[question.graph], **spliced)
@@ -473,7 +479,9 @@ class QuestionInputs:
     @contextlib.contextmanager
     def installed(self, host_module):
         """Bind `host_module`'s `load_pretrained_model` name for the run: the model it
-        returns has the bound `generate`."""
+        returns has the bound `generate`; and its `tokenizer_image_token`, which refuses a
+        prompt whose text alone is past the model's context before tokenising it
+        (`refusing_long_texts`)."""
         from llava.model import builder
 
         def load(*args, **kwargs):
@@ -492,8 +500,9 @@ class QuestionInputs:
         saved = host_module.load_pretrained_model
         host_module.load_pretrained_model = load
         try:
-            with keeping_processed_images(host_module, self.processed):  # the pixels before .half()
-                yield self
+            with keeping_processed_images(host_module, self.processed), \
+                    refusing_long_texts(host_module, lambda: self.model, self.refused):
+                yield self  # (keeping_processed_images: the pixels before .half())
         finally:
             host_module.load_pretrained_model = saved
 

@@ -17,7 +17,9 @@ structure?, molecule_fp?}`. Each record gives one line:
   (sidecar paths relative to DATA's folder); a line with `molecule_fp` also gets the
   `fp_bits` and `fp_levels` its tokens were made with (a prepared split's manifest.json
   settings, else --fp-bits / --fp-levels, else DeepMoLM's), which model_vqa checks against
-  the model's (tokens of 4096 bits went into an 8192-bit model without a word);
+  the model's (tokens of 4096 bits went into an 8192-bit model without a word); its rows
+  are checked against the record's atom list or SMILES up to PARSE_BOUND heavy atoms, and
+  held to no atom cap: that is the model's, which model_vqa applies;
 - `answer`: the gpt turn (the reference answer), `task` (default "unspecified"),
   `properties` (a dict of reference values) and `metric` when present;
 - `depiction_size`: the side of a picture of DATA's folder that deepmolm-prepare drew
@@ -67,12 +69,16 @@ class QuestionFileError(ValueError):
 
 
 @functools.lru_cache(maxsize=8)
-def _resolver(data_dir: str, fp):
-    """One resolver per data folder: sidecar files are opened once, not once per record."""
+def _resolver(data_dir: str, fp, bounded: bool = True):
+    """One resolver per data folder: sidecar files are opened once, not once per record.
+    `bounded`: it builds molecules of at most PARSE_BOUND heavy atoms and reads as many given
+    token rows (past that, an InputError caused by MoleculeTooLarge); else it caps nothing,
+    for reading given tokens alone."""
     from ..molecule.inputs import InputResolver
     from ..molecule_fp import DEEPMOLM
 
-    return InputResolver(fp or DEEPMOLM, record_folder=data_dir)
+    limits = {"max_atoms": PARSE_BOUND} if bounded else None
+    return InputResolver(fp or DEEPMOLM, record_folder=data_dir, limits=limits)
 
 
 def _checked_fp(record: dict, rid: str, data_dir: Path, fp) -> list:
@@ -81,17 +87,36 @@ def _checked_fp(record: dict, rid: str, data_dir: Path, fp) -> list:
     training and model_vqa check them: valid tokens (shape, hash range), and as many rows
     as its SMILES or atom list has heavy atoms. (A `structure` is checked by model_vqa,
     which knows the --structure-folder it is relative to.) Sidecar rows of another
-    molecule, and inline text or out-of-range hashes, went into the question file."""
+    molecule, and inline text or out-of-range hashes, went into the question file.
+    A molecule past PARSE_BOUND heavy atoms is not built here, as such a SMILES is not
+    parsed (`_check_smiles`): its tokens are read alone, and model_vqa compares them with
+    it under the model's own cap. Was: an atom list was built under the builders' default
+    cap, so a record of 300 heavy atoms was refused, with advice to raise --max-atoms, an
+    option this tool does not have (and a cap that is the model's, not the question
+    file's)."""
+    from ..molecule.errors import MoleculeTooLarge
     from ..molecule.inputs import InputError
 
-    value = record["molecule_fp"]
     fields = {k: record[k] for k in MOLECULE_KEYS if k not in ("structure", "structure_index") and k in record}
     try:
-        tokens = _resolver(str(data_dir), fp).molecule_fp(fields, rid)
+        return _read_fp(fields, rid, data_dir, fp, bounded=True)
     except InputError as e:
-        what = f"its molecule_fp sidecar reference {value!r}" if isinstance(value, dict) else "its molecule_fp"
-        raise QuestionFileError(f"record {rid!r}: cannot use {what}: {e.reason}") from e
-    return tokens.tolist()
+        if not isinstance(e.__cause__, MoleculeTooLarge):
+            raise _fp_error(record, rid, e) from e
+    try:
+        return _read_fp({"molecule_fp": record["molecule_fp"]}, rid, data_dir, fp, bounded=False)
+    except InputError as e:
+        raise _fp_error(record, rid, e) from e
+
+
+def _read_fp(fields: dict, rid: str, data_dir: Path, fp, bounded: bool) -> list:
+    return _resolver(str(data_dir), fp, bounded).molecule_fp(fields, rid).tolist()
+
+
+def _fp_error(record: dict, rid: str, error) -> QuestionFileError:
+    value = record["molecule_fp"]
+    what = f"its molecule_fp sidecar reference {value!r}" if isinstance(value, dict) else "its molecule_fp"
+    return QuestionFileError(f"record {rid!r}: cannot use {what}: {error.reason}")
 
 
 def record_to_question(record: dict, index: int, data_dir: Path, fp=None, molecules=None) -> dict:
@@ -148,8 +173,9 @@ def _check_properties(record: dict, rid) -> None:
         raise QuestionFileError(f"record {rid!r}: {problem}")
 
 
-# SMILES of more heavy atoms than this are not parsed here (sanitising grows quadratically: a
-# 12,000-atom ring took 6 s); the model's own atom cap (its config's max_atoms) is model_vqa's
+# SMILES and atom lists of more heavy atoms than this are not parsed here (sanitising grows
+# quadratically: a 12,000-atom ring took 6 s); the model's own atom cap (its config's
+# max_atoms) is model_vqa's
 PARSE_BOUND = 16 * 256
 
 

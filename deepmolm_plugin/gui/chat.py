@@ -12,11 +12,12 @@ the image inputs in the model's dtype (and the tiles in tiles mode), and a trans
 
 A prompt longer than the model's context (`tokenizer_model_max_length` in its config, the
 training `--model_max_length`), counting the image's LLM positions, is a ChatRefusal before
-`generate`: the host's `prepare_inputs_labels_for_multimodal` silently cuts the sequence
-at that length, from the end, so the model would continue the history with the new
-question and the assistant's turn cut off. The reply then gets at most the positions the
-context leaves after the prompt: the model's `generate` lowers max new tokens there, for the
-chat CLI and model_vqa alike (was: up to the whole context more, past what it was trained on).
+`generate` (one whose text alone is too long for it, before it is tokenised): the host's
+`prepare_inputs_labels_for_multimodal` silently cuts the sequence at that length, from the
+end, so the model would continue the history with the new question and the assistant's
+turn cut off. The reply then gets at most the positions the context leaves after the
+prompt: the model's `generate` lowers max new tokens there, for the chat CLI and model_vqa
+alike (was: up to the whole context more, past what it was trained on).
 A reply that stopped there gets a note the page shows under it (`context_note`), decided as
 model_vqa decides its `metadata.capped` (`model.stopping.stopped_at_cap`; was: no word on the page, where
 the chat CLI and model_vqa said it).
@@ -150,6 +151,17 @@ def check_context(session, molecule, input_ids) -> None:
                          "be cut off. Clear the chat or ask a shorter question.")
 
 
+def check_text_length(session, prompt: str) -> None:
+    """ChatRefusal, before `prompt` is tokenised, when its text alone must take more tokens
+    than the model's context (`text_past_context`, which never refuses one that fits; was:
+    tokenised whole first, minutes for a 50 MB question); else `check_context` counts."""
+    from ..model.llava_qwen2 import text_past_context
+
+    refusal = text_past_context(session.tokenizer, prompt, model_context(session.model.config))
+    if refusal is not None:
+        raise ChatRefusal(str(refusal)) from refusal
+
+
 def context_note(new_tokens: int, context: int) -> str:
     """The note under a reply that stopped at the end of the model's context (the model's
     `on_context_end`: `new_tokens` positions were left for it of `context`)."""
@@ -183,6 +195,7 @@ def stream_reply(session, molecule, turns: List[Turn], temperature: float, max_n
     model, tokenizer = session.model, session.tokenizer
     prompt = build_prompt(session.conv_mode, turns, im_start_end=bool(getattr(model.config, "mm_use_im_start_end",
                                                                                 False)))
+    check_text_length(session, prompt)
     input_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
     check_context(session, molecule, input_ids)
     limit = max_new_tokens_limit(session)

@@ -417,8 +417,9 @@ class InputResolver:
         self.limits = dict(limits or {})  # builder bounds: max_atoms, embed_timeout, mmff_max_iters
         # Given tokens (inline, sidecar) are held to the heavy-atom cap only by a resolver
         # given `limits`: every one serving a model or its data is (a model's config, a
-        # dataset's manifest: `model_limits`); deepmolm-questions' converter is not, and
-        # leaves the cap to model_vqa (`eval.questions`, a model trained with --max-atoms none)
+        # dataset's manifest: `model_limits`); deepmolm-questions' converter checks rows only
+        # up to its parse bound and leaves the model's cap to model_vqa (`eval.questions`, a
+        # model trained with --max-atoms none)
         self._caps_given_tokens = limits is not None
         # Where the heavy-atom cap was set, for its refusal's words (``errors.too_large_reason``):
         # given, else the limits' own (``model_limits`` marks a model's), else None (a caller's
