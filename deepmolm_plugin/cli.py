@@ -424,6 +424,8 @@ def refusing_long_texts(host_module, model_of, refused: list):
     def checked(prompt, tokenizer, *args, **kwargs):
         from deepmolm_plugin.model.llava_qwen2 import text_past_context, trained_context
 
+        refused.clear()  # a refusal is the prompt's being tokenised now, never an earlier one's
+
         model = model_of()
         refusal = text_past_context(tokenizer, prompt, None if model is None else trained_context(model.config))
         if refusal is None:

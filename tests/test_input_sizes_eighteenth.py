@@ -112,20 +112,31 @@ def _fast(model, normalizer=None, pre_tokenizer=None, added=()):
 def test_no_bound_for_a_tokenizer_that_may_drop_or_fuse_characters():
     """Whitespace drops what it splits on, Strip drops white space, a fused unknown token
     stands for any run of unknown characters, a WordPiece word past its length is one [UNK],
-    an added token with rstrip takes the white space after it: the length tells nothing."""
+    an added token with rstrip takes the white space after it, and a BPE with neither an
+    unknown token, byte fallback nor the whole byte-level alphabet drops the characters it
+    lacks: the length tells nothing."""
     from tokenizers import models, normalizers, pre_tokenizers
 
     from deepmolm_plugin.model.llava_qwen2 import chars_per_token
 
     vocab = {"a": 0, "b": 1, "ab": 2, "[UNK]": 3}
-    bpe = lambda **k: models.BPE(vocab=vocab, merges=[("a", "b")], **k)  # noqa: E731
+    bpe = lambda **k: models.BPE(vocab=vocab, merges=[("a", "b")], **{"unk_token": "[UNK]", **k})  # noqa: E731
     assert chars_per_token(_fast(bpe(), normalizers.NFKC(), pre_tokenizers.Digits())) == 4 * 5  # "[UNK]"
+    assert chars_per_token(_fast(bpe(unk_token=None, byte_fallback=True))) == 5
     assert chars_per_token(_fast(bpe(), pre_tokenizer=pre_tokenizers.Whitespace())) is None
     assert chars_per_token(_fast(bpe(), normalizer=normalizers.Strip())) is None
-    assert chars_per_token(_fast(bpe(unk_token="[UNK]", fuse_unk=True))) is None
+    assert chars_per_token(_fast(bpe(fuse_unk=True))) is None
     assert chars_per_token(_fast(models.WordPiece(vocab=vocab, unk_token="[UNK]"))) is None
     assert chars_per_token(_fast(bpe(), added=[("<sep>", dict(rstrip=True))])) is None
     assert chars_per_token(_fast(bpe(), added=[("<a-long-added-token>", {})])) == 20
+    # no unknown token: a character outside the vocabulary is dropped (12,000 CJK characters
+    # were no token at all under a byte-level BPE trained without the whole byte alphabet)
+    assert chars_per_token(_fast(bpe(unk_token=None))) is None
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    assert chars_per_token(_fast(bpe(unk_token=None), pre_tokenizer=byte_level)) is None
+    alphabet = {c: i for i, c in enumerate(pre_tokenizers.ByteLevel.alphabet())}
+    whole = models.BPE(vocab={**alphabet, "ab": len(alphabet)}, merges=[("a", "b")])
+    assert chars_per_token(_fast(whole, pre_tokenizer=byte_level)) == 2
 
 
 # --- 1. the GUI ------------------------------------------------------------------------------------
@@ -306,3 +317,22 @@ def test_deepmolm_questions_reads_the_rows_alone_past_its_parse_bound(tmp_path):
     # the rows themselves are still checked (a hash past the bits)
     with pytest.raises(QuestionFileError, match=r"record 'big': cannot use its molecule_fp: "):
         eval_questions.convert([_record(atoms, coordinates, rows[:-1] + [[64, 0, 0, 0]])], tmp_path, fp)
+
+
+def test_deepmolm_questions_compares_rows_past_its_parse_bound_with_a_small_molecule(tmp_path):
+    """Rows are never capped by the converter: 5000 rows beside the SMILES CCO or a 10-atom
+    list are another molecule's tokens (a first version of the bound capped them, and its
+    tokens-alone reading then let them through)."""
+    from deepmolm_plugin.eval import questions as eval_questions
+    from deepmolm_plugin.eval.questions import PARSE_BOUND, QuestionFileError
+    from deepmolm_plugin.molecule_fp import FingerprintSettings
+
+    fp = FingerprintSettings(bits=64, levels=4)
+    rows = torch.randint(0, 64, (PARSE_BOUND + 1, 4), generator=torch.Generator().manual_seed(0)).tolist()
+    ethanol = {**_record(["C"], [[0.0, 0.0, 0.0]], rows), "smiles": "CCO"}
+    del ethanol["atoms"], ethanol["coordinates"]
+    with pytest.raises(QuestionFileError, match=rf"has {PARSE_BOUND + 1} atom rows but its SMILES 'CCO' has 3 heavy"):
+        eval_questions.convert([ethanol], tmp_path, fp)
+    atoms, coordinates = _waters(10)
+    with pytest.raises(QuestionFileError, match=rf"has {PARSE_BOUND + 1} atom rows but its structure \(atoms\) has 10"):
+        eval_questions.convert([_record(atoms, coordinates, rows)], tmp_path, fp)

@@ -71,14 +71,15 @@ class QuestionFileError(ValueError):
 @functools.lru_cache(maxsize=8)
 def _resolver(data_dir: str, fp, bounded: bool = True):
     """One resolver per data folder: sidecar files are opened once, not once per record.
-    `bounded`: it builds molecules of at most PARSE_BOUND heavy atoms and reads as many given
-    token rows (past that, an InputError caused by MoleculeTooLarge); else it caps nothing,
-    for reading given tokens alone."""
+    `bounded`: it builds molecules of at most PARSE_BOUND heavy atoms (past that, an
+    InputError caused by MoleculeTooLarge) and compares given token rows with them, however
+    many (capped, rows past the bound would skip that comparison in `_checked_fp`'s
+    tokens-alone reading); else it builds none, for reading given tokens alone."""
     from ..molecule.inputs import InputResolver
     from ..molecule_fp import DEEPMOLM
 
     limits = {"max_atoms": PARSE_BOUND} if bounded else None
-    return InputResolver(fp or DEEPMOLM, record_folder=data_dir, limits=limits)
+    return InputResolver(fp or DEEPMOLM, record_folder=data_dir, limits=limits, cap_given_tokens=False)
 
 
 def _checked_fp(record: dict, rid: str, data_dir: Path, fp) -> list:

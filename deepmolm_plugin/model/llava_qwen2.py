@@ -719,9 +719,34 @@ def _chars_per_token(tokenizer) -> Optional[int]:
     if (model.get("unk_token") is not None and model.get("fuse_unk")) or any(
             token.get("lstrip") or token.get("rstrip") for token in added):
         return None
+    if not _covers_every_character(model, spec.get("pre_tokenizer")):
+        return None
     longest = max([len(token) for token in model.get("vocab") or {}] + [len(token["content"]) for token in added]
                   + [1])
     return span * longest
+
+
+def _covers_every_character(model: dict, pre_tokenizer: Optional[dict]) -> bool:
+    """Whether the BPE `model` gives every character of a text a token: byte fallback, an
+    unknown token per character (not fused), or a byte-level pre-tokenizer whose 256 symbols
+    are all in the vocabulary. Else a character outside the vocabulary is dropped (a
+    byte-level BPE trained without the whole byte alphabet made 12,000 CJK characters into
+    no token at all), and a length bound would refuse prompts that fit."""
+    if model.get("byte_fallback") or model.get("unk_token") is not None:
+        return True
+    if not _has_pre_tokenizer(pre_tokenizer, "ByteLevel"):
+        return False
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    return set(ByteLevel.alphabet()) <= set(model.get("vocab") or {})
+
+
+def _has_pre_tokenizer(pre_tokenizer: Optional[dict], kind: str) -> bool:
+    if pre_tokenizer is None:
+        return False
+    if pre_tokenizer.get("type") == "Sequence":
+        return any(_has_pre_tokenizer(part, kind) for part in pre_tokenizer.get("pretokenizers") or [])
+    return pre_tokenizer.get("type") == kind
 
 
 def _normalizer_span(normalizer: Optional[dict]) -> Optional[int]:

@@ -407,7 +407,8 @@ class InputResolver:
                  record_folder: Optional[str] = None, policy: str = "auto", render_folder: Optional[str] = None,
                  first_of_many: bool = False, kind: str = "record", option_names: Optional[Mapping] = None,
                  limits: Optional[Mapping] = None, render_size: int = RENDER_SIZE, cache: bool = True,
-                 cache_limit: Optional[int] = None, cap_from: Optional[str] = None):
+                 cache_limit: Optional[int] = None, cap_from: Optional[str] = None,
+                 cap_given_tokens: Optional[bool] = None):
         self.fp = fp
         self.structure_folder = structure_folder
         self.record_folder = record_folder  # sidecar paths are relative to it
@@ -415,12 +416,12 @@ class InputResolver:
         self.render_folder = render_folder
         self.first_of_many = first_of_many
         self.limits = dict(limits or {})  # builder bounds: max_atoms, embed_timeout, mmff_max_iters
-        # Given tokens (inline, sidecar) are held to the heavy-atom cap only by a resolver
-        # given `limits`: every one serving a model or its data is (a model's config, a
-        # dataset's manifest: `model_limits`); deepmolm-questions' converter checks rows only
-        # up to its parse bound and leaves the model's cap to model_vqa (`eval.questions`, a
-        # model trained with --max-atoms none)
-        self._caps_given_tokens = limits is not None
+        # Given tokens (inline, sidecar) are held to the heavy-atom cap by a resolver given
+        # `limits` (unless `cap_given_tokens` says otherwise): every one serving a model or its
+        # data is (a model's config, a dataset's manifest: `model_limits`). deepmolm-questions'
+        # converter builds molecules up to its parse bound (its limits) and compares given rows
+        # with them uncapped: the cap is the model's, which model_vqa applies (`eval.questions`)
+        self._caps_given_tokens = limits is not None if cap_given_tokens is None else cap_given_tokens
         # Where the heavy-atom cap was set, for its refusal's words (``errors.too_large_reason``):
         # given, else the limits' own (``model_limits`` marks a model's), else None (a caller's
         # max_atoms; the words then name max_atoms / --max-atoms, deepmolm-prepare's option).
