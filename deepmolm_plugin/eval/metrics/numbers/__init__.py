@@ -9,13 +9,14 @@ A package, one concept a module, in the order data flows (each imports only modu
   unit_headers.py  a unit before the number: `HOMO (Hartree): -0.19`, `In Hartree, ...`, `pH`
   one_value.py     rule 4: malformed numbers, ranges, choices, bounds, stray signs
   skips.py         rule 3: numbers that are no value (locants, list markers, citations, basis
-                   sets, enumerations and orbital indices, a unit's power, `3D`)
+                   sets, enumerations and orbital indices, a unit's power, `3D`, a function's
+                   argument) or likely incidental (counts, years, versions: read last)
   rejections.py    rule 3: a number the answer rejects (`not 3 but 2.1`), and hedges
   scales.py        temperature scales (K, °C, °F)
   kinds.py         the kind of unit a property's name implies
   properties.py    `PropertySpec`, `PROPERTY_RANGES`, `property_spec`
   mentions.py      where an answer names a property (the asked one, another known or unscored one)
-  labels.py        which mention labels a number (`HOMO: -5.2 eV; LUMO: -1.1 eV`)
+  labels.py        which mention labels a number (`HOMO: -5.2 eV; LUMO: -1.1 eV`, a table's header)
   conditions.py    a number stated as a condition (pH, temperature, pressure), skipped
   reader.py        `parse_number`, `why_no_value`, ...: the rules, and the order they apply in
   value.py         `parse_value`, `value_in_unit`: the value in the property's unit (rule 6)

@@ -1,13 +1,18 @@
-"""Which property's mention labels a number (`_Labels`): the nearest mention before it in
-its clause, else one right after it, else a line above that holds only a label; a count's
-name right after a whole number (`13 heavy atoms`). The reader skips a number another
-property's mention labels (`HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for the LUMO).
+"""Which property's mention labels a number (`_Labels`): a count's name right after a whole
+number (`13 heavy atoms`), a table's header over its column (`| LogP | MW |` over `| 2.1 |
+180.16 |`), a mention a number is stated relative to (`5.1 eV above the HOMO`: a difference,
+no property's value), the nearest mention before it in its clause (a number in a bracket right
+after a mention is that mention's, `between HOMO (-6.1 eV) and LUMO`), else one right after
+it, else a line above that holds only a label. The reader skips a number another property's
+mention labels (`HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for the LUMO) and, where the asked
+property is named, reads the number its own mention labels before any other (`reader.py`).
 
 Separate because it is built once per answer (`_Labels.of_answer`) and asked per number."""
 
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -31,9 +36,14 @@ _LABEL_REACH = 120  # characters before a number in which the mention that label
 # Mentions that qualify the one before them label nothing: `the energy gap between the HOMO and
 # LUMO is 4.1 eV` (the gap), and one of several in a bracket (`Gap (HOMO-LUMO): 4.1`); a bracket
 # that holds one mention alone restates the name before it (`Lipophilicity (LogP): 2.1`)
-_QUALIFIER_BEFORE = re.compile(r"(?<![^\W\d_])between[ \t]+(?:the[ \t]+)?(?:[^\W\d_][\w-]*[ \t]+(?:and|&)[ \t]+"
-                               r"(?:the[ \t]+)?)?\Z", re.IGNORECASE)
-_QUALIFIER_REACH = 48  # characters
+# The first of two may carry its own number in brackets: `between HOMO (-6.1 eV) and LUMO (-1.0
+# eV) is 5.1 eV` is the gap's 5.1 (was: the LUMO labelled it, and the gap read -6.1)
+_QUALIFIER_BEFORE = re.compile(r"(?<![^\W\d_])between[ \t]+(?:the[ \t]+)?(?:[^\W\d_][\w-]*(?:[ \t]*\([^()\n]{0,24}\))?"
+                               r"[ \t]+(?:and|&)[ \t]+(?:the[ \t]+)?)?\Z", re.IGNORECASE)
+_QUALIFIER_REACH = 72  # characters
+# A number alone in a bracket opened right after a mention is that mention's, qualifier or not:
+# `between HOMO (-6.1 eV) and ...` (was: the gap's mention before it labelled the -6.1)
+_BRACKET_AFTER_MENTION = re.compile(r"[ \t]*[(\[][ \t]*")
 _ALONE_IN_BRACKET_BEFORE = re.compile(r"[(\[][ \t]*(?:the[ \t]+)?\Z", re.IGNORECASE)
 _ALONE_IN_BRACKET_AFTER = re.compile(r"[ \t]*[)\]]")
 # A number, its unit word and closing emphasis right before such a bracket (`-5.2 eV (HOMO)`)
@@ -46,10 +56,17 @@ _JOINED = re.compile(r"[ \t]*(?:/|&|(?<![^\W\d_])and(?![^\W\d_]))[ \t]*(?:the[ \
 _CLOSING_EMPHASIS = re.compile(r"[*_`]*")
 _LABEL_AFTER = re.compile(r"[^\S\n]*(?:(?P<bracket>[(\[])[^\S\n]*|(?:is|was|for)[^\S\n]+)(?:(?:the|its)[^\S\n]+)?",
                           re.IGNORECASE)
+# A number stated relative to a property is a difference, no property's value: `The LUMO lies
+# 5.1 eV above the HOMO, at -1.0 eV` is -1.0 for the LUMO (was 5.1), `0.4 higher than the LogP`
+_RELATIVE = re.compile(r"[^\S\n]*(?:above|below|(?:higher|lower|greater|less|more|smaller|larger)[^\S\n]+than)"
+                       r"[^\S\n]+(?:(?:the|its|that[^\S\n]+of(?:[^\S\n]+the)?)[^\S\n]+)?", re.IGNORECASE)
 _BRACKET_LABEL_END = re.compile(r"[^\S\n]*[)\];,]")  # `(LUMO)`, `(the HOMO;`: not `(LUMO: -1.1 eV)`
 # A line that holds only a label (`### LUMO`, `**LUMO:**`) labels a number that starts the next line
 _LABEL_LINE_BEFORE = re.compile(r"[ \t#>*_|]*(?:the[ \t]+)?", re.IGNORECASE)
 _LABEL_LINE_AFTER = re.compile(r"[ \t*_:|]*(?:\n[ \t]*)+[>*_|]*(?:[-+*][ \t]+)?[ \t]*")
+# A markdown table's separator row (`|---|:--:|`, `---|---`): the line above it is the header
+_PIPE, _NEWLINE = re.compile(r"\|"), re.compile(r"\n")
+_TABLE_SEPARATOR = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?")
 
 
 @dataclass(frozen=True)
@@ -60,27 +77,45 @@ class _Labels:
     mentions: list
     starts: list  # each mention's start, in order
     breaks: list  # each clause break's position, in order
+    lines: list  # each line's start, in order
+    pipes: list  # each `|`'s position, in order (for tables)
+    tables: list  # (first row's start, last row's end, header line's start) of each markdown table
 
     @classmethod
     def of_answer(cls, text: str, spec: "PropertySpec") -> Optional["_Labels"]:
-        """The labels of an answer that names another known property than `spec`'s, else None:
-        then nothing is told apart and the first number that is a value decides."""
+        """The labels of an answer that names a known property, the asked one or another, else
+        None: then nothing is told apart and the first number that is a value decides. Was:
+        None where it named the asked one alone, so its mention labelled no number and `The
+        molecule has 7 carbon atoms and a molecular weight of 100 g/mol` read 7."""
         mentions = _mentions(text, spec)
-        if all(m[3] for m in mentions):
+        if not mentions:
             return None
-        return cls(text, mentions, [m[0] for m in mentions], [m.start() for m in _CLAUSE_BREAK.finditer(text)])
+        pipes = [m.start() for m in _PIPE.finditer(text)] if "|" in text else []
+        lines = [0] + [m.end() for m in _NEWLINE.finditer(text)] if pipes else [0]
+        return cls(text, mentions, [m[0] for m in mentions], [m.start() for m in _CLAUSE_BREAK.finditer(text)],
+                   lines, pipes, _tables(text, lines) if pipes else [])
+
+    def names_asked(self) -> bool:
+        """Whether the answer names the asked property (a mention of its own)."""
+        return any(m[3] for m in self.mentions)
 
     def label(self, start: int, end: int) -> Optional[tuple]:
-        """The mention (`_mentions`) that labels the number at text[start:end], or None: the
-        nearest one before it in its clause (`HOMO: -5.2`, `the LUMO is -1.1`; one inside a
-        bracket closed before the number qualifies the name before it, `Gap (HOMO-LUMO): 4.1`),
-        else one right after it (`_LABEL_AFTER`: `-1.1 eV (LUMO)`, `-5.2 eV is the HOMO`), else
-        a line above that holds only a label (`### LUMO` then `-1.1 eV`). A number that comes
-        before the asked property's mention is not skipped for that (was, 4a2dea4: reading
-        started after the first mention of the asked property, so `-5.2 eV. The HOMO energy
-        is high, ... HOMO-LUMO gap.` had no value, and `Answer: -5.2 eV (the HOMO; the LUMO
-        would be near -1 eV)` read -1)."""
-        return self._count(start, end) or self._before(start) or self._after(end) or self._line_above(start)
+        """The mention (`_mentions`) that labels the number at text[start:end], or None: a
+        count's name right after it (`13 heavy atoms`), its table column's header (`_column`),
+        a mention it is stated relative to (`_relative`: `5.1 eV above the HOMO`, labelled as
+        no property's own), the nearest one before it in its clause (`HOMO: -5.2`, `the LUMO
+        is -1.1`; one inside a bracket closed before the number qualifies the name before it,
+        `Gap (HOMO-LUMO): 4.1`), else one right after it (`_LABEL_AFTER`: `-1.1 eV (LUMO)`,
+        `-5.2 eV is the HOMO`), else a line above that holds only a label (`### LUMO` then
+        `-1.1 eV`). A number that comes before the asked property's mention is not skipped for
+        that (was, 4a2dea4: reading started after the first mention of the asked property, so
+        `-5.2 eV. The HOMO energy is high, ... HOMO-LUMO gap.` had no value, and `Answer: -5.2
+        eV (the HOMO; the LUMO would be near -1 eV)` read -1)."""
+        found = self._count(start, end) or self._column(start)
+        if found is not None:
+            return found
+        past = self._past_unit(end)  # where a mention after the number would stand
+        return self._relative(past) or self._before(start) or self._after(past) or self._line_above(start)
 
     def _count(self, start: int, end: int) -> Optional[tuple]:
         """A count's name right after a whole number (`13 heavy atoms`, `2 HBD`), which labels
@@ -103,12 +138,20 @@ class _Labels:
             mention = self.mentions[i]
             if mention[0] < floor:
                 return None
-            if mention[1] > start or _QUALIFIER_BEFORE.search(text, max(0, mention[0] - _QUALIFIER_REACH), mention[0]):
+            if mention[1] > start:
+                continue
+            if _BRACKET_AFTER_MENTION.fullmatch(text, mention[1], start):
+                return self._group(i)  # `HOMO (-6.1 eV)`, `pKa (4.2)`
+            if _QUALIFIER_BEFORE.search(text, max(0, mention[0] - _QUALIFIER_REACH), mention[0]):
                 continue
             if _is_other(mention) and not self._attached(i, start, floor):
                 continue
             if self._closed_after(mention[1], start) and not self._restates(mention):
                 continue
+            if mention[3] and self._left_open(mention[1], start):
+                # `The HOMO (orbital 21 of 40) is -6.1 eV`: a bracket after the asked property's
+                # name qualifies the name, its numbers are not the value (was: 40 read)
+                return None
             return self._group(i)
         return None
 
@@ -163,7 +206,59 @@ class _Labels:
                 depth -= 1
         return False
 
-    def _after(self, end: int) -> Optional[tuple]:
+    def _left_open(self, position: int, start: int) -> bool:
+        """Whether text[position:start] opens a bracket it does not close (the number at `start`
+        stands inside it)."""
+        depth = 0
+        for char in self.text[position:start]:
+            if char in "([":
+                depth += 1
+            elif char in ")]":
+                depth = max(0, depth - 1)
+        return depth > 0
+
+    def _column(self, start: int) -> Optional[tuple]:
+        """The mention in the header cell over a table cell's number (`| LogP | MW |`, `|---|---|`,
+        `| 2.1 | 180.16 |`: 180.16 is the MW's; was: 2.1, the first number, for the MW), the
+        asked property's where the cell names several; None outside a table or where that
+        header cell names none (`| Property | Value |`: the row's name labels it, `_before`)."""
+        at = bisect.bisect_right(self.tables, (start, math.inf)) - 1
+        if at < 0 or start >= self.tables[at][1]:
+            return None
+        line = self.lines[bisect.bisect_right(self.lines, start) - 1]
+        header = self.tables[at][2]
+        cell = self._cell(line, start)
+        header_end = self.lines[bisect.bisect_right(self.lines, header)] - 1
+        first = bisect.bisect_left(self.pipes, header)
+        bounds = [header] + self.pipes[first:bisect.bisect_left(self.pipes, header_end)] + [header_end]
+        # `bounds` holds the text before a leading `|` as a cell of its own
+        cell += 1 if self.text[header:header_end].lstrip().startswith("|") else 0
+        if cell < 0 or cell + 1 >= len(bounds):
+            return None
+        low, high = bounds[cell], bounds[cell + 1]
+        named = [m for m in self.mentions[bisect.bisect_left(self.starts, low):bisect.bisect_left(self.starts, high)]
+                 if m[1] <= high]
+        return next((m for m in named if m[3]), named[0] if named else None)
+
+    def _cell(self, line: int, start: int) -> int:
+        """How many `|` stand before `start` on its line, less a leading one: the cell's index."""
+        pipes = bisect.bisect_left(self.pipes, start) - bisect.bisect_left(self.pipes, line)
+        return pipes - (1 if self.text[line:start].lstrip().startswith("|") else 0)
+
+    def _relative(self, past: int) -> Optional[tuple]:
+        """The mention a number is stated relative to (`5.1 eV above the HOMO`, `0.4 higher than
+        the LogP of ethanol`), as no property's own: a difference is no property's value. `past`:
+        where the text goes on after the number (`_past_unit`)."""
+        cue = _RELATIVE.match(self.text, past)
+        if cue is None:
+            return None
+        i = bisect.bisect_left(self.starts, cue.end())
+        if i == len(self.starts) or self.starts[i] != cue.end():
+            return None
+        return self.mentions[i][:3] + (False,)
+
+    def _past_unit(self, end: int) -> int:
+        """Where the text after a number goes on past its uncertainty, unit and closing emphasis."""
         text = self.text
         uncertainty = _UNCERTAINTY.match(text, end)
         position = uncertainty.end() if uncertainty else end
@@ -171,8 +266,11 @@ class _Labels:
         unit = stated_unit(rest)
         if unit is not None:
             position += len(rest) - len(rest.lstrip()) + len(unit[2])
-        position = _CLOSING_EMPHASIS.match(text, position).end()
-        cue = _LABEL_AFTER.match(text, position)
+        return _CLOSING_EMPHASIS.match(text, position).end()
+
+    def _after(self, past: int) -> Optional[tuple]:
+        text = self.text
+        cue = _LABEL_AFTER.match(text, past)
         if cue is None:
             return None
         i = bisect.bisect_left(self.starts, cue.end())
@@ -193,3 +291,25 @@ class _Labels:
                 and _LABEL_LINE_AFTER.fullmatch(self.text, mention[1], start)):
             return mention
         return None
+
+
+def _tables(text: str, lines: list) -> list:
+    """(first row's start, last row's end, header line's start) of each markdown table: a
+    separator row (`_TABLE_SEPARATOR`) under a header line that holds a `|`, and the rows
+    after it that hold one."""
+    tables = []
+    ends = lines[1:] + [len(text) + 1]
+    i = 1
+    while i < len(lines):
+        row = text[lines[i]:ends[i] - 1]
+        if ("|" not in row or "-" not in row or not _TABLE_SEPARATOR.fullmatch(row)
+                or "|" not in text[lines[i - 1]:ends[i - 1] - 1]):
+            i += 1
+            continue
+        last = i + 1
+        while last < len(lines) and "|" in text[lines[last]:ends[last] - 1]:
+            last += 1
+        if last > i + 1:
+            tables.append((lines[i + 1], ends[last - 1] - 1, lines[i - 1]))
+        i = last  # each row is looked at once (a separator in a table's rows starts none)
+    return tables

@@ -1,7 +1,7 @@
 """Where an answer names a property: the known properties' names and aliases
 (`PROPERTY_RANGES`) and those of properties the report does not score (`_OTHER_PROPERTIES`:
-pKa, IC50, melting point, counts such as `heavy atoms`), and whether a mention is the asked
-property's own (`_is_own`).
+pKa, IC50, melting point, exact mass, ionization potential, counts such as `heavy atoms`),
+and whether a mention is the asked property's own (`_is_own`).
 
 Separate from `labels.py` because finding the names is one scan of the answer; telling which
 mention labels which number is another."""
@@ -53,6 +53,11 @@ _OTHER_PROPERTIES = (
     ("density",), ("refractive index",), ("dipole moment",), ("polarizability", "polarisability"),
     ("vapor pressure", "vapour pressure"),
     ("formal charge",),
+    # quantities stated beside the one asked that are not it: `The exact mass is 180.06 and the
+    # molecular weight is 180.16` is 180.16 for the molecular weight, `The ionization potential is
+    # 6.1 eV, so the HOMO is -6.1 eV` -6.1 for the HOMO (were 180.06 and 6.1)
+    ("exact mass", "monoisotopic mass"), ("ionization potential", "ionisation potential", "ionization energy",
+                                          "ionisation energy"), ("electron affinity",),
 ) + _COUNT_PROPERTIES
 _OTHER_BY_KEY = {name_key(label): tuple(name_key(n) for n in names) for names in _OTHER_PROPERTIES for label in names}
 _COUNTS = frozenset(name_key(label) for names in _COUNT_PROPERTIES for label in names)

@@ -15,19 +15,36 @@ LUMO, was -5.2; else one right after it, `-1.1 eV (LUMO)`, `-5.2 eV is the HOMO`
 line above holding only a label; a mention alone in brackets right after a number labels
 that number, not the next: `-5.2 eV (HOMO) and -1.1 eV (LUMO)` is -1.1 for the LUMO, was
 no value, unless a cue and a number follow the bracket: `MO 43 (LUMO) = -1.1 eV` is -1.1,
-the index 43 an enumeration). A number is never skipped only for standing before the
-asked property's name: `-5.2 eV. The HOMO energy is high, ... HOMO-LUMO gap.` is -5.2 (4a2dea4
-read from the asked property's first mention on: no value, or another property's number).
-An answer whose every number is another property's has no value (NoValue.OTHER_PROPERTY).
+the index 43 an enumeration; a table's header labels its column, `| LogP | MW |` over `|
+2.1 | 180.16 |` is 180.16 for the MW, was 2.1; a number stated relative to a property is a
+difference, `5.1 eV above the HOMO`, labelled as no property's own). Where the answer names
+the asked property, the number its own mention labels (or the number that opens the answer,
+`350. The molecule has 3 rings and a LogP of 2.1` is 350 for the complexity) is read before
+any other, and where that number is no one value, the answer is invalid for it: `The
+molecule has 7 carbon atoms and a molecular weight of 100 g/mol` is 100 (was 7), `In 2020
+the MW was measured as 300.2` 300.2 (was 2020), `The 3D PSA is 45 Å² and the TPSA is 40.5
+Å²` 40.5 (was 45), `The molecule has 3 rings; its LogP is 2-3.` a range (was 3). A number
+is never skipped only for standing before the asked property's name: where its mentions
+label none, the first number that is a value is read, `-5.2 eV. The HOMO energy is high,
+... HOMO-LUMO gap.` is -5.2 (4a2dea4 read from the asked property's first mention on: no
+value, or another property's number); there, and where the answer names no property, a
+number likely incidental (`skips._incidental`: a count, `2 rings`, a year, a version) is
+read only where no other is: `The molecule has 2 rings and weighs 264.32 g/mol` is 264.32
+(was 2), `5 pts` is 5. An answer whose every number is another property's has no value
+(NoValue.OTHER_PROPERTY).
 
 The steps, in the order `_parse_or_reason` applies them (the rules they apply are below;
 each step names the module that holds its patterns):
 
   1. Normalise the text (`normalise.py`, rule 1).
   2. Once per answer: the numbers that list markers, citations and basis sets are made of
-     (`skips._markers`, rule 3) and, for a property (`spec`), the mentions of other
-     properties (`labels._Labels.of_answer`: None where the answer names no other one).
-  3. For each number token (`syntax._NUMBER`, rule 2), first to last:
+     (`skips._markers`, rule 3) and, for a property (`spec`), the mentions of known
+     properties and their tables (`labels._Labels.of_answer`: None where it names none).
+  3. For each number token (`syntax._NUMBER`, rule 2), first to last, its place: labelled by
+     the asked property's mention or answering the question, else none; then the same for
+     one likely incidental (`skips._incidental`). Once a number is read, only a number
+     of a better place is looked at (steps c-i); one of the best place the answer can give
+     (labelled by the asked property where it is named, else none) is read at once:
      a. pass it over where it lies in what a number passed over before covers (its
         uncertainty, the rest of its range) or is no value (`skips._not_a_value`, rule 3);
      b. for a property, pass it over where another property's mention labels it
@@ -48,10 +65,13 @@ each step names the module that holds its patterns):
         (`conditions._condition`, rule 6), with its uncertainty; after
         `conditions._MAX_CONDITIONS` conditions (step f's count too) the scan ends;
      i. else it is the answer's value: a `findings.Reading`.
-  4. The scan ended without a value: the first condition passed over (a `Reading`, which
-     `value_in_unit` refuses as of another kind), else the first condition's range or bound
-     or rejected number passed over (`NoValue.DENIED`), else another property's number
-     (`NoValue.OTHER_PROPERTY`), else `NoValue.NO_NUMBER`.
+     Steps d-i read the number (`_read_number`): its reading, or why it is no one value
+     (a "stop"); either ends the scan for a number read at once, else it is kept as the
+     first of its place and the scan reads on.
+  4. The scan ended: the best-placed number read, else the first condition passed over (a
+     `Reading`, which `value_in_unit` refuses as of another kind), else the first
+     condition's range or bound or rejected number passed over (`NoValue.DENIED`), else
+     another property's number (`NoValue.OTHER_PROPERTY`), else `NoValue.NO_NUMBER`.
 
 `value.value_in_unit` then reads that number's unit for the property (rule 6).
 
@@ -236,6 +256,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 from .conditions import _MAX_CONDITIONS, _condition
@@ -247,7 +268,7 @@ from .one_value import (_MALFORMED, _POWER, _PRODUCT, _SPACE_GROUP, _SPLIT_DIGIT
                         _stray_sign)
 from .properties import PropertySpec
 from .rejections import _DENIED_BEFORE, _DENIED_REACH, _HEDGE_AFTER
-from .skips import _markers, _not_a_value
+from .skips import _incidental, _markers, _not_a_value
 from .syntax import _BARE_POWER, _NUMBER, _POWER_OF_TEN, _UNCERTAINTY
 from .units import _UNIT_REACH, unit_text_after
 
@@ -293,20 +314,54 @@ def _parse(text, spec: Optional["PropertySpec"] = None) -> Optional[Reading]:
     return None if isinstance(parsed, NoValueFinding) else parsed
 
 
+# Where a number stands, best first (`_parse_or_reason`): labelled by the asked property's own
+# mention, or by none; then the same for one likely incidental (`skips._incidental`: `7 carbon
+# atoms`, `rule of 5`, `in 2020`, `RDKit 2023.09`), read only where no other number is: `The TPSA
+# from 3 nitrogen atoms, by RDKit, is 40.5` is 40.5, `3 rings; it weighs 264.32 g/mol` 264.32
+_OWN, _UNLABELLED, _OWN_INCIDENTAL, _INCIDENTAL = range(4)
+# A number that answers the question is placed as the asked property's own: one that opens the
+# answer (past markdown, quotes, `Answer:`; `350. The molecule has 3 rings and a LogP of 2.1` is
+# 350 for the complexity, `1500 cm^-1 is the band; the HOMO is -5.2 eV` 1500, an inverse length,
+# for the HOMO), or one the answer calls so (`The answer is 2.1. For comparison, the LogP of
+# ethanol is -0.3.` is 2.1 for the LogP, `The predicted value is -5.2 eV. This HOMO level ...`)
+_OPENS = re.compile(r"[\s>*_`\"'“‘(\[#-]*(?:(?:final[ \t]+)?answer[ \t]*[:=][\s*_`]*)?\Z", re.IGNORECASE)
+_OPENS_REACH = 40  # characters
+_ANSWER_BEFORE = re.compile(r"(?<![^\W\d_])(?:answer|value|prediction|result|estimate)[ \t*_]*(?:is|was|of|[:=≈~])"
+                            r"[ \t*_`]*(?:(?:about|around|approximately|roughly|nearly|circa|ca\.)[ \t]+)?\Z",
+                            re.IGNORECASE)
+_ANSWER_REACH = 40  # characters
+
+
+@dataclass(frozen=True)
+class _PassedOver:
+    """A number the scan passes over, reading on from `resume`: one the answer rejects
+    (`finding`: NoValue.DENIED), a condition's range or bound (`finding`, `condition`) or a
+    condition (`reading`, `condition`)."""
+    resume: int
+    finding: Optional[NoValueFinding] = None
+    reading: Optional[Reading] = None
+    condition: bool = False
+
+
 def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Reading, NoValueFinding]:
     """`_parse`, or why the text states no one value (`no_value_finding`). With the `spec` of
-    the property asked for, two more kinds of number are skipped, as list markers are, and
-    the scan reads on: where the answer names another known property too, a number that
-    another property's mention labels (`_Labels`: `HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for
-    the LUMO; was -5.2, the first number), and a number stated as a condition (`_condition`:
-    `The LogD at pH 7.4 is 1.2.` is 1.2; was 7.4, then invalid). A condition that no value
-    follows is returned (`value_in_unit` says why it is none); numbers that are all other
-    properties' are NoValue.OTHER_PROPERTY."""
+    the property asked for, a number that another property's mention labels is skipped, as
+    list markers are (`_Labels`: `HOMO: -5.2 eV; LUMO: -1.1 eV` is -1.1 for the LUMO; was
+    -5.2, the first number), and so is a number stated as a condition (`_condition`: `The
+    LogD at pH 7.4 is 1.2.` is 1.2; was 7.4, then invalid). Where the answer names the asked
+    property, the first number its mention labels decides, a value or why it is none (`The
+    molecule has 7 carbon atoms and a molecular weight of 100 g/mol` is 100, `Below the 140 Å²
+    threshold, its TPSA is 40.5 Å²` 40.5: were 7 and 140); else, or where it labels none, the
+    first other number that is read, before one likely incidental (`_incidental`: a count, a
+    year, a version). A condition that no value follows is returned (`value_in_unit` says why
+    it is none); numbers that are all other properties' are NoValue.OTHER_PROPERTY."""
     if not isinstance(text, str):
         return NoValueFinding(NoValue.NOT_TEXT, f"not text but {type(text).__name__}")
     text = normalise(text)
     markers = _markers(text)
     labels = _Labels.of_answer(text, spec) if spec is not None else None
+    goal = _OWN if labels is not None and labels.names_asked() else _UNLABELLED  # the best place a number can have
+    best: Optional[tuple] = None  # (place, what it reads) of the best-placed number read so far
     condition: Optional[Reading] = None  # the first number read as a condition
     others = None  # (number, mention) of the first number another property's mention labels
     conditions = 0
@@ -323,74 +378,29 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
             # the 122 is the melting point's, now that only a number attached to `mp` is its)
             resume = end + _range_or_choice_length(text[end:end + _UNIT_REACH * 4])
             continue
-        before, after = text[:start], text[end:]
-
-        def found(kind: NoValue, at: int = start) -> NoValueFinding:
-            return NoValueFinding(kind, _shown(text, at, end, kind.value))
-
-        denied = _DENIED_BEFORE.search(text, max(0, start - _DENIED_REACH), start)
-        if denied and not _HEDGE_AFTER.match(text, end):
-            # `not 3 but 2.1`, `Rather than 3.0, the LogP is 2.1`: a number the answer rejects
-            # (was: read, 3), skipped with the other end of its range or choice (`not 3-4`)
-            skipped = skipped or found(NoValue.DENIED, denied.start())
-            resume = end + _range_or_choice_length(after)
+        own = label is not None or _answers(text, start)
+        place = _OWN if own else _UNLABELLED
+        if best is not None and place >= best[0]:
+            continue  # only a better-placed number changes the reading (and each reads the text before it)
+        if spec is not None and _incidental(text, match):
+            place += _OWN_INCIDENTAL
+        if best is not None and place >= best[0]:
             continue
-        if _stray_sign(before, match):
-            return found(NoValue.STRAY_SIGN, len(before.rstrip()) - len((before.split() or [""])[-1]))
-        power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
-        space_group = not match.group("exp") and (
-            (re.fullmatch(r"\d{1,3}", match.group("mant")) and _SPACE_GROUP.match(after))
-            or (match.group("mant").isdigit() and _SPLIT_DIGITS.match(after)))
-        if _MALFORMED.match(after):
-            return found(_malformed_reason(after))
-        if _PRODUCT.match(after) or power or space_group:
-            return found(NoValue.PRODUCT if not (power or space_group) else
-                         NoValue.POWER if power else NoValue.SPACE_GROUP)
-        kind, at = _not_one_value(before, after, start)
-        if kind in (NoValue.RANGE, NoValue.BOUND) and spec is not None and _condition(
-                Reading(math.nan, before, _past_range(after)), spec):
-            # `Under 1 bar, LogP 2.1`, `at 20-25 °C`: a condition's bound or range is skipped
-            # as the condition is (was: the answer's finding, no value)
-            skipped = skipped or found(kind, at)
-            conditions += 1
-            if conditions > _MAX_CONDITIONS:
-                break
-            resume = len(text) - len(_past_range(after))
+        read = _read_number(text, match, spec)
+        if isinstance(read, _PassedOver):
+            skipped = skipped or read.finding
+            resume = read.resume
+            if read.condition:
+                conditions += 1
+                if conditions > _MAX_CONDITIONS:
+                    break  # each reads the whole text before it (`before`): many would be quadratic
+                condition = condition or read.reading
             continue
-        if kind:
-            return found(kind, at)
-        mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
-        try:
-            if exp[:1] in ("e", "E", "d", "D"):
-                value = float(f"{mant}e{exp[1:]}")
-            elif exp:  # "× 10^-3", "x10**(3)"
-                value = float(f"{mant}e{int(_POWER_OF_TEN.search(exp).group(1))}")
-            else:
-                value = float(mant)
-                bare = _BARE_POWER.match(after) if mant == "10" else None
-                if bare:  # "10^3"
-                    value = float(f"1e{int(bare.group(1) or bare.group(2))}")
-                    after = after[bare.end():]
-                    kind = _not_one_value_reason(after)
-                    if kind or _MALFORMED.match(after) or _POWER.match(after):
-                        return found(kind or NoValue.MALFORMED_POWER)  # "10^3.5", "10^3^2": were 1000
-        except OverflowError:
-            return found(NoValue.NOT_FINITE)
-        if match.group("sign") == "-":
-            value = -value
-        uncertainty = _UNCERTAINTY.match(after)
-        after = after[uncertainty.end():] if uncertainty else after
-        if not math.isfinite(value):
-            return found(NoValue.NOT_FINITE)
-        reading = Reading(value, before, after)
-        if spec is not None and _condition(reading, spec):
-            conditions += 1
-            if conditions > _MAX_CONDITIONS:
-                break  # each reads the whole text before it (`before`): many would be quadratic
-            condition = condition or reading
-            resume = len(text) - len(after)
-            continue
-        return reading
+        if place <= goal:
+            return read
+        best = (place, read)
+    if best is not None:
+        return best[1]
     if condition is not None:
         return condition
     if skipped is not None:
@@ -400,3 +410,72 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         return NoValueFinding(NoValue.OTHER_PROPERTY, _shown(text, min(mention[0], number.start()), number.end(),
                                                              NoValue.OTHER_PROPERTY.value))
     return NoValueFinding(NoValue.NO_NUMBER, NoValue.NO_NUMBER.value)
+
+
+def _answers(text: str, start: int) -> bool:
+    """Whether the number at `start` answers the question (`_OPENS`, `_ANSWER_BEFORE`)."""
+    return bool((start <= _OPENS_REACH and _OPENS.match(text, 0, start))
+                or _ANSWER_BEFORE.search(text, max(0, start - _ANSWER_REACH), start))
+
+
+def _read_number(text: str, match: "re.Match", spec: Optional["PropertySpec"]
+                 ) -> Union[Reading, NoValueFinding, _PassedOver]:
+    """What one number states (steps 3c-3i): its `Reading`, why it is no one value, or that the
+    scan passes it over (`_PassedOver`: a rejected number, a condition)."""
+    start, end = match.start(), match.end()
+    before, after = text[:start], text[end:]
+
+    def found(kind: NoValue, at: int = start) -> NoValueFinding:
+        return NoValueFinding(kind, _shown(text, at, end, kind.value))
+
+    denied = _DENIED_BEFORE.search(text, max(0, start - _DENIED_REACH), start)
+    if denied and not _HEDGE_AFTER.match(text, end):
+        # `not 3 but 2.1`, `Rather than 3.0, the LogP is 2.1`: a number the answer rejects
+        # (was: read, 3), skipped with the other end of its range or choice (`not 3-4`)
+        return _PassedOver(end + _range_or_choice_length(after), found(NoValue.DENIED, denied.start()))
+    if _stray_sign(before, match):
+        return found(NoValue.STRAY_SIGN, len(before.rstrip()) - len((before.split() or [""])[-1]))
+    power = _POWER.match(after) and (match.group("mant") != "10" or match.group("exp"))  # "10^3" is rule 2's
+    space_group = not match.group("exp") and (
+        (re.fullmatch(r"\d{1,3}", match.group("mant")) and _SPACE_GROUP.match(after))
+        or (match.group("mant").isdigit() and _SPLIT_DIGITS.match(after)))
+    if _MALFORMED.match(after):
+        return found(_malformed_reason(after))
+    if _PRODUCT.match(after) or power or space_group:
+        return found(NoValue.PRODUCT if not (power or space_group) else
+                     NoValue.POWER if power else NoValue.SPACE_GROUP)
+    kind, at = _not_one_value(before, after, start)
+    if kind in (NoValue.RANGE, NoValue.BOUND) and spec is not None and _condition(
+            Reading(math.nan, before, _past_range(after)), spec):
+        # `Under 1 bar, LogP 2.1`, `at 20-25 °C`: a condition's bound or range is skipped
+        # as the condition is (was: the answer's finding, no value)
+        return _PassedOver(len(text) - len(_past_range(after)), found(kind, at), condition=True)
+    if kind:
+        return found(kind, at)
+    mant, exp = match.group("mant").replace(",", ""), (match.group("exp") or "").strip()
+    try:
+        if exp[:1] in ("e", "E", "d", "D"):
+            value = float(f"{mant}e{exp[1:]}")
+        elif exp:  # "× 10^-3", "x10**(3)"
+            value = float(f"{mant}e{int(_POWER_OF_TEN.search(exp).group(1))}")
+        else:
+            value = float(mant)
+            bare = _BARE_POWER.match(after) if mant == "10" else None
+            if bare:  # "10^3"
+                value = float(f"1e{int(bare.group(1) or bare.group(2))}")
+                after = after[bare.end():]
+                kind = _not_one_value_reason(after)
+                if kind or _MALFORMED.match(after) or _POWER.match(after):
+                    return found(kind or NoValue.MALFORMED_POWER)  # "10^3.5", "10^3^2": were 1000
+    except OverflowError:
+        return found(NoValue.NOT_FINITE)
+    if match.group("sign") == "-":
+        value = -value
+    uncertainty = _UNCERTAINTY.match(after)
+    after = after[uncertainty.end():] if uncertainty else after
+    if not math.isfinite(value):
+        return found(NoValue.NOT_FINITE)
+    reading = Reading(value, before, after)
+    if spec is not None and _condition(reading, spec):
+        return _PassedOver(len(text) - len(after), reading=reading, condition=True)
+    return reading

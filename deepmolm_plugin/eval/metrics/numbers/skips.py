@@ -1,7 +1,10 @@
 """Rule 3 of the reader (`reader.py`): numbers that are not values and are passed over,
 not refused. Locants and ordinals, a unit's power, a name's number (`HOMO-1`), list markers,
 citations and basis sets (`_markers`), enumerations and orbital or state indices (`Step 1:`,
-`MO 42`), and whole digits that begin a word (`3D`).
+`MO 42`, `compound 5 has`), a function's argument (`logD(7.4) = 1.1`), and whole digits that
+begin a word (`3D`). And numbers that are likely no value where the answer states another
+(`_incidental`): a count of the word after it (`7 carbon atoms`), a rule's number (`rule of
+5`), a year, a version.
 
 Separate because each looks only at a few characters around one number and none decides
 the answer: the reader skips them and reads on."""
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Tuple
 
-from .one_value import _MALFORMED, _PRODUCT
+from .one_value import _MALFORMED, _PRODUCT, _not_one_value_reason
 from .syntax import _LETTER, _NUMBER
 from .units import _UNIT_REACH, stated_unit
 
@@ -50,6 +53,9 @@ _ENUMERATION_BEFORE = re.compile(r"\b(?:step|stage|part|case|example|option|meth
 # An orbital's or state's index, in any case (`MO 42 (HOMO) = -5.2 eV`, `Orbital 1`, `state 2`):
 # an enumeration too (was: read as the value, 42, or took the bracket's label)
 _INDEX_BEFORE = re.compile(r"(?<![^\W\d_])(?:mo|orbital|state)[ \t]?\Z", re.IGNORECASE)
+# A compound's or molecule's number, in any case too (`Compound 5 has MW 300.2`, `The LogP of
+# compound 2 is 2.1`: was 5 and 2): an enumeration
+_COMPOUND_BEFORE = re.compile(r"(?<![^\W\d_])(?:compound|molecule|cpd\.?)[ \t]?\Z", re.IGNORECASE)
 _ENUMERATION_AFTER = re.compile(r"[\s.]*[^\s.]")  # more text: `Item 350` / `Item 350.` alone is 350
 _AFTER_REACH = 64  # characters in which that text is looked for
 _LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
@@ -58,6 +64,44 @@ _ENUMERATION_REACH = 12  # characters: the longest word above and its space
 _EXPONENT_BEFORE = re.compile(r"[^\W_](?:[^\S\n]*\^[^\S\n]*|\*\*)(?:\([^\S\n]*)?\Z")
 _EXPONENT_REACH = 12  # characters
 _LABEL_BEFORE = re.compile(r"[^\W\d_][+-]$")  # a whole number glued to a word by a sign: HOMO-1, LUMO+1
+# A function's argument, a number alone in a bracket glued to a name and followed by a value cue:
+# `logD(7.4) = 1.1` is 1.1 (was: 7.4, the pH the logD is taken at)
+_ARGUMENT_BEFORE = re.compile(r"[^\W\d_]\(\Z")
+_ARGUMENT_AFTER = re.compile(r"\)[^\S\n]*(?:[:=≈~]|(?:is|was|of)(?![^\W\d_]))", re.IGNORECASE)
+
+# `_incidental`. A count: a whole number, a space and a word that is no unit and none of the
+# words that follow a value (cue, function and approximation words, `units`, `points`): `7
+# carbon atoms`, `2 aromatic rings`, `10 pi electrons`, `0 violations`, `3 N atoms` (each was
+# read as the value of the property the answer named after it). A closed class: grammar's.
+_COUNTED = re.compile(r"[^\S\n]+([^\W\d_][^\W\d_'’]*)")
+_NOT_COUNTED = frozenset("""
+    a an the this that these those its it it's their his her our your my some any each every no all both
+    in at to of on by with from for per as than into onto over under above below between among within without via
+    across after before during around about near toward towards through up down off out against along beside
+    besides despite except inside outside past since until upon beyond throughout like unlike
+    and or nor but so yet if because while whereas although though when where which who whose whom what whether
+    then hence thus therefore vs versus
+    is are was were be been being has have had do does did can could will would shall should may might must
+    indicates indicating indicate suggests suggesting suggest means meaning shows showing show gives giving
+    makes making reflects reflecting implies implying corresponds corresponding lies lying remains
+    approximately approx roughly nearly circa ca exactly precisely only just also still even very quite rather
+    much more less most least higher lower greater smaller larger fold times
+    according based compared relative respectively overall predicted calculated computed estimated measured
+    experimental experimentally reported observed expected typical typically
+    units unit points point pts log arbitrary au
+""".split())
+_RULE_OF_BEFORE = re.compile(r"(?<![^\W\d_])rules?[ \t]+of[ \t]+\Z", re.IGNORECASE)  # `Lipinski's rule of 5`
+_RULE_OF_REACH = 12  # characters
+# A year: 1900-2099 in brackets, before `)`, or after in, since, until, from, by (`In 2020 the
+# MW was measured as 300.2`, `the Crippen method (1999)`)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_YEAR_BEFORE = re.compile(r"(?:[(\[]|(?<![^\W\d_])(?:in|since|until|from|by)[ \t]+)\Z", re.IGNORECASE)
+_YEAR_REACH = 8  # characters
+# A version: after version, ver., v., release, or a year and month after a name (`RDKit 2023.09`)
+_VERSION_BEFORE = re.compile(r"(?<![^\W\d_])(?:version|ver\.|v\.|release)[ \t]*\Z", re.IGNORECASE)
+_YEAR_MONTH = re.compile(r"(?:19|20)\d\d\.(?:0[1-9]|1[0-2])")
+_NAME_BEFORE = re.compile(r"(?<![^\W\d_])[A-Z][^\W_]*[ \t]+\Z")
+_VERSION_REACH = 24  # characters
 
 
 def _markers(text: str) -> Tuple[frozenset, frozenset]:
@@ -126,6 +170,8 @@ def _not_a_value(text: str, match: "re.Match", markers: Tuple[frozenset, frozens
     whole = not match.group("sign") and not match.group("exp") and match.group("mant").isdigit()
     if _LABEL_BEFORE.search(text, max(0, start - 2), start) and whole:
         return True  # "HOMO-1", "LUMO+1", "CID-702": a name's number, not the value (it made the answer invalid)
+    if _ARGUMENT_BEFORE.search(text, max(0, start - 2), start) and _ARGUMENT_AFTER.match(text, end):
+        return True  # `logD(7.4) = 1.1`
     if not whole:
         return False
     if start in markers[0]:
@@ -157,10 +203,39 @@ def _exponent(text: str, match: "re.Match") -> bool:
 def _enumeration(text: str, start: int, end: int) -> bool:
     """Whether a whole number numbers a step, table, ... (`_ENUMERATION_BEFORE`): the word
     capitalised or at a line's start, and more text after the number."""
-    if _INDEX_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start):
+    if (_INDEX_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
+            or _COMPOUND_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)):
         return bool(_ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH))
     word = _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
     if not word or not _ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH):
         return False
     return word.group(0)[0].isupper() or bool(_LINE_START_BEFORE.search(text, max(0, word.start() - 8),
                                                                           word.start()))
+
+
+def _incidental(text: str, match: "re.Match") -> bool:
+    """Whether a number is likely no value where the answer states another: a count of the
+    word after it (`_COUNTED`: `7 carbon atoms`, `0 violations`), a rule's number (`rule of
+    5`), a year (`in 2020`, `(1999)`) or a version (`version 2.1`, `RDKit 2023.09`). The
+    reader reads another number before these and one of them only where there is none
+    (`5 pts` alone is 5): `The molecule has 2 rings and weighs 264.32 g/mol` is 264.32 (was 2)."""
+    start, end = match.start(), match.end()
+    if match.group("sign") or match.group("exp"):
+        return False
+    mant = match.group("mant")
+    if mant.isdigit():
+        counted = _COUNTED.match(text, end)
+        window = text[end:end + _UNIT_REACH]
+        # not one end of a range, choice or bound (`2 thru 3`): that number's finding decides
+        if (counted and counted.group(1).casefold().rstrip("'’") not in _NOT_COUNTED
+                and stated_unit(window) is None and _not_one_value_reason(window) is None):
+            return True
+        if _RULE_OF_BEFORE.search(text, max(0, start - _RULE_OF_REACH), start):
+            return True
+        if _YEAR.fullmatch(mant) and (_YEAR_BEFORE.search(text, max(0, start - _YEAR_REACH), start)
+                                      or text.startswith(")", end)):
+            return True
+    if _VERSION_BEFORE.search(text, max(0, start - _VERSION_REACH), start):
+        return True
+    return bool(_YEAR_MONTH.fullmatch(mant) and _NAME_BEFORE.search(text, max(0, start - _VERSION_REACH), start)
+                and stated_unit(text[end:end + _UNIT_REACH]) is None)
