@@ -36,24 +36,46 @@ emphasis pairs their contents (`**CCO**`, `__CCO__`; a single `*` pair only in I
 in a SMILES, `*CC*` is a dummy atom at each end).
 
 `extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
-"SMILES: X", "SMILES of the molecule = X", case-insensitive), the first whitespace-free run
-after the first `is`, `:` or `=` (`is:` and `is =` count as one) following the word SMILES
-on its line. A `:` or `=` with a non-space character on both sides, not right after the
-word SMILES, is no separator but part of a run that is the SMILES itself, and that run is
-taken whole ("SMILES string C=CC(=O)O" is `C=CC(=O)O`, "SMILES [CH3:1][OH:2]" is
-`[CH3:1][OH:2]`: the `=` or `:` inside was read as the separator, giving the valid but
-wrong `CC(=O)O` and `1][OH:2]`), while "SMILES: X", "SMILES = X", "SMILES:X", "SMILES =X"
-and "The SMILES of it: X" name X. Else, when the text is a single whitespace-free run, that
-run; else the whole text (which will not parse: a SMILES is not guessed out of prose).
-Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed (a SMILES never ends
-with them), and so is a trailing `)` or `]` that opens nowhere in the run, the bracket the
-SMILES was named in (`Ethanol (SMILES: CCO)` is `CCO`; was `CCO)`, invalid). Invisible
-format characters (Unicode Cf: zero-width space, soft hyphen, word joiner, BOM) are removed
-first, as the text metrics and the number reader do (`CCO` and a zero-width space was an
-invalid SMILES).
+"SMILES: X", "SMILES of the molecule = X", case-insensitive), the whitespace-free run after
+an `is`, `:` or `=` (`is:` and `is =` count as one) following the word SMILES on its line:
+the first such run that is a molecule, so a real separator wins over a `=` in the prose
+before it ("The SMILES for a molecule with a terminal C=C bond is C=CCC." was `C=C`, "The
+SMILES string (containing a C=O carbonyl) is CC(=O)C." `C=O`, "The SMILES for this
+compound, which is an alcohol, is CCO." `an`). A `:` or `=` with a non-space character on
+both sides, not right after the word SMILES, is no separator but part of a run that is the
+SMILES itself, and that run is taken whole ("SMILES string C=CC(=O)O" is `C=CC(=O)O`,
+"SMILES [CH3:1][OH:2]" is `[CH3:1][OH:2]`: the `=` or `:` inside was read as the
+separator, giving the valid but wrong `CC(=O)O` and `1][OH:2]`) when it comes before any
+separator and no separator names a molecule ("SMILES string C=CC(=O)O is acrylic acid"),
+while "SMILES: X", "SMILES = X", "SMILES:X", "SMILES =X" and "The SMILES of it: X" name X.
+When no run named is a molecule, the first one is the answer (invalid: a SMILES is not
+guessed), and a `:` or `=` inside it names nothing ("SMILES: XC=CCO" is no `CCO`). Lone
+SMILES tokens after the run on its line, one an atom, make it a SMILES written with spaces,
+which does not parse ("SMILES: C C O" was methane; "C C O" alone never parsed); "I" and
+tokens without an atom ("CCO ( ethanol )") are prose. Else, or when the run named is no
+molecule, a fenced code block the text announces, by its info string (```smiles) or by the
+SMILES named on the line before it ("The SMILES for the compound is shown below." was
+`shown`), is the answer; another block is not. Else, when the text is a single
+whitespace-free run, that run; else the whole text (which will not parse: a SMILES is not
+guessed out of prose). Surrounding quotes/backticks and trailing `.`, `,`, `;` are removed
+(a SMILES never ends with them), and so is a trailing `)` or `]` that opens nowhere in the
+run, the bracket the SMILES was named in (`Ethanol (SMILES: CCO)` is `CCO`; was `CCO)`,
+invalid); then a run that is no molecule loses the rest of its sentence's end (`!`, `?`,
+`:`, a quote) when that makes it one ("The SMILES is CCO!" was `CCO!`, invalid), a `)` the
+SMILES opened staying. Invisible format characters (Unicode Cf: zero-width space, soft
+hyphen, word joiner, BOM) are removed first, as the text metrics and the number reader do
+(`CCO` and a zero-width space was an invalid SMILES).
 
 IUPAC names (`iupac_metrics`): `extract_iupac` takes what follows "IUPAC name ... is" (or
-"is:") or "IUPAC name:" to the end of the line (else the whole text), collapses whitespace, strips
+"is:") or "IUPAC name:" to the end of its sentence (else the whole text, as written): the
+first separator outside an aside opened after the keyword, a bracket or a comma and a
+prose word up to the next comma ("The IUPAC name for this compound, which is an alcohol, is
+ethanol" was `an alcohol, is ethanol`); the name ends at a comma, a space and a prose word
+(`also`, `which`, `a`, `the`, ...: "ethanol, also known as ethyl alcohol"), at ". " before
+a capital or at "; ", and loses a molecular formula in brackets after it ("ethanol
+(C2H6O)"). Commas, brackets and spaces inside a name stay (`2,3-dimethylbutane`,
+`(2S)-2-aminopropanoic acid`, `ethyl (2S)-2-aminopropanoate`, `propanoic acid, 2-methyl-,
+ethyl ester`). Then it collapses whitespace, strips
 quotes and a final period, after words-v2's normalisation (`text.without_format_nfkc`:
 format characters removed, NFKC) and U+2010/U+2011 hyphens written `-` (a zero-width space,
 soft hyphen, word joiner or non-breaking hyphen made a right name a miss); exact_match
@@ -77,26 +99,52 @@ MORGAN_RADIUS, MORGAN_BITS = 2, 2048
 MAX_ATOMS = 5000
 
 # "<keyword> ... <separator> <value>": keyword and separator on one line. Searched in steps
-# (`_named`), not as one regex: `keyword[^\n]*?separator` restarts at every keyword and
-# scans to the line's end each time, quadratic in a degenerate answer repeating the
-# keyword (a 100k-character "SMILES SMILES ..." took 46 s).
+# (one keyword's line at a time), not as one regex: `keyword[^\n]*?separator` restarts at
+# every keyword and scans to the line's end each time, quadratic in a degenerate answer
+# repeating the keyword (a 100k-character "SMILES SMILES ..." took 46 s).
 _SMILES_KEY = re.compile(r"\bSMILES\b", re.IGNORECASE)
 # "is:" and "is =" are one separator ("The SMILES is: CCO" gave the SMILES ":"). A `:` or
 # `=` inside a whitespace-free run is a bond or an atom map of the SMILES itself
-# (`_smiles_start`).
+# (`_bond_run`).
 _SMILES_SEP = re.compile(r"\bis\b(?:\s*[:=])?|:|=", re.IGNORECASE)
 _SMILES_VALUE = re.compile(r"\s*(\S+)")
+_QUOTES = "\"'`“”‘’"
+# One SMILES token alone between spaces: an organic-subset or aromatic atom (group 2; not
+# `I`, which prose writes: "CCO I think"), a bracket atom, a bond, a branch, a ring digit,
+# and the sentence's punctuation after it (group 3). A SMILES written with spaces between
+# its tokens ("C C O", "C C ( = O ) O") is no SMILES: "SMILES: C C O" was methane.
+_SPACED_TOKEN = re.compile(r"[ \t]+((Cl|Br|[BCNOSPFcnops]|\[[^\s\]]+\])|[()=#]|\d|%\d\d)([.,;:!?]?)(?=\s|$)")
+# What ends a SMILES's sentence and never a SMILES: RDKit parses none of `CCO.`, `CCO!`,
+# `CCO:`, and a closing quote or backtick is the one the SMILES was quoted in.
+_SENTENCE_END = ".,;:!?" + _QUOTES
 _IUPAC_KEY = re.compile(r"\bIUPAC\s+name\b", re.IGNORECASE)
 _IUPAC_SEP = re.compile(r"\bis\b(?:\s*:)?|:", re.IGNORECASE)
 _IUPAC_VALUE = re.compile(r"\s*([^\n]+)")
-_QUOTES = "\"'`“”‘’"
+# Prose after an IUPAC name: a comma, a space and one of these lowercase words ends the name
+# ("ethanol, also known as ethyl alcohol" was the name) and opens an aside up to the next
+# comma ("The IUPAC name for this compound, which is an alcohol, is ethanol" named "an
+# alcohol, is ethanol"). A comma inside a name has no space after it (`2,3-dimethylbutane`,
+# `N,N-dimethylformamide`), and what follows a comma in a CAS-style name (", 2-amino-",
+# ", ethyl ester", ", sodium salt") is none of these words.
+_PROSE_WORDS = ("also", "which", "that", "who", "whose", "where", "while", "whereas", "and", "or", "but",
+                "a", "an", "the", "is", "it", "its", "this", "as", "known", "commonly", "often", "being",
+                "with", "not", "i.e.", "e.g.")
+_NAME_PROSE = re.compile(r",\s+(?:" + "|".join(map(re.escape, _PROSE_WORDS)) + r")(?![\w-])")
+# A name ends with its sentence: ". " before a capital ("ethanol. It is ..."), or "; ".
+# A name holds no period but in a bicyclic descriptor (`bicyclo[2.2.2]octane`), with no
+# space after it, and no semicolon.
+_NAME_END = re.compile(_NAME_PROSE.pattern + r"|\.\s+(?=[A-Z])|;\s")
+_ASIDE_MARK = re.compile(r"[()]|" + _NAME_PROSE.pattern + r"|,")
+# A molecular formula, in brackets after a name ("ethanol (C2H6O)"): two element symbols or
+# more and a digit; `(R)`, `(2S)` or `(E)` are no formula (they open a name, never end one).
+_FORMULA = re.compile(r"(?=\D*\d)(?:[A-Z][a-z]?\d*){2,}")
 # Markdown a model writes around its answer. A fenced block is its contents without the
-# fence's info string ("```smiles\nCCO\n```" gave "smiles\nCCO"). Emphasis pairs go
+# fence's info string (group 1; "```smiles\nCCO\n```" gave "smiles\nCCO"). Emphasis pairs go
 # (`**CCO**` was a valid molecule: RDKit reads `*` as a dummy atom; `**SMILES:** CCO` gave
 # `**`): `**`, `***`, `_`, `__`, `___`, and in IUPAC names `*` as well. A single `*` pair
 # stays in a SMILES, where `*CC*` is a dummy atom at each end (a polymer's repeat unit).
 # The content holds no `*`, `_` or line break, so each try stops at the next one (linear).
-_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```([^\n`]*)\n(.*?)```", re.DOTALL)
 _SMILES_EMPHASIS = re.compile(r"(?<![\w*])(\*{2,3}|_{1,3})([^*_\n]+)\1(?![\w*])")
 _IUPAC_EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3}|_{1,3})([^*_\n]+)\1(?![\w*])")
 
@@ -107,79 +155,210 @@ def _strip(text: str, trailing: str) -> str:
     return text.strip().strip(_QUOTES).strip()
 
 
-def _separator(text: str, key: "re.Pattern", sep: "re.Pattern") -> Optional[Tuple["re.Match", "re.Match"]]:
-    """(keyword, separator): the first separator that follows a keyword on its line, or None.
+def _line_end(text: str, position: int) -> int:
+    end = text.find("\n", position)
+    return len(text) if end < 0 else end
+
+
+def _bond_run(text: str, keyword: "re.Match", separator: "re.Match") -> Optional[Tuple[int, int]]:
+    """The span of the run a `:` or `=` separator match lies in when it is a bond or an atom
+    map of a molecule (`C=CC(=O)O`, `[CH3:1]`): non-space on both sides, not right after the
+    keyword, in a run that parses; else None (`SMILES code:C1=CC=CC=C1`, `SMILES
+    (canonical):CCO`: no molecule, the `:` is the separator). The run is scanned back to the
+    keyword at most, once per run (`_smiles_on_line` goes on after it)."""
+    begin, end = separator.span()
+    if separator.group()[0] not in ":=" or begin == keyword.end():
+        return None
+    if text[begin - 1].isspace() or end == len(text) or text[end].isspace():
+        return None
+    start = begin
+    while start > keyword.end() and not text[start - 1].isspace():
+        start -= 1
+    run = _SMILES_VALUE.match(text, start)
+    return run.span(1) if mol_from_smiles(_cleaned(run.group(1))) is not None else None
+
+
+def _value_span(text: str, start: int) -> Optional[Tuple[int, int]]:
+    """Where the value named at `start` runs: its whitespace-free run, with the lone SMILES
+    tokens after it on its line when they hold an atom (a SMILES written with spaces, which
+    then does not parse, as the same text without the keyword: `SMILES: C C O`). Tokens
+    without an atom ("CCO ( ethanol )") and a run ending the sentence (`C,`) add nothing."""
+    value = _SMILES_VALUE.match(text, start)
+    if value is None:
+        return None
+    begin, end = value.span(1)
+    position, atom = end, False
+    while text[position - 1] not in _SENTENCE_END:
+        token = _SPACED_TOKEN.match(text, position)
+        if token is None:
+            break
+        position, atom = token.end(), atom or token.group(2) is not None
+    return begin, position if atom else end
+
+
+def _smiles_on_line(text: str, keyword: "re.Match") -> Optional[str]:
+    """The SMILES the keyword's line names, or None when no separator follows the keyword.
+
+    Left to right, the first value after a separator that is a molecule wins: a real
+    separator is preferred to a `=` in prose before it ("The SMILES for a molecule with a
+    terminal C=C bond is C=CCC." was `C=C`). A run whose `:` or `=` is a bond or an atom map
+    (`_bond_run`) before any separator is the SMILES when no separator names a molecule
+    ("SMILES string C=CC(=O)O is acrylic acid"); after a separator it is prose. Else the
+    first separator's value, which does not parse: a SMILES is not guessed. A `:` or `=`
+    inside a value just read is that value's ("SMILES: XC=CCO" is no `CCO`)."""
+    first = bond_run = None
+    line_end, position, value_end = _line_end(text, keyword.end()), keyword.end(), -1
+    while True:
+        separator = _SMILES_SEP.search(text, position, line_end)
+        if separator is None:
+            return bond_run or first
+        position = separator.end()
+        if position < value_end:
+            continue
+        run = _bond_run(text, keyword, separator)
+        if run is not None:
+            bond_run = bond_run or (None if first else _cleaned(text[run[0]:run[1]]))
+            position = run[1]
+            continue
+        span = _value_span(text, position)
+        if span is None:
+            continue
+        value = _cleaned(text[span[0]:span[1]])
+        if mol_from_smiles(value) is not None:
+            return value
+        first, value_end = first or value, span[1]
+
+
+def _named_smiles(text: str) -> Optional[str]:
+    """The SMILES the first keyword line with a separator names (`_smiles_on_line`), or None.
 
     In linear time: a keyword whose line has no separator after it leaves none for the
     later keywords of that line either, so they are skipped."""
     position = 0
     while True:
-        found = key.search(text, position)
-        if found is None:
+        keyword = _SMILES_KEY.search(text, position)
+        if keyword is None:
             return None
-        line_end = text.find("\n", found.end())
-        line_end = len(text) if line_end < 0 else line_end
-        separator = sep.search(text, found.end(), line_end)
-        if separator is not None:
-            return found, separator
-        position = line_end
+        named = _smiles_on_line(text, keyword)
+        if named is not None:
+            return named
+        position = _line_end(text, keyword.end())
 
 
-def _named(text: str, key: "re.Pattern", sep: "re.Pattern", value: "re.Pattern") -> Optional[str]:
-    """The value after the first separator that follows a keyword on its line, or None."""
-    found = _separator(text, key, sep)
-    match = None if found is None else value.match(text, found[1].end())
-    return match.group(1) if match else None
-
-
-def _smiles_start(text: str, keyword: "re.Match", separator: "re.Match") -> int:
-    """Where the SMILES a separator names begins: after it, unless it is a `:` or `=` with
-    a non-space character on both sides, not right after the keyword, inside a run that is
-    a molecule, i.e. a bond or an atom map inside the SMILES
-    (`C=CC(=O)O`, `[CH3:1]`): then the start of its run. The run is scanned back to the
-    keyword at most, once per answer (linear)."""
-    begin, end = separator.span()
-    if separator.group()[0] not in ":=" or begin == keyword.end():
-        return end
-    if text[begin - 1].isspace() or end == len(text) or text[end].isspace():
-        return end
-    start = begin
-    while start > keyword.end() and not text[start - 1].isspace():
-        start -= 1
-    # the whole run when it is a molecule: in `SMILES code:C1=CC=CC=C1` or
-    # `SMILES (canonical):CCO` (no molecule) the `:` is the separator
-    return start if mol_from_smiles(_strip(_SMILES_VALUE.match(text, start).group(1), ".,;")) is not None else end
-
-
-def _named_smiles(text: str) -> Optional[str]:
-    found = _separator(text, _SMILES_KEY, _SMILES_SEP)
-    match = None if found is None else _SMILES_VALUE.match(text, _smiles_start(text, *found))
-    return match.group(1) if match else None
+def _announced_block(text: str) -> Optional[str]:
+    """The content of the first fenced code block announced as the SMILES: by its info
+    string (```smiles), or by the line before it naming the SMILES ("The SMILES for the
+    compound is shown below." and a block: was `shown`). Another block is no SMILES."""
+    for fence in _FENCE.finditer(text):
+        if fence.group(1).strip().lower() == "smiles":
+            return fence.group(2)
+        end = fence.start()
+        while end > 0 and text[end - 1].isspace():
+            end -= 1
+        if _SMILES_KEY.search(text, text.rfind("\n", 0, end) + 1, end):
+            return fence.group(2)
+    return None
 
 
 def _without_markdown(text: str, emphasis: "re.Pattern") -> str:
-    return emphasis.sub(r"\2", _FENCE.sub(r"\1", text or "")).strip()
+    return emphasis.sub(r"\2", _FENCE.sub(r"\2", text or "")).strip()
 
 
 def extract_smiles(text: str) -> str:
     # invisible format characters (Unicode Cf) removed, as the text metrics and the number
     # reader do: `CCO\u200b` and `\ufeffc1ccccc1O` were invalid SMILES (not printable ASCII)
-    text = _without_markdown(without_format_characters(text or ""), _SMILES_EMPHASIS)
-    candidate = _named_smiles(text)
-    return _without_unmatched_closers(_strip(text if candidate is None else candidate, ".,;"))
+    text = without_format_characters(text or "")
+    flat = _without_markdown(text, _SMILES_EMPHASIS)
+    named = _named_smiles(flat)
+    if named is None or mol_from_smiles(named) is None:
+        # "```smiles\nCCO\n```\nThis is ethanol." was the whole text, invalid
+        block = _announced_block(text)
+        if block is not None:
+            return _cleaned(_without_markdown(block, _SMILES_EMPHASIS))
+    return _cleaned(flat) if named is None else named
 
 
-def _without_unmatched_closers(smiles: str) -> str:
-    """`smiles` without the `)` and `]` at its end that open nowhere in it: the bracket the
-    SMILES was named in (`Ethanol (SMILES: CCO)`, `[SMILES: c1ccccc1]`; was: `CCO)`, invalid).
-    A SMILES never closes a bracket it did not open."""
-    while smiles[-1:] in (")", "]") and smiles.count(smiles[-1]) > smiles.count("(" if smiles[-1] == ")" else "["):
-        smiles = _strip(smiles[:-1], ".,;")
-    return smiles
+def _cleaned(value: str) -> str:
+    """`value` without the quotes, `.`, `,`, `;` and unclosed brackets around it, and then
+    without the rest of its sentence's end (`!`, `?`, `:`, a quote after them) only when
+    that makes it a molecule ("The SMILES is CCO!" was `CCO!`, invalid). A `)` or `]` the
+    SMILES opened stays (`C(C)!` is `C(C)`)."""
+    plain = _without_unmatched_closers(_strip(value, ".,;"), ".,;" + _QUOTES)
+    if mol_from_smiles(plain) is not None:
+        return plain
+    bare = _without_unmatched_closers(plain, _SENTENCE_END)
+    return bare if mol_from_smiles(bare) is not None else plain
+
+
+def _without_unmatched_closers(smiles: str, punctuation: str) -> str:
+    """`smiles` without the `)` and `]` at its end that open nowhere in it, and the
+    `punctuation` and spaces between them: the bracket the SMILES was named in (`Ethanol
+    (SMILES: CCO)`, `[SMILES: c1ccccc1]`; was: `CCO)`, invalid). A SMILES never closes a
+    bracket it did not open. Counted once, so linear in a run of thousands of `)`."""
+    opened = {")": smiles.count("("), "]": smiles.count("[")}
+    closed = {")": smiles.count(")"), "]": smiles.count("]")}
+    end = len(smiles)
+    while end:
+        last = smiles[end - 1]
+        if last in closed and closed[last] > opened[last]:
+            closed[last] -= 1
+        elif not (last in punctuation or last.isspace()):
+            break
+        end -= 1
+    return smiles[:end]
 
 
 # Hyphens a name may be typed or copied with: U+2010 (NFKC's form of the non-breaking U+2011)
 _NAME_HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-"})
+
+
+def _iupac_separator(text: str, keyword: "re.Match") -> Optional["re.Match"]:
+    """The first separator after the keyword on its line outside an aside opened after the
+    keyword (a bracket; a comma and a prose word up to the next comma: "The IUPAC name for
+    this compound, which is an alcohol, is ethanol"); the first one when all are inside."""
+    first, depth, aside, position = None, 0, False, keyword.end()
+    for separator in _IUPAC_SEP.finditer(text, keyword.end(), _line_end(text, keyword.end())):
+        for mark in _ASIDE_MARK.finditer(text, position, separator.start()):
+            if mark.group() in "()":
+                depth = depth + 1 if mark.group() == "(" else max(depth - 1, 0)
+            elif aside or len(mark.group()) > 1:
+                aside = not aside  # a comma closes an aside; a comma and a prose word open one
+        position = separator.end()
+        if depth == 0 and not aside:
+            return separator
+        first = first or separator
+    return first
+
+
+def _named_iupac(text: str) -> Optional[str]:
+    """The name the first keyword line with a separator names, to the end of its sentence
+    (`_NAME_END`), or None. Linear, as `_named_smiles`."""
+    position = 0
+    while True:
+        keyword = _IUPAC_KEY.search(text, position)
+        if keyword is None:
+            return None
+        separator = _iupac_separator(text, keyword)
+        if separator is not None:
+            value = _IUPAC_VALUE.match(text, separator.end())
+            if value is None:
+                return None
+            end = _NAME_END.search(value.group(1))
+            return value.group(1) if end is None else value.group(1)[:end.start()]
+        position = _line_end(text, keyword.end())
+
+
+def _without_formula(name: str) -> str:
+    """`name` without a molecular formula in brackets after it, a space before ("ethanol
+    (C2H6O)" was the name; `propan-2-ol(C3H8O)` is left as written)."""
+    start = name.rfind("(")
+    formula = start > 0 and name.endswith(")") and name[start - 1].isspace()
+    return name[:start] if formula and _FORMULA.fullmatch(name, start + 1, len(name) - 1) else name
+
+
+def _without_final_period(name: str) -> str:
+    name = _strip(name, "")
+    return _strip(name[:-1] if name.endswith(".") else name, "")
 
 
 def extract_iupac(text: str) -> str:
@@ -188,13 +367,11 @@ def extract_iupac(text: str) -> str:
     # the text metrics of the same pair said identical
     text = without_format_nfkc(text or "").translate(_NAME_HYPHENS)
     text = _without_markdown(text, _IUPAC_EMPHASIS)
-    candidate = _named(text, _IUPAC_KEY, _IUPAC_SEP, _IUPAC_VALUE)
-    candidate = text if candidate is None else candidate
-    candidate = " ".join(candidate.split())
-    candidate = _strip(candidate, "")
-    if candidate.endswith("."):
-        candidate = candidate[:-1]
-    return _strip(candidate, "")
+    named = _named_iupac(text)
+    candidate = _without_final_period(" ".join((text if named is None else named).split()))
+    if named is not None:  # "is ethanol (C2H6O)." was `ethanol (C2H6O)`
+        candidate = _without_final_period(_without_formula(candidate))
+    return candidate
 
 
 def mol_from_smiles(smiles: str):
