@@ -17,6 +17,7 @@ from deepmolm_plugin.eval.markdown import markdown
 from deepmolm_plugin.eval.metrics import molecules, text
 from deepmolm_plugin.eval.outputs import write_outputs
 from deepmolm_plugin.eval.scoring import build_report
+from gui_helpers import RecordingModel
 
 
 def _report(tmp_path, questions, name="run"):
@@ -109,20 +110,6 @@ def test_a_reference_beyond_max_tokens_is_refused_before_rouge_allocates(tmp_pat
 
 
 # --- the GUI's chat -------------------------------------------------------------------------------
-class _Recorder:
-    """A model whose `generate` records its call and streams one token."""
-
-    device, dtype = torch.device("cpu"), torch.float32
-
-    def __init__(self, context):
-        self.config = SimpleNamespace(mm_use_im_start_end=False, tokenizer_model_max_length=context)
-        self.calls = []
-
-    def generate(self, input_ids, streamer=None, **kwargs):
-        self.calls.append(input_ids)
-        streamer.put(input_ids)
-        streamer.put(torch.tensor([10]))
-        streamer.end()
 
 
 def _chat(tiny_config, context):
@@ -135,7 +122,7 @@ def _chat(tiny_config, context):
     from deepmolm_plugin.gui.views import ModelViews
 
     processor = DeepEncoderImageProcessor.from_config(tiny_config)
-    session = SimpleNamespace(model=_Recorder(context), tokenizer=make_tiny_tokenizer(), conv_mode="qwen2",
+    session = SimpleNamespace(model=RecordingModel(context), tokenizer=make_tiny_tokenizer(), conv_mode="qwen2",
                               lock=threading.Lock(), image_processor=processor)
     size = processor.image_size
     views = ModelViews(images=torch.zeros(1, 3, size, size), image_size=(size, size), tile_images=None,

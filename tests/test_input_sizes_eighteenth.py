@@ -26,6 +26,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gui_helpers import RecordingModel
 from tiny_models import make_tiny_tokenizer
 
 HUGE = "What is it? " * 100_000  # 1.2 MB: far past any tiny context, from its length alone
@@ -140,20 +141,6 @@ def test_no_bound_for_a_tokenizer_that_may_drop_or_fuse_characters():
 
 
 # --- 1. the GUI ------------------------------------------------------------------------------------
-class _Recorder:
-    """A model whose `generate` records its prompt and streams one token."""
-
-    device, dtype = torch.device("cpu"), torch.float32
-
-    def __init__(self, context):
-        self.config = SimpleNamespace(mm_use_im_start_end=False, tokenizer_model_max_length=context)
-        self.calls = []
-
-    def generate(self, input_ids, streamer=None, **kwargs):
-        self.calls.append(input_ids)
-        streamer.put(input_ids)
-        streamer.put(torch.tensor([10]))
-        streamer.end()
 
 
 def test_the_gui_refuses_a_huge_question_before_tokenising_it(tiny_config, tokenizer, spied):
@@ -170,7 +157,7 @@ def test_the_gui_refuses_a_huge_question_before_tokenising_it(tiny_config, token
     processor = DeepEncoderImageProcessor.from_config(tiny_config)
     size = processor.image_size
     limit = processor.num_llm_positions((size, size)) + 60
-    session = SimpleNamespace(model=_Recorder(limit), tokenizer=tokenizer, conv_mode="qwen2", lock=threading.Lock(),
+    session = SimpleNamespace(model=RecordingModel(limit), tokenizer=tokenizer, conv_mode="qwen2", lock=threading.Lock(),
                               image_processor=processor)
     views = ModelViews(images=torch.zeros(1, 3, size, size), image_size=(size, size), tile_images=None,
                        tile_grid=None, view=Image.new("RGB", (size, size)), mosaic=None)

@@ -88,7 +88,7 @@ are computed on them. Empty reference names are counted (`n_empty_references`).
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .text import without_format_characters, without_format_nfkc
 
@@ -230,16 +230,20 @@ def _smiles_on_line(text: str, keyword: "re.Match") -> Optional[str]:
 
 
 def _named_smiles(text: str) -> Optional[str]:
-    """The SMILES the first keyword line with a separator names (`_smiles_on_line`), or None.
+    """The SMILES the first keyword line with a separator names (`_smiles_on_line`), or None."""
+    return _first_named(text, _SMILES_KEY, _smiles_on_line)
 
-    In linear time: a keyword whose line has no separator after it leaves none for the
-    later keywords of that line either, so they are skipped."""
+
+def _first_named(text: str, key: "re.Pattern", on_line: Callable) -> Optional[str]:
+    """What `on_line(text, keyword)` names for the first match of `key` whose line names
+    something, or None. In linear time: a keyword whose line names nothing leaves nothing
+    for the later keywords of that line either, so they are skipped."""
     position = 0
     while True:
-        keyword = _SMILES_KEY.search(text, position)
+        keyword = key.search(text, position)
         if keyword is None:
             return None
-        named = _smiles_on_line(text, keyword)
+        named = on_line(text, keyword)
         if named is not None:
             return named
         position = _line_end(text, keyword.end())
@@ -332,20 +336,18 @@ def _iupac_separator(text: str, keyword: "re.Match") -> Optional["re.Match"]:
 
 def _named_iupac(text: str) -> Optional[str]:
     """The name the first keyword line with a separator names, to the end of its sentence
-    (`_NAME_END`), or None. Linear, as `_named_smiles`."""
-    position = 0
-    while True:
-        keyword = _IUPAC_KEY.search(text, position)
-        if keyword is None:
-            return None
-        separator = _iupac_separator(text, keyword)
-        if separator is not None:
-            value = _IUPAC_VALUE.match(text, separator.end())
-            if value is None:
-                return None
-            end = _NAME_END.search(value.group(1))
-            return value.group(1) if end is None else value.group(1)[:end.start()]
-        position = _line_end(text, keyword.end())
+    (`_NAME_END`), or None. (`_first_named`)."""
+    return _first_named(text, _IUPAC_KEY, _iupac_on_line)
+
+
+def _iupac_on_line(text: str, keyword: "re.Match") -> Optional[str]:
+    """The name after `keyword`'s separator on its line, to the end of its sentence."""
+    separator = _iupac_separator(text, keyword)
+    value = None if separator is None else _IUPAC_VALUE.match(text, separator.end())
+    if value is None:
+        return None
+    end = _NAME_END.search(value.group(1))
+    return value.group(1) if end is None else value.group(1)[:end.start()]
 
 
 def _without_formula(name: str) -> str:
