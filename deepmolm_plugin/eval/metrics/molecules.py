@@ -336,7 +336,7 @@ def _iupac_separator(text: str, keyword: "re.Match") -> Optional["re.Match"]:
 
 def _named_iupac(text: str) -> Optional[str]:
     """The name the first keyword line with a separator names, to the end of its sentence
-    (`_NAME_END`), or None. (`_first_named`)."""
+    (`_NAME_END`), or None (`_first_named`)."""
     return _first_named(text, _IUPAC_KEY, _iupac_on_line)
 
 
