@@ -422,7 +422,8 @@ def refusing_long_texts(host_module, model_of, refused: list):
         return
 
     def checked(prompt, tokenizer, *args, **kwargs):
-        from deepmolm_plugin.model.llava_qwen2 import text_past_context, trained_context
+        from deepmolm_plugin.model.llava_qwen2 import trained_context
+        from deepmolm_plugin.model.prompt_length import text_past_context
 
         refused.clear()  # a refusal is the prompt's being tokenised now, never an earlier one's
 

@@ -3,7 +3,7 @@
 1. A question past the model's context was tokenised whole before its length was checked
    (about 1-4 s per MB: a 50 MB question cost minutes before its refusal), in the GUI, the
    chat CLI and model_vqa. Now a prompt whose text alone must take more tokens than the
-   context is refused from its length (`model.llava_qwen2.text_past_context`), with the
+   context is refused from its length (`model.prompt_length.text_past_context`), with the
    bound the tokenizer cannot go below (`fewest_tokens`): never a prompt that fits, which
    is tokenised and counted as before.
 2. `python -m deepmolm_plugin.eval.questions` ("deepmolm-questions' converter") built a
@@ -70,7 +70,7 @@ def _adversarial_texts(tokenizer) -> dict:
 
 
 def test_the_bound_is_never_above_the_count_and_never_refuses_a_prompt_that_fits(tokenizer):
-    from deepmolm_plugin.model.llava_qwen2 import chars_per_token, fewest_tokens, text_past_context
+    from deepmolm_plugin.model.prompt_length import chars_per_token, fewest_tokens, text_past_context
 
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     longest = max(len(t) for t in [*spec["model"]["vocab"], *(a["content"] for a in spec["added_tokens"])])
@@ -91,7 +91,7 @@ def test_the_bound_is_never_above_the_count_and_never_refuses_a_prompt_that_fits
 
 def test_the_unicode_forms_join_at_most_four_code_points():
     """`_NORMALIZER_SPANS`' 4: a composed code point absorbs its canonical decomposition."""
-    from deepmolm_plugin.model.llava_qwen2 import _NORMALIZER_SPANS
+    from deepmolm_plugin.model.prompt_length import _NORMALIZER_SPANS
 
     longest = max(len(unicodedata.normalize("NFD", chr(c))) for c in range(sys.maxunicode + 1))
     assert longest == 4 and all(_NORMALIZER_SPANS[form] == longest for form in ("NFC", "NFD", "NFKC", "NFKD"))
@@ -118,7 +118,7 @@ def test_no_bound_for_a_tokenizer_that_may_drop_or_fuse_characters():
     lacks: the length tells nothing."""
     from tokenizers import models, normalizers, pre_tokenizers
 
-    from deepmolm_plugin.model.llava_qwen2 import chars_per_token
+    from deepmolm_plugin.model.prompt_length import chars_per_token
 
     vocab = {"a": 0, "b": 1, "ab": 2, "[UNK]": 3}
     bpe = lambda **k: models.BPE(vocab=vocab, merges=[("a", "b")], **{"unk_token": "[UNK]", **k})  # noqa: E731

@@ -155,7 +155,7 @@ def check_text_length(session, prompt: str) -> None:
     """ChatRefusal, before `prompt` is tokenised, when its text alone must take more tokens
     than the model's context (`text_past_context`, which never refuses one that fits; was:
     tokenised whole first, minutes for a 50 MB question); else `check_context` counts."""
-    from ..model.llava_qwen2 import text_past_context
+    from ..model.prompt_length import text_past_context
 
     refusal = text_past_context(session.tokenizer, prompt, model_context(session.model.config))
     if refusal is not None:
