@@ -544,7 +544,8 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
             "meteor": "nltk meteor_score defaults (alpha 0.9, beta 3, gamma 0.5, WordNet 3.0), mean over answers",
             "smiles": f"RDKit canonical SMILES; MACCS keys, RDKFingerprint, Morgan radius {molecules.MORGAN_RADIUS} "
                       f"{molecules.MORGAN_BITS} bits; Tanimoto means over valid predictions",
-            "property": "first number in the answer, in the property's unit (metrics.numbers.parse_value), "
+            "property": "the number the property's name labels, else the first value in the answer, "
+                        "in the property's unit (metrics.numbers.parse_value), "
                         "invalid outside the property's range; MAE over valid answers",
         },
         "versions": _versions(),

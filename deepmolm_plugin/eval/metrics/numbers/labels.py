@@ -43,7 +43,11 @@ _QUALIFIER_BEFORE = re.compile(r"(?<![^\W\d_])between[ \t]+(?:the[ \t]+)?(?:[^\W
 _QUALIFIER_REACH = 72  # characters
 # A number alone in a bracket opened right after a mention is that mention's, qualifier or not:
 # `between HOMO (-6.1 eV) and ...` (was: the gap's mention before it labelled the -6.1)
-_BRACKET_AFTER_MENTION = re.compile(r"[ \t]*[(\[][ \t]*")
+# also past a hedge or a method's word: `The TPSA (about 40.5 Å²) is below the 90 Å² ...` is 40.5
+# (a first version: 90), `The LogP (calculated: 2.1) indicates ...`
+_BRACKET_AFTER_MENTION = re.compile(r"[ \t]*[(\[][ \t]*(?:(?:about|approximately|approx\.|around|roughly|circa"
+                                    r"|ca\.|~|≈|(?:calculated|predicted|estimated|computed)[ \t]*[:=]?)[ \t]*)?",
+                                    re.IGNORECASE)
 _ALONE_IN_BRACKET_BEFORE = re.compile(r"[(\[][ \t]*(?:the[ \t]+)?\Z", re.IGNORECASE)
 _ALONE_IN_BRACKET_AFTER = re.compile(r"[ \t]*[)\]]")
 # A number, its unit word and closing emphasis right before such a bracket (`-5.2 eV (HOMO)`)
@@ -60,12 +64,32 @@ _LABEL_AFTER = re.compile(r"[^\S\n]*(?:(?P<bracket>[(\[])[^\S\n]*|(?:is|was|for)
 # 5.1 eV above the HOMO, at -1.0 eV` is -1.0 for the LUMO (was 5.1), `0.4 higher than the LogP`
 _RELATIVE = re.compile(r"[^\S\n]*(?:above|below|(?:higher|lower|greater|less|more|smaller|larger)[^\S\n]+than)"
                        r"[^\S\n]+(?:(?:the|its|that[^\S\n]+of(?:[^\S\n]+the)?)[^\S\n]+)?", re.IGNORECASE)
+# A number the asked property's mention introduces as a threshold or a comparison is not the asked
+# molecule's value: a word of one between the mention and the number (`the molecular weight limit of
+# 500 Da`, `a LogP above 5`, `the HOMO of benzene is -6.7 eV`), or a comparison's opening before the
+# mention in its sentence (`For comparison, ethanol's LogP is -0.31`, `more lipophilic than
+# ethanol (LogP -0.31)`, `natural products often exceed a complexity of 1000`). Such a number is read as an
+# unlabelled one (a first version read it before the value stated first: `It weighs 180.16 g/mol, well
+# under the molecular weight limit of 500 Da` was 500)
+_THRESHOLD_BETWEEN = re.compile(r"(?<![^\W\d_])(?:limits?|thresholds?|cut-?offs?|criteri(?:on|a)|below|above|under|over"
+                                r"|exceed(?:s|ing)?|within|less|more|greater|higher|lower|typical(?:ly)?|compared"
+                                r"|needed|required)(?![^\W\d_])|[<>≤≥≲≳≪≫]"
+                                r"|^[ \t]+of[ \t]+(?!(?:this|the|its|it|that|our|compound|molecule)(?![^\W\d_]))"
+                                r"[a-z][\w-]*"
+                                r"[ \t]+(?:is|was|has|[:=])", re.IGNORECASE)
+_COMPARISON_BEFORE = re.compile(r"(?<![^\W\d_])(?:for|by|in)[ \t]+(?:comparison|reference)|compared[ \t]+(?:to|with)"
+                                r"|(?<![^\W\d_])(?:typical(?:ly)?|than|exceed(?:s|ing)?)(?![^\W\d_])",
+                                re.IGNORECASE)
+# but not where the mention is the asked molecule's: `Like toluene (2.7), its logP is 3.5` is 3.5
+_ITS_BEFORE = re.compile(r"(?<![^\W\d_])(?:its|(?:this|the)[ \t]+(?:molecule|compound)['’]s)[ \t]+\Z", re.IGNORECASE)
+_SENTENCE_BEFORE = re.compile(r"[.!?](?=\s)|\n")  # a sentence's or line's end (not `40.5`)
 _BRACKET_LABEL_END = re.compile(r"[^\S\n]*[)\];,]")  # `(LUMO)`, `(the HOMO;`: not `(LUMO: -1.1 eV)`
 # A line that holds only a label (`### LUMO`, `**LUMO:**`) labels a number that starts the next line
 _LABEL_LINE_BEFORE = re.compile(r"[ \t#>*_|]*(?:the[ \t]+)?", re.IGNORECASE)
 _LABEL_LINE_AFTER = re.compile(r"[ \t*_:|]*(?:\n[ \t]*)+[>*_|]*(?:[-+*][ \t]+)?[ \t]*")
 # A markdown table's separator row (`|---|:--:|`, `---|---`): the line above it is the header
 _PIPE, _NEWLINE = re.compile(r"\|"), re.compile(r"\n")
+_LEADING_PIPE = re.compile(r"\s*\|")
 _TABLE_SEPARATOR = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?")
 
 
@@ -79,7 +103,10 @@ class _Labels:
     breaks: list  # each clause break's position, in order
     lines: list  # each line's start, in order
     pipes: list  # each `|`'s position, in order (for tables)
-    tables: list  # (first row's start, last row's end, header line's start) of each markdown table
+    # (first row's start, last row's end, header line's start, (whether the header opens with `|`, its
+    # cells' bounds)) of each markdown table: the bounds once per table (per number was quadratic:
+    # a header of 70,000 cells took 50 s)
+    tables: list
 
     @classmethod
     def of_answer(cls, text: str, spec: "PropertySpec") -> Optional["_Labels"]:
@@ -93,7 +120,7 @@ class _Labels:
         pipes = [m.start() for m in _PIPE.finditer(text)] if "|" in text else []
         lines = [0] + [m.end() for m in _NEWLINE.finditer(text)] if pipes else [0]
         return cls(text, mentions, [m[0] for m in mentions], [m.start() for m in _CLAUSE_BREAK.finditer(text)],
-                   lines, pipes, _tables(text, lines) if pipes else [])
+                   lines, pipes, _tables(text, lines, pipes) if pipes else [])
 
     def names_asked(self) -> bool:
         """Whether the answer names the asked property (a mention of its own)."""
@@ -115,7 +142,21 @@ class _Labels:
         if found is not None:
             return found
         past = self._past_unit(end)  # where a mention after the number would stand
-        return self._relative(past) or self._before(start) or self._after(past) or self._line_above(start)
+        found = self._relative(past) or self._before(start) or self._after(past) or self._line_above(start)
+        return None if found is not None and found[3] and self._compared(found, start) else found
+
+    def _compared(self, mention: tuple, start: int) -> bool:
+        """Whether the asked property's mention introduces the number at `start` as a threshold or
+        a comparison (`_THRESHOLD_BETWEEN`, `_COMPARISON_BEFORE`), not the asked molecule's value."""
+        text = self.text
+        # (a table header's mention stands far above: only a mention near the number is looked at)
+        if mention[1] <= start <= mention[1] + _LABEL_REACH and _THRESHOLD_BETWEEN.search(text[mention[1]:start]):
+            return True
+        floor = max(0, mention[0] - _LABEL_REACH)
+        if _ITS_BEFORE.search(text, max(floor, mention[0] - 24), mention[0]):
+            return False
+        opened = max((m.end() for m in _SENTENCE_BEFORE.finditer(text, floor, mention[0])), default=floor)
+        return bool(_COMPARISON_BEFORE.search(text, opened, mention[0]))
 
     def _count(self, start: int, end: int) -> Optional[tuple]:
         """A count's name right after a whole number (`13 heavy atoms`, `2 HBD`), which labels
@@ -226,13 +267,8 @@ class _Labels:
         if at < 0 or start >= self.tables[at][1]:
             return None
         line = self.lines[bisect.bisect_right(self.lines, start) - 1]
-        header = self.tables[at][2]
-        cell = self._cell(line, start)
-        header_end = self.lines[bisect.bisect_right(self.lines, header)] - 1
-        first = bisect.bisect_left(self.pipes, header)
-        bounds = [header] + self.pipes[first:bisect.bisect_left(self.pipes, header_end)] + [header_end]
-        # `bounds` holds the text before a leading `|` as a cell of its own
-        cell += 1 if self.text[header:header_end].lstrip().startswith("|") else 0
+        leading, bounds = self.tables[at][3]
+        cell = self._cell(line, start) + (1 if leading else 0)
         if cell < 0 or cell + 1 >= len(bounds):
             return None
         low, high = bounds[cell], bounds[cell + 1]
@@ -243,7 +279,8 @@ class _Labels:
     def _cell(self, line: int, start: int) -> int:
         """How many `|` stand before `start` on its line, less a leading one: the cell's index."""
         pipes = bisect.bisect_left(self.pipes, start) - bisect.bisect_left(self.pipes, line)
-        return pipes - (1 if self.text[line:start].lstrip().startswith("|") else 0)
+        leading = _LEADING_PIPE.match(self.text, line, start)  # not a copy of the line per cell: quadratic
+        return pipes - (1 if leading else 0)
 
     def _relative(self, past: int) -> Optional[tuple]:
         """The mention a number is stated relative to (`5.1 eV above the HOMO`, `0.4 higher than
@@ -293,10 +330,10 @@ class _Labels:
         return None
 
 
-def _tables(text: str, lines: list) -> list:
-    """(first row's start, last row's end, header line's start) of each markdown table: a
-    separator row (`_TABLE_SEPARATOR`) under a header line that holds a `|`, and the rows
-    after it that hold one."""
+def _tables(text: str, lines: list, pipes: list) -> list:
+    """(first row's start, last row's end, header line's start, header cells) of each markdown
+    table: a separator row (`_TABLE_SEPARATOR`) under a header line that holds a `|`, and the
+    rows after it that hold one; the header cells as `_header_cells` gives them."""
     tables = []
     ends = lines[1:] + [len(text) + 1]
     i = 1
@@ -310,6 +347,15 @@ def _tables(text: str, lines: list) -> list:
         while last < len(lines) and "|" in text[lines[last]:ends[last] - 1]:
             last += 1
         if last > i + 1:
-            tables.append((lines[i + 1], ends[last - 1] - 1, lines[i - 1]))
+            tables.append((lines[i + 1], ends[last - 1] - 1, lines[i - 1],
+                           _header_cells(text, pipes, lines[i - 1], ends[i - 1] - 1)))
         i = last  # each row is looked at once (a separator in a table's rows starts none)
     return tables
+
+
+def _header_cells(text: str, pipes: list, header: int, header_end: int) -> tuple:
+    """(whether the header line opens with `|`, the bounds of its cells: its start, each `|`,
+    its end); the text before a leading `|` is a cell of its own in the bounds."""
+    first = bisect.bisect_left(pipes, header)
+    bounds = [header] + pipes[first:bisect.bisect_left(pipes, header_end)] + [header_end]
+    return bool(_LEADING_PIPE.match(text, header, header_end)), bounds

@@ -324,12 +324,26 @@ _OWN, _UNLABELLED, _OWN_INCIDENTAL, _INCIDENTAL = range(4)
 # 350 for the complexity, `1500 cm^-1 is the band; the HOMO is -5.2 eV` 1500, an inverse length,
 # for the HOMO), or one the answer calls so (`The answer is 2.1. For comparison, the LogP of
 # ethanol is -0.3.` is 2.1 for the LogP, `The predicted value is -5.2 eV. This HOMO level ...`)
-_OPENS = re.compile(r"[\s>*_`\"'“‘(\[#-]*(?:(?:final[ \t]+)?answer[ \t]*[:=][\s*_`]*)?\Z", re.IGNORECASE)
+# A hedge or a claim may open it (`About 2.1.`, `~2.1.`, `**≈ 180.16 g/mol**`, `It's about 2.1`, `I
+# predict 2.1`, `Predicted: 2.1`, `1. 2.1`): a first version read such an opening value as unlabelled, and a
+# later comparison the name labels won (`~2.1. For comparison, ethanol's LogP is -0.31.` was -0.31)
+_HEDGE = (r"(?:about|approximately|approx\.|around|roughly|nearly|circa|ca\.|~|≈"
+          r"|it[ \t]+is|it['’]s|it[ \t]+comes[ \t]+to"
+          r"|i[ \t]+(?:would[ \t]+)?(?:estimate|predict|obtain|get|calculate)|predicted|estimated|calculated"
+          r"|\d{1,2}[.)](?=[ \t]))")
+_OPENS = re.compile(r"[\s>*_`\"'“‘(\[#-]*(?:(?:final[ \t]+)?answer[ \t]*[:=][\s*_`]*)?"
+                    r"(?:" + _HEDGE + r"[ \t:*_`]*)*\Z", re.IGNORECASE)
 _OPENS_REACH = 40  # characters
 _ANSWER_BEFORE = re.compile(r"(?<![^\W\d_])(?:answer|value|prediction|result|estimate)[ \t*_]*(?:is|was|of|[:=≈~])"
-                            r"[ \t*_`]*(?:(?:about|around|approximately|roughly|nearly|circa|ca\.)[ \t]+)?\Z",
+                            r"[ \t*_`]*(?:(?:about|around|approximately|roughly|nearly|circa|ca\.|~|≈)[ \t]*)?\Z",
                             re.IGNORECASE)
 _ANSWER_REACH = 40  # characters
+# Where a sentence ends (`.`, `!`, `?` before a capital; not a line's end: a list's or table's
+# lines build up to the labelled total, `- Hydroxyl O: 20.23 Å²` ... `Total TPSA ≈ 63.32 Å²`):
+# the asked property's mention in a later sentence labels no number that replaces one read
+# before it (`Predicted -4.2 log mol/L. Solubility below -4 is considered poor.` is -4.2;
+# a first version read the later one, here no value)
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[*_#>`\"'(\[]*[A-Z])")
 
 
 @dataclass(frozen=True)
@@ -367,8 +381,11 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
     conditions = 0
     skipped: Optional[NoValueFinding] = None  # the first condition's bound or range, or denied number
     resume = 0  # after a skipped condition and its uncertainty (`25 ± 1 K`: the 1 is no number of its own)
+    sentence_end = len(text)  # of the sentence that holds the best-placed number read
     for match in _NUMBER.finditer(text):
         start, end = match.start(), match.end()
+        if best is not None and best[0] == _UNLABELLED and isinstance(best[1], Reading) and start > sentence_end:
+            break  # a later sentence's labelled number does not replace it: a comparison, a threshold
         if start < resume or _not_a_value(text, match, markers):
             continue
         label = labels.label(start, end) if labels is not None else None
@@ -382,7 +399,10 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         place = _OWN if own else _UNLABELLED
         if best is not None and place >= best[0]:
             continue  # only a better-placed number changes the reading (and each reads the text before it)
-        if spec is not None and _incidental(text, match):
+        if spec is not None and _incidental(text, match, labelled=label is not None):
+            # the asked property's own number is a count only before a counted thing's name (`The
+            # TPSA from 3 nitrogen atoms`), never a year or version: `The complexity is 245 due to
+            # ...`, `(complexity: 1985)` (a first version of this rule read a later number, or none)
             place += _OWN_INCIDENTAL
         if best is not None and place >= best[0]:
             continue
@@ -399,6 +419,8 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         if place <= goal:
             return read
         best = (place, read)
+        found = _SENTENCE_END.search(text, end)
+        sentence_end = found.start() if found else len(text)
     if best is not None:
         return best[1]
     if condition is not None:

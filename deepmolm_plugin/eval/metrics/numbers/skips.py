@@ -56,6 +56,11 @@ _INDEX_BEFORE = re.compile(r"(?<![^\W\d_])(?:mo|orbital|state)[ \t]?\Z", re.IGNO
 # A compound's or molecule's number, in any case too (`Compound 5 has MW 300.2`, `The LogP of
 # compound 2 is 2.1`: was 5 and 2): an enumeration
 _COMPOUND_BEFORE = re.compile(r"(?<![^\W\d_])(?:compound|molecule|cpd\.?)[ \t]?\Z", re.IGNORECASE)
+# but not the molecule asked about: `The complexity of this molecule 245 is moderate`, `For this
+# compound 245 is the complexity` are 245 (a first version: skipped, no value)
+_THIS_COMPOUND_BEFORE = re.compile(r"(?<![^\W\d_])(?:this|the|that|our|its|each|an?)[ \t]+"
+                                   r"(?:compound|molecule)[ \t]?\Z", re.IGNORECASE)
+_THIS_COMPOUND_REACH = 20  # characters
 _ENUMERATION_AFTER = re.compile(r"[\s.]*[^\s.]")  # more text: `Item 350` / `Item 350.` alone is 350
 _AFTER_REACH = 64  # characters in which that text is looked for
 _LINE_START_BEFORE = re.compile(r"(?:^|(?<=\n))[ \t#>*_-]*\Z")  # searched in a few characters
@@ -69,11 +74,21 @@ _LABEL_BEFORE = re.compile(r"[^\W\d_][+-]$")  # a whole number glued to a word b
 _ARGUMENT_BEFORE = re.compile(r"[^\W\d_]\(\Z")
 _ARGUMENT_AFTER = re.compile(r"\)[^\S\n]*(?:[:=≈~]|(?:is|was|of)(?![^\W\d_]))", re.IGNORECASE)
 
-# `_incidental`. A count: a whole number, a space and a word that is no unit and none of the
-# words that follow a value (cue, function and approximation words, `units`, `points`): `7
-# carbon atoms`, `2 aromatic rings`, `10 pi electrons`, `0 violations`, `3 N atoms` (each was
-# read as the value of the property the answer named after it). A closed class: grammar's.
-_COUNTED = re.compile(r"[^\S\n]+([^\W\d_][^\W\d_'’]*)")
+# `_incidental`. A count: a whole number, a space and up to three words that are no unit and none
+# of the words that follow a value (cue, function and approximation words, `units`, `points`),
+# one of them a counted thing's (`_COUNT_WORDS`: `7 carbon atoms`, `2 aromatic rings`, `10 pi
+# electrons`, `0 violations`, `3 N atoms`) or, for a number no mention labels, the first a plural
+# (`4 stereocentres`). Each was read as the value of the property the answer named after it. Not
+# any word: `The complexity is 245 due to the fused ring system` is 245 (a first version: a count, no value)
+_COUNTED = re.compile(r"[^\S\n]+([^\W\d_][^\W\d_'’]*)(?:[^\S\n]+([^\W\d_][^\W\d_'’]*))?"
+                      r"(?:[^\S\n]+([^\W\d_][^\W\d_'’]*))?")
+_COUNT_WORDS = frozenset("""
+    atom atoms ring rings group groups bond bonds electron electrons violation violations carbon carbons
+    nitrogen nitrogens oxygen oxygens hydrogen hydrogens heteroatom heteroatoms halogen halogens
+    substituent substituents stereocenter stereocenters stereocentre stereocentres center centers centre centres
+    donor donors acceptor acceptors rule rules residue residues
+""".split())
+_PLURAL = re.compile(r"[^\W\d_]{2,}[^su]s")  # `rings`, not `mass`, `bonus`, `is`
 _NOT_COUNTED = frozenset("""
     a an the this that these those its it it's their his her our your my some any each every no all both
     in at to of on by with from for per as than into onto over under above below between among within without via
@@ -204,7 +219,8 @@ def _enumeration(text: str, start: int, end: int) -> bool:
     """Whether a whole number numbers a step, table, ... (`_ENUMERATION_BEFORE`): the word
     capitalised or at a line's start, and more text after the number."""
     if (_INDEX_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
-            or _COMPOUND_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)):
+            or (_COMPOUND_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
+                and not _THIS_COMPOUND_BEFORE.search(text, max(0, start - _THIS_COMPOUND_REACH), start))):
         return bool(_ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH))
     word = _ENUMERATION_BEFORE.search(text, max(0, start - _ENUMERATION_REACH), start)
     if not word or not _ENUMERATION_AFTER.match(text, end, end + _AFTER_REACH):
@@ -213,29 +229,50 @@ def _enumeration(text: str, start: int, end: int) -> bool:
                                                                           word.start()))
 
 
-def _incidental(text: str, match: "re.Match") -> bool:
+def _incidental(text: str, match: "re.Match", labelled: bool = False) -> bool:
     """Whether a number is likely no value where the answer states another: a count of the
     word after it (`_COUNTED`: `7 carbon atoms`, `0 violations`), a rule's number (`rule of
     5`), a year (`in 2020`, `(1999)`) or a version (`version 2.1`, `RDKit 2023.09`). The
     reader reads another number before these and one of them only where there is none
-    (`5 pts` alone is 5): `The molecule has 2 rings and weighs 264.32 g/mol` is 264.32 (was 2)."""
+    (`5 pts` alone is 5): `The molecule has 2 rings and weighs 264.32 g/mol` is 264.32 (was 2).
+    A number the asked property's mention `labelled` is only a count of a counted thing's name
+    (`_COUNT_WORDS`), a rule's number or one after `version`, never a year or a year's version:
+    `(complexity: 1985)`, `(MW 2010.05)` are their values (a first version: read another number, or none)."""
     start, end = match.start(), match.end()
     if match.group("sign") or match.group("exp"):
         return False
     mant = match.group("mant")
+    if _VERSION_BEFORE.search(text, max(0, start - _VERSION_REACH), start):
+        return True  # `XLogP version 3: LogP = 2.1`, labelled or not
     if mant.isdigit():
-        counted = _COUNTED.match(text, end)
         window = text[end:end + _UNIT_REACH]
         # not one end of a range, choice or bound (`2 thru 3`): that number's finding decides
-        if (counted and counted.group(1).casefold().rstrip("'’") not in _NOT_COUNTED
-                and stated_unit(window) is None and _not_one_value_reason(window) is None):
+        if _counts(text, end, labelled) and stated_unit(window) is None and _not_one_value_reason(window) is None:
             return True
         if _RULE_OF_BEFORE.search(text, max(0, start - _RULE_OF_REACH), start):
             return True
+        if labelled:
+            return False  # the asked property's own number is no year or version: `(complexity: 1985)`
         if _YEAR.fullmatch(mant) and (_YEAR_BEFORE.search(text, max(0, start - _YEAR_REACH), start)
                                       or text.startswith(")", end)):
             return True
-    if _VERSION_BEFORE.search(text, max(0, start - _VERSION_REACH), start):
-        return True
+    if labelled:
+        return False
     return bool(_YEAR_MONTH.fullmatch(mant) and _NAME_BEFORE.search(text, max(0, start - _VERSION_REACH), start)
                 and stated_unit(text[end:end + _UNIT_REACH]) is None)
+
+
+def _counts(text: str, end: int, labelled: bool) -> bool:
+    """Whether the words after a whole number ending at `end` name what it counts (`_COUNTED`)."""
+    counted = _COUNTED.match(text, end)
+    if counted is None:
+        return False
+    words = [w.casefold().rstrip("'’") for w in counted.groups() if w]
+    if words[0] in _NOT_COUNTED:
+        return False
+    for word in words:
+        if word in _COUNT_WORDS:
+            return True
+        if word in _NOT_COUNTED:
+            break
+    return not labelled and bool(_PLURAL.fullmatch(words[0]))
