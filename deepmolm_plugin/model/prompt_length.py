@@ -100,41 +100,36 @@ def _covers_every_character(model: dict, pre_tokenizer: Optional[dict]) -> bool:
     no token at all), and a length bound would refuse prompts that fit."""
     if model.get("byte_fallback") or model.get("unk_token") is not None:
         return True
-    if not _has_pre_tokenizer(pre_tokenizer, "ByteLevel"):
+    if not any(part.get("type") == "ByteLevel" for part in _steps(pre_tokenizer, "pretokenizers")):
         return False
     from tokenizers.pre_tokenizers import ByteLevel
 
     return set(ByteLevel.alphabet()) <= set(model.get("vocab") or {})
 
 
-def _has_pre_tokenizer(pre_tokenizer: Optional[dict], kind: str) -> bool:
-    if pre_tokenizer is None:
-        return False
-    if pre_tokenizer.get("type") == "Sequence":
-        return any(_has_pre_tokenizer(part, kind) for part in pre_tokenizer.get("pretokenizers") or [])
-    return pre_tokenizer.get("type") == kind
-
-
 def _normalizer_span(normalizer: Optional[dict]) -> Optional[int]:
     """How many characters of the text one character of the normalised text stands for, at
     most; None for a normalizer that may drop or merge characters (Strip, Replace, ...)."""
-    if normalizer is None:
-        return 1
-    if normalizer.get("type") == "Sequence":
-        span = 1
-        for part in normalizer.get("normalizers") or []:
-            part_span = _normalizer_span(part)
-            if part_span is None:
-                return None
-            span *= part_span
-        return span
-    return _NORMALIZER_SPANS.get(normalizer.get("type"))
+    span = 1
+    for part in _steps(normalizer, "normalizers"):
+        part_span = _NORMALIZER_SPANS.get(part.get("type"))
+        if part_span is None:
+            return None
+        span *= part_span
+    return span
 
 
 def _keeps_characters(pre_tokenizer: Optional[dict]) -> bool:
     """Whether a pre-tokenizer passes every character of the text on to the model."""
-    if pre_tokenizer is None:
-        return True
-    if pre_tokenizer.get("type") == "Sequence":
-        return all(_keeps_characters(part) for part in pre_tokenizer.get("pretokenizers") or [])
-    return pre_tokenizer.get("type") in _KEEPING_PRE_TOKENIZERS and pre_tokenizer.get("behavior") != "Removed"
+    return all(part.get("type") in _KEEPING_PRE_TOKENIZERS and part.get("behavior") != "Removed"
+               for part in _steps(pre_tokenizer, "pretokenizers"))
+
+
+def _steps(spec: Optional[dict], key: str) -> list:
+    """The single steps of a tokenizer.json normalizer or pre-tokenizer (`key`: the list a
+    "Sequence" holds its steps in), nested sequences flattened; none for None."""
+    if spec is None:
+        return []
+    if spec.get("type") != "Sequence":
+        return [spec]
+    return [step for part in spec.get(key) or [] for step in _steps(part, key)]
