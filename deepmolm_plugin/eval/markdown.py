@@ -1,4 +1,4 @@
-"""metrics.json -> metrics.md: one markdown table per kind of task (text, IUPAC, property, SMILES)."""
+"""metrics.json -> metrics.md: one markdown table per kind of task (text, IUPAC, property, binary, SMILES)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ TABLES = {
     "iupac": (("exact %", "exact_match"), ("BLEU-2", "bleu2"), ("BLEU-4", "bleu4"), ("ROUGE-1", "rouge1"),
               ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeL"), ("METEOR", "meteor")),
     "property": (("unit", "unit"), ("valid %", "valid_ratio"), ("MAE", "mae"), ("RMSE", "rmse")),
+    "binary": (("valid %", "valid_ratio"), ("accuracy %", "accuracy"), ("balanced acc. %", "balanced_accuracy"),
+               ("F1", "f1"), ("MCC", "mcc"), ("AUROC", "auroc")),
     "smiles": (("validity %", "validity"), ("exact %", "exact_match"), ("MACCS FTS", "maccs_fts"),
                ("RDK FTS", "rdk_fts"), ("Morgan FTS", "morgan_fts")),
 }
-TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties", "smiles": "SMILES generation"}
+TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties",
+          "binary": "Yes/no (binary) tasks", "smiles": "SMILES generation"}
 
+# kind -> lines under its title that say how its scores are counted
+NOTES = {"binary": ("Accuracy, balanced accuracy, F1 and MCC count every answer, an invalid one (no yes / no, no "
+                    "value in [0, 1]) as the wrong class; AUROC ranks the valid answers' scores; MCC is in [-1, 1], "
+                    "the others x100. `n_positive_references` / `n_positive_answers` in metrics.json.", "")}
 
 # Significant digits of a value that `digits` decimals would show with fewer than two
 SIGNIFICANT = 3
@@ -58,7 +65,7 @@ def markdown(report: dict) -> str:
         if not tasks:
             continue
         columns = TABLES[kind]
-        lines += [f"## {TITLES[kind]}", "",
+        lines += [f"## {TITLES[kind]}", "", *NOTES.get(kind, ()),
                   "| task | n | " + " | ".join(c for c, _ in columns) + " |",
                   "|---|---:|" + "|".join("---" if key == "unit" else "---:" for _, key in columns) + "|"]
         for task, result in tasks:

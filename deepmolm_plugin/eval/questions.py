@@ -282,7 +282,7 @@ def _check_picture(record: dict, question: dict, data_dir: Path, pictures) -> No
 
 
 def _refused(kind: str, what) -> bool:
-    """Whether a property question without a reference value refuses the question file:
+    """Whether a property (or binary) question without a reference value refuses the question file:
     unless its reference answer states no value at all (`numbers.NO_VALUE_STATED`: no number,
     "not measured"), a value was meant but written so that the report cannot read it (a
     decimal comma, a range, a bound, `12 345.6`, `1.234.5`, `1'23`, ...). `what` is the
@@ -290,8 +290,9 @@ def _refused(kind: str, what) -> bool:
     and a choice refused it, matched by their English words; the others only warned, and the
     report left those questions out."""
     from .metrics.numbers import NO_VALUE_STATED
+    from .task_kinds import VALUED_KINDS
 
-    return kind == "property" and what not in NO_VALUE_STATED
+    return kind in VALUED_KINDS and what not in NO_VALUE_STATED
 
 
 def _check_as_the_report_does(questions: List[dict]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..data.records import record_id
 from .merge import ReportError
 from .scoring import task_references
-from .task_kinds import task_kind
+from .task_kinds import VALUED_KINDS, task_kind
 
 
 def check_answer_labels(records: list, data_path: str) -> None:
@@ -39,7 +39,7 @@ def answer_label_problem(record: dict, rid: str) -> "str | None":
     task = task if isinstance(task, str) and task.strip() else "unspecified"
     try:
         kind = task_kind(task, question)
-        if kind == "property":
+        if kind in VALUED_KINDS:
             task_references(task, kind, {rid: question}, [rid])
     except ReportError as e:  # the question is the record of that id, its reference answer the gpt reply
         return for_records_file(str(e).replace("question ", "record ", 1)

@@ -10,7 +10,7 @@ metrics.json:
      "model_ids": [...],
      "complete": bool,                     # false when model_vqa could not ask some questions (counts.not_asked)
      "counts": {"questions", "answers", "not_asked", "shards": {path: lines}, "tasks": {task: n}},
-     "tasks": {task: {"kind": "text" | "iupac" | "property" | "smiles", "n": int,
+     "tasks": {task: {"kind": "text" | "iupac" | "property" | "binary" | "smiles", "n": int,
                       "metrics": {...}, "not_scored"?: why}},
      "plots"?, "task_plots"?: {task: its figure}} # relative to the report folder (`outputs.plots`)
     text:     bleu2, bleu4, rouge1, rouge2, rougeL, meteor, n_undefined_rouge1/2/L/meteor, undefined,
@@ -30,6 +30,8 @@ metrics.json:
               `metadata.capped` says generation stopped at --max-new-tokens; `"capped"` true / false /
               null in their rows: null for answers files that do not record it, which are scored as
               not capped)
+    binary:   label, n, n_valid, valid_ratio, n_positive_references, n_positive_answers, accuracy,
+              balanced_accuracy, f1, mcc, auroc, undefined, n_without_reference (`metrics.classes`)
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
               n_undefined_maccs_fts/rdk_fts/morgan_fts, undefined
     (`undefined`: {metric: why} for a metric that is None, 0/0, or that leaves pairs out)
@@ -66,7 +68,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .merge import (ReportError, check_failures_pairing, check_pairing, format_ids, load_references, merge_answers,
                     read_failures, references_from_answers)
 from .names import name_key
-from .task_kinds import reference_value, task_kind
+from .task_kinds import VALUED_KINDS, reference_label, reference_value, task_kind
 
 SCHEMA = "deepmolm-eval-metrics/1"
 
@@ -78,7 +80,7 @@ def _check_reference_text(record: dict, task: str, kind: str) -> None:
     ("The IUPAC name is ."), which was only counted (`n_empty_references`) and scored 0."""
     from .metrics.molecules import extract_iupac
 
-    if kind != "property" and not record["answer"].strip():
+    if kind not in VALUED_KINDS and not record["answer"].strip():
         raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` is empty")
     if kind == "iupac" and not extract_iupac(record["answer"]):
         raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` "
@@ -136,8 +138,8 @@ def check_reference_record(record: dict) -> Tuple[str, str]:
                           f"{type(record['answer']).__name__} {record['answer']!r}, not a string")
     kind = task_kind(task, record)
     _check_reference_text(record, task, kind)
-    if kind == "property":  # a reference answer against its `properties`: refused here with its line
-        reference_value(task, record)
+    if kind in VALUED_KINDS:  # a reference answer against its `properties`: refused here with its line
+        task_reference(task, kind, record)
     return task, kind
 
 
@@ -147,6 +149,8 @@ def check_reference_record(record: dict) -> Tuple[str, str]:
 UNREFERENCED = {
     "property": ("without a reference value ({}, no properties entry)",
                  "has no reference value ({}, no properties entry)"),
+    "binary": ("without a reference class ({}, no yes / no, no properties entry)",
+               "has no reference class ({}, no yes / no, no properties entry)"),
     "smiles": ("whose reference SMILES does not parse", "has no reference SMILES that parses"),
 }
 
@@ -163,7 +167,7 @@ def unreferenced_reasons(task: str, kind: str, refs: "OrderedDict[str, dict]", q
     reasons = {}
     for i, reference in enumerate(references):
         if reference is None:
-            if kind == "property":
+            if kind in VALUED_KINDS:
                 what, why = no_value_reason(refs[qids[i]].get("answer", ""), task)
                 reasons[i] = (what, UNREFERENCED[kind][0].format(why))
             else:
@@ -178,11 +182,16 @@ def task_references(task: str, kind: str, refs: "OrderedDict[str, dict]", qids: 
     without one. None for the other kinds, whose reference is the answer text itself."""
     from .metrics import molecules
 
-    if kind == "property":
-        return [reference_value(task, refs[q]) for q in qids]
+    if kind in VALUED_KINDS:
+        return [task_reference(task, kind, refs[q]) for q in qids]
     if kind == "smiles":
         return [molecules.canonical_smiles(molecules.extract_smiles(str(refs[q].get("answer", "")))) for q in qids]
     return None
+
+
+def task_reference(task: str, kind: str, record: dict) -> Optional[float]:
+    """A property question's reference value, a binary one's reference class (0 or 1)."""
+    return reference_label(task, record) if kind == "binary" else reference_value(task, record)
 
 
 def not_scored(kind: str, references: Optional[list], reasons: Optional[Dict[int, Tuple[object, str]]] = None
@@ -192,7 +201,7 @@ def not_scored(kind: str, references: Optional[list], reasons: Optional[Dict[int
     task, what its reference answers hold instead (without them: no number)."""
     if references is None or any(r is not None for r in references):
         return None
-    if kind != "property":
+    if kind not in VALUED_KINDS:
         return f"every question {UNREFERENCED[kind][1]}"
     from .metrics.numbers import NoValue
 
@@ -329,7 +338,7 @@ def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[d
     `reference_smiles`, ...; None without a reference record). Every row of a task has the same
     keys (was: not-asked rows and rows left out for want of a reference lacked `valid`,
     `value`, `reference_value`: a reader of per_question.jsonl stopped on KeyError 'valid')."""
-    from .metrics import molecules, numbers
+    from .metrics import classes, molecules, numbers
 
     fields = {"empty": prediction is not None and not prediction.strip(),
               "capped": None if answer is None else capped(answer)}
@@ -340,6 +349,9 @@ def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[d
         fields.update(value=None if prediction is None else numbers.parse_value(prediction, spec), valid=False,
                       reference_value=ref_value, value_may_be_cut=False,
                       reference_out_of_range=ref_value is not None and not spec.in_range(ref_value))
+    elif kind == "binary":
+        fields.update(value=None if prediction is None else classes.stated_label(prediction, task), label=None,
+                      valid=False, reference_value=None if record is None else reference_label(task, record))
     elif kind == "iupac":
         fields.update(name=None if prediction is None else molecules.extract_iupac(prediction),
                       reference_name=None if reference is None else molecules.extract_iupac(reference))
@@ -370,10 +382,12 @@ def empty_metrics(task: str, kind: str) -> dict:
     """A task's `metrics` when none of its questions is scored: every key its kind has, the
     scores None and the counts 0, as the metric functions give for no pair (the text ones
     refuse no pair, so their keys are listed here from the same constants)."""
-    from .metrics import molecules, numbers, text
+    from .metrics import classes, molecules, numbers, text
 
     if kind == "property":
         return {**numbers.property_metrics([], [], task), "n_without_reference": 0, "n_cut_values": 0}
+    if kind == "binary":
+        return {**classes.binary_metrics([], [], task), "n_without_reference": 0}
     if kind == "smiles":
         return molecules.smiles_metrics([], [])
     scores = {**{key: None for key in text.BLEU_ORDERS}, **{key: None for key in text.ROUGE_ORDERS}, "meteor": None}
@@ -400,7 +414,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
     (model_vqa's failures files, `merge.read_failures`) have no answer: they are left out of
     their task's scores and n, counted (`n_not_asked`) and given rows of their own."""
     failed = not_asked or {}
-    from .metrics import molecules, numbers, text
+    from .metrics import classes, molecules, numbers, text
 
     groups = group_by_task(refs)
     wordnet = None
@@ -457,6 +471,12 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                                                              for q, v in outside]}
                 print(f"note: {task}: {references_out_of_range_note(results_extra['references_out_of_range'], spec)}",
                       file=sys.stderr)
+        elif kind == "binary":
+            scores = [classes.stated_label(p, task) for p in preds]
+            metrics = classes.binary_metrics(scores, references, task)
+            metrics["n_without_reference"] = asked - len(qids)
+            extra = [{"value": v, "label": None if v is None else int(v >= classes.THRESHOLD), "valid": v is not None,
+                      "reference_value": r} for v, r in zip(scores, references)]
         else:
             metrics = molecules.smiles_metrics(preds, ref_texts)
             metrics["n_invalid_references"] = asked - len(qids)
@@ -512,7 +532,7 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     """The metrics.json document and the per-question rows for answer shards scored against
     a references file (or, without one, the references the answer lines carry). `say`: called
     with a line before the scoring of SAY_STAGES_FROM answers or more."""
-    from .metrics import molecules, text
+    from .metrics import classes, molecules, text
 
     tok = text.get_tokenizer(tokenizer)
     failed = read_failures(answer_paths)  # questions model_vqa could not ask: listed, not scored
@@ -534,7 +554,8 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     report = {
         "schema": SCHEMA,
         "scales": "every score in [0, 1] (BLEU, ROUGE, METEOR, validity, exact match, valid ratio, "
-                  "Tanimoto) is reported x100; MAE and RMSE are in the property's unit",
+                  "Tanimoto, accuracy, balanced accuracy, F1, AUROC) is reported x100; MCC as it is, in [-1, 1]; "
+                  "MAE and RMSE are in the property's unit",
         "tokenizer": tok.declaration(),
         "settings": {
             "bleu": f"nltk corpus_bleu, one reference per answer, BLEU-2 weights {list(text.BLEU2_WEIGHTS)}, "
@@ -547,6 +568,10 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
             "property": "the number the property's name labels, else the first value in the answer, "
                         "in the property's unit (metrics.numbers.parse_value), "
                         "invalid outside the property's range; MAE over valid answers",
+            "binary": "class 1 for an answer opening with yes / true, 0 for no / false, else the number the "
+                      "label's name labels (metrics.numbers.parse_value) as a score in [0, 1], class 1 from "
+                      f"{classes.THRESHOLD}; accuracy, balanced accuracy, F1 (class 1 positive) and MCC over every "
+                      "answer, an invalid one counted as the wrong class; AUROC over the valid answers' scores",
         },
         "versions": _versions(),
         "inputs": {"answers": [str(p) for p in answer_paths],

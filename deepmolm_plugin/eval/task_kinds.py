@@ -1,9 +1,12 @@
-"""How a question is scored: its kind of task, and (property tasks) its reference value.
+"""How a question is scored: its kind of task, and (property, binary tasks) its reference value.
 
 Kinds (`task_kind`): `property` when the task name is a known property
 (`metrics.numbers.PROPERTY_RANGES`, aliases included) or a key of the record's
 `properties`; `smiles` for SMILES_TASKS; `iupac` for IUPAC_TASKS; else `text`. A record's
-optional `metric` field (one of KINDS) overrides the kind the task name implies.
+optional `metric` field (one of KINDS) overrides the kind the task name implies: `binary`
+(a yes/no label, `metrics.classes`) is only ever chosen so, as deepmolm-prepare's
+`binary_columns` writes it; no task name or value implies it (a count property whose few
+questions all hold 0 or 1 is no classifier).
 
 The reference value of a property question is the number parsed from the reference answer
 by the same parser as the predictions (`metrics.numbers.parse_value`, so both sides read
@@ -25,7 +28,9 @@ from .names import name_key
 if TYPE_CHECKING:  # imported where used: metrics.numbers loads its patterns on import
     from .metrics.numbers import NoValue
 
-KINDS = ("text", "iupac", "property", "smiles")
+KINDS = ("text", "iupac", "property", "binary", "smiles")
+# kinds scored against a reference value read from the reference answer or `properties`
+VALUED_KINDS = ("property", "binary")
 # task names compared by `name_key`: case-folded, letters and digits only
 SMILES_TASKS = frozenset({"smiles", "transsmiles", "smilesgeneration", "text2smiles", "text2mol",
                           "moleculegeneration", "molgen", "descriptiontosmiles"})
@@ -100,6 +105,26 @@ def reference_value(task: str, record: dict) -> Optional[float]:
                           f"{stated:g} ({record['answer'][:80]!r}) but `properties` holds {labelled:g}: another "
                           "unit, scale or property on one side? Fix the question file")
     return stated if stated is not None else labelled
+
+
+def reference_label(task: str, record: dict) -> Optional[float]:
+    """The reference class (0.0 or 1.0) of a binary question: a yes/no word opening the
+    reference answer, else its value (`reference_value`: the number the answer states, else
+    `properties`), or None without either. Anything else is a ReportError naming the
+    question: a value other than 0 or 1, or a word and a value that disagree."""
+    from .metrics.classes import opening_word_label
+
+    word = opening_word_label(str(record.get("answer", "")))
+    value = reference_value(task, record)
+    if word is not None and value is not None and word != value:
+        raise ReportError(f"question {record.get('question_id')!r} ({task}): the reference answer says "
+                          f"{_quoted(record.get('answer', ''))} but its value is {value:g}. Fix the question file")
+    label = word if word is not None else value
+    if label is not None and label not in (0.0, 1.0):
+        raise ReportError(f"question {record.get('question_id')!r} ({task}): a binary (yes/no) task's reference "
+                          f"is 0 or 1 (or yes / no), not {label:g}. Fix the question file, or drop its "
+                          "`\"metric\": \"binary\"` to score it as a property")
+    return label
 
 
 def no_value_reason(answer: str, task: Optional[str] = None) -> Tuple[NoValue, str]:

@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
+from ..eval.metrics.classes import roc_auc as ranked_roc_auc
 from .scaling import FeatureScaler
 from .features import MolGraph, collate_graphs
 from .models import PropertyModel
@@ -70,15 +70,10 @@ class TrainConfig:
 
 # ------------------------------------------------------------------------------- metrics
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """ROC-AUC from scores (probabilities), ties counted half; NaN if only one class."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    score = np.asarray(score, dtype=np.float64)
-    pos = y_true == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    """ROC-AUC from scores (probabilities), ties counted half; NaN if only one class (the
+    evaluation report's classes metric computes it: one implementation)."""
+    auc = ranked_roc_auc(score, y_true)
+    return float("nan") if auc is None else auc
 
 
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,6 +78,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     g.add_argument("--smiles-column", action=Once)
     g.add_argument("--label-columns", nargs="+", action=Once,
                    help="numeric columns/fields: COL or COL=NAME (comma lists too)")
+    g.add_argument("--binary-labels", nargs="+", action=Once,
+                   help="label NAMEs (of --label-columns) that are yes/no, 0 or 1: evaluation scores them as "
+                        "classifications (accuracy, F1, AUROC) instead of by MAE")
     g.add_argument("--text-columns", nargs="+", action=Once,
                    help="text columns/fields: COL=TASK, a text task (description...); numbers: --label-columns")
     g.add_argument("--id-column", action=Once)
@@ -120,7 +123,7 @@ def reader_options(args) -> dict:
     for name in ("smiles_column", "id_column", "split_column", "id_field"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
-    for name in ("label_columns", "text_columns"):
+    for name in ("label_columns", "binary_labels", "text_columns"):
         if getattr(args, name):
             options[name] = [c.strip() for v in getattr(args, name) for c in v.split(",") if c.strip()]
     given = {}  # --option key -> its KEY=VALUE

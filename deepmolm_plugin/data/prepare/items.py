@@ -158,6 +158,8 @@ class ItemMaker:
             record["depiction"] = {"image": image}
         if properties:
             record["properties"] = properties
+        if item.metric is not None:  # eval.questions copies it: how the report scores the question
+            record["metric"] = item.metric
         record["molecule_fp"] = None  # the sidecar reference, filled in at assembly
         record["conformer"] = mol_record.conformer
         if mol_record.notes:

@@ -52,7 +52,9 @@ class SourceItem:
     answer: the target text; instruction: only when the source's own wording must be
     kept (else the shared prompt table supplies it); image: an existing depiction to
     copy (e.g. Vis-CheBI20's), else one is rendered; properties: numeric labels, e.g.
-    {"Molecular Weight": 180.16}; extra: source fields worth keeping (CID, ...).
+    {"Molecular Weight": 180.16}; extra: source fields worth keeping (CID, ...); metric: how
+    evaluation scores the item when its task name does not say (`eval.task_kinds.KINDS`:
+    "binary" for a yes/no label), written into the record as `metric`.
     """
 
     id: str
@@ -64,6 +66,7 @@ class SourceItem:
     image: Optional[str] = None
     properties: Dict[str, float] = field(default_factory=dict)
     extra: Dict[str, object] = field(default_factory=dict)
+    metric: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ Options (from the ``deepmolm-prepare`` command line):
   answered "The NAME is VALUE." (the value as the file writes it), with
   ``properties={NAME: float(VALUE)}``. A blank cell is a missing label (Tox21 has many):
   that row simply has no item for that task - never a zero;
+- ``binary_labels``: label NAMEs (of ``label_columns``) that are yes/no labels, each cell 0
+  or 1 (another value is that item's ``SourceError``); their records carry ``"metric":
+  "binary"``, so evaluation scores them as classifications (accuracy, F1, AUROC:
+  ``eval.metrics.classes``) instead of by MAE; a name that is no label NAME is refused;
 - ``text_columns``: text answers, each ``COLUMN=TASK`` or a ``COLUMN`` whose name is a task
   of the prompt table (``description``); one item per row and column, blank cells skipped.
   A numeric task (LogP, HOMO..., ``property:*``: what evaluation scores as a number) is
@@ -65,7 +69,7 @@ from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, contro
                    repeated_id, split_problem, undecodable)
 from .label_names import check_label_name_usable
 
-OPTIONS = {"smiles_column", "label_columns", "text_columns", "id_column", "split_column"}
+OPTIONS = {"smiles_column", "label_columns", "binary_labels", "text_columns", "id_column", "split_column"}
 # A label as the answer writes it (PLAIN_NUMBER): evaluation (eval.metrics.numbers) must read it back the same.
 
 
@@ -149,7 +153,7 @@ def refuse_numeric_text_task(fmt: str, column: str, task: str) -> None:
 def check_column_lists(fmt: str, options: dict) -> None:
     """The column options are a name, names separated by commas, or a JSON list of names
     (`as_list`): ``--option label_columns=5`` (the int 5) was a TypeError traceback."""
-    for name in ("label_columns", "text_columns"):
+    for name in ("label_columns", "binary_labels", "text_columns"):
         value = options.get(name)
         if not (value is None or isinstance(value, str)
                 or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
@@ -186,6 +190,7 @@ def require_columns(fmt: str, options: dict, header: Sequence[str] = ()) -> None
                              "training and evaluation refuse them as two spellings of one property; name them "
                              "apart, COLUMN=NAME")
     check_one_column_per_task(fmt, options, header)
+    binary_names(fmt, options, header)
 
 
 def check_one_column_per_task(fmt: str, options: dict, header: Sequence[str] = ()) -> None:
@@ -206,8 +211,10 @@ def check_one_column_per_task(fmt: str, options: dict, header: Sequence[str] = (
 
 
 def label_item(row_id: str, split: str, column: str, name: str, value: str, molecule: MoleculeSpec,
-               extra: dict) -> SourceItem | SourceError | None:
-    """The property item of one label cell; None for a blank (missing) label."""
+               extra: dict, binary: bool = False) -> SourceItem | SourceError | None:
+    """The property item of one label cell; None for a blank (missing) label. A `binary`
+    label (`binary_labels`) is 0 or 1 and its item is scored as a yes/no classification
+    (`metric` "binary": accuracy, F1, AUROC... where a regression's MAE said little)."""
     value = (value or "").strip()
     task = property_task(name)
     if not value:
@@ -217,8 +224,24 @@ def label_item(row_id: str, split: str, column: str, name: str, value: str, mole
         number = plain_number(value)
     except ValueError as e:
         return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {e}")
+    if binary and number not in (0.0, 1.0):  # e.g. a -1/1 coding, or a probability
+        return SourceError(f"{row_id}:{task}", "label", f"column {column!r} value {value!r} is not 0 or 1 "
+                                                        f"({name!r} is in binary_labels)")
     return SourceItem(id=f"{row_id}:{task}", split=split, task=task, molecule=molecule,
-                      answer=property_answer(name, value), properties={name: number}, extra=extra)
+                      answer=property_answer(name, value), properties={name: number}, extra=extra,
+                      metric="binary" if binary else None)
+
+
+def binary_names(fmt: str, options: dict, header: Sequence[str] = ()) -> frozenset:
+    """The label names of `binary_labels` (each the NAME a label column is given, or its
+    column's own name); one that names no label column is a configuration error."""
+    labels = [name for _, name in (named(spec, header) for spec in as_list(options.get("label_columns")))]
+    binary = as_list(options.get("binary_labels"))
+    unknown = [name for name in binary if name not in labels]
+    if unknown:
+        raise ValueError(f"{fmt}: binary_labels {unknown} name no label column; the labels are {labels} "
+                         "(a binary label is one of --label-columns, by its NAME)")
+    return frozenset(binary)
 
 
 def text_item(row_id: str, split: str, where: str, task: str, value: str, molecule: MoleculeSpec,
@@ -281,6 +304,7 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
     return {
         "smiles": need(smiles, "SMILES"),
         "labels": [(need(c, "label"), n) for c, n in (named(s, header) for s in as_list(options.get("label_columns")))],
+        "binary": binary_names(fmt, options, header),
         "texts": [(need(c, "text"), t) for c, t in (text_task(s, fmt, header)
                                                     for s in as_list(options.get("text_columns")))],
         "id": need(options["id_column"], "id") if options.get("id_column") else None,
@@ -394,7 +418,8 @@ def _row(path: Path, index: int, where: str, fields: list, header: list, at: dic
             produced = True
             yield item
     for column, name in columns["labels"]:
-        item = label_item(row_id, split, column, name, fields[at[column]], molecule, extra)
+        item = label_item(row_id, split, column, name, fields[at[column]], molecule, extra,
+                          binary=name in columns["binary"])
         if item is not None:
             produced = True
             yield item

@@ -15,7 +15,8 @@ it was skipped, though listed among the run's inputs). Options:
 
 - ``label_columns``: numeric data fields (``> <FIELD>``), each ``FIELD`` or
   ``FIELD=NAME``; one ``property:NAME`` item per record and field, blank or absent
-  fields skipped (a missing label, never a zero);
+  fields skipped (a missing label, never a zero); ``binary_labels``: those of their NAMEs
+  that are 0/1 labels, as for CSV (``csv_source.label_item``);
 - ``text_columns``: text fields, ``FIELD=TASK`` (or a field named like a task); a numeric
   task is refused, as for CSV (``csv_source.check_text_columns``); a value that is only a
   missing-value marker ("N/A", "nan", "-") is its item's failure (``csv_source.text_item``);
@@ -59,10 +60,10 @@ from ...molecule.io.read import not_text
 from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
 from .base import (MoleculeSpec, SourceError, SourceItem, fields_control_problem, id_file_name, option_name,
                    register_reader, repeated_id, split_problem, visible_files)
-from .csv_source import (as_list, check_column_lists, check_text_columns, label_item, named, require_columns,
-                         text_item, text_task)
+from .csv_source import (as_list, binary_names, check_column_lists, check_text_columns, label_item, named,
+                         require_columns, text_item, text_task)
 
-OPTIONS = {"label_columns", "text_columns", "id_field", "split_column"}
+OPTIONS = {"label_columns", "binary_labels", "text_columns", "id_field", "split_column"}
 SUFFIXES = (".sdf", ".sd", ".mol")
 COMPRESSED = (".gz", ".bz2", ".xz", ".zip", ".zst")  # x.sdf.gz in a folder: its failure, never skipped
 FIELD = re.compile(r"^>[^<]*<([^>]+)>")  # [^<]*, not .*?: a header of 60000 "<" took 23 s (quadratic)
@@ -175,7 +176,8 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     # (the field options were checked when the reader was called: `check_fields`)
     for name in ("id_field", "split_column"):
         option_name("sdf", options, name)
-    labels = [named(c) for c in as_list(options.get("label_columns"))]
+    binary = binary_names("sdf", options)
+    labels = [(field, name, name in binary) for field, name in map(named, as_list(options.get("label_columns")))]
     texts = [text_task(c, "sdf") for c in as_list(options.get("text_columns"))]
     ids: dict = {}  # --id-field value -> the record that has it
     files = sdf_files(Path(input_path))
@@ -239,7 +241,7 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
     fields, repeated, broken = data_fields(block)
     title = lines[0].strip() if block.strip() else ""
     id_field, split_field = options.get("id_field"), options.get("split_column")
-    used = [id_field, split_field] + [f for f, _ in texts + labels]
+    used = [id_field, split_field] + [f for f, *_ in texts + labels]
     layout = next((broken[f] for f in used if f in broken), None)
     if layout:  # the text after the break was dropped, or the next field swallowed, without a word
         yield SourceError(record_id, "read", layout)
@@ -295,12 +297,12 @@ def _record(path: Path, name: str, index: int, block: str, labels, texts, option
         if item is not None:  # a blank field is skipped; "N/A" is its item's failure (`text_item`)
             produced = True
             yield item
-    for field, label in labels:
-        item = label_item(record_id, split, field, label, fields.get(field, ""), molecule, extra)
+    for field, label, binary in labels:
+        item = label_item(record_id, split, field, label, fields.get(field, ""), molecule, extra, binary=binary)
         if item is not None:
             produced = True
             yield item
     if not produced:
         problem = structure_problem(block, record_id)
         yield (SourceError(record_id, "molecule", problem) if problem else
-               SourceError(record_id, "labels", f"no value in any of the fields {[f for f, _ in texts + labels]}"))
+               SourceError(record_id, "labels", f"no value in any of the fields {[f for f, *_ in texts + labels]}"))
