@@ -14,8 +14,9 @@ TABLES = {
     "property": (("unit", "unit"), ("valid %", "valid_ratio"), ("MAE", "mae"), ("RMSE", "rmse")),
     "binary": (("valid %", "valid_ratio"), ("accuracy %", "accuracy"), ("balanced acc. %", "balanced_accuracy"),
                ("F1", "f1"), ("MCC", "mcc"), ("AUROC", "auroc")),
-    "smiles": (("validity %", "validity"), ("exact %", "exact_match"), ("MACCS FTS", "maccs_fts"),
-               ("RDK FTS", "rdk_fts"), ("Morgan FTS", "morgan_fts")),
+    "smiles": (("validity %", "validity"), ("exact %", "exact_match"), ("BLEU", "bleu"),
+               ("Levenshtein", "levenshtein"), ("MACCS FTS", "maccs_fts"), ("RDK FTS", "rdk_fts"),
+               ("Morgan FTS", "morgan_fts")),
 }
 TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties",
           "binary": "Yes/no (binary) tasks", "smiles": "SMILES generation"}

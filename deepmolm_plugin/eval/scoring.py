@@ -32,7 +32,8 @@ metrics.json:
               not capped)
     binary:   label, n, n_valid, valid_ratio, n_positive_references, n_positive_answers, accuracy,
               balanced_accuracy, f1, mcc, auroc, undefined, n_without_reference (`metrics.classes`)
-    smiles:   n, n_valid, n_invalid_references, validity, exact_match, maccs_fts, rdk_fts, morgan_fts,
+    smiles:   n, n_valid, n_invalid_references, validity, exact_match, bleu (characters, BLEU-4),
+              levenshtein (mean edit distance, characters), maccs_fts, rdk_fts, morgan_fts,
               n_undefined_maccs_fts/rdk_fts/morgan_fts, undefined
     (`undefined`: {metric: why} for a metric that is None, 0/0, or that leaves pairs out)
 
@@ -554,8 +555,8 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     report = {
         "schema": SCHEMA,
         "scales": "every score in [0, 1] (BLEU, ROUGE, METEOR, validity, exact match, valid ratio, "
-                  "Tanimoto, accuracy, balanced accuracy, F1, AUROC) is reported x100; MCC as it is, in [-1, 1]; "
-                  "MAE and RMSE are in the property's unit",
+                  "Tanimoto, SMILES BLEU, accuracy, balanced accuracy, F1, AUROC) is reported x100; MCC as it is, "
+                  "in [-1, 1]; MAE and RMSE are in the property's unit, the SMILES Levenshtein distance in characters",
         "tokenizer": tok.declaration(),
         "settings": {
             "bleu": f"nltk corpus_bleu, one reference per answer, BLEU-2 weights {list(text.BLEU2_WEIGHTS)}, "
@@ -564,7 +565,9 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
                      "mean over answers",
             "meteor": "nltk meteor_score defaults (alpha 0.9, beta 3, gamma 0.5, WordNet 3.0), mean over answers",
             "smiles": f"RDKit canonical SMILES; MACCS keys, RDKFingerprint, Morgan radius {molecules.MORGAN_RADIUS} "
-                      f"{molecules.MORGAN_BITS} bits; Tanimoto means over valid predictions",
+                      f"{molecules.MORGAN_BITS} bits; Tanimoto means over valid predictions; "
+                      "as MolT5, character BLEU-4 and mean Levenshtein distance of the extracted SMILES strings over "
+                      "all predictions",
             "property": "the number the property's name labels, else the first value in the answer, "
                         "in the property's unit (metrics.numbers.parse_value), "
                         "invalid outside the property's range; MAE over valid answers",

@@ -17,7 +17,13 @@ SMILES (`smiles_metrics(preds, refs)`), after `extract_smiles` on both sides:
   `[Na+]`; the MACCS keys of `[H][H]`) have no Tanimoto similarity (0/0; RDKit says 0, so
   `O` against `O` scored 0): such a pair is left out of that fingerprint's mean and
   counted (`n_undefined_<metric>`, e.g. `n_undefined_rdk_fts`, and a line in `undefined`,
-  {metric: why}); a mean over no pair is None.
+  {metric: why}); a mean over no pair is None;
+- bleu, levenshtein: MolT5's string scores of the SMILES as written (extracted, not
+  canonicalised), over all scored pairs, an invalid prediction included: corpus BLEU-4 on
+  characters (nltk corpus_bleu, one reference, no smoothing: `text.bleu` on character
+  lists; None when no prediction has 4 characters) and the mean Levenshtein edit distance
+  in characters (`edit_distance`). MolT5 scores its model's raw output string; ours
+  answers in sentences, so the SMILES `extract_smiles` reads is scored.
 
 A SMILES holding anything but printable ASCII (a space, a control character, `é`, a
 full-width letter) does not parse: RDKit would stop there and read the rest as a name, so
@@ -417,6 +423,7 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
     if len(preds) != len(refs):
         raise ValueError(f"{len(preds)} predictions but {len(refs)} references")
     n = n_valid = n_exact = n_bad_refs = 0
+    written: List[Tuple[str, str]] = []  # the scored pairs' SMILES as written, for the string scores
     sims: Dict[str, List[float]] = {"maccs": [], "rdk": [], "morgan": []}
     undefined = dict.fromkeys(sims, 0)  # pairs of two empty fingerprints, per fingerprint
     for pred, ref in zip(preds, refs):
@@ -427,6 +434,7 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
             n_bad_refs += 1
             continue
         n += 1
+        written.append((pred, ref))
         pred_mol = mol_from_smiles(pred)
         if pred_mol is None:
             continue
@@ -442,6 +450,7 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
         "n": n, "n_valid": n_valid, "n_invalid_references": n_bad_refs,
         "validity": SCALE * n_valid / n if n else None,
         "exact_match": SCALE * n_exact / n if n else None,
+        **string_scores(written),
     }
     for key, values in sims.items():
         result[f"{key}_fts"] = SCALE * sum(values) / len(values) if values else None
@@ -449,7 +458,52 @@ def smiles_metrics(preds: Sequence[str], refs: Sequence[str], extract: bool = Tr
     result["undefined"] = {f"{key}_fts": f"leaves out {count} of {n_valid} valid pair(s): both fingerprints "
                                          "empty, no Tanimoto similarity (0/0)"
                            for key, count in undefined.items() if count}
+    if n and result["bleu"] is None:
+        result["undefined"]["bleu"] = "no predicted SMILES has 4 characters (no 4-gram to score)"
     return result
+
+
+def string_scores(pairs: Sequence[Tuple[str, str]]) -> Dict[str, Optional[float]]:
+    """MolT5's character BLEU-4 (x100) and mean Levenshtein distance of (predicted,
+    reference) SMILES strings; None for no pair."""
+    from .text import bleu
+
+    if not pairs:
+        return {"bleu": None, "levenshtein": None}
+    return {"bleu": bleu([list(p) for p, _ in pairs], [list(r) for _, r in pairs])["bleu4"],
+            "levenshtein": sum(edit_distance(p, r) for p, r in pairs) / len(pairs)}
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions, each 1) of two strings:
+    Myers' bit-parallel algorithm (Hyyrö's form), one pass over the longer string with the
+    shorter one's columns as bits of an integer, so a runaway 100,000-character answer
+    against a 60-character reference costs 100,000 steps, not a 6-million-cell table."""
+    if len(a) < len(b):
+        a, b = b, a
+    m = len(b)
+    if not m:
+        return len(a)
+    full, top = (1 << m) - 1, 1 << (m - 1)
+    positions: Dict[str, int] = {}  # character -> the bits of its places in b
+    for i, char in enumerate(b):
+        positions[char] = positions.get(char, 0) | 1 << i
+    plus, minus, distance = full, 0, m  # vertical +1 / -1 deltas of the current column
+    for char in a:
+        eq = positions.get(char, 0)
+        xv = eq | minus
+        xh = (((eq & plus) + plus) ^ plus) | eq
+        hplus = minus | (~(xh | plus) & full)
+        hminus = plus & xh
+        if hplus & top:
+            distance += 1
+        elif hminus & top:
+            distance -= 1
+        hplus = (hplus << 1 | 1) & full
+        hminus = (hminus << 1) & full
+        plus = hminus | (~(xv | hplus) & full)
+        minus = hplus & xv
+    return distance
 
 
 def iupac_metrics(preds: Sequence[str], refs: Sequence[str], tokenizer=None, wordnet=None,
