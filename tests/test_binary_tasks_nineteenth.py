@@ -31,28 +31,45 @@ TASK = "property:p_np"
     ("Note: p_np = 0.2", 0.2),
     ("The p_np is 5.", None),  # neither a class nor a probability
     ("I cannot say.", None), ("", None), ("no-go", None),
+    # review: a number the label's name does not introduce is no answer (the first number was taken)
+    ("The molecule has 1 aromatic ring and does not cross the blood-brain barrier.", None),
+    ("1. No, it does not cross the BBB.", 0.0), ("1) Yes", 1.0), ("- Yes", 1.0), ("Answer: No", 0.0),
+    ("1", 1.0), ("0.83.", 0.83), ("**0**", 0.0),
+    ("It has a LogP of 3.2 and p_np is 0", 0.0), ("TPSA is 0.9 and p_np is 0", 0.0),
+    ("This molecule has MW 350 and p np 1", 1.0),
+    ("Yes or no.", None), ("Yes/No", None), ("yes and no", None), ("True / False", None),
+    ("Yes, and no side effects", 1.0),
 ])
 def test_the_class_an_answer_states(answer, expected):
     assert stated_label(answer, "p_np") == expected
 
 
-def test_scores_match_sklearn_with_invalid_answers_counted_wrong():
+def test_scores_match_sklearn():
     rng = random.Random(3)
     refs = [rng.randint(0, 1) for _ in range(200)]
     scores = [None if rng.random() < 0.1 else rng.choice([0.0, 1.0, rng.random()]) for _ in refs]
     m = binary_metrics(scores, refs, "p_np")
-    # the classes the report counts: an invalid answer is the wrong one
+    # accuracy and balanced accuracy count every answer, an invalid one being right in neither class
     classes = [1 - r if s is None else int(s >= 0.5) for s, r in zip(scores, refs)]
     assert m["n"] == 200 and m["n_valid"] == sum(s is not None for s in scores)
     assert m["accuracy"] == pytest.approx(100 * sk.accuracy_score(refs, classes))
     assert m["balanced_accuracy"] == pytest.approx(100 * sk.balanced_accuracy_score(refs, classes))
-    assert m["f1"] == pytest.approx(100 * sk.f1_score(refs, classes))
-    assert m["mcc"] == pytest.approx(sk.matthews_corrcoef(refs, classes))
+    # F1, MCC and AUROC: the valid answers' classes and scores
     valid = [(s, r) for s, r in zip(scores, refs) if s is not None]
+    valid_refs, valid_classes = [r for _, r in valid], [int(s >= 0.5) for s, _ in valid]
+    assert m["f1"] == pytest.approx(100 * sk.f1_score(valid_refs, valid_classes))
+    assert m["mcc"] == pytest.approx(sk.matthews_corrcoef(valid_refs, valid_classes))
     assert m["auroc"] == pytest.approx(100 * sk.roc_auc_score([r for _, r in valid], [s for s, _ in valid]))
     assert m["n_positive_references"] == sum(refs)
     assert m["n_positive_answers"] == sum(s >= 0.5 for s, _ in valid)
     assert m["undefined"] == {}
+
+
+def test_a_model_that_never_answers_is_no_inverted_classifier():
+    m = binary_metrics([None] * 4, [0, 1, 0, 1], "p_np")
+    assert m["accuracy"] == 0.0 and m["balanced_accuracy"] == 0.0  # no right answer
+    assert m["mcc"] is None and m["f1"] is None and m["auroc"] is None  # was MCC -1: "always the wrong class"
+    assert set(m["undefined"]) == {"f1", "mcc", "auroc"}
 
 
 def test_undefined_scores_are_none_with_a_reason():
@@ -110,7 +127,7 @@ def test_report_scores_a_binary_task_as_a_classifier(tmp_path):
 
 @pytest.mark.parametrize("record, message", [
     (_question("x", "The p_np is 2."), "'x'.*is 0 or 1 .*not 2"),
-    (_question("x", "Yes.", properties={"p_np": 0.0}), "'x'.*says 'Yes.' but its value is 0"),
+    (_question("x", "Yes.", properties={"p_np": 0.0}), "'x'.*'Yes.' states 1 but `properties` holds 0"),
     (_question("x", "The p_np is 0.5."), "'x'.*not 0.5"),
 ])
 def test_a_reference_that_is_no_class_is_refused_naming_its_question(tmp_path, record, message):
@@ -186,3 +203,12 @@ def test_sdf_binary_labels(tmp_path):
     assert [getattr(i, "metric", None) for i in items if hasattr(i, "task")] == ["binary"]
     errors = [i for i in items if not hasattr(i, "task")]
     assert len(errors) == 1 and "'3' is not 0 or 1" in errors[0].reason
+
+
+def test_a_reference_is_read_as_the_answers_are():
+    from deepmolm_plugin.eval.task_kinds import reference_label
+
+    # review: a count in a reference answer was its class
+    assert reference_label(TASK, {"question_id": "q", "answer": "It has 1 ring and does not cross."}) is None
+    assert reference_label(TASK, {"question_id": "q", "answer": "It has 1 ring.", "properties": {"p_np": 0}}) == 0.0
+    assert reference_label(TASK, {"question_id": "q", "answer": "1. No."}) == 0.0

@@ -22,9 +22,9 @@ TITLES = {"text": "Text tasks", "iupac": "IUPAC naming", "property": "Properties
           "binary": "Yes/no (binary) tasks", "smiles": "SMILES generation"}
 
 # kind -> lines under its title that say how its scores are counted
-NOTES = {"binary": ("Accuracy, balanced accuracy, F1 and MCC count every answer, an invalid one (no yes / no, no "
-                    "value in [0, 1]) as the wrong class; AUROC ranks the valid answers' scores; MCC is in [-1, 1], "
-                    "the others x100. `n_positive_references` / `n_positive_answers` in metrics.json.", "")}
+NOTES = {"binary": ("Accuracy and balanced accuracy count every answer, an invalid one (no yes / no, no value in "
+                    "[0, 1]) right in neither class; F1, MCC and AUROC are over the valid answers; MCC is in "
+                    "[-1, 1], the others x100. `n_positive_references` / `n_positive_answers` in metrics.json.", "")}
 
 # Significant digits of a value that `digits` decimals would show with fewer than two
 SIGNIFICANT = 3

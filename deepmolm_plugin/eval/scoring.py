@@ -571,10 +571,11 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
             "property": "the number the property's name labels, else the first value in the answer, "
                         "in the property's unit (metrics.numbers.parse_value), "
                         "invalid outside the property's range; MAE over valid answers",
-            "binary": "class 1 for an answer opening with yes / true, 0 for no / false, else the number the "
-                      "label's name labels (metrics.numbers.parse_value) as a score in [0, 1], class 1 from "
-                      f"{classes.THRESHOLD}; accuracy, balanced accuracy, F1 (class 1 positive) and MCC over every "
-                      "answer, an invalid one counted as the wrong class; AUROC over the valid answers' scores",
+            "binary": "class 1 for an answer opening with yes / true, 0 for no / false, else the number after the "
+                      "label's name (metrics.numbers.parse_value), else an answer that is only a number, as a score "
+                      f"in [0, 1], class 1 from {classes.THRESHOLD} (metrics.classes.stated_value); accuracy and "
+                      "balanced accuracy over every answer, an invalid one right in neither class; F1 (class 1 "
+                      "positive), MCC and AUROC over the valid answers",
         },
         "versions": _versions(),
         "inputs": {"answers": [str(p) for p in answer_paths],

@@ -108,18 +108,20 @@ def reference_value(task: str, record: dict) -> Optional[float]:
 
 
 def reference_label(task: str, record: dict) -> Optional[float]:
-    """The reference class (0.0 or 1.0) of a binary question: a yes/no word opening the
-    reference answer, else its value (`reference_value`: the number the answer states, else
-    `properties`), or None without either. Anything else is a ReportError naming the
-    question: a value other than 0 or 1, or a word and a value that disagree."""
-    from .metrics.classes import opening_word_label
+    """The reference class (0.0 or 1.0) of a binary question: what the reference answer
+    states, read as the predictions are (`metrics.classes.stated_value`: an opening yes / no,
+    the number after the label's name, or a bare number), else `properties[<label>]`, or None
+    without either. Anything else is a ReportError naming the question: a value other than 0
+    or 1, or an answer and `properties` that disagree."""
+    from .metrics.classes import stated_value
 
-    word = opening_word_label(str(record.get("answer", "")))
-    value = reference_value(task, record)
-    if word is not None and value is not None and word != value:
-        raise ReportError(f"question {record.get('question_id')!r} ({task}): the reference answer says "
-                          f"{_quoted(record.get('answer', ''))} but its value is {value:g}. Fix the question file")
-    label = word if word is not None else value
+    stated = stated_value(str(record.get("answer", "")), task)
+    labelled = _finite(_property_value(task, record))
+    if stated is not None and labelled is not None and stated != labelled:
+        raise ReportError(f"question {record.get('question_id')!r} ({task}): the reference answer "
+                          f"{_quoted(record.get('answer', ''))} states {stated:g} but `properties` holds "
+                          f"{labelled:g}. Fix the question file")
+    label = stated if stated is not None else labelled
     if label is not None and label not in (0.0, 1.0):
         raise ReportError(f"question {record.get('question_id')!r} ({task}): a binary (yes/no) task's reference "
                           f"is 0 or 1 (or yes / no), not {label:g}. Fix the question file, or drop its "

@@ -2,50 +2,89 @@
 
 A binary task (a reference record's `"metric": "binary"`: BBBP's `p_np`, a Tox21 assay, ...)
 is scored as a classifier, not as a regression on 0 and 1 (whose MAE said nothing a
-chemist reports for such a task). What an answer states (`stated_label`):
+chemist reports for such a task). What an answer states (`stated_value`, `stated_label`):
 
-- a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**"): 1 or 0;
-- else the number the property reader finds for the task's label name
-  (`numbers.parse_value`: "The p_np is 1.", "p_np: 0.83"): a value in [0, 1] is the
-  answer's score (a probability or a class), its class 1 from 0.5 on; any other value
-  ("The p_np is 5.") and an answer stating nothing readable are invalid.
+- a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**", "_No_", "- Yes",
+  "1. No", "Answer: yes"): 1 or 0; "Yes or no", "Yes/No", "yes and no" state nothing;
+- else, where the answer names the label ("The p_np is 1.", "LogP 3.2, p_np: 0.83"), the
+  number after that name, read as property answers are (`numbers.parse_value` on the text
+  after it: "compound 5", a year, a list marker are no value);
+- else, an answer that is only a number ("1", "0.83.").
 
-Scores (`binary_metrics`), class 1 the positive one: accuracy, balanced accuracy, F1 and
-Matthews' correlation over every answer, an invalid one counted as the wrong class (as a
-wrong answer: a model that answers nothing readable scores 0, not "n/a"), and ROC-AUC over
-the valid answers' scores (rank-based, ties halved: hard 0/1 answers give the balanced
-accuracy of those answers). A score that is 0/0 (F1 without any positive reference or
-prediction, MCC with one class on a side, AUROC without both classes among the valid
-answers) is None and its reason is in `undefined`.
+A number anywhere else is no answer: "The molecule has 1 aromatic ring and does not cross
+the barrier" was class 1 (the first number of the answer). A value in [0, 1] is the
+answer's score (a probability or a class), its class 1 from 0.5 on; any other value ("The
+p_np is 5.", "90%") and an answer stating nothing readable are invalid.
+
+Scores (`binary_metrics`), class 1 the positive one:
+- accuracy and balanced accuracy (the mean of the two classes' recalls) over every answer,
+  an invalid one being no right answer: a model that answers nothing readable scores 0;
+- F1, Matthews' correlation and ROC-AUC over the valid answers (`n_valid`, `valid_ratio`
+  beside them), which need a predicted class or score: an invalid answer counted as "the
+  wrong class" made a model that never answered look like a perfectly inverted classifier
+  (MCC -1). ROC-AUC is rank-based, ties a half (hard 0/1 answers give their balanced
+  accuracy).
+A score that is 0/0 (balanced accuracy with one reference class, F1 without a positive,
+MCC with one class on a side, AUROC without both classes among the valid answers) is None
+and its reason is in `undefined`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Dict, Optional, Sequence
 
 from .numbers import parse_value, property_spec
 
-# An opening word that answers the question: "Yes" / "No" (and the JSON-ish true / false),
-# after markdown emphasis or a quote; a word of a longer one ("Nonetheless", "Note") is not.
-_OPENING = re.compile(r"\s*[*_\"'`>#\s]*(yes|no|true|false)\b(?![-'’])", re.IGNORECASE)
+# What may come before an opening yes / no: white space, markdown emphasis, a quote (curly
+# ones too), a zero-width format character, a list marker ("1.", "2)", "-", "•") and an
+# "Answer:" label. The word ends where no letter or digit follows (not `\b`: `_` is a word
+# character, so "_Yes_" had no answer), nor a joined word ("no-go", "No's", "yes_no").
+_OPENING = re.compile(r"(?:[\s*_\"'`>#“”‘’«„\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
+                      r"|(?:answer|a)\s*:)*(yes|no|true|false)(?![^\W_]|[-'’_][^\W_])", re.IGNORECASE)
+# "Yes or no", "Yes/No", "yes and no": both words, no answer
+_BOTH = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*(?:yes|no|true|false)(?![^\W_])",
+                   re.IGNORECASE)
 _WORDS = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
+# an answer that is only a number, markup and a full stop aside
+_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[\s*_`\"'“”.!]*")
 THRESHOLD = 0.5  # a score from here on is class 1
 
 
 def opening_word_label(text: str) -> Optional[float]:
     """1.0 / 0.0 for an answer that opens with yes / no (true / false), else None."""
     match = _OPENING.match(text)
-    return _WORDS[match.group(1).lower()] if match else None
+    if match is None or _BOTH.match(text, match.end()):
+        return None
+    return _WORDS[match.group(1).lower()]
+
+
+@functools.lru_cache(maxsize=256)
+def _mention(name: str) -> "re.Pattern":
+    """The label's name in an answer, its words joined by nothing, a space, `_` or `-`
+    (`p_np`, `p np`, `NR-AR`, `nr ar`), not inside a longer word."""
+    words = re.findall(r"[^\W_]+", name)
+    return re.compile(r"(?<![^\W_])" + r"[\s_-]*".join(map(re.escape, words)) + r"(?![^\W_])", re.IGNORECASE)
+
+
+def stated_value(text: str, name: str) -> Optional[float]:
+    """The value an answer states for the binary label `name` (module docstring), any
+    number, or None; `stated_label` holds it to [0, 1]."""
+    word = opening_word_label(text)
+    if word is not None:
+        return word
+    spec = property_spec(name)
+    mention = _mention(spec.name).search(text) if re.search(r"[^\W_]", spec.name) else None
+    if mention is not None:
+        return parse_value(text[mention.end():], spec)
+    return parse_value(text, spec) if _BARE_NUMBER.fullmatch(text) else None
 
 
 def stated_label(text: str, name: str) -> Optional[float]:
     """The score in [0, 1] an answer states for the binary label `name`, or None."""
-    word = opening_word_label(text)
-    if word is not None:
-        return word
-    value = parse_value(text, property_spec(name))
+    value = stated_value(text, name)
     return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
@@ -57,29 +96,30 @@ def binary_metrics(scores: Sequence[Optional[float]], refs: Sequence[float], nam
         raise ValueError(f"{len(scores)} predictions but {len(refs)} references")
     if any(r not in (0, 1) for r in refs):
         raise ValueError(f"{name}: reference classes must be 0 or 1, got {sorted(set(refs) - {0, 1})[:5]}")
-    # an invalid answer is the wrong class
-    classes = [1 - int(r) if s is None else int(s >= THRESHOLD) for s, r in zip(scores, refs)]
-    tp = sum(c == 1 and r == 1 for c, r in zip(classes, refs))
-    tn = sum(c == 0 and r == 0 for c, r in zip(classes, refs))
-    fp = sum(c == 1 and r == 0 for c, r in zip(classes, refs))
-    fn = sum(c == 0 and r == 1 for c, r in zip(classes, refs))
-    n, positives = len(refs), tp + fn
+    n, positives = len(refs), sum(int(r) for r in refs)
+    valid = [(int(s >= THRESHOLD), s, int(r)) for s, r in zip(scores, refs) if s is not None]
+    # every answer: an invalid one is right in neither class
+    right = [sum(c == r for c, _, r in valid if r == k) for k in (0, 1)]
+    recalls = [right[0] / (n - positives) if n - positives else None, right[1] / positives if positives else None]
+    # the valid answers: their predicted classes
+    tp = sum(c == 1 and r == 1 for c, _, r in valid)
+    tn = sum(c == 0 and r == 0 for c, _, r in valid)
+    fp = sum(c == 1 and r == 0 for c, _, r in valid)
+    fn = sum(c == 0 and r == 1 for c, _, r in valid)
     undefined: Dict[str, str] = {}
-    recalls = [tp / positives if positives else None, tn / (tn + fp) if tn + fp else None]
-    if None in recalls:
+    if n and None in recalls:
         undefined["balanced_accuracy"] = "the references hold one class only"
-    if not 2 * tp + fp + fn:
-        undefined["f1"] = "no positive reference and no positive answer"
+    if n and not 2 * tp + fp + fn:
+        undefined["f1"] = "no valid answer with a positive reference or a positive answer"
     denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    if not denominator:
-        undefined["mcc"] = "one class only among the references or the answers"
-    valid = [(s, r) for s, r in zip(scores, refs) if s is not None]
-    auroc = roc_auc([s for s, _ in valid], [r for _, r in valid])
-    if auroc is None:
-        undefined["auroc"] = "the valid answers' references hold one class only (or none is valid)"
+    if n and not denominator:
+        undefined["mcc"] = "one class only among the valid answers or their references"
+    auroc = roc_auc([s for _, s, _ in valid], [r for _, _, r in valid])
+    if n and auroc is None:
+        undefined["auroc"] = "the valid answers' references hold one class only (or no answer is valid)"
     return {"label": name, "n": n, "n_valid": len(valid), "valid_ratio": 100.0 * len(valid) / n if n else None,
-            "n_positive_references": positives, "n_positive_answers": sum(s >= THRESHOLD for s, _ in valid),
-            "accuracy": 100.0 * (tp + tn) / n if n else None,
+            "n_positive_references": positives, "n_positive_answers": tp + fp,
+            "accuracy": 100.0 * sum(right) / n if n else None,
             "balanced_accuracy": None if None in recalls else 50.0 * (recalls[0] + recalls[1]),
             "f1": 100.0 * 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None,
             "mcc": (tp * tn - fp * fn) / denominator if denominator else None,
