@@ -3,7 +3,7 @@
 
 Per molecule: parse the SMILES, generate the conformer (ETKDGv3 + MMFF94), E3FP tokens
 (``molecule_fp``) and the 1024 px depiction, exactly as data preparation does. Runs the
-same molecules once in one process and once in a ``multiprocessing`` pool of
+same molecules once in one process and once in a process pool of
 ``--workers`` processes (pool start-up included), prints a table with the speedup, the
 mean per-stage times of the single-process run, the failures, and whether both runs gave
 identical tokens and pixels (CRC32); writes scripts/results/bench_molecules.json and .md
@@ -16,7 +16,6 @@ identical tokens and pixels (CRC32); writes scripts/results/bench_molecules.json
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 import zlib
@@ -61,24 +60,19 @@ def process(item: tuple[str, str], size: int = 1024) -> dict:
     return {"id": id, "error": None, "structure": t1 - t0, "e3fp": t2 - t1, "render": t3 - t2, "crc": crc}
 
 
+# Molecules per task of the parallel run: a task costs ~1 ms of pickling against ~0.1-1 s per
+# molecule, and on Ctrl-C the workers end only after their current task (was: up to
+# len(items) / (workers * 8) molecules, minutes for --limit 10000).
+TASK_MOST = 4
+
+
 def run(items: list[tuple[str, str]], workers: int) -> tuple[float, list[dict]]:
     start = time.perf_counter()
     if workers == 1:
         results = [process(item) for item in items]
     else:
-        chunk = max(1, len(items) // (workers * 8))
-        # the workers leave Ctrl-C and SIGTERM to this process, which ends the pool
-        # (bench_report.pool_worker_signals: with them, Ctrl-C here hung)
-        with multiprocessing.get_context("fork").Pool(workers, initializer=bench_report.pool_worker_signals) as pool:
-            results = pool.map(process, items, chunksize=chunk)
-            # the workers end by their end-of-work message; `with` alone would terminate them:
-            # Pool.terminate takes the task queue's lock, then sends each worker SIGTERM, whose
-            # Python handler runs only between bytecodes: a signal that came just before a
-            # worker blocked on that lock was never handled, and the parent waited in join
-            # forever (about one run in fifty; CI's 300 s timeout). `with` stays for Ctrl-C and
-            # errors, where that race remains.
-            pool.close()
-            pool.join()
+        chunk = max(1, min(TASK_MOST, len(items) // (workers * 8)))
+        results = bench_report.pool_map(process, items, workers, chunk)
     return time.perf_counter() - start, results
 
 

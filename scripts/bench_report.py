@@ -437,19 +437,48 @@ def run_jobs(work: Callable, units: Sequence, jobs: int) -> dict:
 
 
 def pool_worker_signals() -> None:
-    """multiprocessing Pool initializer: Ctrl-C is the parent's (it ends the pool), and
-    SIGTERM ends the worker quietly. A forked worker inherited `interruptible`'s handler:
-    Pool.terminate's SIGTERM raised KeyboardInterrupt there, with a traceback after every
-    successful run, and Ctrl-C reached every worker too, after which the parent hung ending
-    the pool. SystemExit rather than SIG_DFL: raised in Python, it leaves a queue lock the
-    worker held (idle workers wait for tasks holding it) through `with`, where a worker
-    killed by a process group's SIGTERM died holding it and the parent, which takes that
-    lock to end the pool, waited forever."""
-    def quit_(signum, frame):
-        raise SystemExit(128 + signum)
+    """ProcessPoolExecutor initializer (`pool_map`): Ctrl-C is the parent's, and SIGTERM
+    kills the worker at once (SIG_DFL, no Python handler). The parent ends its workers with
+    the executor's end-of-work message, never a signal (was: multiprocessing.Pool.terminate
+    signalled them, and a worker whose Python SIGTERM handler was due as it blocked on the
+    task queue's lock never ran it: the parent waited in join forever, ~1 run in 50).
+    SIGTERM still comes from outside (a job scheduler's to the process group: the parent
+    gets it too) and from the executor itself, which terminates the other workers once one
+    died; SIG_IGN there left them waiting for work and the parent in shutdown forever. The
+    kernel's default action needs no lock, and the executor never waits for a lock a
+    worker holds. A forked worker inherited `interruptible`'s handler, which raised
+    KeyboardInterrupt with a traceback in every worker; Ctrl-C reached every worker too.
+    die_with_parent: after a kill -9 of the parent its workers waited for work forever."""
+    from deepmolm_plugin.processes import die_with_parent
 
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, quit_)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def pool_map(function: Callable, items: Sequence, workers: int, chunksize: int) -> list:
+    """[function(item) for item in items], in that order, on `workers` forked processes,
+    which are ended by the executor's end-of-work message in every path: after the last
+    result, and on Ctrl-C, SIGTERM or an error once each worker finished the task it is on
+    (the queued ones are cancelled; no signal is sent). A worker that died (killed from
+    outside, the OOM killer) is one line and exit status 1, not a traceback (the executor
+    raises BrokenProcessPool where multiprocessing.Pool waited forever)."""
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    from deepmolm_plugin.processes import start_pool
+
+    try:
+        # forked while Ctrl-C / SIGTERM are held (a worker forked as one came inherits what
+        # pool_worker_signals sets: SIGINT ignored, SIGTERM the default action)
+        pool = start_pool(workers, multiprocessing.get_context("fork"), pool_worker_signals)
+        try:
+            return list(pool.map(function, items, chunksize=chunksize))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    except BrokenProcessPool:
+        raise SystemExit("error: a worker process of the parallel run died (killed from outside, or out "
+                         "of memory?); no results were written") from None
 
 
 def interruptible(body: Callable, *args, resumes: bool = True):

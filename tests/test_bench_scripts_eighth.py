@@ -7,7 +7,8 @@ What was wrong -> what happens now:
   unless --out-dir is given, and is refused scripts/results (bench_report.results_folder).
 - bench_molecules' pool workers inherited Ctrl-C and `interruptible`'s SIGTERM handler: a
   worker traceback after successful runs, a hang after Ctrl-C -> the workers ignore SIGINT
-  and leave quietly on SIGTERM (bench_report.pool_worker_signals).
+  and die by SIGTERM's default action, no Python handler (bench_report.pool_worker_signals;
+  the nineteenth sweep: the parent ends them without signals, tests/test_bench_pool_nineteenth.py).
 - the dry run never ran the GPU's folded SAM attention and its encoder was fp32 where the CPU
   has bf16 -> "sdpa" takes the GPU's ways there, in the GPU run's dtype where native.
 - `gpu_check --batches 1025` ran the SAM check, then failed in bench_encoder's parser ->
@@ -80,14 +81,10 @@ import bench_molecules, bench_report
 
 def worker_signals(item):
     # in a pool worker: how it treats Ctrl-C and SIGTERM
+    # was: interruptible's handler (KeyboardInterrupt, a traceback per worker); then a Python
+    # handler raising SystemExit, which never ran when it was due as the worker blocked on a lock
     term = signal.getsignal(signal.SIGTERM)
-    try:
-        term(signal.SIGTERM, None)
-        on_term = "returned"
-    except KeyboardInterrupt:
-        on_term = "KeyboardInterrupt"
-    except SystemExit:
-        on_term = "SystemExit"
+    on_term = "default" if term is signal.SIG_DFL else getattr(term, "__name__", repr(term))
     return {"error": None, "sigint_ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "on_term": on_term}
 
 bench_molecules.process = worker_signals
@@ -102,7 +99,7 @@ def test_pool_workers_leave_ctrl_c_and_sigterm_to_the_parent():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert results == [{"error": None, "sigint_ignored": True, "on_term": "SystemExit"}] * 2
+    assert results == [{"error": None, "sigint_ignored": True, "on_term": "default"}] * 2
 
 
 def test_dry_run_runs_the_gpu_attention_path_in_the_gpu_dtype_where_native(tmp_path, monkeypatch):

@@ -10,12 +10,10 @@ import io
 import math
 import os
 import signal
-import threading
 import traceback
 import warnings
 import zlib
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -24,7 +22,7 @@ import numpy as np
 
 from ...molecule import EMBED_TIMEOUT, MAX_ATOMS
 from ...molecule.inputs import InputError, InputResolver, Limits, OutputWriteError, write_depiction
-from ...processes import die_with_parent
+from ...processes import HeldInterrupts, die_with_parent
 from ...molecule.sidecar import dtype_for
 from ...molecule_fp import DEEPMOLM, FingerprintSettings
 from ..prompts import conversation, instruction_for, is_known_task
@@ -376,50 +374,13 @@ def check_contract(item) -> None:
 _MAKER: Optional[ItemMaker] = None
 
 
-class _Held:
-    """The SIGINT / SIGTERM handler while a pool starts (`interrupts_held`): in the process
-    that installed it, the signal is noted for later; in a worker forked meanwhile (which
-    inherits it until `_init_worker`), SIGTERM ends the worker as the default action would
-    and SIGINT is ignored, as the workers ignore it."""
-
-    def __init__(self):
-        self.pid, self.signals = os.getpid(), []
-
-    def __call__(self, signum, frame) -> None:
-        if os.getpid() == self.pid:
-            self.signals.append(signum)
-        elif signum != signal.SIGINT:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-
-@contextmanager
-def interrupts_held() -> Iterator[List[int]]:
-    """SIGINT and SIGTERM that arrive while the body runs are held: the list it yields names
-    them, for the caller to deliver (`signal.raise_signal`) once what it started can be
-    stopped. Why: a Ctrl-C raised in ProcessPoolExecutor.submit after it forked the workers
-    and before it started the thread that stops them left those workers waiting for work
-    forever, and the interpreter's exit waiting for them (a run that never ended after
-    Ctrl-C). Outside the main thread (no handler can be set there) nothing is held."""
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
-    held = _Held()
-    previous = {number: signal.signal(number, held) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield held.signals
-    finally:
-        for number, handler in previous.items():  # None: set outside Python; the default is what it did
-            signal.signal(number, signal.SIG_DFL if handler is None else handler)
-
-
 def _init_worker(settings: WorkSettings, pool_worker: bool = True) -> None:
     global _MAKER
     die_with_parent()
     # Ctrl-C reaches the whole process group: the parent stops the run (and says so once);
     # each worker printed a KeyboardInterrupt traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if isinstance(signal.getsignal(signal.SIGTERM), _Held):  # forked while a pool started: the default again
+    if isinstance(signal.getsignal(signal.SIGTERM), HeldInterrupts):  # forked while a pool started: the default again
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if pool_worker:
         import torch

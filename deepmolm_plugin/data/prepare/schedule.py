@@ -21,12 +21,13 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from tqdm import tqdm
 
+from ... import processes
 from ...cores import usable_cores
 from ...molecule.inputs import OutputWriteError
 from ...molecule.sidecar import dtype_for
 from ..sources.base import READERS, SourceError, SourceItem, check_options, id_problem
 from .common import PrepareError
-from .items import Made, WorkSettings, _init_worker, _work, _work_alone, interrupts_held, molecule_key
+from .items import Made, WorkSettings, _init_worker, _work, _work_alone, molecule_key
 from .output import Output
 
 FORMAT_MODULES = {
@@ -402,23 +403,13 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
 
 
 def start_pool(context, settings: WorkSettings, workers: int) -> ProcessPoolExecutor:
-    """A process pool that fails loudly (BrokenProcessPool) when a worker dies, where
-    multiprocessing.Pool would wait forever; its workers are running when it returns."""
-    with interrupts_held() as held:  # the first submit forks the workers, then starts the thread that stops them
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,))
-        started = pool.submit(int)
+    """The workers' pool (`processes.start_pool`: running when it returns, a Ctrl-C while it
+    starts not lost, loud when a worker dies)."""
     try:
-        for number in dict.fromkeys(held):  # the pool can be stopped now: Ctrl-C / SIGTERM as they came
-            signal.raise_signal(number)
-        started.result()
+        return processes.start_pool(workers, context, _init_worker, (settings,))
     except BrokenProcessPool:  # a worker killed while starting: a traceback before
-        pool.shutdown(wait=True, cancel_futures=True)
         raise PrepareError("a worker process died while the worker pool started (killed from outside?); "
                            "the chunks committed so far are kept: rerun the same command to resume") from None
-    except BaseException:  # Ctrl-C while the workers start: they are told to stop, not left waiting for work
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    return pool
 
 
 def input_root(path: Path) -> Path:
