@@ -212,3 +212,23 @@ def test_a_reference_is_read_as_the_answers_are():
     assert reference_label(TASK, {"question_id": "q", "answer": "It has 1 ring and does not cross."}) is None
     assert reference_label(TASK, {"question_id": "q", "answer": "It has 1 ring.", "properties": {"p_np": 0}}) == 0.0
     assert reference_label(TASK, {"question_id": "q", "answer": "1. No."}) == 0.0
+
+
+def test_baselines_of_a_binary_task_are_the_positive_rate_and_the_majority_class(tmp_path):
+    from deepmolm_plugin.eval.baselines import mean_baseline, score_answers, task_means, task_medians
+    from deepmolm_plugin.eval.questions import convert
+
+    def record(rid, label):
+        return {"id": rid, "smiles": "CCO", "task": TASK, "metric": "binary", "properties": {"p_np": float(label)},
+                "conversations": [{"from": "human", "value": "<image>\nWhat is the p_np of this molecule?"},
+                                  {"from": "gpt", "value": f"The p_np is {label}."}]}
+
+    train = [record(f"r{i}", label) for i, label in enumerate([1, 1, 1, 0])]
+    assert task_means(train) == {TASK: 0.75} and task_medians(train) == {TASK: 1.0}  # was: no property question
+    test = [record(f"t{i}", label) for i, label in enumerate([1, 0, 1, 1, 0])]
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in convert(test, tmp_path)))
+    report = score_answers(mean_baseline(convert(test, tmp_path), task_means(train)), questions, tmp_path / "out")
+    m = report["tasks"][TASK]["metrics"]
+    assert report["tasks"][TASK]["kind"] == "binary"
+    assert m["accuracy"] == 60.0 and m["balanced_accuracy"] == 50.0 and m["auroc"] == 50.0  # the majority class

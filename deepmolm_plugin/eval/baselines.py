@@ -6,7 +6,9 @@ a statistic of the training records' reference values (read with the report's ow
 `reference_value`): `task_means` gives the training-set mean, `task_medians` the median,
 which is the constant with the lowest MAE: a model that learned only the answer format
 and one typical value lands near it, so a model must beat the median too before its MAE
-says it read the molecule. `score_answers` scores any {question_id: answer text} exactly
+says it read the molecule. Binary (yes/no) tasks get the same statistics of their 0/1
+reference classes: the mean is the positive rate, an answer class 1 from 0.5 (so the
+majority class, AUROC 50), and the median the majority class itself. `score_answers` scores any {question_id: answer text} exactly
 as `deepmolm_plugin.eval.report` scores a model's answers (its `questions` may not be one of
 the files it writes in `out`). Used by `make demo` and
 `scripts/experiment_fusion.py`.
@@ -25,8 +27,8 @@ from .jsonl import REPORT_FILES
 from .merge import format_ids, load_references
 from .questions import convert
 from .outputs import overwritten_inputs, write_outputs
-from .scoring import build_report
-from .task_kinds import reference_value, task_kind
+from .scoring import build_report, task_reference
+from .task_kinds import VALUED_KINDS, task_kind
 
 
 class BaselineError(ValueError):
@@ -45,13 +47,14 @@ def task_medians(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict
 
 
 def task_values(train_records: List[dict], data_dir: os.PathLike = ".") -> Dict[str, List[float]]:
-    """{task: reference values} of the property questions of training records."""
+    """{task: reference values} of the property (and binary) questions of training records."""
     sums: Dict[str, List[float]] = {}
     for question in convert(train_records, Path(data_dir)):
         task = question["task"]
-        if task_kind(task, question) != "property":
+        kind = task_kind(task, question)
+        if kind not in VALUED_KINDS:
             continue
-        value = reference_value(task, question)
+        value = task_reference(task, kind, question)
         if value is None:
             raise BaselineError(f"training record {question['question_id']!r} ({task}): no reference value")
         sums.setdefault(task, []).append(value)
