@@ -31,12 +31,11 @@ and its reason is in `undefined`.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from typing import Dict, Optional, Sequence
 
-from .numbers import parse_value, property_spec
+from .numbers import own_mention_end, parse_value, property_spec
 
 # What may come before an opening yes / no: white space, markdown emphasis, a quote (curly
 # ones too), a zero-width format character, a list marker ("1.", "2)", "-", "•") and an
@@ -61,14 +60,6 @@ def opening_word_label(text: str) -> Optional[float]:
     return _WORDS[match.group(1).lower()]
 
 
-@functools.lru_cache(maxsize=256)
-def _mention(name: str) -> "re.Pattern":
-    """The label's name in an answer, its words joined by nothing, a space, `_` or `-`
-    (`p_np`, `p np`, `NR-AR`, `nr ar`), not inside a longer word."""
-    words = re.findall(r"[^\W_]+", name)
-    return re.compile(r"(?<![^\W_])" + r"[\s_-]*".join(map(re.escape, words)) + r"(?![^\W_])", re.IGNORECASE)
-
-
 def stated_value(text: str, name: str) -> Optional[float]:
     """The value an answer states for the binary label `name` (module docstring), any
     number, or None; `stated_label` holds it to [0, 1]."""
@@ -76,9 +67,9 @@ def stated_value(text: str, name: str) -> Optional[float]:
     if word is not None:
         return word
     spec = property_spec(name)
-    mention = _mention(spec.name).search(text) if re.search(r"[^\W_]", spec.name) else None
-    if mention is not None:
-        return parse_value(text[mention.end():], spec)
+    end = own_mention_end(text, spec)  # the label's name or, for a known property, an alias
+    if end is not None:
+        return parse_value(text[end:], spec)
     return parse_value(text, spec) if _BARE_NUMBER.fullmatch(text) else None
 
 
@@ -140,3 +131,18 @@ def roc_auc(scores: Sequence[float], classes: Sequence[float]) -> Optional[float
         return None
     ranks = rankdata(np.asarray(scores, dtype=np.float64))
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(classes: Sequence[float], scores: Sequence[float]):
+    """(false positive rates, true positive rates) of the ROC curve: one point per distinct
+    score, highest first, from (0, 0) to (1, 1). The eval report's binary plots and KFLM2's
+    reports draw it."""
+    import numpy as np
+
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    y = np.asarray(classes, dtype=np.float64)[order]
+    s = np.asarray(scores, dtype=np.float64)[order]
+    distinct = np.r_[np.where(np.diff(s))[0], y.size - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (1 + distinct) - tps
+    return np.r_[0.0, fps / max(fps[-1], 1)], np.r_[0.0, tps / max(tps[-1], 1)]

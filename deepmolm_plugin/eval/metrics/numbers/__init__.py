@@ -26,6 +26,7 @@ The names below are the ones callers use; everything else stays inside the packa
 """
 
 from .findings import NO_VALUE_STATED, NoValue
+from .mentions import own_mention_end
 from .properties import PROPERTY_RANGES, is_property, property_name, property_spec
 from .reader import no_value_finding, number_and_text_after, parse_number, why_no_value
 from .scores import property_metrics, scored_value
@@ -33,5 +34,5 @@ from .units import converts_units
 from .value import parse_value, value_in_unit
 
 __all__ = ["NO_VALUE_STATED", "NoValue", "PROPERTY_RANGES", "converts_units", "is_property", "no_value_finding",
-           "number_and_text_after", "parse_number", "parse_value", "property_metrics", "property_name",
-           "property_spec", "scored_value", "value_in_unit", "why_no_value"]
+           "number_and_text_after", "own_mention_end", "parse_number", "parse_value", "property_metrics",
+           "property_name", "property_spec", "scored_value", "value_in_unit", "why_no_value"]

@@ -8,6 +8,7 @@ mention labels which number is another."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Dict, Optional
 
@@ -29,9 +30,39 @@ def _mentions(text: str, spec: "PropertySpec") -> list:
             r"[ \t_-]?".join(re.escape(word) for word in re.findall(r"[^\W_]+", label)) for label in labels)
                               + r")(?![^\W_])", re.IGNORECASE)
     own: Dict[str, bool] = {}  # by the name as written: an answer repeats few names many times
-    return [(m.start(), m.end(), m.group(0), own[m.group(0)] if m.group(0) in own
-             else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)
-            if _names_a_property(text, m.start(), m.end())]
+    found = [(m.start(), m.end(), m.group(0), own[m.group(0)] if m.group(0) in own
+              else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)
+             if _names_a_property(text, m.start(), m.end())]
+    pattern = _own_name(spec.name) if PROPERTY_RANGES.get(spec.name) is not spec else None
+    if pattern is None:
+        return found
+    # the asked property's own name where no known name stands (a labelled column's `y`, `p_np`,
+    # `expt`): without it, `The molecular weight is 180 g/mol and y is 0.5` had no value for y,
+    # the molecular weight's mention labelling every number to its clause's end
+    extra = [(m.start(), m.end(), m.group(0), True) for m in pattern.finditer(text)
+             if not any(start < m.end() and m.start() < end for start, end, *_ in found)]
+    return sorted(found + extra) if extra else found
+
+
+def own_mention_end(text: str, spec: "PropertySpec") -> Optional[int]:
+    """Where the first mention of the property `spec` itself (its name or an alias) ends in
+    `text`, or None when the text does not name it."""
+    return next((end for _, end, _, own in _mentions(text, spec) if own), None)
+
+
+# Words a label could be named that are words of every sentence: never looked for as a name
+_FUNCTION_WORDS = frozenset("a an the i is it in of on or and to at as be by".split())
+
+
+@functools.lru_cache(maxsize=256)
+def _own_name(name: str) -> Optional["re.Pattern"]:
+    """The pattern of a property's name that `_MENTION` does not find (a name no known
+    property or alias has), its words joined by nothing, a space, `_` or `-` (`p_np`, `p
+    np`, `NR-AR`), not inside a longer word; None for a known name or a function word."""
+    words = re.findall(r"[^\W_]+", name)
+    if not words or name.strip().casefold() in _FUNCTION_WORDS or name_key(name) in _BY_KEY:
+        return None
+    return re.compile(r"(?<![^\W_])" + r"[ \t_-]?".join(map(re.escape, words)) + r"(?![^\W_])", re.IGNORECASE)
 
 
 _MENTION: Optional["re.Pattern"] = None  # built on first use from PROPERTY_RANGES (`_mentions`)
