@@ -232,3 +232,20 @@ def test_baselines_of_a_binary_task_are_the_positive_rate_and_the_majority_class
     m = report["tasks"][TASK]["metrics"]
     assert report["tasks"][TASK]["kind"] == "binary"
     assert m["accuracy"] == 60.0 and m["balanced_accuracy"] == 50.0 and m["auroc"] == 50.0  # the majority class
+
+
+def test_binary_tasks_get_a_roc_plot_and_a_rerun_removes_it(tmp_path):
+    from deepmolm_plugin.eval.outputs import write_outputs
+
+    refs = _write(tmp_path / "q.jsonl", [_question(f"q{i}", f"The p_np is {i % 2}.") for i in range(6)])
+    answers = _write(tmp_path / "a.jsonl", [{"question_id": f"q{i}", "text": f"p_np: {s}"}
+                                            for i, s in enumerate([0.2, 0.9, 0.6, 0.7, 0.1, 0.4])])
+    report, rows = build_report([answers], refs)
+    out = tmp_path / "out"
+    write_outputs(report, rows, out)
+    assert report["task_plots"] == {TASK: "plots/roc_property_p_np.png"}
+    assert (out / "plots" / "roc_property_p_np.png").stat().st_size > 0
+    from deepmolm_plugin.eval.outputs import remove_stale
+
+    remove_stale(out)
+    assert not list((out / "plots").glob("roc_*.png"))

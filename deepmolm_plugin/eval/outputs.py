@@ -7,14 +7,16 @@
   `parity_<task>.png` per property task (predicted vs reference, valid answers only; the
   task name made file-safe, cut to `MAX_NAME` characters, with a hash of the name when it
   was cut or when two tasks would share a file: `a/b` and `a b`; a panel without a point
-  says why: no valid answer, the task not scored, or no value drawable). Each task's figure
+  says why: no valid answer, the task not scored, or no value drawable), and `roc_<task>.png`
+  per binary (yes/no) task (the ROC curve of the valid answers' scores, its AUROC, the
+  chance diagonal; without both classes among them the panel says so). Each task's figure
   is named in metrics.json (`task_plots`: {task: file}, relative to the report's folder). Task names
   are drawn as plain text (`plots.save`): a `$` in one is no matplotlib math, and characters
   no installed font has (CJK without fonts-noto-cjk) are drawn as `\\uXXXX` escapes, with a note. Values beyond `plots.MAX_DRAWABLE` (1e300: matplotlib cannot lay out
   such an axis) are left out of the plot, and its title says how many.
 
 A rerun into the same folder first removes the files an earlier report wrote there (the
-three above, `text_metrics.png`, `parity_*.png`), so that a run that fails midway leaves
+three above, `text_metrics.png`, `parity_*.png`, `roc_*.png`), so that a run that fails midway leaves
 no metrics.json beside files of its own, and `plots/` never mixes two runs. An input that is one
 of these files (`overwritten_inputs`: an earlier report's `per_question.jsonl` caught by
 `results/*.jsonl`) is refused before anything is read or written.
@@ -81,7 +83,8 @@ def remove_stale(out: Path) -> None:
     earlier metrics.json listing plots it had deleted, and a task of that run that this one
     lacks would keep its parity plot beside the new ones."""
     folder = out / "plots"
-    figures = [folder / "text_metrics.png", *folder.glob("parity_*.png")] if folder.is_dir() else []
+    figures = ([folder / "text_metrics.png", *folder.glob("parity_*.png"), *folder.glob("roc_*.png")]
+               if folder.is_dir() else [])
     for path in [*(out / name for name in REPORT_FILES), *figures]:  # metrics.json first
         path.unlink(missing_ok=True)
 
@@ -91,6 +94,7 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     names = _file_names([t for t, r in report["tasks"].items() if r["kind"] == "property"])
+    roc_names = _file_names([t for t, r in report["tasks"].items() if r["kind"] == "binary"])
     text_tasks = [(t, r) for t, r in report["tasks"].items() if r["kind"] in ("text", "iupac")]
     if text_tasks:
         keys = [k for _, k in TABLES["text"]]
@@ -125,7 +129,31 @@ def plots(report: dict, rows: List[dict], folder: Path) -> List[Path]:
                      fontsize="medium")
         written.append(draw.save(fig, folder / f"parity_{names[task]}.png", DPI))
         report.setdefault("task_plots", {})[task] = _in_report(written[-1])
+    for task, result in report["tasks"].items():
+        if result["kind"] == "binary":
+            written.append(_roc_plot(task, result, rows, folder / f"roc_{roc_names[task]}.png"))
+            report.setdefault("task_plots", {})[task] = _in_report(written[-1])
     return written
+
+
+def _roc_plot(task: str, result: dict, rows: List[dict], path: Path) -> Path:
+    """A binary task's ROC curve over its valid answers' scores (`metrics.classes.roc_curve`)."""
+    from .metrics.classes import roc_curve
+
+    pairs = [(r["reference_value"], r["value"]) for r in rows if r["task"] == task and r.get("valid")]
+    m = result["metrics"]
+    curves = []
+    if len({reference for reference, _ in pairs}) == 2:
+        fpr, tpr = roc_curve(*zip(*pairs))
+        curves.append((fpr, tpr, f"AUROC {fmt(m.get('auroc'))} ({len(pairs)} valid answers)"))
+    empty = ("not scored: " + result["not_scored"] if result.get("not_scored") else "no valid answer" if not pairs
+             else "no ROC: the valid answers' references hold one class only")
+    fig, (ax,) = draw.panels(1, figsize=(4.5, 4.5))
+    draw.roc(ax, curves, empty=textwrap.fill(empty, 40))
+    ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    ax.set_title(f"{task}: accuracy {fmt(m.get('accuracy'))}%, valid {fmt(m.get('valid_ratio'), 1)}%",
+                 fontsize="medium")
+    return draw.save(fig, path, DPI)
 
 
 def _in_report(figure: Path) -> str:

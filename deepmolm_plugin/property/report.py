@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import plots as draw
 from ..result_files import strict_json, write_atomic
-from .train import SCALED_RMSE, SCALED_RMSE_MEANING, roc_curve, selection_metric
+from ..eval.metrics.classes import roc_curve
+from .train import SCALED_RMSE, SCALED_RMSE_MEANING, selection_metric
 
 SECONDARY = {"regression": ("rmse", "mae", "r2"), "classification": ("roc_auc",)}
 

@@ -76,18 +76,6 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float("nan") if auc is None else auc
 
 
-def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-np.asarray(score), kind="mergesort")
-    y = np.asarray(y_true)[order]
-    s = np.asarray(score)[order]
-    distinct = np.r_[np.where(np.diff(s))[0], y.size - 1]
-    tps = np.cumsum(y)[distinct]
-    fps = (1 + distinct) - tps
-    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
-    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
-    return fpr, tpr
-
-
 def regression_metrics(y: np.ndarray, pred: np.ndarray, task_names: Sequence[str],
                        train_std: np.ndarray | None = None) -> dict:
     """Per-task and task-averaged RMSE / MAE / R²; a task without labels in this subset is
