@@ -23,6 +23,14 @@ from deepmolm_plugin.eval.metrics.numbers import own_mention_end, parse_value, p
     ("property:a", "The LogP is 2 and a is 1", None),
     # only another property's number: still no value
     ("property:expt", "The LogP is 1.2.", None),
+    # review: a name that is a word of every answer labels only a number right after it
+    ("property:value", "| Property | Value |\n|---|---|\n| LogP | 2.1 |\n| value | 0.5 |", 0.5),
+    ("property:value", "The molecular weight value is 180 g/mol; the value is 3.1.", 3.1),
+    ("property:value", "The LogP value is 2.1 and the predicted value is 0.35.", 0.35),
+    ("property:FDA_APPROVED", "The drug was FDA approved in 1998; FDA_APPROVED = 1.", 1.0),
+    ("property:y", "In the y direction the dipole moment is 1.2 D; I predict 0.5.", 0.5),
+    ("property:Y", "The LogP Y is 2.1; the Y is 0.5.", 0.5),
+    ("property:label", "Regarding label and the LogP of 2.1, my estimate is 0.5.", 0.5),
 ])
 def test_the_asked_labels_own_name_labels_its_number(task, answer, expected):
     assert parse_value(answer, property_spec(task)) == expected
@@ -33,3 +41,5 @@ def test_own_mention_end():
     assert text[:own_mention_end(text, property_spec("property:p_np"))].endswith("p_np")
     assert own_mention_end("The LogP is 2.", property_spec("property:p_np")) is None
     assert own_mention_end("The logP is 2.", property_spec("LogP")) == len("The logP")  # a known name too
+    # a column's name wherever it stands (the binary reader reads the number after it)
+    assert own_mention_end("The p_np of this molecule is 1.", property_spec("property:p_np")) == len("The p_np")

@@ -33,21 +33,53 @@ def _mentions(text: str, spec: "PropertySpec") -> list:
     found = [(m.start(), m.end(), m.group(0), own[m.group(0)] if m.group(0) in own
               else own.setdefault(m.group(0), _is_own(m.group(0), spec))) for m in _MENTION.finditer(text)
              if _names_a_property(text, m.start(), m.end())]
-    pattern = _own_name(spec.name) if PROPERTY_RANGES.get(spec.name) is not spec else None
-    if pattern is None:
-        return found
-    # the asked property's own name where no known name stands (a labelled column's `y`, `p_np`,
-    # `expt`): without it, `The molecular weight is 180 g/mol and y is 0.5` had no value for y,
-    # the molecular weight's mention labelling every number to its clause's end
-    extra = [(m.start(), m.end(), m.group(0), True) for m in pattern.finditer(text)
-             if not any(start < m.end() and m.start() < end for start, end, *_ in found)]
+    extra = _own_labels(text, spec, found)
     return sorted(found + extra) if extra else found
 
 
+def _own_names(text: str, spec: "PropertySpec", found: list) -> list:
+    """The asked property's own name (`_own_name`) where no known name stands: (start, end,
+    as written) of each place; none for a known property, whose names `_MENTION` finds."""
+    pattern = _own_name(spec.name) if PROPERTY_RANGES.get(spec.name) is not spec else None
+    if pattern is None:
+        return []
+    return [(m.start(), m.end(), m.group(0)) for m in pattern.finditer(text)
+            if not any(start < m.end() and m.start() < end for start, end, *_ in found)]
+
+
+# What follows an own name that labels a number: a value cue, or for a name of two characters
+# or more nothing, then the number (`y is 0.5`, `p_np: 0`, `NR-AR = 1`, `p np 1`)
+_CUED_NUMBER = re.compile(r"[ \t*_`]*(?:[:=≈~]|is|was|equals)(?![^\W_])[ \t*_`]*[+\-−]?\.?\d", re.IGNORECASE)
+_CUED_OR_BARE_NUMBER = re.compile(_CUED_NUMBER.pattern + r"|[ \t*_`]*[+\-−]?\.?\d", re.IGNORECASE)
+
+
+def _own_labels(text: str, spec: "PropertySpec", found: list) -> list:
+    """Mentions (as `_mentions` gives them) of the asked property's own name where no known
+    name stands (a labelled column's `y`, `p_np`, `expt`): without them, `The molecular weight
+    is 180 g/mol and y is 0.5` had no value for y, the molecular weight's mention labelling
+    every number to its clause's end. Only where the name labels a number right after it
+    (`_CUED_NUMBER`) and does not qualify a known name before it: such names are often words
+    of every answer (`value`, `score`, `label`, `x`), and as mentions anywhere they labelled
+    other numbers (a review: `| Property | Value |` over `| LogP | 2.1 |` read 2.1 for
+    `value`, `The molecular weight value is 180 g/mol; the value is 3.1.` 180, `FDA approved
+    in 1998; FDA_APPROVED = 1` 1998, `In the y direction the dipole is 1.2 D` 1.2)."""
+    out = []
+    for start, end, written in _own_names(text, spec, found):
+        if not (_CUED_NUMBER if len(name_key(written)) < 2 else _CUED_OR_BARE_NUMBER).match(text, end):
+            continue
+        if any(e <= start and not text[e:start].strip(" \t") for _, e, *_ in found):  # `LogP value is 2.1`
+            continue
+        out.append((start, end, written, True))
+    return out
+
+
 def own_mention_end(text: str, spec: "PropertySpec") -> Optional[int]:
-    """Where the first mention of the property `spec` itself (its name or an alias) ends in
-    `text`, or None when the text does not name it."""
-    return next((end for _, end, _, own in _mentions(text, spec) if own), None)
+    """Where the first mention of the property `spec` itself ends in `text` (its name or an
+    alias; for a name no known property has, the name wherever it stands), or None when the
+    text does not name it."""
+    found = _mentions(text, spec)
+    ends = [end for _, end, _, own in found if own] + [end for _, end, _ in _own_names(text, spec, found)]
+    return min(ends) if ends else None
 
 
 # Words a label could be named that are words of every sentence: never looked for as a name
