@@ -1,4 +1,5 @@
-"""Which property's mention labels a number (`_Labels`): a count's name right after a whole
+"""Which property's mention labels a number (`_Labels`): a parallel list's i-th name its i-th
+number (`HOMO/LUMO: -5.2/-1.1 eV`, `_parallel_items`), a count's name right after a whole
 number (`13 heavy atoms`), a table's header over its column (`| LogP | MW |` over `| 2.1 |
 180.16 |`), a mention a number is stated relative to (`5.1 eV above the HOMO`: a difference,
 no property's value), the nearest mention before it in its clause (a number in a bracket right
@@ -19,8 +20,8 @@ from typing import Optional
 
 from ...names import name_key
 from .mentions import _COUNTS, _is_other, _mentions
-from .properties import PropertySpec
-from .syntax import _UNCERTAINTY
+from .properties import _BY_KEY, PropertySpec
+from .syntax import _NUMBER, _UNCERTAINTY
 from .unit_headers import _HEADER_TOKEN
 from .units import _UNIT_REACH, stated_unit
 
@@ -93,6 +94,48 @@ _LEADING_PIPE = re.compile(r"\s*\|")
 _TABLE_SEPARATOR = re.compile(r"[ \t]*\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?")
 
 
+# A parallel list: N >= 2 mentions joined by one kind of separator, then (past a word such as
+# `energies`, a unit's bracket and a value cue) N numbers joined by that kind, the i-th mention
+# the i-th number's label: `HOMO/LUMO: -5.2/-1.1 eV`, `HOMO, LUMO: -5.2, -1.1 eV`, `The HOMO and
+# LUMO energies are -5.2 and -1.1 eV, respectively`. Chat models answer quantum-chemistry
+# questions so; was: the nearest mention labelled both numbers (the LUMO read -5.2, the HOMO
+# -1.1) or `-5.2 and -1.1` was a range (no value). Another count of numbers labels nothing here.
+_LIST_JOIN = re.compile(r"[ \t]*[*_`]*[ \t]*(?P<sep>/|,(?:[ \t]*(?:and|&)(?![^\W\d_]))?|(?:and|&)(?![^\W\d_]))"
+                        r"[ \t]*[*_`]*[ \t]*(?:the[ \t]+)?[*_`]*", re.IGNORECASE)
+_LIST_CUE = re.compile(r"(?:[ \t]+(?:orbital|energy|energies|levels?|values?|eigenvalues?)(?![^\W\d_])){0,3}"
+                       r"(?:[ \t]*\([^()\n]{1,20}\))?[ \t]*[*_`]*[ \t]*"
+                       r"(?:(?:[:=≈]|(?:is|are|was|were|of)(?![^\W\d_]))[ \t]*[*_`]*[ \t]*)?", re.IGNORECASE)
+_LIST_NUMBER_JOIN = {"/": re.compile(r"[ \t]*/[ \t]*"),
+                     ",": re.compile(r"[ \t]*(?:,[ \t]*(?:(?:and|&)(?![^\W\d_])[ \t]*)?|(?:and|&)(?![^\W\d_])[ \t]*)",
+                                     re.IGNORECASE)}
+_OPENING_EMPHASIS = re.compile(r"[*_`]*")
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A number of a parallel list (`_LIST_JOIN`): its mention, where it starts and ends, where
+    its uncertainty (`unit_from`), its unit (`unit_end`) and its emphasis end, and in the list where the
+    first number starts (`first`), the last one's unit starts (`shared_unit`) and it ends."""
+    mention: tuple
+    start: int
+    unit_from: int
+    unit_end: int
+    end_of_item: int
+    first: int
+    shared_unit: Optional[int]  # None where the names' properties have different units (`LogP and TPSA`)
+    end_of_list: int
+
+    def alone(self, text: str) -> tuple:
+        """(the text with this number as the list's only one, where the number starts there):
+        read so, its neighbours are no range, choice or fraction (`-5.2 and -1.1`, `-5.2/-1.1`),
+        and a number without a unit takes the unit after the last where all the names' properties
+        have one unit (`-5.2 and -1.1 eV`; not `LogP and TPSA: 2.1 and 40.5 Å²`)."""
+        shared = self.unit_end == self.unit_from and self.shared_unit is not None
+        number = text[self.start:self.unit_from if shared else self.unit_end]
+        rest = text[self.shared_unit:] if shared else text[self.end_of_list:]
+        return text[:self.first] + number + rest, self.first
+
+
 @dataclass(frozen=True)
 class _Labels:
     """The known properties an answer names (`_mentions`) and where its clauses end
@@ -107,6 +150,7 @@ class _Labels:
     # cells' bounds)) of each markdown table: the bounds once per table (per number was quadratic:
     # a header of 70,000 cells took 50 s)
     tables: list
+    items: dict  # each parallel list's numbers (`_Item`) by where they start
 
     @classmethod
     def of_answer(cls, text: str, spec: "PropertySpec") -> Optional["_Labels"]:
@@ -120,15 +164,20 @@ class _Labels:
         pipes = [m.start() for m in _PIPE.finditer(text)] if "|" in text else []
         lines = [0] + [m.end() for m in _NEWLINE.finditer(text)] if pipes else [0]
         return cls(text, mentions, [m[0] for m in mentions], [m.start() for m in _CLAUSE_BREAK.finditer(text)],
-                   lines, pipes, _tables(text, lines, pipes) if pipes else [])
+                   lines, pipes, _tables(text, lines, pipes) if pipes else [], _parallel_items(text, mentions))
+
+    def item(self, start: int) -> Optional[_Item]:
+        """The parallel list's number (`_Item`) that starts at `start`, or None."""
+        return self.items.get(start)
 
     def names_asked(self) -> bool:
         """Whether the answer names the asked property (a mention of its own)."""
         return any(m[3] for m in self.mentions)
 
     def label(self, start: int, end: int) -> Optional[tuple]:
-        """The mention (`_mentions`) that labels the number at text[start:end], or None: a
-        count's name right after it (`13 heavy atoms`), its table column's header (`_column`),
+        """The mention (`_mentions`) that labels the number at text[start:end], or None: its
+        name in a parallel list (`_parallel_items`: `HOMO/LUMO: -5.2/-1.1 eV`), a count's name
+        right after it (`13 heavy atoms`), its table column's header (`_column`),
         a mention it is stated relative to (`_relative`: `5.1 eV above the HOMO`, labelled as
         no property's own), the nearest one before it in its clause (`HOMO: -5.2`, `the LUMO
         is -1.1`; one inside a bracket closed before the number qualifies the name before it,
@@ -138,6 +187,9 @@ class _Labels:
         that (was, 4a2dea4: reading started after the first mention of the asked property, so
         `-5.2 eV. The HOMO energy is high, ... HOMO-LUMO gap.` had no value, and `Answer: -5.2
         eV (the HOMO; the LUMO would be near -1 eV)` read -1)."""
+        item = self.items.get(start)
+        if item is not None:
+            return item.mention  # `HOMO/LUMO: -5.2/-1.1 eV`: the list says whose each number is
         found = self._count(start, end) or self._column(start)
         if found is not None:
             return found
@@ -227,8 +279,8 @@ class _Labels:
 
     def _group(self, i: int) -> tuple:
         """The mention `i`, or the asked property's mention among those joined to it (`HOMO/LUMO:
-        -5.2 / -1.1`, `The HOMO and LUMO are -5.2 and -1.1 eV`: which number is whose is not
-        told, and the first is read, as before 4a2dea4)."""
+        -5.2 / -1.1 / 0.3`: which number is whose is not told, and the first is read, as before
+        4a2dea4; where as many numbers as names follow, `_parallel_items` tells it)."""
         first = i
         while first > 0 and _JOINED.fullmatch(self.text, self.mentions[first - 1][1], self.mentions[first][0]):
             first -= 1
@@ -359,3 +411,59 @@ def _header_cells(text: str, pipes: list, header: int, header_end: int) -> tuple
     first = bisect.bisect_left(pipes, header)
     bounds = [header] + pipes[first:bisect.bisect_left(pipes, header_end)] + [header_end]
     return bool(_LEADING_PIPE.match(text, header, header_end)), bounds
+
+
+def _parallel_items(text: str, mentions: list) -> dict:
+    """The numbers of each parallel list (`_LIST_JOIN`) by where they start: the mentions joined
+    by one kind of separator, not qualifying a name before them (`the gap between the HOMO and
+    LUMO is 4.1`), then as many numbers joined by that kind."""
+    items: dict = {}
+    i = 0
+    while i < len(mentions):
+        names, kind = [mentions[i]], None
+        while i + len(names) < len(mentions):
+            join = _LIST_JOIN.fullmatch(text, names[-1][1], mentions[i + len(names)][0])
+            if join is None or (kind or _join_kind(join)) != _join_kind(join):
+                break
+            kind = _join_kind(join)
+            names.append(mentions[i + len(names)])
+        i += len(names)
+        if len(names) < 2 or _QUALIFIER_BEFORE.search(text, max(0, names[0][0] - _QUALIFIER_REACH), names[0][0]):
+            continue
+        numbers = _list_numbers(text, _LIST_CUE.match(text, names[-1][1]).end(), kind, len(names))
+        if numbers is not None:
+            units = {getattr(_BY_KEY.get(name_key(name[2])), "unit", None) for name in names}
+            first, last = numbers[0][0], numbers[-1][3]
+            shared = numbers[-1][1] if len(units) == 1 and None not in units else None
+            items.update((n[0], _Item(name, n[0], n[1], n[2], n[3], first, shared, last))
+                         for name, n in zip(names, numbers))
+    return items
+
+
+def _join_kind(join: "re.Match") -> str:
+    """`/`, or `,` for a list's other separators (`,`, `and`, `&`, `, and`): numbers joined so
+    follow names joined so."""
+    return "/" if join.group("sep") == "/" else ","
+
+
+def _list_numbers(text: str, position: int, kind: str, count: int) -> Optional[list]:
+    """(start, where its uncertainty ends, where its unit ends, where it ends) of `count` numbers
+    joined by `kind` (`_LIST_NUMBER_JOIN`) from `position`, or None where fewer or more stand."""
+    numbers = []
+    while True:
+        number = _NUMBER.match(text, _OPENING_EMPHASIS.match(text, position).end())
+        if number is None:
+            return None
+        uncertainty = _UNCERTAINTY.match(text, number.end())
+        unit_from = uncertainty.end() if uncertainty else number.end()
+        rest = text[unit_from:unit_from + _UNIT_REACH]
+        unit = stated_unit(rest)
+        unit_end = unit_from + len(rest) - len(rest.lstrip()) + len(unit[2]) if unit is not None else unit_from
+        end = _CLOSING_EMPHASIS.match(text, unit_end).end()
+        numbers.append((number.start(), unit_from, unit_end, end))
+        join = _LIST_NUMBER_JOIN[kind].match(text, end)
+        if join is None or not _NUMBER.match(text, _OPENING_EMPHASIS.match(text, join.end()).end()):
+            return numbers if len(numbers) == count else None
+        if len(numbers) == count:
+            return None  # more numbers than names: whose each is is not told
+        position = join.end()

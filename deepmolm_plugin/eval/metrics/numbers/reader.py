@@ -48,7 +48,10 @@ each step names the module that holds its patterns):
      a. pass it over where it lies in what a number passed over before covers (its
         uncertainty, the rest of its range) or is no value (`skips._not_a_value`, rule 3);
      b. for a property, pass it over where another property's mention labels it
-        (`labels._Labels.label`), with its uncertainty and the rest of its range or choice;
+        (`labels._Labels.label`), with its uncertainty and the rest of its range or choice
+        (a parallel list's number, `HOMO/LUMO: -5.2/-1.1 eV`, with its own unit only: the next
+        is no end of a range, and one the asked property's name labels is read as the list's
+        only number, `reader._read_item`);
      c. pass it over where the answer rejects it (`rejections.py`: `not 3`, but not `not
         exactly 3`), with the rest of its range or choice (rule 3);
      d. stop, no value, at a sign that is not its own (`one_value._stray_sign`, rule 4);
@@ -389,11 +392,13 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         if start < resume or _not_a_value(text, match, markers):
             continue
         label = labels.label(start, end) if labels is not None else None
+        item = labels.item(start) if label is not None else None  # of a parallel list (`HOMO/LUMO: -5.2/-1.1`)
         if label is not None and not label[3]:
             others = others or (match, label)
             # `HOMO: -5.2 ± 0.1 eV`: its 0.1 too, and the other end of its range (`mp 120-122 °C`:
-            # the 122 is the melting point's, now that only a number attached to `mp` is its)
-            resume = end + _range_or_choice_length(text[end:end + _UNIT_REACH * 4])
+            # the 122 is the melting point's, now that only a number attached to `mp` is its);
+            # a parallel list's next number is no end of a range (`-5.2 and -1.1`): the next's own
+            resume = item.end_of_item if item else end + _range_or_choice_length(text[end:end + _UNIT_REACH * 4])
             continue
         own = label is not None or _answers(text, start)
         place = _OWN if own else _UNLABELLED
@@ -406,7 +411,7 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
             place += _OWN_INCIDENTAL
         if best is not None and place >= best[0]:
             continue
-        read = _read_number(text, match, spec)
+        read = _read_number(text, match, spec) if item is None else _read_item(text, item, spec)
         if isinstance(read, _PassedOver):
             skipped = skipped or read.finding
             resume = read.resume
@@ -432,6 +437,17 @@ def _parse_or_reason(text, spec: Optional["PropertySpec"] = None) -> Union[Readi
         return NoValueFinding(NoValue.OTHER_PROPERTY, _shown(text, min(mention[0], number.start()), number.end(),
                                                              NoValue.OTHER_PROPERTY.value))
     return NoValueFinding(NoValue.NO_NUMBER, NoValue.NO_NUMBER.value)
+
+
+def _read_item(text: str, item, spec: Optional["PropertySpec"]) -> Union[Reading, NoValueFinding, _PassedOver]:
+    """`_read_number` for a parallel list's number (`labels._Item`), read as the list's only one
+    (`_Item.alone`): `-5.2 and -1.1 eV` is no range, and `-5.2` takes the `eV` after `-1.1`. A
+    number passed over resumes past its item (positions in the text read alone are not the
+    answer's)."""
+    alone, at = item.alone(text)
+    read = _read_number(alone, _NUMBER.match(alone, at), spec)
+    return _PassedOver(item.end_of_item, read.finding, read.reading, read.condition) if isinstance(
+        read, _PassedOver) else read
 
 
 def _answers(text: str, start: int) -> bool:
