@@ -47,6 +47,16 @@ def test_the_ith_name_labels_the_ith_number(task, text, want):
     ("Molecular Weight", "The molecular weight is 180.16 g/mol and the LogP is 2.1.", 180.16),
     ("HOMO", "The gap between the HOMO and LUMO is 4.1 eV; the HOMO is -5.2 eV.", -5.2),
     ("HOMO", "HOMO and LUMO lie between -5.2 and -1.1 eV", None),
+    # review R4: a range or choice at the list's end, an unnamed first name, a fraction
+    ("Log Solubility", "The log S and log P are -2.11 and 1.1-2.8.", -2.11),
+    ("polarizability", "The polarizability and HOMO-LUMO gap are 112.3 and 4.63 to 6.89 eV.", 112.3),
+    ("LogP", "XLogP and molecular mass: -1.70 and 318.33 or 464.95 g/mol", -1.7),
+    ("Log Solubility", "dipole moment and polarizability: 3.90 D and 70.0 or 182.6 a.u.", None),
+    ("Molecular Weight", "The MW and LogP are 180.16 and 1.2 to 1.5.", 180.16),
+    ("Hydration Free Energy", "The HOMO energy and hydration free energy are -8.12 and -10.10/-7.80 kcal/mol "
+                              "(two methods).", None),
+    ("TPSA", "cLogP, TPSA, MW: 2.1, 40.5", 40.5),
+    ("Molecular Weight", "MW/molecular complexity: 1/2", None),
 ])
 def test_no_list_keeps_the_reading(task, text, want):
     got = parse_value(text, property_spec(task))

@@ -20,6 +20,7 @@ from typing import Optional
 
 from ...names import name_key
 from .mentions import _COUNTS, _is_other, _mentions
+from .one_value import _range_or_choice_length
 from .properties import _BY_KEY, PropertySpec
 from .syntax import _NUMBER, _UNCERTAINTY
 from .unit_headers import _HEADER_TOKEN
@@ -428,7 +429,8 @@ def _parallel_items(text: str, mentions: list) -> dict:
             kind = _join_kind(join)
             names.append(mentions[i + len(names)])
         i += len(names)
-        if len(names) < 2 or _QUALIFIER_BEFORE.search(text, max(0, names[0][0] - _QUALIFIER_REACH), names[0][0]):
+        if (len(names) < 2 or _QUALIFIER_BEFORE.search(text, max(0, names[0][0] - _QUALIFIER_REACH), names[0][0])
+                or _unnamed_first(text, names[0][0], kind)):
             continue
         numbers = _list_numbers(text, _LIST_CUE.match(text, names[-1][1]).end(), kind, len(names))
         if numbers is not None:
@@ -440,6 +442,25 @@ def _parallel_items(text: str, mentions: list) -> dict:
     return items
 
 
+# A word joined to the list's first name as its names are joined (`cLogP, TPSA, MW: 2.1, 40.5`,
+# `cLogP` no known name): the list may have more names than its mentions, and the numbers
+# another owner each (a review: TPSA read 2.1)
+_JOINED_BEFORE = re.compile(r"[^\W_][\w.-]*" + _LIST_JOIN.pattern + r"\Z", re.IGNORECASE)
+
+
+def _unnamed_first(text: str, start: int, kind: str) -> bool:
+    """Whether a word no mention names is joined before the list's first name (`_JOINED_BEFORE`)."""
+    before = _JOINED_BEFORE.search(text, max(0, start - _QUALIFIER_REACH), start)
+    return before is not None and _join_kind(before) == kind
+
+
+def _more_numbers(text: str, end: int, kind: str) -> bool:
+    """Whether a number joined the other way follows the list's last (`-8.12 and -10.10/-7.80
+    kcal/mol (two methods)`: the last name has two values, and whose is which is not told)."""
+    join = _LIST_NUMBER_JOIN[kind].match(text, end)
+    return join is not None and _NUMBER.match(text, _OPENING_EMPHASIS.match(text, join.end()).end()) is not None
+
+
 def _join_kind(join: "re.Match") -> str:
     """`/`, or `,` for a list's other separators (`,`, `and`, `&`, `, and`): numbers joined so
     follow names joined so."""
@@ -448,8 +469,13 @@ def _join_kind(join: "re.Match") -> str:
 
 def _list_numbers(text: str, position: int, kind: str, count: int) -> Optional[list]:
     """(start, where its uncertainty ends, where its unit ends, where it ends) of `count` numbers
-    joined by `kind` (`_LIST_NUMBER_JOIN`) from `position`, or None where fewer or more stand."""
-    numbers = []
+    joined by `kind` (`_LIST_NUMBER_JOIN`) from `position`, or None where fewer or more stand,
+    where the last begins a range or choice (`-2.11 and 1.1-2.8`, `112.3 and 4.63 to 6.89`,
+    `2.1 and 40 or 50`: a review found the list read the first as `-2.11-2.8`, no value) or
+    another number joined the other way follows it (`_more_numbers`), and
+    for `/` where every number is a whole number without a unit (`MW/complexity: 1/2` is a
+    fraction, no list)."""
+    numbers, whole = [], []
     while True:
         number = _NUMBER.match(text, _OPENING_EMPHASIS.match(text, position).end())
         if number is None:
@@ -461,9 +487,13 @@ def _list_numbers(text: str, position: int, kind: str, count: int) -> Optional[l
         unit_end = unit_from + len(rest) - len(rest.lstrip()) + len(unit[2]) if unit is not None else unit_from
         end = _CLOSING_EMPHASIS.match(text, unit_end).end()
         numbers.append((number.start(), unit_from, unit_end, end))
+        whole.append(unit_end == unit_from and number.group(0).isdigit())
         join = _LIST_NUMBER_JOIN[kind].match(text, end)
         if join is None or not _NUMBER.match(text, _OPENING_EMPHASIS.match(text, join.end()).end()):
-            return numbers if len(numbers) == count else None
+            ranged = (_range_or_choice_length(text[number.end():number.end() + _UNIT_REACH * 4]) > unit_from - number.end()
+                      or _more_numbers(text, end, "/" if kind == "," else ","))
+            fraction = kind == "/" and all(whole)
+            return numbers if len(numbers) == count and not ranged and not fraction else None
         if len(numbers) == count:
             return None  # more numbers than names: whose each is is not told
         position = join.end()
