@@ -63,3 +63,13 @@ def test_report_tables_show_them(tmp_path):
     m = report["tasks"]["text2smiles"]["metrics"]
     assert m["levenshtein"] == 1.0 and m["exact_match"] == 100.0
     assert "| BLEU | Levenshtein |" in markdown(report)
+
+
+@pytest.mark.parametrize("answer", ["SMILES is given by CCO", "The SMILES can be written as CCO.",
+                                    "The SMILES would be CCO", "The SMILES is represented as CCO.",
+                                    "The corresponding SMILES reads CCO.", "The SMILES reads as follows: CCO"])
+def test_a_verb_phrase_names_the_smiles(answer):
+    # was: the next word (`given`, `represented`) or the whole sentence, an invalid SMILES
+    from deepmolm_plugin.eval.metrics.molecules import extract_smiles
+
+    assert extract_smiles(answer) == "CCO"

@@ -112,7 +112,11 @@ _SMILES_KEY = re.compile(r"\bSMILES\b", re.IGNORECASE)
 # "is:" and "is =" are one separator ("The SMILES is: CCO" gave the SMILES ":"). A `:` or
 # `=` inside a whitespace-free run is a bond or an atom map of the SMILES itself
 # (`_bond_run`).
-_SMILES_SEP = re.compile(r"\bis\b(?:\s*[:=])?|:|=", re.IGNORECASE)
+# A verb phrase names the value as `is` does: "The SMILES can be written as CCO", "is given by",
+# "is represented as", "would be", "reads" (each read the next word, `given`, or no SMILES).
+_SMILES_SEP = re.compile(r"\b(?:(?:is|are|was|(?:would|will|can|may|could)\s+be)\s+(?:given|written|represented|"
+                         r"expressed|denoted|shown)\s+(?:as|by)|(?:would|will)\s+be|becomes|reads|is)\b(?:\s*[:=])?|:|=",
+                         re.IGNORECASE)
 _SMILES_VALUE = re.compile(r"\s*(\S+)")
 _QUOTES = "\"'`“”‘’"
 # One SMILES token alone between spaces: an organic-subset or aromatic atom (group 2; not
