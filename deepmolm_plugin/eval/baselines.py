@@ -8,7 +8,8 @@ which is the constant with the lowest MAE: a model that learned only the answer 
 and one typical value lands near it, so a model must beat the median too before its MAE
 says it read the molecule. Binary (yes/no) tasks get the same statistics of their 0/1
 reference classes: the mean is the positive rate, an answer class 1 from 0.5 (so the
-majority class, AUROC 50), and the median the majority class itself. `score_answers` scores any {question_id: answer text} exactly
+majority class, AUROC 50), and the median the majority class itself. `score_answers` scores
+any {question_id: answer text} exactly
 as `deepmolm_plugin.eval.report` scores a model's answers (its `questions` may not be one of
 the files it writes in `out`). Used by `make demo` and
 `scripts/experiment_fusion.py`.

@@ -115,8 +115,8 @@ _SMILES_KEY = re.compile(r"\bSMILES\b", re.IGNORECASE)
 # A verb phrase names the value as `is` does: "The SMILES can be written as CCO", "is given by",
 # "is represented as", "would be", "reads" (each read the next word, `given`, or no SMILES).
 _SMILES_SEP = re.compile(r"\b(?:(?:is|are|was|(?:would|will|can|may|could)\s+be)\s+(?:given|written|represented|"
-                         r"expressed|denoted|shown)\s+(?:as|by)|(?:would|will)\s+be|becomes|reads|is)\b(?:\s*[:=])?|:|=",
-                         re.IGNORECASE)
+                         r"expressed|denoted|shown)\s+(?:as|by)|(?:would|will)\s+be|becomes|reads|is)\b"
+                         r"(?:\s*[:=])?|:|=", re.IGNORECASE)
 _SMILES_VALUE = re.compile(r"\s*(\S+)")
 _QUOTES = "\"'`“”‘’"
 # One SMILES token alone between spaces: an organic-subset or aromatic atom (group 2; not

@@ -490,7 +490,8 @@ def _list_numbers(text: str, position: int, kind: str, count: int) -> Optional[l
         whole.append(unit_end == unit_from and number.group(0).isdigit())
         join = _LIST_NUMBER_JOIN[kind].match(text, end)
         if join is None or not _NUMBER.match(text, _OPENING_EMPHASIS.match(text, join.end()).end()):
-            ranged = (_range_or_choice_length(text[number.end():number.end() + _UNIT_REACH * 4]) > unit_from - number.end()
+            after = text[number.end():number.end() + _UNIT_REACH * 4]
+            ranged = (_range_or_choice_length(after) > unit_from - number.end()
                       or _more_numbers(text, end, "/" if kind == "," else ","))
             fraction = kind == "/" and all(whole)
             return numbers if len(numbers) == count and not ranged and not fraction else None
