@@ -24,6 +24,15 @@ def pytest_configure(config):
     in each child, so the children get Python's KeyboardInterrupt again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The same for SIGHUP under nohup: run_eval.sh (bash) cannot trap a signal ignored when it
+    # starts, and its SIGHUP test waited 60 s for a stop that never came. A handler that does
+    # nothing keeps this run immune to hangups, as nohup meant, and children start with the default.
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, _hangup_ignored)
+
+
+def _hangup_ignored(signum, frame) -> None:
+    """SIGHUP in the test run itself: nothing (it was started under nohup)."""
 
 
 def pytest_collection_modifyitems(config, items):
