@@ -73,9 +73,17 @@ def same_weights(given, saved) -> bool:
     return True
 
 
+# Runtime fields of a DeepEncoder configuration that a saved model's tower keeps as saved: it is
+# built from its config.json, so a --deepencoder_config beside it changed none of them, without a
+# word (dtype aside: the host loads the whole model in the run's dtype).
+TOWER_RUNTIME_KEPT = ("tile_size", "sam_attention", "gradient_checkpointing")
+
+
 def tower_differences(saved: dict, model_args) -> list:
-    """The network fields of --deepencoder_config that differ from those a checkpoint's
-    config.json saved (heads, norm eps, windows: no tensor shape shows them)."""
+    """The fields of --deepencoder_config that differ from those a checkpoint's config.json
+    saved: the network's (heads, norm eps, windows: no tensor shape shows them) and the
+    runtime ones its tower keeps (TOWER_RUNTIME_KEPT: the tiles, the attention kernel,
+    checkpointing)."""
     from deepmolm_plugin.patches.registry import TOWER_NAME
 
     if not (saved.get("mm_vision_tower") == TOWER_NAME == getattr(model_args, "vision_tower", None)
@@ -85,8 +93,12 @@ def tower_differences(saved: dict, model_args) -> list:
     from deepmolm_plugin.encoder.config import DeepEncoderConfig
     from deepmolm_plugin.encoder.tower import config_from_args
 
-    ours, theirs = architecture(config_from_args(model_args)), architecture(DeepEncoderConfig.from_dict(saved["deepencoder_config"]))
-    return [f"--deepencoder_config {k}={ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in ours if ours[k] != theirs[k]]
+    given, kept = config_from_args(model_args), DeepEncoderConfig.from_dict(saved["deepencoder_config"])
+    ours, theirs = architecture(given), architecture(kept)
+    differ = [f"--deepencoder_config {k}={ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in ours if ours[k] != theirs[k]]
+    return differ + [f"--deepencoder_config {k}={getattr(given, k)!r} (the checkpoint's tower runs with "
+                     f"{getattr(kept, k)!r}; change it in its config.json's deepencoder_config)"
+                     for k in TOWER_RUNTIME_KEPT if getattr(given, k) != getattr(kept, k)]
 
 
 # The language model's own shape, which a resumed checkpoint must share with
