@@ -95,7 +95,8 @@ def tower_differences(saved: dict, model_args) -> list:
 
     given, kept = config_from_args(model_args), DeepEncoderConfig.from_dict(saved["deepencoder_config"])
     ours, theirs = architecture(given), architecture(kept)
-    differ = [f"--deepencoder_config {k}={ours[k]!r} (the checkpoint: {theirs[k]!r})" for k in ours if ours[k] != theirs[k]]
+    differ = [f"--deepencoder_config {k}={ours[k]!r} (the checkpoint: {theirs[k]!r})"
+              for k in ours if ours[k] != theirs[k]]
     return differ + [f"--deepencoder_config {k}={getattr(given, k)!r} (the checkpoint's tower runs with "
                      f"{getattr(kept, k)!r}; change it in its config.json's deepencoder_config)"
                      for k in TOWER_RUNTIME_KEPT if getattr(given, k) != getattr(kept, k)]
