@@ -476,8 +476,8 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             scores = [classes.stated_label(p, task) for p in preds]
             metrics = classes.binary_metrics(scores, references, task)
             metrics["n_without_reference"] = asked - len(qids)
-            extra = [{"value": v, "label": None if v is None else int(v >= classes.THRESHOLD), "valid": v is not None,
-                      "reference_value": r} for v, r in zip(scores, references)]
+            extra = [{"value": v, "label": classes.class_of(v), "valid": v is not None, "reference_value": r}
+                     for v, r in zip(scores, references)]
         else:
             metrics = molecules.smiles_metrics(preds, ref_texts)
             metrics["n_invalid_references"] = asked - len(qids)

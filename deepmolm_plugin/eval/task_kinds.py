@@ -5,7 +5,7 @@ Kinds (`task_kind`): `property` when the task name is a known property
 `properties`; `smiles` for SMILES_TASKS; `iupac` for IUPAC_TASKS; else `text`. A record's
 optional `metric` field (one of KINDS) overrides the kind the task name implies: `binary`
 (a yes/no label, `metrics.classes`) is only ever chosen so, as deepmolm-prepare's
-`binary_columns` writes it; no task name or value implies it (a count property whose few
+`--binary-labels` writes it; no task name or value implies it (a count property whose few
 questions all hold 0 or 1 is no classifier).
 
 The reference value of a property question is the number parsed from the reference answer

@@ -73,6 +73,11 @@ def stated_value(text: str, name: str) -> Optional[float]:
     return parse_value(text, spec) if _BARE_NUMBER.fullmatch(text) else None
 
 
+def class_of(score: Optional[float]) -> Optional[int]:
+    """The class a stated score is (1 from THRESHOLD on), None for no score."""
+    return None if score is None else int(score >= THRESHOLD)
+
+
 def stated_label(text: str, name: str) -> Optional[float]:
     """The score in [0, 1] an answer states for the binary label `name`, or None."""
     value = stated_value(text, name)
@@ -88,7 +93,7 @@ def binary_metrics(scores: Sequence[Optional[float]], refs: Sequence[float], nam
     if any(r not in (0, 1) for r in refs):
         raise ValueError(f"{name}: reference classes must be 0 or 1, got {sorted(set(refs) - {0, 1})[:5]}")
     n, positives = len(refs), sum(int(r) for r in refs)
-    valid = [(int(s >= THRESHOLD), s, int(r)) for s, r in zip(scores, refs) if s is not None]
+    valid = [(class_of(s), s, int(r)) for s, r in zip(scores, refs) if s is not None]
     # every answer: an invalid one is right in neither class
     right = [sum(c == r for c, _, r in valid if r == k) for k in (0, 1)]
     recalls = [right[0] / (n - positives) if n - positives else None, right[1] / positives if positives else None]
