@@ -72,10 +72,27 @@ def markdown(report: dict) -> str:
         for task, result in tasks:
             cells = [fmt(result["metrics"].get(key)) for _, key in columns]
             lines.append(f"| {cell(task)} | {result['n']} | " + " | ".join(cell(c) for c in cells) + " |")
+        mean = (report.get("means") or {}).get(kind)
+        if mean is not None:
+            cells = [fmt(mean.get(key)) for _, key in columns]
+            lines.append(f"| **mean of {mean['n_tasks']} tasks** | {mean['n']} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += mean_notes(mean, columns)
         lines += (not_scored_notes(tasks) + left_out_notes(tasks) + undefined_notes(tasks, columns)
                   + counted_notes(tasks) + out_of_range_notes(tasks))
     return "\n".join(lines)
+
+
+def mean_notes(mean, columns) -> list:
+    """A line under a table with a mean row: that it is the unweighted mean over the tasks,
+    and which tasks a score's mean leaves out (undefined there; `left_out` in metrics.json)."""
+    if mean is None:
+        return []
+    headers = {key: header for header, key in columns}
+    left = [f"{headers.get(key, key)} without {', '.join(cell(t) for t in tasks)}"
+            for key, tasks in mean["left_out"].items()]
+    return ["The mean row is the unweighted mean over the tasks (`means` in metrics.json), each score over the "
+            "tasks where it is defined" + (f": {'; '.join(left)}" if left else "") + ".", ""]
 
 
 def not_scored_notes(tasks) -> list:

@@ -32,6 +32,9 @@ metrics.json:
               not capped)
     binary:   label, n, n_valid, valid_ratio, n_positive_references, n_positive_answers, accuracy,
               balanced_accuracy, f1, mcc, auroc, undefined, n_without_reference (`metrics.classes`)
+    means:    {"binary": ...} where 2 or more binary tasks are scored: the mean over them of accuracy,
+              balanced_accuracy, f1, mcc, auroc (each over the tasks where it is defined; `left_out`
+              names the others), n_tasks, n, tasks (`metrics.classes.mean_over_tasks`)
     smiles:   n, n_valid, n_invalid_references, validity, exact_match, bleu (characters, BLEU-4),
               levenshtein (mean edit distance, characters), maccs_fts, rdk_fts, morgan_fts,
               n_undefined_maccs_fts/rdk_fts/morgan_fts, undefined
@@ -591,4 +594,7 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
                    "tasks": {task: r["n"] for task, r in results.items()}},
         "tasks": results,
     }
+    binary_mean = classes.mean_over_tasks({t: r["metrics"] for t, r in results.items() if r["kind"] == "binary"})
+    if binary_mean is not None:
+        report["means"] = {"binary": binary_mean}
     return report, rows

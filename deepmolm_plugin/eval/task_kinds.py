@@ -45,6 +45,7 @@ def task_kind(task: str, record: dict) -> str:
         if metric not in KINDS:
             raise ReportError(f"question {record.get('question_id')!r}: metric {metric!r} is not one of "
                               f"{', '.join(KINDS)}")
+        _check_metric(task, metric, record)
         return metric
     if is_property(task) or _property_value(task, record) is not None:
         return "property"
@@ -53,6 +54,26 @@ def task_kind(task: str, record: dict) -> str:
     if name_key(task) in IUPAC_TASKS:
         return "iupac"
     return "text"
+
+
+def _check_metric(task: str, metric: str, record: dict) -> None:
+    """Refuse a `metric` the task's name contradicts: a value (property, binary) for a task
+    whose answers are a molecule or a name (SMILES_TASKS, IUPAC_TASKS), a molecule or a name
+    for a known property. Was: taken as given, so a `"metric": "binary"` on a SMILES task read
+    no class from any reference, and every question was left out as unreferenced, with a
+    warning and no word on the metric."""
+    from .metrics.numbers import is_property
+
+    key = name_key(task)
+    named = "smiles" if key in SMILES_TASKS else "iupac" if key in IUPAC_TASKS else None
+    if named is not None and metric in VALUED_KINDS:
+        clash = f"the task {task!r} asks for {'a SMILES' if named == 'smiles' else 'an IUPAC name'}"
+    elif metric in ("smiles", "iupac") and is_property(task):
+        clash = f"the task {task!r} is a property, answered by a number"
+    else:
+        return
+    raise ReportError(f"question {record.get('question_id')!r}: metric {metric!r} does not fit: {clash}. "
+                      f"Drop `metric` (the task name sets it), or rename the task")
 
 
 # How far the number a reference answer states may be from its `properties` value: rounding

@@ -5,16 +5,23 @@ is scored as a classifier, not as a regression on 0 and 1 (whose MAE said nothin
 chemist reports for such a task). What an answer states (`stated_value`, `stated_label`):
 
 - a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**", "_No_", "- Yes",
-  "1. No", "Answer: yes"): 1 or 0; "Yes or no", "Yes/No", "yes and no" state nothing;
+  "1. No", "Answer: yes", "The answer is no."): 1 or 0; "Yes or no", "Yes/No", "yes and no",
+  "No answer", "No clear answer", "No data" state nothing;
+- a class word that is the whole opening statement ("Active.", "Inactive, it does not
+  bind", "**Positive**", "The answer is negative."): active / positive 1, inactive /
+  negative 0 (an assay's or a test's outcome; "Positive charge sits on N" is no answer: a
+  word follows). Was: no answer, and such references left the question unreferenced;
 - else, where the answer names the label ("The p_np is 1.", "LogP 3.2, p_np: 0.83"), the
   number after that name, read as property answers are (`numbers.parse_value` on the text
   after it: "compound 5", a year, a list marker are no value);
-- else, an answer that is only a number ("1", "0.83.").
+- else, an answer that is only a number ("1", "0.83.", "90%").
+A number stated as a percentage ("90%", "85 percent") is that fraction of 1 (was: 90,
+invalid).
 
 A number anywhere else is no answer: "The molecule has 1 aromatic ring and does not cross
 the barrier" was class 1 (the first number of the answer). A value in [0, 1] is the
 answer's score (a probability or a class), its class 1 from 0.5 on; any other value ("The
-p_np is 5.", "90%") and an answer stating nothing readable are invalid.
+p_np is 5.", "150%") and an answer stating nothing readable are invalid.
 
 Scores (`binary_metrics`), class 1 the positive one:
 - accuracy and balanced accuracy (the mean of the two classes' recalls) over every answer,
@@ -35,29 +42,47 @@ import math
 import re
 from typing import Dict, Optional, Sequence
 
-from .numbers import own_mention_end, parse_value, property_spec
+from .numbers import number_and_text_after, own_mention_end, parse_value, property_spec
 
 # What may come before an opening yes / no: white space, markdown emphasis, a quote (curly
 # ones too), a zero-width format character, a list marker ("1.", "2)", "-", "•") and an
-# "Answer:" label. The word ends where no letter or digit follows (not `\b`: `_` is a word
-# character, so "_Yes_" had no answer), nor a joined word ("no-go", "No's", "yes_no").
-_OPENING = re.compile(r"(?:[\s*_\"'`>#“”‘’«„\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
-                      r"|(?:answer|a)\s*:)*(yes|no|true|false)(?![^\W_]|[-'’_][^\W_])", re.IGNORECASE)
+# answer label ("Answer:", "A:", "The answer is", "Final answer:"). The word ends where no
+# letter or digit follows (not `\b`: `_` is a word character, so "_Yes_" had no answer),
+# nor a joined word ("no-go", "No's", "yes_no").
+_PREFIX = (r"(?:[\s*_\"'`>#“”‘’«„\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
+           r"|(?:(?:the|my|final)\s+)*answer(?:\s+is)?(?:\s*:)?|a\s*:)*")
+_OPENING = re.compile(_PREFIX + r"(yes|no|true|false)(?![^\W_]|[-'’_][^\W_])", re.IGNORECASE)
+# An outcome word, only as the whole opening statement: what follows it closes the
+# statement (punctuation, a bracket, a dash, emphasis, the end), never another word
+# ("Positive charge", "Active site", "negative LogP" say something else).
+_CLASS_OPENING = re.compile(_PREFIX + r"(positive|negative|active|inactive)"
+                            r"(?=[*_\"'`”’]*\s*(?:[.,;:!?)\]]|\(|[-–—]\s|$))", re.IGNORECASE)
 # "Yes or no", "Yes/No", "yes and no": both words, no answer
-_BOTH = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*(?:yes|no|true|false)(?![^\W_])",
-                   re.IGNORECASE)
-_WORDS = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
-# an answer that is only a number, markup and a full stop aside
-_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[\s*_`\"'“”.!]*")
+_BOTH = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*"
+                   r"(?:yes|no|true|false|positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
+# "No answer", "No clear answer", "No data": "no" qualifying a noun that says nothing is
+# stated (was: class 0)
+_NO_ANSWER = re.compile(r"[\s*_]+(?:(?:clear|definitive|conclusive|definite|reliable|certain)\s+)?"
+                        r"(?:answers?|ideas?|data|information|predictions?|conclusions?|values?)(?![^\W_])", re.IGNORECASE)
+_WORDS = {"yes": 1.0, "true": 1.0, "positive": 1.0, "active": 1.0,
+          "no": 0.0, "false": 0.0, "negative": 0.0, "inactive": 0.0}
+# an answer that is only a number (a percentage too), markup and a full stop aside
+_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*%?[\s*_`\"'“”.!]*")
+# the unit text after a number (`numbers.number_and_text_after`) that makes it a percentage
+_PERCENT = re.compile(r"\s*(?:%|percent(?![^\W_]))", re.IGNORECASE)
 THRESHOLD = 0.5  # a score from here on is class 1
 
 
 def opening_word_label(text: str) -> Optional[float]:
-    """1.0 / 0.0 for an answer that opens with yes / no (true / false), else None."""
-    match = _OPENING.match(text)
+    """1.0 / 0.0 for an answer that opens with yes / no (true / false) or states the class
+    word alone (active / positive, inactive / negative), else None."""
+    match = _OPENING.match(text) or _CLASS_OPENING.match(text)
     if match is None or _BOTH.match(text, match.end()):
         return None
-    return _WORDS[match.group(1).lower()]
+    word = match.group(1).lower()
+    if word == "no" and _NO_ANSWER.match(text, match.end()):
+        return None
+    return _WORDS[word]
 
 
 def stated_value(text: str, name: str) -> Optional[float]:
@@ -69,8 +94,18 @@ def stated_value(text: str, name: str) -> Optional[float]:
     spec = property_spec(name)
     end = own_mention_end(text, spec)  # the label's name or, for a known property, an alias
     if end is not None:
-        return parse_value(text[end:], spec)
-    return parse_value(text, spec) if _BARE_NUMBER.fullmatch(text) else None
+        return _score(text[end:], spec)
+    return _score(text, spec) if _BARE_NUMBER.fullmatch(text) else None
+
+
+def _score(text: str, spec) -> Optional[float]:
+    """The number `parse_value` reads in `text`, a percentage as its fraction of 1 (the
+    unit after the number, from the same reading: `number_and_text_after`)."""
+    value = parse_value(text, spec)
+    if value is None:
+        return None
+    _, unit = number_and_text_after(text, spec)
+    return value / 100.0 if _PERCENT.match(unit) else value
 
 
 def class_of(score: Optional[float]) -> Optional[int]:
@@ -121,6 +156,34 @@ def binary_metrics(scores: Sequence[Optional[float]], refs: Sequence[float], nam
             "mcc": (tp * tn - fp * fn) / denominator if denominator else None,
             "auroc": None if auroc is None else 100.0 * auroc,
             "undefined": undefined}
+
+
+# the scores `mean_over_tasks` averages (MoleculeNet reports a multi-task set, Tox21's 12
+# assays or ClinTox's 2 endpoints, by its mean ROC-AUC over the tasks)
+MEAN_SCORES = ("accuracy", "balanced_accuracy", "f1", "mcc", "auroc")
+
+
+def mean_over_tasks(results: Dict[str, Dict[str, object]]) -> Optional[Dict[str, object]]:
+    """The macro mean of MEAN_SCORES over binary tasks (`results`: task -> its
+    `binary_metrics`), each over the tasks where it is defined; None for fewer than 2 tasks
+    with a question scored. `n_tasks`, `n` and `n_valid` (questions, all tasks; `valid_ratio`
+    from them), `tasks` (names), and `left_out` {score: [tasks where it is undefined]}
+    beside them."""
+    scored = {task: m for task, m in results.items() if m.get("n")}
+    if len(scored) < 2:
+        return None
+    n, n_valid = sum(m["n"] for m in scored.values()), sum(m["n_valid"] for m in scored.values())
+    means: Dict[str, object] = {"n_tasks": len(scored), "n": n, "tasks": list(scored), "n_valid": n_valid,
+                                "valid_ratio": 100.0 * n_valid / n}
+    left_out: Dict[str, list] = {}
+    for key in MEAN_SCORES:
+        values = [m[key] for m in scored.values() if m.get(key) is not None]
+        means[key] = sum(values) / len(values) if values else None
+        missing = [task for task, m in scored.items() if m.get(key) is None]
+        if missing:
+            left_out[key] = missing
+    means["left_out"] = left_out
+    return means
 
 
 def roc_auc(scores: Sequence[float], classes: Sequence[float]) -> Optional[float]:
