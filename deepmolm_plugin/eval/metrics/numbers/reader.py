@@ -181,7 +181,10 @@ Rules, in order:
 5. Words around the number do not matter (`The value is about 180 g/mol.`, `≈ 5`,
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
-   `nan`, `inf` and text without digits are invalid.
+   `nan`, `inf` and text without digits are invalid. For a property (`parse_value`), a
+   magnitude right after the number scales it: a glued `k` (`1.2k` is 1200; a capital `K` is
+   a kelvin) or `thousand`, `million`, `billion` (`1.2 million`), the unit read after it
+   (`1.2k g/mol`); each was the number alone, 1.2.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
    number, also past markdown, code, LaTeX `~` and a bracket that close around the number

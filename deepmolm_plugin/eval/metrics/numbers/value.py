@@ -35,6 +35,10 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     if parsed is None:
         return None, None
     value, before, after = parsed.value, parsed.before, parsed.after
+    magnitude = _MAGNITUDE.match(after)
+    if magnitude is not None:  # `1.2k`, `1.2 thousand`: the number it scales; the unit after it
+        value *= _MAGNITUDES[(magnitude.group(1) or magnitude.group(2)).casefold()]
+        after = after[magnitude.end():]
     stated = _unit_after(before, after)
     implied = None if converts_units(spec) or spec.refused_kinds else _implied_kind(spec)
     if converts_units(spec):
@@ -74,6 +78,12 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
         value = value * stated[1] / own[1]
     return (value, None) if math.isfinite(value) else (None, None)
 
+
+# A magnitude after a number: a `k` glued to it (`1.2k`; a spaced or capital K is a kelvin,
+# `kcal`, `kDa` are units) or a word (`1.2 thousand`, `3 million`). Was: the number alone,
+# `The complexity is 1.2k` read 1.2 and `1.2 million` 1.2, each scored as stated.
+_MAGNITUDE = re.compile(r"(?:((?-i:k))|[^\S\n]*(thousand|million|billion)s?)(?![^\W_])", re.IGNORECASE)
+_MAGNITUDES = {"k": 1e3, "thousand": 1e3, "million": 1e6, "billion": 1e9}
 
 # `a.u.`, `AU`, `arb. units`, `arbitrary units`: for a property without a unit, arbitrary units
 _ARBITRARY_UNITS = re.compile(r"a\.?[ \t]?u\.?|arb(?:\.|itrary)?[ \t]*(?:units?|u\.?)", re.IGNORECASE)
