@@ -43,6 +43,45 @@ def test_words_and_percentages(answer, expected):
     assert got == pytest.approx(expected) if expected is not None else got is None
 
 
+@pytest.mark.parametrize("answer, expected", [
+    # review (a corpus of 24,704 answers in 82 styles): an outcome word that is a heading, a
+    # form field, the question restated, an adjective or one of a list is no answer
+    ("Positive: low MW.\nNegative: high TPSA.\nConclusion: no", None), ("Active: no", None), ("Active? no.", None),
+    ("Negative (ionised) carboxylates rarely cross; this one crosses.", None),
+    ("Active, inactive and inconclusive calls are made by the assay; this compound is inactive.", None),
+    ("The answer is no simple matter, but it crosses.", None),
+    # ... and the outcome word that ends its line or meets a dash is the answer
+    ("**ACTIVE**\n\nSimilar scaffolds bind it.", 1.0), ("Positive—the lipophilic core binds.", 1.0),
+    # yes / no said twice in one class ("No / inactive") is that class; in two, none
+    ("No / inactive", 0.0), ("YES/ACTIVE", 1.0), ("No or negative", 0.0), ("Yes / positive", 1.0),
+    ("Positive or negative", None), ("Yes or no.", None),
+    # a "no" over a heading is the answer; "no" as a determiner is a "no"
+    ("**No**\n\n**Data:** none measured.", 0.0), ("No\n\nConclusion: it does not cross.", 0.0),
+    ("No data indicate binding to the receptor; it is inactive.", 0.0), ("No data available.", None),
+    # the label's name followed by its word, a table cell, a label outside the emphasis
+    ("p_np: no", 0.0), ("p_np = Yes", 1.0), ("| p_np | active |", 1.0), ("**Answer**: yes", 1.0),
+    ("The correct answer is YES.", 1.0), ("Prediction: NO", 0.0), ("Conclusion: No.", 0.0),
+    # a number after an answer label is the answer's
+    ("The answer is 1.", 1.0), ("Answer: 0", 0.0), ("Final answer: 0.13", 0.13), ("The answer is 85%.", 0.85),
+    # a percentage further on is another quantity's, not the label's score
+    ("p_np: inactive (12% inhibition at 10 µM)", 0.0), ("p_np (60% accuracy model): 0", None),
+    ("p_np: NO, although only 51% of the dose is unbound.", 0.0),
+])
+def test_review_readings(answer, expected):
+    got = stated_label(answer, "p_np")
+    assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+@pytest.mark.parametrize("text", ["1" + " " * 64000 + "x", "1" + "\n" * 64000 + "x", "1" * 64000 + "x",
+                                  "The answer is " * 50000, "Final answer: " + "1" * 200000 + "x"])
+def test_long_answers_are_read_in_linear_time(text):
+    import time
+
+    start = time.process_time()
+    assert stated_label(text, "p_np") is None
+    assert time.process_time() - start < 5  # review: 21.6 s for the first (quadratic), 27 s for the third
+
+
 def test_references_in_those_words_are_classes():
     assert reference_label("property:NR-AR", {"question_id": "q", "answer": "Active."}) == 1.0
     assert reference_label("property:NR-AR", {"question_id": "q", "answer": "Inactive."}) == 0.0
@@ -61,6 +100,23 @@ def test_references_in_those_words_are_classes():
 def test_a_metric_the_task_name_contradicts_is_refused(task, metric, message):
     with pytest.raises(ReportError, match=f"question 7: .*{message}"):
         task_kind(task, {"question_id": 7, "metric": metric})
+
+
+@pytest.mark.parametrize("task, metric, message", [
+    ("text-to-SMILES", "binary", "asks for a SMILES"), ("description2smiles", "property", "asks for a SMILES"),
+    ("caption2mol", "binary", "asks for a SMILES"), ("SMILES Generation Task", "property", "asks for a SMILES"),
+    ("SMILES to IUPAC", "binary", "asks for an IUPAC name"), ("IUPAC nomenclature", "property", "an IUPAC name"),
+    ("iupac_naming", "smiles", "asks for an IUPAC name"), ("smiles", "iupac", "asks for a SMILES"),
+])
+def test_task_names_of_smiles_and_iupac_forms(task, metric, message):
+    with pytest.raises(ReportError, match=message):
+        task_kind(task, {"question_id": 7, "metric": metric})
+    assert task_kind(task, {}) == ("iupac" if "iupac" in message.lower() else "smiles")  # were text tasks
+
+
+@pytest.mark.parametrize("task", ["recognition", "Caption", "molecule", "description"])
+def test_other_names_stay_text_tasks(task):
+    assert task_kind(task, {}) == "text"
 
 
 @pytest.mark.parametrize("task, metric", [("property:p_np", "binary"), ("SMILES", "text"), ("LogP", "binary"),

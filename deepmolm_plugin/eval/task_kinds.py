@@ -2,7 +2,8 @@
 
 Kinds (`task_kind`): `property` when the task name is a known property
 (`metrics.numbers.PROPERTY_RANGES`, aliases included) or a key of the record's
-`properties`; `smiles` for SMILES_TASKS; `iupac` for IUPAC_TASKS; else `text`. A record's
+`properties`; `smiles` for SMILES_TASKS; `iupac` for IUPAC_TASKS (and names of their forms:
+`named_output`); else `text`. A record's
 optional `metric` field (one of KINDS) overrides the kind the task name implies: `binary`
 (a yes/no label, `metrics.classes`) is only ever chosen so, as deepmolm-prepare's
 `--binary-labels` writes it; no task name or value implies it (a count property whose few
@@ -20,6 +21,7 @@ values are an error too.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Optional, Tuple
 
 from .merge import ReportError
@@ -49,24 +51,40 @@ def task_kind(task: str, record: dict) -> str:
         return metric
     if is_property(task) or _property_value(task, record) is not None:
         return "property"
-    if name_key(task) in SMILES_TASKS:
+    return named_output(task) or "text"
+
+
+# Task names whose answer is a SMILES or an IUPAC name beyond the two sets, by their form
+# (compared by `name_key`): "<anything> to / 2 SMILES" ("text-to-SMILES", "description2smiles",
+# "iupac2smiles", "caption2mol"), "SMILES generation / prediction (task)"; "<anything> to / 2
+# IUPAC (name)", "IUPAC nomenclature". Were text tasks (BLEU on a SMILES), and took any
+# `metric`, "binary" too.
+_SMILES_NAME = re.compile(r"(?:\w+(?:2|to))?smiles(?:generation|prediction|design)?(?:task)?|"
+                          r"\w+(?:2|to)(?:mol|molecule)(?:generation)?(?:task)?")
+_IUPAC_NAME = re.compile(r"(?:\w+(?:2|to))?iupac(?:names?|naming|nomenclature)?(?:generation|prediction)?(?:task)?")
+
+
+def named_output(task: str) -> Optional[str]:
+    """"smiles" or "iupac" for a task whose name says its answer is a SMILES or an IUPAC
+    name (SMILES_TASKS, IUPAC_TASKS, and the forms `_SMILES_NAME`, `_IUPAC_NAME`), else None."""
+    key = name_key(task)
+    if key in SMILES_TASKS or _SMILES_NAME.fullmatch(key):
         return "smiles"
-    if name_key(task) in IUPAC_TASKS:
+    if key in IUPAC_TASKS or _IUPAC_NAME.fullmatch(key):
         return "iupac"
-    return "text"
+    return None
 
 
 def _check_metric(task: str, metric: str, record: dict) -> None:
-    """Refuse a `metric` the task's name contradicts: a value (property, binary) for a task
-    whose answers are a molecule or a name (SMILES_TASKS, IUPAC_TASKS), a molecule or a name
-    for a known property. Was: taken as given, so a `"metric": "binary"` on a SMILES task read
+    """Refuse a `metric` the task's name contradicts: a value (property, binary) or the other
+    kind of name for a task whose answers are a SMILES or an IUPAC name (`named_output`), a
+    SMILES or a name for a known property. Was: taken as given, so a `"metric": "binary"` on a SMILES task read
     no class from any reference, and every question was left out as unreferenced, with a
     warning and no word on the metric."""
     from .metrics.numbers import is_property
 
-    key = name_key(task)
-    named = "smiles" if key in SMILES_TASKS else "iupac" if key in IUPAC_TASKS else None
-    if named is not None and metric in VALUED_KINDS:
+    named = named_output(task)
+    if named is not None and metric in (*VALUED_KINDS, "smiles", "iupac") and metric != named:
         clash = f"the task {task!r} asks for {'a SMILES' if named == 'smiles' else 'an IUPAC name'}"
     elif metric in ("smiles", "iupac") and is_property(task):
         clash = f"the task {task!r} is a property, answered by a number"

@@ -5,18 +5,24 @@ is scored as a classifier, not as a regression on 0 and 1 (whose MAE said nothin
 chemist reports for such a task). What an answer states (`stated_value`, `stated_label`):
 
 - a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**", "_No_", "- Yes",
-  "1. No", "Answer: yes", "The answer is no."): 1 or 0; "Yes or no", "Yes/No", "yes and no",
-  "No answer", "No clear answer", "No data" state nothing;
+  "1. No", "Answer: yes", "**Answer**: No", "The answer is no.", "Prediction: YES"; after
+  an answer label the word ends its statement: "The answer is no simple matter" says
+  nothing): 1 or 0; words of two classes ("Yes or no", "Yes/No", "yes and no") and "No
+  answer", "No clear answer can be given", "No data." state nothing; one class said twice
+  ("No / inactive") is that class;
 - a class word that is the whole opening statement ("Active.", "Inactive, it does not
-  bind", "**Positive**", "The answer is negative."): active / positive 1, inactive /
-  negative 0 (an assay's or a test's outcome; "Positive charge sits on N" is no answer: a
-  word follows). Was: no answer, and such references left the question unreferenced;
-- else, where the answer names the label ("The p_np is 1.", "LogP 3.2, p_np: 0.83"), the
-  number after that name, read as property answers are (`numbers.parse_value` on the text
-  after it: "compound 5", a year, a list marker are no value);
-- else, an answer that is only a number ("1", "0.83.", "90%").
-A number stated as a percentage ("90%", "85 percent") is that fraction of 1 (was: 90,
-invalid).
+  bind", "**Positive**", "Negative (it does not cross).", "The answer is negative."):
+  active / positive 1, inactive / negative 0 (an assay's or a test's outcome). Followed by
+  a word, `:` or `?` it is no answer ("Positive charge sits on N", "Positive: low MW.", "Active?
+  No."); nor is one of a list ("Active, inactive and inconclusive calls ...");
+- else, where the answer names the label: the yes/no or class word right after the name
+  ("p_np: no", "| p_np | active |"), else the number after it, read as property answers are
+  (`numbers.parse_value` on the text after it: "compound 5", a year, a list marker are no
+  value), a percentage only right after the name ("p_np: 85%" is 0.85; "p_np: inactive (12%
+  inhibition)" is the word's 0, and a percentage further on is another quantity's);
+- else, an answer that is only a number ("1", "0.83.", "90%"), also after an answer label
+  ("The answer is 1.", "Answer: 85%").
+A percentage is its fraction of 1 ("90%" 0.9; was 90, invalid).
 
 A number anywhere else is no answer: "The molecule has 1 aromatic ring and does not cross
 the barrier" was class 1 (the first number of the answer). A value in [0, 1] is the
@@ -45,41 +51,69 @@ from typing import Dict, Optional, Sequence
 from .numbers import number_and_text_after, own_mention_end, parse_value, property_spec
 
 # What may come before an opening yes / no: white space, markdown emphasis, a quote (curly
-# ones too), a zero-width format character, a list marker ("1.", "2)", "-", "•") and an
-# answer label ("Answer:", "A:", "The answer is", "Final answer:"). The word ends where no
-# letter or digit follows (not `\b`: `_` is a word character, so "_Yes_" had no answer),
-# nor a joined word ("no-go", "No's", "yes_no").
-_PREFIX = (r"(?:[\s*_\"'`>#“”‘’«„\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
-           r"|(?:(?:the|my|final)\s+)*answer(?:\s+is)?(?:\s*:)?|a\s*:)*")
-_OPENING = re.compile(_PREFIX + r"(yes|no|true|false)(?![^\W_]|[-'’_][^\W_])", re.IGNORECASE)
+# ones too), a table's `|`, `:` and `=` (after the label's name: "p_np: no"), a zero-width
+# format character, a list marker ("1.", "2)", "-", "•") and an answer label ("Answer:", "A:",
+# "The answer is", "Final answer:", "**Answer**:", "Prediction:", "Conclusion:"). The word
+# ends where no letter or digit follows (not `\b`: `_` is a word character, so "_Yes_" had no
+# answer), nor a joined word ("no-go", "No's", "yes_no").
+_LEAD = r"[\s*_\"'`>#“”‘’«„|:=\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
+_LABEL = (r"(?P<label>(?:(?:the|my|final|correct|short|simple)\s+)*(?:answer|prediction|conclusion|verdict)"
+          r"(?:\s+is)?(?![^\W_])|a\s*:)")
+_PREFIX = rf"(?:{_LEAD}|{_LABEL})*"
+_WORD_END = r"(?![^\W_]|[-'’_][^\W_])"
+_OPENING = re.compile(_PREFIX + r"(?P<word>yes|no|true|false)" + _WORD_END, re.IGNORECASE)
+_LEADING = re.compile(_PREFIX, re.IGNORECASE)
 # An outcome word, only as the whole opening statement: what follows it closes the
-# statement (punctuation, a bracket, a dash, emphasis, the end), never another word
-# ("Positive charge", "Active site", "negative LogP" say something else).
-_CLASS_OPENING = re.compile(_PREFIX + r"(positive|negative|active|inactive)"
-                            r"(?=[*_\"'`”’]*\s*(?:[.,;:!?)\]]|\(|[-–—]\s|$))", re.IGNORECASE)
-# "Yes or no", "Yes/No", "yes and no": both words, no answer
-_BOTH = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*"
-                   r"(?:yes|no|true|false|positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
-# "No answer", "No clear answer", "No data": "no" qualifying a noun that says nothing is
-# stated (was: class 0)
-_NO_ANSWER = re.compile(r"[\s*_]+(?:(?:clear|definitive|conclusive|definite|reliable|certain)\s+)?"
-                        r"(?:answers?|ideas?|data|information|predictions?|conclusions?|values?)(?![^\W_])", re.IGNORECASE)
+# statement (`_CLOSER`), never another word ("Positive charge", "Active site", "negative
+# LogP" say something else), nor `:` or `?` ("Positive: low MW. Negative: high TPSA.",
+# "Active? No.": a heading, the question restated).
+_CLASS_OPENING = re.compile(_PREFIX + r"(?P<word>positive|negative|active|inactive)" + _WORD_END, re.IGNORECASE)
+# What closes a one-word statement: emphasis or a quote, then punctuation, a line break, a
+# table's `|`, a dash, the end, or a bracket closed before one of those ("Negative (it does not cross).";
+# not "Negative (ionised) carboxylates ...")
+_CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$|\([^()\n]*\)[*_\"'`”’]*[ \t]*(?:[.,;!\n]|$))")
+# "Yes or no", "Yes/No", "yes and no", "Positive or negative": two words of different classes,
+# no answer ("No / inactive", "Yes/positive" say one class twice); class words listed with a
+# comma too ("Active, inactive and inconclusive calls ...")
+_JOINED = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*"
+                     r"(yes|no|true|false|positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
+_LISTED = re.compile(r"[\s*_\"'’”]*,[\s*_\"'“‘]*(positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
+# "No answer.", "No clear answer can be given", "No data": "no" qualifying a noun that says
+# nothing is stated (was: class 0), on its line and ending the statement or followed by
+# what says so; "No data indicate binding ..." is a "no"
+_NO_ANSWER = re.compile(r"[ \t]+(?:(?:clear|definitive|conclusive|definite|reliable|certain)[ \t]+)?"
+                        r"(?:answers?|ideas?|data|information|predictions?|conclusions?|values?)(?![^\W_])"
+                        r"(?:[*_\"'`”’]*[ \t]*(?:[.,;:!?)\]\n]|$)|[ \t]+(?:is|are|can|could|was|were|available|"
+                        r"provided|given|found|known|exists?|possible)(?![^\W_]))", re.IGNORECASE)
 _WORDS = {"yes": 1.0, "true": 1.0, "positive": 1.0, "active": 1.0,
           "no": 0.0, "false": 0.0, "negative": 0.0, "inactive": 0.0}
-# an answer that is only a number (a percentage too), markup and a full stop aside
-_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*%?[\s*_`\"'“”.!]*")
+# an answer that is only a number (a percentage too), markup and a full stop aside; each
+# part can match in one way only (`\d+\.?\d*` and a `\s*%?` before trailing white space
+# took quadratic time on "1" followed by 64,000 digits or spaces)
+_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?:\s*%)?[\s*_`\"'“”.!]*")
 # the unit text after a number (`numbers.number_and_text_after`) that makes it a percentage
 _PERCENT = re.compile(r"\s*(?:%|percent(?![^\W_]))", re.IGNORECASE)
+# a percentage right after the label's name (its separator and a hedge between): the label's
+# score; one further on is another quantity's ("NR-AR: inactive (12% inhibition)")
+_LABEL_PERCENT = re.compile(r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])"
+                            r"[\s*_:=~≈]*)*[-+]?(?:\d+(?:\.\d*)?|\.\d+)[ \t]*(?:%|percent(?![^\W_]))", re.IGNORECASE)
 THRESHOLD = 0.5  # a score from here on is class 1
 
 
 def opening_word_label(text: str) -> Optional[float]:
     """1.0 / 0.0 for an answer that opens with yes / no (true / false) or states the class
     word alone (active / positive, inactive / negative), else None."""
-    match = _OPENING.match(text) or _CLASS_OPENING.match(text)
-    if match is None or _BOTH.match(text, match.end()):
+    match = _OPENING.match(text)
+    if match is None or (match.group("label") and not _CLOSER.match(text, match.end())):
+        # after an answer label the word is the whole statement: "The answer is no simple
+        # matter, but ..." is no "no"
+        match = _CLASS_OPENING.match(text)
+        if match is None or not _CLOSER.match(text, match.end()) or _LISTED.match(text, match.end()):
+            return None
+    word = match.group("word").lower()
+    joined = _JOINED.match(text, match.end())
+    if joined is not None and _WORDS[joined.group(1).lower()] != _WORDS[word]:
         return None
-    word = match.group(1).lower()
     if word == "no" and _NO_ANSWER.match(text, match.end()):
         return None
     return _WORDS[word]
@@ -93,17 +127,24 @@ def stated_value(text: str, name: str) -> Optional[float]:
         return word
     spec = property_spec(name)
     end = own_mention_end(text, spec)  # the label's name or, for a known property, an alias
-    if end is not None:
-        return _score(text[end:], spec)
-    return _score(text, spec) if _BARE_NUMBER.fullmatch(text) else None
+    if end is not None:  # "p_np: no", "NR-AR: Active", "The p_np is 0.83", "p_np: 85%"
+        word = opening_word_label(text[end:])
+        if word is not None:
+            return word
+        return _score(text[end:], spec, _LABEL_PERCENT.match(text, end) is not None)
+    lead = _LEADING.match(text)
+    if lead.group("label") and _BARE_NUMBER.fullmatch(text, lead.end()):  # "The answer is 1.", "Answer: 85%"
+        return _score(text[lead.end():], spec, True)
+    return _score(text, spec, True) if _BARE_NUMBER.fullmatch(text) else None
 
 
-def _score(text: str, spec) -> Optional[float]:
-    """The number `parse_value` reads in `text`, a percentage as its fraction of 1 (the
-    unit after the number, from the same reading: `number_and_text_after`)."""
+def _score(text: str, spec, percent: bool) -> Optional[float]:
+    """The number `parse_value` reads in `text`; with `percent`, a percentage as its
+    fraction of 1 (the unit after the number, from the same reading:
+    `number_and_text_after`)."""
     value = parse_value(text, spec)
-    if value is None:
-        return None
+    if value is None or not percent:
+        return value
     _, unit = number_and_text_after(text, spec)
     return value / 100.0 if _PERCENT.match(unit) else value
 
