@@ -9,8 +9,10 @@ line in seconds."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from typing import Sequence
 
 from deepmolm_plugin import usage
 from deepmolm_plugin.training.adapter import check_adapter_file
@@ -164,21 +166,36 @@ def check_encoder_config(value: str, image_mode: "str | None" = None) -> None:
     nothing to most images, 64 px ones a token each)."""
     config = given_encoder_config(value)
     if image_mode == "tiles":
-        check_tiles(config, f"--deepencoder_config {value}")
+        check_tiles(config, f"--deepencoder_config {value}", _unset_sizes(value))
 
 
-def check_tiles(config, source: str) -> None:
+def _unset_sizes(value: str) -> list:
+    """Which of image_size and tile_size a --deepencoder_config file leaves to their
+    defaults (a preset sets both): a refusal of their sizes says so, where it named the
+    default tile_size 640 as if the file had written it."""
+    path = os.path.expanduser(value)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        fields = json.load(f)  # read before, by given_encoder_config: a mapping
+    return [name for name in ("image_size", "tile_size") if name not in fields]
+
+
+def check_tiles(config, source: str, unset: Sequence[str] = ()) -> None:
     """With --image_mode tiles: the tower's image processor for `config` (a DeepEncoderConfig),
     made as the tower makes it (DeepEncoderImageProcessor.from_config, which checks its tiles
     against its global view), before the LLM loads; a UsageError naming `source`, the option
-    that gave `config`. The tower checks them again when the host builds it: not said twice,
+    that gave `config`; `unset`: the sizes that option leaves to their defaults, named so in
+    the refusal. The tower checks them again when the host builds it: not said twice,
     as this refusal ends the run first."""
     from deepmolm_plugin.encoder.image_processor import DeepEncoderImageProcessor
 
     try:
         DeepEncoderImageProcessor.from_config(config, mode="tiles")
     except ValueError as e:
-        raise usage.UsageError(f"{source} with --image_mode tiles: {e}") from e
+        defaults = "".join(f"; {name} {getattr(config, name)} is the default, which {source} does not set"
+                           for name in unset)
+        raise usage.UsageError(f"{source} with --image_mode tiles: {e}{defaults}") from e
 
 
 def check_saved_model_tiles(argv) -> None:
