@@ -146,6 +146,9 @@ COUNTED = {
     "n_cut_values": "Property answers stopped at --max-new-tokens with their number, or the unit after it, at "
                     "the very end, scored invalid: it may be cut short, \"12\" of 1234.5, \"-0.19 Hart\" "
                     "(`\"value_may_be_cut\": true` in per_question.jsonl)",
+    "n_reasoning_removed": "Answers that opened with a reasoning block (`<think> ... </think>`), scored on the text "
+                           "after it; one that never closed it has no answer, scored as empty "
+                           "(`\"reasoning_removed\": true` in per_question.jsonl)",
 }
 
 

@@ -29,7 +29,9 @@ metrics.json:
               was asked has its kind's metrics keys, scores None, counts 0), n_empty, n_capped (answers whose
               `metadata.capped` says generation stopped at --max-new-tokens; `"capped"` true / false /
               null in their rows: null for answers files that do not record it, which are scored as
-              not capped)
+              not capped), n_reasoning_removed (answers that opened with a reasoning model's
+              `<think> ... </think>` block: scored on the text after it, `reasoning.visible_answer`;
+              `"reasoning_removed": true` in their rows, whose `prediction` is that text)
     binary:   label, n, n_valid, valid_ratio, n_positive_references, n_positive_answers, accuracy,
               balanced_accuracy, f1, mcc, auroc, undefined, n_without_reference (`metrics.classes`)
     means:    {"binary": ...} where 2 or more binary tasks are scored: the mean over them of accuracy,
@@ -72,6 +74,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .merge import (ReportError, check_failures_pairing, check_pairing, format_ids, load_references, merge_answers,
                     read_failures, references_from_answers)
 from .names import name_key
+from .reasoning import visible_answer
 from .task_kinds import VALUED_KINDS, reference_label, reference_value, task_kind
 
 SCHEMA = "deepmolm-eval-metrics/1"
@@ -338,14 +341,15 @@ def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[d
                     prediction: Optional[str], answer: Optional[dict] = None) -> dict:
     """The fields a scored row of `kind` carries, for a row that is not scored: what the
     prediction holds (None where there is none: a question model_vqa could not ask), `valid`
-    False, `empty`, `capped`, and what the reference gives (`reference_value`, `reference_name`,
+    False, `empty`, `capped`, `reasoning_removed`, and what the reference gives (`reference_value`, `reference_name`,
     `reference_smiles`, ...; None without a reference record). Every row of a task has the same
     keys (was: not-asked rows and rows left out for want of a reference lacked `valid`,
     `value`, `reference_value`: a reader of per_question.jsonl stopped on KeyError 'valid')."""
     from .metrics import classes, molecules, numbers
 
     fields = {"empty": prediction is not None and not prediction.strip(),
-              "capped": None if answer is None else capped(answer)}
+              "capped": None if answer is None else capped(answer),
+              "reasoning_removed": None if answer is None else visible_answer(str(answer.get("text", "")))[1]}
     reference = None if record is None else str(record.get("answer", ""))
     if kind == "property":
         spec = numbers.property_spec(task)
@@ -406,7 +410,8 @@ def _nothing_asked(task: str, kind: str, qids: List[str], failed: Dict[str, Tupl
     metrics keys with no score (`empty_metrics`; was: only `n_not_asked`, and readers of
     `mae`, `valid_ratio` stopped on a KeyError), and `not_scored` saying so."""
     files = ", ".join(sorted({failed[q][0] for q in qids}))
-    metrics = {**empty_metrics(task, kind), "n_empty": 0, "n_capped": 0, "n_not_asked": len(qids)}
+    metrics = {**empty_metrics(task, kind), "n_empty": 0, "n_capped": 0, "n_reasoning_removed": 0,
+               "n_not_asked": len(qids)}
     return {"kind": kind, "n": 0, "metrics": metrics,
             "not_scored": f"no question could be asked by model_vqa ({len(qids)} in {files})"}
 
@@ -436,7 +441,10 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                   "are scored", file=sys.stderr)
             continue
         asked = len(qids)  # those left out below for want of a reference are counted against it
-        preds = [str(answers[q].get("text", "")) for q in qids]
+        # the answer after a reasoning model's thinking block (`reasoning.visible_answer`)
+        visible = [visible_answer(str(answers[q].get("text", ""))) for q in qids]
+        preds = [v for v, _ in visible]
+        reasoned = {q: r for q, (_, r) in zip(qids, visible)}
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
         references = task_references(task, kind, refs, qids)  # property values, canonical SMILES
         unscored, results_extra = None, {}
@@ -498,8 +506,9 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         metrics["n_empty"] = sum(not p.strip() for p in preds)
         caps = [capped(answers[q]) for q in qids]
         metrics["n_capped"] = sum(c is True for c in caps)
+        metrics["n_reasoning_removed"] = sum(reasoned[q] for q in qids)
         metrics["n_not_asked"] = len(unasked)
-        extra = [{**e, "capped": c} for e, c in zip(extra, caps)]
+        extra = [{**e, "capped": c, "reasoning_removed": reasoned[q]} for e, c, q in zip(extra, caps, qids)]
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
         if results_extra:
             results[task].update(results_extra)
