@@ -118,11 +118,6 @@ _SMILES_SEP = re.compile(r"\b(?:(?:is|are|was|(?:would|will|can|may|could)\s+be)
                          r"expressed|denoted|shown)\s+(?:as|by)|(?:would|will)\s+be|becomes|reads|is)\b"
                          r"(?:\s*[:=])?|:|=", re.IGNORECASE)
 _SMILES_VALUE = re.compile(r"\s*(\S+)")
-# The first value named being one of these says no SMILES is given: what a later separator
-# on the line names is not the answer ("The SMILES is unknown, but the core is c1ccccc1",
-# "SMILES: not known; the ring is c1ccccc1"; each read benzene)
-_NO_SMILES = re.compile(r"(?:unknown|not|none|n/a|unavailable|unclear|uncertain|undetermined|undefined|missing|"
-                        r"impossible|cannot|can't|unspecified)(?![^\W_])", re.IGNORECASE)
 _QUOTES = "\"'`“”‘’"
 # One SMILES token alone between spaces: an organic-subset or aromatic atom (group 2; not
 # `I`, which prose writes: "CCO I think"), a bracket atom, a bond, a branch, a ring digit,
@@ -241,8 +236,6 @@ def _smiles_on_line(text: str, keyword: "re.Match") -> Optional[str]:
         value = _cleaned(text[span[0]:span[1]])
         if mol_from_smiles(value) is not None:
             return value
-        if first is None and _NO_SMILES.match(value):
-            return value  # "The SMILES is unknown, but the core is c1ccccc1" (was benzene)
         first, value_end = first or value, span[1]
 
 

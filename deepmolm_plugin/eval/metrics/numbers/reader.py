@@ -182,9 +182,11 @@ Rules, in order:
    `~5`, `-0.5 eV`, `3.2 ± 0.1` is 3.2, `45%` is 45; a unit after the uncertainty,
    `-0.25 ± 0.01 Hartree`, `-0.25 (+/- 0.01) Hartree`, is the value's). Number words (`twelve`), `N/A`,
    `nan`, `inf` and text without digits are invalid. For a property (`parse_value`), a
-   magnitude right after the number scales it: a glued `k` (`1.2k` is 1200; a capital `K` is
-   a kelvin) or `thousand`, `million`, `billion` (`1.2 million`), the unit read after it
-   (`1.2k g/mol`); each was the number alone, 1.2.
+   number scaled by a word right after it is invalid, with the reason: a glued lowercase `k`
+   (`1.2k`; not `kDa`, `kcal`, `k_B`, nor a temperature's `373.15k`, a kelvin) or `thousand`,
+   `million`, `billion` (`1.2 million`); each was read as the number alone, 1.2. Not scaled:
+   where the reader's pick is another number (`Trained on 1.2 million molecules, ...`) or a
+   bound follows (`5.8k+`), the scaled value would be 1000x off.
 6. Units (`parse_value`, for a property): a property whose unit is an energy (eV,
    kcal/mol), a molar mass (g/mol) or an area (Å²) reads a unit stated right after the
    number, also past markdown, code, LaTeX `~` and a bracket that close around the number

@@ -36,9 +36,8 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
         return None, None
     value, before, after = parsed.value, parsed.before, parsed.after
     magnitude = _MAGNITUDE.match(after)
-    if magnitude is not None:  # `1.2k`, `1.2 thousand`: the number it scales; the unit after it
-        value *= _MAGNITUDES[(magnitude.group(1) or magnitude.group(2)).casefold()]
-        after = after[magnitude.end():]
+    if magnitude is not None and not (magnitude.group(1) and _implied_kind(spec) == "temperature"):
+        return None, f"states '{value:g}{magnitude.group()}', a number scaled by a word, which is not read"
     stated = _unit_after(before, after)
     implied = None if converts_units(spec) or spec.refused_kinds else _implied_kind(spec)
     if converts_units(spec):
@@ -79,11 +78,15 @@ def value_in_unit(text, spec: "PropertySpec") -> Tuple[Optional[float], Optional
     return (value, None) if math.isfinite(value) else (None, None)
 
 
-# A magnitude after a number: a `k` glued to it (`1.2k`; a spaced or capital K is a kelvin,
-# `kcal`, `kDa` are units) or a word (`1.2 thousand`, `3 million`). Was: the number alone,
-# `The complexity is 1.2k` read 1.2 and `1.2 million` 1.2, each scored as stated.
-_MAGNITUDE = re.compile(r"(?:((?-i:k))|[^\S\n]*(thousand|million|billion)s?)(?![^\W_])", re.IGNORECASE)
-_MAGNITUDES = {"k": 1e3, "thousand": 1e3, "million": 1e6, "billion": 1e9}
+# A magnitude after a number: a `k` glued to it (`1.2k`; a capital or spaced K is a kelvin,
+# `kcal`, `kDa` are units, `k_B`, `k_{B}` a constant's symbol; for a property whose name
+# implies a temperature, a lowercase `k` is a kelvin too: `373.15k`) or a word (`1.2
+# thousand`, `3 million`). Was: the number alone, `The complexity is 1.2k` read 1.2, scored
+# as stated, a thousandth of what the answer says. Not scaled either: a review of 22,043
+# answers found the scaled value 1000x or 10^6 x wrong wherever the reader's pick was
+# another number (`Trained on 1.2 million molecules, it predicts 3.2`) or a bound or choice
+# followed the word (`5.8k+`, `2.7k or 3.7k`), so such an answer is invalid, with the reason.
+_MAGNITUDE = re.compile(r"(?:((?-i:k))|[^\S\n]*(thousand|million|billion)s?)(?![\w{])", re.IGNORECASE)
 
 # `a.u.`, `AU`, `arb. units`, `arbitrary units`: for a property without a unit, arbitrary units
 _ARBITRARY_UNITS = re.compile(r"a\.?[ \t]?u\.?|arb(?:\.|itrary)?[ \t]*(?:units?|u\.?)", re.IGNORECASE)
