@@ -458,24 +458,29 @@ def pool_worker_signals() -> None:
 
 def pool_map(function: Callable, items: Sequence, workers: int, chunksize: int) -> list:
     """[function(item) for item in items], in that order, on `workers` forked processes,
-    which are ended by the executor's end-of-work message in every path: after the last
-    result, and on Ctrl-C, SIGTERM or an error once each worker finished the task it is on
-    (the queued ones are cancelled; no signal is sent). A worker that died (killed from
-    outside, the OOM killer) is one line and exit status 1, not a traceback (the executor
-    raises BrokenProcessPool where multiprocessing.Pool waited forever)."""
+    which are ended by the executor's end-of-work message after the last result, and on
+    Ctrl-C, SIGTERM or an error killed with the tasks they are on (`processes.stop_pool`:
+    SIGKILL, which no worker can lose, where Pool.terminate's SIGTERM could be lost; was: the
+    run waited for each worker's task, an ETKDG embedding deaf to signals for up to a
+    minute). A worker that died (killed from outside, the OOM killer) is one line and exit
+    status 1, not a traceback (the executor raises BrokenProcessPool where
+    multiprocessing.Pool waited forever)."""
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
-    from deepmolm_plugin.processes import start_pool
+    from deepmolm_plugin.processes import start_pool, stop_pool
 
     try:
         # forked while Ctrl-C / SIGTERM are held (a worker forked as one came inherits what
         # pool_worker_signals sets: SIGINT ignored, SIGTERM the default action)
         pool = start_pool(workers, multiprocessing.get_context("fork"), pool_worker_signals)
         try:
-            return list(pool.map(function, items, chunksize=chunksize))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            results = list(pool.map(function, items, chunksize=chunksize))
+        except BaseException:
+            stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
+        return results
     except BrokenProcessPool:
         raise SystemExit("error: a worker process of the parallel run died (killed from outside, or out "
                          "of memory?); no results were written") from None

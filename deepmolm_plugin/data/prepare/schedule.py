@@ -275,8 +275,13 @@ class Scheduler:
             self._fill(chunk, k, [next(made) for _ in task])
         self.pool = self.restart()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abandon: bool = False) -> None:
+        """Shut the pool down; `abandon` (the run is stopping: Ctrl-C, SIGTERM, an error): its
+        running tasks' results are not waited for (`processes.stop_pool`)."""
+        if abandon:
+            processes.stop_pool(self.pool)
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def isolated(context, settings: WorkSettings, workers: int, items: list) -> List[Made]:
@@ -375,6 +380,7 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
 
     n_chunks = 0
     progress = scheduler = None
+    finished = False
     # the workers start now, before the progress bar's thread; the `try` follows at once, so
     # an interrupt after this line shuts the pool down (`start_pool` does it for one during)
     pool = restart()
@@ -392,13 +398,14 @@ def compute(args, out: Output, state: dict, shard: Tuple[int, int]) -> Tuple[int
             tasks = molecule_tasks(batch, TASK_ITEMS)
             scheduler.add(_Open(c, first, len(batch), [None] * len(tasks), len(tasks)), tasks)
         scheduler.finish()
+        finished = True
     finally:
         if progress is not None:
             progress.close()
         if scheduler is not None:
-            scheduler.close()
+            scheduler.close(abandon=not finished)  # stopping: the molecules running are redone on resume
         else:
-            pool.shutdown(wait=True, cancel_futures=True)
+            processes.stop_pool(pool)
     return n_chunks, counts["chunks"], counts["items"]
 
 
