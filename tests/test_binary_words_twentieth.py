@@ -63,6 +63,10 @@ def test_words_and_percentages(answer, expected):
     ("The correct answer is YES.", 1.0), ("Prediction: NO", 0.0), ("Conclusion: No.", 0.0),
     # a number after an answer label is the answer's
     ("The answer is 1.", 1.0), ("Answer: 0", 0.0), ("Final answer: 0.13", 0.13), ("The answer is 85%.", 0.85),
+    # a hedge before the word, what the outcome is for after it
+    ("Probably yes.", 1.0), ("Most likely no.", 0.0), ("Likely active", 1.0), ("Presumably inactive (weak)", 0.0),
+    ("Negative for NR-AR.", 0.0), ("INACTIVE in this assay.", 0.0), ("Active against HIV.", 1.0),
+    ("Active against HIV? No.", None), ("Active compound.", None), ("Probably not.", None),
     # a percentage further on is another quantity's, not the label's score
     ("p_np: inactive (12% inhibition at 10 µM)", 0.0), ("p_np (60% accuracy model): 0", None),
     ("p_np: NO, although only 51% of the dose is unbound.", 0.0),

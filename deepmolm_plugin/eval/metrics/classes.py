@@ -5,14 +5,15 @@ is scored as a classifier, not as a regression on 0 and 1 (whose MAE said nothin
 chemist reports for such a task). What an answer states (`stated_value`, `stated_label`):
 
 - a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**", "_No_", "- Yes",
-  "1. No", "Answer: yes", "**Answer**: No", "The answer is no.", "Prediction: YES"; after
+  "Probably yes", "Most likely no", "1. No", "Answer: yes", "**Answer**: No", "The answer is no.", "Prediction: YES"; after
   an answer label the word ends its statement: "The answer is no simple matter" says
   nothing): 1 or 0; words of two classes ("Yes or no", "Yes/No", "yes and no") and "No
   answer", "No clear answer can be given", "No data." state nothing; one class said twice
   ("No / inactive") is that class;
 - a class word that is the whole opening statement ("Active.", "Inactive, it does not
   bind", "**Positive**", "Negative (it does not cross).", "The answer is negative."):
-  active / positive 1, inactive / negative 0 (an assay's or a test's outcome). Followed by
+  active / positive 1, inactive / negative 0 (an assay's or a test's outcome; "Negative for
+  NR-AR", "Active against HIV" too, a question aside). Followed by
   a word, `:` or `?` it is no answer ("Positive charge sits on N", "Positive: low MW.", "Active?
   No."); nor is one of a list ("Active, inactive and inconclusive calls ...");
 - else, where the answer names the label: the yes/no or class word right after the name
@@ -59,7 +60,9 @@ from .numbers import number_and_text_after, own_mention_end, parse_value, proper
 _LEAD = r"[\s*_\"'`>#“”‘’«„|:=\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
 _LABEL = (r"(?P<label>(?:(?:the|my|final|correct|short|simple)\s+)*(?:answer|prediction|conclusion|verdict)"
           r"(?:\s+is)?(?![^\W_])|a\s*:)")
-_PREFIX = rf"(?:{_LEAD}|{_LABEL})*"
+# a hedge before the word ("Probably yes.", "Most likely inactive", "Definitely no")
+_HEDGE = r"(?:most\s+|very\s+)?(?:probably|likely|possibly|definitely|certainly|clearly|presumably)\s+"
+_PREFIX = rf"(?:{_LEAD}|{_LABEL}|{_HEDGE})*"
 _WORD_END = r"(?![^\W_]|[-'’_][^\W_])"
 _OPENING = re.compile(_PREFIX + r"(?P<word>yes|no|true|false)" + _WORD_END, re.IGNORECASE)
 _LEADING = re.compile(_PREFIX, re.IGNORECASE)
@@ -69,9 +72,11 @@ _LEADING = re.compile(_PREFIX, re.IGNORECASE)
 # "Active? No.": a heading, the question restated).
 _CLASS_OPENING = re.compile(_PREFIX + r"(?P<word>positive|negative|active|inactive)" + _WORD_END, re.IGNORECASE)
 # What closes a one-word statement: emphasis or a quote, then punctuation, a line break, a
-# table's `|`, a dash, the end, or a bracket closed before one of those ("Negative (it does not cross).";
+# table's `|`, a dash, the end, what the outcome is for ("Negative for NR-AR", "Active in
+# this assay", "Active against HIV"; not a question restated, "Active against HIV? No."), or a bracket closed before one of those ("Negative (it does not cross).";
 # not "Negative (ionised) carboxylates ...")
-_CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$|\([^()\n]*\)[*_\"'`”’]*[ \t]*(?:[.,;!\n]|$))")
+_CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$|\([^()\n]*\)[*_\"'`”’]*[ \t]*(?:[.,;!\n]|$)"
+                     r"|(?:for|in|against|at|on)(?![^\W_])(?![^\n?]*\?))", re.IGNORECASE)
 # "Yes or no", "Yes/No", "yes and no", "Positive or negative": two words of different classes,
 # no answer ("No / inactive", "Yes/positive" say one class twice); class words listed with a
 # comma too ("Active, inactive and inconclusive calls ...")
