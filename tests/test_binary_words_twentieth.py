@@ -49,6 +49,7 @@ def test_words_and_percentages(answer, expected):
     ("Positive: low MW.\nNegative: high TPSA.\nConclusion: no", None), ("Active: no", None), ("Active? no.", None),
     ("Negative (ionised) carboxylates rarely cross; this one crosses.", None),
     ("Active, inactive and inconclusive calls are made by the assay; this compound is inactive.", None),
+    ("Negative, then positive, charges alternate along the chain; it crosses.", None),
     ("The answer is no simple matter, but it crosses.", None),
     # ... and the outcome word that ends its line or meets a dash is the answer
     ("**ACTIVE**\n\nSimilar scaffolds bind it.", 1.0), ("Positive—the lipophilic core binds.", 1.0),

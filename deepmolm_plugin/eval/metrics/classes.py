@@ -79,10 +79,12 @@ _CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$|\([^(
                      r"|(?:for|in|against|at|on)(?![^\W_])(?![^\n?]*\?))", re.IGNORECASE)
 # "Yes or no", "Yes/No", "yes and no", "Positive or negative": two words of different classes,
 # no answer ("No / inactive", "Yes/positive" say one class twice); class words listed with a
-# comma too ("Active, inactive and inconclusive calls ...")
+# comma, a word or two between ("Active, inactive and inconclusive calls ...", "Negative, then
+# positive, charges alternate ...")
 _JOINED = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*"
                      r"(yes|no|true|false|positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
-_LISTED = re.compile(r"[\s*_\"'’”]*,[\s*_\"'“‘]*(positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
+_LISTED = re.compile(r"[\s*_\"'’”]*,[\s*_\"'“‘]*(?:[^\W_]+[ \t]+){0,2}(positive|negative|active|inactive)(?![^\W_])",
+                     re.IGNORECASE)
 # "No answer.", "No clear answer can be given", "No data": "no" qualifying a noun that says
 # nothing is stated (was: class 0), on its line and ending the statement or followed by
 # what says so; "No data indicate binding ..." is a "no"
