@@ -46,7 +46,12 @@ def test_words_and_percentages(answer, expected):
 @pytest.mark.parametrize("answer, expected", [
     # review (a corpus of 24,704 answers in 82 styles): an outcome word that is a heading, a
     # form field, the question restated, an adjective or one of a list is no answer
-    ("Positive: low MW.\nNegative: high TPSA.\nConclusion: no", None), ("Active: no", None), ("Active? no.", None),
+    ("Positive: low MW.\nNegative: high TPSA.\nConclusion: no", None),
+    # ... but a form's outcome field, or the question restated, is followed by its answer
+    ("Active: no", 0.0), ("Inactive: yes", 0.0), ("Inactive: no", 1.0), ("**Active**: No", 0.0),
+    ("Active: Inactive.", None), ("Active: no data", None),
+    ("Active? no.", 0.0), ("Is it active? No.", 0.0), ("Does it cross the BBB?\nYes, it does.", 1.0),
+    ("Is it active? Answer: No.", 0.0), ("Why? No idea.", None), ("Is it toxic? Yes or no?", None),
     ("Negative (ionised) carboxylates rarely cross; this one crosses.", None),
     ("Active, inactive and inconclusive calls are made by the assay; this compound is inactive.", None),
     ("Negative, then positive, charges alternate along the chain; it crosses.", None),
@@ -67,7 +72,7 @@ def test_words_and_percentages(answer, expected):
     # a hedge before the word, what the outcome is for after it
     ("Probably yes.", 1.0), ("Most likely no.", 0.0), ("Likely active", 1.0), ("Presumably inactive (weak)", 0.0),
     ("Negative for NR-AR.", 0.0), ("INACTIVE in this assay.", 0.0), ("Active against HIV.", 1.0),
-    ("Active against HIV? No.", None), ("Active compound.", None), ("Probably not.", None),
+    ("Active against HIV? No.", 0.0), ("Active compound.", None), ("Probably not.", None),
     # a percentage further on is another quantity's, not the label's score
     ("p_np: inactive (12% inhibition at 10 µM)", 0.0), ("p_np (60% accuracy model): 0", None),
     ("p_np: NO, although only 51% of the dose is unbound.", 0.0),

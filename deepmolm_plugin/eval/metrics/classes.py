@@ -14,8 +14,10 @@ chemist reports for such a task). What an answer states (`stated_value`, `stated
   bind", "**Positive**", "Negative (it does not cross).", "The answer is negative."):
   active / positive 1, inactive / negative 0 (an assay's or a test's outcome; "Negative for
   NR-AR", "Active against HIV" too, a question aside). Followed by
-  a word, `:` or `?` it is no answer ("Positive charge sits on N", "Positive: low MW.", "Active?
-  No."); nor is one of a list ("Active, inactive and inconclusive calls ...");
+  a word, `:` or `?` it is no answer ("Positive charge sits on N", "Positive: low MW."); nor
+  is one of a list ("Active, inactive and inconclusive calls ...");
+- the yes / no after a form's outcome field ("Active: no" 0, "Inactive: yes" 0) or after the
+  question restated on the first line ("Is it active? No.", "Active? no.");
 - else, where the answer names the label: the yes/no or class word right after the name
   ("p_np: no", "| p_np | active |"), else the number after it, read as property answers are
   (`numbers.parse_value` on the text after it: "compound 5", a year, a list marker are no
@@ -104,6 +106,10 @@ _PERCENT = re.compile(r"\s*(?:%|percent(?![^\W_]))", re.IGNORECASE)
 # score; one further on is another quantity's ("NR-AR: inactive (12% inhibition)")
 _LABEL_PERCENT = re.compile(r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])"
                             r"[\s*_:=~≈]*)*[-+]?(?:\d+(?:\.\d*)?|\.\d+)[ \t]*(?:%|percent(?![^\W_]))", re.IGNORECASE)
+# The question restated before the answer ("Is it active? No.", "Does it cross the BBB? Yes"),
+# or an outcome word as a form's field ("Active: no", "Inactive? Yes"): the yes / no after it
+_RESTATED = re.compile(r"[^\n?]{1,200}\?")
+_FIELD = re.compile(_PREFIX + r"(?P<word>positive|negative|active|inactive)[*_]*[ \t]*[:?]", re.IGNORECASE)
 THRESHOLD = 0.5  # a score from here on is class 1
 
 
@@ -132,6 +138,9 @@ def stated_value(text: str, name: str) -> Optional[float]:
     word = opening_word_label(text)
     if word is not None:
         return word
+    word = _answer_after_question(text)
+    if word is not None:
+        return word
     spec = property_spec(name)
     end = own_mention_end(text, spec)  # the label's name or, for a known property, an alias
     if end is not None:  # "p_np: no", "NR-AR: Active", "The p_np is 0.83", "p_np: 85%"
@@ -143,6 +152,20 @@ def stated_value(text: str, name: str) -> Optional[float]:
     if lead.group("label") and _BARE_NUMBER.fullmatch(text, lead.end()):  # "The answer is 1.", "Answer: 85%"
         return _score(text[lead.end():], spec, True)
     return _score(text, spec, True) if _BARE_NUMBER.fullmatch(text) else None
+
+
+def _answer_after_question(text: str) -> Optional[float]:
+    """The yes / no after a form's outcome field ("Active: no" 0, "Inactive: yes" 0) or after
+    the question restated on the answer's first line ("Is it active? No." 0), else None."""
+    field = _FIELD.match(text)
+    if field is not None:
+        rest = text[field.end():]
+        said = opening_word_label(rest)
+        if said is None or _OPENING.match(rest) is None:  # a class word for a field ("Active: inactive"): none
+            return None
+        return said if _WORDS[field.group("word").lower()] == 1.0 else 1.0 - said
+    restated = _RESTATED.match(text)
+    return None if restated is None else opening_word_label(text[restated.end():])
 
 
 def _score(text: str, spec, percent: bool) -> Optional[float]:
