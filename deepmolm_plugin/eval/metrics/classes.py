@@ -5,17 +5,17 @@ is scored as a classifier, not as a regression on 0 and 1 (whose MAE said nothin
 chemist reports for such a task). What an answer states (`stated_value`, `stated_label`):
 
 - a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**", "_No_", "- Yes",
-  "Probably yes", "Most likely no", "1. No", "Answer: yes", "**Answer**: No", "The answer is no.", "Prediction: YES"; after
-  an answer label the word ends its statement: "The answer is no simple matter" says
-  nothing): 1 or 0; words of two classes ("Yes or no", "Yes/No", "yes and no") and "No
-  answer", "No clear answer can be given", "No data." state nothing; one class said twice
-  ("No / inactive") is that class;
+  "Probably yes", "Most likely no", "1. No", "Answer: yes", "**Answer**: No", "The answer is
+  no.", "Prediction: YES"; after an answer label the word ends its statement: "The answer is
+  no simple matter" says nothing): 1 or 0; words of two classes ("Yes or no", "Yes/No", "yes
+  and no") and "No answer", "No clear answer can be given", "No data." state nothing; one
+  class said twice ("No / inactive") is that class;
 - a class word that is the whole opening statement ("Active.", "Inactive, it does not
   bind", "**Positive**", "Negative (it does not cross).", "The answer is negative."):
   active / positive 1, inactive / negative 0 (an assay's or a test's outcome; "Negative for
-  NR-AR", "Active against HIV" too, a question aside). Followed by
-  a word, `:` or `?` it is no answer ("Positive charge sits on N", "Positive: low MW."); nor
-  is one of a list ("Active, inactive and inconclusive calls ...");
+  NR-AR", "Active against HIV" too, a question aside). Followed by a word, `:` or `?` it is
+  no answer ("Positive charge sits on N", "Positive: low MW."); nor is one of a list
+  ("Active, inactive and inconclusive calls ...");
 - the yes / no after a form's outcome field ("Active: no" 0, "Inactive: yes" 0) or after the
   question restated on the first line ("Is it active? No.", "Active? no.");
 - else, where the answer names the label: the yes/no or class word right after the name
@@ -75,9 +75,11 @@ _LEADING = re.compile(_PREFIX, re.IGNORECASE)
 _CLASS_OPENING = re.compile(_PREFIX + r"(?P<word>positive|negative|active|inactive)" + _WORD_END, re.IGNORECASE)
 # What closes a one-word statement: emphasis or a quote, then punctuation, a line break, a
 # table's `|`, a dash, the end, what the outcome is for ("Negative for NR-AR", "Active in
-# this assay", "Active against HIV"; not a question restated, "Active against HIV? No."), or a bracket closed before one of those ("Negative (it does not cross).";
-# not "Negative (ionised) carboxylates ...")
-_CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$|\([^()\n]*\)[*_\"'`”’]*[ \t]*(?:[.,;!\n]|$)"
+# this assay", "Active against HIV"; not a question restated, "Active against HIV? No."),
+# or a bracket closed before one of those ("Negative (it does not cross)."; not "Negative
+# (ionised) carboxylates ...")
+_CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$"
+                     r"|\([^()\n]*\)[*_\"'`”’]*[ \t]*(?:[.,;!\n]|$)"
                      r"|(?:for|in|against|at|on)(?![^\W_])(?![^\n?]*\?))", re.IGNORECASE)
 # "Yes or no", "Yes/No", "yes and no", "Positive or negative": two words of different classes,
 # no answer ("No / inactive", "Yes/positive" say one class twice); class words listed with a
@@ -85,8 +87,8 @@ _CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$|\([^(
 # positive, charges alternate ...")
 _JOINED = re.compile(r"[\s*_\"'’”]*(?:/|or(?![^\W_])|and(?![^\W_]))[\s*_\"'“‘]*"
                      r"(yes|no|true|false|positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
-_LISTED = re.compile(r"[\s*_\"'’”]*,[\s*_\"'“‘]*(?:[^\W_]+[ \t]+){0,2}(positive|negative|active|inactive)(?![^\W_])",
-                     re.IGNORECASE)
+_LISTED = re.compile(r"[\s*_\"'’”]*,[\s*_\"'“‘]*(?:[^\W_]+[ \t]+){0,2}"
+                     r"(positive|negative|active|inactive)(?![^\W_])", re.IGNORECASE)
 # "No answer.", "No clear answer can be given", "No data": "no" qualifying a noun that says
 # nothing is stated (was: class 0), on its line and ending the statement or followed by
 # what says so; "No data indicate binding ..." is a "no"
