@@ -25,7 +25,9 @@ chemist reports for such a task). What an answer states (`stated_value`, `stated
   inhibition)" is the word's 0, and a percentage further on is another quantity's);
 - else, an answer that is only a number ("1", "0.83.", "90%"), also after an answer label
   ("The answer is 1.", "Answer: 85%").
-A percentage is its fraction of 1 ("90%" 0.9; was 90, invalid).
+A percentage is its fraction of 1 ("90%" 0.9; was 90, invalid). An answer whose opening
+word and the label's word or number right after its name disagree ("Yes, it crosses (p_np =
+0)") states both classes, and is no answer (was: the opening word's).
 
 A number anywhere else is no answer: "The molecule has 1 aromatic ring and does not cross
 the barrier" was class 1 (the first number of the answer). A value in [0, 1] is the
@@ -108,6 +110,9 @@ _PERCENT = re.compile(r"\s*(?:%|percent(?![^\W_]))", re.IGNORECASE)
 # score; one further on is another quantity's ("NR-AR: inactive (12% inhibition)")
 _LABEL_PERCENT = re.compile(r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])"
                             r"[\s*_:=~≈]*)*[-+]?(?:\d+(?:\.\d*)?|\.\d+)[ \t]*(?:%|percent(?![^\W_]))", re.IGNORECASE)
+# a number right after the label's name (its separator and a hedge between): "(p_np = 0)"
+_LABEL_VALUE = re.compile(r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])"
+                          r"[\s*_:=~≈]*)*[-+]?(?:\d|\.\d)", re.IGNORECASE)
 # The question restated before the answer ("Is it active? No.", "Does it cross the BBB? Yes"),
 # or an outcome word as a form's field ("Active: no", "Inactive? Yes"): the yes / no after it
 _RESTATED = re.compile(r"[^\n?]{1,200}\?")
@@ -137,19 +142,22 @@ def opening_word_label(text: str) -> Optional[float]:
 def stated_value(text: str, name: str) -> Optional[float]:
     """The value an answer states for the binary label `name` (module docstring), any
     number, or None; `stated_label` holds it to [0, 1]."""
-    word = opening_word_label(text)
-    if word is not None:
-        return word
-    word = _answer_after_question(text)
-    if word is not None:
-        return word
     spec = property_spec(name)
+    word = opening_word_label(text)
+    if word is None:
+        word = _answer_after_question(text)
     end = own_mention_end(text, spec)  # the label's name or, for a known property, an alias
-    if end is not None:  # "p_np: no", "NR-AR: Active", "The p_np is 0.83", "p_np: 85%"
-        word = opening_word_label(text[end:])
-        if word is not None:
-            return word
-        return _score(text[end:], spec, _LABEL_PERCENT.match(text, end) is not None)
+    if end is not None and word is None:  # "p_np: no", "NR-AR: Active", "The p_np is 0.83", "p_np: 85%"
+        named = opening_word_label(text[end:])
+        return named if named is not None else _score(text[end:], spec, _LABEL_PERCENT.match(text, end) is not None)
+    if word is not None:
+        if end is not None:  # "Yes, it crosses (p_np = 0)": both classes stated, neither is the answer
+            named = opening_word_label(text[end:])
+            if named is None and _LABEL_VALUE.match(text, end):  # a number right after the name only
+                named = _score(text[end:], spec, True)
+            if named is not None and 0.0 <= named <= 1.0 and class_of(named) != class_of(word):
+                return None
+        return word
     lead = _LEADING.match(text)
     if lead.group("label") and _BARE_NUMBER.fullmatch(text, lead.end()):  # "The answer is 1.", "Answer: 85%"
         return _score(text[lead.end():], spec, True)
