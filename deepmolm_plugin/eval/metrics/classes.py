@@ -64,8 +64,10 @@ from .numbers import number_and_text_after, own_mention_end, parse_value, proper
 _LEAD = r"[\s*_\"'`>#“”‘’«„|:=\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
 _LABEL = (r"(?P<label>(?:(?:the|my|final|correct|short|simple)\s+)*(?:answer|prediction|conclusion|verdict)"
           r"(?:\s+is)?(?![^\W_])|a\s*:)")
-# a hedge before the word ("Probably yes.", "Most likely inactive", "Definitely no")
-_HEDGE = r"(?:most\s+|very\s+)?(?:probably|likely|possibly|definitely|certainly|clearly|presumably)\s+"
+# a hedge before the word ("Probably yes.", "Most likely inactive", "Definitely no"); the white
+# space after it is `_LEAD`'s: white space two parts of the prefix can both take made a
+# failing match quadratic ("probably" and 4,000 spaces took 20 s)
+_HEDGE = r"(?:(?:most|very)\s+)?(?:probably|likely|possibly|definitely|certainly|clearly|presumably)(?![^\W_])"
 _PREFIX = rf"(?:{_LEAD}|{_LABEL}|{_HEDGE})*"
 _WORD_END = r"(?![^\W_]|[-'’_][^\W_])"
 _OPENING = re.compile(_PREFIX + r"(?P<word>yes|no|true|false)" + _WORD_END, re.IGNORECASE)
