@@ -16,7 +16,7 @@ import re
 from typing import Iterator, Optional, Sequence, Union
 
 __all__ = ["PLAIN_NUMBER", "columns_named", "csv_rows", "first_row", "line_span", "plain_number", "SEPARATORS",
-           "separator_problem"]
+           "separator_problem", "spelled_otherwise"]
 
 # A number as a table cell should write it: digits, one '.', e-notation. Python's float()
 # also takes "1_000" (1000.0) and other scripts' digits ("١٢", 12.0), which no
@@ -65,6 +65,17 @@ def columns_named(header, name: str) -> list:
     `smiles`, of other molecules) are each reader's error: prepare read the first, kflm2 the
     second, and one label went with two molecules."""
     return [i for i, column in enumerate(header) if column.strip().lower() == name]
+
+
+def spelled_otherwise(header, name: str) -> str:
+    """For a column `name` that is not in the header: "; the header has 'y' (spelled otherwise)"
+    where a column differs from it only in case, spaces or punctuation (`Y` for `y`, `p np` for
+    `p_np`), else "". The refusal listed the header only, and `y` beside `Y` was easy to miss."""
+    def key(text: str) -> str:
+        return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+    near = [column for column in header if key(column) == key(name) and column.strip() != name.strip()]
+    return f"; the header has {', '.join(repr(c) for c in near)} (spelled otherwise)" if near else ""
 
 
 def line_span(first: int, last: int) -> str:

@@ -70,7 +70,8 @@ from typing import Sequence
 import numpy as np
 
 from .. import output_lock, usage
-from ..csv_table import columns_named, csv_rows, first_row, line_span, plain_number, separator_problem
+from ..csv_table import (columns_named, csv_rows, first_row, line_span, plain_number, separator_problem,
+                         spelled_otherwise)
 from ..data.labels import RANGE as LABEL_RANGE, in_range as label_in_range
 from .features import GRAPH_FEATURES, mol_to_graph, parse_smiles
 from ..result_files import file_sha256, strict_json, write_atomic
@@ -328,13 +329,15 @@ def column_problem(header: Sequence[str], targets: Sequence[str], smiles_column:
     if used and used[0] in targets:
         return f"--targets {used[0]!r} is the SMILES column"
     if smiles_column is not None and smiles_column not in header:
-        return f"--smiles-column {smiles_column!r} is not in the header {list(header)}"
+        return (f"--smiles-column {smiles_column!r} is not in the header {list(header)}"
+                f"{spelled_otherwise(header, smiles_column)}")
     if smiles_column is None and not any(c in header for c in SMILES_COLUMNS):
         return f"no SMILES column (any of {', '.join(SMILES_COLUMNS)}; else name it with --smiles-column) " \
                f"in the header {list(header)}"
     missing = [t for t in targets if t not in header]
     if missing:
-        return f"--targets column(s) {missing} not in the header {list(header)}"
+        return (f"--targets column(s) {missing} not in the header {list(header)}"
+                + "".join(spelled_otherwise(header, t) for t in missing))
     return None
 
 

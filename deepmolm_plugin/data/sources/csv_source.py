@@ -59,7 +59,7 @@ import csv
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
-from ...csv_table import columns_named, csv_rows, line_span, plain_number
+from ...csv_table import columns_named, csv_rows, line_span, plain_number, spelled_otherwise
 from ...molecule import MAX_ATOMS, MoleculeError, molecule_from_smiles
 from ...molecule.errors import MoleculeTooLarge
 from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
@@ -284,7 +284,8 @@ def _columns(fmt: str, header: List[str], options: dict) -> dict:
             with_comma = [c for c in header if "," in c]
             hint = (f"; a name holding a comma ({with_comma[0]!r}) is cut apart in a comma list: give the list as "
                     f"JSON, --option 'label_columns=[\"{with_comma[0]}\"]' (or text_columns)" if with_comma else "")
-            raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}{hint}")
+            raise ValueError(f"{fmt}: {what} column {column!r} is not in the header {header}"
+                             f"{spelled_otherwise(header, column)}{hint}")
         if len(where) > 1:  # else the last one would be read, silently
             spelled = [header[i] for i in where]
             spelled = f": {spelled}, spaces around them aside" if len(set(spelled)) > 1 else ""
