@@ -102,19 +102,20 @@ _NO_ANSWER = re.compile(r"[ \t]+(?:(?:clear|definitive|conclusive|definite|relia
                         r"provided|given|found|known|exists?|possible)(?![^\W_]))", re.IGNORECASE)
 _WORDS = {"yes": 1.0, "true": 1.0, "positive": 1.0, "active": 1.0,
           "no": 0.0, "false": 0.0, "negative": 0.0, "inactive": 0.0}
+_NUMBER_TEXT = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"  # each part matches in one way only (see _BARE_NUMBER)
+_PERCENT_WORD = r"(?:%|percent(?![^\W_]))"
 # an answer that is only a number (a percentage too), markup and a full stop aside; each
 # part can match in one way only (`\d+\.?\d*` and a `\s*%?` before trailing white space
 # took quadratic time on "1" followed by 64,000 digits or spaces)
-_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?:\s*%)?[\s*_`\"'“”.!]*")
+_BARE_NUMBER = re.compile(r"[\s*_`\"'“”]*" + _NUMBER_TEXT + r"(?:[eE][-+]?\d+)?(?:\s*%)?[\s*_`\"'“”.!]*")
 # the unit text after a number (`numbers.number_and_text_after`) that makes it a percentage
-_PERCENT = re.compile(r"\s*(?:%|percent(?![^\W_]))", re.IGNORECASE)
-# a percentage right after the label's name (its separator and a hedge between): the label's
-# score; one further on is another quantity's ("NR-AR: inactive (12% inhibition)")
-_LABEL_PERCENT = re.compile(r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])"
-                            r"[\s*_:=~≈]*)*[-+]?(?:\d+(?:\.\d*)?|\.\d+)[ \t]*(?:%|percent(?![^\W_]))", re.IGNORECASE)
-# a number right after the label's name (its separator and a hedge between): "(p_np = 0)"
-_LABEL_VALUE = re.compile(r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])"
-                          r"[\s*_:=~≈]*)*[-+]?(?:\d|\.\d)", re.IGNORECASE)
+_PERCENT = re.compile(r"\s*" + _PERCENT_WORD, re.IGNORECASE)
+# right after the label's name: its separator and a hedge ("p_np: 0", "p_np = 0", "p_np is about 0.8")
+_AFTER_NAME = r"[\s*_:=|~≈]*(?:(?:is|was|of|about|approximately|around|roughly)(?![^\W_])[\s*_:=~≈]*)*"
+# a number right after the label's name: "(p_np = 0)"; a percentage there is the label's
+# score, one further on another quantity's ("NR-AR: inactive (12% inhibition)")
+_LABEL_VALUE = re.compile(_AFTER_NAME + _NUMBER_TEXT, re.IGNORECASE)
+_LABEL_PERCENT = re.compile(_AFTER_NAME + _NUMBER_TEXT + r"[ \t]*" + _PERCENT_WORD, re.IGNORECASE)
 # The question restated before the answer ("Is it active? No.", "Does it cross the BBB? Yes"),
 # or an outcome word as a form's field ("Active: no", "Inactive? Yes"): the yes / no after it
 _RESTATED = re.compile(r"[^\n?]{1,200}\?")
@@ -149,16 +150,15 @@ def stated_value(text: str, name: str) -> Optional[float]:
     if word is None:
         word = _answer_after_question(text)
     end = own_mention_end(text, spec)  # the label's name or, for a known property, an alias
-    if end is not None and word is None:  # "p_np: no", "NR-AR: Active", "The p_np is 0.83", "p_np: 85%"
-        named = opening_word_label(text[end:])
-        return named if named is not None else _score(text[end:], spec, _LABEL_PERCENT.match(text, end) is not None)
+    if end is not None:
+        named = opening_word_label(text[end:])  # "p_np: no", "NR-AR: Active"
+        if word is None:  # else the number after the name: "The p_np is 0.83", "p_np: 85%"
+            return named if named is not None else _score(text[end:], spec, bool(_LABEL_PERCENT.match(text, end)))
+        if named is None and _LABEL_VALUE.match(text, end):  # a number right after the name only
+            named = _score(text[end:], spec, True)
+        if named is not None and 0.0 <= named <= 1.0 and class_of(named) != class_of(word):
+            return None  # "Yes, it crosses (p_np = 0)": both classes stated, neither is the answer
     if word is not None:
-        if end is not None:  # "Yes, it crosses (p_np = 0)": both classes stated, neither is the answer
-            named = opening_word_label(text[end:])
-            if named is None and _LABEL_VALUE.match(text, end):  # a number right after the name only
-                named = _score(text[end:], spec, True)
-            if named is not None and 0.0 <= named <= 1.0 and class_of(named) != class_of(word):
-                return None
         return word
     lead = _LEADING.match(text)
     if lead.group("label") and _BARE_NUMBER.fullmatch(text, lead.end()):  # "The answer is 1.", "Answer: 85%"
