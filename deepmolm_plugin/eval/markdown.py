@@ -149,6 +149,9 @@ COUNTED = {
     "n_reasoning_removed": "Answers that opened with a reasoning block (`<think> ... </think>`), scored on the text "
                            "after it; one that never closed it has no answer, scored as empty "
                            "(`\"reasoning_removed\": true` in per_question.jsonl)",
+    "n_final_answer_marked": "Answers that mark their final answer (`<answer>...</answer>`, `\\boxed{...}`), "
+                             "scored on what the markup marks (`\"final_answer_marked\": true` in "
+                             "per_question.jsonl)",
 }
 
 

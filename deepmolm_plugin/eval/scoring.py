@@ -31,7 +31,10 @@ metrics.json:
               null in their rows: null for answers files that do not record it, which are scored as
               not capped), n_reasoning_removed (answers that opened with a reasoning model's
               `<think> ... </think>` block: scored on the text after it, `reasoning.visible_answer`;
-              `"reasoning_removed": true` in their rows, whose `prediction` is that text)
+              `"reasoning_removed": true` in their rows, whose `prediction` is that text),
+              n_final_answer_marked (answers whose final answer is marked, `<answer>...</answer>` or
+              `\\boxed{...}`, and read there: scored on what the markup marks, `scored_text`;
+              `"final_answer_marked": true` in their rows, whose `prediction` is that text)
     binary:   label, n, n_valid, valid_ratio, n_positive_references, n_positive_answers, accuracy,
               balanced_accuracy, f1, mcc, auroc, undefined, n_without_reference (`metrics.classes`)
     means:    {"binary": ...} where 2 or more binary tasks are scored: the mean over them of accuracy,
@@ -74,7 +77,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .merge import (ReportError, check_failures_pairing, check_pairing, format_ids, load_references, merge_answers,
                     read_failures, references_from_answers)
 from .names import name_key
-from .reasoning import visible_answer
+from .reasoning import AnswerPart, answer_part
 from .task_kinds import VALUED_KINDS, reference_label, reference_value, task_kind
 
 SCHEMA = "deepmolm-eval-metrics/1"
@@ -341,15 +344,17 @@ def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[d
                     prediction: Optional[str], answer: Optional[dict] = None) -> dict:
     """The fields a scored row of `kind` carries, for a row that is not scored: what the
     prediction holds (None where there is none: a question model_vqa could not ask), `valid`
-    False, `empty`, `capped`, `reasoning_removed`, and what the reference gives (`reference_value`, `reference_name`,
+    False, `empty`, `capped`, `reasoning_removed`, `final_answer_marked`, and what the reference gives (`reference_value`, `reference_name`,
     `reference_smiles`, ...; None without a reference record). Every row of a task has the same
     keys (was: not-asked rows and rows left out for want of a reference lacked `valid`,
     `value`, `reference_value`: a reader of per_question.jsonl stopped on KeyError 'valid')."""
     from .metrics import classes, molecules, numbers
 
+    part = None if answer is None else answer_part(str(answer.get("text", "")))
     fields = {"empty": prediction is not None and not prediction.strip(),
               "capped": None if answer is None else capped(answer),
-              "reasoning_removed": None if answer is None else visible_answer(str(answer.get("text", "")))[1]}
+              "reasoning_removed": None if part is None else part.reasoning_removed,
+              "final_answer_marked": None if part is None else scored_text(task, kind, part)[1]}
     reference = None if record is None else str(record.get("answer", ""))
     if kind == "property":
         spec = numbers.property_spec(task)
@@ -372,6 +377,37 @@ def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[d
     if kind in ("text", "iupac"):
         fields["truncated"] = False
     return fields
+
+
+def scored_text(task: Optional[str], kind: Optional[str], part: AnswerPart) -> Tuple[str, bool]:
+    """The text a reply to `task` of `kind` is scored on, and whether its final-answer markup
+    marked it: the first of `part.marked` (`reasoning.marked_answers`) that holds the kind's
+    answer, else the text after the thinking block, read as before. A property's box is read
+    with the words leading to it and the rest of its sentence, and holds the answer unless it
+    holds no number (`\\boxed{A}`, a formula) or only another property's (`the TPSA is
+    \\boxed{25.4}` for a LogP question); a range or a bound there is the answer, invalid. A
+    yes/no box holds one if the class reader reads one (`No, it does not cross. \\boxed{BBB-}`
+    is read whole); a SMILES box if it parses or is written in SMILES's characters alone (an
+    invalid SMILES is the answer, `\\boxed{propyne}` after `SMILES: C#CC` is not); any other
+    kind's marked text is its answer."""
+    from .metrics import classes, molecules, numbers
+
+    for marked in part.marked:
+        text = marked.text
+        if kind == "property":
+            text = f"{marked.lead}{text}{marked.rest}".strip()
+            finding = numbers.no_value_finding(text, numbers.property_spec(task))
+            found = finding is None or finding.kind not in (numbers.NoValue.NO_NUMBER, numbers.NoValue.OTHER_PROPERTY)
+        elif kind == "binary":
+            found = classes.stated_label(text, task) is not None
+        elif kind == "smiles":
+            smiles = molecules.extract_smiles(text)
+            found = molecules.canonical_smiles(smiles) is not None or molecules.smiles_like(smiles)
+        else:
+            found = bool(text)
+        if found:
+            return text, True
+    return part.text, False
 
 
 def not_asked_rows(task: Optional[str], kind: Optional[str], qids: List[str], refs: "OrderedDict[str, dict]",
@@ -411,7 +447,7 @@ def _nothing_asked(task: str, kind: str, qids: List[str], failed: Dict[str, Tupl
     `mae`, `valid_ratio` stopped on a KeyError), and `not_scored` saying so."""
     files = ", ".join(sorted({failed[q][0] for q in qids}))
     metrics = {**empty_metrics(task, kind), "n_empty": 0, "n_capped": 0, "n_reasoning_removed": 0,
-               "n_not_asked": len(qids)}
+               "n_final_answer_marked": 0, "n_not_asked": len(qids)}
     return {"kind": kind, "n": 0, "metrics": metrics,
             "not_scored": f"no question could be asked by model_vqa ({len(qids)} in {files})"}
 
@@ -441,10 +477,10 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
                   "are scored", file=sys.stderr)
             continue
         asked = len(qids)  # those left out below for want of a reference are counted against it
-        # the answer after a reasoning model's thinking block (`reasoning.visible_answer`)
-        visible = [visible_answer(str(answers[q].get("text", ""))) for q in qids]
-        preds = [v for v, _ in visible]
-        reasoned = {q: r for q, (_, r) in zip(qids, visible)}
+        # the answer after a reasoning model's thinking block, what its final-answer markup marks
+        parts = {q: answer_part(str(answers[q].get("text", ""))) for q in qids}
+        chosen = {q: scored_text(task, kind, parts[q]) for q in qids}
+        preds = [chosen[q][0] for q in qids]
         ref_texts = [str(refs[q].get("answer", "")) for q in qids]
         references = task_references(task, kind, refs, qids)  # property values, canonical SMILES
         unscored, results_extra = None, {}
@@ -506,9 +542,11 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         metrics["n_empty"] = sum(not p.strip() for p in preds)
         caps = [capped(answers[q]) for q in qids]
         metrics["n_capped"] = sum(c is True for c in caps)
-        metrics["n_reasoning_removed"] = sum(reasoned[q] for q in qids)
+        metrics["n_reasoning_removed"] = sum(parts[q].reasoning_removed for q in qids)
+        metrics["n_final_answer_marked"] = sum(chosen[q][1] for q in qids)
         metrics["n_not_asked"] = len(unasked)
-        extra = [{**e, "capped": c, "reasoning_removed": reasoned[q]} for e, c, q in zip(extra, caps, qids)]
+        extra = [{**e, "capped": c, "reasoning_removed": parts[q].reasoning_removed,
+                  "final_answer_marked": chosen[q][1]} for e, c, q in zip(extra, caps, qids)]
         results[task] = {"kind": kind, "n": len(qids), "metrics": metrics}
         if results_extra:
             results[task].update(results_extra)

@@ -405,6 +405,16 @@ def mol_from_smiles(smiles: str):
     return mol
 
 
+# a SMILES's characters: organic-subset atoms, bracket atoms, bonds, branches, ring closures
+_SMILES_LIKE = re.compile(r"(?:Cl|Br|[BCNOPSFIcnops]|\[[^\s\[\]]*\]|[-=#$:/\\()%.*~@+\d])+")
+
+
+def smiles_like(text: str) -> bool:
+    """Whether `text` is written in SMILES's characters alone (`C1CC`, `[Xx]CO`), a SMILES
+    whether or not it parses, unlike a name (`propyne`, `ethanol`)."""
+    return bool(text) and _SMILES_LIKE.fullmatch(text) is not None
+
+
 def canonical_smiles(smiles: str) -> Optional[str]:
     from rdkit import Chem
 
