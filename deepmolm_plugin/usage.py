@@ -140,6 +140,14 @@ def interrupted_by_sigterm(main):
 _SIGTERM_HANDLER = None  # what sigterm_as_interrupt installed, which forked children must not keep
 
 
+def sigterm_interrupts() -> bool:
+    """Whether SIGTERM now stops this process as Ctrl-C does (`sigterm_as_interrupt`'s
+    handler is installed). RDKit's long steps stop for it then (`molecule.errors.rdkit_step`)."""
+    import signal
+
+    return _SIGTERM_HANDLER is not None and signal.getsignal(signal.SIGTERM) is _SIGTERM_HANDLER
+
+
 def _children_keep_default_sigterm() -> None:
     import signal
 

@@ -20,12 +20,16 @@ import contextlib
 import ctypes
 import functools
 import logging
+import os
 import re
+import select
 import signal
 import threading
 from typing import Callable, Iterator, TypeVar
 
 from rdkit import rdBase
+
+from .. import usage
 
 T = TypeVar("T")
 
@@ -233,22 +237,45 @@ class _SigintWatch:
     only, no "Interrupted" line: a Ctrl-C during a slow embedding was written as the record's
     "stopped at the time limit" failure and the batch went on. A Ctrl-C that lands within
     ``_POLL_S`` of that last check can still be missed. Main thread only (where Python acts
-    on SIGINT)."""
+    on SIGINT).
+
+    SIGTERM, where it stops the process as Ctrl-C does (``usage.sigterm_interrupts``: the
+    tools), stops the step too. RDKit's handler takes SIGINT only, and Python runs its own
+    SIGTERM handler in the main thread once RDKit returns: a `kill` or a scheduler's SIGTERM
+    during a slow embedding waited for it (up to ``embed_timeout``, 60 s). Python's C-level
+    handler writes the signal's number to its wakeup file (``signal.set_wakeup_fd``, set for
+    the step's duration where no event loop holds it); the thread reads it there and sets
+    RDKit's flag, as RDKit's handler would for a Ctrl-C. For the step, the SIGTERM handler
+    only notes the signal, which is delivered again once the step is over: raised inside
+    the step, the KeyboardInterrupt came out of RDKit's log call ("Interrupted, cancelling"),
+    as a SystemError from Boost.Python."""
 
     def __init__(self) -> None:
         self.took = False
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wakeup: int | None = None  # the read end of the wakeup pipe, while it is Python's wakeup file
+        self._flag: "ctypes.c_bool | None" = None
 
     def __enter__(self) -> "_SigintWatch":
         flag = _rdkit_got_signal()
         if flag is not None and threading.current_thread() is threading.main_thread():
+            self._flag = flag
+            if usage.sigterm_interrupts():
+                self._wakeup = _wakeup_pipe()
+            if self._wakeup is not None:
+                self._terms: list[int] = []
+                self._sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: self._terms.append(signum))
             self._thread = threading.Thread(target=self._watch, args=(flag,), name="rdkit-sigint", daemon=True)
             self._thread.start()
         return self
 
     def _watch(self, flag: "ctypes.c_bool") -> None:
-        while not self._done.wait(_POLL_S):
+        while not self._done.is_set():
+            if self._wakeup is None:
+                self._done.wait(_POLL_S)
+            elif signal.SIGTERM in _read_wakeup(self._wakeup, _POLL_S):
+                flag.value = True  # RDKit stops at its next check; Python's handler raises once it returns
             if flag.value:
                 self.took = True
                 return
@@ -257,6 +284,13 @@ class _SigintWatch:
         self._done.set()
         if self._thread is not None:
             self._thread.join()
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, self._sigterm)
+            if self.took:
+                self._flag.value = False  # set by the thread: RDKit clears it only when its call ends
+            if self._terms:
+                signal.raise_signal(signal.SIGTERM)  # the tool's handler: KeyboardInterrupt, here
 
 
 _RDKIT_ATOM = re.compile(r"\batom # ?(\d+) ([A-Z][a-z]?)\b")
@@ -407,3 +441,45 @@ def as_notes(messages: list[str], name: Callable[[int], str] | None = None) -> l
 def first_line(error: Exception) -> str:
     """RDKit invariant violations carry a stack trace; their first line says what failed."""
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+_WAKEUP_PIPE: "tuple[int, int] | None" = None  # (read, write), made once a process
+
+
+def _wakeup_pipe() -> int | None:
+    """The read end of a pipe made Python's signal wakeup file (`_SigintWatch`), emptied of
+    what signals wrote before; None (nothing set) where another wakeup file is set, an event
+    loop's (asyncio's), which is put back."""
+    global _WAKEUP_PIPE
+    if _WAKEUP_PIPE is None:
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)  # Python's handler never blocks on a full pipe
+        _WAKEUP_PIPE = (read, write)
+    previous = signal.set_wakeup_fd(_WAKEUP_PIPE[1], warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        return None
+    _read_wakeup(_WAKEUP_PIPE[0], 0)
+    return _WAKEUP_PIPE[0]
+
+
+def _read_wakeup(read: int, wait_s: float) -> bytes:
+    """What the wakeup pipe holds (a byte per signal, its number), waiting up to `wait_s`."""
+    if not select.select([read], [], [], wait_s)[0]:
+        return b""
+    try:
+        return os.read(read, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def _forget_wakeup_pipe() -> None:  # a forked child makes its own: a shared one read the parent's signals
+    global _WAKEUP_PIPE
+    if _WAKEUP_PIPE is not None:
+        for fd in _WAKEUP_PIPE:
+            os.close(fd)
+        _WAKEUP_PIPE = None
+
+
+os.register_at_fork(after_in_child=_forget_wakeup_pipe)
