@@ -72,7 +72,7 @@ def test_words_and_percentages(answer, expected):
     # a hedge before the word, what the outcome is for after it
     ("Probably yes.", 1.0), ("Most likely no.", 0.0), ("Likely active", 1.0), ("Presumably inactive (weak)", 0.0),
     ("Negative for NR-AR.", 0.0), ("INACTIVE in this assay.", 0.0), ("Active against HIV.", 1.0),
-    ("Active against HIV? No.", 0.0), ("Active compound.", None), ("Probably not.", None),
+    ("Active against HIV? No.", 0.0), ("Active compound.", None), ("Probably not.", 0.0),  # was no answer (round 21)
     # an answer that states both classes states none; a number not right after the name is no class
     ("Yes, it crosses (p_np = 0).", None), ("Yes. p_np: no", None), ("No. The molecule has p_np of 1", None),
     ("Yes (p_np = 0.83)", 1.0), ("No. The p_np is 0.", 0.0), ("No, its p_np is not 1.", 0.0),

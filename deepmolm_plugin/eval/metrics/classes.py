@@ -5,13 +5,17 @@ is scored as a classifier, not as a regression on 0 and 1 (whose MAE said nothin
 chemist reports for such a task). What an answer states (`stated_value`, `stated_label`):
 
 - a yes/no word opening it ("Yes.", "No, it does not cross...", "**True**", "_No_", "- Yes",
-  "Probably yes", "Most likely no", "1. No", "Answer: yes", "**Answer**: No", "The answer is
-  no.", "Prediction: YES"; after an answer label the word ends its statement: "The answer is
-  no simple matter" says nothing): 1 or 0; words of two classes ("Yes or no", "Yes/No", "yes
-  and no") and "No answer", "No clear answer can be given", "No data." state nothing; one
-  class said twice ("No / inactive") is that class;
+  "Probably yes", "Most likely no", "1. No", "(A) Yes", "Answer: yes", "**Answer**: No", "The
+  answer is no.", "Prediction: YES", "Yep.", "Nope", "Nah"; after an answer label the word
+  ends its statement: "The answer is no simple matter" says nothing), or "not" as the whole
+  statement ("Probably not.", "Certainly not", "Not at all.", "Not really.", "Unlikely."; not
+  "Not sure", "Not in my data"): 1 or 0; words of two classes ("Yes or no", "Yes/No", "yes
+  and no", "Yeah, no.", the choices repeated: "(A) Yes (B) No") and "No answer", "No clear
+  answer can be given", "No data.", "No doubt ...", "Of course no one can tell" state
+  nothing; one class said twice ("No / inactive") is that class;
 - a class word that is the whole opening statement ("Active.", "Inactive, it does not
-  bind", "**Positive**", "Negative (it does not cross).", "The answer is negative."):
+  bind", "**Positive**", "Negative (it does not cross).", "The answer is negative.", "Not
+  active." 0):
   active / positive 1, inactive / negative 0 (an assay's or a test's outcome; "Negative for
   NR-AR", "Active against HIV" too, a question aside). Followed by a word, `:` or `?` it is
   no answer ("Positive charge sits on N", "Positive: low MW."); nor is one of a list
@@ -61,27 +65,36 @@ from .numbers import number_and_text_after, own_mention_end, parse_value, proper
 # "The answer is", "Final answer:", "**Answer**:", "Prediction:", "Conclusion:"). The word
 # ends where no letter or digit follows (not `\b`: `_` is a word character, so "_Yes_" had no
 # answer), nor a joined word ("no-go", "No's", "yes_no").
-_LEAD = r"[\s*_\"'`>#“”‘’«„|:=\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)"
+_LEAD = r"[\s*_\"'`>#“”‘’«„|:=\u200b-\u200d\u2060\ufeff]|\d{1,2}[.)](?=\s)|[-•+](?=\s)|\([A-Da-d]\)(?=\s)"
 _LABEL = (r"(?P<label>(?:(?:the|my|final|correct|short|simple)\s+)*(?:answer|prediction|conclusion|verdict)"
           r"(?:\s+is)?(?![^\W_])|a\s*:)")
 # a hedge before the word ("Probably yes.", "Most likely inactive", "Definitely no"); the white
 # space after it is `_LEAD`'s: white space two parts of the prefix can both take made a
 # failing match quadratic ("probably" and 4,000 spaces took 20 s)
-_HEDGE = r"(?:(?:most|very)\s+)?(?:probably|likely|possibly|definitely|certainly|clearly|presumably)(?![^\W_])"
-_PREFIX = rf"(?:{_LEAD}|{_LABEL}|{_HEDGE})*"
+_HEDGE = (r"(?:(?:most|very)\s+)?(?:probably|likely|possibly|definitely|certainly|clearly|presumably|absolutely"
+          r"|of\s+course)(?![^\W_])")
+_PREFIX = rf"(?:{_LEAD}|{_LABEL}|(?P<hedge>{_HEDGE}))*"
 _WORD_END = r"(?![^\W_]|[-'’_][^\W_])"
-_OPENING = re.compile(_PREFIX + r"(?P<word>yes|no|true|false)" + _WORD_END, re.IGNORECASE)
+# informal words too ("Yep.", "Nope, it does not."); `nah` not as sodium hydride, `NaH`
+_OPENING = re.compile(_PREFIX + r"(?P<word>yes|yeah|yep|yup|no|nope|(?-i:[Nn]ah|NAH)|true|false)" + _WORD_END,
+                      re.IGNORECASE)
 _LEADING = re.compile(_PREFIX, re.IGNORECASE)
 # An outcome word, only as the whole opening statement: what follows it closes the
 # statement (`_CLOSER`), never another word ("Positive charge", "Active site", "negative
 # LogP" say something else), nor `:` or `?` ("Positive: low MW. Negative: high TPSA.",
-# "Active? No.": a heading, the question restated).
-_CLASS_OPENING = re.compile(_PREFIX + r"(?P<word>positive|negative|active|inactive)" + _WORD_END, re.IGNORECASE)
+# "Active? No.": a heading, the question restated). "Not active." is inactive (not "Not
+# positive, but ...": unsure). In the same pattern (one pass over the opening's prefix), "not"
+# as the whole statement, after a hedge or with its adverb ("Probably not.", "Certainly
+# not", "Not really.", "Not at all.", "Not likely."), and "Unlikely.": a no; not "Not sure",
+# "Not all tautomers ...", "Not in my data": punctuation must end it (`_STATEMENT_END`).
+_CLASS_OPENING = re.compile(_PREFIX + r"(?:(?P<negated>not\s+(?=(?:in)?active))?(?P<word>positive|negative|active|inactive)"
+                            r"|(?P<not>not(?:\s+(?:really|at\s+all|likely))?|unlikely))" + _WORD_END, re.IGNORECASE)
 # What closes a one-word statement: emphasis or a quote, then punctuation, a line break, a
 # table's `|`, a dash, the end, what the outcome is for ("Negative for NR-AR", "Active in
 # this assay", "Active against HIV"; not a question restated, "Active against HIV? No."),
 # or a bracket closed before one of those ("Negative (it does not cross)."; not "Negative
 # (ionised) carboxylates ...")
+_STATEMENT_END = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$)")
 _CLOSER = re.compile(r"[*_\"'`”’]*[ \t]*(?:[.,;!)\]\n|]|[–—]|-\s|$"
                      r"|\([^()\n]*\)[*_\"'`”’]*[ \t]*(?:[.,;!\n]|$)"
                      r"|(?:for|in|against|at|on)(?![^\W_])(?![^\n?]*\?))", re.IGNORECASE)
@@ -100,8 +113,17 @@ _NO_ANSWER = re.compile(r"[ \t]+(?:(?:clear|definitive|conclusive|definite|relia
                         r"(?:answers?|ideas?|data|information|predictions?|conclusions?|values?)(?![^\W_])"
                         r"(?:[*_\"'`”’]*[ \t]*(?:[.,;:!?)\]\n]|$)|[ \t]+(?:is|are|can|could|was|were|available|"
                         r"provided|given|found|known|exists?|possible)(?![^\W_]))", re.IGNORECASE)
-_WORDS = {"yes": 1.0, "true": 1.0, "positive": 1.0, "active": 1.0,
-          "no": 0.0, "false": 0.0, "negative": 0.0, "inactive": 0.0}
+_WORDS = {"yes": 1.0, "yeah": 1.0, "yep": 1.0, "yup": 1.0, "true": 1.0, "positive": 1.0, "active": 1.0,
+          "no": 0.0, "nope": 0.0, "nah": 0.0, "false": 0.0, "negative": 0.0, "inactive": 0.0}
+# the choices a question offered, repeated after a choice marker: "(A) Yes (B) No" (on one
+# line or two) states neither
+_CHOICE_MARK = re.compile(r"\s*\([A-Da-d]\)")
+_CHOICES = re.compile(r"[\s,;]*\([A-Da-d]\)[ \t]*(?:yes|no|true|false)(?![^\W_])", re.IGNORECASE)
+# two answers of different classes side by side: "Yeah, no.", "Yeah nah", "Yeah - no wait"
+_SIDE_BY_SIDE = re.compile(r"[ \t]*[,\-–—]?[ \t]*(yes|yeah|yep|yup|no|nope|nah)(?![^\W_])", re.IGNORECASE)
+# "no" that qualifies a noun, saying nothing of the class: "No doubt it crosses", "Of course
+# no one can be sure"
+_NO_NOUN = re.compile(r"[ \t]+(?:doubt|one|question|wonder)(?![^\W_])", re.IGNORECASE)
 _NUMBER_TEXT = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"  # each part matches in one way only (see _BARE_NUMBER)
 _PERCENT_WORD = r"(?:%|percent(?![^\W_]))"
 # an answer that is only a number (a percentage too), markup and a full stop aside; each
@@ -127,19 +149,33 @@ def opening_word_label(text: str) -> Optional[float]:
     """1.0 / 0.0 for an answer that opens with yes / no (true / false) or states the class
     word alone (active / positive, inactive / negative), else None."""
     match = _OPENING.match(text)
+    negated = False
     if match is None or (match.group("label") and not _CLOSER.match(text, match.end())):
         # after an answer label the word is the whole statement: "The answer is no simple
         # matter, but ..." is no "no"
         match = _CLASS_OPENING.match(text)
-        if match is None or not _CLOSER.match(text, match.end()) or _LISTED.match(text, match.end()):
+        if match is None:
+            return None
+        if match.group("not"):  # "Probably not.", "Not at all."
+            return 0.0 if _STATEMENT_END.match(text, match.end()) else None
+        negated = match.group("negated") is not None  # "Not active." is inactive
+        closer = _STATEMENT_END if negated else _CLOSER  # not "Not active against X, but active against Y"
+        if not closer.match(text, match.end()) or _LISTED.match(text, match.end()):
             return None
     word = match.group("word").lower()
     joined = _JOINED.match(text, match.end())
     if joined is not None and _WORDS[joined.group(1).lower()] != _WORDS[word]:
         return None
-    if word == "no" and _NO_ANSWER.match(text, match.end()):
+    if word == "no" and (_NO_ANSWER.match(text, match.end()) or _NO_NOUN.match(text, match.end())):
         return None
-    return _WORDS[word]
+    if word == "no" and match.group("hedge") and not _CLOSER.match(text, match.end()):
+        return None  # "Of course no single descriptor decides this": "no" qualifies a noun
+    if _CHOICE_MARK.match(text) and _CHOICES.match(text, match.end()):
+        return None
+    side = _SIDE_BY_SIDE.match(text, match.end())
+    if side is not None and _WORDS[side.group(1).lower()] != _WORDS[word]:
+        return None
+    return 1.0 - _WORDS[word] if negated else _WORDS[word]
 
 
 def stated_value(text: str, name: str) -> Optional[float]:

@@ -43,7 +43,8 @@ in a SMILES, `*CC*` is a dummy atom at each end).
 
 `extract_smiles(text)`: the answer's SMILES. If the text names it ("The SMILES is X.",
 "SMILES: X", "SMILES of the molecule = X", case-insensitive), the whitespace-free run after
-an `is`, `:` or `=` (`is:` and `is =` count as one) following the word SMILES on its line:
+an `is`, `:` or `=` (`is:` and `is =` count as one; a hedge, an adverb or an aside right
+after it is skipped: "is probably X", "is, I think, X") following the word SMILES on its line:
 the first such run that is a molecule, so a real separator wins over a `=` in the prose
 before it ("The SMILES for a molecule with a terminal C=C bond is C=CCC." was `C=C`, "The
 SMILES string (containing a C=O carbonyl) is CC(=O)C." `C=O`, "The SMILES for this
@@ -118,6 +119,18 @@ _SMILES_SEP = re.compile(r"\b(?:(?:is|are|was|(?:would|will|can|may|could)\s+be)
                          r"expressed|denoted|shown)\s+(?:as|by)|(?:would|will)\s+be|becomes|reads|is)\b"
                          r"(?:\s*[:=])?|:|=", re.IGNORECASE)
 _SMILES_VALUE = re.compile(r"\s*(\S+)")
+# Words between a separator and its value that are the sentence's, not the SMILES: a hedge or
+# an adverb ("The SMILES is probably CCO", "is therefore CCO") and an aside in commas or
+# brackets ("The SMILES is, I think, CCO", "is (canonical) CCO", lowercase words only, not
+# `(E)-C/C=C/C` or `(CCO)`); the value read was the word, `probably`, or the empty text
+# before the comma. A SMILES never starts with one of these words.
+_SEPARATOR_ASIDE = re.compile(
+    r"(?:\s*(?:(?:most\s+|very\s+)?(?:probably|likely|possibly|presumably|perhaps|maybe|therefore|thus|hence|then"
+    r"|simply|just|indeed|clearly|actually|basically|essentially|exactly|precisely|roughly|approximately)(?![\w-])"
+    r"[ \t]*[,:]?"
+    r"|,[ \t]*(?:I|we|in|as|to|according|if|therefore|thus|hence|then|probably|likely|perhaps|maybe|presumably"
+    r"|roughly|approximately|essentially|basically|again)(?![\w-])[^,\n]{0,40},"
+    r"|\([a-z]+(?:[ \t]+[a-z]+){0,5}\)(?=\s)))+")
 _QUOTES = "\"'`“”‘’"
 # One SMILES token alone between spaces: an organic-subset or aromatic atom (group 2; not
 # `I`, which prose writes: "CCO I think"), a bracket atom, a bond, a branch, a ring digit,
@@ -230,7 +243,8 @@ def _smiles_on_line(text: str, keyword: "re.Match") -> Optional[str]:
             bond_run = bond_run or (None if first else _cleaned(text[run[0]:run[1]]))
             position = run[1]
             continue
-        span = _value_span(text, position)
+        aside = _SEPARATOR_ASIDE.match(text, position, line_end)
+        span = _value_span(text, position if aside is None else aside.end())
         if span is None:
             continue
         value = _cleaned(text[span[0]:span[1]])

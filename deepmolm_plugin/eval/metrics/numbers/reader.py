@@ -275,7 +275,7 @@ from .one_value import (_MALFORMED, _POWER, _PRODUCT, _SPACE_GROUP, _SPLIT_DIGIT
                         _not_one_value, _not_one_value_reason, _past_range, _range_or_choice_length,
                         _stray_sign)
 from .properties import PropertySpec
-from .rejections import _DENIED_BEFORE, _DENIED_REACH, _HEDGE_AFTER
+from .rejections import _DENIED_BEFORE, _DENIED_REACH, _HEDGE_AFTER, _RESTATED_AFTER
 from .skips import _incidental, _markers, _not_a_value
 from .syntax import _BARE_POWER, _NUMBER, _POWER_OF_TEN, _UNCERTAINTY
 from .units import _UNIT_REACH, unit_text_after
@@ -518,6 +518,9 @@ def _read_number(text: str, match: "re.Match", spec: Optional["PropertySpec"]
     after = after[uncertainty.end():] if uncertainty else after
     if not math.isfinite(value):
         return found(NoValue.NOT_FINITE)
+    restated = _RESTATED_AFTER.match(after)
+    if restated:  # `180 rounded, more precisely 180.16`: read on from the precise number
+        return _PassedOver(len(text) - len(after) + restated.end())
     reading = Reading(value, before, after)
     if spec is not None and _condition(reading, spec):
         return _PassedOver(len(text) - len(after), reading=reading, condition=True)
