@@ -19,6 +19,7 @@ from deepmolm_plugin.eval.merge import ReportError
 from deepmolm_plugin.eval.metrics.classes import binary_metrics, roc_auc, stated_label
 from deepmolm_plugin.eval.scoring import build_report
 from deepmolm_plugin.property.train import roc_auc as kflm2_roc_auc
+from jsonl_helpers import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "property:p_np"
@@ -91,22 +92,17 @@ def test_one_roc_auc_for_the_report_and_kflm2():
     assert kflm2_roc_auc([1, 1], [0.2, 0.3]) != kflm2_roc_auc([1, 1], [0.2, 0.3])  # NaN, KFLM2's convention
 
 
-def _write(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def _question(qid, answer, **fields):
     return {"question_id": qid, "task": TASK, "text": "What is the p_np of this molecule?", "answer": answer,
             "metric": "binary", **fields}
 
 
 def test_report_scores_a_binary_task_as_a_classifier(tmp_path):
-    refs = _write(tmp_path / "q.jsonl", [
+    refs = write_jsonl(tmp_path / "q.jsonl", [
         _question("a", "The p_np is 1.", properties={"p_np": 1.0}), _question("b", "The p_np is 0."),
         _question("c", "Yes."), _question("d", "No, it does not."),
         {"question_id": "e", "task": "LogP", "text": "LogP?", "answer": "The LogP is 1.5."}])
-    answers = _write(tmp_path / "a.jsonl", [{"question_id": q, "text": t} for q, t in [
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"question_id": q, "text": t} for q, t in [
         ("a", "Yes."), ("b", "The p_np is 0.2."), ("c", "p_np: 0.4"), ("d", "Unknown."), ("e", "1.2")]])
     report, rows = build_report([answers], refs)
     result = report["tasks"][TASK]
@@ -131,17 +127,17 @@ def test_report_scores_a_binary_task_as_a_classifier(tmp_path):
     (_question("x", "The p_np is 0.5."), "'x'.*not 0.5"),
 ])
 def test_a_reference_that_is_no_class_is_refused_naming_its_question(tmp_path, record, message):
-    refs = _write(tmp_path / "q.jsonl", [record])
-    answers = _write(tmp_path / "a.jsonl", [{"question_id": "x", "text": "Yes"}])
+    refs = write_jsonl(tmp_path / "q.jsonl", [record])
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"question_id": "x", "text": "Yes"}])
     with pytest.raises(ReportError, match=message):
         build_report([answers], refs)
 
 
 def test_a_binary_task_none_of_whose_questions_was_asked_has_its_keys(tmp_path):
-    refs = _write(tmp_path / "q.jsonl", [_question("a", "Yes."), _question("b", "No."),
+    refs = write_jsonl(tmp_path / "q.jsonl", [_question("a", "Yes."), _question("b", "No."),
                                          {"question_id": "e", "task": "LogP", "text": "LogP?", "answer": "1.5"}])
-    answers = _write(tmp_path / "a.jsonl", [{"question_id": "e", "text": "1.2"}])
-    _write(tmp_path / "a.failures.jsonl", [{"question_id": q, "reason": "image unreadable"} for q in "ab"])
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"question_id": "e", "text": "1.2"}])
+    write_jsonl(tmp_path / "a.failures.jsonl", [{"question_id": q, "reason": "image unreadable"} for q in "ab"])
     report, rows = build_report([answers], refs)
     result = report["tasks"][TASK]
     assert result["n"] == 0 and result["metrics"]["accuracy"] is None and result["metrics"]["n_not_asked"] == 2
@@ -237,8 +233,8 @@ def test_baselines_of_a_binary_task_are_the_positive_rate_and_the_majority_class
 def test_binary_tasks_get_a_roc_plot_and_a_rerun_removes_it(tmp_path):
     from deepmolm_plugin.eval.outputs import write_outputs
 
-    refs = _write(tmp_path / "q.jsonl", [_question(f"q{i}", f"The p_np is {i % 2}.") for i in range(6)])
-    answers = _write(tmp_path / "a.jsonl", [{"question_id": f"q{i}", "text": f"p_np: {s}"}
+    refs = write_jsonl(tmp_path / "q.jsonl", [_question(f"q{i}", f"The p_np is {i % 2}.") for i in range(6)])
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"question_id": f"q{i}", "text": f"p_np: {s}"}
                                             for i, s in enumerate([0.2, 0.9, 0.6, 0.7, 0.1, 0.4])])
     report, rows = build_report([answers], refs)
     out = tmp_path / "out"

@@ -7,9 +7,6 @@ every question unreferenced, and the report had no mean row."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from deepmolm_plugin.eval.markdown import markdown
@@ -17,6 +14,7 @@ from deepmolm_plugin.eval.merge import ReportError
 from deepmolm_plugin.eval.metrics.classes import binary_metrics, mean_over_tasks, stated_label
 from deepmolm_plugin.eval.scoring import build_report
 from deepmolm_plugin.eval.task_kinds import reference_label, task_kind
+from jsonl_helpers import write_jsonl
 
 
 @pytest.mark.parametrize("answer, expected", [
@@ -142,15 +140,10 @@ def test_a_metric_that_fits_is_taken(task, metric):
     assert task_kind(task, {"question_id": 7, "metric": metric}) == metric
 
 
-def _write(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def test_a_binary_metric_on_a_smiles_task_stops_the_report_naming_the_question(tmp_path):
-    refs = _write(tmp_path / "q.jsonl", [{"question_id": "s1", "task": "SMILES", "text": "SMILES?",
+    refs = write_jsonl(tmp_path / "q.jsonl", [{"question_id": "s1", "task": "SMILES", "text": "SMILES?",
                                           "answer": "CCO", "metric": "binary"}])
-    answers = _write(tmp_path / "a.jsonl", [{"question_id": "s1", "text": "CCO"}])
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"question_id": "s1", "text": "CCO"}])
     with pytest.raises(ReportError, match="'s1'.*metric 'binary' does not fit"):
         build_report([answers], refs)
 
@@ -179,7 +172,7 @@ def test_the_report_has_a_mean_row_for_a_multi_task_set(tmp_path):
             answers.append({"question_id": qid, "text": ans})
     refs.append({"question_id": "e", "task": "LogP", "text": "LogP?", "answer": "1.5"})
     answers.append({"question_id": "e", "text": "1.2"})
-    report, _ = build_report([_write(tmp_path / "a.jsonl", answers)], _write(tmp_path / "q.jsonl", refs))
+    report, _ = build_report([write_jsonl(tmp_path / "a.jsonl", answers)], write_jsonl(tmp_path / "q.jsonl", refs))
     mean = report["means"]["binary"]
     per_task = [report["tasks"][t]["metrics"]["accuracy"] for t in assays]
     assert per_task == [50.0, 75.0, 75.0] and mean["accuracy"] == pytest.approx(200 / 3)
@@ -190,6 +183,6 @@ def test_the_report_has_a_mean_row_for_a_multi_task_set(tmp_path):
     # one binary task: no mean
     one = [r for r in refs if r["task"] in (assays[0], "LogP")]
     kept = {r["question_id"] for r in one}
-    report, _ = build_report([_write(tmp_path / "a1.jsonl", [a for a in answers if a["question_id"] in kept])],
-                             _write(tmp_path / "q1.jsonl", one))
+    report, _ = build_report([write_jsonl(tmp_path / "a1.jsonl", [a for a in answers if a["question_id"] in kept])],
+                             write_jsonl(tmp_path / "q1.jsonl", one))
     assert "means" not in report and "mean of" not in markdown(report)

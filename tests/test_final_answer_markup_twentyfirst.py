@@ -7,9 +7,7 @@ the markup marks where it holds the kind's answer (`scoring.scored_text`), count
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +15,7 @@ from deepmolm_plugin.eval.markdown import markdown
 from deepmolm_plugin.eval.metrics import classes, molecules, numbers
 from deepmolm_plugin.eval.reasoning import Marked, answer_part, marked_answers
 from deepmolm_plugin.eval.scoring import build_report, scored_text
+from jsonl_helpers import write_jsonl
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -81,7 +80,8 @@ def _read(task, kind, reply):
     ("LogP", "property", "About 1.5 by fragments, so \\boxed{2.0-2.5}.", (None, True)),  # a range: invalid
     ("p_np", "binary", "Its TPSA is 120, so it does not cross.\n\\boxed{\\text{No}}", (0.0, True)),
     ("p_np", "binary", "\\[ \\boxed{85\\%} \\]", (0.85, True)),
-    ("smiles", "smiles", "Benzene is c1ccccc1; this one: \\(\\boxed{\\mathrm{CC\\#N}}\\) (acetonitrile)", ("CC#N", True)),
+    ("smiles", "smiles", "Benzene is c1ccccc1; this one: \\(\\boxed{\\mathrm{CC\\#N}}\\) (acetonitrile)",
+     ("CC#N", True)),
     ("smiles", "smiles", "Maybe c1ccccc1? No: \\boxed{C1CC}", (None, True)),  # an invalid SMILES is the answer
     # the box holds no answer to the question: read whole, as before
     ("LogP", "property", "The LogP is 3.55, and the TPSA is \\boxed{25.4}.", (3.55, False)),
@@ -104,19 +104,14 @@ def test_hostile_markup_is_read_in_linear_time(hostile):
     assert time.perf_counter() - began < 5.0
 
 
-def _write(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def test_the_report_scores_the_marked_answer(tmp_path):
-    refs = _write(tmp_path / "q.jsonl", [
+    refs = write_jsonl(tmp_path / "q.jsonl", [
         {"question_id": "b", "task": "p_np", "metric": "binary", "text": "Does it cross?", "answer": "No."},
         {"question_id": "l", "task": "LogP", "text": "LogP?", "answer": "The LogP is 1.2."},
         {"question_id": "s", "task": "smiles", "text": "SMILES?", "answer": "The SMILES is CCO."},
         {"question_id": "h", "task": "HOMO", "text": "HOMO?", "answer": "The HOMO is -5.17 eV."},
         {"question_id": "c", "task": "caption", "text": "Describe.", "answer": "An alcohol."}])
-    answers = _write(tmp_path / "a.jsonl", [
+    answers = write_jsonl(tmp_path / "a.jsonl", [
         {"question_id": "b", "text": "It has 3 rings and a TPSA of 120, so it does not cross.\n\\boxed{No}"},
         {"question_id": "l", "text": "With 2 donors and MW 46, \\boxed{1.2}."},
         {"question_id": "s", "text": "Benzene, c1ccccc1, has a ring; this has none: <answer>CCO</answer>"},

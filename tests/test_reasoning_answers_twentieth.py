@@ -5,14 +5,12 @@ counted in BLEU. Now the report scores the text after the block, counts such ans
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from deepmolm_plugin.eval.markdown import markdown
 from deepmolm_plugin.eval.reasoning import visible_answer
 from deepmolm_plugin.eval.scoring import build_report
+from jsonl_helpers import write_jsonl
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -28,18 +26,13 @@ def test_visible_answer(text, expected):
     assert visible_answer(text) == expected
 
 
-def _write(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def test_the_report_scores_the_answer_after_the_reasoning(tmp_path):
-    refs = _write(tmp_path / "q.jsonl", [
+    refs = write_jsonl(tmp_path / "q.jsonl", [
         {"question_id": "a", "task": "LogP", "text": "LogP?", "answer": "The LogP is 2.1."},
         {"question_id": "b", "task": "LogP", "text": "LogP?", "answer": "The LogP is 1.0."},
         {"question_id": "s", "task": "smiles", "text": "SMILES?", "answer": "The SMILES is CCO."},
         {"question_id": "c", "task": "caption", "text": "Describe.", "answer": "An alcohol."}])
-    answers = _write(tmp_path / "a.jsonl", [
+    answers = write_jsonl(tmp_path / "a.jsonl", [
         {"question_id": "a", "text": "<think>Ethanol's LogP is -0.31; add a ring.</think>\n\nThe LogP is 2.1."},
         {"question_id": "b", "text": "<think>Counting the carbons, the LogP is"},  # stopped while thinking
         {"question_id": "s", "text": "<think>Maybe c1ccccc1? No: two carbons.</think> The SMILES is CCO."},
