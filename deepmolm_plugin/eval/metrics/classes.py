@@ -87,7 +87,8 @@ _LEADING = re.compile(_PREFIX, re.IGNORECASE)
 # as the whole statement, after a hedge or with its adverb ("Probably not.", "Certainly
 # not", "Not really.", "Not at all.", "Not likely."), and "Unlikely.": a no; not "Not sure",
 # "Not all tautomers ...", "Not in my data": punctuation must end it (`_STATEMENT_END`).
-_CLASS_OPENING = re.compile(_PREFIX + r"(?:(?P<negated>not\s+(?=(?:in)?active))?(?P<word>positive|negative|active|inactive)"
+_CLASS_OPENING = re.compile(_PREFIX + r"(?:(?P<negated>not\s+(?=(?:in)?active))?"
+                            r"(?P<word>positive|negative|active|inactive)"
                             r"|(?P<not>not(?:\s+(?:really|at\s+all|likely))?|unlikely))" + _WORD_END, re.IGNORECASE)
 # What closes a one-word statement: emphasis or a quote, then punctuation, a line break, a
 # table's `|`, a dash, the end, what the outcome is for ("Negative for NR-AR", "Active in
@@ -121,6 +122,12 @@ _CHOICE_MARK = re.compile(r"\s*\([A-Da-d]\)")
 _CHOICES = re.compile(r"[\s,;]*\([A-Da-d]\)[ \t]*(?:yes|no|true|false)(?![^\W_])", re.IGNORECASE)
 # two answers of different classes side by side: "Yeah, no.", "Yeah nah", "Yeah - no wait"
 _SIDE_BY_SIDE = re.compile(r"[ \t]*[,\-–—]?[ \t]*(yes|yeah|yep|yup|no|nope|nah)(?![^\W_])", re.IGNORECASE)
+# the answer corrected right after it: "No, actually yes.", "Nope. Wait, yes it crosses",
+# "Yes - sorry, no.", "No, I think yes." states both classes (was: the first word's); the corrected word ends its
+# statement or "it"/"this" follows ("Yes, actually no doubt" is no correction)
+_CORRECTED = re.compile(r"[^\n]{0,80}?(?<![^\W_])(?:actually|wait|correction|sorry|rather|i\s+(?:mean|think|believe))"
+                        r"(?![^\W_])[\s,:;.!\-–—]*(yes|yeah|yep|yup|no|nope|nah)(?![^\W_])"
+                        r"(?=[*_\"'`”’]*\s*(?:[.,;!)\n]|$|it\b|this\b))", re.IGNORECASE)
 # "no" that qualifies a noun, saying nothing of the class: "No doubt it crosses", "Of course
 # no one can be sure"
 _NO_NOUN = re.compile(r"[ \t]+(?:doubt|one|question|wonder)(?![^\W_])", re.IGNORECASE)
@@ -172,7 +179,7 @@ def opening_word_label(text: str) -> Optional[float]:
         return None  # "Of course no single descriptor decides this": "no" qualifies a noun
     if _CHOICE_MARK.match(text) and _CHOICES.match(text, match.end()):
         return None
-    side = _SIDE_BY_SIDE.match(text, match.end())
+    side = _SIDE_BY_SIDE.match(text, match.end()) or _CORRECTED.match(text, match.end())
     if side is not None and _WORDS[side.group(1).lower()] != _WORDS[word]:
         return None
     return 1.0 - _WORDS[word] if negated else _WORDS[word]
