@@ -99,7 +99,8 @@ def test_a_restatement_after_long_white_space_stays_linear():
     ("No, actually yes.", None), ("Nope. Wait, yes it crosses.", None), ("Yes - sorry, no.", None),
     ("No. Well, actually, yes it crosses.", None), ("Nah, I think yes.", None), ("No, I mean yes.", None),
     # no correction: the same class again, a word after the second one
-    ("No, actually no.", 0.0), ("Yes, actually no doubt about it.", 1.0), ("Yes. Actually, the TPSA is low, so yes.", 1.0),
+    ("No, actually no.", 0.0), ("Yes, actually no doubt about it.", 1.0),
+    ("Yes. Actually, the TPSA is low, so yes.", 1.0),
     ("No, it does not; actually the TPSA is 140.", 0.0), ("No, I think it does not.", 0.0),
 ])
 def test_an_answer_corrected_at_once(text, expected):

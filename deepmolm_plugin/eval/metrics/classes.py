@@ -123,8 +123,9 @@ _CHOICES = re.compile(r"[\s,;]*\([A-Da-d]\)[ \t]*(?:yes|no|true|false)(?![^\W_])
 # two answers of different classes side by side: "Yeah, no.", "Yeah nah", "Yeah - no wait"
 _SIDE_BY_SIDE = re.compile(r"[ \t]*[,\-–—]?[ \t]*(yes|yeah|yep|yup|no|nope|nah)(?![^\W_])", re.IGNORECASE)
 # the answer corrected right after it: "No, actually yes.", "Nope. Wait, yes it crosses",
-# "Yes - sorry, no.", "No, I think yes." states both classes (was: the first word's); the corrected word ends its
-# statement or "it"/"this" follows ("Yes, actually no doubt" is no correction)
+# "Yes - sorry, no.", "No, I think yes." state both classes (was: the first word's); the
+# corrected word ends its statement or "it"/"this" follows ("Yes, actually no doubt" is no
+# correction)
 _CORRECTED = re.compile(r"[^\n]{0,80}?(?<![^\W_])(?:actually|wait|correction|sorry|rather|i\s+(?:mean|think|believe))"
                         r"(?![^\W_])[\s,:;.!\-–—]*(yes|yeah|yep|yup|no|nope|nah)(?![^\W_])"
                         r"(?=[*_\"'`”’]*\s*(?:[.,;!)\n]|$|it\b|this\b))", re.IGNORECASE)
