@@ -275,7 +275,7 @@ class _SigintWatch:
             if self._wakeup is None:
                 self._done.wait(_POLL_S)
             elif signal.SIGTERM in _read_wakeup(self._wakeup, _POLL_S):
-                flag.value = True  # RDKit stops at its next check; Python's handler raises once it returns
+                flag.value = True  # RDKit stops at its next check; __exit__ delivers the SIGTERM again
             if flag.value:
                 self.took = True
                 return
