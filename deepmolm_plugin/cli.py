@@ -76,7 +76,6 @@ import functools
 import os
 import sys
 import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from deepmolm_plugin import usage
@@ -231,7 +230,7 @@ def molecule_resolver(policy: str, model_path: str):
 
 
 def molecule_fields(smiles: Optional[str], structure: Optional[str]) -> dict:
-    return {"smiles": smiles} if smiles is not None else {"structure": str(Path(structure).resolve())}
+    return {"smiles": smiles} if smiles is not None else {"structure": str(usage.real_path(structure))}
 
 
 def images_in_dtype(images, dtype: torch.dtype):

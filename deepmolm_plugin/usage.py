@@ -279,10 +279,10 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     for p in (path, *path.parents):
         # A link to nothing (or a loop) "does not exist", so it passed, and creating the
         # folder failed after the model had loaded ("File exists").
-        if p.is_symlink() and not p.exists():
+        problem = broken_link(p)
+        if problem:
             where = "" if p == path else f"{p} "
-            raise UsageError(f"{option} {value}: {where}is a symbolic link to {os.readlink(p)}, which does not "
-                             "exist (or is a loop of links)")
+            raise UsageError(f"{option} {value}: {where}{problem}")
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         where = "" if existing == path else f"{existing} "
@@ -293,6 +293,22 @@ def output_folder(value: "str | os.PathLike", option: str) -> Path:
     if existing is not None and existing != path:
         _try_to_create(existing, f"{option} {value}")
     return path
+
+
+def _is_loop(path: "str | os.PathLike") -> bool:
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
+def broken_link(path: "str | os.PathLike") -> Optional[str]:
+    """What is wrong with `path` where it is a symbolic link to nothing or a loop of links
+    ("is a symbolic link to X, which does not exist (or is a loop of links)"), else None."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    return f"is a symbolic link to {os.readlink(path)}, which does not exist (or is a loop of links)"
 
 
 def _try_to_create(existing: Path, what: str) -> None:
@@ -362,6 +378,12 @@ def output_file(value: "str | os.PathLike", option: str) -> Path:
     path = _reachable(value, option)
     if path.is_dir():
         raise UsageError(f"{option} {value}: is a folder, not a file")
+    if os.path.islink(path) and not os.path.exists(path):
+        # a loop of links was an OSError traceback at the first write; a link to a file yet to
+        # be made is written through (its folder must exist)
+        target = Path(os.path.dirname(path) or ".", os.readlink(path))
+        if _is_loop(path) or not target.parent.is_dir():
+            raise UsageError(f"{option} {value}: {broken_link(path)}")
     parent = path.parent
     if not parent.is_dir():
         raise UsageError(f"{option} {value}: no such folder {parent}" if not parent.exists()

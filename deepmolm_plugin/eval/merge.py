@@ -102,7 +102,7 @@ def merge_answers(paths: Sequence[os.PathLike], expected: Optional[Sequence] = N
                          "failed; an empty chunk still writes an empty file)")
     given: Dict[Path, str] = {}
     for path in paths:  # one file named twice: every id was "answered more than once"
-        resolved = Path(path).resolve()
+        resolved = usage.real_path(path)
         if resolved in given:
             raise MergeError(f"answer file {path} is given twice (also as {given[resolved]})")
         given[resolved] = str(path)

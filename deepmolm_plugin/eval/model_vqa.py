@@ -622,7 +622,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     questions = read_questions(args.question_file)
     chunks = host.split_list(questions, args.num_chunks)
     chunk = chunks[args.chunk_idx] if args.chunk_idx < len(chunks) else []  # the host's get_chunk
-    answers = Path(os.path.expanduser(args.answers_file)).resolve()
+    answers = usage.real_path(args.answers_file)
     # The answers file is rewritten from here on: an earlier run's property-head
     # predictions or failures would otherwise stay beside this run's answers.
     aux_file = aux_path(answers)
@@ -630,7 +630,7 @@ def run_host_eval(host, args: argparse.Namespace, config) -> None:
     aux_partial = resume.partial_path(aux_file)
     # This chunk's questions may have been another chunk's (run_eval.sh with another chunk
     # count or record order): only its own file was read, and those answers were asked again.
-    earlier = [answers, *(Path(os.path.expanduser(f)).resolve() for f in args.resume_from)]
+    earlier = [answers, *(usage.real_path(f) for f in args.resume_from)]
     earlier_aux = resume.earlier_lines([aux_path(f) for f in earlier]) if args.resume else []
     if not args.resume:  # (with --resume the earlier file stays until this run's replaces it)
         aux_file.unlink(missing_ok=True)
@@ -863,7 +863,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise usage.UsageError(f"--answers-file {args.answers_file}: is a folder, not a file")
     questions = Path(os.path.expanduser(args.question_file))
     # the host opens the answers with "w": also the same file under another name (a hard link)
-    if answers.resolve() == questions.resolve() or (answers.exists() and os.path.samefile(answers, questions)):
+    if usage.real_path(answers) == usage.real_path(questions) or (answers.exists() and os.path.samefile(answers, questions)):
         raise usage.UsageError(f"--answers-file {args.answers_file}: is the --question-file; the host would "
                                "overwrite the questions with the answers")
     usage.output_folder(answers.parent, "--answers-file's folder")  # the host creates it

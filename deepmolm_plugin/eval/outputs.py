@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from .. import plots as draw
+from .. import usage
 from ..result_files import strict_json, write_atomic
 from .jsonl import REPORT_FILES
 from .markdown import TABLES, cell, fmt, markdown
@@ -42,8 +43,9 @@ def overwritten_inputs(inputs, out, files=REPORT_FILES) -> List[str]:
     """The `inputs` that are one of `files` in the folder `out` (resolved, links followed):
     writing the outputs would replace them, and an earlier report's output read as input
     gives errors about the wrong file."""
-    targets = {(Path(out) / name).resolve() for name in files}
-    return [str(p) for p in inputs if Path(p).resolve() in targets]
+    # real_path: Path.resolve raised RuntimeError (a traceback) on a loop of links
+    targets = {usage.real_path(Path(out) / name) for name in files}
+    return [str(p) for p in inputs if usage.real_path(p) in targets]
 
 
 # Characters of a task name kept in a file name: file systems allow 255 bytes, and a

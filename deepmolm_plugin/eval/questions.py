@@ -54,7 +54,7 @@ from typing import Iterable, List, Optional
 
 from .. import usage
 from ..result_files import write_atomic
-from ..data.prompts import trained_question_text
+from ..data.prompts import blank, trained_question_text
 from ..molecule.inputs import MOLECULE_KEYS
 from .jsonl import question_id_problem
 
@@ -133,7 +133,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None, molecu
     task = record.get("task")
     if task not in (None, "") and not isinstance(task, str):  # 0 or false became "unspecified"
         raise QuestionFileError(f"record {rid!r}: task {json.dumps(task)} is not a string")
-    if isinstance(task, str) and task and not task.strip():  # the report refused it, after the model had run
+    if isinstance(task, str) and task and blank(task):  # the report refused it, after the model had run
         raise QuestionFileError(f"record {rid!r}: task {task!r} is blank; give a task name, or leave `task` out")
     turns = record.get("conversations")
     shape = [t.get("from") if isinstance(t, dict) else t for t in turns] if isinstance(turns, list) else turns
@@ -143,7 +143,7 @@ def record_to_question(record: dict, index: int, data_dir: Path, fp=None, molecu
         if not isinstance(turn.get("value"), str):
             raise QuestionFileError(f"record {rid!r}: the {turn['from']} turn's value is "
                                     f"{turn.get('value')!r}, not a string")
-    if not turns[1]["value"].strip():  # a reference no answer can match: the task's scores drop silently
+    if blank(turns[1]["value"]):  # a reference no answer can match: the task's scores drop silently
         raise QuestionFileError(f"record {rid!r}: the gpt turn (the reference answer) is empty")
     question = {"question_id": rid, "text": trained_question_text(turns[0]["value"]),
                 "answer": turns[1]["value"], "task": task or "unspecified"}
@@ -212,7 +212,7 @@ def _fp_settings(args):
     from ..molecule_fp import DEEPMOLM, FingerprintSettings
 
     try:
-        made, manifest = manifest_settings(Path(args.data).resolve().parent)
+        made, manifest = manifest_settings(usage.real_path(args.data).parent)
     except ValueError as e:
         raise usage.UsageError(f"DATA {args.data}: its {e}") from e
     chosen = {}
@@ -351,7 +351,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         usage.name_length(args.out, "QUESTIONS")  # (is_dir below raised ENAMETOOLONG as a traceback)
         if Path(args.out).is_dir():
             raise usage.UsageError(f"QUESTIONS {args.out}: is a folder, not a file")
-        if Path(args.out).resolve() == Path(args.data).resolve():  # it was replaced by the questions
+        if usage.real_path(args.out) == usage.real_path(args.data):  # it was replaced by the questions
             raise usage.UsageError(f"QUESTIONS {args.out}: is the DATA file; it would be overwritten")
         usage.output_folder(Path(args.out).parent, "QUESTIONS's folder")  # a file there was a FileExistsError
         fp = _fp_settings(args)
@@ -371,7 +371,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from e
     try:
-        questions = convert(records, data.resolve().parent, fp)
+        questions = convert(records, usage.real_path(data).parent, fp)
     except QuestionFileError as e:
         raise SystemExit(f"error: {data}: {e}") from e
     out = Path(args.out)

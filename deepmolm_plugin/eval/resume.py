@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .. import usage
 from ..molecule.inputs import MOLECULE_KEYS
 from ..result_files import file_sha256
 from .jsonl import REPORT_FILES, aux_path, failures_path
@@ -54,7 +55,7 @@ def run_settings(args) -> dict:
     refused the file as answers of two models."""
     from llava.mm_utils import get_model_name_from_path
 
-    return {"model": str(Path(os.path.expanduser(args.model_path)).resolve()),
+    return {"model": str(usage.real_path(os.path.expanduser(args.model_path))),
             "model_id": get_model_name_from_path(args.model_path), "model_base": args.model_base,
             "conv_mode": args.conv_mode, "temperature": args.temperature, "top_p": args.top_p,
             "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
@@ -89,7 +90,7 @@ def settings_digest(settings: dict, answers: Path) -> str:
     folder = Path(settings["model"])
     listed = sorted(folder.iterdir()) if folder.is_dir() else []  # (a Hub name has no folder here)
     ours = set(REPORT_FILES)  # `eval.report --out MODEL` writes metrics.json beside the weights
-    if answers.parent.resolve() == folder.resolve():  # the answers written inside the model folder
+    if usage.real_path(answers.parent) == usage.real_path(folder):  # the answers written inside the model folder
         ours |= {p.name for p in (answers, partial_path(answers), failures_path(answers), aux_path(answers),
                                   partial_path(aux_path(answers)))}
     # Hidden files are no model's: a run's `.<answers>.partial-<pid>.digests.json` inside the

@@ -71,9 +71,10 @@ import os
 import re
 import sys
 from collections import OrderedDict
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .. import usage
+from ..data.prompts import blank
 from .merge import (ReportError, check_failures_pairing, check_pairing, format_ids, load_references, merge_answers,
                     read_failures, references_from_answers)
 from .names import name_key
@@ -90,7 +91,7 @@ def _check_reference_text(record: dict, task: str, kind: str) -> None:
     ("The IUPAC name is ."), which was only counted (`n_empty_references`) and scored 0."""
     from .metrics.molecules import extract_iupac
 
-    if kind not in VALUED_KINDS and not record["answer"].strip():
+    if kind not in VALUED_KINDS and blank(record["answer"]):  # (also only invisible characters: "\u200b")
         raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` is empty")
     if kind == "iupac" and not extract_iupac(record["answer"]):
         raise ReportError(f"question {record['question_id']!r} ({task}): the reference `answer` "
@@ -129,7 +130,7 @@ def check_reference_record(record: dict) -> Tuple[str, str]:
     its `properties`. `merge.load_references` runs it on each line, so that its refusal
     names the references file and line too."""
     given = record.get("task")
-    if isinstance(given, bool) or (isinstance(given, str) and not given.strip()):
+    if isinstance(given, bool) or (isinstance(given, str) and blank(given)):
         # `true` was scored as a text task "True"; "" joined the questions without a task
         raise ReportError(f"question {record['question_id']!r}: `task` is {given!r}; give a task name, or "
                           "leave `task` out")
@@ -344,14 +345,15 @@ def unscored_fields(task: Optional[str], kind: Optional[str], record: Optional[d
                     prediction: Optional[str], answer: Optional[dict] = None) -> dict:
     """The fields a scored row of `kind` carries, for a row that is not scored: what the
     prediction holds (None where there is none: a question model_vqa could not ask), `valid`
-    False, `empty`, `capped`, `reasoning_removed`, `final_answer_marked`, and what the reference gives (`reference_value`, `reference_name`,
-    `reference_smiles`, ...; None without a reference record). Every row of a task has the same
+    False, `empty`, `capped`, `reasoning_removed`, `final_answer_marked`, and what the reference
+    gives (`reference_value`, `reference_name`, `reference_smiles`, ...; None without a
+    reference record). Every row of a task has the same
     keys (was: not-asked rows and rows left out for want of a reference lacked `valid`,
     `value`, `reference_value`: a reader of per_question.jsonl stopped on KeyError 'valid')."""
     from .metrics import classes, molecules, numbers
 
     part = None if answer is None else answer_part(str(answer.get("text", "")))
-    fields = {"empty": prediction is not None and not prediction.strip(),
+    fields = {"empty": prediction is not None and blank(prediction),
               "capped": None if answer is None else capped(answer),
               "reasoning_removed": None if part is None else part.reasoning_removed,
               "final_answer_marked": None if part is None else scored_text(task, kind, part)[1]}
@@ -539,7 +541,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
         metrics = {k: v for k, v in metrics.items() if k != "tokenizer"}
         # scored as wrong, and counted apart: an empty reply is most often the pipeline's
         # (generation stopped at once), which a low score alone did not say
-        metrics["n_empty"] = sum(not p.strip() for p in preds)
+        metrics["n_empty"] = sum(blank(p) for p in preds)
         caps = [capped(answers[q]) for q in qids]
         metrics["n_capped"] = sum(c is True for c in caps)
         metrics["n_reasoning_removed"] = sum(parts[q].reasoning_removed for q in qids)
@@ -554,7 +556,7 @@ def score(answers: Dict[str, dict], refs: "OrderedDict[str, dict]", tokenizer=No
             results[task]["not_scored"] = unscored
             print(f"warning: task {task!r} is not scored (n=0): {unscored}; the other tasks are scored", file=sys.stderr)
         for q, p, r, e in zip(qids, preds, ref_texts, extra):
-            rows.append(_row(answers[q], task, kind, p, r, scored=True, empty=not p.strip(), **e))
+            rows.append(_row(answers[q], task, kind, p, r, scored=True, empty=blank(p), **e))
     if all("not_scored" in r for r in results.values()):  # a report of no score is none
         raise ReportError("; ".join(f"task {task!r}: no question is left to score: {r['not_scored']}"
                                     for task, r in results.items()) + "; no task is left to report")
@@ -588,7 +590,7 @@ def build_report(answer_paths: Sequence[os.PathLike], references: Optional[os.Pa
     tok = text.get_tokenizer(tokenizer)
     failed = read_failures(answer_paths)  # questions model_vqa could not ask: listed, not scored
     if references is not None:
-        if any(Path(p).resolve() == Path(references).resolve() for p in answer_paths):
+        if any(usage.real_path(p) == usage.real_path(references) for p in answer_paths):
             raise ReportError(f"the references file {references} is also listed among the answer files")
         refs = load_references(references, check=check_reference_record)
         answers, counts = merge_answers(answer_paths, list(refs), not_asked=failed)

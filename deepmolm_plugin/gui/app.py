@@ -325,7 +325,7 @@ def own_names(message: str, uploads: List[Optional[Upload]]) -> str:
     the upload (`a;b&c<d>.sdf` saved as `a;b&cd.sdf`, `"best"` as `%22best%22`)."""
     for upload in filter(None, uploads):
         copy = Path(upload.path)
-        names = [re.escape(str(copy.resolve())), re.escape(upload.path)]
+        names = [re.escape(str(usage.real_path(copy))), re.escape(upload.path)]
         if copy.name != upload.name:  # the copy's name alone, not inside a longer name (`#0`: its first record)
             names.append(rf"(?<![\w.-]){re.escape(copy.name)}(?![\w-])")
         message = re.sub("|".join(names), lambda _: upload.name, message)  # one pass: the names put in stay

@@ -104,11 +104,11 @@ def molecule_fields(smiles: Optional[str], structure: Optional[str], image: Opti
         raise ValueError(f"Give either a SMILES or a structure file{alone}.")
     fields = {}
     if structure:
-        fields["structure"] = str(Path(structure).resolve())
+        fields["structure"] = str(usage.real_path(structure))
     if smiles:
         fields["smiles"] = smiles
     if image:
-        fields["image"] = str(Path(image).resolve())
+        fields["image"] = str(usage.real_path(image))
     return fields
 
 

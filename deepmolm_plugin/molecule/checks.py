@@ -241,8 +241,10 @@ def _impossible_isotope(atom: Chem.Atom) -> str | None:
 
 def check_possible_atoms(mol: Chem.Mol, id: str) -> None:
     """``MoleculeError`` naming the first ten atoms whose formal charge or mass number no atom
-    can have (see above): a typo, fingerprinted as written, would describe nothing real."""
-    bad = [(atom.GetIdx(), why) for atom in mol.GetAtoms()
+    can have (see above): a typo, fingerprinted as written, would describe nothing real. A
+    dummy atom (`*`, atomic number 0: no element) is another check's (deepmolm-kflm2 keeps it;
+    this one raised KeyError on it there)."""
+    bad = [(atom.GetIdx(), why) for atom in mol.GetAtoms() if atom.GetAtomicNum() > 0
            for why in (_impossible_charge(atom), _impossible_isotope(atom)) if why]
     if bad:
         listed = "; ".join(f"{atom_names([i], mol)} ({why})" for i, why in bad[:10])

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Mapping, Optional
 
+from .. import usage
 from ..config_fields import config_field, has_config_field
 from ..molecule_fp import DEEPMOLM, FingerprintSettings, MoleculeFpError, stamp_problem, validate
 from ..usage import DataError
@@ -1016,7 +1017,7 @@ class InputResolver:
             # is at fault, and every later input would fail the same way
             write_depiction(image, path, what=f"the depiction of {self.kind} {rid!r} in the render folder: "
                                               f"an output of this run, not a problem of the {self.kind}")
-        return str(path.resolve())
+        return str(usage.real_path(path))
 
     def depiction(self, fields: Mapping, rid: str, molecule: Optional["MoleculeRecord"] = None) -> "Image.Image":
         """The depiction of ``fields``' molecule (``drawn_molecule`` says which molecule is drawn)."""

@@ -30,6 +30,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from .. import usage
+
 __all__ = ["MANIFEST", "SidecarBuilder", "SidecarError", "SidecarFiles", "dtype_for", "is_reference",
            "manifest_settings", "read_manifest", "reference", "rows_digest"]
 
@@ -190,7 +192,7 @@ def edited_records_cause(records_file: "str | os.PathLike") -> Optional[str]:
 
     path = Path(records_file)
     try:
-        content = read_manifest(path.resolve().parent)
+        content = read_manifest(usage.real_path(path).parent)
     except ValueError:  # an unreadable manifest tells nothing; its own error comes where it is read
         return None
     entry = ((content or {}).get("files") or {}).get(path.name) if isinstance(content, dict) else None

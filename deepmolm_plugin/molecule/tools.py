@@ -202,7 +202,7 @@ def _file_key(path: Path) -> tuple | None:
     try:
         st = os.stat(path)
     except OSError:
-        return (str(Path(path).resolve()),)
+        return (str(usage.real_path(path)),)  # (Path.resolve raised RuntimeError on a loop of links)
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 

@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import usage
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "DEEPMOLM_PROPERTY_CACHE"
@@ -138,9 +140,9 @@ def model_fingerprint(folder: str | os.PathLike, loaded: str | os.PathLike | Non
         raise FileNotFoundError(f"{folder} is not a Hugging Face model folder (no config.json or llm/config.json)")
     h = hashlib.sha256()
     _hash_files(h, folder)
-    if loaded is not None and Path(loaded).resolve() != folder.resolve():
+    if loaded is not None and usage.real_path(loaded) != usage.real_path(folder):
         h.update(b"|loaded|")
-        _hash_files(h, Path(loaded).resolve())
+        _hash_files(h, usage.real_path(loaded))
     return h.hexdigest()
 
 

@@ -33,6 +33,7 @@ from rdkit import Chem
 
 from ..molecule import sanitize
 from ..molecule.bonds import bonds
+from ..molecule.checks import check_possible_atoms
 from ..molecule.errors import MoleculeError, MoleculeTooLarge
 from ..molecule.policy import MAX_ATOMS
 from ..molecule.standard import standard_molecule
@@ -169,10 +170,13 @@ def parse_smiles(smiles: str) -> tuple[Chem.Mol | None, str]:
     """RDKit molecule (sanitised, as written: graphs, features and keys are computed from its
     ``standard_molecule``) or None plus the reason, in RDKit's own words where it
     gave any: the molecule package's parser (`molecule.sanitize.parse_smiles`), which also
-    refuses text RDKit would read as another molecule ('CC O' is ethane to RDKit), and a
-    molecule of more than ``MAX_HEAVY_ATOMS`` heavy atoms."""
+    refuses text RDKit would read as another molecule ('CC O' is ethane to RDKit), an atom
+    no element can make (`molecule.checks.check_possible_atoms`: a charge or mass number that
+    cannot exist), and a molecule of more than ``MAX_HEAVY_ATOMS`` heavy atoms."""
     try:
         mol, _ = sanitize.parse_smiles(smiles, smiles, MAX_HEAVY_ATOMS)
+        # `[C+8]`, `[133CH3]` (a typo of `[13CH3]`): refused by every other tool, trained on here
+        check_possible_atoms(mol, smiles)
     except MoleculeTooLarge as error:
         return None, (f"too large: {error.n_heavy} heavy atoms > {MAX_HEAVY_ATOMS}, the property models' cap "
                       f"(4 x max_atoms={MAX_ATOMS}, the molecule package's default cap)")

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .. import usage
 from ..result_files import shared_mode
 from ..tensor_files import share_weights_files
 from .causal_lm import load_causal_lm, load_tokenizer
@@ -90,7 +91,7 @@ def _check_out_dir(model_dir, out_dir, overwrite: bool) -> Path:
     """`out_dir`, refused when it is `model_dir` (the base model was replaced in place) or
     already holds files and `overwrite` is False (another run's model was replaced)."""
     out = Path(out_dir)
-    if out.exists() and Path(model_dir).exists() and out.resolve() == Path(model_dir).resolve():
+    if out.exists() and Path(model_dir).exists() and usage.real_path(out) == usage.real_path(model_dir):
         raise ValueError(f"lora_finetune: out_dir {out} is model_dir: the base model would be overwritten")
     if out.exists() and not out.is_dir():
         raise ValueError(f"lora_finetune: out_dir {out} is a file, not a folder")

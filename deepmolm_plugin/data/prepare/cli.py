@@ -150,7 +150,7 @@ def reader_options(args) -> dict:
 def settings_of(args) -> dict:
     """Everything that changes the output (so not --out, --workers, --shard), and --input's
     path, which is recorded but not compared (`identity.compared_settings`)."""
-    return {"format": args.format, "input": str(Path(args.input).resolve()), "reader_options": reader_options(args),
+    return {"format": args.format, "input": str(usage.real_path(args.input)), "reader_options": reader_options(args),
             "conformer_policy": args.conformer_policy, "image_size": args.image_size, "chunk_size": args.chunk_size,
             "limit": args.limit, "fp_bits": args.fp_bits, "fp_levels": args.fp_levels, "max_atoms": args.max_atoms,
             "embed_timeout": args.embed_timeout}
@@ -162,7 +162,7 @@ def run_state(args, out: Output, previous: Optional[dict]) -> dict:
     mtime are unchanged at the same path, `reusable_checksums`)."""
     settings = settings_of(args)
     return {"schema": SCHEMA, "settings": settings, "versions": versions(),
-            "inputs": checksum_inputs(settings, out.root.resolve(), reusable_checksums(previous, settings))}
+            "inputs": checksum_inputs(settings, usage.real_path(out.root), reusable_checksums(previous, settings))}
 
 
 def note_relocated(previous: dict, state: dict) -> None:
@@ -423,7 +423,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f"run's {n_chunks} chunks ({time.perf_counter() - began:.1f} s); when every shard is done, "
                     "run the same command with --merge instead of --shard")
                 return 0
-        changed = changed_inputs(state["settings"], out.root.resolve(), state["inputs"])
+        changed = changed_inputs(state["settings"], usage.real_path(out.root), state["inputs"])
         if changed:
             raise PrepareError(f"--input changed while this run read it ({', '.join(changed[:5])}): its records may "
                                "mix the old and the new contents; rerun the same command with --overwrite")

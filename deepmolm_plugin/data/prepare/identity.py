@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from ... import usage
 from ..sources.base import READER_LOCATIONS, input_files_of
 from ...result_files import file_sha256
 from .common import PrepareError, Shape, dumps, need
@@ -18,7 +19,7 @@ def input_files(settings: dict, out: Path) -> List[Tuple[Path, str]]:
     the files of the folder that the format's reader reads (`sources.base.input_files_of`;
     a file the reader never opens, such as the run's own nohup.out, is not input), sorted,
     the output folder (if inside) left out."""
-    path = Path(settings["input"]).resolve()
+    path = usage.real_path(settings["input"])
     if path.is_file():
         return [(path, path.name)]
     if not path.is_dir():

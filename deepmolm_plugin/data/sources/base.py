@@ -16,6 +16,7 @@ from ...csv_table import SEPARATORS, first_row, separator_problem  # noqa: F401
 # the one rule for control characters lives with the structure readers (molecule never imports data)
 from ...molecule.io.base import control_problem, id_key  # noqa: F401 (id_key: this package's rule too)
 from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL, read_manifest
+from ...usage import broken_link
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def repeated_id(seen: Dict[str, str], row_id: str, where: str) -> Optional[str]:
 
 # Split names become file names (<split>.json, fp/<split>.npy) next to manifest.json.
 SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+SPLIT_MAX = 100  # characters (ASCII: bytes) of a split name, well below a file name's 255 bytes
 # Device names Windows reserves in every folder, with any suffix: CON.json cannot be made there.
 WINDOWS_DEVICES = frozenset(["con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                              *(f"lpt{i}" for i in range(1, 10))])
@@ -196,6 +198,9 @@ def split_problem(split) -> Optional[str]:
     (on a case-insensitive file system: macOS, Windows) the run's own manifest.json."""
     if not isinstance(split, str) or not SPLIT_NAME.fullmatch(split):
         return f"split {split!r} is not a plain name (letters, digits, _ and -)"
+    if len(split) > SPLIT_MAX:  # was: the whole run failed writing `fp/<split>.npy`, and so did every rerun
+        return (f"split {split[:40]!r}... is {len(split)} characters long, more than {SPLIT_MAX}: its files "
+                f"(`<split>.json`, `fp/<split>.npy`, temporary names) would pass a file name's 255 bytes")
     if split.lower() == "manifest":
         return f"split {split!r} would name its records {split}.json, which is the run's manifest.json"
     if split.lower() in WINDOWS_DEVICES:
@@ -232,8 +237,9 @@ def visible_files(folder: Path) -> List[Tuple[Path, str]]:
     alike (a file one of them saw and the other did not would go unnoticed when edited).
     A deepmolm-prepare output folder inside it is another run's output, never input: its
     files counted in this run's input checksums, so whichever run wrote last made the
-    other's rerun fail as "input changed"."""
-    files, walked = [], set()
+    other's rerun fail as "input changed". A link to nothing (or a loop of links) is an
+    error naming it (FileNotFoundError), not a file left out."""
+    files, walked, broken = [], set(), []
     # Links are followed (a folder of links to data is common on clusters; a linked folder
     # was skipped without a word), each real folder walked once (a link to an ancestor is
     # no loop) and each real file listed once, under its first name in sorted order (a
@@ -248,8 +254,15 @@ def visible_files(folder: Path) -> List[Tuple[Path, str]]:
         for name in names:
             path = here / name
             relative = path.relative_to(folder)
-            if not is_hidden(relative) and path.is_file():
+            if is_hidden(relative):
+                continue
+            if path.is_file():
                 files.append((path, relative.as_posix()))
+            elif broken_link(path):
+                broken.append(f"{relative.as_posix()} {broken_link(path)}")
+    if broken:  # was left out without a word: a folder of links into storage since expired lost files
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        raise FileNotFoundError(f"{'; '.join(broken[:3])}{more}: remove the link or make what it names available")
     unique = {}
     for path, name in sorted(files):
         unique.setdefault(os.path.realpath(path), (path, name))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ...molecule.io.read import not_text
+from ...usage import broken_link
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, field_count_problem,
                    fields_control_problem, option_list, register_reader, separator_problem, undecodable,
                    without_trailing_blanks)
@@ -44,7 +45,12 @@ def collapse_backslashes(smiles: str) -> str:
 
 
 def choose_splits(fmt: str, root: Path, files: dict, requested) -> list:
-    """The requested splits (default: those whose file exists); a missing one is an error."""
+    """The requested splits (default: those whose file exists); a missing one is an error, and
+    so is a split file that is a link to nothing (was: left out, the whole split, exit 0)."""
+    for name in files.values():
+        problem = broken_link(root / name)
+        if problem:
+            raise FileNotFoundError(f"{fmt}: {root / name} {problem}")
     present = [s for s, name in files.items() if (root / name).is_file()]
     splits = option_list(fmt, "splits", requested) or present
     missing = [s for s in splits if s not in present]

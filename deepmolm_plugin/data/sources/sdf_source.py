@@ -55,6 +55,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
+from ... import usage
 from ...molecule import MoleculeError
 from ...molecule.io.read import not_text
 from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
@@ -201,7 +202,7 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
                 if len(starts) > 1:
                     yield from _run_together(name, index, start, block, starts, options.get("id_field"))
                 else:
-                    yield from _record(path.resolve(), name, index, block, labels, texts, options, ids, start)
+                    yield from _record(usage.real_path(path), name, index, block, labels, texts, options, ids, start)
                 index += len(starts)
 
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
+from ... import usage
 from ...molecule.canonical import smiles_identity
 from ...result_files import file_sha256
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, fields_control_problem, is_hidden,
@@ -148,7 +149,7 @@ class _Pictures:
     def key(self, path: Path) -> str:
         """A picture is its bytes: two files of one picture (a copy under another name) with
         answers naming two molecules gave records of one image file with both labels."""
-        real = path.resolve()
+        real = usage.real_path(path)
         if real not in self.digests:
             try:
                 self.digests[real] = file_sha256(real)
@@ -189,12 +190,12 @@ def _resolve_image(root: Path, image: str) -> Path:
     """The image file, which must be one of the dataset folder's files (the engine copies
     it): inside it and not hidden, as the run's input checksums see them (a picture in a
     hidden folder was copied, but an edit to it went unnoticed on a rerun)."""
-    folder, why = root.resolve(), None
+    folder, why = usage.real_path(root), None
     for candidate in (root / image, root / "imgs" / PurePosixPath(_image_key(image)).name):
         try:
             if not candidate.is_file():
                 continue
-            real = candidate.resolve()
+            real = usage.real_path(candidate)
         except OSError as error:
             # is_file() is False only for "not found"; a name too long for the file system
             # (ENAMETOOLONG) or a folder this user cannot search (EACCES) raises. Was: raised

@@ -211,8 +211,8 @@ def _allow(base: Path) -> None:
     or `$NLTK_DATA`: put the folder WordNet was found in on `nltk.data.path` (first)."""
     import nltk.data
 
-    resolved = base.resolve()
-    known = {Path(str(getattr(p, "path", p))).expanduser().resolve() for p in nltk.data.path}
+    resolved = usage.real_path(base)
+    known = {usage.real_path(str(getattr(p, "path", p))) for p in nltk.data.path}
     if resolved not in known:
         nltk.data.path.insert(0, str(resolved))
 
