@@ -119,3 +119,13 @@ def test_kflm2_keeps_possible_atoms():
 def test_a_split_name_too_long_for_a_file_name_is_the_rows_failure():
     assert "is 300 characters long, more than 100" in split_problem("s" * 300)
     assert split_problem("s" * 100) is None  # was: the run failed writing fp/<split>.npy at its end, every rerun
+
+
+@pytest.mark.parametrize("failures, said", [
+    ("newout", "--failures newout: is the --out folder; give a file (such as newout/failures.jsonl)"),
+    ("newout/sub/f.jsonl", "--failures newout/sub/f.jsonl: no such folder newout/sub"),
+])
+def test_a_refused_render_leaves_no_out_folder_it_made(tmp_path, failures, said):
+    done = _tool("render", "--smiles", "CCO", "--out", "newout", "--failures", failures, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == f"deepmolm-render: error: {said}"
+    assert not (tmp_path / "newout").exists()  # was left behind, empty ("is a folder, not a file")

@@ -642,11 +642,16 @@ def render_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stereo-labels", action="store_true", help="also write CIP labels")
     args = parser.parse_args(argv)
     _expand_inputs(args)
+    created = False  # --out made by this run: a refusal after it leaves no empty folder behind
     try:
         usage.at_least(args.size, "--size", MIN_RENDER_SIZE)
         if args.size > MAX_RENDER_SIZE:  # else every record fails in Cairo, or the machine runs out of memory
             raise usage.UsageError(f"--size must be <= {MAX_RENDER_SIZE} pixels, got {args.size}")
         usage.output_folder(args.out, "--out")
+        if args.failures is not None and usage.real_path(args.failures) == usage.real_path(args.out):
+            raise usage.UsageError(f"--failures {args.failures}: is the --out folder; give a file (such as "
+                                   f"{os.path.join(args.failures, 'failures.jsonl')})")
+        created = not args.out.exists()
         args.out.mkdir(parents=True, exist_ok=True)
         usage.output_file(args.out / "index.jsonl", "--out's index.jsonl")  # a folder there was a traceback
         if args.failures is not None:  # may be inside --out
@@ -659,6 +664,8 @@ def render_main(argv: list[str] | None = None) -> int:
         # unfinished one) of the run writing there, which then failed
         locks = _hold_outputs(parser.prog, kinds, args)
     except usage.UsageError as e:
+        if created and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # (`--failures newout` beside `--out newout` left an empty newout/)
         usage.fail(parser.prog, e)
     try:
         return _render(parser.prog, args)
