@@ -129,3 +129,11 @@ def test_a_refused_render_leaves_no_out_folder_it_made(tmp_path, failures, said)
     done = _tool("render", "--smiles", "CCO", "--out", "newout", "--failures", failures, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip() == f"deepmolm-render: error: {said}"
     assert not (tmp_path / "newout").exists()  # was left behind, empty ("is a folder, not a file")
+
+
+def test_rdkits_warning_on_an_unusual_charge_is_noted_once_and_not_printed(tmp_path):
+    done = _tool("fingerprint", "--no-progress", "--smiles", "[U+6]", "--out", "u.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Unusual charge" not in done.stderr  # was printed raw ("[23:20:21] Unusual charge on atom 0 ...")
+    notes = json.loads((tmp_path / "u.jsonl").read_text())["notes"]
+    assert len([n for n in notes if "Unusual charge" in n]) == 1  # was twice

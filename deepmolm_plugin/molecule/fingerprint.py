@@ -53,9 +53,8 @@ import numpy as np
 from rdkit import Chem
 
 from ..molecule_fp import DEEPMOLM, PAD, FingerprintSettings
-from .bonds import bonds
 from .checks import BOND_KINDS, check_bond_types, check_coordinates, conformer_is_3d
-from .errors import MoleculeError, atom_names, sanitization_failed
+from .errors import MoleculeError, atom_names, rdkit_messages, sanitization_failed
 
 
 @contextlib.contextmanager
@@ -150,7 +149,10 @@ def molecule_fp(
         raise MoleculeError(id, "conformer is 2D (a depiction): E3FP needs 3D coordinates")
 
     try:
-        heavy = Chem.RemoveAllHs(mol)  # sanitised copy, conformer ids kept
+        # sanitised copy, conformer ids kept; its warnings are those the record's building
+        # noted already (`[U+6]`'s "Unusual charge" was printed raw on the tool's screen)
+        with rdkit_messages():
+            heavy = Chem.RemoveAllHs(mol)
     except Chem.MolSanitizeException as error:
         raise sanitization_failed(id, error) from error
     heavy_conf_id = conf.GetId()

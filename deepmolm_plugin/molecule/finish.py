@@ -93,7 +93,9 @@ def finish(
     mol, conformer = apply_3d_policy(mol, id, notes, policy=policy, embed_timeout=embed_timeout,
                                      mmff_max_iters=mmff_max_iters)
     mol = place_shared_charges(mol)  # a carboxylate's charge on one oxygen for every spelling of its coordinates
-    return MoleculeRecord(id, mol, source, conformer, notes, keep_atoms)
+    # each note once: RDKit says the same of the molecule at each sanitisation (`[U+6]`'s
+    # "Unusual charge" was noted twice, at parsing and at embedding)
+    return MoleculeRecord(id, mol, source, conformer, list(dict.fromkeys(notes)), keep_atoms)
 
 
 def _unmark_unknown_stereo(mol: Chem.Mol) -> Chem.Mol:
