@@ -137,3 +137,16 @@ def test_rdkits_warning_on_an_unusual_charge_is_noted_once_and_not_printed(tmp_p
     assert "Unusual charge" not in done.stderr  # was printed raw ("[23:20:21] Unusual charge on atom 0 ...")
     notes = json.loads((tmp_path / "u.jsonl").read_text())["notes"]
     assert len([n for n in notes if "Unusual charge" in n]) == 1  # was twice
+
+
+def test_an_input_that_is_a_loop_of_links_says_so(tmp_path):
+    os.symlink("loop2", tmp_path / "loop1")
+    os.symlink("loop1", tmp_path / "loop2")
+    done = _tool("fingerprint", "--no-progress", "loop1", "--out", "x.jsonl", cwd=tmp_path)
+    assert done.returncode == 1  # the record's failure; was "no such file (use --smiles ...)"
+    assert "FAILED loop1: is a symbolic link to loop2, which does not exist (or is a loop of links)" in done.stderr
+
+
+def test_an_embedding_time_limit_too_large_says_its_bound(tmp_path):
+    done = _tool("fingerprint", "--smiles", "C", "--embed-timeout", "1e300", cwd=tmp_path)
+    assert done.returncode == 2 and "expected seconds > 0 and < 2**31 (68 years), or 'none', got '1e300'" in done.stderr

@@ -115,7 +115,8 @@ def embed_timeout_arg(text: str) -> float | None:
     except ValueError:
         value = math.nan
     if not 0 < value < 2**31:  # also rejects nan and inf
-        raise argparse.ArgumentTypeError(f"expected seconds > 0 or 'none', got {text!r}")
+        # the upper bound is RDKit's (unsigned 32-bit seconds): `1e300` was told "> 0"
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 and < 2**31 (68 years), or 'none', got {text!r}")
     return int(value) if value.is_integer() else value  # '60' equals the default 60 in settings
 
 
@@ -184,7 +185,7 @@ def _each_record(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
         if not path.is_file():
             # a pipe or device (`<(...)`, /dev/stdin) exists: "no such file" sent users looking for it
             reason = ("is not a regular file (a pipe or a device): save it to a file first" if path.exists()
-                      else "no such file (use --smiles to pass SMILES strings)")
+                      else usage.broken_link(path) or "no such file (use --smiles to pass SMILES strings)")
             yield MoleculeError(item, reason, source=item)
             continue
         problem = unknown_format(path)
