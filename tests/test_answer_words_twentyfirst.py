@@ -105,3 +105,10 @@ def test_a_restatement_after_long_white_space_stays_linear():
 ])
 def test_an_answer_corrected_at_once(text, expected):
     assert stated_label(text, "p_np") == expected
+
+
+def test_the_restatements_own_words_are_not_taken_for_a_unit():
+    from deepmolm_plugin.eval.metrics.numbers import parse_number
+
+    # `or more` before `exactly`: the first version took both for the unit's words, then found no restatement
+    assert parse_number("180 or more exactly 180.16") == 180.16

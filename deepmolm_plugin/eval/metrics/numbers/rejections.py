@@ -21,10 +21,12 @@ _HEDGE_AFTER = re.compile(r"[^\S\n]*(?:[^\W\d_][^\s,;]{0,11}[^\S\n]+)?(?:exactly
 # A number the answer states again, more precisely, right after it: `180 g/mol rounded, more
 # precisely 180.16`, `2 (to be exact, 2.13)`, `-5.2 eV; more exactly -5.21 eV`: the later one
 # is the value (was: the first, 180). A word or two may stand between the number and the
-# restatement (its unit, `rounded`). `exactly` or `precisely` alone is no restatement: `2.1
-# (exactly 0.3 higher than ethanol)`. Possessive (`*+`): white space that two parts
-# could share made a failing match quadratic in a long run of spaces after a number.
-_RESTATED_AFTER = re.compile(r"(?:[^\S\n]*+[^\W\d_][^\s\d,;()]{0,11}+){0,2}+[^\S\n]*+[,;(\u2013\u2014]?+[^\S\n]*+"
+# restatement (its unit, `rounded`; not the restatement's own `or`, `more`, `to`). `exactly`
+# or `precisely` alone is no restatement: `2.1 (exactly 0.3 higher than ethanol)`. Possessive
+# (`*+`): white space that two parts could share made a failing match quadratic in a long run
+# of spaces after a number.
+_RESTATED_AFTER = re.compile(r"(?:[^\S\n]*+(?!(?:or|and|more|to)(?![^\W\d_]))[^\W\d_][^\s\d,;()]{0,11}+){0,2}+"
+                             r"[^\S\n]*+[,;(\u2013\u2014]?+[^\S\n]*+"
                              r"(?:or[^\S\n]++|and[^\S\n]++)?(?:more[^\S\n]++(?:precisely|exactly|accurately)"
                              r"|to[^\S\n]++be[^\S\n]++(?:more[^\S\n]++)?(?:precise|exact))"
                              r"[^\S\n]*+[:,]?+[^\S\n]*+(?=[-+\u2212]?\.?\d)", re.IGNORECASE)
