@@ -251,8 +251,9 @@ def existing_file(value: "str | os.PathLike", option: str, allow_empty: bool = T
     path = _reachable(value, option)
     if path.is_dir():
         raise UsageError(f"{option} {value}: is a folder, not a file")
-    if broken_link(path):  # was "no such file", with the link right there
-        raise UsageError(f"{option} {value}: {broken_link(path)}")
+    problem = broken_link(path)
+    if problem:  # was "no such file", with the link right there
+        raise UsageError(f"{option} {value}: {problem}")
     if not path.is_file():
         # a pipe or device (`<(...)`, a FIFO) exists: "no such file" sent users looking for it
         raise UsageError(f"{option} {value}: {NOT_A_REGULAR_FILE if path.exists() else 'no such file'}")
@@ -265,8 +266,9 @@ def existing_folder(value: "str | os.PathLike", option: str) -> Path:
     path = _reachable(value, option)
     if path.is_file():
         raise UsageError(f"{option} {value}: is a file, not a folder")
-    if broken_link(path):
-        raise UsageError(f"{option} {value}: {broken_link(path)}")
+    problem = broken_link(path)
+    if problem:
+        raise UsageError(f"{option} {value}: {problem}")
     if not path.is_dir():
         raise UsageError(f"{option} {value}: no such folder")
     return path

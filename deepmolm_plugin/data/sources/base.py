@@ -256,10 +256,11 @@ def visible_files(folder: Path) -> List[Tuple[Path, str]]:
             relative = path.relative_to(folder)
             if is_hidden(relative):
                 continue
+            problem = None if path.is_file() else broken_link(path)
             if path.is_file():
                 files.append((path, relative.as_posix()))
-            elif broken_link(path):
-                broken.append(f"{relative.as_posix()} {broken_link(path)}")
+            elif problem:
+                broken.append(f"{relative.as_posix()} {problem}")
     if broken:  # was left out without a word: a folder of links into storage since expired lost files
         more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
         raise FileNotFoundError(f"{'; '.join(broken[:3])}{more}: remove the link or make what it names available")
