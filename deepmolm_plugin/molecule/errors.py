@@ -256,6 +256,8 @@ class _SigintWatch:
         self._thread: threading.Thread | None = None
         self._wakeup: int | None = None  # the read end of the wakeup pipe, while it is Python's wakeup file
         self._flag: "ctypes.c_bool | None" = None
+        self._terms: list[int] = []  # SIGTERMs noted during the step (only when it watches for them)
+        self._sigterm = None  # the SIGTERM handler it replaced, while it watches for SIGTERM
 
     def __enter__(self) -> "_SigintWatch":
         flag = _rdkit_got_signal()
@@ -264,7 +266,6 @@ class _SigintWatch:
             if usage.sigterm_interrupts():
                 self._wakeup = _wakeup_pipe()
             if self._wakeup is not None:
-                self._terms: list[int] = []
                 self._sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: self._terms.append(signum))
             self._thread = threading.Thread(target=self._watch, args=(flag,), name="rdkit-sigint", daemon=True)
             self._thread.start()
@@ -418,12 +419,15 @@ _STACK = re.compile(r"^(\*{4}|-{10}|Stacktrace:|\d+# .*)$")
 def _readable(messages: list[str], name: Callable[[int], str] | None = None) -> list[str]:
     """RDKit's lines as one-line message parts, each once: its caret diagram (the input
     echoed, then `~~~~^` under it) is dropped, its position already said in words; joined
-    with "; " it read `... position 5:; C1CC(C; ~~~~^; ...` (the GUI showed that)."""
+    with "; " it read `... position 5:; C1CC(C; ~~~~^; ...` (the GUI showed that). Each
+    part at most 200 characters (`usage.shortened`)."""
     drop = {i for i, m in enumerate(messages) if _CARETS.match(m)}
     drop |= {i - 1 for i in drop}
     drop |= {i for i, m in enumerate(messages) if _STACK.match(m)}
     kept = [m[:-1] if m.endswith(":") and i + 1 in drop else m for i, m in enumerate(messages) if i not in drop]
-    return list(dict.fromkeys(one_based(m, name) for m in kept))
+    # each line cut to 200 characters: RDKit echoes its input, three times for a SMILES it
+    # cannot parse (a 600-atom SMILES made a 2,000-character reason)
+    return list(dict.fromkeys(usage.shortened(one_based(m, name), 200) for m in kept))
 
 
 def with_messages(reason: str, messages: list[str], name: Callable[[int], str] | None = None) -> str:

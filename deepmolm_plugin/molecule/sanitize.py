@@ -18,6 +18,8 @@ import re
 
 from rdkit import Chem
 
+from ..usage import shortened
+
 from .errors import (MoleculeError, MoleculeTooLarge, as_notes, atom_names, rdkit_messages, sanitization_failed,
                      with_messages)
 
@@ -65,27 +67,40 @@ def _invariant_failed(mol: Chem.Mol, id: str, error: RuntimeError) -> MoleculeEr
     return MoleculeError(id, f"sanitization failed (RDKit: {said})")
 
 
+def _shown(text) -> str:
+    """`text` quoted for a message, cut to its start and length when long: a line of 2,000 NUL
+    bytes (a crash's zero-filled tail read as a SMILES) or a 5,000-atom SMILES was shown whole."""
+    quoted = repr(text)
+    if not isinstance(text, str) or len(quoted) <= 120:
+        return shortened(quoted, 120)
+    n = 100
+    while len(repr(text[:n])) > 100:  # escapes take 4 characters each
+        n //= 2
+    return f"{text[:n]!r}... ({len(text)} characters)"
+
+
 def check_smiles_text(smiles, id: str) -> str:
     """The stripped SMILES, or a ``MoleculeError`` for text RDKit would misread (see above)."""
     if not isinstance(smiles, str):
-        raise MoleculeError(id, f"SMILES must be a string, got {type(smiles).__name__} {smiles!r}")
+        raise MoleculeError(id, f"SMILES must be a string, got {type(smiles).__name__} {_shown(smiles)}")
     text = smiles.strip()
     if not text:
         raise MoleculeError(id, "empty SMILES")
     bad = next((i for i, ch in enumerate(text) if not (ch == " " or 32 < ord(ch) < 127)), None)
     if bad is not None:
         what = "non-ASCII" if ord(text[bad]) > 127 else "control"
-        raise MoleculeError(id, f"SMILES {smiles!r} has a {what} character {text[bad]!r} at position {bad}")
+        raise MoleculeError(id, f"SMILES {_shown(smiles)} has a {what} character {text[bad]!r} at position {bad}")
     head, _, rest = text.partition(" ")
     rest = rest.strip()
     if rest and not rest.startswith("|"):
-        raise MoleculeError(id, f"SMILES {smiles!r} has text after a space ({rest!r}); RDKit would "
+        raise MoleculeError(id, f"SMILES {_shown(smiles)} has text after a space ({_shown(rest)}); RDKit would "
                                 f"ignore it as a name: give the SMILES alone")
     close = rest.find("|", 1)  # the extension's closing bar; -1 when rest is empty or unclosed
     if close > 0 and rest[close + 1:].strip():
         # 'CC |$;$|O' was ethane: RDKit reads the extension, then takes the rest as a name
-        raise MoleculeError(id, f"SMILES {smiles!r} has text after its CXSMILES extension "
-                                f"({rest[close + 1:].strip()!r}); RDKit would ignore it as a name: give the SMILES alone")
+        raise MoleculeError(id, f"SMILES {_shown(smiles)} has text after its CXSMILES extension "
+                                f"({_shown(rest[close + 1:].strip())}); RDKit would ignore it as a name: "
+                                "give the SMILES alone")
     return text
 
 
@@ -96,12 +111,12 @@ def parse_smiles(smiles: str, id: str, max_heavy: int | None = None) -> tuple[Ch
     with rdkit_messages() as messages:
         mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
-        raise MoleculeError(id, with_messages(f"unparseable SMILES {smiles!r}", messages))
+        raise MoleculeError(id, with_messages(f"unparseable SMILES {_shown(smiles)}", messages))
     if mol.GetNumConformers():
         # CXSMILES coordinates `|(x,y,z;...)|` became the 3D conformer without a word (under
         # 'from-file' too, which refuses a SMILES), and RDKit had set the chiral tags from them:
         # the written @@ was silently flipped
-        raise MoleculeError(id, f"SMILES {smiles!r} carries CXSMILES coordinates; a SMILES is given a generated "
+        raise MoleculeError(id, f"SMILES {_shown(smiles)} carries CXSMILES coordinates; a SMILES is given a generated "
                                 "conformer: drop the coordinates, or give them as a structure file (SDF, XYZ) or "
                                 "as `atoms` + `coordinates`")
     written = [a.GetIdx() for a in mol.GetAtoms() if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED]

@@ -34,9 +34,12 @@ has (as Unicode NFC text, deepmolm-prepare's ``duplicate-id`` rule) is a failed 
 id, exit 0). ``deepmolm-render`` still draws it, as ``<id>__2.png`` (its index line and
 source tell the pictures apart, and a picture is never one of the other record's), and says
 so in a note naming the repeated ids. (With ``--smiles`` the id is the SMILES, so one id is
-one molecule: a repeat is neither.) ``deepmolm-render`` fails a record with a hydrogen bonded
-to no heavy atom (a salt's H+), as fingerprinting does (was: drawn; ``--fragments largest``
-drops it).
+one molecule: a repeat is neither.) A record whose title or name column deepmolm-prepare
+would refuse as an id (white space around it, a tab or other control character, an
+invisible format character such as U+200B) fails with that reason in both tools (was:
+written and drawn under an id no prepared record can have). ``deepmolm-render`` fails a
+record with a hydrogen bonded to no heavy atom (a salt's H+), as fingerprinting does (was:
+drawn; ``--fragments largest`` drops it).
 
 Also runnable as ``python -m deepmolm_plugin.molecule.tools {fingerprint,render} ...``.
 """
@@ -72,7 +75,7 @@ from .render import render_molecule
 from .builders import molecule_from_smiles
 from .io import read_structures, unknown_format
 from .inputs import MAX_RENDER_SIZE, MIN_RENDER_SIZE
-from .io.base import id_key
+from .io.base import id_key, id_problem
 from .policy import MAX_ATOMS, POLICIES
 from .record import MoleculeRecord
 
@@ -156,6 +159,13 @@ def _records(args, **options) -> Iterator[MoleculeRecord | MoleculeError]:
     """Every record of every input, failures included, in input order; a size refusal names
     this tool's --max-atoms (was: "raise it with max_atoms / --max-atoms")."""
     for item in _each_record(args, **options):
+        if isinstance(item, MoleculeRecord) and not args.smiles:
+            # a title or name column that deepmolm-prepare refuses as an id ("a\tb", one of
+            # U+200B alone) was written and drawn, under an id no prepared record can have
+            # (with --smiles the id is the SMILES, which parsed)
+            problem = id_problem(item.id)
+            if problem is not None:
+                item = MoleculeError(item.id, problem, source=item.source)
         yield item.reworded("--max-atoms") if isinstance(item, MoleculeTooLarge) else item
 
 
@@ -333,8 +343,10 @@ def _hold_outputs(prog: str, kinds: dict, args) -> list:
 
 
 def _printable(text) -> str:
-    """`text` on one terminal line: control characters (line breaks, ESC) escaped."""
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in str(text))
+    """`text` on one terminal line as it is: control characters (line breaks, ESC) and
+    invisible format characters escaped (an id of U+200B alone showed as nothing, U+202E
+    turned the rest of the line around)."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in str(text))
 
 
 # A record's source: ``path#index``, or ``path#index, line N`` (``lines N-M ...``) where the
@@ -702,7 +714,9 @@ def _render(prog: str, args) -> int:
                         check_lone_hydrogens(item.mol, item.id)
                         image = render_molecule(item, size=args.size,
                                                 stereo_labels=args.stereo_labels)
-                        name = png_name(item.id)
+                        # by the id's NFC text: ids one only as NFC ("café" typed two ways) are
+                        # a repeat, numbered __2 as the note says (were named apart)
+                        name = png_name(id_key(item.id))
                         # written under a hidden name, listed, then put in place: a killed run left
                         # pictures its index did not list, and the rerun named them __2
                         part = args.out / f".{name}.part"

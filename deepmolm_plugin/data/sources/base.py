@@ -14,7 +14,8 @@ from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional
 # separator_problem: the one rule of every CSV reader; this package's readers import it from here
 from ...csv_table import SEPARATORS, first_row, separator_problem  # noqa: F401
 # the one rule for control characters lives with the structure readers (molecule never imports data)
-from ...molecule.io.base import control_problem, id_key  # noqa: F401 (id_key: this package's rule too)
+# id_key and id_problem: this package's rules too (the structure readers' and the molecule tools')
+from ...molecule.io.base import control_problem, id_key, id_problem  # noqa: F401
 from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL, read_manifest
 from ...usage import broken_link
 
@@ -124,25 +125,6 @@ def csv_header(reader, path, fmt: str) -> list:
     if problem:
         raise ValueError(f"{fmt}: {path}: {problem}")
     return header
-
-
-def id_problem(item_id: str) -> Optional[str]:
-    """Why the text `item_id` cannot be an id, or None. Ids are shown in tables, messages and
-    one-line files: a blank one names nothing, " r1" shows as "r1", and a line break or tab
-    (an SDF id field written over two lines) broke the lines it was shown in; evaluation
-    refuses such question ids, so they were refused only after training. Training records
-    (`data.records.check_id`) and prepared items ask this one rule."""
-    if not item_id.strip() or item_id != item_id.strip():
-        return f"id {item_id!r} is blank or has white space around it"
-    control = next((c for c in item_id if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        return f"id {item_id!r} holds a control character ({control!r}: a line break, a tab...)"
-    # An invisible format character (U+FEFF of concatenated Excel exports, U+200B, U+202E)
-    # made ids that show like another's: "\ufeffx" and "x" were two records looking as one.
-    invisible = next((c for c in item_id if unicodedata.category(c) == "Cf"), None)
-    if invisible is not None:
-        return f"id {item_id!r} holds an invisible format character (U+{ord(invisible):04X})"
-    return None
 
 
 def id_file_name(fmt: str, path, name: str, option: str) -> str:
@@ -256,10 +238,11 @@ def visible_files(folder: Path) -> List[Tuple[Path, str]]:
             relative = path.relative_to(folder)
             if is_hidden(relative):
                 continue
-            problem = None if path.is_file() else broken_link(path)
             if path.is_file():
                 files.append((path, relative.as_posix()))
-            elif problem:
+                continue
+            problem = broken_link(path)
+            if problem:
                 broken.append(f"{relative.as_posix()} {problem}")
     if broken:  # was left out without a word: a folder of links into storage since expired lost files
         more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""

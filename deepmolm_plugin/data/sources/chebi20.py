@@ -53,6 +53,10 @@ def choose_splits(fmt: str, root: Path, files: dict, requested) -> list:
             raise FileNotFoundError(f"{fmt}: {root / name} {problem}")
     present = [s for s, name in files.items() if (root / name).is_file()]
     splits = option_list(fmt, "splits", requested) or present
+    unknown = [s for s in splits if s not in files]
+    if unknown:  # was "no ['validation'] in DIR", as if a file were missing
+        raise ValueError(f"{fmt}: option splits: no split {', '.join(map(repr, unknown))}; "
+                         f"{fmt}'s splits are " + ", ".join(f"{s} ({name})" for s, name in files.items()))
     missing = [s for s in splits if s not in present]
     if missing or not splits:
         names = [files.get(s, s) for s in missing] or list(files.values())

@@ -169,6 +169,26 @@ def id_key(item_id) -> str:
     return unicodedata.normalize("NFC", str(item_id))
 
 
+def id_problem(item_id: str) -> Optional[str]:
+    """Why the text `item_id` cannot be an id, or None. Ids are shown in tables, messages and
+    one-line files: a blank one names nothing, " r1" shows as "r1", and a line break or tab
+    (an SDF id field written over two lines) broke the lines it was shown in; evaluation
+    refuses such question ids, so they were refused only after training. Training records
+    (`data.records.check_id`), prepared items and the records of deepmolm-fingerprint and
+    deepmolm-render (an SDF title, a name column) ask this one rule."""
+    if not item_id.strip() or item_id != item_id.strip():
+        return f"id {item_id!r} is blank or has white space around it"
+    control = next((c for c in item_id if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        return f"id {item_id!r} holds a control character ({control!r}: a line break, a tab...)"
+    # An invisible format character (U+FEFF of concatenated Excel exports, U+200B, U+202E)
+    # made ids that show like another's: "\ufeffx" and "x" were two records looking as one.
+    invisible = next((c for c in item_id if unicodedata.category(c) == "Cf"), None)
+    if invisible is not None:
+        return f"id {item_id!r} holds an invisible format character (U+{ord(invisible):04X})"
+    return None
+
+
 def control_problem(text: str, field: str) -> Optional[str]:
     """Why the text of `field` is not text, or None: it holds a control character other than
     a tab, LF or CR (form feed, vertical tab and NEL count as control characters; a NUL: a

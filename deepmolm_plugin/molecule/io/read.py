@@ -9,6 +9,7 @@ a parsed molecule, ``builders.from_atoms`` for atoms whose bonds are perceived,
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +22,7 @@ from ..matching import NotTheMolecule
 from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
 from .base import ParsedStructure, control_problem, reader_for
+from .sniff import HEAD_LINES, other_format
 
 __all__ = ["count_records", "not_text", "read_structures"]
 
@@ -116,9 +118,12 @@ def not_text(path: Path) -> str | None:
     control bytes: a JPEG) in more than 1 % of the first 64 KiB (and more than 8) are; a
     stray one, anywhere in the file, fails only the record it is in (`base.control_problem`:
     the structure readers, the dataset readers). Was: for structure files one NUL in the
-    first 64 KiB refused the whole file, while one after it passed or failed its record alone."""
+    first 64 KiB refused the whole file, while one after it passed or failed its record alone.
+    NULs that run to the end of a file are no verdict either (a crash's zero-filled tail).
+    """
     with open(path, "rb") as raw:
         head = raw.read(65536)
+        whole = not raw.read(1)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "file is UTF-16 text; save it as UTF-8"
     # whatever its name says; gzip and zip hold NUL bytes early, but a small bzip2, xz or
@@ -126,6 +131,13 @@ def not_text(path: Path) -> str | None:
     bzip2 = head[:3] == b"BZh" and head[3:4] in b"123456789" and len(head) > 4  # "BZh" + block size
     if bzip2 or head.startswith((b"\x1f\x8b", b"PK\x03\x04", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):
         return "file is compressed (gzip, zip, bzip2, xz or zstd): decompress it first"
+    if whole and head.endswith(b"\0"):
+        # NULs up to the end of the file: a file a crash left zero-filled after its last write
+        # (ext4's delayed allocation). Its text before them is read; the NUL run fails as the
+        # record it is in (`base.control_problem`). Was: a small file refused whole.
+        head = head.rstrip(b"\0")
+        if not head:
+            return "file holds nothing but NUL bytes (zero-filled by a crash?)"
     dense = max(len(head) // 100, 8)  # more than a stray byte or two: the file's nature, not a record's damage
     if head.count(b"\0") > dense:  # every other byte of UTF-16 text, a binary file's runs
         return "file holds NUL bytes throughout: UTF-16 text without a byte-order mark, or a binary file"
@@ -151,7 +163,11 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
     except OSError as error:
         yield None, MoleculeError(name, f"cannot read {path}: {error.strerror or error}")
         return
+    if problem is None:  # a file of another format under this suffix: one error naming both
+        with open(path, encoding="utf-8-sig", errors="replace") as first:
+            problem = other_format(list(itertools.islice(first, HEAD_LINES)), path.suffix)
     if problem:
+        handle.close()
         yield None, MoleculeError(name, problem)
         return
     # the cap before RDKit sanitises a file's molecule (a 20,000-atom ring took 52 s), as for a SMILES
