@@ -176,3 +176,13 @@ def test_an_sdf_titled_with_a_number_is_no_xyz_file(tmp_path):
     xyz.write_text("3\n\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n")
     (record,) = read_structures(xyz, policy="keep")
     assert not isinstance(record, MoleculeError), record
+
+
+def test_a_csv_holding_molfiles_in_a_column_is_still_a_csv(tmp_path):
+    """The table's header is its mark, checked first: the molfile lines of a quoted column end
+    in V2000 among the file's first lines too."""
+    block = Chem.MolToMolBlock(Chem.MolFromSmiles("CCO"))
+    path = tmp_path / "with_blocks.csv"
+    path.write_text('smiles,molblock\nCCO,"' + block + '"\n')
+    (record,) = read_structures(path, policy="generate")
+    assert not isinstance(record, MoleculeError), record

@@ -8,13 +8,13 @@ suffix says and failed with that reader's words about lines it could not make se
 read layer asks `other_format` first and fails the file once, naming the format it looks
 like and the suffix to give it. Each test is a format's own mark, checked in this order:
 
+- a table: a header naming a ``smiles`` column (any case), separated by commas, semicolons
+  or tabs (``smiles<TAB>id`` is a SMILES list's own header, not a table's);
 - MDL molfile / SDF: a ``V2000`` or ``V3000`` counts line among the first four lines;
 - Tripos MOL2: a ``@<TRIPOS>`` section line;
 - PDB: a first line that starts with a PDB record name (``HEADER``, ``ATOM``...);
 - XYZ: a first line that is only an atom count, and a third line (if any) that is an atom
-  line (element and three numbers), so that an SDF titled with a number is not one;
-- a table: a header naming a ``smiles`` column (any case), separated by commas, semicolons
-  or tabs (``smiles<TAB>id`` is a SMILES list's own header, not a table's).
+  line (element and three numbers), so that an SDF titled with a number is not one.
 """
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ def other_format(head: Sequence[str], suffix: str) -> Optional[str]:
 
 
 def _sniffed(head: Sequence[str]) -> Optional[Tuple[str, str]]:
-    """(the suffix of the format `head` looks like, 'format (why): fix'), or None."""
+    """(the suffix of the format `head` looks like, 'format (why): fix'), or None. A table
+    header first: a CSV may hold molfiles in a quoted column, whose lines end in V2000."""
+    table = _table(head)
+    if table is not None:
+        return table
     if any(line.split()[-1:] in (["V2000"], ["V3000"]) for line in head[:4]):
         return ".sdf", "an MDL molfile (a V2000/V3000 count line): name it .mol or .sdf"
     if any(line.startswith("@<TRIPOS>") for line in head):
@@ -73,7 +77,7 @@ def _sniffed(head: Sequence[str]) -> Optional[Tuple[str, str]]:
         return ".pdb", f"a PDB file (a {head[0][:6].rstrip()} record): name it .pdb"
     if len(first) == 1 and first[0].isdigit() and (len(head) < 3 or is_xyz_atom_line(head[2].split())):
         return ".xyz", f"an XYZ file (its first line is only an atom count, {first[0]}): name it .xyz"
-    return _table(head)
+    return None
 
 
 # a table's separators, as `_table` names them ("a CSV" is what the .csv reader reads)
