@@ -186,3 +186,15 @@ def test_a_csv_holding_molfiles_in_a_column_is_still_a_csv(tmp_path):
     path.write_text('smiles,molblock\nCCO,"' + block + '"\n')
     (record,) = read_structures(path, policy="generate")
     assert not isinstance(record, MoleculeError), record
+
+
+@pytest.mark.parametrize("suffix", [".sdf", ".smi", ".csv", ".mol2", ".xyz", ".pdb"])
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_an_empty_or_blank_file_says_so_whatever_its_format(tmp_path, suffix, text):
+    """An empty .csv said "CSV has no 'smiles' column (columns: [])", an empty .pdb "no atoms
+    read from PDB" under the id 'empty.pdb#0'; the other readers "file contains no molecules"."""
+    path = tmp_path / f"empty{suffix}"
+    path.write_text(text)
+    (error,) = read_structures(path)
+    assert isinstance(error, MoleculeError) and error.reason == "file contains no molecules"
+    assert error.id == path.name and error.source == str(path)

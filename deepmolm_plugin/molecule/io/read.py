@@ -163,9 +163,16 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
     except OSError as error:
         yield None, MoleculeError(name, f"cannot read {path}: {error.strerror or error}")
         return
-    if problem is None:  # a file of another format under this suffix: one error naming both
+    if problem is None:
         with open(path, encoding="utf-8-sig", errors="replace") as first:
-            problem = other_format(list(itertools.islice(first, HEAD_LINES)), path.suffix)
+            head = list(itertools.islice(first, HEAD_LINES))
+            if not any(line.strip() for line in itertools.chain(head, first)):
+                # nothing but blank lines: "file contains no molecules" whatever the reader (an
+                # empty .csv said "CSV has no 'smiles' column (columns: [])", a .pdb "no atoms read")
+                handle.close()
+                return
+            # a file of another format under this suffix: one error naming both
+            problem = other_format(head, path.suffix)
     if problem:
         handle.close()
         yield None, MoleculeError(name, problem)
