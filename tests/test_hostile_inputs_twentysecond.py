@@ -116,7 +116,7 @@ def test_a_garbage_smiles_line_is_shown_short(tmp_path):
     assert len(raised.value.reason) < 800  # RDKit's three echoes of it cut too (was 2,000 characters)
 
 
-@pytest.mark.parametrize("text, said", [("CCO ethanol\nCCN amine\n", "no molfile: no counts line"),
+@pytest.mark.parametrize("text, said", [("CCO ethanol\nCCN amine\n", "unparseable MOL/SDF record: no counts line"),
                                         ("smiles,name\nCCO,a\n", "looks like a CSV (header 'smiles,name')")])
 def test_a_smiles_or_csv_file_named_sdf_says_so(tmp_path, text, said):
     path = tmp_path / "mislabelled.sdf"

@@ -105,8 +105,8 @@ def parse_sdf_block(block: str, fallback: str) -> tuple[str, Chem.Mol, list[str]
                                    f"record{named} at line {starts[1] + 1})")
     if not ends and (len(lines) < 4 or not COUNTS_LINE.fullmatch(lines[3].rstrip("\r\n"))):
         # not a molfile at all: RDKit's words cited the '$$$$' line added below, which the file lacks
-        raise MoleculeError(title, "no molfile: no counts line (a molfile's 4th line, '... V2000') and no 'M  END' "
-                                   "line (a SMILES or CSV file named .sdf, or a record cut short?)")
+        raise MoleculeError(title, "unparseable MOL/SDF record: no counts line (a molfile's 4th line, '... V2000') "
+                                   "and no 'M  END' line (a SMILES or CSV file named .sdf, or a record cut short?)")
     end = ends[0] if ends else len(lines)
     check_ascii(lines[3:end], title, "connection table", first=4)  # the title and data may be any text
     check_counts(lines[3:end], title)
