@@ -198,3 +198,32 @@ def test_an_empty_or_blank_file_says_so_whatever_its_format(tmp_path, suffix, te
     (error,) = read_structures(path)
     assert isinstance(error, MoleculeError) and error.reason == "file contains no molecules"
     assert error.id == path.name and error.source == str(path)
+
+
+def test_deepmolm_prepare_names_a_file_of_the_other_format(tmp_path):
+    """--format csv given an SDF said "no 'smiles' column in the header ['     RDKit   2D']";
+    --format sdf given a CSV failed every record as unparseable. In a folder of SDF files, one
+    that is a CSV is that file's read failure; the others are read."""
+    from deepmolm_plugin.data.sources.csv_source import read_csv
+    from deepmolm_plugin.data.sources.sdf_source import read_sdf
+    from deepmolm_plugin.data.sources.base import SourceError
+
+    sdf_text = _sdf(tmp_path / "real.sdf", ["m0"]).read_text()
+    as_csv = tmp_path / "export.csv"
+    as_csv.write_text(sdf_text)
+    with pytest.raises(ValueError, match=r"looks like an MDL molfile \(a V2000/V3000 count line\), not a CSV table; "
+                                         r"give it with --format sdf"):
+        list(read_csv(str(as_csv), {"label_columns": ["y"]}))
+    as_sdf = tmp_path / "table.sdf"
+    as_sdf.write_text("smiles,y\nCCO,1\n")
+    with pytest.raises(ValueError, match=r"looks like a CSV \(header 'smiles,y'\), not an SDF; give it with --format csv"):
+        list(read_sdf(str(as_sdf), {"label_columns": ["y"]}))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.sdf").write_text(sdf_text)
+    (folder / "b.sdf").write_text("smiles,y\nCCO,1\n")
+    items = list(read_sdf(str(folder), {"label_columns": ["y"]}))
+    failed = [item for item in items if isinstance(item, SourceError)]
+    assert [(f.stage, f.reason) for f in failed if f.stage == "read"] == [
+        ("read", "b.sdf: looks like a CSV (header 'smiles,y'), not an SDF; give it with --format csv")]
+    assert any(item.id.startswith("a.sdf#") for item in items)  # a.sdf's record is read (here: no label y)

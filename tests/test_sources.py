@@ -330,7 +330,9 @@ def test_vis_chebi20(vis_root):
     kept = read("vis-chebi20", vis_root, splits="train", tasks="caption", source_instructions=True)
     assert kept[0].id == "vis-chebi20-train-1-caption" and kept[0].instruction == "Caption the structure."
     assert [type(o) for o in kept] == [SourceItem, SourceError]  # an unknown task is never filtered away
-    with pytest.raises(FileNotFoundError):
+    # a split vis-chebi20 does not have is named as such (was FileNotFoundError "no ['valid'] in ...")
+    with pytest.raises(ValueError, match=r"no split 'valid'; vis-chebi20's splits are train \(train\.json\), "
+                                         r"test \(test\.json\)"):
         read("vis-chebi20", vis_root, splits=["valid"])
 
 

@@ -19,8 +19,9 @@ like and the suffix to give it. Each test is a format's own mark, checked in thi
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ...csv_table import columns_named
 
@@ -60,6 +61,21 @@ def other_format(head: Sequence[str], suffix: str) -> Optional[str]:
         return None
     reads = READS.get(mine)
     return f"looks like {said}" + (f"; {reads}" if reads else "")
+
+
+def looks_like(head: Sequence[str]) -> Optional[Tuple[str, str]]:
+    """(the suffix of the format `head` looks like, what it is: 'an MDL molfile (a V2000/V3000
+    count line)'), or None: for callers that choose a reader otherwise than by suffix
+    (deepmolm-prepare's --format)."""
+    found = _sniffed(head)
+    return None if found is None else (found[0], found[1].rsplit(": ", 1)[0])
+
+
+def head_of(path) -> List[str]:
+    """The first HEAD_LINES lines of the text file `path` (what `other_format` and
+    `looks_like` read)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        return list(itertools.islice(handle, HEAD_LINES))
 
 
 def _sniffed(head: Sequence[str]) -> Optional[Tuple[str, str]]:
