@@ -227,3 +227,11 @@ def test_deepmolm_prepare_names_a_file_of_the_other_format(tmp_path):
     assert [(f.stage, f.reason) for f in failed if f.stage == "read"] == [
         ("read", "b.sdf: looks like a CSV (header 'smiles,y'), not an SDF; give it with --format csv")]
     assert any(item.id.startswith("a.sdf#") for item in items)  # a.sdf's record is read (here: no label y)
+
+
+@pytest.mark.parametrize("header", ["HEADER,structure,y", "REMARK;structure;y"])
+def test_a_table_whose_first_column_is_named_like_a_pdb_record_is_no_pdb_file(header):
+    from deepmolm_plugin.molecule.io.sniff import looks_like
+
+    assert looks_like([header + "\n", "a,CCO,1\n"]) is None
+    assert looks_like(["HEADER    TRANSFERASE  01-JAN-00\n", "ATOM      1  C   MOL A   1\n"])[0] == ".pdb"

@@ -89,7 +89,8 @@ def _sniffed(head: Sequence[str]) -> Optional[Tuple[str, str]]:
     if any(line.startswith("@<TRIPOS>") for line in head):
         return ".mol2", "a Tripos MOL2 file (@<TRIPOS> sections): name it .mol2"
     first = head[0].split() if head else []
-    if first and head[0][:6].rstrip() in _PDB_RECORDS:
+    # a record name fills columns 1-6, then a space ("HEADER,smiles_str" is a table's header)
+    if first and head[0][:6].rstrip() in _PDB_RECORDS and head[0][6:7] in ("", " ", "\r", "\n"):
         return ".pdb", f"a PDB file (a {head[0][:6].rstrip()} record): name it .pdb"
     if len(first) == 1 and first[0].isdigit() and (len(head) < 3 or is_xyz_atom_line(head[2].split())):
         return ".xyz", f"an XYZ file (its first line is only an atom count, {first[0]}): name it .xyz"
