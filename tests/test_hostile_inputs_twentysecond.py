@@ -235,3 +235,15 @@ def test_a_table_whose_first_column_is_named_like_a_pdb_record_is_no_pdb_file(he
 
     assert looks_like([header + "\n", "a,CCO,1\n"]) is None
     assert looks_like(["HEADER    TRANSFERASE  01-JAN-00\n", "ATOM      1  C   MOL A   1\n"])[0] == ".pdb"
+
+
+def test_the_format_check_reads_a_bounded_head(tmp_path):
+    from deepmolm_plugin.molecule.io.sniff import head_of, is_blank
+
+    path = tmp_path / "one_line.smi"
+    path.write_text("C" * 1_000_000)  # one line, no line break: not read whole for the check
+    assert [len(line) for line in head_of(path)] == [65536]
+    assert not is_blank(path)
+    blank = tmp_path / "blank.smi"
+    blank.write_text(" \n" * 100_000 + "\t")
+    assert is_blank(blank)

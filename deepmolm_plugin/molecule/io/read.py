@@ -9,7 +9,6 @@ a parsed molecule, ``builders.from_atoms`` for atoms whose bonds are perceived,
 
 from __future__ import annotations
 
-import itertools
 import re
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +21,7 @@ from ..matching import NotTheMolecule
 from ..policy import MAX_ATOMS, check_options, early_cap
 from ..record import MoleculeRecord
 from .base import ParsedStructure, control_problem, reader_for
-from .sniff import HEAD_LINES, other_format
+from .sniff import head_of, is_blank, other_format
 
 __all__ = ["count_records", "not_text", "read_structures"]
 
@@ -164,15 +163,12 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
         yield None, MoleculeError(name, f"cannot read {path}: {error.strerror or error}")
         return
     if problem is None:
-        with open(path, encoding="utf-8-sig", errors="replace") as first:
-            head = list(itertools.islice(first, HEAD_LINES))
-            if not any(line.strip() for line in itertools.chain(head, first)):
-                # nothing but blank lines: "file contains no molecules" whatever the reader (an
-                # empty .csv said "CSV has no 'smiles' column (columns: [])", a .pdb "no atoms read")
-                handle.close()
-                return
-            # a file of another format under this suffix: one error naming both
-            problem = other_format(head, path.suffix)
+        if is_blank(path):
+            # "file contains no molecules" whatever the reader (an empty .csv said "CSV has no
+            # 'smiles' column (columns: [])", a .pdb "no atoms read from PDB")
+            handle.close()
+            return
+        problem = other_format(head_of(path), path.suffix)  # another format under this suffix
     if problem:
         handle.close()
         yield None, MoleculeError(name, problem)

@@ -19,13 +19,13 @@ like and the suffix to give it. Each test is a format's own mark, checked in thi
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import List, Optional, Sequence, Tuple
 
 from ...csv_table import columns_named
 
 HEAD_LINES = 6  # the lines `other_format` looks at
+_CHUNK = 65536
 
 _PDB_RECORDS = ("HEADER", "TITLE", "COMPND", "REMARK", "CRYST1", "MODEL", "ATOM", "HETATM")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -73,9 +73,19 @@ def looks_like(head: Sequence[str]) -> Optional[Tuple[str, str]]:
 
 def head_of(path) -> List[str]:
     """The first HEAD_LINES lines of the text file `path` (what `other_format` and
-    `looks_like` read)."""
+    `looks_like` read), from its first 64 KiB at most (a file of one long line is not read
+    whole)."""
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        return list(itertools.islice(handle, HEAD_LINES))
+        return handle.read(_CHUNK).splitlines(keepends=True)[:HEAD_LINES]
+
+
+def is_blank(path) -> bool:
+    """Whether the text file `path` holds nothing but white space (read until it holds more)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), ""):
+            if chunk.strip():
+                return False
+    return True
 
 
 def _sniffed(head: Sequence[str]) -> Optional[Tuple[str, str]]:
