@@ -3,7 +3,10 @@ deepmolm-prepare refuses were written and drawn by deepmolm-fingerprint / deepmo
 ids one only as Unicode NFC text were drawn apart though the note promised __2, a file
 zero-filled after its last write by a crash was refused whole, a SMILES or CSV file named
 .sdf failed with RDKit's words about a '$$$$' line it lacks, a garbage SMILES line was shown
-whole, and an unknown ChEBI-20 split name was reported as a missing file."""
+whole, and an unknown ChEBI-20 split name was reported as a missing file. Found while trying
+them: a structure file of another format under a reader's suffix failed in that reader's
+words (every reader but .smi's; deepmolm-prepare's csv and sdf too), and an empty .csv or
+.pdb blamed a missing column or atoms."""
 
 from __future__ import annotations
 
