@@ -538,9 +538,16 @@ def test_an_sdf_record_that_is_no_molfile_fails_for_that_reason(tmp_path):
     (tmp_path / "t.sdf").write_text(MOLBLOCK.format(title="m0", value=0) + truncated)
     found = errors(read("sdf", tmp_path / "t.sdf", label_columns="Y"))
     assert found["t.sdf#1"].stage == "molecule" and "unparseable MOL/SDF record (RDKit" in found["t.sdf#1"].reason
+    # a CSV given as --format sdf: the whole file, naming the format (twenty-second round; was
+    # this record's "unparseable MOL/SDF record")
     (tmp_path / "c.sdf").write_text("smiles,ID\nCCO,a\n")
-    found = errors(read("sdf", tmp_path / "c.sdf", label_columns="Y", id_field="ID"))
-    assert [(e.stage, "unparseable MOL/SDF record" in e.reason) for e in found.values()] == [("molecule", True)]
+    with pytest.raises(ValueError, match=r"looks like a CSV \(header 'smiles,ID'\), not an SDF; "
+                                         r"give it with --format csv"):
+        read("sdf", tmp_path / "c.sdf", label_columns="Y", id_field="ID")
+    # a record of SMILES lines in an SDF of molfiles: that record's failure
+    (tmp_path / "m.sdf").write_text(MOLBLOCK.format(title="m0", value=0) + "CCO a\nCCN b\n")
+    found = errors(read("sdf", tmp_path / "m.sdf", label_columns="Y"))
+    assert found["m.sdf#1"].stage == "molecule" and "unparseable MOL/SDF record" in found["m.sdf#1"].reason
     # a molfile whose atom block is broken, without the field: RDKit's reason, not "no value"
     broken = MOLBLOCK.format(title="m2", value=2).replace("  3  2  0", "  9  2  0").replace("> <Y>\n2\n", "")
     (tmp_path / "b.sdf").write_text(broken)
