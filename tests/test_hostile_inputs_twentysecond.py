@@ -219,7 +219,8 @@ def test_deepmolm_prepare_names_a_file_of_the_other_format(tmp_path):
         list(read_csv(str(as_csv), {"label_columns": ["y"]}))
     as_sdf = tmp_path / "table.sdf"
     as_sdf.write_text("smiles,y\nCCO,1\n")
-    with pytest.raises(ValueError, match=r"looks like a CSV \(header 'smiles,y'\), not an SDF; give it with --format csv"):
+    with pytest.raises(ValueError, match=r"looks like a CSV \(header 'smiles,y'\), not an SDF; "
+                                         r"give it with --format csv"):
         list(read_sdf(str(as_sdf), {"label_columns": ["y"]}))
     folder = tmp_path / "folder"
     folder.mkdir()
