@@ -16,6 +16,7 @@ from ...csv_table import SEPARATORS, first_row, separator_problem  # noqa: F401
 # the one rule for control characters lives with the structure readers (molecule never imports data)
 # id_key and id_problem: this package's rules too (the structure readers' and the molecule tools')
 from ...molecule.io.base import control_problem, id_key, id_problem  # noqa: F401
+from ...molecule.io.sniff import head_of, looks_like
 from ...molecule.sidecar import MANIFEST, MANIFEST_TOOL, read_manifest
 from ...usage import broken_link
 
@@ -125,6 +126,23 @@ def csv_header(reader, path, fmt: str) -> list:
     if problem:
         raise ValueError(f"{fmt}: {path}: {problem}")
     return header
+
+
+# the --format readers that take structure-file formats: format -> (the suffix `sniff` names it by, what it reads)
+_STRUCTURE_FORMATS = {"csv": (".csv", "a CSV table"), "sdf": (".sdf", "an SDF")}
+
+
+def other_format_problem(path, fmt: str) -> Optional[str]:
+    """Why the file `path`, given as --format `fmt` (csv or sdf), is another format's, when its
+    first lines say so (`molecule.io.sniff.looks_like`), naming the --format that reads it:
+    an SDF given as --format csv said "no 'smiles' column in the header ['     RDKit    2D']",
+    a CSV given as --format sdf failed every row as an unparseable record. None otherwise."""
+    own, what = _STRUCTURE_FORMATS[fmt]
+    seen = looks_like(head_of(path))
+    if seen is None or seen[0] == own:
+        return None
+    other = next((name for name, (suffix, _) in _STRUCTURE_FORMATS.items() if suffix == seen[0]), None)
+    return f"looks like {seen[1]}, not {what}" + (f"; give it with --format {other}" if other else "")
 
 
 def id_file_name(fmt: str, path, name: str, option: str) -> str:

@@ -64,10 +64,9 @@ from ...molecule import MAX_ATOMS, MoleculeError, molecule_from_smiles
 from ...molecule.errors import MoleculeTooLarge
 from ..prompts import PROPERTY_PREFIX, TASKS, is_known_task, property_answer, property_task
 from ...molecule.io.read import not_text
-from ...molecule.io.sniff import head_of, looks_like
 from .base import (MoleculeSpec, SourceError, SourceItem, answer_problem, control_problem, csv_header,
-                   field_count_problem, fields_control_problem, id_file_name, id_problem, option_name, register_reader,
-                   repeated_id, split_problem, undecodable)
+                   field_count_problem, fields_control_problem, id_file_name, id_problem, option_name,
+                   other_format_problem, register_reader, repeated_id, split_problem, undecodable)
 from .label_names import check_label_name_usable
 
 OPTIONS = {"smiles_column", "label_columns", "binary_labels", "text_columns", "id_column", "split_column"}
@@ -320,13 +319,10 @@ def read_csv(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     path = Path(input_path)
     if not path.is_file():
         raise FileNotFoundError(f"csv: {path} is not a file")
-    problem = not_text(path)  # a .csv.gz or UTF-16 file was "the header is not UTF-8 text: [garbage]"
+    # a .csv.gz or UTF-16 file was "the header is not UTF-8 text: [garbage]"; an SDF, no 'smiles' column
+    problem = not_text(path) or other_format_problem(path, "csv")
     if problem:
         raise ValueError(f"csv: {path}: {problem}")
-    seen = looks_like(head_of(path))  # an SDF was "no 'smiles' column in the header ['     RDKit    2D']"
-    if seen is not None and seen[0] != ".csv":
-        raise ValueError(f"csv: {path}: looks like {seen[1]}, not a CSV table"
-                         + ("; give it with --format sdf" if seen[0] == ".sdf" else ""))
     # surrogateescape: a byte that is not UTF-8 fails its own row (below), not the whole read
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)

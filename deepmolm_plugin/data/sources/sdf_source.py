@@ -58,10 +58,9 @@ from typing import Iterator, List, Optional, Tuple
 from ... import usage
 from ...molecule import MoleculeError
 from ...molecule.io.read import not_text
-from ...molecule.io.sniff import head_of, looks_like
 from ...molecule.io.sdf import molfile_starts, numbered_blocks, parse_sdf_block
 from .base import (MoleculeSpec, SourceError, SourceItem, fields_control_problem, id_file_name, option_name,
-                   register_reader, repeated_id, split_problem, visible_files)
+                   other_format_problem, register_reader, repeated_id, split_problem, visible_files)
 from .csv_source import (as_list, binary_names, check_column_lists, check_text_columns, label_item, named,
                          require_columns, text_item, text_task)
 
@@ -173,15 +172,6 @@ def check_fields(fmt: str, options: dict) -> None:
     check_text_columns(fmt, options)
 
 
-def _other_format(path: Path) -> Optional[str]:
-    """Why the file is no SDF when its first lines are another format's (`molecule.io.sniff`),
-    or None: a CSV given as --format sdf failed every row as an unparseable record."""
-    seen = looks_like(head_of(path))
-    if seen is None or seen[0] == ".sdf":
-        return None
-    return f"looks like {seen[1]}, not an SDF" + ("; give it with --format csv" if seen[0] == ".csv" else "")
-
-
 @register_reader("sdf", options=OPTIONS, files=lambda folder, options: sdf_files(folder), check=check_fields)
 def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceError]:
     # (the field options were checked when the reader was called: `check_fields`)
@@ -198,7 +188,7 @@ def read_sdf(input_path: str, options: dict) -> Iterator[SourceItem | SourceErro
     for path, name in files:
         # A UTF-16 file failed each record as "CTAB version string invalid", a .sdf.gz one as
         # "non-ASCII text in the connection table": the file's own reason, once.
-        problem = not_text(path) or _other_format(path)
+        problem = not_text(path) or other_format_problem(path, "sdf")
         if problem and Path(input_path).is_file():
             raise ValueError(f"sdf: {path}: {problem}")
         if problem:

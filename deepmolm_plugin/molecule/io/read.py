@@ -163,12 +163,13 @@ def _records(path: Path, spec, reader_options: dict, options: dict, smiles: str 
         yield None, MoleculeError(name, f"cannot read {path}: {error.strerror or error}")
         return
     if problem is None:
-        if is_blank(path):
+        head = head_of(path)
+        if not any(line.strip() for line in head) and is_blank(path):  # the rest read only after a blank head
             # "file contains no molecules" whatever the reader (an empty .csv said "CSV has no
             # 'smiles' column (columns: [])", a .pdb "no atoms read from PDB")
             handle.close()
             return
-        problem = other_format(head_of(path), path.suffix)  # another format under this suffix
+        problem = other_format(head, path.suffix)  # another format under this suffix
     if problem:
         handle.close()
         yield None, MoleculeError(name, problem)
